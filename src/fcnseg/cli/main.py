@@ -1,0 +1,45 @@
+"""Entry point: one sub-command per module, listed explicitly below."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from fcnseg import __version__
+from fcnseg.cli import demo, info
+
+# Each module defines NAME, HELP, add_arguments(parser) and run(args) -> exit code.
+COMMANDS = [demo, info]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fcnseg",
+        description="Fully Convolutional Networks for semantic segmentation.",
+    )
+    parser.add_argument("--version", action="version", version=f"fcnseg {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMANDS:
+        p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        # Errors from bad input carry a message naming the file or field; show it plainly.
+        print(f"fcnseg {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""Input conventions: how a set of weights expects its pixels.
+
+Caffe-converted VGG16 weights were trained on BGR images in 0-255 with the per-channel mean
+subtracted and no scaling; torchvision's take RGB in [0, 1] normalised by the ImageNet mean and
+std. Using one set of weights with the other preprocessing costs several points of mean IU and
+raises no error, so the convention travels with the model (``model.input_convention``) and with
+its checkpoints, and every preprocessing step reads it from there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "CAFFE_BGR",
+    "TORCHVISION_RGB",
+    "InputConvention",
+    "get_convention",
+]
+
+
+@dataclass(frozen=True)
+class InputConvention:
+    """Pixel preprocessing that a set of weights was trained with.
+
+    ``normalize`` maps RGB uint8-valued input (0-255) to the network's input:
+    reorder channels to ``channel_order``, multiply by ``scale`` (1/255 or 1), subtract ``mean``
+    and divide by ``std`` (both given in the network's channel order and scaled units).
+    """
+
+    name: str
+    channel_order: str  # "RGB" or "BGR": the order the network's first layer expects
+    scale: float  # multiplies 0-255 pixel values before the mean is subtracted
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def __post_init__(self) -> None:
+        if self.channel_order not in ("RGB", "BGR"):
+            raise ValueError(f"channel_order must be 'RGB' or 'BGR', got {self.channel_order!r}")
+        if len(self.mean) != 3 or len(self.std) != 3:
+            raise ValueError("mean and std must have three entries")
+        if any(s <= 0 for s in self.std):
+            raise ValueError(f"std entries must be positive, got {self.std}")
+
+    def normalize(self, rgb: torch.Tensor) -> torch.Tensor:
+        """Normalise an RGB tensor of 0-255 values, shape (..., 3, H, W), to network input."""
+        x = rgb.float()
+        if self.channel_order == "BGR":
+            x = x.flip(-3)
+        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(3, 1, 1)
+        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(3, 1, 1)
+        return (x * self.scale - mean) / std
+
+    def normalize_numpy(self, rgb: np.ndarray) -> np.ndarray:
+        """Normalise an H×W×3 RGB array of 0-255 values to a 3×H×W float32 network input."""
+        x = np.asarray(rgb, dtype=np.float32)
+        if self.channel_order == "BGR":
+            x = x[..., ::-1]
+        x = (x * self.scale - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`normalize`: network input back to RGB 0-255 floats."""
+        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(3, 1, 1)
+        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(3, 1, 1)
+        x = (x * std + mean) / self.scale
+        return x.flip(-3) if self.channel_order == "BGR" else x
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["mean"] = list(self.mean)
+        d["std"] = list(self.std)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> InputConvention:
+        try:
+            return cls(
+                name=str(d["name"]),
+                channel_order=str(d["channel_order"]),
+                scale=float(d["scale"]),
+                mean=tuple(float(v) for v in d["mean"]),  # type: ignore[arg-type]
+                std=tuple(float(v) for v in d["std"]),  # type: ignore[arg-type]
+            )
+        except KeyError as e:
+            raise ValueError(f"input convention is missing field {e.args[0]!r}: {d!r}") from None
+
+
+#: Caffe VGG16 (and the FCN Caffe release): BGR, 0-255, mean subtracted, no std scaling.
+CAFFE_BGR = InputConvention(
+    name="caffe_bgr",
+    channel_order="BGR",
+    scale=1.0,
+    mean=(104.00698793, 116.66876762, 122.67891434),
+    std=(1.0, 1.0, 1.0),
+)
+
+#: torchvision ImageNet weights: RGB in [0, 1], ImageNet mean and std.
+TORCHVISION_RGB = InputConvention(
+    name="torchvision_rgb",
+    channel_order="RGB",
+    scale=1.0 / 255.0,
+    mean=(0.485, 0.456, 0.406),
+    std=(0.229, 0.224, 0.225),
+)
+
+_BY_NAME = {c.name: c for c in (CAFFE_BGR, TORCHVISION_RGB)}
+
+
+def get_convention(spec: str | dict[str, Any] | InputConvention) -> InputConvention:
+    """Resolve a convention from its name ("caffe_bgr", "torchvision_rgb"), a dict or itself."""
+    if isinstance(spec, InputConvention):
+        return spec
+    if isinstance(spec, dict):
+        return InputConvention.from_dict(spec)
+    try:
+        return _BY_NAME[spec]
+    except KeyError:
+        raise ValueError(
+            f"unknown input convention {spec!r}; known: {sorted(_BY_NAME)}"
+        ) from None

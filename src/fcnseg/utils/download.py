@@ -1,0 +1,229 @@
+"""Downloads with a checksum, a cache directory, resume of partial files and atomic completion.
+
+Built on torch.hub's conventions: the cache lives under ``torch.hub.get_dir()`` (override with
+``$FCNSEG_HOME`` or ``cache_dir=``), files are verified before they are moved into place, and a
+checksum mismatch never leaves a file that later calls would trust.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tarfile
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import torch.hub
+
+from fcnseg.utils.files import fsync_dir
+
+__all__ = [
+    "ChecksumError",
+    "DownloadError",
+    "cache_dir",
+    "download",
+    "extract_archive",
+    "file_checksum",
+]
+
+_CHUNK = 1 << 20
+
+
+class DownloadError(RuntimeError):
+    """A download failed (network, HTTP status, or an HTML page where a file was expected)."""
+
+
+class ChecksumError(DownloadError):
+    """A downloaded or cached file does not have the published checksum."""
+
+
+def cache_dir() -> Path:
+    """Where downloads are cached: ``$FCNSEG_HOME`` or ``<torch.hub.get_dir()>/fcnseg``."""
+    env = os.environ.get("FCNSEG_HOME")
+    return Path(env) if env else Path(torch.hub.get_dir()) / "fcnseg"
+
+
+def file_checksum(path: str | os.PathLike[str], algorithm: str = "md5") -> str:
+    """Hex digest of a file, read in chunks."""
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _check(path: Path, md5: str | None, sha256: str | None) -> tuple[str, str, str] | None:
+    """Return (algorithm, expected, actual) on mismatch, else None. sha256 may be a prefix."""
+    if md5:
+        got = file_checksum(path, "md5")
+        if got != md5.lower():
+            return "md5", md5.lower(), got
+    if sha256:
+        got = file_checksum(path, "sha256")
+        if not got.startswith(sha256.lower()):
+            return "sha256", sha256.lower(), got
+    return None
+
+
+def download(
+    url: str,
+    *,
+    filename: str | None = None,
+    md5: str | None = None,
+    sha256: str | None = None,
+    directory: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+    timeout: float = 60.0,
+) -> Path:
+    """Download ``url`` into the cache and return the local path.
+
+    - A cached file with the right checksum is returned without any network access.
+    - A partial ``<name>.part`` from an interrupted download is resumed with an HTTP Range request
+      (restarted from zero if the server ignores the range).
+    - The file is verified (``md5`` and/or a ``sha256`` prefix) before it is renamed into place;
+      on a mismatch the partial data is deleted and :class:`ChecksumError` names the URL, the file
+      and both digests.
+    """
+    directory = Path(directory) if directory is not None else cache_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    name = filename or os.path.basename(urllib.parse.urlparse(url).path) or "download"
+    dest = directory / name
+    if dest.exists():
+        bad = _check(dest, md5, sha256)
+        if bad is None:
+            return dest
+        # A cached file that fails its checksum is not trusted; fetch it again.
+        dest.unlink()
+    part = directory / (name + ".part")
+    _fetch(url, part, progress=progress, timeout=timeout)
+    bad = _check(part, md5, sha256)
+    if bad is not None:
+        algo, expected, got = bad
+        part.unlink(missing_ok=True)
+        raise ChecksumError(
+            f"checksum mismatch for {url} (saved as {dest}): {algo} expected {expected}, "
+            f"got {got}. The partial file was deleted; try again, or download it by hand and "
+            f"check it."
+        )
+    with open(part, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(part, dest)
+    fsync_dir(directory)
+    return dest
+
+
+def _fetch(url: str, part: Path, *, progress: bool, timeout: float) -> None:
+    start = part.stat().st_size if part.exists() else 0
+    req = urllib.request.Request(url, headers={"User-Agent": "fcnseg"})
+    if start:
+        req.add_header("Range", f"bytes={start}-")
+    try:
+        resp = urllib.request.urlopen(req, timeout=timeout)
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and start:  # range past the end: the partial file is already complete
+            return
+        raise DownloadError(f"downloading {url} failed: HTTP {e.code} {e.reason}") from e
+    except (urllib.error.URLError, OSError) as e:
+        raise DownloadError(
+            f"downloading {url} failed: {getattr(e, 'reason', e)}. If this machine has no "
+            f"internet access, download the file elsewhere and pass its local path."
+        ) from e
+    with resp:
+        ctype = resp.headers.get("Content-Type", "")
+        if ctype.startswith("text/html"):
+            raise DownloadError(
+                f"downloading {url} returned an HTML page instead of the file (a login or "
+                f"confirmation page, or a dead link). Download it in a browser and pass its path."
+            )
+        if start and resp.status != 206:
+            start = 0  # server ignored the Range header: start over
+        total = resp.headers.get("Content-Length")
+        total_bytes = int(total) + start if total is not None else None
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total_bytes, initial=start, unit="B", unit_scale=True,
+                       desc=part.name.removesuffix(".part"), leave=False)
+        try:
+            with open(part, "ab" if start else "wb") as out:
+                while True:
+                    chunk = resp.read(_CHUNK)
+                    if not chunk:
+                        break
+                    out.write(chunk)
+                    if bar is not None:
+                        bar.update(len(chunk))
+        finally:
+            if bar is not None:
+                bar.close()
+    if total_bytes is not None and part.stat().st_size < total_bytes:
+        raise DownloadError(
+            f"downloading {url} stopped after {part.stat().st_size} of {total_bytes} bytes; "
+            f"run again to resume from {part}"
+        )
+
+
+def extract_archive(archive: str | os.PathLike[str], into: str | os.PathLike[str]) -> Path:
+    """Extract a .tar, .tar.gz/.tgz or .zip archive into ``into``, refusing unsafe member paths.
+
+    Extraction goes to a temporary folder beside ``into`` first and is moved into place member by
+    member, so an interrupted extraction never leaves a half-written tree that looks complete.
+    """
+    archive = Path(archive)
+    into = Path(into)
+    into.mkdir(parents=True, exist_ok=True)
+    tmp = into / f".extract-{archive.name}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf:
+                for member in zf.namelist():
+                    _check_member(archive, member)
+                zf.extractall(tmp)
+        elif tarfile.is_tarfile(archive):
+            with tarfile.open(archive) as tf:
+                for member in tf.getmembers():
+                    _check_member(archive, member.name)
+                    if member.issym() or member.islnk():
+                        raise DownloadError(f"{archive}: refusing link member {member.name!r}")
+                if hasattr(tarfile, "data_filter"):
+                    tf.extractall(tmp, filter="data")
+                else:  # Python < 3.11.4: members were checked above
+                    tf.extractall(tmp)
+        else:
+            raise DownloadError(f"{archive} is not a tar or zip archive (corrupt or truncated?)")
+        for child in tmp.iterdir():
+            target = into / child.name
+            if target.exists():
+                _merge(child, target)
+            else:
+                os.replace(child, target)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError) as e:
+        raise DownloadError(f"{archive} could not be extracted: {e}") from e
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return into
+
+
+def _check_member(archive: Path, name: str) -> None:
+    p = Path(name)
+    if p.is_absolute() or ".." in p.parts:
+        raise DownloadError(f"{archive}: refusing unsafe member path {name!r}")
+
+
+def _merge(src: Path, dst: Path) -> None:
+    if src.is_dir() and dst.is_dir():
+        for child in src.iterdir():
+            target = dst / child.name
+            if target.exists():
+                _merge(child, target)
+            else:
+                os.replace(child, target)
+    else:
+        os.replace(src, dst)

@@ -65,7 +65,8 @@ def loopback_server(tmp_path: Path) -> Iterator[LoopbackServer]:
     server = LoopbackServer(root)
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(server))
     server.port = httpd.server_address[1]
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
     thread.start()
     try:
         yield server

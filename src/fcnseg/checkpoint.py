@@ -149,16 +149,34 @@ def load_checkpoint(path: PathLike) -> dict[str, Any]:
 
 
 def build_model_from_checkpoint(
-    ckpt: PathLike | Mapping[str, Any], *, load_weights: bool = True
+    ckpt: PathLike | Mapping[str, Any],
+    *,
+    load_weights: bool = True,
+    backbone: nn.Module | None = None,
 ) -> nn.Module:
-    """Rebuild the model a checkpoint describes (in eval mode) and load its weights."""
+    """Rebuild the model a checkpoint describes (in eval mode) and load its weights.
+
+    ``backbone`` is for custom-backbone models (``fcnseg.models.fcn_from_backbone``): a freshly
+    built backbone module to use instead of calling the factory the checkpoint records (or
+    needed when it records none).
+    """
     from fcnseg.models import build_model
+    from fcnseg.models.backbone import BackboneError
     from fcnseg.models.weights import WeightsError, describe_mismatch
 
     if not isinstance(ckpt, Mapping):
         ckpt = load_checkpoint(ckpt)
     desc = ckpt["model"]
-    model = build_model(desc["arch"], **desc["build_kwargs"])
+    extra: dict[str, Any] = {}
+    if backbone is not None:
+        if desc["arch"] != "fcn_custom_backbone":
+            raise CheckpointError(f"{ckpt.get('path', '<checkpoint>')}: backbone= applies only to "
+                                  f"custom-backbone models, not {desc['arch']!r}")
+        extra["backbone"] = backbone
+    try:
+        model = build_model(desc["arch"], **desc["build_kwargs"], **extra)
+    except BackboneError as e:
+        raise CheckpointError(f"{ckpt.get('path', '<checkpoint>')}: {e}") from e
     model.input_convention = get_convention(desc["input_convention"])
     if load_weights:
         where = Path(ckpt.get("path", "<checkpoint>"))

@@ -7,10 +7,21 @@ import sys
 from collections.abc import Sequence
 
 from fcnseg import __version__
-from fcnseg.cli import demo, info
+from fcnseg.cli import (
+    bench,
+    check_data,
+    demo,
+    evaluate,
+    export,
+    info,
+    predict,
+    recipes,
+    serve,
+    train,
+)
 
 # Each module defines NAME, HELP, add_arguments(parser) and run(args) -> exit code.
-COMMANDS = [demo, info]
+COMMANDS = [demo, train, recipes, info, evaluate, serve, check_data, predict, export, bench]
 
 
 def build_parser() -> argparse.ArgumentParser:

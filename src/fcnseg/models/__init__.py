@@ -1,15 +1,33 @@
 """FCN models: builders, geometry, and weight loading."""
 
+from fcnseg.models.backbone import (
+    BackboneError,
+    BackboneFCN,
+    backbone_factory,
+    fcn_from_backbone,
+    fcn_from_factory,
+)
 from fcnseg.models.builders import (
     MODEL_BUILDERS,
     build_model,
     fcn8s,
     fcn8s_atonce,
+    fcn8s_resnet50,
+    fcn8s_vgg16_bn,
     fcn16s,
+    fcn16s_resnet50,
+    fcn16s_vgg16_bn,
     fcn32s,
+    fcn32s_resnet50,
+    fcn32s_vgg16_bn,
+    fcn_resnet50,
+    fcn_resnet101,
 )
 from fcnseg.models.fcn import FCN, GEOMETRIES, FCN8s, FCN16s, FCN32s
+from fcnseg.models.resnet import ResNet, ResNetBackbone, load_resnet_weights
+from fcnseg.models.torchvision_fcn import TorchvisionFCN, load_torchvision_fcn_weights
 from fcnseg.models.upsample import bilinear_kernel, bilinear_upsampling
+from fcnseg.models.vgg16_bn import load_vgg16_bn_weights
 from fcnseg.models.weights import (
     PRETRAINED,
     WeightsError,
@@ -21,6 +39,25 @@ from fcnseg.models.weights import (
 )
 
 __all__ = [
+    "BackboneError",
+    "BackboneFCN",
+    "ResNet",
+    "ResNetBackbone",
+    "TorchvisionFCN",
+    "backbone_factory",
+    "fcn8s_resnet50",
+    "fcn8s_vgg16_bn",
+    "fcn16s_resnet50",
+    "fcn16s_vgg16_bn",
+    "fcn32s_resnet50",
+    "fcn32s_vgg16_bn",
+    "fcn_from_backbone",
+    "fcn_from_factory",
+    "fcn_resnet50",
+    "fcn_resnet101",
+    "load_resnet_weights",
+    "load_torchvision_fcn_weights",
+    "load_vgg16_bn_weights",
     "FCN",
     "FCN8s",
     "FCN16s",

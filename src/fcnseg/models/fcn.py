@@ -22,8 +22,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from fcnseg.conventions import CAFFE_BGR, InputConvention, get_convention
+from fcnseg.models.fastpath import conv_gemm
 from fcnseg.models.geometry import IDENTITY, CoordMap, crop_offset, deconv_padding_for, trace
-from fcnseg.models.upsample import bilinear_upsampling
+from fcnseg.models.upsample import bilinear_upsampling, upsample_crop
 
 __all__ = [
     "FCN",
@@ -65,6 +66,7 @@ class FCN(nn.Module):
         fc_channels: int = 4096,
         dropout: float = 0.5,
         input_convention: InputConvention | str = CAFFE_BGR,
+        batch_norm: bool = False,
     ) -> None:
         super().__init__()
         if num_classes < 1:
@@ -80,6 +82,9 @@ class FCN(nn.Module):
             "num_classes": num_classes, "geometry": geometry, "width": width,
             "fc_channels": fc_channels, "dropout": dropout,
         }
+        self.batch_norm = bool(batch_norm)
+        if batch_norm:  # only recorded when set, so plain VGG16 descriptions stay as they were
+            self.build_kwargs["batch_norm"] = True
 
         caffe = geometry == "caffe"
         in_ch = 3
@@ -90,6 +95,8 @@ class FCN(nn.Module):
                 # 7×7 pool5 for fc6; the crops below remove the extra border again.
                 pad = 100 if (caffe and b == 1 and i == 1) else 1
                 setattr(self, f"conv{b}_{i}", nn.Conv2d(in_ch, ch, 3, padding=pad))
+                if batch_norm:  # VGG16-BN: BatchNorm after each trunk conv, named bn{b}_{i}
+                    setattr(self, f"bn{b}_{i}", nn.BatchNorm2d(ch))
                 in_ch = ch
             setattr(self, f"pool{b}", nn.MaxPool2d(2, stride=2, ceil_mode=True))
         self.pool3_channels = max(1, round(256 * width))
@@ -139,6 +146,14 @@ class FCN(nn.Module):
             return upsampled + _crop(skip, offset, upsampled)
         return _crop(upsampled, offset, skip) + skip
 
+    def _upsample_fuse(
+        self, layer: nn.ConvTranspose2d, score: torch.Tensor, skip: torch.Tensor, offset: int
+    ) -> torch.Tensor:
+        """``_fuse(layer(score), skip, offset)``; the same geometry only computes the kept part."""
+        if self.geometry == "caffe":
+            return self._fuse(upsample_crop(layer, score), skip, offset)
+        return upsample_crop(layer, score, offset, skip.shape[-2:]) + skip
+
     def _init_trunk(self) -> None:
         for name, m in self.named_children():
             if isinstance(m, nn.Conv2d):
@@ -153,7 +168,10 @@ class FCN(nn.Module):
     # -- forward pieces -----------------------------------------------------------------------
     def _block(self, x: torch.Tensor, b: int) -> torch.Tensor:
         for i in range(1, VGG16_BLOCKS[b - 1][0] + 1):
-            x = F.relu(getattr(self, f"conv{b}_{i}")(x), inplace=True)
+            x = getattr(self, f"conv{b}_{i}")(x)
+            if self.batch_norm:
+                x = getattr(self, f"bn{b}_{i}")(x)
+            x = F.relu(x, inplace=True)
         return getattr(self, f"pool{b}")(x)
 
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -164,8 +182,9 @@ class FCN(nn.Module):
         pool3 = self._block(x, 3)
         pool4 = self._block(pool3, 4)
         x = self._block(pool4, 5)
-        x = self.drop6(F.relu(self.fc6(x), inplace=True))
-        fc7 = self.drop7(F.relu(self.fc7(x), inplace=True))
+        # fc6/fc7 as one GEMM each on CPU (see fastpath.conv_gemm): same values, far faster.
+        x = self.drop6(F.relu(conv_gemm(self.fc6, x), inplace=True))
+        fc7 = self.drop7(F.relu(conv_gemm(self.fc7, x), inplace=True))
         return pool3, pool4, fc7
 
     def upsampling_layers(self) -> list[nn.ConvTranspose2d]:
@@ -189,8 +208,9 @@ class FCN32s(FCN):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _, _, fc7 = self.features(x)
-        score = self.upscore(self.score_fr(fc7))  # stride 32 → 1
-        return _crop(score, self.offsets["final"], x)
+        # stride 32 → 1, computing only the cropped pixels
+        return upsample_crop(self.upscore, self.score_fr(fc7), self.offsets["final"],
+                             x.shape[-2:])
 
 
 class FCN16s(FCN):
@@ -214,10 +234,10 @@ class FCN16s(FCN):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _, pool4, fc7 = self.features(x)
-        score = self.upscore2(self.score_fr(fc7))  # stride 32 → 16
-        score = self._fuse(score, self.score_pool4(pool4), self.offsets["pool4"])
-        score = self.upscore16(score)  # stride 16 → 1
-        return _crop(score, self.offsets["final"], x)
+        score = self._upsample_fuse(  # stride 32 → 16
+            self.upscore2, self.score_fr(fc7), self.score_pool4(pool4), self.offsets["pool4"])
+        # stride 16 → 1
+        return upsample_crop(self.upscore16, score, self.offsets["final"], x.shape[-2:])
 
 
 class FCN8s(FCN):
@@ -260,11 +280,11 @@ class FCN8s(FCN):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pool3, pool4, fc7 = self.features(x)
-        score = self.upscore2(self.score_fr(fc7))  # stride 32 → 16
         score_pool4 = self.score_pool4(self._scaled(pool4, self.pool4_scale))
-        score = self._fuse(score, score_pool4, self.offsets["pool4"])
-        score = self.upscore_pool4(score)  # stride 16 → 8
+        score = self._upsample_fuse(  # stride 32 → 16
+            self.upscore2, self.score_fr(fc7), score_pool4, self.offsets["pool4"])
         score_pool3 = self.score_pool3(self._scaled(pool3, self.pool3_scale))
-        score = self._fuse(score, score_pool3, self.offsets["pool3"])
-        score = self.upscore8(score)  # stride 8 → 1
-        return _crop(score, self.offsets["final"], x)
+        score = self._upsample_fuse(  # stride 16 → 8
+            self.upscore_pool4, score, score_pool3, self.offsets["pool3"])
+        # stride 8 → 1
+        return upsample_crop(self.upscore8, score, self.offsets["final"], x.shape[-2:])

@@ -1,0 +1,650 @@
+"""The ``fcnseg bench`` suite: inference, training, evaluation pipeline and fast-path options.
+
+Every comparison (Caffe vs same geometry, plain vs each fast path) is timed interleaved in one
+run, so ratios hold on a machine shared with other work even when absolute times drift. Results
+come back as one JSON-ready dict; :func:`format_report` turns it into the printed tables.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from fcnseg.bench.timing import (
+    agreement,
+    count_flops,
+    matmul_peak,
+    peak_rss_mb,
+    reset_peak_rss,
+    time_interleaved,
+)
+from fcnseg.models import build_model
+from fcnseg.models.fastpath import fast_paths
+
+__all__ = ["BenchConfig", "format_report", "run_suite", "trained_looking"]
+
+GEOMETRIES = ("caffe", "same")
+
+
+@dataclass
+class BenchConfig:
+    """What ``fcnseg bench`` measures. Defaults take several minutes on 2 CPU cores at full width;
+    :meth:`quick` is the one-to-two-minute version."""
+
+    devices: tuple[str, ...] = ("cpu",)
+    models: tuple[str, ...] = ("fcn32s", "fcn16s", "fcn8s")
+    sizes: tuple[tuple[int, int], ...] = ((500, 500), (512, 1024))
+    batches: tuple[int, ...] = (1, 4)
+    warmup: int = 1
+    repeats: int = 3
+    train_model: str = "fcn8s"
+    train_crop: int = 320
+    train_batch: int = 2
+    eval_images: int = 6
+    eval_size: tuple[int, int] = (500, 500)
+    option_size: tuple[int, int] = (500, 500)
+    compile: bool = False
+    loader: bool = True
+    num_classes: int = 21
+    width: float = 1.0
+    fc_channels: int = 4096
+    sections: tuple[str, ...] = ("inference", "training", "evaluation", "options")
+    peak_size: int = 4096
+    seed: int = 0
+
+    @classmethod
+    def quick(cls, **overrides: Any) -> BenchConfig:
+        """FCN-8s only, 500×500, batch 1, two repeats: about a minute or two on 2 CPU cores."""
+        base = {"models": ("fcn8s",), "sizes": ((500, 500),), "batches": (1,), "repeats": 2,
+                "train_crop": 256, "train_batch": 1, "eval_images": 3, "loader": False}
+        base.update(overrides)
+        return cls(**base)
+
+
+# -- models and inputs ------------------------------------------------------------------------
+def trained_looking(model: nn.Module, seed: int = 0, std: float = 0.01) -> nn.Module:
+    """Give the (zero-initialised) score layers random normal weights, in place.
+
+    With zero scorers every logit is its bias and every label the same, which makes argmax
+    agreement meaningless; random scorers over the (Kaiming-initialised) trunk give varied,
+    non-trivial logits. This is *not* a trained model: agreement figures on real weights may
+    differ.
+    """
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.startswith("score") and name.endswith("weight"):
+                p.copy_(torch.randn(p.shape, generator=g) * std)
+    return model
+
+
+def synthetic_batch(
+    count: int, size: tuple[int, int], convention: Any, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``count`` synthetic scenes (images in ``convention``, labels) as N×3×H×W / N×H×W."""
+    from fcnseg.data import SyntheticSegmentation, build_eval_transform
+
+    data = SyntheticSegmentation(count, size, seed=seed,
+                                 transform=build_eval_transform(convention))
+    images, labels = zip(*(data[i] for i in range(count)), strict=True)
+    return torch.stack(images), torch.stack(labels)
+
+
+def fit_scorers(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> nn.Module:
+    """Set the score layers to nearest-class-mean classifiers of the trunk's features, in place.
+
+    A closed-form stand-in for training (no optimizer, one forward): each scorer gets
+    ``w_c = μ_c`` and ``b_c = -|μ_c|²/2`` (μ_c = mean feature of class c at that stride, label
+    pixels aligned through the model's coordinate maps), scaled to unit logit spread. Over a
+    random trunk this gives peaked, image-dependent logits like a trained model's, so argmax
+    agreement between precisions is meaningful; it is still not a trained model.
+    """
+    maps = model.coord_maps()
+    with torch.no_grad():
+        pool3, pool4, fc7 = model.features(images)
+        for name, feats, cmap in (("score_fr", fc7, maps["score_fr"]),
+                                  ("score_pool4", pool4, maps["pool4"]),
+                                  ("score_pool3", pool3, maps["pool3"])):
+            layer = getattr(model, name, None)
+            if layer is None:
+                continue
+            if name == "score_pool4":
+                feats = feats * getattr(model, "pool4_scale", 1.0)
+            elif name == "score_pool3":
+                feats = feats * getattr(model, "pool3_scale", 1.0)
+            n, ch, h, w = feats.shape
+            rows = (torch.arange(h) * cmap.scale + cmap.shift).round().long()
+            cols = (torch.arange(w) * cmap.scale + cmap.shift).round().long()
+            rows = rows.clamp(0, labels.shape[-2] - 1)
+            cols = cols.clamp(0, labels.shape[-1] - 1)
+            lab = labels[:, rows][:, :, cols].reshape(-1)
+            f = feats.permute(0, 2, 3, 1).reshape(-1, ch).double()
+            weight = torch.zeros(layer.out_channels, ch, dtype=torch.float64)
+            bias = torch.full((layer.out_channels,), -1e3, dtype=torch.float64)
+            for c in range(layer.out_channels):
+                sel = lab == c
+                if sel.any():
+                    mu = f[sel].mean(0)
+                    weight[c], bias[c] = mu, -0.5 * mu.square().sum()
+            logits = f @ weight.t() + bias
+            present = bias > -1e3
+            spread = logits[:, present].std().clamp_min(1e-12)
+            layer.weight.copy_((weight / spread).view_as(layer.weight))
+            layer.bias.copy_(torch.where(present, bias / spread, torch.full_like(bias, -1e3)))
+    return model
+
+
+def _pair_of_models(cfg: BenchConfig, arch: str, device: str) -> dict[str, nn.Module]:
+    """One set of weights in both geometries (the same geometry loads the Caffe state dict)."""
+    torch.manual_seed(cfg.seed)
+    kwargs = {"num_classes": cfg.num_classes, "width": cfg.width, "fc_channels": cfg.fc_channels}
+    caffe = trained_looking(build_model(arch, geometry="caffe", **kwargs), cfg.seed)
+    same = build_model(arch, geometry="same", **kwargs)
+    same.load_state_dict(caffe.state_dict())
+    return {"caffe": caffe.to(device).eval(), "same": same.to(device).eval()}
+
+
+def _input(cfg: BenchConfig, batch: int, size: tuple[int, int], device: str) -> torch.Tensor:
+    g = torch.Generator().manual_seed(cfg.seed)
+    return torch.randn(batch, 3, *size, generator=g).to(device)
+
+
+@contextlib.contextmanager
+def _peak_memory(device: str, into: dict[str, Any]) -> Iterator[None]:
+    """Record the peak memory of the block: CPU RSS (MiB) and CUDA max allocated (MiB)."""
+    reset = reset_peak_rss()
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    try:
+        yield
+    finally:
+        into["peak_rss_mib"] = round(peak_rss_mb(), 1)
+        into["peak_rss_is_process_peak"] = not reset
+        if device == "cuda":
+            into["cuda_max_allocated_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+
+
+def _timing_fields(t: Any, images: int, flops: int | None, peak: float | None) -> dict:
+    out = {"median_s": t.median, "min_s": t.low, "max_s": t.high, "spread": t.spread,
+           "images_per_s": images / t.median}
+    if flops is not None:
+        out["gflop"] = flops / 1e9
+        out["gflop_per_s"] = flops / t.median / 1e9
+        if peak:
+            out["fraction_of_mm_peak"] = flops / t.median / peak
+    return out
+
+
+# -- sections ---------------------------------------------------------------------------------
+def machine_info(devices: tuple[str, ...], peak_size: int = 4096) -> dict[str, Any]:
+    """torch build, threads, CPU model/flags and matrix-multiply peaks (measured now)."""
+    info: dict[str, Any] = {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
+        "cpu": _cpu_model(),
+        "cpu_flags": [f for f in ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+                      if f in _cpu_flags()],
+        "mm_peak_gflop_per_s": {},
+    }
+    for device in devices:
+        dtypes = [torch.float32, torch.bfloat16]
+        if device == "cuda":
+            dtypes.append(torch.float16)
+            info["cuda_device"] = torch.cuda.get_device_name()
+        for dtype in dtypes:
+            key = f"{device}_{str(dtype).removeprefix('torch.')}"
+            info["mm_peak_gflop_per_s"][key] = matmul_peak(dtype, device, size=peak_size) / 1e9
+    return info
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def bench_inference(cfg: BenchConfig, device: str, peak: float | None) -> list[dict[str, Any]]:
+    """Latency and throughput per model, size and batch; both geometries interleaved."""
+    rows = []
+    for arch in cfg.models:
+        models = _pair_of_models(cfg, arch, device)
+        for size in cfg.sizes:
+            flops1 = {g: count_flops(m, _input(cfg, 1, size, device)) for g, m in models.items()}
+            for batch in cfg.batches:
+                x = _input(cfg, batch, size, device)
+                memory: dict[str, Any] = {}
+                with torch.inference_mode(), _peak_memory(device, memory):
+                    times = time_interleaved(
+                        {g: (lambda m=m, x=x: m(x)) for g, m in models.items()},
+                        warmup=cfg.warmup, repeats=cfg.repeats, device=device)
+                for g in GEOMETRIES:
+                    rows.append({
+                        "device": device, "model": arch, "geometry": g, "size": list(size),
+                        "batch": batch, "dtype": "float32",
+                        **_timing_fields(times[g], batch, flops1[g] * batch, peak),
+                        **memory,
+                    })
+                rows[-1]["speedup_vs_caffe"] = times["caffe"].median / times["same"].median
+    return rows
+
+
+def bench_training(cfg: BenchConfig, device: str, peak: float | None) -> list[dict[str, Any]]:
+    """One SGD step (forward, pixel-averaged cross-entropy, backward, update) per geometry."""
+    models = _pair_of_models(cfg, cfg.train_model, device)
+    for m in models.values():
+        m.train()
+    crop = (cfg.train_crop, cfg.train_crop)
+    x = _input(cfg, cfg.train_batch, crop, device)
+    g = torch.Generator().manual_seed(cfg.seed)
+    y = torch.randint(0, cfg.num_classes, (cfg.train_batch, *crop), generator=g).to(device)
+    optimizers = {
+        name: torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=1e-6,
+                              momentum=0.9)
+        for name, m in models.items()
+    }
+
+    def step(name: str) -> None:
+        model, opt = models[name], optimizers[name]
+        opt.zero_grad(set_to_none=True)
+        loss = nn.functional.cross_entropy(model(x), y, ignore_index=255)
+        loss.backward()
+        opt.step()
+
+    flops = {name: count_flops(m, x, backward=True) for name, m in models.items()}
+    memory: dict[str, Any] = {}
+    with _peak_memory(device, memory):
+        times = time_interleaved({name: (lambda n=name: step(n)) for name in models},
+                                 warmup=cfg.warmup, repeats=cfg.repeats, device=device)
+    rows = [{"device": device, "model": cfg.train_model, "geometry": name, "crop": list(crop),
+             "batch": cfg.train_batch, **_timing_fields(times[name], cfg.train_batch,
+                                                         flops[name], peak), **memory}
+            for name in GEOMETRIES]
+    rows[-1]["speedup_vs_caffe"] = times["caffe"].median / times["same"].median
+    return rows
+
+
+def _write_folder_dataset(root: Path, count: int, size: tuple[int, int], classes: int) -> None:
+    """JPEG images and palette PNG masks of a synthetic scene, as a FolderSegmentation."""
+    from PIL import Image
+
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    names = ", ".join(f"c{i}" for i in range(classes))
+    (root / "dataset.yaml").write_text(f"classes: [{names}]\n")
+    rng = np.random.default_rng(0)
+    h, w = size
+    for i in range(count):
+        label = (np.add.outer(np.arange(h) // 50, np.arange(w) // 50) + i) % classes
+        image = (rng.random((h, w, 3)) * 60 + label[..., None] * (190 / classes)).astype(np.uint8)
+        Image.fromarray(image).save(root / "images" / f"{i:04d}.jpg", quality=90)
+        mask = Image.fromarray(label.astype(np.uint8), mode="P")
+        mask.save(root / "masks" / f"{i:04d}.png")
+
+
+def _loader(dataset: Any, workers: int, pin: bool, persistent: bool) -> Any:
+    from torch.utils.data import DataLoader
+
+    from fcnseg.data import collate_segmentation
+
+    return DataLoader(dataset, batch_size=1, num_workers=workers, pin_memory=pin,
+                      persistent_workers=persistent and workers > 0,
+                      collate_fn=collate_segmentation)
+
+
+def bench_evaluation(cfg: BenchConfig, device: str) -> dict[str, Any]:
+    """decode → transform → model → argmax → confusion matrix, against the model alone.
+
+    The model is FCN-8s in the same geometry; the pipeline reads JPEG/PNG files through
+    ``FolderSegmentation`` with the evaluation transform and a DataLoader (no workers: on a
+    2-core machine a worker process competes with the model's threads).
+    """
+    from fcnseg.data import FolderSegmentation, build_eval_transform
+    from fcnseg.metrics import confusion_matrix
+
+    model = _pair_of_models(cfg, "fcn8s", device)["same"]
+    n = cfg.num_classes
+    out: dict[str, Any] = {"device": device, "model": "fcn8s", "geometry": "same",
+                           "images": cfg.eval_images, "size": list(cfg.eval_size)}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "eval"
+        _write_folder_dataset(root, cfg.eval_images, cfg.eval_size, n)
+        dataset = FolderSegmentation(root, transform=build_eval_transform(model.input_convention))
+        preloaded = [dataset[i][0][None].to(device) for i in range(len(dataset))]
+
+        def pipeline() -> None:
+            total = np.zeros((n, n), dtype=np.int64)
+            for image, label in _loader(dataset, 0, False, False):
+                pred = model(image.to(device)).argmax(1)
+                total += confusion_matrix(label.to(device), pred, n)
+
+        def model_only() -> None:
+            for image in preloaded:
+                model(image).argmax(1)
+
+        with torch.inference_mode():
+            times = time_interleaved({"pipeline": pipeline, "model_only": model_only},
+                                     warmup=cfg.warmup, repeats=cfg.repeats, device=device)
+        if cfg.loader:
+            out["loader_options"] = bench_loader_options(cfg, dataset)
+    for name, t in times.items():
+        out[name] = _timing_fields(t, cfg.eval_images, None, None)
+    out["pipeline_fraction_of_model_only"] = times["model_only"].median / times["pipeline"].median
+    return out
+
+
+def bench_loader_options(cfg: BenchConfig, dataset: Any) -> list[dict[str, Any]]:
+    """Decoding throughput of the DataLoader settings: workers, pinned memory, persistence.
+
+    Two passes over the dataset per timing, so that persistent workers show their saving (no
+    re-spawn on the second pass). Pinned memory only matters when batches go to a GPU.
+    """
+    import os
+
+    max_workers = min(2, os.cpu_count() or 1)
+    pin_ok = torch.cuda.is_available()
+    settings = {"workers=0": (0, False, False)}
+    for w in range(1, max_workers + 1):
+        settings[f"workers={w}"] = (w, False, False)
+        settings[f"workers={w},persistent"] = (w, False, True)
+    if pin_ok:
+        settings[f"workers={max_workers},pinned,persistent"] = (max_workers, True, True)
+    loaders = {name: _loader(dataset, *s) for name, s in settings.items()}
+
+    def two_passes(loader: Any) -> None:
+        for _ in range(2):
+            for _batch in loader:
+                pass
+
+    times = time_interleaved({k: (lambda ld=ld: two_passes(ld)) for k, ld in loaders.items()},
+                             warmup=1, repeats=cfg.repeats)
+    rows = [{"setting": k, **_timing_fields(t, 2 * len(dataset), None, None)}
+            for k, t in times.items()]
+    if not pin_ok:
+        rows.append({"setting": "pinned memory", "note": "n/a: no CUDA device"})
+    return rows
+
+
+def _variant_model(model: nn.Module, channels_last: bool) -> nn.Module:
+    if channels_last:
+        import copy
+
+        model = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    return model
+
+
+def bench_options(cfg: BenchConfig, device: str, peak: dict[str, float]) -> dict[str, Any]:
+    """FCN-8s at ``option_size``, batch 1: each fast path against the plain path, one run.
+
+    "plain" runs every layer as its module (fast paths off), NCHW, float32, under no_grad.
+    Every other variant states its max |Δlogit| and argmax agreement against plain.
+    """
+    models = _pair_of_models(cfg, "fcn8s", device)
+    same, caffe = models["same"], models["caffe"]
+    x = _input(cfg, 1, cfg.option_size, device)
+    same_cl = _variant_model(same, True)
+    caffe_cl = _variant_model(caffe, True)
+    low = torch.bfloat16
+    variants: dict[str, tuple[Callable[[], torch.Tensor], str]] = {}
+
+    def run(model: nn.Module, *, plain: bool = False, upsample: bool | None = None,
+            autocast: torch.dtype | None = None,
+            grad_mode: str = "inference") -> Callable[[], torch.Tensor]:
+        def call() -> torch.Tensor:
+            ctx = torch.inference_mode() if grad_mode == "inference" else torch.no_grad()
+            with ctx, fast_paths(not plain, upsample=upsample), torch.autocast(
+                    device, dtype=autocast or torch.float32, enabled=autocast is not None):
+                return model(x)
+        return call
+
+    variants["caffe plain"] = (run(caffe, plain=True, grad_mode="no_grad"), "float32")
+    variants["plain (same, no_grad)"] = (run(same, plain=True, grad_mode="no_grad"), "float32")
+    variants["+inference_mode"] = (run(same, plain=True), "float32")
+    variants["+upsample fast"] = (run(same, plain=True, upsample=True), "float32")
+    variants["+gemm fc6/fc7"] = (run(same), "float32")
+    variants["caffe fast"] = (run(caffe), "float32")
+    variants["+channels_last"] = (run(same_cl), "float32")
+    variants["caffe fast channels_last"] = (run(caffe_cl), "float32")
+    variants["+bf16 autocast"] = (run(same_cl, autocast=low), "bfloat16")
+    if device == "cuda":
+        variants["+fp16 autocast"] = (run(same_cl, autocast=torch.float16), "float16")
+    compile_note = None
+    if cfg.compile:
+        try:
+            compiled = torch.compile(same_cl)
+            start = time.perf_counter()
+            with torch.inference_mode():
+                compiled(x)
+            compile_note = f"first call (compile) {time.perf_counter() - start:.1f} s"
+            variants["+torch.compile"] = (run(compiled), "float32")
+        except Exception as e:  # a missing compiler toolchain must not sink the whole report
+            compile_note = f"failed: {type(e).__name__}: {e}"[:300]
+    with torch.inference_mode(), fast_paths(False):
+        reference = same(x).float()
+    times = time_interleaved({k: fn for k, (fn, _) in variants.items()},
+                             warmup=cfg.warmup, repeats=cfg.repeats, device=device)
+    flops = {g: count_flops(m, x) for g, m in models.items()}
+    base = times["plain (same, no_grad)"].median
+    caffe_base = times["caffe plain"].median
+    rows = []
+    for name, (fn, dtype) in variants.items():
+        geometry = "caffe" if name.startswith("caffe") else "same"
+        with torch.inference_mode():
+            out = fn().float()
+        ref = reference
+        if geometry == "caffe":
+            with torch.inference_mode(), fast_paths(False):
+                ref = caffe(x).float()
+        key = f"{device}_{str(torch.float32 if dtype == 'float32' else low).removeprefix('torch.')}"
+        row = {"variant": name, "geometry": geometry, "dtype": dtype,
+               **_timing_fields(times[name], 1, flops[geometry], peak.get(key)),
+               "speedup_vs_plain_same": base / times[name].median,
+               "speedup_vs_caffe_plain_fp32": caffe_base / times[name].median,
+               **agreement(ref, out)}
+        rows.append(row)
+    result: dict[str, Any] = {"device": device, "size": list(cfg.option_size), "rows": rows}
+    result["cudnn_benchmark"] = ("n/a on CPU" if device != "cuda"
+                                 else "see the cuda rows (enabled by optimize_for_inference)")
+    if compile_note:
+        result["torch_compile"] = compile_note
+    elif not cfg.compile:
+        result["torch_compile"] = "not measured (pass --compile)"
+    return result
+
+
+# -- the whole suite ----------------------------------------------------------------------------
+@dataclass
+class Report:
+    """What :func:`run_suite` returns (as a dict via ``asdict``)."""
+
+    config: dict[str, Any]
+    machine: dict[str, Any]
+    inference: list[dict[str, Any]] = field(default_factory=list)
+    training: list[dict[str, Any]] = field(default_factory=list)
+    evaluation: list[dict[str, Any]] = field(default_factory=list)
+    options: list[dict[str, Any]] = field(default_factory=list)
+    targets: list[dict[str, Any]] = field(default_factory=list)
+    not_measured: list[str] = field(default_factory=list)
+
+
+def run_suite(cfg: BenchConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run the configured sections on every available configured device; a JSON-ready dict."""
+    devices = []
+    for d in cfg.devices:
+        if d == "cuda" and not torch.cuda.is_available():
+            continue
+        devices.append(d)
+    report = Report(config={**asdict(cfg)}, machine=machine_info(tuple(devices), cfg.peak_size))
+    if "cuda" in cfg.devices and "cuda" not in devices:
+        report.not_measured.append("cuda: no CUDA device on this machine")
+    peaks = {k: v * 1e9 for k, v in report.machine["mm_peak_gflop_per_s"].items()}
+    for device in devices:
+        fp32_peak = peaks.get(f"{device}_float32")
+        if "inference" in cfg.sections:
+            log(f"[{device}] inference ...")
+            report.inference += bench_inference(cfg, device, fp32_peak)
+        if "training" in cfg.sections:
+            log(f"[{device}] training ...")
+            report.training += bench_training(cfg, device, fp32_peak)
+        if "evaluation" in cfg.sections:
+            log(f"[{device}] evaluation pipeline ...")
+            report.evaluation.append(bench_evaluation(cfg, device))
+        if "options" in cfg.sections:
+            log(f"[{device}] fast-path options ...")
+            report.options.append(bench_options(cfg, device, peaks))
+    report.targets = check_targets(report)
+    return asdict(report)
+
+
+def _row(rows: list[dict[str, Any]], **match: Any) -> dict[str, Any] | None:
+    for r in rows:
+        if all(r.get(k) == v for k, v in match.items()):
+            return r
+    return None
+
+
+def check_targets(report: Report) -> list[dict[str, Any]]:
+    """The issue's targets that this run measured, each with its value and pass/fail."""
+    targets: list[dict[str, Any]] = []
+
+    def add(name: str, value: float | None, goal: float, note: str = "") -> None:
+        if value is not None:
+            targets.append({"target": name, "value": value, "goal": goal, "met": value >= goal,
+                            "note": note})
+
+    for opts in report.options:
+        rows, dev = opts["rows"], opts["device"]
+        t = {r["variant"]: r for r in rows}
+        size = "×".join(map(str, opts["size"]))
+        if "caffe fast" in t and "+gemm fc6/fc7" in t:
+            add(f"[{dev}] FCN-8s {size} fp32: same / caffe (default paths)",
+                t["caffe fast"]["median_s"] / t["+gemm fc6/fc7"]["median_s"], 1.65)
+        if "caffe fast channels_last" in t and "+channels_last" in t:
+            add(f"[{dev}] FCN-8s {size} fp32: same / caffe (both channels_last)",
+                t["caffe fast channels_last"]["median_s"] / t["+channels_last"]["median_s"], 1.65)
+        if "+bf16 autocast" in t:
+            bf16 = t["+bf16 autocast"]
+            for base in ("caffe fast", "caffe fast channels_last"):
+                if base in t:
+                    add(f"[{dev}] same+bf16 autocast / {base} fp32",
+                        t[base]["median_s"] / bf16["median_s"], 2.8,
+                        f"argmax agreement {bf16['argmax_agreement_pct']:.2f}% (goal >= 99.5)")
+            add(f"[{dev}] bf16 argmax agreement with fp32 (%)", bf16["argmax_agreement_pct"],
+                99.5, "random-scorer weights, see trained_looking()")
+        fp32 = [r for r in rows if r["dtype"] == "float32" and "fraction_of_mm_peak" in r]
+        if fp32:
+            best = max(fp32, key=lambda r: r["fraction_of_mm_peak"])
+            add(f"[{dev}] best fp32 FCN-8s inference FLOP/s / fp32 mm peak",
+                best["fraction_of_mm_peak"], 0.85, best["variant"])
+    for ev in report.evaluation:
+        add(f"[{ev['device']}] evaluation pipeline / model-only throughput",
+            ev["pipeline_fraction_of_model_only"], 0.90)
+    same_train = [r for r in report.training if "speedup_vs_caffe" in r]
+    for r in same_train:
+        add(f"[{r['device']}] training step same / caffe ({r['model']}, crop {r['crop'][0]})",
+            r["speedup_vs_caffe"], 1.5)
+    return targets
+
+
+def _fmt(v: Any, spec: str = ".3g") -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return format(v, spec)
+    return str(v)
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    cells = [[_fmt(c) for c in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
+              for i, h in enumerate(headers)]
+    line = lambda r: "  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True))  # noqa: E731
+    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in cells])
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The printed form of :func:`run_suite`'s result: one table per section."""
+    m = report["machine"]
+    parts = [f"torch {m['torch']}, {m['threads']} threads, {m['cpu']} "
+             f"({', '.join(m['cpu_flags']) or 'no avx512/amx'})",
+             "mm peak GFLOP/s: " + ", ".join(f"{k} {v:.0f}"
+                                             for k, v in m["mm_peak_gflop_per_s"].items())]
+    if report["inference"]:
+        parts.append("\nInference (float32, inference_mode, default fast paths)")
+        parts.append(_table(
+            ["device", "model", "geometry", "size", "batch", "median s", "spread", "img/s",
+             "GFLOP", "GFLOP/s", "of peak", "same/caffe", "RSS MiB"],
+            [[r["device"], r["model"], r["geometry"], "×".join(map(str, r["size"])), r["batch"],
+              r["median_s"], f"{r['spread']:.0%}", r["images_per_s"], r.get("gflop"),
+              r.get("gflop_per_s"), _pct(r.get("fraction_of_mm_peak")),
+              r.get("speedup_vs_caffe"), r.get("cuda_max_allocated_mib", r["peak_rss_mib"])]
+             for r in report["inference"]]))
+    if report["training"]:
+        parts.append("\nTraining step (SGD, cross-entropy, float32)")
+        parts.append(_table(
+            ["device", "model", "geometry", "crop", "batch", "median s", "spread", "img/s",
+             "GFLOP", "GFLOP/s", "same/caffe"],
+            [[r["device"], r["model"], r["geometry"], r["crop"][0], r["batch"], r["median_s"],
+              f"{r['spread']:.0%}", r["images_per_s"], r.get("gflop"), r.get("gflop_per_s"),
+              r.get("speedup_vs_caffe")] for r in report["training"]]))
+    for ev in report["evaluation"]:
+        parts.append(f"\nEvaluation pipeline ({ev['device']}, FCN-8s same, {ev['images']} images "
+                     f"{'×'.join(map(str, ev['size']))})")
+        parts.append(_table(["stage", "img/s", "median s", "spread"],
+                            [[k, ev[k]["images_per_s"], ev[k]["median_s"],
+                              f"{ev[k]['spread']:.0%}"] for k in ("pipeline", "model_only")]))
+        parts.append(f"pipeline / model-only: {ev['pipeline_fraction_of_model_only']:.1%}")
+        if ev.get("loader_options"):
+            parts.append(_table(["DataLoader", "img/s", "spread"],
+                                [[r["setting"], r.get("images_per_s"),
+                                  f"{r['spread']:.0%}" if "spread" in r else r.get("note")]
+                                 for r in ev["loader_options"]]))
+    for opts in report["options"]:
+        parts.append(f"\nFast paths ({opts['device']}, FCN-8s, batch 1, "
+                     f"{'×'.join(map(str, opts['size']))}); each row adds to the one above "
+                     "unless named caffe")
+        parts.append(_table(
+            ["variant", "dtype", "median s", "spread", "GFLOP/s", "of peak", "vs plain",
+             "vs caffe plain", "max|Δ|", "argmax %"],
+            [[r["variant"], r["dtype"], r["median_s"], f"{r['spread']:.0%}", r["gflop_per_s"],
+              _pct(r.get("fraction_of_mm_peak")), r["speedup_vs_plain_same"],
+              r["speedup_vs_caffe_plain_fp32"], r["max_abs_diff"],
+              f"{r['argmax_agreement_pct']:.2f}"] for r in opts["rows"]]))
+        parts.append(f"cudnn.benchmark: {opts['cudnn_benchmark']}; "
+                     f"torch.compile: {opts.get('torch_compile', '-')}")
+    if report["targets"]:
+        parts.append("\nTargets")
+        parts.append(_table(["target", "value", "goal", "met", "note"],
+                            [[t["target"], t["value"], t["goal"], "yes" if t["met"] else "NO",
+                              t["note"]] for t in report["targets"]]))
+    for note in report["not_measured"]:
+        parts.append(f"not measured: {note}")
+    return "\n".join(parts)
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{v:.0%}"

@@ -1,0 +1,171 @@
+"""Timing, FLOP counting, peak throughput and memory: the measuring tools of ``fcnseg bench``.
+
+Variants are always timed interleaved (A, B, A, B, …) after a warm-up, so that a machine shared
+with other work slows every variant alike and their ratios stay meaningful.
+"""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+__all__ = [
+    "Timing",
+    "agreement",
+    "count_flops",
+    "matmul_peak",
+    "peak_rss_mb",
+    "reset_peak_rss",
+    "synchronize",
+    "time_interleaved",
+]
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Seconds per call of one variant: median, spread and every sample."""
+
+    median: float
+    low: float
+    high: float
+    samples: tuple[float, ...]
+
+    @property
+    def spread(self) -> float:
+        """(max − min) / median: how much the samples disagree."""
+        return (self.high - self.low) / self.median if self.median > 0 else 0.0
+
+    def as_dict(self) -> dict:
+        """JSON-ready form, with the spread."""
+        return {**asdict(self), "samples": list(self.samples), "spread": self.spread}
+
+
+def synchronize(device: torch.device | str) -> None:
+    """Wait for queued work on ``device`` (CUDA kernels run asynchronously)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_interleaved(
+    variants: Mapping[str, Callable[[], object]],
+    *,
+    warmup: int = 1,
+    repeats: int = 5,
+    device: torch.device | str = "cpu",
+    clock: str = "wall",
+) -> dict[str, Timing]:
+    """Time each callable ``repeats`` times, round-robin, after ``warmup`` rounds.
+
+    Returns one :class:`Timing` per variant name. Round-robin order means slow phases of a busy
+    machine hit all variants, so ratios of medians are fair even when absolute times drift.
+    ``clock="cpu"`` measures this process's CPU time instead of wall time: with one torch
+    thread it counts only the work done, however many other processes share the cores (with
+    more threads it also counts their spin-waiting, so use it with ``torch.set_num_threads(1)``).
+    """
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"repeats must be >= 1 and warmup >= 0, got {repeats}, {warmup}")
+    if clock not in ("wall", "cpu"):
+        raise ValueError(f"clock must be 'wall' or 'cpu', got {clock!r}")
+    now = time.perf_counter if clock == "wall" else time.process_time
+    for _ in range(warmup):
+        for fn in variants.values():
+            fn()
+    synchronize(device)
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, fn in variants.items():
+            gc.collect()
+            synchronize(device)
+            start = now()
+            fn()
+            synchronize(device)
+            samples[name].append(now() - start)
+    return {
+        name: Timing(statistics.median(s), min(s), max(s), tuple(s)) for name, s in samples.items()
+    }
+
+
+def count_flops(model: nn.Module, *inputs: torch.Tensor, backward: bool = False) -> int:
+    """FLOPs of one call of ``model`` (and its backward) counted by torch's FlopCounterMode.
+
+    A multiply-add counts as 2 FLOPs; element-wise work (ReLU, pooling, additions) counts 0,
+    as in the usual GFLOP figures for convolutional networks.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        if backward:
+            out = model(*inputs)
+            out.float().sum().backward()
+        else:
+            with torch.no_grad():
+                model(*inputs)
+    return int(counter.get_total_flops())
+
+
+def matmul_peak(
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+    *,
+    size: int = 4096,
+    repeats: int = 5,
+) -> float:
+    """This machine's matrix-multiply throughput (FLOP/s): the best of ``repeats`` large mms.
+
+    The best rather than the median: the peak is what the hardware can do, and a shared machine
+    only ever makes a sample slower.
+    """
+    g = torch.Generator(device="cpu").manual_seed(0)
+    a = torch.randn(size, size, generator=g).to(device=device, dtype=dtype)
+    b = torch.randn(size, size, generator=g).to(device=device, dtype=dtype)
+    with torch.inference_mode():
+        torch.mm(a, b)
+        synchronize(device)
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            torch.mm(a, b)
+            synchronize(device)
+            best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (MiB), from /proc/self/status (VmHWM)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def reset_peak_rss() -> bool:
+    """Reset the peak-RSS mark (Linux ≥ 4.0, writing 5 to clear_refs); False if not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def agreement(reference: torch.Tensor, other: torch.Tensor) -> dict[str, float]:
+    """How far ``other`` logits are from ``reference``: max |Δ| and argmax agreement (%)."""
+    reference, other = reference.float(), other.float()
+    same_label = (reference.argmax(1) == other.argmax(1)).float().mean().item()
+    return {
+        "max_abs_diff": (reference - other).abs().max().item(),
+        "argmax_agreement_pct": 100.0 * same_label,
+    }

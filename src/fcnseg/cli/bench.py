@@ -1,0 +1,98 @@
+"""``fcnseg bench``: measure inference, training, evaluation and the fast paths; print + JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+NAME = "bench"
+HELP = "Benchmark the models (CPU, and CUDA when present): tables plus a JSON file."
+
+SECTIONS = ("inference", "training", "evaluation", "options")
+
+
+def _size(text: str) -> tuple[int, int]:
+    """``500`` or ``512x1024`` → (h, w)."""
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        h, w = (int(parts[0]), int(parts[0])) if len(parts) == 1 else (int(parts[0]), int(parts[1]))
+    except (ValueError, IndexError):
+        raise argparse.ArgumentTypeError(f"size must be N or HxW, got {text!r}") from None
+    if h < 1 or w < 1 or len(parts) > 2:
+        raise argparse.ArgumentTypeError(f"size must be N or HxW with positive N, got {text!r}")
+    return h, w
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true",
+                   help="FCN-8s, 500×500, batch 1, 2 repeats (about 1-2 minutes on 2 cores)")
+    p.add_argument("--device", default="auto",
+                   help="cpu, cuda, or auto (cpu, plus cuda when present) [auto]")
+    p.add_argument("--models", type=_csv, default=None,
+                   help="comma-separated, e.g. fcn32s,fcn16s,fcn8s [all three]")
+    p.add_argument("--sizes", type=_size, nargs="+", default=None,
+                   help="input sizes, N or HxW [500 512x1024]")
+    p.add_argument("--batches", type=int, nargs="+", default=None, help="batch sizes [1 4]")
+    p.add_argument("--repeats", type=int, default=None, help="timed repeats per variant [3]")
+    p.add_argument("--warmup", type=int, default=None, help="warm-up rounds [1]")
+    p.add_argument("--sections", type=_csv, default=SECTIONS,
+                   help=f"comma-separated subset of {','.join(SECTIONS)}")
+    p.add_argument("--train-crop", type=int, default=None, help="training crop [320]")
+    p.add_argument("--train-batch", type=int, default=None, help="training batch [2]")
+    p.add_argument("--compile", action="store_true", help="also measure torch.compile")
+    p.add_argument("--no-loader", action="store_true", help="skip the DataLoader settings")
+    p.add_argument("--width", type=float, default=None,
+                   help="channel width multiplier (1.0 = VGG16; smaller for smoke tests)")
+    p.add_argument("--fc-channels", type=int, default=None, help="fc6/fc7 channels [4096]")
+    p.add_argument("--peak-size", type=int, default=None,
+                   help="matrix size of the mm peak measurement [4096]")
+    p.add_argument("--threads", type=int, default=None, help="torch threads [all cores]")
+    p.add_argument("--out", type=Path, default=Path("bench_results.json"),
+                   help="JSON output file [bench_results.json]")
+
+
+def config_from_args(args: argparse.Namespace):  # noqa: ANN201 - BenchConfig, imported lazily
+    """The :class:`~fcnseg.bench.BenchConfig` that the command-line arguments describe."""
+    from fcnseg.bench import BenchConfig
+
+    bad = set(args.sections) - set(SECTIONS)
+    if bad:
+        raise ValueError(f"--sections: unknown {sorted(bad)}; choose from {list(SECTIONS)}")
+    if args.device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"--device must be cpu, cuda or auto, got {args.device!r}")
+    devices = ("cpu", "cuda") if args.device == "auto" else (args.device,)
+    overrides = {
+        "devices": devices, "sections": tuple(args.sections), "compile": args.compile,
+        "models": args.models, "sizes": tuple(args.sizes) if args.sizes else None,
+        "batches": tuple(args.batches) if args.batches else None, "repeats": args.repeats,
+        "warmup": args.warmup, "train_crop": args.train_crop, "train_batch": args.train_batch,
+        "width": args.width, "fc_channels": args.fc_channels, "peak_size": args.peak_size,
+    }
+    if args.no_loader:
+        overrides["loader"] = False
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if args.sizes:
+        overrides["option_size"] = overrides["sizes"][0]
+        overrides["eval_size"] = overrides["sizes"][0]
+    return BenchConfig.quick(**overrides) if args.quick else BenchConfig(**overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from fcnseg.bench import format_report, run_suite
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = config_from_args(args)
+    report = run_suite(cfg, log=lambda msg: print(msg, flush=True))
+    print(format_report(report))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(f"wrote {args.out}")
+    return 0

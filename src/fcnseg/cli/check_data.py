@@ -1,0 +1,138 @@
+"""``fcnseg check-data``: scan a dataset before training and report every bad sample."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+NAME = "check-data"
+HELP = "Scan a dataset: images per split, pixels per class, and every bad file (exit 1 if any)."
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True,
+                   choices=["synthetic", "voc", "sbd", "seg11valid", "folder"],
+                   help="kind of dataset")
+    p.add_argument("--root", help="dataset folder (voc, sbd, folder)")
+    p.add_argument("--year", default="2012", help="VOC year (default 2012)")
+    p.add_argument("--split", action="append",
+                   help="split to check (repeatable; default: every split found)")
+    p.add_argument("--voc-root", help="VOC2011 folder (seg11valid)")
+    p.add_argument("--sbd-root", help="SBD folder (seg11valid)")
+    p.add_argument("--config", help="dataset.yaml for a folder dataset (default ROOT/dataset.yaml)")
+    p.add_argument("--num-images", type=int, default=200, help="synthetic: images (default 200)")
+    p.add_argument("--size", type=int, default=128, help="synthetic: image size (default 128)")
+    p.add_argument("--seed", type=int, default=0, help="synthetic: seed (default 0)")
+    p.add_argument("--workers", type=int, default=0, help="loader processes for reading")
+
+
+def _need(args: argparse.Namespace, *names: str) -> None:
+    for n in names:
+        if getattr(args, n) is None:
+            raise ValueError(f"--{n.replace('_', '-')} is required for --dataset {args.dataset}")
+
+
+def _voc_splits(voc_dir: Path) -> list[str]:
+    return sorted(p.stem for p in (voc_dir / "ImageSets" / "Segmentation").glob("*.txt"))
+
+
+def _folder_splits(root: Path, config_splits: dict) -> list[str]:
+    found = set(config_splits)
+    found |= {p.stem for p in (root / "splits").glob("*.txt")}
+    found |= {s for s in ("train", "val", "test", "trainval") if (root / f"{s}.txt").is_file()}
+    return sorted(found)
+
+
+def _union(lists: list[list[str]]) -> list[str]:
+    seen: dict[str, None] = {}
+    for ids in lists:
+        seen.update(dict.fromkeys(ids))
+    return list(seen)
+
+
+def _open(args: argparse.Namespace):  # -> (dataset to scan, {split: count}, description)
+    from fcnseg.data import (
+        FolderSegmentation,
+        SBDSegmentation,
+        SyntheticSegmentation,
+        VOCSegmentation,
+        seg11valid,
+    )
+
+    if args.dataset == "synthetic":
+        ds = SyntheticSegmentation(args.num_images, args.size, seed=args.seed)
+        return ds, {"all": len(ds)}, f"synthetic ({args.num_images} images, seed {args.seed})"
+    if args.dataset == "seg11valid":
+        _need(args, "voc_root", "sbd_root")
+        ds = seg11valid(args.voc_root, args.sbd_root)
+        return ds, {"seg11valid": len(ds)}, f"seg11valid over {ds.dir}"
+    _need(args, "root")
+    if args.dataset == "voc":
+        from fcnseg.data.voc import find_voc_dir
+
+        voc_dir = find_voc_dir(args.root, args.year)
+        parts = {s: VOCSegmentation(args.root, args.year, s).ids
+                 for s in (args.split or _voc_splits(voc_dir))}
+        base = VOCSegmentation(args.root, args.year, ids=_union(list(parts.values())))
+        return base, {s: len(v) for s, v in parts.items()}, f"VOC{args.year} at {voc_dir}"
+    if args.dataset == "sbd":
+        from fcnseg.data.sbd import find_sbd_dir
+
+        sbd_dir = find_sbd_dir(args.root)
+        splits = args.split or [s for s in ("train", "val") if (sbd_dir / f"{s}.txt").is_file()]
+        if not splits:
+            raise ValueError(f"{sbd_dir} has neither train.txt nor val.txt")
+        parts = {s: SBDSegmentation(args.root, s).ids for s in splits}
+        base = SBDSegmentation(args.root, splits[0])
+        base.ids = _union(list(parts.values()))
+        return base, {s: len(v) for s, v in parts.items()}, f"SBD at {sbd_dir}"
+    from fcnseg.data.folder import load_folder_config
+
+    root = Path(args.root)
+    base = FolderSegmentation(root, config=args.config)
+    cfg_path = Path(args.config) if args.config else root / "dataset.yaml"
+    cfg_splits = (load_folder_config(cfg_path).get("splits") or {}) if cfg_path.is_file() else {}
+    splits = args.split or _folder_splits(root, cfg_splits)
+    parts = {s: FolderSegmentation(root, s, config=args.config).ids for s in splits}
+    counts = {"all images": len(base.ids), **{s: len(v) for s, v in parts.items()}}
+    if args.split:
+        base.ids = _union(list(parts.values()))
+    else:
+        base.ids = _union([list(base.ids), *parts.values()])
+    return base, counts, f"folder dataset at {root}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from fcnseg.data.check import scan_dataset
+
+    dataset, split_counts, description = _open(args)
+    report = scan_dataset(dataset, workers=args.workers, progress=True)
+
+    print(f"dataset: {description}")
+    print(f"classes: {dataset.num_classes}, ignore value: {dataset.ignore_index}")
+    print(f"\n{'split':<14} {'images':>6}")
+    for split, n in split_counts.items():
+        print(f"{split:<14} {n:>6}")
+    print(f"{'checked':<14} {report.images:>6} distinct images")
+
+    freq = report.frequencies()
+    labelled = int(report.class_pixels.sum())
+    print(f"\n{'id':>3}  {'class':<16} {'pixels':>14} {'share':>7}")
+    for k, name in enumerate(report.classes):
+        flag = "  <- never occurs" if report.class_pixels[k] == 0 else ""
+        print(f"{k:>3}  {name:<16} {int(report.class_pixels[k]):>14} {100 * freq[k]:>6.2f}%{flag}")
+    total = labelled + report.ignore_pixels
+    share = 100 * report.ignore_pixels / total if total else 0.0
+    print(f"{dataset.ignore_index:>3}  {'(ignored)':<16} {report.ignore_pixels:>14} "
+          f"{share:>6.2f}% of all pixels")
+
+    unmatched = getattr(dataset, "unmatched_masks", lambda: [])()
+    for path in unmatched:
+        print(f"warning: {path}: mask without an image (not used)")
+    if report.problems:
+        print(f"\n{len(report.problems)} problem(s):")
+        for problem in report.problems:
+            print(f"  {problem}")
+        return 1
+    print("\nno problems found")
+    return 0

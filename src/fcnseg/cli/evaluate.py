@@ -1,0 +1,166 @@
+"""``fcnseg evaluate``: score a checkpoint on a dataset; print the metrics, write a report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+NAME = "evaluate"
+HELP = "Score a checkpoint on a dataset: pixel acc, mean acc, mean IU, fw IU, per-class table."
+
+DATASETS = ("synthetic", "voc", "sbd", "seg11valid", "folder")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="checkpoint file to evaluate")
+    p.add_argument("--out", default="runs/eval",
+                   help="folder for report.json and confusion.png (default: runs/eval)")
+    d = p.add_argument_group("dataset")
+    d.add_argument("--dataset", choices=DATASETS,
+                   help="which dataset (default: the validation set named in the checkpoint's "
+                        "recipe, as it was scored during training)")
+    d.add_argument("--root", help="dataset folder (voc: VOCdevkit, its parent or VOC<year>; "
+                                  "sbd: benchmark_RELEASE or its parent; folder: your dataset)")
+    d.add_argument("--voc-root", help="seg11valid: VOC2011 (as --root for voc)")
+    d.add_argument("--sbd-root", help="seg11valid: SBD (as --root for sbd)")
+    d.add_argument("--year", help="voc: 2012 (default) or 2011")
+    d.add_argument("--split", help="split to score (default: val)")
+    d.add_argument("--num-images", type=int, help="synthetic: how many images (default: 50)")
+    d.add_argument("--size", help="synthetic: image size, S or HxW (default: 128)")
+    d.add_argument("--seed", type=int, help="synthetic: seed (default: 0)")
+    d.add_argument("--data", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other dataset field (repeatable), e.g. --data config=classes.yaml")
+    d.add_argument("--limit", type=int, help="score only the first N images")
+    r = p.add_argument_group("running")
+    r.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: auto)")
+    r.add_argument("--batch-size", type=int, default=1,
+                   help="images per batch (default 1: each whole image; more pad each batch "
+                        "to its largest image, padded pixels unscored)")
+    r.add_argument("--num-workers", type=int, default=0, help="DataLoader workers (default: 0)")
+    r.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none",
+                   help="mixed precision (default: none)")
+    r.add_argument("--sliding-window", type=int, metavar="PIXELS",
+                   help="run the model on PIXELS×PIXELS windows (for images too large at once)")
+    r.add_argument("--stride", type=int, help="sliding-window step (default: 2/3 of the window)")
+    r.add_argument("--tta-scales", metavar="S,S,...",
+                   help="test-time augmentation: average over these scales, e.g. 0.75,1,1.25")
+    r.add_argument("--tta-flip", action="store_true",
+                   help="test-time augmentation: also average over horizontal flips")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _parse_size(text: str) -> int | list[int]:
+    try:
+        parts = [int(v) for v in text.lower().replace("×", "x").split("x")]
+    except ValueError:
+        raise ValueError(f"--size: expected S or HxW, got {text!r}") from None
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) == 2:
+        return parts
+    raise ValueError(f"--size: expected S or HxW, got {text!r}")
+
+
+def dataset_spec(args: argparse.Namespace, ckpt: dict[str, Any]) -> dict[str, Any]:
+    """The :func:`fcnseg.data.build_dataset` spec that the options describe.
+
+    With ``--dataset``, that dataset (synthetic defaults: 50 images of 128 px, seed 0, split
+    val); without it, the validation set recorded in the checkpoint's recipe. The dataset
+    options given, then ``--data KEY=VALUE`` fields, go on top of either.
+    """
+    import yaml
+
+    if args.dataset is None:
+        recipe_val = ((ckpt.get("recipe") or {}).get("data") or {}).get("val")
+        if not recipe_val:
+            raise ValueError(f"--dataset: {args.checkpoint} records no validation dataset in "
+                             f"its recipe; choose one of {', '.join(DATASETS)}")
+        spec: dict[str, Any] = dict(recipe_val)
+    elif args.dataset == "synthetic":
+        spec = {"name": "synthetic", "num_images": 50, "size": 128, "seed": 0, "split": "val"}
+    else:
+        spec = {"name": args.dataset, "split": "val"}
+    options = {"root": args.root, "voc_root": args.voc_root, "sbd_root": args.sbd_root,
+               "year": args.year, "split": args.split, "num_images": args.num_images,
+               "size": None if args.size is None else _parse_size(args.size),
+               "seed": args.seed}
+    spec.update({k: v for k, v in options.items() if v is not None})
+    for item in args.data:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--data: expected KEY=VALUE, got {item!r}")
+        spec[key.strip()] = yaml.safe_load(value)
+    required = {"voc": ("root",), "sbd": ("root",), "folder": ("root",),
+                "seg11valid": ("voc_root", "sbd_root")}
+    for key in required.get(spec.get("name"), ()):
+        if spec.get(key) is None:
+            flag = "--" + key.replace("_", "-")
+            raise ValueError(f"{flag}: required for --dataset {spec['name']}")
+    return spec
+
+
+def predict_fn_from_args(args: argparse.Namespace) -> Any:
+    """The ``predict_fn`` for ``--sliding-window`` / ``--tta-*``, or None for a plain forward."""
+    predict_fn = None
+    if args.sliding_window:
+        from fcnseg.inference.sliding import sliding_window_logits
+
+        window, stride = args.sliding_window, args.stride
+
+        def predict_fn(model: Any, x: Any) -> Any:
+            return sliding_window_logits(model, x, window, stride)
+
+    elif args.stride:
+        raise ValueError("--stride: only meaningful with --sliding-window")
+    if args.tta_scales or args.tta_flip:
+        from fcnseg.inference.sliding import tta_logits
+
+        try:
+            scales = [float(s) for s in (args.tta_scales or "1").split(",")]
+        except ValueError:
+            raise ValueError(f"--tta-scales: expected numbers like 0.75,1,1.25, "
+                             f"got {args.tta_scales!r}") from None
+        inner, flip = predict_fn, args.tta_flip
+
+        def predict_fn(model: Any, x: Any) -> Any:
+            return tta_logits(model, x, scales, flip, inner)
+
+    return predict_fn
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from fcnseg.checkpoint import load_checkpoint
+    from fcnseg.engine.evaluation import evaluate_checkpoint, format_report, write_report
+
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size: must be at least 1, got {args.batch_size}")
+    ckpt = load_checkpoint(args.checkpoint)
+    spec = dataset_spec(args, ckpt)
+    if args.dataset is None:
+        print(f"dataset from the checkpoint's recipe: {spec}")
+    result = evaluate_checkpoint(
+        ckpt, spec, device=device, batch_size=args.batch_size,
+        num_workers=args.num_workers, amp=None if args.amp == "none" else args.amp,
+        predict_fn=predict_fn_from_args(args), limit=args.limit,
+        progress=not args.no_progress and sys.stderr.isatty(),
+    )
+    result["options"] = {"device": device, "batch_size": args.batch_size, "amp": args.amp,
+                         "sliding_window": args.sliding_window, "stride": args.stride,
+                         "tta_scales": args.tta_scales, "tta_flip": args.tta_flip}
+    written = write_report(args.out, result)
+    print(f"{args.checkpoint} on {spec['name']} ({result['num_images']} images, "
+          f"{result['seconds']:.1f} s)")
+    print(format_report(result))
+    print(f"wrote {written['report']}")
+    if written["confusion_plot"] is not None:
+        print(f"wrote {written['confusion_plot']}")
+    else:
+        print("note: matplotlib is not installed (pip install 'fcnseg[viz]'); "
+              "skipped confusion.png")
+    return 0

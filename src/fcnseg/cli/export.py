@@ -1,0 +1,51 @@
+"""``fcnseg export``: a checkpoint to ONNX or TorchScript, verified in the same command."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+NAME = "export"
+HELP = ("Export a checkpoint to ONNX (dynamic batch, height, width) or TorchScript, verified "
+        "against PyTorch on two input sizes.")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="checkpoint file")
+    p.add_argument("--format", required=True, choices=("onnx", "torchscript"))
+    p.add_argument("--out", required=True, help="output file (written only if verified)")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset (default: 18)")
+    p.add_argument("--exporter", choices=("legacy", "dynamo"), default="legacy",
+                   help="ONNX exporter: TorchScript-based 'legacy' (default) or 'dynamo'")
+    p.add_argument("--height", type=int, default=224, help="export sample height (default 224)")
+    p.add_argument("--width", type=int, default=224, help="export sample width (default 224)")
+    p.add_argument("--atol", type=float, default=1e-4,
+                   help="largest absolute difference to PyTorch accepted (default 1e-4)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from fcnseg.export import export_onnx, export_torchscript
+    from fcnseg.inference import Segmenter
+
+    if args.height < 1 or args.width < 1:
+        raise ValueError(f"--height and --width must be positive, got {args.height}×{args.width}")
+    seg = Segmenter.from_checkpoint(args.checkpoint, device="cpu")
+    description = seg.describe()
+    for key in ("sliding_window", "tta"):  # inference settings, not properties of the model
+        description.pop(key, None)
+    size = (args.height, args.width)
+    start = time.perf_counter()
+    if args.format == "onnx":
+        result = export_onnx(seg.model, args.out, description=description, sample_size=size,
+                             opset=args.opset, exporter=args.exporter, atol=args.atol)
+        what = f"ONNX (opset {result.opset}, {result.exporter} exporter)"
+    else:
+        result = export_torchscript(seg.model, args.out, description=description,
+                                    sample_size=size, atol=args.atol)
+        what = "TorchScript"
+    for check in result.checks:
+        print(f"verified {check}")
+    print(f"wrote {what} {result.path} ({result.size_bytes / 1e6:.1f} MB, "
+          f"{seg.arch}, geometry {seg.geometry}) in {time.perf_counter() - start:.1f} s; "
+          f"max abs difference {max(c.max_abs_diff for c in result.checks):.3g} < {args.atol:g}")
+    return 0

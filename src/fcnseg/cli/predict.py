@@ -1,0 +1,260 @@
+"""``fcnseg predict``: segment files, folders and globs; write label PNGs, overlays, heatmaps.
+
+For each input ``<name>`` it writes ``<name>_label.png`` (class indices with the model's palette),
+``<name>_overlay.png``, ``<name>_heatmap_<class>.png`` for the classes asked for, and with
+``--probs`` ``<name>_probs.npz``. Inputs found inside a folder keep their subfolders under
+``--out``. An input that cannot be read is reported by name and skipped; the exit status is 1
+when any input failed, after all the others are written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import re
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+NAME = "predict"
+HELP = "Segment images (files, folders, globs): label PNGs, overlays, heatmaps, probabilities."
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp",
+                              ".ppm", ".pgm", ".pbm", ".pnm"})
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="checkpoint file")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="image files, folders (searched recursively) or glob patterns")
+    p.add_argument("--out", required=True, help="output folder")
+    heat = p.add_mutually_exclusive_group()
+    heat.add_argument("--heatmaps", nargs="+", metavar="CLASS", default=None,
+                      help="write probability heatmaps for these classes (names or indices; "
+                           "give it after the inputs)")
+    heat.add_argument("--heatmaps-present", action="store_true",
+                      help="write heatmaps for the classes present in each prediction")
+    p.add_argument("--probs", action="store_true", help="also write <name>_probs.npz")
+    p.add_argument("--batch-size", type=int, default=4, help="images per forward pass")
+    p.add_argument("--sliding-window", type=int, default=None, metavar="W",
+                   help="run W×W windows instead of whole images (for large images)")
+    p.add_argument("--stride", type=int, default=None,
+                   help="sliding-window stride (default: 2/3 of the window)")
+    p.add_argument("--tta-flip", action="store_true", help="average with the mirrored image")
+    p.add_argument("--tta-scales", nargs="+", default=None, metavar="S",
+                   help="average over these input scales (e.g. 0.75 1 1.25 or 0.75,1,1.25)")
+    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity (default 0.5)")
+    p.add_argument("--colormap", default="viridis", choices=("viridis", "jet", "gray"),
+                   help="heatmap colours (default viridis)")
+    p.add_argument("--max-pixels", type=int, default=None,
+                   help="refuse larger images (default: about 89 million pixels, Pillow's "
+                        "decompression-bomb limit); raise it for huge images")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _has_magic(s: str) -> bool:
+    return glob.has_magic(s)
+
+
+def collect_inputs(specs: Sequence[str]) -> tuple[list[tuple[Path, str]], list[tuple[str, str]]]:
+    """Expand files, folders and globs into (file, output name) pairs, and (spec, problem)
+    pairs for specs that match nothing.
+
+    Output names are the file stem, or the path relative to the folder given (without its
+    suffix) for files found in a folder; colliding names are made unique (see
+    :func:`_unique_names`), so no two inputs write the same outputs.
+    """
+    found: list[tuple[Path, str]] = []
+    problems: list[tuple[str, str]] = []
+    seen: set[Path] = set()
+
+    def add(path: Path, name: str) -> None:
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            found.append((path, name))
+
+    for spec in specs:
+        path = Path(spec)
+        if path.is_dir():
+            files = sorted(f for f in path.rglob("*")
+                           if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+            if not files:
+                problems.append((spec, "folder holds no images"))
+            for f in files:
+                add(f, f.relative_to(path).with_suffix("").as_posix())
+        elif path.is_file():
+            add(path, path.stem)
+        elif _has_magic(spec):
+            matches = sorted(Path(m) for m in glob.glob(spec, recursive=True))
+            files = [m for m in matches if m.is_file()]
+            if not files:
+                problems.append((spec, "pattern matches no files"))
+            for f in files:
+                add(f, f.stem)
+        else:
+            problems.append((spec, "no such file or folder"))
+    return _unique_names(found), problems
+
+
+def _unique_names(found: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
+    """Disambiguate colliding output names: add the extension (``x_png``, ``x_jpg``), then the
+    parent folder (``in/x_png``, ``sub/x_png``), then a counter."""
+
+    def qualify(name: str, path: Path, level: int) -> str:
+        if level >= 1 and path.suffix:
+            name = f"{name}_{path.suffix.lstrip('.').lower()}"
+        if level >= 2 and path.parent.name:
+            name = f"{path.parent.name}/{name}"
+        return name
+
+    names = [name for _, name in found]
+    for level in (1, 2):
+        counts: dict[str, int] = {}
+        for name in names:
+            counts[name] = counts.get(name, 0) + 1
+        names = [qualify(base, path, level) if counts[name] > 1 else name
+                 for (path, base), name in zip(found, names, strict=True)]
+    used: set[str] = set()
+    out = []
+    for (path, _), name in zip(found, names, strict=True):
+        base, k = name, 2
+        while name in used:
+            name = f"{base}_{k}"
+            k += 1
+        used.add(name)
+        out.append((path, name))
+    return out
+
+
+def _parse_scales(items: Sequence[str]) -> tuple[float, ...]:
+    try:
+        scales = tuple(float(v) for item in items for v in item.split(",") if v.strip())
+    except ValueError:
+        raise ValueError(f"--tta-scales: expected numbers like 0.75 1 1.25, got {items}") from None
+    if not scales or min(scales) <= 0:
+        raise ValueError(f"--tta-scales: scales must be positive, got {items}")
+    return scales
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "class"
+
+
+def _resolve_classes(requested: Iterable[str], names: Sequence[str]) -> list[int]:
+    """Class indices for ``--heatmaps`` items (names or indices, also comma-separated)."""
+    out: list[int] = []
+    for item in requested:
+        for r in (v.strip() for v in item.split(",")):
+            if r in names:
+                index = names.index(r)
+            elif r.isdigit() and int(r) < len(names):
+                index = int(r)
+            else:
+                raise ValueError(
+                    f"--heatmaps: unknown class {r!r}; the model's classes are {list(names)} "
+                    f"(give --heatmaps after the inputs, as it takes several values)")
+            if index not in out:
+                out.append(index)
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    from tqdm import tqdm
+
+    from fcnseg.inference import ImageError, Segmenter, load_image
+    from fcnseg.inference.visualize import heatmap, overlay, save_label_png
+    from fcnseg.utils.files import atomic_write
+
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    sliding = None
+    if args.sliding_window is not None:
+        sliding = {"window": args.sliding_window, "stride": args.stride}
+    if args.stride is not None and args.sliding_window is None:
+        raise ValueError("--stride: only meaningful with --sliding-window")
+    tta = None
+    if args.tta_flip or args.tta_scales:
+        tta = {"scales": _parse_scales(args.tta_scales or ["1"]), "flip": args.tta_flip}
+    limits = {} if args.max_pixels is None else {"max_pixels": args.max_pixels}
+    seg = Segmenter.from_checkpoint(args.checkpoint, device=args.device,
+                                    sliding_window=sliding, tta=tta, **limits)
+    heat_classes = _resolve_classes(args.heatmaps, seg.class_names) if args.heatmaps else []
+    want_probs = bool(args.probs or heat_classes or args.heatmaps_present)
+
+    inputs, problems = collect_inputs(args.inputs)
+    failed = 0
+    for spec, problem in problems:
+        print(f"fcnseg predict: {spec}: {problem}", file=sys.stderr)
+        failed += 1
+    out_dir = Path(args.out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir}: exists and is not a folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    def report(msg: str) -> None:
+        tqdm.write(f"fcnseg predict: {msg}", file=sys.stderr)
+
+    def write_outputs(name: str, pred) -> None:
+        stem = out_dir / name
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        save_label_png(f"{stem}_label.png", pred.label, seg.palette)
+        _save_png(f"{stem}_overlay.png", overlay(pred.image, pred.label, seg.palette, args.alpha))
+        classes = pred.present_classes() if args.heatmaps_present else heat_classes
+        for c in classes:
+            _save_png(f"{stem}_heatmap_{_safe(seg.class_names[c])}.png",
+                      heatmap(pred.probs[c], args.colormap, vmin=0.0, vmax=1.0))
+        if args.probs:
+            with atomic_write(f"{stem}_probs.npz") as f:
+                np.savez_compressed(f, probs=pred.probs.astype(np.float32),
+                                    label=pred.label,
+                                    class_names=np.array(seg.class_names))
+
+    written = 0
+    bar = tqdm(total=len(inputs), unit="img", disable=args.no_progress or None,
+               file=sys.stderr, desc="predict")
+    for start in range(0, len(inputs), args.batch_size):
+        chunk = inputs[start : start + args.batch_size]
+        loaded = []
+        for path, name in chunk:
+            try:
+                loaded.append((name, path, load_image(path, max_pixels=seg.max_pixels)))
+            except ImageError as e:
+                report(f"skipped {e}")
+                failed += 1
+        images = [im for _, _, im in loaded]
+        try:
+            preds = seg.predict_batch(images, return_probs=want_probs, batch_size=args.batch_size)
+            done = [(name, path, pred) for (name, path, _), pred in zip(loaded, preds, strict=True)]
+        except Exception:  # noqa: BLE001 - find out below which image fails (e.g. out of memory)
+            done = []
+            for name, path, im in loaded:
+                try:
+                    done.append((name, path, seg.predict(im, return_probs=want_probs)))
+                except Exception as e:  # noqa: BLE001
+                    report(f"skipped {path}: prediction failed ({type(e).__name__}: {e})")
+                    failed += 1
+        for name, path, pred in done:
+            try:
+                write_outputs(name, pred)
+                written += 1
+            except OSError as e:
+                report(f"{path}: cannot write outputs ({e})")
+                failed += 1
+        bar.update(len(chunk))
+    bar.close()
+    print(f"wrote outputs for {written} of {len(inputs)} image(s) to {out_dir}"
+          + (f"; {failed} input(s) failed" if failed else ""))
+    return 1 if failed else 0
+
+
+def _save_png(path: str | os.PathLike[str], rgb) -> None:
+    from PIL import Image
+
+    from fcnseg.utils.files import atomic_write
+
+    with atomic_write(path) as f:
+        Image.fromarray(rgb).save(f, format="PNG")

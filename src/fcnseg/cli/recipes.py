@@ -1,0 +1,31 @@
+"""``fcnseg recipes``: list the shipped training recipes, or print one."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "recipes"
+HELP = "List the training recipes shipped with fcnseg, or print one as YAML."
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", nargs="?", help="print this recipe, resolved with every default")
+    p.add_argument("--raw", action="store_true", help="print the recipe file as shipped")
+
+
+def run(args: argparse.Namespace) -> int:
+    import yaml
+
+    from fcnseg.engine.config import config_to_dict, list_recipes, load_config, recipe_path
+
+    if args.name is None:
+        recipes = list_recipes()
+        width = max(len(n) for n in recipes)
+        for name, description in recipes.items():
+            print(f"{name:<{width}}  {description}")
+        return 0
+    if args.raw:
+        print(recipe_path(args.name).read_text(encoding="utf-8"), end="")
+    else:
+        print(yaml.safe_dump(config_to_dict(load_config(args.name)), sort_keys=False), end="")
+    return 0

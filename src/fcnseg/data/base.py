@@ -1,0 +1,122 @@
+"""The common dataset interface and the error raised for bad samples."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from fcnseg.data.palette import palette_for
+
+__all__ = ["DataError", "FileSegmentationDataset", "SegmentationDataset", "Transform"]
+
+#: A joint transform: ``(image, label) -> (image, label)``.
+Transform = Callable[[Any, Any], tuple[Any, Any]]
+
+
+class DataError(ValueError):
+    """A sample on disk is bad: the message names the file and the problem."""
+
+    def __init__(self, path: object, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+class SegmentationDataset(Dataset):
+    """Base class: ``dataset[i]`` is ``(image, label)`` or ``transform(image, label)``.
+
+    Without a transform the image is an H×W×3 uint8 RGB array and the label an H×W int64 array
+    of class indices, with ``ignore_index`` marking pixels that count in neither loss nor metrics.
+    Subclasses set ``classes``, ``palette``, ``ignore_index`` and implement :meth:`load` and
+    ``__len__``; they may set ``ids`` (file stems) so that :meth:`name` can report them.
+    """
+
+    classes: tuple[str, ...] = ()
+    ignore_index: int = 255
+    ids: Sequence[str] = ()
+
+    def __init__(self, transform: Transform | None = None) -> None:
+        self.transform = transform
+        self._palette: np.ndarray | None = None
+
+    @property
+    def num_classes(self) -> int:
+        """How many classes the labels index (the ignore value excluded)."""
+        return len(self.classes)
+
+    @property
+    def palette(self) -> np.ndarray:
+        """A 256×3 uint8 palette: one colour per class, the VOC void colour at the ignore value."""
+        if self._palette is None:
+            return palette_for(self.num_classes, self.ignore_index)
+        return self._palette
+
+    @palette.setter
+    def palette(self, value: np.ndarray) -> None:
+        # Entries not given keep their defaults (the void colour at the ignore value included).
+        pal = palette_for(self.num_classes, self.ignore_index)
+        v = np.asarray(value, dtype=np.uint8).reshape(-1, 3)[:256]
+        pal[: len(v)] = v
+        self._palette = pal
+
+    def name(self, index: int) -> str:
+        """A readable name for sample ``index``: its file stem where there is one."""
+        if self.ids:
+            return str(self.ids[index])
+        return f"{index:06d}"
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Read sample ``index`` as (H×W×3 uint8 RGB image, H×W int64 label), untransformed."""
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int) -> Any:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} samples")
+        image, label = self.load(index % len(self))
+        if self.transform is not None:
+            return self.transform(image, label)
+        return image, label
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({len(self)} images, {self.num_classes} classes)"
+
+
+class FileSegmentationDataset(SegmentationDataset):
+    """A dataset of image files and mask files: subclasses give the two paths per sample.
+
+    :meth:`load` reads both, validates the label values against ``num_classes`` and checks that
+    image and mask have the same size, raising :class:`DataError` naming the file otherwise.
+    """
+
+    def image_path(self, index: int) -> Path:
+        raise NotImplementedError
+
+    def label_path(self, index: int) -> Path:
+        raise NotImplementedError
+
+    def read_label(self, index: int) -> np.ndarray:
+        """The validated H×W int64 label of sample ``index``."""
+        from fcnseg.data.io import read_label
+
+        return read_label(self.label_path(index), num_classes=self.num_classes,
+                          ignore_index=self.ignore_index)
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        from fcnseg.data.io import read_image
+
+        image = read_image(self.image_path(index))
+        label = self.read_label(index)
+        if image.shape[:2] != label.shape:
+            raise DataError(
+                self.label_path(index),
+                f"mask is {label.shape[1]}×{label.shape[0]} but its image "
+                f"{self.image_path(index).name} is {image.shape[1]}×{image.shape[0]} (W×H)",
+            )
+        return image, label

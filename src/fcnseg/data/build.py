@@ -1,0 +1,107 @@
+"""Build a dataset from a recipe's ``dataset`` section (a plain dict read from YAML)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fcnseg.data.base import SegmentationDataset, Transform
+
+__all__ = ["DATASET_NAMES", "build_dataset"]
+
+#: Accepted values of ``spec["name"]`` and the fields each one needs.
+DATASET_NAMES: dict[str, tuple[str, ...]] = {
+    "synthetic": ("num_images",),
+    "voc": ("root",),
+    "sbd": ("root",),
+    "seg11valid": ("voc_root", "sbd_root"),
+    "folder": ("root",),
+}
+
+
+def _field(spec: dict[str, Any], key: str, default: Any = None) -> Any:
+    return spec[key] if key in spec and spec[key] is not None else default
+
+
+def build_dataset(
+    spec: dict[str, Any], split: str | None = None, transform: Transform | None = None
+) -> SegmentationDataset:
+    """Create a dataset from ``spec``; ``split`` overrides ``spec["split"]``.
+
+    Examples of ``spec``::
+
+        {"name": "synthetic", "num_images": 200, "size": 96, "seed": 0}
+        {"name": "voc", "root": "data/VOCdevkit", "year": "2012", "split": "train"}
+        {"name": "sbd", "root": "data/benchmark_RELEASE", "split": "train"}
+        {"name": "seg11valid", "voc_root": "data/VOCdevkit", "sbd_root": "data/benchmark_RELEASE"}
+        {"name": "folder", "root": "data/mine", "split": "val"}
+
+    Raises ValueError naming the field when the name is unknown or a required field is missing.
+    """
+    if not isinstance(spec, dict):
+        raise ValueError(f"dataset: expected a mapping, got {type(spec).__name__}")
+    name = spec.get("name")
+    if name not in DATASET_NAMES:
+        raise ValueError(
+            f"dataset.name: unknown dataset {name!r}; known: {', '.join(DATASET_NAMES)}"
+        )
+    for key in DATASET_NAMES[name]:
+        if spec.get(key) is None:
+            raise ValueError(f"dataset.{key}: required for dataset {name!r}")
+    known = set(DATASET_NAMES[name]) | _OPTIONAL[name] | {"name"}
+    unknown = sorted(set(spec) - known)
+    if unknown:
+        raise ValueError(
+            f"dataset.{unknown[0]}: unknown field for dataset {name!r}; "
+            f"allowed: {', '.join(sorted(known))}"
+        )
+    split = split if split is not None else spec.get("split")
+
+    if name == "synthetic":
+        from fcnseg.data.synthetic import SyntheticSegmentation
+
+        seed = int(_field(spec, "seed", 0))
+        # A "val" split draws from other seeds than "train", so they never share a scene.
+        if split not in (None, "train"):
+            seed += 1_000_003
+        return SyntheticSegmentation(
+            int(spec["num_images"]),
+            size=_size(spec.get("size", 128)),
+            seed=seed,
+            transform=transform,
+            ignore_border=int(_field(spec, "ignore_border", 0)),
+        )
+    if name == "voc":
+        from fcnseg.data.voc import VOCSegmentation
+
+        return VOCSegmentation(spec["root"], year=str(_field(spec, "year", "2012")),
+                               split=split or "train", transform=transform)
+    if name == "sbd":
+        from fcnseg.data.sbd import SBDSegmentation
+
+        return SBDSegmentation(spec["root"], split=split or "train", transform=transform)
+    if name == "seg11valid":
+        from fcnseg.data.splits import seg11valid
+
+        return seg11valid(spec["voc_root"], spec["sbd_root"], transform=transform,
+                          cache_dir=_field(spec, "cache_dir"))
+    from fcnseg.data.folder import FolderSegmentation
+
+    return FolderSegmentation(spec["root"], split=split, transform=transform,
+                              config=_field(spec, "config"))
+
+
+_OPTIONAL: dict[str, set[str]] = {
+    "synthetic": {"size", "seed", "split", "ignore_border"},
+    "voc": {"year", "split"},
+    "sbd": {"split"},
+    "seg11valid": {"split", "cache_dir"},
+    "folder": {"split", "config"},
+}
+
+
+def _size(value: Any) -> int | tuple[int, int]:
+    if isinstance(value, int):
+        return value
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return int(value[0]), int(value[1])
+    raise ValueError(f"dataset.size: expected an int or [height, width], got {value!r}")

@@ -1,0 +1,110 @@
+"""Scan a whole dataset for bad samples and count pixels per class (``fcnseg check-data``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from fcnseg.data.base import DataError, SegmentationDataset
+
+__all__ = ["Problem", "ScanReport", "scan_dataset"]
+
+
+@dataclass
+class Problem:
+    """One bad sample: its index and name in the dataset, the file and what is wrong."""
+
+    index: int
+    name: str
+    path: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.problem}"
+
+
+@dataclass
+class ScanReport:
+    """Pixel counts per class (and of the ignore value) and the problems found."""
+
+    classes: tuple[str, ...]
+    ignore_index: int
+    images: int = 0
+    class_pixels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    ignore_pixels: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def frequencies(self) -> np.ndarray:
+        """Share of each class among the labelled (non-ignored) pixels."""
+        total = self.class_pixels.sum()
+        return self.class_pixels / total if total else np.zeros_like(self.class_pixels, float)
+
+
+class _Scan(Dataset):
+    """Loads each sample and returns its pixel counts or its problem (in loader workers)."""
+
+    def __init__(self, dataset: SegmentationDataset, indices: list[int]) -> None:
+        self.dataset, self.indices = dataset, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, k: int) -> tuple[int, np.ndarray | None, int, Problem | None]:
+        i = self.indices[k]
+        ds = self.dataset
+        try:
+            _, label = ds.load(i)
+        except DataError as e:
+            return i, None, 0, Problem(i, ds.name(i), e.path, e.problem)
+        except Exception as e:  # any other failure to read is still a problem with this sample
+            return i, None, 0, Problem(i, ds.name(i), ds.name(i), f"{type(e).__name__}: {e}")
+        valid = label != ds.ignore_index
+        counts = np.bincount(label[valid].ravel(), minlength=ds.num_classes)[: ds.num_classes]
+        return i, counts, int((~valid).sum()), None
+
+
+def _as_is(item: tuple) -> tuple:
+    return item  # a named function, not a lambda: workers started by "spawn" must pickle it
+
+
+def _iterate(scan: _Scan, workers: int) -> Iterator[tuple]:
+    if workers <= 0:
+        yield from (scan[k] for k in range(len(scan)))
+        return
+    loader = DataLoader(scan, batch_size=None, num_workers=workers,
+                        collate_fn=_as_is, generator=torch.Generator().manual_seed(0))
+    yield from loader
+
+
+def scan_dataset(
+    dataset: SegmentationDataset,
+    indices: list[int] | None = None,
+    workers: int = 0,
+    progress: bool = False,
+) -> ScanReport:
+    """Read every sample (or ``indices``) untransformed, collecting pixel counts and problems."""
+    indices = list(range(len(dataset))) if indices is None else list(indices)
+    report = ScanReport(tuple(dataset.classes), dataset.ignore_index,
+                        class_pixels=np.zeros(dataset.num_classes, np.int64))
+    items = _iterate(_Scan(dataset, indices), workers)
+    if progress:
+        from tqdm import tqdm
+
+        items = tqdm(items, total=len(indices), desc="checking", leave=False, disable=None)
+    for _, counts, ignored, problem in items:
+        report.images += 1
+        if problem is not None:
+            report.problems.append(problem)
+            continue
+        report.class_pixels += counts
+        report.ignore_pixels += ignored
+    report.problems.sort(key=lambda p: p.index)
+    return report

@@ -1,0 +1,90 @@
+"""The Semantic Boundaries Dataset (SBD, Hariharan et al. 2011): VOC classes on 11,355 images."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from fcnseg.data.base import DataError, FileSegmentationDataset, Transform
+from fcnseg.data.io import check_label_values
+from fcnseg.data.palette import VOC_CLASSES, VOC_IGNORE_INDEX
+from fcnseg.data.voc import read_split_list
+
+__all__ = ["SBDSegmentation", "find_sbd_dir", "read_sbd_mat"]
+
+
+def find_sbd_dir(root: str | os.PathLike[str]) -> Path:
+    """Locate ``benchmark_RELEASE/dataset`` given it, ``benchmark_RELEASE`` or their parent."""
+    root = Path(root).expanduser()
+    candidates = [root, root / "dataset", root / "benchmark_RELEASE" / "dataset"]
+    for c in candidates:
+        if (c / "cls").is_dir() and (c / "img").is_dir():
+            return c
+    raise FileNotFoundError(
+        f"no SBD data under {root}: looked for cls/ and img/ in "
+        + ", ".join(str(c) for c in candidates)
+        + " (fcnseg.data.download_sbd fetches it)"
+    )
+
+
+def read_sbd_mat(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read ``GTcls.Segmentation`` from an SBD ``cls/*.mat`` file as an H×W int64 array."""
+    from scipy.io import loadmat
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "missing mask (no such file)")
+    try:
+        mat = loadmat(path, squeeze_me=True, struct_as_record=False)
+    except Exception as e:  # scipy raises many types (ValueError, TypeError, OSError) on bad files
+        raise DataError(path, f"unreadable .mat file: {e}") from None
+    gt = mat.get("GTcls")
+    seg = getattr(gt, "Segmentation", None)
+    if seg is None:
+        raise DataError(path, "no GTcls.Segmentation in this .mat file")
+    seg = np.asarray(seg)
+    if seg.ndim != 2:
+        raise DataError(path, f"GTcls.Segmentation has shape {seg.shape}: expected H×W")
+    return seg.astype(np.int64)
+
+
+class SBDSegmentation(FileSegmentationDataset):
+    """SBD segmentation masks (``cls/*.mat``) over its JPEG images, with VOC's 21 classes.
+
+    Args:
+        root: ``benchmark_RELEASE/dataset``, ``benchmark_RELEASE`` or the folder holding it.
+        split: "train" (8,498 images) or "val" (2,857), from ``train.txt`` / ``val.txt``.
+        transform: optional joint transform.
+    """
+
+    classes = VOC_CLASSES
+    ignore_index = VOC_IGNORE_INDEX
+
+    def __init__(
+        self, root: str | os.PathLike[str], split: str = "train",
+        transform: Transform | None = None,
+    ) -> None:
+        super().__init__(transform)
+        self.dir = find_sbd_dir(root)
+        self.split = split
+        path = self.dir / f"{split}.txt"
+        if not path.is_file():
+            raise ValueError(f"split: SBD has no split {split!r} ({path} missing)")
+        self.ids = read_split_list(path)
+
+    def image_path(self, index: int) -> Path:
+        return self.dir / "img" / f"{self.ids[index]}.jpg"
+
+    def label_path(self, index: int) -> Path:
+        return self.dir / "cls" / f"{self.ids[index]}.mat"
+
+    def read_label(self, index: int) -> np.ndarray:
+        path = self.label_path(index)
+        label = read_sbd_mat(path)
+        check_label_values(path, label, self.num_classes, self.ignore_index)
+        return label
+
+    def __repr__(self) -> str:
+        return f"SBDSegmentation({self.dir}, split={self.split!r}, {len(self)} images)"

@@ -1,0 +1,77 @@
+"""The FCN paper's evaluation split, seg11valid: VOC2011 segmentation val minus SBD train.
+
+The paper trains on SBD train and evaluates on the 736 VOC2011 val images that SBD train does not
+contain. The list is derived from the user's own copies of both datasets (keeping VOC's order),
+and cached under the fcnseg cache directory, keyed by a hash of the two input lists, so a changed
+copy never reuses a stale list and a read-only dataset folder is never written to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+from fcnseg.data.base import Transform
+from fcnseg.data.sbd import find_sbd_dir
+from fcnseg.data.voc import VOCSegmentation, find_voc_dir, read_split_list
+from fcnseg.utils.download import cache_dir as default_cache_dir
+from fcnseg.utils.files import atomic_write_bytes
+
+__all__ = ["SEG11VALID_SIZE", "seg11valid", "seg11valid_ids"]
+
+log = logging.getLogger(__name__)
+
+#: Number of images in seg11valid on the official VOC2011 and SBD releases.
+SEG11VALID_SIZE = 736
+
+
+def seg11valid_ids(
+    voc_root: str | os.PathLike[str],
+    sbd_root: str | os.PathLike[str],
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> list[str]:
+    """The ids of VOC2011 segmentation val images not in SBD train, in VOC's order.
+
+    ``voc_root`` is anything :func:`~fcnseg.data.voc.find_voc_dir` accepts for VOC2011 and
+    ``sbd_root`` anything :func:`~fcnseg.data.sbd.find_sbd_dir` accepts. The result is cached in
+    ``cache_dir`` (default ``<fcnseg cache>/splits``) as ``seg11valid-<hash>.txt``; if that folder
+    cannot be written, the list is still returned (computing it again is cheap).
+    """
+    voc_val = find_voc_dir(voc_root, "2011") / "ImageSets" / "Segmentation" / "val.txt"
+    sbd_train = find_sbd_dir(sbd_root) / "train.txt"
+    for p in (voc_val, sbd_train):
+        if not p.is_file():
+            raise FileNotFoundError(f"seg11valid needs {p}, which is missing")
+    digest = hashlib.sha256()
+    for p in (voc_val, sbd_train):
+        digest.update(p.read_bytes())
+        digest.update(b"\0")
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "splits"
+    cached = folder / f"seg11valid-{digest.hexdigest()[:16]}.txt"
+    if cached.is_file():
+        return read_split_list(cached)
+
+    exclude = set(read_split_list(sbd_train))
+    ids = [i for i in read_split_list(voc_val) if i not in exclude]
+    try:
+        atomic_write_bytes(cached, "".join(f"{i}\n" for i in ids).encode())
+    except OSError as e:
+        log.warning("could not cache the seg11valid list at %s (%s); continuing", cached, e)
+    if len(ids) != SEG11VALID_SIZE:
+        log.info("seg11valid has %d images (%d on the official releases)", len(ids),
+                 SEG11VALID_SIZE)
+    return ids
+
+
+def seg11valid(
+    voc_root: str | os.PathLike[str],
+    sbd_root: str | os.PathLike[str],
+    transform: Transform | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> VOCSegmentation:
+    """The seg11valid evaluation set as a :class:`VOCSegmentation` over VOC2011."""
+    ids = seg11valid_ids(voc_root, sbd_root, cache_dir=cache_dir)
+    ds = VOCSegmentation(voc_root, year="2011", split="seg11valid", transform=transform, ids=ids)
+    return ds

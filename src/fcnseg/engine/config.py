@@ -1,0 +1,358 @@
+"""Training configuration: plain dataclasses, read once from a recipe (YAML) at the edge.
+
+A recipe is a YAML file whose keys mirror :class:`TrainConfig`; the recipes shipped with the
+package live in ``fcnseg/recipes`` and are listed by :func:`list_recipes`. Any field can be
+overridden with ``section.field=value`` strings (values parsed as YAML); an unknown key is an
+error that names it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "ConfigError",
+    "DataConfig",
+    "LossConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "RunConfig",
+    "ScheduleConfig",
+    "TrainConfig",
+    "apply_overrides",
+    "config_from_dict",
+    "config_to_dict",
+    "list_recipes",
+    "load_config",
+    "load_recipe",
+    "recipe_path",
+]
+
+PathLike = str | os.PathLike[str]
+
+
+class ConfigError(ValueError):
+    """A recipe or override names an unknown field or gives a value of the wrong kind."""
+
+
+@dataclass
+class ModelConfig:
+    """Which FCN to build (arguments of :func:`fcnseg.models.build_model`)."""
+
+    arch: str = "fcn8s"
+    geometry: str = "caffe"
+    #: Channel multiplier of the VGG16 trunk (1.0 = VGG16; smaller for the CPU demo preset).
+    width: float = 1.0
+    fc_channels: int = 4096
+    dropout: float = 0.5
+    #: ImageNet VGG16 file to convolutionalize into the trunk, or a name from
+    #: ``fcnseg.models.PRETRAINED`` (e.g. ``vgg16_caffe``) to download; null = random init.
+    backbone_weights: str | None = None
+    backbone_convention: str | None = None
+    #: Input convention when no backbone weights set it ("caffe_bgr" or "torchvision_rgb").
+    input_convention: str | None = None
+    #: Train the bilinear upsampling layers too (the reference keeps them frozen).
+    train_upsampling: bool = False
+
+
+@dataclass
+class DataConfig:
+    """Datasets (specs for :func:`fcnseg.data.build_dataset`), augmentation and batching."""
+
+    train: dict[str, Any] = field(default_factory=lambda: {"name": "synthetic",
+                                                           "num_images": 200})
+    val: dict[str, Any] | None = None
+    #: Images per step on each process (the global batch is this × the number of processes).
+    batch_size: int = 1
+    crop_size: int | None = None
+    scale_range: list[float] | None = None
+    flip: bool = False
+    jitter: bool | float = False
+    num_workers: int = 0
+    val_batch_size: int = 1
+    #: Skip unreadable samples with a warning instead of stopping.
+    skip_bad: bool = False
+
+
+@dataclass
+class LossConfig:
+    """Per-pixel softmax cross-entropy; ``sum`` is the reference, ``mean`` modern practice."""
+
+    reduction: str = "sum"
+
+
+@dataclass
+class OptimConfig:
+    """Optimizer and its parameter groups."""
+
+    name: str = "sgd"
+    lr: float = 1e-10
+    momentum: float = 0.99
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    #: Biases learn at this multiple of the learning rate (the reference uses 2).
+    bias_lr_mult: float = 2.0
+    #: Whether weight decay applies to biases (the reference: no).
+    bias_decay: bool = False
+    #: Clip the gradient norm to this value; null = no clipping.
+    grad_clip: float | None = None
+
+
+@dataclass
+class ScheduleConfig:
+    """Learning-rate schedule over iterations: ``fixed``, ``poly`` or ``cosine``, with an
+    optional linear warm-up from ``warmup_factor × lr``."""
+
+    name: str = "fixed"
+    power: float = 0.9
+    warmup_iters: int = 0
+    warmup_factor: float = 0.001
+
+
+@dataclass
+class RunConfig:
+    """Length of the run and how often to evaluate, save and log."""
+
+    iterations: int = 100_000
+    eval_every: int = 4000
+    #: Save ``last.pt`` every this many iterations (and at evaluations and the end).
+    checkpoint_every: int = 1000
+    log_every: int = 20
+    progress: bool = True
+    tensorboard: bool = True
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs. Build it with :func:`load_config`."""
+
+    name: str = "custom"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: RunConfig = field(default_factory=RunConfig)
+    #: Checkpoint or weights file to initialise from (staged training: 16s from 32s, 8s from 16s).
+    init: str | None = None
+    #: Output folder (set by ``--out``).
+    out: str | None = None
+    seed: int = 0
+    #: "cpu", "cuda", "cuda:N" or "auto" (CUDA when available).
+    device: str = "auto"
+    #: Mixed precision: "none", "bf16" or "fp16" (fp16 uses a gradient scaler).
+    amp: str = "none"
+    channels_last: bool = False
+    compile: bool = False
+    #: CPU threads for torch (null = torch's default, one per core). On a busy machine 1 is
+    #: often much faster than several threads competing for the same cores.
+    threads: int | None = None
+
+    def validate(self) -> TrainConfig:
+        """Check values whose errors would otherwise surface deep inside training."""
+        checks = [
+            ("loss.reduction", self.loss.reduction, ("sum", "mean")),
+            ("optim.name", self.optim.name, ("sgd", "adam", "adamw")),
+            ("schedule.name", self.schedule.name, ("fixed", "poly", "cosine")),
+            ("amp", self.amp, ("none", "bf16", "fp16")),
+        ]
+        for key, value, allowed in checks:
+            if value not in allowed:
+                raise ConfigError(f"{key}: {value!r} is not one of {', '.join(allowed)}")
+        positive = [("data.batch_size", self.data.batch_size),
+                    ("data.val_batch_size", self.data.val_batch_size),
+                    ("train.iterations", self.train.iterations),
+                    ("train.eval_every", self.train.eval_every),
+                    ("train.checkpoint_every", self.train.checkpoint_every),
+                    ("train.log_every", self.train.log_every)]
+        for key, value in positive:
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{key}: must be a positive integer, got {value!r}")
+        if self.optim.lr <= 0:
+            raise ConfigError(f"optim.lr: must be positive, got {self.optim.lr!r}")
+        if self.data.scale_range is not None and len(self.data.scale_range) != 2:
+            raise ConfigError(f"data.scale_range: expected [min, max], got "
+                              f"{self.data.scale_range!r}")
+        if not isinstance(self.data.train, dict) or "name" not in self.data.train:
+            raise ConfigError("data.train: expected a dataset spec with a 'name'")
+        return self
+
+
+# -- dict <-> dataclass ----------------------------------------------------------------------
+
+
+def config_to_dict(config: TrainConfig) -> dict[str, Any]:
+    """The config as plain data (what ``recipe.yaml`` and checkpoints store)."""
+    return dataclasses.asdict(config)
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    """Accept YAML's spellings where they are unambiguous (1e-10 parses as a string in YAML 1.1,
+    an int where a float is expected); reject the rest naming ``key``."""
+    if value is None or default is None:
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if isinstance(default, float):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+    if isinstance(default, int):
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    return value
+
+
+def _fill(obj: Any, data: dict[str, Any], prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'recipe'}: expected a mapping, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    for key, value in data.items():
+        if key not in fields:
+            raise ConfigError(f"{prefix}{key}: unknown field; known: {', '.join(fields)}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            _fill(current, value, f"{prefix}{key}.")
+        else:
+            setattr(obj, key, _coerce(f"{prefix}{key}", value, current))
+    return obj
+
+
+def config_from_dict(data: dict[str, Any]) -> TrainConfig:
+    """Build a config from plain data; unknown keys raise :class:`ConfigError` naming them."""
+    return _fill(TrainConfig(), dict(data or {}), "")
+
+
+def apply_overrides(config: TrainConfig, overrides: list[str] | tuple[str, ...]) -> TrainConfig:
+    """Apply ``key=value`` overrides (``optim.lr=0.01``, ``data.train.root=data/x``).
+
+    Values are parsed as YAML (numbers, booleans, null, lists, mappings). Keys inside a
+    dataclass section must exist; keys inside a dataset spec (a free-form mapping) are created.
+    """
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"override {item!r}: expected key=value")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"override {item!r}: value is not valid YAML ({e})") from None
+        parts = key.split(".")
+        target: Any = config
+        for depth, part in enumerate(parts[:-1]):
+            target = _child(target, part, ".".join(parts[: depth + 1]))
+        last = parts[-1]
+        if dataclasses.is_dataclass(target):
+            names = {f.name for f in dataclasses.fields(target)}
+            if last not in names:
+                raise ConfigError(f"{key}: unknown field; known: {', '.join(sorted(names))}")
+            current = getattr(target, last)
+            if dataclasses.is_dataclass(current):
+                _fill(current, value, f"{key}.")
+            else:
+                setattr(target, last, _coerce(key, value, current))
+        elif isinstance(target, dict):
+            target[last] = value
+        else:
+            raise ConfigError(f"{key}: {'.'.join(parts[:-1])} is a {type(target).__name__}, "
+                              f"not a section with fields")
+    return config
+
+
+def _child(target: Any, part: str, where: str) -> Any:
+    if dataclasses.is_dataclass(target):
+        names = {f.name for f in dataclasses.fields(target)}
+        if part not in names:
+            raise ConfigError(f"{where}: unknown field; known: {', '.join(sorted(names))}")
+        child = getattr(target, part)
+        if child is None:  # e.g. data.val: null, then data.val.name=...
+            child = {}
+            setattr(target, part, child)
+        return child
+    if isinstance(target, dict):
+        return target.setdefault(part, {})
+    raise ConfigError(f"{where}: cannot set a field inside a {type(target).__name__}")
+
+
+# -- recipes -----------------------------------------------------------------------------------
+
+
+def _recipe_dir() -> Any:
+    return resources.files("fcnseg") / "recipes"
+
+
+def list_recipes() -> dict[str, str]:
+    """Names of the shipped recipes and the first line of each one's description."""
+    found: dict[str, str] = {}
+    for entry in sorted(_recipe_dir().iterdir(), key=lambda p: p.name):
+        if entry.name.endswith(".yaml"):
+            first = ""
+            for line in entry.read_text(encoding="utf-8").splitlines():
+                if line.startswith("#"):
+                    first = line.lstrip("# ").strip()
+                    break
+            found[entry.name[: -len(".yaml")]] = first
+    return found
+
+
+def recipe_path(name: str) -> Any:
+    """The file of a shipped recipe, by name."""
+    entry = _recipe_dir() / f"{name}.yaml"
+    if not entry.is_file():
+        raise ConfigError(f"unknown recipe {name!r}; known: {', '.join(list_recipes())}")
+    return entry
+
+
+def load_recipe(name_or_path: PathLike) -> dict[str, Any]:
+    """A recipe's YAML as plain data: a shipped recipe by name, or any YAML file by path."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.is_file():
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such recipe file")
+        text, where = path.read_text(encoding="utf-8"), str(path)
+    else:
+        entry = recipe_path(str(name_or_path))
+        text, where = entry.read_text(encoding="utf-8"), f"recipe {name_or_path}"
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{where}: not valid YAML ({e})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping at the top level")
+    return data
+
+
+def load_config(
+    recipe: PathLike | dict[str, Any] | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    **fields: Any,
+) -> TrainConfig:
+    """Resolve a recipe (name, path or mapping) plus ``key=value`` overrides into a config.
+
+    Keyword ``fields`` are top-level overrides given from Python (e.g. ``out="runs/x"``).
+    """
+    data = dict(recipe) if isinstance(recipe, dict) else (load_recipe(recipe) if recipe else {})
+    where = recipe if isinstance(recipe, (str, os.PathLike)) else "recipe"
+    try:
+        config = config_from_dict(data)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    apply_overrides(config, list(overrides))
+    _fill(config, fields, "")
+    if config.name == "custom" and isinstance(recipe, str) and not recipe.endswith(".yaml"):
+        config.name = recipe
+    return config.validate()

@@ -1,0 +1,446 @@
+"""The evaluation loop and reports: one confusion matrix over a whole dataset.
+
+:func:`evaluate_model` is what the trainer calls for periodic validation;
+:func:`evaluate_checkpoint` rebuilds a model from a checkpoint and scores it on any dataset
+(``fcnseg evaluate`` and the demo call it); :func:`write_report` writes ``report.json`` and
+``confusion.png``; :func:`format_report` is the printed table.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset
+
+from fcnseg.metrics import METRIC_NAMES, ConfusionMatrix, scores
+
+__all__ = [
+    "BatchError",
+    "PredictFn",
+    "ShardedEvalSampler",
+    "evaluate_checkpoint",
+    "evaluate_model",
+    "format_report",
+    "plot_confusion",
+    "write_report",
+]
+
+PathLike = str | os.PathLike[str]
+
+#: ``predict_fn(model, images) -> logits``: how a batch becomes N×C×H×W class scores (plain
+#: forward by default; sliding-window or test-time augmentation plug in here).
+PredictFn = Callable[[nn.Module, torch.Tensor], torch.Tensor]
+
+_AMP_DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+               "fp16": torch.float16, "float16": torch.float16}
+_AMP_OFF = (None, False, "", "none", "off", "fp32", "float32")
+
+
+def _amp_dtype(amp: str | None) -> torch.dtype | None:
+    """The autocast dtype for ``amp`` ("bf16", "fp16"), None for full precision."""
+    if amp in _AMP_OFF:
+        return None
+    key = str(amp).lower()
+    if key not in _AMP_DTYPES:
+        raise ValueError(f"amp: expected one of bf16, fp16, none; got {amp!r}")
+    return _AMP_DTYPES[key]
+
+
+def _is_distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def _split_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    if isinstance(batch, Mapping):
+        return batch["image"], batch["label"]
+    if isinstance(batch, Sequence) and len(batch) >= 2:
+        return batch[0], batch[1]
+    raise ValueError(
+        f"evaluation loader must yield (images, labels) pairs, got {type(batch).__name__}"
+    )
+
+
+class BatchError(ValueError):
+    """A batch could not be scored (e.g. label values outside the classes); names the batch."""
+
+    def __init__(self, batch_index: int, problem: str) -> None:
+        self.batch_index = batch_index
+        self.problem = problem
+        super().__init__(f"batch {batch_index}: {problem}")
+
+
+class ShardedEvalSampler(Sampler[int]):
+    """Every ``world_size``-th index from ``rank``: each sample on exactly one process.
+
+    Unlike ``DistributedSampler``, nothing is repeated to even out the shards, so the
+    all-reduced confusion matrix counts every image exactly once (processes may see one sample
+    more or less than each other, which evaluation does not mind).
+    """
+
+    def __init__(self, dataset: Dataset | int, rank: int | None = None,
+                 world_size: int | None = None) -> None:
+        self.length = dataset if isinstance(dataset, int) else len(dataset)  # type: ignore[arg-type]
+        dist = _is_distributed()
+        self.rank = int(rank if rank is not None else
+                        (torch.distributed.get_rank() if dist else 0))
+        self.world_size = int(world_size if world_size is not None else
+                              (torch.distributed.get_world_size() if dist else 1))
+        if not 0 <= self.rank < self.world_size:
+            raise ValueError(f"rank {self.rank} is outside world size {self.world_size}")
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.rank, self.length, self.world_size))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.length, self.world_size))
+
+
+def evaluate_model(
+    model: nn.Module,
+    loader: Any,
+    *,
+    num_classes: int,
+    ignore_index: int = 255,
+    device: str | torch.device = "cpu",
+    amp: str | None = None,
+    predict_fn: PredictFn | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Score ``model`` on every batch of ``loader`` with one confusion matrix.
+
+    Runs in eval mode under ``torch.inference_mode`` (the model's train/eval mode is restored
+    afterwards). ``loader`` yields ``(images N×3×H×W, labels N×H×W)``; padded pixels must carry
+    ``ignore_index`` (as :func:`fcnseg.data.collate_segmentation` pads them) so they count
+    nowhere. The model must already be on ``device``. When ``torch.distributed`` is initialised
+    each process evaluates its own shard (see :class:`ShardedEvalSampler`) and the matrices are
+    summed, so every process returns the dataset's scores.
+
+    Args:
+        model: a segmentation model returning N×C×H×W logits (a DDP wrapper is unwrapped).
+        loader: an iterable of batches, usually a DataLoader.
+        num_classes: number of classes C.
+        ignore_index: label value left out of the metrics.
+        device: where images, labels and the confusion matrix go.
+        amp: "bf16" or "fp16" for autocast, None for full precision.
+        predict_fn: ``predict_fn(model, images) -> logits``; default ``model(images)``.
+        progress: show a progress bar (on rank 0 only).
+
+    Returns:
+        :func:`fcnseg.metrics.scores` of the matrix plus ``confusion`` (list of lists, rows =
+        ground truth) and ``num_images`` (images seen, over all processes).
+    """
+    from tqdm.auto import tqdm
+
+    device = torch.device(device)
+    amp_dtype = _amp_dtype(amp)
+    net = model.module if isinstance(
+        model, nn.parallel.DistributedDataParallel | nn.DataParallel) else model
+    was_training = net.training
+    net.eval()
+    matrix = ConfusionMatrix(num_classes, ignore_index, device=device)
+    num_images = torch.zeros((), dtype=torch.int64, device=device)
+    show = progress and (not _is_distributed() or torch.distributed.get_rank() == 0)
+    batches = tqdm(loader, desc="evaluate", unit="batch", disable=not show, dynamic_ncols=True,
+                   leave=False)
+    try:
+        with torch.inference_mode():
+            for batch_index, batch in enumerate(batches):
+                images, labels = _split_batch(batch)
+                images = images.to(device, non_blocking=True)
+                labels = labels.to(device, non_blocking=True)
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    logits = predict_fn(net, images) if predict_fn is not None else net(images)
+                if isinstance(logits, Mapping):  # torchvision-style {"out": logits}
+                    logits = logits["out"]
+                if logits.shape[-2:] != labels.shape[-2:] or logits.shape[0] != labels.shape[0]:
+                    raise ValueError(
+                        f"model output {tuple(logits.shape)} does not cover labels "
+                        f"{tuple(labels.shape)}: logits must be N×C×H×W at the label size"
+                    )
+                if logits.shape[1] != num_classes:
+                    raise ValueError(
+                        f"model outputs {logits.shape[1]} classes, evaluation expects "
+                        f"{num_classes}"
+                    )
+                try:
+                    matrix.update(labels, logits.argmax(1))
+                except ValueError as e:  # bad label values: say where they are
+                    raise BatchError(batch_index, str(e)) from None
+                num_images += labels.shape[0]
+    finally:
+        batches.close()
+        net.train(was_training)
+    matrix.all_reduce()
+    if _is_distributed():
+        torch.distributed.all_reduce(num_images)
+    result = scores(matrix.numpy())
+    result["confusion"] = matrix.numpy().tolist()
+    result["num_images"] = int(num_images)
+    return result
+
+
+class _WithTransform(Dataset):
+    """A view of a dataset with a transform applied to its raw samples."""
+
+    def __init__(self, dataset: Any, transform: Callable[[Any, Any], Any]) -> None:
+        self.dataset = dataset
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.transform(*self.dataset[index])
+
+
+def _describe_checkpoint(ckpt: Mapping[str, Any]) -> dict[str, Any]:
+    model = ckpt["model"]
+    return {
+        "path": ckpt.get("path"),
+        "arch": model["arch"],
+        "build_kwargs": model["build_kwargs"],
+        "input_convention": model["input_convention"].get("name"),
+        "iteration": ckpt.get("iteration"),
+        "epoch": ckpt.get("epoch"),
+        "recipe": (ckpt.get("recipe") or {}).get("name"),
+    }
+
+
+def evaluate_checkpoint(
+    checkpoint: PathLike | Mapping[str, Any],
+    dataset: Mapping[str, Any] | Dataset,
+    *,
+    device: str | torch.device = "cpu",
+    batch_size: int = 1,
+    num_workers: int = 0,
+    amp: str | None = None,
+    predict_fn: PredictFn | None = None,
+    limit: int | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Rebuild the model a checkpoint describes and score it on a dataset.
+
+    Args:
+        checkpoint: checkpoint path (or a dict from :func:`fcnseg.checkpoint.load_checkpoint`).
+        dataset: a spec for :func:`fcnseg.data.build_dataset` (e.g. ``{"name": "voc", "root":
+            "data/VOCdevkit", "split": "val"}``), given the checkpoint's input convention as its
+            transform; or a dataset object: one without a transform gets that same
+            preprocessing, one with a transform is used as it is.
+        device: where to run.
+        batch_size: images per batch; 1 (default) evaluates each whole image exactly, more pad
+            a batch to its largest image (padded pixels are not scored).
+        num_workers: DataLoader workers.
+        amp: "bf16" / "fp16" autocast, or None.
+        predict_fn: ``predict_fn(model, images) -> logits`` (sliding window, TTA).
+        limit: score only the first ``limit`` images.
+        progress: show a progress bar.
+
+    Returns:
+        The :func:`evaluate_model` result plus ``class_names``, ``pixels`` (ground-truth pixels
+        per class), ``checkpoint`` and ``dataset`` descriptions, ``seconds`` and
+        ``images_per_s``.
+
+    Raises:
+        ValueError: the dataset's class count differs from the checkpoint's.
+    """
+    from fcnseg.checkpoint import build_model_from_checkpoint, load_checkpoint
+    from fcnseg.data.build import build_dataset
+    from fcnseg.data.collate import collate_segmentation
+    from fcnseg.data.transforms import build_eval_transform
+
+    ckpt = load_checkpoint(checkpoint) if not isinstance(checkpoint, Mapping) else checkpoint
+    model = build_model_from_checkpoint(ckpt)
+    class_names = list(ckpt["classes"]["names"])
+    transform = build_eval_transform(model.input_convention)
+    if isinstance(dataset, Mapping):
+        described: dict[str, Any] = dict(dataset)
+        source = data = build_dataset(dict(dataset), transform=transform)
+    else:
+        described = {"repr": repr(dataset)}
+        source = data = dataset
+        if getattr(dataset, "transform", None) is None:
+            data = _WithTransform(dataset, transform)
+    data_classes = [str(c) for c in getattr(source, "classes", ())]
+    described["classes"] = data_classes or None
+    if data_classes and len(data_classes) != len(class_names):
+        raise ValueError(
+            f"dataset {described.get('name', described.get('repr'))!r} has "
+            f"{len(data_classes)} classes ({', '.join(data_classes)}) but checkpoint "
+            f"{ckpt.get('path', '<checkpoint>')} predicts {len(class_names)} "
+            f"({', '.join(class_names)}); evaluate it on a dataset with the same classes"
+        )
+    if data_classes and data_classes != class_names:
+        warnings.warn(
+            f"dataset class names {data_classes} differ from the checkpoint's {class_names}; "
+            f"scoring by index, reporting the checkpoint's names",
+            stacklevel=2,
+        )
+    ignore_index = int(getattr(source, "ignore_index", ckpt["classes"]["ignore_index"]))
+    if limit is not None:
+        data = Subset(data, range(min(int(limit), len(data))))
+    described["num_images"] = len(data)
+    device = torch.device(device)
+    model.to(device)
+    loader = DataLoader(
+        data, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+        collate_fn=partial(collate_segmentation, ignore_index=ignore_index),
+        pin_memory=device.type == "cuda",
+    )
+    start = time.perf_counter()
+    try:
+        result = evaluate_model(model, loader, num_classes=len(class_names),
+                                ignore_index=ignore_index, device=device, amp=amp,
+                                predict_fn=predict_fn, progress=progress)
+    except BatchError as e:
+        if batch_size == 1 and hasattr(source, "name"):  # batch i is sample i: name its file
+            raise ValueError(f"sample {source.name(e.batch_index)}: {e.problem}") from None
+        raise
+    seconds = time.perf_counter() - start
+    result["class_names"] = class_names
+    result["pixels"] = [int(v) for v in np.asarray(result["confusion"]).sum(axis=1)]
+    result["checkpoint"] = _describe_checkpoint(ckpt)
+    result["dataset"] = described
+    result["ignore_index"] = ignore_index
+    result["seconds"] = round(seconds, 3)
+    result["images_per_s"] = round(result["num_images"] / seconds, 3) if seconds > 0 else None
+    return result
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities become null: JSON has no NaN, and other tools reject Python's."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        return _json_safe(value.item())
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return value
+
+
+def _report_json(report: dict[str, Any]) -> str:
+    """Indented JSON, except that each confusion-matrix row stays on one line (a 21-class
+    matrix would otherwise take 441 lines)."""
+    marker = "@confusion-rows@"
+    rows = report["confusion"]
+    text = json.dumps({**report, "confusion": marker}, indent=2)
+    body = ",\n".join("    " + json.dumps(row) for row in rows)
+    return text.replace(json.dumps(marker), "[\n" + body + "\n  ]" if rows else "[]") + "\n"
+
+
+def _names_for(result: Mapping[str, Any], class_names: Sequence[str] | None) -> list[str]:
+    n = len(result["iu"])
+    names = list(class_names if class_names is not None else result.get("class_names") or [])
+    return names if len(names) == n else [str(i) for i in range(n)]
+
+
+def format_report(result: Mapping[str, Any], class_names: Sequence[str] | None = None) -> str:
+    """The four metrics and a per-class table (IU, accuracy, ground-truth pixels) as text."""
+
+    def pct(v: float) -> str:
+        return "   n/a" if v is None or math.isnan(v) else f"{100 * v:6.2f}"
+
+    names = _names_for(result, class_names)
+    pixels = result.get("pixels") or np.asarray(result["confusion"]).sum(axis=1).tolist()
+    width = max([len("class")] + [len(n) for n in names])
+    lines = [
+        "  ".join(f"{k} {pct(result[k]).strip()}" for k in METRIC_NAMES) + "   (percent)",
+        "",
+        f"{'class':<{width}}  {'IU':>6}  {'acc':>6}  {'pixels':>12}",
+    ]
+    for name, iu, acc, px in zip(names, result["iu"], result["acc"], pixels, strict=True):
+        lines.append(f"{name:<{width}}  {pct(iu)}  {pct(acc)}  {int(px):>12d}")
+    return "\n".join(lines)
+
+
+def plot_confusion(
+    confusion: Any, class_names: Sequence[str], path: PathLike, *, title: str | None = None
+) -> Path | None:
+    """Save a row-normalised confusion matrix (rows = ground truth) as a PNG.
+
+    Returns the path, or None when matplotlib (the ``viz`` extra) is not installed.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # no display needed; must precede pyplot's import
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    counts = np.asarray(confusion, dtype=np.float64)
+    rows = counts.sum(axis=1, keepdims=True)
+    normalised = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
+    n = len(class_names)
+    size = min(4.0 + 0.35 * n, 16.0)
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    try:
+        image = ax.imshow(normalised, cmap="Blues", vmin=0.0, vmax=1.0)
+        ax.set_xticks(range(n), labels=list(class_names), rotation=90)
+        ax.set_yticks(range(n), labels=list(class_names))
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("ground truth")
+        ax.set_title(title or "confusion matrix (each row sums to 1)")
+        if n <= 25:  # cell values stay legible up to about VOC's 21 classes
+            for i in range(n):
+                for j in range(n):
+                    if counts[i, j] > 0:
+                        v = normalised[i, j]
+                        ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                                color="white" if v > 0.5 else "black")
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+        fig.tight_layout()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=100)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def write_report(
+    out_dir: PathLike, result: Mapping[str, Any], class_names: Sequence[str] | None = None
+) -> dict[str, Path | None]:
+    """Write ``report.json`` and ``confusion.png`` into ``out_dir``.
+
+    ``report.json`` holds the four metrics, a per-class list (name, IU, accuracy, pixels), the
+    confusion matrix and whatever else ``result`` describes (checkpoint, dataset, timing);
+    undefined scores are written as ``null``. The plot is skipped (``None`` in the returned
+    dict) when matplotlib is not installed.
+    """
+    from fcnseg.utils.files import atomic_write
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    names = _names_for(result, class_names)
+    confusion = np.asarray(result["confusion"], dtype=np.int64)
+    pixels = confusion.sum(axis=1)
+    report = {
+        "metrics": {k: result[k] for k in METRIC_NAMES},
+        "per_class": [
+            {"class": name, "iu": iu, "acc": acc, "pixels": int(px)}
+            for name, iu, acc, px in zip(names, result["iu"], result["acc"], pixels, strict=True)
+        ],
+        "class_names": names,
+        "confusion": confusion.tolist(),
+    }
+    skip = set(report) | set(METRIC_NAMES) | {"iu", "acc", "pixels"}
+    report.update({k: v for k, v in result.items() if k not in skip})
+    report_path = out / "report.json"
+    with atomic_write(report_path, "w") as f:
+        f.write(_report_json(_json_safe(report)))
+    plot_path = plot_confusion(confusion, names, out / "confusion.png")
+    return {"report": report_path, "confusion_plot": plot_path}

@@ -1,0 +1,107 @@
+"""Loss, parameter groups, optimizer and learning-rate schedule."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fcnseg.engine.config import OptimConfig, ScheduleConfig
+
+__all__ = [
+    "build_optimizer",
+    "build_scheduler",
+    "lr_factor",
+    "parameter_groups",
+    "segmentation_loss",
+]
+
+
+def segmentation_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    reduction: str = "sum",
+    ignore_index: int = 255,
+    normalizer: float | torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Per-pixel softmax cross-entropy over the valid (non-ignored) pixels.
+
+    ``reduction="sum"`` is the reference FCN loss: summed over every valid pixel of the batch,
+    so its gradient grows with image size (hence the tiny learning rates of the paper).
+    ``"mean"`` divides that sum by the number of valid pixels, or by ``normalizer`` when given
+    (the global count across processes, so that data-parallel training matches one process).
+    A batch without valid pixels gives a zero loss, not NaN.
+    """
+    total = F.cross_entropy(logits.float(), target, ignore_index=ignore_index, reduction="sum")
+    if reduction == "sum":
+        return total
+    if reduction != "mean":
+        raise ValueError(f"loss reduction must be 'sum' or 'mean', got {reduction!r}")
+    if normalizer is None:
+        normalizer = (target != ignore_index).sum()
+    return total / torch.clamp(torch.as_tensor(normalizer, dtype=total.dtype,
+                                               device=total.device), min=1.0)
+
+
+def parameter_groups(model: nn.Module, config: OptimConfig) -> list[dict[str, Any]]:
+    """Two groups, as in the reference: weights (lr, weight decay) and biases
+    (``bias_lr_mult`` × lr, no decay unless ``bias_decay``). Parameters that do not require
+    gradients (the frozen bilinear upsampling) are left out of the optimizer altogether."""
+    weights, biases = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (biases if name.endswith("bias") or p.dim() == 1 else weights).append(p)
+    groups = [{"params": weights, "lr": config.lr, "weight_decay": config.weight_decay,
+               "name": "weights"}]
+    if biases:
+        groups.append({"params": biases, "lr": config.lr * config.bias_lr_mult,
+                       "weight_decay": config.weight_decay if config.bias_decay else 0.0,
+                       "name": "biases"})
+    return groups
+
+
+def build_optimizer(model: nn.Module, config: OptimConfig) -> torch.optim.Optimizer:
+    """SGD (with momentum), Adam or AdamW over :func:`parameter_groups`."""
+    groups = parameter_groups(model, config)
+    if not any(g["params"] for g in groups):
+        raise ValueError("the model has no trainable parameters")
+    if config.name == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum,
+                               nesterov=config.nesterov)
+    betas = (float(config.betas[0]), float(config.betas[1]))
+    if config.name == "adam":
+        return torch.optim.Adam(groups, lr=config.lr, betas=betas)
+    if config.name == "adamw":
+        return torch.optim.AdamW(groups, lr=config.lr, betas=betas)
+    raise ValueError(f"optim.name: unknown optimizer {config.name!r}; known: sgd, adam, adamw")
+
+
+def lr_factor(iteration: int, total: int, config: ScheduleConfig) -> float:
+    """Multiplier of the base learning rate at ``iteration`` (0-based) of ``total``."""
+    if config.name == "fixed":
+        factor = 1.0
+    elif config.name == "poly":
+        factor = (1.0 - min(iteration, total) / total) ** config.power
+    elif config.name == "cosine":
+        factor = 0.5 * (1.0 + math.cos(math.pi * min(iteration, total) / total))
+    else:
+        raise ValueError(f"schedule.name: unknown schedule {config.name!r}; "
+                         f"known: fixed, poly, cosine")
+    if iteration < config.warmup_iters:
+        alpha = iteration / config.warmup_iters
+        factor *= config.warmup_factor * (1.0 - alpha) + alpha
+    return factor
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, total: int, config: ScheduleConfig
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """A LambdaLR stepped once per iteration; its state is the iteration count alone."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda it: lr_factor(it, total, config)
+    )

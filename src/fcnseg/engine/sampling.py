@@ -1,0 +1,103 @@
+"""Data order that can be resumed exactly, on one process or many.
+
+Each epoch's order is a permutation drawn from ``(seed, epoch)`` alone and shared by all
+processes; process ``rank`` takes every ``world_size``-th index of it (like
+``DistributedSampler``), so the union of one step's per-process batches is the batch a single
+process would see with the global batch size. Resuming inside an epoch skips the batches already
+consumed. Augmentation randomness is drawn per sample from ``(seed, epoch, index)``
+(:class:`SeededSamples`), so it does not depend on worker processes, on how many processes
+share the work, or on where a run was resumed.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+__all__ = ["ResumableSampler", "SeededSamples"]
+
+
+class ResumableSampler(Sampler[tuple[int, int]]):
+    """Yields ``(epoch, index)`` pairs for this process, from position ``start`` of the epoch.
+
+    Args:
+        length: dataset size.
+        seed: base seed of the permutations.
+        shuffle: permute each epoch (training) or keep the order (evaluation).
+        rank, world_size: this process's share, as ``DistributedSampler``.
+        pad: repeat indices so that every process gets the same count (training: keeps the
+            processes in step); evaluation passes False so that no image counts twice.
+    """
+
+    def __init__(self, length: int, *, seed: int = 0, shuffle: bool = True, rank: int = 0,
+                 world_size: int = 1, pad: bool = True) -> None:
+        if length < 1:
+            raise ValueError("cannot sample from an empty dataset")
+        self.length, self.seed, self.shuffle = length, seed, shuffle
+        self.rank, self.world_size, self.pad = rank, world_size, pad
+        self.epoch = 0
+        self.start = 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Select the epoch and how many of this process's samples to skip (already used)."""
+        self.epoch, self.start = int(epoch), int(start)
+
+    def _indices(self) -> list[int]:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            order = torch.randperm(self.length, generator=g).tolist()
+        else:
+            order = list(range(self.length))
+        if self.pad and self.length % self.world_size:
+            extra = self.world_size - self.length % self.world_size
+            order += (order * (extra // len(order) + 1))[:extra]
+        return order[self.rank :: self.world_size]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        for i in self._indices()[self.start :]:
+            yield self.epoch, i
+
+    def __len__(self) -> int:
+        return max(0, len(self._indices()) - self.start)
+
+    def per_epoch(self) -> int:
+        """Samples this process sees in a whole epoch."""
+        return len(self._indices())
+
+
+def _sample_seed(seed: int, epoch: int, index: int) -> int:
+    # A well-mixed 63-bit seed from the three numbers.
+    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(2, np.uint32)
+               .astype(np.uint64).dot([1, 1 << 31])) & ((1 << 63) - 1)
+
+
+class SeededSamples(Dataset):
+    """Wraps a dataset indexed by ``(epoch, index)``: every random draw made while loading the
+    sample (torch, numpy and Python RNGs) is seeded from ``(seed, epoch, index)``, and the
+    callers' RNG states are restored afterwards, so model-side randomness (dropout) is untouched.
+    """
+
+    def __init__(self, dataset: Dataset, seed: int) -> None:
+        self.dataset, self.seed = dataset, seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        epoch, index = key
+        s = _sample_seed(self.seed, epoch, index)
+        np_state, py_state = np.random.get_state(), random.getstate()
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(s)
+                np.random.seed(s % (1 << 32))
+                random.seed(s)
+                return self.dataset[index]
+        finally:
+            np.random.set_state(np_state)
+            random.setstate(py_state)

@@ -1,0 +1,218 @@
+"""``Segmenter``: a trained model with everything needed to segment an image.
+
+The model carries its geometry and input convention; the checkpoint adds the class names,
+palette and ignore value. ``predict`` takes an image in any common form, preprocesses it the way
+the weights expect, and returns a :class:`Prediction` at the image's own size.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from fcnseg.conventions import CAFFE_BGR, InputConvention
+from fcnseg.inference.images import DEFAULT_MAX_PIXELS, to_rgb_uint8
+from fcnseg.inference.sliding import TTA, PredictFn, SlidingWindow, forward_logits
+from fcnseg.inference.visualize import normalize_palette
+
+__all__ = ["Prediction", "Segmenter", "resolve_device"]
+
+
+@dataclass
+class Prediction:
+    """The segmentation of one image.
+
+    Attributes:
+        label: H×W class indices (uint8 for up to 256 classes, else int64).
+        image: the H×W×3 uint8 RGB image as fed to the model (upright after EXIF).
+        probs: C×H×W float32 class probabilities, when asked for.
+        class_names: the model's class names, indexed by label value.
+    """
+
+    label: np.ndarray
+    image: np.ndarray
+    probs: np.ndarray | None = None
+    class_names: tuple[str, ...] = field(default=())
+
+    def class_pixel_counts(self) -> dict[str, int]:
+        """Pixels predicted for each class, by class name (every class, zero included)."""
+        counts = np.bincount(self.label.reshape(-1).astype(np.int64),
+                             minlength=len(self.class_names))
+        return {name: int(counts[i]) for i, name in enumerate(self.class_names)}
+
+    def present_classes(self) -> list[int]:
+        """Indices of the classes that occur in the label map, in increasing order."""
+        return [int(c) for c in np.unique(self.label)]
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` picks CUDA when available; anything else is passed to ``torch.device``."""
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class Segmenter:
+    """Segment images with a trained FCN.
+
+    Args:
+        model: a segmentation model; its ``input_convention``, ``geometry`` and ``arch``
+            attributes are read where present.
+        class_names: one name per output channel.
+        palette: colours for label values (n×3, padded to 256×3).
+        ignore_index: the label value meaning "void" in the training data (never predicted; kept
+            so that palettes and label files agree with the data).
+        device: where to run (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"auto"``).
+        sliding_window: None (whole image at once), a window size in pixels, a mapping
+            ``{"window": ..., "stride": ...}`` or a :class:`SlidingWindow`.
+        tta: None, a mapping ``{"scales": [...], "flip": bool}`` or a :class:`TTA`.
+        max_pixels: images with more pixels are refused before decoding.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        class_names: Sequence[str],
+        palette: np.ndarray | Sequence[Sequence[int]],
+        ignore_index: int = 255,
+        device: str | torch.device = "cpu",
+        sliding_window: int | Mapping[str, Any] | SlidingWindow | None = None,
+        tta: Mapping[str, Any] | TTA | None = None,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    ) -> None:
+        num_classes = getattr(model, "num_classes", len(class_names))
+        if len(class_names) != num_classes:
+            raise ValueError(f"{len(class_names)} class names for a model with {num_classes} "
+                             f"classes")
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.class_names: list[str] = [str(n) for n in class_names]
+        self.num_classes = len(self.class_names)
+        self.palette = normalize_palette(palette)
+        self.ignore_index = int(ignore_index)
+        self.input_convention: InputConvention = getattr(model, "input_convention", CAFFE_BGR)
+        self.geometry: str | None = getattr(model, "geometry", None)
+        self.arch: str = str(getattr(model, "arch", type(model).__name__))
+        self.sliding_window = SlidingWindow.coerce(
+            dict(sliding_window) if isinstance(sliding_window, Mapping) else sliding_window)
+        self.tta = TTA.coerce(dict(tta) if isinstance(tta, Mapping) else tta)
+        self.max_pixels = max_pixels
+        self.checkpoint_path: str | None = None
+
+    @classmethod
+    def from_checkpoint(
+        cls, path: str | os.PathLike[str], device: str | torch.device = "cpu", **options: Any
+    ) -> Segmenter:
+        """Build a segmenter from a checkpoint: architecture, geometry, input convention,
+        class names, palette and ignore value all come from the file. ``options`` are the
+        remaining keyword arguments of the constructor (``sliding_window``, ``tta``, ...)."""
+        from fcnseg.checkpoint import build_model_from_checkpoint, load_checkpoint
+
+        ckpt = load_checkpoint(path)
+        model = build_model_from_checkpoint(ckpt)
+        classes = ckpt["classes"]
+        seg = cls(model, class_names=classes["names"], palette=classes["palette"],
+                  ignore_index=classes["ignore_index"], device=device, **options)
+        seg.checkpoint_path = str(path)
+        return seg
+
+    # -- description ---------------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        """A JSON-able description: architecture, geometry, classes, palette, convention."""
+        return {
+            "arch": self.arch,
+            "geometry": self.geometry,
+            "num_classes": self.num_classes,
+            "class_names": list(self.class_names),
+            "palette": self.palette[: self.num_classes].tolist(),
+            "ignore_index": self.ignore_index,
+            "ignore_color": self.palette[self.ignore_index].tolist()
+            if 0 <= self.ignore_index < 256 else None,
+            "input_convention": self.input_convention.to_dict(),
+            "sliding_window": None if self.sliding_window is None else {
+                "window": self.sliding_window.window, "stride": self.sliding_window.stride},
+            "tta": None if self.tta is None else {
+                "scales": list(self.tta.scales), "flip": self.tta.flip,
+                "average": self.tta.average},
+        }
+
+    # -- prediction ----------------------------------------------------------------------------
+    def predict_fn(self) -> PredictFn:
+        """``predict_fn(model, images) -> logits`` with this segmenter's sliding window and TTA."""
+        inner: PredictFn = forward_logits
+        if self.sliding_window is not None:
+            inner = self.sliding_window.predict_fn()
+        if self.tta is not None and not self.tta.is_identity:
+            return self.tta.predict_fn(inner)
+        return inner
+
+    def to_rgb(self, image: Any) -> np.ndarray:
+        """An input in any accepted form as an H×W×3 uint8 RGB array (see :meth:`predict`)."""
+        return to_rgb_uint8(image, max_pixels=self.max_pixels)
+
+    def preprocess(self, rgb: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
+        """H×W×3 uint8 RGB image(s) of one size as a normalised N×3×H×W batch on the device."""
+        arrays = [rgb] if isinstance(rgb, np.ndarray) else list(rgb)
+        batch = torch.from_numpy(np.stack(arrays)).to(self.device).permute(0, 3, 1, 2)
+        return self.input_convention.normalize(batch)
+
+    @torch.inference_mode()
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """N×C×H×W logits of a normalised batch, with sliding window and TTA as configured."""
+        return self.predict_fn()(self.model, x.to(self.device)).float()
+
+    def predict(self, image: Any, *, return_probs: bool = False) -> Prediction:
+        """Segment one image.
+
+        Args:
+            image: a file path, encoded image bytes, a PIL image, an H×W×3 (or H×W, H×W×4)
+                NumPy array (uint8 0-255, uint16, or float 0-1), or a 3×H×W tensor (uint8
+                0-255 or float 0-1).
+            return_probs: also return the C×H×W softmax probabilities.
+        """
+        return self.predict_batch([image], return_probs=return_probs)[0]
+
+    def predict_batch(
+        self, images: Iterable[Any], *, return_probs: bool = False, batch_size: int = 4
+    ) -> list[Prediction]:
+        """Segment several images; those of equal size run together, ``batch_size`` at a time.
+
+        Returns one :class:`Prediction` per input, in input order.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        rgbs = [self.to_rgb(im) for im in images]
+        results: list[Prediction | None] = [None] * len(rgbs)
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for i, rgb in enumerate(rgbs):
+            by_size.setdefault(rgb.shape[:2], []).append(i)
+        for indices in by_size.values():
+            for k in range(0, len(indices), batch_size):
+                chunk = indices[k : k + batch_size]
+                for i, pred in zip(chunk, self._predict_same_size([rgbs[i] for i in chunk],
+                                                                  return_probs), strict=True):
+                    results[i] = pred
+        return [r for r in results if r is not None]
+
+    def _predict_same_size(self, rgbs: list[np.ndarray], return_probs: bool) -> list[Prediction]:
+        logits = self.logits(self.preprocess(rgbs))
+        label_dtype = np.uint8 if self.num_classes <= 256 else np.int64
+        labels = logits.argmax(1).cpu().numpy().astype(label_dtype)
+        probs = logits.softmax(1).cpu().numpy().astype(np.float32) if return_probs else None
+        names = tuple(self.class_names)
+        return [
+            Prediction(label=labels[j], image=rgbs[j],
+                       probs=None if probs is None else probs[j], class_names=names)
+            for j in range(len(rgbs))
+        ]
+
+    def __repr__(self) -> str:
+        return (f"Segmenter(arch={self.arch!r}, geometry={self.geometry!r}, "
+                f"classes={self.num_classes}, device={str(self.device)!r})")

@@ -1,0 +1,228 @@
+"""Sliding-window inference and test-time augmentation, as ``predict_fn``-shaped functions.
+
+Both take a model and a normalised N×3×H×W batch and return N×C×H×W logits at the input's size,
+so they plug into evaluation (``predict_fn(model, images) -> logits``) as well as into
+:class:`fcnseg.inference.Segmenter`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "TTA",
+    "PredictFn",
+    "SlidingWindow",
+    "forward_logits",
+    "sliding_window_logits",
+    "tta_logits",
+    "window_starts",
+]
+
+#: ``predict_fn(model, images) -> logits``: N×3×H×W normalised input to N×C×H×W scores.
+PredictFn = Callable[[nn.Module, torch.Tensor], torch.Tensor]
+
+
+def _pair(v: int | Sequence[int], what: str) -> tuple[int, int]:
+    pair = (int(v), int(v)) if isinstance(v, int) else tuple(int(x) for x in v)
+    if len(pair) != 2 or min(pair) < 1:
+        raise ValueError(f"{what} must be a positive int or a pair of them, got {v!r}")
+    return pair  # type: ignore[return-value]
+
+
+def forward_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The plain whole-image forward pass (the default ``predict_fn``)."""
+    return model(x)
+
+
+def window_starts(size: int, window: int, stride: int) -> list[int]:
+    """Start offsets of windows of ``window`` pixels every ``stride`` pixels covering ``size``.
+
+    The last window is moved back to end at the border instead of running past it, so every
+    window holds image content only and no padding is needed. A window at least as large as
+    the image gives one window at 0 (the window shrinks to the image).
+    """
+    if window >= size:
+        return [0]
+    starts = list(range(0, size - window + 1, stride))
+    if starts[-1] + window < size:
+        starts.append(size - window)
+    return starts
+
+
+def sliding_window_logits(
+    model: nn.Module,
+    x: torch.Tensor,
+    window: int | Sequence[int],
+    stride: int | Sequence[int] | None = None,
+    *,
+    predict_fn: PredictFn | None = None,
+) -> torch.Tensor:
+    """Logits of an N×3×H×W batch computed window by window, averaged where windows overlap.
+
+    Args:
+        model: a segmentation model returning N×C×h×w logits for an N×3×h×w input.
+        x: the normalised input batch.
+        window: window height and width (an int for a square window); a window larger than the
+            image is cut to the image.
+        stride: step between windows (default: two thirds of the window, i.e. one third
+            overlap). Must not exceed the window, or pixels would be skipped.
+        predict_fn: how to run the model on one window (default: ``model(window)``).
+
+    Returns:
+        N×C×H×W float32 logits: each pixel the mean of the logits of the windows that cover it
+        (the weight map counts the windows over each pixel).
+    """
+    if x.dim() != 4:
+        raise ValueError(f"expected an N×3×H×W batch, got shape {tuple(x.shape)}")
+    wh, ww = _pair(window, "window")
+    if stride is None:
+        stride = (max(1, wh * 2 // 3), max(1, ww * 2 // 3))
+    sh, sw = _pair(stride, "stride")
+    if sh > wh or sw > ww:
+        raise ValueError(f"stride {(sh, sw)} larger than the window {(wh, ww)} would skip pixels")
+    run = predict_fn or forward_logits
+    n, _, h, w = x.shape
+    wh, ww = min(wh, h), min(ww, w)
+    ys, xs = window_starts(h, wh, sh), window_starts(w, ww, sw)
+    if len(ys) == 1 and len(xs) == 1:
+        return run(model, x)
+
+    total: torch.Tensor | None = None
+    count = torch.zeros(1, 1, h, w, dtype=torch.float32, device=x.device)
+    for y0 in ys:
+        for x0 in xs:
+            out = run(model, x[:, :, y0 : y0 + wh, x0 : x0 + ww])
+            if out.shape[-2:] != (wh, ww):
+                raise ValueError(f"the model returned {tuple(out.shape[-2:])} logits for a "
+                                 f"{(wh, ww)} window; sliding windows need same-size outputs")
+            if total is None:
+                total = torch.zeros(n, out.shape[1], h, w, dtype=torch.float32, device=x.device)
+            total[:, :, y0 : y0 + wh, x0 : x0 + ww] += out.float()
+            count[:, :, y0 : y0 + wh, x0 : x0 + ww] += 1.0
+    assert total is not None
+    return total / count
+
+
+def _resize(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    if tuple(t.shape[-2:]) == size:
+        return t
+    return F.interpolate(t, size=size, mode="bilinear", align_corners=False)
+
+
+def tta_logits(
+    model: nn.Module,
+    x: torch.Tensor,
+    scales: Sequence[float] = (1.0,),
+    flip: bool = False,
+    predict_fn: PredictFn | None = None,
+    *,
+    average: str = "logits",
+) -> torch.Tensor:
+    """Test-time augmentation: logits averaged over input scales and horizontal flips.
+
+    For each scale the input is resized bilinearly (``round(H*s) × round(W*s)``), run through
+    ``predict_fn`` (default: the whole-image forward; pass a sliding-window function for large
+    images), and the logits are resized back to H×W bilinearly; with ``flip`` the mirrored
+    input is run too and its logits mirrored back.
+
+    Args:
+        average: ``"logits"`` averages the raw logits; ``"probs"`` averages softmax
+            probabilities and returns their logarithm (whose softmax is the averaged
+            probabilities, so argmax and probabilities read the same way).
+
+    Returns:
+        N×C×H×W float32 logits.
+    """
+    if average not in ("logits", "probs"):
+        raise ValueError(f"average must be 'logits' or 'probs', got {average!r}")
+    scales = tuple(float(s) for s in scales)
+    if not scales or min(scales) <= 0:
+        raise ValueError(f"scales must be positive numbers, got {scales}")
+    run = predict_fn or forward_logits
+    size = (int(x.shape[-2]), int(x.shape[-1]))
+    total: torch.Tensor | None = None
+    passes = 0
+    for s in scales:
+        scaled_size = (max(1, round(size[0] * s)), max(1, round(size[1] * s)))
+        xs = _resize(x, scaled_size)
+        outs = [run(model, xs)]
+        if flip:
+            outs.append(run(model, xs.flip(-1)).flip(-1))
+        for out in outs:
+            out = _resize(out.float(), size)
+            if average == "probs":
+                out = out.softmax(1)
+            total = out if total is None else total + out
+            passes += 1
+    assert total is not None
+    mean = total / passes
+    return mean.clamp_min(1e-12).log() if average == "probs" else mean
+
+
+@dataclass(frozen=True)
+class SlidingWindow:
+    """Sliding-window settings: window size and stride in pixels (stride default: 2/3 window)."""
+
+    window: int | tuple[int, int]
+    stride: int | tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        _pair(self.window, "window")
+        if self.stride is not None:
+            _pair(self.stride, "stride")
+
+    def predict_fn(self) -> PredictFn:
+        """This setting as a ``predict_fn(model, images) -> logits``."""
+        return lambda model, x: sliding_window_logits(model, x, self.window, self.stride)
+
+    @classmethod
+    def coerce(cls, v: Any) -> SlidingWindow | None:
+        """None, an int (window), a (window, stride) mapping or an instance."""
+        if v is None or isinstance(v, SlidingWindow):
+            return v
+        if isinstance(v, int):
+            return cls(window=v)
+        if isinstance(v, dict):
+            return cls(**v)
+        raise ValueError(f"sliding_window must be None, an int or a dict, got {v!r}")
+
+
+@dataclass(frozen=True)
+class TTA:
+    """Test-time augmentation settings (see :func:`tta_logits`)."""
+
+    scales: tuple[float, ...] = field(default=(1.0,))
+    flip: bool = False
+    average: str = "logits"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scales", tuple(float(s) for s in self.scales))
+        if not self.scales or min(self.scales) <= 0:
+            raise ValueError(f"TTA scales must be positive numbers, got {self.scales}")
+        if self.average not in ("logits", "probs"):
+            raise ValueError(f"TTA average must be 'logits' or 'probs', got {self.average!r}")
+
+    @property
+    def is_identity(self) -> bool:
+        return self.scales == (1.0,) and not self.flip
+
+    def predict_fn(self, inner: PredictFn | None = None) -> PredictFn:
+        """This setting as a ``predict_fn``, each pass run by ``inner`` (default: forward)."""
+        return lambda model, x: tta_logits(model, x, self.scales, self.flip, inner,
+                                           average=self.average)
+
+    @classmethod
+    def coerce(cls, v: Any) -> TTA | None:
+        """None, a mapping of the fields, or an instance."""
+        if v is None or isinstance(v, TTA):
+            return v
+        if isinstance(v, dict):
+            return cls(**v)
+        raise ValueError(f"tta must be None, a dict or a TTA, got {v!r}")

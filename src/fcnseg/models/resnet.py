@@ -1,0 +1,316 @@
+"""ResNet-18/34/50/101 in plain torch, with torchvision's module and state-dict names.
+
+The modules are named as in torchvision (``conv1``, ``bn1``, ``relu``, ``maxpool``,
+``layer1`` … ``layer4`` of ``BasicBlock`` / ``Bottleneck`` blocks with ``conv1``, ``bn1``,
+``conv2``, ``bn2``, (``conv3``, ``bn3``), ``downsample.0`` / ``downsample.1``; ``fc``), so
+torchvision's ImageNet files (``resnet50-*.pth``, …) load unchanged with
+:func:`load_resnet_weights` and no torchvision import. ``replace_stride_with_dilation`` turns
+the stride of layer2/3/4 into dilation, as torchvision does, for output stride 16
+(``[False, False, True]``) or 8 (``[False, True, True]``).
+
+:class:`ResNetBackbone` wraps a ResNet without its classifier in the backbone protocol of
+:mod:`fcnseg.models.backbone`: features of layer2, layer3 and layer4 at nominal strides 8, 16, 32.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from fcnseg.conventions import TORCHVISION_RGB, InputConvention, get_convention
+from fcnseg.models.geometry import IDENTITY, CoordMap, trace
+
+__all__ = [
+    "RESNET_DEPTHS",
+    "BasicBlock",
+    "Bottleneck",
+    "ResNet",
+    "ResNetBackbone",
+    "load_resnet_weights",
+]
+
+PathLike = str | os.PathLike[str]
+
+
+def _conv3x3(in_ch: int, out_ch: int, stride: int = 1, dilation: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=dilation, dilation=dilation,
+                     bias=False)
+
+
+def _conv1x1(in_ch: int, out_ch: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False)
+
+
+class BasicBlock(nn.Module):
+    """Two 3×3 convolutions with a residual connection (ResNet-18/34).
+
+    Unlike torchvision, dilation > 1 is allowed, so ResNet-18/34 can be dilated too.
+    """
+
+    expansion = 1
+
+    def __init__(
+        self,
+        in_ch: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        dilation: int = 1,
+        first_dilation: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.conv1 = _conv3x3(in_ch, planes, stride, first_dilation or dilation)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = _conv3x3(planes, planes, dilation=dilation)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = downsample
+        self.stride = stride
+
+    def strided_layers(self) -> list[nn.Module]:
+        """The layers that change the coordinate map (for :func:`~fcnseg.models.geometry.trace`)."""
+        return [self.conv1, self.conv2]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + identity)
+
+
+class Bottleneck(nn.Module):
+    """1×1 – 3×3 – 1×1 bottleneck with the stride on the 3×3 convolution (ResNet V1.5, as
+    torchvision's ResNet-50/101)."""
+
+    expansion = 4
+
+    def __init__(
+        self,
+        in_ch: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        dilation: int = 1,
+        first_dilation: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.conv1 = _conv1x1(in_ch, planes)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = _conv3x3(planes, planes, stride, first_dilation or dilation)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = _conv1x1(planes, planes * self.expansion)
+        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+        self.stride = stride
+
+    def strided_layers(self) -> list[nn.Module]:
+        """The layers that change the coordinate map (for :func:`~fcnseg.models.geometry.trace`)."""
+        return [self.conv1, self.conv2, self.conv3]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + identity)
+
+
+#: depth → (block type, blocks per stage), as in the ResNet paper and torchvision.
+RESNET_DEPTHS: dict[int, tuple[type[BasicBlock] | type[Bottleneck], tuple[int, int, int, int]]] = {
+    18: (BasicBlock, (2, 2, 2, 2)),
+    34: (BasicBlock, (3, 4, 6, 3)),
+    50: (Bottleneck, (3, 4, 6, 3)),
+    101: (Bottleneck, (3, 4, 23, 3)),
+}
+
+
+class ResNet(nn.Module):
+    """A ResNet with torchvision's module names.
+
+    Args:
+        depth: 18, 34, 50 or 101.
+        num_classes: classes of the ImageNet classifier ``fc``; ignored without ``include_top``.
+        include_top: keep ``avgpool`` and ``fc`` (a classifier). Segmentation backbones drop them,
+            as torchvision's segmentation models do.
+        replace_stride_with_dilation: three booleans for layer2, layer3, layer4: replace that
+            stage's stride 2 by dilation. ``[False, True, True]`` gives output stride 8,
+            ``[False, False, True]`` output stride 16.
+        base_channels: channels of the stem and layer1 (64 in the paper); smaller values give
+            light nets for CPUs and tests, with the same structure and names.
+    """
+
+    def __init__(
+        self,
+        depth: int = 50,
+        *,
+        num_classes: int = 1000,
+        include_top: bool = True,
+        replace_stride_with_dilation: Sequence[bool] | None = None,
+        base_channels: int = 64,
+    ) -> None:
+        super().__init__()
+        if depth not in RESNET_DEPTHS:
+            raise ValueError(f"ResNet depth must be one of {sorted(RESNET_DEPTHS)}, got {depth}")
+        dilate = list(replace_stride_with_dilation or (False, False, False))
+        if len(dilate) != 3:
+            raise ValueError("replace_stride_with_dilation needs three booleans (layer2, layer3, "
+                             f"layer4), got {replace_stride_with_dilation!r}")
+        if base_channels < 1:
+            raise ValueError(f"base_channels must be >= 1, got {base_channels}")
+        block, counts = RESNET_DEPTHS[depth]
+        self.depth = depth
+        self.replace_stride_with_dilation = [bool(d) for d in dilate]
+        self._in_ch = base_channels
+        self._dilation = 1
+
+        self.conv1 = nn.Conv2d(3, base_channels, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(base_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.layer1 = self._make_layer(block, base_channels, counts[0])
+        self.layer2 = self._make_layer(block, base_channels * 2, counts[1], 2, dilate[0])
+        self.layer3 = self._make_layer(block, base_channels * 4, counts[2], 2, dilate[1])
+        self.layer4 = self._make_layer(block, base_channels * 8, counts[3], 2, dilate[2])
+        #: output channels of layer1 … layer4
+        self.stage_channels = tuple(base_channels * m * block.expansion for m in (1, 2, 4, 8))
+        if include_top:
+            self.avgpool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(self.stage_channels[-1], num_classes)
+        self._init_weights()
+
+    def _make_layer(
+        self,
+        block: type[BasicBlock] | type[Bottleneck],
+        planes: int,
+        blocks: int,
+        stride: int = 1,
+        dilate: bool = False,
+    ) -> nn.Sequential:
+        # torchvision's rule: the first block of a dilated stage keeps the previous dilation,
+        # the following blocks use the new one. Matching it keeps pretrained outputs identical.
+        previous_dilation = self._dilation
+        if dilate:
+            self._dilation *= stride
+            stride = 1
+        out_ch = planes * block.expansion
+        downsample = None
+        if stride != 1 or self._in_ch != out_ch:
+            downsample = nn.Sequential(_conv1x1(self._in_ch, out_ch, stride),
+                                       nn.BatchNorm2d(out_ch))
+        layers = [block(self._in_ch, planes, stride, downsample, dilation=self._dilation,
+                        first_dilation=previous_dilation)]
+        self._in_ch = out_ch
+        layers += [block(out_ch, planes, dilation=self._dilation) for _ in range(1, blocks)]
+        return nn.Sequential(*layers)
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        """conv1 – bn1 – relu – maxpool (stride 4)."""
+        return self.maxpool(self.relu(self.bn1(self.conv1(x))))
+
+    def stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Outputs of layer1 … layer4 for an input batch."""
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected an N×3×H×W input, got shape {tuple(x.shape)}")
+        out = []
+        x = self.stem(x)
+        for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
+            x = layer(x)
+            out.append(x)
+        return out
+
+    def coord_maps(self) -> list[CoordMap]:
+        """Coordinate maps of layer1 … layer4 (feature index → input pixel)."""
+        m = trace([self.conv1, self.maxpool], IDENTITY)
+        maps = []
+        for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
+            for blk in layer:
+                m = trace(blk.strided_layers(), m)
+            maps.append(m)
+        return maps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """ImageNet logits (with ``include_top``), else the layer4 features."""
+        x = self.stages(x)[-1]
+        if not hasattr(self, "fc"):
+            return x
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+class ResNetBackbone(ResNet):
+    """A ResNet without classifier, in the backbone protocol of :mod:`fcnseg.models.backbone`.
+
+    ``forward`` returns ``{8: layer2, 16: layer3, 32: layer4}`` (the keys are nominal strides,
+    the FCN level each feature feeds); ``out_channels`` gives their channel counts and
+    ``coord_maps()`` their true placement, which differs from the nominal stride when stages
+    are dilated. Its state-dict keys are torchvision's minus ``fc.*``.
+    """
+
+    def __init__(
+        self,
+        depth: int = 50,
+        *,
+        replace_stride_with_dilation: Sequence[bool] | None = None,
+        base_channels: int = 64,
+    ) -> None:
+        super().__init__(depth, include_top=False,
+                         replace_stride_with_dilation=replace_stride_with_dilation,
+                         base_channels=base_channels)
+        self.out_channels = {8: self.stage_channels[1], 16: self.stage_channels[2],
+                             32: self.stage_channels[3]}
+
+    def coord_maps(self) -> dict[int, CoordMap]:  # type: ignore[override]
+        """Coordinate maps of the features returned by ``forward``, by nominal stride."""
+        maps = ResNet.coord_maps(self)
+        return {8: maps[1], 16: maps[2], 32: maps[3]}
+
+    def forward(self, x: torch.Tensor) -> dict[int, torch.Tensor]:  # type: ignore[override]
+        _, c8, c16, c32 = self.stages(x)
+        return {8: c8, 16: c16, 32: c32}
+
+
+def load_resnet_weights(
+    module: nn.Module,
+    path: PathLike,
+    *,
+    prefix: str | None = None,
+    convention: InputConvention | str = TORCHVISION_RGB,
+) -> nn.Module:
+    """Load torchvision-layout ResNet ImageNet weights (``resnet50-*.pth`` …) from a local file.
+
+    ``module`` is a :class:`ResNet`, or a model that holds one: its ``backbone`` attribute is
+    used (the FCN models of this package), or pass ``prefix``. Classifier keys (``fc.*``) in the
+    file are skipped when the ResNet has no classifier. Every backbone key must be in the file
+    with the right shape; the error names the file and the offending keys. The input convention
+    (torchvision's RGB by default) is recorded on ``module.input_convention``.
+    """
+    from fcnseg.models.weights import WeightsError, describe_mismatch, read_state_dict
+
+    path = Path(path)
+    if prefix is None:
+        prefix = "backbone." if isinstance(getattr(module, "backbone", None), ResNet) else ""
+    net = module.get_submodule(prefix.rstrip(".")) if prefix else module
+    if not isinstance(net, ResNet):
+        raise TypeError(f"load_resnet_weights: {type(net).__name__} is not a ResNet "
+                        f"(prefix {prefix!r})")
+    sd = read_state_dict(path)
+    if not hasattr(net, "fc"):
+        sd = {k: v for k, v in sd.items() if not k.startswith("fc.")}
+    problem = describe_mismatch(path, net, sd)
+    if problem:
+        raise WeightsError(f"{problem} (expected torchvision's ResNet-{net.depth} layout)")
+    net.load_state_dict(sd)
+    module.input_convention = get_convention(convention)
+    return module

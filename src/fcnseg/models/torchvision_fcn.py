@@ -1,0 +1,138 @@
+"""torchvision's FCN variant (``fcn_resnet50`` / ``fcn_resnet101``), with its state-dict keys.
+
+A dilated ResNet (output stride 8: layer3 and layer4 dilated instead of strided) feeds
+``classifier``, an FCNHead (3×3 conv without bias – BN – ReLU – Dropout(0.1) – 1×1 conv), whose
+scores are bilinearly resized to the input (``align_corners=False``). An optional
+``aux_classifier`` FCNHead scores layer3 for an auxiliary training loss. The keys
+(``backbone.conv1.weight``, ``backbone.layer1.0.conv1.weight``, …, ``classifier.0.weight``,
+``classifier.1.*``, ``classifier.4.*``, ``aux_classifier.*``) are torchvision's, so its published
+checkpoints (``fcn_resnet50_coco-*.pth``) load unchanged with :func:`load_torchvision_fcn_weights`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fcnseg.conventions import TORCHVISION_RGB, InputConvention, get_convention
+from fcnseg.models.resnet import ResNet
+
+__all__ = [
+    "FCNHead",
+    "TorchvisionFCN",
+    "load_torchvision_fcn_weights",
+]
+
+PathLike = str | os.PathLike[str]
+
+
+class FCNHead(nn.Sequential):
+    """torchvision's FCN head: 3×3 conv (no bias) to ``in_channels // 4`` – BN – ReLU –
+    Dropout(0.1) – 1×1 conv to ``channels``. Indices 0, 1, 4 hold the parameters."""
+
+    def __init__(self, in_channels: int, channels: int) -> None:
+        inter = in_channels // 4
+        super().__init__(
+            nn.Conv2d(in_channels, inter, 3, padding=1, bias=False),
+            nn.BatchNorm2d(inter),
+            nn.ReLU(),
+            nn.Dropout(0.1),
+            nn.Conv2d(inter, channels, 1),
+        )
+
+
+class TorchvisionFCN(nn.Module):
+    """FCN on a dilated ResNet, as torchvision's ``fcn_resnet50`` / ``fcn_resnet101``.
+
+    Args:
+        num_classes: output channels (21 in torchvision's published COCO-VOC models).
+        depth: ResNet depth, 50 or 101 for torchvision's models (18/34 also work).
+        aux_loss: add ``aux_classifier`` on layer3.
+        output: ``"tensor"`` (default, this package's convention: ``forward`` returns the
+            N×C×H×W logits) or ``"dict"`` (torchvision's ``{"out": ..., "aux": ...}``).
+        base_channels: stem width of the ResNet (64 in torchvision; smaller for tests).
+        replace_stride_with_dilation: as :class:`~fcnseg.models.resnet.ResNet`; torchvision's FCN
+            uses ``[False, True, True]`` (output stride 8).
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 21,
+        *,
+        depth: int = 50,
+        aux_loss: bool = False,
+        output: str = "tensor",
+        base_channels: int = 64,
+        replace_stride_with_dilation: tuple[bool, bool, bool] | list[bool] = (False, True, True),
+        input_convention: InputConvention | str = TORCHVISION_RGB,
+    ) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be at least 1, got {num_classes}")
+        if output not in ("tensor", "dict"):
+            raise ValueError(f"output must be 'tensor' or 'dict', got {output!r}")
+        self.backbone = ResNet(depth, include_top=False, base_channels=base_channels,
+                               replace_stride_with_dilation=list(replace_stride_with_dilation))
+        c3, c4 = self.backbone.stage_channels[2:]
+        self.classifier = FCNHead(c4, num_classes)
+        self.aux_classifier = FCNHead(c3, num_classes) if aux_loss else None
+        self.num_classes = num_classes
+        self.output = output
+        self.input_convention = get_convention(input_convention)
+        self.arch = f"fcn_resnet{depth}"
+        self.build_kwargs = {
+            "num_classes": num_classes, "aux_loss": aux_loss, "output": output,
+            "base_channels": base_channels,
+            "replace_stride_with_dilation": [bool(d) for d in replace_stride_with_dilation],
+        }
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
+        size = x.shape[-2:]
+        _, _, layer3, layer4 = self.backbone.stages(x)
+        out = F.interpolate(self.classifier(layer4), size=size, mode="bilinear",
+                            align_corners=False)
+        if self.output == "tensor":
+            return out
+        result = {"out": out}
+        if self.aux_classifier is not None:
+            result["aux"] = F.interpolate(self.aux_classifier(layer3), size=size,
+                                          mode="bilinear", align_corners=False)
+        return result
+
+    def upsampling_layers(self) -> list[nn.ConvTranspose2d]:
+        """None: this model resizes with ``F.interpolate``, which has no weights (the method
+        exists so that training code can treat every model alike)."""
+        return []
+
+    def extra_repr(self) -> str:
+        return f"arch={self.arch}, num_classes={self.num_classes}, output={self.output}"
+
+
+def load_torchvision_fcn_weights(
+    model: TorchvisionFCN,
+    path: PathLike,
+    *,
+    convention: InputConvention | str = TORCHVISION_RGB,
+) -> TorchvisionFCN:
+    """Load a torchvision FCN checkpoint (``fcn_resnet50_coco-1167a1af.pth`` …) strictly.
+
+    The published files hold ``aux_classifier.*``; when the model was built without
+    ``aux_loss`` those keys are skipped (they only serve the training loss). Any other missing,
+    unexpected or mis-shaped key is an error naming the file and the keys.
+    """
+    from fcnseg.models.weights import WeightsError, describe_mismatch, read_state_dict
+
+    path = Path(path)
+    sd = read_state_dict(path)
+    if model.aux_classifier is None:
+        sd = {k: v for k, v in sd.items() if not k.startswith("aux_classifier.")}
+    problem = describe_mismatch(path, model, sd)
+    if problem:
+        raise WeightsError(problem)
+    model.load_state_dict(sd)
+    model.input_convention = get_convention(convention)
+    return model

@@ -1,0 +1,88 @@
+"""VGG16 with batch normalisation as the FCN trunk: torchvision ``vgg16_bn`` weight loading.
+
+``FCN(batch_norm=True)`` puts a BatchNorm2d (``bn1_1`` … ``bn5_3``) after each trunk convolution.
+torchvision's ``vgg16_bn-6c64b313.pth`` keeps the convolutions at ``features.{0, 3, 7, 10, 14,
+17, 20, 24, 27, 30, 34, 37, 40}`` with each BatchNorm at the next index, and fc6 / fc7 at
+``classifier.0`` / ``classifier.3`` as in plain VGG16.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from fcnseg.conventions import TORCHVISION_RGB, InputConvention, get_convention
+from fcnseg.models.fcn import VGG16_BLOCKS
+
+__all__ = ["VGG16_BN_CONV_INDICES", "load_vgg16_bn_weights", "vgg16_bn_key_map"]
+
+PathLike = str | os.PathLike[str]
+
+#: ``features.{i}`` indices of the 13 convolutions in torchvision's vgg16_bn.
+VGG16_BN_CONV_INDICES = (0, 3, 7, 10, 14, 17, 20, 24, 27, 30, 34, 37, 40)
+
+_BN_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+
+
+def vgg16_bn_key_map() -> dict[str, str]:
+    """Our FCN key → torchvision vgg16_bn key, for the trunk, fc6 and fc7."""
+    names = [f"{b}_{i}" for b, (n, _) in enumerate(VGG16_BLOCKS, 1) for i in range(1, n + 1)]
+    mapping: dict[str, str] = {}
+    for name, idx in zip(names, VGG16_BN_CONV_INDICES, strict=True):
+        mapping[f"conv{name}.weight"] = f"features.{idx}.weight"
+        mapping[f"conv{name}.bias"] = f"features.{idx}.bias"
+        for k in _BN_KEYS:
+            mapping[f"bn{name}.{k}"] = f"features.{idx + 1}.{k}"
+    mapping.update({"fc6.weight": "classifier.0.weight", "fc6.bias": "classifier.0.bias",
+                    "fc7.weight": "classifier.3.weight", "fc7.bias": "classifier.3.bias"})
+    return mapping
+
+
+def load_vgg16_bn_weights(
+    model: nn.Module,
+    path: PathLike,
+    *,
+    convention: InputConvention | str = TORCHVISION_RGB,
+) -> nn.Module:
+    """Copy torchvision ``vgg16_bn`` ImageNet weights into an FCN built with ``batch_norm=True``.
+
+    The convolutions and BatchNorms go to ``conv{b}_{i}`` / ``bn{b}_{i}``; the Linear fc6
+    (25088→4096) and fc7 (4096→4096) are reshaped into the 7×7 and 1×1 convolutions; the 1000-way
+    classifier is dropped. Errors name the file and the missing or mis-shaped keys. The input
+    convention (torchvision's RGB) is recorded on ``model.input_convention``.
+    """
+    from fcnseg.models.weights import WeightsError, read_state_dict
+
+    path = Path(path)
+    if not getattr(model, "batch_norm", False):
+        raise WeightsError(f"{path}: vgg16_bn weights need a model built with batch_norm=True")
+    sd = read_state_dict(path)
+    own = model.state_dict()
+    mapping = vgg16_bn_key_map()
+    # Files saved before PyTorch 0.4.1 lack num_batches_tracked; it is only a counter.
+    missing = sorted(v for k, v in mapping.items()
+                     if v not in sd and not v.endswith("num_batches_tracked"))
+    if missing:
+        more = f" (+{len(missing) - 8} more)" if len(missing) > 8 else ""
+        raise WeightsError(f"{path}: not a vgg16_bn state dict in torchvision's layout; missing "
+                           f"keys {missing[:8]}{more}")
+    new: dict[str, torch.Tensor] = {}
+    bad: list[str] = []
+    for dst, src in mapping.items():
+        if src not in sd:
+            continue
+        t = sd[src]
+        if dst in ("fc6.weight", "fc7.weight") and t.numel() == own[dst].numel():
+            t = t.reshape(own[dst].shape)
+        if t.shape != own[dst].shape:
+            bad.append(f"{src} {tuple(sd[src].shape)} vs {dst} {tuple(own[dst].shape)}")
+        else:
+            new[dst] = t
+    if bad:
+        raise WeightsError(f"{path}: vgg16_bn weights do not fit the model: {bad[:8]}")
+    model.load_state_dict(new, strict=False)
+    model.input_convention = get_convention(convention)
+    return model

@@ -1,0 +1,54 @@
+"""``fcnseg bench`` at a tiny size, and the timing tools it is built on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from fcnseg.bench import agreement, time_interleaved
+from fcnseg.cli.main import main
+
+TINY_ARGS = ["--width", "0.03125", "--fc-channels", "8", "--sizes", "36", "--batches", "1",
+             "--repeats", "1", "--warmup", "0", "--peak-size", "128", "--device", "cpu"]
+
+
+def test_bench_writes_a_json_report_with_every_requested_section(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    code = main(["bench", *TINY_ARGS, "--models", "fcn8s", "--train-crop", "36",
+                 "--no-loader", "--out", str(out)])
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert {r["geometry"] for r in report["inference"]} == {"caffe", "same"}
+    assert all(r["median_s"] > 0 and r["gflop"] > 0 for r in report["inference"])
+    assert len(report["training"]) == 2 and report["evaluation"][0]["pipeline"]["median_s"] > 0
+    variants = {r["variant"] for r in report["options"][0]["rows"]}
+    assert {"plain (same, no_grad)", "+channels_last", "+bf16 autocast"} <= variants
+    assert report["options"][0]["cudnn_benchmark"] == "n/a on CPU"
+    assert any("same / caffe" in t["target"] for t in report["targets"])
+
+
+def test_bench_rejects_an_unknown_section(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code = main(["bench", *TINY_ARGS, "--sections", "inference,speed",
+                 "--out", str(tmp_path / "x.json")])
+    assert code == 2
+    assert "unknown ['speed']" in capsys.readouterr().err
+
+
+def test_variants_are_timed_round_robin() -> None:
+    calls: list[str] = []
+    times = time_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                             warmup=1, repeats=3)
+    assert calls == ["a", "b"] * 4
+    assert len(times["a"].samples) == 3 and times["a"].low <= times["a"].median
+
+
+def test_agreement_reports_largest_difference_and_label_match() -> None:
+    ref = torch.tensor([[[[1.0, 0.0]], [[0.0, 1.0]]]])  # 1×2×1×2: labels 0, 1
+    other = ref.clone()
+    other[0, 0, 0, 1] = 2.0  # second pixel flips to label 0
+    result = agreement(ref, other)
+    assert result["max_abs_diff"] == 2.0
+    assert result["argmax_agreement_pct"] == 50.0

@@ -1,0 +1,96 @@
+"""``fcnseg evaluate`` end to end on a tiny checkpoint and the synthetic dataset."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from fcnseg.checkpoint import save_checkpoint
+from fcnseg.cli.main import main
+from fcnseg.data import SYNTHETIC_CLASSES, palette_for
+from fcnseg.metrics import scores
+from fcnseg.models import fcn8s
+
+
+def _checkpoint(path, class_names, recipe=None):
+    torch.manual_seed(0)
+    k = len(class_names)
+    model = fcn8s(num_classes=k, geometry="same", width=0.0625, fc_channels=16)
+    with torch.no_grad():  # score layers start at zero; random ones give varied predictions
+        for layer in (model.score_fr, model.score_pool4, model.score_pool3):
+            layer.weight.normal_(0, 1.0)
+    return save_checkpoint(path, model, class_names=class_names, palette=palette_for(k),
+                           recipe=recipe)
+
+
+@pytest.fixture
+def synthetic_checkpoint(tmp_path):
+    return _checkpoint(tmp_path / "synthetic.pt", list(SYNTHETIC_CLASSES))
+
+
+def test_evaluate_prints_metrics_and_writes_report_and_plot(synthetic_checkpoint, tmp_path,
+                                                            capsys):
+    out = tmp_path / "eval"
+    rc = main(["evaluate", "--checkpoint", str(synthetic_checkpoint), "--dataset", "synthetic",
+               "--num-images", "3", "--size", "40x48", "--out", str(out), "--device", "cpu"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    for metric in ("pixel_acc", "mean_acc", "mean_iu", "fw_iu"):
+        assert metric in printed
+    for name in SYNTHETIC_CLASSES:
+        assert f"\n{name} " in printed
+
+    report = json.loads((out / "report.json").read_text())
+    confusion = np.asarray(report["confusion"])
+    assert confusion.shape == (7, 7)
+    assert confusion.sum() == 3 * 40 * 48  # every pixel of every whole image, once
+    assert report["metrics"]["mean_iu"] == pytest.approx(scores(confusion)["mean_iu"])
+    assert [c["class"] for c in report["per_class"]] == list(SYNTHETIC_CLASSES)
+    assert [c["pixels"] for c in report["per_class"]] == confusion.sum(axis=1).tolist()
+    assert report["checkpoint"]["path"] == str(synthetic_checkpoint)
+    assert report["dataset"]["name"] == "synthetic"
+    assert (out / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sliding_window_and_flip_score_every_pixel(synthetic_checkpoint, tmp_path):
+    out = tmp_path / "eval"
+    rc = main(["evaluate", "--checkpoint", str(synthetic_checkpoint), "--dataset", "synthetic",
+               "--num-images", "1", "--size", "48x64", "--sliding-window", "32", "--tta-flip",
+               "--out", str(out), "--device", "cpu"])
+    assert rc == 0
+    report = json.loads((out / "report.json").read_text())
+    assert np.asarray(report["confusion"]).sum() == 48 * 64
+    assert report["options"]["sliding_window"] == 32 and report["options"]["tta_flip"]
+
+
+def test_class_count_mismatch_fails_with_a_clear_message(tmp_path, capsys):
+    ckpt = _checkpoint(tmp_path / "four.pt", ["a", "b", "c", "d"])
+    rc = main(["evaluate", "--checkpoint", str(ckpt), "--dataset", "synthetic",
+               "--num-images", "1", "--size", "32", "--out", str(tmp_path / "eval")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "7 classes" in err and "predicts 4" in err and str(ckpt) in err
+    assert not (tmp_path / "eval" / "report.json").exists()
+
+
+def test_dataset_root_is_required_for_voc(synthetic_checkpoint, capsys):
+    rc = main(["evaluate", "--checkpoint", str(synthetic_checkpoint), "--dataset", "voc"])
+    assert rc == 2
+    assert "--root: required for --dataset voc" in capsys.readouterr().err
+
+
+def test_default_dataset_is_the_validation_set_of_the_checkpoints_recipe(tmp_path):
+    val = {"name": "synthetic", "num_images": 2, "size": 32, "seed": 5, "split": "val"}
+    ckpt = _checkpoint(tmp_path / "run.pt", list(SYNTHETIC_CLASSES),
+                       recipe={"name": "tiny", "data": {"val": val}})
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert {k: report["dataset"][k] for k in val} == val
+    assert np.asarray(report["confusion"]).sum() == 2 * 32 * 32
+
+
+def test_no_dataset_and_no_recipe_asks_for_one(synthetic_checkpoint, capsys):
+    assert main(["evaluate", "--checkpoint", str(synthetic_checkpoint)]) == 2
+    assert "records no validation dataset" in capsys.readouterr().err

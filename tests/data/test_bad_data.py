@@ -1,0 +1,143 @@
+import logging
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fcnseg.data import DataError, FolderSegmentation, SBDSegmentation, SkipBad, VOCSegmentation
+from fcnseg.data import io as data_io
+
+
+@pytest.fixture()
+def folder(tmp_path):
+    """A folder dataset of three good samples (classes 0-2), to be spoiled one way per test."""
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    (tmp_path / "dataset.yaml").write_text("classes: [bg, a, b]\n")
+    for n, stem in enumerate(("s0", "s1", "s2")):
+        image = Image.fromarray(np.full((12, 16, 3), 40 * n, np.uint8))
+        image.save(tmp_path / "images" / f"{stem}.jpg")
+        Image.fromarray(np.full((12, 16), n, np.uint8)).save(tmp_path / "masks" / f"{stem}.png")
+    return tmp_path
+
+
+def error_for(root, stem="s1"):
+    ds = FolderSegmentation(root)
+    with pytest.raises(DataError) as info:
+        ds[ds.ids.index(stem)]
+    return info.value
+
+
+def test_unreadable_image(folder):
+    (folder / "images" / "s1.jpg").write_bytes(b"this is not a jpeg")
+    err = error_for(folder)
+    assert err.path.endswith("s1.jpg") and "unreadable image" in str(err)
+
+
+def test_truncated_image(folder):
+    path = folder / "images" / "s1.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)).save(path)
+    path.write_bytes(path.read_bytes()[:600])
+    err = error_for(folder)
+    assert err.path.endswith("s1.jpg") and "truncated" in str(err)
+
+
+def test_missing_mask(folder):
+    (folder / "masks" / "s1.png").unlink()
+    err = error_for(folder)
+    assert err.path.endswith("s1.png") and "missing mask" in str(err)
+
+
+def test_image_and_mask_of_different_sizes(folder):
+    Image.fromarray(np.zeros((12, 15), np.uint8)).save(folder / "masks" / "s1.png")
+    err = error_for(folder)
+    assert err.path.endswith("s1.png")
+    assert "mask is 15×12 but its image s1.jpg is 16×12" in str(err)
+
+
+def test_label_values_outside_the_classes(folder):
+    Image.fromarray(np.array([[0, 1, 3, 7] * 4] * 12, np.uint8)).save(folder / "masks" / "s1.png")
+    err = error_for(folder)
+    assert err.path.endswith("s1.png")
+    assert "outside [0, 3)" in str(err) and "3, 7" in str(err)
+
+
+def test_ignore_value_is_not_an_error(folder):
+    Image.fromarray(np.full((12, 16), 255, np.uint8)).save(folder / "masks" / "s1.png")
+    assert (FolderSegmentation(folder)[1][1] == 255).all()
+
+
+def test_rgb_mask_without_colour_table(folder):
+    Image.fromarray(np.zeros((12, 16, 3), np.uint8)).save(folder / "masks" / "s1.png")
+    err = error_for(folder)
+    assert err.path.endswith("s1.png") and "RGB mask where class indices are expected" in str(err)
+
+
+def test_rgb_mask_with_unknown_colour(folder):
+    (folder / "dataset.yaml").write_text(
+        "classes: [bg, a, b]\ncolors: [[0, 0, 0], [255, 0, 0], [0, 255, 0]]\n")
+    rgb = np.zeros((12, 16, 3), np.uint8)
+    rgb[0, 0] = (1, 2, 3)
+    Image.fromarray(rgb).save(folder / "masks" / "s1.png")
+    err = error_for(folder)
+    assert "1 pixels have colours not in the colour table, e.g. (1, 2, 3)" in str(err)
+
+
+def test_16_bit_mask_with_out_of_range_values(folder):
+    Image.fromarray(np.full((12, 16), 1000, np.uint16)).save(folder / "masks" / "s1.png")
+    err = error_for(folder)
+    assert err.path.endswith("s1.png") and "16-bit mask" in str(err) and "1000" in str(err)
+
+
+def test_16_bit_mask_in_range_is_read(folder):
+    Image.fromarray(np.full((12, 16), 2, np.uint16)).save(folder / "masks" / "s1.png")
+    assert (FolderSegmentation(folder)[1][1] == 2).all()
+
+
+def test_image_over_the_pixel_limit_is_refused(folder, monkeypatch):
+    monkeypatch.setattr(data_io, "MAX_PIXELS", 100)
+    err = error_for(folder)
+    assert err.path.endswith("s1.jpg") and "decompression bomb" in str(err)
+
+
+def test_pillow_decompression_bomb_error_becomes_a_data_error(folder, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50)  # 16×12 > 2×50: Pillow refuses to open
+    err = error_for(folder)
+    assert "decompression bomb" in str(err)
+
+
+def test_voc_rgb_label_is_refused(voc_root):
+    path = voc_root / "VOCdevkit" / "VOC2012" / "SegmentationClass" / "2007_000039.png"
+    Image.open(path).convert("RGB").save(path)
+    with pytest.raises(DataError, match="2007_000039.png: RGB mask"):
+        VOCSegmentation(voc_root)[1]
+
+
+def test_sbd_mat_without_segmentation(tmp_path, ondisk):
+    from scipy.io import savemat
+
+    ds = ondisk.write_sbd(tmp_path, {"train": ["a", "b"]})
+    savemat(ds / "cls" / "b.mat", {"GTinst": {"Segmentation": np.zeros((2, 2))}})
+    (ds / "cls" / "a.mat").write_bytes(b"garbage")
+    with pytest.raises(DataError, match="b.mat: no GTcls.Segmentation"):
+        SBDSegmentation(tmp_path)[1]
+    with pytest.raises(DataError, match="a.mat: unreadable .mat file"):
+        SBDSegmentation(tmp_path)[0]
+
+
+def test_skip_bad_logs_and_returns_the_next_good_sample(folder, caplog):
+    (folder / "masks" / "s1.png").unlink()
+    ds = SkipBad(FolderSegmentation(folder))
+    assert ds.classes == ("bg", "a", "b") and len(ds) == 3
+    with caplog.at_level(logging.WARNING):
+        image, label = ds[1]
+    assert (label == 2).all()  # s2 stands in for s1
+    assert "s1.png" in caplog.text and "missing mask" in caplog.text
+    assert (ds[1][1] == 2).all()  # deterministic
+
+
+def test_skip_bad_gives_up_when_nothing_is_good(folder):
+    for p in (folder / "masks").iterdir():
+        p.unlink()
+    with pytest.raises(DataError, match="no good sample found"):
+        SkipBad(FolderSegmentation(folder))[0]

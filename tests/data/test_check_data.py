@@ -1,0 +1,63 @@
+import re
+
+import numpy as np
+from PIL import Image
+
+from fcnseg.cli.main import main
+from fcnseg.data import SyntheticSegmentation
+from fcnseg.data.check import scan_dataset
+
+
+def test_voc_report_lists_splits_and_class_pixels(voc_root, capsys):
+    assert main(["check-data", "--dataset", "voc", "--root", str(voc_root)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"train\s+2\n", out) and re.search(r"val\s+1\n", out)
+    assert re.search(r"trainval\s+3\n", out) and re.search(r"checked\s+3 distinct images", out)
+    assert "background" in out and "(ignored)" in out and "no problems found" in out
+
+
+def test_problems_are_listed_with_their_files_and_exit_1(tmp_path, capsys):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    (tmp_path / "dataset.yaml").write_text("classes: [bg, fg]\n")
+    for stem in ("good", "big", "wrong"):
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "images" / f"{stem}.png")
+    Image.fromarray(np.ones((8, 8), np.uint8)).save(tmp_path / "masks" / "good.png")
+    Image.fromarray(np.full((8, 8), 5, np.uint8)).save(tmp_path / "masks" / "big.png")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "masks" / "orphan.png")
+    (tmp_path / "train.txt").write_text("good\nbig\nwrong\n")
+    assert main(["check-data", "--dataset", "folder", "--root", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert re.search(r"train\s+3\n", out)
+    assert "2 problem(s)" in out
+    assert f"{tmp_path / 'masks' / 'big.png'}: label values outside [0, 2)" in out
+    assert f"{tmp_path / 'masks' / 'wrong.png'}: missing mask" in out
+    assert "orphan.png: mask without an image" in out
+    assert re.search(r"\n\s+1\s+fg\s+64\s", out)  # only the good mask is counted
+
+
+def test_missing_root_is_a_usage_error(capsys):
+    assert main(["check-data", "--dataset", "voc"]) == 2
+    assert "--root is required" in capsys.readouterr().err
+
+
+def test_scan_counts_match_the_labels_with_or_without_workers():
+    ds = SyntheticSegmentation(6, 32, seed=2)
+    expected = sum(np.bincount(ds[i][1].ravel(), minlength=7) for i in range(6))
+    serial = scan_dataset(ds)
+    parallel = scan_dataset(ds, workers=2)
+    np.testing.assert_array_equal(serial.class_pixels, expected)
+    np.testing.assert_array_equal(parallel.class_pixels, expected)
+    assert serial.ok and serial.images == 6
+
+
+def test_sbd_and_seg11valid_reports(tmp_path, ondisk, monkeypatch, capsys):
+    monkeypatch.setenv("FCNSEG_HOME", str(tmp_path / "cache"))
+    ondisk.write_sbd(tmp_path, {"train": ["a", "b"], "val": ["c"]})
+    ondisk.write_voc(tmp_path, "2011", {"val": ["a", "d"]})
+    assert main(["check-data", "--dataset", "sbd", "--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"train\s+2\n", out) and re.search(r"checked\s+3 distinct", out)
+    assert main(["check-data", "--dataset", "seg11valid", "--voc-root", str(tmp_path),
+                 "--sbd-root", str(tmp_path)]) == 0
+    assert re.search(r"seg11valid\s+1\n", capsys.readouterr().out)

@@ -1,0 +1,54 @@
+import functools
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from fcnseg.data import (
+    SyntheticSegmentation,
+    build_eval_transform,
+    build_train_transform,
+    collate_segmentation,
+)
+
+
+def test_different_sizes_are_padded_with_zero_and_ignore():
+    a = (torch.ones(3, 4, 5), torch.full((4, 5), 2))
+    b = (torch.ones(3, 6, 3), torch.full((6, 3), 1))
+    images, labels = collate_segmentation([a, b], ignore_index=77)
+    assert images.shape == (2, 3, 6, 5) and labels.shape == (2, 6, 5)
+    assert images.dtype == torch.float32 and labels.dtype == torch.int64
+    assert (images[0, :, 4:] == 0).all() and (images[1, :, :, 3:] == 0).all()
+    assert (labels[0, :4, :5] == 2).all() and (labels[0, 4:] == 77).all()
+    assert (labels[1, :, 3:] == 77).all() and (labels[1, :, :3] == 1).all()
+
+
+def test_mismatched_image_and_label_is_an_error():
+    with pytest.raises(ValueError, match="sample 0"):
+        collate_segmentation([(torch.zeros(3, 4, 4), torch.zeros(4, 5))])
+
+
+def test_loader_batches_images_of_different_sizes():
+    sizes = SyntheticSegmentation(2, 32, seed=0, transform=build_eval_transform("caffe_bgr"))
+    other = SyntheticSegmentation(2, (40, 24), seed=0, transform=build_eval_transform("caffe_bgr"))
+    dataset = torch.utils.data.ConcatDataset([sizes, other])
+    loader = DataLoader(dataset, batch_size=4,
+                        collate_fn=functools.partial(collate_segmentation, ignore_index=255))
+    images, labels = next(iter(loader))
+    assert images.shape == (4, 3, 40, 32)
+    assert (labels[0, 32:] == 255).all() and (labels[2, :, 24:] == 255).all()
+
+
+def test_worker_augmentation_is_reproducible_from_the_loader_generator():
+    t = build_train_transform("caffe_bgr", crop_size=24, scale_range=(0.5, 1.5))
+    ds = SyntheticSegmentation(8, 32, seed=0, transform=t)
+
+    def batches(seed: int) -> list[torch.Tensor]:
+        g = torch.Generator().manual_seed(seed)
+        loader = DataLoader(ds, batch_size=4, shuffle=True, num_workers=2, generator=g,
+                            collate_fn=collate_segmentation)
+        return [x for x, _ in loader]
+
+    first, again, other = batches(1), batches(1), batches(2)
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(first, other, strict=True))

@@ -1,0 +1,93 @@
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from fcnseg.data import FolderSegmentation, build_dataset
+
+
+def make_folder(root, masks, config=None, image_ext=".png"):
+    """Write images/<stem> and masks/<stem>.png from {stem: PIL mask image}."""
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for stem, mask in masks.items():
+        w, h = mask.size
+        image = Image.fromarray(np.full((h, w, 3), 90, np.uint8))
+        image.save(root / "images" / f"{stem}{image_ext}")
+        mask.save(root / "masks" / f"{stem}.png")
+    if config is not None:
+        (root / "dataset.yaml").write_text(yaml.safe_dump(config))
+    return root
+
+
+def index_mask(values):
+    return Image.fromarray(np.asarray(values, np.uint8), mode="L")
+
+
+def test_index_masks_matched_by_stem(tmp_path):
+    masks = {"b": index_mask([[0, 1], [2, 255]]), "a": index_mask([[1, 1], [0, 0]])}
+    make_folder(tmp_path, masks, {"classes": ["bg", "road", "car"]}, image_ext=".jpg")
+    ds = FolderSegmentation(tmp_path)
+    assert ds.ids == ["a", "b"] and ds.classes == ("bg", "road", "car") and ds.num_classes == 3
+    image, label = ds[1]
+    assert image.shape == (2, 2, 3)
+    np.testing.assert_array_equal(label, [[0, 1], [2, 255]])
+
+
+def test_palette_masks_give_their_indices(tmp_path):
+    mask = Image.fromarray(np.array([[0, 2], [1, 1]], np.uint8), mode="P")
+    mask.putpalette([0, 0, 0, 200, 10, 10, 10, 200, 10] + [0] * (253 * 3))
+    make_folder(tmp_path, {"x": mask}, {"classes": ["a", "b", "c"]})
+    np.testing.assert_array_equal(FolderSegmentation(tmp_path)[0][1], [[0, 2], [1, 1]])
+
+
+def test_rgb_masks_through_a_colour_table(tmp_path):
+    rgb = np.array([[[0, 0, 0], [128, 64, 128]], [[0, 0, 142], [255, 255, 255]]], np.uint8)
+    make_folder(tmp_path, {"x": Image.fromarray(rgb)},
+                {"classes": ["bg", "road", "car"],
+                 "colors": [[0, 0, 0], [128, 64, 128], [0, 0, 142]],
+                 "ignore_color": [255, 255, 255]})
+    ds = FolderSegmentation(tmp_path)
+    np.testing.assert_array_equal(ds[0][1], [[0, 1], [2, 255]])
+    assert tuple(ds.palette[1]) == (128, 64, 128)  # display colours default to the table
+    assert tuple(ds.palette[255]) == (224, 224, 192)  # void keeps its colour
+
+
+def test_binary_0_255_masks_are_remapped(tmp_path):
+    make_folder(tmp_path, {"x": index_mask([[0, 255], [255, 0]])},
+                {"classes": ["background", "object"], "remap": {255: 1}})
+    np.testing.assert_array_equal(FolderSegmentation(tmp_path)[0][1], [[0, 1], [1, 0]])
+
+
+def test_split_lists_from_root_splits_folder_or_yaml(tmp_path):
+    make_folder(tmp_path, {s: index_mask([[0, 1]]) for s in ("a", "b", "c")},
+                {"classes": ["x", "y"], "splits": {"test": "lists/test-set.txt"}})
+    (tmp_path / "splits").mkdir()
+    (tmp_path / "splits" / "val.txt").write_text("c\na\n")
+    (tmp_path / "train.txt").write_text("b\n")
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "test-set.txt").write_text("a\n")
+    assert FolderSegmentation(tmp_path, "val").ids == ["c", "a"]
+    assert FolderSegmentation(tmp_path, "test").ids == ["a"]
+    ds = build_dataset({"name": "folder", "root": str(tmp_path), "split": "train"})
+    assert ds.ids == ["b"] and ds.classes == ("x", "y")
+
+
+def test_keyword_arguments_need_no_yaml(tmp_path):
+    make_folder(tmp_path, {"a": index_mask([[0, 9]])})
+    ds = FolderSegmentation(tmp_path, classes=["bg", "fg"], remap={9: 1})
+    np.testing.assert_array_equal(ds[0][1], [[0, 1]])
+
+
+def test_missing_classes_and_bad_yaml_fields_are_named(tmp_path):
+    make_folder(tmp_path, {"a": index_mask([[0]])}, {"ignore_index": 255})
+    with pytest.raises(ValueError, match="dataset.yaml: 'classes' is required"):
+        FolderSegmentation(tmp_path)
+    (tmp_path / "dataset.yaml").write_text("classes: [a]\ncolour: [[0, 0, 0]]\n")
+    with pytest.raises(ValueError, match="unknown field 'colour'"):
+        FolderSegmentation(tmp_path)
+    (tmp_path / "dataset.yaml").write_text("classes: [a, b]\ncolors: [[0, 0, 0]]\n")
+    with pytest.raises(ValueError, match="'colors' has 1 entries for 2 classes"):
+        FolderSegmentation(tmp_path)
+    with pytest.raises(ValueError, match="no list for split 'val'"):
+        FolderSegmentation(tmp_path, "val", classes=["a"])

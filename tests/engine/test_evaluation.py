@@ -1,0 +1,226 @@
+"""The evaluation loop: one confusion matrix over padded batches, eval mode, reports."""
+
+import json
+import math
+from functools import partial
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from fcnseg.checkpoint import save_checkpoint
+from fcnseg.data import SyntheticSegmentation, collate_segmentation, palette_for
+from fcnseg.engine.evaluation import (
+    ShardedEvalSampler,
+    evaluate_checkpoint,
+    evaluate_model,
+    format_report,
+    write_report,
+)
+from fcnseg.metrics import confusion_matrix
+from fcnseg.models import fcn8s
+
+K = 4
+
+
+class LabelEchoModel(nn.Module):
+    """Predicts ``(channel-0 value + shift) mod K``: the test images carry their label there.
+
+    It records whether each forward pass ran in eval and inference mode.
+    """
+
+    def __init__(self, shift: int = 0) -> None:
+        super().__init__()
+        self.shift = shift
+        self.scale = nn.Parameter(torch.ones(()))
+        self.calls: list[tuple[bool, bool]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls.append((self.training, torch.is_inference_mode_enabled()))
+        pred = (x[:, 0].round().long() + self.shift) % K
+        return F.one_hot(pred, K).permute(0, 3, 1, 2).float() * self.scale
+
+
+def _samples(sizes, seed=0):
+    """(image, label) pairs of the given sizes; the image's channel 0 holds the label."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for h, w in sizes:
+        label = rng.integers(0, K, size=(h, w))
+        label[0, :2] = 255  # some void pixels
+        image = torch.zeros(3, h, w)
+        image[0] = torch.from_numpy(np.where(label == 255, 0, label)).float()
+        out.append((image, torch.from_numpy(label)))
+    return out
+
+
+SIZES = [(9, 11), (12, 7), (5, 5), (10, 10), (8, 13)]
+
+
+def _loader(samples, batch_size):
+    return DataLoader(samples, batch_size=batch_size, collate_fn=collate_segmentation)
+
+
+def test_padded_pixels_are_not_scored():
+    samples = _samples(SIZES)
+    result = evaluate_model(LabelEchoModel(), _loader(samples, 3), num_classes=K)
+    valid = sum(int((lb != 255).sum()) for _, lb in samples)
+    assert np.asarray(result["confusion"]).sum() == valid
+    assert result["pixel_acc"] == 1.0 and result["mean_iu"] == 1.0
+    assert result["num_images"] == len(samples)
+
+
+def test_confusion_is_summed_over_the_whole_dataset():
+    samples = _samples(SIZES, seed=1)
+    result = evaluate_model(LabelEchoModel(shift=1), _loader(samples, 2), num_classes=K)
+    labels = np.concatenate([lb.numpy().ravel() for _, lb in samples])
+    expected = confusion_matrix(labels, np.where(labels == 255, 0, (labels + 1) % K), K)
+    np.testing.assert_array_equal(result["confusion"], expected)
+    assert result["pixel_acc"] == 0.0
+
+
+def test_runs_in_eval_and_inference_mode_and_restores_training_mode():
+    model = LabelEchoModel().train()
+    evaluate_model(model, _loader(_samples(SIZES[:2]), 1), num_classes=K)
+    assert model.calls == [(False, True), (False, True)]
+    assert model.training
+
+
+def test_predict_fn_replaces_the_forward_pass():
+    model = LabelEchoModel()
+
+    def shifted(m, x):
+        return m(x).roll(1, dims=1)  # class c's score moves to c + 1
+
+    result = evaluate_model(model, _loader(_samples(SIZES), 2), num_classes=K,
+                            predict_fn=shifted)
+    assert result["pixel_acc"] == 0.0
+    assert len(model.calls) == 3
+
+
+def test_model_output_of_the_wrong_size_is_an_error():
+    def half(m, x):
+        return m(x)[..., ::2, ::2]
+
+    with pytest.raises(ValueError, match="does not cover labels"):
+        evaluate_model(LabelEchoModel(), _loader(_samples(SIZES[:1]), 1), num_classes=K,
+                       predict_fn=half)
+
+
+def test_sharded_sampler_covers_every_index_once():
+    shards = [list(ShardedEvalSampler(7, rank=r, world_size=3)) for r in range(3)]
+    assert sorted(i for s in shards for i in s) == list(range(7))
+    assert [len(ShardedEvalSampler(7, rank=r, world_size=3)) for r in range(3)] == [3, 2, 2]
+
+
+def _tiny_checkpoint(path, num_classes, names=None):
+    torch.manual_seed(0)
+    model = fcn8s(num_classes=num_classes, geometry="same", width=0.0625, fc_channels=16)
+    with torch.no_grad():  # score layers start at zero; give the model some opinions
+        for layer in (model.score_fr, model.score_pool4, model.score_pool3):
+            layer.weight.normal_(0, 1.0)
+    names = names or [f"class{i}" for i in range(num_classes)]
+    return save_checkpoint(path, model, class_names=names, palette=palette_for(num_classes))
+
+
+def test_evaluate_checkpoint_on_a_dataset_spec(tmp_path):
+    ckpt = _tiny_checkpoint(tmp_path / "m.pt", 7)
+    spec = {"name": "synthetic", "num_images": 3, "size": [40, 56], "seed": 1, "split": "val"}
+    with pytest.warns(UserWarning, match="class names"):
+        result = evaluate_checkpoint(ckpt, spec)
+    assert result["num_images"] == 3
+    assert np.asarray(result["confusion"]).sum() == 3 * 40 * 56
+    assert result["pixels"] == np.asarray(result["confusion"]).sum(axis=1).tolist()
+    assert result["class_names"] == [f"class{i}" for i in range(7)]
+    assert result["checkpoint"]["arch"] == "fcn8s"
+    assert result["dataset"]["name"] == "synthetic"
+
+
+def test_batched_evaluation_scores_the_same_pixels(tmp_path):
+    ckpt = _tiny_checkpoint(tmp_path / "m.pt", 7, names=list(SyntheticSegmentation.classes))
+    data = SyntheticSegmentation(3, size=48, seed=2)
+    one = np.asarray(evaluate_checkpoint(ckpt, data, batch_size=1)["confusion"])
+    three = np.asarray(evaluate_checkpoint(ckpt, data, batch_size=3)["confusion"])
+    np.testing.assert_array_equal(one.sum(axis=1), three.sum(axis=1))
+    # Same-size images need no padding, so only float rounding could flip a prediction.
+    assert np.abs(one - three).sum() <= 0.001 * one.sum()
+
+
+def test_class_count_mismatch_is_a_clear_error(tmp_path):
+    ckpt = _tiny_checkpoint(tmp_path / "m.pt", 4)
+    with pytest.raises(ValueError, match=r"has 7 classes .* predicts 4"):
+        evaluate_checkpoint(ckpt, {"name": "synthetic", "num_images": 1, "size": 32})
+
+
+class _OneBadLabel(SyntheticSegmentation):
+    def load(self, index):
+        image, label = super().load(index)
+        if index == 1:
+            label[0, 0] = 9
+        return image, label
+
+
+def test_label_outside_the_classes_names_the_sample(tmp_path):
+    ckpt = _tiny_checkpoint(tmp_path / "m.pt", 7, names=list(SyntheticSegmentation.classes))
+    data = _OneBadLabel(3, size=32, seed=4)
+    with pytest.raises(ValueError, match=rf"sample {data.name(1)}: label values .*: 9"):
+        evaluate_checkpoint(ckpt, data)
+
+
+def test_write_report_json_has_nulls_for_undefined_scores(tmp_path):
+    confusion = [[3, 0, 1], [0, 2, 0], [0, 0, 0]]
+    result = {"pixel_acc": 5 / 6, "mean_acc": 0.875, "mean_iu": 7 / 12, "fw_iu": 5 / 6,
+              "iu": [0.75, 1.0, 0.0], "acc": [0.75, 1.0, math.nan], "confusion": confusion}
+    written = write_report(tmp_path / "r", result, ["bg", "cat", "dog"])
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["metrics"]["mean_iu"] == pytest.approx(7 / 12)
+    assert report["per_class"][2] == {"class": "dog", "iu": 0.0, "acc": None, "pixels": 0}
+    assert report["confusion"] == confusion
+    if written["confusion_plot"] is not None:
+        assert written["confusion_plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = format_report(result, ["bg", "cat", "dog"])
+    assert "mean_iu 58.33" in table
+    assert "dog" in table and "n/a" in table
+
+
+def _ddp_worker(rank, world_size, init_file, samples, out):
+    torch.set_num_threads(1)  # a forked child must not reuse the parent's OpenMP pool
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}",
+                                         rank=rank, world_size=world_size)
+    try:
+        loader = DataLoader(samples, batch_size=2,
+                            sampler=ShardedEvalSampler(samples, rank, world_size),
+                            collate_fn=partial(collate_segmentation, ignore_index=255))
+        result = evaluate_model(LabelEchoModel(shift=rank + 1), loader, num_classes=K)
+        torch.save({"confusion": result["confusion"], "n": result["num_images"]},
+                   f"{out}.{rank}")
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_two_processes_all_reduce_one_matrix(tmp_path):
+    samples = _samples(SIZES, seed=3)
+    out = str(tmp_path / "result")
+    # fork: the children need nothing re-imported, which keeps this test to about a second.
+    torch.multiprocessing.start_processes(
+        _ddp_worker, args=(2, str(tmp_path / "init"), samples, out), nprocs=2,
+        start_method="fork")
+    results = [torch.load(f"{out}.{r}", weights_only=True) for r in range(2)]
+    # Each rank shifted its own predictions differently, so the summed matrix holds rank 0's
+    # shard shifted by 1 and rank 1's shard by 2; both ranks hold the same sum.
+    expected = np.zeros((K, K), dtype=np.int64)
+    for i, (_, lb) in enumerate(samples):
+        lb = lb.numpy()
+        shift = i % 2 + 1
+        expected += confusion_matrix(lb, np.where(lb == 255, 0, (lb + shift) % K), K)
+    for r in results:
+        np.testing.assert_array_equal(r["confusion"], expected)
+        assert r["n"] == len(samples)
+
+
+def test_unknown_amp_setting_is_rejected_before_any_work():
+    with pytest.raises(ValueError, match="amp: expected one of bf16, fp16, none"):
+        evaluate_model(LabelEchoModel(), [], num_classes=K, amp="int8")

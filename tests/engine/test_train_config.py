@@ -1,0 +1,75 @@
+"""Recipes: the shipped set, overrides, and errors that name the bad key."""
+
+from __future__ import annotations
+
+import pytest
+
+from fcnseg.engine.config import (
+    ConfigError,
+    apply_overrides,
+    config_from_dict,
+    list_recipes,
+    load_config,
+)
+
+SHIPPED = ["voc-fcn32s", "voc-fcn16s", "voc-fcn8s", "voc-fcn8s-atonce", "voc-fcn8s-modern",
+           "folder-fcn8s", "synthetic-fcn8s", "synthetic-fcn32s"]
+
+
+def test_every_shipped_recipe_is_listed_and_resolves() -> None:
+    listed = list_recipes()
+    assert set(SHIPPED) <= set(listed)
+    for name in listed:
+        config = load_config(name)
+        assert config.name == name
+        assert listed[name], f"{name} has no description line"
+
+
+def test_reference_recipes_follow_the_paper() -> None:
+    lrs = {"voc-fcn32s": 1e-10, "voc-fcn16s": 1e-12, "voc-fcn8s": 1e-14,
+           "voc-fcn8s-atonce": 1e-10}
+    for name, lr in lrs.items():
+        c = load_config(name)
+        assert c.optim.lr == lr and c.optim.momentum == 0.99
+        assert c.optim.weight_decay == 5e-4 and c.optim.bias_lr_mult == 2.0
+        assert not c.optim.bias_decay and not c.model.train_upsampling
+        assert c.loss.reduction == "sum" and c.data.batch_size == 1
+        assert c.schedule.name == "fixed" and c.train.eval_every == 4000
+        assert c.data.train["name"] == "sbd" and c.data.val["name"] == "seg11valid"
+    assert load_config("voc-fcn8s-atonce").train.iterations == 300_000
+    assert load_config("voc-fcn32s").model.backbone_weights == "vgg16_caffe"
+
+
+def test_override_parses_yaml_values_into_nested_fields() -> None:
+    c = load_config("synthetic-fcn8s", ["optim.lr=1e-3", "train.iterations=5", "amp=bf16",
+                                        "data.train.num_images=7", "data.scale_range=[0.5, 2]",
+                                        "init=null"])
+    assert c.optim.lr == pytest.approx(1e-3) and isinstance(c.optim.lr, float)
+    assert c.train.iterations == 5 and c.amp == "bf16"
+    assert c.data.train["num_images"] == 7
+    assert c.data.scale_range == [0.5, 2]
+    assert c.init is None
+
+
+@pytest.mark.parametrize("override", ["optim.lrr=1", "optimizer.lr=1", "train.iterations.x=1"])
+def test_unknown_override_key_is_an_error_naming_it(override: str) -> None:
+    key = override.split("=")[0]
+    with pytest.raises(ConfigError) as e:
+        load_config("synthetic-fcn8s", [override])
+    assert key.rsplit(".", 1)[0] in str(e.value)
+
+
+def test_override_with_wrong_type_or_value_names_the_field() -> None:
+    with pytest.raises(ConfigError, match=r"train\.iterations"):
+        load_config("synthetic-fcn8s", ["train.iterations=many"])
+    with pytest.raises(ConfigError, match="amp"):
+        load_config("synthetic-fcn8s", ["amp=fp8"])
+    with pytest.raises(ConfigError, match="expected key=value"):
+        apply_overrides(config_from_dict({}), ["optim.lr"])
+
+
+def test_unknown_recipe_and_unknown_yaml_field_are_errors() -> None:
+    with pytest.raises(ConfigError, match="unknown recipe 'nope'"):
+        load_config("nope")
+    with pytest.raises(ConfigError, match=r"optim\.learning_rate"):
+        config_from_dict({"optim": {"learning_rate": 0.1}})

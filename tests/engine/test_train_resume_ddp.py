@@ -1,0 +1,114 @@
+"""Exact resumption after a real SIGKILL, and data-parallel training on 2 gloo processes."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from _train_helpers import (
+    fcnseg_command,
+    start_training,
+    subprocess_env,
+    tiny_recipe,
+    write_recipe,
+)
+
+from fcnseg.checkpoint import load_checkpoint
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"training ended before writing {path}:\n{proc.stdout.read()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"no {path} after {timeout} s")
+        time.sleep(0.005)
+
+
+def _finish(proc: subprocess.Popen, timeout: float = 120.0) -> str:
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out
+    return out
+
+
+def _iterations_logged(run: Path) -> list[tuple[int, str]]:
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    return [(r["iteration"], r.get("split", "train")) for r in map(json.loads, lines)]
+
+
+def test_sigkill_then_resume_ends_bit_identical_to_an_uninterrupted_run(tmp_path: Path) -> None:
+    # Dropout, flips and shuffling all draw random numbers: every RNG must be restored exactly.
+    total = 40
+    recipe = write_recipe(tmp_path / "tiny.yaml", tiny_recipe(
+        model={"dropout": 0.5},
+        train={"iterations": total, "checkpoint_every": 4, "eval_every": 10, "log_every": 1}))
+    straight = start_training(recipe, tmp_path / "straight")
+    killed = start_training(recipe, tmp_path / "killed")
+    _wait_for(tmp_path / "killed" / "last.pt", killed)
+    time.sleep(0.05)  # somewhere in the middle of the next iterations
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=60)
+    assert killed.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    saved_at = load_checkpoint(tmp_path / "killed" / "last.pt")["iteration"]
+    assert 4 <= saved_at < total
+
+    # --resume without --recipe takes the run folder's recipe.yaml.
+    resumed = subprocess.Popen(
+        fcnseg_command("train", "--out", str(tmp_path / "killed"), "--resume"),
+        env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert f"resumed {tmp_path / 'killed' / 'last.pt'} at iteration {saved_at}" in \
+        _finish(resumed)
+    _finish(straight)
+
+    a = load_checkpoint(tmp_path / "straight" / "last.pt")
+    b = load_checkpoint(tmp_path / "killed" / "last.pt")
+    assert a["iteration"] == b["iteration"] == total
+    assert a["model_state_dict"].keys() == b["model_state_dict"].keys()
+    for key, value in a["model_state_dict"].items():
+        assert torch.equal(value, b["model_state_dict"][key]), key
+    momentum_a = a["state"]["optimizer"]["state"]
+    momentum_b = b["state"]["optimizer"]["state"]
+    for i in momentum_a:
+        assert torch.equal(momentum_a[i]["momentum_buffer"], momentum_b[i]["momentum_buffer"])
+    assert torch.equal(a["state"]["rng"][0]["torch"], b["state"]["rng"][0]["torch"])
+    # The log is continued, not duplicated, past the checkpoint.
+    assert _iterations_logged(tmp_path / "killed") == _iterations_logged(tmp_path / "straight")
+
+
+def test_two_gloo_processes_match_one_process_with_the_same_global_batch(
+    tmp_path: Path,
+) -> None:
+    base = {"train": {"iterations": 6, "checkpoint_every": 3, "eval_every": 3, "log_every": 1,
+                      "progress": False, "tensorboard": False}}
+    one = write_recipe(tmp_path / "one.yaml", tiny_recipe(data={"batch_size": 4}, **base))
+    two = write_recipe(tmp_path / "two.yaml", tiny_recipe(data={"batch_size": 2}, **base))
+    single = start_training(one, tmp_path / "single")
+    fcnseg_script = str(Path(sys.executable).parent / "fcnseg")
+    ddp = subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         fcnseg_script, "train", "--recipe", str(two), "--out", str(tmp_path / "ddp")],
+        env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    ddp_out = _finish(ddp, timeout=180)
+    _finish(single)
+    # Only rank 0 prints.
+    assert ddp_out.count("done: 6 iterations") == 1, ddp_out
+
+    a = load_checkpoint(tmp_path / "single" / "last.pt")
+    b = load_checkpoint(tmp_path / "ddp" / "last.pt")
+    assert b["state"]["world_size"] == 2 and len(b["state"]["rng"]) == 2
+    for key, value in a["model_state_dict"].items():
+        torch.testing.assert_close(b["model_state_dict"][key], value, rtol=1e-5, atol=1e-5,
+                                   msg=key)
+    # The scorers start at zero, so non-zero ones show that training really moved the weights.
+    assert a["model_state_dict"]["score_pool3.weight"].abs().sum() > 0
+    # Each process scored half the validation images; the confusion matrices were summed.
+    records = [json.loads(line) for line in (tmp_path / "ddp" / "metrics.jsonl").open()]
+    assert [r["num_images"] for r in records if r.get("split") == "val"] == [4, 4]
+

@@ -1,0 +1,90 @@
+"""``fcnseg export``: ONNX (both geometries, dynamic sizes, metadata) and TorchScript."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from fcnseg.checkpoint import build_model_from_checkpoint
+from fcnseg.cli.main import main
+from fcnseg.data.palette import voc_palette
+from fcnseg.export import read_onnx_metadata, read_torchscript_metadata
+
+ort = pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+pytest.importorskip("onnx", reason="the onnx extra is not installed")
+
+
+def _inputs(model, n: int, h: int, w: int) -> torch.Tensor:
+    rgb = torch.randint(0, 256, (n, 3, h, w), generator=torch.Generator().manual_seed(7),
+                        dtype=torch.uint8)
+    return model.input_convention.normalize(rgb)
+
+
+@pytest.mark.parametrize("geometry", ["caffe", "same"])
+def test_onnx_export_is_verified_and_dynamic_in_both_geometries(
+    geometry, export_checkpoint, tmp_path, capsys
+) -> None:
+    ckpt, out = export_checkpoint(geometry), tmp_path / "model.onnx"
+    rc = main(["export", "--checkpoint", str(ckpt), "--format", "onnx", "--out", str(out),
+               "--height", "40", "--width", "56"])
+    printed = capsys.readouterr().out
+    assert rc == 0 and out.is_file()
+    diffs = [float(d) for d in re.findall(r"max \|export − PyTorch\| = (\S+) ", printed)]
+    assert len(diffs) == 2 and max(diffs) < 1e-4
+    assert "1×3×40×56" in printed and "2×3×77×37" in printed
+
+    # Independently of the command's own check: another batch and size than both samples.
+    model = build_model_from_checkpoint(ckpt)
+    x = _inputs(model, 3, 45, 71)
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    with torch.no_grad():
+        expected = model(x).numpy()
+    assert got.shape == expected.shape == (3, 4, 45, 71)
+    assert np.abs(got - expected).max() < 1e-4
+    np.testing.assert_array_equal(got.argmax(1), expected.argmax(1))
+
+
+def test_onnx_metadata_describes_the_model(export_checkpoint, export_classes, tmp_path) -> None:
+    out = tmp_path / "model.onnx"
+    assert main(["export", "--checkpoint", str(export_checkpoint("same")), "--format", "onnx",
+                 "--out", str(out), "--height", "32", "--width", "32"]) == 0
+    meta = read_onnx_metadata(out)
+    assert meta["class_names"] == export_classes
+    assert meta["palette"] == voc_palette()[:4].tolist()
+    assert meta["geometry"] == "same" and meta["arch"] == "fcn8s"
+    assert meta["input_convention"]["name"] == "caffe_bgr"
+    assert meta["ignore_index"] == 255 and meta["num_classes"] == 4
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+def test_torchscript_export_runs_at_another_size(export_checkpoint, export_classes,
+                                                 tmp_path) -> None:
+    ckpt, out = export_checkpoint("caffe"), tmp_path / "model.pt"
+    assert main(["export", "--checkpoint", str(ckpt), "--format", "torchscript",
+                 "--out", str(out), "--height", "40", "--width", "56"]) == 0
+    loaded = torch.jit.load(str(out))
+    model = build_model_from_checkpoint(ckpt)
+    x = _inputs(model, 2, 51, 33)
+    with torch.no_grad():
+        got, expected = loaded(x), model(x)
+    assert got.shape == (2, 4, 51, 33)
+    assert (got - expected).abs().max() < 1e-4
+    meta = read_torchscript_metadata(out)
+    assert meta["class_names"] == export_classes and meta["geometry"] == "caffe"
+
+
+def test_failed_verification_leaves_an_existing_file_alone(export_checkpoint, tmp_path,
+                                                           capsys) -> None:
+    out = tmp_path / "model.onnx"
+    out.write_bytes(b"previous export")
+    # A tolerance of 0 cannot be met: the command must fail after the export ran.
+    rc = main(["export", "--checkpoint", str(export_checkpoint("same")), "--format", "onnx",
+               "--out", str(out), "--height", "32", "--width", "32", "--atol", "0"])
+    assert rc != 0
+    assert "not below the tolerance" in capsys.readouterr().err
+    assert out.read_bytes() == b"previous export"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]

@@ -1,0 +1,111 @@
+"""Segmenter: built from a checkpoint, the same labels from every input form, batches."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fcnseg.checkpoint import build_model_from_checkpoint
+from fcnseg.data.palette import voc_palette
+from fcnseg.inference import ImageError, Segmenter, SlidingWindow
+
+
+def test_from_checkpoint_takes_everything_from_the_file(segmenter: Segmenter,
+                                                         class_names) -> None:
+    assert segmenter.class_names == class_names
+    assert segmenter.num_classes == 4
+    assert segmenter.arch == "fcn8s"
+    assert segmenter.geometry == "same"
+    assert segmenter.input_convention.name == "caffe_bgr"
+    assert segmenter.ignore_index == 255
+    assert segmenter.palette.shape == (256, 3) and segmenter.palette.dtype == np.uint8
+    np.testing.assert_array_equal(segmenter.palette[:4], voc_palette()[:4])
+    assert str(segmenter.device) == "cpu"
+    assert not segmenter.model.training
+
+
+def test_predict_applies_the_models_input_convention(segmenter, make_checkpoint,
+                                                     smooth_image) -> None:
+    model = build_model_from_checkpoint(make_checkpoint("same"))
+    x = model.input_convention.normalize(torch.from_numpy(smooth_image).permute(2, 0, 1))[None]
+    with torch.no_grad():
+        expected = model(x).argmax(1)[0].numpy()
+    pred = segmenter.predict(smooth_image)
+    assert pred.label.shape == smooth_image.shape[:2]
+    assert pred.label.dtype == np.uint8
+    np.testing.assert_array_equal(pred.label, expected)
+    assert len(np.unique(pred.label)) > 1, "the fixture model should not predict one class"
+
+
+def test_every_input_form_gives_the_same_labels(segmenter, smooth_image, tmp_path) -> None:
+    path = tmp_path / "image.png"
+    Image.fromarray(smooth_image).save(path)
+    chw = torch.from_numpy(smooth_image).permute(2, 0, 1)
+    forms = {
+        "path": path,
+        "str path": str(path),
+        "bytes": path.read_bytes(),
+        "file object": io.BytesIO(path.read_bytes()),
+        "PIL": Image.fromarray(smooth_image),
+        "tensor uint8": chw,
+        "tensor float 0-1": chw.float() / 255.0,
+        "array float 0-1": smooth_image.astype(np.float32) / 255.0,
+    }
+    reference = segmenter.predict(smooth_image)
+    for what, image in forms.items():
+        pred = segmenter.predict(image)
+        np.testing.assert_array_equal(pred.label, reference.label, err_msg=what)
+        np.testing.assert_array_equal(pred.image, smooth_image, err_msg=what)
+
+
+def test_float_input_outside_0_1_is_refused_not_guessed(segmenter, smooth_image) -> None:
+    with pytest.raises(ImageError, match=r"\[0, 1\]"):
+        segmenter.predict(torch.from_numpy(smooth_image).permute(2, 0, 1).float())
+
+
+def test_probabilities_agree_with_the_label(segmenter, smooth_image) -> None:
+    pred = segmenter.predict(smooth_image, return_probs=True)
+    assert pred.probs is not None
+    assert pred.probs.shape == (4, *smooth_image.shape[:2]) and pred.probs.dtype == np.float32
+    np.testing.assert_allclose(pred.probs.sum(0), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(pred.probs.argmax(0), pred.label)
+    assert segmenter.predict(smooth_image).probs is None
+
+
+def test_class_pixel_counts_name_every_class(segmenter, smooth_image, class_names) -> None:
+    pred = segmenter.predict(smooth_image)
+    counts = pred.class_pixel_counts()
+    assert list(counts) == class_names
+    assert sum(counts.values()) == pred.label.size
+    for index, name in enumerate(class_names):
+        assert counts[name] == int((pred.label == index).sum())
+
+
+def test_predict_batch_keeps_order_across_sizes(segmenter, smooth_image) -> None:
+    images = [smooth_image, smooth_image[:40, :56], np.ascontiguousarray(smooth_image[::-1]),
+              smooth_image[:40, :56].copy()]
+    preds = segmenter.predict_batch(images, batch_size=2)
+    assert len(preds) == len(images)
+    for image, pred in zip(images, preds, strict=True):
+        np.testing.assert_array_equal(pred.label, segmenter.predict(image).label)
+
+
+def test_sliding_window_and_tta_options_from_checkpoint(make_checkpoint, smooth_image) -> None:
+    seg = Segmenter.from_checkpoint(make_checkpoint("same"), sliding_window=40,
+                                    tta={"scales": [1.0, 0.75], "flip": True})
+    assert seg.sliding_window == SlidingWindow(window=40)
+    assert seg.tta is not None and seg.tta.flip and seg.tta.scales == (1.0, 0.75)
+    pred = seg.predict(smooth_image, return_probs=True)
+    assert pred.label.shape == smooth_image.shape[:2]
+    np.testing.assert_allclose(pred.probs.sum(0), 1.0, atol=1e-5)
+    assert seg.describe()["tta"] == {"scales": [1.0, 0.75], "flip": True, "average": "logits"}
+
+
+def test_class_names_must_match_the_model(make_checkpoint) -> None:
+    model = build_model_from_checkpoint(make_checkpoint("same"))
+    with pytest.raises(ValueError, match="3 class names for a model with 4 classes"):
+        Segmenter(model, class_names=["a", "b", "c"], palette=voc_palette())

@@ -1,0 +1,111 @@
+"""Fixtures of the web-service tests: a tiny checkpoint, its Segmenter, images, a live server."""
+
+from __future__ import annotations
+
+import io
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("fastapi", reason="the serve extra (fastapi) is not installed")
+uvicorn = pytest.importorskip("uvicorn", reason="the serve extra (uvicorn) is not installed")
+
+from PIL import Image  # noqa: E402
+
+from fcnseg.checkpoint import save_checkpoint  # noqa: E402
+from fcnseg.data.palette import voc_palette  # noqa: E402
+from fcnseg.inference import Segmenter  # noqa: E402
+from fcnseg.models import fcn8s  # noqa: E402
+
+CLASS_NAMES = ["background", "sky", "road", "tree"]
+
+
+@pytest.fixture(scope="session")
+def checkpoint_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny FCN-8s checkpoint whose score layers are random, so predictions vary by pixel
+    (the reference initialisation, zeros, would predict class 0 everywhere)."""
+    torch.manual_seed(0)
+    model = fcn8s(num_classes=len(CLASS_NAMES), geometry="same", width=0.0625, fc_channels=16)
+    with torch.no_grad():
+        for name in ("score_fr", "score_pool4", "score_pool3"):
+            layer = getattr(model, name)
+            layer.weight.normal_(0.0, 0.5)
+            layer.bias.normal_(0.0, 0.5)
+    path = tmp_path_factory.mktemp("serve") / "tiny.pt"
+    save_checkpoint(path, model, class_names=CLASS_NAMES, palette=voc_palette())
+    return path
+
+
+@pytest.fixture(scope="session")
+def segmenter(checkpoint_path: Path) -> Segmenter:
+    return Segmenter.from_checkpoint(checkpoint_path)
+
+
+def _encode(image: np.ndarray, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def make_image() -> Callable[..., tuple[np.ndarray, bytes]]:
+    """``make_image(height, width, seed=0, fmt="PNG") -> (pixels, encoded bytes)``: a smooth
+    random colour image (smooth so that the tiny model's labels form regions)."""
+
+    def make(height: int, width: int, seed: int = 0, fmt: str = "PNG") -> tuple[np.ndarray, bytes]:
+        rng = np.random.default_rng(seed)
+        coarse = rng.integers(0, 256, size=(4, 4, 3), dtype=np.uint8)
+        image = np.asarray(Image.fromarray(coarse).resize((width, height), Image.BILINEAR))
+        return image, _encode(image, fmt)
+
+    return make
+
+
+class LiveServer:
+    """uvicorn serving an app on 127.0.0.1 in a background thread."""
+
+    def __init__(self, app: object) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))  # port 0: the kernel picks a free port
+        self.port = self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, log_level="warning", lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run,
+                                        kwargs={"sockets": [self._sock]}, daemon=True)
+
+    def start(self) -> LiveServer:
+        self._thread.start()
+        deadline = time.monotonic() + 20
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("uvicorn did not start within 20 s")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._sock.close()
+
+
+@pytest.fixture
+def live_server() -> Iterator[Callable[[object], LiveServer]]:
+    """``live_server(app)`` starts ``app`` on a free loopback port; stopped after the test."""
+    started: list[LiveServer] = []
+
+    def start(app: object) -> LiveServer:
+        server = LiveServer(app).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

@@ -1,0 +1,239 @@
+"""The HTTP API through the ASGI test client: each endpoint and each limit."""
+
+from __future__ import annotations
+
+import base64
+import io
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from fcnseg.inference import Segmenter
+from fcnseg.serve import create_app
+
+
+@pytest.fixture
+def client(segmenter: Segmenter) -> Iterator[TestClient]:
+    with TestClient(create_app(segmenter, max_upload_bytes=200_000, max_pixels=96 * 96)) as c:
+        yield c
+
+
+def _decode_png(data: bytes) -> Image.Image:
+    img = Image.open(io.BytesIO(data))
+    img.load()
+    return img
+
+
+def test_segment_returns_palette_png_equal_to_predict(client, segmenter, make_image):
+    pixels, png = make_image(48, 64)
+    r = client.post("/v1/segment", files={"image": ("a.png", png, "image/png")})
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "image/png"
+    label_img = _decode_png(r.content)
+    assert label_img.mode == "P"
+    assert label_img.getpalette()[: 3 * 4] == segmenter.palette[:4].reshape(-1).tolist()
+    np.testing.assert_array_equal(np.asarray(label_img), segmenter.predict(pixels).label)
+
+
+def test_segment_accepts_raw_image_body(client, segmenter, make_image):
+    pixels, jpeg = make_image(40, 40, seed=3, fmt="JPEG")
+    r = client.post("/v1/segment", content=jpeg, headers={"Content-Type": "image/jpeg"})
+    assert r.status_code == 200
+    expected = segmenter.predict(jpeg).label  # the decoded JPEG, not the pixels before it
+    np.testing.assert_array_equal(np.asarray(_decode_png(r.content)), expected)
+
+
+def test_segment_json_has_counts_label_overlay_and_heatmaps(client, segmenter, make_image):
+    pixels, png = make_image(32, 80, seed=1)
+    r = client.post("/v1/segment", params={"format": "json", "overlay": "true",
+                                           "heatmap": "sky,3"},
+                    files={"image": ("a.png", png, "image/png")})
+    assert r.status_code == 200
+    body = r.json()
+    expected = segmenter.predict(pixels, return_probs=True)
+    assert (body["width"], body["height"]) == (80, 32)
+    assert body["pixel_counts"] == expected.class_pixel_counts()
+    assert sum(body["pixel_counts"].values()) == 32 * 80
+    label = np.asarray(_decode_png(base64.b64decode(body["label_png"])))
+    np.testing.assert_array_equal(label, expected.label)
+    assert _decode_png(base64.b64decode(body["overlay_png"])).size == (80, 32)
+    assert set(body["heatmaps"]) == {"sky", "tree"}
+    assert _decode_png(base64.b64decode(body["heatmaps"]["tree"])).size == (80, 32)
+
+
+def test_segment_rejects_unknown_heatmap_class(client, make_image):
+    _, png = make_image(32, 32)
+    r = client.post("/v1/segment", params={"format": "json", "heatmap": "unicorn"},
+                    files={"image": ("a.png", png, "image/png")})
+    assert r.status_code == 400
+    assert "unicorn" in r.json()["detail"]
+
+
+def test_model_describes_classes_palette_geometry_and_convention(client, segmenter):
+    r = client.get("/v1/model")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["class_names"] == segmenter.class_names
+    assert body["palette"] == segmenter.palette[: segmenter.num_classes].tolist()
+    assert body["arch"] == "fcn8s"
+    assert body["geometry"] == "same"
+    assert body["input_convention"] == segmenter.input_convention.to_dict()
+    assert body["limits"]["max_pixels"] == 96 * 96
+
+
+def test_healthz(client):
+    r = client.get("/healthz")
+    assert r.status_code == 200
+    assert r.json()["status"] == "ok"
+
+
+def test_page_and_its_assets_are_served_locally(client):
+    page = client.get("/")
+    assert page.status_code == 200
+    assert "text/html" in page.headers["content-type"]
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    for asset in ("/static/app.js", "/static/style.css"):
+        assert asset in page.text
+        assert client.get(asset).status_code == 200
+    assert "http://" not in page.text and "https://" not in page.text
+
+
+def test_upload_over_byte_limit_is_413(client):
+    big = b"\x89PNG\r\n\x1a\n" + bytes(250_000)
+    r = client.post("/v1/segment", files={"image": ("big.png", big, "image/png")})
+    assert r.status_code == 413
+    assert "200000" in r.json()["detail"]
+
+
+def test_streamed_upload_over_byte_limit_is_413(client):
+    # No Content-Length: the body arrives in chunks and is counted as it streams in.
+    def chunks() -> Iterator[bytes]:
+        for _ in range(30):
+            yield bytes(10_000)
+
+    r = client.post("/v1/segment", content=chunks(), headers={"Content-Type": "image/png"})
+    assert r.status_code == 413
+
+
+def test_image_over_pixel_limit_is_413(client, make_image):
+    _, png = make_image(97, 96)  # one row more than 96×96
+    r = client.post("/v1/segment", files={"image": ("wide.png", png, "image/png")})
+    assert r.status_code == 413
+    assert "pixels" in r.json()["detail"]
+
+
+def test_decompression_bomb_is_refused_before_decoding(client):
+    # A tiny PNG whose header claims 20000×20000 pixels: the refusal must come from the header
+    # alone, before any pixel is decoded (decoding would fail here, giving 400 instead).
+    buf = io.BytesIO()
+    Image.new("L", (1, 1)).save(buf, format="PNG")
+    data = bytearray(buf.getvalue())
+    ihdr = data[12:29]  # chunk type and data of IHDR, which its CRC covers
+    ihdr[4:12] = (20000).to_bytes(4, "big") + (20000).to_bytes(4, "big")  # width, height
+    data[12:29] = ihdr
+    data[29:33] = zlib.crc32(bytes(ihdr)).to_bytes(4, "big")
+    r = client.post("/v1/segment", files={"image": ("bomb.png", bytes(data), "image/png")})
+    assert r.status_code == 413
+    assert "400000000" in r.json()["detail"]
+
+
+def test_non_image_upload_is_415(client):
+    r = client.post("/v1/segment", files={"image": ("notes.txt", b"hello, world\n" * 10,
+                                                    "text/plain")})
+    assert r.status_code == 415
+
+
+def test_formats_outside_the_accepted_rasters_are_415(client):
+    # Pillow reads EPS headers, but decoding would hand the data to Ghostscript.
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16)).save(buf, format="EPS")
+    r = client.post("/v1/segment", files={"image": ("a.eps", buf.getvalue(),
+                                                    "application/postscript")})
+    assert r.status_code == 415
+    assert "PNG" in r.json()["detail"]
+
+
+def test_non_image_content_type_is_415(client):
+    r = client.post("/v1/segment", json={"image": "not here"})
+    assert r.status_code == 415
+
+
+def test_corrupt_image_is_400(client, make_image):
+    _, png = make_image(64, 64)
+    truncated = png[: len(png) // 2]
+    r = client.post("/v1/segment", files={"image": ("cut.png", truncated, "image/png")})
+    assert r.status_code == 400
+    assert "upload" in r.json()["detail"]
+
+
+def test_empty_form_is_400(client):
+    r = client.post("/v1/segment", data={"note": "no file"},
+                    files={"other": ("", b"", "application/octet-stream")})
+    assert r.status_code == 400
+
+
+def test_full_queue_gives_503_and_queued_requests_finish(segmenter, make_image, monkeypatch):
+    """One request runs (held inside predict), one waits; the third is refused with 503."""
+    entered, release = threading.Event(), threading.Event()
+    real_predict = segmenter.predict
+
+    def held_predict(image, **kwargs):
+        entered.set()
+        release.wait(timeout=30)
+        return real_predict(image, **kwargs)
+
+    monkeypatch.setattr(segmenter, "predict", held_predict)
+    _, png = make_image(32, 32)
+    app = create_app(segmenter, max_concurrency=1, max_queue=1)
+
+    def post(client: TestClient) -> int:
+        return client.post("/v1/segment",
+                           files={"image": ("a.png", png, "image/png")}).status_code
+
+    with TestClient(app) as client, ThreadPoolExecutor(2) as pool:
+        running = pool.submit(post, client)
+        assert entered.wait(timeout=20)
+        queued = pool.submit(post, client)
+        _wait_for(lambda: client.get("/healthz").json()["waiting"] == 1)
+        refused = client.post("/v1/segment", files={"image": ("a.png", png, "image/png")})
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "1"
+        release.set()
+        assert running.result(timeout=30) == 200
+        assert queued.result(timeout=30) == 200
+        health = client.get("/healthz").json()
+        assert (health["running"], health["waiting"]) == (0, 0)
+
+
+def test_failing_inference_is_500_and_service_stays_up(segmenter, make_image, monkeypatch):
+    def broken_predict(image, **kwargs):
+        raise RuntimeError("out of memory (simulated)")
+
+    monkeypatch.setattr(segmenter, "predict", broken_predict)
+    _, png = make_image(32, 32)
+    with TestClient(create_app(segmenter)) as client:
+        r = client.post("/v1/segment", files={"image": ("a.png", png, "image/png")})
+        assert r.status_code == 500
+        assert "RuntimeError" in r.json()["detail"]
+        health = client.get("/healthz").json()
+        assert (health["status"], health["running"], health["waiting"]) == ("ok", 0, 0)
+
+
+def test_create_app_rejects_bad_limits(segmenter):
+    with pytest.raises(ValueError, match="max_concurrency"):
+        create_app(segmenter, max_concurrency=0)
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.01)

@@ -1,0 +1,53 @@
+"""``fcnseg serve``: argument checks, and the real command answering on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from fcnseg.cli.main import main
+
+
+def test_serve_rejects_a_zero_worker_count(checkpoint_path: Path, capsys):
+    code = main(["serve", "--checkpoint", str(checkpoint_path), "--workers-concurrency", "0"])
+    assert code == 2
+    assert "--workers-concurrency" in capsys.readouterr().err
+
+
+def test_serve_command_answers_on_loopback(checkpoint_path: Path):
+    with socket.socket() as s:  # a free port (released just before the server takes it)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "fcnseg.cli.main", "serve", "--checkpoint",
+           str(checkpoint_path), "--port", str(port), "--log-level", "warning",
+           "--torch-threads", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/model", timeout=2) as r:
+                    model = json.load(r)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    proc.kill()
+                    output = proc.communicate()[0]
+                    raise AssertionError(f"fcnseg serve did not come up: {output}") from None
+                time.sleep(0.2)
+        assert model["class_names"] == ["background", "sky", "road", "tree"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

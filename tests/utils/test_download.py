@@ -1,0 +1,95 @@
+import hashlib
+
+import pytest
+
+from fcnseg.utils.download import (
+    ChecksumError,
+    DownloadError,
+    download,
+    extract_archive,
+    file_checksum,
+)
+
+PAYLOAD = bytes(range(256)) * 64
+
+
+@pytest.fixture()
+def served(loopback_server):
+    (loopback_server.root / "file.bin").write_bytes(PAYLOAD)
+    return loopback_server
+
+
+def test_download_verifies_and_caches(tmp_path, served):
+    md5 = hashlib.md5(PAYLOAD).hexdigest()
+    path = download(served.url("file.bin"), md5=md5, directory=tmp_path, progress=False)
+    assert path.read_bytes() == PAYLOAD and file_checksum(path) == md5
+    before = len(served.requests)
+    assert download(served.url("file.bin"), md5=md5, directory=tmp_path, progress=False) == path
+    assert len(served.requests) == before  # the verified cached file is reused
+
+
+def test_sha256_prefix_is_accepted(tmp_path, served):
+    prefix = hashlib.sha256(PAYLOAD).hexdigest()[:8]
+    assert download(served.url("file.bin"), sha256=prefix, directory=tmp_path,
+                    progress=False).is_file()
+
+
+def test_resume_asks_only_for_the_missing_bytes(tmp_path, served):
+    (tmp_path / "file.bin.part").write_bytes(PAYLOAD[:1000])
+    path = download(served.url("file.bin"), md5=hashlib.md5(PAYLOAD).hexdigest(),
+                    directory=tmp_path, progress=False)
+    assert served.range_requests == ["bytes=1000-"]
+    assert path.read_bytes() == PAYLOAD
+
+
+def test_mismatch_deletes_the_data_and_names_both_digests(tmp_path, served):
+    with pytest.raises(ChecksumError) as info:
+        download(served.url("file.bin"), md5="f" * 32, directory=tmp_path / "dl", progress=False)
+    assert "f" * 32 in str(info.value) and hashlib.md5(PAYLOAD).hexdigest() in str(info.value)
+    assert list((tmp_path / "dl").iterdir()) == []
+
+
+def test_a_cached_file_with_the_wrong_checksum_is_fetched_again(tmp_path, served):
+    (tmp_path / "file.bin").write_bytes(b"stale")
+    path = download(served.url("file.bin"), md5=hashlib.md5(PAYLOAD).hexdigest(),
+                    directory=tmp_path, progress=False)
+    assert path.read_bytes() == PAYLOAD
+
+
+def test_html_page_instead_of_a_file_is_an_error(tmp_path, loopback_server):
+    (loopback_server.root / "login.html").write_text("<html>sign in</html>")
+    with pytest.raises(DownloadError, match="HTML page"):
+        download(loopback_server.url("login.html"), filename="weights.pth", directory=tmp_path,
+                 progress=False)
+
+
+def test_missing_file_reports_the_http_status(tmp_path, loopback_server):
+    with pytest.raises(DownloadError, match="HTTP 404"):
+        download(loopback_server.url("nothing.bin"), directory=tmp_path, progress=False)
+
+
+def test_extract_refuses_paths_outside_the_target(tmp_path):
+    import io
+    import tarfile
+
+    archive = tmp_path / "evil.tar"
+    with tarfile.open(archive, "w") as tf:
+        info = tarfile.TarInfo("../escape.txt")
+        info.size = 2
+        tf.addfile(info, io.BytesIO(b"hi"))
+    with pytest.raises(DownloadError, match="unsafe member path"):
+        extract_archive(archive, tmp_path / "out")
+    assert not (tmp_path / "escape.txt").exists()
+
+
+def test_truncated_archive_is_a_clear_error(tmp_path):
+    import tarfile
+
+    src = tmp_path / "a.txt"
+    src.write_bytes(b"x" * 5000)
+    archive = tmp_path / "a.tar"
+    with tarfile.open(archive, "w") as tf:
+        tf.add(src, arcname="a.txt")
+    archive.write_bytes(archive.read_bytes()[:1024])
+    with pytest.raises(DownloadError, match="could not be extracted|not a tar or zip"):
+        extract_archive(archive, tmp_path / "out")

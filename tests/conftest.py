@@ -74,3 +74,36 @@ def loopback_server(tmp_path: Path) -> Iterator[LoopbackServer]:
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory):
+    """``tiny_checkpoint(class_names, geometry="same", score_std=0.05)``: a saved tiny FCN-8s.
+
+    Its score layers are random (seeded), so labels vary over an image; the reference
+    initialisation (zeros) would predict class 0 everywhere. Cached per arguments.
+    """
+    import torch
+
+    from fcnseg.checkpoint import save_checkpoint
+    from fcnseg.data.palette import voc_palette
+    from fcnseg.models import fcn8s
+
+    made: dict[tuple, Path] = {}
+
+    def make(class_names: list[str], geometry: str = "same", score_std: float = 0.05) -> Path:
+        key = (tuple(class_names), geometry, score_std)
+        if key not in made:
+            torch.manual_seed(0)
+            model = fcn8s(num_classes=len(class_names), geometry=geometry, width=0.0625,
+                          fc_channels=16)
+            with torch.no_grad():
+                for name in ("score_fr", "score_pool4", "score_pool3"):
+                    getattr(model, name).weight.normal_(0.0, score_std)
+                    getattr(model, name).bias.normal_(0.0, 0.5)
+            path = tmp_path_factory.mktemp(f"tiny_{geometry}") / "tiny.pt"
+            save_checkpoint(path, model, class_names=list(class_names), palette=voc_palette())
+            made[key] = path
+        return made[key]
+
+    return make

@@ -73,3 +73,16 @@ def test_unknown_recipe_and_unknown_yaml_field_are_errors() -> None:
         load_config("nope")
     with pytest.raises(ConfigError, match=r"optim\.learning_rate"):
         config_from_dict({"optim": {"learning_rate": 0.1}})
+
+
+def test_cli_lists_recipes_and_rejects_a_bad_override(capsys: pytest.CaptureFixture,
+                                                      tmp_path) -> None:
+    from fcnseg.cli.main import main
+
+    assert main(["recipes"]) == 0
+    listing = capsys.readouterr().out
+    assert all(name in listing for name in SHIPPED)
+    assert main(["train", "--recipe", "synthetic-fcn8s", "--out", str(tmp_path / "run"),
+                 "--set", "optim.momentun=0.9"]) == 2
+    assert "optim.momentun: unknown field" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -115,3 +115,30 @@ def test_checkpoint_write_that_fails_leaves_the_previous_file_intact(
     assert path.read_bytes() == before
     assert load_checkpoint(path)["iteration"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]  # no temporary left
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_mixed_precision_and_channels_last_run_on_cpu(tmp_path: Path, amp: str) -> None:
+    config = load_config(tiny_recipe(train={"iterations": 3, "eval_every": 3}), out=str(
+        tmp_path / "run"), amp=amp, channels_last=True)
+    result = train(config)
+    assert result.status == "completed" and result.metrics["num_images"] == 4
+    state = load_checkpoint(tmp_path / "run" / "last.pt")["state"]
+    # fp16 keeps a gradient scaler (and its scale in the checkpoint); bf16 needs none.
+    assert bool(state["scaler"]) == (amp == "fp16")
+    assert all(torch.isfinite(v).all() for v in
+               load_checkpoint(tmp_path / "run" / "last.pt")["model_state_dict"].values())
+
+
+def test_tensorboard_events_are_written_when_it_is_installed(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    config = load_config(tiny_recipe(train={"iterations": 2, "eval_every": 2, "log_every": 1,
+                                            "tensorboard": True}), out=str(tmp_path / "run"))
+    train(config)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {"train/loss", "train/lr", "train/images_per_s", "val/mean_iu"} <= scalars
+    assert [e.step for e in events.Scalars("train/loss")] == [1, 2]

@@ -7,37 +7,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from fcnseg.checkpoint import save_checkpoint
-from fcnseg.data.palette import voc_palette
 from fcnseg.inference import Segmenter
-from fcnseg.models import fcn8s
 
 CLASS_NAMES = ["background", "cat", "dog", "potted plant"]
 
 
 @pytest.fixture(scope="session")
-def make_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+def make_checkpoint(tiny_checkpoint: Callable[..., Path]) -> Callable[[str], Path]:
     """``make_checkpoint(geometry)``: a tiny FCN-8s checkpoint (cached per geometry) whose score
     layers are random, so that labels vary over the image (zeros would predict class 0)."""
-    made: dict[str, Path] = {}
-
-    def make(geometry: str = "same") -> Path:
-        if geometry not in made:
-            torch.manual_seed(0)
-            model = fcn8s(num_classes=len(CLASS_NAMES), geometry=geometry, width=0.0625,
-                          fc_channels=16)
-            with torch.no_grad():
-                for name in ("score_fr", "score_pool4", "score_pool3"):
-                    getattr(model, name).weight.normal_(0.0, 0.05)
-                    getattr(model, name).bias.normal_(0.0, 0.5)
-            path = tmp_path_factory.mktemp(f"ckpt_{geometry}") / "tiny.pt"
-            save_checkpoint(path, model, class_names=CLASS_NAMES, palette=voc_palette())
-            made[geometry] = path
-        return made[geometry]
-
-    return make
+    return lambda geometry="same": tiny_checkpoint(CLASS_NAMES, geometry)
 
 
 @pytest.fixture(scope="session")

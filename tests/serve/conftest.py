@@ -11,35 +11,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 pytest.importorskip("fastapi", reason="the serve extra (fastapi) is not installed")
 uvicorn = pytest.importorskip("uvicorn", reason="the serve extra (uvicorn) is not installed")
 
 from PIL import Image  # noqa: E402
 
-from fcnseg.checkpoint import save_checkpoint  # noqa: E402
-from fcnseg.data.palette import voc_palette  # noqa: E402
 from fcnseg.inference import Segmenter  # noqa: E402
-from fcnseg.models import fcn8s  # noqa: E402
 
 CLASS_NAMES = ["background", "sky", "road", "tree"]
 
 
 @pytest.fixture(scope="session")
-def checkpoint_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def checkpoint_path(tiny_checkpoint: Callable[..., Path]) -> Path:
     """A tiny FCN-8s checkpoint whose score layers are random, so predictions vary by pixel
     (the reference initialisation, zeros, would predict class 0 everywhere)."""
-    torch.manual_seed(0)
-    model = fcn8s(num_classes=len(CLASS_NAMES), geometry="same", width=0.0625, fc_channels=16)
-    with torch.no_grad():
-        for name in ("score_fr", "score_pool4", "score_pool3"):
-            layer = getattr(model, name)
-            layer.weight.normal_(0.0, 0.5)
-            layer.bias.normal_(0.0, 0.5)
-    path = tmp_path_factory.mktemp("serve") / "tiny.pt"
-    save_checkpoint(path, model, class_names=CLASS_NAMES, palette=voc_palette())
-    return path
+    return tiny_checkpoint(CLASS_NAMES, "same", score_std=0.5)
 
 
 @pytest.fixture(scope="session")

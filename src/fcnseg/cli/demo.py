@@ -4,6 +4,7 @@ evaluate it on their validation split, write the report and a few predictions.""
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -26,6 +27,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # OpenMP threads that spin while waiting make torch many times slower (20x measured) as
+    # soon as anything else runs on a small CPU; sleeping waits cost little when it is idle.
+    # Read when torch loads, so this must come before the first torch import.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from fcnseg.engine import load_config, train
     from fcnseg.engine.evaluation import evaluate_checkpoint, format_report, write_report
 
@@ -53,10 +58,12 @@ def run(args: argparse.Namespace) -> int:
                                  args.predictions)
         print(f"wrote {len(saved)} predictions to {out / 'predictions'}")
     mean_iu = float(report["mean_iu"])
-    verdict = "reached" if mean_iu >= TARGET_MEAN_IU else "MISSED"
+    verdict = ""
+    if args.recipe == "synthetic-fcn8s":
+        verdict = (" (reached" if mean_iu >= TARGET_MEAN_IU else " (MISSED") + \
+            f" the {100 * TARGET_MEAN_IU:.0f} target)"
     print(f"{config.name}: mean IU {100 * mean_iu:.2f} on {report['num_images']} validation "
-          f"images ({verdict} the {100 * TARGET_MEAN_IU:.0f} target); trained in "
-          f"{trained / 60:.1f} min")
+          f"images{verdict}; trained in {trained / 60:.1f} min")
     return 0
 
 

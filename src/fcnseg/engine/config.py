@@ -60,6 +60,9 @@ class ModelConfig:
     input_convention: str | None = None
     #: Train the bilinear upsampling layers too (the reference keeps them frozen).
     train_upsampling: bool = False
+    #: Further keyword arguments for the builder, e.g. ``{base_channels: 32}`` for a slim ResNet
+    #: or ``{replace_stride_with_dilation: [false, true, true]}``.
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -20,6 +20,7 @@ import random
 import signal
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -83,19 +84,20 @@ def build_training_model(config: TrainConfig, num_classes: int) -> nn.Module:
     from fcnseg.checkpoint import CheckpointError, load_checkpoint
     from fcnseg.conventions import get_convention
     from fcnseg.models import build_model, init_from
+    from fcnseg.models.builders import uses_vgg_trunk
 
     m = config.model
-    kwargs: dict[str, Any] = {"num_classes": num_classes, "geometry": m.geometry,
-                              "width": m.width, "fc_channels": m.fc_channels,
-                              "dropout": m.dropout}
+    kwargs: dict[str, Any] = {"num_classes": num_classes, **m.options}
+    if uses_vgg_trunk(m.arch):  # the VGG16 trunk's own options; other backbones take `options`
+        kwargs.update(geometry=m.geometry, width=m.width, fc_channels=m.fc_channels,
+                      dropout=m.dropout)
     if m.input_convention is not None:
         kwargs["input_convention"] = m.input_convention
-    model = build_model(m.arch, **kwargs)
     if m.backbone_weights:
-        from fcnseg.models import load_backbone_weights
-
-        load_backbone_weights(model, _backbone_file(m.backbone_weights),
-                              convention=m.backbone_convention)
+        # every builder loads its own backbone's ImageNet file and records its convention
+        kwargs["backbone_weights"] = _backbone_file(m.backbone_weights)
+        kwargs["backbone_convention"] = m.backbone_convention
+    model = build_model(m.arch, **kwargs)
     if config.init:
         try:
             ckpt = load_checkpoint(config.init)
@@ -193,7 +195,7 @@ class _RunLog:
         if resume_at is not None and self.path.exists():
             # Records written after the checkpoint we resume from are about to be redone.
             kept = [line for line in self.path.read_text().splitlines()
-                    if line.strip() and json.loads(line).get("iteration", 0) <= resume_at]
+                    if _iteration_of(line) <= resume_at]
             self.path.write_text("".join(line + "\n" for line in kept))
         self.file = self.path.open("a", encoding="utf-8")
         if tensorboard:
@@ -221,6 +223,20 @@ class _RunLog:
             self.file.close()
             if self.tb is not None:
                 self.tb.close()
+
+
+def _iteration_of(line: str) -> float:
+    """The iteration a metrics.jsonl line is about; a line cut short by a crash counts as
+    after any checkpoint (so it is dropped)."""
+    try:
+        return float(json.loads(line).get("iteration", 0))
+    except (ValueError, AttributeError):
+        return math.inf
+
+
+def _ignore_sigint(worker_id: int) -> None:
+    """DataLoader workers leave Ctrl-C to the main process, which saves a checkpoint first."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _json_default(value: Any) -> Any:
@@ -324,8 +340,8 @@ def _train(config: TrainConfig, info: DistInfo, run_dir: Path, last_path: Path,
     from tqdm.auto import tqdm
 
     from fcnseg.checkpoint import load_checkpoint, save_checkpoint
-    from fcnseg.data import collate_segmentation
-    from fcnseg.engine.evaluation import evaluate_model
+    from fcnseg.data import build_dataset, collate_segmentation
+    from fcnseg.engine.evaluation import ShardedEvalSampler, evaluate_model
 
     device, world = info.device, info.world_size
     say = print if info.is_main else (lambda *a, **k: None)
@@ -343,11 +359,14 @@ def _train(config: TrainConfig, info: DistInfo, run_dir: Path, last_path: Path,
     _seed_everything(config.seed)
     # The classes come from the data and the input convention from the model's weights;
     # the transforms need the latter, so the training set is opened once without them first.
-    from fcnseg.data import build_dataset
-
     plain = build_dataset(dict(config.data.train), split=config.data.train.get("split") or "train")
     class_names, palette, ignore_index = list(plain.classes), plain.palette, plain.ignore_index
     num_classes = len(class_names)
+    if info.distributed and config.model.backbone_weights:
+        # Rank 0 downloads published weights first; the others then find them in the cache.
+        if info.is_main:
+            _backbone_file(config.model.backbone_weights)
+        dist.barrier()
     model = build_training_model(config, num_classes)
     train_ds, val_ds = _build_datasets(config, model.input_convention, ignore_index)
 
@@ -373,16 +392,14 @@ def _train(config: TrainConfig, info: DistInfo, run_dir: Path, last_path: Path,
     loader = DataLoader(SeededSamples(train_ds, config.seed), batch_size=batch, sampler=sampler,
                         drop_last=True, num_workers=config.data.num_workers,
                         collate_fn=collate, generator=loader_gen,
-                        pin_memory=device.type == "cuda",
-                        persistent_workers=False)
+                        pin_memory=device.type == "cuda", worker_init_fn=_ignore_sigint)
     val_loader = None
     if val_ds is not None:
-        from fcnseg.engine.evaluation import ShardedEvalSampler
-
         val_loader = DataLoader(val_ds, batch_size=config.data.val_batch_size,
                                 sampler=ShardedEvalSampler(len(val_ds), info.rank, world),
                                 num_workers=config.data.num_workers, collate_fn=collate,
-                                generator=torch.Generator().manual_seed(0))
+                                generator=torch.Generator().manual_seed(0),
+                                worker_init_fn=_ignore_sigint)
 
     iteration, epoch, position = 0, 0, 0
     best_mean_iu: float | None = None
@@ -453,8 +470,9 @@ def _train(config: TrainConfig, info: DistInfo, run_dir: Path, last_path: Path,
 
     log = _RunLog(run_dir, info.is_main, config.train.tensorboard,
                   iteration if resume_ckpt is not None else None)
-    bar = tqdm(total=total, initial=iteration, disable=not (info.is_main and
-                                                            config.train.progress),
+    # disable=None: tqdm draws only on a terminal; logs get metrics.jsonl and eval lines.
+    show = info.is_main and config.train.progress
+    bar = tqdm(total=total, initial=iteration, disable=None if show else True,
                dynamic_ncols=True, unit="it", desc=config.name)
     reduction = config.loss.reduction
     status, stop_signal = "completed", None
@@ -509,7 +527,11 @@ def _train(config: TrainConfig, info: DistInfo, run_dir: Path, last_path: Path,
                         nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
                     scaler.step(optimizer)
                     scaler.update()
-                    scheduler.step()
+                    with warnings.catch_warnings():
+                        # fp16's scaler skips steps with inf gradients; the schedule still
+                        # follows the iteration count, which is what we want.
+                        warnings.filterwarnings("ignore", message=r"Detected call of `lr_sch")
+                        scheduler.step()
                     iteration += 1
                     position += 1
                     window_images += images.shape[0] * world

@@ -23,6 +23,7 @@ from fcnseg.models.builders import (
     fcn_resnet50,
     fcn_resnet101,
 )
+from fcnseg.models.fastpath import fast_paths, optimize_for_inference
 from fcnseg.models.fcn import FCN, GEOMETRIES, FCN8s, FCN16s, FCN32s
 from fcnseg.models.resnet import ResNet, ResNetBackbone, load_resnet_weights
 from fcnseg.models.torchvision_fcn import TorchvisionFCN, load_torchvision_fcn_weights
@@ -55,6 +56,8 @@ __all__ = [
     "fcn_from_factory",
     "fcn_resnet50",
     "fcn_resnet101",
+    "fast_paths",
+    "optimize_for_inference",
     "load_resnet_weights",
     "load_torchvision_fcn_weights",
     "load_vgg16_bn_weights",

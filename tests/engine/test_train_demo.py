@@ -1,0 +1,38 @@
+"""`fcnseg demo` wiring: train, evaluate, report, predictions (shortened to seconds)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from fcnseg.cli.main import main
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)  # the demo below trains with threads=1
+
+
+def test_demo_writes_report_and_predictions(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")  # the demo sets it; keep it scoped
+    out = tmp_path / "demo"
+    short = ["--set", "train.iterations=2", "--set", "train.eval_every=2", "--set", "threads=1",
+             "--set", "data.train.num_images=16", "--set", "data.val.num_images=3",
+             "--set", "data.val.size=64", "--set", "model.width=0.0625",
+             "--set", "model.fc_channels=16"]
+    assert main(["demo", "--out", str(out), "--predictions", "2", *short]) == 0
+    printed = capsys.readouterr().out
+    assert "mean_iu" in printed and "background" in printed and "target" in printed
+    report = json.loads((out / "eval" / "report.json").read_text())
+    assert report["num_images"] == 3 and 0.0 <= report["metrics"]["mean_iu"] <= 1.0
+    assert report["checkpoint"]["recipe"] == "synthetic-fcn8s"
+    assert len(list((out / "predictions").glob("*.png"))) == 2
+    # A second call finds the finished run and only evaluates it again.
+    assert main(["demo", "--out", str(out), "--predictions", "0", *short]) == 0
+    assert "resumed" in capsys.readouterr().out

@@ -1,0 +1,54 @@
+"""Building the recipe's model: backbone errors, staged init, frozen or trained upsampling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from _train_helpers import tiny_recipe
+
+from fcnseg.checkpoint import save_checkpoint
+from fcnseg.engine import load_config
+from fcnseg.engine.trainer import build_training_model
+
+
+def test_missing_backbone_file_is_a_clear_error_naming_the_field() -> None:
+    config = load_config(tiny_recipe(), ["model.backbone_weights=/nowhere/vgg16.pth"])
+    with pytest.raises(FileNotFoundError, match=r"model\.backbone_weights: /nowhere/vgg16\.pth"):
+        build_training_model(config, 7)
+
+
+def test_staged_init_copies_the_previous_stage_and_keeps_new_scorers_at_zero(
+    tmp_path: Path,
+) -> None:
+    stage32 = build_training_model(load_config(tiny_recipe(model={"arch": "fcn32s"})), 7)
+    with torch.no_grad():
+        stage32.score_fr.weight.normal_()  # as if trained
+    path = save_checkpoint(tmp_path / "best.pt", stage32, class_names=list("abcdefg"),
+                           palette=[[i, i, i] for i in range(7)])
+    config = load_config(tiny_recipe(model={"arch": "fcn16s"}), [f"init={path}"])
+    stage16 = build_training_model(config, 7)
+    assert torch.equal(stage16.conv1_1.weight, stage32.conv1_1.weight)
+    assert torch.equal(stage16.score_fr.weight, stage32.score_fr.weight)
+    assert not stage16.score_pool4.weight.any() and not stage16.score_pool4.bias.any()
+    assert stage16.input_convention == stage32.input_convention
+
+
+def test_upsampling_is_frozen_unless_the_recipe_trains_it() -> None:
+    frozen = build_training_model(load_config(tiny_recipe()), 7)
+    assert not any(m.weight.requires_grad for m in frozen.upsampling_layers())
+    trained = build_training_model(load_config(tiny_recipe(),
+                                               ["model.train_upsampling=true"]), 7)
+    assert all(m.weight.requires_grad for m in trained.upsampling_layers())
+
+
+def test_recipes_build_other_backbones_with_their_own_options() -> None:
+    config = load_config(tiny_recipe(model={"arch": "fcn8s_resnet18",
+                                            "options": {"base_channels": 8}}))
+    model = build_training_model(config, 7)
+    assert model.arch == "fcn8s_resnet18"
+    assert model.build_kwargs["base_channels"] == 8
+    assert "geometry" not in model.build_kwargs  # the VGG trunk's options are not passed on
+    with torch.no_grad():
+        assert model.eval()(torch.zeros(1, 3, 40, 52)).shape == (1, 7, 40, 52)

@@ -88,3 +88,17 @@ def test_optimize_for_inference_keeps_the_outputs() -> None:
     assert not model.training
     assert model.conv1_1.weight.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-5)
+
+
+def test_fast_paths_replace_fc_convolutions_and_deconvolutions_by_matrix_products() -> None:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = _model("fcn8s", "same")
+    ops = {}
+    for enabled in (True, False):
+        counter = FlopCounterMode(display=False)
+        with torch.no_grad(), fast_paths(enabled), counter:
+            model(torch.randn(1, 3, 64, 64))
+        ops[enabled] = {str(op) for op in counter.get_flop_counts()["Global"]}
+    assert "aten.addmm" in ops[True] and "aten.bmm" in ops[True]
+    assert "aten.addmm" not in ops[False] and "aten.bmm" not in ops[False]

@@ -8,6 +8,8 @@ come back as one JSON-ready dict; :func:`format_report` turns it into the printe
 from __future__ import annotations
 
 import contextlib
+import copy
+import itertools
 import platform
 import tempfile
 import time
@@ -21,6 +23,7 @@ import torch
 from torch import nn
 
 from fcnseg.bench.timing import (
+    OtherLoad,
     agreement,
     count_flops,
     matmul_peak,
@@ -31,15 +34,22 @@ from fcnseg.bench.timing import (
 from fcnseg.models import build_model
 from fcnseg.models.fastpath import fast_paths
 
-__all__ = ["BenchConfig", "format_report", "run_suite", "trained_looking"]
+__all__ = [
+    "BenchConfig",
+    "fit_scorers",
+    "format_report",
+    "run_suite",
+    "synthetic_batch",
+    "trained_looking",
+]
 
 GEOMETRIES = ("caffe", "same")
 
 
 @dataclass
 class BenchConfig:
-    """What ``fcnseg bench`` measures. Defaults take several minutes on 2 CPU cores at full width;
-    :meth:`quick` is the one-to-two-minute version."""
+    """What ``fcnseg bench`` measures. The defaults take about 11 minutes on 2 idle CPU cores at
+    full width; :meth:`quick` about 3."""
 
     devices: tuple[str, ...] = ("cpu",)
     models: tuple[str, ...] = ("fcn32s", "fcn16s", "fcn8s")
@@ -60,11 +70,12 @@ class BenchConfig:
     fc_channels: int = 4096
     sections: tuple[str, ...] = ("inference", "training", "evaluation", "options")
     peak_size: int = 4096
+    clock: str = "wall"
     seed: int = 0
 
     @classmethod
     def quick(cls, **overrides: Any) -> BenchConfig:
-        """FCN-8s only, 500×500, batch 1, two repeats: about a minute or two on 2 CPU cores."""
+        """FCN-8s only, 500×500, batch 1, two repeats: about 3 minutes on 2 idle CPU cores."""
         base = {"models": ("fcn8s",), "sizes": ((500, 500),), "batches": (1,), "repeats": 2,
                 "train_crop": 256, "train_batch": 1, "eval_images": 3, "loader": False}
         base.update(overrides)
@@ -105,7 +116,7 @@ def fit_scorers(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) ->
 
     A closed-form stand-in for training (no optimizer, one forward): each scorer gets
     ``w_c = μ_c`` and ``b_c = -|μ_c|²/2`` (μ_c = mean feature of class c at that stride, label
-    pixels aligned through the model's coordinate maps), scaled to unit logit spread. Over a
+    pixels aligned through the model's coordinate maps), centred and scaled to unit spread. Over a
     random trunk this gives peaked, image-dependent logits like a trained model's, so argmax
     agreement between precisions is meaningful; it is still not a trained model.
     """
@@ -130,17 +141,21 @@ def fit_scorers(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) ->
             lab = labels[:, rows][:, :, cols].reshape(-1)
             f = feats.permute(0, 2, 3, 1).reshape(-1, ch).double()
             weight = torch.zeros(layer.out_channels, ch, dtype=torch.float64)
-            bias = torch.full((layer.out_channels,), -1e3, dtype=torch.float64)
+            bias = torch.zeros(layer.out_channels, dtype=torch.float64)
+            present = torch.zeros(layer.out_channels, dtype=torch.bool)
             for c in range(layer.out_channels):
                 sel = lab == c
                 if sel.any():
                     mu = f[sel].mean(0)
-                    weight[c], bias[c] = mu, -0.5 * mu.square().sum()
-            logits = f @ weight.t() + bias
-            present = bias > -1e3
-            spread = logits[:, present].std().clamp_min(1e-12)
+                    weight[c], bias[c], present[c] = mu, -0.5 * mu.square().sum(), True
+            logits = f @ weight[present].t() + bias[present]
+            spread = logits.std().clamp_min(1e-12) if logits.numel() > 1 else 1.0
+            # Centred, unit-spread logits (a shift common to all classes keeps every argmax);
+            # classes absent from the fitting labels sit far below and are never predicted.
+            bias = torch.where(present, (bias - logits.mean()) / spread,
+                               torch.full_like(bias, -20.0))
             layer.weight.copy_((weight / spread).view_as(layer.weight))
-            layer.bias.copy_(torch.where(present, bias / spread, torch.full_like(bias, -1e3)))
+            layer.bias.copy_(bias)
     return model
 
 
@@ -174,6 +189,22 @@ def _peak_memory(device: str, into: dict[str, Any]) -> Iterator[None]:
             into["cuda_max_allocated_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
 
 
+_PEAK = "__mm_peak__"
+
+
+def _mm_variant(cfg: BenchConfig, device: str, dtype: torch.dtype) -> Callable[[], object]:
+    """A large matrix multiply to time alongside the models: the peak under the same load."""
+    g = torch.Generator().manual_seed(cfg.seed)
+    a = torch.randn(cfg.peak_size, cfg.peak_size, generator=g).to(device=device, dtype=dtype)
+    b = torch.randn(cfg.peak_size, cfg.peak_size, generator=g).to(device=device, dtype=dtype)
+    return lambda: torch.mm(a, b)
+
+
+def _peak_from(times: dict[str, Any], cfg: BenchConfig, key: str = _PEAK) -> float:
+    """FLOP/s of the interleaved mm (its median, as for the models timed with it)."""
+    return 2 * cfg.peak_size**3 / times.pop(key).median
+
+
 def _timing_fields(t: Any, images: int, flops: int | None, peak: float | None) -> dict:
     out = {"median_s": t.median, "min_s": t.low, "max_s": t.high, "spread": t.spread,
            "images_per_s": images / t.median}
@@ -186,7 +217,14 @@ def _timing_fields(t: Any, images: int, flops: int | None, peak: float | None) -
 
 
 # -- sections ---------------------------------------------------------------------------------
-def machine_info(devices: tuple[str, ...], peak_size: int = 4096) -> dict[str, Any]:
+def _clock(cfg: BenchConfig, device: str) -> str:
+    """CPU-time clock only where it means something: CPU work, in this process."""
+    return cfg.clock if device == "cpu" else "wall"
+
+
+def machine_info(
+    devices: tuple[str, ...], peak_size: int = 4096, clock: str = "wall"
+) -> dict[str, Any]:
     """torch build, threads, CPU model/flags and matrix-multiply peaks (measured now)."""
     info: dict[str, Any] = {
         "torch": torch.__version__,
@@ -204,7 +242,8 @@ def machine_info(devices: tuple[str, ...], peak_size: int = 4096) -> dict[str, A
             info["cuda_device"] = torch.cuda.get_device_name()
         for dtype in dtypes:
             key = f"{device}_{str(dtype).removeprefix('torch.')}"
-            info["mm_peak_gflop_per_s"][key] = matmul_peak(dtype, device, size=peak_size) / 1e9
+            info["mm_peak_gflop_per_s"][key] = matmul_peak(
+                dtype, device, size=peak_size, clock=clock if device == "cpu" else "wall") / 1e9
     return info
 
 
@@ -228,8 +267,9 @@ def _cpu_model() -> str:
     return platform.processor()
 
 
-def bench_inference(cfg: BenchConfig, device: str, peak: float | None) -> list[dict[str, Any]]:
-    """Latency and throughput per model, size and batch; both geometries interleaved."""
+def bench_inference(cfg: BenchConfig, device: str) -> list[dict[str, Any]]:
+    """Latency and throughput per model, size and batch; both geometries interleaved, with a
+    float32 matrix multiply timed among them for the fraction-of-peak column."""
     rows = []
     for arch in cfg.models:
         models = _pair_of_models(cfg, arch, device)
@@ -238,22 +278,24 @@ def bench_inference(cfg: BenchConfig, device: str, peak: float | None) -> list[d
             for batch in cfg.batches:
                 x = _input(cfg, batch, size, device)
                 memory: dict[str, Any] = {}
+                variants = {g: (lambda m=m, x=x: m(x)) for g, m in models.items()}
+                variants[_PEAK] = _mm_variant(cfg, device, torch.float32)
                 with torch.inference_mode(), _peak_memory(device, memory):
-                    times = time_interleaved(
-                        {g: (lambda m=m, x=x: m(x)) for g, m in models.items()},
-                        warmup=cfg.warmup, repeats=cfg.repeats, device=device)
+                    times = time_interleaved(variants, warmup=cfg.warmup, repeats=cfg.repeats,
+                                             device=device, clock=_clock(cfg, device))
+                peak = _peak_from(times, cfg)
                 for g in GEOMETRIES:
                     rows.append({
                         "device": device, "model": arch, "geometry": g, "size": list(size),
                         "batch": batch, "dtype": "float32",
                         **_timing_fields(times[g], batch, flops1[g] * batch, peak),
-                        **memory,
+                        "mm_peak_gflop_per_s": peak / 1e9, **memory,
                     })
                 rows[-1]["speedup_vs_caffe"] = times["caffe"].median / times["same"].median
     return rows
 
 
-def bench_training(cfg: BenchConfig, device: str, peak: float | None) -> list[dict[str, Any]]:
+def bench_training(cfg: BenchConfig, device: str) -> list[dict[str, Any]]:
     """One SGD step (forward, pixel-averaged cross-entropy, backward, update) per geometry."""
     models = _pair_of_models(cfg, cfg.train_model, device)
     for m in models.values():
@@ -277,9 +319,14 @@ def bench_training(cfg: BenchConfig, device: str, peak: float | None) -> list[di
 
     flops = {name: count_flops(m, x, backward=True) for name, m in models.items()}
     memory: dict[str, Any] = {}
+    variants: dict[str, Callable[[], object]] = {name: (lambda n=name: step(n))
+                                                 for name in models}
+    variants[_PEAK] = _mm_variant(cfg, device, torch.float32)
     with _peak_memory(device, memory):
-        times = time_interleaved({name: (lambda n=name: step(n)) for name in models},
-                                 warmup=cfg.warmup, repeats=cfg.repeats, device=device)
+        times = time_interleaved(variants,
+                                 warmup=cfg.warmup, repeats=cfg.repeats, device=device,
+                                     clock=_clock(cfg, device))
+    peak = _peak_from(times, cfg)
     rows = [{"device": device, "model": cfg.train_model, "geometry": name, "crop": list(crop),
              "batch": cfg.train_batch, **_timing_fields(times[name], cfg.train_batch,
                                                          flops[name], peak), **memory}
@@ -336,23 +383,33 @@ def bench_evaluation(cfg: BenchConfig, device: str) -> dict[str, Any]:
         dataset = FolderSegmentation(root, transform=build_eval_transform(model.input_convention))
         preloaded = [dataset[i][0][None].to(device) for i in range(len(dataset))]
 
-        def pipeline() -> None:
-            total = np.zeros((n, n), dtype=np.int64)
-            for image, label in _loader(dataset, 0, False, False):
-                pred = model(image.to(device)).argmax(1)
-                total += confusion_matrix(label.to(device), pred, n)
+        loader = _loader(dataset, 0, False, False)
+        batches: list[Any] = [iter(loader)]
+        total = np.zeros((n, n), dtype=np.int64)
+        inputs = itertools.cycle(preloaded)
 
-        def model_only() -> None:
-            for image in preloaded:
-                model(image).argmax(1)
+        def pipeline_step() -> None:
+            """Decode, transform and batch the next file, predict, count the confusion."""
+            try:
+                image, label = next(batches[0])
+            except StopIteration:
+                batches[0] = iter(loader)
+                image, label = next(batches[0])
+            pred = model(image.to(device)).argmax(1)
+            total[...] += confusion_matrix(label.to(device), pred, n)
 
+        def model_step() -> None:
+            model(next(inputs)).argmax(1)
+
+        # Per image, alternating: many short samples ride out a shared machine's load swings.
         with torch.inference_mode():
-            times = time_interleaved({"pipeline": pipeline, "model_only": model_only},
-                                     warmup=cfg.warmup, repeats=cfg.repeats, device=device)
+            times = time_interleaved(
+                {"pipeline": pipeline_step, "model_only": model_step}, warmup=1,
+                repeats=cfg.eval_images * cfg.repeats, device=device, clock=_clock(cfg, device))
         if cfg.loader:
             out["loader_options"] = bench_loader_options(cfg, dataset)
     for name, t in times.items():
-        out[name] = _timing_fields(t, cfg.eval_images, None, None)
+        out[name] = _timing_fields(t, 1, None, None)
     out["pipeline_fraction_of_model_only"] = times["model_only"].median / times["pipeline"].median
     return out
 
@@ -389,25 +446,28 @@ def bench_loader_options(cfg: BenchConfig, dataset: Any) -> list[dict[str, Any]]
     return rows
 
 
-def _variant_model(model: nn.Module, channels_last: bool) -> nn.Module:
-    if channels_last:
-        import copy
-
-        model = copy.deepcopy(model).to(memory_format=torch.channels_last)
-    return model
+def _channels_last_copy(model: nn.Module) -> nn.Module:
+    return copy.deepcopy(model).to(memory_format=torch.channels_last)
 
 
-def bench_options(cfg: BenchConfig, device: str, peak: dict[str, float]) -> dict[str, Any]:
+def bench_options(cfg: BenchConfig, device: str) -> dict[str, Any]:
     """FCN-8s at ``option_size``, batch 1: each fast path against the plain path, one run.
 
     "plain" runs every layer as its module (fast paths off), NCHW, float32, under no_grad.
-    Every other variant states its max |Δlogit| and argmax agreement against plain.
+    Every other variant states its max |Δlogit| and argmax agreement against the plain path of
+    its geometry. Weights: Kaiming-random trunk, scorers from :func:`fit_scorers`.
     """
     models = _pair_of_models(cfg, "fcn8s", device)
     same, caffe = models["same"], models["caffe"]
-    x = _input(cfg, 1, cfg.option_size, device)
-    same_cl = _variant_model(same, True)
-    caffe_cl = _variant_model(caffe, True)
+    # Weights with trained-like, peaked logits: scorers fitted on two synthetic scenes; the
+    # input is a third, held-out scene (argmax agreement is meaningless on random scorers).
+    images, labels = synthetic_batch(2, cfg.option_size, same.input_convention, cfg.seed)
+    fit_scorers(same.cpu(), images, labels)
+    same.to(device)
+    caffe.load_state_dict(same.state_dict())
+    x = synthetic_batch(1, cfg.option_size, same.input_convention, cfg.seed + 1)[0].to(device)
+    same_cl = _channels_last_copy(same)
+    caffe_cl = _channels_last_copy(caffe)
     low = torch.bfloat16
     variants: dict[str, tuple[Callable[[], torch.Tensor], str]] = {}
 
@@ -445,8 +505,14 @@ def bench_options(cfg: BenchConfig, device: str, peak: dict[str, float]) -> dict
             compile_note = f"failed: {type(e).__name__}: {e}"[:300]
     with torch.inference_mode(), fast_paths(False):
         reference = same(x).float()
-    times = time_interleaved({k: fn for k, (fn, _) in variants.items()},
-                             warmup=cfg.warmup, repeats=cfg.repeats, device=device)
+    timed: dict[str, Callable[[], object]] = {k: fn for k, (fn, _) in variants.items()}
+    timed[_PEAK + "float32"] = _mm_variant(cfg, device, torch.float32)
+    timed[_PEAK + "bfloat16"] = _mm_variant(cfg, device, low)
+    # Fast paths are the central comparison: at least 5 rounds, whatever --repeats says.
+    times = time_interleaved(timed, warmup=cfg.warmup, repeats=max(5, cfg.repeats),
+                             device=device, clock=_clock(cfg, device))
+    peak = {f"{device}_float32": _peak_from(times, cfg, _PEAK + "float32"),
+            f"{device}_bfloat16": _peak_from(times, cfg, _PEAK + "bfloat16")}
     flops = {g: count_flops(m, x) for g, m in models.items()}
     base = times["plain (same, no_grad)"].median
     caffe_base = times["caffe plain"].median
@@ -466,7 +532,8 @@ def bench_options(cfg: BenchConfig, device: str, peak: dict[str, float]) -> dict
                "speedup_vs_caffe_plain_fp32": caffe_base / times[name].median,
                **agreement(ref, out)}
         rows.append(row)
-    result: dict[str, Any] = {"device": device, "size": list(cfg.option_size), "rows": rows}
+    result: dict[str, Any] = {"device": device, "size": list(cfg.option_size), "rows": rows,
+                              "mm_peak_gflop_per_s": {k: v / 1e9 for k, v in peak.items()}}
     result["cudnn_benchmark"] = ("n/a on CPU" if device != "cuda"
                                  else "see the cuda rows (enabled by optimize_for_inference)")
     if compile_note:
@@ -498,33 +565,27 @@ def run_suite(cfg: BenchConfig, log: Callable[[str], None] = print) -> dict[str,
         if d == "cuda" and not torch.cuda.is_available():
             continue
         devices.append(d)
-    report = Report(config={**asdict(cfg)}, machine=machine_info(tuple(devices), cfg.peak_size))
+    report = Report(config={**asdict(cfg)}, machine=machine_info(tuple(devices), cfg.peak_size,
+                                                                  cfg.clock))
     if "cuda" in cfg.devices and "cuda" not in devices:
         report.not_measured.append("cuda: no CUDA device on this machine")
-    peaks = {k: v * 1e9 for k, v in report.machine["mm_peak_gflop_per_s"].items()}
+    load: dict[str, float | None] = {}
     for device in devices:
-        fp32_peak = peaks.get(f"{device}_float32")
-        if "inference" in cfg.sections:
-            log(f"[{device}] inference ...")
-            report.inference += bench_inference(cfg, device, fp32_peak)
-        if "training" in cfg.sections:
-            log(f"[{device}] training ...")
-            report.training += bench_training(cfg, device, fp32_peak)
-        if "evaluation" in cfg.sections:
-            log(f"[{device}] evaluation pipeline ...")
-            report.evaluation.append(bench_evaluation(cfg, device))
-        if "options" in cfg.sections:
-            log(f"[{device}] fast-path options ...")
-            report.options.append(bench_options(cfg, device, peaks))
+        sections: dict[str, Callable[[], None]] = {
+            "inference": lambda d=device: report.inference.extend(bench_inference(cfg, d)),
+            "training": lambda d=device: report.training.extend(bench_training(cfg, d)),
+            "evaluation": lambda d=device: report.evaluation.append(bench_evaluation(cfg, d)),
+            "options": lambda d=device: report.options.append(bench_options(cfg, d)),
+        }
+        for name, section in sections.items():
+            if name in cfg.sections:
+                log(f"[{device}] {name} ...")
+                with OtherLoad() as other:
+                    section()
+                load[f"{device} {name}"] = other.fraction
+    report.machine["other_processes_cpu_share"] = load
     report.targets = check_targets(report)
     return asdict(report)
-
-
-def _row(rows: list[dict[str, Any]], **match: Any) -> dict[str, Any] | None:
-    for r in rows:
-        if all(r.get(k) == v for k, v in match.items()):
-            return r
-    return None
 
 
 def check_targets(report: Report) -> list[dict[str, Any]]:
@@ -554,7 +615,7 @@ def check_targets(report: Report) -> list[dict[str, Any]]:
                         t[base]["median_s"] / bf16["median_s"], 2.8,
                         f"argmax agreement {bf16['argmax_agreement_pct']:.2f}% (goal >= 99.5)")
             add(f"[{dev}] bf16 argmax agreement with fp32 (%)", bf16["argmax_agreement_pct"],
-                99.5, "random-scorer weights, see trained_looking()")
+                99.5, "random trunk, fitted scorers (fit_scorers), held-out synthetic scene")
         fp32 = [r for r in rows if r["dtype"] == "float32" and "fraction_of_mm_peak" in r]
         if fp32:
             best = max(fp32, key=lambda r: r["fraction_of_mm_peak"])
@@ -590,18 +651,21 @@ def format_report(report: dict[str, Any]) -> str:
     """The printed form of :func:`run_suite`'s result: one table per section."""
     m = report["machine"]
     parts = [f"torch {m['torch']}, {m['threads']} threads, {m['cpu']} "
-             f"({', '.join(m['cpu_flags']) or 'no avx512/amx'})",
+             f"({', '.join(m['cpu_flags']) or 'no avx512/amx'}); "
+             f"{report['config']['clock']} clock, {report['config']['repeats']} interleaved "
+             f"repeats after {report['config']['warmup']} warm-up",
              "mm peak GFLOP/s: " + ", ".join(f"{k} {v:.0f}"
                                              for k, v in m["mm_peak_gflop_per_s"].items())]
     if report["inference"]:
         parts.append("\nInference (float32, inference_mode, default fast paths)")
         parts.append(_table(
             ["device", "model", "geometry", "size", "batch", "median s", "spread", "img/s",
-             "GFLOP", "GFLOP/s", "of peak", "same/caffe", "RSS MiB"],
+             "GFLOP", "GFLOP/s", "of peak", "same/caffe", "peak MiB"],
             [[r["device"], r["model"], r["geometry"], "×".join(map(str, r["size"])), r["batch"],
               r["median_s"], f"{r['spread']:.0%}", r["images_per_s"], r.get("gflop"),
               r.get("gflop_per_s"), _pct(r.get("fraction_of_mm_peak")),
-              r.get("speedup_vs_caffe"), r.get("cuda_max_allocated_mib", r["peak_rss_mib"])]
+              r.get("speedup_vs_caffe"),
+              round(r.get("cuda_max_allocated_mib", r["peak_rss_mib"]))]
              for r in report["inference"]]))
     if report["training"]:
         parts.append("\nTraining step (SGD, cross-entropy, float32)")
@@ -641,6 +705,13 @@ def format_report(report: dict[str, Any]) -> str:
         parts.append(_table(["target", "value", "goal", "met", "note"],
                             [[t["target"], t["value"], t["goal"], "yes" if t["met"] else "NO",
                               t["note"]] for t in report["targets"]]))
+    busy = {k: v for k, v in m.get("other_processes_cpu_share", {}).items() if v is not None}
+    if busy:
+        parts.append("\nCPU share used by other processes during each section: "
+                     + ", ".join(f"{k} {v:.0%}" for k, v in busy.items())
+                     + (" (wall-clock ratios unreliable above ~10%)"
+                        if max(busy.values()) > 0.1 and report["config"]["clock"] == "wall"
+                        else ""))
     for note in report["not_measured"]:
         parts.append(f"not measured: {note}")
     return "\n".join(parts)

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 __all__ = [
+    "OtherLoad",
     "Timing",
     "agreement",
     "count_flops",
@@ -116,12 +117,14 @@ def matmul_peak(
     *,
     size: int = 4096,
     repeats: int = 5,
+    clock: str = "wall",
 ) -> float:
     """This machine's matrix-multiply throughput (FLOP/s): the best of ``repeats`` large mms.
 
     The best rather than the median: the peak is what the hardware can do, and a shared machine
-    only ever makes a sample slower.
+    only ever makes a sample slower. ``clock`` as in :func:`time_interleaved`.
     """
+    now = time.perf_counter if clock == "wall" else time.process_time
     g = torch.Generator(device="cpu").manual_seed(0)
     a = torch.randn(size, size, generator=g).to(device=device, dtype=dtype)
     b = torch.randn(size, size, generator=g).to(device=device, dtype=dtype)
@@ -130,10 +133,10 @@ def matmul_peak(
         synchronize(device)
         best = float("inf")
         for _ in range(repeats):
-            start = time.perf_counter()
+            start = now()
             torch.mm(a, b)
             synchronize(device)
-            best = min(best, time.perf_counter() - start)
+            best = min(best, now() - start)
     return 2 * size**3 / best
 
 
@@ -159,6 +162,48 @@ def reset_peak_rss() -> bool:
         return True
     except OSError:
         return False
+
+
+def _cpu_ticks() -> tuple[int, int] | None:
+    """(busy, total) jiffies of the whole machine from /proc/stat; None where unavailable."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    total = sum(fields[:8])
+    return total - idle, total
+
+
+class OtherLoad:
+    """Measures how busy the machine was with *other* processes during a ``with`` block.
+
+    ``fraction`` is the share of all cores' time that went to processes other than this one
+    (0 = we had the machine to ourselves; on 2 cores, 0.5 = one core's worth of other work).
+    Timings taken while it is well above 0 are slowed unevenly; see docs/performance.md.
+    """
+
+    fraction: float | None = None
+
+    def __enter__(self) -> OtherLoad:
+        self._machine = _cpu_ticks()
+        self._own = time.process_time()
+        self._wall = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end = _cpu_ticks()
+        if self._machine is None or end is None:
+            return
+        import os
+
+        tick = os.sysconf("SC_CLK_TCK")
+        busy = (end[0] - self._machine[0]) / tick
+        total = (end[1] - self._machine[1]) / tick
+        own = time.process_time() - self._own
+        if total > 0:
+            self.fraction = max(0.0, min(1.0, (busy - own) / total))
 
 
 def agreement(reference: torch.Tensor, other: torch.Tensor) -> dict[str, float]:

@@ -30,7 +30,7 @@ def _csv(text: str) -> tuple[str, ...]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true",
-                   help="FCN-8s, 500×500, batch 1, 2 repeats (about 1-2 minutes on 2 cores)")
+                   help="FCN-8s, 500×500, batch 1 (about 3 minutes on 2 idle cores)")
     p.add_argument("--device", default="auto",
                    help="cpu, cuda, or auto (cpu, plus cuda when present) [auto]")
     p.add_argument("--models", type=_csv, default=None,
@@ -51,6 +51,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fc-channels", type=int, default=None, help="fc6/fc7 channels [4096]")
     p.add_argument("--peak-size", type=int, default=None,
                    help="matrix size of the mm peak measurement [4096]")
+    p.add_argument("--clock", choices=("wall", "cpu"), default=None,
+                   help="wall time [default], or process CPU time: with --threads 1 it counts "
+                        "only this process's work on a machine shared with other jobs")
     p.add_argument("--threads", type=int, default=None, help="torch threads [all cores]")
     p.add_argument("--out", type=Path, default=Path("bench_results.json"),
                    help="JSON output file [bench_results.json]")
@@ -72,6 +75,7 @@ def config_from_args(args: argparse.Namespace):  # noqa: ANN201 - BenchConfig, i
         "batches": tuple(args.batches) if args.batches else None, "repeats": args.repeats,
         "warmup": args.warmup, "train_crop": args.train_crop, "train_batch": args.train_batch,
         "width": args.width, "fc_channels": args.fc_channels, "peak_size": args.peak_size,
+        "clock": args.clock,
     }
     if args.no_loader:
         overrides["loader"] = False

@@ -4,8 +4,9 @@
   67 MB but only a few hundred output positions per image. oneDNN's convolution re-lays out such a
   weight on every call and runs far below the machine's matrix-multiply peak on CPU; one im2col
   copy plus a single GEMM against the weight as stored runs close to that peak.
-- :func:`optimize_for_inference`: the opt-in settings (eval mode, channels_last, frozen
-  upsampling, cuDNN autotuning) that measured faster in ``fcnseg bench``.
+- :func:`optimize_for_inference`: the opt-in settings (eval mode, channels_last, cuDNN
+  autotuning) that measured faster in ``fcnseg bench``.
+- :func:`fast_paths`: switch the built-in fast paths off (or on) inside a ``with`` block.
 
 The final bilinear upsampling's fast path lives with the kernels in
 :func:`fcnseg.models.upsample.upsample_crop`.
@@ -48,12 +49,15 @@ def fast_paths(
 
 def plain_path_only(path: str) -> bool:
     """True when ``path`` ("gemm" or "upsample") must run as plain modules: switched off, or
-    while tracing, scripting, compiling or exporting (so the graph holds the ordinary layers)."""
+    while tracing, scripting or exporting (so exported graphs hold the ordinary layers and
+    keep dynamic sizes). Under ``torch.compile`` the GEMM path stays (plain tensor ops that
+    compile well); the upsampling's cached matrices do not, so it runs plain there."""
     return (
         not _enabled[path]
         or torch.jit.is_tracing()
         or torch.jit.is_scripting()
-        or torch.compiler.is_compiling()
+        or torch.compiler.is_exporting()
+        or (path != "gemm" and torch.compiler.is_compiling())
         or torch.onnx.is_in_onnx_export()
     )
 
@@ -76,9 +80,11 @@ def conv_gemm(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     """``conv(x)`` computed as im2col and one matrix product (CPU, stride 1, no groups).
 
     Falls back to ``conv(x)`` where the conditions do not hold (other devices, strided or grouped
-    convolutions, a weight that is not contiguous, tracing/compiling/exporting). The result has
-    ``conv(x)``'s shape and values (up to rounding) and is laid out channels-last; gradients
-    flow to ``x``, the weight and the bias. Forward hooks on ``conv`` are not called.
+    convolutions, a weight in neither NCHW nor channels-last layout, tracing or exporting). The
+    result has ``conv(x)``'s shape and values (up to rounding) and is laid out channels-last;
+    gradients flow to ``x``, the weight and the bias. In training the im2col buffer is kept for
+    the backward pass (~25 MB per 500×500 image for fc6). Forward hooks on ``conv`` are not
+    called.
     """
     if not _gemm_applies(conv, x):
         return conv(x)

@@ -350,7 +350,7 @@ def _train(config: TrainConfig, info: DistInfo, run_dir: Path, last_path: Path,
     if resume and last_path.exists():
         resume_ckpt = load_checkpoint(last_path)
     elif resume:
-        say(f"resume: {last_path} does not exist yet; starting a new run")
+        say(f"no checkpoint in {run_dir} yet: starting a new run")
     elif last_path.exists():
         raise ValueError(f"out: {run_dir} already holds a run ({last_path.name}); pass --resume "
                          f"to continue it or choose another --out")

@@ -52,3 +52,21 @@ def test_agreement_reports_largest_difference_and_label_match() -> None:
     result = agreement(ref, other)
     assert result["max_abs_diff"] == 2.0
     assert result["argmax_agreement_pct"] == 50.0
+
+
+@pytest.mark.parametrize("option, value", [("--batches", "0"), ("--train-crop", "0"),
+                                           ("--repeats", "0"), ("--warmup", "-1"),
+                                           ("--threads", "0")])
+def test_bench_refuses_unmeasurable_settings_before_timing(tmp_path: Path, capsys, option,
+                                                           value) -> None:
+    args = list(TINY_ARGS)
+    if option in args:
+        i = args.index(option)
+        del args[i : i + 2]
+    code = main(["bench", *args, option, value, "--out", str(tmp_path / "x.json")])
+    assert code == 2
+    captured = capsys.readouterr()
+    name = option.lstrip("-").replace("-", "_")
+    assert f"bench {name}: must be" in captured.err or f"{option}: must be" in captured.err
+    assert "inference ..." not in captured.out, "the check must come before any timing"
+    assert not (tmp_path / "x.json").exists()

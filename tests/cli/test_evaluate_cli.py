@@ -94,3 +94,29 @@ def test_default_dataset_is_the_validation_set_of_the_checkpoints_recipe(tmp_pat
 def test_no_dataset_and_no_recipe_asks_for_one(synthetic_checkpoint, capsys):
     assert main(["evaluate", "--checkpoint", str(synthetic_checkpoint)]) == 2
     assert "records no validation dataset" in capsys.readouterr().err
+
+
+def test_tta_scales_take_spaces_or_commas_like_predict(synthetic_checkpoint, tmp_path):
+    out = tmp_path / "eval"
+    rc = main(["evaluate", "--checkpoint", str(synthetic_checkpoint), "--dataset", "synthetic",
+               "--num-images", "1", "--size", "40", "--tta-scales", "0.75,1", "1.25",
+               "--out", str(out), "--device", "cpu"])
+    assert rc == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["options"]["tta_scales"] == [0.75, 1.0, 1.25]
+    assert np.asarray(report["confusion"]).sum() == 40 * 40
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--sliding-window", "0"], "--sliding-window/--stride: window must be a positive int"),
+    (["--stride", "8"], "--stride: only meaningful with --sliding-window"),
+    (["--sliding-window", "16", "--stride", "20"], "larger than the window 16 would skip"),
+    (["--tta-scales", "1,0"], "--tta-scales: scales must be positive"),
+])
+def test_bad_inference_options_are_refused_not_ignored(synthetic_checkpoint, tmp_path, capsys,
+                                                       options, message):
+    rc = main(["evaluate", "--checkpoint", str(synthetic_checkpoint), "--dataset", "synthetic",
+               "--num-images", "1", "--size", "32", "--out", str(tmp_path / "eval"), *options])
+    assert rc == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "eval").exists()

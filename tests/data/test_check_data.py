@@ -51,6 +51,20 @@ def test_scan_counts_match_the_labels_with_or_without_workers():
     assert serial.ok and serial.images == 6
 
 
+def test_unexpected_read_failure_is_reported_with_the_sample_files(voc_root):
+    from fcnseg.data import VOCSegmentation
+
+    class Flaky(VOCSegmentation):
+        def read_label(self, index):
+            raise RuntimeError("decoder crashed")
+
+    report = scan_dataset(Flaky(voc_root))
+    assert not report.ok
+    problem = report.problems[0]
+    assert problem.path.endswith(f"(mask {Flaky(voc_root).label_path(0)})")
+    assert "JPEGImages" in problem.path and "RuntimeError: decoder crashed" in str(problem)
+
+
 def test_sbd_and_seg11valid_reports(tmp_path, ondisk, monkeypatch, capsys):
     monkeypatch.setenv("FCNSEG_HOME", str(tmp_path / "cache"))
     ondisk.write_sbd(tmp_path, {"train": ["a", "b"], "val": ["c"]})

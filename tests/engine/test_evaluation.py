@@ -149,6 +149,27 @@ def test_batched_evaluation_scores_the_same_pixels(tmp_path):
     assert np.abs(one - three).sum() <= 0.001 * one.sum()
 
 
+@pytest.mark.parametrize("convention", ["caffe_bgr", "torchvision_rgb"])
+def test_evaluation_preprocesses_in_the_checkpoints_input_convention(tmp_path, convention):
+    from fcnseg.checkpoint import load_checkpoint
+    from fcnseg.conventions import get_convention
+
+    path = _tiny_checkpoint(tmp_path / "m.pt", 7, names=list(SyntheticSegmentation.classes))
+    ckpt = load_checkpoint(path)
+    ckpt["model"]["input_convention"] = get_convention(convention).to_dict()
+    data = SyntheticSegmentation(2, size=32, seed=3)
+    seen = []
+
+    def record(model, images):
+        seen.append(images.clone())
+        return model(images)
+
+    evaluate_checkpoint(ckpt, data, predict_fn=record)
+    for (image, _), x in zip((data[0], data[1]), seen, strict=True):
+        expected = get_convention(convention).normalize(torch.from_numpy(image).permute(2, 0, 1))
+        torch.testing.assert_close(x[0], expected)
+
+
 def test_class_count_mismatch_is_a_clear_error(tmp_path):
     ckpt = _tiny_checkpoint(tmp_path / "m.pt", 4)
     with pytest.raises(ValueError, match=r"has 7 classes .* predicts 4"):

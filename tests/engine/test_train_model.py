@@ -52,3 +52,12 @@ def test_recipes_build_other_backbones_with_their_own_options() -> None:
     assert "geometry" not in model.build_kwargs  # the VGG trunk's options are not passed on
     with torch.no_grad():
         assert model.eval()(torch.zeros(1, 3, 40, 52)).shape == (1, 7, 40, 52)
+
+
+@pytest.mark.parametrize("convention", ["torchvision_rgb", "caffe_bgr"])
+def test_recipes_set_the_input_convention_of_torchvision_fcn(convention: str) -> None:
+    # The tiny recipe sets model.input_convention; every builder must take it.
+    config = load_config(tiny_recipe(model={"arch": "fcn_resnet50", "input_convention": convention,
+                                            "options": {"base_channels": 8}}))
+    model = build_training_model(config, 7)
+    assert model.arch == "fcn_resnet50" and model.input_convention.name == convention

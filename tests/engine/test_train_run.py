@@ -79,6 +79,106 @@ def test_sigterm_saves_a_checkpoint_and_the_run_resumes(tmp_path: Path) -> None:
     assert resumed.status == "completed" and resumed.iteration == result.iteration + 2
 
 
+def test_resume_needs_neither_the_init_checkpoint_nor_the_backbone_file(tmp_path: Path) -> None:
+    from fcnseg.conventions import CAFFE_BGR
+
+    stage = fcn8s(num_classes=7, geometry="same", width=0.0625, fc_channels=16)
+    stage.input_convention = CAFFE_BGR
+    init = save_checkpoint(tmp_path / "init.pt", stage, class_names=list("abcdefg"),
+                           palette=[[i, i, i] for i in range(7)])
+    config = load_config(tiny_recipe(train={"iterations": 3}), [f"init={init}"],
+                         out=str(tmp_path / "run"))
+    train(config)
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["model"]["input_convention"] == \
+        CAFFE_BGR.to_dict()
+    init.unlink()  # the earlier stage's run folder was cleaned up
+    config.train.iterations = 5
+    config.model.backbone_weights = str(tmp_path / "moved" / "vgg16_from_caffe.pth")
+    resumed = train(config, resume=True)
+    assert resumed.status == "completed" and resumed.iteration == 5
+    last = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert last["model"]["input_convention"] == CAFFE_BGR.to_dict()
+
+
+def test_resuming_with_another_model_names_the_checkpoint_and_keeps_it(tmp_path: Path) -> None:
+    config = load_config(tiny_recipe(train={"iterations": 3}), out=str(tmp_path / "run"))
+    train(config)
+    last = tmp_path / "run" / "last.pt"
+    before = last.read_bytes()
+    other = load_config(tiny_recipe(model={"arch": "fcn16s"}, train={"iterations": 6}),
+                        out=str(tmp_path / "run"))
+    with pytest.raises(ValueError, match=r"resume: .*fcn16s.*last\.pt.*unexpected keys "
+                                         r"\[score_pool3\.bias"):
+        train(other, resume=True)
+    assert last.read_bytes() == before
+
+
+def test_failed_rewrite_of_the_metrics_log_on_resume_keeps_it_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fcnseg.engine.trainer import _RunLog
+
+    log = tmp_path / "metrics.jsonl"
+    text = "".join(json.dumps({"iteration": i, "loss": 1.0}) + "\n" for i in range(1, 6))
+    log.write_text(text)
+
+    def no_space(fd: int) -> None:
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(os, "fsync", no_space)
+    with pytest.raises(OSError, match="no space"):
+        _RunLog(tmp_path, enabled=True, tensorboard=False, resume_at=3)
+    assert log.read_text() == text
+    monkeypatch.undo()
+    _RunLog(tmp_path, enabled=True, tensorboard=False, resume_at=3).close()
+    assert [json.loads(line)["iteration"] for line in log.read_text().splitlines()] == [1, 2, 3]
+
+
+def test_skip_bad_leaves_bad_validation_samples_out_instead_of_scoring_others_twice(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path / "data"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    (root / "dataset.yaml").write_text("classes: [bg, thing]\n")
+    for n in range(4):
+        Image.fromarray(np.full((32, 32, 3), 60 * n, np.uint8)).save(root / "images" / f"{n}.png")
+        mask = np.zeros((32, 32), np.uint8)
+        mask[8:24, 8:24] = 1
+        Image.fromarray(mask).save(root / "masks" / f"{n}.png")
+    (root / "masks" / "1.png").unlink()
+    for split in ("train", "val"):
+        (root / f"{split}.txt").write_text("0\n1\n2\n3\n")
+    spec = {"name": "folder", "root": str(root)}
+    config = load_config(tiny_recipe(data={"train": spec, "val": spec, "skip_bad": True},
+                                     train={"iterations": 2, "eval_every": 2}),
+                         out=str(tmp_path / "run"))
+    result = train(config)
+    assert result.metrics["num_images"] == 3  # four images, one bad: each good one once
+    assert "1.png" in caplog.text and "missing mask" in caplog.text
+
+
+def test_a_failed_rewrite_of_recipe_yaml_on_resume_keeps_the_previous_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = load_config(tiny_recipe(train={"iterations": 2}), out=str(tmp_path / "run"))
+    train(config)
+    recipe = tmp_path / "run" / "recipe.yaml"
+    before = recipe.read_text()
+
+    def no_space(fd: int) -> None:
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(os, "fsync", no_space)
+    config.train.iterations = 4
+    with pytest.raises(OSError, match="no space"):
+        train(config, resume=True)
+    assert recipe.read_text() == before
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
     # A learning rate this large blows the weights up after the first step.
     config = load_config(tiny_recipe(optim={"lr": 1e30, "momentum": 0.0},
@@ -93,6 +193,39 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> No
     assert ckpt["iteration"] == failed_at - 1
     assert f"iteration {failed_at - 1}" in str(e.value)
     assert str(tmp_path / "run" / "last.pt") in str(e.value)
+
+
+def test_non_finite_weights_are_never_saved_over_the_last_good_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A step that overflows leaves inf weights behind a finite loss; the checkpoint written at
+    # that iteration must not replace the good one.
+    from fcnseg.engine import trainer
+
+    real_build = trainer.build_optimizer
+
+    def overflowing_optimizer(model: torch.nn.Module, config: object) -> torch.optim.Optimizer:
+        opt = real_build(model, config)
+        steps: list[int] = []
+
+        def overflow_at_step_3(*_: object) -> None:
+            steps.append(1)
+            if len(steps) == 3:
+                with torch.no_grad():
+                    model.score_fr.weight.fill_(float("inf"))
+
+        opt.register_step_post_hook(overflow_at_step_3)
+        return opt
+
+    monkeypatch.setattr(trainer, "build_optimizer", overflowing_optimizer)
+    config = load_config(tiny_recipe(train={"iterations": 10, "checkpoint_every": 1,
+                                            "eval_every": 100}), out=str(tmp_path / "run"))
+    with pytest.raises(TrainingDiverged, match=r"by iteration 3 \(score_fr\.weight\)") as e:
+        train(config)
+    assert "(iteration 2) is kept" in str(e.value)
+    ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert ckpt["iteration"] == 2
+    assert all(torch.isfinite(v).all() for v in ckpt["model_state_dict"].values())
 
 
 def test_checkpoint_write_that_fails_leaves_the_previous_file_intact(

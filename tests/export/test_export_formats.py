@@ -88,3 +88,30 @@ def test_failed_verification_leaves_an_existing_file_alone(export_checkpoint, tm
     assert "not below the tolerance" in capsys.readouterr().err
     assert out.read_bytes() == b"previous export"
     assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+def test_a_model_answering_a_dict_exports_its_logits(tmp_path) -> None:
+    # fcn_resnet50(output="dict", aux_loss=True) returns {"out", "aux"}: the export's one
+    # output is "out", verified against PyTorch like any other model.
+    from fcnseg.export import export_onnx, export_torchscript
+    from fcnseg.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("fcn_resnet50", num_classes=3, output="dict", aux_loss=True,
+                        base_channels=8).eval()
+    description = {"class_names": ["a", "b", "c"]}
+    onnx_result = export_onnx(model, tmp_path / "m.onnx", description=description,
+                              sample_size=(40, 48))
+    ts_result = export_torchscript(model, tmp_path / "m.pt", description=description,
+                                   sample_size=(40, 48))
+    assert len(onnx_result.checks) == len(ts_result.checks) == 2
+    x = _inputs(model, 1, 37, 29)
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    outputs = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    with torch.no_grad():
+        expected = model(x)["out"].numpy()
+    assert len(outputs) == 1 and outputs[0].shape == (1, 3, 37, 29)
+    assert np.abs(outputs[0] - expected).max() < 1e-4
+    with torch.no_grad():
+        assert torch.jit.load(str(tmp_path / "m.pt"))(x).shape == (1, 3, 37, 29)

@@ -90,6 +90,22 @@ def test_truncated_file_is_an_image_error_naming_it(tmp_path) -> None:
         load_image(bad)
 
 
+def test_any_decoder_failure_is_an_image_error_naming_the_file(tmp_path, monkeypatch) -> None:
+    # Pillow's decoders also raise struct.error, IndexError, NotImplementedError, ... on bad
+    # data; every one of them must say which file, not escape as an unrelated exception.
+    import struct
+
+    path = tmp_path / "odd.png"
+    Image.new("RGB", (8, 8)).save(path)
+
+    def broken_load(self):
+        raise struct.error("unpack requires a buffer of 4 bytes")
+
+    monkeypatch.setattr("PIL.ImageFile.ImageFile.load", broken_load)
+    with pytest.raises(ImageError, match=r"odd\.png: cannot be decoded.*unpack requires"):
+        load_image(path)
+
+
 def test_non_image_and_missing_files_are_image_errors(tmp_path) -> None:
     text = tmp_path / "notes.png"
     text.write_text("not an image")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -90,3 +92,57 @@ def test_missing_input_is_reported_and_the_rest_written(make_checkpoint, images,
     assert rc == 1
     assert "nope.png: no such file" in capsys.readouterr().err
     assert (out / "x_label.png").is_file()
+
+
+def test_an_output_never_overwrites_an_input(make_checkpoint, smooth_image, tmp_path,
+                                             capsys) -> None:
+    # --out is the input folder, which holds a ground-truth mask named like an output.
+    root = tmp_path / "photos"
+    root.mkdir()
+    Image.fromarray(smooth_image).save(root / "x.png")
+    truth = np.zeros(smooth_image.shape[:2], dtype=np.uint8)
+    Image.fromarray(truth).save(root / "x_label.png")
+    before = (root / "x_label.png").read_bytes()
+    rc = main(["predict", "--checkpoint", str(make_checkpoint("same")), str(root),
+               "--out", str(root), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert (root / "x_label.png").read_bytes() == before, "an input was overwritten"
+    assert "would overwrite the input" in err and "x_label.png" in err
+    assert (root / "x_label_label.png").is_file(), "the other input's outputs are written"
+
+
+def test_an_input_whose_decoder_raises_an_unusual_error_is_skipped(
+    make_checkpoint, smooth_image, tmp_path, capsys
+) -> None:
+    root = tmp_path / "in"
+    root.mkdir()
+    Image.fromarray(smooth_image).save(root / "good.png")
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, format="DDS")
+    dds = bytearray(buf.getvalue())
+    dds[80:84] = (130).to_bytes(4, "little")  # unknown pixel-format flags: NotImplementedError
+    (root / "odd.png").write_bytes(bytes(dds))
+    out = tmp_path / "out"
+    rc = main(["predict", "--checkpoint", str(make_checkpoint("same")), str(root / "odd.png"),
+               str(root / "good.png"), "--out", str(out), "--batch-size", "1", "--no-progress"])
+    assert rc == 1
+    assert "odd.png" in capsys.readouterr().err
+    assert (out / "good_label.png").is_file()
+
+
+def test_colliding_names_from_parent_folders_stay_inside_out(make_checkpoint, smooth_image,
+                                                             tmp_path, monkeypatch) -> None:
+    # "../x.png" and "x.png" collide; the parent folder that tells them apart must be a real
+    # name, not "..", or the outputs would land outside --out.
+    (tmp_path / "work").mkdir()
+    Image.fromarray(smooth_image).save(tmp_path / "x.png")
+    Image.fromarray(smooth_image).save(tmp_path / "work" / "x.png")
+    monkeypatch.chdir(tmp_path / "work")
+    rc = main(["predict", "--checkpoint", str(make_checkpoint("same")), "../x.png", "x.png",
+               "--out", "out", "--no-progress"])
+    assert rc == 0
+    out = tmp_path / "work" / "out"
+    labels = sorted(p.relative_to(out).as_posix() for p in out.rglob("*_label.png"))
+    assert labels == sorted([f"{tmp_path.name}/x_png_label.png", "work/x_png_label.png"])
+    assert not list(tmp_path.glob("*_label.png"))

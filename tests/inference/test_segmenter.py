@@ -109,3 +109,58 @@ def test_class_names_must_match_the_model(make_checkpoint) -> None:
     model = build_model_from_checkpoint(make_checkpoint("same"))
     with pytest.raises(ValueError, match="3 class names for a model with 4 classes"):
         Segmenter(model, class_names=["a", "b", "c"], palette=voc_palette())
+
+
+@pytest.mark.parametrize("convention", ["caffe_bgr", "torchvision_rgb"])
+def test_preprocess_follows_the_checkpoints_convention_by_hand(make_checkpoint,
+                                                               convention) -> None:
+    # Hand-computed network input of one pixel (R, G, B) = (255, 0, 51), independent of
+    # InputConvention.normalize: Caffe is BGR 0-255 minus the mean, torchvision RGB 0-1 / std.
+    from fcnseg.checkpoint import load_checkpoint
+    from fcnseg.conventions import get_convention
+
+    ckpt = load_checkpoint(make_checkpoint("same"))
+    ckpt["model"]["input_convention"] = get_convention(convention).to_dict()
+    model = build_model_from_checkpoint(ckpt)
+    seg = Segmenter(model, class_names=ckpt["classes"]["names"],
+                    palette=ckpt["classes"]["palette"])
+    assert seg.input_convention.name == convention
+    x = seg.preprocess(np.array([[[255, 0, 51]]], dtype=np.uint8))
+    if convention == "caffe_bgr":
+        expected = [51 - 104.00698793, 0 - 116.66876762, 255 - 122.67891434]
+    else:
+        expected = [(1.0 - 0.485) / 0.229, (0.0 - 0.456) / 0.224, (0.2 - 0.406) / 0.225]
+    assert x.shape == (1, 3, 1, 1)
+    np.testing.assert_allclose(x[0, :, 0, 0].numpy(), expected, rtol=1e-5)
+
+
+def test_a_model_answering_a_dict_is_read_through_its_out_entry() -> None:
+    # torchvision-style FCNs (fcn_resnet50(output="dict")) return {"out": ..., "aux": ...};
+    # evaluation reads "out", and prediction, sliding windows and TTA must too.
+    from fcnseg.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("fcn_resnet50", num_classes=3, output="dict", aux_loss=True,
+                        base_channels=8).eval()
+    image = np.random.default_rng(0).integers(0, 256, (33, 40, 3), dtype=np.uint8)
+    x = model.input_convention.normalize(torch.from_numpy(image).permute(2, 0, 1))[None]
+    with torch.no_grad():
+        expected = model(x)["out"].argmax(1)[0].numpy()
+    for options in ({}, {"sliding_window": 24, "tta": {"flip": True}}):
+        seg = Segmenter(model, class_names=["a", "b", "c"], palette=voc_palette()[:3],
+                        **options)
+        pred = seg.predict(image, return_probs=True)
+        assert pred.label.shape == (33, 40) and pred.probs.shape == (3, 33, 40)
+        if not options:
+            np.testing.assert_array_equal(pred.label, expected)
+
+
+def test_a_model_without_an_input_convention_is_refused_not_guessed() -> None:
+    from torch import nn
+
+    model = nn.Conv2d(3, 2, 1)
+    with pytest.raises(ValueError, match="Conv2d has no input_convention"):
+        Segmenter(model, class_names=["a", "b"], palette=voc_palette())
+    seg = Segmenter(model, class_names=["a", "b"], palette=voc_palette(),
+                    input_convention="torchvision_rgb")
+    assert seg.input_convention.name == "torchvision_rgb"

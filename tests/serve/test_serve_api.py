@@ -173,6 +173,21 @@ def test_corrupt_image_is_400(client, make_image):
     assert "upload" in r.json()["detail"]
 
 
+def test_any_decoder_error_is_400_not_500(client, make_image, monkeypatch):
+    # Pillow's decoders raise struct.error, IndexError, ... on some corrupt data, not only
+    # OSError: a corrupt upload is the client's fault whatever the decoder raises.
+    import struct
+
+    def broken_load(self):
+        raise struct.error("unpack requires a buffer of 4 bytes")
+
+    _, png = make_image(32, 32)
+    monkeypatch.setattr("PIL.ImageFile.ImageFile.load", broken_load)
+    r = client.post("/v1/segment", files={"image": ("odd.png", png, "image/png")})
+    assert r.status_code == 400
+    assert "unpack requires" in r.json()["detail"]
+
+
 def test_empty_form_is_400(client):
     r = client.post("/v1/segment", data={"note": "no file"},
                     files={"other": ("", b"", "application/octet-stream")})

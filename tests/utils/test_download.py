@@ -56,6 +56,13 @@ def test_a_cached_file_with_the_wrong_checksum_is_fetched_again(tmp_path, served
     assert path.read_bytes() == PAYLOAD
 
 
+def test_a_failed_download_keeps_the_cached_file_it_would_replace(tmp_path, served):
+    (tmp_path / "gone.bin").write_bytes(b"a copy the user put here")
+    with pytest.raises(DownloadError, match="HTTP 404"):
+        download(served.url("gone.bin"), md5="0" * 32, directory=tmp_path, progress=False)
+    assert (tmp_path / "gone.bin").read_bytes() == b"a copy the user put here"
+
+
 def test_html_page_instead_of_a_file_is_an_error(tmp_path, loopback_server):
     (loopback_server.root / "login.html").write_text("<html>sign in</html>")
     with pytest.raises(DownloadError, match="HTML page"):

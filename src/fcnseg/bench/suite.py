@@ -73,6 +73,19 @@ class BenchConfig:
     clock: str = "wall"
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        """Refuse settings that cannot be measured before any timing starts."""
+        positive = {"batches": self.batches, "train_crop": (self.train_crop,),
+                    "train_batch": (self.train_batch,), "eval_images": (self.eval_images,),
+                    "fc_channels": (self.fc_channels,), "peak_size": (self.peak_size,),
+                    "repeats": (self.repeats,), "width": (self.width,),
+                    "sizes": tuple(v for size in self.sizes for v in size)}
+        for name, values in positive.items():
+            if not values or min(values) <= 0:
+                raise ValueError(f"bench {name}: must be positive, got {values}")
+        if self.warmup < 0:
+            raise ValueError(f"bench warmup: must be at least 0, got {self.warmup}")
+
     @classmethod
     def quick(cls, **overrides: Any) -> BenchConfig:
         """FCN-8s only, 500×500, batch 1, two repeats: about 3 minutes on 2 idle CPU cores."""

@@ -91,9 +91,11 @@ def run(args: argparse.Namespace) -> int:
 
     from fcnseg.bench import format_report, run_suite
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     cfg = config_from_args(args)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads: must be at least 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     report = run_suite(cfg, log=lambda msg: print(msg, flush=True))
     print(format_report(report))
     args.out.parent.mkdir(parents=True, exist_ok=True)

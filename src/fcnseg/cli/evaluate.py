@@ -43,8 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     r.add_argument("--sliding-window", type=int, metavar="PIXELS",
                    help="run the model on PIXELS×PIXELS windows (for images too large at once)")
     r.add_argument("--stride", type=int, help="sliding-window step (default: 2/3 of the window)")
-    r.add_argument("--tta-scales", metavar="S,S,...",
-                   help="test-time augmentation: average over these scales, e.g. 0.75,1,1.25")
+    r.add_argument("--tta-scales", nargs="+", metavar="S",
+                   help="test-time augmentation: average over these scales, e.g. 0.75,1,1.25 "
+                        "or 0.75 1 1.25")
     r.add_argument("--tta-flip", action="store_true",
                    help="test-time augmentation: also average over horizontal flips")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -101,38 +102,33 @@ def dataset_spec(args: argparse.Namespace, ckpt: dict[str, Any]) -> dict[str, An
 
 
 def predict_fn_from_args(args: argparse.Namespace) -> Any:
-    """The ``predict_fn`` for ``--sliding-window`` / ``--tta-*``, or None for a plain forward."""
-    predict_fn = None
-    if args.sliding_window:
-        from fcnseg.inference.sliding import sliding_window_logits
+    """The ``predict_fn`` for ``--sliding-window`` / ``--tta-*``, or None for a plain forward.
 
-        window, stride = args.sliding_window, args.stride
+    Built from the same :class:`~fcnseg.inference.SlidingWindow` and
+    :class:`~fcnseg.inference.TTA` settings as ``fcnseg predict``, so options are checked here,
+    before any image is read.
+    """
+    from fcnseg.cli.predict import parse_scales
+    from fcnseg.inference.sliding import TTA, SlidingWindow
 
-        def predict_fn(model: Any, x: Any) -> Any:
-            return sliding_window_logits(model, x, window, stride)
-
-    elif args.stride:
+    if args.stride is not None and args.sliding_window is None:
         raise ValueError("--stride: only meaningful with --sliding-window")
-    if args.tta_scales or args.tta_flip:
-        from fcnseg.inference.sliding import tta_logits
-
+    inner = None
+    if args.sliding_window is not None:
         try:
-            scales = [float(s) for s in (args.tta_scales or "1").split(",")]
-        except ValueError:
-            raise ValueError(f"--tta-scales: expected numbers like 0.75,1,1.25, "
-                             f"got {args.tta_scales!r}") from None
-        inner, flip = predict_fn, args.tta_flip
-
-        def predict_fn(model: Any, x: Any) -> Any:
-            return tta_logits(model, x, scales, flip, inner)
-
-    return predict_fn
+            inner = SlidingWindow(args.sliding_window, args.stride).predict_fn()
+        except ValueError as e:
+            raise ValueError(f"--sliding-window/--stride: {e}") from None
+    if not (args.tta_scales or args.tta_flip):
+        return inner
+    return TTA(parse_scales(args.tta_scales or ["1"]), args.tta_flip).predict_fn(inner)
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
     from fcnseg.checkpoint import load_checkpoint
+    from fcnseg.cli.predict import parse_scales
     from fcnseg.engine.evaluation import evaluate_checkpoint, format_report, write_report
 
     device = args.device
@@ -140,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.batch_size < 1:
         raise ValueError(f"--batch-size: must be at least 1, got {args.batch_size}")
+    predict_fn = predict_fn_from_args(args)  # bad options fail before any data is read
     ckpt = load_checkpoint(args.checkpoint)
     spec = dataset_spec(args, ckpt)
     if args.dataset is None:
@@ -147,12 +144,13 @@ def run(args: argparse.Namespace) -> int:
     result = evaluate_checkpoint(
         ckpt, spec, device=device, batch_size=args.batch_size,
         num_workers=args.num_workers, amp=None if args.amp == "none" else args.amp,
-        predict_fn=predict_fn_from_args(args), limit=args.limit,
+        predict_fn=predict_fn, limit=args.limit,
         progress=not args.no_progress and sys.stderr.isatty(),
     )
+    scales = list(parse_scales(args.tta_scales)) if args.tta_scales else None
     result["options"] = {"device": device, "batch_size": args.batch_size, "amp": args.amp,
                          "sliding_window": args.sliding_window, "stride": args.stride,
-                         "tta_scales": args.tta_scales, "tta_flip": args.tta_flip}
+                         "tta_scales": scales, "tta_flip": args.tta_flip}
     written = write_report(args.out, result)
     print(f"{args.checkpoint} on {spec['name']} ({result['num_images']} images, "
           f"{result['seconds']:.1f} s)")

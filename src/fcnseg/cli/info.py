@@ -17,7 +17,8 @@ def run(args: argparse.Namespace) -> int:
     from fcnseg.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(args.checkpoint)
-    shown = {k: ckpt[k] for k in ("model", "classes", "iteration", "epoch", "metrics", "recipe")}
+    fields = ("model", "classes", "iteration", "epoch", "metrics", "recipe")
+    shown = {k: ckpt.get(k) for k in fields}
     shown["classes"] = {**shown["classes"],
                         "palette": shown["classes"]["palette"][: len(ckpt["classes"]["names"])]}
     print(json.dumps(shown, indent=2, default=str))

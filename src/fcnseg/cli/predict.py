@@ -106,8 +106,10 @@ def _unique_names(found: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
     def qualify(name: str, path: Path, level: int) -> str:
         if level >= 1 and path.suffix:
             name = f"{name}_{path.suffix.lstrip('.').lower()}"
-        if level >= 2 and path.parent.name:
-            name = f"{path.parent.name}/{name}"
+        # The resolved parent: "../x.png" must not give "../x", which would write outside --out.
+        parent = path.resolve().parent.name
+        if level >= 2 and parent:
+            name = f"{parent}/{name}"
         return name
 
     names = [name for _, name in found]
@@ -129,7 +131,8 @@ def _unique_names(found: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
     return out
 
 
-def _parse_scales(items: Sequence[str]) -> tuple[float, ...]:
+def parse_scales(items: Sequence[str]) -> tuple[float, ...]:
+    """``--tta-scales`` values (space- or comma-separated) as positive floats."""
     try:
         scales = tuple(float(v) for item in items for v in item.split(",") if v.strip())
     except ValueError:
@@ -178,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--stride: only meaningful with --sliding-window")
     tta = None
     if args.tta_flip or args.tta_scales:
-        tta = {"scales": _parse_scales(args.tta_scales or ["1"]), "flip": args.tta_flip}
+        tta = {"scales": parse_scales(args.tta_scales or ["1"]), "flip": args.tta_flip}
     limits = {} if args.max_pixels is None else {"max_pixels": args.max_pixels}
     seg = Segmenter.from_checkpoint(args.checkpoint, device=args.device,
                                     sliding_window=sliding, tta=tta, **limits)
@@ -198,17 +201,28 @@ def run(args: argparse.Namespace) -> int:
     def report(msg: str) -> None:
         tqdm.write(f"fcnseg predict: {msg}", file=sys.stderr)
 
+    # An output must never replace an input (e.g. --out is the input folder, which holds a
+    # ground-truth "x_label.png" next to "x.png"): such an input is refused, not overwritten.
+    input_files = {path.resolve() for path, _ in inputs}
+
     def write_outputs(name: str, pred) -> None:
         stem = out_dir / name
-        stem.parent.mkdir(parents=True, exist_ok=True)
-        save_label_png(f"{stem}_label.png", pred.label, seg.palette)
-        _save_png(f"{stem}_overlay.png", overlay(pred.image, pred.label, seg.palette, args.alpha))
         classes = pred.present_classes() if args.heatmaps_present else heat_classes
-        for c in classes:
-            _save_png(f"{stem}_heatmap_{_safe(seg.class_names[c])}.png",
-                      heatmap(pred.probs[c], args.colormap, vmin=0.0, vmax=1.0))
+        heat_paths = {c: Path(f"{stem}_heatmap_{_safe(seg.class_names[c])}.png") for c in classes}
+        targets = [Path(f"{stem}_label.png"), Path(f"{stem}_overlay.png"), *heat_paths.values()]
         if args.probs:
-            with atomic_write(f"{stem}_probs.npz") as f:
+            targets.append(Path(f"{stem}_probs.npz"))
+        clash = [str(t) for t in targets if t.resolve() in input_files]
+        if clash:
+            raise FileExistsError(f"its output would overwrite the input {clash[0]}; "
+                                  f"choose another --out")
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        save_label_png(targets[0], pred.label, seg.palette)
+        _save_png(targets[1], overlay(pred.image, pred.label, seg.palette, args.alpha))
+        for c, path in heat_paths.items():
+            _save_png(path, heatmap(pred.probs[c], args.colormap, vmin=0.0, vmax=1.0))
+        if args.probs:
+            with atomic_write(targets[-1]) as f:
                 np.savez_compressed(f, probs=pred.probs.astype(np.float32),
                                     label=pred.label,
                                     class_names=np.array(seg.class_names))
@@ -241,7 +255,7 @@ def run(args: argparse.Namespace) -> int:
             try:
                 write_outputs(name, pred)
                 written += 1
-            except OSError as e:
+            except (OSError, ValueError) as e:
                 report(f"{path}: cannot write outputs ({e})")
                 failed += 1
         bar.update(len(chunk))

@@ -65,10 +65,19 @@ class _Scan(Dataset):
         except DataError as e:
             return i, None, 0, Problem(i, ds.name(i), e.path, e.problem)
         except Exception as e:  # any other failure to read is still a problem with this sample
-            return i, None, 0, Problem(i, ds.name(i), ds.name(i), f"{type(e).__name__}: {e}")
+            return i, None, 0, Problem(i, ds.name(i), _sample_files(ds, i),
+                                       f"{type(e).__name__}: {e}")
         valid = label != ds.ignore_index
         counts = np.bincount(label[valid].ravel(), minlength=ds.num_classes)[: ds.num_classes]
         return i, counts, int((~valid).sum()), None
+
+
+def _sample_files(ds: SegmentationDataset, index: int) -> str:
+    """The files of sample ``index`` (image and mask) where the dataset has them, else its name."""
+    try:
+        return f"{ds.image_path(index)} (mask {ds.label_path(index)})"  # type: ignore[attr-defined]
+    except Exception:  # not a file dataset, or the paths themselves cannot be made
+        return ds.name(index)
 
 
 def _as_is(item: tuple) -> tuple:

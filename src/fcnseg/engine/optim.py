@@ -48,20 +48,28 @@ def segmentation_loss(
 
 
 def parameter_groups(model: nn.Module, config: OptimConfig) -> list[dict[str, Any]]:
-    """Two groups, as in the reference: weights (lr, weight decay) and biases
-    (``bias_lr_mult`` × lr, no decay unless ``bias_decay``). Parameters that do not require
-    gradients (the frozen bilinear upsampling) are left out of the optimizer altogether."""
-    weights, biases = [], []
+    """The reference's two groups: weights (lr, weight decay) and biases (``bias_lr_mult`` × lr,
+    no decay unless ``bias_decay``); plus, for backbones with normalisation layers, their other
+    1-D parameters (BatchNorm scales) at the plain lr without decay. Parameters that do not
+    require gradients (the frozen bilinear upsampling) are left out of the optimizer."""
+    weights, biases, norms = [], [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (biases if name.endswith("bias") or p.dim() == 1 else weights).append(p)
+        if name.endswith("bias"):
+            biases.append(p)
+        elif p.dim() == 1:
+            norms.append(p)
+        else:
+            weights.append(p)
     groups = [{"params": weights, "lr": config.lr, "weight_decay": config.weight_decay,
                "name": "weights"}]
     if biases:
         groups.append({"params": biases, "lr": config.lr * config.bias_lr_mult,
                        "weight_decay": config.weight_decay if config.bias_decay else 0.0,
                        "name": "biases"})
+    if norms:
+        groups.append({"params": norms, "lr": config.lr, "weight_decay": 0.0, "name": "norms"})
     return groups
 
 

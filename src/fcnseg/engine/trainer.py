@@ -78,9 +78,14 @@ def _backbone_file(spec: str) -> Path:
     return path
 
 
-def build_training_model(config: TrainConfig, num_classes: int) -> nn.Module:
+def build_training_model(
+    config: TrainConfig, num_classes: int, *, pretrained: bool = True
+) -> nn.Module:
     """Build the recipe's model: backbone weights, staged ``init``, frozen or trained
-    upsampling. Parameters are created from the torch RNG, so seed it first."""
+    upsampling. Parameters are created from the torch RNG, so seed it first.
+
+    ``pretrained=False`` skips the backbone weights and ``init`` (a resumed run takes its
+    weights and input convention from its own checkpoint, so those files need not exist)."""
     from fcnseg.checkpoint import CheckpointError, load_checkpoint
     from fcnseg.conventions import get_convention
     from fcnseg.models import build_model, init_from
@@ -93,12 +98,12 @@ def build_training_model(config: TrainConfig, num_classes: int) -> nn.Module:
                       dropout=m.dropout)
     if m.input_convention is not None:
         kwargs["input_convention"] = m.input_convention
-    if m.backbone_weights:
+    if m.backbone_weights and pretrained:
         # every builder loads its own backbone's ImageNet file and records its convention
         kwargs["backbone_weights"] = _backbone_file(m.backbone_weights)
         kwargs["backbone_convention"] = m.backbone_convention
     model = build_model(m.arch, **kwargs)
-    if config.init:
+    if config.init and pretrained:
         try:
             ckpt = load_checkpoint(config.init)
         except CheckpointError:
@@ -142,8 +147,30 @@ def _build_datasets(config: TrainConfig, convention: Any, ignore_index: int) -> 
         from fcnseg.data import SkipBad
 
         train_ds = SkipBad(train_ds)
-        val_ds = SkipBad(val_ds) if val_ds is not None else None
+        if val_ds is not None:
+            val_ds = _without_bad_samples(val_ds)
     return train_ds, val_ds
+
+
+def _without_bad_samples(dataset: Any) -> Any:
+    """``dataset`` less its bad samples, each named in a logged warning.
+
+    Validation leaves bad samples out rather than standing the next one in for them (as
+    :class:`~fcnseg.data.SkipBad` does for training), so that no image is scored twice."""
+    import logging
+
+    from torch.utils.data import Subset
+
+    from fcnseg.data.check import scan_dataset
+
+    problems = scan_dataset(dataset).problems
+    if not problems:
+        return dataset
+    for p in problems:
+        logging.getLogger(__name__).warning("validation: leaving out bad sample %d (%s)",
+                                            p.index, p)
+    bad = {p.index for p in problems}
+    return Subset(dataset, [i for i in range(len(dataset)) if i not in bad])
 
 
 # -- RNG state -------------------------------------------------------------------------------
@@ -194,9 +221,13 @@ class _RunLog:
             return
         if resume_at is not None and self.path.exists():
             # Records written after the checkpoint we resume from are about to be redone.
+            from fcnseg.utils.files import atomic_write
+
             kept = [line for line in self.path.read_text().splitlines()
                     if _iteration_of(line) <= resume_at]
-            self.path.write_text("".join(line + "\n" for line in kept))
+            # atomically: a crash here must not cost the log of the iterations already run
+            with atomic_write(self.path, "w") as f:
+                f.write("".join(line + "\n" for line in kept))
         self.file = self.path.open("a", encoding="utf-8")
         if tensorboard:
             try:
@@ -329,7 +360,12 @@ def train(
         torch.set_num_threads(config.threads)
     info = setup_distributed(config.device)
     try:
-        return _train(config, info, run_dir, last_path, best_path, resume)
+        result = _train(config, info, run_dir, last_path, best_path, resume)
+        if info.owns_group:
+            # every rank finishes before the group goes away (only on success: after an error
+            # on one rank, a barrier would wait forever for it)
+            dist.barrier()
+        return result
     finally:
         if info.owns_group:
             dist.destroy_process_group()
@@ -362,12 +398,17 @@ def _train(config: TrainConfig, info: DistInfo, run_dir: Path, last_path: Path,
     plain = build_dataset(dict(config.data.train), split=config.data.train.get("split") or "train")
     class_names, palette, ignore_index = list(plain.classes), plain.palette, plain.ignore_index
     num_classes = len(class_names)
-    if info.distributed and config.model.backbone_weights:
+    if info.distributed and config.model.backbone_weights and resume_ckpt is None:
         # Rank 0 downloads published weights first; the others then find them in the cache.
         if info.is_main:
             _backbone_file(config.model.backbone_weights)
         dist.barrier()
-    model = build_training_model(config, num_classes)
+    model = build_training_model(config, num_classes, pretrained=resume_ckpt is None)
+    if resume_ckpt is not None:
+        from fcnseg.conventions import get_convention
+
+        # The run's own checkpoint says how its weights expect their pixels.
+        model.input_convention = get_convention(resume_ckpt["model"]["input_convention"])
     train_ds, val_ds = _build_datasets(config, model.input_convention, ignore_index)
 
     model.to(device)
@@ -408,6 +449,12 @@ def _train(config: TrainConfig, info: DistInfo, run_dir: Path, last_path: Path,
         state = resume_ckpt["state"]
         if not state:
             raise ValueError(f"{last_path}: holds no training state to resume from")
+        from fcnseg.models.weights import describe_mismatch
+
+        problem = describe_mismatch(last_path, model, resume_ckpt["model_state_dict"])
+        if problem:
+            raise ValueError(f"resume: the recipe's model ({config.model.arch}) is not the one "
+                             f"this run trained; {problem}")
         model.load_state_dict(resume_ckpt["model_state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -429,8 +476,11 @@ def _train(config: TrainConfig, info: DistInfo, run_dir: Path, last_path: Path,
 
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        resolved = config_to_dict(config)
-        (run_dir / "recipe.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+        from fcnseg.utils.files import atomic_write
+
+        # atomically: `--resume` without `--recipe` reads this file back
+        with atomic_write(run_dir / "recipe.yaml", "w") as f:
+            f.write(yaml.safe_dump(config_to_dict(config), sort_keys=False))
 
     train_model: nn.Module = model
     if info.distributed:
@@ -442,6 +492,19 @@ def _train(config: TrainConfig, info: DistInfo, run_dir: Path, last_path: Path,
     recipe_dict = config_to_dict(config)
 
     def save(path: Path, metrics: dict[str, Any], with_state: bool) -> None:
+        # An overflowing step can leave NaN/inf weights behind a finite loss; writing them would
+        # replace the last good checkpoint with a broken one. Every process holds the same
+        # weights, so all of them stop here together.
+        bad = _non_finite_parameters(model)
+        if bad:
+            kept = (f"the last good checkpoint {last_path} (iteration "
+                    f"{_saved_iteration(last_path)}) is kept"
+                    if last_path.exists() else "no checkpoint was written")
+            raise TrainingDiverged(
+                f"weights became NaN or infinite by iteration {iteration} ({_listing(bad)}); "
+                f"not saving {path.name}: {kept}. Lower optim.lr, use loss.reduction=mean, "
+                f"set optim.grad_clip, or amp=none."
+            )
         rngs = all_gather_objects(_rng_state(device), info) if with_state else None
         if not info.is_main:
             return
@@ -586,6 +649,16 @@ def _train(config: TrainConfig, info: DistInfo, run_dir: Path, last_path: Path,
 
 def _pct(value: Any) -> str:
     return "n/a" if value is None else f"{100 * float(value):.2f}"
+
+
+def _non_finite_parameters(model: nn.Module) -> list[str]:
+    """Names of the parameters holding NaN or infinite values."""
+    return [name for name, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
+
+
+def _listing(names: list[str], limit: int = 5) -> str:
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
 
 
 def _saved_iteration(path: Path) -> int | str:

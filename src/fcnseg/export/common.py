@@ -17,7 +17,9 @@ __all__ = [
     "DEFAULT_ATOL",
     "ExportError",
     "SampleCheck",
+    "LogitsOnly",
     "check_samples",
+    "logits_model",
     "metadata_strings",
     "sample_batches",
 ]
@@ -41,6 +43,27 @@ class SampleCheck:
     def __str__(self) -> str:
         return (f"input {'×'.join(map(str, self.shape))}: max |export − PyTorch| = "
                 f"{self.max_abs_diff:.3g} (logits up to {self.max_abs_logit:.3g})")
+
+
+class LogitsOnly(nn.Module):
+    """Wraps a model that answers torchvision-style ``{"out": logits, "aux": ...}`` so that it
+    returns the logits tensor alone: what an export's single output holds."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from fcnseg.inference.sliding import forward_logits
+
+        return forward_logits(self.model, x)
+
+
+def logits_model(model: nn.Module) -> nn.Module:
+    """``model`` itself, or wrapped in :class:`LogitsOnly` when its forward returns a dict."""
+    if getattr(model, "output", "tensor") != "dict":
+        return model
+    return LogitsOnly(model).train(model.training)  # a new module starts in training mode
 
 
 def metadata_strings(description: Mapping[str, Any]) -> dict[str, str]:

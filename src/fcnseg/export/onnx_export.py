@@ -29,6 +29,7 @@ from fcnseg.export.common import (
     ExportError,
     SampleCheck,
     check_samples,
+    logits_model,
     metadata_strings,
     sample_batches,
 )
@@ -130,6 +131,7 @@ def export_onnx(
     onnx, ort = _require_onnx()
     model = model.to("cpu").float().eval()
     samples = sample_batches(sample_size, getattr(model, "input_convention", CAFFE_BGR))
+    model = logits_model(model)  # one output: the logits
     try:
         data = _export_bytes(model, samples[0], opset, exporter)
     except Exception as e:

@@ -26,6 +26,7 @@ from fcnseg.export.common import (
     ExportError,
     SampleCheck,
     check_samples,
+    logits_model,
     metadata_strings,
     sample_batches,
 )
@@ -71,6 +72,7 @@ def export_torchscript(
     """
     model = model.to("cpu").float().eval()
     samples = sample_batches(sample_size, getattr(model, "input_convention", CAFFE_BGR))
+    model = logits_model(model)  # one output: the logits
     meta = {k: json.loads(v) for k, v in metadata_strings(description).items()}
     try:
         with _quiet(), torch.no_grad():

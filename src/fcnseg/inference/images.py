@@ -109,17 +109,23 @@ def load_image(
         raise ImageTooLargeError(where, f"refused as a decompression bomb ({e})") from None
     except Image.UnidentifiedImageError:
         raise ImageError(where, "not an image in a format Pillow can read") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
-        # Truncated or corrupt data surfaces as any of these depending on the codec.
-        raise ImageError(where, f"cannot be decoded, truncated or corrupt ({e})") from None
+    except MemoryError:
+        raise
+    except Exception as e:  # noqa: BLE001 - Pillow's decoders raise many kinds on bad data
+        # Truncated or corrupt data surfaces as OSError, SyntaxError, ValueError, EOFError, but
+        # also struct.error, IndexError or NotImplementedError depending on the codec: all of
+        # them mean this one input is unusable, never that the caller should stop.
+        raise ImageError(where, f"cannot be decoded, truncated or corrupt "
+                                f"({type(e).__name__}: {e})") from None
 
 
 def _allow_pillow(max_pixels: int | None) -> None:
     """Let Pillow open what ``max_pixels`` allows: Pillow refuses more than twice its own
-    limit outright, so a larger limit is raised there too (only ever raised, never lowered;
-    :func:`_check_pixels` still applies the caller's limit)."""
+    limit outright, so a larger finite limit is raised there too (only ever raised, never
+    lowered; :func:`_check_pixels` still applies the caller's limit). ``None`` leaves Pillow's
+    process-wide decompression-bomb guard as it is rather than switching it off for everyone."""
     current = Image.MAX_IMAGE_PIXELS
-    if current is not None and (max_pixels is None or max_pixels > current):
+    if current is not None and max_pixels is not None and max_pixels > current:
         Image.MAX_IMAGE_PIXELS = max_pixels
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fcnseg.conventions import CAFFE_BGR, InputConvention
+from fcnseg.conventions import InputConvention, get_convention
 from fcnseg.inference.images import DEFAULT_MAX_PIXELS, to_rgb_uint8
 from fcnseg.inference.sliding import TTA, PredictFn, SlidingWindow, forward_logits
 from fcnseg.inference.visualize import normalize_palette
@@ -73,6 +73,8 @@ class Segmenter:
             ``{"window": ..., "stride": ...}`` or a :class:`SlidingWindow`.
         tta: None, a mapping ``{"scales": [...], "flip": bool}`` or a :class:`TTA`.
         max_pixels: images with more pixels are refused before decoding.
+        input_convention: the model's preprocessing, when the model does not carry it as
+            ``model.input_convention`` (a model without either is refused rather than guessed).
     """
 
     def __init__(
@@ -86,7 +88,15 @@ class Segmenter:
         sliding_window: int | Mapping[str, Any] | SlidingWindow | None = None,
         tta: Mapping[str, Any] | TTA | None = None,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        input_convention: InputConvention | str | None = None,
     ) -> None:
+        convention = input_convention or getattr(model, "input_convention", None)
+        if convention is None:
+            raise ValueError(
+                f"{type(model).__name__} has no input_convention: pass input_convention="
+                f"'caffe_bgr' (BGR, 0-255, mean subtracted) or 'torchvision_rgb' (RGB, ImageNet "
+                f"mean/std) to match the weights it was trained from"
+            )
         num_classes = getattr(model, "num_classes", len(class_names))
         if len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class names for a model with {num_classes} "
@@ -97,7 +107,7 @@ class Segmenter:
         self.num_classes = len(self.class_names)
         self.palette = normalize_palette(palette)
         self.ignore_index = int(ignore_index)
-        self.input_convention: InputConvention = getattr(model, "input_convention", CAFFE_BGR)
+        self.input_convention: InputConvention = get_convention(convention)
         self.geometry: str | None = getattr(model, "geometry", None)
         self.arch: str = str(getattr(model, "arch", type(model).__name__))
         self.sliding_window = SlidingWindow.coerce(

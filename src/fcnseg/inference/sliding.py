@@ -7,7 +7,7 @@ so they plug into evaluation (``predict_fn(model, images) -> logits``) as well a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,8 +37,11 @@ def _pair(v: int | Sequence[int], what: str) -> tuple[int, int]:
 
 
 def forward_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The plain whole-image forward pass (the default ``predict_fn``)."""
-    return model(x)
+    """The plain whole-image forward pass (the default ``predict_fn``). A model answering
+    torchvision-style ``{"out": logits, "aux": ...}`` (``fcn_resnet50(output="dict")``) gives
+    its ``"out"``."""
+    out = model(x)
+    return out["out"] if isinstance(out, Mapping) else out
 
 
 def window_starts(size: int, window: int, stride: int) -> list[int]:
@@ -174,9 +177,12 @@ class SlidingWindow:
     stride: int | tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
-        _pair(self.window, "window")
+        window = _pair(self.window, "window")
         if self.stride is not None:
-            _pair(self.stride, "stride")
+            stride = _pair(self.stride, "stride")
+            if stride[0] > window[0] or stride[1] > window[1]:
+                raise ValueError(f"stride {self.stride} larger than the window {self.window} "
+                                 f"would skip pixels")
 
     def predict_fn(self) -> PredictFn:
         """This setting as a ``predict_fn(model, images) -> logits``."""

@@ -226,6 +226,7 @@ def _torchvision_fcn(
     backbone_convention: str | None = None,
     base_channels: int = 64,
     replace_stride_with_dilation: list[bool] | None = None,
+    input_convention: str = "torchvision_rgb",
 ) -> nn.Module:
     from fcnseg.models.resnet import load_resnet_weights
     from fcnseg.models.torchvision_fcn import TorchvisionFCN, load_torchvision_fcn_weights
@@ -233,10 +234,11 @@ def _torchvision_fcn(
     model = TorchvisionFCN(
         num_classes, depth=depth, aux_loss=aux_loss, output=output, base_channels=base_channels,
         replace_stride_with_dilation=replace_stride_with_dilation or [False, True, True],
+        input_convention=input_convention,
     )
     if backbone_weights is not None:
         load_resnet_weights(model, backbone_weights,
-                            convention=backbone_convention or "torchvision_rgb")
+                            convention=backbone_convention or input_convention)
     if weights is not None:
         load_torchvision_fcn_weights(model, weights)
     return model
@@ -253,8 +255,9 @@ def fcn_resnet50(num_classes: int = 21, **kwargs: Any) -> nn.Module:
         weights: a torchvision FCN checkpoint (``fcn_resnet50_coco-1167a1af.pth``), loaded with
             torchvision's keys unchanged.
         backbone_weights: a torchvision ImageNet ``resnet50-*.pth`` for the backbone only.
-        backbone_convention: its input convention (default torchvision's RGB).
+        backbone_convention: its input convention (default: ``input_convention``).
         base_channels, replace_stride_with_dilation: see :class:`fcnseg.models.resnet.ResNet`.
+        input_convention: pixel convention of the model (torchvision's RGB).
     """
     return _torchvision_fcn(50, num_classes, **kwargs)
 

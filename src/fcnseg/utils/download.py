@@ -92,12 +92,10 @@ def download(
     directory.mkdir(parents=True, exist_ok=True)
     name = filename or os.path.basename(urllib.parse.urlparse(url).path) or "download"
     dest = directory / name
-    if dest.exists():
-        bad = _check(dest, md5, sha256)
-        if bad is None:
-            return dest
-        # A cached file that fails its checksum is not trusted; fetch it again.
-        dest.unlink()
+    # A cached file that fails its checksum is not trusted: it is fetched again, and replaced
+    # only once a verified copy has arrived, so a failed download does not delete it.
+    if dest.exists() and _check(dest, md5, sha256) is None:
+        return dest
     part = directory / (name + ".part")
     _fetch(url, part, progress=progress, timeout=timeout)
     bad = _check(part, md5, sha256)

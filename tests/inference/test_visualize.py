@@ -35,9 +35,16 @@ def test_label_png_round_trips_indices_and_carries_the_palette(tmp_path) -> None
     np.testing.assert_array_equal(read_label_png(path), _label())
 
 
-def test_label_png_refuses_values_beyond_255(tmp_path) -> None:
-    with pytest.raises(ValueError, match="0..255"):
-        save_label_png(tmp_path / "x.png", np.full((2, 2), 300), voc_palette())
+def test_label_png_of_a_wide_model_is_16_bit_and_round_trips(tmp_path) -> None:
+    label = np.array([[0, 300], [65535, 7]])
+    save_label_png(tmp_path / "wide.png", label, voc_palette())
+    np.testing.assert_array_equal(read_label_png(tmp_path / "wide.png"), label)
+
+
+def test_label_png_refuses_negative_values_naming_the_file(tmp_path) -> None:
+    with pytest.raises(ValueError, match=r"x\.png: label values must be in 0\.\.65535"):
+        save_label_png(tmp_path / "x.png", np.full((2, 2), -1), voc_palette())
+    assert not (tmp_path / "x.png").exists()
 
 
 def test_overlay_blends_image_and_label_colours() -> None:

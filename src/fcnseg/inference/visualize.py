@@ -6,6 +6,7 @@ table computed here from a formula or a few anchor colours, so no plotting libra
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterable
 
@@ -13,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from fcnseg.data.palette import colorize
-from fcnseg.utils.files import atomic_write
+from fcnseg.utils.files import atomic_write_bytes
 
 __all__ = [
     "COLORMAPS",
@@ -23,6 +24,7 @@ __all__ = [
     "normalize_palette",
     "overlay",
     "read_label_png",
+    "label_png_bytes",
     "save_label_png",
 ]
 
@@ -117,29 +119,46 @@ def heatmap(
     return lut[np.round(t * 255).astype(np.int64)]
 
 
-def save_label_png(
-    path: str | os.PathLike[str], label: np.ndarray, palette: np.ndarray
-) -> None:
-    """Write an H×W label map as a palette ("P" mode) PNG, atomically.
+def label_png_bytes(label: np.ndarray, palette: np.ndarray) -> bytes:
+    """An H×W label map as PNG bytes whose pixel values are the class indices.
 
-    The pixel values are the class indices and the palette gives their colours, so viewers
-    show colours while ``np.array(Image.open(path))`` gives the labels back exactly.
+    Models of up to 256 classes get a palette ("P" mode) PNG with the model's colours, so viewers
+    show colours while ``np.array(Image.open(...))`` gives the labels back exactly; wider models
+    get a 16-bit grayscale PNG.
     """
     label = np.asarray(label)
     if label.ndim != 2:
         raise ValueError(f"a label map must be H×W, got shape {label.shape}")
-    if label.size and (label.min() < 0 or label.max() > 255):
-        raise ValueError(f"{path}: label values must be in 0..255 for a palette PNG, got "
+    if label.size and (label.min() < 0 or label.max() > 65535):
+        raise ValueError(f"label values must be in 0..65535 for a PNG, got "
                          f"{label.min()}..{label.max()}")
-    img = Image.fromarray(label.astype(np.uint8))  # "L"; putpalette makes it "P"
-    img.putpalette(normalize_palette(palette).reshape(-1).tolist())
-    with atomic_write(path) as f:
-        img.save(f, format="PNG")
+    if not label.size or label.max() <= 255:
+        img = Image.fromarray(label.astype(np.uint8))  # "L"; putpalette makes it "P"
+        img.putpalette(normalize_palette(palette).reshape(-1).tolist())
+    else:
+        img = Image.fromarray(label.astype(np.uint16))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def save_label_png(
+    path: str | os.PathLike[str], label: np.ndarray, palette: np.ndarray
+) -> None:
+    """Write an H×W label map as :func:`label_png_bytes` does, atomically."""
+    try:
+        data = label_png_bytes(label, palette)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    atomic_write_bytes(path, data)
 
 
 def read_label_png(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read a label PNG's indices (never its colours) as an H×W uint8 array."""
+    """Read a label PNG's indices (never its colours): uint8 for palette or 8-bit grayscale
+    files, int64 for the 16-bit ones written for models of more than 256 classes."""
     with Image.open(path) as img:
-        if img.mode not in ("P", "L"):
-            raise ValueError(f"{path}: a label PNG must be palette or grayscale, not {img.mode}")
-        return np.array(img, dtype=np.uint8)
+        if img.mode in ("P", "L"):
+            return np.array(img, dtype=np.uint8)
+        if img.mode.startswith("I"):
+            return np.array(img).astype(np.int64)
+        raise ValueError(f"{path}: a label PNG must be palette or grayscale, not {img.mode}")

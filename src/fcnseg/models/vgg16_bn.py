@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from fcnseg.conventions import TORCHVISION_RGB, InputConvention, get_convention
@@ -54,35 +53,13 @@ def load_vgg16_bn_weights(
     classifier is dropped. Errors name the file and the missing or mis-shaped keys. The input
     convention (torchvision's RGB) is recorded on ``model.input_convention``.
     """
-    from fcnseg.models.weights import WeightsError, read_state_dict
+    from fcnseg.models.weights import WeightsError, copy_convolutionalized, read_state_dict
 
     path = Path(path)
     if not getattr(model, "batch_norm", False):
         raise WeightsError(f"{path}: vgg16_bn weights need a model built with batch_norm=True")
-    sd = read_state_dict(path)
-    own = model.state_dict()
-    mapping = vgg16_bn_key_map()
     # Files saved before PyTorch 0.4.1 lack num_batches_tracked; it is only a counter.
-    missing = sorted(v for k, v in mapping.items()
-                     if v not in sd and not v.endswith("num_batches_tracked"))
-    if missing:
-        more = f" (+{len(missing) - 8} more)" if len(missing) > 8 else ""
-        raise WeightsError(f"{path}: not a vgg16_bn state dict in torchvision's layout; missing "
-                           f"keys {missing[:8]}{more}")
-    new: dict[str, torch.Tensor] = {}
-    bad: list[str] = []
-    for dst, src in mapping.items():
-        if src not in sd:
-            continue
-        t = sd[src]
-        if dst in ("fc6.weight", "fc7.weight") and t.numel() == own[dst].numel():
-            t = t.reshape(own[dst].shape)
-        if t.shape != own[dst].shape:
-            bad.append(f"{src} {tuple(sd[src].shape)} vs {dst} {tuple(own[dst].shape)}")
-        else:
-            new[dst] = t
-    if bad:
-        raise WeightsError(f"{path}: vgg16_bn weights do not fit the model: {bad[:8]}")
-    model.load_state_dict(new, strict=False)
+    copy_convolutionalized(model, path, read_state_dict(path), vgg16_bn_key_map(), "vgg16_bn",
+                           optional=("num_batches_tracked",))
     model.input_convention = get_convention(convention)
     return model

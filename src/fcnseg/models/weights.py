@@ -24,6 +24,7 @@ __all__ = [
     "PRETRAINED",
     "WeightSource",
     "WeightsError",
+    "copy_convolutionalized",
     "describe_mismatch",
     "fetch_pretrained",
     "init_from",
@@ -232,26 +233,44 @@ def load_backbone_weights(
             f"convention='caffe_bgr' (BGR, 0-255, mean subtracted) or 'torchvision_rgb' "
             f"(RGB, [0, 1], ImageNet mean/std)"
         )
-    sd = read_state_dict(path)
-    own = model.state_dict()
     mapping: dict[str, str] = {}
     for name, idx in zip(_vgg16_conv_names(), _VGG16_CONV_INDICES, strict=True):
         mapping[f"{name}.weight"] = f"features.{idx}.weight"
         mapping[f"{name}.bias"] = f"features.{idx}.bias"
     mapping.update({"fc6.weight": "classifier.0.weight", "fc6.bias": "classifier.0.bias",
                     "fc7.weight": "classifier.3.weight", "fc7.bias": "classifier.3.bias"})
-    missing = sorted(v for v in mapping.values() if v not in sd)
+    copy_convolutionalized(model, path, read_state_dict(path), mapping, "VGG16")
+    model.input_convention = conv
+    return model
+
+
+
+def copy_convolutionalized(
+    model: nn.Module,
+    path: Path,
+    sd: Mapping[str, torch.Tensor],
+    mapping: Mapping[str, str],
+    what: str,
+    optional: tuple[str, ...] = (),
+) -> None:
+    """Copy ``sd[mapping[k]]`` into the model's ``k`` for every key of ``mapping``, reshaping the
+    Linear fc6/fc7 weights into their convolutions. Keys of the file ending in one of
+    ``optional`` may be absent. Errors name the file and the missing or mis-shaped keys."""
+    own = model.state_dict()
+    missing = sorted(v for v in mapping.values() if v not in sd and not v.endswith(optional))
     if missing:
         raise WeightsError(
-            f"{path}: not a VGG16 state dict in torchvision's layout; missing keys "
+            f"{path}: not a {what} state dict in torchvision's layout; missing keys "
             f"{_listing(missing)}"
         )
     new: StateDict = {}
     bad: list[str] = []
     for dst, src in mapping.items():
+        if src not in sd:
+            continue
         t = sd[src]
-        if dst in ("fc6.weight", "fc7.weight"):
-            t = t.reshape(own[dst].shape) if t.numel() == own[dst].numel() else t
+        if dst in ("fc6.weight", "fc7.weight") and dst in own and t.numel() == own[dst].numel():
+            t = t.reshape(own[dst].shape)  # Linear (out, in·7·7) → convolution (out, in, 7, 7)
         if dst not in own:
             bad.append(f"{src}: model has no {dst}")
         elif t.shape != own[dst].shape:
@@ -259,10 +278,8 @@ def load_backbone_weights(
         else:
             new[dst] = t
     if bad:
-        raise WeightsError(f"{path}: VGG16 weights do not fit the model: {_listing(bad)}")
+        raise WeightsError(f"{path}: {what} weights do not fit the model: {_listing(bad)}")
     model.load_state_dict(new, strict=False)
-    model.input_convention = conv
-    return model
 
 
 def init_from(

@@ -39,6 +39,7 @@ from starlette.datastructures import UploadFile
 
 from fcnseg.inference import ImageError, ImageTooLargeError, Prediction, Segmenter, load_image
 from fcnseg.inference.visualize import heatmap, overlay
+from fcnseg.inference.visualize import label_png_bytes as encode_label_png
 from fcnseg.serve.limits import (
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MAX_PIXELS,
@@ -177,19 +178,6 @@ class _Options:
     overlay: bool
     alpha: float
     heatmap_classes: tuple[int, ...]
-
-
-def encode_label_png(label: np.ndarray, palette: np.ndarray) -> bytes:
-    """A label map as PNG bytes: palette ("P" mode) with the model's colours for uint8 labels
-    (models of up to 256 classes), 16-bit grayscale for wider ones. The pixel values are the
-    class indices either way."""
-    label = np.asarray(label)
-    if label.dtype == np.uint8:
-        img = Image.fromarray(label.astype(np.uint8))
-        img.putpalette(np.asarray(palette, dtype=np.uint8).reshape(-1).tolist())
-    else:
-        img = Image.fromarray(label.astype(np.uint16))
-    return _png(img)
 
 
 def _png(img: Image.Image, compress_level: int = 6) -> bytes:

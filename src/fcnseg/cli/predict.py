@@ -58,9 +58,14 @@ def _has_magic(s: str) -> bool:
     return glob.has_magic(s)
 
 
-def collect_inputs(specs: Sequence[str]) -> tuple[list[tuple[Path, str]], list[tuple[str, str]]]:
+def collect_inputs(
+    specs: Sequence[str], out_dir: Path | None = None
+) -> tuple[list[tuple[Path, str]], list[tuple[str, str]]]:
     """Expand files, folders and globs into (file, output name) pairs, and (spec, problem)
     pairs for specs that match nothing.
+
+    A folder that contains ``out_dir`` below it is scanned without ``out_dir``, so that a second
+    run does not segment the first run's outputs.
 
     Output names are the file stem, or the path relative to the folder given (without its
     suffix) for files found in a folder; colliding names are made unique (see
@@ -79,8 +84,10 @@ def collect_inputs(specs: Sequence[str]) -> tuple[list[tuple[Path, str]], list[t
     for spec in specs:
         path = Path(spec)
         if path.is_dir():
+            skip = _strictly_inside(out_dir, path)
             files = sorted(f for f in path.rglob("*")
-                           if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+                           if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
+                           and not (skip and out_dir.resolve() in f.resolve().parents))
             if not files:
                 problems.append((spec, "folder holds no images"))
             for f in files:
@@ -97,6 +104,11 @@ def collect_inputs(specs: Sequence[str]) -> tuple[list[tuple[Path, str]], list[t
         else:
             problems.append((spec, "no such file or folder"))
     return _unique_names(found), problems
+
+
+def _strictly_inside(inner: Path | None, folder: Path) -> bool:
+    """Whether ``inner`` is a folder below ``folder`` (not ``folder`` itself)."""
+    return inner is not None and folder.resolve() in inner.resolve().parents
 
 
 def _unique_names(found: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
@@ -188,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
     heat_classes = _resolve_classes(args.heatmaps, seg.class_names) if args.heatmaps else []
     want_probs = bool(args.probs or heat_classes or args.heatmaps_present)
 
-    inputs, problems = collect_inputs(args.inputs)
+    inputs, problems = collect_inputs(args.inputs, Path(args.out))
     failed = 0
     for spec, problem in problems:
         print(f"fcnseg predict: {spec}: {problem}", file=sys.stderr)

@@ -222,16 +222,22 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
 def _fill(obj: Any, data: dict[str, Any], prefix: str) -> Any:
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix.rstrip('.') or 'recipe'}: expected a mapping, got {data!r}")
-    fields = {f.name: f for f in dataclasses.fields(obj)}
     for key, value in data.items():
-        if key not in fields:
-            raise ConfigError(f"{prefix}{key}: unknown field; known: {', '.join(fields)}")
-        current = getattr(obj, key)
-        if dataclasses.is_dataclass(current):
-            _fill(current, value, f"{prefix}{key}.")
-        else:
-            setattr(obj, key, _coerce(f"{prefix}{key}", value, current))
+        _set_field(obj, key, value, f"{prefix}{key}")
     return obj
+
+
+def _set_field(obj: Any, name: str, value: Any, where: str) -> None:
+    """Set field ``name`` of dataclass ``obj`` (``where`` is its dotted key, for errors): a
+    nested section is filled from a mapping, a plain field is type-checked."""
+    names = [f.name for f in dataclasses.fields(obj)]
+    if name not in names:
+        raise ConfigError(f"{where}: unknown field; known: {', '.join(names)}")
+    current = getattr(obj, name)
+    if dataclasses.is_dataclass(current):
+        _fill(current, value, f"{where}.")
+    else:
+        setattr(obj, name, _coerce(where, value, current))
 
 
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:
@@ -260,14 +266,7 @@ def apply_overrides(config: TrainConfig, overrides: list[str] | tuple[str, ...])
             target = _child(target, part, ".".join(parts[: depth + 1]))
         last = parts[-1]
         if dataclasses.is_dataclass(target):
-            names = {f.name for f in dataclasses.fields(target)}
-            if last not in names:
-                raise ConfigError(f"{key}: unknown field; known: {', '.join(sorted(names))}")
-            current = getattr(target, last)
-            if dataclasses.is_dataclass(current):
-                _fill(current, value, f"{key}.")
-            else:
-                setattr(target, last, _coerce(key, value, current))
+            _set_field(target, last, value, key)
         elif isinstance(target, dict):
             target[last] = value
         else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -69,9 +69,3 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
     with atomic_write(path, "wb") as f:
         f.write(data)
-
-
-def atomic_save(path: str | os.PathLike[str], writer: Callable[[IO], None]) -> None:
-    """Call ``writer(fileobj)`` on a temporary file and move it over ``path`` atomically."""
-    with atomic_write(path, "wb") as f:
-        writer(f)

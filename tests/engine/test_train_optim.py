@@ -25,8 +25,8 @@ def test_summed_loss_is_the_averaged_loss_times_the_valid_pixel_count() -> None:
     summed = segmentation_loss(logits, target, reduction="sum")
     mean = segmentation_loss(logits, target, reduction="mean")
     by_hand = -torch.log_softmax(logits, 1).gather(1, target.clamp(max=3)[:, None])[:, 0]
-    assert summed.item() == pytest.approx(by_hand[target != 255].sum().item(), rel=1e-6)
-    assert summed.item() == pytest.approx(mean.item() * valid, rel=1e-6)
+    assert summed.item() == pytest.approx(by_hand[target != 255].sum().item(), rel=1e-5)
+    assert summed.item() == pytest.approx(mean.item() * valid, rel=1e-5)
     # ... and so are its gradients: the reason the reference learning rates are so small.
     (g_sum,) = torch.autograd.grad(summed, logits)
     (g_mean,) = torch.autograd.grad(mean, logits)
@@ -37,7 +37,7 @@ def test_averaged_loss_uses_a_given_normalizer_and_survives_all_ignored() -> Non
     logits, target = _logits_and_target()
     summed = segmentation_loss(logits, target, reduction="sum")
     assert segmentation_loss(logits, target, reduction="mean", normalizer=100.0).item() == \
-        pytest.approx(summed.item() / 100.0, rel=1e-6)
+        pytest.approx(summed.item() / 100.0, rel=1e-5)
     empty = segmentation_loss(logits, torch.full_like(target, 255), reduction="mean")
     assert empty.item() == 0.0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import subprocess
 
 import numpy as np
 import pytest
@@ -35,7 +36,7 @@ def test_writes_every_output_and_skips_the_unreadable_input(
     assert rc == 1, "a failed input must make the exit status non-zero"
     assert "broken.png" in err
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    expected = []
+    expected = [".fcnseg-outputs.txt"]  # the list of what was written, for later runs
     for name in ("sub/x", "x_jpg", "x_png"):
         expected += [f"{name}_heatmap_cat.png", f"{name}_heatmap_potted_plant.png",
                      f"{name}_label.png", f"{name}_overlay.png", f"{name}_probs.npz"]
@@ -161,3 +162,52 @@ def test_an_output_folder_inside_the_input_folder_is_not_scanned(tmp_path) -> No
     # the same folder as --out is still scanned (its own images are the inputs)
     inputs, _ = collect_inputs([str(tmp_path / "photos")], tmp_path / "photos")
     assert sorted(p.name for p, _ in inputs) == ["a.png", "a_overlay.png"]
+
+
+def test_a_second_run_into_the_input_folder_leaves_its_own_outputs_alone(
+    make_checkpoint, smooth_image, tmp_path, capsys
+) -> None:
+    root = tmp_path / "photos"
+    (root / "sub").mkdir(parents=True)
+    Image.fromarray(smooth_image).save(root / "x.png")
+    Image.fromarray(smooth_image).save(root / "sub" / "y.png")
+    argv = ["predict", "--checkpoint", str(make_checkpoint("same")), str(root), "--out",
+            str(root), "--heatmaps", "cat", "--probs", "--no-progress"]
+    assert main(argv) == 0
+    first = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.*"))
+    capsys.readouterr()
+    assert main(argv) == 0, capsys.readouterr().err
+    assert "wrote outputs for 2 of 2" in capsys.readouterr().out
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*.*")) == first
+    # Named one by one or by a pattern, they are not segmented either.
+    assert main(argv[:3] + [str(root / "*.png"), *argv[4:]]) == 0
+
+
+def test_a_read_only_output_location_is_a_one_line_error(make_checkpoint, images, tmp_path,
+                                                         capsys) -> None:
+    # A read-only file system refuses root too (file permissions would not).
+    readonly = tmp_path / "readonly"
+    readonly.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs",
+                              str(readonly)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a read-only tmpfs here (needs root)")
+    try:
+        rc = main(["predict", "--checkpoint", str(make_checkpoint("same")),
+                   str(images / "x.png"), "--out", str(readonly / "preds"), "--no-progress"])
+    finally:
+        subprocess.run(["umount", str(readonly)], check=True)
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"{readonly / 'preds'}: cannot create it: Read-only file system" in err
+
+
+def test_an_output_location_below_a_file_is_a_one_line_error(make_checkpoint, images, tmp_path,
+                                                            capsys) -> None:
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    rc = main(["predict", "--checkpoint", str(make_checkpoint("same")), str(images / "x.png"),
+               "--out", str(tmp_path / "notes.txt" / "preds"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.count("\n") == 1 and "notes.txt" in err and "Not a directory" in err

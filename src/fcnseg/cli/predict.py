@@ -10,19 +10,20 @@ when any input failed, after all the others are written.
 from __future__ import annotations
 
 import argparse
-import glob
 import os
 import re
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from fcnseg.inference.outputs import (
+    collect_inputs,
+    prepare_output_folder,
+    record_outputs,
+)
+
 NAME = "predict"
 HELP = "Segment images (files, folders, globs): label PNGs, overlays, heatmaps, probabilities."
-
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp",
-                              ".ppm", ".pgm", ".pbm", ".pnm"})
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="checkpoint file")
@@ -52,95 +53,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "decompression-bomb limit); raise it for huge images")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-
-
-def _has_magic(s: str) -> bool:
-    return glob.has_magic(s)
-
-
-def collect_inputs(
-    specs: Sequence[str], out_dir: Path | None = None
-) -> tuple[list[tuple[Path, str]], list[tuple[str, str]]]:
-    """Expand files, folders and globs into (file, output name) pairs, and (spec, problem)
-    pairs for specs that match nothing.
-
-    A folder that contains ``out_dir`` below it is scanned without ``out_dir``, so that a second
-    run does not segment the first run's outputs.
-
-    Output names are the file stem, or the path relative to the folder given (without its
-    suffix) for files found in a folder; colliding names are made unique (see
-    :func:`_unique_names`), so no two inputs write the same outputs.
-    """
-    found: list[tuple[Path, str]] = []
-    problems: list[tuple[str, str]] = []
-    seen: set[Path] = set()
-
-    def add(path: Path, name: str) -> None:
-        key = path.resolve()
-        if key not in seen:
-            seen.add(key)
-            found.append((path, name))
-
-    for spec in specs:
-        path = Path(spec)
-        if path.is_dir():
-            skip = _strictly_inside(out_dir, path)
-            files = sorted(f for f in path.rglob("*")
-                           if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
-                           and not (skip and out_dir.resolve() in f.resolve().parents))
-            if not files:
-                problems.append((spec, "folder holds no images"))
-            for f in files:
-                add(f, f.relative_to(path).with_suffix("").as_posix())
-        elif path.is_file():
-            add(path, path.stem)
-        elif _has_magic(spec):
-            matches = sorted(Path(m) for m in glob.glob(spec, recursive=True))
-            files = [m for m in matches if m.is_file()]
-            if not files:
-                problems.append((spec, "pattern matches no files"))
-            for f in files:
-                add(f, f.stem)
-        else:
-            problems.append((spec, "no such file or folder"))
-    return _unique_names(found), problems
-
-
-def _strictly_inside(inner: Path | None, folder: Path) -> bool:
-    """Whether ``inner`` is a folder below ``folder`` (not ``folder`` itself)."""
-    return inner is not None and folder.resolve() in inner.resolve().parents
-
-
-def _unique_names(found: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
-    """Disambiguate colliding output names: add the extension (``x_png``, ``x_jpg``), then the
-    parent folder (``in/x_png``, ``sub/x_png``), then a counter."""
-
-    def qualify(name: str, path: Path, level: int) -> str:
-        if level >= 1 and path.suffix:
-            name = f"{name}_{path.suffix.lstrip('.').lower()}"
-        # The resolved parent: "../x.png" must not give "../x", which would write outside --out.
-        parent = path.resolve().parent.name
-        if level >= 2 and parent:
-            name = f"{parent}/{name}"
-        return name
-
-    names = [name for _, name in found]
-    for level in (1, 2):
-        counts: dict[str, int] = {}
-        for name in names:
-            counts[name] = counts.get(name, 0) + 1
-        names = [qualify(base, path, level) if counts[name] > 1 else name
-                 for (path, base), name in zip(found, names, strict=True)]
-    used: set[str] = set()
-    out = []
-    for (path, _), name in zip(found, names, strict=True):
-        base, k = name, 2
-        while name in used:
-            name = f"{base}_{k}"
-            k += 1
-        used.add(name)
-        out.append((path, name))
-    return out
 
 
 def parse_scales(items: Sequence[str]) -> tuple[float, ...]:
@@ -205,10 +117,7 @@ def run(args: argparse.Namespace) -> int:
     for spec, problem in problems:
         print(f"fcnseg predict: {spec}: {problem}", file=sys.stderr)
         failed += 1
-    out_dir = Path(args.out)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"--out {out_dir}: exists and is not a folder")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = prepare_output_folder(args.out)
 
     def report(msg: str) -> None:
         tqdm.write(f"fcnseg predict: {msg}", file=sys.stderr)
@@ -229,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
             raise FileExistsError(f"its output would overwrite the input {clash[0]}; "
                                   f"choose another --out")
         stem.parent.mkdir(parents=True, exist_ok=True)
+        record_outputs(out_dir, targets)
         save_label_png(targets[0], pred.label, seg.palette)
         _save_png(targets[1], overlay(pred.image, pred.label, seg.palette, args.alpha))
         for c, path in heat_paths.items():

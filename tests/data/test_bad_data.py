@@ -101,7 +101,9 @@ def test_image_over_the_pixel_limit_is_refused(folder, monkeypatch):
 
 
 def test_pillow_decompression_bomb_error_becomes_a_data_error(folder, monkeypatch):
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50)  # 16×12 > 2×50: Pillow refuses to open
+    # With no limit of fcnseg's own, Pillow's applies: 16×12 > 2×50, so Pillow refuses to open.
+    monkeypatch.setattr(data_io, "MAX_PIXELS", None)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50)
     err = error_for(folder)
     assert "decompression bomb" in str(err)
 

@@ -14,7 +14,13 @@ import numpy as np
 from PIL import Image
 
 from fcnseg.data.errors import DataError
-from fcnseg.data.images import ImageError, ImageTooLargeError, load_image, open_upright
+from fcnseg.data.images import (
+    DEFAULT_MAX_PIXELS,
+    ImageError,
+    ImageTooLargeError,
+    load_image,
+    open_upright,
+)
 from fcnseg.utils.typing import PathLike
 
 __all__ = ["MAX_PIXELS", "check_label_values", "read_image", "read_label", "remap_values"]
@@ -22,13 +28,13 @@ __all__ = ["MAX_PIXELS", "check_label_values", "read_image", "read_label", "rema
 #: Images larger than this many pixels are refused as possible decompression bombs (Pillow's own
 #: default limit). Raise it (``fcnseg.data.io.MAX_PIXELS = ...``) for genuinely huge images;
 #: ``None`` leaves only Pillow's own limit.
-MAX_PIXELS: int | None = 89_478_485
+MAX_PIXELS: int | None = DEFAULT_MAX_PIXELS
 
 
 def _data_error(path: Path, what: str, e: ImageError) -> DataError:
     if isinstance(e, ImageTooLargeError):
-        return DataError(path, f"refusing {what}: {e.problem}; raise fcnseg.data.io.MAX_PIXELS "
-                               f"if it is genuine")
+        return DataError(path, f"refusing {what}: {e.problem} (if it is genuine, raise "
+                               f"fcnseg.data.io.MAX_PIXELS)")
     return DataError(path, f"unreadable {what}: {e.problem}")
 
 

@@ -3,6 +3,7 @@ import logging
 import numpy as np
 import pytest
 from PIL import Image
+from torch.utils.data import DataLoader
 
 from fcnseg.data import DataError, FolderSegmentation, SBDSegmentation, SkipBad, VOCSegmentation
 from fcnseg.data import io as data_io
@@ -101,7 +102,9 @@ def test_image_over_the_pixel_limit_is_refused(folder, monkeypatch):
 
 
 def test_pillow_decompression_bomb_error_becomes_a_data_error(folder, monkeypatch):
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50)  # 16×12 > 2×50: Pillow refuses to open
+    # With no limit of fcnseg's own, Pillow's applies: 16×12 > 2×50, so Pillow refuses to open.
+    monkeypatch.setattr(data_io, "MAX_PIXELS", None)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50)
     err = error_for(folder)
     assert "decompression bomb" in str(err)
 
@@ -141,3 +144,39 @@ def test_skip_bad_gives_up_when_nothing_is_good(folder):
         p.unlink()
     with pytest.raises(DataError, match="no good sample found"):
         SkipBad(FolderSegmentation(folder))[0]
+
+
+def test_data_error_is_one_line_naming_the_file_the_problem_and_what_to_do(folder):
+    (folder / "masks" / "s1.png").unlink()
+    message = str(error_for(folder))
+    assert "\n" not in message
+    assert message.startswith(f"{folder / 'masks' / 's1.png'}: missing mask (no such file)")
+    assert "fcnseg check-data" in message and "data.skip_bad: true" in message
+
+
+def test_worker_data_error_reaches_the_main_process_as_the_same_one_line(folder):
+    # torch re-raises a worker's exception from its 30-line formatted traceback.
+    (folder / "masks" / "s1.png").unlink()
+    expected = error_for(folder)
+    loader = DataLoader(FolderSegmentation(folder), batch_size=None, num_workers=1)
+    with pytest.raises(DataError) as info:
+        list(loader)
+    assert str(info.value) == str(expected)
+    assert (info.value.path, info.value.problem) == (expected.path, expected.problem)
+
+
+def test_skip_bad_warns_once_per_run_though_workers_restart_every_epoch(folder, tmp_path):
+    (folder / "masks" / "s1.png").unlink()
+    log_file = tmp_path / "warnings.log"
+    handler = logging.FileHandler(log_file)  # appends: worker processes write to it too
+    logger = logging.getLogger("fcnseg.data.skip")
+    logger.addHandler(handler)
+    try:
+        loader = DataLoader(SkipBad(FolderSegmentation(folder)), batch_size=None, num_workers=2)
+        for _ in range(3):  # three epochs, each with newly started workers
+            assert len(list(loader)) == 3
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    lines = log_file.read_text().splitlines()
+    assert len(lines) == 1 and "s1.png: missing mask" in lines[0]

@@ -123,3 +123,20 @@ def test_too_many_pixels_are_refused_before_decoding(tmp_path) -> None:
     with pytest.raises(ImageTooLargeError, match="8000 pixels"):
         load_image(path, max_pixels=7999)
     assert load_image(path, max_pixels=8000).shape == (80, 100, 3)
+
+
+def test_segmenter_sees_the_pixels_training_sees(segmenter: Segmenter, tmp_path) -> None:
+    # A rotated photo with transparent pixels: predict must read it exactly as the dataset does.
+    from fcnseg.data import FolderSegmentation
+
+    rgba = np.zeros((12, 20, 4), dtype=np.uint8)
+    rgba[..., :3] = _two_tone(12, 20)
+    rgba[:, 10:, 3] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    Image.fromarray(rgba).save(tmp_path / "images" / "a.png", exif=exif.tobytes())
+    Image.fromarray(np.zeros((20, 12), np.uint8)).save(tmp_path / "masks" / "a.png")
+    training, _ = FolderSegmentation(tmp_path, classes=["bg", "fg"])[0]
+    np.testing.assert_array_equal(segmenter.predict(tmp_path / "images" / "a.png").image, training)

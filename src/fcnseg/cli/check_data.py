@@ -51,6 +51,7 @@ def _union(lists: list[list[str]]) -> list[str]:
 
 
 def _open(args: argparse.Namespace):  # -> (dataset to scan, {split: count}, description)
+    # Imported when the command runs, so that `fcnseg --help` does not load torch.
     from fcnseg.data import (
         FolderSegmentation,
         SBDSegmentation,
@@ -91,7 +92,7 @@ def _open(args: argparse.Namespace):  # -> (dataset to scan, {split: count}, des
     root = Path(args.root)
     base = FolderSegmentation(root, config=args.config)
     cfg_path = Path(args.config) if args.config else root / "dataset.yaml"
-    cfg_splits = (load_folder_config(cfg_path).get("splits") or {}) if cfg_path.is_file() else {}
+    cfg_splits = load_folder_config(cfg_path).get("splits", {}) if cfg_path.is_file() else {}
     splits = args.split or _folder_splits(root, cfg_splits)
     parts = {s: FolderSegmentation(root, s, config=args.config).ids for s in splits}
     counts = {"all images": len(base.ids), **{s: len(v) for s, v in parts.items()}}

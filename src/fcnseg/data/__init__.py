@@ -4,10 +4,11 @@ Every dataset returns ``(image, label)``: an H×W×3 uint8 RGB array and an H×W
 class indices (``ignore_index`` marks void), or whatever its ``transform`` makes of them.
 """
 
-from fcnseg.data.base import DataError, FileSegmentationDataset, SegmentationDataset
+from fcnseg.data.base import FileSegmentationDataset, SegmentationDataset
 from fcnseg.data.build import DATASET_NAMES, build_dataset
 from fcnseg.data.collate import collate_segmentation
 from fcnseg.data.download import download_sbd, download_voc
+from fcnseg.data.errors import DataError
 from fcnseg.data.folder import FolderSegmentation
 from fcnseg.data.io import read_image, read_label
 from fcnseg.data.palette import VOC_CLASSES, VOC_IGNORE_INDEX, colorize, palette_for, voc_palette

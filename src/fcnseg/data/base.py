@@ -1,4 +1,4 @@
-"""The common dataset interface and the error raised for bad samples."""
+"""The common dataset interface (and, re-exported, the error raised for bad samples)."""
 
 from __future__ import annotations
 
@@ -9,21 +9,15 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
+from fcnseg.data.errors import DataError
+from fcnseg.data.images import file_orientation
+from fcnseg.data.io import read_image, read_label
 from fcnseg.data.palette import palette_for
 
 __all__ = ["DataError", "FileSegmentationDataset", "SegmentationDataset", "Transform"]
 
 #: A joint transform: ``(image, label) -> (image, label)``.
 Transform = Callable[[Any, Any], tuple[Any, Any]]
-
-
-class DataError(ValueError):
-    """A sample on disk is bad: the message names the file and the problem."""
-
-    def __init__(self, path: object, problem: str) -> None:
-        self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{path}: {problem}")
 
 
 class SegmentationDataset(Dataset):
@@ -103,20 +97,28 @@ class FileSegmentationDataset(SegmentationDataset):
 
     def read_label(self, index: int) -> np.ndarray:
         """The validated H×W int64 label of sample ``index``."""
-        from fcnseg.data.io import read_label
-
         return read_label(self.label_path(index), num_classes=self.num_classes,
                           ignore_index=self.ignore_index)
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        from fcnseg.data.io import read_image
-
         image = read_image(self.image_path(index))
         label = self.read_label(index)
         if image.shape[:2] != label.shape:
-            raise DataError(
-                self.label_path(index),
-                f"mask is {label.shape[1]}×{label.shape[0]} but its image "
-                f"{self.image_path(index).name} is {image.shape[1]}×{image.shape[0]} (W×H)",
-            )
+            raise DataError(self.label_path(index),
+                            _size_mismatch(self.image_path(index), image.shape, label.shape))
         return image, label
+
+
+def _size_mismatch(image_path: Path, image_shape: tuple[int, ...],
+                   label_shape: tuple[int, ...]) -> str:
+    """Why a mask does not fit its image, naming an EXIF rotation that explains it."""
+    (ih, iw), (lh, lw) = image_shape[:2], label_shape
+    problem = f"mask is {lw}×{lh} but its image {image_path.name} is {iw}×{ih} (W×H)"
+    orientation = file_orientation(image_path)
+    if orientation >= 5:  # orientations 5-8 swap width and height
+        problem += (
+            f" upright: its EXIF orientation tag ({orientation}) turns the stored {ih}×{iw} "
+            f"pixels by 90°. Images are read upright, as viewers show them: draw the mask on "
+            f"the upright image, or remove the tag from the image"
+        )
+    return problem

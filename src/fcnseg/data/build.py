@@ -5,6 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from fcnseg.data.base import SegmentationDataset, Transform
+from fcnseg.data.folder import FolderSegmentation
+from fcnseg.data.sbd import SBDSegmentation
+from fcnseg.data.splits import seg11valid
+from fcnseg.data.synthetic import SyntheticSegmentation
+from fcnseg.data.voc import VOCSegmentation
 
 __all__ = ["DATASET_NAMES", "build_dataset"]
 
@@ -57,8 +62,6 @@ def build_dataset(
     split = split if split is not None else spec.get("split")
 
     if name == "synthetic":
-        from fcnseg.data.synthetic import SyntheticSegmentation
-
         seed = int(_field(spec, "seed", 0))
         # A "val" split draws from other seeds than "train", so they never share a scene.
         if split not in (None, "train"):
@@ -71,21 +74,13 @@ def build_dataset(
             ignore_border=int(_field(spec, "ignore_border", 0)),
         )
     if name == "voc":
-        from fcnseg.data.voc import VOCSegmentation
-
         return VOCSegmentation(spec["root"], year=str(_field(spec, "year", "2012")),
                                split=split or "train", transform=transform)
     if name == "sbd":
-        from fcnseg.data.sbd import SBDSegmentation
-
         return SBDSegmentation(spec["root"], split=split or "train", transform=transform)
     if name == "seg11valid":
-        from fcnseg.data.splits import seg11valid
-
         return seg11valid(spec["voc_root"], spec["sbd_root"], transform=transform,
                           cache_dir=_field(spec, "cache_dir"))
-    from fcnseg.data.folder import FolderSegmentation
-
     return FolderSegmentation(spec["root"], split=split, transform=transform,
                               config=_field(spec, "config"))
 

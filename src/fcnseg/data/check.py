@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
 
-from fcnseg.data.base import DataError, SegmentationDataset
+from fcnseg.data.base import SegmentationDataset
+from fcnseg.data.errors import DataError
 
 __all__ = ["Problem", "ScanReport", "scan_dataset"]
 
@@ -105,8 +107,6 @@ def scan_dataset(
                         class_pixels=np.zeros(dataset.num_classes, np.int64))
     items = _iterate(_Scan(dataset, indices), workers)
     if progress:
-        from tqdm import tqdm
-
         items = tqdm(items, total=len(indices), desc="checking", leave=False, disable=None)
     for _, counts, ignored, problem in items:
         report.images += 1

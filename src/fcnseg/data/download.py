@@ -7,13 +7,13 @@ A dataset that is already extracted is found and returned without any network ac
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from fcnseg.data.sbd import find_sbd_dir
 from fcnseg.data.voc import find_voc_dir
 from fcnseg.utils.download import download, extract_archive
+from fcnseg.utils.typing import PathLike
 
 __all__ = ["ARCHIVES", "Archive", "download_sbd", "download_voc"]
 
@@ -49,7 +49,7 @@ ARCHIVES: dict[str, Archive] = {
 
 
 def _fetch_and_extract(
-    key: str, root: Path, archive_dir: str | os.PathLike[str] | None, progress: bool,
+    key: str, root: Path, archive_dir: PathLike | None, progress: bool,
     keep_archive: bool,
 ) -> None:
     spec = ARCHIVES[key]
@@ -62,10 +62,10 @@ def _fetch_and_extract(
 
 
 def download_voc(
-    root: str | os.PathLike[str],
+    root: PathLike,
     year: str = "2012",
     *,
-    archive_dir: str | os.PathLike[str] | None = None,
+    archive_dir: PathLike | None = None,
     keep_archive: bool = True,
     progress: bool = True,
 ) -> Path:
@@ -89,9 +89,9 @@ def download_voc(
 
 
 def download_sbd(
-    root: str | os.PathLike[str],
+    root: PathLike,
     *,
-    archive_dir: str | os.PathLike[str] | None = None,
+    archive_dir: PathLike | None = None,
     keep_archive: bool = True,
     progress: bool = True,
 ) -> Path:

@@ -21,8 +21,9 @@ Layout::
 
 from __future__ import annotations
 
+import numbers
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,35 +33,132 @@ import yaml
 from fcnseg.data.base import FileSegmentationDataset, Transform
 from fcnseg.data.io import read_label
 from fcnseg.data.palette import palette_for
-from fcnseg.data.voc import read_split_list
+from fcnseg.data.voc import read_split_list, read_utf8
+from fcnseg.utils.typing import PathLike
 
-__all__ = ["IMAGE_EXTENSIONS", "MASK_EXTENSIONS", "FolderSegmentation", "load_folder_config"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "MASK_EXTENSIONS",
+    "FolderSegmentation",
+    "check_folder_fields",
+    "load_folder_config",
+]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff", ".gif")
 _CONFIG_KEYS = {"classes", "ignore_index", "remap", "colors", "ignore_color", "palette", "splits"}
 
 
-def load_folder_config(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read and check a ``dataset.yaml``; errors name the file and the field."""
+def load_folder_config(path: PathLike) -> dict[str, Any]:
+    """Read and check a ``dataset.yaml``; errors name the file, the field and what is expected.
+
+    Returns the fields given (``null`` ones left out), each converted to its checked form:
+    ``classes`` a tuple of str, ``ignore_index`` an int, ``remap`` a dict of int to int,
+    ``colors`` and ``palette`` K×3 uint8 arrays, ``ignore_color`` an (r, g, b) tuple and
+    ``splits`` a dict of split name to list path (relative to the dataset folder).
+    """
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(read_utf8(path, "dataset config")) or {}
     except yaml.YAMLError as e:
         raise ValueError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of fields, got {type(data).__name__}")
-    unknown = sorted(set(data) - _CONFIG_KEYS)
+    unknown = sorted(set(data) - _CONFIG_KEYS, key=str)
     if unknown:
         raise ValueError(f"{path}: unknown field {unknown[0]!r}; allowed: {sorted(_CONFIG_KEYS)}")
-    return data
+    return check_folder_fields(data, str(path))
 
 
-def _colour_table(value: Any, field: str, where: str) -> np.ndarray:
-    arr = np.asarray(value)
-    if arr.ndim != 2 or arr.shape[1] != 3 or not np.all((arr >= 0) & (arr <= 255)):
-        raise ValueError(f"{where}: {field} must be a list of [r, g, b] triples in 0-255")
-    return arr.astype(np.uint8)
+def check_folder_fields(fields: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Check and convert the given ``dataset.yaml`` fields (see :func:`load_folder_config`).
+
+    ``where`` starts each error message (the YAML file, or the keyword arguments' owner).
+    """
+    return {key: _FIELDS[key](value, f"{where}: {key}")
+            for key, value in fields.items() if value is not None}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)
+
+
+def _plain(value: Any) -> Any:
+    return value.tolist() if isinstance(value, np.ndarray) else value
+
+
+def _class_names(value: Any, where: str) -> tuple[str, ...]:
+    value = _plain(value)
+    if not isinstance(value, list | tuple) or not value:
+        raise ValueError(f"{where}: expected a non-empty list of class names (class k = k-th "
+                         f"name), e.g. [background, road, car]; got {value!r}")
+    for k, name in enumerate(value):
+        if isinstance(name, bool):
+            raise ValueError(f"{where}[{k}]: expected a class name, got {name!r} (YAML reads "
+                             f"yes/no/on/off as true/false: quote the name)")
+        if not isinstance(name, str) and not _is_int(name):
+            raise ValueError(f"{where}[{k}]: expected a class name (text), got {name!r}")
+    return tuple(str(n) for n in value)
+
+
+def _mask_value(value: Any, where: str) -> int:
+    if not _is_int(value):
+        raise ValueError(f"{where}: expected an integer mask value (e.g. 255), got {value!r}")
+    return int(value)
+
+
+def _remap(value: Any, where: str) -> dict[int, int]:
+    example = "e.g. {255: 1} for 0/255 binary masks"
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{where}: expected a mapping of raw mask values to class indices, "
+                         f"{example}; got {value!r}")
+    for src, dst in value.items():
+        if not _is_int(src) or not _is_int(dst):
+            raise ValueError(f"{where}: expected integer raw mask values mapped to integer class "
+                             f"indices, {example}; got {src!r}: {dst!r}")
+    return {int(src): int(dst) for src, dst in value.items()}
+
+
+def _colour(value: Any, where: str) -> tuple[int, int, int]:
+    value = _plain(value)
+    if not (isinstance(value, list | tuple) and len(value) == 3
+            and all(_is_int(c) and 0 <= c <= 255 for c in value)):
+        raise ValueError(f"{where}: expected an [r, g, b] colour of integers in 0-255, "
+                         f"got {value!r}")
+    return int(value[0]), int(value[1]), int(value[2])
+
+
+def _colour_table(value: Any, where: str) -> np.ndarray:
+    value = _plain(value)
+    if not isinstance(value, list | tuple) or not value:
+        raise ValueError(f"{where}: expected a list of [r, g, b] colours (integers in 0-255), "
+                         f"one per class; got {value!r}")
+    if len(value) > 256:
+        raise ValueError(f"{where}: {len(value)} colours; at most 256 are used")
+    return np.array([_colour(c, f"{where}[{k}]") for k, c in enumerate(value)], np.uint8)
+
+
+def _split_lists(value: Any, where: str) -> dict[str, str]:
+    example = "e.g. {train: lists/train.txt, val: lists/val.txt}"
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{where}: expected a mapping of split names to list files (relative "
+                         f"to the dataset folder), {example}; got {value!r}")
+    for name, file in value.items():
+        if not isinstance(name, str) or not isinstance(file, str):
+            raise ValueError(f"{where}: expected split names mapped to list file paths, "
+                             f"{example}; got {name!r}: {file!r}")
+    return dict(value)
+
+
+_FIELDS: dict[str, Callable[[Any, str], Any]] = {
+    "classes": _class_names,
+    "ignore_index": _mask_value,
+    "remap": _remap,
+    "colors": _colour_table,
+    "ignore_color": _colour,
+    "palette": _colour_table,
+    "splits": _split_lists,
+}
 
 
 class FolderSegmentation(FileSegmentationDataset):
@@ -80,11 +178,11 @@ class FolderSegmentation(FileSegmentationDataset):
 
     def __init__(
         self,
-        root: str | os.PathLike[str],
+        root: PathLike,
         split: str | None = None,
         transform: Transform | None = None,
         *,
-        config: str | os.PathLike[str] | None = None,
+        config: PathLike | None = None,
         classes: Sequence[str] | None = None,
         ignore_index: int | None = None,
         remap: Mapping[int, int] | None = None,
@@ -99,52 +197,41 @@ class FolderSegmentation(FileSegmentationDataset):
             if not d.is_dir():
                 raise FileNotFoundError(f"{d} not found: a folder dataset needs images/ and masks/")
         cfg_path = Path(config) if config is not None else self.root / "dataset.yaml"
-        cfg = load_folder_config(cfg_path) if cfg_path.is_file() else {}
         if config is not None and not cfg_path.is_file():
             raise FileNotFoundError(f"dataset config {cfg_path} not found")
+        cfg = load_folder_config(cfg_path) if cfg_path.is_file() else {}
         where = str(cfg_path)
         overrides = {"classes": classes, "ignore_index": ignore_index, "remap": remap,
                      "colors": colors, "ignore_color": ignore_color, "palette": palette}
-        cfg.update({k: v for k, v in overrides.items() if v is not None})
+        cfg.update(check_folder_fields(overrides, f"{type(self).__name__} argument"))
 
-        names = cfg.get("classes")
-        if not names or not isinstance(names, (list, tuple)):
+        if "classes" not in cfg:
             raise ValueError(
                 f"{where}: 'classes' is required: a list of class names (class k = k-th name)"
             )
-        self.classes = tuple(str(n) for n in names)
-        self.ignore_index = int(cfg.get("ignore_index", 255))
-        raw_remap = cfg.get("remap") or {}
-        if not isinstance(raw_remap, Mapping):
+        self.classes = cfg["classes"]
+        self.ignore_index = cfg.get("ignore_index", 255)
+        self.remap = cfg.get("remap", {})
+        self.colors = cfg.get("colors")
+        if self.colors is not None and len(self.colors) != self.num_classes:
             raise ValueError(
-                f"{where}: 'remap' must map raw mask values to classes, e.g. {{255: 1}}"
+                f"{where}: 'colors' has {len(self.colors)} entries for {self.num_classes} classes"
             )
-        self.remap = {int(k): int(v) for k, v in raw_remap.items()}
-        self.colors = None
-        if cfg.get("colors") is not None:
-            self.colors = _colour_table(cfg["colors"], "colors", where)
-            if len(self.colors) != self.num_classes:
-                raise ValueError(
-                    f"{where}: 'colors' has {len(self.colors)} entries for "
-                    f"{self.num_classes} classes"
-                )
-        self.ignore_color = None
-        if cfg.get("ignore_color") is not None:
-            triple = _colour_table([cfg["ignore_color"]], "ignore_color", where)[0]
-            self.ignore_color = (int(triple[0]), int(triple[1]), int(triple[2]))
+        self.ignore_color = cfg.get("ignore_color")
         display = cfg.get("palette", self.colors)
         if display is not None:
-            self.palette = _colour_table(display, "palette", where)
+            self.palette = display
         else:
             self.palette = palette_for(self.num_classes, self.ignore_index)
 
+        self.split = split
+        # The split list is read first, so that a name in it that is not UTF-8 is reported
+        # against the list rather than as a stray file.
+        split_ids = (None if split is None
+                     else read_split_list(self._split_path(split, cfg.get("splits", {}), where)))
         self._images = self._index(self.image_dir, IMAGE_EXTENSIONS)
         self._masks = self._index(self.mask_dir, MASK_EXTENSIONS)
-        self.split = split
-        if split is None:
-            self.ids = sorted(self._images)
-        else:
-            self.ids = read_split_list(self._split_path(split, cfg.get("splits") or {}, where))
+        self.ids = sorted(self._images) if split_ids is None else split_ids
 
     @staticmethod
     def _index(folder: Path, extensions: Sequence[str]) -> dict[str, Path]:
@@ -152,6 +239,12 @@ class FolderSegmentation(FileSegmentationDataset):
         for p in sorted(folder.iterdir()):
             if p.suffix.lower() not in extensions or p.name.startswith("."):
                 continue
+            try:
+                p.name.encode("utf-8")
+            except UnicodeEncodeError:  # the name's bytes were not UTF-8 (kept as surrogates)
+                raise ValueError(
+                    f"{folder}: file name {os.fsencode(p.name)!r} is not UTF-8: rename it"
+                ) from None
             if p.stem in found:
                 raise ValueError(f"{folder}: two files with stem {p.stem!r}: "
                                  f"{found[p.stem].name} and {p.name}")

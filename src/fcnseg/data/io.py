@@ -1,65 +1,66 @@
-"""Reading images and label maps, turning every kind of bad file into a :class:`DataError`."""
+"""Reading images and label maps, turning every kind of bad file into a :class:`DataError`.
+
+Images are read by :func:`fcnseg.data.images.load_image`, the reader that ``predict`` and
+``serve`` use too (upright by EXIF orientation, transparency composited on white); masks are
+decoded and turned upright by the same code.
+"""
 
 from __future__ import annotations
 
-import os
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from fcnseg.data.base import DataError
+from fcnseg.data.errors import DataError
+from fcnseg.data.images import (
+    DEFAULT_MAX_PIXELS,
+    ImageError,
+    ImageTooLargeError,
+    load_image,
+    open_upright,
+)
+from fcnseg.utils.typing import PathLike
 
 __all__ = ["MAX_PIXELS", "check_label_values", "read_image", "read_label", "remap_values"]
 
 #: Images larger than this many pixels are refused as possible decompression bombs (Pillow's own
-#: default limit). Raise it (``fcnseg.data.io.MAX_PIXELS = ...``) for genuinely huge images.
-MAX_PIXELS = 89_478_485
+#: default limit). Raise it (``fcnseg.data.io.MAX_PIXELS = ...``) for genuinely huge images;
+#: ``None`` leaves only Pillow's own limit.
+MAX_PIXELS: int | None = DEFAULT_MAX_PIXELS
+
+
+def _data_error(path: Path, what: str, e: ImageError) -> DataError:
+    if isinstance(e, ImageTooLargeError):
+        return DataError(path, f"refusing {what}: {e.problem} (if it is genuine, raise "
+                               f"fcnseg.data.io.MAX_PIXELS)")
+    return DataError(path, f"unreadable {what}: {e.problem}")
 
 
 def _open(path: Path, what: str) -> Image.Image:
+    """The decoded, upright image at ``path`` (an image or a mask), or a DataError."""
     if not path.is_file():
         raise DataError(path, f"missing {what} (no such file)")
     try:
-        with warnings.catch_warnings():
-            # Pillow only warns between its limit and twice it; we refuse with our own check below.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(path)
-    except Image.DecompressionBombError as e:
-        raise DataError(path, f"refusing {what}: decompression bomb ({e})") from None
-    except UnidentifiedImageError:
-        raise DataError(path, f"unreadable {what}: not an image file Pillow can decode") from None
-    except OSError as e:
-        raise DataError(path, f"unreadable {what}: {e}") from None
-    w, h = img.size
-    if w * h > MAX_PIXELS:
-        img.close()
-        raise DataError(
-            path,
-            f"refusing {what} of {w}×{h} = {w * h} pixels (more than MAX_PIXELS = {MAX_PIXELS}): "
-            f"possible decompression bomb; raise fcnseg.data.io.MAX_PIXELS if it is genuine",
-        )
-    try:
-        img.load()  # decode now, so truncation shows up here rather than later
-    except (OSError, SyntaxError, ValueError) as e:
-        img.close()
-        raise DataError(path, f"unreadable or truncated {what}: {e}") from None
-    return img
+        return open_upright(path, max_pixels=MAX_PIXELS)
+    except ImageError as e:
+        raise _data_error(path, what, e) from None
 
 
-def read_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read an image file as an H×W×3 uint8 RGB array."""
+def read_image(path: PathLike) -> np.ndarray:
+    """Read an image file as an upright H×W×3 uint8 RGB array (see :mod:`fcnseg.data.images`)."""
     path = Path(path)
-    with _open(path, "image") as img:
-        if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-            raise DataError(path, f"image has mode {img.mode}: expected an 8-bit colour image")
-        return np.asarray(img.convert("RGB"))
+    if not path.is_file():
+        raise DataError(path, "missing image (no such file)")
+    try:
+        return load_image(path, max_pixels=MAX_PIXELS)
+    except ImageError as e:
+        raise _data_error(path, "image", e) from None
 
 
 def read_label(
-    path: str | os.PathLike[str],
+    path: PathLike,
     *,
     num_classes: int | None = None,
     ignore_index: int = 255,
@@ -134,7 +135,7 @@ def remap_values(label: np.ndarray, remap: Mapping[int, int] | None) -> np.ndarr
 
 
 def check_label_values(
-    path: str | os.PathLike[str], label: np.ndarray, num_classes: int, ignore_index: int,
+    path: PathLike, label: np.ndarray, num_classes: int, ignore_index: int,
     *, prefix: str = "",
 ) -> None:
     """Raise :class:`DataError` if a value is outside ``[0, num_classes)`` and not the ignore."""

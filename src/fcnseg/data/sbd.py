@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
-from fcnseg.data.base import DataError, FileSegmentationDataset, Transform
+from fcnseg.data.base import FileSegmentationDataset, Transform
+from fcnseg.data.errors import DataError
 from fcnseg.data.io import check_label_values
 from fcnseg.data.palette import VOC_CLASSES, VOC_IGNORE_INDEX
 from fcnseg.data.voc import read_split_list
+from fcnseg.utils.typing import PathLike
 
 __all__ = ["SBDSegmentation", "find_sbd_dir", "read_sbd_mat"]
 
 
-def find_sbd_dir(root: str | os.PathLike[str]) -> Path:
+def find_sbd_dir(root: PathLike) -> Path:
     """Locate ``benchmark_RELEASE/dataset`` given it, ``benchmark_RELEASE`` or their parent."""
     root = Path(root).expanduser()
     candidates = [root, root / "dataset", root / "benchmark_RELEASE" / "dataset"]
@@ -29,9 +30,9 @@ def find_sbd_dir(root: str | os.PathLike[str]) -> Path:
     )
 
 
-def read_sbd_mat(path: str | os.PathLike[str]) -> np.ndarray:
+def read_sbd_mat(path: PathLike) -> np.ndarray:
     """Read ``GTcls.Segmentation`` from an SBD ``cls/*.mat`` file as an H×W int64 array."""
-    from scipy.io import loadmat
+    from scipy.io import loadmat  # lazy: scipy is the optional 'data' extra
 
     path = Path(path)
     if not path.is_file():
@@ -63,7 +64,7 @@ class SBDSegmentation(FileSegmentationDataset):
     ignore_index = VOC_IGNORE_INDEX
 
     def __init__(
-        self, root: str | os.PathLike[str], split: str = "train",
+        self, root: PathLike, split: str = "train",
         transform: Transform | None = None,
     ) -> None:
         super().__init__(transform)

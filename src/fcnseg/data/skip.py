@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fcnseg.data.base import DataError, SegmentationDataset
+import torch
+
+from fcnseg.data.base import SegmentationDataset
+from fcnseg.data.errors import DataError
 
 __all__ = ["SkipBad"]
 
@@ -16,16 +19,24 @@ class SkipBad(SegmentationDataset):
     """Wrap a dataset so that a bad sample is replaced by the next good one, with a warning.
 
     When ``dataset[i]`` raises :class:`DataError`, a warning naming the file and problem is
-    logged (once per sample) and samples ``i + 1, i + 2, ...`` (wrapping around) are tried in
-    turn, so the replacement is deterministic. Gives up after ``max_tries`` bad samples in a row.
-    Class names, palette and ignore value are the wrapped dataset's.
+    logged and samples ``i + 1, i + 2, ...`` (wrapping around) are tried in turn, so the
+    replacement is deterministic. Gives up after ``max_tries`` bad samples in a row. Class names,
+    palette and ignore value are the wrapped dataset's.
+
+    Each bad sample is warned about once per run, and not read again: the record of bad samples
+    lives in shared memory, so DataLoader workers (started afresh every epoch unless
+    ``persistent_workers``) share it with each other and with later epochs. (Two workers that
+    meet the same bad file at the same moment may both warn.)
     """
 
     def __init__(self, dataset: SegmentationDataset, max_tries: int = 100) -> None:
         super().__init__(None)
         self.dataset = dataset
         self.max_tries = int(max_tries)
+        #: Problems met in this process: {index: message}.
         self.bad: dict[int, str] = {}
+        # One flag per sample, in shared memory: set once the sample is known to be bad.
+        self._known_bad = torch.zeros(len(dataset), dtype=torch.bool).share_memory_()
 
     @property
     def classes(self) -> tuple[str, ...]:  # type: ignore[override]
@@ -53,17 +64,20 @@ class SkipBad(SegmentationDataset):
         n = len(self.dataset)
         for step in range(min(self.max_tries, n)):
             i = (index + step) % n
-            if i in self.bad:
+            if i in self.bad or self._known_bad[i]:
                 continue
             try:
                 return self.dataset[i]
             except DataError as e:
                 self.bad[i] = str(e)
-                log.warning("skipping bad sample %d (%s): %s", i, self.dataset.name(i), e)
+                if not self._known_bad[i]:
+                    self._known_bad[i] = True
+                    log.warning("skipping bad sample %d (%s): %s: %s", i, self.dataset.name(i),
+                                e.path, e.problem)
         raise DataError(
             self.dataset.name(index % n) if n else "dataset",
-            f"no good sample found in {min(self.max_tries, n)} tries from index {index}; "
-            f"run 'fcnseg check-data' on this dataset",
+            f"no good sample found in {min(self.max_tries, n)} tries from index {index}",
+            "run 'fcnseg check-data' on this dataset to list the bad samples",
         )
 
     def __repr__(self) -> str:

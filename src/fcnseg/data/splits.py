@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from pathlib import Path
 
 from fcnseg.data.base import Transform
@@ -18,6 +17,7 @@ from fcnseg.data.sbd import find_sbd_dir
 from fcnseg.data.voc import VOCSegmentation, find_voc_dir, read_split_list
 from fcnseg.utils.download import cache_dir as default_cache_dir
 from fcnseg.utils.files import atomic_write_bytes
+from fcnseg.utils.typing import PathLike
 
 __all__ = ["SEG11VALID_SIZE", "seg11valid", "seg11valid_ids"]
 
@@ -28,9 +28,9 @@ SEG11VALID_SIZE = 736
 
 
 def seg11valid_ids(
-    voc_root: str | os.PathLike[str],
-    sbd_root: str | os.PathLike[str],
-    cache_dir: str | os.PathLike[str] | None = None,
+    voc_root: PathLike,
+    sbd_root: PathLike,
+    cache_dir: PathLike | None = None,
 ) -> list[str]:
     """The ids of VOC2011 segmentation val images not in SBD train, in VOC's order.
 
@@ -66,10 +66,10 @@ def seg11valid_ids(
 
 
 def seg11valid(
-    voc_root: str | os.PathLike[str],
-    sbd_root: str | os.PathLike[str],
+    voc_root: PathLike,
+    sbd_root: PathLike,
     transform: Transform | None = None,
-    cache_dir: str | os.PathLike[str] | None = None,
+    cache_dir: PathLike | None = None,
 ) -> VOCSegmentation:
     """The seg11valid evaluation set as a :class:`VOCSegmentation` over VOC2011."""
     ids = seg11valid_ids(voc_root, sbd_root, cache_dir=cache_dir)

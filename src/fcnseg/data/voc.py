@@ -2,30 +2,48 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from fcnseg.data.base import FileSegmentationDataset, Transform
 from fcnseg.data.palette import VOC_CLASSES, VOC_IGNORE_INDEX
+from fcnseg.utils.typing import PathLike
 
-__all__ = ["VOCSegmentation", "find_voc_dir", "read_split_list"]
+__all__ = ["VOCSegmentation", "find_voc_dir", "read_split_list", "read_utf8"]
 
 
-def read_split_list(path: str | os.PathLike[str]) -> list[str]:
-    """Read a split list: one image id per line (first column); blank lines are skipped."""
+def read_utf8(path: Path, what: str) -> str:
+    """The text of ``path``; a byte that is not UTF-8 is a ValueError naming the file and line."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise ValueError(
+            f"{path}: line {line}: byte 0x{raw[e.start]:02x} is not UTF-8: the {what} must be "
+            f"UTF-8 text, file names included (save it as UTF-8, and rename files whose names "
+            f"are not UTF-8)"
+        ) from None
+
+
+def read_split_list(path: PathLike) -> list[str]:
+    """Read a split list: one image id per line (first column); blank lines are skipped.
+
+    The list must be UTF-8 text (file names included); anything else is a ValueError naming
+    the list and the line.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"split list {path} not found")
     ids = []
-    for line in path.read_text().splitlines():
+    for line in read_utf8(path, "split list").splitlines():
         parts = line.split()
         if parts:
             ids.append(parts[0])
     return ids
 
 
-def find_voc_dir(root: str | os.PathLike[str], year: str) -> Path:
+def find_voc_dir(root: PathLike, year: str) -> Path:
     """Locate ``VOC<year>`` given it, ``VOCdevkit`` or the folder holding ``VOCdevkit``.
 
     The VOC2011 archive extracts to ``TrainVal/VOCdevkit/VOC2011``; that is found too.
@@ -68,7 +86,7 @@ class VOCSegmentation(FileSegmentationDataset):
 
     def __init__(
         self,
-        root: str | os.PathLike[str],
+        root: PathLike,
         year: str = "2012",
         split: str = "train",
         transform: Transform | None = None,

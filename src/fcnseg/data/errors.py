@@ -1,0 +1,50 @@
+"""The error raised for a bad sample on disk."""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["BAD_SAMPLE_HINT", "DataError"]
+
+#: What a user can do about a bad sample; every :class:`DataError` ends with it by default.
+BAD_SAMPLE_HINT = (
+    "run 'fcnseg check-data' to list every bad sample, or set data.skip_bad: true to train "
+    "without them"
+)
+
+# The last line of a formatted traceback that ends in a DataError ("pkg.mod.DataError: ...").
+_FINAL_LINE = re.compile(r"^[\w.]*DataError: (.*)$", re.MULTILINE)
+
+
+class DataError(ValueError):
+    """A sample on disk is bad.
+
+    ``str(error)`` is one line: the file, the problem, and what to do about it (``hint``). The
+    parts are kept as ``path``, ``problem`` and ``hint``. A DataLoader worker's DataError is
+    re-raised in the main process as a DataError built from the worker's whole formatted
+    traceback; it keeps only the original one-line message, so a caller can print it as is.
+    """
+
+    def __init__(self, path: object, problem: str | None = None,
+                 hint: str | None = BAD_SAMPLE_HINT) -> None:
+        if problem is None:  # one argument: a message, e.g. torch's text from a worker
+            message = _final_message(str(path))
+            self.path, _, self.problem = message.partition(": ")
+            if not self.problem:
+                self.path, self.problem = "", message
+            self.hint = None
+            if hint and self.problem.endswith(f"; {hint}"):
+                self.problem, self.hint = self.problem[: -len(hint) - 2], hint
+            super().__init__(message)
+            return
+        self.path, self.problem, self.hint = str(path), problem, hint
+        super().__init__(f"{self.path}: {problem}" + (f"; {hint}" if hint else ""))
+
+    def __reduce__(self) -> tuple:
+        return type(self), (self.path, self.problem, self.hint)
+
+
+def _final_message(text: str) -> str:
+    """The message of the last DataError line in ``text`` (all of ``text`` if there is none)."""
+    found = _FINAL_LINE.findall(text)
+    return found[-1].strip() if found else text.strip()

@@ -1,0 +1,255 @@
+"""The one image reader: training, ``check-data``, ``predict`` and ``serve`` all read through it.
+
+So that the same file gives the same pixels everywhere:
+
+- **Orientation.** A photo's EXIF orientation tag is applied: the image is turned upright, as
+  image viewers (and annotation tools) show it. A mask is read upright too, and must have the
+  upright image's size.
+- **Transparency.** Transparent pixels are composited on white (:data:`ALPHA_BACKGROUND`): a
+  transparent pixel has no colour of its own, and white is what a viewer shows behind it.
+  Partly transparent pixels are blended with white in proportion to their alpha.
+- **Other modes.** Grayscale, palette and CMYK images become RGB; 16-bit images are scaled to
+  8 bits; floating-point images in [0, 1] are scaled to 0-255.
+- **Size.** Pixel counts above a limit are refused before decoding, so that a small compressed
+  file cannot make the process allocate gigabytes.
+
+:func:`load_image` is the reader (``fcnseg.inference.load_image`` is the same function);
+:func:`open_upright` gives the decoded, upright PIL image for readers of other things (masks).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+from PIL import Image
+
+from fcnseg.utils.typing import PathLike
+
+__all__ = [
+    "ALPHA_BACKGROUND",
+    "DEFAULT_MAX_PIXELS",
+    "ImageError",
+    "ImageSource",
+    "ImageTooLargeError",
+    "composite_rgba_array",
+    "exif_orientation",
+    "file_orientation",
+    "load_image",
+    "open_upright",
+    "pil_to_rgb",
+]
+
+#: Default pixel limit: Pillow's own decompression-bomb threshold (about 89 million pixels).
+DEFAULT_MAX_PIXELS: int = int(Image.MAX_IMAGE_PIXELS or 89_478_485)
+
+#: The colour transparent pixels are composited on, everywhere images are read.
+ALPHA_BACKGROUND: tuple[int, int, int] = (255, 255, 255)
+
+#: The EXIF orientation tag, and how each of its values turns the stored pixels upright.
+EXIF_ORIENTATION_TAG = 0x0112
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+ImageSource = PathLike | bytes | bytearray | memoryview | Image.Image | IO[bytes]
+
+
+class ImageError(ValueError):
+    """An input cannot be used as an image; the message names the source and the problem."""
+
+    def __init__(self, source: object, problem: str) -> None:
+        self.source = str(source)
+        self.problem = problem
+        super().__init__(f"{source}: {problem}")
+
+
+class ImageTooLargeError(ImageError):
+    """An image has more pixels than allowed (possibly a decompression bomb)."""
+
+
+def _source_name(source: Any, name: str | None) -> str:
+    if name is not None:
+        return name
+    if isinstance(source, str | os.PathLike):
+        return str(source)
+    if isinstance(source, bytes | bytearray | memoryview):
+        return "<image bytes>"
+    if isinstance(source, Image.Image):
+        return getattr(source, "filename", "") or "<PIL image>"
+    return str(getattr(source, "name", "<image stream>"))
+
+
+def _check_pixels(img: Image.Image, where: str, max_pixels: int | None) -> None:
+    if max_pixels is None:
+        return
+    w, h = img.size
+    if w * h > max_pixels:
+        raise ImageTooLargeError(
+            where, f"{w}×{h} = {w * h} pixels is more than the limit of {max_pixels} "
+                   f"(a decompression bomb?)"
+        )
+
+
+def _allow_pillow(max_pixels: int | None) -> None:
+    """Let Pillow open what ``max_pixels`` allows: Pillow refuses more than twice its own
+    limit outright, so a larger finite limit is raised there too (only ever raised, never
+    lowered; :func:`_check_pixels` still applies the caller's limit). ``None`` leaves Pillow's
+    process-wide decompression-bomb guard as it is rather than switching it off for everyone."""
+    current = Image.MAX_IMAGE_PIXELS
+    if current is not None and max_pixels is not None and max_pixels > current:
+        Image.MAX_IMAGE_PIXELS = max_pixels
+
+
+def exif_orientation(img: Image.Image) -> int:
+    """The EXIF orientation of a loaded image: 1 (as stored) to 8; 1 when absent or broken."""
+    with contextlib.suppress(Exception):  # a broken EXIF block must not lose the pixels
+        value = int(img.getexif().get(EXIF_ORIENTATION_TAG, 1))
+        return value if value in _UPRIGHT else 1
+    return 1
+
+
+def file_orientation(path: PathLike) -> int:
+    """The EXIF orientation of the image file at ``path`` (1 when absent or unreadable)."""
+    with contextlib.suppress(Exception), Image.open(path) as img:
+        img.load()  # a PNG may keep its EXIF after the pixels
+        return exif_orientation(img)
+    return 1
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    method = _UPRIGHT.get(exif_orientation(img))
+    return img if method is None else img.transpose(method)
+
+
+@contextlib.contextmanager
+def _opened(source: ImageSource, where: str, max_pixels: int | None) -> Any:
+    """Open, check the size of, and decode ``source``; every failure becomes an ImageError."""
+    if isinstance(source, str | os.PathLike):
+        path = Path(source)
+        if not path.is_file():
+            raise ImageError(where, "no such file" if not path.exists() else "not a file")
+        stream: Any = path
+    elif isinstance(source, bytes | bytearray | memoryview):
+        stream = io.BytesIO(bytes(source))
+    else:
+        stream = source
+    _allow_pillow(max_pixels)
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns between its limit and twice it; we decide with max_pixels.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(stream)
+    except Image.DecompressionBombError as e:
+        raise ImageTooLargeError(where, f"refused as a decompression bomb ({e})") from None
+    except Image.UnidentifiedImageError:
+        raise ImageError(where, "not an image in a format Pillow can read") from None
+    except MemoryError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a corrupt header fails in format-specific ways
+        raise ImageError(where, f"cannot be opened, corrupt header "
+                                f"({type(e).__name__}: {e})") from None
+    with img:
+        _check_pixels(img, where, max_pixels)
+        try:
+            img.load()  # decode now, so that truncation shows up here rather than later
+        except MemoryError:
+            raise
+        except Exception as e:  # noqa: BLE001 - Pillow's decoders raise many kinds on bad data
+            # Truncated or corrupt data surfaces as OSError, SyntaxError, ValueError, EOFError,
+            # but also struct.error, IndexError or NotImplementedError depending on the codec:
+            # all of them mean this one input is unusable, never that the caller should stop.
+            raise ImageError(where, f"cannot be decoded, truncated or corrupt "
+                                    f"({type(e).__name__}: {e})") from None
+        yield img
+
+
+def open_upright(
+    source: ImageSource, *, name: str | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> Image.Image:
+    """Decode an image file (or bytes, or a stream) and turn it upright by its EXIF orientation.
+
+    The returned image is fully decoded and no longer tied to the file. Raises
+    :class:`ImageError` (or :class:`ImageTooLargeError`) naming the source, as
+    :func:`load_image` does.
+    """
+    where = _source_name(source, name)
+    with _opened(source, where, max_pixels) as img:
+        upright = _upright(img)
+        # A copy keeps the decoded pixels once the file (and so ``img``) is closed.
+        return img.copy() if upright is img else upright
+
+
+def load_image(
+    source: ImageSource,
+    *,
+    name: str | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> np.ndarray:
+    """Read an image as an upright H×W×3 uint8 RGB array (the rules are in the module doc).
+
+    Args:
+        source: a file path, the encoded bytes of an image, a binary file object or a PIL image.
+        name: how to name the source in error messages (default: the path, or a placeholder).
+        max_pixels: refuse images with more pixels than this before decoding them
+            (``None``: no limit beyond Pillow's own).
+
+    Raises:
+        ImageError: the source is missing, not an image, truncated or corrupt.
+        ImageTooLargeError: the image has more than ``max_pixels`` pixels.
+    """
+    where = _source_name(source, name)
+    if isinstance(source, Image.Image):
+        _check_pixels(source, where, max_pixels)
+        return pil_to_rgb(_upright(source), where)
+    with _opened(source, where, max_pixels) as img:
+        return pil_to_rgb(_upright(img), where)
+
+
+def pil_to_rgb(img: Image.Image, where: str = "<PIL image>") -> np.ndarray:
+    """A decoded PIL image as an H×W×3 uint8 RGB array, transparency composited on white."""
+    mode = img.mode
+    if mode == "RGB":
+        return np.array(img, dtype=np.uint8)
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        # 16-bit (and 32-bit integer) grayscale: scale the 16-bit range to 8 bits.
+        a = np.asarray(img).astype(np.float64)
+        return _gray_to_rgb(np.clip(np.round(a / 257.0), 0, 255).astype(np.uint8))
+    if mode == "F":
+        a = np.asarray(img, dtype=np.float64)
+        scale = 255.0 if np.nanmax(a, initial=0.0) <= 1.0 else 1.0
+        return _gray_to_rgb(np.clip(np.round(np.nan_to_num(a) * scale), 0, 255).astype(np.uint8))
+    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        mode == "P" and "transparency" in img.info
+    ) or (mode in ("L", "RGB") and "transparency" in img.info)
+    if has_alpha:
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (*ALPHA_BACKGROUND, 255))
+        return np.array(Image.alpha_composite(background, rgba).convert("RGB"), dtype=np.uint8)
+    try:
+        return np.array(img.convert("RGB"), dtype=np.uint8)
+    except (ValueError, OSError) as e:
+        raise ImageError(where, f"image mode {mode!r} cannot be converted to RGB ({e})") from None
+
+
+def composite_rgba_array(values: np.ndarray) -> np.ndarray:
+    """Composite an H×W×4 float array of RGBA values in [0, 1] on :data:`ALPHA_BACKGROUND`;
+    returns H×W×3 values in [0, 1]. (The array counterpart of :func:`pil_to_rgb`'s rule.)"""
+    alpha = values[..., 3:4]
+    background = np.asarray(ALPHA_BACKGROUND, dtype=np.float64) / 255.0
+    return values[..., :3] * alpha + background * (1.0 - alpha)
+
+
+def _gray_to_rgb(gray: np.ndarray) -> np.ndarray:
+    return np.repeat(gray[..., None], 3, axis=-1)

@@ -1,0 +1,99 @@
+"""One image reader: training, check-data, predict and serve see the same pixels for a file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fcnseg.cli.main import main
+from fcnseg.data import DataError, FolderSegmentation
+from fcnseg.data.images import ALPHA_BACKGROUND
+from fcnseg.inference import load_image, to_rgb_uint8
+
+
+def _oriented(h: int = 10, w: int = 16) -> np.ndarray:
+    """Every corner a different colour, so any rotation or flip changes the array."""
+    a = np.zeros((h, w, 3), np.uint8)
+    a[: h // 2, : w // 2] = (220, 30, 30)
+    a[: h // 2, w // 2 :] = (30, 220, 30)
+    a[h // 2 :, : w // 2] = (30, 30, 220)
+    a[h // 2 :, w // 2 :] = (220, 220, 30)
+    return a
+
+
+def _folder(root, image: Image.Image, image_name: str, mask: np.ndarray, **save) -> None:
+    (root / "images").mkdir()
+    (root / "masks").mkdir()
+    (root / "dataset.yaml").write_text("classes: [bg, fg]\n")
+    image.save(root / "images" / image_name, **save)
+    Image.fromarray(mask).save(root / "masks" / "a.png")
+
+
+def _exif(orientation: int) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return exif.tobytes()
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_exif_rotated_image_reads_upright_and_the_same_in_training_and_prediction(
+    tmp_path, suffix
+):
+    stored = _oriented(10, 16)
+    # Orientation 6: the viewer turns the stored 16×10 (W×H) pixels 90° clockwise to 10×16.
+    mask = np.zeros((16, 10), np.uint8)  # drawn on the upright image
+    _folder(tmp_path, Image.fromarray(stored), f"a{suffix}", mask, exif=_exif(6))
+    path = tmp_path / "images" / f"a{suffix}"
+
+    training, label = FolderSegmentation(tmp_path)[0]
+    assert training.shape == (16, 10, 3) and label.shape == (16, 10)
+    np.testing.assert_array_equal(training, load_image(path))  # predict reads paths so
+    np.testing.assert_array_equal(training, load_image(path.read_bytes()))  # serve reads bytes
+    if suffix == ".png":  # lossless: the pixels are exactly the stored ones, turned upright
+        np.testing.assert_array_equal(training, np.rot90(stored, k=-1))
+
+
+def test_transparent_pixels_are_white_in_training_and_prediction(tmp_path):
+    rgba = np.zeros((8, 12, 4), np.uint8)
+    rgba[..., :3] = (200, 10, 10)
+    rgba[:, :4, 3] = 255  # opaque
+    rgba[:, 4:8, 3] = 128  # half transparent
+    rgba[:, 8:, 3] = 0  # transparent (their stored red is not what a viewer shows)
+    _folder(tmp_path, Image.fromarray(rgba), "a.png", np.zeros((8, 12), np.uint8))
+    path = tmp_path / "images" / "a.png"
+
+    training, _ = FolderSegmentation(tmp_path)[0]
+    np.testing.assert_array_equal(training, load_image(path))
+    np.testing.assert_array_equal(training, load_image(path.read_bytes()))
+    np.testing.assert_array_equal(training, to_rgb_uint8(rgba))  # arrays follow the same rule
+    assert (training[:, :4] == (200, 10, 10)).all()
+    assert (training[:, 8:] == ALPHA_BACKGROUND).all()
+    np.testing.assert_allclose(training[0, 6], (228, 132, 132), atol=1)  # half-way to white
+
+
+def test_mask_with_an_orientation_tag_is_read_upright(tmp_path):
+    stored = np.zeros((10, 16), np.uint8)
+    stored[:, :4] = 1  # left band, stored
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    (tmp_path / "dataset.yaml").write_text("classes: [bg, fg]\n")
+    Image.fromarray(_oriented(10, 16)).save(tmp_path / "images" / "a.png", exif=_exif(6))
+    Image.fromarray(stored).save(tmp_path / "masks" / "a.png", exif=_exif(6))
+
+    _, label = FolderSegmentation(tmp_path)[0]
+    np.testing.assert_array_equal(label, np.rot90(stored, k=-1))
+
+
+def test_mask_drawn_on_the_stored_pixels_of_a_rotated_photo_is_reported(tmp_path, capsys):
+    # The mask has the stored size (16×10), the photo is 10×16 upright: training would be
+    # misaligned, so both the dataset and check-data name the orientation tag.
+    _folder(tmp_path, Image.fromarray(_oriented(10, 16)), "a.jpg", np.zeros((10, 16), np.uint8),
+            exif=_exif(6))
+    with pytest.raises(DataError, match=r"EXIF orientation tag \(6\)"):
+        FolderSegmentation(tmp_path)[0]
+
+    assert main(["check-data", "--dataset", "folder", "--root", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert f"{tmp_path / 'masks' / 'a.png'}: mask is 16×10 but its image a.jpg is 10×16" in out
+    assert "EXIF orientation tag (6) turns the stored 16×10 pixels by 90°" in out

@@ -51,3 +51,22 @@ def test_serve_command_answers_on_loopback(checkpoint_path: Path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def test_serve_reports_a_busy_port_in_one_line_before_serving(checkpoint_path: Path, capsys):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code = main(["serve", "--checkpoint", str(checkpoint_path), "--port", str(port)])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert "serving" not in out
+    assert len(err.strip().splitlines()) == 1
+    assert f"127.0.0.1:{port}" in err
+
+
+def test_serve_rejects_a_non_positive_body_timeout(checkpoint_path: Path, capsys):
+    code = main(["serve", "--checkpoint", str(checkpoint_path), "--body-timeout", "0"])
+    assert code == 2
+    assert "--body-timeout" in capsys.readouterr().err

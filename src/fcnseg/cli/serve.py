@@ -4,30 +4,40 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
+
+# fcnseg.serve.limits imports no FastAPI, so --help works without the serve extra.
+from fcnseg.serve.limits import (
+    DEFAULT_BODY_TIMEOUT_S,
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_QUEUE,
+    DEFAULT_MAX_UPLOAD_BYTES,
+)
 
 NAME = "serve"
 HELP = "Serve a checkpoint over HTTP: a segmentation API and a web page to try it."
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    # fcnseg.serve.limits imports no FastAPI, so --help works without the serve extra.
-    from fcnseg.serve.limits import (
-        DEFAULT_MAX_CONCURRENCY,
-        DEFAULT_MAX_PIXELS,
-        DEFAULT_MAX_QUEUE,
-        DEFAULT_MAX_UPLOAD_BYTES,
-    )
+class PortUnavailableError(RuntimeError):
+    """The address to serve on cannot be bound (in use, not ours, or not an address here)."""
 
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="checkpoint file to serve")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: 127.0.0.1; 0.0.0.0 for all)")
-    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument("--port", type=int, default=8000,
+                   help="port (default: 8000; 0 for any free port)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
     p.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_BYTES / 2**20,
                    help="largest upload accepted, in MiB (default: %(default)g); larger: 413")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                    help="largest image accepted, width × height (default: %(default)d); "
                         "larger: 413")
+    p.add_argument("--body-timeout", type=float, default=DEFAULT_BODY_TIMEOUT_S,
+                   help="seconds a client has to send its whole upload (default: %(default)g); "
+                        "slower: 408")
     p.add_argument("--workers-concurrency", type=int, default=DEFAULT_MAX_CONCURRENCY,
                    help="images segmented at once (default: %(default)d)")
     p.add_argument("--queue", type=int, default=DEFAULT_MAX_QUEUE,
@@ -38,6 +48,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "--workers-concurrency, so concurrent requests do not oversubscribe)")
     p.add_argument("--log-level", default="info",
                    choices=["critical", "error", "warning", "info", "debug"])
+
+
+def bind_listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port``, as uvicorn would bind it.
+
+    Raises:
+        PortUnavailableError: one line naming ``host:port`` and why (e.g. already in use).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        where = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+        reason = e.strerror or str(e)
+        raise PortUnavailableError(f"cannot serve on {where}: {reason}; choose another "
+                                   f"--port or --host") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,18 +89,29 @@ def run(args: argparse.Namespace) -> int:
                              f"{getattr(args, name)}")
     if args.queue < 0 or args.max_upload_mb <= 0:
         raise ValueError("--queue must be at least 0 and --max-upload-mb positive")
-    threads = args.torch_threads or max(1, (os.cpu_count() or 1) // args.workers_concurrency)
-    torch.set_num_threads(threads)
-    segmenter = Segmenter.from_checkpoint(args.checkpoint, device=args.device)
-    app = create_app(
-        segmenter,
-        max_upload_bytes=int(args.max_upload_mb * 2**20),
-        max_pixels=args.max_pixels,
-        max_concurrency=args.workers_concurrency,
-        max_queue=args.queue,
-    )
-    print(f"serving {segmenter!r} from {args.checkpoint} on http://{args.host}:{args.port}/ "
-          f"({args.workers_concurrency} at once, queue {args.queue}, {threads} torch threads)",
-          flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    if not args.body_timeout > 0:
+        raise ValueError(f"--body-timeout must be a positive number of seconds, got "
+                         f"{args.body_timeout}")
+    # Bind first: a busy port is reported before the model is loaded, never after "serving".
+    sock = bind_listening_socket(args.host, args.port)
+    try:
+        threads = args.torch_threads or max(1, (os.cpu_count() or 1) // args.workers_concurrency)
+        torch.set_num_threads(threads)
+        segmenter = Segmenter.from_checkpoint(args.checkpoint, device=args.device)
+        app = create_app(
+            segmenter,
+            max_upload_bytes=int(args.max_upload_mb * 2**20),
+            max_pixels=args.max_pixels,
+            max_concurrency=args.workers_concurrency,
+            max_queue=args.queue,
+            body_timeout_s=args.body_timeout,
+        )
+        port = sock.getsockname()[1]  # the kernel's choice for --port 0
+        print(f"serving {segmenter!r} from {args.checkpoint} on http://{args.host}:{port}/ "
+              f"({args.workers_concurrency} at once, queue {args.queue}, {threads} torch "
+              f"threads)", flush=True)
+        config = uvicorn.Config(app, log_level=args.log_level)
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
     return 0

@@ -1,0 +1,72 @@
+"""Bounded concurrency with a bounded queue: how many requests the service holds at once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import anyio
+
+from fcnseg.serve.errors import RequestError
+
+__all__ = ["Admission"]
+
+
+class Admission:
+    """At most ``max_concurrency`` requests running and ``max_queue`` more admitted.
+
+    ``limiter`` caps the worker threads that decode and segment; ``admitted`` counts the
+    requests holding a place (waiting for a thread, or running). Both change only on the event
+    loop, so the check and the increment in :meth:`try_admit` cannot interleave with another
+    request's. A request is admitted once its body has been read, so a stalled upload never
+    holds a place.
+    """
+
+    def __init__(self, max_concurrency: int, max_queue: int) -> None:
+        self.limiter = anyio.CapacityLimiter(max_concurrency)
+        self.max_concurrency = max_concurrency
+        self.max_queue = max_queue
+        self.admitted = 0
+
+    @property
+    def running(self) -> int:
+        """Requests holding a worker thread."""
+        return int(self.limiter.borrowed_tokens)
+
+    @property
+    def waiting(self) -> int:
+        """Admitted requests not (yet, or no longer) holding a worker thread."""
+        return self.admitted - self.running
+
+    def load(self) -> dict[str, int]:
+        """How busy the service is, as ``GET /healthz`` reports it."""
+        return {"running": self.running, "waiting": self.waiting,
+                "max_concurrency": self.max_concurrency, "max_queue": self.max_queue}
+
+    def busy_detail(self) -> str:
+        """The 503 text: the same numbers, in the same words, as :meth:`load`."""
+        load = self.load()
+        return (f"server busy: {load['running']} running and {load['waiting']} waiting, as many "
+                f"as it admits (max_concurrency {load['max_concurrency']} + max_queue "
+                f"{load['max_queue']}); retry shortly")
+
+    def try_admit(self) -> bool:
+        """Take a place if one is free."""
+        if self.admitted >= self.max_concurrency + self.max_queue:
+            return False
+        self.admitted += 1
+        return True
+
+    def release(self) -> None:
+        """Give back a place taken by :meth:`try_admit`."""
+        self.admitted -= 1
+
+    @contextmanager
+    def place(self) -> Iterator[None]:
+        """Hold a place for the block; 503 (with ``Retry-After: 1``) when none is free."""
+        if not self.try_admit():
+            raise RequestError(503, self.busy_detail(), headers={"Retry-After": "1"})
+        try:
+            yield
+        finally:
+            self.release()

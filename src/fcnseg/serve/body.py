@@ -1,0 +1,122 @@
+"""Reading request bodies whole, within a size and a time limit, before the app sees them.
+
+A request takes a place in the service's queue only once its body is here, so clients that
+send headers and then stall hold a socket, never a place another request could use.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import anyio
+from starlette.responses import JSONResponse
+
+__all__ = ["ReadBodyFirst"]
+
+log = logging.getLogger("fcnseg.serve")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class ReadBodyFirst:
+    """ASGI middleware: read each HTTP request's body whole before passing the request on.
+
+    - A declared ``Content-Length`` over ``max_bytes`` is answered 413 at once, unread.
+    - A body that grows past ``max_bytes`` while it streams in is answered 413 then.
+    - A body not complete within ``timeout_s`` seconds of the request's headers is answered 408
+      and its connection closed.
+    - A client that hangs up during its upload is logged in one line; no answer is sent.
+
+    After a 413 the connection stays open and the server drops the rest of the body as it
+    arrives, so a client that sends its whole body before reading still reads the 413.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, timeout_s: float) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _declared_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await _answer(scope, send, 413, f"upload of {declared} bytes is larger than the "
+                                            f"limit of {self.max_bytes} bytes")
+            return
+        body = await self._read(scope, receive, send, declared)
+        if body is None:
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: the disconnect, when it comes
+
+        await self.app(scope, replay, send)
+
+    async def _read(self, scope: Scope, receive: Receive, send: Send,
+                    declared: int | None) -> bytes | None:
+        """The whole body, or None once the request has been answered (or its client left)."""
+        chunks: list[bytes] = []
+        received = 0
+        of = f" of {declared}" if declared is not None else ""
+        with anyio.move_on_after(self.timeout_s):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    log.warning("%s hung up during the upload of %s (%d%s bytes received)",
+                                _client(scope), _target(scope), received, of)
+                    return None
+                chunk = message.get("body", b"")
+                received += len(chunk)
+                if received > self.max_bytes:
+                    await _answer(scope, send, 413, f"upload is larger than the limit of "
+                                                    f"{self.max_bytes} bytes")
+                    return None
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    return b"".join(chunks)
+        log.warning("%s sent %d%s bytes of the upload of %s in %g s; answered 408",
+                    _client(scope), received, of, _target(scope), self.timeout_s)
+        # Connection: close, so that the server drops the connection rather than waiting on it.
+        await _answer(scope, send, 408, f"the upload did not arrive within {self.timeout_s:g} s "
+                                        f"({received}{of} bytes received)", close=True)
+        return None
+
+
+def _declared_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers") or ():
+        if name.lower() == b"content-length" and value.strip().isdigit():
+            return int(value)
+    return None
+
+
+def _client(scope: Scope) -> str:
+    client = scope.get("client")
+    return f"client {client[0]}:{client[1]}" if client else "a client"
+
+
+def _target(scope: Scope) -> str:
+    return f"{scope.get('method', '?')} {scope.get('path', '?')}"
+
+
+async def _answer(scope: Scope, send: Send, status: int, detail: str, *,
+                  close: bool = False) -> None:
+    headers = {"Connection": "close"} if close else None
+    await JSONResponse({"detail": detail}, status_code=status, headers=headers)(
+        scope, _no_receive, send)
+
+
+async def _no_receive() -> Message:  # a response never reads the request
+    raise RuntimeError("a response read the request")

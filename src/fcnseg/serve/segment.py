@@ -1,0 +1,206 @@
+"""The work of ``POST /v1/segment`` as plain functions: the upload's bytes, its header checked,
+then decoded, segmented and encoded into the answer."""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+
+from fcnseg.inference import ImageError, ImageTooLargeError, Prediction, Segmenter, load_image
+from fcnseg.inference.visualize import heatmap, label_png_bytes, overlay
+from fcnseg.serve.errors import RequestError
+from fcnseg.serve.limits import PREVIEW_MAX_SIDE
+
+__all__ = [
+    "ACCEPTED_FORMATS",
+    "SegmentOptions",
+    "parse_heatmap_classes",
+    "preview_size",
+    "probe_image",
+    "read_upload",
+    "segment_upload",
+]
+
+log = logging.getLogger("fcnseg.serve")
+
+# Raster formats accepted. Others are refused unread: some Pillow plugins hand the data to
+# outside programs (EPS to Ghostscript), which a public upload should never reach. "JPEG"
+# includes the multi-picture JPEGs (MPO) of many cameras.
+ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF", "PPM")
+
+
+@dataclass(frozen=True)
+class SegmentOptions:
+    """What a client asked for: the answer's format, and the pictures added to JSON answers.
+
+    Attributes:
+        format: ``"png"`` (the label map) or ``"json"`` (counts and base64 PNGs).
+        overlay: add the class colours blended over the image (JSON).
+        alpha: the overlay's opacity, 0 to 1.
+        heatmap_classes: class indices whose probability maps are added (JSON).
+    """
+
+    format: Literal["png", "json"] = "png"
+    overlay: bool = False
+    alpha: float = 0.5
+    heatmap_classes: tuple[int, ...] = ()
+
+
+def parse_heatmap_classes(spec: str | None, names: Sequence[str]) -> tuple[int, ...]:
+    """``"all"``, or comma-separated class names or indices, as class indices (400 if unknown)."""
+    if spec is None or not spec.strip():
+        return ()
+    if spec.strip() == "all":
+        return tuple(range(len(names)))
+    chosen: list[int] = []
+    for token in (t.strip() for t in spec.split(",")):
+        if token.isdigit() and int(token) < len(names):
+            index = int(token)
+        elif token in names:
+            index = list(names).index(token)
+        else:
+            raise RequestError(
+                400, f"heatmap: unknown class {token!r}; give 'all', class names or indices "
+                     f"0..{len(names) - 1}")
+        if index not in chosen:
+            chosen.append(index)
+    return tuple(chosen)
+
+
+async def read_upload(request: Request) -> bytes:
+    """The image bytes of a request: a multipart file field, or the raw body."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        async with request.form(max_files=1, max_fields=8, max_part_size=64 * 2**10) as form:
+            files = [v for v in form.values() if isinstance(v, UploadFile)]
+            if not files:
+                raise RequestError(400, "no file in the form; send the image in a multipart "
+                                        "field named 'image'")
+            data = await files[0].read()
+    elif content_type.startswith("image/") or content_type in ("application/octet-stream", ""):
+        data = await request.body()
+    else:
+        raise RequestError(415, f"Content-Type {content_type!r} is not accepted; send "
+                                f"multipart/form-data with the image in field 'image', or the "
+                                f"image itself with an image/* Content-Type")
+    if not data:
+        raise RequestError(400, "the upload is empty")
+    return data
+
+
+def probe_image(data: bytes, max_pixels: int) -> tuple[int, int]:
+    """Width and height from the image header, no pixel decoded: 415 for data that is no image
+    in an accepted format, 413 for more than ``max_pixels`` pixels."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as img:
+                width, height = img.size
+    except Image.DecompressionBombError as e:
+        raise RequestError(413, f"image refused as a decompression bomb ({e})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
+        raise RequestError(415, f"upload is not an image in an accepted format "
+                                f"({', '.join(ACCEPTED_FORMATS)})") from None
+    if width * height > max_pixels:
+        raise RequestError(413, f"image of {width}×{height} = {width * height} pixels is over "
+                                f"the limit of {max_pixels} pixels")
+    return width, height
+
+
+def segment_upload(segmenter: Segmenter, data: bytes, options: SegmentOptions,
+                   max_pixels: int) -> bytes | dict[str, Any]:
+    """Decode, segment and encode one upload: the label map as PNG bytes for ``format="png"``,
+    else the JSON payload (a dict). Slow: run it in a worker thread, never on the event loop.
+
+    Raises:
+        RequestError: 413 for too many pixels, 400 for an image that fails to decode, 500 when
+            inference itself fails (logged with its traceback).
+    """
+    t0 = time.perf_counter()
+    try:
+        image = load_image(data, name="upload", max_pixels=max_pixels)
+    except ImageTooLargeError as e:
+        raise RequestError(413, str(e)) from None
+    except ImageError as e:
+        raise RequestError(400, str(e)) from None
+    t1 = time.perf_counter()
+    try:
+        pred = segmenter.predict(image, return_probs=bool(options.heatmap_classes))
+    except Exception as e:  # noqa: BLE001 - one failed request must not end the service
+        log.exception("segmenting an upload of %d×%d failed", image.shape[1], image.shape[0])
+        raise RequestError(500, f"inference failed ({type(e).__name__})") from None
+    t2 = time.perf_counter()
+    label_png = label_png_bytes(pred.label, segmenter.palette)
+    if options.format == "png":
+        return label_png
+    height, width = pred.label.shape
+    counts = pred.class_pixel_counts()
+    body: dict[str, Any] = {
+        "width": width,
+        "height": height,
+        "pixel_counts": counts,
+        "present": [name for name, n in counts.items() if n > 0],
+        "label_png": _b64(label_png),
+    }
+    if options.overlay or options.heatmap_classes:
+        body.update(_pictures(segmenter, pred, options))
+    body["timing_ms"] = {"decode": round((t1 - t0) * 1e3, 1),
+                         "inference": round((t2 - t1) * 1e3, 1),
+                         "encode": round((time.perf_counter() - t2) * 1e3, 1)}
+    return body
+
+
+def preview_size(height: int, width: int) -> tuple[int, int]:
+    """(width, height) of the pictures in JSON answers: longer side at most PREVIEW_MAX_SIDE."""
+    scale = min(1.0, PREVIEW_MAX_SIDE / max(height, width))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _pictures(segmenter: Segmenter, pred: Prediction, options: SegmentOptions) -> dict[str, Any]:
+    """The overlay and heatmaps asked for, as base64 PNGs at preview size."""
+    height, width = pred.label.shape
+    size = preview_size(height, width)
+    out: dict[str, Any] = {"preview_size": list(size)}
+    if options.overlay:
+        small = Image.fromarray(pred.image).resize(size, Image.BILINEAR)
+        # uint8 labels up to 256 classes, int64 beyond (Pillow takes those as int32).
+        label_img = Image.fromarray(pred.label if pred.label.dtype == np.uint8
+                                    else pred.label.astype(np.int32))
+        small_label = label_img.resize(size, Image.NEAREST)
+        picture = overlay(np.asarray(small), np.asarray(small_label), segmenter.palette,
+                          alpha=options.alpha)
+        out["overlay_png"] = _b64(_png(Image.fromarray(picture), compress_level=3))
+    if options.heatmap_classes:
+        if pred.probs is None:
+            raise RuntimeError("the segmenter returned no probabilities for the heatmaps")
+        heatmaps = {}
+        for c in options.heatmap_classes:
+            prob = Image.fromarray(np.ascontiguousarray(pred.probs[c], dtype=np.float32))
+            prob = prob.resize(size, Image.BILINEAR)
+            # Fixed [0, 1] range: the colours then mean the same probability in every map.
+            picture = heatmap(np.asarray(prob), vmin=0.0, vmax=1.0)
+            heatmaps[segmenter.class_names[c]] = _b64(_png(Image.fromarray(picture),
+                                                           compress_level=3))
+        out["heatmaps"] = heatmaps
+    return out
+
+
+def _png(img: Image.Image, compress_level: int = 6) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", compress_level=compress_level)
+    return buf.getvalue()
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")

@@ -62,3 +62,24 @@ def start_training(recipe: Path, out: Path, *extra: str) -> subprocess.Popen:
         fcnseg_command("train", "--recipe", str(recipe), "--out", str(out), *extra),
         env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
+
+
+def write_folder_dataset(root: Path, count: int = 6, size: int = 32) -> dict[str, Any]:
+    """A two-class folder dataset (square on a plain background) with every sample in both the
+    train and val lists; returns its dataset spec. Tests then break one sample's files."""
+    import numpy as np
+    from PIL import Image
+
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    (root / "dataset.yaml").write_text("classes: [bg, thing]\n")
+    for n in range(count):
+        image = np.full((size, size, 3), 30 * n, np.uint8)
+        mask = np.zeros((size, size), np.uint8)
+        mask[size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = 1
+        image[mask == 1] = 200
+        Image.fromarray(image).save(root / "images" / f"{n}.png")
+        Image.fromarray(mask).save(root / "masks" / f"{n}.png")
+    for split in ("train", "val"):
+        (root / f"{split}.txt").write_text("".join(f"{n}\n" for n in range(count)))
+    return {"name": "folder", "root": str(root)}

@@ -17,6 +17,7 @@ import contextlib
 import json
 import math
 import random
+import re
 import signal
 import threading
 import time
@@ -37,12 +38,23 @@ from fcnseg.engine.config import TrainConfig, config_to_dict, load_config
 from fcnseg.engine.distributed import DistInfo, all_gather_objects, setup_distributed
 from fcnseg.engine.optim import build_optimizer, build_scheduler, segmentation_loss
 from fcnseg.engine.sampling import ResumableSampler, SeededSamples
+from fcnseg.utils.files import DiskFullError, is_disk_full, remove_stale_temporaries
 
-__all__ = ["TrainResult", "TrainingDiverged", "build_training_model", "train"]
+__all__ = ["BadSampleError", "TrainResult", "TrainingDiverged", "build_training_model", "train"]
+
+#: The files a run writes; start-up removes temporaries of theirs that a kill left behind.
+RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "recipe.yaml")
+
+_FIX_DATA = "find every bad sample with `fcnseg check-data`, or set data.skip_bad: true"
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint was kept."""
+
+
+class BadSampleError(ValueError):
+    """A training or validation sample could not be read; the message names the file, says
+    what was saved and how to go on."""
 
 
 @dataclass
@@ -149,7 +161,56 @@ def _build_datasets(config: TrainConfig, convention: Any, ignore_index: int) -> 
         train_ds = SkipBad(train_ds)
         if val_ds is not None:
             val_ds = _without_bad_samples(val_ds)
+    elif val_ds is not None:
+        problems = _sample_file_problems(val_ds)
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise BadSampleError(f"data.val: {problems[0]}{more}; {_FIX_DATA} to leave bad "
+                                 f"samples out")
     return train_ds, val_ds
+
+
+def _sample_file_problems(dataset: Any) -> list[str]:
+    """Problems found by reading only the headers of a file dataset's images and masks:
+    missing or unreadable files and masks whose size differs from their image's.
+
+    A few milliseconds per sample, so that a bad validation sample stops the run before
+    training rather than at its first evaluation. Mask values need a full decode; a bad one
+    is caught when the evaluation reads it."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not (hasattr(dataset, "image_path") and hasattr(dataset, "label_path")):
+        return []  # generated data (synthetic): no files to check
+    problems = []
+    for i in range(len(dataset)):
+        sizes = []
+        for what, path in (("image", dataset.image_path(i)), ("mask", dataset.label_path(i))):
+            if not Path(path).is_file():
+                problems.append(f"{path}: missing {what} (no such file)")
+                break
+            try:
+                with Image.open(path) as img:
+                    sizes.append(_upright_size(img))
+            except UnidentifiedImageError:
+                if what == "image":
+                    problems.append(f"{path}: unreadable image: not an image file")
+                break  # masks that are no image files (SBD's .mat) are read in full later
+            except OSError as e:
+                problems.append(f"{path}: unreadable {what}: {e}")
+                break
+        if len(sizes) == 2 and sizes[0] != sizes[1]:
+            (iw, ih), (mw, mh) = sizes
+            problems.append(f"{dataset.label_path(i)}: mask is {mw}×{mh} but its image "
+                            f"{Path(dataset.image_path(i)).name} is {iw}×{ih} (W×H)")
+    return problems
+
+
+def _upright_size(img: Any) -> tuple[int, int]:
+    """(width, height) once the EXIF orientation is applied (tags 5-8 turn the image)."""
+    w, h = img.size
+    if img.format == "PNG" and "exif" not in img.info:
+        return w, h  # Pillow would decode the whole PNG looking for a late EXIF chunk
+    return (h, w) if img.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (w, h)
 
 
 def _without_bad_samples(dataset: Any) -> Any:
@@ -219,7 +280,11 @@ class _RunLog:
         self.tb: Any = None
         if not enabled:
             return
-        if resume_at is not None and self.path.exists():
+        if resume_at is None:
+            # A new run: a log left by an earlier attempt killed before its first checkpoint
+            # would otherwise repeat its iterations.
+            self.path.unlink(missing_ok=True)
+        elif self.path.exists():
             # Records written after the checkpoint we resume from are about to be redone.
             from fcnseg.utils.files import atomic_write
 
@@ -235,14 +300,19 @@ class _RunLog:
             except ImportError:  # tensorboard is optional
                 SummaryWriter = None  # noqa: N806
             if SummaryWriter is not None:
-                self.tb = SummaryWriter(str(out / "tensorboard"),
-                                        purge_step=resume_at + 1 if resume_at else None)
+                # events after the checkpoint (or, for a new run, all) are redone
+                self.tb = SummaryWriter(str(out / "tensorboard"), purge_step=(resume_at or 0) + 1)
 
     def write(self, record: dict[str, Any]) -> None:
         if not self.enabled:
             return
-        self.file.write(json.dumps(record, default=_json_default) + "\n")
-        self.file.flush()
+        try:
+            self.file.write(json.dumps(record, default=_json_default) + "\n")
+            self.file.flush()
+        except OSError as e:
+            if is_disk_full(e):
+                raise DiskFullError(self.path, "the records already written are kept") from e
+            raise
         if self.tb is not None:
             prefix = record.get("split", "train")
             for key, value in record.items():
@@ -265,9 +335,52 @@ def _iteration_of(line: str) -> float:
         return math.inf
 
 
-def _ignore_sigint(worker_id: int) -> None:
-    """DataLoader workers leave Ctrl-C to the main process, which saves a checkpoint first."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _ignore_stop_signals(worker_id: int) -> None:
+    """DataLoader workers leave Ctrl-C and SIGTERM to the main process, which saves a
+    checkpoint and then shuts them down: `timeout`, Slurm and Kubernetes signal every process
+    of the group, and a worker killed by one would fail the main process's next fetch."""
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    # blocked by _start_batches across the fork; pending signals are now discarded
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+
+
+def _start_batches(loader: DataLoader) -> Any:
+    """``iter(loader)``, which forks the workers, with SIGINT/SIGTERM blocked: a signal to the
+    whole group between a fork and the worker's :func:`_ignore_stop_signals` stays pending
+    in the worker (which then discards it) instead of killing it. The main process gets its
+    own copy as soon as the fork is done."""
+    if loader.num_workers == 0:
+        return iter(loader)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        return iter(loader)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def data_error_message(error: BaseException) -> str | None:
+    """``"<file>: <problem>"`` when ``error`` is a sample that could not be read, in this
+    process or in a DataLoader worker (whose DataError arrives as a RuntimeError holding the
+    worker's traceback); None for any other error."""
+    from fcnseg.data import DataError
+
+    if isinstance(error, DataError):
+        return str(error)
+    text = str(error)
+    if isinstance(error, RuntimeError) and text.startswith("Caught DataError"):
+        found = re.search(r"^\S*DataError: (.*)", text, re.MULTILINE | re.DOTALL)
+        if found:
+            return " ".join(found.group(1).split())
+    return None
+
+
+def _bad_sample(message: str, when: str, saved: str) -> BadSampleError:
+    fix = "" if "check-data" in message else f"; {_FIX_DATA}"
+    return BadSampleError(f"{message.rstrip('.')}{fix}. {when}; {saved}")
 
 
 def _json_default(value: Any) -> Any:
@@ -390,6 +503,12 @@ def _train(config: TrainConfig, info: DistInfo, run_dir: Path, last_path: Path,
     elif last_path.exists():
         raise ValueError(f"out: {run_dir} already holds a run ({last_path.name}); pass --resume "
                          f"to continue it or choose another --out")
+    if info.is_main:
+        # files a kill cut short while they were being written (never read, up to a
+        # checkpoint's size each)
+        removed = remove_stale_temporaries(run_dir, RUN_FILES)
+        if removed:
+            say(f"removed {len(removed)} temporary file(s) left by an interrupted write")
 
     # Same seed on every process for the model (DDP also broadcasts rank 0's weights).
     _seed_everything(config.seed)
@@ -433,14 +552,14 @@ def _train(config: TrainConfig, info: DistInfo, run_dir: Path, last_path: Path,
     loader = DataLoader(SeededSamples(train_ds, config.seed), batch_size=batch, sampler=sampler,
                         drop_last=True, num_workers=config.data.num_workers,
                         collate_fn=collate, generator=loader_gen,
-                        pin_memory=device.type == "cuda", worker_init_fn=_ignore_sigint)
+                        pin_memory=device.type == "cuda", worker_init_fn=_ignore_stop_signals)
     val_loader = None
     if val_ds is not None:
         val_loader = DataLoader(val_ds, batch_size=config.data.val_batch_size,
                                 sampler=ShardedEvalSampler(len(val_ds), info.rank, world),
                                 num_workers=config.data.num_workers, collate_fn=collate,
                                 generator=torch.Generator().manual_seed(0),
-                                worker_init_fn=_ignore_sigint)
+                                worker_init_fn=_ignore_stop_signals)
 
     iteration, epoch, position = 0, 0, 0
     best_mean_iu: float | None = None
@@ -526,9 +645,19 @@ def _train(config: TrainConfig, info: DistInfo, run_dir: Path, last_path: Path,
 
     def evaluate() -> dict[str, Any]:
         assert val_loader is not None
-        result = evaluate_model(model, val_loader, num_classes=num_classes,
-                                ignore_index=ignore_index, device=device,
-                                amp=None if config.amp == "none" else config.amp)
+        # Saved first: a sample that cannot be read must not cost the iterations since the
+        # last checkpoint. (Evaluation draws from no RNG, so this state is the one after it.)
+        save(last_path, last_metrics, with_state=True)
+        try:
+            result = evaluate_model(model, val_loader, num_classes=num_classes,
+                                    ignore_index=ignore_index, device=device,
+                                    amp=None if config.amp == "none" else config.amp)
+        except (ValueError, RuntimeError) as e:
+            message = data_error_message(e)
+            if message is None:
+                raise
+            raise _bad_sample(message, f"The evaluation at iteration {iteration} stopped",
+                              f"saved {last_path}; continue with --resume") from None
         return _summary(result)
 
     log = _RunLog(run_dir, info.is_main, config.train.tensorboard,
@@ -544,7 +673,26 @@ def _train(config: TrainConfig, info: DistInfo, run_dir: Path, last_path: Path,
         with _StopRequest() as stop:
             while iteration < total and status == "completed":
                 sampler.set_epoch(epoch, start=position * batch)
-                for images, labels in loader:
+                batches = _start_batches(loader)
+                while True:
+                    try:
+                        images, labels = next(batches)
+                    except StopIteration:
+                        epoch, position = epoch + 1, 0
+                        break
+                    except (ValueError, RuntimeError) as e:
+                        message = data_error_message(e)
+                        if message is None:
+                            raise
+                        # The batch was not used: the state is the one after the last step.
+                        # Under torchrun the other processes wait in a collective, so only a
+                        # single process can save here.
+                        saved = "not saved (several processes)"
+                        if not info.distributed:
+                            save(last_path, last_metrics, with_state=True)
+                            saved = f"saved {last_path}; continue with --resume"
+                        raise _bad_sample(message, f"Training stopped at iteration "
+                                          f"{iteration}", saved) from None
                     # Agree across processes on the stop flag and the valid-pixel count.
                     flags = torch.tensor(
                         [float(stop.signum is not None), float((labels != ignore_index).sum())],
@@ -631,8 +779,6 @@ def _train(config: TrainConfig, info: DistInfo, run_dir: Path, last_path: Path,
                         save(last_path, last_metrics, with_state=True)
                     if iteration >= total:
                         break
-                else:
-                    epoch, position = epoch + 1, 0
             if status == "interrupted":
                 save(last_path, last_metrics, with_state=True)
                 say(f"\nstopped by signal {stop_signal} at iteration {iteration}; saved "

@@ -1,18 +1,97 @@
-"""Atomic file writes: a crash at any moment leaves either the old file or the new one."""
+"""Atomic file writes: a crash at any moment leaves either the old file or the new one.
+
+A write that runs out of space raises :class:`DiskFullError`, one line naming the file, the free
+space and what was kept; :func:`remove_stale_temporaries` clears the temporary files that a
+process killed in the middle of a write leaves behind.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_write", "atomic_write_bytes", "fsync_dir"]
+from fcnseg.utils.typing import PathLike
+
+__all__ = [
+    "DiskFullError",
+    "atomic_write",
+    "atomic_write_bytes",
+    "fsync_dir",
+    "is_disk_full",
+    "remove_stale_temporaries",
+]
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
-def fsync_dir(path: str | os.PathLike[str]) -> None:
+class DiskFullError(RuntimeError):
+    """A write ran out of space (disk full or quota exceeded). The message names the file, the
+    free space left and what was kept.
+
+    A RuntimeError, so that the command line prints it as one line.
+    """
+
+    def __init__(self, path: PathLike, kept: str) -> None:
+        self.path = Path(path)
+        free = free_space(self.path.parent)
+        super().__init__(f"cannot write {self.path}: disk full ({free} free in "
+                         f"{self.path.parent}); {kept}")
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether ``error``, or an error it was raised from or while handling, is ENOSPC/EDQUOT.
+
+    torch.save reports a full disk as ``RuntimeError: [enforce fail at inline_container.cc]
+    unexpected pos`` raised while handling the OSError, so the whole chain is searched."""
+    seen: set[int] = set()
+    e: BaseException | None = error
+    while e is not None and id(e) not in seen:
+        if isinstance(e, OSError) and e.errno in _FULL:
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def free_space(folder: PathLike) -> str:
+    """The free space in ``folder`` for a message, e.g. ``"12.5 MB"``; "unknown" when it
+    cannot be read."""
+    try:
+        free = float(shutil.disk_usage(folder).free)
+    except OSError:
+        return "unknown"
+    units = ["B", "KB", "MB", "GB", "TB"]
+    while free >= 1000 and len(units) > 1:
+        free /= 1000
+        units.pop(0)
+    return f"{free:.0f} B" if units[0] == "B" else f"{free:.1f} {units[0]}"
+
+
+def remove_stale_temporaries(folder: PathLike, names: Iterable[str]) -> list[Path]:
+    """Delete the temporary files that :func:`atomic_write` left in ``folder`` for ``names``
+    (``.last.pt.k3j2h1g0.tmp``) when its process was killed mid-write. Returns what was removed.
+
+    Call it only when no other process is writing those files."""
+    folder = Path(folder)
+    patterns = [re.compile(rf"\.{re.escape(name)}\.[A-Za-z0-9_]+\.tmp") for name in names]
+    removed = []
+    with contextlib.suppress(FileNotFoundError):
+        for entry in folder.iterdir():
+            if any(p.fullmatch(entry.name) for p in patterns) and entry.is_file():
+                with contextlib.suppress(FileNotFoundError):
+                    entry.unlink()
+                    removed.append(entry)
+    return removed
+
+
+def fsync_dir(path: PathLike) -> None:
     """fsync a directory so that a rename inside it is durable (no-op where unsupported)."""
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -42,10 +121,11 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]:
+def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file beside ``path``; on success fsync it and rename it over ``path``.
 
-    On any exception the temporary file is removed and ``path`` is untouched.
+    On any exception the temporary file is removed and ``path`` is untouched; running out of
+    space raises :class:`DiskFullError` instead of the low-level error.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,13 +139,17 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]
             os.fsync(f.fileno())
         os.replace(tmp, path)
         fsync_dir(path.parent)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if is_disk_full(e):
+            kept = (f"the previous {path.name} is intact" if path.exists()
+                    else f"{path.name} was not written")
+            raise DiskFullError(path, kept) from e
         raise
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+def atomic_write_bytes(path: PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
     with atomic_write(path, "wb") as f:
         f.write(data)

@@ -1,0 +1,260 @@
+"""Training runs that meet bad data, signals, full disks and leftovers of earlier crashes: each
+stops with one clear line and keeps (or saves) what a resume needs."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from _train_helpers import (
+    fcnseg_command,
+    subprocess_env,
+    tiny_recipe,
+    write_folder_dataset,
+    write_recipe,
+)
+from PIL import Image
+
+from fcnseg.checkpoint import load_checkpoint, save_checkpoint
+from fcnseg.cli.main import main
+from fcnseg.engine import load_config, train
+from fcnseg.models import fcn8s
+from fcnseg.utils.files import DiskFullError
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _folder_recipe(spec: dict, bad_val_sample: int, **train: int) -> dict:
+    """Train on every sample but ``bad_val_sample``, which only validation reads."""
+    root = Path(spec["root"])
+    (root / "train.txt").write_text("".join(f"{n}\n" for n in range(6) if n != bad_val_sample))
+    return tiny_recipe(data={"train": spec, "val": spec},
+                       train={"iterations": 4, "eval_every": 2, "checkpoint_every": 100,
+                              **train})
+
+
+def _iterations_logged(run: Path) -> list[int]:
+    return [json.loads(line)["iteration"]
+            for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+# -- bad validation data -----------------------------------------------------------------
+
+
+def test_a_validation_mask_of_the_wrong_size_stops_the_run_before_training(
+    tmp_path: Path,
+) -> None:
+    spec = write_folder_dataset(tmp_path / "data")
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / "data" / "masks" / "2.png")
+    config = load_config(_folder_recipe(spec, 2), out=str(tmp_path / "run"))
+    with pytest.raises(ValueError, match=r"data\.val: .*2\.png.*16×16.*check-data.*skip_bad"):
+        train(config)
+    assert not (tmp_path / "run" / "last.pt").exists()  # stopped before the first iteration
+
+
+def test_a_validation_sample_failing_during_evaluation_saves_last_pt_and_names_the_file(
+    tmp_path: Path,
+) -> None:
+    spec = write_folder_dataset(tmp_path / "data")
+    # The right size (so the start-up check passes) but a value that is no class: only
+    # decoding the whole mask finds it.
+    mask = np.zeros((32, 32), np.uint8)
+    mask[0, 0] = 7
+    Image.fromarray(mask).save(tmp_path / "data" / "masks" / "3.png")
+    config = load_config(_folder_recipe(spec, 3), out=str(tmp_path / "run"))
+    last = tmp_path / "run" / "last.pt"
+    with pytest.raises(ValueError) as e:
+        train(config)
+    message = str(e.value)
+    assert "\n" not in message
+    assert "3.png" in message and "check-data" in message and "skip_bad" in message
+    assert str(last) in message
+    assert load_checkpoint(last)["iteration"] == 2
+
+    config.data.skip_bad = True  # the fix the message suggests; the run continues from there
+    resumed = train(config, resume=True)
+    assert resumed.status == "completed" and resumed.metrics["num_images"] == 5
+
+
+# -- a bad training sample read by a loader worker ---------------------------------------
+
+
+def test_a_bad_training_sample_in_a_worker_is_one_line_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = write_folder_dataset(tmp_path / "data")
+    (tmp_path / "data" / "masks" / "4.png").unlink()
+    recipe = write_recipe(tmp_path / "r.yaml", tiny_recipe(
+        data={"train": spec, "val": None, "num_workers": 1},
+        train={"iterations": 20, "checkpoint_every": 100}))
+    code = main(["train", "--recipe", str(recipe), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert "4.png" in err and "missing mask" in err
+    assert "fcnseg check-data" in err and "data.skip_bad: true" in err
+    assert "Traceback" not in err and "DataLoader worker" not in err
+
+
+# -- signals ---------------------------------------------------------------------------
+
+
+def test_sigterm_to_the_whole_process_group_with_loader_workers_saves_and_exits_143(
+    tmp_path: Path,
+) -> None:
+    # What `timeout`, Slurm and Kubernetes do: every process of the group, the loader's worker
+    # processes included, gets the signal.
+    recipe = write_recipe(tmp_path / "r.yaml", tiny_recipe(
+        data={"num_workers": 2, "train": {"name": "synthetic", "num_images": 40, "size": 32,
+                                          "seed": 0}},
+        train={"iterations": 2000, "checkpoint_every": 2, "eval_every": 10000}))
+    run = tmp_path / "run"
+    proc = subprocess.Popen(
+        fcnseg_command("train", "--recipe", str(recipe), "--out", str(run)),
+        env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / "last.pt").exists() and proc.poll() is None:
+            assert time.monotonic() < deadline, "no checkpoint after 120 s"
+            time.sleep(0.01)
+        time.sleep(0.3)  # well inside the next iterations, workers busy
+        os.killpg(proc.pid, signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 128 + signal.SIGTERM, out
+    assert "DataLoader worker" not in out
+    stopped_at = int(out.split("stopped by signal 15 at iteration ")[1].split(";")[0])
+    assert load_checkpoint(run / "last.pt")["iteration"] == stopped_at
+
+
+# -- leftovers of a run killed earlier ---------------------------------------------------
+
+
+def _leave_temporaries(run: Path) -> list[Path]:
+    run.mkdir(parents=True, exist_ok=True)
+    stale = [run / ".last.pt.k3j2h1g0.tmp", run / ".best.pt.a_b4c5d6.tmp",
+             run / ".metrics.jsonl.zzzz9999.tmp", run / ".recipe.yaml.q1w2e3r4.tmp"]
+    for path in stale:
+        path.write_bytes(b"half a file")
+    return stale
+
+
+def test_resume_removes_the_temporaries_of_writes_cut_short_by_a_kill(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    config = load_config(tiny_recipe(train={"iterations": 2}), out=str(run))
+    train(config)
+    stale = _leave_temporaries(run)
+    unrelated = [run / ".notes.txt.k3j2h1g0.tmp", run / "last.pt.tmp"]
+    for path in unrelated:
+        path.write_text("mine")
+    config.train.iterations = 3
+    train(config, resume=True)
+    assert not any(p.exists() for p in stale)
+    assert all(p.exists() for p in unrelated)
+
+
+def test_a_new_run_removes_temporaries_left_by_a_kill_before_its_first_checkpoint(
+    tmp_path: Path,
+) -> None:
+    run = tmp_path / "run"
+    stale = _leave_temporaries(run)
+    train(load_config(tiny_recipe(train={"iterations": 1}), out=str(run)))
+    assert not any(p.exists() for p in stale)
+
+
+def test_a_run_restarted_before_its_first_checkpoint_starts_a_new_metrics_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    # What a run killed before it wrote last.pt leaves behind.
+    (run / "metrics.jsonl").write_text("".join(json.dumps({"iteration": i, "loss": 1.0}) + "\n"
+                                               for i in (2, 4, 6)))
+    config = load_config(tiny_recipe(train={"iterations": 4, "eval_every": 4, "log_every": 2}),
+                         out=str(run))
+    train(config, resume=True)
+    assert "starting a new run" in capsys.readouterr().out
+    assert _iterations_logged(run) == [2, 4, 4]  # two training records and one evaluation
+
+
+# -- full disk ---------------------------------------------------------------------------
+
+
+def _tiny_model() -> torch.nn.Module:
+    return fcn8s(num_classes=2, geometry="same", width=0.0625, fc_channels=8)
+
+
+def _save(path: Path, model: torch.nn.Module, iteration: int) -> Path:
+    return save_checkpoint(path, model, class_names=["a", "b"], palette=[[0, 0, 0], [1, 1, 1]],
+                           iteration=iteration)
+
+
+def test_a_checkpoint_write_on_a_full_disk_is_one_line_naming_the_file_and_free_space(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = _tiny_model()
+    path = _save(tmp_path / "last.pt", model, 1)
+    before = path.read_bytes()
+
+    def full_disk(obj: object, f: object, *args: object, **kwargs: object) -> None:
+        f.write(b"half a checkpoint")  # type: ignore[attr-defined]
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(DiskFullError) as e:
+        _save(path, model, 2)
+    assert str(e.value).startswith(f"cannot write {path}: disk full (")
+    assert " free in " in str(e.value) and "the previous last.pt is intact" in str(e.value)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+
+
+@pytest.fixture()
+def small_tmpfs(tmp_path: Path):
+    """A 1.2 MB file system: room for one tiny checkpoint (0.8 MB) but not for writing the next
+    one beside it."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1200k", "tmpfs", str(mount)],
+                          capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_training_onto_a_really_full_disk_stops_with_one_line_and_keeps_last_pt(
+    tmp_path: Path, small_tmpfs: Path
+) -> None:
+    run = small_tmpfs / "run"
+    recipe = write_recipe(tmp_path / "r.yaml", tiny_recipe(
+        data={"val": None},
+        train={"iterations": 50, "checkpoint_every": 1}))
+    done = subprocess.run(fcnseg_command("train", "--recipe", str(recipe), "--out", str(run)),
+                          env=subprocess_env(), capture_output=True, text=True, timeout=180)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"fcnseg train: error: cannot write {run / 'last.pt'}: "
+                               f"disk full (")
+    assert "the previous last.pt is intact" in lines[0]
+    assert load_checkpoint(run / "last.pt")["iteration"] >= 1
+    assert not list(run.glob(".*.tmp"))

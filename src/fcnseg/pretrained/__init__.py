@@ -1,0 +1,1 @@
+"""Pretrained models: the reference's .caffemodel files, published weights, and the Hub."""

@@ -141,12 +141,15 @@ class _Stream:
             if shift > 63:
                 raise CaffeModelError(f"{self.path}: not a .caffemodel: bad varint in {where}")
 
-    def fields(self, end: int, where: str) -> Iterator[tuple[int, int, int, int]]:
+    def fields(self, end: int, where: str, overflow_ok: tuple[int, ...] = ()
+               ) -> Iterator[tuple[int, int, int, int]]:
         """Yield ``(number, wire_type, start, length)`` for each field up to ``end``.
 
         ``start`` is where the field's tag begins; for length-delimited fields the stream is
         left at the payload, whose ``length`` is given, and the walker moves past it after the
         consumer is done (whatever the consumer read). Varints are decoded into ``length``.
+        A field running past ``end`` is an error, except for numbers in ``overflow_ok``, which
+        the consumer reports itself (naming the layer that was cut short).
         """
         while self.f.tell() < end:
             start = self.f.tell()
@@ -162,7 +165,7 @@ class _Stream:
                 continue
             length = self.varint(end, where) if wire == _LEN else 8 if wire == _FIXED64 else 4
             payload = self.f.tell()
-            if payload + length > end:
+            if payload + length > end and number not in overflow_ok:
                 raise self.truncated(where, f"field {number} at byte {start} declares "
                                             f"{length} bytes, {end - payload} remain")
             yield number, wire, start, length
@@ -302,6 +305,18 @@ def _read_v0_layer(s: _Stream, end: int, where: str) -> CaffeLayer:
     return CaffeLayer(msg.name, _V0_TYPE_NAMES.get(msg.type, msg.type), blobs)
 
 
+def _peek_name(s: _Stream, payload: int, end: int, v1: bool) -> str:
+    """The name of a layer cut short, read from what remains of it ("" if not found)."""
+    s.f.seek(payload)
+    try:
+        for number, wire, _start, length in s.fields(end, "a cut layer"):
+            if number == (4 if v1 else 1) and wire == _LEN:
+                return s.f.read(length).decode("utf-8", "replace")
+    except CaffeModelError:
+        pass
+    return ""
+
+
 def read_caffemodel(path: PathLike) -> CaffeNet:
     """Read every layer of a ``.caffemodel`` and its blobs (float32 numpy arrays).
 
@@ -320,8 +335,12 @@ def read_caffemodel(path: PathLike) -> CaffeNet:
     head = bytearray()
     with open(path, "rb", buffering=1 << 16) as f:
         s = _Stream(f, path, size)
-        for number, wire, start, length in s.fields(size, "the NetParameter"):
+        for number, wire, start, length in s.fields(size, "the NetParameter", (100, 2)):
             if number in (100, 2) and wire == _LEN:
+                if f.tell() + length > size:
+                    name = _peek_name(s, f.tell(), size, number == 2)
+                    raise s.truncated(_layer_label(name, len(layers)),
+                                      f"{length} bytes declared, {size - f.tell()} in the file")
                 formats.add("layer" if number == 100 else "V1")
                 layers.append(_read_layer(s, f.tell() + length, number == 2, len(layers)))
             else:

@@ -105,8 +105,12 @@ _PORT_ARCHS = {"FCN32s": "fcn32s", "FCN16s": "fcn16s", "FCN8s": "fcn8s",
 
 def load_checkpoint(path: PathLike) -> dict[str, Any]:
     """Read a checkpoint safely and check its fields. Also accepts the PyTorch FCN port's
-    ``.pth.tar`` checkpoints, which are described as Caffe-geometry VOC models."""
-    path = Path(path)
+    ``.pth.tar`` checkpoints, which are described as Caffe-geometry VOC models, and (through
+    :func:`fcnseg.pretrained.resolve_checkpoint`) pretrained folders, fcnseg ``.safetensors``
+    files and ``hf://user/repo[@revision]``."""
+    from fcnseg.pretrained.hub import resolve_checkpoint  # lazy: it builds on this module
+
+    path = resolve_checkpoint(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
     try:

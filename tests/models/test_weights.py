@@ -192,7 +192,7 @@ def test_staged_init_copies_matching_layers_and_keeps_new_scorers_zero() -> None
 
 
 def test_staged_init_refuses_an_unrelated_source() -> None:
-    with pytest.raises(WeightsError, match="shares no trunk layers"):
+    with pytest.raises(WeightsError, match="shares 0 of 30 trunk tensors"):
         init_from(fcn16s(width=0.0625, fc_channels=8), {"other.weight": torch.zeros(1)})
 
 
@@ -223,3 +223,35 @@ def test_checksum_mismatch_leaves_no_file(loopback_server, tmp_path: Path,
     with pytest.raises(ChecksumError, match="vgg.pth.*sha256 expected 397923af"):
         weights_mod.fetch_pretrained("vgg16_torchvision", cache, progress=False)
     assert list(cache.iterdir()) == []
+
+
+def test_staged_init_reports_each_key_left_alone_and_why(caplog: pytest.LogCaptureFixture) -> None:
+    stage32 = fcn32s(num_classes=4, width=0.0625, fc_channels=8)
+    stage16 = fcn16s(num_classes=4, width=0.0625, fc_channels=8)
+    with caplog.at_level("INFO", logger="fcnseg.models.weights"):
+        report = init_from(stage16, stage32)
+    assert "conv1_1.weight" in report.copied and "fc7.bias" in report.copied
+    assert report.kept["score_pool4.weight"] == "not in the source"
+    assert report.kept["upscore2.weight"] == "not in the source"
+    assert report.unused == ["upscore.weight"]
+    line = caplog.records[-1].getMessage()
+    assert f"copied {len(report.copied)} tensors" in line
+    assert "score_pool4.weight (not in the source)" in line and "upscore.weight" in line
+
+
+def test_staged_init_names_shape_mismatches() -> None:
+    source = fcn32s(num_classes=5, width=0.0625, fc_channels=8)
+    report = init_from(fcn32s(num_classes=4, width=0.0625, fc_channels=8), source)
+    assert report.kept["score_fr.weight"] == "shape (5, 8, 1, 1) in the source vs (4, 8, 1, 1) " \
+                                             "in the model"
+    assert "conv5_3.weight" in report.copied
+
+
+def test_staged_init_refuses_a_source_whose_trunk_mostly_has_other_shapes() -> None:
+    source = fcn32s(num_classes=4, width=0.125, fc_channels=8)  # twice as wide, same fc7
+    target = fcn16s(num_classes=4, width=0.0625, fc_channels=8)
+    before = target.conv1_2.weight.clone()
+    with pytest.raises(WeightsError, match=r"shares 3 of 30 trunk tensors.*conv1_2.weight "
+                                           r"\(shape \(8, 8, 3, 3\) in the source vs \(4, 4"):
+        init_from(target, source)
+    assert torch.equal(target.conv1_2.weight, before)  # nothing was copied

@@ -10,6 +10,7 @@ from fcnseg import __version__
 from fcnseg.cli import (
     bench,
     check_data,
+    convert,
     demo,
     evaluate,
     export,
@@ -21,7 +22,8 @@ from fcnseg.cli import (
 )
 
 # Each module defines NAME, HELP, add_arguments(parser) and run(args) -> exit code.
-COMMANDS = [demo, train, recipes, info, evaluate, serve, check_data, predict, export, bench]
+COMMANDS = [demo, train, recipes, info, evaluate, serve, check_data, predict, export, bench,
+            convert]
 
 
 def build_parser() -> argparse.ArgumentParser:

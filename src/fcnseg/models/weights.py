@@ -6,10 +6,11 @@ Every error names the file and, for mismatches, the offending keys and shapes.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from fcnseg.utils.download import download
 
 __all__ = [
     "PRETRAINED",
+    "InitReport",
     "WeightSource",
     "WeightsError",
     "copy_convolutionalized",
@@ -35,6 +37,7 @@ __all__ = [
 
 PathLike = str | os.PathLike[str]
 StateDict = dict[str, torch.Tensor]
+log = logging.getLogger(__name__)
 
 
 class WeightsError(ValueError):
@@ -244,7 +247,6 @@ def load_backbone_weights(
     return model
 
 
-
 def copy_convolutionalized(
     model: nn.Module,
     path: Path,
@@ -282,29 +284,98 @@ def copy_convolutionalized(
     model.load_state_dict(new, strict=False)
 
 
+@dataclass
+class InitReport:
+    """What :func:`init_from` copied and what it left alone, with the reason for each key."""
+
+    source: str
+    copied: list[str] = field(default_factory=list)
+    #: model keys kept at their initialisation: ``{key: reason}`` (absent from the source, or
+    #: a different shape there)
+    kept: dict[str, str] = field(default_factory=dict)
+    #: source keys the model has no place for
+    unused: list[str] = field(default_factory=list)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.copied
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.copied)
+
+    def __len__(self) -> int:
+        return len(self.copied)
+
+    def summary(self) -> str:
+        """One line: counts, then every key left alone and why."""
+        parts = [f"init from {self.source}: copied {len(self.copied)} tensors"]
+        if self.kept:
+            parts.append(f"kept the model's own initialisation for {len(self.kept)}: "
+                         + _listing([f"{k} ({why})" for k, why in self.kept.items()], 40))
+        if self.unused:
+            parts.append(f"ignored {len(self.unused)} source tensors the model lacks: "
+                         + _listing(self.unused, 40))
+        return "; ".join(parts)
+
+
+# Layers that belong to the task head rather than the trunk (feature extractor).
+_HEAD_PREFIXES = ("score", "upscore", "classifier", "aux_classifier")
+
+
+def _is_trunk_key(key: str) -> bool:
+    return not key.split(".", 1)[0].startswith(_HEAD_PREFIXES)
+
+
 def init_from(
     model: nn.Module, source: nn.Module | Mapping[str, torch.Tensor] | PathLike
-) -> list[str]:
+) -> InitReport:
     """Staged initialisation: copy every parameter of ``source`` whose name and shape match.
 
     FCN-16s is initialised from a trained FCN-32s and FCN-8s from an FCN-16s: the trunk, fc6/fc7
     and score_fr are copied, and the new skip scorers (score_pool4, score_pool3) keep their zero
     initialisation, so the new model starts out computing exactly what the previous stage did.
-    Upsampling layers of different sizes keep their bilinear kernels. Returns the copied keys.
-    A module source also passes on its input convention.
+    Upsampling layers of different sizes keep their bilinear kernels. A module source also
+    passes on its input convention.
+
+    Returns an :class:`InitReport` (iterating over it gives the copied keys) and logs its
+    summary: every model key left at its own initialisation is named with the reason (not in
+    the source, or a different shape). Raises :class:`WeightsError` when less than half of the
+    trunk (everything but the score and upsampling layers) matched, since such an
+    "initialisation" would silently train from scratch.
     """
     if isinstance(source, nn.Module):
         sd: Mapping[str, torch.Tensor] = source.state_dict()
-        if hasattr(source, "input_convention"):
-            model.input_convention = source.input_convention
+        what = f"a {type(source).__name__} module"
     elif isinstance(source, Mapping):
         sd = source
+        what = "a state dict"
     else:
         sd = read_state_dict(source)
+        what = str(source)
     own = model.state_dict()
-    copied = {k: v for k, v in sd.items() if k in own and own[k].shape == v.shape}
-    if not any(k.startswith("conv1_1") for k in copied):
-        raise WeightsError("init_from: the source shares no trunk layers with the model "
-                           f"(matching keys: {_listing(sorted(copied))})")
-    model.load_state_dict(copied, strict=False)
-    return sorted(copied)
+    report = InitReport(what)
+    for key, tensor in own.items():
+        if key not in sd:
+            report.kept[key] = "not in the source"
+        elif sd[key].shape != tensor.shape:
+            report.kept[key] = (f"shape {tuple(sd[key].shape)} in the source vs "
+                                f"{tuple(tensor.shape)} in the model")
+        else:
+            report.copied.append(key)
+    report.unused = sorted(k for k in sd if k not in own)
+    trunk = [k for k in own if _is_trunk_key(k)]
+    trunk_copied = [k for k in report.copied if _is_trunk_key(k)]
+    # A few coincidental matches (fc7 of equal width on a narrower trunk) are no initialisation.
+    if not trunk_copied or 2 * len(trunk_copied) < len(trunk):
+        trunk_why = [f"{k} ({why})" for k, why in report.kept.items() if _is_trunk_key(k)]
+        raise WeightsError(
+            f"init: {what} shares {len(trunk_copied)} of {len(trunk)} trunk tensors with "
+            f"{type(model).__name__}, too few to initialise from: {_listing(trunk_why)}; "
+            f"source keys {_listing(sorted(sd))}. Initialise from a checkpoint of the same "
+            f"backbone and width."
+        )
+    if isinstance(source, nn.Module) and hasattr(source, "input_convention"):
+        model.input_convention = source.input_convention
+    model.load_state_dict({k: sd[k] for k in report.copied}, strict=False)
+    log.log(logging.WARNING if report.kept or report.unused else logging.INFO, "%s",
+            report.summary())
+    return report

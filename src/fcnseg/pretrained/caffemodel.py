@@ -1,0 +1,441 @@
+"""Read (and write) Caffe ``.caffemodel`` files with no Caffe installed.
+
+A ``.caffemodel`` is one serialized ``NetParameter`` (see :mod:`fcnseg.pretrained.caffe_proto`
+for the messages and their field numbers). The reference files are 500-550 MB, nearly all of it
+packed float ``data`` of a few blobs, so the reader walks the protobuf wire format one field at a
+time: each blob's packed ``data`` goes from the file straight into its numpy array (one copy of the
+weights in memory, no intermediate ``bytes``), and every other part of a layer or blob (names,
+types, shapes, legacy ``num``/``channels``/``height``/``width``) is decoded by protobuf from the
+message definitions. Both layer formats are read: ``layer`` (field 100, current) and the V1
+``layers`` (field 2; the ImageNet VGG16), including a V0 layer nested in a V1 one.
+
+Errors name the file, and the layer where one is involved.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from google.protobuf.message import DecodeError
+
+from fcnseg.pretrained.caffe_proto import (
+    V1_LAYER_TYPES,
+    BlobProto,
+    BlobShape,
+    LayerParameter,
+    NetParameter,
+    V0LayerParameter,
+    V1LayerParameter,
+)
+
+__all__ = [
+    "CaffeBlob",
+    "CaffeLayer",
+    "CaffeModelError",
+    "CaffeNet",
+    "read_caffemodel",
+    "write_caffemodel",
+]
+
+PathLike = str | os.PathLike[str]
+
+# Wire types of the protobuf encoding.
+_VARINT, _FIXED64, _LEN, _FIXED32 = 0, 1, 2, 5
+
+# V1 enum names → the type strings of the current format.
+_V1_TYPE_NAMES = {
+    "CONVOLUTION": "Convolution", "DECONVOLUTION": "Deconvolution",
+    "INNER_PRODUCT": "InnerProduct", "POOLING": "Pooling", "RELU": "ReLU", "DROPOUT": "Dropout",
+    "SOFTMAX": "Softmax", "SOFTMAX_LOSS": "SoftmaxWithLoss", "LRN": "LRN", "DATA": "Data",
+    "CONCAT": "Concat", "ELTWISE": "Eltwise", "SPLIT": "Split", "ACCURACY": "Accuracy",
+    "POWER": "Power", "FLATTEN": "Flatten", "SLICE": "Slice", "SIGMOID": "Sigmoid",
+    "TANH": "TanH", "IMAGE_DATA": "ImageData", "MEMORY_DATA": "MemoryData",
+}
+_V1_ENUM_NAMES = {number: name for name, number in V1_LAYER_TYPES.items()}
+# V0 (oldest format) type strings.
+_V0_TYPE_NAMES = {"conv": "Convolution", "innerproduct": "InnerProduct", "pool": "Pooling",
+                  "relu": "ReLU", "dropout": "Dropout", "lrn": "LRN", "softmax": "Softmax"}
+
+
+class CaffeModelError(ValueError):
+    """A ``.caffemodel`` file is unreadable, truncated, or does not fit the model."""
+
+
+@dataclass
+class CaffeBlob:
+    """One blob of a layer: its shape as recorded in the file and its values (float32)."""
+
+    shape: tuple[int, ...]
+    data: np.ndarray  # float32, already reshaped to ``shape``
+    #: the shape came from the legacy num/channels/height/width fields (always 4-D)
+    legacy_shape: bool = False
+
+
+@dataclass
+class CaffeLayer:
+    """A layer of a ``.caffemodel``: name, type (current-format spelling) and blobs."""
+
+    name: str
+    type: str
+    blobs: list[CaffeBlob] = field(default_factory=list)
+
+
+@dataclass
+class CaffeNet:
+    """The layers of a ``.caffemodel``, in file order."""
+
+    path: Path
+    name: str
+    #: ``"layer"`` (current format, field 100) or ``"V1"`` (``layers``, field 2)
+    layer_format: str
+    layers: list[CaffeLayer]
+
+    def layer(self, name: str) -> CaffeLayer:
+        for lay in self.layers:
+            if lay.name == name:
+                return lay
+        raise CaffeModelError(f"{self.path}: has no layer {name!r}")
+
+    def with_blobs(self) -> dict[str, CaffeLayer]:
+        """The layers that carry weights, by name."""
+        return {lay.name: lay for lay in self.layers if lay.blobs}
+
+
+# -- the wire-format walker -------------------------------------------------------------------
+
+
+class _Stream:
+    """A file read field by field; every read is bounded by the enclosing message's end."""
+
+    def __init__(self, f: BinaryIO, path: Path, size: int) -> None:
+        self.f = f
+        self.path = path
+        self.size = size
+
+    def truncated(self, where: str, detail: str = "") -> CaffeModelError:
+        more = f" ({detail})" if detail else ""
+        return CaffeModelError(
+            f"{self.path}: truncated or not a .caffemodel: {where} ends past the end of its "
+            f"message or of the file{more}. Download the file again."
+        )
+
+    def varint(self, end: int, where: str) -> int:
+        result = shift = 0
+        while True:
+            if self.f.tell() >= end:
+                raise self.truncated(where)
+            b = self.f.read(1)
+            if not b:
+                raise self.truncated(where)
+            result |= (b[0] & 0x7F) << shift
+            if not b[0] & 0x80:
+                return result
+            shift += 7
+            if shift > 63:
+                raise CaffeModelError(f"{self.path}: not a .caffemodel: bad varint in {where}")
+
+    def fields(self, end: int, where: str, overflow_ok: tuple[int, ...] = ()
+               ) -> Iterator[tuple[int, int, int, int]]:
+        """Yield ``(number, wire_type, start, length)`` for each field up to ``end``.
+
+        ``start`` is where the field's tag begins; for length-delimited fields the stream is
+        left at the payload, whose ``length`` is given, and the walker moves past it after the
+        consumer is done (whatever the consumer read). Varints are decoded into ``length``.
+        A field running past ``end`` is an error, except for numbers in ``overflow_ok``, which
+        the consumer reports itself (naming the layer that was cut short).
+        """
+        while self.f.tell() < end:
+            start = self.f.tell()
+            tag = self.varint(end, where)
+            number, wire = tag >> 3, tag & 7
+            if number == 0 or wire not in (_VARINT, _FIXED64, _LEN, _FIXED32):
+                raise CaffeModelError(
+                    f"{self.path}: not a .caffemodel (a serialized Caffe NetParameter): invalid "
+                    f"field tag {tag} at byte {start} in {where}"
+                )
+            if wire == _VARINT:
+                yield number, wire, start, self.varint(end, where)
+                continue
+            length = self.varint(end, where) if wire == _LEN else 8 if wire == _FIXED64 else 4
+            payload = self.f.tell()
+            if payload + length > end and number not in overflow_ok:
+                raise self.truncated(where, f"field {number} at byte {start} declares "
+                                            f"{length} bytes, {end - payload} remain")
+            yield number, wire, start, length
+            self.f.seek(payload + length)
+
+    def raw(self, start: int) -> bytes:
+        """The bytes from ``start`` to the current position (one whole field), position kept."""
+        here = self.f.tell()
+        self.f.seek(start)
+        data = self.f.read(here - start)
+        self.f.seek(here)
+        return data
+
+    def field_bytes(self, start: int, number: int, wire: int, length: int) -> bytes:
+        """The whole encoded field that began at ``start`` (tag included)."""
+        payload = self.f.tell()
+        if wire == _VARINT:
+            return self.raw(start)
+        self.f.seek(payload + length)
+        data = self.raw(start)
+        self.f.seek(payload)
+        return data
+
+
+def _read_floats(s: _Stream, length: int, dtype: str, where: str) -> np.ndarray:
+    itemsize = np.dtype(dtype).itemsize
+    if length % itemsize:
+        raise CaffeModelError(f"{s.path}: {where}: packed data of {length} bytes is not a whole "
+                              f"number of {itemsize}-byte values")
+    arr = np.empty(length // itemsize, dtype=dtype)
+    got = s.f.readinto(memoryview(arr).cast("B"))
+    if got != length:
+        raise s.truncated(where, f"{got} of {length} bytes of data")
+    return arr
+
+
+def _native_float32(arr: np.ndarray) -> np.ndarray:
+    # Caffe writes little-endian; on a little-endian machine this is no copy.
+    if arr.dtype == np.float32 and (arr.dtype.byteorder == "=" or sys.byteorder == "little"):
+        return arr.view(np.float32)
+    return arr.astype(np.float32)
+
+
+def _read_blob(s: _Stream, end: int, where: str) -> CaffeBlob:
+    rest = bytearray()
+    chunks: list[np.ndarray] = []
+    doubles: list[np.ndarray] = []
+    for number, wire, start, length in s.fields(end, where):
+        if number == 5 and wire == _LEN:  # data, packed float
+            chunks.append(_read_floats(s, length, "<f4", where))
+        elif number == 8 and wire == _LEN:  # double_data, packed double
+            doubles.append(_read_floats(s, length, "<f8", where))
+        elif number in (6, 9):  # diff, double_diff: gradients, not needed
+            continue
+        else:
+            rest += s.field_bytes(start, number, wire, length)
+    try:
+        msg = BlobProto.FromString(bytes(rest))
+    except DecodeError as e:
+        raise CaffeModelError(f"{s.path}: {where}: not a valid BlobProto ({e})") from e
+    if msg.data:  # unpacked floats, decoded by protobuf
+        chunks.append(np.asarray(msg.data, dtype=np.float32))
+    if msg.double_data:
+        doubles.append(np.asarray(msg.double_data, dtype=np.float64))
+    if chunks:
+        data = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+        data = _native_float32(data)
+    elif doubles:
+        data = np.concatenate(doubles).astype(np.float32)
+    else:
+        data = np.empty(0, dtype=np.float32)
+    legacy = not msg.HasField("shape")
+    if not legacy:
+        shape = tuple(int(d) for d in msg.shape.dim)
+    elif any(msg.HasField(f) for f in ("num", "channels", "height", "width")):
+        shape = (int(msg.num), int(msg.channels), int(msg.height), int(msg.width))
+    else:
+        shape = (data.size,)
+    if math.prod(shape) != data.size:
+        raise CaffeModelError(f"{s.path}: {where}: shape {shape} needs {math.prod(shape)} "
+                              f"values, the file holds {data.size}")
+    return CaffeBlob(shape, data.reshape(shape), legacy_shape=legacy)
+
+
+def _layer_label(name: str, index: int) -> str:
+    return f"layer {name!r}" if name else f"layer #{index}"
+
+
+def _read_layer(s: _Stream, end: int, v1: bool, index: int) -> CaffeLayer:
+    """A layer (``LayerParameter``, or ``V1LayerParameter`` when ``v1``)."""
+    blob_field, nested_field = (6, 1) if v1 else (7, None)
+    rest = bytearray()
+    blobs: list[CaffeBlob] = []
+    nested: CaffeLayer | None = None
+    name = ""
+    for number, wire, start, length in s.fields(end, _layer_label(name, index)):
+        where = _layer_label(name, index)
+        if number == blob_field and wire == _LEN:
+            blobs.append(_read_blob(s, s.f.tell() + length, f"{where} blob {len(blobs)}"))
+        elif number == nested_field and wire == _LEN:
+            nested = _read_v0_layer(s, s.f.tell() + length, where)
+        else:
+            field_bytes = s.field_bytes(start, number, wire, length)
+            rest += field_bytes
+            if (number == (4 if v1 else 1)) and wire == _LEN:  # the name, for messages
+                name = s.f.read(length).decode("utf-8", "replace")
+    try:
+        msg = (V1LayerParameter if v1 else LayerParameter).FromString(bytes(rest))
+    except DecodeError as e:
+        raise CaffeModelError(f"{s.path}: {_layer_label(name, index)}: not a valid layer "
+                              f"({e})") from e
+    if v1:
+        type_name = _V1_ENUM_NAMES.get(msg.type, str(msg.type))
+        ltype = _V1_TYPE_NAMES.get(type_name, type_name)
+    else:
+        ltype = msg.type
+    layer = CaffeLayer(msg.name, ltype, blobs)
+    if nested is not None:  # a V0 layer inside a V1 one: Caffe upgrades it the same way
+        layer.name = layer.name or nested.name
+        layer.type = nested.type if not msg.HasField("type") else layer.type
+        layer.blobs = layer.blobs or nested.blobs
+    return layer
+
+
+def _read_v0_layer(s: _Stream, end: int, where: str) -> CaffeLayer:
+    rest = bytearray()
+    blobs: list[CaffeBlob] = []
+    for number, wire, start, length in s.fields(end, where):
+        if number == 50 and wire == _LEN:
+            blobs.append(_read_blob(s, s.f.tell() + length, f"{where} blob {len(blobs)}"))
+        else:
+            rest += s.field_bytes(start, number, wire, length)
+    try:
+        msg = V0LayerParameter.FromString(bytes(rest))
+    except DecodeError as e:
+        raise CaffeModelError(f"{s.path}: {where}: not a valid V0 layer ({e})") from e
+    return CaffeLayer(msg.name, _V0_TYPE_NAMES.get(msg.type, msg.type), blobs)
+
+
+def _peek_name(s: _Stream, payload: int, end: int, v1: bool) -> str:
+    """The name of a layer cut short, read from what remains of it ("" if not found)."""
+    s.f.seek(payload)
+    try:
+        for number, wire, _start, length in s.fields(end, "a cut layer"):
+            if number == (4 if v1 else 1) and wire == _LEN:
+                return s.f.read(length).decode("utf-8", "replace")
+    except CaffeModelError:
+        pass
+    return ""
+
+
+def read_caffemodel(path: PathLike) -> CaffeNet:
+    """Read every layer of a ``.caffemodel`` and its blobs (float32 numpy arrays).
+
+    Peak memory is about one copy of the weights: each blob's data is read from the file
+    directly into its array. Raises :class:`CaffeModelError` for a truncated file or one that is
+    not a serialized ``NetParameter``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such .caffemodel file")
+    size = path.stat().st_size
+    if size == 0:
+        raise CaffeModelError(f"{path}: empty file, not a .caffemodel")
+    layers: list[CaffeLayer] = []
+    formats: set[str] = set()
+    head = bytearray()
+    with open(path, "rb", buffering=1 << 16) as f:
+        s = _Stream(f, path, size)
+        for number, wire, start, length in s.fields(size, "the NetParameter", (100, 2)):
+            if number in (100, 2) and wire == _LEN:
+                if f.tell() + length > size:
+                    name = _peek_name(s, f.tell(), size, number == 2)
+                    raise s.truncated(_layer_label(name, len(layers)),
+                                      f"{length} bytes declared, {size - f.tell()} in the file")
+                formats.add("layer" if number == 100 else "V1")
+                layers.append(_read_layer(s, f.tell() + length, number == 2, len(layers)))
+            else:
+                head += s.field_bytes(start, number, wire, length)
+    try:
+        net = NetParameter.FromString(bytes(head))
+    except DecodeError as e:
+        raise CaffeModelError(f"{path}: not a .caffemodel ({e})") from e
+    if not layers:
+        raise CaffeModelError(
+            f"{path}: no layers: not a .caffemodel (a serialized Caffe NetParameter with "
+            f"'layer' or 'layers' entries)"
+        )
+    fmt = "V1" if formats == {"V1"} else "layer"
+    return CaffeNet(path, net.name, fmt, layers)
+
+
+# -- writing (tests, benchmarks, and round trips) ---------------------------------------------
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+# Above this many values, a blob's packed data is appended as encoded bytes rather than built
+# through protobuf's repeated field (which would hold every value as a Python float).
+_DIRECT_VALUES = 1 << 20
+
+
+def _blob_bytes(array: np.ndarray, legacy: bool, double: bool) -> bytes:
+    blob = BlobProto()
+    arr = np.asarray(array)
+    if legacy:
+        dims = (1,) * (4 - arr.ndim) + tuple(arr.shape)
+        if len(dims) != 4:
+            raise ValueError(f"a legacy blob holds at most 4 dimensions, got {arr.shape}")
+        blob.num, blob.channels, blob.height, blob.width = dims
+    else:
+        blob.shape.CopyFrom(BlobShape(dim=list(arr.shape)))
+    if arr.size > _DIRECT_VALUES:  # same encoding: the packed field, little-endian values
+        number, dtype = (8, "<f8") if double else (5, "<f4")
+        values = np.ascontiguousarray(arr, dtype=dtype).tobytes()
+        return (blob.SerializeToString() + _varint((number << 3) | _LEN)
+                + _varint(len(values)) + values)
+    if double:
+        blob.double_data.extend(arr.astype(np.float64).ravel().tolist())
+    else:
+        blob.data.extend(arr.astype(np.float32).ravel().tolist())
+    return blob.SerializeToString()
+
+
+def write_caffemodel(
+    path: PathLike,
+    layers: Iterable[tuple[str, str, Sequence[np.ndarray]]],
+    *,
+    v1: bool = False,
+    legacy_shapes: bool | None = None,
+    double: bool = False,
+    name: str = "",
+) -> Path:
+    """Write a ``.caffemodel`` holding ``(name, type, blobs)`` layers, one layer at a time.
+
+    ``v1`` writes the old ``layers`` format (types as V1 enum values; legacy 4-D blob shapes by
+    default); otherwise the current ``layer`` format with ``BlobShape`` shapes. ``double`` stores
+    ``double_data`` instead of ``data``. Messages are serialized by protobuf from the
+    definitions in :mod:`fcnseg.pretrained.caffe_proto`.
+    """
+    path = Path(path)
+    legacy = v1 if legacy_shapes is None else legacy_shapes
+    v1_numbers = {v: k for k, v in _V1_TYPE_NAMES.items()}
+    with open(path, "wb") as f:
+        if name:
+            f.write(NetParameter(name=name).SerializeToString())
+        for layer_name, ltype, blobs in layers:
+            if v1:
+                msg = V1LayerParameter(name=layer_name,
+                                       type=V1_LAYER_TYPES[v1_numbers.get(ltype, ltype)])
+            else:
+                msg = LayerParameter(name=layer_name, type=ltype)
+            blob_tag = _varint(((6 if v1 else 7) << 3) | _LEN)
+            payload = [msg.SerializeToString()]
+            for arr in blobs:  # repeated message fields: appending encodings is appending blobs
+                blob = _blob_bytes(arr, legacy, double)
+                payload += [blob_tag, _varint(len(blob)), blob]
+            f.write(_varint(((2 if v1 else 100) << 3) | _LEN)
+                    + _varint(sum(len(p) for p in payload)))
+            for part in payload:
+                f.write(part)
+    return path
+

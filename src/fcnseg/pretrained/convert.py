@@ -1,0 +1,333 @@
+"""Convert a reference ``.caffemodel`` into an fcnseg model or an ImageNet VGG16 state dict.
+
+The table in :mod:`fcnseg.pretrained.reference` says which Caffe layer fills which fcnseg module;
+this module checks the file against it (every layer present, none left over, every shape
+fitting) and moves the blobs into the model without copying them again: the model is built on
+the ``meta`` device and the converted tensors are assigned as its parameters.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from fcnseg.conventions import InputConvention
+from fcnseg.data.palette import voc_palette
+from fcnseg.pretrained.caffemodel import CaffeBlob, CaffeLayer, CaffeModelError, CaffeNet
+from fcnseg.pretrained.caffemodel import read_caffemodel as _read
+from fcnseg.pretrained.reference import (
+    HEADS,
+    REFERENCE_MODELS,
+    VGG16_CONVS,
+    VGG16_IMAGENET,
+    VGG16_TRUNK,
+    ReferenceModel,
+)
+
+__all__ = [
+    "ConvertedModel",
+    "GENERIC_ARCHS",
+    "convert_caffemodel",
+    "recognise",
+]
+
+PathLike = str | os.PathLike[str]
+
+#: ``--arch`` values for a Caffe FCN that is not a published reference model (the user's own,
+#: any class count): the layer names of the reference nets, no class names.
+GENERIC_ARCHS: dict[str, ReferenceModel] = {
+    "vgg16": VGG16_IMAGENET,
+    **{arch: ReferenceModel(arch, arch, VGG16_TRUNK + HEADS[head], None, None)
+       for arch, head in (("fcn32s", "fcn32s"), ("fcn16s", "fcn16s"), ("fcn8s", "fcn8s"))},
+    "fcn8s_atonce": ReferenceModel("fcn8s_atonce", "fcn8s_atonce",
+                                   VGG16_TRUNK + HEADS["fcn8s"], None, None,
+                                   fixed={"scale_pool4": 0.01, "scale_pool3": 0.0001}),
+}
+
+# torchvision's vgg16: features.{i} of the 13 convolutions; classifier.0 / .3 are fc6 / fc7.
+_TORCHVISION_VGG16 = {
+    **{name: f"features.{i}" for name, i in
+       zip(VGG16_CONVS, (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28), strict=True)},
+    "fc6": "classifier.0", "fc7": "classifier.3",
+}
+
+
+@dataclass
+class ConvertedModel:
+    """A converted ``.caffemodel``: the fcnseg model (or, for the ImageNet VGG16, a state dict in
+    torchvision's layout) with its input convention and, for a reference model, its classes."""
+
+    source: Path
+    reference: ReferenceModel
+    convention: InputConvention
+    state_dict: dict[str, torch.Tensor]
+    model: nn.Module | None = None
+    class_names: list[str] = field(default_factory=list)
+    palette: list[list[int]] = field(default_factory=list)
+
+    @property
+    def is_backbone(self) -> bool:
+        return self.model is None
+
+    def metrics(self) -> dict[str, Any]:
+        """The published scores, prefixed ``published_`` (they were not measured here)."""
+        return {f"published_{k}": v for k, v in self.reference.published.items()}
+
+    def save(self, out: PathLike) -> Path:
+        """Write the result: a self-describing checkpoint (``.pt``/``.pth``) or a
+        ``.safetensors`` file with the same description in its metadata; for the ImageNet
+        VGG16, its state dict (torchvision's layout, for ``model.backbone_weights``)."""
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if self.model is None:
+            from fcnseg.utils.files import atomic_write
+
+            if out.suffix == ".safetensors":
+                from safetensors.torch import save_file  # optional extra
+
+                save_file(self.state_dict, str(out),
+                          metadata={"input_convention": self.convention.name})
+            else:
+                with atomic_write(out) as f:
+                    torch.save(self.state_dict, f)
+            return out
+        if out.suffix == ".safetensors":
+            from fcnseg.pretrained.hub import save_safetensors_checkpoint
+
+            return save_safetensors_checkpoint(
+                out, self.model, class_names=self.class_names, palette=self.palette,
+                metrics=self.metrics(), source={"caffemodel": self.source.name,
+                                                "reference": self.reference.name})
+        from fcnseg.checkpoint import save_checkpoint
+
+        return save_checkpoint(
+            out, self.model, class_names=self.class_names, palette=self.palette,
+            metrics=self.metrics(),
+            recipe={"converted_from": self.source.name, "reference": self.reference.name},
+        )
+
+
+def _layers_with_weights(net: CaffeNet) -> dict[str, CaffeLayer]:
+    return net.with_blobs()
+
+
+def _fits_structure(ref: ReferenceModel, present: set[str]) -> bool:
+    allowed = set(ref.layers) | set(ref.dropped) | set(ref.fixed)
+    return set(ref.layers) <= present <= allowed
+
+
+def _output_channels(layers: dict[str, CaffeLayer], ref: ReferenceModel) -> int | None:
+    score = next((n for n in ref.layers if n.startswith("score_fr")), None)
+    if score is None or score not in layers:
+        return None
+    return _strip_ones(layers[score].blobs[0])[0]
+
+
+def recognise(net: CaffeNet) -> ReferenceModel:
+    """The reference model (or generic fcnseg arch) a ``.caffemodel`` holds, from its layer
+    names and shapes; ties between reference models are broken by the file name."""
+    layers = _layers_with_weights(net)
+    present = set(layers)
+    refs = [r for r in REFERENCE_MODELS.values() if _fits_structure(r, present)]
+    matching = [r for r in refs
+                if r.num_classes is None or r.num_classes == _output_channels(layers, r)]
+    if len(matching) > 1:
+        stem = net.path.name.removesuffix(".caffemodel")
+        named = [r for r in matching if r.name == stem]
+        matching = named or matching
+    if len(matching) == 1:
+        return matching[0]
+    if not matching:
+        generic = [g for g in GENERIC_ARCHS.values() if _fits_structure(g, present)]
+        if len(generic) == 1:
+            return generic[0]
+        candidates = generic or refs
+    else:
+        candidates = matching
+    if candidates:
+        raise CaffeModelError(
+            f"{net.path}: cannot tell which model this is; it fits "
+            f"{', '.join(c.name for c in candidates)}. Pass --arch with one of them."
+        )
+    raise CaffeModelError(
+        f"{net.path}: its layers with weights ({', '.join(sorted(present)) or 'none'}) match no "
+        f"known model. Known reference models: {', '.join(sorted(REFERENCE_MODELS))}; "
+        f"generic: {', '.join(GENERIC_ARCHS)} (pass --arch)"
+    )
+
+
+def _resolve_arch(arch: str) -> ReferenceModel:
+    key = arch.removesuffix(".caffemodel")
+    if key in REFERENCE_MODELS:
+        return REFERENCE_MODELS[key]
+    generic = key.replace("-", "_").lower()
+    if generic in GENERIC_ARCHS:
+        return GENERIC_ARCHS[generic]
+    raise CaffeModelError(
+        f"unknown --arch {arch!r}; reference models: {', '.join(sorted(REFERENCE_MODELS))}; "
+        f"generic: {', '.join(GENERIC_ARCHS)}"
+    )
+
+
+def _strip_ones(blob: CaffeBlob) -> tuple[int, ...]:
+    """A legacy (always 4-D) shape without its leading 1s: (1, 1, 1, 64) → (64,)."""
+    shape = blob.shape
+    if blob.legacy_shape:
+        while len(shape) > 1 and shape[0] == 1:
+            shape = shape[1:]
+    return shape
+
+
+def _fit(blob: CaffeBlob, target: tuple[int, ...], layer_type: str) -> np.ndarray | None:
+    """The blob's data in the model's shape, or None when it does not fit."""
+    data = blob.data
+    if data.shape == target:
+        return data
+    shape = _strip_ones(blob)
+    if shape == target:
+        return data.reshape(target)
+    if (layer_type == "InnerProduct" and len(shape) == 2 and len(target) == 4
+            and shape[0] == target[0] and shape[1] == math.prod(target[1:])):
+        return data.reshape(target)  # Linear (out, in·kh·kw) → convolution (out, in, kh, kw)
+    return None
+
+
+def _check_layers(net: CaffeNet, ref: ReferenceModel, target: str) -> dict[str, CaffeLayer]:
+    layers = _layers_with_weights(net)
+    missing = [n for n in ref.layers if n not in layers]
+    if missing:
+        raise CaffeModelError(
+            f"{net.path}: layer {missing[0]!r} is missing (the {ref.name} net has it"
+            + (f"; also missing: {', '.join(missing[1:])}" if missing[1:] else "") + ")"
+        )
+    extra = [n for n in layers
+             if n not in ref.layers and n not in ref.dropped and n not in ref.fixed]
+    if extra:
+        lay = layers[extra[0]]
+        raise CaffeModelError(
+            f"{net.path}: layer {lay.name!r} ({lay.type}, blobs "
+            f"{', '.join(str(b.shape) for b in lay.blobs)}) has no place in {target}"
+        )
+    for name, value in ref.fixed.items():
+        if name in layers:
+            for blob in layers[name].blobs:
+                if not np.all(blob.data == np.float32(value)):
+                    raise CaffeModelError(
+                        f"{net.path}: layer {name!r} holds values other than the constant "
+                        f"{value} that {target} has built in"
+                    )
+    return layers
+
+
+def _vgg16_state_dict(net: CaffeNet, ref: ReferenceModel) -> dict[str, torch.Tensor]:
+    layers = _check_layers(net, ref, "the ImageNet VGG16 backbone")
+    sd: dict[str, torch.Tensor] = {}
+    for name in ref.layers:
+        lay = layers[name]
+        if len(lay.blobs) != 2:
+            raise CaffeModelError(f"{net.path}: layer {name!r} has {len(lay.blobs)} blobs; "
+                                  f"a VGG16 layer has 2 (weight, bias)")
+        weight, bias = lay.blobs
+        w_shape = _strip_ones(weight)
+        if name in ("fc6", "fc7"):
+            w_shape = (w_shape[0], math.prod(w_shape[1:]))  # torchvision's Linear layout
+        elif len(w_shape) != 4:
+            raise CaffeModelError(f"{net.path}: layer {name!r} weight has shape {weight.shape}; "
+                                  f"a convolution needs 4 dimensions")
+        b_shape = _strip_ones(bias)
+        if b_shape != (w_shape[0],):
+            raise CaffeModelError(f"{net.path}: layer {name!r} bias has shape {bias.shape}; "
+                                  f"expected ({w_shape[0]},) for its {w_shape[0]} outputs")
+        dst = _TORCHVISION_VGG16[name]
+        sd[f"{dst}.weight"] = torch.from_numpy(weight.data.reshape(w_shape))
+        sd[f"{dst}.bias"] = torch.from_numpy(bias.data.reshape(b_shape))
+    expected_in = sd["classifier.0.weight"].shape[1]
+    pool5 = sd["features.28.weight"].shape[0] * 49
+    if expected_in != pool5:
+        raise CaffeModelError(f"{net.path}: layer 'fc6' takes {expected_in} inputs; conv5_3's "
+                              f"7×7×{pool5 // 49} pool5 gives {pool5}")
+    return sd
+
+
+def _build_kwargs(net: CaffeNet, ref: ReferenceModel, layers: dict[str, CaffeLayer]
+                  ) -> dict[str, Any]:
+    conv1 = _strip_ones(layers["conv1_1"].blobs[0])[0]
+    fc = _strip_ones(layers["fc6"].blobs[0])[0]
+    classes = _output_channels(layers, ref)
+    if ref.num_classes is not None and classes != ref.num_classes:
+        raise CaffeModelError(f"{net.path}: layer 'score_fr' has {classes} outputs; "
+                              f"{ref.name} has {ref.num_classes} classes")
+    kwargs: dict[str, Any] = {"num_classes": classes, "geometry": "caffe"}
+    if conv1 != 64:  # a slimmer trunk (the tests' small nets): width relative to VGG16
+        kwargs["width"] = conv1 / 64
+    if fc != 4096:
+        kwargs["fc_channels"] = fc
+    return kwargs
+
+
+def _fcn(net: CaffeNet, ref: ReferenceModel) -> nn.Module:
+    from fcnseg.models import build_model
+
+    layers = _check_layers(net, ref, f"fcnseg's {ref.arch}")
+    kwargs = _build_kwargs(net, ref, layers)
+    with torch.device("meta"):  # no memory for parameters that are about to be replaced
+        model = build_model(ref.arch, **kwargs)
+    own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    sd: dict[str, torch.Tensor] = {}
+    for name in ref.layers:
+        module = ref.rename.get(name, name)
+        lay = layers[name]
+        keys = [k for k in (f"{module}.weight", f"{module}.bias") if k in own]
+        if len(lay.blobs) != len(keys):
+            raise CaffeModelError(
+                f"{net.path}: layer {name!r} has {len(lay.blobs)} blobs; {ref.arch}'s {module} "
+                f"takes {len(keys)} ({', '.join(keys) or 'none'})"
+            )
+        for i, (key, blob) in enumerate(zip(keys, lay.blobs, strict=True)):
+            data = _fit(blob, own[key], lay.type)
+            if data is None:
+                raise CaffeModelError(
+                    f"{net.path}: layer {name!r} blob {i} has shape {blob.shape}; {ref.arch} "
+                    f"({', '.join(f'{k}={v}' for k, v in kwargs.items())}) needs {own[key]} "
+                    f"for {key}"
+                )
+            sd[key] = torch.from_numpy(data)
+    unfilled = sorted(set(own) - set(sd))
+    if unfilled:
+        raise CaffeModelError(f"{net.path}: no Caffe layer fills {', '.join(unfilled)} of "
+                              f"{ref.arch}")
+    model.load_state_dict(sd, assign=True)
+    if any(t.is_meta for t in (*model.parameters(), *model.buffers())):
+        model = build_model(ref.arch, **kwargs)  # a model with state outside its state dict
+        model.load_state_dict(sd)
+    model.input_convention = ref.convention
+    return model.eval()
+
+
+def convert_caffemodel(path: PathLike | CaffeNet, arch: str | None = None) -> ConvertedModel:
+    """Read a ``.caffemodel`` and convert it.
+
+    ``arch`` is a reference model name (``fcn8s-heavy-pascal``) or a generic fcnseg arch
+    (``fcn8s``, ``vgg16``, ...); by default the model is recognised from its layers and shapes.
+    FCNs become fcnseg models (class names and palette recorded for reference models; the
+    trunk's width and the class count come from the blobs); the ImageNet VGG16 becomes a
+    state dict in torchvision's layout. Errors name the file and the layer.
+    """
+    net = path if isinstance(path, CaffeNet) else _read(path)
+    ref = _resolve_arch(arch) if arch else recognise(net)
+    if ref.pending:
+        raise CaffeModelError(f"{net.path}: {ref.name} cannot be converted yet: {ref.pending}")
+    if ref.arch == "vgg16":
+        return ConvertedModel(net.path, ref, ref.convention, _vgg16_state_dict(net, ref))
+    model = _fcn(net, ref)
+    n = model.num_classes
+    names = list(ref.classes) if ref.classes is not None else [f"class_{i}" for i in range(n)]
+    return ConvertedModel(net.path, ref, ref.convention, dict(model.state_dict()), model,
+                          class_names=names, palette=voc_palette().tolist())

@@ -1,0 +1,118 @@
+"""Reading .caffemodel files: both layer formats, legacy shapes, double data, damaged files."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fcnseg.pretrained.caffemodel import CaffeModelError, read_caffemodel, write_caffemodel
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _len_field(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _varint_field(number: int, value: int) -> bytes:
+    return _varint(number << 3) + _varint(value)
+
+
+def test_field_numbers_follow_caffe_proto_for_the_current_format(tmp_path: Path) -> None:
+    # Encoded by hand from caffe.proto: NetParameter.layer = 100, LayerParameter name 1, type 2,
+    # blobs 7; BlobProto shape 7 (BlobShape.dim 1, packed), data 5 (packed float).
+    values = np.arange(6, dtype="<f4")
+    blob = (_len_field(7, _len_field(1, _varint(2) + _varint(3)))
+            + _len_field(5, values.tobytes()))
+    layer = _len_field(1, b"conv1") + _len_field(2, b"Convolution") + _len_field(7, blob)
+    path = tmp_path / "hand.caffemodel"
+    path.write_bytes(_len_field(1, b"net") + _len_field(100, layer))
+    net = read_caffemodel(path)
+    assert (net.name, net.layer_format) == ("net", "layer")
+    (conv,) = net.layers
+    assert (conv.name, conv.type) == ("conv1", "Convolution")
+    assert conv.blobs[0].shape == (2, 3)
+    assert np.array_equal(conv.blobs[0].data, values.reshape(2, 3))
+
+
+def test_field_numbers_follow_caffe_proto_for_the_v1_format(tmp_path: Path) -> None:
+    # NetParameter.layers = 2; V1LayerParameter name 4, type 5 (enum: INNER_PRODUCT = 14),
+    # blobs 6; BlobProto legacy num 1, channels 2, height 3, width 4; double_data 8; and floats
+    # written unpacked (one tag per value), which protobuf readers must also accept.
+    doubles = np.array([0.5, -1.25, 3.0, 4.5], dtype="<f8")
+    weight = (_varint_field(1, 1) + _varint_field(2, 1) + _varint_field(3, 2)
+              + _varint_field(4, 2) + _len_field(8, doubles.tobytes()))
+    bias = (_varint_field(1, 1) + _varint_field(2, 1) + _varint_field(3, 1) + _varint_field(4, 2)
+            + b"".join(_varint(5 << 3 | 5) + struct.pack("<f", v) for v in (7.0, -8.0)))
+    layer = (_len_field(2, b"bottom") + _len_field(4, b"fc")
+             + _varint_field(5, 14) + _len_field(6, weight) + _len_field(6, bias))
+    path = tmp_path / "hand_v1.caffemodel"
+    path.write_bytes(_len_field(2, layer))
+    net = read_caffemodel(path)
+    assert net.layer_format == "V1"
+    fc = net.layer("fc")
+    assert fc.type == "InnerProduct"
+    assert fc.blobs[0].shape == (1, 1, 2, 2) and fc.blobs[0].legacy_shape
+    assert np.array_equal(fc.blobs[0].data.ravel(), doubles.astype(np.float32))
+    assert np.array_equal(fc.blobs[1].data.ravel(), np.array([7.0, -8.0], np.float32))
+
+
+@pytest.mark.parametrize("v1", [False, True], ids=["layer", "V1"])
+@pytest.mark.parametrize("double", [False, True], ids=["float", "double"])
+def test_blobs_read_back_exactly(tmp_path: Path, v1: bool, double: bool) -> None:
+    rng = np.random.default_rng(0)
+    weight = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    bias = rng.standard_normal(4).astype(np.float32)
+    path = write_caffemodel(tmp_path / "m.caffemodel",
+                            [("data", "Data", []), ("conv1", "Convolution", [weight, bias]),
+                             ("relu1", "ReLU", [])], v1=v1, double=double)
+    net = read_caffemodel(path)
+    assert [lay.name for lay in net.layers] == ["data", "conv1", "relu1"]
+    conv = net.layer("conv1")
+    assert conv.blobs[0].data.dtype == np.float32
+    assert np.array_equal(conv.blobs[0].data, weight)
+    assert np.array_equal(conv.blobs[1].data.ravel(), bias)
+    assert conv.blobs[1].shape == ((1, 1, 1, 4) if v1 else (4,))
+
+
+def test_truncated_file_names_the_file_and_layer(tmp_path: Path) -> None:
+    weight = np.ones((8, 3, 3, 3), np.float32)
+    path = write_caffemodel(tmp_path / "cut.caffemodel",
+                            [("conv1", "Convolution", [weight, np.ones(8, np.float32)])])
+    path.write_bytes(path.read_bytes()[:-50])
+    with pytest.raises(CaffeModelError, match=r"cut.caffemodel: truncated.*layer 'conv1'"):
+        read_caffemodel(path)
+
+
+def test_a_torch_checkpoint_is_not_taken_for_a_caffemodel(tmp_path: Path) -> None:
+    path = tmp_path / "weights.caffemodel"
+    torch.save({"w": torch.zeros(3)}, path)
+    with pytest.raises(CaffeModelError, match=r"weights.caffemodel.*not a .caffemodel"):
+        read_caffemodel(path)
+
+
+def test_a_file_with_no_layers_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "empty.caffemodel"
+    path.write_bytes(_len_field(1, b"just a name"))
+    with pytest.raises(CaffeModelError, match="empty.caffemodel: no layers"):
+        read_caffemodel(path)
+
+
+def test_blob_whose_shape_disagrees_with_its_data_is_refused(tmp_path: Path) -> None:
+    blob = _len_field(7, _len_field(1, _varint(5))) + _len_field(5, np.zeros(4, "<f4").tobytes())
+    path = tmp_path / "bad.caffemodel"
+    path.write_bytes(_len_field(100, _len_field(1, b"score") + _len_field(7, blob)))
+    with pytest.raises(CaffeModelError, match=r"layer 'score' blob 0: shape \(5,\) needs 5 "
+                                              r"values, the file holds 4"):
+        read_caffemodel(path)

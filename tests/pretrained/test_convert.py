@@ -1,0 +1,156 @@
+"""Converting the reference models: every table entry, both layer formats, exact tensors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from _caffe_files import (
+    FC,
+    WIDTH,
+    imagenet_vgg16_layers,
+    random_fcn_state_dict,
+    write_reference_fcn,
+)
+
+from fcnseg.checkpoint import build_model_from_checkpoint, load_checkpoint
+from fcnseg.conventions import CAFFE_BGR
+from fcnseg.models import fcn32s, load_backbone_weights
+from fcnseg.pretrained.caffemodel import CaffeModelError, write_caffemodel
+from fcnseg.pretrained.convert import convert_caffemodel
+from fcnseg.pretrained.reference import REFERENCE_MODELS
+
+MAPPED = sorted(n for n, r in REFERENCE_MODELS.items() if not r.pending and r.arch != "vgg16")
+SCALES = (("scale_pool4", "Scale", [np.full(32, 0.01, np.float32)]),
+          ("scale_pool3", "Scale", [np.full(16, 0.0001, np.float32)]))
+
+
+@pytest.mark.parametrize("v1", [False, True], ids=["layer", "V1"])
+@pytest.mark.parametrize("name", MAPPED)
+def test_every_mapped_reference_model_converts_exactly(tmp_path: Path, name: str,
+                                                       v1: bool) -> None:
+    ref = REFERENCE_MODELS[name]
+    sd = random_fcn_state_dict(ref.arch, ref.num_classes)
+    extra = SCALES if ref.fixed and not v1 else ()  # Scale layers came after the V1 format
+    path = write_reference_fcn(tmp_path / f"{name}.caffemodel", ref, sd, v1=v1, extra=extra)
+    converted = convert_caffemodel(path)
+    assert converted.reference is ref
+    model = converted.model
+    assert model.arch == ref.arch
+    assert model.build_kwargs["width"] == WIDTH and model.build_kwargs["fc_channels"] == FC
+    got = model.state_dict()
+    assert sorted(got) == sorted(sd)
+    for key, tensor in sd.items():
+        assert torch.equal(got[key], tensor), key
+    assert converted.class_names == list(ref.classes)
+    assert model.input_convention == ref.convention
+
+
+def test_imagenet_vgg16_in_v1_format_is_convolutionalized(tmp_path: Path) -> None:
+    layers = imagenet_vgg16_layers()
+    path = write_caffemodel(tmp_path / "VGG_ILSVRC_16_layers.caffemodel", layers, v1=True)
+    converted = convert_caffemodel(path)
+    assert converted.reference.name == "VGG_ILSVRC_16_layers" and converted.is_backbone
+    out = converted.save(tmp_path / "vgg16_caffe.pth")
+    model = load_backbone_weights(fcn32s(width=WIDTH, fc_channels=FC), out)
+    blobs = {name: b for name, _, b in layers}
+    assert torch.equal(model.conv1_1.weight, torch.from_numpy(blobs["conv1_1"][0]))
+    assert torch.equal(model.conv5_3.bias, torch.from_numpy(blobs["conv5_3"][1]))
+    assert torch.equal(model.fc6.weight, torch.from_numpy(blobs["fc6"][0]).view(FC, 32, 7, 7))
+    assert torch.equal(model.fc7.weight, torch.from_numpy(blobs["fc7"][0]).view(FC, FC, 1, 1))
+    assert model.input_convention == CAFFE_BGR
+
+
+def test_converted_checkpoint_describes_itself(tmp_path: Path) -> None:
+    ref = REFERENCE_MODELS["fcn8s-heavy-pascal"]
+    sd = random_fcn_state_dict("fcn8s", 21)
+    path = write_reference_fcn(tmp_path / "fcn8s-heavy-pascal.caffemodel", ref, sd)
+    out = convert_caffemodel(path).save(tmp_path / "fcn8s-voc.pt")
+    ckpt = load_checkpoint(out)
+    assert ckpt["model"]["arch"] == "fcn8s"
+    assert ckpt["classes"]["names"][15] == "person"
+    assert ckpt["model"]["input_convention"]["channel_order"] == "BGR"
+    assert ckpt["metrics"]["published_mean_iu"] == 65.5
+    model = build_model_from_checkpoint(ckpt)
+    assert torch.equal(model.score_pool3.weight, sd["score_pool3.weight"])
+
+
+def test_fcn8s_and_at_once_are_told_apart_by_the_file_name(tmp_path: Path) -> None:
+    ref = REFERENCE_MODELS["fcn8s-heavy-pascal"]
+    sd = random_fcn_state_dict("fcn8s", 21)
+    # Without Scale blobs the two nets have the same layers and shapes.
+    anonymous = write_reference_fcn(tmp_path / "mine.caffemodel", ref, sd)
+    with pytest.raises(CaffeModelError, match="fits fcn8s-heavy-pascal, fcn8s-atonce-pascal"):
+        convert_caffemodel(anonymous)
+    named = write_reference_fcn(tmp_path / "fcn8s-atonce-pascal.caffemodel", ref, sd)
+    assert convert_caffemodel(named).model.arch == "fcn8s_atonce"
+    assert convert_caffemodel(anonymous, arch="fcn8s").model.arch == "fcn8s"
+
+
+def test_an_fcn_with_another_class_count_converts_with_a_generic_arch(tmp_path: Path) -> None:
+    ref = REFERENCE_MODELS["fcn16s-heavy-pascal"]
+    sd = random_fcn_state_dict("fcn16s", 5)
+    path = write_reference_fcn(tmp_path / "own.caffemodel", ref, sd)
+    converted = convert_caffemodel(path)
+    assert converted.model.arch == "fcn16s" and converted.model.num_classes == 5
+    assert converted.class_names == [f"class_{i}" for i in range(5)]
+
+
+def test_a_missing_layer_is_named(tmp_path: Path) -> None:
+    ref = REFERENCE_MODELS["fcn32s-heavy-pascal"]
+    sd = random_fcn_state_dict("fcn32s", 21)
+    del sd["fc7.weight"], sd["fc7.bias"]
+    path = write_reference_fcn(tmp_path / "f.caffemodel", ref, sd)  # fc7 with no blobs
+    with pytest.raises(CaffeModelError, match=r"f.caffemodel: layer 'fc7' is missing"):
+        convert_caffemodel(path, arch="fcn32s-heavy-pascal")
+
+
+def test_a_layer_the_model_lacks_is_named(tmp_path: Path) -> None:
+    ref = REFERENCE_MODELS["fcn32s-heavy-pascal"]
+    sd = random_fcn_state_dict("fcn32s", 21)
+    extra = (("score_aux", "Convolution", [np.zeros((21, 16, 1, 1), np.float32)]),)
+    path = write_reference_fcn(tmp_path / "f.caffemodel", ref, sd, extra=extra)
+    with pytest.raises(CaffeModelError, match=r"layer 'score_aux' \(Convolution, blobs "
+                                              r"\(21, 16, 1, 1\)\) has no place in fcnseg's "
+                                              r"fcn32s"):
+        convert_caffemodel(path, arch="fcn32s")
+
+
+def test_a_shape_mismatch_names_layer_and_shapes(tmp_path: Path) -> None:
+    ref = REFERENCE_MODELS["fcn32s-heavy-pascal"]
+    sd = random_fcn_state_dict("fcn32s", 21)
+    sd["conv3_2.weight"] = sd["conv3_2.weight"][:, :4]
+    path = write_reference_fcn(tmp_path / "f.caffemodel", ref, sd)
+    with pytest.raises(CaffeModelError, match=r"f.caffemodel: layer 'conv3_2' blob 0 has shape "
+                                              r"\(16, 4, 3, 3\); fcn32s .* needs "
+                                              r"\(16, 16, 3, 3\) for conv3_2.weight"):
+        convert_caffemodel(path)
+
+
+def test_at_once_scales_other_than_the_built_in_ones_are_refused(tmp_path: Path) -> None:
+    ref = REFERENCE_MODELS["fcn8s-atonce-pascal"]
+    sd = random_fcn_state_dict("fcn8s_atonce", 21)
+    scales = (("scale_pool4", "Scale", [np.full(32, 0.5, np.float32)]),)
+    path = write_reference_fcn(tmp_path / "f.caffemodel", ref, sd, extra=scales)
+    with pytest.raises(CaffeModelError, match="layer 'scale_pool4' holds values other than "
+                                              "the constant 0.01"):
+        convert_caffemodel(path)
+
+
+def test_a_model_not_built_yet_says_so(tmp_path: Path) -> None:
+    layers = [(n, "Convolution", [np.zeros((21, 2, 1, 1), np.float32)])
+              for n in REFERENCE_MODELS["fcn-alexnet-pascal"].layers]
+    path = write_caffemodel(tmp_path / "fcn-alexnet-pascal.caffemodel", layers)
+    with pytest.raises(CaffeModelError, match="fcn-alexnet-pascal cannot be converted yet: "
+                                              "FCN-AlexNet is not built yet"):
+        convert_caffemodel(path)
+
+
+def test_unknown_layers_list_the_known_models(tmp_path: Path) -> None:
+    path = write_caffemodel(tmp_path / "other.caffemodel",
+                            [("conv_a", "Convolution", [np.zeros((2, 3, 1, 1), np.float32)])])
+    with pytest.raises(CaffeModelError, match=r"\(conv_a\) match no known model.*"
+                                              r"fcn8s-heavy-pascal"):
+        convert_caffemodel(path)

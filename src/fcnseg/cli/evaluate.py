@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                   "sbd: benchmark_RELEASE or its parent; folder: your dataset)")
     d.add_argument("--voc-root", help="seg11valid: VOC2011 (as --root for voc)")
     d.add_argument("--sbd-root", help="seg11valid: SBD (as --root for sbd)")
-    d.add_argument("--year", help="voc: 2012 (default) or 2011")
+    d.add_argument("--year", help="voc: 2012 or 2011 (default: 2012)")
     d.add_argument("--split", help="split to score (default: val)")
     d.add_argument("--config", help="folder: its dataset.yaml (default: ROOT/dataset.yaml)")
     d.add_argument("--num-images", type=options.positive_int,

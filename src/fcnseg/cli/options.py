@@ -22,6 +22,7 @@ __all__ = [
     "add_device",
     "add_no_progress",
     "add_num_workers",
+    "add_overrides",
     "add_window_and_tta",
     "parse_scales",
     "sliding_window_from_args",
@@ -97,6 +98,15 @@ def add_no_progress(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> Non
                    help="no progress bar (it shows only on a terminal anyway)")
 
 
+def add_overrides(p: argparse.ArgumentParser | argparse._ArgumentGroup,
+                  help: str = "override recipe fields; values are YAML") -> None:
+    """``--set KEY=VALUE [KEY=VALUE ...]`` (repeatable) into ``args.overrides``."""
+    p.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[],
+                   metavar="KEY=VALUE",
+                   help=f"{help}, e.g. --set optim.lr=0.001 data.batch_size=4 (one or more "
+                        f"after each --set)")
+
+
 def add_window_and_tta(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """``--sliding-window``, ``--stride``, ``--tta-flip`` and ``--tta-scales``; read them with
     :func:`sliding_window_from_args` and :func:`tta_from_args`."""
@@ -137,7 +147,8 @@ def parse_scales(items: Sequence[str]) -> tuple[float, ...]:
     try:
         scales = tuple(float(v) for item in items for v in item.split(",") if v.strip())
     except ValueError:
-        raise ValueError(f"--tta-scales: expected numbers like 0.75 1 1.25, got {items}") from None
+        raise ValueError(f"--tta-scales: expected numbers like 0.75 1 1.25, got {items} (give "
+                         f"the inputs before --tta-scales, or the scales as 0.75,1,1.25)") from None
     if not scales or min(scales) <= 0:
         raise ValueError(f"--tta-scales: scales must be positive, got {items}")
     return scales

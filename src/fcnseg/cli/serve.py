@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from fcnseg.cli import options
+
 NAME = "serve"
 HELP = "Serve a checkpoint over HTTP: a segmentation API and a web page to try it."
 
@@ -22,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: 127.0.0.1; 0.0.0.0 for all)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    options.add_device(p)
     p.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_BYTES / 2**20,
                    help="largest upload accepted, in MiB (default: %(default)g); larger: 413")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
@@ -37,7 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="intra-op threads of torch (default: CPU cores divided by "
                         "--workers-concurrency, so concurrent requests do not oversubscribe)")
     p.add_argument("--log-level", default="info",
-                   choices=["critical", "error", "warning", "info", "debug"])
+                   choices=["critical", "error", "warning", "info", "debug"],
+                   help="least severe server messages shown")
 
 
 def run(args: argparse.Namespace) -> int:

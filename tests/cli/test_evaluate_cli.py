@@ -120,3 +120,13 @@ def test_bad_inference_options_are_refused_not_ignored(synthetic_checkpoint, tmp
     assert rc == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "eval").exists()
+
+
+def test_config_names_the_folder_datasets_yaml_as_in_check_data() -> None:
+    from fcnseg.cli.evaluate import dataset_spec
+    from fcnseg.cli.main import build_parser
+
+    args = build_parser().parse_args(["evaluate", "--checkpoint", "m.pt", "--dataset", "folder",
+                                      "--root", "data/mine", "--config", "classes.yaml"])
+    assert dataset_spec(args, {}) == {"name": "folder", "split": "val", "root": "data/mine",
+                                      "config": "classes.yaml"}

@@ -31,7 +31,7 @@ def test_writes_every_output_and_skips_the_unreadable_input(
 ) -> None:
     out = tmp_path / "out"
     rc = main(["predict", "--checkpoint", str(make_checkpoint("same")), str(images),
-               "--out", str(out), "--heatmaps", "cat", "3", "--probs", "--no-progress"])
+               "--out", str(out), "--heatmaps", "cat,3", "--probs", "--no-progress"])
     err = capsys.readouterr().err
     assert rc == 1, "a failed input must make the exit status non-zero"
     assert "broken.png" in err
@@ -92,8 +92,10 @@ def test_missing_input_is_reported_and_the_rest_written(make_checkpoint, images,
     out = tmp_path / "out"
     rc = main(["predict", "--checkpoint", str(make_checkpoint("same")), str(images / "x.png"),
                str(tmp_path / "nope.png"), "--out", str(out), "--no-progress"])
+    captured = capsys.readouterr()
     assert rc == 1
-    assert "nope.png: no such file" in capsys.readouterr().err
+    assert "nope.png: no such file" in captured.err
+    assert "wrote outputs for 1 of 2 input(s)" in captured.out and "1 failed" in captured.out
     assert (out / "x_label.png").is_file()
 
 
@@ -151,19 +153,6 @@ def test_colliding_names_from_parent_folders_stay_inside_out(make_checkpoint, sm
     assert not list(tmp_path.glob("*_label.png"))
 
 
-def test_an_output_folder_inside_the_input_folder_is_not_scanned(tmp_path) -> None:
-    from fcnseg.cli.predict import collect_inputs
-
-    (tmp_path / "photos" / "preds").mkdir(parents=True)
-    for rel in ("photos/a.png", "photos/preds/a_overlay.png"):
-        Image.new("RGB", (4, 4)).save(tmp_path / rel)
-    inputs, problems = collect_inputs([str(tmp_path / "photos")], tmp_path / "photos" / "preds")
-    assert [p.name for p, _ in inputs] == ["a.png"] and not problems
-    # the same folder as --out is still scanned (its own images are the inputs)
-    inputs, _ = collect_inputs([str(tmp_path / "photos")], tmp_path / "photos")
-    assert sorted(p.name for p, _ in inputs) == ["a.png", "a_overlay.png"]
-
-
 def test_a_second_run_into_the_input_folder_leaves_its_own_outputs_alone(
     make_checkpoint, smooth_image, tmp_path, capsys
 ) -> None:
@@ -211,3 +200,31 @@ def test_an_output_location_below_a_file_is_a_one_line_error(make_checkpoint, im
     err = capsys.readouterr().err
     assert rc == 2
     assert err.count("\n") == 1 and "notes.txt" in err and "Not a directory" in err
+
+
+def test_heatmap_classes_before_the_inputs_leave_the_inputs_alone(make_checkpoint, images,
+                                                                   tmp_path) -> None:
+    out = tmp_path / "out"
+    rc = main(["predict", "--checkpoint", str(make_checkpoint("same")), "--heatmaps", "cat,dog",
+               str(images / "x.png"), "--out", str(out), "--no-progress"])
+    assert rc == 0
+    assert sorted(p.name for p in out.glob("x_heatmap_*.png")) == ["x_heatmap_cat.png",
+                                                                  "x_heatmap_dog.png"]
+
+
+def test_no_input_gives_a_hint(make_checkpoint, tmp_path, capsys) -> None:
+    rc = main(["predict", "--checkpoint", str(make_checkpoint("same")), "--heatmaps", "cat",
+               "--out", str(tmp_path / "out"), "--no-progress"])
+    assert rc == 2
+    assert "no INPUT given" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_only_missing_inputs_is_an_error_that_names_them(make_checkpoint, tmp_path,
+                                                         capsys) -> None:
+    rc = main(["predict", "--checkpoint", str(make_checkpoint("same")), str(tmp_path / "a.png"),
+               "--out", str(tmp_path / "out"), "--no-progress"])
+    captured = capsys.readouterr()
+    assert rc == 2
+    assert f"nothing to segment: {tmp_path / 'a.png'}: no such file or folder" in captured.err
+    assert "wrote outputs" not in captured.out

@@ -32,31 +32,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true",
                    help="FCN-8s, 500×500, batch 1 (about 3 minutes on 2 idle cores)")
     p.add_argument("--device", default="auto",
-                   help="cpu, cuda, or auto (cpu, plus cuda when present) [auto]")
+                   help="cpu, cuda, or auto (cpu, plus cuda when present)")
     p.add_argument("--models", type=_csv, default=None,
-                   help="comma-separated, e.g. fcn32s,fcn16s,fcn8s [all three]")
+                   help="comma-separated, e.g. fcn32s,fcn16s,fcn8s (default: all three)")
     p.add_argument("--sizes", type=_size, nargs="+", default=None,
-                   help="input sizes, N or HxW [500 512x1024]")
-    p.add_argument("--batches", type=int, nargs="+", default=None, help="batch sizes [1 4]")
-    p.add_argument("--repeats", type=int, default=None, help="timed repeats per variant [3]")
-    p.add_argument("--warmup", type=int, default=None, help="warm-up rounds [1]")
+                   help="input sizes, N or HxW (default: 500 512x1024)")
+    p.add_argument("--batches", type=int, nargs="+", default=None,
+                   help="batch sizes (default: 1 4)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="timed repeats per variant (default: 3)")
+    p.add_argument("--warmup", type=int, default=None, help="warm-up rounds (default: 1)")
     p.add_argument("--sections", type=_csv, default=SECTIONS,
-                   help=f"comma-separated subset of {','.join(SECTIONS)}")
-    p.add_argument("--train-crop", type=int, default=None, help="training crop [320]")
-    p.add_argument("--train-batch", type=int, default=None, help="training batch [2]")
+                   help="comma-separated subset")
+    p.add_argument("--train-crop", type=int, default=None, help="training crop (default: 320)")
+    p.add_argument("--train-batch", type=int, default=None, help="training batch (default: 2)")
     p.add_argument("--compile", action="store_true", help="also measure torch.compile")
     p.add_argument("--no-loader", action="store_true", help="skip the DataLoader settings")
     p.add_argument("--width", type=float, default=None,
-                   help="channel width multiplier (1.0 = VGG16; smaller for smoke tests)")
-    p.add_argument("--fc-channels", type=int, default=None, help="fc6/fc7 channels [4096]")
+                   help="channel width multiplier (default: 1.0 = VGG16; smaller for smoke tests)")
+    p.add_argument("--fc-channels", type=int, default=None, help="fc6/fc7 channels (default: 4096)")
     p.add_argument("--peak-size", type=int, default=None,
-                   help="matrix size of the mm peak measurement [4096]")
+                   help="matrix size of the mm peak measurement (default: 4096)")
     p.add_argument("--clock", choices=("wall", "cpu"), default=None,
-                   help="wall time [default], or process CPU time: with --threads 1 it counts "
+                   help="wall time (the default) or process CPU time: with --threads 1 it counts "
                         "only this process's work on a machine shared with other jobs")
-    p.add_argument("--threads", type=int, default=None, help="torch threads [all cores]")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     p.add_argument("--out", type=Path, default=Path("bench_results.json"),
-                   help="JSON output file [bench_results.json]")
+                   help="JSON output file")
 
 
 def config_from_args(args: argparse.Namespace):  # noqa: ANN201 - BenchConfig, imported lazily

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from fcnseg.cli import options
+
 NAME = "check-data"
 HELP = "Scan a dataset: images per split, pixels per class, and every bad file (exit 1 if any)."
 
@@ -14,16 +16,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    choices=["synthetic", "voc", "sbd", "seg11valid", "folder"],
                    help="kind of dataset")
     p.add_argument("--root", help="dataset folder (voc, sbd, folder)")
-    p.add_argument("--year", default="2012", help="VOC year (default 2012)")
+    p.add_argument("--year", default="2012", help="VOC year")
     p.add_argument("--split", action="append",
                    help="split to check (repeatable; default: every split found)")
     p.add_argument("--voc-root", help="VOC2011 folder (seg11valid)")
     p.add_argument("--sbd-root", help="SBD folder (seg11valid)")
-    p.add_argument("--config", help="dataset.yaml for a folder dataset (default ROOT/dataset.yaml)")
-    p.add_argument("--num-images", type=int, default=200, help="synthetic: images (default 200)")
-    p.add_argument("--size", type=int, default=128, help="synthetic: image size (default 128)")
-    p.add_argument("--seed", type=int, default=0, help="synthetic: seed (default 0)")
-    p.add_argument("--workers", type=int, default=0, help="loader processes for reading")
+    p.add_argument("--config", help="folder: its dataset.yaml (default: ROOT/dataset.yaml)")
+    p.add_argument("--num-images", type=int, default=200, help="synthetic: how many images")
+    p.add_argument("--size", type=int, default=128, help="synthetic: image size")
+    p.add_argument("--seed", type=int, default=0, help="synthetic: seed")
+    options.add_num_workers(p, help="processes reading the images (0: read in this process)",
+                            dest="workers")
 
 
 def _need(args: argparse.Namespace, *names: str) -> None:

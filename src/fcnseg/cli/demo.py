@@ -8,6 +8,8 @@ import os
 import time
 from pathlib import Path
 
+from fcnseg.cli import options
+
 NAME = "demo"
 HELP = "Run the embedded default: train FCN-8s on synthetic data, evaluate, write a report."
 
@@ -16,14 +18,13 @@ TARGET_MEAN_IU = 0.85
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
+    p.add_argument("--out", default="runs/demo", help="output folder")
     p.add_argument("--recipe", default="synthetic-fcn8s",
-                   help="training recipe (default: synthetic-fcn8s; try synthetic-fcn32s)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a recipe field, as in `fcnseg train`")
-    p.add_argument("--seed", type=int, default=None, help="training seed (default: recipe's)")
+                   help="training recipe (try synthetic-fcn32s)")
+    options.add_overrides(p, help="override recipe fields, as in `fcnseg train`")
+    p.add_argument("--seed", type=int, default=None, help="training seed (default: the recipe's)")
     p.add_argument("--predictions", type=int, default=6,
-                   help="validation images to save as image | truth | prediction (default 6)")
+                   help="validation images to save as image | truth | prediction")
 
 
 def run(args: argparse.Namespace) -> int:

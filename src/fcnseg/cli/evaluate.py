@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from fcnseg.cli import options
+
 NAME = "evaluate"
 HELP = "Score a checkpoint on a dataset: pixel acc, mean acc, mean IU, fw IU, per-class table."
 
@@ -13,9 +15,8 @@ DATASETS = ("synthetic", "voc", "sbd", "seg11valid", "folder")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True, help="checkpoint file to evaluate")
-    p.add_argument("--out", default="runs/eval",
-                   help="folder for report.json and confusion.png (default: runs/eval)")
+    options.add_checkpoint(p, help="checkpoint file to evaluate")
+    p.add_argument("--out", default="runs/eval", help="folder for report.json and confusion.png")
     d = p.add_argument_group("dataset")
     d.add_argument("--dataset", choices=DATASETS,
                    help="which dataset (default: the validation set named in the checkpoint's "
@@ -24,31 +25,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                   "sbd: benchmark_RELEASE or its parent; folder: your dataset)")
     d.add_argument("--voc-root", help="seg11valid: VOC2011 (as --root for voc)")
     d.add_argument("--sbd-root", help="seg11valid: SBD (as --root for sbd)")
-    d.add_argument("--year", help="voc: 2012 (default) or 2011")
+    d.add_argument("--year", help="voc: 2012 or 2011 (default: 2012)")
     d.add_argument("--split", help="split to score (default: val)")
-    d.add_argument("--num-images", type=int, help="synthetic: how many images (default: 50)")
+    d.add_argument("--config", help="folder: its dataset.yaml (default: ROOT/dataset.yaml)")
+    d.add_argument("--num-images", type=options.positive_int,
+                   help="synthetic: how many images (default: 50)")
     d.add_argument("--size", help="synthetic: image size, S or HxW (default: 128)")
     d.add_argument("--seed", type=int, help="synthetic: seed (default: 0)")
     d.add_argument("--data", action="append", default=[], metavar="KEY=VALUE",
-                   help="any other dataset field (repeatable), e.g. --data config=classes.yaml")
-    d.add_argument("--limit", type=int, help="score only the first N images")
+                   help="any other dataset field (repeatable), e.g. --data cache_dir=cache "
+                        "(seg11valid)")
+    d.add_argument("--limit", type=options.positive_int, help="score only the first N images")
     r = p.add_argument_group("running")
-    r.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: auto)")
-    r.add_argument("--batch-size", type=int, default=1,
-                   help="images per batch (default 1: each whole image; more pad each batch "
-                        "to its largest image, padded pixels unscored)")
-    r.add_argument("--num-workers", type=int, default=0, help="DataLoader workers (default: 0)")
+    options.add_device(r)
+    options.add_batch_size(r, default=1,
+                           help="images per batch (1: each whole image; more pad each batch to "
+                                "its largest image, padded pixels unscored)")
+    options.add_num_workers(r, help="DataLoader worker processes (0: load in this process)")
     r.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none",
-                   help="mixed precision (default: none)")
-    r.add_argument("--sliding-window", type=int, metavar="PIXELS",
-                   help="run the model on PIXELS×PIXELS windows (for images too large at once)")
-    r.add_argument("--stride", type=int, help="sliding-window step (default: 2/3 of the window)")
-    r.add_argument("--tta-scales", nargs="+", metavar="S",
-                   help="test-time augmentation: average over these scales, e.g. 0.75,1,1.25 "
-                        "or 0.75 1 1.25")
-    r.add_argument("--tta-flip", action="store_true",
-                   help="test-time augmentation: also average over horizontal flips")
-    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+                   help="mixed precision")
+    options.add_window_and_tta(r)
+    options.add_no_progress(r)
 
 
 def _parse_size(text: str) -> int | list[int]:
@@ -85,7 +82,7 @@ def dataset_spec(args: argparse.Namespace, ckpt: dict[str, Any]) -> dict[str, An
     options = {"root": args.root, "voc_root": args.voc_root, "sbd_root": args.sbd_root,
                "year": args.year, "split": args.split, "num_images": args.num_images,
                "size": None if args.size is None else _parse_size(args.size),
-               "seed": args.seed}
+               "seed": args.seed, "config": args.config}
     spec.update({k: v for k, v in options.items() if v is not None})
     for item in args.data:
         key, sep, value = item.partition("=")
@@ -108,34 +105,21 @@ def predict_fn_from_args(args: argparse.Namespace) -> Any:
     :class:`~fcnseg.inference.TTA` settings as ``fcnseg predict``, so options are checked here,
     before any image is read.
     """
-    from fcnseg.cli.predict import parse_scales
-    from fcnseg.inference.sliding import TTA, SlidingWindow
-
-    if args.stride is not None and args.sliding_window is None:
-        raise ValueError("--stride: only meaningful with --sliding-window")
-    inner = None
-    if args.sliding_window is not None:
-        try:
-            inner = SlidingWindow(args.sliding_window, args.stride).predict_fn()
-        except ValueError as e:
-            raise ValueError(f"--sliding-window/--stride: {e}") from None
-    if not (args.tta_scales or args.tta_flip):
-        return inner
-    return TTA(parse_scales(args.tta_scales or ["1"]), args.tta_flip).predict_fn(inner)
+    sliding = options.sliding_window_from_args(args)
+    inner = None if sliding is None else sliding.predict_fn()
+    tta = options.tta_from_args(args)
+    return inner if tta is None else tta.predict_fn(inner)
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
     from fcnseg.checkpoint import load_checkpoint
-    from fcnseg.cli.predict import parse_scales
     from fcnseg.engine.evaluation import evaluate_checkpoint, format_report, write_report
 
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size: must be at least 1, got {args.batch_size}")
     predict_fn = predict_fn_from_args(args)  # bad options fail before any data is read
     ckpt = load_checkpoint(args.checkpoint)
     spec = dataset_spec(args, ckpt)
@@ -147,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         predict_fn=predict_fn, limit=args.limit,
         progress=not args.no_progress and sys.stderr.isatty(),
     )
-    scales = list(parse_scales(args.tta_scales)) if args.tta_scales else None
+    scales = list(options.parse_scales(args.tta_scales)) if args.tta_scales else None
     result["options"] = {"device": device, "batch_size": args.batch_size, "amp": args.amp,
                          "sliding_window": args.sliding_window, "stride": args.stride,
                          "tta_scales": scales, "tta_flip": args.tta_flip}

@@ -5,30 +5,35 @@ from __future__ import annotations
 import argparse
 import time
 
+from fcnseg.cli import options
+
 NAME = "export"
 HELP = ("Export a checkpoint to ONNX (dynamic batch, height, width) or TorchScript, verified "
         "against PyTorch on two input sizes.")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True, help="checkpoint file")
-    p.add_argument("--format", required=True, choices=("onnx", "torchscript"))
+    # No --device: the export is traced and verified on the CPU, and the file runs anywhere.
+    options.add_checkpoint(p)
+    p.add_argument("--format", required=True, choices=("onnx", "torchscript"),
+                   help="onnx (for onnxruntime and other runtimes) or torchscript (for "
+                        "torch.jit.load, no fcnseg needed)")
     p.add_argument("--out", required=True, help="output file (written only if verified)")
-    p.add_argument("--opset", type=int, default=18, help="ONNX opset (default: 18)")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset")
     p.add_argument("--exporter", choices=("legacy", "dynamo"), default="legacy",
-                   help="ONNX exporter: TorchScript-based 'legacy' (default) or 'dynamo'")
-    p.add_argument("--height", type=int, default=224, help="export sample height (default 224)")
-    p.add_argument("--width", type=int, default=224, help="export sample width (default 224)")
+                   help="ONNX exporter: TorchScript-based 'legacy' or 'dynamo' (torch.export)")
+    p.add_argument("--height", type=options.positive_int, default=224,
+                   help="export sample height")
+    p.add_argument("--width", type=options.positive_int, default=224,
+                   help="export sample width")
     p.add_argument("--atol", type=float, default=1e-4,
-                   help="largest absolute difference to PyTorch accepted (default 1e-4)")
+                   help="largest absolute difference to PyTorch accepted")
 
 
 def run(args: argparse.Namespace) -> int:
     from fcnseg.export import export_onnx, export_torchscript
     from fcnseg.inference import Segmenter
 
-    if args.height < 1 or args.width < 1:
-        raise ValueError(f"--height and --width must be positive, got {args.height}×{args.width}")
     seg = Segmenter.from_checkpoint(args.checkpoint, device="cpu")
     description = seg.describe()
     for key in ("sliding_window", "tta"):  # inference settings, not properties of the model

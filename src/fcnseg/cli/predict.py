@@ -1,196 +1,110 @@
 """``fcnseg predict``: segment files, folders and globs; write label PNGs, overlays, heatmaps.
 
-For each input ``<name>`` it writes ``<name>_label.png`` (class indices with the model's palette),
-``<name>_overlay.png``, ``<name>_heatmap_<class>.png`` for the classes asked for, and with
-``--probs`` ``<name>_probs.npz``. Inputs found inside a folder keep their subfolders under
-``--out``. An input that cannot be read is reported by name and skipped; the exit status is 1
-when any input failed, after all the others are written.
+The work is done by :mod:`fcnseg.inference.files`; this module reads the options, reports
+progress and problems, and sets the exit status: 1 when any input failed (after all the
+others are written), 2 for bad options.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import sys
-from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from fcnseg.inference.outputs import (
+from tqdm import tqdm
+
+from fcnseg.cli import options
+from fcnseg.inference import ImageError, Segmenter
+from fcnseg.inference.files import (
     collect_inputs,
+    parse_classes,
     prepare_output_folder,
-    record_outputs,
+    segment_files,
+    write_prediction,
 )
+from fcnseg.inference.visualize import COLORMAPS
 
 NAME = "predict"
 HELP = "Segment images (files, folders, globs): label PNGs, overlays, heatmaps, probabilities."
+EXAMPLE = "fcnseg predict --checkpoint best.pt photos/ one.jpg --out preds"
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True, help="checkpoint file")
-    p.add_argument("inputs", nargs="+", metavar="INPUT",
+    options.add_checkpoint(p)
+    p.add_argument("inputs", nargs="*", metavar="INPUT",
                    help="image files, folders (searched recursively) or glob patterns")
     p.add_argument("--out", required=True, help="output folder")
     heat = p.add_mutually_exclusive_group()
-    heat.add_argument("--heatmaps", nargs="+", metavar="CLASS", default=None,
-                      help="write probability heatmaps for these classes (names or indices; "
-                           "give it after the inputs)")
+    heat.add_argument("--heatmaps", action="append", metavar="CLASSES",
+                      help="write probability heatmaps for these classes: names or indices, "
+                           "comma-separated (cat,dog or 8,12), or all; repeatable")
     heat.add_argument("--heatmaps-present", action="store_true",
                       help="write heatmaps for the classes present in each prediction")
-    p.add_argument("--probs", action="store_true", help="also write <name>_probs.npz")
-    p.add_argument("--batch-size", type=int, default=4, help="images per forward pass")
-    p.add_argument("--sliding-window", type=int, default=None, metavar="W",
-                   help="run W×W windows instead of whole images (for large images)")
-    p.add_argument("--stride", type=int, default=None,
-                   help="sliding-window stride (default: 2/3 of the window)")
-    p.add_argument("--tta-flip", action="store_true", help="average with the mirrored image")
-    p.add_argument("--tta-scales", nargs="+", default=None, metavar="S",
-                   help="average over these input scales (e.g. 0.75 1 1.25 or 0.75,1,1.25)")
-    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity (default 0.5)")
-    p.add_argument("--colormap", default="viridis", choices=("viridis", "jet", "gray"),
-                   help="heatmap colours (default viridis)")
-    p.add_argument("--max-pixels", type=int, default=None,
+    p.add_argument("--probs", action="store_true", help="also write NAME_probs.npz")
+    options.add_batch_size(p, default=4)
+    options.add_window_and_tta(p)
+    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity, 0 to 1")
+    p.add_argument("--colormap", default="viridis", choices=COLORMAPS, help="heatmap colours")
+    p.add_argument("--max-pixels", type=options.positive_int, default=None,
                    help="refuse larger images (default: about 89 million pixels, Pillow's "
                         "decompression-bomb limit); raise it for huge images")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-
-
-def parse_scales(items: Sequence[str]) -> tuple[float, ...]:
-    """``--tta-scales`` values (space- or comma-separated) as positive floats."""
-    try:
-        scales = tuple(float(v) for item in items for v in item.split(",") if v.strip())
-    except ValueError:
-        raise ValueError(f"--tta-scales: expected numbers like 0.75 1 1.25, got {items}") from None
-    if not scales or min(scales) <= 0:
-        raise ValueError(f"--tta-scales: scales must be positive, got {items}")
-    return scales
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "class"
-
-
-def _resolve_classes(requested: Iterable[str], names: Sequence[str]) -> list[int]:
-    """Class indices for ``--heatmaps`` items (names or indices, also comma-separated)."""
-    out: list[int] = []
-    for item in requested:
-        for r in (v.strip() for v in item.split(",")):
-            if r in names:
-                index = names.index(r)
-            elif r.isdigit() and int(r) < len(names):
-                index = int(r)
-            else:
-                raise ValueError(
-                    f"--heatmaps: unknown class {r!r}; the model's classes are {list(names)} "
-                    f"(give --heatmaps after the inputs, as it takes several values)")
-            if index not in out:
-                out.append(index)
-    return out
+    options.add_device(p)
+    options.add_no_progress(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-    from tqdm import tqdm
-
-    from fcnseg.inference import ImageError, Segmenter, load_image
-    from fcnseg.inference.visualize import heatmap, overlay, save_label_png
-    from fcnseg.utils.files import atomic_write
-
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
-    sliding = None
-    if args.sliding_window is not None:
-        sliding = {"window": args.sliding_window, "stride": args.stride}
-    if args.stride is not None and args.sliding_window is None:
-        raise ValueError("--stride: only meaningful with --sliding-window")
-    tta = None
-    if args.tta_flip or args.tta_scales:
-        tta = {"scales": parse_scales(args.tta_scales or ["1"]), "flip": args.tta_flip}
+    if not args.inputs:
+        raise ValueError(f"no INPUT given: name image files, folders or glob patterns, e.g. "
+                         f"`{EXAMPLE}`")
+    sliding = options.sliding_window_from_args(args)
+    tta = options.tta_from_args(args)
+    inputs, problems = collect_inputs(args.inputs, Path(args.out))
+    if not inputs:
+        raise FileNotFoundError("nothing to segment: " + "; ".join(
+            f"{spec}: {problem}" for spec, problem in problems))
+    out_dir = prepare_output_folder(args.out)
     limits = {} if args.max_pixels is None else {"max_pixels": args.max_pixels}
     seg = Segmenter.from_checkpoint(args.checkpoint, device=args.device,
                                     sliding_window=sliding, tta=tta, **limits)
-    heat_classes = _resolve_classes(args.heatmaps, seg.class_names) if args.heatmaps else []
-    want_probs = bool(args.probs or heat_classes or args.heatmaps_present)
+    try:
+        heat_classes = parse_classes(args.heatmaps or [], seg.class_names)
+    except ValueError as e:
+        raise ValueError(f"--heatmaps: {e}") from None
 
-    inputs, problems = collect_inputs(args.inputs, Path(args.out))
-    failed = 0
+    def report(message: str) -> None:
+        tqdm.write(f"fcnseg predict: {message}", file=sys.stderr)
+
     for spec, problem in problems:
-        print(f"fcnseg predict: {spec}: {problem}", file=sys.stderr)
-        failed += 1
-    out_dir = prepare_output_folder(args.out)
-
-    def report(msg: str) -> None:
-        tqdm.write(f"fcnseg predict: {msg}", file=sys.stderr)
-
-    # An output must never replace an input (e.g. --out is the input folder, which holds a
+        report(f"{spec}: {problem}")
+    failed, written = len(problems), 0
+    # An output must never replace an input (--out is the input folder, which holds a
     # ground-truth "x_label.png" next to "x.png"): such an input is refused, not overwritten.
-    input_files = {path.resolve() for path, _ in inputs}
-
-    def write_outputs(name: str, pred) -> None:
-        stem = out_dir / name
-        classes = pred.present_classes() if args.heatmaps_present else heat_classes
-        heat_paths = {c: Path(f"{stem}_heatmap_{_safe(seg.class_names[c])}.png") for c in classes}
-        targets = [Path(f"{stem}_label.png"), Path(f"{stem}_overlay.png"), *heat_paths.values()]
-        if args.probs:
-            targets.append(Path(f"{stem}_probs.npz"))
-        clash = [str(t) for t in targets if t.resolve() in input_files]
-        if clash:
-            raise FileExistsError(f"its output would overwrite the input {clash[0]}; "
-                                  f"choose another --out")
-        stem.parent.mkdir(parents=True, exist_ok=True)
-        record_outputs(out_dir, targets)
-        save_label_png(targets[0], pred.label, seg.palette)
-        _save_png(targets[1], overlay(pred.image, pred.label, seg.palette, args.alpha))
-        for c, path in heat_paths.items():
-            _save_png(path, heatmap(pred.probs[c], args.colormap, vmin=0.0, vmax=1.0))
-        if args.probs:
-            with atomic_write(targets[-1]) as f:
-                np.savez_compressed(f, probs=pred.probs.astype(np.float32),
-                                    label=pred.label,
-                                    class_names=np.array(seg.class_names))
-
-    written = 0
-    bar = tqdm(total=len(inputs), unit="img", disable=args.no_progress or None,
-               file=sys.stderr, desc="predict")
-    for start in range(0, len(inputs), args.batch_size):
-        chunk = inputs[start : start + args.batch_size]
-        loaded = []
-        for path, name in chunk:
-            try:
-                loaded.append((name, path, load_image(path, max_pixels=seg.max_pixels)))
-            except ImageError as e:
-                report(f"skipped {e}")
+    protected = frozenset(path.resolve() for path, _ in inputs)
+    want_probs = bool(args.probs or heat_classes or args.heatmaps_present)
+    with tqdm(total=len(inputs), unit="img", disable=args.no_progress or None,
+              file=sys.stderr, desc="predict") as bar:
+        for path, name, pred in segment_files(seg, inputs, batch_size=args.batch_size,
+                                              return_probs=want_probs):
+            bar.update(1)
+            if isinstance(pred, ImageError):  # its message names the file
+                report(f"skipped {pred}")
+            elif isinstance(pred, Exception):
+                report(f"skipped {path}: prediction failed ({type(pred).__name__}: {pred})")
+            if isinstance(pred, Exception):
                 failed += 1
-        images = [im for _, _, im in loaded]
-        try:
-            preds = seg.predict_batch(images, return_probs=want_probs, batch_size=args.batch_size)
-            done = [(name, path, pred) for (name, path, _), pred in zip(loaded, preds, strict=True)]
-        except Exception:  # noqa: BLE001 - find out below which image fails (e.g. out of memory)
-            done = []
-            for name, path, im in loaded:
-                try:
-                    done.append((name, path, seg.predict(im, return_probs=want_probs)))
-                except Exception as e:  # noqa: BLE001
-                    report(f"skipped {path}: prediction failed ({type(e).__name__}: {e})")
-                    failed += 1
-        for name, path, pred in done:
+                continue
             try:
-                write_outputs(name, pred)
+                write_prediction(
+                    out_dir, name, pred, seg.palette,
+                    heatmap_classes=pred.present_classes() if args.heatmaps_present
+                    else heat_classes,
+                    probs=args.probs, alpha=args.alpha, colormap=args.colormap,
+                    protected=protected)
                 written += 1
             except (OSError, ValueError) as e:
-                report(f"{path}: cannot write outputs ({e})")
+                hint = "; choose another --out" if isinstance(e, FileExistsError) else ""
+                report(f"{path}: cannot write outputs ({e}{hint})")
                 failed += 1
-        bar.update(len(chunk))
-    bar.close()
-    print(f"wrote outputs for {written} of {len(inputs)} image(s) to {out_dir}"
-          + (f"; {failed} input(s) failed" if failed else ""))
+    print(f"wrote outputs for {written} of {len(inputs) + len(problems)} input(s) to {out_dir}"
+          + (f"; {failed} failed" if failed else ""))
     return 1 if failed else 0
-
-
-def _save_png(path: str | os.PathLike[str], rgb) -> None:
-    from PIL import Image
-
-    from fcnseg.utils.files import atomic_write
-
-    with atomic_write(path) as f:
-        Image.fromarray(rgb).save(f, format="PNG")

@@ -7,6 +7,14 @@ import argparse
 NAME = "recipes"
 HELP = "List the training recipes shipped with fcnseg, or print one as YAML."
 
+#: Printed under the list; every ``--set`` in it works as typed (the tests run them).
+USAGE = """\
+train one:   fcnseg train --recipe synthetic-fcn8s --out runs/synthetic-fcn8s
+change it:   fcnseg train --recipe folder-fcn8s --out runs/mine \\
+                 --set data.train.root=data/mine data.val.root=data/mine optim.lr=0.001
+every field: fcnseg recipes NAME
+values:      YAML, e.g. --set data.flip=false model.backbone_weights=null"""
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", nargs="?", help="print this recipe, resolved with every default")
@@ -23,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
         width = max(len(n) for n in recipes)
         for name, description in recipes.items():
             print(f"{name:<{width}}  {description}")
+        print(f"\n{USAGE}")
         return 0
     if args.raw:
         print(recipe_path(args.name).read_text(encoding="utf-8"), end="")

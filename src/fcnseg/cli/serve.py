@@ -6,6 +6,8 @@ import argparse
 import os
 import socket
 
+from fcnseg.cli import options
+
 # fcnseg.serve.limits imports no FastAPI, so --help works without the serve extra.
 from fcnseg.serve.limits import (
     DEFAULT_BODY_TIMEOUT_S,
@@ -29,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="address to listen on (default: 127.0.0.1; 0.0.0.0 for all)")
     p.add_argument("--port", type=int, default=8000,
                    help="port (default: 8000; 0 for any free port)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    options.add_device(p)
     p.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_BYTES / 2**20,
                    help="largest upload accepted, in MiB (default: %(default)g); larger: 413")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
@@ -47,7 +49,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="intra-op threads of torch (default: CPU cores divided by "
                         "--workers-concurrency, so concurrent requests do not oversubscribe)")
     p.add_argument("--log-level", default="info",
-                   choices=["critical", "error", "warning", "info", "debug"])
+                   choices=["critical", "error", "warning", "info", "debug"],
+                   help="least severe server messages shown")
 
 
 def bind_listening_socket(host: str, port: int) -> socket.socket:

@@ -6,6 +6,8 @@ import argparse
 import signal
 from pathlib import Path
 
+from fcnseg.cli import options
+
 NAME = "train"
 HELP = "Train an FCN from a recipe (see `fcnseg recipes`); resumable with --resume."
 
@@ -14,9 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", help="recipe name (fcnseg recipes) or YAML file; with --resume "
                    "it defaults to the run folder's recipe.yaml")
     p.add_argument("--out", required=True, help="run folder (checkpoints, metrics, recipe.yaml)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a recipe field, e.g. --set optim.lr=0.01 "
-                        "--set data.train.root=data/mine (repeatable; values are YAML)")
+    options.add_overrides(p)
     p.add_argument("--resume", action="store_true",
                    help="continue exactly from OUT/last.pt (if it exists)")
 

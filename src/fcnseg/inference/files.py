@@ -1,4 +1,4 @@
-"""Prediction files in a folder: finding the inputs, naming and writing the outputs.
+"""Segmenting files into a folder: finding the inputs, running them, writing the outputs.
 
 For an input named ``NAME`` the writer puts into the output folder ``NAME_label.png`` (class
 indices with the model's palette), ``NAME_overlay.png``, ``NAME_heatmap_CLASS.png`` for the
@@ -11,19 +11,33 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
+from fcnseg.inference.images import ImageError, load_image
+from fcnseg.inference.segmenter import Prediction, Segmenter
+from fcnseg.inference.visualize import heatmap, overlay, save_label_png
+from fcnseg.utils.files import atomic_write
 from fcnseg.utils.typing import PathLike
 
 __all__ = [
     "IMAGE_EXTENSIONS",
     "MANIFEST_NAME",
+    "OutputFiles",
     "OutputFolderError",
     "OwnOutputs",
     "collect_inputs",
+    "output_files",
+    "parse_classes",
     "prepare_output_folder",
     "record_outputs",
+    "segment_files",
+    "write_prediction",
 ]
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp",
@@ -174,4 +188,144 @@ def _unique_names(found: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
             k += 1
         used.add(name)
         out.append((path, name))
+    return out
+
+
+def segment_files(
+    segmenter: Segmenter, inputs: Sequence[tuple[Path, str]], *, batch_size: int = 4,
+    return_probs: bool = False,
+) -> Iterator[tuple[Path, str, Prediction | Exception]]:
+    """Read and segment ``inputs`` (file, name) ``batch_size`` at a time, in order.
+
+    Yields ``(file, name, prediction)`` in input order, or ``(file, name, error)`` for a file
+    that cannot be read (:class:`ImageError`) or segmented; the other files are still
+    segmented. When a batch
+    fails (out of memory, say), its images are retried one by one to find the one at fault.
+    """
+    for start in range(0, len(inputs), batch_size):
+        chunk = inputs[start : start + batch_size]
+        results: list[Prediction | Exception | None] = [None] * len(chunk)
+        images: dict[int, np.ndarray] = {}
+        for i, (path, _) in enumerate(chunk):
+            try:
+                images[i] = load_image(path, max_pixels=segmenter.max_pixels)
+            except ImageError as e:
+                results[i] = e
+        try:
+            preds = segmenter.predict_batch(list(images.values()), return_probs=return_probs,
+                                            batch_size=batch_size)
+            results_of_images: list[Prediction | Exception] = list(preds)
+        except Exception:  # noqa: BLE001 - find out below which image fails
+            results_of_images = []
+            for image in images.values():
+                try:
+                    results_of_images.append(segmenter.predict(image, return_probs=return_probs))
+                except Exception as e:  # noqa: BLE001 - reported for this file alone
+                    results_of_images.append(e)
+        for i, result in zip(images, results_of_images, strict=True):
+            results[i] = result
+        for (path, name), result in zip(chunk, results, strict=True):
+            assert result is not None
+            yield path, name, result
+
+
+@dataclass(frozen=True)
+class OutputFiles:
+    """The files written for one input (``probs`` is None unless asked for)."""
+
+    label: Path
+    overlay: Path
+    heatmaps: dict[int, Path] = field(default_factory=dict)
+    probs: Path | None = None
+
+    def all(self) -> list[Path]:
+        """Every file, in the order they are written."""
+        return [self.label, self.overlay, *self.heatmaps.values(),
+                *([self.probs] if self.probs is not None else [])]
+
+
+def heatmap_file_part(class_name: str) -> str:
+    """A class name as it appears in heatmap file names (``potted plant`` → ``potted_plant``)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", class_name) or "class"
+
+
+def output_files(out_dir: PathLike, name: str, class_names: Sequence[str],
+                 heatmap_classes: Iterable[int] = (), probs: bool = False) -> OutputFiles:
+    """Where the outputs of the input called ``name`` go (``name`` may hold subfolders)."""
+    stem = Path(out_dir) / name
+    return OutputFiles(
+        label=Path(f"{stem}_label.png"),
+        overlay=Path(f"{stem}_overlay.png"),
+        heatmaps={c: Path(f"{stem}_heatmap_{heatmap_file_part(class_names[c])}.png")
+                  for c in heatmap_classes},
+        probs=Path(f"{stem}_probs.npz") if probs else None,
+    )
+
+
+def write_prediction(
+    out_dir: PathLike,
+    name: str,
+    pred: Prediction,
+    palette: np.ndarray,
+    *,
+    heatmap_classes: Iterable[int] = (),
+    probs: bool = False,
+    alpha: float = 0.5,
+    colormap: str = "viridis",
+    protected: Collection[Path] = frozenset(),
+) -> OutputFiles:
+    """Write the outputs of one prediction into ``out_dir``; return where they went.
+
+    The files are listed in the folder's manifest before they are written. ``protected``
+    holds resolved paths that must never be replaced (the inputs): if an output would land on
+    one, :class:`FileExistsError` is raised before anything is written. ``heatmap_classes``
+    and ``probs`` need ``pred.probs``.
+    """
+    heatmap_classes = list(heatmap_classes)
+    if (heatmap_classes or probs) and pred.probs is None:
+        raise ValueError("heatmaps and probabilities need a prediction made with "
+                         "return_probs=True")
+    files = output_files(out_dir, name, pred.class_names, heatmap_classes, probs)
+    clash = [path for path in files.all() if path.resolve() in protected]
+    if clash:
+        raise FileExistsError(f"its output would overwrite the input {clash[0]}")
+    files.label.parent.mkdir(parents=True, exist_ok=True)
+    record_outputs(out_dir, files.all())
+    save_label_png(files.label, pred.label, palette)
+    _save_png(files.overlay, overlay(pred.image, pred.label, palette, alpha))
+    for c, path in files.heatmaps.items():
+        _save_png(path, heatmap(pred.probs[c], colormap, vmin=0.0, vmax=1.0))
+    if files.probs is not None:
+        with atomic_write(files.probs) as f:
+            np.savez_compressed(f, probs=pred.probs.astype(np.float32), label=pred.label,
+                                class_names=np.array(pred.class_names))
+    return files
+
+
+def _save_png(path: Path, rgb: np.ndarray) -> None:
+    with atomic_write(path) as f:
+        Image.fromarray(rgb).save(f, format="PNG")
+
+
+def parse_classes(items: str | Iterable[str], class_names: Sequence[str]) -> list[int]:
+    """Class indices for names or indices, each item possibly comma-separated (``"cat,3"``);
+    ``"all"`` means every class. Duplicates are dropped, the order kept."""
+    if isinstance(items, str):
+        items = [items]
+    names = list(class_names)
+    out: list[int] = []
+    for item in items:
+        for token in (t.strip() for t in item.split(",")):
+            if not token:
+                continue
+            if token == "all" and "all" not in names:
+                chosen = list(range(len(names)))
+            elif token in names:
+                chosen = [names.index(token)]
+            elif token.isdigit() and int(token) < len(names):
+                chosen = [int(token)]
+            else:
+                raise ValueError(f"unknown class {token!r}; the model's classes are {names} "
+                                 f"(names or indices 0-{len(names) - 1}, comma-separated)")
+            out += [c for c in chosen if c not in out]
     return out

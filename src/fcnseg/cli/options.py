@@ -1,0 +1,173 @@
+"""Options shared by the commands: one spelling, one help text and one default each.
+
+Each ``add_*`` function adds an option (or a group of related ones) to a command's parser; the
+``*_from_args`` functions turn the parsed values into library settings, checked before any file
+is read. :class:`HelpFormatter` shows every default the same way, ``(default: X)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from fcnseg.inference.sliding import TTA, SlidingWindow
+
+__all__ = [
+    "DeprecatedAlias",
+    "HelpFormatter",
+    "add_batch_size",
+    "add_checkpoint",
+    "add_device",
+    "add_no_progress",
+    "add_num_workers",
+    "add_overrides",
+    "add_window_and_tta",
+    "parse_scales",
+    "sliding_window_from_args",
+    "tta_from_args",
+]
+
+DEVICE_HELP = "where to run: auto (CUDA when available, else the CPU), cpu, cuda or cuda:N"
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Appends ``(default: X)`` to the help of each option whose default says something (not
+    None, False or empty), unless its help already gives the default in that form."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if ("(default: " in text or default in (None, False, argparse.SUPPRESS)
+                or isinstance(action, (argparse._StoreTrueAction, argparse._HelpAction,
+                                       argparse._VersionAction))
+                or (isinstance(default, (list, tuple)) and not default)):
+            return text
+        shown = ",".join(map(str, default)) if isinstance(default, (list, tuple)) else default
+        return f"{text} (default: {str(shown).replace('%', '%%')})"
+
+
+class DeprecatedAlias(argparse.Action):
+    """An older spelling of an option, hidden from ``--help``: it still works, with a note on
+    stderr naming the current spelling."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, replacement: str,
+                 **kwargs: Any) -> None:
+        self.replacement = replacement
+        super().__init__(option_strings, dest, help=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        print(f"{parser.prog}: note: {option_string} is now spelled {self.replacement}",
+              file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_checkpoint(p: argparse.ArgumentParser, help: str = "checkpoint file (.pt)",
+                   required: bool = True) -> None:
+    """``--checkpoint PATH``."""
+    p.add_argument("--checkpoint", required=required, metavar="PATH", help=help)
+
+
+def add_device(p: argparse.ArgumentParser | argparse._ArgumentGroup,
+               help: str = DEVICE_HELP) -> None:
+    """``--device``, ``auto`` by default in every command."""
+    p.add_argument("--device", default="auto", help=help)
+
+
+def add_batch_size(p: argparse.ArgumentParser | argparse._ArgumentGroup, default: int,
+                   help: str = "images per forward pass") -> None:
+    """``--batch-size N`` (at least 1)."""
+    p.add_argument("--batch-size", type=positive_int, default=default, metavar="N", help=help)
+
+
+def add_num_workers(p: argparse.ArgumentParser | argparse._ArgumentGroup,
+                    help: str = "processes reading the data (0: read in this process)",
+                    default: int = 0, dest: str = "num_workers") -> None:
+    """``--num-workers N``; ``--workers`` is kept as a hidden older spelling."""
+    p.add_argument("--num-workers", type=non_negative_int, default=default, metavar="N",
+                   dest=dest, help=help)
+    p.add_argument("--workers", type=non_negative_int, dest=dest, metavar="N",
+                   action=DeprecatedAlias, replacement="--num-workers")
+
+
+def add_no_progress(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--no-progress``."""
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (it shows only on a terminal anyway)")
+
+
+def add_overrides(p: argparse.ArgumentParser | argparse._ArgumentGroup,
+                  help: str = "override recipe fields; values are YAML") -> None:
+    """``--set KEY=VALUE [KEY=VALUE ...]`` (repeatable) into ``args.overrides``."""
+    p.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[],
+                   metavar="KEY=VALUE",
+                   help=f"{help}, e.g. --set optim.lr=0.001 data.batch_size=4 (one or more "
+                        f"after each --set)")
+
+
+def add_window_and_tta(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--sliding-window``, ``--stride``, ``--tta-flip`` and ``--tta-scales``; read them with
+    :func:`sliding_window_from_args` and :func:`tta_from_args`."""
+    p.add_argument("--sliding-window", type=int, metavar="PIXELS",
+                   help="run PIXELS×PIXELS windows instead of whole images (for images too "
+                        "large at once)")
+    p.add_argument("--stride", type=int, metavar="PIXELS",
+                   help="sliding-window step (default: 2/3 of the window)")
+    p.add_argument("--tta-flip", action="store_true",
+                   help="test-time augmentation: also average over the mirrored image")
+    p.add_argument("--tta-scales", nargs="+", metavar="S",
+                   help="test-time augmentation: average over these input scales, e.g. "
+                        "0.75,1,1.25 or 0.75 1 1.25")
+
+
+def positive_int(text: str) -> int:
+    """An argparse ``type``: an integer of at least 1."""
+    return _int_at_least(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse ``type``: an integer of at least 0."""
+    return _int_at_least(text, 0)
+
+
+def _int_at_least(text: str, low: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+    return value
+
+
+def parse_scales(items: Sequence[str]) -> tuple[float, ...]:
+    """``--tta-scales`` values (space- or comma-separated) as positive floats."""
+    try:
+        scales = tuple(float(v) for item in items for v in item.split(",") if v.strip())
+    except ValueError:
+        raise ValueError(f"--tta-scales: expected numbers like 0.75 1 1.25, got {items} (give "
+                         f"the inputs before --tta-scales, or the scales as 0.75,1,1.25)") from None
+    if not scales or min(scales) <= 0:
+        raise ValueError(f"--tta-scales: scales must be positive, got {items}")
+    return scales
+
+
+def sliding_window_from_args(args: argparse.Namespace) -> SlidingWindow | None:
+    """The :class:`SlidingWindow` that ``--sliding-window`` / ``--stride`` describe, or None."""
+    if args.stride is not None and args.sliding_window is None:
+        raise ValueError("--stride: only meaningful with --sliding-window")
+    if args.sliding_window is None:
+        return None
+    try:
+        return SlidingWindow(args.sliding_window, args.stride)
+    except ValueError as e:
+        raise ValueError(f"--sliding-window/--stride: {e}") from None
+
+
+def tta_from_args(args: argparse.Namespace) -> TTA | None:
+    """The :class:`TTA` that ``--tta-flip`` / ``--tta-scales`` describe, or None."""
+    if not (args.tta_flip or args.tta_scales):
+        return None
+    return TTA(parse_scales(args.tta_scales or ["1"]), args.tta_flip)

@@ -1,0 +1,41 @@
+"""``fcnseg recipes``: every ``--set`` example it prints works when typed as shown."""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+from fcnseg.cli.main import build_parser, main
+from fcnseg.engine import load_config
+
+
+def _printed_commands(text: str) -> list[list[str]]:
+    """The ``fcnseg train`` command lines the listing shows: the usage lines, and each
+    recipe's ``(--set ...)`` hint as part of a command training that recipe."""
+    text = text.replace("\\\n", " ")
+    commands = []
+    for line in text.splitlines():
+        hint = re.search(r"\((--set [^)]*)\)", line)
+        if hint:
+            name = line.split()[0]
+            commands.append(["train", "--recipe", name, "--out", "runs/x",
+                             *shlex.split(hint.group(1))])
+        elif "fcnseg train" in line:
+            commands.append(shlex.split(line.split("fcnseg ", 1)[1]))
+        elif "--set" in line:  # a bare example of values: on the default recipe
+            commands.append(["train", "--recipe", "synthetic-fcn8s", "--out", "runs/x",
+                             *shlex.split(line[line.index("--set"):])])
+    return commands
+
+
+def test_every_set_example_parses_and_sets_real_fields(capsys, tmp_path) -> None:
+    assert main(["recipes"]) == 0
+    commands = _printed_commands(capsys.readouterr().out)
+    with_set = [argv for argv in commands if "--set" in argv]
+    assert len(with_set) >= 4, commands  # the usage lines and the recipes' hints
+    for argv in commands:
+        args = build_parser().parse_args(argv)
+        assert args.command == "train"
+        for override in args.overrides:
+            assert re.fullmatch(r"[\w.]+=\S*", override), (argv, override)
+        load_config(args.recipe, args.overrides, out=str(tmp_path))  # unknown fields raise

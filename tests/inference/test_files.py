@@ -1,0 +1,117 @@
+"""Segmenting files into a folder: inputs found, outputs named, written and never re-read."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fcnseg.inference import ImageError
+from fcnseg.inference.files import (
+    MANIFEST_NAME,
+    OwnOutputs,
+    collect_inputs,
+    output_files,
+    parse_classes,
+    segment_files,
+    write_prediction,
+)
+from fcnseg.inference.visualize import read_label_png
+
+CLASSES = ["background", "cat", "dog", "potted plant"]
+
+
+def test_an_output_folder_inside_the_input_folder_is_not_scanned(tmp_path) -> None:
+    (tmp_path / "photos" / "preds").mkdir(parents=True)
+    for rel in ("photos/a.png", "photos/preds/b.png"):
+        Image.new("RGB", (4, 4)).save(tmp_path / rel)
+    inputs, problems = collect_inputs([str(tmp_path / "photos")], tmp_path / "photos" / "preds")
+    assert [p.name for p, _ in inputs] == ["a.png"] and not problems
+    # the same folder as --out is still scanned (its own images are the inputs)
+    inputs, _ = collect_inputs([str(tmp_path / "photos")], tmp_path / "photos")
+    assert sorted(p.name for p, _ in inputs) == ["a.png", "b.png"]
+
+
+def test_files_listed_in_a_manifest_above_them_are_not_inputs(tmp_path) -> None:
+    (tmp_path / "sub").mkdir()
+    for rel in ("a.png", "a_label.png", "sub/b_overlay.png"):
+        Image.new("RGB", (4, 4)).save(tmp_path / rel)
+    (tmp_path / MANIFEST_NAME).write_text("sub/b_overlay.png\n")
+    own = OwnOutputs()
+    assert tmp_path / "sub" / "b_overlay.png" in own
+    assert tmp_path / "a_label.png" not in own  # same suffix, but not written by fcnseg
+    inputs, problems = collect_inputs([str(tmp_path), str(tmp_path / "sub" / "*.png")])
+    assert sorted(p.name for p, _ in inputs) == ["a.png", "a_label.png"]
+    assert problems == [(str(tmp_path / "sub" / "*.png"), "pattern matches no files")]
+
+
+def test_output_files_are_named_after_the_input_and_the_classes(tmp_path) -> None:
+    files = output_files(tmp_path, "sub/x", CLASSES, heatmap_classes=[3], probs=True)
+    assert [p.relative_to(tmp_path).as_posix() for p in files.all()] == [
+        "sub/x_label.png", "sub/x_overlay.png", "sub/x_heatmap_potted_plant.png",
+        "sub/x_probs.npz"]
+    assert output_files(tmp_path, "x", CLASSES).probs is None
+
+
+def _prediction(segmenter, smooth_image):
+    return segmenter.predict(smooth_image, return_probs=True)
+
+
+def test_write_prediction_writes_and_lists_every_file(segmenter, smooth_image, tmp_path) -> None:
+    pred = _prediction(segmenter, smooth_image)
+    files = write_prediction(tmp_path, "x", pred, segmenter.palette, heatmap_classes=[1],
+                             probs=True)
+    assert all(p.is_file() for p in files.all())
+    np.testing.assert_array_equal(read_label_png(files.label), pred.label)
+    with np.load(files.probs) as npz:
+        np.testing.assert_array_equal(npz["probs"], pred.probs)
+        assert list(npz["class_names"]) == CLASSES
+    listed = (tmp_path / MANIFEST_NAME).read_text().splitlines()
+    assert listed == [p.name for p in files.all()]
+
+
+def test_write_prediction_never_replaces_a_protected_file(segmenter, smooth_image,
+                                                          tmp_path) -> None:
+    truth = tmp_path / "x_label.png"
+    truth.write_bytes(b"ground truth")
+    pred = _prediction(segmenter, smooth_image)
+    with pytest.raises(FileExistsError, match="x_label.png"):
+        write_prediction(tmp_path, "x", pred, segmenter.palette,
+                         protected=frozenset({truth.resolve()}))
+    assert truth.read_bytes() == b"ground truth"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x_label.png"], "nothing written"
+
+
+def test_heatmaps_need_probabilities(segmenter, smooth_image, tmp_path) -> None:
+    pred = segmenter.predict(smooth_image)
+    with pytest.raises(ValueError, match="return_probs=True"):
+        write_prediction(tmp_path, "x", pred, segmenter.palette, heatmap_classes=[1])
+
+
+def test_segment_files_yields_each_input_in_order_with_its_error(segmenter, smooth_image,
+                                                                 tmp_path) -> None:
+    good, bad = tmp_path / "good.png", tmp_path / "bad.png"
+    Image.fromarray(smooth_image).save(good)
+    bad.write_bytes(b"not an image")
+    results = list(segment_files(segmenter, [(good, "a"), (bad, "b"), (good, "c")],
+                                 batch_size=2))
+    assert [(path.name, name) for path, name, _ in results] == [
+        ("good.png", "a"), ("bad.png", "b"), ("good.png", "c")]
+    assert isinstance(results[1][2], ImageError) and "bad.png" in str(results[1][2])
+    assert all(r[2].label.shape == smooth_image.shape[:2] for r in (results[0], results[2]))
+
+
+@pytest.mark.parametrize(("items", "expected"), [
+    (["cat,3"], [1, 3]),
+    (["dog", "cat, dog"], [2, 1]),
+    ("potted plant", [3]),
+    (["all"], [0, 1, 2, 3]),
+])
+def test_parse_classes_takes_names_indices_and_commas(items, expected) -> None:
+    assert parse_classes(items, CLASSES) == expected
+
+
+@pytest.mark.parametrize("bad", ["zebra", "4", "-1"])
+def test_parse_classes_names_the_unknown_class(bad) -> None:
+    with pytest.raises(ValueError, match=f"unknown class '{bad}'.*'potted plant'"):
+        parse_classes([bad], CLASSES)

@@ -11,12 +11,12 @@ import torch
 from _caffe_files import random_fcn_state_dict, write_reference_fcn
 from PIL import Image
 
-from fcnseg.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from fcnseg.checkpoint import load_checkpoint, save_checkpoint
 from fcnseg.cli.main import main
 from fcnseg.conventions import TORCHVISION_RGB
 from fcnseg.data import SYNTHETIC_CLASSES, palette_for
 from fcnseg.data.palette import VOC_CLASSES
-from fcnseg.hub import from_pretrained, save_pretrained
+from fcnseg.hub import HubError, from_pretrained, push_to_hub, save_pretrained
 from fcnseg.models import fcn8s
 from fcnseg.pretrained import resolve_checkpoint
 from fcnseg.pretrained.reference import REFERENCE_MODELS
@@ -105,10 +105,10 @@ def test_hf_spec_through_predict_and_evaluate_from_the_local_cache(tmp_path: Pat
 def test_missing_revision_and_repository_are_clear_errors(tmp_path: Path) -> None:
     folder = save_pretrained(_model(3), tmp_path / "export", class_names=["a", "b", "c"])
     _hf_cache_repo(tmp_path / "hf-cache", "someone/tiny-fcn", folder)
-    with pytest.raises(CheckpointError, match=r"hf://someone/tiny-fcn@v2: .*revision 'v2'.* "
+    with pytest.raises(HubError, match=r"hf://someone/tiny-fcn@v2: .*revision 'v2'.* "
                                               r"not in the Hugging Face cache.*HF_HUB_OFFLINE"):
         resolve_checkpoint("hf://someone/tiny-fcn@v2")
-    with pytest.raises(CheckpointError, match=r"hf://nobody/none: config.json of nobody/none is "
+    with pytest.raises(HubError, match=r"hf://nobody/none: config.json of nobody/none is "
                                               r"not in the Hugging Face cache"):
         resolve_checkpoint("hf://nobody/none")
 
@@ -116,7 +116,7 @@ def test_missing_revision_and_repository_are_clear_errors(tmp_path: Path) -> Non
 def test_a_folder_without_weights_is_named(tmp_path: Path) -> None:
     folder = save_pretrained(_model(3), tmp_path / "export", class_names=["a", "b", "c"])
     (folder / "model.safetensors").unlink()
-    with pytest.raises(CheckpointError, match=r"no model.safetensors in .*export"):
+    with pytest.raises(HubError, match=r"no model.safetensors in .*export"):
         load_checkpoint(folder)
 
 
@@ -138,3 +138,29 @@ def test_convert_cli_output_is_a_checkpoint_predict_takes(tmp_path: Path, suffix
     # an existing output is not replaced without --force
     assert main(["convert", str(caffemodel), "--out", str(out)]) == 2
     assert "exists" in capsys.readouterr().err
+
+
+def test_push_to_hub_uploads_a_pretrained_folder(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub
+
+    calls: dict[str, object] = {}
+
+    class FakeApi:  # records what would go to the Hub (no network in tests)
+        def __init__(self, token=None):
+            calls["token"] = token
+
+        def create_repo(self, repo_id, private=None, exist_ok=False):
+            calls["repo"] = (repo_id, private, exist_ok)
+
+        def upload_folder(self, repo_id, folder_path, commit_message):
+            calls["files"] = sorted(p.name for p in Path(folder_path).iterdir())
+            calls["config"] = json.loads((Path(folder_path) / "config.json").read_text())
+            return f"https://huggingface.co/{repo_id}/commit/abc"
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    url = push_to_hub(_model(3), "someone/tiny", class_names=["a", "b", "c"], token="t")
+    assert url == "https://huggingface.co/someone/tiny/commit/abc"
+    assert calls["repo"] == ("someone/tiny", None, True)
+    assert calls["files"] == ["config.json", "model.safetensors"]
+    assert calls["config"]["classes"]["names"] == ["a", "b", "c"]

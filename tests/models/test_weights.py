@@ -230,13 +230,13 @@ def test_staged_init_reports_each_key_left_alone_and_why(caplog: pytest.LogCaptu
     stage32 = fcn32s(num_classes=4, width=0.0625, fc_channels=8)
     stage16 = fcn16s(num_classes=4, width=0.0625, fc_channels=8)
     with caplog.at_level("INFO", logger="fcnseg.models.weights"):
-        report = init_from(stage16, stage32)
+        report = init_from(stage16, stage32.state_dict(), name="runs/32s/best.pt")
     assert "conv1_1.weight" in report.copied and "fc7.bias" in report.copied
     assert report.kept["score_pool4.weight"] == "not in the source"
     assert report.kept["upscore2.weight"] == "not in the source"
     assert report.unused == ["upscore.weight"]
     line = caplog.records[-1].getMessage()
-    assert f"copied {len(report.copied)} tensors" in line
+    assert line.startswith(f"init from runs/32s/best.pt: copied {len(report.copied)} tensors")
     assert "score_pool4.weight (not in the source)" in line and "upscore.weight" in line
 
 

@@ -275,7 +275,10 @@ def _is_trunk_key(key: str) -> bool:
 
 
 def init_from(
-    model: nn.Module, source: nn.Module | Mapping[str, torch.Tensor] | PathLike
+    model: nn.Module,
+    source: nn.Module | Mapping[str, torch.Tensor] | PathLike,
+    *,
+    name: str | None = None,
 ) -> InitReport:
     """Staged initialisation: copy every parameter of ``source`` whose name and shape match.
 
@@ -283,7 +286,8 @@ def init_from(
     and score_fr are copied, and the new skip scorers (score_pool4, score_pool3) keep their zero
     initialisation, so the new model starts out computing exactly what the previous stage did.
     Upsampling layers of different sizes keep their bilinear kernels. A module source also
-    passes on its input convention.
+    passes on its input convention. ``name`` says where the source came from in the report
+    (e.g. the checkpoint path a state dict was read from).
 
     Returns an :class:`InitReport` (iterating over it gives the copied keys) and logs its
     summary: every model key left at its own initialisation is named with the reason (not in
@@ -300,6 +304,7 @@ def init_from(
     else:
         sd = read_state_dict(source)
         what = str(source)
+    what = name or what
     own = model.state_dict()
     report = InitReport(what)
     for key, tensor in own.items():

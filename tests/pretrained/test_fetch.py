@@ -186,3 +186,17 @@ def test_imagenet_vgg16_caffemodel_becomes_backbone_weights(
     with pytest.raises(FetchError, match=r"failed the structural check .*layer 'conv1_1' has "
                                          r"shape \(4, 3, 3, 3\), expected \(64, 3, 3, 3\)"):
         fetch_pretrained("vgg16_caffe", tmp_path / "other-cache", progress=False)
+
+
+def test_an_interrupted_caffemodel_download_resumes(loopback_server, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    sd = random_fcn_state_dict("fcn8s", 21)
+    source = _caffemodel(loopback_server, sd)
+    _use_sources(monkeypatch, source)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    served = (loopback_server.root / "fcn8s-heavy-pascal.caffemodel").read_bytes()
+    (cache / "fcn8s-heavy-pascal.caffemodel.unverified.part").write_bytes(served[:5000])
+    _assert_weights(fetch_pretrained("fcn8s_caffe", cache, progress=False), sd)
+    assert loopback_server.range_requests == ["bytes=5000-"]
+    assert (cache / "fcn8s-heavy-pascal.caffemodel").read_bytes() == served

@@ -164,3 +164,12 @@ def test_push_to_hub_uploads_a_pretrained_folder(tmp_path: Path,
     assert calls["repo"] == ("someone/tiny", None, True)
     assert calls["files"] == ["config.json", "model.safetensors"]
     assert calls["config"]["classes"]["names"] == ["a", "b", "c"]
+
+
+def test_a_training_run_folder_points_to_its_checkpoint(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    save_checkpoint(run / "best.pt", _model(3), class_names=["a", "b", "c"],
+                    palette=palette_for(3))
+    with pytest.raises(HubError, match=r"no config.json in .*run .*for a training run, pass "
+                                       r".*run/best.pt"):
+        load_checkpoint(run)

@@ -186,8 +186,10 @@ def _read_folder(folder: Path, where: str) -> dict[str, Any]:
     config_path, weights = folder / CONFIG_NAME, folder / WEIGHTS_NAME
     for p in (config_path, weights):
         if not p.is_file():
+            runs = [c.name for c in (folder / "best.pt", folder / "last.pt") if c.is_file()]
+            hint = f"; for a training run, pass {folder / runs[0]}" if runs else ""
             raise HubError(f"{where}: no {p.name} in {folder} (a pretrained folder holds "
-                           f"{CONFIG_NAME} and {WEIGHTS_NAME})")
+                           f"{CONFIG_NAME} and {WEIGHTS_NAME}){hint}")
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:

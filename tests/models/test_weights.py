@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,8 @@ from fcnseg.models import (
     load_fcn_weights,
 )
 from fcnseg.models import weights as weights_mod
-from fcnseg.utils.download import ChecksumError
+from fcnseg.pretrained.fetch import Source
+from fcnseg.utils.download import DownloadError
 
 WIDTH = 0.125  # conv5 has 64 channels: pool5 flattens to 64·7·7 = 3136 features
 FC = 32
@@ -200,15 +202,14 @@ def test_published_weights_download_over_loopback(loopback_server, tmp_path: Pat
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     data = b"fake weights " * 1000
     (loopback_server.root / "vgg.pth").write_bytes(data)
-    src = weights_mod.PRETRAINED["vgg16_caffe"]
-    fake = weights_mod.WeightSource(src.name, loopback_server.url("vgg.pth"), "vgg.pth",
-                                    src.convention, src.kind,
-                                    md5=hashlib.md5(data).hexdigest())
-    monkeypatch.setitem(weights_mod.PRETRAINED, "vgg16_caffe", fake)
+    src = weights_mod.PRETRAINED["vgg16_torchvision"]
+    fake = replace(src, sources=(Source(loopback_server.url("vgg.pth"), "vgg.pth",
+                                        md5=hashlib.md5(data).hexdigest()),))
+    monkeypatch.setitem(weights_mod.PRETRAINED, "vgg16_torchvision", fake)
     cache = tmp_path / "cache"
-    path = weights_mod.fetch_pretrained("vgg16_caffe", cache, progress=False)
+    path = weights_mod.fetch_pretrained("vgg16_torchvision", cache, progress=False)
     assert path.read_bytes() == data
-    assert weights_mod.fetch_pretrained("vgg16_caffe", cache, progress=False) == path
+    assert weights_mod.fetch_pretrained("vgg16_torchvision", cache, progress=False) == path
     assert len(loopback_server.requests) == 1  # the second call used the cache
 
 
@@ -216,11 +217,11 @@ def test_checksum_mismatch_leaves_no_file(loopback_server, tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     (loopback_server.root / "vgg.pth").write_bytes(b"not the published file")
     src = weights_mod.PRETRAINED["vgg16_torchvision"]
-    fake = weights_mod.WeightSource(src.name, loopback_server.url("vgg.pth"), "vgg.pth",
-                                    src.convention, src.kind, sha256="397923af")
+    fake = replace(src, sources=(Source(loopback_server.url("vgg.pth"), "vgg.pth",
+                                        sha256="397923af"),))
     monkeypatch.setitem(weights_mod.PRETRAINED, "vgg16_torchvision", fake)
     cache = tmp_path / "cache"
-    with pytest.raises(ChecksumError, match="vgg.pth.*sha256 expected 397923af"):
+    with pytest.raises(DownloadError, match="vgg.pth.*sha256 expected 397923af"):
         weights_mod.fetch_pretrained("vgg16_torchvision", cache, progress=False)
     assert list(cache.iterdir()) == []
 
@@ -229,13 +230,13 @@ def test_staged_init_reports_each_key_left_alone_and_why(caplog: pytest.LogCaptu
     stage32 = fcn32s(num_classes=4, width=0.0625, fc_channels=8)
     stage16 = fcn16s(num_classes=4, width=0.0625, fc_channels=8)
     with caplog.at_level("INFO", logger="fcnseg.models.weights"):
-        report = init_from(stage16, stage32)
+        report = init_from(stage16, stage32.state_dict(), name="runs/32s/best.pt")
     assert "conv1_1.weight" in report.copied and "fc7.bias" in report.copied
     assert report.kept["score_pool4.weight"] == "not in the source"
     assert report.kept["upscore2.weight"] == "not in the source"
     assert report.unused == ["upscore.weight"]
     line = caplog.records[-1].getMessage()
-    assert f"copied {len(report.copied)} tensors" in line
+    assert line.startswith(f"init from runs/32s/best.pt: copied {len(report.copied)} tensors")
     assert "score_pool4.weight (not in the source)" in line and "upscore.weight" in line
 
 

@@ -154,3 +154,13 @@ def test_unknown_layers_list_the_known_models(tmp_path: Path) -> None:
     with pytest.raises(CaffeModelError, match=r"\(conv_a\) match no known model.*"
                                               r"fcn8s-heavy-pascal"):
         convert_caffemodel(path)
+
+
+def test_a_per_channel_deconvolution_becomes_a_channel_diagonal_kernel(tmp_path: Path) -> None:
+    ref = REFERENCE_MODELS["fcn32s-heavy-pascal"]
+    sd = random_fcn_state_dict("fcn32s", 21)
+    grouped = torch.randn(21, 1, 64, 64)  # group = 21: one kernel per class
+    path = write_reference_fcn(tmp_path / "f.caffemodel", ref, {**sd, "upscore.weight": grouped})
+    weight = convert_caffemodel(path).model.upscore.weight
+    assert torch.equal(weight[torch.arange(21), torch.arange(21)], grouped[:, 0])
+    assert not weight[0, 1:].any() and not weight[1:, 0].any()

@@ -19,12 +19,12 @@ from torch import nn
 
 from fcnseg.conventions import CAFFE_BGR, TORCHVISION_RGB, InputConvention, get_convention
 from fcnseg.models.fcn import VGG16_BLOCKS
-from fcnseg.utils.download import download
+from fcnseg.pretrained.fetch import PRETRAINED, PublishedWeights, fetch_pretrained
 
 __all__ = [
     "PRETRAINED",
     "InitReport",
-    "WeightSource",
+    "PublishedWeights",
     "WeightsError",
     "copy_convolutionalized",
     "describe_mismatch",
@@ -42,58 +42,6 @@ log = logging.getLogger(__name__)
 
 class WeightsError(ValueError):
     """A weights file cannot be read, or its keys or shapes do not fit the model."""
-
-
-@dataclass(frozen=True)
-class WeightSource:
-    """A published weights file: where it lives, its checksum and its input convention."""
-
-    name: str
-    url: str
-    filename: str
-    convention: InputConvention
-    kind: str  # "vgg16" (backbone) or an FCN arch name
-    md5: str | None = None
-    sha256: str | None = None
-
-
-def _drive(file_id: str) -> str:
-    return f"https://drive.google.com/uc?id={file_id}&export=download"
-
-
-PRETRAINED: dict[str, WeightSource] = {
-    s.name: s
-    for s in (
-        WeightSource("vgg16_torchvision", "https://download.pytorch.org/models/vgg16-397923af.pth",
-                     "vgg16-397923af.pth", TORCHVISION_RGB, "vgg16", sha256="397923af"),
-        WeightSource("vgg16_caffe", _drive("1adDBTGY3GcEB_47dvcibajyzi872RAs3"),
-                     "vgg16_from_caffe.pth", CAFFE_BGR, "vgg16",
-                     md5="aa75b158f4181e7f6230029eb96c1b13"),
-        WeightSource("fcn32s_caffe", _drive("11k2Q0bvRQgQbT6-jYWeh6nmAsWlSCY3f"),
-                     "fcn32s_from_caffe.pth", CAFFE_BGR, "fcn32s",
-                     md5="d3eb467a80e7da0468a20dfcbc13e6c8"),
-        WeightSource("fcn16s_caffe", _drive("1bctu58B6YH9bu6lBBSBB2rUeGlGhYLoP"),
-                     "fcn16s_from_caffe.pth", CAFFE_BGR, "fcn16s",
-                     md5="a2d4035f669f09483b39c9a14a0d6670"),
-        WeightSource("fcn8s_caffe", _drive("1ieXWyoG68xqoHJPWdyrDyaIaaWlfmUxI"),
-                     "fcn8s_from_caffe.pth", CAFFE_BGR, "fcn8s",
-                     md5="de93e540ec79512f8770033849c8ae89"),
-        WeightSource("fcn8s_atonce_caffe", _drive("0B9P1L--7Wd2vblE1VUIxV1o2d2M"),
-                     "fcn8s-atonce_from_caffe.pth", CAFFE_BGR, "fcn8s_atonce",
-                     md5="bfed4437e941fef58932891217fe6464"),
-    )
-}
-
-
-def fetch_pretrained(name: str, directory: PathLike | None = None, progress: bool = True) -> Path:
-    """Download (or find in the cache) a published weights file and verify its checksum."""
-    try:
-        src = PRETRAINED[name]
-    except KeyError:
-        raise WeightsError(f"unknown pretrained weights {name!r}; known: {sorted(PRETRAINED)}") \
-            from None
-    return download(src.url, filename=src.filename, md5=src.md5, sha256=src.sha256,
-                    directory=directory, progress=progress)
 
 
 def _unwrap(obj: Any, path: Path) -> StateDict:
@@ -202,9 +150,10 @@ def _vgg16_conv_names() -> list[str]:
 
 def _guess_convention(path: Path) -> InputConvention | None:
     name = path.name.lower()
-    for src in PRETRAINED.values():
-        if src.kind == "vgg16" and name == src.filename.lower():
-            return src.convention
+    for published in PRETRAINED.values():
+        names = [s.filename.lower() for s in published.sources] + [published.converted.lower()]
+        if published.kind == "backbone" and name in names:
+            return published.convention
     if "caffe" in name:
         return CAFFE_BGR
     if re.fullmatch(r"vgg16-[0-9a-f]{8}\.pth", name):
@@ -326,7 +275,10 @@ def _is_trunk_key(key: str) -> bool:
 
 
 def init_from(
-    model: nn.Module, source: nn.Module | Mapping[str, torch.Tensor] | PathLike
+    model: nn.Module,
+    source: nn.Module | Mapping[str, torch.Tensor] | PathLike,
+    *,
+    name: str | None = None,
 ) -> InitReport:
     """Staged initialisation: copy every parameter of ``source`` whose name and shape match.
 
@@ -334,7 +286,8 @@ def init_from(
     and score_fr are copied, and the new skip scorers (score_pool4, score_pool3) keep their zero
     initialisation, so the new model starts out computing exactly what the previous stage did.
     Upsampling layers of different sizes keep their bilinear kernels. A module source also
-    passes on its input convention.
+    passes on its input convention. ``name`` says where the source came from in the report
+    (e.g. the checkpoint path a state dict was read from).
 
     Returns an :class:`InitReport` (iterating over it gives the copied keys) and logs its
     summary: every model key left at its own initialisation is named with the reason (not in
@@ -351,6 +304,7 @@ def init_from(
     else:
         sd = read_state_dict(source)
         what = str(source)
+    what = name or what
     own = model.state_dict()
     report = InitReport(what)
     for key, tensor in own.items():

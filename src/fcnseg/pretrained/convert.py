@@ -196,6 +196,14 @@ def _fit(blob: CaffeBlob, target: tuple[int, ...], layer_type: str) -> np.ndarra
     if (layer_type == "InnerProduct" and len(shape) == 2 and len(target) == 4
             and shape[0] == target[0] and shape[1] == math.prod(target[1:])):
         return data.reshape(target)  # Linear (out, in·kh·kw) → convolution (out, in, kh, kw)
+    if (layer_type == "Deconvolution" and len(shape) == 4 and len(target) == 4
+            and shape[1] == 1 and target[0] == target[1] == shape[0] and shape[2:] == target[2:]):
+        # A per-channel deconvolution (group = channels, weight (C, 1, k, k)) is the full one
+        # with a channel-diagonal kernel, which is what fcnseg's upsampling layers hold.
+        full = np.zeros(target, dtype=data.dtype)
+        idx = np.arange(target[0])
+        full[idx, idx] = data.reshape(shape)[:, 0]
+        return full
     return None
 
 

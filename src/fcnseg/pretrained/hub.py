@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from fcnseg.checkpoint import FORMAT, CheckpointError, describe_model, load_checkpoint
+from fcnseg.checkpoint import FORMAT, describe_model, load_checkpoint
 from fcnseg.conventions import get_convention
 from fcnseg.utils.download import cache_dir
 from fcnseg.utils.files import atomic_write
@@ -50,8 +50,11 @@ _METADATA_KEY = "fcnseg"  # the config, as JSON, in a .safetensors file's metada
 _HF_SPEC = re.compile(r"hf://(?P<repo>[\w.\-]+/[\w.\-]+)(?:@(?P<rev>[\w.\-/]+))?")
 
 
-class HubError(CheckpointError):
-    """A pretrained folder, ``.safetensors`` checkpoint or Hub repository cannot be used."""
+class HubError(ValueError):
+    """A pretrained folder, ``.safetensors`` checkpoint or Hub repository cannot be used.
+
+    Not a :class:`~fcnseg.checkpoint.CheckpointError`: code that takes "not a checkpoint" to
+    mean "try it as a plain state dict" must not swallow a missing Hub repository."""
 
 
 def _config(model: nn.Module, class_names: Sequence[str], palette: Any, ignore_index: int,
@@ -183,8 +186,10 @@ def _read_folder(folder: Path, where: str) -> dict[str, Any]:
     config_path, weights = folder / CONFIG_NAME, folder / WEIGHTS_NAME
     for p in (config_path, weights):
         if not p.is_file():
+            runs = [c.name for c in (folder / "best.pt", folder / "last.pt") if c.is_file()]
+            hint = f"; for a training run, pass {folder / runs[0]}" if runs else ""
             raise HubError(f"{where}: no {p.name} in {folder} (a pretrained folder holds "
-                           f"{CONFIG_NAME} and {WEIGHTS_NAME})")
+                           f"{CONFIG_NAME} and {WEIGHTS_NAME}){hint}")
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:

@@ -1,0 +1,94 @@
+"""Peak memory of converting a reference-sized .caffemodel, as a multiple of the file size.
+
+Writes an FCN-8s ``.caffemodel`` with the reference's layers and shapes (VGG16 trunk, fc6
+4096×512×7×7, 21 classes: about 540 MB at ``--width 1``) filled with random values, then
+converts it in a fresh process (read, build the model, save the checkpoint) and reports that
+process's peak resident memory (VmHWM) above its memory after the imports, divided by the file
+size. The target is at most 2. Run:
+
+    .venv/bin/python benchmarks/caffemodel_memory.py               # full size, ~540 MB file
+    .venv/bin/python benchmarks/caffemodel_memory.py --width 0.5   # a quicker, smaller file
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+CHILD = r"""
+import json, sys, time
+from pathlib import Path
+
+def status(field):
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise KeyError(field)
+
+import torch  # noqa: F401  (imports first: the baseline includes them)
+import fcnseg.models  # noqa: F401
+from fcnseg.pretrained.convert import convert_caffemodel
+
+base = status("VmRSS")
+start = time.perf_counter()
+converted = convert_caffemodel(sys.argv[1])
+converted.save(sys.argv[2])
+print(json.dumps({"baseline": base, "peak": status("VmHWM"),
+                  "seconds": time.perf_counter() - start}))
+"""
+
+
+def write_reference_sized(path: Path, width: float) -> int:
+    """An fcn8s-heavy-pascal-shaped .caffemodel, written one layer at a time; its size."""
+    import torch
+
+    from fcnseg.models import build_model
+    from fcnseg.pretrained.caffemodel import write_caffemodel
+    from fcnseg.pretrained.reference import REFERENCE_MODELS
+
+    ref = REFERENCE_MODELS["fcn8s-heavy-pascal"]
+    with torch.device("meta"):  # shapes only
+        model = build_model("fcn8s", num_classes=21, width=width)
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    rng = np.random.default_rng(0)
+
+    def layers():
+        yield "data", "Input", []
+        for name in ref.layers:
+            blobs = [rng.standard_normal(shapes[k], dtype=np.float32)
+                     for k in (f"{name}.weight", f"{name}.bias") if k in shapes]
+            yield name, "Deconvolution" if name.startswith("upscore") else "Convolution", blobs
+
+    write_caffemodel(path, layers())
+    return path.stat().st_size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--width", type=float, default=1.0,
+                        help="trunk width relative to VGG16 (1 = the reference's size)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "fcn8s-heavy-pascal.caffemodel"
+        start = time.perf_counter()
+        size = write_reference_sized(src, args.width)
+        print(f"wrote {src.name}: {size / 1e6:.0f} MB in {time.perf_counter() - start:.1f} s")
+        out = subprocess.run([sys.executable, "-c", CHILD, str(src), str(Path(tmp) / "out.pt")],
+                             check=True, capture_output=True, text=True)
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+    above = r["peak"] - r["baseline"]
+    print(f"convert + save: {r['seconds']:.1f} s; peak RSS {r['peak'] / 1e6:.0f} MB, "
+          f"{above / 1e6:.0f} MB above the {r['baseline'] / 1e6:.0f} MB after imports")
+    print(f"ratio (peak above baseline / file size): {above / size:.2f}  (target <= 2); "
+          f"whole process peak / file size: {r['peak'] / size:.2f}")
+
+
+if __name__ == "__main__":
+    main()

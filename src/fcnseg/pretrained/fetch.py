@@ -1,0 +1,357 @@
+"""Published weights from their official sources first, verified, converted once and cached.
+
+Each :class:`PublishedWeights` lists its sources in the order they are tried:
+
+- the FCN reference models from the reference's own host (``.caffemodel``), then the PyTorch
+  port's Google-Drive copies as a fallback;
+- the ImageNet VGG16 from the Oxford VGG page (``.caffemodel``, V1 format), then the port's
+  converted copy;
+- torchvision's files (ResNets, VGG16, VGG16-BN, FCN-ResNet), whose names carry the start of
+  their SHA-256, which is checked.
+
+Where no checksum is published (the ``.caffemodel`` files), a download is accepted only if its
+structure is right (it parses, and every expected layer is there with the expected shape), and
+its SHA-256 is then recorded in ``manifest.json`` in the cache: every later read is checked
+against it. A ``.caffemodel`` is converted on first use and the converted file is cached, so the
+cache works offline, including for a file put there by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fcnseg.conventions import CAFFE_BGR, TORCHVISION_RGB, InputConvention
+from fcnseg.pretrained.reference import CAFFE_HOST, OXFORD_VGG16_URL, REFERENCE_MODELS
+from fcnseg.utils.download import DownloadError, cache_dir, download, file_checksum
+from fcnseg.utils.files import atomic_write
+
+__all__ = [
+    "PRETRAINED",
+    "FetchError",
+    "PublishedWeights",
+    "Source",
+    "fetch_pretrained",
+]
+
+PathLike = str | os.PathLike[str]
+MANIFEST = "manifest.json"
+
+
+class FetchError(DownloadError):
+    """No source gave a usable file; the message lists every URL tried and what it answered."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """One place a file can be downloaded from."""
+
+    url: str
+    filename: str
+    #: ``"caffemodel"`` (converted after download) or ``"torch"`` (a state dict / checkpoint)
+    format: str = "torch"
+    md5: str | None = None
+    #: a prefix of the SHA-256 (torchvision's file names carry one)
+    sha256: str | None = None
+
+    @property
+    def checksum(self) -> bool:
+        return bool(self.md5 or self.sha256)
+
+
+@dataclass(frozen=True)
+class PublishedWeights:
+    """A set of published weights and its sources, tried in order."""
+
+    name: str
+    #: ``"backbone"``: a state dict for ``model.backbone_weights``; ``"checkpoint"``: a
+    #: self-describing fcnseg checkpoint (``--checkpoint``, ``init``)
+    kind: str
+    convention: InputConvention
+    sources: tuple[Source, ...]
+    #: the reference model (:data:`fcnseg.pretrained.reference.REFERENCE_MODELS`) a
+    #: ``.caffemodel`` or port file holds, for conversion and the structural check
+    reference: str | None = None
+    #: fcnseg builder arguments the converted model must have (defaults: the reference's size)
+    build_kwargs: Mapping[str, Any] | None = None
+    #: file name of the converted result in the cache ("" = the download is used as it is)
+    converted: str = ""
+
+    @property
+    def url(self) -> str:  # the first (official) source
+        return self.sources[0].url
+
+    @property
+    def filename(self) -> str:
+        return self.sources[0].filename
+
+
+def _drive(file_id: str) -> str:
+    return f"https://drive.google.com/uc?id={file_id}&export=download"
+
+
+def _torchvision(name: str, filename: str, kind: str = "backbone") -> PublishedWeights:
+    sha = filename.rsplit("-", 1)[1].split(".")[0]
+    return PublishedWeights(name, kind, TORCHVISION_RGB,
+                            (Source(f"https://download.pytorch.org/models/{filename}", filename,
+                                    sha256=sha),))
+
+
+def _reference_fcn(name: str, reference: str, drive: tuple[str, str, str] | None = None
+                   ) -> PublishedWeights:
+    ref = REFERENCE_MODELS[reference]
+    sources = [Source(f"{CAFFE_HOST}/{reference}.caffemodel", f"{reference}.caffemodel",
+                      format="caffemodel")]
+    if drive is not None:  # the PyTorch port's converted copy (a state dict), as a fallback
+        file_id, filename, md5 = drive
+        sources.append(Source(_drive(file_id), filename, md5=md5))
+    return PublishedWeights(name, "checkpoint", ref.convention, tuple(sources),
+                            reference=reference, converted=f"{name}.pt")
+
+
+PRETRAINED: dict[str, PublishedWeights] = {w.name: w for w in (
+    PublishedWeights(
+        "vgg16_caffe", "backbone", CAFFE_BGR,
+        (Source(OXFORD_VGG16_URL, "VGG_ILSVRC_16_layers.caffemodel", format="caffemodel"),
+         Source(_drive("1adDBTGY3GcEB_47dvcibajyzi872RAs3"), "vgg16_from_caffe.pth",
+                md5="aa75b158f4181e7f6230029eb96c1b13")),
+        reference="VGG_ILSVRC_16_layers", converted="vgg16_caffe_converted.pth"),
+    _reference_fcn("fcn32s_caffe", "fcn32s-heavy-pascal",
+                   ("11k2Q0bvRQgQbT6-jYWeh6nmAsWlSCY3f", "fcn32s_from_caffe.pth",
+                    "d3eb467a80e7da0468a20dfcbc13e6c8")),
+    _reference_fcn("fcn16s_caffe", "fcn16s-heavy-pascal",
+                   ("1bctu58B6YH9bu6lBBSBB2rUeGlGhYLoP", "fcn16s_from_caffe.pth",
+                    "a2d4035f669f09483b39c9a14a0d6670")),
+    _reference_fcn("fcn8s_caffe", "fcn8s-heavy-pascal",
+                   ("1ieXWyoG68xqoHJPWdyrDyaIaaWlfmUxI", "fcn8s_from_caffe.pth",
+                    "de93e540ec79512f8770033849c8ae89")),
+    _reference_fcn("fcn8s_atonce_caffe", "fcn8s-atonce-pascal",
+                   ("0B9P1L--7Wd2vblE1VUIxV1o2d2M", "fcn8s-atonce_from_caffe.pth",
+                    "bfed4437e941fef58932891217fe6464")),
+    _reference_fcn("pascalcontext_fcn32s", "pascalcontext-fcn32s-heavy"),
+    _reference_fcn("pascalcontext_fcn16s", "pascalcontext-fcn16s-heavy"),
+    _reference_fcn("pascalcontext_fcn8s", "pascalcontext-fcn8s-heavy"),
+    _reference_fcn("nyud_fcn32s_color", "nyud-fcn32s-color-heavy"),
+    _torchvision("vgg16_torchvision", "vgg16-397923af.pth"),
+    _torchvision("vgg16_bn", "vgg16_bn-6c64b313.pth"),
+    _torchvision("resnet18", "resnet18-f37072fd.pth"),
+    _torchvision("resnet34", "resnet34-b627a593.pth"),
+    _torchvision("resnet50", "resnet50-0676ba61.pth"),
+    _torchvision("resnet101", "resnet101-63fe2227.pth"),
+    _torchvision("fcn_resnet50_coco", "fcn_resnet50_coco-1167a1af.pth", kind="weights"),
+    _torchvision("fcn_resnet101_coco", "fcn_resnet101_coco-7ecb50ca.pth", kind="weights"),
+)}
+
+
+# -- the manifest: SHA-256 of files verified by structure ------------------------------------
+
+
+def _read_manifest(directory: Path) -> dict[str, Any]:
+    path = directory / MANIFEST
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}  # a damaged manifest only means files are verified again
+    return data if isinstance(data, dict) else {}
+
+
+def _record(directory: Path, path: Path, **info: Any) -> None:
+    manifest = _read_manifest(directory)
+    manifest[path.name] = {"sha256": file_checksum(path, "sha256"),
+                           "size": path.stat().st_size, "recorded": time.time(), **info}
+    with atomic_write(directory / MANIFEST, "w") as f:
+        f.write(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+
+
+class _ManifestMismatch(Exception):
+    pass
+
+
+def _check_recorded(directory: Path, path: Path) -> bool:
+    """True when ``path`` is recorded and still has its SHA-256; False when not recorded.
+    A recorded file that changed is set aside (``<name>.corrupt``) and reported."""
+    entry = _read_manifest(directory).get(path.name)
+    if not isinstance(entry, dict) or "sha256" not in entry:
+        return False
+    got = file_checksum(path, "sha256")
+    if got == entry["sha256"]:
+        return True
+    aside = path.with_name(path.name + ".corrupt")
+    os.replace(path, aside)
+    raise _ManifestMismatch(f"{path} changed since it was verified (SHA-256 {got}, recorded "
+                            f"{entry['sha256']}); moved it to {aside}")
+
+
+# -- conversion and structural checks -----------------------------------------------------------
+
+
+def _expected_kwargs(w: PublishedWeights) -> dict[str, Any]:
+    ref = REFERENCE_MODELS[w.reference] if w.reference else None
+    kwargs: dict[str, Any] = {"width": 1.0, "fc_channels": 4096}
+    if ref is not None and ref.num_classes is not None:
+        kwargs["num_classes"] = ref.num_classes
+    kwargs.update(w.build_kwargs or {})
+    return kwargs
+
+
+def _convert(w: PublishedWeights, raw: Path, source: Source, out: Path) -> None:
+    """Convert a downloaded file into ``out``; raises ValueError when its structure is wrong."""
+    # Lazy imports: the models import this module, and protobuf is an optional extra.
+    from fcnseg.models import build_model, load_backbone_weights, load_fcn_weights
+
+    expected = _expected_kwargs(w)
+    if source.format == "caffemodel":
+        from fcnseg.pretrained.convert import convert_caffemodel
+
+        converted = convert_caffemodel(raw, arch=w.reference)
+        if converted.model is not None:
+            got = {k: converted.model.build_kwargs.get(k) for k in expected}
+            if got != expected:
+                raise ValueError(f"{raw}: a model of {got}, expected {expected}")
+        else:  # check every layer's shape against a VGG16 of the expected size
+            _check_vgg16_shapes(raw, _probe(expected), converted.state_dict)
+        converted.save(out)
+        return
+    if w.kind == "checkpoint":  # the port's state dict of a reference FCN
+        from fcnseg.checkpoint import save_checkpoint
+        from fcnseg.data.palette import voc_palette
+
+        ref = REFERENCE_MODELS[w.reference or ""]
+        arch_kwargs = {k: v for k, v in expected.items() if k != "num_classes"}
+        model = build_model(ref.arch, num_classes=expected["num_classes"], **arch_kwargs)
+        load_fcn_weights(model, raw, convention=w.convention)
+        save_checkpoint(out, model, class_names=list(ref.classes or ()),
+                        palette=voc_palette().tolist(),
+                        metrics={f"published_{k}": v for k, v in ref.published.items()},
+                        recipe={"converted_from": source.url, "reference": ref.name})
+        return
+    # a backbone state dict: check that it loads into a VGG16 of the expected size
+    with warnings.catch_warnings():  # loading into meta tensors is a no-op, as intended here
+        warnings.simplefilter("ignore", UserWarning)
+        load_backbone_weights(_probe(expected), raw, convention=w.convention)
+
+
+def _probe(expected: Mapping[str, Any]) -> Any:
+    """An FCN-32s of the expected trunk size on the meta device: shapes, no memory."""
+    import torch
+
+    from fcnseg.models import build_model
+
+    with torch.device("meta"):
+        return build_model("fcn32s", num_classes=1, width=expected["width"],
+                           fc_channels=expected["fc_channels"])
+
+
+def _check_vgg16_shapes(raw: Path, probe: Any, sd: Mapping[str, Any]) -> None:
+    from fcnseg.models.weights import _VGG16_CONV_INDICES, _vgg16_conv_names
+
+    own = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
+    for name, idx in zip(_vgg16_conv_names(), _VGG16_CONV_INDICES, strict=True):
+        got = tuple(sd[f"features.{idx}.weight"].shape)
+        if got != own[f"{name}.weight"]:
+            raise ValueError(f"{raw}: layer {name!r} has shape {got}, expected "
+                             f"{own[f'{name}.weight']}")
+    for name, key in (("fc6", "classifier.0.weight"), ("fc7", "classifier.3.weight")):
+        want = own[f"{name}.weight"]
+        got = tuple(sd[key].shape)
+        if got != (want[0], want[1] * want[2] * want[3]):
+            raise ValueError(f"{raw}: layer {name!r} has shape {got}, expected "
+                             f"{(want[0], want[1] * want[2] * want[3])}")
+
+
+# -- fetching -----------------------------------------------------------------------------------
+
+
+def _answer(e: BaseException) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return text[:600]
+
+
+def _obtain(source: Source, directory: Path, progress: bool, notes: list[str]) -> Path:
+    """The source's file in the cache, downloaded if needed and verified (checksum, or
+    structure for the caller to check plus the manifest for a file seen before)."""
+    final = directory / source.filename
+    if source.checksum:
+        return download(source.url, filename=source.filename, md5=source.md5,
+                        sha256=source.sha256, directory=directory, progress=progress)
+    if final.is_file():
+        try:
+            _check_recorded(directory, final)
+            return final
+        except _ManifestMismatch as e:  # set aside; fetched again below
+            notes.append(f"cached {final.name}: {e}")
+    # Unverified downloads land beside the cache file and move in only once checked.
+    return download(source.url, filename=f"{source.filename}.unverified",
+                    directory=directory, progress=progress)
+
+
+def fetch_pretrained(name: str, directory: PathLike | None = None, progress: bool = True
+                     ) -> Path:
+    """The local path of published weights ``name`` (see :data:`PRETRAINED`), downloading from
+    its sources in order and converting a ``.caffemodel`` on first use.
+
+    A cached file (downloaded before, or put there by hand under the file name the error
+    message gives) is used without any network access. Raises :class:`FetchError` listing every
+    URL tried and what it answered, where a file downloaded by hand goes, and how to pass a
+    path instead.
+    """
+    try:
+        w = PRETRAINED[name]
+    except KeyError:
+        raise ValueError(f"unknown pretrained weights {name!r}; known: {sorted(PRETRAINED)}") \
+            from None
+    directory = Path(directory) if directory is not None else cache_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    tried: list[str] = []
+    out = directory / w.converted if w.converted else None
+    if out is not None and out.is_file():
+        try:
+            if _check_recorded(directory, out):
+                return out
+        except _ManifestMismatch as e:
+            tried.append(f"cached {out.name}: {e}")
+    for source in w.sources:
+        try:
+            raw = _obtain(source, directory, progress, tried)
+        except (DownloadError, OSError) as e:
+            tried.append(f"{source.url}: {_answer(e)}")
+            continue
+        if out is None:
+            return raw
+        try:
+            _convert(w, raw, source, out)
+        except (ValueError, ImportError, RuntimeError) as e:
+            what = "failed the structural check" if not source.checksum else "cannot be used"
+            tried.append(f"{source.url}: {raw.name} {what} ({_answer(e)})")
+            if raw.name.endswith(".unverified"):
+                raw.unlink(missing_ok=True)  # refused; any good copy already cached stays
+            continue
+        if raw.name.endswith(".unverified"):  # passed: it becomes the cached original
+            final = directory / source.filename
+            os.replace(raw, final)
+            _record(directory, final, source=source.url, verified="structure")
+        _record(directory, out, source=source.url, verified="converted")
+        return out
+    raise FetchError(_failure_message(w, directory, tried))
+
+
+def _failure_message(w: PublishedWeights, directory: Path, tried: list[str]) -> str:
+    hand = " or ".join(str(directory / s.filename) for s in w.sources)
+    if w.kind == "backbone":
+        instead = "or pass a local file: --set model.backbone_weights=PATH"
+    elif w.kind == "checkpoint":
+        instead = ("or pass a local file: --checkpoint PATH (convert a .caffemodel first: "
+                   "fcnseg convert FILE.caffemodel --out PATH.pt)")
+    else:
+        instead = "or pass the local file's path where the weights are asked for"
+    return (f"could not get pretrained weights {w.name!r}. Tried: " + "; ".join(tried)
+            + f". To use a file downloaded by hand, put it at {hand} (it is used offline), "
+            + instead)

@@ -1,0 +1,175 @@
+"""Pretrained folders, hf:// checkpoints from a local Hugging Face cache, and fcnseg convert."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from _caffe_files import random_fcn_state_dict, write_reference_fcn
+from PIL import Image
+
+from fcnseg.checkpoint import load_checkpoint, save_checkpoint
+from fcnseg.cli.main import main
+from fcnseg.conventions import TORCHVISION_RGB
+from fcnseg.data import SYNTHETIC_CLASSES, palette_for
+from fcnseg.data.palette import VOC_CLASSES
+from fcnseg.hub import HubError, from_pretrained, push_to_hub, save_pretrained
+from fcnseg.models import fcn8s
+from fcnseg.pretrained import resolve_checkpoint
+from fcnseg.pretrained.reference import REFERENCE_MODELS
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.fixture(autouse=True)
+def _private_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FCNSEG_HOME", str(tmp_path / "fcnseg-cache"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def _model(num_classes: int) -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = fcn8s(num_classes=num_classes, geometry="same", width=0.0625, fc_channels=16)
+    with torch.no_grad():  # score layers start at zero; random ones give varied predictions
+        for layer in (model.score_fr, model.score_pool4, model.score_pool3):
+            layer.weight.normal_(0, 1.0)
+    model.input_convention = TORCHVISION_RGB
+    return model.eval()
+
+
+def _hf_cache_repo(root: Path, repo: str, folder: Path, *, ref: str = "main") -> Path:
+    """Lay ``folder`` out as the Hugging Face cache holds a downloaded repository."""
+    base = root / f"models--{repo.replace('/', '--')}"
+    snapshot = base / "snapshots" / COMMIT
+    snapshot.mkdir(parents=True)
+    for f in folder.iterdir():
+        (snapshot / f.name).write_bytes(f.read_bytes())
+    (base / "refs").mkdir()
+    (base / "refs" / ref).write_text(COMMIT)
+    return snapshot
+
+
+def test_save_pretrained_then_from_pretrained_round_trip(tmp_path: Path) -> None:
+    model = _model(len(SYNTHETIC_CLASSES))
+    folder = save_pretrained(model, tmp_path / "tiny", class_names=list(SYNTHETIC_CLASSES),
+                             palette=palette_for(len(SYNTHETIC_CLASSES)), metrics={"mean_iu": 0.5})
+    config = json.loads((folder / "config.json").read_text())
+    assert config["arch"] == "fcn8s" and config["build_kwargs"]["width"] == 0.0625
+    assert config["classes"]["names"] == list(SYNTHETIC_CLASSES)
+    assert config["input_convention"]["name"] == "torchvision_rgb"
+    assert config["metrics"] == {"mean_iu": 0.5}
+    loaded = from_pretrained(folder)
+    assert loaded.class_names == list(SYNTHETIC_CLASSES)
+    assert loaded.input_convention == TORCHVISION_RGB
+    for key, tensor in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], tensor), key
+
+
+def test_save_pretrained_takes_a_checkpoint_with_its_classes(tmp_path: Path) -> None:
+    ckpt = save_checkpoint(tmp_path / "m.pt", _model(21), class_names=list(VOC_CLASSES),
+                           palette=palette_for(21), metrics={"mean_iu": 0.25})
+    folder = save_pretrained(ckpt, tmp_path / "folder")
+    loaded = load_checkpoint(folder)  # a folder is a checkpoint too
+    assert loaded["classes"]["names"] == list(VOC_CLASSES)
+    assert loaded["metrics"] == {"mean_iu": 0.25}
+
+
+def test_hf_spec_through_predict_and_evaluate_from_the_local_cache(tmp_path: Path) -> None:
+    model = _model(len(SYNTHETIC_CLASSES))
+    folder = save_pretrained(model, tmp_path / "export", class_names=list(SYNTHETIC_CLASSES),
+                             palette=palette_for(len(SYNTHETIC_CLASSES)))
+    _hf_cache_repo(tmp_path / "hf-cache", "someone/tiny-fcn", folder)
+    image = (np.arange(48 * 64 * 3) % 251).astype(np.uint8).reshape(48, 64, 3)
+    Image.fromarray(image).save(tmp_path / "x.png")
+
+    for spec in ("hf://someone/tiny-fcn", f"hf://someone/tiny-fcn@{COMMIT}"):
+        out = tmp_path / f"pred-{len(spec)}"
+        assert main(["predict", "--checkpoint", spec, str(tmp_path / "x.png"), "--out", str(out),
+                     "--no-progress"]) == 0
+        assert (out / "x_label.png").is_file()
+    report_dir = tmp_path / "eval"
+    assert main(["evaluate", "--checkpoint", "hf://someone/tiny-fcn", "--dataset", "synthetic",
+                 "--num-images", "2", "--size", "40x48", "--out", str(report_dir),
+                 "--device", "cpu"]) == 0
+    report = json.loads((report_dir / "report.json").read_text())
+    assert [c["class"] for c in report["per_class"]] == list(SYNTHETIC_CLASSES)
+    # the predictions are the model's own
+    ckpt = load_checkpoint("hf://someone/tiny-fcn")
+    assert torch.equal(ckpt["model_state_dict"]["score_fr.weight"], model.score_fr.weight)
+
+
+def test_missing_revision_and_repository_are_clear_errors(tmp_path: Path) -> None:
+    folder = save_pretrained(_model(3), tmp_path / "export", class_names=["a", "b", "c"])
+    _hf_cache_repo(tmp_path / "hf-cache", "someone/tiny-fcn", folder)
+    with pytest.raises(HubError, match=r"hf://someone/tiny-fcn@v2: .*revision 'v2'.* "
+                                              r"not in the Hugging Face cache.*HF_HUB_OFFLINE"):
+        resolve_checkpoint("hf://someone/tiny-fcn@v2")
+    with pytest.raises(HubError, match=r"hf://nobody/none: config.json of nobody/none is "
+                                              r"not in the Hugging Face cache"):
+        resolve_checkpoint("hf://nobody/none")
+
+
+def test_a_folder_without_weights_is_named(tmp_path: Path) -> None:
+    folder = save_pretrained(_model(3), tmp_path / "export", class_names=["a", "b", "c"])
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(HubError, match=r"no model.safetensors in .*export"):
+        load_checkpoint(folder)
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+def test_convert_cli_output_is_a_checkpoint_predict_takes(tmp_path: Path, suffix: str,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    ref = REFERENCE_MODELS["fcn8s-heavy-pascal"]
+    sd = random_fcn_state_dict("fcn8s", 21)
+    caffemodel = write_reference_fcn(tmp_path / "fcn8s-heavy-pascal.caffemodel", ref, sd)
+    out = tmp_path / f"fcn8s-voc{suffix}"
+    assert main(["convert", str(caffemodel), "--out", str(out)]) == 0
+    assert "fcn8s-heavy-pascal" in capsys.readouterr().out
+    ckpt = load_checkpoint(out)
+    assert ckpt["classes"]["names"] == list(VOC_CLASSES)
+    assert torch.equal(ckpt["model_state_dict"]["upscore8.weight"], sd["upscore8.weight"])
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / "x.png")
+    assert main(["predict", "--checkpoint", str(out), str(tmp_path / "x.png"),
+                 "--out", str(tmp_path / "pred"), "--no-progress"]) == 0
+    # an existing output is not replaced without --force
+    assert main(["convert", str(caffemodel), "--out", str(out)]) == 2
+    assert "exists" in capsys.readouterr().err
+
+
+def test_push_to_hub_uploads_a_pretrained_folder(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub
+
+    calls: dict[str, object] = {}
+
+    class FakeApi:  # records what would go to the Hub (no network in tests)
+        def __init__(self, token=None):
+            calls["token"] = token
+
+        def create_repo(self, repo_id, private=None, exist_ok=False):
+            calls["repo"] = (repo_id, private, exist_ok)
+
+        def upload_folder(self, repo_id, folder_path, commit_message):
+            calls["files"] = sorted(p.name for p in Path(folder_path).iterdir())
+            calls["config"] = json.loads((Path(folder_path) / "config.json").read_text())
+            return f"https://huggingface.co/{repo_id}/commit/abc"
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    url = push_to_hub(_model(3), "someone/tiny", class_names=["a", "b", "c"], token="t")
+    assert url == "https://huggingface.co/someone/tiny/commit/abc"
+    assert calls["repo"] == ("someone/tiny", None, True)
+    assert calls["files"] == ["config.json", "model.safetensors"]
+    assert calls["config"]["classes"]["names"] == ["a", "b", "c"]
+
+
+def test_a_training_run_folder_points_to_its_checkpoint(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    save_checkpoint(run / "best.pt", _model(3), class_names=["a", "b", "c"],
+                    palette=palette_for(3))
+    with pytest.raises(HubError, match=r"no config.json in .*run .*for a training run, pass "
+                                       r".*run/best.pt"):
+        load_checkpoint(run)

@@ -6,6 +6,7 @@ import pytest
 
 from fcnseg.serve.admission import Admission
 from fcnseg.serve.errors import RequestError
+from fcnseg.serve.limits import ServiceLimits
 
 
 def test_admits_up_to_concurrency_plus_queue():
@@ -37,3 +38,8 @@ def test_place_is_503_when_full_and_given_back_after_the_block():
     assert admission.load()["waiting"] == 0
     with admission.place():
         assert admission.admitted == 1
+
+
+def test_service_limits_refuse_a_queue_below_zero_naming_the_field():
+    with pytest.raises(ValueError, match="max_queue"):
+        ServiceLimits(max_queue=-1)

@@ -47,8 +47,11 @@ class StalledUploads:
 
     def _answer(self, sock: socket.socket) -> int | None:
         data = b""
-        while chunk := sock.recv(65536):  # the server closes the connection after its 408
-            data += chunk
+        try:
+            while chunk := sock.recv(65536):  # the server closes the connection after its 408
+                data += chunk
+        except OSError:  # reset, or not closed within the socket's timeout: keep what came
+            pass
         sock.close()
         first = data.split(b"\r\n", 1)[0].split()
         return int(first[1]) if len(first) > 1 and first[1].isdigit() else None

@@ -160,6 +160,20 @@ def test_formats_outside_the_accepted_rasters_are_415(client):
     assert "PNG" in r.json()["detail"]
 
 
+@pytest.mark.parametrize(("query", "field"), [({"format": "gif"}, "format"),
+                                             ({"alpha": "2"}, "alpha"),
+                                             ({"overlay": "maybe"}, "overlay")])
+def test_bad_query_parameter_is_a_flat_422(client, make_image, query, field):
+    _, png = make_image(32, 32)
+    r = client.post("/v1/segment", params=query, files={"image": ("a.png", png, "image/png")})
+    assert r.status_code == 422
+    assert list(r.json()) == ["detail"]
+    detail = r.json()["detail"]
+    assert isinstance(detail, str)
+    assert f"query parameter {field!r}" in detail
+    assert query[field] in detail
+
+
 def test_non_image_content_type_is_415(client):
     r = client.post("/v1/segment", json={"image": "not here"})
     assert r.status_code == 415
@@ -220,6 +234,12 @@ def test_full_queue_gives_503_and_queued_requests_finish(segmenter, make_image, 
         refused = client.post("/v1/segment", files={"image": ("a.png", png, "image/png")})
         assert refused.status_code == 503
         assert refused.headers["retry-after"] == "1"
+        health = client.get("/healthz").json()
+        # The 503 speaks of the same numbers, in the same words, as /healthz.
+        for key in ("running", "waiting"):
+            assert f"{health[key]} {key}" in refused.json()["detail"]
+        for key in ("max_concurrency", "max_queue"):
+            assert f"{key} {health[key]}" in refused.json()["detail"]
         release.set()
         assert running.result(timeout=30) == 200
         assert queued.result(timeout=30) == 200

@@ -1,7 +1,10 @@
 """The web service (``fcnseg serve``): a Segmenter behind FastAPI, with a page to try it.
 
 ``create_app`` needs the ``serve`` extra (``pip install "fcnseg[serve]"``); it is imported on
-first use so that the limits here can be read without FastAPI installed.
+first use so that the limits here can be read without FastAPI installed. The work behind each
+route is in plain modules: ``segment`` (an upload to its answer), ``service`` (one segmenter
+with its limits), ``admission`` (the queue), ``body`` (reading bodies within limits) and
+``errors`` (one error shape).
 """
 
 from __future__ import annotations
@@ -9,19 +12,23 @@ from __future__ import annotations
 from typing import Any
 
 from fcnseg.serve.limits import (
+    DEFAULT_BODY_TIMEOUT_S,
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MAX_PIXELS,
     DEFAULT_MAX_QUEUE,
     DEFAULT_MAX_UPLOAD_BYTES,
     PREVIEW_MAX_SIDE,
+    ServiceLimits,
 )
 
 __all__ = [
+    "DEFAULT_BODY_TIMEOUT_S",
     "DEFAULT_MAX_CONCURRENCY",
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_MAX_QUEUE",
     "DEFAULT_MAX_UPLOAD_BYTES",
     "PREVIEW_MAX_SIDE",
+    "ServiceLimits",
     "create_app",
     "encode_label_png",
 ]

@@ -20,8 +20,9 @@ The service is meant to stay up and bounded whatever it is sent:
 
 from __future__ import annotations
 
+from functools import cache
 from importlib import resources
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -61,20 +62,28 @@ def _service(request: Request) -> SegmentationService:
     return request.app.state.service
 
 
+#: The app's service, as a route parameter.
+Service = Annotated[SegmentationService, Depends(_service)]
+
+
+@cache
+def _page() -> str:
+    return resources.files("fcnseg.serve").joinpath("static/index.html").read_text("utf-8")
+
+
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 async def index() -> HTMLResponse:
-    page = resources.files("fcnseg.serve").joinpath("static/index.html").read_text("utf-8")
-    return HTMLResponse(page, headers={"Content-Security-Policy": _PAGE_CSP})
+    return HTMLResponse(_page(), headers={"Content-Security-Policy": _PAGE_CSP})
 
 
 @router.get("/healthz")
-async def healthz(service: SegmentationService = Depends(_service)) -> dict[str, Any]:
+async def healthz(service: Service) -> dict[str, Any]:
     """Liveness, and how busy the service is."""
     return service.health()
 
 
 @router.get("/v1/model")
-async def model_info(service: SegmentationService = Depends(_service)) -> dict[str, Any]:
+async def model_info(service: Service) -> dict[str, Any]:
     """The served model: classes and palette, architecture, geometry, input convention, and
     the service's limits."""
     return service.model_info()
@@ -97,7 +106,7 @@ async def model_info(service: SegmentationService = Depends(_service)) -> dict[s
 )
 async def segment(
     request: Request,
-    service: SegmentationService = Depends(_service),
+    service: Service,
     format: Literal["png", "json"] = Query(
         "png", description="png: the label map as a palette PNG; json: pixel counts and "
                            "base64 PNGs"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -57,8 +58,10 @@ class ServiceLimits:
         for name, least in (("max_upload_bytes", 1), ("max_pixels", 1),
                             ("max_concurrency", 1), ("max_queue", 0)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) \
+                    or value < least:
                 raise ValueError(f"{name} must be an integer of at least {least}, got {value!r}")
+            object.__setattr__(self, name, int(value))  # numpy integers too, as plain ints
         timeout = self.body_timeout_s
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) \
                 or not math.isfinite(timeout) or timeout <= 0:

@@ -1,0 +1,89 @@
+"""The work of POST /v1/segment as plain functions, without HTTP."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fcnseg.serve.errors import RequestError, validation_detail
+from fcnseg.serve.segment import (
+    SegmentOptions,
+    parse_heatmap_classes,
+    preview_size,
+    probe_image,
+    segment_upload,
+)
+
+NAMES = ["background", "sky", "road", "tree"]
+
+
+def test_segment_upload_png_is_the_label_map_of_predict(segmenter, make_image):
+    pixels, png = make_image(40, 56, seed=5)
+    answer = segment_upload(segmenter, png, SegmentOptions(format="png"), max_pixels=96 * 96)
+    assert isinstance(answer, bytes)
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(answer))),
+                                  segmenter.predict(pixels).label)
+
+
+def test_segment_upload_json_has_counts_and_the_pictures_asked_for(segmenter, make_image):
+    pixels, png = make_image(24, 40, seed=6)
+    options = SegmentOptions(format="json", overlay=False, heatmap_classes=(2,))
+    answer = segment_upload(segmenter, png, options, max_pixels=96 * 96)
+    assert isinstance(answer, dict)
+    assert answer["pixel_counts"] == segmenter.predict(pixels).class_pixel_counts()
+    assert "overlay_png" not in answer
+    assert list(answer["heatmaps"]) == ["road"]
+    assert Image.open(io.BytesIO(base64.b64decode(answer["heatmaps"]["road"]))).size == (40, 24)
+
+
+def test_segment_upload_refuses_a_corrupt_image_with_400(segmenter, make_image):
+    _, png = make_image(64, 64)
+    with pytest.raises(RequestError) as refused:
+        segment_upload(segmenter, png[: len(png) // 2], SegmentOptions(), max_pixels=96 * 96)
+    assert refused.value.status_code == 400
+
+
+def test_probe_image_reads_the_size_and_refuses_too_many_pixels(make_image):
+    _, png = make_image(30, 20)
+    assert probe_image(png, max_pixels=600) == (20, 30)
+    with pytest.raises(RequestError) as refused:
+        probe_image(png, max_pixels=599)
+    assert refused.value.status_code == 413
+
+
+def test_probe_image_refuses_data_that_is_no_image_with_415():
+    with pytest.raises(RequestError) as refused:
+        probe_image(b"%PDF-1.4\n" * 10, max_pixels=10**6)
+    assert refused.value.status_code == 415
+
+
+@pytest.mark.parametrize(("spec", "expected"), [(None, ()), ("", ()), ("all", (0, 1, 2, 3)),
+                                                ("sky, 3", (1, 3)), ("road,2,road", (2,))])
+def test_parse_heatmap_classes(spec, expected):
+    assert parse_heatmap_classes(spec, NAMES) == expected
+
+
+@pytest.mark.parametrize("spec", ["unicorn", "4", "-1"])
+def test_parse_heatmap_classes_refuses_unknown_classes_with_400(spec):
+    with pytest.raises(RequestError, match="unknown class") as refused:
+        parse_heatmap_classes(spec, NAMES)
+    assert refused.value.status_code == 400
+
+
+def test_preview_size_keeps_the_aspect_within_the_preview_side():
+    assert preview_size(375, 500) == (500, 375)
+    assert preview_size(1000, 4096) == (1024, 250)
+
+
+def test_validation_detail_is_one_line_naming_each_parameter():
+    errors = [{"loc": ("query", "format"), "msg": "Input should be 'png' or 'json'",
+               "input": "gif"},
+              {"loc": ("query", "alpha"), "msg": "Input should be less than or equal to 1",
+               "input": "2"}]
+    assert validation_detail(errors) == (
+        "query parameter 'format': Input should be 'png' or 'json' (got 'gif'); "
+        "query parameter 'alpha': Input should be less than or equal to 1 (got '2')")

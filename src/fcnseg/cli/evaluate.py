@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from fcnseg.cli._checkpoint_options import add_allow_factory_option
+
 NAME = "evaluate"
 HELP = "Score a checkpoint on a dataset: pixel acc, mean acc, mean IU, fw IU, per-class table."
 
@@ -13,6 +15,7 @@ DATASETS = ("synthetic", "voc", "sbd", "seg11valid", "folder")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_allow_factory_option(p)
     p.add_argument("--checkpoint", required=True, help="checkpoint file to evaluate")
     p.add_argument("--out", default="runs/eval",
                    help="folder for report.json and confusion.png (default: runs/eval)")

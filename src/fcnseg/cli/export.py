@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import time
 
+from fcnseg.cli._checkpoint_options import add_allow_factory_option
+
 NAME = "export"
 HELP = ("Export a checkpoint to ONNX (dynamic batch, height, width) or TorchScript, verified "
         "against PyTorch on two input sizes.")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_allow_factory_option(p)
     p.add_argument("--checkpoint", required=True, help="checkpoint file")
     p.add_argument("--format", required=True, choices=("onnx", "torchscript"))
     p.add_argument("--out", required=True, help="output file (written only if verified)")

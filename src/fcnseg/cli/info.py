@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
+from fcnseg.cli._checkpoint_options import add_allow_factory_option
+
 NAME = "info"
 HELP = "Show what a checkpoint describes (architecture, classes, convention, metrics)."
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_allow_factory_option(p)
     p.add_argument("checkpoint", help="checkpoint file")
 
 

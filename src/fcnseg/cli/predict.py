@@ -17,6 +17,8 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from fcnseg.cli._checkpoint_options import add_allow_factory_option
+
 NAME = "predict"
 HELP = "Segment images (files, folders, globs): label PNGs, overlays, heatmaps, probabilities."
 
@@ -25,6 +27,7 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", "
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_allow_factory_option(p)
     p.add_argument("--checkpoint", required=True, help="checkpoint file")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="image files, folders (searched recursively) or glob patterns")

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 
+from fcnseg.cli._checkpoint_options import add_allow_factory_option
+
 NAME = "serve"
 HELP = "Serve a checkpoint over HTTP: a segmentation API and a web page to try it."
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_allow_factory_option(p)
     # fcnseg.serve.limits imports no FastAPI, so --help works without the serve extra.
     from fcnseg.serve.limits import (
         DEFAULT_MAX_CONCURRENCY,

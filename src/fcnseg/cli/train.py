@@ -6,11 +6,14 @@ import argparse
 import signal
 from pathlib import Path
 
+from fcnseg.cli._checkpoint_options import add_allow_factory_option
+
 NAME = "train"
 HELP = "Train an FCN from a recipe (see `fcnseg recipes`); resumable with --resume."
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_allow_factory_option(p)
     p.add_argument("--recipe", help="recipe name (fcnseg recipes) or YAML file; with --resume "
                    "it defaults to the run folder's recipe.yaml")
     p.add_argument("--out", required=True, help="run folder (checkpoints, metrics, recipe.yaml)")

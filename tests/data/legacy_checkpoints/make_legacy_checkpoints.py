@@ -3,9 +3,9 @@ by fcnseg 6b518fc, before the trunk/head redesign, and must keep loading unchang
 
     PYTHONPATH=src python tests/data/legacy_checkpoints/make_legacy_checkpoints.py
 
-Each model is tiny (VGG16 at width 1/64 with 4 fc channels, ResNets with 1-2 stem channels, 2 classes), its
-parameters and BatchNorm statistics are moved off their initial values, and its outputs for
-``inputs.pt`` are stored in ``expected.pt``.
+Each model is tiny (2 classes; VGG16 at width 1/64 with 4 fc channels, ResNets with 1-2 stem
+channels), its parameters and BatchNorm statistics are moved off their initial values, and its
+outputs for ``inputs.pt`` are stored in ``expected.pt``.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ MODELS = {
 def moved(model: nn.Module, seed: int) -> nn.Module:
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for name, p in model.named_parameters():
+        for p in model.parameters():
             if p.requires_grad:  # the frozen bilinear upsampling keeps its kernel
                 p.add_(torch.randn(p.shape, generator=g) * 0.3)
         for name, b in model.named_buffers():

@@ -7,15 +7,18 @@ from pathlib import Path
 import pytest
 import torch
 
+from fcnseg import checkpoint
 from fcnseg.checkpoint import (
     CheckpointError,
     build_model_from_checkpoint,
     load_checkpoint,
     save_checkpoint,
 )
+from fcnseg.cli.main import main
 from fcnseg.conventions import TORCHVISION_RGB
 from fcnseg.data.palette import voc_palette
-from fcnseg.models import fcn8s, fcn16s
+from fcnseg.inference import Segmenter
+from fcnseg.models import fcn8s, fcn8s_vgg16_bn, fcn16s
 from fcnseg.utils.files import atomic_write
 
 NAMES = ["background", "disc", "bar"]
@@ -83,3 +86,117 @@ def test_garbage_file_is_reported_by_name(tmp_path: Path) -> None:
         load_checkpoint(path)
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+# -- metadata is checked before anything is built ------------------------------------------------
+def _tampered(tmp_path: Path, name: str, edit) -> Path:
+    path = save_checkpoint(tmp_path / name, _model(), class_names=NAMES, palette=voc_palette())
+    ckpt = torch.load(path, weights_only=True)
+    edit(ckpt)
+    torch.save(ckpt, path)
+    return path
+
+
+def _set(section: str, field: str, value):
+    def edit(ckpt: dict) -> None:
+        target = ckpt["model"]["build_kwargs"] if section == "build_kwargs" else ckpt[section]
+        target[field] = value
+    return edit
+
+
+@pytest.fixture
+def build_only_on_meta(monkeypatch):
+    """Fail the test if the checkpoint loader builds a model anywhere but on the meta device."""
+    real = checkpoint.build_model
+
+    def guarded(*args, **kwargs):
+        assert torch.empty(0).device.type == "meta", "a real model was built"
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "build_model", guarded)
+
+
+def test_absurd_width_fails_before_the_model_is_built(tmp_path: Path, build_only_on_meta) -> None:
+    path = _tampered(tmp_path, "wide.pt", _set("build_kwargs", "width", 40))
+    with pytest.raises(CheckpointError, match=r"wide\.pt: model\.build_kwargs \(width=40.*shape"):
+        build_model_from_checkpoint(path)
+
+
+def test_absurd_class_count_fails_before_the_model_is_built(tmp_path: Path,
+                                                           build_only_on_meta) -> None:
+    path = _tampered(tmp_path, "classes.pt", _set("build_kwargs", "num_classes", 10_000_000))
+    with pytest.raises(CheckpointError, match=r"classes\.pt: .*num_classes=10000000"):
+        build_model_from_checkpoint(path)
+
+
+def test_class_count_is_checked_against_the_weights(tmp_path: Path, build_only_on_meta) -> None:
+    def edit(ckpt: dict) -> None:
+        ckpt["model"]["build_kwargs"]["num_classes"] = 5
+        ckpt["classes"]["names"] = [f"c{i}" for i in range(5)]
+    path = _tampered(tmp_path, "five.pt", edit)
+    with pytest.raises(CheckpointError, match=r"five\.pt: model\.build_kwargs \(num_classes=5\)"):
+        build_model_from_checkpoint(path)
+
+
+def test_nan_weights_are_refused_for_inference(tmp_path: Path) -> None:
+    def edit(ckpt: dict) -> None:
+        ckpt["model_state_dict"]["score_fr.weight"][0, 0] = float("nan")
+    path = _tampered(tmp_path, "nan.pt", edit)
+    with pytest.raises(CheckpointError, match=r"nan\.pt: tensor score_fr\.weight holds NaN"):
+        Segmenter.from_checkpoint(path)
+
+
+def test_infinite_weights_are_refused(tmp_path: Path) -> None:
+    def edit(ckpt: dict) -> None:
+        ckpt["model_state_dict"]["conv1_1.bias"][1] = float("inf")
+    path = _tampered(tmp_path, "inf.pt", edit)
+    with pytest.raises(CheckpointError, match=r"inf\.pt: tensor conv1_1\.bias"):
+        build_model_from_checkpoint(path)
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (_set("build_kwargs", "colour", "red"), r"model\.build_kwargs\.colour: not an argument"),
+    (_set("build_kwargs", "width", "wide"), r"model\.build_kwargs\.width: expected float"),
+    (_set("build_kwargs", "geometry", 3), r"model\.build_kwargs\.geometry: expected str"),
+    (_set("build_kwargs", "backbone_weights", "/etc/passwd"),
+     r"model\.build_kwargs\.backbone_weights: not an argument"),
+], ids=["unknown-key", "wrong-type", "wrong-type-str", "file-argument"])
+def test_malformed_build_kwargs_name_the_file_and_field(tmp_path: Path, edit, message) -> None:
+    path = _tampered(tmp_path, "bad.pt", edit)
+    with pytest.raises(CheckpointError, match=r"bad\.pt: " + message):
+        build_model_from_checkpoint(path)
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (_set("classes", "palette", ["red", "green", "blue"]), r"classes\.palette: expected"),
+    (_set("classes", "palette", [[0, 0, 0], [300, 0, 0]]), r"classes\.palette: expected"),
+    (_set("classes", "ignore_index", "255"), r"classes\.ignore_index: expected an integer"),
+    (_set("classes", "ignore_index", 2.5), r"classes\.ignore_index: expected an integer"),
+    (_set("classes", "names", ["a", "b"]), r"classes\.names: 2 names for a model with "
+                                           r"build_kwargs\.num_classes=3"),
+    (_set("classes", "names", "abc"), r"classes\.names: expected a list"),
+    (_set("build_kwargs", "num_classes", "3"), r"model\.build_kwargs\.num_classes: expected"),
+    (_set("model", "input_convention", "sepia"), r"model\.input_convention: unknown"),
+], ids=["palette-strings", "palette-range", "ignore-str", "ignore-float", "name-count",
+        "names-str", "num-classes-str", "convention"])
+def test_malformed_class_metadata_names_the_file_and_field(tmp_path: Path, edit,
+                                                           message) -> None:
+    path = _tampered(tmp_path, "bad.pt", edit)
+    with pytest.raises(CheckpointError, match=r"bad\.pt: " + message):
+        load_checkpoint(path)
+
+
+def test_malformed_metadata_is_one_line_on_the_command_line(tmp_path: Path, capsys) -> None:
+    path = _tampered(tmp_path, "bad.pt", _set("classes", "palette", ["red"]))
+    assert main(["info", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "bad.pt: classes.palette" in err
+
+
+def test_legacy_batch_norm_argument_still_loads(tmp_path: Path) -> None:
+    model = fcn8s_vgg16_bn(num_classes=3, width=1 / 64, fc_channels=4).eval()
+    path = save_checkpoint(tmp_path / "bn.pt", model, class_names=NAMES, palette=voc_palette())
+    ckpt = load_checkpoint(path)
+    assert "batch_norm" not in ckpt["model"]["build_kwargs"]
+    ckpt["model"]["build_kwargs"]["batch_norm"] = True  # as earlier versions recorded it
+    assert build_model_from_checkpoint(ckpt).batch_norm

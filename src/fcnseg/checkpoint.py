@@ -16,7 +16,6 @@ file intact.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,13 @@ import torch
 from torch import nn
 
 from fcnseg.conventions import CAFFE_BGR, InputConvention, get_convention
+from fcnseg.data.palette import VOC_CLASSES, voc_palette
+from fcnseg.models import build_model
+from fcnseg.models.builders import check_build_kwargs
+from fcnseg.models.trunk import BackboneError
+from fcnseg.models.weights import WeightsError, describe_mismatch
 from fcnseg.utils.files import atomic_write
+from fcnseg.utils.typing import PathLike
 
 __all__ = [
     "FORMAT",
@@ -37,7 +42,6 @@ __all__ = [
 ]
 
 FORMAT = "fcnseg.checkpoint/1"
-PathLike = str | os.PathLike[str]
 
 
 class CheckpointError(ValueError):
@@ -107,7 +111,11 @@ def load_checkpoint(path: PathLike) -> dict[str, Any]:
     """Read a checkpoint safely and check its fields. Also accepts the PyTorch FCN port's
     ``.pth.tar`` checkpoints, which are described as Caffe-geometry VOC models, and (through
     :func:`fcnseg.pretrained.resolve_checkpoint`) pretrained folders, fcnseg ``.safetensors``
-    files and ``hf://user/repo[@revision]``."""
+    files and ``hf://user/repo[@revision]``.
+
+    Malformed metadata (a palette of strings, a non-integer ignore value, a class-name count
+    that differs from ``num_classes`` ...) is a :class:`CheckpointError` naming the file and the
+    field."""
     from fcnseg.pretrained.hub import resolve_checkpoint  # lazy: it builds on this module
 
     path = resolve_checkpoint(path)
@@ -123,33 +131,131 @@ def load_checkpoint(path: PathLike) -> dict[str, Any]:
     if not isinstance(ckpt, dict) or "model_state_dict" not in ckpt:
         raise CheckpointError(f"{path}: not a checkpoint (no 'model_state_dict')")
     if ckpt.get("format") != FORMAT:
-        arch = _PORT_ARCHS.get(str(ckpt.get("arch")))
-        if arch is None:
-            raise CheckpointError(
-                f"{path}: not an fcnseg checkpoint and its 'arch' ({ckpt.get('arch')!r}) is none "
-                f"of the PyTorch FCN port's {sorted(_PORT_ARCHS)}"
-            )
-        from fcnseg.data.palette import VOC_CLASSES, voc_palette
-
-        ckpt = {
-            "format": FORMAT,
-            "model_state_dict": ckpt["model_state_dict"],
-            "model": {"arch": arch, "build_kwargs": {"num_classes": 21, "geometry": "caffe"},
-                      "input_convention": CAFFE_BGR.to_dict()},
-            "classes": {"names": list(VOC_CLASSES), "palette": voc_palette().tolist(),
-                        "ignore_index": 255},
-            "recipe": {}, "iteration": int(ckpt.get("iteration", 0)),
-            "epoch": int(ckpt.get("epoch", 0)),
-            "metrics": {"mean_iu": float(ckpt.get("best_mean_iu", float("nan")))},
-            "state": {},
-        }
-    for section, keys in (("model", ("arch", "build_kwargs", "input_convention")),
-                          ("classes", ("names", "palette", "ignore_index"))):
-        missing = [k for k in keys if k not in ckpt.get(section, {})]
-        if missing:
-            raise CheckpointError(f"{path}: checkpoint section {section!r} lacks {missing}")
+        ckpt = _from_port(path, ckpt)
+    _check_metadata(path, ckpt)
     ckpt["path"] = str(path)
     return ckpt
+
+
+def _from_port(path: Path, ckpt: dict[str, Any]) -> dict[str, Any]:
+    arch = _PORT_ARCHS.get(str(ckpt.get("arch")))
+    if arch is None:
+        raise CheckpointError(
+            f"{path}: not an fcnseg checkpoint and its 'arch' ({ckpt.get('arch')!r}) is none "
+            f"of the PyTorch FCN port's {sorted(_PORT_ARCHS)}"
+        )
+    return {
+        "format": FORMAT,
+        "model_state_dict": ckpt["model_state_dict"],
+        "model": {"arch": arch, "build_kwargs": {"num_classes": 21, "geometry": "caffe"},
+                  "input_convention": CAFFE_BGR.to_dict()},
+        "classes": {"names": list(VOC_CLASSES), "palette": voc_palette().tolist(),
+                    "ignore_index": 255},
+        "recipe": {}, "iteration": int(ckpt.get("iteration", 0)),
+        "epoch": int(ckpt.get("epoch", 0)),
+        "metrics": {"mean_iu": float(ckpt.get("best_mean_iu", float("nan")))},
+        "state": {},
+    }
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_metadata(path: Path, ckpt: Mapping[str, Any]) -> None:
+    """One-line errors naming the file and the field for malformed checkpoint metadata."""
+    def bad(field: str, problem: str) -> CheckpointError:
+        return CheckpointError(f"{path}: {field}: {problem}"[:400])
+
+    for section, keys in (("model", ("arch", "build_kwargs", "input_convention")),
+                          ("classes", ("names", "palette", "ignore_index"))):
+        if not isinstance(ckpt.get(section), Mapping):
+            raise bad(section, f"expected a mapping, got {type(ckpt.get(section)).__name__}")
+        missing = [k for k in keys if k not in ckpt[section]]
+        if missing:
+            raise CheckpointError(f"{path}: checkpoint section {section!r} lacks {missing}")
+    model, classes = ckpt["model"], ckpt["classes"]
+    if not isinstance(model["arch"], str):
+        raise bad("model.arch", f"expected a model name, got {model['arch']!r}")
+    kwargs = model["build_kwargs"]
+    if not isinstance(kwargs, Mapping) or not all(isinstance(k, str) for k in kwargs):
+        raise bad("model.build_kwargs", "expected a mapping of argument names to values")
+    try:
+        get_convention(model["input_convention"])
+    except (ValueError, TypeError) as e:
+        raise bad("model.input_convention", str(e)) from None
+    names = classes["names"]
+    if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
+        raise bad("classes.names", "expected a list of class-name strings")
+    num_classes = kwargs.get("num_classes")
+    if not _is_int(num_classes) or num_classes < 1:
+        raise bad("model.build_kwargs.num_classes", f"expected a positive int, got "
+                                                    f"{num_classes!r}")
+    if len(names) != num_classes:
+        raise bad("classes.names", f"{len(names)} names for a model with "
+                                   f"build_kwargs.num_classes={num_classes}")
+    palette = classes["palette"]
+    if not isinstance(palette, list | tuple) or not all(
+            isinstance(c, list | tuple) and len(c) == 3
+            and all(_is_int(v) and 0 <= v <= 255 for v in c) for c in palette):
+        raise bad("classes.palette", "expected a list of [r, g, b] integers in 0-255")
+    if not _is_int(classes["ignore_index"]):
+        raise bad("classes.ignore_index",
+                  f"expected an integer label value, got {classes['ignore_index']!r}")
+
+
+#: Arguments that earlier versions recorded and the builders no longer take, by arch suffix.
+_LEGACY_KWARGS = {"_vgg16_bn": ("batch_norm",)}
+
+
+def _current_kwargs(arch: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """``build_kwargs`` without the arguments that earlier versions recorded redundantly
+    (``batch_norm: true`` of the VGG16-BN models, which their name already says)."""
+    dropped = [k for suffix, keys in _LEGACY_KWARGS.items() if arch.endswith(suffix)
+               for k in keys]
+    return {k: v for k, v in kwargs.items() if k not in dropped}
+
+
+def _check_finite(where: Any, state_dict: Mapping[str, torch.Tensor]) -> None:
+    for key, t in state_dict.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise CheckpointError(f"{where}: tensor {key} holds NaN or infinite values; these "
+                                  f"weights cannot give meaningful predictions")
+
+
+def _size_fields(kwargs: Mapping[str, Any], expected: Mapping[str, torch.Tensor],
+                 found: Mapping[str, torch.Tensor]) -> str:
+    """The build_kwargs fields that a shape mismatch points at, for the error message."""
+    num_classes = kwargs.get("num_classes")
+    for key in expected:
+        if key in found and expected[key].shape != found[key].shape \
+                and num_classes in tuple(expected[key].shape) \
+                and num_classes not in tuple(found[key].shape):
+            return f"num_classes={num_classes!r}"
+    sizes = [f"{k}={kwargs[k]!r}" for k in ("width", "fc_channels", "base_channels",
+                                             "factory_kwargs") if k in kwargs]
+    return ", ".join(sizes) or "the architecture"
+
+
+def _check_sizes(where: Any, arch: str, kwargs: Mapping[str, Any],
+                 state_dict: Mapping[str, torch.Tensor], extra: Mapping[str, Any]) -> None:
+    """Build the model on the meta device (no memory) and compare its tensor shapes with the
+    weights, so that absurd sizes in the metadata fail before anything is allocated."""
+    try:
+        with torch.device("meta"):
+            shapes = build_model(arch, **kwargs, **extra).state_dict()
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"{where}: model.build_kwargs: {e}") from e
+    except Exception:  # noqa: BLE001 - user factories may not run on the meta device
+        return  # the real build below reports its own errors
+    mismatched = sorted(k for k in set(shapes) & set(state_dict)
+                        if shapes[k].shape != state_dict[k].shape)
+    if mismatched:
+        key = mismatched[0]
+        raise CheckpointError(
+            f"{where}: model.build_kwargs ({_size_fields(kwargs, shapes, state_dict)}) do not "
+            f"fit the weights: shape mismatches in {len(mismatched)} tensors, e.g. {key}: file "
+            f"{tuple(state_dict[key].shape)} vs {tuple(shapes[key].shape)} from the metadata")
 
 
 def build_model_from_checkpoint(
@@ -160,32 +266,42 @@ def build_model_from_checkpoint(
 ) -> nn.Module:
     """Rebuild the model a checkpoint describes (in eval mode) and load its weights.
 
+    Before anything is built, the recorded ``build_kwargs`` are checked against the builder's
+    arguments and (with ``load_weights``) the weights' shapes, and weights holding NaN or
+    infinity are refused; each error names the file and the field or tensor.
+
     ``backbone`` is for custom-backbone models (``fcnseg.models.fcn_from_backbone``): a freshly
     built backbone module to use instead of calling the factory the checkpoint records (or
     needed when it records none).
     """
-    from fcnseg.models import build_model
-    from fcnseg.models.backbone import BackboneError
-    from fcnseg.models.weights import WeightsError, describe_mismatch
-
     if not isinstance(ckpt, Mapping):
         ckpt = load_checkpoint(ckpt)
+    where = Path(ckpt.get("path", "<checkpoint>"))
     desc = ckpt["model"]
+    arch = desc["arch"]
+    kwargs = _current_kwargs(arch, desc["build_kwargs"])
     extra: dict[str, Any] = {}
     if backbone is not None:
-        if desc["arch"] != "fcn_custom_backbone":
-            raise CheckpointError(f"{ckpt.get('path', '<checkpoint>')}: backbone= applies only to "
-                                  f"custom-backbone models, not {desc['arch']!r}")
+        if arch != "fcn_custom_backbone":
+            raise CheckpointError(f"{where}: backbone= applies only to custom-backbone models, "
+                                  f"not {arch!r}")
         extra["backbone"] = backbone
     try:
-        model = build_model(desc["arch"], **desc["build_kwargs"], **extra)
+        check_build_kwargs(arch, kwargs)
+    except ValueError as e:
+        raise CheckpointError(f"{where}: model.{e}") from None
+    state_dict = ckpt["model_state_dict"]
+    try:
+        if load_weights:
+            _check_finite(where, state_dict)
+            _check_sizes(where, arch, kwargs, state_dict, extra)
+        model = build_model(arch, **kwargs, **extra)
     except BackboneError as e:
-        raise CheckpointError(f"{ckpt.get('path', '<checkpoint>')}: {e}") from e
+        raise CheckpointError(f"{where}: {e}") from e
     model.input_convention = get_convention(desc["input_convention"])
     if load_weights:
-        where = Path(ckpt.get("path", "<checkpoint>"))
-        problem = describe_mismatch(where, model, ckpt["model_state_dict"])
+        problem = describe_mismatch(where, model, state_dict)
         if problem:
             raise WeightsError(problem)
-        model.load_state_dict(ckpt["model_state_dict"])
+        model.load_state_dict(state_dict)
     return model.eval()

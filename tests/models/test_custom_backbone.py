@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from floats import assert_labels_match
+from PIL import Image
 from torch import nn
 
 from fcnseg.checkpoint import (
@@ -16,7 +21,15 @@ from fcnseg.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from fcnseg.models import BackboneError, backbone_factory, fcn_from_backbone, fcn_from_factory
+from fcnseg.models import (
+    BackboneError,
+    allow_factory_modules,
+    backbone_factory,
+    factories,
+    fcn_from_backbone,
+    fcn_from_factory,
+)
+from fcnseg.models.factories import ALLOW_ENV, factory_path, resolve_factory
 from fcnseg.models.geometry import CoordMap
 
 CLASSES = ["background", "square", "disc"]
@@ -91,7 +104,9 @@ def test_checkpoint_without_factory_asks_for_the_backbone(tmp_path: Path) -> Non
         assert torch.equal(rebuilt(x), model(x))
 
 
-def test_checkpoint_cannot_name_an_unmarked_function(tmp_path: Path) -> None:
+def test_checkpoint_cannot_name_an_unmarked_function_even_when_allowed(
+        tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv(ALLOW_ENV, "os")
     model = fcn_from_backbone(TinyBackbone(), 3)
     ckpt = load_checkpoint(save(model, tmp_path / "tampered.pt"))
     ckpt["model"]["build_kwargs"]["factory"] = "os:getcwd"
@@ -99,9 +114,97 @@ def test_checkpoint_cannot_name_an_unmarked_function(tmp_path: Path) -> None:
         build_model_from_checkpoint(ckpt)
 
 
-def test_unimportable_factory_fails_when_building() -> None:
+def test_unimportable_allowed_factory_fails_when_building(monkeypatch) -> None:
+    monkeypatch.setenv(ALLOW_ENV, "no_such_pkg_xyz")
     with pytest.raises(BackboneError, match="cannot import 'no_such_pkg_xyz.mod'"):
         fcn_from_backbone(TinyBackbone(), 3, factory="no_such_pkg_xyz.mod:make")
+
+
+# -- which modules a checkpoint may make us import ---------------------------------------------
+EVIL = """
+from pathlib import Path
+Path("imported.marker").write_text("evilmod ran")
+from fcnseg.models import backbone_factory
+@backbone_factory
+def make():
+    raise SystemExit("never called in these tests")
+"""
+
+
+@pytest.fixture
+def no_allowed_modules(monkeypatch) -> None:
+    monkeypatch.setattr(factories, "_ALLOWED", set())
+    monkeypatch.delenv(ALLOW_ENV, raising=False)
+
+
+def _checkpoint_naming(factory: str, path: Path) -> Path:
+    ckpt = torch.load(save(fcn_from_backbone(TinyBackbone(), 3), path), weights_only=True)
+    ckpt["model"]["build_kwargs"]["factory"] = factory
+    torch.save(ckpt, path)
+    return path
+
+
+def _predict_in(folder: Path, checkpoint: Path, *extra: str) -> subprocess.CompletedProcess:
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(folder / "in.png")
+    env = {k: v for k, v in os.environ.items() if k != ALLOW_ENV}
+    return subprocess.run([sys.executable, "-m", "fcnseg", "predict", "--checkpoint",
+                           str(checkpoint), "in.png", "--out", "out", "--no-progress", *extra],
+                          cwd=folder, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_checkpoint_naming_a_module_in_the_current_folder_does_not_import_it(
+        tmp_path: Path) -> None:
+    (tmp_path / "evilmod.py").write_text(EVIL)
+    checkpoint = _checkpoint_naming("evilmod:make", tmp_path / "evil.pt")
+    result = _predict_in(tmp_path, checkpoint)
+    assert result.returncode == 2
+    assert not (tmp_path / "imported.marker").exists()
+    assert "evil.pt" in result.stderr and "'evilmod:make'" in result.stderr
+    assert "--allow-factory evilmod" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_allow_factory_lets_the_named_module_be_imported(tmp_path: Path) -> None:
+    (tmp_path / "evilmod.py").write_text(EVIL)
+    checkpoint = _checkpoint_naming("evilmod:make", tmp_path / "evil.pt")
+    result = _predict_in(tmp_path, checkpoint, "--allow-factory", "evilmod")
+    assert (tmp_path / "imported.marker").exists()  # allowed: imported (and then refused to run)
+    assert "never called" in result.stderr
+
+
+def test_a_standard_library_module_is_not_imported(no_allowed_modules) -> None:
+    assert "this" not in sys.modules
+    with pytest.raises(BackboneError, match=r"'this:x' is not registered.*--allow-factory this"):
+        resolve_factory("this:x")
+    assert "this" not in sys.modules
+
+
+def test_allowed_module_and_its_submodules_resolve(tmp_path: Path, monkeypatch,
+                                                   no_allowed_modules) -> None:
+    pkg = tmp_path / "mybackbones_pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "nets.py").write_text("from fcnseg.models import backbone_factory\n"
+                                 "@backbone_factory\ndef make(width=4):\n    return width\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(BackboneError, match="not allowed"):
+        resolve_factory("mybackbones_pkg.nets:make")
+    allow_factory_modules("mybackbones_pkg")
+    assert resolve_factory("mybackbones_pkg.nets:make")(width=2) == 2
+
+
+def test_allow_list_from_the_environment(tmp_path: Path, monkeypatch, no_allowed_modules) -> None:
+    (tmp_path / "envallowed_mod.py").write_text(
+        "from fcnseg.models import backbone_factory\n@backbone_factory\ndef make():\n"
+        "    return 'built'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv(ALLOW_ENV, "other, envallowed_mod")
+    assert resolve_factory("envallowed_mod:make")() == "built"
+
+
+def test_imported_factory_resolves_without_an_allow_list(no_allowed_modules) -> None:
+    # This test module imported itself, so @backbone_factory registered make_tiny_backbone.
+    assert resolve_factory(factory_path(make_tiny_backbone)) is make_tiny_backbone
 
 
 def test_backbone_without_out_channels_is_rejected() -> None:

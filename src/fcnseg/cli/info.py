@@ -9,6 +9,7 @@ import os
 from typing import Any
 
 from fcnseg.checkpoint import load_checkpoint
+from fcnseg.cli import options
 
 NAME = "info"
 HELP = ("Show what a checkpoint describes: architecture, geometry, classes, input convention, "
@@ -21,7 +22,7 @@ METRICS = {"mean_iu": "mean IU", "pixel_acc": "pixel acc", "mean_acc": "mean acc
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", nargs="?", metavar="CHECKPOINT", help="checkpoint file")
-    p.add_argument("--checkpoint", help="the checkpoint file, as the other commands take it")
+    options.add_checkpoint(p, help="the checkpoint, as the other commands take it", required=False)
     p.add_argument("--json", action="store_true",
                    help="print the full record (model, classes with palette, iteration, "
                         "metrics, recipe, size) as JSON")

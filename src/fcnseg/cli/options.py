@@ -13,10 +13,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from fcnseg.inference.sliding import TTA, SlidingWindow
+from fcnseg.models.factories import allow_factory_modules
 
 __all__ = [
     "DeprecatedAlias",
     "HelpFormatter",
+    "add_allow_factory",
     "add_batch_size",
     "add_checkpoint",
     "add_device",
@@ -29,6 +31,7 @@ __all__ = [
     "tta_from_args",
 ]
 
+CHECKPOINT_HELP = "checkpoint: a .pt or .safetensors file, a pretrained folder, or hf://user/repo[@rev]"
 DEVICE_HELP = "where to run: auto (CUDA when available, else the CPU), cpu, cuda or cuda:N"
 
 
@@ -64,10 +67,33 @@ class DeprecatedAlias(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
-def add_checkpoint(p: argparse.ArgumentParser, help: str = "checkpoint file (.pt)",
+def add_checkpoint(p: argparse.ArgumentParser, help: str = CHECKPOINT_HELP,
                    required: bool = True) -> None:
-    """``--checkpoint PATH``."""
+    """``--checkpoint PATH``, with ``--allow-factory`` for custom-backbone checkpoints."""
     p.add_argument("--checkpoint", required=required, metavar="PATH", help=help)
+    add_allow_factory(p)
+
+
+class _AllowFactory(argparse.Action):
+    """Allows the module as soon as the option is parsed, so every later load sees it."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: str | Sequence[Any] | None, option_string: str | None = None) -> None:
+        try:
+            allow_factory_modules(str(values))
+        except ValueError as e:
+            parser.error(str(e))
+        getattr(namespace, self.dest).append(str(values))
+
+
+def add_allow_factory(p: argparse.ArgumentParser) -> None:
+    """``--allow-factory MODULE`` (repeatable): let custom-backbone checkpoints import their
+    backbone factory from MODULE (and its sub-modules). Nothing else is ever imported."""
+    p.add_argument(
+        "--allow-factory", action=_AllowFactory, default=[], metavar="MODULE",
+        help="let a custom-backbone checkpoint import its @backbone_factory from MODULE "
+             "(repeatable; or FCNSEG_ALLOW_FACTORIES=mod1,mod2). Trusted code only: importing "
+             "a module runs it")
 
 
 def add_device(p: argparse.ArgumentParser | argparse._ArgumentGroup,

@@ -26,7 +26,8 @@ class PortUnavailableError(RuntimeError):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True, help="checkpoint file to serve")
+    options.add_checkpoint(p, help="the checkpoint to serve: a file, a pretrained folder or "
+                           "hf://user/repo[@rev]")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: 127.0.0.1; 0.0.0.0 for all)")
     p.add_argument("--port", type=int, default=8000,

@@ -13,6 +13,7 @@ HELP = "Train an FCN from a recipe (see `fcnseg recipes`); resumable with --resu
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    options.add_allow_factory(p)
     p.add_argument("--recipe", help="recipe name (fcnseg recipes) or YAML file; with --resume "
                    "it defaults to the run folder's recipe.yaml")
     p.add_argument("--out", required=True, help="run folder (checkpoints, metrics, recipe.yaml)")

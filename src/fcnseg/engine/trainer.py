@@ -101,13 +101,14 @@ def build_training_model(
     from fcnseg.checkpoint import CheckpointError, load_checkpoint
     from fcnseg.conventions import get_convention
     from fcnseg.models import build_model, init_from
-    from fcnseg.models.builders import uses_vgg_trunk
+    from fcnseg.models.builders import builder_parameters
 
     m = config.model
     kwargs: dict[str, Any] = {"num_classes": num_classes, **m.options}
-    if uses_vgg_trunk(m.arch):  # the VGG16 trunk's own options; other backbones take `options`
-        kwargs.update(geometry=m.geometry, width=m.width, fc_channels=m.fc_channels,
-                      dropout=m.dropout)
+    # The VGG16 trunk's own fields, for the builders that take them; others take `options`.
+    vgg_fields = {"geometry": m.geometry, "width": m.width, "fc_channels": m.fc_channels,
+                  "dropout": m.dropout}
+    kwargs.update({k: v for k, v in vgg_fields.items() if k in builder_parameters(m.arch)})
     if m.input_convention is not None:
         kwargs["input_convention"] = m.input_convention
     if m.backbone_weights and pretrained:

@@ -1,12 +1,6 @@
 """FCN models: builders, geometry, and weight loading."""
 
-from fcnseg.models.backbone import (
-    BackboneError,
-    BackboneFCN,
-    backbone_factory,
-    fcn_from_backbone,
-    fcn_from_factory,
-)
+from fcnseg.models.backbone import BackboneFCN, fcn_from_backbone, fcn_from_factory
 from fcnseg.models.builders import (
     MODEL_BUILDERS,
     build_model,
@@ -23,10 +17,12 @@ from fcnseg.models.builders import (
     fcn_resnet50,
     fcn_resnet101,
 )
+from fcnseg.models.factories import allow_factory_modules, backbone_factory
 from fcnseg.models.fastpath import fast_paths, optimize_for_inference
 from fcnseg.models.fcn import FCN, GEOMETRIES, FCN8s, FCN16s, FCN32s
 from fcnseg.models.resnet import ResNet, ResNetBackbone, load_resnet_weights
 from fcnseg.models.torchvision_fcn import TorchvisionFCN, load_torchvision_fcn_weights
+from fcnseg.models.trunk import BackboneError
 from fcnseg.models.upsample import bilinear_kernel, bilinear_upsampling
 from fcnseg.models.vgg16_bn import load_vgg16_bn_weights
 from fcnseg.models.weights import (
@@ -45,6 +41,7 @@ __all__ = [
     "ResNet",
     "ResNetBackbone",
     "TorchvisionFCN",
+    "allow_factory_modules",
     "backbone_factory",
     "fcn8s_resnet50",
     "fcn8s_vgg16_bn",

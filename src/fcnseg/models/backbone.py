@@ -28,7 +28,6 @@ map's size, so any input size gives an output of the same size.
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -38,7 +37,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from fcnseg.conventions import TORCHVISION_RGB, InputConvention, get_convention
+from fcnseg.models.factories import backbone_factory, factory_path, resolve_factory
 from fcnseg.models.geometry import IDENTITY, CoordMap, crop_offset, trace
+from fcnseg.models.trunk import BackboneError
 from fcnseg.models.upsample import bilinear_upsampling, upsample_crop
 
 __all__ = [
@@ -55,13 +56,6 @@ __all__ = [
 
 #: FCN variant → the strides it fuses, coarsest first.
 VARIANTS: dict[str, tuple[int, ...]] = {"32s": (32,), "16s": (32, 16), "8s": (32, 16, 8)}
-
-_FACTORY_MARK = "__fcnseg_backbone_factory__"
-
-
-class BackboneError(ValueError):
-    """A backbone does not follow the protocol, or its factory cannot be used."""
-
 
 class AlignedBilinear(nn.Module):
     """Bilinear upsampling of a score map from coordinate map ``src`` onto ``target``.
@@ -236,45 +230,6 @@ class BackboneFCN(nn.Module):
 
 
 # -- bring your own backbone -------------------------------------------------------------------
-def backbone_factory(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    """Mark a function as a backbone factory that checkpoints may name and call.
-
-    A checkpoint only holds data, but rebuilding a custom-backbone model calls the function it
-    names (``"package.module:function"``) with the recorded keyword arguments. Only functions
-    marked with this decorator are called, so a checkpoint cannot make
-    :func:`~fcnseg.checkpoint.build_model_from_checkpoint` run arbitrary importable code.
-    """
-    setattr(fn, _FACTORY_MARK, True)
-    return fn
-
-
-def resolve_factory(path: str) -> Callable[..., nn.Module]:
-    """Import ``"package.module:function"`` and return the function, which must be marked with
-    :func:`backbone_factory`."""
-    module_name, sep, attr = str(path).partition(":")
-    if not sep or not module_name or not attr:
-        raise BackboneError(f"backbone factory {path!r} must be 'package.module:function'")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise BackboneError(f"backbone factory {path!r}: cannot import {module_name!r} ({e}); "
-                            f"install or put on sys.path the code that defines the backbone, or "
-                            f"pass backbone=<module> instead") from e
-    fn: Any = module
-    for part in attr.split("."):
-        fn = getattr(fn, part, None)
-    if fn is None or not callable(fn):
-        raise BackboneError(f"backbone factory {path!r}: {module_name!r} has no callable {attr!r}")
-    if not getattr(fn, _FACTORY_MARK, False):
-        raise BackboneError(f"backbone factory {path!r} is not marked with "
-                            f"@fcnseg.models.backbone_factory; refusing to call it")
-    return fn
-
-
-def _factory_path(fn: Callable[..., nn.Module]) -> str:
-    return f"{fn.__module__}:{fn.__qualname__}"
-
-
 def fcn_from_backbone(
     backbone: nn.Module,
     num_classes: int,
@@ -295,7 +250,7 @@ def fcn_from_backbone(
     ``factory_kwargs`` must be plain data (numbers, strings, lists, dicts).
     """
     if callable(factory):
-        factory = _factory_path(factory)
+        factory = factory_path(factory)
     if factory is not None:
         resolve_factory(factory)  # fail now, not when someone loads the checkpoint
     conv = get_convention(input_convention)
@@ -318,7 +273,7 @@ def fcn_from_factory(
     skip_scales: tuple[float, float] = (1.0, 1.0),
 ) -> BackboneFCN:
     """Build the backbone with ``factory(**factory_kwargs)`` and put FCN heads on it."""
-    fn = resolve_factory(factory if isinstance(factory, str) else _factory_path(factory))
+    fn = resolve_factory(factory if isinstance(factory, str) else factory_path(factory))
     backbone = fn(**dict(factory_kwargs or {}))
     return fcn_from_backbone(backbone, num_classes, variant=variant, factory=factory,
                              factory_kwargs=factory_kwargs, input_convention=input_convention,

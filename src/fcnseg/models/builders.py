@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
+import inspect
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from torch import nn
 
-from fcnseg.models.fcn import FCN8s, FCN16s, FCN32s
+from fcnseg.conventions import CAFFE_BGR, TORCHVISION_RGB, InputConvention
+from fcnseg.models.backbone import BackboneFCN, fcn_custom_backbone
+from fcnseg.models.fcn import FCN, FCN8s, FCN16s, FCN32s
+from fcnseg.models.resnet import ResNetBackbone, load_resnet_weights
+from fcnseg.models.torchvision_fcn import TorchvisionFCN, load_torchvision_fcn_weights
+from fcnseg.models.vgg16_bn import load_vgg16_bn_weights
+from fcnseg.models.weights import load_backbone_weights
+from fcnseg.utils.typing import PathLike
 
 __all__ = [
     "MODEL_BUILDERS",
-    "VGG_TRUNK_OPTIONS",
+    "NOT_RECORDED",
     "build_model",
+    "builder_parameters",
+    "check_build_kwargs",
     "fcn8s",
     "fcn8s_atonce",
     "fcn8s_resnet50",
@@ -27,87 +38,79 @@ __all__ = [
     "fcn_resnet50",
     "fcn_resnet101",
     "fcn_resnet_skip",
-    "uses_vgg_trunk",
+    "get_builder",
 ]
 
-PathLike = str | os.PathLike[str]
-
-
-def _finish(model: nn.Module, backbone_weights: PathLike | None, convention: str | None) -> Any:
-    if backbone_weights is not None and getattr(model, "batch_norm", False):
-        from fcnseg.models.vgg16_bn import load_vgg16_bn_weights
-
-        load_vgg16_bn_weights(model, backbone_weights, convention=convention or "torchvision_rgb")
+def _vgg_fcn(
+    model_class: type[FCN],
+    arch: str,
+    num_classes: int,
+    *,
+    backbone_weights: PathLike | None,
+    backbone_convention: str | None,
+    batch_norm: bool = False,
+    **kwargs: Any,
+) -> FCN:
+    model = model_class(num_classes, arch=arch, batch_norm=batch_norm, **kwargs)
+    if backbone_weights is not None and batch_norm:
+        load_vgg16_bn_weights(model, backbone_weights,
+                              convention=backbone_convention or TORCHVISION_RGB)
     elif backbone_weights is not None:
-        from fcnseg.models.weights import load_backbone_weights
-
-        load_backbone_weights(model, backbone_weights, convention=convention)
+        load_backbone_weights(model, backbone_weights, convention=backbone_convention)
     return model
 
 
-def fcn32s(
-    num_classes: int = 21,
-    *,
-    geometry: str = "caffe",
-    backbone_weights: PathLike | None = None,
-    backbone_convention: str | None = None,
-    **kwargs: Any,
-) -> FCN32s:
-    """FCN-32s on VGG16.
+def _vgg_builder(model_class: type[FCN], arch: str, batch_norm: bool, doc: str,
+                 **fixed: Any) -> Callable[..., FCN]:
+    default_convention = TORCHVISION_RGB.name if batch_norm else CAFFE_BGR.name
+
+    def builder(
+        num_classes: int = 21,
+        *,
+        geometry: str = "caffe",
+        width: float = 1.0,
+        fc_channels: int = 4096,
+        dropout: float = 0.5,
+        input_convention: InputConvention | str | dict[str, Any] = default_convention,
+        backbone_weights: PathLike | None = None,
+        backbone_convention: str | None = None,
+    ) -> FCN:
+        return _vgg_fcn(model_class, arch, num_classes, geometry=geometry, width=width,
+                        fc_channels=fc_channels, dropout=dropout,
+                        input_convention=input_convention, batch_norm=batch_norm,
+                        backbone_weights=backbone_weights,
+                        backbone_convention=backbone_convention, **fixed)
+
+    builder.__name__ = builder.__qualname__ = arch
+    builder.__doc__ = doc
+    return builder
+
+
+_VGG_ARGS = """
 
     Args:
         num_classes: output channels (21 for PASCAL VOC).
         geometry: ``"caffe"`` (the reference, with the 100-pixel pad and crops) or ``"same"``
             (no pad, no crops, fewer FLOPs; same parameters).
-        backbone_weights: optional ImageNet VGG16 state-dict file to convolutionalize into the
-            model (see :func:`fcnseg.models.load_backbone_weights`).
+        width, fc_channels: slimmer VGG-style trunks for CPUs and tests (channel multiplier of
+            the convolutions; channels of fc6/fc7).
+        dropout: dropout probability after fc6 and fc7.
+        input_convention: pixel convention of the weights (replaced by that of
+            ``backbone_weights`` when loaded).
+        backbone_weights: optional ImageNet state-dict file to convolutionalize into the model
+            (see :func:`fcnseg.models.load_backbone_weights`).
         backbone_convention: input convention of that file when it cannot be recognised.
-        **kwargs: ``width`` and ``fc_channels`` (slimmer VGG-style trunks for CPUs), ``dropout``,
-            ``input_convention``.
     """
-    model = FCN32s(num_classes, geometry=geometry, **kwargs)
-    return _finish(model, backbone_weights, backbone_convention)
-
-
-def fcn16s(
-    num_classes: int = 21,
-    *,
-    geometry: str = "caffe",
-    backbone_weights: PathLike | None = None,
-    backbone_convention: str | None = None,
-    **kwargs: Any,
-) -> FCN16s:
-    """FCN-16s on VGG16 (arguments as :func:`fcn32s`)."""
-    model = FCN16s(num_classes, geometry=geometry, **kwargs)
-    return _finish(model, backbone_weights, backbone_convention)
-
-
-def fcn8s(
-    num_classes: int = 21,
-    *,
-    geometry: str = "caffe",
-    backbone_weights: PathLike | None = None,
-    backbone_convention: str | None = None,
-    **kwargs: Any,
-) -> FCN8s:
-    """FCN-8s on VGG16 (arguments as :func:`fcn32s`)."""
-    model = FCN8s(num_classes, geometry=geometry, **kwargs)
-    return _finish(model, backbone_weights, backbone_convention)
-
-
-def fcn8s_atonce(
-    num_classes: int = 21,
-    *,
-    geometry: str = "caffe",
-    backbone_weights: PathLike | None = None,
-    backbone_convention: str | None = None,
-    **kwargs: Any,
-) -> FCN8s:
-    """FCN-8s trained at once: pool4 scaled by 0.01 and pool3 by 0.0001 before scoring."""
-    model = FCN8s(num_classes, geometry=geometry, skip_scales=(0.01, 0.0001), **kwargs)
-    model.arch = "fcn8s_atonce"
-    return _finish(model, backbone_weights, backbone_convention)
-
+fcn32s = _vgg_builder(FCN32s, "fcn32s", False,
+                      "FCN-32s on VGG16 (Fig. 3, top row)." + _VGG_ARGS)
+fcn16s = _vgg_builder(FCN16s, "fcn16s", False,
+                      "FCN-16s on VGG16 (Fig. 3, middle row)." + _VGG_ARGS)
+fcn8s = _vgg_builder(FCN8s, "fcn8s", False,
+                     "FCN-8s on VGG16 (Fig. 3, bottom row)." + _VGG_ARGS)
+fcn8s_atonce = _vgg_builder(
+    FCN8s, "fcn8s_atonce", False,
+    "FCN-8s trained at once: pool4 scaled by 0.01 and pool3 by 0.0001 before scoring." + _VGG_ARGS,
+    skip_scales=(0.01, 0.0001))
 
 MODEL_BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "fcn32s": fcn32s,
@@ -118,36 +121,13 @@ MODEL_BUILDERS: dict[str, Callable[..., nn.Module]] = {
 
 
 # -- VGG16 with batch normalisation ------------------------------------------------------------
-def _vgg16_bn_builder(base: Callable[..., nn.Module], arch: str) -> Callable[..., nn.Module]:
-    def builder(
-        num_classes: int = 21,
-        *,
-        geometry: str = "caffe",
-        backbone_weights: PathLike | None = None,
-        backbone_convention: str | None = None,
-        input_convention: str = "torchvision_rgb",
-        **kwargs: Any,
-    ) -> nn.Module:
-        kwargs.pop("batch_norm", None)  # recorded in build_kwargs; always True here
-        model = base(num_classes, geometry=geometry, batch_norm=True,
-                     input_convention=input_convention, backbone_weights=backbone_weights,
-                     backbone_convention=backbone_convention, **kwargs)
-        model.arch = arch
-        return model
-
-    builder.__name__ = builder.__qualname__ = arch
-    builder.__doc__ = (
-        f"{base.__name__} on VGG16 with batch normalisation (torchvision's vgg16_bn).\n\n"
-        f"Arguments as :func:`{base.__name__}`; ``backbone_weights`` is a torchvision "
-        f"``vgg16_bn-*.pth`` file (RGB convention), see "
-        f":func:`fcnseg.models.vgg16_bn.load_vgg16_bn_weights`."
-    )
-    return builder
-
-
-fcn32s_vgg16_bn = _vgg16_bn_builder(fcn32s, "fcn32s_vgg16_bn")
-fcn16s_vgg16_bn = _vgg16_bn_builder(fcn16s, "fcn16s_vgg16_bn")
-fcn8s_vgg16_bn = _vgg16_bn_builder(fcn8s, "fcn8s_vgg16_bn")
+_BN_DOC = ("{name} on VGG16 with batch normalisation (torchvision's vgg16_bn): a BatchNorm2d "
+           "(``bn1_1`` ... ``bn5_3``) after each trunk convolution. ``backbone_weights`` is a "
+           "torchvision ``vgg16_bn-*.pth`` file (RGB convention), see "
+           ":func:`fcnseg.models.vgg16_bn.load_vgg16_bn_weights`." + _VGG_ARGS)
+fcn32s_vgg16_bn = _vgg_builder(FCN32s, "fcn32s_vgg16_bn", True, _BN_DOC.format(name="FCN-32s"))
+fcn16s_vgg16_bn = _vgg_builder(FCN16s, "fcn16s_vgg16_bn", True, _BN_DOC.format(name="FCN-16s"))
+fcn8s_vgg16_bn = _vgg_builder(FCN8s, "fcn8s_vgg16_bn", True, _BN_DOC.format(name="FCN-8s"))
 
 
 # -- ResNet backbones with FCN-32s/16s/8s heads ------------------------------------------------
@@ -156,29 +136,26 @@ def fcn_resnet_skip(
     depth: int,
     num_classes: int = 21,
     *,
-    backbone_weights: PathLike | None = None,
-    backbone_convention: str | None = None,
     replace_stride_with_dilation: list[bool] | None = None,
     base_channels: int = 64,
-    input_convention: str = "torchvision_rgb",
-) -> nn.Module:
+    input_convention: InputConvention | str | dict[str, Any] = TORCHVISION_RGB.name,
+    backbone_weights: PathLike | None = None,
+    backbone_convention: str | None = None,
+) -> BackboneFCN:
     """FCN-``variant`` heads (``"32s"``, ``"16s"``, ``"8s"``) on layer4/layer3/layer2 of a ResNet.
 
     Args:
         variant: which skip levels to fuse.
         depth: 18, 34, 50 or 101.
         num_classes: output channels.
-        backbone_weights: a torchvision ImageNet ResNet file (``resnet50-*.pth`` ...) to load
-            into the backbone (see :func:`fcnseg.models.resnet.load_resnet_weights`).
-        backbone_convention: input convention of that file (default: ``input_convention``).
         replace_stride_with_dilation: dilate layer2/3/4 instead of striding (the heads then
             fuse maps of equal resolution).
         base_channels: stem width (64 in torchvision); smaller for light CPU models.
         input_convention: pixel convention of the model (torchvision's RGB).
+        backbone_weights: a torchvision ImageNet ResNet file (``resnet50-*.pth`` ...) to load
+            into the backbone (see :func:`fcnseg.models.resnet.load_resnet_weights`).
+        backbone_convention: input convention of that file (default: ``input_convention``).
     """
-    from fcnseg.models.backbone import BackboneFCN
-    from fcnseg.models.resnet import ResNetBackbone, load_resnet_weights
-
     dilation = None if replace_stride_with_dilation is None else \
         [bool(d) for d in replace_stride_with_dilation]
     backbone = ResNetBackbone(depth, replace_stride_with_dilation=dilation,
@@ -195,9 +172,21 @@ def fcn_resnet_skip(
     return model
 
 
-def _resnet_skip_builder(variant: str, depth: int) -> Callable[..., nn.Module]:
-    def builder(num_classes: int = 21, **kwargs: Any) -> nn.Module:
-        return fcn_resnet_skip(variant, depth, num_classes, **kwargs)
+def _resnet_skip_builder(variant: str, depth: int) -> Callable[..., BackboneFCN]:
+    def builder(
+        num_classes: int = 21,
+        *,
+        replace_stride_with_dilation: list[bool] | None = None,
+        base_channels: int = 64,
+        input_convention: InputConvention | str | dict[str, Any] = TORCHVISION_RGB.name,
+        backbone_weights: PathLike | None = None,
+        backbone_convention: str | None = None,
+    ) -> BackboneFCN:
+        return fcn_resnet_skip(variant, depth, num_classes,
+                               replace_stride_with_dilation=replace_stride_with_dilation,
+                               base_channels=base_channels, input_convention=input_convention,
+                               backbone_weights=backbone_weights,
+                               backbone_convention=backbone_convention)
 
     builder.__name__ = builder.__qualname__ = f"fcn{variant}_resnet{depth}"
     builder.__doc__ = (f"FCN-{variant} on ResNet-{depth}; arguments as "
@@ -215,63 +204,53 @@ fcn8s_resnet50 = _RESNET_SKIP_BUILDERS["fcn8s_resnet50"]
 
 
 # -- torchvision's FCN variant ------------------------------------------------------------------
-def _torchvision_fcn(
-    depth: int,
-    num_classes: int = 21,
-    *,
-    aux_loss: bool = False,
-    output: str = "tensor",
-    weights: PathLike | None = None,
-    backbone_weights: PathLike | None = None,
-    backbone_convention: str | None = None,
-    base_channels: int = 64,
-    replace_stride_with_dilation: list[bool] | None = None,
-    input_convention: str = "torchvision_rgb",
-) -> nn.Module:
-    from fcnseg.models.resnet import load_resnet_weights
-    from fcnseg.models.torchvision_fcn import TorchvisionFCN, load_torchvision_fcn_weights
+def _torchvision_builder(depth: int) -> Callable[..., TorchvisionFCN]:
+    def builder(
+        num_classes: int = 21,
+        *,
+        aux_loss: bool = False,
+        output: str = "tensor",
+        base_channels: int = 64,
+        replace_stride_with_dilation: list[bool] | None = None,
+        input_convention: InputConvention | str | dict[str, Any] = TORCHVISION_RGB.name,
+        weights: PathLike | None = None,
+        backbone_weights: PathLike | None = None,
+        backbone_convention: str | None = None,
+    ) -> TorchvisionFCN:
+        model = TorchvisionFCN(
+            num_classes, depth=depth, aux_loss=aux_loss, output=output,
+            base_channels=base_channels,
+            replace_stride_with_dilation=replace_stride_with_dilation or [False, True, True],
+            input_convention=input_convention,
+        )
+        if backbone_weights is not None:
+            load_resnet_weights(model, backbone_weights,
+                                convention=backbone_convention or input_convention)
+        if weights is not None:
+            load_torchvision_fcn_weights(model, weights)
+        return model
 
-    model = TorchvisionFCN(
-        num_classes, depth=depth, aux_loss=aux_loss, output=output, base_channels=base_channels,
-        replace_stride_with_dilation=replace_stride_with_dilation or [False, True, True],
-        input_convention=input_convention,
-    )
-    if backbone_weights is not None:
-        load_resnet_weights(model, backbone_weights,
-                            convention=backbone_convention or input_convention)
-    if weights is not None:
-        load_torchvision_fcn_weights(model, weights)
-    return model
-
-
-def fcn_resnet50(num_classes: int = 21, **kwargs: Any) -> nn.Module:
-    """torchvision's FCN-ResNet50: dilated ResNet-50 (output stride 8), FCNHead, bilinear resize.
+    builder.__name__ = builder.__qualname__ = f"fcn_resnet{depth}"
+    builder.__doc__ = f"""torchvision's FCN-ResNet{depth}: dilated ResNet-{depth} (output stride 8),
+    FCNHead, bilinear resize.
 
     Args:
         num_classes: output channels (21 for torchvision's published COCO-VOC weights).
         aux_loss: add the auxiliary FCNHead on layer3 (``aux_classifier``).
         output: ``"tensor"`` (logits, this package's convention) or ``"dict"``
-            (torchvision's ``{"out", "aux"}``).
-        weights: a torchvision FCN checkpoint (``fcn_resnet50_coco-1167a1af.pth``), loaded with
-            torchvision's keys unchanged.
-        backbone_weights: a torchvision ImageNet ``resnet50-*.pth`` for the backbone only.
-        backbone_convention: its input convention (default: ``input_convention``).
+            (torchvision's ``{{"out", "aux"}}``).
         base_channels, replace_stride_with_dilation: see :class:`fcnseg.models.resnet.ResNet`.
         input_convention: pixel convention of the model (torchvision's RGB).
+        weights: a torchvision FCN checkpoint (``fcn_resnet{depth}_coco-*.pth``), loaded with
+            torchvision's keys unchanged.
+        backbone_weights: a torchvision ImageNet ``resnet{depth}-*.pth`` for the backbone only.
+        backbone_convention: its input convention (default: ``input_convention``).
     """
-    return _torchvision_fcn(50, num_classes, **kwargs)
+    return builder
 
 
-def fcn_resnet101(num_classes: int = 21, **kwargs: Any) -> nn.Module:
-    """torchvision's FCN-ResNet101 (arguments as :func:`fcn_resnet50`)."""
-    return _torchvision_fcn(101, num_classes, **kwargs)
-
-
-def _fcn_custom_backbone(num_classes: int = 21, **kwargs: Any) -> nn.Module:
-    from fcnseg.models.backbone import fcn_custom_backbone
-
-    return fcn_custom_backbone(num_classes, **kwargs)
-
+fcn_resnet50 = _torchvision_builder(50)
+fcn_resnet101 = _torchvision_builder(101)
 
 MODEL_BUILDERS.update({
     "fcn32s_vgg16_bn": fcn32s_vgg16_bn,
@@ -280,25 +259,78 @@ MODEL_BUILDERS.update({
     **_RESNET_SKIP_BUILDERS,
     "fcn_resnet50": fcn_resnet50,
     "fcn_resnet101": fcn_resnet101,
-    "fcn_custom_backbone": _fcn_custom_backbone,
+    "fcn_custom_backbone": fcn_custom_backbone,
 })
 
+#: Builder arguments that name files or live objects: used when building, never recorded in or
+#: read from a checkpoint's ``build_kwargs``.
+NOT_RECORDED = ("backbone_weights", "backbone_convention", "weights", "backbone")
 
-#: Builder arguments that only the VGG16 trunks (fcn32s ... fcn8s_vgg16_bn) take.
-VGG_TRUNK_OPTIONS = ("geometry", "width", "fc_channels", "dropout")
 
-
-def uses_vgg_trunk(name: str) -> bool:
-    """Whether model ``name`` is built on the VGG16 trunk (and takes ``VGG_TRUNK_OPTIONS``)."""
+def get_builder(name: str) -> Callable[..., nn.Module]:
+    """The builder of model ``name`` (``fcn8s``, ``fcn8s-resnet50``, ...)."""
     key = name.replace("-", "_").lower()
-    return key in ("fcn32s", "fcn16s", "fcn8s", "fcn8s_atonce") or key.endswith("_vgg16_bn")
+    try:
+        return MODEL_BUILDERS[key]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; known: {sorted(MODEL_BUILDERS)}") from None
+
+
+def builder_parameters(name: str) -> tuple[str, ...]:
+    """The keyword arguments that model ``name``'s builder takes."""
+    return tuple(inspect.signature(get_builder(name)).parameters)
+
+
+def check_build_kwargs(name: str, kwargs: Mapping[str, Any]) -> None:
+    """Check recorded build arguments against the builder's signature, before building.
+
+    Raises ValueError naming the field: ``build_kwargs.width: expected float, got 'abc'``.
+    """
+    builder = get_builder(name)
+    params = inspect.signature(builder).parameters
+    hints = typing.get_type_hints(builder)
+    for key, value in kwargs.items():
+        if key not in params or key in NOT_RECORDED:
+            known = [p for p in params if p not in NOT_RECORDED]
+            raise ValueError(f"build_kwargs.{key}: not an argument of {name} (known: {known})")
+        hint = hints.get(key, Any)
+        if not _fits(value, hint):
+            got = repr(value)[:100]
+            raise ValueError(f"build_kwargs.{key}: expected {_hint_name(hint)}, got {got}")
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether plain data ``value`` (from a checkpoint) has type ``hint``."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if hint is None or hint is type(None):
+        return value is None
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, a) for a in args)
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if origin in (list, tuple, Sequence):
+        if not isinstance(value, list | tuple):
+            return False
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return len(value) == len(args) and all(map(_fits, value, args))
+        return not args or all(_fits(v, args[0]) for v in value)
+    if origin in (dict, Mapping):
+        return isinstance(value, Mapping)
+    if isinstance(origin or hint, type):
+        return isinstance(value, origin or hint)
+    return True
+
+
+def _hint_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 
 def build_model(name: str, **kwargs: Any) -> nn.Module:
     """Build a model by name (``fcn32s``, ``fcn16s``, ``fcn8s``, ``fcn8s_atonce``, ...)."""
-    key = name.replace("-", "_").lower()
-    try:
-        builder = MODEL_BUILDERS[key]
-    except KeyError:
-        raise ValueError(f"unknown model {name!r}; known: {sorted(MODEL_BUILDERS)}") from None
-    return builder(**kwargs)
+    return get_builder(name)(**kwargs)

@@ -65,10 +65,13 @@ class FCN(nn.Module):
         width: float = 1.0,
         fc_channels: int = 4096,
         dropout: float = 0.5,
-        input_convention: InputConvention | str = CAFFE_BGR,
+        input_convention: InputConvention | str | dict[str, Any] = CAFFE_BGR,
         batch_norm: bool = False,
+        arch: str | None = None,
     ) -> None:
         super().__init__()
+        if arch is not None:
+            self.arch = arch
         if num_classes < 1:
             raise ValueError(f"num_classes must be at least 1, got {num_classes}")
         if geometry not in GEOMETRIES:
@@ -83,8 +86,6 @@ class FCN(nn.Module):
             "fc_channels": fc_channels, "dropout": dropout,
         }
         self.batch_norm = bool(batch_norm)
-        if batch_norm:  # only recorded when set, so plain VGG16 descriptions stay as they were
-            self.build_kwargs["batch_norm"] = True
 
         caffe = geometry == "caffe"
         in_ch = 3

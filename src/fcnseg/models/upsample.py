@@ -40,9 +40,8 @@ def bilinear_upsampling(
                                bias=False)
     with torch.no_grad():
         layer.weight.zero_()
-        k = bilinear_kernel(kernel)
-        for c in range(channels):
-            layer.weight[c, c] = k
+        diagonal = torch.arange(channels, device=layer.weight.device)
+        layer.weight[diagonal, diagonal] = bilinear_kernel(kernel).to(layer.weight.device)
     layer.weight.requires_grad_(False)
     return layer
 

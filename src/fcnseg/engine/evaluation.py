@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -24,6 +23,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from fcnseg.metrics import METRIC_NAMES, ConfusionMatrix, scores
+from fcnseg.utils.amp import autocast_dtype
+from fcnseg.utils.jsonable import json_safe
+from fcnseg.utils.typing import PathLike
 
 __all__ = [
     "BatchError",
@@ -36,26 +38,9 @@ __all__ = [
     "write_report",
 ]
 
-PathLike = str | os.PathLike[str]
-
 #: ``predict_fn(model, images) -> logits``: how a batch becomes N×C×H×W class scores (plain
 #: forward by default; sliding-window or test-time augmentation plug in here).
 PredictFn = Callable[[nn.Module, torch.Tensor], torch.Tensor]
-
-_AMP_DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-               "fp16": torch.float16, "float16": torch.float16}
-_AMP_OFF = (None, False, "", "none", "off", "fp32", "float32")
-
-
-def _amp_dtype(amp: str | None) -> torch.dtype | None:
-    """The autocast dtype for ``amp`` ("bf16", "fp16"), None for full precision."""
-    if amp in _AMP_OFF:
-        return None
-    key = str(amp).lower()
-    if key not in _AMP_DTYPES:
-        raise ValueError(f"amp: expected one of bf16, fp16, none; got {amp!r}")
-    return _AMP_DTYPES[key]
-
 
 def _is_distributed() -> bool:
     return torch.distributed.is_available() and torch.distributed.is_initialized()
@@ -143,7 +128,7 @@ def evaluate_model(
     from tqdm.auto import tqdm
 
     device = torch.device(device)
-    amp_dtype = _amp_dtype(amp)
+    amp_dtype = autocast_dtype(amp)
     net = model.module if isinstance(
         model, nn.parallel.DistributedDataParallel | nn.DataParallel) else model
     was_training = net.training
@@ -317,21 +302,6 @@ def evaluate_checkpoint(
     return result
 
 
-def _json_safe(value: Any) -> Any:
-    """NaN and infinities become null: JSON has no NaN, and other tools reject Python's."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        return _json_safe(value.item())
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    return value
-
-
 def _report_json(report: dict[str, Any]) -> str:
     """Indented JSON, except that each confusion-matrix row stays on one line (a 21-class
     matrix would otherwise take 441 lines)."""
@@ -441,6 +411,6 @@ def write_report(
     report.update({k: v for k, v in result.items() if k not in skip})
     report_path = out / "report.json"
     with atomic_write(report_path, "w") as f:
-        f.write(_report_json(_json_safe(report)))
+        f.write(_report_json(json_safe(report)))
     plot_path = plot_confusion(confusion, names, out / "confusion.png")
     return {"report": report_path, "confusion_plot": plot_path}

@@ -21,9 +21,15 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
+from tqdm.auto import tqdm
 
+from fcnseg.checkpoint import build_model_from_checkpoint, load_checkpoint
+from fcnseg.data.build import build_dataset
+from fcnseg.data.collate import collate_segmentation
+from fcnseg.data.transforms import build_eval_transform
 from fcnseg.metrics import METRIC_NAMES, ConfusionMatrix, scores
 from fcnseg.utils.amp import autocast_dtype
+from fcnseg.utils.files import atomic_write
 from fcnseg.utils.jsonable import json_safe
 from fcnseg.utils.typing import PathLike
 
@@ -125,8 +131,6 @@ def evaluate_model(
         :func:`fcnseg.metrics.scores` of the matrix plus ``confusion`` (list of lists, rows =
         ground truth) and ``num_images`` (images seen, over all processes).
     """
-    from tqdm.auto import tqdm
-
     device = torch.device(device)
     amp_dtype = autocast_dtype(amp)
     net = model.module if isinstance(
@@ -239,11 +243,6 @@ def evaluate_checkpoint(
     Raises:
         ValueError: the dataset's class count differs from the checkpoint's.
     """
-    from fcnseg.checkpoint import build_model_from_checkpoint, load_checkpoint
-    from fcnseg.data.build import build_dataset
-    from fcnseg.data.collate import collate_segmentation
-    from fcnseg.data.transforms import build_eval_transform
-
     ckpt = load_checkpoint(checkpoint) if not isinstance(checkpoint, Mapping) else checkpoint
     model = build_model_from_checkpoint(ckpt)
     class_names = list(ckpt["classes"]["names"])
@@ -344,7 +343,7 @@ def plot_confusion(
 
     Returns the path, or None when matplotlib (the ``viz`` extra) is not installed.
     """
-    try:
+    try:  # matplotlib is an optional extra (fcnseg[viz]): imported only when plotting
         import matplotlib
 
         matplotlib.use("Agg")  # no display needed; must precede pyplot's import
@@ -391,8 +390,6 @@ def write_report(
     undefined scores are written as ``null``. The plot is skipped (``None`` in the returned
     dict) when matplotlib is not installed.
     """
-    from fcnseg.utils.files import atomic_write
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     names = _names_for(result, class_names)

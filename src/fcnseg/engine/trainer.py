@@ -215,16 +215,16 @@ def _epoch_batches(setup: TrainSetup, state: TrainState) -> Iterator[tuple[Any, 
         except StopIteration:
             break
         except (ValueError, RuntimeError) as e:
-            raise _stopped_by_bad_sample(setup, state, e) from None
+            message = data_error_message(e)
+            if message is None:
+                raise
+            raise _stopped_by_bad_sample(setup, state, message) from None
         yield batch
     state.epoch, state.position = state.epoch + 1, 0
 
 
 def _stopped_by_bad_sample(setup: TrainSetup, state: TrainState,
-                           error: ValueError | RuntimeError) -> BaseException:
-    message = data_error_message(error)
-    if message is None:
-        return error
+                           message: str) -> BadSampleError:
     # The batch was not used: this is the state after the last step. Under torchrun the other
     # processes wait in a collective, so only a lone process can save here.
     saved = "nothing saved (several processes)"

@@ -1,7 +1,9 @@
 """Training and evaluation loops.
 
-Training: :func:`train` runs a recipe (:func:`load_config`, :func:`list_recipes`); evaluation
-lives in :mod:`fcnseg.engine.evaluation`.
+Training: :func:`train` runs a recipe (:func:`load_config`, :func:`list_recipes`) in stages:
+:mod:`fcnseg.engine.setup` builds a :class:`TrainSetup` (data, model, optimizer, schedule,
+scaler, DDP), :mod:`fcnseg.engine.state` saves and restores a :class:`TrainState`, and
+:mod:`fcnseg.engine.trainer` holds the loop. Evaluation lives in :mod:`fcnseg.engine.evaluation`.
 """
 
 from fcnseg.engine.config import (
@@ -12,14 +14,21 @@ from fcnseg.engine.config import (
     load_config,
     load_recipe,
 )
-from fcnseg.engine.trainer import TrainingDiverged, TrainResult, train
+from fcnseg.engine.errors import BadSampleError, TrainingDiverged
+from fcnseg.engine.setup import TrainSetup, build_setup
+from fcnseg.engine.state import TrainState
+from fcnseg.engine.trainer import TrainResult, train
 
 __all__ = [
+    "BadSampleError",
     "ConfigError",
     "TrainConfig",
     "TrainResult",
+    "TrainSetup",
+    "TrainState",
     "TrainingDiverged",
     "apply_overrides",
+    "build_setup",
     "list_recipes",
     "load_config",
     "load_recipe",

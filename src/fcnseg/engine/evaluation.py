@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -22,8 +21,17 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
+from tqdm.auto import tqdm
 
+from fcnseg.checkpoint import build_model_from_checkpoint, load_checkpoint
+from fcnseg.data.build import build_dataset
+from fcnseg.data.collate import collate_segmentation
+from fcnseg.data.transforms import build_eval_transform
 from fcnseg.metrics import METRIC_NAMES, ConfusionMatrix, scores
+from fcnseg.utils.amp import autocast_dtype
+from fcnseg.utils.files import atomic_write
+from fcnseg.utils.jsonable import json_safe
+from fcnseg.utils.typing import PathLike
 
 __all__ = [
     "BatchError",
@@ -36,26 +44,9 @@ __all__ = [
     "write_report",
 ]
 
-PathLike = str | os.PathLike[str]
-
 #: ``predict_fn(model, images) -> logits``: how a batch becomes N×C×H×W class scores (plain
 #: forward by default; sliding-window or test-time augmentation plug in here).
 PredictFn = Callable[[nn.Module, torch.Tensor], torch.Tensor]
-
-_AMP_DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-               "fp16": torch.float16, "float16": torch.float16}
-_AMP_OFF = (None, False, "", "none", "off", "fp32", "float32")
-
-
-def _amp_dtype(amp: str | None) -> torch.dtype | None:
-    """The autocast dtype for ``amp`` ("bf16", "fp16"), None for full precision."""
-    if amp in _AMP_OFF:
-        return None
-    key = str(amp).lower()
-    if key not in _AMP_DTYPES:
-        raise ValueError(f"amp: expected one of bf16, fp16, none; got {amp!r}")
-    return _AMP_DTYPES[key]
-
 
 def _is_distributed() -> bool:
     return torch.distributed.is_available() and torch.distributed.is_initialized()
@@ -140,10 +131,8 @@ def evaluate_model(
         :func:`fcnseg.metrics.scores` of the matrix plus ``confusion`` (list of lists, rows =
         ground truth) and ``num_images`` (images seen, over all processes).
     """
-    from tqdm.auto import tqdm
-
     device = torch.device(device)
-    amp_dtype = _amp_dtype(amp)
+    amp_dtype = autocast_dtype(amp)
     net = model.module if isinstance(
         model, nn.parallel.DistributedDataParallel | nn.DataParallel) else model
     was_training = net.training
@@ -254,11 +243,6 @@ def evaluate_checkpoint(
     Raises:
         ValueError: the dataset's class count differs from the checkpoint's.
     """
-    from fcnseg.checkpoint import build_model_from_checkpoint, load_checkpoint
-    from fcnseg.data.build import build_dataset
-    from fcnseg.data.collate import collate_segmentation
-    from fcnseg.data.transforms import build_eval_transform
-
     ckpt = load_checkpoint(checkpoint) if not isinstance(checkpoint, Mapping) else checkpoint
     model = build_model_from_checkpoint(ckpt)
     class_names = list(ckpt["classes"]["names"])
@@ -317,21 +301,6 @@ def evaluate_checkpoint(
     return result
 
 
-def _json_safe(value: Any) -> Any:
-    """NaN and infinities become null: JSON has no NaN, and other tools reject Python's."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        return _json_safe(value.item())
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    return value
-
-
 def _report_json(report: dict[str, Any]) -> str:
     """Indented JSON, except that each confusion-matrix row stays on one line (a 21-class
     matrix would otherwise take 441 lines)."""
@@ -374,7 +343,7 @@ def plot_confusion(
 
     Returns the path, or None when matplotlib (the ``viz`` extra) is not installed.
     """
-    try:
+    try:  # matplotlib is an optional extra (fcnseg[viz]): imported only when plotting
         import matplotlib
 
         matplotlib.use("Agg")  # no display needed; must precede pyplot's import
@@ -421,8 +390,6 @@ def write_report(
     undefined scores are written as ``null``. The plot is skipped (``None`` in the returned
     dict) when matplotlib is not installed.
     """
-    from fcnseg.utils.files import atomic_write
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     names = _names_for(result, class_names)
@@ -441,6 +408,6 @@ def write_report(
     report.update({k: v for k, v in result.items() if k not in skip})
     report_path = out / "report.json"
     with atomic_write(report_path, "w") as f:
-        f.write(_report_json(_json_safe(report)))
+        f.write(_report_json(json_safe(report)))
     plot_path = plot_confusion(confusion, names, out / "confusion.png")
     return {"report": report_path, "confusion_plot": plot_path}

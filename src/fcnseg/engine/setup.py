@@ -1,0 +1,325 @@
+"""Everything a run trains with, built once from the recipe: data, model, optimizer, schedule,
+gradient scaler and the DDP wrap, gathered in a :class:`TrainSetup`.
+
+Nothing here is resumed: :class:`~fcnseg.engine.state.TrainState` restores a checkpoint into
+a setup built from the same recipe.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from PIL import Image, UnidentifiedImageError
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from fcnseg.checkpoint import CheckpointError, load_checkpoint
+from fcnseg.conventions import InputConvention, get_convention
+from fcnseg.data import SkipBad, build_dataset, collate_segmentation
+from fcnseg.data.check import scan_dataset
+from fcnseg.data.transforms import build_eval_transform, build_train_transform
+from fcnseg.engine.config import TrainConfig, config_to_dict
+from fcnseg.engine.distributed import DistInfo
+from fcnseg.engine.errors import FIX_DATA, BadSampleError
+from fcnseg.engine.evaluation import ShardedEvalSampler
+from fcnseg.engine.optim import build_optimizer, build_scheduler
+from fcnseg.engine.sampling import ResumableSampler, SeededSamples
+from fcnseg.engine.signals import ignore_stop_signals
+from fcnseg.models import PRETRAINED, build_model, fetch_pretrained, init_from
+from fcnseg.models.builders import builder_parameters
+
+__all__ = ["TrainSetup", "build_datasets", "build_setup", "build_training_model",
+           "sample_file_problems", "wrap_model"]
+
+log = logging.getLogger(__name__)
+
+#: ``make_optimizer(model, config.optim)``: how the optimizer is built (see build_optimizer).
+OptimizerFactory = Callable[[nn.Module, Any], torch.optim.Optimizer]
+
+
+@dataclass
+class TrainSetup:
+    """What a run trains with. ``model`` is the plain module (saved, evaluated, restored);
+    ``train_model`` is what the steps run through (DDP and/or torch.compile around it)."""
+
+    config: TrainConfig
+    info: DistInfo
+    run_dir: Path
+    model: nn.Module
+    train_model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    sampler: ResumableSampler
+    loader: DataLoader
+    #: The training loader's own generator (it only seeds worker processes); saved to resume.
+    loader_generator: torch.Generator
+    val_loader: DataLoader | None
+    class_names: list[str]
+    palette: Any
+    ignore_index: int
+    #: The resolved recipe, as saved in every checkpoint.
+    recipe: dict[str, Any]
+
+    @property
+    def device(self) -> torch.device:
+        return self.info.device
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def last_path(self) -> Path:
+        return self.run_dir / "last.pt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.run_dir / "best.pt"
+
+
+def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, Any] | None,
+                *, make_optimizer: OptimizerFactory = build_optimizer) -> TrainSetup:
+    """Build the run's data, model and optimisation from ``config``.
+
+    The model is created from the torch RNG: seed it with ``config.seed`` first, the same on
+    every process (:func:`fcnseg.engine.state.seed_everything`). With ``resume_ckpt`` no
+    pretrained weights are read: the run's own checkpoint supplies weights and input
+    convention. ``train_model`` is ``model`` until :func:`wrap_model`, which comes after the
+    checkpoint is restored."""
+    # The classes come from the data and the input convention from the model's weights; the
+    # transforms need the latter, so the training set is opened once without them first.
+    train_spec = dict(config.data.train)
+    plain = build_dataset(train_spec, split=train_spec.get("split") or "train")
+    class_names, ignore_index = list(plain.classes), plain.ignore_index
+    if info.distributed and config.model.backbone_weights and resume_ckpt is None:
+        # Rank 0 downloads published weights first; the others then find them in the cache.
+        if info.is_main:
+            _backbone_file(config.model.backbone_weights)
+        dist.barrier()
+    model = build_training_model(config, len(class_names), pretrained=resume_ckpt is None)
+    if resume_ckpt is not None:
+        # The run's own checkpoint says how its weights expect their pixels.
+        model.input_convention = get_convention(resume_ckpt["model"]["input_convention"])
+    train_ds, val_ds = build_datasets(config, model.input_convention, ignore_index)
+
+    model.to(info.device)
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(model, config.optim)
+    scheduler = build_scheduler(optimizer, config.train.iterations, config.schedule)
+    scaler = torch.amp.GradScaler(info.device.type, enabled=config.amp == "fp16")
+    sampler, loader, generator = _train_loader(config, info, train_ds, ignore_index)
+    return TrainSetup(
+        config=config, info=info, run_dir=Path(config.out), model=model, train_model=model,
+        optimizer=optimizer, scheduler=scheduler, scaler=scaler, sampler=sampler,
+        loader=loader, loader_generator=generator,
+        val_loader=_val_loader(config, info, val_ds, ignore_index),
+        class_names=class_names, palette=plain.palette, ignore_index=ignore_index,
+        recipe=config_to_dict(config))
+
+
+def wrap_model(setup: TrainSetup) -> None:
+    """Put DistributedDataParallel (under torchrun) and torch.compile (``compile: true``)
+    around ``setup.model`` for the training steps."""
+    train_model: nn.Module = setup.model
+    if setup.info.distributed:
+        device = setup.device
+        train_model = nn.parallel.DistributedDataParallel(
+            train_model, device_ids=[device.index] if device.type == "cuda" else None)
+    if setup.config.compile:
+        train_model = torch.compile(train_model)  # type: ignore[assignment]
+    setup.train_model = train_model
+
+
+# -- model -----------------------------------------------------------------------------------
+
+
+def _backbone_file(spec: str) -> Path:
+    if spec in PRETRAINED:
+        return fetch_pretrained(spec)
+    path = Path(spec)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"model.backbone_weights: {path}: no such file. Give the path of an ImageNet VGG16 "
+            f"state dict, or one of {sorted(PRETRAINED)} to download it (e.g. "
+            f"--set model.backbone_weights=vgg16_caffe; fcnseg.models.fetch_pretrained"
+            f"('vgg16_caffe') fetches it ahead of time)"
+        )
+    return path
+
+
+def build_training_model(
+    config: TrainConfig, num_classes: int, *, pretrained: bool = True
+) -> nn.Module:
+    """Build the recipe's model: backbone weights, staged ``init``, frozen or trained
+    upsampling. Parameters are created from the torch RNG, so seed it first.
+
+    ``pretrained=False`` skips the backbone weights and ``init`` (a resumed run takes its
+    weights and input convention from its own checkpoint, so those files need not exist)."""
+    m = config.model
+    kwargs: dict[str, Any] = {"num_classes": num_classes, **m.options}
+    # The VGG16 trunk's own fields, for the builders that take them; others take `options`.
+    vgg_fields = {"geometry": m.geometry, "width": m.width, "fc_channels": m.fc_channels,
+                  "dropout": m.dropout}
+    kwargs.update({k: v for k, v in vgg_fields.items() if k in builder_parameters(m.arch)})
+    if m.input_convention is not None:
+        kwargs["input_convention"] = m.input_convention
+    if m.backbone_weights and pretrained:
+        # every builder loads its own backbone's ImageNet file and records its convention
+        kwargs["backbone_weights"] = _backbone_file(m.backbone_weights)
+        kwargs["backbone_convention"] = m.backbone_convention
+    model = build_model(m.arch, **kwargs)
+    if config.init and pretrained:
+        _init_from_file(model, config.init)
+    for layer in model.upsampling_layers():
+        layer.weight.requires_grad_(m.train_upsampling)
+    return model
+
+
+def _init_from_file(model: nn.Module, init: str) -> None:
+    """Staged initialisation from a checkpoint (with its input convention) or a state dict."""
+    try:
+        ckpt = load_checkpoint(init)
+    except CheckpointError:
+        ckpt = None  # not a checkpoint: a plain state dict file
+    if ckpt is not None:
+        init_from(model, ckpt["model_state_dict"], name=init)
+        model.input_convention = get_convention(ckpt["model"]["input_convention"])
+        return
+    if not Path(init).is_file():
+        raise FileNotFoundError(f"init: {init}: no such checkpoint")
+    init_from(model, init)
+
+
+# -- data ------------------------------------------------------------------------------------
+
+
+def build_datasets(config: TrainConfig, convention: InputConvention,
+                   ignore_index: int) -> tuple[Dataset, Dataset | None]:
+    """The training set (augmented) and the validation set (or None), checked: with
+    ``data.skip_bad`` bad samples are skipped, otherwise the validation files' headers are
+    read now so that a bad one stops the run before training rather than at its first
+    evaluation."""
+    d = config.data
+    train_spec = dict(d.train)
+    train_tf = build_train_transform(
+        convention, crop_size=d.crop_size,
+        scale_range=tuple(d.scale_range) if d.scale_range else None,
+        flip=d.flip, jitter=d.jitter, ignore_index=ignore_index)
+    train_ds = build_dataset(train_spec, split=train_spec.get("split") or "train",
+                             transform=train_tf)
+    val_ds = None
+    if d.val:
+        val_spec = dict(d.val)
+        val_ds = build_dataset(val_spec, split=val_spec.get("split") or "val",
+                               transform=build_eval_transform(convention))
+        if val_ds.num_classes != train_ds.num_classes:
+            raise ValueError(f"data.val: {val_ds.num_classes} classes, but data.train has "
+                             f"{train_ds.num_classes}")
+    if d.skip_bad:
+        train_ds = SkipBad(train_ds)
+        if val_ds is not None:
+            val_ds = _without_bad_samples(val_ds)
+    elif val_ds is not None:
+        problems = sample_file_problems(val_ds)
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise BadSampleError(f"data.val: {problems[0]}{more}; {FIX_DATA} to leave bad "
+                                 f"samples out")
+    return train_ds, val_ds
+
+
+def _without_bad_samples(dataset: Any) -> Any:
+    """``dataset`` less its bad samples, each named in a logged warning.
+
+    Validation leaves bad samples out rather than standing the next one in for them (as
+    :class:`~fcnseg.data.SkipBad` does for training), so that no image is scored twice."""
+    problems = scan_dataset(dataset).problems
+    if not problems:
+        return dataset
+    for p in problems:
+        log.warning("validation: leaving out bad sample %d (%s)", p.index, p)
+    bad = {p.index for p in problems}
+    return Subset(dataset, [i for i in range(len(dataset)) if i not in bad])
+
+
+def sample_file_problems(dataset: Any) -> list[str]:
+    """Problems found by reading only the headers of a file dataset's images and masks:
+    missing or unreadable files, and masks whose size differs from their image's.
+
+    Milliseconds per sample. Mask values need a full decode: a bad one is found when the
+    evaluation reads it (``fcnseg check-data`` reads everything)."""
+    if not (hasattr(dataset, "image_path") and hasattr(dataset, "label_path")):
+        return []  # generated data (synthetic): no files to check
+    problems = []
+    for i in range(len(dataset)):
+        image, mask = Path(dataset.image_path(i)), Path(dataset.label_path(i))
+        image_size, problem = _header_size(image, "image")
+        if problem is None:
+            mask_size, problem = _header_size(mask, "mask")
+            if problem is None and mask_size is not None and mask_size != image_size:
+                problem = (f"{mask}: mask is {mask_size[0]}×{mask_size[1]} but its image "
+                           f"{image.name} is {image_size[0]}×{image_size[1]} (W×H)")
+        if problem is not None:
+            problems.append(problem)
+    return problems
+
+
+def _header_size(path: Path, what: str) -> tuple[tuple[int, int] | None, str | None]:
+    """``((width, height), None)`` read from the file's header, upright as its EXIF
+    orientation turns it; ``(None, problem)`` if it is missing or unreadable; ``(None, None)``
+    for a mask that is no image file (SBD's .mat), read in full only later."""
+    if not path.is_file():
+        return None, f"{path}: missing {what} (no such file)"
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+            if img.format == "PNG" and "exif" not in img.info:
+                return (w, h), None  # Pillow would decode the whole PNG looking for EXIF
+            return ((h, w) if img.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (w, h)), None
+    except UnidentifiedImageError:
+        if what == "mask":
+            return None, None
+        return None, f"{path}: unreadable image: not an image file Pillow can decode"
+    except OSError as e:
+        return None, f"{path}: unreadable {what}: {e}"
+
+
+def _train_loader(config: TrainConfig, info: DistInfo, train_ds: Dataset,
+                  ignore_index: int) -> tuple[ResumableSampler, DataLoader, torch.Generator]:
+    batch = config.data.batch_size
+    sampler = ResumableSampler(len(train_ds), seed=config.seed,  # type: ignore[arg-type]
+                               shuffle=True, rank=info.rank, world_size=info.world_size,
+                               pad=True)
+    if sampler.per_epoch() // batch < 1:
+        raise ValueError(f"data.batch_size: {batch} per process is more than the "
+                         f"{sampler.per_epoch()} training images each process gets")
+    # The loader's own generator only seeds worker processes; keeping it off the global RNG
+    # means creating a loader never shifts the model's random stream.
+    generator = torch.Generator().manual_seed(config.seed)
+    loader = DataLoader(SeededSamples(train_ds, config.seed), batch_size=batch, sampler=sampler,
+                        drop_last=True, num_workers=config.data.num_workers,
+                        collate_fn=partial(collate_segmentation, ignore_index=ignore_index),
+                        generator=generator, pin_memory=info.device.type == "cuda",
+                        worker_init_fn=ignore_stop_signals)
+    return sampler, loader, generator
+
+
+def _val_loader(config: TrainConfig, info: DistInfo, val_ds: Dataset | None,
+                ignore_index: int) -> DataLoader | None:
+    if val_ds is None:
+        return None
+    shards = ShardedEvalSampler(len(val_ds), info.rank, info.world_size)  # type: ignore[arg-type]
+    return DataLoader(val_ds, batch_size=config.data.val_batch_size, sampler=shards,
+                      num_workers=config.data.num_workers,
+                      collate_fn=partial(collate_segmentation, ignore_index=ignore_index),
+                      generator=torch.Generator().manual_seed(0),
+                      worker_init_fn=ignore_stop_signals)

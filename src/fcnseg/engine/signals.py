@@ -1,0 +1,67 @@
+"""Stopping a run cleanly on SIGINT/SIGTERM, with DataLoader workers running.
+
+The main process turns the signal into a flag that the loop checks between iterations, then
+saves ``last.pt``. `timeout`, Slurm and Kubernetes signal every process of the group, so the
+loader's workers must survive the signal: a worker killed by it would fail the main process's
+next fetch before it could save.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from torch.utils.data import DataLoader
+
+__all__ = ["STOP_SIGNALS", "StopRequest", "ignore_stop_signals", "start_batches"]
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class StopRequest:
+    """SIGINT/SIGTERM set :attr:`signum`, which the loop checks between iterations; a second
+    SIGINT interrupts at once. The previous handlers come back on exit."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            for sig in STOP_SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def ignore_stop_signals(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: leave SIGINT and SIGTERM to the main process, which saves
+    a checkpoint and then shuts the workers down itself."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    # start_batches blocked them across the fork; a signal pending since is now discarded
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+def start_batches(loader: DataLoader) -> Iterator[Any]:
+    """``iter(loader)``, which forks the workers, with SIGINT/SIGTERM blocked: a signal to the
+    whole group between a fork and the worker's :func:`ignore_stop_signals` stays pending in
+    the worker (which then discards it) instead of killing it. The main process receives its
+    own copy as soon as the fork is done."""
+    if loader.num_workers == 0:
+        return iter(loader)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        return iter(loader)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)

@@ -1,0 +1,180 @@
+"""Where a run stands: :class:`TrainState` (iteration, epoch, position in the epoch, best
+score, last evaluation) and the RNG states, saved with the model, optimizer, schedule and
+gradient scaler into ``last.pt`` and restored from it bit for bit.
+
+Exact resumption rests on three things: the data order is a function of ``(seed, epoch)`` and
+the position in the epoch is saved; augmentation draws are seeded per sample; and the
+model-side RNG states (torch, CUDA, numpy, Python, per process) are saved at every checkpoint.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from fcnseg.checkpoint import save_checkpoint
+from fcnseg.engine.distributed import all_gather_objects
+from fcnseg.engine.errors import TrainingDiverged
+from fcnseg.engine.setup import TrainSetup
+from fcnseg.models.weights import describe_mismatch
+
+__all__ = ["TrainState", "rng_state", "seed_everything", "set_rng_state"]
+
+
+@dataclass
+class TrainState:
+    """The counters a run advances; with the setup's modules, all that ``last.pt`` holds."""
+
+    #: Optimisation steps done.
+    iteration: int = 0
+    epoch: int = 0
+    #: Batches of ``epoch`` already used (a resumed run skips them).
+    position: int = 0
+    best_mean_iu: float | None = None
+    #: The latest evaluation's scores (saved in checkpoints, returned in TrainResult).
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, setup: TrainSetup) -> TrainState:
+        """A new run. Each process gets its own model-side random stream (dropout) from here."""
+        seed_everything(setup.config.seed + 7919 * setup.info.rank)
+        return cls()
+
+    @classmethod
+    def restore(cls, ckpt: Mapping[str, Any], setup: TrainSetup,
+                say: Callable[[str], None]) -> TrainState:
+        """Load ``last.pt`` (read with :func:`fcnseg.checkpoint.load_checkpoint`) into the setup
+        built from the same recipe, RNG states included; return the counters it holds."""
+        path = Path(ckpt.get("path", setup.last_path))
+        saved = ckpt["state"]
+        if not saved:
+            raise ValueError(f"{path}: holds no training state to resume from")
+        problem = describe_mismatch(path, setup.model, ckpt["model_state_dict"])
+        if problem:
+            raise ValueError(f"resume: the recipe's model ({setup.config.model.arch}) is not the "
+                             f"one this run trained; {problem}")
+        setup.model.load_state_dict(ckpt["model_state_dict"])
+        setup.optimizer.load_state_dict(saved["optimizer"])
+        setup.scheduler.load_state_dict(saved["scheduler"])
+        setup.scaler.load_state_dict(saved["scaler"])
+        setup.loader_generator.set_state(saved["data"]["generator"])
+        rngs, world = saved["rng"], setup.info.world_size
+        if len(rngs) != world:
+            say(f"resume: the run was saved by {len(rngs)} processes and continues on {world}; "
+                f"the data order is kept but random streams will differ")
+        set_rng_state(rngs[setup.info.rank % len(rngs)], setup.device)
+        state = cls(iteration=int(ckpt["iteration"]), epoch=int(saved["data"]["epoch"]),
+                    position=int(saved["data"]["position"]),
+                    best_mean_iu=saved.get("best_mean_iu"),
+                    metrics=dict(ckpt.get("metrics") or {}))
+        say(f"resumed {path} at iteration {state.iteration} (epoch {state.epoch}, batch "
+            f"{state.position})")
+        return state
+
+    def save(self, setup: TrainSetup, path: Path, *, with_state: bool = True) -> None:
+        """Write a checkpoint of the model at this state (every process calls it; rank 0
+        writes). ``with_state=False`` leaves out what only resuming needs (``best.pt``).
+
+        Raises:
+            TrainingDiverged: the weights hold NaN or infinite values; the last good
+                checkpoint is kept.
+        """
+        # An overflowing step can leave NaN/inf weights behind a finite loss; writing them would
+        # replace the last good checkpoint with a broken one. Every process holds the same
+        # weights, so all of them stop here together.
+        bad = non_finite_parameters(setup.model)
+        if bad:
+            raise TrainingDiverged(
+                f"weights became NaN or infinite by iteration {self.iteration} ({_listing(bad)}); "
+                f"not saving {path.name}: {kept_checkpoint(setup.last_path)}. Lower optim.lr, "
+                f"use loss.reduction=mean, set optim.grad_clip, or amp=none."
+            )
+        rngs = all_gather_objects(rng_state(setup.device), setup.info) if with_state else None
+        if not setup.info.is_main:
+            return
+        saved: dict[str, Any] = {}
+        if with_state:
+            saved = {
+                "optimizer": setup.optimizer.state_dict(),
+                "scheduler": setup.scheduler.state_dict(),
+                "scaler": setup.scaler.state_dict(),
+                "rng": rngs,
+                "data": {"epoch": self.epoch, "position": self.position,
+                         "generator": setup.loader_generator.get_state()},
+                "best_mean_iu": self.best_mean_iu,
+                "world_size": setup.info.world_size,
+            }
+        save_checkpoint(path, setup.model, class_names=setup.class_names, palette=setup.palette,
+                        ignore_index=setup.ignore_index, recipe=setup.recipe,
+                        iteration=self.iteration, epoch=self.epoch, metrics=self.metrics,
+                        state=saved)
+
+
+# -- RNG states ------------------------------------------------------------------------------
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, numpy's and torch's global RNGs."""
+    random.seed(seed)
+    np.random.seed(seed % (1 << 32))
+    torch.manual_seed(seed)
+
+
+def rng_state(device: torch.device) -> dict[str, Any]:
+    """Every RNG state of this process as plain data (checkpoints are read weights-only)."""
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]),
+                  float(np_state[4])],
+        "python": [py_state[0], list(py_state[1]), py_state[2]],
+    }
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
+    """Restore what :func:`rng_state` returned."""
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n[0], np.asarray(n[1], dtype=np.uint32), n[2], n[3], n[4]))
+    p = state["python"]
+    random.setstate((p[0], tuple(p[1]), p[2]))
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+# -- what a stopped run kept -------------------------------------------------------------------
+
+
+def non_finite_parameters(model: nn.Module) -> list[str]:
+    """Names of the parameters holding NaN or infinite values."""
+    return [name for name, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
+
+
+def kept_checkpoint(last_path: Path) -> str:
+    """"the last good checkpoint <path> (iteration N) is kept", or that none was written."""
+    if not last_path.exists():
+        return "no checkpoint was written"
+    return f"the last good checkpoint {last_path} (iteration {_saved_iteration(last_path)}) is kept"
+
+
+def _listing(names: list[str], limit: int = 5) -> str:
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def _saved_iteration(path: Path) -> int | str:
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True)["iteration"])
+    except Exception:  # only for a message: an unreadable file says "?"
+        return "?"

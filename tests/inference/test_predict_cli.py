@@ -43,11 +43,12 @@ def test_writes_every_output_and_skips_the_unreadable_input(
     pred = segmenter.predict(images / "x.png", return_probs=True)
     np.testing.assert_array_equal(read_label_png(out / "x_png_label.png"), pred.label)
     with Image.open(out / "x_png_overlay.png") as overlay:
-        assert overlay.mode == "RGB" and overlay.size == (64, 48)
+        assert overlay.mode == "RGB"
+        assert overlay.size[0] > 64 and overlay.size[1] >= 48, "a legend goes beside the image"
     with Image.open(out / "x_jpg_label.png") as label:
         assert label.size == (48, 40)
     with np.load(out / "x_png_probs.npz") as npz:
-        np.testing.assert_allclose(npz["probs"], pred.probs, atol=1e-6)
+        np.testing.assert_allclose(npz["probs"], pred.probs, rtol=1e-5, atol=1e-6)
         assert list(npz["class_names"]) == class_names
 
 

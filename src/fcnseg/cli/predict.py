@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import os
 import re
 import sys
 from collections.abc import Iterable, Sequence
@@ -44,7 +43,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tta-flip", action="store_true", help="average with the mirrored image")
     p.add_argument("--tta-scales", nargs="+", default=None, metavar="S",
                    help="average over these input scales (e.g. 0.75 1 1.25 or 0.75,1,1.25)")
-    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity (default 0.5)")
+    p.add_argument("--alpha", type=float, default=0.5,
+                   help="opacity of the label colours in overlays, and of heatmaps drawn over "
+                        "the photo (default 0.5)")
+    p.add_argument("--legend", action=argparse.BooleanOptionalAction, default=True,
+                   help="a legend of the classes present beside each overlay, and a title and "
+                        "colour bar on each heatmap (default: on; --no-legend writes pictures "
+                        "at the image's size)")
+    p.add_argument("--outlines", action="store_true",
+                   help="outline each class's regions in the overlay")
+    p.add_argument("--blend-background", action="store_true",
+                   help="tint background pixels too (default: the background class, named "
+                        "background/void or else class 0, keeps the photo's colours)")
+    p.add_argument("--heatmap-over-photo", action="store_true",
+                   help="draw heatmaps over the photo (at --alpha) instead of on their own")
     p.add_argument("--colormap", default="viridis", choices=("viridis", "jet", "gray"),
                    help="heatmap colours (default viridis)")
     p.add_argument("--max-pixels", type=int, default=None,
@@ -181,11 +193,23 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from fcnseg.inference import ImageError, Segmenter, load_image
-    from fcnseg.inference.visualize import heatmap, overlay, save_label_png
+    from fcnseg.inference.visualize import (
+        add_legend,
+        background_classes,
+        blend,
+        heatmap,
+        heatmap_picture,
+        legend_entries,
+        overlay,
+        save_label_png,
+        save_png,
+    )
     from fcnseg.utils.files import atomic_write
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if not 0.0 <= args.alpha <= 1.0:
+        raise ValueError(f"--alpha must be in [0, 1], got {args.alpha}")
     sliding = None
     if args.sliding_window is not None:
         sliding = {"window": args.sliding_window, "stride": args.stride}
@@ -217,6 +241,16 @@ def run(args: argparse.Namespace) -> int:
     # ground-truth "x_label.png" next to "x.png"): such an input is refused, not overwritten.
     input_files = {path.resolve() for path, _ in inputs}
 
+    unblended = [] if args.blend_background else background_classes(seg.class_names)
+
+    def overlay_picture(pred) -> np.ndarray:
+        picture = overlay(pred.image, pred.label, seg.palette, args.alpha, exclude=unblended,
+                          outlines=args.outlines)
+        if not args.legend:
+            return picture
+        entries = legend_entries(pred.label, seg.palette, seg.class_names, exclude=unblended)
+        return add_legend(picture, entries, empty_text="background only")
+
     def write_outputs(name: str, pred) -> None:
         stem = out_dir / name
         classes = pred.present_classes() if args.heatmaps_present else heat_classes
@@ -230,9 +264,17 @@ def run(args: argparse.Namespace) -> int:
                                   f"choose another --out")
         stem.parent.mkdir(parents=True, exist_ok=True)
         save_label_png(targets[0], pred.label, seg.palette)
-        _save_png(targets[1], overlay(pred.image, pred.label, seg.palette, args.alpha))
+        save_png(targets[1], overlay_picture(pred))
+        photo = pred.image if args.heatmap_over_photo else None
         for c, path in heat_paths.items():
-            _save_png(path, heatmap(pred.probs[c], args.colormap, vmin=0.0, vmax=1.0))
+            if args.legend:
+                picture = heatmap_picture(pred.probs[c], title=f"P({seg.class_names[c]})",
+                                          colormap=args.colormap, image=photo, alpha=args.alpha)
+            else:
+                picture = heatmap(pred.probs[c], args.colormap, vmin=0.0, vmax=1.0)
+                if photo is not None:
+                    picture = blend(photo, picture, args.alpha)
+            save_png(path, picture)
         if args.probs:
             with atomic_write(targets[-1]) as f:
                 np.savez_compressed(f, probs=pred.probs.astype(np.float32),
@@ -275,12 +317,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote outputs for {written} of {len(inputs)} image(s) to {out_dir}"
           + (f"; {failed} input(s) failed" if failed else ""))
     return 1 if failed else 0
-
-
-def _save_png(path: str | os.PathLike[str], rgb) -> None:
-    from PIL import Image
-
-    from fcnseg.utils.files import atomic_write
-
-    with atomic_write(path) as f:
-        Image.fromarray(rgb).save(f, format="PNG")

@@ -31,6 +31,7 @@ __all__ = [
     "colorize",
     "colormap_lut",
     "comparison_strip",
+    "enlarge",
     "heatmap",
     "heatmap_picture",
     "label_png_bytes",
@@ -444,7 +445,11 @@ def heatmap_picture(
     return np.concatenate([_title_row(title, body.shape[1], size), body], axis=0)
 
 
-def _upscale(picture: np.ndarray, factor: int) -> np.ndarray:
+def enlarge(picture: np.ndarray, min_height: int = 256) -> np.ndarray:
+    """``picture`` (H×W or H×W×C) repeated by the smallest whole factor that makes it at least
+    ``min_height`` pixels tall, so that every pixel stays visible as it is."""
+    picture = np.asarray(picture)
+    factor = max(1, math.ceil(min_height / max(picture.shape[0], 1)))
     if factor == 1:
         return picture
     return np.repeat(np.repeat(picture, factor, axis=0), factor, axis=1)
@@ -468,13 +473,11 @@ def comparison_strip(
     if not (image.shape[:2] == truth.shape == pred.shape) or image.ndim != 3:
         raise ValueError(f"a comparison strip needs an H×W×3 image and two H×W label maps of "
                          f"its size, got {image.shape}, {truth.shape} and {pred.shape}")
-    factor = max(1, math.ceil(min_height / max(image.shape[0], 1)))
     scored = truth != ignore_index if ignore_index is not None else np.ones(truth.shape, bool)
     right = float((truth[scored] == pred[scored]).mean()) if scored.any() else math.nan
     score = "" if math.isnan(right) else f" ({100 * right:.1f}% of pixels right)"
-    panels = [_upscale(image.astype(np.uint8), factor),
-              _upscale(colorize(truth, palette), factor),
-              _upscale(colorize(pred, palette), factor)]
+    panels = [enlarge(image.astype(np.uint8), min_height), enlarge(colorize(truth, palette),
+              min_height), enlarge(colorize(pred, palette), min_height)]
     strip = titled_panels(panels, ["image", "ground truth", "prediction" + score])
     both = np.concatenate([truth.reshape(-1), pred.reshape(-1)])
     return add_legend(strip, legend_entries(both, palette, class_names,

@@ -77,3 +77,32 @@ def test_heatmap_over_the_photo(make_checkpoint, segmenter, smooth_image, tmp_pa
     picture = _read(tmp_path / "out" / "x_heatmap_cat.png")
     expected = (smooth_image.astype(float) + heatmap(probs[1], vmin=0.0, vmax=1.0)) / 2
     assert np.abs(picture - expected).max() <= 1.0  # rounding, and probabilities near a step
+
+
+def _checkpoint_trained_on(tmp_path, dataset: str | None):
+    import torch
+
+    from fcnseg.checkpoint import save_checkpoint
+    from fcnseg.data.palette import voc_palette
+    from fcnseg.models import fcn8s
+
+    torch.manual_seed(0)
+    model = fcn8s(num_classes=3, geometry="same", width=0.0625, fc_channels=16)
+    recipe = {"data": {"train": {"name": dataset}}} if dataset else {}
+    path = tmp_path / f"{dataset}.pt"
+    save_checkpoint(path, model, class_names=["background", "a", "b"], palette=voc_palette(),
+                    recipe=recipe)
+    return path
+
+
+def test_predict_says_when_the_checkpoint_knows_only_synthetic_shapes(
+    smooth_image, tmp_path, capsys
+) -> None:
+    Image.fromarray(smooth_image).save(tmp_path / "x.png")
+    for dataset, noted in (("synthetic", True), ("voc", False), (None, False)):
+        checkpoint = _checkpoint_trained_on(tmp_path, dataset)
+        rc = main(["predict", "--checkpoint", str(checkpoint), str(tmp_path / "x.png"),
+                   "--out", str(tmp_path / f"out_{dataset}"), "--no-progress"])
+        err = capsys.readouterr().err
+        assert rc == 0
+        assert ("synthetic shapes only" in err and "Pretrained models" in err) == noted, err

@@ -23,6 +23,15 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", "
                               ".ppm", ".pgm", ".pbm", ".pnm"})
 
 
+#: Printed when the checkpoint was trained on the built-in synthetic scenes (the demo's).
+SYNTHETIC_NOTE = (
+    "note: {checkpoint} was trained on fcnseg's synthetic shapes only (discs, rectangles, "
+    "triangles, bars, rings, blobs on textured ground); on real photos it segments nothing "
+    "useful. For photos, use a model trained on real data, such as the paper's FCN-8s for "
+    "PASCAL VOC (see \"Pretrained models for real photos\" in the README)."
+)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="checkpoint file")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
@@ -221,6 +230,8 @@ def run(args: argparse.Namespace) -> int:
     limits = {} if args.max_pixels is None else {"max_pixels": args.max_pixels}
     seg = Segmenter.from_checkpoint(args.checkpoint, device=args.device,
                                     sliding_window=sliding, tta=tta, **limits)
+    if seg.trained_on == "synthetic":
+        print(SYNTHETIC_NOTE.format(checkpoint=args.checkpoint), file=sys.stderr)
     heat_classes = _resolve_classes(args.heatmaps, seg.class_names) if args.heatmaps else []
     want_probs = bool(args.probs or heat_classes or args.heatmaps_present)
 

@@ -26,6 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from fcnseg.export import export_onnx, export_torchscript
     from fcnseg.inference import Segmenter
+    from fcnseg.inference.calibration import TemperatureScaled
 
     if args.height < 1 or args.width < 1:
         raise ValueError(f"--height and --width must be positive, got {args.height}×{args.width}")
@@ -33,14 +34,17 @@ def run(args: argparse.Namespace) -> int:
     description = seg.describe()
     for key in ("sliding_window", "tta"):  # inference settings, not properties of the model
         description.pop(key, None)
+    model = seg.model
+    if seg.temperature != 1.0:  # a calibrated checkpoint: the graph outputs logits / T
+        model = TemperatureScaled(model, seg.temperature)
     size = (args.height, args.width)
     start = time.perf_counter()
     if args.format == "onnx":
-        result = export_onnx(seg.model, args.out, description=description, sample_size=size,
+        result = export_onnx(model, args.out, description=description, sample_size=size,
                              opset=args.opset, exporter=args.exporter, atol=args.atol)
         what = f"ONNX (opset {result.opset}, {result.exporter} exporter)"
     else:
-        result = export_torchscript(seg.model, args.out, description=description,
+        result = export_torchscript(model, args.out, description=description,
                                     sample_size=size, atol=args.atol)
         what = "TorchScript"
     for check in result.checks:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from fcnseg import __version__
 from fcnseg.cli import (
     bench,
+    calibrate,
     check_data,
     demo,
     evaluate,
@@ -21,7 +22,8 @@ from fcnseg.cli import (
 )
 
 # Each module defines NAME, HELP, add_arguments(parser) and run(args) -> exit code.
-COMMANDS = [demo, train, recipes, info, evaluate, serve, check_data, predict, export, bench]
+COMMANDS = [demo, train, recipes, info, evaluate, calibrate, serve, check_data, predict, export,
+            bench]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -32,6 +32,9 @@ SYNTHETIC_NOTE = (
 )
 
 
+UNCERTAINTY_KINDS = ("entropy", "maxprob", "both")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="checkpoint file")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
@@ -44,6 +47,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     heat.add_argument("--heatmaps-present", action="store_true",
                       help="write heatmaps for the classes present in each prediction")
     p.add_argument("--probs", action="store_true", help="also write <name>_probs.npz")
+    p.add_argument("--uncertainty", nargs="?", const="entropy", default=None,
+                   choices=UNCERTAINTY_KINDS,
+                   help="write <name>_uncertainty_<kind>.png: the entropy of each pixel's class "
+                        "probabilities (default kind), 1 - the largest probability (maxprob), "
+                        "or both; with --probs the raw maps go into the npz too")
     p.add_argument("--batch-size", type=int, default=4, help="images per forward pass")
     p.add_argument("--sliding-window", type=int, default=None, metavar="W",
                    help="run W×W windows instead of whole images (for large images)")
@@ -175,6 +183,29 @@ def parse_scales(items: Sequence[str]) -> tuple[float, ...]:
     return scales
 
 
+_NPZ_NAMES = {"entropy": "entropy", "maxprob": "maxprob_uncertainty"}
+
+
+def uncertainty_maps(probs, kinds: Sequence[str]) -> dict:
+    """For each kind, ``(H×W values, largest possible value, picture title)`` of C×H×W
+    probabilities: entropy in nats (at most log C), or 1 − the largest probability (at most
+    1 − 1/C)."""
+    import math
+
+    from fcnseg.inference.calibration import entropy, maxprob_uncertainty
+
+    c = probs.shape[0]
+    out = {}
+    for kind in kinds:
+        if kind == "entropy":
+            out[kind] = (entropy(probs), math.log(c) if c > 1 else 1.0,
+                         "uncertainty: entropy (nats)")
+        else:
+            out[kind] = (maxprob_uncertainty(probs), 1.0 - 1.0 / c if c > 1 else 1.0,
+                         "uncertainty: 1 - max probability")
+    return out
+
+
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "class"
 
@@ -233,7 +264,9 @@ def run(args: argparse.Namespace) -> int:
     if seg.trained_on == "synthetic":
         print(SYNTHETIC_NOTE.format(checkpoint=args.checkpoint), file=sys.stderr)
     heat_classes = _resolve_classes(args.heatmaps, seg.class_names) if args.heatmaps else []
-    want_probs = bool(args.probs or heat_classes or args.heatmaps_present)
+    want_probs = bool(args.probs or heat_classes or args.heatmaps_present or args.uncertainty)
+    kinds = [] if not args.uncertainty else \
+        ["entropy", "maxprob"] if args.uncertainty == "both" else [args.uncertainty]
 
     inputs, problems = collect_inputs(args.inputs, Path(args.out))
     failed = 0
@@ -266,7 +299,9 @@ def run(args: argparse.Namespace) -> int:
         stem = out_dir / name
         classes = pred.present_classes() if args.heatmaps_present else heat_classes
         heat_paths = {c: Path(f"{stem}_heatmap_{_safe(seg.class_names[c])}.png") for c in classes}
-        targets = [Path(f"{stem}_label.png"), Path(f"{stem}_overlay.png"), *heat_paths.values()]
+        doubt_paths = {k: Path(f"{stem}_uncertainty_{k}.png") for k in kinds}
+        targets = [Path(f"{stem}_label.png"), Path(f"{stem}_overlay.png"), *heat_paths.values(),
+                   *doubt_paths.values()]
         if args.probs:
             targets.append(Path(f"{stem}_probs.npz"))
         clash = [str(t) for t in targets if t.resolve() in input_files]
@@ -286,11 +321,23 @@ def run(args: argparse.Namespace) -> int:
                 if photo is not None:
                     picture = blend(photo, picture, args.alpha)
             save_png(path, picture)
+        doubt = uncertainty_maps(pred.probs, kinds) if kinds else {}
+        for kind, path in doubt_paths.items():
+            values, top, title = doubt[kind]
+            if args.legend:
+                picture = heatmap_picture(values, title=title, colormap=args.colormap,
+                                          vmin=0.0, vmax=top, image=photo, alpha=args.alpha)
+            else:
+                picture = heatmap(values, args.colormap, vmin=0.0, vmax=top)
+                if photo is not None:
+                    picture = blend(photo, picture, args.alpha)
+            save_png(path, picture)
         if args.probs:
+            raw = {_NPZ_NAMES[k]: v for k, (v, _, _) in doubt.items()}
             with atomic_write(targets[-1]) as f:
                 np.savez_compressed(f, probs=pred.probs.astype(np.float32),
                                     label=pred.label,
-                                    class_names=np.array(seg.class_names))
+                                    class_names=np.array(seg.class_names), **raw)
 
     written = 0
     bar = tqdm(total=len(inputs), unit="img", disable=args.no_progress or None,

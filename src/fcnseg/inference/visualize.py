@@ -355,12 +355,14 @@ def add_legend(
     return _side_by_side([picture, panel], gap=max(4, size // 2))
 
 
-def _title_row(text: str, width: int, size: int) -> np.ndarray:
+def _with_title(body: np.ndarray, text: str, size: int) -> np.ndarray:
+    """``body`` under a row holding ``text``; the canvas widens if the text is wider."""
     font = _font(size)
     row = round(size * 1.7)
-    img = Image.new("RGB", (max(width, 1), row), _PAPER)
+    width = max(body.shape[1], _text_width(font, text) + 4)
+    img = Image.new("RGB", (width, row), _PAPER)
     ImageDraw.Draw(img).text((2, row / 2), text, fill=_INK, font=font, anchor="lm")
-    return np.asarray(img)
+    return np.concatenate([np.asarray(img), _pad_to(body, body.shape[0], width)], axis=0)
 
 
 def titled_panels(
@@ -370,8 +372,7 @@ def titled_panels(
     if len(panels) != len(titles):
         raise ValueError(f"{len(panels)} panels but {len(titles)} titles")
     size = font_size or text_size_for(max(p.shape[0] for p in panels))
-    titled = [np.concatenate([_title_row(t, p.shape[1], size), np.asarray(p)], axis=0)
-              for p, t in zip(panels, titles, strict=True)]
+    titled = [_with_title(np.asarray(p), t, size) for p, t in zip(panels, titles, strict=True)]
     return _side_by_side(titled, gap=max(6, size // 2))
 
 
@@ -442,7 +443,7 @@ def heatmap_picture(
     body = _side_by_side([picture, bar], gap=max(4, size // 2))
     if title is None:
         return body
-    return np.concatenate([_title_row(title, body.shape[1], size), body], axis=0)
+    return _with_title(body, title, size)
 
 
 def enlarge(picture: np.ndarray, min_height: int = 256) -> np.ndarray:

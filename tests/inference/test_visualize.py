@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -187,3 +189,24 @@ def test_heatmap_picture_over_the_photo_blends_at_alpha() -> None:
     np.testing.assert_array_equal(picture[:3, :4], expected.astype(np.uint8))
     with pytest.raises(ValueError, match="size"):
         heatmap_picture(scores, image=np.zeros((4, 4, 3), np.uint8))
+
+
+def test_reliability_diagram_draws_bars_and_shades_the_gap() -> None:
+    from fcnseg.inference.visualize import reliability_diagram
+
+    def calibration(accuracy: float) -> dict:
+        bins = [{"lower": b / 10, "upper": (b + 1) / 10, "count": 0, "confidence": math.nan,
+                 "accuracy": math.nan} for b in range(10)]
+        bins[8] = {"lower": 0.8, "upper": 0.9, "count": 50, "confidence": 0.85,
+                   "accuracy": accuracy}
+        return {"ece": abs(0.85 - accuracy), "pixels": 50, "bins": bins}
+
+    bar, gap = (76, 120, 168), (240, 160, 150)
+    overconfident = _colours(reliability_diagram(calibration(0.5)))
+    assert bar in overconfident and gap in overconfident
+    # The key shows both colours too; the gap's area is what differs.
+    picture = reliability_diagram(calibration(0.5))
+    exact = reliability_diagram(calibration(0.85))
+    assert (np.all(picture == gap, axis=-1).sum() > 10 * np.all(exact == gap, axis=-1).sum())
+    empty = reliability_diagram({"ece": math.nan, "pixels": 0, "bins": []})
+    assert empty.shape == picture.shape

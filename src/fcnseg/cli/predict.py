@@ -32,7 +32,8 @@ SYNTHETIC_NOTE = (
 )
 
 
-UNCERTAINTY_KINDS = ("entropy", "maxprob", "both")
+#: --uncertainty choices: one map, or both.
+UNCERTAINTY_CHOICES = ("entropy", "maxprob", "both")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -48,7 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                       help="write heatmaps for the classes present in each prediction")
     p.add_argument("--probs", action="store_true", help="also write <name>_probs.npz")
     p.add_argument("--uncertainty", nargs="?", const="entropy", default=None,
-                   choices=UNCERTAINTY_KINDS,
+                   choices=UNCERTAINTY_CHOICES,
                    help="write <name>_uncertainty_<kind>.png: the entropy of each pixel's class "
                         "probabilities (default kind), 1 - the largest probability (maxprob), "
                         "or both; with --probs the raw maps go into the npz too")
@@ -183,27 +184,8 @@ def parse_scales(items: Sequence[str]) -> tuple[float, ...]:
     return scales
 
 
+#: Names of the raw uncertainty maps in ``<name>_probs.npz``.
 _NPZ_NAMES = {"entropy": "entropy", "maxprob": "maxprob_uncertainty"}
-
-
-def uncertainty_maps(probs, kinds: Sequence[str]) -> dict:
-    """For each kind, ``(H×W values, largest possible value, picture title)`` of C×H×W
-    probabilities: entropy in nats (at most log C), or 1 − the largest probability (at most
-    1 − 1/C)."""
-    import math
-
-    from fcnseg.inference.calibration import entropy, maxprob_uncertainty
-
-    c = probs.shape[0]
-    out = {}
-    for kind in kinds:
-        if kind == "entropy":
-            out[kind] = (entropy(probs), math.log(c) if c > 1 else 1.0,
-                         "uncertainty: entropy (nats)")
-        else:
-            out[kind] = (maxprob_uncertainty(probs), 1.0 - 1.0 / c if c > 1 else 1.0,
-                         "uncertainty: 1 - max probability")
-    return out
 
 
 def _safe(name: str) -> str:
@@ -233,11 +215,10 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from fcnseg.inference import ImageError, Segmenter, load_image
+    from fcnseg.inference.calibration import uncertainty_maps
     from fcnseg.inference.visualize import (
         add_legend,
         background_classes,
-        blend,
-        heatmap,
         heatmap_picture,
         legend_entries,
         overlay,
@@ -312,26 +293,14 @@ def run(args: argparse.Namespace) -> int:
         save_label_png(targets[0], pred.label, seg.palette)
         save_png(targets[1], overlay_picture(pred))
         photo = pred.image if args.heatmap_over_photo else None
-        for c, path in heat_paths.items():
-            if args.legend:
-                picture = heatmap_picture(pred.probs[c], title=f"P({seg.class_names[c]})",
-                                          colormap=args.colormap, image=photo, alpha=args.alpha)
-            else:
-                picture = heatmap(pred.probs[c], args.colormap, vmin=0.0, vmax=1.0)
-                if photo is not None:
-                    picture = blend(photo, picture, args.alpha)
-            save_png(path, picture)
         doubt = uncertainty_maps(pred.probs, kinds) if kinds else {}
-        for kind, path in doubt_paths.items():
-            values, top, title = doubt[kind]
-            if args.legend:
-                picture = heatmap_picture(values, title=title, colormap=args.colormap,
-                                          vmin=0.0, vmax=top, image=photo, alpha=args.alpha)
-            else:
-                picture = heatmap(values, args.colormap, vmin=0.0, vmax=top)
-                if photo is not None:
-                    picture = blend(photo, picture, args.alpha)
-            save_png(path, picture)
+        maps = [(path, pred.probs[c], 1.0, f"P({seg.class_names[c]})")
+                for c, path in heat_paths.items()]
+        maps += [(path, *doubt[kind]) for kind, path in doubt_paths.items()]
+        for path, values, top, title in maps:
+            save_png(path, heatmap_picture(values, title=title, colormap=args.colormap, vmin=0.0,
+                                           vmax=top, image=photo, alpha=args.alpha,
+                                           annotate=args.legend))
         if args.probs:
             raw = {_NPZ_NAMES[k]: v for k, (v, _, _) in doubt.items()}
             with atomic_write(targets[-1]) as f:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -32,7 +32,11 @@ __all__ = [
     "fit_temperature",
     "maxprob_uncertainty",
     "save_with_temperature",
+    "uncertainty_maps",
 ]
+
+#: What ``uncertainty_maps`` can compute: the entropy, and 1 − the largest probability.
+UNCERTAINTY_KINDS = ("entropy", "maxprob")
 
 #: Pixels kept for fitting by default: 1e6 pixels × C float32 logits (84 MB for 21 classes).
 DEFAULT_MAX_PIXELS = 1_000_000
@@ -50,6 +54,26 @@ def maxprob_uncertainty(probs: np.ndarray) -> np.ndarray:
     """Per-pixel ``1 − max_c p_c`` of C×H×W probabilities: 0 where the model is certain,
     ``1 − 1/C`` where every class is equally likely."""
     return (1.0 - np.asarray(probs, dtype=np.float32).max(axis=0)).astype(np.float32)
+
+
+def uncertainty_maps(
+    probs: np.ndarray, kinds: Sequence[str] = UNCERTAINTY_KINDS
+) -> dict[str, tuple[np.ndarray, float, str]]:
+    """For each kind in ``kinds``, ``(H×W map, its largest possible value, a title)`` of
+    C×H×W probabilities: ``"entropy"`` in nats (at most log C), ``"maxprob"`` 1 − the largest
+    probability (at most 1 − 1/C)."""
+    c = int(np.asarray(probs).shape[0])
+    out: dict[str, tuple[np.ndarray, float, str]] = {}
+    for kind in kinds:
+        if kind == "entropy":
+            out[kind] = (entropy(probs), math.log(c) if c > 1 else 1.0,
+                         "uncertainty: entropy (nats)")
+        elif kind == "maxprob":
+            out[kind] = (maxprob_uncertainty(probs), 1.0 - 1.0 / c if c > 1 else 1.0,
+                         "uncertainty: 1 - max probability")
+        else:
+            raise ValueError(f"unknown uncertainty {kind!r}; known: {UNCERTAINTY_KINDS}")
+    return out
 
 
 class TemperatureScaled(nn.Module):

@@ -421,11 +421,13 @@ def heatmap_picture(
     image: np.ndarray | None = None,
     alpha: float = 0.6,
     font_size: int | None = None,
+    annotate: bool = True,
 ) -> np.ndarray:
     """A :func:`heatmap` with a title above and a colour bar beside it.
 
     With ``image`` (H×W×3 uint8), the heatmap is blended over the photo at ``alpha``. A
     ``vmin`` / ``vmax`` of None uses the map's own minimum / maximum, as :func:`heatmap` does.
+    ``annotate=False`` leaves out title and colour bar: the picture is then H×W×3.
     """
     s = np.nan_to_num(np.asarray(scores, dtype=np.float64))
     lo = float(s.min()) if vmin is None else float(vmin)
@@ -437,6 +439,8 @@ def heatmap_picture(
             raise ValueError(f"heatmap over a photo needs an H×W×3 image of the map's size "
                              f"{s.shape}, got {image.shape}")
         picture = blend(image, picture, alpha)
+    if not annotate:
+        return picture
     size = font_size or text_size_for(picture.shape[0])
     bar = colorbar(picture.shape[0], colormap, vmin=lo, vmax=hi if hi > lo else lo + 1,
                    font_size=size)

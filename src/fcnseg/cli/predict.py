@@ -1,8 +1,9 @@
 """``fcnseg predict``: segment files, folders and globs; write label PNGs, overlays, heatmaps.
 
 For each input ``<name>`` it writes ``<name>_label.png`` (class indices with the model's palette),
-``<name>_overlay.png``, ``<name>_heatmap_<class>.png`` for the classes asked for, and with
-``--probs`` ``<name>_probs.npz``. Inputs found inside a folder keep their subfolders under
+``<name>_overlay.png`` (with a legend beside it), ``<name>_heatmap_<class>.png`` for the classes
+asked for (titled, with a colour bar), with ``--uncertainty`` ``<name>_uncertainty_<kind>.png``,
+and with ``--probs`` ``<name>_probs.npz``. Inputs found inside a folder keep their subfolders under
 ``--out``. An input that cannot be read is reported by name and skipped; the exit status is 1
 when any input failed, after all the others are written.
 """

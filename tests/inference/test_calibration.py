@@ -15,6 +15,7 @@ from fcnseg.cli.main import main
 from fcnseg.data.synthetic import SYNTHETIC_CLASSES
 from fcnseg.inference import Segmenter
 from fcnseg.inference.calibration import (
+    TEMPERATURE_RANGE,
     entropy,
     fit_temperature,
     maxprob_uncertainty,
@@ -154,3 +155,16 @@ def test_export_folds_the_temperature_into_the_graph(make_checkpoint, tmp_path) 
         np.testing.assert_allclose(exported(x).numpy(), raw.logits(x).numpy() / 4.0,
                                    rtol=1e-4, atol=1e-5)
     assert read_torchscript_metadata(out)["temperature"] == 4.0
+
+
+@pytest.mark.parametrize(("logits", "labels", "bound"), [
+    # All wrong: the NLL falls towards log 2 as T grows without end.
+    ([[1.0, 0.0], [0.0, 2.0]], [1, 0], TEMPERATURE_RANGE[1]),
+    # All right by a hair: the NLL falls towards 0 as T shrinks without end.
+    ([[0.01, 0.0], [0.0, 0.01]], [0, 1], TEMPERATURE_RANGE[0]),
+])
+def test_fit_stays_in_range_when_the_optimum_is_at_infinity_or_zero(logits, labels,
+                                                                     bound) -> None:
+    fit = fit_temperature(torch.tensor(logits), torch.tensor(labels))
+    assert fit.temperature == pytest.approx(bound, rel=1e-6)
+    assert math.isfinite(fit.nll_after) and fit.nll_after < fit.nll_before

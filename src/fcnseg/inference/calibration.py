@@ -38,6 +38,8 @@ __all__ = [
 #: What ``uncertainty_maps`` can compute: the entropy, and 1 − the largest probability.
 UNCERTAINTY_KINDS = ("entropy", "maxprob")
 
+#: The smallest and largest temperature :func:`fit_temperature` returns.
+TEMPERATURE_RANGE = (0.01, 100.0)
 #: Pixels kept for fitting by default: 1e6 pixels × C float32 logits (84 MB for 21 classes).
 DEFAULT_MAX_PIXELS = 1_000_000
 
@@ -120,7 +122,9 @@ def fit_temperature(
         labels: P class indices.
         max_iter: L-BFGS iterations (it converges in a few dozen on this 1-D problem).
 
-    Optimises ``log T`` (so T stays positive) with L-BFGS in float64.
+    Optimises ``log T`` (so T stays positive) with L-BFGS in float64, within
+    ``TEMPERATURE_RANGE``: on pixels that are all predicted right the NLL keeps falling as T
+    goes to 0, and the bound keeps the result finite.
     """
     if logits.dim() != 2 or labels.shape != logits.shape[:1]:
         raise ValueError(f"fit_temperature needs P×C logits and P labels, got "
@@ -132,15 +136,17 @@ def fit_temperature(
     log_t = torch.zeros((), dtype=torch.float64, device=z.device, requires_grad=True)
     opt = torch.optim.LBFGS([log_t], lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe")
 
+    low, high = (math.log(t) for t in TEMPERATURE_RANGE)
+
     def closure() -> torch.Tensor:
         opt.zero_grad()
-        loss = F.cross_entropy(z / log_t.exp(), y)
+        loss = F.cross_entropy(z / log_t.clamp(low, high).exp(), y)
         loss.backward()
         return loss
 
     with torch.enable_grad():
         opt.step(closure)
-    temperature = float(log_t.detach().exp())
+    temperature = float(log_t.detach().clamp(low, high).exp())
     with torch.no_grad():
         before = float(F.cross_entropy(z, y))
         after = float(F.cross_entropy(z / temperature, y))

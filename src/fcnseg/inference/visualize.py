@@ -99,8 +99,9 @@ def background_classes(class_names: Sequence[str]) -> list[int]:
 def class_outlines(label: np.ndarray, exclude: Iterable[int] = ()) -> np.ndarray:
     """An H×W bool mask of region borders: pixels with a 4-neighbour of another label.
 
-    Pixels of the ``exclude`` classes are never marked, so outlines around objects lie on the
-    objects' side of the border and stay one pixel thin.
+    Pixels of the ``exclude`` classes are never marked, so an object's outline against the
+    background lies on the object's side, one pixel thin; where two objects touch, both sides
+    are marked, each in its own colour.
     """
     label = np.asarray(label)
     if label.ndim != 2:

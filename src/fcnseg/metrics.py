@@ -14,18 +14,25 @@ confusion matrix are ground truth, columns predictions):
 Scores are computed from the matrix summed over every image (and every process), never averaged
 per image. :class:`ConfusionMatrix` accumulates on the device of the predictions, so the
 evaluation loop does not copy labels back to the CPU.
+
+Calibration (how far the model's confidence, its largest class probability, matches how often
+it is right) is counted the same way, over all scored pixels of the dataset:
+:func:`expected_calibration_error` for arrays, :class:`CalibrationBins` as an accumulator that
+also keeps one confusion matrix per confidence level, for the mean IU of the most confident
+pixels.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["METRIC_NAMES", "ConfusionMatrix", "confusion_matrix", "confusion_matrix_torch",
-           "scores"]
+__all__ = ["METRIC_NAMES", "CalibrationBins", "ConfusionMatrix", "confusion_matrix",
+           "confusion_matrix_torch", "expected_calibration_error", "scores"]
 
 #: The four summary metrics of the FCN paper, in its order.
 METRIC_NAMES = ("pixel_acc", "mean_acc", "mean_iu", "fw_iu")
@@ -286,3 +293,197 @@ class ConfusionMatrix:
     def __repr__(self) -> str:
         return (f"ConfusionMatrix(num_classes={self.num_classes}, "
                 f"pixels={int(self.matrix.sum())})")
+
+
+# -- calibration -------------------------------------------------------------------------------
+
+#: Equal-width confidence bins of the expected calibration error (Guo et al., 2017).
+DEFAULT_ECE_BINS = 15
+#: Fractions of the most confident pixels whose mean IU is reported by default.
+DEFAULT_COVERAGES = (0.5, 0.8, 0.9)
+#: Confidence levels for the coverage scores: four per halving of ``1 - confidence``, so that
+#: the many pixels a trained model is very sure of still spread over many levels.
+_LEVELS_PER_OCTAVE = 4
+_MAX_LEVELS = 96  # down to 1 - confidence = 2**-24, float32's resolution near 1
+_MAX_LEVEL_CELLS = 1 << 24  # levels × classes² counters at most (128 MiB of int64)
+
+
+def _ece_bin(confidence: torch.Tensor | np.ndarray, num_bins: int) -> Any:
+    """Bin ``b`` holds confidences in ``[b/num_bins, (b+1)/num_bins)``; 1.0 is in the last."""
+    if isinstance(confidence, torch.Tensor):
+        return (confidence.double() * num_bins).long().clamp_(0, num_bins - 1)
+    return np.clip((np.asarray(confidence, np.float64) * num_bins).astype(np.int64), 0,
+                   num_bins - 1)
+
+
+def expected_calibration_error(
+    confidence: np.ndarray, correct: np.ndarray, num_bins: int = DEFAULT_ECE_BINS
+) -> float:
+    """``Σ_b (n_b / N) · |accuracy_b − mean confidence_b|`` over ``num_bins`` equal-width bins.
+
+    Args:
+        confidence: the probability the model gave its prediction, one value per pixel.
+        correct: whether that prediction was right, same shape.
+        num_bins: bin ``b`` holds confidences in ``[b/num_bins, (b+1)/num_bins)`` (1.0 goes to
+            the last bin).
+
+    Returns:
+        The expected calibration error in [0, 1]; NaN when there are no pixels.
+    """
+    conf = np.asarray(confidence, dtype=np.float64).reshape(-1)
+    hit = np.asarray(correct, dtype=np.float64).reshape(-1)
+    _check_shapes(conf.shape, hit.shape)
+    if conf.size == 0:
+        return math.nan
+    index = _ece_bin(conf, num_bins)
+    count = np.bincount(index, minlength=num_bins)
+    gap = np.abs(np.bincount(index, hit, minlength=num_bins)
+                 - np.bincount(index, conf, minlength=num_bins))
+    return float(gap.sum() / count.sum())
+
+
+class CalibrationBins:
+    """Accumulates calibration statistics of a dataset's pixels (ignored pixels left out).
+
+    For each of ``num_bins`` equal-width confidence bins: the pixel count, the summed
+    confidence and the number of correct predictions (what the expected calibration error and
+    a reliability diagram need); and one confusion matrix per confidence level, so that
+    :meth:`compute` can score the most confident fraction of pixels. Counters live on
+    ``device``; :meth:`all_reduce` sums them over processes.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        ignore_index: int | None = 255,
+        *,
+        num_bins: int = DEFAULT_ECE_BINS,
+        device: torch.device | str | None = None,
+    ) -> None:
+        _check_num_classes(num_classes)
+        if num_bins < 1:
+            raise ValueError(f"num_bins must be at least 1, got {num_bins}")
+        self.num_classes = int(num_classes)
+        self.ignore_index = ignore_index
+        self.num_bins = int(num_bins)
+        self.num_levels = int(max(1, min(_MAX_LEVELS, _MAX_LEVEL_CELLS // self.num_classes ** 2)))
+        self.count = torch.zeros(self.num_bins, dtype=torch.int64, device=device)
+        self.correct = torch.zeros(self.num_bins, dtype=torch.int64, device=device)
+        self.confidence = torch.zeros(self.num_bins, dtype=torch.float64, device=device)
+        self.level_confusion = torch.zeros(
+            (self.num_levels, self.num_classes, self.num_classes), dtype=torch.int64,
+            device=device)
+
+    def _level(self, confidence: torch.Tensor) -> torch.Tensor:
+        """Confidence level: ``floor(-log2(1 - confidence) · 4)``, higher = more confident."""
+        doubt = (1.0 - confidence.double()).clamp_(min=2.0 ** -64)
+        level = torch.floor(-torch.log2(doubt) * _LEVELS_PER_OCTAVE)
+        return level.long().clamp_(0, self.num_levels - 1)
+
+    def level_lower_confidence(self, level: int) -> float:
+        """The smallest confidence of a pixel in ``level``."""
+        return 1.0 - 2.0 ** (-level / _LEVELS_PER_OCTAVE)
+
+    def update(self, label: torch.Tensor | np.ndarray, probs: torch.Tensor | np.ndarray) -> None:
+        """Add a batch: ``label`` N×H×W (or any shape S) and class probabilities N×C×H×W
+        (C inserted after the first axis of S)."""
+        device = self.count.device
+        probs_t = torch.as_tensor(probs, device=device)
+        label_t = torch.as_tensor(label, device=device).long()
+        if probs_t.dim() != label_t.dim() + 1 or probs_t.shape[1] != self.num_classes or \
+                probs_t.shape[:1] + probs_t.shape[2:] != label_t.shape:
+            raise ValueError(f"probabilities {tuple(probs_t.shape)} do not fit labels "
+                             f"{tuple(label_t.shape)} with {self.num_classes} classes")
+        confidence, pred = probs_t.max(dim=1)
+        valid = label_t != self.ignore_index if self.ignore_index is not None else \
+            torch.ones_like(label_t, dtype=torch.bool)
+        label_t, pred, confidence = label_t[valid], pred[valid], confidence[valid]
+        if label_t.numel() == 0:
+            return
+        low, high = torch.aminmax(label_t)
+        if int(low) < 0 or int(high) >= self.num_classes:
+            bad = label_t[(label_t < 0) | (label_t >= self.num_classes)]
+            raise _out_of_range_error("label", torch.unique(bad).cpu().numpy(),
+                                      self.num_classes, self.ignore_index)
+        index = _ece_bin(confidence, self.num_bins)
+        self.count += torch.bincount(index, minlength=self.num_bins)
+        self.correct += torch.bincount(index[pred == label_t], minlength=self.num_bins)
+        self.confidence += torch.bincount(index, weights=confidence.double(),
+                                          minlength=self.num_bins)
+        n = self.num_classes
+        cell = (self._level(confidence) * n + label_t) * n + pred
+        self.level_confusion += torch.bincount(
+            cell, minlength=self.num_levels * n * n).reshape(self.num_levels, n, n)
+
+    def merge(self, other: CalibrationBins) -> CalibrationBins:
+        """Add another accumulator's counts (same classes and bins); returns self."""
+        if (other.num_classes, other.num_bins, other.num_levels) != \
+                (self.num_classes, self.num_bins, self.num_levels):
+            raise ValueError("cannot merge calibration counts of different shapes")
+        for name in ("count", "correct", "confidence", "level_confusion"):
+            getattr(self, name).add_(getattr(other, name).to(self.count.device))
+        return self
+
+    def all_reduce(self, group: Any = None) -> CalibrationBins:
+        """Sum the counters over all processes when ``torch.distributed`` is initialised."""
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            for tensor in (self.count, self.correct, self.confidence, self.level_confusion):
+                torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.SUM,
+                                             group=group)
+        return self
+
+    def compute(self, coverages: Sequence[float] = DEFAULT_COVERAGES) -> dict[str, Any]:
+        """The calibration summary.
+
+        Returns:
+            ``pixels``; ``ece`` (NaN without pixels); ``accuracy`` and ``mean_confidence``
+            over all pixels; ``bins``: one ``{lower, upper, count, confidence, accuracy}`` per
+            bin (mean confidence and accuracy of its pixels, NaN when empty); ``coverage``:
+            for each requested fraction F, the scores of the most confident pixels, taken
+            level by level from the most confident until at least F of all pixels are in:
+            ``{fraction, pixels_fraction (what was taken), min_confidence, mean_iu,
+            pixel_acc}``.
+        """
+        count = self.count.cpu().numpy().astype(np.float64)
+        correct = self.correct.cpu().numpy().astype(np.float64)
+        conf = self.confidence.cpu().numpy()
+        total = count.sum()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            acc_b, conf_b = correct / count, conf / count
+        ece = float(np.abs(correct - conf).sum() / total) if total else math.nan
+        bins = [{"lower": b / self.num_bins, "upper": (b + 1) / self.num_bins,
+                 "count": int(count[b]), "confidence": float(conf_b[b]),
+                 "accuracy": float(acc_b[b])} for b in range(self.num_bins)]
+        levels = self.level_confusion.cpu().numpy()
+        per_level = levels.sum(axis=(1, 2))
+        coverage = []
+        for fraction in coverages:
+            if not 0.0 < float(fraction) <= 1.0:
+                raise ValueError(f"coverage fractions must be in (0, 1], got {fraction}")
+            if not total:
+                coverage.append({"fraction": float(fraction), "pixels_fraction": math.nan,
+                                 "min_confidence": math.nan, "mean_iu": math.nan,
+                                 "pixel_acc": math.nan})
+                continue
+            taken = np.cumsum(per_level[::-1])  # most confident level first
+            need = max(1, math.ceil(float(fraction) * total - 1e-6))
+            k = min(int(np.searchsorted(taken, need)), self.num_levels - 1)
+            lowest = self.num_levels - 1 - k
+            kept = scores(levels[lowest:].sum(axis=0))
+            coverage.append({"fraction": float(fraction),
+                             "pixels_fraction": float(taken[k] / total),
+                             "min_confidence": self.level_lower_confidence(lowest),
+                             "mean_iu": kept["mean_iu"], "pixel_acc": kept["pixel_acc"]})
+        return {
+            "pixels": int(total),
+            "ece": ece,
+            "num_bins": self.num_bins,
+            "accuracy": float(correct.sum() / total) if total else math.nan,
+            "mean_confidence": float(conf.sum() / total) if total else math.nan,
+            "bins": bins,
+            "coverage": coverage,
+        }
+
+    def __repr__(self) -> str:
+        return (f"CalibrationBins(num_classes={self.num_classes}, num_bins={self.num_bins}, "
+                f"pixels={int(self.count.sum())})")

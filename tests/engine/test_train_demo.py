@@ -32,7 +32,10 @@ def test_demo_writes_report_and_predictions(tmp_path: Path, capsys: pytest.Captu
     report = json.loads((out / "eval" / "report.json").read_text())
     assert report["num_images"] == 3 and 0.0 <= report["metrics"]["mean_iu"] <= 1.0
     assert report["checkpoint"]["recipe"] == "synthetic-fcn8s"
-    assert len(list((out / "predictions").glob("*.png"))) == 2
+    pictures = sorted(p.name for p in (out / "predictions").glob("*.png"))
+    assert len([n for n in pictures if n.startswith("synthetic-")]) == 2
+    assert [n for n in pictures if n.startswith("overlay_")], pictures
+    assert [n for n in pictures if n.startswith("heatmap_")], pictures
     # A second call finds the finished run and only evaluates it again.
     assert main(["demo", "--out", str(out), "--predictions", "0", *short]) == 0
     assert "resumed" in capsys.readouterr().out

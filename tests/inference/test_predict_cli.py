@@ -46,7 +46,8 @@ def test_writes_every_output_and_skips_the_unreadable_input(
     # The command's batches and Segmenter.predict run different kernels: equal up to rounding.
     assert_labels_match(read_label_png(out / "x_png_label.png"), pred.label, pred.probs)
     with Image.open(out / "x_png_overlay.png") as overlay:
-        assert overlay.mode == "RGB" and overlay.size == (64, 48)
+        assert overlay.mode == "RGB"
+        assert overlay.size[0] > 64 and overlay.size[1] >= 48, "a legend goes beside the image"
     with Image.open(out / "x_jpg_label.png") as label:
         assert label.size == (48, 40)
     with np.load(out / "x_png_probs.npz") as npz:

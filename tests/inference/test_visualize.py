@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from fcnseg.data.palette import voc_palette
 from fcnseg.inference.visualize import (
+    add_legend,
+    background_classes,
+    class_outlines,
     colorize,
     colormap_lut,
     heatmap,
+    heatmap_picture,
+    legend_entries,
     overlay,
     read_label_png,
     save_label_png,
@@ -94,3 +101,112 @@ def test_heatmap_of_a_constant_map_and_bad_shapes() -> None:
         heatmap(np.zeros((2, 3, 4)))
     with pytest.raises(ValueError, match="unknown colormap"):
         heatmap(np.zeros((2, 3)), "rainbow")
+
+
+# -- annotated pictures ----------------------------------------------------------------------
+
+#: Saturated colours that anti-aliased dark text on white never produces.
+_BRIGHT = np.array([[0, 0, 0], [255, 0, 0], [0, 200, 0], [0, 0, 255], [255, 0, 255]], np.uint8)
+
+
+def _colours(picture: np.ndarray) -> set[tuple[int, int, int]]:
+    return {tuple(int(v) for v in c) for c in picture.reshape(-1, 3)}
+
+
+def test_background_is_the_class_named_so_or_else_class_0() -> None:
+    assert background_classes(["background", "cat"]) == [0]
+    assert background_classes(["road", "car", "Void"]) == [2]
+    assert background_classes(["road", "car"]) == [0]
+
+
+def test_class_outlines_are_one_pixel_thin_on_the_object_side() -> None:
+    label = np.zeros((6, 6), np.uint8)
+    label[2:5, 1:4] = 1
+    edge = class_outlines(label, exclude=[0])
+    expected = np.zeros((6, 6), bool)
+    expected[2:5, 1:4] = True
+    expected[3, 2] = False  # the one interior pixel of the 3×3 square
+    np.testing.assert_array_equal(edge, expected)
+
+
+def test_overlay_outlines_draw_borders_in_full_colour() -> None:
+    image = np.full((6, 8, 3), 100, np.uint8)
+    label = _label()
+    label[0] = 0
+    out = overlay(image, label, _BRIGHT, alpha=0.5, exclude=[0], outlines=True)
+    edge = class_outlines(label, exclude=[0])
+    np.testing.assert_array_equal(out[edge], _BRIGHT[label[edge]])
+    inside = (label != 0) & ~edge
+    np.testing.assert_array_equal(out[inside], (100 + _BRIGHT[label[inside]].astype(int) + 1) // 2)
+    np.testing.assert_array_equal(out[label == 0], image[label == 0])
+
+
+def test_legend_lists_only_the_classes_present_with_their_colours() -> None:
+    label = np.zeros((40, 40), np.uint8)
+    label[5:20, 5:20] = 1
+    label[25:35, 25:35] = 3
+    names = ["background", "red thing", "green thing", "blue thing", "magenta thing"]
+    entries = legend_entries(label, _BRIGHT, names, exclude=[0])
+    assert [name for name, _ in entries] == ["red thing", "blue thing"]
+    picture = np.full((40, 40, 3), 128, np.uint8)
+    annotated = add_legend(picture, entries)
+    assert annotated.shape[0] >= 40 and annotated.shape[1] > 40
+    np.testing.assert_array_equal(annotated[:40, :40], picture)
+    legend = _colours(annotated[:, 40:])
+    assert (255, 0, 0) in legend and (0, 0, 255) in legend
+    assert (0, 200, 0) not in legend and (255, 0, 255) not in legend
+
+
+def test_legend_names_the_ignore_value_and_says_when_nothing_is_listed() -> None:
+    label = np.array([[0, 255]], np.uint8)
+    assert [n for n, _ in legend_entries(label, voc_palette(), ["bg"], ignore_index=255)] == \
+        ["bg", "ignored"]
+    empty = add_legend(np.zeros((30, 30, 3), np.uint8), [], empty_text="background only")
+    assert empty.shape[1] > 30 and (empty[:, 30:] < 200).any(), "the note is written"
+
+
+def test_heatmap_picture_has_a_title_and_a_colour_bar_from_vmax_to_vmin() -> None:
+    scores = np.linspace(0.0, 1.0, 60 * 80).reshape(60, 80)
+    plain = heatmap(scores, vmin=0.0, vmax=1.0)
+    picture = heatmap_picture(scores, title="P(cat)")
+    top = picture.shape[0] - 60  # the title row
+    assert top > 0 and (picture[:top] < 100).any(), "the title is drawn above the map"
+    np.testing.assert_array_equal(picture[top:, :80], plain)
+    bar = picture[top:, 80:]
+    lut = colormap_lut("viridis")
+    rows = [r for r in range(60) if (bar[r] == lut[255]).all(axis=-1).any()]
+    low = [r for r in range(60) if (bar[r] == lut[0]).all(axis=-1).any()]
+    assert rows and low and max(rows) < min(low), "vmax at the top of the bar, vmin below"
+    untitled = heatmap_picture(scores)
+    assert untitled.shape[0] == 60
+
+
+def test_heatmap_picture_over_the_photo_blends_at_alpha() -> None:
+    scores = np.linspace(0.0, 1.0, 12).reshape(3, 4)
+    photo = np.full((3, 4, 3), 200, np.uint8)
+    picture = heatmap_picture(scores, image=photo, alpha=0.25, font_size=12)
+    expected = np.round(0.75 * 200 + 0.25 * heatmap(scores, vmin=0, vmax=1).astype(float))
+    np.testing.assert_array_equal(picture[:3, :4], expected.astype(np.uint8))
+    with pytest.raises(ValueError, match="size"):
+        heatmap_picture(scores, image=np.zeros((4, 4, 3), np.uint8))
+
+
+def test_reliability_diagram_draws_bars_and_shades_the_gap() -> None:
+    from fcnseg.inference.visualize import reliability_diagram
+
+    def calibration(accuracy: float) -> dict:
+        bins = [{"lower": b / 10, "upper": (b + 1) / 10, "count": 0, "confidence": math.nan,
+                 "accuracy": math.nan} for b in range(10)]
+        bins[8] = {"lower": 0.8, "upper": 0.9, "count": 50, "confidence": 0.85,
+                   "accuracy": accuracy}
+        return {"ece": abs(0.85 - accuracy), "pixels": 50, "bins": bins}
+
+    bar, gap = (76, 120, 168), (240, 160, 150)
+    overconfident = _colours(reliability_diagram(calibration(0.5)))
+    assert bar in overconfident and gap in overconfident
+    # The key shows both colours too; the gap's area is what differs.
+    picture = reliability_diagram(calibration(0.5))
+    exact = reliability_diagram(calibration(0.85))
+    assert (np.all(picture == gap, axis=-1).sum() > 10 * np.all(exact == gap, axis=-1).sum())
+    empty = reliability_diagram({"ece": math.nan, "pixels": 0, "bins": []})
+    assert empty.shape == picture.shape

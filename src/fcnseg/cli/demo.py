@@ -77,12 +77,14 @@ def _device(spec: str) -> str:
 
 
 def save_predictions(checkpoint: Path, val_spec: dict, folder: Path, count: int) -> list[Path]:
-    """Save ``count`` validation images as image | ground truth | prediction strips."""
+    """Save ``count`` validation images as titled image | ground truth | prediction strips with
+    a legend; for the first one also an overlay and a heatmap of its largest object class
+    (``overlay_NAME.png``, ``heatmap_NAME_CLASS.png``)."""
     import numpy as np
-    from PIL import Image
 
     from fcnseg.data import build_dataset
-    from fcnseg.inference import Segmenter, colorize
+    from fcnseg.inference import Segmenter
+    from fcnseg.inference.visualize import comparison_strip, save_png
 
     segmenter = Segmenter.from_checkpoint(checkpoint)
     dataset = build_dataset(val_spec, split=val_spec.get("split") or "val")
@@ -90,10 +92,43 @@ def save_predictions(checkpoint: Path, val_spec: dict, folder: Path, count: int)
     paths = []
     for i in range(min(count, len(dataset))):
         image, truth = dataset[i]
-        pred = segmenter.predict(image).label
-        strip = np.concatenate([image, colorize(truth, segmenter.palette),
-                                colorize(pred, segmenter.palette)], axis=1)
+        pred = segmenter.predict(image, return_probs=i == 0)
+        strip = comparison_strip(image, np.asarray(truth), pred.label, segmenter.palette,
+                                 segmenter.class_names, ignore_index=segmenter.ignore_index)
         path = folder / f"{dataset.name(i)}.png"
-        Image.fromarray(strip).save(path)
+        save_png(path, strip)
         paths.append(path)
+        if i == 0:
+            paths += _save_scene_pictures(segmenter, pred, folder, dataset.name(i))
     return paths
+
+
+def _save_scene_pictures(segmenter, pred, folder: Path, name: str) -> list[Path]:
+    """An outlined overlay with its legend and the heatmap of the scene's largest object class,
+    enlarged as the strips are."""
+    import numpy as np
+
+    from fcnseg.inference.visualize import (
+        add_legend,
+        background_classes,
+        enlarge,
+        heatmap_picture,
+        legend_entries,
+        overlay,
+        save_png,
+    )
+
+    names, palette = segmenter.class_names, segmenter.palette
+    background = background_classes(names)
+    image, label = enlarge(pred.image), enlarge(pred.label)
+    picture = overlay(image, label, palette, 0.5, exclude=background, outlines=True)
+    picture = add_legend(picture, legend_entries(label, palette, names, exclude=background),
+                         empty_text="background only")
+    overlay_path = folder / f"overlay_{name}.png"
+    save_png(overlay_path, picture)
+    counts = np.bincount(pred.label.reshape(-1), minlength=len(names))
+    counts[background] = 0
+    cls = int(counts.argmax())
+    heatmap_path = folder / f"heatmap_{name}_{names[cls]}.png"
+    save_png(heatmap_path, heatmap_picture(enlarge(pred.probs[cls]), title=f"P({names[cls]})"))
+    return [overlay_path, heatmap_path]

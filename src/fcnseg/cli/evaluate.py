@@ -16,7 +16,7 @@ DATASETS = ("synthetic", "voc", "sbd", "seg11valid", "folder")
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     options.add_checkpoint(p, help="checkpoint file to evaluate")
-    p.add_argument("--out", default="runs/eval", help="folder for report.json and confusion.png")
+    p.add_argument("--out", default="runs/eval", help="folder for report.json, confusion.png and reliability.png")
     d = p.add_argument_group("dataset")
     d.add_argument("--dataset", choices=DATASETS,
                    help="which dataset (default: the validation set named in the checkpoint's "
@@ -46,6 +46,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="mixed precision")
     options.add_window_and_tta(r)
     options.add_no_progress(r)
+    c = p.add_argument_group("calibration")
+    c.add_argument("--calibration", action=argparse.BooleanOptionalAction, default=True,
+                   help="report the expected calibration error and the mean IU of the most "
+                        "confident pixels, and write reliability.png (default: on)")
+    c.add_argument("--coverage", nargs="+", metavar="F", default=None,
+                   help="fractions of the most confident pixels to score (default: 0.5 0.8 "
+                        "0.9; also comma-separated)")
 
 
 def _parse_size(text: str) -> int | list[int]:
@@ -98,6 +105,16 @@ def dataset_spec(args: argparse.Namespace, ckpt: dict[str, Any]) -> dict[str, An
     return spec
 
 
+def _parse_coverage(items: list[str]) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for item in items for v in item.split(",") if v.strip())
+    except ValueError:
+        raise ValueError(f"--coverage: expected fractions like 0.5 0.9, got {items}") from None
+    if not values or not all(0.0 < v <= 1.0 for v in values):
+        raise ValueError(f"--coverage: fractions must be in (0, 1], got {items}")
+    return values
+
+
 def predict_fn_from_args(args: argparse.Namespace) -> Any:
     """The ``predict_fn`` for ``--sliding-window`` / ``--tta-*``, or None for a plain forward.
 
@@ -115,12 +132,19 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from fcnseg.checkpoint import load_checkpoint
-    from fcnseg.engine.evaluation import evaluate_checkpoint, format_report, write_report
+    from fcnseg.engine.evaluation import (
+        evaluate_checkpoint,
+        format_calibration,
+        format_report,
+        write_report,
+    )
+    from fcnseg.metrics import DEFAULT_COVERAGES
 
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     predict_fn = predict_fn_from_args(args)  # bad options fail before any data is read
+    coverages = _parse_coverage(args.coverage) if args.coverage else DEFAULT_COVERAGES
     ckpt = load_checkpoint(args.checkpoint)
     spec = dataset_spec(args, ckpt)
     if args.dataset is None:
@@ -130,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
         num_workers=args.num_workers, amp=None if args.amp == "none" else args.amp,
         predict_fn=predict_fn, limit=args.limit,
         progress=not args.no_progress and sys.stderr.isatty(),
+        calibration=args.calibration, coverages=coverages,
     )
     scales = list(options.parse_scales(args.tta_scales)) if args.tta_scales else None
     result["options"] = {"device": device, "batch_size": args.batch_size, "amp": args.amp,
@@ -139,7 +164,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.checkpoint} on {spec['name']} ({result['num_images']} images, "
           f"{result['seconds']:.1f} s)")
     print(format_report(result))
+    if result.get("calibration"):
+        print()
+        print(format_calibration(result["calibration"]))
     print(f"wrote {written['report']}")
+    if written.get("reliability_plot") is not None:
+        print(f"wrote {written['reliability_plot']}")
     if written["confusion_plot"] is not None:
         print(f"wrote {written['confusion_plot']}")
     else:

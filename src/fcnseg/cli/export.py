@@ -33,19 +33,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from fcnseg.export import export_onnx, export_torchscript
     from fcnseg.inference import Segmenter
+    from fcnseg.inference.calibration import TemperatureScaled
 
     seg = Segmenter.from_checkpoint(args.checkpoint, device="cpu")
     description = seg.describe()
     for key in ("sliding_window", "tta"):  # inference settings, not properties of the model
         description.pop(key, None)
+    model = seg.model
+    if seg.temperature != 1.0:  # a calibrated checkpoint: the graph outputs logits / T
+        model = TemperatureScaled(model, seg.temperature)
     size = (args.height, args.width)
     start = time.perf_counter()
     if args.format == "onnx":
-        result = export_onnx(seg.model, args.out, description=description, sample_size=size,
+        result = export_onnx(model, args.out, description=description, sample_size=size,
                              opset=args.opset, exporter=args.exporter, atol=args.atol)
         what = f"ONNX (opset {result.opset}, {result.exporter} exporter)"
     else:
-        result = export_torchscript(seg.model, args.out, description=description,
+        result = export_torchscript(model, args.out, description=description,
                                     sample_size=size, atol=args.atol)
         what = "TorchScript"
     for check in result.checks:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from fcnseg import __version__
 from fcnseg.cli import (
     bench,
+    calibrate,
     check_data,
     convert,
     demo,
@@ -24,8 +25,8 @@ from fcnseg.cli import (
 )
 
 # Each module defines NAME, HELP, add_arguments(parser) and run(args) -> exit code.
-COMMANDS = [demo, train, recipes, info, evaluate, serve, check_data, predict, export, bench,
-            convert]
+COMMANDS = [demo, train, recipes, info, evaluate, calibrate, serve, check_data, predict, export,
+            bench, convert]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,5 @@
-"""``fcnseg predict``: segment files, folders and globs; write label PNGs, overlays, heatmaps.
+"""``fcnseg predict``: segment files, folders and globs; write label PNGs, overlays (with a
+legend), heatmaps (titled, with a colour bar), uncertainty maps and probabilities.
 
 The work is done by :mod:`fcnseg.inference.files`; this module reads the options, reports
 progress and problems, and sets the exit status: 1 when any input failed (after all the
@@ -15,18 +16,31 @@ from tqdm import tqdm
 
 from fcnseg.cli import options
 from fcnseg.inference import ImageError, Segmenter
+from fcnseg.inference.calibration import UNCERTAINTY_KINDS
 from fcnseg.inference.files import (
+    PictureStyle,
     collect_inputs,
     parse_classes,
     prepare_output_folder,
     segment_files,
     write_prediction,
 )
-from fcnseg.inference.visualize import COLORMAPS
+from fcnseg.inference.visualize import COLORMAPS, background_classes
 
 NAME = "predict"
 HELP = "Segment images (files, folders, globs): label PNGs, overlays, heatmaps, probabilities."
 EXAMPLE = "fcnseg predict --checkpoint best.pt photos/ one.jpg --out preds"
+
+#: Printed when the checkpoint was trained on the built-in synthetic scenes (the demo's).
+SYNTHETIC_NOTE = (
+    "note: {checkpoint} was trained on fcnseg's synthetic shapes only (discs, rectangles, "
+    "triangles, bars, rings, blobs on textured ground); on real photos it segments nothing "
+    "useful. For photos, use a model trained on real data, such as the paper's FCN-8s for "
+    "PASCAL VOC (see \"Pretrained models\" in the README)."
+)
+
+#: --uncertainty choices: one map, or both.
+UNCERTAINTY_CHOICES = (*UNCERTAINTY_KINDS, "both")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -41,9 +55,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     heat.add_argument("--heatmaps-present", action="store_true",
                       help="write heatmaps for the classes present in each prediction")
     p.add_argument("--probs", action="store_true", help="also write NAME_probs.npz")
+    p.add_argument("--uncertainty", nargs="?", const="entropy", default=None,
+                   choices=UNCERTAINTY_CHOICES,
+                   help="write NAME_uncertainty_KIND.png: the entropy of each pixel's class "
+                        "probabilities (entropy, the kind without a value), 1 - the largest "
+                        "probability (maxprob), or both; with --probs the raw maps go into the "
+                        "npz too")
     options.add_batch_size(p, default=4)
     options.add_window_and_tta(p)
-    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity, 0 to 1")
+    p.add_argument("--alpha", type=float, default=0.5,
+                   help="opacity of the label colours in overlays, and of heatmaps drawn over "
+                        "the photo, 0 to 1")
+    p.add_argument("--legend", action=argparse.BooleanOptionalAction, default=True,
+                   help="a legend of the classes present beside each overlay, and a title and "
+                        "colour bar on each heatmap (--no-legend: pictures at the image's size)")
+    p.add_argument("--outlines", action="store_true",
+                   help="outline each class's regions in the overlay")
+    p.add_argument("--blend-background", action="store_true",
+                   help="tint background pixels too (by default the background class, named "
+                        "background/void or else class 0, keeps the photo's colours)")
+    p.add_argument("--heatmap-over-photo", action="store_true",
+                   help="draw heatmaps over the photo (at --alpha) instead of on their own")
     p.add_argument("--colormap", default="viridis", choices=COLORMAPS, help="heatmap colours")
     p.add_argument("--max-pixels", type=options.positive_int, default=None,
                    help="refuse larger images (default: about 89 million pixels, Pillow's "
@@ -56,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.inputs:
         raise ValueError(f"no INPUT given: name image files, folders or glob patterns, e.g. "
                          f"`{EXAMPLE}`")
+    if not 0.0 <= args.alpha <= 1.0:
+        raise ValueError(f"--alpha must be in [0, 1], got {args.alpha}")
     sliding = options.sliding_window_from_args(args)
     tta = options.tta_from_args(args)
     inputs, problems = collect_inputs(args.inputs, Path(args.out))
@@ -66,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
     limits = {} if args.max_pixels is None else {"max_pixels": args.max_pixels}
     seg = Segmenter.from_checkpoint(args.checkpoint, device=args.device,
                                     sliding_window=sliding, tta=tta, **limits)
+    if seg.trained_on == "synthetic":
+        print(SYNTHETIC_NOTE.format(checkpoint=args.checkpoint), file=sys.stderr)
     try:
         heat_classes = parse_classes(args.heatmaps or [], seg.class_names)
     except ValueError as e:
@@ -80,7 +116,13 @@ def run(args: argparse.Namespace) -> int:
     # An output must never replace an input (--out is the input folder, which holds a
     # ground-truth "x_label.png" next to "x.png"): such an input is refused, not overwritten.
     protected = frozenset(path.resolve() for path, _ in inputs)
-    want_probs = bool(args.probs or heat_classes or args.heatmaps_present)
+    want_probs = bool(args.probs or heat_classes or args.heatmaps_present or args.uncertainty)
+    kinds = (list(UNCERTAINTY_KINDS) if args.uncertainty == "both"
+             else [args.uncertainty] if args.uncertainty else [])
+    style = PictureStyle(
+        alpha=args.alpha, colormap=args.colormap, legend=args.legend, outlines=args.outlines,
+        unblended=() if args.blend_background else tuple(background_classes(seg.class_names)),
+        heatmap_over_photo=args.heatmap_over_photo)
     with tqdm(total=len(inputs), unit="img", disable=args.no_progress or None,
               file=sys.stderr, desc="predict") as bar:
         for path, name, pred in segment_files(seg, inputs, batch_size=args.batch_size,
@@ -98,8 +140,7 @@ def run(args: argparse.Namespace) -> int:
                     out_dir, name, pred, seg.palette,
                     heatmap_classes=pred.present_classes() if args.heatmaps_present
                     else heat_classes,
-                    probs=args.probs, alpha=args.alpha, colormap=args.colormap,
-                    protected=protected)
+                    uncertainty=kinds, probs=args.probs, style=style, protected=protected)
                 written += 1
             except (OSError, ValueError) as e:
                 hint = "; choose another --out" if isinstance(e, FileExistsError) else ""

@@ -27,7 +27,8 @@ from fcnseg.checkpoint import build_model_from_checkpoint, load_checkpoint
 from fcnseg.data.build import build_dataset
 from fcnseg.data.collate import collate_segmentation
 from fcnseg.data.transforms import build_eval_transform
-from fcnseg.metrics import METRIC_NAMES, ConfusionMatrix, scores
+from fcnseg.inference.visualize import reliability_diagram, save_png
+from fcnseg.metrics import DEFAULT_COVERAGES, METRIC_NAMES, CalibrationBins, ConfusionMatrix, scores
 from fcnseg.utils.amp import autocast_dtype
 from fcnseg.utils.files import atomic_write
 from fcnseg.utils.jsonable import json_safe
@@ -39,6 +40,7 @@ __all__ = [
     "ShardedEvalSampler",
     "evaluate_checkpoint",
     "evaluate_model",
+    "format_calibration",
     "format_report",
     "plot_confusion",
     "write_report",
@@ -107,6 +109,9 @@ def evaluate_model(
     amp: str | None = None,
     predict_fn: PredictFn | None = None,
     progress: bool = False,
+    calibration: bool = False,
+    temperature: float = 1.0,
+    coverages: Sequence[float] = DEFAULT_COVERAGES,
 ) -> dict[str, Any]:
     """Score ``model`` on every batch of ``loader`` with one confusion matrix.
 
@@ -126,6 +131,9 @@ def evaluate_model(
         amp: "bf16" or "fp16" for autocast, None for full precision.
         predict_fn: ``predict_fn(model, images) -> logits``; default ``model(images)``.
         progress: show a progress bar (on rank 0 only).
+        calibration: also count calibration statistics of ``softmax(logits / temperature)``
+            (:class:`fcnseg.metrics.CalibrationBins`), returned as ``calibration``, with the
+            mean IU of the most confident ``coverages`` of pixels.
 
     Returns:
         :func:`fcnseg.metrics.scores` of the matrix plus ``confusion`` (list of lists, rows =
@@ -138,6 +146,7 @@ def evaluate_model(
     was_training = net.training
     net.eval()
     matrix = ConfusionMatrix(num_classes, ignore_index, device=device)
+    bins = CalibrationBins(num_classes, ignore_index, device=device) if calibration else None
     num_images = torch.zeros((), dtype=torch.int64, device=device)
     show = progress and (not _is_distributed() or torch.distributed.get_rank() == 0)
     batches = tqdm(loader, desc="evaluate", unit="batch", disable=not show, dynamic_ncols=True,
@@ -166,6 +175,8 @@ def evaluate_model(
                     matrix.update(labels, logits.argmax(1))
                 except ValueError as e:  # bad label values: say where they are
                     raise BatchError(batch_index, str(e)) from None
+                if bins is not None:
+                    bins.update(labels, (logits.float() / temperature).softmax(1))
                 num_images += labels.shape[0]
     finally:
         batches.close()
@@ -176,6 +187,9 @@ def evaluate_model(
     result = scores(matrix.numpy())
     result["confusion"] = matrix.numpy().tolist()
     result["num_images"] = int(num_images)
+    if bins is not None:
+        result["calibration"] = {"temperature": float(temperature),
+                                 **bins.all_reduce().compute(coverages)}
     return result
 
 
@@ -217,6 +231,8 @@ def evaluate_checkpoint(
     predict_fn: PredictFn | None = None,
     limit: int | None = None,
     progress: bool = False,
+    calibration: bool = False,
+    coverages: Sequence[float] = DEFAULT_COVERAGES,
 ) -> dict[str, Any]:
     """Rebuild the model a checkpoint describes and score it on a dataset.
 
@@ -234,6 +250,9 @@ def evaluate_checkpoint(
         predict_fn: ``predict_fn(model, images) -> logits`` (sliding window, TTA).
         limit: score only the first ``limit`` images.
         progress: show a progress bar.
+        calibration: also report calibration (see :func:`evaluate_model`), of the
+            probabilities with the checkpoint's temperature (``fcnseg calibrate``) applied.
+        coverages: fractions of the most confident pixels to score (with ``calibration``).
 
     Returns:
         The :func:`evaluate_model` result plus ``class_names``, ``pixels`` (ground-truth pixels
@@ -285,7 +304,9 @@ def evaluate_checkpoint(
     try:
         result = evaluate_model(model, loader, num_classes=len(class_names),
                                 ignore_index=ignore_index, device=device, amp=amp,
-                                predict_fn=predict_fn, progress=progress)
+                                predict_fn=predict_fn, progress=progress,
+                                calibration=calibration, coverages=coverages,
+                                temperature=float(ckpt.get("temperature", 1.0)))
     except BatchError as e:
         if batch_size == 1 and hasattr(source, "name"):  # batch i is sample i: name its file
             raise ValueError(f"sample {source.name(e.batch_index)}: {e.problem}") from None
@@ -336,6 +357,32 @@ def format_report(result: Mapping[str, Any], class_names: Sequence[str] | None =
     return "\n".join(lines)
 
 
+def format_calibration(calibration: Mapping[str, Any]) -> str:
+    """One paragraph on calibration: ECE, accuracy against mean confidence, and the mean IU
+    of the most confident pixels (an :func:`evaluate_model` ``calibration`` entry)."""
+
+    def pct(v: float | None) -> str:
+        return "n/a" if v is None or not math.isfinite(v) else f"{100 * v:.2f}"
+
+    temperature = calibration.get("temperature", 1.0)
+    lines = [f"calibration over {calibration['pixels']:,} pixels"
+             + (f" (temperature {temperature:.3g})" if temperature != 1.0 else "")
+             + f": expected calibration error {pct(calibration['ece'])}% "
+             f"({calibration['num_bins']} bins); accuracy {pct(calibration['accuracy'])}% at "
+             f"mean confidence {pct(calibration['mean_confidence'])}%"]
+    def confidence(v: float) -> str:  # enough decimals to tell 0.99998 from 1
+        if not math.isfinite(v):
+            return "n/a"
+        return f"{v:.{max(2, math.ceil(-math.log10(max(1.0 - v, 1e-12))) + 1)}f}"
+
+    for c in calibration.get("coverage", []):
+        lines.append(f"  most confident {100 * c['fraction']:.0f}% of pixels "
+                     f"(took {pct(c['pixels_fraction'])}%, confidence ≥ "
+                     f"{confidence(c['min_confidence'])}): mean IU {pct(c['mean_iu'])}, "
+                     f"pixel acc {pct(c['pixel_acc'])}")
+    return "\n".join(lines)
+
+
 def plot_confusion(
     confusion: Any, class_names: Sequence[str], path: PathLike, *, title: str | None = None
 ) -> Path | None:
@@ -383,12 +430,14 @@ def plot_confusion(
 def write_report(
     out_dir: PathLike, result: Mapping[str, Any], class_names: Sequence[str] | None = None
 ) -> dict[str, Path | None]:
-    """Write ``report.json`` and ``confusion.png`` into ``out_dir``.
+    """Write ``report.json`` and ``confusion.png`` into ``out_dir``, and ``reliability.png``
+    when ``result`` holds a ``calibration`` entry.
 
     ``report.json`` holds the four metrics, a per-class list (name, IU, accuracy, pixels), the
-    confusion matrix and whatever else ``result`` describes (checkpoint, dataset, timing);
-    undefined scores are written as ``null``. The plot is skipped (``None`` in the returned
-    dict) when matplotlib is not installed.
+    confusion matrix and whatever else ``result`` describes (checkpoint, dataset, timing,
+    calibration); undefined scores are written as ``null``. The confusion plot is skipped
+    (``None`` in the returned dict) when matplotlib is not installed; the reliability diagram
+    needs only Pillow.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -410,4 +459,8 @@ def write_report(
     with atomic_write(report_path, "w") as f:
         f.write(_report_json(json_safe(report)))
     plot_path = plot_confusion(confusion, names, out / "confusion.png")
-    return {"report": report_path, "confusion_plot": plot_path}
+    written: dict[str, Path | None] = {"report": report_path, "confusion_plot": plot_path}
+    if result.get("calibration"):
+        written["reliability_plot"] = out / "reliability.png"
+        save_png(written["reliability_plot"], reliability_diagram(result["calibration"]))
+    return written

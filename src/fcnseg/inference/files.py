@@ -1,8 +1,9 @@
 """Segmenting files into a folder: finding the inputs, running them, writing the outputs.
 
 For an input named ``NAME`` the writer puts into the output folder ``NAME_label.png`` (class
-indices with the model's palette), ``NAME_overlay.png``, ``NAME_heatmap_CLASS.png`` for the
-classes asked for and, when asked, ``NAME_probs.npz``. Every file it writes is listed first in
+indices with the model's palette), ``NAME_overlay.png`` (with a legend beside it),
+``NAME_heatmap_CLASS.png`` for the classes asked for (titled, with a colour bar),
+``NAME_uncertainty_KIND.png`` when asked and, when asked, ``NAME_probs.npz``. Every file it writes is listed first in
 the folder's manifest (:data:`MANIFEST_NAME`), so that a later run reading that folder, or a
 folder above it, never takes them for inputs.
 """
@@ -17,11 +18,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
+from fcnseg.inference.calibration import uncertainty_maps
 from fcnseg.inference.images import ImageError, load_image
 from fcnseg.inference.segmenter import Prediction, Segmenter
-from fcnseg.inference.visualize import heatmap, overlay, save_label_png
+from fcnseg.inference.visualize import (
+    add_legend,
+    heatmap_picture,
+    legend_entries,
+    overlay,
+    save_label_png,
+    save_png,
+)
 from fcnseg.utils.files import atomic_write
 from fcnseg.utils.typing import PathLike
 
@@ -31,6 +39,7 @@ __all__ = [
     "OutputFiles",
     "OutputFolderError",
     "OwnOutputs",
+    "PictureStyle",
     "collect_inputs",
     "output_files",
     "parse_classes",
@@ -236,12 +245,33 @@ class OutputFiles:
     label: Path
     overlay: Path
     heatmaps: dict[int, Path] = field(default_factory=dict)
+    uncertainty: dict[str, Path] = field(default_factory=dict)
     probs: Path | None = None
 
     def all(self) -> list[Path]:
         """Every file, in the order they are written."""
-        return [self.label, self.overlay, *self.heatmaps.values(),
+        return [self.label, self.overlay, *self.heatmaps.values(), *self.uncertainty.values(),
                 *([self.probs] if self.probs is not None else [])]
+
+
+@dataclass(frozen=True)
+class PictureStyle:
+    """How overlays and heatmaps are drawn.
+
+    ``unblended`` lists the classes left as the photo in overlays (the background, usually);
+    ``legend`` adds a legend beside overlays and a title and colour bar to heatmaps;
+    ``heatmap_over_photo`` draws heatmaps over the photo at ``alpha``."""
+
+    alpha: float = 0.5
+    colormap: str = "viridis"
+    legend: bool = True
+    outlines: bool = False
+    unblended: tuple[int, ...] = ()
+    heatmap_over_photo: bool = False
+
+
+#: Names of the raw uncertainty maps in ``NAME_probs.npz``.
+_NPZ_NAMES = {"entropy": "entropy", "maxprob": "maxprob_uncertainty"}
 
 
 def heatmap_file_part(class_name: str) -> str:
@@ -250,7 +280,8 @@ def heatmap_file_part(class_name: str) -> str:
 
 
 def output_files(out_dir: PathLike, name: str, class_names: Sequence[str],
-                 heatmap_classes: Iterable[int] = (), probs: bool = False) -> OutputFiles:
+                 heatmap_classes: Iterable[int] = (), probs: bool = False,
+                 uncertainty: Iterable[str] = ()) -> OutputFiles:
     """Where the outputs of the input called ``name`` go (``name`` may hold subfolders)."""
     stem = Path(out_dir) / name
     return OutputFiles(
@@ -258,6 +289,7 @@ def output_files(out_dir: PathLike, name: str, class_names: Sequence[str],
         overlay=Path(f"{stem}_overlay.png"),
         heatmaps={c: Path(f"{stem}_heatmap_{heatmap_file_part(class_names[c])}.png")
                   for c in heatmap_classes},
+        uncertainty={k: Path(f"{stem}_uncertainty_{k}.png") for k in uncertainty},
         probs=Path(f"{stem}_probs.npz") if probs else None,
     )
 
@@ -269,42 +301,56 @@ def write_prediction(
     palette: np.ndarray,
     *,
     heatmap_classes: Iterable[int] = (),
+    uncertainty: Sequence[str] = (),
     probs: bool = False,
-    alpha: float = 0.5,
-    colormap: str = "viridis",
+    style: PictureStyle = PictureStyle(),
     protected: Collection[Path] = frozenset(),
 ) -> OutputFiles:
     """Write the outputs of one prediction into ``out_dir``; return where they went.
 
     The files are listed in the folder's manifest before they are written. ``protected``
     holds resolved paths that must never be replaced (the inputs): if an output would land on
-    one, :class:`FileExistsError` is raised before anything is written. ``heatmap_classes``
-    and ``probs`` need ``pred.probs``.
+    one, :class:`FileExistsError` is raised before anything is written. ``heatmap_classes``,
+    ``uncertainty`` (``"entropy"``, ``"maxprob"``) and ``probs`` need ``pred.probs``.
     """
     heatmap_classes = list(heatmap_classes)
-    if (heatmap_classes or probs) and pred.probs is None:
-        raise ValueError("heatmaps and probabilities need a prediction made with "
-                         "return_probs=True")
-    files = output_files(out_dir, name, pred.class_names, heatmap_classes, probs)
+    if (heatmap_classes or uncertainty or probs) and pred.probs is None:
+        raise ValueError("heatmaps, uncertainty maps and probabilities need a prediction made "
+                         "with return_probs=True")
+    files = output_files(out_dir, name, pred.class_names, heatmap_classes, probs, uncertainty)
     clash = [path for path in files.all() if path.resolve() in protected]
     if clash:
         raise FileExistsError(f"its output would overwrite the input {clash[0]}")
     files.label.parent.mkdir(parents=True, exist_ok=True)
     record_outputs(out_dir, files.all())
     save_label_png(files.label, pred.label, palette)
-    _save_png(files.overlay, overlay(pred.image, pred.label, palette, alpha))
-    for c, path in files.heatmaps.items():
-        _save_png(path, heatmap(pred.probs[c], colormap, vmin=0.0, vmax=1.0))
+    save_png(files.overlay, overlay_picture(pred, palette, style))
+    doubt = uncertainty_maps(pred.probs, uncertainty) if uncertainty else {}
+    maps = [(path, pred.probs[c], 1.0, f"P({pred.class_names[c]})")
+            for c, path in files.heatmaps.items()]
+    maps += [(path, *doubt[kind]) for kind, path in files.uncertainty.items()]
+    photo = pred.image if style.heatmap_over_photo else None
+    for path, values, top, title in maps:
+        save_png(path, heatmap_picture(values, title=title, colormap=style.colormap, vmin=0.0,
+                                       vmax=top, image=photo, alpha=style.alpha,
+                                       annotate=style.legend))
     if files.probs is not None:
+        raw = {_NPZ_NAMES[k]: values for k, (values, _, _) in doubt.items()}
         with atomic_write(files.probs) as f:
             np.savez_compressed(f, probs=pred.probs.astype(np.float32), label=pred.label,
-                                class_names=np.array(pred.class_names))
+                                class_names=np.array(pred.class_names), **raw)
     return files
 
 
-def _save_png(path: Path, rgb: np.ndarray) -> None:
-    with atomic_write(path) as f:
-        Image.fromarray(rgb).save(f, format="PNG")
+def overlay_picture(pred: Prediction, palette: np.ndarray, style: PictureStyle) -> np.ndarray:
+    """The photo with its label colours over it, and a legend of the classes present beside
+    it when ``style.legend``."""
+    picture = overlay(pred.image, pred.label, palette, style.alpha, exclude=style.unblended,
+                      outlines=style.outlines)
+    if not style.legend:
+        return picture
+    entries = legend_entries(pred.label, palette, pred.class_names, exclude=style.unblended)
+    return add_legend(picture, entries, empty_text="background only")
 
 
 def parse_classes(items: str | Iterable[str], class_names: Sequence[str]) -> list[int]:

@@ -7,6 +7,7 @@ the weights expect, and returns a :class:`Prediction` at the image's own size.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -75,6 +76,8 @@ class Segmenter:
         max_pixels: images with more pixels are refused before decoding.
         input_convention: the model's preprocessing, when the model does not carry it as
             ``model.input_convention`` (a model without either is refused rather than guessed).
+        temperature: logits are divided by it before the softmax (``fcnseg calibrate`` fits it
+            and stores it in the checkpoint); it changes probabilities, never labels.
     """
 
     def __init__(
@@ -89,6 +92,7 @@ class Segmenter:
         tta: Mapping[str, Any] | TTA | None = None,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         input_convention: InputConvention | str | None = None,
+        temperature: float = 1.0,
     ) -> None:
         convention = input_convention or getattr(model, "input_convention", None)
         if convention is None:
@@ -114,7 +118,12 @@ class Segmenter:
             dict(sliding_window) if isinstance(sliding_window, Mapping) else sliding_window)
         self.tta = TTA.coerce(dict(tta) if isinstance(tta, Mapping) else tta)
         self.max_pixels = max_pixels
+        if not (math.isfinite(temperature) and temperature > 0):
+            raise ValueError(f"temperature must be a positive number, got {temperature}")
+        self.temperature = float(temperature)
         self.checkpoint_path: str | None = None
+        #: The training dataset's name as the checkpoint's recipe records it (e.g. "synthetic").
+        self.trained_on: str | None = None
 
     @classmethod
     def from_checkpoint(
@@ -128,9 +137,13 @@ class Segmenter:
         ckpt = load_checkpoint(path)
         model = build_model_from_checkpoint(ckpt)
         classes = ckpt["classes"]
+        options.setdefault("temperature", float(ckpt.get("temperature", 1.0)))
         seg = cls(model, class_names=classes["names"], palette=classes["palette"],
                   ignore_index=classes["ignore_index"], device=device, **options)
         seg.checkpoint_path = str(path)
+        train_spec = ((ckpt.get("recipe") or {}).get("data") or {}).get("train")
+        if isinstance(train_spec, Mapping) and train_spec.get("name"):
+            seg.trained_on = str(train_spec["name"])
         return seg
 
     # -- description ---------------------------------------------------------------------------
@@ -146,6 +159,7 @@ class Segmenter:
             "ignore_color": self.palette[self.ignore_index].tolist()
             if 0 <= self.ignore_index < 256 else None,
             "input_convention": self.input_convention.to_dict(),
+            "temperature": self.temperature,
             "sliding_window": None if self.sliding_window is None else {
                 "window": self.sliding_window.window, "stride": self.sliding_window.stride},
             "tta": None if self.tta is None else {
@@ -175,8 +189,10 @@ class Segmenter:
 
     @torch.inference_mode()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """N×C×H×W logits of a normalised batch, with sliding window and TTA as configured."""
-        return self.predict_fn()(self.model, x.to(self.device)).float()
+        """N×C×H×W logits of a normalised batch, with sliding window and TTA as configured,
+        divided by the temperature."""
+        logits = self.predict_fn()(self.model, x.to(self.device)).float()
+        return logits if self.temperature == 1.0 else logits / self.temperature
 
     def predict(self, image: Any, *, return_probs: bool = False) -> Prediction:
         """Segment one image.

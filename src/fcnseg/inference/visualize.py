@@ -2,31 +2,55 @@
 
 Heatmaps colour a per-class score map (the paper's "heatmaps") through a 256-entry lookup
 table computed here from a formula or a few anchor colours, so no plotting library is needed.
+The annotated pictures (legends, colour bars, titled panels, reliability diagrams) are drawn
+with Pillow alone, for the same reason: the core install has no matplotlib.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from fcnseg.data.palette import colorize
 from fcnseg.utils.files import atomic_write_bytes
 
 __all__ = [
+    "BACKGROUND_NAMES",
     "COLORMAPS",
+    "add_legend",
+    "background_classes",
+    "blend",
+    "class_outlines",
+    "colorbar",
     "colorize",
     "colormap_lut",
+    "comparison_strip",
+    "enlarge",
     "heatmap",
+    "heatmap_picture",
+    "label_png_bytes",
+    "legend_entries",
+    "legend_panel",
     "normalize_palette",
     "overlay",
     "read_label_png",
-    "label_png_bytes",
+    "reliability_diagram",
     "save_label_png",
+    "save_png",
+    "text_size_for",
+    "titled_panels",
 ]
+
+#: Class names (compared case-insensitively) that mean "nothing here": overlays leave them
+#: unblended so the photo keeps its brightness.
+BACKGROUND_NAMES = frozenset({"background", "_background_", "void", "bg", "unlabeled",
+                              "unlabelled", "none"})
 
 # Anchor colours of matplotlib's viridis at 0, 1/4, 1/2, 3/4 and 1 (its published key colours);
 # the table interpolates linearly between them, close enough for a picture.
@@ -64,6 +88,37 @@ def normalize_palette(palette: np.ndarray | Iterable[Iterable[int]]) -> np.ndarr
     return pal
 
 
+def background_classes(class_names: Sequence[str]) -> list[int]:
+    """The classes an overlay leaves unblended: those named like background or void (see
+    :data:`BACKGROUND_NAMES`), or class 0 when none is (class 0 is background in VOC and in
+    most datasets that follow it)."""
+    named = [i for i, n in enumerate(class_names) if str(n).strip().lower() in BACKGROUND_NAMES]
+    return named if named or not class_names else [0]
+
+
+def class_outlines(label: np.ndarray, exclude: Iterable[int] = ()) -> np.ndarray:
+    """An H×W bool mask of region borders: pixels with a 4-neighbour of another label.
+
+    Pixels of the ``exclude`` classes are never marked, so an object's outline against the
+    background lies on the object's side, one pixel thin; where two objects touch, both sides
+    are marked, each in its own colour.
+    """
+    label = np.asarray(label)
+    if label.ndim != 2:
+        raise ValueError(f"a label map must be H×W, got shape {label.shape}")
+    edge = np.zeros(label.shape, dtype=bool)
+    dy = label[1:] != label[:-1]
+    dx = label[:, 1:] != label[:, :-1]
+    edge[1:] |= dy
+    edge[:-1] |= dy
+    edge[:, 1:] |= dx
+    edge[:, :-1] |= dx
+    skip = list(exclude)
+    if skip:
+        edge &= ~np.isin(label, skip)
+    return edge
+
+
 def overlay(
     image: np.ndarray,
     label: np.ndarray,
@@ -71,26 +126,37 @@ def overlay(
     alpha: float = 0.5,
     *,
     exclude: Iterable[int] = (),
+    outlines: bool = False,
 ) -> np.ndarray:
     """Blend the label colours over an H×W×3 uint8 image: ``(1-alpha)·image + alpha·colour``.
 
-    Pixels whose label is in ``exclude`` (e.g. background) keep the image's colour.
+    Pixels whose label is in ``exclude`` (e.g. :func:`background_classes`) keep the image's
+    colour. With ``outlines``, the border pixels of every other class's regions (see
+    :func:`class_outlines`) are drawn in the class colour at full strength.
     """
     image = np.asarray(image)
     label = np.asarray(label)
     if image.ndim != 3 or image.shape[-1] != 3 or image.shape[:2] != label.shape:
         raise ValueError(f"overlay needs an H×W×3 image and an H×W label of the same size, "
                          f"got {image.shape} and {label.shape}")
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    colour = colorize(label, palette).astype(np.float32)
-    blend = (1.0 - alpha) * image.astype(np.float32) + alpha * colour
-    out = np.clip(np.round(blend), 0, 255).astype(np.uint8)
+    colour = colorize(label, palette)
+    out = blend(image, colour, alpha)
     skip = list(exclude)
     if skip:
         keep = np.isin(label, skip)
         out[keep] = image[keep]
+    if outlines:
+        edge = class_outlines(label, skip)
+        out[edge] = colour[edge]
     return out
+
+
+def blend(image: np.ndarray, picture: np.ndarray, alpha: float) -> np.ndarray:
+    """``(1-alpha)·image + alpha·picture`` for two H×W×3 uint8 arrays, rounded to uint8."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    mixed = (1.0 - alpha) * np.asarray(image, np.float32) + alpha * np.asarray(picture, np.float32)
+    return np.clip(np.round(mixed), 0, 255).astype(np.uint8)
 
 
 def heatmap(
@@ -162,3 +228,354 @@ def read_label_png(path: str | os.PathLike[str]) -> np.ndarray:
         if img.mode.startswith("I"):
             return np.array(img).astype(np.int64)
         raise ValueError(f"{path}: a label PNG must be palette or grayscale, not {img.mode}")
+
+
+# -- annotated pictures: legends, colour bars, titled panels ----------------------------------
+
+_PAPER = (255, 255, 255)
+_INK = (30, 30, 30)
+_MUTED = (110, 110, 110)
+
+
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """Pillow's bundled font at ``size`` pixels (no font files needed)."""
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has only its small fixed bitmap font
+        return ImageFont.load_default()
+
+
+def _text_width(font: ImageFont.ImageFont | ImageFont.FreeTypeFont, text: str) -> int:
+    return int(math.ceil(font.getbbox(text)[2]))
+
+
+def text_size_for(height: int) -> int:
+    """A legible font size for annotating a picture ``height`` pixels tall."""
+    return int(np.clip(round(height / 22), 12, 40))
+
+
+def _pad_to(picture: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``picture`` at the top left of a white ``height``×``width`` canvas."""
+    out = np.full((height, width, 3), 255, dtype=np.uint8)
+    out[: picture.shape[0], : picture.shape[1]] = picture
+    return out
+
+
+def _side_by_side(pictures: Sequence[np.ndarray], gap: int) -> np.ndarray:
+    height = max(p.shape[0] for p in pictures)
+    parts: list[np.ndarray] = []
+    for i, p in enumerate(pictures):
+        if i:
+            parts.append(np.full((height, gap, 3), 255, dtype=np.uint8))
+        parts.append(_pad_to(p, height, p.shape[1]))
+    return np.concatenate(parts, axis=1)
+
+
+def legend_entries(
+    label: np.ndarray,
+    palette: np.ndarray,
+    class_names: Sequence[str],
+    *,
+    exclude: Iterable[int] = (),
+    ignore_index: int | None = None,
+) -> list[tuple[str, tuple[int, int, int]]]:
+    """(name, colour) for each class present in ``label``, in class order, except ``exclude``.
+
+    A pixel value equal to ``ignore_index`` is listed as "ignored"; other values without a name
+    are listed by number.
+    """
+    pal = normalize_palette(palette)
+    skip = set(int(c) for c in exclude)
+    entries = []
+    for c in np.unique(np.asarray(label)).tolist():
+        if c in skip:
+            continue
+        if 0 <= c < len(class_names):
+            name = str(class_names[c])
+        elif ignore_index is not None and c == ignore_index:
+            name = "ignored"
+        else:
+            name = str(c)
+        colour = pal[c] if 0 <= c < 256 else np.zeros(3, np.uint8)
+        entries.append((name, (int(colour[0]), int(colour[1]), int(colour[2]))))
+    return entries
+
+
+def legend_panel(
+    entries: Sequence[tuple[str, Sequence[int]]],
+    *,
+    height: int,
+    font_size: int | None = None,
+    empty_text: str = "no classes",
+) -> np.ndarray:
+    """A white panel listing colour swatches and names, in columns that fit ``height`` when it
+    holds at least three rows (otherwise one column, taller than ``height``)."""
+    size = font_size or text_size_for(height)
+    font = _font(size)
+    row = round(size * 1.6)
+    pad = max(4, size // 2)
+    swatch = size
+    items = list(entries) or [(empty_text, None)]
+    rows = max(1, (height - 2 * pad) // row)
+    if rows < 3:
+        rows = len(items)
+    columns = [items[i : i + rows] for i in range(0, len(items), rows)]
+    widths = [swatch + pad + max(_text_width(font, str(n)) for n, _ in col) for col in columns]
+    width = pad + sum(w + 2 * pad for w in widths)
+    panel_h = max(height, 2 * pad + min(rows, len(items)) * row)
+    img = Image.new("RGB", (width, panel_h), _PAPER)
+    draw = ImageDraw.Draw(img)
+    x = pad
+    for col, w in zip(columns, widths, strict=True):
+        for r, (name, colour) in enumerate(col):
+            y = pad + r * row + (row - swatch) // 2
+            if colour is None:
+                draw.text((x, y), str(name), fill=_MUTED, font=font)
+                continue
+            draw.rectangle([x, y, x + swatch - 1, y + swatch - 1],
+                           fill=tuple(int(v) for v in colour), outline=_MUTED)
+            draw.text((x + swatch + pad, y + swatch / 2), str(name), fill=_INK, font=font,
+                      anchor="lm")
+        x += w + 2 * pad
+    return np.asarray(img)
+
+
+def add_legend(
+    picture: np.ndarray,
+    entries: Sequence[tuple[str, Sequence[int]]],
+    *,
+    font_size: int | None = None,
+    empty_text: str = "no classes",
+) -> np.ndarray:
+    """``picture`` with a :func:`legend_panel` beside it on the right (the picture is never
+    covered; a legend taller than the picture extends the canvas downwards)."""
+    picture = np.asarray(picture)
+    size = font_size or text_size_for(picture.shape[0])
+    panel = legend_panel(entries, height=picture.shape[0], font_size=size,
+                         empty_text=empty_text)
+    return _side_by_side([picture, panel], gap=max(4, size // 2))
+
+
+def _with_title(body: np.ndarray, text: str, size: int) -> np.ndarray:
+    """``body`` under a row holding ``text``; the canvas widens if the text is wider."""
+    font = _font(size)
+    row = round(size * 1.7)
+    width = max(body.shape[1], _text_width(font, text) + 4)
+    img = Image.new("RGB", (width, row), _PAPER)
+    ImageDraw.Draw(img).text((2, row / 2), text, fill=_INK, font=font, anchor="lm")
+    return np.concatenate([np.asarray(img), _pad_to(body, body.shape[0], width)], axis=0)
+
+
+def titled_panels(
+    panels: Sequence[np.ndarray], titles: Sequence[str], *, font_size: int | None = None
+) -> np.ndarray:
+    """Pictures side by side, each with its title above it."""
+    if len(panels) != len(titles):
+        raise ValueError(f"{len(panels)} panels but {len(titles)} titles")
+    size = font_size or text_size_for(max(p.shape[0] for p in panels))
+    titled = [_with_title(np.asarray(p), t, size) for p, t in zip(panels, titles, strict=True)]
+    return _side_by_side(titled, gap=max(6, size // 2))
+
+
+def _format_tick(v: float) -> str:
+    return f"{v:.2f}".rstrip("0").rstrip(".") if abs(v) < 100 else f"{v:.3g}"
+
+
+def colorbar(
+    height: int,
+    colormap: str | np.ndarray = "viridis",
+    *,
+    vmin: float = 0.0,
+    vmax: float = 1.0,
+    font_size: int | None = None,
+    ticks: int = 5,
+) -> np.ndarray:
+    """A vertical colour bar ``height`` pixels tall (``vmax`` at the top) with tick labels."""
+    lut = colormap_lut(colormap) if isinstance(colormap, str) else np.asarray(colormap, np.uint8)
+    size = font_size or text_size_for(height)
+    font = _font(size)
+    pad = size // 2 + 1  # room for the top and bottom labels' halves
+    bar_h = max(height - 2 * pad, 2)
+    bar_w = max(size, 10)
+    labels = [_format_tick(vmin + (vmax - vmin) * k / (ticks - 1)) for k in range(ticks)]
+    width = bar_w + 8 + max(_text_width(font, t) for t in labels) + 4
+    img = Image.new("RGB", (width, height), _PAPER)
+    t = np.linspace(1.0, 0.0, bar_h)
+    column = lut[np.round(t * 255).astype(np.int64)]
+    draw = ImageDraw.Draw(img)
+    draw.rectangle([0, pad - 1, bar_w + 1, pad + bar_h], outline=_MUTED)  # a frame around it
+    img.paste(Image.fromarray(np.repeat(column[:, None], bar_w, axis=1)), (1, pad))
+    for k, text in enumerate(labels):
+        y = pad + (bar_h - 1) * (1 - k / (ticks - 1))
+        draw.line([bar_w + 2, y, bar_w + 5, y], fill=_INK)
+        draw.text((bar_w + 8, y), text, fill=_INK, font=font, anchor="lm")
+    return np.asarray(img)
+
+
+def heatmap_picture(
+    scores: np.ndarray,
+    *,
+    title: str | None = None,
+    colormap: str | np.ndarray = "viridis",
+    vmin: float | None = 0.0,
+    vmax: float | None = 1.0,
+    image: np.ndarray | None = None,
+    alpha: float = 0.6,
+    font_size: int | None = None,
+    annotate: bool = True,
+) -> np.ndarray:
+    """A :func:`heatmap` with a title above and a colour bar beside it.
+
+    With ``image`` (H×W×3 uint8), the heatmap is blended over the photo at ``alpha``. A
+    ``vmin`` / ``vmax`` of None uses the map's own minimum / maximum, as :func:`heatmap` does.
+    ``annotate=False`` leaves out title and colour bar: the picture is then H×W×3.
+    """
+    s = np.nan_to_num(np.asarray(scores, dtype=np.float64))
+    lo = float(s.min()) if vmin is None else float(vmin)
+    hi = float(s.max()) if vmax is None else float(vmax)
+    picture = heatmap(s, colormap, vmin=lo, vmax=hi)
+    if image is not None:
+        image = np.asarray(image)
+        if image.shape != picture.shape:
+            raise ValueError(f"heatmap over a photo needs an H×W×3 image of the map's size "
+                             f"{s.shape}, got {image.shape}")
+        picture = blend(image, picture, alpha)
+    if not annotate:
+        return picture
+    size = font_size or text_size_for(picture.shape[0])
+    bar = colorbar(picture.shape[0], colormap, vmin=lo, vmax=hi if hi > lo else lo + 1,
+                   font_size=size)
+    body = _side_by_side([picture, bar], gap=max(4, size // 2))
+    if title is None:
+        return body
+    return _with_title(body, title, size)
+
+
+def enlarge(picture: np.ndarray, min_height: int = 256) -> np.ndarray:
+    """``picture`` (H×W or H×W×C) repeated by the smallest whole factor that makes it at least
+    ``min_height`` pixels tall, so that every pixel stays visible as it is."""
+    picture = np.asarray(picture)
+    factor = max(1, math.ceil(min_height / max(picture.shape[0], 1)))
+    if factor == 1:
+        return picture
+    return np.repeat(np.repeat(picture, factor, axis=0), factor, axis=1)
+
+
+def comparison_strip(
+    image: np.ndarray,
+    truth: np.ndarray,
+    pred: np.ndarray,
+    palette: np.ndarray,
+    class_names: Sequence[str],
+    *,
+    ignore_index: int | None = 255,
+    min_height: int = 256,
+) -> np.ndarray:
+    """image | ground truth | prediction, titled, enlarged by whole pixels to at least
+    ``min_height`` (so every pixel stays visible as it is), with a legend of the classes
+    present in either label map. The prediction's title gives its pixel accuracy (pixels
+    labelled ``ignore_index`` not counted)."""
+    image, truth, pred = np.asarray(image), np.asarray(truth), np.asarray(pred)
+    if not (image.shape[:2] == truth.shape == pred.shape) or image.ndim != 3:
+        raise ValueError(f"a comparison strip needs an H×W×3 image and two H×W label maps of "
+                         f"its size, got {image.shape}, {truth.shape} and {pred.shape}")
+    scored = truth != ignore_index if ignore_index is not None else np.ones(truth.shape, bool)
+    right = float((truth[scored] == pred[scored]).mean()) if scored.any() else math.nan
+    score = "" if math.isnan(right) else f" ({100 * right:.1f}% of pixels right)"
+    panels = [enlarge(image.astype(np.uint8), min_height), enlarge(colorize(truth, palette),
+              min_height), enlarge(colorize(pred, palette), min_height)]
+    strip = titled_panels(panels, ["image", "ground truth", "prediction" + score])
+    both = np.concatenate([truth.reshape(-1), pred.reshape(-1)])
+    return add_legend(strip, legend_entries(both, palette, class_names,
+                                            ignore_index=ignore_index))
+
+
+def reliability_diagram(calibration: Mapping[str, Any], *, title: str | None = None) -> np.ndarray:
+    """A reliability diagram as an RGB array: per confidence bin, the accuracy (bars) against
+    the mean confidence (the gap shaded), the diagonal of perfect calibration, and below it the
+    share of pixels in each bin.
+
+    ``calibration`` is what :meth:`fcnseg.metrics.CalibrationBins.compute` returns: ``ece``,
+    ``pixels`` and ``bins``, a list of ``{lower, upper, count, confidence, accuracy}``.
+    """
+    size = 14
+    font, small = _font(size), _font(size - 2)
+    plot, hist_h = 400, 80
+    left, right, top, gap, bottom = 58, 24, 56, 22, 48
+    width = left + plot + right
+    height = top + plot + gap + hist_h + bottom
+    img = Image.new("RGB", (width, height), _PAPER)
+    draw = ImageDraw.Draw(img)
+    x0, y0 = left, top  # top-left corner of the plot
+
+    def px(v: float) -> float:
+        return x0 + v * plot
+
+    def py(v: float) -> float:
+        return y0 + (1 - v) * plot
+
+    ece = calibration.get("ece")
+    pixels = int(calibration.get("pixels", 0))
+    heading = title or "reliability diagram"
+    draw.text((left, 8), heading, fill=_INK, font=font)
+    ece_text = "n/a" if ece is None or not math.isfinite(ece) else f"{100 * ece:.2f}%"
+    draw.text((left, 28), f"expected calibration error {ece_text} over {pixels:,} pixels",
+              fill=_MUTED, font=small)
+    for k in range(6):
+        v = k / 5
+        draw.line([px(v), y0, px(v), y0 + plot], fill=(232, 232, 232))
+        draw.line([x0, py(v), x0 + plot, py(v)], fill=(232, 232, 232))
+        draw.text((x0 - 6, py(v)), f"{v:.1f}", fill=_INK, font=small, anchor="rm")
+    bins = list(calibration.get("bins", []))
+    counts = np.array([b["count"] for b in bins], dtype=np.float64)
+    share = counts / counts.sum() if counts.sum() > 0 else counts
+    for b in bins:
+        if not b["count"]:
+            continue
+        acc, conf = float(b["accuracy"]), float(b["confidence"])
+        xa, xb = px(b["lower"]) + 1, px(b["upper"]) - 1
+        draw.rectangle([xa, py(acc), xb, py(0)], fill=(76, 120, 168), outline=(40, 70, 110))
+        lo, hi = sorted((acc, conf))
+        if hi - lo > 1e-3:
+            draw.rectangle([xa, py(hi), xb, py(lo)], fill=(240, 160, 150), outline=(200, 70, 60))
+    draw.line([px(0), py(0), px(1), py(1)], fill=(90, 90, 90), width=2)
+    draw.rectangle([x0, y0, x0 + plot, y0 + plot], outline=_INK)
+    label = Image.new("RGB", (_text_width(small, "accuracy") + 4, size + 4), _PAPER)
+    ImageDraw.Draw(label).text((2, 2), "accuracy", fill=_INK, font=small)
+    label = label.rotate(90, expand=True)
+    img.paste(label, (x0 - 40 - label.width // 2, int(y0 + plot / 2 - label.height / 2)))
+    # A key in the upper left, where a well-calibrated model's bars are low.
+    key = [((76, 120, 168), "accuracy of the pixels in a bin"),
+           ((240, 160, 150), "gap to their mean confidence"),
+           (None, "perfect calibration")]
+    for i, (colour, text) in enumerate(key):
+        y = y0 + 10 + i * 20
+        if colour is None:
+            draw.line([x0 + 10, y + 6, x0 + 24, y + 6], fill=(90, 90, 90), width=2)
+        else:
+            draw.rectangle([x0 + 10, y, x0 + 24, y + 12], fill=colour, outline=_MUTED)
+        draw.text((x0 + 30, y + 6), text, fill=_INK, font=small, anchor="lm")
+    hy = y0 + plot + gap
+    top_share = float(share.max()) if share.size else 0.0
+    for b, s in zip(bins, share, strict=True):
+        if s <= 0:
+            continue
+        bar = max(1.0, hist_h * s / top_share)
+        draw.rectangle([px(b["lower"]) + 1, hy + hist_h - bar, px(b["upper"]) - 1, hy + hist_h],
+                       fill=(150, 150, 150))
+    draw.rectangle([x0, hy, x0 + plot, hy + hist_h], outline=_INK)
+    draw.text((x0 + 4, hy + 2), f"share of pixels (tallest {100 * top_share:.1f}%)",
+              fill=_MUTED, font=small)
+    for k in range(6):
+        v = k / 5
+        draw.text((px(v), hy + hist_h + 4), f"{v:.1f}", fill=_INK, font=small, anchor="mt")
+    draw.text((x0 + plot / 2, hy + hist_h + 24), "confidence (largest class probability)",
+              fill=_INK, font=small, anchor="mt")
+    return np.asarray(img)
+
+
+def save_png(path: str | os.PathLike[str], rgb: np.ndarray) -> None:
+    """Write an H×W×3 uint8 picture as a PNG, atomically."""
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(buf, format="PNG")
+    atomic_write_bytes(path, buf.getvalue())

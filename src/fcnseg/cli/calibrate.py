@@ -1,0 +1,92 @@
+"""``fcnseg calibrate``: fit a temperature on a validation split and store it in a checkpoint.
+
+The temperature divides the logits before the softmax, so that probabilities (heatmaps,
+uncertainty maps, ``--probs``) match how often the model is right; labels never change.
+``predict``, ``serve`` and ``export`` apply the stored temperature, ``evaluate`` reports the
+calibration with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+NAME = "calibrate"
+#: Pixels sampled for the fit (torch is not imported to build the parser, so not read from
+#: fcnseg.inference.calibration, whose default is the same).
+DEFAULT_MAX_PIXELS = 1_000_000
+HELP = ("Fit a temperature on a validation split (temperature scaling) and store it in the "
+        "checkpoint, for calibrated probabilities.")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from fcnseg.cli.evaluate import DATASETS
+
+    p.add_argument("--checkpoint", required=True, help="checkpoint file to calibrate")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--out", default=None,
+                       help="checkpoint to write (default: NAME_calibrated.pt next to the "
+                            "input); the input is never modified")
+    where.add_argument("--in-place", action="store_true",
+                       help="replace the checkpoint itself (atomically: a crash leaves the old "
+                            "file or the new one, never a broken one)")
+    d = p.add_argument_group("dataset (as in fcnseg evaluate)")
+    d.add_argument("--dataset", choices=DATASETS,
+                   help="which dataset (default: the validation set in the checkpoint's recipe)")
+    d.add_argument("--root", help="dataset folder")
+    d.add_argument("--voc-root", help="seg11valid: VOC2011")
+    d.add_argument("--sbd-root", help="seg11valid: SBD")
+    d.add_argument("--year", help="voc: 2012 (default) or 2011")
+    d.add_argument("--split", help="split to fit on (default: val; never the test split)")
+    d.add_argument("--num-images", type=int, help="synthetic: how many images (default: 50)")
+    d.add_argument("--size", help="synthetic: image size, S or HxW (default: 128)")
+    d.add_argument("--seed", type=int, help="synthetic: seed (default: 0)")
+    d.add_argument("--data", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other dataset field (repeatable)")
+    d.add_argument("--limit", type=int, help="use only the first N images")
+    r = p.add_argument_group("running")
+    r.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                   help=f"pixels sampled for the fit, spread evenly over the images (default "
+                        f"{DEFAULT_MAX_PIXELS:,}; memory is pixels × classes × 4 bytes)")
+    r.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: auto)")
+    r.add_argument("--batch-size", type=int, default=1, help="images per batch (default 1)")
+    r.add_argument("--num-workers", type=int, default=0, help="DataLoader workers (default 0)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def default_output(checkpoint: str) -> Path:
+    """``runs/x/best.pt`` → ``runs/x/best_calibrated.pt``."""
+    path = Path(checkpoint)
+    return path.with_name(f"{path.stem}_calibrated{path.suffix or '.pt'}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from fcnseg.checkpoint import load_checkpoint
+    from fcnseg.cli.evaluate import dataset_spec
+    from fcnseg.inference.calibration import calibrate_checkpoint
+    from fcnseg.inference.segmenter import resolve_device
+
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size: must be at least 1, got {args.batch_size}")
+    if args.max_pixels < 1:
+        raise ValueError(f"--max-pixels: must be at least 1, got {args.max_pixels}")
+    out = Path(args.checkpoint) if args.in_place else Path(args.out or
+                                                           default_output(args.checkpoint))
+    if out.exists() and out.is_dir():
+        raise ValueError(f"--out {out}: is a folder; give a checkpoint file name")
+    ckpt = load_checkpoint(args.checkpoint)
+    spec = dataset_spec(args, ckpt)
+    if args.dataset is None:
+        print(f"dataset from the checkpoint's recipe: {spec}")
+    del ckpt  # calibrate_checkpoint reads it again; do not hold two copies of the weights
+    result = calibrate_checkpoint(
+        args.checkpoint, spec, out, device=resolve_device(args.device),
+        batch_size=args.batch_size, num_workers=args.num_workers, max_pixels=args.max_pixels,
+        limit=args.limit, progress=not args.no_progress and sys.stderr.isatty())
+    print(f"temperature {result['temperature']:.4g} fitted on {result['pixels']:,} pixels of "
+          f"{result['num_images']} images; per pixel: NLL {result['nll_before']:.4f} → "
+          f"{result['nll_after']:.4f}, expected calibration error "
+          f"{100 * result['ece_before']:.2f}% → {100 * result['ece_after']:.2f}%")
+    print(f"wrote {out} (predict, serve, export and evaluate apply the temperature)")
+    return 0

@@ -1,0 +1,307 @@
+"""Uncertainty maps and temperature scaling.
+
+A segmentation model's softmax is usually over-confident. Temperature scaling (Guo et al.,
+2017) divides the logits by one number T > 0, fitted on held-out pixels to minimise the
+negative log-likelihood: probabilities become honest while every label (the argmax) stays the
+same. :func:`calibrate_checkpoint` fits T on a validation split and writes it into a
+checkpoint (``checkpoint["temperature"]``), which :class:`~fcnseg.inference.Segmenter`, and so
+``fcnseg predict``, ``serve`` and ``export``, then apply.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = [
+    "TemperatureFit",
+    "TemperatureScaled",
+    "calibrate_checkpoint",
+    "collect_logits",
+    "entropy",
+    "fit_temperature",
+    "maxprob_uncertainty",
+    "save_with_temperature",
+    "uncertainty_maps",
+]
+
+#: What ``uncertainty_maps`` can compute: the entropy, and 1 − the largest probability.
+UNCERTAINTY_KINDS = ("entropy", "maxprob")
+
+#: The smallest and largest temperature :func:`fit_temperature` returns.
+TEMPERATURE_RANGE = (0.01, 100.0)
+#: Pixels kept for fitting by default: 1e6 pixels × C float32 logits (84 MB for 21 classes).
+DEFAULT_MAX_PIXELS = 1_000_000
+
+
+def entropy(probs: np.ndarray) -> np.ndarray:
+    """Per-pixel entropy ``-Σ_c p_c log p_c`` in nats of C×H×W probabilities: 0 where the model
+    is certain, ``log C`` where every class is equally likely."""
+    p = np.asarray(probs, dtype=np.float64)
+    logs = np.log(np.where(p > 0, p, 1.0))  # 0·log 0 = 0
+    return (-(p * logs).sum(axis=0)).astype(np.float32)
+
+
+def maxprob_uncertainty(probs: np.ndarray) -> np.ndarray:
+    """Per-pixel ``1 − max_c p_c`` of C×H×W probabilities: 0 where the model is certain,
+    ``1 − 1/C`` where every class is equally likely."""
+    return (1.0 - np.asarray(probs, dtype=np.float32).max(axis=0)).astype(np.float32)
+
+
+def uncertainty_maps(
+    probs: np.ndarray, kinds: Sequence[str] = UNCERTAINTY_KINDS
+) -> dict[str, tuple[np.ndarray, float, str]]:
+    """For each kind in ``kinds``, ``(H×W map, its largest possible value, a title)`` of
+    C×H×W probabilities: ``"entropy"`` in nats (at most log C), ``"maxprob"`` 1 − the largest
+    probability (at most 1 − 1/C)."""
+    c = int(np.asarray(probs).shape[0])
+    out: dict[str, tuple[np.ndarray, float, str]] = {}
+    for kind in kinds:
+        if kind == "entropy":
+            out[kind] = (entropy(probs), math.log(c) if c > 1 else 1.0,
+                         "uncertainty: entropy (nats)")
+        elif kind == "maxprob":
+            out[kind] = (maxprob_uncertainty(probs), 1.0 - 1.0 / c if c > 1 else 1.0,
+                         "uncertainty: 1 - max probability")
+        else:
+            raise ValueError(f"unknown uncertainty {kind!r}; known: {UNCERTAINTY_KINDS}")
+    return out
+
+
+class TemperatureScaled(nn.Module):
+    """A model whose logits are divided by ``temperature``: what an export holds when the
+    checkpoint carries a fitted temperature."""
+
+    def __init__(self, model: nn.Module, temperature: float) -> None:
+        super().__init__()
+        if not (math.isfinite(temperature) and temperature > 0):
+            raise ValueError(f"temperature must be a positive number, got {temperature}")
+        self.model = model
+        self.temperature = float(temperature)
+        for name in ("input_convention", "geometry", "arch", "num_classes"):
+            if hasattr(model, name):
+                setattr(self, name, getattr(model, name))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from fcnseg.inference.sliding import forward_logits
+
+        return forward_logits(self.model, x) / self.temperature
+
+
+@dataclass(frozen=True)
+class TemperatureFit:
+    """The result of :func:`fit_temperature`: the temperature and the mean negative
+    log-likelihood per pixel before (T = 1) and after."""
+
+    temperature: float
+    nll_before: float
+    nll_after: float
+    pixels: int
+
+
+def fit_temperature(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    max_iter: int = 100,
+) -> TemperatureFit:
+    """The temperature T minimising the mean NLL of ``softmax(logits / T)``.
+
+    Args:
+        logits: P×C logits of P pixels (ignored pixels already left out).
+        labels: P class indices.
+        max_iter: L-BFGS iterations (it converges in a few dozen on this 1-D problem).
+
+    Optimises ``log T`` (so T stays positive) with L-BFGS in float64, within
+    ``TEMPERATURE_RANGE``: on pixels that are all predicted right the NLL keeps falling as T
+    goes to 0, and the bound keeps the result finite.
+    """
+    if logits.dim() != 2 or labels.shape != logits.shape[:1]:
+        raise ValueError(f"fit_temperature needs P×C logits and P labels, got "
+                         f"{tuple(logits.shape)} and {tuple(labels.shape)}")
+    if labels.numel() == 0:
+        raise ValueError("fit_temperature: no pixels to fit on (all ignored?)")
+    z = logits.detach().double()
+    y = labels.detach().long().to(z.device)
+    log_t = torch.zeros((), dtype=torch.float64, device=z.device, requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    low, high = (math.log(t) for t in TEMPERATURE_RANGE)
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = F.cross_entropy(z / log_t.clamp(low, high).exp(), y)
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        opt.step(closure)
+    temperature = float(log_t.detach().clamp(low, high).exp())
+    with torch.no_grad():
+        before = float(F.cross_entropy(z, y))
+        after = float(F.cross_entropy(z / temperature, y))
+    if not math.isfinite(temperature) or after > before:  # never make it worse than T = 1
+        temperature, after = 1.0, before
+    return TemperatureFit(temperature, before, after, int(y.numel()))
+
+
+def collect_logits(
+    model: nn.Module,
+    loader: Any,
+    *,
+    ignore_index: int | None = 255,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    num_images: int | None = None,
+    device: str | torch.device = "cpu",
+    predict_fn: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and labels of a random subsample of the scored pixels, on the CPU.
+
+    Each image contributes at most ``ceil(max_pixels / num_images)`` of its non-ignored pixels
+    (chosen at random, seeded), so memory stays bounded whatever the dataset's size.
+
+    Returns:
+        ``(P×C float32 logits, P int64 labels)``.
+    """
+    from tqdm.auto import tqdm
+
+    from fcnseg.inference.sliding import forward_logits
+
+    device = torch.device(device)
+    count = num_images if num_images is not None else len(loader.dataset)
+    per_image = max(1, math.ceil(max_pixels / max(count, 1)))
+    gen = torch.Generator().manual_seed(seed)
+    kept_logits: list[torch.Tensor] = []
+    kept_labels: list[torch.Tensor] = []
+    run = predict_fn or forward_logits
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for images, labels in tqdm(loader, desc="calibrate", unit="batch",
+                                       disable=not progress, leave=False):
+                logits = run(model, images.to(device)).float().cpu()
+                if logits.shape[0] != labels.shape[0] or logits.shape[-2:] != labels.shape[-2:]:
+                    raise ValueError(f"model output {tuple(logits.shape)} does not cover labels "
+                                     f"{tuple(labels.shape)}")
+                for z, y in zip(logits, labels.long(), strict=True):
+                    flat_y = y.reshape(-1)
+                    flat_z = z.reshape(z.shape[0], -1)
+                    where = torch.nonzero(flat_y != ignore_index).squeeze(1) \
+                        if ignore_index is not None else torch.arange(flat_y.numel())
+                    if where.numel() > per_image:
+                        where = where[torch.randperm(where.numel(), generator=gen)[:per_image]]
+                    kept_logits.append(flat_z[:, where].T.contiguous())
+                    kept_labels.append(flat_y[where])
+    finally:
+        model.train(was_training)
+    if not kept_labels:
+        raise ValueError("no images to calibrate on")
+    logits = torch.cat(kept_logits)
+    labels = torch.cat(kept_labels)
+    bad = (labels < 0) | (labels >= logits.shape[1])
+    if bad.any():
+        raise ValueError(f"label values outside [0, {logits.shape[1]}) that are not the ignore "
+                         f"index ({ignore_index}): {sorted(set(labels[bad].tolist()))[:10]}")
+    return logits, labels
+
+
+def save_with_temperature(
+    checkpoint: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    temperature: float,
+    info: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``checkpoint`` with ``temperature`` (and ``info`` as ``calibration``) to ``out``.
+
+    The file is written atomically (temporary file, fsync, rename), so ``out`` may be
+    ``checkpoint`` itself: a crash leaves either the old or the new file, never a broken one.
+    """
+    from fcnseg.checkpoint import load_checkpoint
+    from fcnseg.utils.files import atomic_write
+
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a positive number, got {temperature}")
+    ckpt = load_checkpoint(checkpoint)
+    ckpt.pop("path", None)  # added on load; the file's own location is not stored
+    ckpt["temperature"] = float(temperature)
+    ckpt["calibration"] = dict(info or {})
+    out = Path(out)
+    with atomic_write(out) as f:
+        torch.save(ckpt, f)
+    return out
+
+
+def calibrate_checkpoint(
+    checkpoint: str | os.PathLike[str],
+    dataset: Mapping[str, Any],
+    out: str | os.PathLike[str],
+    *,
+    device: str | torch.device = "cpu",
+    batch_size: int = 1,
+    num_workers: int = 0,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    limit: int | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Fit a temperature on a dataset (a :func:`fcnseg.data.build_dataset` spec, usually a
+    validation split) and write the checkpoint with it to ``out``.
+
+    Any temperature the checkpoint already holds is ignored: the fit starts from its raw
+    logits. Returns the fit (``temperature``, ``nll_before``, ``nll_after``, ``pixels``) with
+    the expected calibration error of the sampled pixels before and after (``ece_before``,
+    ``ece_after``), ``num_images`` and the ``dataset`` spec.
+    """
+    from torch.utils.data import DataLoader, Subset
+
+    from fcnseg.checkpoint import build_model_from_checkpoint, load_checkpoint
+    from fcnseg.data.build import build_dataset
+    from fcnseg.data.collate import collate_segmentation
+    from fcnseg.data.transforms import build_eval_transform
+    from fcnseg.metrics import expected_calibration_error
+
+    if max_pixels < 1:
+        raise ValueError(f"max_pixels must be at least 1, got {max_pixels}")
+    ckpt = load_checkpoint(checkpoint)
+    model = build_model_from_checkpoint(ckpt)
+    names = list(ckpt["classes"]["names"])
+    data = build_dataset(dict(dataset), transform=build_eval_transform(model.input_convention))
+    data_classes = list(getattr(data, "classes", ()) or ())
+    if data_classes and len(data_classes) != len(names):
+        raise ValueError(f"dataset {dataset.get('name')!r} has {len(data_classes)} classes but "
+                         f"checkpoint {checkpoint} predicts {len(names)}; calibrate it on a "
+                         f"dataset with the same classes")
+    ignore_index = int(getattr(data, "ignore_index", ckpt["classes"]["ignore_index"]))
+    if limit is not None:
+        data = Subset(data, range(min(int(limit), len(data))))
+    device = torch.device(device)
+    model.to(device)
+    loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                        collate_fn=partial(collate_segmentation, ignore_index=ignore_index))
+    logits, labels = collect_logits(model, loader, ignore_index=ignore_index,
+                                    max_pixels=max_pixels, num_images=len(data), device=device,
+                                    seed=seed, progress=progress)
+    fit = fit_temperature(logits, labels)
+
+    def ece(t: float) -> float:
+        conf, pred = (logits / t).softmax(1).max(1)
+        return expected_calibration_error(conf.numpy(), (pred == labels).numpy())
+
+    result: dict[str, Any] = {**asdict(fit), "ece_before": ece(1.0),
+                              "ece_after": ece(fit.temperature), "num_images": len(data),
+                              "dataset": dict(dataset)}
+    save_with_temperature(checkpoint, out, fit.temperature, result)
+    return result

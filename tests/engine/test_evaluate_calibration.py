@@ -1,0 +1,83 @@
+"""Calibration in evaluation: counted alongside the confusion matrix, with the checkpoint's
+temperature, reported by ``fcnseg evaluate`` with a reliability diagram."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from fcnseg.checkpoint import build_model_from_checkpoint
+from fcnseg.cli.main import main
+from fcnseg.data import SYNTHETIC_CLASSES, build_dataset
+from fcnseg.data.transforms import build_eval_transform
+from fcnseg.engine.evaluation import evaluate_checkpoint
+from fcnseg.inference.calibration import save_with_temperature
+from fcnseg.metrics import CalibrationBins
+
+SPEC = {"name": "synthetic", "num_images": 2, "size": 40, "seed": 0, "split": "val"}
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tiny_checkpoint):
+    return tiny_checkpoint(list(SYNTHETIC_CLASSES), score_std=0.5)
+
+
+def test_evaluation_counts_calibration_with_the_checkpoint_temperature(checkpoint,
+                                                                       tmp_path) -> None:
+    hot = save_with_temperature(checkpoint, tmp_path / "t.pt", 3.0)
+    result = evaluate_checkpoint(hot, SPEC, calibration=True, coverages=(0.5,))
+    calibration = result["calibration"]
+    assert calibration["temperature"] == 3.0
+
+    model = build_model_from_checkpoint(checkpoint)
+    data = build_dataset(dict(SPEC), transform=build_eval_transform(model.input_convention))
+    expected = CalibrationBins(len(SYNTHETIC_CLASSES))
+    with torch.inference_mode():
+        for i in range(len(data)):
+            image, label = data[i]
+            expected.update(torch.as_tensor(label)[None],
+                            (model(image[None]) / 3.0).softmax(1))
+    want = expected.compute(coverages=(0.5,))
+    assert calibration["pixels"] == want["pixels"] == 2 * 40 * 40
+    assert calibration["ece"] == pytest.approx(want["ece"], rel=1e-4)
+    assert [b["count"] for b in calibration["bins"]] == [b["count"] for b in want["bins"]]
+    # Labels do not depend on the temperature.
+    plain = evaluate_checkpoint(checkpoint, SPEC, calibration=True)
+    assert plain["confusion"] == result["confusion"]
+    assert plain["calibration"]["ece"] != pytest.approx(calibration["ece"], rel=1e-3)
+
+
+def test_evaluation_without_calibration_reports_none(checkpoint) -> None:
+    assert "calibration" not in evaluate_checkpoint(checkpoint, SPEC)
+
+
+def test_evaluate_command_reports_calibration_and_draws_the_diagram(checkpoint, tmp_path,
+                                                                    capsys) -> None:
+    out = tmp_path / "eval"
+    rc = main(["evaluate", "--checkpoint", str(checkpoint), "--dataset", "synthetic",
+               "--num-images", "2", "--size", "40", "--out", str(out), "--device", "cpu",
+               "--coverage", "0.5,0.9"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "expected calibration error" in printed and "most confident 90%" in printed
+    report = json.loads((out / "report.json").read_text())
+    assert report["calibration"]["pixels"] == 2 * 40 * 40
+    assert [c["fraction"] for c in report["calibration"]["coverage"]] == [0.5, 0.9]
+    with Image.open(out / "reliability.png") as img:
+        assert img.mode == "RGB" and img.size[0] > 300
+
+    rc = main(["evaluate", "--checkpoint", str(checkpoint), "--dataset", "synthetic",
+               "--num-images", "2", "--size", "40", "--out", str(tmp_path / "plain"),
+               "--device", "cpu", "--no-calibration"])
+    assert rc == 0
+    assert not (tmp_path / "plain" / "reliability.png").exists()
+    assert "calibration" not in json.loads((tmp_path / "plain" / "report.json").read_text())
+
+
+def test_bad_coverage_is_a_clear_error(checkpoint, tmp_path, capsys) -> None:
+    rc = main(["evaluate", "--checkpoint", str(checkpoint), "--dataset", "synthetic",
+               "--out", str(tmp_path), "--coverage", "1.5"])
+    assert rc == 2 and "--coverage" in capsys.readouterr().err

@@ -1,0 +1,170 @@
+"""Temperature scaling and uncertainty maps: fitting, storing, and applying a temperature."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fcnseg.checkpoint import load_checkpoint
+from fcnseg.cli.main import main
+from fcnseg.data.synthetic import SYNTHETIC_CLASSES
+from fcnseg.inference import Segmenter
+from fcnseg.inference.calibration import (
+    TEMPERATURE_RANGE,
+    entropy,
+    fit_temperature,
+    maxprob_uncertainty,
+    save_with_temperature,
+)
+
+
+def _labels_drawn_from(logits: torch.Tensor, temperature: float, seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.multinomial((logits / temperature).softmax(1), 1, generator=gen).squeeze(1)
+
+
+@pytest.mark.parametrize("true_temperature", [0.5, 2.5])
+def test_fit_recovers_the_temperature_the_labels_were_drawn_with(true_temperature) -> None:
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn((40_000, 6), generator=gen) * 3.0
+    labels = _labels_drawn_from(logits, true_temperature, seed=1)
+    fit = fit_temperature(logits, labels)
+    # 40,000 samples pin T down to about 1%; 5% leaves room for the sampling noise.
+    assert fit.temperature == pytest.approx(true_temperature, rel=0.05)
+    assert fit.nll_after < fit.nll_before and fit.pixels == 40_000
+
+
+def test_fit_on_labels_drawn_at_temperature_1_stays_near_1() -> None:
+    gen = torch.Generator().manual_seed(2)
+    logits = torch.randn((40_000, 4), generator=gen) * 2.0
+    fit = fit_temperature(logits, _labels_drawn_from(logits, 1.0, seed=3))
+    assert fit.temperature == pytest.approx(1.0, rel=0.05)
+
+
+def test_entropy_and_maxprob_uncertainty_of_known_probabilities() -> None:
+    probs = np.zeros((4, 1, 3), np.float32)
+    probs[:, 0, 0] = 0.25            # uniform: the most uncertain
+    probs[2, 0, 1] = 1.0             # certain
+    probs[:2, 0, 2] = 0.5            # a coin toss between two classes
+    np.testing.assert_allclose(entropy(probs)[0], [math.log(4), 0.0, math.log(2)], rtol=1e-6,
+                               atol=1e-7)
+    np.testing.assert_allclose(maxprob_uncertainty(probs)[0], [0.75, 0.0, 0.5], rtol=1e-6)
+
+
+def _digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_the_temperature_is_written_to_a_new_file_leaving_the_original(
+    make_checkpoint, tmp_path
+) -> None:
+    source = make_checkpoint("same")
+    before = _digest(source)
+    out = save_with_temperature(source, tmp_path / "calibrated.pt", 1.7, {"pixels": 10})
+    assert _digest(source) == before
+    ckpt = load_checkpoint(out)
+    assert ckpt["temperature"] == 1.7 and ckpt["calibration"] == {"pixels": 10}
+    assert "temperature" not in load_checkpoint(source)
+    with pytest.raises(ValueError, match="positive"):
+        save_with_temperature(source, tmp_path / "bad.pt", 0.0)
+    assert not (tmp_path / "bad.pt").exists()
+
+
+def test_segmenter_applies_the_stored_temperature(make_checkpoint, smooth_image,
+                                                  tmp_path) -> None:
+    raw = Segmenter.from_checkpoint(make_checkpoint("same"))
+    hot = Segmenter.from_checkpoint(
+        save_with_temperature(make_checkpoint("same"), tmp_path / "t.pt", 2.0))
+    assert hot.temperature == 2.0 and hot.describe()["temperature"] == 2.0
+    x = raw.preprocess(smooth_image)
+    np.testing.assert_allclose(hot.logits(x).numpy(), raw.logits(x).numpy() / 2.0, rtol=1e-6,
+                               atol=1e-6)
+    a = raw.predict(smooth_image, return_probs=True)
+    b = hot.predict(smooth_image, return_probs=True)
+    np.testing.assert_array_equal(a.label, b.label)  # a temperature never changes labels
+    expected = torch.from_numpy(raw.logits(x).numpy()[0] / 2.0).softmax(0).numpy()
+    np.testing.assert_allclose(b.probs, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_predict_writes_uncertainty_maps_with_the_stored_temperature(
+    make_checkpoint, smooth_image, tmp_path
+) -> None:
+    Image.fromarray(smooth_image).save(tmp_path / "x.png")
+    checkpoint = save_with_temperature(make_checkpoint("same"), tmp_path / "t.pt", 0.5)
+    out = tmp_path / "out"
+    rc = main(["predict", "--checkpoint", str(checkpoint), str(tmp_path / "x.png"), "--out",
+               str(out), "--uncertainty", "both", "--probs", "--no-progress"])
+    assert rc == 0
+    for kind in ("entropy", "maxprob"):
+        with Image.open(out / f"x_uncertainty_{kind}.png") as img:
+            assert img.mode == "RGB" and img.size[0] > 64 and img.size[1] > 48  # bar, title
+    sharpened = Segmenter.from_checkpoint(checkpoint).predict(smooth_image, return_probs=True)
+    with np.load(out / "x_probs.npz") as npz:
+        np.testing.assert_allclose(npz["probs"], sharpened.probs, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(npz["entropy"], entropy(sharpened.probs), rtol=1e-4,
+                                   atol=1e-6)
+        np.testing.assert_allclose(npz["maxprob_uncertainty"],
+                                   maxprob_uncertainty(sharpened.probs), rtol=1e-4, atol=1e-6)
+
+
+def test_calibrate_command_fits_and_writes_a_new_checkpoint(tiny_checkpoint, tmp_path,
+                                                            capsys) -> None:
+    source = tiny_checkpoint(list(SYNTHETIC_CLASSES))
+    before = _digest(source)
+    out = tmp_path / "calibrated.pt"
+    rc = main(["calibrate", "--checkpoint", str(source), "--dataset", "synthetic",
+               "--num-images", "2", "--size", "48", "--max-pixels", "2000", "--device", "cpu",
+               "--out", str(out), "--no-progress"])
+    printed = capsys.readouterr().out
+    assert rc == 0 and "temperature" in printed and str(out) in printed
+    assert _digest(source) == before, "the original checkpoint is never modified"
+    ckpt = load_checkpoint(out)
+    assert ckpt["temperature"] > 0 and ckpt["calibration"]["pixels"] == 2000
+    assert ckpt["calibration"]["nll_after"] <= ckpt["calibration"]["nll_before"]
+
+
+def test_calibrate_in_place_replaces_the_file_atomically(tiny_checkpoint, tmp_path) -> None:
+    target = tmp_path / "model.pt"
+    target.write_bytes(tiny_checkpoint(list(SYNTHETIC_CLASSES)).read_bytes())
+    rc = main(["calibrate", "--checkpoint", str(target), "--dataset", "synthetic",
+               "--num-images", "1", "--size", "32", "--device", "cpu", "--in-place",
+               "--no-progress"])
+    assert rc == 0
+    assert load_checkpoint(target)["temperature"] > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"], "no temporary left over"
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.load
+def test_export_folds_the_temperature_into_the_graph(make_checkpoint, tmp_path) -> None:
+    from fcnseg.export import read_torchscript_metadata
+
+    checkpoint = save_with_temperature(make_checkpoint("same"), tmp_path / "t.pt", 4.0)
+    out = tmp_path / "model.ts"
+    rc = main(["export", "--checkpoint", str(checkpoint), "--format", "torchscript", "--out",
+               str(out), "--height", "32", "--width", "40"])
+    assert rc == 0
+    raw = Segmenter.from_checkpoint(make_checkpoint("same"))
+    x = torch.randn(1, 3, 32, 40)
+    exported = torch.jit.load(str(out))
+    with torch.no_grad():
+        np.testing.assert_allclose(exported(x).numpy(), raw.logits(x).numpy() / 4.0,
+                                   rtol=1e-4, atol=1e-5)
+    assert read_torchscript_metadata(out)["temperature"] == 4.0
+
+
+@pytest.mark.parametrize(("logits", "labels", "bound"), [
+    # All wrong: the NLL falls towards log 2 as T grows without end.
+    ([[1.0, 0.0], [0.0, 2.0]], [1, 0], TEMPERATURE_RANGE[1]),
+    # All right by a hair: the NLL falls towards 0 as T shrinks without end.
+    ([[0.01, 0.0], [0.0, 0.01]], [0, 1], TEMPERATURE_RANGE[0]),
+])
+def test_fit_stays_in_range_when_the_optimum_is_at_infinity_or_zero(logits, labels,
+                                                                     bound) -> None:
+    fit = fit_temperature(torch.tensor(logits), torch.tensor(labels))
+    assert fit.temperature == pytest.approx(bound, rel=1e-6)
+    assert math.isfinite(fit.nll_after) and fit.nll_after < fit.nll_before

@@ -110,7 +110,7 @@ _PORT_ARCHS = {"FCN32s": "fcn32s", "FCN16s": "fcn16s", "FCN8s": "fcn8s",
 def load_checkpoint(path: PathLike) -> dict[str, Any]:
     """Read a checkpoint safely and check its fields. Also accepts the PyTorch FCN port's
     ``.pth.tar`` checkpoints, which are described as Caffe-geometry VOC models, and (through
-    :func:`fcnseg.pretrained.resolve_checkpoint`) pretrained folders, fcnseg ``.safetensors``
+    :func:`fcnseg.pretrained.hub.resolve_checkpoint`) pretrained folders, fcnseg ``.safetensors``
     files and ``hf://user/repo[@revision]``.
 
     Malformed metadata (a palette of strings, a non-integer ignore value, a class-name count

@@ -123,8 +123,8 @@ def test_bad_inference_options_are_refused_not_ignored(synthetic_checkpoint, tmp
 
 
 def test_config_names_the_folder_datasets_yaml_as_in_check_data() -> None:
-    from fcnseg.cli.evaluate import dataset_spec
     from fcnseg.cli.main import build_parser
+    from fcnseg.cli.options import dataset_spec
 
     args = build_parser().parse_args(["evaluate", "--checkpoint", "m.pt", "--dataset", "folder",
                                       "--root", "data/mine", "--config", "classes.yaml"])

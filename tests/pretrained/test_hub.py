@@ -18,7 +18,7 @@ from fcnseg.data import SYNTHETIC_CLASSES, palette_for
 from fcnseg.data.palette import VOC_CLASSES
 from fcnseg.hub import HubError, from_pretrained, push_to_hub, save_pretrained
 from fcnseg.models import fcn8s
-from fcnseg.pretrained import resolve_checkpoint
+from fcnseg.pretrained.hub import resolve_checkpoint
 from fcnseg.pretrained.reference import REFERENCE_MODELS
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

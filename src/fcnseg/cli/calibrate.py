@@ -12,6 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from fcnseg.cli import options
+
 NAME = "calibrate"
 #: Pixels sampled for the fit (torch is not imported to build the parser, so not read from
 #: fcnseg.inference.calibration, whose default is the same).
@@ -21,9 +23,7 @@ HELP = ("Fit a temperature on a validation split (temperature scaling) and store
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from fcnseg.cli.evaluate import DATASETS
-
-    p.add_argument("--checkpoint", required=True, help="checkpoint file to calibrate")
+    options.add_checkpoint(p, help="checkpoint to calibrate")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--out", default=None,
                        help="checkpoint to write (default: NAME_calibrated.pt next to the "
@@ -31,28 +31,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     where.add_argument("--in-place", action="store_true",
                        help="replace the checkpoint itself (atomically: a crash leaves the old "
                             "file or the new one, never a broken one)")
-    d = p.add_argument_group("dataset (as in fcnseg evaluate)")
-    d.add_argument("--dataset", choices=DATASETS,
-                   help="which dataset (default: the validation set in the checkpoint's recipe)")
-    d.add_argument("--root", help="dataset folder")
-    d.add_argument("--voc-root", help="seg11valid: VOC2011")
-    d.add_argument("--sbd-root", help="seg11valid: SBD")
-    d.add_argument("--year", help="voc: 2012 (default) or 2011")
-    d.add_argument("--split", help="split to fit on (default: val; never the test split)")
-    d.add_argument("--num-images", type=int, help="synthetic: how many images (default: 50)")
-    d.add_argument("--size", help="synthetic: image size, S or HxW (default: 128)")
-    d.add_argument("--seed", type=int, help="synthetic: seed (default: 0)")
-    d.add_argument("--data", action="append", default=[], metavar="KEY=VALUE",
-                   help="any other dataset field (repeatable)")
-    d.add_argument("--limit", type=int, help="use only the first N images")
+    options.add_dataset(p, split_help="split to fit on (default: val; never the test split)",
+                        limit_help="use only the first N images")
     r = p.add_argument_group("running")
-    r.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
-                   help=f"pixels sampled for the fit, spread evenly over the images (default "
-                        f"{DEFAULT_MAX_PIXELS:,}; memory is pixels × classes × 4 bytes)")
-    r.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: auto)")
-    r.add_argument("--batch-size", type=int, default=1, help="images per batch (default 1)")
-    r.add_argument("--num-workers", type=int, default=0, help="DataLoader workers (default 0)")
-    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--max-pixels", type=options.positive_int, default=DEFAULT_MAX_PIXELS,
+                   help="pixels sampled for the fit, spread evenly over the images (memory is "
+                        "pixels × classes × 4 bytes)")
+    options.add_device(r)
+    options.add_batch_size(r, default=1)
+    options.add_num_workers(r, help="DataLoader worker processes (0: load in this process)")
+    options.add_no_progress(r)
 
 
 def default_output(checkpoint: str) -> Path:
@@ -63,7 +51,6 @@ def default_output(checkpoint: str) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from fcnseg.checkpoint import load_checkpoint
-    from fcnseg.cli.evaluate import dataset_spec
     from fcnseg.inference.calibration import calibrate_checkpoint
     from fcnseg.inference.segmenter import resolve_device
 
@@ -76,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and out.is_dir():
         raise ValueError(f"--out {out}: is a folder; give a checkpoint file name")
     ckpt = load_checkpoint(args.checkpoint)
-    spec = dataset_spec(args, ckpt)
+    spec = options.dataset_spec(args, ckpt)
     if args.dataset is None:
         print(f"dataset from the checkpoint's recipe: {spec}")
     del ckpt  # calibrate_checkpoint reads it again; do not hold two copies of the weights

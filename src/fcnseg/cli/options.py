@@ -12,6 +12,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+import yaml
+
 from fcnseg.inference.sliding import TTA, SlidingWindow
 from fcnseg.models.factories import allow_factory_modules
 
@@ -21,17 +23,22 @@ __all__ = [
     "add_allow_factory",
     "add_batch_size",
     "add_checkpoint",
+    "add_dataset",
     "add_device",
     "add_no_progress",
     "add_num_workers",
     "add_overrides",
     "add_window_and_tta",
+    "dataset_spec",
     "parse_scales",
     "sliding_window_from_args",
     "tta_from_args",
 ]
 
 CHECKPOINT_HELP = "checkpoint: a .pt or .safetensors file, a pretrained folder, or hf://user/repo[@rev]"
+#: The datasets ``--dataset`` names (see :func:`fcnseg.data.build_dataset`).
+DATASETS = ("synthetic", "voc", "sbd", "seg11valid", "folder")
+
 DEVICE_HELP = "where to run: auto (CUDA when available, else the CPU), cpu, cuda or cuda:N"
 
 
@@ -197,3 +204,75 @@ def tta_from_args(args: argparse.Namespace) -> TTA | None:
     if not (args.tta_flip or args.tta_scales):
         return None
     return TTA(parse_scales(args.tta_scales or ["1"]), args.tta_flip)
+
+
+def add_dataset(p: argparse.ArgumentParser, split_help: str, limit_help: str) -> None:
+    """The ``dataset`` option group (``--dataset``, ``--root``, ... ``--data KEY=VALUE``) that
+    :func:`dataset_spec` reads."""
+    d = p.add_argument_group("dataset")
+    d.add_argument("--dataset", choices=DATASETS,
+                   help="which dataset (default: the validation set named in the checkpoint's "
+                        "recipe, as it was scored during training)")
+    d.add_argument("--root", help="dataset folder (voc: VOCdevkit, its parent or VOC<year>; "
+                                  "sbd: benchmark_RELEASE or its parent; folder: your dataset)")
+    d.add_argument("--voc-root", help="seg11valid: VOC2011 (as --root for voc)")
+    d.add_argument("--sbd-root", help="seg11valid: SBD (as --root for sbd)")
+    d.add_argument("--year", help="voc: 2012 or 2011 (default: 2012)")
+    d.add_argument("--split", help=split_help)
+    d.add_argument("--config", help="folder: its dataset.yaml (default: ROOT/dataset.yaml)")
+    d.add_argument("--num-images", type=positive_int,
+                   help="synthetic: how many images (default: 50)")
+    d.add_argument("--size", help="synthetic: image size, S or HxW (default: 128)")
+    d.add_argument("--seed", type=int, help="synthetic: seed (default: 0)")
+    d.add_argument("--data", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other dataset field (repeatable), e.g. --data cache_dir=cache "
+                        "(seg11valid)")
+    d.add_argument("--limit", type=positive_int, help=limit_help)
+
+
+def _parse_size(text: str) -> int | list[int]:
+    try:
+        parts = [int(v) for v in text.lower().replace("×", "x").split("x")]
+    except ValueError:
+        raise ValueError(f"--size: expected S or HxW, got {text!r}") from None
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) == 2:
+        return parts
+    raise ValueError(f"--size: expected S or HxW, got {text!r}")
+
+
+def dataset_spec(args: argparse.Namespace, ckpt: dict[str, Any]) -> dict[str, Any]:
+    """The :func:`fcnseg.data.build_dataset` spec that the options describe.
+
+    With ``--dataset``, that dataset (synthetic defaults: 50 images of 128 px, seed 0, split
+    val); without it, the validation set recorded in the checkpoint's recipe. The dataset
+    options given, then ``--data KEY=VALUE`` fields, go on top of either.
+    """
+    if args.dataset is None:
+        recipe_val = ((ckpt.get("recipe") or {}).get("data") or {}).get("val")
+        if not recipe_val:
+            raise ValueError(f"--dataset: {args.checkpoint} records no validation dataset in "
+                             f"its recipe; choose one of {', '.join(DATASETS)}")
+        spec: dict[str, Any] = dict(recipe_val)
+    elif args.dataset == "synthetic":
+        spec = {"name": "synthetic", "num_images": 50, "size": 128, "seed": 0, "split": "val"}
+    else:
+        spec = {"name": args.dataset, "split": "val"}
+    fields = {"root": args.root, "voc_root": args.voc_root, "sbd_root": args.sbd_root,
+               "year": args.year, "split": args.split, "num_images": args.num_images,
+               "size": None if args.size is None else _parse_size(args.size),
+               "seed": args.seed, "config": args.config}
+    spec.update({k: v for k, v in fields.items() if v is not None})
+    for item in args.data:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--data: expected KEY=VALUE, got {item!r}")
+        spec[key.strip()] = yaml.safe_load(value)
+    required = {"voc": ("root",), "sbd": ("root",), "folder": ("root",),
+                "seg11valid": ("voc_root", "sbd_root")}
+    for key in required.get(spec.get("name"), ()):
+        if spec.get(key) is None:
+            flag = "--" + key.replace("_", "-")
+            raise ValueError(f"{flag}: required for --dataset {spec['name']}")
+    return spec

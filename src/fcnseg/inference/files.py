@@ -3,9 +3,9 @@
 For an input named ``NAME`` the writer puts into the output folder ``NAME_label.png`` (class
 indices with the model's palette), ``NAME_overlay.png`` (with a legend beside it),
 ``NAME_heatmap_CLASS.png`` for the classes asked for (titled, with a colour bar),
-``NAME_uncertainty_KIND.png`` when asked and, when asked, ``NAME_probs.npz``. Every file it writes is listed first in
-the folder's manifest (:data:`MANIFEST_NAME`), so that a later run reading that folder, or a
-folder above it, never takes them for inputs.
+``NAME_uncertainty_KIND.png`` and ``NAME_probs.npz`` when asked. Every file it writes is
+listed first in the folder's manifest (:data:`MANIFEST_NAME`), so that a later run reading that
+folder, or a folder above it, never takes them for inputs.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@
 - :mod:`fcnseg.pretrained.convert`: a ``.caffemodel`` to an fcnseg model;
 - :mod:`fcnseg.pretrained.fetch`: downloads from the official sources, converted and cached;
 - :mod:`fcnseg.pretrained.hub`: pretrained folders, the Hub, and :func:`resolve_checkpoint`.
+
+The package imports none of its modules: :mod:`fcnseg.models` reads the published-weights table
+from :mod:`~fcnseg.pretrained.fetch`, while :mod:`~fcnseg.pretrained.hub` builds on
+:mod:`fcnseg.checkpoint`, which builds on the models.
 """
-
-from fcnseg.pretrained.hub import resolve_checkpoint
-
-__all__ = ["resolve_checkpoint"]

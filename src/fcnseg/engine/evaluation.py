@@ -401,15 +401,15 @@ def format_calibration(calibration: Mapping[str, Any]) -> str:
              + f": expected calibration error {pct(calibration['ece'])}% "
              f"({calibration['num_bins']} bins); accuracy {pct(calibration['accuracy'])}% at "
              f"mean confidence {pct(calibration['mean_confidence'])}%"]
-    def confidence(v: float) -> str:  # enough decimals to tell 0.99998 from 1
-        if not math.isfinite(v):
+    def confidence(doubt: float) -> str:  # 0.99 as it is, 1 − 3.7e-09 rather than 1.0000000
+        if not math.isfinite(doubt):
             return "n/a"
-        return f"{v:.{max(2, math.ceil(-math.log10(max(1.0 - v, 1e-12))) + 1)}f}"
+        return f"{1 - doubt:.3g}" if doubt >= 1e-3 else f"1 - {doubt:.2g}"
 
     for c in calibration.get("coverage", []):
         lines.append(f"  most confident {100 * c['fraction']:.0f}% of pixels "
                      f"(took {pct(c['pixels_fraction'])}%, confidence ≥ "
-                     f"{confidence(c['min_confidence'])}): mean IU {pct(c['mean_iu'])}, "
+                     f"{confidence(c['max_doubt'])}): mean IU {pct(c['mean_iu'])}, "
                      f"pixel acc {pct(c['pixel_acc'])}")
     return "\n".join(lines)
 

@@ -307,7 +307,7 @@ DEFAULT_COVERAGES = (0.5, 0.8, 0.9)
 #: (``1 - confidence`` itself would be 0 below 6e-8, where most of a trained model's pixels are).
 _LEVELS_PER_OCTAVE = 4
 _MAX_LEVELS = 400  # doubt down to 2**-100
-_MAX_LEVEL_CELLS = 1 << 24  # levels × classes² counters at most (128 MiB of int64)
+_MAX_LEVEL_CELLS = 1 << 22  # levels × classes² counters at most (32 MiB of int64)
 
 
 def _ece_bin(confidence: torch.Tensor | np.ndarray, num_bins: int) -> Any:

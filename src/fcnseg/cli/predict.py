@@ -49,11 +49,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     heat.add_argument("--heatmaps-present", action="store_true",
                       help="write heatmaps for the classes present in each prediction")
     p.add_argument("--probs", action="store_true", help="also write <name>_probs.npz")
-    p.add_argument("--uncertainty", nargs="?", const="entropy", default=None,
-                   choices=UNCERTAINTY_CHOICES,
-                   help="write <name>_uncertainty_<kind>.png: the entropy of each pixel's class "
-                        "probabilities (default kind), 1 - the largest probability (maxprob), "
-                        "or both; with --probs the raw maps go into the npz too")
+    p.add_argument("--uncertainty", action="store_true",
+                   help="write <name>_uncertainty_entropy.png, the entropy of each pixel's class "
+                        "probabilities; with --probs the raw map goes into the npz too")
+    p.add_argument("--uncertainty-kind", choices=UNCERTAINTY_CHOICES, default=None,
+                   help="which uncertainty map: entropy (default), maxprob (1 - the largest "
+                        "probability) or both; implies --uncertainty")
     p.add_argument("--batch-size", type=int, default=4, help="images per forward pass")
     p.add_argument("--sliding-window", type=int, default=None, metavar="W",
                    help="run W×W windows instead of whole images (for large images)")
@@ -246,9 +247,9 @@ def run(args: argparse.Namespace) -> int:
     if seg.trained_on == "synthetic":
         print(SYNTHETIC_NOTE.format(checkpoint=args.checkpoint), file=sys.stderr)
     heat_classes = _resolve_classes(args.heatmaps, seg.class_names) if args.heatmaps else []
-    want_probs = bool(args.probs or heat_classes or args.heatmaps_present or args.uncertainty)
-    kinds = [] if not args.uncertainty else \
-        ["entropy", "maxprob"] if args.uncertainty == "both" else [args.uncertainty]
+    kind = args.uncertainty_kind or ("entropy" if args.uncertainty else None)
+    kinds = ["entropy", "maxprob"] if kind == "both" else [kind] if kind else []
+    want_probs = bool(args.probs or heat_classes or args.heatmaps_present or kinds)
 
     inputs, problems = collect_inputs(args.inputs, Path(args.out))
     failed = 0

@@ -301,11 +301,13 @@ class ConfusionMatrix:
 DEFAULT_ECE_BINS = 15
 #: Fractions of the most confident pixels whose mean IU is reported by default.
 DEFAULT_COVERAGES = (0.5, 0.8, 0.9)
-#: Confidence levels for the coverage scores: four per halving of ``1 - confidence``, so that
-#: the many pixels a trained model is very sure of still spread over many levels.
+#: Confidence levels for the coverage scores: four per halving of the doubt ``1 - confidence``,
+#: so that the many pixels a trained model is very sure of still spread over many levels. The
+#: doubt is summed from the other classes' probabilities, which float32 holds down to ~1e-38
+#: (``1 - confidence`` itself would be 0 below 6e-8, where most of a trained model's pixels are).
 _LEVELS_PER_OCTAVE = 4
-_MAX_LEVELS = 96  # down to 1 - confidence = 2**-24, float32's resolution near 1
-_MAX_LEVEL_CELLS = 1 << 24  # levels × classes² counters at most (128 MiB of int64)
+_MAX_LEVELS = 400  # doubt down to 2**-100
+_MAX_LEVEL_CELLS = 1 << 22  # levels × classes² counters at most (32 MiB of int64)
 
 
 def _ece_bin(confidence: torch.Tensor | np.ndarray, num_bins: int) -> Any:
@@ -374,15 +376,16 @@ class CalibrationBins:
             (self.num_levels, self.num_classes, self.num_classes), dtype=torch.int64,
             device=device)
 
-    def _level(self, confidence: torch.Tensor) -> torch.Tensor:
-        """Confidence level: ``floor(-log2(1 - confidence) · 4)``, higher = more confident."""
-        doubt = (1.0 - confidence.double()).clamp_(min=2.0 ** -64)
-        level = torch.floor(-torch.log2(doubt) * _LEVELS_PER_OCTAVE)
+    def _level(self, doubt: torch.Tensor) -> torch.Tensor:
+        """Confidence level ``floor(-log2(doubt) · 4)`` of ``doubt = 1 - confidence``; higher
+        levels are more confident."""
+        level = torch.floor(-torch.log2(doubt.double().clamp(min=2.0 ** -1000))
+                            * _LEVELS_PER_OCTAVE)
         return level.long().clamp_(0, self.num_levels - 1)
 
-    def level_lower_confidence(self, level: int) -> float:
-        """The smallest confidence of a pixel in ``level``."""
-        return 1.0 - 2.0 ** (-level / _LEVELS_PER_OCTAVE)
+    def level_max_doubt(self, level: int) -> float:
+        """The largest ``1 - confidence`` of a pixel in ``level``."""
+        return 2.0 ** (-level / _LEVELS_PER_OCTAVE)
 
     def update(self, label: torch.Tensor | np.ndarray, probs: torch.Tensor | np.ndarray) -> None:
         """Add a batch: ``label`` N×H×W (or any shape S) and class probabilities N×C×H×W
@@ -395,9 +398,12 @@ class CalibrationBins:
             raise ValueError(f"probabilities {tuple(probs_t.shape)} do not fit labels "
                              f"{tuple(label_t.shape)} with {self.num_classes} classes")
         confidence, pred = probs_t.max(dim=1)
+        # 1 - confidence, summed from the other classes so that it stays exact when tiny.
+        doubt = probs_t.scatter(1, pred.unsqueeze(1), 0.0).sum(dim=1)
         valid = label_t != self.ignore_index if self.ignore_index is not None else \
             torch.ones_like(label_t, dtype=torch.bool)
-        label_t, pred, confidence = label_t[valid], pred[valid], confidence[valid]
+        label_t, pred, confidence, doubt = (label_t[valid], pred[valid], confidence[valid],
+                                            doubt[valid])
         if label_t.numel() == 0:
             return
         low, high = torch.aminmax(label_t)
@@ -411,7 +417,7 @@ class CalibrationBins:
         self.confidence += torch.bincount(index, weights=confidence.double(),
                                           minlength=self.num_bins)
         n = self.num_classes
-        cell = (self._level(confidence) * n + label_t) * n + pred
+        cell = (self._level(doubt) * n + label_t) * n + pred
         self.level_confusion += torch.bincount(
             cell, minlength=self.num_levels * n * n).reshape(self.num_levels, n, n)
 
@@ -441,8 +447,8 @@ class CalibrationBins:
             bin (mean confidence and accuracy of its pixels, NaN when empty); ``coverage``:
             for each requested fraction F, the scores of the most confident pixels, taken
             level by level from the most confident until at least F of all pixels are in:
-            ``{fraction, pixels_fraction (what was taken), min_confidence, mean_iu,
-            pixel_acc}``.
+            ``{fraction, pixels_fraction (what was taken), max_doubt (the largest
+            1 − confidence taken), min_confidence (1 − max_doubt), mean_iu, pixel_acc}``.
         """
         count = self.count.cpu().numpy().astype(np.float64)
         correct = self.correct.cpu().numpy().astype(np.float64)
@@ -462,7 +468,8 @@ class CalibrationBins:
                 raise ValueError(f"coverage fractions must be in (0, 1], got {fraction}")
             if not total:
                 coverage.append({"fraction": float(fraction), "pixels_fraction": math.nan,
-                                 "min_confidence": math.nan, "mean_iu": math.nan,
+                                 "max_doubt": math.nan, "min_confidence": math.nan,
+                                 "mean_iu": math.nan,
                                  "pixel_acc": math.nan})
                 continue
             taken = np.cumsum(per_level[::-1])  # most confident level first
@@ -472,7 +479,8 @@ class CalibrationBins:
             kept = scores(levels[lowest:].sum(axis=0))
             coverage.append({"fraction": float(fraction),
                              "pixels_fraction": float(taken[k] / total),
-                             "min_confidence": self.level_lower_confidence(lowest),
+                             "max_doubt": self.level_max_doubt(lowest),
+                             "min_confidence": 1.0 - self.level_max_doubt(lowest),
                              "mean_iu": kept["mean_iu"], "pixel_acc": kept["pixel_acc"]})
         return {
             "pixels": int(total),

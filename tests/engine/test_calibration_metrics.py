@@ -106,3 +106,19 @@ def test_calibration_bins_refuse_bad_labels_and_shapes() -> None:
         bins.update(torch.tensor([[[0, 7]]]), probs)
     with pytest.raises(ValueError, match="do not fit"):
         bins.update(torch.tensor([[[0, 1, 1]]]), probs)
+
+
+def test_confidences_that_round_to_one_in_float32_are_still_ranked() -> None:
+    # Both halves have a largest probability of exactly 1.0 in float32; the other classes'
+    # probabilities (1e-20 and 1e-10) still tell which half the model is surer of.
+    labels = torch.tensor([0, 1, 0, 1] * 25)
+    sure = torch.arange(100) < 50
+    pred = torch.where(sure, labels, 1 - labels)
+    other = torch.where(sure, 1e-20, 1e-10).float()
+    probs = torch.stack([torch.where(pred == 0, 1.0, other), torch.where(pred == 1, 1.0, other)])
+    assert (probs.max(0).values == 1.0).all()
+    bins = CalibrationBins(2, num_bins=15)
+    bins.update(labels[None, None], probs[None, :, None])
+    (half,) = bins.compute(coverages=(0.5,))["coverage"]
+    assert half["pixels_fraction"] == 0.5 and half["pixel_acc"] == 1.0
+    assert 1e-20 <= half["max_doubt"] < 1e-10

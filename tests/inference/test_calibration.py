@@ -98,7 +98,7 @@ def test_predict_writes_uncertainty_maps_with_the_stored_temperature(
     checkpoint = save_with_temperature(make_checkpoint("same"), tmp_path / "t.pt", 0.5)
     out = tmp_path / "out"
     rc = main(["predict", "--checkpoint", str(checkpoint), str(tmp_path / "x.png"), "--out",
-               str(out), "--uncertainty", "both", "--probs", "--no-progress"])
+               str(out), "--uncertainty-kind", "both", "--probs", "--no-progress"])
     assert rc == 0
     for kind in ("entropy", "maxprob"):
         with Image.open(out / f"x_uncertainty_{kind}.png") as img:

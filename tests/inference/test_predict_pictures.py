@@ -106,3 +106,14 @@ def test_predict_says_when_the_checkpoint_knows_only_synthetic_shapes(
         err = capsys.readouterr().err
         assert rc == 0
         assert ("synthetic shapes only" in err and "Pretrained models" in err) == noted, err
+
+
+def test_uncertainty_before_the_inputs_writes_the_entropy_map_only(
+    make_checkpoint, smooth_image, tmp_path
+) -> None:
+    Image.fromarray(smooth_image).save(tmp_path / "x.png")
+    rc = main(["predict", "--checkpoint", str(make_checkpoint("same")), "--uncertainty",
+               str(tmp_path / "x.png"), "--out", str(tmp_path / "out"), "--no-progress"])
+    assert rc == 0
+    assert sorted(p.name for p in (tmp_path / "out").glob("*uncertainty*")) == \
+        ["x_uncertainty_entropy.png"]

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     if args.predictions > 0:
         saved = save_predictions(best, dict(config.data.val or {}), out / "predictions",
                                  args.predictions)
-        print(f"wrote {len(saved)} predictions to {out / 'predictions'}")
+        print(f"wrote {len(saved)} pictures to {out / 'predictions'}")
     mean_iu = float(report["mean_iu"])
     verdict = ""
     if args.recipe == "synthetic-fcn8s":

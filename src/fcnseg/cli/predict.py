@@ -55,12 +55,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     heat.add_argument("--heatmaps-present", action="store_true",
                       help="write heatmaps for the classes present in each prediction")
     p.add_argument("--probs", action="store_true", help="also write NAME_probs.npz")
-    p.add_argument("--uncertainty", nargs="?", const="entropy", default=None,
-                   choices=UNCERTAINTY_CHOICES,
-                   help="write NAME_uncertainty_KIND.png: the entropy of each pixel's class "
-                        "probabilities (entropy, the kind without a value), 1 - the largest "
-                        "probability (maxprob), or both; with --probs the raw maps go into the "
-                        "npz too")
+    p.add_argument("--uncertainty", action="store_true",
+                   help="write NAME_uncertainty_entropy.png, the entropy of each pixel's class "
+                        "probabilities; with --probs the raw map goes into the npz too")
+    p.add_argument("--uncertainty-kind", choices=UNCERTAINTY_CHOICES, default=None,
+                   help="which uncertainty map: entropy (the default), maxprob (1 - the largest "
+                        "probability) or both; implies --uncertainty")
     options.add_batch_size(p, default=4)
     options.add_window_and_tta(p)
     p.add_argument("--alpha", type=float, default=0.5,
@@ -116,9 +116,9 @@ def run(args: argparse.Namespace) -> int:
     # An output must never replace an input (--out is the input folder, which holds a
     # ground-truth "x_label.png" next to "x.png"): such an input is refused, not overwritten.
     protected = frozenset(path.resolve() for path, _ in inputs)
-    want_probs = bool(args.probs or heat_classes or args.heatmaps_present or args.uncertainty)
-    kinds = (list(UNCERTAINTY_KINDS) if args.uncertainty == "both"
-             else [args.uncertainty] if args.uncertainty else [])
+    kind = args.uncertainty_kind or ("entropy" if args.uncertainty else None)
+    kinds = list(UNCERTAINTY_KINDS) if kind == "both" else [kind] if kind else []
+    want_probs = bool(args.probs or heat_classes or args.heatmaps_present or kinds)
     style = PictureStyle(
         alpha=args.alpha, colormap=args.colormap, legend=args.legend, outlines=args.outlines,
         unblended=() if args.blend_background else tuple(background_classes(seg.class_names)),

@@ -132,8 +132,11 @@ def evaluate_model(
         predict_fn: ``predict_fn(model, images) -> logits``; default ``model(images)``.
         progress: show a progress bar (on rank 0 only).
         calibration: also count calibration statistics of ``softmax(logits / temperature)``
-            (:class:`fcnseg.metrics.CalibrationBins`), returned as ``calibration``, with the
-            mean IU of the most confident ``coverages`` of pixels.
+            (:class:`fcnseg.metrics.CalibrationBins`), returned as ``calibration``.
+        temperature: divides the logits for the calibration statistics (labels and metrics
+            do not depend on it).
+        coverages: fractions of the most confident pixels whose mean IU ``calibration``
+            reports.
 
     Returns:
         :func:`fcnseg.metrics.scores` of the matrix plus ``confusion`` (list of lists, rows =
@@ -364,21 +367,21 @@ def format_calibration(calibration: Mapping[str, Any]) -> str:
     def pct(v: float | None) -> str:
         return "n/a" if v is None or not math.isfinite(v) else f"{100 * v:.2f}"
 
+    def confidence(doubt: float | None) -> str:  # 0.997 as it is; 1 - 3.6e-12, not 1.00000
+        if doubt is None or not math.isfinite(doubt):
+            return "n/a"
+        return f"{1 - doubt:.3g}" if doubt >= 1e-3 else f"1 - {doubt:.2g}"
+
     temperature = calibration.get("temperature", 1.0)
     lines = [f"calibration over {calibration['pixels']:,} pixels"
              + (f" (temperature {temperature:.3g})" if temperature != 1.0 else "")
              + f": expected calibration error {pct(calibration['ece'])}% "
              f"({calibration['num_bins']} bins); accuracy {pct(calibration['accuracy'])}% at "
              f"mean confidence {pct(calibration['mean_confidence'])}%"]
-    def confidence(v: float) -> str:  # enough decimals to tell 0.99998 from 1
-        if not math.isfinite(v):
-            return "n/a"
-        return f"{v:.{max(2, math.ceil(-math.log10(max(1.0 - v, 1e-12))) + 1)}f}"
-
     for c in calibration.get("coverage", []):
         lines.append(f"  most confident {100 * c['fraction']:.0f}% of pixels "
                      f"(took {pct(c['pixels_fraction'])}%, confidence ≥ "
-                     f"{confidence(c['min_confidence'])}): mean IU {pct(c['mean_iu'])}, "
+                     f"{confidence(c['max_doubt'])}): mean IU {pct(c['mean_iu'])}, "
                      f"pixel acc {pct(c['pixel_acc'])}")
     return "\n".join(lines)
 

@@ -235,6 +235,9 @@ def read_label_png(path: str | os.PathLike[str]) -> np.ndarray:
 _PAPER = (255, 255, 255)
 _INK = (30, 30, 30)
 _MUTED = (110, 110, 110)
+_BAR = (76, 120, 168)  # reliability diagram: accuracy bars,
+_CONFIDENCE = (180, 40, 30)  # mean-confidence marks,
+_GAP = (230, 70, 50, 100)  # and the translucent gap between them (RGBA)
 
 
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
@@ -529,15 +532,23 @@ def reliability_diagram(calibration: Mapping[str, Any], *, title: str | None = N
     bins = list(calibration.get("bins", []))
     counts = np.array([b["count"] for b in bins], dtype=np.float64)
     share = counts / counts.sum() if counts.sum() > 0 else counts
-    for b in bins:
-        if not b["count"]:
-            continue
-        acc, conf = float(b["accuracy"]), float(b["confidence"])
-        xa, xb = px(b["lower"]) + 1, px(b["upper"]) - 1
-        draw.rectangle([xa, py(acc), xb, py(0)], fill=(76, 120, 168), outline=(40, 70, 110))
-        lo, hi = sorted((acc, conf))
-        if hi - lo > 1e-3:
-            draw.rectangle([xa, py(hi), xb, py(lo)], fill=(240, 160, 150), outline=(200, 70, 60))
+    filled = [b for b in bins if b["count"]]
+    for b in filled:
+        draw.rectangle([px(b["lower"]) + 1, py(float(b["accuracy"])), px(b["upper"]) - 1, py(0)],
+                       fill=_BAR, outline=(40, 70, 110))
+    # The gap between accuracy and mean confidence, translucent so that a bar's top (its
+    # accuracy) stays visible where the model is under-confident and the gap lies over it.
+    shade = Image.new("RGBA", img.size, (0, 0, 0, 0))
+    shade_draw = ImageDraw.Draw(shade)
+    for b in filled:
+        lo, hi = sorted((float(b["accuracy"]), float(b["confidence"])))
+        shade_draw.rectangle([px(b["lower"]) + 1, py(hi), px(b["upper"]) - 1, py(lo)],
+                             fill=_GAP)
+    img = Image.alpha_composite(img.convert("RGBA"), shade).convert("RGB")
+    draw = ImageDraw.Draw(img)
+    for b in filled:
+        y = py(float(b["confidence"]))
+        draw.line([px(b["lower"]) + 1, y, px(b["upper"]) - 1, y], fill=_CONFIDENCE, width=2)
     draw.line([px(0), py(0), px(1), py(1)], fill=(90, 90, 90), width=2)
     draw.rectangle([x0, y0, x0 + plot, y0 + plot], outline=_INK)
     label = Image.new("RGB", (_text_width(small, "accuracy") + 4, size + 4), _PAPER)
@@ -545,13 +556,15 @@ def reliability_diagram(calibration: Mapping[str, Any], *, title: str | None = N
     label = label.rotate(90, expand=True)
     img.paste(label, (x0 - 40 - label.width // 2, int(y0 + plot / 2 - label.height / 2)))
     # A key in the upper left, where a well-calibrated model's bars are low.
-    key = [((76, 120, 168), "accuracy of the pixels in a bin"),
-           ((240, 160, 150), "gap to their mean confidence"),
-           (None, "perfect calibration")]
+    on_white = tuple(round(255 + (c - 255) * _GAP[3] / 255) for c in _GAP[:3])
+    key = [(_BAR, "accuracy of the pixels in a bin"),
+           (_CONFIDENCE, "their mean confidence"),
+           (on_white, "the gap between the two"),
+           ((90, 90, 90), "perfect calibration")]
     for i, (colour, text) in enumerate(key):
         y = y0 + 10 + i * 20
-        if colour is None:
-            draw.line([x0 + 10, y + 6, x0 + 24, y + 6], fill=(90, 90, 90), width=2)
+        if i in (1, 3):
+            draw.line([x0 + 10, y + 6, x0 + 24, y + 6], fill=colour, width=2)
         else:
             draw.rectangle([x0 + 10, y, x0 + 24, y + 12], fill=colour, outline=_MUTED)
         draw.text((x0 + 30, y + 6), text, fill=_INK, font=small, anchor="lm")

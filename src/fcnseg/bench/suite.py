@@ -8,7 +8,6 @@ come back as one JSON-ready dict; :func:`format_report` turns it into the printe
 from __future__ import annotations
 
 import contextlib
-import copy
 import itertools
 import platform
 import tempfile
@@ -31,8 +30,7 @@ from fcnseg.bench.timing import (
     reset_peak_rss,
     time_interleaved,
 )
-from fcnseg.models import build_model
-from fcnseg.models.fastpath import fast_paths
+from fcnseg.models import build_model, optimize, plain_copy
 
 __all__ = [
     "BenchConfig",
@@ -135,17 +133,12 @@ def fit_scorers(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) ->
     """
     maps = model.coord_maps()
     with torch.no_grad():
-        pool3, pool4, fc7 = model.features(images)
-        for name, feats, cmap in (("score_fr", fc7, maps["score_fr"]),
-                                  ("score_pool4", pool4, maps["pool4"]),
-                                  ("score_pool3", pool3, maps["pool3"])):
+        features = model.features(images)
+        for name, stride in (("score_fr", 32), ("score_pool4", 16), ("score_pool3", 8)):
             layer = getattr(model, name, None)
             if layer is None:
                 continue
-            if name == "score_pool4":
-                feats = feats * getattr(model, "pool4_scale", 1.0)
-            elif name == "score_pool3":
-                feats = feats * getattr(model, "pool3_scale", 1.0)
+            feats, cmap = features[stride] * getattr(layer, "input_scale", 1.0), maps[stride]
             n, ch, h, w = feats.shape
             rows = (torch.arange(h) * cmap.scale + cmap.shift).round().long()
             cols = (torch.arange(w) * cmap.scale + cmap.shift).round().long()
@@ -172,14 +165,21 @@ def fit_scorers(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) ->
     return model
 
 
-def _pair_of_models(cfg: BenchConfig, arch: str, device: str) -> dict[str, nn.Module]:
-    """One set of weights in both geometries (the same geometry loads the Caffe state dict)."""
+def _pair_of_models(cfg: BenchConfig, arch: str, device: str, *,
+                    optimized: bool = True) -> dict[str, nn.Module]:
+    """One set of weights in both geometries (the same geometry loads the Caffe state dict),
+    in eval mode on ``device``; with the fast layers of :func:`fcnseg.models.optimize` unless
+    ``optimized`` is False."""
     torch.manual_seed(cfg.seed)
     kwargs = {"num_classes": cfg.num_classes, "width": cfg.width, "fc_channels": cfg.fc_channels}
     caffe = trained_looking(build_model(arch, geometry="caffe", **kwargs), cfg.seed)
     same = build_model(arch, geometry="same", **kwargs)
     same.load_state_dict(caffe.state_dict())
-    return {"caffe": caffe.to(device).eval(), "same": same.to(device).eval()}
+    models = {"caffe": caffe.to(device).eval(), "same": same.to(device).eval()}
+    if optimized:
+        for m in models.values():
+            optimize(m, "inference", device=device)
+    return models
 
 
 def _input(cfg: BenchConfig, batch: int, size: tuple[int, int], device: str) -> torch.Tensor:
@@ -312,7 +312,7 @@ def bench_training(cfg: BenchConfig, device: str) -> list[dict[str, Any]]:
     """One SGD step (forward, pixel-averaged cross-entropy, backward, update) per geometry."""
     models = _pair_of_models(cfg, cfg.train_model, device)
     for m in models.values():
-        m.train()
+        optimize(m, "training")
     crop = (cfg.train_crop, cfg.train_crop)
     x = _input(cfg, cfg.train_batch, crop, device)
     g = torch.Generator().manual_seed(cfg.seed)
@@ -459,18 +459,21 @@ def bench_loader_options(cfg: BenchConfig, dataset: Any) -> list[dict[str, Any]]
     return rows
 
 
-def _channels_last_copy(model: nn.Module) -> nn.Module:
-    return copy.deepcopy(model).to(memory_format=torch.channels_last)
+def _fast(model: nn.Module, *, gemm: bool = True, channels_last: bool = False) -> nn.Module:
+    """An optimized copy of a plain model (:func:`fcnseg.models.optimize`)."""
+    return optimize(plain_copy(model), "inference", gemm=gemm, channels_last=channels_last,
+                    cudnn_benchmark=False)
 
 
 def bench_options(cfg: BenchConfig, device: str) -> dict[str, Any]:
     """FCN-8s at ``option_size``, batch 1: each fast path against the plain path, one run.
 
-    "plain" runs every layer as its module (fast paths off), NCHW, float32, under no_grad.
-    Every other variant states its max |Δlogit| and argmax agreement against the plain path of
-    its geometry. Weights: Kaiming-random trunk, scorers from :func:`fit_scorers`.
+    "plain" runs every layer as its plain module (no :func:`fcnseg.models.optimize`), NCHW,
+    float32, under no_grad. Every other variant states its max |Δlogit| and argmax agreement
+    against the plain path of its geometry. Weights: Kaiming-random trunk, scorers from
+    :func:`fit_scorers`.
     """
-    models = _pair_of_models(cfg, "fcn8s", device)
+    models = _pair_of_models(cfg, "fcn8s", device, optimized=False)
     same, caffe = models["same"], models["caffe"]
     # Weights with trained-like, peaked logits: scorers fitted on two synthetic scenes; the
     # input is a third, held-out scene (argmax agreement is meaningless on random scorers).
@@ -479,27 +482,26 @@ def bench_options(cfg: BenchConfig, device: str) -> dict[str, Any]:
     same.to(device)
     caffe.load_state_dict(same.state_dict())
     x = synthetic_batch(1, cfg.option_size, same.input_convention, cfg.seed + 1)[0].to(device)
-    same_cl = _channels_last_copy(same)
-    caffe_cl = _channels_last_copy(caffe)
+    same_cl = _fast(same, channels_last=True)
+    caffe_cl = _fast(caffe, channels_last=True)
     low = torch.bfloat16
     variants: dict[str, tuple[Callable[[], torch.Tensor], str]] = {}
 
-    def run(model: nn.Module, *, plain: bool = False, upsample: bool | None = None,
-            autocast: torch.dtype | None = None,
+    def run(model: nn.Module, *, autocast: torch.dtype | None = None,
             grad_mode: str = "inference") -> Callable[[], torch.Tensor]:
         def call() -> torch.Tensor:
             ctx = torch.inference_mode() if grad_mode == "inference" else torch.no_grad()
-            with ctx, fast_paths(not plain, upsample=upsample), torch.autocast(
-                    device, dtype=autocast or torch.float32, enabled=autocast is not None):
+            with ctx, torch.autocast(device, dtype=autocast or torch.float32,
+                                     enabled=autocast is not None):
                 return model(x)
         return call
 
-    variants["caffe plain"] = (run(caffe, plain=True, grad_mode="no_grad"), "float32")
-    variants["plain (same, no_grad)"] = (run(same, plain=True, grad_mode="no_grad"), "float32")
-    variants["+inference_mode"] = (run(same, plain=True), "float32")
-    variants["+upsample fast"] = (run(same, plain=True, upsample=True), "float32")
-    variants["+gemm fc6/fc7"] = (run(same), "float32")
-    variants["caffe fast"] = (run(caffe), "float32")
+    variants["caffe plain"] = (run(caffe, grad_mode="no_grad"), "float32")
+    variants["plain (same, no_grad)"] = (run(same, grad_mode="no_grad"), "float32")
+    variants["+inference_mode"] = (run(same), "float32")
+    variants["+upsample fast"] = (run(_fast(same, gemm=False)), "float32")
+    variants["+gemm fc6/fc7"] = (run(_fast(same)), "float32")
+    variants["caffe fast"] = (run(_fast(caffe)), "float32")
     variants["+channels_last"] = (run(same_cl), "float32")
     variants["caffe fast channels_last"] = (run(caffe_cl), "float32")
     variants["+bf16 autocast"] = (run(same_cl, autocast=low), "bfloat16")
@@ -516,7 +518,7 @@ def bench_options(cfg: BenchConfig, device: str) -> dict[str, Any]:
             variants["+torch.compile"] = (run(compiled), "float32")
         except Exception as e:  # a missing compiler toolchain must not sink the whole report
             compile_note = f"failed: {type(e).__name__}: {e}"[:300]
-    with torch.inference_mode(), fast_paths(False):
+    with torch.inference_mode():
         reference = same(x).float()
     timed: dict[str, Callable[[], object]] = {k: fn for k, (fn, _) in variants.items()}
     timed[_PEAK + "float32"] = _mm_variant(cfg, device, torch.float32)
@@ -536,7 +538,7 @@ def bench_options(cfg: BenchConfig, device: str) -> dict[str, Any]:
             out = fn().float()
         ref = reference
         if geometry == "caffe":
-            with torch.inference_mode(), fast_paths(False):
+            with torch.inference_mode():
                 ref = caffe(x).float()
         key = f"{device}_{str(torch.float32 if dtype == 'float32' else low).removeprefix('torch.')}"
         row = {"variant": name, "geometry": geometry, "dtype": dtype,
@@ -548,7 +550,7 @@ def bench_options(cfg: BenchConfig, device: str) -> dict[str, Any]:
     result: dict[str, Any] = {"device": device, "size": list(cfg.option_size), "rows": rows,
                               "mm_peak_gflop_per_s": {k: v / 1e9 for k, v in peak.items()}}
     result["cudnn_benchmark"] = ("n/a on CPU" if device != "cuda"
-                                 else "see the cuda rows (enabled by optimize_for_inference)")
+                                 else "see the cuda rows (enabled by fcnseg.models.optimize)")
     if compile_note:
         result["torch_compile"] = compile_note
     elif not cfg.compile:

@@ -24,6 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from fcnseg.metrics import METRIC_NAMES, ConfusionMatrix, scores
+from fcnseg.models.fastpath import optimize
 
 __all__ = [
     "BatchError",
@@ -260,7 +261,7 @@ def evaluate_checkpoint(
     from fcnseg.data.transforms import build_eval_transform
 
     ckpt = load_checkpoint(checkpoint) if not isinstance(checkpoint, Mapping) else checkpoint
-    model = build_model_from_checkpoint(ckpt)
+    model = optimize(build_model_from_checkpoint(ckpt), "inference")
     class_names = list(ckpt["classes"]["names"])
     transform = build_eval_transform(model.input_convention)
     if isinstance(dataset, Mapping):

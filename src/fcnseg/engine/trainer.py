@@ -37,6 +37,7 @@ from fcnseg.engine.config import TrainConfig, config_to_dict, load_config
 from fcnseg.engine.distributed import DistInfo, all_gather_objects, setup_distributed
 from fcnseg.engine.optim import build_optimizer, build_scheduler, segmentation_loss
 from fcnseg.engine.sampling import ResumableSampler, SeededSamples
+from fcnseg.models.fastpath import optimize
 
 __all__ = ["TrainResult", "TrainingDiverged", "build_training_model", "train"]
 
@@ -412,9 +413,7 @@ def _train(config: TrainConfig, info: DistInfo, run_dir: Path, last_path: Path,
         model.input_convention = get_convention(resume_ckpt["model"]["input_convention"])
     train_ds, val_ds = _build_datasets(config, model.input_convention, ignore_index)
 
-    model.to(device)
-    if config.channels_last:
-        model.to(memory_format=torch.channels_last)
+    optimize(model, "training", device=device, channels_last=config.channels_last)
     optimizer = build_optimizer(model, config.optim)
     total = config.train.iterations
     scheduler = build_scheduler(optimizer, total, config.schedule)

@@ -200,18 +200,6 @@ def _check_metadata(path: Path, ckpt: Mapping[str, Any]) -> None:
                   f"expected an integer label value, got {classes['ignore_index']!r}")
 
 
-#: Arguments that earlier versions recorded and the builders no longer take, by arch suffix.
-_LEGACY_KWARGS = {"_vgg16_bn": ("batch_norm",)}
-
-
-def _current_kwargs(arch: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """``build_kwargs`` without the arguments that earlier versions recorded redundantly
-    (``batch_norm: true`` of the VGG16-BN models, which their name already says)."""
-    dropped = [k for suffix, keys in _LEGACY_KWARGS.items() if arch.endswith(suffix)
-               for k in keys]
-    return {k: v for k, v in kwargs.items() if k not in dropped}
-
-
 def _check_finite(where: Any, state_dict: Mapping[str, torch.Tensor]) -> None:
     for key, t in state_dict.items():
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
@@ -275,7 +263,7 @@ def build_model_from_checkpoint(
     where = Path(ckpt.get("path", "<checkpoint>"))
     desc = ckpt["model"]
     arch = desc["arch"]
-    kwargs = _current_kwargs(arch, desc["build_kwargs"])
+    kwargs = dict(desc["build_kwargs"])
     extra: dict[str, Any] = {}
     if backbone is not None:
         if arch != "fcn_custom_backbone":

@@ -189,4 +189,4 @@ def test_vgg16_bn_weights_need_batch_norm_model(tmp_path: Path) -> None:
 def test_plain_vgg16_keeps_its_layout() -> None:
     model = build_model("fcn32s", num_classes=2, geometry="same", width=0.0625, fc_channels=8)
     assert not any(k.startswith("bn") for k in model.state_dict())
-    assert "batch_norm" not in model.build_kwargs
+    assert model.build_kwargs["batch_norm"] is False

@@ -49,9 +49,9 @@ def _recorded(builder: Callable[..., Any], arguments: Mapping[str, Any]) -> dict
     return {k: arguments[k] for k in inspect.signature(builder).parameters if k not in skipped}
 
 
-def _vgg_builder(arch: str, variant: str, batch_norm: bool, doc: str,
+def _vgg_builder(arch: str, variant: str, with_bn: bool, doc: str,
                  skip_scales: tuple[float, float] = (1.0, 1.0)) -> Callable[..., FCN]:
-    default_convention = TORCHVISION_RGB.name if batch_norm else CAFFE_BGR.name
+    default_convention = TORCHVISION_RGB.name if with_bn else CAFFE_BGR.name
 
     def builder(
         num_classes: int = 21,
@@ -60,6 +60,7 @@ def _vgg_builder(arch: str, variant: str, batch_norm: bool, doc: str,
         width: float = 1.0,
         fc_channels: int = 4096,
         dropout: float = 0.5,
+        batch_norm: bool = with_bn,
         input_convention: InputConvention | str | dict[str, Any] = default_convention,
         backbone_weights: PathLike | None = None,
         backbone_convention: str | None = None,
@@ -90,6 +91,8 @@ _VGG_ARGS = """
         width, fc_channels: slimmer VGG-style trunks for CPUs and tests (channel multiplier of
             the convolutions; channels of fc6/fc7).
         dropout: dropout probability after fc6 and fc7.
+        batch_norm: a BatchNorm2d after each trunk convolution (``bn1_1`` ... ``bn5_3``; True
+            for the ``*_vgg16_bn`` models).
         input_convention: pixel convention of the weights (replaced by that of
             ``backbone_weights`` when loaded).
         backbone_weights: optional ImageNet state-dict file to convolutionalize into the model

@@ -27,6 +27,7 @@ from fcnseg.conventions import CAFFE_BGR, InputConvention, get_convention
 from fcnseg.data.palette import VOC_CLASSES, voc_palette
 from fcnseg.models import build_model
 from fcnseg.models.builders import check_build_kwargs
+from fcnseg.models.identity import ModelIdentity
 from fcnseg.models.trunk import BackboneError
 from fcnseg.models.weights import WeightsError, describe_mismatch
 from fcnseg.utils.files import atomic_write
@@ -49,7 +50,12 @@ class CheckpointError(ValueError):
 
 
 def describe_model(model: nn.Module) -> dict[str, Any]:
-    """The JSON-able description of a model that :func:`build_model_from_checkpoint` rebuilds."""
+    """The JSON-able description of a model that :func:`build_model_from_checkpoint` rebuilds:
+    its :class:`~fcnseg.models.ModelIdentity`, or for other models their ``arch``,
+    ``build_kwargs`` and ``input_convention`` attributes."""
+    identity = getattr(model, "identity", None)
+    if isinstance(identity, ModelIdentity):
+        return identity.describe()
     arch = getattr(model, "arch", None)
     build_kwargs = getattr(model, "build_kwargs", None)
     if arch is None or build_kwargs is None:
@@ -279,10 +285,11 @@ def build_model_from_checkpoint(
         if load_weights:
             _check_finite(where, state_dict)
             _check_sizes(where, arch, kwargs, state_dict, extra)
-        model = build_model(arch, **kwargs, **extra)
+        # The recorded convention is the weights' (it may differ from the builder's default).
+        model = build_model(arch, **{**kwargs, "input_convention": desc["input_convention"]},
+                            **extra)
     except BackboneError as e:
         raise CheckpointError(f"{where}: {e}") from e
-    model.input_convention = get_convention(desc["input_convention"])
     if load_weights:
         problem = describe_mismatch(where, model, state_dict)
         if problem:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import platform
 import tempfile
 import time
@@ -19,7 +20,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
+from torch.utils.data import DataLoader
 
 from fcnseg.bench.timing import (
     OtherLoad,
@@ -30,6 +33,13 @@ from fcnseg.bench.timing import (
     reset_peak_rss,
     time_interleaved,
 )
+from fcnseg.data import (
+    FolderSegmentation,
+    SyntheticSegmentation,
+    build_eval_transform,
+    collate_segmentation,
+)
+from fcnseg.metrics import confusion_matrix
 from fcnseg.models import build_model, optimize, plain_copy
 
 __all__ = [
@@ -114,8 +124,6 @@ def synthetic_batch(
     count: int, size: tuple[int, int], convention: Any, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``count`` synthetic scenes (images in ``convention``, labels) as N×3×H×W / N×H×W."""
-    from fcnseg.data import SyntheticSegmentation, build_eval_transform
-
     data = SyntheticSegmentation(count, size, seed=seed,
                                  transform=build_eval_transform(convention))
     images, labels = zip(*(data[i] for i in range(count)), strict=True)
@@ -350,8 +358,6 @@ def bench_training(cfg: BenchConfig, device: str) -> list[dict[str, Any]]:
 
 def _write_folder_dataset(root: Path, count: int, size: tuple[int, int], classes: int) -> None:
     """JPEG images and palette PNG masks of a synthetic scene, as a FolderSegmentation."""
-    from PIL import Image
-
     (root / "images").mkdir(parents=True)
     (root / "masks").mkdir()
     names = ", ".join(f"c{i}" for i in range(classes))
@@ -367,10 +373,6 @@ def _write_folder_dataset(root: Path, count: int, size: tuple[int, int], classes
 
 
 def _loader(dataset: Any, workers: int, pin: bool, persistent: bool) -> Any:
-    from torch.utils.data import DataLoader
-
-    from fcnseg.data import collate_segmentation
-
     return DataLoader(dataset, batch_size=1, num_workers=workers, pin_memory=pin,
                       persistent_workers=persistent and workers > 0,
                       collate_fn=collate_segmentation)
@@ -383,9 +385,6 @@ def bench_evaluation(cfg: BenchConfig, device: str) -> dict[str, Any]:
     ``FolderSegmentation`` with the evaluation transform and a DataLoader (no workers: on a
     2-core machine a worker process competes with the model's threads).
     """
-    from fcnseg.data import FolderSegmentation, build_eval_transform
-    from fcnseg.metrics import confusion_matrix
-
     model = _pair_of_models(cfg, "fcn8s", device)["same"]
     n = cfg.num_classes
     out: dict[str, Any] = {"device": device, "model": "fcn8s", "geometry": "same",
@@ -433,8 +432,6 @@ def bench_loader_options(cfg: BenchConfig, dataset: Any) -> list[dict[str, Any]]
     Two passes over the dataset per timing, so that persistent workers show their saving (no
     re-spawn on the second pass). Pinned memory only matters when batches go to a GPU.
     """
-    import os
-
     max_workers = min(2, os.cpu_count() or 1)
     pin_ok = torch.cuda.is_available()
     settings = {"workers=0": (0, False, False)}

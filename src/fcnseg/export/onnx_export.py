@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.export import Dim
 
 from fcnseg.conventions import CAFFE_BGR
 from fcnseg.export.common import (
@@ -82,8 +83,6 @@ def _export_bytes(model: nn.Module, sample: torch.Tensor, opset: int, exporter: 
                 do_constant_folding=True,
             )
             return buf.getvalue()
-        from torch.export import Dim
-
         # The dynamo exporter prints progress to stdout and logs that torchvision's operators
         # are unavailable (we use none); keep the command's output ours.
         quiet_logger = logging.getLogger("torch.onnx._internal.exporter._registration")

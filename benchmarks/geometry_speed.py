@@ -1,7 +1,8 @@
-"""Issue 2: FCN-8s in the same geometry against the Caffe geometry, float32, one interleaved run.
+"""FCN-8s in the same geometry against the Caffe geometry, float32, one interleaved run.
 
-Both geometries share one set of weights and run with the package's default forward path, in
-the default (NCHW) memory format and in channels_last; all four are timed round-robin. Prints
+Both geometries share one set of weights and run with the fast layers of
+``fcnseg.models.optimize`` (``--plain``: the plain modules), in the default (NCHW) memory format
+and in channels_last; all four are timed round-robin. Prints
 each one's median time (and spread), its FLOPs (torch's FlopCounterMode), achieved GFLOP/s, and
 the same/caffe speed ratio per layout. ``--check`` exits with status 1 when any measured ratio
 is below the target (1.65 at 500×500 on the reference machine).
@@ -15,14 +16,12 @@ work (see docs/performance.md).
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 
 import torch
 
 from fcnseg.bench.timing import OtherLoad, count_flops, time_interleaved
-from fcnseg.models import fcn8s
-from fcnseg.models.fastpath import fast_paths
+from fcnseg.models import fcn8s, optimize, plain_copy
 
 TARGET = 1.65
 LAYOUTS = ("nchw", "channels_last")
@@ -68,19 +67,20 @@ def main(argv: list[str] | None = None) -> int:
     models = {}
     for layout in layouts:
         for name, model in (("caffe", caffe), ("same", same)):
+            model = plain_copy(model)
             if layout == "channels_last":
-                model = copy.deepcopy(model).to(memory_format=torch.channels_last)
-            models[(name, layout)] = model
+                model.to(memory_format=torch.channels_last)
+            models[(name, layout)] = model if args.plain else optimize(model)
     x = torch.randn(args.batch, 3, args.size, args.size)
 
-    with fast_paths(not args.plain), torch.inference_mode():
+    with torch.inference_mode():
         flops = {"caffe": count_flops(caffe, x), "same": count_flops(same, x)}
         with OtherLoad() as load:
             times = time_interleaved(
                 {key: (lambda m=m: m(x)) for key, m in models.items()},
                 warmup=args.warmup, repeats=args.repeats, clock=args.clock,
             )
-    path = "plain modules" if args.plain else "default forward (fast paths on)"
+    path = "plain modules" if args.plain else "fcnseg.models.optimize (fast layers)"
     print(f"FCN-8s, {args.batch}×3×{args.size}×{args.size}, float32, inference_mode, "
           f"{torch.get_num_threads()} threads, {path}; {args.repeats} interleaved repeats, "
           f"{args.clock} clock")

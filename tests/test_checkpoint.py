@@ -193,10 +193,8 @@ def test_malformed_metadata_is_one_line_on_the_command_line(tmp_path: Path, caps
     assert len(err.splitlines()) == 1 and "bad.pt: classes.palette" in err
 
 
-def test_legacy_batch_norm_argument_still_loads(tmp_path: Path) -> None:
+def test_vgg16_bn_checkpoint_records_batch_norm(tmp_path: Path) -> None:
     model = fcn8s_vgg16_bn(num_classes=3, width=1 / 64, fc_channels=4).eval()
     path = save_checkpoint(tmp_path / "bn.pt", model, class_names=NAMES, palette=voc_palette())
-    ckpt = load_checkpoint(path)
-    assert "batch_norm" not in ckpt["model"]["build_kwargs"]
-    ckpt["model"]["build_kwargs"]["batch_norm"] = True  # as earlier versions recorded it
-    assert build_model_from_checkpoint(ckpt).batch_norm
+    assert load_checkpoint(path)["model"]["build_kwargs"]["batch_norm"] is True
+    assert build_model_from_checkpoint(path).batch_norm

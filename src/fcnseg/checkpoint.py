@@ -27,6 +27,7 @@ from fcnseg.conventions import CAFFE_BGR, InputConvention, get_convention
 from fcnseg.data.palette import VOC_CLASSES, voc_palette
 from fcnseg.models import build_model
 from fcnseg.models.builders import check_build_kwargs
+from fcnseg.models.identity import ModelIdentity
 from fcnseg.models.trunk import BackboneError
 from fcnseg.models.weights import WeightsError, describe_mismatch
 from fcnseg.utils.files import atomic_write
@@ -49,7 +50,12 @@ class CheckpointError(ValueError):
 
 
 def describe_model(model: nn.Module) -> dict[str, Any]:
-    """The JSON-able description of a model that :func:`build_model_from_checkpoint` rebuilds."""
+    """The JSON-able description of a model that :func:`build_model_from_checkpoint` rebuilds:
+    its :class:`~fcnseg.models.ModelIdentity`, or for other models their ``arch``,
+    ``build_kwargs`` and ``input_convention`` attributes."""
+    identity = getattr(model, "identity", None)
+    if isinstance(identity, ModelIdentity):
+        return identity.describe()
     arch = getattr(model, "arch", None)
     build_kwargs = getattr(model, "build_kwargs", None)
     if arch is None or build_kwargs is None:
@@ -204,18 +210,6 @@ def _check_metadata(path: Path, ckpt: Mapping[str, Any]) -> None:
                   f"expected an integer label value, got {classes['ignore_index']!r}")
 
 
-#: Arguments that earlier versions recorded and the builders no longer take, by arch suffix.
-_LEGACY_KWARGS = {"_vgg16_bn": ("batch_norm",)}
-
-
-def _current_kwargs(arch: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """``build_kwargs`` without the arguments that earlier versions recorded redundantly
-    (``batch_norm: true`` of the VGG16-BN models, which their name already says)."""
-    dropped = [k for suffix, keys in _LEGACY_KWARGS.items() if arch.endswith(suffix)
-               for k in keys]
-    return {k: v for k, v in kwargs.items() if k not in dropped}
-
-
 def _check_finite(where: Any, state_dict: Mapping[str, torch.Tensor]) -> None:
     for key, t in state_dict.items():
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
@@ -279,7 +273,7 @@ def build_model_from_checkpoint(
     where = Path(ckpt.get("path", "<checkpoint>"))
     desc = ckpt["model"]
     arch = desc["arch"]
-    kwargs = _current_kwargs(arch, desc["build_kwargs"])
+    kwargs = dict(desc["build_kwargs"])
     extra: dict[str, Any] = {}
     if backbone is not None:
         if arch != "fcn_custom_backbone":
@@ -295,10 +289,11 @@ def build_model_from_checkpoint(
         if load_weights:
             _check_finite(where, state_dict)
             _check_sizes(where, arch, kwargs, state_dict, extra)
-        model = build_model(arch, **kwargs, **extra)
+        # The recorded convention is the weights' (it may differ from the builder's default).
+        model = build_model(arch, **{**kwargs, "input_convention": desc["input_convention"]},
+                            **extra)
     except BackboneError as e:
         raise CheckpointError(f"{where}: {e}") from e
-    model.input_convention = get_convention(desc["input_convention"])
     if load_weights:
         problem = describe_mismatch(where, model, state_dict)
         if problem:

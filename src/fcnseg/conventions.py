@@ -9,6 +9,7 @@ its checkpoints, and every preprocessing step reads it from there.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -111,12 +112,12 @@ TORCHVISION_RGB = InputConvention(
 _BY_NAME = {c.name: c for c in (CAFFE_BGR, TORCHVISION_RGB)}
 
 
-def get_convention(spec: str | dict[str, Any] | InputConvention) -> InputConvention:
+def get_convention(spec: str | Mapping[str, Any] | InputConvention) -> InputConvention:
     """Resolve a convention from its name ("caffe_bgr", "torchvision_rgb"), a dict or itself."""
     if isinstance(spec, InputConvention):
         return spec
-    if isinstance(spec, dict):
-        return InputConvention.from_dict(spec)
+    if isinstance(spec, Mapping):
+        return InputConvention.from_dict(dict(spec))
     try:
         return _BY_NAME[spec]
     except KeyError:

@@ -1,4 +1,5 @@
-"""The models' fast paths (GEMM fc6/fc7, separable bilinear upsampling) match the plain modules."""
+"""``fcnseg.models.optimize``: fast layers (GEMM fc6/fc7, separable bilinear upsampling) that
+give the plain modules' outputs and gradients, with the same state-dict keys."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import pytest
 import torch
 
 from fcnseg.bench import trained_looking
-from fcnseg.models import build_model
-from fcnseg.models.fastpath import conv_gemm, fast_paths, optimize_for_inference
-from fcnseg.models.upsample import bilinear_upsampling, upsample_crop
+from fcnseg.models import build_model, optimize, plain_copy
+from fcnseg.models.fastpath import GemmConv2d, SeparableBilinearUpsampling, conv_gemm
+from fcnseg.models.upsample import BilinearUpsampling, bilinear_upsampling
 
 TINY = {"num_classes": 4, "width": 0.0625, "fc_channels": 16, "dropout": 0.0}
 
@@ -18,55 +19,93 @@ def _model(arch: str, geometry: str) -> torch.nn.Module:
     return trained_looking(build_model(arch, geometry=geometry, **TINY), std=0.5).eval()
 
 
+def _close(got: torch.Tensor, want: torch.Tensor) -> None:
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5 * float(want.abs().max()))
+
+
 @pytest.mark.parametrize("geometry", ["caffe", "same"])
 @pytest.mark.parametrize("arch", ["fcn32s", "fcn16s", "fcn8s"])
-def test_fast_and_plain_paths_give_the_same_logits(arch: str, geometry: str) -> None:
-    model = _model(arch, geometry)
+def test_optimized_and_plain_models_give_the_same_logits(arch: str, geometry: str) -> None:
+    plain = _model(arch, geometry)
+    fast = optimize(plain_copy(plain))
     x = torch.randn(2, 3, 45, 67)
     with torch.no_grad():
-        fast = model(x)
-        with fast_paths(False):
-            plain = model(x)
-    assert fast.shape == plain.shape == (2, 4, 45, 67)
-    torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-5)
+        want, got = plain(x), fast(x)
+    assert got.shape == want.shape == (2, 4, 45, 67)
+    _close(got, want)
 
 
-def test_fast_and_plain_paths_give_the_same_gradients() -> None:
-    model = _model("fcn8s", "same").train()
-    x = torch.randn(1, 3, 40, 52, requires_grad=True)
+def test_optimize_keeps_the_state_dict_and_records_what_it_changed() -> None:
+    model = _model("fcn8s", "same")
+    keys = list(model.state_dict())
+    optimize(model, channels_last=True)
+    assert list(model.state_dict()) == keys
+    assert type(model.fc6) is GemmConv2d and type(model.upscore8) is SeparableBilinearUpsampling
+    assert model.optimizations == ["fc6: GEMM", "fc7: GEMM", "upscore2: separable bilinear",
+                                   "upscore_pool4: separable bilinear",
+                                   "upscore8: separable bilinear", "channels_last"]
+    assert not model.training
+    assert model.conv1_1.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_plain_copy_restores_the_plain_modules() -> None:
+    model = optimize(_model("fcn16s", "caffe"))
+    plain = plain_copy(model)
+    assert type(plain.fc7) is torch.nn.Conv2d and type(plain.upscore16) is BilinearUpsampling
+    assert type(model.fc7) is GemmConv2d  # the original keeps its fast layers
+    x = torch.randn(1, 3, 30, 41)
+    with torch.no_grad():
+        _close(model(x), plain(x))
+
+
+def test_optimized_and_plain_models_give_the_same_gradients() -> None:
+    plain = _model("fcn8s", "same").train()
+    fast = optimize(plain_copy(plain), "training")
+    assert fast.training
+    x = torch.randn(1, 3, 40, 52)
     grads = []
-    for enabled in (True, False):
-        model.zero_grad()
-        x.grad = None
-        with fast_paths(enabled):
-            model(x).square().mean().backward()
-        grads.append((x.grad.clone(), model.fc6.weight.grad.clone(), model.fc7.bias.grad.clone()))
-    for fast, plain in zip(*grads, strict=True):
-        torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-6)
+    for model in (fast, plain):
+        xi = x.clone().requires_grad_(True)
+        model(xi).square().mean().backward()
+        grads.append((xi.grad, model.fc6.weight.grad, model.fc7.bias.grad))
+    for got, want in zip(*grads, strict=True):
+        _close(got, want)
 
 
 def test_trainable_upsampling_still_receives_gradients() -> None:
-    model = _model("fcn8s", "same").train()
+    model = optimize(_model("fcn8s", "same"), "training")
     model.upscore8.weight.requires_grad_(True)
     model(torch.randn(1, 3, 32, 32)).sum().backward()
     assert model.upscore8.weight.grad is not None and model.upscore8.weight.grad.abs().sum() > 0
 
 
-def test_a_changed_upsampling_kernel_is_not_taken_for_bilinear() -> None:
-    layer = bilinear_upsampling(3, 4, 2, padding=1)
-    x = torch.randn(1, 3, 5, 6)
-    with torch.no_grad():
-        upsample_crop(layer, x)  # caches "bilinear" for this weight version
-        layer.weight[0, 1, 0, 0] = 0.5
-        torch.testing.assert_close(upsample_crop(layer, x, 1, (7, 8)), layer(x)[..., 1:8, 1:9])
+def test_loading_a_non_bilinear_kernel_turns_the_fast_layer_plain() -> None:
+    model = optimize(_model("fcn32s", "same"))
+    state = model.state_dict()
+    state["upscore.weight"] = state["upscore.weight"] * 0.5
+    model.load_state_dict(state)
+    assert type(model.upscore) is BilinearUpsampling
+    assert "upscore: separable bilinear" in model.optimizations  # the record of what was done
 
 
-def test_separable_upsampling_equals_the_deconvolution_and_crop() -> None:
+@pytest.mark.parametrize(("offset", "size"), [(31, (40, 20)), (-5, (90, 70)), (0, (72, 56))])
+def test_separable_window_equals_the_deconvolution_window(offset: int, size: tuple) -> None:
     layer = bilinear_upsampling(2, 16, 8)
     x = torch.randn(2, 2, 9, 7)
+    fast = bilinear_upsampling(2, 16, 8)
+    fast.__class__ = SeparableBilinearUpsampling
     with torch.no_grad():
-        torch.testing.assert_close(upsample_crop(layer, x, 31, (40, 20)),
-                                   layer(x)[..., 31:71, 31:51])
+        _close(fast.forward_window(x, offset, size), layer.forward_window(x, offset, size))
+
+
+def test_window_before_the_output_is_zero() -> None:
+    layer = bilinear_upsampling(1, 4, 2)
+    x = torch.ones(1, 1, 3, 3)
+    with torch.no_grad():
+        window = layer.forward_window(x, -2, (12, 12))
+    assert window.shape == (1, 1, 12, 12)
+    assert torch.equal(window[..., :2, :], torch.zeros(1, 1, 2, 12))
+    _close(window[..., 2:10, 2:10], layer(x))
 
 
 def test_gemm_convolution_equals_conv2d_with_padding_and_channels_last() -> None:
@@ -74,31 +113,31 @@ def test_gemm_convolution_equals_conv2d_with_padding_and_channels_last() -> None
     x = torch.randn(2, 5, 6, 9)
     with torch.no_grad():
         expected = conv(x)
-        torch.testing.assert_close(conv_gemm(conv, x), expected, rtol=1e-5, atol=1e-5)
+        _close(conv_gemm(conv, x), expected)
         conv.to(memory_format=torch.channels_last)
-        torch.testing.assert_close(conv_gemm(conv, x), expected, rtol=1e-5, atol=1e-5)
+        _close(conv_gemm(conv, x), expected)
 
 
-def test_optimize_for_inference_keeps_the_outputs() -> None:
-    model = _model("fcn16s", "same")
-    x = torch.randn(1, 3, 50, 38)
-    with torch.no_grad():
-        before = model(x)
-        after = optimize_for_inference(model)(x)
-    assert not model.training
-    assert model.conv1_1.weight.is_contiguous(memory_format=torch.channels_last)
-    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-5)
-
-
-def test_fast_paths_replace_fc_convolutions_and_deconvolutions_by_matrix_products() -> None:
+def test_fast_layers_replace_fc_convolutions_and_deconvolutions_by_matrix_products() -> None:
     from torch.utils.flop_counter import FlopCounterMode
 
-    model = _model("fcn8s", "same")
+    plain = _model("fcn8s", "same")
+    fast = optimize(plain_copy(plain))
     ops = {}
-    for enabled in (True, False):
+    for name, model in (("fast", fast), ("plain", plain)):
         counter = FlopCounterMode(display=False)
-        with torch.no_grad(), fast_paths(enabled), counter:
+        with torch.no_grad(), counter:
             model(torch.randn(1, 3, 64, 64))
-        ops[enabled] = {str(op) for op in counter.get_flop_counts()["Global"]}
-    assert "aten.addmm" in ops[True] and "aten.bmm" in ops[True]
-    assert "aten.addmm" not in ops[False] and "aten.bmm" not in ops[False]
+        ops[name] = {str(op) for op in counter.get_flop_counts()["Global"]}
+    assert "aten.addmm" in ops["fast"] and "aten.bmm" in ops["fast"]
+    assert "aten.addmm" not in ops["plain"] and "aten.bmm" not in ops["plain"]
+
+
+def test_tracing_an_optimized_model_sees_plain_layers() -> None:
+    model = optimize(_model("fcn8s", "caffe"))
+    x = torch.randn(1, 3, 33, 47)
+    traced = torch.jit.trace(model, x, check_trace=False)
+    graph = str(traced.inlined_graph)
+    assert "aten::_convolution" in graph and "aten::mm" not in graph
+    with torch.no_grad():
+        _close(traced(x), plain_copy(model)(x))

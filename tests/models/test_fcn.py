@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from fcnseg.models import build_model, fcn8s, fcn8s_atonce, fcn16s, fcn32s
@@ -95,14 +96,18 @@ def test_one_state_dict_loads_into_both_geometries() -> None:
 def test_atonce_scales_skips_before_scoring() -> None:
     model = fcn8s_atonce(num_classes=3, **TINY).eval()
     seen: dict[str, torch.Tensor] = {}
-    model.score_pool4.register_forward_hook(lambda m, i, o: seen.__setitem__("pool4", i[0]))
-    model.score_pool3.register_forward_hook(lambda m, i, o: seen.__setitem__("pool3", i[0]))
+    model.score_pool4.register_forward_hook(lambda m, i, o: seen.__setitem__("pool4", o))
+    model.score_pool3.register_forward_hook(lambda m, i, o: seen.__setitem__("pool3", o))
+    for layer in (model.score_pool4, model.score_pool3):
+        nn.init.normal_(layer.weight)
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         model(x)
-        pool3, pool4, _ = model.features(x)
-    assert torch.allclose(seen["pool4"], pool4 * 0.01)
-    assert torch.allclose(seen["pool3"], pool3 * 0.0001)
+        features = model.features(x)
+        pool4 = F.conv2d(features[16] * 0.01, model.score_pool4.weight, model.score_pool4.bias)
+        pool3 = F.conv2d(features[8] * 0.0001, model.score_pool3.weight, model.score_pool3.bias)
+    torch.testing.assert_close(seen["pool4"], pool4)
+    torch.testing.assert_close(seen["pool3"], pool3)
     assert model.arch == "fcn8s_atonce"
 
 

@@ -33,7 +33,7 @@ def test_coordinate_maps_match_the_reference_formulas() -> None:
     model = build_model("fcn8s", geometry="caffe", **TINY)
     assert trace([model.conv1_1]) == CoordMap(1, -99)  # conv1_1 pad 100: x = y - 99
     assert CoordMap(1, 0).through(model.pool1) == CoordMap(2, 0.5)  # each pool: x = 2y + 0.5
-    assert model.coord_maps()["score_fr"] == CoordMap(32, 12.5)  # x = 32z + 12.5
+    assert model.coord_maps()[32] == CoordMap(32, 12.5)  # fc7 and score_fr: x = 32z + 12.5
 
 
 def test_crop_offset_rejects_misaligned_maps() -> None:
@@ -44,48 +44,53 @@ def test_crop_offset_rejects_misaligned_maps() -> None:
 
 
 def _sizes_stay_in_bounds(model: nn.Module, n: int) -> None:
-    """Every crop of ``model`` on an n×n input reads inside the map it crops."""
-    trunk3, trunk4 = model._block_layers(3), model._block_layers(4)
-    score = model._block_layers(5) + [model.fc6, model.fc7, model.score_fr]
-    sizes = {"pool3": output_size(n, trunk3), "pool4": output_size(n, trunk4),
-             "score_fr": output_size(n, score)}
-    assert sizes["score_fr"] >= 1, f"no stride-32 scores for input {n}"
-    off = model.offsets
-    caffe = model.geometry == "caffe"
-    if model.arch == "fcn32s":
-        up = output_size(sizes["score_fr"], [model.upscore])
-    else:
-        up = output_size(sizes["score_fr"], [model.upscore2])
-        # the larger map of each fusion is cropped to the smaller one
-        big, small = (sizes["pool4"], up) if caffe else (up, sizes["pool4"])
-        assert off["pool4"] + small <= big, (n, "pool4")
-        up = small
-        if model.arch == "fcn16s":
-            up = output_size(up, [model.upscore16])
-        else:
-            up = output_size(up, [model.upscore_pool4])
-            big, small = (sizes["pool3"], up) if caffe else (up, sizes["pool3"])
-            assert off["pool3"] + small <= big, (n, "pool3")
-            up = output_size(small, [model.upscore8])
-    assert off["final"] + n <= up, (n, "final")
+    """On an n×n input, every upsampling window of ``model`` that reaches the output lies inside
+    the deconvolution's output (in the "same" geometry every window does; in the Caffe geometry
+    the fused maps' borders may be zero, but never a pixel of the output)."""
+    trunk, head = model.trunk, model.head
+    sizes = {8: output_size(n, trunk.block_layers(3)), 16: output_size(n, trunk.block_layers(4)),
+             32: output_size(n, trunk.block_layers(5) + [trunk.fc6, trunk.fc7])}
+    assert sizes[32] >= 1, f"no stride-32 scores for input {n}"
+    same = model.geometry == "same"
+    current = sizes[32]
+    for up, target in ((head.upscore2, 16), (head.upscore_pool4, 8)):
+        if up is None:
+            break
+        full = output_size(current, [up.up])
+        if same:
+            assert up.offset >= 0 and up.offset + sizes[target] <= full, (n, target)
+        current = sizes[target]
+    final = head.upscore
+    assert final.offset >= 0, (n, "final")
+    assert final.offset + n <= output_size(current, [final.up]), (n, "final")
 
 
 @pytest.mark.parametrize("geometry", ["caffe", "same"])
 @pytest.mark.parametrize("arch", ["fcn32s", "fcn16s", "fcn8s"])
-def test_every_crop_stays_in_bounds_for_sizes_1_to_512(arch: str, geometry: str) -> None:
+def test_every_output_window_stays_in_bounds_for_sizes_1_to_512(arch: str, geometry: str) -> None:
     model = build_model(arch, geometry=geometry, **TINY)
     for n in range(1, 513):
         _sizes_stay_in_bounds(model, n)
+
+
+def test_caffe_geometry_places_upsampled_scores_onto_the_skip_grid() -> None:
+    # The reference crops pool4's scores at 5 to the upsampled map; the head instead places the
+    # upsampled map 5 pixels into pool4's grid (zeros before it), which gives the same sums.
+    # Likewise at pool3, and the output is cropped 8 * 9 pixels further along pool3's grid.
+    head = build_model("fcn8s", geometry="caffe", **TINY).head
+    assert head.upscore2.offset == -5
+    assert head.upscore_pool4.offset == 2 * 5 - 9  # the upsampled pool4 grid starts 10 earlier
+    assert head.upscore.offset == 31 + 8 * 9
 
 
 def test_output_size_matches_a_real_forward() -> None:
     import torch
 
     model = build_model("fcn8s", geometry="caffe", **TINY).eval()
-    layers = model._block_layers(4)
+    layers = model.trunk.block_layers(4)
     for n in (1, 2, 17, 100):
         with torch.no_grad():
-            _, pool4, _ = model.features(torch.zeros(1, 3, n, n))
+            pool4 = model.features(torch.zeros(1, 3, n, n))[16]
         assert pool4.shape[-1] == output_size(n, layers)
 
 

@@ -8,8 +8,8 @@ come back as one JSON-ready dict; :func:`format_report` turns it into the printe
 from __future__ import annotations
 
 import contextlib
-import copy
 import itertools
+import os
 import platform
 import tempfile
 import time
@@ -20,7 +20,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
+from torch.utils.data import DataLoader
 
 from fcnseg.bench.timing import (
     OtherLoad,
@@ -31,8 +33,14 @@ from fcnseg.bench.timing import (
     reset_peak_rss,
     time_interleaved,
 )
-from fcnseg.models import build_model
-from fcnseg.models.fastpath import fast_paths
+from fcnseg.data import (
+    FolderSegmentation,
+    SyntheticSegmentation,
+    build_eval_transform,
+    collate_segmentation,
+)
+from fcnseg.metrics import confusion_matrix
+from fcnseg.models import build_model, optimize, plain_copy
 
 __all__ = [
     "BenchConfig",
@@ -116,8 +124,6 @@ def synthetic_batch(
     count: int, size: tuple[int, int], convention: Any, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``count`` synthetic scenes (images in ``convention``, labels) as N×3×H×W / N×H×W."""
-    from fcnseg.data import SyntheticSegmentation, build_eval_transform
-
     data = SyntheticSegmentation(count, size, seed=seed,
                                  transform=build_eval_transform(convention))
     images, labels = zip(*(data[i] for i in range(count)), strict=True)
@@ -135,17 +141,12 @@ def fit_scorers(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) ->
     """
     maps = model.coord_maps()
     with torch.no_grad():
-        pool3, pool4, fc7 = model.features(images)
-        for name, feats, cmap in (("score_fr", fc7, maps["score_fr"]),
-                                  ("score_pool4", pool4, maps["pool4"]),
-                                  ("score_pool3", pool3, maps["pool3"])):
+        features = model.features(images)
+        for name, stride in (("score_fr", 32), ("score_pool4", 16), ("score_pool3", 8)):
             layer = getattr(model, name, None)
             if layer is None:
                 continue
-            if name == "score_pool4":
-                feats = feats * getattr(model, "pool4_scale", 1.0)
-            elif name == "score_pool3":
-                feats = feats * getattr(model, "pool3_scale", 1.0)
+            feats, cmap = features[stride] * getattr(layer, "input_scale", 1.0), maps[stride]
             n, ch, h, w = feats.shape
             rows = (torch.arange(h) * cmap.scale + cmap.shift).round().long()
             cols = (torch.arange(w) * cmap.scale + cmap.shift).round().long()
@@ -172,14 +173,21 @@ def fit_scorers(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) ->
     return model
 
 
-def _pair_of_models(cfg: BenchConfig, arch: str, device: str) -> dict[str, nn.Module]:
-    """One set of weights in both geometries (the same geometry loads the Caffe state dict)."""
+def _pair_of_models(cfg: BenchConfig, arch: str, device: str, *,
+                    optimized: bool = True) -> dict[str, nn.Module]:
+    """One set of weights in both geometries (the same geometry loads the Caffe state dict),
+    in eval mode on ``device``; with the fast layers of :func:`fcnseg.models.optimize` unless
+    ``optimized`` is False."""
     torch.manual_seed(cfg.seed)
     kwargs = {"num_classes": cfg.num_classes, "width": cfg.width, "fc_channels": cfg.fc_channels}
     caffe = trained_looking(build_model(arch, geometry="caffe", **kwargs), cfg.seed)
     same = build_model(arch, geometry="same", **kwargs)
     same.load_state_dict(caffe.state_dict())
-    return {"caffe": caffe.to(device).eval(), "same": same.to(device).eval()}
+    models = {"caffe": caffe.to(device).eval(), "same": same.to(device).eval()}
+    if optimized:
+        for m in models.values():
+            optimize(m, "inference", device=device)
+    return models
 
 
 def _input(cfg: BenchConfig, batch: int, size: tuple[int, int], device: str) -> torch.Tensor:
@@ -312,7 +320,7 @@ def bench_training(cfg: BenchConfig, device: str) -> list[dict[str, Any]]:
     """One SGD step (forward, pixel-averaged cross-entropy, backward, update) per geometry."""
     models = _pair_of_models(cfg, cfg.train_model, device)
     for m in models.values():
-        m.train()
+        optimize(m, "training")
     crop = (cfg.train_crop, cfg.train_crop)
     x = _input(cfg, cfg.train_batch, crop, device)
     g = torch.Generator().manual_seed(cfg.seed)
@@ -350,8 +358,6 @@ def bench_training(cfg: BenchConfig, device: str) -> list[dict[str, Any]]:
 
 def _write_folder_dataset(root: Path, count: int, size: tuple[int, int], classes: int) -> None:
     """JPEG images and palette PNG masks of a synthetic scene, as a FolderSegmentation."""
-    from PIL import Image
-
     (root / "images").mkdir(parents=True)
     (root / "masks").mkdir()
     names = ", ".join(f"c{i}" for i in range(classes))
@@ -367,10 +373,6 @@ def _write_folder_dataset(root: Path, count: int, size: tuple[int, int], classes
 
 
 def _loader(dataset: Any, workers: int, pin: bool, persistent: bool) -> Any:
-    from torch.utils.data import DataLoader
-
-    from fcnseg.data import collate_segmentation
-
     return DataLoader(dataset, batch_size=1, num_workers=workers, pin_memory=pin,
                       persistent_workers=persistent and workers > 0,
                       collate_fn=collate_segmentation)
@@ -383,9 +385,6 @@ def bench_evaluation(cfg: BenchConfig, device: str) -> dict[str, Any]:
     ``FolderSegmentation`` with the evaluation transform and a DataLoader (no workers: on a
     2-core machine a worker process competes with the model's threads).
     """
-    from fcnseg.data import FolderSegmentation, build_eval_transform
-    from fcnseg.metrics import confusion_matrix
-
     model = _pair_of_models(cfg, "fcn8s", device)["same"]
     n = cfg.num_classes
     out: dict[str, Any] = {"device": device, "model": "fcn8s", "geometry": "same",
@@ -433,8 +432,6 @@ def bench_loader_options(cfg: BenchConfig, dataset: Any) -> list[dict[str, Any]]
     Two passes over the dataset per timing, so that persistent workers show their saving (no
     re-spawn on the second pass). Pinned memory only matters when batches go to a GPU.
     """
-    import os
-
     max_workers = min(2, os.cpu_count() or 1)
     pin_ok = torch.cuda.is_available()
     settings = {"workers=0": (0, False, False)}
@@ -459,18 +456,21 @@ def bench_loader_options(cfg: BenchConfig, dataset: Any) -> list[dict[str, Any]]
     return rows
 
 
-def _channels_last_copy(model: nn.Module) -> nn.Module:
-    return copy.deepcopy(model).to(memory_format=torch.channels_last)
+def _fast(model: nn.Module, *, gemm: bool = True, channels_last: bool = False) -> nn.Module:
+    """An optimized copy of a plain model (:func:`fcnseg.models.optimize`)."""
+    return optimize(plain_copy(model), "inference", gemm=gemm, channels_last=channels_last,
+                    cudnn_benchmark=False)
 
 
 def bench_options(cfg: BenchConfig, device: str) -> dict[str, Any]:
     """FCN-8s at ``option_size``, batch 1: each fast path against the plain path, one run.
 
-    "plain" runs every layer as its module (fast paths off), NCHW, float32, under no_grad.
-    Every other variant states its max |Δlogit| and argmax agreement against the plain path of
-    its geometry. Weights: Kaiming-random trunk, scorers from :func:`fit_scorers`.
+    "plain" runs every layer as its plain module (no :func:`fcnseg.models.optimize`), NCHW,
+    float32, under no_grad. Every other variant states its max |Δlogit| and argmax agreement
+    against the plain path of its geometry. Weights: Kaiming-random trunk, scorers from
+    :func:`fit_scorers`.
     """
-    models = _pair_of_models(cfg, "fcn8s", device)
+    models = _pair_of_models(cfg, "fcn8s", device, optimized=False)
     same, caffe = models["same"], models["caffe"]
     # Weights with trained-like, peaked logits: scorers fitted on two synthetic scenes; the
     # input is a third, held-out scene (argmax agreement is meaningless on random scorers).
@@ -479,27 +479,26 @@ def bench_options(cfg: BenchConfig, device: str) -> dict[str, Any]:
     same.to(device)
     caffe.load_state_dict(same.state_dict())
     x = synthetic_batch(1, cfg.option_size, same.input_convention, cfg.seed + 1)[0].to(device)
-    same_cl = _channels_last_copy(same)
-    caffe_cl = _channels_last_copy(caffe)
+    same_cl = _fast(same, channels_last=True)
+    caffe_cl = _fast(caffe, channels_last=True)
     low = torch.bfloat16
     variants: dict[str, tuple[Callable[[], torch.Tensor], str]] = {}
 
-    def run(model: nn.Module, *, plain: bool = False, upsample: bool | None = None,
-            autocast: torch.dtype | None = None,
+    def run(model: nn.Module, *, autocast: torch.dtype | None = None,
             grad_mode: str = "inference") -> Callable[[], torch.Tensor]:
         def call() -> torch.Tensor:
             ctx = torch.inference_mode() if grad_mode == "inference" else torch.no_grad()
-            with ctx, fast_paths(not plain, upsample=upsample), torch.autocast(
-                    device, dtype=autocast or torch.float32, enabled=autocast is not None):
+            with ctx, torch.autocast(device, dtype=autocast or torch.float32,
+                                     enabled=autocast is not None):
                 return model(x)
         return call
 
-    variants["caffe plain"] = (run(caffe, plain=True, grad_mode="no_grad"), "float32")
-    variants["plain (same, no_grad)"] = (run(same, plain=True, grad_mode="no_grad"), "float32")
-    variants["+inference_mode"] = (run(same, plain=True), "float32")
-    variants["+upsample fast"] = (run(same, plain=True, upsample=True), "float32")
-    variants["+gemm fc6/fc7"] = (run(same), "float32")
-    variants["caffe fast"] = (run(caffe), "float32")
+    variants["caffe plain"] = (run(caffe, grad_mode="no_grad"), "float32")
+    variants["plain (same, no_grad)"] = (run(same, grad_mode="no_grad"), "float32")
+    variants["+inference_mode"] = (run(same), "float32")
+    variants["+upsample fast"] = (run(_fast(same, gemm=False)), "float32")
+    variants["+gemm fc6/fc7"] = (run(_fast(same)), "float32")
+    variants["caffe fast"] = (run(_fast(caffe)), "float32")
     variants["+channels_last"] = (run(same_cl), "float32")
     variants["caffe fast channels_last"] = (run(caffe_cl), "float32")
     variants["+bf16 autocast"] = (run(same_cl, autocast=low), "bfloat16")
@@ -516,7 +515,7 @@ def bench_options(cfg: BenchConfig, device: str) -> dict[str, Any]:
             variants["+torch.compile"] = (run(compiled), "float32")
         except Exception as e:  # a missing compiler toolchain must not sink the whole report
             compile_note = f"failed: {type(e).__name__}: {e}"[:300]
-    with torch.inference_mode(), fast_paths(False):
+    with torch.inference_mode():
         reference = same(x).float()
     timed: dict[str, Callable[[], object]] = {k: fn for k, (fn, _) in variants.items()}
     timed[_PEAK + "float32"] = _mm_variant(cfg, device, torch.float32)
@@ -536,7 +535,7 @@ def bench_options(cfg: BenchConfig, device: str) -> dict[str, Any]:
             out = fn().float()
         ref = reference
         if geometry == "caffe":
-            with torch.inference_mode(), fast_paths(False):
+            with torch.inference_mode():
                 ref = caffe(x).float()
         key = f"{device}_{str(torch.float32 if dtype == 'float32' else low).removeprefix('torch.')}"
         row = {"variant": name, "geometry": geometry, "dtype": dtype,
@@ -548,7 +547,7 @@ def bench_options(cfg: BenchConfig, device: str) -> dict[str, Any]:
     result: dict[str, Any] = {"device": device, "size": list(cfg.option_size), "rows": rows,
                               "mm_peak_gflop_per_s": {k: v / 1e9 for k, v in peak.items()}}
     result["cudnn_benchmark"] = ("n/a on CPU" if device != "cuda"
-                                 else "see the cuda rows (enabled by optimize_for_inference)")
+                                 else "see the cuda rows (enabled by fcnseg.models.optimize)")
     if compile_note:
         result["torch_compile"] = compile_note
     elif not cfg.compile:

@@ -7,6 +7,7 @@ with other work slows every variant alike and their ratios stay meaningful.
 from __future__ import annotations
 
 import gc
+import os
 import statistics
 import time
 from collections.abc import Callable, Mapping
@@ -14,6 +15,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 __all__ = [
     "OtherLoad",
@@ -98,8 +100,6 @@ def count_flops(model: nn.Module, *inputs: torch.Tensor, backward: bool = False)
     A multiply-add counts as 2 FLOPs; element-wise work (ReLU, pooling, additions) counts 0,
     as in the usual GFLOP figures for convolutional networks.
     """
-    from torch.utils.flop_counter import FlopCounterMode
-
     counter = FlopCounterMode(display=False)
     with counter:
         if backward:
@@ -149,7 +149,7 @@ def peak_rss_mb() -> float:
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
-    import resource
+    import resource  # POSIX only, and only needed where /proc is missing
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -196,8 +196,6 @@ class OtherLoad:
         end = _cpu_ticks()
         if self._machine is None or end is None:
             return
-        import os
-
         tick = os.sysconf("SC_CLK_TCK")
         busy = (end[0] - self._machine[0]) / tick
         total = (end[1] - self._machine[1]) / tick

@@ -29,6 +29,7 @@ from fcnseg.data.collate import collate_segmentation
 from fcnseg.data.transforms import build_eval_transform
 from fcnseg.inference.visualize import reliability_diagram, save_png
 from fcnseg.metrics import DEFAULT_COVERAGES, METRIC_NAMES, CalibrationBins, ConfusionMatrix, scores
+from fcnseg.models.fastpath import optimize
 from fcnseg.utils.amp import autocast_dtype
 from fcnseg.utils.files import atomic_write
 from fcnseg.utils.jsonable import json_safe
@@ -266,7 +267,7 @@ def evaluate_checkpoint(
         ValueError: the dataset's class count differs from the checkpoint's.
     """
     ckpt = load_checkpoint(checkpoint) if not isinstance(checkpoint, Mapping) else checkpoint
-    model = build_model_from_checkpoint(ckpt)
+    model = optimize(build_model_from_checkpoint(ckpt), "inference")
     class_names = list(ckpt["classes"]["names"])
     transform = build_eval_transform(model.input_convention)
     if isinstance(dataset, Mapping):

@@ -34,6 +34,7 @@ from fcnseg.engine.sampling import ResumableSampler, SeededSamples
 from fcnseg.engine.signals import ignore_stop_signals
 from fcnseg.models import PRETRAINED, build_model, fetch_pretrained, init_from
 from fcnseg.models.builders import builder_parameters
+from fcnseg.models.fastpath import optimize
 
 __all__ = ["TrainSetup", "build_datasets", "build_setup", "build_training_model",
            "sample_file_problems", "wrap_model"]
@@ -110,9 +111,7 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
         model.input_convention = get_convention(resume_ckpt["model"]["input_convention"])
     train_ds, val_ds = build_datasets(config, model.input_convention, ignore_index)
 
-    model.to(info.device)
-    if config.channels_last:
-        model.to(memory_format=torch.channels_last)
+    optimize(model, "training", device=info.device, channels_last=config.channels_last)
     optimizer = make_optimizer(model, config.optim)
     scheduler = build_scheduler(optimizer, config.train.iterations, config.schedule)
     scaler = torch.amp.GradScaler(info.device.type, enabled=config.amp == "fp16")

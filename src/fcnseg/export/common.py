@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -11,7 +12,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from fcnseg import __version__
 from fcnseg.conventions import CAFFE_BGR, InputConvention
+from fcnseg.inference.sliding import forward_logits
 
 __all__ = [
     "DEFAULT_ATOL",
@@ -54,8 +57,6 @@ class LogitsOnly(nn.Module):
         self.model = model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from fcnseg.inference.sliding import forward_logits
-
         return forward_logits(self.model, x)
 
 
@@ -68,8 +69,6 @@ def logits_model(model: nn.Module) -> nn.Module:
 
 def metadata_strings(description: Mapping[str, Any]) -> dict[str, str]:
     """A model description as string metadata: each value JSON-encoded under its key."""
-    from fcnseg import __version__
-
     meta = {str(k): json.dumps(v) for k, v in description.items()}
     meta["fcnseg_version"] = json.dumps(__version__)
     meta["input"] = json.dumps("N×3×H×W float32, RGB 0-255 normalised per input_convention "
@@ -126,8 +125,6 @@ def check_samples(
 
 def _float32_noise(model: nn.Module, x: torch.Tensor, ref: np.ndarray) -> str:
     """Explain a failed check: how far PyTorch's own float32 result is from float64."""
-    import copy
-
     try:
         with torch.inference_mode():
             exact = copy.deepcopy(model).double()(x.double()).numpy()

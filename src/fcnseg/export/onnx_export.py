@@ -14,7 +14,6 @@ import contextlib
 import io
 import json
 import logging
-import os
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.export import Dim
 
 from fcnseg.conventions import CAFFE_BGR
 from fcnseg.export.common import (
@@ -33,7 +33,9 @@ from fcnseg.export.common import (
     metadata_strings,
     sample_batches,
 )
+from fcnseg.models.fastpath import plain_copy
 from fcnseg.utils.files import atomic_write_bytes
+from fcnseg.utils.typing import PathLike
 
 __all__ = ["EXPORTERS", "OnnxExport", "export_onnx", "read_onnx_metadata"]
 
@@ -81,8 +83,6 @@ def _export_bytes(model: nn.Module, sample: torch.Tensor, opset: int, exporter: 
                 do_constant_folding=True,
             )
             return buf.getvalue()
-        from torch.export import Dim
-
         # The dynamo exporter prints progress to stdout and logs that torchvision's operators
         # are unavailable (we use none); keep the command's output ours.
         quiet_logger = logging.getLogger("torch.onnx._internal.exporter._registration")
@@ -102,7 +102,7 @@ def _export_bytes(model: nn.Module, sample: torch.Tensor, opset: int, exporter: 
 
 def export_onnx(
     model: nn.Module,
-    path: str | os.PathLike[str],
+    path: PathLike,
     *,
     description: Mapping[str, Any],
     sample_size: tuple[int, int] = (224, 224),
@@ -129,7 +129,7 @@ def export_onnx(
     if exporter not in EXPORTERS:
         raise ValueError(f"exporter must be one of {EXPORTERS}, got {exporter!r}")
     onnx, ort = _require_onnx()
-    model = model.to("cpu").float().eval()
+    model = plain_copy(model).to("cpu").float().eval()  # plain layers for the tracer
     samples = sample_batches(sample_size, getattr(model, "input_convention", CAFFE_BGR))
     model = logits_model(model)  # one output: the logits
     try:
@@ -156,7 +156,7 @@ def export_onnx(
     return OnnxExport(str(path), opset, exporter, checks, len(data))
 
 
-def read_onnx_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+def read_onnx_metadata(path: PathLike) -> dict[str, Any]:
     """The metadata of an ONNX file written by :func:`export_onnx`, JSON values decoded."""
     onnx, _ = _require_onnx()
     proto = onnx.load(str(path), load_external_data=False)

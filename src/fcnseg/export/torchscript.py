@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -30,7 +29,9 @@ from fcnseg.export.common import (
     metadata_strings,
     sample_batches,
 )
+from fcnseg.models.fastpath import plain_copy
 from fcnseg.utils.files import atomic_write_bytes
+from fcnseg.utils.typing import PathLike
 
 __all__ = ["METADATA_FILE", "TorchScriptExport", "export_torchscript", "read_torchscript_metadata"]
 
@@ -58,7 +59,7 @@ def _quiet() -> Iterator[None]:
 
 def export_torchscript(
     model: nn.Module,
-    path: str | os.PathLike[str],
+    path: PathLike,
     *,
     description: Mapping[str, Any],
     sample_size: tuple[int, int] = (224, 224),
@@ -70,7 +71,7 @@ def export_torchscript(
         ExportError: tracing failed or the saved module differs from PyTorch by ``atol`` or
             more on either sample; ``path`` is then left as it was.
     """
-    model = model.to("cpu").float().eval()
+    model = plain_copy(model).to("cpu").float().eval()  # plain layers for the tracer
     samples = sample_batches(sample_size, getattr(model, "input_convention", CAFFE_BGR))
     model = logits_model(model)  # one output: the logits
     meta = {k: json.loads(v) for k, v in metadata_strings(description).items()}
@@ -95,7 +96,7 @@ def export_torchscript(
     return TorchScriptExport(str(path), checks, len(data))
 
 
-def read_torchscript_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+def read_torchscript_metadata(path: PathLike) -> dict[str, Any]:
     """The description saved by :func:`export_torchscript` in a TorchScript file."""
     extra = {METADATA_FILE: ""}
     with _quiet():

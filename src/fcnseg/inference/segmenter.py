@@ -21,6 +21,7 @@ from fcnseg.conventions import InputConvention, get_convention
 from fcnseg.inference.images import DEFAULT_MAX_PIXELS, to_rgb_uint8
 from fcnseg.inference.sliding import TTA, PredictFn, SlidingWindow, forward_logits
 from fcnseg.inference.visualize import normalize_palette
+from fcnseg.models.fastpath import optimize
 
 __all__ = ["Prediction", "Segmenter", "resolve_device"]
 
@@ -106,7 +107,7 @@ class Segmenter:
             raise ValueError(f"{len(class_names)} class names for a model with {num_classes} "
                              f"classes")
         self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
+        self.model = optimize(model, "inference", device=self.device)
         self.class_names: list[str] = [str(n) for n in class_names]
         self.num_classes = len(self.class_names)
         self.palette = normalize_palette(palette)

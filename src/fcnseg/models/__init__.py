@@ -1,6 +1,16 @@
-"""FCN models: builders, geometry, and weight loading."""
+"""FCN models: trunks, the skip head, builders, fast paths, and weight loading.
 
-from fcnseg.models.backbone import BackboneFCN, fcn_from_backbone, fcn_from_factory
+- :mod:`~fcnseg.models.trunk`: the trunk protocol (features by stride, coordinate maps).
+- :mod:`~fcnseg.models.vgg`, :mod:`~fcnseg.models.resnet`: the VGG16 and ResNet trunks.
+- :mod:`~fcnseg.models.head`: the FCN-32s/16s/8s skip head and its aligned upsampling.
+- :mod:`~fcnseg.models.fcn`: :class:`FCN`, a trunk with its head(s) and identity.
+- :mod:`~fcnseg.models.torchvision_fcn`: torchvision's FCN-ResNet (a different head).
+- :mod:`~fcnseg.models.backbone`, :mod:`~fcnseg.models.factories`: your own backbone.
+- :mod:`~fcnseg.models.builders`: ``build_model(name, ...)`` and the builder functions.
+- :mod:`~fcnseg.models.fastpath`: :func:`optimize`, the fast paths as a transform.
+"""
+
+from fcnseg.models.backbone import backbone_fcn, fcn_from_backbone, fcn_from_factory
 from fcnseg.models.builders import (
     MODEL_BUILDERS,
     build_model,
@@ -18,12 +28,24 @@ from fcnseg.models.builders import (
     fcn_resnet101,
 )
 from fcnseg.models.factories import allow_factory_modules, backbone_factory
-from fcnseg.models.fastpath import fast_paths, optimize_for_inference
-from fcnseg.models.fcn import FCN, GEOMETRIES, FCN8s, FCN16s, FCN32s
+from fcnseg.models.fastpath import optimize, plain_copy
+from fcnseg.models.fcn import FCN, GEOMETRIES, vgg16_fcn
+from fcnseg.models.head import (
+    BACKBONE_NAMES,
+    VGG_NAMES,
+    AlignedUpsampling,
+    HeadNames,
+    Scorer,
+    SkipHead,
+    edge_upsampling,
+    reference_upsampling,
+)
+from fcnseg.models.identity import ModelIdentity
 from fcnseg.models.resnet import ResNet, ResNetBackbone, load_resnet_weights
 from fcnseg.models.torchvision_fcn import TorchvisionFCN, load_torchvision_fcn_weights
 from fcnseg.models.trunk import BackboneError
 from fcnseg.models.upsample import bilinear_kernel, bilinear_upsampling
+from fcnseg.models.vgg import VGG16Trunk
 from fcnseg.models.vgg16_bn import load_vgg16_bn_weights
 from fcnseg.models.weights import (
     PRETRAINED,
@@ -36,46 +58,54 @@ from fcnseg.models.weights import (
 )
 
 __all__ = [
+    "BACKBONE_NAMES",
+    "FCN",
+    "GEOMETRIES",
+    "MODEL_BUILDERS",
+    "PRETRAINED",
+    "VGG_NAMES",
+    "AlignedUpsampling",
     "BackboneError",
-    "BackboneFCN",
+    "HeadNames",
+    "ModelIdentity",
     "ResNet",
     "ResNetBackbone",
+    "Scorer",
+    "SkipHead",
     "TorchvisionFCN",
+    "VGG16Trunk",
+    "WeightsError",
     "allow_factory_modules",
     "backbone_factory",
+    "backbone_fcn",
+    "bilinear_kernel",
+    "bilinear_upsampling",
+    "build_model",
+    "edge_upsampling",
+    "fcn8s",
+    "fcn8s_atonce",
     "fcn8s_resnet50",
     "fcn8s_vgg16_bn",
+    "fcn16s",
     "fcn16s_resnet50",
     "fcn16s_vgg16_bn",
+    "fcn32s",
     "fcn32s_resnet50",
     "fcn32s_vgg16_bn",
     "fcn_from_backbone",
     "fcn_from_factory",
     "fcn_resnet50",
     "fcn_resnet101",
-    "fast_paths",
-    "optimize_for_inference",
-    "load_resnet_weights",
-    "load_torchvision_fcn_weights",
-    "load_vgg16_bn_weights",
-    "FCN",
-    "FCN8s",
-    "FCN16s",
-    "FCN32s",
-    "GEOMETRIES",
-    "MODEL_BUILDERS",
-    "PRETRAINED",
-    "WeightsError",
-    "bilinear_kernel",
-    "bilinear_upsampling",
-    "build_model",
-    "fcn8s",
-    "fcn8s_atonce",
-    "fcn16s",
-    "fcn32s",
     "fetch_pretrained",
     "init_from",
     "load_backbone_weights",
     "load_fcn_weights",
+    "load_resnet_weights",
+    "load_torchvision_fcn_weights",
+    "load_vgg16_bn_weights",
+    "optimize",
+    "plain_copy",
     "read_state_dict",
+    "reference_upsampling",
+    "vgg16_fcn",
 ]

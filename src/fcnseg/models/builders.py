@@ -11,8 +11,9 @@ from typing import Any
 from torch import nn
 
 from fcnseg.conventions import CAFFE_BGR, TORCHVISION_RGB, InputConvention
-from fcnseg.models.backbone import BackboneFCN, fcn_custom_backbone
-from fcnseg.models.fcn import FCN, FCN8s, FCN16s, FCN32s
+from fcnseg.models.backbone import backbone_fcn, fcn_custom_backbone
+from fcnseg.models.fcn import FCN, vgg16_fcn
+from fcnseg.models.identity import ModelIdentity
 from fcnseg.models.resnet import ResNetBackbone, load_resnet_weights
 from fcnseg.models.torchvision_fcn import TorchvisionFCN, load_torchvision_fcn_weights
 from fcnseg.models.vgg16_bn import load_vgg16_bn_weights
@@ -41,28 +42,16 @@ __all__ = [
     "get_builder",
 ]
 
-def _vgg_fcn(
-    model_class: type[FCN],
-    arch: str,
-    num_classes: int,
-    *,
-    backbone_weights: PathLike | None,
-    backbone_convention: str | None,
-    batch_norm: bool = False,
-    **kwargs: Any,
-) -> FCN:
-    model = model_class(num_classes, arch=arch, batch_norm=batch_norm, **kwargs)
-    if backbone_weights is not None and batch_norm:
-        load_vgg16_bn_weights(model, backbone_weights,
-                              convention=backbone_convention or TORCHVISION_RGB)
-    elif backbone_weights is not None:
-        load_backbone_weights(model, backbone_weights, convention=backbone_convention)
-    return model
+def _recorded(builder: Callable[..., Any], arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """``builder``'s arguments as its models record them: without file names and live objects
+    (:data:`NOT_RECORDED`) and without the input convention, which is recorded on its own."""
+    skipped = (*NOT_RECORDED, "input_convention")
+    return {k: arguments[k] for k in inspect.signature(builder).parameters if k not in skipped}
 
 
-def _vgg_builder(model_class: type[FCN], arch: str, batch_norm: bool, doc: str,
-                 **fixed: Any) -> Callable[..., FCN]:
-    default_convention = TORCHVISION_RGB.name if batch_norm else CAFFE_BGR.name
+def _vgg_builder(arch: str, variant: str, with_bn: bool, doc: str,
+                 skip_scales: tuple[float, float] = (1.0, 1.0)) -> Callable[..., FCN]:
+    default_convention = TORCHVISION_RGB.name if with_bn else CAFFE_BGR.name
 
     def builder(
         num_classes: int = 21,
@@ -71,15 +60,22 @@ def _vgg_builder(model_class: type[FCN], arch: str, batch_norm: bool, doc: str,
         width: float = 1.0,
         fc_channels: int = 4096,
         dropout: float = 0.5,
+        batch_norm: bool = with_bn,
         input_convention: InputConvention | str | dict[str, Any] = default_convention,
         backbone_weights: PathLike | None = None,
         backbone_convention: str | None = None,
     ) -> FCN:
-        return _vgg_fcn(model_class, arch, num_classes, geometry=geometry, width=width,
-                        fc_channels=fc_channels, dropout=dropout,
-                        input_convention=input_convention, batch_norm=batch_norm,
-                        backbone_weights=backbone_weights,
-                        backbone_convention=backbone_convention, **fixed)
+        recorded = _recorded(builder, locals())
+        model = vgg16_fcn(variant, num_classes, arch=arch, build_kwargs=recorded,
+                          geometry=geometry, width=width, fc_channels=fc_channels,
+                          dropout=dropout, batch_norm=batch_norm, skip_scales=skip_scales,
+                          input_convention=input_convention)
+        if backbone_weights is not None and batch_norm:
+            load_vgg16_bn_weights(model, backbone_weights,
+                                  convention=backbone_convention or TORCHVISION_RGB)
+        elif backbone_weights is not None:
+            load_backbone_weights(model, backbone_weights, convention=backbone_convention)
+        return model
 
     builder.__name__ = builder.__qualname__ = arch
     builder.__doc__ = doc
@@ -95,20 +91,22 @@ _VGG_ARGS = """
         width, fc_channels: slimmer VGG-style trunks for CPUs and tests (channel multiplier of
             the convolutions; channels of fc6/fc7).
         dropout: dropout probability after fc6 and fc7.
+        batch_norm: a BatchNorm2d after each trunk convolution (``bn1_1`` ... ``bn5_3``; True
+            for the ``*_vgg16_bn`` models).
         input_convention: pixel convention of the weights (replaced by that of
             ``backbone_weights`` when loaded).
         backbone_weights: optional ImageNet state-dict file to convolutionalize into the model
             (see :func:`fcnseg.models.load_backbone_weights`).
         backbone_convention: input convention of that file when it cannot be recognised.
     """
-fcn32s = _vgg_builder(FCN32s, "fcn32s", False,
+fcn32s = _vgg_builder("fcn32s", "32s", False,
                       "FCN-32s on VGG16 (Fig. 3, top row)." + _VGG_ARGS)
-fcn16s = _vgg_builder(FCN16s, "fcn16s", False,
+fcn16s = _vgg_builder("fcn16s", "16s", False,
                       "FCN-16s on VGG16 (Fig. 3, middle row)." + _VGG_ARGS)
-fcn8s = _vgg_builder(FCN8s, "fcn8s", False,
+fcn8s = _vgg_builder("fcn8s", "8s", False,
                      "FCN-8s on VGG16 (Fig. 3, bottom row)." + _VGG_ARGS)
 fcn8s_atonce = _vgg_builder(
-    FCN8s, "fcn8s_atonce", False,
+    "fcn8s_atonce", "8s", False,
     "FCN-8s trained at once: pool4 scaled by 0.01 and pool3 by 0.0001 before scoring." + _VGG_ARGS,
     skip_scales=(0.01, 0.0001))
 
@@ -125,9 +123,9 @@ _BN_DOC = ("{name} on VGG16 with batch normalisation (torchvision's vgg16_bn): a
            "(``bn1_1`` ... ``bn5_3``) after each trunk convolution. ``backbone_weights`` is a "
            "torchvision ``vgg16_bn-*.pth`` file (RGB convention), see "
            ":func:`fcnseg.models.vgg16_bn.load_vgg16_bn_weights`." + _VGG_ARGS)
-fcn32s_vgg16_bn = _vgg_builder(FCN32s, "fcn32s_vgg16_bn", True, _BN_DOC.format(name="FCN-32s"))
-fcn16s_vgg16_bn = _vgg_builder(FCN16s, "fcn16s_vgg16_bn", True, _BN_DOC.format(name="FCN-16s"))
-fcn8s_vgg16_bn = _vgg_builder(FCN8s, "fcn8s_vgg16_bn", True, _BN_DOC.format(name="FCN-8s"))
+fcn32s_vgg16_bn = _vgg_builder("fcn32s_vgg16_bn", "32s", True, _BN_DOC.format(name="FCN-32s"))
+fcn16s_vgg16_bn = _vgg_builder("fcn16s_vgg16_bn", "16s", True, _BN_DOC.format(name="FCN-16s"))
+fcn8s_vgg16_bn = _vgg_builder("fcn8s_vgg16_bn", "8s", True, _BN_DOC.format(name="FCN-8s"))
 
 
 # -- ResNet backbones with FCN-32s/16s/8s heads ------------------------------------------------
@@ -141,7 +139,7 @@ def fcn_resnet_skip(
     input_convention: InputConvention | str | dict[str, Any] = TORCHVISION_RGB.name,
     backbone_weights: PathLike | None = None,
     backbone_convention: str | None = None,
-) -> BackboneFCN:
+) -> FCN:
     """FCN-``variant`` heads (``"32s"``, ``"16s"``, ``"8s"``) on layer4/layer3/layer2 of a ResNet.
 
     Args:
@@ -160,19 +158,17 @@ def fcn_resnet_skip(
         [bool(d) for d in replace_stride_with_dilation]
     backbone = ResNetBackbone(depth, replace_stride_with_dilation=dilation,
                               base_channels=base_channels)
-    model = BackboneFCN(
-        backbone, num_classes, variant=variant, arch=f"fcn{variant}_resnet{depth}",
-        build_kwargs={"num_classes": num_classes, "replace_stride_with_dilation": dilation,
-                      "base_channels": base_channels},
-        input_convention=input_convention,
-    )
+    identity = ModelIdentity(f"fcn{variant}_resnet{depth}", {
+        "num_classes": num_classes, "replace_stride_with_dilation": dilation,
+        "base_channels": base_channels}, input_convention)
+    model = backbone_fcn(backbone, num_classes, identity, variant=variant)
     if backbone_weights is not None:
         load_resnet_weights(model, backbone_weights,
                             convention=backbone_convention or input_convention)
     return model
 
 
-def _resnet_skip_builder(variant: str, depth: int) -> Callable[..., BackboneFCN]:
+def _resnet_skip_builder(variant: str, depth: int) -> Callable[..., FCN]:
     def builder(
         num_classes: int = 21,
         *,
@@ -181,7 +177,7 @@ def _resnet_skip_builder(variant: str, depth: int) -> Callable[..., BackboneFCN]
         input_convention: InputConvention | str | dict[str, Any] = TORCHVISION_RGB.name,
         backbone_weights: PathLike | None = None,
         backbone_convention: str | None = None,
-    ) -> BackboneFCN:
+    ) -> FCN:
         return fcn_resnet_skip(variant, depth, num_classes,
                                replace_stride_with_dilation=replace_stride_with_dilation,
                                base_channels=base_channels, input_convention=input_convention,
@@ -217,11 +213,13 @@ def _torchvision_builder(depth: int) -> Callable[..., TorchvisionFCN]:
         backbone_weights: PathLike | None = None,
         backbone_convention: str | None = None,
     ) -> TorchvisionFCN:
+        identity = ModelIdentity(f"fcn_resnet{depth}", _recorded(builder, locals()),
+                                 input_convention)
         model = TorchvisionFCN(
             num_classes, depth=depth, aux_loss=aux_loss, output=output,
             base_channels=base_channels,
             replace_stride_with_dilation=replace_stride_with_dilation or [False, True, True],
-            input_convention=input_convention,
+            identity=identity,
         )
         if backbone_weights is not None:
             load_resnet_weights(model, backbone_weights,

@@ -1,98 +1,86 @@
-"""Fast execution paths for the FCN models that keep their parameters and outputs.
+"""Fast paths as a transform: :func:`optimize` swaps layers for exact, faster equivalents.
 
-- :func:`conv_gemm`: fc6 (7×7, 512→4096) and fc7 (1×1, 4096→4096) have weights of 411 MB and
-  67 MB but only a few hundred output positions per image. oneDNN's convolution re-lays out such a
-  weight on every call and runs far below the machine's matrix-multiply peak on CPU; one im2col
-  copy plus a single GEMM against the weight as stored runs close to that peak.
-- :func:`optimize_for_inference`: the opt-in settings (eval mode, channels_last, cuDNN
-  autotuning) that measured faster in ``fcnseg bench``.
-- :func:`fast_paths`: switch the built-in fast paths off (or on) inside a ``with`` block.
+The models' ``forward`` only ever runs plain PyTorch layers. :func:`optimize` changes a built
+model in place, keeping every parameter and state-dict key, and records what it did in
+``model.optimizations``:
 
-The final bilinear upsampling's fast path lives with the kernels in
-:func:`fcnseg.models.upsample.upsample_crop`.
+- **fc GEMM** (:class:`GemmConv2d`): fc6 (7×7, 512→4096) and fc7 (1×1, 4096→4096) have weights
+  of 411 MB and 67 MB but only a few hundred output positions per image. oneDNN's convolution
+  re-lays out such a weight on every call and runs far below the machine's matrix-multiply peak
+  on CPU; one im2col copy plus a single GEMM against the weight as stored runs close to it.
+  Trunks name these layers in ``fully_connected`` (the VGG16 trunk: ``("fc6", "fc7")``).
+- **separable upsampling** (:class:`SeparableBilinearUpsampling`): a frozen channel-diagonal
+  bilinear deconvolution is, along each axis, a banded interpolation matrix U, so
+  ``layer(x)[c] = U_h · x[c] · U_wᵀ``. Two small matrix products replace a dense C×C transposed
+  convolution (which multiplies by C² − C zero kernels), and the crop that follows is folded
+  into U by keeping only the rows that survive it.
+- **channels_last** memory format, eval or train mode, cuDNN autotuning on CUDA.
+
+Each swap is a change of the layer's class to a subclass (the same object, parameters and
+hooks), so optimizers and other references stay valid. The fast layers fall back to the plain
+computation where they do not apply (other devices, a trained upsampling weight, tracing,
+scripting or exporting), and :func:`plain_copy` gives a copy with the plain layers back, which
+is what the exporters trace.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
+import copy
+import functools
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-__all__ = ["conv_gemm", "fast_paths", "optimize_for_inference", "plain_path_only"]
+from fcnseg.models.upsample import BilinearUpsampling, is_bilinear
+
+__all__ = [
+    "GemmConv2d",
+    "SeparableBilinearUpsampling",
+    "conv_gemm",
+    "optimize",
+    "plain_copy",
+]
 
 #: Upper bound on one im2col buffer (elements); larger inputs are processed in bands of rows.
 _MAX_COLUMN_ELEMENTS = 1 << 24
 
-_enabled = {"gemm": True, "upsample": True}
+
+def _exporting() -> bool:
+    return (torch.jit.is_tracing() or torch.jit.is_scripting()
+            or torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export())
 
 
-@contextlib.contextmanager
-def fast_paths(
-    enabled: bool = True, *, gemm: bool | None = None, upsample: bool | None = None
-) -> Iterator[None]:
-    """Turn the models' fast paths on or off inside a ``with`` block (they are on by default).
-
-    ``with fast_paths(False):`` runs every layer as its plain module, e.g. to compare outputs
-    or timings; ``gemm`` (fc6/fc7 as one GEMM) and ``upsample`` (separable bilinear
-    upsampling) override ``enabled`` for one path each.
-    """
-    previous = dict(_enabled)
-    _enabled["gemm"] = bool(enabled if gemm is None else gemm)
-    _enabled["upsample"] = bool(enabled if upsample is None else upsample)
-    try:
-        yield
-    finally:
-        _enabled.update(previous)
-
-
-def plain_path_only(path: str) -> bool:
-    """True when ``path`` ("gemm" or "upsample") must run as plain modules: switched off, or
-    while tracing, scripting or exporting (so exported graphs hold the ordinary layers and
-    keep dynamic sizes). Under ``torch.compile`` the GEMM path stays (plain tensor ops that
-    compile well); the upsampling's cached matrices do not, so it runs plain there."""
-    return (
-        not _enabled[path]
-        or torch.jit.is_tracing()
-        or torch.jit.is_scripting()
-        or torch.compiler.is_exporting()
-        or (path != "gemm" and torch.compiler.is_compiling())
-        or torch.onnx.is_in_onnx_export()
-    )
-
-
+# -- fc6 / fc7 as one GEMM ------------------------------------------------------------------------
 def _gemm_applies(conv: nn.Conv2d, x: torch.Tensor) -> bool:
     return (
         x.device.type == "cpu"
         and x.dim() == 4
-        and not plain_path_only("gemm")
+        and not _exporting()
         and conv.groups == 1
         and conv.stride == (1, 1)
         and conv.dilation == (1, 1)
         and conv.padding_mode == "zeros"
         and isinstance(conv.padding, tuple)
-        and type(conv) is nn.Conv2d
     )
 
 
 def conv_gemm(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     """``conv(x)`` computed as im2col and one matrix product (CPU, stride 1, no groups).
 
-    Falls back to ``conv(x)`` where the conditions do not hold (other devices, strided or grouped
-    convolutions, a weight in neither NCHW nor channels-last layout, tracing or exporting). The
-    result has ``conv(x)``'s shape and values (up to rounding) and is laid out channels-last;
-    gradients flow to ``x``, the weight and the bias. In training the im2col buffer is kept for
-    the backward pass (~25 MB per 500×500 image for fc6). Forward hooks on ``conv`` are not
-    called.
+    Falls back to the plain convolution where the conditions do not hold (other devices,
+    strided or grouped convolutions, a weight in neither NCHW nor channels-last layout, tracing
+    or exporting). The result has the convolution's shape and values (up to rounding) and is
+    laid out channels-last; gradients flow to ``x``, the weight and the bias. In training the
+    im2col buffer is kept for the backward pass (~25 MB per 500×500 image for fc6).
     """
     if not _gemm_applies(conv, x):
-        return conv(x)
+        return nn.Conv2d.forward(conv, x)
     (kh, kw), (ph, pw) = conv.kernel_size, conv.padding
     n, _, h, w = x.shape
     out_h, out_w = h + 2 * ph - kh + 1, w + 2 * pw - kw + 1
     if out_h < 1 or out_w < 1:
-        return conv(x)  # let the convolution raise its own error about the input size
+        return nn.Conv2d.forward(conv, x)  # let the convolution raise its own size error
     # The weight as a (out, in·kh·kw) matrix without copying it: its stored order decides the
     # order of the im2col columns, (C, kh, kw) for contiguous and (kh, kw, C) for channels-last.
     weight = conv.weight
@@ -101,7 +89,7 @@ def conv_gemm(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     elif weight.is_contiguous(memory_format=torch.channels_last):
         weight, channels_inner = weight.permute(0, 2, 3, 1).reshape(conv.out_channels, -1), True
     else:
-        return conv(x)
+        return nn.Conv2d.forward(conv, x)
     # Windows over an N×H×W×C view: (N, out_h, out_w, C, kh, kw).
     x = x.permute(0, 2, 3, 1)
     if ph or pw:
@@ -121,22 +109,148 @@ def conv_gemm(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     return out.permute(0, 3, 1, 2)  # N×C×H×W shape, channels-last strides: no copy
 
 
-def optimize_for_inference(
+class GemmConv2d(nn.Conv2d):
+    """``nn.Conv2d`` computed by :func:`conv_gemm` (for fc6/fc7-like layers on CPU)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return conv_gemm(self, x)
+
+
+# -- separable bilinear upsampling -----------------------------------------------------------------
+@functools.lru_cache(maxsize=64)
+def _axis_matrix(
+    kernel: int, stride: int, padding: int, in_len: int, start: int, out_len: int,
+    dtype: torch.dtype, device: torch.device,
+) -> torch.Tensor:
+    """Rows ``start … start+out_len-1`` of the 1-D bilinear transposed convolution as a matrix
+    (rows outside the deconvolution's output are zero)."""
+    f = (kernel + 1) // 2
+    c = f - 1 if kernel % 2 == 1 else f - 0.5
+    taps = 1 - (torch.arange(kernel, dtype=torch.float64) - c).abs() / f
+    # Output o receives input i through tap o + padding - i * stride (when inside the kernel).
+    tap = (torch.arange(start, start + out_len)[:, None] + padding
+           - stride * torch.arange(in_len)[None, :])
+    inside = (tap >= 0) & (tap < kernel)
+    u = torch.where(inside, taps[tap.clamp(0, kernel - 1)], torch.zeros((), dtype=torch.float64))
+    # A normal (not inference) tensor, so that autograd may save it when the input needs a grad.
+    with torch.inference_mode(False):
+        return u.to(dtype=dtype, device=device)
+
+
+class SeparableBilinearUpsampling(BilinearUpsampling):
+    """:class:`BilinearUpsampling` whose windows are two matrix products computing only the
+    kept pixels. Used while the weight is frozen (or autograd is off) and nothing is traced;
+    otherwise the plain deconvolution runs. Loading a weight that is no longer bilinear turns
+    the layer back into a plain :class:`BilinearUpsampling`."""
+
+    def forward_window(
+        self, x: torch.Tensor, offset: int, size: Sequence[int]
+    ) -> torch.Tensor:
+        weight_grad = self.weight.requires_grad and torch.is_grad_enabled()
+        if weight_grad or x.dim() != 4 or _exporting() or torch.compiler.is_compiling():
+            return super().forward_window(x, offset, size)
+        k, s, p = self.kernel_size[0], self.stride[0], self.padding[0]
+        n, ch, h, w = x.shape
+        out_h, out_w = int(size[0]), int(size[1])
+        dtype = x.dtype
+        if torch.is_autocast_enabled(x.device.type):
+            dtype = torch.get_autocast_dtype(x.device.type)
+        u_h = _axis_matrix(k, s, p, h, offset, out_h, dtype, x.device)
+        u_w = _axis_matrix(k, s, p, w, offset, out_w, dtype, x.device)
+        x = x.to(dtype).reshape(n * ch, h, w)
+        # Height first on the small input map (batched), then width as one large product: the
+        # bigger half of the work runs as a single GEMM rather than many small ones.
+        cols = torch.matmul(u_h, x).view(n * ch * out_h, w)
+        return torch.mm(cols, u_w.t()).view(n, ch, out_h, out_w)
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super()._load_from_state_dict(*args, **kwargs)
+        if not _separable(self):
+            self.__class__ = BilinearUpsampling
+
+
+def _separable(layer: nn.ConvTranspose2d) -> bool:
+    """Whether the separable computation gives ``layer``'s values: a square channel-diagonal
+    bilinear kernel with equal strides and paddings on both axes."""
+    kh, kw = layer.kernel_size
+    return (kh == kw and layer.stride[0] == layer.stride[1]
+            and layer.padding[0] == layer.padding[1] and layer.dilation == (1, 1)
+            and layer.output_padding == (0, 0) and layer.padding_mode == "zeros"
+            and is_bilinear(layer))
+
+
+# -- the transform -------------------------------------------------------------------------------
+_FAST = {GemmConv2d: nn.Conv2d, SeparableBilinearUpsampling: BilinearUpsampling}
+
+
+def _owners(model: nn.Module) -> list[nn.Module]:
+    """The model's modules, plus the trunk and heads an FCN holds without registering them."""
+    owners = list(model.modules())
+    for extra in (getattr(model, "trunk", None), *getattr(model, "heads", {}).values()):
+        if isinstance(extra, nn.Module) and all(extra is not m for m in owners):
+            owners += list(extra.modules())
+    return owners
+
+
+def optimize(
     model: nn.Module,
+    for_: str = "inference",
     *,
-    channels_last: bool = True,
+    device: str | torch.device | None = None,
+    channels_last: bool = False,
+    gemm: bool = True,
+    separable_upsampling: bool = True,
     cudnn_benchmark: bool = True,
 ) -> nn.Module:
-    """Put ``model`` in its fastest exact inference set-up (in place; returns it).
+    """Put ``model`` in its fast set-up for inference or training (in place; returns it).
 
-    Sets eval mode, converts the weights to channels-last (faster convolutions and pools on CPU
-    and GPU), and turns on cuDNN autotuning when the model is on CUDA. None of these changes the
-    outputs beyond float rounding. Reduced precision (``torch.autocast``) and ``torch.compile``
-    are left to the caller: they change numbers or cost compile time (docs/performance.md).
+    Moves it to ``device`` (when given), sets eval (``"inference"``) or train (``"training"``)
+    mode, and swaps layers for fast equivalents with the same parameters and state-dict keys:
+    the trunk's ``fully_connected`` convolutions for :class:`GemmConv2d` (``gemm``), frozen
+    bilinear deconvolutions for :class:`SeparableBilinearUpsampling`
+    (``separable_upsampling``), the memory format to channels-last (``channels_last``), and
+    cuDNN autotuning on CUDA for inference. None of these changes the outputs beyond float
+    rounding. What was done is appended to ``model.optimizations`` (a list of strings).
+    Reduced precision and ``torch.compile`` are left to the caller (docs/performance.md).
     """
-    model.eval()
+    if for_ not in ("inference", "training"):
+        raise ValueError(f"optimize: for_ must be 'inference' or 'training', got {for_!r}")
+    done: list[str] = list(getattr(model, "optimizations", []))
+    if device is not None:
+        model.to(device)
+    model.train(for_ == "training")
+    owners = _owners(model)
+    names = {id(m): n for n, m in model.named_modules()}
+    if gemm:
+        for owner in owners:
+            for name in getattr(owner, "fully_connected", ()):
+                conv = getattr(owner, name)
+                if type(conv) is nn.Conv2d:
+                    conv.__class__ = GemmConv2d
+                    done.append(f"{names.get(id(conv), name)}: GEMM")
+    if separable_upsampling:
+        for m in owners:
+            if type(m) is BilinearUpsampling and _separable(m):
+                m.__class__ = SeparableBilinearUpsampling
+                done.append(f"{names.get(id(m), 'upsampling')}: separable bilinear")
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    if cudnn_benchmark and any(p.is_cuda for p in model.parameters()):
+        done.append("channels_last")
+    on_cuda = any(p.is_cuda for p in model.parameters())
+    if cudnn_benchmark and on_cuda and for_ == "inference":
         torch.backends.cudnn.benchmark = True
+        done.append("cudnn.benchmark")
+    model.optimizations = done
     return model
+
+
+def plain_copy(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` with every fast layer back to its plain class (for tracing,
+    export and comparisons); ``optimizations`` is cleared. The original is unchanged."""
+    plain = copy.deepcopy(model)
+    for m in _owners(plain):
+        if type(m) in _FAST:
+            m.__class__ = _FAST[type(m)]
+    if hasattr(plain, "optimizations"):
+        plain.optimizations = []
+    return plain

@@ -60,16 +60,17 @@ def trace(layers: Iterable[nn.Module], start: CoordMap = IDENTITY) -> CoordMap:
     return m
 
 
-def crop_offset(big: CoordMap, ref: CoordMap) -> int:
+def crop_offset(big: CoordMap, ref: CoordMap, *, allow_negative: bool = False) -> int:
     """Offset at which to crop the map ``big`` so that it lines up element for element with ``ref``.
 
     Raises ValueError if the two maps have different scales, or do not align on whole elements,
-    or if ``big`` starts after ``ref`` (a negative offset would need padding, not cropping).
+    or if ``big`` starts after ``ref`` (a negative offset would need padding, not cropping)
+    unless ``allow_negative``.
     """
     if not math.isclose(big.scale, ref.scale):
         raise ValueError(f"cannot align maps of different scales: {big} vs {ref}")
     off = (ref.shift - big.shift) / big.scale
-    if not math.isclose(off, round(off), abs_tol=1e-9) or round(off) < 0:
+    if not math.isclose(off, round(off), abs_tol=1e-9) or (round(off) < 0 and not allow_negative):
         raise ValueError(f"maps do not align on a non-negative whole offset ({off}): {big}, {ref}")
     return int(round(off))
 

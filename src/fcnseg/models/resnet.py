@@ -9,12 +9,11 @@ the stride of layer2/3/4 into dilation, as torchvision does, for output stride 1
 (``[False, False, True]``) or 8 (``[False, True, True]``).
 
 :class:`ResNetBackbone` wraps a ResNet without its classifier in the backbone protocol of
-:mod:`fcnseg.models.backbone`: features of layer2, layer3 and layer4 at nominal strides 8, 16, 32.
+:mod:`fcnseg.models.trunk`: features of layer2, layer3 and layer4 at nominal strides 8, 16, 32.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +22,8 @@ from torch import nn
 
 from fcnseg.conventions import TORCHVISION_RGB, InputConvention, get_convention
 from fcnseg.models.geometry import IDENTITY, CoordMap, trace
+from fcnseg.models.weights import WeightsError, describe_mismatch, read_state_dict
+from fcnseg.utils.typing import PathLike
 
 __all__ = [
     "RESNET_DEPTHS",
@@ -32,9 +33,6 @@ __all__ = [
     "ResNetBackbone",
     "load_resnet_weights",
 ]
-
-PathLike = str | os.PathLike[str]
-
 
 def _conv3x3(in_ch: int, out_ch: int, stride: int = 1, dilation: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=dilation, dilation=dilation,
@@ -250,7 +248,7 @@ class ResNet(nn.Module):
 
 
 class ResNetBackbone(ResNet):
-    """A ResNet without classifier, in the backbone protocol of :mod:`fcnseg.models.backbone`.
+    """A ResNet without classifier, in the backbone protocol of :mod:`fcnseg.models.trunk`.
 
     ``forward`` returns ``{8: layer2, 16: layer3, 32: layer4}`` (the keys are nominal strides,
     the FCN level each feature feeds); ``out_channels`` gives their channel counts and
@@ -296,8 +294,6 @@ def load_resnet_weights(
     with the right shape; the error names the file and the offending keys. The input convention
     (torchvision's RGB by default) is recorded on ``module.input_convention``.
     """
-    from fcnseg.models.weights import WeightsError, describe_mismatch, read_state_dict
-
     path = Path(path)
     if prefix is None:
         prefix = "backbone." if isinstance(getattr(module, "backbone", None), ResNet) else ""

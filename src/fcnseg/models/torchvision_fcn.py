@@ -11,7 +11,6 @@ checkpoints (``fcn_resnet50_coco-*.pth``) load unchanged with :func:`load_torchv
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
@@ -19,16 +18,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from fcnseg.conventions import TORCHVISION_RGB, InputConvention, get_convention
+from fcnseg.models.identity import DescribedModel, ModelIdentity
 from fcnseg.models.resnet import ResNet
+from fcnseg.models.weights import WeightsError, describe_mismatch, read_state_dict
+from fcnseg.utils.typing import PathLike
 
 __all__ = [
     "FCNHead",
     "TorchvisionFCN",
     "load_torchvision_fcn_weights",
 ]
-
-PathLike = str | os.PathLike[str]
-
 
 class FCNHead(nn.Sequential):
     """torchvision's FCN head: 3×3 conv (no bias) to ``in_channels // 4`` – BN – ReLU –
@@ -45,7 +44,7 @@ class FCNHead(nn.Sequential):
         )
 
 
-class TorchvisionFCN(nn.Module):
+class TorchvisionFCN(DescribedModel, nn.Module):
     """FCN on a dilated ResNet, as torchvision's ``fcn_resnet50`` / ``fcn_resnet101``.
 
     Args:
@@ -57,6 +56,8 @@ class TorchvisionFCN(nn.Module):
         base_channels: stem width of the ResNet (64 in torchvision; smaller for tests).
         replace_stride_with_dilation: as :class:`~fcnseg.models.resnet.ResNet`; torchvision's FCN
             uses ``[False, True, True]`` (output stride 8).
+        identity: what rebuilds it (set by the builders ``fcn_resnet50`` / ``fcn_resnet101``;
+            by default these arguments and torchvision's RGB convention).
     """
 
     def __init__(
@@ -68,7 +69,7 @@ class TorchvisionFCN(nn.Module):
         output: str = "tensor",
         base_channels: int = 64,
         replace_stride_with_dilation: tuple[bool, bool, bool] | list[bool] = (False, True, True),
-        input_convention: InputConvention | str = TORCHVISION_RGB,
+        identity: ModelIdentity | None = None,
     ) -> None:
         super().__init__()
         if num_classes < 1:
@@ -82,13 +83,11 @@ class TorchvisionFCN(nn.Module):
         self.aux_classifier = FCNHead(c3, num_classes) if aux_loss else None
         self.num_classes = num_classes
         self.output = output
-        self.input_convention = get_convention(input_convention)
-        self.arch = f"fcn_resnet{depth}"
-        self.build_kwargs = {
+        self.identity = identity or ModelIdentity(f"fcn_resnet{depth}", {
             "num_classes": num_classes, "aux_loss": aux_loss, "output": output,
             "base_channels": base_channels,
             "replace_stride_with_dilation": [bool(d) for d in replace_stride_with_dilation],
-        }
+        }, TORCHVISION_RGB)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
         size = x.shape[-2:]
@@ -124,8 +123,6 @@ def load_torchvision_fcn_weights(
     ``aux_loss`` those keys are skipped (they only serve the training loss). Any other missing,
     unexpected or mis-shaped key is an error naming the file and the keys.
     """
-    from fcnseg.models.weights import WeightsError, describe_mismatch, read_state_dict
-
     path = Path(path)
     sd = read_state_dict(path)
     if model.aux_classifier is None:

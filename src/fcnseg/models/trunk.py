@@ -1,9 +1,94 @@
-"""The trunk protocol shared by every FCN head."""
+"""The trunk protocol: what every FCN head needs from the network below it.
+
+A trunk is an ``nn.Module`` that
+
+- has ``out_channels``: a dict ``{8: c8, 16: c16, 32: c32}`` of the channel counts of its
+  features at nominal strides 8, 16 and 32 (FCN-32s needs only 32; FCN-16s 16 and 32);
+- returns from ``forward(x)`` (``x``: N×3×H×W) those features, as a mapping keyed by the same
+  strides (``{8: t8, 16: t16, 32: t32}``) or as a sequence of three in ascending stride order;
+- optionally has ``coord_maps`` (a dict, or a method returning one) giving for each stride the
+  :class:`~fcnseg.models.geometry.CoordMap` of its feature: index ``i`` is centred on input pixel
+  ``scale * i + shift``. Without it, stride ``s`` is taken to be ``CoordMap(s, 0)``: index ``i`` at
+  pixel ``s * i``, which is what stride-2 convolutions with "same" padding (3×3 pad 1, 7×7 pad 3,
+  1×1 pad 0) and 3×3/2 pad 1 max pools give, as in ResNets and MobileNets. 2×2/2 pools without
+  padding (VGG) give ``CoordMap(s, (s - 1) / 2)`` instead. Dilated trunks declare their true
+  scales (e.g. ``CoordMap(8, 0)`` for the "32" feature at output stride 8).
+
+The package's trunks: :class:`~fcnseg.models.vgg.VGG16Trunk` (Caffe and "same" geometry, with or
+without batch normalisation) and :class:`~fcnseg.models.resnet.ResNetBackbone`; any module that
+follows the protocol can be used with :func:`fcnseg.models.fcn_from_backbone`.
+"""
 
 from __future__ import annotations
 
-__all__ = ["BackboneError"]
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from fcnseg.models.geometry import CoordMap
+
+__all__ = ["STRIDES", "BackboneError", "trunk_channels", "trunk_coord_maps", "trunk_features"]
+
+#: The nominal strides of the features an FCN head fuses, finest first.
+STRIDES = (8, 16, 32)
 
 
 class BackboneError(ValueError):
     """A backbone does not follow the protocol, or its factory cannot be used."""
+
+
+def trunk_channels(trunk: nn.Module, strides: Sequence[int],
+                   needed_by: str = "the head") -> dict[int, int]:
+    """The trunk's declared channel count at each of ``strides`` (``needed_by`` names what
+    needs them, for the error message)."""
+    channels = getattr(trunk, "out_channels", None)
+    if not isinstance(channels, Mapping):
+        raise BackboneError(f"{type(trunk).__name__} has no out_channels dict "
+                            f"{{8: c8, 16: c16, 32: c32}} (see fcnseg.models.trunk)")
+    missing = [s for s in strides if s not in channels]
+    if missing:
+        raise BackboneError(f"{needed_by} needs features at strides {list(strides)}; "
+                            f"{type(trunk).__name__}.out_channels lacks {missing}")
+    return {s: int(channels[s]) for s in strides}
+
+
+def trunk_coord_maps(trunk: nn.Module) -> dict[int, CoordMap]:
+    """The trunk's declared coordinate maps, defaulting to ``CoordMap(s, 0)`` per stride."""
+    declared = getattr(trunk, "coord_maps", None)
+    if callable(declared):
+        declared = declared()
+    maps = {s: CoordMap(float(s), 0.0) for s in STRIDES}
+    if declared is not None:
+        if not isinstance(declared, Mapping):
+            raise BackboneError(f"{type(trunk).__name__}.coord_maps must be a dict "
+                                f"{{stride: CoordMap}}, got {type(declared).__name__}")
+        for s, m in declared.items():
+            maps[int(s)] = m if isinstance(m, CoordMap) else CoordMap(*m)
+    return maps
+
+
+def trunk_features(
+    trunk: nn.Module, output: Any, channels: Mapping[int, int]
+) -> dict[int, torch.Tensor]:
+    """The trunk's ``forward`` output as ``{stride: feature}``, checked against ``channels``."""
+    if isinstance(output, Mapping):
+        missing = [s for s in channels if s not in output]
+        if missing:
+            raise BackboneError(f"backbone returned features for strides {sorted(output)}, "
+                                f"missing {missing}")
+        feats = {s: output[s] for s in channels}
+    elif isinstance(output, list | tuple):
+        if len(output) != 3:
+            raise BackboneError(f"backbone returned {len(output)} feature maps; a sequence must "
+                                f"hold three, at strides 8, 16, 32")
+        feats = {s: f for s, f in zip(STRIDES, output, strict=True) if s in channels}
+    else:
+        raise BackboneError(f"backbone returned {type(output).__name__}; expected a mapping "
+                            f"{{8: ..., 16: ..., 32: ...}} or a sequence of three feature maps")
+    for s, c in channels.items():
+        if feats[s].shape[1] != c:
+            raise BackboneError(f"{type(trunk).__name__} returned {feats[s].shape[1]} channels "
+                                f"at stride {s}; its out_channels declares {c}")
+    return feats

@@ -1,15 +1,21 @@
-"""Bilinear deconvolution kernels, as the FCN reference initialises its upsampling layers."""
+"""Bilinear deconvolutions, as the FCN reference initialises its upsampling layers.
+
+:class:`BilinearUpsampling` is a plain ``nn.ConvTranspose2d`` (state-dict key ``weight``) that can
+also compute a window of its output (:meth:`~BilinearUpsampling.forward_window`), which is how
+the FCN heads place an upsampled score map onto the grid of the map it is fused with.
+:func:`fcnseg.models.optimize` swaps it for a separable equivalent that computes only the window.
+"""
 
 from __future__ import annotations
 
-import functools
+import math
+from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from fcnseg.models.fastpath import plain_path_only
-
-__all__ = ["bilinear_kernel", "bilinear_upsampling", "is_bilinear", "upsample_crop"]
+__all__ = ["BilinearUpsampling", "bilinear_kernel", "bilinear_upsampling", "is_bilinear"]
 
 
 def bilinear_kernel(size: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -26,24 +32,52 @@ def bilinear_kernel(size: int, dtype: torch.dtype = torch.float32) -> torch.Tens
     return torch.outer(axis, axis).to(dtype)
 
 
-def bilinear_upsampling(
-    channels: int, kernel: int, stride: int, padding: int = 0
-) -> nn.ConvTranspose2d:
-    """A bias-free transposed convolution holding a channel-diagonal bilinear kernel.
+class BilinearUpsampling(nn.ConvTranspose2d):
+    """A bias-free, channel-diagonal transposed convolution holding a bilinear kernel.
 
     Channel ``c`` of the output is the bilinear upsampling of channel ``c`` of the input; the
     off-diagonal kernels are zero. The weight starts frozen (``requires_grad=False``): the
     reference never trains its upsampling layers (learning rate 0); set ``requires_grad`` back to
     True to train them.
     """
-    layer = nn.ConvTranspose2d(channels, channels, kernel, stride=stride, padding=padding,
-                               bias=False)
-    with torch.no_grad():
-        layer.weight.zero_()
-        diagonal = torch.arange(channels, device=layer.weight.device)
-        layer.weight[diagonal, diagonal] = bilinear_kernel(kernel).to(layer.weight.device)
-    layer.weight.requires_grad_(False)
-    return layer
+
+    def __init__(self, channels: int, kernel: int, stride: int, padding: int = 0) -> None:
+        super().__init__(channels, channels, kernel, stride=stride, padding=padding, bias=False)
+        self.weight.requires_grad_(False)
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            self.weight.zero_()
+            diagonal = torch.arange(self.in_channels, device=self.weight.device)
+            self.weight[diagonal, diagonal] = bilinear_kernel(self.kernel_size[0]).to(
+                self.weight.device, self.weight.dtype)
+
+    def forward_window(
+        self, x: torch.Tensor, offset: int, size: Sequence[int]
+    ) -> torch.Tensor:
+        """Rows and columns ``offset … offset + size - 1`` of ``self(x)``.
+
+        A negative ``offset`` (or a window past the end) reaches outside the deconvolution's
+        output, where no input contributes: those pixels are zero. The input is then zero-padded
+        first, which gives exactly that (only without padding, which would crop contributions).
+        """
+        h, w = size[0], size[1]  # no int(): tracing for export keeps them symbolic
+        if offset < 0:
+            if self.padding != (0, 0):
+                raise ValueError("a window before the output needs a deconvolution without "
+                                 "padding")
+            # Whole input pixels of zeros, plus one, so the window ends inside the output too.
+            extra = math.ceil(-offset / self.stride[0]) + 1
+            x = F.pad(x, (extra, extra, extra, extra))
+            offset += extra * self.stride[0]
+        return self(x)[..., offset : offset + h, offset : offset + w]
+
+
+def bilinear_upsampling(
+    channels: int, kernel: int, stride: int, padding: int = 0
+) -> BilinearUpsampling:
+    """A frozen channel-diagonal bilinear deconvolution (see :class:`BilinearUpsampling`)."""
+    return BilinearUpsampling(channels, kernel, stride, padding)
 
 
 def is_bilinear(layer: nn.ConvTranspose2d) -> bool:
@@ -56,96 +90,3 @@ def is_bilinear(layer: nn.ConvTranspose2d) -> bool:
     idx = torch.arange(w.shape[0], device=w.device)
     expected[idx, idx] = k
     return bool(torch.equal(w.detach(), expected))
-
-
-# -- the fast path -----------------------------------------------------------------------------
-# A frozen channel-diagonal bilinear deconvolution is separable: along each axis it is a banded
-# (out × in) interpolation matrix U, and layer(x)[c] = U_h · x[c] · U_wᵀ. Two small matrix products
-# replace a dense C×C transposed convolution (which multiplies by C² − C zero kernels), and the crop
-# that follows is folded into U by keeping only the rows that survive it.
-
-
-def _is_plain_bilinear(layer: nn.ConvTranspose2d) -> bool:
-    """``is_bilinear`` plus the layout the separable path assumes, cached per weight version.
-
-    The answer is kept on the layer with the weight's storage and version counter, so loading a
-    state dict or an optimizer step (both in-place writes) invalidates it.
-    """
-    w = layer.weight
-    try:
-        key: tuple | None = (w.data_ptr(), w._version, w.dtype, w.device)
-    except RuntimeError:  # inference tensors carry no version counter: check every time
-        key = None
-    cached = layer.__dict__.get("_fcnseg_bilinear")
-    if key is not None and cached is not None and cached[0] == key:
-        return cached[1]
-    kh, kw = layer.kernel_size
-    plain = (
-        kh == kw
-        and layer.stride[0] == layer.stride[1]
-        and layer.padding[0] == layer.padding[1]
-        and layer.dilation == (1, 1)
-        and layer.output_padding == (0, 0)
-        and layer.padding_mode == "zeros"
-        and is_bilinear(layer)
-    )
-    if key is not None:
-        layer.__dict__["_fcnseg_bilinear"] = (key, plain)
-    return plain
-
-
-@functools.lru_cache(maxsize=64)
-def _axis_matrix(
-    kernel: int, stride: int, padding: int, in_len: int, start: int, out_len: int,
-    dtype: torch.dtype, device: torch.device,
-) -> torch.Tensor:
-    """Rows ``start … start+out_len-1`` of the 1-D bilinear transposed convolution as a matrix."""
-    f = (kernel + 1) // 2
-    c = f - 1 if kernel % 2 == 1 else f - 0.5
-    taps = 1 - (torch.arange(kernel, dtype=torch.float64) - c).abs() / f
-    # Output o receives input i through tap o + padding - i * stride (when inside the kernel).
-    tap = (torch.arange(start, start + out_len)[:, None] + padding
-           - stride * torch.arange(in_len)[None, :])
-    inside = (tap >= 0) & (tap < kernel)
-    u = torch.where(inside, taps[tap.clamp(0, kernel - 1)], torch.zeros((), dtype=torch.float64))
-    # A normal (not inference) tensor, so that autograd may save it when the input needs a grad.
-    with torch.inference_mode(False):
-        return u.to(dtype=dtype, device=device)
-
-
-def upsample_crop(
-    layer: nn.ConvTranspose2d,
-    x: torch.Tensor,
-    offset: int = 0,
-    size: tuple[int, int] | None = None,
-) -> torch.Tensor:
-    """``layer(x)`` cropped at ``offset`` (both axes) to ``size``, by the cheapest exact route.
-
-    A channel-diagonal bilinear layer (``is_bilinear``) whose weight needs no gradient here
-    (``requires_grad`` off, or autograd disabled) runs as two matrix products that compute only
-    the kept pixels; gradients still flow to ``x``. Any other layer (trained, modified, or while
-    tracing/compiling/exporting) runs as the ordinary transposed convolution and the crop.
-    Both give the same values up to rounding.
-    """
-    k, s, p = layer.kernel_size[0], layer.stride[0], layer.padding[0]
-    weight_grad = layer.weight.requires_grad and torch.is_grad_enabled()
-    if weight_grad or x.dim() != 4 or plain_path_only("upsample") or not _is_plain_bilinear(layer):
-        out = layer(x)
-        if size is None:
-            return out
-        return out[..., offset : offset + size[0], offset : offset + size[1]]
-    n, ch, h, w = x.shape
-    full_h, full_w = (h - 1) * s - 2 * p + k, (w - 1) * s - 2 * p + k
-    out_h, out_w = (full_h - offset, full_w - offset) if size is None else size
-    if offset < 0 or offset + out_h > full_h or offset + out_w > full_w:
-        raise ValueError(f"crop {offset}+{out_h}×{out_w} outside the {full_h}×{full_w} output")
-    dtype = x.dtype
-    if torch.is_autocast_enabled(x.device.type):
-        dtype = torch.get_autocast_dtype(x.device.type)
-    u_h = _axis_matrix(k, s, p, h, offset, out_h, dtype, x.device)
-    u_w = _axis_matrix(k, s, p, w, offset, out_w, dtype, x.device)
-    x = x.to(dtype).reshape(n * ch, h, w)
-    # Height first on the small input map (batched), then width as one large product: the
-    # bigger half of the work runs as a single GEMM rather than many small ones.
-    cols = torch.matmul(u_h, x).view(n * ch * out_h, w)
-    return torch.mm(cols, u_w.t()).view(n, ch, out_h, out_w)

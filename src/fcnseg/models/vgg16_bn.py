@@ -1,24 +1,23 @@
 """VGG16 with batch normalisation as the FCN trunk: torchvision ``vgg16_bn`` weight loading.
 
-``FCN(batch_norm=True)`` puts a BatchNorm2d (``bn1_1`` … ``bn5_3``) after each trunk convolution.
-torchvision's ``vgg16_bn-6c64b313.pth`` keeps the convolutions at ``features.{0, 3, 7, 10, 14,
-17, 20, 24, 27, 30, 34, 37, 40}`` with each BatchNorm at the next index, and fc6 / fc7 at
-``classifier.0`` / ``classifier.3`` as in plain VGG16.
+The VGG16 trunk with ``batch_norm=True`` puts a BatchNorm2d (``bn1_1`` … ``bn5_3``) after each
+convolution. torchvision's ``vgg16_bn-6c64b313.pth`` keeps the convolutions at
+``features.{0, 3, 7, 10, 14, 17, 20, 24, 27, 30, 34, 37, 40}`` with each BatchNorm at the next
+index, and fc6 / fc7 at ``classifier.0`` / ``classifier.3`` as in plain VGG16.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from torch import nn
 
 from fcnseg.conventions import TORCHVISION_RGB, InputConvention, get_convention
-from fcnseg.models.fcn import VGG16_BLOCKS
+from fcnseg.models.vgg import VGG16_BLOCKS
+from fcnseg.models.weights import WeightsError, copy_convolutionalized, read_state_dict
+from fcnseg.utils.typing import PathLike
 
 __all__ = ["VGG16_BN_CONV_INDICES", "load_vgg16_bn_weights", "vgg16_bn_key_map"]
-
-PathLike = str | os.PathLike[str]
 
 #: ``features.{i}`` indices of the 13 convolutions in torchvision's vgg16_bn.
 VGG16_BN_CONV_INDICES = (0, 3, 7, 10, 14, 17, 20, 24, 27, 30, 34, 37, 40)
@@ -53,8 +52,6 @@ def load_vgg16_bn_weights(
     classifier is dropped. Errors name the file and the missing or mis-shaped keys. The input
     convention (torchvision's RGB) is recorded on ``model.input_convention``.
     """
-    from fcnseg.models.weights import WeightsError, copy_convolutionalized, read_state_dict
-
     path = Path(path)
     if not getattr(model, "batch_norm", False):
         raise WeightsError(f"{path}: vgg16_bn weights need a model built with batch_norm=True")

@@ -1,0 +1,60 @@
+"""What a model is, recorded once when it is built: architecture, build arguments, convention.
+
+Checkpoints store :meth:`ModelIdentity.describe` and rebuild the model with
+``build_model(arch, **build_kwargs)``; the input convention says how its weights expect their
+pixels (:mod:`fcnseg.conventions`). Loading weights trained in another convention replaces it
+(``model.input_convention = ...``), which is the only change an identity ever sees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from fcnseg.conventions import InputConvention, get_convention
+
+__all__ = ["DescribedModel", "ModelIdentity"]
+
+
+@dataclass
+class ModelIdentity:
+    """``arch`` (a :data:`~fcnseg.models.MODEL_BUILDERS` name), the builder's recorded keyword
+    arguments and the input convention of the weights."""
+
+    arch: str
+    build_kwargs: dict[str, Any] = field(default_factory=dict)
+    input_convention: InputConvention | str | Mapping[str, Any] = "caffe_bgr"
+
+    def __post_init__(self) -> None:
+        self.build_kwargs = dict(self.build_kwargs)
+        self.input_convention = get_convention(self.input_convention)  # type: ignore[arg-type]
+
+    def describe(self) -> dict[str, Any]:
+        """The JSON-able description that checkpoints store."""
+        conv = get_convention(self.input_convention)  # type: ignore[arg-type]
+        return {"arch": self.arch, "build_kwargs": dict(self.build_kwargs),
+                "input_convention": conv.to_dict()}
+
+
+class DescribedModel:
+    """Mixin for models that carry a :class:`ModelIdentity` as ``self.identity``: exposes
+    ``arch``, ``build_kwargs`` and ``input_convention`` (settable) from it."""
+
+    identity: ModelIdentity
+
+    @property
+    def arch(self) -> str:
+        return self.identity.arch
+
+    @property
+    def build_kwargs(self) -> dict[str, Any]:
+        return self.identity.build_kwargs
+
+    @property
+    def input_convention(self) -> InputConvention:
+        return self.identity.input_convention  # type: ignore[return-value]
+
+    @input_convention.setter
+    def input_convention(self, value: InputConvention | str | Mapping[str, Any]) -> None:
+        self.identity.input_convention = get_convention(value)  # type: ignore[arg-type]

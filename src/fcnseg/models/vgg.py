@@ -1,0 +1,120 @@
+"""The VGG16 trunk of the reference FCNs, in two geometries, with or without batch norm.
+
+``geometry="caffe"`` (default) is the reference network: conv1_1 padded by 100, ceil-mode pools
+and fc6 a 7×7 convolution without padding. ``geometry="same"`` drops the 100-pixel pad and pads
+fc6 by 3 (the heads then need no crops). Both have one set of parameter names and shapes, so a
+state dict loads into either. ``batch_norm=True`` adds a BatchNorm2d ``bn{b}_{i}`` after each
+convolution (torchvision's vgg16_bn).
+
+The trunk follows the protocol of :mod:`fcnseg.models.trunk`: it returns pool3, pool4 and fc7
+as ``{8: pool3, 16: pool4, 32: fc7}`` and gives their coordinate maps.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fcnseg.models.geometry import CoordMap, trace
+
+__all__ = ["GEOMETRIES", "VGG16_BLOCKS", "VGG16Trunk"]
+
+GEOMETRIES = ("caffe", "same")
+
+#: VGG16's convolution blocks: (number of 3×3 convolutions, output channels).
+VGG16_BLOCKS = ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))
+
+
+class VGG16Trunk(nn.Module):
+    """VGG16 convolutions, pools and the convolutionalized fc6/fc7.
+
+    ``fully_connected`` names the convolutionalized classifier layers, which
+    :func:`fcnseg.models.optimize` runs as one GEMM each.
+
+    Args:
+        geometry: ``"caffe"`` or ``"same"`` (see the module docstring).
+        width: multiplier of the convolution channels (slimmer trunks for CPUs and tests).
+        fc_channels: channels of fc6 and fc7 (4096 in VGG16).
+        dropout: element-wise dropout after fc6 and fc7, as Caffe's Dropout.
+        batch_norm: a BatchNorm2d after each convolution (VGG16-BN).
+    """
+
+    fully_connected = ("fc6", "fc7")
+
+    def __init__(
+        self,
+        *,
+        geometry: str = "caffe",
+        width: float = 1.0,
+        fc_channels: int = 4096,
+        dropout: float = 0.5,
+        batch_norm: bool = False,
+    ) -> None:
+        super().__init__()
+        if geometry not in GEOMETRIES:
+            raise ValueError(f"geometry must be one of {GEOMETRIES}, got {geometry!r}")
+        if width <= 0 or fc_channels < 1:
+            raise ValueError(f"width must be > 0 and fc_channels >= 1, got {width}, {fc_channels}")
+        self.geometry = geometry
+        self.batch_norm = bool(batch_norm)
+        caffe = geometry == "caffe"
+        in_ch = 3
+        block_channels = []
+        for b, (n_convs, ch) in enumerate(VGG16_BLOCKS, start=1):
+            ch = max(1, round(ch * width))
+            for i in range(1, n_convs + 1):
+                # The reference pads conv1_1 by 100 so that any input of size >= 1 still leaves a
+                # 7×7 pool5 for fc6; the heads' crops remove the extra border again.
+                pad = 100 if (caffe and b == 1 and i == 1) else 1
+                setattr(self, f"conv{b}_{i}", nn.Conv2d(in_ch, ch, 3, padding=pad))
+                if batch_norm:
+                    setattr(self, f"bn{b}_{i}", nn.BatchNorm2d(ch))
+                in_ch = ch
+            setattr(self, f"pool{b}", nn.MaxPool2d(2, stride=2, ceil_mode=True))
+            block_channels.append(ch)
+        self.fc6 = nn.Conv2d(in_ch, fc_channels, 7, padding=0 if caffe else 3)
+        self.drop6 = nn.Dropout(dropout)
+        self.fc7 = nn.Conv2d(fc_channels, fc_channels, 1)
+        self.drop7 = nn.Dropout(dropout)
+        self.out_channels = {8: block_channels[2], 16: block_channels[3], 32: fc_channels}
+        for m in self.children():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+
+    def block_layers(self, last_block: int) -> list[nn.Module]:
+        """The convolutions and pools of blocks 1 … ``last_block``, in order."""
+        layers: list[nn.Module] = []
+        for b, (n_convs, _) in enumerate(VGG16_BLOCKS[:last_block], start=1):
+            layers += [getattr(self, f"conv{b}_{i}") for i in range(1, n_convs + 1)]
+            layers.append(getattr(self, f"pool{b}"))
+        return layers
+
+    def coord_maps(self) -> dict[int, CoordMap]:
+        """Coordinate maps of pool3, pool4 and fc7 (the features ``forward`` returns)."""
+        return {8: trace(self.block_layers(3)), 16: trace(self.block_layers(4)),
+                32: trace(self.block_layers(5) + [self.fc6, self.fc7])}
+
+    def _block(self, x: torch.Tensor, b: int) -> torch.Tensor:
+        for i in range(1, VGG16_BLOCKS[b - 1][0] + 1):
+            x = getattr(self, f"conv{b}_{i}")(x)
+            if self.batch_norm:
+                x = getattr(self, f"bn{b}_{i}")(x)
+            x = F.relu(x, inplace=True)
+        return getattr(self, f"pool{b}")(x)
+
+    def forward(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
+        """``{8: pool3, 16: pool4, 32: fc7}`` of an N×3×H×W batch."""
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected an N×3×H×W input, got shape {tuple(x.shape)}")
+        x = self._block(self._block(x, 1), 2)
+        pool3 = self._block(x, 3)
+        pool4 = self._block(pool3, 4)
+        x = self._block(pool4, 5)
+        x = self.drop6(F.relu(self.fc6(x), inplace=True))
+        fc7 = self.drop7(F.relu(self.fc7(x), inplace=True))
+        return {8: pool3, 16: pool4, 32: fc7}
+
+    def extra_repr(self) -> str:
+        return f"geometry={self.geometry}, batch_norm={self.batch_norm}"

@@ -29,7 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from fcnseg.checkpoint import load_checkpoint
-from fcnseg.engine.config import TrainConfig, config_to_dict, load_config
+from fcnseg.engine.config import TrainConfig, load_config
 from fcnseg.engine.distributed import DistInfo, setup_distributed
 from fcnseg.engine.errors import (
     BadSampleError,
@@ -50,6 +50,7 @@ from fcnseg.utils.files import (
     remove_stale_temporaries,
 )
 from fcnseg.utils.jsonable import json_safe
+from fcnseg.utils.typing import PathLike
 
 __all__ = ["BadSampleError", "TrainResult", "TrainingDiverged", "build_training_model",
            "log_step", "maybe_evaluate", "step", "train"]
@@ -76,7 +77,7 @@ def train(
     config: TrainConfig | dict[str, Any] | str,
     *,
     resume: bool = False,
-    out: str | None = None,
+    out: PathLike | None = None,
 ) -> TrainResult:
     """Run a training recipe; see the module docstring for what lands in the run folder.
 
@@ -127,7 +128,7 @@ def _train(config: TrainConfig, info: DistInfo, resume: bool) -> TrainResult:
     else:
         state = TrainState.start(setup)
     if info.is_main:
-        _write_recipe(run_dir, config)
+        _write_recipe(run_dir, setup.recipe)
     wrap_model(setup)
     log = _RunLog(run_dir, info.is_main, config.train.tensorboard,
                   state.iteration if resume_ckpt is not None else None)
@@ -168,11 +169,11 @@ def _checkpoint_to_resume(run_dir: Path, resume: bool,
     return None
 
 
-def _write_recipe(run_dir: Path, config: TrainConfig) -> None:
+def _write_recipe(run_dir: Path, recipe: dict[str, Any]) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     # atomically: `--resume` without `--recipe` reads this file back
     with atomic_write(run_dir / "recipe.yaml", "w") as f:
-        f.write(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+        f.write(yaml.safe_dump(recipe, sort_keys=False))
 
 
 # -- the loop --------------------------------------------------------------------------------
@@ -210,17 +211,28 @@ def _epoch_batches(setup: TrainSetup, state: TrainState) -> Iterator[tuple[Any, 
     setup.sampler.set_epoch(state.epoch, start=state.position * setup.config.data.batch_size)
     batches = start_batches(setup.loader)
     while True:
-        try:
-            batch = next(batches)
-        except StopIteration:
+        batch, problem = _next_batch(batches)
+        if problem is not None:
+            raise _stopped_by_bad_sample(setup, state, problem)
+        if batch is None:
             break
-        except (ValueError, RuntimeError) as e:
-            message = data_error_message(e)
-            if message is None:
-                raise
-            raise _stopped_by_bad_sample(setup, state, message) from None
         yield batch
     state.epoch, state.position = state.epoch + 1, 0
+
+
+def _next_batch(batches: Iterator[Any]) -> tuple[Any, str | None]:
+    """``(batch, None)``; ``(None, None)`` at the end; ``(None, "<file>: <problem>")`` for a
+    sample that cannot be read. (Returned rather than raised from here, so that no reference
+    cycle through the traceback keeps the loader's workers alive.)"""
+    try:
+        return next(batches), None
+    except StopIteration:
+        return None, None
+    except (ValueError, RuntimeError) as e:
+        problem = data_error_message(e)
+        if problem is None:
+            raise
+    return None, problem
 
 
 def _stopped_by_bad_sample(setup: TrainSetup, state: TrainState,
@@ -318,16 +330,10 @@ def maybe_evaluate(setup: TrainSetup, state: TrainState, log: _RunLog,
     if setup.val_loader is None or not due:
         return False
     state.save(setup, setup.last_path)
-    try:
-        result = evaluate_model(setup.model, setup.val_loader, num_classes=setup.num_classes,
-                                ignore_index=setup.ignore_index, device=setup.device,
-                                amp=setup.config.amp)
-    except (ValueError, RuntimeError) as e:
-        message = data_error_message(e)
-        if message is None:
-            raise
-        raise bad_sample(message, f"The evaluation at iteration {state.iteration} stopped",
-                         f"saved {setup.last_path}; continue with --resume") from None
+    result, problem = _evaluate(setup)
+    if problem is not None:
+        raise bad_sample(problem, f"The evaluation at iteration {state.iteration} stopped",
+                         f"saved {setup.last_path}; continue with --resume")
     state.metrics = {k: json_safe(v) for k, v in result.items() if k != "confusion"}
     log.write({"iteration": state.iteration, "epoch": state.epoch, "split": "val",
                **{k: v for k, v in state.metrics.items() if not isinstance(v, list)}})
@@ -338,6 +344,21 @@ def maybe_evaluate(setup: TrainSetup, state: TrainState, log: _RunLog,
         state.best_mean_iu = float(miu)
         state.save(setup, setup.best_path, with_state=False)
     return True
+
+
+def _evaluate(setup: TrainSetup) -> tuple[dict[str, Any], str | None]:
+    """The validation scores, or ``({}, "<file>: <problem>")`` for a sample that cannot be
+    read (returned, as in :func:`_next_batch`)."""
+    assert setup.val_loader is not None
+    try:
+        return evaluate_model(setup.model, setup.val_loader, num_classes=setup.num_classes,
+                              ignore_index=setup.ignore_index, device=setup.device,
+                              amp=setup.config.amp), None
+    except (ValueError, RuntimeError) as e:
+        problem = data_error_message(e)
+        if problem is None:
+            raise
+    return {}, problem
 
 
 def _pct(value: Any) -> str:

@@ -144,6 +144,28 @@ def test_sigterm_to_the_whole_process_group_with_loader_workers_saves_and_exits_
     assert load_checkpoint(run / "last.pt")["iteration"] == stopped_at
 
 
+def test_the_demo_stopped_by_sigterm_exits_143_as_train_does(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    tiny = ["train.iterations=100000", "train.checkpoint_every=2", "threads=1",
+            "data.train.num_images=16", "data.train.size=32", "model.width=0.0625",
+            "model.fc_channels=16"]
+    proc = subprocess.Popen(
+        fcnseg_command("demo", "--out", str(out), *[a for kv in tiny for a in ("--set", kv)]),
+        env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "last.pt").exists() and proc.poll() is None:
+            assert time.monotonic() < deadline, "no checkpoint after 120 s"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, output
+    assert "stopped by signal 15" in output
+
+
 # -- leftovers of a run killed earlier ---------------------------------------------------
 
 

@@ -90,6 +90,38 @@ def test_a_validation_sample_failing_during_evaluation_saves_last_pt_and_names_t
     assert resumed.status == "completed" and resumed.metrics["num_images"] == 5
 
 
+class _Killed(BaseException):
+    """Stands in for a SIGKILL: nothing after it runs."""
+
+
+def test_a_run_killed_during_an_evaluation_does_it_first_when_resumed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fcnseg.engine import trainer
+
+    recipe = tiny_recipe(train={"iterations": 8, "eval_every": 4, "checkpoint_every": 100})
+    train(load_config(recipe, out=str(tmp_path / "straight")))
+
+    def killed_while_evaluating(*args: object, **kwargs: object) -> None:
+        raise _Killed
+
+    killed = load_config(recipe, out=str(tmp_path / "killed"))
+    monkeypatch.setattr(trainer, "evaluate_model", killed_while_evaluating)
+    with pytest.raises(_Killed):
+        train(killed)
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path / "killed" / "last.pt")["iteration"] == 4
+    train(killed, resume=True)
+
+    def logged(run: str) -> list[tuple[int, str]]:
+        lines = (tmp_path / run / "metrics.jsonl").read_text().splitlines()
+        return [(r["iteration"], r.get("split", "train")) for r in map(json.loads, lines)]
+
+    assert logged("killed") == logged("straight")
+    assert (load_checkpoint(tmp_path / "killed" / "best.pt")["metrics"]
+            == load_checkpoint(tmp_path / "straight" / "best.pt")["metrics"])
+
+
 # -- a bad training sample read by a loader worker ---------------------------------------
 
 

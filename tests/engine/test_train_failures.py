@@ -90,6 +90,38 @@ def test_a_validation_sample_failing_during_evaluation_saves_last_pt_and_names_t
     assert resumed.status == "completed" and resumed.metrics["num_images"] == 5
 
 
+class _Killed(BaseException):
+    """Stands in for a SIGKILL: nothing after it runs."""
+
+
+def test_a_run_killed_during_an_evaluation_does_it_first_when_resumed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fcnseg.engine import trainer
+
+    recipe = tiny_recipe(train={"iterations": 8, "eval_every": 4, "checkpoint_every": 100})
+    train(load_config(recipe, out=str(tmp_path / "straight")))
+
+    def killed_while_evaluating(*args: object, **kwargs: object) -> None:
+        raise _Killed
+
+    killed = load_config(recipe, out=str(tmp_path / "killed"))
+    monkeypatch.setattr(trainer, "evaluate_model", killed_while_evaluating)
+    with pytest.raises(_Killed):
+        train(killed)
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path / "killed" / "last.pt")["iteration"] == 4
+    train(killed, resume=True)
+
+    def logged(run: str) -> list[tuple[int, str]]:
+        lines = (tmp_path / run / "metrics.jsonl").read_text().splitlines()
+        return [(r["iteration"], r.get("split", "train")) for r in map(json.loads, lines)]
+
+    assert logged("killed") == logged("straight")
+    assert (load_checkpoint(tmp_path / "killed" / "best.pt")["metrics"]
+            == load_checkpoint(tmp_path / "straight" / "best.pt")["metrics"])
+
+
 # -- a bad training sample read by a loader worker ---------------------------------------
 
 
@@ -142,6 +174,28 @@ def test_sigterm_to_the_whole_process_group_with_loader_workers_saves_and_exits_
     assert "DataLoader worker" not in out
     stopped_at = int(out.split("stopped by signal 15 at iteration ")[1].split(";")[0])
     assert load_checkpoint(run / "last.pt")["iteration"] == stopped_at
+
+
+def test_the_demo_stopped_by_sigterm_exits_143_as_train_does(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    tiny = ["train.iterations=100000", "train.checkpoint_every=2", "threads=1",
+            "data.train.num_images=16", "data.train.size=32", "model.width=0.0625",
+            "model.fc_channels=16"]
+    proc = subprocess.Popen(
+        fcnseg_command("demo", "--out", str(out), *[a for kv in tiny for a in ("--set", kv)]),
+        env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "last.pt").exists() and proc.poll() is None:
+            assert time.monotonic() < deadline, "no checkpoint after 120 s"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, output
+    assert "stopped by signal 15" in output
 
 
 # -- leftovers of a run killed earlier ---------------------------------------------------

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     # only re-evaluated.
     result = train(config, resume=True)
     if result.status != "completed":
-        return 130
+        return 128 + int(result.signal) if result.signal else 130  # as `fcnseg train` exits
     trained = time.perf_counter() - start
 
     best = out / "best.pt"

@@ -3,11 +3,14 @@
 The main process turns the signal into a flag that the loop checks between iterations, then
 saves ``last.pt``. `timeout`, Slurm and Kubernetes signal every process of the group, so the
 loader's workers must survive the signal: a worker killed by it would fail the main process's
-next fetch before it could save.
+next fetch before it could save. A SIGTERM from the main process itself (``Process.terminate``,
+how the DataLoader and multiprocessing end a worker that does not stop by itself) still ends a
+worker, or the main process could wait for it forever on its way out.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -44,13 +47,30 @@ class StopRequest:
             signal.signal(sig, handler)
 
 
+# Telling who sent a signal needs sigwaitinfo (Linux and most Unixes; not macOS or Windows).
+_KNOWS_SENDER = hasattr(signal, "sigwaitinfo") and hasattr(signal, "pthread_sigmask")
+
+
 def ignore_stop_signals(worker_id: int) -> None:
     """DataLoader ``worker_init_fn``: leave SIGINT and SIGTERM to the main process, which saves
-    a checkpoint and then shuts the workers down itself."""
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)
-    # start_batches blocked them across the fork; a signal pending since is now discarded
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    a checkpoint and then shuts the workers down itself. A SIGTERM sent by the main process
+    still ends the worker (where the sender can be told; elsewhere SIGTERM is ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if not _KNOWS_SENDER:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        return
+    # SIGTERM stays blocked (start_batches blocked it across the fork) and a thread takes each
+    # one, with its sender; SIGINT, now ignored, is unblocked (one pending is discarded).
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    threading.Thread(target=_exit_on_sigterm_from, args=(os.getppid(),), daemon=True,
+                     name="fcnseg-sigterm").start()
+
+
+def _exit_on_sigterm_from(parent: int) -> None:
+    while True:
+        if signal.sigwaitinfo({signal.SIGTERM}).si_pid == parent:
+            os._exit(0)  # as torch's own worker handler does for its parent's SIGTERM
 
 
 def start_batches(loader: DataLoader) -> Iterator[Any]:
@@ -58,7 +78,7 @@ def start_batches(loader: DataLoader) -> Iterator[Any]:
     whole group between a fork and the worker's :func:`ignore_stop_signals` stays pending in
     the worker (which then discards it) instead of killing it. The main process receives its
     own copy as soon as the fork is done."""
-    if loader.num_workers == 0:
+    if loader.num_workers == 0 or not hasattr(signal, "pthread_sigmask"):
         return iter(loader)
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:

@@ -40,6 +40,9 @@ class TrainState:
     best_mean_iu: float | None = None
     #: The latest evaluation's scores (saved in checkpoints, returned in TrainResult).
     metrics: dict[str, Any] = field(default_factory=dict)
+    #: The evaluation at ``iteration`` has not finished (last.pt is saved before each one); a
+    #: resumed run does it first.
+    eval_pending: bool = False
 
     @classmethod
     def start(cls, setup: TrainSetup) -> TrainState:
@@ -73,7 +76,8 @@ class TrainState:
         state = cls(iteration=int(ckpt["iteration"]), epoch=int(saved["data"]["epoch"]),
                     position=int(saved["data"]["position"]),
                     best_mean_iu=saved.get("best_mean_iu"),
-                    metrics=dict(ckpt.get("metrics") or {}))
+                    metrics=dict(ckpt.get("metrics") or {}),
+                    eval_pending=bool(saved.get("eval_pending", False)))
         say(f"resumed {path} at iteration {state.iteration} (epoch {state.epoch}, batch "
             f"{state.position})")
         return state
@@ -109,6 +113,7 @@ class TrainState:
                 "data": {"epoch": self.epoch, "position": self.position,
                          "generator": setup.loader_generator.get_state()},
                 "best_mean_iu": self.best_mean_iu,
+                "eval_pending": self.eval_pending,
                 "world_size": setup.info.world_size,
             }
         save_checkpoint(path, setup.model, class_names=setup.class_names, palette=setup.palette,

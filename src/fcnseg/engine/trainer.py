@@ -29,7 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from fcnseg.checkpoint import load_checkpoint
-from fcnseg.engine.config import TrainConfig, config_to_dict, load_config
+from fcnseg.engine.config import TrainConfig, load_config
 from fcnseg.engine.distributed import DistInfo, setup_distributed
 from fcnseg.engine.errors import (
     BadSampleError,
@@ -50,6 +50,7 @@ from fcnseg.utils.files import (
     remove_stale_temporaries,
 )
 from fcnseg.utils.jsonable import json_safe
+from fcnseg.utils.typing import PathLike
 
 __all__ = ["BadSampleError", "TrainResult", "TrainingDiverged", "build_training_model",
            "log_step", "maybe_evaluate", "step", "train"]
@@ -76,7 +77,7 @@ def train(
     config: TrainConfig | dict[str, Any] | str,
     *,
     resume: bool = False,
-    out: str | None = None,
+    out: PathLike | None = None,
 ) -> TrainResult:
     """Run a training recipe; see the module docstring for what lands in the run folder.
 
@@ -127,10 +128,11 @@ def _train(config: TrainConfig, info: DistInfo, resume: bool) -> TrainResult:
     else:
         state = TrainState.start(setup)
     if info.is_main:
-        _write_recipe(run_dir, config)
+        _write_recipe(run_dir, setup.recipe)
     wrap_model(setup)
     log = _RunLog(run_dir, info.is_main, config.train.tensorboard,
-                  state.iteration if resume_ckpt is not None else None)
+                  state.iteration if resume_ckpt is not None else None,
+                  eval_pending=state.eval_pending)
     progress = _Progress(setup, state.iteration)
     try:
         with StopRequest() as stop:
@@ -168,11 +170,11 @@ def _checkpoint_to_resume(run_dir: Path, resume: bool,
     return None
 
 
-def _write_recipe(run_dir: Path, config: TrainConfig) -> None:
+def _write_recipe(run_dir: Path, recipe: dict[str, Any]) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     # atomically: `--resume` without `--recipe` reads this file back
     with atomic_write(run_dir / "recipe.yaml", "w") as f:
-        f.write(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+        f.write(yaml.safe_dump(recipe, sort_keys=False))
 
 
 # -- the loop --------------------------------------------------------------------------------
@@ -183,6 +185,8 @@ def _loop(setup: TrainSetup, state: TrainState, log: _RunLog, progress: _Progres
     """Train until ``train.iterations``; return the signal that stopped it early, if any."""
     total = setup.config.train.iterations
     every = setup.config.train.checkpoint_every
+    if state.eval_pending and maybe_evaluate(setup, state, log, progress):
+        state.save(setup, setup.last_path)  # the evaluation a stop cut short, done now
     while state.iteration < total:
         for images, labels in _epoch_batches(setup, state):
             stop_now, valid_pixels = _agree(setup, stop.signum is not None, labels)
@@ -210,17 +214,28 @@ def _epoch_batches(setup: TrainSetup, state: TrainState) -> Iterator[tuple[Any, 
     setup.sampler.set_epoch(state.epoch, start=state.position * setup.config.data.batch_size)
     batches = start_batches(setup.loader)
     while True:
-        try:
-            batch = next(batches)
-        except StopIteration:
+        batch, problem = _next_batch(batches)
+        if problem is not None:
+            raise _stopped_by_bad_sample(setup, state, problem)
+        if batch is None:
             break
-        except (ValueError, RuntimeError) as e:
-            message = data_error_message(e)
-            if message is None:
-                raise
-            raise _stopped_by_bad_sample(setup, state, message) from None
         yield batch
     state.epoch, state.position = state.epoch + 1, 0
+
+
+def _next_batch(batches: Iterator[Any]) -> tuple[Any, str | None]:
+    """``(batch, None)``; ``(None, None)`` at the end; ``(None, "<file>: <problem>")`` for a
+    sample that cannot be read. (Returned rather than raised from here, so that no reference
+    cycle through the traceback keeps the loader's workers alive.)"""
+    try:
+        return next(batches), None
+    except StopIteration:
+        return None, None
+    except (ValueError, RuntimeError) as e:
+        problem = data_error_message(e)
+        if problem is None:
+            raise
+    return None, problem
 
 
 def _stopped_by_bad_sample(setup: TrainSetup, state: TrainState,
@@ -311,23 +326,21 @@ def maybe_evaluate(setup: TrainSetup, state: TrainState, log: _RunLog,
     """Every ``train.eval_every`` iterations (and at the last), score the validation set,
     log it and save ``best.pt`` on a new best mean IU; returns whether it evaluated.
 
-    ``last.pt`` is saved first, so that a sample that cannot be read costs no training
-    (evaluation draws from no RNG, so that state is also the one after it)."""
+    ``last.pt`` is saved first, marked as awaiting this evaluation, so that a sample that
+    cannot be read (or a kill) costs no training: a resumed run evaluates first. (Evaluation
+    draws from no RNG, so the state saved before it is also the one after it.)"""
     total = setup.config.train.iterations
-    due = state.iteration % setup.config.train.eval_every == 0 or state.iteration == total
+    every = setup.config.train.eval_every
+    due = state.eval_pending or state.iteration % every == 0 or state.iteration == total
     if setup.val_loader is None or not due:
         return False
+    state.eval_pending = True
     state.save(setup, setup.last_path)
-    try:
-        result = evaluate_model(setup.model, setup.val_loader, num_classes=setup.num_classes,
-                                ignore_index=setup.ignore_index, device=setup.device,
-                                amp=setup.config.amp)
-    except (ValueError, RuntimeError) as e:
-        message = data_error_message(e)
-        if message is None:
-            raise
-        raise bad_sample(message, f"The evaluation at iteration {state.iteration} stopped",
-                         f"saved {setup.last_path}; continue with --resume") from None
+    result, problem = _evaluate(setup)
+    if problem is not None:
+        raise bad_sample(problem, f"The evaluation at iteration {state.iteration} stopped",
+                         f"saved {setup.last_path}; continue with --resume")
+    state.eval_pending = False
     state.metrics = {k: json_safe(v) for k, v in result.items() if k != "confusion"}
     log.write({"iteration": state.iteration, "epoch": state.epoch, "split": "val",
                **{k: v for k, v in state.metrics.items() if not isinstance(v, list)}})
@@ -338,6 +351,21 @@ def maybe_evaluate(setup: TrainSetup, state: TrainState, log: _RunLog,
         state.best_mean_iu = float(miu)
         state.save(setup, setup.best_path, with_state=False)
     return True
+
+
+def _evaluate(setup: TrainSetup) -> tuple[dict[str, Any], str | None]:
+    """The validation scores, or ``({}, "<file>: <problem>")`` for a sample that cannot be
+    read (returned, as in :func:`_next_batch`)."""
+    assert setup.val_loader is not None
+    try:
+        return evaluate_model(setup.model, setup.val_loader, num_classes=setup.num_classes,
+                              ignore_index=setup.ignore_index, device=setup.device,
+                              amp=setup.config.amp), None
+    except (ValueError, RuntimeError) as e:
+        problem = data_error_message(e)
+        if problem is None:
+            raise
+    return {}, problem
 
 
 def _pct(value: Any) -> str:
@@ -386,9 +414,11 @@ class _RunLog:
     """metrics.jsonl (always) and TensorBoard (when installed), written by rank 0 only.
 
     ``resume_at``: the iteration of the checkpoint a run resumes from (later records are
-    about to be redone and are dropped); None for a new run, which starts a new log."""
+    about to be redone and are dropped, and so is the evaluation at ``resume_at`` when the
+    checkpoint awaits it: ``eval_pending``); None for a new run, which starts a new log."""
 
-    def __init__(self, out: Path, enabled: bool, tensorboard: bool, resume_at: int | None):
+    def __init__(self, out: Path, enabled: bool, tensorboard: bool, resume_at: int | None,
+                 eval_pending: bool = False):
         self.enabled = enabled
         self.path = out / "metrics.jsonl"
         self.tb: Any = None
@@ -400,7 +430,7 @@ class _RunLog:
             self.path.unlink(missing_ok=True)
         elif self.path.exists():
             kept = [line for line in self.path.read_text().splitlines()
-                    if _iteration_of(line) <= resume_at]
+                    if _kept(line, resume_at, eval_pending)]
             # atomically: a crash here must not cost the log of the iterations already run
             with atomic_write(self.path, "w") as f:
                 f.write("".join(line + "\n" for line in kept))
@@ -442,10 +472,14 @@ def _tensorboard_writer(folder: Path, purge_step: int) -> Any:
     return SummaryWriter(str(folder), purge_step=purge_step)
 
 
-def _iteration_of(line: str) -> float:
-    """The iteration a metrics.jsonl line is about; a line cut short by a crash counts as
-    after any checkpoint (so it is dropped)."""
+def _kept(line: str, resume_at: int, eval_pending: bool) -> bool:
+    """Whether a metrics.jsonl line stays when a run resumes at ``resume_at``; a line cut short
+    by a crash is dropped."""
     try:
-        return float(json.loads(line).get("iteration", 0))
+        record = json.loads(line)
+        iteration = float(record.get("iteration", 0))
     except (ValueError, AttributeError):
-        return math.inf
+        return False
+    if iteration == resume_at and eval_pending and record.get("split") == "val":
+        return False  # the evaluation is about to be redone
+    return iteration <= resume_at

@@ -37,6 +37,7 @@ from torch.utils.data import DataLoader
 from fcnseg.engine.config import TrainConfig, config_to_dict, load_config
 from fcnseg.engine.distributed import DistInfo, all_gather_objects, setup_distributed
 from fcnseg.engine.optim import build_optimizer, build_scheduler, segmentation_loss
+from fcnseg.engine.preflight import EtaCheck, startup_warnings
 from fcnseg.engine.sampling import ResumableSampler, SeededSamples
 from fcnseg.utils.files import DiskFullError, is_disk_full, remove_stale_temporaries
 
@@ -529,6 +530,8 @@ def _train(config: TrainConfig, info: DistInfo, run_dir: Path, last_path: Path,
         # The run's own checkpoint says how its weights expect their pixels.
         model.input_convention = get_convention(resume_ckpt["model"]["input_convention"])
     train_ds, val_ds = _build_datasets(config, model.input_convention, ignore_index)
+    for message in startup_warnings(config, plain, device.type):
+        say(f"warning: {message}")
 
     model.to(device)
     if config.channels_last:
@@ -669,6 +672,7 @@ def _train(config: TrainConfig, info: DistInfo, run_dir: Path, last_path: Path,
     reduction = config.loss.reduction
     status, stop_signal = "completed", None
     window_start, window_images = time.perf_counter(), 0
+    eta_check = EtaCheck(config, device.type, batch * world)
     try:
         with _StopRequest() as stop:
             while iteration < total and status == "completed":
@@ -758,6 +762,9 @@ def _train(config: TrainConfig, info: DistInfo, run_dir: Path, last_path: Path,
                         bar.set_postfix(loss=f"{loss_value:.4g}", lr=f"{lr:.3g}",
                                         img_s=f"{speed:.1f}")
                         window_start, window_images = time.perf_counter(), 0
+                        eta_message = eta_check(iteration, speed)
+                        if eta_message and info.is_main:
+                            bar.write(f"warning: {eta_message}")
                     evaluated = False
                     if val_loader is not None and (iteration % config.train.eval_every == 0
                                                    or iteration == total):

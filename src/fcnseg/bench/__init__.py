@@ -1,5 +1,6 @@
 """Benchmarks: timing tools and the ``fcnseg bench`` suite (see docs/performance.md)."""
 
+from fcnseg.bench.folder import write_synthetic_folder
 from fcnseg.bench.suite import BenchConfig, format_report, run_suite, trained_looking
 from fcnseg.bench.timing import (
     Timing,
@@ -21,4 +22,5 @@ __all__ = [
     "run_suite",
     "time_interleaved",
     "trained_looking",
+    "write_synthetic_folder",
 ]

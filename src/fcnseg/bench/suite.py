@@ -214,11 +214,26 @@ _PEAK = "__mm_peak__"
 
 
 def _mm_variant(cfg: BenchConfig, device: str, dtype: torch.dtype) -> Callable[[], object]:
-    """A large matrix multiply to time alongside the models: the peak under the same load."""
+    """A large matrix multiply to time alongside the models: the peak under the same load.
+
+    On CUDA, float32 convolutions run on TF32 tensor cores when cuDNN allows it (PyTorch's
+    default) while float32 matrix multiplies do not; the mm then uses TF32 too, so that the
+    models are compared with the peak of the arithmetic they actually use."""
     g = torch.Generator().manual_seed(cfg.seed)
     a = torch.randn(cfg.peak_size, cfg.peak_size, generator=g).to(device=device, dtype=dtype)
     b = torch.randn(cfg.peak_size, cfg.peak_size, generator=g).to(device=device, dtype=dtype)
-    return lambda: torch.mm(a, b)
+    if not (device == "cuda" and dtype == torch.float32 and torch.backends.cudnn.allow_tf32):
+        return lambda: torch.mm(a, b)
+
+    def tf32_mm() -> torch.Tensor:
+        previous = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = True
+        try:
+            return torch.mm(a, b)
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = previous
+
+    return tf32_mm
 
 
 def _peak_from(times: dict[str, Any], cfg: BenchConfig, key: str = _PEAK) -> float:
@@ -238,6 +253,38 @@ def _timing_fields(t: Any, images: int, flops: int | None, peak: float | None) -
 
 
 # -- sections ---------------------------------------------------------------------------------
+Log = Callable[[str], None]
+
+
+def _quiet(message: str) -> None:
+    """The default ``log`` of the sections: say nothing."""
+
+
+def _rounds(log: Log, what: str) -> Callable[[int, int], None]:
+    """A ``progress`` callback for :func:`time_interleaved` that logs each round of ``what``."""
+    start = time.perf_counter()
+
+    def report(done: int, total: int) -> None:
+        log(f"  {what}: round {done}/{total} ({time.perf_counter() - start:.0f} s)")
+
+    return report
+
+
+def _every_image(log: Log, what: str, every: int) -> Callable[[int, int], None]:
+    """Like :func:`_rounds`, but logs only every ``every`` rounds (one round = one image)."""
+    report = _rounds(log, what)
+
+    def maybe(done: int, total: int) -> None:
+        if done % every == 0 or done == total:
+            report(done, total)
+
+    return maybe
+
+
+def _size(size: Any) -> str:
+    return "×".join(map(str, size))
+
+
 def _clock(cfg: BenchConfig, device: str) -> str:
     """CPU-time clock only where it means something: CPU work, in this process."""
     return cfg.clock if device == "cpu" else "wall"
@@ -288,22 +335,27 @@ def _cpu_model() -> str:
     return platform.processor()
 
 
-def bench_inference(cfg: BenchConfig, device: str) -> list[dict[str, Any]]:
+def bench_inference(cfg: BenchConfig, device: str, log: Log = _quiet) -> list[dict[str, Any]]:
     """Latency and throughput per model, size and batch; both geometries interleaved, with a
     float32 matrix multiply timed among them for the fraction-of-peak column."""
     rows = []
+    count = len(cfg.models) * len(cfg.sizes) * len(cfg.batches)
+    step = 0
     for arch in cfg.models:
         models = _pair_of_models(cfg, arch, device)
         for size in cfg.sizes:
             flops1 = {g: count_flops(m, _input(cfg, 1, size, device)) for g, m in models.items()}
             for batch in cfg.batches:
+                step += 1
+                what = f"[{device}] inference {step}/{count}: {arch} {_size(size)} batch {batch}"
                 x = _input(cfg, batch, size, device)
                 memory: dict[str, Any] = {}
                 variants = {g: (lambda m=m, x=x: m(x)) for g, m in models.items()}
                 variants[_PEAK] = _mm_variant(cfg, device, torch.float32)
                 with torch.inference_mode(), _peak_memory(device, memory):
                     times = time_interleaved(variants, warmup=cfg.warmup, repeats=cfg.repeats,
-                                             device=device, clock=_clock(cfg, device))
+                                             device=device, clock=_clock(cfg, device),
+                                             progress=_rounds(log, what))
                 peak = _peak_from(times, cfg)
                 for g in GEOMETRIES:
                     rows.append({
@@ -316,7 +368,7 @@ def bench_inference(cfg: BenchConfig, device: str) -> list[dict[str, Any]]:
     return rows
 
 
-def bench_training(cfg: BenchConfig, device: str) -> list[dict[str, Any]]:
+def bench_training(cfg: BenchConfig, device: str, log: Log = _quiet) -> list[dict[str, Any]]:
     """One SGD step (forward, pixel-averaged cross-entropy, backward, update) per geometry."""
     models = _pair_of_models(cfg, cfg.train_model, device)
     for m in models.values():
@@ -346,7 +398,8 @@ def bench_training(cfg: BenchConfig, device: str) -> list[dict[str, Any]]:
     with _peak_memory(device, memory):
         times = time_interleaved(variants,
                                  warmup=cfg.warmup, repeats=cfg.repeats, device=device,
-                                     clock=_clock(cfg, device))
+                                 clock=_clock(cfg, device),
+                                 progress=_rounds(log, f"[{device}] training step"))
     peak = _peak_from(times, cfg)
     rows = [{"device": device, "model": cfg.train_model, "geometry": name, "crop": list(crop),
              "batch": cfg.train_batch, **_timing_fields(times[name], cfg.train_batch,
@@ -378,7 +431,7 @@ def _loader(dataset: Any, workers: int, pin: bool, persistent: bool) -> Any:
                       collate_fn=collate_segmentation)
 
 
-def bench_evaluation(cfg: BenchConfig, device: str) -> dict[str, Any]:
+def bench_evaluation(cfg: BenchConfig, device: str, log: Log = _quiet) -> dict[str, Any]:
     """decode → transform → model → argmax → confusion matrix, against the model alone.
 
     The model is FCN-8s in the same geometry; the pipeline reads JPEG/PNG files through
@@ -417,16 +470,20 @@ def bench_evaluation(cfg: BenchConfig, device: str) -> dict[str, Any]:
         with torch.inference_mode():
             times = time_interleaved(
                 {"pipeline": pipeline_step, "model_only": model_step}, warmup=1,
-                repeats=cfg.eval_images * cfg.repeats, device=device, clock=_clock(cfg, device))
+                repeats=cfg.eval_images * cfg.repeats, device=device, clock=_clock(cfg, device),
+                progress=_every_image(log, f"[{device}] evaluation pipeline", cfg.eval_images))
         if cfg.loader:
-            out["loader_options"] = bench_loader_options(cfg, dataset)
+            out["loader_options"] = bench_loader_options(
+                cfg, dataset, _rounds(log, f"[{device}] DataLoader settings"))
     for name, t in times.items():
         out[name] = _timing_fields(t, 1, None, None)
     out["pipeline_fraction_of_model_only"] = times["model_only"].median / times["pipeline"].median
     return out
 
 
-def bench_loader_options(cfg: BenchConfig, dataset: Any) -> list[dict[str, Any]]:
+def bench_loader_options(cfg: BenchConfig, dataset: Any,
+                         progress: Callable[[int, int], None] | None = None
+                         ) -> list[dict[str, Any]]:
     """Decoding throughput of the DataLoader settings: workers, pinned memory, persistence.
 
     Two passes over the dataset per timing, so that persistent workers show their saving (no
@@ -448,7 +505,7 @@ def bench_loader_options(cfg: BenchConfig, dataset: Any) -> list[dict[str, Any]]
                 pass
 
     times = time_interleaved({k: (lambda ld=ld: two_passes(ld)) for k, ld in loaders.items()},
-                             warmup=1, repeats=cfg.repeats)
+                             warmup=1, repeats=cfg.repeats, progress=progress)
     rows = [{"setting": k, **_timing_fields(t, 2 * len(dataset), None, None)}
             for k, t in times.items()]
     if not pin_ok:
@@ -462,7 +519,7 @@ def _fast(model: nn.Module, *, gemm: bool = True, channels_last: bool = False) -
                     cudnn_benchmark=False)
 
 
-def bench_options(cfg: BenchConfig, device: str) -> dict[str, Any]:
+def bench_options(cfg: BenchConfig, device: str, log: Log = _quiet) -> dict[str, Any]:
     """FCN-8s at ``option_size``, batch 1: each fast path against the plain path, one run.
 
     "plain" runs every layer as its plain module (no :func:`fcnseg.models.optimize`), NCHW,
@@ -522,7 +579,9 @@ def bench_options(cfg: BenchConfig, device: str) -> dict[str, Any]:
     timed[_PEAK + "bfloat16"] = _mm_variant(cfg, device, low)
     # Fast paths are the central comparison: at least 5 rounds, whatever --repeats says.
     times = time_interleaved(timed, warmup=cfg.warmup, repeats=max(5, cfg.repeats),
-                             device=device, clock=_clock(cfg, device))
+                             device=device, clock=_clock(cfg, device),
+                             progress=_rounds(log, f"[{device}] fast paths, {len(timed)} "
+                                                   f"variants"))
     peak = {f"{device}_float32": _peak_from(times, cfg, _PEAK + "float32"),
             f"{device}_bfloat16": _peak_from(times, cfg, _PEAK + "bfloat16")}
     flops = {g: count_flops(m, x) for g, m in models.items()}
@@ -584,24 +643,29 @@ def run_suite(cfg: BenchConfig, log: Callable[[str], None] = print) -> dict[str,
     load: dict[str, float | None] = {}
     for device in devices:
         sections: dict[str, Callable[[], None]] = {
-            "inference": lambda d=device: report.inference.extend(bench_inference(cfg, d)),
-            "training": lambda d=device: report.training.extend(bench_training(cfg, d)),
-            "evaluation": lambda d=device: report.evaluation.append(bench_evaluation(cfg, d)),
-            "options": lambda d=device: report.options.append(bench_options(cfg, d)),
+            "inference": lambda d=device: report.inference.extend(
+                bench_inference(cfg, d, log)),
+            "training": lambda d=device: report.training.extend(bench_training(cfg, d, log)),
+            "evaluation": lambda d=device: report.evaluation.append(
+                bench_evaluation(cfg, d, log)),
+            "options": lambda d=device: report.options.append(bench_options(cfg, d, log)),
         }
         for name, section in sections.items():
             if name in cfg.sections:
                 log(f"[{device}] {name} ...")
+                start = time.perf_counter()
                 with OtherLoad() as other:
                     section()
                 load[f"{device} {name}"] = other.fraction
+                log(f"[{device}] {name} done in {time.perf_counter() - start:.0f} s")
     report.machine["other_processes_cpu_share"] = load
     report.targets = check_targets(report)
     return asdict(report)
 
 
 def check_targets(report: Report) -> list[dict[str, Any]]:
-    """The issue's targets that this run measured, each with its value and pass/fail."""
+    """The speed goals the fast paths were designed to reach, as far as this run measured
+    them: each with its value, goal and whether this machine met it."""
     targets: list[dict[str, Any]] = []
 
     def add(name: str, value: float | None, goal: float, note: str = "") -> None:
@@ -659,9 +723,56 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
     return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in cells])
 
 
-def format_report(report: dict[str, Any]) -> str:
-    """The printed form of :func:`run_suite`'s result: one table per section."""
+#: Printed under a table that shows a fraction of the mm peak above 100%.
+ABOVE_PEAK_NOTE = (
+    "* above 100%: the counted FLOPs ran faster than the timed matrix multiply. FLOPs are "
+    "counted per operation (FlopCounterMode, multiply-add = 2), so a kernel doing less work "
+    "than counted (Winograd convolutions, TF32 tensor cores) or an mm slowed by other work "
+    "shows more than its share; the column is that ratio, not hardware utilisation.")
+
+
+def _peak_cell(v: float | None, above: list[bool]) -> str:
+    """The "of mm peak" cell: a percentage, never above 100% (noted with * instead)."""
+    if v is None:
+        return "-"
+    if v > 1.0:
+        above.append(True)
+        return ">100%*"
+    return f"{v:.0%}"
+
+
+def repeated_settings(report: dict[str, Any]) -> list[str]:
+    """Settings that two tables both time, each with its two medians (one line each)."""
+    inference = {(r["device"], r["model"], r["geometry"], tuple(r["size"]), r["batch"]): r
+                 for r in report["inference"]}
+    lines = []
+    for opts in report["options"]:
+        size = tuple(opts["size"])
+        for r in opts["rows"]:
+            geometry = {"+gemm fc6/fc7": "same", "caffe fast": "caffe"}.get(r["variant"])
+            twin = inference.get((opts["device"], "fcn8s", geometry, size, 1))
+            if twin is not None:
+                lines.append(f"[{opts['device']}] fcn8s {geometry} {_size(size)} batch 1: "
+                             f"{twin['median_s']:.3g} s in Inference, {r['median_s']:.3g} s in "
+                             f"Fast paths ({r['variant']})")
+    for ev in report["evaluation"]:
+        size = tuple(ev["size"])
+        twin = inference.get((ev["device"], "fcn8s", "same", size, 1))
+        if twin is not None:
+            lines.append(f"[{ev['device']}] fcn8s same {_size(size)} batch 1: "
+                         f"{twin['median_s']:.3g} s in Inference, "
+                         f"{ev['model_only']['median_s']:.3g} s in Evaluation (model_only, "
+                         f"plus an argmax)")
+    return lines
+
+
+def format_report(report: dict[str, Any], targets: bool = False) -> str:
+    """The printed form of :func:`run_suite`'s result: one table per section.
+
+    ``targets`` adds the table of design goals (:func:`check_targets`); the JSON always has it.
+    """
     m = report["machine"]
+    above: list[bool] = []
     parts = [f"torch {m['torch']}, {m['threads']} threads, {m['cpu']} "
              f"({', '.join(m['cpu_flags']) or 'no avx512/amx'}); "
              f"{report['config']['clock']} clock, {report['config']['repeats']} interleaved "
@@ -669,13 +780,16 @@ def format_report(report: dict[str, Any]) -> str:
              "mm peak GFLOP/s: " + ", ".join(f"{k} {v:.0f}"
                                              for k, v in m["mm_peak_gflop_per_s"].items())]
     if report["inference"]:
-        parts.append("\nInference (float32, inference_mode, default fast paths)")
+        peak_size = report["config"]["peak_size"]
+        parts.append("\nInference (float32, inference_mode, default fast paths); of mm peak = "
+                     f"GFLOP/s / a {peak_size}×{peak_size} float32 torch.mm timed in the same "
+                     "round-robin")
         parts.append(_table(
             ["device", "model", "geometry", "size", "batch", "median s", "spread", "img/s",
-             "GFLOP", "GFLOP/s", "of peak", "same/caffe", "peak MiB"],
+             "GFLOP", "GFLOP/s", "of mm peak", "same/caffe", "peak MiB"],
             [[r["device"], r["model"], r["geometry"], "×".join(map(str, r["size"])), r["batch"],
               r["median_s"], f"{r['spread']:.0%}", r["images_per_s"], r.get("gflop"),
-              r.get("gflop_per_s"), _pct(r.get("fraction_of_mm_peak")),
+              r.get("gflop_per_s"), _peak_cell(r.get("fraction_of_mm_peak"), above),
               r.get("speedup_vs_caffe"),
               round(r.get("cuda_max_allocated_mib", r["peak_rss_mib"]))]
              for r in report["inference"]]))
@@ -704,16 +818,26 @@ def format_report(report: dict[str, Any]) -> str:
                      f"{'×'.join(map(str, opts['size']))}); each row adds to the one above "
                      "unless named caffe")
         parts.append(_table(
-            ["variant", "dtype", "median s", "spread", "GFLOP/s", "of peak", "vs plain",
+            ["variant", "dtype", "median s", "spread", "GFLOP/s", "of mm peak", "vs plain",
              "vs caffe plain", "max|Δ|", "argmax %"],
             [[r["variant"], r["dtype"], r["median_s"], f"{r['spread']:.0%}", r["gflop_per_s"],
-              _pct(r.get("fraction_of_mm_peak")), r["speedup_vs_plain_same"],
+              _peak_cell(r.get("fraction_of_mm_peak"), above), r["speedup_vs_plain_same"],
               r["speedup_vs_caffe_plain_fp32"], r["max_abs_diff"],
               f"{r['argmax_agreement_pct']:.2f}"] for r in opts["rows"]]))
         parts.append(f"cudnn.benchmark: {opts['cudnn_benchmark']}; "
                      f"torch.compile: {opts.get('torch_compile', '-')}")
-    if report["targets"]:
-        parts.append("\nTargets")
+    if above:
+        parts.append(ABOVE_PEAK_NOTE)
+    repeated = repeated_settings(report)
+    if repeated:
+        parts.append("\nTimed in two tables (each table is its own interleaved run, so absolute "
+                     "times follow the machine's load at that moment; compare ratios within a "
+                     "table, not times across tables):")
+        parts.extend(f"  {line}" for line in repeated)
+    if targets and report["targets"]:
+        parts.append("\nTargets: speed ratios the fast paths were designed to reach (met = "
+                     "value >= goal). Measured on this machine: a NO says how this machine and "
+                     "its load compare, not that a result is wrong")
         parts.append(_table(["target", "value", "goal", "met", "note"],
                             [[t["target"], t["value"], t["goal"], "yes" if t["met"] else "NO",
                               t["note"]] for t in report["targets"]]))
@@ -727,7 +851,3 @@ def format_report(report: dict[str, Any]) -> str:
     for note in report["not_measured"]:
         parts.append(f"not measured: {note}")
     return "\n".join(parts)
-
-
-def _pct(v: float | None) -> str:
-    return "-" if v is None else f"{v:.0%}"

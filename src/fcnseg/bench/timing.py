@@ -62,6 +62,7 @@ def time_interleaved(
     repeats: int = 5,
     device: torch.device | str = "cpu",
     clock: str = "wall",
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Timing]:
     """Time each callable ``repeats`` times, round-robin, after ``warmup`` rounds.
 
@@ -70,18 +71,22 @@ def time_interleaved(
     ``clock="cpu"`` measures this process's CPU time instead of wall time: with one torch
     thread it counts only the work done, however many other processes share the cores (with
     more threads it also counts their spin-waiting, so use it with ``torch.set_num_threads(1)``).
+    ``progress(done, total)`` is called after each round (warm-up rounds included).
     """
     if repeats < 1 or warmup < 0:
         raise ValueError(f"repeats must be >= 1 and warmup >= 0, got {repeats}, {warmup}")
     if clock not in ("wall", "cpu"):
         raise ValueError(f"clock must be 'wall' or 'cpu', got {clock!r}")
     now = time.perf_counter if clock == "wall" else time.process_time
-    for _ in range(warmup):
+    rounds = warmup + repeats
+    for done in range(1, warmup + 1):
         for fn in variants.values():
             fn()
+        if progress is not None:
+            progress(done, rounds)
     synchronize(device)
     samples: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(repeats):
+    for done in range(warmup + 1, rounds + 1):
         for name, fn in variants.items():
             gc.collect()
             synchronize(device)
@@ -89,6 +94,8 @@ def time_interleaved(
             fn()
             synchronize(device)
             samples[name].append(now() - start)
+        if progress is not None:
+            progress(done, rounds)
     return {
         name: Timing(statistics.median(s), min(s), max(s), tuple(s)) for name, s in samples.items()
     }

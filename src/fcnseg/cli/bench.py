@@ -57,6 +57,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="wall time (the default) or process CPU time: with --threads 1 it counts "
                         "only this process's work on a machine shared with other jobs")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    p.add_argument("--targets", action="store_true",
+                   help="also print the design goals of the fast paths and whether this machine "
+                        "met them (always in the JSON)")
     p.add_argument("--out", type=Path, default=Path("bench_results.json"),
                    help="JSON output file")
 
@@ -99,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--threads: must be at least 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     report = run_suite(cfg, log=lambda msg: print(msg, flush=True))
-    print(format_report(report))
+    print(format_report(report, targets=args.targets))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(f"wrote {args.out}")

@@ -43,6 +43,7 @@ __all__ = [
     "load_image",
     "open_upright",
     "pil_to_rgb",
+    "upright_size",
 ]
 
 #: Default pixel limit: Pillow's own decompression-bomb threshold (about 89 million pixels).
@@ -126,6 +127,22 @@ def file_orientation(path: PathLike) -> int:
         img.load()  # a PNG may keep its EXIF after the pixels
         return exif_orientation(img)
     return 1
+
+
+def upright_size(path: PathLike) -> tuple[int, int]:
+    """``(width, height)`` of the image file at ``path`` as it is shown, after its EXIF
+    orientation, read from the header without decoding the pixels.
+
+    Raises:
+        OSError: the file is missing or unreadable (``UnidentifiedImageError`` when it is no
+            image Pillow knows).
+    """
+    with Image.open(path) as img:
+        w, h = img.size
+        if img.format == "PNG" and "exif" not in img.info:
+            return w, h  # Pillow would decode the whole PNG looking for a late EXIF block
+        turned = exif_orientation(img) in (5, 6, 7, 8)
+    return (h, w) if turned else (w, h)
 
 
 def _upright(img: Image.Image) -> Image.Image:

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
@@ -24,12 +24,14 @@ from fcnseg.checkpoint import CheckpointError, load_checkpoint
 from fcnseg.conventions import InputConvention, get_convention
 from fcnseg.data import SkipBad, build_dataset, collate_segmentation
 from fcnseg.data.check import scan_dataset
+from fcnseg.data.images import upright_size
 from fcnseg.data.transforms import build_eval_transform, build_train_transform
 from fcnseg.engine.config import TrainConfig, config_to_dict
 from fcnseg.engine.distributed import DistInfo
 from fcnseg.engine.errors import FIX_DATA, BadSampleError
 from fcnseg.engine.evaluation import ShardedEvalSampler
 from fcnseg.engine.optim import build_optimizer, build_scheduler
+from fcnseg.engine.preflight import startup_warnings
 from fcnseg.engine.sampling import ResumableSampler, SeededSamples
 from fcnseg.engine.signals import ignore_stop_signals
 from fcnseg.models import PRETRAINED, build_model, fetch_pretrained, init_from
@@ -68,6 +70,8 @@ class TrainSetup:
     ignore_index: int
     #: The resolved recipe, as saved in every checkpoint.
     recipe: dict[str, Any]
+    #: Settings that look wrong for this machine or data (printed at start, not fatal).
+    warnings: list[str]
 
     @property
     def device(self) -> torch.device:
@@ -122,7 +126,8 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
         loader=loader, loader_generator=generator,
         val_loader=_val_loader(config, info, val_ds, ignore_index),
         class_names=class_names, palette=plain.palette, ignore_index=ignore_index,
-        recipe=config_to_dict(config))
+        recipe=config_to_dict(config),
+        warnings=startup_warnings(config, plain, info.device.type))
 
 
 def wrap_model(setup: TrainSetup) -> None:
@@ -147,10 +152,10 @@ def _backbone_file(spec: str) -> Path:
     path = Path(spec)
     if not path.is_file():
         raise FileNotFoundError(
-            f"model.backbone_weights: {path}: no such file. Give the path of an ImageNet VGG16 "
-            f"state dict, or one of {sorted(PRETRAINED)} to download it (e.g. "
-            f"--set model.backbone_weights=vgg16_caffe; fcnseg.models.fetch_pretrained"
-            f"('vgg16_caffe') fetches it ahead of time)"
+            f"model.backbone_weights: {path}: no such file. Give the path of the backbone's "
+            f"ImageNet weights (--set model.backbone_weights=PATH), one of "
+            f"{sorted(PRETRAINED)} to download them (fcnseg.models.fetch_pretrained(NAME) "
+            f"fetches one ahead of time), or null to start from random weights"
         )
     return path
 
@@ -279,11 +284,7 @@ def _header_size(path: Path, what: str) -> tuple[tuple[int, int] | None, str | N
     if not path.is_file():
         return None, f"{path}: missing {what} (no such file)"
     try:
-        with Image.open(path) as img:
-            w, h = img.size
-            if img.format == "PNG" and "exif" not in img.info:
-                return (w, h), None  # Pillow would decode the whole PNG looking for EXIF
-            return ((h, w) if img.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (w, h)), None
+        return upright_size(path), None
     except UnidentifiedImageError:
         if what == "mask":
             return None, None

@@ -39,6 +39,7 @@ from fcnseg.engine.errors import (
 )
 from fcnseg.engine.evaluation import evaluate_model
 from fcnseg.engine.optim import build_optimizer, segmentation_loss
+from fcnseg.engine.preflight import EtaCheck
 from fcnseg.engine.setup import TrainSetup, build_setup, build_training_model, wrap_model
 from fcnseg.engine.signals import StopRequest, start_batches
 from fcnseg.engine.state import TrainState, kept_checkpoint, seed_everything
@@ -123,6 +124,8 @@ def _train(config: TrainConfig, info: DistInfo, resume: bool) -> TrainResult:
     seed_everything(config.seed)  # the same on every process for the model (DDP broadcasts)
     # build_optimizer is looked up here, so that it can be substituted (tests do)
     setup = build_setup(config, info, resume_ckpt, make_optimizer=build_optimizer)
+    for message in setup.warnings:
+        say(f"warning: {message}")
     if resume_ckpt is not None:
         state = TrainState.restore(resume_ckpt, setup, say)
     else:
@@ -319,6 +322,9 @@ def log_step(setup: TrainSetup, state: TrainState, log: _RunLog, progress: _Prog
     log.write({"iteration": state.iteration, "epoch": state.epoch, "loss": loss, "lr": lr,
                "images_per_s": round(speed, 3)})
     progress.show(loss=f"{loss:.4g}", lr=f"{lr:.3g}", img_s=f"{speed:.1f}")
+    too_slow = progress.eta_check(state.iteration, speed)
+    if too_slow:
+        progress.write(f"warning: {too_slow}")
 
 
 def maybe_evaluate(setup: TrainSetup, state: TrainState, log: _RunLog,
@@ -387,6 +393,8 @@ class _Progress:
                         disable=None if show else True, dynamic_ncols=True, unit="it",
                         desc=setup.config.name)
         self.window_start, self.window_images = time.perf_counter(), 0
+        images_per_iteration = setup.config.data.batch_size * setup.info.world_size
+        self.eta_check = EtaCheck(setup.config, setup.device.type, images_per_iteration)
 
     def advance(self, images: int) -> None:
         self.window_images += images

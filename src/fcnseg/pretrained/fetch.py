@@ -346,7 +346,8 @@ def fetch_pretrained(name: str, directory: PathLike | None = None, progress: boo
 def _failure_message(w: PublishedWeights, directory: Path, tried: list[str]) -> str:
     hand = " or ".join(str(directory / s.filename) for s in w.sources)
     if w.kind == "backbone":
-        instead = "or pass a local file: --set model.backbone_weights=PATH"
+        instead = ("or pass a local file: --set model.backbone_weights=PATH (or "
+                   "model.backbone_weights=null to start from random weights)")
     elif w.kind == "checkpoint":
         instead = ("or pass a local file: --checkpoint PATH (convert a .caffemodel first: "
                    "fcnseg convert FILE.caffemodel --out PATH.pt)")

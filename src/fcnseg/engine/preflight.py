@@ -1,0 +1,163 @@
+"""Start-up warnings: settings that would make a run slow or wasteful, each with its fix.
+
+:func:`preflight_warnings` is a pure function of the config, the training images' sizes and
+the machine (CPU count, device type); :func:`startup_warnings` gathers those facts for the
+trainer. :func:`eta_warning` judges the speed of the first logged iterations. Nothing here
+stops a run: every message says what to change, and the user decides.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fcnseg.data.images import upright_size
+from fcnseg.engine.config import TrainConfig
+
+__all__ = [
+    "CPU_RECIPE",
+    "ETA_LIMIT_S",
+    "EtaCheck",
+    "MachineFacts",
+    "eta_warning",
+    "machine_facts",
+    "preflight_warnings",
+    "sample_image_sizes",
+    "startup_warnings",
+]
+
+#: The recipe suggested when a CPU run would take too long.
+CPU_RECIPE = "folder-cpu"
+#: A CPU run whose first iterations promise more than this many seconds gets a warning.
+ETA_LIMIT_S = 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class MachineFacts:
+    """What the warnings need to know about the machine."""
+
+    cpu_count: int
+    #: "cpu" or "cuda" (the device the model trains on).
+    device_type: str = "cpu"
+
+
+def machine_facts(device_type: str = "cpu") -> MachineFacts:
+    """This process's usable CPU count (its affinity mask, where the OS has one)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cpus = os.cpu_count() or 1
+    return MachineFacts(cpu_count=max(1, cpus), device_type=device_type)
+
+
+def preflight_warnings(
+    config: TrainConfig,
+    machine: MachineFacts,
+    image_sizes: Sequence[tuple[int, int]] = (),
+) -> list[str]:
+    """Warnings about ``config`` on ``machine`` for training images of ``image_sizes``.
+
+    Args:
+        config: the resolved training config.
+        machine: CPU count and device type.
+        image_sizes: (height, width) of some or all training images; empty when unknown
+            (generated data), which skips the crop check.
+
+    Returns:
+        One message per problem, each naming the setting and a value to try; empty if none.
+    """
+    messages = []
+    workers = config.data.num_workers
+    if workers > machine.cpu_count:
+        messages.append(
+            f"data.num_workers is {workers} but this machine has {machine.cpu_count} CPU "
+            f"cores: the loader processes and the model fight over them. Set "
+            f"data.num_workers={machine.cpu_count} or less (0 on a busy machine)")
+    crop = config.data.crop_size
+    if crop and image_sizes:
+        smaller = [(h, w) for h, w in image_sizes if h < crop or w < crop]
+        if 2 * len(smaller) > len(image_sizes):
+            sides = sorted(min(h, w) for h, w in image_sizes)
+            median = sides[len(sides) // 2]
+            suggest = max(32, median // 32 * 32)
+            messages.append(
+                f"data.crop_size is {crop} but {len(smaller)} of the {len(image_sizes)} "
+                f"training images looked at are smaller on at least one side (median shorter "
+                f"side {median} pixels): their crops are mostly padding, which costs time and "
+                f"teaches nothing. Set data.crop_size={suggest} or less")
+    warmup, total = config.schedule.warmup_iters, config.train.iterations
+    if warmup and warmup >= total:
+        messages.append(
+            f"schedule.warmup_iters is {warmup}, not fewer than train.iterations ({total}): "
+            f"the learning rate never reaches optim.lr. Set schedule.warmup_iters="
+            f"{max(1, total // 20)} (about 5% of the run)")
+    return messages
+
+
+def eta_warning(
+    config: TrainConfig, device_type: str, seconds_per_iteration: float,
+    remaining_iterations: int, limit_s: float | None = None,
+) -> str | None:
+    """A warning when a CPU run would take longer than ``limit_s`` (default
+    :data:`ETA_LIMIT_S`, a day) at the speed measured so far, suggesting the CPU recipe; None
+    otherwise (and always on a GPU)."""
+    if device_type != "cpu" or remaining_iterations <= 0:
+        return None
+    eta = seconds_per_iteration * remaining_iterations
+    if eta <= (ETA_LIMIT_S if limit_s is None else limit_s):
+        return None
+    hours = eta / 3600
+    if config.name == CPU_RECIPE:
+        fix = ("lower train.iterations, data.crop_size or data.batch_size, or train on a GPU")
+    else:
+        fix = (f"on a CPU, the {CPU_RECIPE} recipe (ResNet-18 FCN-8s, 224-pixel crops) trains "
+               f"a few hundred images in minutes: fcnseg train --recipe {CPU_RECIPE} "
+               f"--out DIR --set data.train.root=DIR data.val.root=DIR (see `fcnseg recipes "
+               f"{CPU_RECIPE}`)")
+    return (f"at {seconds_per_iteration:.3g} s per iteration, the remaining "
+            f"{remaining_iterations} iterations take about {hours:.0f} hours on this CPU; "
+            f"{fix}")
+
+
+class EtaCheck:
+    """Judges the speed of the first logged iterations once, for the trainer's log step."""
+
+    def __init__(self, config: TrainConfig, device_type: str, images_per_iteration: int):
+        self.config = config
+        self.device_type = device_type
+        self.images_per_iteration = images_per_iteration
+        self.done = False
+
+    def __call__(self, iteration: int, images_per_s: float) -> str | None:
+        """The ETA warning for the speed logged at ``iteration`` (None after the first call)."""
+        if self.done or images_per_s <= 0:
+            return None
+        self.done = True
+        return eta_warning(self.config, self.device_type,
+                           self.images_per_iteration / images_per_s,
+                           self.config.train.iterations - iteration)
+
+
+def sample_image_sizes(dataset: Any, limit: int = 64) -> list[tuple[int, int]]:
+    """(height, width) of up to ``limit`` images spread over a file dataset, read from their
+    headers (upright, after EXIF rotation); empty for generated data or unreadable files."""
+    if not hasattr(dataset, "image_path"):
+        return []
+    n = len(dataset)
+    picks = sorted({i * n // limit for i in range(limit)}) if n > limit else range(n)
+    sizes = []
+    for i in picks:
+        try:
+            w, h = upright_size(dataset.image_path(i))
+        except (OSError, ValueError):
+            continue  # a bad file is reported by the data checks, not here
+        sizes.append((h, w))
+    return sizes
+
+
+def startup_warnings(config: TrainConfig, dataset: Any, device_type: str) -> list[str]:
+    """:func:`preflight_warnings` with the facts gathered: this machine and ``dataset``."""
+    sizes = sample_image_sizes(dataset) if config.data.crop_size else []
+    return preflight_warnings(config, machine_facts(device_type), sizes)

@@ -1,0 +1,124 @@
+"""Start-up warnings: each names the setting and a value to try; the trainer prints them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from _train_helpers import tiny_recipe, write_folder_dataset
+
+from fcnseg.engine import load_config, train
+from fcnseg.engine.preflight import (
+    EtaCheck,
+    MachineFacts,
+    eta_warning,
+    preflight_warnings,
+    sample_image_sizes,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+TWO_CORES = MachineFacts(cpu_count=2, device_type="cpu")
+
+
+def _config(**sections):
+    return load_config(tiny_recipe(**sections))
+
+
+def test_a_sensible_config_gets_no_warning() -> None:
+    config = _config(data={"num_workers": 2, "crop_size": 32})
+    assert preflight_warnings(config, TWO_CORES, [(48, 64)] * 5) == []
+
+
+def test_more_workers_than_cores_is_warned_about_with_a_value_to_set() -> None:
+    messages = preflight_warnings(_config(data={"num_workers": 8}), TWO_CORES)
+    assert len(messages) == 1
+    assert "data.num_workers is 8" in messages[0] and "2 CPU cores" in messages[0]
+    assert "data.num_workers=2 or less" in messages[0]
+
+
+def test_a_crop_larger_than_most_images_is_warned_about_with_a_smaller_crop() -> None:
+    sizes = [(200, 300), (180, 240), (500, 500)]  # two of three are under 320 on a side
+    messages = preflight_warnings(_config(data={"crop_size": 320}), TWO_CORES, sizes)
+    assert len(messages) == 1
+    assert "data.crop_size is 320" in messages[0] and "2 of the 3" in messages[0]
+    assert "data.crop_size=192 or less" in messages[0]  # median shorter side 200, by 32
+
+
+def test_a_crop_larger_than_a_few_images_only_is_not_warned_about() -> None:
+    sizes = [(200, 300), (400, 400), (500, 500)]
+    assert preflight_warnings(_config(data={"crop_size": 320}), TWO_CORES, sizes) == []
+
+
+def test_a_warm_up_as_long_as_the_run_is_warned_about() -> None:
+    config = _config(schedule={"name": "poly", "warmup_iters": 12},
+                     train={"iterations": 12})
+    messages = preflight_warnings(config, TWO_CORES)
+    assert len(messages) == 1
+    assert "schedule.warmup_iters is 12" in messages[0] and "train.iterations (12)" in messages[0]
+
+
+def test_an_eta_over_a_day_on_a_cpu_suggests_the_cpu_recipe() -> None:
+    config = _config(train={"iterations": 100_000})
+    message = eta_warning(config, "cpu", seconds_per_iteration=12.0, remaining_iterations=99_980)
+    assert message is not None
+    assert "333 hours" in message and "--recipe folder-cpu" in message
+
+
+def test_an_eta_under_a_day_or_on_a_gpu_is_not_warned_about() -> None:
+    config = _config()
+    assert eta_warning(config, "cpu", 0.5, 100_000) is None  # about 14 hours
+    assert eta_warning(config, "cuda", 12.0, 100_000) is None
+
+
+def test_the_cpu_recipe_itself_is_told_to_shrink_rather_than_to_use_itself() -> None:
+    config = load_config("folder-cpu")
+    message = eta_warning(config, "cpu", 100.0, 10_000)
+    assert message is not None
+    assert "--recipe" not in message and "train.iterations" in message
+
+
+def test_the_eta_is_judged_once_from_the_images_per_second_logged() -> None:
+    config = _config(train={"iterations": 100_000})
+    check = EtaCheck(config, "cpu", images_per_iteration=8)
+    assert "hours" in check(20, images_per_s=0.5)  # 16 s per iteration
+    assert check(40, images_per_s=0.5) is None
+
+
+def test_image_sizes_are_read_from_the_headers_of_a_folder_dataset(tmp_path: Path) -> None:
+    from fcnseg.data import build_dataset
+
+    spec = write_folder_dataset(tmp_path / "data", count=3, size=40)
+    dataset = build_dataset(spec, split="train")
+    assert sample_image_sizes(dataset) == [(40, 40)] * 3
+
+
+def test_the_trainer_prints_the_start_up_warnings(tmp_path: Path, capsys) -> None:
+    recipe = tiny_recipe(schedule={"name": "poly", "warmup_iters": 4},
+                         train={"iterations": 2, "eval_every": 2, "log_every": 1,
+                                "progress": False, "tensorboard": False})
+    train(recipe, out=str(tmp_path / "run"))
+    out = capsys.readouterr().out
+    assert "warning: schedule.warmup_iters is 4" in out
+
+
+def test_the_trainer_prints_the_eta_warning_after_the_first_logged_iterations(
+    tmp_path: Path, capsys, monkeypatch,
+) -> None:
+    import fcnseg.engine.preflight as preflight
+
+    # Any speed is "too slow" against a limit of zero seconds.
+    monkeypatch.setattr(preflight, "ETA_LIMIT_S", 0.0)
+    recipe = tiny_recipe(train={"iterations": 4, "eval_every": 4, "log_every": 2,
+                                "progress": False, "tensorboard": False}, device="cpu")
+    train(recipe, out=str(tmp_path / "run"))
+    out = capsys.readouterr().out
+    assert out.count("warning: at ") == 1 and "--recipe folder-cpu" in out

@@ -137,9 +137,11 @@ def test_two_processes_accumulating_equal_one_process_with_the_whole_batch(
     base = dict(loss={"reduction": "mean", "class_weights": "inverse_frequency"},
                 train={"iterations": 3, "eval_every": 100, "checkpoint_every": 100,
                        "log_every": 1, **QUIET})
-    one = write_recipe(tmp_path / "one.yaml", tiny_recipe(data={"batch_size": 4, "val": None},
+    data = {"train": {"name": "synthetic", "num_images": 12, "size": 32, "seed": 0},
+            "val": None}  # 3 whole steps per epoch either way
+    one = write_recipe(tmp_path / "one.yaml", tiny_recipe(data={**data, "batch_size": 4},
                                                           **base))
-    two = write_recipe(tmp_path / "two.yaml", tiny_recipe(data={"batch_size": 1, "val": None},
+    two = write_recipe(tmp_path / "two.yaml", tiny_recipe(data={**data, "batch_size": 1},
                                                           optim={"accumulate": 2}, **base))
     train(load_config(str(one), out=str(tmp_path / "single")))
     fcnseg_script = str(Path(sys.executable).parent / "fcnseg")

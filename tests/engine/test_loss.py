@@ -121,3 +121,15 @@ def test_processes_draw_from_different_streams() -> None:
 def test_sample_rate_outside_zero_one_is_refused() -> None:
     with pytest.raises(ValueError, match="loss.sample_rate"):
         LossSampler(0.0)
+
+
+def test_several_heads_sum_their_losses() -> None:
+    logits, target = _batch()
+    aux_logits, other_target = _batch(seed=1)
+    heads = {"out": logits, "aux": aux_logits}
+    expected = segmentation_loss(logits, target) + segmentation_loss(aux_logits, target)
+    torch.testing.assert_close(segmentation_loss(heads, target), expected, rtol=1e-6, atol=0)
+    own = segmentation_loss(heads, {"out": target, "aux": other_target}, reduction="mean")
+    torch.testing.assert_close(own, segmentation_loss(logits, target, reduction="mean") +
+                               segmentation_loss(aux_logits, other_target, reduction="mean"),
+                               rtol=1e-6, atol=0)

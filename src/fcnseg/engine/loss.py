@@ -15,7 +15,7 @@ optionally class-weighted, over the pixels that loss sampling keeps.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -36,8 +36,8 @@ __all__ = [
 
 
 def segmentation_loss(
-    logits: torch.Tensor,
-    target: torch.Tensor,
+    logits: torch.Tensor | Mapping[str, torch.Tensor],
+    target: torch.Tensor | Mapping[str, torch.Tensor],
     *,
     reduction: str = "sum",
     ignore_index: int = 255,
@@ -53,9 +53,18 @@ def segmentation_loss(
     of one step, from :func:`loss_normalizer`). A batch without valid pixels gives a zero loss,
     not NaN.
 
+    A model with several heads (``logits`` a mapping, e.g. ``{"out": ..., "aux": ...}``) gets the
+    sum of its heads' losses, each against ``target[head]`` when ``target`` is a mapping too
+    (heads with their own labels) or against the one ``target``.
+
     Args:
         weight: one weight per class (class balancing), or None for all ones.
     """
+    if isinstance(logits, Mapping):
+        return sum((segmentation_loss(
+            head_logits, target[head] if isinstance(target, Mapping) else target,
+            reduction=reduction, ignore_index=ignore_index, normalizer=normalizer, weight=weight)
+            for head, head_logits in logits.items()), torch.zeros(()))
     if weight is not None:
         weight = weight.to(device=logits.device, dtype=torch.float32)
     total = F.cross_entropy(logits.float(), target, weight=weight, ignore_index=ignore_index,

@@ -39,3 +39,18 @@ def test_every_set_example_parses_and_sets_real_fields(capsys, tmp_path) -> None
         for override in args.overrides:
             assert re.fullmatch(r"[\w.]+=\S*", override), (argv, override)
         load_config(args.recipe, args.overrides, out=str(tmp_path))  # unknown fields raise
+
+
+def test_the_listing_shows_each_recipes_published_mean_iu(capsys) -> None:
+    assert main(["recipes"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()
+             if line and not line.startswith(" ")}
+    assert "63.6 mean IU (seg11valid)" in lines["voc-fcn32s"]
+    assert "65.5 mean IU (seg11valid)" in lines["voc-fcn8s"]
+    assert lines["synthetic-fcn8s"].split()[1] == "-"
+
+
+def test_a_recipes_published_block_is_kept_in_its_config() -> None:
+    config = load_config("voc-fcn16s")
+    assert config.published["mean_iu"] == 65.0
+    assert config.published["split"] == "seg11valid"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 NAME = "recipes"
-HELP = "List the training recipes shipped with fcnseg, or print one as YAML."
+HELP = ("List the training recipes shipped with fcnseg with the published score each should "
+        "reach, or print one as YAML.")
 
 #: Printed under the list; every ``--set`` in it works as typed (the tests run them).
 USAGE = """\
@@ -24,13 +25,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import yaml
 
-    from fcnseg.engine.config import config_to_dict, list_recipes, load_config, recipe_path
+    from fcnseg.engine.config import (
+        config_to_dict,
+        list_recipes,
+        load_config,
+        load_recipe,
+        recipe_path,
+    )
 
     if args.name is None:
         recipes = list_recipes()
+        scores = {name: published_score(load_recipe(name).get("published")) for name in recipes}
         width = max(len(n) for n in recipes)
+        score_width = max(len(s) for s in scores.values())
         for name, description in recipes.items():
-            print(f"{name:<{width}}  {description}")
+            print(f"{name:<{width}}  {scores[name]:<{score_width}}  {description}")
+        print("\npublished: the mean IU reported for the recipe (- where none is published)")
+        for name in recipes:
+            published = load_recipe(name).get("published") or {}
+            if published.get("source"):
+                also = f"; also {published['also']}" if published.get("also") else ""
+                print(f"  {name}: {published['source']}{also}")
         print(f"\n{USAGE}")
         return 0
     if args.raw:
@@ -38,3 +53,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(yaml.safe_dump(config_to_dict(load_config(args.name)), sort_keys=False), end="")
     return 0
+
+
+def published_score(published: dict | None) -> str:
+    """``"63.6 mean IU (seg11valid)"`` from a recipe's ``published`` block; ``"-"`` without."""
+    if not published or published.get("mean_iu") is None:
+        return "-"
+    split = f" ({published['split']})" if published.get("split") else ""
+    return f"{float(published['mean_iu']):.1f} mean IU{split}"

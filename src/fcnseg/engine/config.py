@@ -86,9 +86,22 @@ class DataConfig:
 
 @dataclass
 class LossConfig:
-    """Per-pixel softmax cross-entropy; ``sum`` is the reference, ``mean`` modern practice."""
+    """Per-pixel softmax cross-entropy; ``sum`` is the reference, ``mean`` modern practice
+    (the weighted mean over the step's valid pixels, see :mod:`fcnseg.engine.loss`)."""
 
     reduction: str = "sum"
+    #: Loss sampling ("patchwise training"): keep each cell of the stride-32 score grid in the
+    #: loss with this probability, drawn anew per image and per iteration (1 = whole images).
+    sample_rate: float = 1.0
+    #: Scale the images per batch by 1/sample_rate (the paper's compensation), so that a step
+    #: sees as many loss cells on average as whole-image training.
+    sample_rate_scales_batch: bool = False
+    #: Class balancing: "none" (the paper's choice), "median_frequency", "inverse_frequency",
+    #: or a list with one weight per class. Frequencies are counted over the training labels.
+    class_weights: str | list[float] = "none"
+    #: Clip computed class weights at this value (also the weight of a class that never
+    #: occurs); null = no clip.
+    max_weight: float | None = 10.0
 
 
 @dataclass
@@ -107,6 +120,9 @@ class OptimConfig:
     bias_decay: bool = False
     #: Clip the gradient norm to this value; null = no clipping.
     grad_clip: float | None = None
+    #: Accumulate gradients over this many batches per optimisation step (Caffe's iter_size):
+    #: exactly one step on their concatenation, for summed and averaged loss alike.
+    accumulate: int = 1
 
 
 @dataclass
@@ -158,6 +174,9 @@ class TrainConfig:
     #: CPU threads for torch (null = torch's default, one per core). On a busy machine 1 is
     #: often much faster than several threads competing for the same cores.
     threads: int | None = None
+    #: What a run of this recipe should reach, as published (shown by ``fcnseg recipes``; not
+    #: used in training): ``{mean_iu: 63.6, split: seg11valid, source: ...}``.
+    published: dict[str, Any] | None = None
 
     def validate(self) -> TrainConfig:
         """Check values whose errors would otherwise surface deep inside training."""
@@ -175,18 +194,47 @@ class TrainConfig:
                     ("train.iterations", self.train.iterations),
                     ("train.eval_every", self.train.eval_every),
                     ("train.checkpoint_every", self.train.checkpoint_every),
-                    ("train.log_every", self.train.log_every)]
+                    ("train.log_every", self.train.log_every),
+                    ("optim.accumulate", self.optim.accumulate)]
         for key, value in positive:
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{key}: must be a positive integer, got {value!r}")
         if self.optim.lr <= 0:
             raise ConfigError(f"optim.lr: must be positive, got {self.optim.lr!r}")
+        if not 0.0 < self.loss.sample_rate <= 1.0:
+            raise ConfigError(f"loss.sample_rate: must be in (0, 1], got "
+                              f"{self.loss.sample_rate!r}")
+        self._validate_class_weights()
+        if self.published is not None and not isinstance(self.published, dict):
+            raise ConfigError(f"published: expected a mapping, got {self.published!r}")
         if self.data.scale_range is not None and len(self.data.scale_range) != 2:
             raise ConfigError(f"data.scale_range: expected [min, max], got "
                               f"{self.data.scale_range!r}")
         if not isinstance(self.data.train, dict) or "name" not in self.data.train:
             raise ConfigError("data.train: expected a dataset spec with a 'name'")
         return self
+
+    def _validate_class_weights(self) -> None:
+        weights, max_weight = self.loss.class_weights, self.loss.max_weight
+        methods = ("none", "median_frequency", "inverse_frequency")
+        if isinstance(weights, str):
+            if weights not in methods:
+                raise ConfigError(f"loss.class_weights: {weights!r} is not one of "
+                                  f"{', '.join(methods)} or a list of weights")
+        elif not (isinstance(weights, list) and weights and all(
+                isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0
+                for w in weights)):
+            raise ConfigError(f"loss.class_weights: expected one of {', '.join(methods)} or a "
+                              f"list of non-negative numbers, got {weights!r}")
+        if max_weight is not None and not max_weight > 0:
+            raise ConfigError(f"loss.max_weight: must be positive or null, got {max_weight!r}")
+
+    def images_per_batch(self) -> int:
+        """Images per loader batch on each process: ``data.batch_size``, scaled by
+        1/``loss.sample_rate`` with ``loss.sample_rate_scales_batch``."""
+        if not self.loss.sample_rate_scales_batch or self.loss.sample_rate >= 1.0:
+            return self.data.batch_size
+        return max(1, round(self.data.batch_size / self.loss.sample_rate))
 
 
 # -- dict <-> dataclass ----------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Loss, parameter groups, optimizer and learning-rate schedule."""
+"""Parameter groups, optimizer and learning-rate schedule (the loss is in ``loss``)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import math
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from fcnseg.engine.config import OptimConfig, ScheduleConfig
+from fcnseg.engine.loss import segmentation_loss  # re-exported: its home was here
 
 __all__ = [
     "build_optimizer",
@@ -18,33 +18,6 @@ __all__ = [
     "parameter_groups",
     "segmentation_loss",
 ]
-
-
-def segmentation_loss(
-    logits: torch.Tensor,
-    target: torch.Tensor,
-    *,
-    reduction: str = "sum",
-    ignore_index: int = 255,
-    normalizer: float | torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Per-pixel softmax cross-entropy over the valid (non-ignored) pixels.
-
-    ``reduction="sum"`` is the reference FCN loss: summed over every valid pixel of the batch,
-    so its gradient grows with image size (hence the tiny learning rates of the paper).
-    ``"mean"`` divides that sum by the number of valid pixels, or by ``normalizer`` when given
-    (the global count across processes, so that data-parallel training matches one process).
-    A batch without valid pixels gives a zero loss, not NaN.
-    """
-    total = F.cross_entropy(logits.float(), target, ignore_index=ignore_index, reduction="sum")
-    if reduction == "sum":
-        return total
-    if reduction != "mean":
-        raise ValueError(f"loss reduction must be 'sum' or 'mean', got {reduction!r}")
-    if normalizer is None:
-        normalizer = (target != ignore_index).sum()
-    return total / torch.clamp(torch.as_tensor(normalizer, dtype=total.dtype,
-                                               device=total.device), min=1.0)
 
 
 def parameter_groups(model: nn.Module, config: OptimConfig) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from PIL import UnidentifiedImageError
@@ -30,6 +31,7 @@ from fcnseg.engine.config import TrainConfig, config_to_dict
 from fcnseg.engine.distributed import DistInfo
 from fcnseg.engine.errors import FIX_DATA, BadSampleError
 from fcnseg.engine.evaluation import ShardedEvalSampler
+from fcnseg.engine.loss import LossSampler, build_class_weights, score_grid
 from fcnseg.engine.optim import build_optimizer, build_scheduler
 from fcnseg.engine.preflight import startup_warnings
 from fcnseg.engine.sampling import ResumableSampler, SeededSamples
@@ -68,10 +70,16 @@ class TrainSetup:
     class_names: list[str]
     palette: Any
     ignore_index: int
-    #: The resolved recipe, as saved in every checkpoint.
+    #: The resolved recipe, as saved in every checkpoint (computed class weights included).
     recipe: dict[str, Any]
+    #: Drops score-grid cells from the loss (``loss.sample_rate``); its RNG state is saved.
+    loss_sampler: LossSampler
     #: Settings that look wrong for this machine or data (printed at start, not fatal).
     warnings: list[str]
+    #: One loss weight per class (``loss.class_weights``), or None.
+    class_weights: torch.Tensor | None = None
+    #: Training pixels per class, when the weights were computed from them.
+    class_pixels: np.ndarray | None = None
 
     @property
     def device(self) -> torch.device:
@@ -114,6 +122,16 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
         # The run's own checkpoint says how its weights expect their pixels.
         model.input_convention = get_convention(resume_ckpt["model"]["input_convention"])
     train_ds, val_ds = build_datasets(config, model.input_convention, ignore_index)
+    class_weights, class_pixels = build_class_weights(
+        _saved_class_weights(resume_ckpt) or config.loss.class_weights, plain,
+        max_weight=config.loss.max_weight, workers=config.data.num_workers,
+        distributed=info.distributed, is_main=info.is_main)
+    recipe = config_to_dict(config)
+    if class_weights is not None:
+        recipe["loss"]["class_weights"] = class_weights.tolist()
+    cell, offset = score_grid(model)
+    loss_sampler = LossSampler(config.loss.sample_rate, ignore_index=ignore_index, cell=cell,
+                               offset=offset, seed=config.seed, rank=info.rank)
 
     optimize(model, "training", device=info.device, channels_last=config.channels_last)
     optimizer = make_optimizer(model, config.optim)
@@ -126,8 +144,18 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
         loader=loader, loader_generator=generator,
         val_loader=_val_loader(config, info, val_ds, ignore_index),
         class_names=class_names, palette=plain.palette, ignore_index=ignore_index,
-        recipe=config_to_dict(config),
-        warnings=startup_warnings(config, plain, info.device.type))
+        recipe=recipe, loss_sampler=loss_sampler,
+        class_weights=None if class_weights is None else class_weights.to(info.device),
+        class_pixels=class_pixels, warnings=startup_warnings(config, plain, info.device.type))
+
+
+def _saved_class_weights(resume_ckpt: Mapping[str, Any] | None) -> list[float] | None:
+    """The weights a resumed run trained with (its checkpoint's recipe holds them computed),
+    so that a mask edited since does not change them mid-run."""
+    if resume_ckpt is None:
+        return None
+    saved = (resume_ckpt.get("recipe") or {}).get("loss", {}).get("class_weights")
+    return saved if isinstance(saved, list) else None
 
 
 def wrap_model(setup: TrainSetup) -> None:
@@ -295,7 +323,7 @@ def _header_size(path: Path, what: str) -> tuple[tuple[int, int] | None, str | N
 
 def _train_loader(config: TrainConfig, info: DistInfo, train_ds: Dataset,
                   ignore_index: int) -> tuple[ResumableSampler, DataLoader, torch.Generator]:
-    batch = config.data.batch_size
+    batch = config.images_per_batch()
     sampler = ResumableSampler(len(train_ds), seed=config.seed,  # type: ignore[arg-type]
                                shuffle=True, rank=info.rank, world_size=info.world_size,
                                pad=True)

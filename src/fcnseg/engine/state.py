@@ -4,7 +4,9 @@ gradient scaler into ``last.pt`` and restored from it bit for bit.
 
 Exact resumption rests on three things: the data order is a function of ``(seed, epoch)`` and
 the position in the epoch is saved; augmentation draws are seeded per sample; and the
-model-side RNG states (torch, CUDA, numpy, Python, per process) are saved at every checkpoint.
+model-side RNG states (torch, CUDA, numpy, Python, per process) and the loss sampler's
+generator (per process) are saved at every checkpoint. Checkpoints are written only between
+optimisation steps, never inside a gradient accumulation.
 """
 
 from __future__ import annotations
@@ -73,6 +75,9 @@ class TrainState:
             say(f"resume: the run was saved by {len(rngs)} processes and continues on {world}; "
                 f"the data order is kept but random streams will differ")
         set_rng_state(rngs[setup.info.rank % len(rngs)], setup.device)
+        sampling = saved.get("loss_sampling")  # absent from checkpoints of older versions
+        if sampling:
+            setup.loss_sampler.load_state_dict(sampling[setup.info.rank % len(sampling)])
         state = cls(iteration=int(ckpt["iteration"]), epoch=int(saved["data"]["epoch"]),
                     position=int(saved["data"]["position"]),
                     best_mean_iu=saved.get("best_mean_iu"),
@@ -101,6 +106,8 @@ class TrainState:
                 f"use loss.reduction=mean, set optim.grad_clip, or amp=none."
             )
         rngs = all_gather_objects(rng_state(setup.device), setup.info) if with_state else None
+        sampling = (all_gather_objects(setup.loss_sampler.state_dict(), setup.info)
+                    if with_state else None)
         if not setup.info.is_main:
             return
         saved: dict[str, Any] = {}
@@ -110,6 +117,7 @@ class TrainState:
                 "scheduler": setup.scheduler.state_dict(),
                 "scaler": setup.scaler.state_dict(),
                 "rng": rngs,
+                "loss_sampling": sampling,
                 "data": {"epoch": self.epoch, "position": self.position,
                          "generator": setup.loader_generator.get_state()},
                 "best_mean_iu": self.best_mean_iu,

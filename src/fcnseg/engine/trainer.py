@@ -12,6 +12,7 @@ installed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import signal
@@ -29,6 +30,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from fcnseg.checkpoint import load_checkpoint
+from fcnseg.data.class_frequencies import format_class_table
 from fcnseg.engine.config import TrainConfig, load_config
 from fcnseg.engine.distributed import DistInfo, setup_distributed
 from fcnseg.engine.errors import (
@@ -38,7 +40,8 @@ from fcnseg.engine.errors import (
     data_error_message,
 )
 from fcnseg.engine.evaluation import evaluate_model
-from fcnseg.engine.optim import build_optimizer, segmentation_loss
+from fcnseg.engine.loss import loss_normalizer, segmentation_loss
+from fcnseg.engine.optim import build_optimizer
 from fcnseg.engine.preflight import EtaCheck
 from fcnseg.engine.setup import TrainSetup, build_setup, build_training_model, wrap_model
 from fcnseg.engine.signals import StopRequest, start_batches
@@ -53,8 +56,8 @@ from fcnseg.utils.files import (
 from fcnseg.utils.jsonable import json_safe
 from fcnseg.utils.typing import PathLike
 
-__all__ = ["BadSampleError", "TrainResult", "TrainingDiverged", "build_training_model",
-           "log_step", "maybe_evaluate", "step", "train"]
+__all__ = ["BadSampleError", "TrainResult", "TrainingDiverged", "accumulated_step",
+           "build_training_model", "log_step", "maybe_evaluate", "step", "train"]
 
 #: The files a run writes; start-up removes temporaries of theirs that a kill left behind.
 RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "recipe.yaml")
@@ -126,6 +129,9 @@ def _train(config: TrainConfig, info: DistInfo, resume: bool) -> TrainResult:
     setup = build_setup(config, info, resume_ckpt, make_optimizer=build_optimizer)
     for message in setup.warnings:
         say(f"warning: {message}")
+    if setup.class_weights is not None:
+        say(f"class weights ({_weights_origin(config)}):\n"
+            f"{format_class_table(setup.class_names, setup.class_pixels, setup.class_weights)}")
     if resume_ckpt is not None:
         state = TrainState.restore(resume_ckpt, setup, say)
     else:
@@ -154,6 +160,13 @@ def _train(config: TrainConfig, info: DistInfo, resume: bool) -> TrainResult:
                        status="completed" if stop_signal is None else "interrupted",
                        best_mean_iu=state.best_mean_iu, metrics=state.metrics,
                        signal=stop_signal)
+
+
+def _weights_origin(config: TrainConfig) -> str:
+    method = config.loss.class_weights
+    if isinstance(method, str):
+        return f"{method}, max {config.loss.max_weight}"
+    return "as given"
 
 
 def _silent(message: str) -> None:
@@ -190,31 +203,53 @@ def _loop(setup: TrainSetup, state: TrainState, log: _RunLog, progress: _Progres
     every = setup.config.train.checkpoint_every
     if state.eval_pending and maybe_evaluate(setup, state, log, progress):
         state.save(setup, setup.last_path)  # the evaluation a stop cut short, done now
-    while state.iteration < total:
-        for images, labels in _epoch_batches(setup, state):
-            stop_now, valid_pixels = _agree(setup, stop.signum is not None, labels)
-            if stop_now:
-                return stop.signum or signal.SIGTERM
-            loss = step(setup, images, labels, valid_pixels)
-            if not math.isfinite(loss):
-                raise _diverged(setup, state, log, loss)
-            state.iteration += 1
-            state.position += 1
-            progress.advance(images.shape[0] * setup.info.world_size)
-            log_step(setup, state, log, progress, loss)
-            evaluated = maybe_evaluate(setup, state, log, progress)
-            if evaluated or state.iteration % every == 0 or state.iteration == total:
-                state.save(setup, setup.last_path)
-            if state.iteration >= total:
-                break
+    if state.iteration >= total:
+        return None
+    for batches, (epoch, position) in _step_batches(setup, state):
+        sampler_before = setup.loss_sampler.state_dict()
+        batches = [(images, setup.loss_sampler(labels)) for images, labels in batches]
+        stop_now, normalizer = _agree(setup, stop.signum is not None, batches)
+        if stop_now:
+            setup.loss_sampler.load_state_dict(sampler_before)  # these draws were not used
+            return stop.signum or signal.SIGTERM
+        loss = accumulated_step(setup, batches, normalizer)
+        if not math.isfinite(loss):
+            raise _diverged(setup, state, log, loss)
+        state.iteration += 1
+        state.epoch, state.position = epoch, position
+        progress.advance(sum(images.shape[0] for images, _ in batches) * setup.info.world_size)
+        log_step(setup, state, log, progress, loss)
+        evaluated = maybe_evaluate(setup, state, log, progress)
+        if evaluated or state.iteration % every == 0 or state.iteration == total:
+            state.save(setup, setup.last_path)
+        if state.iteration >= total:
+            break
     return None
 
 
-def _epoch_batches(setup: TrainSetup, state: TrainState) -> Iterator[tuple[Any, Any]]:
-    """The batches of ``state.epoch`` from ``state.position``; moves the state to the next
-    epoch once they are all used. A sample that cannot be read saves ``last.pt`` and stops
-    the run with one line naming it."""
-    setup.sampler.set_epoch(state.epoch, start=state.position * setup.config.data.batch_size)
+def _step_batches(setup: TrainSetup,
+                  state: TrainState) -> Iterator[tuple[list[Any], tuple[int, int]]]:
+    """The batches of each optimisation step (``optim.accumulate`` of them, possibly across an
+    epoch's end), from where ``state`` stands, each group with the ``(epoch, position)`` after
+    it: the state moves only when the step is done, so checkpoints fall between steps."""
+    n = setup.config.optim.accumulate
+    epoch, position = state.epoch, state.position
+    group: list[Any] = []
+    while True:
+        for batch in _epoch_batches(setup, state, epoch, position):
+            group.append(batch)
+            position += 1
+            if len(group) == n:
+                yield group, (epoch, position)
+                group = []
+        epoch, position = epoch + 1, 0
+
+
+def _epoch_batches(setup: TrainSetup, state: TrainState, epoch: int,
+                   start: int) -> Iterator[tuple[Any, Any]]:
+    """The batches of ``epoch`` from batch ``start``. A sample that cannot be read saves
+    ``last.pt`` (at ``state``, the last step done) and stops the run with one line naming it."""
+    setup.sampler.set_epoch(epoch, start=start * setup.config.images_per_batch())
     batches = start_batches(setup.loader)
     while True:
         batch, problem = _next_batch(batches)
@@ -223,7 +258,6 @@ def _epoch_batches(setup: TrainSetup, state: TrainState) -> Iterator[tuple[Any, 
         if batch is None:
             break
         yield batch
-    state.epoch, state.position = state.epoch + 1, 0
 
 
 def _next_batch(batches: Iterator[Any]) -> tuple[Any, str | None]:
@@ -252,10 +286,13 @@ def _stopped_by_bad_sample(setup: TrainSetup, state: TrainState,
     return bad_sample(message, f"Training stopped at iteration {state.iteration}", saved)
 
 
-def _agree(setup: TrainSetup, stopping: bool, labels: torch.Tensor) -> tuple[bool, float]:
-    """Whether any process was asked to stop, and the valid pixels of the global batch."""
-    flags = torch.tensor([float(stopping),
-                          float((labels != setup.ignore_index).sum())], dtype=torch.float64)
+def _agree(setup: TrainSetup, stopping: bool,
+           batches: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[bool, float]:
+    """Whether any process was asked to stop, and the averaged loss's divisor for the whole
+    step: the valid pixels (their summed class weight) of every batch on every process."""
+    local = loss_normalizer([labels for _, labels in batches], setup.ignore_index,
+                            setup.class_weights)
+    flags = torch.tensor([float(stopping), local], dtype=torch.float64)
     if setup.info.distributed:
         flags = flags.to(setup.device)
         dist.all_reduce(flags)
@@ -265,28 +302,33 @@ def _agree(setup: TrainSetup, stopping: bool, labels: torch.Tensor) -> tuple[boo
 
 def step(setup: TrainSetup, images: torch.Tensor, labels: torch.Tensor,
          valid_pixels: float) -> float:
-    """One optimisation step on a batch; returns the loss over all processes. A non-finite
-    loss is returned before any update is made."""
-    config, device = setup.config, setup.device
-    images = images.to(device, non_blocking=True)
-    labels = labels.to(device, non_blocking=True)
-    if config.channels_last:
-        images = images.contiguous(memory_format=torch.channels_last)
+    """One optimisation step on one batch (see :func:`accumulated_step`)."""
+    return accumulated_step(setup, [(images, labels)], valid_pixels)
+
+
+def accumulated_step(setup: TrainSetup, batches: list[tuple[torch.Tensor, torch.Tensor]],
+                     normalizer: float) -> float:
+    """One optimisation step on the gradients of ``batches`` together; returns the loss over
+    all of them on all processes. ``normalizer`` is the averaged loss's divisor for the whole
+    step (:func:`_agree`), so the result equals one step on the concatenated batch. Under DDP
+    only the last batch's backward all-reduces gradients. A non-finite loss is returned with
+    no update made."""
+    config, world = setup.config, setup.info.world_size
     setup.train_model.train()
-    with autocast(device, config.amp):
-        logits = setup.train_model(images)
-    loss = segmentation_loss(logits, labels, reduction=config.loss.reduction,
-                             ignore_index=setup.ignore_index, normalizer=valid_pixels)
-    global_loss = loss.detach().clone()
-    if setup.info.distributed:
-        dist.all_reduce(global_loss)
-    if not math.isfinite(float(global_loss)):
-        return float(global_loss)
     setup.optimizer.zero_grad(set_to_none=True)
-    # DDP averages gradients over processes; scale so they add up instead, which makes
-    # N processes × batch b equal one process × batch N·b.
-    world = setup.info.world_size
-    setup.scaler.scale(loss * world if setup.info.distributed else loss).backward()
+    total = torch.zeros((), dtype=torch.float32, device=setup.device)
+    for k, (images, labels) in enumerate(batches):
+        with _no_sync(setup.train_model, inner=k < len(batches) - 1):
+            loss = _batch_loss(setup, images, labels, normalizer)
+            # DDP averages gradients over processes; scale so they add up instead, which makes
+            # N processes × batch b equal one process × batch N·b.
+            setup.scaler.scale(loss * world if setup.info.distributed else loss).backward()
+        total += loss.detach()
+    if setup.info.distributed:
+        dist.all_reduce(total)
+    if not math.isfinite(float(total)):
+        setup.optimizer.zero_grad(set_to_none=True)
+        return float(total)
     if config.optim.grad_clip:
         setup.scaler.unscale_(setup.optimizer)
         nn.utils.clip_grad_norm_(setup.model.parameters(), config.optim.grad_clip)
@@ -297,7 +339,30 @@ def step(setup: TrainSetup, images: torch.Tensor, labels: torch.Tensor,
         # iteration count, which is what we want.
         warnings.filterwarnings("ignore", message=r"Detected call of `lr_sch")
         setup.scheduler.step()
-    return float(global_loss)
+    return float(total)
+
+
+def _batch_loss(setup: TrainSetup, images: torch.Tensor, labels: torch.Tensor,
+                normalizer: float) -> torch.Tensor:
+    config, device = setup.config, setup.device
+    images = images.to(device, non_blocking=True)
+    labels = labels.to(device, non_blocking=True)
+    if config.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    with autocast(device, config.amp):
+        logits = setup.train_model(images)
+    return segmentation_loss(logits, labels, reduction=config.loss.reduction,
+                             ignore_index=setup.ignore_index, normalizer=normalizer,
+                             weight=setup.class_weights)
+
+
+def _no_sync(model: nn.Module, *, inner: bool) -> contextlib.AbstractContextManager:
+    """DDP's ``no_sync`` for the inner batches of an accumulation (their gradients are
+    all-reduced together by the last backward); nothing otherwise."""
+    ddp = getattr(model, "_orig_mod", model)  # torch.compile wraps the DDP module
+    if inner and isinstance(ddp, nn.parallel.DistributedDataParallel):
+        return ddp.no_sync()
+    return contextlib.nullcontext()
 
 
 def _diverged(setup: TrainSetup, state: TrainState, log: _RunLog,

@@ -1,0 +1,167 @@
+"""Pixel counts per class over a training set, and the class-balancing weights made from them.
+
+The counts come from one parallel pass of check-data's reader
+(:func:`fcnseg.data.check.scan_dataset`) over the untransformed masks, the ignore value
+excluded. A file dataset's counts are cached in a JSON file named by a fingerprint of its masks
+(paths, sizes and modification times, plus the class list and ignore value), so that editing,
+adding or removing one mask recounts and an unchanged dataset is never read twice. Generated
+data (synthetic) has no files to fingerprint and is counted at every start.
+
+Weights (``loss.class_weights``), with ``f_c`` the share of class c among labelled pixels:
+
+- ``median_frequency``: ``median(f) / f_c``, the median over the classes that occur;
+- ``inverse_frequency``: ``1 / (K · f_c)`` for K classes (1 for every class of a perfectly
+  balanced set);
+
+each clipped at ``max_weight`` (none when null). A class that never occurs would get an infinite
+weight; it gets ``max_weight`` (or the largest weight of the classes that occur) and a warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fcnseg.data.check import scan_dataset
+from fcnseg.utils.download import cache_dir as fcnseg_cache_dir
+from fcnseg.utils.files import atomic_write
+
+__all__ = [
+    "ClassBalanceWarning",
+    "class_pixel_counts",
+    "class_weights",
+    "dataset_fingerprint",
+    "format_class_table",
+]
+
+WEIGHT_METHODS = ("median_frequency", "inverse_frequency")
+
+
+class ClassBalanceWarning(UserWarning):
+    """A class never occurs in the training labels, so its weight is a stand-in."""
+
+
+def dataset_fingerprint(dataset: Any) -> str | None:
+    """A hex digest of the dataset's masks (paths, sizes, mtimes), classes and ignore value;
+    None for a dataset without mask files (generated data), which is not cached."""
+    if not hasattr(dataset, "label_path"):
+        return None
+    h = hashlib.sha256()
+    h.update(json.dumps([type(dataset).__name__, list(dataset.classes),
+                         int(dataset.ignore_index)]).encode())
+    for i in range(len(dataset)):
+        path = Path(dataset.label_path(i))
+        try:
+            st = path.stat()
+            entry = f"{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\n"
+        except OSError:
+            entry = f"{path}\0missing\n"
+        h.update(entry.encode())
+    return h.hexdigest()
+
+
+def class_pixel_counts(dataset: Any, *, cache_dir: str | os.PathLike[str] | None = None,
+                       workers: int = 0) -> np.ndarray:
+    """Labelled pixels per class over ``dataset`` (untransformed; the ignore value excluded).
+
+    Read with ``workers`` loader processes, or taken from ``cache_dir`` (default: the fcnseg
+    cache, ``$FCNSEG_HOME/class_frequencies``) when the dataset's fingerprint matches.
+
+    Raises:
+        ValueError: a sample cannot be read (the first problem is named).
+    """
+    fingerprint = dataset_fingerprint(dataset)
+    cache_file = None
+    if fingerprint is not None:
+        cache_file = _cache_folder(cache_dir) / f"{fingerprint[:32]}.json"
+        cached = _read_cache(cache_file, fingerprint, dataset.num_classes)
+        if cached is not None:
+            return cached
+    report = scan_dataset(dataset, workers=workers)
+    if report.problems:
+        more = f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""
+        raise ValueError(f"loss.class_weights: cannot count class pixels: "
+                         f"{report.problems[0]}{more}")
+    counts = report.class_pixels.astype(np.int64)
+    if cache_file is not None:
+        try:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_write(cache_file, "w") as f:
+                json.dump({"fingerprint": fingerprint, "counts": counts.tolist()}, f)
+        except OSError:  # a read-only cache only costs a recount next time
+            pass
+    return counts
+
+
+def _cache_folder(cache_dir: str | os.PathLike[str] | None) -> Path:
+    if cache_dir is not None:
+        return Path(cache_dir)
+    return fcnseg_cache_dir() / "class_frequencies"
+
+
+def _read_cache(path: Path, fingerprint: str, num_classes: int) -> np.ndarray | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    counts = data.get("counts") if isinstance(data, dict) else None
+    if data.get("fingerprint") != fingerprint or not isinstance(counts, list) or \
+            len(counts) != num_classes:
+        return None
+    return np.asarray(counts, dtype=np.int64)
+
+
+def class_weights(counts: Sequence[int] | np.ndarray, method: str,
+                  max_weight: float | None = None,
+                  class_names: Sequence[str] | None = None) -> np.ndarray:
+    """Class-balancing weights from pixel counts (see the module docstring for the formulas).
+
+    Warns (:class:`ClassBalanceWarning`) for each class that never occurs."""
+    counts = np.asarray(counts, dtype=np.float64)
+    if method not in WEIGHT_METHODS:
+        raise ValueError(f"loss.class_weights: {method!r} is not one of none, "
+                         f"{', '.join(WEIGHT_METHODS)} or a list of weights")
+    total = counts.sum()
+    if total <= 0:
+        raise ValueError("loss.class_weights: the training labels hold no labelled pixel")
+    freq = counts / total
+    present = counts > 0
+    weights = np.zeros_like(freq)
+    if method == "median_frequency":
+        weights[present] = np.median(freq[present]) / freq[present]
+    else:
+        weights[present] = 1.0 / (len(counts) * freq[present])
+    if max_weight is not None:
+        weights = np.minimum(weights, float(max_weight))
+    absent = np.flatnonzero(~present)
+    if absent.size:
+        stand_in = float(max_weight) if max_weight is not None else float(weights.max())
+        weights[absent] = stand_in
+        names = [class_names[c] if class_names else str(c) for c in absent]
+        warnings.warn(f"loss.class_weights: class {', '.join(names)} never occurs in the "
+                      f"training labels; weight {stand_in:.4g} given (set loss.max_weight to "
+                      f"choose it)", ClassBalanceWarning, stacklevel=2)
+    return weights
+
+
+def format_class_table(class_names: Sequence[str], counts: Sequence[int] | np.ndarray | None,
+                       weights: Sequence[float] | np.ndarray) -> str:
+    """A per-class table: pixels, share of the labelled pixels, and loss weight."""
+    width = max(5, *(len(n) for n in class_names))
+    lines = [f"{'class':<{width}}  {'pixels':>12}  {'share':>7}  {'weight':>8}"]
+    total = float(np.sum(counts)) if counts is not None else 0.0
+    for c, name in enumerate(class_names):
+        if counts is None:
+            pixels, share = "-", "-"
+        else:
+            pixels = str(int(counts[c]))
+            share = f"{100 * counts[c] / total:.2f}%" if total else "-"
+        lines.append(f"{name:<{width}}  {pixels:>12}  {share:>7}  {float(weights[c]):>8.4g}")
+    return "\n".join(lines)

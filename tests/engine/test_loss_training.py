@@ -163,7 +163,7 @@ def test_the_sampler_uses_the_models_score_grid(tmp_path: Path) -> None:
     model = build_model("fcn8s", num_classes=setup.num_classes, geometry="caffe",
                         width=0.0625, fc_channels=16)
     assert (setup.loss_sampler.cell, setup.loss_sampler.offset) == (32, -3.5)
-    assert model.coord_maps()["score_fr"].shift == 12.5
+    assert model.coord_maps()[32].shift == 12.5
 
 
 @pytest.mark.parametrize("override, message", [

@@ -102,12 +102,12 @@ def score_grid(model: nn.Module) -> tuple[int, float]:
     """``(cell, offset)``: the stride-32 score map's cells cover input pixels
     ``[offset + cell·i, offset + cell·(i+1))`` on each axis.
 
-    Read from the model's coordinate map of ``score_fr`` where it has one (the VGG16 FCNs: cell
-    i is centred on ``scale·i + shift``); other models get the plain grid from pixel 0."""
+    Read from the model's stride-32 coordinate map where it has one (the FCNs: cell i is centred
+    on ``scale·i + shift``); other models get the plain grid from pixel 0."""
     maps_of = getattr(model, "coord_maps", None)
     maps = maps_of() if callable(maps_of) else None
-    if isinstance(maps, dict) and "score_fr" in maps:
-        m = maps["score_fr"]
+    if isinstance(maps, dict) and 32 in maps:
+        m = maps[32]
         return int(round(m.scale)), float(m.shift - m.scale / 2)
     return 32, 0.0
 

@@ -155,7 +155,7 @@ def download_pascal_context(
             _fetch_and_extract("pascal_context", context, archive_dir, progress, keep_archive)
         if not (context / "59_labels.txt").is_file():
             spec = ARCHIVES["pascal_context_59"]
-            download(spec.url, filename=spec.filename, md5=spec.md5, directory=context,
+            download(spec.url, filename="59_labels.txt", md5=spec.md5, directory=context,
                      progress=progress)
     find_voc2010_dir(root)
     find_context_dir(root)

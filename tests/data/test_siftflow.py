@@ -150,3 +150,12 @@ def test_evaluation_scores_each_head_and_honours_the_dataset_exclusions(siftflow
     geometric = expected["geometric"]
     assert result["heads"]["geometric"]["pixel_acc"] == pytest.approx(
         np.trace(geometric) / geometric.sum(), rel=1e-6)
+
+
+def test_skipping_bad_samples_keeps_the_heads_and_exclusions(siftflow_root):
+    from fcnseg.data import SkipBad
+
+    wrapped = SkipBad(SIFTFlow(siftflow_root, "test"))
+    assert wrapped.heads == SIFTFlow.heads
+    assert wrapped.eval_exclude_classes == {"semantic": (8, 10, 15)}
+    assert wrapped.excluded_ids == ("highway_bost181", "street_urb506")

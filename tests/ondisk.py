@@ -75,3 +75,101 @@ def write_sbd(root: Path, splits: dict[str, list[str]], seed: int = 100) -> Path
     for split, ids in splits.items():
         (ds / f"{split}.txt").write_text("".join(f"{i}\n" for i in ids))
     return ds
+
+
+# --- PASCAL-Context, NYUDv2 and SIFT Flow, in their own layouts ----------------------------
+
+#: A full-scene label list in the style of PASCAL-Context's labels.txt: alphabetical, with the
+#: task classes spelled as the full list spells them, names with spaces, and labels outside the
+#: task.
+def context_full_labels() -> list[str]:
+    from fcnseg.data.pascal_context import PASCAL_CONTEXT_CLASSES
+
+    full = {"diningtable": "table", "bedcloth": "bedclothes", "clothes": "cloth",
+            "pottedplant": "potted plant"}
+    names = [full.get(n, n) for n in PASCAL_CONTEXT_CLASSES[1:]]
+    return sorted(names + ["accordion", "air conditioner", "zebra"])
+
+
+def write_pascal_context(root: Path, splits: dict[str, list[str]],
+                         label_maps: dict[str, np.ndarray] | None = None,
+                         seed: int = 200) -> Path:
+    """Write ``root/VOCdevkit/VOC2010`` (JPEGImages, ImageSets/Main) and ``root/pascal-context``
+    (trainval/*.mat with LabelMap, labels.txt, 59_labels.txt). ``label_maps`` gives some ids'
+    LabelMap (full-scene ids); the others get a random one."""
+    from scipy.io import savemat
+
+    from fcnseg.data.pascal_context import PASCAL_CONTEXT_CLASSES
+
+    voc = root / "VOCdevkit" / "VOC2010"
+    lists = voc / "ImageSets" / "Main"
+    lists.mkdir(parents=True)
+    context = root / "pascal-context"
+    (context / "trainval").mkdir(parents=True)
+    full = context_full_labels()
+    (context / "labels.txt").write_text("".join(f"{k}: {n}\n" for k, n in enumerate(full, 1)))
+    (context / "59_labels.txt").write_text(
+        "".join(f"{k}: {n}\n" for k, n in enumerate(PASCAL_CONTEXT_CLASSES[1:], 1)))
+    rng = np.random.default_rng(seed)
+    for stem in sorted({i for ids in splits.values() for i in ids}):
+        label_map = (label_maps or {}).get(stem)
+        if label_map is None:
+            label_map = rng.integers(1, len(full) + 1, size=(24, 32))
+        save_jpeg(voc / "JPEGImages" / f"{stem}.jpg",
+                  rng.integers(0, 256, (*label_map.shape, 3), dtype=np.uint8))
+        savemat(context / "trainval" / f"{stem}.mat", {"LabelMap": label_map.astype(np.uint16)})
+    for split, ids in splits.items():
+        (lists / f"{split}.txt").write_text("".join(f"{i}\n" for i in ids))
+    return root
+
+
+def write_nyud(root: Path, splits: dict[str, list[str]], size: tuple[int, int] = (24, 32),
+               seed: int = 300) -> Path:
+    """Write ``root/nyud`` as the FCN reference lays NYUDv2 out: data/{images,hha,depth}/
+    img_<id>.png (depth 16-bit), segmentation/img_<id>.mat (0 void, 1-40) and split lists."""
+    from scipy.io import savemat
+
+    nyud = root / "nyud"
+    for sub in ("data/images", "data/hha", "data/depth", "segmentation"):
+        (nyud / sub).mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    h, w = size
+    for stem in sorted({i for ids in splits.values() for i in ids}):
+        color = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        hha = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        depth = rng.integers(500, 10000, (h, w)).astype(np.uint16)
+        seg = rng.integers(0, 41, (h, w)).astype(np.uint8)
+        Image.fromarray(color).save(nyud / "data" / "images" / f"img_{stem}.png")
+        Image.fromarray(hha).save(nyud / "data" / "hha" / f"img_{stem}.png")
+        Image.fromarray(depth).save(nyud / "data" / "depth" / f"img_{stem}.png")
+        savemat(nyud / "segmentation" / f"img_{stem}.mat", {"segmentation": seg})
+    for split, ids in splits.items():
+        (nyud / f"{split}.txt").write_text("".join(f"{i}\n" for i in ids))
+    return nyud
+
+
+SIFTFLOW_SUBDIR = "spatial_envelope_256x256_static_8outdoorcategories"
+
+
+def write_siftflow(root: Path, splits: dict[str, list[str]], size: tuple[int, int] = (16, 16),
+                   seed: int = 400) -> Path:
+    """Write ``root/SiftFlowDataset`` with Images/, SemanticLabels/ (S: 0 void, 1-33) and
+    GeoLabels/ (S: -1 void, 1-3), each under the dataset's one category folder, and the split
+    lists."""
+    from scipy.io import savemat
+
+    ds = root / "SiftFlowDataset"
+    for sub in ("Images", "SemanticLabels", "GeoLabels"):
+        (ds / sub / SIFTFLOW_SUBDIR).mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    h, w = size
+    for stem in sorted({i for ids in splits.values() for i in ids}):
+        save_jpeg(ds / "Images" / SIFTFLOW_SUBDIR / f"{stem}.jpg",
+                  rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+        savemat(ds / "SemanticLabels" / SIFTFLOW_SUBDIR / f"{stem}.mat",
+                {"S": rng.integers(0, 34, (h, w)).astype(np.int32)})
+        savemat(ds / "GeoLabels" / SIFTFLOW_SUBDIR / f"{stem}.mat",
+                {"S": rng.choice([-1, 1, 2, 3], (h, w)).astype(np.int32)})
+    for split, ids in splits.items():
+        (ds / f"{split}.txt").write_text("".join(f"{i}\n" for i in ids))
+    return ds

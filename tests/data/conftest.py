@@ -6,7 +6,16 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from ondisk import save_jpeg, save_palette_png, scene, write_sbd, write_voc
+from ondisk import (
+    save_jpeg,
+    save_palette_png,
+    scene,
+    write_nyud,
+    write_pascal_context,
+    write_sbd,
+    write_siftflow,
+    write_voc,
+)
 
 
 @pytest.fixture()
@@ -20,4 +29,6 @@ def voc_root(tmp_path: Path) -> Path:
 def ondisk() -> SimpleNamespace:
     """The writers above, for tests that build their own trees."""
     return SimpleNamespace(scene=scene, save_palette_png=save_palette_png, save_jpeg=save_jpeg,
-                           write_voc=write_voc, write_sbd=write_sbd)
+                           write_voc=write_voc, write_sbd=write_sbd,
+                           write_pascal_context=write_pascal_context, write_nyud=write_nyud,
+                           write_siftflow=write_siftflow)

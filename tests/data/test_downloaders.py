@@ -104,3 +104,55 @@ def test_archive_placed_by_hand_is_used_without_network(tmp_path, voc2012_archiv
     root.mkdir()
     (root / good.filename).write_bytes(voc2012_archive.read_bytes())
     assert download_voc(root, "2012", progress=False) == root / "VOCdevkit" / "VOC2012"
+
+
+def test_pascal_context_fetches_voc2010_annotations_and_task_labels(
+    tmp_path, ondisk, loopback_server, monkeypatch
+):
+    from fcnseg.data import PascalContext, download_pascal_context
+
+    staging = tmp_path / "staging"
+    ondisk.write_pascal_context(staging, {"val": ["2008_000008"]})
+    context = staging / "pascal-context"
+    # The annotations archive holds trainval/ and labels.txt; 59_labels.txt is its own file.
+    (context / "59_labels.txt").rename(loopback_server.root / "59.txt")
+    context.rename(tmp_path / "context")
+    md5 = make_archive(staging, loopback_server.root, "voc10.tar")
+    make_archive(tmp_path / "context", loopback_server.root, "context.tgz", "w:gz")
+    for key, name, checksum in (("voc2010", "voc10.tar", md5), ("pascal_context", "context.tgz",
+                                                                 None), ("pascal_context_59",
+                                                                         "59.txt", None)):
+        monkeypatch.setitem(data_download.ARCHIVES, key, data_download.Archive(
+            loopback_server.url(name), checksum, name))
+    root = tmp_path / "data"
+    assert download_pascal_context(root, progress=False) == root
+    assert (root / "VOCdevkit" / "VOC2010" / "JPEGImages" / "2008_000008.jpg").is_file()
+    assert (root / "pascal-context" / "59_labels.txt").is_file()
+    assert len(PascalContext(root, "val")) == 1
+    requests = len(loopback_server.requests)
+    download_pascal_context(root, progress=False)  # already there: no network access
+    assert len(loopback_server.requests) == requests
+
+
+def test_voc2010_checksum_is_the_published_one():
+    assert data_download.ARCHIVES["voc2010"].md5 == "da459979d0c395079b5c75ee67908abb"
+
+
+@pytest.mark.parametrize("name", ["nyud", "siftflow"])
+def test_nyud_and_siftflow_archives_are_fetched_and_extracted(
+    name, tmp_path, ondisk, loopback_server, monkeypatch
+):
+    from fcnseg.data import NYUDv2, SIFTFlow, download_nyud, download_siftflow
+
+    staging = tmp_path / "staging"
+    if name == "nyud":
+        ondisk.write_nyud(staging, {"test": ["5003"]})
+    else:
+        ondisk.write_siftflow(staging, {"test": ["coast_a"]})
+    make_archive(staging, loopback_server.root, f"{name}.tar")
+    monkeypatch.setitem(data_download.ARCHIVES, name, data_download.Archive(
+        loopback_server.url(f"{name}.tar"), None, f"{name}.tar"))
+    fetch, dataset = {"nyud": (download_nyud, NYUDv2), "siftflow": (download_siftflow,
+                                                                    SIFTFlow)}[name]
+    folder = fetch(tmp_path / "data", progress=False)
+    assert len(dataset(folder, "test")) == 1

@@ -13,15 +13,21 @@ HELP = "Scan a dataset: images per split, pixels per class, and every bad file (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True,
-                   choices=["synthetic", "voc", "sbd", "seg11valid", "folder"],
+                   choices=["synthetic", "voc", "sbd", "seg11valid", "folder", "pascal_context",
+                            "nyud", "siftflow"],
                    help="kind of dataset")
-    p.add_argument("--root", help="dataset folder (voc, sbd, folder)")
+    p.add_argument("--root", help="dataset folder (voc, sbd, folder, pascal_context, nyud, "
+                                  "siftflow)")
     p.add_argument("--year", default="2012", help="VOC year")
     p.add_argument("--split", action="append",
                    help="split to check (repeatable; default: every split found)")
     p.add_argument("--voc-root", help="VOC2011 folder (seg11valid)")
     p.add_argument("--sbd-root", help="SBD folder (seg11valid)")
     p.add_argument("--config", help="folder: its dataset.yaml (default: ROOT/dataset.yaml)")
+    p.add_argument("--context-dir", help="pascal_context: the annotations' folder "
+                                         "(default: ROOT/pascal-context)")
+    p.add_argument("--modality", action="append", choices=["color", "hha", "depth"],
+                   help="nyud: input to check (repeatable; default: every one on disk)")
     p.add_argument("--num-images", type=int, default=200, help="synthetic: how many images")
     p.add_argument("--size", type=int, default=128, help="synthetic: image size")
     p.add_argument("--seed", type=int, default=0, help="synthetic: seed")
@@ -71,6 +77,8 @@ def _open(args: argparse.Namespace):  # -> (dataset to scan, {split: count}, des
         ds = seg11valid(args.voc_root, args.sbd_root)
         return ds, {"seg11valid": len(ds)}, f"seg11valid over {ds.dir}"
     _need(args, "root")
+    if args.dataset in ("pascal_context", "nyud", "siftflow"):
+        return _open_task(args)
     if args.dataset == "voc":
         from fcnseg.data.voc import find_voc_dir
 
@@ -106,6 +114,54 @@ def _open(args: argparse.Namespace):  # -> (dataset to scan, {split: count}, des
     return base, counts, f"folder dataset at {root}"
 
 
+def _open_task(args: argparse.Namespace):  # PASCAL-Context, NYUDv2, SIFT Flow
+    from fcnseg.data import NYUDv2, PascalContext, SIFTFlow
+    from fcnseg.data.nyud import NYUD_MODALITIES, find_nyud_dir
+    from fcnseg.data.pascal_context import find_voc2010_dir
+    from fcnseg.data.siftflow import find_siftflow_dir
+
+    if args.dataset == "pascal_context":
+        lists = find_voc2010_dir(args.root) / "ImageSets" / "Main"
+        splits = args.split or [s for s in ("train", "val") if (lists / f"{s}.txt").is_file()]
+
+        def make(split: str):
+            return PascalContext(args.root, split, context_dir=args.context_dir)
+    elif args.dataset == "nyud":
+        folder = find_nyud_dir(args.root)
+        splits = args.split or [s for s in ("train", "val", "test")
+                                if (folder / f"{s}.txt").is_file()]
+        modalities = args.modality or [m for m, sub in NYUD_MODALITIES.items()
+                                       if (folder / "data" / sub).is_dir()] or ["color"]
+
+        def make(split: str):
+            return NYUDv2(args.root, split, modalities=modalities)
+    else:
+        folder = find_siftflow_dir(args.root)
+        splits = args.split or [s for s in ("trainval", "test") if (folder / f"{s}.txt").is_file()]
+
+        def make(split: str):
+            return SIFTFlow(args.root, split)
+    if not splits:
+        raise ValueError(f"no split lists found for --dataset {args.dataset} under {args.root}")
+    parts = {s: list(make(s).ids) for s in splits}
+    base = make(splits[0])
+    base.ids = _union(list(parts.values()))
+    where = getattr(base, "dir", None) or getattr(base, "voc_dir", args.root)
+    return base, {s: len(v) for s, v in parts.items()}, f"{type(base).__name__} at {where}"
+
+
+def _print_counts(classes, class_pixels, ignore_pixels: int, ignore_index: int) -> None:
+    labelled = int(class_pixels.sum())
+    freq = class_pixels / labelled if labelled else class_pixels * 0.0
+    print(f"\n{'id':>3}  {'class':<16} {'pixels':>14} {'share':>7}")
+    for k, name in enumerate(classes):
+        flag = "  <- never occurs" if class_pixels[k] == 0 else ""
+        print(f"{k:>3}  {name:<16} {int(class_pixels[k]):>14} {100 * freq[k]:>6.2f}%{flag}")
+    total = labelled + ignore_pixels
+    share = 100 * ignore_pixels / total if total else 0.0
+    print(f"{ignore_index:>3}  {'(ignored)':<16} {ignore_pixels:>14} {share:>6.2f}% of all pixels")
+
+
 def run(args: argparse.Namespace) -> int:
     from fcnseg.data.check import scan_dataset
 
@@ -118,17 +174,18 @@ def run(args: argparse.Namespace) -> int:
     for split, n in split_counts.items():
         print(f"{split:<14} {n:>6}")
     print(f"{'checked':<14} {report.images:>6} distinct images")
+    excluded = tuple(getattr(dataset, "excluded_ids", ()))
+    if excluded:
+        print(f"left out of every split: {', '.join(excluded)}")
 
-    freq = report.frequencies()
-    labelled = int(report.class_pixels.sum())
-    print(f"\n{'id':>3}  {'class':<16} {'pixels':>14} {'share':>7}")
-    for k, name in enumerate(report.classes):
-        flag = "  <- never occurs" if report.class_pixels[k] == 0 else ""
-        print(f"{k:>3}  {name:<16} {int(report.class_pixels[k]):>14} {100 * freq[k]:>6.2f}%{flag}")
-    total = labelled + report.ignore_pixels
-    share = 100 * report.ignore_pixels / total if total else 0.0
-    print(f"{dataset.ignore_index:>3}  {'(ignored)':<16} {report.ignore_pixels:>14} "
-          f"{share:>6.2f}% of all pixels")
+    if report.heads:
+        for head, counts in report.heads.items():
+            print(f"\nlabel map {head!r} ({len(counts.classes)} classes)")
+            _print_counts(counts.classes, counts.class_pixels, counts.ignore_pixels,
+                          dataset.ignore_index)
+    else:
+        _print_counts(report.classes, report.class_pixels, report.ignore_pixels,
+                      dataset.ignore_index)
 
     unmatched = getattr(dataset, "unmatched_masks", lambda: [])()
     for path in unmatched:

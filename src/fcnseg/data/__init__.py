@@ -2,17 +2,28 @@
 
 Every dataset returns ``(image, label)``: an H×W×3 uint8 RGB array and an H×W int64 array of
 class indices (``ignore_index`` marks void), or whatever its ``transform`` makes of them.
+Datasets with several inputs return them as a dict keyed by modality (:class:`NYUDv2`), and
+datasets with several label maps return a dict keyed by head (:class:`SIFTFlow`).
 """
 
 from fcnseg.data.base import FileSegmentationDataset, SegmentationDataset
 from fcnseg.data.build import DATASET_NAMES, build_dataset
 from fcnseg.data.collate import collate_segmentation
-from fcnseg.data.download import download_sbd, download_voc
+from fcnseg.data.download import (
+    download_nyud,
+    download_pascal_context,
+    download_sbd,
+    download_siftflow,
+    download_voc,
+)
 from fcnseg.data.errors import DataError
 from fcnseg.data.folder import FolderSegmentation
 from fcnseg.data.io import read_image, read_label
+from fcnseg.data.nyud import NYUD_CLASSES, NYUDv2
 from fcnseg.data.palette import VOC_CLASSES, VOC_IGNORE_INDEX, colorize, palette_for, voc_palette
+from fcnseg.data.pascal_context import PASCAL_CONTEXT_CLASSES, PascalContext
 from fcnseg.data.sbd import SBDSegmentation
+from fcnseg.data.siftflow import SIFTFLOW_GEOMETRIC_CLASSES, SIFTFLOW_SEMANTIC_CLASSES, SIFTFlow
 from fcnseg.data.skip import SkipBad
 from fcnseg.data.splits import seg11valid, seg11valid_ids
 from fcnseg.data.synthetic import SYNTHETIC_CLASSES, SyntheticSegmentation
@@ -31,6 +42,10 @@ from fcnseg.data.voc import VOCSegmentation
 
 __all__ = [
     "DATASET_NAMES",
+    "NYUD_CLASSES",
+    "PASCAL_CONTEXT_CLASSES",
+    "SIFTFLOW_GEOMETRIC_CLASSES",
+    "SIFTFLOW_SEMANTIC_CLASSES",
     "SYNTHETIC_CLASSES",
     "VOC_CLASSES",
     "VOC_IGNORE_INDEX",
@@ -39,11 +54,14 @@ __all__ = [
     "DataError",
     "FileSegmentationDataset",
     "FolderSegmentation",
+    "NYUDv2",
     "Normalize",
+    "PascalContext",
     "RandomCrop",
     "RandomHorizontalFlip",
     "RandomScale",
     "SBDSegmentation",
+    "SIFTFlow",
     "SegmentationDataset",
     "SkipBad",
     "SyntheticSegmentation",
@@ -54,7 +72,10 @@ __all__ = [
     "build_train_transform",
     "collate_segmentation",
     "colorize",
+    "download_nyud",
+    "download_pascal_context",
     "download_sbd",
+    "download_siftflow",
     "download_voc",
     "palette_for",
     "read_image",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +27,22 @@ class SegmentationDataset(Dataset):
     of class indices, with ``ignore_index`` marking pixels that count in neither loss nor metrics.
     Subclasses set ``classes``, ``palette``, ``ignore_index`` and implement :meth:`load` and
     ``__len__``; they may set ``ids`` (file stems) so that :meth:`name` can report them.
+
+    A dataset may also return several inputs as a dict keyed by modality (``{"color": ...,
+    "hha": ...}``) and several label maps as a dict keyed by head (``{"semantic": ...,
+    "geometric": ...}``); it then names its heads and their classes in ``heads``.
     """
 
     classes: tuple[str, ...] = ()
     ignore_index: int = 255
     ids: Sequence[str] = ()
+    #: Label maps of a multi-head dataset: ``{head: class names}``; None for one label map.
+    heads: Mapping[str, tuple[str, ...]] | None = None
+    #: Classes that evaluation leaves out of the class means (mean accuracy, mean IU, fw IU):
+    #: class indices for one label map, ``{head: indices}`` for several.
+    eval_exclude_classes: tuple[int, ...] | Mapping[str, tuple[int, ...]] = ()
+    #: Image ids the dataset leaves out of every split (e.g. images without annotations).
+    excluded_ids: tuple[str, ...] = ()
 
     def __init__(self, transform: Transform | None = None) -> None:
         self.transform = transform

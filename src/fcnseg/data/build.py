@@ -6,7 +6,10 @@ from typing import Any
 
 from fcnseg.data.base import SegmentationDataset, Transform
 from fcnseg.data.folder import FolderSegmentation
+from fcnseg.data.nyud import NYUDv2
+from fcnseg.data.pascal_context import PascalContext
 from fcnseg.data.sbd import SBDSegmentation
+from fcnseg.data.siftflow import SIFTFlow
 from fcnseg.data.splits import seg11valid
 from fcnseg.data.synthetic import SyntheticSegmentation
 from fcnseg.data.voc import VOCSegmentation
@@ -20,6 +23,9 @@ DATASET_NAMES: dict[str, tuple[str, ...]] = {
     "sbd": ("root",),
     "seg11valid": ("voc_root", "sbd_root"),
     "folder": ("root",),
+    "pascal_context": ("root",),
+    "nyud": ("root",),
+    "siftflow": ("root",),
 }
 
 
@@ -39,6 +45,9 @@ def build_dataset(
         {"name": "sbd", "root": "data/benchmark_RELEASE", "split": "train"}
         {"name": "seg11valid", "voc_root": "data/VOCdevkit", "sbd_root": "data/benchmark_RELEASE"}
         {"name": "folder", "root": "data/mine", "split": "val"}
+        {"name": "pascal_context", "root": "data/pascal", "split": "val"}
+        {"name": "nyud", "root": "data/nyud", "split": "test", "modalities": ["color", "hha"]}
+        {"name": "siftflow", "root": "data/sift-flow", "split": "test"}
 
     Raises ValueError naming the field when the name is unknown or a required field is missing.
     """
@@ -81,6 +90,18 @@ def build_dataset(
     if name == "seg11valid":
         return seg11valid(spec["voc_root"], spec["sbd_root"], transform=transform,
                           cache_dir=_field(spec, "cache_dir"))
+    if name == "pascal_context":
+        return PascalContext(spec["root"], split=split or "train", transform=transform,
+                             context_dir=_field(spec, "context_dir"))
+    if name == "nyud":
+        modalities = _field(spec, "modalities", ["color"])
+        if isinstance(modalities, str) or not isinstance(modalities, (list, tuple)):
+            raise ValueError(f"dataset.modalities: expected a list such as [color, hha], got "
+                             f"{modalities!r}")
+        return NYUDv2(spec["root"], split=split or "train", modalities=tuple(modalities),
+                      transform=transform)
+    if name == "siftflow":
+        return SIFTFlow(spec["root"], split=split or "trainval", transform=transform)
     return FolderSegmentation(spec["root"], split=split, transform=transform,
                               config=_field(spec, "config"))
 
@@ -91,6 +112,9 @@ _OPTIONAL: dict[str, set[str]] = {
     "sbd": {"split"},
     "seg11valid": {"split", "cache_dir"},
     "folder": {"split", "config"},
+    "pascal_context": {"split", "context_dir"},
+    "nyud": {"split", "modalities"},
+    "siftflow": {"split"},
 }
 
 

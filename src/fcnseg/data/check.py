@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -13,7 +13,7 @@ from tqdm import tqdm
 from fcnseg.data.base import SegmentationDataset
 from fcnseg.data.errors import DataError
 
-__all__ = ["Problem", "ScanReport", "scan_dataset"]
+__all__ = ["HeadCounts", "Problem", "ScanReport", "scan_dataset"]
 
 
 @dataclass
@@ -30,8 +30,22 @@ class Problem:
 
 
 @dataclass
+class HeadCounts:
+    """Pixel counts of one label map of a multi-head dataset (e.g. SIFT Flow's geometric)."""
+
+    classes: tuple[str, ...]
+    class_pixels: np.ndarray
+    ignore_pixels: int = 0
+
+
+@dataclass
 class ScanReport:
-    """Pixel counts per class (and of the ignore value) and the problems found."""
+    """Pixel counts per class (and of the ignore value) and the problems found.
+
+    For a dataset with several label maps, ``heads`` holds the counts of each (``{head:
+    HeadCounts}``) and ``classes``/``class_pixels``/``ignore_pixels`` are those of the head
+    that ``dataset.classes`` names (the first one, e.g. semantic).
+    """
 
     classes: tuple[str, ...]
     ignore_index: int
@@ -39,6 +53,7 @@ class ScanReport:
     class_pixels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     ignore_pixels: int = 0
     problems: list[Problem] = field(default_factory=list)
+    heads: dict[str, HeadCounts] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -59,19 +74,30 @@ class _Scan(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, k: int) -> tuple[int, np.ndarray | None, int, Problem | None]:
+    def __getitem__(self, k: int) -> tuple[int, dict | None, dict | None, Problem | None]:
         i = self.indices[k]
         ds = self.dataset
         try:
             _, label = ds.load(i)
         except DataError as e:
-            return i, None, 0, Problem(i, ds.name(i), e.path, e.problem)
+            return i, None, None, Problem(i, ds.name(i), e.path, e.problem)
         except Exception as e:  # any other failure to read is still a problem with this sample
-            return i, None, 0, Problem(i, ds.name(i), _sample_files(ds, i),
-                                       f"{type(e).__name__}: {e}")
-        valid = label != ds.ignore_index
-        counts = np.bincount(label[valid].ravel(), minlength=ds.num_classes)[: ds.num_classes]
-        return i, counts, int((~valid).sum()), None
+            return i, None, None, Problem(i, ds.name(i), _sample_files(ds, i),
+                                          f"{type(e).__name__}: {e}")
+        labels = label if isinstance(label, Mapping) else {None: label}
+        classes = _head_classes(ds)
+        counts, ignored = {}, {}
+        for head, lb in labels.items():
+            n = len(classes.get(head, ds.classes))
+            valid = lb != ds.ignore_index
+            counts[head] = np.bincount(lb[valid].ravel(), minlength=n)[:n]
+            ignored[head] = int((~valid).sum())
+        return i, counts, ignored, None
+
+
+def _head_classes(ds: SegmentationDataset) -> Mapping[str | None, tuple[str, ...]]:
+    heads = getattr(ds, "heads", None)
+    return dict(heads) if heads else {None: tuple(ds.classes)}
 
 
 def _sample_files(ds: SegmentationDataset, index: int) -> str:
@@ -105,6 +131,8 @@ def scan_dataset(
     indices = list(range(len(dataset))) if indices is None else list(indices)
     report = ScanReport(tuple(dataset.classes), dataset.ignore_index,
                         class_pixels=np.zeros(dataset.num_classes, np.int64))
+    heads = {head: HeadCounts(tuple(names), np.zeros(len(names), np.int64))
+             for head, names in _head_classes(dataset).items()}
     items = _iterate(_Scan(dataset, indices), workers)
     if progress:
         items = tqdm(items, total=len(indices), desc="checking", leave=False, disable=None)
@@ -113,7 +141,16 @@ def scan_dataset(
         if problem is not None:
             report.problems.append(problem)
             continue
-        report.class_pixels += counts
-        report.ignore_pixels += ignored
+        for head, c in counts.items():
+            if head not in heads:
+                raise ValueError(f"dataset returned a label map {head!r} that its heads "
+                                 f"({', '.join(map(str, heads))}) do not name")
+            heads[head].class_pixels += c
+            heads[head].ignore_pixels += ignored[head]
+    main = heads.get(None) or next(
+        (h for h in heads.values() if h.classes == report.classes), next(iter(heads.values())))
+    report.class_pixels, report.ignore_pixels = main.class_pixels, main.ignore_pixels
+    if None not in heads:
+        report.heads = heads  # type: ignore[assignment]
     report.problems.sort(key=lambda p: p.index)
     return report

@@ -1,8 +1,11 @@
-"""Download and extract PASCAL VOC 2012 / 2011 and SBD, verified by their published checksums.
+"""Download and extract the datasets: PASCAL VOC 2012 / 2011, SBD, PASCAL-Context (with VOC2010),
+NYUDv2 and SIFT Flow.
 
 Archives are fetched with :func:`fcnseg.utils.download.download` (cache, resume of partial
-files, checksum before use) and unpacked with :func:`~fcnseg.utils.download.extract_archive`.
-A dataset that is already extracted is found and returned without any network access.
+files, checksum before use where one is published: VOC and SBD; PASCAL-Context's annotations,
+NYUDv2 and SIFT Flow publish none) and unpacked with
+:func:`~fcnseg.utils.download.extract_archive`. A dataset that is already extracted is found and
+returned without any network access.
 """
 
 from __future__ import annotations
@@ -10,24 +13,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from fcnseg.data.nyud import find_nyud_dir
+from fcnseg.data.pascal_context import find_context_dir, find_voc2010_dir
 from fcnseg.data.sbd import find_sbd_dir
+from fcnseg.data.siftflow import find_siftflow_dir
 from fcnseg.data.voc import find_voc_dir
 from fcnseg.utils.download import download, extract_archive
 from fcnseg.utils.typing import PathLike
 
-__all__ = ["ARCHIVES", "Archive", "download_sbd", "download_voc"]
+__all__ = ["ARCHIVES", "Archive", "download_nyud", "download_pascal_context", "download_sbd",
+           "download_siftflow", "download_voc"]
 
 
 @dataclass(frozen=True)
 class Archive:
-    """A published dataset archive: where to get it and its checksum."""
+    """A published dataset archive: where to get it and its checksum (None: none published)."""
 
     url: str
-    md5: str
+    md5: str | None
     filename: str
 
 
-#: The archives, by dataset key ("voc2012", "voc2011", "sbd").
+#: The archives, by dataset key.
 ARCHIVES: dict[str, Archive] = {
     "voc2012": Archive(
         "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar",
@@ -44,6 +51,23 @@ ARCHIVES: dict[str, Archive] = {
         "benchmark.tgz",
         "82b4d87ceb2ed10f6038a1cba92111cb",
         "benchmark.tgz",
+    ),
+    "voc2010": Archive(
+        "http://host.robots.ox.ac.uk/pascal/VOC/voc2010/VOCtrainval_03-May-2010.tar",
+        "da459979d0c395079b5c75ee67908abb",
+        "VOCtrainval_03-May-2010.tar",
+    ),
+    "pascal_context": Archive(
+        "http://www.cs.stanford.edu/~roozbeh/pascal-context/trainval.tar.gz", None,
+        "pascal-context-trainval.tar.gz",
+    ),
+    "pascal_context_59": Archive(
+        "http://www.cs.stanford.edu/~roozbeh/pascal-context/59_labels.txt", None, "59_labels.txt",
+    ),
+    "nyud": Archive("http://dl.caffe.berkeleyvision.org/nyud.tar.gz", None, "nyud.tar.gz"),
+    "siftflow": Archive(
+        "http://www.cs.unc.edu/~jtighe/Papers/ECCV10/siftflow/SiftFlowDataset.zip", None,
+        "SiftFlowDataset.zip",
     ),
 }
 
@@ -77,7 +101,7 @@ def download_voc(
     """
     year = str(year)
     key = f"voc{year}"
-    if key not in ARCHIVES:
+    if year not in ("2012", "2011"):  # VOC2010 comes with PASCAL-Context only
         raise ValueError(f"year: no download for VOC{year}; available: 2012, 2011")
     root = Path(root).expanduser()
     try:
@@ -103,3 +127,73 @@ def download_sbd(
         pass
     _fetch_and_extract("sbd", root, archive_dir, progress, keep_archive)
     return find_sbd_dir(root)
+
+
+def download_pascal_context(
+    root: PathLike,
+    *,
+    archive_dir: PathLike | None = None,
+    keep_archive: bool = True,
+    progress: bool = True,
+) -> Path:
+    """Make PASCAL-Context available under ``root``; return ``root``.
+
+    VOC2010 (checksummed) extracts to ``root/VOCdevkit/VOC2010``, the full-scene annotations to
+    ``root/pascal-context`` (``trainval/``, ``labels.txt``), and ``59_labels.txt`` goes beside
+    them: the layout :class:`~fcnseg.data.PascalContext` reads from ``root``.
+    """
+    root = Path(root).expanduser()
+    try:
+        find_voc2010_dir(root)
+    except FileNotFoundError:
+        _fetch_and_extract("voc2010", root, archive_dir, progress, keep_archive)
+    context = root / "pascal-context"
+    try:
+        find_context_dir(root)
+    except FileNotFoundError:
+        if not ((context / "trainval").is_dir() and (context / "labels.txt").is_file()):
+            _fetch_and_extract("pascal_context", context, archive_dir, progress, keep_archive)
+        if not (context / "59_labels.txt").is_file():
+            spec = ARCHIVES["pascal_context_59"]
+            download(spec.url, filename="59_labels.txt", md5=spec.md5, directory=context,
+                     progress=progress)
+    find_voc2010_dir(root)
+    find_context_dir(root)
+    return root
+
+
+def download_nyud(
+    root: PathLike,
+    *,
+    archive_dir: PathLike | None = None,
+    keep_archive: bool = True,
+    progress: bool = True,
+) -> Path:
+    """Make NYUDv2 in the FCN reference's format available under ``root``; return its folder
+    (the one holding ``data/``, ``segmentation/`` and the split lists)."""
+    root = Path(root).expanduser()
+    try:
+        return find_nyud_dir(root)
+    except FileNotFoundError:
+        pass
+    _fetch_and_extract("nyud", root, archive_dir, progress, keep_archive)
+    return find_nyud_dir(root)
+
+
+def download_siftflow(
+    root: PathLike,
+    *,
+    archive_dir: PathLike | None = None,
+    keep_archive: bool = True,
+    progress: bool = True,
+) -> Path:
+    """Make SIFT Flow available under ``root``; return its folder (Images/, SemanticLabels/,
+    GeoLabels/). The split lists ``trainval.txt`` and ``test.txt`` are not in the archive: they
+    come with the FCN reference release and go in the returned folder."""
+    root = Path(root).expanduser()
+    try:
+        return find_siftflow_dir(root)
+    except FileNotFoundError:
+        pass
+    _fetch_and_extract("siftflow", root, archive_dir, progress, keep_archive)
+    return find_siftflow_dir(root)

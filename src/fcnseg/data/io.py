@@ -23,7 +23,8 @@ from fcnseg.data.images import (
 )
 from fcnseg.utils.typing import PathLike
 
-__all__ = ["MAX_PIXELS", "check_label_values", "read_image", "read_label", "remap_values"]
+__all__ = ["MAX_PIXELS", "check_label_values", "read_image", "read_label", "read_mat_label",
+           "read_raw", "remap_values"]
 
 #: Images larger than this many pixels are refused as possible decompression bombs (Pillow's own
 #: default limit). Raise it (``fcnseg.data.io.MAX_PIXELS = ...``) for genuinely huge images;
@@ -57,6 +58,34 @@ def read_image(path: PathLike) -> np.ndarray:
         return load_image(path, max_pixels=MAX_PIXELS)
     except ImageError as e:
         raise _data_error(path, "image", e) from None
+
+
+def read_raw(path: PathLike, what: str) -> np.ndarray:
+    """The pixel values of an image file as stored (upright; 16-bit stays 16-bit), e.g. depth."""
+    path = Path(path)
+    with _open(path, what) as img:
+        return np.asarray(img)
+
+
+def read_mat_label(path: PathLike, field: str) -> np.ndarray:
+    """The 2-D array ``field`` of a MATLAB ``.mat`` file as int64 (a DataError otherwise)."""
+    from scipy.io import loadmat  # lazy: scipy is the optional 'data' extra
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "missing mask (no such file)")
+    try:
+        mat = loadmat(path, squeeze_me=False)
+    except Exception as e:  # scipy raises many types (ValueError, TypeError, OSError) on bad files
+        raise DataError(path, f"unreadable .mat file: {e}") from None
+    if field not in mat:
+        have = ", ".join(k for k in mat if not k.startswith("__")) or "none"
+        raise DataError(path, f"no field {field!r} in this .mat file (it has: {have})")
+    value = np.asarray(mat[field])
+    if value.ndim != 2 or not np.issubdtype(value.dtype, np.number):
+        raise DataError(path, f"field {field!r} is a {value.dtype} array of shape "
+                              f"{value.shape}: expected an H×W array of numbers")
+    return value.astype(np.int64)
 
 
 def read_label(

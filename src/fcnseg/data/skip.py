@@ -51,6 +51,18 @@ class SkipBad(SegmentationDataset):
         return self.dataset.palette
 
     @property
+    def heads(self) -> Any:  # type: ignore[override]
+        return self.dataset.heads
+
+    @property
+    def eval_exclude_classes(self) -> Any:  # type: ignore[override]
+        return self.dataset.eval_exclude_classes
+
+    @property
+    def excluded_ids(self) -> Any:  # type: ignore[override]
+        return self.dataset.excluded_ids
+
+    @property
     def ids(self) -> Any:  # type: ignore[override]
         return getattr(self.dataset, "ids", ())
 

@@ -3,13 +3,22 @@
 Images are H×W×3 uint8 RGB arrays and labels H×W integer arrays until the final
 :class:`Normalize`, which turns them into a float32 3×H×W tensor in the model's input convention
 and an int64 H×W tensor. Masks are only ever resampled by nearest neighbour, so no transform
-invents a class value. Random draws come from torch's RNG (or an explicit ``generator``), so
+invents a class value.
+
+Several inputs or several label maps travel as dicts: ``image`` may be ``{modality: array}``
+(e.g. ``{"color": H×W×3 uint8, "hha": H×W×3 uint8, "depth": H×W float}``) and ``label``
+``{head: H×W array}`` (e.g. ``{"semantic": ..., "geometric": ...}``). Every geometric transform
+(scale, crop, flip) draws once per sample and applies the same change to every input and every
+label map; colour jitter touches only the colour input; :class:`Normalize` gives each modality
+its own normalisation (:mod:`fcnseg.data.modalities`) and returns dicts of tensors.
+
+Random draws come from torch's RNG (or an explicit ``generator``), so
 ``torch.manual_seed`` and the DataLoader's per-worker seeding make augmentation reproducible.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,6 +26,7 @@ import torch
 from PIL import Image
 
 from fcnseg.conventions import InputConvention, get_convention
+from fcnseg.data.modalities import COLOR, MODALITY_FILL, normalize_depth, normalize_hha
 
 __all__ = [
     "ColorJitter",
@@ -28,6 +38,7 @@ __all__ = [
     "ToTensor",
     "build_eval_transform",
     "build_train_transform",
+    "resize_input",
     "resize_label",
 ]
 
@@ -38,6 +49,41 @@ def _uniform(low: float, high: float, generator: torch.Generator | None) -> floa
 
 def _randint(high_exclusive: int, generator: torch.Generator | None) -> int:
     return int(torch.randint(high_exclusive, (), generator=generator))
+
+
+def _each(x: Any, fn: Callable[[Any], Any]) -> Any:
+    """``fn`` applied to an array, or to every value of a dict of arrays (keys kept in order)."""
+    if isinstance(x, Mapping):
+        return {k: fn(v) for k, v in x.items()}
+    return fn(x)
+
+
+def _each_keyed(x: Any, fn: Callable[[str | None, Any], Any]) -> Any:
+    """Like :func:`_each`, with the key (``None`` for a plain array) passed to ``fn``."""
+    if isinstance(x, Mapping):
+        return {k: fn(k, v) for k, v in x.items()}
+    return fn(None, x)
+
+
+def _size_of(label: Any) -> tuple[int, int]:
+    """The H×W of a label map, or of the first one of a dict (all of a sample's maps agree)."""
+    first = next(iter(label.values())) if isinstance(label, Mapping) else label
+    h, w = np.shape(first)[:2]
+    return int(h), int(w)
+
+
+def resize_input(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear resize of one input: H×W×3 uint8 through PIL's RGB path, anything else (depth,
+    H×W or H×W×C of any dtype) channel by channel in float32."""
+    if image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
+        return np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR))
+    planes = image[..., None] if image.ndim == 2 else image
+    out = np.stack([
+        np.asarray(Image.fromarray(np.ascontiguousarray(planes[..., c], dtype=np.float32),
+                                   mode="F").resize((width, height), Image.BILINEAR))
+        for c in range(planes.shape[2])
+    ], axis=-1)
+    return out[..., 0] if image.ndim == 2 else out
 
 
 def resize_label(label: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -77,14 +123,14 @@ class RandomScale:
         self.min_scale, self.max_scale = float(min_scale), float(max_scale)
         self.generator = generator
 
-    def __call__(self, image: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, image: Any, label: Any) -> tuple[Any, Any]:
         scale = _uniform(self.min_scale, self.max_scale, self.generator)
-        h, w = label.shape
+        h, w = _size_of(label)
         nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
         if (nh, nw) == (h, w):
             return image, label
-        image = np.asarray(Image.fromarray(image).resize((nw, nh), Image.BILINEAR))
-        return image, resize_label(label, nh, nw)
+        return (_each(image, lambda im: resize_input(im, nh, nw)),
+                _each(label, lambda lb: resize_label(lb, nh, nw)))
 
     def __repr__(self) -> str:
         return f"RandomScale({self.min_scale}, {self.max_scale})"
@@ -95,13 +141,16 @@ class RandomCrop:
 
     Padding fills the image with ``fill`` (a grey level or an RGB triple, e.g. the dataset mean)
     and the label with ``ignore_index``, so padded pixels count in neither loss nor metrics.
+    With dict inputs ``fill`` may be a dict keyed by modality (a modality it does not name is
+    padded with 0; a plain image takes the ``"color"`` entry). Every label map of a dict is
+    padded with ``ignore_index``.
     """
 
     def __init__(
         self,
         size: int | tuple[int, int],
         ignore_index: int = 255,
-        fill: float | Sequence[float] = 0,
+        fill: float | Sequence[float] | Mapping[str, float | Sequence[float]] = 0,
         generator: torch.Generator | None = None,
     ) -> None:
         self.size = (int(size), int(size)) if isinstance(size, int) else tuple(map(int, size))
@@ -111,20 +160,39 @@ class RandomCrop:
         self.fill = fill
         self.generator = generator
 
-    def __call__(self, image: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _fill_for(self, key: str | None) -> Any:
+        if isinstance(self.fill, Mapping):
+            return self.fill.get(COLOR if key is None else key, 0)
+        return self.fill if key in (None, COLOR) else 0
+
+    def __call__(self, image: Any, label: Any) -> tuple[Any, Any]:
         ch, cw = self.size
-        h, w = label.shape
+        h, w = _size_of(label)
         if h < ch or w < cw:
             ph, pw = max(ch, h), max(cw, w)
-            padded = np.empty((ph, pw, image.shape[2]), dtype=image.dtype)
-            padded[...] = np.asarray(self.fill, dtype=np.float64).round().astype(image.dtype)
-            padded[:h, :w] = image
-            plabel = np.full((ph, pw), self.ignore_index, dtype=label.dtype)
-            plabel[:h, :w] = label
-            image, label, h, w = padded, plabel, ph, pw
+
+            def pad_input(key: str | None, im: np.ndarray) -> np.ndarray:
+                padded = np.empty((ph, pw, *im.shape[2:]), dtype=im.dtype)
+                value = np.asarray(self._fill_for(key), dtype=np.float64)
+                if np.issubdtype(im.dtype, np.integer):
+                    value = value.round()
+                padded[...] = value.astype(im.dtype)
+                padded[:h, :w] = im
+                return padded
+
+            def pad_label(lb: np.ndarray) -> np.ndarray:
+                plabel = np.full((ph, pw), self.ignore_index, dtype=lb.dtype)
+                plabel[:h, :w] = lb
+                return plabel
+
+            image, label, h, w = _each_keyed(image, pad_input), _each(label, pad_label), ph, pw
         top = _randint(h - ch + 1, self.generator)
         left = _randint(w - cw + 1, self.generator)
-        return image[top : top + ch, left : left + cw], label[top : top + ch, left : left + cw]
+
+        def crop(a: np.ndarray) -> np.ndarray:
+            return a[top : top + ch, left : left + cw]
+
+        return _each(image, crop), _each(label, crop)
 
     def __repr__(self) -> str:
         return f"RandomCrop({self.size}, ignore_index={self.ignore_index})"
@@ -137,9 +205,9 @@ class RandomHorizontalFlip:
         self.p = float(p)
         self.generator = generator
 
-    def __call__(self, image: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, image: Any, label: Any) -> tuple[Any, Any]:
         if float(torch.rand((), generator=self.generator)) < self.p:
-            return image[:, ::-1], label[:, ::-1]
+            return _each(image, lambda a: a[:, ::-1]), _each(label, lambda a: a[:, ::-1])
         return image, label
 
     def __repr__(self) -> str:
@@ -149,7 +217,8 @@ class RandomHorizontalFlip:
 class ColorJitter:
     """Random brightness, contrast and saturation changes on the image only.
 
-    Each factor is drawn from ``[1 - x, 1 + x]``; 0 leaves that property alone.
+    Each factor is drawn from ``[1 - x, 1 + x]``; 0 leaves that property alone. With dict
+    inputs only the ``"color"`` input changes (HHA and depth are measurements, not colours).
     """
 
     def __init__(
@@ -166,7 +235,14 @@ class ColorJitter:
         self.brightness, self.contrast, self.saturation = brightness, contrast, saturation
         self.generator = generator
 
-    def __call__(self, image: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, image: Any, label: Any) -> tuple[Any, Any]:
+        if isinstance(image, Mapping):
+            if COLOR not in image:
+                return image, label
+            return {**image, COLOR: self._jitter(image[COLOR])}, label
+        return self._jitter(image), label
+
+    def _jitter(self, image: np.ndarray) -> np.ndarray:
         x = image.astype(np.float32)
         if self.brightness:
             x *= _uniform(1 - self.brightness, 1 + self.brightness, self.generator)
@@ -177,7 +253,7 @@ class ColorJitter:
             f = _uniform(1 - self.saturation, 1 + self.saturation, self.generator)
             grey = x @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
             x = (x - grey[..., None]) * f + grey[..., None]
-        return np.clip(x, 0, 255).round().astype(np.uint8), label
+        return np.clip(x, 0, 255).round().astype(np.uint8)
 
     def __repr__(self) -> str:
         return (f"ColorJitter(brightness={self.brightness}, contrast={self.contrast}, "
@@ -189,14 +265,28 @@ class Normalize:
 
     ``convention`` is an :class:`~fcnseg.conventions.InputConvention` or its name
     (``"caffe_bgr"``, ``"torchvision_rgb"``); take it from ``model.input_convention``.
+
+    Dict inputs become dicts of tensors: ``"color"`` by the convention (3×H×W), ``"hha"``
+    minus the HHA mean (3×H×W), ``"depth"`` as log depth minus its mean (1×H×W); see
+    :mod:`fcnseg.data.modalities`. Dict labels become dicts of int64 H×W tensors.
     """
 
     def __init__(self, convention: InputConvention | str | dict) -> None:
         self.convention = get_convention(convention)
 
-    def __call__(self, image: np.ndarray, label: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.from_numpy(self.convention.normalize_numpy(image))
-        y = torch.from_numpy(np.ascontiguousarray(label, dtype=np.int64))
+    def _input(self, key: str | None, image: np.ndarray) -> torch.Tensor:
+        if key in (None, COLOR):
+            return torch.from_numpy(self.convention.normalize_numpy(image))
+        if key == "hha":
+            return torch.from_numpy(normalize_hha(image))
+        if key == "depth":
+            return torch.from_numpy(normalize_depth(image))
+        raise ValueError(f"no normalisation for input modality {key!r}: "
+                         f"known: color, hha, depth")
+
+    def __call__(self, image: Any, label: Any) -> tuple[Any, Any]:
+        x = _each_keyed(image, self._input)
+        y = _each(label, lambda lb: torch.from_numpy(np.ascontiguousarray(lb, dtype=np.int64)))
         return x, y
 
     def __repr__(self) -> str:
@@ -235,7 +325,9 @@ def build_train_transform(
     if scale_range is not None:
         steps.append(RandomScale(*scale_range))
     if crop_size is not None:
-        steps.append(RandomCrop(crop_size, ignore_index=ignore_index, fill=mean_rgb(convention)))
+        # Every modality pads with the raw value that normalises to zero.
+        fill = {COLOR: mean_rgb(convention), **MODALITY_FILL}
+        steps.append(RandomCrop(crop_size, ignore_index=ignore_index, fill=fill))
     if flip:
         steps.append(RandomHorizontalFlip())
     if jitter:

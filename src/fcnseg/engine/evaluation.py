@@ -44,6 +44,7 @@ __all__ = [
     "format_calibration",
     "format_report",
     "plot_confusion",
+    "scores_excluding",
     "write_report",
 ]
 
@@ -55,7 +56,40 @@ def _is_distributed() -> bool:
     return torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
-def _split_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+def scores_excluding(confusion: Any, exclude: Sequence[int] = ()) -> dict[str, Any]:
+    """:func:`fcnseg.metrics.scores`, with the classes ``exclude`` left out of the class means.
+
+    An excluded class (e.g. one absent from a test set by construction) counts in neither mean
+    accuracy, mean IU nor frequency-weighted IU; its per-class scores are still reported, and
+    its pixels (if any) still count in pixel accuracy. ``excluded_classes`` lists them.
+    """
+    hist = np.asarray(confusion, dtype=np.float64)
+    result = scores(hist)
+    exclude = sorted({int(c) for c in exclude})
+    result["excluded_classes"] = exclude
+    if not exclude:
+        return result
+    n = hist.shape[0]
+    bad = [c for c in exclude if not 0 <= c < n]
+    if bad:
+        raise ValueError(f"excluded classes {bad} are outside [0, {n})")
+    keep = np.ones(n, dtype=bool)
+    keep[exclude] = False
+    iu, acc = np.asarray(result["iu"]), np.asarray(result["acc"])
+
+    def nanmean(v: np.ndarray) -> float:
+        v = v[~np.isnan(v)]
+        return float(v.mean()) if v.size else math.nan
+
+    rows, total = hist.sum(axis=1), hist.sum()
+    counted = keep & (rows > 0)
+    result["mean_iu"] = nanmean(iu[keep])
+    result["mean_acc"] = nanmean(acc[keep])
+    result["fw_iu"] = float((rows[counted] / total * iu[counted]).sum()) if total else math.nan
+    return result
+
+
+def _split_batch(batch: Any) -> tuple[Any, Any]:
     if isinstance(batch, Mapping):
         return batch["image"], batch["label"]
     if isinstance(batch, Sequence) and len(batch) >= 2:
@@ -104,7 +138,7 @@ def evaluate_model(
     model: nn.Module,
     loader: Any,
     *,
-    num_classes: int,
+    num_classes: int | Mapping[str, int],
     ignore_index: int = 255,
     device: str | torch.device = "cpu",
     amp: str | None = None,
@@ -113,6 +147,7 @@ def evaluate_model(
     calibration: bool = False,
     temperature: float = 1.0,
     coverages: Sequence[float] = DEFAULT_COVERAGES,
+    exclude_classes: Sequence[int] | Mapping[str, Sequence[int]] = (),
 ) -> dict[str, Any]:
     """Score ``model`` on every batch of ``loader`` with one confusion matrix.
 
@@ -138,10 +173,17 @@ def evaluate_model(
             do not depend on it).
         coverages: fractions of the most confident pixels whose mean IU ``calibration``
             reports.
+        exclude_classes: classes left out of the class means (see :func:`scores_excluding`),
+            e.g. a dataset's ``eval_exclude_classes``; ``{head: classes}`` with several heads.
 
     Returns:
-        :func:`fcnseg.metrics.scores` of the matrix plus ``confusion`` (list of lists, rows =
+        :func:`scores_excluding` of the matrix plus ``confusion`` (list of lists, rows =
         ground truth) and ``num_images`` (images seen, over all processes).
+
+        With several heads (labels ``{head: N×H×W}`` and a model returning ``{head:
+        N×C×H×W}``; ``num_classes`` an int per head), one matrix is kept per head and the result
+        is ``{"heads": {head: scores plus confusion}, "num_images": n}``; the geometric pixel
+        accuracy of the FCN paper is ``result["heads"]["geometric"]["pixel_acc"]``.
     """
     device = torch.device(device)
     amp_dtype = autocast_dtype(amp)
@@ -149,6 +191,14 @@ def evaluate_model(
         model, nn.parallel.DistributedDataParallel | nn.DataParallel) else model
     was_training = net.training
     net.eval()
+    if isinstance(num_classes, Mapping):
+        if calibration:
+            raise ValueError("calibration is measured for models with one head only")
+        return _evaluate_heads(net, loader, dict(num_classes), ignore_index, device, amp_dtype,
+                               predict_fn, progress, was_training, exclude_classes)
+    if isinstance(exclude_classes, Mapping):
+        raise ValueError("exclude_classes: a {head: classes} dict needs a model with several "
+                         "heads (num_classes given per head)")
     matrix = ConfusionMatrix(num_classes, ignore_index, device=device)
     bins = CalibrationBins(num_classes, ignore_index, device=device) if calibration else None
     num_images = torch.zeros((), dtype=torch.int64, device=device)
@@ -188,13 +238,79 @@ def evaluate_model(
     matrix.all_reduce()
     if _is_distributed():
         torch.distributed.all_reduce(num_images)
-    result = scores(matrix.numpy())
+    result = scores_excluding(matrix.numpy(), exclude_classes)
     result["confusion"] = matrix.numpy().tolist()
     result["num_images"] = int(num_images)
     if bins is not None:
         result["calibration"] = {"temperature": float(temperature),
                                  **bins.all_reduce().compute(coverages)}
     return result
+
+
+def _to(x: Any, device: torch.device) -> Any:
+    if isinstance(x, Mapping):
+        return {k: v.to(device, non_blocking=True) for k, v in x.items()}
+    return x.to(device, non_blocking=True)
+
+
+def _evaluate_heads(
+    net: nn.Module, loader: Any, num_classes: dict[str, int], ignore_index: int,
+    device: torch.device, amp_dtype: torch.dtype | None, predict_fn: PredictFn | None,
+    progress: bool, was_training: bool, exclude_classes: Any,
+) -> dict[str, Any]:
+    """:func:`evaluate_model` for a model with several heads: one matrix per head."""
+    exclude = dict(exclude_classes) if isinstance(exclude_classes, Mapping) else {}
+    unknown = sorted(set(exclude) - set(num_classes))
+    if unknown or (exclude_classes and not isinstance(exclude_classes, Mapping)):
+        raise ValueError(f"exclude_classes: expected {{head: classes}} for heads "
+                         f"{sorted(num_classes)}, got {exclude_classes!r}")
+    matrices = {h: ConfusionMatrix(n, ignore_index, device=device)
+                for h, n in num_classes.items()}
+    num_images = torch.zeros((), dtype=torch.int64, device=device)
+    show = progress and (not _is_distributed() or torch.distributed.get_rank() == 0)
+    batches = tqdm(loader, desc="evaluate", unit="batch", disable=not show, dynamic_ncols=True,
+                   leave=False)
+    try:
+        with torch.inference_mode():
+            for batch_index, batch in enumerate(batches):
+                images, labels = _split_batch(batch)
+                if not isinstance(labels, Mapping) or set(labels) != set(num_classes):
+                    got = sorted(labels) if isinstance(labels, Mapping) else "one label map"
+                    raise ValueError(f"batch {batch_index}: labels must be a dict with the "
+                                     f"heads {sorted(num_classes)}, got {got}")
+                images, labels = _to(images, device), _to(labels, device)
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    outputs = predict_fn(net, images) if predict_fn is not None else net(images)
+                if not isinstance(outputs, Mapping) or not set(num_classes) <= set(outputs):
+                    got = sorted(outputs) if isinstance(outputs, Mapping) else "one tensor"
+                    raise ValueError(f"the model must return a dict with the heads "
+                                     f"{sorted(num_classes)}, got {got}")
+                for head, n in num_classes.items():
+                    logits, label = outputs[head], labels[head]
+                    if logits.shape[0] != label.shape[0] or logits.shape[-2:] != label.shape[-2:]:
+                        raise ValueError(
+                            f"head {head!r}: model output {tuple(logits.shape)} does not cover "
+                            f"labels {tuple(label.shape)}"
+                        )
+                    if logits.shape[1] != n:
+                        raise ValueError(f"head {head!r}: model outputs {logits.shape[1]} "
+                                         f"classes, evaluation expects {n}")
+                    try:
+                        matrices[head].update(label, logits.argmax(1))
+                    except ValueError as e:
+                        raise BatchError(batch_index, f"head {head!r}: {e}") from None
+                num_images += next(iter(labels.values())).shape[0]
+    finally:
+        batches.close()
+        net.train(was_training)
+    if _is_distributed():
+        torch.distributed.all_reduce(num_images)
+    heads = {}
+    for head, matrix in matrices.items():
+        matrix.all_reduce()
+        heads[head] = scores_excluding(matrix.numpy(), exclude.get(head, ()))
+        heads[head]["confusion"] = matrix.numpy().tolist()
+    return {"heads": heads, "num_images": int(num_images)}
 
 
 class _WithTransform(Dataset):
@@ -310,7 +426,8 @@ def evaluate_checkpoint(
                                 ignore_index=ignore_index, device=device, amp=amp,
                                 predict_fn=predict_fn, progress=progress,
                                 calibration=calibration, coverages=coverages,
-                                temperature=float(ckpt.get("temperature", 1.0)))
+                                temperature=float(ckpt.get("temperature", 1.0)),
+                                exclude_classes=getattr(source, "eval_exclude_classes", ()))
     except BatchError as e:
         if batch_size == 1 and hasattr(source, "name"):  # batch i is sample i: name its file
             raise ValueError(f"sample {source.name(e.batch_index)}: {e.problem}") from None
@@ -321,6 +438,7 @@ def evaluate_checkpoint(
     result["checkpoint"] = _describe_checkpoint(ckpt)
     result["dataset"] = described
     result["ignore_index"] = ignore_index
+    result["excluded_images"] = list(getattr(source, "excluded_ids", ()))
     result["seconds"] = round(seconds, 3)
     result["images_per_s"] = round(result["num_images"] / seconds, 3) if seconds > 0 else None
     return result
@@ -356,8 +474,11 @@ def format_report(result: Mapping[str, Any], class_names: Sequence[str] | None =
         "",
         f"{'class':<{width}}  {'IU':>6}  {'acc':>6}  {'pixels':>12}",
     ]
-    for name, iu, acc, px in zip(names, result["iu"], result["acc"], pixels, strict=True):
-        lines.append(f"{name:<{width}}  {pct(iu)}  {pct(acc)}  {int(px):>12d}")
+    excluded = set(result.get("excluded_classes") or ())
+    for k, (name, iu, acc, px) in enumerate(
+            zip(names, result["iu"], result["acc"], pixels, strict=True)):
+        mark = "  (excluded from the means)" if k in excluded else ""
+        lines.append(f"{name:<{width}}  {pct(iu)}  {pct(acc)}  {int(px):>12d}{mark}")
     return "\n".join(lines)
 
 

@@ -1,0 +1,151 @@
+"""NYUDv2 (Silberman et al. 2012) with the 40-class task of Gupta et al. (CVPR 2013): RGB-D.
+
+On disk (the layout of the FCN reference's ``nyud`` folder)::
+
+    ROOT/{train,val,test}.txt                 ids, one per line (795 train, 654 test)
+    ROOT/data/images/img_<id>.png             colour
+    ROOT/data/hha/img_<id>.png                HHA: 3 channels (disparity, height, angle)
+    ROOT/data/depth/img_<id>.png              depth, 16-bit
+    ROOT/segmentation/img_<id>.mat            field ``segmentation``: 0 void, 1-40 classes
+
+``dataset[i]`` is ``(inputs, label)``: ``inputs`` is a dict keyed by modality, in the order
+asked for (``{"color": H×W×3 uint8 RGB, "hha": H×W×3 uint8, "depth": H×W float32 raw depth}``),
+and ``label`` an H×W int64 array with classes 0-39 and 255 for void (the stored values minus 1).
+:class:`~fcnseg.data.transforms.Normalize` gives each modality its own normalisation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fcnseg.conventions import InputConvention
+from fcnseg.data.base import FileSegmentationDataset, Transform
+from fcnseg.data.errors import DataError
+from fcnseg.data.io import check_label_values, read_image, read_mat_label, read_raw
+from fcnseg.data.voc import read_split_list
+from fcnseg.utils.typing import PathLike
+
+__all__ = ["NYUD_BGR", "NYUD_CLASSES", "NYUD_MODALITIES", "NYUDv2", "find_nyud_dir"]
+
+#: The 40 classes of Gupta et al., in model output order.
+NYUD_CLASSES: tuple[str, ...] = (
+    "wall", "floor", "cabinet", "bed", "chair", "sofa", "table", "door", "window", "bookshelf",
+    "picture", "counter", "blinds", "desk", "shelves", "curtain", "dresser", "pillow", "mirror",
+    "floor mat", "clothes", "ceiling", "books", "refridgerator", "television", "paper", "towel",
+    "shower curtain", "box", "whiteboard", "person", "night stand", "toilet", "sink", "lamp",
+    "bathtub", "bag", "otherstructure", "otherfurniture", "otherprop",
+)
+
+#: The input modalities and the folder under ``data/`` that holds each.
+NYUD_MODALITIES: dict[str, str] = {"color": "images", "hha": "hha", "depth": "depth"}
+
+#: The reference's colour normalisation for NYUDv2: BGR, 0-255, minus the NYUDv2 mean.
+NYUD_BGR = InputConvention(
+    name="nyud_bgr", channel_order="BGR", scale=1.0,
+    mean=(116.190, 97.203, 92.318), std=(1.0, 1.0, 1.0),
+)
+
+
+def find_nyud_dir(root: PathLike) -> Path:
+    """Locate the NYUDv2 folder (``data/`` and ``segmentation/``) given it or its parent."""
+    root = Path(root).expanduser()
+    candidates = [root, root / "nyud"]
+    for c in candidates:
+        if (c / "data").is_dir() and (c / "segmentation").is_dir():
+            return c
+    raise FileNotFoundError(
+        f"no NYUDv2 data under {root}: looked for data/ and segmentation/ in "
+        + ", ".join(str(c) for c in candidates) + " (fcnseg.data.download_nyud fetches it)"
+    )
+
+
+class NYUDv2(FileSegmentationDataset):
+    """NYUDv2, 40 classes, 255 = void, with colour, HHA and depth inputs.
+
+    Args:
+        root: the NYUDv2 folder or the folder holding ``nyud`` (see the module doc).
+        split: "train", "val" or "test" (a ``ROOT/<split>.txt`` list).
+        modalities: which inputs each sample has, in this order: any of "color", "hha",
+            "depth".
+        transform: optional joint transform (it receives the dict of inputs).
+
+    ``input_convention`` is the reference's colour normalisation for this dataset.
+    """
+
+    classes = NYUD_CLASSES
+    ignore_index = 255
+    input_convention = NYUD_BGR
+
+    def __init__(
+        self,
+        root: PathLike,
+        split: str = "train",
+        modalities: Sequence[str] = ("color",),
+        transform: Transform | None = None,
+    ) -> None:
+        super().__init__(transform)
+        if isinstance(modalities, str):
+            modalities = (modalities,)
+        modalities = tuple(modalities)
+        unknown = [m for m in modalities if m not in NYUD_MODALITIES]
+        if not modalities or unknown or len(set(modalities)) != len(modalities):
+            raise ValueError(
+                f"modalities: expected distinct names among {', '.join(NYUD_MODALITIES)}, got "
+                f"{list(modalities)}"
+            )
+        self.modalities = modalities
+        self.split = split
+        self.dir = find_nyud_dir(root)
+        path = self.dir / f"{split}.txt"
+        if not path.is_file():
+            have = sorted(p.stem for p in self.dir.glob("*.txt"))
+            raise ValueError(f"split: NYUDv2 has no split {split!r} ({path} missing); "
+                             f"available: {', '.join(have) or 'none'}")
+        self.ids = read_split_list(path)
+
+    def input_path(self, index: int, modality: str) -> Path:
+        """The file of one input of sample ``index``."""
+        return self.dir / "data" / NYUD_MODALITIES[modality] / f"img_{self.ids[index]}.png"
+
+    def image_path(self, index: int) -> Path:
+        return self.input_path(index, self.modalities[0])
+
+    def label_path(self, index: int) -> Path:
+        return self.dir / "segmentation" / f"img_{self.ids[index]}.mat"
+
+    def read_input(self, index: int, modality: str) -> np.ndarray:
+        """One input, untransformed: H×W×3 uint8 (color, hha) or H×W float32 depth."""
+        path = self.input_path(index, modality)
+        if modality == "depth":
+            depth = read_raw(path, "depth image")
+            if depth.ndim != 2:
+                raise DataError(path, f"depth image has shape {depth.shape}: expected one "
+                                      f"channel (a 16-bit grey PNG)")
+            return depth.astype(np.float32)
+        return read_image(path)
+
+    def read_label(self, index: int) -> np.ndarray:
+        path = self.label_path(index)
+        stored = read_mat_label(path, "segmentation")
+        check_label_values(path, stored, len(self.classes) + 1, ignore_index=0)
+        return np.where(stored == 0, self.ignore_index, stored - 1)
+
+    def load(self, index: int) -> tuple[dict[str, Any], np.ndarray]:  # type: ignore[override]
+        label = self.read_label(index)
+        inputs = {m: self.read_input(index, m) for m in self.modalities}
+        for m, x in inputs.items():
+            if x.shape[:2] != label.shape:
+                raise DataError(
+                    self.input_path(index, m),
+                    f"{m} input is {x.shape[1]}×{x.shape[0]} but its label "
+                    f"{self.label_path(index).name} is {label.shape[1]}×{label.shape[0]} (W×H)",
+                )
+        return inputs, label
+
+    def __repr__(self) -> str:
+        return (f"NYUDv2({self.dir}, split={self.split!r}, modalities={list(self.modalities)}, "
+                f"{len(self)} images)")

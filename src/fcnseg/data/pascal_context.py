@@ -1,0 +1,189 @@
+"""PASCAL-Context (Mottaghi et al. 2014): full-scene labels of VOC2010, as the 59-class task.
+
+On disk (the dataset's own layout, as the FCN reference reads it)::
+
+    ROOT/VOCdevkit/VOC2010/JPEGImages/<id>.jpg
+    ROOT/VOCdevkit/VOC2010/ImageSets/Main/{train,val}.txt      (4,998 / 5,105 ids)
+    ROOT/pascal-context/trainval/<id>.mat                      (field LabelMap: full-scene ids)
+    ROOT/pascal-context/labels.txt                             ("<id>: <name>", 459 labels)
+    ROOT/pascal-context/59_labels.txt                          ("<k>: <name>", the 59 task classes)
+
+Each full-scene label is mapped to its task class by name, through the two label files; every
+label not among the 59 becomes class 0 (background). Three task names differ from the full
+list's (diningtable/table, bedcloth/bedclothes, clothes/cloth) and are matched to it as the
+reference does. There is no void: every pixel is labelled.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fcnseg.conventions import InputConvention
+from fcnseg.data.base import FileSegmentationDataset, Transform
+from fcnseg.data.errors import DataError
+from fcnseg.data.io import read_mat_label
+from fcnseg.data.voc import read_split_list, read_utf8
+from fcnseg.utils.typing import PathLike
+
+__all__ = [
+    "PASCAL_CONTEXT_BGR",
+    "PASCAL_CONTEXT_CLASSES",
+    "PascalContext",
+    "find_context_dir",
+    "find_voc2010_dir",
+    "read_label_names",
+]
+
+#: The 60 outputs of the 59-class task: 0 is background (every label outside the 59).
+PASCAL_CONTEXT_CLASSES: tuple[str, ...] = (
+    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
+    "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
+    "train", "tvmonitor", "bag", "bed", "bench", "book", "building", "cabinet", "ceiling",
+    "clothes", "computer", "cup", "door", "fence", "floor", "flower", "food", "grass", "ground",
+    "keyboard", "light", "mountain", "mouse", "curtain", "platform", "sign", "plate", "road",
+    "rock", "shelves", "sidewalk", "sky", "snow", "bedcloth", "track", "tree", "truck", "wall",
+    "water", "window", "wood",
+)
+
+#: The reference's colour normalisation for PASCAL-Context: BGR, 0-255, minus its mean.
+PASCAL_CONTEXT_BGR = InputConvention(
+    name="pascal_context_bgr", channel_order="BGR", scale=1.0,
+    mean=(104.007, 116.669, 122.679), std=(1.0, 1.0, 1.0),
+)
+
+# Task class names spelled differently in the full label list.
+_FULL_NAME = {"diningtable": "table", "bedcloth": "bedclothes", "clothes": "cloth"}
+
+
+def read_label_names(path: PathLike) -> dict[int, str]:
+    """Read a PASCAL-Context label file (``<id>: <name>`` per line) as ``{id: name}``.
+
+    Names lose their spaces, as the reference compares them (``"potted plant"`` is
+    ``"pottedplant"``). A line without ``:`` or with a non-integer id is a ValueError naming the
+    file and line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"PASCAL-Context label file {path} not found")
+    names: dict[int, str] = {}
+    for n, line in enumerate(read_utf8(path, "label file").splitlines(), 1):
+        if not line.strip():
+            continue
+        key, sep, name = line.partition(":")
+        try:
+            ident = int(key)
+        except ValueError:
+            ident = None
+        if not sep or ident is None:
+            raise ValueError(f"{path}: line {n}: expected '<id>: <name>', got {line.strip()!r}")
+        names[ident] = name.replace(" ", "").strip()
+    return names
+
+
+def find_voc2010_dir(root: PathLike) -> Path:
+    """Locate ``VOC2010`` (JPEGImages and ImageSets/Main) given it, VOCdevkit or their parent."""
+    root = Path(root).expanduser()
+    candidates = [root, root / "VOC2010", root / "VOCdevkit" / "VOC2010"]
+    for c in candidates:
+        if (c / "JPEGImages").is_dir() and (c / "ImageSets" / "Main").is_dir():
+            return c
+    raise FileNotFoundError(
+        f"no VOC2010 images under {root}: looked for JPEGImages and ImageSets/Main in "
+        + ", ".join(str(c) for c in candidates)
+        + " (fcnseg.data.download_pascal_context fetches it)"
+    )
+
+
+def find_context_dir(root: PathLike) -> Path:
+    """Locate the PASCAL-Context annotations (trainval/, labels.txt, 59_labels.txt)."""
+    root = Path(root).expanduser()
+    candidates = [root, root / "pascal-context", root / "PASCAL-Context"]
+    for c in candidates:
+        if (c / "trainval").is_dir() and (c / "labels.txt").is_file():
+            if not (c / "59_labels.txt").is_file():
+                raise FileNotFoundError(
+                    f"{c / '59_labels.txt'} is missing: the 59-class task needs the dataset's "
+                    f"59_labels.txt beside labels.txt"
+                )
+            return c
+    raise FileNotFoundError(
+        f"no PASCAL-Context annotations under {root}: looked for trainval/ and labels.txt in "
+        + ", ".join(str(c) for c in candidates)
+        + " (fcnseg.data.download_pascal_context fetches them)"
+    )
+
+
+def _task_table(context_dir: Path) -> tuple[tuple[str, ...], np.ndarray]:
+    """The task's class names (background first) and the lookup table full id → task class."""
+    full = read_label_names(context_dir / "labels.txt")
+    task = read_label_names(context_dir / "59_labels.txt")
+    by_name = {name: ident for ident, name in full.items()}
+    table = np.zeros(max(full, default=0) + 1, dtype=np.int64)
+    names = ["background"]
+    for k, (_, name) in enumerate(sorted(task.items()), start=1):
+        full_name = _FULL_NAME.get(name, name)
+        if full_name not in by_name:
+            raise ValueError(
+                f"{context_dir / '59_labels.txt'}: class {name!r} is not in "
+                f"{context_dir / 'labels.txt'}"
+            )
+        table[by_name[full_name]] = k
+        names.append(name)
+    return tuple(names), table
+
+
+class PascalContext(FileSegmentationDataset):
+    """PASCAL-Context, 59-class task: 60 outputs, 0 = background, no void.
+
+    Args:
+        root: the folder holding ``VOCdevkit`` and ``pascal-context`` (see the module doc).
+        split: a list in VOC2010's ``ImageSets/Main`` ("train" or "val").
+        transform: optional joint transform.
+        context_dir: the annotations' folder when it is not ``root/pascal-context``.
+
+    ``input_convention`` is the reference's colour normalisation for this dataset.
+    """
+
+    classes = PASCAL_CONTEXT_CLASSES
+    ignore_index = 255
+    input_convention = PASCAL_CONTEXT_BGR
+
+    def __init__(
+        self,
+        root: PathLike,
+        split: str = "train",
+        transform: Transform | None = None,
+        *,
+        context_dir: PathLike | None = None,
+    ) -> None:
+        super().__init__(transform)
+        self.split = split
+        self.voc_dir = find_voc2010_dir(root)
+        self.context_dir = find_context_dir(context_dir if context_dir is not None else root)
+        self.classes, self._table = _task_table(self.context_dir)
+        lists = self.voc_dir / "ImageSets" / "Main"
+        path = lists / f"{split}.txt"
+        if not path.is_file():
+            raise ValueError(f"split: VOC2010 has no list {split!r} ({path} missing); "
+                             f"PASCAL-Context uses train and val")
+        self.ids = read_split_list(path)
+
+    def image_path(self, index: int) -> Path:
+        return self.voc_dir / "JPEGImages" / f"{self.ids[index]}.jpg"
+
+    def label_path(self, index: int) -> Path:
+        return self.context_dir / "trainval" / f"{self.ids[index]}.mat"
+
+    def read_label(self, index: int) -> np.ndarray:
+        path = self.label_path(index)
+        full = read_mat_label(path, "LabelMap")
+        if full.size and full.min() < 0:
+            raise DataError(path, f"negative label ids in LabelMap: {int(full.min())}")
+        # Ids past the end of labels.txt are no task class: background, as the reference does.
+        return np.where(full < len(self._table),
+                        self._table[np.minimum(full, len(self._table) - 1)], 0)
+
+    def __repr__(self) -> str:
+        return f"PascalContext({self.voc_dir}, split={self.split!r}, {len(self)} images)"

@@ -1,0 +1,144 @@
+"""SIFT Flow (Liu et al. 2009; labels of Tighe & Lazebnik 2010): 256×256 outdoor scenes, each
+with two label maps, semantic (33 classes) and geometric (sky, horizontal, vertical).
+
+On disk (the dataset's archive plus the FCN reference's split lists)::
+
+    ROOT/{trainval,test}.txt                                   ids (2,488 / 200)
+    ROOT/Images/spatial_envelope_256x256_static_8outdoorcategories/<id>.jpg
+    ROOT/SemanticLabels/spatial_envelope_256x256_static_8outdoorcategories/<id>.mat   field S
+    ROOT/GeoLabels/spatial_envelope_256x256_static_8outdoorcategories/<id>.mat        field S
+
+Semantic ``S`` holds 0 (void) and 1-33; geometric ``S`` holds -1 (void) and 1-3. Both are
+shifted down by one, void becoming 255. ``dataset[i]`` is ``(image, {"semantic": H×W,
+"geometric": H×W})``. The two images without annotations are left out of every split
+(``excluded_ids``); cow, desert and moon never occur in the test set and are left out of the
+semantic class means (``eval_exclude_classes``), as the reference evaluates.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fcnseg.conventions import InputConvention
+from fcnseg.data.base import FileSegmentationDataset, Transform
+from fcnseg.data.errors import DataError
+from fcnseg.data.io import check_label_values, read_image, read_mat_label
+from fcnseg.data.voc import read_split_list
+from fcnseg.utils.typing import PathLike
+
+__all__ = [
+    "SIFTFLOW_BGR",
+    "SIFTFLOW_EXCLUDED_CLASSES",
+    "SIFTFLOW_EXCLUDED_IDS",
+    "SIFTFLOW_GEOMETRIC_CLASSES",
+    "SIFTFLOW_SEMANTIC_CLASSES",
+    "SIFTFlow",
+    "find_siftflow_dir",
+]
+
+SIFTFLOW_SEMANTIC_CLASSES: tuple[str, ...] = (
+    "awning", "balcony", "bird", "boat", "bridge", "building", "bus", "car", "cow", "crosswalk",
+    "desert", "door", "fence", "field", "grass", "moon", "mountain", "person", "plant", "pole",
+    "river", "road", "rock", "sand", "sea", "sidewalk", "sign", "sky", "staircase",
+    "streetlight", "sun", "tree", "window",
+)
+SIFTFLOW_GEOMETRIC_CLASSES: tuple[str, ...] = ("sky", "horizontal", "vertical")
+
+#: Semantic classes absent from the test set, left out of the semantic class means.
+SIFTFLOW_EXCLUDED_CLASSES: tuple[int, ...] = tuple(
+    SIFTFLOW_SEMANTIC_CLASSES.index(c) for c in ("cow", "desert", "moon"))
+
+#: The two images without annotations, left out of every split.
+SIFTFLOW_EXCLUDED_IDS: tuple[str, ...] = ("highway_bost181", "street_urb506")
+
+#: The reference's colour normalisation for SIFT Flow: BGR, 0-255, minus its mean.
+SIFTFLOW_BGR = InputConvention(
+    name="siftflow_bgr", channel_order="BGR", scale=1.0,
+    mean=(114.578, 115.294, 108.353), std=(1.0, 1.0, 1.0),
+)
+
+_SUBDIR = "spatial_envelope_256x256_static_8outdoorcategories"
+
+
+def find_siftflow_dir(root: PathLike) -> Path:
+    """Locate the SIFT Flow folder (Images/, SemanticLabels/, GeoLabels/) given it or its parent."""
+    root = Path(root).expanduser()
+    candidates = [root, root / "SiftFlowDataset", root / "sift-flow"]
+    for c in candidates:
+        if all((c / d / _SUBDIR).is_dir() for d in ("Images", "SemanticLabels", "GeoLabels")):
+            return c
+    raise FileNotFoundError(
+        f"no SIFT Flow data under {root}: looked for Images/, SemanticLabels/ and GeoLabels/ "
+        f"(each with {_SUBDIR}/) in " + ", ".join(str(c) for c in candidates)
+        + " (fcnseg.data.download_siftflow fetches it)"
+    )
+
+
+class SIFTFlow(FileSegmentationDataset):
+    """SIFT Flow with its two label maps: ``(image, {"semantic": ..., "geometric": ...})``.
+
+    Args:
+        root: the SIFT Flow folder or the folder holding ``SiftFlowDataset`` (module doc).
+        split: "trainval" or "test" (a ``ROOT/<split>.txt`` list, as in the FCN reference).
+        transform: optional joint transform (it receives the dict of label maps).
+
+    ``classes`` are the semantic classes; ``heads`` names both heads' classes.
+    ``input_convention`` is the reference's colour normalisation for this dataset.
+    """
+
+    classes = SIFTFLOW_SEMANTIC_CLASSES
+    heads = {"semantic": SIFTFLOW_SEMANTIC_CLASSES, "geometric": SIFTFLOW_GEOMETRIC_CLASSES}
+    eval_exclude_classes = {"semantic": SIFTFLOW_EXCLUDED_CLASSES}
+    excluded_ids = SIFTFLOW_EXCLUDED_IDS
+    ignore_index = 255
+    input_convention = SIFTFLOW_BGR
+
+    def __init__(
+        self, root: PathLike, split: str = "trainval", transform: Transform | None = None
+    ) -> None:
+        super().__init__(transform)
+        self.split = split
+        self.dir = find_siftflow_dir(root)
+        path = self.dir / f"{split}.txt"
+        if not path.is_file():
+            raise ValueError(
+                f"split: SIFT Flow has no list {split!r} ({path} missing); the FCN reference's "
+                f"trainval.txt and test.txt (data/sift-flow/ in its release) go beside Images/"
+            )
+        excluded = set(self.excluded_ids)
+        self.ids = [i for i in read_split_list(path) if i not in excluded]
+
+    def image_path(self, index: int) -> Path:
+        return self.dir / "Images" / _SUBDIR / f"{self.ids[index]}.jpg"
+
+    def label_path(self, index: int, head: str = "semantic") -> Path:
+        folder = {"semantic": "SemanticLabels", "geometric": "GeoLabels"}[head]
+        return self.dir / folder / _SUBDIR / f"{self.ids[index]}.mat"
+
+    def read_label(self, index: int) -> dict[str, np.ndarray]:  # type: ignore[override]
+        labels = {}
+        for head, classes in self.heads.items():
+            path = self.label_path(index, head)
+            stored = read_mat_label(path, "S")
+            if head == "geometric":
+                stored = np.where(stored == -1, 0, stored)  # -1 is void here
+            check_label_values(path, stored, len(classes) + 1, ignore_index=0)
+            labels[head] = np.where(stored == 0, self.ignore_index, stored - 1)
+        return labels
+
+    def load(self, index: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:  # type: ignore[override]
+        image = read_image(self.image_path(index))
+        labels = self.read_label(index)
+        for head, label in labels.items():
+            if label.shape != image.shape[:2]:
+                raise DataError(
+                    self.label_path(index, head),
+                    f"{head} label is {label.shape[1]}×{label.shape[0]} but its image "
+                    f"{self.image_path(index).name} is {image.shape[1]}×{image.shape[0]} (W×H)",
+                )
+        return image, labels
+
+    def __repr__(self) -> str:
+        return f"SIFTFlow({self.dir}, split={self.split!r}, {len(self)} images)"

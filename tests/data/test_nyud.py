@@ -1,0 +1,140 @@
+"""NYUDv2 in the reference's layout: colour, HHA and depth inputs as a dict keyed by modality."""
+
+import math
+import re
+
+import numpy as np
+import pytest
+import torch
+from ondisk import write_nyud
+from PIL import Image
+from scipy.io import savemat
+
+from fcnseg.cli.main import main
+from fcnseg.data import NYUD_CLASSES, NYUDv2, build_dataset, collate_segmentation
+from fcnseg.data.modalities import HHA_MEAN, LOG_DEPTH_MEAN
+from fcnseg.data.nyud import NYUD_BGR
+from fcnseg.data.transforms import Normalize, RandomCrop, RandomHorizontalFlip, RandomScale
+
+
+@pytest.fixture()
+def nyud_root(tmp_path):
+    write_nyud(tmp_path, {"train": ["5001", "5002"], "test": ["5003"]})
+    return tmp_path
+
+
+def test_inputs_are_a_dict_keyed_by_modality_in_the_order_asked(nyud_root):
+    inputs, label = NYUDv2(nyud_root, "train", modalities=("hha", "color", "depth"))[0]
+    assert list(inputs) == ["hha", "color", "depth"]
+    color = np.asarray(Image.open(nyud_root / "nyud" / "data" / "images" / "img_5001.png"))
+    np.testing.assert_array_equal(inputs["color"], color)
+    assert inputs["hha"].shape == (24, 32, 3) and inputs["hha"].dtype == np.uint8
+    depth = np.asarray(Image.open(nyud_root / "nyud" / "data" / "depth" / "img_5001.png"))
+    np.testing.assert_array_equal(inputs["depth"], depth.astype(np.float32))  # raw 16-bit values
+    assert label.shape == (24, 32)
+
+
+def test_default_is_colour_only(nyud_root):
+    inputs, _ = NYUDv2(nyud_root, "test")[0]
+    assert list(inputs) == ["color"]
+
+
+def test_labels_shift_down_so_void_becomes_the_ignore_value(nyud_root):
+    seg = np.array([[0, 1, 40], [2, 0, 39]], dtype=np.uint8)
+    savemat(nyud_root / "nyud" / "segmentation" / "img_5003.mat", {"segmentation": seg})
+    ds = NYUDv2(nyud_root, "test")
+    np.testing.assert_array_equal(ds.read_label(0), [[255, 0, 39], [1, 255, 38]])
+    assert ds.num_classes == 40 and ds.classes == NYUD_CLASSES and ds.ignore_index == 255
+
+
+def test_each_modality_has_its_own_normalisation():
+    inputs = {"color": np.array([[[10, 20, 30]]], np.uint8),
+              "hha": np.array([[[200, 100, 50]]], np.uint8),
+              "depth": np.array([[2000.0, 0.0]], np.float32)[:, :1]}
+    x, y = Normalize(NYUD_BGR)(inputs, np.zeros((1, 1), np.int64))
+    # colour: BGR minus the NYUDv2 mean
+    np.testing.assert_allclose(x["color"][:, 0, 0], [30 - 116.190, 20 - 97.203, 10 - 92.318],
+                               rtol=1e-5)
+    np.testing.assert_allclose(x["hha"][:, 0, 0], np.subtract([200, 100, 50], HHA_MEAN),
+                               rtol=1e-5)
+    assert x["depth"].shape == (1, 1, 1)
+    np.testing.assert_allclose(x["depth"][0, 0, 0], math.log(2000.0) - LOG_DEPTH_MEAN, rtol=1e-5)
+    assert y.dtype == torch.int64
+
+
+def test_missing_depth_normalises_to_zero_not_minus_infinity():
+    x, _ = Normalize(NYUD_BGR)({"depth": np.zeros((2, 2), np.float32)}, np.zeros((2, 2)))
+    assert torch.equal(x["depth"], torch.zeros(1, 2, 2))
+
+
+def test_unknown_modality_is_refused(nyud_root):
+    with pytest.raises(ValueError, match=r"modalities: expected distinct names.*'rgb'"):
+        NYUDv2(nyud_root, "train", modalities=("rgb",))
+
+
+def positional_sample(h=6, w=8):
+    """Inputs and a label whose values encode each pixel's column, so geometry can be traced."""
+    cols = np.tile(np.arange(w), (h, 1))
+    inputs = {"color": np.repeat((cols * 10)[..., None], 3, axis=2).astype(np.uint8),
+              "hha": np.repeat((cols * 10 + 1)[..., None], 3, axis=2).astype(np.uint8),
+              "depth": (cols * 10 + 2).astype(np.float32)}
+    return inputs, cols.astype(np.int64)
+
+
+def test_crop_and_flip_move_every_input_with_the_label():
+    inputs, label = positional_sample()
+    g = torch.Generator().manual_seed(3)
+    inputs, label = RandomCrop((4, 5), generator=g)(inputs, label)
+    inputs, label = RandomHorizontalFlip(p=1.0)(inputs, label)
+    assert label.shape == (4, 5)
+    np.testing.assert_array_equal(inputs["color"][..., 0], label * 10)
+    np.testing.assert_array_equal(inputs["hha"][..., 0], label * 10 + 1)
+    np.testing.assert_array_equal(inputs["depth"], label * 10 + 2)
+
+
+def test_scale_resizes_every_input_and_the_label_alike():
+    inputs, label = positional_sample()
+    inputs, label = RandomScale(2.0, 2.0)(inputs, label)
+    assert label.shape == (12, 16)
+    assert {k: v.shape[:2] for k, v in inputs.items()} == {k: (12, 16) for k in inputs}
+    assert inputs["depth"].dtype == np.float32  # depth is resampled as numbers, not as a picture
+
+
+def test_crop_pads_each_modality_with_what_normalises_to_zero():
+    from fcnseg.data.transforms import build_train_transform
+
+    inputs, label = positional_sample(2, 2)
+    t = build_train_transform(NYUD_BGR, crop_size=4, flip=False)
+    x, y = t(inputs, label)
+    assert (y[2:] == 255).all() and (y[:, 2:] == 255).all()
+    for key in ("color", "hha", "depth"):
+        np.testing.assert_allclose(x[key][:, 2:, 2:], 0, atol=0.5, err_msg=key)
+
+
+def test_collate_stacks_each_modality_and_pads_the_label(nyud_root):
+    ds = NYUDv2(nyud_root, "train", modalities=("color", "hha", "depth"),
+                transform=Normalize(NYUD_BGR))
+    (x0, y0), (x1, y1) = ds[0], ds[1]
+    x1 = {k: v[:, :20, :30] for k, v in x1.items()}
+    images, labels = collate_segmentation([(x0, y0), (x1, y1[:20, :30])])
+    assert {k: tuple(v.shape) for k, v in images.items()} == {
+        "color": (2, 3, 24, 32), "hha": (2, 3, 24, 32), "depth": (2, 1, 24, 32)}
+    assert tuple(labels.shape) == (2, 24, 32)
+    assert (labels[1, 20:] == 255).all() and (images["hha"][1, :, 20:] == 0).all()
+    assert torch.equal(images["depth"][0], x0["depth"])
+
+
+def test_build_dataset_takes_the_modalities(nyud_root):
+    ds = build_dataset({"name": "nyud", "root": str(nyud_root), "split": "test",
+                        "modalities": ["color", "hha"]})
+    assert isinstance(ds, NYUDv2) and ds.modalities == ("color", "hha")
+
+
+def test_check_data_reads_every_modality_and_names_a_bad_file(nyud_root, capsys):
+    Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(
+        nyud_root / "nyud" / "data" / "hha" / "img_5002.png")
+    assert main(["check-data", "--dataset", "nyud", "--root", str(nyud_root)]) == 1
+    out = capsys.readouterr().out
+    assert re.search(r"train\s+2\n", out) and re.search(r"test\s+1\n", out)
+    assert re.search(r"hha/img_5002.png: hha input is 10×10 but its label img_5002.mat is 32×24",
+                     out)

@@ -97,7 +97,7 @@ def test_crop_stays_in_bounds_for_every_input_size_1_to_512(variant: str) -> Non
         score = output_size(n, layers)
         assert score >= 1, n
         upsampled = output_size(score, [model.head.upscore.up])
-        assert 0 <= offset and offset + n <= upsampled, (n, score, upsampled)
+        assert offset >= 0 and offset + n <= upsampled, (n, score, upsampled)
 
 
 @pytest.mark.parametrize("variant", ["caffe", "torchvision"])

@@ -15,7 +15,6 @@ from fcnseg.conventions import CAFFE_BGR, TORCHVISION_RGB
 from fcnseg.data.palette import voc_palette
 from fcnseg.models import build_model, fcn_alexnet, optimize
 from fcnseg.models.geometry import output_size
-from fcnseg.pretrained.caffemodel import write_caffemodel
 
 # The Caffe net's weighted layers, full size (voc-fcn-alexnet: conv2/4/5 in two groups).
 CAFFE_SHAPES = {
@@ -237,29 +236,6 @@ def test_torchvision_file_into_the_caffe_variant_is_refused(tmp_path: Path) -> N
     with pytest.raises(ValueError, match="conv1"):
         build_model("fcn_alexnet", variant="caffe", width=0.25, fc_channels=16,
                     backbone_weights=path)
-
-
-def test_caffe_imagenet_alexnet_loads_from_a_caffemodel(tmp_path: Path) -> None:
-    # bvlc_alexnet's layout: Convolution conv1 … conv5 (grouped 2/4/5), InnerProduct fc6/fc7/fc8.
-    rng = np.random.default_rng(0)
-    width, fc = 0.125, 16
-    shapes = [(12, 3, 11, 11), (32, 6, 5, 5), (48, 32, 3, 3), (48, 24, 3, 3), (32, 24, 3, 3)]
-    layers = [("data", "Data", [])]
-    for i, shape in enumerate(shapes, 1):
-        layers.append((f"conv{i}", "Convolution", [rng.standard_normal(shape, dtype=np.float32),
-                                                   rng.standard_normal(shape[0],
-                                                                       dtype=np.float32)]))
-    for name, n_in, n_out in (("fc6", 32 * 36, fc), ("fc7", fc, fc), ("fc8", fc, 1000)):
-        layers.append((name, "InnerProduct", [rng.standard_normal((n_out, n_in),
-                                                                  dtype=np.float32),
-                                              rng.standard_normal(n_out, dtype=np.float32)]))
-    path = write_caffemodel(tmp_path / "bvlc_alexnet.caffemodel", layers, v1=True)
-    model = fcn_alexnet(21, width=width, fc_channels=fc, backbone_weights=path)
-    blobs = {name: b for name, _, b in layers}
-    assert torch.equal(model.conv4.weight, torch.from_numpy(blobs["conv4"][0]))
-    assert torch.equal(model.conv2.bias, torch.from_numpy(blobs["conv2"][1]))
-    assert torch.equal(model.fc6.weight, torch.from_numpy(blobs["fc6"][0]).view(fc, 32, 6, 6))
-    assert model.input_convention == CAFFE_BGR
 
 
 def test_onnx_export_at_small_width(tmp_path: Path) -> None:

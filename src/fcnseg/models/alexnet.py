@@ -41,8 +41,10 @@ __all__ = [
     "ALEXNET_VARIANTS",
     "AlexNetTrunk",
     "alexnet_upsampling",
+    "copy_alexnet_caffe_weights",
     "load_alexnet_caffe_weights",
     "load_alexnet_weights",
+    "read_alexnet_caffemodel",
     "torchvision_alexnet_key_map",
 ]
 
@@ -209,24 +211,42 @@ def load_alexnet_caffe_weights(
     path = Path(path)
     if "conv1.weight" not in model.state_dict():
         raise WeightsError(f"{path}: Caffe AlexNet weights need fcn_alexnet(variant='caffe')")
-    if path.suffix == ".caffemodel":
-        # Lazy import: the .caffemodel reader lives with the pretrained-weights code, which
-        # imports the models.
-        from fcnseg.pretrained.caffemodel import read_caffemodel
-
-        layers = read_caffemodel(path).with_blobs()
-        sd: Mapping[str, torch.Tensor] = {
-            f"{name}.{kind}": torch.from_numpy(blob.data.reshape(-1).copy())
-            for name in CAFFE_ALEXNET_LAYERS if name in layers
-            for kind, blob in zip(("weight", "bias"), layers[name].blobs, strict=False)}
-        own = model.state_dict()
-        sd = {k: v.reshape(own[k].shape) if k in own and v.numel() == own[k].numel() else v
-              for k, v in sd.items()}
-    else:
-        sd = read_state_dict(path)
-    mapping = {f"{n}.{kind}": f"{n}.{kind}" for n in CAFFE_ALEXNET_LAYERS
-               for kind in ("weight", "bias")}
-    copy_convolutionalized(model, path, sd, mapping, "Caffe AlexNet")
+    sd = read_alexnet_caffemodel(path) if path.suffix == ".caffemodel" else read_state_dict(path)
+    copy_alexnet_caffe_weights(model, path, sd)
     if convention is not None:
         model.input_convention = get_convention(convention)
     return model
+
+
+def read_alexnet_caffemodel(path: PathLike) -> dict[str, torch.Tensor]:
+    """The weights of a Caffe ImageNet AlexNet file as a state dict ``conv1.weight`` …
+    ``fc7.bias`` (Caffe's shapes, legacy leading 1s dropped; fc8 left out)."""
+    # Lazy import: the .caffemodel reader lives with the pretrained-weights code, which imports
+    # the models.
+    from fcnseg.pretrained.caffemodel import read_caffemodel
+
+    layers = read_caffemodel(path).with_blobs()
+    sd: dict[str, torch.Tensor] = {}
+    for name in CAFFE_ALEXNET_LAYERS:
+        if name not in layers:
+            continue
+        for kind, blob in zip(("weight", "bias"), layers[name].blobs, strict=False):
+            shape = list(blob.shape)
+            while len(shape) > {"weight": 2, "bias": 1}[kind] and shape[0] == 1:
+                shape = shape[1:]
+            sd[f"{name}.{kind}"] = torch.from_numpy(blob.data.reshape(shape).copy())
+    return sd
+
+
+def copy_alexnet_caffe_weights(model: nn.Module, path: Path,
+                               sd: Mapping[str, torch.Tensor]) -> None:
+    """Copy a Caffe AlexNet state dict (:func:`read_alexnet_caffemodel`) into ``model``,
+    reshaping the InnerProduct fc6/fc7; errors name ``path`` and the offending keys."""
+    own = model.state_dict()
+    sd = dict(sd)
+    for key in ("fc6.weight", "fc7.weight"):
+        if key in sd and key in own and sd[key].numel() == own[key].numel():
+            sd[key] = sd[key].reshape(own[key].shape)  # (out, in·6·6) → (out, in, 6, 6)
+    mapping = {f"{n}.{kind}": f"{n}.{kind}" for n in CAFFE_ALEXNET_LAYERS
+               for kind in ("weight", "bias")}
+    copy_convolutionalized(model, path, sd, mapping, "Caffe AlexNet")

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from fcnseg.checkpoint import build_model_from_checkpoint, save_checkpoint
 from fcnseg.conventions import TORCHVISION_RGB
 from fcnseg.data.palette import voc_palette
-from fcnseg.models import build_model, fcn8s_googlenet, fcn32s_googlenet
+from fcnseg.models import build_model, fcn8s_googlenet, fcn32s_googlenet, optimize
 from fcnseg.models.geometry import CoordMap, output_size
 
 # torchvision's GoogLeNet, as its architecture documents it: Inception(in, ch1x1, ch3x3red,
@@ -110,7 +110,7 @@ def test_every_window_stays_inside_its_upsampling_for_sizes_1_to_512(variant: st
     trunk, head = model.trunk, model.head
     for n in range(1, 513):
         padded = max(n, trunk.min_input)
-        sizes = {s: output_size(padded, trunk._strided(s)) for s in (8, 16, 32)}
+        sizes = {s: output_size(padded, trunk.strided_layers(s)) for s in (8, 16, 32)}
         assert min(sizes.values()) >= 1, n
         chain = [(head.upscore2, 32, sizes[16]), (head.upscore_pool4, 16, sizes[8])]
         current = 32
@@ -205,6 +205,16 @@ def test_forward_agrees_with_an_independent_functional_implementation(variant: s
     scale = float(expected.abs().max())
     assert scale > 0
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5 * scale)
+
+
+def test_optimized_forward_agrees_with_the_plain_one() -> None:
+    model = _randomize(fcn8s_googlenet(3, width=0.125), 4)
+    x = torch.rand(1, 3, 61, 77)
+    with torch.no_grad():
+        plain = model(x)
+        fast = optimize(model, "inference")(x)
+    assert any("separable" in o for o in model.optimizations)
+    torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-5 * float(plain.abs().max()))
 
 
 def test_transform_input_off_feeds_the_input_unchanged() -> None:

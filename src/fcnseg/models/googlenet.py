@@ -144,9 +144,9 @@ class GoogLeNetTrunk(nn.Module):
             if isinstance(m, nn.Conv2d):  # torchvision: truncated normal, std 0.01
                 nn.init.trunc_normal_(m.weight, std=0.01, a=-2, b=2)
         self.min_input = next(n for n in range(1, 1024)
-                              if output_size(n, self._strided(32)) >= 1)
+                              if output_size(n, self.strided_layers(32)) >= 1)
 
-    def _strided(self, stride: int) -> list[nn.Module]:
+    def strided_layers(self, stride: int) -> list[nn.Module]:
         """The layers that move the grid, from the input to the feature at ``stride`` (the
         Inception blocks keep it: "same" convolutions and 3×3/1 pad 1 pools)."""
         layers: list[nn.Module] = [self.conv1.conv, self.maxpool1, self.conv3.conv, self.maxpool2]
@@ -158,7 +158,7 @@ class GoogLeNetTrunk(nn.Module):
 
     def coord_maps(self) -> dict[int, CoordMap]:
         """Maps of inception3b, 4e and 5b: ``CoordMap(8, 6)``, ``(16, 14)``, ``(32, 22)``."""
-        return {s: trace(self._strided(s)) for s in (8, 16, 32)}
+        return {s: trace(self.strided_layers(s)) for s in (8, 16, 32)}
 
     def _transform_input(self, x: torch.Tensor) -> torch.Tensor:
         scale = x.new_tensor([s / 0.5 for s in _STD]).view(1, 3, 1, 1)

@@ -11,8 +11,10 @@ from fcnseg.engine.config import (
     list_recipes,
     load_config,
 )
+from fcnseg.models import PRETRAINED
 
 SHIPPED = ["voc-fcn32s", "voc-fcn16s", "voc-fcn8s", "voc-fcn8s-atonce", "voc-fcn8s-modern",
+           "voc-fcn-alexnet", "voc-fcn32s-googlenet",
            "folder-fcn8s", "synthetic-fcn8s", "synthetic-fcn32s"]
 
 
@@ -38,6 +40,18 @@ def test_reference_recipes_follow_the_paper() -> None:
         assert c.data.train["name"] == "sbd" and c.data.val["name"] == "seg11valid"
     assert load_config("voc-fcn8s-atonce").train.iterations == 300_000
     assert load_config("voc-fcn32s").model.backbone_weights == "vgg16_caffe"
+
+
+def test_table1_recipes_follow_the_paper_and_the_reference() -> None:
+    alexnet, googlenet = load_config("voc-fcn-alexnet"), load_config("voc-fcn32s-googlenet")
+    assert alexnet.model.arch == "fcn_alexnet" and alexnet.optim.lr == 1e-4
+    assert googlenet.model.arch == "fcn32s_googlenet" and googlenet.optim.lr == 5e-5
+    for c in (alexnet, googlenet):
+        assert c.loss.reduction == "mean" and c.optim.momentum == 0.9
+        assert c.optim.weight_decay == 5e-4 and c.optim.bias_lr_mult == 2.0
+        assert c.schedule.name == "fixed" and not c.model.train_upsampling
+        assert c.model.backbone_weights in PRETRAINED
+        assert c.data.train["name"] == "sbd" and c.data.val["name"] == "seg11valid"
 
 
 def test_override_parses_yaml_values_into_nested_fields() -> None:

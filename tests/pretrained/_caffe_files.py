@@ -61,3 +61,22 @@ def imagenet_vgg16_layers(seed: int = 0) -> list[tuple[str, str, list[np.ndarray
                        [rng.standard_normal((n_out, n_in), dtype=np.float32),
                         rng.standard_normal(n_out, dtype=np.float32)]))
     return layers
+
+
+def imagenet_alexnet_layers(width: float = 0.125, fc: int = FC, seed: int = 0
+                            ) -> list[tuple[str, str, list[np.ndarray]]]:
+    """A small ImageNet AlexNet in Caffe's layout (bvlc_alexnet): Convolution conv1 … conv5
+    (conv2/4/5 in two groups), InnerProduct fc6/fc7/fc8, fc6 over the flattened 6×6 pool5."""
+    rng = np.random.default_rng(seed)
+    c1, c2, c3, c5 = (round(c * width) for c in (96, 256, 384, 256))
+    shapes = {"conv1": (c1, 3, 11, 11), "conv2": (c2, c1 // 2, 5, 5), "conv3": (c3, c2, 3, 3),
+              "conv4": (c3, c3 // 2, 3, 3), "conv5": (c5, c3 // 2, 3, 3)}
+    layers: list[tuple[str, str, list[np.ndarray]]] = [("data", "Data", [])]
+    for name, shape in shapes.items():
+        layers.append((name, "Convolution", [rng.standard_normal(shape, dtype=np.float32),
+                                             rng.standard_normal(shape[0], dtype=np.float32)]))
+    for name, n_in, n_out in (("fc6", c5 * 36, fc), ("fc7", fc, fc), ("fc8", fc, 1000)):
+        layers.append((name, "InnerProduct",
+                       [rng.standard_normal((n_out, n_in), dtype=np.float32),
+                        rng.standard_normal(n_out, dtype=np.float32)]))
+    return layers

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -140,11 +141,13 @@ def test_at_once_scales_other_than_the_built_in_ones_are_refused(tmp_path: Path)
 
 
 def test_a_model_not_built_yet_says_so(tmp_path: Path) -> None:
-    layers = [(n, "Convolution", [np.zeros((21, 2, 1, 1), np.float32)])
-              for n in REFERENCE_MODELS["fcn-alexnet-pascal"].layers]
-    path = write_caffemodel(tmp_path / "fcn-alexnet-pascal.caffemodel", layers)
-    with pytest.raises(CaffeModelError, match="fcn-alexnet-pascal cannot be converted yet: "
-                                              "FCN-AlexNet is not built yet"):
+    ref = REFERENCE_MODELS["siftflow-fcn32s-heavy"]
+    assert ref.pending
+    layers = [(n, "Convolution", [np.zeros((ref.num_classes, 2, 1, 1), np.float32)])
+              for n in ref.layers]
+    path = write_caffemodel(tmp_path / "siftflow-fcn32s-heavy.caffemodel", layers)
+    with pytest.raises(CaffeModelError, match=re.escape(f"siftflow-fcn32s-heavy cannot be "
+                                                        f"converted yet: {ref.pending}")):
         convert_caffemodel(path)
 
 

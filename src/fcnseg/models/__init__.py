@@ -10,26 +10,36 @@
 - :mod:`~fcnseg.models.fastpath`: :func:`optimize`, the fast paths as a transform.
 """
 
+from fcnseg.models.alexnet import (
+    AlexNetTrunk,
+    load_alexnet_caffe_weights,
+    load_alexnet_weights,
+)
 from fcnseg.models.backbone import backbone_fcn, fcn_from_backbone, fcn_from_factory
 from fcnseg.models.builders import (
     MODEL_BUILDERS,
     build_model,
     fcn8s,
     fcn8s_atonce,
+    fcn8s_googlenet,
     fcn8s_resnet50,
     fcn8s_vgg16_bn,
     fcn16s,
+    fcn16s_googlenet,
     fcn16s_resnet50,
     fcn16s_vgg16_bn,
     fcn32s,
+    fcn32s_googlenet,
     fcn32s_resnet50,
     fcn32s_vgg16_bn,
+    fcn_alexnet,
     fcn_resnet50,
     fcn_resnet101,
 )
 from fcnseg.models.factories import allow_factory_modules, backbone_factory
 from fcnseg.models.fastpath import optimize, plain_copy
 from fcnseg.models.fcn import FCN, GEOMETRIES, vgg16_fcn
+from fcnseg.models.googlenet import GoogLeNetTrunk, load_googlenet_weights
 from fcnseg.models.head import (
     BACKBONE_NAMES,
     VGG_NAMES,
@@ -64,8 +74,10 @@ __all__ = [
     "MODEL_BUILDERS",
     "PRETRAINED",
     "VGG_NAMES",
+    "AlexNetTrunk",
     "AlignedUpsampling",
     "BackboneError",
+    "GoogLeNetTrunk",
     "HeadNames",
     "ModelIdentity",
     "ResNet",
@@ -84,22 +96,29 @@ __all__ = [
     "edge_upsampling",
     "fcn8s",
     "fcn8s_atonce",
+    "fcn8s_googlenet",
     "fcn8s_resnet50",
     "fcn8s_vgg16_bn",
     "fcn16s",
+    "fcn16s_googlenet",
     "fcn16s_resnet50",
     "fcn16s_vgg16_bn",
     "fcn32s",
+    "fcn32s_googlenet",
     "fcn32s_resnet50",
     "fcn32s_vgg16_bn",
+    "fcn_alexnet",
     "fcn_from_backbone",
     "fcn_from_factory",
     "fcn_resnet50",
     "fcn_resnet101",
     "fetch_pretrained",
     "init_from",
+    "load_alexnet_caffe_weights",
+    "load_alexnet_weights",
     "load_backbone_weights",
     "load_fcn_weights",
+    "load_googlenet_weights",
     "load_resnet_weights",
     "load_torchvision_fcn_weights",
     "load_vgg16_bn_weights",

@@ -11,8 +11,16 @@ from typing import Any
 from torch import nn
 
 from fcnseg.conventions import CAFFE_BGR, TORCHVISION_RGB, InputConvention
+from fcnseg.models.alexnet import (
+    AlexNetTrunk,
+    alexnet_upsampling,
+    load_alexnet_caffe_weights,
+    load_alexnet_weights,
+)
 from fcnseg.models.backbone import backbone_fcn, fcn_custom_backbone
 from fcnseg.models.fcn import FCN, vgg16_fcn
+from fcnseg.models.googlenet import GOOGLENET_NAMES, GoogLeNetTrunk, load_googlenet_weights
+from fcnseg.models.head import VGG_NAMES, SkipHead, edge_upsampling
 from fcnseg.models.identity import ModelIdentity
 from fcnseg.models.resnet import ResNetBackbone, load_resnet_weights
 from fcnseg.models.torchvision_fcn import TorchvisionFCN, load_torchvision_fcn_weights
@@ -28,14 +36,19 @@ __all__ = [
     "check_build_kwargs",
     "fcn8s",
     "fcn8s_atonce",
+    "fcn8s_googlenet",
     "fcn8s_resnet50",
     "fcn8s_vgg16_bn",
     "fcn16s",
+    "fcn16s_googlenet",
     "fcn16s_resnet50",
     "fcn16s_vgg16_bn",
     "fcn32s",
+    "fcn32s_googlenet",
     "fcn32s_resnet50",
     "fcn32s_vgg16_bn",
+    "fcn_alexnet",
+    "fcn_googlenet",
     "fcn_resnet50",
     "fcn_resnet101",
     "fcn_resnet_skip",
@@ -258,6 +271,123 @@ MODEL_BUILDERS.update({
     "fcn_resnet50": fcn_resnet50,
     "fcn_resnet101": fcn_resnet101,
     "fcn_custom_backbone": fcn_custom_backbone,
+})
+
+# -- FCN-AlexNet and FCN-GoogLeNet (the paper's Table 1) ----------------------------------------
+def fcn_alexnet(
+    num_classes: int = 21,
+    *,
+    variant: str = "caffe",
+    width: float = 1.0,
+    fc_channels: int = 4096,
+    dropout: float = 0.5,
+    input_convention: InputConvention | str | dict[str, Any] | None = None,
+    backbone_weights: PathLike | None = None,
+    backbone_convention: str | None = None,
+) -> FCN:
+    """FCN-AlexNet (the reference's ``voc-fcn-alexnet``): AlexNet's convolutions, fc6 (6×6) and
+    fc7 (1×1) convolutionalized, ``score_fr`` and a frozen bilinear ``upscore`` (kernel 63,
+    stride 32) cropped to the input (see :mod:`fcnseg.models.alexnet`).
+
+    Args:
+        num_classes: output channels (21 for PASCAL VOC).
+        variant: ``"caffe"`` (the reference: LRN, grouped conv2/4/5, keys ``conv1`` …
+            ``conv5``) or ``"torchvision"`` (torchvision's single-tower AlexNet, keys
+            ``features.0`` … ``features.10``).
+        width, fc_channels: slimmer trunks for CPUs and tests (channel multiplier of the
+            convolutions; channels of fc6/fc7).
+        dropout: dropout probability after fc6 and fc7.
+        input_convention: pixel convention of the weights (default: Caffe's BGR for
+            ``"caffe"``, torchvision's RGB for ``"torchvision"``).
+        backbone_weights: ImageNet AlexNet weights: for ``"caffe"`` Caffe's
+            ``bvlc_alexnet.caffemodel`` (or a state dict with its layer names), for
+            ``"torchvision"`` torchvision's ``alexnet-owt-7be5be79.pth``.
+        backbone_convention: input convention of that file (default: the variant's).
+    """
+    recorded = _recorded(fcn_alexnet, locals())
+    default = CAFFE_BGR.name if variant == "caffe" else TORCHVISION_RGB.name
+    trunk = AlexNetTrunk(variant=variant, width=width, fc_channels=fc_channels, dropout=dropout)
+    head = SkipHead(trunk.out_channels, trunk.coord_maps(), num_classes, variant="32s",
+                    upsampling=alexnet_upsampling, names=VGG_NAMES)
+    identity = ModelIdentity("fcn_alexnet", recorded, input_convention or default)
+    # The reference's layers sit at the top (conv1 …); torchvision's under backbone.features
+    # (an FCN's own ``features`` method keeps that name from the top level).
+    model = FCN(trunk, head, identity, trunk_name=None if variant == "caffe" else "backbone")
+    if backbone_weights is not None and variant == "caffe":
+        load_alexnet_caffe_weights(model, backbone_weights,
+                                   convention=backbone_convention or default)
+    elif backbone_weights is not None:
+        load_alexnet_weights(model, backbone_weights, convention=backbone_convention or default)
+    return model
+
+
+def fcn_googlenet(
+    variant: str,
+    num_classes: int = 21,
+    *,
+    width: float = 1.0,
+    transform_input: bool = True,
+    input_convention: InputConvention | str | dict[str, Any] = TORCHVISION_RGB.name,
+    backbone_weights: PathLike | None = None,
+    backbone_convention: str | None = None,
+) -> FCN:
+    """FCN-``variant`` (``"32s"``, ``"16s"``, ``"8s"``) on GoogLeNet (Inception v1, torchvision's
+    module and key names; see :mod:`fcnseg.models.googlenet`): ``score_fr`` on inception5b,
+    skips scoring inception4e (stride 16) and inception3b (stride 8), frozen bilinear
+    upsampling placed by the coordinate maps.
+
+    Args:
+        variant: which skip levels to fuse.
+        num_classes: output channels.
+        width: multiplier of every channel count (slimmer trunks for CPUs and tests).
+        transform_input: rescale ImageNet-normalised input to torchvision's GoogLeNet scaling
+            inside the model (True for torchvision's weights).
+        input_convention: pixel convention of the model (torchvision's RGB).
+        backbone_weights: torchvision's ImageNet ``googlenet-1378be20.pth`` (aux1, aux2 and fc
+            are dropped; see :func:`fcnseg.models.googlenet.load_googlenet_weights`).
+        backbone_convention: input convention of that file (default: ``input_convention``).
+    """
+    trunk = GoogLeNetTrunk(width=width, transform_input=transform_input)
+    head = SkipHead(trunk.out_channels, trunk.coord_maps(), num_classes, variant=variant,
+                    upsampling=edge_upsampling, names=GOOGLENET_NAMES)
+    identity = ModelIdentity(f"fcn{variant}_googlenet", {
+        "num_classes": num_classes, "width": width, "transform_input": transform_input},
+        input_convention)
+    model = FCN(trunk, head, identity, trunk_name=None)
+    if backbone_weights is not None:
+        load_googlenet_weights(model, backbone_weights,
+                               convention=backbone_convention or input_convention)
+    return model
+
+
+def _googlenet_builder(variant: str) -> Callable[..., FCN]:
+    def builder(
+        num_classes: int = 21,
+        *,
+        width: float = 1.0,
+        transform_input: bool = True,
+        input_convention: InputConvention | str | dict[str, Any] = TORCHVISION_RGB.name,
+        backbone_weights: PathLike | None = None,
+        backbone_convention: str | None = None,
+    ) -> FCN:
+        return fcn_googlenet(variant, num_classes, width=width, transform_input=transform_input,
+                             input_convention=input_convention, backbone_weights=backbone_weights,
+                             backbone_convention=backbone_convention)
+
+    builder.__name__ = builder.__qualname__ = f"fcn{variant}_googlenet"
+    builder.__doc__ = f"FCN-{variant} on GoogLeNet; arguments as :func:`fcn_googlenet`."
+    return builder
+
+
+fcn32s_googlenet = _googlenet_builder("32s")
+fcn16s_googlenet = _googlenet_builder("16s")
+fcn8s_googlenet = _googlenet_builder("8s")
+
+MODEL_BUILDERS.update({
+    "fcn_alexnet": fcn_alexnet,
+    "fcn32s_googlenet": fcn32s_googlenet,
+    "fcn16s_googlenet": fcn16s_googlenet,
+    "fcn8s_googlenet": fcn8s_googlenet,
 })
 
 #: Builder arguments that name files or live objects: used when building, never recorded in or

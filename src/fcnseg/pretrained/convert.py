@@ -266,15 +266,19 @@ def _vgg16_state_dict(net: CaffeNet, ref: ReferenceModel) -> dict[str, torch.Ten
 
 def _build_kwargs(net: CaffeNet, ref: ReferenceModel, layers: dict[str, CaffeLayer]
                   ) -> dict[str, Any]:
-    conv1 = _strip_ones(layers["conv1_1"].blobs[0])[0]
+    alexnet = ref.arch == "fcn_alexnet"
+    first, full = ("conv1", 96) if alexnet else ("conv1_1", 64)
+    conv1 = _strip_ones(layers[first].blobs[0])[0]
     fc = _strip_ones(layers["fc6"].blobs[0])[0]
     classes = _output_channels(layers, ref)
     if ref.num_classes is not None and classes != ref.num_classes:
         raise CaffeModelError(f"{net.path}: layer 'score_fr' has {classes} outputs; "
                               f"{ref.name} has {ref.num_classes} classes")
-    kwargs: dict[str, Any] = {"num_classes": classes, "geometry": "caffe"}
-    if conv1 != 64:  # a slimmer trunk (the tests' small nets): width relative to VGG16
-        kwargs["width"] = conv1 / 64
+    kwargs: dict[str, Any] = {"num_classes": classes}
+    if not alexnet:
+        kwargs["geometry"] = "caffe"
+    if conv1 != full:  # a slimmer trunk (the tests' small nets): width relative to the full net
+        kwargs["width"] = conv1 / full
     if fc != 4096:
         kwargs["fc_channels"] = fc
     return kwargs

@@ -5,9 +5,9 @@ Each :class:`PublishedWeights` lists its sources in the order they are tried:
 - the FCN reference models from the reference's own host (``.caffemodel``), then the PyTorch
   port's Google-Drive copies as a fallback;
 - the ImageNet VGG16 from the Oxford VGG page (``.caffemodel``, V1 format), then the port's
-  converted copy;
-- torchvision's files (ResNets, VGG16, VGG16-BN, FCN-ResNet), whose names carry the start of
-  their SHA-256, which is checked.
+  converted copy; Caffe's ImageNet AlexNet (``bvlc_alexnet.caffemodel``) from the Caffe host;
+- torchvision's files (AlexNet, GoogLeNet, ResNets, VGG16, VGG16-BN, FCN-ResNet), whose names
+  carry the start of their SHA-256, which is checked.
 
 Where no checksum is published (the ``.caffemodel`` files), a download is accepted only if its
 structure is right (it parses, and every expected layer is there with the expected shape), and
@@ -82,6 +82,9 @@ class PublishedWeights:
     build_kwargs: Mapping[str, Any] | None = None
     #: file name of the converted result in the cache ("" = the download is used as it is)
     converted: str = ""
+    #: fcnseg builder whose ``backbone_weights`` a converted ImageNet ``.caffemodel`` fills,
+    #: when it is not VGG16 (``"fcn_alexnet"`` for Caffe's AlexNet)
+    backbone_arch: str = ""
 
     @property
     def url(self) -> str:  # the first (official) source
@@ -134,12 +137,20 @@ PRETRAINED: dict[str, PublishedWeights] = {w.name: w for w in (
     _reference_fcn("fcn8s_atonce_caffe", "fcn8s-atonce-pascal",
                    ("0B9P1L--7Wd2vblE1VUIxV1o2d2M", "fcn8s-atonce_from_caffe.pth",
                     "bfed4437e941fef58932891217fe6464")),
+    _reference_fcn("fcn_alexnet_caffe", "fcn-alexnet-pascal"),
     _reference_fcn("pascalcontext_fcn32s", "pascalcontext-fcn32s-heavy"),
     _reference_fcn("pascalcontext_fcn16s", "pascalcontext-fcn16s-heavy"),
     _reference_fcn("pascalcontext_fcn8s", "pascalcontext-fcn8s-heavy"),
     _reference_fcn("nyud_fcn32s_color", "nyud-fcn32s-color-heavy"),
     _torchvision("vgg16_torchvision", "vgg16-397923af.pth"),
     _torchvision("vgg16_bn", "vgg16_bn-6c64b313.pth"),
+    PublishedWeights(
+        "alexnet_caffe", "backbone", CAFFE_BGR,
+        (Source(f"{CAFFE_HOST}/bvlc_alexnet.caffemodel", "bvlc_alexnet.caffemodel",
+                format="caffemodel"),),
+        converted="alexnet_caffe_converted.pth", backbone_arch="fcn_alexnet"),
+    _torchvision("alexnet", "alexnet-owt-7be5be79.pth"),
+    _torchvision("googlenet", "googlenet-1378be20.pth"),
     _torchvision("resnet18", "resnet18-f37072fd.pth"),
     _torchvision("resnet34", "resnet34-b627a593.pth"),
     _torchvision("resnet50", "resnet50-0676ba61.pth"),
@@ -208,6 +219,9 @@ def _convert(w: PublishedWeights, raw: Path, source: Source, out: Path) -> None:
     from fcnseg.models import build_model, load_backbone_weights, load_fcn_weights
 
     expected = _expected_kwargs(w)
+    if source.format == "caffemodel" and w.backbone_arch == "fcn_alexnet":
+        _convert_caffe_alexnet(raw, expected, out)
+        return
     if source.format == "caffemodel":
         from fcnseg.pretrained.convert import convert_caffemodel
 
@@ -237,6 +251,24 @@ def _convert(w: PublishedWeights, raw: Path, source: Source, out: Path) -> None:
     with warnings.catch_warnings():  # loading into meta tensors is a no-op, as intended here
         warnings.simplefilter("ignore", UserWarning)
         load_backbone_weights(_probe(expected), raw, convention=w.convention)
+
+
+def _convert_caffe_alexnet(raw: Path, expected: Mapping[str, Any], out: Path) -> None:
+    """Caffe's ImageNet AlexNet → a state dict (``conv1.weight`` …), checked by loading it into
+    an FCN-AlexNet of the expected size on the meta device."""
+    import torch
+
+    from fcnseg.models import build_model
+    from fcnseg.models.alexnet import copy_alexnet_caffe_weights, read_alexnet_caffemodel
+
+    sd = read_alexnet_caffemodel(raw)
+    with torch.device("meta"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # loading into meta tensors: shapes only
+        probe = build_model("fcn_alexnet", num_classes=1, width=expected["width"],
+                            fc_channels=expected["fc_channels"])
+        copy_alexnet_caffe_weights(probe, raw, sd)
+    with atomic_write(out) as f:
+        torch.save(sd, f)
 
 
 def _probe(expected: Mapping[str, Any]) -> Any:

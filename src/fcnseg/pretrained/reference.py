@@ -19,6 +19,7 @@ from fcnseg.conventions import CAFFE_BGR, InputConvention
 from fcnseg.data.palette import VOC_CLASSES
 
 __all__ = [
+    "ALEXNET_TRUNK",
     "CAFFE_HOST",
     "NYUD_CLASSES",
     "PASCAL_CONTEXT_CLASSES",
@@ -38,6 +39,8 @@ OXFORD_VGG16_URL = ("http://www.robots.ox.ac.uk/~vgg/software/very_deep/caffe/"
 VGG16_CONVS = tuple(f"conv{b}_{i}" for b, n in enumerate((2, 2, 3, 3, 3), 1)
                     for i in range(1, n + 1))
 VGG16_TRUNK = (*VGG16_CONVS, "fc6", "fc7")
+#: AlexNet's five convolutions and its convolutionalized fc6/fc7 (the Caffe layer names).
+ALEXNET_TRUNK = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7")
 
 #: The weighted layers of each head, as named in the reference's Caffe nets (and in fcnseg).
 HEADS: dict[str, tuple[str, ...]] = {
@@ -161,12 +164,10 @@ REFERENCE_MODELS: dict[str, ReferenceModel] = {m.name: m for m in (
     ReferenceModel("nyud-fcn32s-color-heavy", "fcn32s", VGG16_TRUNK + HEADS["fcn32s"],
                    NYUD_CLASSES, "nyud", convention=NYUD_COLOR_BGR,
                    published={"mean_iu": 29.2, "split": "NYUDv2 test (RGB)"}),
+    # FCN-AlexNet (voc-fcn-alexnet): grouped conv2/4/5, 6×6 fc6, upscore 63/32.
+    ReferenceModel("fcn-alexnet-pascal", "fcn_alexnet", ALEXNET_TRUNK + ("score_fr", "upscore"),
+                   VOC_CLASSES, "voc", published={"mean_iu": 48.0, "split": "seg11valid"}),
     # -- slots for models whose fcnseg builders do not exist yet ---------------------------
-    ReferenceModel("fcn-alexnet-pascal", "fcn_alexnet",
-                   ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "score_fr",
-                    "upscore"),
-                   VOC_CLASSES, "voc", published={"mean_iu": 48.0, "split": "seg11valid"},
-                   pending="FCN-AlexNet is not built yet"),
     _siftflow("fcn32s"), _siftflow("fcn16s"), _siftflow("fcn8s"),
     ReferenceModel("nyud-fcn32s-hha-heavy", "fcn32s_nyud_hha", VGG16_TRUNK + HEADS["fcn32s"],
                    NYUD_CLASSES, "nyud",

@@ -1,0 +1,252 @@
+"""FCN-AlexNet: the reference's ``voc-fcn-alexnet`` and a torchvision-AlexNet variant.
+
+The Caffe net (``variant="caffe"``): conv1 11×11/4 padded by 100, ReLU, 3×3/2 max pool (Caffe
+rounds up), LRN (5, 1e-4, 0.75); conv2 5×5 pad 2 in two groups, pool, LRN; conv3 3×3; conv4 and
+conv5 3×3 in two groups; pool5; the convolutionalized fc6 (6×6) and fc7 (1×1), each followed by
+dropout; then the head's ``score_fr`` and a frozen bilinear ``upscore`` of kernel 63, stride 32,
+cropped to the input. The layers sit at the top of the state dict under the reference's names
+(``conv1`` … ``conv5``, ``fc6``, ``fc7``, ``score_fr``, ``upscore``), so the blobs of
+``fcn-alexnet-pascal.caffemodel`` load one to one.
+
+``variant="torchvision"`` is the single-tower AlexNet of torchvision's ``alexnet`` file
+(64/192/384/256/256 channels, no LRN, no groups) with its key names under ``backbone.``
+(``backbone.features.0`` … ``backbone.features.10``; an FCN's ``features`` method keeps the name
+from the top level); its classifier's Linear layers become ``backbone.fc6`` (6×6) and
+``backbone.fc7`` (1×1). The FCN
+geometry is the reference's in both: conv1 padded by 100 and ceil-mode pools (torchvision pads
+conv1 by 2 and rounds its pools down, which changes where features lie, not the weights).
+
+A "same" geometry (no pad, no crop) does not fall out of this net as it does of VGG16: fc6's
+kernel is even (6×6), so no padding centres it, and the 3×3/2 pools without padding shift every
+level by a different amount. Only the reference geometry is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fcnseg.conventions import TORCHVISION_RGB, InputConvention, get_convention
+from fcnseg.models.geometry import CoordMap, trace
+from fcnseg.models.head import AlignedUpsampling
+from fcnseg.models.upsample import bilinear_upsampling
+from fcnseg.models.weights import WeightsError, copy_convolutionalized, read_state_dict
+from fcnseg.utils.typing import PathLike
+
+__all__ = [
+    "ALEXNET_VARIANTS",
+    "AlexNetTrunk",
+    "alexnet_upsampling",
+    "copy_alexnet_caffe_weights",
+    "load_alexnet_caffe_weights",
+    "load_alexnet_weights",
+    "read_alexnet_caffemodel",
+    "torchvision_alexnet_key_map",
+]
+
+ALEXNET_VARIANTS = ("caffe", "torchvision")
+
+#: (name, output channels, kernel, padding, groups) of the convolutions of each variant.
+_CAFFE_CONVS = (("conv1", 96, 11, 100, 1), ("conv2", 256, 5, 2, 2), ("conv3", 384, 3, 1, 1),
+                ("conv4", 384, 3, 1, 2), ("conv5", 256, 3, 1, 2))
+_TORCHVISION_CONVS = (("0", 64, 11, 100, 1), ("3", 192, 5, 2, 1), ("6", 384, 3, 1, 1),
+                      ("8", 256, 3, 1, 1), ("10", 256, 3, 1, 1))
+#: torchvision's ``features`` indices of the three max pools.
+_TORCHVISION_POOLS = (2, 5, 12)
+
+#: The reference's upsampling: kernel 63, stride 32.
+UPSCORE_KERNEL, UPSCORE_STRIDE = 63, 32
+
+
+def _pool() -> nn.MaxPool2d:
+    return nn.MaxPool2d(3, stride=2, ceil_mode=True)  # Caffe's pools round up
+
+
+class AlexNetTrunk(nn.Module):
+    """AlexNet's convolutions and its convolutionalized fc6/fc7, following the trunk protocol
+    (:mod:`fcnseg.models.trunk`): ``forward`` returns ``{32: fc7}``.
+
+    Args:
+        variant: ``"caffe"`` (the reference's two-tower AlexNet: LRN, grouped conv2/4/5) or
+            ``"torchvision"`` (single tower, torchvision's ``features.N`` names).
+        width: multiplier of the convolution channels (slimmer trunks for CPUs and tests; the
+            grouped convolutions need even channel counts).
+        fc_channels: channels of fc6 and fc7 (4096 in AlexNet).
+        dropout: element-wise dropout after fc6 and fc7.
+    """
+
+    fully_connected = ("fc6", "fc7")
+
+    def __init__(self, *, variant: str = "caffe", width: float = 1.0, fc_channels: int = 4096,
+                 dropout: float = 0.5) -> None:
+        super().__init__()
+        if variant not in ALEXNET_VARIANTS:
+            raise ValueError(f"variant must be one of {ALEXNET_VARIANTS}, got {variant!r}")
+        if width <= 0 or fc_channels < 1:
+            raise ValueError(f"width must be > 0 and fc_channels >= 1, got {width}, {fc_channels}")
+        self.variant = variant
+        specs = _CAFFE_CONVS if variant == "caffe" else _TORCHVISION_CONVS
+        convs: list[nn.Conv2d] = []
+        in_ch = 3
+        for name, ch, k, pad, groups in specs:
+            ch = max(groups, round(ch * width))
+            if in_ch % groups or ch % groups:
+                raise ValueError(f"width {width} gives {name} {in_ch}→{ch} channels, which its "
+                                 f"{groups} groups cannot split evenly; choose a width giving "
+                                 f"even channel counts")
+            convs.append(nn.Conv2d(in_ch, ch, k, stride=4 if k == 11 else 1, padding=pad,
+                                   groups=groups))
+            in_ch = ch
+        if variant == "caffe":
+            self.conv1, self.conv2, self.conv3, self.conv4, self.conv5 = convs
+            self.pool1, self.pool2, self.pool5 = _pool(), _pool(), _pool()
+            self.norm1 = nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)
+            self.norm2 = nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)
+        else:
+            relu = nn.ReLU(inplace=True)
+            layers: list[nn.Module] = [convs[0], relu, _pool(), convs[1], relu, _pool(),
+                                       convs[2], relu, convs[3], relu, convs[4], relu, _pool()]
+            self.features = nn.Sequential(*layers)
+        self.fc6 = nn.Conv2d(in_ch, fc_channels, 6)
+        self.drop6 = nn.Dropout(dropout)
+        self.fc7 = nn.Conv2d(fc_channels, fc_channels, 1)
+        self.drop7 = nn.Dropout(dropout)
+        self.out_channels = {32: fc_channels}
+        for conv in (*convs, self.fc6, self.fc7):
+            nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(conv.bias)
+
+    def spatial_layers(self) -> list[nn.Module]:
+        """The convolutions and pools from the input to fc7, in order (for the geometry)."""
+        if self.variant == "caffe":
+            return [self.conv1, self.pool1, self.conv2, self.pool2, self.conv3, self.conv4,
+                    self.conv5, self.pool5, self.fc6, self.fc7]
+        return [m for m in self.features if isinstance(m, nn.Conv2d | nn.MaxPool2d)] + \
+            [self.fc6, self.fc7]
+
+    def coord_maps(self) -> dict[int, CoordMap]:
+        """The coordinate map of fc7 (``CoordMap(32, 13)``: fc7 index i is centred on input
+        pixel 32·i + 13)."""
+        return {32: trace(self.spatial_layers())}
+
+    def forward(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
+        """``{32: fc7}`` of an N×3×H×W batch."""
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected an N×3×H×W input, got shape {tuple(x.shape)}")
+        if self.variant == "caffe":
+            x = self.norm1(self.pool1(F.relu(self.conv1(x), inplace=True)))
+            x = self.norm2(self.pool2(F.relu(self.conv2(x), inplace=True)))
+            x = F.relu(self.conv3(x), inplace=True)
+            x = F.relu(self.conv4(x), inplace=True)
+            x = self.pool5(F.relu(self.conv5(x), inplace=True))
+        else:
+            x = self.features(x)
+        x = self.drop6(F.relu(self.fc6(x), inplace=True))
+        return {32: self.drop7(F.relu(self.fc7(x), inplace=True))}
+
+    def extra_repr(self) -> str:
+        return f"variant={self.variant}"
+
+
+def alexnet_upsampling(channels: int, src: CoordMap, target: CoordMap) -> AlignedUpsampling:
+    """The reference's ``upscore``: a frozen bilinear deconvolution, kernel 63, stride 32, no
+    padding, placed by the coordinate maps (the reference's crop at 18)."""
+    return AlignedUpsampling(bilinear_upsampling(channels, UPSCORE_KERNEL, UPSCORE_STRIDE),
+                             src, target)
+
+
+def torchvision_alexnet_key_map(model: nn.Module) -> dict[str, str]:
+    """Our key → torchvision ``alexnet`` key: ``features.*`` unchanged, the classifier's
+    ``classifier.1`` / ``classifier.4`` (Linear 9216→4096, 4096→4096) as fc6 / fc7."""
+    prefix = "backbone."
+    mapping = {k: k.removeprefix(prefix) for k in model.state_dict()
+               if k.startswith(prefix + "features.")}
+    for ours, theirs in (("fc6", "classifier.1"), ("fc7", "classifier.4")):
+        mapping[f"{prefix}{ours}.weight"] = f"{theirs}.weight"
+        mapping[f"{prefix}{ours}.bias"] = f"{theirs}.bias"
+    return mapping
+
+
+def load_alexnet_weights(
+    model: nn.Module, path: PathLike, *,
+    convention: InputConvention | str = TORCHVISION_RGB,
+) -> nn.Module:
+    """Copy torchvision's ImageNet ``alexnet`` file (``alexnet-owt-7be5be79.pth``) into an
+    ``fcn_alexnet(variant="torchvision")`` model: ``features.*`` as they are, the Linear fc6/fc7
+    reshaped into the 6×6 and 1×1 convolutions, the 1000-way ``classifier.6`` dropped. Errors
+    name the file and the missing or mis-shaped keys; the input convention (torchvision's RGB)
+    is recorded on ``model.input_convention``."""
+    path = Path(path)
+    if "backbone.features.0.weight" not in model.state_dict():
+        raise WeightsError(f"{path}: torchvision's AlexNet weights need "
+                           f"fcn_alexnet(variant='torchvision')")
+    mapping = torchvision_alexnet_key_map(model)
+    own = model.state_dict()
+    sd = read_state_dict(path)
+    for ours in ("backbone.fc6.weight", "backbone.fc7.weight"):
+        theirs = mapping[ours]
+        if theirs in sd and sd[theirs].numel() == own[ours].numel():
+            sd[theirs] = sd[theirs].reshape(own[ours].shape)  # Linear → convolution
+    copy_convolutionalized(model, path, sd, mapping, "torchvision AlexNet")
+    model.input_convention = get_convention(convention)
+    return model
+
+
+#: The Caffe ImageNet AlexNet's (``bvlc_alexnet``) weighted layers that the FCN keeps.
+CAFFE_ALEXNET_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7")
+
+
+def load_alexnet_caffe_weights(
+    model: nn.Module, path: PathLike, *,
+    convention: InputConvention | str | None = None,
+) -> nn.Module:
+    """Copy Caffe's ImageNet AlexNet (``bvlc_alexnet.caffemodel``, or a state dict with keys
+    ``conv1.weight`` … ``fc7.bias``) into an ``fcn_alexnet`` model: conv1 … conv5 one to one,
+    the InnerProduct fc6 (4096×9216) and fc7 reshaped into the 6×6 and 1×1 convolutions, fc8
+    dropped. The convention stays Caffe's BGR unless ``convention`` is given."""
+    path = Path(path)
+    if "conv1.weight" not in model.state_dict():
+        raise WeightsError(f"{path}: Caffe AlexNet weights need fcn_alexnet(variant='caffe')")
+    sd = read_alexnet_caffemodel(path) if path.suffix == ".caffemodel" else read_state_dict(path)
+    copy_alexnet_caffe_weights(model, path, sd)
+    if convention is not None:
+        model.input_convention = get_convention(convention)
+    return model
+
+
+def read_alexnet_caffemodel(path: PathLike) -> dict[str, torch.Tensor]:
+    """The weights of a Caffe ImageNet AlexNet file as a state dict ``conv1.weight`` …
+    ``fc7.bias`` (Caffe's shapes, legacy leading 1s dropped; fc8 left out)."""
+    # Lazy import: the .caffemodel reader lives with the pretrained-weights code, which imports
+    # the models.
+    from fcnseg.pretrained.caffemodel import read_caffemodel
+
+    layers = read_caffemodel(path).with_blobs()
+    sd: dict[str, torch.Tensor] = {}
+    for name in CAFFE_ALEXNET_LAYERS:
+        if name not in layers:
+            continue
+        for kind, blob in zip(("weight", "bias"), layers[name].blobs, strict=False):
+            shape = list(blob.shape)
+            while len(shape) > {"weight": 2, "bias": 1}[kind] and shape[0] == 1:
+                shape = shape[1:]
+            sd[f"{name}.{kind}"] = torch.from_numpy(blob.data.reshape(shape).copy())
+    return sd
+
+
+def copy_alexnet_caffe_weights(model: nn.Module, path: Path,
+                               sd: Mapping[str, torch.Tensor]) -> None:
+    """Copy a Caffe AlexNet state dict (:func:`read_alexnet_caffemodel`) into ``model``,
+    reshaping the InnerProduct fc6/fc7; errors name ``path`` and the offending keys."""
+    own = model.state_dict()
+    sd = dict(sd)
+    for key in ("fc6.weight", "fc7.weight"):
+        if key in sd and key in own and sd[key].numel() == own[key].numel():
+            sd[key] = sd[key].reshape(own[key].shape)  # (out, in·6·6) → (out, in, 6, 6)
+    mapping = {f"{n}.{kind}": f"{n}.{kind}" for n in CAFFE_ALEXNET_LAYERS
+               for kind in ("weight", "bias")}
+    copy_convolutionalized(model, path, sd, mapping, "Caffe AlexNet")

@@ -266,8 +266,12 @@ def _vgg16_state_dict(net: CaffeNet, ref: ReferenceModel) -> dict[str, torch.Ten
 
 def _build_kwargs(net: CaffeNet, ref: ReferenceModel, layers: dict[str, CaffeLayer]
                   ) -> dict[str, Any]:
-    conv1 = _strip_ones(layers["conv1_1"].blobs[0])[0]
-    fc = _strip_ones(layers["fc6"].blobs[0])[0]
+    # The first stream's conv1_1 and fc6 (suffixed in a late-fusion net) give the trunk's size.
+    caffe_name = {ref.rename.get(n, n): n for n in ref.layers}
+    trunk = {base: layers[next(caffe_name[m] for m in caffe_name if m.startswith(base))]
+             for base in ("conv1_1", "fc6")}
+    conv1 = _strip_ones(trunk["conv1_1"].blobs[0])[0]
+    fc = _strip_ones(trunk["fc6"].blobs[0])[0]
     classes = _output_channels(layers, ref)
     if ref.num_classes is not None and classes != ref.num_classes:
         raise CaffeModelError(f"{net.path}: layer 'score_fr' has {classes} outputs; "

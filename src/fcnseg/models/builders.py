@@ -323,8 +323,9 @@ def _siftflow_builder(arch: str, variant: str) -> Callable[..., FCN]:
         return model
 
     builder.__name__ = builder.__qualname__ = arch
-    builder.__doc__ = f"""SIFT Flow FCN-{variant}: one VGG16 trunk, a ``semantic`` and a ``geometric``
-    head, each with its own scorers and upsampling (``score_fr_sem``, ``upscore2_geo`` ...).
+    builder.__doc__ = f"""SIFT Flow FCN-{variant}: one VGG16 trunk, a ``semantic`` and a
+    ``geometric`` head, each with its own scorers and upsampling (``score_fr_sem``,
+    ``upscore2_geo`` ...).
     ``model(x)`` returns ``{{"semantic": N×33×H×W, "geometric": N×3×H×W}}``.
 
     Args:

@@ -109,7 +109,7 @@ class ConvertedModel:
 
         return save_checkpoint(
             out, self.model, class_names=self.class_names, palette=self.palette,
-            metrics=self.metrics(),
+            metrics=self.metrics(), head_classes=dict(self.reference.heads) or None,
             recipe={"converted_from": self.source.name, "reference": self.reference.name},
         )
 

@@ -24,6 +24,7 @@ __all__ = [
     "PASCAL_CONTEXT_CLASSES",
     "REFERENCE_MODELS",
     "SIFT_FLOW_CLASSES",
+    "SIFT_FLOW_GEOMETRIC_CLASSES",
     "VGG16_IMAGENET",
     "ReferenceModel",
     "get_reference",
@@ -63,6 +64,8 @@ SIFT_FLOW_CLASSES: tuple[str, ...] = (
     "streetlight", "sun", "tree", "window",
 )
 
+SIFT_FLOW_GEOMETRIC_CLASSES: tuple[str, ...] = ("sky", "horizontal", "vertical")
+
 NYUD_CLASSES: tuple[str, ...] = (
     "wall", "floor", "cabinet", "bed", "chair", "sofa", "table", "door", "window", "bookshelf",
     "picture", "counter", "blinds", "desk", "shelves", "curtain", "dresser", "pillow", "mirror",
@@ -97,6 +100,8 @@ class ReferenceModel:
     fixed: Mapping[str, float] = field(default_factory=dict)
     #: why this model cannot be converted yet (its fcnseg model is not built yet), or ""
     pending: str = ""
+    #: class names per head of a multi-head model (``classes`` are the first head's)
+    heads: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def caffemodel_url(self) -> str:
@@ -127,6 +132,7 @@ def _siftflow(variant: str) -> ReferenceModel:
         SIFT_FLOW_CLASSES, "sift_flow", convention=SIFTFLOW_BGR,
         published={"mean_iu": 39.5, "split": "SIFT Flow test (FCN-16s)"}
         if variant == "fcn16s" else {},
+        heads={"semantic": SIFT_FLOW_CLASSES, "geometric": SIFT_FLOW_GEOMETRIC_CLASSES},
     )
 
 

@@ -215,8 +215,8 @@ class LateFusionFCN(DescribedModel, nn.Module):
             raise ValueError(f"{self.arch} takes a dict of inputs {list(self.input_names)}, "
                              f"got a {type(x).__name__}")
         inputs = {m: stack_inputs(x, (m,)) for m in self.input_names}
-        sizes = {tuple(t.shape[-2:]) for t in inputs.values()}
-        if len(sizes) != 1:
+        size = inputs[self.input_names[0]].shape[-2:]
+        if any(t.shape[-2:] != size for t in inputs.values()):
             raise ValueError(f"the inputs {list(self.input_names)} differ in size: "
                              f"{[tuple(t.shape) for t in inputs.values()]}")
         features = {m: self.streams[m](t) for m, t in inputs.items()}
@@ -224,7 +224,7 @@ class LateFusionFCN(DescribedModel, nn.Module):
         if self.up_pool4 is not None:  # FCN-16s: stride 32 → 16, pool4 scores fused alike
             pool4 = features[self.input_names[0]][16]
             score = self.up_pool4(score, pool4) + self._fused(features, 16)
-        return self.up_final(score, sizes.pop())
+        return self.up_final(score, size)
 
 
 def late_fusion_fcn(

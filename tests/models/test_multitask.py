@@ -24,6 +24,7 @@ from fcnseg.models import (
     build_model,
     early_fusion_conv1,
     fcn8s,
+    init_from,
     init_late_fusion,
     optimize,
 )
@@ -283,3 +284,12 @@ def test_every_builder_round_trips_through_a_checkpoint(arch, tmp_path: Path) ->
     else:
         assert torch.equal(before, after)
 
+
+
+def test_staged_initialisation_carries_both_heads_from_32s_to_16s() -> None:
+    s32 = _randomized(build_model("siftflow_fcn32s", **SMALL))
+    s16 = build_model("siftflow_fcn16s", **SMALL)
+    copied = set(init_from(s16, s32))
+    assert {"score_fr_sem.weight", "score_fr_geo.bias", "fc7.weight"} <= copied
+    assert torch.equal(s16.score_fr_geo.weight, s32.score_fr_geo.weight)
+    assert not s16.score_pool4_sem.weight.any() and not s16.score_pool4_geo.weight.any()

@@ -6,7 +6,9 @@ tools can read ours) it records everything needed to rebuild and use the model:
 
 - ``model``: ``arch``, ``build_kwargs`` (for :func:`fcnseg.models.build_model`) and
   ``input_convention``;
-- ``classes``: ``names``, ``palette`` (list of [r, g, b]) and ``ignore_index``;
+- ``classes``: ``names``, ``palette`` (list of [r, g, b]) and ``ignore_index``; a model with
+  several heads (SIFT Flow's ``semantic`` and ``geometric``) also has ``heads``: ``{head: class
+  names}``, and ``names`` are those of its first head (:func:`head_class_names` reads either);
 - ``recipe``, ``iteration``, ``epoch``, ``metrics``;
 - ``state``: optional training state (optimizer, scheduler, scaler, RNG, data order) for resume.
 
@@ -38,6 +40,7 @@ __all__ = [
     "CheckpointError",
     "build_model_from_checkpoint",
     "describe_model",
+    "head_class_names",
     "load_checkpoint",
     "save_checkpoint",
 ]
@@ -80,8 +83,14 @@ def save_checkpoint(
     epoch: int = 0,
     metrics: Mapping[str, Any] | None = None,
     state: Mapping[str, Any] | None = None,
+    head_classes: Mapping[str, Sequence[str]] | None = None,
 ) -> Path:
-    """Write a self-describing checkpoint atomically and return its path."""
+    """Write a self-describing checkpoint atomically and return its path.
+
+    ``head_classes`` (``{head: class names}``) names the classes of every head of a multi-head
+    model (``model(x)`` returning ``{head: logits}``); ``class_names`` are then its first
+    head's. Without it, heads after the first are named ``class_0``, ``class_1`` ...
+    """
     path = Path(path)
     model_to_save = getattr(model, "module", model)  # unwrap DDP / DataParallel
     names = [str(n) for n in class_names]
@@ -91,12 +100,16 @@ def save_checkpoint(
             f"{model_to_save.num_classes} classes"
         )
     pal = [[int(c) for c in rgb] for rgb in list(palette)[: max(len(names), ignore_index + 1)]]
+    classes: dict[str, Any] = {"names": names, "palette": pal, "ignore_index": int(ignore_index)}
+    heads = _head_classes(model_to_save, names, head_classes)
+    if heads is not None:
+        classes["heads"] = heads
     payload = {
         "format": FORMAT,
         "model_state_dict": {k: v.detach().cpu() for k, v in
                              model_to_save.state_dict().items()},
         "model": describe_model(model_to_save),
-        "classes": {"names": names, "palette": pal, "ignore_index": int(ignore_index)},
+        "classes": classes,
         "recipe": dict(recipe or {}),
         "iteration": int(iteration),
         "epoch": int(epoch),
@@ -106,6 +119,42 @@ def save_checkpoint(
     with atomic_write(path) as f:
         torch.save(payload, f)
     return path
+
+
+def _head_classes(model: nn.Module, names: list[str],
+                  given: Mapping[str, Sequence[str]] | None) -> dict[str, list[str]] | None:
+    """``{head: class names}`` for a multi-head model (None for one head), checked against the
+    model's heads."""
+    counts = dict(getattr(model, "head_classes", {}) or {})
+    if len(counts) < 2:
+        if given is not None and len(given) > 1:
+            raise CheckpointError(f"head_classes names {len(given)} heads for a model with one")
+        return None
+    first = next(iter(counts))
+    heads = {h: ([str(n) for n in given[h]] if given is not None and h in given else
+                 names if h == first else [f"class_{i}" for i in range(c)])
+             for h, c in counts.items()}
+    unknown = sorted(set(given or {}) - set(counts))
+    if unknown:
+        raise CheckpointError(f"head_classes names heads {unknown}; the model's heads are "
+                              f"{list(counts)}")
+    for h, c in counts.items():
+        if len(heads[h]) != c:
+            raise CheckpointError(f"{len(heads[h])} class names given for head {h!r} with "
+                                  f"{c} classes")
+    if heads[first] != names:
+        raise CheckpointError(f"class_names must be those of the first head ({first!r})")
+    return heads
+
+
+def head_class_names(ckpt: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The class names of each head of a checkpoint's model: ``classes.heads``, or
+    ``{"out": classes.names}`` for a single-head model."""
+    classes = ckpt["classes"]
+    heads = classes.get("heads")
+    if heads:
+        return {str(h): list(n) for h, n in heads.items()}
+    return {"out": list(classes["names"])}
 
 
 # The PyTorch FCN port stores "arch" as its class name.
@@ -208,6 +257,15 @@ def _check_metadata(path: Path, ckpt: Mapping[str, Any]) -> None:
     if not _is_int(classes["ignore_index"]):
         raise bad("classes.ignore_index",
                   f"expected an integer label value, got {classes['ignore_index']!r}")
+    heads = classes.get("heads")
+    if heads is not None:
+        if not isinstance(heads, Mapping) or not all(
+                isinstance(h, str) and isinstance(n, list | tuple)
+                and all(isinstance(c, str) for c in n) for h, n in heads.items()):
+            raise bad("classes.heads", "expected a mapping of head names to class-name lists")
+        first = next(iter(heads.values()), None)
+        if first is not None and list(first) != list(names):
+            raise bad("classes.heads", "the first head's class names differ from classes.names")
 
 
 def _check_finite(where: Any, state_dict: Mapping[str, torch.Tensor]) -> None:

@@ -18,6 +18,9 @@ import torch
 
 __all__ = [
     "CAFFE_BGR",
+    "NYUD_BGR",
+    "NYUD_HHA",
+    "SIFTFLOW_BGR",
     "TORCHVISION_RGB",
     "InputConvention",
     "get_convention",
@@ -109,7 +112,26 @@ TORCHVISION_RGB = InputConvention(
     std=(0.229, 0.224, 0.225),
 )
 
-_BY_NAME = {c.name: c for c in (CAFFE_BGR, TORCHVISION_RGB)}
+#: The reference's SIFT Flow nets: BGR, 0-255, minus the SIFT Flow mean.
+SIFTFLOW_BGR = InputConvention(
+    name="siftflow_bgr", channel_order="BGR", scale=1.0,
+    mean=(114.578, 115.294, 108.353), std=(1.0, 1.0, 1.0),
+)
+
+#: The reference's NYUDv2 colour nets: BGR, 0-255, minus the NYUDv2 colour mean.
+NYUD_BGR = InputConvention(
+    name="nyud_bgr", channel_order="BGR", scale=1.0,
+    mean=(116.190, 97.203, 92.318), std=(1.0, 1.0, 1.0),
+)
+
+#: The reference's NYUDv2 HHA net: the HHA image in its stored channel order (not reversed),
+#: 0-255, minus the HHA mean.
+NYUD_HHA = InputConvention(
+    name="nyud_hha", channel_order="RGB", scale=1.0,
+    mean=(132.431, 94.076, 118.477), std=(1.0, 1.0, 1.0),
+)
+
+_BY_NAME = {c.name: c for c in (CAFFE_BGR, TORCHVISION_RGB, SIFTFLOW_BGR, NYUD_BGR, NYUD_HHA)}
 
 
 def get_convention(spec: str | Mapping[str, Any] | InputConvention) -> InputConvention:

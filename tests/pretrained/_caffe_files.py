@@ -35,7 +35,8 @@ def write_reference_fcn(path: Path, ref: ReferenceModel, sd: dict[str, torch.Ten
     if with_plain_layers:
         layers.append(("data", "Data", []))
     for name in ref.layers:
-        blobs = [sd[k].numpy() for k in (f"{name}.weight", f"{name}.bias") if k in sd]
+        module = ref.rename.get(name, name)  # the fcnseg module the Caffe layer fills
+        blobs = [sd[k].numpy() for k in (f"{module}.weight", f"{module}.bias") if k in sd]
         layers.append((name, _layer_type(name), blobs))
         if with_plain_layers and not name.startswith(("score", "upscore")):
             layers.append((f"relu{name.removeprefix('conv')}", "ReLU", []))

@@ -167,3 +167,35 @@ def test_a_per_channel_deconvolution_becomes_a_channel_diagonal_kernel(tmp_path:
     weight = convert_caffemodel(path).model.upscore.weight
     assert torch.equal(weight[torch.arange(21), torch.arange(21)], grouped[:, 0])
     assert not weight[0, 1:].any() and not weight[1:, 0].any()
+
+
+def test_rgb_hha_converts_from_the_reference_layer_names(tmp_path: Path) -> None:
+    # The reference appends the modality to every layer name of a stream with no separator.
+    trunk = [f"conv{b}_{i}" for b, n in enumerate((2, 2, 3, 3, 3), 1) for i in range(1, n + 1)]
+    sd = random_fcn_state_dict("nyud_fcn32s_color_hha", 40)
+    layers = [(f"{layer}{s}", "Convolution",
+               [sd[f"{layer}_{s}.weight"].numpy(), sd[f"{layer}_{s}.bias"].numpy()])
+              for s in ("color", "hha") for layer in (*trunk, "fc6", "fc7", "score_fr")]
+    layers.append(("upscore", "Deconvolution", [sd["upscore.weight"].numpy()]))
+    path = write_caffemodel(tmp_path / "nyud-fcn32s-color-hha-heavy.caffemodel", layers)
+    model = convert_caffemodel(path).model
+    assert model.arch == "nyud_fcn32s_color_hha"
+    assert torch.equal(model.conv1_1_hha.weight, sd["conv1_1_hha.weight"])
+    assert torch.equal(model.score_fr_color.bias, sd["score_fr_color.bias"])
+    x = {"color": torch.randn(1, 3, 40, 40), "hha": torch.randn(1, 3, 40, 40)}
+    with torch.no_grad():
+        assert model(x).shape == (1, 40, 40, 40)
+
+
+def test_a_converted_siftflow_checkpoint_names_both_heads(tmp_path: Path) -> None:
+    ref = REFERENCE_MODELS["siftflow-fcn16s-heavy"]
+    sd = random_fcn_state_dict("siftflow_fcn16s", 33)
+    path = write_reference_fcn(tmp_path / "siftflow-fcn16s-heavy.caffemodel", ref, sd)
+    ckpt = load_checkpoint(convert_caffemodel(path).save(tmp_path / "siftflow.pt"))
+    assert ckpt["classes"]["heads"]["geometric"] == ["sky", "horizontal", "vertical"]
+    assert ckpt["classes"]["heads"]["semantic"][27] == "sky"
+    model = build_model_from_checkpoint(ckpt)
+    assert torch.equal(model.score_pool4_geo.weight, sd["score_pool4_geo.weight"])
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 36, 36))
+    assert out["semantic"].shape == (1, 33, 36, 36) and out["geometric"].shape == (1, 3, 36, 36)

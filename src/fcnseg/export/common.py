@@ -13,22 +13,32 @@ import torch
 from torch import nn
 
 from fcnseg import __version__
-from fcnseg.conventions import CAFFE_BGR, InputConvention
+from fcnseg.conventions import CAFFE_BGR, NYUD_HHA, InputConvention
 from fcnseg.inference.sliding import forward_logits
 
 __all__ = [
     "DEFAULT_ATOL",
+    "MODALITY_CHANNELS",
     "ExportError",
-    "SampleCheck",
     "LogitsOnly",
+    "NamedIO",
+    "SampleCheck",
     "check_samples",
+    "input_names",
     "logits_model",
     "metadata_strings",
+    "output_names",
     "sample_batches",
 ]
 
 #: Largest absolute difference to PyTorch accepted when verifying an export (float32).
 DEFAULT_ATOL = 1e-4
+
+#: Channels of each input modality a model may take by name.
+MODALITY_CHANNELS = {"color": 3, "hha": 3, "depth": 1}
+
+#: A verification sample: one tensor, or a dict of tensors keyed by modality.
+Sample = torch.Tensor | dict[str, torch.Tensor]
 
 
 class ExportError(RuntimeError):
@@ -67,14 +77,58 @@ def logits_model(model: nn.Module) -> nn.Module:
     return LogitsOnly(model).train(model.training)  # a new module starts in training mode
 
 
-def metadata_strings(description: Mapping[str, Any]) -> dict[str, str]:
-    """A model description as string metadata: each value JSON-encoded under its key."""
+def input_names(model: nn.Module) -> tuple[str, ...] | None:
+    """The modalities of a model that takes a dict of several inputs (``("color", "hha")``);
+    None for a model of one input tensor."""
+    names = tuple(getattr(model, "input_names", ()) or ())
+    return names if len(names) > 1 else None
+
+
+def output_names(model: nn.Module) -> tuple[str, ...] | None:
+    """The heads of a model that returns ``{head: logits}`` (``("semantic", "geometric")``);
+    None for a model of one output."""
+    heads = tuple(getattr(model, "head_classes", {}) or {})
+    return heads if len(heads) > 1 else None
+
+
+class NamedIO(nn.Module):
+    """Positional tensors in and out, for exporters that name graph inputs and outputs: the
+    inputs are ``inputs`` in order (a dict for the model when there are several), the outputs
+    the model's heads in ``outputs`` order (or its one tensor)."""
+
+    def __init__(self, model: nn.Module, inputs: Sequence[str] | None,
+                 outputs: Sequence[str] | None) -> None:
+        super().__init__()
+        self.model = model
+        self.inputs, self.outputs = tuple(inputs or ()), tuple(outputs or ())
+
+    def forward(self, *x: torch.Tensor) -> Any:
+        out = self.model(dict(zip(self.inputs, x, strict=True)) if self.inputs else x[0])
+        return tuple(out[name] for name in self.outputs) if self.outputs else out
+
+
+def metadata_strings(description: Mapping[str, Any], *,
+                     inputs: Sequence[str] | None = None,
+                     outputs: Sequence[str] | None = None) -> dict[str, str]:
+    """A model description as string metadata: each value JSON-encoded under its key.
+    ``inputs`` / ``outputs`` name the inputs (modalities) and outputs (heads) of a model with
+    several; they are recorded as ``input_names`` / ``output_names``."""
     meta = {str(k): json.dumps(v) for k, v in description.items()}
     meta["fcnseg_version"] = json.dumps(__version__)
     meta["input"] = json.dumps("N×3×H×W float32, RGB 0-255 normalised per input_convention "
                                "(channel order, scale, mean, std)")
     meta["output"] = json.dumps("N×C×H×W float32 logits at the input's size; argmax over C is "
                                 "the label")
+    if inputs:
+        meta["input_names"] = json.dumps(list(inputs))
+        meta["input"] = json.dumps(
+            "one N×C×H×W float32 input per modality, all of one size: color normalised per "
+            "input_convention; hha minus the HHA mean (3 channels); depth log depth minus its "
+            "mean (1 channel)")
+    if outputs:
+        meta["output_names"] = json.dumps(list(outputs))
+        meta["output"] = json.dumps("one N×C×H×W float32 logits map per head, at the input's "
+                                    "size; argmax over C is the head's label")
     return meta
 
 
@@ -83,48 +137,101 @@ def sample_batches(
     convention: InputConvention = CAFFE_BGR,
     *,
     seed: int = 0,
-) -> list[torch.Tensor]:
+    modalities: Sequence[str] | None = None,
+) -> list[Sample]:
     """Two normalised random images batches: 1×3×H×W at ``size``, and 2×3×H'×W' at a different
-    size (odd offsets, so that rounding in pools and crops differs) to prove dynamic axes."""
+    size (odd offsets, so that rounding in pools and crops differs) to prove dynamic axes.
+
+    With ``modalities`` each sample is a dict of one batch per modality: colour normalised by
+    ``convention``, HHA minus its mean, depth as a log depth minus its mean."""
     h, w = size
     if h < 1 or w < 1:
         raise ValueError(f"sample size must be positive, got {size}")
+    unknown = [m for m in modalities or () if m not in MODALITY_CHANNELS]
+    if unknown:
+        raise ExportError(f"no sample inputs for modality {unknown[0]!r}; known: "
+                          f"{sorted(MODALITY_CHANNELS)}")
     second = (h + 37, max(1, w - 19) if w > 40 else w + 23)
     gen = torch.Generator().manual_seed(seed)
-    out = []
+
+    def image(n: int, hh: int, ww: int, conv: InputConvention) -> torch.Tensor:
+        pixels = torch.randint(0, 256, (n, 3, hh, ww), generator=gen, dtype=torch.uint8)
+        return conv.normalize(pixels).contiguous()
+
+    out: list[Sample] = []
     for n, (hh, ww) in ((1, (h, w)), (2, second)):
-        rgb = torch.randint(0, 256, (n, 3, hh, ww), generator=gen, dtype=torch.uint8)
-        out.append(convention.normalize(rgb).contiguous())
+        if not modalities:
+            out.append(image(n, hh, ww, convention))
+            continue
+        sample = {}
+        for m in modalities:
+            if m == "depth":  # log depth minus its mean: about ±1 over a room
+                sample[m] = torch.randn(n, 1, hh, ww, generator=gen) * 0.5
+            else:
+                sample[m] = image(n, hh, ww, NYUD_HHA if m == "hha" else convention)
+        out.append(sample)
     return out
+
+
+def _arrays(value: Any) -> dict[str, np.ndarray]:
+    """Model or export outputs as ``{name: array}``: a dict by its keys, one tensor or array
+    as ``"logits"``."""
+    def array(v: Any) -> np.ndarray:
+        return v.float().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
+
+    if isinstance(value, Mapping):
+        return {str(k): array(v) for k, v in value.items()}
+    return {"logits": array(value)}
+
+
+def _shape(x: Sample) -> tuple[int, ...]:
+    """A sample's shape: its tensor's, or the first modality's with the channels of all."""
+    if isinstance(x, torch.Tensor):
+        return tuple(x.shape)
+    first = next(iter(x.values()))
+    return (first.shape[0], sum(t.shape[1] for t in x.values()), *first.shape[2:])
 
 
 def check_samples(
     model: nn.Module,
-    run_export: Callable[[torch.Tensor], np.ndarray],
-    samples: Sequence[torch.Tensor],
+    run_export: Callable[[Any], Any],
+    samples: Sequence[Sample],
     atol: float = DEFAULT_ATOL,
 ) -> list[SampleCheck]:
     """Run each sample through PyTorch and the export; raise :class:`ExportError` if a shape
-    differs or the largest absolute difference reaches ``atol``."""
+    differs or the largest absolute difference reaches ``atol``.
+
+    A sample may be a dict of inputs and the outputs dicts of heads (``run_export`` returns
+    ``{head: array}``); every head is compared."""
     checks = []
     for x in samples:
         with torch.inference_mode():
-            ref = model(x).float().numpy()
-        got = np.asarray(run_export(x))
-        if got.shape != ref.shape:
-            raise ExportError(f"input {tuple(x.shape)}: the export returned shape {got.shape}, "
-                              f"PyTorch {ref.shape} (sizes did not stay dynamic)")
-        diff = float(np.abs(got.astype(np.float64) - ref).max())
-        check = SampleCheck(tuple(x.shape), diff, float(np.abs(ref).max()))
+            refs = _arrays(model(x))
+        gots = _arrays(run_export(x))
+        if list(gots) != list(refs):
+            raise ExportError(f"input {_shape(x)}: the export returned outputs {list(gots)}, "
+                              f"PyTorch {list(refs)}")
+        diff, largest = 0.0, 0.0
+        for name, ref in refs.items():
+            got = gots[name]
+            if got.shape != ref.shape:
+                where = "" if name == "logits" else f" for {name!r}"
+                raise ExportError(f"input {_shape(x)}: the export returned shape {got.shape}"
+                                  f"{where}, PyTorch {ref.shape} (sizes did not stay dynamic)")
+            diff = max(diff, float(np.abs(got.astype(np.float64) - ref).max()))
+            largest = max(largest, float(np.abs(ref).max()))
+        check = SampleCheck(_shape(x), diff, largest)
         checks.append(check)
         if not diff < atol:
-            raise ExportError(f"{check}: not below the tolerance {atol:g}"
-                              f"{_float32_noise(model, x, ref)}")
+            noise = _float32_noise(model, x, refs["logits"]) if "logits" in refs else ""
+            raise ExportError(f"{check}: not below the tolerance {atol:g}{noise}")
     return checks
 
 
-def _float32_noise(model: nn.Module, x: torch.Tensor, ref: np.ndarray) -> str:
+def _float32_noise(model: nn.Module, x: Sample, ref: np.ndarray) -> str:
     """Explain a failed check: how far PyTorch's own float32 result is from float64."""
+    if not isinstance(x, torch.Tensor):
+        return ""
     try:
         with torch.inference_mode():
             exact = copy.deepcopy(model).double()(x.double()).numpy()

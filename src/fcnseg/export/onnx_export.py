@@ -1,5 +1,10 @@
 """ONNX export with dynamic batch, height and width, verified with onnxruntime.
 
+A model of several inputs (NYUDv2's late and early fusion) has one graph input per modality,
+named by it (``color``, ``hha``, ``depth``); a model of several heads (SIFT Flow) one output per
+head (``semantic``, ``geometric``). Otherwise the graph has one input ``input`` and one output
+``logits``. The names are also recorded in the metadata (``input_names``, ``output_names``).
+
 The FCN's crops (Caffe geometry) and tail trims (same geometry) slice by sizes that depend on
 the input; both exporters turn them into Shape → Slice subgraphs rather than constants, which
 the verification proves by running a second sample of another size and batch.
@@ -27,10 +32,13 @@ from fcnseg.conventions import CAFFE_BGR
 from fcnseg.export.common import (
     DEFAULT_ATOL,
     ExportError,
+    NamedIO,
     SampleCheck,
     check_samples,
+    input_names,
     logits_model,
     metadata_strings,
+    output_names,
     sample_batches,
 )
 from fcnseg.models.fastpath import plain_copy
@@ -65,7 +73,8 @@ def _require_onnx() -> tuple[Any, Any]:
     return onnx, onnxruntime
 
 
-def _export_bytes(model: nn.Module, sample: torch.Tensor, opset: int, exporter: str) -> bytes:
+def _export_bytes(model: nn.Module, sample: tuple[torch.Tensor, ...], opset: int,
+                  exporter: str, inputs: list[str], outputs: list[str]) -> bytes:
     """The ONNX model as serialized bytes, with dynamic batch, height and width."""
     with warnings.catch_warnings():
         # Shape checks in the model's forward are evaluated once while tracing: expected.
@@ -75,11 +84,11 @@ def _export_bytes(model: nn.Module, sample: torch.Tensor, opset: int, exporter: 
         warnings.simplefilter("ignore", UserWarning)  # the exporters' shape-inference notes
         if exporter == "legacy":
             buf = io.BytesIO()
+            axes = {0: "batch", 2: "height", 3: "width"}
             torch.onnx.export(
-                model, (sample,), buf, dynamo=False, opset_version=opset,
-                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
-                              OUTPUT_NAME: {0: "batch", 2: "height", 3: "width"}},
+                model, sample, buf, dynamo=False, opset_version=opset,
+                input_names=inputs, output_names=outputs,
+                dynamic_axes={name: axes for name in (*inputs, *outputs)},
                 do_constant_folding=True,
             )
             return buf.getvalue()
@@ -88,12 +97,14 @@ def _export_bytes(model: nn.Module, sample: torch.Tensor, opset: int, exporter: 
         quiet_logger = logging.getLogger("torch.onnx._internal.exporter._registration")
         level = quiet_logger.level
         quiet_logger.setLevel(logging.ERROR)
+        dims = {0: Dim("batch"), 2: Dim("height"), 3: Dim("width")}  # shared by every input
         try:
             with contextlib.redirect_stdout(io.StringIO()):
                 program = torch.onnx.export(
-                    model, (sample,), None, dynamo=True, opset_version=opset,
-                    input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                    dynamic_shapes=({0: Dim("batch"), 2: Dim("height"), 3: Dim("width")},),
+                    model, sample, None, dynamo=True, opset_version=opset,
+                    input_names=inputs, output_names=outputs,
+                    # NamedIO takes *inputs: one argument holding a tuple of tensors.
+                    dynamic_shapes=(tuple(dims for _ in inputs),),
                 )
         finally:
             quiet_logger.setLevel(level)
@@ -130,17 +141,26 @@ def export_onnx(
         raise ValueError(f"exporter must be one of {EXPORTERS}, got {exporter!r}")
     onnx, ort = _require_onnx()
     model = plain_copy(model).to("cpu").float().eval()  # plain layers for the tracer
-    samples = sample_batches(sample_size, getattr(model, "input_convention", CAFFE_BGR))
-    model = logits_model(model)  # one output: the logits
+    modalities, heads = input_names(model), output_names(model)
+    samples = sample_batches(sample_size, getattr(model, "input_convention", CAFFE_BGR),
+                             modalities=modalities)
+    model = logits_model(model)  # one output: the logits (or one per head)
+    inputs = list(modalities or [INPUT_NAME])
+    outputs = list(heads or [OUTPUT_NAME])
+
+    def positional(x: Any) -> tuple[torch.Tensor, ...]:
+        return tuple(x[name] for name in inputs) if modalities else (x,)
+
     try:
-        data = _export_bytes(model, samples[0], opset, exporter)
+        data = _export_bytes(NamedIO(model, modalities, heads).eval(), positional(samples[0]),
+                             opset, exporter, inputs, outputs)
     except Exception as e:
         raise ExportError(f"{exporter} ONNX export failed: {type(e).__name__}: {e}") from e
 
     proto = onnx.load_from_string(data)
     del data  # a full VGG16 FCN is over 500 MB: hold one copy at a time
     del proto.metadata_props[:]
-    for key, value in metadata_strings(description).items():
+    for key, value in metadata_strings(description, inputs=modalities, outputs=heads).items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     proto.producer_name = "fcnseg"
@@ -149,9 +169,13 @@ def export_onnx(
     del proto
 
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    input_name = session.get_inputs()[0].name
-    checks = check_samples(
-        model, lambda x: session.run(None, {input_name: x.numpy()})[0], samples, atol)
+
+    def run(x: Any) -> Any:
+        feed = {name: t.numpy() for name, t in zip(inputs, positional(x), strict=True)}
+        got = session.run(outputs, feed)
+        return dict(zip(outputs, got, strict=True)) if heads else got[0]
+
+    checks = check_samples(model, run, samples, atol)
     atomic_write_bytes(path, data)
     return OnnxExport(str(path), opset, exporter, checks, len(data))
 

@@ -4,6 +4,10 @@ Tracing records the crops' sizes as shape computations on the input (not constan
 trace serves every input size; :func:`export_torchscript` checks that on a sample of another
 size and batch before writing. The model description travels inside the archive as the extra
 file ``fcnseg.json`` (``torch.jit.load(path, _extra_files={"fcnseg.json": ""})``).
+
+A model of several inputs (NYUDv2's fusion nets) is traced with a ``Dict[str, Tensor]`` input
+keyed by modality, and a model of several heads (SIFT Flow) returns ``Dict[str, Tensor]`` keyed
+by head, as the PyTorch models do.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ from fcnseg.export.common import (
     ExportError,
     SampleCheck,
     check_samples,
+    input_names,
     logits_model,
     metadata_strings,
+    output_names,
     sample_batches,
 )
 from fcnseg.models.fastpath import plain_copy
@@ -72,12 +78,18 @@ def export_torchscript(
             more on either sample; ``path`` is then left as it was.
     """
     model = plain_copy(model).to("cpu").float().eval()  # plain layers for the tracer
-    samples = sample_batches(sample_size, getattr(model, "input_convention", CAFFE_BGR))
-    model = logits_model(model)  # one output: the logits
-    meta = {k: json.loads(v) for k, v in metadata_strings(description).items()}
+    modalities, heads = input_names(model), output_names(model)
+    samples = sample_batches(sample_size, getattr(model, "input_convention", CAFFE_BGR),
+                             modalities=modalities)
+    model = logits_model(model)  # one output: the logits (or one per head)
+    meta = {k: json.loads(v) for k, v in
+            metadata_strings(description, inputs=modalities, outputs=heads).items()}
     try:
         with _quiet(), torch.no_grad():
-            traced = torch.jit.trace(model, samples[0], check_trace=False)
+            # A dict input or output is a fixed structure here (the modalities, the heads):
+            # strict=False lets the trace keep it.
+            traced = torch.jit.trace(model, (samples[0],), check_trace=False,
+                                     strict=not (modalities or heads))
             buf = io.BytesIO()
             torch.jit.save(traced, buf, _extra_files={METADATA_FILE: json.dumps(meta)})
     except Exception as e:
@@ -87,9 +99,10 @@ def export_torchscript(
     with _quiet():
         loaded = torch.jit.load(io.BytesIO(data), map_location="cpu")
 
-    def run(x: torch.Tensor) -> Any:
+    def run(x: Any) -> Any:
         with torch.no_grad():
-            return loaded(x).numpy()
+            out = loaded(x)
+        return {k: v.numpy() for k, v in out.items()} if heads else out.numpy()
 
     checks = check_samples(model, run, samples, atol)
     atomic_write_bytes(path, data)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -35,12 +35,15 @@ class Prediction:
         image: the H×W×3 uint8 RGB image as fed to the model (upright after EXIF).
         probs: C×H×W float32 class probabilities, when asked for.
         class_names: the model's class names, indexed by label value.
+        heads: for a model with several heads, the prediction of each head by name (the
+            attributes above are then the first head's); empty otherwise.
     """
 
     label: np.ndarray
     image: np.ndarray
     probs: np.ndarray | None = None
     class_names: tuple[str, ...] = field(default=())
+    heads: dict[str, Prediction] = field(default_factory=dict)
 
     def class_pixel_counts(self) -> dict[str, int]:
         """Pixels predicted for each class, by class name (every class, zero included)."""
@@ -79,6 +82,10 @@ class Segmenter:
             ``model.input_convention`` (a model without either is refused rather than guessed).
         temperature: logits are divided by it before the softmax (``fcnseg calibrate`` fits it
             and stores it in the checkpoint); it changes probabilities, never labels.
+        head_classes: ``{head: class names}`` of a model with several heads (``model(x)``
+            returning ``{head: logits}``, e.g. SIFT Flow's ``semantic`` and ``geometric``);
+            ``class_names`` are then the first head's. Missing heads are named ``class_i``.
+            Sliding windows and TTA apply to single-head models only.
     """
 
     def __init__(
@@ -94,6 +101,7 @@ class Segmenter:
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         input_convention: InputConvention | str | None = None,
         temperature: float = 1.0,
+        head_classes: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         convention = input_convention or getattr(model, "input_convention", None)
         if convention is None:
@@ -118,6 +126,14 @@ class Segmenter:
         self.sliding_window = SlidingWindow.coerce(
             dict(sliding_window) if isinstance(sliding_window, Mapping) else sliding_window)
         self.tta = TTA.coerce(dict(tta) if isinstance(tta, Mapping) else tta)
+        #: ``{head: class names}`` of a model with several heads; empty for one head.
+        self.heads = _head_names(model, self.class_names, head_classes)
+        #: The model's input modalities; images alone suffice only for one (colour) input.
+        self.input_names: tuple[str, ...] = tuple(getattr(model, "input_names", ("color",)))
+        if self.heads and (self.sliding_window is not None
+                           or (self.tta is not None and not self.tta.is_identity)):
+            raise ValueError(f"sliding windows and TTA apply to single-head models; {self.arch} "
+                             f"has heads {list(self.heads)}")
         self.max_pixels = max_pixels
         if not (math.isfinite(temperature) and temperature > 0):
             raise ValueError(f"temperature must be a positive number, got {temperature}")
@@ -139,6 +155,8 @@ class Segmenter:
         model = build_model_from_checkpoint(ckpt)
         classes = ckpt["classes"]
         options.setdefault("temperature", float(ckpt.get("temperature", 1.0)))
+        if classes.get("heads"):
+            options.setdefault("head_classes", classes["heads"])
         seg = cls(model, class_names=classes["names"], palette=classes["palette"],
                   ignore_index=classes["ignore_index"], device=device, **options)
         seg.checkpoint_path = str(path)
@@ -149,8 +167,11 @@ class Segmenter:
 
     # -- description ---------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
-        """A JSON-able description: architecture, geometry, classes, palette, convention."""
+        """A JSON-able description: architecture, geometry, classes, palette, convention (and
+        ``heads``, the class names of each head, for a model with several)."""
+        heads = {"heads": {h: list(n) for h, n in self.heads.items()}} if self.heads else {}
         return {
+            **heads,
             "arch": self.arch,
             "geometry": self.geometry,
             "num_classes": self.num_classes,
@@ -189,10 +210,13 @@ class Segmenter:
         return self.input_convention.normalize(batch)
 
     @torch.inference_mode()
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
+    def logits(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
         """N×C×H×W logits of a normalised batch, with sliding window and TTA as configured,
-        divided by the temperature."""
-        logits = self.predict_fn()(self.model, x.to(self.device)).float()
+        divided by the temperature; ``{head: logits}`` for a model with several heads."""
+        out = self.predict_fn()(self.model, x.to(self.device))
+        if isinstance(out, Mapping):
+            return {h: out[h].float() / self.temperature for h in self.heads}
+        logits = out.float()
         return logits if self.temperature == 1.0 else logits / self.temperature
 
     def predict(self, image: Any, *, return_probs: bool = False) -> Prediction:
@@ -229,17 +253,52 @@ class Segmenter:
         return [r for r in results if r is not None]
 
     def _predict_same_size(self, rgbs: list[np.ndarray], return_probs: bool) -> list[Prediction]:
+        if len(self.input_names) > 1:
+            raise ValueError(f"{self.arch} takes the inputs {list(self.input_names)}; the "
+                             f"segmenter predicts from colour images alone (call the model "
+                             f"with a dict of normalised inputs instead)")
         logits = self.logits(self.preprocess(rgbs))
-        label_dtype = np.uint8 if self.num_classes <= 256 else np.int64
-        labels = logits.argmax(1).cpu().numpy().astype(label_dtype)
-        probs = logits.softmax(1).cpu().numpy().astype(np.float32) if return_probs else None
-        names = tuple(self.class_names)
-        return [
-            Prediction(label=labels[j], image=rgbs[j],
-                       probs=None if probs is None else probs[j], class_names=names)
-            for j in range(len(rgbs))
-        ]
+        if not isinstance(logits, Mapping):
+            return _predictions(logits, rgbs, self.class_names, return_probs)
+        by_head = {h: _predictions(logits[h], rgbs, names, return_probs)
+                   for h, names in self.heads.items()}
+        first = next(iter(by_head.values()))
+        return [replace(first[j], heads={h: preds[j] for h, preds in by_head.items()})
+                for j in range(len(rgbs))]
 
     def __repr__(self) -> str:
         return (f"Segmenter(arch={self.arch!r}, geometry={self.geometry!r}, "
                 f"classes={self.num_classes}, device={str(self.device)!r})")
+
+
+def _predictions(logits: torch.Tensor, rgbs: list[np.ndarray], class_names: Sequence[str],
+                 return_probs: bool) -> list[Prediction]:
+    """One :class:`Prediction` per image of an N×C×H×W batch of logits."""
+    label_dtype = np.uint8 if len(class_names) <= 256 else np.int64
+    labels = logits.argmax(1).cpu().numpy().astype(label_dtype)
+    probs = logits.softmax(1).cpu().numpy().astype(np.float32) if return_probs else None
+    names = tuple(class_names)
+    return [Prediction(label=labels[j], image=rgbs[j],
+                       probs=None if probs is None else probs[j], class_names=names)
+            for j in range(len(rgbs))]
+
+
+def _head_names(model: nn.Module, class_names: Sequence[str],
+                given: Mapping[str, Sequence[str]] | None) -> dict[str, list[str]]:
+    """``{head: class names}`` of a model with several heads (checked against its heads);
+    empty for a model with one."""
+    counts = dict(getattr(model, "head_classes", {}) or {})
+    if len(counts) < 2:
+        return {}
+    unknown = sorted(set(given or {}) - set(counts))
+    if unknown:
+        raise ValueError(f"head_classes names heads {unknown}; the model's heads are "
+                         f"{list(counts)}")
+    first = next(iter(counts))
+    heads = {h: [str(n) for n in (given or {}).get(h, class_names if h == first else
+                                                   [f"class_{i}" for i in range(c)])]
+             for h, c in counts.items()}
+    for h, c in counts.items():
+        if len(heads[h]) != c:
+            raise ValueError(f"{len(heads[h])} class names for head {h!r} with {c} classes")
+    return heads

@@ -39,9 +39,10 @@ def _pair(v: int | Sequence[int], what: str) -> tuple[int, int]:
 def forward_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The plain whole-image forward pass (the default ``predict_fn``). A model answering
     torchvision-style ``{"out": logits, "aux": ...}`` (``fcn_resnet50(output="dict")``) gives
-    its ``"out"``."""
+    its ``"out"``; a model with several heads (``{"semantic": ..., "geometric": ...}``) gives
+    its dict of logits."""
     out = model(x)
-    return out["out"] if isinstance(out, Mapping) else out
+    return out["out"] if isinstance(out, Mapping) and "out" in out else out
 
 
 def window_starts(size: int, window: int, stride: int) -> list[int]:

@@ -4,6 +4,7 @@
 - :mod:`~fcnseg.models.vgg`, :mod:`~fcnseg.models.resnet`: the VGG16 and ResNet trunks.
 - :mod:`~fcnseg.models.head`: the FCN-32s/16s/8s skip head and its aligned upsampling.
 - :mod:`~fcnseg.models.fcn`: :class:`FCN`, a trunk with its head(s) and identity.
+- :mod:`~fcnseg.models.multitask`: SIFT Flow's two heads, NYUDv2's early and late fusion.
 - :mod:`~fcnseg.models.torchvision_fcn`: torchvision's FCN-ResNet (a different head).
 - :mod:`~fcnseg.models.backbone`, :mod:`~fcnseg.models.factories`: your own backbone.
 - :mod:`~fcnseg.models.builders`: ``build_model(name, ...)`` and the builder functions.
@@ -35,6 +36,14 @@ from fcnseg.models.builders import (
     fcn_alexnet,
     fcn_resnet50,
     fcn_resnet101,
+    nyud_fcn16s_color_hha,
+    nyud_fcn32s_color,
+    nyud_fcn32s_color_d,
+    nyud_fcn32s_color_hha,
+    nyud_fcn32s_hha,
+    siftflow_fcn8s,
+    siftflow_fcn16s,
+    siftflow_fcn32s,
 )
 from fcnseg.models.factories import allow_factory_modules, backbone_factory
 from fcnseg.models.fastpath import optimize, plain_copy
@@ -51,6 +60,11 @@ from fcnseg.models.head import (
     reference_upsampling,
 )
 from fcnseg.models.identity import ModelIdentity
+from fcnseg.models.multitask import (
+    LateFusionFCN,
+    early_fusion_conv1,
+    init_late_fusion,
+)
 from fcnseg.models.resnet import ResNet, ResNetBackbone, load_resnet_weights
 from fcnseg.models.torchvision_fcn import TorchvisionFCN, load_torchvision_fcn_weights
 from fcnseg.models.trunk import BackboneError
@@ -79,6 +93,7 @@ __all__ = [
     "BackboneError",
     "GoogLeNetTrunk",
     "HeadNames",
+    "LateFusionFCN",
     "ModelIdentity",
     "ResNet",
     "ResNetBackbone",
@@ -93,6 +108,7 @@ __all__ = [
     "bilinear_kernel",
     "bilinear_upsampling",
     "build_model",
+    "early_fusion_conv1",
     "edge_upsampling",
     "fcn8s",
     "fcn8s_atonce",
@@ -116,15 +132,24 @@ __all__ = [
     "init_from",
     "load_alexnet_caffe_weights",
     "load_alexnet_weights",
+    "init_late_fusion",
     "load_backbone_weights",
     "load_fcn_weights",
     "load_googlenet_weights",
     "load_resnet_weights",
     "load_torchvision_fcn_weights",
     "load_vgg16_bn_weights",
+    "nyud_fcn16s_color_hha",
+    "nyud_fcn32s_color",
+    "nyud_fcn32s_color_d",
+    "nyud_fcn32s_color_hha",
+    "nyud_fcn32s_hha",
     "optimize",
     "plain_copy",
     "read_state_dict",
     "reference_upsampling",
+    "siftflow_fcn8s",
+    "siftflow_fcn16s",
+    "siftflow_fcn32s",
     "vgg16_fcn",
 ]

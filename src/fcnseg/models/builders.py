@@ -10,7 +10,15 @@ from typing import Any
 
 from torch import nn
 
-from fcnseg.conventions import CAFFE_BGR, TORCHVISION_RGB, InputConvention
+from fcnseg.conventions import (
+    CAFFE_BGR,
+    NYUD_BGR,
+    NYUD_HHA,
+    SIFTFLOW_BGR,
+    TORCHVISION_RGB,
+    InputConvention,
+    get_convention,
+)
 from fcnseg.models.alexnet import (
     AlexNetTrunk,
     alexnet_upsampling,
@@ -22,6 +30,14 @@ from fcnseg.models.fcn import FCN, vgg16_fcn
 from fcnseg.models.googlenet import GOOGLENET_NAMES, GoogLeNetTrunk, load_googlenet_weights
 from fcnseg.models.head import VGG_NAMES, SkipHead, edge_upsampling
 from fcnseg.models.identity import ModelIdentity
+from fcnseg.models.multitask import (
+    LateFusionFCN,
+    early_fusion_conv1,
+    early_fusion_fcn,
+    init_late_fusion,
+    late_fusion_fcn,
+    siftflow_fcn,
+)
 from fcnseg.models.resnet import ResNetBackbone, load_resnet_weights
 from fcnseg.models.torchvision_fcn import TorchvisionFCN, load_torchvision_fcn_weights
 from fcnseg.models.vgg16_bn import load_vgg16_bn_weights
@@ -53,6 +69,14 @@ __all__ = [
     "fcn_resnet101",
     "fcn_resnet_skip",
     "get_builder",
+    "nyud_fcn16s_color_hha",
+    "nyud_fcn32s_color",
+    "nyud_fcn32s_color_d",
+    "nyud_fcn32s_color_hha",
+    "nyud_fcn32s_hha",
+    "siftflow_fcn8s",
+    "siftflow_fcn16s",
+    "siftflow_fcn32s",
 ]
 
 def _recorded(builder: Callable[..., Any], arguments: Mapping[str, Any]) -> dict[str, Any]:
@@ -392,7 +416,196 @@ MODEL_BUILDERS.update({
 
 #: Builder arguments that name files or live objects: used when building, never recorded in or
 #: read from a checkpoint's ``build_kwargs``.
-NOT_RECORDED = ("backbone_weights", "backbone_convention", "weights", "backbone")
+NOT_RECORDED = ("backbone_weights", "backbone_convention", "weights", "backbone",
+                "stream_weights")
+
+
+# -- the reference's other tasks: SIFT Flow (two heads) and NYUDv2 (modalities) ----------------
+def _load_imagenet(model: nn.Module, path: PathLike, convention: str | None,
+                   task_convention: InputConvention) -> None:
+    """ImageNet VGG16 weights into a VGG16 FCN; Caffe weights keep the task's own mean (the
+    reference fine-tunes them on the dataset's mean), torchvision's bring their convention."""
+    load_backbone_weights(model, path, convention=convention)
+    if model.input_convention.name == CAFFE_BGR.name:
+        model.input_convention = task_convention
+
+
+def _siftflow_builder(arch: str, variant: str) -> Callable[..., FCN]:
+    def builder(
+        num_classes: int = 33,
+        *,
+        geometric_classes: int = 3,
+        geometry: str = "caffe",
+        width: float = 1.0,
+        fc_channels: int = 4096,
+        dropout: float = 0.5,
+        input_convention: InputConvention | str | dict[str, Any] = SIFTFLOW_BGR,
+        backbone_weights: PathLike | None = None,
+        backbone_convention: str | None = None,
+    ) -> FCN:
+        model = siftflow_fcn(variant, arch=arch, build_kwargs=_recorded(builder, locals()),
+                             num_classes=num_classes, geometric_classes=geometric_classes,
+                             geometry=geometry, width=width, fc_channels=fc_channels,
+                             dropout=dropout, input_convention=input_convention)
+        if backbone_weights is not None:
+            _load_imagenet(model, backbone_weights, backbone_convention,
+                           get_convention(input_convention))
+        return model
+
+    builder.__name__ = builder.__qualname__ = arch
+    builder.__doc__ = f"""SIFT Flow FCN-{variant}: one VGG16 trunk, a ``semantic`` and a
+    ``geometric`` head, each with its own scorers and upsampling (``score_fr_sem``,
+    ``upscore2_geo`` ...).
+    ``model(x)`` returns ``{{"semantic": N×33×H×W, "geometric": N×3×H×W}}``.
+
+    Args:
+        num_classes: classes of the semantic head (33).
+        geometric_classes: classes of the geometric head (3: sky, horizontal, vertical).
+        geometry, width, fc_channels, dropout: as :func:`fcn32s`.
+        input_convention: the SIFT Flow mean, BGR (the reference's).
+        backbone_weights, backbone_convention: ImageNet VGG16 weights, as :func:`fcn32s`.
+    """
+    return builder
+
+
+siftflow_fcn32s = _siftflow_builder("siftflow_fcn32s", "32s")
+siftflow_fcn16s = _siftflow_builder("siftflow_fcn16s", "16s")
+siftflow_fcn8s = _siftflow_builder("siftflow_fcn8s", "8s")
+
+
+def _nyud_single_builder(arch: str, modality: str,
+                         convention: InputConvention) -> Callable[..., FCN]:
+    def builder(
+        num_classes: int = 40,
+        *,
+        geometry: str = "caffe",
+        width: float = 1.0,
+        fc_channels: int = 4096,
+        dropout: float = 0.5,
+        input_convention: InputConvention | str | dict[str, Any] = convention,
+        backbone_weights: PathLike | None = None,
+        backbone_convention: str | None = None,
+    ) -> FCN:
+        model = vgg16_fcn("32s", num_classes, arch=arch,
+                          build_kwargs=_recorded(builder, locals()), geometry=geometry,
+                          width=width, fc_channels=fc_channels, dropout=dropout,
+                          input_convention=input_convention)
+        model.input_names = (modality,)
+        if backbone_weights is not None:
+            _load_imagenet(model, backbone_weights, backbone_convention,
+                           get_convention(input_convention))
+        return model
+
+    builder.__name__ = builder.__qualname__ = arch
+    builder.__doc__ = f"""NYUDv2 FCN-32s on {modality} alone (40 classes): the VGG16 FCN-32s, its
+    input named ``{modality!r}`` (``model(x)`` takes N×3×H×W or ``{{{modality!r}: N×3×H×W}}``).
+
+    Args:
+        num_classes: 40 (Gupta et al.'s NYUDv2 classes).
+        geometry, width, fc_channels, dropout: as :func:`fcn32s`.
+        input_convention: the reference's {modality} normalisation (``{convention.name}``).
+        backbone_weights, backbone_convention: ImageNet VGG16 weights, as :func:`fcn32s`.
+    """
+    return builder
+
+
+nyud_fcn32s_color = _nyud_single_builder("nyud_fcn32s_color", "color", NYUD_BGR)
+nyud_fcn32s_hha = _nyud_single_builder("nyud_fcn32s_hha", "hha", NYUD_HHA)
+
+
+def nyud_fcn32s_color_d(
+    num_classes: int = 40,
+    *,
+    geometry: str = "caffe",
+    width: float = 1.0,
+    fc_channels: int = 4096,
+    dropout: float = 0.5,
+    input_convention: InputConvention | str | dict[str, Any] = NYUD_BGR,
+    backbone_weights: PathLike | None = None,
+    backbone_convention: str | None = None,
+) -> FCN:
+    """NYUDv2 FCN-32s RGB-D, early fusion: colour and depth stacked into a 4-channel
+    ``conv1_1_bgrd`` (the reference's name). ``model(x)`` takes ``{"color": N×3×H×W, "depth":
+    N×1×H×W}`` or the stacked N×4×H×W tensor (colour channels first).
+
+    Args:
+        num_classes: 40.
+        geometry, width, fc_channels, dropout: as :func:`fcn32s`.
+        input_convention: the colour normalisation (the NYUDv2 mean, BGR); depth comes as
+            log depth minus its mean.
+        backbone_weights: ImageNet VGG16 weights; conv1_1_bgrd gets ImageNet conv1_1 on the
+            colour channels and, for depth, its mean over the input channels
+            (:func:`fcnseg.models.multitask.early_fusion_conv1`); the bias is copied.
+        backbone_convention: that file's convention, as :func:`fcn32s`.
+    """
+    model = early_fusion_fcn("32s", num_classes, arch="nyud_fcn32s_color_d",
+                             build_kwargs=_recorded(nyud_fcn32s_color_d, locals()),
+                             geometry=geometry, width=width, fc_channels=fc_channels,
+                             dropout=dropout, input_convention=input_convention)
+    if backbone_weights is not None:
+        # Load into a 3-channel twin, then widen its conv1_1 for depth.
+        twin = vgg16_fcn("32s", num_classes, arch="fcn32s", build_kwargs={}, geometry=geometry,
+                         width=width, fc_channels=fc_channels, dropout=dropout)
+        _load_imagenet(twin, backbone_weights, backbone_convention,
+                       get_convention(input_convention))
+        sd = twin.state_dict()
+        sd["conv1_1_bgrd.weight"] = early_fusion_conv1(sd.pop("conv1_1.weight"))
+        sd["conv1_1_bgrd.bias"] = sd.pop("conv1_1.bias")
+        model.load_state_dict(sd)
+        model.input_convention = twin.input_convention
+    return model
+
+
+def _late_fusion_builder(arch: str, variant: str) -> Callable[..., LateFusionFCN]:
+    def builder(
+        num_classes: int = 40,
+        *,
+        geometry: str = "caffe",
+        width: float = 1.0,
+        fc_channels: int = 4096,
+        dropout: float = 0.5,
+        input_convention: InputConvention | str | dict[str, Any] = NYUD_BGR,
+        stream_weights: Mapping[str, PathLike] | None = None,
+    ) -> LateFusionFCN:
+        model = late_fusion_fcn(variant, num_classes, arch=arch,
+                                build_kwargs=_recorded(builder, locals()),
+                                modalities=("color", "hha"), fusion_weights=(0.5, 0.5),
+                                geometry=geometry, width=width, fc_channels=fc_channels,
+                                dropout=dropout, input_convention=input_convention)
+        if stream_weights is not None:
+            init_late_fusion(model, stream_weights)
+        return model
+
+    builder.__name__ = builder.__qualname__ = arch
+    builder.__doc__ = f"""NYUDv2 FCN-{variant} RGB-HHA, late fusion: a ``color`` and an ``hha``
+    VGG16 stream whose score maps are summed with weights 0.5 / 0.5 before one shared
+    upsampling. ``model(x)`` takes ``{{"color": N×3×H×W, "hha": N×3×H×W}}``.
+
+    Args:
+        num_classes: 40.
+        geometry, width, fc_channels, dropout: as :func:`fcn32s` (every stream alike).
+        input_convention: the colour stream's normalisation (the NYUDv2 mean, BGR); the HHA
+            stream takes HHA minus its mean.
+        stream_weights: ``{{"color": checkpoint, "hha": checkpoint}}`` of trained single-stream
+            nets (``nyud_fcn32s_color``, ``nyud_fcn32s_hha``) to start each stream from
+            (:func:`fcnseg.models.multitask.init_late_fusion`).
+    """
+    return builder
+
+
+nyud_fcn32s_color_hha = _late_fusion_builder("nyud_fcn32s_color_hha", "32s")
+nyud_fcn16s_color_hha = _late_fusion_builder("nyud_fcn16s_color_hha", "16s")
+
+MODEL_BUILDERS.update({
+    "siftflow_fcn32s": siftflow_fcn32s,
+    "siftflow_fcn16s": siftflow_fcn16s,
+    "siftflow_fcn8s": siftflow_fcn8s,
+    "nyud_fcn32s_color": nyud_fcn32s_color,
+    "nyud_fcn32s_hha": nyud_fcn32s_hha,
+    "nyud_fcn32s_color_d": nyud_fcn32s_color_d,
+    "nyud_fcn32s_color_hha": nyud_fcn32s_color_hha,
+    "nyud_fcn16s_color_hha": nyud_fcn16s_color_hha,
+})
 
 
 def get_builder(name: str) -> Callable[..., nn.Module]:

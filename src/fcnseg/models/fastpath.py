@@ -184,9 +184,11 @@ _FAST = {GemmConv2d: nn.Conv2d, SeparableBilinearUpsampling: BilinearUpsampling}
 
 
 def _owners(model: nn.Module) -> list[nn.Module]:
-    """The model's modules, plus the trunk and heads an FCN holds without registering them."""
+    """The model's modules, plus the trunk(s) and heads an FCN holds without registering them."""
     owners = list(model.modules())
-    for extra in (getattr(model, "trunk", None), *getattr(model, "heads", {}).values()):
+    held = (getattr(model, "trunk", None), *getattr(model, "heads", {}).values(),
+            *getattr(model, "streams", {}).values())
+    for extra in held:
         if isinstance(extra, nn.Module) and all(extra is not m for m in owners):
             owners += list(extra.modules())
     return owners

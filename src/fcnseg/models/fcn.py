@@ -26,7 +26,7 @@ from fcnseg.models.identity import DescribedModel, ModelIdentity
 from fcnseg.models.trunk import trunk_channels, trunk_coord_maps, trunk_features
 from fcnseg.models.vgg import GEOMETRIES, VGG16_BLOCKS, VGG16Trunk
 
-__all__ = ["FCN", "GEOMETRIES", "VGG16_BLOCKS", "vgg16_fcn"]
+__all__ = ["FCN", "GEOMETRIES", "VGG16_BLOCKS", "stack_inputs", "vgg16_fcn"]
 
 
 class FCN(DescribedModel, nn.Module):
@@ -39,8 +39,14 @@ class FCN(DescribedModel, nn.Module):
         identity: what :func:`fcnseg.models.build_model` needs to rebuild the model.
         trunk_name: the trunk's state-dict prefix (``"backbone"``), or None to put its layers at
             the top level (the reference layout of the VGG16 FCNs).
+        input_names: the input modalities, in the order their channels are stacked for the
+            trunk (``("color",)``; ``("color", "depth")`` for early fusion).
+        layer_names: top-level trunk layers registered under another name (``{"conv1_1":
+            "conv1_1_bgrd"}``: the early-fusion conv1_1 has its own name in the reference).
 
-    ``forward(x)`` returns N×num_classes×H×W scores for an N×3×H×W input.
+    ``forward(x)`` returns N×num_classes×H×W scores for an N×3×H×W input; ``x`` may also be a
+    dict keyed by the input names (``{"color": ...}``), whose tensors are stacked along the
+    channels in ``input_names`` order.
     """
 
     def __init__(
@@ -50,8 +56,11 @@ class FCN(DescribedModel, nn.Module):
         identity: ModelIdentity,
         *,
         trunk_name: str | None = "backbone",
+        input_names: Sequence[str] = ("color",),
+        layer_names: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__()
+        self.input_names = tuple(input_names)
         single = isinstance(heads, SkipHead)
         head_map = {"out": heads} if single else dict(heads)
         # The trunk and heads are held as plain attributes; their layers are registered below
@@ -61,8 +70,9 @@ class FCN(DescribedModel, nn.Module):
         self._single = single
         self.identity = identity
         if trunk_name is None:
+            renamed = dict(layer_names or {})
             for name, layer in trunk.named_children():
-                self.add_module(name, layer)
+                self.add_module(renamed.get(name, name), layer)
         else:
             self.add_module(trunk_name, trunk)
         for head in head_map.values():
@@ -121,7 +131,17 @@ class FCN(DescribedModel, nn.Module):
         geometry = f", geometry={self.geometry}" if self.geometry else ""
         return f"arch={self.arch}{geometry}, num_classes={self.num_classes}"
 
+    @property
+    def head_classes(self) -> dict[str, int]:
+        """Output channels by head name (``{"out": C}`` for a single-head model)."""
+        return {name: head.num_classes for name, head in self.heads.items()}
+
     # -- forward -------------------------------------------------------------------------------
+    def stack_inputs(self, x: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The trunk's input: ``x`` itself, or a dict's tensors stacked in ``input_names``
+        order."""
+        return stack_inputs(x, self.input_names)
+
     def features(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
         """The trunk's features ``{stride: tensor}`` of an input batch."""
         if x.dim() != 4:
@@ -129,12 +149,30 @@ class FCN(DescribedModel, nn.Module):
                              f"{tuple(x.shape)}")
         return trunk_features(self.trunk, self.trunk(x), self._channels)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor | Mapping[str, torch.Tensor]
+    ) -> torch.Tensor | dict[str, torch.Tensor]:
+        x = self.stack_inputs(x)
         features = self.features(x)
         size = x.shape[-2:]
         if self._single:
             return self.head(features, size)
         return {name: head(features, size) for name, head in self.heads.items()}
+
+
+def stack_inputs(x: torch.Tensor | Mapping[str, torch.Tensor],
+                 input_names: Sequence[str]) -> torch.Tensor:
+    """A tensor input as it is; a dict input's tensors for ``input_names``, stacked along the
+    channels in that order. A missing modality is a ValueError naming it."""
+    if not isinstance(x, Mapping):
+        return x
+    missing = [n for n in input_names if n not in x]
+    if missing:
+        raise ValueError(f"the model takes inputs {list(input_names)}; the input dict lacks "
+                         f"{missing} (it has {sorted(x)})")
+    if len(input_names) == 1:
+        return x[input_names[0]]
+    return torch.cat([x[n] for n in input_names], dim=1)
 
 
 def vgg16_fcn(

@@ -38,6 +38,8 @@ class VGG16Trunk(nn.Module):
         fc_channels: channels of fc6 and fc7 (4096 in VGG16).
         dropout: element-wise dropout after fc6 and fc7, as Caffe's Dropout.
         batch_norm: a BatchNorm2d after each convolution (VGG16-BN).
+        in_channels: input channels of conv1_1 (3 for images; 4 for the reference's early
+            fusion of colour and depth).
     """
 
     fully_connected = ("fc6", "fc7")
@@ -50,6 +52,7 @@ class VGG16Trunk(nn.Module):
         fc_channels: int = 4096,
         dropout: float = 0.5,
         batch_norm: bool = False,
+        in_channels: int = 3,
     ) -> None:
         super().__init__()
         if geometry not in GEOMETRIES:
@@ -57,9 +60,12 @@ class VGG16Trunk(nn.Module):
         if width <= 0 or fc_channels < 1:
             raise ValueError(f"width must be > 0 and fc_channels >= 1, got {width}, {fc_channels}")
         self.geometry = geometry
+        if in_channels < 1:
+            raise ValueError(f"in_channels must be >= 1, got {in_channels}")
         self.batch_norm = bool(batch_norm)
+        self.in_channels = int(in_channels)
         caffe = geometry == "caffe"
-        in_ch = 3
+        in_ch = self.in_channels
         block_channels = []
         for b, (n_convs, ch) in enumerate(VGG16_BLOCKS, start=1):
             ch = max(1, round(ch * width))
@@ -105,9 +111,10 @@ class VGG16Trunk(nn.Module):
         return getattr(self, f"pool{b}")(x)
 
     def forward(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
-        """``{8: pool3, 16: pool4, 32: fc7}`` of an N×3×H×W batch."""
-        if x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f"expected an N×3×H×W input, got shape {tuple(x.shape)}")
+        """``{8: pool3, 16: pool4, 32: fc7}`` of an N×C×H×W batch (C = ``in_channels``)."""
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"expected an N×{self.in_channels}×H×W input, got shape "
+                             f"{tuple(x.shape)}")
         x = self._block(self._block(x, 1), 2)
         pool3 = self._block(x, 3)
         pool4 = self._block(pool3, 4)

@@ -109,7 +109,7 @@ class ConvertedModel:
 
         return save_checkpoint(
             out, self.model, class_names=self.class_names, palette=self.palette,
-            metrics=self.metrics(),
+            metrics=self.metrics(), head_classes=dict(self.reference.heads) or None,
             recipe={"converted_from": self.source.name, "reference": self.reference.name},
         )
 
@@ -266,10 +266,15 @@ def _vgg16_state_dict(net: CaffeNet, ref: ReferenceModel) -> dict[str, torch.Ten
 
 def _build_kwargs(net: CaffeNet, ref: ReferenceModel, layers: dict[str, CaffeLayer]
                   ) -> dict[str, Any]:
+    # The first stream's first convolution and fc6 (suffixed in a late-fusion net) give the
+    # trunk's size.
     alexnet = ref.arch == "fcn_alexnet"
     first, full = ("conv1", 96) if alexnet else ("conv1_1", 64)
-    conv1 = _strip_ones(layers[first].blobs[0])[0]
-    fc = _strip_ones(layers["fc6"].blobs[0])[0]
+    caffe_name = {ref.rename.get(n, n): n for n in ref.layers}
+    trunk = {base: layers[next(caffe_name[m] for m in caffe_name if m.startswith(base))]
+             for base in (first, "fc6")}
+    conv1 = _strip_ones(trunk[first].blobs[0])[0]
+    fc = _strip_ones(trunk["fc6"].blobs[0])[0]
     classes = _output_channels(layers, ref)
     if ref.num_classes is not None and classes != ref.num_classes:
         raise CaffeModelError(f"{net.path}: layer 'score_fr' has {classes} outputs; "

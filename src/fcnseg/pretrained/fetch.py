@@ -142,6 +142,11 @@ PRETRAINED: dict[str, PublishedWeights] = {w.name: w for w in (
     _reference_fcn("pascalcontext_fcn16s", "pascalcontext-fcn16s-heavy"),
     _reference_fcn("pascalcontext_fcn8s", "pascalcontext-fcn8s-heavy"),
     _reference_fcn("nyud_fcn32s_color", "nyud-fcn32s-color-heavy"),
+    _reference_fcn("nyud_fcn32s_hha", "nyud-fcn32s-hha-heavy"),
+    _reference_fcn("nyud_fcn32s_color_hha", "nyud-fcn32s-color-hha-heavy"),
+    _reference_fcn("siftflow_fcn32s", "siftflow-fcn32s-heavy"),
+    _reference_fcn("siftflow_fcn16s", "siftflow-fcn16s-heavy"),
+    _reference_fcn("siftflow_fcn8s", "siftflow-fcn8s-heavy"),
     _torchvision("vgg16_torchvision", "vgg16-397923af.pth"),
     _torchvision("vgg16_bn", "vgg16_bn-6c64b313.pth"),
     PublishedWeights(

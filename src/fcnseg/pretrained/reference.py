@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from fcnseg.conventions import CAFFE_BGR, InputConvention
+from fcnseg.conventions import CAFFE_BGR, NYUD_BGR, NYUD_HHA, SIFTFLOW_BGR, InputConvention
 from fcnseg.data.palette import VOC_CLASSES
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "PASCAL_CONTEXT_CLASSES",
     "REFERENCE_MODELS",
     "SIFT_FLOW_CLASSES",
+    "SIFT_FLOW_GEOMETRIC_CLASSES",
     "VGG16_IMAGENET",
     "ReferenceModel",
     "get_reference",
@@ -66,6 +67,8 @@ SIFT_FLOW_CLASSES: tuple[str, ...] = (
     "streetlight", "sun", "tree", "window",
 )
 
+SIFT_FLOW_GEOMETRIC_CLASSES: tuple[str, ...] = ("sky", "horizontal", "vertical")
+
 NYUD_CLASSES: tuple[str, ...] = (
     "wall", "floor", "cabinet", "bed", "chair", "sofa", "table", "door", "window", "bookshelf",
     "picture", "counter", "blinds", "desk", "shelves", "curtain", "dresser", "pillow", "mirror",
@@ -73,15 +76,6 @@ NYUD_CLASSES: tuple[str, ...] = (
     "shower curtain", "box", "whiteboard", "person", "night stand", "toilet", "sink", "lamp",
     "bathtub", "bag", "otherstructure", "otherfurniture", "otherprop",
 )
-
-
-def _caffe_mean(name: str, b: float, g: float, r: float) -> InputConvention:
-    return InputConvention(name=name, channel_order="BGR", scale=1.0, mean=(b, g, r),
-                           std=(1.0, 1.0, 1.0))
-
-
-SIFT_FLOW_BGR = _caffe_mean("caffe_bgr_siftflow", 114.578, 115.294, 108.353)
-NYUD_COLOR_BGR = _caffe_mean("caffe_bgr_nyud", 116.190, 97.203, 92.318)
 
 
 @dataclass(frozen=True)
@@ -109,6 +103,8 @@ class ReferenceModel:
     fixed: Mapping[str, float] = field(default_factory=dict)
     #: why this model cannot be converted yet (its fcnseg model is not built yet), or ""
     pending: str = ""
+    #: class names per head of a multi-head model (``classes`` are the first head's)
+    heads: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def caffemodel_url(self) -> str:
@@ -135,12 +131,23 @@ def _siftflow(variant: str) -> ReferenceModel:
     # One trunk, a semantic and a geometric head: every head layer twice, suffixed.
     heads = tuple(f"{layer}_{task}" for task in ("sem", "geo") for layer in HEADS[variant])
     return ReferenceModel(
-        f"siftflow-{variant}-heavy", f"{variant}_siftflow", VGG16_TRUNK + heads,
-        SIFT_FLOW_CLASSES, "sift_flow", convention=SIFT_FLOW_BGR,
+        f"siftflow-{variant}-heavy", f"siftflow_{variant}", VGG16_TRUNK + heads,
+        SIFT_FLOW_CLASSES, "sift_flow", convention=SIFTFLOW_BGR,
         published={"mean_iu": 39.5, "split": "SIFT Flow test (FCN-16s)"}
         if variant == "fcn16s" else {},
-        pending="the two-headed SIFT Flow FCN (semantic + geometric) is not built yet",
+        heads={"semantic": SIFT_FLOW_CLASSES, "geometric": SIFT_FLOW_GEOMETRIC_CLASSES},
     )
+
+
+def _late_fusion_layers(*streams: str) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The reference's RGB-HHA net names each stream's layers by appending the modality with no
+    separator (``conv1_1color``, ``score_frhha``); fcnseg separates it (``conv1_1_color``)."""
+    rename = {f"{layer}{s}": f"{layer}_{s}" for s in streams
+              for layer in (*VGG16_TRUNK, "score_fr")}
+    return rename, (*rename, "upscore")
+
+
+_COLOR_HHA_RENAME, _COLOR_HHA_LAYERS = _late_fusion_layers("color", "hha")
 
 
 #: The ImageNet VGG16 (V1 layer format), from the Oxford VGG page.
@@ -161,25 +168,21 @@ REFERENCE_MODELS: dict[str, ReferenceModel] = {m.name: m for m in (
     # PASCAL-Context, 59 classes + background: the VGG FCNs with 60 outputs.
     _context("fcn32s"), _context("fcn16s"), _context("fcn8s"),
     # NYUDv2 colour: FCN-32s with 40 outputs and the NYUD colour mean.
-    ReferenceModel("nyud-fcn32s-color-heavy", "fcn32s", VGG16_TRUNK + HEADS["fcn32s"],
-                   NYUD_CLASSES, "nyud", convention=NYUD_COLOR_BGR,
+    ReferenceModel("nyud-fcn32s-color-heavy", "nyud_fcn32s_color", VGG16_TRUNK + HEADS["fcn32s"],
+                   NYUD_CLASSES, "nyud", convention=NYUD_BGR,
                    published={"mean_iu": 29.2, "split": "NYUDv2 test (RGB)"}),
     # FCN-AlexNet (voc-fcn-alexnet): grouped conv2/4/5, 6×6 fc6, upscore 63/32.
     ReferenceModel("fcn-alexnet-pascal", "fcn_alexnet", ALEXNET_TRUNK + ("score_fr", "upscore"),
                    VOC_CLASSES, "voc", published={"mean_iu": 48.0, "split": "seg11valid"}),
-    # -- slots for models whose fcnseg builders do not exist yet ---------------------------
+    ReferenceModel("nyud-fcn32s-hha-heavy", "nyud_fcn32s_hha", VGG16_TRUNK + HEADS["fcn32s"],
+                   NYUD_CLASSES, "nyud", convention=NYUD_HHA,
+                   published={"mean_iu": 24.2, "split": "NYUDv2 test (HHA)"}),
+    # RGB-HHA late fusion: two suffixed streams, one shared upscore.
+    ReferenceModel("nyud-fcn32s-color-hha-heavy", "nyud_fcn32s_color_hha", _COLOR_HHA_LAYERS,
+                   NYUD_CLASSES, "nyud", convention=NYUD_BGR, rename=_COLOR_HHA_RENAME,
+                   published={"mean_iu": 32.8, "split": "NYUDv2 test (RGB-HHA)"}),
+    # SIFT Flow: one trunk, semantic and geometric heads.
     _siftflow("fcn32s"), _siftflow("fcn16s"), _siftflow("fcn8s"),
-    ReferenceModel("nyud-fcn32s-hha-heavy", "fcn32s_nyud_hha", VGG16_TRUNK + HEADS["fcn32s"],
-                   NYUD_CLASSES, "nyud",
-                   convention=_caffe_mean("caffe_hha_nyud", 132.431, 94.076, 118.477),
-                   published={"mean_iu": 24.2, "split": "NYUDv2 test (HHA)"},
-                   pending="the HHA input pipeline for NYUDv2 is not built yet"),
-    ReferenceModel("nyud-fcn32s-color-hha-heavy", "fcn32s_nyud_color_hha",
-                   tuple(f"{layer}_{s}" for s in ("color", "hha")
-                         for layer in (*VGG16_TRUNK, "score_fr")) + ("upscore",),
-                   NYUD_CLASSES, "nyud", convention=NYUD_COLOR_BGR,
-                   published={"mean_iu": 32.8, "split": "NYUDv2 test (RGB-HHA)"},
-                   pending="the late-fusion RGB-HHA FCN is not built yet"),
 )}
 
 

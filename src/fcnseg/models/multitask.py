@@ -1,0 +1,297 @@
+"""The reference's other nets: two heads on one trunk (SIFT Flow) and several input modalities
+(NYUDv2), fused early (RGB-D) or late (RGB-HHA).
+
+- **SIFT Flow** (:func:`siftflow_fcn`): one VGG16 trunk, a ``semantic`` head (33 classes) and a
+  ``geometric`` head (3: sky, horizontal, vertical), each with its own scorers and upsampling,
+  named like the reference (``score_fr_sem``, ``upscore2_sem``, ``score_fr_geo`` ...).
+  ``model(x)`` returns ``{"semantic": N×33×H×W, "geometric": N×3×H×W}``.
+- **Early fusion** (:func:`early_fusion_fcn`): colour and depth stacked into a 4-channel input;
+  the reference names that first convolution ``conv1_1_bgrd``. ``model(x)`` takes
+  ``{"color": N×3×H×W, "depth": N×1×H×W}`` or the stacked N×4×H×W tensor (colour first). Its
+  depth filter starts as the mean of ImageNet conv1_1 over the colour channels
+  (:func:`early_fusion_conv1`).
+- **Late fusion** (:class:`LateFusionFCN`): one full VGG16 trunk and scorers per modality
+  (``conv1_1_color`` … ``score_fr_color``, ``conv1_1_hha`` … ``score_fr_hha``), their score maps
+  summed with fixed weights (0.5, 0.5) before one shared upsampling (``upscore``; FCN-16s also
+  fuses the streams' ``score_pool4_*`` likewise before ``upscore2`` and ``upscore16``).
+  ``model(x)`` takes ``{"color": N×3×H×W, "hha": N×3×H×W}``. Each stream starts from a trained
+  single-modality net: :func:`init_late_fusion`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from fcnseg.conventions import InputConvention, get_convention
+from fcnseg.models.fcn import FCN, stack_inputs
+from fcnseg.models.geometry import IDENTITY
+from fcnseg.models.head import (
+    VARIANTS,
+    VGG_NAMES,
+    AlignedUpsampling,
+    Scorer,
+    SkipHead,
+    reference_upsampling,
+)
+from fcnseg.models.identity import DescribedModel, ModelIdentity
+from fcnseg.models.vgg import VGG16Trunk
+from fcnseg.models.weights import WeightsError
+
+__all__ = [
+    "HEAD_SUFFIXES",
+    "LateFusionFCN",
+    "early_fusion_conv1",
+    "early_fusion_fcn",
+    "init_late_fusion",
+    "late_fusion_fcn",
+    "siftflow_fcn",
+]
+
+#: The SIFT Flow heads and the suffix the reference gives their layers.
+HEAD_SUFFIXES: dict[str, str] = {"semantic": "_sem", "geometric": "_geo"}
+
+
+def _trunk(geometry: str, width: float, fc_channels: int, dropout: float,
+           in_channels: int = 3) -> VGG16Trunk:
+    return VGG16Trunk(geometry=geometry, width=width, fc_channels=fc_channels, dropout=dropout,
+                      in_channels=in_channels)
+
+
+def siftflow_fcn(
+    variant: str,
+    *,
+    arch: str,
+    build_kwargs: Mapping[str, Any],
+    num_classes: int = 33,
+    geometric_classes: int = 3,
+    geometry: str = "caffe",
+    width: float = 1.0,
+    fc_channels: int = 4096,
+    dropout: float = 0.5,
+    input_convention: InputConvention | str | Mapping[str, Any] = "caffe_bgr",
+) -> FCN:
+    """FCN-``variant`` on one VGG16 trunk with a ``semantic`` (``num_classes``) and a
+    ``geometric`` (``geometric_classes``) head; ``forward`` returns ``{head: scores}``."""
+    trunk = _trunk(geometry, width, fc_channels, dropout)
+    upsampling = partial(reference_upsampling, pad_to_target=geometry == "same")
+    counts = {"semantic": num_classes, "geometric": geometric_classes}
+    heads = {name: SkipHead(trunk.out_channels, trunk.coord_maps(), counts[name],
+                            variant=variant, upsampling=upsampling,
+                            names=VGG_NAMES.suffixed(suffix))
+             for name, suffix in HEAD_SUFFIXES.items()}
+    identity = ModelIdentity(arch, dict(build_kwargs), input_convention)
+    return FCN(trunk, heads, identity, trunk_name=None)
+
+
+def early_fusion_conv1(weight: torch.Tensor) -> torch.Tensor:
+    """The 4-channel (colour + depth) conv1_1 weight from a 3-channel ImageNet one: the colour
+    filters as they are, the depth filter the mean of each filter over its input channels."""
+    if weight.dim() != 4 or weight.shape[1] != 3:
+        raise ValueError(f"expected a conv1_1 weight of shape (out, 3, k, k), got "
+                         f"{tuple(weight.shape)}")
+    return torch.cat([weight, weight.mean(dim=1, keepdim=True)], dim=1)
+
+
+def early_fusion_fcn(
+    variant: str,
+    num_classes: int,
+    *,
+    arch: str,
+    build_kwargs: Mapping[str, Any],
+    geometry: str = "caffe",
+    width: float = 1.0,
+    fc_channels: int = 4096,
+    dropout: float = 0.5,
+    input_convention: InputConvention | str | Mapping[str, Any] = "caffe_bgr",
+) -> FCN:
+    """FCN-``variant`` on a VGG16 trunk whose ``conv1_1_bgrd`` takes colour and depth stacked
+    (input names ``("color", "depth")``)."""
+    trunk = _trunk(geometry, width, fc_channels, dropout, in_channels=4)
+    head = SkipHead(trunk.out_channels, trunk.coord_maps(), num_classes, variant=variant,
+                    upsampling=partial(reference_upsampling, pad_to_target=geometry == "same"),
+                    names=VGG_NAMES)
+    identity = ModelIdentity(arch, dict(build_kwargs), input_convention)
+    return FCN(trunk, head, identity, trunk_name=None, input_names=("color", "depth"),
+               layer_names={"conv1_1": "conv1_1_bgrd"})
+
+
+class LateFusionFCN(DescribedModel, nn.Module):
+    """Late fusion: one VGG16 trunk and scorer set per input modality, the streams' score maps
+    summed with fixed ``fusion_weights`` before one shared upsampling.
+
+    State-dict keys: each stream's layers suffixed by ``_<modality>`` (``conv1_1_color``,
+    ``fc7_hha``, ``score_fr_color``, ``score_pool4_hha``), the shared deconvolutions unsuffixed
+    (``upscore``; ``upscore2``, ``upscore16``). ``forward(x)`` takes ``{modality: N×3×H×W}``
+    and returns N×num_classes×H×W scores.
+    """
+
+    def __init__(
+        self,
+        streams: Mapping[str, VGG16Trunk],
+        num_classes: int,
+        identity: ModelIdentity,
+        *,
+        variant: str = "32s",
+        fusion_weights: Sequence[float] | None = None,
+        pad_to_target: bool = False,
+    ) -> None:
+        super().__init__()
+        if variant not in ("32s", "16s"):
+            raise ValueError(f"late fusion is built for FCN-32s and FCN-16s, got {variant!r}")
+        if len(streams) < 2:
+            raise ValueError(f"late fusion needs at least two streams, got {list(streams)}")
+        weights = [1.0 / len(streams)] * len(streams) if fusion_weights is None \
+            else [float(w) for w in fusion_weights]
+        if len(weights) != len(streams):
+            raise ValueError(f"{len(weights)} fusion weights for {len(streams)} streams")
+        self.identity = identity
+        self.variant, self.num_classes = variant, num_classes
+        self.strides = VARIANTS[variant]
+        self.input_names = tuple(streams)
+        self.fusion_weights = dict(zip(self.input_names, weights, strict=True))
+        # Trunks and upsamplings are held unregistered; their layers are registered below under
+        # the state-dict names (as in FCN), so parameters and state dicts reach them once.
+        self.__dict__["streams"] = dict(streams)
+        self.__dict__["scorers"] = {}
+        for modality, trunk in streams.items():
+            for name, layer in trunk.named_children():
+                self.add_module(f"{name}_{modality}", layer)
+            scorers = {32: Scorer(trunk.out_channels[32], num_classes)}
+            if 16 in self.strides:
+                scorers[16] = Scorer(trunk.out_channels[16], num_classes)
+            for stride, scorer in scorers.items():
+                self.add_module(f"{VGG_NAMES.score[stride]}_{modality}", scorer)
+            self.scorers[modality] = scorers
+        maps = next(iter(streams.values())).coord_maps()
+        up = partial(reference_upsampling, pad_to_target=pad_to_target)
+        self.__dict__["up_pool4"] = up(num_classes, maps[32], maps[16]) \
+            if 16 in self.strides else None
+        self.__dict__["up_final"] = up(num_classes, maps[self.strides[-1]], IDENTITY)
+        if self.up_pool4 is not None:
+            self.add_module(VGG_NAMES.up[(32, 16)], self.up_pool4.up)
+        self.add_module(VGG_NAMES.final[variant], self.up_final.up)
+
+    @property
+    def geometry(self) -> str:
+        return next(iter(self.streams.values())).geometry
+
+    @property
+    def head_classes(self) -> dict[str, int]:
+        return {"out": self.num_classes}
+
+    def upsampling_layers(self) -> list[nn.ConvTranspose2d]:
+        """The shared bilinear deconvolutions (frozen unless their ``requires_grad`` is set)."""
+        ups: list[AlignedUpsampling] = [u for u in (self.up_pool4, self.up_final) if u is not None]
+        return [u.up for u in ups if u.up is not None]
+
+    def train(self, mode: bool = True) -> LateFusionFCN:
+        super().train(mode)
+        for m in self.streams.values():  # held unregistered (see __init__)
+            m.training = mode
+        return self
+
+    def extra_repr(self) -> str:
+        weights = ", ".join(f"{k}={w:g}" for k, w in self.fusion_weights.items())
+        return (f"arch={self.arch}, geometry={self.geometry}, num_classes={self.num_classes}, "
+                f"fusion=({weights})")
+
+    def _fused(self, features: Mapping[str, Mapping[int, torch.Tensor]],
+               stride: int) -> torch.Tensor:
+        total: torch.Tensor | None = None
+        for modality, w in self.fusion_weights.items():
+            score = self.scorers[modality][stride](features[modality][stride]) * w
+            total = score if total is None else total + score
+        assert total is not None
+        return total
+
+    def forward(self, x: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        if not isinstance(x, Mapping):
+            raise ValueError(f"{self.arch} takes a dict of inputs {list(self.input_names)}, "
+                             f"got a {type(x).__name__}")
+        inputs = {m: stack_inputs(x, (m,)) for m in self.input_names}
+        size = inputs[self.input_names[0]].shape[-2:]
+        if any(t.shape[-2:] != size for t in inputs.values()):
+            raise ValueError(f"the inputs {list(self.input_names)} differ in size: "
+                             f"{[tuple(t.shape) for t in inputs.values()]}")
+        features = {m: self.streams[m](t) for m, t in inputs.items()}
+        score = self._fused(features, 32)
+        if self.up_pool4 is not None:  # FCN-16s: stride 32 → 16, pool4 scores fused alike
+            pool4 = features[self.input_names[0]][16]
+            score = self.up_pool4(score, pool4) + self._fused(features, 16)
+        return self.up_final(score, size)
+
+
+def late_fusion_fcn(
+    variant: str,
+    num_classes: int,
+    *,
+    arch: str,
+    build_kwargs: Mapping[str, Any],
+    modalities: Sequence[str] = ("color", "hha"),
+    fusion_weights: Sequence[float] = (0.5, 0.5),
+    geometry: str = "caffe",
+    width: float = 1.0,
+    fc_channels: int = 4096,
+    dropout: float = 0.5,
+    input_convention: InputConvention | str | Mapping[str, Any] = "caffe_bgr",
+) -> LateFusionFCN:
+    """A :class:`LateFusionFCN` with one VGG16 trunk per modality."""
+    streams = {m: _trunk(geometry, width, fc_channels, dropout) for m in modalities}
+    identity = ModelIdentity(arch, dict(build_kwargs), get_convention(input_convention))
+    return LateFusionFCN(streams, num_classes, identity, variant=variant,
+                         fusion_weights=fusion_weights, pad_to_target=geometry == "same")
+
+
+def _stream_state_dict(source: Any, modality: str) -> tuple[str, dict[str, torch.Tensor]]:
+    """(where, state dict) of a single-modality net given as a model, a state dict or a
+    checkpoint file."""
+    if isinstance(source, nn.Module):
+        return f"the {modality} model", dict(source.state_dict())
+    if isinstance(source, Mapping):
+        return f"the {modality} state dict", dict(source)
+    from fcnseg.checkpoint import load_checkpoint  # lazy: the checkpoint module builds models
+
+    ckpt = load_checkpoint(Path(source))
+    return str(source), dict(ckpt["model_state_dict"])
+
+
+def init_late_fusion(model: LateFusionFCN, sources: Mapping[str, Any]) -> LateFusionFCN:
+    """Start each stream of ``model`` from a trained single-modality FCN, as the reference does.
+
+    ``sources``: ``{modality: model | state dict | checkpoint path}`` of single-stream VGG16
+    FCNs (``nyud_fcn32s_color``, ``nyud_fcn32s_hha`` ...) with the same width and classes. Their
+    trunk and ``score_fr`` (and ``score_pool4``, when both have it) go to the stream's
+    suffixed layers; a stream's ``score_pool4`` that the source lacks (a 16s model from 32s
+    streams) keeps its zero start. Raises :class:`~fcnseg.models.WeightsError` naming the
+    source and the key when a tensor is missing or has another shape.
+    """
+    unknown = sorted(set(sources) - set(model.input_names))
+    if unknown:
+        raise ValueError(f"init_late_fusion: no stream {unknown}; the model's streams are "
+                         f"{list(model.input_names)}")
+    own = model.state_dict()
+    with torch.no_grad():
+        for modality, source in sources.items():
+            where, sd = _stream_state_dict(source, modality)
+            suffix = f"_{modality}"
+            for key, target in own.items():
+                layer, dot, param = key.partition(".")
+                if not layer.endswith(suffix):
+                    continue
+                src_key = layer.removesuffix(suffix) + dot + param
+                if src_key not in sd:
+                    if src_key.startswith(VGG_NAMES.score[16]):
+                        continue  # the staged 32s → 16s start: the new skip starts at zero
+                    raise WeightsError(f"{where}: no {src_key} for {key} (is it a "
+                                       f"single-stream VGG16 FCN?)")
+                if sd[src_key].shape != target.shape:
+                    raise WeightsError(f"{where}: {src_key} has shape {tuple(sd[src_key].shape)}; "
+                                       f"{key} needs {tuple(target.shape)}")
+                target.copy_(sd[src_key])
+    return model

@@ -1,0 +1,113 @@
+"""Export of models with several inputs (named by modality) and several heads (named outputs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from floats import assert_close_to_scale
+
+from fcnseg.checkpoint import save_checkpoint
+from fcnseg.cli.main import main
+from fcnseg.data.palette import voc_palette
+from fcnseg.export import (
+    export_onnx,
+    export_torchscript,
+    read_onnx_metadata,
+    read_torchscript_metadata,
+)
+from fcnseg.models import build_model
+from fcnseg.models.head import Scorer
+from fcnseg.pretrained.reference import SIFT_FLOW_CLASSES
+
+ort = pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+pytest.importorskip("onnx", reason="the onnx extra is not installed")
+
+SMALL = {"width": 0.0625, "fc_channels": 16}
+
+
+def _model(arch: str) -> torch.nn.Module:
+    """A small model with random scorers, so that every output differs from zero."""
+    model = build_model(arch, **SMALL)
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, Scorer):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * 0.05)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g))
+    return model.eval()
+
+
+def _inputs(names: tuple[str, ...], n: int, h: int, w: int) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(5)
+    return {m: torch.randn(n, 1 if m == "depth" else 3, h, w, generator=g) * 40 for m in names}
+
+
+def test_siftflow_onnx_has_one_output_per_head(tmp_path: Path) -> None:
+    model, out = _model("siftflow_fcn16s"), tmp_path / "sift.onnx"
+    export_onnx(model, out, description={"arch": model.arch}, sample_size=(40, 36))
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["semantic", "geometric"]
+    assert [i.name for i in session.get_inputs()] == ["input"]
+    x = torch.randn(3, 3, 45, 51) * 40  # another batch and size than the export's samples
+    semantic, geometric = session.run(["semantic", "geometric"], {"input": x.numpy()})
+    with torch.no_grad():
+        expected = model(x)
+    assert semantic.shape == (3, 33, 45, 51) and geometric.shape == (3, 3, 45, 51)
+    assert_close_to_scale(semantic, expected["semantic"])
+    assert_close_to_scale(geometric, expected["geometric"])
+    assert read_onnx_metadata(out)["output_names"] == ["semantic", "geometric"]
+
+
+@pytest.mark.parametrize(("arch", "exporter"), [("nyud_fcn32s_color_hha", "legacy"),
+                                                ("nyud_fcn16s_color_hha", "dynamo"),
+                                                ("nyud_fcn32s_color_d", "legacy")])
+def test_fusion_onnx_takes_one_named_input_per_modality(arch, exporter, tmp_path: Path) -> None:
+    model, out = _model(arch), tmp_path / "fusion.onnx"
+    export_onnx(model, out, description={"arch": arch}, sample_size=(36, 40), exporter=exporter)
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    names = tuple(i.name for i in session.get_inputs())
+    assert names == model.input_names and [o.name for o in session.get_outputs()] == ["logits"]
+    x = _inputs(names, 2, 47, 33)
+    (got,) = session.run(None, {m: t.numpy() for m, t in x.items()})
+    with torch.no_grad():
+        expected = model(x)
+    assert got.shape == (2, 40, 47, 33)
+    assert_close_to_scale(got, expected)
+    assert read_onnx_metadata(out)["input_names"] == list(names)
+
+
+def test_torchscript_keeps_dict_inputs_and_dict_outputs(tmp_path: Path) -> None:
+    for arch in ("siftflow_fcn8s", "nyud_fcn32s_color_hha"):
+        model, out = _model(arch), tmp_path / f"{arch}.pt"
+        export_torchscript(model, out, description={"arch": arch}, sample_size=(38, 34))
+        loaded = torch.jit.load(str(out))
+        x = _inputs(model.input_names, 2, 41, 49)
+        x = x if len(model.input_names) > 1 else x["color"]
+        with torch.no_grad():
+            got, expected = loaded(x), model(x)
+        if isinstance(expected, dict):
+            assert list(got) == ["semantic", "geometric"]
+            for head in expected:
+                assert_close_to_scale(got[head], expected[head])
+        else:
+            assert_close_to_scale(got, expected)
+        meta = read_torchscript_metadata(out)
+        if isinstance(expected, dict):
+            assert meta["output_names"] == ["semantic", "geometric"]
+        else:
+            assert meta["input_names"] == ["color", "hha"]
+
+
+def test_export_command_writes_a_siftflow_checkpoint(tmp_path: Path) -> None:
+    model = _model("siftflow_fcn32s")
+    ckpt = save_checkpoint(tmp_path / "sift.pt", model, class_names=list(SIFT_FLOW_CLASSES),
+                           palette=voc_palette(),
+                           head_classes={"semantic": SIFT_FLOW_CLASSES,
+                                         "geometric": ["sky", "horizontal", "vertical"]})
+    out = tmp_path / "sift.onnx"
+    assert main(["export", "--checkpoint", str(ckpt), "--format", "onnx", "--out", str(out),
+                 "--height", "32", "--width", "32"]) == 0
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["semantic", "geometric"]

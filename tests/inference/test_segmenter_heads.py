@@ -1,0 +1,65 @@
+"""Segmenter with a model of several heads (SIFT Flow) and one of several inputs (NYUDv2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fcnseg.checkpoint import save_checkpoint
+from fcnseg.data.palette import voc_palette
+from fcnseg.inference import Segmenter
+from fcnseg.models import build_model
+from fcnseg.models.head import Scorer
+from fcnseg.pretrained.reference import NYUD_CLASSES, SIFT_FLOW_CLASSES
+
+SMALL = {"width": 0.0625, "fc_channels": 16}
+GEOMETRIC = ["sky", "horizontal", "vertical"]
+
+
+def _model(arch: str) -> torch.nn.Module:
+    model = build_model(arch, **SMALL)
+    g = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, Scorer):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * 0.05)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g))
+    return model.eval()
+
+
+@pytest.fixture
+def siftflow_checkpoint(tmp_path: Path) -> Path:
+    return save_checkpoint(tmp_path / "sift.pt", _model("siftflow_fcn16s"),
+                           class_names=list(SIFT_FLOW_CLASSES), palette=voc_palette(),
+                           head_classes={"semantic": SIFT_FLOW_CLASSES, "geometric": GEOMETRIC})
+
+
+def test_a_two_headed_model_predicts_each_head(siftflow_checkpoint: Path) -> None:
+    seg = Segmenter.from_checkpoint(siftflow_checkpoint)
+    rgb = np.random.default_rng(0).integers(0, 256, (41, 37, 3), dtype=np.uint8)
+    pred = seg.predict(rgb, return_probs=True)
+    assert list(pred.heads) == ["semantic", "geometric"]
+    geo = pred.heads["geometric"]
+    assert geo.class_names == tuple(GEOMETRIC) and geo.probs.shape == (3, 41, 37)
+    with torch.no_grad():
+        logits = seg.model(seg.preprocess(rgb))
+    for head, p in pred.heads.items():
+        assert np.array_equal(p.label, logits[head][0].argmax(0).numpy())
+    assert np.array_equal(pred.label, pred.heads["semantic"].label)  # the first head's
+    assert seg.describe()["heads"]["geometric"] == GEOMETRIC
+
+
+def test_sliding_windows_are_refused_for_several_heads(siftflow_checkpoint: Path) -> None:
+    with pytest.raises(ValueError, match="single-head models"):
+        Segmenter.from_checkpoint(siftflow_checkpoint, sliding_window=32)
+
+
+def test_a_fusion_model_says_it_needs_more_than_an_image(tmp_path: Path) -> None:
+    ckpt = save_checkpoint(tmp_path / "rgbhha.pt", _model("nyud_fcn32s_color_hha"),
+                           class_names=list(NYUD_CLASSES), palette=voc_palette())
+    seg = Segmenter.from_checkpoint(ckpt)
+    with pytest.raises(ValueError, match=r"takes the inputs \['color', 'hha'\]"):
+        seg.predict(np.zeros((32, 32, 3), np.uint8))

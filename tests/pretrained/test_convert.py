@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ from fcnseg.pretrained.caffemodel import CaffeModelError, write_caffemodel
 from fcnseg.pretrained.convert import convert_caffemodel
 from fcnseg.pretrained.reference import REFERENCE_MODELS
 
-MAPPED = sorted(n for n, r in REFERENCE_MODELS.items() if not r.pending and r.arch != "vgg16")
+MAPPED = sorted(n for n, r in REFERENCE_MODELS.items() if r.arch != "vgg16")
 SCALES = (("scale_pool4", "Scale", [np.full(32, 0.01, np.float32)]),
           ("scale_pool3", "Scale", [np.full(16, 0.0001, np.float32)]))
 
@@ -137,17 +136,6 @@ def test_at_once_scales_other_than_the_built_in_ones_are_refused(tmp_path: Path)
     path = write_reference_fcn(tmp_path / "f.caffemodel", ref, sd, extra=scales)
     with pytest.raises(CaffeModelError, match="layer 'scale_pool4' holds values other than "
                                               "the constant 0.01"):
-        convert_caffemodel(path)
-
-
-def test_a_model_not_built_yet_says_so(tmp_path: Path) -> None:
-    ref = REFERENCE_MODELS["siftflow-fcn32s-heavy"]
-    assert ref.pending
-    layers = [(n, "Convolution", [np.zeros((ref.num_classes, 2, 1, 1), np.float32)])
-              for n in ref.layers]
-    path = write_caffemodel(tmp_path / "siftflow-fcn32s-heavy.caffemodel", layers)
-    with pytest.raises(CaffeModelError, match=re.escape(f"siftflow-fcn32s-heavy cannot be "
-                                                        f"converted yet: {ref.pending}")):
         convert_caffemodel(path)
 
 

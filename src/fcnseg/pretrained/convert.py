@@ -339,8 +339,6 @@ def convert_caffemodel(path: PathLike | CaffeNet, arch: str | None = None) -> Co
     """
     net = path if isinstance(path, CaffeNet) else _read(path)
     ref = _resolve_arch(arch) if arch else recognise(net)
-    if ref.pending:
-        raise CaffeModelError(f"{net.path}: {ref.name} cannot be converted yet: {ref.pending}")
     if ref.arch == "vgg16":
         return ConvertedModel(net.path, ref, ref.convention, _vgg16_state_dict(net, ref))
     model = _fcn(net, ref)

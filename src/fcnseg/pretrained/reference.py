@@ -5,9 +5,6 @@ Adding a model is adding one :class:`ReferenceModel` to :data:`REFERENCE_MODELS`
 layers with weights (each goes to the fcnseg module of the same name unless ``rename`` says
 otherwise; blob 0 is ``.weight``, blob 1 ``.bias``), the fcnseg builder, the dataset's classes
 and the input convention the weights were trained with.
-
-Entries whose fcnseg model is not built yet are kept here with ``pending`` saying what is missing;
-they are listed and recognised, and converting one says why it cannot be done yet.
 """
 
 from __future__ import annotations
@@ -101,8 +98,6 @@ class ReferenceModel:
     dropped: tuple[str, ...] = ()
     #: layers whose weights must all equal a constant the fcnseg model has built in
     fixed: Mapping[str, float] = field(default_factory=dict)
-    #: why this model cannot be converted yet (its fcnseg model is not built yet), or ""
-    pending: str = ""
     #: class names per head of a multi-head model (``classes`` are the first head's)
     heads: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 

@@ -138,3 +138,11 @@ def test_check_data_reads_every_modality_and_names_a_bad_file(nyud_root, capsys)
     assert re.search(r"train\s+2\n", out) and re.search(r"test\s+1\n", out)
     assert re.search(r"hha/img_5002.png: hha input is 10×10 but its label img_5002.mat is 32×24",
                      out)
+
+
+def test_check_data_reads_only_the_modalities_asked_for(nyud_root, capsys):
+    (nyud_root / "nyud" / "data" / "hha" / "img_5002.png").write_bytes(b"not a png")
+    args = ["check-data", "--dataset", "nyud", "--root", str(nyud_root)]
+    assert main([*args, "--modality", "color"]) == 0
+    assert main([*args, "--modality", "color", "--modality", "hha"]) == 1
+    assert "img_5002.png: unreadable" in capsys.readouterr().out

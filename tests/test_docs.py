@@ -20,10 +20,14 @@ from PIL import Image
 
 import fcnseg.models
 from fcnseg.checkpoint import save_checkpoint
+from fcnseg.conventions import CAFFE_BGR
 from fcnseg.data.palette import VOC_CLASSES, voc_palette
 from fcnseg.data.synthetic import SyntheticSegmentation
+from fcnseg.export import export_onnx
+from fcnseg.inference import Segmenter
 from fcnseg.models import build_model, fcn8s
 from fcnseg.models.resnet import ResNet
+from fcnseg.models.weights import _VGG16_CONV_INDICES, _vgg16_conv_names
 from fcnseg.pretrained import fetch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,8 +97,9 @@ def pretrained_cache(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cache.mkdir()
     monkeypatch.setenv("FCNSEG_HOME", str(cache))
     converted = cache / fetch.PRETRAINED["fcn8s_caffe"].converted
-    save_checkpoint(converted, tiny_fcn(), class_names=VOC_CLASSES, palette=voc_palette(),
-                    convention="caffe_bgr")
+    model = tiny_fcn()
+    model.input_convention = CAFFE_BGR
+    save_checkpoint(converted, model, class_names=VOC_CLASSES, palette=voc_palette())
     fetch._record(cache, converted, source="stand-in", verified="converted")
 
 
@@ -137,6 +142,42 @@ def resnet_weights(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     torch.save(tv.state_dict(), cwd / "fcn_resnet50_coco-1167a1af.pth")
 
 
+def onnx_file(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """fcn8s.onnx: a tiny FCN-8s exported as ``fcnseg export`` does."""
+    checkpoint(cwd, monkeypatch)
+    segmenter = Segmenter.from_checkpoint(cwd / "best.pt")
+    export_onnx(segmenter.model, cwd / "fcn8s.onnx", description=segmenter.describe(),
+                sample_size=(64, 64))
+
+
+def uvicorn_server(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``uvicorn.run(app, ...)`` starts no server: the app answers /healthz in-process."""
+    import uvicorn
+    from fastapi.testclient import TestClient
+
+    def answer_health(app, **kwargs) -> None:
+        with TestClient(app) as client:
+            response = client.get("/healthz")
+        assert response.status_code == 200, response.text
+
+    monkeypatch.setattr(uvicorn, "run", answer_health)
+
+
+def vgg16_weights(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """vgg16_from_caffe.pth in torchvision's VGG16 layout, as wide as the tiny FCNs."""
+    trunk = tiny_fcn().state_dict()
+    sd = {}
+    for name, idx in zip(_vgg16_conv_names(), _VGG16_CONV_INDICES, strict=True):
+        sd[f"features.{idx}.weight"] = trunk[f"{name}.weight"]
+        sd[f"features.{idx}.bias"] = trunk[f"{name}.bias"]
+    for fc, idx in (("fc6", 0), ("fc7", 3)):
+        sd[f"classifier.{idx}.weight"] = trunk[f"{fc}.weight"].flatten(1)
+        sd[f"classifier.{idx}.bias"] = trunk[f"{fc}.bias"]
+    sd["classifier.6.weight"] = torch.zeros(1000, TINY["fc_channels"])
+    sd["classifier.6.bias"] = torch.zeros(1000)
+    torch.save(sd, cwd / "vgg16_from_caffe.pth")
+
+
 def voc(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """data/: VOC2012, VOC2011 and SBD in their on-disk formats, a few images each."""
     sys.path.insert(0, str(ROOT / "tests"))
@@ -175,6 +216,9 @@ STAND_INS: dict[str, Callable[[Path, pytest.MonkeyPatch], None]] = {
     "checkpoint": checkpoint,
     "demo-checkpoint": demo_checkpoint,
     "resnet-weights": resnet_weights,
+    "vgg16-weights": vgg16_weights,
+    "onnx": onnx_file,
+    "uvicorn": uvicorn_server,
     "voc": voc,
     "folder": folder,
 }
@@ -195,7 +239,13 @@ def test_doc_block_runs(line: int, directive: str, code: str, tmp_path: Path,
         for name in names.split(","):
             STAND_INS[name.strip()](tmp_path, monkeypatch)
     torch.manual_seed(0)
-    exec(compile(code, f"<doc block at line {line}>", "exec"), {"__name__": "__doc_block__"})
+    # One thread: the blocks' small models gain nothing from more, and a shared CPU loses much.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        exec(compile(code, f"<doc block at line {line}>", "exec"), {"__name__": "__main__"})
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_docs_have_python_blocks() -> None:

@@ -9,11 +9,11 @@ a block that cannot run here at all. The docs also speak of the project, never o
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import ondisk  # tests/ is on sys.path (see ondisk's docstring)
 import pytest
 import torch
 from PIL import Image
@@ -180,11 +180,6 @@ def vgg16_weights(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def voc(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """data/: VOC2012, VOC2011 and SBD in their on-disk formats, a few images each."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    try:
-        import ondisk
-    finally:
-        sys.path.remove(str(ROOT / "tests"))
     ids = ["2008_000002", "2008_000003", "2008_000007"]
     ondisk.write_voc(cwd / "data", "2012", {"train": ids[:2], "val": ids[2:],
                                             "trainval": ids})

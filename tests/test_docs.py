@@ -1,0 +1,261 @@
+"""The Python blocks of README.md and docs/*.md run, each in a fresh namespace and directory.
+
+A block that needs data, weights or the network is marked in the markdown by an HTML comment on
+the line before it: ``<!-- doc-test: stand-in=NAME[,NAME] -->`` generates small stand-ins (see
+STAND_INS) in the block's working directory first; ``<!-- doc-test: skip REASON -->`` leaves out
+a block that cannot run here at all. The docs also speak of the project, never of issues.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import ondisk  # tests/ is on sys.path (see ondisk's docstring)
+import pytest
+import torch
+from PIL import Image
+
+import fcnseg.models
+from fcnseg.checkpoint import save_checkpoint
+from fcnseg.conventions import CAFFE_BGR
+from fcnseg.data.palette import VOC_CLASSES, voc_palette
+from fcnseg.data.synthetic import SyntheticSegmentation
+from fcnseg.export import export_onnx
+from fcnseg.inference import Segmenter
+from fcnseg.models import build_model, fcn8s
+from fcnseg.models.resnet import ResNet
+from fcnseg.models.weights import _VGG16_CONV_INDICES, _vgg16_conv_names
+from fcnseg.pretrained import fetch
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DIRECTIVE = re.compile(r"<!--\s*doc-test:\s*(.*?)\s*-->")
+# The smallest VGG16 FCNs that still have every layer of the reference.
+TINY = {"width": 0.0625, "fc_channels": 16}
+
+
+def python_blocks(path: Path) -> list[tuple[str, int, str, str]]:
+    """(id, line, directive, code) of every ```python block of ``path``."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    blocks = []
+    i = 0
+    while i < len(lines):
+        if lines[i].strip() == "```python":
+            start = i + 1
+            end = start
+            while lines[end].strip() != "```":
+                end += 1
+            before = next((ln for ln in reversed(lines[:i]) if ln.strip()), "")
+            match = DIRECTIVE.search(before)
+            code = "\n".join(lines[start:end])
+            blocks.append((f"{path.relative_to(ROOT)}:{i + 1}", i + 1,
+                           match.group(1) if match else "", code))
+            i = end
+        i += 1
+    return blocks
+
+
+BLOCKS = [b for path in DOCS for b in python_blocks(path)]
+
+
+# -- stand-ins: each gets the block's working directory and pytest's monkeypatch ---------------
+
+
+def tiny_fcn(num_classes: int = 21, **kwargs) -> torch.nn.Module:
+    """A tiny FCN-8s whose score layers are random, so its predictions vary over an image."""
+    torch.manual_seed(0)
+    model = fcn8s(num_classes=num_classes, **TINY, **kwargs)
+    with torch.no_grad():
+        for name in ("score_fr", "score_pool4", "score_pool3"):
+            getattr(model, name).weight.normal_(0.0, 0.05)
+            getattr(model, name).bias.normal_(0.0, 0.5)
+    return model
+
+
+def photo(path: Path, size: tuple[int, int] = (40, 48)) -> None:
+    image, _ = SyntheticSegmentation(1, max(size), seed=3)[0]
+    Image.fromarray(np.asarray(image)[: size[0], : size[1]]).save(path)
+
+
+def tiny_models(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The VGG16 FCN builders default to a tiny width (a block reads as for the real size)."""
+    for name in ("fcn32s", "fcn16s", "fcn8s"):
+        full = getattr(fcnseg.models, name)
+
+        def small(*args, _full=full, **kwargs):
+            return _full(*args, **{**TINY, **kwargs})
+
+        monkeypatch.setattr(fcnseg.models, name, small)
+
+
+def pretrained_cache(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cache holding the converted reference FCN-8s (a tiny one), as after a first download."""
+    cache = cwd / "cache"
+    cache.mkdir()
+    monkeypatch.setenv("FCNSEG_HOME", str(cache))
+    converted = cache / fetch.PRETRAINED["fcn8s_caffe"].converted
+    model = tiny_fcn()
+    model.input_convention = CAFFE_BGR
+    save_checkpoint(converted, model, class_names=VOC_CLASSES, palette=voc_palette())
+    fetch._record(cache, converted, source="stand-in", verified="converted")
+
+
+def hub(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``torch.hub.load("<owner>/fcnseg", ...)`` loads this checkout's hubconf.py instead."""
+    pretrained_cache(cwd, monkeypatch)
+    load = torch.hub.load
+
+    def local(repo: str, model: str, *args, **kwargs):
+        assert repo == "<owner>/fcnseg", repo
+        return load(str(ROOT), model, *args, source="local", **kwargs)
+
+    monkeypatch.setattr(torch.hub, "load", local)
+
+
+def checkpoint(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tiny VOC checkpoint at every path the docs use, and photos to segment."""
+    for path in ("best.pt", "runs/voc/best.pt", "fcn8s-voc.pt"):
+        (cwd / path).parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(cwd / path, tiny_fcn(geometry="same"), class_names=VOC_CLASSES,
+                        palette=voc_palette())
+    for name in ("photo.jpg", "a.jpg", "b.jpg", "street.jpg"):
+        photo(cwd / name)
+
+
+def demo_checkpoint(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """runs/demo/best.pt: a tiny (untrained) model of the synthetic shapes."""
+    classes = SyntheticSegmentation(1, 32)
+    (cwd / "runs" / "demo").mkdir(parents=True)
+    save_checkpoint(cwd / "runs" / "demo" / "best.pt",
+                    tiny_fcn(classes.num_classes, geometry="same"),
+                    class_names=classes.classes, palette=classes.palette)
+
+
+def resnet_weights(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """torchvision's ImageNet ResNet-50 and COCO FCN-ResNet50 files (random weights)."""
+    torch.manual_seed(0)
+    torch.save(ResNet(50).state_dict(), cwd / "resnet50-0676ba61.pth")
+    tv = build_model("fcn_resnet50", num_classes=21, aux_loss=True)
+    torch.save(tv.state_dict(), cwd / "fcn_resnet50_coco-1167a1af.pth")
+
+
+def onnx_file(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """fcn8s.onnx: a tiny FCN-8s exported as ``fcnseg export`` does."""
+    checkpoint(cwd, monkeypatch)
+    segmenter = Segmenter.from_checkpoint(cwd / "best.pt")
+    export_onnx(segmenter.model, cwd / "fcn8s.onnx", description=segmenter.describe(),
+                sample_size=(64, 64))
+
+
+def uvicorn_server(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``uvicorn.run(app, ...)`` starts no server: the app answers /healthz in-process."""
+    import uvicorn
+    from fastapi.testclient import TestClient
+
+    def answer_health(app, **kwargs) -> None:
+        with TestClient(app) as client:
+            response = client.get("/healthz")
+        assert response.status_code == 200, response.text
+
+    monkeypatch.setattr(uvicorn, "run", answer_health)
+
+
+def vgg16_weights(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """vgg16_from_caffe.pth in torchvision's VGG16 layout, as wide as the tiny FCNs."""
+    trunk = tiny_fcn().state_dict()
+    sd = {}
+    for name, idx in zip(_vgg16_conv_names(), _VGG16_CONV_INDICES, strict=True):
+        sd[f"features.{idx}.weight"] = trunk[f"{name}.weight"]
+        sd[f"features.{idx}.bias"] = trunk[f"{name}.bias"]
+    for fc, idx in (("fc6", 0), ("fc7", 3)):
+        sd[f"classifier.{idx}.weight"] = trunk[f"{fc}.weight"].flatten(1)
+        sd[f"classifier.{idx}.bias"] = trunk[f"{fc}.bias"]
+    sd["classifier.6.weight"] = torch.zeros(1000, TINY["fc_channels"])
+    sd["classifier.6.bias"] = torch.zeros(1000)
+    torch.save(sd, cwd / "vgg16_from_caffe.pth")
+
+
+def voc(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """data/: VOC2012, VOC2011 and SBD in their on-disk formats, a few images each."""
+    ids = ["2008_000002", "2008_000003", "2008_000007"]
+    ondisk.write_voc(cwd / "data", "2012", {"train": ids[:2], "val": ids[2:],
+                                            "trainval": ids})
+    ondisk.write_voc(cwd / "data" / "TrainVal", "2011", {"val": ids, "train": ids[:1]})
+    ondisk.write_sbd(cwd / "data", {"train": ids[:2], "val": ids[2:]})
+
+
+def folder(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """mydata/: a two-class folder dataset with train and val lists."""
+    root = cwd / "mydata"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    (root / "dataset.yaml").write_text("classes: [bg, fg]\n")
+    for n in range(4):
+        image = np.full((24, 32, 3), 40 * n, np.uint8)
+        mask = np.zeros((24, 32), np.uint8)
+        mask[6:18, 8:24] = 1
+        image[mask == 1] = 200
+        Image.fromarray(image).save(root / "images" / f"{n}.png")
+        Image.fromarray(mask).save(root / "masks" / f"{n}.png")
+    for split in ("train", "val"):
+        (root / f"{split}.txt").write_text("".join(f"{n}\n" for n in range(4)))
+
+
+STAND_INS: dict[str, Callable[[Path, pytest.MonkeyPatch], None]] = {
+    "tiny-models": tiny_models,
+    "pretrained-cache": pretrained_cache,
+    "hub": hub,
+    "checkpoint": checkpoint,
+    "demo-checkpoint": demo_checkpoint,
+    "resnet-weights": resnet_weights,
+    "vgg16-weights": vgg16_weights,
+    "onnx": onnx_file,
+    "uvicorn": uvicorn_server,
+    "voc": voc,
+    "folder": folder,
+}
+
+
+@pytest.mark.parametrize(("line", "directive", "code"), [b[1:] for b in BLOCKS],
+                         ids=[b[0] for b in BLOCKS])
+def test_doc_block_runs(line: int, directive: str, code: str, tmp_path: Path,
+                        monkeypatch: pytest.MonkeyPatch) -> None:
+    if directive.startswith("skip"):
+        reason = directive[len("skip"):].strip()
+        assert reason, f"line {line}: a skipped block must say why"
+        pytest.skip(reason)
+    monkeypatch.chdir(tmp_path)
+    if directive:
+        kind, _, names = directive.partition("=")
+        assert kind.strip() == "stand-in", f"line {line}: unknown doc-test directive {directive!r}"
+        for name in names.split(","):
+            STAND_INS[name.strip()](tmp_path, monkeypatch)
+    torch.manual_seed(0)
+    # One thread: the blocks' small models gain nothing from more, and a shared CPU loses much.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        exec(compile(code, f"<doc block at line {line}>", "exec"), {"__name__": "__main__"})
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_docs_have_python_blocks() -> None:
+    assert len(BLOCKS) >= 20
+
+
+def test_docs_do_not_speak_of_issues() -> None:
+    found = [f"{path.relative_to(ROOT)}:{n}: {text.strip()}"
+             for path in DOCS
+             for n, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+             if re.search(r"\bissues?\b", text, re.IGNORECASE)]
+    assert not found, "\n".join(found)
+
+
+def test_stand_ins_named_in_docs_exist() -> None:
+    names = {n.strip() for _, _, d, _ in BLOCKS if d.startswith("stand-in")
+             for n in d.partition("=")[2].split(",")}
+    assert names <= set(STAND_INS), names - set(STAND_INS)

@@ -326,7 +326,7 @@ def _train_loader(config: TrainConfig, info: DistInfo, train_ds: Dataset,
     # means creating a loader never shifts the model's random stream.
     generator = torch.Generator().manual_seed(config.seed)
     loader = DataLoader(SeededSamples(train_ds, config.seed), batch_size=batch, sampler=sampler,
-                        drop_last=True, num_workers=workers, persistent_workers=workers > 0,
+                        drop_last=True, num_workers=workers,
                         collate_fn=partial(collate_segmentation, ignore_index=ignore_index),
                         generator=generator, pin_memory=info.device.type == "cuda",
                         worker_init_fn=ignore_stop_signals)
@@ -340,7 +340,7 @@ def _val_loader(config: TrainConfig, info: DistInfo, val_ds: Dataset | None,
     shards = ShardedEvalSampler(len(val_ds), info.rank, info.world_size)  # type: ignore[arg-type]
     workers = loader_workers(config.data.num_workers)
     return DataLoader(val_ds, batch_size=config.data.val_batch_size, sampler=shards,
-                      num_workers=workers, persistent_workers=workers > 0,
+                      num_workers=workers,
                       collate_fn=partial(collate_segmentation, ignore_index=ignore_index),
                       generator=torch.Generator().manual_seed(0),
                       worker_init_fn=ignore_stop_signals)

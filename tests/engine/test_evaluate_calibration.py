@@ -28,7 +28,8 @@ def checkpoint(tiny_checkpoint):
 def test_evaluation_counts_calibration_with_the_checkpoint_temperature(checkpoint,
                                                                        tmp_path) -> None:
     hot = save_with_temperature(checkpoint, tmp_path / "t.pt", 3.0)
-    result = evaluate_checkpoint(hot, SPEC, calibration=True, coverages=(0.5,))
+    result = evaluate_checkpoint(hot, SPEC, calibration=True, coverages=(0.5,),
+                                 precision="fp32")
     calibration = result["calibration"]
     assert calibration["temperature"] == 3.0
 
@@ -45,7 +46,7 @@ def test_evaluation_counts_calibration_with_the_checkpoint_temperature(checkpoin
     assert calibration["ece"] == pytest.approx(want["ece"], rel=1e-4)
     assert [b["count"] for b in calibration["bins"]] == [b["count"] for b in want["bins"]]
     # Labels do not depend on the temperature.
-    plain = evaluate_checkpoint(checkpoint, SPEC, calibration=True)
+    plain = evaluate_checkpoint(checkpoint, SPEC, calibration=True, precision="fp32")
     assert plain["confusion"] == result["confusion"]
     assert plain["calibration"]["ece"] != pytest.approx(calibration["ece"], rel=1e-3)
 

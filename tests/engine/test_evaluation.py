@@ -73,6 +73,17 @@ def test_padded_pixels_are_not_scored():
     assert result["num_images"] == len(samples)
 
 
+def test_batched_validation_gives_the_confusion_of_one_image_at_a_time():
+    # Images of five sizes: batches of 4 pad to their largest image, and the padding is
+    # left out, so the matrix is exactly that of unpadded images one by one.
+    samples = _samples(SIZES, seed=4)
+    model = LabelEchoModel(shift=1)
+    one = evaluate_model(model, _loader(samples, 1), num_classes=K)["confusion"]
+    batched = evaluate_model(model, _loader(samples, 4), num_classes=K)["confusion"]
+    assert batched == one
+    assert np.asarray(one).sum() == sum(int((lb != 255).sum()) for _, lb in samples)
+
+
 def test_confusion_is_summed_over_the_whole_dataset():
     samples = _samples(SIZES, seed=1)
     result = evaluate_model(LabelEchoModel(shift=1), _loader(samples, 2), num_classes=K)

@@ -100,3 +100,20 @@ def test_cli_lists_recipes_and_rejects_a_bad_override(capsys: pytest.CaptureFixt
                  "--set", "optim.momentun=0.9"]) == 2
     assert "optim.momentun: unknown field" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("override", ["data.num_workers=many", "data.num_workers=-1",
+                                      "channels_last=sometimes"])
+def test_workers_and_channels_last_take_auto_values_or_say_what_is_wrong(override) -> None:
+    with pytest.raises(ConfigError, match=override.split("=")[0]):
+        load_config("synthetic-fcn8s", [override])
+    config = load_config("synthetic-fcn8s", ["data.num_workers=auto", "channels_last=null"])
+    assert config.data.num_workers == "auto" and config.channels_last is None
+
+
+@pytest.mark.parametrize(("cpus", "workers"), [(1, 0), (2, 0), (4, 1), (8, 3), (64, 4)])
+def test_auto_workers_leave_two_cores_to_the_model(cpus: int, workers: int) -> None:
+    from fcnseg.engine.setup import loader_workers
+
+    assert loader_workers("auto", cpus=cpus) == workers
+    assert loader_workers(3, cpus=cpus) == 3

@@ -114,3 +114,12 @@ def test_the_start_up_check_names_a_missing_image(tmp_path: Path) -> None:
     (tmp_path / "data" / "images" / "1.png").unlink()
     assert sample_file_problems(dataset) == [
         f"{tmp_path / 'data' / 'images' / '1.png'}: missing image (no such file)"]
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(None, True), (False, False)])
+def test_training_on_the_cpu_is_channels_last_unless_the_recipe_says_otherwise(
+    setting: bool | None, expected: bool
+) -> None:
+    setup = _setup(load_config(tiny_recipe(channels_last=setting), out="unused"))
+    assert setup.channels_last is expected
+    assert ("channels_last" in setup.model.optimizations) is expected

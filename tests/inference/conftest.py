@@ -28,7 +28,8 @@ def class_names() -> list[str]:
 
 @pytest.fixture(scope="session")
 def segmenter(make_checkpoint: Callable[[str], Path]) -> Segmenter:
-    return Segmenter.from_checkpoint(make_checkpoint("same"))
+    # float32, so that tests may compare its labels with a plain float32 forward pass
+    return Segmenter.from_checkpoint(make_checkpoint("same"), precision="fp32")
 
 
 @pytest.fixture(scope="session")

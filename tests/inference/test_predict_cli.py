@@ -31,7 +31,8 @@ def test_writes_every_output_and_skips_the_unreadable_input(
 ) -> None:
     out = tmp_path / "out"
     rc = main(["predict", "--checkpoint", str(make_checkpoint("same")), str(images),
-               "--out", str(out), "--heatmaps", "cat,3", "--probs", "--no-progress"])
+               "--out", str(out), "--heatmaps", "cat,3", "--probs", "--no-progress",
+               "--precision", "fp32"])
     err = capsys.readouterr().err
     assert rc == 1, "a failed input must make the exit status non-zero"
     assert "broken.png" in err

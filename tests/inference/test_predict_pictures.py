@@ -11,7 +11,7 @@ from fcnseg.inference.visualize import class_outlines, heatmap
 
 def _predict(make_checkpoint, image_path, out, *options: str) -> int:
     return main(["predict", "--checkpoint", str(make_checkpoint("same")), str(image_path),
-                 "--out", str(out), "--no-progress", *options])
+                 "--out", str(out), "--no-progress", "--precision", "fp32", *options])
 
 
 def _read(path) -> np.ndarray:

@@ -151,7 +151,7 @@ def test_a_model_answering_a_dict_is_read_through_its_out_entry() -> None:
         logits = model(x)["out"][0]
     for options in ({}, {"sliding_window": 24, "tta": {"flip": True}}):
         seg = Segmenter(model, class_names=["a", "b", "c"], palette=voc_palette()[:3],
-                        **options)
+                        precision="fp32", **options)
         pred = seg.predict(image, return_probs=True)
         assert pred.label.shape == (33, 40) and pred.probs.shape == (3, 33, 40)
         if not options:

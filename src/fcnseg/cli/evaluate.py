@@ -25,8 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                            help="images per batch (1: each whole image; more pad each batch to "
                                 "its largest image, padded pixels unscored)")
     options.add_num_workers(r, help="DataLoader worker processes (0: load in this process)")
-    r.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none",
-                   help="mixed precision")
+    options.add_precision(r, amp_alias=True)
     options.add_window_and_tta(r)
     options.add_no_progress(r)
     c = p.add_argument_group("calibration")
@@ -84,18 +83,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"dataset from the checkpoint's recipe: {spec}")
     result = evaluate_checkpoint(
         ckpt, spec, device=device, batch_size=args.batch_size,
-        num_workers=args.num_workers, amp=None if args.amp == "none" else args.amp,
+        num_workers=args.num_workers, precision=args.precision,
         predict_fn=predict_fn, limit=args.limit,
         progress=not args.no_progress and sys.stderr.isatty(),
         calibration=args.calibration, coverages=coverages,
     )
     scales = list(options.parse_scales(args.tta_scales)) if args.tta_scales else None
-    result["options"] = {"device": device, "batch_size": args.batch_size, "amp": args.amp,
+    result["options"] = {"device": device, "batch_size": args.batch_size,
+                         "precision": args.precision,
                          "sliding_window": args.sliding_window, "stride": args.stride,
                          "tta_scales": scales, "tta_flip": args.tta_flip}
     written = write_report(args.out, result)
     print(f"{args.checkpoint} on {spec['name']} ({result['num_images']} images, "
-          f"{result['seconds']:.1f} s)")
+          f"{result['seconds']:.1f} s, precision {result['precision']})")
     print(format_report(result))
     if result.get("calibration"):
         print()

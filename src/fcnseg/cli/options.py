@@ -16,6 +16,7 @@ import yaml
 
 from fcnseg.inference.sliding import TTA, SlidingWindow
 from fcnseg.models.factories import allow_factory_modules
+from fcnseg.utils.hardware import PRECISIONS
 
 __all__ = [
     "DeprecatedAlias",
@@ -28,6 +29,7 @@ __all__ = [
     "add_no_progress",
     "add_num_workers",
     "add_overrides",
+    "add_precision",
     "add_window_and_tta",
     "dataset_spec",
     "parse_scales",
@@ -123,6 +125,33 @@ def add_num_workers(p: argparse.ArgumentParser | argparse._ArgumentGroup,
                    dest=dest, help=help)
     p.add_argument("--workers", type=non_negative_int, dest=dest, metavar="N",
                    action=DeprecatedAlias, replacement="--num-workers")
+
+
+PRECISION_HELP = ("arithmetic precision: auto (bf16 on CPUs with AVX512-BF16/AMX and on GPUs "
+                  "from compute capability 8.0, fp16 on older GPUs, else fp32), fp32, bf16 or "
+                  "fp16; outputs are float32 either way")
+
+
+def _precision(text: str) -> str:
+    """``--precision`` values, with ``none`` (the older ``--amp`` spelling) meaning fp32."""
+    value = text.strip().lower()
+    value = "fp32" if value == "none" else value
+    if value not in PRECISIONS:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(PRECISIONS)}, got "
+                                         f"{text!r}")
+    return value
+
+
+def add_precision(p: argparse.ArgumentParser | argparse._ArgumentGroup,
+                  help: str = PRECISION_HELP, amp_alias: bool = False) -> None:
+    """``--precision auto|fp32|bf16|fp16`` (``auto`` by default; see
+    :func:`fcnseg.utils.hardware.auto_precision`); with ``amp_alias``, ``--amp`` is kept as a
+    hidden older spelling (its ``none`` meaning fp32)."""
+    p.add_argument("--precision", type=_precision, default="auto", metavar="{auto,fp32,bf16,fp16}",
+                   help=help)
+    if amp_alias:
+        p.add_argument("--amp", type=_precision, dest="precision", action=DeprecatedAlias,
+                       replacement="--precision")
 
 
 def add_no_progress(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:

@@ -81,6 +81,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="refuse larger images (default: about 89 million pixels, Pillow's "
                         "decompression-bomb limit); raise it for huge images")
     options.add_device(p)
+    options.add_precision(p)
     options.add_no_progress(p)
 
 
@@ -99,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
     out_dir = prepare_output_folder(args.out)
     limits = {} if args.max_pixels is None else {"max_pixels": args.max_pixels}
     seg = Segmenter.from_checkpoint(args.checkpoint, device=args.device,
-                                    sliding_window=sliding, tta=tta, **limits)
+                                    sliding_window=sliding, tta=tta,
+                                    precision=args.precision, **limits)
     if seg.trained_on == "synthetic":
         print(SYNTHETIC_NOTE.format(checkpoint=args.checkpoint), file=sys.stderr)
     try:

@@ -33,6 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=8000,
                    help="port (default: 8000; 0 for any free port)")
     options.add_device(p)
+    options.add_precision(p)
     p.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_BYTES / 2**20,
                    help="largest upload accepted, in MiB (default: %(default)g); larger: 413")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
@@ -101,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         threads = args.torch_threads or max(1, (os.cpu_count() or 1) // args.workers_concurrency)
         torch.set_num_threads(threads)
-        segmenter = Segmenter.from_checkpoint(args.checkpoint, device=args.device)
+        segmenter = Segmenter.from_checkpoint(args.checkpoint, device=args.device,
+                                              precision=args.precision)
         app = create_app(
             segmenter,
             max_upload_bytes=int(args.max_upload_mb * 2**20),

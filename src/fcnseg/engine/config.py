@@ -78,7 +78,10 @@ class DataConfig:
     scale_range: list[float] | None = None
     flip: bool = False
     jitter: bool | float = False
-    num_workers: int = 0
+    #: DataLoader worker processes, or "auto": sized to the machine (none on 2 cores or
+    #: fewer, where they would compete with the model for the cores; see
+    #: :func:`fcnseg.engine.setup.loader_workers`).
+    num_workers: int | str = "auto"
     val_batch_size: int = 1
     #: Skip unreadable samples with a warning instead of stopping.
     skip_bad: bool = False
@@ -169,7 +172,8 @@ class TrainConfig:
     device: str = "auto"
     #: Mixed precision: "none", "bf16" or "fp16" (fp16 uses a gradient scaler).
     amp: str = "none"
-    channels_last: bool = False
+    #: Channels-last memory format; null = by device (on CPUs; on GPUs with bf16/fp16).
+    channels_last: bool | None = None
     compile: bool = False
     #: CPU threads for torch (null = torch's default, one per core). On a busy machine 1 is
     #: often much faster than several threads competing for the same cores.
@@ -199,6 +203,14 @@ class TrainConfig:
         for key, value in positive:
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{key}: must be a positive integer, got {value!r}")
+        workers = self.data.num_workers
+        if workers != "auto" and (isinstance(workers, bool) or not isinstance(workers, int)
+                                  or workers < 0):
+            raise ConfigError(f"data.num_workers: expected a number of processes (0 or more) "
+                              f"or auto, got {workers!r}")
+        if self.channels_last is not None and not isinstance(self.channels_last, bool):
+            raise ConfigError(f"channels_last: expected true, false or null (by device), got "
+                              f"{self.channels_last!r}")
         if self.optim.lr <= 0:
             raise ConfigError(f"optim.lr: must be positive, got {self.optim.lr!r}")
         if not 0.0 < self.loss.sample_rate <= 1.0:

@@ -32,6 +32,7 @@ from fcnseg.metrics import DEFAULT_COVERAGES, METRIC_NAMES, CalibrationBins, Con
 from fcnseg.models.fastpath import optimize
 from fcnseg.utils.amp import autocast_dtype
 from fcnseg.utils.files import atomic_write
+from fcnseg.utils.hardware import default_channels_last, resolve_precision
 from fcnseg.utils.jsonable import json_safe
 from fcnseg.utils.typing import PathLike
 
@@ -347,6 +348,7 @@ def evaluate_checkpoint(
     device: str | torch.device = "cpu",
     batch_size: int = 1,
     num_workers: int = 0,
+    precision: str | None = "auto",
     amp: str | None = None,
     predict_fn: PredictFn | None = None,
     limit: int | None = None,
@@ -366,7 +368,12 @@ def evaluate_checkpoint(
         batch_size: images per batch; 1 (default) evaluates each whole image exactly, more pad
             a batch to its largest image (padded pixels are not scored).
         num_workers: DataLoader workers.
-        amp: "bf16" / "fp16" autocast, or None.
+        precision: "auto" (what the hardware runs natively, see
+            :func:`fcnseg.utils.hardware.auto_precision`), "fp32", "bf16" or "fp16";
+            reported as ``precision``. The model runs channels-last where that is faster
+            (:func:`fcnseg.utils.hardware.default_channels_last`).
+        amp: the older spelling of ``precision`` ("bf16", "fp16" or None); when given, it
+            decides.
         predict_fn: ``predict_fn(model, images) -> logits`` (sliding window, TTA).
         limit: score only the first ``limit`` images.
         progress: show a progress bar.
@@ -376,14 +383,21 @@ def evaluate_checkpoint(
 
     Returns:
         The :func:`evaluate_model` result plus ``class_names``, ``pixels`` (ground-truth pixels
-        per class), ``checkpoint`` and ``dataset`` descriptions, ``seconds`` and
+        per class), ``checkpoint`` and ``dataset`` descriptions, ``precision``,
+        ``optimizations`` (what :func:`fcnseg.models.optimize` did), ``seconds`` and
         ``images_per_s``.
 
     Raises:
         ValueError: the dataset's class count differs from the checkpoint's.
     """
     ckpt = load_checkpoint(checkpoint) if not isinstance(checkpoint, Mapping) else checkpoint
-    model = optimize(build_model_from_checkpoint(ckpt), "inference")
+    device = torch.device(device)
+    if amp is not None:  # an unknown setting fails here, naming amp
+        precision = {None: "fp32", torch.bfloat16: "bf16",
+                     torch.float16: "fp16"}[autocast_dtype(amp)]
+    precision = resolve_precision(precision, device)
+    model = optimize(build_model_from_checkpoint(ckpt), "inference", device=device,
+                     channels_last=default_channels_last(device, precision))
     class_names = list(ckpt["classes"]["names"])
     transform = build_eval_transform(model.input_convention)
     if isinstance(dataset, Mapping):
@@ -413,8 +427,6 @@ def evaluate_checkpoint(
     if limit is not None:
         data = Subset(data, range(min(int(limit), len(data))))
     described["num_images"] = len(data)
-    device = torch.device(device)
-    model.to(device)
     loader = DataLoader(
         data, batch_size=batch_size, shuffle=False, num_workers=num_workers,
         collate_fn=partial(collate_segmentation, ignore_index=ignore_index),
@@ -423,7 +435,7 @@ def evaluate_checkpoint(
     start = time.perf_counter()
     try:
         result = evaluate_model(model, loader, num_classes=len(class_names),
-                                ignore_index=ignore_index, device=device, amp=amp,
+                                ignore_index=ignore_index, device=device, amp=precision,
                                 predict_fn=predict_fn, progress=progress,
                                 calibration=calibration, coverages=coverages,
                                 temperature=float(ckpt.get("temperature", 1.0)),
@@ -439,6 +451,8 @@ def evaluate_checkpoint(
     result["dataset"] = described
     result["ignore_index"] = ignore_index
     result["excluded_images"] = list(getattr(source, "excluded_ids", ()))
+    result["precision"] = precision
+    result["optimizations"] = list(getattr(model, "optimizations", []))
     result["seconds"] = round(seconds, 3)
     result["images_per_s"] = round(result["num_images"] / seconds, 3) if seconds > 0 else None
     return result

@@ -69,8 +69,8 @@ def preflight_warnings(
         One message per problem, each naming the setting and a value to try; empty if none.
     """
     messages = []
-    workers = config.data.num_workers
-    if workers > machine.cpu_count:
+    workers = config.data.num_workers  # "auto" is sized to the machine
+    if isinstance(workers, int) and workers > machine.cpu_count:
         messages.append(
             f"data.num_workers is {workers} but this machine has {machine.cpu_count} CPU "
             f"cores: the loader processes and the model fight over them. Set "

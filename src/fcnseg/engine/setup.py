@@ -8,6 +8,7 @@ a setup built from the same recipe.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -39,9 +40,10 @@ from fcnseg.engine.signals import ignore_stop_signals
 from fcnseg.models import PRETRAINED, build_model, fetch_pretrained, init_from
 from fcnseg.models.builders import builder_parameters
 from fcnseg.models.fastpath import optimize
+from fcnseg.utils.hardware import default_channels_last
 
 __all__ = ["TrainSetup", "build_datasets", "build_setup", "build_training_model",
-           "sample_file_problems", "wrap_model"]
+           "loader_workers", "sample_file_problems", "wrap_model"]
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,8 @@ class TrainSetup:
     class_weights: torch.Tensor | None = None
     #: Training pixels per class, when the weights were computed from them.
     class_pixels: np.ndarray | None = None
+    #: Whether model and batches are channels-last (``config.channels_last``, or by device).
+    channels_last: bool = False
 
     @property
     def device(self) -> torch.device:
@@ -124,7 +128,7 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
     train_ds, val_ds = build_datasets(config, model.input_convention, ignore_index)
     class_weights, class_pixels = build_class_weights(
         _saved_class_weights(resume_ckpt) or config.loss.class_weights, plain,
-        max_weight=config.loss.max_weight, workers=config.data.num_workers,
+        max_weight=config.loss.max_weight, workers=loader_workers(config.data.num_workers),
         distributed=info.distributed, is_main=info.is_main)
     recipe = config_to_dict(config)
     if class_weights is not None:
@@ -133,7 +137,11 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
     loss_sampler = LossSampler(config.loss.sample_rate, ignore_index=ignore_index, cell=cell,
                                offset=offset, seed=config.seed, rank=info.rank)
 
-    optimize(model, "training", device=info.device, channels_last=config.channels_last)
+    channels_last = config.channels_last
+    if channels_last is None:
+        channels_last = default_channels_last(
+            info.device, "fp32" if config.amp == "none" else config.amp)
+    optimize(model, "training", device=info.device, channels_last=channels_last)
     optimizer = make_optimizer(model, config.optim)
     scheduler = build_scheduler(optimizer, config.train.iterations, config.schedule)
     scaler = torch.amp.GradScaler(info.device.type, enabled=config.amp == "fp16")
@@ -146,7 +154,8 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
         class_names=class_names, palette=plain.palette, ignore_index=ignore_index,
         recipe=recipe, loss_sampler=loss_sampler,
         class_weights=None if class_weights is None else class_weights.to(info.device),
-        class_pixels=class_pixels, warnings=startup_warnings(config, plain, info.device.type))
+        class_pixels=class_pixels, warnings=startup_warnings(config, plain, info.device.type),
+        channels_last=channels_last)
 
 
 def _saved_class_weights(resume_ckpt: Mapping[str, Any] | None) -> list[float] | None:
@@ -321,9 +330,22 @@ def _header_size(path: Path, what: str) -> tuple[tuple[int, int] | None, str | N
         return None, f"{path}: unreadable {what}: {e}"
 
 
+def loader_workers(setting: int | str, cpus: int | None = None) -> int:
+    """DataLoader worker processes for ``data.num_workers``: a number as given; ``"auto"``
+    leaves two cores to the model and gives half of the rest to loading, at most 4 (none on
+    2 cores or fewer: there, decoding in the training process measured fastest)."""
+    if setting != "auto":
+        return int(setting)
+    if cpus is None:
+        cpus = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                else os.cpu_count() or 1)
+    return min(4, max(0, (cpus - 2) // 2))
+
+
 def _train_loader(config: TrainConfig, info: DistInfo, train_ds: Dataset,
                   ignore_index: int) -> tuple[ResumableSampler, DataLoader, torch.Generator]:
     batch = config.images_per_batch()
+    workers = loader_workers(config.data.num_workers)
     sampler = ResumableSampler(len(train_ds), seed=config.seed,  # type: ignore[arg-type]
                                shuffle=True, rank=info.rank, world_size=info.world_size,
                                pad=True)
@@ -334,7 +356,7 @@ def _train_loader(config: TrainConfig, info: DistInfo, train_ds: Dataset,
     # means creating a loader never shifts the model's random stream.
     generator = torch.Generator().manual_seed(config.seed)
     loader = DataLoader(SeededSamples(train_ds, config.seed), batch_size=batch, sampler=sampler,
-                        drop_last=True, num_workers=config.data.num_workers,
+                        drop_last=True, num_workers=workers,
                         collate_fn=partial(collate_segmentation, ignore_index=ignore_index),
                         generator=generator, pin_memory=info.device.type == "cuda",
                         worker_init_fn=ignore_stop_signals)
@@ -346,8 +368,9 @@ def _val_loader(config: TrainConfig, info: DistInfo, val_ds: Dataset | None,
     if val_ds is None:
         return None
     shards = ShardedEvalSampler(len(val_ds), info.rank, info.world_size)  # type: ignore[arg-type]
+    workers = loader_workers(config.data.num_workers)
     return DataLoader(val_ds, batch_size=config.data.val_batch_size, sampler=shards,
-                      num_workers=config.data.num_workers,
+                      num_workers=workers,
                       collate_fn=partial(collate_segmentation, ignore_index=ignore_index),
                       generator=torch.Generator().manual_seed(0),
                       worker_init_fn=ignore_stop_signals)

@@ -347,7 +347,7 @@ def _batch_loss(setup: TrainSetup, images: torch.Tensor, labels: torch.Tensor,
     config, device = setup.config, setup.device
     images = images.to(device, non_blocking=True)
     labels = labels.to(device, non_blocking=True)
-    if config.channels_last:
+    if setup.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     with autocast(device, config.amp):
         logits = setup.train_model(images)

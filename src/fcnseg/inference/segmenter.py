@@ -22,6 +22,8 @@ from fcnseg.inference.images import DEFAULT_MAX_PIXELS, to_rgb_uint8
 from fcnseg.inference.sliding import TTA, PredictFn, SlidingWindow, forward_logits
 from fcnseg.inference.visualize import normalize_palette
 from fcnseg.models.fastpath import optimize
+from fcnseg.utils.amp import autocast
+from fcnseg.utils.hardware import default_channels_last, resolve_precision
 
 __all__ = ["Prediction", "Segmenter", "resolve_device"]
 
@@ -86,6 +88,14 @@ class Segmenter:
             returning ``{head: logits}``, e.g. SIFT Flow's ``semantic`` and ``geometric``);
             ``class_names`` are then the first head's. Missing heads are named ``class_i``.
             Sliding windows and TTA apply to single-head models only.
+        precision: ``"auto"`` (the fastest the hardware runs natively, see
+            :func:`fcnseg.utils.hardware.auto_precision`: bf16 on CPUs with AVX512-BF16/AMX
+            and on GPUs from compute capability 8.0, fp16 on older GPUs, else fp32),
+            ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast). Logits and probabilities are
+            always returned in float32. The choice is in ``self.precision``.
+        channels_last: run the model channels-last; None decides by device and precision
+            (:func:`fcnseg.utils.hardware.default_channels_last`: on CPUs, and on GPUs in
+            bf16/fp16). Recorded in ``model.optimizations``.
     """
 
     def __init__(
@@ -102,6 +112,8 @@ class Segmenter:
         input_convention: InputConvention | str | None = None,
         temperature: float = 1.0,
         head_classes: Mapping[str, Sequence[str]] | None = None,
+        precision: str = "auto",
+        channels_last: bool | None = None,
     ) -> None:
         convention = input_convention or getattr(model, "input_convention", None)
         if convention is None:
@@ -115,7 +127,13 @@ class Segmenter:
             raise ValueError(f"{len(class_names)} class names for a model with {num_classes} "
                              f"classes")
         self.device = resolve_device(device)
-        self.model = optimize(model, "inference", device=self.device)
+        #: The precision the model runs in: "fp32", "bf16" or "fp16" ("auto" resolved).
+        self.precision: str = resolve_precision(precision, self.device)
+        if channels_last is None:
+            channels_last = default_channels_last(self.device, self.precision)
+        self.channels_last = bool(channels_last)
+        self.model = optimize(model, "inference", device=self.device,
+                              channels_last=self.channels_last)
         self.class_names: list[str] = [str(n) for n in class_names]
         self.num_classes = len(self.class_names)
         self.palette = normalize_palette(palette)
@@ -182,6 +200,8 @@ class Segmenter:
             if 0 <= self.ignore_index < 256 else None,
             "input_convention": self.input_convention.to_dict(),
             "temperature": self.temperature,
+            "precision": self.precision,
+            "optimizations": list(getattr(self.model, "optimizations", [])),
             "sliding_window": None if self.sliding_window is None else {
                 "window": self.sliding_window.window, "stride": self.sliding_window.stride},
             "tta": None if self.tta is None else {
@@ -212,8 +232,13 @@ class Segmenter:
     @torch.inference_mode()
     def logits(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
         """N×C×H×W logits of a normalised batch, with sliding window and TTA as configured,
-        divided by the temperature; ``{head: logits}`` for a model with several heads."""
-        out = self.predict_fn()(self.model, x.to(self.device))
+        divided by the temperature, in float32 whatever the precision; ``{head: logits}`` for a
+        model with several heads."""
+        x = x.to(self.device)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(self.device, self.precision):
+            out = self.predict_fn()(self.model, x)
         if isinstance(out, Mapping):
             return {h: out[h].float() / self.temperature for h in self.heads}
         logits = out.float()
@@ -268,7 +293,8 @@ class Segmenter:
 
     def __repr__(self) -> str:
         return (f"Segmenter(arch={self.arch!r}, geometry={self.geometry!r}, "
-                f"classes={self.num_classes}, device={str(self.device)!r})")
+                f"classes={self.num_classes}, device={str(self.device)!r}, "
+                f"precision={self.precision!r})")
 
 
 def _predictions(logits: torch.Tensor, rgbs: list[np.ndarray], class_names: Sequence[str],

@@ -1,0 +1,168 @@
+"""fcnseg's training loop against a plain PyTorch loop: same model, data, settings, iterations.
+
+``fcnseg`` is one whole :func:`fcnseg.engine.train` call with the demo recipe
+(``synthetic-fcn8s``) shortened to ``--iterations`` steps and no validation set: start-up
+(datasets, model, optimizer), the loop (sampler, augmentation, step, logging, schedule) and
+the checkpoint it writes at the end. The plain loop builds the same model (same seed) with
+:func:`fcnseg.models.build_model`, reads the same augmented samples through a plain DataLoader,
+and runs ``F.cross_entropy`` + AdamW for the same number of steps, then saves model and
+optimizer once; it runs once in NCHW and once with the model and its input channels-last.
+All variants are timed interleaved (A, B, C, A, B, C, ...), so a busy machine slows them
+alike; the ratio ``plain / fcnseg`` (the faster plain loop's median over fcnseg's) is what
+counts (goal: at least 0.95).
+
+It also times validation of the demo's 100 validation images, one image per batch against
+the recipe's batches of 10 (padded to a common size; the padding is not scored).
+
+    python benchmarks/train_loop.py                    # ~3 minutes on 2 idle cores
+    python benchmarks/train_loop.py --iterations 300 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from functools import partial
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads (see fcnseg demo)
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch.utils.data import DataLoader  # noqa: E402
+
+from fcnseg.bench.timing import time_interleaved  # noqa: E402
+from fcnseg.data import build_dataset, collate_segmentation  # noqa: E402
+from fcnseg.data.transforms import build_eval_transform, build_train_transform  # noqa: E402
+from fcnseg.engine import load_config, train  # noqa: E402
+from fcnseg.engine.evaluation import evaluate_model  # noqa: E402
+from fcnseg.engine.setup import build_training_model  # noqa: E402
+from fcnseg.models import optimize  # noqa: E402
+
+RECIPE = "synthetic-fcn8s"
+GOAL = 0.95
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--iterations", type=int, default=100)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="cpu: this process's CPU time (with --threads 1, holds on a busy "
+                        "machine; leaves out loader worker processes)")
+    p.add_argument("--set", dest="overrides", nargs="*", default=[],
+                   help="recipe overrides for both loops, e.g. data.batch_size=4")
+    p.add_argument("--json", help="also write the results here")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    work = Path(tempfile.mkdtemp(prefix="fcnseg-train-loop-"))
+    overrides = [f"train.iterations={args.iterations}", f"train.eval_every={args.iterations}",
+                 f"train.checkpoint_every={args.iterations}", "train.tensorboard=false",
+                 "train.progress=false", "device=cpu", *args.overrides]
+    base = load_config(RECIPE, overrides)
+    runs = {"n": 0}
+
+    def fcnseg_loop(iterations: int = args.iterations) -> None:
+        runs["n"] += 1
+        out = work / f"fcnseg{runs['n']}"
+        config = load_config(RECIPE, [*overrides, "data.val=null",
+                                      f"train.iterations={iterations}"], out=str(out))
+        train(config)
+        shutil.rmtree(out)
+
+    def plain_loop(channels_last: bool, iterations: int = args.iterations) -> None:
+        config = base
+        torch.manual_seed(config.seed)
+        d = config.data
+        plain = build_dataset(dict(d.train), split="train")
+        model = build_training_model(config, len(plain.classes))
+        transform = build_train_transform(model.input_convention, crop_size=d.crop_size,
+                                          flip=d.flip, ignore_index=plain.ignore_index)
+        data = build_dataset(dict(d.train), split="train", transform=transform)
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        model.train()
+        params = [q for q in model.parameters() if q.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=config.optim.lr,
+                                      weight_decay=config.optim.weight_decay)
+        loader = DataLoader(data, batch_size=d.batch_size, shuffle=True, drop_last=True,
+                            collate_fn=partial(collate_segmentation,
+                                               ignore_index=plain.ignore_index),
+                            generator=torch.Generator().manual_seed(config.seed))
+        step = 0
+        while step < iterations:
+            for images, labels in loader:
+                if channels_last:
+                    images = images.contiguous(memory_format=torch.channels_last)
+                loss = F.cross_entropy(model(images), labels, ignore_index=plain.ignore_index)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                step += 1
+                if step >= iterations:
+                    break
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict()},
+                   work / "plain.pt")
+
+    variants = {"fcnseg train()": fcnseg_loop,
+                "plain NCHW": partial(plain_loop, False),
+                "plain channels_last": partial(plain_loop, True)}
+    # A short warm-up of each (first calls create oneDNN primitives and fill caches).
+    fcnseg_loop(3)
+    plain_loop(False, 3)
+    plain_loop(True, 3)
+    timings = time_interleaved(variants, warmup=0, repeats=args.repeats, clock=args.clock)
+
+    # Validation: one image per batch against the recipe's batches, same model and images.
+    val_spec = dict(base.data.val)
+    torch.manual_seed(0)
+    val = build_dataset(val_spec, split=val_spec.get("split") or "val")
+    model = build_training_model(base, val.num_classes)
+    val = build_dataset(val_spec, split=val_spec.get("split") or "val",
+                        transform=build_eval_transform(model.input_convention))
+    model = optimize(model, "inference", channels_last=base.channels_last)
+
+    def validate(batch_size: int) -> None:
+        loader = DataLoader(val, batch_size=batch_size,
+                            collate_fn=partial(collate_segmentation,
+                                               ignore_index=val.ignore_index))
+        evaluate_model(model, loader, num_classes=val.num_classes,
+                       ignore_index=val.ignore_index)
+
+    val_timings = time_interleaved({"1 per batch": partial(validate, 1),
+                                    f"{base.data.val_batch_size} per batch":
+                                        partial(validate, base.data.val_batch_size)},
+                                   warmup=1, repeats=args.repeats, clock=args.clock)
+    shutil.rmtree(work, ignore_errors=True)
+
+    images = args.iterations * base.data.batch_size
+    print(f"\n{RECIPE}: {args.iterations} iterations of batch {base.data.batch_size}, CPU, "
+          f"{torch.get_num_threads()} threads, {args.repeats} interleaved repeats, "
+          f"{args.clock} clock")
+    print(f"{'loop':<22} {'median s':>9} {'spread':>7} {'img/s':>7}")
+    for name, t in timings.items():
+        print(f"{name:<22} {t.median:>9.2f} {100 * t.spread:>6.0f}% {images / t.median:>7.1f}")
+    plain_best = min(timings["plain NCHW"].median, timings["plain channels_last"].median)
+    ratio = plain_best / timings["fcnseg train()"].median
+    print(f"\nspeed of fcnseg's loop / the faster plain loop: {ratio:.3f} (goal >= {GOAL}: "
+          f"{'met' if ratio >= GOAL else 'MISSED'})")
+    print(f"\nvalidation, {len(val)} images ({val_spec.get('size')} px):")
+    for name, t in val_timings.items():
+        print(f"  {name:<14} {t.median:.2f} s ({len(val) / t.median:.1f} img/s)")
+    one, many = val_timings.values()
+    print(f"  batched / one per batch speed: {one.median / many.median:.2f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "iterations": args.iterations, "threads": torch.get_num_threads(),
+            "loops": {k: v.as_dict() for k, v in timings.items()}, "ratio": ratio,
+            "validation": {k: v.as_dict() for k, v in val_timings.items()}}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

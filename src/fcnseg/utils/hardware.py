@@ -1,0 +1,129 @@
+"""What the hardware computes natively: bfloat16 on this CPU, bf16/fp16 on a GPU.
+
+:func:`auto_precision` turns that into the inference precision ``"auto"`` means:
+
+- a CPU with native bfloat16 instructions (AVX512-BF16 or AMX-BF16): ``"bf16"``;
+- a CUDA GPU that supports bfloat16 (compute capability 8.0 and newer): ``"bf16"``;
+- an older CUDA GPU: ``"fp16"`` (tensor cores from 7.0; half the memory traffic before);
+- anything else (a CPU without them, MPS, ...): ``"fp32"``. Without native instructions
+  bfloat16 is emulated and slower than float32.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+__all__ = [
+    "PRECISIONS",
+    "CpuInfo",
+    "auto_precision",
+    "cpu_info",
+    "cuda_capability",
+    "default_channels_last",
+    "resolve_precision",
+]
+
+#: The precisions an inference entry point accepts.
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+#: /proc/cpuinfo flags that mean bfloat16 dot products in hardware.
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+@dataclass(frozen=True)
+class CpuInfo:
+    """The CPU's model name and feature flags (as Linux spells them in /proc/cpuinfo)."""
+
+    model: str
+    flags: frozenset[str]
+
+    @property
+    def native_bf16(self) -> bool:
+        """Whether the CPU has bfloat16 instructions (AVX512-BF16 or AMX-BF16)."""
+        return any(flag in self.flags for flag in BF16_CPU_FLAGS)
+
+    @property
+    def bf16_flags(self) -> list[str]:
+        """The bfloat16 flags present, for reports."""
+        return [flag for flag in BF16_CPU_FLAGS if flag in self.flags]
+
+
+def parse_cpuinfo(text: str) -> CpuInfo:
+    """The first processor's model name and flags from /proc/cpuinfo text (x86 ``flags``, ARM
+    ``Features``)."""
+    model, flags = "", frozenset[str]()
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        key = key.strip().lower()
+        if not sep:
+            continue
+        if key == "model name" and not model:
+            model = value.strip()
+        elif key in ("flags", "features") and not flags:
+            flags = frozenset(value.split())
+    return CpuInfo(model=model, flags=flags)
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_info() -> CpuInfo:
+    """This machine's CPU (read once). Where /proc/cpuinfo does not exist (macOS, Windows)
+    the flags are empty, so bfloat16 is never assumed; torch's detected SIMD level
+    (``torch.backends.cpu.get_cpu_capability()``) stands in for the model name."""
+    try:
+        return parse_cpuinfo(Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return CpuInfo(model=f"cpu ({torch.backends.cpu.get_cpu_capability()})",
+                       flags=frozenset())
+
+
+def cuda_capability(device: torch.device) -> tuple[int, int] | None:
+    """The compute capability of a CUDA ``device``, or None when it is not a CUDA device."""
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return None
+    return torch.cuda.get_device_capability(device)
+
+
+def auto_precision(
+    device: str | torch.device,
+    *,
+    cpu: CpuInfo | None = None,
+    capability: tuple[int, int] | None = None,
+) -> str:
+    """The fastest precision this hardware runs natively (see the module docstring).
+
+    Args:
+        device: where the model runs.
+        cpu: the CPU to decide for (default: this machine's, :func:`cpu_info`).
+        capability: a CUDA device's compute capability (default: read from ``device``).
+    """
+    device = torch.device(device)
+    if device.type == "cpu":
+        return "bf16" if (cpu or cpu_info()).native_bf16 else "fp32"
+    if device.type == "cuda":
+        found = capability or cuda_capability(device) or (0, 0)
+        return "bf16" if tuple(found) >= (8, 0) else "fp16"
+    return "fp32"
+
+
+def resolve_precision(precision: str | None, device: str | torch.device, **hardware) -> str:
+    """``precision`` checked and with ``"auto"`` (or None) replaced by :func:`auto_precision`
+    (``hardware`` is passed on to it)."""
+    name = "auto" if precision is None else str(precision).lower()
+    if name not in PRECISIONS:
+        raise ValueError(f"precision: expected one of {', '.join(PRECISIONS)}, got "
+                         f"{precision!r}")
+    return auto_precision(device, **hardware) if name == "auto" else name
+
+
+def default_channels_last(device: str | torch.device, precision: str) -> bool:
+    """Whether inference should run channels-last: always on the CPU (oneDNN's native layout:
+    1.2-1.4× on FCN-8s here), on CUDA with bf16/fp16 (tensor-core kernels want NHWC), not for
+    float32 on CUDA (cuDNN's NCHW kernels are as fast)."""
+    device = torch.device(device)
+    if device.type == "cpu":
+        return True
+    return device.type == "cuda" and precision in ("bf16", "fp16")

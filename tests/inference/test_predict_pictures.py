@@ -32,7 +32,8 @@ def test_overlay_keeps_the_photo_where_background_is_predicted(
     checkpoint = tiny_checkpoint(names, "same")
     Image.fromarray(smooth_image).save(tmp_path / "x.png")
     assert main(["predict", "--checkpoint", str(checkpoint), str(tmp_path / "x.png"),
-                 "--out", str(tmp_path / "out"), "--no-progress", "--no-legend"]) == 0
+                 "--out", str(tmp_path / "out"), "--no-progress", "--no-legend",
+                 "--precision", "fp32"]) == 0
     picture = _read(tmp_path / "out" / "x_overlay.png")
     assert picture.shape == smooth_image.shape
     is_background = label == background

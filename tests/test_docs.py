@@ -9,6 +9,7 @@ a block that cannot run here at all. The docs also speak of the project, never o
 from __future__ import annotations
 
 import re
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,20 +22,26 @@ from PIL import Image
 import fcnseg.models
 from fcnseg.checkpoint import save_checkpoint
 from fcnseg.conventions import CAFFE_BGR
+from fcnseg.data.nyud import NYUD_CLASSES
 from fcnseg.data.palette import VOC_CLASSES, voc_palette
 from fcnseg.data.synthetic import SyntheticSegmentation
 from fcnseg.export import export_onnx
 from fcnseg.inference import Segmenter
 from fcnseg.models import build_model, fcn8s
+from fcnseg.models.alexnet import read_alexnet_caffemodel
+from fcnseg.models.builders import MODEL_BUILDERS
 from fcnseg.models.resnet import ResNet
 from fcnseg.models.weights import _VGG16_CONV_INDICES, _vgg16_conv_names
 from fcnseg.pretrained import fetch
+from fcnseg.pretrained.caffemodel import write_caffemodel
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 DIRECTIVE = re.compile(r"<!--\s*doc-test:\s*(.*?)\s*-->")
 # The smallest VGG16 FCNs that still have every layer of the reference.
 TINY = {"width": 0.0625, "fc_channels": 16}
+# A small AlexNet (conv1 12 channels, even for the two groups of conv2).
+TINY_ALEXNET = {"width": 0.125, "fc_channels": 16}
 
 
 def python_blocks(path: Path) -> list[tuple[str, int, str, str]]:
@@ -50,7 +57,8 @@ def python_blocks(path: Path) -> list[tuple[str, int, str, str]]:
                 end += 1
             before = next((ln for ln in reversed(lines[:i]) if ln.strip()), "")
             match = DIRECTIVE.search(before)
-            code = "\n".join(lines[start:end])
+            # A block inside a list item is indented with the item: run it dedented.
+            code = textwrap.dedent("\n".join(lines[start:end]))
             blocks.append((f"{path.relative_to(ROOT)}:{i + 1}", i + 1,
                            match.group(1) if match else "", code))
             i = end
@@ -204,6 +212,84 @@ def folder(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         (root / f"{split}.txt").write_text("".join(f"{n}\n" for n in range(4)))
 
 
+def tiny_builder(monkeypatch: pytest.MonkeyPatch, name: str, defaults: dict) -> None:
+    """``build_model(name, ...)`` builds with ``defaults`` unless the block says otherwise."""
+    full = MODEL_BUILDERS[name]
+
+    def small(*args, _full=full, **kwargs):
+        return _full(*args, **{**defaults, **kwargs})
+
+    monkeypatch.setitem(MODEL_BUILDERS, name, small)
+
+
+def nyud_streams(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """nyud-color.pt and nyud-hha.pt: tiny trained-stream checkpoints; the NYUDv2 builders
+    default to the tiny width."""
+    for name in ("nyud_fcn32s_color", "nyud_fcn32s_hha", "nyud_fcn32s_color_hha",
+                 "nyud_fcn16s_color_hha"):
+        tiny_builder(monkeypatch, name, TINY)
+    for modality in ("color", "hha"):
+        torch.manual_seed(0)
+        model = build_model(f"nyud_fcn32s_{modality}")
+        save_checkpoint(cwd / f"nyud-{modality}.pt", model, class_names=NYUD_CLASSES,
+                        palette=voc_palette()[: len(NYUD_CLASSES)])
+
+
+def alexnet_weights(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """FCN-AlexNet builds small; Caffe's bvlc_alexnet.caffemodel and torchvision's
+    alexnet-owt-7be5be79.pth at that size, and the cache holding the converted Caffe file (as
+    after ``fetch_pretrained("alexnet_caffe")`` downloaded it once)."""
+    tiny_builder(monkeypatch, "fcn_alexnet", TINY_ALEXNET)
+    torch.manual_seed(0)
+    caffe = build_model("fcn_alexnet", num_classes=1).state_dict()
+    layers = [("data", "Data", [])]
+    for name in ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7"):
+        weight = caffe[f"{name}.weight"]
+        if name.startswith("fc"):  # Caffe's InnerProduct: (out, in)
+            layers.append((name, "InnerProduct",
+                           [weight.flatten(1).numpy(), caffe[f"{name}.bias"].numpy()]))
+        else:
+            layers.append((name, "Convolution", [weight.numpy(), caffe[f"{name}.bias"].numpy()]))
+    fc = TINY_ALEXNET["fc_channels"]
+    layers.append(("fc8", "InnerProduct", [np.zeros((1000, fc), np.float32),
+                                           np.zeros(1000, np.float32)]))
+    caffemodel = write_caffemodel(cwd / "bvlc_alexnet.caffemodel", layers, v1=True)
+    cache = cwd / "cache"
+    cache.mkdir()
+    monkeypatch.setenv("FCNSEG_HOME", str(cache))
+    converted = cache / fetch.PRETRAINED["alexnet_caffe"].converted
+    torch.save(read_alexnet_caffemodel(caffemodel), converted)
+    fetch._record(cache, converted, source="stand-in", verified="converted")
+
+    tv = build_model("fcn_alexnet", num_classes=1, variant="torchvision").state_dict()
+    sd = {k.removeprefix("backbone."): v for k, v in tv.items()
+          if k.startswith("backbone.features.")}
+    for fc_name, index in (("fc6", 1), ("fc7", 4)):
+        sd[f"classifier.{index}.weight"] = tv[f"backbone.{fc_name}.weight"].flatten(1)
+        sd[f"classifier.{index}.bias"] = tv[f"backbone.{fc_name}.bias"]
+    sd["classifier.6.weight"] = torch.zeros(1000, fc)
+    sd["classifier.6.bias"] = torch.zeros(1000)
+    torch.save(sd, cwd / "alexnet-owt-7be5be79.pth")
+
+
+def pascal_context(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """data/: PASCAL-Context as download_pascal_context leaves it (VOC2010 + pascal-context/)."""
+    ondisk.write_pascal_context(cwd / "data", {"train": ["2008_000002", "2008_000003"],
+                                               "val": ["2008_000007"]})
+
+
+def nyud(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """data/nyud: NYUDv2 in the FCN reference's layout, a few images a split."""
+    ondisk.write_nyud(cwd / "data", {"train": ["0001", "0002"], "val": ["0003"],
+                                     "test": ["0004"]})
+
+
+def siftflow(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """data/SiftFlowDataset with the reference's split lists, a few images each."""
+    ondisk.write_siftflow(cwd / "data", {"trainval": ["coast_arnat59", "street_par151"],
+                                         "test": ["coast_bea1"]})
+
+
 STAND_INS: dict[str, Callable[[Path, pytest.MonkeyPatch], None]] = {
     "tiny-models": tiny_models,
     "pretrained-cache": pretrained_cache,
@@ -216,6 +302,11 @@ STAND_INS: dict[str, Callable[[Path, pytest.MonkeyPatch], None]] = {
     "uvicorn": uvicorn_server,
     "voc": voc,
     "folder": folder,
+    "nyud-streams": nyud_streams,
+    "alexnet-weights": alexnet_weights,
+    "pascal-context": pascal_context,
+    "nyud": nyud,
+    "siftflow": siftflow,
 }
 
 

@@ -9,7 +9,6 @@ the ``meta`` device and the converted tensors are assigned as its parameters.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from fcnseg.pretrained.reference import (
     VGG16_TRUNK,
     ReferenceModel,
 )
+from fcnseg.utils.typing import PathLike
 
 __all__ = [
     "ConvertedModel",
@@ -38,7 +38,6 @@ __all__ = [
     "recognise",
 ]
 
-PathLike = str | os.PathLike[str]
 
 #: ``--arch`` values for a Caffe FCN that is not a published reference model (the user's own,
 #: any class count): the layer names of the reference nets, no class names.

@@ -31,6 +31,7 @@ from fcnseg.conventions import CAFFE_BGR, TORCHVISION_RGB, InputConvention
 from fcnseg.pretrained.reference import CAFFE_HOST, OXFORD_VGG16_URL, REFERENCE_MODELS
 from fcnseg.utils.download import DownloadError, cache_dir, download, file_checksum
 from fcnseg.utils.files import atomic_write
+from fcnseg.utils.typing import PathLike
 
 __all__ = [
     "PRETRAINED",
@@ -40,7 +41,6 @@ __all__ = [
     "fetch_pretrained",
 ]
 
-PathLike = str | os.PathLike[str]
 MANIFEST = "manifest.json"
 
 

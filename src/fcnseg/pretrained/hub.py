@@ -30,6 +30,7 @@ from fcnseg.checkpoint import FORMAT, describe_model, load_checkpoint
 from fcnseg.conventions import get_convention
 from fcnseg.utils.download import cache_dir
 from fcnseg.utils.files import atomic_write
+from fcnseg.utils.typing import PathLike
 
 __all__ = [
     "CONFIG_FORMAT",
@@ -42,7 +43,6 @@ __all__ = [
     "save_safetensors_checkpoint",
 ]
 
-PathLike = str | os.PathLike[str]
 CONFIG_FORMAT = "fcnseg.pretrained/1"
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"

@@ -20,6 +20,7 @@ __all__ = [
     "CAFFE_BGR",
     "NYUD_BGR",
     "NYUD_HHA",
+    "PASCAL_CONTEXT_BGR",
     "SIFTFLOW_BGR",
     "TORCHVISION_RGB",
     "InputConvention",
@@ -131,11 +132,19 @@ NYUD_HHA = InputConvention(
     mean=(132.431, 94.076, 118.477), std=(1.0, 1.0, 1.0),
 )
 
-_BY_NAME = {c.name: c for c in (CAFFE_BGR, TORCHVISION_RGB, SIFTFLOW_BGR, NYUD_BGR, NYUD_HHA)}
+#: The reference's PASCAL-Context nets: BGR, 0-255, minus the mean of its VGG16 base.
+PASCAL_CONTEXT_BGR = InputConvention(
+    name="pascal_context_bgr", channel_order="BGR", scale=1.0,
+    mean=(104.007, 116.669, 122.679), std=(1.0, 1.0, 1.0),
+)
+
+_BY_NAME = {c.name: c for c in (CAFFE_BGR, TORCHVISION_RGB, SIFTFLOW_BGR, NYUD_BGR, NYUD_HHA,
+                                 PASCAL_CONTEXT_BGR)}
 
 
 def get_convention(spec: str | Mapping[str, Any] | InputConvention) -> InputConvention:
-    """Resolve a convention from its name ("caffe_bgr", "torchvision_rgb"), a dict or itself."""
+    """Resolve a convention from its name ("caffe_bgr", "torchvision_rgb", "nyud_bgr",
+    "nyud_hha", "siftflow_bgr", "pascal_context_bgr"), a dict or itself."""
     if isinstance(spec, InputConvention):
         return spec
     if isinstance(spec, Mapping):

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from fcnseg.conventions import InputConvention
+from fcnseg.conventions import NYUD_BGR
 from fcnseg.data.base import FileSegmentationDataset, Transform
 from fcnseg.data.errors import DataError
 from fcnseg.data.io import check_label_values, read_image, read_mat_label, read_raw
@@ -42,12 +42,6 @@ NYUD_CLASSES: tuple[str, ...] = (
 
 #: The input modalities and the folder under ``data/`` that holds each.
 NYUD_MODALITIES: dict[str, str] = {"color": "images", "hha": "hha", "depth": "depth"}
-
-#: The reference's colour normalisation for NYUDv2: BGR, 0-255, minus the NYUDv2 mean.
-NYUD_BGR = InputConvention(
-    name="nyud_bgr", channel_order="BGR", scale=1.0,
-    mean=(116.190, 97.203, 92.318), std=(1.0, 1.0, 1.0),
-)
 
 
 def find_nyud_dir(root: PathLike) -> Path:

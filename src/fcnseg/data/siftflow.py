@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fcnseg.conventions import InputConvention
+from fcnseg.conventions import SIFTFLOW_BGR
 from fcnseg.data.base import FileSegmentationDataset, Transform
 from fcnseg.data.errors import DataError
 from fcnseg.data.io import check_label_values, read_image, read_mat_label
@@ -53,11 +53,6 @@ SIFTFLOW_EXCLUDED_CLASSES: tuple[int, ...] = tuple(
 #: The two images without annotations, left out of every split.
 SIFTFLOW_EXCLUDED_IDS: tuple[str, ...] = ("highway_bost181", "street_urb506")
 
-#: The reference's colour normalisation for SIFT Flow: BGR, 0-255, minus its mean.
-SIFTFLOW_BGR = InputConvention(
-    name="siftflow_bgr", channel_order="BGR", scale=1.0,
-    mean=(114.578, 115.294, 108.353), std=(1.0, 1.0, 1.0),
-)
 
 _SUBDIR = "spatial_envelope_256x256_static_8outdoorcategories"
 

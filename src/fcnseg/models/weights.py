@@ -68,7 +68,7 @@ def read_state_dict(path: PathLike) -> StateDict:
         raise WeightsError(f"{path}: no such weights file")
     try:
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+            from safetensors.torch import load_file  # optional extra (fcnseg[safetensors])
 
             obj: Any = load_file(str(path))
         else:

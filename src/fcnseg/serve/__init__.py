@@ -36,6 +36,8 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name in ("create_app", "encode_label_png"):
+        # Lazy: the app needs fastapi, an optional extra (fcnseg[serve]), which the limits and
+        # the CLI's --help do not.
         from fcnseg.serve import app
 
         return getattr(app, name)

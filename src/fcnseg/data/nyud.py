@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from fcnseg.conventions import NYUD_BGR
-from fcnseg.data.base import FileSegmentationDataset, Transform
+from fcnseg.data.base import FileSegmentationDataset, Transform, check_same_size
 from fcnseg.data.errors import DataError
 from fcnseg.data.io import check_label_values, read_image, read_mat_label, read_raw
 from fcnseg.data.voc import read_split_list
@@ -132,12 +132,8 @@ class NYUDv2(FileSegmentationDataset):
         label = self.read_label(index)
         inputs = {m: self.read_input(index, m) for m in self.modalities}
         for m, x in inputs.items():
-            if x.shape[:2] != label.shape:
-                raise DataError(
-                    self.input_path(index, m),
-                    f"{m} input is {x.shape[1]}×{x.shape[0]} but its label "
-                    f"{self.label_path(index).name} is {label.shape[1]}×{label.shape[0]} (W×H)",
-                )
+            check_same_size(self.input_path(index, m), f"{m} input", x.shape, "label",
+                            self.label_path(index), label.shape)
         return inputs, label
 
     def __repr__(self) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 import torch
@@ -40,3 +42,14 @@ def test_conventions_round_trip_through_dicts_and_names() -> None:
     with pytest.raises(ValueError, match="missing field 'scale'"):
         InputConvention.from_dict({"name": "x", "channel_order": "RGB", "mean": [0] * 3,
                                    "std": [1] * 3})
+
+
+@pytest.mark.parametrize("name, module, constant", [
+    ("nyud_bgr", "fcnseg.data.nyud", "NYUD_BGR"),
+    ("siftflow_bgr", "fcnseg.data.siftflow", "SIFTFLOW_BGR"),
+    ("pascal_context_bgr", "fcnseg.data.pascal_context", "PASCAL_CONTEXT_BGR"),
+])
+def test_dataset_conventions_are_registered_by_name(name, module, constant):
+    registered = get_convention(name)
+    assert registered.name == name and registered.channel_order == "BGR"
+    assert registered is getattr(importlib.import_module(module), constant)

@@ -171,7 +171,8 @@ def load_checkpoint(path: PathLike) -> dict[str, Any]:
     Malformed metadata (a palette of strings, a non-integer ignore value, a class-name count
     that differs from ``num_classes`` ...) is a :class:`CheckpointError` naming the file and the
     field."""
-    from fcnseg.pretrained.hub import resolve_checkpoint  # lazy: it builds on this module
+    # Lazy, for a real cycle: pretrained.hub imports this module (load_checkpoint, FORMAT).
+    from fcnseg.pretrained.hub import resolve_checkpoint
 
     path = resolve_checkpoint(path)
     if not path.is_file():

@@ -20,6 +20,7 @@ __all__ = [
     "CAFFE_BGR",
     "NYUD_BGR",
     "NYUD_HHA",
+    "PASCAL_CONTEXT_BGR",
     "SIFTFLOW_BGR",
     "TORCHVISION_RGB",
     "InputConvention",
@@ -112,30 +113,31 @@ TORCHVISION_RGB = InputConvention(
     std=(0.229, 0.224, 0.225),
 )
 
+
+def _minus_mean(name: str, mean: tuple[float, float, float],
+                channel_order: str = "BGR") -> InputConvention:
+    """A Caffe-style convention: 0-255, minus a per-channel mean, no std scaling."""
+    return InputConvention(name=name, channel_order=channel_order, scale=1.0, mean=mean,
+                           std=(1.0, 1.0, 1.0))
+
+
 #: The reference's SIFT Flow nets: BGR, 0-255, minus the SIFT Flow mean.
-SIFTFLOW_BGR = InputConvention(
-    name="siftflow_bgr", channel_order="BGR", scale=1.0,
-    mean=(114.578, 115.294, 108.353), std=(1.0, 1.0, 1.0),
-)
-
+SIFTFLOW_BGR = _minus_mean("siftflow_bgr", (114.578, 115.294, 108.353))
 #: The reference's NYUDv2 colour nets: BGR, 0-255, minus the NYUDv2 colour mean.
-NYUD_BGR = InputConvention(
-    name="nyud_bgr", channel_order="BGR", scale=1.0,
-    mean=(116.190, 97.203, 92.318), std=(1.0, 1.0, 1.0),
-)
-
+NYUD_BGR = _minus_mean("nyud_bgr", (116.190, 97.203, 92.318))
 #: The reference's NYUDv2 HHA net: the HHA image in its stored channel order (not reversed),
 #: 0-255, minus the HHA mean.
-NYUD_HHA = InputConvention(
-    name="nyud_hha", channel_order="RGB", scale=1.0,
-    mean=(132.431, 94.076, 118.477), std=(1.0, 1.0, 1.0),
-)
+NYUD_HHA = _minus_mean("nyud_hha", (132.431, 94.076, 118.477), channel_order="RGB")
+#: The reference's PASCAL-Context nets: BGR, 0-255, minus the mean of its VGG16 base.
+PASCAL_CONTEXT_BGR = _minus_mean("pascal_context_bgr", (104.007, 116.669, 122.679))
 
-_BY_NAME = {c.name: c for c in (CAFFE_BGR, TORCHVISION_RGB, SIFTFLOW_BGR, NYUD_BGR, NYUD_HHA)}
+_BY_NAME = {c.name: c for c in (CAFFE_BGR, TORCHVISION_RGB, SIFTFLOW_BGR, NYUD_BGR, NYUD_HHA,
+                                 PASCAL_CONTEXT_BGR)}
 
 
 def get_convention(spec: str | Mapping[str, Any] | InputConvention) -> InputConvention:
-    """Resolve a convention from its name ("caffe_bgr", "torchvision_rgb"), a dict or itself."""
+    """Resolve a convention from its name ("caffe_bgr", "torchvision_rgb", "nyud_bgr",
+    "nyud_hha", "siftflow_bgr", "pascal_context_bgr"), a dict or itself."""
     if isinstance(spec, InputConvention):
         return spec
     if isinstance(spec, Mapping):

@@ -10,6 +10,7 @@ import torch
 from fcnseg.checkpoint import save_checkpoint
 from fcnseg.cli.main import main
 from fcnseg.data.palette import voc_palette
+from fcnseg.inference.calibration import save_with_temperature
 from fcnseg.models import fcn8s
 
 CLASSES = ["background", "cat", "dog"]
@@ -55,3 +56,19 @@ def test_json_gives_the_full_record(checkpoint, capsys) -> None:
 def test_no_checkpoint_is_a_clear_error(capsys) -> None:
     assert main(["info"]) == 2
     assert "no checkpoint given" in capsys.readouterr().err
+
+
+def test_a_stored_temperature_is_shown_and_recorded(checkpoint, tmp_path, capsys) -> None:
+    path, _ = checkpoint
+    calibrated = save_with_temperature(path, tmp_path / "calibrated.pt", 1.75)
+    assert main(["info", str(calibrated)]) == 0
+    lines = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines())
+    assert "temperature 1.75" in lines["calibrated"]
+    assert main(["info", str(calibrated), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["temperature"] == 1.75
+
+
+def test_an_uncalibrated_checkpoint_shows_no_temperature(checkpoint, capsys) -> None:
+    path, _ = checkpoint
+    assert main(["info", str(path)]) == 0
+    assert "calibrated" not in capsys.readouterr().out

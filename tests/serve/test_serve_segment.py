@@ -87,3 +87,17 @@ def test_validation_detail_is_one_line_naming_each_parameter():
     assert validation_detail(errors) == (
         "query parameter 'format': Input should be 'png' or 'json' (got 'gif'); "
         "query parameter 'alpha': Input should be less than or equal to 1 (got '2')")
+
+
+def test_segment_upload_overlay_leaves_the_background_unblended_like_predict(segmenter,
+                                                                             make_image):
+    pixels, png = make_image(72, 96, seed=15)  # about 6% predicted background (class 0)
+    label = segmenter.predict(pixels).label
+    background = label == 0
+    assert background.any() and not background.all()
+    options = SegmentOptions(format="json", overlay=True, alpha=0.5)
+    answer = segment_upload(segmenter, png, options, max_pixels=96 * 96)
+    picture = np.asarray(Image.open(io.BytesIO(base64.b64decode(answer["overlay_png"]))))
+    assert picture.shape == pixels.shape  # under the preview size: no resize, no legend
+    np.testing.assert_array_equal(picture[background], pixels[background])
+    assert (picture[~background] != pixels[~background]).any(axis=-1).mean() > 0.5

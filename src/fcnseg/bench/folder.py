@@ -8,17 +8,15 @@ docs can be tried end to end without downloading anything.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from fcnseg.data import SyntheticSegmentation
+from fcnseg.utils.typing import PathLike
 
 __all__ = ["write_synthetic_folder"]
-
-PathLike = str | os.PathLike[str]
 
 
 def write_synthetic_folder(

@@ -43,6 +43,8 @@ def record(path: str) -> dict[str, Any]:
         "epoch": ckpt.get("epoch"),
         "metrics": ckpt.get("metrics") or {},
         "recipe": ckpt.get("recipe") or {},
+        # Present once ``fcnseg calibrate`` has stored one; None for an uncalibrated model.
+        "temperature": ckpt.get("temperature"),
     }
 
 
@@ -77,6 +79,9 @@ def summary(rec: dict[str, Any]) -> str:
         f"size:        {rec['parameters'] / 1e6:.2f} M parameters, "
         f"{rec['file_bytes'] / 1e6:.1f} MB on disk",
     ]
+    if rec.get("temperature") is not None:
+        lines.insert(-1, f"calibrated:  temperature {rec['temperature']:.4g} "
+                         f"(divides the logits before the softmax)")
     return "\n".join(lines)
 
 

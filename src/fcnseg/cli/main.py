@@ -24,7 +24,9 @@ from fcnseg.cli import (
     train,
 )
 
-# Each module defines NAME, HELP, add_arguments(parser) and run(args) -> exit code.
+# Each module defines NAME, HELP, add_arguments(parser) and run(args) -> exit code. The
+# command modules import most of the library inside run(), not at their top, so that building
+# the parser (`fcnseg --help`, argument errors) does not load what only running a command needs.
 COMMANDS = [demo, train, recipes, info, evaluate, calibrate, serve, check_data, predict, export,
             bench, convert]
 

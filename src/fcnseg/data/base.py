@@ -14,7 +14,8 @@ from fcnseg.data.images import file_orientation
 from fcnseg.data.io import read_image, read_label
 from fcnseg.data.palette import palette_for
 
-__all__ = ["DataError", "FileSegmentationDataset", "SegmentationDataset", "Transform"]
+__all__ = ["DataError", "FileSegmentationDataset", "SegmentationDataset", "Transform",
+           "check_same_size"]
 
 #: A joint transform: ``(image, label) -> (image, label)``.
 Transform = Callable[[Any, Any], tuple[Any, Any]]
@@ -118,6 +119,16 @@ class FileSegmentationDataset(SegmentationDataset):
             raise DataError(self.label_path(index),
                             _size_mismatch(self.image_path(index), image.shape, label.shape))
         return image, label
+
+
+def check_same_size(path: Path, what: str, shape: tuple[int, ...], other_kind: str,
+                    other_path: Path, other_shape: tuple[int, ...]) -> None:
+    """Raise :class:`DataError` at ``path`` when its H×W ``shape`` differs from ``other_shape``
+    (``"<what> is W×H but its <other_kind> <other file> is W×H (W×H)"``)."""
+    (h, w), (oh, ow) = shape[:2], other_shape[:2]
+    if (h, w) != (oh, ow):
+        raise DataError(path, f"{what} is {w}×{h} but its {other_kind} {other_path.name} is "
+                              f"{ow}×{oh} (W×H)")
 
 
 def _size_mismatch(image_path: Path, image_shape: tuple[int, ...],

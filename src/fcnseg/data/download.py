@@ -10,6 +10,7 @@ returned without any network access.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +73,19 @@ ARCHIVES: dict[str, Archive] = {
 }
 
 
+def _find_or_fetch(key: str, root: PathLike, find: Callable[[Path], Path],
+                   archive_dir: PathLike | None, progress: bool, keep_archive: bool) -> Path:
+    """``find(root)``, after fetching and extracting ``ARCHIVES[key]`` under ``root`` when it
+    finds nothing there yet."""
+    root = Path(root).expanduser()
+    try:
+        return find(root)
+    except FileNotFoundError:
+        pass
+    _fetch_and_extract(key, root, archive_dir, progress, keep_archive)
+    return find(root)
+
+
 def _fetch_and_extract(
     key: str, root: Path, archive_dir: PathLike | None, progress: bool,
     keep_archive: bool,
@@ -100,16 +114,10 @@ def download_voc(
     The archive is kept in ``archive_dir`` (default ``root``) so a later call needs no network.
     """
     year = str(year)
-    key = f"voc{year}"
     if year not in ("2012", "2011"):  # VOC2010 comes with PASCAL-Context only
         raise ValueError(f"year: no download for VOC{year}; available: 2012, 2011")
-    root = Path(root).expanduser()
-    try:
-        return find_voc_dir(root, year)
-    except FileNotFoundError:
-        pass
-    _fetch_and_extract(key, root, archive_dir, progress, keep_archive)
-    return find_voc_dir(root, year)
+    return _find_or_fetch(f"voc{year}", root, lambda r: find_voc_dir(r, year), archive_dir,
+                          progress, keep_archive)
 
 
 def download_sbd(
@@ -120,13 +128,7 @@ def download_sbd(
     progress: bool = True,
 ) -> Path:
     """Make SBD available as ``root/benchmark_RELEASE/dataset``; return that folder."""
-    root = Path(root).expanduser()
-    try:
-        return find_sbd_dir(root)
-    except FileNotFoundError:
-        pass
-    _fetch_and_extract("sbd", root, archive_dir, progress, keep_archive)
-    return find_sbd_dir(root)
+    return _find_or_fetch("sbd", root, find_sbd_dir, archive_dir, progress, keep_archive)
 
 
 def download_pascal_context(
@@ -171,13 +173,7 @@ def download_nyud(
 ) -> Path:
     """Make NYUDv2 in the FCN reference's format available under ``root``; return its folder
     (the one holding ``data/``, ``segmentation/`` and the split lists)."""
-    root = Path(root).expanduser()
-    try:
-        return find_nyud_dir(root)
-    except FileNotFoundError:
-        pass
-    _fetch_and_extract("nyud", root, archive_dir, progress, keep_archive)
-    return find_nyud_dir(root)
+    return _find_or_fetch("nyud", root, find_nyud_dir, archive_dir, progress, keep_archive)
 
 
 def download_siftflow(
@@ -190,10 +186,4 @@ def download_siftflow(
     """Make SIFT Flow available under ``root``; return its folder (Images/, SemanticLabels/,
     GeoLabels/). The split lists ``trainval.txt`` and ``test.txt`` are not in the archive: they
     come with the FCN reference release and go in the returned folder."""
-    root = Path(root).expanduser()
-    try:
-        return find_siftflow_dir(root)
-    except FileNotFoundError:
-        pass
-    _fetch_and_extract("siftflow", root, archive_dir, progress, keep_archive)
-    return find_siftflow_dir(root)
+    return _find_or_fetch("siftflow", root, find_siftflow_dir, archive_dir, progress, keep_archive)

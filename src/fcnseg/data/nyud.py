@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from fcnseg.conventions import InputConvention
-from fcnseg.data.base import FileSegmentationDataset, Transform
+from fcnseg.conventions import NYUD_BGR
+from fcnseg.data.base import FileSegmentationDataset, Transform, check_same_size
 from fcnseg.data.errors import DataError
 from fcnseg.data.io import check_label_values, read_image, read_mat_label, read_raw
 from fcnseg.data.voc import read_split_list
@@ -42,12 +42,6 @@ NYUD_CLASSES: tuple[str, ...] = (
 
 #: The input modalities and the folder under ``data/`` that holds each.
 NYUD_MODALITIES: dict[str, str] = {"color": "images", "hha": "hha", "depth": "depth"}
-
-#: The reference's colour normalisation for NYUDv2: BGR, 0-255, minus the NYUDv2 mean.
-NYUD_BGR = InputConvention(
-    name="nyud_bgr", channel_order="BGR", scale=1.0,
-    mean=(116.190, 97.203, 92.318), std=(1.0, 1.0, 1.0),
-)
 
 
 def find_nyud_dir(root: PathLike) -> Path:
@@ -138,12 +132,8 @@ class NYUDv2(FileSegmentationDataset):
         label = self.read_label(index)
         inputs = {m: self.read_input(index, m) for m in self.modalities}
         for m, x in inputs.items():
-            if x.shape[:2] != label.shape:
-                raise DataError(
-                    self.input_path(index, m),
-                    f"{m} input is {x.shape[1]}×{x.shape[0]} but its label "
-                    f"{self.label_path(index).name} is {label.shape[1]}×{label.shape[0]} (W×H)",
-                )
+            check_same_size(self.input_path(index, m), f"{m} input", x.shape, "label",
+                            self.label_path(index), label.shape)
         return inputs, label
 
     def __repr__(self) -> str:

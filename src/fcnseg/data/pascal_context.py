@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fcnseg.conventions import InputConvention
+from fcnseg.conventions import PASCAL_CONTEXT_BGR
 from fcnseg.data.base import FileSegmentationDataset, Transform
 from fcnseg.data.errors import DataError
 from fcnseg.data.io import read_mat_label
@@ -47,11 +47,6 @@ PASCAL_CONTEXT_CLASSES: tuple[str, ...] = (
     "water", "window", "wood",
 )
 
-#: The reference's colour normalisation for PASCAL-Context: BGR, 0-255, minus its mean.
-PASCAL_CONTEXT_BGR = InputConvention(
-    name="pascal_context_bgr", channel_order="BGR", scale=1.0,
-    mean=(104.007, 116.669, 122.679), std=(1.0, 1.0, 1.0),
-)
 
 # Task class names spelled differently in the full label list.
 _FULL_NAME = {"diningtable": "table", "bedcloth": "bedclothes", "clothes": "cloth"}

@@ -21,9 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fcnseg.conventions import InputConvention
-from fcnseg.data.base import FileSegmentationDataset, Transform
-from fcnseg.data.errors import DataError
+from fcnseg.conventions import SIFTFLOW_BGR
+from fcnseg.data.base import FileSegmentationDataset, Transform, check_same_size
 from fcnseg.data.io import check_label_values, read_image, read_mat_label
 from fcnseg.data.voc import read_split_list
 from fcnseg.utils.typing import PathLike
@@ -53,11 +52,6 @@ SIFTFLOW_EXCLUDED_CLASSES: tuple[int, ...] = tuple(
 #: The two images without annotations, left out of every split.
 SIFTFLOW_EXCLUDED_IDS: tuple[str, ...] = ("highway_bost181", "street_urb506")
 
-#: The reference's colour normalisation for SIFT Flow: BGR, 0-255, minus its mean.
-SIFTFLOW_BGR = InputConvention(
-    name="siftflow_bgr", channel_order="BGR", scale=1.0,
-    mean=(114.578, 115.294, 108.353), std=(1.0, 1.0, 1.0),
-)
 
 _SUBDIR = "spatial_envelope_256x256_static_8outdoorcategories"
 
@@ -132,12 +126,8 @@ class SIFTFlow(FileSegmentationDataset):
         image = read_image(self.image_path(index))
         labels = self.read_label(index)
         for head, label in labels.items():
-            if label.shape != image.shape[:2]:
-                raise DataError(
-                    self.label_path(index, head),
-                    f"{head} label is {label.shape[1]}×{label.shape[0]} but its image "
-                    f"{self.image_path(index).name} is {image.shape[1]}×{image.shape[0]} (W×H)",
-                )
+            check_same_size(self.label_path(index, head), f"{head} label", label.shape, "image",
+                            self.image_path(index), image.shape)
         return image, labels
 
     def __repr__(self) -> str:

@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from fcnseg.utils.typing import PathLike
+
 __all__ = [
     "ConfigError",
     "DataConfig",
@@ -34,8 +36,6 @@ __all__ = [
     "load_recipe",
     "recipe_path",
 ]
-
-PathLike = str | os.PathLike[str]
 
 
 class ConfigError(ValueError):

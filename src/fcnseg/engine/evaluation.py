@@ -12,7 +12,7 @@ import json
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,13 @@ PredictFn = Callable[[nn.Module, torch.Tensor], torch.Tensor]
 
 def _is_distributed() -> bool:
     return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def _progress_bar(loader: Iterable[Any], progress: bool) -> tqdm:
+    """The loader's batches with a progress bar, shown by one process only."""
+    show = progress and (not _is_distributed() or torch.distributed.get_rank() == 0)
+    return tqdm(loader, desc="evaluate", unit="batch", disable=not show, dynamic_ncols=True,
+                leave=False)
 
 
 def scores_excluding(confusion: Any, exclude: Sequence[int] = ()) -> dict[str, Any]:
@@ -203,9 +210,7 @@ def evaluate_model(
     matrix = ConfusionMatrix(num_classes, ignore_index, device=device)
     bins = CalibrationBins(num_classes, ignore_index, device=device) if calibration else None
     num_images = torch.zeros((), dtype=torch.int64, device=device)
-    show = progress and (not _is_distributed() or torch.distributed.get_rank() == 0)
-    batches = tqdm(loader, desc="evaluate", unit="batch", disable=not show, dynamic_ncols=True,
-                   leave=False)
+    batches = _progress_bar(loader, progress)
     try:
         with torch.inference_mode():
             for batch_index, batch in enumerate(batches):
@@ -268,9 +273,7 @@ def _evaluate_heads(
     matrices = {h: ConfusionMatrix(n, ignore_index, device=device)
                 for h, n in num_classes.items()}
     num_images = torch.zeros((), dtype=torch.int64, device=device)
-    show = progress and (not _is_distributed() or torch.distributed.get_rank() == 0)
-    batches = tqdm(loader, desc="evaluate", unit="batch", disable=not show, dynamic_ncols=True,
-                   leave=False)
+    batches = _progress_bar(loader, progress)
     try:
         with torch.inference_mode():
             for batch_index, batch in enumerate(batches):

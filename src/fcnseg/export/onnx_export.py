@@ -64,7 +64,7 @@ class OnnxExport:
 
 
 def _require_onnx() -> tuple[Any, Any]:
-    try:
+    try:  # onnx and onnxruntime are an optional extra (fcnseg[onnx]): imported only to export
         import onnx
         import onnxruntime
     except ImportError as e:

@@ -22,6 +22,16 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.utils.data import DataLoader, Subset
+from tqdm.auto import tqdm
+
+from fcnseg.checkpoint import build_model_from_checkpoint, load_checkpoint
+from fcnseg.data.build import build_dataset
+from fcnseg.data.collate import collate_segmentation
+from fcnseg.data.transforms import build_eval_transform
+from fcnseg.inference.sliding import forward_logits
+from fcnseg.metrics import expected_calibration_error
+from fcnseg.utils.files import atomic_write
 
 __all__ = [
     "TemperatureFit",
@@ -93,8 +103,6 @@ class TemperatureScaled(nn.Module):
                 setattr(self, name, getattr(model, name))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from fcnseg.inference.sliding import forward_logits
-
         return forward_logits(self.model, x) / self.temperature
 
 
@@ -175,10 +183,6 @@ def collect_logits(
     Returns:
         ``(P×C float32 logits, P int64 labels)``.
     """
-    from tqdm.auto import tqdm
-
-    from fcnseg.inference.sliding import forward_logits
-
     device = torch.device(device)
     count = num_images if num_images is not None else len(loader.dataset)
     per_image = max(1, math.ceil(max_pixels / max(count, 1)))
@@ -229,9 +233,6 @@ def save_with_temperature(
     The file is written atomically (temporary file, fsync, rename), so ``out`` may be
     ``checkpoint`` itself: a crash leaves either the old or the new file, never a broken one.
     """
-    from fcnseg.checkpoint import load_checkpoint
-    from fcnseg.utils.files import atomic_write
-
     if not (math.isfinite(temperature) and temperature > 0):
         raise ValueError(f"temperature must be a positive number, got {temperature}")
     ckpt = load_checkpoint(checkpoint)
@@ -265,14 +266,6 @@ def calibrate_checkpoint(
     the expected calibration error of the sampled pixels before and after (``ece_before``,
     ``ece_after``), ``num_images`` and the ``dataset`` spec.
     """
-    from torch.utils.data import DataLoader, Subset
-
-    from fcnseg.checkpoint import build_model_from_checkpoint, load_checkpoint
-    from fcnseg.data.build import build_dataset
-    from fcnseg.data.collate import collate_segmentation
-    from fcnseg.data.transforms import build_eval_transform
-    from fcnseg.metrics import expected_calibration_error
-
     if max_pixels < 1:
         raise ValueError(f"max_pixels must be at least 1, got {max_pixels}")
     ckpt = load_checkpoint(checkpoint)

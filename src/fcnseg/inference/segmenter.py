@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fcnseg.checkpoint import build_model_from_checkpoint, load_checkpoint
 from fcnseg.conventions import InputConvention, get_convention
 from fcnseg.inference.images import DEFAULT_MAX_PIXELS, to_rgb_uint8
 from fcnseg.inference.sliding import TTA, PredictFn, SlidingWindow, forward_logits
@@ -167,8 +168,6 @@ class Segmenter:
         """Build a segmenter from a checkpoint: architecture, geometry, input convention,
         class names, palette and ignore value all come from the file. ``options`` are the
         remaining keyword arguments of the constructor (``sliding_window``, ``tta``, ...)."""
-        from fcnseg.checkpoint import build_model_from_checkpoint, load_checkpoint
-
         ckpt = load_checkpoint(path)
         model = build_model_from_checkpoint(ckpt)
         classes = ckpt["classes"]

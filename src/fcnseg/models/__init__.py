@@ -11,6 +11,7 @@
 - :mod:`~fcnseg.models.fastpath`: :func:`optimize`, the fast paths as a transform.
 """
 
+from fcnseg.models import builders
 from fcnseg.models.alexnet import (
     AlexNetTrunk,
     load_alexnet_caffe_weights,
@@ -19,7 +20,10 @@ from fcnseg.models.alexnet import (
 from fcnseg.models.backbone import backbone_fcn, fcn_from_backbone, fcn_from_factory
 from fcnseg.models.builders import (
     MODEL_BUILDERS,
+    NOT_RECORDED,
     build_model,
+    builder_parameters,
+    check_build_kwargs,
     fcn8s,
     fcn8s_atonce,
     fcn8s_googlenet,
@@ -34,8 +38,11 @@ from fcnseg.models.builders import (
     fcn32s_resnet50,
     fcn32s_vgg16_bn,
     fcn_alexnet,
+    fcn_googlenet,
     fcn_resnet50,
     fcn_resnet101,
+    fcn_resnet_skip,
+    get_builder,
     nyud_fcn16s_color_hha,
     nyud_fcn32s_color,
     nyud_fcn32s_color_d,
@@ -81,11 +88,11 @@ from fcnseg.models.weights import (
     read_state_dict,
 )
 
-__all__ = [
+# The builders module's names (build_model, fcn32s ...) and the rest of the package's.
+__all__ = builders.__all__ + [
     "BACKBONE_NAMES",
     "FCN",
     "GEOMETRIES",
-    "MODEL_BUILDERS",
     "PRETRAINED",
     "VGG_NAMES",
     "AlexNetTrunk",
@@ -107,27 +114,10 @@ __all__ = [
     "backbone_fcn",
     "bilinear_kernel",
     "bilinear_upsampling",
-    "build_model",
     "early_fusion_conv1",
     "edge_upsampling",
-    "fcn8s",
-    "fcn8s_atonce",
-    "fcn8s_googlenet",
-    "fcn8s_resnet50",
-    "fcn8s_vgg16_bn",
-    "fcn16s",
-    "fcn16s_googlenet",
-    "fcn16s_resnet50",
-    "fcn16s_vgg16_bn",
-    "fcn32s",
-    "fcn32s_googlenet",
-    "fcn32s_resnet50",
-    "fcn32s_vgg16_bn",
-    "fcn_alexnet",
     "fcn_from_backbone",
     "fcn_from_factory",
-    "fcn_resnet50",
-    "fcn_resnet101",
     "fetch_pretrained",
     "init_from",
     "load_alexnet_caffe_weights",
@@ -139,17 +129,9 @@ __all__ = [
     "load_resnet_weights",
     "load_torchvision_fcn_weights",
     "load_vgg16_bn_weights",
-    "nyud_fcn16s_color_hha",
-    "nyud_fcn32s_color",
-    "nyud_fcn32s_color_d",
-    "nyud_fcn32s_color_hha",
-    "nyud_fcn32s_hha",
     "optimize",
     "plain_copy",
     "read_state_dict",
     "reference_upsampling",
-    "siftflow_fcn8s",
-    "siftflow_fcn16s",
-    "siftflow_fcn32s",
     "vgg16_fcn",
 ]

@@ -255,7 +255,8 @@ def _stream_state_dict(source: Any, modality: str) -> tuple[str, dict[str, torch
         return f"the {modality} model", dict(source.state_dict())
     if isinstance(source, Mapping):
         return f"the {modality} state dict", dict(source)
-    from fcnseg.checkpoint import load_checkpoint  # lazy: the checkpoint module builds models
+    # Lazy, for a real cycle: fcnseg.checkpoint -> fcnseg.models -> models.multitask.
+    from fcnseg.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(Path(source))
     return str(source), dict(ckpt["model_state_dict"])

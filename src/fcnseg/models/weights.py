@@ -7,7 +7,6 @@ Every error names the file and, for mismatches, the offending keys and shapes.
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from torch import nn
 from fcnseg.conventions import CAFFE_BGR, TORCHVISION_RGB, InputConvention, get_convention
 from fcnseg.models.fcn import VGG16_BLOCKS
 from fcnseg.pretrained.fetch import PRETRAINED, PublishedWeights, fetch_pretrained
+from fcnseg.utils.typing import PathLike
 
 __all__ = [
     "PRETRAINED",
@@ -35,7 +35,6 @@ __all__ = [
     "read_state_dict",
 ]
 
-PathLike = str | os.PathLike[str]
 StateDict = dict[str, torch.Tensor]
 log = logging.getLogger(__name__)
 
@@ -69,7 +68,7 @@ def read_state_dict(path: PathLike) -> StateDict:
         raise WeightsError(f"{path}: no such weights file")
     try:
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+            from safetensors.torch import load_file  # optional extra (fcnseg[safetensors])
 
             obj: Any = load_file(str(path))
         else:

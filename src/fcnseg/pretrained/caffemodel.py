@@ -15,7 +15,6 @@ Errors name the file, and the layer where one is involved.
 from __future__ import annotations
 
 import math
-import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from fcnseg.pretrained.caffe_proto import (
     V0LayerParameter,
     V1LayerParameter,
 )
+from fcnseg.utils.typing import PathLike
 
 __all__ = [
     "CaffeBlob",
@@ -44,7 +44,6 @@ __all__ = [
     "write_caffemodel",
 ]
 
-PathLike = str | os.PathLike[str]
 
 # Wire types of the protobuf encoding.
 _VARINT, _FIXED64, _LEN, _FIXED32 = 0, 1, 2, 5

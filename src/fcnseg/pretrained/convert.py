@@ -9,7 +9,6 @@ the ``meta`` device and the converted tensors are assigned as its parameters.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from fcnseg.checkpoint import save_checkpoint
 from fcnseg.conventions import InputConvention
 from fcnseg.data.palette import voc_palette
+from fcnseg.models import build_model
 from fcnseg.pretrained.caffemodel import CaffeBlob, CaffeLayer, CaffeModelError, CaffeNet
 from fcnseg.pretrained.caffemodel import read_caffemodel as _read
+from fcnseg.pretrained.hub import save_safetensors_checkpoint
 from fcnseg.pretrained.reference import (
     HEADS,
     REFERENCE_MODELS,
@@ -30,6 +32,8 @@ from fcnseg.pretrained.reference import (
     VGG16_TRUNK,
     ReferenceModel,
 )
+from fcnseg.utils.files import atomic_write
+from fcnseg.utils.typing import PathLike
 
 __all__ = [
     "ConvertedModel",
@@ -38,7 +42,6 @@ __all__ = [
     "recognise",
 ]
 
-PathLike = str | os.PathLike[str]
 
 #: ``--arch`` values for a Caffe FCN that is not a published reference model (the user's own,
 #: any class count): the layer names of the reference nets, no class names.
@@ -87,8 +90,6 @@ class ConvertedModel:
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         if self.model is None:
-            from fcnseg.utils.files import atomic_write
-
             if out.suffix == ".safetensors":
                 from safetensors.torch import save_file  # optional extra
 
@@ -99,14 +100,10 @@ class ConvertedModel:
                     torch.save(self.state_dict, f)
             return out
         if out.suffix == ".safetensors":
-            from fcnseg.pretrained.hub import save_safetensors_checkpoint
-
             return save_safetensors_checkpoint(
                 out, self.model, class_names=self.class_names, palette=self.palette,
                 metrics=self.metrics(), source={"caffemodel": self.source.name,
                                                 "reference": self.reference.name})
-        from fcnseg.checkpoint import save_checkpoint
-
         return save_checkpoint(
             out, self.model, class_names=self.class_names, palette=self.palette,
             metrics=self.metrics(), head_classes=dict(self.reference.heads) or None,
@@ -290,8 +287,6 @@ def _build_kwargs(net: CaffeNet, ref: ReferenceModel, layers: dict[str, CaffeLay
 
 
 def _fcn(net: CaffeNet, ref: ReferenceModel) -> nn.Module:
-    from fcnseg.models import build_model
-
     layers = _check_layers(net, ref, f"fcnseg's {ref.arch}")
     kwargs = _build_kwargs(net, ref, layers)
     with torch.device("meta"):  # no memory for parameters that are about to be replaced

@@ -27,10 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from fcnseg.conventions import CAFFE_BGR, TORCHVISION_RGB, InputConvention
+from fcnseg.data.palette import voc_palette
 from fcnseg.pretrained.reference import CAFFE_HOST, OXFORD_VGG16_URL, REFERENCE_MODELS
 from fcnseg.utils.download import DownloadError, cache_dir, download, file_checksum
 from fcnseg.utils.files import atomic_write
+from fcnseg.utils.typing import PathLike
 
 __all__ = [
     "PRETRAINED",
@@ -40,7 +44,6 @@ __all__ = [
     "fetch_pretrained",
 ]
 
-PathLike = str | os.PathLike[str]
 MANIFEST = "manifest.json"
 
 
@@ -220,7 +223,11 @@ def _expected_kwargs(w: PublishedWeights) -> dict[str, Any]:
 
 def _convert(w: PublishedWeights, raw: Path, source: Source, out: Path) -> None:
     """Convert a downloaded file into ``out``; raises ValueError when its structure is wrong."""
-    # Lazy imports: the models import this module, and protobuf is an optional extra.
+    # The model imports in this module's functions are lazy to break a real cycle:
+    # fcnseg.models -> models.weights -> pretrained.fetch (load_backbone_weights fetches
+    # published weights) -> fcnseg.models (conversion builds and checks models). The
+    # checkpoint and convert modules import fcnseg.models too, and convert needs protobuf,
+    # an optional extra.
     from fcnseg.models import build_model, load_backbone_weights, load_fcn_weights
 
     expected = _expected_kwargs(w)
@@ -228,7 +235,7 @@ def _convert(w: PublishedWeights, raw: Path, source: Source, out: Path) -> None:
         _convert_caffe_alexnet(raw, expected, out)
         return
     if source.format == "caffemodel":
-        from fcnseg.pretrained.convert import convert_caffemodel
+        from fcnseg.pretrained.convert import convert_caffemodel  # cycle via models; protobuf
 
         converted = convert_caffemodel(raw, arch=w.reference)
         if converted.model is not None:
@@ -240,8 +247,7 @@ def _convert(w: PublishedWeights, raw: Path, source: Source, out: Path) -> None:
         converted.save(out)
         return
     if w.kind == "checkpoint":  # the port's state dict of a reference FCN
-        from fcnseg.checkpoint import save_checkpoint
-        from fcnseg.data.palette import voc_palette
+        from fcnseg.checkpoint import save_checkpoint  # cycle: checkpoint imports models
 
         ref = REFERENCE_MODELS[w.reference or ""]
         arch_kwargs = {k: v for k, v in expected.items() if k != "num_classes"}
@@ -261,8 +267,7 @@ def _convert(w: PublishedWeights, raw: Path, source: Source, out: Path) -> None:
 def _convert_caffe_alexnet(raw: Path, expected: Mapping[str, Any], out: Path) -> None:
     """Caffe's ImageNet AlexNet → a state dict (``conv1.weight`` …), checked by loading it into
     an FCN-AlexNet of the expected size on the meta device."""
-    import torch
-
+    # Lazy: models -> weights -> fetch -> models (see _convert).
     from fcnseg.models import build_model
     from fcnseg.models.alexnet import copy_alexnet_caffe_weights, read_alexnet_caffemodel
 
@@ -278,9 +283,7 @@ def _convert_caffe_alexnet(raw: Path, expected: Mapping[str, Any], out: Path) ->
 
 def _probe(expected: Mapping[str, Any]) -> Any:
     """An FCN-32s of the expected trunk size on the meta device: shapes, no memory."""
-    import torch
-
-    from fcnseg.models import build_model
+    from fcnseg.models import build_model  # lazy: models -> weights -> fetch -> models
 
     with torch.device("meta"):
         return build_model("fcn32s", num_classes=1, width=expected["width"],
@@ -288,6 +291,7 @@ def _probe(expected: Mapping[str, Any]) -> Any:
 
 
 def _check_vgg16_shapes(raw: Path, probe: Any, sd: Mapping[str, Any]) -> None:
+    # Lazy: models.weights imports this module.
     from fcnseg.models.weights import _VGG16_CONV_INDICES, _vgg16_conv_names
 
     own = {k: tuple(v.shape) for k, v in probe.state_dict().items()}

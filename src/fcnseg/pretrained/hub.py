@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,10 +27,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from fcnseg.checkpoint import FORMAT, describe_model, load_checkpoint
+from fcnseg.checkpoint import FORMAT, build_model_from_checkpoint, describe_model, load_checkpoint
 from fcnseg.conventions import get_convention
+from fcnseg.data.palette import voc_palette
 from fcnseg.utils.download import cache_dir
 from fcnseg.utils.files import atomic_write
+from fcnseg.utils.typing import PathLike
 
 __all__ = [
     "CONFIG_FORMAT",
@@ -42,7 +45,6 @@ __all__ = [
     "save_safetensors_checkpoint",
 ]
 
-PathLike = str | os.PathLike[str]
 CONFIG_FORMAT = "fcnseg.pretrained/1"
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -114,9 +116,6 @@ def save_pretrained(
     palette and metrics are used.
     """
     from safetensors.torch import save_file  # optional extra (fcnseg[hub])
-
-    from fcnseg.checkpoint import build_model_from_checkpoint
-    from fcnseg.data.palette import voc_palette
 
     if isinstance(model_or_checkpoint, nn.Module):
         model = getattr(model_or_checkpoint, "module", model_or_checkpoint)
@@ -308,8 +307,6 @@ def from_pretrained(spec: PathLike, *, revision: str | None = None,
     """The model of ``"user/repo"`` (the Hub), ``hf://user/repo[@rev]``, a pretrained folder or
     any checkpoint, in eval mode. Its classes and palette are on ``model.class_names`` and
     ``model.palette``; its pixel convention on ``model.input_convention``."""
-    from fcnseg.checkpoint import build_model_from_checkpoint
-
     s = os.fspath(spec)
     if not s.startswith("hf://") and not Path(s).exists() and _HF_SPEC.fullmatch(f"hf://{s}"):
         s = f"hf://{s}"  # "user/repo": the Hub
@@ -336,8 +333,6 @@ def push_to_hub(
 ) -> str:
     """Save the model as a pretrained folder and upload it to ``repo_id`` (created if needed).
     Returns the commit URL. Needs ``huggingface_hub`` and a token (``hf auth login``)."""
-    import tempfile
-
     from huggingface_hub import HfApi  # optional extra (fcnseg[hub])
 
     api = HfApi(token=token)

@@ -13,7 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from fcnseg.conventions import CAFFE_BGR, NYUD_BGR, NYUD_HHA, SIFTFLOW_BGR, InputConvention
+from fcnseg.data.nyud import NYUD_CLASSES
 from fcnseg.data.palette import VOC_CLASSES
+from fcnseg.data.siftflow import SIFTFLOW_GEOMETRIC_CLASSES, SIFTFLOW_SEMANTIC_CLASSES
 
 __all__ = [
     "ALEXNET_TRUNK",
@@ -47,6 +49,7 @@ HEADS: dict[str, tuple[str, ...]] = {
     "fcn8s": ("score_fr", "score_pool4", "score_pool3", "upscore2", "upscore_pool4", "upscore8"),
 }
 
+#: PASCAL-Context in the published models' output order.
 PASCAL_CONTEXT_CLASSES: tuple[str, ...] = (
     "background", "aeroplane", "bag", "bed", "bedclothes", "bench", "bicycle", "bird", "boat",
     "book", "bottle", "building", "bus", "cabinet", "car", "cat", "ceiling", "chair", "cloth",
@@ -57,22 +60,9 @@ PASCAL_CONTEXT_CLASSES: tuple[str, ...] = (
     "water", "window", "wood",
 )
 
-SIFT_FLOW_CLASSES: tuple[str, ...] = (
-    "awning", "balcony", "bird", "boat", "bridge", "building", "bus", "car", "cow", "crosswalk",
-    "desert", "door", "fence", "field", "grass", "moon", "mountain", "person", "plant", "pole",
-    "river", "road", "rock", "sand", "sea", "sidewalk", "sign", "sky", "staircase",
-    "streetlight", "sun", "tree", "window",
-)
-
-SIFT_FLOW_GEOMETRIC_CLASSES: tuple[str, ...] = ("sky", "horizontal", "vertical")
-
-NYUD_CLASSES: tuple[str, ...] = (
-    "wall", "floor", "cabinet", "bed", "chair", "sofa", "table", "door", "window", "bookshelf",
-    "picture", "counter", "blinds", "desk", "shelves", "curtain", "dresser", "pillow", "mirror",
-    "floor mat", "clothes", "ceiling", "books", "refridgerator", "television", "paper", "towel",
-    "shower curtain", "box", "whiteboard", "person", "night stand", "toilet", "sink", "lamp",
-    "bathtub", "bag", "otherstructure", "otherfurniture", "otherprop",
-)
+#: The datasets' class lists, under the names this table has always used.
+SIFT_FLOW_CLASSES = SIFTFLOW_SEMANTIC_CLASSES
+SIFT_FLOW_GEOMETRIC_CLASSES = SIFTFLOW_GEOMETRIC_CLASSES
 
 
 @dataclass(frozen=True)

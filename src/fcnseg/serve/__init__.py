@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fcnseg.serve import limits
 from fcnseg.serve.limits import (
     DEFAULT_BODY_TIMEOUT_S,
     DEFAULT_MAX_CONCURRENCY,
@@ -21,21 +22,14 @@ from fcnseg.serve.limits import (
     ServiceLimits,
 )
 
-__all__ = [
-    "DEFAULT_BODY_TIMEOUT_S",
-    "DEFAULT_MAX_CONCURRENCY",
-    "DEFAULT_MAX_PIXELS",
-    "DEFAULT_MAX_QUEUE",
-    "DEFAULT_MAX_UPLOAD_BYTES",
-    "PREVIEW_MAX_SIDE",
-    "ServiceLimits",
-    "create_app",
-    "encode_label_png",
-]
+# The limits (readable without FastAPI), and the app's two names, imported on first use.
+__all__ = limits.__all__ + ["create_app", "encode_label_png"]
 
 
 def __getattr__(name: str) -> Any:
     if name in ("create_app", "encode_label_png"):
+        # Lazy: the app needs fastapi, an optional extra (fcnseg[serve]), which the limits and
+        # the CLI's --help do not.
         from fcnseg.serve import app
 
         return getattr(app, name)

@@ -9,7 +9,7 @@ import logging
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -18,7 +18,8 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from fcnseg.inference import ImageError, ImageTooLargeError, Prediction, Segmenter, load_image
-from fcnseg.inference.visualize import heatmap, label_png_bytes, overlay
+from fcnseg.inference.files import PictureStyle, overlay_picture
+from fcnseg.inference.visualize import background_classes, heatmap, label_png_bytes
 from fcnseg.serve.errors import RequestError
 from fcnseg.serve.limits import PREVIEW_MAX_SIDE
 
@@ -177,9 +178,13 @@ def _pictures(segmenter: Segmenter, pred: Prediction, options: SegmentOptions) -
         # uint8 labels up to 256 classes, int64 beyond (Pillow takes those as int32).
         label_img = Image.fromarray(pred.label if pred.label.dtype == np.uint8
                                     else pred.label.astype(np.int32))
-        small_label = label_img.resize(size, Image.NEAREST)
-        picture = overlay(np.asarray(small), np.asarray(small_label), segmenter.palette,
-                          alpha=options.alpha)
+        small_label = np.asarray(label_img.resize(size, Image.NEAREST)).astype(pred.label.dtype)
+        # As predict draws it: the background left as the photo; no legend, as the page and
+        # the JSON already list the classes present.
+        style = PictureStyle(alpha=options.alpha, legend=False,
+                             unblended=tuple(background_classes(segmenter.class_names)))
+        picture = overlay_picture(replace(pred, image=np.asarray(small), label=small_label),
+                                  segmenter.palette, style)
         out["overlay_png"] = _b64(_png(Image.fromarray(picture), compress_level=3))
     if options.heatmap_classes:
         if pred.probs is None:

@@ -18,6 +18,7 @@ import zipfile
 from pathlib import Path
 
 import torch.hub
+from tqdm import tqdm
 
 from fcnseg.utils.files import fsync_dir
 
@@ -143,8 +144,6 @@ def _fetch(url: str, part: Path, *, progress: bool, timeout: float) -> None:
         total_bytes = int(total) + start if total is not None else None
         bar = None
         if progress:
-            from tqdm import tqdm
-
             bar = tqdm(total=total_bytes, initial=start, unit="B", unit_scale=True,
                        desc=part.name.removesuffix(".part"), leave=False)
         try:

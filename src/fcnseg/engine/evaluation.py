@@ -210,8 +210,7 @@ def evaluate_model(
         with torch.inference_mode():
             for batch_index, batch in enumerate(batches):
                 images, labels = _split_batch(batch)
-                images = images.to(device, non_blocking=True)
-                labels = labels.to(device, non_blocking=True)
+                images, labels = _to(images, device), _to(labels, device)
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                     logits = predict_fn(net, images) if predict_fn is not None else net(images)
                 if isinstance(logits, Mapping):  # torchvision-style {"out": logits}

@@ -84,6 +84,11 @@ class TrainSetup:
     class_pixels: np.ndarray | None = None
     #: Whether model and batches are channels-last (``config.channels_last``, or by device).
     channels_last: bool = False
+    #: ``{head: class names}`` for data labelled per head (SIFT Flow); None with one head.
+    head_classes: dict[str, list[str]] | None = None
+    #: Classes the validation scores leave out of the class means (the dataset's
+    #: ``eval_exclude_classes``: a list, or ``{head: classes}`` with several heads).
+    eval_exclude_classes: Any = ()
 
     @property
     def device(self) -> torch.device:
@@ -92,6 +97,13 @@ class TrainSetup:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def eval_num_classes(self) -> int | dict[str, int]:
+        """What validation scores: the class count, or ``{head: class count}``."""
+        if self.head_classes is None:
+            return self.num_classes
+        return {h: len(names) for h, names in self.head_classes.items()}
 
     @property
     def last_path(self) -> Path:
@@ -116,6 +128,11 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
     train_spec = dict(config.data.train)
     plain = build_dataset(train_spec, split=train_spec.get("split") or "train")
     class_names, ignore_index = list(plain.classes), plain.ignore_index
+    head_classes = _head_classes(plain)
+    if head_classes is not None and config.loss.class_weights != "none":
+        raise ValueError(f"loss.class_weights: {config.data.train.get('name')} is labelled per "
+                         f"head ({', '.join(head_classes)}); class weights apply to one head "
+                         f"only: set loss.class_weights=none")
     if info.distributed and config.model.backbone_weights and resume_ckpt is None:
         # Rank 0 downloads published weights first; the others then find them in the cache.
         if info.is_main:
@@ -155,7 +172,16 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
         recipe=recipe, loss_sampler=loss_sampler,
         class_weights=None if class_weights is None else class_weights.to(info.device),
         class_pixels=class_pixels, warnings=startup_warnings(config, plain, info.device.type),
-        channels_last=channels_last)
+        channels_last=channels_last, head_classes=head_classes,
+        eval_exclude_classes=getattr(plain, "eval_exclude_classes", ()))
+
+
+def _head_classes(dataset: Any) -> dict[str, list[str]] | None:
+    """``{head: class names}`` of a dataset labelled per head (its ``heads``), else None."""
+    heads = getattr(dataset, "heads", None)
+    if not heads:
+        return None
+    return {str(h): [str(n) for n in names] for h, names in heads.items()}
 
 
 def _saved_class_weights(resume_ckpt: Mapping[str, Any] | None) -> list[float] | None:

@@ -380,6 +380,11 @@ def evaluate_checkpoint(
             probabilities with the checkpoint's temperature (``fcnseg calibrate``) applied.
         coverages: fractions of the most confident pixels to score (with ``calibration``).
 
+    A checkpoint of a model with several heads (``classes.heads``) is scored per head:
+    ``result["heads"][head]`` holds each head's scores, class names and confusion matrix (the
+    geometric pixel accuracy of the FCN paper is ``result["heads"]["geometric"]["pixel_acc"]``),
+    the top level repeats the first head's, and calibration is not measured.
+
     Returns:
         The :func:`evaluate_model` result plus ``class_names``, ``pixels`` (ground-truth pixels
         per class), ``checkpoint`` and ``dataset`` descriptions, ``precision``,
@@ -398,6 +403,10 @@ def evaluate_checkpoint(
     model = optimize(build_model_from_checkpoint(ckpt), "inference", device=device,
                      channels_last=default_channels_last(device, precision))
     class_names = list(ckpt["classes"]["names"])
+    head_classes = {str(h): list(n) for h, n in (ckpt["classes"].get("heads") or {}).items()}
+    num_classes: int | dict[str, int] = (
+        {h: len(n) for h, n in head_classes.items()} if head_classes else len(class_names))
+    calibration = calibration and not head_classes  # measured for one head only
     transform = build_eval_transform(model.input_convention)
     if isinstance(dataset, Mapping):
         described: dict[str, Any] = dict(dataset)
@@ -433,7 +442,7 @@ def evaluate_checkpoint(
     )
     start = time.perf_counter()
     try:
-        result = evaluate_model(model, loader, num_classes=len(class_names),
+        result = evaluate_model(model, loader, num_classes=num_classes,
                                 ignore_index=ignore_index, device=device, amp=precision,
                                 predict_fn=predict_fn, progress=progress,
                                 calibration=calibration, coverages=coverages,
@@ -444,6 +453,8 @@ def evaluate_checkpoint(
             raise ValueError(f"sample {source.name(e.batch_index)}: {e.problem}") from None
         raise
     seconds = time.perf_counter() - start
+    if head_classes:
+        result = _first_head_on_top(result, head_classes)
     result["class_names"] = class_names
     result["pixels"] = [int(v) for v in np.asarray(result["confusion"]).sum(axis=1)]
     result["checkpoint"] = _describe_checkpoint(ckpt)
@@ -455,6 +466,18 @@ def evaluate_checkpoint(
     result["seconds"] = round(seconds, 3)
     result["images_per_s"] = round(result["num_images"] / seconds, 3) if seconds > 0 else None
     return result
+
+
+def _first_head_on_top(result: dict[str, Any],
+                       head_classes: Mapping[str, list[str]]) -> dict[str, Any]:
+    """A multi-head result with each head's ``class_names`` and ``pixels``, and the first head's
+    scores (SIFT Flow: semantic) also at the top level, where single-head reports read them."""
+    for head, head_scores in result["heads"].items():
+        head_scores["class_names"] = list(head_classes[head])
+        head_scores["pixels"] = [int(v)
+                                 for v in np.asarray(head_scores["confusion"]).sum(axis=1)]
+    first = next(iter(result["heads"].values()))
+    return {**first, **result}
 
 
 def _report_json(report: dict[str, Any]) -> str:

@@ -1,0 +1,112 @@
+"""PASCAL-Context, NYUDv2 (dict inputs) and SIFT Flow (dict labels, two heads) train for a few
+iterations on tiny trees in their real layouts, then ``fcnseg evaluate`` scores the checkpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ondisk import write_nyud, write_pascal_context, write_siftflow
+
+from fcnseg.checkpoint import load_checkpoint
+from fcnseg.cli.main import main
+from fcnseg.data.siftflow import SIFTFLOW_EXCLUDED_CLASSES, SIFTFLOW_SEMANTIC_CLASSES
+from fcnseg.engine import train
+
+pytest.importorskip("scipy", reason="the datasets' .mat labels need scipy (the data extra)")
+
+TINY = {"width": 0.0625, "fc_channels": 8, "backbone_weights": None}
+
+
+def _config(arch: str, train_spec: dict, val_spec: dict, out: Path, **model: Any) -> dict:
+    return {"name": "tiny", "model": {"arch": arch, **TINY, **model},
+            "data": {"train": train_spec, "val": val_spec, "batch_size": 1, "num_workers": 0,
+                     "crop_size": None},
+            "optim": {"lr": 1e-4}, "loss": {"reduction": "mean"},
+            "train": {"iterations": 2, "eval_every": 2, "log_every": 1, "progress": False},
+            "out": str(out)}
+
+
+def _evaluate(checkpoint: Path, out: Path, capsys: pytest.CaptureFixture) -> tuple[dict, str]:
+    """``fcnseg evaluate`` on the dataset the checkpoint's recipe validated on."""
+    assert main(["evaluate", "--checkpoint", str(checkpoint), "--out", str(out),
+                 "--device", "cpu", "--no-progress"]) == 0
+    return json.loads((out / "report.json").read_text()), capsys.readouterr().out
+
+
+@pytest.fixture
+def siftflow_run(tmp_path: Path) -> tuple[Path, dict]:
+    write_siftflow(tmp_path, {"trainval": ["a", "b"], "test": ["c", "d"]}, size=(32, 32))
+    spec = {"name": "siftflow", "root": str(tmp_path)}
+    result = train(_config("siftflow_fcn32s", {**spec, "split": "trainval"},
+                           {**spec, "split": "test"}, tmp_path / "run"))
+    return tmp_path, result.metrics
+
+
+def test_siftflow_validation_scores_each_head(siftflow_run):
+    _, metrics = siftflow_run
+    assert set(metrics["heads"]) == {"semantic", "geometric"}
+    assert len(metrics["heads"]["geometric"]["iu"]) == 3
+
+
+def test_siftflow_best_checkpoint_is_chosen_by_the_semantic_mean_iu(siftflow_run):
+    root, metrics = siftflow_run
+    best = load_checkpoint(root / "run" / "best.pt")
+    assert best["metrics"]["mean_iu"] == metrics["heads"]["semantic"]["mean_iu"]
+
+
+def test_siftflow_validation_leaves_the_absent_classes_out(siftflow_run):
+    _, metrics = siftflow_run
+    assert metrics["heads"]["semantic"]["excluded_classes"] == sorted(SIFTFLOW_EXCLUDED_CLASSES)
+
+
+def test_siftflow_checkpoint_names_the_classes_of_each_head(siftflow_run):
+    root, _ = siftflow_run
+    heads = load_checkpoint(root / "run" / "last.pt")["classes"]["heads"]
+    assert heads["semantic"] == list(SIFTFLOW_SEMANTIC_CLASSES)
+    assert len(heads["geometric"]) == 3
+
+
+def test_siftflow_log_records_each_heads_scores(siftflow_run):
+    root, _ = siftflow_run
+    records = [json.loads(line) for line in (root / "run" / "metrics.jsonl").open()]
+    val = [r for r in records if r.get("split") == "val"]
+    assert val and "geometric/pixel_acc" in val[-1] and "semantic/mean_iu" in val[-1]
+
+
+def test_evaluate_reports_each_head_of_a_siftflow_checkpoint(siftflow_run, capsys):
+    root, metrics = siftflow_run
+    report, printed = _evaluate(root / "run" / "best.pt", root / "eval", capsys)
+    geometric = report["heads"]["geometric"]
+    assert geometric["pixel_acc"] == pytest.approx(metrics["heads"]["geometric"]["pixel_acc"],
+                                                   rel=1e-5)
+    assert report["heads"]["semantic"]["excluded_classes"] == sorted(SIFTFLOW_EXCLUDED_CLASSES)
+    assert "head geometric:" in printed and "(excluded from the means)" in printed
+
+
+@pytest.mark.parametrize(("arch", "modalities"), [
+    ("nyud_fcn32s_color", ["color"]),
+    ("nyud_fcn32s_color_d", ["color", "depth"]),
+    ("nyud_fcn32s_color_hha", ["color", "hha"]),
+])
+def test_nyud_trains_on_dict_inputs_and_evaluates(tmp_path, capsys, arch, modalities):
+    write_nyud(tmp_path, {"train": ["1", "2"], "val": ["3", "4"]}, size=(32, 32))
+    spec = {"name": "nyud", "root": str(tmp_path), "modalities": modalities}
+    result = train(_config(arch, {**spec, "split": "train"}, {**spec, "split": "val"},
+                           tmp_path / "run"))
+    assert result.iteration == 2
+    report, _ = _evaluate(tmp_path / "run" / "best.pt", tmp_path / "eval", capsys)
+    assert report["metrics"]["mean_iu"] == pytest.approx(result.metrics["mean_iu"], rel=1e-5)
+
+
+def test_pascal_context_trains_60_outputs_and_evaluates(tmp_path, capsys):
+    write_pascal_context(tmp_path, {"train": ["2008_000001", "2008_000002"],
+                                    "val": ["2008_000003"]})
+    spec = {"name": "pascal_context", "root": str(tmp_path)}
+    result = train(_config("fcn32s", {**spec, "split": "train"}, {**spec, "split": "val"},
+                           tmp_path / "run"))
+    report, _ = _evaluate(tmp_path / "run" / "best.pt", tmp_path / "eval", capsys)
+    assert len(report["class_names"]) == 60
+    assert report["metrics"]["mean_iu"] == pytest.approx(result.metrics["mean_iu"], rel=1e-5)

@@ -40,6 +40,7 @@ from fcnseg.engine.signals import ignore_stop_signals
 from fcnseg.models import PRETRAINED, build_model, fetch_pretrained, init_from
 from fcnseg.models.builders import builder_parameters
 from fcnseg.models.fastpath import optimize
+from fcnseg.models.multitask import LateFusionFCN, init_late_fusion
 from fcnseg.utils.hardware import default_channels_last
 
 __all__ = ["TrainSetup", "build_datasets", "build_setup", "build_training_model",
@@ -251,8 +252,19 @@ def build_training_model(
     return model
 
 
-def _init_from_file(model: nn.Module, init: str) -> None:
-    """Staged initialisation from a checkpoint (with its input convention) or a state dict."""
+def _init_from_file(model: nn.Module, init: str | Mapping[str, str]) -> None:
+    """Staged initialisation from a checkpoint (with its input convention) or a state dict;
+    ``{modality: checkpoint}`` starts each stream of a late-fusion net from its own."""
+    if isinstance(init, Mapping):
+        if not isinstance(model, LateFusionFCN):
+            raise ValueError(f"init: {{modality: checkpoint}} starts the streams of a late-fusion "
+                             f"net (nyud_fcn32s_color_hha ...), not {type(model).__name__}; give "
+                             f"one checkpoint")
+        missing = [str(f) for f in init.values() if not Path(f).is_file()]
+        if missing:
+            raise FileNotFoundError(f"init: {missing[0]}: no such checkpoint")
+        init_late_fusion(model, dict(init))
+        return
     try:
         ckpt = load_checkpoint(init)
     except CheckpointError:

@@ -7,8 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from ondisk import write_nyud, write_pascal_context, write_siftflow
+from PIL import Image
 
 from fcnseg.checkpoint import load_checkpoint
 from fcnseg.cli.main import main
@@ -110,3 +112,13 @@ def test_pascal_context_trains_60_outputs_and_evaluates(tmp_path, capsys):
     report, _ = _evaluate(tmp_path / "run" / "best.pt", tmp_path / "eval", capsys)
     assert len(report["class_names"]) == 60
     assert report["metrics"]["mean_iu"] == pytest.approx(result.metrics["mean_iu"], rel=1e-5)
+
+
+def test_predict_writes_the_label_map_of_each_head(siftflow_run, capsys):
+    root, _ = siftflow_run
+    images = sorted((root / "SiftFlowDataset" / "Images").rglob("*.jpg"))
+    assert main(["predict", "--checkpoint", str(root / "run" / "best.pt"), str(images[0]),
+                 "--out", str(root / "pred"), "--device", "cpu", "--no-progress"]) == 0
+    geometric = np.asarray(Image.open(root / "pred" / f"{images[0].stem}_geometric_label.png"))
+    assert (root / "pred" / f"{images[0].stem}_label.png").is_file()
+    assert geometric.shape == (32, 32) and geometric.max() < 3

@@ -15,7 +15,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from fcnseg.cli import options
-from fcnseg.inference import ImageError, Segmenter
+from fcnseg.data.palette import palette_for
+from fcnseg.inference import ImageError, Prediction, Segmenter
 from fcnseg.inference.calibration import UNCERTAINTY_KINDS
 from fcnseg.inference.files import (
     PictureStyle,
@@ -143,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
                     heatmap_classes=pred.present_classes() if args.heatmaps_present
                     else heat_classes,
                     uncertainty=kinds, probs=args.probs, style=style, protected=protected)
+                _write_other_heads(out_dir, name, pred, style, protected)
                 written += 1
             except (OSError, ValueError) as e:
                 hint = "; choose another --out" if isinstance(e, FileExistsError) else ""
@@ -151,3 +153,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote outputs for {written} of {len(inputs) + len(problems)} input(s) to {out_dir}"
           + (f"; {failed} failed" if failed else ""))
     return 1 if failed else 0
+
+
+def _write_other_heads(out_dir: Path, name: str, pred: Prediction, style: PictureStyle,
+                       protected: frozenset[Path]) -> None:
+    """A model with several heads (SIFT Flow): the first head's outputs are NAME_label.png ...;
+    each further head writes its label map and overlay as NAME_<head>_label.png ...."""
+    for head, head_pred in list(pred.heads.items())[1:]:
+        plain = PictureStyle(alpha=style.alpha, legend=style.legend, outlines=style.outlines)
+        write_prediction(out_dir, f"{name}_{head}", head_pred,
+                         palette_for(len(head_pred.class_names)), style=plain,
+                         protected=protected)

@@ -9,13 +9,17 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from ondisk import write_nyud, write_pascal_context, write_siftflow
 from PIL import Image
 
-from fcnseg.checkpoint import load_checkpoint
+from fcnseg.checkpoint import build_model_from_checkpoint, load_checkpoint
 from fcnseg.cli.main import main
+from fcnseg.data import build_dataset
 from fcnseg.data.siftflow import SIFTFLOW_EXCLUDED_CLASSES, SIFTFLOW_SEMANTIC_CLASSES
+from fcnseg.data.transforms import build_eval_transform
 from fcnseg.engine import train
+from fcnseg.inference import Segmenter
 
 pytest.importorskip("scipy", reason="the datasets' .mat labels need scipy (the data extra)")
 
@@ -122,3 +126,45 @@ def test_predict_writes_the_label_map_of_each_head(siftflow_run, capsys):
     geometric = np.asarray(Image.open(root / "pred" / f"{images[0].stem}_geometric_label.png"))
     assert (root / "pred" / f"{images[0].stem}_label.png").is_file()
     assert geometric.shape == (32, 32) and geometric.max() < 3
+
+
+@pytest.fixture
+def nyud_fusion_run(tmp_path: Path) -> Path:
+    write_nyud(tmp_path, {"train": ["1", "2"], "val": ["3"]}, size=(32, 32))
+    spec = {"name": "nyud", "root": str(tmp_path), "modalities": ["color", "hha"]}
+    train(_config("nyud_fcn32s_color_hha", {**spec, "split": "train"}, {**spec, "split": "val"},
+                  tmp_path / "run"))
+    return tmp_path
+
+
+def test_segmenter_normalises_each_modality_as_training_does(nyud_fusion_run):
+    ckpt = load_checkpoint(nyud_fusion_run / "run" / "best.pt")
+    seg = Segmenter.from_checkpoint(nyud_fusion_run / "run" / "best.pt", precision="fp32")
+    data = nyud_fusion_run / "nyud" / "data"
+    pred = seg.predict_inputs({"color": data / "images" / "img_3.png",
+                               "hha": data / "hha" / "img_3.png"}, return_probs=True)
+    model = build_model_from_checkpoint(ckpt).eval()
+    dataset = build_dataset({"name": "nyud", "root": str(nyud_fusion_run), "split": "val",
+                             "modalities": ["color", "hha"]},
+                            transform=build_eval_transform(model.input_convention))
+    inputs, _ = dataset[0]
+    with torch.no_grad():
+        expected = model({m: x[None] for m, x in inputs.items()}).softmax(1)[0]
+    np.testing.assert_allclose(pred.probs, expected.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_predict_reads_the_other_modalities_from_input_dirs(nyud_fusion_run):
+    data = nyud_fusion_run / "nyud" / "data"
+    out = nyud_fusion_run / "pred"
+    assert main(["predict", "--checkpoint", str(nyud_fusion_run / "run" / "best.pt"),
+                 str(data / "images" / "img_3.png"), "--input-dir", f"hha={data / 'hha'}",
+                 "--out", str(out), "--device", "cpu", "--no-progress"]) == 0
+    assert np.asarray(Image.open(out / "img_3_label.png")).shape == (32, 32)
+
+
+def test_predict_names_the_missing_modality_of_a_fusion_model(nyud_fusion_run, capsys):
+    data = nyud_fusion_run / "nyud" / "data"
+    assert main(["predict", "--checkpoint", str(nyud_fusion_run / "run" / "best.pt"),
+                 str(data / "images" / "img_3.png"), "--out",
+                 str(nyud_fusion_run / "pred")]) == 2
+    assert "--input-dir hha=DIR" in capsys.readouterr().err

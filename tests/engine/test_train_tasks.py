@@ -3,7 +3,9 @@ iterations on tiny trees in their real layouts, then ``fcnseg evaluate`` scores 
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,31 @@ def _evaluate(checkpoint: Path, out: Path, capsys: pytest.CaptureFixture) -> tup
     assert main(["evaluate", "--checkpoint", str(checkpoint), "--out", str(out),
                  "--device", "cpu", "--no-progress"]) == 0
     return json.loads((out / "report.json").read_text()), capsys.readouterr().out
+
+
+@contextlib.contextmanager
+def _model_inputs() -> Iterator[list]:
+    """The inputs every FCN (a module with ``input_names``) is called with meanwhile."""
+    seen: list = []
+
+    def hook(module: torch.nn.Module, args: tuple) -> None:
+        if hasattr(module, "input_names") and args:
+            seen.append(args[0])
+
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(hook)
+    try:
+        yield seen
+    finally:
+        handle.remove()
+
+
+def _val_inputs(root: Path, modalities: list[str], checkpoint: Path) -> dict:
+    """The first validation sample's inputs, normalised as training normalises them."""
+    model = build_model_from_checkpoint(load_checkpoint(checkpoint))
+    dataset = build_dataset({"name": "nyud", "root": str(root), "split": "val",
+                             "modalities": modalities},
+                            transform=build_eval_transform(model.input_convention))
+    return dataset[0][0]
 
 
 @pytest.fixture
@@ -138,19 +165,16 @@ def nyud_fusion_run(tmp_path: Path) -> Path:
 
 
 def test_segmenter_normalises_each_modality_as_training_does(nyud_fusion_run):
-    ckpt = load_checkpoint(nyud_fusion_run / "run" / "best.pt")
-    seg = Segmenter.from_checkpoint(nyud_fusion_run / "run" / "best.pt", precision="fp32")
+    best = nyud_fusion_run / "run" / "best.pt"
+    seg = Segmenter.from_checkpoint(best, precision="fp32", channels_last=False)
     data = nyud_fusion_run / "nyud" / "data"
-    pred = seg.predict_inputs({"color": data / "images" / "img_3.png",
-                               "hha": data / "hha" / "img_3.png"}, return_probs=True)
-    model = build_model_from_checkpoint(ckpt).eval()
-    dataset = build_dataset({"name": "nyud", "root": str(nyud_fusion_run), "split": "val",
-                             "modalities": ["color", "hha"]},
-                            transform=build_eval_transform(model.input_convention))
-    inputs, _ = dataset[0]
-    with torch.no_grad():
-        expected = model({m: x[None] for m, x in inputs.items()}).softmax(1)[0]
-    np.testing.assert_allclose(pred.probs, expected.numpy(), rtol=1e-4, atol=1e-6)
+    with _model_inputs() as seen:
+        seg.predict_inputs({"color": data / "images" / "img_3.png",
+                            "hha": data / "hha" / "img_3.png"})
+    expected = _val_inputs(nyud_fusion_run, ["color", "hha"], best)
+    assert set(seen[0]) == {"color", "hha"}
+    for modality, x in expected.items():
+        torch.testing.assert_close(seen[0][modality][0], x, rtol=1e-5, atol=1e-4)
 
 
 def test_predict_reads_the_other_modalities_from_input_dirs(nyud_fusion_run):
@@ -168,3 +192,18 @@ def test_predict_names_the_missing_modality_of_a_fusion_model(nyud_fusion_run, c
                  str(data / "images" / "img_3.png"), "--out",
                  str(nyud_fusion_run / "pred")]) == 2
     assert "--input-dir hha=DIR" in capsys.readouterr().err
+
+
+def test_predict_normalises_the_images_of_an_hha_model_as_hha(tmp_path):
+    write_nyud(tmp_path, {"train": ["1", "2"], "val": ["3"]}, size=(32, 32))
+    spec = {"name": "nyud", "root": str(tmp_path), "modalities": ["hha"]}
+    train(_config("nyud_fcn32s_hha", {**spec, "split": "train"}, {**spec, "split": "val"},
+                  tmp_path / "run"))
+    best = tmp_path / "run" / "best.pt"
+    with _model_inputs() as seen:
+        assert main(["predict", "--checkpoint", str(best),
+                     str(tmp_path / "nyud" / "data" / "hha" / "img_3.png"),
+                     "--out", str(tmp_path / "pred"), "--device", "cpu", "--no-progress"]) == 0
+    expected = _val_inputs(tmp_path, ["hha"], best)["hha"]
+    assert isinstance(seen[0], dict), "the image must go in as the model's hha input"
+    torch.testing.assert_close(seen[0]["hha"][0].float(), expected, rtol=1e-5, atol=1e-4)

@@ -8,6 +8,10 @@ stages: :func:`~fcnseg.engine.setup.build_setup` builds data, model and optimisa
 (one JSON record per log step and per evaluation), ``last.pt`` (everything needed to resume)
 and ``best.pt`` (the highest mean IU so far), plus TensorBoard events when ``tensorboard`` is
 installed.
+
+Batches may hold dicts: inputs keyed by modality (NYUDv2) go to the model as a dict; labels keyed
+by head (SIFT Flow) give the sum of the heads' losses, and validation scores each head, with
+``best.pt`` chosen by the first head's mean IU (the semantic head, which the paper ranks by).
 """
 
 from __future__ import annotations

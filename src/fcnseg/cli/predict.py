@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from tqdm import tqdm
 
 from fcnseg.cli import options
-from fcnseg.inference import ImageError, Segmenter
+from fcnseg.data.palette import palette_for
+from fcnseg.inference import ImageError, Prediction, Segmenter
 from fcnseg.inference.calibration import UNCERTAINTY_KINDS
 from fcnseg.inference.files import (
     PictureStyle,
@@ -61,6 +63,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--uncertainty-kind", choices=UNCERTAINTY_CHOICES, default=None,
                    help="which uncertainty map: entropy (the default), maxprob (1 - the largest "
                         "probability) or both; implies --uncertainty")
+    p.add_argument("--input-dir", action="append", default=[], metavar="MODALITY=DIR",
+                   help="for a model with several inputs (NYUDv2 RGB-HHA, RGB-D): the folder "
+                        "holding each INPUT's file of this modality under the same file name, "
+                        "e.g. hha=data/nyud/data/hha; INPUTs are then the remaining modality "
+                        "(colour); repeatable")
     options.add_batch_size(p, default=4)
     options.add_window_and_tta(p)
     p.add_argument("--alpha", type=float, default=0.5,
@@ -102,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
     seg = Segmenter.from_checkpoint(args.checkpoint, device=args.device,
                                     sliding_window=sliding, tta=tta,
                                     precision=args.precision, **limits)
+    input_dirs = _input_dirs(args.input_dir, seg.input_names)
     if seg.trained_on == "synthetic":
         print(SYNTHETIC_NOTE.format(checkpoint=args.checkpoint), file=sys.stderr)
     try:
@@ -127,8 +135,10 @@ def run(args: argparse.Namespace) -> int:
         heatmap_over_photo=args.heatmap_over_photo)
     with tqdm(total=len(inputs), unit="img", disable=args.no_progress or None,
               file=sys.stderr, desc="predict") as bar:
-        for path, name, pred in segment_files(seg, inputs, batch_size=args.batch_size,
-                                              return_probs=want_probs):
+        predictions = (
+            _segment_modalities(seg, inputs, input_dirs, want_probs) if input_dirs is not None
+            else segment_files(seg, inputs, batch_size=args.batch_size, return_probs=want_probs))
+        for path, name, pred in predictions:
             bar.update(1)
             if isinstance(pred, ImageError):  # its message names the file
                 report(f"skipped {pred}")
@@ -143,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
                     heatmap_classes=pred.present_classes() if args.heatmaps_present
                     else heat_classes,
                     uncertainty=kinds, probs=args.probs, style=style, protected=protected)
+                _write_other_heads(out_dir, name, pred, style, protected)
                 written += 1
             except (OSError, ValueError) as e:
                 hint = "; choose another --out" if isinstance(e, FileExistsError) else ""
@@ -151,3 +162,54 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote outputs for {written} of {len(inputs) + len(problems)} input(s) to {out_dir}"
           + (f"; {failed} failed" if failed else ""))
     return 1 if failed else 0
+
+
+def _write_other_heads(out_dir: Path, name: str, pred: Prediction, style: PictureStyle,
+                       protected: frozenset[Path]) -> None:
+    """A model with several heads (SIFT Flow): the first head's outputs are NAME_label.png ...;
+    each further head writes its label map and overlay as NAME_<head>_label.png ...."""
+    for head, head_pred in list(pred.heads.items())[1:]:
+        plain = PictureStyle(alpha=style.alpha, legend=style.legend, outlines=style.outlines)
+        write_prediction(out_dir, f"{name}_{head}", head_pred,
+                         palette_for(len(head_pred.class_names)), style=plain,
+                         protected=protected)
+
+
+def _input_dirs(items: list[str], input_names: tuple[str, ...]) -> dict[str, Path] | None:
+    """``{modality: folder}`` from ``--input-dir``; None for a model that takes colour images
+    alone and no ``--input-dir``. The INPUT files are the one modality no folder is given for."""
+    dirs: dict[str, Path] = {}
+    for item in items:
+        modality, sep, folder = item.partition("=")
+        if not sep or not modality or not folder:
+            raise ValueError(f"--input-dir: expected MODALITY=DIR, got {item!r}")
+        if modality not in input_names:
+            raise ValueError(f"--input-dir: the model takes the inputs {list(input_names)}, not "
+                             f"{modality!r}")
+        if not Path(folder).is_dir():
+            raise FileNotFoundError(f"--input-dir {item}: {folder} is not a folder")
+        dirs[modality] = Path(folder)
+    if not dirs and input_names == ("color",):
+        return None
+    rest = [m for m in input_names if m not in dirs]
+    if len(rest) != 1:
+        raise ValueError(f"--input-dir: the model takes the inputs {list(input_names)}; give "
+                         f"MODALITY=DIR for all but the one the INPUT files are "
+                         f"(e.g. --input-dir {input_names[-1]}=DIR)")
+    return dirs
+
+
+def _segment_modalities(seg: Segmenter, inputs: list[tuple[Path, str]], dirs: dict[str, Path],
+                        return_probs: bool) -> Iterator[tuple[Path, str, Prediction | Exception]]:
+    """``(file, name, prediction or error)`` for each INPUT, with its other modalities read from
+    the ``--input-dir`` folders under the same file name."""
+    given = next(m for m in seg.input_names if m not in dirs)
+    for path, name in inputs:
+        sample = {given: path, **{m: folder / path.name for m, folder in dirs.items()}}
+        missing = [str(f) for m, f in sample.items() if m != given and not Path(f).is_file()]
+        try:
+            if missing:
+                raise FileNotFoundError(f"no {missing[0]} for it")
+            yield path, name, seg.predict_inputs(sample, return_probs=return_probs)
+        except (OSError, ValueError) as e:
+            yield path, name, e

@@ -163,8 +163,9 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train: RunConfig = field(default_factory=RunConfig)
-    #: Checkpoint or weights file to initialise from (staged training: 16s from 32s, 8s from 16s).
-    init: str | None = None
+    #: Checkpoint or weights file to initialise from (staged training: 16s from 32s, 8s from 16s);
+    #: for a late-fusion net, ``{modality: checkpoint}`` of trained single-modality nets.
+    init: str | dict[str, str] | None = None
     #: Output folder (set by ``--out``).
     out: str | None = None
     seed: int = 0

@@ -215,8 +215,7 @@ def evaluate_model(
         with torch.inference_mode():
             for batch_index, batch in enumerate(batches):
                 images, labels = _split_batch(batch)
-                images = images.to(device, non_blocking=True)
-                labels = labels.to(device, non_blocking=True)
+                images, labels = _to(images, device), _to(labels, device)
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                     logits = predict_fn(net, images) if predict_fn is not None else net(images)
                 if isinstance(logits, Mapping):  # torchvision-style {"out": logits}
@@ -384,6 +383,11 @@ def evaluate_checkpoint(
             probabilities with the checkpoint's temperature (``fcnseg calibrate``) applied.
         coverages: fractions of the most confident pixels to score (with ``calibration``).
 
+    A checkpoint of a model with several heads (``classes.heads``) is scored per head:
+    ``result["heads"][head]`` holds each head's scores, class names and confusion matrix (the
+    geometric pixel accuracy of the FCN paper is ``result["heads"]["geometric"]["pixel_acc"]``),
+    the top level repeats the first head's, and calibration is not measured.
+
     Returns:
         The :func:`evaluate_model` result plus ``class_names``, ``pixels`` (ground-truth pixels
         per class), ``checkpoint`` and ``dataset`` descriptions, ``precision``,
@@ -402,6 +406,10 @@ def evaluate_checkpoint(
     model = optimize(build_model_from_checkpoint(ckpt), "inference", device=device,
                      channels_last=default_channels_last(device, precision))
     class_names = list(ckpt["classes"]["names"])
+    head_classes = {str(h): list(n) for h, n in (ckpt["classes"].get("heads") or {}).items()}
+    num_classes: int | dict[str, int] = (
+        {h: len(n) for h, n in head_classes.items()} if head_classes else len(class_names))
+    calibration = calibration and not head_classes  # measured for one head only
     transform = build_eval_transform(model.input_convention)
     if isinstance(dataset, Mapping):
         described: dict[str, Any] = dict(dataset)
@@ -437,7 +445,7 @@ def evaluate_checkpoint(
     )
     start = time.perf_counter()
     try:
-        result = evaluate_model(model, loader, num_classes=len(class_names),
+        result = evaluate_model(model, loader, num_classes=num_classes,
                                 ignore_index=ignore_index, device=device, amp=precision,
                                 predict_fn=predict_fn, progress=progress,
                                 calibration=calibration, coverages=coverages,
@@ -448,6 +456,8 @@ def evaluate_checkpoint(
             raise ValueError(f"sample {source.name(e.batch_index)}: {e.problem}") from None
         raise
     seconds = time.perf_counter() - start
+    if head_classes:
+        result = _first_head_on_top(result, head_classes)
     result["class_names"] = class_names
     result["pixels"] = [int(v) for v in np.asarray(result["confusion"]).sum(axis=1)]
     result["checkpoint"] = _describe_checkpoint(ckpt)
@@ -459,6 +469,18 @@ def evaluate_checkpoint(
     result["seconds"] = round(seconds, 3)
     result["images_per_s"] = round(result["num_images"] / seconds, 3) if seconds > 0 else None
     return result
+
+
+def _first_head_on_top(result: dict[str, Any],
+                       head_classes: Mapping[str, list[str]]) -> dict[str, Any]:
+    """A multi-head result with each head's ``class_names`` and ``pixels``, and the first head's
+    scores (SIFT Flow: semantic) also at the top level, where single-head reports read them."""
+    for head, head_scores in result["heads"].items():
+        head_scores["class_names"] = list(head_classes[head])
+        head_scores["pixels"] = [int(v)
+                                 for v in np.asarray(head_scores["confusion"]).sum(axis=1)]
+    first = next(iter(result["heads"].values()))
+    return {**first, **result}
 
 
 def _report_json(report: dict[str, Any]) -> str:

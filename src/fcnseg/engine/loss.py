@@ -55,7 +55,8 @@ def segmentation_loss(
 
     A model with several heads (``logits`` a mapping, e.g. ``{"out": ..., "aux": ...}``) gets the
     sum of its heads' losses, each against ``target[head]`` when ``target`` is a mapping too
-    (heads with their own labels) or against the one ``target``.
+    (heads with their own labels) or against the one ``target``; ``normalizer`` may then be a
+    mapping too (``{head: divisor}``, each head averaged over its own valid pixels).
 
     Args:
         weight: one weight per class (class balancing), or None for all ones.
@@ -63,7 +64,9 @@ def segmentation_loss(
     if isinstance(logits, Mapping):
         return sum((segmentation_loss(
             head_logits, target[head] if isinstance(target, Mapping) else target,
-            reduction=reduction, ignore_index=ignore_index, normalizer=normalizer, weight=weight)
+            reduction=reduction, ignore_index=ignore_index,
+            normalizer=normalizer[head] if isinstance(normalizer, Mapping) else normalizer,
+            weight=weight)
             for head, head_logits in logits.items()), torch.zeros(()))
     if weight is not None:
         weight = weight.to(device=logits.device, dtype=torch.float32)
@@ -150,12 +153,17 @@ class LossSampler:
         cells = torch.rand((batch, n_rows, n_cols), generator=self.generator) < self.rate
         return cells[:, rows][:, :, cols]
 
-    def __call__(self, labels: torch.Tensor) -> torch.Tensor:
-        """``labels`` (N, H, W) with the pixels of dropped cells set to the ignore index."""
+    def __call__(self, labels: torch.Tensor | Mapping[str, torch.Tensor]) -> Any:
+        """``labels`` (N, H, W) with the pixels of dropped cells set to the ignore index; a
+        dict of label maps (one per head, all the same size) loses the same cells in each."""
         if self.rate >= 1.0:
             return labels
-        keep = self.keep_mask(*labels.shape).to(labels.device)
-        return torch.where(keep, labels, torch.full_like(labels, self.ignore_index))
+        maps = labels if isinstance(labels, Mapping) else {None: labels}
+        first = next(iter(maps.values()))
+        keep = self.keep_mask(*first.shape).to(first.device)
+        kept = {h: torch.where(keep, m, torch.full_like(m, self.ignore_index))
+                for h, m in maps.items()}
+        return kept if isinstance(labels, Mapping) else kept[None]
 
     def state_dict(self) -> dict[str, Any]:
         return {"generator": self.generator.get_state()}

@@ -40,6 +40,7 @@ from fcnseg.engine.signals import ignore_stop_signals
 from fcnseg.models import PRETRAINED, build_model, fetch_pretrained, init_from
 from fcnseg.models.builders import builder_parameters
 from fcnseg.models.fastpath import optimize
+from fcnseg.models.multitask import LateFusionFCN, init_late_fusion
 from fcnseg.utils.hardware import default_channels_last
 
 __all__ = ["TrainSetup", "build_datasets", "build_setup", "build_training_model",
@@ -84,6 +85,11 @@ class TrainSetup:
     class_pixels: np.ndarray | None = None
     #: Whether model and batches are channels-last (``config.channels_last``, or by device).
     channels_last: bool = False
+    #: ``{head: class names}`` for data labelled per head (SIFT Flow); None with one head.
+    head_classes: dict[str, list[str]] | None = None
+    #: Classes the validation scores leave out of the class means (the dataset's
+    #: ``eval_exclude_classes``: a list, or ``{head: classes}`` with several heads).
+    eval_exclude_classes: Any = ()
 
     @property
     def device(self) -> torch.device:
@@ -92,6 +98,13 @@ class TrainSetup:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def eval_num_classes(self) -> int | dict[str, int]:
+        """What validation scores: the class count, or ``{head: class count}``."""
+        if self.head_classes is None:
+            return self.num_classes
+        return {h: len(names) for h, names in self.head_classes.items()}
 
     @property
     def last_path(self) -> Path:
@@ -116,6 +129,11 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
     train_spec = dict(config.data.train)
     plain = build_dataset(train_spec, split=train_spec.get("split") or "train")
     class_names, ignore_index = list(plain.classes), plain.ignore_index
+    head_classes = _head_classes(plain)
+    if head_classes is not None and config.loss.class_weights != "none":
+        raise ValueError(f"loss.class_weights: {config.data.train.get('name')} is labelled per "
+                         f"head ({', '.join(head_classes)}); class weights apply to one head "
+                         f"only: set loss.class_weights=none")
     if info.distributed and config.model.backbone_weights and resume_ckpt is None:
         # Rank 0 downloads published weights first; the others then find them in the cache.
         if info.is_main:
@@ -155,7 +173,16 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
         recipe=recipe, loss_sampler=loss_sampler,
         class_weights=None if class_weights is None else class_weights.to(info.device),
         class_pixels=class_pixels, warnings=startup_warnings(config, plain, info.device.type),
-        channels_last=channels_last)
+        channels_last=channels_last, head_classes=head_classes,
+        eval_exclude_classes=getattr(plain, "eval_exclude_classes", ()))
+
+
+def _head_classes(dataset: Any) -> dict[str, list[str]] | None:
+    """``{head: class names}`` of a dataset labelled per head (its ``heads``), else None."""
+    heads = getattr(dataset, "heads", None)
+    if not heads:
+        return None
+    return {str(h): [str(n) for n in names] for h, names in heads.items()}
 
 
 def _saved_class_weights(resume_ckpt: Mapping[str, Any] | None) -> list[float] | None:
@@ -225,8 +252,19 @@ def build_training_model(
     return model
 
 
-def _init_from_file(model: nn.Module, init: str) -> None:
-    """Staged initialisation from a checkpoint (with its input convention) or a state dict."""
+def _init_from_file(model: nn.Module, init: str | Mapping[str, str]) -> None:
+    """Staged initialisation from a checkpoint (with its input convention) or a state dict;
+    ``{modality: checkpoint}`` starts each stream of a late-fusion net from its own."""
+    if isinstance(init, Mapping):
+        if not isinstance(model, LateFusionFCN):
+            raise ValueError(f"init: {{modality: checkpoint}} starts the streams of a late-fusion "
+                             f"net (nyud_fcn32s_color_hha ...), not {type(model).__name__}; give "
+                             f"one checkpoint")
+        missing = [str(f) for f in init.values() if not Path(f).is_file()]
+        if missing:
+            raise FileNotFoundError(f"init: {missing[0]}: no such checkpoint")
+        init_late_fusion(model, dict(init))
+        return
     try:
         ckpt = load_checkpoint(init)
     except CheckpointError:

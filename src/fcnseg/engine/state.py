@@ -126,6 +126,7 @@ class TrainState:
             }
         save_checkpoint(path, setup.model, class_names=setup.class_names, palette=setup.palette,
                         ignore_index=setup.ignore_index, recipe=setup.recipe,
+                        head_classes=setup.head_classes,
                         iteration=self.iteration, epoch=self.epoch, metrics=self.metrics,
                         state=saved)
 

@@ -8,6 +8,10 @@ stages: :func:`~fcnseg.engine.setup.build_setup` builds data, model and optimisa
 (one JSON record per log step and per evaluation), ``last.pt`` (everything needed to resume)
 and ``best.pt`` (the highest mean IU so far), plus TensorBoard events when ``tensorboard`` is
 installed.
+
+Batches may hold dicts: inputs keyed by modality (NYUDv2) go to the model as a dict; labels keyed
+by head (SIFT Flow) give the sum of the heads' losses, and validation scores each head, with
+``best.pt`` chosen by the first head's mean IU (the semantic head, which the paper ranks by).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import math
 import signal
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -217,7 +221,7 @@ def _loop(setup: TrainSetup, state: TrainState, log: _RunLog, progress: _Progres
             raise _diverged(setup, state, log, loss)
         state.iteration += 1
         state.epoch, state.position = epoch, position
-        progress.advance(sum(images.shape[0] for images, _ in batches) * setup.info.world_size)
+        progress.advance(sum(_count(images) for images, _ in batches) * setup.info.world_size)
         log_step(setup, state, log, progress, loss)
         evaluated = maybe_evaluate(setup, state, log, progress)
         if evaluated or state.iteration % every == 0 or state.iteration == total:
@@ -287,27 +291,49 @@ def _stopped_by_bad_sample(setup: TrainSetup, state: TrainState,
 
 
 def _agree(setup: TrainSetup, stopping: bool,
-           batches: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[bool, float]:
+           batches: list[tuple[Any, Any]]) -> tuple[bool, float | dict[str, float]]:
     """Whether any process was asked to stop, and the averaged loss's divisor for the whole
-    step: the valid pixels (their summed class weight) of every batch on every process."""
-    local = loss_normalizer([labels for _, labels in batches], setup.ignore_index,
-                            setup.class_weights)
-    flags = torch.tensor([float(stopping), local], dtype=torch.float64)
+    step: the valid pixels (their summed class weight) of every batch on every process; with
+    labels per head, one divisor per head (``{head: divisor}``)."""
+    labels = [labels for _, labels in batches]
+    heads = list(labels[0]) if isinstance(labels[0], Mapping) else [None]
+    local = [loss_normalizer([lb if head is None else lb[head] for lb in labels],
+                             setup.ignore_index, setup.class_weights) for head in heads]
+    flags = torch.tensor([float(stopping), *local], dtype=torch.float64)
     if setup.info.distributed:
         flags = flags.to(setup.device)
         dist.all_reduce(flags)
         flags = flags.cpu()
-    return bool(flags[0] > 0), float(flags[1])
+    if heads == [None]:
+        return bool(flags[0] > 0), float(flags[1])
+    return bool(flags[0] > 0), {h: float(v) for h, v in zip(heads, flags[1:], strict=True)}
 
 
-def step(setup: TrainSetup, images: torch.Tensor, labels: torch.Tensor,
-         valid_pixels: float) -> float:
+def _count(images: Any) -> int:
+    """The number of images in a batch (a tensor, or a dict of them keyed by modality)."""
+    first = next(iter(images.values())) if isinstance(images, Mapping) else images
+    return int(first.shape[0])
+
+
+def _to_device(x: Any, device: torch.device, channels_last: bool = False) -> Any:
+    """A batch tensor, or each tensor of a dict (inputs per modality, labels per head), on
+    ``device``; 4-d tensors channels-last when asked."""
+    if isinstance(x, Mapping):
+        return {k: _to_device(v, device, channels_last) for k, v in x.items()}
+    x = x.to(device, non_blocking=True)
+    if channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def step(setup: TrainSetup, images: Any, labels: Any,
+         valid_pixels: float | dict[str, float]) -> float:
     """One optimisation step on one batch (see :func:`accumulated_step`)."""
     return accumulated_step(setup, [(images, labels)], valid_pixels)
 
 
-def accumulated_step(setup: TrainSetup, batches: list[tuple[torch.Tensor, torch.Tensor]],
-                     normalizer: float) -> float:
+def accumulated_step(setup: TrainSetup, batches: list[tuple[Any, Any]],
+                     normalizer: float | dict[str, float]) -> float:
     """One optimisation step on the gradients of ``batches`` together; returns the loss over
     all of them on all processes. ``normalizer`` is the averaged loss's divisor for the whole
     step (:func:`_agree`), so the result equals one step on the concatenated batch. Under DDP
@@ -342,13 +368,13 @@ def accumulated_step(setup: TrainSetup, batches: list[tuple[torch.Tensor, torch.
     return float(total)
 
 
-def _batch_loss(setup: TrainSetup, images: torch.Tensor, labels: torch.Tensor,
-                normalizer: float) -> torch.Tensor:
+def _batch_loss(setup: TrainSetup, images: Any, labels: Any,
+                normalizer: float | dict[str, float]) -> torch.Tensor:
+    """The batch's loss; dict inputs go to the model as they are, dict labels (one map per
+    head) give the sum of the heads' losses."""
     config, device = setup.config, setup.device
-    images = images.to(device, non_blocking=True)
-    labels = labels.to(device, non_blocking=True)
-    if setup.channels_last:
-        images = images.contiguous(memory_format=torch.channels_last)
+    images = _to_device(images, device, setup.channels_last)
+    labels = _to_device(labels, device)
     with autocast(device, config.amp):
         logits = setup.train_model(images)
     return segmentation_loss(logits, labels, reduction=config.loss.reduction,
@@ -412,9 +438,9 @@ def maybe_evaluate(setup: TrainSetup, state: TrainState, log: _RunLog,
         raise bad_sample(problem, f"The evaluation at iteration {state.iteration} stopped",
                          f"saved {setup.last_path}; continue with --resume")
     state.eval_pending = False
-    state.metrics = {k: json_safe(v) for k, v in result.items() if k != "confusion"}
+    state.metrics = _saved_metrics(result)
     log.write({"iteration": state.iteration, "epoch": state.epoch, "split": "val",
-               **{k: v for k, v in state.metrics.items() if not isinstance(v, list)}})
+               **_scalar_metrics(state.metrics)})
     miu = state.metrics.get("mean_iu")
     progress.write(f"iteration {state.iteration}: mean IU {_pct(miu)}, pixel acc "
                    f"{_pct(state.metrics.get('pixel_acc'))}")
@@ -424,14 +450,38 @@ def maybe_evaluate(setup: TrainSetup, state: TrainState, log: _RunLog,
     return True
 
 
+def _saved_metrics(result: dict[str, Any]) -> dict[str, Any]:
+    """The scores kept in checkpoints (no confusion matrices). With several heads, each head's
+    scores stay under ``heads`` and the first head's (SIFT Flow: semantic) are also copied to the
+    top level: ``mean_iu`` there is what ``best.pt`` is chosen by."""
+    if "heads" not in result:
+        return {k: json_safe(v) for k, v in result.items() if k != "confusion"}
+    heads = {h: {k: json_safe(v) for k, v in scores.items() if k != "confusion"}
+             for h, scores in result["heads"].items()}
+    first = next(iter(heads.values()))
+    return {**first, "heads": heads, "num_images": result["num_images"]}
+
+
+def _scalar_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The numbers of a validation record: ``mean_iu`` ..., and ``<head>/mean_iu`` ... per
+    head."""
+    flat = {k: v for k, v in metrics.items() if not isinstance(v, list | dict)}
+    for head, scores in (metrics.get("heads") or {}).items():
+        flat.update({f"{head}/{k}": v for k, v in scores.items()
+                     if not isinstance(v, list | dict)})
+    return flat
+
+
 def _evaluate(setup: TrainSetup) -> tuple[dict[str, Any], str | None]:
     """The validation scores, or ``({}, "<file>: <problem>")`` for a sample that cannot be
     read (returned, as in :func:`_next_batch`)."""
     assert setup.val_loader is not None
     try:
-        return evaluate_model(setup.model, setup.val_loader, num_classes=setup.num_classes,
+        return evaluate_model(setup.model, setup.val_loader,
+                              num_classes=setup.eval_num_classes,
                               ignore_index=setup.ignore_index, device=setup.device,
-                              amp=setup.config.amp), None
+                              amp=setup.config.amp,
+                              exclude_classes=setup.eval_exclude_classes), None
     except (ValueError, RuntimeError) as e:
         problem = data_error_message(e)
         if problem is None:

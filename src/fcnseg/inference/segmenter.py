@@ -19,6 +19,8 @@ from torch import nn
 
 from fcnseg.checkpoint import build_model_from_checkpoint, load_checkpoint
 from fcnseg.conventions import InputConvention, get_convention
+from fcnseg.data.io import read_raw
+from fcnseg.data.modalities import normalize_depth, normalize_hha
 from fcnseg.inference.images import DEFAULT_MAX_PIXELS, to_rgb_uint8
 from fcnseg.inference.sliding import TTA, PredictFn, SlidingWindow, forward_logits
 from fcnseg.inference.visualize import normalize_palette
@@ -233,9 +235,7 @@ class Segmenter:
         """N×C×H×W logits of a normalised batch, with sliding window and TTA as configured,
         divided by the temperature, in float32 whatever the precision; ``{head: logits}`` for a
         model with several heads."""
-        x = x.to(self.device)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = _on_device(x, self.device, self.channels_last)
         with autocast(self.device, self.precision):
             out = self.predict_fn()(self.model, x)
         if isinstance(out, Mapping):
@@ -290,10 +290,75 @@ class Segmenter:
         return [replace(first[j], heads={h: preds[j] for h, preds in by_head.items()})
                 for j in range(len(rgbs))]
 
+    def predict_inputs(self, inputs: Mapping[str, Any], *,
+                       return_probs: bool = False) -> Prediction:
+        """Segment one sample given as ``{modality: input}``, for a model with several input
+        modalities (NYUDv2 RGB-D, RGB-HHA). ``color`` and ``hha`` are anything :meth:`predict`
+        accepts (3-channel 8-bit images); ``depth`` is a 16-bit depth PNG path or an H×W array.
+        Each is normalised as its modality is in training. The prediction's ``image`` is the
+        colour input (else the first one, as a picture)."""
+        missing = [m for m in self.input_names if m not in inputs]
+        if missing:
+            raise ValueError(f"{self.arch} takes the inputs {list(self.input_names)}; missing "
+                             f"{missing}")
+        arrays = {m: self._read_input(m, inputs[m]) for m in self.input_names}
+        sizes = {m: a.shape[:2] for m, a in arrays.items()}
+        if len(set(sizes.values())) > 1:
+            raise ValueError(f"the inputs differ in size (H×W): {sizes}")
+        x = {m: self._normalize_input(m, a)[None] for m, a in arrays.items()}
+        logits = self.logits(x)
+        picture = _picture(arrays)
+        if not isinstance(logits, Mapping):
+            return _predictions(logits, [picture], self.class_names, return_probs)[0]
+        by_head = {h: _predictions(logits[h], [picture], names, return_probs)[0]
+                   for h, names in self.heads.items()}
+        return replace(next(iter(by_head.values())), heads=by_head)
+
+    def _read_input(self, modality: str, source: Any) -> np.ndarray:
+        if modality != "depth":
+            return self.to_rgb(source)
+        depth = source if isinstance(source, np.ndarray) else read_raw(source, "depth image")
+        if depth.ndim != 2:
+            raise ValueError(f"depth input has shape {depth.shape}: expected one channel (a "
+                             f"16-bit grey PNG)")
+        return depth.astype(np.float32)
+
+    def _normalize_input(self, modality: str, array: np.ndarray) -> torch.Tensor:
+        if modality == "color":
+            return torch.from_numpy(self.input_convention.normalize_numpy(array))
+        if modality == "hha":
+            return torch.from_numpy(normalize_hha(array))
+        if modality == "depth":
+            return torch.from_numpy(normalize_depth(array))
+        raise ValueError(f"no normalisation for input modality {modality!r}: known: color, "
+                         f"hha, depth")
+
     def __repr__(self) -> str:
         return (f"Segmenter(arch={self.arch!r}, geometry={self.geometry!r}, "
                 f"classes={self.num_classes}, device={str(self.device)!r}, "
                 f"precision={self.precision!r})")
+
+
+def _on_device(x: Any, device: torch.device, channels_last: bool) -> Any:
+    """A batch, or each tensor of a dict of them (inputs per modality), on ``device``."""
+    if isinstance(x, Mapping):
+        return {k: _on_device(v, device, channels_last) for k, v in x.items()}
+    x = x.to(device)
+    if channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def _picture(arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The H×W×3 uint8 picture of a multi-input sample: its colour input, else its first
+    3-channel input, else its depth scaled to grey."""
+    for m in ("color", *arrays):
+        if m in arrays and arrays[m].ndim == 3:
+            return arrays[m]
+    depth = next(iter(arrays.values()))
+    span = float(depth.max() - depth.min()) or 1.0
+    grey = ((depth - depth.min()) / span * 255).astype(np.uint8)
+    return np.repeat(grey[..., None], 3, axis=2)
 
 
 def _predictions(logits: torch.Tensor, rgbs: list[np.ndarray], class_names: Sequence[str],

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from fcnseg.conventions import CAFFE_BGR, NYUD_BGR, NYUD_HHA, SIFTFLOW_BGR, InputConvention
 from fcnseg.data.nyud import NYUD_CLASSES
 from fcnseg.data.palette import VOC_CLASSES
+from fcnseg.data.pascal_context import PASCAL_CONTEXT_CLASSES
 from fcnseg.data.siftflow import SIFTFLOW_GEOMETRIC_CLASSES, SIFTFLOW_SEMANTIC_CLASSES
 
 __all__ = [
@@ -48,17 +49,6 @@ HEADS: dict[str, tuple[str, ...]] = {
     "fcn16s": ("score_fr", "score_pool4", "upscore2", "upscore16"),
     "fcn8s": ("score_fr", "score_pool4", "score_pool3", "upscore2", "upscore_pool4", "upscore8"),
 }
-
-#: PASCAL-Context in the published models' output order.
-PASCAL_CONTEXT_CLASSES: tuple[str, ...] = (
-    "background", "aeroplane", "bag", "bed", "bedclothes", "bench", "bicycle", "bird", "boat",
-    "book", "bottle", "building", "bus", "cabinet", "car", "cat", "ceiling", "chair", "cloth",
-    "computer", "cow", "cup", "curtain", "dog", "door", "fence", "floor", "flower", "food",
-    "grass", "ground", "horse", "keyboard", "light", "motorbike", "mountain", "mouse", "person",
-    "plate", "platform", "pottedplant", "road", "rock", "sheep", "shelves", "sidewalk", "sign",
-    "sky", "snow", "sofa", "table", "track", "train", "tree", "truck", "tvmonitor", "wall",
-    "water", "window", "wood",
-)
 
 #: The datasets' class lists, under the names this table has always used.
 SIFT_FLOW_CLASSES = SIFTFLOW_SEMANTIC_CLASSES

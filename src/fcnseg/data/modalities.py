@@ -18,6 +18,8 @@ import math
 
 import numpy as np
 
+from fcnseg.conventions import InputConvention
+
 __all__ = [
     "COLOR",
     "HHA_MEAN",
@@ -25,6 +27,7 @@ __all__ = [
     "MODALITY_FILL",
     "normalize_depth",
     "normalize_hha",
+    "normalize_input",
 ]
 
 #: The colour modality's key: normalised by the model's input convention.
@@ -56,3 +59,17 @@ def normalize_depth(depth: np.ndarray) -> np.ndarray:
     out = np.zeros(d.shape, np.float32)
     out[valid] = np.log(d[valid]) - np.float32(LOG_DEPTH_MEAN)
     return out[None]
+
+
+def normalize_input(modality: str | None, array: np.ndarray,
+                    convention: InputConvention) -> np.ndarray:
+    """One input as the model takes it (C×H×W float32): colour (``modality`` None or
+    ``"color"``) by the model's ``convention``, the other modalities by their own rule."""
+    if modality in (None, COLOR):
+        return convention.normalize_numpy(array)
+    if modality == "hha":
+        return normalize_hha(array)
+    if modality == "depth":
+        return normalize_depth(array)
+    raise ValueError(f"no normalisation for input modality {modality!r}: known: color, hha, "
+                     f"depth")

@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 
 from fcnseg.conventions import InputConvention, get_convention
-from fcnseg.data.modalities import COLOR, MODALITY_FILL, normalize_depth, normalize_hha
+from fcnseg.data.modalities import COLOR, MODALITY_FILL, normalize_input
 
 __all__ = [
     "ColorJitter",
@@ -275,14 +275,7 @@ class Normalize:
         self.convention = get_convention(convention)
 
     def _input(self, key: str | None, image: np.ndarray) -> torch.Tensor:
-        if key in (None, COLOR):
-            return torch.from_numpy(self.convention.normalize_numpy(image))
-        if key == "hha":
-            return torch.from_numpy(normalize_hha(image))
-        if key == "depth":
-            return torch.from_numpy(normalize_depth(image))
-        raise ValueError(f"no normalisation for input modality {key!r}: "
-                         f"known: color, hha, depth")
+        return torch.from_numpy(normalize_input(key, image, self.convention))
 
     def __call__(self, image: Any, label: Any) -> tuple[Any, Any]:
         x = _each_keyed(image, self._input)

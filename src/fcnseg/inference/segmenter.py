@@ -20,7 +20,7 @@ from torch import nn
 from fcnseg.checkpoint import build_model_from_checkpoint, load_checkpoint
 from fcnseg.conventions import InputConvention, get_convention
 from fcnseg.data.io import read_raw
-from fcnseg.data.modalities import normalize_depth, normalize_hha
+from fcnseg.data.modalities import normalize_input
 from fcnseg.inference.images import DEFAULT_MAX_PIXELS, to_rgb_uint8
 from fcnseg.inference.sliding import TTA, PredictFn, SlidingWindow, forward_logits
 from fcnseg.inference.visualize import normalize_palette
@@ -324,14 +324,7 @@ class Segmenter:
         return depth.astype(np.float32)
 
     def _normalize_input(self, modality: str, array: np.ndarray) -> torch.Tensor:
-        if modality == "color":
-            return torch.from_numpy(self.input_convention.normalize_numpy(array))
-        if modality == "hha":
-            return torch.from_numpy(normalize_hha(array))
-        if modality == "depth":
-            return torch.from_numpy(normalize_depth(array))
-        raise ValueError(f"no normalisation for input modality {modality!r}: known: color, "
-                         f"hha, depth")
+        return torch.from_numpy(normalize_input(modality, array, self.input_convention))
 
     def __repr__(self) -> str:
         return (f"Segmenter(arch={self.arch!r}, geometry={self.geometry!r}, "

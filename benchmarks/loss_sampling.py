@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from functools import partial
 from pathlib import Path
@@ -31,6 +30,7 @@ from fcnseg.data.collate import collate_segmentation
 from fcnseg.engine.evaluation import evaluate_model
 from fcnseg.engine.loss import LossSampler, score_grid, segmentation_loss
 from fcnseg.models import build_model
+from fcnseg.utils.hardware import cpu_info
 
 RATES = (1.0, 0.5, 0.25)
 
@@ -239,7 +239,7 @@ def main() -> None:
         print(f"p={rate:g}: {runs[-1]['iterations']} iterations in "
               f"{runs[-1]['curve'][-1]['wall_s']:.1f} s", flush=True)
     summary = summarise(runs)
-    machine = f"{_cpu_name()}, {args.threads} thread(s), torch {torch.__version__}"
+    machine = f"{cpu_info().model}, {args.threads} thread(s), torch {torch.__version__}"
     print(f"\n{format_table(summary)}\n\n{summary['conclusion']}\n({machine})")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(
@@ -247,16 +247,6 @@ def main() -> None:
          "summary": summary, "runs": runs}, indent=1))
     if plot(runs, args.out.with_suffix(".png")):
         print(f"wrote {args.out.with_suffix('.png')}")
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":

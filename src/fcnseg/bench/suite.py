@@ -41,6 +41,7 @@ from fcnseg.data import (
 )
 from fcnseg.metrics import confusion_matrix
 from fcnseg.models import build_model, optimize, plain_copy
+from fcnseg.utils.hardware import cpu_info
 
 __all__ = [
     "BenchConfig",
@@ -298,9 +299,9 @@ def machine_info(
         "torch": torch.__version__,
         "python": platform.python_version(),
         "threads": torch.get_num_threads(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_info().model,
         "cpu_flags": [f for f in ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
-                      if f in _cpu_flags()],
+                      if f in cpu_info().flags],
         "mm_peak_gflop_per_s": {},
     }
     for device in devices:
@@ -313,26 +314,6 @@ def machine_info(
             info["mm_peak_gflop_per_s"][key] = matmul_peak(
                 dtype, device, size=peak_size, clock=clock if device == "cpu" else "wall") / 1e9
     return info
-
-
-def _cpu_flags() -> set[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def bench_inference(cfg: BenchConfig, device: str, log: Log = _quiet) -> list[dict[str, Any]]:

@@ -31,7 +31,7 @@ from fcnseg.models import build_model, fcn8s
 from fcnseg.models.alexnet import read_alexnet_caffemodel
 from fcnseg.models.builders import MODEL_BUILDERS
 from fcnseg.models.resnet import ResNet
-from fcnseg.models.weights import _VGG16_CONV_INDICES, _vgg16_conv_names
+from fcnseg.models.weights import vgg16_torchvision_keys
 from fcnseg.pretrained import fetch
 from fcnseg.pretrained.caffemodel import write_caffemodel
 
@@ -175,12 +175,9 @@ def vgg16_weights(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """vgg16_from_caffe.pth in torchvision's VGG16 layout, as wide as the tiny FCNs."""
     trunk = tiny_fcn().state_dict()
     sd = {}
-    for name, idx in zip(_vgg16_conv_names(), _VGG16_CONV_INDICES, strict=True):
-        sd[f"features.{idx}.weight"] = trunk[f"{name}.weight"]
-        sd[f"features.{idx}.bias"] = trunk[f"{name}.bias"]
-    for fc, idx in (("fc6", 0), ("fc7", 3)):
-        sd[f"classifier.{idx}.weight"] = trunk[f"{fc}.weight"].flatten(1)
-        sd[f"classifier.{idx}.bias"] = trunk[f"{fc}.bias"]
+    for key, file_key in vgg16_torchvision_keys().items():
+        fully_connected = key in ("fc6.weight", "fc7.weight")  # Linear layers in the file
+        sd[file_key] = trunk[key].flatten(1) if fully_connected else trunk[key]
     sd["classifier.6.weight"] = torch.zeros(1000, TINY["fc_channels"])
     sd["classifier.6.bias"] = torch.zeros(1000)
     torch.save(sd, cwd / "vgg16_from_caffe.pth")

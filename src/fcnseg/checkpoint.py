@@ -32,6 +32,7 @@ from fcnseg.models.builders import check_build_kwargs
 from fcnseg.models.identity import ModelIdentity
 from fcnseg.models.trunk import BackboneError
 from fcnseg.models.weights import WeightsError, describe_mismatch
+from fcnseg.pretrained.resolve import FORMAT, resolve_checkpoint
 from fcnseg.utils.files import atomic_write
 from fcnseg.utils.typing import PathLike
 
@@ -44,8 +45,6 @@ __all__ = [
     "load_checkpoint",
     "save_checkpoint",
 ]
-
-FORMAT = "fcnseg.checkpoint/1"
 
 
 class CheckpointError(ValueError):
@@ -165,15 +164,12 @@ _PORT_ARCHS = {"FCN32s": "fcn32s", "FCN16s": "fcn16s", "FCN8s": "fcn8s",
 def load_checkpoint(path: PathLike) -> dict[str, Any]:
     """Read a checkpoint safely and check its fields. Also accepts the PyTorch FCN port's
     ``.pth.tar`` checkpoints, which are described as Caffe-geometry VOC models, and (through
-    :func:`fcnseg.pretrained.hub.resolve_checkpoint`) pretrained folders, fcnseg ``.safetensors``
-    files and ``hf://user/repo[@revision]``.
+    :func:`fcnseg.pretrained.resolve.resolve_checkpoint`) pretrained folders, fcnseg
+    ``.safetensors`` files and ``hf://user/repo[@revision]``.
 
     Malformed metadata (a palette of strings, a non-integer ignore value, a class-name count
     that differs from ``num_classes`` ...) is a :class:`CheckpointError` naming the file and the
     field."""
-    # Lazy, for a real cycle: pretrained.hub imports this module (load_checkpoint, FORMAT).
-    from fcnseg.pretrained.hub import resolve_checkpoint
-
     path = resolve_checkpoint(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")

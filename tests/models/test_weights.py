@@ -20,7 +20,7 @@ from fcnseg.models import (
     load_backbone_weights,
     load_fcn_weights,
 )
-from fcnseg.models import weights as weights_mod
+from fcnseg.pretrained import fetch as fetch_mod
 from fcnseg.pretrained.fetch import Source
 from fcnseg.utils.download import DownloadError
 
@@ -202,27 +202,27 @@ def test_published_weights_download_over_loopback(loopback_server, tmp_path: Pat
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     data = b"fake weights " * 1000
     (loopback_server.root / "vgg.pth").write_bytes(data)
-    src = weights_mod.PRETRAINED["vgg16_torchvision"]
+    src = fetch_mod.PRETRAINED["vgg16_torchvision"]
     fake = replace(src, sources=(Source(loopback_server.url("vgg.pth"), "vgg.pth",
                                         md5=hashlib.md5(data).hexdigest()),))
-    monkeypatch.setitem(weights_mod.PRETRAINED, "vgg16_torchvision", fake)
+    monkeypatch.setitem(fetch_mod.PRETRAINED, "vgg16_torchvision", fake)
     cache = tmp_path / "cache"
-    path = weights_mod.fetch_pretrained("vgg16_torchvision", cache, progress=False)
+    path = fetch_mod.fetch_pretrained("vgg16_torchvision", cache, progress=False)
     assert path.read_bytes() == data
-    assert weights_mod.fetch_pretrained("vgg16_torchvision", cache, progress=False) == path
+    assert fetch_mod.fetch_pretrained("vgg16_torchvision", cache, progress=False) == path
     assert len(loopback_server.requests) == 1  # the second call used the cache
 
 
 def test_checksum_mismatch_leaves_no_file(loopback_server, tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     (loopback_server.root / "vgg.pth").write_bytes(b"not the published file")
-    src = weights_mod.PRETRAINED["vgg16_torchvision"]
+    src = fetch_mod.PRETRAINED["vgg16_torchvision"]
     fake = replace(src, sources=(Source(loopback_server.url("vgg.pth"), "vgg.pth",
                                         sha256="397923af"),))
-    monkeypatch.setitem(weights_mod.PRETRAINED, "vgg16_torchvision", fake)
+    monkeypatch.setitem(fetch_mod.PRETRAINED, "vgg16_torchvision", fake)
     cache = tmp_path / "cache"
     with pytest.raises(DownloadError, match="vgg.pth.*sha256 expected 397923af"):
-        weights_mod.fetch_pretrained("vgg16_torchvision", cache, progress=False)
+        fetch_mod.fetch_pretrained("vgg16_torchvision", cache, progress=False)
     assert list(cache.iterdir()) == []
 
 

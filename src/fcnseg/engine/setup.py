@@ -37,10 +37,11 @@ from fcnseg.engine.optim import build_optimizer, build_scheduler
 from fcnseg.engine.preflight import startup_warnings
 from fcnseg.engine.sampling import ResumableSampler, SeededSamples
 from fcnseg.engine.signals import ignore_stop_signals
-from fcnseg.models import PRETRAINED, build_model, fetch_pretrained, init_from
+from fcnseg.models import build_model, init_from
 from fcnseg.models.builders import builder_parameters
 from fcnseg.models.fastpath import optimize
 from fcnseg.models.multitask import LateFusionFCN, init_late_fusion
+from fcnseg.pretrained.fetch import PRETRAINED, fetch_pretrained
 from fcnseg.utils.hardware import default_channels_last
 
 __all__ = ["TrainSetup", "build_datasets", "build_setup", "build_training_model",
@@ -218,8 +219,8 @@ def _backbone_file(spec: str) -> Path:
         raise FileNotFoundError(
             f"model.backbone_weights: {path}: no such file. Give the path of the backbone's "
             f"ImageNet weights (--set model.backbone_weights=PATH), one of "
-            f"{sorted(PRETRAINED)} to download them (fcnseg.models.fetch_pretrained(NAME) "
-            f"fetches one ahead of time), or null to start from random weights"
+            f"{sorted(PRETRAINED)} to download them (fcnseg.pretrained.fetch.fetch_pretrained("
+            f"NAME) fetches one ahead of time), or null to start from random weights"
         )
     return path
 

@@ -15,15 +15,18 @@ from torch import nn
 from fcnseg import __version__
 from fcnseg.conventions import CAFFE_BGR, NYUD_HHA, InputConvention
 from fcnseg.inference.sliding import forward_logits
+from fcnseg.models.fastpath import plain_copy
 
 __all__ = [
     "DEFAULT_ATOL",
     "MODALITY_CHANNELS",
     "ExportError",
+    "ExportSubject",
     "LogitsOnly",
     "NamedIO",
     "SampleCheck",
     "check_samples",
+    "export_subject",
     "input_names",
     "logits_model",
     "metadata_strings",
@@ -171,6 +174,34 @@ def sample_batches(
                 sample[m] = image(n, hh, ww, NYUD_HHA if m == "hha" else convention)
         out.append(sample)
     return out
+
+
+@dataclass(frozen=True)
+class ExportSubject:
+    """What an exporter works on: the model as a plain float32 CPU copy in eval mode that
+    answers with logits, its two verification samples, and the names of its inputs
+    (modalities) and outputs (heads) when it has several (None for one)."""
+
+    model: nn.Module
+    samples: list[Sample]
+    inputs: tuple[str, ...] | None
+    outputs: tuple[str, ...] | None
+
+    def metadata(self, description: Mapping[str, Any]) -> dict[str, str]:
+        """:func:`metadata_strings` of ``description`` with this model's input and output
+        names."""
+        return metadata_strings(description, inputs=self.inputs, outputs=self.outputs)
+
+
+def export_subject(model: nn.Module, sample_size: tuple[int, int]) -> ExportSubject:
+    """``model`` prepared for export, with samples of ``sample_size`` (see
+    :func:`sample_batches`)."""
+    model = plain_copy(model).to("cpu").float().eval()  # plain layers for the tracer
+    inputs, outputs = input_names(model), output_names(model)
+    samples = sample_batches(sample_size, getattr(model, "input_convention", CAFFE_BGR),
+                             modalities=inputs)
+    # One output: the logits (or one per head).
+    return ExportSubject(logits_model(model), samples, inputs, outputs)
 
 
 def _arrays(value: Any) -> dict[str, np.ndarray]:

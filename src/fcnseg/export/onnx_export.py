@@ -28,20 +28,14 @@ import torch
 from torch import nn
 from torch.export import Dim
 
-from fcnseg.conventions import CAFFE_BGR
 from fcnseg.export.common import (
     DEFAULT_ATOL,
     ExportError,
     NamedIO,
     SampleCheck,
     check_samples,
-    input_names,
-    logits_model,
-    metadata_strings,
-    output_names,
-    sample_batches,
+    export_subject,
 )
-from fcnseg.models.fastpath import plain_copy
 from fcnseg.utils.files import atomic_write_bytes
 from fcnseg.utils.typing import PathLike
 
@@ -140,11 +134,9 @@ def export_onnx(
     if exporter not in EXPORTERS:
         raise ValueError(f"exporter must be one of {EXPORTERS}, got {exporter!r}")
     onnx, ort = _require_onnx()
-    model = plain_copy(model).to("cpu").float().eval()  # plain layers for the tracer
-    modalities, heads = input_names(model), output_names(model)
-    samples = sample_batches(sample_size, getattr(model, "input_convention", CAFFE_BGR),
-                             modalities=modalities)
-    model = logits_model(model)  # one output: the logits (or one per head)
+    subject = export_subject(model, sample_size)
+    model, samples, modalities, heads = (subject.model, subject.samples, subject.inputs,
+                                         subject.outputs)
     inputs = list(modalities or [INPUT_NAME])
     outputs = list(heads or [OUTPUT_NAME])
 
@@ -160,7 +152,7 @@ def export_onnx(
     proto = onnx.load_from_string(data)
     del data  # a full VGG16 FCN is over 500 MB: hold one copy at a time
     del proto.metadata_props[:]
-    for key, value in metadata_strings(description, inputs=modalities, outputs=heads).items():
+    for key, value in subject.metadata(description).items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     proto.producer_name = "fcnseg"

@@ -23,19 +23,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from fcnseg.conventions import CAFFE_BGR
 from fcnseg.export.common import (
     DEFAULT_ATOL,
     ExportError,
     SampleCheck,
     check_samples,
-    input_names,
-    logits_model,
-    metadata_strings,
-    output_names,
-    sample_batches,
+    export_subject,
 )
-from fcnseg.models.fastpath import plain_copy
 from fcnseg.utils.files import atomic_write_bytes
 from fcnseg.utils.typing import PathLike
 
@@ -77,13 +71,10 @@ def export_torchscript(
         ExportError: tracing failed or the saved module differs from PyTorch by ``atol`` or
             more on either sample; ``path`` is then left as it was.
     """
-    model = plain_copy(model).to("cpu").float().eval()  # plain layers for the tracer
-    modalities, heads = input_names(model), output_names(model)
-    samples = sample_batches(sample_size, getattr(model, "input_convention", CAFFE_BGR),
-                             modalities=modalities)
-    model = logits_model(model)  # one output: the logits (or one per head)
-    meta = {k: json.loads(v) for k, v in
-            metadata_strings(description, inputs=modalities, outputs=heads).items()}
+    subject = export_subject(model, sample_size)
+    model, samples, modalities, heads = (subject.model, subject.samples, subject.inputs,
+                                         subject.outputs)
+    meta = {k: json.loads(v) for k, v in subject.metadata(description).items()}
     try:
         with _quiet(), torch.no_grad():
             # A dict input or output is a fixed structure here (the modalities, the heads):

@@ -79,14 +79,13 @@ from fcnseg.models.upsample import bilinear_kernel, bilinear_upsampling
 from fcnseg.models.vgg import VGG16Trunk
 from fcnseg.models.vgg16_bn import load_vgg16_bn_weights
 from fcnseg.models.weights import (
-    PRETRAINED,
     WeightsError,
-    fetch_pretrained,
     init_from,
     load_backbone_weights,
     load_fcn_weights,
     read_state_dict,
 )
+from fcnseg.pretrained.published import PRETRAINED
 
 # The builders module's names (build_model, fcn32s ...) and the rest of the package's.
 __all__ = builders.__all__ + [
@@ -118,7 +117,6 @@ __all__ = builders.__all__ + [
     "edge_upsampling",
     "fcn_from_backbone",
     "fcn_from_factory",
-    "fetch_pretrained",
     "init_from",
     "load_alexnet_caffe_weights",
     "load_alexnet_weights",

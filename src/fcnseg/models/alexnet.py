@@ -33,6 +33,7 @@ from torch import nn
 from fcnseg.conventions import TORCHVISION_RGB, InputConvention, get_convention
 from fcnseg.models.geometry import CoordMap, trace
 from fcnseg.models.head import AlignedUpsampling
+from fcnseg.models.trunk import ConvolutionalizedTrunk
 from fcnseg.models.upsample import bilinear_upsampling
 from fcnseg.models.weights import WeightsError, copy_convolutionalized, read_state_dict
 from fcnseg.utils.typing import PathLike
@@ -66,7 +67,7 @@ def _pool() -> nn.MaxPool2d:
     return nn.MaxPool2d(3, stride=2, ceil_mode=True)  # Caffe's pools round up
 
 
-class AlexNetTrunk(nn.Module):
+class AlexNetTrunk(ConvolutionalizedTrunk):
     """AlexNet's convolutions and its convolutionalized fc6/fc7, following the trunk protocol
     (:mod:`fcnseg.models.trunk`): ``forward`` returns ``{32: fc7}``.
 
@@ -79,15 +80,12 @@ class AlexNetTrunk(nn.Module):
         dropout: element-wise dropout after fc6 and fc7.
     """
 
-    fully_connected = ("fc6", "fc7")
-
     def __init__(self, *, variant: str = "caffe", width: float = 1.0, fc_channels: int = 4096,
                  dropout: float = 0.5) -> None:
         super().__init__()
         if variant not in ALEXNET_VARIANTS:
             raise ValueError(f"variant must be one of {ALEXNET_VARIANTS}, got {variant!r}")
-        if width <= 0 or fc_channels < 1:
-            raise ValueError(f"width must be > 0 and fc_channels >= 1, got {width}, {fc_channels}")
+        self.check_size(width, fc_channels)
         self.variant = variant
         specs = _CAFFE_CONVS if variant == "caffe" else _TORCHVISION_CONVS
         convs: list[nn.Conv2d] = []
@@ -111,14 +109,9 @@ class AlexNetTrunk(nn.Module):
             layers: list[nn.Module] = [convs[0], relu, _pool(), convs[1], relu, _pool(),
                                        convs[2], relu, convs[3], relu, convs[4], relu, _pool()]
             self.features = nn.Sequential(*layers)
-        self.fc6 = nn.Conv2d(in_ch, fc_channels, 6)
-        self.drop6 = nn.Dropout(dropout)
-        self.fc7 = nn.Conv2d(fc_channels, fc_channels, 1)
-        self.drop7 = nn.Dropout(dropout)
+        self.add_fully_connected(in_ch, fc_channels, 6, dropout)
         self.out_channels = {32: fc_channels}
-        for conv in (*convs, self.fc6, self.fc7):
-            nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
-            nn.init.zeros_(conv.bias)
+        self.init_convolutions([*convs, self.fc6, self.fc7])
 
     def spatial_layers(self) -> list[nn.Module]:
         """The convolutions and pools from the input to fc7, in order (for the geometry)."""
@@ -145,8 +138,7 @@ class AlexNetTrunk(nn.Module):
             x = self.pool5(F.relu(self.conv5(x), inplace=True))
         else:
             x = self.features(x)
-        x = self.drop6(F.relu(self.fc6(x), inplace=True))
-        return {32: self.drop7(F.relu(self.fc7(x), inplace=True))}
+        return {32: self.fully_connected_forward(x)}
 
     def extra_repr(self) -> str:
         return f"variant={self.variant}"

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -41,7 +40,8 @@ from fcnseg.models.head import (
 )
 from fcnseg.models.identity import DescribedModel, ModelIdentity
 from fcnseg.models.vgg import VGG16Trunk
-from fcnseg.models.weights import WeightsError
+from fcnseg.models.weights import WeightsError, read_state_dict
+from fcnseg.pretrained.resolve import resolve_checkpoint
 
 __all__ = [
     "HEAD_SUFFIXES",
@@ -255,11 +255,8 @@ def _stream_state_dict(source: Any, modality: str) -> tuple[str, dict[str, torch
         return f"the {modality} model", dict(source.state_dict())
     if isinstance(source, Mapping):
         return f"the {modality} state dict", dict(source)
-    # Lazy, for a real cycle: fcnseg.checkpoint -> fcnseg.models -> models.multitask.
-    from fcnseg.checkpoint import load_checkpoint
-
-    ckpt = load_checkpoint(Path(source))
-    return str(source), dict(ckpt["model_state_dict"])
+    # A checkpoint file, or anything else --checkpoint takes (a pretrained folder, hf://...).
+    return str(source), read_state_dict(resolve_checkpoint(source))
 
 
 def init_late_fusion(model: LateFusionFCN, sources: Mapping[str, Any]) -> LateFusionFCN:

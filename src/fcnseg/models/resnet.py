@@ -43,11 +43,10 @@ def _conv1x1(in_ch: int, out_ch: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False)
 
 
-class BasicBlock(nn.Module):
-    """Two 3×3 convolutions with a residual connection (ResNet-18/34).
-
-    Unlike torchvision, dilation > 1 is allowed, so ResNet-18/34 can be dilated too.
-    """
+class _ResidualBlock(nn.Module):
+    """Convolutions ``conv1``, ``conv2`` … each followed by its BatchNorm ``bn1``, ``bn2`` …
+    and a ReLU (the last one after the residual sum), with ``downsample`` on the shortcut
+    when the shape changes. Subclasses say which convolutions (:meth:`convolutions`)."""
 
     expansion = 1
 
@@ -61,61 +60,61 @@ class BasicBlock(nn.Module):
         first_dilation: int | None = None,
     ) -> None:
         super().__init__()
-        self.conv1 = _conv3x3(in_ch, planes, stride, first_dilation or dilation)
-        self.bn1 = nn.BatchNorm2d(planes)
+        convs = self.convolutions(in_ch, planes, stride, first_dilation or dilation, dilation)
+        for i, conv in enumerate(convs, start=1):
+            self.add_module(f"conv{i}", conv)
+            self.add_module(f"bn{i}", nn.BatchNorm2d(conv.out_channels))
+        self.num_convs = len(convs)
         self.relu = nn.ReLU(inplace=True)
-        self.conv2 = _conv3x3(planes, planes, dilation=dilation)
-        self.bn2 = nn.BatchNorm2d(planes)
         self.downsample = downsample
         self.stride = stride
 
+    @staticmethod
+    def convolutions(in_ch: int, planes: int, stride: int, first_dilation: int,
+                     dilation: int) -> list[nn.Conv2d]:
+        raise NotImplementedError
+
     def strided_layers(self) -> list[nn.Module]:
         """The layers that change the coordinate map (for :func:`~fcnseg.models.geometry.trace`)."""
-        return [self.conv1, self.conv2]
+        return [getattr(self, f"conv{i}") for i in range(1, self.num_convs + 1)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
+        out = x
+        for i in range(1, self.num_convs + 1):
+            out = getattr(self, f"bn{i}")(getattr(self, f"conv{i}")(out))
+            if i < self.num_convs:
+                out = self.relu(out)
         return self.relu(out + identity)
 
 
-class Bottleneck(nn.Module):
+class BasicBlock(_ResidualBlock):
+    """Two 3×3 convolutions with a residual connection (ResNet-18/34).
+
+    Unlike torchvision, dilation > 1 is allowed, so ResNet-18/34 can be dilated too.
+    """
+
+    expansion = 1
+
+    @staticmethod
+    def convolutions(in_ch: int, planes: int, stride: int, first_dilation: int,
+                     dilation: int) -> list[nn.Conv2d]:
+        return [_conv3x3(in_ch, planes, stride, first_dilation),
+                _conv3x3(planes, planes, dilation=dilation)]
+
+
+class Bottleneck(_ResidualBlock):
     """1×1 – 3×3 – 1×1 bottleneck with the stride on the 3×3 convolution (ResNet V1.5, as
     torchvision's ResNet-50/101)."""
 
     expansion = 4
 
-    def __init__(
-        self,
-        in_ch: int,
-        planes: int,
-        stride: int = 1,
-        downsample: nn.Module | None = None,
-        dilation: int = 1,
-        first_dilation: int | None = None,
-    ) -> None:
-        super().__init__()
-        self.conv1 = _conv1x1(in_ch, planes)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = _conv3x3(planes, planes, stride, first_dilation or dilation)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3 = _conv1x1(planes, planes * self.expansion)
-        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = downsample
-        self.stride = stride
-
-    def strided_layers(self) -> list[nn.Module]:
-        """The layers that change the coordinate map (for :func:`~fcnseg.models.geometry.trace`)."""
-        return [self.conv1, self.conv2, self.conv3]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
+    @staticmethod
+    def convolutions(in_ch: int, planes: int, stride: int, first_dilation: int,
+                     dilation: int) -> list[nn.Conv2d]:
+        return [_conv1x1(in_ch, planes),
+                _conv3x3(planes, planes, stride, first_dilation),
+                _conv1x1(planes, planes * Bottleneck.expansion)]
 
 
 #: depth → (block type, blocks per stage), as in the ResNet paper and torchvision.

@@ -25,11 +25,19 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from fcnseg.models.geometry import CoordMap
 
-__all__ = ["STRIDES", "BackboneError", "trunk_channels", "trunk_coord_maps", "trunk_features"]
+__all__ = [
+    "STRIDES",
+    "BackboneError",
+    "ConvolutionalizedTrunk",
+    "trunk_channels",
+    "trunk_coord_maps",
+    "trunk_features",
+]
 
 #: The nominal strides of the features an FCN head fuses, finest first.
 STRIDES = (8, 16, 32)
@@ -37,6 +45,44 @@ STRIDES = (8, 16, 32)
 
 class BackboneError(ValueError):
     """A backbone does not follow the protocol, or its factory cannot be used."""
+
+
+class ConvolutionalizedTrunk(nn.Module):
+    """Base of the trunks that end in an ImageNet classifier's fully connected layers turned
+    into convolutions (VGG16, AlexNet): ``fc6`` (as wide as the last pool's window) and ``fc7``
+    (1×1), each followed by a ReLU and element-wise dropout ``drop6`` / ``drop7``, as Caffe's.
+
+    ``fully_connected`` names them for :func:`fcnseg.models.optimize`, which runs each as one
+    GEMM.
+    """
+
+    fully_connected = ("fc6", "fc7")
+
+    @staticmethod
+    def check_size(width: float, fc_channels: int) -> None:
+        """Refuse a channel multiplier or an fc6/fc7 width that builds no network."""
+        if width <= 0 or fc_channels < 1:
+            raise ValueError(f"width must be > 0 and fc_channels >= 1, got {width}, {fc_channels}")
+
+    def add_fully_connected(self, in_channels: int, fc_channels: int, kernel_size: int,
+                            dropout: float, padding: int = 0) -> None:
+        """Register ``fc6``, ``drop6``, ``fc7`` and ``drop7``, in that order."""
+        self.fc6 = nn.Conv2d(in_channels, fc_channels, kernel_size, padding=padding)
+        self.drop6 = nn.Dropout(dropout)
+        self.fc7 = nn.Conv2d(fc_channels, fc_channels, 1)
+        self.drop7 = nn.Dropout(dropout)
+
+    def fully_connected_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """fc7's features from the last pool's."""
+        x = self.drop6(F.relu(self.fc6(x), inplace=True))
+        return self.drop7(F.relu(self.fc7(x), inplace=True))
+
+    @staticmethod
+    def init_convolutions(convs: Sequence[nn.Conv2d]) -> None:
+        """He initialisation (fan out) and zero biases, in the order given."""
+        for conv in convs:
+            nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(conv.bias)
 
 
 def trunk_channels(trunk: nn.Module, strides: Sequence[int],

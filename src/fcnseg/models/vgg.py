@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fcnseg.models.geometry import CoordMap, trace
+from fcnseg.models.trunk import ConvolutionalizedTrunk
 
 __all__ = ["GEOMETRIES", "VGG16_BLOCKS", "VGG16Trunk"]
 
@@ -26,11 +27,8 @@ GEOMETRIES = ("caffe", "same")
 VGG16_BLOCKS = ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))
 
 
-class VGG16Trunk(nn.Module):
+class VGG16Trunk(ConvolutionalizedTrunk):
     """VGG16 convolutions, pools and the convolutionalized fc6/fc7.
-
-    ``fully_connected`` names the convolutionalized classifier layers, which
-    :func:`fcnseg.models.optimize` runs as one GEMM each.
 
     Args:
         geometry: ``"caffe"`` or ``"same"`` (see the module docstring).
@@ -41,8 +39,6 @@ class VGG16Trunk(nn.Module):
         in_channels: input channels of conv1_1 (3 for images; 4 for the reference's early
             fusion of colour and depth).
     """
-
-    fully_connected = ("fc6", "fc7")
 
     def __init__(
         self,
@@ -57,8 +53,7 @@ class VGG16Trunk(nn.Module):
         super().__init__()
         if geometry not in GEOMETRIES:
             raise ValueError(f"geometry must be one of {GEOMETRIES}, got {geometry!r}")
-        if width <= 0 or fc_channels < 1:
-            raise ValueError(f"width must be > 0 and fc_channels >= 1, got {width}, {fc_channels}")
+        self.check_size(width, fc_channels)
         self.geometry = geometry
         if in_channels < 1:
             raise ValueError(f"in_channels must be >= 1, got {in_channels}")
@@ -79,15 +74,9 @@ class VGG16Trunk(nn.Module):
                 in_ch = ch
             setattr(self, f"pool{b}", nn.MaxPool2d(2, stride=2, ceil_mode=True))
             block_channels.append(ch)
-        self.fc6 = nn.Conv2d(in_ch, fc_channels, 7, padding=0 if caffe else 3)
-        self.drop6 = nn.Dropout(dropout)
-        self.fc7 = nn.Conv2d(fc_channels, fc_channels, 1)
-        self.drop7 = nn.Dropout(dropout)
+        self.add_fully_connected(in_ch, fc_channels, 7, dropout, padding=0 if caffe else 3)
         self.out_channels = {8: block_channels[2], 16: block_channels[3], 32: fc_channels}
-        for m in self.children():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(m.bias)
+        self.init_convolutions([m for m in self.children() if isinstance(m, nn.Conv2d)])
 
     def block_layers(self, last_block: int) -> list[nn.Module]:
         """The convolutions and pools of blocks 1 … ``last_block``, in order."""
@@ -118,9 +107,7 @@ class VGG16Trunk(nn.Module):
         x = self._block(self._block(x, 1), 2)
         pool3 = self._block(x, 3)
         pool4 = self._block(pool3, 4)
-        x = self._block(pool4, 5)
-        x = self.drop6(F.relu(self.fc6(x), inplace=True))
-        fc7 = self.drop7(F.relu(self.fc7(x), inplace=True))
+        fc7 = self.fully_connected_forward(self._block(pool4, 5))
         return {8: pool3, 16: pool4, 32: fc7}
 
     def extra_repr(self) -> str:

@@ -18,21 +18,19 @@ from torch import nn
 
 from fcnseg.conventions import CAFFE_BGR, TORCHVISION_RGB, InputConvention, get_convention
 from fcnseg.models.fcn import VGG16_BLOCKS
-from fcnseg.pretrained.fetch import PRETRAINED, PublishedWeights, fetch_pretrained
+from fcnseg.pretrained.published import PRETRAINED
 from fcnseg.utils.typing import PathLike
 
 __all__ = [
-    "PRETRAINED",
     "InitReport",
-    "PublishedWeights",
     "WeightsError",
     "copy_convolutionalized",
     "describe_mismatch",
-    "fetch_pretrained",
     "init_from",
     "load_backbone_weights",
     "load_fcn_weights",
     "read_state_dict",
+    "vgg16_torchvision_keys",
 ]
 
 StateDict = dict[str, torch.Tensor]
@@ -143,8 +141,15 @@ def load_fcn_weights(
 _VGG16_CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
 
 
-def _vgg16_conv_names() -> list[str]:
-    return [f"conv{b}_{i}" for b, (n, _) in enumerate(VGG16_BLOCKS, 1) for i in range(1, n + 1)]
+def vgg16_torchvision_keys() -> dict[str, str]:
+    """The VGG16 FCN's trunk keys (``conv1_1.weight`` … ``fc7.bias``), each with the key of the
+    same tensor in torchvision's ``vgg16`` state dict (``features.0.weight`` …
+    ``classifier.3.bias``)."""
+    names = [f"conv{b}_{i}" for b, (n, _) in enumerate(VGG16_BLOCKS, 1) for i in range(1, n + 1)]
+    layers = {**{name: f"features.{idx}" for name, idx in
+                 zip(names, _VGG16_CONV_INDICES, strict=True)},
+              "fc6": "classifier.0", "fc7": "classifier.3"}
+    return {f"{name}.{p}": f"{key}.{p}" for name, key in layers.items() for p in ("weight", "bias")}
 
 
 def _guess_convention(path: Path) -> InputConvention | None:
@@ -184,13 +189,7 @@ def load_backbone_weights(
             f"convention='caffe_bgr' (BGR, 0-255, mean subtracted) or 'torchvision_rgb' "
             f"(RGB, [0, 1], ImageNet mean/std)"
         )
-    mapping: dict[str, str] = {}
-    for name, idx in zip(_vgg16_conv_names(), _VGG16_CONV_INDICES, strict=True):
-        mapping[f"{name}.weight"] = f"features.{idx}.weight"
-        mapping[f"{name}.bias"] = f"features.{idx}.bias"
-    mapping.update({"fc6.weight": "classifier.0.weight", "fc6.bias": "classifier.0.bias",
-                    "fc7.weight": "classifier.3.weight", "fc7.bias": "classifier.3.bias"})
-    copy_convolutionalized(model, path, read_state_dict(path), mapping, "VGG16")
+    copy_convolutionalized(model, path, read_state_dict(path), vgg16_torchvision_keys(), "VGG16")
     model.input_convention = conv
     return model
 

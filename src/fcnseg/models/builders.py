@@ -6,7 +6,7 @@ import inspect
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from torch import nn
 
@@ -35,11 +35,11 @@ from fcnseg.models.multitask import (
     early_fusion_conv1,
     early_fusion_fcn,
     init_late_fusion,
-    late_fusion_fcn,
     siftflow_fcn,
 )
 from fcnseg.models.resnet import ResNetBackbone, load_resnet_weights
 from fcnseg.models.torchvision_fcn import TorchvisionFCN, load_torchvision_fcn_weights
+from fcnseg.models.vgg import VGG16Trunk
 from fcnseg.models.vgg16_bn import load_vgg16_bn_weights
 from fcnseg.models.weights import load_backbone_weights
 from fcnseg.utils.typing import PathLike
@@ -79,11 +79,22 @@ __all__ = [
     "siftflow_fcn32s",
 ]
 
+BuilderT = TypeVar("BuilderT", bound=Callable[..., nn.Module])
+
+
 def _recorded(builder: Callable[..., Any], arguments: Mapping[str, Any]) -> dict[str, Any]:
     """``builder``'s arguments as its models record them: without file names and live objects
     (:data:`NOT_RECORDED`) and without the input convention, which is recorded on its own."""
     skipped = (*NOT_RECORDED, "input_convention")
     return {k: arguments[k] for k in inspect.signature(builder).parameters if k not in skipped}
+
+
+def _named(builder: BuilderT, arch: str, doc: str) -> BuilderT:
+    """``builder`` under its model's name (what the registry, ``help`` and error messages
+    show), with its docstring."""
+    builder.__name__ = builder.__qualname__ = arch
+    builder.__doc__ = doc
+    return builder
 
 
 def _vgg_builder(arch: str, variant: str, with_bn: bool, doc: str,
@@ -102,11 +113,10 @@ def _vgg_builder(arch: str, variant: str, with_bn: bool, doc: str,
         backbone_weights: PathLike | None = None,
         backbone_convention: str | None = None,
     ) -> FCN:
-        recorded = _recorded(builder, locals())
-        model = vgg16_fcn(variant, num_classes, arch=arch, build_kwargs=recorded,
-                          geometry=geometry, width=width, fc_channels=fc_channels,
-                          dropout=dropout, batch_norm=batch_norm, skip_scales=skip_scales,
-                          input_convention=input_convention)
+        identity = ModelIdentity(arch, _recorded(builder, locals()), input_convention)
+        trunk = VGG16Trunk(geometry=geometry, width=width, fc_channels=fc_channels,
+                           dropout=dropout, batch_norm=batch_norm)
+        model = vgg16_fcn(trunk, num_classes, variant, identity, skip_scales=skip_scales)
         if backbone_weights is not None and batch_norm:
             load_vgg16_bn_weights(model, backbone_weights,
                                   convention=backbone_convention or TORCHVISION_RGB)
@@ -114,9 +124,7 @@ def _vgg_builder(arch: str, variant: str, with_bn: bool, doc: str,
             load_backbone_weights(model, backbone_weights, convention=backbone_convention)
         return model
 
-    builder.__name__ = builder.__qualname__ = arch
-    builder.__doc__ = doc
-    return builder
+    return _named(builder, arch, doc)
 
 
 _VGG_ARGS = """
@@ -166,46 +174,9 @@ fcn8s_vgg16_bn = _vgg_builder("fcn8s_vgg16_bn", "8s", True, _BN_DOC.format(name=
 
 
 # -- ResNet backbones with FCN-32s/16s/8s heads ------------------------------------------------
-def fcn_resnet_skip(
-    variant: str,
-    depth: int,
-    num_classes: int = 21,
-    *,
-    replace_stride_with_dilation: list[bool] | None = None,
-    base_channels: int = 64,
-    input_convention: InputConvention | str | dict[str, Any] = TORCHVISION_RGB.name,
-    backbone_weights: PathLike | None = None,
-    backbone_convention: str | None = None,
-) -> FCN:
-    """FCN-``variant`` heads (``"32s"``, ``"16s"``, ``"8s"``) on layer4/layer3/layer2 of a ResNet.
-
-    Args:
-        variant: which skip levels to fuse.
-        depth: 18, 34, 50 or 101.
-        num_classes: output channels.
-        replace_stride_with_dilation: dilate layer2/3/4 instead of striding (the heads then
-            fuse maps of equal resolution).
-        base_channels: stem width (64 in torchvision); smaller for light CPU models.
-        input_convention: pixel convention of the model (torchvision's RGB).
-        backbone_weights: a torchvision ImageNet ResNet file (``resnet50-*.pth`` ...) to load
-            into the backbone (see :func:`fcnseg.models.resnet.load_resnet_weights`).
-        backbone_convention: input convention of that file (default: ``input_convention``).
-    """
-    dilation = None if replace_stride_with_dilation is None else \
-        [bool(d) for d in replace_stride_with_dilation]
-    backbone = ResNetBackbone(depth, replace_stride_with_dilation=dilation,
-                              base_channels=base_channels)
-    identity = ModelIdentity(f"fcn{variant}_resnet{depth}", {
-        "num_classes": num_classes, "replace_stride_with_dilation": dilation,
-        "base_channels": base_channels}, input_convention)
-    model = backbone_fcn(backbone, num_classes, identity, variant=variant)
-    if backbone_weights is not None:
-        load_resnet_weights(model, backbone_weights,
-                            convention=backbone_convention or input_convention)
-    return model
-
-
 def _resnet_skip_builder(variant: str, depth: int) -> Callable[..., FCN]:
+    arch = f"fcn{variant}_resnet{depth}"
+
     def builder(
         num_classes: int = 21,
         *,
@@ -215,16 +186,39 @@ def _resnet_skip_builder(variant: str, depth: int) -> Callable[..., FCN]:
         backbone_weights: PathLike | None = None,
         backbone_convention: str | None = None,
     ) -> FCN:
-        return fcn_resnet_skip(variant, depth, num_classes,
-                               replace_stride_with_dilation=replace_stride_with_dilation,
-                               base_channels=base_channels, input_convention=input_convention,
-                               backbone_weights=backbone_weights,
-                               backbone_convention=backbone_convention)
+        dilation = None if replace_stride_with_dilation is None else \
+            [bool(d) for d in replace_stride_with_dilation]
+        backbone = ResNetBackbone(depth, replace_stride_with_dilation=dilation,
+                                  base_channels=base_channels)
+        identity = ModelIdentity(arch, {
+            "num_classes": num_classes, "replace_stride_with_dilation": dilation,
+            "base_channels": base_channels}, input_convention)
+        model = backbone_fcn(backbone, num_classes, identity, variant=variant)
+        if backbone_weights is not None:
+            load_resnet_weights(model, backbone_weights,
+                                convention=backbone_convention or input_convention)
+        return model
 
-    builder.__name__ = builder.__qualname__ = f"fcn{variant}_resnet{depth}"
-    builder.__doc__ = (f"FCN-{variant} on ResNet-{depth}; arguments as "
-                       f":func:`fcn_resnet_skip`.")
-    return builder
+    doc = f"""FCN-{variant} heads on layer4/layer3/layer2 of a ResNet-{depth}.
+
+    Args:
+        num_classes: output channels.
+        replace_stride_with_dilation: dilate layer2/3/4 instead of striding (the heads then
+            fuse maps of equal resolution).
+        base_channels: stem width (64 in torchvision); smaller for light CPU models.
+        input_convention: pixel convention of the model (torchvision's RGB).
+        backbone_weights: a torchvision ImageNet ResNet file (``resnet{depth}-*.pth``) to load
+            into the backbone (see :func:`fcnseg.models.resnet.load_resnet_weights`).
+        backbone_convention: input convention of that file (default: ``input_convention``).
+    """
+    return _named(builder, arch, doc)
+
+
+def fcn_resnet_skip(variant: str, depth: int, num_classes: int = 21, **options: Any) -> FCN:
+    """FCN-``variant`` heads (``"32s"``, ``"16s"``, ``"8s"``) on a ResNet of ``depth`` (18, 34,
+    50 or 101): the builder ``fcn{variant}_resnet{depth}`` (see :func:`fcn8s_resnet50`) called
+    with ``num_classes`` and ``options``."""
+    return get_builder(f"fcn{variant}_resnet{depth}")(num_classes, **options)
 
 
 _RESNET_SKIP_BUILDERS = {
@@ -265,8 +259,7 @@ def _torchvision_builder(depth: int) -> Callable[..., TorchvisionFCN]:
             load_torchvision_fcn_weights(model, weights)
         return model
 
-    builder.__name__ = builder.__qualname__ = f"fcn_resnet{depth}"
-    builder.__doc__ = f"""torchvision's FCN-ResNet{depth}: dilated ResNet-{depth} (output stride 8),
+    doc = f"""torchvision's FCN-ResNet{depth}: dilated ResNet-{depth} (output stride 8),
     FCNHead, bilinear resize.
 
     Args:
@@ -281,7 +274,7 @@ def _torchvision_builder(depth: int) -> Callable[..., TorchvisionFCN]:
         backbone_weights: a torchvision ImageNet ``resnet{depth}-*.pth`` for the backbone only.
         backbone_convention: its input convention (default: ``input_convention``).
     """
-    return builder
+    return _named(builder, f"fcn_resnet{depth}", doc)
 
 
 fcn_resnet50 = _torchvision_builder(50)
@@ -345,46 +338,9 @@ def fcn_alexnet(
     return model
 
 
-def fcn_googlenet(
-    variant: str,
-    num_classes: int = 21,
-    *,
-    width: float = 1.0,
-    transform_input: bool = True,
-    input_convention: InputConvention | str | dict[str, Any] = TORCHVISION_RGB.name,
-    backbone_weights: PathLike | None = None,
-    backbone_convention: str | None = None,
-) -> FCN:
-    """FCN-``variant`` (``"32s"``, ``"16s"``, ``"8s"``) on GoogLeNet (Inception v1, torchvision's
-    module and key names; see :mod:`fcnseg.models.googlenet`): ``score_fr`` on inception5b,
-    skips scoring inception4e (stride 16) and inception3b (stride 8), frozen bilinear
-    upsampling placed by the coordinate maps.
-
-    Args:
-        variant: which skip levels to fuse.
-        num_classes: output channels.
-        width: multiplier of every channel count (slimmer trunks for CPUs and tests).
-        transform_input: rescale ImageNet-normalised input to torchvision's GoogLeNet scaling
-            inside the model (True for torchvision's weights).
-        input_convention: pixel convention of the model (torchvision's RGB).
-        backbone_weights: torchvision's ImageNet ``googlenet-1378be20.pth`` (aux1, aux2 and fc
-            are dropped; see :func:`fcnseg.models.googlenet.load_googlenet_weights`).
-        backbone_convention: input convention of that file (default: ``input_convention``).
-    """
-    trunk = GoogLeNetTrunk(width=width, transform_input=transform_input)
-    head = SkipHead(trunk.out_channels, trunk.coord_maps(), num_classes, variant=variant,
-                    upsampling=edge_upsampling, names=GOOGLENET_NAMES)
-    identity = ModelIdentity(f"fcn{variant}_googlenet", {
-        "num_classes": num_classes, "width": width, "transform_input": transform_input},
-        input_convention)
-    model = FCN(trunk, head, identity, trunk_name=None)
-    if backbone_weights is not None:
-        load_googlenet_weights(model, backbone_weights,
-                               convention=backbone_convention or input_convention)
-    return model
-
-
 def _googlenet_builder(variant: str) -> Callable[..., FCN]:
+    arch = f"fcn{variant}_googlenet"
+
     def builder(
         num_classes: int = 21,
         *,
@@ -394,13 +350,39 @@ def _googlenet_builder(variant: str) -> Callable[..., FCN]:
         backbone_weights: PathLike | None = None,
         backbone_convention: str | None = None,
     ) -> FCN:
-        return fcn_googlenet(variant, num_classes, width=width, transform_input=transform_input,
-                             input_convention=input_convention, backbone_weights=backbone_weights,
-                             backbone_convention=backbone_convention)
+        trunk = GoogLeNetTrunk(width=width, transform_input=transform_input)
+        head = SkipHead(trunk.out_channels, trunk.coord_maps(), num_classes, variant=variant,
+                        upsampling=edge_upsampling, names=GOOGLENET_NAMES)
+        identity = ModelIdentity(arch, _recorded(builder, locals()), input_convention)
+        model = FCN(trunk, head, identity, trunk_name=None)
+        if backbone_weights is not None:
+            load_googlenet_weights(model, backbone_weights,
+                                   convention=backbone_convention or input_convention)
+        return model
 
-    builder.__name__ = builder.__qualname__ = f"fcn{variant}_googlenet"
-    builder.__doc__ = f"FCN-{variant} on GoogLeNet; arguments as :func:`fcn_googlenet`."
-    return builder
+    doc = f"""FCN-{variant} on GoogLeNet (Inception v1, torchvision's module and key
+    names; see :mod:`fcnseg.models.googlenet`): ``score_fr`` on inception5b, skips scoring
+    inception4e (stride 16) and inception3b (stride 8), frozen bilinear upsampling placed by
+    the coordinate maps.
+
+    Args:
+        num_classes: output channels.
+        width: multiplier of every channel count (slimmer trunks for CPUs and tests).
+        transform_input: rescale ImageNet-normalised input to torchvision's GoogLeNet scaling
+            inside the model (True for torchvision's weights).
+        input_convention: pixel convention of the model (torchvision's RGB).
+        backbone_weights: torchvision's ImageNet ``googlenet-1378be20.pth`` (aux1, aux2 and fc
+            are dropped; see :func:`fcnseg.models.googlenet.load_googlenet_weights`).
+        backbone_convention: input convention of that file (default: ``input_convention``).
+    """
+    return _named(builder, arch, doc)
+
+
+def fcn_googlenet(variant: str, num_classes: int = 21, **options: Any) -> FCN:
+    """FCN-``variant`` (``"32s"``, ``"16s"``, ``"8s"``) on GoogLeNet: the builder
+    ``fcn{variant}_googlenet`` (see :func:`fcn8s_googlenet`) called with ``num_classes`` and
+    ``options``."""
+    return get_builder(f"fcn{variant}_googlenet")(num_classes, **options)
 
 
 fcn32s_googlenet = _googlenet_builder("32s")
@@ -422,12 +404,12 @@ NOT_RECORDED = ("backbone_weights", "backbone_convention", "weights", "backbone"
 
 # -- the reference's other tasks: SIFT Flow (two heads) and NYUDv2 (modalities) ----------------
 def _load_imagenet(model: nn.Module, path: PathLike, convention: str | None,
-                   task_convention: InputConvention) -> None:
+                   task_convention: InputConvention | str | dict[str, Any]) -> None:
     """ImageNet VGG16 weights into a VGG16 FCN; Caffe weights keep the task's own mean (the
     reference fine-tunes them on the dataset's mean), torchvision's bring their convention."""
     load_backbone_weights(model, path, convention=convention)
     if model.input_convention.name == CAFFE_BGR.name:
-        model.input_convention = task_convention
+        model.input_convention = get_convention(task_convention)
 
 
 def _siftflow_builder(arch: str, variant: str) -> Callable[..., FCN]:
@@ -443,17 +425,15 @@ def _siftflow_builder(arch: str, variant: str) -> Callable[..., FCN]:
         backbone_weights: PathLike | None = None,
         backbone_convention: str | None = None,
     ) -> FCN:
-        model = siftflow_fcn(variant, arch=arch, build_kwargs=_recorded(builder, locals()),
-                             num_classes=num_classes, geometric_classes=geometric_classes,
-                             geometry=geometry, width=width, fc_channels=fc_channels,
-                             dropout=dropout, input_convention=input_convention)
+        identity = ModelIdentity(arch, _recorded(builder, locals()), input_convention)
+        trunk = VGG16Trunk(geometry=geometry, width=width, fc_channels=fc_channels,
+                           dropout=dropout)
+        model = siftflow_fcn(trunk, variant, identity, num_classes, geometric_classes)
         if backbone_weights is not None:
-            _load_imagenet(model, backbone_weights, backbone_convention,
-                           get_convention(input_convention))
+            _load_imagenet(model, backbone_weights, backbone_convention, input_convention)
         return model
 
-    builder.__name__ = builder.__qualname__ = arch
-    builder.__doc__ = f"""SIFT Flow FCN-{variant}: one VGG16 trunk, a ``semantic`` and a
+    doc = f"""SIFT Flow FCN-{variant}: one VGG16 trunk, a ``semantic`` and a
     ``geometric`` head, each with its own scorers and upsampling (``score_fr_sem``,
     ``upscore2_geo`` ...).
     ``model(x)`` returns ``{{"semantic": N×33×H×W, "geometric": N×3×H×W}}``.
@@ -465,7 +445,7 @@ def _siftflow_builder(arch: str, variant: str) -> Callable[..., FCN]:
         input_convention: the SIFT Flow mean, BGR (the reference's).
         backbone_weights, backbone_convention: ImageNet VGG16 weights, as :func:`fcn32s`.
     """
-    return builder
+    return _named(builder, arch, doc)
 
 
 siftflow_fcn32s = _siftflow_builder("siftflow_fcn32s", "32s")
@@ -473,8 +453,12 @@ siftflow_fcn16s = _siftflow_builder("siftflow_fcn16s", "16s")
 siftflow_fcn8s = _siftflow_builder("siftflow_fcn8s", "8s")
 
 
-def _nyud_single_builder(arch: str, modality: str,
-                         convention: InputConvention) -> Callable[..., FCN]:
+def _nyud_builder(arch: str, modalities: tuple[str, ...], convention: InputConvention,
+                  doc: str) -> Callable[..., FCN]:
+    """A builder of the NYUDv2 FCN-32s on one modality, or on colour and depth stacked into one
+    input (early fusion)."""
+    early_fusion = modalities == ("color", "depth")
+
     def builder(
         num_classes: int = 40,
         *,
@@ -486,44 +470,50 @@ def _nyud_single_builder(arch: str, modality: str,
         backbone_weights: PathLike | None = None,
         backbone_convention: str | None = None,
     ) -> FCN:
-        model = vgg16_fcn("32s", num_classes, arch=arch,
-                          build_kwargs=_recorded(builder, locals()), geometry=geometry,
-                          width=width, fc_channels=fc_channels, dropout=dropout,
-                          input_convention=input_convention)
-        model.input_names = (modality,)
-        if backbone_weights is not None:
-            _load_imagenet(model, backbone_weights, backbone_convention,
-                           get_convention(input_convention))
+        identity = ModelIdentity(arch, _recorded(builder, locals()), input_convention)
+        trunk_options = {"geometry": geometry, "width": width, "fc_channels": fc_channels,
+                         "dropout": dropout}
+        if early_fusion:
+            trunk = VGG16Trunk(**trunk_options, in_channels=4)
+            model = early_fusion_fcn(trunk, num_classes, "32s", identity)
+        else:
+            model = vgg16_fcn(VGG16Trunk(**trunk_options), num_classes, "32s", identity,
+                              input_names=modalities)
+        if backbone_weights is None:
+            return model
+        if not early_fusion:
+            _load_imagenet(model, backbone_weights, backbone_convention, input_convention)
+            return model
+        # Load into a 3-channel twin, then widen its conv1_1 for depth.
+        twin = vgg16_fcn(VGG16Trunk(**trunk_options), num_classes, "32s", ModelIdentity("fcn32s"))
+        _load_imagenet(twin, backbone_weights, backbone_convention, input_convention)
+        sd = twin.state_dict()
+        sd["conv1_1_bgrd.weight"] = early_fusion_conv1(sd.pop("conv1_1.weight"))
+        sd["conv1_1_bgrd.bias"] = sd.pop("conv1_1.bias")
+        model.load_state_dict(sd)
+        model.input_convention = twin.input_convention
         return model
 
-    builder.__name__ = builder.__qualname__ = arch
-    builder.__doc__ = f"""NYUDv2 FCN-32s on {modality} alone (40 classes): the VGG16 FCN-32s, its
+    return _named(builder, arch, doc)
+
+
+_NYUD_SINGLE_DOC = """NYUDv2 FCN-32s on {modality} alone (40 classes): the VGG16 FCN-32s, its
     input named ``{modality!r}`` (``model(x)`` takes N×3×H×W or ``{{{modality!r}: N×3×H×W}}``).
 
     Args:
         num_classes: 40 (Gupta et al.'s NYUDv2 classes).
         geometry, width, fc_channels, dropout: as :func:`fcn32s`.
-        input_convention: the reference's {modality} normalisation (``{convention.name}``).
+        input_convention: the reference's {modality} normalisation (``{convention}``).
         backbone_weights, backbone_convention: ImageNet VGG16 weights, as :func:`fcn32s`.
     """
-    return builder
-
-
-nyud_fcn32s_color = _nyud_single_builder("nyud_fcn32s_color", "color", NYUD_BGR)
-nyud_fcn32s_hha = _nyud_single_builder("nyud_fcn32s_hha", "hha", NYUD_HHA)
-
-
-def nyud_fcn32s_color_d(
-    num_classes: int = 40,
-    *,
-    geometry: str = "caffe",
-    width: float = 1.0,
-    fc_channels: int = 4096,
-    dropout: float = 0.5,
-    input_convention: InputConvention | str | dict[str, Any] = NYUD_BGR,
-    backbone_weights: PathLike | None = None,
-    backbone_convention: str | None = None,
-) -> FCN:
+nyud_fcn32s_color = _nyud_builder(
+    "nyud_fcn32s_color", ("color",), NYUD_BGR,
+    _NYUD_SINGLE_DOC.format(modality="color", convention=NYUD_BGR.name))
+nyud_fcn32s_hha = _nyud_builder(
+    "nyud_fcn32s_hha", ("hha",), NYUD_HHA,
+    _NYUD_SINGLE_DOC.format(modality="hha", convention=NYUD_HHA.name))
+nyud_fcn32s_color_d = _nyud_builder(
+    "nyud_fcn32s_color_d", ("color", "depth"), NYUD_BGR,
     """NYUDv2 FCN-32s RGB-D, early fusion: colour and depth stacked into a 4-channel
     ``conv1_1_bgrd`` (the reference's name). ``model(x)`` takes ``{"color": N×3×H×W, "depth":
     N×1×H×W}`` or the stacked N×4×H×W tensor (colour channels first).
@@ -537,23 +527,7 @@ def nyud_fcn32s_color_d(
             colour channels and, for depth, its mean over the input channels
             (:func:`fcnseg.models.multitask.early_fusion_conv1`); the bias is copied.
         backbone_convention: that file's convention, as :func:`fcn32s`.
-    """
-    model = early_fusion_fcn("32s", num_classes, arch="nyud_fcn32s_color_d",
-                             build_kwargs=_recorded(nyud_fcn32s_color_d, locals()),
-                             geometry=geometry, width=width, fc_channels=fc_channels,
-                             dropout=dropout, input_convention=input_convention)
-    if backbone_weights is not None:
-        # Load into a 3-channel twin, then widen its conv1_1 for depth.
-        twin = vgg16_fcn("32s", num_classes, arch="fcn32s", build_kwargs={}, geometry=geometry,
-                         width=width, fc_channels=fc_channels, dropout=dropout)
-        _load_imagenet(twin, backbone_weights, backbone_convention,
-                       get_convention(input_convention))
-        sd = twin.state_dict()
-        sd["conv1_1_bgrd.weight"] = early_fusion_conv1(sd.pop("conv1_1.weight"))
-        sd["conv1_1_bgrd.bias"] = sd.pop("conv1_1.bias")
-        model.load_state_dict(sd)
-        model.input_convention = twin.input_convention
-    return model
+    """)
 
 
 def _late_fusion_builder(arch: str, variant: str) -> Callable[..., LateFusionFCN]:
@@ -567,17 +541,16 @@ def _late_fusion_builder(arch: str, variant: str) -> Callable[..., LateFusionFCN
         input_convention: InputConvention | str | dict[str, Any] = NYUD_BGR,
         stream_weights: Mapping[str, PathLike] | None = None,
     ) -> LateFusionFCN:
-        model = late_fusion_fcn(variant, num_classes, arch=arch,
-                                build_kwargs=_recorded(builder, locals()),
-                                modalities=("color", "hha"), fusion_weights=(0.5, 0.5),
-                                geometry=geometry, width=width, fc_channels=fc_channels,
-                                dropout=dropout, input_convention=input_convention)
+        identity = ModelIdentity(arch, _recorded(builder, locals()), input_convention)
+        streams = {m: VGG16Trunk(geometry=geometry, width=width, fc_channels=fc_channels,
+                                 dropout=dropout) for m in ("color", "hha")}
+        model = LateFusionFCN(streams, num_classes, identity, variant=variant,
+                              fusion_weights=(0.5, 0.5), pad_to_target=geometry == "same")
         if stream_weights is not None:
             init_late_fusion(model, stream_weights)
         return model
 
-    builder.__name__ = builder.__qualname__ = arch
-    builder.__doc__ = f"""NYUDv2 FCN-{variant} RGB-HHA, late fusion: a ``color`` and an ``hha``
+    doc = f"""NYUDv2 FCN-{variant} RGB-HHA, late fusion: a ``color`` and an ``hha``
     VGG16 stream whose score maps are summed with weights 0.5 / 0.5 before one shared
     upsampling. ``model(x)`` takes ``{{"color": N×3×H×W, "hha": N×3×H×W}}``.
 
@@ -590,7 +563,7 @@ def _late_fusion_builder(arch: str, variant: str) -> Callable[..., LateFusionFCN
             nets (``nyud_fcn32s_color``, ``nyud_fcn32s_hha``) to start each stream from
             (:func:`fcnseg.models.multitask.init_late_fusion`).
     """
-    return builder
+    return _named(builder, arch, doc)
 
 
 nyud_fcn32s_color_hha = _late_fusion_builder("nyud_fcn32s_color_hha", "32s")

@@ -7,8 +7,9 @@ under ``backbone.``; the heads' layers under their :class:`~fcnseg.models.head.H
 (``score_fr``, ``score_pool4``, ``upscore2`` …; ``score32``, ``up32to16.up`` …).
 
 The VGG16 models (FCN-32s/16s/8s and FCN-8s at once, in the Caffe or the "same" geometry) are
-built by :func:`vgg16_fcn`; the offsets of the Caffe reference (19; 5, 27; 5, 9, 31) are not
-typed in but derived from the layers (:mod:`fcnseg.models.geometry`).
+built by :func:`vgg16_fcn` (their head by :func:`vgg16_head`); the offsets of the Caffe
+reference (19; 5, 27; 5, 9, 31) are not typed in but derived from the layers
+(:mod:`fcnseg.models.geometry`).
 """
 
 from __future__ import annotations
@@ -20,13 +21,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from fcnseg.conventions import CAFFE_BGR, InputConvention
-from fcnseg.models.head import VARIANTS, VGG_NAMES, SkipHead, reference_upsampling
+from fcnseg.models.head import VARIANTS, VGG_NAMES, HeadNames, SkipHead, reference_upsampling
 from fcnseg.models.identity import DescribedModel, ModelIdentity
 from fcnseg.models.trunk import trunk_channels, trunk_coord_maps, trunk_features
 from fcnseg.models.vgg import GEOMETRIES, VGG16_BLOCKS, VGG16Trunk
 
-__all__ = ["FCN", "GEOMETRIES", "VGG16_BLOCKS", "stack_inputs", "vgg16_fcn"]
+__all__ = ["FCN", "GEOMETRIES", "VGG16_BLOCKS", "stack_inputs", "vgg16_fcn", "vgg16_head"]
 
 
 class FCN(DescribedModel, nn.Module):
@@ -175,28 +175,33 @@ def stack_inputs(x: torch.Tensor | Mapping[str, torch.Tensor],
     return torch.cat([x[n] for n in input_names], dim=1)
 
 
-def vgg16_fcn(
+def vgg16_head(
+    trunk: VGG16Trunk,
+    num_classes: int,
     variant: str,
-    num_classes: int = 21,
     *,
-    arch: str,
-    build_kwargs: Mapping[str, Any],
-    geometry: str = "caffe",
-    width: float = 1.0,
-    fc_channels: int = 4096,
-    dropout: float = 0.5,
-    batch_norm: bool = False,
     skip_scales: Sequence[float] = (1.0, 1.0),
-    input_convention: InputConvention | str | Mapping[str, Any] = CAFFE_BGR,
-) -> FCN:
-    """FCN-``variant`` on VGG16 (the reference models; the builders in
-    :mod:`fcnseg.models.builders` call this with their ``arch`` and recorded arguments)."""
+    names: HeadNames = VGG_NAMES,
+) -> SkipHead:
+    """The reference's FCN-``variant`` head on a VGG16 trunk: its layer names and its
+    upsampling, cropped in the Caffe geometry and padded to the input in the "same" one."""
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {sorted(VARIANTS)}, got {variant!r}")
-    trunk = VGG16Trunk(geometry=geometry, width=width, fc_channels=fc_channels, dropout=dropout,
-                       batch_norm=batch_norm)
-    head = SkipHead(trunk.out_channels, trunk.coord_maps(), num_classes, variant=variant,
-                    upsampling=partial(reference_upsampling, pad_to_target=geometry == "same"),
-                    skip_scales=skip_scales, names=VGG_NAMES)
-    identity = ModelIdentity(arch, dict(build_kwargs), input_convention)
-    return FCN(trunk, head, identity, trunk_name=None)
+    upsampling = partial(reference_upsampling, pad_to_target=trunk.geometry == "same")
+    return SkipHead(trunk.out_channels, trunk.coord_maps(), num_classes, variant=variant,
+                    upsampling=upsampling, skip_scales=skip_scales, names=names)
+
+
+def vgg16_fcn(
+    trunk: VGG16Trunk,
+    num_classes: int,
+    variant: str,
+    identity: ModelIdentity,
+    *,
+    skip_scales: Sequence[float] = (1.0, 1.0),
+    input_names: Sequence[str] = ("color",),
+) -> FCN:
+    """FCN-``variant`` on a VGG16 trunk, its layers at the top level as in the reference (the
+    builders in :mod:`fcnseg.models.builders` call this with the model's identity)."""
+    head = vgg16_head(trunk, num_classes, variant, skip_scales=skip_scales)
+    return FCN(trunk, head, identity, trunk_name=None, input_names=input_names)

@@ -27,15 +27,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from fcnseg.conventions import InputConvention, get_convention
-from fcnseg.models.fcn import FCN, stack_inputs
+from fcnseg.models.fcn import FCN, stack_inputs, vgg16_head
 from fcnseg.models.geometry import IDENTITY
 from fcnseg.models.head import (
     VARIANTS,
     VGG_NAMES,
     AlignedUpsampling,
     Scorer,
-    SkipHead,
     reference_upsampling,
 )
 from fcnseg.models.identity import DescribedModel, ModelIdentity
@@ -49,7 +47,6 @@ __all__ = [
     "early_fusion_conv1",
     "early_fusion_fcn",
     "init_late_fusion",
-    "late_fusion_fcn",
     "siftflow_fcn",
 ]
 
@@ -57,35 +54,13 @@ __all__ = [
 HEAD_SUFFIXES: dict[str, str] = {"semantic": "_sem", "geometric": "_geo"}
 
 
-def _trunk(geometry: str, width: float, fc_channels: int, dropout: float,
-           in_channels: int = 3) -> VGG16Trunk:
-    return VGG16Trunk(geometry=geometry, width=width, fc_channels=fc_channels, dropout=dropout,
-                      in_channels=in_channels)
-
-
-def siftflow_fcn(
-    variant: str,
-    *,
-    arch: str,
-    build_kwargs: Mapping[str, Any],
-    num_classes: int = 33,
-    geometric_classes: int = 3,
-    geometry: str = "caffe",
-    width: float = 1.0,
-    fc_channels: int = 4096,
-    dropout: float = 0.5,
-    input_convention: InputConvention | str | Mapping[str, Any] = "caffe_bgr",
-) -> FCN:
+def siftflow_fcn(trunk: VGG16Trunk, variant: str, identity: ModelIdentity, num_classes: int = 33,
+                 geometric_classes: int = 3) -> FCN:
     """FCN-``variant`` on one VGG16 trunk with a ``semantic`` (``num_classes``) and a
     ``geometric`` (``geometric_classes``) head; ``forward`` returns ``{head: scores}``."""
-    trunk = _trunk(geometry, width, fc_channels, dropout)
-    upsampling = partial(reference_upsampling, pad_to_target=geometry == "same")
     counts = {"semantic": num_classes, "geometric": geometric_classes}
-    heads = {name: SkipHead(trunk.out_channels, trunk.coord_maps(), counts[name],
-                            variant=variant, upsampling=upsampling,
-                            names=VGG_NAMES.suffixed(suffix))
+    heads = {name: vgg16_head(trunk, counts[name], variant, names=VGG_NAMES.suffixed(suffix))
              for name, suffix in HEAD_SUFFIXES.items()}
-    identity = ModelIdentity(arch, dict(build_kwargs), input_convention)
     return FCN(trunk, heads, identity, trunk_name=None)
 
 
@@ -98,27 +73,16 @@ def early_fusion_conv1(weight: torch.Tensor) -> torch.Tensor:
     return torch.cat([weight, weight.mean(dim=1, keepdim=True)], dim=1)
 
 
-def early_fusion_fcn(
-    variant: str,
-    num_classes: int,
-    *,
-    arch: str,
-    build_kwargs: Mapping[str, Any],
-    geometry: str = "caffe",
-    width: float = 1.0,
-    fc_channels: int = 4096,
-    dropout: float = 0.5,
-    input_convention: InputConvention | str | Mapping[str, Any] = "caffe_bgr",
-) -> FCN:
-    """FCN-``variant`` on a VGG16 trunk whose ``conv1_1_bgrd`` takes colour and depth stacked
-    (input names ``("color", "depth")``)."""
-    trunk = _trunk(geometry, width, fc_channels, dropout, in_channels=4)
-    head = SkipHead(trunk.out_channels, trunk.coord_maps(), num_classes, variant=variant,
-                    upsampling=partial(reference_upsampling, pad_to_target=geometry == "same"),
-                    names=VGG_NAMES)
-    identity = ModelIdentity(arch, dict(build_kwargs), input_convention)
-    return FCN(trunk, head, identity, trunk_name=None, input_names=("color", "depth"),
-               layer_names={"conv1_1": "conv1_1_bgrd"})
+def early_fusion_fcn(trunk: VGG16Trunk, num_classes: int, variant: str,
+                     identity: ModelIdentity) -> FCN:
+    """FCN-``variant`` on a VGG16 trunk of 4 input channels whose first convolution, named
+    ``conv1_1_bgrd`` as in the reference, takes colour and depth stacked (input names
+    ``("color", "depth")``)."""
+    if trunk.in_channels != 4:
+        raise ValueError(f"early fusion stacks colour and depth: 4 input channels, got a "
+                         f"trunk of {trunk.in_channels}")
+    return FCN(trunk, vgg16_head(trunk, num_classes, variant), identity, trunk_name=None,
+               input_names=("color", "depth"), layer_names={"conv1_1": "conv1_1_bgrd"})
 
 
 class LateFusionFCN(DescribedModel, nn.Module):
@@ -225,27 +189,6 @@ class LateFusionFCN(DescribedModel, nn.Module):
             pool4 = features[self.input_names[0]][16]
             score = self.up_pool4(score, pool4) + self._fused(features, 16)
         return self.up_final(score, size)
-
-
-def late_fusion_fcn(
-    variant: str,
-    num_classes: int,
-    *,
-    arch: str,
-    build_kwargs: Mapping[str, Any],
-    modalities: Sequence[str] = ("color", "hha"),
-    fusion_weights: Sequence[float] = (0.5, 0.5),
-    geometry: str = "caffe",
-    width: float = 1.0,
-    fc_channels: int = 4096,
-    dropout: float = 0.5,
-    input_convention: InputConvention | str | Mapping[str, Any] = "caffe_bgr",
-) -> LateFusionFCN:
-    """A :class:`LateFusionFCN` with one VGG16 trunk per modality."""
-    streams = {m: _trunk(geometry, width, fc_channels, dropout) for m in modalities}
-    identity = ModelIdentity(arch, dict(build_kwargs), get_convention(input_convention))
-    return LateFusionFCN(streams, num_classes, identity, variant=variant,
-                         fusion_weights=fusion_weights, pad_to_target=geometry == "same")
 
 
 def _stream_state_dict(source: Any, modality: str) -> tuple[str, dict[str, torch.Tensor]]:

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 from google.protobuf.message import DecodeError
@@ -208,23 +208,38 @@ def _native_float32(arr: np.ndarray) -> np.ndarray:
     return arr.astype(np.float32)
 
 
-def _read_blob(s: _Stream, end: int, where: str) -> CaffeBlob:
+def _walk(s: _Stream, end: int, where: str, readers: Mapping[int, Callable[[int], object]],
+          skipped: tuple[int, ...] = ()) -> bytes:
+    """Walk the fields of the message that ends at ``end``: each length-delimited field with a
+    reader in ``readers`` (by field number) goes to it, the stream at its payload and its
+    length given; fields numbered in ``skipped`` are dropped; the others are returned, encoded,
+    for protobuf to parse."""
     rest = bytearray()
+    for number, wire, start, length in s.fields(end, where):
+        if wire == _LEN and number in readers:
+            readers[number](length)
+        elif number not in skipped:
+            rest += s.field_bytes(start, number, wire, length)
+    return bytes(rest)
+
+
+def _parse(message: Any, data: bytes, s: _Stream, where: str, what: str) -> Any:
+    """``data`` parsed as the protobuf ``message`` type; a :class:`CaffeModelError` naming the
+    file and ``where`` when it is not a valid ``what``."""
+    try:
+        return message.FromString(data)
+    except DecodeError as e:
+        raise CaffeModelError(f"{s.path}: {where}: not a valid {what} ({e})") from e
+
+
+def _read_blob(s: _Stream, end: int, where: str) -> CaffeBlob:
     chunks: list[np.ndarray] = []
     doubles: list[np.ndarray] = []
-    for number, wire, start, length in s.fields(end, where):
-        if number == 5 and wire == _LEN:  # data, packed float
-            chunks.append(_read_floats(s, length, "<f4", where))
-        elif number == 8 and wire == _LEN:  # double_data, packed double
-            doubles.append(_read_floats(s, length, "<f8", where))
-        elif number in (6, 9):  # diff, double_diff: gradients, not needed
-            continue
-        else:
-            rest += s.field_bytes(start, number, wire, length)
-    try:
-        msg = BlobProto.FromString(bytes(rest))
-    except DecodeError as e:
-        raise CaffeModelError(f"{s.path}: {where}: not a valid BlobProto ({e})") from e
+    rest = _walk(s, end, where, {
+        5: lambda length: chunks.append(_read_floats(s, length, "<f4", where)),  # data
+        8: lambda length: doubles.append(_read_floats(s, length, "<f8", where)),  # double_data
+    }, skipped=(6, 9))  # diff, double_diff: gradients, not needed
+    msg = _parse(BlobProto, rest, s, where, "BlobProto")
     if msg.data:  # unpacked floats, decoded by protobuf
         chunks.append(np.asarray(msg.data, dtype=np.float32))
     if msg.double_data:
@@ -271,11 +286,8 @@ def _read_layer(s: _Stream, end: int, v1: bool, index: int) -> CaffeLayer:
             rest += field_bytes
             if (number == (4 if v1 else 1)) and wire == _LEN:  # the name, for messages
                 name = s.f.read(length).decode("utf-8", "replace")
-    try:
-        msg = (V1LayerParameter if v1 else LayerParameter).FromString(bytes(rest))
-    except DecodeError as e:
-        raise CaffeModelError(f"{s.path}: {_layer_label(name, index)}: not a valid layer "
-                              f"({e})") from e
+    msg = _parse(V1LayerParameter if v1 else LayerParameter, bytes(rest), s,
+                 _layer_label(name, index), "layer")
     if v1:
         type_name = _V1_ENUM_NAMES.get(msg.type, str(msg.type))
         ltype = _V1_TYPE_NAMES.get(type_name, type_name)
@@ -290,17 +302,12 @@ def _read_layer(s: _Stream, end: int, v1: bool, index: int) -> CaffeLayer:
 
 
 def _read_v0_layer(s: _Stream, end: int, where: str) -> CaffeLayer:
-    rest = bytearray()
     blobs: list[CaffeBlob] = []
-    for number, wire, start, length in s.fields(end, where):
-        if number == 50 and wire == _LEN:
-            blobs.append(_read_blob(s, s.f.tell() + length, f"{where} blob {len(blobs)}"))
-        else:
-            rest += s.field_bytes(start, number, wire, length)
-    try:
-        msg = V0LayerParameter.FromString(bytes(rest))
-    except DecodeError as e:
-        raise CaffeModelError(f"{s.path}: {where}: not a valid V0 layer ({e})") from e
+    rest = _walk(s, end, where, {
+        50: lambda length: blobs.append(_read_blob(s, s.f.tell() + length,
+                                                   f"{where} blob {len(blobs)}")),
+    })
+    msg = _parse(V0LayerParameter, rest, s, where, "V0 layer")
     return CaffeLayer(msg.name, _V0_TYPE_NAMES.get(msg.type, msg.type), blobs)
 
 

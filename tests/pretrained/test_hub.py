@@ -166,6 +166,30 @@ def test_push_to_hub_uploads_a_pretrained_folder(tmp_path: Path,
     assert calls["config"]["classes"]["names"] == ["a", "b", "c"]
 
 
+def test_push_to_hub_takes_every_option_of_save_pretrained(monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    import huggingface_hub
+
+    configs: list[dict] = []
+
+    class FakeApi:  # keeps the uploaded config (no network in tests)
+        def __init__(self, token=None):
+            pass
+
+        def create_repo(self, repo_id, private=None, exist_ok=False):
+            pass
+
+        def upload_folder(self, repo_id, folder_path, commit_message):
+            configs.append(json.loads((Path(folder_path) / "config.json").read_text()))
+            return "url"
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    push_to_hub(_model(3), "someone/tiny", class_names=["a", "b", "c"], ignore_index=7,
+                metrics={"mean_iu": 0.5})
+    assert configs[0]["classes"]["ignore_index"] == 7
+    assert configs[0]["metrics"] == {"mean_iu": 0.5}
+
+
 def test_a_training_run_folder_points_to_its_checkpoint(tmp_path: Path) -> None:
     run = tmp_path / "run"
     save_checkpoint(run / "best.pt", _model(3), class_names=["a", "b", "c"],

@@ -412,6 +412,20 @@ def _load_imagenet(model: nn.Module, path: PathLike, convention: str | None,
         model.input_convention = get_convention(task_convention)
 
 
+def _load_imagenet_early_fusion(model: FCN, twin_trunk: VGG16Trunk, path: PathLike,
+                                convention: str | None,
+                                task_convention: InputConvention | str | dict[str, Any]) -> None:
+    """ImageNet VGG16 weights into an early-fusion FCN: loaded into a 3-channel twin on
+    ``twin_trunk``, whose conv1_1 is then widened for depth (:func:`early_fusion_conv1`)."""
+    twin = vgg16_fcn(twin_trunk, model.num_classes, "32s", ModelIdentity("fcn32s"))
+    _load_imagenet(twin, path, convention, task_convention)
+    sd = twin.state_dict()
+    sd["conv1_1_bgrd.weight"] = early_fusion_conv1(sd.pop("conv1_1.weight"))
+    sd["conv1_1_bgrd.bias"] = sd.pop("conv1_1.bias")
+    model.load_state_dict(sd)
+    model.input_convention = twin.input_convention
+
+
 def _siftflow_builder(arch: str, variant: str) -> Callable[..., FCN]:
     def builder(
         num_classes: int = 33,
@@ -479,19 +493,11 @@ def _nyud_builder(arch: str, modalities: tuple[str, ...], convention: InputConve
         else:
             model = vgg16_fcn(VGG16Trunk(**trunk_options), num_classes, "32s", identity,
                               input_names=modalities)
-        if backbone_weights is None:
-            return model
-        if not early_fusion:
+        if backbone_weights is not None and early_fusion:
+            _load_imagenet_early_fusion(model, VGG16Trunk(**trunk_options), backbone_weights,
+                                        backbone_convention, input_convention)
+        elif backbone_weights is not None:
             _load_imagenet(model, backbone_weights, backbone_convention, input_convention)
-            return model
-        # Load into a 3-channel twin, then widen its conv1_1 for depth.
-        twin = vgg16_fcn(VGG16Trunk(**trunk_options), num_classes, "32s", ModelIdentity("fcn32s"))
-        _load_imagenet(twin, backbone_weights, backbone_convention, input_convention)
-        sd = twin.state_dict()
-        sd["conv1_1_bgrd.weight"] = early_fusion_conv1(sd.pop("conv1_1.weight"))
-        sd["conv1_1_bgrd.bias"] = sd.pop("conv1_1.bias")
-        model.load_state_dict(sd)
-        model.input_convention = twin.input_convention
         return model
 
     return _named(builder, arch, doc)

@@ -32,8 +32,8 @@ import yaml
 
 from fcnseg.data.base import FileSegmentationDataset, Transform
 from fcnseg.data.io import read_label
+from fcnseg.data.layout import read_split_list, read_utf8
 from fcnseg.data.palette import palette_for
-from fcnseg.data.voc import read_split_list, read_utf8
 from fcnseg.utils.typing import PathLike
 
 __all__ = [

@@ -62,8 +62,6 @@ class NYUDv2(FileSegmentationDataset):
         modalities: which inputs each sample has, in this order: any of "color", "hha",
             "depth".
         transform: optional joint transform (it receives the dict of inputs).
-
-    ``input_convention`` is the reference's colour normalisation for this dataset.
     """
 
     classes = NYUD_CLASSES

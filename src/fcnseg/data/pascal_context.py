@@ -134,13 +134,12 @@ class PascalContext(FileSegmentationDataset):
         split: a list in VOC2010's ``ImageSets/Main`` ("train" or "val").
         transform: optional joint transform.
         context_dir: the annotations' folder when it is not ``root/pascal-context``.
-
-    ``input_convention`` is the reference's colour normalisation for this dataset.
     """
 
     classes = PASCAL_CONTEXT_CLASSES
     ignore_index = 255
     input_convention = PASCAL_CONTEXT_BGR
+    label_suffix = ".mat"
 
     def __init__(
         self,
@@ -158,12 +157,8 @@ class PascalContext(FileSegmentationDataset):
         self.ids = read_split(self.voc_dir / "ImageSets" / "Main" / f"{split}.txt", split,
                               dataset="VOC2010", kind="list",
                               hint="PASCAL-Context uses train and val")
-
-    def image_path(self, index: int) -> Path:
-        return self.voc_dir / "JPEGImages" / f"{self.ids[index]}.jpg"
-
-    def label_path(self, index: int) -> Path:
-        return self.context_dir / "trainval" / f"{self.ids[index]}.mat"
+        self.image_dir = self.voc_dir / "JPEGImages"
+        self.label_dir = self.context_dir / "trainval"
 
     def read_label(self, index: int) -> np.ndarray:
         path = self.label_path(index)

@@ -58,6 +58,7 @@ class SBDSegmentation(FileSegmentationDataset):
 
     classes = VOC_CLASSES
     ignore_index = VOC_IGNORE_INDEX
+    label_suffix = ".mat"
 
     def __init__(
         self, root: PathLike, split: str = "train",
@@ -67,12 +68,8 @@ class SBDSegmentation(FileSegmentationDataset):
         self.dir = find_sbd_dir(root)
         self.split = split
         self.ids = read_split(self.dir / f"{split}.txt", split, dataset="SBD")
-
-    def image_path(self, index: int) -> Path:
-        return self.dir / "img" / f"{self.ids[index]}.jpg"
-
-    def label_path(self, index: int) -> Path:
-        return self.dir / "cls" / f"{self.ids[index]}.mat"
+        self.image_dir = self.dir / "img"
+        self.label_dir = self.dir / "cls"
 
     def read_label(self, index: int) -> np.ndarray:
         path = self.label_path(index)

@@ -77,7 +77,6 @@ class SIFTFlow(FileSegmentationDataset):
         transform: optional joint transform (it receives the dict of label maps).
 
     ``classes`` are the semantic classes; ``heads`` names both heads' classes.
-    ``input_convention`` is the reference's colour normalisation for this dataset.
     """
 
     classes = SIFTFLOW_SEMANTIC_CLASSES
@@ -98,9 +97,7 @@ class SIFTFlow(FileSegmentationDataset):
                               "in its release) go beside Images/")
         excluded = set(self.excluded_ids)
         self.ids = [i for i in ids if i not in excluded]
-
-    def image_path(self, index: int) -> Path:
-        return self.dir / "Images" / _SUBDIR / f"{self.ids[index]}.jpg"
+        self.image_dir = self.dir / "Images" / _SUBDIR
 
     def label_path(self, index: int, head: str = "semantic") -> Path:
         folder = {"semantic": "SemanticLabels", "geometric": "GeoLabels"}[head]

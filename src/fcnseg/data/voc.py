@@ -64,12 +64,8 @@ class VOCSegmentation(FileSegmentationDataset):
             ids = read_split(self.dir / "ImageSets" / "Segmentation" / f"{split}.txt", split,
                              dataset=f"VOC{self.year}", kind="segmentation split")
         self.ids = list(ids)
-
-    def image_path(self, index: int) -> Path:
-        return self.dir / "JPEGImages" / f"{self.ids[index]}.jpg"
-
-    def label_path(self, index: int) -> Path:
-        return self.dir / "SegmentationClass" / f"{self.ids[index]}.png"
+        self.image_dir = self.dir / "JPEGImages"
+        self.label_dir = self.dir / "SegmentationClass"
 
     def __repr__(self) -> str:
         return f"VOCSegmentation({self.dir}, split={self.split!r}, {len(self)} images)"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fcnseg.bench import agreement, time_interleaved
+from fcnseg.bench import Timing, agreement, time_interleaved
 from fcnseg.cli.main import main
 
 TINY_ARGS = ["--width", "0.03125", "--fc-channels", "8", "--sizes", "36", "--batches", "1",
@@ -43,6 +43,14 @@ def test_variants_are_timed_round_robin() -> None:
                              warmup=1, repeats=3)
     assert calls == ["a", "b"] * 4
     assert len(times["a"].samples) == 3 and times["a"].low <= times["a"].median
+
+
+def test_timing_summarises_its_samples() -> None:
+    t = Timing((0.3, 0.1, 0.2))
+    assert (t.median, t.low, t.high) == (0.2, 0.1, 0.3)
+    assert t.spread == pytest.approx(1.0, rel=1e-9)
+    assert t.as_dict() == {"median": 0.2, "low": 0.1, "high": 0.3, "samples": [0.3, 0.1, 0.2],
+                           "spread": t.spread}
 
 
 def test_agreement_reports_largest_difference_and_label_match() -> None:

@@ -57,6 +57,13 @@ def test_sbd_reads_gtcls_segmentation_from_mat_files(tmp_path, ondisk):
     assert SBDSegmentation(tmp_path / "benchmark_RELEASE", split="val").ids == ["2008_000004"]
 
 
+def test_sbd_unknown_split_names_the_lists_there(tmp_path, ondisk):
+    ondisk.write_sbd(tmp_path, {"train": ["2008_000002"], "val": ["2008_000004"]})
+    with pytest.raises(ValueError, match=r"SBD has no split 'test' \(.*test.txt missing\); "
+                                         r"available: train, val"):
+        SBDSegmentation(tmp_path, split="test")
+
+
 def test_build_dataset_makes_each_kind(voc_root, tmp_path, ondisk):
     ondisk.write_sbd(tmp_path / "sbd", {"train": ["a"], "val": ["b"]})
     voc = build_dataset({"name": "voc", "root": str(voc_root), "year": "2012"}, split="val")

@@ -12,13 +12,29 @@ import time
 import urllib.request
 from pathlib import Path
 
-from fcnseg.cli.main import main
+from fcnseg.cli.main import build_parser, main
+from fcnseg.cli.serve import limits_from_args
+from fcnseg.serve.limits import ServiceLimits
 
 
 def test_serve_rejects_a_zero_worker_count(checkpoint_path: Path, capsys):
     code = main(["serve", "--checkpoint", str(checkpoint_path), "--workers-concurrency", "0"])
     assert code == 2
     assert "--workers-concurrency" in capsys.readouterr().err
+
+
+def test_serve_limit_options_default_to_the_service_limits():
+    args = build_parser().parse_args(["serve", "--checkpoint", "x.pt"])
+    assert ServiceLimits(**limits_from_args(args)) == ServiceLimits()
+
+
+def test_serve_limit_options_set_the_service_limits_in_their_units():
+    args = build_parser().parse_args([
+        "serve", "--checkpoint", "x.pt", "--max-upload-mb", "0.5", "--max-pixels", "100",
+        "--body-timeout", "2.5", "--workers-concurrency", "3", "--queue", "0"])
+    assert limits_from_args(args) == {"max_upload_bytes": 2**19, "max_pixels": 100,
+                                      "body_timeout_s": 2.5, "max_concurrency": 3,
+                                      "max_queue": 0}
 
 
 def test_serve_command_answers_on_loopback(checkpoint_path: Path):

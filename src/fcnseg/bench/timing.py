@@ -11,7 +11,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -32,12 +32,25 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Timing:
-    """Seconds per call of one variant: median, spread and every sample."""
+    """Seconds per call of one variant: every sample, and their median, extremes and spread."""
 
-    median: float
-    low: float
-    high: float
     samples: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if not self.samples:
+            raise ValueError("a Timing needs at least one sample")
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def low(self) -> float:
+        return min(self.samples)
+
+    @property
+    def high(self) -> float:
+        return max(self.samples)
 
     @property
     def spread(self) -> float:
@@ -45,8 +58,9 @@ class Timing:
         return (self.high - self.low) / self.median if self.median > 0 else 0.0
 
     def as_dict(self) -> dict:
-        """JSON-ready form, with the spread."""
-        return {**asdict(self), "samples": list(self.samples), "spread": self.spread}
+        """JSON-ready form: median, low, high, the samples and the spread."""
+        return {"median": self.median, "low": self.low, "high": self.high,
+                "samples": list(self.samples), "spread": self.spread}
 
 
 def synchronize(device: torch.device | str) -> None:
@@ -96,9 +110,7 @@ def time_interleaved(
             samples[name].append(now() - start)
         if progress is not None:
             progress(done, rounds)
-    return {
-        name: Timing(statistics.median(s), min(s), max(s), tuple(s)) for name, s in samples.items()
-    }
+    return {name: Timing(tuple(s)) for name, s in samples.items()}
 
 
 def count_flops(model: nn.Module, *inputs: torch.Tensor, backward: bool = False) -> int:

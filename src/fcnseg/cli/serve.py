@@ -9,16 +9,25 @@ import socket
 from fcnseg.cli import options
 
 # fcnseg.serve.limits imports no FastAPI, so --help works without the serve extra.
-from fcnseg.serve.limits import (
-    DEFAULT_BODY_TIMEOUT_S,
-    DEFAULT_MAX_CONCURRENCY,
-    DEFAULT_MAX_PIXELS,
-    DEFAULT_MAX_QUEUE,
-    DEFAULT_MAX_UPLOAD_BYTES,
-)
+from fcnseg.serve.limits import ServiceLimits
 
 NAME = "serve"
 HELP = "Serve a checkpoint over HTTP: a segmentation API and a web page to try it."
+
+#: The service's limits as options: (option, the :class:`ServiceLimits` field it sets, its
+#: type, field units per option unit, help). Defaults are the field's, in the option's units.
+_LIMIT_OPTIONS: tuple[tuple[str, str, type, int, str], ...] = (
+    ("--max-upload-mb", "max_upload_bytes", float, 2**20,
+     "largest upload accepted, in MiB (default: %(default)g); larger: 413"),
+    ("--max-pixels", "max_pixels", int, 1,
+     "largest image accepted, width × height (default: %(default)d); larger: 413"),
+    ("--body-timeout", "body_timeout_s", float, 1,
+     "seconds a client has to send its whole upload (default: %(default)g); slower: 408"),
+    ("--workers-concurrency", "max_concurrency", int, 1,
+     "images segmented at once (default: %(default)d)"),
+    ("--queue", "max_queue", int, 1,
+     "requests that may wait for a worker; more get 503 (default: %(default)d)"),
+)
 
 
 class PortUnavailableError(RuntimeError):
@@ -34,25 +43,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="port (default: 8000; 0 for any free port)")
     options.add_device(p)
     options.add_precision(p)
-    p.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_BYTES / 2**20,
-                   help="largest upload accepted, in MiB (default: %(default)g); larger: 413")
-    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
-                   help="largest image accepted, width × height (default: %(default)d); "
-                        "larger: 413")
-    p.add_argument("--body-timeout", type=float, default=DEFAULT_BODY_TIMEOUT_S,
-                   help="seconds a client has to send its whole upload (default: %(default)g); "
-                        "slower: 408")
-    p.add_argument("--workers-concurrency", type=int, default=DEFAULT_MAX_CONCURRENCY,
-                   help="images segmented at once (default: %(default)d)")
-    p.add_argument("--queue", type=int, default=DEFAULT_MAX_QUEUE,
-                   help="requests that may wait for a worker; more get 503 (default: "
-                        "%(default)d)")
+    defaults = ServiceLimits()
+    for option, field, kind, unit, help_text in _LIMIT_OPTIONS:
+        p.add_argument(option, type=kind, default=kind(getattr(defaults, field) / unit),
+                       help=help_text)
     p.add_argument("--torch-threads", type=int, default=None,
                    help="intra-op threads of torch (default: CPU cores divided by "
                         "--workers-concurrency, so concurrent requests do not oversubscribe)")
     p.add_argument("--log-level", default="info",
                    choices=["critical", "error", "warning", "info", "debug"],
                    help="least severe server messages shown")
+
+
+def limits_from_args(args: argparse.Namespace) -> dict[str, int | float]:
+    """The :class:`ServiceLimits` fields the limit options give (``--max-upload-mb`` in bytes)."""
+    defaults = ServiceLimits()
+    limits = {}
+    for option, field, _, unit, _ in _LIMIT_OPTIONS:
+        value = getattr(args, option.removeprefix("--").replace("-", "_")) * unit
+        limits[field] = type(getattr(defaults, field))(value)  # the field's type: whole bytes
+    return limits
 
 
 def bind_listening_socket(host: str, port: int) -> socket.socket:
@@ -104,14 +114,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(threads)
         segmenter = Segmenter.from_checkpoint(args.checkpoint, device=args.device,
                                               precision=args.precision)
-        app = create_app(
-            segmenter,
-            max_upload_bytes=int(args.max_upload_mb * 2**20),
-            max_pixels=args.max_pixels,
-            max_concurrency=args.workers_concurrency,
-            max_queue=args.queue,
-            body_timeout_s=args.body_timeout,
-        )
+        app = create_app(segmenter, **limits_from_args(args))
         port = sock.getsockname()[1]  # the kernel's choice for --port 0
         print(f"serving {segmenter!r} from {args.checkpoint} on http://{args.host}:{port}/ "
               f"({args.workers_concurrency} at once, queue {args.queue}, {threads} torch "

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
+from fcnseg.conventions import InputConvention
 from fcnseg.data.errors import DataError
 from fcnseg.data.images import file_orientation
 from fcnseg.data.io import read_image, read_label
@@ -44,6 +45,8 @@ class SegmentationDataset(Dataset):
     eval_exclude_classes: tuple[int, ...] | Mapping[str, tuple[int, ...]] = ()
     #: Image ids the dataset leaves out of every split (e.g. images without annotations).
     excluded_ids: tuple[str, ...] = ()
+    #: The reference's colour normalisation for this dataset, where it has its own.
+    input_convention: InputConvention | None = None
 
     def __init__(self, transform: Transform | None = None) -> None:
         self.transform = transform
@@ -97,15 +100,24 @@ class SegmentationDataset(Dataset):
 class FileSegmentationDataset(SegmentationDataset):
     """A dataset of image files and mask files: subclasses give the two paths per sample.
 
+    Sample ``i``'s files are ``image_dir / f"{ids[i]}{image_suffix}"`` and ``label_dir /
+    f"{ids[i]}{label_suffix}"``: subclasses set the two folders (and suffixes), or override
+    :meth:`image_path` and :meth:`label_path`.
+
     :meth:`load` reads both, validates the label values against ``num_classes`` and checks that
     image and mask have the same size, raising :class:`DataError` naming the file otherwise.
     """
 
+    image_dir: Path
+    label_dir: Path
+    image_suffix: str = ".jpg"
+    label_suffix: str = ".png"
+
     def image_path(self, index: int) -> Path:
-        raise NotImplementedError
+        return self.image_dir / f"{self.ids[index]}{self.image_suffix}"
 
     def label_path(self, index: int) -> Path:
-        raise NotImplementedError
+        return self.label_dir / f"{self.ids[index]}{self.label_suffix}"
 
     def read_label(self, index: int) -> np.ndarray:
         """The validated H×W int64 label of sample ``index``."""

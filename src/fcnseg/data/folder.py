@@ -32,8 +32,8 @@ import yaml
 
 from fcnseg.data.base import FileSegmentationDataset, Transform
 from fcnseg.data.io import read_label
+from fcnseg.data.layout import read_split_list, read_utf8
 from fcnseg.data.palette import palette_for
-from fcnseg.data.voc import read_split_list, read_utf8
 from fcnseg.utils.typing import PathLike
 
 __all__ = [
@@ -83,6 +83,10 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)
 
 
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
 def _plain(value: Any) -> Any:
     return value.tolist() if isinstance(value, np.ndarray) else value
 
@@ -107,15 +111,23 @@ def _mask_value(value: Any, where: str) -> int:
     return int(value)
 
 
-def _remap(value: Any, where: str) -> dict[int, int]:
-    example = "e.g. {255: 1} for 0/255 binary masks"
+def _mapping(value: Any, where: str, *, of: str, entries: str, example: str,
+             key_ok: Callable[[Any], bool], value_ok: Callable[[Any], bool]) -> Mapping:
+    """``value`` checked to be a mapping (``of`` what) whose every key and value pass
+    ``key_ok`` and ``value_ok`` (``entries`` says what those must be)."""
     if not isinstance(value, Mapping):
-        raise ValueError(f"{where}: expected a mapping of raw mask values to class indices, "
-                         f"{example}; got {value!r}")
-    for src, dst in value.items():
-        if not _is_int(src) or not _is_int(dst):
-            raise ValueError(f"{where}: expected integer raw mask values mapped to integer class "
-                             f"indices, {example}; got {src!r}: {dst!r}")
+        raise ValueError(f"{where}: expected a mapping of {of}, {example}; got {value!r}")
+    for key, item in value.items():
+        if not key_ok(key) or not value_ok(item):
+            raise ValueError(f"{where}: expected {entries}, {example}; got {key!r}: {item!r}")
+    return value
+
+
+def _remap(value: Any, where: str) -> dict[int, int]:
+    value = _mapping(value, where, of="raw mask values to class indices",
+                     entries="integer raw mask values mapped to integer class indices",
+                     example="e.g. {255: 1} for 0/255 binary masks",
+                     key_ok=_is_int, value_ok=_is_int)
     return {int(src): int(dst) for src, dst in value.items()}
 
 
@@ -139,15 +151,11 @@ def _colour_table(value: Any, where: str) -> np.ndarray:
 
 
 def _split_lists(value: Any, where: str) -> dict[str, str]:
-    example = "e.g. {train: lists/train.txt, val: lists/val.txt}"
-    if not isinstance(value, Mapping):
-        raise ValueError(f"{where}: expected a mapping of split names to list files (relative "
-                         f"to the dataset folder), {example}; got {value!r}")
-    for name, file in value.items():
-        if not isinstance(name, str) or not isinstance(file, str):
-            raise ValueError(f"{where}: expected split names mapped to list file paths, "
-                             f"{example}; got {name!r}: {file!r}")
-    return dict(value)
+    return dict(_mapping(value, where,
+                         of="split names to list files (relative to the dataset folder)",
+                         entries="split names mapped to list file paths",
+                         example="e.g. {train: lists/train.txt, val: lists/val.txt}",
+                         key_ok=_is_str, value_ok=_is_str))
 
 
 _FIELDS: dict[str, Callable[[Any, str], Any]] = {

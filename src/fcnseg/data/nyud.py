@@ -26,7 +26,7 @@ from fcnseg.conventions import NYUD_BGR
 from fcnseg.data.base import FileSegmentationDataset, Transform, check_same_size
 from fcnseg.data.errors import DataError
 from fcnseg.data.io import check_label_values, read_image, read_mat_label, read_raw
-from fcnseg.data.voc import read_split_list
+from fcnseg.data.layout import find_dataset_dir, read_split
 from fcnseg.utils.typing import PathLike
 
 __all__ = ["NYUD_BGR", "NYUD_CLASSES", "NYUD_MODALITIES", "NYUDv2", "find_nyud_dir"]
@@ -46,14 +46,10 @@ NYUD_MODALITIES: dict[str, str] = {"color": "images", "hha": "hha", "depth": "de
 
 def find_nyud_dir(root: PathLike) -> Path:
     """Locate the NYUDv2 folder (``data/`` and ``segmentation/``) given it or its parent."""
-    root = Path(root).expanduser()
-    candidates = [root, root / "nyud"]
-    for c in candidates:
-        if (c / "data").is_dir() and (c / "segmentation").is_dir():
-            return c
-    raise FileNotFoundError(
-        f"no NYUDv2 data under {root}: looked for data/ and segmentation/ in "
-        + ", ".join(str(c) for c in candidates) + " (fcnseg.data.download_nyud fetches it)"
+    return find_dataset_dir(
+        root, [".", "nyud"], lambda c: (c / "data").is_dir() and (c / "segmentation").is_dir(),
+        what="NYUDv2 data", looked_for="data/ and segmentation/",
+        advice=" (fcnseg.data.download_nyud fetches it)",
     )
 
 
@@ -66,8 +62,6 @@ class NYUDv2(FileSegmentationDataset):
         modalities: which inputs each sample has, in this order: any of "color", "hha",
             "depth".
         transform: optional joint transform (it receives the dict of inputs).
-
-    ``input_convention`` is the reference's colour normalisation for this dataset.
     """
 
     classes = NYUD_CLASSES
@@ -94,12 +88,7 @@ class NYUDv2(FileSegmentationDataset):
         self.modalities = modalities
         self.split = split
         self.dir = find_nyud_dir(root)
-        path = self.dir / f"{split}.txt"
-        if not path.is_file():
-            have = sorted(p.stem for p in self.dir.glob("*.txt"))
-            raise ValueError(f"split: NYUDv2 has no split {split!r} ({path} missing); "
-                             f"available: {', '.join(have) or 'none'}")
-        self.ids = read_split_list(path)
+        self.ids = read_split(self.dir / f"{split}.txt", split, dataset="NYUDv2")
 
     def input_path(self, index: int, modality: str) -> Path:
         """The file of one input of sample ``index``."""

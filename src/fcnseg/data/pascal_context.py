@@ -24,7 +24,7 @@ from fcnseg.conventions import PASCAL_CONTEXT_BGR
 from fcnseg.data.base import FileSegmentationDataset, Transform
 from fcnseg.data.errors import DataError
 from fcnseg.data.io import read_mat_label
-from fcnseg.data.voc import read_split_list, read_utf8
+from fcnseg.data.layout import find_dataset_dir, read_split, read_utf8
 from fcnseg.utils.typing import PathLike
 
 __all__ = [
@@ -79,35 +79,32 @@ def read_label_names(path: PathLike) -> dict[int, str]:
 
 def find_voc2010_dir(root: PathLike) -> Path:
     """Locate ``VOC2010`` (JPEGImages and ImageSets/Main) given it, VOCdevkit or their parent."""
-    root = Path(root).expanduser()
-    candidates = [root, root / "VOC2010", root / "VOCdevkit" / "VOC2010"]
-    for c in candidates:
-        if (c / "JPEGImages").is_dir() and (c / "ImageSets" / "Main").is_dir():
-            return c
-    raise FileNotFoundError(
-        f"no VOC2010 images under {root}: looked for JPEGImages and ImageSets/Main in "
-        + ", ".join(str(c) for c in candidates)
-        + " (fcnseg.data.download_pascal_context fetches it)"
+    return find_dataset_dir(
+        root, [".", "VOC2010", "VOCdevkit/VOC2010"],
+        lambda c: (c / "JPEGImages").is_dir() and (c / "ImageSets" / "Main").is_dir(),
+        what="VOC2010 images", looked_for="JPEGImages and ImageSets/Main",
+        advice=" (fcnseg.data.download_pascal_context fetches it)",
     )
 
 
 def find_context_dir(root: PathLike) -> Path:
     """Locate the PASCAL-Context annotations (trainval/, labels.txt, 59_labels.txt)."""
-    root = Path(root).expanduser()
-    candidates = [root, root / "pascal-context", root / "PASCAL-Context"]
-    for c in candidates:
-        if (c / "trainval").is_dir() and (c / "labels.txt").is_file():
-            if not (c / "59_labels.txt").is_file():
-                raise FileNotFoundError(
-                    f"{c / '59_labels.txt'} is missing: the 59-class task needs the dataset's "
-                    f"59_labels.txt beside labels.txt"
-                )
-            return c
-    raise FileNotFoundError(
-        f"no PASCAL-Context annotations under {root}: looked for trainval/ and labels.txt in "
-        + ", ".join(str(c) for c in candidates)
-        + " (fcnseg.data.download_pascal_context fetches them)"
+    return find_dataset_dir(
+        root, [".", "pascal-context", "PASCAL-Context"], _is_context_dir,
+        what="PASCAL-Context annotations", looked_for="trainval/ and labels.txt",
+        advice=" (fcnseg.data.download_pascal_context fetches them)",
     )
+
+
+def _is_context_dir(folder: Path) -> bool:
+    if not ((folder / "trainval").is_dir() and (folder / "labels.txt").is_file()):
+        return False
+    if not (folder / "59_labels.txt").is_file():
+        raise FileNotFoundError(
+            f"{folder / '59_labels.txt'} is missing: the 59-class task needs the dataset's "
+            f"59_labels.txt beside labels.txt"
+        )
+    return True
 
 
 def _task_table(context_dir: Path) -> tuple[tuple[str, ...], np.ndarray]:
@@ -137,13 +134,12 @@ class PascalContext(FileSegmentationDataset):
         split: a list in VOC2010's ``ImageSets/Main`` ("train" or "val").
         transform: optional joint transform.
         context_dir: the annotations' folder when it is not ``root/pascal-context``.
-
-    ``input_convention`` is the reference's colour normalisation for this dataset.
     """
 
     classes = PASCAL_CONTEXT_CLASSES
     ignore_index = 255
     input_convention = PASCAL_CONTEXT_BGR
+    label_suffix = ".mat"
 
     def __init__(
         self,
@@ -158,18 +154,11 @@ class PascalContext(FileSegmentationDataset):
         self.voc_dir = find_voc2010_dir(root)
         self.context_dir = find_context_dir(context_dir if context_dir is not None else root)
         self.classes, self._table = _task_table(self.context_dir)
-        lists = self.voc_dir / "ImageSets" / "Main"
-        path = lists / f"{split}.txt"
-        if not path.is_file():
-            raise ValueError(f"split: VOC2010 has no list {split!r} ({path} missing); "
-                             f"PASCAL-Context uses train and val")
-        self.ids = read_split_list(path)
-
-    def image_path(self, index: int) -> Path:
-        return self.voc_dir / "JPEGImages" / f"{self.ids[index]}.jpg"
-
-    def label_path(self, index: int) -> Path:
-        return self.context_dir / "trainval" / f"{self.ids[index]}.mat"
+        self.ids = read_split(self.voc_dir / "ImageSets" / "Main" / f"{split}.txt", split,
+                              dataset="VOC2010", kind="list",
+                              hint="PASCAL-Context uses train and val")
+        self.image_dir = self.voc_dir / "JPEGImages"
+        self.label_dir = self.context_dir / "trainval"
 
     def read_label(self, index: int) -> np.ndarray:
         path = self.label_path(index)

@@ -9,8 +9,8 @@ import numpy as np
 from fcnseg.data.base import FileSegmentationDataset, Transform
 from fcnseg.data.errors import DataError
 from fcnseg.data.io import check_label_values
+from fcnseg.data.layout import find_dataset_dir, read_split
 from fcnseg.data.palette import VOC_CLASSES, VOC_IGNORE_INDEX
-from fcnseg.data.voc import read_split_list
 from fcnseg.utils.typing import PathLike
 
 __all__ = ["SBDSegmentation", "find_sbd_dir", "read_sbd_mat"]
@@ -18,15 +18,11 @@ __all__ = ["SBDSegmentation", "find_sbd_dir", "read_sbd_mat"]
 
 def find_sbd_dir(root: PathLike) -> Path:
     """Locate ``benchmark_RELEASE/dataset`` given it, ``benchmark_RELEASE`` or their parent."""
-    root = Path(root).expanduser()
-    candidates = [root, root / "dataset", root / "benchmark_RELEASE" / "dataset"]
-    for c in candidates:
-        if (c / "cls").is_dir() and (c / "img").is_dir():
-            return c
-    raise FileNotFoundError(
-        f"no SBD data under {root}: looked for cls/ and img/ in "
-        + ", ".join(str(c) for c in candidates)
-        + " (fcnseg.data.download_sbd fetches it)"
+    return find_dataset_dir(
+        root, [".", "dataset", "benchmark_RELEASE/dataset"],
+        lambda c: (c / "cls").is_dir() and (c / "img").is_dir(),
+        what="SBD data", looked_for="cls/ and img/",
+        advice=" (fcnseg.data.download_sbd fetches it)",
     )
 
 
@@ -62,6 +58,7 @@ class SBDSegmentation(FileSegmentationDataset):
 
     classes = VOC_CLASSES
     ignore_index = VOC_IGNORE_INDEX
+    label_suffix = ".mat"
 
     def __init__(
         self, root: PathLike, split: str = "train",
@@ -70,16 +67,9 @@ class SBDSegmentation(FileSegmentationDataset):
         super().__init__(transform)
         self.dir = find_sbd_dir(root)
         self.split = split
-        path = self.dir / f"{split}.txt"
-        if not path.is_file():
-            raise ValueError(f"split: SBD has no split {split!r} ({path} missing)")
-        self.ids = read_split_list(path)
-
-    def image_path(self, index: int) -> Path:
-        return self.dir / "img" / f"{self.ids[index]}.jpg"
-
-    def label_path(self, index: int) -> Path:
-        return self.dir / "cls" / f"{self.ids[index]}.mat"
+        self.ids = read_split(self.dir / f"{split}.txt", split, dataset="SBD")
+        self.image_dir = self.dir / "img"
+        self.label_dir = self.dir / "cls"
 
     def read_label(self, index: int) -> np.ndarray:
         path = self.label_path(index)

@@ -24,7 +24,7 @@ import numpy as np
 from fcnseg.conventions import SIFTFLOW_BGR
 from fcnseg.data.base import FileSegmentationDataset, Transform, check_same_size
 from fcnseg.data.io import check_label_values, read_image, read_mat_label
-from fcnseg.data.voc import read_split_list
+from fcnseg.data.layout import find_dataset_dir, read_split
 from fcnseg.utils.typing import PathLike
 
 __all__ = [
@@ -58,15 +58,13 @@ _SUBDIR = "spatial_envelope_256x256_static_8outdoorcategories"
 
 def find_siftflow_dir(root: PathLike) -> Path:
     """Locate the SIFT Flow folder (Images/, SemanticLabels/, GeoLabels/) given it or its parent."""
-    root = Path(root).expanduser()
-    candidates = [root, root / "SiftFlowDataset", root / "sift-flow"]
-    for c in candidates:
-        if all((c / d / _SUBDIR).is_dir() for d in ("Images", "SemanticLabels", "GeoLabels")):
-            return c
-    raise FileNotFoundError(
-        f"no SIFT Flow data under {root}: looked for Images/, SemanticLabels/ and GeoLabels/ "
-        f"(each with {_SUBDIR}/) in " + ", ".join(str(c) for c in candidates)
-        + " (fcnseg.data.download_siftflow fetches it)"
+    return find_dataset_dir(
+        root, [".", "SiftFlowDataset", "sift-flow"],
+        lambda c: all((c / d / _SUBDIR).is_dir()
+                      for d in ("Images", "SemanticLabels", "GeoLabels")),
+        what="SIFT Flow data",
+        looked_for=f"Images/, SemanticLabels/ and GeoLabels/ (each with {_SUBDIR}/)",
+        advice=" (fcnseg.data.download_siftflow fetches it)",
     )
 
 
@@ -79,7 +77,6 @@ class SIFTFlow(FileSegmentationDataset):
         transform: optional joint transform (it receives the dict of label maps).
 
     ``classes`` are the semantic classes; ``heads`` names both heads' classes.
-    ``input_convention`` is the reference's colour normalisation for this dataset.
     """
 
     classes = SIFTFLOW_SEMANTIC_CLASSES
@@ -95,17 +92,12 @@ class SIFTFlow(FileSegmentationDataset):
         super().__init__(transform)
         self.split = split
         self.dir = find_siftflow_dir(root)
-        path = self.dir / f"{split}.txt"
-        if not path.is_file():
-            raise ValueError(
-                f"split: SIFT Flow has no list {split!r} ({path} missing); the FCN reference's "
-                f"trainval.txt and test.txt (data/sift-flow/ in its release) go beside Images/"
-            )
+        ids = read_split(self.dir / f"{split}.txt", split, dataset="SIFT Flow", kind="list",
+                         hint="the FCN reference's trainval.txt and test.txt (data/sift-flow/ "
+                              "in its release) go beside Images/")
         excluded = set(self.excluded_ids)
-        self.ids = [i for i in read_split_list(path) if i not in excluded]
-
-    def image_path(self, index: int) -> Path:
-        return self.dir / "Images" / _SUBDIR / f"{self.ids[index]}.jpg"
+        self.ids = [i for i in ids if i not in excluded]
+        self.image_dir = self.dir / "Images" / _SUBDIR
 
     def label_path(self, index: int, head: str = "semantic") -> Path:
         folder = {"semantic": "SemanticLabels", "geometric": "GeoLabels"}[head]

@@ -15,6 +15,30 @@ __all__ = ["SkipBad"]
 log = logging.getLogger(__name__)
 
 
+_REQUIRED = object()
+
+
+class _Wrapped:
+    """A read-only attribute of :class:`SkipBad` answered by the dataset it wraps (``default``
+    where that has none)."""
+
+    def __init__(self, default: Any = _REQUIRED) -> None:
+        self.default = default
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, wrapper: Any, owner: type | None = None) -> Any:
+        if wrapper is None:
+            return self
+        if self.default is _REQUIRED:
+            return getattr(wrapper.dataset, self.name)
+        return getattr(wrapper.dataset, self.name, self.default)
+
+    def __set__(self, wrapper: Any, value: Any) -> None:
+        raise AttributeError(f"{self.name} is the wrapped dataset's: set it there")
+
+
 class SkipBad(SegmentationDataset):
     """Wrap a dataset so that a bad sample is replaced by the next good one, with a warning.
 
@@ -29,6 +53,15 @@ class SkipBad(SegmentationDataset):
     meet the same bad file at the same moment may both warn.)
     """
 
+    # What the dataset is (its classes, palette, ids, ...) is the wrapped dataset's.
+    classes = _Wrapped()
+    ignore_index = _Wrapped()
+    palette = _Wrapped()
+    heads = _Wrapped()
+    eval_exclude_classes = _Wrapped()
+    excluded_ids = _Wrapped()
+    ids = _Wrapped(default=())
+
     def __init__(self, dataset: SegmentationDataset, max_tries: int = 100) -> None:
         super().__init__(None)
         self.dataset = dataset
@@ -37,34 +70,6 @@ class SkipBad(SegmentationDataset):
         self.bad: dict[int, str] = {}
         # One flag per sample, in shared memory: set once the sample is known to be bad.
         self._known_bad = torch.zeros(len(dataset), dtype=torch.bool).share_memory_()
-
-    @property
-    def classes(self) -> tuple[str, ...]:  # type: ignore[override]
-        return self.dataset.classes
-
-    @property
-    def ignore_index(self) -> int:  # type: ignore[override]
-        return self.dataset.ignore_index
-
-    @property
-    def palette(self) -> Any:  # type: ignore[override]
-        return self.dataset.palette
-
-    @property
-    def heads(self) -> Any:  # type: ignore[override]
-        return self.dataset.heads
-
-    @property
-    def eval_exclude_classes(self) -> Any:  # type: ignore[override]
-        return self.dataset.eval_exclude_classes
-
-    @property
-    def excluded_ids(self) -> Any:  # type: ignore[override]
-        return self.dataset.excluded_ids
-
-    @property
-    def ids(self) -> Any:  # type: ignore[override]
-        return getattr(self.dataset, "ids", ())
 
     def name(self, index: int) -> str:
         return self.dataset.name(index)

@@ -13,8 +13,9 @@ import logging
 from pathlib import Path
 
 from fcnseg.data.base import Transform
+from fcnseg.data.layout import read_split_list
 from fcnseg.data.sbd import find_sbd_dir
-from fcnseg.data.voc import VOCSegmentation, find_voc_dir, read_split_list
+from fcnseg.data.voc import VOCSegmentation, find_voc_dir
 from fcnseg.utils.download import cache_dir as default_cache_dir
 from fcnseg.utils.files import atomic_write_bytes
 from fcnseg.utils.typing import PathLike

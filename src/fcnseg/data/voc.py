@@ -6,41 +6,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fcnseg.data.base import FileSegmentationDataset, Transform
+from fcnseg.data.layout import find_dataset_dir, read_split
 from fcnseg.data.palette import VOC_CLASSES, VOC_IGNORE_INDEX
 from fcnseg.utils.typing import PathLike
 
-__all__ = ["VOCSegmentation", "find_voc_dir", "read_split_list", "read_utf8"]
-
-
-def read_utf8(path: Path, what: str) -> str:
-    """The text of ``path``; a byte that is not UTF-8 is a ValueError naming the file and line."""
-    raw = path.read_bytes()
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw.count(b"\n", 0, e.start) + 1
-        raise ValueError(
-            f"{path}: line {line}: byte 0x{raw[e.start]:02x} is not UTF-8: the {what} must be "
-            f"UTF-8 text, file names included (save it as UTF-8, and rename files whose names "
-            f"are not UTF-8)"
-        ) from None
-
-
-def read_split_list(path: PathLike) -> list[str]:
-    """Read a split list: one image id per line (first column); blank lines are skipped.
-
-    The list must be UTF-8 text (file names included); anything else is a ValueError naming
-    the list and the line.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"split list {path} not found")
-    ids = []
-    for line in read_utf8(path, "split list").splitlines():
-        parts = line.split()
-        if parts:
-            ids.append(parts[0])
-    return ids
+__all__ = ["VOCSegmentation", "find_voc_dir"]
 
 
 def find_voc_dir(root: PathLike, year: str) -> Path:
@@ -49,23 +19,16 @@ def find_voc_dir(root: PathLike, year: str) -> Path:
     The VOC2011 archive extracts to ``TrainVal/VOCdevkit/VOC2011``; that is found too.
     """
     root = Path(root).expanduser()
-    candidates = [
-        root,
-        root / f"VOC{year}",
-        root / "VOCdevkit" / f"VOC{year}",
-        root / "TrainVal" / "VOCdevkit" / f"VOC{year}",
-    ]
-    for c in candidates:
-        if (c / "ImageSets" / "Segmentation").is_dir() and (c / "JPEGImages").is_dir():
-            if c == root and root.name.startswith("VOC") and root.name != f"VOC{year}":
-                raise ValueError(f"{root} is a {root.name} folder, but year={year!r} was asked for")
-            return c
-    raise FileNotFoundError(
-        f"no VOC{year} segmentation data under {root}: looked for ImageSets/Segmentation and "
-        f"JPEGImages in " + ", ".join(str(c) for c in candidates)
-        + ". Pass the folder holding VOCdevkit, VOCdevkit itself or VOC" + year
-        + " (fcnseg.data.download_voc fetches it)."
+    found = find_dataset_dir(
+        root, [".", f"VOC{year}", f"VOCdevkit/VOC{year}", f"TrainVal/VOCdevkit/VOC{year}"],
+        lambda c: (c / "ImageSets" / "Segmentation").is_dir() and (c / "JPEGImages").is_dir(),
+        what=f"VOC{year} segmentation data", looked_for="ImageSets/Segmentation and JPEGImages",
+        advice=f". Pass the folder holding VOCdevkit, VOCdevkit itself or VOC{year} "
+               f"(fcnseg.data.download_voc fetches it).",
     )
+    if found == root and root.name.startswith("VOC") and root.name != f"VOC{year}":
+        raise ValueError(f"{root} is a {root.name} folder, but year={year!r} was asked for")
+    return found
 
 
 class VOCSegmentation(FileSegmentationDataset):
@@ -98,22 +61,11 @@ class VOCSegmentation(FileSegmentationDataset):
         self.split = split
         self.dir = find_voc_dir(root, self.year)
         if ids is None:
-            lists = self.dir / "ImageSets" / "Segmentation"
-            path = lists / f"{split}.txt"
-            if not path.is_file():
-                have = sorted(p.stem for p in lists.glob("*.txt"))
-                raise ValueError(
-                    f"split: VOC{self.year} has no segmentation split {split!r} ({path} missing);"
-                    f" available: {', '.join(have) or 'none'}"
-                )
-            ids = read_split_list(path)
+            ids = read_split(self.dir / "ImageSets" / "Segmentation" / f"{split}.txt", split,
+                             dataset=f"VOC{self.year}", kind="segmentation split")
         self.ids = list(ids)
-
-    def image_path(self, index: int) -> Path:
-        return self.dir / "JPEGImages" / f"{self.ids[index]}.jpg"
-
-    def label_path(self, index: int) -> Path:
-        return self.dir / "SegmentationClass" / f"{self.ids[index]}.png"
+        self.image_dir = self.dir / "JPEGImages"
+        self.label_dir = self.dir / "SegmentationClass"
 
     def __repr__(self) -> str:
         return f"VOCSegmentation({self.dir}, split={self.split!r}, {len(self)} images)"

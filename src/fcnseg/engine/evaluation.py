@@ -197,55 +197,22 @@ def evaluate_model(
     amp_dtype = autocast_dtype(amp)
     net = model.module if isinstance(
         model, nn.parallel.DistributedDataParallel | nn.DataParallel) else model
-    was_training = net.training
-    net.eval()
     if isinstance(num_classes, Mapping):
         if calibration:
             raise ValueError("calibration is measured for models with one head only")
         return _evaluate_heads(net, loader, dict(num_classes), ignore_index, device, amp_dtype,
-                               predict_fn, progress, was_training, exclude_classes)
+                               predict_fn, progress, exclude_classes)
     if isinstance(exclude_classes, Mapping):
         raise ValueError("exclude_classes: a {head: classes} dict needs a model with several "
                          "heads (num_classes given per head)")
     matrix = ConfusionMatrix(num_classes, ignore_index, device=device)
     bins = CalibrationBins(num_classes, ignore_index, device=device) if calibration else None
-    num_images = torch.zeros((), dtype=torch.int64, device=device)
-    batches = _progress_bar(loader, progress)
-    try:
-        with torch.inference_mode():
-            for batch_index, batch in enumerate(batches):
-                images, labels = _split_batch(batch)
-                images, labels = _to(images, device), _to(labels, device)
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                    logits = predict_fn(net, images) if predict_fn is not None else net(images)
-                if isinstance(logits, Mapping):  # torchvision-style {"out": logits}
-                    logits = logits["out"]
-                if logits.shape[-2:] != labels.shape[-2:] or logits.shape[0] != labels.shape[0]:
-                    raise ValueError(
-                        f"model output {tuple(logits.shape)} does not cover labels "
-                        f"{tuple(labels.shape)}: logits must be N×C×H×W at the label size"
-                    )
-                if logits.shape[1] != num_classes:
-                    raise ValueError(
-                        f"model outputs {logits.shape[1]} classes, evaluation expects "
-                        f"{num_classes}"
-                    )
-                try:
-                    matrix.update(labels, logits.argmax(1))
-                except ValueError as e:  # bad label values: say where they are
-                    raise BatchError(batch_index, str(e)) from None
-                if bins is not None:
-                    bins.update(labels, (logits.float() / temperature).softmax(1))
-                num_images += labels.shape[0]
-    finally:
-        batches.close()
-        net.train(was_training)
+    num_images = _run_model(net, loader, device, amp_dtype, predict_fn, progress,
+                            partial(_score_batch, matrix, bins, temperature))
     matrix.all_reduce()
-    if _is_distributed():
-        torch.distributed.all_reduce(num_images)
     result = scores_excluding(matrix.numpy(), exclude_classes)
     result["confusion"] = matrix.numpy().tolist()
-    result["num_images"] = int(num_images)
+    result["num_images"] = num_images
     if bins is not None:
         result["calibration"] = {"temperature": float(temperature),
                                  **bins.all_reduce().compute(coverages)}
@@ -258,10 +225,65 @@ def _to(x: Any, device: torch.device) -> Any:
     return x.to(device, non_blocking=True)
 
 
+def _run_model(
+    net: nn.Module, loader: Any, device: torch.device, amp_dtype: torch.dtype | None,
+    predict_fn: PredictFn | None, progress: bool,
+    score: Callable[[int, Any, Any], None],
+) -> int:
+    """Run ``net`` in eval mode under inference mode over every batch of ``loader``, handing
+    ``score(batch_index, outputs, labels)`` each batch's outputs and labels (on ``device``).
+
+    The model's train/eval mode is restored afterwards. Returns the number of images seen,
+    summed over all processes.
+    """
+    was_training = net.training
+    net.eval()
+    num_images = torch.zeros((), dtype=torch.int64, device=device)
+    batches = _progress_bar(loader, progress)
+    try:
+        with torch.inference_mode():
+            for batch_index, batch in enumerate(batches):
+                images, labels = _split_batch(batch)
+                images, labels = _to(images, device), _to(labels, device)
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    outputs = predict_fn(net, images) if predict_fn is not None else net(images)
+                score(batch_index, outputs, labels)
+                one_map = next(iter(labels.values())) if isinstance(labels, Mapping) else labels
+                num_images += one_map.shape[0]
+    finally:
+        batches.close()
+        net.train(was_training)
+    if _is_distributed():
+        torch.distributed.all_reduce(num_images)
+    return int(num_images)
+
+
+def _score_batch(matrix: ConfusionMatrix, bins: CalibrationBins | None, temperature: float,
+                 batch_index: int, logits: Any, labels: torch.Tensor) -> None:
+    """Count one batch of a single-head model in ``matrix`` (and ``bins``)."""
+    if isinstance(logits, Mapping):  # torchvision-style {"out": logits}
+        logits = logits["out"]
+    if logits.shape[-2:] != labels.shape[-2:] or logits.shape[0] != labels.shape[0]:
+        raise ValueError(
+            f"model output {tuple(logits.shape)} does not cover labels "
+            f"{tuple(labels.shape)}: logits must be N×C×H×W at the label size"
+        )
+    if logits.shape[1] != matrix.num_classes:
+        raise ValueError(
+            f"model outputs {logits.shape[1]} classes, evaluation expects {matrix.num_classes}"
+        )
+    try:
+        matrix.update(labels, logits.argmax(1))
+    except ValueError as e:  # bad label values: say where they are
+        raise BatchError(batch_index, str(e)) from None
+    if bins is not None:
+        bins.update(labels, (logits.float() / temperature).softmax(1))
+
+
 def _evaluate_heads(
     net: nn.Module, loader: Any, num_classes: dict[str, int], ignore_index: int,
     device: torch.device, amp_dtype: torch.dtype | None, predict_fn: PredictFn | None,
-    progress: bool, was_training: bool, exclude_classes: Any,
+    progress: bool, exclude_classes: Any,
 ) -> dict[str, Any]:
     """:func:`evaluate_model` for a model with several heads: one matrix per head."""
     exclude = dict(exclude_classes) if isinstance(exclude_classes, Mapping) else {}
@@ -271,49 +293,41 @@ def _evaluate_heads(
                          f"{sorted(num_classes)}, got {exclude_classes!r}")
     matrices = {h: ConfusionMatrix(n, ignore_index, device=device)
                 for h, n in num_classes.items()}
-    num_images = torch.zeros((), dtype=torch.int64, device=device)
-    batches = _progress_bar(loader, progress)
-    try:
-        with torch.inference_mode():
-            for batch_index, batch in enumerate(batches):
-                images, labels = _split_batch(batch)
-                if not isinstance(labels, Mapping) or set(labels) != set(num_classes):
-                    got = sorted(labels) if isinstance(labels, Mapping) else "one label map"
-                    raise ValueError(f"batch {batch_index}: labels must be a dict with the "
-                                     f"heads {sorted(num_classes)}, got {got}")
-                images, labels = _to(images, device), _to(labels, device)
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                    outputs = predict_fn(net, images) if predict_fn is not None else net(images)
-                if not isinstance(outputs, Mapping) or not set(num_classes) <= set(outputs):
-                    got = sorted(outputs) if isinstance(outputs, Mapping) else "one tensor"
-                    raise ValueError(f"the model must return a dict with the heads "
-                                     f"{sorted(num_classes)}, got {got}")
-                for head, n in num_classes.items():
-                    logits, label = outputs[head], labels[head]
-                    if logits.shape[0] != label.shape[0] or logits.shape[-2:] != label.shape[-2:]:
-                        raise ValueError(
-                            f"head {head!r}: model output {tuple(logits.shape)} does not cover "
-                            f"labels {tuple(label.shape)}"
-                        )
-                    if logits.shape[1] != n:
-                        raise ValueError(f"head {head!r}: model outputs {logits.shape[1]} "
-                                         f"classes, evaluation expects {n}")
-                    try:
-                        matrices[head].update(label, logits.argmax(1))
-                    except ValueError as e:
-                        raise BatchError(batch_index, f"head {head!r}: {e}") from None
-                num_images += next(iter(labels.values())).shape[0]
-    finally:
-        batches.close()
-        net.train(was_training)
-    if _is_distributed():
-        torch.distributed.all_reduce(num_images)
+    num_images = _run_model(net, loader, device, amp_dtype, predict_fn, progress,
+                            partial(_score_heads_batch, matrices))
     heads = {}
     for head, matrix in matrices.items():
         matrix.all_reduce()
         heads[head] = scores_excluding(matrix.numpy(), exclude.get(head, ()))
         heads[head]["confusion"] = matrix.numpy().tolist()
-    return {"heads": heads, "num_images": int(num_images)}
+    return {"heads": heads, "num_images": num_images}
+
+
+def _score_heads_batch(matrices: dict[str, ConfusionMatrix], batch_index: int, outputs: Any,
+                       labels: Any) -> None:
+    """Count one batch of a model with several heads in each head's matrix."""
+    heads = sorted(matrices)
+    if not isinstance(labels, Mapping) or set(labels) != set(matrices):
+        got = sorted(labels) if isinstance(labels, Mapping) else "one label map"
+        raise ValueError(f"batch {batch_index}: labels must be a dict with the heads {heads}, "
+                         f"got {got}")
+    if not isinstance(outputs, Mapping) or not set(matrices) <= set(outputs):
+        got = sorted(outputs) if isinstance(outputs, Mapping) else "one tensor"
+        raise ValueError(f"the model must return a dict with the heads {heads}, got {got}")
+    for head, matrix in matrices.items():
+        logits, label = outputs[head], labels[head]
+        if logits.shape[0] != label.shape[0] or logits.shape[-2:] != label.shape[-2:]:
+            raise ValueError(
+                f"head {head!r}: model output {tuple(logits.shape)} does not cover "
+                f"labels {tuple(label.shape)}"
+            )
+        if logits.shape[1] != matrix.num_classes:
+            raise ValueError(f"head {head!r}: model outputs {logits.shape[1]} "
+                             f"classes, evaluation expects {matrix.num_classes}")
+        try:
+            matrix.update(label, logits.argmax(1))
+        except ValueError as e:
+            raise BatchError(batch_index, f"head {head!r}: {e}") from None
 
 
 class _WithTransform(Dataset):

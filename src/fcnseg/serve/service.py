@@ -15,6 +15,10 @@ from fcnseg.serve.segment import SegmentOptions, probe_image, read_upload, segme
 
 __all__ = ["SegmentationService"]
 
+#: The fields of :meth:`Segmenter.describe` that ``GET /v1/model`` reports.
+_MODEL_FIELDS = ("arch", "geometry", "num_classes", "class_names", "palette", "ignore_index",
+                 "input_convention")
+
 
 class SegmentationService:
     """What the routes answer with, for one segmenter under one set of limits."""
@@ -31,17 +35,8 @@ class SegmentationService:
     def model_info(self) -> dict[str, Any]:
         """``GET /v1/model``: classes, palette, architecture, geometry, input convention and
         the service's limits."""
-        seg = self.segmenter
-        return {
-            "arch": seg.arch,
-            "geometry": seg.geometry,
-            "num_classes": seg.num_classes,
-            "class_names": list(seg.class_names),
-            "palette": seg.palette[: seg.num_classes].tolist(),
-            "ignore_index": seg.ignore_index,
-            "input_convention": seg.input_convention.to_dict(),
-            "limits": self.limits.to_dict(),
-        }
+        description = self.segmenter.describe()
+        return {**{key: description[key] for key in _MODEL_FIELDS}, "limits": self.limits.to_dict()}
 
     async def segment(self, request: Request, options: SegmentOptions) -> Response:
         """``POST /v1/segment``: admit (503 when full), check the image header, then decode,

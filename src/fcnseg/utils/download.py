@@ -195,12 +195,7 @@ def extract_archive(archive: str | os.PathLike[str], into: str | os.PathLike[str
                     tf.extractall(tmp)
         else:
             raise DownloadError(f"{archive} is not a tar or zip archive (corrupt or truncated?)")
-        for child in tmp.iterdir():
-            target = into / child.name
-            if target.exists():
-                _merge(child, target)
-            else:
-                os.replace(child, target)
+        _merge(tmp, into)
     except (tarfile.TarError, zipfile.BadZipFile, EOFError) as e:
         raise DownloadError(f"{archive} could not be extracted: {e}") from e
     finally:
@@ -215,6 +210,8 @@ def _check_member(archive: Path, name: str) -> None:
 
 
 def _merge(src: Path, dst: Path) -> None:
+    """Move ``src`` to ``dst``; where both are folders, move the entries of ``src`` in,
+    merging folders that exist on both sides (emptied folders stay behind in ``src``)."""
     if src.is_dir() and dst.is_dir():
         for child in src.iterdir():
             target = dst / child.name

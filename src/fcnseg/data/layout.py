@@ -1,0 +1,83 @@
+"""Where a dataset's files are: finding its folder under what the user passed, and reading its
+split lists (one image id a line), with errors that name the places looked in and the file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from fcnseg.utils.typing import PathLike
+
+__all__ = ["find_dataset_dir", "read_split", "read_split_list", "read_utf8"]
+
+
+def find_dataset_dir(
+    root: PathLike,
+    places: Sequence[str],
+    looks_right: Callable[[Path], bool],
+    *,
+    what: str,
+    looked_for: str,
+    advice: str,
+) -> Path:
+    """The first of ``root / place`` (``"."`` is ``root`` itself) that ``looks_right``.
+
+    ``looks_right`` may raise to say why a folder that looks like the dataset is not usable.
+    When none does, a FileNotFoundError reads ``no <what> under <root>: looked for <looked_for>
+    in <every place><advice>`` (``advice``, e.g. how to fetch the data, follows verbatim).
+    """
+    root = Path(root).expanduser()
+    candidates = [root / place for place in places]
+    for c in candidates:
+        if looks_right(c):
+            return c
+    raise FileNotFoundError(
+        f"no {what} under {root}: looked for {looked_for} in "
+        + ", ".join(str(c) for c in candidates) + advice
+    )
+
+
+def read_utf8(path: Path, what: str) -> str:
+    """The text of ``path``; a byte that is not UTF-8 is a ValueError naming the file and line."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise ValueError(
+            f"{path}: line {line}: byte 0x{raw[e.start]:02x} is not UTF-8: the {what} must be "
+            f"UTF-8 text, file names included (save it as UTF-8, and rename files whose names "
+            f"are not UTF-8)"
+        ) from None
+
+
+def read_split_list(path: PathLike) -> list[str]:
+    """Read a split list: one image id per line (first column); blank lines are skipped.
+
+    The list must be UTF-8 text (file names included); anything else is a ValueError naming
+    the list and the line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"split list {path} not found")
+    ids = []
+    for line in read_utf8(path, "split list").splitlines():
+        parts = line.split()
+        if parts:
+            ids.append(parts[0])
+    return ids
+
+
+def read_split(path: Path, split: str, *, dataset: str, kind: str = "split",
+               hint: str | None = None) -> list[str]:
+    """The ids of a dataset's ``split``, read from its list ``path``.
+
+    A missing list is a ValueError: ``split: <dataset> has no <kind> '<split>' (<path>
+    missing); <hint>``, the hint by default naming the lists beside it.
+    """
+    if not path.is_file():
+        if hint is None:
+            have = sorted(p.stem for p in path.parent.glob("*.txt"))
+            hint = f"available: {', '.join(have) or 'none'}"
+        raise ValueError(f"split: {dataset} has no {kind} {split!r} ({path} missing); {hint}")
+    return read_split_list(path)

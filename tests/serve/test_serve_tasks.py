@@ -10,64 +10,28 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from fcnseg.checkpoint import save_checkpoint
 from fcnseg.data.palette import palette_for, voc_palette
 from fcnseg.inference import Segmenter
-from fcnseg.models import build_model
-from fcnseg.models.head import Scorer
-from fcnseg.pretrained.reference import NYUD_CLASSES, SIFT_FLOW_CLASSES
+from fcnseg.pretrained.reference import NYUD_CLASSES
 from fcnseg.serve import create_app
 
-SMALL = {"width": 0.0625, "fc_channels": 16}
-GEOMETRIC = ["sky", "horizontal", "vertical"]
+GEOMETRIC_CLASSES = ["sky", "horizontal", "vertical"]
 
-
-def _model(arch: str) -> torch.nn.Module:
-    """A tiny model whose score layers are random, so that labels vary over the image."""
-    model = build_model(arch, **SMALL)
-    g = torch.Generator().manual_seed(4)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, Scorer):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * 0.05)
-                m.bias.copy_(torch.randn(m.bias.shape, generator=g))
-    return model.eval()
-
-
-@pytest.fixture(scope="module")
-def siftflow(tmp_path_factory: pytest.TempPathFactory) -> Segmenter:
-    ckpt = save_checkpoint(tmp_path_factory.mktemp("sift") / "sift.pt",
-                           _model("siftflow_fcn16s"), class_names=list(SIFT_FLOW_CLASSES),
-                           palette=voc_palette(),
-                           head_classes={"semantic": SIFT_FLOW_CLASSES, "geometric": GEOMETRIC})
-    return Segmenter.from_checkpoint(ckpt, precision="fp32")
-
-
-@pytest.fixture(scope="module")
-def fusion_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_checkpoint(tmp_path_factory.mktemp("nyud") / "rgbhha.pt",
-                           _model("nyud_fcn32s_color_hha"), class_names=list(NYUD_CLASSES),
-                           palette=voc_palette())
-
-
-@pytest.fixture(scope="module")
-def fusion(fusion_checkpoint: Path) -> Segmenter:
-    return Segmenter.from_checkpoint(fusion_checkpoint, precision="fp32")
 
 
 @pytest.fixture
-def sift_client(siftflow: Segmenter) -> Iterator[TestClient]:
-    with TestClient(create_app(siftflow)) as c:
+def sift_client(siftflow_segmenter: Segmenter) -> Iterator[TestClient]:
+    with TestClient(create_app(siftflow_segmenter)) as c:
         yield c
 
 
 @pytest.fixture
-def fusion_client(fusion: Segmenter) -> Iterator[TestClient]:
-    with TestClient(create_app(fusion, max_pixels=64 * 64)) as c:
+def fusion_client(fusion_segmenter: Segmenter) -> Iterator[TestClient]:
+    with TestClient(create_app(fusion_segmenter, max_pixels=64 * 64)) as c:
         yield c
 
 
@@ -94,13 +58,13 @@ def _pair(h: int = 40, w: int = 48) -> tuple[np.ndarray, np.ndarray, dict]:
     return color, hha, files
 
 
-def test_json_answer_gives_each_heads_result(sift_client, siftflow) -> None:
+def test_json_answer_gives_each_heads_result(sift_client, siftflow_segmenter) -> None:
     pixels = _image(40, 48, 0)
     r = sift_client.post("/v1/segment", params={"format": "json", "overlay": "true"},
                          files={"image": ("a.png", _png(pixels), "image/png")})
     assert r.status_code == 200, r.text
     body = r.json()
-    expected = siftflow.predict(pixels)
+    expected = siftflow_segmenter.predict(pixels)
     assert set(body["heads"]) == {"semantic", "geometric"}
     for head, pred in expected.heads.items():
         answer = body["heads"][head]
@@ -127,28 +91,29 @@ def test_unknown_heatmap_class_of_every_head_is_refused(sift_client) -> None:
     assert r.status_code == 400 and "unicorn" in r.json()["detail"]
 
 
-def test_png_answer_of_several_heads_is_the_first_heads_label_map(sift_client, siftflow) -> None:
+def test_png_answer_of_several_heads_is_the_first_heads_label_map(sift_client,
+                                                                  siftflow_segmenter) -> None:
     pixels = _image(40, 48, 0)
     r = sift_client.post("/v1/segment", files={"image": ("a.png", _png(pixels), "image/png")})
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
     np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(r.content))),
-                                  siftflow.predict(pixels).heads["semantic"].label)
+                                  siftflow_segmenter.predict(pixels).heads["semantic"].label)
 
 
 def test_model_lists_its_heads_and_inputs(sift_client, fusion_client) -> None:
     sift = sift_client.get("/v1/model").json()
     assert sift["input_names"] == ["color"]
-    assert sift["heads"]["geometric"]["class_names"] == GEOMETRIC
+    assert sift["heads"]["geometric"]["class_names"] == GEOMETRIC_CLASSES
     fused = fusion_client.get("/v1/model").json()
     assert fused["input_names"] == ["color", "hha"] and fused["heads"] == {}
 
 
-def test_fusion_model_segments_one_file_per_modality(fusion_client, fusion) -> None:
+def test_fusion_model_segments_one_file_per_modality(fusion_client, fusion_segmenter) -> None:
     color, hha, files = _pair()
     r = fusion_client.post("/v1/segment", params={"format": "json", "overlay": "true"},
                            files=files)
     assert r.status_code == 200, r.text
-    expected = fusion.predict_inputs({"color": color, "hha": hha})
+    expected = fusion_segmenter.predict_inputs({"color": color, "hha": hha})
     np.testing.assert_array_equal(_label(r.json()["label_png"]), expected.label)
     assert r.json()["pixel_counts"] == expected.class_pixel_counts()
 
@@ -204,8 +169,8 @@ def test_fusion_upload_over_the_pixel_limit_names_its_field(fusion_client) -> No
     assert r.status_code == 413 and r.json()["detail"].startswith("color: ")
 
 
-def test_early_fusion_takes_a_16_bit_depth_png(tmp_path: Path) -> None:
-    ckpt = save_checkpoint(tmp_path / "rgbd.pt", _model("nyud_fcn32s_color_d"),
+def test_early_fusion_takes_a_16_bit_depth_png(tmp_path: Path, tiny_task_model) -> None:
+    ckpt = save_checkpoint(tmp_path / "rgbd.pt", tiny_task_model("nyud_fcn32s_color_d"),
                            class_names=list(NYUD_CLASSES), palette=voc_palette())
     seg = Segmenter.from_checkpoint(ckpt, precision="fp32")
     color = _image(32, 40, 3)

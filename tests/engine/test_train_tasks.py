@@ -186,12 +186,46 @@ def test_predict_reads_the_other_modalities_from_input_dirs(nyud_fusion_run):
     assert np.asarray(Image.open(out / "img_3_label.png")).shape == (32, 32)
 
 
-def test_predict_names_the_missing_modality_of_a_fusion_model(nyud_fusion_run, capsys):
+def _predict(checkpoint: Path, *args: str) -> int:
+    return main(["predict", "--checkpoint", str(checkpoint), *args, "--device", "cpu",
+                 "--no-progress"])
+
+
+def test_predict_finds_the_hha_image_in_the_sibling_folder(nyud_fusion_run):
     data = nyud_fusion_run / "nyud" / "data"
-    assert main(["predict", "--checkpoint", str(nyud_fusion_run / "run" / "best.pt"),
-                 str(data / "images" / "img_3.png"), "--out",
-                 str(nyud_fusion_run / "pred")]) == 2
-    assert "--input-dir hha=DIR" in capsys.readouterr().err
+    best = nyud_fusion_run / "run" / "best.pt"
+    out = nyud_fusion_run / "pred"
+    assert _predict(best, str(data / "images" / "img_3.png"), "--out", str(out)) == 0
+    expected = Segmenter.from_checkpoint(best).predict_inputs(
+        {"color": data / "images" / "img_3.png", "hha": data / "hha" / "img_3.png"})
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "img_3_label.png")),
+                                  expected.label)
+
+
+def test_predict_finds_the_hha_image_beside_the_colour_image(nyud_fusion_run):
+    data = nyud_fusion_run / "nyud" / "data"
+    photos = nyud_fusion_run / "photos"
+    photos.mkdir()
+    (photos / "a.png").write_bytes((data / "images" / "img_3.png").read_bytes())
+    (photos / "a_hha.png").write_bytes((data / "hha" / "img_3.png").read_bytes())
+    out = nyud_fusion_run / "pred"
+    assert _predict(nyud_fusion_run / "run" / "best.pt", str(photos), "--out", str(out)) == 0
+    assert (out / "a_label.png").is_file()
+    assert not (out / "a_hha_label.png").exists(), "the companion file is no input of its own"
+
+
+def test_predict_names_the_image_and_the_paths_tried_when_hha_is_missing(nyud_fusion_run,
+                                                                         capsys):
+    photos = nyud_fusion_run / "photos"
+    photos.mkdir()
+    (photos / "b.png").write_bytes(
+        (nyud_fusion_run / "nyud" / "data" / "images" / "img_3.png").read_bytes())
+    assert _predict(nyud_fusion_run / "run" / "best.pt", str(photos / "b.png"),
+                    "--out", str(nyud_fusion_run / "pred")) == 1
+    err = capsys.readouterr().err
+    assert "b.png: no hha input found" in err
+    for tried in (photos / "b_hha.png", photos / "b.hha.png", nyud_fusion_run / "hha" / "b.png"):
+        assert str(tried) in err
 
 
 def test_predict_normalises_the_images_of_an_hha_model_as_hha(tmp_path):

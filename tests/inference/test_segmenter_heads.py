@@ -53,11 +53,6 @@ def test_a_two_headed_model_predicts_each_head(siftflow_checkpoint: Path) -> Non
     assert seg.describe()["heads"]["geometric"] == GEOMETRIC
 
 
-def test_sliding_windows_are_refused_for_several_heads(siftflow_checkpoint: Path) -> None:
-    with pytest.raises(ValueError, match="single-head models"):
-        Segmenter.from_checkpoint(siftflow_checkpoint, sliding_window=32)
-
-
 def test_a_fusion_model_says_it_needs_more_than_an_image(tmp_path: Path) -> None:
     ckpt = save_checkpoint(tmp_path / "rgbhha.pt", _model("nyud_fcn32s_color_hha"),
                            class_names=list(NYUD_CLASSES), palette=voc_palette())

@@ -109,3 +109,62 @@ def test_photo_over_pixel_limit_is_scaled_down_in_the_browser(page_at, make_imag
     height = page.locator("#overlay").evaluate("img => img.naturalHeight")
     assert width * height <= 256 * 256
     assert abs(width / height - 320 / 240) < 0.02
+
+
+@pytest.fixture
+def open_page(browser, live_server):
+    """``open_page(segmenter)``: the page of a service of ``segmenter``, opened."""
+    contexts = []
+
+    def open_(segmenter):
+        server = live_server(create_app(segmenter, max_pixels=256 * 256))
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        contexts.append(context)
+        page = context.new_page()
+        page.goto(server.url + "/")
+        return page
+
+    yield open_
+    for context in contexts:
+        context.close()
+
+
+def test_a_model_with_several_heads_shows_each_heads_overlay_and_classes(
+        open_page, siftflow_segmenter, make_image):
+    page = open_page(siftflow_segmenter)
+    pixels, png = make_image(64, 80, seed=5)
+    expected = siftflow_segmenter.predict(pixels)
+    expect(page.locator("#model-summary")).to_contain_text("semantic 33 + geometric 3",
+                                                           timeout=10_000)
+    assert page.locator("#heatmap-class optgroup").count() == 2
+    assert page.locator("#heatmap-class option").count() == 33 + 3
+
+    page.set_input_files("#file", files=[{"name": "scene.png", "mimeType": "image/png",
+                                          "buffer": png}])
+    expect(page.locator("#overlay-geometric")).to_have_js_property("naturalWidth", 80,
+                                                                   timeout=20_000)
+    expect(page.locator("#overlay")).to_have_js_property("naturalWidth", 80)
+    expect(page.locator("#overlay-geometric")).to_be_visible()
+    for table, head in (("#legend", "semantic"), ("#legend-geometric", "geometric")):
+        present = [n for n, c in expected.heads[head].class_pixel_counts().items() if c > 0]
+        names = page.locator(f"{table} tbody tr td:first-child").all_inner_texts()
+        assert sorted(n.strip() for n in names) == sorted(present)
+    page.select_option("#heatmap-class", "geometric/horizontal")
+    expect(page.locator("#heatmap")).to_have_js_property("naturalWidth", 80)
+
+
+def test_a_model_with_several_inputs_takes_one_file_per_modality(
+        open_page, fusion_segmenter, make_image):
+    page = open_page(fusion_segmenter)
+    expect(page.locator("#file-hha")).to_be_attached(timeout=10_000)
+    assert page.locator("#single-file").is_hidden()
+    _, color = make_image(48, 64, seed=1)
+    _, hha = make_image(48, 64, seed=2)
+    page.set_input_files("#file-color", files=[{"name": "c.png", "mimeType": "image/png",
+                                                "buffer": color}])
+    assert page.locator("#segment-button").is_disabled()  # the hha image is still missing
+    page.set_input_files("#file-hha", files=[{"name": "h.png", "mimeType": "image/png",
+                                              "buffer": hha}])
+    expect(page.locator("#overlay")).to_have_js_property("naturalWidth", 64, timeout=20_000)
+    assert "c.png + h.png: 64×48 pixels" in page.locator("#status").inner_text()
+    assert page.locator("#legend tbody tr").count() > 0

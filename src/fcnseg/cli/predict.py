@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 from tqdm import tqdm
@@ -27,6 +26,7 @@ from fcnseg.inference.files import (
     segment_files,
     write_prediction,
 )
+from fcnseg.inference.modalities import given_modality, is_companion_file, segment_modalities
 from fcnseg.inference.visualize import COLORMAPS, background_classes
 
 NAME = "predict"
@@ -66,8 +66,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-dir", action="append", default=[], metavar="MODALITY=DIR",
                    help="for a model with several inputs (NYUDv2 RGB-HHA, RGB-D): the folder "
                         "holding each INPUT's file of this modality under the same file name, "
-                        "e.g. hha=data/nyud/data/hha; INPUTs are then the remaining modality "
-                        "(colour); repeatable")
+                        "e.g. hha=data/nyud/data/hha; INPUTs are then the colour images; "
+                        "repeatable. Without it, each INPUT's file is found beside it: "
+                        "NAME_hha.EXT, NAME.hha.EXT or ../hha/NAME.EXT")
     options.add_batch_size(p, default=4)
     options.add_window_and_tta(p)
     p.add_argument("--alpha", type=float, default=0.5,
@@ -110,6 +111,11 @@ def run(args: argparse.Namespace) -> int:
                                     sliding_window=sliding, tta=tta,
                                     precision=args.precision, **limits)
     input_dirs = _input_dirs(args.input_dir, seg.input_names)
+    if input_dirs is not None:
+        inputs = _without_companions(inputs, seg.input_names, input_dirs)
+        if not inputs:
+            raise FileNotFoundError(f"nothing to segment: every INPUT is another image's "
+                                    f"{'/'.join(seg.input_names)} companion file")
     if seg.trained_on == "synthetic":
         print(SYNTHETIC_NOTE.format(checkpoint=args.checkpoint), file=sys.stderr)
     try:
@@ -136,7 +142,8 @@ def run(args: argparse.Namespace) -> int:
     with tqdm(total=len(inputs), unit="img", disable=args.no_progress or None,
               file=sys.stderr, desc="predict") as bar:
         predictions = (
-            _segment_modalities(seg, inputs, input_dirs, want_probs) if input_dirs is not None
+            segment_modalities(seg, inputs, input_dirs, return_probs=want_probs)
+            if input_dirs is not None
             else segment_files(seg, inputs, batch_size=args.batch_size, return_probs=want_probs))
         for path, name, pred in predictions:
             bar.update(1)
@@ -177,7 +184,9 @@ def _write_other_heads(out_dir: Path, name: str, pred: Prediction, style: Pictur
 
 def _input_dirs(items: list[str], input_names: tuple[str, ...]) -> dict[str, Path] | None:
     """``{modality: folder}`` from ``--input-dir``; None for a model that takes colour images
-    alone and no ``--input-dir``. The INPUT files are the one modality no folder is given for."""
+    alone and no ``--input-dir``. The INPUT files are the colour (else the one modality no
+    folder is given for); the other modalities without a folder are found beside each INPUT
+    (:mod:`fcnseg.inference.modalities`)."""
     dirs: dict[str, Path] = {}
     for item in items:
         modality, sep, folder = item.partition("=")
@@ -191,25 +200,19 @@ def _input_dirs(items: list[str], input_names: tuple[str, ...]) -> dict[str, Pat
         dirs[modality] = Path(folder)
     if not dirs and input_names == ("color",):
         return None
-    rest = [m for m in input_names if m not in dirs]
-    if len(rest) != 1:
-        raise ValueError(f"--input-dir: the model takes the inputs {list(input_names)}; give "
-                         f"MODALITY=DIR for all but the one the INPUT files are "
-                         f"(e.g. --input-dir {input_names[-1]}=DIR)")
+    try:
+        given_modality(input_names, dirs)
+    except ValueError as e:
+        raise ValueError(f"--input-dir: {e}") from None
     return dirs
 
 
-def _segment_modalities(seg: Segmenter, inputs: list[tuple[Path, str]], dirs: dict[str, Path],
-                        return_probs: bool) -> Iterator[tuple[Path, str, Prediction | Exception]]:
-    """``(file, name, prediction or error)`` for each INPUT, with its other modalities read from
-    the ``--input-dir`` folders under the same file name."""
-    given = next(m for m in seg.input_names if m not in dirs)
-    for path, name in inputs:
-        sample = {given: path, **{m: folder / path.name for m, folder in dirs.items()}}
-        missing = [str(f) for m, f in sample.items() if m != given and not Path(f).is_file()]
-        try:
-            if missing:
-                raise FileNotFoundError(f"no {missing[0]} for it")
-            yield path, name, seg.predict_inputs(sample, return_probs=return_probs)
-        except (OSError, ValueError) as e:
-            yield path, name, e
+def _without_companions(inputs: list[tuple[Path, str]], input_names: tuple[str, ...],
+                        dirs: dict[str, Path]) -> list[tuple[Path, str]]:
+    """The INPUT files less those that are companions of others (``x_hha.png``, ``hha/x.png``),
+    which a folder given as INPUT holds beside the colour images."""
+    given = given_modality(input_names, dirs)
+    found_beside = [m for m in input_names if m != given and m not in dirs]
+    if not found_beside:
+        return inputs
+    return [(path, name) for path, name in inputs if not is_companion_file(path, found_beside)]

@@ -90,7 +90,8 @@ class Segmenter:
         head_classes: ``{head: class names}`` of a model with several heads (``model(x)``
             returning ``{head: logits}``, e.g. SIFT Flow's ``semantic`` and ``geometric``);
             ``class_names`` are then the first head's. Missing heads are named ``class_i``.
-            Sliding windows and TTA apply to single-head models only.
+            Sliding windows and TTA average every head's logits alike, and cut, resize and
+            mirror every input modality alike.
         precision: ``"auto"`` (the fastest the hardware runs natively, see
             :func:`fcnseg.utils.hardware.auto_precision`: bf16 on CPUs with AVX512-BF16/AMX
             and on GPUs from compute capability 8.0, fp16 on older GPUs, else fp32),
@@ -151,10 +152,6 @@ class Segmenter:
         self.heads = _head_names(model, self.class_names, head_classes)
         #: The model's input modalities; images alone suffice only for one (colour) input.
         self.input_names: tuple[str, ...] = tuple(getattr(model, "input_names", ("color",)))
-        if self.heads and (self.sliding_window is not None
-                           or (self.tta is not None and not self.tta.is_identity)):
-            raise ValueError(f"sliding windows and TTA apply to single-head models; {self.arch} "
-                             f"has heads {list(self.heads)}")
         self.max_pixels = max_pixels
         if not (math.isfinite(temperature) and temperature > 0):
             raise ValueError(f"temperature must be a positive number, got {temperature}")

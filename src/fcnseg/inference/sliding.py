@@ -2,7 +2,9 @@
 
 Both take a model and a normalised N×3×H×W batch and return N×C×H×W logits at the input's size,
 so they plug into evaluation (``predict_fn(model, images) -> logits``) as well as into
-:class:`fcnseg.inference.Segmenter`.
+:class:`fcnseg.inference.Segmenter`. Models with several inputs or several heads work the same
+way: a batch may be ``{modality: N×c×H×W}`` (every modality cut, resized and flipped alike) and
+logits may be ``{head: N×C×H×W}`` (every head averaged alike).
 """
 
 from __future__ import annotations
@@ -25,8 +27,31 @@ __all__ = [
     "window_starts",
 ]
 
-#: ``predict_fn(model, images) -> logits``: N×3×H×W normalised input to N×C×H×W scores.
-PredictFn = Callable[[nn.Module, torch.Tensor], torch.Tensor]
+#: A batch: N×3×H×W, or ``{modality: N×c×H×W}`` for a model with several inputs.
+Batch = torch.Tensor | Mapping[str, torch.Tensor]
+#: Logits: N×C×H×W, or ``{head: N×C×H×W}`` for a model with several heads.
+Logits = torch.Tensor | Mapping[str, torch.Tensor]
+#: ``predict_fn(model, images) -> logits``: a normalised batch to scores at its size.
+PredictFn = Callable[[nn.Module, Any], Any]
+
+
+def _apply(fn: Callable[[torch.Tensor], torch.Tensor], x: Any) -> Any:
+    """``fn`` of a tensor, or ``{key: fn(tensor)}`` of a dict of them (modalities, heads)."""
+    if isinstance(x, Mapping):
+        return {k: fn(v) for k, v in x.items()}
+    return fn(x)
+
+
+def _combine(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], a: Any, b: Any) -> Any:
+    """``fn(a, b)`` of two tensors, or key by key of two dicts with the same keys."""
+    if isinstance(a, Mapping):
+        return {k: fn(a[k], b[k]) for k in a}
+    return fn(a, b)
+
+
+def _first(x: Any) -> torch.Tensor:
+    """The tensor of a batch or of logits, or the first one of a dict (all share N, H, W)."""
+    return next(iter(x.values())) if isinstance(x, Mapping) else x
 
 
 def _pair(v: int | Sequence[int], what: str) -> tuple[int, int]:
@@ -36,7 +61,7 @@ def _pair(v: int | Sequence[int], what: str) -> tuple[int, int]:
     return pair  # type: ignore[return-value]
 
 
-def forward_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def forward_logits(model: nn.Module, x: Batch) -> Logits:
     """The plain whole-image forward pass (the default ``predict_fn``). A model answering
     torchvision-style ``{"out": logits, "aux": ...}`` (``fcn_resnet50(output="dict")``) gives
     its ``"out"``; a model with several heads (``{"semantic": ..., "geometric": ...}``) gives
@@ -62,17 +87,18 @@ def window_starts(size: int, window: int, stride: int) -> list[int]:
 
 def sliding_window_logits(
     model: nn.Module,
-    x: torch.Tensor,
+    x: Batch,
     window: int | Sequence[int],
     stride: int | Sequence[int] | None = None,
     *,
     predict_fn: PredictFn | None = None,
-) -> torch.Tensor:
+) -> Logits:
     """Logits of an N×3×H×W batch computed window by window, averaged where windows overlap.
 
     Args:
-        model: a segmentation model returning N×C×h×w logits for an N×3×h×w input.
-        x: the normalised input batch.
+        model: a segmentation model returning N×C×h×w logits for an N×3×h×w input (or a dict
+            of them, one per head; or taking a dict of inputs, one per modality).
+        x: the normalised input batch, or ``{modality: batch}`` (each cut at the same windows).
         window: window height and width (an int for a square window); a window larger than the
             image is cut to the image.
         stride: step between windows (default: two thirds of the window, i.e. one third
@@ -80,11 +106,13 @@ def sliding_window_logits(
         predict_fn: how to run the model on one window (default: ``model(window)``).
 
     Returns:
-        N×C×H×W float32 logits: each pixel the mean of the logits of the windows that cover it
-        (the weight map counts the windows over each pixel).
+        N×C×H×W float32 logits (``{head: logits}`` for a model with several heads): each pixel
+        the mean of the logits of the windows that cover it (the weight map counts the windows
+        over each pixel).
     """
-    if x.dim() != 4:
-        raise ValueError(f"expected an N×3×H×W batch, got shape {tuple(x.shape)}")
+    first = _first(x)
+    if first.dim() != 4:
+        raise ValueError(f"expected an N×3×H×W batch, got shape {tuple(first.shape)}")
     wh, ww = _pair(window, "window")
     if stride is None:
         stride = (max(1, wh * 2 // 3), max(1, ww * 2 // 3))
@@ -92,26 +120,33 @@ def sliding_window_logits(
     if sh > wh or sw > ww:
         raise ValueError(f"stride {(sh, sw)} larger than the window {(wh, ww)} would skip pixels")
     run = predict_fn or forward_logits
-    n, _, h, w = x.shape
+    n, _, h, w = first.shape
     wh, ww = min(wh, h), min(ww, w)
     ys, xs = window_starts(h, wh, sh), window_starts(w, ww, sw)
     if len(ys) == 1 and len(xs) == 1:
         return run(model, x)
 
-    total: torch.Tensor | None = None
-    count = torch.zeros(1, 1, h, w, dtype=torch.float32, device=x.device)
+    total: Any = None
+    count = torch.zeros(1, 1, h, w, dtype=torch.float32, device=first.device)
     for y0 in ys:
         for x0 in xs:
-            out = run(model, x[:, :, y0 : y0 + wh, x0 : x0 + ww])
-            if out.shape[-2:] != (wh, ww):
-                raise ValueError(f"the model returned {tuple(out.shape[-2:])} logits for a "
-                                 f"{(wh, ww)} window; sliding windows need same-size outputs")
+            out = run(model, _apply(lambda t, y0=y0, x0=x0: t[:, :, y0 : y0 + wh, x0 : x0 + ww],
+                                    x))
+            if _first(out).shape[-2:] != (wh, ww):
+                raise ValueError(f"the model returned {tuple(_first(out).shape[-2:])} logits for "
+                                 f"a {(wh, ww)} window; sliding windows need same-size outputs")
             if total is None:
-                total = torch.zeros(n, out.shape[1], h, w, dtype=torch.float32, device=x.device)
-            total[:, :, y0 : y0 + wh, x0 : x0 + ww] += out.float()
+                total = _apply(lambda o: torch.zeros(n, o.shape[1], h, w, dtype=torch.float32,
+                                                     device=first.device), out)
+
+            def add(acc: torch.Tensor, o: torch.Tensor, y0: int = y0, x0: int = x0) -> torch.Tensor:
+                acc[:, :, y0 : y0 + wh, x0 : x0 + ww] += o.float()
+                return acc
+
+            total = _combine(add, total, out)
             count[:, :, y0 : y0 + wh, x0 : x0 + ww] += 1.0
     assert total is not None
-    return total / count
+    return _apply(lambda t: t / count, total)
 
 
 def _resize(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -122,19 +157,21 @@ def _resize(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 def tta_logits(
     model: nn.Module,
-    x: torch.Tensor,
+    x: Batch,
     scales: Sequence[float] = (1.0,),
     flip: bool = False,
     predict_fn: PredictFn | None = None,
     *,
     average: str = "logits",
-) -> torch.Tensor:
+) -> Logits:
     """Test-time augmentation: logits averaged over input scales and horizontal flips.
 
     For each scale the input is resized bilinearly (``round(H*s) × round(W*s)``), run through
     ``predict_fn`` (default: the whole-image forward; pass a sliding-window function for large
     images), and the logits are resized back to H×W bilinearly; with ``flip`` the mirrored
-    input is run too and its logits mirrored back.
+    input is run too and its logits mirrored back. A dict of inputs (one per modality) is
+    resized and mirrored input by input; a dict of logits (one per head) is averaged head by
+    head, each exactly as a single head's would be.
 
     Args:
         average: ``"logits"`` averages the raw logits; ``"probs"`` averages softmax
@@ -142,7 +179,7 @@ def tta_logits(
             probabilities, so argmax and probabilities read the same way).
 
     Returns:
-        N×C×H×W float32 logits.
+        N×C×H×W float32 logits, or ``{head: logits}``.
     """
     if average not in ("logits", "probs"):
         raise ValueError(f"average must be 'logits' or 'probs', got {average!r}")
@@ -150,24 +187,33 @@ def tta_logits(
     if not scales or min(scales) <= 0:
         raise ValueError(f"scales must be positive numbers, got {scales}")
     run = predict_fn or forward_logits
-    size = (int(x.shape[-2]), int(x.shape[-1]))
-    total: torch.Tensor | None = None
+    first = _first(x)
+    size = (int(first.shape[-2]), int(first.shape[-1]))
+
+    def back(out: torch.Tensor) -> torch.Tensor:
+        out = _resize(out.float(), size)
+        return out.softmax(1) if average == "probs" else out
+
+    total: Any = None
     passes = 0
     for s in scales:
         scaled_size = (max(1, round(size[0] * s)), max(1, round(size[1] * s)))
-        xs = _resize(x, scaled_size)
+        xs = _apply(lambda t, sz=scaled_size: _resize(t, sz), x)
         outs = [run(model, xs)]
         if flip:
-            outs.append(run(model, xs.flip(-1)).flip(-1))
+            outs.append(_apply(lambda t: t.flip(-1),
+                               run(model, _apply(lambda t: t.flip(-1), xs))))
         for out in outs:
-            out = _resize(out.float(), size)
-            if average == "probs":
-                out = out.softmax(1)
-            total = out if total is None else total + out
+            out = _apply(back, out)
+            total = out if total is None else _combine(torch.add, total, out)
             passes += 1
     assert total is not None
-    mean = total / passes
-    return mean.clamp_min(1e-12).log() if average == "probs" else mean
+
+    def mean(t: torch.Tensor) -> torch.Tensor:
+        t = t / passes
+        return t.clamp_min(1e-12).log() if average == "probs" else t
+
+    return _apply(mean, total)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """The web service: a :class:`~fcnseg.inference.Segmenter` behind FastAPI.
 
-Endpoints: ``POST /v1/segment`` (an image in, a palette PNG label map or JSON out),
+Endpoints: ``POST /v1/segment`` (an image in, or one file per modality for a model with several
+inputs; a palette PNG label map or JSON out, with each head's result for a model with several),
 ``GET /v1/model``, ``GET /healthz`` and a static page at ``/``. The routes here only wire
 HTTP to :class:`~fcnseg.serve.service.SegmentationService`; the work is in ``segment.py``.
 
@@ -42,7 +43,7 @@ from fcnseg.serve.limits import (
     DEFAULT_MAX_UPLOAD_BYTES,
     ServiceLimits,
 )
-from fcnseg.serve.segment import ACCEPTED_FORMATS, SegmentOptions, parse_heatmap_classes
+from fcnseg.serve.segment import ACCEPTED_FORMATS, SegmentOptions, heatmap_options
 from fcnseg.serve.service import SegmentationService
 
 __all__ = [
@@ -93,7 +94,8 @@ async def model_info(service: Service) -> dict[str, Any]:
     "/v1/segment",
     responses={200: {"content": {"image/png": {}, "application/json": {}},
                      "description": "the label map (PNG) or JSON"},
-               400: {"description": "corrupt image or bad parameter"},
+               400: {"description": "corrupt image, bad parameter, or a missing or unexpected "
+                                    "modality field"},
                408: {"description": "the upload did not arrive in time"},
                413: {"description": "upload or image too large"},
                415: {"description": "not an image"},
@@ -101,7 +103,10 @@ async def model_info(service: Service) -> dict[str, Any]:
                503: {"description": "queue full"}},
     openapi_extra={"requestBody": {"content": {
         "multipart/form-data": {"schema": {
-            "type": "object", "properties": {"image": {"type": "string", "format": "binary"}}}},
+            "type": "object", "description": "one image in 'image'; for a model with several "
+                                             "inputs, one file per modality named by it "
+                                             "(GET /v1/model lists them as input_names)",
+            "properties": {"image": {"type": "string", "format": "binary"}}}},
         "image/*": {"schema": {"type": "string", "format": "binary"}}}}},
 )
 async def segment(
@@ -116,10 +121,10 @@ async def segment(
         None, description="json: class heatmaps for 'all' or comma-separated class names or "
                           "indices"),
 ) -> Response:
-    """Segment an uploaded image (multipart field ``image``, or the raw body)."""
-    classes = parse_heatmap_classes(heatmap, service.segmenter.class_names)
+    """Segment an uploaded image (multipart field ``image``, or the raw body); for a model with
+    several inputs, one file per modality in fields named by it (``color``, ``hha``)."""
     options = SegmentOptions(format=format, overlay=overlay, alpha=alpha,
-                             heatmap_classes=classes)
+                             **heatmap_options(heatmap, service.segmenter))
     return await service.segment(request, options)
 
 

@@ -8,8 +8,8 @@ import io
 import logging
 import time
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -17,6 +17,7 @@ from PIL import Image, UnidentifiedImageError
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
+from fcnseg.data.palette import palette_for
 from fcnseg.inference import ImageError, ImageTooLargeError, Prediction, Segmenter, load_image
 from fcnseg.inference.files import PictureStyle, overlay_picture
 from fcnseg.inference.visualize import background_classes, heatmap, label_png_bytes
@@ -26,6 +27,10 @@ from fcnseg.serve.limits import PREVIEW_MAX_SIDE
 __all__ = [
     "ACCEPTED_FORMATS",
     "SegmentOptions",
+    "encode_answer",
+    "head_palette",
+    "heatmap_options",
+    "parse_head_heatmap_classes",
     "parse_heatmap_classes",
     "preview_size",
     "probe_image",
@@ -50,12 +55,20 @@ class SegmentOptions:
         overlay: add the class colours blended over the image (JSON).
         alpha: the overlay's opacity, 0 to 1.
         heatmap_classes: class indices whose probability maps are added (JSON).
+        head_heatmap_classes: for a model with several heads, those of each head by name
+            (``heatmap_classes`` are then the first head's).
     """
 
     format: Literal["png", "json"] = "png"
     overlay: bool = False
     alpha: float = 0.5
     heatmap_classes: tuple[int, ...] = ()
+    head_heatmap_classes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+
+    @property
+    def wants_probs(self) -> bool:
+        """Whether any heatmap is asked for (the segmenter must then return probabilities)."""
+        return bool(self.heatmap_classes) or any(self.head_heatmap_classes.values())
 
 
 def parse_heatmap_classes(spec: str | None, names: Sequence[str]) -> tuple[int, ...]:
@@ -77,6 +90,54 @@ def parse_heatmap_classes(spec: str | None, names: Sequence[str]) -> tuple[int, 
         if index not in chosen:
             chosen.append(index)
     return tuple(chosen)
+
+
+def parse_head_heatmap_classes(spec: str | None,
+                               heads: Mapping[str, Sequence[str]]) -> dict[str, tuple[int, ...]]:
+    """:func:`parse_heatmap_classes` for a model with several heads: ``"all"`` gives every
+    class of every head, a class name the heads that have it, an index the first head's class
+    (400 for a name no head has)."""
+    if spec is None or not spec.strip():
+        return {h: () for h in heads}
+    if spec.strip() == "all":
+        return {h: tuple(range(len(names))) for h, names in heads.items()}
+    chosen: dict[str, list[int]] = {h: [] for h in heads}
+    first = next(iter(heads))
+    for token in (t.strip() for t in spec.split(",")):
+        found = False
+        for h, names in heads.items():
+            if token.isdigit() and h == first and int(token) < len(names):
+                index = int(token)
+            elif token in names:
+                index = list(names).index(token)
+            else:
+                continue
+            found = True
+            if index not in chosen[h]:
+                chosen[h].append(index)
+        if not found:
+            listing = "; ".join(f"{h}: {', '.join(names)}" for h, names in heads.items())
+            raise RequestError(400, f"heatmap: unknown class {token!r}; give 'all', class "
+                                    f"names ({listing}) or indices of the {first} head")
+    return {h: tuple(c) for h, c in chosen.items()}
+
+
+def heatmap_options(spec: str | None, segmenter: Segmenter) -> dict[str, Any]:
+    """The heatmap fields of :class:`SegmentOptions` for the ``heatmap`` query parameter:
+    ``heatmap_classes``, and ``head_heatmap_classes`` for a model with several heads."""
+    if not segmenter.heads:
+        return {"heatmap_classes": parse_heatmap_classes(spec, segmenter.class_names)}
+    by_head = parse_head_heatmap_classes(spec, segmenter.heads)
+    return {"heatmap_classes": by_head[next(iter(by_head))], "head_heatmap_classes": by_head}
+
+
+def head_palette(segmenter: Segmenter, head: str) -> np.ndarray:
+    """The colours of a head's label map: the checkpoint's palette for the first head (or the
+    only one), the standard palette for its number of classes for the others (as ``fcnseg
+    predict`` writes them)."""
+    if not segmenter.heads or head == next(iter(segmenter.heads)):
+        return segmenter.palette
+    return palette_for(len(segmenter.heads[head]))
 
 
 async def read_upload(request: Request) -> bytes:
@@ -137,14 +198,45 @@ def segment_upload(segmenter: Segmenter, data: bytes, options: SegmentOptions,
         raise RequestError(400, str(e)) from None
     t1 = time.perf_counter()
     try:
-        pred = segmenter.predict(image, return_probs=bool(options.heatmap_classes))
+        pred = segmenter.predict(image, return_probs=options.wants_probs)
     except Exception as e:  # noqa: BLE001 - one failed request must not end the service
         log.exception("segmenting an upload of %d×%d failed", image.shape[1], image.shape[0])
         raise RequestError(500, f"inference failed ({type(e).__name__})") from None
+    return encode_answer(segmenter, pred, options, decode_s=t1 - t0,
+                         inference_s=time.perf_counter() - t1)
+
+
+def encode_answer(segmenter: Segmenter, pred: Prediction, options: SegmentOptions, *,
+                  decode_s: float = 0.0, inference_s: float = 0.0) -> bytes | dict[str, Any]:
+    """A prediction as the answer: the (first head's) label map as PNG bytes for
+    ``format="png"``, else the JSON payload. For a model with several heads the JSON's top
+    level is the first head's, and ``heads`` holds every head's own payload by name."""
     t2 = time.perf_counter()
     label_png = label_png_bytes(pred.label, segmenter.palette)
     if options.format == "png":
         return label_png
+    heads = pred.heads or {}
+    body = _payload(pred, label_png, segmenter.palette, segmenter.class_names, options,
+                    options.heatmap_classes)
+    if heads:
+        body["heads"] = {
+            h: {"class_names": list(p.class_names),
+                "palette": head_palette(segmenter, h)[: len(p.class_names)].tolist(),
+                **_payload(p, None, head_palette(segmenter, h), p.class_names, options,
+                           options.head_heatmap_classes.get(h, ()))}
+            for h, p in heads.items()}
+    body["timing_ms"] = {"decode": round(decode_s * 1e3, 1),
+                         "inference": round(inference_s * 1e3, 1),
+                         "encode": round((time.perf_counter() - t2) * 1e3, 1)}
+    return body
+
+
+def _payload(pred: Prediction, label_png: bytes | None, palette: np.ndarray,
+             class_names: Sequence[str], options: SegmentOptions,
+             heatmap_classes: Sequence[int]) -> dict[str, Any]:
+    """One head's JSON: size, pixel counts, classes present, label PNG and the pictures."""
+    if label_png is None:
+        label_png = label_png_bytes(pred.label, palette)
     height, width = pred.label.shape
     counts = pred.class_pixel_counts()
     body: dict[str, Any] = {
@@ -154,11 +246,8 @@ def segment_upload(segmenter: Segmenter, data: bytes, options: SegmentOptions,
         "present": [name for name, n in counts.items() if n > 0],
         "label_png": _b64(label_png),
     }
-    if options.overlay or options.heatmap_classes:
-        body.update(_pictures(segmenter, pred, options))
-    body["timing_ms"] = {"decode": round((t1 - t0) * 1e3, 1),
-                         "inference": round((t2 - t1) * 1e3, 1),
-                         "encode": round((time.perf_counter() - t2) * 1e3, 1)}
+    if options.overlay or heatmap_classes:
+        body.update(_pictures(pred, palette, class_names, options, tuple(heatmap_classes)))
     return body
 
 
@@ -168,7 +257,8 @@ def preview_size(height: int, width: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def _pictures(segmenter: Segmenter, pred: Prediction, options: SegmentOptions) -> dict[str, Any]:
+def _pictures(pred: Prediction, palette: np.ndarray, class_names: Sequence[str],
+              options: SegmentOptions, heatmap_classes: tuple[int, ...]) -> dict[str, Any]:
     """The overlay and heatmaps asked for, as base64 PNGs at preview size."""
     height, width = pred.label.shape
     size = preview_size(height, width)
@@ -182,20 +272,20 @@ def _pictures(segmenter: Segmenter, pred: Prediction, options: SegmentOptions) -
         # As predict draws it: the background left as the photo; no legend, as the page and
         # the JSON already list the classes present.
         style = PictureStyle(alpha=options.alpha, legend=False,
-                             unblended=tuple(background_classes(segmenter.class_names)))
+                             unblended=tuple(background_classes(class_names)))
         picture = overlay_picture(replace(pred, image=np.asarray(small), label=small_label),
-                                  segmenter.palette, style)
+                                  palette, style)
         out["overlay_png"] = _b64(_png(Image.fromarray(picture), compress_level=3))
-    if options.heatmap_classes:
+    if heatmap_classes:
         if pred.probs is None:
             raise RuntimeError("the segmenter returned no probabilities for the heatmaps")
         heatmaps = {}
-        for c in options.heatmap_classes:
+        for c in heatmap_classes:
             prob = Image.fromarray(np.ascontiguousarray(pred.probs[c], dtype=np.float32))
             prob = prob.resize(size, Image.BILINEAR)
             # Fixed [0, 1] range: the colours then mean the same probability in every map.
             picture = heatmap(np.asarray(prob), vmin=0.0, vmax=1.0)
-            heatmaps[segmenter.class_names[c]] = _b64(_png(Image.fromarray(picture),
+            heatmaps[class_names[c]] = _b64(_png(Image.fromarray(picture),
                                                            compress_level=3))
         out["heatmaps"] = heatmaps
     return out

@@ -11,7 +11,19 @@ from starlette.responses import JSONResponse, Response
 from fcnseg.inference import Segmenter
 from fcnseg.serve.admission import Admission
 from fcnseg.serve.limits import ServiceLimits
-from fcnseg.serve.segment import SegmentOptions, probe_image, read_upload, segment_upload
+from fcnseg.serve.modalities import (
+    probe_inputs,
+    read_modality_uploads,
+    segment_inputs,
+    takes_several_inputs,
+)
+from fcnseg.serve.segment import (
+    SegmentOptions,
+    head_palette,
+    probe_image,
+    read_upload,
+    segment_upload,
+)
 
 __all__ = ["SegmentationService"]
 
@@ -33,25 +45,47 @@ class SegmentationService:
         return {"status": "ok", **self.admission.load()}
 
     def model_info(self) -> dict[str, Any]:
-        """``GET /v1/model``: classes, palette, architecture, geometry, input convention and
-        the service's limits."""
-        description = self.segmenter.describe()
-        return {**{key: description[key] for key in _MODEL_FIELDS}, "limits": self.limits.to_dict()}
+        """``GET /v1/model``: classes, palette, architecture, geometry, input convention, the
+        inputs a request carries (``input_names``: one file per modality when several), each
+        head's classes and colours (``heads``, for a model with several) and the service's
+        limits."""
+        seg = self.segmenter
+        description = seg.describe()
+        heads = {h: {"class_names": list(names),
+                     "palette": head_palette(seg, h)[: len(names)].tolist()}
+                 for h, names in seg.heads.items()}
+        return {**{key: description[key] for key in _MODEL_FIELDS},
+                "input_names": list(seg.input_names), "heads": heads,
+                "limits": self.limits.to_dict()}
 
     async def segment(self, request: Request, options: SegmentOptions) -> Response:
         """``POST /v1/segment``: admit (503 when full), check the image header, then decode,
         segment and encode in a worker thread (at most ``max_concurrency`` at once).
 
         The body is already read in full (:class:`~fcnseg.serve.body.ReadBodyFirst`), so a
-        place is only ever held by a request whose upload has arrived.
+        place is only ever held by a request whose upload has arrived. A model with several
+        inputs takes one file per modality (:mod:`~fcnseg.serve.modalities`).
         """
+        if takes_several_inputs(self.segmenter):
+            with self.admission.place():
+                uploads = await read_modality_uploads(request, self.segmenter.input_names)
+                await anyio.to_thread.run_sync(probe_inputs, uploads, self.limits.max_pixels)
+                answer = await anyio.to_thread.run_sync(
+                    segment_inputs, self.segmenter, uploads, options, self.limits.max_pixels,
+                    limiter=self.admission.limiter)
+            return _response(answer)
         with self.admission.place():
             data = await read_upload(request)
             await anyio.to_thread.run_sync(probe_image, data, self.limits.max_pixels)
             answer = await anyio.to_thread.run_sync(
                 segment_upload, self.segmenter, data, options, self.limits.max_pixels,
                 limiter=self.admission.limiter)
-        if isinstance(answer, bytes):
-            return Response(answer, media_type="image/png",
-                            headers={"Content-Disposition": 'inline; filename="label.png"'})
-        return JSONResponse(answer)
+        return _response(answer)
+
+
+def _response(answer: bytes | dict[str, Any]) -> Response:
+    """The label map PNG, or the JSON payload."""
+    if isinstance(answer, bytes):
+        return Response(answer, media_type="image/png",
+                        headers={"Content-Disposition": 'inline; filename="label.png"'})
+    return JSONResponse(answer)

@@ -1,9 +1,11 @@
 // The page of `fcnseg serve`: upload an image, show the overlay and a per-class heatmap.
-// Plain JavaScript, no build step and nothing from other servers.
+// A model with several inputs (colour and HHA, colour and depth) gets one file chooser per
+// modality; a model with several heads (SIFT Flow: semantic and geometric) gets an overlay and
+// a table of classes per head. Plain JavaScript, no build step and nothing from other servers.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { model: null, ready: null, heatmaps: {}, originalUrl: null };
+const state = { model: null, ready: null, heatmaps: {}, originalUrl: null, chosen: {} };
 
 function setStatus(text, isError = false) {
   const el = $("status");
@@ -15,27 +17,95 @@ function megabytes(bytes) {
   return (bytes / 2 ** 20).toFixed(bytes < 2 ** 20 ? 2 : 0) + " MB";
 }
 
+// The model's heads as [name, {class_names, palette}] pairs: one unnamed head for most models.
+function headsOf(model) {
+  const heads = Object.entries(model.heads || {});
+  return heads.length ? heads : [["", { class_names: model.class_names, palette: model.palette }]];
+}
+
+function severalInputs() {
+  return Boolean(state.model && state.model.input_names && state.model.input_names.length > 1);
+}
+
 async function loadModel() {
   const response = await fetch("/v1/model");
   if (!response.ok) throw new Error(`GET /v1/model answered ${response.status}`);
   const model = await response.json();
   state.model = model;
   const geometry = model.geometry ? `, ${model.geometry} geometry` : "";
+  const heads = Object.keys(model.heads || {});
+  const classes = heads.length
+    ? heads.map((h) => `${h} ${model.heads[h].class_names.length}`).join(" + ") + " classes"
+    : `${model.num_classes} classes`;
+  const inputs = severalInputs() ? `, inputs ${model.input_names.join(" + ")}` : "";
   $("model-summary").textContent =
-    `${model.arch}${geometry}, ${model.num_classes} classes, ` +
-    `${model.input_convention.name} input`;
+    `${model.arch}${geometry}, ${classes}${inputs}, ${model.input_convention.name} input`;
   const limits = model.limits;
-  $("limits").textContent =
-    `Up to ${megabytes(limits.max_upload_bytes)}; images over ` +
-    `${(limits.max_pixels / 1e6).toFixed(1)} megapixels are scaled down here first.`;
+  $("limits").textContent = severalInputs()
+    ? `Up to ${megabytes(limits.max_upload_bytes)} in all, ` +
+      `${(limits.max_pixels / 1e6).toFixed(1)} megapixels, every image of the same size.`
+    : `Up to ${megabytes(limits.max_upload_bytes)}; images over ` +
+      `${(limits.max_pixels / 1e6).toFixed(1)} megapixels are scaled down here first.`;
   const select = $("heatmap-class");
   select.replaceChildren();
-  model.class_names.forEach((name, index) => {
-    const option = document.createElement("option");
-    option.value = name;
-    option.textContent = `${index}: ${name}`;
-    select.append(option);
-  });
+  for (const [head, info] of headsOf(model)) {
+    let group = select;
+    if (head) {
+      group = document.createElement("optgroup");
+      group.label = head;
+      select.append(group);
+    }
+    info.class_names.forEach((name, index) => {
+      const option = document.createElement("option");
+      option.value = head ? `${head}/${name}` : name;
+      option.textContent = `${index}: ${name}`;
+      group.append(option);
+    });
+  }
+  if (severalInputs()) buildModalityChoosers(model.input_names);
+}
+
+// One "Choose the <modality> image" button per input; the request goes once all are chosen
+// (and again with the Segment button).
+function buildModalityChoosers(names) {
+  $("single-file").hidden = true;
+  $("drop-hint").hidden = true;
+  const box = $("modality-files");
+  box.replaceChildren();
+  for (const name of names) {
+    const wrap = document.createElement("div");
+    wrap.className = "modality";
+    const label = document.createElement("label");
+    label.className = "button";
+    label.htmlFor = `file-${name}`;
+    label.textContent = `Choose the ${name} image`;
+    const input = document.createElement("input");
+    input.type = "file";
+    input.id = `file-${name}`;
+    input.accept = "image/*";
+    const chosen = document.createElement("span");
+    chosen.className = "chosen";
+    chosen.id = `chosen-${name}`;
+    chosen.textContent = "none chosen";
+    input.addEventListener("change", () => {
+      state.chosen[name] = input.files[0];
+      chosen.textContent = input.files[0] ? input.files[0].name : "none chosen";
+      const ready = names.every((m) => state.chosen[m]);
+      $("segment-button").disabled = !ready;
+      if (ready) segmentModalities();
+    });
+    wrap.append(label, input, chosen);
+    box.append(wrap);
+  }
+  const button = document.createElement("button");
+  button.type = "button";
+  button.id = "segment-button";
+  button.className = "button";
+  button.textContent = "Segment";
+  button.disabled = true;
+  button.addEventListener("click", segmentModalities);
+  box.append(button);
+  box.hidden = false;
 }
 
 // Scale an image down in the browser when it has more pixels than the server accepts, so
@@ -67,22 +137,22 @@ async function fitToLimits(file) {
 }
 
 function showHeatmap() {
-  const name = $("heatmap-class").value;
-  const png = state.heatmaps[name];
+  const value = $("heatmap-class").value;
+  const png = state.heatmaps[value];
   if (png) $("heatmap").src = "data:image/png;base64," + png;
-  $("heatmap").alt = `probability of class ${name} at each pixel`;
+  $("heatmap").alt = `probability of class ${value} at each pixel`;
 }
 
-function fillLegend(result) {
-  const body = $("legend").tBodies[0];
+// Fill a legend table's body with the classes one head found, largest first.
+function fillTable(body, result, info) {
   body.replaceChildren();
   const total = result.width * result.height;
   const rows = Object.entries(result.pixel_counts)
     .filter(([, count]) => count > 0)
     .sort((a, b) => b[1] - a[1]);
   for (const [name, count] of rows) {
-    const index = state.model.class_names.indexOf(name);
-    const [r, g, b] = state.model.palette[index];
+    const index = info.class_names.indexOf(name);
+    const [r, g, b] = info.palette[index];
     const tr = document.createElement("tr");
     const nameCell = document.createElement("td");
     const swatch = document.createElement("span");
@@ -98,23 +168,106 @@ function fillLegend(result) {
     tr.append(nameCell, countCell, shareCell);
     body.append(tr);
   }
+}
+
+// The first head's classes in #legend, each further head's in a table of its own.
+function fillLegend(result) {
+  const heads = headsOf(state.model);
+  const [firstHead, firstInfo] = heads[0];
+  fillTable($("legend").tBodies[0], firstHead ? result.heads[firstHead] : result, firstInfo);
+  $("legend-head").textContent = firstHead ? `: ${firstHead}` : "";
+  const more = $("head-legends");
+  more.replaceChildren();
+  for (const [head, info] of heads.slice(1)) {
+    const title = document.createElement("h2");
+    title.textContent = `Classes found: ${head}`;
+    const table = document.createElement("table");
+    table.id = `legend-${head}`;
+    table.append($("legend").tHead.cloneNode(true), document.createElement("tbody"));
+    fillTable(table.tBodies[0], result.heads[head], info);
+    more.append(title, table);
+  }
   $("legend-section").hidden = false;
 }
 
+// The first head's overlay is #overlay; each further head gets a figure of its own.
+function showHeadOverlays(result) {
+  const heads = headsOf(state.model);
+  $("overlay-head").textContent = heads[0][0] ? `: ${heads[0][0]}` : "";
+  const box = $("head-overlays");
+  box.replaceChildren();
+  for (const [head] of heads.slice(1)) {
+    const figure = document.createElement("figure");
+    const caption = document.createElement("figcaption");
+    caption.textContent = `Overlay: ${head}`;
+    const img = document.createElement("img");
+    img.id = `overlay-${head}`;
+    img.alt = `the ${head} classes in colour over the image`;
+    img.src = "data:image/png;base64," + result.heads[head].overlay_png;
+    figure.append(caption, img);
+    box.append(figure);
+  }
+}
+
+// Every heatmap of an answer, keyed as the dropdown's values: "class" or "head/class".
+function collectHeatmaps(result) {
+  if (!result.heads) return result.heatmaps || {};
+  const all = {};
+  for (const [head, answer] of Object.entries(result.heads)) {
+    for (const [name, png] of Object.entries(answer.heatmaps || {})) all[`${head}/${name}`] = png;
+  }
+  return all;
+}
+
 // The class whose heatmap is shown first: the largest class present other than class 0
-// (background in most datasets), else class 0.
+// (background in most datasets), else class 0; of the first head for a model with several.
 function defaultHeatmapClass(result) {
-  const names = state.model.class_names;
+  const [head, info] = headsOf(state.model)[0];
+  const counts = head ? result.heads[head].pixel_counts : result.pixel_counts;
+  const names = info.class_names;
   let best = names[0];
   let bestCount = 0;
   names.forEach((name, index) => {
-    const count = result.pixel_counts[name] || 0;
+    const count = counts[name] || 0;
     if (index > 0 && count > bestCount) {
       best = name;
       bestCount = count;
     }
   });
-  return best;
+  return head ? `${head}/${best}` : best;
+}
+
+// Send a form and show the answer; `original` is the picture shown as the image.
+async function sendForm(form, original, title, note) {
+  if (state.originalUrl) URL.revokeObjectURL(state.originalUrl);
+  state.originalUrl = URL.createObjectURL(original);
+  const started = performance.now();
+  const response = await fetch("/v1/segment?format=json&overlay=true&heatmap=all", {
+    method: "POST",
+    body: form,
+  });
+  if (!response.ok) {
+    let detail = response.statusText;
+    try {
+      detail = (await response.json()).detail || detail;
+    } catch {
+      // not JSON: keep the status text
+    }
+    setStatus(`The server refused the image (${response.status}): ${detail}`, true);
+    return;
+  }
+  const result = await response.json();
+  $("original").src = state.originalUrl;
+  $("overlay").src = "data:image/png;base64," + result.overlay_png;
+  showHeadOverlays(result);
+  state.heatmaps = collectHeatmaps(result);
+  $("heatmap-class").value = defaultHeatmapClass(result);
+  showHeatmap();
+  fillLegend(result);
+  $("results").hidden = false;
+  const seconds = ((performance.now() - started) / 1000).toFixed(2);
+  setStatus(`${title}: ${result.width}×${result.height} pixels${note}, ` +
+            `${result.present.length} classes found, ${seconds} s.`);
 }
 
 async function segment(file) {
@@ -124,42 +277,38 @@ async function segment(file) {
   try {
     await state.ready;
     if (!state.model) throw new Error("the model description is not loaded; reload the page");
+    if (severalInputs()) {
+      throw new Error(`this model takes one file per input (${state.model.input_names.join(", ")}); ` +
+                      "choose each with its button");
+    }
     const { blob, note } = await fitToLimits(file);
-    if (state.originalUrl) URL.revokeObjectURL(state.originalUrl);
-    state.originalUrl = URL.createObjectURL(blob);
     const form = new FormData();
     form.append("image", blob, file.name || "image");
-    const started = performance.now();
-    const response = await fetch("/v1/segment?format=json&overlay=true&heatmap=all", {
-      method: "POST",
-      body: form,
-    });
-    if (!response.ok) {
-      let detail = response.statusText;
-      try {
-        detail = (await response.json()).detail || detail;
-      } catch {
-        // not JSON: keep the status text
-      }
-      setStatus(`The server refused the image (${response.status}): ${detail}`, true);
-      return;
-    }
-    const result = await response.json();
-    $("original").src = state.originalUrl;
-    $("overlay").src = "data:image/png;base64," + result.overlay_png;
-    state.heatmaps = result.heatmaps || {};
-    $("heatmap-class").value = defaultHeatmapClass(result);
-    showHeatmap();
-    fillLegend(result);
-    $("results").hidden = false;
-    const seconds = ((performance.now() - started) / 1000).toFixed(2);
-    setStatus(`${file.name || "Image"}: ${result.width}×${result.height} pixels${note}, ` +
-              `${result.present.length} classes found, ${seconds} s.`);
+    await sendForm(form, blob, file.name || "Image", note);
   } catch (error) {
     setStatus(`Could not segment the image: ${error.message}`, true);
   } finally {
     $("file").disabled = false;
     $("file").value = "";
+  }
+}
+
+// A model with several inputs: one file per modality, in form fields named by it. They go up
+// unscaled: the inputs must keep one size, and depth PNGs their 16 bits.
+async function segmentModalities() {
+  const names = state.model.input_names;
+  if (!names.every((m) => state.chosen[m])) return;
+  const title = names.map((m) => state.chosen[m].name || m).join(" + ");
+  setStatus(`Segmenting ${title}…`);
+  $("segment-button").disabled = true;
+  try {
+    const form = new FormData();
+    for (const m of names) form.append(m, state.chosen[m], state.chosen[m].name || m);
+    await sendForm(form, state.chosen.color || state.chosen[names[0]], title, "");
+  } catch (error) {
+    setStatus(`Could not segment the images: ${error.message}`, true);
+  } finally {
+    $("segment-button").disabled = false;
   }
 }
 

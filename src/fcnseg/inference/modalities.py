@@ -1,0 +1,106 @@
+"""The other inputs of a model with several (NYUDv2 RGB-HHA, RGB-D): where each image's
+companion files are, and segmenting files with them.
+
+A fusion model is given its colour images; each other modality's file is found either in a
+folder named for it (``--input-dir hha=DIR``: the file of the same name there) or, without
+one, next to the colour image by this convention, first match wins:
+
+1. ``DIR/NAME_hha.EXT`` then ``DIR/NAME.hha.EXT`` beside ``DIR/NAME.EXT``;
+2. ``DIR/../hha/NAME.EXT``, a sibling folder named for the modality, as in NYUDv2's own
+   layout (``data/images/img_5001.png`` with ``data/hha/img_5001.png``).
+
+``EXT`` is the image's own extension, then ``.png``. The same applies to ``depth``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+from fcnseg.inference.segmenter import Prediction, Segmenter
+
+__all__ = [
+    "CompanionNotFoundError",
+    "companion_candidates",
+    "find_companion",
+    "given_modality",
+    "is_companion_file",
+    "segment_modalities",
+]
+
+
+class CompanionNotFoundError(FileNotFoundError):
+    """An image's file of another modality is not where the convention or folder says."""
+
+
+def given_modality(input_names: Sequence[str], folders: Mapping[str, Path]) -> str:
+    """The modality the INPUT files are: colour when no folder is given for it, else the one
+    modality without a folder."""
+    rest = [m for m in input_names if m not in folders]
+    if not rest:
+        raise ValueError(f"every input of the model ({list(input_names)}) has a folder; the "
+                         f"INPUT files must be one of them")
+    return "color" if "color" in rest else rest[0]
+
+
+def companion_candidates(image: Path, modality: str) -> list[Path]:
+    """The paths where ``image``'s file of ``modality`` may be, in the order they are tried."""
+    image = Path(image)
+    suffixes = list(dict.fromkeys([image.suffix, ".png"]))
+    beside = [image.with_name(f"{image.stem}{sep}{modality}{ext}")
+              for sep in ("_", ".") for ext in suffixes]
+    sibling = [image.parent.parent / modality / f"{image.stem}{ext}" for ext in suffixes]
+    return [p for p in dict.fromkeys(beside + sibling) if p != image]
+
+
+def find_companion(image: Path, modality: str) -> Path:
+    """``image``'s file of ``modality`` by the convention above.
+
+    Raises:
+        CompanionNotFoundError: naming the image and every path tried.
+    """
+    candidates = companion_candidates(image, modality)
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise CompanionNotFoundError(
+        f"{image}: no {modality} input found; looked for "
+        + ", ".join(str(p) for p in candidates)
+        + f" (or give --input-dir {modality}=DIR)")
+
+
+def is_companion_file(path: Path, modalities: Sequence[str]) -> bool:
+    """Whether ``path`` is itself another image's companion (``NAME_hha.png``, ``NAME.hha.png``,
+    or in a folder named ``hha``), so not an input of its own."""
+    path = Path(path)
+    return any(path.stem.endswith((f"_{m}", f".{m}")) or path.parent.name == m
+               for m in modalities)
+
+
+def segment_modalities(
+    segmenter: Segmenter, inputs: Sequence[tuple[Path, str]], folders: Mapping[str, Path],
+    *, return_probs: bool = False,
+) -> Iterator[tuple[Path, str, Prediction | Exception]]:
+    """``(file, name, prediction or error)`` for each INPUT of a model with several inputs.
+
+    The INPUT files are :func:`given_modality`; each modality in ``folders`` is read from the
+    file of the same name there, and each other one is found by :func:`find_companion`. A file
+    that is missing or unreadable gives its error in place of the prediction, and the other
+    inputs are still segmented.
+    """
+    given = given_modality(segmenter.input_names, folders)
+    for path, name in inputs:
+        try:
+            sample: dict[str, Path] = {given: path}
+            for modality in segmenter.input_names:
+                if modality in folders:
+                    sample[modality] = folders[modality] / path.name
+                    if not sample[modality].is_file():
+                        raise CompanionNotFoundError(
+                            f"{path}: no {modality} input {sample[modality]} (--input-dir "
+                            f"{modality}={folders[modality]})")
+                elif modality != given:
+                    sample[modality] = find_companion(path, modality)
+            yield path, name, segmenter.predict_inputs(sample, return_probs=return_probs)
+        except (OSError, ValueError) as e:
+            yield path, name, e

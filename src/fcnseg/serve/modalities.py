@@ -1,0 +1,135 @@
+"""Requests to a model with several inputs (NYUDv2 RGB-HHA, RGB-D): one uploaded file per
+modality, in multipart fields named by it (``color``, ``hha``, ``depth``), read, checked,
+decoded and segmented together.
+
+A model with one input keeps the one-file API of :mod:`fcnseg.serve.segment`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+
+from fcnseg.data.images import open_upright
+from fcnseg.inference import ImageError, ImageTooLargeError, Segmenter, load_image
+from fcnseg.serve.errors import RequestError
+from fcnseg.serve.segment import SegmentOptions, encode_answer, log, probe_image
+
+__all__ = [
+    "decode_input",
+    "probe_inputs",
+    "read_modality_uploads",
+    "segment_inputs",
+    "takes_several_inputs",
+]
+
+
+def takes_several_inputs(segmenter: Segmenter) -> bool:
+    """Whether requests to ``segmenter`` carry one file per modality rather than one image."""
+    return len(segmenter.input_names) > 1
+
+
+def _fields(names: Sequence[str]) -> str:
+    return ", ".join(repr(n) for n in names)
+
+
+async def read_modality_uploads(request: Request, input_names: Sequence[str]) -> dict[str, bytes]:
+    """``{modality: bytes}`` of a multipart request with one file per input of the model.
+
+    Raises:
+        RequestError: 415 for a body that is no multipart form; 400 naming the missing or
+            unexpected file fields, or an empty file.
+    """
+    expected = f"one file per input, in the multipart fields {_fields(input_names)}"
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "multipart/form-data":
+        raise RequestError(415, f"this model takes {expected}; send multipart/form-data, not "
+                                f"{content_type or 'a body without Content-Type'!r}")
+    # One more file than needed is read, so that an extra field is named rather than cut off.
+    async with request.form(max_files=len(input_names) + 1, max_fields=8,
+                            max_part_size=64 * 2**10) as form:
+        files = {k: v for k, v in form.multi_items() if isinstance(v, UploadFile)}
+        extra = [k for k in files if k not in input_names]
+        if extra:
+            raise RequestError(400, f"unexpected file field {_fields(extra)}: this model takes "
+                                    f"{expected}")
+        missing = [m for m in input_names if m not in files]
+        if missing:
+            raise RequestError(400, f"missing the {_fields(missing)} file: this model takes "
+                                    f"{expected}")
+        data = {m: await files[m].read() for m in input_names}
+    empty = [m for m, d in data.items() if not d]
+    if empty:
+        raise RequestError(400, f"the {_fields(empty)} upload is empty")
+    return data
+
+
+def probe_inputs(uploads: Mapping[str, bytes], max_pixels: int) -> tuple[int, int]:
+    """Width and height shared by every upload, from their headers (no pixel decoded): each
+    upload's 415/413 names its field, and uploads of different sizes get 400."""
+    sizes = {}
+    for modality, data in uploads.items():
+        try:
+            sizes[modality] = probe_image(data, max_pixels)
+        except RequestError as e:
+            raise RequestError(e.status_code, f"{modality}: {e.detail}") from None
+    if len(set(sizes.values())) > 1:
+        listing = ", ".join(f"{m} {w}×{h}" for m, (w, h) in sizes.items())
+        raise RequestError(400, f"the inputs differ in size ({listing}); every input of one "
+                                f"request must have the same width and height")
+    return next(iter(sizes.values()))
+
+
+def decode_input(modality: str, data: bytes, max_pixels: int) -> np.ndarray:
+    """One upload's pixels: H×W×3 uint8 RGB for ``color`` and ``hha``; for ``depth`` the
+    stored H×W values (a one-channel, usually 16-bit, PNG).
+
+    Raises:
+        ImageError: data that cannot be decoded, or a depth image with several channels.
+    """
+    if modality != "depth":
+        return load_image(data, name=modality, max_pixels=max_pixels)
+    depth = np.asarray(open_upright(data, name=modality, max_pixels=max_pixels))
+    if depth.ndim != 2:
+        raise ImageError(modality, f"has shape {depth.shape}: expected one channel (a 16-bit "
+                                   f"grey PNG)")
+    return depth
+
+
+def segment_inputs(segmenter: Segmenter, uploads: Mapping[str, bytes], options: SegmentOptions,
+                   max_pixels: int) -> bytes | dict[str, Any]:
+    """Decode, segment and encode the uploads of one request (``{modality: bytes}``), each
+    normalised as its modality is in training; the answer is as for one image
+    (:func:`~fcnseg.serve.segment.encode_answer`). Slow: run it in a worker thread.
+
+    Raises:
+        RequestError: 413 for too many pixels, 400 for an upload that fails to decode (both
+            naming the field), 500 when inference itself fails (logged).
+    """
+    t0 = time.perf_counter()
+    arrays = {}
+    for modality, data in uploads.items():
+        try:
+            arrays[modality] = decode_input(modality, data, max_pixels)
+        except ImageTooLargeError as e:
+            raise RequestError(413, str(e)) from None
+        except ImageError as e:
+            raise RequestError(400, str(e)) from None
+    sizes = {m: a.shape[:2] for m, a in arrays.items()}
+    if len(set(sizes.values())) > 1:  # EXIF orientation can differ where the headers agree
+        listing = ", ".join(f"{m} {w}×{h}" for m, (h, w) in sizes.items())
+        raise RequestError(400, f"the inputs differ in size ({listing})")
+    t1 = time.perf_counter()
+    try:
+        pred = segmenter.predict_inputs(arrays, return_probs=options.wants_probs)
+    except Exception as e:  # noqa: BLE001 - one failed request must not end the service
+        height, width = next(iter(sizes.values()))
+        log.exception("segmenting uploads %s of %d×%d failed", list(arrays), width, height)
+        raise RequestError(500, f"inference failed ({type(e).__name__})") from None
+    return encode_answer(segmenter, pred, options, decode_s=t1 - t0,
+                         inference_s=time.perf_counter() - t1)

@@ -21,8 +21,10 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
+# OpenMP reads its wait policy when the process starts: spinning waits made two torch threads
+# 6-10x slower on a busy 2-core CPU, sleeping ones cost little on an idle one.
 demo: $(STAMP)
-	$(BIN)/fcnseg demo --out runs/demo
+	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} $(BIN)/fcnseg demo --out runs/demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

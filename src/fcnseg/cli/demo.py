@@ -4,7 +4,6 @@ evaluate it on their validation split, write the report and a few predictions.""
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
@@ -28,10 +27,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # OpenMP threads that spin while waiting make torch many times slower (20x measured) as
-    # soon as anything else runs on a small CPU; sleeping waits cost little when it is idle.
-    # Read when torch loads, so this must come before the first torch import.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from fcnseg.engine import load_config, train
     from fcnseg.engine.evaluation import evaluate_checkpoint, format_report, write_report
 

@@ -16,6 +16,11 @@ the recipe's batches of 10 (padded to a common size; the padding is not scored).
 
     python benchmarks/train_loop.py                    # ~3 minutes on 2 idle cores
     python benchmarks/train_loop.py --iterations 300 --repeats 3
+    python benchmarks/train_loop.py --quick            # 20 iterations, ~1 minute
+
+Last lines (see benchmarks/README.md): ``TARGET train_loop_ratio ...`` (goal 0.95) and
+``TARGET validation_batched_speedup ...`` (batched validation no slower than one image per
+batch).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
+from fcnseg.bench.targets import print_target  # noqa: E402
 from fcnseg.bench.timing import time_interleaved  # noqa: E402
 from fcnseg.data import build_dataset, collate_segmentation  # noqa: E402
 from fcnseg.data.transforms import build_eval_transform, build_train_transform  # noqa: E402
@@ -58,7 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", dest="overrides", nargs="*", default=[],
                    help="recipe overrides for both loops, e.g. data.batch_size=4")
     p.add_argument("--json", help="also write the results here")
+    p.add_argument("--quick", action="store_true", help="20 iterations (about a minute)")
     args = p.parse_args(argv)
+    if args.quick:
+        args.iterations = 20
     torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="fcnseg-train-loop-"))
     overrides = [f"train.iterations={args.iterations}", f"train.eval_every={args.iterations}",
@@ -161,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
             "iterations": args.iterations, "threads": torch.get_num_threads(),
             "loops": {k: v.as_dict() for k, v in timings.items()}, "ratio": ratio,
             "validation": {k: v.as_dict() for k, v in val_timings.items()}}, indent=2))
+    print_target("train_loop_ratio", ratio, GOAL)
+    print_target("validation_batched_speedup", one.median / many.median, 1.0)
     return 0
 
 

@@ -5,12 +5,14 @@ minutes in all) and gathers the ``TARGET <name> measured=<float> goal=<float> ok
 lines they end with (benchmarks/README.md) into one table; a script that is missing, fails or
 times out shows its targets as "not measured". The full run (no ``--quick``) also runs the
 ``fcnseg bench`` suite (~11 minutes idle; JSON in benchmarks/results/bench.json) and adds its
-targets. The table and every target are also written as JSON (``--json``, default
+targets; arguments this script does not know go to ``fcnseg bench`` (e.g. ``--compile``).
+The table and every target are also written as JSON (``--json``, default
 benchmarks/results/targets.json).
 
     python benchmarks/run_all.py --quick          # ~5 minutes on 2 idle cores
-    python benchmarks/run_all.py                  # the whole suite, ~40 minutes
+    python benchmarks/run_all.py                  # everything, ~40 minutes
     python benchmarks/run_all.py --only train_loop,geometry_speed --quick
+    python benchmarks/run_all.py --only fcnseg_bench --compile   # the suite alone
 """
 
 from __future__ import annotations
@@ -57,10 +59,14 @@ BENCHMARKS = (
 )
 
 
-def suite_run(timeout: float | None) -> BenchmarkRun:
-    """``fcnseg bench`` (the full suite): its JSON's targets as rows of the table."""
+def suite_run(timeout: float | None, args: list[str]) -> BenchmarkRun:
+    """``fcnseg bench args...`` (the full suite): its JSON's targets as rows of the table."""
     out = HERE / "results" / "bench.json"
-    run = run_command("fcnseg bench", [sys.executable, "-m", "fcnseg", "bench", "--out", str(out)],
+    if "--out" in args:
+        out = Path(args[args.index("--out") + 1])
+    else:
+        args = [*args, "--out", str(out)]
+    run = run_command("fcnseg bench", [sys.executable, "-m", "fcnseg", "bench", *args],
                       timeout=timeout)
     if out.is_file() and run.status in ("ok", "no TARGET lines"):
         report = json.loads(out.read_text())
@@ -82,7 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", default=str(HERE / "results" / "targets.json"))
     p.add_argument("--check", action="store_true",
                    help="exit 1 when a target is missed or not measured")
-    args = p.parse_args(argv)
+    args, suite_args = p.parse_known_args(argv)
+    if suite_args and args.quick:
+        p.error(f"unrecognized arguments: {' '.join(suite_args)} (only the full run passes "
+                f"arguments on to fcnseg bench)")
     timeout = args.timeout or (900.0 if args.quick else 3600.0)
     only = {name.strip().removesuffix(".py") for name in args.only.split(",") if name.strip()}
     runs: list[BenchmarkRun] = []
@@ -100,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         runs.append(run)
     if not args.quick and (not only or "fcnseg_bench" in only):
         print("\n=== fcnseg bench", flush=True)
-        runs.append(suite_run(timeout))
+        runs.append(suite_run(timeout, suite_args))
     print("\nTargets (measured on this machine; a NO describes this machine and its load):\n")
     print(format_targets_table(runs))
     if args.json:

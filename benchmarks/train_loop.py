@@ -20,7 +20,7 @@ setup, up to the first step, the rest).
 
     python benchmarks/train_loop.py                    # ~3 minutes on 2 idle cores
     python benchmarks/train_loop.py --iterations 300 --repeats 3
-    python benchmarks/train_loop.py --quick            # 20 iterations, ~1 minute
+    python benchmarks/train_loop.py --quick            # 20 iterations, ~2 minutes
 
 Last lines (see benchmarks/README.md): ``TARGET train_loop_ratio ...`` (goal 0.95) and
 ``TARGET validation_batched_speedup ...`` (batched validation no slower than one image per
@@ -48,7 +48,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
 from fcnseg.bench.targets import print_target  # noqa: E402
-from fcnseg.bench.timing import time_interleaved  # noqa: E402
+from fcnseg.bench.timing import OtherLoad, time_interleaved  # noqa: E402
 from fcnseg.data import build_dataset, collate_segmentation  # noqa: E402
 from fcnseg.data.transforms import build_eval_transform, build_train_transform  # noqa: E402
 from fcnseg.engine import load_config, train  # noqa: E402
@@ -162,12 +162,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", dest="overrides", nargs="*", default=[],
                    help="recipe overrides for both loops, e.g. data.batch_size=4")
     p.add_argument("--json", help="also write the results here")
-    p.add_argument("--quick", action="store_true", help="20 iterations (about a minute)")
+    p.add_argument("--quick", action="store_true",
+                   help="20 iterations, 5 repeats (about two minutes)")
     p.add_argument("--startup", type=int, default=0, metavar="N",
                    help="also time start-up in N fresh processes of each kind")
     args = p.parse_args(argv)
     if args.quick:
-        args.iterations = 20
+        args.iterations, args.repeats = 20, 5
     torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="fcnseg-train-loop-"))
     overrides = [f"train.iterations={args.iterations}", f"train.eval_every={args.iterations}",
@@ -225,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     fcnseg_loop(3)
     plain_loop(False, 3)
     plain_loop(True, 3)
-    timings = time_interleaved(variants, warmup=0, repeats=args.repeats, clock=args.clock)
+    with OtherLoad() as load:
+        timings = time_interleaved(variants, warmup=0, repeats=args.repeats, clock=args.clock)
 
     # Validation: one image per batch against the recipe's batches, same model and images.
     val_spec = dict(base.data.val)
@@ -259,6 +261,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<22} {t.median:>9.2f} {100 * t.spread:>6.0f}% {images / t.median:>7.1f}")
     plain_best = min(timings["plain NCHW"].median, timings["plain channels_last"].median)
     ratio = plain_best / timings["fcnseg train()"].median
+    if load.fraction is not None:
+        busy = load.fraction > 0.1 and args.clock == "wall"
+        print(f"other processes used {load.fraction:.0%} of the machine's CPU time meanwhile"
+              + (" - wall-clock ratios are unreliable; try --threads 1 --clock cpu"
+                 if busy else ""))
     print(f"\nspeed of fcnseg's loop / the faster plain loop: {ratio:.3f} (goal >= {GOAL}: "
           f"{'met' if ratio >= GOAL else 'MISSED'})")
     print(f"\nvalidation, {len(val)} images ({val_spec.get('size')} px):")

@@ -12,6 +12,11 @@ a FolderSegmentation), then measures in one run:
 The ratio loader/training must be at least 3 for loading never to be the bottleneck. Run:
 
     .venv/bin/python benchmarks/data_loading.py            # defaults: batch 4, crop 320
+    .venv/bin/python benchmarks/data_loading.py --quick    # fewer batches and steps
+
+Last line (see benchmarks/README.md): ``TARGET data_loading_ratio ...``: loader/training with
+the workers ``fcnseg train`` would use here (``data.num_workers: auto``: in the main process on
+2 cores or fewer, else ``--workers``).
 """
 
 from __future__ import annotations
@@ -27,13 +32,17 @@ import yaml
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from fcnseg.bench.targets import print_target
 from fcnseg.data import (
     FolderSegmentation,
     SyntheticSegmentation,
     build_train_transform,
     collate_segmentation,
 )
+from fcnseg.engine.setup import loader_workers
 from fcnseg.models import fcn8s
+
+GOAL = 3.0
 
 
 def write_dataset(root: Path, n: int) -> None:
@@ -100,7 +109,10 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--loader-batches", type=int, default=40)
     p.add_argument("--train-steps", type=int, default=3)
+    p.add_argument("--quick", action="store_true", help="16 loader batches, 1 training step")
     args = p.parse_args()
+    if args.quick:
+        args.loader_batches, args.train_steps, args.images = 16, 1, 24
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     with tempfile.TemporaryDirectory() as tmp:
@@ -121,6 +133,9 @@ def main() -> None:
     print(f"FCN-8s training:      {train:8.3f} steps/s ({1 / train:.2f} s/step)")
     print(f"ratio loader/training: {parallel / train:.1f}× with {args.workers} workers, "
           f"{serial / train:.1f}× in the main process (needs >= 3)")
+    auto = loader_workers("auto")
+    print(f"data.num_workers: auto picks {auto} here")
+    print_target("data_loading_ratio", (parallel if auto else serial) / train, GOAL)
 
 
 if __name__ == "__main__":

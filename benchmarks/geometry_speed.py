@@ -8,6 +8,10 @@ the same/caffe speed ratio per layout. ``--check`` exits with status 1 when any 
 is below the target (1.65 at 500×500 on the reference machine).
 
     python benchmarks/geometry_speed.py [--size 500] [--repeats 7] [--check]
+    python benchmarks/geometry_speed.py --quick       # 3 repeats
+
+Last lines (see benchmarks/README.md): ``TARGET geometry_same_over_caffe_<layout> ...``, one per
+layout.
 
 On a machine shared with other jobs, ``--threads 1 --clock cpu`` counts only this process's
 work (see docs/performance.md).
@@ -20,6 +24,7 @@ import sys
 
 import torch
 
+from fcnseg.bench.targets import print_target
 from fcnseg.bench.timing import OtherLoad, count_flops, time_interleaved
 from fcnseg.models import fcn8s, optimize, plain_copy
 
@@ -53,7 +58,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="run every layer as its plain module (fast paths off)")
     parser.add_argument("--check", action="store_true",
                         help=f"exit with status 1 if a same/caffe ratio is below {TARGET}")
+    parser.add_argument("--quick", action="store_true", help="3 repeats")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.repeats = 3
     layouts = [s.strip() for s in args.layouts.split(",") if s.strip()]
     if not layouts or set(layouts) - set(LAYOUTS):
         parser.error(f"--layouts must name some of {LAYOUTS}, got {args.layouts!r}")
@@ -94,11 +102,15 @@ def main(argv: list[str] | None = None) -> int:
               + (" - wall-clock ratios are unreliable; see docs/performance.md"
                  if load.fraction > 0.1 and args.clock == "wall" else ""))
     failed = False
+    ratios = {}
     for layout in layouts:
         ratio = times[("caffe", layout)].median / times[("same", layout)].median
         print(f"speed ratio same/caffe ({layout}): {ratio:.3f}  (FLOP ratio "
               f"{flops['caffe'] / flops['same']:.3f}, target >= {TARGET})")
         failed |= ratio < TARGET
+        ratios[layout] = ratio
+    for layout, ratio in ratios.items():
+        print_target(f"geometry_same_over_caffe_{layout}", ratio, TARGET)
     if args.check and failed:
         print(f"FAIL: a same/caffe ratio is below {TARGET}", file=sys.stderr)
         return 1

@@ -14,6 +14,12 @@ precision and layout, and prints, against float32 NCHW:
 
     python benchmarks/inference_precision.py                       # ~3-6 minutes on 2 cores
     python benchmarks/inference_precision.py --checkpoint runs/demo/best.pt --check
+    python benchmarks/inference_precision.py --quick               # 200 steps, 2 passes
+
+Last lines (see benchmarks/README.md), for the variant the defaults run (``auto`` precision,
+channels-last): ``TARGET precision_auto_label_agreement`` (fraction, goal 0.995),
+``TARGET precision_auto_mean_iu_delta`` (|Δ| in points, at most 0.1) and
+``TARGET precision_auto_speedup`` (× float32 NCHW, at least 1).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads (see f
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from fcnseg.bench.targets import print_target  # noqa: E402
 from fcnseg.bench.timing import time_interleaved  # noqa: E402
 from fcnseg.checkpoint import load_checkpoint  # noqa: E402
 from fcnseg.data.build import build_dataset  # noqa: E402
@@ -69,7 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", help="also write the results here")
     p.add_argument("--check", action="store_true",
                    help="exit 1 when the precision auto picks misses a goal")
+    p.add_argument("--quick", action="store_true",
+                   help="train 200 steps (when no --checkpoint) and time 2 passes")
     args = p.parse_args(argv)
+    if args.quick:
+        args.iterations, args.repeats = 200, 2
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -138,6 +149,12 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.json).write_text(json.dumps({
             "checkpoint": str(checkpoint), "device": str(device), "auto": auto,
             "hardware": where, "threads": torch.get_num_threads(), "rows": rows}, indent=2))
+    default = next((r for r in rows if r["variant"] == f"{auto} channels_last"), rows[0])
+    print_target("precision_auto_label_agreement", default["agreement"], MIN_AGREEMENT)
+    delta = abs(default["mean_iu_delta_points"])
+    print_target("precision_auto_mean_iu_delta", delta, MAX_MEAN_IU_POINTS,
+                 ok=delta <= MAX_MEAN_IU_POINTS)
+    print_target("precision_auto_speedup", default["speedup"], 1.0)
     return 1 if args.check and failed else 0
 
 

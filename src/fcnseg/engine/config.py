@@ -80,7 +80,8 @@ class DataConfig:
     jitter: bool | float = False
     #: DataLoader worker processes, or "auto": sized to the machine (none on 2 cores or
     #: fewer, where they would compete with the model for the cores; see
-    #: :func:`fcnseg.engine.setup.loader_workers`).
+    #: :func:`fcnseg.engine.setup.loader_workers`). Workers are kept between epochs and
+    #: evaluations, and ended when the run ends or stops.
     num_workers: int | str = "auto"
     val_batch_size: int = 1
     #: Skip unreadable samples with a warning instead of stopping.

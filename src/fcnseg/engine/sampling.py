@@ -94,7 +94,11 @@ class SeededSamples(Dataset):
         np_state, py_state = np.random.get_state(), random.getstate()
         try:
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(s)
+                # The CPU generator only: loading draws nowhere else, and fork_rng restores
+                # only it. torch.manual_seed would also reseed every GPU (the model's dropout
+                # stream, when loading runs in the training process) and record the caller's
+                # stack each time, which cost more than the rest of the seeding together.
+                torch.default_generator.manual_seed(s)
                 np.random.seed(s % (1 << 32))
                 random.seed(s)
                 return self.dataset[index]

@@ -45,7 +45,7 @@ from fcnseg.pretrained.fetch import PRETRAINED, fetch_pretrained
 from fcnseg.utils.hardware import default_channels_last
 
 __all__ = ["TrainSetup", "build_datasets", "build_setup", "build_training_model",
-           "loader_workers", "sample_file_problems", "wrap_model"]
+           "loader_workers", "sample_file_problems", "shutdown_workers", "wrap_model"]
 
 log = logging.getLogger(__name__)
 
@@ -381,6 +381,23 @@ def loader_workers(setting: int | str, cpus: int | None = None) -> int:
     return min(4, max(0, (cpus - 2) // 2))
 
 
+def shutdown_workers(*loaders: DataLoader | None) -> None:
+    """End the worker processes that persistent loaders keep between epochs, now.
+
+    Left to themselves they end when their loader is garbage-collected; after an error that
+    can be much later (the traceback holds the loader) or at interpreter exit, where
+    multiprocessing waits for every child. Safe to call on loaders without workers, and
+    more than once; a loader used again afterwards starts new workers."""
+    for loader in loaders:
+        iterator = getattr(loader, "_iterator", None)  # DataLoader's persistent iterator
+        if iterator is None:
+            continue
+        loader._iterator = None  # type: ignore[union-attr]
+        shutdown = getattr(iterator, "_shutdown_workers", None)  # only multi-process ones
+        if shutdown is not None:
+            shutdown()
+
+
 def _train_loader(config: TrainConfig, info: DistInfo, train_ds: Dataset,
                   ignore_index: int) -> tuple[ResumableSampler, DataLoader, torch.Generator]:
     batch = config.images_per_batch()
@@ -395,7 +412,7 @@ def _train_loader(config: TrainConfig, info: DistInfo, train_ds: Dataset,
     # means creating a loader never shifts the model's random stream.
     generator = torch.Generator().manual_seed(config.seed)
     loader = DataLoader(SeededSamples(train_ds, config.seed), batch_size=batch, sampler=sampler,
-                        drop_last=True, num_workers=workers,
+                        drop_last=True, num_workers=workers, persistent_workers=workers > 0,
                         collate_fn=partial(collate_segmentation, ignore_index=ignore_index),
                         generator=generator, pin_memory=info.device.type == "cuda",
                         worker_init_fn=ignore_stop_signals)
@@ -409,7 +426,7 @@ def _val_loader(config: TrainConfig, info: DistInfo, val_ds: Dataset | None,
     shards = ShardedEvalSampler(len(val_ds), info.rank, info.world_size)  # type: ignore[arg-type]
     workers = loader_workers(config.data.num_workers)
     return DataLoader(val_ds, batch_size=config.data.val_batch_size, sampler=shards,
-                      num_workers=workers,
+                      num_workers=workers, persistent_workers=workers > 0,
                       collate_fn=partial(collate_segmentation, ignore_index=ignore_index),
                       generator=torch.Generator().manual_seed(0),
                       worker_init_fn=ignore_stop_signals)

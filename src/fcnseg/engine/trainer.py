@@ -47,7 +47,13 @@ from fcnseg.engine.evaluation import evaluate_model
 from fcnseg.engine.loss import loss_normalizer, segmentation_loss
 from fcnseg.engine.optim import build_optimizer
 from fcnseg.engine.preflight import EtaCheck
-from fcnseg.engine.setup import TrainSetup, build_setup, build_training_model, wrap_model
+from fcnseg.engine.setup import (
+    TrainSetup,
+    build_setup,
+    build_training_model,
+    shutdown_workers,
+    wrap_model,
+)
 from fcnseg.engine.signals import StopRequest, start_batches
 from fcnseg.engine.state import TrainState, kept_checkpoint, seed_everything
 from fcnseg.utils.amp import autocast
@@ -155,6 +161,9 @@ def _train(config: TrainConfig, info: DistInfo, resume: bool) -> TrainResult:
                 say(f"\nstopped by signal {stop_signal} at iteration {state.iteration}; saved "
                     f"{setup.last_path}. Continue with --resume.")
     finally:
+        # The loaders' persistent workers end here, on success and on error alike, rather
+        # than whenever the loaders are collected (an error's traceback keeps them alive).
+        shutdown_workers(setup.loader, setup.val_loader)
         progress.close()
         log.close()
     if stop_signal is None:

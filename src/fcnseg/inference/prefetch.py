@@ -1,0 +1,63 @@
+"""Threads that read ahead of a consumer and hand results back in order.
+
+Pillow's decoders and zlib release the GIL, so images read (or outputs written) in threads run
+beside the model's forward passes rather than between them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+
+from fcnseg.inference.images import ImageError, load_image
+
+__all__ = ["default_workers", "in_order", "read_ahead"]
+
+T = TypeVar("T")
+
+
+def default_workers() -> int:
+    """Threads for reading or writing: one per core, at most 4 (they mostly wait on zlib and
+    the disk; more only take cores from the model)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def in_order(jobs: Iterable[Callable[[], T]], pool: ThreadPoolExecutor,
+             ahead: int) -> Iterator[T]:
+    """Run ``jobs`` in ``pool``, at most ``ahead`` submitted and not yet handed back, and yield
+    their results in submission order, each as soon as it and those before it are done (an
+    exception a job raised is raised here, in turn)."""
+    pending: deque[Future[T]] = deque()
+    for job in jobs:
+        pending.append(pool.submit(job))
+        while pending and (len(pending) >= ahead or pending[0].done()):
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+def read_ahead(
+    inputs: Sequence[tuple[Path, str]], *, max_pixels: int | None, workers: int | None = None,
+    ahead: int = 8,
+) -> Iterator[tuple[Path, str, np.ndarray | ImageError]]:
+    """``(file, name, RGB array or ImageError)`` for each input, in order, decoded by
+    :func:`~fcnseg.data.images.load_image` in ``workers`` threads up to ``ahead`` files ahead
+    of the consumer."""
+
+    def read(path: Path, name: str) -> Callable[[], tuple[Path, str, np.ndarray | ImageError]]:
+        def job() -> tuple[Path, str, np.ndarray | ImageError]:
+            try:
+                return path, name, load_image(path, max_pixels=max_pixels)
+            except ImageError as e:
+                return path, name, e
+        return job
+
+    with ThreadPoolExecutor(workers or default_workers(),
+                            thread_name_prefix="fcnseg-read") as pool:
+        yield from in_order((read(p, n) for p, n in inputs), pool, max(1, ahead))

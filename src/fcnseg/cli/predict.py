@@ -88,7 +88,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "decompression-bomb limit); raise it for huge images")
     p.add_argument("--io-workers", type=options.non_negative_int, default=None,
                    help="threads that read images ahead of the model and write outputs behind "
-                        "it (default: one per core, at most 4; 0: one file after another in "
+                        "it (default: one per two cores, 1 to 4; 0: one file after another in "
                         "the main thread)")
     options.add_device(p)
     options.add_precision(p)

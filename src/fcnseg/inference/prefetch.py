@@ -23,9 +23,10 @@ T = TypeVar("T")
 
 
 def default_workers() -> int:
-    """Threads for reading or writing: one per core, at most 4 (they mostly wait on zlib and
-    the disk; more only take cores from the model)."""
-    return max(1, min(4, os.cpu_count() or 1))
+    """Threads for reading, and as many for writing: one per two cores, at least 1 and at most
+    4. One writer keeps up with a model that takes more than a few tenths of a second per
+    image; more threads only contend with the model's for the cores (and the GIL)."""
+    return max(1, min(4, (os.cpu_count() or 1) // 2))
 
 
 def in_order(jobs: Iterable[Callable[[], T]], pool: ThreadPoolExecutor,

@@ -11,7 +11,6 @@ input order, before a writer thread draws them.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import numpy as np
 from fcnseg.data.palette import palette_for
 from fcnseg.inference.files import PictureStyle, reserve_outputs, segment_files, write_outputs
 from fcnseg.inference.images import ImageError
-from fcnseg.inference.prefetch import default_workers, in_order
+from fcnseg.inference.prefetch import background_pool, default_workers, in_order
 from fcnseg.inference.segmenter import Prediction, Segmenter
 
 __all__ = [
@@ -75,11 +74,14 @@ def write_predictions(
     options: OutputOptions = OutputOptions(),
     *,
     workers: int | None = None,
+    pending: int = 8,
 ) -> Iterator[FileOutcome]:
     """Write the outputs of each prediction into ``out_dir`` in ``workers`` threads; yield one
     :class:`FileOutcome` per item, in order. An item that is an exception (the file could not
     be read or segmented) is reported and skipped; a prediction whose outputs cannot be written
-    is reported, and the others are still written. ``workers=0`` writes in the calling thread."""
+    is reported, and the others are still written. ``workers=0`` writes in the calling thread.
+    At most ``pending`` predictions wait to be written (more than a batch, so that the model
+    goes on with the next batch while the last one's outputs are written)."""
     style = options.style
     plain = PictureStyle(alpha=style.alpha, legend=style.legend, outlines=style.outlines)
 
@@ -129,9 +131,8 @@ def write_predictions(
             yield run()
         return
     count = workers or default_workers()
-    with ThreadPoolExecutor(count, thread_name_prefix="fcnseg-write") as pool:
-        # Up to two predictions per thread held in memory beyond the one being made.
-        yield from in_order(jobs, pool, 2 * count)
+    with background_pool(count, "fcnseg-write") as pool:
+        yield from in_order(jobs, pool, max(pending, 2 * count))
 
 
 def predict_files(
@@ -150,4 +151,4 @@ def predict_files(
     predictions = segment_files(segmenter, inputs, batch_size=batch_size,
                                 return_probs=options.needs_probs, read_workers=workers)
     yield from write_predictions(predictions, out_dir, segmenter.palette, options,
-                                 workers=workers)
+                                 workers=workers, pending=2 * batch_size)

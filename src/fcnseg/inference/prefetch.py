@@ -6,7 +6,9 @@ beside the model's forward passes rather than between them.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -17,7 +19,12 @@ import numpy as np
 
 from fcnseg.inference.images import ImageError, load_image
 
-__all__ = ["default_workers", "in_order", "read_ahead"]
+__all__ = ["background_pool", "default_workers", "in_order", "read_ahead"]
+
+#: How much lower the reading and writing threads run than the model's (Linux nice levels): the
+#: scheduler then gives them the cores the model leaves idle, rather than slowing every parallel
+#: region of the model by taking a core from one of its threads.
+BACKGROUND_NICENESS = 10
 
 T = TypeVar("T")
 
@@ -27,6 +34,21 @@ def default_workers() -> int:
     4. One writer keeps up with a model that takes more than a few tenths of a second per
     image; more threads only contend with the model's for the cores (and the GIL)."""
     return max(1, min(4, (os.cpu_count() or 1) // 2))
+
+
+def _run_in_background() -> None:
+    """Lower the calling thread's priority by :data:`BACKGROUND_NICENESS` (on Linux a nice
+    level applies to one thread; elsewhere, or where refused, nothing changes)."""
+    with contextlib.suppress(AttributeError, OSError):
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid,
+                       min(19, os.getpriority(os.PRIO_PROCESS, tid) + BACKGROUND_NICENESS))
+
+
+def background_pool(workers: int, name: str) -> ThreadPoolExecutor:
+    """A thread pool for work beside the model (decoding, encoding), at a lower priority."""
+    return ThreadPoolExecutor(workers, thread_name_prefix=name,
+                              initializer=_run_in_background)
 
 
 def in_order(jobs: Iterable[Callable[[], T]], pool: ThreadPoolExecutor,
@@ -59,6 +81,5 @@ def read_ahead(
                 return path, name, e
         return job
 
-    with ThreadPoolExecutor(workers or default_workers(),
-                            thread_name_prefix="fcnseg-read") as pool:
+    with background_pool(workers or default_workers(), "fcnseg-read") as pool:
         yield from in_order((read(p, n) for p, n in inputs), pool, max(1, ahead))

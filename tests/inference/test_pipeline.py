@@ -3,12 +3,16 @@ the same order, with the same problems reported."""
 
 from __future__ import annotations
 
+import os
+import threading
+
 import numpy as np
+import pytest
 from PIL import Image
 
 from fcnseg.inference.files import MANIFEST_NAME, PictureStyle, collect_inputs
 from fcnseg.inference.pipeline import OutputOptions, predict_files, write_predictions
-from fcnseg.inference.prefetch import read_ahead
+from fcnseg.inference.prefetch import BACKGROUND_NICENESS, background_pool, read_ahead
 
 
 def _folder_bytes(folder):
@@ -84,3 +88,13 @@ def test_read_ahead_keeps_the_input_order_and_hands_back_read_errors(smooth_imag
     kinds = {name: type(image).__name__ for _, name, image in read}
     assert kinds.pop("p3b") == "ImageError"
     assert set(kinds.values()) == {"ndarray"}
+
+
+@pytest.mark.skipif(not hasattr(os, "getpriority"), reason="thread nice levels are POSIX-only")
+def test_reading_and_writing_threads_run_below_the_model():
+    def nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    with background_pool(1, "fcnseg-test") as pool:
+        theirs = pool.submit(nice).result()
+    assert theirs == min(19, nice() + BACKGROUND_NICENESS)

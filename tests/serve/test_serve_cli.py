@@ -86,3 +86,27 @@ def test_serve_rejects_a_non_positive_body_timeout(checkpoint_path: Path, capsys
     code = main(["serve", "--checkpoint", str(checkpoint_path), "--body-timeout", "0"])
     assert code == 2
     assert "--body-timeout" in capsys.readouterr().err
+
+
+def test_serve_compile_warms_up_before_serving_and_falls_back_in_one_line(
+        checkpoint_path: Path, capsys, monkeypatch):
+    import torch
+    import uvicorn
+
+    events = []
+
+    def no_compiler(*args, **kwargs):
+        events.append("compile")
+        raise RuntimeError("CppCompileError: no C compiler found")
+
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # the test process's stay
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: events.append("serve"))
+    code = main(["serve", "--checkpoint", str(checkpoint_path), "--port", "0", "--compile"])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert events == ["compile", "serve"]  # compiled (and warmed up) before serving
+    assert [line for line in err.splitlines() if line.strip()] == [
+        next(line for line in err.splitlines() if "warning" in line)]
+    assert "torch.compile failed" in err
+    assert "serving" in out and "compiled" not in out

@@ -24,6 +24,7 @@ __all__ = [
     "add_allow_factory",
     "add_batch_size",
     "add_checkpoint",
+    "add_compile",
     "add_dataset",
     "add_device",
     "add_no_progress",
@@ -152,6 +153,14 @@ def add_precision(p: argparse.ArgumentParser | argparse._ArgumentGroup,
     if amp_alias:
         p.add_argument("--amp", type=_precision, dest="precision", action=DeprecatedAlias,
                        replacement="--precision")
+
+
+def add_compile(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--compile``: torch.compile with a warm-up at start-up (see ``Segmenter.compile``)."""
+    p.add_argument("--compile", action="store_true",
+                   help="compile the model with torch.compile and warm it up at start-up "
+                        "(a slower start; where compiling fails, a warning and the "
+                        "uncompiled model)")
 
 
 def add_no_progress(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:

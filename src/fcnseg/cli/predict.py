@@ -15,18 +15,17 @@ from pathlib import Path
 from tqdm import tqdm
 
 from fcnseg.cli import options
-from fcnseg.data.palette import palette_for
-from fcnseg.inference import ImageError, Prediction, Segmenter
+from fcnseg.data.images import upright_size
+from fcnseg.inference import Segmenter
 from fcnseg.inference.calibration import UNCERTAINTY_KINDS
 from fcnseg.inference.files import (
     PictureStyle,
     collect_inputs,
     parse_classes,
     prepare_output_folder,
-    segment_files,
-    write_prediction,
 )
 from fcnseg.inference.modalities import given_modality, is_companion_file, segment_modalities
+from fcnseg.inference.pipeline import OutputOptions, predict_files, write_predictions
 from fcnseg.inference.visualize import COLORMAPS, background_classes
 
 NAME = "predict"
@@ -88,8 +87,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-pixels", type=options.positive_int, default=None,
                    help="refuse larger images (default: about 89 million pixels, Pillow's "
                         "decompression-bomb limit); raise it for huge images")
+    p.add_argument("--io-workers", type=options.non_negative_int, default=None,
+                   help="threads that read images ahead of the model and write outputs behind "
+                        "it (default: one per two cores, 1 to 4; 0: one file after another in "
+                        "the main thread)")
     options.add_device(p)
     options.add_precision(p)
+    options.add_compile(p)
     options.add_no_progress(p)
 
 
@@ -116,6 +120,10 @@ def run(args: argparse.Namespace) -> int:
         if not inputs:
             raise FileNotFoundError(f"nothing to segment: every INPUT is another image's "
                                     f"{'/'.join(seg.input_names)} companion file")
+    if args.compile:
+        failure = seg.compile(_first_size(inputs), batch_size=min(args.batch_size, len(inputs)))
+        if failure is not None:
+            print(f"fcnseg predict: warning: {failure}", file=sys.stderr)
     if seg.trained_on == "synthetic":
         print(SYNTHETIC_NOTE.format(checkpoint=args.checkpoint), file=sys.stderr)
     try:
@@ -134,52 +142,45 @@ def run(args: argparse.Namespace) -> int:
     protected = frozenset(path.resolve() for path, _ in inputs)
     kind = args.uncertainty_kind or ("entropy" if args.uncertainty else None)
     kinds = list(UNCERTAINTY_KINDS) if kind == "both" else [kind] if kind else []
-    want_probs = bool(args.probs or heat_classes or args.heatmaps_present or kinds)
     style = PictureStyle(
         alpha=args.alpha, colormap=args.colormap, legend=args.legend, outlines=args.outlines,
         unblended=() if args.blend_background else tuple(background_classes(seg.class_names)),
         heatmap_over_photo=args.heatmap_over_photo)
+    outputs = OutputOptions(
+        heatmap_classes=tuple(heat_classes), heatmaps_present=args.heatmaps_present,
+        uncertainty=tuple(kinds), probs=args.probs, style=style, protected=protected)
     with tqdm(total=len(inputs), unit="img", disable=args.no_progress or None,
               file=sys.stderr, desc="predict") as bar:
-        predictions = (
-            segment_modalities(seg, inputs, input_dirs, return_probs=want_probs)
-            if input_dirs is not None
-            else segment_files(seg, inputs, batch_size=args.batch_size, return_probs=want_probs))
-        for path, name, pred in predictions:
+        if input_dirs is None:
+            outcomes = predict_files(seg, inputs, out_dir, outputs, batch_size=args.batch_size,
+                                     workers=args.io_workers)
+        else:
+            predictions = segment_modalities(seg, inputs, input_dirs,
+                                             return_probs=outputs.needs_probs)
+            outcomes = write_predictions(predictions, out_dir, seg.palette, outputs,
+                                         workers=args.io_workers)
+        for outcome in outcomes:
             bar.update(1)
-            if isinstance(pred, ImageError):  # its message names the file
-                report(f"skipped {pred}")
-            elif isinstance(pred, Exception):
-                report(f"skipped {path}: prediction failed ({type(pred).__name__}: {pred})")
-            if isinstance(pred, Exception):
-                failed += 1
-                continue
-            try:
-                write_prediction(
-                    out_dir, name, pred, seg.palette,
-                    heatmap_classes=pred.present_classes() if args.heatmaps_present
-                    else heat_classes,
-                    uncertainty=kinds, probs=args.probs, style=style, protected=protected)
-                _write_other_heads(out_dir, name, pred, style, protected)
+            if outcome.problem is None:
                 written += 1
-            except (OSError, ValueError) as e:
-                hint = "; choose another --out" if isinstance(e, FileExistsError) else ""
-                report(f"{path}: cannot write outputs ({e}{hint})")
+            else:
+                report(outcome.problem)
                 failed += 1
     print(f"wrote outputs for {written} of {len(inputs) + len(problems)} input(s) to {out_dir}"
           + (f"; {failed} failed" if failed else ""))
     return 1 if failed else 0
 
 
-def _write_other_heads(out_dir: Path, name: str, pred: Prediction, style: PictureStyle,
-                       protected: frozenset[Path]) -> None:
-    """A model with several heads (SIFT Flow): the first head's outputs are NAME_label.png ...;
-    each further head writes its label map and overlay as NAME_<head>_label.png ...."""
-    for head, head_pred in list(pred.heads.items())[1:]:
-        plain = PictureStyle(alpha=style.alpha, legend=style.legend, outlines=style.outlines)
-        write_prediction(out_dir, f"{name}_{head}", head_pred,
-                         palette_for(len(head_pred.class_names)), style=plain,
-                         protected=protected)
+def _first_size(inputs: list[tuple[Path, str]]) -> tuple[int, int]:
+    """(height, width) of the first readable input, from its header: the compiled model is
+    warmed up at the size it will meet first."""
+    for path, _ in inputs[:8]:
+        try:
+            width, height = upright_size(path)
+            return height, width
+        except (OSError, ValueError):
+            continue
+    return 256, 256
 
 
 def _input_dirs(items: list[str], input_names: tuple[str, ...]) -> dict[str, Path] | None:

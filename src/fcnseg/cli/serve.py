@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import sys
 
 from fcnseg.cli import options
 
@@ -24,7 +25,8 @@ _LIMIT_OPTIONS: tuple[tuple[str, str, type, int, str], ...] = (
     ("--body-timeout", "body_timeout_s", float, 1,
      "seconds a client has to send its whole upload (default: %(default)g); slower: 408"),
     ("--workers-concurrency", "max_concurrency", int, 1,
-     "images segmented at once (default: %(default)d)"),
+     "requests decoded, segmented and encoded at once; those waiting for the model at the "
+     "same time share one forward pass (default: %(default)d)"),
     ("--queue", "max_queue", int, 1,
      "requests that may wait for a worker; more get 503 (default: %(default)d)"),
 )
@@ -43,13 +45,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="port (default: 8000; 0 for any free port)")
     options.add_device(p)
     options.add_precision(p)
+    options.add_compile(p)
     defaults = ServiceLimits()
     for option, field, kind, unit, help_text in _LIMIT_OPTIONS:
         p.add_argument(option, type=kind, default=kind(getattr(defaults, field) / unit),
                        help=help_text)
     p.add_argument("--torch-threads", type=int, default=None,
-                   help="intra-op threads of torch (default: CPU cores divided by "
-                        "--workers-concurrency, so concurrent requests do not oversubscribe)")
+                   help="intra-op threads of torch (default: the CPU cores; one forward pass "
+                        "runs at a time)")
     p.add_argument("--log-level", default="info",
                    choices=["critical", "error", "warning", "info", "debug"],
                    help="least severe server messages shown")
@@ -110,15 +113,20 @@ def run(args: argparse.Namespace) -> int:
     # Bind first: a busy port is reported before the model is loaded, never after "serving".
     sock = bind_listening_socket(args.host, args.port)
     try:
-        threads = args.torch_threads or max(1, (os.cpu_count() or 1) // args.workers_concurrency)
+        threads = args.torch_threads or max(1, os.cpu_count() or 1)
         torch.set_num_threads(threads)
         segmenter = Segmenter.from_checkpoint(args.checkpoint, device=args.device,
                                               precision=args.precision)
+        if args.compile:  # compiled and warmed up before the service says it is ready
+            failure = segmenter.compile()
+            if failure is not None:
+                print(f"fcnseg serve: warning: {failure}", file=sys.stderr, flush=True)
         app = create_app(segmenter, **limits_from_args(args))
         port = sock.getsockname()[1]  # the kernel's choice for --port 0
+        compiled = ", compiled" if segmenter.compiled is not None else ""
         print(f"serving {segmenter!r} from {args.checkpoint} on http://{args.host}:{port}/ "
               f"({args.workers_concurrency} at once, queue {args.queue}, {threads} torch "
-              f"threads)", flush=True)
+              f"threads{compiled})", flush=True)
         config = uvicorn.Config(app, log_level=args.log_level)
         uvicorn.Server(config).run(sockets=[sock])
     finally:

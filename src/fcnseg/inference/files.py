@@ -10,7 +10,9 @@ folder, or a folder above it, never takes them for inputs.
 
 from __future__ import annotations
 
+import contextlib
 import glob
+import itertools
 import os
 import re
 from collections.abc import Collection, Iterable, Iterator, Sequence
@@ -21,6 +23,7 @@ import numpy as np
 
 from fcnseg.inference.calibration import uncertainty_maps
 from fcnseg.inference.images import ImageError, load_image
+from fcnseg.inference.prefetch import read_ahead
 from fcnseg.inference.segmenter import Prediction, Segmenter
 from fcnseg.inference.visualize import (
     add_legend,
@@ -45,7 +48,9 @@ __all__ = [
     "parse_classes",
     "prepare_output_folder",
     "record_outputs",
+    "reserve_outputs",
     "segment_files",
+    "write_outputs",
     "write_prediction",
 ]
 
@@ -202,7 +207,7 @@ def _unique_names(found: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
 
 def segment_files(
     segmenter: Segmenter, inputs: Sequence[tuple[Path, str]], *, batch_size: int = 4,
-    return_probs: bool = False,
+    return_probs: bool = False, read_workers: int | None = None,
 ) -> Iterator[tuple[Path, str, Prediction | Exception]]:
     """Read and segment ``inputs`` (file, name) ``batch_size`` at a time, in order.
 
@@ -210,32 +215,57 @@ def segment_files(
     that cannot be read (:class:`ImageError`) or segmented; the other files are still
     segmented. When a batch
     fails (out of memory, say), its images are retried one by one to find the one at fault.
+    Files are decoded in ``read_workers`` threads (default: one per two cores, 1 to 4) while the
+    model runs, up to two batches ahead; 0 reads each batch just before it runs.
     """
-    for start in range(0, len(inputs), batch_size):
-        chunk = inputs[start : start + batch_size]
-        results: list[Prediction | Exception | None] = [None] * len(chunk)
-        images: dict[int, np.ndarray] = {}
-        for i, (path, _) in enumerate(chunk):
+    if read_workers == 0:
+        loaded: Iterator[tuple[Path, str, np.ndarray | ImageError]] = (
+            (path, name, _read(path, segmenter.max_pixels)) for path, name in inputs)
+    else:
+        loaded = read_ahead(inputs, max_pixels=segmenter.max_pixels, workers=read_workers,
+                            ahead=2 * batch_size)
+    with contextlib.closing(loaded):
+        while chunk := list(itertools.islice(loaded, batch_size)):
+            yield from _segment_chunk(segmenter, chunk, batch_size, return_probs)
+
+
+def _read(path: Path, max_pixels: int | None) -> np.ndarray | ImageError:
+    try:
+        return load_image(path, max_pixels=max_pixels)
+    except ImageError as e:
+        return e
+
+
+def _segment_chunk(
+    segmenter: Segmenter, chunk: list[tuple[Path, str, np.ndarray | ImageError]],
+    batch_size: int, return_probs: bool,
+) -> list[tuple[Path, str, Prediction | Exception]]:
+    """One chunk of read inputs segmented together (same-size images stacked)."""
+    results: list[Prediction | Exception | None] = [None] * len(chunk)
+    images: dict[int, np.ndarray] = {}
+    for i, (_, _, image) in enumerate(chunk):
+        if isinstance(image, ImageError):
+            results[i] = image
+        else:
+            images[i] = image
+    try:
+        preds = segmenter.predict_batch(list(images.values()), return_probs=return_probs,
+                                        batch_size=batch_size)
+        results_of_images: list[Prediction | Exception] = list(preds)
+    except Exception:  # noqa: BLE001 - find out below which image fails
+        results_of_images = []
+        for image in images.values():
             try:
-                images[i] = load_image(path, max_pixels=segmenter.max_pixels)
-            except ImageError as e:
-                results[i] = e
-        try:
-            preds = segmenter.predict_batch(list(images.values()), return_probs=return_probs,
-                                            batch_size=batch_size)
-            results_of_images: list[Prediction | Exception] = list(preds)
-        except Exception:  # noqa: BLE001 - find out below which image fails
-            results_of_images = []
-            for image in images.values():
-                try:
-                    results_of_images.append(segmenter.predict(image, return_probs=return_probs))
-                except Exception as e:  # noqa: BLE001 - reported for this file alone
-                    results_of_images.append(e)
-        for i, result in zip(images, results_of_images, strict=True):
-            results[i] = result
-        for (path, name), result in zip(chunk, results, strict=True):
-            assert result is not None
-            yield path, name, result
+                results_of_images.append(segmenter.predict(image, return_probs=return_probs))
+            except Exception as e:  # noqa: BLE001 - reported for this file alone
+                results_of_images.append(e)
+    for i, result in zip(images, results_of_images, strict=True):
+        results[i] = result
+    out = []
+    for (path, name, _), result in zip(chunk, results, strict=True):
+        assert result is not None
+        out.append((path, name, result))
+    return out
 
 
 @dataclass(frozen=True)
@@ -312,7 +342,27 @@ def write_prediction(
     holds resolved paths that must never be replaced (the inputs): if an output would land on
     one, :class:`FileExistsError` is raised before anything is written. ``heatmap_classes``,
     ``uncertainty`` (``"entropy"``, ``"maxprob"``) and ``probs`` need ``pred.probs``.
+    This is :func:`reserve_outputs` followed by :func:`write_outputs`.
     """
+    files = reserve_outputs(out_dir, name, pred, heatmap_classes=heatmap_classes,
+                            uncertainty=uncertainty, probs=probs, protected=protected)
+    write_outputs(files, pred, palette, style)
+    return files
+
+
+def reserve_outputs(
+    out_dir: PathLike,
+    name: str,
+    pred: Prediction,
+    *,
+    heatmap_classes: Iterable[int] = (),
+    uncertainty: Sequence[str] = (),
+    probs: bool = False,
+    protected: Collection[Path] = frozenset(),
+) -> OutputFiles:
+    """The first half of :func:`write_prediction`: check that the outputs of ``pred`` may be
+    written (none replaces a ``protected`` path; probabilities present when needed), create
+    their folder and list them in the manifest. Nothing is drawn yet."""
     heatmap_classes = list(heatmap_classes)
     if (heatmap_classes or uncertainty or probs) and pred.probs is None:
         raise ValueError("heatmaps, uncertainty maps and probabilities need a prediction made "
@@ -323,8 +373,16 @@ def write_prediction(
         raise FileExistsError(f"its output would overwrite the input {clash[0]}")
     files.label.parent.mkdir(parents=True, exist_ok=True)
     record_outputs(out_dir, files.all())
+    return files
+
+
+def write_outputs(files: OutputFiles, pred: Prediction, palette: np.ndarray,
+                  style: PictureStyle = PictureStyle()) -> None:
+    """The second half of :func:`write_prediction`: draw and write the files that
+    :func:`reserve_outputs` listed. Safe to run in a thread beside others writing other files."""
     save_label_png(files.label, pred.label, palette)
     save_png(files.overlay, overlay_picture(pred, palette, style))
+    uncertainty = list(files.uncertainty)
     doubt = uncertainty_maps(pred.probs, uncertainty) if uncertainty else {}
     maps = [(path, pred.probs[c], 1.0, f"P({pred.class_names[c]})")
             for c, path in files.heatmaps.items()]
@@ -339,7 +397,6 @@ def write_prediction(
         with atomic_write(files.probs) as f:
             np.savez_compressed(f, probs=pred.probs.astype(np.float32), label=pred.label,
                                 class_names=np.array(pred.class_names), **raw)
-    return files
 
 
 def overlay_picture(pred: Prediction, palette: np.ndarray, style: PictureStyle) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -100,6 +101,9 @@ class Segmenter:
         channels_last: run the model channels-last; None decides by device and precision
             (:func:`fcnseg.utils.hardware.default_channels_last`: on CPUs, and on GPUs in
             bf16/fp16). Recorded in ``model.optimizations``.
+        compile: compile the model with ``torch.compile`` and run a warm-up forward now (see
+            :meth:`compile`); if compiling fails here, a :class:`RuntimeWarning` says why and
+            the model runs uncompiled.
     """
 
     def __init__(
@@ -118,6 +122,7 @@ class Segmenter:
         head_classes: Mapping[str, Sequence[str]] | None = None,
         precision: str = "auto",
         channels_last: bool | None = None,
+        compile: bool = False,
     ) -> None:
         convention = input_convention or getattr(model, "input_convention", None)
         if convention is None:
@@ -159,6 +164,12 @@ class Segmenter:
         self.checkpoint_path: str | None = None
         #: The training dataset's name as the checkpoint's recipe records it (e.g. "synthetic").
         self.trained_on: str | None = None
+        #: The compiled model the forward passes run through, once :meth:`compile` succeeded.
+        self.compiled: nn.Module | None = None
+        if compile:
+            failure = self.compile()
+            if failure is not None:
+                warnings.warn(failure, RuntimeWarning, stacklevel=2)
 
     @classmethod
     def from_checkpoint(
@@ -199,13 +210,45 @@ class Segmenter:
             "input_convention": self.input_convention.to_dict(),
             "temperature": self.temperature,
             "precision": self.precision,
-            "optimizations": list(getattr(self.model, "optimizations", [])),
+            "optimizations": list(getattr(self.model, "optimizations", []))
+            + (["torch.compile"] if self.compiled is not None else []),
             "sliding_window": None if self.sliding_window is None else {
                 "window": self.sliding_window.window, "stride": self.sliding_window.stride},
             "tta": None if self.tta is None else {
                 "scales": list(self.tta.scales), "flip": self.tta.flip,
                 "average": self.tta.average},
         }
+
+    # -- compilation ---------------------------------------------------------------------------
+    def compile(self, size: tuple[int, int] = (256, 256), batch_size: int = 1, *,
+                backend: str = "inductor") -> str | None:
+        """Compile the model with ``torch.compile`` and run a warm-up forward on a
+        ``batch_size``×3×``size`` batch, so that the first images of that shape do not pay for
+        the compilation (another shape compiles again when first met). Compiled code is cached
+        on disk by PyTorch's inductor (``TORCHINDUCTOR_CACHE_DIR``), so a later start with the
+        same model and shapes compiles faster. Outputs are unchanged beyond float rounding.
+        ``backend`` is ``torch.compile``'s (``"inductor"`` generates C++/OpenMP code on CPUs
+        and needs a C compiler).
+
+        Returns None when the model is now compiled, else one line saying why it is not (no C
+        compiler, an unsupported platform, ...); the model then runs uncompiled as before. A
+        compiled forward pass that fails later (a new shape the compiler cannot handle) is run
+        again uncompiled, and the model stays uncompiled from then on, with a
+        :class:`RuntimeWarning`.
+        """
+        if self.compiled is not None:
+            return None
+        if len(self.input_names) > 1:
+            return f"torch.compile: not applied to {self.arch}, a model with several inputs"
+        try:
+            compiled = torch.compile(self.model, backend=backend)
+            x = torch.zeros(batch_size, 3, *size)
+            with torch.inference_mode(), autocast(self.device, self.precision):
+                self.predict_fn()(compiled, _on_device(x, self.device, self.channels_last))
+        except Exception as e:  # noqa: BLE001 - any failure of the toolchain: run uncompiled
+            return _compile_failure(e)
+        self.compiled = compiled
+        return None
 
     # -- prediction ----------------------------------------------------------------------------
     def predict_fn(self) -> PredictFn:
@@ -234,11 +277,22 @@ class Segmenter:
         model with several heads."""
         x = _on_device(x, self.device, self.channels_last)
         with autocast(self.device, self.precision):
-            out = self.predict_fn()(self.model, x)
+            out = self._forward(x)
         if isinstance(out, Mapping):
             return {h: out[h].float() / self.temperature for h in self.heads}
         logits = out.float()
         return logits if self.temperature == 1.0 else logits / self.temperature
+
+    def _forward(self, x: Any) -> Any:
+        """The model's output for a batch on the device: compiled when :meth:`compile` made it
+        so, unless that fails (then uncompiled from now on)."""
+        if self.compiled is not None:
+            try:
+                return self.predict_fn()(self.compiled, x)
+            except Exception as e:  # noqa: BLE001 - a shape the compiler fails on: go eager
+                self.compiled = None
+                warnings.warn(_compile_failure(e), RuntimeWarning, stacklevel=3)
+        return self.predict_fn()(self.model, x)
 
     def predict(self, image: Any, *, return_probs: bool = False) -> Prediction:
         """Segment one image.
@@ -327,6 +381,12 @@ class Segmenter:
         return (f"Segmenter(arch={self.arch!r}, geometry={self.geometry!r}, "
                 f"classes={self.num_classes}, device={str(self.device)!r}, "
                 f"precision={self.precision!r})")
+
+
+def _compile_failure(e: BaseException) -> str:
+    """One line saying that ``torch.compile`` failed, why, and what happens instead."""
+    reason = " ".join(str(e).split())[:200] or type(e).__name__
+    return f"torch.compile failed ({type(e).__name__}: {reason}); running the model uncompiled"
 
 
 def _on_device(x: Any, device: torch.device, channels_last: bool) -> Any:

@@ -14,17 +14,21 @@ The service is meant to stay up and bounded whatever it is sent:
   that is no image gives 415, an image that fails to decode gives 400;
 - a request whose body has arrived is admitted, or refused with 503 at once: at most
   ``max_concurrency`` are decoded and segmented at once, in worker threads (never on the event
-  loop), and at most ``max_queue`` more wait;
+  loop), and at most ``max_queue`` more wait; one thread runs the model, on batches of the
+  images those requests hand it (:mod:`fcnseg.serve.batching`);
 - nothing is cached between requests: each request's buffers go when its response is sent;
 - every error is ``{"detail": "<one line>"}``, validation errors included.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from functools import cache
 from importlib import resources
 from typing import Annotated, Any, Literal
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
@@ -128,6 +132,12 @@ async def segment(
     return await service.segment(request, options)
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    await anyio.to_thread.run_sync(app.state.service.close)  # the inference thread
+
+
 def create_app(
     segmenter: Segmenter,
     *,
@@ -143,7 +153,8 @@ def create_app(
         segmenter: the model to serve (e.g. ``Segmenter.from_checkpoint(path)``).
         max_upload_bytes: largest request body accepted; larger ones get 413.
         max_pixels: largest image (width × height) accepted; larger ones get 413.
-        max_concurrency: images decoded and segmented at once (worker threads).
+        max_concurrency: images decoded and segmented at once (worker threads); those
+            waiting for the model together share one forward pass.
         max_queue: requests allowed to wait for a worker; beyond that, 503.
         body_timeout_s: seconds a client has to send a request's whole body; then 408.
     """
@@ -151,7 +162,8 @@ def create_app(
                            max_concurrency=max_concurrency, max_queue=max_queue,
                            body_timeout_s=body_timeout_s)
     app = FastAPI(title="fcnseg", version=__version__,
-                  summary="Semantic segmentation with a Fully Convolutional Network")
+                  summary="Semantic segmentation with a Fully Convolutional Network",
+                  lifespan=_lifespan)
     app.state.service = SegmentationService(segmenter, limits)
     app.add_middleware(ReadBodyFirst, max_bytes=limits.max_upload_bytes,
                        timeout_s=limits.body_timeout_s)

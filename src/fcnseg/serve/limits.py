@@ -23,9 +23,10 @@ DEFAULT_MAX_UPLOAD_BYTES = 10 * 2**20
 #: probabilities), so the default is modest; the page scales larger photos down in the browser
 #: before uploading them.
 DEFAULT_MAX_PIXELS = 2048 * 2048
-#: Images decoded and segmented at once. One suits a CPU, where one request already uses all
-#: cores through torch's intra-op threads.
-DEFAULT_MAX_CONCURRENCY = 1
+#: Images decoded and segmented at once. One thread runs the model, on all cores, and the
+#: requests waiting for it share a forward pass (a batch of up to this many images), while the
+#: others decode and encode beside it.
+DEFAULT_MAX_CONCURRENCY = 4
 #: Requests that may wait for a worker before new ones get 503.
 DEFAULT_MAX_QUEUE = 8
 #: Seconds a client has to send a request's whole body; slower uploads get 408. 30 s lets the
@@ -43,7 +44,8 @@ class ServiceLimits:
     Attributes:
         max_upload_bytes: largest request body accepted; larger ones get 413.
         max_pixels: largest image (width × height) accepted; larger ones get 413.
-        max_concurrency: images decoded and segmented at once (worker threads).
+        max_concurrency: images decoded and segmented at once (worker threads); at most as
+            many share one forward pass.
         max_queue: requests admitted beyond those running; beyond that, 503.
         body_timeout_s: seconds a client has to send a request's whole body; then 408.
     """

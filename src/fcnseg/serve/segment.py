@@ -8,7 +8,7 @@ import io
 import logging
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -39,6 +39,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("fcnseg.serve")
+
+#: ``predict(image, return_probs=...)``: a decoded image's prediction.
+Predict = Callable[..., Prediction]
 
 # Raster formats accepted. Others are refused unread: some Pillow plugins hand the data to
 # outside programs (EPS to Ghostscript), which a public upload should never reach. "JPEG"
@@ -181,9 +184,12 @@ def probe_image(data: bytes, max_pixels: int) -> tuple[int, int]:
 
 
 def segment_upload(segmenter: Segmenter, data: bytes, options: SegmentOptions,
-                   max_pixels: int) -> bytes | dict[str, Any]:
+                   max_pixels: int, predict: Predict | None = None) -> bytes | dict[str, Any]:
     """Decode, segment and encode one upload: the label map as PNG bytes for ``format="png"``,
     else the JSON payload (a dict). Slow: run it in a worker thread, never on the event loop.
+    ``predict(image, return_probs=...)`` segments the decoded image (default:
+    ``segmenter.predict``; the service passes its batcher's, which shares forward passes
+    between requests).
 
     Raises:
         RequestError: 413 for too many pixels, 400 for an image that fails to decode, 500 when
@@ -198,7 +204,7 @@ def segment_upload(segmenter: Segmenter, data: bytes, options: SegmentOptions,
         raise RequestError(400, str(e)) from None
     t1 = time.perf_counter()
     try:
-        pred = segmenter.predict(image, return_probs=options.wants_probs)
+        pred = (predict or segmenter.predict)(image, return_probs=options.wants_probs)
     except Exception as e:  # noqa: BLE001 - one failed request must not end the service
         log.exception("segmenting an upload of %d×%d failed", image.shape[1], image.shape[0])
         raise RequestError(500, f"inference failed ({type(e).__name__})") from None

@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse, Response
 
 from fcnseg.inference import Segmenter
 from fcnseg.serve.admission import Admission
+from fcnseg.serve.batching import InferenceBatcher
 from fcnseg.serve.limits import ServiceLimits
 from fcnseg.serve.modalities import (
     probe_inputs,
@@ -39,10 +40,20 @@ class SegmentationService:
         self.segmenter = segmenter
         self.limits = limits
         self.admission = Admission(limits.max_concurrency, limits.max_queue)
+        # One thread runs the model; the requests in worker threads that wait for it at the
+        # same time share its forward passes (at most max_concurrency images, as many pixels
+        # as one largest image).
+        self.batcher = InferenceBatcher(segmenter, max_batch=limits.max_concurrency,
+                                        max_pixels=limits.max_pixels)
 
     def health(self) -> dict[str, Any]:
-        """``GET /healthz``: liveness, and how busy the service is."""
-        return {"status": "ok", **self.admission.load()}
+        """``GET /healthz``: liveness, how busy the service is, and how its forward passes
+        were batched."""
+        return {"status": "ok", **self.admission.load(), "batching": self.batcher.stats.to_dict()}
+
+    def close(self) -> None:
+        """Stop the inference thread (at the app's shutdown)."""
+        self.batcher.close()
 
     def model_info(self) -> dict[str, Any]:
         """``GET /v1/model``: classes, palette, architecture, geometry, input convention, the
@@ -60,7 +71,9 @@ class SegmentationService:
 
     async def segment(self, request: Request, options: SegmentOptions) -> Response:
         """``POST /v1/segment``: admit (503 when full), check the image header, then decode,
-        segment and encode in a worker thread (at most ``max_concurrency`` at once).
+        segment and encode in a worker thread (at most ``max_concurrency`` at once); the
+        segmenting is done by the batcher's thread, in one forward pass with the other
+        requests waiting for it.
 
         The body is already read in full (:class:`~fcnseg.serve.body.ReadBodyFirst`), so a
         place is only ever held by a request whose upload has arrived. A model with several
@@ -79,7 +92,7 @@ class SegmentationService:
             await anyio.to_thread.run_sync(probe_image, data, self.limits.max_pixels)
             answer = await anyio.to_thread.run_sync(
                 segment_upload, self.segmenter, data, options, self.limits.max_pixels,
-                limiter=self.admission.limiter)
+                self.batcher.predict, limiter=self.admission.limiter)
         return _response(answer)
 
 

@@ -1,0 +1,169 @@
+"""``fcnseg serve`` under load: throughput with 1 and 8 concurrent clients, batched or not.
+
+Serves a randomly initialised FCN-8s (same geometry, 21 classes; or ``--checkpoint``) with
+uvicorn on 127.0.0.1, in this process, with the service's default limits, and times, interleaved
+in one run (ratios of medians), ``--requests`` uploads of 500×375 JPEGs answered with label
+PNGs:
+
+- **model only**: the same Segmenter on the same images, decoded and normalised beforehand,
+  one at a time (what one client at a time could at best get);
+- **1 client**: one request after another;
+- **8 clients**: eight at once, the requests waiting for the model batched into one forward
+  pass (the default);
+- **8 clients, unbatched**: the same with batches of one image, for reference.
+
+It prints requests/s, each against the model alone, 8 clients against 1, batched against
+unbatched, and the images per forward pass.
+
+    python benchmarks/serve_load.py                   # ~4 minutes on 2 busy cores
+    python benchmarks/serve_load.py --requests 8 --repeats 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads (see fcnseg demo)
+
+import httpx  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import uvicorn  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from fcnseg.bench.timing import time_interleaved  # noqa: E402
+from fcnseg.inference import Segmenter  # noqa: E402
+from fcnseg.serve import create_app  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+from predict_pipeline import make_jpegs, random_checkpoint  # noqa: E402
+
+
+class Server:
+    """uvicorn serving ``app`` on a free loopback port in a background thread."""
+
+    def __init__(self, app: object) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
+                                       daemon=True)
+
+    def __enter__(self) -> Server:
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=60)
+        self.sock.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--requests", type=int, default=16, help="uploads per timed pass")
+    p.add_argument("--size", default="500x375", help="WIDTHxHEIGHT of the JPEGs")
+    p.add_argument("--checkpoint", help="a checkpoint (default: a random FCN-8s, 21 classes)")
+    p.add_argument("--precision", default="auto")
+    p.add_argument("--clients", type=int, default=8, help="concurrent clients of the load")
+    p.add_argument("--repeats", type=int, default=3, help="timed passes of each variant")
+    p.add_argument("--json", help="also write the results here")
+    args = p.parse_args(argv)
+    width, height = (int(v) for v in args.size.lower().split("x"))
+
+    work = Path(tempfile.mkdtemp(prefix="fcnseg-serve-bench-"))
+    images = make_jpegs(work / "images", args.requests, width, height)
+    uploads = [path.read_bytes() for path in images]
+    checkpoint = Path(args.checkpoint) if args.checkpoint else random_checkpoint(
+        work / "fcn8s_random.pt")
+    seg = Segmenter.from_checkpoint(checkpoint, precision=args.precision)
+    arrays = [np.asarray(Image.open(path).convert("RGB")) for path in images]
+    tensors = [seg.preprocess(a) for a in arrays]
+    print(f"{seg!r}, {torch.get_num_threads()} torch threads, {args.requests} JPEG uploads of "
+          f"{width}×{height}, {args.clients} clients")
+
+    app = create_app(seg)
+    service = app.state.service
+    default_batch = service.batcher.max_batch
+
+    def model_only() -> None:
+        for x in tensors:
+            seg.logits(x).argmax(1).cpu().numpy()
+
+    with Server(app) as server, httpx.Client(base_url=server.url, timeout=600) as client, \
+            ThreadPoolExecutor(args.clients) as pool:
+
+        def send(body: bytes) -> None:
+            r = client.post("/v1/segment", content=body, headers={"Content-Type": "image/jpeg"})
+            r.raise_for_status()
+
+        def load(clients: int, max_batch: int) -> None:
+            service.batcher.max_batch = max_batch
+            if clients == 1:
+                for body in uploads:
+                    send(body)
+            else:
+                list(pool.map(send, uploads))
+
+        batch_stats: dict[str, dict] = {}
+
+        def counted(name: str, clients: int, max_batch: int):
+            def run() -> None:
+                before = (service.batcher.stats.forward_passes, service.batcher.stats.images)
+                load(clients, max_batch)
+                stats = service.batcher.stats
+                passes = stats.forward_passes - before[0]
+                batch_stats[name] = {"forward_passes": passes,
+                                     "images_per_pass": (stats.images - before[1]) / passes}
+            return run
+
+        many = f"{args.clients} clients"
+        variants = {
+            "model only": model_only,
+            "1 client": counted("1 client", 1, default_batch),
+            many: counted(many, args.clients, default_batch),
+            f"{many}, unbatched": counted(f"{many}, unbatched", args.clients, 1),
+        }
+
+        def progress(done: int, total: int) -> None:
+            print(f"  round {done}/{total}", file=sys.stderr, flush=True)
+
+        times = time_interleaved(variants, warmup=1, repeats=args.repeats, progress=progress)
+
+    n = args.requests
+    rate = {name: n / t.median for name, t in times.items()}
+    print(f"\n{'variant':24s} {'req/s':>7s} {'of model':>9s} {'img/pass':>9s}   median s (spread)")
+    for name, r in rate.items():
+        per_pass = batch_stats.get(name, {}).get("images_per_pass")
+        shown = f"{per_pass:9.2f}" if per_pass else f"{'-':>9s}"
+        print(f"{name:24s} {r:7.3f} {r / rate['model only']:9.3f} {shown}   "
+              f"{times[name].median:.2f} ({times[name].spread:.0%})")
+    ratios = {f"{many} / 1 client": rate[many] / rate["1 client"],
+              "batched / unbatched": rate[many] / rate[f"{many}, unbatched"],
+              f"{many} / model only": rate[many] / rate["model only"]}
+    for name, value in ratios.items():
+        print(f"{name}: {value:.3f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "segmenter": repr(seg), "requests": n, "size": [width, height],
+            "clients": args.clients, "max_batch": default_batch,
+            "threads": torch.get_num_threads(), "requests_per_s": rate, "ratios": ratios,
+            "batching": batch_stats,
+            "timings": {k: v.as_dict() for k, v in times.items()}}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

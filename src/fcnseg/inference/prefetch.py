@@ -1,0 +1,85 @@
+"""Threads that read ahead of a consumer and hand results back in order.
+
+Pillow's decoders and zlib release the GIL, so images read (or outputs written) in threads run
+beside the model's forward passes rather than between them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+
+from fcnseg.inference.images import ImageError, load_image
+
+__all__ = ["background_pool", "default_workers", "in_order", "read_ahead"]
+
+#: How much lower the reading and writing threads run than the model's (Linux nice levels): the
+#: scheduler then gives them the cores the model leaves idle, rather than slowing every parallel
+#: region of the model by taking a core from one of its threads.
+BACKGROUND_NICENESS = 10
+
+T = TypeVar("T")
+
+
+def default_workers() -> int:
+    """Threads for reading, and as many for writing: one per two cores, at least 1 and at most
+    4. One writer keeps up with a model that takes more than a few tenths of a second per
+    image; more threads only contend with the model's for the cores (and the GIL)."""
+    return max(1, min(4, (os.cpu_count() or 1) // 2))
+
+
+def _run_in_background() -> None:
+    """Lower the calling thread's priority by :data:`BACKGROUND_NICENESS` (on Linux a nice
+    level applies to one thread; elsewhere, or where refused, nothing changes)."""
+    with contextlib.suppress(AttributeError, OSError):
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid,
+                       min(19, os.getpriority(os.PRIO_PROCESS, tid) + BACKGROUND_NICENESS))
+
+
+def background_pool(workers: int, name: str) -> ThreadPoolExecutor:
+    """A thread pool for work beside the model (decoding, encoding), at a lower priority."""
+    return ThreadPoolExecutor(workers, thread_name_prefix=name,
+                              initializer=_run_in_background)
+
+
+def in_order(jobs: Iterable[Callable[[], T]], pool: ThreadPoolExecutor,
+             ahead: int) -> Iterator[T]:
+    """Run ``jobs`` in ``pool``, at most ``ahead`` submitted and not yet handed back, and yield
+    their results in submission order, each as soon as it and those before it are done (an
+    exception a job raised is raised here, in turn)."""
+    pending: deque[Future[T]] = deque()
+    for job in jobs:
+        pending.append(pool.submit(job))
+        while pending and (len(pending) >= ahead or pending[0].done()):
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+def read_ahead(
+    inputs: Sequence[tuple[Path, str]], *, max_pixels: int | None, workers: int | None = None,
+    ahead: int = 8,
+) -> Iterator[tuple[Path, str, np.ndarray | ImageError]]:
+    """``(file, name, RGB array or ImageError)`` for each input, in order, decoded by
+    :func:`~fcnseg.data.images.load_image` in ``workers`` threads up to ``ahead`` files ahead
+    of the consumer."""
+
+    def read(path: Path, name: str) -> Callable[[], tuple[Path, str, np.ndarray | ImageError]]:
+        def job() -> tuple[Path, str, np.ndarray | ImageError]:
+            try:
+                return path, name, load_image(path, max_pixels=max_pixels)
+            except ImageError as e:
+                return path, name, e
+        return job
+
+    with background_pool(workers or default_workers(), "fcnseg-read") as pool:
+        yield from in_order((read(p, n) for p, n in inputs), pool, max(1, ahead))

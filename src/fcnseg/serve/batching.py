@@ -1,0 +1,171 @@
+"""One thread runs the model for the whole service; requests that wait for it share a batch.
+
+Each request decodes its image in its own worker thread, then hands it to the
+:class:`InferenceBatcher` and waits. The batcher's thread takes every image waiting (after a
+short pause for the ones about to arrive), stacks those of the same size (and the same need for
+probabilities) into one forward pass, and answers each request with its own prediction. A
+forward pass never holds more images than ``max_batch`` nor more pixels than ``max_pixels``
+(one largest image allowed), so batching costs no more memory than the largest single request.
+When a batched pass fails, its images are run one by one, so that only the request at fault
+gets the error.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fcnseg.inference import Prediction, Segmenter
+
+__all__ = ["BatchStats", "InferenceBatcher"]
+
+
+@dataclass
+class _Job:
+    image: np.ndarray
+    return_probs: bool
+    answer: Future[Prediction] = field(default_factory=Future)
+
+
+@dataclass
+class BatchStats:
+    """What the batcher has done: forward passes, images, and how many images each pass held."""
+
+    forward_passes: int = 0
+    images: int = 0
+    largest_batch: int = 0
+    batch_sizes: dict[int, int] = field(default_factory=dict)
+
+    def add(self, size: int) -> None:
+        """Count one forward pass of ``size`` images."""
+        self.forward_passes += 1
+        self.images += size
+        self.largest_batch = max(self.largest_batch, size)
+        self.batch_sizes[size] = self.batch_sizes.get(size, 0) + 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """As ``GET /healthz`` reports it (``mean_batch``: images per forward pass)."""
+        mean = self.images / self.forward_passes if self.forward_passes else 0.0
+        return {"forward_passes": self.forward_passes, "images": self.images,
+                "mean_batch": round(mean, 3), "largest_batch": self.largest_batch,
+                "batch_sizes": {str(k): v for k, v in sorted(self.batch_sizes.items())}}
+
+
+class InferenceBatcher:
+    """Runs ``segmenter`` in one thread on batches of the images that requests hand it.
+
+    Args:
+        segmenter: the model.
+        max_batch: most images in one forward pass.
+        max_pixels: most pixels in one forward pass (a larger single image still runs alone).
+        max_wait_s: after the first image arrives, how long to wait for others before running.
+    """
+
+    def __init__(self, segmenter: Segmenter, *, max_batch: int, max_pixels: int,
+                 max_wait_s: float = 0.002) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+        self.segmenter = segmenter
+        self.max_batch = max_batch
+        self.max_pixels = max_pixels
+        self.max_wait_s = max_wait_s
+        self.stats = BatchStats()
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def predict(self, image: np.ndarray, *, return_probs: bool = False) -> Prediction:
+        """Segment one decoded H×W×3 uint8 image in the next batch; blocks until it is done
+        (call it from a worker thread). Raises what the segmenter raised for this image."""
+        job = _Job(image, return_probs)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the inference batcher is closed")
+            if self._thread is None:  # started on first use: an app never used holds no thread
+                self._thread = threading.Thread(target=self._run, name="fcnseg-inference",
+                                                daemon=True)
+                self._thread.start()
+            self._jobs.put(job)
+        return job.answer.result()
+
+    def close(self) -> None:
+        """Stop the thread once the images already handed in are done."""
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+            if thread is not None:
+                self._jobs.put(None)
+        if thread is not None:
+            thread.join(timeout=60)
+
+    # -- the inference thread ---------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            first = self._jobs.get()
+            if first is None:
+                return
+            jobs, stop = self._gather(first)
+            for batch in self._batches(jobs):
+                self._answer(batch)
+            if stop:
+                return
+
+    def _gather(self, first: _Job) -> tuple[list[_Job], bool]:
+        """The first job and those waiting behind it (up to ``max_wait_s`` for more), and
+        whether the batcher was closed meanwhile."""
+        jobs = [first]
+        deadline = time.monotonic() + self.max_wait_s
+        while True:
+            try:
+                timeout = deadline - time.monotonic()
+                job = self._jobs.get_nowait() if timeout <= 0 else self._jobs.get(timeout=timeout)
+            except queue.Empty:
+                return jobs, False
+            if job is None:
+                return jobs, True
+            jobs.append(job)
+
+    def _batches(self, jobs: list[_Job]) -> Iterator[list[_Job]]:
+        """``jobs`` grouped by image size and need for probabilities (in order of arrival),
+        each group cut into passes of at most ``max_batch`` images and ``max_pixels`` pixels."""
+        groups: dict[tuple[Any, ...], list[_Job]] = {}
+        for job in jobs:
+            groups.setdefault((job.image.shape, job.return_probs), []).append(job)
+        for group in groups.values():
+            height, width = group[0].image.shape[:2]
+            per_pass = max(1, min(self.max_batch, self.max_pixels // max(1, height * width)))
+            for start in range(0, len(group), per_pass):
+                yield group[start : start + per_pass]
+
+    def _answer(self, batch: list[_Job]) -> None:
+        """Run one forward pass and give each job its prediction (or its error)."""
+        seg = self.segmenter
+        probs = batch[0].return_probs
+        if len(batch) > 1:
+            try:
+                preds = seg.predict_batch([j.image for j in batch], return_probs=probs,
+                                          batch_size=len(batch))
+            except Exception:  # noqa: BLE001 - run them one by one to find the one at fault
+                pass
+            else:
+                self.stats.add(len(batch))
+                for job, pred in zip(batch, preds, strict=True):
+                    job.answer.set_result(pred)
+                return
+        for job in batch:
+            try:
+                pred = seg.predict(job.image, return_probs=probs)
+            except BaseException as e:  # noqa: BLE001 - handed to the request that waits
+                job.answer.set_exception(e)
+            else:
+                job.answer.set_result(pred)
+            finally:
+                self.stats.add(1)

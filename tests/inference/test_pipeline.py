@@ -1,0 +1,100 @@
+"""Reading ahead and writing behind the model: the same files as one file after another, in
+the same order, with the same problems reported."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fcnseg.inference.files import MANIFEST_NAME, PictureStyle, collect_inputs
+from fcnseg.inference.pipeline import OutputOptions, predict_files, write_predictions
+from fcnseg.inference.prefetch import BACKGROUND_NICENESS, background_pool, read_ahead
+
+
+def _folder_bytes(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _photos(root, smooth_image):
+    """Eight images of three sizes (so batches mix sizes), one of them unreadable."""
+    root.mkdir()
+    for i in range(7):
+        image = np.roll(smooth_image, 5 * i, axis=1)
+        if i % 3 == 1:
+            image = image[:40, :56]
+        elif i % 3 == 2:
+            image = np.ascontiguousarray(image.transpose(1, 0, 2))
+        Image.fromarray(image).save(root / f"p{i}.png")
+    (root / "p3b.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    return root
+
+
+def test_pipelined_outputs_are_byte_identical_to_sequential(segmenter, smooth_image, tmp_path):
+    inputs, _ = collect_inputs([str(_photos(tmp_path / "in", smooth_image))])
+    options = OutputOptions(heatmap_classes=(1, 3), uncertainty=("entropy", "maxprob"),
+                            probs=True, style=PictureStyle(unblended=(0,)))
+    folders = {}
+    for workers in (0, 3):
+        out = tmp_path / f"out{workers}"
+        out.mkdir()
+        list(predict_files(segmenter, inputs, out, options, batch_size=3, workers=workers))
+        folders[workers] = _folder_bytes(out)
+    # label, overlay, 2 heatmaps, 2 uncertainty maps and the npz of 7 images; the manifest
+    assert len(folders[0]) == 7 * 7 + 1
+    assert folders[3].keys() == folders[0].keys()
+    assert [k for k in folders[0] if folders[0][k] != folders[3][k]] == []
+    assert MANIFEST_NAME in folders[3]
+
+
+def test_outcomes_come_in_input_order_and_a_bad_file_is_named(segmenter, smooth_image,
+                                                               tmp_path):
+    inputs, _ = collect_inputs([str(_photos(tmp_path / "in", smooth_image))])
+    out = tmp_path / "out"
+    out.mkdir()
+    outcomes = list(predict_files(segmenter, inputs, out, batch_size=2, workers=2))
+    assert [o.path for o in outcomes] == [path for path, _ in inputs]
+    problems = {o.path.name: o.problem for o in outcomes if o.problem}
+    assert list(problems) == ["p3b.png"]
+    assert problems["p3b.png"].startswith("skipped ") and "p3b.png" in problems["p3b.png"]
+    assert all((out / f"p{i}_label.png").is_file() for i in range(7))
+
+
+def test_a_write_failure_is_reported_for_its_file_and_the_others_written(
+        segmenter, smooth_image, tmp_path):
+    inputs, _ = collect_inputs([str(_photos(tmp_path / "in", smooth_image))])
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "p2_overlay.png").mkdir()  # a folder where p2's overlay should go
+    options = OutputOptions(style=PictureStyle())
+    predictions = ((path, name, segmenter.predict(path)) for path, name in inputs
+                   if not name.endswith("3b"))
+    outcomes = list(write_predictions(predictions, out, segmenter.palette, options, workers=3))
+    problems = [o.problem for o in outcomes if o.problem]
+    assert len(problems) == 1 and "cannot write outputs" in problems[0]
+    assert "p2.png" in problems[0]
+    assert all((out / f"p{i}_overlay.png").is_file() for i in range(7) if i != 2)
+
+
+def test_read_ahead_keeps_the_input_order_and_hands_back_read_errors(smooth_image, tmp_path):
+    root = _photos(tmp_path / "in", smooth_image)
+    inputs = [(p, p.stem) for p in sorted(root.iterdir())]
+    read = list(read_ahead(inputs, max_pixels=None, workers=3, ahead=2))
+    assert [name for _, name, _ in read] == [p.stem for p in sorted(root.iterdir())]
+    kinds = {name: type(image).__name__ for _, name, image in read}
+    assert kinds.pop("p3b") == "ImageError"
+    assert set(kinds.values()) == {"ndarray"}
+
+
+@pytest.mark.skipif(not hasattr(os, "getpriority"), reason="thread nice levels are POSIX-only")
+def test_reading_and_writing_threads_run_below_the_model():
+    def nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    with background_pool(1, "fcnseg-test") as pool:
+        theirs = pool.submit(nice).result()
+    assert theirs == min(19, nice() + BACKGROUND_NICENESS)

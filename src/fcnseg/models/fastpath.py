@@ -54,6 +54,7 @@ def _exporting() -> bool:
 
 # -- oneDNN kernels with weights prepared once ----------------------------------------------------
 _ONEDNN = torch.ops.mkldnn
+_HAS_ONEDNN = torch.backends.mkldnn.is_available()
 
 
 def _compute_dtype(x: torch.Tensor) -> torch.dtype:
@@ -70,9 +71,9 @@ def _onednn_dtype(layer: nn.Module, x: torch.Tensor) -> torch.dtype | None:
     Only for CPU inference in float32 or bfloat16 (where this CPU computes bfloat16 natively),
     with nothing to differentiate, nothing tracing, compiling or exporting, and no dispatch mode
     (FLOP counters, fake tensors) that expects the standard operators."""
-    if (x.device.type != "cpu" or x.dim() != 4 or not torch.backends.mkldnn.is_available()
-            or _exporting() or torch.compiler.is_compiling()
-            or torch._C._len_torch_dispatch_stack() > 0):
+    # torch.compile first: the checks after it are not traceable (graph breaks).
+    if (torch.compiler.is_compiling() or _exporting() or x.device.type != "cpu"
+            or x.dim() != 4 or not _HAS_ONEDNN or torch._C._len_torch_dispatch_stack() > 0):
         return None
     if torch.is_grad_enabled() and (x.requires_grad
                                     or any(p.requires_grad for p in layer.parameters())):

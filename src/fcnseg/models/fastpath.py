@@ -8,7 +8,12 @@ model in place, keeping every parameter and state-dict key, and records what it 
   of 411 MB and 67 MB but only a few hundred output positions per image. oneDNN's convolution
   re-lays out such a weight on every call and runs far below the machine's matrix-multiply peak
   on CPU; one im2col copy plus a single GEMM against the weight as stored runs close to it.
-  Trunks name these layers in ``fully_connected`` (the VGG16 trunk: ``("fc6", "fc7")``).
+  Trunks name these layers in ``fully_connected`` (the VGG16 trunk: ``("fc6", "fc7")``). In
+  CPU inference the GEMM is oneDNN's (MKL's float32 GEMM behind ``torch.addmm`` reaches about
+  half its rate on AMD CPUs), under bf16 autocast against a bfloat16 copy made once.
+- **prepared convolutions** (:class:`PackedConv2d`): the other plain convolutions run, in CPU
+  inference, oneDNN's convolution on a weight laid out (and under autocast, cast) once rather
+  than on every call.
 - **separable upsampling** (:class:`SeparableBilinearUpsampling`): a frozen channel-diagonal
   bilinear deconvolution is, along each axis, a banded interpolation matrix U, so
   ``layer(x)[c] = U_h · x[c] · U_wᵀ``. Two small matrix products replace a dense C×C transposed
@@ -18,9 +23,11 @@ model in place, keeping every parameter and state-dict key, and records what it 
 
 Each swap is a change of the layer's class to a subclass (the same object, parameters and
 hooks), so optimizers and other references stay valid. The fast layers fall back to the plain
-computation where they do not apply (other devices, a trained upsampling weight, tracing,
-scripting or exporting), and :func:`plain_copy` gives a copy with the plain layers back, which
-is what the exporters trace.
+computation where they do not apply (other devices, a trained upsampling weight, gradients
+needed by the oneDNN paths, tracing, scripting, exporting, ``torch.compile``, dispatch modes
+such as FLOP counters), and :func:`plain_copy` gives a copy with the plain layers back, which
+is what the exporters trace. Prepared weight copies live outside the state dict, follow the
+parameters' version counters and are dropped when a layer is copied or pickled.
 """
 
 from __future__ import annotations

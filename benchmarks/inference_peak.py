@@ -4,7 +4,8 @@ Times, round-robin in one run: a large matrix product in float32 and in bfloat16
 GEMM library PyTorch reaches (torch.mm; oneDNN directly on CPUs), and FCN-8s in the same
 geometry on the default inference path of each precision (``fcnseg.models.optimize`` with
 channels_last, inference_mode; bfloat16 under autocast, as ``Segmenter(precision="bf16")``
-runs it). ``--plain`` adds the plain modules in float32 for comparison. The peak of a
+runs it). ``--plain`` adds the plain modules in float32 for comparison, ``--layer`` one
+convolution layer alone (what the kernel reaches without the rest of the network). The peak of a
 precision is its fastest matrix product (by median time, over the libraries and
 ``--peak-sizes``); the model's FLOPs are those it executes, counted by torch's FlopCounterMode
 on the optimized model itself. Prints each one's median time and spread, GFLOP/s and the
@@ -48,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
                              "shared machine)")
     parser.add_argument("--plain", action="store_true",
                         help="also time the plain modules in float32 (NCHW, no_grad)")
+    parser.add_argument("--layer", action="store_true",
+                        help="also time FCN-8s' conv3_2 alone (256→256, 3×3, at 1/4 of the "
+                             "input size): what the convolution kernel itself reaches")
     parser.add_argument("--check", action="store_true",
                         help=f"exit with status 1 if a fraction of the peak is below {TARGET}")
     args = parser.parse_args(argv)
@@ -65,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     fast = optimize(plain_copy(plain), "inference", channels_last=True)
     x = torch.randn(args.batch, 3, args.size, args.size)
     x_cl = x.contiguous(memory_format=torch.channels_last)  # as the Segmenter passes it
+    side = -(-args.size // 4)  # conv3_2's input: after two ceil-mode pools
+    conv_in = torch.randn(args.batch, 256, side, side).contiguous(
+        memory_format=torch.channels_last)
 
     def model_call(model: torch.nn.Module, inp: torch.Tensor, dtype: torch.dtype):  # type: ignore[no-untyped-def]
         def call() -> torch.Tensor:
@@ -79,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             for library, fn in matmul_variants(dtype, "cpu", size=n).items():
                 variants[("peak", name, f"{library} {n}³")] = fn
         variants[("fcn8s", name, "optimize, channels_last")] = model_call(fast, x_cl, dtype)
+        if args.layer:
+            variants[("conv", name, "conv3_2 alone")] = model_call(fast.conv3_2, conv_in, dtype)
     if args.plain:
         def plain_call() -> torch.Tensor:
             with torch.no_grad():
@@ -87,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with torch.inference_mode():
         flops = count_flops(fast, x_cl)
+        conv_flops = count_flops(fast.conv3_2, conv_in)
         plain_flops = count_flops(plain, x)
         reference = plain(x)
         low = variants[("fcn8s", "bf16", "optimize, channels_last")]().float()
@@ -98,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     def work(kind: str, path: str) -> int:
         if kind == "peak":
             return 2 * int(path.split()[-1].rstrip("³")) ** 3
+        if kind == "conv":
+            return conv_flops
         return plain_flops if "plain" in path else flops
 
     peaks = {name: max(work(kind, path) / t.median for (kind, p, path), t in times.items()

@@ -226,3 +226,15 @@ def test_training_through_prepared_layers_gives_plain_gradients() -> None:
         grads.append([model.conv1_2.weight.grad, model.conv5_3.bias.grad])
     for got, want in zip(*grads, strict=True):
         _close(got, want)
+
+
+def test_prepared_convolution_refuses_mismatched_dtypes_like_the_plain_one() -> None:
+    conv = torch.nn.Conv2d(3, 4, 3, padding=1).to(torch.bfloat16)
+    fast = optimize(torch.nn.Sequential(plain_copy(conv)))[0]
+    assert type(fast) is PackedConv2d
+    x = torch.randn(1, 3, 8, 8)
+    with torch.inference_mode():
+        with pytest.raises(RuntimeError):
+            conv(x)
+        with pytest.raises(RuntimeError):
+            fast(x)

@@ -64,14 +64,6 @@ _ONEDNN = torch.ops.mkldnn
 _HAS_ONEDNN = torch.backends.mkldnn.is_available()
 
 
-def _compute_dtype(x: torch.Tensor) -> torch.dtype:
-    """The dtype a convolution or matrix product of ``x`` runs in: autocast's (on x's device
-    type, when enabled), else x's own."""
-    if torch.is_autocast_enabled(x.device.type):
-        return torch.get_autocast_dtype(x.device.type)
-    return x.dtype
-
-
 def _onednn_dtype(layer: nn.Module, x: torch.Tensor) -> torch.dtype | None:
     """The dtype to run ``layer(x)`` in through oneDNN directly, or None for the plain path.
 
@@ -85,12 +77,17 @@ def _onednn_dtype(layer: nn.Module, x: torch.Tensor) -> torch.dtype | None:
     if torch.is_grad_enabled() and (x.requires_grad
                                     or any(p.requires_grad for p in layer.parameters())):
         return None
-    dtype = _compute_dtype(x)
-    if dtype == torch.float32 and x.dtype == torch.float32 or (
-            dtype == torch.bfloat16 and x.dtype in (torch.float32, torch.bfloat16)
-            and _ONEDNN._is_mkldnn_bf16_supported()):
-        return dtype
-    return None
+    kinds = (torch.float32, torch.bfloat16)
+    if torch.is_autocast_enabled("cpu"):
+        dtype = torch.get_autocast_dtype("cpu")
+        usable = x.dtype in kinds and layer.weight.dtype in kinds
+    else:  # without autocast the plain layer requires matching dtypes; so does this path
+        dtype = x.dtype
+        usable = layer.weight.dtype == dtype
+    if not usable or dtype not in kinds or (dtype == torch.bfloat16
+                                            and not _ONEDNN._is_mkldnn_bf16_supported()):
+        return None
+    return dtype
 
 
 class _PreparedWeights:

@@ -681,6 +681,9 @@ def check_targets(report: Report) -> list[dict[str, Any]]:
             best = max(fp32, key=lambda r: r["fraction_of_mm_peak"])
             add(f"[{dev}] best fp32 FCN-8s inference FLOP/s / fp32 mm peak",
                 best["fraction_of_mm_peak"], 0.85, best["variant"])
+        if "fraction_of_mm_peak" in t.get("+bf16 autocast", {}):
+            add(f"[{dev}] bf16 FCN-8s inference FLOP/s / bf16 mm peak",
+                t["+bf16 autocast"]["fraction_of_mm_peak"], 0.85, "+bf16 autocast")
     for ev in report.evaluation:
         add(f"[{ev['device']}] evaluation pipeline / model-only throughput",
             ev["pipeline_fraction_of_model_only"], 0.90)

@@ -203,6 +203,20 @@ def test_prepared_weights_follow_changed_parameters(precision: str) -> None:
     torch.testing.assert_close(got, want, rtol=rtol, atol=rtol * float(want.abs().max()))
 
 
+def test_prepared_weights_follow_parameters_given_new_storage() -> None:
+    plain = _model("fcn8s", "same")
+    fast = optimize(plain_copy(plain), channels_last=True)
+    x = torch.randn(1, 3, 40, 40)
+    with torch.inference_mode():
+        fast(x)  # prepares the weights
+    for model in (plain, fast):  # `.data =` keeps the parameter and its version counter
+        for name in ("conv2_1", "fc6"):
+            layer = getattr(model, name)
+            layer.weight.data = layer.weight.data * 1.5
+    with torch.inference_mode():
+        _close(fast(x), plain(x))
+
+
 def test_prepared_weights_stay_out_of_state_dicts_and_copies() -> None:
     model = optimize(_model("fcn8s", "same"), channels_last=True)
     keys = list(model.state_dict())

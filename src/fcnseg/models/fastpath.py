@@ -92,7 +92,8 @@ def _onednn_dtype(layer: nn.Module, x: torch.Tensor) -> torch.dtype | None:
 
 class _PreparedWeights:
     """A layer's weight and bias as its oneDNN kernel wants them, per compute dtype, remade
-    whenever the parameters are replaced or changed in place (their version counters move).
+    whenever the parameters are replaced, changed in place (their version counters move) or
+    given new storage.
 
     The prepared copies are plain attributes, outside the state dict; they are dropped when the
     layer is copied or pickled."""
@@ -102,7 +103,8 @@ class _PreparedWeights:
     def _prepare(self, dtype: torch.dtype, make) -> tuple[torch.Tensor, torch.Tensor | None]:  # type: ignore[no-untyped-def]
         weight, bias = self.weight, self.bias
         try:
-            versions = (weight._version, None if bias is None else bias._version)
+            # In-place changes move the version; `.data =` and `module.to()` swap the storage.
+            versions = tuple((t._version, t.data_ptr()) for t in (weight, bias) if t is not None)
         except RuntimeError:  # inference tensors have no version counter: prepare every call
             return make(weight, bias, dtype)
         cache = self.__dict__.setdefault("_prepared", {})

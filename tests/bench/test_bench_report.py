@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from fcnseg.bench import BenchConfig, format_report, run_suite
+from fcnseg.bench.suite import Report, check_targets
 
 TINY = {"width": 0.03125, "fc_channels": 8, "sizes": ((36, 36),), "repeats": 1, "warmup": 0,
         "peak_size": 64, "models": ("fcn8s",), "train_crop": 36, "loader": False}
@@ -86,3 +87,12 @@ def test_no_reason_is_printed_when_no_setting_is_timed_twice() -> None:
     report = _report(inference=[_row("same", 0.829, batch=4)],
                      options=[_option("+gemm fc6/fc7", 0.801)])
     assert "Timed in two tables" not in format_report(report)
+
+
+def test_the_bf16_path_is_held_to_85_percent_of_the_bf16_mm_peak() -> None:
+    bf16 = {**_option("+bf16 autocast", 0.3, fraction=0.8), "dtype": "bfloat16"}
+    report = _report(options=[_option("+channels_last", 0.7, fraction=0.9), bf16])
+    targets = check_targets(Report(**report))
+    found = [t for t in targets if t["target"] == "[cpu] bf16 FCN-8s inference FLOP/s / bf16 "
+             "mm peak"]
+    assert [(t["value"], t["goal"], t["met"]) for t in found] == [(0.8, 0.85, False)]

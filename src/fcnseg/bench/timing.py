@@ -23,6 +23,7 @@ __all__ = [
     "agreement",
     "count_flops",
     "matmul_peak",
+    "matmul_variants",
     "peak_rss_mb",
     "reset_peak_rss",
     "synchronize",
@@ -130,6 +131,36 @@ def count_flops(model: nn.Module, *inputs: torch.Tensor, backward: bool = False)
     return int(counter.get_total_flops())
 
 
+def matmul_variants(
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+    *,
+    size: int = 4096,
+    seed: int = 0,
+) -> dict[str, Callable[[], torch.Tensor]]:
+    """A ``size``³ matrix product through each GEMM library PyTorch reaches on ``device``.
+
+    ``"torch.mm"`` always; on a CPU with oneDNN also ``"oneDNN"`` (its matmul called directly,
+    as the fast layers of :func:`fcnseg.models.optimize` do). torch.mm multiplies float32 with
+    MKL's sgemm, which on AMD CPUs reaches about half of what oneDNN (and oneDNN's
+    convolutions) reach, so a peak taken from torch.mm alone would be no peak at all. Each call
+    does ``2·size³`` FLOPs.
+    """
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    a = torch.randn(size, size, generator=g).to(device=device, dtype=dtype)
+    b = torch.randn(size, size, generator=g).to(device=device, dtype=dtype)
+    variants: dict[str, Callable[[], torch.Tensor]] = {"torch.mm": lambda: torch.mm(a, b)}
+    onednn_dtypes = (torch.float32,) + (
+        (torch.bfloat16,) if torch.ops.mkldnn._is_mkldnn_bf16_supported() else ())
+    if (torch.device(device).type == "cpu" and torch.backends.mkldnn.is_available()
+            and dtype in onednn_dtypes):
+        # oneDNN's linear computes a·wᵀ: b.t() as w makes it a·b.
+        w = b.t().contiguous()
+        variants["oneDNN"] = lambda: torch.ops.mkldnn._linear_pointwise(a, w, None, "none", [],
+                                                                        "")
+    return variants
+
+
 def matmul_peak(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str = "cpu",
@@ -138,24 +169,23 @@ def matmul_peak(
     repeats: int = 5,
     clock: str = "wall",
 ) -> float:
-    """This machine's matrix-multiply throughput (FLOP/s): the best of ``repeats`` large mms.
+    """This machine's matrix-multiply throughput (FLOP/s): the best of ``repeats`` large
+    products, over the GEMM libraries of :func:`matmul_variants`.
 
     The best rather than the median: the peak is what the hardware can do, and a shared machine
     only ever makes a sample slower. ``clock`` as in :func:`time_interleaved`.
     """
     now = time.perf_counter if clock == "wall" else time.process_time
-    g = torch.Generator(device="cpu").manual_seed(0)
-    a = torch.randn(size, size, generator=g).to(device=device, dtype=dtype)
-    b = torch.randn(size, size, generator=g).to(device=device, dtype=dtype)
+    best = float("inf")
     with torch.inference_mode():
-        torch.mm(a, b)
-        synchronize(device)
-        best = float("inf")
-        for _ in range(repeats):
-            start = now()
-            torch.mm(a, b)
+        for mm in matmul_variants(dtype, device, size=size).values():
+            mm()
             synchronize(device)
-            best = min(best, now() - start)
+            for _ in range(repeats):
+                start = now()
+                mm()
+                synchronize(device)
+                best = min(best, now() - start)
     return 2 * size**3 / best
 
 

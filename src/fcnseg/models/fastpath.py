@@ -8,7 +8,12 @@ model in place, keeping every parameter and state-dict key, and records what it 
   of 411 MB and 67 MB but only a few hundred output positions per image. oneDNN's convolution
   re-lays out such a weight on every call and runs far below the machine's matrix-multiply peak
   on CPU; one im2col copy plus a single GEMM against the weight as stored runs close to it.
-  Trunks name these layers in ``fully_connected`` (the VGG16 trunk: ``("fc6", "fc7")``).
+  Trunks name these layers in ``fully_connected`` (the VGG16 trunk: ``("fc6", "fc7")``). In
+  CPU inference the GEMM is oneDNN's (MKL's float32 GEMM behind ``torch.addmm`` reaches about
+  half its rate on AMD CPUs), under bf16 autocast against a bfloat16 copy made once.
+- **prepared convolutions** (:class:`PackedConv2d`): the other plain convolutions run, in CPU
+  inference, oneDNN's convolution on a weight laid out (and under autocast, cast) once rather
+  than on every call.
 - **separable upsampling** (:class:`SeparableBilinearUpsampling`): a frozen channel-diagonal
   bilinear deconvolution is, along each axis, a banded interpolation matrix U, so
   ``layer(x)[c] = U_h · x[c] · U_wᵀ``. Two small matrix products replace a dense C×C transposed
@@ -18,9 +23,11 @@ model in place, keeping every parameter and state-dict key, and records what it 
 
 Each swap is a change of the layer's class to a subclass (the same object, parameters and
 hooks), so optimizers and other references stay valid. The fast layers fall back to the plain
-computation where they do not apply (other devices, a trained upsampling weight, tracing,
-scripting or exporting), and :func:`plain_copy` gives a copy with the plain layers back, which
-is what the exporters trace.
+computation where they do not apply (other devices, a trained upsampling weight, gradients
+needed by the oneDNN paths, tracing, scripting, exporting, ``torch.compile``, dispatch modes
+such as FLOP counters), and :func:`plain_copy` gives a copy with the plain layers back, which
+is what the exporters trace. Prepared weight copies live outside the state dict, follow the
+parameters' version counters and are dropped when a layer is copied or pickled.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from fcnseg.models.upsample import BilinearUpsampling, is_bilinear
 
 __all__ = [
     "GemmConv2d",
+    "PackedConv2d",
     "SeparableBilinearUpsampling",
     "conv_gemm",
     "optimize",
@@ -49,6 +57,69 @@ _MAX_COLUMN_ELEMENTS = 1 << 24
 def _exporting() -> bool:
     return (torch.jit.is_tracing() or torch.jit.is_scripting()
             or torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export())
+
+
+# -- oneDNN kernels with weights prepared once ----------------------------------------------------
+_ONEDNN = torch.ops.mkldnn
+_HAS_ONEDNN = torch.backends.mkldnn.is_available()
+
+
+def _onednn_dtype(layer: nn.Module, x: torch.Tensor) -> torch.dtype | None:
+    """The dtype to run ``layer(x)`` in through oneDNN directly, or None for the plain path.
+
+    Only for CPU inference in float32 or bfloat16 (where this CPU computes bfloat16 natively),
+    with nothing to differentiate, nothing tracing, compiling or exporting, and no dispatch mode
+    (FLOP counters, fake tensors) that expects the standard operators."""
+    # torch.compile first: the checks after it are not traceable (graph breaks).
+    if (torch.compiler.is_compiling() or _exporting() or x.device.type != "cpu"
+            or x.dim() != 4 or not _HAS_ONEDNN or torch._C._len_torch_dispatch_stack() > 0):
+        return None
+    if torch.is_grad_enabled() and (x.requires_grad
+                                    or any(p.requires_grad for p in layer.parameters())):
+        return None
+    kinds = (torch.float32, torch.bfloat16)
+    if torch.is_autocast_enabled("cpu"):
+        dtype = torch.get_autocast_dtype("cpu")
+        usable = x.dtype in kinds and layer.weight.dtype in kinds
+    else:  # without autocast the plain layer requires matching dtypes; so does this path
+        dtype = x.dtype
+        usable = layer.weight.dtype == dtype
+    if not usable or dtype not in kinds or (dtype == torch.bfloat16
+                                            and not _ONEDNN._is_mkldnn_bf16_supported()):
+        return None
+    return dtype
+
+
+class _PreparedWeights:
+    """A layer's weight and bias as its oneDNN kernel wants them, per compute dtype, remade
+    whenever the parameters are replaced, changed in place (their version counters move) or
+    given new storage.
+
+    The prepared copies are plain attributes, outside the state dict; they are dropped when the
+    layer is copied or pickled."""
+
+    _prepared: dict
+
+    def _prepare(self, dtype: torch.dtype, make) -> tuple[torch.Tensor, torch.Tensor | None]:  # type: ignore[no-untyped-def]
+        weight, bias = self.weight, self.bias
+        try:
+            # In-place changes move the version; `.data =` and `module.to()` swap the storage.
+            versions = tuple((t._version, t.data_ptr()) for t in (weight, bias) if t is not None)
+        except RuntimeError:  # inference tensors have no version counter: prepare every call
+            return make(weight, bias, dtype)
+        cache = self.__dict__.setdefault("_prepared", {})
+        hit = cache.get(dtype)
+        if hit is not None and hit[0] is weight and hit[1] is bias and hit[2] == versions:
+            return hit[3]
+        with torch.no_grad():
+            prepared = make(weight, bias, dtype)
+        cache[dtype] = (weight, bias, versions, prepared)
+        return prepared
+
+    def __getstate__(self) -> dict:
+        state = dict(super().__getstate__())  # type: ignore[misc]
+        state.pop("_prepared", None)
+        return state
 
 
 # -- fc6 / fc7 as one GEMM ------------------------------------------------------------------------
@@ -81,15 +152,16 @@ def conv_gemm(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     out_h, out_w = h + 2 * ph - kh + 1, w + 2 * pw - kw + 1
     if out_h < 1 or out_w < 1:
         return nn.Conv2d.forward(conv, x)  # let the convolution raise its own size error
-    # The weight as a (out, in·kh·kw) matrix without copying it: its stored order decides the
-    # order of the im2col columns, (C, kh, kw) for contiguous and (kh, kw, C) for channels-last.
-    weight = conv.weight
-    if weight.is_contiguous():
-        weight, channels_inner = weight.view(conv.out_channels, -1), False
-    elif weight.is_contiguous(memory_format=torch.channels_last):
-        weight, channels_inner = weight.permute(0, 2, 3, 1).reshape(conv.out_channels, -1), True
-    else:
+    weight, channels_inner = _gemm_matrix(conv.weight)
+    if weight is None:
         return nn.Conv2d.forward(conv, x)
+    bias = conv.bias
+    dtype = _onednn_dtype(conv, x) if isinstance(conv, _PreparedWeights) else None
+    if dtype is not None:
+        # oneDNN's GEMM: on this kind of CPU it runs float32 at up to twice the speed of the
+        # BLAS behind torch.mm, and the bfloat16 matrix is cast once rather than every call.
+        weight, bias = conv._prepare(dtype, _gemm_operands)
+        x = x.to(dtype)
     # Windows over an N×H×W×C view: (N, out_h, out_w, C, kh, kw).
     x = x.permute(0, 2, 3, 1)
     if ph or pw:
@@ -102,18 +174,71 @@ def conv_gemm(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     for top in range(0, out_h, rows_per_band):
         band = windows[:, top : top + rows_per_band]
         cols = band.reshape(-1, weight.shape[1])
-        out = (torch.mm(cols, weight.t()) if conv.bias is None
-               else torch.addmm(conv.bias, cols, weight.t()))
+        if dtype is not None:
+            out = _ONEDNN._linear_pointwise(cols, weight, bias, "none", [], "")
+        else:
+            out = (torch.mm(cols, weight.t()) if bias is None
+                   else torch.addmm(bias, cols, weight.t()))
         bands.append(out.view(n, band.shape[1], out_w, -1))
     out = bands[0] if len(bands) == 1 else torch.cat(bands, dim=1)
     return out.permute(0, 3, 1, 2)  # N×C×H×W shape, channels-last strides: no copy
 
 
-class GemmConv2d(nn.Conv2d):
-    """``nn.Conv2d`` computed by :func:`conv_gemm` (for fc6/fc7-like layers on CPU)."""
+def _gemm_matrix(weight: torch.Tensor) -> tuple[torch.Tensor | None, bool]:
+    """A convolution weight as an (out, in·kh·kw) matrix without copying it, and whether the
+    channels are its innermost columns: the stored order decides the order of the im2col
+    columns, (C, kh, kw) for contiguous and (kh, kw, C) for channels-last. (None, False) for
+    other layouts."""
+    if weight.is_contiguous():
+        return weight.view(weight.shape[0], -1), False
+    if weight.is_contiguous(memory_format=torch.channels_last):
+        return weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1), True
+    return None, False
+
+
+def _gemm_operands(
+    weight: torch.Tensor, bias: torch.Tensor | None, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    matrix = _gemm_matrix(weight)[0]
+    assert matrix is not None  # conv_gemm checked the layout
+    return matrix.detach().to(dtype), None if bias is None else bias.detach().to(dtype)
+
+
+class GemmConv2d(_PreparedWeights, nn.Conv2d):
+    """``nn.Conv2d`` computed by :func:`conv_gemm` (for fc6/fc7-like layers on CPU). In CPU
+    inference the product runs in oneDNN, in float32 or (under autocast) bfloat16 against a
+    bfloat16 copy of the weight made once."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return conv_gemm(self, x)
+
+
+def _packed_convolution(conv: nn.Conv2d, input_size: Sequence[int]):  # type: ignore[no-untyped-def]
+    def make(weight: torch.Tensor, bias: torch.Tensor | None,
+             dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor | None]:
+        packed = _ONEDNN._reorder_convolution_weight(
+            weight.detach().to(dtype).contiguous(), list(conv.padding), list(conv.stride),
+            list(conv.dilation), conv.groups, list(input_size))
+        return packed, None if bias is None else bias.detach().to(dtype)
+    return make
+
+
+class PackedConv2d(_PreparedWeights, nn.Conv2d):
+    """``nn.Conv2d`` that, in CPU inference, runs oneDNN's convolution on a weight laid out for
+    it (and cast to bfloat16 under autocast) once, instead of on every call.
+
+    The plain convolution re-lays out (and under autocast re-casts) the weight on each call;
+    for a 500×500 FCN-8s in bfloat16 that is about a sixth of the time. Anywhere else
+    (training, other devices, tracing, FLOP counting) the plain convolution runs."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = _onednn_dtype(self, x)
+        if dtype is None or self.padding_mode != "zeros" or isinstance(self.padding, str):
+            return nn.Conv2d.forward(self, x)
+        weight, bias = self._prepare(dtype, _packed_convolution(self, x.shape))
+        return _ONEDNN._convolution_pointwise(
+            x.to(dtype), weight, bias, list(self.padding), list(self.stride),
+            list(self.dilation), self.groups, "none", [], "")
 
 
 # -- separable bilinear upsampling -----------------------------------------------------------------
@@ -180,7 +305,8 @@ def _separable(layer: nn.ConvTranspose2d) -> bool:
 
 
 # -- the transform -------------------------------------------------------------------------------
-_FAST = {GemmConv2d: nn.Conv2d, SeparableBilinearUpsampling: BilinearUpsampling}
+_FAST = {GemmConv2d: nn.Conv2d, PackedConv2d: nn.Conv2d,
+         SeparableBilinearUpsampling: BilinearUpsampling}
 
 
 def _owners(model: nn.Module) -> list[nn.Module]:
@@ -189,8 +315,8 @@ def _owners(model: nn.Module) -> list[nn.Module]:
     held = (getattr(model, "trunk", None), *getattr(model, "heads", {}).values(),
             *getattr(model, "streams", {}).values())
     for extra in held:
-        if isinstance(extra, nn.Module) and all(extra is not m for m in owners):
-            owners += list(extra.modules())
+        if isinstance(extra, nn.Module):
+            owners += [m for m in extra.modules() if all(m is not o for o in owners)]
     return owners
 
 
@@ -202,6 +328,7 @@ def optimize(
     channels_last: bool = False,
     gemm: bool = True,
     separable_upsampling: bool = True,
+    packed_convolutions: bool = True,
     cudnn_benchmark: bool = True,
 ) -> nn.Module:
     """Put ``model`` in its fast set-up for inference or training (in place; returns it).
@@ -210,10 +337,13 @@ def optimize(
     mode, and swaps layers for fast equivalents with the same parameters and state-dict keys:
     the trunk's ``fully_connected`` convolutions for :class:`GemmConv2d` (``gemm``), frozen
     bilinear deconvolutions for :class:`SeparableBilinearUpsampling`
-    (``separable_upsampling``), the memory format to channels-last (``channels_last``), and
-    cuDNN autotuning on CUDA for inference. None of these changes the outputs beyond float
-    rounding. What was done is appended to ``model.optimizations`` (a list of strings).
-    Reduced precision and ``torch.compile`` are left to the caller (docs/performance.md).
+    (``separable_upsampling``), the other plain convolutions for :class:`PackedConv2d`
+    (``packed_convolutions``: weights laid out for oneDNN once, in CPU inference), the memory
+    format to channels-last (``channels_last``), and cuDNN autotuning on CUDA for inference.
+    None of these changes the outputs beyond float rounding. What was done is appended to
+    ``model.optimizations`` (a list of strings). Reduced precision is the caller's autocast
+    (the fast layers then keep bfloat16 copies of their weights instead of casting them on
+    every call); ``torch.compile`` is left to the caller (docs/performance.md).
     """
     if for_ not in ("inference", "training"):
         raise ValueError(f"optimize: for_ must be 'inference' or 'training', got {for_!r}")
@@ -235,6 +365,12 @@ def optimize(
             if type(m) is BilinearUpsampling and _separable(m):
                 m.__class__ = SeparableBilinearUpsampling
                 done.append(f"{names.get(id(m), 'upsampling')}: separable bilinear")
+    if packed_convolutions:
+        packed = [m for m in owners if type(m) is nn.Conv2d]
+        for m in packed:
+            m.__class__ = PackedConv2d
+        if packed:
+            done.append(f"convolutions: oneDNN prepacked ({len(packed)})")
     if channels_last:
         model.to(memory_format=torch.channels_last)
         done.append("channels_last")

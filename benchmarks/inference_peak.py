@@ -28,6 +28,7 @@ import sys
 import torch
 
 from fcnseg.bench.suite import trained_looking
+from fcnseg.bench.targets import print_target
 from fcnseg.bench.timing import OtherLoad, count_flops, matmul_variants, time_interleaved
 from fcnseg.models import fcn8s, optimize, plain_copy
 
@@ -54,7 +55,11 @@ def main(argv: list[str] | None = None) -> int:
                              "input size): what the convolution kernel itself reaches")
     parser.add_argument("--check", action="store_true",
                         help=f"exit with status 1 if a fraction of the peak is below {TARGET}")
+    parser.add_argument("--quick", action="store_true",
+                        help="3 repeats, one warm-up and a 2048 peak only (for run_all --quick)")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.repeats, args.warmup, args.peak_sizes = 3, 1, "2048"
     try:
         peak_sizes = [int(v) for v in args.peak_sizes.split(",") if v.strip()]
     except ValueError:
@@ -137,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, f in fractions.items():
         print(f"{name}: FCN-8s at {f:.1%} of the {name} matmul peak "
               f"({peaks[name] / 1e9:.0f} GFLOP/s; target >= {TARGET:.0%})")
+    for name, f in fractions.items():
+        print_target(f"inference_{name}_peak_fraction", f, TARGET)
     if args.check and failed:
         print(f"FAIL: below {TARGET:.0%} of the peak: {', '.join(failed)}", file=sys.stderr)
         return 1

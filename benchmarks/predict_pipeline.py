@@ -44,6 +44,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from fcnseg.bench.targets import print_target
 from fcnseg.bench.timing import time_interleaved  # noqa: E402
 from fcnseg.checkpoint import save_checkpoint  # noqa: E402
 from fcnseg.data.palette import voc_palette  # noqa: E402
@@ -112,7 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", help="also write the results here")
     p.add_argument("--check", action="store_true",
                    help=f"exit 1 when an end-to-end ratio is below {MIN_RATIO:.2f}")
+    p.add_argument("--quick", action="store_true",
+                   help="8 images, 2 repeats (for run_all --quick)")
     args = p.parse_args(argv)
+    if args.quick:
+        args.images, args.repeats = 8, 2
     width, height = (int(v) for v in args.size.lower().split("x"))
 
     work = Path(args.work or tempfile.mkdtemp(prefix="fcnseg-predict-bench-"))
@@ -230,6 +235,11 @@ def main(argv: list[str] | None = None) -> int:
             "cli_startup_s": startup, "torch_compile": compile_note,
             "byte_identical": not differ and not differ_cli,
             "timings": {k: v.as_dict() for k, v in times.items()}}, indent=2))
+    for name, target in (("library", "predict_over_model"),
+                         ("CLI without start-up", "predict_cli_over_model")):
+        if name in checked:
+            print_target(target, checked[name], MIN_RATIO)
+    print_target("predict_outputs_identical", float(not differ and not differ_cli), 1.0)
     if differ or differ_cli:
         print("FAIL: the pipelined outputs differ from the sequential ones")
         return 1

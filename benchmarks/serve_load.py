@@ -40,6 +40,7 @@ import torch  # noqa: E402
 import uvicorn  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from fcnseg.bench.targets import print_target
 from fcnseg.bench.timing import time_interleaved  # noqa: E402
 from fcnseg.inference import Segmenter  # noqa: E402
 from fcnseg.serve import create_app  # noqa: E402
@@ -80,7 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clients", type=int, default=8, help="concurrent clients of the load")
     p.add_argument("--repeats", type=int, default=3, help="timed passes of each variant")
     p.add_argument("--json", help="also write the results here")
+    p.add_argument("--quick", action="store_true",
+                   help="8 requests, 2 repeats (for run_all --quick)")
     args = p.parse_args(argv)
+    if args.quick:
+        args.requests, args.repeats = 8, 2
     width, height = (int(v) for v in args.size.lower().split("x"))
 
     work = Path(tempfile.mkdtemp(prefix="fcnseg-serve-bench-"))
@@ -155,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{many} / model only": rate[many] / rate["model only"]}
     for name, value in ratios.items():
         print(f"{name}: {value:.3f}")
+    # Under concurrent load the service should keep the model as busy as a plain loop does.
+    print_target("serve_concurrent_over_model", ratios[f"{many} / model only"], 0.90)
+    print_target("serve_batched_over_unbatched", ratios["batched / unbatched"], 1.0)
     if args.json:
         Path(args.json).write_text(json.dumps({
             "segmenter": repr(seg), "requests": n, "size": [width, height],

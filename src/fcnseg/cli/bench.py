@@ -6,6 +6,10 @@ import argparse
 import json
 from pathlib import Path
 
+import torch
+
+from fcnseg.bench import BenchConfig, format_report, run_suite
+
 NAME = "bench"
 HELP = "Benchmark the models (CPU, and CUDA when present): tables plus a JSON file."
 
@@ -66,7 +70,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace):  # noqa: ANN201 - BenchConfig, imported lazily
     """The :class:`~fcnseg.bench.BenchConfig` that the command-line arguments describe."""
-    from fcnseg.bench import BenchConfig
 
     bad = set(args.sections) - set(SECTIONS)
     if bad:
@@ -92,9 +95,7 @@ def config_from_args(args: argparse.Namespace):  # noqa: ANN201 - BenchConfig, i
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
 
-    from fcnseg.bench import format_report, run_suite
 
     cfg = config_from_args(args)
     if args.threads is not None:

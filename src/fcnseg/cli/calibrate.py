@@ -12,12 +12,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from fcnseg.checkpoint import load_checkpoint
 from fcnseg.cli import options
+from fcnseg.inference.calibration import DEFAULT_MAX_PIXELS, calibrate_checkpoint
+from fcnseg.inference.segmenter import resolve_device
 
 NAME = "calibrate"
-#: Pixels sampled for the fit (torch is not imported to build the parser, so not read from
-#: fcnseg.inference.calibration, whose default is the same).
-DEFAULT_MAX_PIXELS = 1_000_000
 HELP = ("Fit a temperature on a validation split (temperature scaling) and store it in the "
         "checkpoint, for calibrated probabilities.")
 
@@ -50,9 +50,6 @@ def default_output(checkpoint: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fcnseg.checkpoint import load_checkpoint
-    from fcnseg.inference.calibration import calibrate_checkpoint
-    from fcnseg.inference.segmenter import resolve_device
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size: must be at least 1, got {args.batch_size}")

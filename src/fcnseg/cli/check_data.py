@@ -6,6 +6,23 @@ import argparse
 from pathlib import Path
 
 from fcnseg.cli import options
+from fcnseg.data import (
+    FolderSegmentation,
+    NYUDv2,
+    PascalContext,
+    SBDSegmentation,
+    SIFTFlow,
+    SyntheticSegmentation,
+    VOCSegmentation,
+    seg11valid,
+)
+from fcnseg.data.check import scan_dataset
+from fcnseg.data.folder import load_folder_config
+from fcnseg.data.nyud import NYUD_MODALITIES, find_nyud_dir
+from fcnseg.data.pascal_context import find_voc2010_dir
+from fcnseg.data.sbd import find_sbd_dir
+from fcnseg.data.siftflow import find_siftflow_dir
+from fcnseg.data.voc import find_voc_dir
 
 NAME = "check-data"
 HELP = "Scan a dataset: images per split, pixels per class, and every bad file (exit 1 if any)."
@@ -60,14 +77,6 @@ def _union(lists: list[list[str]]) -> list[str]:
 
 
 def _open(args: argparse.Namespace):  # -> (dataset to scan, {split: count}, description)
-    # Imported when the command runs, so that `fcnseg --help` does not load torch.
-    from fcnseg.data import (
-        FolderSegmentation,
-        SBDSegmentation,
-        SyntheticSegmentation,
-        VOCSegmentation,
-        seg11valid,
-    )
 
     if args.dataset == "synthetic":
         ds = SyntheticSegmentation(args.num_images, args.size, seed=args.seed)
@@ -80,7 +89,6 @@ def _open(args: argparse.Namespace):  # -> (dataset to scan, {split: count}, des
     if args.dataset in ("pascal_context", "nyud", "siftflow"):
         return _open_task(args)
     if args.dataset == "voc":
-        from fcnseg.data.voc import find_voc_dir
 
         voc_dir = find_voc_dir(args.root, args.year)
         parts = {s: VOCSegmentation(args.root, args.year, s).ids
@@ -88,7 +96,6 @@ def _open(args: argparse.Namespace):  # -> (dataset to scan, {split: count}, des
         base = VOCSegmentation(args.root, args.year, ids=_union(list(parts.values())))
         return base, {s: len(v) for s, v in parts.items()}, f"VOC{args.year} at {voc_dir}"
     if args.dataset == "sbd":
-        from fcnseg.data.sbd import find_sbd_dir
 
         sbd_dir = find_sbd_dir(args.root)
         splits = args.split or [s for s in ("train", "val") if (sbd_dir / f"{s}.txt").is_file()]
@@ -98,7 +105,6 @@ def _open(args: argparse.Namespace):  # -> (dataset to scan, {split: count}, des
         base = SBDSegmentation(args.root, splits[0])
         base.ids = _union(list(parts.values()))
         return base, {s: len(v) for s, v in parts.items()}, f"SBD at {sbd_dir}"
-    from fcnseg.data.folder import load_folder_config
 
     root = Path(args.root)
     base = FolderSegmentation(root, config=args.config)
@@ -115,10 +121,6 @@ def _open(args: argparse.Namespace):  # -> (dataset to scan, {split: count}, des
 
 
 def _open_task(args: argparse.Namespace):  # PASCAL-Context, NYUDv2, SIFT Flow
-    from fcnseg.data import NYUDv2, PascalContext, SIFTFlow
-    from fcnseg.data.nyud import NYUD_MODALITIES, find_nyud_dir
-    from fcnseg.data.pascal_context import find_voc2010_dir
-    from fcnseg.data.siftflow import find_siftflow_dir
 
     if args.dataset == "pascal_context":
         lists = find_voc2010_dir(args.root) / "ImageSets" / "Main"
@@ -163,7 +165,6 @@ def _print_counts(classes, class_pixels, ignore_pixels: int, ignore_index: int) 
 
 
 def run(args: argparse.Namespace) -> int:
-    from fcnseg.data.check import scan_dataset
 
     dataset, split_counts, description = _open(args)
     report = scan_dataset(dataset, workers=args.workers, progress=True)

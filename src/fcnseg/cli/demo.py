@@ -7,7 +7,24 @@ import argparse
 import time
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from fcnseg.cli import options
+from fcnseg.data import build_dataset
+from fcnseg.engine import load_config, train
+from fcnseg.engine.evaluation import evaluate_checkpoint, format_report, write_report
+from fcnseg.inference import Segmenter
+from fcnseg.inference.visualize import (
+    add_legend,
+    background_classes,
+    comparison_strip,
+    enlarge,
+    heatmap_picture,
+    legend_entries,
+    overlay,
+    save_png,
+)
 
 NAME = "demo"
 HELP = "Run the embedded default: train FCN-8s on synthetic data, evaluate, write a report."
@@ -27,8 +44,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fcnseg.engine import load_config, train
-    from fcnseg.engine.evaluation import evaluate_checkpoint, format_report, write_report
 
     out = Path(args.out)
     overrides = list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else [])
@@ -64,7 +79,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _device(spec: str) -> str:
-    import torch
 
     if spec == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -75,11 +89,7 @@ def save_predictions(checkpoint: Path, val_spec: dict, folder: Path, count: int)
     """Save ``count`` validation images as titled image | ground truth | prediction strips with
     a legend; for the first one also an overlay and a heatmap of its largest object class
     (``overlay_NAME.png``, ``heatmap_NAME_CLASS.png``)."""
-    import numpy as np
 
-    from fcnseg.data import build_dataset
-    from fcnseg.inference import Segmenter
-    from fcnseg.inference.visualize import comparison_strip, save_png
 
     segmenter = Segmenter.from_checkpoint(checkpoint)
     dataset = build_dataset(val_spec, split=val_spec.get("split") or "val")
@@ -101,17 +111,7 @@ def save_predictions(checkpoint: Path, val_spec: dict, folder: Path, count: int)
 def _save_scene_pictures(segmenter, pred, folder: Path, name: str) -> list[Path]:
     """An outlined overlay with its legend and the heatmap of the scene's largest object class,
     enlarged as the strips are."""
-    import numpy as np
 
-    from fcnseg.inference.visualize import (
-        add_legend,
-        background_classes,
-        enlarge,
-        heatmap_picture,
-        legend_entries,
-        overlay,
-        save_png,
-    )
 
     names, palette = segmenter.class_names, segmenter.palette
     background = background_classes(names)

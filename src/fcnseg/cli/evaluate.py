@@ -6,7 +6,17 @@ import argparse
 import sys
 from typing import Any
 
+import torch
+
+from fcnseg.checkpoint import load_checkpoint
 from fcnseg.cli import options
+from fcnseg.engine.evaluation import (
+    evaluate_checkpoint,
+    format_calibration,
+    format_report,
+    write_report,
+)
+from fcnseg.metrics import DEFAULT_COVERAGES
 
 NAME = "evaluate"
 HELP = "Score a checkpoint on a dataset: pixel acc, mean acc, mean IU, fw IU, per-class table."
@@ -61,16 +71,7 @@ def predict_fn_from_args(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
 
-    from fcnseg.checkpoint import load_checkpoint
-    from fcnseg.engine.evaluation import (
-        evaluate_checkpoint,
-        format_calibration,
-        format_report,
-        write_report,
-    )
-    from fcnseg.metrics import DEFAULT_COVERAGES
 
     device = args.device
     if device == "auto":

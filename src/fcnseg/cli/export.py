@@ -6,6 +6,9 @@ import argparse
 import time
 
 from fcnseg.cli import options
+from fcnseg.export import export_onnx, export_torchscript
+from fcnseg.inference import Segmenter
+from fcnseg.inference.calibration import TemperatureScaled
 
 NAME = "export"
 HELP = ("Export a checkpoint to ONNX (dynamic batch, height, width) or TorchScript, verified "
@@ -31,9 +34,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fcnseg.export import export_onnx, export_torchscript
-    from fcnseg.inference import Segmenter
-    from fcnseg.inference.calibration import TemperatureScaled
 
     seg = Segmenter.from_checkpoint(args.checkpoint, device="cpu")
     description = seg.describe()

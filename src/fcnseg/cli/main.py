@@ -24,9 +24,10 @@ from fcnseg.cli import (
     train,
 )
 
-# Each module defines NAME, HELP, add_arguments(parser) and run(args) -> exit code. The
-# command modules import most of the library inside run(), not at their top, so that building
-# the parser (`fcnseg --help`, argument errors) does not load what only running a command needs.
+# Each module defines NAME, HELP, add_arguments(parser) and run(args) -> exit code. They import
+# what they use at their top; only optional extras (the serve extra's uvicorn and FastAPI, the
+# caffe extra's protobuf) are imported when their command runs, so a missing extra is reported
+# by that command alone.
 COMMANDS = [demo, train, recipes, info, evaluate, calibrate, serve, check_data, predict, export,
             bench, convert]
 

@@ -4,6 +4,16 @@ from __future__ import annotations
 
 import argparse
 
+import yaml
+
+from fcnseg.engine.config import (
+    config_to_dict,
+    list_recipes,
+    load_config,
+    load_recipe,
+    recipe_path,
+)
+
 NAME = "recipes"
 HELP = ("List the training recipes shipped with fcnseg with the published score each should "
         "reach, or print one as YAML.")
@@ -23,15 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import yaml
 
-    from fcnseg.engine.config import (
-        config_to_dict,
-        list_recipes,
-        load_config,
-        load_recipe,
-        recipe_path,
-    )
 
     if args.name is None:
         recipes = list_recipes()

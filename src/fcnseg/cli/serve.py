@@ -7,7 +7,10 @@ import os
 import socket
 import sys
 
+import torch
+
 from fcnseg.cli import options
+from fcnseg.inference import Segmenter
 
 # fcnseg.serve.limits imports no FastAPI, so --help works without the serve extra.
 from fcnseg.serve.limits import ServiceLimits
@@ -97,9 +100,7 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as e:
         raise RuntimeError(f"fcnseg serve needs the 'serve' extra ({e.name} is missing): "
                            f"pip install 'fcnseg[serve]'") from None
-    import torch
 
-    from fcnseg.inference import Segmenter
 
     for name in ("workers_concurrency", "max_pixels", "port"):
         if getattr(args, name) < (0 if name == "port" else 1):

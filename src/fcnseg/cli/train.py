@@ -7,6 +7,7 @@ import signal
 from pathlib import Path
 
 from fcnseg.cli import options
+from fcnseg.engine import load_config, train
 
 NAME = "train"
 HELP = "Train an FCN from a recipe (see `fcnseg recipes`); resumable with --resume."
@@ -23,7 +24,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fcnseg.engine import load_config, train
 
     recipe = args.recipe
     if recipe is None:

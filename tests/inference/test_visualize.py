@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import zlib
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from fcnseg.data.palette import voc_palette
 from fcnseg.inference.visualize import (
     add_legend,
     background_classes,
+    blend,
     class_outlines,
     colorize,
     colormap_lut,
@@ -21,6 +23,7 @@ from fcnseg.inference.visualize import (
     overlay,
     read_label_png,
     save_label_png,
+    save_png,
 )
 
 
@@ -213,3 +216,72 @@ def test_reliability_diagram_draws_bars_and_shades_the_gap() -> None:
     assert reddish(picture) > reddish(exact) + 500
     empty = reliability_diagram({"ece": math.nan, "pixels": 0, "bins": []})
     assert empty.shape == picture.shape
+
+
+def _every_pair_of_values() -> tuple[np.ndarray, np.ndarray]:
+    values = np.arange(256, dtype=np.uint8)
+    image = np.repeat(values, 256).reshape(256, 256, 1).repeat(3, axis=2)
+    picture = np.tile(values, 256).reshape(256, 256, 1).repeat(3, axis=2)
+    return image, picture
+
+
+@pytest.mark.parametrize("alpha", [0.5, 0.3, 0.0275591, 1 / 3, 1.0, 0.0])
+def test_blend_gives_the_rounded_float32_mix_for_every_pair_of_values(alpha) -> None:
+    image, picture = _every_pair_of_values()
+    mixed = (1 - alpha) * image.astype(np.float32) + alpha * picture.astype(np.float32)
+    expected = np.clip(np.round(mixed), 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(blend(image, picture, alpha), expected)
+
+
+def test_blend_with_a_numpy_float64_alpha_mixes_in_float64_as_numpy_does() -> None:
+    image, picture = _every_pair_of_values()
+    alpha = np.float64(0.0275591)
+    mixed = (1 - alpha) * image.astype(np.float32) + alpha * picture.astype(np.float32)
+    assert mixed.dtype == np.float64
+    expected = np.clip(np.round(mixed), 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(blend(image, picture, alpha), expected)
+    # The same value as a Python float mixes in float32 (not the table of the float64 one).
+    single = (1 - 0.0275591) * image.astype(np.float32) + 0.0275591 * picture.astype(np.float32)
+    np.testing.assert_array_equal(blend(image, picture, 0.0275591),
+                                  np.clip(np.round(single), 0, 255).astype(np.uint8))
+
+
+def test_colorize_takes_palette_rows_and_clips_out_of_range_labels() -> None:
+    pal = voc_palette()
+    small = np.array([[0, 1], [15, 255]], dtype=np.uint8)
+    np.testing.assert_array_equal(colorize(small, pal), pal[small.astype(np.int64)])
+    wide = np.array([[-1, 3], [300, 7]])
+    np.testing.assert_array_equal(colorize(wide, pal), pal[[[0, 3], [255, 7]]])
+
+
+def _photo_like(height: int = 60, width: int = 80) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    coarse = rng.integers(0, 256, size=(6, 8, 3), dtype=np.uint8)
+    smooth = np.asarray(Image.fromarray(coarse).resize((width, height), Image.BICUBIC), float)
+    return np.clip(smooth + rng.normal(0, 6, smooth.shape), 0, 255).astype(np.uint8)
+
+
+def test_pictures_are_png_with_run_length_compression_and_exact_pixels(tmp_path) -> None:
+    label = np.zeros((60, 80), dtype=np.uint8)
+    label[10:50, 20:60] = 15
+    picture = add_legend(overlay(_photo_like(), label, voc_palette(), exclude=[0]),
+                         [("person", (192, 128, 128))])
+    save_png(tmp_path / "overlay.png", picture)
+    with Image.open(tmp_path / "overlay.png") as img:
+        assert img.format == "PNG"
+        np.testing.assert_array_equal(np.asarray(img), picture)
+    # Run-length matches only: several times faster to compress than Pillow's default.
+    reference = tmp_path / "reference.png"
+    Image.fromarray(picture).save(reference, format="PNG", compress_type=zlib.Z_RLE)
+    assert (tmp_path / "overlay.png").read_bytes() == reference.read_bytes()
+
+
+def test_legend_drawn_again_for_the_same_classes_is_the_same_and_writable() -> None:
+    picture = _photo_like()
+    entries = [("cat", (64, 0, 0)), ("person", (192, 128, 128))]
+    first = add_legend(picture, entries)
+    again = add_legend(picture.copy(), [("cat", [64, 0, 0]), ("person", np.array([192, 128, 128]))])
+    np.testing.assert_array_equal(again, first)
+    assert again.flags.writeable
+    other = add_legend(picture, entries[:1])
+    assert other.shape[0] == first.shape[0] and not np.array_equal(other, first)

@@ -48,4 +48,8 @@ def colorize(label: np.ndarray, palette: np.ndarray | list) -> np.ndarray:
     pal = np.zeros((256, 3), dtype=np.uint8)
     p = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)[:256]
     pal[: len(p)] = p
-    return pal[np.asarray(label).astype(np.int64).clip(0, 255)]
+    label = np.asarray(label)
+    if label.dtype != np.uint8:
+        label = label.astype(np.int64).clip(0, 255)
+    # np.take gathers rows several times faster than indexing pal[label] does.
+    return np.take(pal, label, axis=0)

@@ -54,9 +54,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         p.add_argument(option, type=kind, default=kind(getattr(defaults, field) / unit),
                        help=help_text)
     p.add_argument("--batching", choices=["auto", "on", "off"], default="auto",
-                   help="requests waiting for the model share a forward pass: auto (default) "
-                        "= on a GPU, and on a CPU when a short probe at start-up finds a "
-                        "batch faster per image than single passes")
+                   help="whether requests waiting for the model share a forward pass: on, "
+                        "off, or auto = on a GPU, and on a CPU only when a short probe at "
+                        "start-up finds a batch faster per image than single passes")
     p.add_argument("--torch-threads", type=int, default=None,
                    help="intra-op threads of torch (default: the CPU cores; one forward pass "
                         "runs at a time)")

@@ -174,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{'speed ratio':28s} {'medians':>8s} {'paired':>7s}")
     for name, value in ratios.items():
         print(f"{name:28s} {value:8.3f} {paired[name]:7.3f}")
+    if default_batch == 1:
+        print("(the service's default here is batches of one, as the probe decided: default / "
+              "unbatched times one set-up twice, and shows the machine's noise)")
     # Under concurrent load the service should keep the model as busy as a plain loop does.
     print_target("serve_concurrent_over_model", paired[f"{many} / model only"], 0.90)
     # The service's default batching must never cost throughput against no batching.

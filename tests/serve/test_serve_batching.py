@@ -9,11 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from fcnseg.serve import create_app
-from fcnseg.serve.batching import InferenceBatcher
+from fcnseg.serve.batching import InferenceBatcher, batching_from_probe, decide_batching
 
 
 def _wait_for(condition, timeout: float = 20.0) -> None:
@@ -42,32 +43,112 @@ def _hold_first_predict(segmenter, monkeypatch):
     return entered, release
 
 
+def _post(client: TestClient, png: bytes) -> np.ndarray:
+    r = client.post("/v1/segment", files={"image": ("a.png", png, "image/png")})
+    assert r.status_code == 200, r.text
+    return np.asarray(Image.open(io.BytesIO(r.content)))
+
+
+def _send_queued(app, images, entered, release) -> tuple[list[np.ndarray], dict]:
+    """POST ``images`` (pixels, png) pairs, all but the first queued behind the first one held
+    in the model; the labels answered and ``/healthz``'s batching report."""
+    with TestClient(app) as client, ThreadPoolExecutor(len(images)) as pool:
+        batcher = app.state.service.batcher
+        first = pool.submit(_post, client, images[0][1])
+        assert entered.wait(timeout=20)
+        rest = [pool.submit(_post, client, png) for _, png in images[1:]]
+        _wait_for(lambda: batcher._jobs.qsize() == len(images) - 1)
+        release.set()
+        labels = [first.result(timeout=30)] + [f.result(timeout=30) for f in rest]
+        return labels, client.get("/healthz").json()["batching"]
+
+
 def test_queued_requests_share_one_forward_pass_and_get_their_own_answers(
         segmenter, make_image, monkeypatch):
     images = [make_image(40, 56, seed=i) for i in range(4)]
     expected = [segmenter.predict(pixels).label for pixels, _ in images]
     entered, release = _hold_first_predict(segmenter, monkeypatch)
-    app = create_app(segmenter, max_concurrency=4, max_queue=4)
-
-    def post(client: TestClient, png: bytes) -> np.ndarray:
-        r = client.post("/v1/segment", files={"image": ("a.png", png, "image/png")})
-        assert r.status_code == 200, r.text
-        return np.asarray(Image.open(io.BytesIO(r.content)))
-
-    with TestClient(app) as client, ThreadPoolExecutor(4) as pool:
-        batcher = app.state.service.batcher
-        first = pool.submit(post, client, images[0][1])
-        assert entered.wait(timeout=20)
-        rest = [pool.submit(post, client, png) for _, png in images[1:]]
-        _wait_for(lambda: batcher._jobs.qsize() == 3)
-        release.set()
-        labels = [first.result(timeout=30)] + [f.result(timeout=30) for f in rest]
-        stats = client.get("/healthz").json()["batching"]
+    app = create_app(segmenter, max_concurrency=4, max_queue=4, batching=True)
+    labels, stats = _send_queued(app, images, entered, release)
     for label, want in zip(labels, expected, strict=True):
         np.testing.assert_array_equal(label, want)
     assert stats["batch_sizes"] == {"1": 1, "3": 1}
     assert (stats["forward_passes"], stats["images"], stats["largest_batch"]) == (2, 4, 3)
     assert stats["mean_batch"] == 2.0
+    assert stats["enabled"] is True
+
+
+def test_with_batching_off_queued_requests_run_one_by_one(segmenter, make_image, monkeypatch):
+    images = [make_image(40, 56, seed=i) for i in range(4)]
+    expected = [segmenter.predict(pixels).label for pixels, _ in images]
+    entered, release = _hold_first_predict(segmenter, monkeypatch)
+    app = create_app(segmenter, max_concurrency=4, max_queue=4, batching=False)
+    labels, stats = _send_queued(app, images, entered, release)
+    for label, want in zip(labels, expected, strict=True):
+        np.testing.assert_array_equal(label, want)
+    assert stats["batch_sizes"] == {"1": 4}
+    assert (stats["enabled"], stats["reason"]) == (False, "off: as configured")
+
+
+def test_by_default_healthz_reports_the_probes_decision(segmenter):
+    with TestClient(create_app(segmenter, max_concurrency=4)) as client:
+        batching = client.get("/healthz").json()["batching"]
+    decision = decide_batching(segmenter, max_pixels=10**6)
+    assert batching["enabled"] is decision.enabled
+    assert batching["reason"] == decision.reason
+    assert batching["reason"].startswith("on: on this CPU" if decision.enabled
+                                         else "off: on this CPU")
+    assert set(batching["probe"]) == {"two_single_s", "batch_of_two_s"}
+
+
+def test_a_probe_batches_only_when_a_batch_is_clearly_faster_per_image():
+    assert batching_from_probe(single_s=1.0, batch_s=0.6).enabled
+    assert not batching_from_probe(single_s=1.0, batch_s=0.95).enabled
+    slower = batching_from_probe(single_s=1.0, batch_s=1.2)
+    assert not slower.enabled
+    assert slower.reason == "off: on this CPU a batch of two took 1.20× the time of two " \
+                            "single passes"
+
+
+class _TimedSegmenter:
+    """A stand-in segmenter on ``device`` whose passes advance a fake clock: ``single_s`` per
+    image alone, ``batch_s`` per batch."""
+
+    def __init__(self, device: str, single_s: float, batch_s: float) -> None:
+        self.device = torch.device(device)
+        self.single_s, self.batch_s = single_s, batch_s
+        self.now = 0.0
+        self.calls: list[str] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def predict(self, image, **kwargs):
+        self.calls.append("single")
+        self.now += self.single_s
+
+    def predict_batch(self, images, **kwargs):
+        self.calls.append(f"batch of {len(images)}")
+        self.now += self.batch_s
+
+
+@pytest.mark.parametrize(("batch_s", "enabled"), [(1.2, True), (2.1, False)])
+def test_on_a_cpu_the_probe_times_two_singles_against_a_batch_of_two(batch_s, enabled):
+    seg = _TimedSegmenter("cpu", single_s=1.0, batch_s=batch_s)
+    decision = decide_batching(seg, max_pixels=10**6, rounds=2, clock=seg.clock)
+    assert decision.enabled is enabled
+    assert (decision.single_s, decision.batch_s) == pytest.approx((2.0, batch_s), rel=1e-9)
+    assert seg.calls == ["single", "single", "batch of 2"] * 3  # a warm-up and 2 rounds
+    assert decide_batching(seg, max_pixels=10**6, clock=seg.clock) is decision  # kept
+    assert len(seg.calls) == 9
+
+
+def test_on_a_gpu_batching_is_on_without_a_probe():
+    seg = _TimedSegmenter("cuda", single_s=1.0, batch_s=5.0)
+    decision = decide_batching(seg, max_pixels=10**6, clock=seg.clock)
+    assert decision.enabled
+    assert decision.reason.startswith("on: a cuda device")
+    assert seg.calls == []
 
 
 def _run_queued(batcher, jobs, entered):

@@ -12,6 +12,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from fcnseg.cli.main import build_parser, main
 from fcnseg.cli.serve import limits_from_args
 from fcnseg.serve.limits import ServiceLimits
@@ -110,3 +112,29 @@ def test_serve_compile_warms_up_before_serving_and_falls_back_in_one_line(
         next(line for line in err.splitlines() if "warning" in line)]
     assert "torch.compile failed" in err
     assert "serving" in out and "compiled" not in out
+
+
+@pytest.mark.parametrize(("option", "said"), [
+    ([], "batching o"),  # auto: the probe's decision, on or off, with its measured reason
+    (["--batching", "on"], "batching on: as configured"),
+    (["--batching", "off"], "batching off: as configured"),
+])
+def test_serve_start_line_reports_the_batching_decision(checkpoint_path: Path, capsys,
+                                                         monkeypatch, option, said):
+    import torch
+    import uvicorn
+
+    apps = []
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # the test process's stay
+    monkeypatch.setattr(uvicorn, "Config", lambda app, **kwargs: apps.append(app))
+    monkeypatch.setattr(uvicorn.Server, "__init__", lambda self, config: None)
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: None)
+    code = main(["serve", "--checkpoint", str(checkpoint_path), "--port", "0", *option])
+    assert code == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("serving"))
+    decision = apps[0].state.service.batching
+    assert line.endswith(f"; batching {decision.reason}")
+    assert said in line
+    if not option:
+        assert "on this CPU a batch of two took" in decision.reason
+    assert apps[0].state.service.batcher.max_batch == (4 if decision.enabled else 1)

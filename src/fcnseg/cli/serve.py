@@ -28,8 +28,8 @@ _LIMIT_OPTIONS: tuple[tuple[str, str, type, int, str], ...] = (
     ("--body-timeout", "body_timeout_s", float, 1,
      "seconds a client has to send its whole upload (default: %(default)g); slower: 408"),
     ("--workers-concurrency", "max_concurrency", int, 1,
-     "requests decoded, segmented and encoded at once; those waiting for the model at the "
-     "same time share one forward pass (default: %(default)d)"),
+     "requests decoded, segmented and encoded at once; with batching on, those waiting for "
+     "the model at the same time share one forward pass (default: %(default)d)"),
     ("--queue", "max_queue", int, 1,
      "requests that may wait for a worker; more get 503 (default: %(default)d)"),
 )
@@ -53,6 +53,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     for option, field, kind, unit, help_text in _LIMIT_OPTIONS:
         p.add_argument(option, type=kind, default=kind(getattr(defaults, field) / unit),
                        help=help_text)
+    p.add_argument("--batching", choices=["auto", "on", "off"], default="auto",
+                   help="whether requests waiting for the model share a forward pass: on, "
+                        "off, or auto = on a GPU, and on a CPU only when a short probe at "
+                        "start-up finds a batch faster per image than single passes")
     p.add_argument("--torch-threads", type=int, default=None,
                    help="intra-op threads of torch (default: the CPU cores; one forward pass "
                         "runs at a time)")
@@ -122,12 +126,13 @@ def run(args: argparse.Namespace) -> int:
             failure = segmenter.compile()
             if failure is not None:
                 print(f"fcnseg serve: warning: {failure}", file=sys.stderr, flush=True)
-        app = create_app(segmenter, **limits_from_args(args))
+        batching = {"auto": None, "on": True, "off": False}[args.batching]
+        app = create_app(segmenter, **limits_from_args(args), batching=batching)
         port = sock.getsockname()[1]  # the kernel's choice for --port 0
         compiled = ", compiled" if segmenter.compiled is not None else ""
         print(f"serving {segmenter!r} from {args.checkpoint} on http://{args.host}:{port}/ "
               f"({args.workers_concurrency} at once, queue {args.queue}, {threads} torch "
-              f"threads{compiled})", flush=True)
+              f"threads{compiled}); batching {app.state.service.batching.reason}", flush=True)
         config = uvicorn.Config(app, log_level=args.log_level)
         uvicorn.Server(config).run(sockets=[sock])
     finally:

@@ -146,6 +146,7 @@ def create_app(
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
     max_queue: int = DEFAULT_MAX_QUEUE,
     body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
+    batching: bool | None = None,
 ) -> FastAPI:
     """The FastAPI application serving ``segmenter``.
 
@@ -153,10 +154,15 @@ def create_app(
         segmenter: the model to serve (e.g. ``Segmenter.from_checkpoint(path)``).
         max_upload_bytes: largest request body accepted; larger ones get 413.
         max_pixels: largest image (width × height) accepted; larger ones get 413.
-        max_concurrency: images decoded and segmented at once (worker threads); those
-            waiting for the model together share one forward pass.
+        max_concurrency: images decoded and segmented at once (worker threads); with
+            batching on, those waiting for the model together share one forward pass.
         max_queue: requests allowed to wait for a worker; beyond that, 503.
         body_timeout_s: seconds a client has to send a request's whole body; then 408.
+        batching: whether requests waiting for the model share a forward pass; ``None``
+            (default): on a GPU yes, on a CPU when a short probe at start-up finds a batch
+            faster per image than single passes
+            (:func:`~fcnseg.serve.batching.decide_batching`). ``GET /healthz`` reports the
+            decision.
     """
     limits = ServiceLimits(max_upload_bytes=max_upload_bytes, max_pixels=max_pixels,
                            max_concurrency=max_concurrency, max_queue=max_queue,
@@ -164,7 +170,7 @@ def create_app(
     app = FastAPI(title="fcnseg", version=__version__,
                   summary="Semantic segmentation with a Fully Convolutional Network",
                   lifespan=_lifespan)
-    app.state.service = SegmentationService(segmenter, limits)
+    app.state.service = SegmentationService(segmenter, limits, batching)
     app.add_middleware(ReadBodyFirst, max_bytes=limits.max_upload_bytes,
                        timeout_s=limits.body_timeout_s)
     app.add_exception_handler(RequestError, request_error_response)

@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 
 from fcnseg.inference import Segmenter
 from fcnseg.serve.admission import Admission
-from fcnseg.serve.batching import InferenceBatcher
+from fcnseg.serve.batching import BatchingDecision, InferenceBatcher, decide_batching
 from fcnseg.serve.limits import ServiceLimits
 from fcnseg.serve.modalities import (
     probe_inputs,
@@ -36,20 +36,24 @@ _MODEL_FIELDS = ("arch", "geometry", "num_classes", "class_names", "palette", "i
 class SegmentationService:
     """What the routes answer with, for one segmenter under one set of limits."""
 
-    def __init__(self, segmenter: Segmenter, limits: ServiceLimits) -> None:
+    def __init__(self, segmenter: Segmenter, limits: ServiceLimits,
+                 batching: bool | None = None) -> None:
         self.segmenter = segmenter
         self.limits = limits
         self.admission = Admission(limits.max_concurrency, limits.max_queue)
-        # One thread runs the model; the requests in worker threads that wait for it at the
-        # same time share its forward passes (at most max_concurrency images, as many pixels
-        # as one largest image).
-        self.batcher = InferenceBatcher(segmenter, max_batch=limits.max_concurrency,
+        self.batching = _batching_decision(segmenter, limits, batching)
+        # One thread runs the model; with batching on, the requests in worker threads that
+        # wait for it at the same time share its forward passes (at most max_concurrency
+        # images, as many pixels as one largest image).
+        max_batch = limits.max_concurrency if self.batching.enabled else 1
+        self.batcher = InferenceBatcher(segmenter, max_batch=max_batch,
                                         max_pixels=limits.max_pixels)
 
     def health(self) -> dict[str, Any]:
-        """``GET /healthz``: liveness, how busy the service is, and how its forward passes
-        were batched."""
-        return {"status": "ok", **self.admission.load(), "batching": self.batcher.stats.to_dict()}
+        """``GET /healthz``: liveness, how busy the service is, whether it batches (and why),
+        and how its forward passes were batched."""
+        return {"status": "ok", **self.admission.load(),
+                "batching": {**self.batching.to_dict(), **self.batcher.stats.to_dict()}}
 
     def close(self) -> None:
         """Stop the inference thread (at the app's shutdown)."""
@@ -94,6 +98,20 @@ class SegmentationService:
                 segment_upload, self.segmenter, data, options, self.limits.max_pixels,
                 self.batcher.predict, limiter=self.admission.limiter)
         return _response(answer)
+
+
+def _batching_decision(segmenter: Segmenter, limits: ServiceLimits,
+                       batching: bool | None) -> BatchingDecision:
+    """Batching as asked (``batching`` True or False), else as :func:`decide_batching`
+    measures it; off for a model with several inputs (its requests do not go through the
+    batcher) and with ``max_concurrency`` 1 (no two requests wait at once)."""
+    if batching is not None:
+        return BatchingDecision(batching, f"{'on' if batching else 'off'}: as configured")
+    if takes_several_inputs(segmenter):
+        return BatchingDecision(False, "off: the model takes several inputs per request")
+    if limits.max_concurrency == 1:
+        return BatchingDecision(False, "off: one request is segmented at a time")
+    return decide_batching(segmenter, max_pixels=limits.max_pixels)
 
 
 def _response(answer: bytes | dict[str, Any]) -> Response:

@@ -52,7 +52,7 @@ BENCHMARKS = (
                                     "inference_fp32_peak_fraction")),
     Benchmark("predict_pipeline.py", ("predict_over_model", "predict_cli_over_model",
                                       "predict_outputs_identical")),
-    Benchmark("serve_load.py", ("serve_concurrent_over_model", "serve_batched_over_unbatched")),
+    Benchmark("serve_load.py", ("serve_concurrent_over_model", "serve_default_over_best_batching")),
     Benchmark("train_loop.py", ("train_loop_ratio",)),
     Benchmark("train_precision.py", ("bf16_train_speedup", "bf16_train_mean_iu_delta")),
     Benchmark("geometry_speed.py", ("geometry_same_over_caffe_nchw",

@@ -179,8 +179,13 @@ def main(argv: list[str] | None = None) -> int:
               "unbatched times one set-up twice, and shows the machine's noise)")
     # Under concurrent load the service should keep the model as busy as a plain loop does.
     print_target("serve_concurrent_over_model", paired[f"{many} / model only"], 0.90)
-    # The service's default batching must never cost throughput against no batching.
-    print_target("serve_batched_over_unbatched", paired["default / unbatched"], 1.0)
+    # The default (batching decided at start-up) must be as fast as the better of the two fixed
+    # choices, within the noise of a shared machine: paired per round against that choice.
+    best = max((f"{many}, unbatched", f"{many}, always batched"), key=lambda k: rate[k])
+    default_over_best = statistics.median(tb / ta for ta, tb in zip(
+        times[many].samples, times[best].samples, strict=True))
+    print(f"default / the faster fixed choice ({best}): {default_over_best:.3f}")
+    print_target("serve_default_over_best_batching", default_over_best, 0.95)
     if args.json:
         Path(args.json).write_text(json.dumps({
             "segmenter": repr(seg), "requests": n, "size": [width, height],

@@ -20,7 +20,12 @@ from starlette.requests import Request
 from fcnseg.data.palette import palette_for
 from fcnseg.inference import ImageError, ImageTooLargeError, Prediction, Segmenter, load_image
 from fcnseg.inference.files import PictureStyle, overlay_picture
-from fcnseg.inference.visualize import background_classes, heatmap, label_png_bytes
+from fcnseg.inference.visualize import (
+    background_classes,
+    heatmap,
+    label_png_bytes,
+    picture_png_bytes,
+)
 from fcnseg.serve.errors import RequestError
 from fcnseg.serve.limits import PREVIEW_MAX_SIDE
 
@@ -281,7 +286,7 @@ def _pictures(pred: Prediction, palette: np.ndarray, class_names: Sequence[str],
                              unblended=tuple(background_classes(class_names)))
         picture = overlay_picture(replace(pred, image=np.asarray(small), label=small_label),
                                   palette, style)
-        out["overlay_png"] = _b64(_png(Image.fromarray(picture), compress_level=3))
+        out["overlay_png"] = _b64(picture_png_bytes(picture))
     if heatmap_classes:
         if pred.probs is None:
             raise RuntimeError("the segmenter returned no probabilities for the heatmaps")
@@ -291,16 +296,9 @@ def _pictures(pred: Prediction, palette: np.ndarray, class_names: Sequence[str],
             prob = prob.resize(size, Image.BILINEAR)
             # Fixed [0, 1] range: the colours then mean the same probability in every map.
             picture = heatmap(np.asarray(prob), vmin=0.0, vmax=1.0)
-            heatmaps[class_names[c]] = _b64(_png(Image.fromarray(picture),
-                                                           compress_level=3))
+            heatmaps[class_names[c]] = _b64(picture_png_bytes(picture))
         out["heatmaps"] = heatmaps
     return out
-
-
-def _png(img: Image.Image, compress_level: int = 6) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", compress_level=compress_level)
-    return buf.getvalue()
 
 
 def _b64(data: bytes) -> str:

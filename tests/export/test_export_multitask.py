@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 from floats import assert_close_to_scale
+from tiny_models import tiny_task_model
 
 from fcnseg.checkpoint import save_checkpoint
 from fcnseg.cli.main import main
@@ -17,26 +18,10 @@ from fcnseg.export import (
     read_onnx_metadata,
     read_torchscript_metadata,
 )
-from fcnseg.models import build_model
-from fcnseg.models.head import Scorer
 from fcnseg.pretrained.reference import SIFT_FLOW_CLASSES
 
 ort = pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
 pytest.importorskip("onnx", reason="the onnx extra is not installed")
-
-SMALL = {"width": 0.0625, "fc_channels": 16}
-
-
-def _model(arch: str) -> torch.nn.Module:
-    """A small model with random scorers, so that every output differs from zero."""
-    model = build_model(arch, **SMALL)
-    g = torch.Generator().manual_seed(3)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, Scorer):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * 0.05)
-                m.bias.copy_(torch.randn(m.bias.shape, generator=g))
-    return model.eval()
 
 
 def _inputs(names: tuple[str, ...], n: int, h: int, w: int) -> dict[str, torch.Tensor]:
@@ -45,7 +30,7 @@ def _inputs(names: tuple[str, ...], n: int, h: int, w: int) -> dict[str, torch.T
 
 
 def test_siftflow_onnx_has_one_output_per_head(tmp_path: Path) -> None:
-    model, out = _model("siftflow_fcn16s"), tmp_path / "sift.onnx"
+    model, out = tiny_task_model("siftflow_fcn16s", seed=3), tmp_path / "sift.onnx"
     export_onnx(model, out, description={"arch": model.arch}, sample_size=(40, 36))
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     assert [o.name for o in session.get_outputs()] == ["semantic", "geometric"]
@@ -64,7 +49,7 @@ def test_siftflow_onnx_has_one_output_per_head(tmp_path: Path) -> None:
                                                 ("nyud_fcn16s_color_hha", "dynamo"),
                                                 ("nyud_fcn32s_color_d", "legacy")])
 def test_fusion_onnx_takes_one_named_input_per_modality(arch, exporter, tmp_path: Path) -> None:
-    model, out = _model(arch), tmp_path / "fusion.onnx"
+    model, out = tiny_task_model(arch, seed=3), tmp_path / "fusion.onnx"
     export_onnx(model, out, description={"arch": arch}, sample_size=(36, 40), exporter=exporter)
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     names = tuple(i.name for i in session.get_inputs())
@@ -80,7 +65,7 @@ def test_fusion_onnx_takes_one_named_input_per_modality(arch, exporter, tmp_path
 
 def test_torchscript_keeps_dict_inputs_and_dict_outputs(tmp_path: Path) -> None:
     for arch in ("siftflow_fcn8s", "nyud_fcn32s_color_hha"):
-        model, out = _model(arch), tmp_path / f"{arch}.pt"
+        model, out = tiny_task_model(arch, seed=3), tmp_path / f"{arch}.pt"
         export_torchscript(model, out, description={"arch": arch}, sample_size=(38, 34))
         loaded = torch.jit.load(str(out))
         x = _inputs(model.input_names, 2, 41, 49)
@@ -101,7 +86,7 @@ def test_torchscript_keeps_dict_inputs_and_dict_outputs(tmp_path: Path) -> None:
 
 
 def test_export_command_writes_a_siftflow_checkpoint(tmp_path: Path) -> None:
-    model = _model("siftflow_fcn32s")
+    model = tiny_task_model("siftflow_fcn32s", seed=3)
     ckpt = save_checkpoint(tmp_path / "sift.pt", model, class_names=list(SIFT_FLOW_CLASSES),
                            palette=voc_palette(),
                            head_classes={"semantic": SIFT_FLOW_CLASSES,

@@ -8,32 +8,19 @@ import numpy as np
 import pytest
 import torch
 from floats import assert_labels_match
+from tiny_models import tiny_task_model
 
 from fcnseg.checkpoint import save_checkpoint
 from fcnseg.data.palette import voc_palette
 from fcnseg.inference import Segmenter
-from fcnseg.models import build_model
-from fcnseg.models.head import Scorer
 from fcnseg.pretrained.reference import NYUD_CLASSES, SIFT_FLOW_CLASSES
 
-SMALL = {"width": 0.0625, "fc_channels": 16}
 GEOMETRIC = ["sky", "horizontal", "vertical"]
-
-
-def _model(arch: str) -> torch.nn.Module:
-    model = build_model(arch, **SMALL)
-    g = torch.Generator().manual_seed(4)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, Scorer):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * 0.05)
-                m.bias.copy_(torch.randn(m.bias.shape, generator=g))
-    return model.eval()
 
 
 @pytest.fixture
 def siftflow_checkpoint(tmp_path: Path) -> Path:
-    return save_checkpoint(tmp_path / "sift.pt", _model("siftflow_fcn16s"),
+    return save_checkpoint(tmp_path / "sift.pt", tiny_task_model("siftflow_fcn16s"),
                            class_names=list(SIFT_FLOW_CLASSES), palette=voc_palette(),
                            head_classes={"semantic": SIFT_FLOW_CLASSES, "geometric": GEOMETRIC})
 
@@ -54,7 +41,7 @@ def test_a_two_headed_model_predicts_each_head(siftflow_checkpoint: Path) -> Non
 
 
 def test_a_fusion_model_says_it_needs_more_than_an_image(tmp_path: Path) -> None:
-    ckpt = save_checkpoint(tmp_path / "rgbhha.pt", _model("nyud_fcn32s_color_hha"),
+    ckpt = save_checkpoint(tmp_path / "rgbhha.pt", tiny_task_model("nyud_fcn32s_color_hha"),
                            class_names=list(NYUD_CLASSES), palette=voc_palette())
     seg = Segmenter.from_checkpoint(ckpt)
     with pytest.raises(ValueError, match=r"takes the inputs \['color', 'hha'\]"):

@@ -9,28 +9,15 @@ import numpy as np
 import pytest
 import torch
 from floats import assert_close_to_scale
+from tiny_models import tiny_task_model
 from torch import nn
 
 from fcnseg.checkpoint import save_checkpoint
 from fcnseg.data.palette import voc_palette
 from fcnseg.inference import Segmenter, sliding_window_logits, tta_logits
-from fcnseg.models import build_model
-from fcnseg.models.head import Scorer
 from fcnseg.pretrained.reference import SIFT_FLOW_CLASSES
 
-SMALL = {"width": 0.0625, "fc_channels": 16}
 GEOMETRIC = ["sky", "horizontal", "vertical"]
-
-
-def _model(arch: str) -> nn.Module:
-    model = build_model(arch, **SMALL)
-    g = torch.Generator().manual_seed(4)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, Scorer):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * 0.05)
-                m.bias.copy_(torch.randn(m.bias.shape, generator=g))
-    return model.eval()
 
 
 class OneHead(nn.Module):
@@ -61,7 +48,7 @@ def _batch(channels: int = 3, h: int = 40, w: int = 56, seed: int = 0) -> torch.
 
 @pytest.fixture(scope="module")
 def siftflow() -> nn.Module:
-    return _model("siftflow_fcn16s")
+    return tiny_task_model("siftflow_fcn16s")
 
 
 @pytest.mark.parametrize("head", ["semantic", "geometric"])
@@ -87,7 +74,7 @@ def test_tta_averages_each_head_as_a_single_head(siftflow, head, average) -> Non
 
 
 def test_sliding_windows_cut_every_input_modality_alike() -> None:
-    model = _model("nyud_fcn32s_color_hha")
+    model = tiny_task_model("nyud_fcn32s_color_hha")
     color, hha = _batch(seed=1), _batch(seed=2)
     with torch.no_grad():
         fused = sliding_window_logits(model, {"color": color, "hha": hha}, 24, 16)
@@ -96,7 +83,7 @@ def test_sliding_windows_cut_every_input_modality_alike() -> None:
 
 
 def test_tta_resizes_and_mirrors_every_input_modality_alike() -> None:
-    model = _model("nyud_fcn32s_color_hha")
+    model = tiny_task_model("nyud_fcn32s_color_hha")
     color, hha = _batch(seed=1), _batch(seed=2)
     with torch.no_grad():
         fused = tta_logits(model, {"color": color, "hha": hha}, scales=(0.5, 1.0), flip=True)

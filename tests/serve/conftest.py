@@ -17,42 +17,28 @@ uvicorn = pytest.importorskip("uvicorn", reason="the serve extra (uvicorn) is no
 
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
+from tiny_models import tiny_task_model as build_tiny_task_model  # noqa: E402
 
 from fcnseg.checkpoint import save_checkpoint  # noqa: E402
 from fcnseg.data.palette import voc_palette  # noqa: E402
 from fcnseg.inference import Segmenter  # noqa: E402
-from fcnseg.models import build_model  # noqa: E402
-from fcnseg.models.head import Scorer  # noqa: E402
 from fcnseg.pretrained.reference import NYUD_CLASSES, SIFT_FLOW_CLASSES  # noqa: E402
 
 CLASS_NAMES = ["background", "sky", "road", "tree"]
 GEOMETRIC_CLASSES = ["sky", "horizontal", "vertical"]
 
 
-def _tiny_task_model(arch: str) -> torch.nn.Module:
-    """A tiny model of the paper's other tasks (``siftflow_fcn16s``, ``nyud_fcn32s_color_hha``
-    ...) whose score layers are random, so that labels vary over the image."""
-    model = build_model(arch, width=0.0625, fc_channels=16)
-    g = torch.Generator().manual_seed(4)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, Scorer):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * 0.05)
-                m.bias.copy_(torch.randn(m.bias.shape, generator=g))
-    return model.eval()
-
-
 @pytest.fixture(scope="session")
 def tiny_task_model() -> Callable[[str], torch.nn.Module]:
-    """``tiny_task_model(arch)``: see :func:`_tiny_task_model`."""
-    return _tiny_task_model
+    """``tiny_task_model(arch)``: see :func:`tiny_models.tiny_task_model`."""
+    return build_tiny_task_model
 
 
 @pytest.fixture(scope="session")
 def siftflow_segmenter(tmp_path_factory: pytest.TempPathFactory) -> Segmenter:
     """A tiny SIFT Flow FCN-16s: one trunk, heads ``semantic`` (33) and ``geometric`` (3)."""
     ckpt = save_checkpoint(tmp_path_factory.mktemp("sift") / "sift.pt",
-                           _tiny_task_model("siftflow_fcn16s"),
+                           build_tiny_task_model("siftflow_fcn16s"),
                            class_names=list(SIFT_FLOW_CLASSES), palette=voc_palette(),
                            head_classes={"semantic": SIFT_FLOW_CLASSES,
                                          "geometric": GEOMETRIC_CLASSES})
@@ -63,7 +49,7 @@ def siftflow_segmenter(tmp_path_factory: pytest.TempPathFactory) -> Segmenter:
 def fusion_segmenter(tmp_path_factory: pytest.TempPathFactory) -> Segmenter:
     """A tiny NYUDv2 late-fusion FCN-32s taking ``color`` and ``hha``."""
     ckpt = save_checkpoint(tmp_path_factory.mktemp("nyud") / "rgbhha.pt",
-                           _tiny_task_model("nyud_fcn32s_color_hha"),
+                           build_tiny_task_model("nyud_fcn32s_color_hha"),
                            class_names=list(NYUD_CLASSES), palette=voc_palette())
     return Segmenter.from_checkpoint(ckpt, precision="fp32")
 

@@ -1,0 +1,24 @@
+"""Tiny models of the paper's other tasks for tests that run them end to end."""
+
+from __future__ import annotations
+
+import torch
+
+from fcnseg.models import build_model
+from fcnseg.models.head import Scorer
+
+#: Build options that make any VGG16-based builder tiny (a sixteenth of the widths).
+SMALL = {"width": 0.0625, "fc_channels": 16}
+
+
+def tiny_task_model(arch: str, seed: int = 4) -> torch.nn.Module:
+    """A tiny ``arch`` (``siftflow_fcn16s``, ``nyud_fcn32s_color_hha`` ...) in eval mode whose
+    score layers are random (zero-initialised ones would give one label everywhere)."""
+    model = build_model(arch, **SMALL)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, Scorer):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * 0.05)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g))
+    return model.eval()

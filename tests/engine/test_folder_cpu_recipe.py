@@ -7,7 +7,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import torch
 
 import fcnseg.pretrained.fetch as fetch_mod
 from fcnseg.bench.folder import write_synthetic_folder
@@ -17,13 +16,7 @@ from fcnseg.data import FolderSegmentation
 from fcnseg.engine import load_config, train
 from fcnseg.pretrained.fetch import Source
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_the_synthetic_folder_is_a_folder_dataset_with_disjoint_splits(tmp_path: Path) -> None:

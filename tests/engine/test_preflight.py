@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 from _train_helpers import tiny_recipe, write_folder_dataset
 
 from fcnseg.engine import load_config, train
@@ -17,13 +16,7 @@ from fcnseg.engine.preflight import (
     sample_image_sizes,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TWO_CORES = MachineFacts(cpu_count=2, device_type="cpu")

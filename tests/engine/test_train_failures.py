@@ -29,13 +29,7 @@ from fcnseg.engine import load_config, train
 from fcnseg.models import fcn8s
 from fcnseg.utils.files import DiskFullError
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _folder_recipe(spec: dict, bad_val_sample: int, **train: int) -> dict:

@@ -18,14 +18,7 @@ from fcnseg.checkpoint import load_checkpoint, save_checkpoint
 from fcnseg.engine import TrainingDiverged, load_config, train
 from fcnseg.models import fcn8s
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Two threads fighting other processes for two cores are many times slower than one.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_short_synthetic_run_learns_far_above_chance(tmp_path: Path) -> None:

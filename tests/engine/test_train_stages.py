@@ -22,13 +22,7 @@ from fcnseg.engine.setup import sample_file_problems
 from fcnseg.engine.state import seed_everything
 from fcnseg.engine.trainer import step
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _setup(config: TrainConfig, ckpt: dict | None = None) -> TrainSetup:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from _train_helpers import (
     fcnseg_command,
     subprocess_env,
@@ -24,13 +23,7 @@ import fcnseg.engine.setup as engine_setup
 from fcnseg.engine import BadSampleError, load_config, train
 from fcnseg.engine.signals import ignore_stop_signals
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _record_worker_starts(monkeypatch: pytest.MonkeyPatch, record: Path) -> None:

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from fcnseg.inference.calibration import uncertainty_maps
-from fcnseg.inference.images import ImageError, load_image
-from fcnseg.inference.prefetch import read_ahead
+from fcnseg.inference.images import ImageError
+from fcnseg.inference.prefetch import read_ahead, read_or_error
 from fcnseg.inference.segmenter import Prediction, Segmenter
 from fcnseg.inference.visualize import (
     add_legend,
@@ -220,20 +220,13 @@ def segment_files(
     """
     if read_workers == 0:
         loaded: Iterator[tuple[Path, str, np.ndarray | ImageError]] = (
-            (path, name, _read(path, segmenter.max_pixels)) for path, name in inputs)
+            (path, name, read_or_error(path, segmenter.max_pixels)) for path, name in inputs)
     else:
         loaded = read_ahead(inputs, max_pixels=segmenter.max_pixels, workers=read_workers,
                             ahead=2 * batch_size)
     with contextlib.closing(loaded):
         while chunk := list(itertools.islice(loaded, batch_size)):
             yield from _segment_chunk(segmenter, chunk, batch_size, return_probs)
-
-
-def _read(path: Path, max_pixels: int | None) -> np.ndarray | ImageError:
-    try:
-        return load_image(path, max_pixels=max_pixels)
-    except ImageError as e:
-        return e
 
 
 def _segment_chunk(

@@ -19,7 +19,7 @@ import numpy as np
 
 from fcnseg.inference.images import ImageError, load_image
 
-__all__ = ["background_pool", "default_workers", "in_order", "read_ahead"]
+__all__ = ["background_pool", "default_workers", "in_order", "read_ahead", "read_or_error"]
 
 #: How much lower the reading and writing threads run than the model's (Linux nice levels): the
 #: scheduler then gives them the cores the model leaves idle, rather than slowing every parallel
@@ -65,6 +65,15 @@ def in_order(jobs: Iterable[Callable[[], T]], pool: ThreadPoolExecutor,
         yield pending.popleft().result()
 
 
+def read_or_error(path: Path, max_pixels: int | None) -> np.ndarray | ImageError:
+    """The image at ``path`` (:func:`~fcnseg.data.images.load_image`), or the
+    :class:`ImageError` that names why it cannot be read: one bad file does not stop the rest."""
+    try:
+        return load_image(path, max_pixels=max_pixels)
+    except ImageError as e:
+        return e
+
+
 def read_ahead(
     inputs: Sequence[tuple[Path, str]], *, max_pixels: int | None, workers: int | None = None,
     ahead: int = 8,
@@ -74,12 +83,7 @@ def read_ahead(
     of the consumer."""
 
     def read(path: Path, name: str) -> Callable[[], tuple[Path, str, np.ndarray | ImageError]]:
-        def job() -> tuple[Path, str, np.ndarray | ImageError]:
-            try:
-                return path, name, load_image(path, max_pixels=max_pixels)
-            except ImageError as e:
-                return path, name, e
-        return job
+        return lambda: (path, name, read_or_error(path, max_pixels))
 
     with background_pool(workers or default_workers(), "fcnseg-read") as pool:
         yield from in_order((read(p, n) for p, n in inputs), pool, max(1, ahead))

@@ -64,6 +64,23 @@ def start_training(recipe: Path, out: Path, *extra: str) -> subprocess.Popen:
     )
 
 
+def start_ddp_training(recipe: Path, out: Path, processes: int = 2) -> subprocess.Popen:
+    """``fcnseg train`` under torchrun: ``processes`` gloo processes on this machine."""
+    fcnseg_script = str(Path(sys.executable).parent / "fcnseg")
+    return subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+         str(processes), fcnseg_script, "train", "--recipe", str(recipe), "--out", str(out)],
+        env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def finish(proc: subprocess.Popen, timeout: float = 120.0) -> str:
+    """Wait for a started run; its output, after checking that it exited with 0."""
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out
+    return out
+
+
 def write_folder_dataset(root: Path, count: int = 6, size: int = 32) -> dict[str, Any]:
     """A two-class folder dataset (square on a plain background) with every sample in both the
     train and val lists; returns its dataset spec. Tests then break one sample's files."""

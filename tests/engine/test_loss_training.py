@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
-from _train_helpers import subprocess_env, tiny_recipe, write_recipe
+from _train_helpers import finish, start_ddp_training, tiny_recipe, write_recipe
 
 from fcnseg.checkpoint import load_checkpoint
 from fcnseg.data import build_dataset
@@ -144,12 +142,7 @@ def test_two_processes_accumulating_equal_one_process_with_the_whole_batch(
     two = write_recipe(tmp_path / "two.yaml", tiny_recipe(data={**data, "batch_size": 1},
                                                           optim={"accumulate": 2}, **base))
     train(load_config(str(one), out=str(tmp_path / "single")))
-    fcnseg_script = str(Path(sys.executable).parent / "fcnseg")
-    ddp = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         fcnseg_script, "train", "--recipe", str(two), "--out", str(tmp_path / "ddp")],
-        env=subprocess_env(), capture_output=True, text=True, timeout=300)
-    assert ddp.returncode == 0, ddp.stdout + ddp.stderr
+    finish(start_ddp_training(two, tmp_path / "ddp"), timeout=300)
     _assert_same_weights(tmp_path / "single", tmp_path / "ddp")
 
 

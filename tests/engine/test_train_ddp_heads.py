@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from _train_helpers import start_training, subprocess_env, tiny_recipe, write_recipe
+from _train_helpers import (
+    finish,
+    start_ddp_training,
+    start_training,
+    tiny_recipe,
+    write_recipe,
+)
 from floats import assert_close_to_scale
 from ondisk import write_siftflow
 
@@ -15,11 +19,6 @@ from fcnseg.checkpoint import load_checkpoint
 
 pytest.importorskip("scipy", reason="SIFT Flow's .mat labels need scipy (the data extra)")
 
-
-def _finish(proc: subprocess.Popen, timeout: float) -> str:
-    out, _ = proc.communicate(timeout=timeout)
-    assert proc.returncode == 0, out
-    return out
 
 
 def test_two_gloo_processes_train_both_heads_as_one_process_with_the_whole_batch(
@@ -44,13 +43,9 @@ def test_two_gloo_processes_train_both_heads_as_one_process_with_the_whole_batch
     two = write_recipe(tmp_path / "two.yaml",
                        tiny_recipe(data={**data, "batch_size": 2}, **sections))
     single = start_training(one, tmp_path / "single")
-    fcnseg_script = str(Path(sys.executable).parent / "fcnseg")
-    ddp = subprocess.Popen(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         fcnseg_script, "train", "--recipe", str(two), "--out", str(tmp_path / "ddp")],
-        env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    _finish(ddp, timeout=240)
-    _finish(single, timeout=240)
+    ddp = start_ddp_training(two, tmp_path / "ddp")
+    finish(ddp, timeout=240)
+    finish(single, timeout=240)
 
     a = load_checkpoint(tmp_path / "single" / "last.pt")
     b = load_checkpoint(tmp_path / "ddp" / "last.pt")

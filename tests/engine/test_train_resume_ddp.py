@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import torch
 from _train_helpers import (
     fcnseg_command,
+    finish,
+    start_ddp_training,
     start_training,
     subprocess_env,
     tiny_recipe,
@@ -31,11 +32,6 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120.0) -> Non
             raise AssertionError(f"no {path} after {timeout} s")
         time.sleep(0.005)
 
-
-def _finish(proc: subprocess.Popen, timeout: float = 120.0) -> str:
-    out, _ = proc.communicate(timeout=timeout)
-    assert proc.returncode == 0, out
-    return out
 
 
 def _iterations_logged(run: Path) -> list[tuple[int, str]]:
@@ -64,8 +60,8 @@ def test_sigkill_then_resume_ends_bit_identical_to_an_uninterrupted_run(tmp_path
         fcnseg_command("train", "--out", str(tmp_path / "killed"), "--resume"),
         env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert f"resumed {tmp_path / 'killed' / 'last.pt'} at iteration {saved_at}" in \
-        _finish(resumed)
-    _finish(straight)
+        finish(resumed)
+    finish(straight)
 
     a = load_checkpoint(tmp_path / "straight" / "last.pt")
     b = load_checkpoint(tmp_path / "killed" / "last.pt")
@@ -90,13 +86,9 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(
     one = write_recipe(tmp_path / "one.yaml", tiny_recipe(data={"batch_size": 4}, **base))
     two = write_recipe(tmp_path / "two.yaml", tiny_recipe(data={"batch_size": 2}, **base))
     single = start_training(one, tmp_path / "single")
-    fcnseg_script = str(Path(sys.executable).parent / "fcnseg")
-    ddp = subprocess.Popen(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         fcnseg_script, "train", "--recipe", str(two), "--out", str(tmp_path / "ddp")],
-        env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    ddp_out = _finish(ddp, timeout=180)
-    _finish(single)
+    ddp = start_ddp_training(two, tmp_path / "ddp")
+    ddp_out = finish(ddp, timeout=180)
+    finish(single)
     # Only rank 0 prints.
     assert ddp_out.count("done: 6 iterations") == 1, ddp_out
 

@@ -142,7 +142,6 @@ def main(argv: list[str] | None = None) -> int:
     for name, f in fractions.items():
         print(f"{name}: FCN-8s at {f:.1%} of the {name} matmul peak "
               f"({peaks[name] / 1e9:.0f} GFLOP/s; target >= {TARGET:.0%})")
-    for name, f in fractions.items():
         print_target(f"inference_{name}_peak_fraction", f, TARGET)
     if args.check and failed:
         print(f"FAIL: below {TARGET:.0%} of the peak: {', '.join(failed)}", file=sys.stderr)

@@ -169,6 +169,16 @@ def test_prepared_layers_give_the_plain_logits_in_inference_mode(channels_last: 
             _close(fast(x), want)
 
 
+def test_weights_prepared_at_one_input_size_serve_other_sizes() -> None:
+    # oneDNN lays the weights out for the first input's size; later sizes reuse that layout.
+    plain = _model("fcn8s", "same")
+    fast = optimize(plain_copy(plain), channels_last=True)
+    with torch.inference_mode():
+        for size in [(45, 67), (96, 40), (33, 33), (45, 67)]:
+            x = torch.randn(1, 3, *size)
+            _close(fast(x), plain(x))
+
+
 def test_bf16_fast_path_agrees_with_plain_autocast() -> None:
     plain = _model("fcn8s", "same")
     fast = optimize(plain_copy(plain), channels_last=True)

@@ -136,6 +136,54 @@ def test_a_bad_training_sample_in_a_worker_is_one_line_naming_the_file(
     assert "Traceback" not in err and "DataLoader worker" not in err
 
 
+def _write_bomb_png(path: Path, side: int = 20_000) -> None:
+    """A PNG of a few bytes whose header claims side×side pixels: Pillow refuses to open it
+    as a decompression bomb (more than twice its pixel limit)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data)))
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                     + chunk(b"IDAT", zlib.compress(bytes(64))) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("kind", ["images", "masks"])
+def test_a_decompression_bomb_in_the_training_data_is_one_line_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    spec = write_folder_dataset(tmp_path / "data")
+    _write_bomb_png(tmp_path / "data" / kind / "4.png")
+    recipe = write_recipe(tmp_path / "r.yaml", tiny_recipe(
+        data={"train": spec, "val": None, "crop_size": 32},
+        train={"iterations": 20, "checkpoint_every": 100}))
+    code = main(["train", "--recipe", str(recipe), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "Traceback" not in err and "DecompressionBombError" not in err
+    (line,) = [e for e in err.strip().splitlines() if "error:" in e]
+    assert f"{kind}/4.png" in line and "decompression bomb" in line
+    assert "fcnseg check-data" in line
+
+
+def test_a_decompression_bomb_in_the_validation_data_stops_before_training_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = write_folder_dataset(tmp_path / "data")
+    _write_bomb_png(tmp_path / "data" / "masks" / "3.png")
+    recipe = write_recipe(tmp_path / "r.yaml", tiny_recipe(
+        data={"train": spec, "val": spec, "crop_size": 32}))
+    code = main(["train", "--recipe", str(recipe), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert "data.val" in err and "masks/3.png" in err and "decompression bomb" in err
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
 # -- signals ---------------------------------------------------------------------------
 
 

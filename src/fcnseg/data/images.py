@@ -136,8 +136,15 @@ def upright_size(path: PathLike) -> tuple[int, int]:
     Raises:
         OSError: the file is missing or unreadable (``UnidentifiedImageError`` when it is no
             image Pillow knows).
+        ImageTooLargeError: Pillow refuses the header's size as a decompression bomb.
     """
-    with Image.open(path) as img:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+    except Image.DecompressionBombError as e:
+        raise ImageTooLargeError(path, f"refused as a decompression bomb ({e})") from None
+    with img:
         w, h = img.size
         if img.format == "PNG" and "exif" not in img.info:
             return w, h  # Pillow would decode the whole PNG looking for a late EXIF block

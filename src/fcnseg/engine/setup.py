@@ -26,7 +26,7 @@ from fcnseg.checkpoint import CheckpointError, load_checkpoint
 from fcnseg.conventions import InputConvention, get_convention
 from fcnseg.data import SkipBad, build_dataset, collate_segmentation
 from fcnseg.data.check import scan_dataset
-from fcnseg.data.images import upright_size
+from fcnseg.data.images import ImageTooLargeError, upright_size
 from fcnseg.data.transforms import build_eval_transform, build_train_transform
 from fcnseg.engine.config import TrainConfig, config_to_dict
 from fcnseg.engine.distributed import DistInfo
@@ -365,6 +365,8 @@ def _header_size(path: Path, what: str) -> tuple[tuple[int, int] | None, str | N
         if what == "mask":
             return None, None
         return None, f"{path}: unreadable image: not an image file Pillow can decode"
+    except ImageTooLargeError as e:
+        return None, f"{path}: unreadable {what}: {e.problem}"
     except OSError as e:
         return None, f"{path}: unreadable {what}: {e}"
 

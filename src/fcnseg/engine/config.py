@@ -93,7 +93,12 @@ class LossConfig:
     """Per-pixel softmax cross-entropy; ``sum`` is the reference, ``mean`` modern practice
     (the weighted mean over the step's valid pixels, see :mod:`fcnseg.engine.loss`)."""
 
+    #: ``ce`` (softmax cross-entropy, the reference), ``focal``, ``dice``, ``lovasz``
+    #: (Lovász-softmax), or a sum such as ``ce+dice`` or ``ce+0.5*lovasz``.
+    name: str = "ce"
     reduction: str = "sum"
+    #: The focal loss's γ: ``(1 - p)^γ`` down-weights well-classified pixels (0 = CE).
+    focal_gamma: float = 2.0
     #: Loss sampling ("patchwise training"): keep each cell of the stride-32 score grid in the
     #: loss with this probability, drawn anew per image and per iteration (1 = whole images).
     sample_rate: float = 1.0
@@ -219,6 +224,7 @@ class TrainConfig:
             raise ConfigError(f"loss.sample_rate: must be in (0, 1], got "
                               f"{self.loss.sample_rate!r}")
         self._validate_class_weights()
+        self._validate_loss_name()
         if self.published is not None and not isinstance(self.published, dict):
             raise ConfigError(f"published: expected a mapping, got {self.published!r}")
         if self.data.scale_range is not None and len(self.data.scale_range) != 2:
@@ -242,6 +248,20 @@ class TrainConfig:
                               f"list of non-negative numbers, got {weights!r}")
         if max_weight is not None and not max_weight > 0:
             raise ConfigError(f"loss.max_weight: must be positive or null, got {max_weight!r}")
+
+    def _validate_loss_name(self) -> None:
+        from fcnseg.engine.loss import SET_TERMS, parse_loss_name
+
+        try:
+            terms = parse_loss_name(self.loss.name)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        if self.loss.reduction == "sum" and any(term in SET_TERMS for _, term in terms):
+            raise ConfigError(f"loss.name: {self.loss.name!r}: dice and lovasz are means over "
+                              f"classes; set loss.reduction=mean")
+        if self.loss.focal_gamma < 0:
+            raise ConfigError(f"loss.focal_gamma: must be 0 or more, got "
+                              f"{self.loss.focal_gamma!r}")
 
     def images_per_batch(self) -> int:
         """Images per loader batch on each process: ``data.batch_size``, scaled by

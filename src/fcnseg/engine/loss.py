@@ -1,5 +1,6 @@
-"""The training loss: per-pixel softmax cross-entropy with an ignore index, summed or averaged,
-optionally class-weighted, over the pixels that loss sampling keeps.
+"""The training loss: per-pixel softmax cross-entropy (or focal, Dice, Lovász-softmax, or a sum
+of them) with an ignore index, summed or averaged, optionally class-weighted, over the pixels
+that loss sampling keeps.
 
 - **Summed** (the reference): ``Σ w[y]·CE`` over the valid pixels of the batch.
 - **Averaged**: that sum divided by ``Σ w[y]`` over the same pixels (the number of valid pixels
@@ -10,6 +11,12 @@ optionally class-weighted, over the pixels that loss sampling keeps.
 - **Loss sampling** (the paper's "patchwise training", §4.3): :class:`LossSampler` keeps each
   cell of the stride-32 score grid with probability p; the pixels of dropped cells are set to
   the ignore index, so they leave both the sum and the divisor.
+- **Other losses** (``loss.name``): ``focal`` is a per-pixel loss like cross-entropy and is
+  summed or averaged the same way; ``dice`` and ``lovasz`` (Lovász-softmax) score the batch's
+  valid pixels as a whole (a class-weighted mean over the classes present in the labels, each
+  in [0, 1]) and need the averaged reduction; with accumulation or several processes each
+  micro-batch's value counts by its share of the step's valid pixels. ``"ce+dice"`` or
+  ``"ce+0.5*lovasz"`` add terms, each optionally scaled.
 """
 
 from __future__ import annotations
@@ -27,12 +34,42 @@ from torch import nn
 from fcnseg.data.class_frequencies import class_pixel_counts, class_weights
 
 __all__ = [
+    "LOSS_TERMS",
     "LossSampler",
     "build_class_weights",
     "loss_normalizer",
+    "parse_loss_name",
     "score_grid",
     "segmentation_loss",
 ]
+
+
+#: The loss terms ``loss.name`` may name (alone or summed, ``"ce+dice"``).
+LOSS_TERMS = ("ce", "focal", "dice", "lovasz")
+#: The terms that score the batch as a whole rather than summing per-pixel losses.
+SET_TERMS = ("dice", "lovasz")
+
+
+def parse_loss_name(name: str) -> list[tuple[float, str]]:
+    """``[(scale, term), ...]`` of a loss name: ``"ce"``, ``"ce+dice"``, ``"ce+0.5*lovasz"``.
+
+    Raises:
+        ValueError: an unknown term or a scale that is not a positive number (naming
+            ``loss.name``).
+    """
+    terms: list[tuple[float, str]] = []
+    for part in str(name).replace(" ", "").split("+"):
+        scale_text, star, term = part.rpartition("*")
+        try:
+            scale = float(scale_text) if star else 1.0
+        except ValueError:
+            scale = -1.0
+        if term not in LOSS_TERMS or not scale > 0:
+            raise ValueError(f"loss.name: {name!r}: {part!r} is not one of "
+                             f"{', '.join(LOSS_TERMS)} (optionally scaled, e.g. 0.5*dice); "
+                             f"sum terms with +")
+        terms.append((scale, term))
+    return terms
 
 
 def segmentation_loss(
@@ -41,10 +78,12 @@ def segmentation_loss(
     *,
     reduction: str = "sum",
     ignore_index: int = 255,
-    normalizer: float | torch.Tensor | None = None,
+    normalizer: float | torch.Tensor | Mapping[str, Any] | None = None,
     weight: torch.Tensor | None = None,
+    name: str = "ce",
+    focal_gamma: float = 2.0,
 ) -> torch.Tensor:
-    """Per-pixel softmax cross-entropy over the valid (non-ignored) pixels.
+    """The loss ``name`` (default: softmax cross-entropy) over the valid (non-ignored) pixels.
 
     ``reduction="sum"`` is the reference FCN loss: summed over every valid pixel of the batch,
     so its gradient grows with image size (hence the tiny learning rates of the paper).
@@ -52,6 +91,13 @@ def segmentation_loss(
     ``weight``), or by ``normalizer`` when given (the total over the micro-batches and processes
     of one step, from :func:`loss_normalizer`). A batch without valid pixels gives a zero loss,
     not NaN.
+
+    ``name`` sums terms (:func:`parse_loss_name`): ``ce``; ``focal``, ``Σ w[y]·(1 - p_y)^γ·CE``
+    with γ = ``focal_gamma`` (CE at γ = 0), reduced like ``ce``; ``dice``, the class-weighted
+    mean over the classes present in ``target`` of ``1 - 2|P∩G| / (|P| + |G|)`` on the softmax
+    probabilities; ``lovasz``, the same mean of the Lovász extension of the Jaccard loss
+    (Berman et al., 2018). The last two need ``reduction="mean"``; given ``normalizer``, they
+    are scaled by this batch's share of it (so that the micro-batches of a step average them).
 
     A model with several heads (``logits`` a mapping, e.g. ``{"out": ..., "aux": ...}``) gets the
     sum of its heads' losses, each against ``target[head]`` when ``target`` is a mapping too
@@ -66,21 +112,112 @@ def segmentation_loss(
             head_logits, target[head] if isinstance(target, Mapping) else target,
             reduction=reduction, ignore_index=ignore_index,
             normalizer=normalizer[head] if isinstance(normalizer, Mapping) else normalizer,
-            weight=weight)
+            weight=weight, name=name, focal_gamma=focal_gamma)
             for head, head_logits in logits.items()), torch.zeros(()))
+    if reduction not in ("sum", "mean"):
+        raise ValueError(f"loss reduction must be 'sum' or 'mean', got {reduction!r}")
     if weight is not None:
         weight = weight.to(device=logits.device, dtype=torch.float32)
-    total = F.cross_entropy(logits.float(), target, weight=weight, ignore_index=ignore_index,
-                            reduction="sum")
-    if reduction == "sum":
+    terms = parse_loss_name(name)
+    if reduction == "sum" and any(term in SET_TERMS for _, term in terms):
+        raise ValueError(f"loss.name: {name!r}: dice and lovasz are means over classes; use "
+                         f"loss.reduction=mean")
+    total = torch.zeros((), device=logits.device)
+    pixel_sum: torch.Tensor | None = None
+    for scale, term in terms:
+        if term in SET_TERMS:
+            value = (_dice if term == "dice" else _lovasz)(logits, target, ignore_index, weight)
+            total = total + scale * value * _batch_share(target, ignore_index, weight,
+                                                         normalizer)
+        else:
+            summed = scale * _pixel_loss_sum(logits, target, ignore_index, weight,
+                                             focal_gamma if term == "focal" else 0.0)
+            pixel_sum = summed if pixel_sum is None else pixel_sum + summed
+    if pixel_sum is None:
         return total
-    if reduction != "mean":
-        raise ValueError(f"loss reduction must be 'sum' or 'mean', got {reduction!r}")
+    if reduction == "sum":
+        return total + pixel_sum
     if normalizer is None:
         normalizer = loss_normalizer([target], ignore_index, weight)
-    divisor = torch.as_tensor(normalizer, dtype=total.dtype, device=total.device)
+    divisor = torch.as_tensor(normalizer, dtype=pixel_sum.dtype, device=pixel_sum.device)
     # Below any real total (a weight is ≥ 1e-12 per pixel), so only an empty batch is clamped.
-    return total / torch.clamp(divisor, min=1e-12)
+    return total + pixel_sum / torch.clamp(divisor, min=1e-12)
+
+
+def _pixel_loss_sum(logits: torch.Tensor, target: torch.Tensor, ignore_index: int,
+                    weight: torch.Tensor | None, gamma: float) -> torch.Tensor:
+    """``Σ w[y]·(1 - p_y)^γ·CE`` over the valid pixels (γ = 0: cross-entropy)."""
+    if gamma == 0.0:
+        return F.cross_entropy(logits.float(), target, weight=weight,
+                               ignore_index=ignore_index, reduction="sum")
+    valid = target != ignore_index
+    safe = torch.where(valid, target, torch.zeros_like(target)).long()
+    log_p = F.log_softmax(logits.float(), dim=1).gather(1, safe.unsqueeze(1)).squeeze(1)
+    per_pixel = -(1.0 - log_p.exp()).clamp(min=0.0).pow(gamma) * log_p
+    if weight is not None:
+        per_pixel = per_pixel * weight[safe]
+    return torch.where(valid, per_pixel, torch.zeros_like(per_pixel)).sum()
+
+
+def _valid_probabilities(logits: torch.Tensor, target: torch.Tensor, ignore_index: int,
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(probabilities, one-hot labels)`` of the valid pixels, each (pixels, classes)."""
+    classes = logits.shape[1]
+    probs = F.softmax(logits.float(), dim=1).movedim(1, -1).reshape(-1, classes)
+    labels = target.reshape(-1)
+    valid = labels != ignore_index
+    return probs[valid], F.one_hot(labels[valid].long(), classes).to(probs.dtype)
+
+
+def _class_mean(per_class: torch.Tensor, present: torch.Tensor,
+                weight: torch.Tensor | None) -> torch.Tensor:
+    """The class-weighted mean of ``per_class`` over the ``present`` classes (0 if none)."""
+    w = present.to(per_class.dtype)
+    if weight is not None:
+        w = w * weight
+    return (per_class * w).sum() / torch.clamp(w.sum(), min=1e-12)
+
+
+def _dice(logits: torch.Tensor, target: torch.Tensor, ignore_index: int,
+          weight: torch.Tensor | None) -> torch.Tensor:
+    """Soft Dice loss: mean over present classes of ``1 - 2 Σ p·g / (Σ p + Σ g)``."""
+    probs, onehot = _valid_probabilities(logits, target, ignore_index)
+    inter = (probs * onehot).sum(0)
+    sizes = probs.sum(0) + onehot.sum(0)
+    per_class = 1.0 - 2.0 * inter / torch.clamp(sizes, min=1e-12)
+    return _class_mean(per_class, onehot.sum(0) > 0, weight)
+
+
+def _lovasz(logits: torch.Tensor, target: torch.Tensor, ignore_index: int,
+            weight: torch.Tensor | None) -> torch.Tensor:
+    """Lovász-softmax: mean over present classes of the Lovász extension of the Jaccard loss
+    at the errors ``|g - p|`` (sorted descending)."""
+    probs, onehot = _valid_probabilities(logits, target, ignore_index)
+    present = onehot.sum(0) > 0
+    per_class = torch.zeros(probs.shape[1], device=probs.device)
+    for c in torch.nonzero(present).flatten().tolist():
+        errors = (onehot[:, c] - probs[:, c]).abs()
+        errors, order = torch.sort(errors, descending=True)
+        per_class[c] = torch.dot(errors, _lovasz_gradient(onehot[order, c]))
+    return _class_mean(per_class, present, weight)
+
+
+def _lovasz_gradient(fg_sorted: torch.Tensor) -> torch.Tensor:
+    """The Jaccard loss's increments along the sorted errors (Berman et al., Algorithm 1)."""
+    gts = fg_sorted.sum()
+    intersection = gts - fg_sorted.cumsum(0)
+    union = gts + (1.0 - fg_sorted).cumsum(0)
+    jaccard = 1.0 - intersection / union
+    return torch.cat([jaccard[:1], jaccard[1:] - jaccard[:-1]])
+
+
+def _batch_share(target: torch.Tensor, ignore_index: int, weight: torch.Tensor | None,
+                 normalizer: Any) -> float:
+    """This batch's share of the step's divisor (1 without ``normalizer``)."""
+    if normalizer is None:
+        return 1.0
+    total = float(normalizer)
+    return loss_normalizer([target], ignore_index, weight) / total if total > 0 else 0.0
 
 
 def loss_normalizer(targets: Sequence[torch.Tensor], ignore_index: int = 255,

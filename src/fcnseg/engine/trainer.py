@@ -388,7 +388,8 @@ def _batch_loss(setup: TrainSetup, images: Any, labels: Any,
         logits = setup.train_model(images)
     return segmentation_loss(logits, labels, reduction=config.loss.reduction,
                              ignore_index=setup.ignore_index, normalizer=normalizer,
-                             weight=setup.class_weights)
+                             weight=setup.class_weights, name=config.loss.name,
+                             focal_gamma=config.loss.focal_gamma)
 
 
 def _no_sync(model: nn.Module, *, inner: bool) -> contextlib.AbstractContextManager:

@@ -76,6 +76,19 @@ def test_segment_rejects_unknown_heatmap_class(client, make_image):
     assert "unicorn" in r.json()["detail"]
 
 
+@pytest.mark.parametrize("number", ["²", "①", "٣", "9" * 5_000])
+def test_heatmap_numbers_that_are_no_class_index_are_a_400_naming_the_field(
+    client, make_image, number
+):
+    _, png = make_image(32, 32)
+    r = client.post("/v1/segment", params={"format": "json", "heatmap": f"sky,{number}"},
+                    files={"image": ("a.png", png, "image/png")})
+    assert r.status_code == 400
+    detail = r.json()["detail"]
+    assert detail.startswith("heatmap: unknown class") and "\n" not in detail
+    assert len(detail) < 400  # five thousand digits are not echoed whole
+
+
 def test_model_describes_classes_palette_geometry_and_convention(client, segmenter):
     r = client.get("/v1/model")
     assert r.status_code == 200

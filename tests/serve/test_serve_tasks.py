@@ -91,6 +91,14 @@ def test_unknown_heatmap_class_of_every_head_is_refused(sift_client) -> None:
     assert r.status_code == 400 and "unicorn" in r.json()["detail"]
 
 
+@pytest.mark.parametrize("number", ["²", "9" * 5_000])
+def test_heatmap_numbers_that_are_no_class_index_of_any_head_are_a_400(sift_client,
+                                                                       number) -> None:
+    r = sift_client.post("/v1/segment", params={"format": "json", "heatmap": number},
+                         files={"image": ("a.png", _png(_image(32, 32, 0)), "image/png")})
+    assert r.status_code == 400 and r.json()["detail"].startswith("heatmap: unknown class")
+
+
 def test_png_answer_of_several_heads_is_the_first_heads_label_map(sift_client,
                                                                   siftflow_segmenter) -> None:
     pixels = _image(40, 48, 0)

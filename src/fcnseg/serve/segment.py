@@ -32,6 +32,7 @@ from fcnseg.serve.limits import PREVIEW_MAX_SIDE
 __all__ = [
     "ACCEPTED_FORMATS",
     "SegmentOptions",
+    "class_index",
     "encode_answer",
     "head_palette",
     "heatmap_options",
@@ -79,6 +80,22 @@ class SegmentOptions:
         return bool(self.heatmap_classes) or any(self.head_heatmap_classes.values())
 
 
+def class_index(token: str, count: int) -> int | None:
+    """``token`` as a class index below ``count``, or None when it is no such index.
+
+    Only ASCII digits count: ``str.isdigit`` also accepts ``²`` or ``①``, which ``int`` then
+    refuses, and ``int`` refuses thousands of digits; neither must get past a 400."""
+    if not (token.isascii() and token.isdigit()) or len(token) > 18:
+        return None
+    index = int(token)
+    return index if index < count else None
+
+
+def _shown(token: str, limit: int = 40) -> str:
+    """``token`` quoted for a message, its middle cut when it is long."""
+    return repr(token if len(token) <= limit else f"{token[:limit // 2]}…{token[-8:]}")
+
+
 def parse_heatmap_classes(spec: str | None, names: Sequence[str]) -> tuple[int, ...]:
     """``"all"``, or comma-separated class names or indices, as class indices (400 if unknown)."""
     if spec is None or not spec.strip():
@@ -87,13 +104,13 @@ def parse_heatmap_classes(spec: str | None, names: Sequence[str]) -> tuple[int, 
         return tuple(range(len(names)))
     chosen: list[int] = []
     for token in (t.strip() for t in spec.split(",")):
-        if token.isdigit() and int(token) < len(names):
-            index = int(token)
+        if (number := class_index(token, len(names))) is not None:
+            index = number
         elif token in names:
             index = list(names).index(token)
         else:
             raise RequestError(
-                400, f"heatmap: unknown class {token!r}; give 'all', class names or indices "
+                400, f"heatmap: unknown class {_shown(token)}; give 'all', class names or indices "
                      f"0..{len(names) - 1}")
         if index not in chosen:
             chosen.append(index)
@@ -114,8 +131,8 @@ def parse_head_heatmap_classes(spec: str | None,
     for token in (t.strip() for t in spec.split(",")):
         found = False
         for h, names in heads.items():
-            if token.isdigit() and h == first and int(token) < len(names):
-                index = int(token)
+            if h == first and (number := class_index(token, len(names))) is not None:
+                index = number
             elif token in names:
                 index = list(names).index(token)
             else:
@@ -125,7 +142,7 @@ def parse_head_heatmap_classes(spec: str | None,
                 chosen[h].append(index)
         if not found:
             listing = "; ".join(f"{h}: {', '.join(names)}" for h, names in heads.items())
-            raise RequestError(400, f"heatmap: unknown class {token!r}; give 'all', class "
+            raise RequestError(400, f"heatmap: unknown class {_shown(token)}; give 'all', class "
                                     f"names ({listing}) or indices of the {first} head")
     return {h: tuple(c) for h, c in chosen.items()}
 

@@ -107,3 +107,36 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory):
         return made[key]
 
     return make
+
+
+@pytest.fixture
+def fake_ghostscript(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A ``gs`` first on PATH whose only act is to create a marker file, whose path is returned:
+    the marker exists if and only if something ran Ghostscript. Pillow's cached answer to "is
+    Ghostscript installed?" is reset, so that it would look for (and run) this one."""
+    import os
+
+    from PIL import EpsImagePlugin
+
+    bin_dir = tmp_path / "fake-bin"
+    bin_dir.mkdir()
+    marker = tmp_path / "ghostscript-ran"
+    gs = bin_dir / "gs"
+    gs.write_text(f"#!/bin/sh\ntouch '{marker}'\nexit 0\n")
+    gs.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    monkeypatch.setattr(EpsImagePlugin, "gs_binary", None)
+    return marker
+
+
+
+@pytest.fixture(scope="session")
+def postscript_bytes() -> bytes:
+    """A small, valid EPS file (Pillow writes it without Ghostscript)."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(buf, format="EPS")
+    return buf.getvalue()

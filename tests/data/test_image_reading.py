@@ -97,3 +97,37 @@ def test_mask_drawn_on_the_stored_pixels_of_a_rotated_photo_is_reported(tmp_path
     out = capsys.readouterr().out
     assert f"{tmp_path / 'masks' / 'a.png'}: mask is 16×10 but its image a.jpg is 10×16" in out
     assert "EXIF orientation tag (6) turns the stored 16×10 pixels by 90°" in out
+
+
+def test_a_postscript_file_named_jpg_is_refused_by_every_reader_before_ghostscript(
+        tmp_path, fake_ghostscript, postscript_bytes):
+    from fcnseg.data.images import file_orientation, open_upright, upright_size
+    from fcnseg.data.io import read_image, read_label
+
+    path = tmp_path / "x.jpg"
+    path.write_bytes(postscript_bytes)
+    for read in (load_image, open_upright, lambda p: load_image(p.read_bytes(), name=str(p))):
+        with pytest.raises(ValueError) as e:
+            read(path)
+        assert str(e.value).startswith(str(path)) and "PostScript" in str(e.value)
+        assert "\n" not in str(e.value)
+    with pytest.raises(DataError, match=r"x\.jpg: unreadable image: a PostScript/EPS file"):
+        read_image(path)
+    with pytest.raises(DataError, match=r"x\.jpg: unreadable mask"):
+        read_label(path)
+    with pytest.raises(OSError):
+        upright_size(path)
+    assert file_orientation(path) == 1
+    assert not fake_ghostscript.exists(), "Ghostscript was run on an untrusted file"
+
+
+def test_check_data_reports_a_postscript_image_in_one_line_without_running_ghostscript(
+        tmp_path, fake_ghostscript, postscript_bytes, capsys):
+    _folder(tmp_path, Image.fromarray(_oriented()), "a.png", np.zeros((10, 16), np.uint8))
+    (tmp_path / "images" / "b.jpg").write_bytes(postscript_bytes)
+    Image.fromarray(np.zeros((10, 16), np.uint8)).save(tmp_path / "masks" / "b.png")
+    assert main(["check-data", "--dataset", "folder", "--root", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if "b.jpg" in x)
+    assert "a PostScript/EPS file" in line and "accepted: PNG, JPEG" in line
+    assert not fake_ghostscript.exists(), "Ghostscript was run on an untrusted file"

@@ -230,3 +230,18 @@ def test_only_missing_inputs_is_an_error_that_names_them(make_checkpoint, tmp_pa
     assert rc == 2
     assert f"nothing to segment: {tmp_path / 'a.png'}: no such file or folder" in captured.err
     assert "wrote outputs" not in captured.out
+
+
+def test_a_postscript_file_named_jpg_is_refused_in_one_line_without_running_ghostscript(
+    make_checkpoint, images, tmp_path, fake_ghostscript, postscript_bytes, capsys
+) -> None:
+    (tmp_path / "photo.jpg").write_bytes(postscript_bytes)
+    out = tmp_path / "out"
+    rc = main(["predict", "--checkpoint", str(make_checkpoint("same")), str(tmp_path / "photo.jpg"),
+               str(images / "x.png"), "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert not fake_ghostscript.exists(), "Ghostscript was run on an untrusted file"
+    lines = [line for line in err.splitlines() if "photo.jpg" in line]
+    assert len(lines) == 1 and "a PostScript/EPS file" in lines[0]
+    assert (out / "x_label.png").is_file(), "the other input is still segmented"

@@ -12,6 +12,10 @@ So that the same file gives the same pixels everywhere:
   8 bits; floating-point images in [0, 1] are scaled to 0-255.
 - **Size.** Pixel counts above a limit are refused before decoding, so that a small compressed
   file cannot make the process allocate gigabytes.
+- **Formats.** Only the raster formats of :data:`IMAGE_FORMATS` are read, whatever the file's
+  name: Pillow is never let to try its other plugins, some of which hand the data to outside
+  programs (EPS and PostScript to Ghostscript). Anything else is refused before any decoder
+  runs, with one line naming the file.
 
 :func:`load_image` is the reader (``fcnseg.inference.load_image`` is the same function);
 :func:`open_upright` gives the decoded, upright PIL image for readers of other things (masks).
@@ -34,12 +38,14 @@ from fcnseg.utils.typing import PathLike
 __all__ = [
     "ALPHA_BACKGROUND",
     "DEFAULT_MAX_PIXELS",
+    "IMAGE_FORMATS",
     "ImageError",
     "ImageSource",
     "ImageTooLargeError",
     "composite_rgba_array",
     "exif_orientation",
     "file_orientation",
+    "image_format_problem",
     "load_image",
     "open_upright",
     "pil_to_rgb",
@@ -48,6 +54,23 @@ __all__ = [
 
 #: Default pixel limit: Pillow's own decompression-bomb threshold (about 89 million pixels).
 DEFAULT_MAX_PIXELS: int = int(Image.MAX_IMAGE_PIXELS or 89_478_485)
+
+#: The image formats read, as Pillow names them, and the only plugins Pillow may try: plain
+#: raster formats decoded in-process. ("JPEG" includes the multi-picture JPEGs, MPO, of many
+#: cameras; "GIF" is read at its first frame; "PPM" covers PBM, PGM and PPM.) Readers of other
+#: raster files (e.g. multi-band TIFF through tifffile) add nothing here: they sniff their own
+#: format before decoding.
+IMAGE_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "BMP", "TIFF", "WEBP", "GIF", "PPM")
+
+# The first bytes of formats that are refused by name (the message says what the file is).
+_KNOWN_OTHERS: tuple[tuple[bytes, str], ...] = (
+    (b"%!PS", "a PostScript/EPS file"),
+    (b"\xc5\xd0\xd3\xc6", "an EPS file"),
+    (b"%PDF", "a PDF file"),
+    (b"\x00\x00\x00\x0cjP  ", "a JPEG 2000 file"),
+    (b"\xff\x4f\xff\x51", "a JPEG 2000 codestream"),
+    (b"8BPS", "a Photoshop file"),
+)
 
 #: The colour transparent pixels are composited on, everywhere images are read.
 ALPHA_BACKGROUND: tuple[int, int, int] = (255, 255, 255)
@@ -123,7 +146,7 @@ def exif_orientation(img: Image.Image) -> int:
 
 def file_orientation(path: PathLike) -> int:
     """The EXIF orientation of the image file at ``path`` (1 when absent or unreadable)."""
-    with contextlib.suppress(Exception), Image.open(path) as img:
+    with contextlib.suppress(Exception), Image.open(path, formats=IMAGE_FORMATS) as img:
         img.load()  # a PNG may keep its EXIF after the pixels
         return exif_orientation(img)
     return 1
@@ -135,13 +158,13 @@ def upright_size(path: PathLike) -> tuple[int, int]:
 
     Raises:
         OSError: the file is missing or unreadable (``UnidentifiedImageError`` when it is no
-            image Pillow knows).
+            image in one of :data:`IMAGE_FORMATS`).
         ImageTooLargeError: Pillow refuses the header's size as a decompression bomb.
     """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(path)
+            img = Image.open(path, formats=IMAGE_FORMATS)
     except Image.DecompressionBombError as e:
         raise ImageTooLargeError(path, f"refused as a decompression bomb ({e})") from None
     with img:
@@ -155,6 +178,27 @@ def upright_size(path: PathLike) -> tuple[int, int]:
 def _upright(img: Image.Image) -> Image.Image:
     method = _UPRIGHT.get(exif_orientation(img))
     return img if method is None else img.transpose(method)
+
+
+def image_format_problem(head: bytes) -> str:
+    """Why data starting with ``head`` is refused, as the end of a one-line message: what it is
+    when its first bytes say so (a PostScript file ...), and the formats that are read."""
+    kind = next((what for magic, what in _KNOWN_OTHERS if head.startswith(magic)), None)
+    accepted = ", ".join(IMAGE_FORMATS)
+    if kind is not None:
+        return f"{kind}, not an image format that is read (accepted: {accepted})"
+    return f"not an image in an accepted format ({accepted})"
+
+
+def _head(stream: Any, size: int = 16) -> bytes:
+    """The first bytes of a file path or seekable stream (b"" when they cannot be read)."""
+    with contextlib.suppress(Exception):
+        if isinstance(stream, Path):
+            with open(stream, "rb") as f:
+                return f.read(size)
+        stream.seek(0)
+        return bytes(stream.read(size))
+    return b""
 
 
 @contextlib.contextmanager
@@ -174,11 +218,12 @@ def _opened(source: ImageSource, where: str, max_pixels: int | None) -> Any:
         with warnings.catch_warnings():
             # Pillow only warns between its limit and twice it; we decide with max_pixels.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(stream)
+            # Only the allowed plugins are tried: no other decoder ever sees the data.
+            img = Image.open(stream, formats=IMAGE_FORMATS)
     except Image.DecompressionBombError as e:
         raise ImageTooLargeError(where, f"refused as a decompression bomb ({e})") from None
     except Image.UnidentifiedImageError:
-        raise ImageError(where, "not an image in a format Pillow can read") from None
+        raise ImageError(where, image_format_problem(_head(stream))) from None
     except MemoryError:
         raise
     except Exception as e:  # noqa: BLE001 - a corrupt header fails in format-specific ways

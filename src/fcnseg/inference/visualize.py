@@ -249,7 +249,7 @@ def save_label_png(
 def read_label_png(path: str | os.PathLike[str]) -> np.ndarray:
     """Read a label PNG's indices (never its colours): uint8 for palette or 8-bit grayscale
     files, int64 for the 16-bit ones written for models of more than 256 classes."""
-    with Image.open(path) as img:
+    with Image.open(path, formats=("PNG",)) as img:  # no other plugin ever sees the data
         if img.mode in ("P", "L"):
             return np.array(img, dtype=np.uint8)
         if img.mode.startswith("I"):

@@ -17,6 +17,7 @@ from PIL import Image, UnidentifiedImageError
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
+from fcnseg.data.images import IMAGE_FORMATS
 from fcnseg.data.palette import palette_for
 from fcnseg.inference import ImageError, ImageTooLargeError, Prediction, Segmenter, load_image
 from fcnseg.inference.files import PictureStyle, overlay_picture
@@ -49,10 +50,10 @@ log = logging.getLogger("fcnseg.serve")
 #: ``predict(image, return_probs=...)``: a decoded image's prediction.
 Predict = Callable[..., Prediction]
 
-# Raster formats accepted. Others are refused unread: some Pillow plugins hand the data to
-# outside programs (EPS to Ghostscript), which a public upload should never reach. "JPEG"
-# includes the multi-picture JPEGs (MPO) of many cameras.
-ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF", "PPM")
+# Raster formats accepted: the one allow-list of every image reader (predict, check-data and
+# training read the same). Others are refused unread: some Pillow plugins hand the data to
+# outside programs (EPS to Ghostscript), which a public upload should never reach.
+ACCEPTED_FORMATS = IMAGE_FORMATS
 
 
 @dataclass(frozen=True)

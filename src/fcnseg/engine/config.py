@@ -156,6 +156,12 @@ class RunConfig:
     log_every: int = 20
     progress: bool = True
     tensorboard: bool = True
+    #: Keep an exponential moving average of the weights with this decay (e.g. 0.999); the
+    #: average is what evaluations score and checkpoints hold as the model. null = none.
+    ema: float | None = None
+    #: Stop when the first head's mean IU has not risen by more than ``min_delta`` for
+    #: ``patience`` evaluations in a row: ``{patience: 5, min_delta: 0.001}``. null = never.
+    early_stop: dict[str, Any] | None = None
 
 
 @dataclass
@@ -225,6 +231,7 @@ class TrainConfig:
                               f"{self.loss.sample_rate!r}")
         self._validate_class_weights()
         self._validate_loss_name()
+        self._validate_run_extras()
         if self.published is not None and not isinstance(self.published, dict):
             raise ConfigError(f"published: expected a mapping, got {self.published!r}")
         if self.data.scale_range is not None and len(self.data.scale_range) != 2:
@@ -248,6 +255,27 @@ class TrainConfig:
                               f"list of non-negative numbers, got {weights!r}")
         if max_weight is not None and not max_weight > 0:
             raise ConfigError(f"loss.max_weight: must be positive or null, got {max_weight!r}")
+
+    def _validate_run_extras(self) -> None:
+        ema = self.train.ema
+        if ema is not None and (isinstance(ema, bool) or not isinstance(ema, (int, float))
+                                or not 0.0 < ema < 1.0):
+            raise ConfigError(f"train.ema: expected a decay between 0 and 1 (e.g. 0.999) or "
+                              f"null, got {ema!r}")
+        stop = self.train.early_stop
+        if stop is None:
+            return
+        if not isinstance(stop, dict) or set(stop) - {"patience", "min_delta"}:
+            raise ConfigError(f"train.early_stop: expected {{patience: N, min_delta: d}} or "
+                              f"null, got {stop!r}")
+        patience, min_delta = stop.get("patience"), stop.get("min_delta", 0.0)
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+            raise ConfigError(f"train.early_stop.patience: expected a number of evaluations "
+                              f"(1 or more), got {patience!r}")
+        if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)) \
+                or min_delta < 0:
+            raise ConfigError(f"train.early_stop.min_delta: expected a mean IU difference "
+                              f"(0 or more, e.g. 0.001), got {min_delta!r}")
 
     def _validate_loss_name(self) -> None:
         from fcnseg.engine.loss import SET_TERMS, parse_loss_name

@@ -30,6 +30,7 @@ from fcnseg.data.images import ImageTooLargeError, upright_size
 from fcnseg.data.transforms import build_eval_transform, build_train_transform
 from fcnseg.engine.config import TrainConfig, config_to_dict
 from fcnseg.engine.distributed import DistInfo
+from fcnseg.engine.ema import WeightAverage
 from fcnseg.engine.errors import FIX_DATA, BadSampleError
 from fcnseg.engine.evaluation import ShardedEvalSampler
 from fcnseg.engine.loss import LossSampler, build_class_weights, score_grid
@@ -91,6 +92,14 @@ class TrainSetup:
     #: Classes the validation scores leave out of the class means (the dataset's
     #: ``eval_exclude_classes``: a list, or ``{head: classes}`` with several heads).
     eval_exclude_classes: Any = ()
+    #: The moving average of the weights (``train.ema``), or None.
+    ema: WeightAverage | None = None
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """What evaluations score and checkpoints hold: the weights' moving average with
+        ``train.ema``, else the model."""
+        return self.model if self.ema is None else self.ema.module
 
     @property
     def device(self) -> torch.device:
@@ -162,6 +171,7 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
             info.device, "fp32" if config.amp == "none" else config.amp)
     optimize(model, "training", device=info.device, channels_last=channels_last)
     optimizer = make_optimizer(model, config.optim)
+    ema = WeightAverage(model, config.train.ema) if config.train.ema else None
     scheduler = build_scheduler(optimizer, config.train.iterations, config.schedule)
     scaler = torch.amp.GradScaler(info.device.type, enabled=config.amp == "fp16")
     sampler, loader, generator = _train_loader(config, info, train_ds, ignore_index)
@@ -175,7 +185,7 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
         class_weights=None if class_weights is None else class_weights.to(info.device),
         class_pixels=class_pixels, warnings=startup_warnings(config, plain, info.device.type),
         channels_last=channels_last, head_classes=head_classes,
-        eval_exclude_classes=getattr(plain, "eval_exclude_classes", ()))
+        eval_exclude_classes=getattr(plain, "eval_exclude_classes", ()), ema=ema)
 
 
 def _head_classes(dataset: Any) -> dict[str, list[str]] | None:

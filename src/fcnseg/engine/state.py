@@ -45,6 +45,8 @@ class TrainState:
     #: The evaluation at ``iteration`` has not finished (last.pt is saved before each one); a
     #: resumed run does it first.
     eval_pending: bool = False
+    #: Evaluations in a row without a rise of ``train.early_stop.min_delta`` in mean IU.
+    stale_evals: int = 0
 
     @classmethod
     def start(cls, setup: TrainSetup) -> TrainState:
@@ -61,11 +63,16 @@ class TrainState:
         saved = ckpt["state"]
         if not saved:
             raise ValueError(f"{path}: holds no training state to resume from")
-        problem = describe_mismatch(path, setup.model, ckpt["model_state_dict"])
+        # With train.ema the checkpoint's model is the average; the trained weights are kept
+        # beside it.
+        weights = saved.get("train_weights") or ckpt["model_state_dict"]
+        problem = describe_mismatch(path, setup.model, weights)
         if problem:
             raise ValueError(f"resume: the recipe's model ({setup.config.model.arch}) is not the "
                              f"one this run trained; {problem}")
-        setup.model.load_state_dict(ckpt["model_state_dict"])
+        setup.model.load_state_dict(weights)
+        if setup.ema is not None:
+            setup.ema.load_state_dict(saved.get("ema") or {}, ckpt["model_state_dict"])
         setup.optimizer.load_state_dict(saved["optimizer"])
         setup.scheduler.load_state_dict(saved["scheduler"])
         setup.scaler.load_state_dict(saved["scaler"])
@@ -82,7 +89,8 @@ class TrainState:
                     position=int(saved["data"]["position"]),
                     best_mean_iu=saved.get("best_mean_iu"),
                     metrics=dict(ckpt.get("metrics") or {}),
-                    eval_pending=bool(saved.get("eval_pending", False)))
+                    eval_pending=bool(saved.get("eval_pending", False)),
+                    stale_evals=int(saved.get("stale_evals", 0)))
         say(f"resumed {path} at iteration {state.iteration} (epoch {state.epoch}, batch "
             f"{state.position})")
         return state
@@ -99,6 +107,8 @@ class TrainState:
         # replace the last good checkpoint with a broken one. Every process holds the same
         # weights, so all of them stop here together.
         bad = non_finite_parameters(setup.model)
+        if setup.ema is not None:
+            bad += [f"average of {name}" for name in non_finite_parameters(setup.ema.module)]
         if bad:
             raise TrainingDiverged(
                 f"weights became NaN or infinite by iteration {self.iteration} ({_listing(bad)}); "
@@ -123,9 +133,14 @@ class TrainState:
                 "best_mean_iu": self.best_mean_iu,
                 "eval_pending": self.eval_pending,
                 "world_size": setup.info.world_size,
+                "stale_evals": self.stale_evals,
             }
-        save_checkpoint(path, setup.model, class_names=setup.class_names, palette=setup.palette,
-                        ignore_index=setup.ignore_index, recipe=setup.recipe,
+            if setup.ema is not None:
+                saved["ema"] = setup.ema.state_dict()
+                saved["train_weights"] = {k: v.detach().cpu().clone()
+                                          for k, v in setup.model.state_dict().items()}
+        save_checkpoint(path, setup.eval_model, class_names=setup.class_names,
+                        palette=setup.palette, ignore_index=setup.ignore_index, recipe=setup.recipe,
                         head_classes=setup.head_classes,
                         iteration=self.iteration, epoch=self.epoch, metrics=self.metrics,
                         state=saved)

@@ -79,7 +79,8 @@ class TrainResult:
 
     out: Path
     iteration: int
-    #: "completed" or "interrupted" (a signal stopped it after saving ``last.pt``).
+    #: "completed", "stopped_early" (``train.early_stop``) or "interrupted" (a signal stopped
+    #: it after saving ``last.pt``).
     status: str
     best_mean_iu: float | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -166,11 +167,17 @@ def _train(config: TrainConfig, info: DistInfo, resume: bool) -> TrainResult:
         shutdown_workers(setup.loader, setup.val_loader)
         progress.close()
         log.close()
+    stopped_early = stop_signal is None and patience_exhausted(setup, state)
+    if stopped_early:
+        say(f"stopped early: mean IU has not risen by more than "
+            f"{setup.config.train.early_stop.get('min_delta', 0.0)} for {state.stale_evals} "
+            f"evaluations (train.early_stop)")
     if stop_signal is None:
         say(f"done: {state.iteration} iterations; best mean IU {_pct(state.best_mean_iu)}; "
             f"checkpoints in {run_dir}")
     return TrainResult(out=run_dir, iteration=state.iteration,
-                       status="completed" if stop_signal is None else "interrupted",
+                       status=("interrupted" if stop_signal is not None else
+                               "stopped_early" if stopped_early else "completed"),
                        best_mean_iu=state.best_mean_iu, metrics=state.metrics,
                        signal=stop_signal)
 
@@ -216,7 +223,7 @@ def _loop(setup: TrainSetup, state: TrainState, log: _RunLog, progress: _Progres
     every = setup.config.train.checkpoint_every
     if state.eval_pending and maybe_evaluate(setup, state, log, progress):
         state.save(setup, setup.last_path)  # the evaluation a stop cut short, done now
-    if state.iteration >= total:
+    if state.iteration >= total or patience_exhausted(setup, state):
         return None
     for batches, (epoch, position) in _step_batches(setup, state):
         sampler_before = setup.loss_sampler.state_dict()
@@ -235,7 +242,7 @@ def _loop(setup: TrainSetup, state: TrainState, log: _RunLog, progress: _Progres
         evaluated = maybe_evaluate(setup, state, log, progress)
         if evaluated or state.iteration % every == 0 or state.iteration == total:
             state.save(setup, setup.last_path)
-        if state.iteration >= total:
+        if state.iteration >= total or patience_exhausted(setup, state):
             break
     return None
 
@@ -374,6 +381,8 @@ def accumulated_step(setup: TrainSetup, batches: list[tuple[Any, Any]],
         # iteration count, which is what we want.
         warnings.filterwarnings("ignore", message=r"Detected call of `lr_sch")
         setup.scheduler.step()
+    if setup.ema is not None:
+        setup.ema.update(setup.model)
     return float(total)
 
 
@@ -452,12 +461,32 @@ def maybe_evaluate(setup: TrainSetup, state: TrainState, log: _RunLog,
     log.write({"iteration": state.iteration, "epoch": state.epoch, "split": "val",
                **_scalar_metrics(state.metrics)})
     miu = state.metrics.get("mean_iu")
+    _count_stale_evaluation(setup, state, miu)
     progress.write(f"iteration {state.iteration}: mean IU {_pct(miu)}, pixel acc "
                    f"{_pct(state.metrics.get('pixel_acc'))}")
     if miu is not None and (state.best_mean_iu is None or miu > state.best_mean_iu):
         state.best_mean_iu = float(miu)
         state.save(setup, setup.best_path, with_state=False)
     return True
+
+
+def _count_stale_evaluation(setup: TrainSetup, state: TrainState, miu: Any) -> None:
+    """With ``train.early_stop``: reset the count of evaluations without progress when mean
+    IU beats the best so far by more than ``min_delta``, else add one."""
+    stop = setup.config.train.early_stop
+    if stop is None or miu is None:
+        return
+    min_delta = float(stop.get("min_delta", 0.0))
+    if state.best_mean_iu is None or float(miu) > state.best_mean_iu + min_delta:
+        state.stale_evals = 0
+    else:
+        state.stale_evals += 1
+
+
+def patience_exhausted(setup: TrainSetup, state: TrainState) -> bool:
+    """Whether ``train.early_stop`` ends the run: ``patience`` evaluations without progress."""
+    stop = setup.config.train.early_stop
+    return stop is not None and state.stale_evals >= int(stop["patience"])
 
 
 def _saved_metrics(result: dict[str, Any]) -> dict[str, Any]:
@@ -487,7 +516,7 @@ def _evaluate(setup: TrainSetup) -> tuple[dict[str, Any], str | None]:
     read (returned, as in :func:`_next_batch`)."""
     assert setup.val_loader is not None
     try:
-        return evaluate_model(setup.model, setup.val_loader,
+        return evaluate_model(setup.eval_model, setup.val_loader,
                               num_classes=setup.eval_num_classes,
                               ignore_index=setup.ignore_index, device=setup.device,
                               amp=setup.config.amp,

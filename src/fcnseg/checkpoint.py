@@ -32,7 +32,7 @@ from fcnseg.models.builders import check_build_kwargs
 from fcnseg.models.identity import ModelIdentity
 from fcnseg.models.trunk import BackboneError
 from fcnseg.models.weights import WeightsError, describe_mismatch
-from fcnseg.pretrained.resolve import FORMAT, resolve_checkpoint
+from fcnseg.pretrained.resolve import FORMAT, checkpoint_source, resolve_checkpoint
 from fcnseg.utils.files import atomic_write
 from fcnseg.utils.typing import PathLike
 
@@ -170,6 +170,7 @@ def load_checkpoint(path: PathLike) -> dict[str, Any]:
     Malformed metadata (a palette of strings, a non-integer ignore value, a class-name count
     that differs from ``num_classes`` ...) is a :class:`CheckpointError` naming the file and the
     field."""
+    source = checkpoint_source(path)
     path = resolve_checkpoint(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
@@ -184,8 +185,10 @@ def load_checkpoint(path: PathLike) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not a checkpoint (no 'model_state_dict')")
     if ckpt.get("format") != FORMAT:
         ckpt = _from_port(path, ckpt)
-    _check_metadata(path, ckpt)
+    _check_metadata(source.config if source else path, ckpt, in_config=source is not None)
     ckpt["path"] = str(path)
+    if source is not None:  # errors name the user's files, not the cached copy at ``path``
+        ckpt["source"] = {"config": source.config, "weights": source.weights}
     return ckpt
 
 
@@ -214,9 +217,13 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _check_metadata(path: Path, ckpt: Mapping[str, Any]) -> None:
-    """One-line errors naming the file and the field for malformed checkpoint metadata."""
+def _check_metadata(path: Path | str, ckpt: Mapping[str, Any], in_config: bool = False) -> None:
+    """One-line errors naming the file and the field for malformed checkpoint metadata
+    (``in_config``: named as the fields of a pretrained config.json, where the model's fields
+    are at the top)."""
     def bad(field: str, problem: str) -> CheckpointError:
+        if in_config:
+            field = field.removeprefix("model.")
         return CheckpointError(f"{path}: {field}: {problem}"[:400])
 
     for section, keys in (("model", ("arch", "build_kwargs", "input_convention")),
@@ -287,14 +294,15 @@ def _size_fields(kwargs: Mapping[str, Any], expected: Mapping[str, torch.Tensor]
 
 
 def _check_sizes(where: Any, arch: str, kwargs: Mapping[str, Any],
-                 state_dict: Mapping[str, torch.Tensor], extra: Mapping[str, Any]) -> None:
+                 state_dict: Mapping[str, torch.Tensor], extra: Mapping[str, Any],
+                 fields: str = "model.") -> None:
     """Build the model on the meta device (no memory) and compare its tensor shapes with the
     weights, so that absurd sizes in the metadata fail before anything is allocated."""
     try:
         with torch.device("meta"):
             shapes = build_model(arch, **kwargs, **extra).state_dict()
     except (ValueError, TypeError) as e:
-        raise CheckpointError(f"{where}: model.build_kwargs: {e}") from e
+        raise CheckpointError(f"{where}: {fields}build_kwargs: {e}") from e
     except Exception:  # noqa: BLE001 - user factories may not run on the meta device
         return  # the real build below reports its own errors
     mismatched = sorted(k for k in set(shapes) & set(state_dict)
@@ -302,7 +310,7 @@ def _check_sizes(where: Any, arch: str, kwargs: Mapping[str, Any],
     if mismatched:
         key = mismatched[0]
         raise CheckpointError(
-            f"{where}: model.build_kwargs ({_size_fields(kwargs, shapes, state_dict)}) do not "
+            f"{where}: {fields}build_kwargs ({_size_fields(kwargs, shapes, state_dict)}) do not "
             f"fit the weights: shape mismatches in {len(mismatched)} tensors, e.g. {key}: file "
             f"{tuple(state_dict[key].shape)} vs {tuple(shapes[key].shape)} from the metadata")
 
@@ -325,7 +333,10 @@ def build_model_from_checkpoint(
     """
     if not isinstance(ckpt, Mapping):
         ckpt = load_checkpoint(ckpt)
-    where = Path(ckpt.get("path", "<checkpoint>"))
+    source = ckpt.get("source") or {}
+    where = source.get("config") or Path(ckpt.get("path", "<checkpoint>"))
+    weights_where = source.get("weights") or where
+    fields = "" if source else "model."  # a config.json has the model's fields at the top
     desc = ckpt["model"]
     arch = desc["arch"]
     kwargs = dict(desc["build_kwargs"])
@@ -338,19 +349,20 @@ def build_model_from_checkpoint(
     try:
         check_build_kwargs(arch, kwargs)
     except ValueError as e:
-        raise CheckpointError(f"{where}: model.{e}") from None
+        field = "" if str(e).startswith("build_kwargs") else "arch: "
+        raise CheckpointError(f"{where}: {fields}{field}{e}") from None
     state_dict = ckpt["model_state_dict"]
     try:
         if load_weights:
-            _check_finite(where, state_dict)
-            _check_sizes(where, arch, kwargs, state_dict, extra)
+            _check_finite(weights_where, state_dict)
+            _check_sizes(where, arch, kwargs, state_dict, extra, fields)
         # The recorded convention is the weights' (it may differ from the builder's default).
         model = build_model(arch, **{**kwargs, "input_convention": desc["input_convention"]},
                             **extra)
     except BackboneError as e:
         raise CheckpointError(f"{where}: {e}") from e
     if load_weights:
-        problem = describe_mismatch(where, model, state_dict)
+        problem = describe_mismatch(weights_where, model, state_dict)
         if problem:
             raise WeightsError(problem)
         model.load_state_dict(state_dict)

@@ -197,3 +197,82 @@ def test_a_training_run_folder_points_to_its_checkpoint(tmp_path: Path) -> None:
     with pytest.raises(HubError, match=r"no config.json in .*run .*for a training run, pass "
                                        r".*run/best.pt"):
         load_checkpoint(run)
+
+
+def _spoilt_config(tmp_path: Path, spoil) -> Path:
+    """A pretrained folder whose config.json ``spoil`` (config -> config) has rewritten."""
+    folder = save_pretrained(_model(3), tmp_path / "spoilt", class_names=["a", "b", "c"])
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(spoil(config)))
+    return folder
+
+
+@pytest.mark.parametrize(("spoil", "problem"), [
+    (lambda c: [c], "expected a JSON object of fields, got a list"),
+    (lambda c: {**c, "metrics": 5}, "metrics: expected a JSON object, got a number"),
+    (lambda c: {**c, "classes": [1]}, "classes: expected a JSON object, got a list"),
+    (lambda c: {**c, "arch": 5}, "arch: expected a model name, got 5"),
+    (lambda c: {**c, "classes": {**c["classes"], "names": ["a"]}},
+     "classes.names: 1 names for a model with build_kwargs.num_classes=3"),
+    (lambda c: {**c, "classes": {**c["classes"], "ignore_index": "x"}},
+     "classes.ignore_index: expected an integer label value, got 'x'"),
+])
+def test_a_config_json_that_lies_is_one_line_naming_it_and_the_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture, spoil, problem: str
+) -> None:
+    folder = _spoilt_config(tmp_path, spoil)
+    assert main(["info", str(folder)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"fcnseg info: error: {folder / 'config.json'}: {problem}"
+
+
+@pytest.mark.parametrize(("spoil", "problem"), [
+    (lambda c: {**c, "arch": "fcn4s"}, "arch: unknown model 'fcn4s'"),
+    (lambda c: {**c, "build_kwargs": {**c["build_kwargs"], "width": 0.5}},
+     "build_kwargs (width=0.5, fc_channels=16) do not fit the weights"),
+    (lambda c: {**c, "build_kwargs": {**c["build_kwargs"], "colour": 1}},
+     "build_kwargs.colour: not an argument of fcn8s"),
+])
+def test_a_config_json_that_does_not_build_names_it_not_the_cached_copy(
+    tmp_path: Path, capsys: pytest.CaptureFixture, spoil, problem: str
+) -> None:
+    folder = _spoilt_config(tmp_path, spoil)
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "x.png")
+    assert main(["predict", "--checkpoint", str(folder), str(tmp_path / "x.png"),
+                 "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith(f"fcnseg predict: error: {folder / 'config.json'}: {problem}"), err
+    assert "checkpoints" not in err  # the cache folder of built copies
+
+
+def test_nan_weights_in_a_pretrained_folder_name_its_safetensors_file(tmp_path: Path) -> None:
+    from fcnseg.checkpoint import CheckpointError, build_model_from_checkpoint
+
+    model = _model(3)
+    with torch.no_grad():
+        model.score_fr.weight[0, 0] = float("nan")
+    folder = save_pretrained(model, tmp_path / "nan", class_names=["a", "b", "c"])
+    with pytest.raises(CheckpointError, match=r"nan/model\.safetensors: tensor score_fr\.weight "
+                                              r"holds NaN"):
+        build_model_from_checkpoint(folder)
+
+
+def test_info_reads_hf_references_as_predict_does(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture) -> None:
+    folder = save_pretrained(_model(3), tmp_path / "export", class_names=["a", "b", "c"])
+    _hf_cache_repo(tmp_path / "hf-cache", "someone/tiny-fcn", folder)
+    assert main(["info", "--checkpoint", "hf://someone/tiny-fcn", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    size = sum(f.stat().st_size for f in folder.iterdir())
+    assert record["path"] == "hf://someone/tiny-fcn" and record["file_bytes"] == size
+
+
+def test_info_on_a_pretrained_folder_gives_the_size_of_its_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    folder = save_pretrained(_model(3), tmp_path / "export", class_names=["a", "b", "c"])
+    size = sum(f.stat().st_size for f in folder.iterdir())
+    assert size > 100_000  # shows as 0.1 MB or more
+    assert main(["info", str(folder)]) == 0
+    assert f"{size / 1e6:.1f} MB on disk" in capsys.readouterr().out

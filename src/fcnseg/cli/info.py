@@ -10,6 +10,7 @@ from typing import Any
 
 from fcnseg.checkpoint import load_checkpoint
 from fcnseg.cli import options
+from fcnseg.pretrained.resolve import checkpoint_files
 
 NAME = "info"
 HELP = ("Show what a checkpoint describes: architecture, geometry, classes, input convention, "
@@ -35,7 +36,8 @@ def record(path: str) -> dict[str, Any]:
     state = ckpt.get("model_state_dict") or {}
     return {
         "path": str(path),
-        "file_bytes": os.path.getsize(path),
+        # A pretrained folder or hf:// is the size of its files, not of the cached copy.
+        "file_bytes": sum(os.path.getsize(f) for f in checkpoint_files(path)),
         "parameters": sum(int(t.numel()) for t in state.values() if hasattr(t, "numel")),
         "model": ckpt.get("model"),
         "classes": {**ckpt["classes"], "palette": list(ckpt["classes"]["palette"])[: len(names)]},

@@ -237,6 +237,7 @@ def save_with_temperature(
         raise ValueError(f"temperature must be a positive number, got {temperature}")
     ckpt = load_checkpoint(checkpoint)
     ckpt.pop("path", None)  # added on load; the file's own location is not stored
+    ckpt.pop("source", None)  # likewise the pretrained files it was read from
     ckpt["temperature"] = float(temperature)
     ckpt["calibration"] = dict(info or {})
     out = Path(out)

@@ -15,11 +15,13 @@ builds on it. Writing pretrained folders and the Hub upload are in :mod:`fcnseg.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,10 @@ __all__ = [
     "CONFIG_NAME",
     "FORMAT",
     "WEIGHTS_NAME",
+    "CheckpointSource",
     "HubError",
+    "checkpoint_files",
+    "checkpoint_source",
     "is_pretrained_spec",
     "resolve_checkpoint",
 ]
@@ -56,25 +61,61 @@ class HubError(ValueError):
     mean "try it as a plain state dict" must not swallow a missing Hub repository."""
 
 
-def _checkpoint_from(config: Mapping[str, Any], state_dict: dict[str, torch.Tensor],
+def _checkpoint_from(config: Any, state_dict: dict[str, torch.Tensor], spec: str,
                      where: str) -> dict[str, Any]:
-    """The checkpoint dict (see :mod:`fcnseg.checkpoint`) that a config describes."""
+    """The checkpoint dict (see :mod:`fcnseg.checkpoint`) that a config describes, for the
+    ``--checkpoint`` value ``spec``; ``where`` names the config in errors (the user's
+    config.json, never the cached copy)."""
+    def bad(problem: str) -> HubError:
+        return HubError(f"{where}: {problem}"[:400])
+
+    if not isinstance(config, Mapping):
+        raise bad(f"expected a JSON object of fields, got a {_json_kind(config)}")
     if config.get("format") != CONFIG_FORMAT:
-        raise HubError(f"{where}: not an fcnseg pretrained config (format "
-                       f"{config.get('format')!r}, expected {CONFIG_FORMAT!r})")
+        raise bad(f"not an fcnseg pretrained config (format {config.get('format')!r}, "
+                  f"expected {CONFIG_FORMAT!r})")
+    missing = [k for k in ("arch", "build_kwargs", "input_convention", "classes")
+               if k not in config]
+    if missing:
+        raise bad(f"lacks the field(s) {', '.join(missing)}")
+    for key, kind in (("build_kwargs", Mapping), ("input_convention", Mapping),
+                      ("classes", Mapping), ("metrics", Mapping | None)):
+        if not isinstance(config.get(key), kind):
+            raise bad(f"{key}: expected a JSON object, got a {_json_kind(config.get(key))}")
     try:
         get_convention(config["input_convention"])
-        model = {"arch": str(config["arch"]), "build_kwargs": dict(config["build_kwargs"]),
-                 "input_convention": dict(config["input_convention"])}
-        classes = config["classes"]
-        classes = {"names": [str(n) for n in classes["names"]], "palette": classes["palette"],
-                   "ignore_index": int(classes["ignore_index"])}
     except (KeyError, TypeError, ValueError) as e:
-        raise HubError(f"{where}: config lacks or mangles a field ({type(e).__name__}: {e})") \
-            from e
+        raise bad(f"input_convention: {e}") from None
+    classes = config["classes"]
+    missing = [k for k in ("names", "palette", "ignore_index") if k not in classes]
+    if missing:
+        raise bad(f"classes lacks the field(s) {', '.join(missing)}")
+    if not isinstance(classes["names"], list):
+        raise bad(f"classes.names: expected a list of names, got a "
+                  f"{_json_kind(classes['names'])}")
+    model = {"arch": config["arch"], "build_kwargs": dict(config["build_kwargs"]),
+             "input_convention": dict(config["input_convention"])}
+    ignore_index = classes["ignore_index"]
+    with contextlib.suppress(TypeError, ValueError):  # else the checkpoint checks name it
+        ignore_index = int(ignore_index)
+    classes = {"names": [str(n) for n in classes["names"]], "palette": classes["palette"],
+               "ignore_index": ignore_index}
     return {"format": FORMAT, "model_state_dict": state_dict, "model": model,
-            "classes": classes, "recipe": {"pretrained": where}, "iteration": 0, "epoch": 0,
+            "classes": classes, "recipe": {"pretrained": spec}, "iteration": 0, "epoch": 0,
             "metrics": dict(config.get("metrics") or {}), "state": {}}
+
+
+def _json_kind(value: Any) -> str:
+    """What a JSON value is, as a user who wrote the file would name it."""
+    if isinstance(value, Mapping):
+        return "JSON object"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, bool):
+        return "boolean"
+    if value is None:
+        return "null"
+    return "number" if isinstance(value, int | float) else "string"
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -100,10 +141,12 @@ def _read_folder(folder: Path, where: str) -> dict[str, Any]:
                            f"{CONFIG_NAME} and {WEIGHTS_NAME}){hint}")
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise HubError(f"{config_path}: not valid JSON ({e})") from e
     state_dict, _ = _read_safetensors(weights)
-    return _checkpoint_from(config, state_dict, where)
+    named = checkpoint_source(where)
+    return _checkpoint_from(config, state_dict, where,
+                            named.config if named else str(config_path))
 
 
 def _read_safetensors_checkpoint(path: Path) -> dict[str, Any]:
@@ -114,9 +157,11 @@ def _read_safetensors_checkpoint(path: Path) -> dict[str, Any]:
                        f"fcnseg.hub.save_pretrained")
     try:
         config = json.loads(metadata[METADATA_KEY])
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, RecursionError) as e:
         raise HubError(f"{path}: its fcnseg metadata is not valid JSON ({e})") from e
-    return _checkpoint_from(config, state_dict, str(path))
+    named = checkpoint_source(path)
+    return _checkpoint_from(config, state_dict, str(path),
+                            named.config if named else str(path))
 
 
 def _hf_folder(spec: str) -> Path:
@@ -168,6 +213,40 @@ def is_pretrained_spec(spec: PathLike) -> bool:
         return True
     p = Path(s)
     return p.is_dir() or (p.suffix == ".safetensors" and p.is_file())
+
+
+@dataclass(frozen=True)
+class CheckpointSource:
+    """How errors name the user's own files behind a pretrained ``--checkpoint`` (which is
+    read through a cached copy): ``config`` for its description, ``weights`` for its tensors."""
+
+    config: str
+    weights: str
+
+
+def checkpoint_source(spec: PathLike) -> CheckpointSource | None:
+    """The user's files behind a pretrained ``spec`` as errors name them; None for a plain
+    checkpoint file (which is its own source). Reads nothing."""
+    s = os.fspath(spec)
+    if s.startswith("hf://"):
+        return CheckpointSource(f"{s} ({CONFIG_NAME})", f"{s} ({WEIGHTS_NAME})")
+    path = Path(s)
+    if path.is_dir():
+        return CheckpointSource(str(path / CONFIG_NAME), str(path / WEIGHTS_NAME))
+    if path.suffix == ".safetensors" and path.is_file():
+        return CheckpointSource(f"{path} (its fcnseg metadata)", str(path))
+    return None
+
+
+def checkpoint_files(spec: PathLike) -> list[Path]:
+    """The files on this machine that ``spec`` is read from: a checkpoint file itself, a
+    pretrained folder's config and weights, or those of ``hf://`` in the Hugging Face cache
+    (fetched first, as :func:`resolve_checkpoint` does)."""
+    s = os.fspath(spec)
+    folder = _hf_folder(s) if s.startswith("hf://") else Path(s)
+    if folder.is_dir():
+        return [f for f in (folder / CONFIG_NAME, folder / WEIGHTS_NAME) if f.is_file()]
+    return [folder]
 
 
 def _materialised(sources: Sequence[Path], build: Any) -> Path:

@@ -116,3 +116,50 @@ def test_blob_whose_shape_disagrees_with_its_data_is_refused(tmp_path: Path) -> 
     with pytest.raises(CaffeModelError, match=r"layer 'score' blob 0: shape \(5,\) needs 5 "
                                               r"values, the file holds 4"):
         read_caffemodel(path)
+
+
+def _many(payload: bytes, count: int) -> bytes:
+    return payload * count
+
+
+@pytest.mark.parametrize("content", ["empty blobs", "empty layers", "layer fields"])
+def test_entries_beyond_what_the_file_size_justifies_are_refused(tmp_path: Path,
+                                                                 content: str) -> None:
+    # Each entry is two or three bytes in the file but a Python object or more in memory: a
+    # 16 MB file of them once took 3.9 GB and two minutes. The reader stops at a budget that
+    # grows with the file's size, naming the file in one line.
+    from fcnseg.pretrained.caffemodel import BYTES_PER_ENTRY, ENTRY_BUDGET_FLOOR
+
+    count = ENTRY_BUDGET_FLOOR + 50_000
+    name = _len_field(1, b"conv1")
+    if content == "empty blobs":
+        data = _len_field(100, name + _many(_len_field(7, b""), count))
+    elif content == "empty layers":
+        data = _many(_len_field(100, b""), count)
+    else:  # bottom: repeated strings, of which protobuf would keep every one
+        data = _len_field(100, name + _many(_len_field(3, b""), count))
+    path = tmp_path / "crafted.caffemodel"
+    path.write_bytes(data)
+    assert count > ENTRY_BUDGET_FLOOR + len(data) // BYTES_PER_ENTRY
+    with pytest.raises(CaffeModelError) as e:
+        read_caffemodel(path)
+    message = str(e.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message
+    assert "more than its size" in message or "far more memory" in message
+
+
+def test_a_blob_shape_of_more_axes_than_caffe_allows_is_refused_before_parsing(
+        tmp_path: Path) -> None:
+    dims = _len_field(1, _many(_varint(1), 100_000))  # packed: 100,000 axes of 1
+    blob = _len_field(7, dims) + _len_field(5, np.zeros(1, "<f4").tobytes())
+    path = tmp_path / "axes.caffemodel"
+    path.write_bytes(_len_field(100, _len_field(1, b"score") + _len_field(7, blob)))
+    with pytest.raises(CaffeModelError, match=r"axes.caffemodel: layer 'score' blob 0: a shape "
+                                              r"of 100,00\d bytes, more than Caffe's 32 axes"):
+        read_caffemodel(path)
+
+
+def test_a_shape_of_32_axes_is_read(tmp_path: Path) -> None:
+    path = write_caffemodel(tmp_path / "ok.caffemodel",
+                            [("w", "Convolution", [np.ones((1,) * 32, np.float32)])])
+    assert read_caffemodel(path).layer("w").blobs[0].shape == (1,) * 32

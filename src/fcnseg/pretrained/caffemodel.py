@@ -10,6 +10,13 @@ message definitions. Both layer formats are read: ``layer`` (field 100, current)
 ``layers`` (field 2; the ImageNet VGG16), including a V0 layer nested in a V1 one.
 
 Errors name the file, and the layer where one is involved.
+
+A file is untrusted input (``fetch_pretrained`` reads what a download returns), so memory and
+time are bounded by its size: every value is read into an array sized by the bytes that hold it;
+layers, blobs and other fields, which cost far more memory than their few bytes, are counted
+against a budget that grows with the file (:data:`ENTRY_BUDGET_FLOOR` plus one per
+:data:`BYTES_PER_ENTRY` bytes); only the fields that are used (names, types, shapes, values) are
+handed to protobuf; a blob shape has at most Caffe's 32 axes.
 """
 
 from __future__ import annotations
@@ -47,6 +54,25 @@ __all__ = [
 
 # Wire types of the protobuf encoding.
 _VARINT, _FIXED64, _LEN, _FIXED32 = 0, 1, 2, 5
+
+#: Layers, blobs and other fields (each a Python object or more, hundreds of bytes, however few
+#: bytes it takes in the file) a file may hold: this many ...
+ENTRY_BUDGET_FLOOR = 16_384
+#: ... plus one per this many bytes of the file. A reference FCN (about 540 MB) holds a few
+#: hundred; a file of empty blobs, two bytes each, is refused after reading at most this bound.
+BYTES_PER_ENTRY = 1024
+#: Caffe's own limit on the axes of a blob (kMaxBlobAxes).
+MAX_BLOB_AXES = 32
+# The longest encoding of a BlobShape of MAX_BLOB_AXES dimensions (a tag and a 10-byte varint
+# each, or a packed field's header and the varints).
+_MAX_SHAPE_BYTES = MAX_BLOB_AXES * 11 + 16
+# The fields handed to protobuf (the rest is walked but never parsed): names and types of layers
+# (current format, V1, V0) and of the net; shapes and unpacked values of blobs.
+_LAYER_FIELDS = (1, 2)
+_V1_LAYER_FIELDS = (4, 5)
+_V0_LAYER_FIELDS = (1, 2)
+_NET_FIELDS = (1,)
+_BLOB_FIELDS = (1, 2, 3, 4, 5, 7, 8)
 
 # V1 enum names → the type strings of the current format.
 _V1_TYPE_NAMES = {
@@ -117,6 +143,18 @@ class _Stream:
         self.f = f
         self.path = path
         self.size = size
+        self.budget = ENTRY_BUDGET_FLOOR + size // BYTES_PER_ENTRY
+        self.entries = 0
+
+    def count(self, where: str) -> None:
+        """Count one more layer, blob or field against the file's budget (module doc)."""
+        self.entries += 1
+        if self.entries > self.budget:
+            raise CaffeModelError(
+                f"{self.path}: not a .caffemodel a Caffe net writes: more than {self.budget:,} "
+                f"layers, blobs and fields in {self.size:,} bytes (stopped at {where}); reading "
+                f"on would take far more memory than the file's size"
+            )
 
     def truncated(self, where: str, detail: str = "") -> CaffeModelError:
         more = f" ({detail})" if detail else ""
@@ -159,6 +197,8 @@ class _Stream:
                     f"{self.path}: not a .caffemodel (a serialized Caffe NetParameter): invalid "
                     f"field tag {tag} at byte {start} in {where}"
                 )
+            if wire in (_VARINT, _LEN):  # fixed-size values cost memory as their bytes do
+                self.count(where)
             if wire == _VARINT:
                 yield number, wire, start, self.varint(end, where)
                 continue
@@ -209,16 +249,16 @@ def _native_float32(arr: np.ndarray) -> np.ndarray:
 
 
 def _walk(s: _Stream, end: int, where: str, readers: Mapping[int, Callable[[int], object]],
-          skipped: tuple[int, ...] = ()) -> bytes:
+          kept: tuple[int, ...]) -> bytes:
     """Walk the fields of the message that ends at ``end``: each length-delimited field with a
     reader in ``readers`` (by field number) goes to it, the stream at its payload and its
-    length given; fields numbered in ``skipped`` are dropped; the others are returned, encoded,
-    for protobuf to parse."""
+    length given; fields numbered in ``kept`` are returned, encoded, for protobuf to parse; the
+    others are dropped unread."""
     rest = bytearray()
     for number, wire, start, length in s.fields(end, where):
         if wire == _LEN and number in readers:
             readers[number](length)
-        elif number not in skipped:
+        elif number in kept:
             rest += s.field_bytes(start, number, wire, length)
     return bytes(rest)
 
@@ -232,14 +272,31 @@ def _parse(message: Any, data: bytes, s: _Stream, where: str, what: str) -> Any:
         raise CaffeModelError(f"{s.path}: {where}: not a valid {what} ({e})") from e
 
 
+def _check_shape_length(s: _Stream, length: int, where: str) -> None:
+    if length > _MAX_SHAPE_BYTES:
+        raise CaffeModelError(f"{s.path}: {where}: a shape of {length:,} bytes, more than "
+                              f"Caffe's {MAX_BLOB_AXES} axes can take")
+
+
 def _read_blob(s: _Stream, end: int, where: str) -> CaffeBlob:
+    s.count(where)
     chunks: list[np.ndarray] = []
     doubles: list[np.ndarray] = []
+    shape_fields = bytearray()
+
+    def read_shape(length: int) -> None:
+        _check_shape_length(s, length, where)
+        shape_fields.extend(_varint((7 << 3) | _LEN) + _varint(length) + s.f.read(length))
+
     rest = _walk(s, end, where, {
         5: lambda length: chunks.append(_read_floats(s, length, "<f4", where)),  # data
         8: lambda length: doubles.append(_read_floats(s, length, "<f8", where)),  # double_data
-    }, skipped=(6, 9))  # diff, double_diff: gradients, not needed
-    msg = _parse(BlobProto, rest, s, where, "BlobProto")
+        7: read_shape,
+    }, kept=_BLOB_FIELDS)  # not diff, double_diff: gradients, not needed
+    msg = _parse(BlobProto, rest + shape_fields, s, where, "BlobProto")
+    if len(msg.shape.dim) > MAX_BLOB_AXES:
+        raise CaffeModelError(f"{s.path}: {where}: a shape of {len(msg.shape.dim)} axes, more "
+                              f"than Caffe's {MAX_BLOB_AXES}")
     if msg.data:  # unpacked floats, decoded by protobuf
         chunks.append(np.asarray(msg.data, dtype=np.float32))
     if msg.double_data:
@@ -271,6 +328,8 @@ def _layer_label(name: str, index: int) -> str:
 def _read_layer(s: _Stream, end: int, v1: bool, index: int) -> CaffeLayer:
     """A layer (``LayerParameter``, or ``V1LayerParameter`` when ``v1``)."""
     blob_field, nested_field = (6, 1) if v1 else (7, None)
+    kept = _V1_LAYER_FIELDS if v1 else _LAYER_FIELDS
+    s.count(_layer_label("", index))
     rest = bytearray()
     blobs: list[CaffeBlob] = []
     nested: CaffeLayer | None = None
@@ -281,9 +340,8 @@ def _read_layer(s: _Stream, end: int, v1: bool, index: int) -> CaffeLayer:
             blobs.append(_read_blob(s, s.f.tell() + length, f"{where} blob {len(blobs)}"))
         elif number == nested_field and wire == _LEN:
             nested = _read_v0_layer(s, s.f.tell() + length, where)
-        else:
-            field_bytes = s.field_bytes(start, number, wire, length)
-            rest += field_bytes
+        elif number in kept:
+            rest += s.field_bytes(start, number, wire, length)
             if (number == (4 if v1 else 1)) and wire == _LEN:  # the name, for messages
                 name = s.f.read(length).decode("utf-8", "replace")
     msg = _parse(V1LayerParameter if v1 else LayerParameter, bytes(rest), s,
@@ -306,7 +364,7 @@ def _read_v0_layer(s: _Stream, end: int, where: str) -> CaffeLayer:
     rest = _walk(s, end, where, {
         50: lambda length: blobs.append(_read_blob(s, s.f.tell() + length,
                                                    f"{where} blob {len(blobs)}")),
-    })
+    }, kept=_V0_LAYER_FIELDS)
     msg = _parse(V0LayerParameter, rest, s, where, "V0 layer")
     return CaffeLayer(msg.name, _V0_TYPE_NAMES.get(msg.type, msg.type), blobs)
 
@@ -349,7 +407,7 @@ def read_caffemodel(path: PathLike) -> CaffeNet:
                                       f"{length} bytes declared, {size - f.tell()} in the file")
                 formats.add("layer" if number == 100 else "V1")
                 layers.append(_read_layer(s, f.tell() + length, number == 2, len(layers)))
-            else:
+            elif number in _NET_FIELDS:
                 head += s.field_bytes(start, number, wire, length)
     try:
         net = NetParameter.FromString(bytes(head))

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from fcnseg.cli import options
 from fcnseg.engine import load_config, train
+from fcnseg.engine.config import TrainConfig, apply_overrides
+from fcnseg.models.factories import allow_factory_modules
 
 NAME = "train"
 HELP = "Train an FCN from a recipe (see `fcnseg recipes`); resumable with --resume."
@@ -33,7 +35,27 @@ def run(args: argparse.Namespace) -> int:
                              "holds recipe.yaml); list recipes with `fcnseg recipes`")
         recipe = str(saved)
     config = load_config(recipe, args.overrides, out=args.out)
+    # The run folder's recipe.yaml is a file like any checkpoint: only what this command was
+    # given (--recipe, --set) is the user's own word.
+    own = config if args.recipe is not None else apply_overrides(TrainConfig(), args.overrides)
+    _trust_own_factory(own)
     result = train(config, resume=args.resume)
     if result.status == "interrupted":
         return 128 + int(result.signal or signal.SIGTERM)
     return 0
+
+
+def _trust_own_factory(config: TrainConfig) -> None:
+    """Let the backbone factory that the user's own recipe or ``--set`` names be imported by
+    this command: naming it there is the user's decision, as ``--allow-factory`` is. The
+    checkpoints record the factory; reading them elsewhere still needs ``--allow-factory``."""
+    factory = (config.model.options or {}).get("factory")
+    if not isinstance(factory, str) or ":" not in factory:
+        return
+    module = factory.partition(":")[0]
+    try:
+        allow_factory_modules(module)
+    except ValueError:
+        return  # not a module name: building the model says what is wrong with it
+    print(f"backbone factory {factory}: named by this command, so {module} may be imported "
+          f"(reading its checkpoints elsewhere needs --allow-factory {module})")

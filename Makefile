@@ -21,10 +21,11 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
+# DEMO_ARGS adds options to `fcnseg demo` (e.g. DEMO_ARGS="--set train.iterations=100").
 # OpenMP reads its wait policy when the process starts: spinning waits made two torch threads
 # 6-10x slower on a busy 2-core CPU, sleeping ones cost little on an idle one.
 demo: $(STAMP)
-	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} $(BIN)/fcnseg demo --out runs/demo
+	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} $(BIN)/fcnseg demo --out runs/demo $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -4,6 +4,10 @@ evaluate it on their validation split, write the report and a few predictions.""
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
+import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -75,7 +79,37 @@ def run(args: argparse.Namespace) -> int:
             f" the {100 * TARGET_MEAN_IU:.0f} target)"
     print(f"{config.name}: mean IU {100 * mean_iu:.2f} on {report['num_images']} validation "
           f"images{verdict}; trained in {trained / 60:.1f} min")
+    print("\n".join(next_commands(best)))
     return 0
+
+
+def next_commands(checkpoint: Path) -> list[str]:
+    """The commands to run next, exactly as this shell must type them: with the line that puts
+    ``fcnseg`` on the PATH first when it is not there (as after ``make demo``)."""
+    scripts = Path(sys.executable).parent
+    on_path = shutil.which("fcnseg")
+    lines = ["next:"]
+    command = "fcnseg"
+    if on_path is None or Path(on_path).resolve().parent != scripts.resolve():
+        activate = scripts / "activate"
+        if activate.is_file():
+            lines.append(f"  . {_shell_path(activate)}     # puts fcnseg on this shell's PATH")
+        else:
+            command = f"{_shell_path(Path(sys.executable))} -m fcnseg"
+    shown = _shell_path(checkpoint)
+    lines += [f"  {command} predict --checkpoint {shown} YOUR_IMAGES/ --out preds",
+              f"  {command} serve --checkpoint {shown}     # then open http://127.0.0.1:8000/"]
+    return lines
+
+
+def _shell_path(path: Path) -> str:
+    """``path`` relative to the working directory when below it, quoted for a POSIX shell."""
+    absolute = Path(os.path.abspath(path))
+    try:
+        shown = str(absolute.relative_to(Path.cwd()))
+    except ValueError:
+        shown = str(path)
+    return shlex.quote(shown)
 
 
 def _device(spec: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -187,3 +188,89 @@ def test_a_converted_siftflow_checkpoint_names_both_heads(tmp_path: Path) -> Non
     with torch.no_grad():
         out = model(torch.randn(1, 3, 36, 36))
     assert out["semantic"].shape == (1, 33, 36, 36) and out["geometric"].shape == (1, 3, 36, 36)
+
+
+def _fcn32s_with_score_blob(path: Path, blob: bytes) -> Path:
+    """The reference FCN-32s whose score_fr layer holds one blob of the given encoding."""
+    from fcnseg.pretrained.caffe_proto import LayerParameter
+
+    def field(number: int, payload: bytes) -> bytes:  # length-delimited: wire type 2
+        return bytes([number << 3 | 2]) + _varint(len(payload)) + payload
+
+    sd = random_fcn_state_dict("fcn32s", 21)
+    del sd["score_fr.weight"], sd["score_fr.bias"]  # written as a layer without blobs
+    write_reference_fcn(path, REFERENCE_MODELS["fcn32s-heavy-pascal"], sd)
+    layer = LayerParameter(name="score_fr", type="Convolution").SerializeToString()
+    with path.open("ab") as f:
+        f.write(_varint(100 << 3 | 2) + _varint(len(layer) + len(field(7, blob))) + layer
+                + field(7, blob))
+    return path
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    return bytes(out) + bytes([n])
+
+
+@pytest.mark.parametrize(("dims", "values", "problem"), [
+    ([], [1.0], r"has shape \(\) \(no axes\)"),
+    ([0, 16, 1, 1], [], r"has shape \(0, 16, 1, 1\) \(no values\)"),
+    ([-1, -4], [1.0, 2.0, 3.0, 4.0], r": shape \(-1, -4\) has a negative dimension"),
+    ([1] * 65, [1.0], r": a shape of 65 axes, more than Caffe's 32"),
+])
+def test_a_blob_of_no_usable_shape_is_one_line_naming_file_and_layer(
+    tmp_path: Path, capsys: pytest.CaptureFixture, dims: list[int], values: list[float],
+    problem: str,
+) -> None:
+    from fcnseg.cli.main import main
+    from fcnseg.pretrained.caffe_proto import BlobProto, BlobShape
+
+    blob = BlobProto(shape=BlobShape(dim=dims), data=values).SerializeToString()
+    path = _fcn32s_with_score_blob(tmp_path / "f.caffemodel", blob)
+    assert main(["convert", str(path), "--out", str(tmp_path / "f.pt")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert re.search(rf"f\.caffemodel: layer 'score_fr' blob 0.*{problem}", err), err
+    assert not (tmp_path / "f.pt").exists()
+
+
+def test_messages_nested_thousands_deep_are_one_line_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from fcnseg.cli.main import main
+
+    nested = b""
+    for _ in range(2_000):  # a blob's shape holding a blob's shape holding ...
+        nested = bytes([7 << 3 | 2]) + _varint(len(nested)) + nested
+    path = _fcn32s_with_score_blob(tmp_path / "deep.caffemodel", nested)
+    assert main(["convert", str(path), "--out", str(tmp_path / "deep.pt")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "deep.caffemodel: layer 'score_fr' blob 0" in err, err
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_weights_holding_nan_or_infinity_are_refused_at_convert_naming_the_layer(
+    tmp_path: Path, capsys: pytest.CaptureFixture, value: float
+) -> None:
+    from fcnseg.cli.main import main
+
+    sd = random_fcn_state_dict("fcn32s", 21)
+    sd["fc7.weight"][3, 2, 0, 0] = value
+    path = write_reference_fcn(tmp_path / "f.caffemodel",
+                               REFERENCE_MODELS["fcn32s-heavy-pascal"], sd)
+    assert main(["convert", str(path), "--out", str(tmp_path / "f.pt")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "f.caffemodel: layer 'fc7' blob 0 holds NaN or infinite values" in err
+    assert "fcnseg predict" not in err and not (tmp_path / "f.pt").exists()
+
+
+def test_an_imagenet_vgg16_holding_nan_is_refused_naming_the_layer(tmp_path: Path) -> None:
+    layers = imagenet_vgg16_layers()
+    layers[3][2][1][0] = np.nan  # the bias of the third convolution (after the Data layer)
+    path = write_caffemodel(tmp_path / "VGG_ILSVRC_16_layers.caffemodel", layers, v1=True)
+    with pytest.raises(CaffeModelError, match=rf"layer '{layers[3][0]}' blob 1 holds NaN"):
+        convert_caffemodel(path)

@@ -315,6 +315,8 @@ def _read_blob(s: _Stream, end: int, where: str) -> CaffeBlob:
         shape = (int(msg.num), int(msg.channels), int(msg.height), int(msg.width))
     else:
         shape = (data.size,)
+    if any(d < 0 for d in shape):
+        raise CaffeModelError(f"{s.path}: {where}: shape {shape} has a negative dimension")
     if math.prod(shape) != data.size:
         raise CaffeModelError(f"{s.path}: {where}: shape {shape} needs {math.prod(shape)} "
                               f"values, the file holds {data.size}")

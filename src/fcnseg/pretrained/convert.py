@@ -173,6 +173,31 @@ def _resolve_arch(arch: str) -> ReferenceModel:
     )
 
 
+def _check_blob_shapes(net: CaffeNet) -> None:
+    """Every blob of a layer with weights has at least one axis and values: the model is
+    recognised from these shapes, and a blob without values is no weight of any model."""
+    for name, lay in _layers_with_weights(net).items():
+        for i, blob in enumerate(lay.blobs):
+            if not blob.shape or 0 in blob.shape:
+                problem = "no axes" if not blob.shape else "no values"
+                raise CaffeModelError(f"{net.path}: layer {name!r} blob {i} has shape "
+                                      f"{blob.shape} ({problem}); a weight needs a size on "
+                                      f"every axis")
+
+
+def _finite(net: CaffeNet, name: str, index: int, data: np.ndarray) -> np.ndarray:
+    """``data`` (blob ``index`` of layer ``name``), refused if it holds NaN or infinity:
+    such weights give no meaningful prediction, and fcnseg refuses them when loading."""
+    flat = data.reshape(-1)
+    step = 1 << 22  # a few MB of flags at a time, not a copy of a 400 MB blob's size
+    for start in range(0, flat.size, step):
+        if not np.isfinite(flat[start:start + step]).all():
+            raise CaffeModelError(f"{net.path}: layer {name!r} blob {index} holds NaN or "
+                                  f"infinite values; the file is damaged or was saved from a "
+                                  f"diverged training run")
+    return data
+
+
 def _strip_ones(blob: CaffeBlob) -> tuple[int, ...]:
     """A legacy (always 4-D) shape without its leading 1s: (1, 1, 1, 64) → (64,)."""
     shape = blob.shape
@@ -251,8 +276,8 @@ def _vgg16_state_dict(net: CaffeNet, ref: ReferenceModel) -> dict[str, torch.Ten
             raise CaffeModelError(f"{net.path}: layer {name!r} bias has shape {bias.shape}; "
                                   f"expected ({w_shape[0]},) for its {w_shape[0]} outputs")
         dst = _TORCHVISION_VGG16[name]
-        sd[f"{dst}.weight"] = torch.from_numpy(weight.data.reshape(w_shape))
-        sd[f"{dst}.bias"] = torch.from_numpy(bias.data.reshape(b_shape))
+        sd[f"{dst}.weight"] = torch.from_numpy(_finite(net, name, 0, weight.data).reshape(w_shape))
+        sd[f"{dst}.bias"] = torch.from_numpy(_finite(net, name, 1, bias.data).reshape(b_shape))
     expected_in = sd["classifier.0.weight"].shape[1]
     pool5 = sd["features.28.weight"].shape[0] * 49
     if expected_in != pool5:
@@ -310,7 +335,7 @@ def _fcn(net: CaffeNet, ref: ReferenceModel) -> nn.Module:
                     f"({', '.join(f'{k}={v}' for k, v in kwargs.items())}) needs {own[key]} "
                     f"for {key}"
                 )
-            sd[key] = torch.from_numpy(data)
+            sd[key] = torch.from_numpy(_finite(net, name, i, data))
     unfilled = sorted(set(own) - set(sd))
     if unfilled:
         raise CaffeModelError(f"{net.path}: no Caffe layer fills {', '.join(unfilled)} of "
@@ -333,6 +358,7 @@ def convert_caffemodel(path: PathLike | CaffeNet, arch: str | None = None) -> Co
     state dict in torchvision's layout. Errors name the file and the layer.
     """
     net = path if isinstance(path, CaffeNet) else _read(path)
+    _check_blob_shapes(net)
     ref = _resolve_arch(arch) if arch else recognise(net)
     if ref.arch == "vgg16":
         return ConvertedModel(net.path, ref, ref.convention, _vgg16_state_dict(net, ref))

@@ -156,3 +156,19 @@ def test_nyud_and_siftflow_archives_are_fetched_and_extracted(
                                                                     SIFTFlow)}[name]
     folder = fetch(tmp_path / "data", progress=False)
     assert len(dataset(folder, "test")) == 1
+
+
+def test_an_archive_placed_by_hand_with_the_wrong_md5_offline_says_so(tmp_path, voc2012_archive,
+                                                                      monkeypatch):
+    good = data_download.ARCHIVES["voc2012"]
+    monkeypatch.setitem(data_download.ARCHIVES, "voc2012", data_download.Archive(
+        "http://127.0.0.1:9/unreachable.tar", good.md5, good.filename))
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / good.filename).write_bytes(voc2012_archive.read_bytes()[:-10])  # damaged
+    with pytest.raises(ChecksumError) as info:
+        download_voc(root, "2012", progress=False)
+    message = str(info.value)
+    assert message.startswith(f"{root / good.filename}: checksum mismatch: md5 is ")
+    assert f"the published one is {good.md5}" in message
+    assert sorted(p.name for p in root.iterdir()) == [good.filename]  # nothing else written

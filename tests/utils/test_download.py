@@ -1,4 +1,5 @@
 import hashlib
+import re
 
 import pytest
 
@@ -100,3 +101,81 @@ def test_truncated_archive_is_a_clear_error(tmp_path):
     archive.write_bytes(archive.read_bytes()[:1024])
     with pytest.raises(DownloadError, match="could not be extracted|not a tar or zip"):
         extract_archive(archive, tmp_path / "out")
+
+
+def _tar(path, members):
+    """A tar archive of ``(name, "file" | "dir")`` members, in this order."""
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w") as tf:
+        for name, kind in members:
+            info = tarfile.TarInfo(name)
+            if kind == "dir":
+                info.type = tarfile.DIRTYPE
+                tf.addfile(info)
+            else:
+                info.size = 2
+                tf.addfile(info, io.BytesIO(b"hi"))
+    return path
+
+
+def _zip(path, members):
+    """A zip archive of ``(name, "file" | "link")`` members, in this order; names may be empty
+    (which zipfile's own writer refuses)."""
+    import stat
+    import zipfile
+
+    class AnyName(zipfile.ZipInfo):
+        def is_dir(self):
+            return self.filename.endswith("/")
+
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, kind in members:
+            info = AnyName(name)
+            if kind == "link":
+                info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            with zf.open(info, "w") as f:
+                f.write(b"/etc" if kind == "link" else b"hi")
+    return path
+
+
+@pytest.mark.parametrize(("make", "members", "message"), [
+    (_tar, [("a", "file"), ("a/b", "file")],
+     r"cannot extract member 'a/b': a file earlier in the archive has the name of one of its "
+     r"folders"),
+    (_zip, [("a", "file"), ("a/b", "file")],
+     r"cannot extract member 'a/b': a file earlier"),
+    (_tar, [("a/b", "file"), ("a", "file")],
+     r"cannot extract member 'a': a folder earlier in the archive has its name"),
+    (_tar, [("", "file")], r"refusing a member with an empty name"),
+    (_zip, [("", "file")], r"refusing a member with an empty name"),
+    (_zip, [("l", "link"), ("l/x", "file")], r"refusing link member 'l'"),
+])
+def test_members_that_cannot_be_extracted_are_one_line_naming_archive_and_member(
+    tmp_path, make, members, message
+):
+    archive = make(tmp_path / ("bad.tar" if make is _tar else "bad.zip"), members)
+    with pytest.raises(DownloadError) as info:
+        extract_archive(archive, tmp_path / "out")
+    assert str(info.value).startswith(f"{archive}: ") and "\n" not in str(info.value)
+    assert re.search(message, str(info.value)), str(info.value)
+    assert list((tmp_path / "out").iterdir()) == []  # nothing half-extracted is left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [archive.name, "out"]
+
+
+def test_an_archive_of_a_dot_folder_still_extracts(tmp_path):
+    archive = _tar(tmp_path / "dot.tar", [(".", "dir"), ("./d", "dir"), ("./d/x", "file")])
+    extract_archive(archive, tmp_path / "out")
+    assert (tmp_path / "out" / "d" / "x").read_bytes() == b"hi"
+
+
+def test_a_cached_file_with_the_wrong_checksum_offline_names_the_mismatch(tmp_path):
+    (tmp_path / "file.bin").write_bytes(b"not the published file")
+    with pytest.raises(ChecksumError) as info:
+        download("http://127.0.0.1:9/file.bin", md5="0" * 32, directory=tmp_path,
+                 progress=False)
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'file.bin'}: checksum mismatch: md5 is ")
+    assert "the published one is " + "0" * 32 in message and "\n" not in message
+    assert (tmp_path / "file.bin").read_bytes() == b"not the published file"  # kept

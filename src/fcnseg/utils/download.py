@@ -7,14 +7,17 @@ checksum mismatch never leaves a file that later calls would trust.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
+import stat
 import tarfile
 import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch.hub
@@ -95,10 +98,22 @@ def download(
     dest = directory / name
     # A cached file that fails its checksum is not trusted: it is fetched again, and replaced
     # only once a verified copy has arrived, so a failed download does not delete it.
-    if dest.exists() and _check(dest, md5, sha256) is None:
+    stale = _check(dest, md5, sha256) if dest.exists() else None
+    if dest.exists() and stale is None:
         return dest
     part = directory / (name + ".part")
-    _fetch(url, part, progress=progress, timeout=timeout)
+    try:
+        _fetch(url, part, progress=progress, timeout=timeout)
+    except DownloadError as e:
+        if stale is None:
+            raise
+        # Offline, the copy already here is what the user meant: say why it was not used.
+        algo, expected, got = stale
+        raise ChecksumError(
+            f"{dest}: checksum mismatch: {algo} is {got}, the published one is {expected} (a "
+            f"damaged, truncated or different file), and fetching a fresh copy failed ({e}). "
+            f"Replace it with the published file."
+        ) from e
     bad = _check(part, md5, sha256)
     if bad is not None:
         algo, expected, got = bad
@@ -180,19 +195,24 @@ def extract_archive(archive: str | os.PathLike[str], into: str | os.PathLike[str
     try:
         if zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as zf:
-                for member in zf.namelist():
-                    _check_member(archive, member)
-                zf.extractall(tmp)
+                members = zf.infolist()
+                for info in members:
+                    _check_member(archive, info.filename)
+                    if stat.S_ISLNK(info.external_attr >> 16):
+                        raise DownloadError(f"{archive}: refusing link member {info.filename!r}")
+                for info in members:
+                    _extract_member(archive, info.filename, lambda m=info: zf.extract(m, tmp))
         elif tarfile.is_tarfile(archive):
             with tarfile.open(archive) as tf:
-                for member in tf.getmembers():
+                members = tf.getmembers()
+                for member in members:
                     _check_member(archive, member.name)
                     if member.issym() or member.islnk():
                         raise DownloadError(f"{archive}: refusing link member {member.name!r}")
-                if hasattr(tarfile, "data_filter"):
-                    tf.extractall(tmp, filter="data")
-                else:  # Python < 3.11.4: members were checked above
-                    tf.extractall(tmp)
+                safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+                for member in members:  # (before Python 3.11.4, checked above instead)
+                    _extract_member(archive, member.name,
+                                    lambda m=member: tf.extract(m, tmp, **safe))
         else:
             raise DownloadError(f"{archive} is not a tar or zip archive (corrupt or truncated?)")
         _merge(tmp, into)
@@ -205,8 +225,26 @@ def extract_archive(archive: str | os.PathLike[str], into: str | os.PathLike[str
 
 def _check_member(archive: Path, name: str) -> None:
     p = Path(name)
+    if not name.strip():
+        raise DownloadError(f"{archive}: refusing a member with an empty name")
     if p.is_absolute() or ".." in p.parts:
         raise DownloadError(f"{archive}: refusing unsafe member path {name!r}")
+
+
+def _extract_member(archive: Path, name: str, extract: Callable[[], object]) -> None:
+    """``extract()`` one member; a member that clashes with one before it (a file ``a`` then
+    ``a/b``, a folder then a file of its name) is one error naming the archive and the member."""
+    try:
+        extract()
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError):
+        raise
+    except OSError as e:
+        reason = {errno.ENOTDIR: "a file earlier in the archive has the name of one of its "
+                                 "folders",
+                  errno.EISDIR: "a folder earlier in the archive has its name",
+                  errno.EEXIST: "an entry earlier in the archive has its name"}.get(
+                      e.errno, e.strerror or str(e))
+        raise DownloadError(f"{archive}: cannot extract member {name!r}: {reason}") from e
 
 
 def _merge(src: Path, dst: Path) -> None:

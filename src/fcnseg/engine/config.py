@@ -86,6 +86,10 @@ class DataConfig:
     val_batch_size: int = 1
     #: Skip unreadable samples with a warning instead of stopping.
     skip_bad: bool = False
+    #: Decode once: "ram" keeps the decoded images and masks (before augmentation) in memory,
+    #: shared by the loader's workers; "auto" does so when they fit in a quarter of the memory
+    #: available (said at start-up); "none" decodes every sample at every use.
+    cache: str = "auto"
 
 
 @dataclass
@@ -202,6 +206,7 @@ class TrainConfig:
             ("optim.name", self.optim.name, ("sgd", "adam", "adamw")),
             ("schedule.name", self.schedule.name, ("fixed", "poly", "cosine")),
             ("amp", self.amp, ("none", "bf16", "fp16")),
+            ("data.cache", self.data.cache, ("auto", "ram", "none")),
         ]
         for key, value, allowed in checks:
             if value not in allowed:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from fcnseg.checkpoint import CheckpointError, load_checkpoint
 from fcnseg.conventions import InputConvention, get_convention
 from fcnseg.data import SkipBad, build_dataset, collate_segmentation
+from fcnseg.data.cache import cache_decoded
 from fcnseg.data.check import scan_dataset
 from fcnseg.data.images import ImageTooLargeError, upright_size
 from fcnseg.data.transforms import build_eval_transform, build_train_transform
@@ -94,6 +95,8 @@ class TrainSetup:
     eval_exclude_classes: Any = ()
     #: The moving average of the weights (``train.ema``), or None.
     ema: WeightAverage | None = None
+    #: What start-up decided and the run should say (e.g. the data cache's line).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def eval_model(self) -> nn.Module:
@@ -153,7 +156,8 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
     if resume_ckpt is not None:
         # The run's own checkpoint says how its weights expect their pixels.
         model.input_convention = get_convention(resume_ckpt["model"]["input_convention"])
-    train_ds, val_ds = build_datasets(config, model.input_convention, ignore_index)
+    notes: list[str] = []
+    train_ds, val_ds = build_datasets(config, model.input_convention, ignore_index, notes)
     class_weights, class_pixels = build_class_weights(
         _saved_class_weights(resume_ckpt) or config.loss.class_weights, plain,
         max_weight=config.loss.max_weight, workers=loader_workers(config.data.num_workers),
@@ -185,7 +189,8 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
         class_weights=None if class_weights is None else class_weights.to(info.device),
         class_pixels=class_pixels, warnings=startup_warnings(config, plain, info.device.type),
         channels_last=channels_last, head_classes=head_classes,
-        eval_exclude_classes=getattr(plain, "eval_exclude_classes", ()), ema=ema)
+        eval_exclude_classes=getattr(plain, "eval_exclude_classes", ()), ema=ema,
+        notes=notes)
 
 
 def _head_classes(dataset: Any) -> dict[str, list[str]] | None:
@@ -292,12 +297,13 @@ def _init_from_file(model: nn.Module, init: str | Mapping[str, str]) -> None:
 # -- data ------------------------------------------------------------------------------------
 
 
-def build_datasets(config: TrainConfig, convention: InputConvention,
-                   ignore_index: int) -> tuple[Dataset, Dataset | None]:
+def build_datasets(config: TrainConfig, convention: InputConvention, ignore_index: int,
+                   notes: list[str] | None = None) -> tuple[Dataset, Dataset | None]:
     """The training set (augmented) and the validation set (or None), checked: with
     ``data.skip_bad`` bad samples are skipped, otherwise the validation files' headers are
     read now so that a bad one stops the run before training rather than at its first
-    evaluation."""
+    evaluation. Their decoded samples are kept in memory per ``data.cache``
+    (:func:`fcnseg.data.cache.cache_decoded`); what was decided is added to ``notes``."""
     d = config.data
     train_spec = dict(d.train)
     train_tf = build_train_transform(
@@ -314,6 +320,11 @@ def build_datasets(config: TrainConfig, convention: InputConvention,
         if val_ds.num_classes != train_ds.num_classes:
             raise ValueError(f"data.val: {val_ds.num_classes} classes, but data.train has "
                              f"{train_ds.num_classes}")
+    plan = cache_decoded(d.cache, [train_ds, val_ds],
+                         processes=int(os.environ.get("LOCAL_WORLD_SIZE", "1")),
+                         threads=min(4, _cpus()))
+    if notes is not None:
+        notes.append(plan.message)
     if d.skip_bad:
         train_ds = SkipBad(train_ds)
         if val_ds is not None:
@@ -388,9 +399,14 @@ def loader_workers(setting: int | str, cpus: int | None = None) -> int:
     if setting != "auto":
         return int(setting)
     if cpus is None:
-        cpus = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                else os.cpu_count() or 1)
+        cpus = _cpus()
     return min(4, max(0, (cpus - 2) // 2))
+
+
+def _cpus() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+        os.cpu_count() or 1
 
 
 def shutdown_workers(*loaders: DataLoader | None) -> None:

@@ -138,6 +138,8 @@ def _train(config: TrainConfig, info: DistInfo, resume: bool) -> TrainResult:
     seed_everything(config.seed)  # the same on every process for the model (DDP broadcasts)
     # build_optimizer is looked up here, so that it can be substituted (tests do)
     setup = build_setup(config, info, resume_ckpt, make_optimizer=build_optimizer)
+    for message in setup.notes:
+        say(message)
     for message in setup.warnings:
         say(f"warning: {message}")
     if setup.class_weights is not None:

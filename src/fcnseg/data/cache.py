@@ -1,0 +1,210 @@
+"""Decode once: a dataset's decoded samples (before any random augmentation) kept in memory.
+
+``data.cache`` decides: ``ram`` keeps them, ``none`` decodes every sample every time it is used,
+``auto`` keeps them when they fit in a quarter of the memory available now (for every training
+process of this machine together). :func:`cache_decoded` decodes every sample once, in threads
+(image decoders release the GIL), into one contiguous buffer; the dataset's ``load`` then copies
+its sample out of it, and the dataset's transform (augmentation) runs on that copy as before, so
+the samples, and every random draw made on them, are exactly those of an uncached run.
+
+The buffer is one NumPy array built before the loader's worker processes start: forked workers
+share its pages (reading never copies them). Labels are kept as uint8 where their values fit
+(int32 otherwise) and handed out as int64, as :meth:`SegmentationDataset.load` returns them. A
+sample that cannot be read keeps its error, raised when the sample is used, as without the cache
+(so ``data.skip_bad`` and the run's one-line report of a bad file work the same).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fcnseg.data.images import upright_size
+
+__all__ = ["CACHE_SETTINGS", "DecodedSamples", "available_memory", "cache_decoded"]
+
+CACHE_SETTINGS = ("auto", "ram", "none")
+
+#: One stored array: (part: "image" or "label", key in a dict or None, offset, shape, dtype).
+_Entry = tuple[str, Any, int, tuple[int, ...], str]
+
+
+def available_memory() -> int:
+    """Bytes of memory available to new allocations now (``MemAvailable``), or 0 if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+class DecodedSamples:
+    """The decoded samples of a dataset in one buffer; calling it with an index returns that
+    sample as ``load`` does (fresh arrays each call), or raises the error reading it raised."""
+
+    def __init__(self, load: Callable[[int], Any], count: int, threads: int = 1) -> None:
+        self.count = count
+        layouts: list[list[_Entry] | None] = [None] * count
+        self.errors: dict[int, Exception] = {}
+        parts: list[list[np.ndarray]] = [[] for _ in range(count)]
+
+        def decode(index: int) -> None:
+            try:
+                image, label = load(index)
+            except (ValueError, OSError) as e:  # a bad sample: raised again when it is used
+                self.errors[index] = e
+                return
+            entries, arrays = _flatten(image, label)
+            layouts[index], parts[index] = entries, arrays
+
+        with ThreadPoolExecutor(max(1, threads)) as pool:
+            list(pool.map(decode, range(count)))
+        sizes = [sum(a.nbytes for a in arrays) for arrays in parts]
+        self.buffer = np.empty(sum(sizes), dtype=np.uint8)
+        self.layouts: list[list[_Entry] | None] = []
+        offset = 0
+        for index in range(count):
+            entries = []
+            for (part, key, _, shape, dtype), array in zip(layouts[index] or [], parts[index],
+                                                           strict=True):
+                flat = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+                self.buffer[offset:offset + flat.size] = flat
+                entries.append((part, key, offset, shape, dtype))
+                offset += flat.size
+            self.layouts.append(entries if layouts[index] is not None else None)
+            parts[index] = []
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.buffer.nbytes)
+
+    def __call__(self, index: int) -> tuple[Any, Any]:
+        error = self.errors.get(index)
+        if error is not None:
+            raise error
+        image: dict[str, np.ndarray] = {}
+        label: dict[str, np.ndarray] = {}
+        for part, key, offset, shape, dtype in self.layouts[index] or []:
+            size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+            array = self.buffer[offset:offset + size].view(dtype).reshape(shape)
+            if part == "label":
+                label[key] = array.astype(np.int64)
+            else:
+                image[key] = array.copy()  # transforms may write into it
+        return (image.get(None, image),
+                label.get(None, label))
+
+
+def _flatten(image: Any, label: Any) -> tuple[list[_Entry], list[np.ndarray]]:
+    """The arrays of a sample (an array or ``{key: array}`` each), labels made compact."""
+    entries: list[_Entry] = []
+    arrays: list[np.ndarray] = []
+    for part, value in (("image", image), ("label", label)):
+        items = value.items() if isinstance(value, Mapping) else [(None, value)]
+        for key, array in items:
+            array = np.asarray(array)
+            if part == "label":
+                array = _compact_label(array)
+            entries.append((part, key, 0, tuple(array.shape), array.dtype.str))
+            arrays.append(array)
+    return entries, arrays
+
+
+def _compact_label(label: np.ndarray) -> np.ndarray:
+    if label.size == 0 or (label.min() >= 0 and label.max() <= 255):
+        return label.astype(np.uint8)
+    return label.astype(np.int32)
+
+
+# -- deciding and installing -------------------------------------------------------------------
+
+
+@dataclass
+class CachePlan:
+    """What :func:`cache_decoded` decided and why (the start-up line)."""
+
+    cached: bool
+    message: str
+
+
+def _estimated_bytes(dataset: Any) -> int:
+    """The decoded size of ``dataset``: sample 0's stored bytes per image pixel, times the
+    pixels its image headers give (or times the number of samples without files)."""
+    count = len(dataset)
+    if count == 0:
+        return 0
+    try:
+        image, label = dataset.load(0)
+    except (ValueError, OSError):
+        return 0
+    first = sum(a.nbytes for a in _flatten(image, label)[1])
+    image_path = getattr(dataset, "image_path", None)
+    if not callable(image_path):
+        return first * count
+    try:
+        w, h = upright_size(Path(image_path(0)))
+        pixels = 0
+        for i in range(count):
+            pw, ph = upright_size(Path(image_path(i)))
+            pixels += pw * ph
+    except (ValueError, OSError):
+        return first * count  # a bad header: that sample's own error comes later
+    return int(first / max(1, w * h) * pixels)
+
+
+def cache_decoded(setting: str, datasets: Sequence[Any], *, processes: int = 1,
+                  threads: int = 1, available: int | None = None) -> CachePlan:
+    """Decode every sample of ``datasets`` (None entries skipped) once and have each dataset's
+    ``load`` read them from memory, per ``setting`` (``auto``, ``ram`` or ``none``).
+
+    ``processes``: training processes on this machine, each holding its own copy (``auto``
+    counts them all). Returns what was decided, said in one line."""
+    sets = [d for d in datasets if d is not None]
+    if setting == "none" or not sets:
+        return CachePlan(False, "data cache: off (data.cache=none): samples are decoded at "
+                                "every use")
+    if setting not in CACHE_SETTINGS:
+        raise ValueError(f"data.cache: {setting!r} is not one of {', '.join(CACHE_SETTINGS)}")
+    if setting == "auto":
+        needed = sum(_estimated_bytes(d) for d in sets) * max(1, processes)
+        free = available_memory() if available is None else available
+        if not free or needed >= free / 4:
+            return CachePlan(False, f"data cache: off: the decoded samples need about "
+                                    f"{_size(needed)}, not under a quarter of the "
+                                    f"{_size(free)} available (data.cache=ram keeps them "
+                                    f"anyway)")
+        why = (f"auto: under a quarter of the {_size(free)} available"
+               + (f", for {processes} processes" if processes > 1 else ""))
+    else:
+        why = "data.cache=ram"
+    start = time.perf_counter()
+    total, counts = 0, []
+    for dataset in sets:
+        store = DecodedSamples(dataset.load, len(dataset), threads=threads)
+        dataset.load = store  # the instance's own load, used by __getitem__ from now on
+        total += store.nbytes
+        counts.append(str(len(dataset)))
+    return CachePlan(True, f"data cache: {' + '.join(counts)} samples decoded into memory "
+                           f"({_size(total)}; {why}) in {time.perf_counter() - start:.1f} s; "
+                           f"each step pays only augmentation")
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit in ("B", "KB") else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"

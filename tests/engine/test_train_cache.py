@@ -1,0 +1,62 @@
+"""data.cache in training: each file decoded once, and the same run as without the cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from _train_helpers import tiny_recipe, write_folder_dataset
+
+import fcnseg.data.base
+from fcnseg.checkpoint import load_checkpoint
+from fcnseg.engine import load_config
+from fcnseg.engine.trainer import train
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    decoded: list[str] = []
+    read_image = fcnseg.data.base.read_image
+
+    def counting(path):  # type: ignore[no-untyped-def]
+        decoded.append(str(path))
+        return read_image(path)
+
+    monkeypatch.setattr(fcnseg.data.base, "read_image", counting)
+    return decoded
+
+
+@pytest.mark.parametrize(("cache", "decodes"), [("ram", 6 + 6), ("none", 4 * 6 + 2 * 6)])
+def test_each_image_is_decoded_once_with_the_cache(tmp_path: Path, monkeypatch, cache: str,
+                                                   decodes: int) -> None:
+    spec = write_folder_dataset(tmp_path / "data", count=6)
+    decoded = _count_decodes(monkeypatch)
+    # 6 images, batch 2: 12 iterations are 4 epochs; evaluations (6 images) at 6 and 12
+    recipe = tiny_recipe(data={"train": spec, "val": {**spec, "split": "val"},
+                               "cache": cache, "num_workers": 0},
+                         train={"iterations": 12, "eval_every": 6})
+    train(load_config(recipe), out=tmp_path / "run")
+    assert len(decoded) == decodes
+
+
+def test_a_cached_run_with_a_worker_is_the_uncached_run_bit_for_bit(tmp_path: Path) -> None:
+    # flips and dropout draw random numbers per sample and step: the samples must be the same
+    common = {"model": {"dropout": 0.5}, "train": {"iterations": 8, "eval_every": 8}}
+    runs = {}
+    for name, data in (("plain", {"cache": "none", "num_workers": 0}),
+                       ("cached", {"cache": "ram", "num_workers": 1})):
+        recipe = tiny_recipe(data=data, **common)
+        train(load_config(recipe), out=tmp_path / name)
+        runs[name] = load_checkpoint(tmp_path / name / "last.pt")["model_state_dict"]
+    for key, value in runs["plain"].items():
+        assert torch.equal(value, runs["cached"][key]), key
+
+
+def test_the_run_says_what_the_cache_decided(tmp_path: Path, capsys) -> None:
+    train(load_config(tiny_recipe(train={"iterations": 1, "eval_every": 1})),
+          out=tmp_path / "run")
+    out = capsys.readouterr().out
+    assert "data cache: 10 + 4 samples decoded into memory" in out
+    assert "auto: under a quarter of the" in out

@@ -113,3 +113,36 @@ def test_table_lists_every_class_with_its_share_and_weight() -> None:
     lines = table.splitlines()
     assert lines[1].split() == ["bg", "75", "75.00%", "0.5"]
     assert lines[2].split() == ["a", "25", "25.00%", "1.5"]
+
+
+@pytest.mark.parametrize("content", [
+    '{"fingerprint": "FP", "counts": ["a", "b", "c"]}',  # once: invalid literal for int()
+    '{"fingerprint": "FP", "counts": [0, 0, 0]}',  # once: "no labelled pixel"
+    '{"fingerprint": "FP", "counts": [[1], [2], [3]]}',
+    '{"fingerprint": "FP", "counts": [-5, 10, 10]}',
+    '{"fingerprint": "FP", "counts": [true, true, true]}',
+    '{"fingerprint": "FP", "counts": [1e400, 1, 1]}',
+    '{"fingerprint": "FP", "counts": [100000000000000000000000000000, 1, 1]}',
+    '{"fingerprint": "FP", "counts": null}',
+    '[{"fingerprint": "FP", "counts": [1, 2, 3]}]',
+    '{"fingerprint": "FP", "counts": [1, 2',
+    "\udcff",
+    "[" * 100_000,
+])
+def test_a_damaged_cache_is_counted_again_with_a_warning_naming_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, content: str
+) -> None:
+    ds = build_dataset(_write_masks(tmp_path / "d", _masks()))
+    cache = tmp_path / "cache"
+    class_pixel_counts(ds, cache_dir=cache)
+    (cache_file,) = cache.iterdir()
+    fingerprint = cf.dataset_fingerprint(ds)
+    cache_file.write_bytes(content.replace("FP", fingerprint)
+                           .encode("utf-8", "surrogateescape"))
+    with caplog.at_level("WARNING", logger="fcnseg.data.class_frequencies"):
+        counts = class_pixel_counts(ds, cache_dir=cache)
+    assert counts.tolist() == [120, 20, 50]
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert message.startswith(f"{cache_file}: damaged class-frequency cache (")
+    assert message.endswith("counting the class pixels again") and "\n" not in message
+    assert cf._read_cache(cache_file, fingerprint, 3).tolist() == [120, 20, 50]  # rewritten

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import warnings
 from collections.abc import Sequence
@@ -42,6 +43,8 @@ __all__ = [
 ]
 
 WEIGHT_METHODS = ("median_frequency", "inverse_frequency")
+
+log = logging.getLogger(__name__)
 
 
 class ClassBalanceWarning(UserWarning):
@@ -107,14 +110,36 @@ def _cache_folder(cache_dir: str | os.PathLike[str] | None) -> Path:
 
 
 def _read_cache(path: Path, fingerprint: str, num_classes: int) -> np.ndarray | None:
+    """The cached counts, or None when there are none to trust: no file (a first count), or
+    a damaged one, which is named in a warning and counted again (then rewritten)."""
+    if not path.is_file():
+        return None
+    problem = _cache_problem(path, fingerprint, num_classes)
+    if isinstance(problem, str):
+        log.warning("%s: damaged class-frequency cache (%s); counting the class pixels again",
+                    path, problem)
+        return None
+    return problem
+
+
+def _cache_problem(path: Path, fingerprint: str, num_classes: int) -> str | np.ndarray:
+    """What is wrong with the cache file at ``path``, or its counts if nothing is."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    counts = data.get("counts") if isinstance(data, dict) else None
-    if data.get("fingerprint") != fingerprint or not isinstance(counts, list) or \
-            len(counts) != num_classes:
-        return None
+    except OSError as e:
+        return f"unreadable: {e.strerror or e}"
+    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError included
+        return "not valid JSON"
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    if data.get("fingerprint") != fingerprint:
+        return "written for other masks"
+    counts = data.get("counts")
+    if not (isinstance(counts, list) and len(counts) == num_classes
+            and all(type(c) is int and 0 <= c < 2**62 for c in counts)):
+        return f"'counts' is not a list of {num_classes} pixel counts"
+    if sum(counts) == 0:  # nothing is lost by checking what would stop the run
+        return "it counts no labelled pixel at all"
     return np.asarray(counts, dtype=np.int64)
 
 

@@ -168,3 +168,27 @@ def test_fit_stays_in_range_when_the_optimum_is_at_infinity_or_zero(logits, labe
     fit = fit_temperature(torch.tensor(logits), torch.tensor(labels))
     assert fit.temperature == pytest.approx(bound, rel=1e-6)
     assert math.isfinite(fit.nll_after) and fit.nll_after < fit.nll_before
+
+
+def test_calibrate_removes_the_temporaries_of_an_earlier_killed_run(tiny_checkpoint,
+                                                                     tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    target = tmp_path / "model.pt"
+    target.write_bytes(tiny_checkpoint(list(SYNTHETIC_CLASSES)).read_bytes())
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    left = [tmp_path / f".model.pt.{dead.pid}_k3j2h1g0.tmp",  # a run killed mid-write
+            tmp_path / ".model.pt.x8_1ab2c.tmp"]  # one of an older version, hours ago
+    for path in left:
+        path.write_bytes(b"half a checkpoint")
+        then = time.time() - 2 * 3600
+        os.utime(path, (then, then))
+    rc = main(["calibrate", "--checkpoint", str(target), "--dataset", "synthetic",
+               "--num-images", "1", "--size", "32", "--device", "cpu", "--in-place",
+               "--no-progress"])
+    assert rc == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]

@@ -276,3 +276,64 @@ def test_info_on_a_pretrained_folder_gives_the_size_of_its_files(
     assert size > 100_000  # shows as 0.1 MB or more
     assert main(["info", str(folder)]) == 0
     assert f"{size / 1e6:.1f} MB on disk" in capsys.readouterr().out
+
+
+_CALIBRATE_ON_SYNTHETIC = ["--dataset", "synthetic", "--num-images", "1", "--size", "32",
+                           "--max-pixels", "500", "--device", "cpu", "--no-progress"]
+
+
+def test_calibrate_in_place_on_a_safetensors_checkpoint_writes_safetensors(
+        tmp_path: Path) -> None:
+    from safetensors import safe_open
+
+    from fcnseg.pretrained.hub import save_safetensors_checkpoint
+
+    model = _model(len(SYNTHETIC_CLASSES))
+    target = save_safetensors_checkpoint(
+        tmp_path / "model.safetensors", model, class_names=list(SYNTHETIC_CLASSES),
+        palette=palette_for(len(SYNTHETIC_CLASSES)), metrics={"mean_iu": 0.5},
+        source={"caffemodel": "tiny.caffemodel"})
+    assert main(["calibrate", "--checkpoint", str(target), "--in-place",
+                 *_CALIBRATE_ON_SYNTHETIC]) == 0
+    with safe_open(str(target), framework="pt") as f:  # a torch pickle would not open
+        config = json.loads(f.metadata()["fcnseg"])
+        assert torch.equal(f.get_tensor("score_fr.weight"), model.score_fr.weight)
+    assert config["temperature"] > 0 and config["calibration"]["pixels"] == 500
+    assert config["metrics"] == {"mean_iu": 0.5}
+    assert config["source"] == {"caffemodel": "tiny.caffemodel"}
+    ckpt = load_checkpoint(target)  # every command reads it, the temperature with it
+    assert ckpt["temperature"] == config["temperature"]
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_calibrate_out_in_another_format_is_refused_before_the_fit(tmp_path: Path,
+                                                                 capsys) -> None:
+    ckpt = save_checkpoint(tmp_path / "m.pt", _model(len(SYNTHETIC_CLASSES)),
+                           class_names=list(SYNTHETIC_CLASSES),
+                           palette=palette_for(len(SYNTHETIC_CLASSES)))
+    assert main(["calibrate", "--checkpoint", str(ckpt), "--out", str(tmp_path / "m.onnx"),
+                 *_CALIBRATE_ON_SYNTHETIC]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "m.onnx: a checkpoint is written as .pt (torch) or .safetensors" in err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "m.onnx").exists()
+
+
+def test_calibrate_of_a_hub_checkpoint_writes_a_local_file_and_says_where(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    folder = save_pretrained(_model(len(SYNTHETIC_CLASSES)), tmp_path / "export",
+                             class_names=list(SYNTHETIC_CLASSES),
+                             palette=palette_for(len(SYNTHETIC_CLASSES)))
+    _hf_cache_repo(tmp_path / "hf-cache", "someone/tiny-fcn", folder)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert main(["calibrate", "--checkpoint", "hf://someone/tiny-fcn",
+                 *_CALIBRATE_ON_SYNTHETIC]) == 0
+    out = work / "someone--tiny-fcn_calibrated.pt"
+    assert f"wrote {out}" in capsys.readouterr().out
+    assert load_checkpoint(out)["temperature"] > 0
+    assert sorted(p.name for p in work.iterdir()) == [out.name], "no ./hf:/ folder"
+    assert main(["calibrate", "--checkpoint", "hf://someone/tiny-fcn", "--in-place",
+                 *_CALIBRATE_ON_SYNTHETIC]) == 2
+    err = capsys.readouterr().err
+    assert "--in-place: hf://someone/tiny-fcn is a Hub repository" in err

@@ -4,11 +4,44 @@ from __future__ import annotations
 
 import errno
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from fcnseg.utils.files import DiskFullError, atomic_write, free_space, remove_stale_temporaries
+from fcnseg.utils.files import (
+    STALE_AFTER_S,
+    DiskFullError,
+    atomic_path,
+    atomic_write,
+    atomic_write_bytes,
+    free_space,
+    remove_dead_writers_temporaries,
+    remove_stale_temporaries,
+)
+
+# A process that dies (SIGKILL) in the middle of an atomic write of its first argument.
+_KILLED_WRITER = """
+import os, signal, sys
+from fcnseg.utils.files import atomic_write
+with atomic_write(sys.argv[1]) as f:
+    f.write(b"half a checkpoint")
+    f.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _age(path: Path, seconds: float) -> None:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
 
 
 def test_stale_temporaries_of_the_named_files_are_removed_and_nothing_else(
@@ -46,3 +79,46 @@ def test_other_write_errors_are_not_called_a_full_disk(tmp_path: Path) -> None:
 def test_free_space_reads_as_a_size() -> None:
     assert free_space("/").split()[1] in ("B", "KB", "MB", "GB", "TB")
     assert free_space("/no/such/folder") == "unknown"
+
+
+def test_a_temporary_left_by_a_killed_write_is_removed_by_a_later_write(tmp_path: Path) -> None:
+    target = tmp_path / "model_calibrated.pt"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    killed = subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(target)], env=env)
+    assert killed.returncode == -9
+    left = [p for p in tmp_path.iterdir() if p.name.startswith(".model_calibrated.pt.")]
+    assert len(left) == 1 and left[0].name.endswith(".tmp") and not target.exists()
+    _age(left[0], STALE_AFTER_S + 5)  # a later run
+    atomic_write_bytes(target, b"whole")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model_calibrated.pt"]
+    assert target.read_bytes() == b"whole"
+
+
+def test_temporaries_of_live_or_recent_writers_are_kept(tmp_path: Path) -> None:
+    old = STALE_AFTER_S + 5
+    dead = _dead_pid()
+    gone = [(tmp_path / f".a.pt.{dead}_k3j2h1g0.tmp", old),
+            (tmp_path / ".b.pt.k3j2h1g0.tmp", 2 * 3600)]  # an older version's, hours old
+    kept = [(tmp_path / f".c.pt.{os.getpid()}_k3j2h1g0.tmp", old),  # this live process
+            (tmp_path / f".d.pt.{dead}_k3j2h1g0.tmp", 1),  # maybe another machine's, writing
+            (tmp_path / ".e.pt.k3j2h1g0.tmp", old),
+            (tmp_path / f"f.pt.{dead}_k3j2h1g0.tmp", old),  # not a temporary's name
+            (tmp_path / f".g.pt.{dead}_k3j2h1g0.tmp.bak", old)]
+    for path, age in gone + kept:
+        path.write_text("x")
+        _age(path, age)
+    assert sorted(remove_dead_writers_temporaries(tmp_path)) == sorted(p for p, _ in gone)
+    assert all(p.exists() for p, _ in kept)
+
+
+def test_atomic_path_renames_a_whole_file_or_leaves_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "w.safetensors"
+    with atomic_path(target) as tmp:
+        assert tmp.parent == tmp_path and tmp.name.startswith(".w.safetensors.")
+        tmp.write_bytes(b"new")
+    assert target.read_bytes() == b"new"
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("writer failed")
+    assert target.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.safetensors"]

@@ -9,12 +9,17 @@ calibration with it.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
 from fcnseg.checkpoint import load_checkpoint
 from fcnseg.cli import options
-from fcnseg.inference.calibration import DEFAULT_MAX_PIXELS, calibrate_checkpoint
+from fcnseg.inference.calibration import (
+    DEFAULT_MAX_PIXELS,
+    calibrate_checkpoint,
+    output_format,
+)
 from fcnseg.inference.segmenter import resolve_device
 
 NAME = "calibrate"
@@ -26,11 +31,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     options.add_checkpoint(p, help="checkpoint to calibrate")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--out", default=None,
-                       help="checkpoint to write (default: NAME_calibrated.pt next to the "
-                            "input); the input is never modified")
+                       help="checkpoint to write, .pt or .safetensors (default: "
+                            "NAME_calibrated.pt next to the input, in its format; for hf:// "
+                            "in the current folder); the input is never modified")
     where.add_argument("--in-place", action="store_true",
-                       help="replace the checkpoint itself (atomically: a crash leaves the old "
-                            "file or the new one, never a broken one)")
+                       help="replace the checkpoint file itself, in its own format "
+                            "(atomically: a crash leaves the old file or the new one, never a "
+                            "broken one)")
     options.add_dataset(p, split_help="split to fit on (default: val; never the test split)",
                         limit_help="use only the first N images")
     r = p.add_argument_group("running")
@@ -44,9 +51,38 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def default_output(checkpoint: str) -> Path:
-    """``runs/x/best.pt`` → ``runs/x/best_calibrated.pt``."""
+    """``runs/x/best.pt`` → ``runs/x/best_calibrated.pt`` (``.safetensors`` stays
+    ``.safetensors``); a pretrained folder ``models/x`` → ``models/x_calibrated.pt``;
+    ``hf://owner/repo[@rev]``, no local file, → ``owner--repo[@rev]_calibrated.pt`` in the current
+    folder."""
+    if checkpoint.startswith("hf://"):
+        name = re.sub(r"[^\w.@-]+", "-", checkpoint.removeprefix("hf://").replace("/", "--", 1))
+        return Path.cwd() / f"{name.strip('.-') or 'hub'}_calibrated.pt"
     path = Path(checkpoint)
+    if path.is_dir():
+        return path.parent / f"{path.name}_calibrated.pt"
     return path.with_name(f"{path.stem}_calibrated{path.suffix or '.pt'}")
+
+
+def output_path(args: argparse.Namespace) -> Path:
+    """Where the calibrated checkpoint goes (``--out``, ``--in-place`` or
+    :func:`default_output`), checked before any work: a one-line error for a place that
+    cannot take it."""
+    spec = args.checkpoint
+    if args.in_place:
+        if spec.startswith("hf://"):
+            raise ValueError(f"--in-place: {spec} is a Hub repository, not a file here; give "
+                             f"--out FILE (.pt or .safetensors)")
+        if Path(spec).is_dir():
+            raise ValueError(f"--in-place: {spec} is a pretrained folder, not a checkpoint "
+                             f"file; give --out FILE (.pt or .safetensors)")
+        out = Path(spec)
+    else:
+        out = Path(args.out) if args.out else default_output(spec)
+    if out.is_dir():
+        raise ValueError(f"--out {out}: is a folder; give a checkpoint file name")
+    output_format(out)  # a name saying another format is refused now, not after the fit
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,10 +91,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--batch-size: must be at least 1, got {args.batch_size}")
     if args.max_pixels < 1:
         raise ValueError(f"--max-pixels: must be at least 1, got {args.max_pixels}")
-    out = Path(args.checkpoint) if args.in_place else Path(args.out or
-                                                           default_output(args.checkpoint))
-    if out.exists() and out.is_dir():
-        raise ValueError(f"--out {out}: is a folder; give a checkpoint file name")
+    out = output_path(args)
     ckpt = load_checkpoint(args.checkpoint)
     spec = options.dataset_spec(args, ckpt)
     if args.dataset is None:

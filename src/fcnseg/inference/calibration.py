@@ -41,6 +41,7 @@ __all__ = [
     "entropy",
     "fit_temperature",
     "maxprob_uncertainty",
+    "output_format",
     "save_with_temperature",
     "uncertainty_maps",
 ]
@@ -228,22 +229,50 @@ def save_with_temperature(
     temperature: float,
     info: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write ``checkpoint`` with ``temperature`` (and ``info`` as ``calibration``) to ``out``.
+    """Write ``checkpoint`` with ``temperature`` (and ``info`` as ``calibration``) to ``out``,
+    in the format its name says (:func:`output_format`): a ``.safetensors`` file as ``fcnseg
+    convert`` writes them, else a torch checkpoint.
 
     The file is written atomically (temporary file, fsync, rename), so ``out`` may be
     ``checkpoint`` itself: a crash leaves either the old or the new file, never a broken one.
     """
     if not (math.isfinite(temperature) and temperature > 0):
         raise ValueError(f"temperature must be a positive number, got {temperature}")
+    out = Path(out)
+    fmt = output_format(out)
     ckpt = load_checkpoint(checkpoint)
-    ckpt.pop("path", None)  # added on load; the file's own location is not stored
-    ckpt.pop("source", None)  # likewise the pretrained files it was read from
     ckpt["temperature"] = float(temperature)
     ckpt["calibration"] = dict(info or {})
-    out = Path(out)
+    if fmt == "safetensors":
+        from fcnseg.pretrained.hub import save_checkpoint_safetensors
+
+        return save_checkpoint_safetensors(out, ckpt)
+    ckpt.pop("path", None)  # added on load; the file's own location is not stored
+    ckpt.pop("source", None)  # likewise the pretrained files it was read from
     with atomic_write(out) as f:
         torch.save(ckpt, f)
     return out
+
+
+#: Names of torch checkpoints (``.pth.tar`` is the PyTorch FCN port's); ``.safetensors`` is the
+#: other format written.
+TORCH_SUFFIXES = (".pt", ".pth", ".tar", ".ckpt", ".bin")
+
+
+def output_format(path: str | os.PathLike[str]) -> str:
+    """``"safetensors"`` or ``"torch"``: the checkpoint format a file name says.
+
+    Raises:
+        ValueError: a name that says another format (``.onnx``, ``.json`` ...), one line
+            naming it.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix == ".safetensors":
+        return "safetensors"
+    if suffix in TORCH_SUFFIXES or not suffix:
+        return "torch"
+    raise ValueError(f"{path}: a checkpoint is written as .pt (torch) or .safetensors, not "
+                     f"{suffix}; choose a name with one of those")
 
 
 def calibrate_checkpoint(

@@ -31,7 +31,7 @@ from fcnseg.pretrained.resolve import (
     is_pretrained_spec,
     resolve_checkpoint,
 )
-from fcnseg.utils.files import atomic_write
+from fcnseg.utils.files import atomic_path, atomic_write
 from fcnseg.utils.typing import PathLike
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "is_pretrained_spec",
     "push_to_hub",
     "resolve_checkpoint",
+    "save_checkpoint_safetensors",
     "save_pretrained",
     "save_safetensors_checkpoint",
 ]
@@ -72,9 +73,8 @@ def _write_safetensors(path: Path, model: nn.Module, metadata: dict[str, str]) -
     from safetensors.torch import save_file  # optional extra (fcnseg[hub] or [safetensors])
 
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(tensors, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
 
 
 def save_safetensors_checkpoint(
@@ -87,6 +87,44 @@ def save_safetensors_checkpoint(
     path = Path(path)
     config = _config(model, class_names, palette, ignore_index, metrics, source)
     _write_safetensors(path, model, {METADATA_KEY: json.dumps(config)})
+    return path
+
+
+def _converted_from(ckpt: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``source`` recorded in the description of the pretrained files a checkpoint was read
+    from (what ``fcnseg convert`` converted), so that rewriting them keeps it; {} otherwise."""
+    files = ckpt.get("source") or {}
+    config_file, weights = Path(str(files.get("config", ""))), str(files.get("weights", ""))
+    try:
+        if config_file.name == CONFIG_NAME and config_file.is_file():
+            config = json.loads(config_file.read_text(encoding="utf-8"))
+        elif weights.endswith(".safetensors") and Path(weights).is_file():
+            from safetensors import safe_open
+
+            with safe_open(weights, framework="pt") as f:
+                config = json.loads((f.metadata() or {}).get(METADATA_KEY, "{}"))
+        else:
+            return {}
+    except (OSError, ValueError):
+        return {}
+    source = config.get("source") if isinstance(config, Mapping) else None
+    return dict(source) if isinstance(source, Mapping) else {}
+
+
+def save_checkpoint_safetensors(path: PathLike, checkpoint: PathLike | Mapping[str, Any]) -> Path:
+    """A checkpoint (file or loaded dict) as one ``.safetensors`` file, as ``fcnseg convert``
+    writes them: its weights, and in the metadata its description, classes, metrics and any
+    temperature and calibration (``fcnseg calibrate``). Written whole or not at all."""
+    ckpt = load_checkpoint(checkpoint) if not isinstance(checkpoint, Mapping) else checkpoint
+    model = build_model_from_checkpoint(ckpt)
+    classes = ckpt["classes"]
+    config = _config(model, classes["names"], classes["palette"], int(classes["ignore_index"]),
+                     ckpt.get("metrics"), _converted_from(ckpt))
+    for key in ("temperature", "calibration"):
+        if key in ckpt:
+            config[key] = ckpt[key]
+    path = Path(path)
+    _write_safetensors(path, model, {METADATA_KEY: json.dumps(config, default=str)})
     return path
 
 

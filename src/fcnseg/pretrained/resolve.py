@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -100,9 +101,23 @@ def _checkpoint_from(config: Any, state_dict: dict[str, torch.Tensor], spec: str
         ignore_index = int(ignore_index)
     classes = {"names": [str(n) for n in classes["names"]], "palette": classes["palette"],
                "ignore_index": ignore_index}
-    return {"format": FORMAT, "model_state_dict": state_dict, "model": model,
+    ckpt = {"format": FORMAT, "model_state_dict": state_dict, "model": model,
             "classes": classes, "recipe": {"pretrained": spec}, "iteration": 0, "epoch": 0,
             "metrics": dict(config.get("metrics") or {}), "state": {}}
+    return {**ckpt, **_calibration(config, bad)}
+
+
+def _calibration(config: Mapping[str, Any], bad: Any) -> dict[str, Any]:
+    """The temperature (and its fit) that ``fcnseg calibrate`` stored in a config, if any."""
+    if "temperature" not in config:
+        return {}
+    t = config["temperature"]
+    if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t) or t <= 0:
+        raise bad(f"temperature: expected a positive number, got {t!r}")
+    calibration = config.get("calibration") or {}
+    if not isinstance(calibration, Mapping):
+        raise bad(f"calibration: expected a JSON object, got a {_json_kind(calibration)}")
+    return {"temperature": float(t), "calibration": dict(calibration)}
 
 
 def _json_kind(value: Any) -> str:

@@ -1,8 +1,16 @@
 """Atomic file writes: a crash at any moment leaves either the old file or the new one.
 
 A write that runs out of space raises :class:`DiskFullError`, one line naming the file, the free
-space and what was kept; :func:`remove_stale_temporaries` clears the temporary files that a
-process killed in the middle of a write leaves behind.
+space and what was kept.
+
+A process killed in the middle of a write leaves its temporary file beside the target
+(``.best.pt.<pid>_<random>.tmp``). Each process's first atomic write into a folder removes
+the temporaries there whose writer is gone: its process id (in the name) is no live process on
+this machine and the file has not changed for :data:`STALE_AFTER_S` seconds (the delay keeps
+the files of writers on other machines of a shared file system, whose ids mean nothing here);
+temporaries named without an id, by older versions, go once unchanged for an hour.
+:func:`remove_stale_temporaries` clears the temporaries of named files at once, for a process
+that knows no other one writes them (a training run starting in its folder).
 """
 
 from __future__ import annotations
@@ -13,6 +21,8 @@ import os
 import re
 import shutil
 import tempfile
+import threading
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
@@ -20,15 +30,28 @@ from typing import IO
 from fcnseg.utils.typing import PathLike
 
 __all__ = [
+    "STALE_AFTER_S",
     "DiskFullError",
+    "atomic_path",
     "atomic_write",
     "atomic_write_bytes",
     "fsync_dir",
     "is_disk_full",
+    "remove_dead_writers_temporaries",
     "remove_stale_temporaries",
 ]
 
 _FULL = (errno.ENOSPC, errno.EDQUOT)
+
+#: Seconds a temporary whose writer's process is gone must have stayed unchanged to be removed.
+STALE_AFTER_S = 60.0
+# Temporaries without a process id (older versions) are removed after this long unchanged.
+_UNNAMED_STALE_AFTER_S = 3600.0
+# A temporary of atomic_write: ".<target>.<pid>_<random>.tmp", or ".<target>.<random>.tmp".
+_TEMPORARY = re.compile(r"\.(?P<target>.+)\.(?:(?P<pid>[0-9]+)_)?[A-Za-z0-9_]+\.tmp")
+# The folders this process has cleared of its predecessors' temporaries (once each).
+_CLEARED: set[str] = set()
+_CLEARED_LOCK = threading.Lock()
 
 
 class DiskFullError(RuntimeError):
@@ -91,6 +114,76 @@ def remove_stale_temporaries(folder: PathLike, names: Iterable[str]) -> list[Pat
     return removed
 
 
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # someone else's live process, or an id we cannot judge: keep its file
+    return True
+
+
+def _is_dead_writers(entry: os.DirEntry, now: float) -> bool:
+    match = _TEMPORARY.fullmatch(entry.name)
+    if match is None or not entry.is_file(follow_symlinks=False):
+        return False
+    age = now - entry.stat(follow_symlinks=False).st_mtime
+    if match["pid"] is None:
+        return age > _UNNAMED_STALE_AFTER_S
+    return age > STALE_AFTER_S and not _process_alive(int(match["pid"]))
+
+
+def remove_dead_writers_temporaries(folder: PathLike) -> list[Path]:
+    """Delete the temporaries of :func:`atomic_write` in ``folder`` whose writer is gone (the
+    rule is in the module doc); safe while other processes write there. Returns what went."""
+    removed: list[Path] = []
+    now = time.time()
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            with contextlib.suppress(OSError):
+                if _is_dead_writers(entry, now):
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+    return removed
+
+
+def _clear_once(folder: Path) -> None:
+    """:func:`remove_dead_writers_temporaries` at this process's first write into ``folder``."""
+    key = os.path.abspath(folder)
+    with _CLEARED_LOCK:
+        if key in _CLEARED:
+            return
+        _CLEARED.add(key)
+    remove_dead_writers_temporaries(folder)
+
+
+def _new_temporary(path: Path) -> tuple[int, str]:
+    """An open file descriptor and the name of a new temporary beside ``path``, named for the
+    target and this process (module doc); the folder's stale temporaries are cleared first."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _clear_once(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}_", suffix=".tmp",
+                               dir=path.parent)
+    try:
+        # mkstemp creates the file 0600; give it the mode an ordinary open() would (umask applies)
+        os.chmod(tmp, 0o666 & ~_umask())
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp)
+        raise
+    return fd, tmp
+
+
+def _disk_full_instead(path: Path, e: BaseException) -> None:
+    if is_disk_full(e):
+        kept = (f"the previous {path.name} is intact" if path.exists()
+                else f"{path.name} was not written")
+        raise DiskFullError(path, kept) from e
+
+
 def fsync_dir(path: PathLike) -> None:
     """fsync a directory so that a rename inside it is durable (no-op where unsupported)."""
     try:
@@ -125,14 +218,12 @@ def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file beside ``path``; on success fsync it and rename it over ``path``.
 
     On any exception the temporary file is removed and ``path`` is untouched; running out of
-    space raises :class:`DiskFullError` instead of the low-level error.
+    space raises :class:`DiskFullError` instead of the low-level error. A temporary left by a
+    process killed mid-write is removed by a later write (module doc).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _new_temporary(path)
     try:
-        # mkstemp creates the file 0600; give it the mode an ordinary open() would (umask applies)
-        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()
@@ -142,10 +233,28 @@ def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO]:
     except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        if is_disk_full(e):
-            kept = (f"the previous {path.name} is intact" if path.exists()
-                    else f"{path.name} was not written")
-            raise DiskFullError(path, kept) from e
+        _disk_full_instead(path, e)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_path(path: PathLike) -> Iterator[Path]:
+    """:func:`atomic_write` for writers that take a file name (``safetensors.save_file``):
+    yields the temporary's path, to be written whole; on success it is fsynced and renamed over
+    ``path``, on any exception removed."""
+    path = Path(path)
+    fd, tmp = _new_temporary(path)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except BaseException as e:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        _disk_full_instead(path, e)
         raise
 
 

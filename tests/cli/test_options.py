@@ -92,3 +92,21 @@ def test_set_takes_several_fields_after_one_flag() -> None:
     args = build_parser().parse_args(["train", "--recipe", "r", "--out", "o", "--set", "a=1",
                                       "b.c=x", "--set", "d=[1, 2]"])
     assert args.overrides == ["a=1", "b.c=x", "d=[1, 2]"]
+
+
+def test_a_misspelt_option_names_the_one_meant(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["predict", "--chekpoint", "best.pt", "a.png", "--out", "preds"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "unrecognized option --chekpoint; did you mean --checkpoint?" in err
+    with pytest.raises(SystemExit):
+        main(["info", "--jsn=1"])
+    assert "did you mean --json?" in capsys.readouterr().err
+
+
+def test_an_abbreviated_option_is_not_taken_for_a_misspelling(
+        tmp_path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["info", "--check", str(tmp_path / "none.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "no such checkpoint" in err and "did you mean" not in err

@@ -27,6 +27,14 @@ def test_every_shipped_recipe_is_listed_and_resolves() -> None:
         assert listed[name], f"{name} has no description line"
 
 
+def test_recipe_descriptions_are_whole_sentences() -> None:
+    # A description that wraps over several comment lines is listed whole, not cut mid-sentence.
+    for name, description in list_recipes().items():
+        assert description.endswith((".", "!", "?")), f"{name}: {description!r}"
+        assert description.count("(") == description.count(")"), f"{name}: {description!r}"
+    assert list_recipes()["folder-cpu"].endswith("data.val.root=DIR).")
+
+
 def test_reference_recipes_follow_the_paper() -> None:
     lrs = {"voc-fcn32s": 1e-10, "voc-fcn16s": 1e-12, "voc-fcn8s": 1e-14,
            "voc-fcn8s-atonce": 1e-10}

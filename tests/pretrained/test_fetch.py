@@ -138,8 +138,9 @@ def test_failure_lists_urls_answers_cache_path_and_alternatives(
     with pytest.raises(FetchError) as info:
         fetch_pretrained("fcn8s_caffe", cache, progress=False)
     msg = str(info.value)
-    assert f"{loopback_server.url('none.caffemodel')}: downloading" in msg and "HTTP 404" in msg
-    assert f"{loopback_server.url('page.html')}: downloading" in msg and "HTML page" in msg
+    assert f"{loopback_server.url('none.caffemodel')}: HTTP 404" in msg
+    assert f"{loopback_server.url('page.html')}: returned an HTML page" in msg
+    assert msg.count(loopback_server.url("none.caffemodel")) == 1  # each URL said once
     assert str(cache / "fcn8s-heavy-pascal.caffemodel") in msg
     assert "--checkpoint PATH" in msg and "fcnseg convert" in msg
 
@@ -153,6 +154,24 @@ def test_backbone_failure_says_how_to_pass_a_path(tmp_path: Path,
     with pytest.raises(FetchError, match=r"VGG_ILSVRC_16_layers.caffemodel .*"
                                          r"--set model.backbone_weights=PATH"):
         fetch_pretrained("vgg16_caffe", tmp_path / "cache", progress=False)
+
+
+def test_offline_failure_says_the_no_internet_hint_once_not_per_url(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Port 9 (discard) on the loopback: nothing listens, as for a machine without network.
+    _use_sources(monkeypatch,
+                 Source("http://127.0.0.1:9/fcn8s-heavy-pascal.caffemodel",
+                        "fcn8s-heavy-pascal.caffemodel", format="caffemodel"),
+                 Source("http://127.0.0.1:9/fcn8s_from_caffe.pth", "fcn8s_from_caffe.pth",
+                        md5="0" * 32))
+    cache = tmp_path / "cache"
+    with pytest.raises(FetchError) as info:
+        fetch_pretrained("fcn8s_caffe", cache, progress=False)
+    msg = str(info.value)
+    assert msg.count("internet") == 1, msg
+    assert msg.count("http://127.0.0.1:9/fcn8s-heavy-pascal.caffemodel") == 1, msg
+    assert "Errno" not in msg and len(msg.replace(str(cache), "CACHE")) < 500, msg
+    assert info.value.__cause__ is None and info.value.__context__ is None  # no chained trace
 
 
 def test_torchvision_sources_check_the_sha256_prefix_of_their_names() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 from collections.abc import Sequence
@@ -47,9 +48,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def refuse_misspelt_options(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
+    """Exit with argparse's usage error when an option of the command in ``argv`` is misspelt,
+    naming the option it most likely meant (``--chekpoint``: did you mean ``--checkpoint``?).
+    Before parsing, so that the hint comes first, not "the following arguments are required"."""
+    commands = next(a for a in parser._actions
+                    if isinstance(a, argparse._SubParsersAction)).choices
+    command = next((a for a in argv if a in commands), None)
+    if command is None:
+        return
+    sub = commands[command]
+    known = [o for action in sub._actions for o in action.option_strings if o.startswith("--")]
+    for token in argv[list(argv).index(command) + 1:]:
+        if token == "--":
+            break
+        name = token.split("=", 1)[0]
+        if not name.startswith("--") or any(k.startswith(name) for k in known):
+            continue  # a value, or an option (argparse takes unambiguous prefixes)
+        close = difflib.get_close_matches(name, known, n=1)
+        if close:
+            sub.error(f"unrecognized option {name}; did you mean {close[0]}?")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    refuse_misspelt_options(parser, argv)
+    args = parser.parse_args(argv)
     try:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:

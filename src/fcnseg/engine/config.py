@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -413,17 +414,31 @@ def _recipe_dir() -> Any:
 
 
 def list_recipes() -> dict[str, str]:
-    """Names of the shipped recipes and the first line of each one's description."""
+    """Names of the shipped recipes and the first sentence of each one's description (the
+    comment at the top of its file, which may wrap over several lines)."""
     found: dict[str, str] = {}
     for entry in sorted(_recipe_dir().iterdir(), key=lambda p: p.name):
         if entry.name.endswith(".yaml"):
-            first = ""
-            for line in entry.read_text(encoding="utf-8").splitlines():
-                if line.startswith("#"):
-                    first = line.lstrip("# ").strip()
-                    break
-            found[entry.name[: -len(".yaml")]] = first
+            found[entry.name[: -len(".yaml")]] = _first_sentence(
+                entry.read_text(encoding="utf-8"))
     return found
+
+
+def _first_sentence(text: str) -> str:
+    """The first sentence of the leading comment's first paragraph of a recipe file."""
+    words: list[str] = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            if words:
+                break
+            continue
+        body = line.lstrip("#").strip()
+        if not body and words:
+            break
+        words += body.split()
+    paragraph = " ".join(words)
+    end = re.search(r"[.!?](?=\s|$)", paragraph)
+    return paragraph[: end.end()] if end else paragraph
 
 
 def recipe_path(name: str) -> Any:

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from fcnseg.inference.calibration import uncertainty_maps
+from fcnseg.inference.classnames import class_by_name
 from fcnseg.inference.images import ImageError
 from fcnseg.inference.prefetch import read_ahead, read_or_error
 from fcnseg.inference.segmenter import Prediction, Segmenter
@@ -405,7 +406,9 @@ def overlay_picture(pred: Prediction, palette: np.ndarray, style: PictureStyle) 
 
 def parse_classes(items: str | Iterable[str], class_names: Sequence[str]) -> list[int]:
     """Class indices for names or indices, each item possibly comma-separated (``"cat,3"``);
-    ``"all"`` means every class. Duplicates are dropped, the order kept."""
+    ``"all"`` means every class; names match ignoring case when that is unambiguous
+    (:func:`~fcnseg.inference.classnames.class_by_name`). Duplicates are dropped, the order
+    kept."""
     if isinstance(items, str):
         items = [items]
     names = list(class_names)
@@ -416,8 +419,8 @@ def parse_classes(items: str | Iterable[str], class_names: Sequence[str]) -> lis
                 continue
             if token == "all" and "all" not in names:
                 chosen = list(range(len(names)))
-            elif token in names:
-                chosen = [names.index(token)]
+            elif (index := class_by_name(token, names)) is not None:
+                chosen = [index]
             elif token.isdigit() and int(token) < len(names):
                 chosen = [int(token)]
             else:

@@ -36,7 +36,13 @@ from fcnseg.models.alexnet import copy_alexnet_caffe_weights, read_alexnet_caffe
 from fcnseg.models.weights import vgg16_torchvision_keys
 from fcnseg.pretrained.published import PRETRAINED, PublishedWeights, Source
 from fcnseg.pretrained.reference import REFERENCE_MODELS
-from fcnseg.utils.download import DownloadError, cache_dir, download, file_checksum
+from fcnseg.utils.download import (
+    ConnectionFailed,
+    DownloadError,
+    cache_dir,
+    download,
+    file_checksum,
+)
 from fcnseg.utils.files import atomic_write
 from fcnseg.utils.typing import PathLike
 
@@ -181,8 +187,13 @@ def _check_vgg16_shapes(raw: Path, probe: nn.Module, sd: Mapping[str, Any]) -> N
 # -- fetching -----------------------------------------------------------------------------------
 
 
-def _answer(e: BaseException) -> str:
+def _answer(e: BaseException, url: str = "") -> str:
+    """What ``e`` says, short: the URL and the offline hint are said once, by the caller."""
+    if isinstance(e, ConnectionFailed):
+        return e.reason
     text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    if url:
+        text = text.removeprefix(f"downloading {url} failed: ").removeprefix(f"downloading {url} ")
     return text[:600]
 
 
@@ -233,7 +244,7 @@ def fetch_pretrained(name: str, directory: PathLike | None = None, progress: boo
         try:
             raw = _obtain(source, directory, progress, tried)
         except (DownloadError, OSError) as e:
-            tried.append(f"{source.url}: {_answer(e)}")
+            tried.append(f"{source.url}: {_answer(e, source.url)}")
             continue
         if out is None:
             return raw
@@ -265,5 +276,5 @@ def _failure_message(w: PublishedWeights, directory: Path, tried: list[str]) -> 
     else:
         instead = "or pass the local file's path where the weights are asked for"
     return (f"could not get pretrained weights {w.name!r}. Tried: " + "; ".join(tried)
-            + f". To use a file downloaded by hand, put it at {hand} (it is used offline), "
-            + instead)
+            + ". To use a file downloaded elsewhere (as on a machine without internet access), "
+            + f"put it at {hand} (it is used offline), " + instead)

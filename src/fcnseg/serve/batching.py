@@ -75,10 +75,18 @@ def batching_from_probe(single_s: float, batch_s: float, *,
     """The decision from a probe's times: two images one by one (``single_s``) against the
     same two as one batch (``batch_s``); batching only when ``batch_s <= gain * single_s``."""
     enabled = batch_s <= gain * single_s
-    verdict = "on" if enabled else "off"
-    return BatchingDecision(enabled, f"{verdict}: on this CPU a batch of two took "
-                            f"{batch_s / single_s:.2f}× the time of two single passes",
-                            single_s, batch_s)
+    ratio = batch_s / single_s
+    if enabled:
+        reason = (f"on: on this CPU a batch of two took {ratio:.2f}× the time of two single "
+                  f"passes (batching needs {gain:.2f}× or less)")
+    elif ratio < 1.0:
+        reason = (f"off: on this CPU a batch of two took {ratio:.2f}× the time of two single "
+                  f"passes, a gain too small to pay for waiting to fill a batch (batching "
+                  f"needs {gain:.2f}× or less)")
+    else:
+        reason = (f"off: on this CPU a batch of two took {ratio:.2f}× the time of two single "
+                  f"passes, no faster than one image at a time")
+    return BatchingDecision(enabled, reason, single_s, batch_s)
 
 
 _decisions: weakref.WeakKeyDictionary[Segmenter, BatchingDecision] = weakref.WeakKeyDictionary()

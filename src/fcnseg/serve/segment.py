@@ -20,6 +20,7 @@ from starlette.requests import Request
 from fcnseg.data.images import IMAGE_FORMATS
 from fcnseg.data.palette import palette_for
 from fcnseg.inference import ImageError, ImageTooLargeError, Prediction, Segmenter, load_image
+from fcnseg.inference.classnames import AmbiguousClassName, class_by_name
 from fcnseg.inference.files import PictureStyle, overlay_picture
 from fcnseg.inference.visualize import (
     background_classes,
@@ -97,6 +98,14 @@ def _shown(token: str, limit: int = 40) -> str:
     return repr(token if len(token) <= limit else f"{token[:limit // 2]}…{token[-8:]}")
 
 
+def _class_by_name(token: str, names: Sequence[str]) -> int | None:
+    """:func:`class_by_name` (case-insensitive when unambiguous), an ambiguity a 400."""
+    try:
+        return class_by_name(token, names)
+    except AmbiguousClassName as e:
+        raise RequestError(400, f"heatmap: {e}") from None
+
+
 def parse_heatmap_classes(spec: str | None, names: Sequence[str]) -> tuple[int, ...]:
     """``"all"``, or comma-separated class names or indices, as class indices (400 if unknown)."""
     if spec is None or not spec.strip():
@@ -107,8 +116,8 @@ def parse_heatmap_classes(spec: str | None, names: Sequence[str]) -> tuple[int, 
     for token in (t.strip() for t in spec.split(",")):
         if (number := class_index(token, len(names))) is not None:
             index = number
-        elif token in names:
-            index = list(names).index(token)
+        elif (found := _class_by_name(token, names)) is not None:
+            index = found
         else:
             raise RequestError(
                 400, f"heatmap: unknown class {_shown(token)}; give 'all', class names or indices "
@@ -134,8 +143,8 @@ def parse_head_heatmap_classes(spec: str | None,
         for h, names in heads.items():
             if h == first and (number := class_index(token, len(names))) is not None:
                 index = number
-            elif token in names:
-                index = list(names).index(token)
+            elif (named := _class_by_name(token, names)) is not None:
+                index = named
             else:
                 continue
             found = True

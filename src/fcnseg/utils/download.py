@@ -27,6 +27,7 @@ from fcnseg.utils.files import fsync_dir
 
 __all__ = [
     "ChecksumError",
+    "ConnectionFailed",
     "DownloadError",
     "cache_dir",
     "download",
@@ -39,6 +40,24 @@ _CHUNK = 1 << 20
 
 class DownloadError(RuntimeError):
     """A download failed (network, HTTP status, or an HTML page where a file was expected)."""
+
+
+class ConnectionFailed(DownloadError):
+    """The server could not be reached (no network, unknown host, refused, timed out).
+
+    Attributes:
+        url: what was asked for.
+        reason: the network's answer, short (``"Name or service not known"``).
+    """
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url, self.reason = url, reason
+        super().__init__(f"downloading {url} failed: {reason}. {OFFLINE_HINT}")
+
+
+#: Said once where downloads failed for want of a network.
+OFFLINE_HINT = ("If this machine has no internet access, download the file elsewhere and pass "
+                "its local path.")
 
 
 class ChecksumError(DownloadError):
@@ -142,10 +161,9 @@ def _fetch(url: str, part: Path, *, progress: bool, timeout: float) -> None:
             return
         raise DownloadError(f"downloading {url} failed: HTTP {e.code} {e.reason}") from e
     except (urllib.error.URLError, OSError) as e:
-        raise DownloadError(
-            f"downloading {url} failed: {getattr(e, 'reason', e)}. If this machine has no "
-            f"internet access, download the file elsewhere and pass its local path."
-        ) from e
+        reason = getattr(e, "reason", e)
+        reason = getattr(reason, "strerror", None) or reason  # not "[Errno -2] ..."
+        raise ConnectionFailed(url, str(reason)) from None
     with resp:
         ctype = resp.headers.get("Content-Type", "")
         if ctype.startswith("text/html"):

@@ -17,6 +17,7 @@ from fcnseg.cli import (
     demo,
     evaluate,
     export,
+    import_data,
     info,
     options,
     predict,
@@ -30,7 +31,7 @@ from fcnseg.cli import (
 # caffe extra's protobuf) are imported when their command runs, so a missing extra is reported
 # by that command alone.
 COMMANDS = [demo, train, recipes, info, evaluate, calibrate, serve, check_data, predict, export,
-            bench, convert]
+            bench, convert, import_data]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,66 @@
+"""``fcnseg import``: annotations of labelme, COCO, CVAT or Label Studio into a folder dataset."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from fcnseg.data.annotations import FORMATS, ImportOptions, RasterOptions, import_annotations
+
+NAME = "import"
+HELP = ("Import annotations (labelme, COCO, CVAT, Label Studio) as a folder dataset: images/, "
+        "index PNG masks/, dataset.yaml, train.txt and val.txt.")
+
+FORMAT_HELP = {
+    "labelme": "a folder of labelme JSON files (searched recursively) or one file",
+    "coco": "a COCO instances, stuff or panoptic JSON file",
+    "cvat-mask": "a CVAT 'Segmentation mask 1.1' export folder (labelmap.txt, "
+                 "SegmentationClass/)",
+    "cvat": "a CVAT 'CVAT for images 1.1' annotations.xml (or its folder)",
+    "labelstudio": "a Label Studio JSON export",
+}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("format", choices=FORMATS, metavar="FORMAT",
+                   help="; ".join(f"{k}: {v}" for k, v in FORMAT_HELP.items()))
+    p.add_argument("src", metavar="SRC", help="the annotations (see FORMAT)")
+    p.add_argument("--out", required=True, help="the folder dataset to write")
+    p.add_argument("--labels", metavar="FILE",
+                   help="labelme's labels.txt: one label a line, __ignore__ the ignore value, "
+                        "_background_ class 0, the others 1, 2, ... in order; shapes with other "
+                        "labels are refused (default: the labels found, _background_ first)")
+    p.add_argument("--add-unknown-labels", action="store_true",
+                   help="with --labels: add labels that are not listed after the listed ones "
+                        "instead of refusing their images")
+    p.add_argument("--images", metavar="DIR",
+                   help="where the pictures are (default: where the format puts them)")
+    p.add_argument("--overlap", choices=("top", "ignore"), default="top",
+                   help="where shapes overlap: top (later shapes drawn over earlier ones, as "
+                        "labelme and CVAT's z-order show them) or ignore (pixels covered by "
+                        "shapes of different classes get the ignore value)")
+    p.add_argument("--line-width", type=float, default=10.0,
+                   help="width in pixels of line shapes (labelme's labelme2voc uses 10)")
+    p.add_argument("--ignore-index", type=int, default=255, help="mask value of ignored pixels")
+    p.add_argument("--val-fraction", type=float, default=0.2,
+                   help="share of the images listed in val.txt (the rest in train.txt)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if not 0.0 <= args.val_fraction <= 1.0:
+        raise ValueError(f"--val-fraction must be in [0, 1], got {args.val_fraction}")
+    options = ImportOptions(
+        labels=Path(args.labels) if args.labels else None,
+        add_unknown=args.add_unknown_labels,
+        raster=RasterOptions(overlap=args.overlap, line_width=args.line_width),
+        ignore_index=args.ignore_index, val_fraction=args.val_fraction,
+        images=Path(args.images) if args.images else None)
+    if args.add_unknown_labels and options.labels is None:
+        raise ValueError("--add-unknown-labels needs --labels")
+    report = import_annotations(args.format, Path(args.src), Path(args.out), options,
+                                report=lambda line: print(f"fcnseg import: {line}"))
+    print(f"imported {len(report.written)} image(s) into {args.out} "
+          f"({len(report.classes)} classes: {', '.join(report.classes)})"
+          + (f"; {len(report.errors)} not imported" if report.errors else "")
+          + (f"; {len(report.unannotated)} without annotations" if report.unannotated else ""))
+    return 1 if report.errors else 0

@@ -1,0 +1,208 @@
+"""COCO JSON: instances and stuff (polygons and RLE), and panoptic (PNG segment maps).
+
+Category ids become contiguous classes in id order after ``_background_`` (0); regions marked
+``iscrowd`` get the ignore value unless ``crowd_as_class``. Polygons and RLE are decoded by
+``pycocotools`` (the ``annotations`` extra), so that they give exactly the masks the COCO tools
+give. Pictures are found by ``file_name`` under ``images`` or, by default, beside the JSON
+file, in ``images/`` there, or in COCO's own layout (``annotations/instances_val2017.json``
+beside ``val2017/``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fcnseg.data.annotations.shapes import (
+    IGNORE_LABEL,
+    AnnotatedImage,
+    Annotations,
+    Shape,
+    printable,
+)
+
+__all__ = ["coco_mask_api", "decode_coco_segmentation", "read_coco"]
+
+
+def coco_mask_api() -> Any:
+    """``pycocotools.mask``, or a one-line error saying how to install it."""
+    try:
+        from pycocotools import mask
+    except ImportError:
+        raise RuntimeError("reading COCO polygons and RLE needs pycocotools: "
+                           "pip install 'fcnseg[annotations]'") from None
+    return mask
+
+
+def decode_coco_segmentation(segmentation: Any, height: int, width: int) -> np.ndarray:
+    """A COCO ``segmentation`` (polygon list, uncompressed or compressed RLE) as an H×W bool
+    array, exactly as pycocotools decodes it; ValueError when it is malformed."""
+    mask_api = coco_mask_api()
+    if isinstance(segmentation, list):
+        polygons = [p for p in segmentation if isinstance(p, list)]
+        if (len(polygons) != len(segmentation) or not polygons
+                or any(len(p) < 6 or len(p) % 2 for p in polygons)
+                or not all(isinstance(v, int | float) for p in polygons for v in p)):
+            raise ValueError("'segmentation' polygons must be lists of at least 3 x, y pairs")
+        rle = mask_api.merge(mask_api.frPyObjects([[float(v) for v in p] for p in polygons],
+                                                  height, width))
+    elif isinstance(segmentation, dict) and "counts" in segmentation:
+        size = segmentation.get("size")
+        if list(size or []) != [height, width]:
+            raise ValueError(f"RLE 'size' {size} is not the image's [{height}, {width}]")
+        counts = segmentation["counts"]
+        if isinstance(counts, list):
+            if not all(isinstance(c, int) and c >= 0 for c in counts) or sum(counts) != \
+                    height * width:
+                raise ValueError(f"RLE counts must be non-negative and add up to "
+                                 f"{height}×{width} pixels")
+            rle = mask_api.frPyObjects(segmentation, height, width)
+        elif isinstance(counts, str):
+            rle = {"size": [height, width], "counts": counts.encode("ascii")}
+        else:
+            raise ValueError("RLE 'counts' must be a list or a string")
+    else:
+        raise ValueError("'segmentation' must be a polygon list or an RLE dict")
+    return mask_api.decode(rle).astype(bool)
+
+
+def _category_names(data: dict, source: str) -> dict[int, str]:
+    names: dict[int, str] = {}
+    for cat in data.get("categories") or []:
+        if not isinstance(cat, dict) or not isinstance(cat.get("id"), int):
+            raise ValueError(f"{source}: a category without an integer 'id': {cat!r}")
+        name = str(cat.get("name") or cat["id"])
+        if name in names.values():  # two categories of one name: keep them apart
+            name = f"{name}_{cat['id']}"
+        names[cat["id"]] = name
+    if not names:
+        raise ValueError(f"{source}: no 'categories' (not a COCO annotation file?)")
+    return names
+
+
+def _image_finder(json_path: Path, images: Path | None) -> Callable[[str], Path]:
+    if images is not None:
+        return lambda file_name: images / file_name
+    base = json_path.parent
+    split = json_path.stem.rsplit("_", 1)[-1]  # instances_val2017 -> val2017
+    roots = [base, base / "images", base.parent / split, base.parent / "images", base / split]
+
+    def find(file_name: str) -> Path:
+        for root in roots:
+            if (root / file_name).is_file():
+                return root / file_name
+        return roots[0] / file_name
+
+    return find
+
+
+def _decoder(segmentation: Any) -> Callable[[int, int], np.ndarray]:
+    return lambda h, w: decode_coco_segmentation(segmentation, h, w)
+
+
+def read_coco(src: Path, images: Path | None = None, *, crowd_as_class: bool = False,
+              panoptic_dir: Path | None = None) -> Annotations:
+    """The images of a COCO instances, stuff or panoptic JSON file with their regions; the
+    images with no region; and the category names in id order (the classes after 0)."""
+    src = Path(src)
+    source = printable(src)
+    if not src.is_file():
+        raise FileNotFoundError(f"{source}: no such file (a COCO JSON file is expected)")
+    try:
+        data = json.loads(src.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{source}: not a COCO JSON file ({e})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+        raise ValueError(f"{source}: not a COCO JSON file (no 'images' list)")
+    categories = _category_names(data, source)
+    find = _image_finder(src, images)
+    items: dict[Any, AnnotatedImage] = {}
+    for k, img in enumerate(data["images"]):
+        if not isinstance(img, dict) or "id" not in img or not isinstance(img.get("file_name"),
+                                                                          str):
+            raise ValueError(f"{source}: images[{k}] needs an 'id' and a 'file_name'")
+        h, w = img.get("height"), img.get("width")
+        file_name = img["file_name"]
+        item = AnnotatedImage(name="__".join(Path(file_name).with_suffix("").parts),
+                              source=src, image_path=find(file_name))
+        if isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0:
+            item.size = (h, w)
+        else:
+            item.error = f"{source}: image {file_name!r}: no positive 'height' and 'width'"
+        items[img["id"]] = item
+    panoptic = any(isinstance(a, dict) and "segments_info" in a
+                   for a in data.get("annotations") or [])
+    problems: list[str] = []
+    if panoptic:
+        _add_panoptic(data, src, items, categories, crowd_as_class, panoptic_dir)
+    else:
+        _add_instances(data, source, items, categories, crowd_as_class, problems)
+    annotated = [i for i in items.values() if i.shapes or i.error]
+    empty = [i.image_path for i in items.values() if not i.shapes and not i.error]
+    return Annotations(annotated, empty, list(categories.values()), problems)
+
+
+def _label(categories: dict[int, str], ann: dict, crowd_as_class: bool) -> str | None:
+    if ann.get("category_id") not in categories:
+        return None
+    return IGNORE_LABEL if ann.get("iscrowd") and not crowd_as_class \
+        else categories[ann["category_id"]]
+
+
+def _add_instances(data: dict, source: str, items: dict[Any, AnnotatedImage],
+                   categories: dict[int, str], crowd_as_class: bool,
+                   problems: list[str]) -> None:
+    for k, ann in enumerate(data.get("annotations") or []):
+        item = items.get(ann.get("image_id")) if isinstance(ann, dict) else None
+        if item is None:
+            image_id = ann.get("image_id") if isinstance(ann, dict) else None
+            problems.append(f"{source}: annotations[{k}]: no image with id {image_id!r} "
+                            f"(skipped)")
+            continue
+        where = f"annotation {ann.get('id', k)} (category {ann.get('category_id')!r})"
+        label = _label(categories, ann, crowd_as_class)
+        if label is None:
+            item.problems.append(f"{source}: {where}: category_id not in 'categories' (skipped)")
+            continue
+        item.shapes.append(Shape(label, "mask", where=where,
+                                 decode=_decoder(ann.get("segmentation"))))
+
+
+def _add_panoptic(data: dict, src: Path, items: dict[Any, AnnotatedImage],
+                  categories: dict[int, str], crowd_as_class: bool,
+                  panoptic_dir: Path | None) -> None:
+    from fcnseg.data.io import read_raw
+
+    folder = panoptic_dir or src.parent / src.stem
+    for ann in data.get("annotations") or []:
+        item = items.get(ann.get("image_id"))
+        if item is None:
+            continue
+        png = folder / str(ann.get("file_name"))
+        by_id: dict[int, list[tuple[str, str]]] = defaultdict(list)
+        for seg in ann.get("segments_info") or []:
+            where = f"segment {seg.get('id')} (category {seg.get('category_id')!r})"
+            label = _label(categories, seg, crowd_as_class)
+            if label is None:
+                item.problems.append(f"{printable(src)}: {where}: category_id not in "
+                                     f"'categories' (skipped)")
+                continue
+            by_id[int(seg.get("id", -1))].append((label, where))
+
+        def segment(segment_id: int, png: Path = png) -> Callable[[int, int], np.ndarray]:
+            def decode(h: int, w: int) -> np.ndarray:
+                rgb = read_raw(png, "panoptic PNG").astype(np.int64)
+                if rgb.ndim != 3 or rgb.shape[2] < 3:
+                    raise ValueError(f"{png}: a panoptic PNG must be RGB")
+                ids = rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]
+                return ids == segment_id
+            return decode
+
+        for segment_id, entries in by_id.items():
+            for label, where in entries:
+                item.shapes.append(Shape(label, "mask", where=where, decode=segment(segment_id)))

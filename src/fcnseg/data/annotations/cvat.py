@@ -1,0 +1,224 @@
+"""CVAT's exports: "Segmentation mask 1.1" and "CVAT for images 1.1".
+
+Segmentation mask 1.1 is a folder::
+
+    labelmap.txt                      # label:r,g,b:parts:actions, one label a line
+    SegmentationClass/<name>.png      # the class colours
+    SegmentationObject/<name>.png     # (instances, not read)
+    ImageSets/Segmentation/default.txt
+    JPEGImages/<name>.jpg             # when the export saved the images
+
+CVAT for images 1.1 is ``annotations.xml`` (beside ``images/`` when the export saved them):
+``<image name= width= height=>`` elements holding ``polygon``, ``box``, ``ellipse``,
+``polyline``, ``mask`` (run lengths in its box) and ``points`` (counted, not drawn), drawn in
+``z_order`` then document order; coordinates put pixel (x, y) on the square
+``[x, x+1) × [y, y+1)``.
+"""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+
+from fcnseg.data.annotations.shapes import AnnotatedImage, Annotations, Shape, printable
+from fcnseg.data.folder import IMAGE_EXTENSIONS
+from fcnseg.data.layout import read_utf8
+
+__all__ = ["read_cvat_mask", "read_cvat_xml", "read_labelmap"]
+
+
+def read_labelmap(path: Path) -> list[tuple[str, tuple[int, int, int]]]:
+    """CVAT's labelmap.txt: (label, colour) in order."""
+    out = []
+    for n, line in enumerate(read_utf8(path, "label map").splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, _, rest = line.partition(":")
+        colour = rest.partition(":")[0].split(",")
+        try:
+            rgb = tuple(int(c) for c in colour)
+        except ValueError:
+            rgb = ()
+        if not name or len(rgb) != 3 or not all(0 <= c <= 255 for c in rgb):
+            raise ValueError(f"{path}: line {n}: expected label:r,g,b::, got {line!r}")
+        out.append((name, rgb))
+    if not out:
+        raise ValueError(f"{path}: no labels")
+    return out
+
+
+def _find_image(folders: list[Path], stem: str) -> Path | None:
+    for folder in folders:
+        for ext in IMAGE_EXTENSIONS:
+            for cand in (folder / f"{stem}{ext}", folder / f"{stem}{ext.upper()}"):
+                if cand.is_file():
+                    return cand
+    return None
+
+
+def _colour_mask_decoder(png: Path, colours: list[tuple[int, int, int]], index: int):
+    from fcnseg.data.io import read_raw
+
+    def decode(h: int, w: int) -> np.ndarray:
+        rgb = read_raw(png, "mask")
+        if rgb.ndim == 2:
+            raise ValueError(f"{png.name}: expected a colour (RGB) mask")
+        r, g, b = colours[index]
+        return (rgb[..., 0] == r) & (rgb[..., 1] == g) & (rgb[..., 2] == b)
+    return decode
+
+
+def read_cvat_mask(src: Path, images: Path | None = None) -> Annotations:
+    """A "Segmentation mask 1.1" export folder (module docstring)."""
+    from fcnseg.data.io import read_raw
+
+    src = Path(src)
+    labelmap = src / "labelmap.txt"
+    if not labelmap.is_file():
+        raise FileNotFoundError(f"{src}: no labelmap.txt (not a CVAT Segmentation mask export)")
+    entries = read_labelmap(labelmap)
+    names = [n for n, _ in entries]
+    colours = [c for _, c in entries]
+    mask_dir = src / "SegmentationClass"
+    if not mask_dir.is_dir():
+        raise FileNotFoundError(f"{src}: no SegmentationClass/ folder")
+    image_dirs = [images] if images is not None else [src / "JPEGImages", src / "images", src]
+    items = []
+    code_of = {(r << 16) | (g << 8) | b: k for k, (r, g, b) in enumerate(colours)}
+    for png in sorted(mask_dir.glob("*.png")):
+        item = AnnotatedImage(name=png.stem, source=png,
+                              image_path=_find_image(image_dirs, png.stem))
+        if item.image_path is None:
+            item.image_path = image_dirs[0] / f"{png.stem}.jpg"
+        try:
+            rgb = read_raw(png, "mask")
+        except ValueError as e:
+            item.error = str(e)
+            items.append(item)
+            continue
+        if rgb.ndim != 3 or rgb.shape[2] < 3:
+            item.error = f"{printable(png)}: expected a colour (RGB) mask"
+            items.append(item)
+            continue
+        item.size = rgb.shape[:2]
+        code = ((rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8)
+                | rgb[..., 2])
+        present = np.unique(code)
+        unknown = [int(c) for c in present if int(c) not in code_of]
+        if unknown:
+            shown = ", ".join(f"({c >> 16}, {(c >> 8) & 255}, {c & 255})" for c in unknown[:4])
+            item.error = (f"{printable(png)}: colours not in labelmap.txt: {shown} "
+                          f"({int(np.isin(code, unknown).sum())} pixels)")
+        for c in present:
+            k = code_of.get(int(c))
+            if k is not None:
+                item.shapes.append(Shape(names[k], "mask", where=f"colour {colours[k]}",
+                                         decode=_colour_mask_decoder(png, colours, k)))
+        items.append(item)
+    return Annotations(items, classes=names)
+
+
+def _points(text: str | None) -> list[tuple[float, float]]:
+    out = []
+    for pair in (text or "").split(";"):
+        if pair.strip():
+            x, y = pair.split(",")
+            out.append((float(x), float(y)))
+    return out
+
+
+def _cvat_rle(element: ET.Element, height: int, width: int) -> np.ndarray:
+    counts = [int(c) for c in element.get("rle", "").split(",") if c.strip()]
+    left, top = int(element.get("left", 0)), int(element.get("top", 0))
+    w, h = int(element.get("width", 0)), int(element.get("height", 0))
+    if w <= 0 or h <= 0 or sum(counts) != w * h or any(c < 0 for c in counts):
+        raise ValueError(f"run lengths add up to {sum(counts)}, not its box's {w}×{h} pixels")
+    flat = np.zeros(w * h, bool)
+    pos = 0
+    for k, c in enumerate(counts):
+        if k % 2:
+            flat[pos:pos + c] = True
+        pos += c
+    out = np.zeros((height, width), bool)
+    box = flat.reshape(h, w)[max(-top, 0):max(height - top, 0), max(-left, 0):max(width - left, 0)]
+    out[max(top, 0):max(top, 0) + box.shape[0], max(left, 0):max(left, 0) + box.shape[1]] = box
+    return out
+
+
+def _xml_shape(el: ET.Element, where: str) -> Shape:
+    """One shape element of "CVAT for images 1.1" (ValueError when malformed)."""
+    label = el.get("label") or ""
+    tag = el.tag
+    f = lambda key: float(el.get(key, "nan"))  # noqa: E731
+    if tag == "polygon":
+        pts = _points(el.get("points"))
+        if len(pts) < 3:
+            raise ValueError("a polygon needs at least 3 points")
+        return Shape(label, "corner_polygon", where=where, rings=[np.array(pts)])
+    if tag == "box":
+        x0, y0, x1, y1 = f("xtl"), f("ytl"), f("xbr"), f("ybr")
+        ring = np.array([(x0, y0), (x1, y0), (x1, y1), (x0, y1)])
+        return Shape(label, "corner_polygon", where=where, rings=[ring])
+    if tag == "ellipse":
+        cx, cy, rx, ry = f("cx"), f("cy"), f("rx"), f("ry")
+        t = np.linspace(0, 2 * math.pi, 73)[:-1]
+        ring = np.stack([cx + rx * np.cos(t), cy + ry * np.sin(t)], 1)
+        return Shape(label, "corner_polygon", where=where, rings=[ring])
+    if tag == "polyline":
+        pts = [(x - 0.5, y - 0.5) for x, y in _points(el.get("points"))]
+        if len(pts) < 2:
+            raise ValueError("a polyline needs at least 2 points")
+        return Shape(label, "linestrip", pts, where)
+    if tag == "points":
+        return Shape(label, "point", _points(el.get("points")), where)
+    if tag == "mask":
+        return Shape(label, "mask", where=where,
+                     decode=lambda h, w, el=el: _cvat_rle(el, h, w))
+    raise ValueError(f"unknown shape <{tag}>")
+
+
+def read_cvat_xml(src: Path, images: Path | None = None) -> Annotations:
+    """A "CVAT for images 1.1" ``annotations.xml`` (or the folder holding it)."""
+    src = Path(src)
+    xml_path = src / "annotations.xml" if src.is_dir() else src
+    source = printable(xml_path)
+    if not xml_path.is_file():
+        raise FileNotFoundError(f"{source}: no such file (CVAT for images 1.1 annotations.xml)")
+    try:
+        root = ET.fromstring(xml_path.read_bytes())
+    except ET.ParseError as e:
+        raise ValueError(f"{source}: not valid XML ({e})") from None
+    if root.tag != "annotations":
+        raise ValueError(f"{source}: not a CVAT for images file (root <{root.tag}>)")
+    classes = [el.text or "" for el in root.iterfind("meta/*/labels/label/name")]
+    classes += [el.text or "" for el in root.iterfind("meta/*/*/labels/label/name")]
+    folders = [images] if images is not None else [xml_path.parent / "images", xml_path.parent]
+    items, empty = [], []
+    for image in root.iter("image"):
+        name = image.get("name") or ""
+        path = next((f / name for f in folders if (f / name).is_file()), folders[0] / name)
+        item = AnnotatedImage(name="__".join(Path(name).with_suffix("").parts),
+                              source=xml_path, image_path=path)
+        try:
+            item.size = (int(image.get("height", "")), int(image.get("width", "")))
+        except ValueError:
+            item.error = f"{source}: image {name!r}: no integer 'width' and 'height'"
+        shapes = []
+        for k, el in enumerate(image):
+            if el.tag == "tag":
+                continue
+            where = f"image {name!r} {el.tag} {k} ({el.get('label')!r})"
+            try:
+                shapes.append((int(el.get("z_order", 0) or 0), k, _xml_shape(el, where)))
+            except (ValueError, TypeError) as e:
+                item.problems.append(f"{source}: {where}: {e} (skipped)")
+        item.shapes = [s for _, _, s in sorted(shapes, key=lambda t: (t[0], t[1]))]
+        if item.shapes or item.error or item.problems:
+            items.append(item)
+        else:
+            empty.append(path)
+    return Annotations(items, empty, classes=list(dict.fromkeys(c for c in classes if c)))

@@ -1,0 +1,229 @@
+"""Label maps written back as polygons that labelme, CVAT and COCO tools open for correction.
+
+Each region of each class becomes one polygon (its outline, simplified within ``tolerance``
+pixels). labelme and CVAT polygons have no holes: the regions are listed largest first, and
+a region's holes are filled by the smaller regions drawn over it (labelme draws later shapes on
+top; CVAT gets increasing ``z_order``), background regions inside others included (labelme's
+``_background_`` label, class 0). COCO annotations are unordered: a region with holes is
+written as run-length (RLE) ``segmentation``, the others as polygons.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fcnseg.data.annotations.contours import (
+    centre_chain,
+    corners,
+    region_polygons,
+    simplify,
+)
+from fcnseg.data.annotations.shapes import BACKGROUND_LABEL, Shape, fill_polygons, shape_pixels
+
+__all__ = ["DEFAULT_TOLERANCE", "EXPORT_FORMATS", "coco_document", "cvat_image_element",
+           "cvat_document", "labelme_document", "labelme_label", "layered_regions"]
+
+#: How far (pixels) a simplified outline may stray from the pixels' own; round trips through
+#: labelme keep IoU ≥ 0.99 per class on regions a few pixels wide.
+DEFAULT_TOLERANCE = 1.0
+EXPORT_FORMATS = ("labelme", "coco", "cvat")
+
+
+def labelme_label(class_names: Sequence[str], index: int) -> str:
+    """The labelme label of class ``index``: its name, with class 0 as ``_background_``
+    (labelme's own name of the background; ``fcnseg import`` maps it back to 0)."""
+    return BACKGROUND_LABEL if index == 0 else str(class_names[index])
+
+
+def _fill_ring(ring: np.ndarray, height: int, width: int) -> np.ndarray:
+    return fill_polygons([ring[:, :2]], height, width)
+
+
+def layered_regions(label: np.ndarray, *, background: int = 0, ignore_index: int | None = None
+                    ) -> list[tuple[int, np.ndarray]]:
+    """(class, outer crack ring) of each region to draw, in drawing order: largest first, and
+    ``background`` regions only where they lie inside another region (elsewhere the canvas is
+    background already). ``ignore_index`` regions are left out.
+
+    Drawn in this order (each ring filled, later ones on top), they give ``label`` back
+    exactly: where two classes cross at a pixel corner (both diagonal pairs), the region drawn
+    first would cover a pixel of the other, and that pixel gets a ring of its own on top."""
+    label = np.asarray(label)
+    height, width = label.shape
+    regions = region_polygons(label)
+    others = np.zeros(label.shape, bool)
+    for c, ring, _ in regions:
+        if c != background and c != ignore_index:
+            others |= _fill_ring(ring, height, width)
+    out = []
+    for c, ring, _ in regions:
+        if c == ignore_index:
+            continue
+        if c == background:
+            x, y = centre_chain(ring)[0]
+            if not others[y, x]:
+                continue
+        out.append((c, ring))
+    for _ in range(3):  # the patches are single pixels or small; one round usually suffices
+        drawn = np.full(label.shape, background, label.dtype)
+        for c, ring in out:
+            drawn[_fill_ring(ring, height, width)] = c
+        wrong = (drawn != label) if ignore_index is None else (drawn != label) & (
+            label != ignore_index)
+        if not wrong.any():
+            break
+        patches = region_polygons(np.where(wrong, label, ignore_index if ignore_index is not None
+                                           else -1), np.unique(label[wrong]))
+        out += [(c, ring) for c, ring, _ in patches]
+    return out
+
+
+def _simplified(points: np.ndarray, tolerance: float, render) -> np.ndarray:
+    """``points`` simplified within ``tolerance``, or less where that would change more than
+    one pixel in 200 of what ``render`` draws (small and thin regions keep their shape)."""
+    exact = render(points)
+    budget = max(exact.sum() // 200, 0)
+    t = tolerance
+    while t > 0.05:
+        pts = simplify(points, t)
+        if (render(pts) != exact).sum() <= budget:
+            return pts
+        t /= 2
+    return simplify(points, 0.01)  # straight runs only: the same pixels
+
+
+def _box_render(points: np.ndarray, draw) -> tuple[np.ndarray, object]:
+    """A renderer of point lists in the box around ``points`` (a margin of 2 pixels)."""
+    lo = np.floor(points.min(0)).astype(int) - 2
+    hi = np.ceil(points.max(0)).astype(int) + 3
+    height, width = int(hi[1] - lo[1]), int(hi[0] - lo[0])
+    return lambda pts: draw(np.asarray(pts, float) - lo, height, width)
+
+
+def _labelme_polygon(points: np.ndarray, height: int, width: int) -> np.ndarray:
+    shape = Shape("", "polygon", [tuple(p) for p in points.tolist()])
+    return shape_pixels(shape, height, width)
+
+
+def _labelme_points(ring: np.ndarray, tolerance: float) -> list[list[float]]:
+    chain = centre_chain(ring).astype(float)
+    pts = _simplified(chain, tolerance, _box_render(chain, _labelme_polygon))
+    while len(pts) < 3:  # labelme needs three points; a repeated one draws the same pixels
+        pts = np.concatenate([pts, pts[-1:]])
+    return [[float(x), float(y)] for x, y in pts]
+
+
+def labelme_document(label: np.ndarray, class_names: Sequence[str], image_path: str,
+                     *, tolerance: float = DEFAULT_TOLERANCE,
+                     ignore_index: int | None = 255) -> dict[str, Any]:
+    """A labelme JSON document (polygons, later on top) for ``label`` of the image at
+    ``image_path`` (as labelme stores it: relative to the JSON file)."""
+    height, width = np.asarray(label).shape
+    shapes = [{"label": labelme_label(class_names, c), "points": _labelme_points(ring, tolerance),
+               "group_id": None, "description": "", "shape_type": "polygon", "flags": {},
+               "mask": None}
+              for c, ring in layered_regions(label, ignore_index=ignore_index)]
+    return {"version": "5.4.1", "flags": {}, "shapes": shapes, "imagePath": image_path,
+            "imageData": None, "imageHeight": int(height), "imageWidth": int(width)}
+
+
+def _corner_polygon(points: np.ndarray, height: int, width: int) -> np.ndarray:
+    return fill_polygons([points], height, width)
+
+
+def _corner_points(ring: np.ndarray, tolerance: float) -> np.ndarray:
+    vertices = corners(ring).astype(float)
+    return _simplified(vertices, tolerance, _box_render(vertices, _corner_polygon))
+
+
+def cvat_image_element(label: np.ndarray, class_names: Sequence[str], name: str, image_id: int,
+                       *, tolerance: float = DEFAULT_TOLERANCE,
+                       ignore_index: int | None = 255) -> ET.Element:
+    """One ``<image>`` of "CVAT for images 1.1": a polygon per region, ``z_order`` rising."""
+    height, width = np.asarray(label).shape
+    image = ET.Element("image", id=str(image_id), name=name, width=str(width),
+                       height=str(height))
+    for z, (c, ring) in enumerate(layered_regions(label, ignore_index=ignore_index)):
+        pts = _corner_points(ring, tolerance)
+        ET.SubElement(image, "polygon", label=labelme_label(class_names, c), source="auto",
+                      occluded="0", z_order=str(z),
+                      points=";".join(f"{x:g},{y:g}" for x, y in pts))
+    return image
+
+
+def cvat_document(images: Sequence[ET.Element], class_names: Sequence[str]) -> bytes:
+    """A "CVAT for images 1.1" annotations.xml holding ``images``."""
+    root = ET.Element("annotations")
+    ET.SubElement(root, "version").text = "1.1"
+    meta = ET.SubElement(ET.SubElement(root, "meta"), "task")
+    labels = ET.SubElement(meta, "labels")
+    for k in range(len(class_names)):
+        lab = ET.SubElement(labels, "label")
+        ET.SubElement(lab, "name").text = labelme_label(class_names, k)
+        ET.SubElement(lab, "type").text = "polygon"
+    root.extend(images)
+    ET.indent(root)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+def _coco_rle(mask: np.ndarray) -> dict[str, Any]:
+    """Uncompressed COCO RLE (column-major runs, starting with background)."""
+    flat = np.asarray(mask, bool).reshape(-1, order="F")
+    change = np.flatnonzero(np.r_[True, flat[1:] != flat[:-1], True])
+    counts = np.diff(change).tolist()
+    if flat[0]:
+        counts = [0, *counts]
+    return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": counts}
+
+
+def coco_annotations(label: np.ndarray, image_id: int, first_id: int, *,
+                     tolerance: float = DEFAULT_TOLERANCE, background: int = 0,
+                     ignore_index: int | None = 255) -> list[dict[str, Any]]:
+    """COCO annotations of one label map: one per region of a class other than ``background``
+    (category id = class index); polygons, or RLE for regions with holes."""
+    label = np.asarray(label)
+    height, width = label.shape
+    out = []
+    for c, ring, area in region_polygons(label):
+        if c in (background, ignore_index):
+            continue
+        filled = fill_polygons([ring[:, :2]], height, width)
+        region = filled & (label == c)
+        if region.sum() == area:
+            pts = _corner_points(ring, tolerance)
+            segmentation: Any = [[float(v) for v in pts.reshape(-1)]]
+        else:
+            segmentation = _coco_rle(region)
+        ys, xs = np.nonzero(region)
+        x0, y0 = int(xs.min()), int(ys.min())
+        out.append({"id": first_id + len(out), "image_id": image_id, "category_id": c,
+                    "segmentation": segmentation, "area": int(region.sum()),
+                    "bbox": [x0, y0, int(xs.max()) + 1 - x0, int(ys.max()) + 1 - y0],
+                    "iscrowd": 0})
+    return out
+
+
+def coco_document(images: Sequence[dict[str, Any]], annotations: Sequence[dict[str, Any]],
+                  class_names: Sequence[str], background: int = 0) -> dict[str, Any]:
+    """A COCO instances document; categories are the classes other than ``background``."""
+    categories = [{"id": k, "name": str(n), "supercategory": ""}
+                  for k, n in enumerate(class_names) if k != background]
+    return {"images": list(images), "annotations": list(annotations), "categories": categories}
+
+
+def relative_path(target: Path, start: Path) -> str:
+    """``target`` relative to the folder ``start`` (as labelme and COCO store image paths)."""
+    return Path(os.path.relpath(Path(target).resolve(), Path(start).resolve())).as_posix()
+
+
+def write_json(path: Path, document: dict[str, Any]) -> None:
+    from fcnseg.utils.files import atomic_write_bytes
+
+    atomic_write_bytes(path, json.dumps(document, indent=1, ensure_ascii=False).encode("utf-8"))

@@ -1,0 +1,242 @@
+"""``fcnseg import``: annotations of a tool into a folder dataset (``images/``, ``masks/``,
+``dataset.yaml``, ``train.txt`` and ``val.txt``) that ``fcnseg train`` and ``check-data``
+read."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+from PIL import Image
+
+from fcnseg.data.annotations.shapes import (
+    AnnotatedImage,
+    Annotations,
+    LabelSet,
+    RasterOptions,
+    printable,
+    rasterise,
+)
+from fcnseg.data.palette import palette_for
+
+__all__ = ["FORMATS", "ImportOptions", "ImportReport", "import_annotations", "label_set_for",
+           "read_annotations", "resolve_image"]
+
+#: ``fcnseg import`` formats: the readers, each given the source and the images folder.
+FORMATS = ("labelme", "coco", "cvat-mask", "cvat", "labelstudio")
+
+
+def read_annotations(fmt: str, src: Path, images: Path | None = None) -> Annotations:
+    """The annotations of ``src`` in format ``fmt`` (one of :data:`FORMATS`)."""
+    src = Path(src)
+    if fmt == "labelme":
+        from fcnseg.data.annotations.labelme import read_labelme
+        return read_labelme(src)
+    if fmt == "coco":
+        from fcnseg.data.annotations.coco import read_coco
+        return read_coco(src, images)
+    if fmt == "cvat-mask":
+        from fcnseg.data.annotations.cvat import read_cvat_mask
+        return read_cvat_mask(src, images)
+    if fmt == "cvat":
+        from fcnseg.data.annotations.cvat import read_cvat_xml
+        return read_cvat_xml(src, images)
+    if fmt == "labelstudio":
+        from fcnseg.data.annotations.labelstudio import read_labelstudio
+        return read_labelstudio(src, images)
+    raise ValueError(f"format: unknown {fmt!r}; known: {', '.join(FORMATS)}")
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """How annotations become a dataset.
+
+    Attributes:
+        labels: labelme's labels.txt (``__ignore__`` the ignore value, ``_background_`` 0, the
+            others 1, 2, ... in order); None: the labels found, ``_background_`` first.
+        add_unknown: with ``labels``, add labels not in it after the listed ones instead of
+            refusing the images that use them.
+        raster: overlaps and line widths (:class:`RasterOptions`).
+        ignore_index: the mask value of ignored pixels.
+        val_fraction: the share of images listed in val.txt (chosen by a hash of the name,
+            so that importing more images later keeps each one in its split).
+        images: where the pictures are when not where the format says.
+    """
+
+    labels: Path | None = None
+    add_unknown: bool = False
+    raster: RasterOptions = field(default_factory=RasterOptions)
+    ignore_index: int = 255
+    val_fraction: float = 0.2
+    images: Path | None = None
+
+
+@dataclass
+class ImportReport:
+    """What an import did: names written, and one line per problem."""
+
+    written: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    unannotated: list[Path] = field(default_factory=list)
+    classes: list[str] = field(default_factory=list)
+
+
+def label_set_for(found: Annotations, options: ImportOptions) -> LabelSet:
+    """The labels file's classes, or those found (the tool's order, else sorted)."""
+    if options.labels is not None:
+        return LabelSet.from_file(options.labels, ignore_index=options.ignore_index,
+                                  fixed=not options.add_unknown)
+    labels = [s.label for item in found.items for s in item.shapes]
+    first = [c for c in found.classes if c not in ("_background_", "__ignore__")]
+    if "_background_" in found.classes or not first or first[0].lower() not in (
+            "background", "bg", "void"):
+        first = ["_background_", *first]
+    return LabelSet.discovered(labels, ignore_index=options.ignore_index, first=first)
+
+
+def resolve_image(item: AnnotatedImage) -> tuple[bytes | Path, tuple[int, int]] | str:
+    """The picture (its file, or its embedded bytes) and its upright (height, width), or one
+    line saying why there is none."""
+    from fcnseg.data.images import ImageError, open_upright
+
+    source = printable(item.source)
+    have_file = item.image_path is not None and item.image_path.is_file()
+    if not have_file and item.image_bytes is None:
+        missing = printable(item.image_path) if item.image_path is not None else "none named"
+        return f"{source}: missing image file {missing}"
+    picture: bytes | Path = item.image_path if have_file else item.image_bytes  # type: ignore
+    try:
+        what = picture if isinstance(picture, Path) else io.BytesIO(picture)
+        with open_upright(what) as img:
+            size = (img.height, img.width)
+    except (ImageError, OSError) as e:
+        shown = printable(picture) if isinstance(picture, Path) else "its embedded image"
+        return f"{source}: unreadable image {shown} ({e})"
+    if item.size is not None and tuple(item.size) != size:
+        return (f"{source}: the annotation is for a {item.size[1]}×{item.size[0]} image, but "
+                f"the image is {size[1]}×{size[0]} (W×H)")
+    return picture, size
+
+
+def _split_of(name: str, val_fraction: float) -> str:
+    digest = hashlib.sha1(name.encode("utf-8")).digest()
+    return "val" if int.from_bytes(digest[:4], "big") / 2**32 < val_fraction else "train"
+
+
+def _write_image(picture: bytes | Path, out_dir: Path, name: str) -> None:
+    if isinstance(picture, Path):
+        shutil.copyfile(picture, out_dir / f"{name}{picture.suffix.lower()}")
+        return
+    with Image.open(io.BytesIO(picture)) as img:
+        suffix = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "TIFF": ".tif",
+                  "WEBP": ".webp"}.get(img.format or "", None)
+        if suffix is None:
+            img.convert("RGB").save(out_dir / f"{name}.png")
+            return
+    (out_dir / f"{name}{suffix}").write_bytes(picture)
+
+
+def _write_mask(label: np.ndarray, palette: np.ndarray, path: Path) -> None:
+    img = Image.fromarray(label, mode="P")
+    img.putpalette(palette.reshape(-1).tolist())
+    img.save(path)
+
+
+def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = ImportOptions(),
+                       report: Callable[[str], None] | None = None) -> ImportReport:
+    """Read ``src`` (format ``fmt``) and write the folder dataset ``out``.
+
+    Images that cannot be imported (missing picture, a refused label, a malformed file) are
+    left out, each with one line in ``errors``; shapes that cannot be drawn are skipped with a
+    line in ``warnings``. ``report`` receives each line as it is found.
+    """
+    say = report or (lambda line: None)
+    found = read_annotations(fmt, src, options.images)
+    labels = label_set_for(found, options)
+    result = ImportReport(warnings=list(found.problems))
+    for line in found.problems:
+        say(f"warning: {line}")
+    out = Path(out)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "masks").mkdir(exist_ok=True)
+    palette = palette_for(256, options.ignore_index)
+    seen: dict[str, str] = {}
+    for item in found.items:
+        for line in item.problems:
+            result.warnings.append(line)
+            say(f"warning: {line}")
+        before = len(result.warnings)
+        problem = _import_one(item, labels, options, out, palette, seen, result)
+        for line in result.warnings[before:]:
+            say(f"warning: {line}")
+        if problem:
+            result.errors.append(problem)
+            say(f"error: {problem}")
+    result.unannotated = list(found.unannotated)
+    for path in result.unannotated:
+        say(f"warning: {printable(path)}: no annotations (not imported; listed in "
+            f"{out / 'unannotated.txt'})")
+    _write_lists(out, result, options)
+    result.classes = list(labels.classes)
+    _write_config(out, labels, palette)
+    return result
+
+
+def _import_one(item: AnnotatedImage, labels: LabelSet, options: ImportOptions, out: Path,
+                palette: np.ndarray, seen: dict[str, str], result: ImportReport) -> str | None:
+    """Write one image and its mask; one line when it cannot be imported."""
+    if item.error:
+        return item.error
+    try:
+        item.name.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"{printable(item.source)}: file name is not UTF-8: rename it"
+    if item.name in seen:
+        return (f"{printable(item.source)}: the name {item.name!r} is already taken by "
+                f"{seen[item.name]}")
+    resolved = resolve_image(item)
+    if isinstance(resolved, str):
+        return resolved
+    picture, (height, width) = resolved
+    label, lines = rasterise(item, labels, height, width, options.raster)
+    if label is None:
+        return "; ".join(lines)
+    for line in lines:
+        result.warnings.append(line)
+    for old in (out / "images").glob(f"{item.name}.*"):
+        old.unlink()
+    _write_image(picture, out / "images", item.name)
+    _write_mask(label, palette, out / "masks" / f"{item.name}.png")
+    seen[item.name] = printable(item.source)
+    result.written.append(item.name)
+    return None
+
+
+def _write_lists(out: Path, result: ImportReport, options: ImportOptions) -> None:
+    names = sorted(result.written)
+    for split in ("train", "val"):
+        chosen = [n for n in names if _split_of(n, options.val_fraction) == split]
+        (out / f"{split}.txt").write_text("".join(f"{n}\n" for n in chosen), encoding="utf-8")
+    unannotated = out / "unannotated.txt"
+    if result.unannotated:
+        unannotated.write_text("".join(f"{printable(p)}\n" for p in result.unannotated),
+                               encoding="utf-8")
+    elif unannotated.exists():
+        unannotated.unlink()
+
+
+def _write_config(out: Path, labels: LabelSet, palette: np.ndarray) -> None:
+    config = {
+        "classes": list(labels.classes),
+        "ignore_index": labels.ignore_index,
+        "palette": [[int(c) for c in palette[k]] for k in range(len(labels.classes))],
+    }
+    (out / "dataset.yaml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True,
+                                                     default_flow_style=None), encoding="utf-8")

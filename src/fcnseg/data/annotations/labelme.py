@@ -1,0 +1,125 @@
+"""labelme's JSON files: one per image, beside it or in a folder of their own.
+
+Read here (labelme itself is not needed): ``shapes`` with ``shape_type`` polygon, rectangle,
+circle, line, linestrip, point (counted, not drawn) and mask (a PNG of the shape's box);
+the picture from ``imagePath`` (relative to the JSON file), else from the embedded
+``imageData``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from fcnseg.data.annotations.shapes import AnnotatedImage, Annotations, Shape, printable
+from fcnseg.data.folder import IMAGE_EXTENSIONS
+
+__all__ = ["read_labelme", "read_labelme_file"]
+
+_KINDS = ("polygon", "rectangle", "circle", "line", "linestrip", "point", "mask")
+_MIN_POINTS = {"polygon": 3, "rectangle": 2, "circle": 2, "line": 2, "linestrip": 2,
+               "point": 1, "mask": 2}
+
+
+def _number_pairs(points: Any) -> list[tuple[float, float]] | None:
+    if not isinstance(points, list):
+        return None
+    out = []
+    for p in points:
+        if (not isinstance(p, list | tuple) or len(p) != 2
+                or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in p)):
+            return None
+        out.append((float(p[0]), float(p[1])))
+    return out
+
+
+def _mask_shape(raw: dict, points: list[tuple[float, float]], where: str) -> np.ndarray | str:
+    """The boolean box of a labelme mask shape, or why it is unusable."""
+    try:
+        data = base64.b64decode(raw.get("mask") or "", validate=True)
+        with Image.open(io.BytesIO(data)) as img:
+            if img.width * img.height > 1 << 28:
+                return f"{where}: its mask is too large"
+            return np.asarray(img.convert("L")) > 0
+    except (binascii.Error, OSError, ValueError):
+        return f"{where}: 'mask' is not a base64 PNG"
+
+
+def read_labelme_file(path: Path, name: str) -> AnnotatedImage:
+    """One labelme JSON file; problems with single shapes are listed, not raised."""
+    source = printable(path)
+    item = AnnotatedImage(name=name, source=path)
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        item.error = f"{source}: not a labelme JSON file ({e})"
+        return item
+    if not isinstance(data, dict) or not isinstance(data.get("shapes"), list):
+        item.error = f"{source}: not a labelme JSON file (no 'shapes' list)"
+        return item
+    height, width = data.get("imageHeight"), data.get("imageWidth")
+    if isinstance(height, int) and isinstance(width, int) and height > 0 and width > 0:
+        item.size = (height, width)
+    image_path = data.get("imagePath")
+    if isinstance(image_path, str) and image_path:
+        item.image_path = path.parent / image_path.replace("\\", "/")
+    if isinstance(data.get("imageData"), str) and data["imageData"]:
+        try:
+            item.image_bytes = base64.b64decode(data["imageData"], validate=True)
+        except binascii.Error:
+            item.problems.append(f"{source}: 'imageData' is not base64 (not used)")
+    for k, raw in enumerate(data["shapes"]):
+        label = raw.get("label") if isinstance(raw, dict) else None
+        kind = (raw.get("shape_type") or "polygon") if isinstance(raw, dict) else None
+        where = f"shape {k} ({kind} {label!r})"
+        if not isinstance(label, str) or not label:
+            item.problems.append(f"{source}: shape {k}: no label (skipped)")
+            continue
+        if kind not in _KINDS:
+            item.problems.append(f"{source}: {where}: unknown shape_type {kind!r} (skipped)")
+            continue
+        points = _number_pairs(raw.get("points"))
+        if points is None or len(points) < _MIN_POINTS[kind]:
+            item.problems.append(f"{source}: {where}: 'points' must be at least "
+                                 f"{_MIN_POINTS[kind]} [x, y] pairs (skipped)")
+            continue
+        if kind == "mask":
+            box = _mask_shape(raw, points, where)
+            if isinstance(box, str):
+                item.problems.append(f"{source}: {box} (skipped)")
+                continue
+            item.shapes.append(Shape(label, "box_mask", points[:2], where, mask=box))
+            continue
+        item.shapes.append(Shape(label, kind, points, where))
+    return item
+
+
+def read_labelme(src: Path) -> Annotations:
+    """Every labelme JSON file under ``src`` (a folder, searched recursively, or one file),
+    and the images under ``src`` that no JSON file annotates."""
+    src = Path(src)
+    if src.is_file():
+        return Annotations([read_labelme_file(src, src.stem)])
+    if not src.is_dir():
+        raise FileNotFoundError(f"{src}: no such folder or file")
+    files = sorted(p for p in src.rglob("*.json") if not p.name.startswith("."))
+    items = []
+    for p in files:
+        rel = p.relative_to(src).with_suffix("")
+        items.append(read_labelme_file(p, "__".join(rel.parts)))
+    used = set()
+    for item in items:
+        if item.image_path is not None:
+            used.add(item.image_path.resolve())
+        used.add(item.source.with_suffix("").resolve())
+    unannotated = [p for p in sorted(src.rglob("*"))
+                   if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+                   and p.resolve() not in used and p.with_suffix("").resolve() not in used]
+    return Annotations(items, unannotated)

@@ -1,0 +1,178 @@
+"""Label Studio's JSON export: a list of tasks, each with its image and annotations.
+
+Read from each task's first annotation that was not cancelled: ``polygonlabels`` (points in
+percent of the image), ``rectanglelabels`` (x, y, width, height in percent, turned by
+``rotation`` degrees about the top-left corner), ``brushlabels`` (Label Studio's brush run-length
+code of the RGBA picture, alpha marking the stroke) and ``keypointlabels`` (counted, not
+drawn). Pictures are found by file name under ``images`` (default: beside the JSON file, or in
+``images/`` there); Label Studio's upload prefix (``1a2b3c4d-photo.jpg``) is tried without it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+
+from fcnseg.data.annotations.shapes import AnnotatedImage, Annotations, Shape, printable
+
+__all__ = ["decode_brush_rle", "encode_brush_rle", "read_labelstudio"]
+
+_UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")
+
+
+class _Bits:
+    """Reads Label Studio's brush code: big-endian bit fields."""
+
+    def __init__(self, data: bytes) -> None:
+        self.bits = np.unpackbits(np.frombuffer(bytes(data), np.uint8))
+        self.pos = 0
+
+    def read(self, n: int) -> int:
+        if self.pos + n > len(self.bits):
+            raise ValueError("brush run lengths end early")
+        value = 0
+        for b in self.bits[self.pos:self.pos + n]:
+            value = (value << 1) | int(b)
+        self.pos += n
+        return value
+
+
+def decode_brush_rle(rle: list[int], height: int, width: int) -> np.ndarray:
+    """Label Studio's brush run lengths (``value.rle``) as an H×W bool mask (alpha > 0)."""
+    if not isinstance(rle, list) or not all(isinstance(v, int) and 0 <= v < 256 for v in rle):
+        raise ValueError("'rle' must be a list of byte values")
+    bits = _Bits(bytes(rle))
+    num = bits.read(32)
+    if num != height * width * 4:
+        raise ValueError(f"brush holds {num} values, not the image's {width}×{height}×4")
+    word = bits.read(5) + 1
+    sizes = [bits.read(4) + 1 for _ in range(4)]
+    out = np.zeros(num, np.uint8)
+    i = 0
+    while i < num:
+        repeated = bits.read(1)
+        j = min(i + 1 + bits.read(sizes[bits.read(2)]), num)
+        if repeated:
+            out[i:j] = bits.read(word)
+        else:
+            for k in range(i, j):
+                out[k] = bits.read(word)
+        i = j
+    return out.reshape(height, width, 4)[..., 3] > 0
+
+
+def encode_brush_rle(mask: np.ndarray) -> list[int]:
+    """An H×W mask in Label Studio's brush code (RGBA, alpha 255 on the stroke), as its
+    export writes it: each run of one value as a repeat block (the decoder's inverse)."""
+    flat = np.repeat((np.asarray(mask, bool) * 255).astype(np.uint8).reshape(-1), 4)
+    bits: list[str] = [format(len(flat), "032b"), format(7, "05b")] + [format(15, "04b")] * 4
+    starts = np.flatnonzero(np.r_[True, flat[1:] != flat[:-1]])
+    ends = np.r_[starts[1:], len(flat)]
+    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+        while s < e:
+            n = min(e - s, 1 << 16)
+            bits.append("1" + "00" + format(n - 1, "016b") + format(int(flat[s]), "08b"))
+            s += n
+    text = "".join(bits)
+    text += "0" * (-len(text) % 8)
+    return [int(text[k:k + 8], 2) for k in range(0, len(text), 8)]
+
+
+def _image_name(task: dict) -> str | None:
+    data = task.get("data")
+    if not isinstance(data, dict):
+        return None
+    value = data.get("image")
+    if not isinstance(value, str):
+        value = next((v for v in data.values() if isinstance(v, str)), None)
+    if value is None:
+        return None
+    return unquote(Path(urlparse(value).path).name or value)
+
+
+def _result_shape(result: dict, where: str) -> Shape | None:
+    kind = result.get("type")
+    value = result.get("value") or {}
+    labels = value.get(kind) or []
+    label = labels[0] if isinstance(labels, list) and labels else None
+    if not isinstance(label, str):
+        raise ValueError(f"no {kind} label")
+    where = f"{where} ({kind} {label!r})"
+    w, h = result.get("original_width"), result.get("original_height")
+    if not isinstance(w, int) or not isinstance(h, int):
+        raise ValueError("no original_width and original_height")
+    if kind == "polygonlabels":
+        pts = np.asarray(value.get("points"), float).reshape(-1, 2) * [w / 100, h / 100]
+        if len(pts) < 3:
+            raise ValueError("a polygon needs at least 3 points")
+        return Shape(label, "corner_polygon", where=where, rings=[pts])
+    if kind == "rectanglelabels":
+        x, y = value["x"] * w / 100, value["y"] * h / 100
+        bw, bh = value["width"] * w / 100, value["height"] * h / 100
+        a = math.radians(float(value.get("rotation", 0) or 0))
+        corners = np.array([(0, 0), (bw, 0), (bw, bh), (0, bh)], float)
+        rot = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+        return Shape(label, "corner_polygon", where=where,
+                     rings=[corners @ rot.T + (x, y)])
+    if kind == "brushlabels":
+        if value.get("format", "rle") != "rle":
+            raise ValueError(f"brush format {value.get('format')!r} (only rle is read)")
+        rle = value.get("rle")
+        return Shape(label, "mask", where=where,
+                     decode=lambda hh, ww: decode_brush_rle(rle, hh, ww))
+    if kind == "keypointlabels":
+        return Shape(label, "point", [(value.get("x", 0), value.get("y", 0))], where)
+    return None
+
+
+def read_labelstudio(src: Path, images: Path | None = None) -> Annotations:
+    """A Label Studio JSON export (module docstring)."""
+    src = Path(src)
+    source = printable(src)
+    try:
+        tasks = json.loads(src.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{source}: no such file (Label Studio JSON export)") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{source}: not a Label Studio JSON export ({e})") from None
+    if isinstance(tasks, dict):
+        tasks = [tasks]
+    if not isinstance(tasks, list):
+        raise ValueError(f"{source}: not a Label Studio JSON export (expected a list of tasks)")
+    folders = [images] if images is not None else [src.parent, src.parent / "images"]
+    items, empty, problems = [], [], []
+    for t, task in enumerate(tasks):
+        name = _image_name(task) if isinstance(task, dict) else None
+        if name is None:
+            problems.append(f"{source}: task {t}: no image in 'data' (skipped)")
+            continue
+        candidates = [name, _UPLOAD_PREFIX.sub("", name)]
+        path = next((f / c for c in candidates for f in folders if (f / c).is_file()),
+                    folders[0] / candidates[-1])
+        item = AnnotatedImage(name=Path(candidates[-1]).stem, source=src, image_path=path)
+        annotations = [a for a in task.get("annotations") or []
+                       if isinstance(a, dict) and not a.get("was_cancelled")]
+        results = annotations[0].get("result") or [] if annotations else []
+        for k, result in enumerate(results):
+            where = f"task {task.get('id', t)} result {k}"
+            try:
+                shape = _result_shape(result, where)
+            except (ValueError, TypeError, KeyError) as e:
+                item.problems.append(f"{source}: {where}: {e} (skipped)")
+                continue
+            if shape is None:
+                continue
+            item.shapes.append(shape)
+            if item.size is None:
+                item.size = (result["original_height"], result["original_width"])
+        if item.shapes or item.problems:
+            items.append(item)
+        else:
+            empty.append(path)
+    return Annotations(items, empty, problems=problems)

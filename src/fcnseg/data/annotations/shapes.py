@@ -1,0 +1,346 @@
+"""Shapes drawn in annotation tools, and turning them into a label map.
+
+Every reader (labelme, COCO, CVAT, Label Studio) gives, per image, an :class:`AnnotatedImage`:
+where its picture is and the :class:`Shape` list in the order the tool draws them. Drawing
+them into one H×W label map follows one rule: **later shapes are drawn on top** (labelme's
+order, and CVAT's ``z_order``), or, with ``overlap="ignore"``, pixels that shapes of two
+different classes cover become the ignore value.
+
+Two coordinate conventions occur. labelme puts pixel ``(x, y)``'s centre at ``(x, y)`` and
+draws shapes as Pillow does (outline included), as its own ``labelme2voc`` example does. COCO,
+CVAT and Label Studio put pixel ``(x, y)`` on the square ``[x, x+1) × [y, y+1)``: a pixel
+belongs to a polygon when its centre is inside (even-odd rule, as ``pycocotools`` rasterises).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+__all__ = [
+    "BACKGROUND_LABEL",
+    "IGNORE_LABEL",
+    "AnnotatedImage",
+    "Annotations",
+    "LabelSet",
+    "RasterOptions",
+    "Shape",
+    "fill_polygons",
+    "printable",
+    "rasterise",
+]
+
+#: labelme's labels.txt names: ``__ignore__`` is the ignore value, ``_background_`` class 0.
+IGNORE_LABEL = "__ignore__"
+BACKGROUND_LABEL = "_background_"
+
+#: Shape kinds: Pillow-drawn (labelme's convention) or pixel squares (the others').
+CENTRE_KINDS = ("polygon", "rectangle", "circle", "line", "linestrip", "point")
+CORNER_KINDS = ("corner_polygon", "mask")
+
+
+def printable(path: Path | str) -> str:
+    """``path`` as text; a name whose bytes are not UTF-8 shows those bytes."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return repr(os.fsencode(text))
+    return text
+
+
+@dataclass
+class Shape:
+    """One annotated region.
+
+    Attributes:
+        label: the tool's label name.
+        kind: ``polygon``, ``rectangle``, ``circle``, ``line``, ``linestrip`` or ``point``
+            (labelme's kinds, pixel centres at integer coordinates); ``corner_polygon`` (one or
+            more rings in pixel-square coordinates, even-odd), ``mask`` (an H×W boolean array,
+            or ``decode``) or ``box_mask`` (a boolean array whose top-left pixel is
+            ``points[0]``).
+        points: the (x, y) points (for ``corner_polygon``, ``rings`` holds them).
+        where: how a message names the shape, e.g. ``shape 3 (polygon 'car')``.
+        rings: ``corner_polygon``'s rings.
+        mask: ``mask``'s H×W boolean array.
+        width: a line's width in pixels (None: the rasteriser's default).
+    """
+
+    label: str
+    kind: str
+    points: list[tuple[float, float]] = field(default_factory=list)
+    where: str = ""
+    rings: list[np.ndarray] = field(default_factory=list)
+    mask: np.ndarray | None = None
+    width: float | None = None
+    #: For ``mask`` shapes decoded on demand: ``decode(height, width)`` gives the array.
+    decode: Callable[[int, int], np.ndarray] | None = None
+
+
+@dataclass
+class AnnotatedImage:
+    """One image's annotations.
+
+    Attributes:
+        name: the stem its image and mask get in an imported folder.
+        source: the annotation file (messages name it).
+        image_path: the picture on disk (None when only ``image_bytes`` hold it).
+        image_bytes: the picture's encoded bytes when the annotation embeds them.
+        size: (height, width) the annotation says, or None.
+        shapes: in drawing order.
+        problems: one line each, found while reading (the image is still usable).
+        error: one line when the image cannot be imported at all.
+    """
+
+    name: str
+    source: Path
+    image_path: Path | None = None
+    image_bytes: bytes | None = None
+    size: tuple[int, int] | None = None
+    shapes: list[Shape] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class Annotations:
+    """What a reader found.
+
+    Attributes:
+        items: the annotated images.
+        unannotated: images without any annotation (warned about and listed, not imported).
+        classes: the label names in the tool's own order (COCO categories, CVAT's label
+            list), which the classes follow when no labels file is given; empty: sorted.
+        problems: one line each about the annotations as a whole.
+    """
+
+    items: list[AnnotatedImage]
+    unannotated: list[Path] = field(default_factory=list)
+    classes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+class LabelSet:
+    """Label names to class indices.
+
+    From a labels file (labelme's labels.txt: one name a line, ``__ignore__`` the ignore value,
+    ``_background_`` class 0, the others 1, 2, ... in order), or grown from the labels found
+    (``_background_`` first, the rest sorted). ``fixed`` refuses labels that are not listed.
+    """
+
+    def __init__(self, names: Sequence[str] = (), *, fixed: bool = False,
+                 ignore_index: int = 255) -> None:
+        self.ignore_index = ignore_index
+        self.fixed = fixed
+        self.classes: list[str] = []
+        self.ids: dict[str, int] = {}
+        for name in names:
+            self.add(name)
+
+    @classmethod
+    def from_file(cls, path: Path, *, ignore_index: int = 255, fixed: bool = True) -> LabelSet:
+        """Read labelme's labels.txt (UTF-8, one label a line, blank lines skipped)."""
+        from fcnseg.data.layout import read_utf8
+
+        names = [ln.strip() for ln in read_utf8(Path(path), "labels file").splitlines()]
+        names = [n for n in names if n]
+        if not names:
+            raise ValueError(f"{path}: no labels (expected one label name a line)")
+        seen: set[str] = set()
+        for n in names:
+            if n in seen:
+                raise ValueError(f"{path}: label {n!r} listed twice")
+            seen.add(n)
+        return cls(names, fixed=fixed, ignore_index=ignore_index)
+
+    @classmethod
+    def discovered(cls, labels: Iterable[str], *, ignore_index: int = 255,
+                   first: Sequence[str] = ()) -> LabelSet:
+        """``_background_`` (or ``first``) then the other labels found, sorted."""
+        found = set(labels) - {IGNORE_LABEL, BACKGROUND_LABEL, *first}
+        names = [IGNORE_LABEL, *(first or [BACKGROUND_LABEL]), *sorted(found)]
+        return cls(names, ignore_index=ignore_index)
+
+    def add(self, name: str) -> int:
+        if name in self.ids:
+            return self.ids[name]
+        if name == IGNORE_LABEL:
+            self.ids[name] = self.ignore_index
+        else:
+            self.ids[name] = len(self.classes)
+            self.classes.append(name)
+        return self.ids[name]
+
+    def index(self, name: str) -> int | None:
+        """The class of ``name``; None when ``fixed`` and it is not listed."""
+        if name in self.ids:
+            return self.ids[name]
+        return None if self.fixed else self.add(name)
+
+
+@dataclass(frozen=True)
+class RasterOptions:
+    """How shapes become a label map.
+
+    Attributes:
+        overlap: ``"top"``: later shapes are drawn over earlier ones; ``"ignore"``: pixels
+            covered by shapes of different classes get the ignore value.
+        line_width: width in pixels of lines and line strips without their own (labelme's
+            labelme2voc uses 10).
+    """
+
+    overlap: str = "top"
+    line_width: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.overlap not in ("top", "ignore"):
+            raise ValueError(f"overlap: expected 'top' or 'ignore', got {self.overlap!r}")
+        if not self.line_width > 0:
+            raise ValueError(f"line width: expected a positive number, got {self.line_width}")
+
+
+def fill_polygons(rings: Sequence[np.ndarray], height: int, width: int) -> np.ndarray:
+    """Pixels whose centre lies inside ``rings`` (even-odd), pixel (x, y) being the square
+    ``[x, x+1) × [y, y+1)``; rings are N×2 arrays of (x, y) and need not be closed."""
+    toggles = np.zeros((height, width + 1), np.int32)
+    for ring in rings:
+        ring = np.asarray(ring, np.float64).reshape(-1, 2)
+        if len(ring) < 3:
+            continue
+        x0, y0 = ring[:, 0], ring[:, 1]
+        x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
+        keep = y0 != y1
+        x0, y0, x1, y1 = x0[keep], y0[keep], x1[keep], y1[keep]
+        lo, hi = np.minimum(y0, y1), np.maximum(y0, y1)
+        # Rows whose centre r + 0.5 is in [lo, hi): r from ceil(lo - 0.5) to ceil(hi - 0.5) - 1.
+        first = np.clip(np.ceil(lo - 0.5), 0, height).astype(np.int64)
+        last = np.clip(np.ceil(hi - 0.5), 0, height).astype(np.int64)
+        counts = np.maximum(last - first, 0)
+        if not counts.sum():
+            continue
+        edge = np.repeat(np.arange(len(first)), counts)
+        rows = first[edge] + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts,
+                                                                  counts))
+        t = (rows + 0.5 - y0[edge]) / (y1[edge] - y0[edge])
+        xs = x0[edge] + t * (x1[edge] - x0[edge])
+        cols = np.clip(np.ceil(xs - 0.5), 0, width).astype(np.int64)
+        np.add.at(toggles, (rows, cols), 1)
+    return (np.cumsum(toggles, axis=1)[:, :width] % 2).astype(bool)
+
+
+def _draw_centre_shape(shape: Shape, height: int, width: int, line_width: float) -> np.ndarray:
+    """A labelme shape drawn as labelme's ``shape_to_mask`` draws it (Pillow, outline on)."""
+    pts = np.asarray(shape.points, np.float64).reshape(-1, 2)
+    pad = int(math.ceil(max(line_width, shape.width or 0))) + 2
+    if shape.kind == "circle":
+        (cx, cy), (px, py) = pts[0], pts[1]
+        r = math.hypot(px - cx, py - cy)
+        pts = np.array([[cx - r, cy - r], [cx + r, cy + r]])
+    # Draw in a canvas around the shape (shifted by whole pixels, which changes nothing).
+    x0 = max(int(math.floor(pts[:, 0].min())) - pad, 0)
+    y0 = max(int(math.floor(pts[:, 1].min())) - pad, 0)
+    x1 = min(int(math.ceil(pts[:, 0].max())) + pad, width)
+    y1 = min(int(math.ceil(pts[:, 1].max())) + pad, height)
+    out = np.zeros((height, width), bool)
+    if x1 <= x0 or y1 <= y0:
+        return out
+    canvas = Image.new("1", (x1 - x0, y1 - y0), 0)
+    draw = ImageDraw.Draw(canvas)
+    xy = [(float(x) - x0, float(y) - y0) for x, y in pts]
+    if shape.kind == "circle":
+        draw.ellipse(xy, outline=1, fill=1)
+    elif shape.kind == "rectangle":
+        (ax, ay), (bx, by) = xy[0], xy[1]
+        draw.rectangle([min(ax, bx), min(ay, by), max(ax, bx), max(ay, by)], outline=1, fill=1)
+    elif shape.kind in ("line", "linestrip"):
+        draw.line(xy, fill=1, width=max(int(round(shape.width or line_width)), 1))
+    else:
+        draw.polygon(xy * 2 if len(xy) == 1 else xy, outline=1, fill=1)
+    out[y0:y1, x0:x1] = np.asarray(canvas, bool)
+    return out
+
+
+def shape_pixels(shape: Shape, height: int, width: int, line_width: float = 10.0) -> np.ndarray:
+    """The H×W boolean mask of one shape."""
+    if shape.kind == "mask":
+        mask = shape.mask if shape.mask is not None else shape.decode(height, width)
+        if mask.shape != (height, width):
+            raise ValueError(f"{shape.where}: its mask is {mask.shape[1]}×{mask.shape[0]}, "
+                             f"the image {width}×{height}")
+        return mask.astype(bool, copy=False)
+    if shape.kind == "box_mask":
+        out = np.zeros((height, width), bool)
+        x, y = (int(round(v)) for v in shape.points[0])
+        box = shape.mask[max(-y, 0):max(height - y, 0), max(-x, 0):max(width - x, 0)]
+        out[max(y, 0):max(y, 0) + box.shape[0], max(x, 0):max(x, 0) + box.shape[1]] = box
+        return out
+    if shape.kind == "corner_polygon":
+        return fill_polygons(shape.rings, height, width)
+    return _draw_centre_shape(shape, height, width, line_width)
+
+
+def _outside(shape: Shape, height: int, width: int) -> bool:
+    """Whether a shape given by points lies wholly outside the image."""
+    if shape.kind in ("mask", "box_mask"):
+        return False
+    pts = (np.concatenate([np.asarray(r, float).reshape(-1, 2) for r in shape.rings])
+           if shape.kind == "corner_polygon" else np.asarray(shape.points, float).reshape(-1, 2))
+    if not len(pts):
+        return True
+    low = -0.5 if shape.kind in CENTRE_KINDS else 0.0  # the image's edges in its coordinates
+    return bool(pts[:, 0].max() < low or pts[:, 1].max() < low
+                or pts[:, 0].min() > width + low or pts[:, 1].min() > height + low)
+
+
+def rasterise(item: AnnotatedImage, labels: LabelSet, height: int, width: int,
+              options: RasterOptions = RasterOptions()) -> tuple[np.ndarray | None, list[str]]:
+    """Draw ``item``'s shapes into an H×W uint8 label map (0 where none is).
+
+    Returns the map and one line per problem: warnings (a shape outside the image is
+    skipped, points are not drawn) when the map is returned, errors (a label not in a fixed
+    label list) when it is None.
+    """
+    source = printable(item.source)
+    label = np.zeros((height, width), np.uint8)
+    covered = np.full((height, width), -1, np.int16)
+    conflict = np.zeros((height, width), bool)
+    problems: list[str] = []
+    errors: list[str] = []
+    points = 0
+    for shape in item.shapes:
+        value = labels.index(shape.label)
+        if value is None:
+            errors.append(f"{source}: {shape.where}: label {shape.label!r} is not in the label "
+                          f"list (add it to the labels file, or import without --labels)")
+            continue
+        if shape.kind == "point":
+            points += 1
+            continue
+        try:
+            pixels = shape_pixels(shape, height, width, options.line_width)
+        except ValueError as e:
+            errors.append(f"{source}: {e}")
+            continue
+        if not pixels.any():
+            why = ("outside the" if _outside(shape, height, width)
+                   else "covers no pixel of the")
+            problems.append(f"{source}: {shape.where}: {why} {width}×{height} image (skipped)")
+            continue
+        if options.overlap == "ignore":
+            conflict |= pixels & (covered >= 0) & (covered != value)
+        covered[pixels] = value
+        label[pixels] = value
+    if errors:
+        return None, errors
+    if options.overlap == "ignore":
+        label[conflict] = labels.ignore_index
+    if points:
+        problems.append(f"{source}: {points} point shape(s) not drawn (points mark no region)")
+    return label, problems

@@ -136,7 +136,7 @@ def _write_image(picture: bytes | Path, out_dir: Path, name: str) -> None:
         return
     with Image.open(io.BytesIO(picture)) as img:
         suffix = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "TIFF": ".tif",
-                  "WEBP": ".webp"}.get(img.format or "", None)
+                  "WEBP": ".webp"}.get(img.format or "")
         if suffix is None:
             img.convert("RGB").save(out_dir / f"{name}.png")
             return

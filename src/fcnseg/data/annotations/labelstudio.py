@@ -14,7 +14,6 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urlparse
 
 import numpy as np

@@ -16,7 +16,9 @@ from fcnseg.data import (
     VOCSegmentation,
     seg11valid,
 )
+from fcnseg.data.ade20k import ADE20K, find_ade20k_dir
 from fcnseg.data.check import scan_dataset
+from fcnseg.data.cityscapes import Cityscapes, find_cityscapes_dir
 from fcnseg.data.folder import load_folder_config
 from fcnseg.data.nyud import NYUD_MODALITIES, find_nyud_dir
 from fcnseg.data.pascal_context import find_voc2010_dir
@@ -31,10 +33,10 @@ HELP = "Scan a dataset: images per split, pixels per class, and every bad file (
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True,
                    choices=["synthetic", "voc", "sbd", "seg11valid", "folder", "pascal_context",
-                            "nyud", "siftflow"],
+                            "nyud", "siftflow", "cityscapes", "ade20k"],
                    help="kind of dataset")
     p.add_argument("--root", help="dataset folder (voc, sbd, folder, pascal_context, nyud, "
-                                  "siftflow)")
+                                  "siftflow, cityscapes, ade20k)")
     p.add_argument("--year", default="2012", help="VOC year")
     p.add_argument("--split", action="append",
                    help="split to check (repeatable; default: every split found)")
@@ -86,7 +88,7 @@ def _open(args: argparse.Namespace):  # -> (dataset to scan, {split: count}, des
         ds = seg11valid(args.voc_root, args.sbd_root)
         return ds, {"seg11valid": len(ds)}, f"seg11valid over {ds.dir}"
     _need(args, "root")
-    if args.dataset in ("pascal_context", "nyud", "siftflow"):
+    if args.dataset in ("pascal_context", "nyud", "siftflow", "cityscapes", "ade20k"):
         return _open_task(args)
     if args.dataset == "voc":
 
@@ -137,6 +139,20 @@ def _open_task(args: argparse.Namespace):  # PASCAL-Context, NYUDv2, SIFT Flow
 
         def make(split: str):
             return NYUDv2(args.root, split, modalities=modalities)
+    elif args.dataset == "cityscapes":
+        folder = find_cityscapes_dir(args.root)
+        splits = args.split or [s for s in ("train", "val", "test")
+                                if (folder / "leftImg8bit" / s).is_dir()]
+
+        def make(split: str):
+            return Cityscapes(args.root, split)
+    elif args.dataset == "ade20k":
+        folder = find_ade20k_dir(args.root)
+        splits = args.split or [s for s, sub in (("train", "training"), ("val", "validation"))
+                                if (folder / "images" / sub).is_dir()]
+
+        def make(split: str):
+            return ADE20K(args.root, split)
     else:
         folder = find_siftflow_dir(args.root)
         splits = args.split or [s for s in ("trainval", "test") if (folder / f"{s}.txt").is_file()]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from fcnseg.data.ade20k import ADE20K
 from fcnseg.data.base import SegmentationDataset, Transform
+from fcnseg.data.cityscapes import Cityscapes
 from fcnseg.data.folder import FolderSegmentation
 from fcnseg.data.nyud import NYUDv2
 from fcnseg.data.pascal_context import PascalContext
@@ -26,7 +28,18 @@ DATASET_NAMES: dict[str, tuple[str, ...]] = {
     "pascal_context": ("root",),
     "nyud": ("root",),
     "siftflow": ("root",),
+    "cityscapes": ("root",),
+    "ade20k": ("root",),
+    # Annotations of labelling tools, read directly (fcnseg.data.annotations).
+    "labelme": ("root",),
+    "coco": ("root",),
+    "cvat": ("root",),
+    "cvat_mask": ("root",),
+    "labelstudio": ("root",),
 }
+
+#: Options of the annotation datasets (AnnotationDataset's keyword arguments).
+_ANNOTATION_OPTIONS = {"split", "labels", "overlap", "line_width", "images", "val_fraction"}
 
 
 def _field(spec: dict[str, Any], key: str, default: Any = None) -> Any:
@@ -48,6 +61,10 @@ def build_dataset(
         {"name": "pascal_context", "root": "data/pascal", "split": "val"}
         {"name": "nyud", "root": "data/nyud", "split": "test", "modalities": ["color", "hha"]}
         {"name": "siftflow", "root": "data/sift-flow", "split": "test"}
+        {"name": "cityscapes", "root": "data/cityscapes", "split": "val"}
+        {"name": "ade20k", "root": "data/ADEChallengeData2016", "split": "val"}
+        {"name": "labelme", "root": "data/labelme", "split": "train", "labels": "labels.txt"}
+        {"name": "coco", "root": "data/coco/annotations/instances_val2017.json"}
 
     Raises ValueError naming the field when the name is unknown or a required field is missing.
     """
@@ -102,6 +119,16 @@ def build_dataset(
                       transform=transform)
     if name == "siftflow":
         return SIFTFlow(spec["root"], split=split or "trainval", transform=transform)
+    if name == "cityscapes":
+        return Cityscapes(spec["root"], split=split or "train", transform=transform)
+    if name == "ade20k":
+        return ADE20K(spec["root"], split=split or "train", transform=transform)
+    if name in ("labelme", "coco", "cvat", "cvat_mask", "labelstudio"):
+        from fcnseg.data.annotations.dataset import AnnotationDataset
+
+        options = {k: spec[k] for k in _ANNOTATION_OPTIONS - {"split"} if spec.get(k) is not None}
+        return AnnotationDataset(name.replace("_", "-"), spec["root"], split=split,
+                                 transform=transform, **options)
     return FolderSegmentation(spec["root"], split=split, transform=transform,
                               config=_field(spec, "config"))
 
@@ -115,6 +142,9 @@ _OPTIONAL: dict[str, set[str]] = {
     "pascal_context": {"split", "context_dir"},
     "nyud": {"split", "modalities"},
     "siftflow": {"split"},
+    "cityscapes": {"split"},
+    "ade20k": {"split"},
+    **{n: _ANNOTATION_OPTIONS for n in ("labelme", "coco", "cvat", "cvat_mask", "labelstudio")},
 }
 
 

@@ -11,6 +11,7 @@ beside ``val2017/``).
 from __future__ import annotations
 
 import json
+import warnings
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -68,7 +69,9 @@ def decode_coco_segmentation(segmentation: Any, height: int, width: int) -> np.n
             raise ValueError("RLE 'counts' must be a list or a string")
     else:
         raise ValueError("'segmentation' must be a polygon list or an RLE dict")
-    return mask_api.decode(rle).astype(bool)
+    with warnings.catch_warnings():  # pycocotools 2.0 on NumPy 2 warns about __array__'s copy
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return mask_api.decode(rle).astype(bool)
 
 
 def _category_names(data: dict, source: str) -> dict[int, str]:
@@ -96,7 +99,8 @@ def _image_finder(json_path: Path, images: Path | None) -> Callable[[str], Path]
         for root in roots:
             if (root / file_name).is_file():
                 return root / file_name
-        return roots[0] / file_name
+        # Not found: name it in the images folder, if there is one (where it was expected).
+        return next((r for r in roots[1:] if r.is_dir()), base) / file_name
 
     return find
 
@@ -142,8 +146,9 @@ def read_coco(src: Path, images: Path | None = None, *, crowd_as_class: bool = F
         _add_panoptic(data, src, items, categories, crowd_as_class, panoptic_dir)
     else:
         _add_instances(data, source, items, categories, crowd_as_class, problems)
-    annotated = [i for i in items.values() if i.shapes or i.error]
-    empty = [i.image_path for i in items.values() if not i.shapes and not i.error]
+    annotated = [i for i in items.values() if i.shapes or i.error or i.problems]
+    empty = [i.image_path for i in items.values()
+             if not i.shapes and not i.error and not i.problems]
     return Annotations(annotated, empty, list(categories.values()), problems)
 
 

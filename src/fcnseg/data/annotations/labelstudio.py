@@ -102,7 +102,6 @@ def _result_shape(result: dict, where: str) -> Shape | None:
     label = labels[0] if isinstance(labels, list) and labels else None
     if not isinstance(label, str):
         raise ValueError(f"no {kind} label")
-    where = f"{where} ({kind} {label!r})"
     w, h = result.get("original_width"), result.get("original_height")
     if not isinstance(w, int) or not isinstance(h, int):
         raise ValueError("no original_width and original_height")
@@ -128,6 +127,16 @@ def _result_shape(result: dict, where: str) -> Shape | None:
     if kind == "keypointlabels":
         return Shape(label, "point", [(value.get("x", 0), value.get("y", 0))], where)
     return None
+
+
+def _describe(result: object) -> str:
+    """`` (polygonlabels 'cat')`` for a result, as messages name it."""
+    if not isinstance(result, dict) or not isinstance(result.get("value"), dict):
+        return ""
+    kind = result.get("type")
+    labels = result["value"].get(kind)
+    label = labels[0] if isinstance(labels, list) and labels else None
+    return f" ({kind} {label!r})"
 
 
 def read_labelstudio(src: Path, images: Path | None = None) -> Annotations:
@@ -159,7 +168,7 @@ def read_labelstudio(src: Path, images: Path | None = None) -> Annotations:
                        if isinstance(a, dict) and not a.get("was_cancelled")]
         results = annotations[0].get("result") or [] if annotations else []
         for k, result in enumerate(results):
-            where = f"task {task.get('id', t)} result {k}"
+            where = f"task {task.get('id', t)} result {k}" + _describe(result)
             try:
                 shape = _result_shape(result, where)
             except (ValueError, TypeError, KeyError) as e:

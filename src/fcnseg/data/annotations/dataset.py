@@ -1,0 +1,90 @@
+"""Annotations of a labelling tool read directly as a dataset, without importing them first
+(``data.train: {name: labelme, root: ...}``): each sample's shapes are drawn when it is read."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from fcnseg.data.annotations.importer import (
+    ImportOptions,
+    _split_of,
+    label_set_for,
+    read_annotations,
+    resolve_image,
+)
+from fcnseg.data.annotations.shapes import RasterOptions, printable, rasterise
+from fcnseg.data.base import SegmentationDataset, Transform
+from fcnseg.data.errors import DataError
+from fcnseg.data.io import read_image
+from fcnseg.utils.typing import PathLike
+
+__all__ = ["AnnotationDataset"]
+
+
+class AnnotationDataset(SegmentationDataset):
+    """The images of a labelme folder, COCO file, CVAT export or Label Studio export, with
+    label maps drawn from their shapes as ``fcnseg import`` draws them.
+
+    Args:
+        fmt: ``labelme``, ``coco``, ``cvat-mask``, ``cvat`` or ``labelstudio``.
+        root: the annotations (as ``fcnseg import`` takes them).
+        split: ``train`` or ``val`` (the images ``fcnseg import`` would list there, by a hash
+            of the name), or None for all.
+        labels: labelme's labels.txt; labels not in it make their samples bad.
+        overlap, line_width: as :class:`RasterOptions`.
+        images: where the pictures are when not where the format says.
+        val_fraction: the share of images in ``val``.
+    """
+
+    def __init__(self, fmt: str, root: PathLike, split: str | None = None,
+                 transform: Transform | None = None, *, labels: PathLike | None = None,
+                 overlap: str = "top", line_width: float = 10.0,
+                 images: PathLike | None = None, val_fraction: float = 0.2) -> None:
+        super().__init__(transform)
+        if split not in (None, "train", "val"):
+            raise ValueError(f"split: expected train or val for {fmt} annotations, got {split!r}")
+        self.format, self.root, self.split = fmt, Path(root), split
+        self.options = ImportOptions(labels=Path(labels) if labels else None,
+                                     raster=RasterOptions(overlap, line_width),
+                                     images=Path(images) if images else None,
+                                     val_fraction=val_fraction)
+        found = read_annotations(fmt, self.root, self.options.images)
+        self.labels = label_set_for(found, self.options)
+        self.classes = tuple(self.labels.classes)
+        self.ignore_index = self.labels.ignore_index
+        self.items = [i for i in found.items
+                      if split is None or _split_of(i.name, val_fraction) == split]
+        self.ids = [i.name for i in self.items]
+        self.unannotated = found.unannotated
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        item = self.items[index]
+        if item.error:
+            raise DataError(*item.error.split(": ", 1))
+        resolved = resolve_image(item)
+        if isinstance(resolved, str):
+            raise DataError(*resolved.split(": ", 1))
+        picture, (height, width) = resolved
+        image = read_image(picture) if isinstance(picture, Path) else _decode(picture, item)
+        label, problems = rasterise(item, self.labels, height, width, self.options.raster)
+        if label is None:
+            raise DataError(printable(item.source), "; ".join(
+                p.split(": ", 1)[-1] for p in problems))
+        return image, label.astype(np.int64)
+
+    def __repr__(self) -> str:
+        return (f"AnnotationDataset({self.format}, {self.root}, split={self.split!r}, "
+                f"{len(self)} images)")
+
+
+def _decode(data: bytes, item) -> np.ndarray:
+    from fcnseg.data.images import ImageError, load_image
+
+    try:
+        return load_image(io.BytesIO(data))
+    except ImageError as e:
+        raise DataError(printable(item.source), f"unreadable embedded image: {e.problem}") \
+            from None

@@ -1,0 +1,95 @@
+"""Cityscapes (Cordts et al. 2016), fine annotations: the 19 evaluation classes.
+
+On disk, as the official archives unpack (leftImg8bit_trainvaltest.zip, gtFine_trainvaltest.zip)::
+
+    ROOT/leftImg8bit/{train,val,test}/<city>/<city>_<seq>_<frame>_leftImg8bit.png
+    ROOT/gtFine/{train,val,test}/<city>/<city>_<seq>_<frame>_gtFine_labelIds.png
+
+The label ids of ``*_labelIds.png`` become the 19 train ids (road 0 ... bicycle 18); every other
+label id (void, and the classes not evaluated) becomes 255, ignored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fcnseg.data.base import FileSegmentationDataset, Transform
+from fcnseg.data.io import read_label
+from fcnseg.data.layout import find_dataset_dir
+from fcnseg.utils.typing import PathLike
+
+__all__ = ["CITYSCAPES_CLASSES", "CITYSCAPES_LABEL_IDS", "CITYSCAPES_PALETTE", "Cityscapes",
+           "find_cityscapes_dir"]
+
+CITYSCAPES_CLASSES: tuple[str, ...] = (
+    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
+    "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train",
+    "motorcycle", "bicycle",
+)
+#: The label id of each train id.
+CITYSCAPES_LABEL_IDS: tuple[int, ...] = (7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26,
+                                         27, 28, 31, 32, 33)
+CITYSCAPES_PALETTE = np.array([
+    (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153),
+    (153, 153, 153), (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152),
+    (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100),
+    (0, 80, 100), (0, 0, 230), (119, 11, 32)], np.uint8)
+
+_TRAIN_ID = np.full(256, 255, np.int64)
+_TRAIN_ID[list(CITYSCAPES_LABEL_IDS)] = np.arange(len(CITYSCAPES_LABEL_IDS))
+
+
+def find_cityscapes_dir(root: PathLike) -> Path:
+    """The folder holding leftImg8bit/ and gtFine/, given it or its parent."""
+    return find_dataset_dir(
+        root, [".", "cityscapes", "Cityscapes"],
+        lambda c: (c / "leftImg8bit").is_dir() and (c / "gtFine").is_dir(),
+        what="Cityscapes data", looked_for="leftImg8bit/ and gtFine/",
+        advice=" (download leftImg8bit_trainvaltest.zip and gtFine_trainvaltest.zip from "
+               "cityscapes-dataset.com, after registering, and unpack both there)")
+
+
+class Cityscapes(FileSegmentationDataset):
+    """Cityscapes fine annotations, 19 classes (module docstring).
+
+    Args:
+        root: the folder holding ``leftImg8bit/`` and ``gtFine/`` (or its parent).
+        split: ``train``, ``val`` or ``test`` (test labels are all void).
+        transform: optional joint transform.
+    """
+
+    classes = CITYSCAPES_CLASSES
+    ignore_index = 255
+
+    def __init__(self, root: PathLike, split: str = "train",
+                 transform: Transform | None = None) -> None:
+        super().__init__(transform)
+        self.dir = find_cityscapes_dir(root)
+        self.split = split
+        # ids are split/city/stem, so that ids of several splits can be mixed (check-data).
+        self.image_dir = self.dir / "leftImg8bit"
+        self.label_dir = self.dir / "gtFine"
+        if not (self.image_dir / split).is_dir():
+            raise FileNotFoundError(f"split {split!r}: {self.image_dir / split} not found")
+        suffix = "_leftImg8bit.png"
+        self.ids = sorted(p.relative_to(self.image_dir).as_posix()[: -len(suffix)]
+                          for p in (self.image_dir / split).glob(f"*/*{suffix}"))
+        self.palette = CITYSCAPES_PALETTE
+
+    def image_path(self, index: int) -> Path:
+        return self.image_dir / f"{self.ids[index]}_leftImg8bit.png"
+
+    def label_path(self, index: int) -> Path:
+        return self.label_dir / f"{self.ids[index]}_gtFine_labelIds.png"
+
+    def name(self, index: int) -> str:
+        return Path(self.ids[index]).name
+
+    def read_label(self, index: int) -> np.ndarray:
+        raw = read_label(self.label_path(index))
+        return _TRAIN_ID[np.clip(raw, 0, 255)]
+
+    def __repr__(self) -> str:
+        return f"Cityscapes({self.dir}, split={self.split!r}, {len(self)} images)"

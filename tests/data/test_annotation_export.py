@@ -1,0 +1,151 @@
+"""Label maps written as labelme, CVAT and COCO polygons come back as the same label maps."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from fcnseg.data.annotations import LabelSet, rasterise
+from fcnseg.data.annotations.contours import centre_chain, crack_rings, ring_area, simplify
+from fcnseg.data.annotations.cvat import read_cvat_xml
+from fcnseg.data.annotations.export import (
+    DEFAULT_TOLERANCE,
+    coco_annotations,
+    coco_document,
+    cvat_document,
+    cvat_image_element,
+    labelme_document,
+)
+from fcnseg.data.annotations.labelme import read_labelme_file
+
+CLASSES = ["background", "a", "b", "c"]
+LABELS = ["__ignore__", "_background_", "a", "b", "c"]
+
+
+def scene(seed: int, height: int = 72, width: int = 96) -> np.ndarray:
+    """Regions with holes, touching regions of different classes and thin parts."""
+    rng = np.random.default_rng(seed)
+    img = Image.new("L", (width, height), 0)
+    draw = ImageDraw.Draw(img)
+    for _ in range(5):
+        c = int(rng.integers(1, 4))
+        x, y, r = int(rng.integers(10, width - 10)), int(rng.integers(10, height - 10)), int(
+            rng.integers(8, 22))
+        kind = int(rng.integers(0, 4))
+        if kind == 0:  # a ring: a hole of background (or of what lies below)
+            draw.ellipse([x - r, y - r, x + r, y + r], fill=c)
+            draw.ellipse([x - r // 2, y - r // 2, x + r // 2, y + r // 2], fill=0)
+        elif kind == 1:  # a disc with another class inside
+            draw.ellipse([x - r, y - r, x + r, y + r], fill=c)
+            draw.rectangle([x - 3, y - 3, x + 3, y + 3], fill=c % 3 + 1)
+        elif kind == 2:  # thin parts: lines one and two pixels wide
+            draw.line([(x - r, y), (x + r, y + r // 2)], fill=c, width=int(rng.integers(1, 3)))
+        else:  # touching rectangles of two classes
+            draw.rectangle([x - r, y - 6, x, y + 6], fill=c)
+            draw.rectangle([x + 1, y - 6, x + r, y + 6], fill=c % 3 + 1)
+    return np.asarray(img)
+
+
+def labelme_round_trip(label: np.ndarray, tmp_path: Path, tolerance: float) -> np.ndarray:
+    doc = labelme_document(label, CLASSES, "x.png", tolerance=tolerance)
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps(doc))
+    back, problems = rasterise(read_labelme_file(path, "x"), LabelSet(LABELS), *label.shape)
+    assert back is not None, problems
+    return back
+
+
+def iou_per_class(a: np.ndarray, b: np.ndarray) -> dict[int, float]:
+    return {c: float(((a == c) & (b == c)).sum() / ((a == c) | (b == c)).sum())
+            for c in np.union1d(np.unique(a), np.unique(b)).tolist()}
+
+
+def test_scenes_have_holes_touching_regions_and_thin_parts() -> None:
+    label = np.concatenate([scene(s) for s in range(12)])
+    holes = sum(ring_area(r) < 0 for c in (1, 2, 3) for r in crack_rings(label == c))
+    assert holes >= 5
+    touching = ((label[:, 1:] != label[:, :-1]) & (label[:, 1:] > 0) & (label[:, :-1] > 0))
+    assert touching.sum() >= 20
+    thin = (label[1:-1] > 0) & (label[:-2] != label[1:-1]) & (label[2:] != label[1:-1])
+    assert thin.sum() >= 20
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_labelme_round_trip_keeps_iou_per_class_at_the_default_tolerance(
+        seed: int, tmp_path: Path) -> None:
+    label = scene(seed)
+    back = labelme_round_trip(label, tmp_path, DEFAULT_TOLERANCE)
+    assert min(iou_per_class(label, back).values()) >= 0.99
+
+
+def test_labelme_round_trip_is_exact_without_simplification(tmp_path: Path) -> None:
+    for seed in range(12):
+        label = scene(seed)
+        np.testing.assert_array_equal(labelme_round_trip(label, tmp_path, 0.0), label)
+
+
+def test_simplification_drops_points() -> None:
+    img = Image.new("L", (80, 80), 0)
+    ImageDraw.Draw(img).ellipse([5, 5, 75, 75], fill=1)
+    label = np.asarray(img)
+    exact = labelme_document(label, CLASSES, "x.png", tolerance=0)["shapes"][0]["points"]
+    simple = labelme_document(label, CLASSES, "x.png")["shapes"][0]["points"]
+    assert len(simple) < len(exact) / 2
+
+
+def test_crossing_diagonals_are_drawn_back_exactly(tmp_path: Path) -> None:
+    label = np.array([[1, 1, 0, 0],
+                      [1, 0, 1, 1],
+                      [0, 1, 1, 1],
+                      [0, 1, 1, 1]], np.uint8)
+    np.testing.assert_array_equal(labelme_round_trip(label, tmp_path, 0.0), label)
+
+
+def test_cvat_round_trip_is_exact(tmp_path: Path) -> None:
+    labels = {f"s{k}": scene(k) for k in range(6)}
+    images = [cvat_image_element(m, CLASSES, f"{n}.png", k)
+              for k, (n, m) in enumerate(labels.items())]
+    (tmp_path / "annotations.xml").write_bytes(cvat_document(images, CLASSES))
+    for n, m in labels.items():
+        Image.fromarray(m).save(tmp_path / f"{n}.png")
+    found = read_cvat_xml(tmp_path)
+    assert found.classes == ["_background_", "a", "b", "c"]
+    for item in found.items:
+        back, _ = rasterise(item, LabelSet(LABELS), *labels[item.name].shape)
+        assert min(iou_per_class(labels[item.name], back).values()) >= 0.99
+
+
+def test_coco_export_decodes_with_pycocotools_to_the_label_map() -> None:
+    mask_api = pytest.importorskip("pycocotools.mask")
+    label = scene(3)
+    anns = coco_annotations(label, 1, 1, tolerance=0)
+    doc = coco_document([{"id": 1, "file_name": "x.png", "height": 72, "width": 96}], anns,
+                        CLASSES)
+    assert [c["name"] for c in doc["categories"]] == ["a", "b", "c"]
+    back = np.zeros_like(label)
+    for ann in anns:
+        seg = ann["segmentation"]
+        rle = (mask_api.merge(mask_api.frPyObjects(seg, 72, 96)) if isinstance(seg, list)
+               else mask_api.frPyObjects(seg, 72, 96))
+        back[mask_api.decode(rle) > 0] = ann["category_id"]
+    np.testing.assert_array_equal(back, label)
+
+
+def test_crack_rings_of_a_region_with_a_hole() -> None:
+    mask = np.zeros((5, 5), bool)
+    mask[1:4, 1:4] = True
+    mask[2, 2] = False
+    outer, hole = sorted(crack_rings(mask), key=ring_area, reverse=True)
+    assert ring_area(outer) == 9 and ring_area(hole) == -1
+    assert sorted(map(tuple, centre_chain(outer).tolist())) == sorted(
+        {(x, y) for y in range(1, 4) for x in range(1, 4)} - {(2, 2)})
+
+
+def test_simplify_keeps_a_spike_beyond_the_ends() -> None:
+    ring = np.array([(40, 0), (40, 1), (40, 4), (41, 8), (40, 4), (40, 1)], float)
+    kept = simplify(ring, 1.0).tolist()
+    assert [40, 0] in kept and [41, 8] in kept

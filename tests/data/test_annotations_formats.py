@@ -1,0 +1,222 @@
+"""COCO, CVAT and Label Studio files read and imported as those tools write them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fcnseg.cli.main import main
+from fcnseg.data import build_dataset
+from fcnseg.data.annotations import import_annotations
+from fcnseg.data.annotations.labelstudio import decode_brush_rle, encode_brush_rle
+
+mask_api = pytest.importorskip("pycocotools.mask")
+
+
+def picture(path: Path, size=(30, 40)) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((*size, 3), 120, np.uint8)).save(path)
+
+
+def read_mask(out: Path, stem: str) -> np.ndarray:
+    return np.asarray(Image.open(out / "masks" / f"{stem}.png"))
+
+
+# -- COCO ---------------------------------------------------------------------------------------
+
+def coco_file(tmp_path: Path, annotations: list, images=("a.jpg",)) -> Path:
+    for name in images:
+        picture(tmp_path / "coco" / "images" / name)
+    doc = {"images": [{"id": k + 1, "file_name": n, "height": 30, "width": 40}
+                      for k, n in enumerate(images)],
+           "annotations": annotations,
+           "categories": [{"id": 3, "name": "car", "supercategory": "vehicle"},
+                          {"id": 18, "name": "dog", "supercategory": "animal"}]}
+    path = tmp_path / "coco" / "instances.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_coco_polygons_and_rle_import_to_pycocotools_masks(tmp_path: Path) -> None:
+    polygon = [[2.5, 3.0, 20.2, 4.7, 11.0, 18.9], [25, 20, 35, 21, 30, 28.5]]
+    dog = np.zeros((30, 40), np.uint8, order="F")
+    dog[10:25, 5:12] = 1
+    dog[15:18, 7:9] = 0
+    compressed = mask_api.encode(np.asfortranarray(dog))
+    compressed["counts"] = compressed["counts"].decode()
+    flat = dog.reshape(-1, order="F")
+    runs = np.diff(np.flatnonzero(np.r_[True, flat[1:] != flat[:-1], True])).tolist()
+    uncompressed = {"size": [30, 40], "counts": runs if flat[0] == 0 else [0, *runs]}
+    path = coco_file(tmp_path, [
+        {"id": 1, "image_id": 1, "category_id": 3, "segmentation": polygon, "iscrowd": 0},
+        {"id": 2, "image_id": 2, "category_id": 18, "segmentation": compressed, "iscrowd": 0},
+        {"id": 3, "image_id": 3, "category_id": 18, "segmentation": uncompressed,
+         "iscrowd": 0}], images=("a.jpg", "b.jpg", "c.jpg"))
+    report = import_annotations("coco", path, tmp_path / "out")
+    assert report.classes == ["_background_", "car", "dog"] and not report.errors
+    expected_car = mask_api.decode(mask_api.merge(mask_api.frPyObjects(polygon, 30, 40)))
+    np.testing.assert_array_equal(read_mask(tmp_path / "out", "a") == 1, expected_car == 1)
+    np.testing.assert_array_equal(read_mask(tmp_path / "out", "b"), dog * 2)
+    np.testing.assert_array_equal(read_mask(tmp_path / "out", "c"), dog * 2)
+
+
+def test_coco_crowd_regions_are_ignored(tmp_path: Path) -> None:
+    path = coco_file(tmp_path, [{"id": 1, "image_id": 1, "category_id": 3, "iscrowd": 1,
+                                 "segmentation": [[0, 0, 10, 0, 10, 10, 0, 10]]}])
+    import_annotations("coco", path, tmp_path / "out")
+    assert read_mask(tmp_path / "out", "a")[5, 5] == 255
+
+
+def test_coco_unknown_category_and_missing_image_are_one_line_each(tmp_path: Path) -> None:
+    path = coco_file(tmp_path, [
+        {"id": 7, "image_id": 1, "category_id": 99, "segmentation": [[0, 0, 9, 0, 9, 9]]},
+        {"id": 8, "image_id": 2, "category_id": 3, "segmentation": [[0, 0, 9, 0, 9, 9]]},
+    ], images=("a.jpg", "b.jpg"))
+    (tmp_path / "coco" / "images" / "b.jpg").unlink()
+    report = import_annotations("coco", path, tmp_path / "out")
+    assert [w for w in report.warnings if "annotation 7" in w] == [
+        f"{path}: annotation 7 (category 99): category_id not in 'categories' (skipped)"]
+    assert report.errors == [f"{path}: missing image file {tmp_path / 'coco/images/b.jpg'}"]
+
+
+def test_coco_panoptic_segments_become_their_classes(tmp_path: Path) -> None:
+    picture(tmp_path / "coco" / "images" / "a.jpg")
+    ids = np.zeros((30, 40), np.int64)
+    ids[0:10] = 300  # car
+    ids[20:30] = 70000  # dog, crowd
+    rgb = np.stack([ids % 256, ids // 256 % 256, ids // 65536], -1).astype(np.uint8)
+    (tmp_path / "coco" / "panoptic").mkdir()
+    Image.fromarray(rgb).save(tmp_path / "coco" / "panoptic" / "a.png")
+    doc = {"images": [{"id": 1, "file_name": "a.jpg", "height": 30, "width": 40}],
+           "annotations": [{"image_id": 1, "file_name": "a.png", "segments_info": [
+               {"id": 300, "category_id": 3, "iscrowd": 0},
+               {"id": 70000, "category_id": 18, "iscrowd": 1}]}],
+           "categories": [{"id": 3, "name": "car", "isthing": 1},
+                          {"id": 18, "name": "dog", "isthing": 1}]}
+    (tmp_path / "coco" / "panoptic.json").write_text(json.dumps(doc))
+    import_annotations("coco", tmp_path / "coco" / "panoptic.json", tmp_path / "out")
+    mask = read_mask(tmp_path / "out", "a")
+    assert (mask[:10] == 1).all() and (mask[10:20] == 0).all() and (mask[20:] == 255).all()
+
+
+# -- CVAT ---------------------------------------------------------------------------------------
+
+def test_cvat_segmentation_mask_export(tmp_path: Path) -> None:
+    src = tmp_path / "cvat"
+    (src / "SegmentationClass").mkdir(parents=True)
+    (src / "labelmap.txt").write_text("# label:color_rgb:parts:actions\nbackground:0,0,0::\n"
+                                      "car:250,50,83::\nroad:128,64,128::\n")
+    colours = np.zeros((30, 40, 3), np.uint8)
+    colours[:10] = (250, 50, 83)
+    colours[20:] = (128, 64, 128)
+    Image.fromarray(colours).save(src / "SegmentationClass" / "a.png")
+    picture(src / "JPEGImages" / "a.jpg")
+    colours[0, 0] = (1, 2, 3)
+    Image.fromarray(colours).save(src / "SegmentationClass" / "b.png")
+    picture(src / "JPEGImages" / "b.jpg")
+    report = import_annotations("cvat-mask", src, tmp_path / "out")
+    assert report.classes == ["background", "car", "road"]
+    mask = read_mask(tmp_path / "out", "a")
+    assert (mask[:10] == 1).all() and (mask[10:20] == 0).all() and (mask[20:] == 2).all()
+    assert report.errors == [f"{src / 'SegmentationClass/b.png'}: colours not in "
+                             f"labelmap.txt: (1, 2, 3) (1 pixels)"]
+
+
+CVAT_XML = """<?xml version="1.0" encoding="utf-8"?>
+<annotations>
+  <version>1.1</version>
+  <meta><task><labels>
+    <label><name>road</name><color>#aa00ff</color><type>polygon</type></label>
+    <label><name>car</name><color>#ff0000</color><type>any</type></label>
+  </labels></task></meta>
+  <image id="0" name="a.jpg" width="40" height="30">
+    <polygon label="car" source="manual" occluded="0"
+      points="5.00,5.00;15.00,5.00;15.00,15.00;5.00,15.00" z_order="1"/>
+    <box label="road" source="manual" occluded="0" xtl="0.00" ytl="10.00" xbr="40.00"
+      ybr="30.00" z_order="0"/>
+    <mask label="car" source="manual" occluded="0" rle="2, 2, 2, 2" left="30" top="0"
+      width="4" height="2" z_order="2"/>
+    <polygon label="car" source="manual" occluded="0" points="1.0,2.0;oops" z_order="0"/>
+  </image>
+  <image id="1" name="b.jpg" width="40" height="30"></image>
+</annotations>
+"""
+
+
+def test_cvat_for_images_xml(tmp_path: Path) -> None:
+    src = tmp_path / "cvat"
+    src.mkdir()
+    (src / "annotations.xml").write_text(CVAT_XML)
+    picture(src / "images" / "a.jpg")
+    picture(src / "images" / "b.jpg")
+    report = import_annotations("cvat", src, tmp_path / "out")
+    assert report.classes == ["_background_", "road", "car"]
+    mask = read_mask(tmp_path / "out", "a")
+    assert (mask[5:15, 5:15] == 2).all()  # z_order 1 over the road box (z_order 0)
+    assert (mask[15:30, 15:] == 1).all() and mask[4, 4] == 0 and mask[9, 20] == 0
+    assert mask[0, 32] == 2 and mask[0, 30] == 0 and mask[1, 34] == 0
+    [bad] = [w for w in report.warnings if "polygon 3" in w]
+    assert bad.startswith(f"{src / 'annotations.xml'}: image 'a.jpg' polygon 3 ('car'):")
+    assert report.unannotated == [src / "images" / "b.jpg"]
+
+
+# -- Label Studio -------------------------------------------------------------------------------
+
+def test_brush_code_round_trip() -> None:
+    mask = np.zeros((7, 9), bool)
+    mask[2:5, 1:8] = True
+    np.testing.assert_array_equal(decode_brush_rle(encode_brush_rle(mask), 7, 9), mask)
+
+
+def test_label_studio_polygons_and_brushes(tmp_path: Path) -> None:
+    src = tmp_path / "ls"
+    picture(src / "images" / "photo.jpg")
+    brush = np.zeros((30, 40), bool)
+    brush[20:25, 30:35] = True
+    tasks = [{"id": 1, "data": {"image": "/data/upload/1/1a2b3c4d-photo.jpg"},
+              "annotations": [{"id": 3, "was_cancelled": False, "result": [
+                  {"id": "p1", "type": "polygonlabels", "from_name": "label", "to_name": "image",
+                   "original_width": 40, "original_height": 30, "image_rotation": 0,
+                   "value": {"points": [[0, 0], [50, 0], [50, 50], [0, 50]],
+                             "polygonlabels": ["cat"]}},
+                  {"id": "b1", "type": "brushlabels", "from_name": "tag", "to_name": "image",
+                   "original_width": 40, "original_height": 30, "image_rotation": 0,
+                   "value": {"format": "rle", "rle": encode_brush_rle(brush),
+                             "brushlabels": ["dog"]}},
+                  {"id": "x", "type": "polygonlabels", "original_width": 40,
+                   "original_height": 30, "value": {"points": [[1, 1]],
+                                                    "polygonlabels": ["cat"]}}]}]}]
+    (src / "export.json").write_text(json.dumps(tasks))
+    report = import_annotations("labelstudio", src / "export.json", tmp_path / "out")
+    assert report.written == ["photo"] and report.classes == ["_background_", "cat", "dog"]
+    mask = read_mask(tmp_path / "out", "photo")
+    assert (mask[:15, :20] == 1).all() and mask[15, 20] == 0
+    assert (mask[20:25, 30:35] == 2).all() and mask[19, 30] == 0
+    [bad] = [w for w in report.warnings if "result 2" in w]
+    assert bad.startswith(f"{src / 'export.json'}: task 1 result 2 (polygonlabels 'cat'):")
+
+
+def test_cvat_xml_is_a_dataset(tmp_path: Path) -> None:
+    src = tmp_path / "cvat"
+    src.mkdir()
+    (src / "annotations.xml").write_text(CVAT_XML)
+    picture(src / "images" / "a.jpg")
+    ds = build_dataset({"name": "cvat", "root": str(src)})
+    assert ds.classes == ("_background_", "road", "car") and ds[0][1][10, 10] == 2
+
+
+def test_every_format_imports_a_folder_that_check_data_passes(tmp_path: Path, capsys) -> None:
+    src = tmp_path / "cvat"
+    src.mkdir()
+    (src / "annotations.xml").write_text(CVAT_XML)
+    picture(src / "images" / "a.jpg")
+    out = tmp_path / "out"
+    main(["import", "cvat", str(src), "--out", str(out), "--val-fraction", "0"])
+    capsys.readouterr()
+    assert main(["check-data", "--dataset", "folder", "--root", str(out), "--num-workers",
+                 "0"]) == 0
+    assert "no problems found" in capsys.readouterr().out

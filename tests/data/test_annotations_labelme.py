@@ -1,0 +1,217 @@
+"""labelme JSON files read and imported as labelme writes them (labelme itself is not used)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fcnseg.cli.main import main
+from fcnseg.data import build_dataset
+from fcnseg.data.annotations import ImportOptions, RasterOptions, import_annotations
+from fcnseg.data.folder import FolderSegmentation
+
+
+def shape(label, points, kind="polygon", **extra):
+    return {"label": label, "points": points, "group_id": None, "description": "",
+            "shape_type": kind, "flags": {}, "mask": None, **extra}
+
+
+def write_labelme(folder: Path, stem: str, shapes: list, size=(40, 60), *, embed=False,
+                  image=True) -> Path:
+    """``stem.jpg`` (unless not ``image``) and ``stem.json`` as labelme 5 saves them."""
+    h, w = size
+    picture = np.full((h, w, 3), 90, np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(picture).save(buf, format="PNG")
+    if image:
+        (folder / f"{stem}.png").write_bytes(buf.getvalue())
+    doc = {"version": "5.4.1", "flags": {}, "shapes": shapes, "imagePath": f"{stem}.png",
+           "imageData": base64.b64encode(buf.getvalue()).decode() if embed else None,
+           "imageHeight": h, "imageWidth": w}
+    path = folder / f"{stem}.json"
+    path.write_text(json.dumps(doc, indent=2))
+    return path
+
+
+def read_mask(out: Path, stem: str) -> np.ndarray:
+    return np.asarray(Image.open(out / "masks" / f"{stem}.png"))
+
+
+@pytest.fixture
+def src(tmp_path: Path) -> Path:
+    folder = tmp_path / "labelme"
+    folder.mkdir()
+    return folder
+
+
+def test_every_shape_kind_is_drawn_as_labelme_draws_it(src: Path, tmp_path: Path) -> None:
+    write_labelme(src, "a", [
+        shape("road", [[0, 30], [59, 30], [59, 39], [0, 39]]),
+        shape("car", [[5, 5], [15, 12]], "rectangle"),
+        shape("sign", [[40, 10], [40, 14]], "circle"),
+        shape("wire", [[0, 20], [59, 20]], "line"),
+        shape("wire", [[20, 0], [20, 8], [30, 8]], "linestrip"),
+        shape("car", [[50, 2]], "point"),
+    ])
+    report = import_annotations("labelme", src, tmp_path / "out",
+                                ImportOptions(raster=RasterOptions(line_width=3)))
+    classes = report.classes
+    assert classes == ["_background_", "car", "road", "sign", "wire"]
+    mask = read_mask(tmp_path / "out", "a")
+    assert (mask[30:40] == classes.index("road")).all()
+    assert (mask[5:13, 5:16] == classes.index("car")).all() and mask[4, 5] == 0
+    assert mask[10, 40] == mask[14, 40] == mask[6, 40] == classes.index("sign")
+    assert mask[5, 40] == 0  # radius 4 about (40, 10)
+    assert (mask[19:22, 0:60] == classes.index("wire")).all() and mask[23, 10] == 0
+    assert (mask[0:9, 20] == classes.index("wire")).all()
+    assert mask[2, 50] == 0  # points mark no region
+    assert any("1 point shape(s) not drawn" in w for w in report.warnings)
+
+
+def test_later_shapes_are_drawn_on_top(src: Path, tmp_path: Path) -> None:
+    write_labelme(src, "a", [shape("a", [[0, 0], [30, 30]], "rectangle"),
+                             shape("b", [[20, 20], [50, 35]], "rectangle")])
+    import_annotations("labelme", src, tmp_path / "out")
+    assert read_mask(tmp_path / "out", "a")[25, 25] == 2
+
+
+def test_overlap_ignore_marks_pixels_of_two_classes(src: Path, tmp_path: Path) -> None:
+    write_labelme(src, "a", [shape("a", [[0, 0], [30, 30]], "rectangle"),
+                             shape("b", [[20, 20], [50, 35]], "rectangle"),
+                             shape("a", [[0, 0], [5, 5]], "rectangle")])
+    import_annotations("labelme", src, tmp_path / "out",
+                       ImportOptions(raster=RasterOptions(overlap="ignore")))
+    mask = read_mask(tmp_path / "out", "a")
+    assert mask[25, 25] == 255 and mask[10, 10] == 1 and mask[33, 45] == 2
+    assert mask[2, 2] == 1  # two shapes of one class are no conflict
+
+
+def test_labels_file_follows_labelme2voc(src: Path, tmp_path: Path) -> None:
+    write_labelme(src, "a", [shape("cat", [[0, 0], [9, 9]], "rectangle"),
+                             shape("dog", [[20, 0], [29, 9]], "rectangle"),
+                             shape("blur", [[40, 0], [49, 9]], "rectangle"),
+                             shape("_background_", [[2, 2], [4, 4]], "rectangle")])
+    labels = tmp_path / "labels.txt"
+    labels.write_text("__ignore__\n_background_\ndog\ncat\nblur\n")
+    report = import_annotations("labelme", src, tmp_path / "out", ImportOptions(labels=labels))
+    assert report.classes == ["_background_", "dog", "cat", "blur"]
+    mask = read_mask(tmp_path / "out", "a")
+    assert mask[5, 5] == 2 and mask[5, 25] == 1 and mask[5, 45] == 3 and mask[3, 3] == 0
+    (src / "b.json").unlink(missing_ok=True)
+    write_labelme(src, "b", [shape("__ignore__", [[0, 0], [9, 9]], "rectangle")])
+    import_annotations("labelme", src, tmp_path / "out", ImportOptions(labels=labels))
+    assert read_mask(tmp_path / "out", "b")[5, 5] == 255
+
+
+def test_a_label_not_in_the_list_is_refused_in_one_line(src: Path, tmp_path: Path) -> None:
+    write_labelme(src, "a", [shape("cat", [[0, 0], [9, 9]], "rectangle"),
+                             shape("cow", [[20, 0], [29, 9]], "rectangle")])
+    write_labelme(src, "b", [shape("cat", [[0, 0], [9, 9]], "rectangle")])
+    labels = tmp_path / "labels.txt"
+    labels.write_text("__ignore__\n_background_\ncat\n")
+    report = import_annotations("labelme", src, tmp_path / "out", ImportOptions(labels=labels))
+    assert report.written == ["b"]
+    [error] = report.errors
+    assert "\n" not in error
+    assert str(src / "a.json") in error and "shape 1 (rectangle 'cow')" in error
+    assert "not in the label list" in error
+
+
+def test_unknown_labels_can_be_added_after_the_listed_ones(src: Path, tmp_path: Path) -> None:
+    write_labelme(src, "a", [shape("cow", [[20, 0], [29, 9]], "rectangle")])
+    labels = tmp_path / "labels.txt"
+    labels.write_text("__ignore__\n_background_\ncat\n")
+    report = import_annotations("labelme", src, tmp_path / "out",
+                                ImportOptions(labels=labels, add_unknown=True))
+    assert report.classes == ["_background_", "cat", "cow"] and report.written == ["a"]
+
+
+def test_a_shape_outside_the_image_is_skipped_in_one_line(src: Path, tmp_path: Path) -> None:
+    write_labelme(src, "a", [shape("cat", [[100, 100], [120, 100], [120, 130]]),
+                             shape("cat", [[0, 0], [9, 9]], "rectangle")])
+    report = import_annotations("labelme", src, tmp_path / "out")
+    assert report.written == ["a"]
+    [warning] = [w for w in report.warnings if "outside" in w]
+    assert warning.startswith(str(src / "a.json")) and "shape 0 (polygon 'cat')" in warning
+    assert "60×40 image" in warning
+
+
+def test_a_missing_image_file_is_one_line(src: Path, tmp_path: Path) -> None:
+    write_labelme(src, "a", [shape("cat", [[0, 0], [9, 9]], "rectangle")], image=False)
+    report = import_annotations("labelme", src, tmp_path / "out")
+    assert report.written == []
+    assert report.errors == [f"{src / 'a.json'}: missing image file {src / 'a.png'}"]
+
+
+def test_embedded_image_data_is_used_without_the_file(src: Path, tmp_path: Path) -> None:
+    write_labelme(src, "a", [shape("cat", [[0, 0], [9, 9]], "rectangle")], embed=True,
+                  image=False)
+    report = import_annotations("labelme", src, tmp_path / "out")
+    assert report.written == ["a"]
+    assert Image.open(tmp_path / "out" / "images" / "a.png").size == (60, 40)
+
+
+def test_a_file_name_that_is_not_utf8_is_one_line(src: Path, tmp_path: Path) -> None:
+    path = write_labelme(src, "a", [shape("cat", [[0, 0], [9, 9]], "rectangle")])
+    bad = src / os.fsdecode(b"caf\xe9.json")
+    path.rename(bad)
+    report = import_annotations("labelme", src, tmp_path / "out")
+    [error] = report.errors
+    assert "caf\\xe9" in error and "not UTF-8" in error and "\n" not in error
+
+
+def test_a_malformed_shape_is_skipped_in_one_line(src: Path, tmp_path: Path) -> None:
+    write_labelme(src, "a", [shape("cat", [[0, 0], [9]]),
+                             shape("cat", [[0, 0], [9, 9]], "rectangle")])
+    report = import_annotations("labelme", src, tmp_path / "out")
+    assert report.written == ["a"]
+    assert any(w.startswith(f"{src / 'a.json'}: shape 0 (polygon 'cat')") for w in
+               report.warnings)
+
+
+def test_images_without_annotations_are_warned_about_and_listed(src: Path,
+                                                                tmp_path: Path) -> None:
+    write_labelme(src, "a", [shape("cat", [[0, 0], [9, 9]], "rectangle")])
+    Image.new("RGB", (8, 8)).save(src / "lonely.jpg")
+    report = import_annotations("labelme", src, tmp_path / "out")
+    assert report.unannotated == [src / "lonely.jpg"]
+    assert (tmp_path / "out" / "unannotated.txt").read_text() == f"{src / 'lonely.jpg'}\n"
+
+
+def test_import_command_writes_a_folder_that_check_data_passes(src: Path, tmp_path: Path,
+                                                               capsys) -> None:
+    for k in range(5):
+        write_labelme(src, f"img{k}", [shape("cat", [[0, 0], [9, 9 + k]], "rectangle"),
+                                       shape("dog", [[30, 5], [50, 5], [40, 30]])])
+    out = tmp_path / "out"
+    assert main(["import", "labelme", str(src), "--out", str(out)]) == 0
+    ds = FolderSegmentation(out, "train")
+    assert ds.classes == ("_background_", "cat", "dog")
+    assert sorted((out / "train.txt").read_text().split() + (out / "val.txt").read_text()
+                  .split()) == [f"img{k}" for k in range(5)]
+    capsys.readouterr()
+    assert main(["check-data", "--dataset", "folder", "--root", str(out), "--num-workers",
+                 "0"]) == 0
+    assert "no problems found" in capsys.readouterr().out
+
+
+def test_import_command_exits_1_when_an_image_is_left_out(src: Path, tmp_path: Path,
+                                                          capsys) -> None:
+    write_labelme(src, "a", [shape("cat", [[0, 0], [9, 9]], "rectangle")], image=False)
+    assert main(["import", "labelme", str(src), "--out", str(tmp_path / "out")]) == 1
+    assert "missing image file" in capsys.readouterr().out
+
+
+def test_labelme_folder_is_a_dataset(src: Path, tmp_path: Path) -> None:
+    write_labelme(src, "a", [shape("cat", [[0, 0], [9, 9]], "rectangle")])
+    ds = build_dataset({"name": "labelme", "root": str(src), "overlap": "ignore"})
+    image, label = ds[0]
+    assert image.shape == (40, 60, 3) and label.dtype == np.int64
+    assert ds.classes == ("_background_", "cat") and label[5, 5] == 1 and label[20, 20] == 0

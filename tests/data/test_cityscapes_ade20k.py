@@ -1,0 +1,74 @@
+"""Cityscapes and ADE20K SceneParsing read from their own layouts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fcnseg.cli.main import main
+from fcnseg.data import build_dataset
+from fcnseg.data.ade20k import ADE20K_CLASSES
+from fcnseg.data.cityscapes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
+from fcnseg.data.errors import DataError
+
+
+def write_cityscapes(root: Path) -> None:
+    for split, city in (("train", "aachen"), ("val", "lindau")):
+        for k in range(2):
+            stem = f"{city}_000000_00001{k}"
+            (root / "leftImg8bit" / split / city).mkdir(parents=True, exist_ok=True)
+            (root / "gtFine" / split / city).mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (16, 8)).save(root / "leftImg8bit" / split / city /
+                                          f"{stem}_leftImg8bit.png")
+            ids = np.zeros((8, 16), np.uint8)  # 0: unlabeled
+            ids[:, 4:8] = 7  # road
+            ids[:, 8:12] = 33  # bicycle
+            ids[:, 12:] = 9  # parking: not evaluated
+            Image.fromarray(ids).save(root / "gtFine" / split / city /
+                                      f"{stem}_gtFine_labelIds.png")
+
+
+def test_cityscapes_label_ids_become_train_ids(tmp_path: Path) -> None:
+    write_cityscapes(tmp_path / "cityscapes")
+    ds = build_dataset({"name": "cityscapes", "root": str(tmp_path), "split": "val"})
+    assert len(ds) == 2 and ds.classes == CITYSCAPES_CLASSES and len(ds.classes) == 19
+    assert ds.name(0) == "lindau_000000_000010"
+    _, label = ds[0]
+    assert (label[:, :4] == 255).all() and (label[:, 4:8] == 0).all()
+    assert (label[:, 8:12] == 18).all() and (label[:, 12:] == 255).all()
+    np.testing.assert_array_equal(ds.palette[:19], CITYSCAPES_PALETTE)
+
+
+def test_check_data_reads_cityscapes(tmp_path: Path, capsys) -> None:
+    write_cityscapes(tmp_path)
+    assert main(["check-data", "--dataset", "cityscapes", "--root", str(tmp_path),
+                 "--num-workers", "0"]) == 0
+    assert "no problems found" in capsys.readouterr().out
+
+
+def write_ade(root: Path, value: int = 150) -> None:
+    for sub in ("training", "validation"):
+        (root / "images" / sub).mkdir(parents=True)
+        (root / "annotations" / sub).mkdir(parents=True)
+        Image.new("RGB", (6, 4)).save(root / "images" / sub / "ADE_x_00000001.jpg")
+        raw = np.zeros((4, 6), np.uint8)
+        raw[:, 3:] = 1
+        raw[0, 5] = value
+        Image.fromarray(raw).save(root / "annotations" / sub / "ADE_x_00000001.png")
+
+
+def test_ade20k_other_is_ignored_and_classes_shift_down(tmp_path: Path) -> None:
+    write_ade(tmp_path / "ADEChallengeData2016")
+    ds = build_dataset({"name": "ade20k", "root": str(tmp_path), "split": "val"})
+    assert len(ADE20K_CLASSES) == 150 and ds.classes[0] == "wall" and ds.classes[-1] == "flag"
+    _, label = ds[0]
+    assert (label[:, :3] == 255).all() and label[1, 4] == 0 and label[0, 5] == 149
+
+
+def test_ade20k_value_above_150_is_a_data_error(tmp_path: Path) -> None:
+    write_ade(tmp_path, value=151)
+    with pytest.raises(DataError, match="ADE_x_00000001.png"):
+        build_dataset({"name": "ade20k", "root": str(tmp_path)})[0]

@@ -337,3 +337,48 @@ def test_calibrate_of_a_hub_checkpoint_writes_a_local_file_and_says_where(
                  *_CALIBRATE_ON_SYNTHETIC]) == 2
     err = capsys.readouterr().err
     assert "--in-place: hf://someone/tiny-fcn is a Hub repository" in err
+
+
+def _full_disk(kind: str):
+    """A stand-in for safetensors' writer on a full disk: it leaves part of the file, then
+    fails as safetensors does (its own error, the OS error only in the text) or as the OS
+    does."""
+    import errno
+
+    from safetensors import SafetensorError
+
+    def save_file(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"part of the file")
+        if kind == "safetensors":
+            raise SafetensorError("Error while serializing: I/O error: No space left on device "
+                                  "(os error 28)")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    return save_file
+
+
+@pytest.mark.parametrize("kind", ["safetensors", "os"])
+@pytest.mark.parametrize("backbone", [False, True], ids=["fcn", "vgg16"])
+def test_convert_to_safetensors_on_a_full_disk_is_one_line_and_leaves_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, kind: str,
+    backbone: bool,
+) -> None:
+    import safetensors.torch
+    from _caffe_files import imagenet_vgg16_layers
+
+    from fcnseg.pretrained.caffemodel import write_caffemodel
+
+    if backbone:
+        caffemodel = write_caffemodel(tmp_path / "VGG_ILSVRC_16_layers.caffemodel",
+                                      imagenet_vgg16_layers(), v1=True)
+    else:
+        caffemodel = write_reference_fcn(tmp_path / "fcn8s-heavy-pascal.caffemodel",
+                                         REFERENCE_MODELS["fcn8s-heavy-pascal"],
+                                         random_fcn_state_dict("fcn8s", 21))
+    monkeypatch.setattr(safetensors.torch, "save_file", _full_disk(kind))
+    out = tmp_path / "out" / "model.safetensors"
+    assert main(["convert", str(caffemodel), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"fcnseg convert: error: cannot write {out}: disk full (")
+    assert "model.safetensors was not written" in err and len(err.splitlines()) == 1, err
+    assert list((tmp_path / "out").iterdir()) == []  # no partial file, no temporary

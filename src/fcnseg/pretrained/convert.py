@@ -23,7 +23,7 @@ from fcnseg.data.palette import voc_palette
 from fcnseg.models import build_model
 from fcnseg.pretrained.caffemodel import CaffeBlob, CaffeLayer, CaffeModelError, CaffeNet
 from fcnseg.pretrained.caffemodel import read_caffemodel as _read
-from fcnseg.pretrained.hub import save_safetensors_checkpoint
+from fcnseg.pretrained.hub import save_safetensors_checkpoint, write_safetensors
 from fcnseg.pretrained.reference import (
     HEADS,
     REFERENCE_MODELS,
@@ -91,10 +91,8 @@ class ConvertedModel:
         out.parent.mkdir(parents=True, exist_ok=True)
         if self.model is None:
             if out.suffix == ".safetensors":
-                from safetensors.torch import save_file  # optional extra
-
-                save_file(self.state_dict, str(out),
-                          metadata={"input_convention": self.convention.name})
+                write_safetensors(out, self.state_dict,
+                                  metadata={"input_convention": self.convention.name})
             else:
                 with atomic_write(out) as f:
                     torch.save(self.state_dict, f)

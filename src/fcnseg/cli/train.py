@@ -8,6 +8,7 @@ from pathlib import Path
 
 from fcnseg.cli import options
 from fcnseg.engine import load_config, train
+from fcnseg.engine.budget import process_start_time
 from fcnseg.engine.config import TrainConfig, apply_overrides
 from fcnseg.models.factories import allow_factory_modules
 
@@ -21,6 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "it defaults to the run folder's recipe.yaml")
     p.add_argument("--out", required=True, help="run folder (checkpoints, metrics, recipe.yaml)")
     options.add_overrides(p)
+    p.add_argument("--budget", metavar="TIME",
+                   help="train for as long as fits in TIME (5m, 1h30m, 300 = seconds), start-up, "
+                        "final evaluation and checkpoint included: sets train.time_budget")
     p.add_argument("--resume", action="store_true",
                    help="continue exactly from OUT/last.pt (if it exists)")
 
@@ -34,12 +38,15 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("--recipe is required (except with --resume on a run folder that "
                              "holds recipe.yaml); list recipes with `fcnseg recipes`")
         recipe = str(saved)
-    config = load_config(recipe, args.overrides, out=args.out)
+    overrides = list(args.overrides)
+    if args.budget is not None:
+        overrides.append(f"train.time_budget={args.budget}")
+    config = load_config(recipe, overrides, out=args.out)
     # The run folder's recipe.yaml is a file like any checkpoint: only what this command was
     # given (--recipe, --set) is the user's own word.
-    own = config if args.recipe is not None else apply_overrides(TrainConfig(), args.overrides)
+    own = config if args.recipe is not None else apply_overrides(TrainConfig(), overrides)
     _trust_own_factory(own)
-    result = train(config, resume=args.resume)
+    result = train(config, resume=args.resume, started=process_start_time())
     if result.status == "interrupted":
         return 128 + int(result.signal or signal.SIGTERM)
     return 0

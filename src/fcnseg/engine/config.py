@@ -161,6 +161,11 @@ class RunConfig:
     log_every: int = 20
     progress: bool = True
     tensorboard: bool = True
+    #: Train for as long as fits in this time ("5m", "1h30m", 300 = seconds), counted from
+    #: the start of the process, final evaluation and checkpoint included: the iteration
+    #: count is chosen from the measured step time (``iterations`` is then the upper bound)
+    #: and the schedule stretched to it. null = run ``iterations``.
+    time_budget: str | float | None = None
     #: Keep an exponential moving average of the weights with this decay (e.g. 0.999); the
     #: average is what evaluations score and checkpoints hold as the model. null = none.
     ema: float | None = None
@@ -263,6 +268,13 @@ class TrainConfig:
             raise ConfigError(f"loss.max_weight: must be positive or null, got {max_weight!r}")
 
     def _validate_run_extras(self) -> None:
+        if self.train.time_budget is not None:
+            from fcnseg.engine.budget import parse_duration
+
+            try:
+                parse_duration(self.train.time_budget)
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
         ema = self.train.ema
         if ema is not None and (isinstance(ema, bool) or not isinstance(ema, (int, float))
                                 or not 0.0 < ema < 1.0):

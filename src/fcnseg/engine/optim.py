@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -17,6 +18,7 @@ __all__ = [
     "lr_factor",
     "parameter_groups",
     "segmentation_loss",
+    "stretch_schedule",
 ]
 
 
@@ -86,3 +88,19 @@ def build_scheduler(
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda it: lr_factor(it, total, config)
     )
+
+
+def stretch_schedule(scheduler: torch.optim.lr_scheduler.LambdaLR, total: int, cap: int,
+                     config: ScheduleConfig) -> None:
+    """Make ``scheduler`` (from :func:`build_scheduler` for ``cap`` iterations) run over
+    ``total`` iterations instead, its warm-up scaled alike, from the iteration it is at; the
+    optimizer's learning rates are set for that iteration. (The schedule's functions are not
+    part of its saved state: a resumed run stretches it again.)"""
+    warmup = round(config.warmup_iters * total / cap) if cap else config.warmup_iters
+    stretched = dataclasses.replace(config, warmup_iters=min(config.warmup_iters, warmup))
+    scheduler.lr_lambdas = [lambda it: lr_factor(it, total, stretched)
+                            for _ in scheduler.optimizer.param_groups]
+    for group, base, fn in zip(scheduler.optimizer.param_groups, scheduler.base_lrs,
+                               scheduler.lr_lambdas, strict=True):
+        group["lr"] = base * fn(scheduler.last_epoch)
+    scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]

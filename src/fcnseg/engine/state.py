@@ -47,6 +47,8 @@ class TrainState:
     eval_pending: bool = False
     #: Evaluations in a row without a rise of ``train.early_stop.min_delta`` in mean IU.
     stale_evals: int = 0
+    #: The run's length chosen for ``train.time_budget`` (None until chosen, or without one).
+    planned_iterations: int | None = None
 
     @classmethod
     def start(cls, setup: TrainSetup) -> TrainState:
@@ -90,7 +92,8 @@ class TrainState:
                     best_mean_iu=saved.get("best_mean_iu"),
                     metrics=dict(ckpt.get("metrics") or {}),
                     eval_pending=bool(saved.get("eval_pending", False)),
-                    stale_evals=int(saved.get("stale_evals", 0)))
+                    stale_evals=int(saved.get("stale_evals", 0)),
+                    planned_iterations=saved.get("planned_iterations"))
         say(f"resumed {path} at iteration {state.iteration} (epoch {state.epoch}, batch "
             f"{state.position})")
         return state
@@ -134,6 +137,7 @@ class TrainState:
                 "eval_pending": self.eval_pending,
                 "world_size": setup.info.world_size,
                 "stale_evals": self.stale_evals,
+                "planned_iterations": self.planned_iterations,
             }
             if setup.ema is not None:
                 saved["ema"] = setup.ema.state_dict()

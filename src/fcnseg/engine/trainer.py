@@ -35,6 +35,11 @@ from tqdm.auto import tqdm
 
 from fcnseg.checkpoint import load_checkpoint
 from fcnseg.data.class_frequencies import format_class_table
+from fcnseg.engine.budget import (
+    TIMED_EVAL_BATCHES,
+    TimeBudget,
+    parse_duration,
+)
 from fcnseg.engine.config import TrainConfig, load_config
 from fcnseg.engine.distributed import DistInfo, setup_distributed
 from fcnseg.engine.errors import (
@@ -45,7 +50,7 @@ from fcnseg.engine.errors import (
 )
 from fcnseg.engine.evaluation import evaluate_model
 from fcnseg.engine.loss import loss_normalizer, segmentation_loss
-from fcnseg.engine.optim import build_optimizer
+from fcnseg.engine.optim import build_optimizer, stretch_schedule
 from fcnseg.engine.preflight import EtaCheck
 from fcnseg.engine.setup import (
     TrainSetup,
@@ -93,6 +98,7 @@ def train(
     *,
     resume: bool = False,
     out: PathLike | None = None,
+    started: float | None = None,
 ) -> TrainResult:
     """Run a training recipe; see the module docstring for what lands in the run folder.
 
@@ -100,6 +106,8 @@ def train(
         config: a :class:`TrainConfig`, a mapping, or a recipe name / YAML path.
         resume: continue from ``<out>/last.pt`` (exactly where it stopped) when it exists.
         out: the run folder (overrides ``config.out``).
+        started: when ``train.time_budget`` starts counting (``time.time()``; default: now;
+            the command line passes the start of its process).
 
     Raises:
         TrainingDiverged: the loss became NaN or infinite (the last good checkpoint is kept).
@@ -114,9 +122,10 @@ def train(
         raise ValueError("out: the run folder is not set (fcnseg train --out DIR)")
     if config.threads:
         torch.set_num_threads(config.threads)
+    started = time.time() if started is None else started
     info = setup_distributed(config.device)
     try:
-        result = _train(config, info, resume)
+        result = _train(config, info, resume, started)
         if info.owns_group:
             # every rank finishes before the group goes away (only on success: after an error
             # on one rank, a barrier would wait forever for it)
@@ -127,7 +136,7 @@ def train(
             dist.destroy_process_group()
 
 
-def _train(config: TrainConfig, info: DistInfo, resume: bool) -> TrainResult:
+def _train(config: TrainConfig, info: DistInfo, resume: bool, started: float) -> TrainResult:
     run_dir = Path(config.out)
     say: Callable[[str], None] = print if info.is_main else _silent
     resume_ckpt = _checkpoint_to_resume(run_dir, resume, say)
@@ -151,6 +160,7 @@ def _train(config: TrainConfig, info: DistInfo, resume: bool) -> TrainResult:
         state = TrainState.start(setup)
     if info.is_main:
         _write_recipe(run_dir, setup.recipe)
+    budget = _time_budget(setup, state, started)
     wrap_model(setup)
     log = _RunLog(run_dir, info.is_main, config.train.tensorboard,
                   state.iteration if resume_ckpt is not None else None,
@@ -158,7 +168,7 @@ def _train(config: TrainConfig, info: DistInfo, resume: bool) -> TrainResult:
     progress = _Progress(setup, state.iteration)
     try:
         with StopRequest() as stop:
-            stop_signal = _loop(setup, state, log, progress, stop)
+            stop_signal = _loop(setup, state, log, progress, stop, budget)
             if stop_signal is not None:
                 state.save(setup, setup.last_path)
                 say(f"\nstopped by signal {stop_signal} at iteration {state.iteration}; saved "
@@ -219,13 +229,13 @@ def _write_recipe(run_dir: Path, recipe: dict[str, Any]) -> None:
 
 
 def _loop(setup: TrainSetup, state: TrainState, log: _RunLog, progress: _Progress,
-          stop: StopRequest) -> int | None:
-    """Train until ``train.iterations``; return the signal that stopped it early, if any."""
-    total = setup.config.train.iterations
+          stop: StopRequest, budget: TimeBudget | None = None) -> int | None:
+    """Train until ``train.iterations`` (which a time budget sets after the first steps);
+    return the signal that stopped it early, if any."""
     every = setup.config.train.checkpoint_every
     if state.eval_pending and maybe_evaluate(setup, state, log, progress):
         state.save(setup, setup.last_path)  # the evaluation a stop cut short, done now
-    if state.iteration >= total or patience_exhausted(setup, state):
+    if state.iteration >= setup.config.train.iterations or patience_exhausted(setup, state):
         return None
     for batches, (epoch, position) in _step_batches(setup, state):
         sampler_before = setup.loss_sampler.state_dict()
@@ -242,11 +252,88 @@ def _loop(setup: TrainSetup, state: TrainState, log: _RunLog, progress: _Progres
         progress.advance(sum(_count(images) for images, _ in batches) * setup.info.world_size)
         log_step(setup, state, log, progress, loss)
         evaluated = maybe_evaluate(setup, state, log, progress)
+        total = setup.config.train.iterations
         if evaluated or state.iteration % every == 0 or state.iteration == total:
             state.save(setup, setup.last_path)
-        if state.iteration >= total or patience_exhausted(setup, state):
+        if budget is not None and _budget_decides(setup, state, log, progress, budget) \
+                and state.iteration >= setup.config.train.iterations:
+            # the budget is spent already: the final evaluation and checkpoint now
+            maybe_evaluate(setup, state, log, progress)
+            state.save(setup, setup.last_path)
+        if state.iteration >= setup.config.train.iterations or patience_exhausted(setup, state):
             break
     return None
+
+
+def _time_budget(setup: TrainSetup, state: TrainState, started: float) -> TimeBudget | None:
+    """The run's :class:`TimeBudget` (None without ``train.time_budget``); a resumed run that
+    had chosen its length takes it up again."""
+    config = setup.config
+    if config.train.time_budget is None:
+        return None
+    if state.planned_iterations is not None:
+        _set_length(setup, state.planned_iterations)
+        return None
+    return TimeBudget(parse_duration(config.train.time_budget), started,
+                      distributed=setup.info.distributed, device=setup.device)
+
+
+def _set_length(setup: TrainSetup, iterations: int) -> None:
+    """Run ``iterations`` in all, the schedule stretched from the recipe's cap to them."""
+    cap = int(setup.recipe["train"]["iterations"])
+    setup.config.train.iterations = iterations
+    stretch_schedule(setup.scheduler, iterations, cap, setup.config.schedule)
+
+
+def _budget_decides(setup: TrainSetup, state: TrainState, log: _RunLog, progress: _Progress,
+                    budget: TimeBudget) -> bool:
+    """After a step: once the first steps are timed, choose the run's length and say so;
+    returns whether it was chosen now."""
+    plan = budget.after_step(
+        done=state.iteration, cap=int(setup.recipe["train"]["iterations"]),
+        eval_every=setup.config.train.eval_every,
+        time_eval=(lambda: _time_evaluation(setup)) if setup.val_loader is not None else None,
+        time_save=lambda: _time_save(setup, state))
+    if plan is None:
+        return False
+    cap = int(setup.recipe["train"]["iterations"])
+    state.planned_iterations = plan.iterations
+    _set_length(setup, plan.iterations)
+    progress.set_total(plan.iterations)
+    progress.write(plan.describe(cap, state.iteration))
+    log.write({"iteration": state.iteration, "epoch": state.epoch, "event": "time_budget",
+               "iterations": plan.iterations, "step_s": plan.step_s, "eval_s": plan.eval_s,
+               "save_s": plan.save_s, "elapsed_s": plan.elapsed_s, "budget_s": plan.budget_s})
+    return True
+
+
+def _time_evaluation(setup: TrainSetup) -> float:
+    """Seconds a whole evaluation should take, from the first few validation batches."""
+    assert setup.val_loader is not None
+    model, batches = setup.eval_model, len(setup.val_loader)
+    was_training = model.training
+    model.eval()
+    timed, start = 0, time.perf_counter()
+    try:
+        with torch.no_grad(), autocast(setup.device, setup.config.amp):
+            for images, _ in setup.val_loader:
+                model(_to_device(images, setup.device, setup.channels_last))
+                timed += 1
+                if timed >= TIMED_EVAL_BATCHES:
+                    break
+    except (ValueError, RuntimeError) as e:
+        if data_error_message(e) is None:
+            raise  # a bad file is reported by the evaluation itself
+    finally:
+        model.train(was_training)
+    return (time.perf_counter() - start) / max(1, timed) * batches * 1.1
+
+
+def _time_save(setup: TrainSetup, state: TrainState) -> float:
+    """Seconds a checkpoint takes: ``last.pt`` written now, timed."""
+    start = time.perf_counter()
+    state.save(setup, setup.last_path)
+    return time.perf_counter() - start
 
 
 def _step_batches(setup: TrainSetup,
@@ -551,6 +638,12 @@ class _Progress:
         self.window_start, self.window_images = time.perf_counter(), 0
         images_per_iteration = setup.config.data.batch_size * setup.info.world_size
         self.eta_check = EtaCheck(setup.config, setup.device.type, images_per_iteration)
+        if setup.config.train.time_budget is not None:
+            self.eta_check.done = True  # the budget sets the length: no ETA to warn about
+
+    def set_total(self, iterations: int) -> None:
+        self.bar.total = iterations
+        self.bar.refresh()
 
     def advance(self, images: int) -> None:
         self.window_images += images

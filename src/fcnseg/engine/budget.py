@@ -1,0 +1,168 @@
+"""A time budget for a run (``train.time_budget: 5m``, ``--budget 5m``): the number of iterations
+chosen from the measured step time so that the run, its final evaluation and its last checkpoint
+end within the budget, counted from the start of the process.
+
+After a short warm-up (the first step, often slow, is not counted; then
+:data:`TIMED_STEPS` steps or a twentieth of the budget, whichever comes first),
+:class:`TimeBudget` measures the seconds per step, times the evaluation on a few validation
+batches and a checkpoint write, and sets the run's length to what fits. ``train.iterations`` is
+the upper bound; the learning-rate schedule (decay and warm-up) is stretched to the chosen
+length. The decision is saved in ``last.pt``: a resumed run keeps it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["BudgetPlan", "TimeBudget", "choose_iterations", "parse_duration",
+           "process_start_time"]
+
+#: Steps timed after the first before the length is chosen.
+TIMED_STEPS = 5
+#: Validation batches timed to estimate an evaluation.
+TIMED_EVAL_BATCHES = 2
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: Any, where: str = "train.time_budget") -> float:
+    """Seconds in ``300``, ``"300s"``, ``"5m"``, ``"1h30m"`` or ``"1.5h"``.
+
+    Raises:
+        ValueError: anything else, naming ``where``.
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        text = str(value).replace(" ", "").lower()
+        parts = re.findall(r"(\d+(?:\.\d*)?)([smhd]?)", text)
+        if not text or "".join(n + u for n, u in parts) != text or \
+                (len(parts) > 1 and any(not u for _, u in parts)):
+            raise ValueError(f"{where}: {value!r} is not a duration like 300, 90s, 5m or 1h30m")
+        seconds = sum(float(n) * _UNITS[u or "s"] for n, u in parts)
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"{where}: must be a positive duration, got {value!r}")
+    return seconds
+
+
+def process_start_time() -> float:
+    """When this process started (``time.time()`` scale), or now where that cannot be read."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        with open("/proc/uptime", encoding="ascii") as f:
+            uptime = float(f.read().split()[0])
+        started_after_boot = int(fields[19]) / os.sysconf("SC_CLK_TCK")
+        return time.time() - (uptime - started_after_boot)
+    except (OSError, ValueError, IndexError):
+        return time.time()
+
+
+@dataclass
+class BudgetPlan:
+    """The chosen length and the figures it came from."""
+
+    iterations: int
+    step_s: float
+    eval_s: float
+    save_s: float
+    elapsed_s: float
+    budget_s: float
+    evaluations: int
+
+    def describe(self, cap: int, done: int) -> str:
+        capped = " (the cap, train.iterations)" if self.iterations >= cap else ""
+        return (f"time budget {_clock(self.budget_s)}: {_clock(self.elapsed_s)} gone by "
+                f"iteration {done}; {self.step_s:.3g} s/step measured, evaluation ~"
+                f"{self.eval_s:.1f} s (x{self.evaluations}), checkpoint ~{self.save_s:.1f} s: "
+                f"{self.iterations} iterations{capped}, schedule stretched to them")
+
+
+def choose_iterations(*, budget_s: float, elapsed_s: float, done: int, step_s: float,
+                      eval_s: float, save_s: float, eval_every: int, cap: int,
+                      has_val: bool) -> BudgetPlan:
+    """The most iterations (≥ ``done``, ≤ ``cap``) whose remaining steps, evaluations (every
+    ``eval_every`` and one at the end) and final checkpoint fit in what is left of the budget,
+    less a margin of 3 % + 2 s for what is not measured (start-up of workers, the end)."""
+    left = budget_s * 0.97 - 2.0 - elapsed_s - save_s
+
+    def evaluations(n: int) -> int:
+        if not has_val:
+            return 0
+        return (n // eval_every - done // eval_every) + (1 if n % eval_every else 0)
+
+    n = done
+    for _ in range(20):  # the count of evaluations depends on n: settle it
+        steps = max(0.0, left - evaluations(n) * eval_s) / max(step_s, 1e-9)
+        new = min(cap, max(done, done + int(steps)))
+        if new == n:
+            break
+        n = new
+    while n > done and (n - done) * step_s + evaluations(n) * eval_s > left:
+        n -= 1
+    return BudgetPlan(iterations=n, step_s=step_s, eval_s=eval_s, save_s=save_s,
+                      elapsed_s=elapsed_s, budget_s=budget_s, evaluations=evaluations(n))
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+class TimeBudget:
+    """Times the first steps of a run and then chooses its length (see the module docstring).
+
+    ``after_step()`` is called after each step; it returns the :class:`BudgetPlan` once, when
+    the length has just been chosen, and None otherwise."""
+
+    def __init__(self, budget_s: float, started: float, *, decided: bool = False,
+                 distributed: bool = False, device: torch.device | None = None) -> None:
+        self.budget_s = budget_s
+        self.started = started
+        self.decided = decided
+        self.distributed = distributed
+        self.device = device or torch.device("cpu")
+        self.first_step_end: float | None = None
+        self.timed = 0
+
+    def after_step(self, *, done: int, cap: int, eval_every: int,
+                   time_eval: Callable[[], float] | None,
+                   time_save: Callable[[], float]) -> BudgetPlan | None:
+        if self.decided:
+            return None
+        now = time.time()
+        if self.first_step_end is None:
+            self.first_step_end = now
+            return None
+        self.timed += 1
+        ready = (self.timed >= TIMED_STEPS or now - self.first_step_end >= self.budget_s / 20
+                 or done >= cap)
+        if not self._slowest([float(ready)])[0]:  # all processes decide at the same step
+            return None
+        step_s = (now - self.first_step_end) / self.timed
+        eval_s = time_eval() if time_eval is not None else 0.0
+        save_s = time_save()
+        # every process decides from the slowest one's figures, so that all agree
+        figures = self._slowest([step_s, eval_s, save_s, time.time() - self.started])
+        step_s, eval_s, save_s, elapsed = figures
+        self.decided = True
+        return choose_iterations(budget_s=self.budget_s, elapsed_s=elapsed, done=done,
+                                 step_s=step_s, eval_s=eval_s, save_s=save_s,
+                                 eval_every=eval_every, cap=cap,
+                                 has_val=time_eval is not None)
+
+    def _slowest(self, values: list[float]) -> list[float]:
+        if not self.distributed:
+            return values
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return [float(v) for v in t.cpu()]

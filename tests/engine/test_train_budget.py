@@ -1,0 +1,74 @@
+"""train.time_budget: durations, the length chosen from measured times, and a budgeted run."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from _train_helpers import tiny_recipe
+
+from fcnseg.checkpoint import load_checkpoint
+from fcnseg.engine import load_config
+from fcnseg.engine.budget import choose_iterations, parse_duration
+from fcnseg.engine.config import ConfigError, ScheduleConfig
+from fcnseg.engine.optim import lr_factor
+from fcnseg.engine.trainer import train
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    (300, 300.0), ("90s", 90.0), ("5m", 300.0), ("1h30m", 5400.0), ("1.5h", 5400.0),
+    ("2m 30s", 150.0)])
+def test_durations_read_as_seconds(text: object, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "5x", "m5", "0", "-3m", "5m3"])
+def test_bad_durations_are_refused_naming_the_field(text: str) -> None:
+    with pytest.raises(ConfigError, match="train.time_budget"):
+        load_config(tiny_recipe(train={"time_budget": text}))
+
+
+def _choose(**kw: float) -> int:
+    args = {"budget_s": 100.0, "elapsed_s": 10.0, "done": 6, "step_s": 1.0, "eval_s": 5.0,
+            "save_s": 1.0, "eval_every": 1000, "cap": 100_000, "has_val": True, **kw}
+    return choose_iterations(**args).iterations  # type: ignore[arg-type]
+
+
+def test_the_length_fits_steps_evaluations_and_the_checkpoint_in_what_is_left() -> None:
+    # left: 100·0.97 − 2 (margin) − 10 (gone) − 1 (checkpoint) = 84 s
+    assert _choose() == 6 + 84 - 5  # one evaluation, at the end
+    # an evaluation every 20 iterations: 70 = 6 + 64 steps, evaluations at 20, 40, 60 and 70
+    assert _choose(eval_every=20) == 70
+    assert _choose(cap=50) == 50  # train.iterations is the upper bound
+    assert _choose(elapsed_s=99.0) == 6  # nothing left: stop where it stands
+    assert _choose(has_val=False) == 6 + 84
+
+
+def test_a_budgeted_run_chooses_its_length_stretches_the_schedule_and_evaluates_last(
+        tmp_path: Path) -> None:
+    recipe = tiny_recipe(train={"iterations": 100_000, "eval_every": 100_000, "log_every": 1,
+                                "time_budget": "6s"},
+                         schedule={"name": "poly", "warmup_iters": 0})
+    start = time.time()
+    result = train(load_config(recipe), out=tmp_path / "run", started=start)
+    elapsed = time.time() - start
+    records = [json.loads(line) for line in
+               (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    chosen = next(r for r in records if r.get("event") == "time_budget")
+    n = chosen["iterations"]
+    assert 6 < n < 100_000 and result.iteration == n and result.status == "completed"
+    assert [r["iteration"] for r in records if r.get("split") == "val"] == [n]
+    # the poly schedule ran over the chosen length, not over the cap
+    last_lr = next(r["lr"] for r in records if r.get("iteration") == n and "lr" in r)
+    config = load_config(recipe)
+    assert last_lr == pytest.approx(config.optim.lr * lr_factor(n, n, ScheduleConfig("poly")),
+                                    abs=1e-12)
+    assert elapsed < 2 * 6  # loose: the machine is shared; benchmarks measure the fit
+    # resuming keeps the chosen length
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["state"]["planned_iterations"] == n
+    again = train(load_config(recipe), out=tmp_path / "run", resume=True)
+    assert again.iteration == n

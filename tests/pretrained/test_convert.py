@@ -64,6 +64,19 @@ def test_imagenet_vgg16_in_v1_format_is_convolutionalized(tmp_path: Path) -> Non
     assert model.input_convention == CAFFE_BGR
 
 
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_converted_imagenet_vgg16_records_its_convention(tmp_path: Path, suffix: str) -> None:
+    path = write_caffemodel(tmp_path / "VGG_ILSVRC_16_layers.caffemodel",
+                            imagenet_vgg16_layers(), v1=True)
+    out = convert_caffemodel(path).save(tmp_path / f"vgg16{suffix}")  # a name that says nothing
+    model = load_backbone_weights(fcn32s(width=WIDTH, fc_channels=FC), out)  # no convention=
+    assert model.input_convention == CAFFE_BGR
+    # Still a plain state dict for any other reader.
+    if suffix == ".pth":
+        sd = torch.load(out, weights_only=True)
+        assert "features.0.weight" in sd and all(isinstance(v, torch.Tensor) for v in sd.values())
+
+
 def test_converted_checkpoint_describes_itself(tmp_path: Path) -> None:
     ref = REFERENCE_MODELS["fcn8s-heavy-pascal"]
     sd = random_fcn_state_dict("fcn8s", 21)
@@ -81,13 +94,24 @@ def test_converted_checkpoint_describes_itself(tmp_path: Path) -> None:
 def test_fcn8s_and_at_once_are_told_apart_by_the_file_name(tmp_path: Path) -> None:
     ref = REFERENCE_MODELS["fcn8s-heavy-pascal"]
     sd = random_fcn_state_dict("fcn8s", 21)
-    # Without Scale blobs the two nets have the same layers and shapes.
-    anonymous = write_reference_fcn(tmp_path / "mine.caffemodel", ref, sd)
-    with pytest.raises(CaffeModelError, match="fits fcn8s-heavy-pascal, fcn8s-atonce-pascal"):
-        convert_caffemodel(anonymous)
-    named = write_reference_fcn(tmp_path / "fcn8s-atonce-pascal.caffemodel", ref, sd)
+    # The V1 format had no Scale layers: the file name is then all that tells them apart.
+    named = write_reference_fcn(tmp_path / "fcn8s-atonce-pascal.caffemodel", ref, sd, v1=True)
     assert convert_caffemodel(named).model.arch == "fcn8s_atonce"
-    assert convert_caffemodel(anonymous, arch="fcn8s").model.arch == "fcn8s"
+    anonymous = write_reference_fcn(tmp_path / "mine.caffemodel", ref, sd)
+    assert convert_caffemodel(anonymous, arch="fcn8s_atonce").model.arch == "fcn8s_atonce"
+
+
+def test_fcn8s_and_at_once_are_told_apart_by_their_scale_layers(tmp_path: Path) -> None:
+    ref = REFERENCE_MODELS["fcn8s-heavy-pascal"]
+    sd = random_fcn_state_dict("fcn8s", 21)
+    plain = write_reference_fcn(tmp_path / "my-fcn8s.caffemodel", ref, sd)
+    converted = convert_caffemodel(plain)
+    assert converted.reference.name == "fcn8s-heavy-pascal"
+    assert converted.model.arch == "fcn8s"
+    at_once = write_reference_fcn(tmp_path / "my-atonce.caffemodel", ref, sd, extra=SCALES)
+    converted = convert_caffemodel(at_once)
+    assert converted.reference.name == "fcn8s-atonce-pascal"
+    assert converted.model.arch == "fcn8s_atonce"
 
 
 def test_an_fcn_with_another_class_count_converts_with_a_generic_arch(tmp_path: Path) -> None:

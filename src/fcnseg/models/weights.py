@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from torch import nn
 from fcnseg.conventions import CAFFE_BGR, TORCHVISION_RGB, InputConvention, get_convention
 from fcnseg.models.fcn import VGG16_BLOCKS
 from fcnseg.pretrained.published import PRETRAINED
+from fcnseg.utils.files import atomic_write
 from fcnseg.utils.typing import PathLike
 
 __all__ = [
@@ -30,6 +32,8 @@ __all__ = [
     "load_backbone_weights",
     "load_fcn_weights",
     "read_state_dict",
+    "read_weights",
+    "save_backbone_weights",
     "vgg16_torchvision_keys",
 ]
 
@@ -61,16 +65,33 @@ def read_state_dict(path: PathLike) -> StateDict:
     Accepts a bare state dict or a checkpoint holding one under ``model_state_dict`` (the
     PyTorch FCN port's ``.pth.tar``), ``state_dict`` or ``model``.
     """
+    return read_weights(path)[0]
+
+
+#: What a weights file written by fcnseg records beside its tensors (``fcnseg convert``'s
+#: ImageNet VGG16): the attribute of the saved OrderedDict (``torch.save`` keeps an
+#: OrderedDict's attributes) and the metadata key of a ``.safetensors`` file.
+CONVENTION_FIELD = "input_convention"
+
+
+def read_weights(path: PathLike) -> tuple[StateDict, str | None]:
+    """:func:`read_state_dict` with the input convention the file records (its name, as
+    :func:`save_backbone_weights` writes it), or None for a file that records none."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: no such weights file")
+    recorded: Any = None
     try:
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file  # optional extra (fcnseg[safetensors])
+            from safetensors import safe_open  # optional extra (fcnseg[safetensors])
+            from safetensors.torch import load_file
 
             obj: Any = load_file(str(path))
+            with safe_open(str(path), "pt") as f:
+                recorded = (f.metadata() or {}).get(CONVENTION_FIELD)
         else:
             obj = torch.load(path, map_location="cpu", weights_only=True)
+            recorded = getattr(obj, CONVENTION_FIELD, None)
     except ImportError:
         raise
     except Exception as e:  # truncated, corrupt, or holding objects that are not plain data
@@ -78,7 +99,24 @@ def read_state_dict(path: PathLike) -> StateDict:
             f"{path}: cannot be read as weights ({type(e).__name__}: {_short(e)}). The file may be "
             f"truncated or corrupt, or hold Python objects that are not loaded for safety."
         ) from e
-    return _unwrap(obj, path)
+    return _unwrap(obj, path), recorded if isinstance(recorded, str) else None
+
+
+def save_backbone_weights(state_dict: Mapping[str, torch.Tensor], out: PathLike,
+                          convention: InputConvention) -> Path:
+    """Write backbone weights (torchvision's layout) that record their input convention, so
+    that :func:`load_backbone_weights` needs no ``convention=``: a ``.safetensors`` file with
+    it in the metadata, else a ``torch.save`` state dict that still loads anywhere as one."""
+    out = Path(out)
+    if out.suffix == ".safetensors":
+        from fcnseg.pretrained.hub import write_safetensors  # the optional safetensors extra
+
+        return write_safetensors(out, state_dict, metadata={CONVENTION_FIELD: convention.name})
+    sd: OrderedDict[str, torch.Tensor] = OrderedDict(state_dict)
+    setattr(sd, CONVENTION_FIELD, convention.name)
+    with atomic_write(out) as f:
+        torch.save(sd, f)
+    return out
 
 
 def _short(e: Exception, limit: int = 300) -> str:
@@ -178,18 +216,23 @@ def load_backbone_weights(
     a 7×7 convolution over 512 channels, and ``classifier.3`` (Linear 4096→4096) becomes fc7, a
     1×1 convolution; the 1000-way ``classifier.6`` is dropped. This covers torchvision's
     ``vgg16-397923af.pth`` (RGB convention) and the Caffe-converted ``vgg16_from_caffe.pth`` (BGR
-    convention). The file's input convention is recorded on ``model.input_convention``; it is
-    recognised from the published file names, otherwise ``convention`` must be given.
+    convention). The file's input convention is recorded on ``model.input_convention``: the one
+    the file records (``fcnseg convert`` writes it), else recognised from the published file
+    names, otherwise ``convention`` must be given.
     """
     path = Path(path)
-    conv = get_convention(convention) if convention is not None else _guess_convention(path)
+    sd, recorded = read_weights(path)
+    if convention is not None:
+        conv = get_convention(convention)
+    else:
+        conv = get_convention(recorded) if recorded else _guess_convention(path)
     if conv is None:
         raise WeightsError(
             f"{path}: cannot tell which input convention these VGG16 weights expect; pass "
             f"convention='caffe_bgr' (BGR, 0-255, mean subtracted) or 'torchvision_rgb' "
             f"(RGB, [0, 1], ImageNet mean/std)"
         )
-    copy_convolutionalized(model, path, read_state_dict(path), vgg16_torchvision_keys(), "VGG16")
+    copy_convolutionalized(model, path, sd, vgg16_torchvision_keys(), "VGG16")
     model.input_convention = conv
     return model
 

@@ -21,9 +21,10 @@ from fcnseg.checkpoint import save_checkpoint
 from fcnseg.conventions import InputConvention
 from fcnseg.data.palette import voc_palette
 from fcnseg.models import build_model
+from fcnseg.models.weights import save_backbone_weights
 from fcnseg.pretrained.caffemodel import CaffeBlob, CaffeLayer, CaffeModelError, CaffeNet
 from fcnseg.pretrained.caffemodel import read_caffemodel as _read
-from fcnseg.pretrained.hub import save_safetensors_checkpoint, write_safetensors
+from fcnseg.pretrained.hub import save_safetensors_checkpoint
 from fcnseg.pretrained.reference import (
     HEADS,
     REFERENCE_MODELS,
@@ -32,7 +33,6 @@ from fcnseg.pretrained.reference import (
     VGG16_TRUNK,
     ReferenceModel,
 )
-from fcnseg.utils.files import atomic_write
 from fcnseg.utils.typing import PathLike
 
 __all__ = [
@@ -90,13 +90,7 @@ class ConvertedModel:
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         if self.model is None:
-            if out.suffix == ".safetensors":
-                write_safetensors(out, self.state_dict,
-                                  metadata={"input_convention": self.convention.name})
-            else:
-                with atomic_write(out) as f:
-                    torch.save(self.state_dict, f)
-            return out
+            return save_backbone_weights(self.state_dict, out, self.convention)
         if out.suffix == ".safetensors":
             return save_safetensors_checkpoint(
                 out, self.model, class_names=self.class_names, palette=self.palette,
@@ -127,7 +121,8 @@ def _output_channels(layers: dict[str, CaffeLayer], ref: ReferenceModel) -> int 
 
 def recognise(net: CaffeNet) -> ReferenceModel:
     """The reference model (or generic fcnseg arch) a ``.caffemodel`` holds, from its layer
-    names and shapes; ties between reference models are broken by the file name."""
+    names and shapes; ties between reference models are broken by the file name, else by the
+    fixed layers present (the at-once FCN-8s's Scale layers)."""
     layers = _layers_with_weights(net)
     present = set(layers)
     refs = [r for r in REFERENCE_MODELS.values() if _fits_structure(r, present)]
@@ -136,7 +131,11 @@ def recognise(net: CaffeNet) -> ReferenceModel:
     if len(matching) > 1:
         stem = net.path.name.removesuffix(".caffemodel")
         named = [r for r in matching if r.name == stem]
-        matching = named or matching
+        # Otherwise the fixed layers decide: the at-once FCN-8s carries its Scale layers
+        # (scale_pool4, scale_pool3); a file without them is the plain net.
+        with_fixed = [r for r in matching if r.fixed and set(r.fixed) <= present]
+        by_layers = with_fixed or [r for r in matching if not r.fixed]
+        matching = named or by_layers or matching
     if len(matching) == 1:
         return matching[0]
     if not matching:

@@ -37,7 +37,8 @@ def test_summary_names_model_geometry_classes_convention_metrics_and_size(checkp
     assert "caffe_bgr (BGR 0-255" in lines["input"]
     assert lines["classes"].strip() == "3: background, cat, dog; ignore value 255"
     assert "iteration 1200, epoch 3, recipe synthetic-fcn8s" in lines["trained"]
-    assert "mean IU 0.8123" in lines["metrics"] and "pixel acc 0.9500" in lines["metrics"]
+    # Percent, as every other command prints scores.
+    assert "mean IU 81.23" in lines["metrics"] and "pixel acc 95.00" in lines["metrics"]
     assert f"{parameters / 1e6:.2f} M parameters" in lines["size"]
     assert len(out.splitlines()) <= 10, "a summary, not the whole record"
 
@@ -72,3 +73,56 @@ def test_an_uncalibrated_checkpoint_shows_no_temperature(checkpoint, capsys) -> 
     path, _ = checkpoint
     assert main(["info", str(path)]) == 0
     assert "calibrated" not in capsys.readouterr().out
+
+
+def test_a_converted_reference_model_shows_its_published_score_not_iteration_0(
+        tmp_path, capsys) -> None:
+    model = fcn8s(num_classes=3, width=0.0625, fc_channels=16)
+    path = tmp_path / "fcn8s-voc.pt"
+    save_checkpoint(path, model, class_names=CLASSES, palette=voc_palette(),
+                    metrics={"published_mean_iu": 65.5},
+                    recipe={"converted_from": "fcn8s-heavy-pascal.caffemodel",
+                            "reference": "fcn8s-heavy-pascal"})
+    assert main(["info", str(path)]) == 0
+    lines = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines())
+    assert "published mean IU 65.5" in lines["metrics"]
+    assert "iteration" not in lines["trained"]
+    assert "converted from fcn8s-heavy-pascal.caffemodel" in lines["trained"]
+
+
+def test_a_model_saved_without_training_says_so(tmp_path, capsys) -> None:
+    path = tmp_path / "plain.pt"
+    save_checkpoint(path, fcn8s(num_classes=3, width=0.0625, fc_channels=16),
+                    class_names=CLASSES, palette=voc_palette())
+    assert main(["info", str(path)]) == 0
+    lines = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines())
+    assert lines["trained"].strip() == "no training recorded"
+
+
+def test_the_backbone_file_convert_writes_is_described(tmp_path, capsys) -> None:
+    from fcnseg.conventions import CAFFE_BGR
+    from fcnseg.models.weights import save_backbone_weights, vgg16_torchvision_keys
+
+    trunk = fcn8s(num_classes=3, width=0.0625, fc_channels=16).state_dict()
+    sd = {file_key: trunk[key].flatten(1) if key in ("fc6.weight", "fc7.weight") else trunk[key]
+          for key, file_key in vgg16_torchvision_keys().items()}
+    path = save_backbone_weights(sd, tmp_path / "vgg16.pth", CAFFE_BGR)
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "not a checkpoint" not in out
+    assert "VGG16 backbone weights" in out and "caffe_bgr" in out
+    assert main(["info", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["kind"] == "backbone"
+
+
+def test_an_onnx_export_is_described(tmp_path, capsys) -> None:
+    pytest.importorskip("onnxruntime")
+    from fcnseg.export import export_onnx
+
+    model = fcn8s(num_classes=3, geometry="same", width=0.0625, fc_channels=16).eval()
+    path = tmp_path / "model.onnx"
+    export_onnx(model, path, description={"arch": "fcn8s", "class_names": CLASSES},
+                sample_size=(32, 32))
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "ONNX export of fcn8s" in out and "3: background, cat, dog" in out

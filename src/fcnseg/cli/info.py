@@ -6,15 +6,18 @@ import argparse
 import json
 import math
 import os
+from pathlib import Path
 from typing import Any
 
-from fcnseg.checkpoint import load_checkpoint
+from fcnseg.checkpoint import CheckpointError, load_checkpoint
 from fcnseg.cli import options
+from fcnseg.models.weights import WeightsError, read_weights, vgg16_torchvision_keys
 from fcnseg.pretrained.resolve import checkpoint_files
 
 NAME = "info"
 HELP = ("Show what a checkpoint describes: architecture, geometry, classes, input convention, "
-        "metrics, size (--json: the full record).")
+        "metrics, size (--json: the full record); also the other files fcnseg writes "
+        "(backbone weights from convert, ONNX exports).")
 
 #: Scalar metrics shown in the summary, in this order, with their names in the paper.
 METRICS = {"mean_iu": "mean IU", "pixel_acc": "pixel acc", "mean_acc": "mean acc",
@@ -30,11 +33,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def record(path: str) -> dict[str, Any]:
-    """Everything ``fcnseg info --json`` prints about the checkpoint at ``path``."""
-    ckpt = load_checkpoint(path)
+    """Everything ``fcnseg info --json`` prints about the file at ``path``: a checkpoint, or
+    another file fcnseg writes (backbone weights, an ONNX export), with ``kind`` saying which."""
+    try:
+        ckpt = load_checkpoint(path)
+    except CheckpointError as e:
+        other = other_file_record(path)
+        if other is None:
+            raise e from None
+        return other
     names = list(ckpt["classes"]["names"])
     state = ckpt.get("model_state_dict") or {}
     return {
+        "kind": "checkpoint",
         "path": str(path),
         # A pretrained folder or hf:// is the size of its files, not of the cached copy.
         "file_bytes": sum(os.path.getsize(f) for f in checkpoint_files(path)),
@@ -50,34 +61,93 @@ def record(path: str) -> dict[str, Any]:
     }
 
 
+def other_file_record(path: str) -> dict[str, Any] | None:
+    """The record of a file fcnseg writes that is not a checkpoint: an ONNX export (its
+    metadata) or weights without a model description (``fcnseg convert``'s ImageNet VGG16, a
+    backbone file); None for anything else."""
+    file = Path(path)
+    if not file.is_file():
+        return None
+    base = {"path": str(path), "file_bytes": file.stat().st_size}
+    if file.suffix == ".onnx":
+        from fcnseg.export.onnx_export import read_onnx_metadata
+
+        try:
+            metadata = read_onnx_metadata(file)
+        except Exception:  # not ONNX after all: say what the checkpoint reader said
+            return None
+        return {**base, "kind": "onnx", "metadata": metadata}
+    try:
+        state, convention = read_weights(file)
+    except WeightsError:
+        return None
+    vgg16 = set(vgg16_torchvision_keys().values()) <= set(state)
+    return {**base, "kind": "backbone" if vgg16 else "state_dict",
+            "architecture": "VGG16 (torchvision layout)" if vgg16 else None,
+            "input_convention": convention,
+            "tensors": len(state),
+            "parameters": sum(int(t.numel()) for t in state.values())}
+
+
+def _convention_text(convention: dict[str, Any]) -> str:
+    text = convention.get("name", "-")
+    if convention.get("channel_order"):
+        scale = "0-1" if convention.get("scale") not in (1, 1.0) else "0-255"
+        text += f" ({convention['channel_order']} {scale}, minus the mean"
+        text += ", over the std)" if any(s != 1 for s in convention.get("std") or []) else ")"
+    return text
+
+
+def _trained_text(rec: dict[str, Any]) -> str:
+    """How the weights came to be: converted, trained (iteration, epoch, recipe), or unknown."""
+    recipe = rec.get("recipe") or {}
+    if recipe.get("converted_from"):
+        reference = f", reference {recipe['reference']}" if recipe.get("reference") else ""
+        return f"converted from {recipe['converted_from']}{reference} (not trained by fcnseg)"
+    name = recipe.get("name")
+    if not rec.get("iteration") and not name:
+        return "no training recorded"
+    return (f"iteration {rec.get('iteration')}, epoch {rec.get('epoch')}"
+            + (f", recipe {name}" if name else ""))
+
+
+def _metrics_text(metrics: dict[str, Any]) -> str:
+    """Measured scores (stored as fractions) and published ones (stored in percent), all in
+    percent."""
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not math.isnan(value)
+
+    measured = [f"{label} {100 * metrics[key]:.2f}" for key, label in METRICS.items()
+                if number(metrics.get(key))]
+    published = [f"{label} {metrics['published_' + key]:.1f}" for key, label in METRICS.items()
+                 if number(metrics.get("published_" + key))]
+    parts = []
+    if measured:
+        parts.append(", ".join(measured) + " (percent)")
+    if published:
+        parts.append("published " + ", ".join(published) + " (percent; not measured here)")
+    return "; ".join(parts) if parts else "none recorded"
+
+
 def summary(rec: dict[str, Any]) -> str:
     """A few lines a person reads: what the model is, what it predicts, how well, how big."""
+    if rec.get("kind") not in (None, "checkpoint"):
+        return other_summary(rec)
     model = rec.get("model") or {}
     kwargs = dict(model.get("build_kwargs") or {})
     geometry = kwargs.pop("geometry", None) or "-"
     kwargs.pop("num_classes", None)
     built = ", ".join(f"{k}={v}" for k, v in kwargs.items())
-    convention = model.get("input_convention") or {}
-    conv_text = convention.get("name", "-")
-    if convention.get("channel_order"):
-        scale = "0-1" if convention.get("scale") not in (1, 1.0) else "0-255"
-        conv_text += f" ({convention['channel_order']} {scale}, minus the mean"
-        conv_text += ", over the std)" if any(s != 1 for s in convention.get("std") or []) else ")"
     classes = rec["classes"]["names"]
     shown = ", ".join(classes[:8]) + (f", … ({len(classes) - 8} more)" if len(classes) > 8 else "")
-    recipe = (rec.get("recipe") or {}).get("name")
-    trained = f"iteration {rec.get('iteration')}, epoch {rec.get('epoch')}"
-    metrics = rec.get("metrics") or {}
-    scores = [f"{label} {metrics[key]:.4f}" for key, label in METRICS.items()
-              if isinstance(metrics.get(key), (int, float)) and not math.isnan(metrics[key])]
     lines = [
         f"checkpoint:  {rec['path']}",
         f"model:       {model.get('arch', '-')}, geometry {geometry}"
         + (f" ({built})" if built else ""),
-        f"input:       {conv_text}",
+        f"input:       {_convention_text(model.get('input_convention') or {})}",
         f"classes:     {len(classes)}: {shown}; ignore value {rec['classes'].get('ignore_index')}",
-        f"trained:     {trained}" + (f", recipe {recipe}" if recipe else ""),
-        f"metrics:     {', '.join(scores) if scores else 'none recorded'}",
+        f"trained:     {_trained_text(rec)}",
+        f"metrics:     {_metrics_text(rec.get('metrics') or {})}",
         f"size:        {rec['parameters'] / 1e6:.2f} M parameters, "
         f"{rec['file_bytes'] / 1e6:.1f} MB on disk",
     ]
@@ -85,6 +155,35 @@ def summary(rec: dict[str, Any]) -> str:
         lines.insert(-1, f"calibrated:  temperature {rec['temperature']:.4g} "
                          f"(divides the logits before the softmax)")
     return "\n".join(lines)
+
+
+def other_summary(rec: dict[str, Any]) -> str:
+    """The summary of a file that is not a checkpoint (see :func:`other_file_record`)."""
+    size = f"{rec['file_bytes'] / 1e6:.1f} MB on disk"
+    if rec["kind"] == "onnx":
+        meta = rec["metadata"]
+        classes = meta.get("class_names") or []
+        convention = meta.get("input_convention")
+        lines = [f"file:        {rec['path']}",
+                 f"contents:    ONNX export of {meta.get('arch', 'an fcnseg model')} "
+                 f"({meta.get('precision', 'float32')} graph); run it with onnxruntime",
+                 f"input:       "
+                 f"{_convention_text(convention) if isinstance(convention, dict) else '-'}"]
+        if classes:
+            lines.append(f"classes:     {len(classes)}: {', '.join(map(str, classes[:8]))}"
+                         + (f", … ({len(classes) - 8} more)" if len(classes) > 8 else ""))
+        return "\n".join([*lines, f"size:        {size}"])
+    if rec["kind"] == "backbone":
+        what = ("ImageNet VGG16 backbone weights in torchvision's layout (no classes): for "
+                "load_backbone_weights or --set model.backbone_weights=PATH")
+    else:
+        what = (f"a state dict of {rec['tensors']} tensors, no model description: for "
+                "load_fcn_weights, or --set init=PATH")
+    convention = rec.get("input_convention") or "not recorded"
+    return "\n".join([f"file:        {rec['path']}",
+                      f"contents:    {what}",
+                      f"input:       {convention}",
+                      f"size:        {rec['parameters'] / 1e6:.2f} M parameters, {size}"])
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,15 +4,42 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
+from tiny_models import tiny_task_model
 
+from fcnseg.checkpoint import save_checkpoint
+from fcnseg.cli.main import main
+from fcnseg.data.palette import voc_palette
+from fcnseg.inference import Segmenter
 from fcnseg.inference.modalities import (
     CompanionNotFoundError,
     companion_candidates,
     find_companion,
     given_modality,
     is_companion_file,
+    segment_modalities,
 )
+from fcnseg.pretrained.reference import NYUD_CLASSES
+
+
+@pytest.fixture(scope="module")
+def fusion_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny NYUDv2 late-fusion FCN-32s taking ``color`` and ``hha``."""
+    return save_checkpoint(tmp_path_factory.mktemp("nyud") / "rgbhha.pt",
+                           tiny_task_model("nyud_fcn32s_color_hha"),
+                           class_names=list(NYUD_CLASSES), palette=voc_palette())
+
+
+def _colour_folder(root: Path) -> Path:
+    folder = root / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for stem in ("a", "b"):
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
+            folder / f"{stem}.png")
+    return folder
 
 
 def test_candidates_are_the_suffixed_names_then_the_sibling_folder() -> None:
@@ -54,3 +81,25 @@ def test_the_input_files_are_colour_unless_colour_has_a_folder() -> None:
     assert given_modality(("color", "hha"), {"color": Path("c")}) == "hha"
     with pytest.raises(ValueError, match="every input"):
         given_modality(("color", "hha"), {"color": Path("c"), "hha": Path("h")})
+
+
+def test_predict_refuses_an_input_dir_that_is_the_colour_folder_itself(
+        fusion_checkpoint, tmp_path, capsys) -> None:
+    images = _colour_folder(tmp_path)
+    out = tmp_path / "out"
+    rc = main(["predict", "--checkpoint", str(fusion_checkpoint), str(images),
+               "--input-dir", f"hha={images}", "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert f"--input-dir hha={images}: the same folder as the color images" in err
+    assert not out.exists() or not list(out.glob("*_label.png"))
+
+
+def test_one_file_read_as_two_modalities_is_an_error_for_that_image(fusion_checkpoint,
+                                                                    tmp_path) -> None:
+    images = _colour_folder(tmp_path)
+    seg = Segmenter.from_checkpoint(fusion_checkpoint)
+    inputs = [(images / "a.png", "a")]
+    [(path, _, result)] = segment_modalities(seg, inputs, {"hha": images})
+    assert isinstance(result, ValueError) and path == images / "a.png"
+    assert "would be both its color and its hha input" in str(result)

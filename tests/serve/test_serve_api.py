@@ -285,3 +285,12 @@ def _wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.01)
+
+
+def test_an_image_field_sent_twice_is_a_400_naming_the_field(client, make_image):
+    _, first = make_image(32, 32, seed=1)
+    _, second = make_image(32, 32, seed=2)
+    r = client.post("/v1/segment", files=[("image", ("a.png", first, "image/png")),
+                                          ("image", ("b.png", second, "image/png"))])
+    assert r.status_code == 400
+    assert r.json()["detail"].startswith("the field 'image' is sent more than once")

@@ -190,3 +190,12 @@ def test_early_fusion_takes_a_16_bit_depth_png(tmp_path: Path, tiny_task_model) 
     assert r.status_code == 200, r.text
     expected = seg.predict_inputs({"color": color, "depth": depth.astype(np.float32)})
     np.testing.assert_array_equal(_label(r.json()["label_png"]), expected.label)
+
+
+def test_fusion_request_with_a_modality_sent_twice_names_the_field(fusion_client) -> None:
+    _, _, files = _pair()
+    other = ("c2.png", _png(_image(40, 48, 7)), "image/png")
+    r = fusion_client.post("/v1/segment", files=[("color", files["color"]), ("color", other),
+                                                 ("hha", files["hha"])])
+    assert r.status_code == 400
+    assert r.json()["detail"].startswith("the field 'color' is sent more than once")

@@ -116,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
                                     precision=args.precision, **limits)
     input_dirs = _input_dirs(args.input_dir, seg.input_names)
     if input_dirs is not None:
+        _check_separate_folders(inputs, input_dirs, given_modality(seg.input_names, input_dirs))
         inputs = _without_companions(inputs, seg.input_names, input_dirs)
         if not inputs:
             raise FileNotFoundError(f"nothing to segment: every INPUT is another image's "
@@ -206,6 +207,26 @@ def _input_dirs(items: list[str], input_names: tuple[str, ...]) -> dict[str, Pat
     except ValueError as e:
         raise ValueError(f"--input-dir: {e}") from None
     return dirs
+
+
+def _check_separate_folders(inputs: list[tuple[Path, str]], dirs: dict[str, Path],
+                            given: str) -> None:
+    """Refuse ``--input-dir`` folders that are the same as another's or as the INPUT files'
+    own: every image would be read as its own other input, a silently wrong result."""
+    owner: dict[Path, str] = {}
+    for modality, folder in dirs.items():
+        real = folder.resolve()
+        if real in owner:
+            raise ValueError(f"--input-dir {modality}={folder}: the same folder as --input-dir "
+                             f"{owner[real]}={dirs[owner[real]]}; each input needs its own")
+        owner[real] = modality
+    for path, _ in inputs:
+        modality = owner.get(path.parent.resolve())
+        if modality is not None:
+            raise ValueError(f"--input-dir {modality}={dirs[modality]}: the same folder as the "
+                             f"{given} images given ({path.name} is in it), so each image would "
+                             f"be its own {modality} input; give the folder of the {modality} "
+                             f"images")
 
 
 def _without_companions(inputs: list[tuple[Path, str]], input_names: tuple[str, ...],

@@ -77,6 +77,17 @@ def is_companion_file(path: Path, modalities: Sequence[str]) -> bool:
                for m in modalities)
 
 
+def _check_distinct_files(image: Path, sample: Mapping[str, Path]) -> None:
+    """One file read as two modalities is refused: a silently wrong result otherwise."""
+    seen: dict[Path, str] = {}
+    for modality, path in sample.items():
+        real = Path(path).resolve()
+        if real in seen:
+            raise ValueError(f"{image}: {path} would be both its {seen[real]} and its "
+                             f"{modality} input; give each modality its own file")
+        seen[real] = modality
+
+
 def segment_modalities(
     segmenter: Segmenter, inputs: Sequence[tuple[Path, str]], folders: Mapping[str, Path],
     *, return_probs: bool = False,
@@ -101,6 +112,7 @@ def segment_modalities(
                             f"{modality}={folders[modality]})")
                 elif modality != given:
                     sample[modality] = find_companion(path, modality)
+            _check_distinct_files(path, sample)
             yield path, name, segmenter.predict_inputs(sample, return_probs=return_probs)
         except (OSError, ValueError) as e:
             yield path, name, e

@@ -42,8 +42,8 @@ async def read_modality_uploads(request: Request, input_names: Sequence[str]) ->
     """``{modality: bytes}`` of a multipart request with one file per input of the model.
 
     Raises:
-        RequestError: 415 for a body that is no multipart form; 400 naming the missing or
-            unexpected file fields, or an empty file.
+        RequestError: 415 for a body that is no multipart form; 400 naming the missing,
+            unexpected or repeated file fields, or an empty file.
     """
     expected = f"one file per input, in the multipart fields {_fields(input_names)}"
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -53,7 +53,13 @@ async def read_modality_uploads(request: Request, input_names: Sequence[str]) ->
     # One more file than needed is read, so that an extra field is named rather than cut off.
     async with request.form(max_files=len(input_names) + 1, max_fields=8,
                             max_part_size=64 * 2**10) as form:
-        files = {k: v for k, v in form.multi_items() if isinstance(v, UploadFile)}
+        items = form.multi_items()
+        sent = [k for k, _ in items if k in input_names]
+        repeated = [k for k in dict.fromkeys(sent) if sent.count(k) > 1]
+        if repeated:  # which one to use would be a guess: refuse, naming the field
+            raise RequestError(400, f"the field {_fields(repeated)} is sent more than once: "
+                                    f"this model takes {expected}")
+        files = {k: v for k, v in items if isinstance(v, UploadFile)}
         extra = [k for k in files if k not in input_names]
         if extra:
             raise RequestError(400, f"unexpected file field {_fields(extra)}: this model takes "

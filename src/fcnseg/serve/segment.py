@@ -179,12 +179,18 @@ async def read_upload(request: Request) -> bytes:
     """The image bytes of a request: a multipart file field, or the raw body."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
-        async with request.form(max_files=1, max_fields=8, max_part_size=64 * 2**10) as form:
-            files = [v for v in form.values() if isinstance(v, UploadFile)]
+        # One more file than used is read, so that a second one is named rather than cut off.
+        async with request.form(max_files=2, max_fields=8, max_part_size=64 * 2**10) as form:
+            files = [(k, v) for k, v in form.multi_items() if isinstance(v, UploadFile)]
             if not files:
                 raise RequestError(400, "no file in the form; send the image in a multipart "
                                         "field named 'image'")
-            data = await files[0].read()
+            if len(files) > 1:  # which one to segment would be a guess
+                names = list(dict.fromkeys(k for k, _ in files))
+                problem = (f"the field {names[0]!r} is sent more than once" if len(names) == 1
+                           else f"files in the fields {', '.join(map(repr, names))}")
+                raise RequestError(400, f"{problem}: send one image, in the field 'image'")
+            data = await files[0][1].read()
     elif content_type.startswith("image/") or content_type in ("application/octet-stream", ""):
         data = await request.body()
     else:

@@ -130,3 +130,56 @@ def test_config_names_the_folder_datasets_yaml_as_in_check_data() -> None:
                                       "--root", "data/mine", "--config", "classes.yaml"])
     assert dataset_spec(args, {}) == {"name": "folder", "split": "val", "root": "data/mine",
                                       "config": "classes.yaml"}
+
+
+def _evaluate(checkpoint, *extra):
+    return main(["evaluate", "--checkpoint", str(checkpoint), "--dataset", "synthetic",
+                 "--num-images", "2", "--size", "32x40", "--device", "cpu", "--no-calibration",
+                 *extra])
+
+
+def test_default_output_is_beside_the_checkpoint_and_never_overwritten(
+        synthetic_checkpoint, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert _evaluate(synthetic_checkpoint) == 0
+    first = synthetic_checkpoint.parent / "eval" / "report.json"
+    assert first.is_file() and not (tmp_path / "runs").exists()
+    before = first.read_bytes()
+    capsys.readouterr()
+    assert _evaluate(synthetic_checkpoint) == 0
+    printed = capsys.readouterr().out
+    second = synthetic_checkpoint.parent / "eval-2" / "report.json"
+    assert second.is_file() and first.read_bytes() == before
+    assert "holds an earlier evaluation; writing to" in printed and "eval-2" in printed
+
+
+def test_an_explicit_out_holding_a_report_is_replaced_with_a_note(synthetic_checkpoint, tmp_path,
+                                                                  capsys):
+    out = tmp_path / "mine"
+    assert _evaluate(synthetic_checkpoint, "--out", str(out)) == 0
+    capsys.readouterr()
+    assert _evaluate(synthetic_checkpoint, "--out", str(out)) == 0
+    assert f"replacing the earlier evaluation in {out}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("amp", "expected"), [("none", "fp32"), ("bf16", "bf16"), (None, "fp32")])
+def test_default_precision_is_the_one_training_validated_at(tmp_path, capsys, amp, expected):
+    recipe = None if amp is None else {"name": "synthetic-fcn8s", "amp": amp}
+    checkpoint = _checkpoint(tmp_path / "m.pt", list(SYNTHETIC_CLASSES), recipe=recipe)
+    out = tmp_path / "eval"
+    assert _evaluate(checkpoint, "--out", str(out)) == 0
+    assert f"precision {expected}, as training validated" in capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    assert report["precision"] == expected
+    assert report["options"]["precision_from"] == "as training validated"
+
+
+def test_strips_writes_titled_image_truth_prediction_strips(synthetic_checkpoint, tmp_path):
+    from PIL import Image
+
+    out = tmp_path / "eval"
+    assert _evaluate(synthetic_checkpoint, "--out", str(out), "--strips", "2") == 0
+    strips = sorted((out / "strips").glob("*.png"))
+    assert len(strips) == 2
+    width, height = Image.open(strips[0]).size
+    assert width > 3 * 32  # three panels (enlarged) side by side, titled, with a legend

@@ -119,10 +119,11 @@ def _device(spec: str) -> str:
     return spec
 
 
-def save_predictions(checkpoint: Path, val_spec: dict, folder: Path, count: int) -> list[Path]:
+def save_predictions(checkpoint: Path, val_spec: dict, folder: Path, count: int, *,
+                     scene_pictures: bool = True) -> list[Path]:
     """Save ``count`` validation images as titled image | ground truth | prediction strips with
-    a legend; for the first one also an overlay and a heatmap of its largest object class
-    (``overlay_NAME.png``, ``heatmap_NAME_CLASS.png``)."""
+    a legend; with ``scene_pictures``, for the first one also an overlay and a heatmap of its
+    largest object class (``overlay_NAME.png``, ``heatmap_NAME_CLASS.png``)."""
 
 
     segmenter = Segmenter.from_checkpoint(checkpoint)
@@ -131,13 +132,13 @@ def save_predictions(checkpoint: Path, val_spec: dict, folder: Path, count: int)
     paths = []
     for i in range(min(count, len(dataset))):
         image, truth = dataset[i]
-        pred = segmenter.predict(image, return_probs=i == 0)
+        pred = segmenter.predict(image, return_probs=i == 0 and scene_pictures)
         strip = comparison_strip(image, np.asarray(truth), pred.label, segmenter.palette,
                                  segmenter.class_names, ignore_index=segmenter.ignore_index)
         path = folder / f"{dataset.name(i)}.png"
         save_png(path, strip)
         paths.append(path)
-        if i == 0:
+        if i == 0 and scene_pictures:
             paths += _save_scene_pictures(segmenter, pred, folder, dataset.name(i))
     return paths
 

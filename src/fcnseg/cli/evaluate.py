@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from fcnseg.checkpoint import load_checkpoint
 from fcnseg.cli import options
+from fcnseg.cli.demo import save_predictions
 from fcnseg.engine.evaluation import (
     evaluate_checkpoint,
     format_calibration,
@@ -25,8 +28,13 @@ HELP = "Score a checkpoint on a dataset: pixel acc, mean acc, mean IU, fw IU, pe
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     options.add_checkpoint(p, help="checkpoint file to evaluate")
-    p.add_argument("--out", default="runs/eval",
-                   help="folder for report.json, confusion.png and reliability.png")
+    p.add_argument("--out", default=None,
+                   help="folder for report.json, confusion.png and reliability.png (default: "
+                        "eval/ beside the checkpoint; eval-2/, eval-3/ ... when an earlier "
+                        "evaluation is there)")
+    p.add_argument("--strips", type=int, default=0, metavar="N",
+                   help="also write titled image | ground truth | prediction strips of the "
+                        "first N images into OUT/strips/")
     options.add_dataset(p, split_help="split to score (default: val)",
                         limit_help="score only the first N images")
     r = p.add_argument_group("running")
@@ -35,7 +43,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                            help="images per batch (1: each whole image; more pad each batch to "
                                 "its largest image, padded pixels unscored)")
     options.add_num_workers(r, help="DataLoader worker processes (0: load in this process)")
-    options.add_precision(r, amp_alias=True)
+    options.add_precision(r, amp_alias=True, default=None,
+                          help=options.PRECISION_HELP + " (default: the precision the "
+                               "checkpoint's training validated at, its recipe's amp: fp32 "
+                               "for none or when the checkpoint records no recipe)")
     options.add_window_and_tta(r)
     options.add_no_progress(r)
     c = p.add_argument_group("calibration")
@@ -78,25 +89,31 @@ def run(args: argparse.Namespace) -> int:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     predict_fn = predict_fn_from_args(args)  # bad options fail before any data is read
     coverages = _parse_coverage(args.coverage) if args.coverage else DEFAULT_COVERAGES
+    if args.strips < 0:
+        raise ValueError(f"--strips: expected a number of images, 0 or more, got {args.strips}")
     ckpt = load_checkpoint(args.checkpoint)
     spec = options.dataset_spec(args, ckpt)
     if args.dataset is None:
         print(f"dataset from the checkpoint's recipe: {spec}")
+    out = output_folder(args.checkpoint, args.out)
+    precision, precision_from = args.precision, "--precision"
+    if precision is None:
+        precision, precision_from = training_precision(ckpt), "as training validated"
     result = evaluate_checkpoint(
         ckpt, spec, device=device, batch_size=args.batch_size,
-        num_workers=args.num_workers, precision=args.precision,
+        num_workers=args.num_workers, precision=precision,
         predict_fn=predict_fn, limit=args.limit,
         progress=not args.no_progress and sys.stderr.isatty(),
         calibration=args.calibration, coverages=coverages,
     )
     scales = list(options.parse_scales(args.tta_scales)) if args.tta_scales else None
     result["options"] = {"device": device, "batch_size": args.batch_size,
-                         "precision": args.precision,
+                         "precision": precision, "precision_from": precision_from,
                          "sliding_window": args.sliding_window, "stride": args.stride,
                          "tta_scales": scales, "tta_flip": args.tta_flip}
-    written = write_report(args.out, result)
+    written = write_report(out, result)
     print(f"{args.checkpoint} on {spec['name']} ({result['num_images']} images, "
-          f"{result['seconds']:.1f} s, precision {result['precision']})")
+          f"{result['seconds']:.1f} s, precision {result['precision']}, {precision_from})")
     heads = result.get("heads") or {}
     if not heads:
         print(format_report(result))
@@ -116,4 +133,42 @@ def run(args: argparse.Namespace) -> int:
     else:
         print("note: matplotlib is not installed (pip install 'fcnseg[viz]'); "
               "skipped confusion.png")
+    if args.strips:
+        saved = save_predictions(ckpt["path"], spec, out / "strips", args.strips,
+                                 scene_pictures=False)
+        print(f"wrote {len(saved)} image | ground truth | prediction strips to {out / 'strips'}")
     return 0
+
+
+def training_precision(ckpt: dict[str, Any]) -> str:
+    """The precision the checkpoint's training validated at: its recipe's ``amp`` (``none``:
+    fp32), fp32 when it records no recipe. The default of ``fcnseg evaluate``, so that it
+    reproduces the scores training logged."""
+    amp = (ckpt.get("recipe") or {}).get("amp")
+    return amp if amp in ("bf16", "fp16") else "fp32"
+
+
+def output_folder(checkpoint: str, out: str | None) -> Path:
+    """Where the report goes: ``out`` (said when it replaces an earlier report), else ``eval/``
+    beside the checkpoint file (in a pretrained folder: inside it; for ``hf://``: under
+    ``runs/eval/``), or the first free ``eval-N/`` when an earlier report is there."""
+    if out is not None:
+        folder = Path(out)
+        if (folder / "report.json").is_file():
+            print(f"replacing the earlier evaluation in {folder}")
+        return folder
+    source = Path(checkpoint)
+    if source.is_dir():
+        base = source / "eval"
+    elif source.is_file():
+        base = source.parent / "eval"
+    else:  # hf://owner/repo[@rev]: a name of its own under runs/eval
+        name = re.sub(r"[^A-Za-z0-9._-]+", "--", checkpoint.split("://", 1)[-1]).strip("-")
+        base = Path("runs") / "eval" / name
+    folder, n = base, 1
+    while (folder / "report.json").is_file():
+        n += 1
+        folder = base.with_name(f"{base.name}-{n}")
+    if folder != base:
+        print(f"{base} holds an earlier evaluation; writing to {folder}")
+    return folder

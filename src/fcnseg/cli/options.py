@@ -144,12 +144,13 @@ def _precision(text: str) -> str:
 
 
 def add_precision(p: argparse.ArgumentParser | argparse._ArgumentGroup,
-                  help: str = PRECISION_HELP, amp_alias: bool = False) -> None:
+                  help: str = PRECISION_HELP, amp_alias: bool = False,
+                  default: str | None = "auto") -> None:
     """``--precision auto|fp32|bf16|fp16`` (``auto`` by default; see
     :func:`fcnseg.utils.hardware.auto_precision`); with ``amp_alias``, ``--amp`` is kept as a
     hidden older spelling (its ``none`` meaning fp32)."""
-    p.add_argument("--precision", type=_precision, default="auto", metavar="{auto,fp32,bf16,fp16}",
-                   help=help)
+    p.add_argument("--precision", type=_precision, default=default,
+                   metavar="{auto,fp32,bf16,fp16}", help=help)
     if amp_alias:
         p.add_argument("--amp", type=_precision, dest="precision", action=DeprecatedAlias,
                        replacement="--precision")

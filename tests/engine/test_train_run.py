@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -268,3 +269,21 @@ def test_tensorboard_events_are_written_when_it_is_installed(tmp_path: Path) -> 
     scalars = set(events.Tags()["scalars"])
     assert {"train/loss", "train/lr", "train/images_per_s", "val/mean_iu"} <= scalars
     assert [e.step for e in events.Scalars("train/loss")] == [1, 2]
+
+
+def test_without_a_terminal_progress_lines_are_printed_every_few_seconds(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # Under pytest stderr is no terminal, so no bar is drawn: the lines must say it instead.
+    recipe = tiny_recipe(train={"iterations": 6, "eval_every": 6, "checkpoint_every": 6,
+                                "log_every": 100, "progress": True, "progress_every": 1e-6,
+                                "tensorboard": False})
+    train(load_config(recipe, out=str(tmp_path / "run")))
+    lines = [line for line in capsys.readouterr().out.splitlines()
+             if line.startswith("iteration ") and "images/s" in line]
+    assert len(lines) >= 5, lines
+    assert re.fullmatch(r"iteration \d+/6: loss [0-9.e+-]+, [0-9.]+ images/s, ETA \d+s", lines[0])
+
+
+def test_progress_every_must_be_positive(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="train.progress_every"):
+        load_config(tiny_recipe(train={"progress_every": 0}), out=str(tmp_path / "run"))

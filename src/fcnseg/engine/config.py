@@ -160,6 +160,9 @@ class RunConfig:
     checkpoint_every: int = 1000
     log_every: int = 20
     progress: bool = True
+    #: Without a terminal (output to a file or a pipe), where no progress bar is drawn: print
+    #: one progress line (iteration, loss, images/s, ETA) every this many seconds.
+    progress_every: float = 30.0
     tensorboard: bool = True
     #: Train for as long as fits in this time ("5m", "1h30m", 300 = seconds), counted from
     #: the start of the process, final evaluation and checkpoint included: the iteration
@@ -227,6 +230,9 @@ class TrainConfig:
         for key, value in positive:
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{key}: must be a positive integer, got {value!r}")
+        every = self.train.progress_every
+        if isinstance(every, bool) or not isinstance(every, (int, float)) or not every > 0:
+            raise ConfigError(f"train.progress_every: expected seconds above 0, got {every!r}")
         workers = self.data.num_workers
         if workers != "auto" and (isinstance(workers, bool) or not isinstance(workers, int)
                                   or workers < 0):

@@ -513,6 +513,7 @@ def _diverged(setup: TrainSetup, state: TrainState, log: _RunLog,
 def log_step(setup: TrainSetup, state: TrainState, log: _RunLog, progress: _Progress,
              loss: float) -> None:
     """Every ``train.log_every`` iterations (and at the last): a metrics.jsonl record."""
+    progress.line(state.iteration, loss)
     total = setup.config.train.iterations
     if state.iteration % setup.config.train.log_every and state.iteration != total:
         return
@@ -617,6 +618,16 @@ def _evaluate(setup: TrainSetup) -> tuple[dict[str, Any], str | None]:
     return {}, problem
 
 
+def _duration(seconds: float) -> str:
+    """``1h05m``, ``3m20s`` or ``42s``."""
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
 def _pct(value: Any) -> str:
     return "n/a" if value is None else f"{100 * float(value):.2f}"
 
@@ -636,6 +647,10 @@ class _Progress:
                         disable=None if show else True, dynamic_ncols=True, unit="it",
                         desc=setup.config.name)
         self.window_start, self.window_images = time.perf_counter(), 0
+        # Without a terminal the bar is not drawn: a plain line every progress_every seconds.
+        self.lines = show and bool(self.bar.disable)
+        self.line_every = float(setup.config.train.progress_every)
+        self.line_at, self.line_images, self.line_iteration = time.perf_counter(), 0, start
         images_per_iteration = setup.config.data.batch_size * setup.info.world_size
         self.eta_check = EtaCheck(setup.config, setup.device.type, images_per_iteration)
         if setup.config.train.time_budget is not None:
@@ -647,7 +662,22 @@ class _Progress:
 
     def advance(self, images: int) -> None:
         self.window_images += images
+        self.line_images += images
         self.bar.update(1)
+
+    def line(self, iteration: int, loss: float) -> None:
+        """Without a terminal, every ``train.progress_every`` seconds: one line with the
+        iteration, the loss, images/s and the time left at that speed."""
+        now = time.perf_counter()
+        elapsed = now - self.line_at
+        if not self.lines or elapsed < self.line_every:
+            return
+        done = max(iteration - self.line_iteration, 1)
+        left = max((self.bar.total or iteration) - iteration, 0)
+        print(f"iteration {iteration}/{self.bar.total}: loss {loss:.4g}, "
+              f"{self.line_images / elapsed:.1f} images/s, ETA {_duration(left * elapsed / done)}",
+              flush=True)
+        self.line_at, self.line_images, self.line_iteration = now, 0, iteration
 
     def images_per_second(self) -> float:
         """Images per second since the last call (all processes together)."""

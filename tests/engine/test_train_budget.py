@@ -51,7 +51,7 @@ def test_the_length_fits_steps_evaluations_and_the_checkpoint_in_what_is_left() 
 def test_a_budgeted_run_chooses_its_length_stretches_the_schedule_and_evaluates_last(
         tmp_path: Path) -> None:
     recipe = tiny_recipe(train={"iterations": 100_000, "eval_every": 100_000, "log_every": 1,
-                                "time_budget": "6s"},
+                                "time_budget": "10s"},
                          schedule={"name": "poly", "warmup_iters": 0})
     start = time.time()
     result = train(load_config(recipe), out=tmp_path / "run", started=start)
@@ -67,7 +67,7 @@ def test_a_budgeted_run_chooses_its_length_stretches_the_schedule_and_evaluates_
     config = load_config(recipe)
     assert last_lr == pytest.approx(config.optim.lr * lr_factor(n, n, ScheduleConfig("poly")),
                                     abs=1e-12)
-    assert elapsed < 2 * 6  # loose: the machine is shared; benchmarks measure the fit
+    assert elapsed < 2 * 10  # loose: the machine is shared; benchmarks measure the fit
     # resuming keeps the chosen length
     assert load_checkpoint(tmp_path / "run" / "last.pt")["state"]["planned_iterations"] == n
     again = train(load_config(recipe), out=tmp_path / "run", resume=True)

@@ -15,8 +15,15 @@ from pathlib import Path
 from tqdm import tqdm
 
 from fcnseg.cli import options
+from fcnseg.data.annotations.export import DEFAULT_TOLERANCE
 from fcnseg.data.images import upright_size
 from fcnseg.inference import Segmenter
+from fcnseg.inference.annotate import (
+    EXPORT_FORMATS,
+    RANKING_NAME,
+    UNCERTAIN_BELOW,
+    PreAnnotations,
+)
 from fcnseg.inference.calibration import UNCERTAINTY_KINDS
 from fcnseg.inference.files import (
     PictureStyle,
@@ -68,6 +75,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "e.g. hha=data/nyud/data/hha; INPUTs are then the colour images; "
                         "repeatable. Without it, each INPUT's file is found beside it: "
                         "NAME_hha.EXT, NAME.hha.EXT or ../hha/NAME.EXT")
+    p.add_argument("--format", choices=EXPORT_FORMATS, default=None,
+                   help="also write the predictions as polygons to correct in a labelling tool: "
+                        "labelme (NAME.json, its imagePath leading to the image: open with "
+                        "`labelme IMAGES --output OUT`), coco (annotations.coco.json) or cvat "
+                        "(annotations.xml, CVAT for images 1.1); class 0 is labelme's "
+                        "_background_, and `fcnseg import` reads them back")
+    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE, metavar="PIXELS",
+                   help="with --format: how far simplified outlines may stray from the "
+                        "predicted regions (0: every corner)")
+    p.add_argument("--rank", choices=["uncertainty"], default=None,
+                   help=f"write {RANKING_NAME}: the images ordered by how much a label would "
+                        f"teach the model, most first (mean entropy of the class "
+                        f"probabilities, calibrated when the checkpoint has a temperature, "
+                        f"and the share of pixels whose top probability is below "
+                        f"{UNCERTAIN_BELOW})")
+    p.add_argument("--top", type=options.positive_int, default=None, metavar="K",
+                   help="with --rank and --format: polygons for the K most uncertain images "
+                        "only (the ones to correct first)")
     options.add_batch_size(p, default=4)
     options.add_window_and_tta(p)
     p.add_argument("--alpha", type=float, default=0.5,
@@ -103,6 +128,11 @@ def run(args: argparse.Namespace) -> int:
                          f"`{EXAMPLE}`")
     if not 0.0 <= args.alpha <= 1.0:
         raise ValueError(f"--alpha must be in [0, 1], got {args.alpha}")
+    if args.top is not None and (args.rank is None or args.format is None):
+        raise ValueError("--top K picks the K most uncertain images to export: it needs "
+                         "--rank uncertainty and --format")
+    if args.tolerance < 0:
+        raise ValueError(f"--tolerance must be 0 or more pixels, got {args.tolerance}")
     sliding = options.sliding_window_from_args(args)
     tta = options.tta_from_args(args)
     inputs, problems = collect_inputs(args.inputs, Path(args.out))
@@ -147,9 +177,15 @@ def run(args: argparse.Namespace) -> int:
         alpha=args.alpha, colormap=args.colormap, legend=args.legend, outlines=args.outlines,
         unblended=() if args.blend_background else tuple(background_classes(seg.class_names)),
         heatmap_over_photo=args.heatmap_over_photo)
+    pre = None
+    if args.format or args.rank:
+        pre = PreAnnotations(out_dir, args.format, rank=args.rank is not None, top=args.top,
+                             tolerance=args.tolerance, class_names=tuple(seg.class_names))
     outputs = OutputOptions(
         heatmap_classes=tuple(heat_classes), heatmaps_present=args.heatmaps_present,
-        uncertainty=tuple(kinds), probs=args.probs, style=style, protected=protected)
+        uncertainty=tuple(kinds), probs=args.probs, style=style, protected=protected,
+        observe=pre.add if pre is not None else None,
+        observe_needs_probs=args.rank is not None)
     with tqdm(total=len(inputs), unit="img", disable=args.no_progress or None,
               file=sys.stderr, desc="predict") as bar:
         if input_dirs is None:
@@ -167,6 +203,14 @@ def run(args: argparse.Namespace) -> int:
             else:
                 report(outcome.problem)
                 failed += 1
+    if pre is not None:
+        extra, refused = pre.write()
+        for line in refused:
+            report(line)
+        failed += len(refused)
+        if extra:
+            shown = ", ".join(p.name for p in extra[:3]) + (" ..." if len(extra) > 3 else "")
+            print(f"wrote {len(extra)} annotation file(s) to {out_dir}: {shown}")
     print(f"wrote outputs for {written} of {len(inputs) + len(problems)} input(s) to {out_dir}"
           + (f"; {failed} failed" if failed else ""))
     return 1 if failed else 0

@@ -41,6 +41,9 @@ class OutputOptions:
         probs: also write ``NAME_probs.npz``.
         style: how overlays and heatmaps are drawn.
         protected: resolved paths never to be replaced (the inputs).
+        observe: called with (input path, output name, prediction) for each prediction
+            before its files are written (in a writer thread): pre-annotations and
+            uncertainty ranking gather theirs this way.
     """
 
     heatmap_classes: tuple[int, ...] = ()
@@ -49,12 +52,14 @@ class OutputOptions:
     probs: bool = False
     style: PictureStyle = field(default_factory=PictureStyle)
     protected: frozenset[Path] = field(default_factory=frozenset)
+    observe: Callable[[Path, str, Prediction], None] | None = None
+    observe_needs_probs: bool = False
 
     @property
     def needs_probs(self) -> bool:
         """Whether the predictions must carry probabilities."""
         return bool(self.probs or self.heatmap_classes or self.heatmaps_present
-                    or self.uncertainty)
+                    or self.uncertainty or self.observe_needs_probs)
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,8 @@ def write_predictions(
 
         def write() -> FileOutcome:
             try:
+                if options.observe is not None:
+                    options.observe(path, name, pred)
                 for files, p, colours, how in todo:
                     write_outputs(files, p, colours, how)
                 if stopped is not None:

@@ -99,6 +99,19 @@ def _simplified(points: np.ndarray, tolerance: float, render) -> np.ndarray:
     return simplify(points, 0.01)  # straight runs only: the same pixels
 
 
+def _gap_patches(label: np.ndarray, drawn: np.ndarray, background: int,
+                 ignore_index: int | None) -> list[tuple[int, np.ndarray]]:
+    """Rings that fill the pixels a simplified outline left as background although a region
+    holds them (where two simplified outlines part), drawn last."""
+    gaps = (drawn == background) & (label != background)
+    if ignore_index is not None:
+        gaps &= label != ignore_index
+    if not gaps.any():
+        return []
+    only = np.where(gaps, label.astype(np.int64), -1)
+    return [(c, ring) for c, ring, _ in region_polygons(only, np.unique(label[gaps]))]
+
+
 def _box_render(points: np.ndarray, draw) -> tuple[np.ndarray, object]:
     """A renderer of point lists in the box around ``points`` (a margin of 2 pixels)."""
     lo = np.floor(points.min(0)).astype(int) - 2
@@ -125,11 +138,18 @@ def labelme_document(label: np.ndarray, class_names: Sequence[str], image_path: 
                      ignore_index: int | None = 255) -> dict[str, Any]:
     """A labelme JSON document (polygons, later on top) for ``label`` of the image at
     ``image_path`` (as labelme stores it: relative to the JSON file)."""
-    height, width = np.asarray(label).shape
-    shapes = [{"label": labelme_label(class_names, c), "points": _labelme_points(ring, tolerance),
-               "group_id": None, "description": "", "shape_type": "polygon", "flags": {},
-               "mask": None}
-              for c, ring in layered_regions(label, ignore_index=ignore_index)]
+    label = np.asarray(label)
+    height, width = label.shape
+    polygons = [(c, _labelme_points(ring, tolerance))
+                for c, ring in layered_regions(label, ignore_index=ignore_index)]
+    drawn = np.zeros(label.shape, np.int64)
+    for c, pts in polygons:
+        drawn[_labelme_polygon(np.asarray(pts), height, width)] = c
+    polygons += [(c, _labelme_points(ring, 0.0))
+                 for c, ring in _gap_patches(label, drawn, 0, ignore_index)]
+    shapes = [{"label": labelme_label(class_names, c), "points": pts, "group_id": None,
+               "description": "", "shape_type": "polygon", "flags": {}, "mask": None}
+              for c, pts in polygons]
     return {"version": "5.4.1", "flags": {}, "shapes": shapes, "imagePath": image_path,
             "imageData": None, "imageHeight": int(height), "imageWidth": int(width)}
 
@@ -150,8 +170,15 @@ def cvat_image_element(label: np.ndarray, class_names: Sequence[str], name: str,
     height, width = np.asarray(label).shape
     image = ET.Element("image", id=str(image_id), name=name, width=str(width),
                        height=str(height))
-    for z, (c, ring) in enumerate(layered_regions(label, ignore_index=ignore_index)):
-        pts = _corner_points(ring, tolerance)
+    label = np.asarray(label)
+    polygons = [(c, _corner_points(ring, tolerance))
+                for c, ring in layered_regions(label, ignore_index=ignore_index)]
+    drawn = np.zeros(label.shape, np.int64)
+    for c, pts in polygons:
+        drawn[_corner_polygon(pts, height, width)] = c
+    polygons += [(c, _corner_points(ring, 0.0))
+                 for c, ring in _gap_patches(label, drawn, 0, ignore_index)]
+    for z, (c, pts) in enumerate(polygons):
         ET.SubElement(image, "polygon", label=labelme_label(class_names, c), source="auto",
                       occluded="0", z_order=str(z),
                       points=";".join(f"{x:g},{y:g}" for x, y in pts))

@@ -1,0 +1,189 @@
+"""Predictions back into the labelling tool, and which images to label next.
+
+:class:`PreAnnotations` collects, per prediction, its polygons (labelme, COCO or CVAT, see
+:mod:`fcnseg.data.annotations.export`) and its uncertainty: the mean entropy of the pixels'
+class probabilities (calibrated when the checkpoint carries a temperature, as the
+:class:`~fcnseg.inference.Segmenter` applies it) and the share of uncertain pixels (largest
+probability below :data:`UNCERTAIN_BELOW`). :meth:`PreAnnotations.write` then writes
+``ranking.csv`` (most uncertain first: the images whose labels would teach the model most) and
+the polygons of all images, or of the ``top`` most uncertain ones.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fcnseg.data.annotations.export import (
+    DEFAULT_TOLERANCE,
+    EXPORT_FORMATS,
+    coco_annotations,
+    coco_document,
+    cvat_document,
+    cvat_image_element,
+    labelme_document,
+    relative_path,
+)
+from fcnseg.inference.files import OwnOutputs, record_outputs
+from fcnseg.inference.segmenter import Prediction
+from fcnseg.utils.files import atomic_write_bytes
+
+__all__ = ["EXPORT_FORMATS", "RANKING_NAME", "UNCERTAIN_BELOW", "PreAnnotations",
+           "image_uncertainty"]
+
+RANKING_NAME = "ranking.csv"
+#: A pixel is uncertain when its largest class probability is below this.
+UNCERTAIN_BELOW = 0.5
+#: The single files of the formats that hold every image in one.
+COCO_NAME, CVAT_NAME = "annotations.coco.json", "annotations.xml"
+
+
+def image_uncertainty(probs: np.ndarray) -> tuple[float, float]:
+    """(mean entropy in nats, share of pixels whose largest probability is below
+    :data:`UNCERTAIN_BELOW`) of C×H×W class probabilities."""
+    p = np.asarray(probs, np.float64)
+    entropy = -(p * np.log(np.clip(p, 1e-12, None))).sum(0)
+    return float(entropy.mean()), float((p.max(0) < UNCERTAIN_BELOW).mean())
+
+
+@dataclass
+class _Entry:
+    path: Path
+    name: str
+    order: int
+    mean_entropy: float | None = None
+    uncertain_share: float | None = None
+    document: Any = None
+
+
+@dataclass
+class PreAnnotations:
+    """Polygons and uncertainty of each prediction, gathered while ``fcnseg predict`` runs.
+
+    Attributes:
+        out_dir: the output folder (files are written there, image paths relative to it).
+        fmt: ``labelme``, ``coco``, ``cvat`` or None (no polygons).
+        rank: whether to rank by uncertainty (the predictions must carry probabilities).
+        top: with ``rank``, polygons only for the ``top`` most uncertain images.
+        tolerance: how far (pixels) simplified outlines may stray.
+        class_names: the model's classes.
+        ignore_index: a label value never written as a region.
+    """
+
+    out_dir: Path
+    fmt: str | None
+    rank: bool = False
+    top: int | None = None
+    tolerance: float = DEFAULT_TOLERANCE
+    class_names: tuple[str, ...] = ()
+    ignore_index: int | None = 255
+    _entries: dict[str, _Entry] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, path: Path, name: str, pred: Prediction) -> None:
+        """Record one prediction (thread-safe; called by the writer threads)."""
+        entry = _Entry(path, name, 0)
+        if self.rank:
+            if pred.probs is None:
+                raise ValueError("ranking by uncertainty needs the class probabilities")
+            entry.mean_entropy, entry.uncertain_share = image_uncertainty(pred.probs)
+        if self.fmt is not None:
+            entry.document = self._document(path, name, pred.label)
+        with self._lock:
+            entry.order = len(self._entries)
+            self._entries[name] = entry
+
+    def _document(self, path: Path, name: str, label: np.ndarray) -> Any:
+        names = self.class_names
+        if self.fmt == "labelme":
+            json_dir = (self.out_dir / f"{name}.json").parent
+            return labelme_document(label, names, relative_path(path, json_dir),
+                                    tolerance=self.tolerance, ignore_index=self.ignore_index)
+        if self.fmt == "cvat":
+            return cvat_image_element(label, names, relative_path(path, self.out_dir), 0,
+                                      tolerance=self.tolerance, ignore_index=self.ignore_index)
+        if self.fmt == "coco":
+            return label.shape[:2], coco_annotations(label, 0, 1, tolerance=self.tolerance,
+                                                     ignore_index=self.ignore_index)
+        raise ValueError(f"--format: unknown {self.fmt!r}; known: {', '.join(EXPORT_FORMATS)}")
+
+    def ranked(self) -> list[_Entry]:
+        """Entries most uncertain first (input order without ranking)."""
+        entries = sorted(self._entries.values(), key=lambda e: e.order)
+        if self.rank:
+            entries.sort(key=lambda e: (-(e.mean_entropy or 0.0), -(e.uncertain_share or 0.0)))
+        return entries
+
+    def write(self) -> tuple[list[Path], list[str]]:
+        """Write ranking.csv and the polygons; returns the files written and one line per file
+        that was not. An existing file that an earlier ``fcnseg predict`` did not write (a
+        labelme JSON someone annotated) is never replaced."""
+        entries = self.ranked()
+        written: list[Path] = []
+        self._problems: list[str] = []
+        if self.rank:
+            written.append(self._write_ranking(entries))
+        chosen = entries[: self.top] if self.rank and self.top is not None else entries
+        if self.fmt == "labelme":
+            written += self._write_labelme(chosen)
+        elif self.fmt == "cvat":
+            elements = []
+            for k, e in enumerate(chosen):
+                e.document.set("id", str(k))
+                elements.append(e.document)
+            written.append(self._save(CVAT_NAME, cvat_document(elements, self.class_names)))
+        elif self.fmt == "coco":
+            written.append(self._save(COCO_NAME, self._coco_bytes(chosen)))
+        return [p for p in written if p is not None], self._problems
+
+    def _save(self, relative: str, data: bytes) -> Path | None:
+        path = self.out_dir / relative
+        if path.exists() and path not in OwnOutputs():
+            self._problems.append(f"{path}: exists and was not written by fcnseg predict; "
+                                  f"not replaced (choose another --out)")
+            return None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            record_outputs(self.out_dir, [path])
+            atomic_write_bytes(path, data)
+        except OSError as e:
+            self._problems.append(f"{path}: cannot write it ({e})")
+            return None
+        return path
+
+    def _write_ranking(self, entries: list[_Entry]) -> Path | None:
+        text = io.StringIO()
+        rows = csv.writer(text, lineterminator="\n")
+        rows.writerow(["rank", "name", "image", "mean_entropy", "uncertain_share"])
+        for k, e in enumerate(entries, start=1):
+            rows.writerow([k, e.name, relative_path(e.path, self.out_dir),
+                           f"{e.mean_entropy:.6f}", f"{e.uncertain_share:.6f}"])
+        return self._save(RANKING_NAME, text.getvalue().encode("utf-8"))
+
+    def _write_labelme(self, entries: list[_Entry]) -> list[Path | None]:
+        import json
+
+        return [self._save(f"{e.name}.json", json.dumps(e.document, indent=1,
+                                                        ensure_ascii=False).encode("utf-8"))
+                for e in entries]
+
+    def _coco_bytes(self, entries: list[_Entry]) -> bytes:
+        import json
+
+        images, annotations = [], []
+        for image_id, e in enumerate(entries, start=1):
+            (height, width), anns = e.document
+            images.append({"id": image_id, "file_name": relative_path(e.path, self.out_dir),
+                           "height": int(height), "width": int(width)})
+            for ann in anns:
+                annotations.append({**ann, "id": len(annotations) + 1, "image_id": image_id})
+        doc = coco_document(images, annotations, self.class_names)
+        return json.dumps(doc, ensure_ascii=False).encode("utf-8")
+
+

@@ -1,0 +1,121 @@
+"""``fcnseg predict --format`` (polygons to correct in labelme, COCO tools or CVAT) and
+``--rank uncertainty`` / ``--top K`` (which images to label next)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fcnseg.cli.main import main
+from fcnseg.data.annotations import LabelSet, import_annotations, rasterise
+from fcnseg.data.annotations.labelme import read_labelme_file
+from fcnseg.inference import Segmenter
+from fcnseg.inference.annotate import image_uncertainty
+from fcnseg.inference.calibration import save_with_temperature
+from fcnseg.inference.visualize import read_label_png
+
+
+@pytest.fixture
+def photos(tmp_path, smooth_image):
+    root = tmp_path / "photos"
+    root.mkdir()
+    for k in range(3):
+        Image.fromarray(np.ascontiguousarray(np.roll(smooth_image, 9 * k, axis=1))).save(
+            root / f"p{k}.png")
+    return root
+
+
+def predict(checkpoint, photos, out, *extra: str) -> int:
+    return main(["predict", "--checkpoint", str(checkpoint), str(photos), "--out", str(out),
+                 "--no-progress", "--precision", "fp32", "--io-workers", "0", *extra])
+
+
+def iou_per_class(a: np.ndarray, b: np.ndarray) -> list[float]:
+    return [float(((a == c) & (b == c)).sum() / ((a == c) | (b == c)).sum())
+            for c in np.union1d(np.unique(a), np.unique(b))]
+
+
+def test_labelme_files_lead_to_their_images_and_import_to_the_predictions(
+        make_checkpoint, photos, tmp_path, class_names) -> None:
+    out = tmp_path / "out"
+    assert predict(make_checkpoint(), photos, out, "--format", "labelme") == 0
+    for k in range(3):
+        doc = json.loads((out / f"p{k}.json").read_text())
+        assert (out / doc["imagePath"]).resolve() == (photos / f"p{k}.png").resolve()
+        item = read_labelme_file(out / f"p{k}.json", f"p{k}")
+        labels = LabelSet(["__ignore__", "_background_", *class_names[1:]])
+        back, _ = rasterise(item, labels, doc["imageHeight"], doc["imageWidth"])
+        predicted = read_label_png(out / f"p{k}_label.png")
+        assert min(iou_per_class(predicted, back)) >= 0.99
+    report = import_annotations("labelme", out, tmp_path / "imported")
+    assert sorted(report.written) == ["p0", "p1", "p2"] and not report.errors
+
+
+@pytest.mark.parametrize("fmt", ["coco", "cvat"])
+def test_coco_and_cvat_files_import_to_the_predictions(fmt, make_checkpoint, photos,
+                                                       tmp_path) -> None:
+    if fmt == "coco":
+        pytest.importorskip("pycocotools")
+    out = tmp_path / "out"
+    assert predict(make_checkpoint(), photos, out, "--format", fmt) == 0
+    name = "annotations.coco.json" if fmt == "coco" else "annotations.xml"
+    report = import_annotations(fmt, out / name, tmp_path / "imported")
+    assert not report.errors and len(report.written) == 3
+    for stem in report.written:
+        imported = np.asarray(Image.open(tmp_path / "imported" / "masks" / f"{stem}.png"))
+        predicted = read_label_png(out / f"{stem.split('__')[-1]}_label.png")
+        # class indices follow the names: the same up to the imported order of classes
+        names = report.classes
+        model = ["_background_", "cat", "dog", "potted plant"]
+        remapped = np.array([names.index(n) for n in model])[predicted]
+        assert min(iou_per_class(remapped, imported)) >= 0.99
+
+
+def test_rank_orders_images_by_mean_entropy_with_the_calibrated_temperature(
+        make_checkpoint, photos, tmp_path) -> None:
+    calibrated = save_with_temperature(make_checkpoint(), tmp_path / "calibrated.pt", 3.0)
+    out = tmp_path / "out"
+    assert predict(calibrated, photos, out, "--rank", "uncertainty") == 0
+    rows = list(csv.DictReader((out / "ranking.csv").open()))
+    assert [int(r["rank"]) for r in rows] == [1, 2, 3]
+    entropies = [float(r["mean_entropy"]) for r in rows]
+    assert entropies == sorted(entropies, reverse=True)
+    segmenter = Segmenter.from_checkpoint(calibrated, precision="fp32")
+    assert segmenter.temperature == 3.0
+    for row in rows:
+        probs = segmenter.predict(photos / f"{row['name']}.png", return_probs=True).probs
+        mean_entropy, share = image_uncertainty(probs)
+        assert float(row["mean_entropy"]) == pytest.approx(mean_entropy, rel=1e-4, abs=1e-6)
+        assert float(row["uncertain_share"]) == pytest.approx(share, abs=0.02)
+    plain = Segmenter.from_checkpoint(make_checkpoint(), precision="fp32")
+    raw = image_uncertainty(plain.predict(photos / "p0.png", return_probs=True).probs)[0]
+    assert raw < image_uncertainty(
+        segmenter.predict(photos / "p0.png", return_probs=True).probs)[0]
+
+
+def test_top_k_exports_only_the_most_uncertain(make_checkpoint, photos, tmp_path) -> None:
+    out = tmp_path / "out"
+    assert predict(make_checkpoint(), photos, out, "--rank", "uncertainty", "--format",
+                   "labelme", "--top", "1") == 0
+    first = next(csv.DictReader((out / "ranking.csv").open()))["name"]
+    assert sorted(p.name for p in out.glob("*.json")) == [f"{first}.json"]
+
+
+def test_top_needs_rank_and_format(make_checkpoint, photos, tmp_path, capsys) -> None:
+    assert predict(make_checkpoint(), photos, tmp_path / "out", "--top", "2") == 2
+    assert "--top" in capsys.readouterr().err
+
+
+def test_an_annotation_file_it_did_not_write_is_never_replaced(
+        make_checkpoint, photos, tmp_path, capsys) -> None:
+    (photos / "p0.json").write_text('{"shapes": []}')
+    assert predict(make_checkpoint(), photos, photos, "--format", "labelme") == 1
+    assert (photos / "p0.json").read_text() == '{"shapes": []}'
+    assert "p0.json: exists and was not written by fcnseg predict" in capsys.readouterr().err
+    # a second run replaces the files the first one wrote
+    assert predict(make_checkpoint(), photos, photos, "--format", "labelme") == 1
+    assert (photos / "p1.json").is_file()

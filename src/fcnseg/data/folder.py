@@ -17,6 +17,14 @@ Layout::
     ignore_color: [255, 255, 255]      # optional: RGB colour of ignored pixels
     palette: [[0, 0, 0], [128, 64, 128], [0, 0, 142]]  # optional display colours
     splits: {train: lists/train.txt}   # optional split list paths, relative to root
+    bands: [red, green, blue, nir, swir1]   # optional: multi-band images (TIFF, GeoTIFF, ...)
+    rgb: [red, green, blue]            # optional: the bands pictures are drawn from
+    nodata: 0                          # optional: image value of pixels without data
+
+With ``bands``, images are read as H×W×N arrays (uint8, uint16 or float32) by
+:func:`fcnseg.data.rasters.read_raster`: bands are picked by name where the files describe their
+bands, else the files must have exactly that many bands. Pixels whose every band is ``nodata``
+are labelled ``ignore_index`` (left out of loss and metrics).
 """
 
 from __future__ import annotations
@@ -30,15 +38,20 @@ from typing import Any
 import numpy as np
 import yaml
 
+from fcnseg.data import io
 from fcnseg.data.base import FileSegmentationDataset, Transform
+from fcnseg.data.errors import DataError
+from fcnseg.data.images import ImageError
 from fcnseg.data.io import read_label
 from fcnseg.data.layout import read_split_list, read_utf8
 from fcnseg.data.palette import palette_for
+from fcnseg.data.rasters import grid_problem, nodata_mask, open_raster, raster_info
 from fcnseg.utils.typing import PathLike
 
 __all__ = [
     "IMAGE_EXTENSIONS",
     "MASK_EXTENSIONS",
+    "RASTER_EXTENSIONS",
     "FolderSegmentation",
     "check_folder_fields",
     "load_folder_config",
@@ -46,7 +59,9 @@ __all__ = [
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff", ".gif")
-_CONFIG_KEYS = {"classes", "ignore_index", "remap", "colors", "ignore_color", "palette", "splits"}
+RASTER_EXTENSIONS = (*IMAGE_EXTENSIONS, ".jp2")
+_CONFIG_KEYS = {"classes", "ignore_index", "remap", "colors", "ignore_color", "palette", "splits",
+                "bands", "rgb", "nodata"}
 
 
 def load_folder_config(path: PathLike) -> dict[str, Any]:
@@ -158,6 +173,24 @@ def _split_lists(value: Any, where: str) -> dict[str, str]:
                          key_ok=_is_str, value_ok=_is_str))
 
 
+def _band_names(value: Any, where: str) -> tuple[str, ...]:
+    value = _plain(value)
+    if (not isinstance(value, list | tuple) or not value
+            or not all(isinstance(b, str) and b for b in value)):
+        raise ValueError(f"{where}: expected a non-empty list of band names, e.g. "
+                         f"[red, green, blue, nir]; got {value!r}")
+    if len({b.lower() for b in value}) != len(value):
+        raise ValueError(f"{where}: a band is named twice in {value!r}")
+    return tuple(value)
+
+
+def _nodata(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{where}: expected a number (the image value of pixels without data), "
+                         f"got {value!r}")
+    return float(value)
+
+
 _FIELDS: dict[str, Callable[[Any, str], Any]] = {
     "classes": _class_names,
     "ignore_index": _mask_value,
@@ -166,6 +199,9 @@ _FIELDS: dict[str, Callable[[Any, str], Any]] = {
     "ignore_color": _colour,
     "palette": _colour_table,
     "splits": _split_lists,
+    "bands": _band_names,
+    "rgb": _band_names,
+    "nodata": _nodata,
 }
 
 
@@ -232,12 +268,24 @@ class FolderSegmentation(FileSegmentationDataset):
         else:
             self.palette = palette_for(self.num_classes, self.ignore_index)
 
+        self.bands: tuple[str, ...] | None = cfg.get("bands")
+        self.rgb_bands: tuple[str, ...] | None = cfg.get("rgb")
+        self.nodata: float | None = cfg.get("nodata")
+        if self.rgb_bands is not None:
+            missing = [b for b in self.rgb_bands
+                       if b.lower() not in {n.lower() for n in self.bands or ()}]
+            if self.bands is None or missing or len(self.rgb_bands) != 3:
+                raise ValueError(f"{where}: 'rgb' must name three of the declared 'bands' "
+                                 f"({', '.join(self.bands or ()) or 'none declared'}); got "
+                                 f"{list(self.rgb_bands)}")
+
         self.split = split
         # The split list is read first, so that a name in it that is not UTF-8 is reported
         # against the list rather than as a stray file.
         split_ids = (None if split is None
                      else read_split_list(self._split_path(split, cfg.get("splits", {}), where)))
-        self._images = self._index(self.image_dir, IMAGE_EXTENSIONS)
+        self._images = self._index(self.image_dir,
+                                   IMAGE_EXTENSIONS if self.bands is None else RASTER_EXTENSIONS)
         self._masks = self._index(self.mask_dir, MASK_EXTENSIONS)
         self.ids = sorted(self._images) if split_ids is None else split_ids
 
@@ -283,6 +331,40 @@ class FolderSegmentation(FileSegmentationDataset):
             self.label_path(index), num_classes=self.num_classes, ignore_index=self.ignore_index,
             remap=self.remap, colors=self.colors, color_ignore=self.ignore_color,
         )
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.bands is None:
+            return super().load(index)
+        return self._load_raster(index)
+
+    def _load_raster(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """An H×W×N multi-band image (its declared bands) and its label, on one pixel grid;
+        pixels without data (every band at ``nodata``, or NaN) become ``ignore_index``."""
+        image_path, label_path = self.image_path(index), self.label_path(index)
+        if not image_path.is_file():
+            raise DataError(image_path, "missing image (no such file)")
+        try:
+            with open_raster(image_path, bands=self.bands, max_pixels=io.MAX_PIXELS) as r:
+                image, info = r.read_all(), r.info
+        except ImageError as e:
+            raise DataError(image_path, e.problem) from None
+        label = self.read_label(index)
+        if label.shape != image.shape[:2]:
+            raise DataError(label_path, f"label raster is {label.shape[1]}×{label.shape[0]} "
+                                        f"but its image {image_path.name} is {image.shape[1]}×"
+                                        f"{image.shape[0]} (W×H)")
+        if info.transform is not None and label_path.suffix.lower() in (".tif", ".tiff"):
+            try:
+                label_info = raster_info(label_path)
+            except ImageError as e:
+                raise DataError(label_path, e.problem) from None
+            problem = grid_problem(info, label_info)
+            if problem is not None:
+                raise DataError(label_path, problem)
+        missing = nodata_mask(image, self.nodata)
+        if missing is not None:
+            label = np.where(missing, self.ignore_index, label)
+        return image, label
 
     def unmatched_masks(self) -> list[Path]:
         """Masks whose stem has no image (reported by ``fcnseg check-data``)."""

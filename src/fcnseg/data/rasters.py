@@ -1,0 +1,375 @@
+"""Rasters of any number of bands and any bit depth: satellite scenes, microscopy, depth.
+
+:func:`read_raster` reads an image file as an H×W×N array keeping its bands and its depth:
+``uint8`` and ``uint16`` stay as they are, every other sample type becomes ``float32``.
+
+- **TIFF** (plain or GeoTIFF, any band count) through ``tifffile`` (or ``rasterio`` when it is
+  installed, which also gives the georeferencing).
+- **JPEG 2000 and the other GDAL formats** through ``rasterio`` (``pip install fcnseg[geo]``).
+- **PNG, JPEG and the other formats of** :data:`fcnseg.data.images.IMAGE_FORMATS` through the
+  one image reader (its allow-list and its size limit), bands kept: a grey PNG is one band, a
+  16-bit PNG stays 16-bit.
+
+:func:`open_raster` gives a reader of windows for rasters too large to hold in memory
+(``fcnseg predict big.tif``): only the window asked for is decoded.
+
+Bands may be selected by name (``bands=("red", "nir")``): a raster whose bands carry
+descriptions (GeoTIFF band descriptions) gives those bands in that order; one without
+descriptions must have exactly as many bands as are named, taken in file order. Every problem
+is an :class:`~fcnseg.data.images.ImageError`: one line naming the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fcnseg.data.images import (
+    DEFAULT_MAX_PIXELS,
+    ImageError,
+    ImageTooLargeError,
+    image_format_problem,
+    open_upright,
+)
+from fcnseg.utils.typing import PathLike
+
+__all__ = [
+    "RASTER_DTYPES",
+    "RasterInfo",
+    "RasterReader",
+    "open_raster",
+    "raster_dtype",
+    "grid_problem",
+    "nodata_mask",
+    "raster_info",
+    "read_raster",
+]
+
+#: The sample types rasters are returned in; every other type is converted to float32.
+RASTER_DTYPES: tuple[np.dtype, ...] = (np.dtype(np.uint8), np.dtype(np.uint16),
+                                       np.dtype(np.float32))
+
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+# Formats only GDAL reads here (the rest of GDAL's formats are tried through rasterio too).
+_GDAL_MAGIC = ((b"\x00\x00\x00\x0cjP  ", "JPEG 2000"), (b"\xff\x4f\xff\x51", "JPEG 2000"))
+
+
+@dataclass(frozen=True)
+class RasterInfo:
+    """What a raster's header says: size, bands, sample type and georeferencing.
+
+    ``crs`` and ``transform`` are rasterio's objects (None for a raster without
+    georeferencing, or when rasterio is not installed); ``band_names`` the band descriptions
+    (None when the file names none); ``nodata`` the no-data value (None when none is set).
+    """
+
+    path: str
+    height: int
+    width: int
+    bands: int
+    dtype: np.dtype
+    band_names: tuple[str, ...] | None = None
+    crs: Any = None
+    transform: Any = None
+    nodata: float | None = None
+
+    @property
+    def pixels(self) -> int:
+        return self.height * self.width
+
+
+def raster_dtype(dtype: np.dtype) -> np.dtype:
+    """The type a raster of samples ``dtype`` is returned in (uint8, uint16 or float32)."""
+    dtype = np.dtype(dtype)
+    if dtype == np.bool_:
+        return np.dtype(np.uint8)
+    return dtype if dtype in RASTER_DTYPES else np.dtype(np.float32)
+
+
+def _as_raster(a: np.ndarray) -> np.ndarray:
+    a = a if a.ndim == 3 else a[..., None]
+    return np.ascontiguousarray(a, dtype=raster_dtype(a.dtype))
+
+
+def _head(path: Path) -> bytes:
+    with contextlib.suppress(OSError), open(path, "rb") as f:
+        return f.read(16)
+    return b""
+
+
+def _rasterio() -> Any:
+    try:
+        import rasterio
+    except ImportError:
+        return None
+    return rasterio
+
+
+class RasterReader:
+    """Windows of one raster file, decoded on demand (use :func:`open_raster`).
+
+    ``read(row, col, height, width)`` returns that window as an h×w×N array (N the selected
+    bands); ``info`` describes the whole raster.
+    """
+
+    def __init__(self, info: RasterInfo, band_index: Sequence[int]) -> None:
+        self.info = info
+        self.band_index = tuple(band_index)  # 0-based indices of the bands returned
+
+    @property
+    def bands(self) -> int:
+        return len(self.band_index)
+
+    def read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def read_all(self) -> np.ndarray:
+        return self.read(0, 0, self.info.height, self.info.width)
+
+    def close(self) -> None:
+        """Release the file."""
+
+    def __enter__(self) -> RasterReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _corrupt(self, e: Exception, row: int, col: int) -> ImageError:
+        return ImageError(self.info.path, f"cannot be decoded at window (row {row}, column "
+                                          f"{col}): truncated or corrupt "
+                                          f"({type(e).__name__}: {e})")
+
+
+class _RasterioReader(RasterReader):
+    def __init__(self, dataset: Any, info: RasterInfo, band_index: Sequence[int]) -> None:
+        super().__init__(info, band_index)
+        self._ds = dataset
+
+    def read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
+        from rasterio.windows import Window
+
+        try:
+            a = self._ds.read([i + 1 for i in self.band_index],
+                              window=Window(col, row, width, height))
+        except MemoryError:
+            raise
+        except Exception as e:  # noqa: BLE001 - GDAL's errors on bad data come in many kinds
+            raise self._corrupt(e, row, col) from None
+        return _as_raster(np.moveaxis(a, 0, -1))
+
+    def close(self) -> None:
+        self._ds.close()
+
+
+class _ArrayReader(RasterReader):
+    """A raster decoded whole (PNG/JPEG) or memory-mapped (an uncompressed TIFF)."""
+
+    def __init__(self, array: np.ndarray, info: RasterInfo, band_index: Sequence[int]) -> None:
+        super().__init__(info, band_index)
+        self._array = array  # H×W×N_file
+
+    def read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
+        try:
+            window = self._array[row:row + height, col:col + width]
+            return _as_raster(window[..., list(self.band_index)])
+        except MemoryError:
+            raise
+        except Exception as e:  # noqa: BLE001 - tifffile's codecs raise many kinds
+            raise self._corrupt(e, row, col) from None
+
+
+def _check_size(where: str, height: int, width: int, max_pixels: int | None) -> None:
+    if max_pixels is not None and height * width > max_pixels:
+        raise ImageTooLargeError(where, f"{width}×{height} = {height * width} pixels is more "
+                                        f"than the limit of {max_pixels} (a decompression "
+                                        f"bomb? read it by windows: fcnseg predict does)")
+
+
+def _select_bands(where: str, have: int, names: tuple[str, ...] | None,
+                  wanted: Sequence[str] | None) -> list[int]:
+    if wanted is None:
+        return list(range(have))
+    wanted = [str(b) for b in wanted]
+    if names is not None and all(names):
+        lower = [n.lower() for n in names]
+        missing = [b for b in wanted if b.lower() not in lower]
+        if missing:
+            raise ImageError(where, f"has no band named {missing[0]!r} (its bands: "
+                                    f"{', '.join(names)}; declared: {', '.join(wanted)})")
+        return [lower.index(b.lower()) for b in wanted]
+    if have != len(wanted):
+        raise ImageError(where, f"has {have} band(s) but {len(wanted)} are declared "
+                                f"({', '.join(wanted)})")
+    return list(range(have))
+
+
+def _open_rasterio(rasterio: Any, path: Path, where: str) -> Any:
+    try:
+        with warnings.catch_warnings():  # a plain TIFF is read as pixels, not an error
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            return rasterio.open(path)
+    except Exception as e:  # noqa: BLE001 - RasterioIOError and GDAL's others
+        raise ImageError(where, f"cannot be opened as a raster ({e})") from None
+
+
+def _rasterio_info(ds: Any, where: str) -> RasterInfo:
+    names = tuple(d or "" for d in ds.descriptions)
+    georeferenced = ds.crs is not None or not ds.transform.is_identity
+    return RasterInfo(
+        path=where, height=ds.height, width=ds.width, bands=ds.count,
+        dtype=np.dtype(ds.dtypes[0]), band_names=names if any(names) else None,
+        crs=ds.crs if georeferenced else None, transform=ds.transform if georeferenced else None,
+        nodata=None if ds.nodata is None else float(ds.nodata))
+
+
+def _tifffile_array(path: Path, where: str) -> np.ndarray:
+    """The first image of a TIFF as an H×W×N array: memory-mapped when stored uncompressed
+    and contiguous (windows then read only their bytes), else decoded whole."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            shape, axes = series.shape, series.axes
+    except Exception as e:  # noqa: BLE001 - tifffile raises many kinds on a bad header
+        raise ImageError(where, f"cannot be opened as a TIFF, corrupt header "
+                                f"({type(e).__name__}: {e})") from None
+    if len(shape) not in (2, 3) or (len(shape) == 3 and axes[0] not in "SCQ"
+                                    and axes[-1] not in "SCQ"):
+        raise ImageError(where, f"a TIFF of axes {axes} and shape {shape}: expected one image "
+                                f"of H×W, H×W×bands or bands×H×W")
+    try:
+        try:
+            a = tifffile.memmap(path, mode="r")
+        except ValueError:  # compressed or not contiguous: decode it
+            a = tifffile.imread(path, key=0)
+    except MemoryError:
+        raise
+    except Exception as e:  # noqa: BLE001 - tifffile's codecs raise many kinds
+        raise ImageError(where, f"cannot be decoded, truncated or corrupt "
+                                f"({type(e).__name__}: {e})") from None
+    if a.ndim == 3 and axes[0] in "SCQ" and axes[-1] not in "SCQ":
+        a = np.moveaxis(a, 0, -1)  # planar configuration: bands first
+    return a if a.ndim == 3 else a[..., None]
+
+
+def _pillow_array(path: Path, where: str, max_pixels: int | None) -> np.ndarray:
+    img = open_upright(path, name=where, max_pixels=max_pixels)
+    if img.mode in ("L", "I;16", "I;16B", "I;16L", "I;16N", "F", "I", "1"):
+        a = np.asarray(img)
+        if img.mode.startswith("I;16"):
+            a = a.astype(np.uint16)
+        return a[..., None]
+    from fcnseg.data.images import pil_to_rgb
+
+    return pil_to_rgb(img, where)  # colour (palette, alpha, CMYK) as the image reader reads it
+
+
+def open_raster(path: PathLike, *, bands: Sequence[str] | None = None,
+                max_pixels: int | None = None) -> RasterReader:
+    """A window reader of the raster at ``path`` (see the module doc).
+
+    Args:
+        path: the raster file.
+        bands: band names to select (None: every band in file order).
+        max_pixels: refuse rasters with more pixels than this (None: any size; windows are
+            read one at a time). PNG/JPEG are decoded whole, so their limit is the image
+            reader's default when None.
+
+    Raises:
+        ImageError: missing, unreadable or corrupt, or without the bands asked for.
+    """
+    p = Path(path)
+    where = str(path)
+    if not p.is_file():
+        raise ImageError(where, "no such file" if not p.exists() else "not a file")
+    head = _head(p)
+    rasterio = _rasterio()
+    is_tiff = head.startswith(_TIFF_MAGIC)
+    gdal_format = next((name for magic, name in _GDAL_MAGIC if head.startswith(magic)), None)
+    if rasterio is not None and (is_tiff or gdal_format is not None):
+        return _rasterio_reader(rasterio, p, where, bands, max_pixels)
+    if gdal_format is not None:
+        raise ImageError(where, f"a {gdal_format} file: reading it needs rasterio "
+                                f"(pip install 'fcnseg[geo]')")
+    if is_tiff:
+        array = _tifffile_array(p, where)
+    else:
+        limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
+        try:
+            array = _pillow_array(p, where, limit)
+        except ImageError as e:
+            if e.problem == image_format_problem(head) and rasterio is not None:
+                return _rasterio_reader(rasterio, p, where, bands, max_pixels)
+            raise
+    h, w = array.shape[:2]
+    _check_size(where, h, w, max_pixels)
+    info = RasterInfo(path=where, height=h, width=w, bands=array.shape[2],
+                      dtype=raster_dtype(array.dtype))
+    return _ArrayReader(array, info, _select_bands(where, info.bands, None, bands))
+
+
+def _rasterio_reader(rasterio: Any, path: Path, where: str, bands: Sequence[str] | None,
+                max_pixels: int | None) -> RasterReader:
+    ds = _open_rasterio(rasterio, path, where)
+    try:
+        info = _rasterio_info(ds, where)
+        _check_size(where, info.height, info.width, max_pixels)
+        index = _select_bands(where, info.bands, info.band_names, bands)
+    except BaseException:
+        ds.close()
+        raise
+    return _RasterioReader(ds, info, index)
+
+
+def raster_info(path: PathLike) -> RasterInfo:
+    """The header of the raster at ``path`` (nothing decoded for TIFF and GDAL formats)."""
+    with open_raster(path) as r:
+        return r.info
+
+
+def read_raster(path: PathLike, *, bands: Sequence[str] | None = None,
+                max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read a whole raster as an H×W×N array in uint8, uint16 or float32 (the module doc).
+
+    Raises:
+        ImageError: missing, unreadable, corrupt, without the bands asked for, or (an
+            :class:`~fcnseg.data.images.ImageTooLargeError`) above ``max_pixels``.
+    """
+    with open_raster(path, bands=bands, max_pixels=max_pixels) as r:
+        return r.read_all()
+
+
+def grid_problem(image: RasterInfo, label: RasterInfo) -> str | None:
+    """Why a label raster does not lie on its image's pixel grid (None when it does): another
+    size, or, where both are georeferenced, another CRS or geotransform."""
+    if (image.height, image.width) != (label.height, label.width):
+        return (f"label raster is {label.width}×{label.height} but its image "
+                f"{Path(image.path).name} is {image.width}×{image.height} (W×H)")
+    if image.transform is None or label.transform is None:
+        return None
+    if image.crs != label.crs:
+        return f"label raster's CRS {label.crs} differs from its image's {image.crs}"
+    if not image.transform.almost_equals(label.transform):
+        return (f"label raster's geotransform {tuple(label.transform)[:6]} differs from its "
+                f"image's {tuple(image.transform)[:6]}: they are not on one pixel grid")
+    return None
+
+
+def nodata_mask(image: np.ndarray, nodata: float | None) -> np.ndarray | None:
+    """H×W bool of the pixels without data: every band equal to ``nodata``, or any band NaN
+    (None when there are none, the common case, so callers skip the masking)."""
+    missing = None
+    if nodata is not None:
+        missing = np.all(image == np.asarray(nodata, dtype=image.dtype), axis=-1)
+    if image.dtype.kind == "f":
+        nan = np.isnan(image).any(axis=-1)
+        missing = nan if missing is None else missing | nan
+    return missing if missing is not None and missing.any() else None

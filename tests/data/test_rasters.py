@@ -1,0 +1,161 @@
+"""Multi-band rasters of any bit depth: reading, band selection, folder datasets, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+import yaml
+from PIL import Image
+
+from fcnseg.data import FolderSegmentation
+from fcnseg.data.errors import DataError
+from fcnseg.data.images import ImageError
+from fcnseg.data.rasters import open_raster, raster_info, read_raster
+
+rasterio = pytest.importorskip("rasterio")
+from rasterio.transform import Affine  # noqa: E402
+
+
+def from_origin(west: float, north: float, xsize: float, ysize: float) -> Affine:
+    return Affine(xsize, 0.0, west, 0.0, -ysize, north)
+
+
+BANDS = ["red", "green", "blue", "nir", "swir1"]
+
+
+def write_geotiff(path, array, *, names=None, transform=None, crs="EPSG:32633", nodata=None):
+    """An H×W×N array as a GeoTIFF (bands described by ``names``)."""
+    h, w, n = array.shape
+    with rasterio.open(path, "w", driver="GTiff", height=h, width=w, count=n,
+                       dtype=array.dtype, crs=crs, nodata=nodata,
+                       transform=transform or from_origin(500000.0, 4000000.0, 10.0, 10.0)) as ds:
+        ds.write(np.moveaxis(array, -1, 0))
+        for i, name in enumerate(names or []):
+            ds.set_band_description(i + 1, name)
+
+
+@pytest.fixture(params=["rasterio", "tifffile"])
+def tiff_reader(request, monkeypatch):
+    """Plain TIFFs read through rasterio (when installed) and through tifffile (without it)."""
+    if request.param == "tifffile":
+        monkeypatch.setattr("fcnseg.data.rasters._rasterio", lambda: None)
+    return request.param
+
+
+def uint16_scene(h=8, w=10, n=5, seed=0):
+    return np.random.default_rng(seed).integers(0, 65535, (h, w, n), dtype=np.uint16)
+
+
+def test_plain_tiff_keeps_its_bands_and_16_bits(tmp_path, tiff_reader):
+    a = uint16_scene()
+    tifffile.imwrite(tmp_path / "x.tif", a, photometric="minisblack", planarconfig="contig")
+    out = read_raster(tmp_path / "x.tif")
+    assert out.dtype == np.uint16 and out.shape == (8, 10, 5)
+    np.testing.assert_array_equal(out, a)
+
+
+def test_planar_float64_tiff_is_float32_height_width_bands(tmp_path, tiff_reader):
+    a = np.random.default_rng(1).random((4, 6, 7))
+    tifffile.imwrite(tmp_path / "x.tif", a, photometric="minisblack", planarconfig="separate")
+    out = read_raster(tmp_path / "x.tif")
+    assert out.dtype == np.float32 and out.shape == (6, 7, 4)
+    np.testing.assert_allclose(out, np.moveaxis(a, 0, -1).astype(np.float32))
+
+
+def test_png_keeps_grey_and_16_bit_as_one_band(tmp_path):
+    grey = np.arange(12, dtype=np.uint16).reshape(3, 4) * 5000
+    Image.fromarray(grey).save(tmp_path / "d.png")
+    out = read_raster(tmp_path / "d.png")
+    assert out.dtype == np.uint16 and out.shape == (3, 4, 1)
+    np.testing.assert_array_equal(out[..., 0], grey)
+
+
+def test_geotiff_bands_chosen_by_name_in_the_declared_order(tmp_path):
+    a = uint16_scene()
+    write_geotiff(tmp_path / "g.tif", a, names=BANDS)
+    out = read_raster(tmp_path / "g.tif", bands=["nir", "red"])
+    np.testing.assert_array_equal(out, a[..., [3, 0]])
+    info = raster_info(tmp_path / "g.tif")
+    assert info.crs.to_epsg() == 32633 and info.transform.c == 500000.0
+    assert info.band_names == tuple(BANDS)
+
+
+def test_windowed_read_decodes_only_that_window(tmp_path):
+    a = uint16_scene(40, 30)
+    write_geotiff(tmp_path / "g.tif", a)
+    with open_raster(tmp_path / "g.tif") as r:
+        np.testing.assert_array_equal(r.read(5, 7, 10, 4), a[5:15, 7:11])
+
+
+def test_raster_without_a_declared_band_is_one_line_naming_it(tmp_path):
+    write_geotiff(tmp_path / "g.tif", uint16_scene(n=3), names=["red", "green", "blue"])
+    with pytest.raises(ImageError, match=r"g\.tif: has no band named 'nir'"):
+        read_raster(tmp_path / "g.tif", bands=["red", "green", "blue", "nir"])
+
+
+def test_band_count_differing_from_the_declaration_names_the_file(tmp_path, tiff_reader):
+    tifffile.imwrite(tmp_path / "x.tif", uint16_scene(n=4), photometric="minisblack",
+                     planarconfig="contig")
+    with pytest.raises(ImageError, match=r"x\.tif: has 4 band\(s\) but 5 are declared"):
+        read_raster(tmp_path / "x.tif", bands=BANDS)
+
+
+def test_corrupt_tile_is_one_line_naming_the_file(tmp_path, tiff_reader):
+    a = uint16_scene(64, 64)
+    tifffile.imwrite(tmp_path / "c.tif", a, photometric="minisblack", tile=(16, 16),
+                     compression="zlib")
+    data = bytearray((tmp_path / "c.tif").read_bytes())
+    data[400:1400] = b"\x00" * 1000  # inside the compressed tiles
+    (tmp_path / "c.tif").write_bytes(bytes(data))
+    with pytest.raises(ImageError, match=r"c\.tif: cannot be decoded") as e:
+        read_raster(tmp_path / "c.tif")
+    assert "\n" not in str(e.value)
+
+
+def make_raster_folder(root, *, image_bands=5, names=None, mask_transform=None, config=None):
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    a = uint16_scene(n=image_bands)
+    write_geotiff(root / "images" / "s.tif", a, names=names)
+    label = (a[..., 0] > 30000).astype(np.uint8)[..., None]
+    write_geotiff(root / "masks" / "s.tif", label, transform=mask_transform)
+    cfg = {"classes": ["ground", "field"], "bands": BANDS, "rgb": ["red", "green", "blue"]}
+    (root / "dataset.yaml").write_text(yaml.safe_dump({**cfg, **(config or {})}))
+    return a, label[..., 0]
+
+
+def test_folder_dataset_reads_its_declared_bands(tmp_path):
+    a, label = make_raster_folder(tmp_path)
+    ds = FolderSegmentation(tmp_path)
+    image, lab = ds[0]
+    assert image.dtype == np.uint16 and image.shape == (8, 10, 5)
+    np.testing.assert_array_equal(image, a)
+    np.testing.assert_array_equal(lab, label)
+    assert ds.bands == tuple(BANDS) and ds.rgb_bands == ("red", "green", "blue")
+
+
+def test_folder_dataset_with_fewer_bands_than_declared_names_the_image(tmp_path):
+    make_raster_folder(tmp_path, image_bands=4)
+    with pytest.raises(DataError, match=r"s\.tif: has 4 band\(s\) but 5 are declared"):
+        FolderSegmentation(tmp_path)[0]
+
+
+def test_label_raster_on_another_grid_names_the_label(tmp_path):
+    make_raster_folder(tmp_path, mask_transform=from_origin(500010.0, 4000000.0, 10.0, 10.0))
+    with pytest.raises(DataError, match=r"masks/s\.tif: label raster's geotransform"):
+        FolderSegmentation(tmp_path)[0]
+
+
+def test_nodata_pixels_are_ignored(tmp_path):
+    a, _ = make_raster_folder(tmp_path, config={"nodata": 7})
+    a[2, 3] = 7
+    write_geotiff(tmp_path / "images" / "s.tif", a)
+    _, label = FolderSegmentation(tmp_path)[0]
+    assert label[2, 3] == 255 and (label != 255).sum() == label.size - 1
+
+
+def test_rgb_must_name_declared_bands(tmp_path):
+    make_raster_folder(tmp_path, config={"rgb": ["red", "green", "violet"]})
+    with pytest.raises(ValueError, match=r"dataset\.yaml: 'rgb' must name three"):
+        FolderSegmentation(tmp_path)

@@ -71,6 +71,7 @@ from fcnseg.models.multitask import (
     LateFusionFCN,
     early_fusion_conv1,
     init_late_fusion,
+    widen_conv1,
 )
 from fcnseg.models.resnet import ResNet, ResNetBackbone, load_resnet_weights
 from fcnseg.models.torchvision_fcn import TorchvisionFCN, load_torchvision_fcn_weights
@@ -114,6 +115,7 @@ __all__ = builders.__all__ + [
     "bilinear_kernel",
     "bilinear_upsampling",
     "early_fusion_conv1",
+    "widen_conv1",
     "edge_upsampling",
     "fcn_from_backbone",
     "fcn_from_factory",

@@ -11,6 +11,7 @@ from fcnseg.engine import load_config, train
 from fcnseg.engine.preflight import (
     EtaCheck,
     MachineFacts,
+    crop_from_sizes,
     eta_warning,
     preflight_warnings,
     sample_image_sizes,
@@ -115,3 +116,44 @@ def test_the_trainer_prints_the_eta_warning_after_the_first_logged_iterations(
     train(recipe, out=str(tmp_path / "run"))
     out = capsys.readouterr().out
     assert out.count("warning: at ") == 1 and "--recipe folder-cpu" in out
+
+
+def test_auto_crop_is_the_largest_multiple_of_32_within_most_images() -> None:
+    # A street set of 180×240 images (one odd small one): 160, not a 224 that is mostly padding.
+    sizes = [(180, 240)] * 7 + [(90, 120)]
+    assert crop_from_sizes(sizes) == (160, 180)
+    assert crop_from_sizes(sizes, upper=128) == (128, 180)
+    assert crop_from_sizes([(20, 30)]) == (32, 20)  # never below one stride-32 cell
+
+
+def test_crop_size_auto_is_chosen_from_the_training_images_and_said(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from fcnseg.conventions import TORCHVISION_RGB
+    from fcnseg.engine.setup import build_datasets
+
+    root = tmp_path / "street"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    (root / "dataset.yaml").write_text("classes: [sky, car]\n")
+    for n in range(4):
+        Image.fromarray(np.zeros((180, 240, 3), np.uint8)).save(root / "images" / f"{n}.png")
+        Image.fromarray(np.zeros((180, 240), np.uint8)).save(root / "masks" / f"{n}.png")
+    (root / "train.txt").write_text("0\n1\n2\n3\n")
+    spec = {"name": "folder", "root": str(root)}
+    config = load_config(tiny_recipe(data={"train": spec, "val": None, "crop_size": "auto",
+                                           "crop_size_max": 224}))
+    notes: list[str] = []
+    train_ds, _ = build_datasets(config, TORCHVISION_RGB, 255, notes)
+    assert config.data.crop_size == 160  # what the run folder's recipe then records
+    assert any(n.startswith("data.crop_size auto: 160") for n in notes), notes
+    image, _ = train_ds[0]
+    assert tuple(image.shape[-2:]) == (160, 160)
+
+
+def test_a_batch_larger_than_the_training_set_names_the_value_that_works(tmp_path: Path) -> None:
+    spec = write_folder_dataset(tmp_path / "two", count=2)
+    recipe = tiny_recipe(data={"train": spec, "val": None, "batch_size": 8})
+    with pytest.raises(ValueError, match="set data.batch_size=2 or less"):
+        train(load_config(recipe, out=str(tmp_path / "run")))

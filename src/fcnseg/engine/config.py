@@ -75,7 +75,12 @@ class DataConfig:
     val: dict[str, Any] | None = None
     #: Images per step on each process (the global batch is this × the number of processes).
     batch_size: int = 1
-    crop_size: int | None = None
+    #: Side of the square training crops; null = whole images; "auto" = chosen from the
+    #: training images at start-up (and said): the largest multiple of 32 not above the
+    #: shorter side of most of them, at most ``crop_size_max``.
+    crop_size: int | str | None = None
+    #: The largest crop ``crop_size: auto`` may choose (null: no bound).
+    crop_size_max: int | None = None
     scale_range: list[float] | None = None
     flip: bool = False
     jitter: bool | float = False
@@ -230,6 +235,15 @@ class TrainConfig:
         for key, value in positive:
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{key}: must be a positive integer, got {value!r}")
+        crop = self.data.crop_size
+        if crop is not None and crop != "auto" and (isinstance(crop, bool)
+                                                    or not isinstance(crop, int) or crop < 1):
+            raise ConfigError(f"data.crop_size: expected a number of pixels, auto or null, got "
+                              f"{crop!r}")
+        top = self.data.crop_size_max
+        if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 32):
+            raise ConfigError(f"data.crop_size_max: expected a number of pixels (32 or more) or "
+                              f"null, got {top!r}")
         every = self.train.progress_every
         if isinstance(every, bool) or not isinstance(every, (int, float)) or not every > 0:
             raise ConfigError(f"train.progress_every: expected seconds above 0, got {every!r}")

@@ -21,6 +21,7 @@ __all__ = [
     "ETA_LIMIT_S",
     "EtaCheck",
     "MachineFacts",
+    "crop_from_sizes",
     "eta_warning",
     "machine_facts",
     "preflight_warnings",
@@ -138,6 +139,17 @@ class EtaCheck:
         return eta_warning(self.config, self.device_type,
                            self.images_per_iteration / images_per_s,
                            self.config.train.iterations - iteration)
+
+
+def crop_from_sizes(image_sizes: Sequence[tuple[int, int]],
+                    upper: int | None = None) -> tuple[int, int]:
+    """The crop ``data.crop_size: auto`` chooses for training images of ``image_sizes``
+    (height, width): the largest multiple of 32 not above the shorter side that three in four
+    of them reach, at most ``upper`` (and at least 32); with that shorter side."""
+    sides = sorted(min(h, w) for h, w in image_sizes)
+    side = sides[len(sides) // 4]
+    crop = max(32, side // 32 * 32)
+    return (min(crop, upper) if upper else crop), side
 
 
 def sample_image_sizes(dataset: Any, limit: int = 64) -> list[tuple[int, int]]:

@@ -36,7 +36,7 @@ from fcnseg.engine.errors import FIX_DATA, BadSampleError
 from fcnseg.engine.evaluation import ShardedEvalSampler
 from fcnseg.engine.loss import LossSampler, build_class_weights, score_grid
 from fcnseg.engine.optim import build_optimizer, build_scheduler
-from fcnseg.engine.preflight import startup_warnings
+from fcnseg.engine.preflight import crop_from_sizes, sample_image_sizes, startup_warnings
 from fcnseg.engine.sampling import ResumableSampler, SeededSamples
 from fcnseg.engine.signals import ignore_stop_signals
 from fcnseg.models import build_model, init_from
@@ -306,6 +306,8 @@ def build_datasets(config: TrainConfig, convention: InputConvention, ignore_inde
     (:func:`fcnseg.data.cache.cache_decoded`); what was decided is added to ``notes``."""
     d = config.data
     train_spec = dict(d.train)
+    if d.crop_size == "auto":
+        d.crop_size = _auto_crop(config, train_spec, notes)
     train_tf = build_train_transform(
         convention, crop_size=d.crop_size,
         scale_range=tuple(d.scale_range) if d.scale_range else None,
@@ -336,6 +338,28 @@ def build_datasets(config: TrainConfig, convention: InputConvention, ignore_inde
             raise BadSampleError(f"data.val: {problems[0]}{more}; {FIX_DATA} to leave bad "
                                  f"samples out")
     return train_ds, val_ds
+
+
+def _auto_crop(config: TrainConfig, train_spec: dict[str, Any],
+               notes: list[str] | None) -> int | None:
+    """``data.crop_size: auto`` resolved from the training images' sizes (read from their
+    headers), said in ``notes``; the recipe written to the run folder then holds the number."""
+    upper = config.data.crop_size_max
+    plain = build_dataset(train_spec, split=train_spec.get("split") or "train")
+    sizes = sample_image_sizes(plain)
+    if not sizes:  # generated data: no files to measure
+        message = (f"data.crop_size auto: {upper or 'whole images'} (generated images have no "
+                   f"files to measure)")
+        crop = upper
+    else:
+        crop, side = crop_from_sizes(sizes, upper)
+        bound = f", at most data.crop_size_max={upper}" if upper else ""
+        message = (f"data.crop_size auto: {crop}, the largest multiple of 32 not above the "
+                   f"shorter side of most training images ({side} pixels or more in 3 of 4 of "
+                   f"the {len(sizes)} looked at){bound}; set data.crop_size=N to fix it")
+    if notes is not None:
+        notes.append(message)
+    return crop
 
 
 def _without_bad_samples(dataset: Any) -> Any:
@@ -434,8 +458,12 @@ def _train_loader(config: TrainConfig, info: DistInfo, train_ds: Dataset,
                                shuffle=True, rank=info.rank, world_size=info.world_size,
                                pad=True)
     if sampler.per_epoch() // batch < 1:
+        # The largest data.batch_size whose batches (scaled as images_per_batch scales them)
+        # still fit the images each process gets.
+        fits = max(1, sampler.per_epoch() * config.data.batch_size // batch)
         raise ValueError(f"data.batch_size: {batch} per process is more than the "
-                         f"{sampler.per_epoch()} training images each process gets")
+                         f"{sampler.per_epoch()} training images each process gets; set "
+                         f"data.batch_size={fits} or less (or add training images)")
     # The loader's own generator only seeds worker processes; keeping it off the global RNG
     # means creating a loader never shifts the model's random stream.
     generator = torch.Generator().manual_seed(config.seed)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from _train_helpers import tiny_recipe
+from _train_helpers import tiny_recipe, write_recipe
 
 from fcnseg.checkpoint import save_checkpoint
 from fcnseg.engine import load_config
@@ -33,6 +33,26 @@ def test_staged_init_copies_the_previous_stage_and_keeps_new_scorers_at_zero(
     assert torch.equal(stage16.score_fr.weight, stage32.score_fr.weight)
     assert not stage16.score_pool4.weight.any() and not stage16.score_pool4.bias.any()
     assert stage16.input_convention == stage32.input_convention
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_an_init_checkpoint_holding_nan_is_refused_at_load_naming_the_tensor(
+    tmp_path: Path, capsys: pytest.CaptureFixture, value: float
+) -> None:
+    from fcnseg.cli.main import main
+
+    stage32 = build_training_model(load_config(tiny_recipe(model={"arch": "fcn32s"})), 7)
+    with torch.no_grad():
+        stage32.fc7.weight[0, 0, 0, 0] = value  # as saved by a run that diverged
+    path = save_checkpoint(tmp_path / "best.pt", stage32, class_names=list("abcdefg"),
+                           palette=[[i, i, i] for i in range(7)])
+    recipe = write_recipe(tmp_path / "r.yaml", tiny_recipe(model={"arch": "fcn16s"},
+                                                           init=str(path)))
+    assert main(["train", "--recipe", str(recipe), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"init: {path}: tensor fc7.weight holds NaN or infinite values" in err
+    assert "loss is nan" not in err and "Traceback" not in err
+    assert not (tmp_path / "run" / "last.pt").exists()
 
 
 def test_upsampling_is_frozen_unless_the_recipe_trains_it() -> None:

@@ -253,6 +253,14 @@ def test_late_fusion_from_a_net_of_another_width_names_the_tensor() -> None:
         init_late_fusion(build_model("nyud_fcn32s_color_hha", **SMALL), {"color": wide})
 
 
+def test_late_fusion_from_a_net_holding_nan_names_the_tensor() -> None:
+    color = build_model("nyud_fcn32s_color", **SMALL)
+    with torch.no_grad():
+        color.fc6.bias[0] = float("nan")
+    with pytest.raises(WeightsError, match=r"the color model: tensor fc6\.bias holds NaN"):
+        init_late_fusion(build_model("nyud_fcn32s_color_hha", **SMALL), {"color": color})
+
+
 def test_optimize_reaches_both_streams_and_keeps_the_output() -> None:
     model = _randomized(build_model("nyud_fcn32s_color_hha", **SMALL))
     x = _inputs(1, 50, 44)

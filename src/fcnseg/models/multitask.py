@@ -38,7 +38,7 @@ from fcnseg.models.head import (
 )
 from fcnseg.models.identity import DescribedModel, ModelIdentity
 from fcnseg.models.vgg import VGG16Trunk
-from fcnseg.models.weights import WeightsError, read_state_dict
+from fcnseg.models.weights import NONFINITE, WeightsError, first_nonfinite, read_state_dict
 from fcnseg.pretrained.resolve import resolve_checkpoint
 
 __all__ = [
@@ -275,5 +275,7 @@ def init_late_fusion(model: LateFusionFCN, sources: Mapping[str, Any]) -> LateFu
                 if sd[src_key].shape != target.shape:
                     raise WeightsError(f"{where}: {src_key} has shape {tuple(sd[src_key].shape)}; "
                                        f"{key} needs {tuple(target.shape)}")
+                if first_nonfinite(sd, [src_key]) is not None:
+                    raise WeightsError(f"{where}: tensor {src_key} {NONFINITE}")
                 target.copy_(sd[src_key])
     return model

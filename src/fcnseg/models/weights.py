@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -315,6 +315,20 @@ def _is_trunk_key(key: str) -> bool:
     return not key.split(".", 1)[0].startswith(_HEAD_PREFIXES)
 
 
+#: Why a tensor holding NaN or infinity is refused as a starting point.
+NONFINITE = ("holds NaN or infinite values (saved from a run that diverged?); training from it "
+             "would give a NaN loss at once")
+
+
+def first_nonfinite(sd: Mapping[str, torch.Tensor], keys: Iterable[str]) -> str | None:
+    """The first of ``keys`` whose floating-point tensor in ``sd`` holds NaN or infinity."""
+    for key in keys:
+        t = sd[key]
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            return key
+    return None
+
+
 def init_from(
     model: nn.Module,
     source: nn.Module | Mapping[str, torch.Tensor] | PathLike,
@@ -368,6 +382,9 @@ def init_from(
             f"source keys {_listing(sorted(sd))}. Initialise from a checkpoint of the same "
             f"backbone and width."
         )
+    bad = first_nonfinite(sd, report.copied)
+    if bad is not None:
+        raise WeightsError(f"init: {what}: tensor {bad} {NONFINITE}")
     if isinstance(source, nn.Module) and hasattr(source, "input_convention"):
         model.input_convention = source.input_convention
     model.load_state_dict({k: sd[k] for k in report.copied}, strict=False)

@@ -8,6 +8,7 @@ a block that cannot run here at all. The docs also speak of the project, never o
 
 from __future__ import annotations
 
+import json
 import re
 import textwrap
 from collections.abc import Callable
@@ -287,6 +288,34 @@ def siftflow(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
                                          "test": ["coast_bea1"]})
 
 
+def labelling_loop(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """photos/: ten generated 64×64 scenes, the first six with labelme files (as labelme
+    writes them; p4 falls in the val split) and labels.txt; training recipes run a few small
+    iterations."""
+    import fcnseg.engine
+    from fcnseg.data.annotations.export import labelme_document
+
+    scenes = SyntheticSegmentation(10, 64, seed=5)
+    (cwd / "photos").mkdir()
+    for k in range(len(scenes)):
+        image, label = scenes[k]
+        Image.fromarray(np.asarray(image)).save(cwd / "photos" / f"p{k}.png")
+        if k < 6:
+            doc = labelme_document(np.asarray(label, np.uint8), scenes.classes, f"p{k}.png")
+            (cwd / "photos" / f"p{k}.json").write_text(json.dumps(doc), encoding="utf-8")
+    (cwd / "labels.txt").write_text("\n".join(["__ignore__", "_background_",
+                                               *scenes.classes[1:]]) + "\n")
+    full = fcnseg.engine.load_config
+    quick = ["train.iterations=2", "train.eval_every=2", "train.checkpoint_every=2",
+             "train.log_every=1", "data.crop_size=48", "data.batch_size=2",
+             "data.num_workers=0", "device=cpu", "schedule.warmup_iters=1"]
+
+    def short(recipe, overrides=(), **fields):
+        return full(recipe, [*overrides, *quick], **fields)
+
+    monkeypatch.setattr(fcnseg.engine, "load_config", short)
+
+
 STAND_INS: dict[str, Callable[[Path, pytest.MonkeyPatch], None]] = {
     "tiny-models": tiny_models,
     "pretrained-cache": pretrained_cache,
@@ -304,6 +333,7 @@ STAND_INS: dict[str, Callable[[Path, pytest.MonkeyPatch], None]] = {
     "pascal-context": pascal_context,
     "nyud": nyud,
     "siftflow": siftflow,
+    "labelling-loop": labelling_loop,
 }
 
 

@@ -215,3 +215,31 @@ def test_labelme_folder_is_a_dataset(src: Path, tmp_path: Path) -> None:
     image, label = ds[0]
     assert image.shape == (40, 60, 3) and label.dtype == np.int64
     assert ds.classes == ("_background_", "cat") and label[5, 5] == 1 and label[20, 20] == 0
+
+
+def test_importing_more_keeps_the_classes_and_lists_every_image(src: Path,
+                                                                tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    write_labelme(src, "a", [shape("dog", [[0, 0], [9, 9]], "rectangle")])
+    import_annotations("labelme", src, out)
+    more = tmp_path / "more"
+    more.mkdir()
+    write_labelme(more, "b", [shape("cat", [[0, 0], [9, 9]], "rectangle"),
+                              shape("dog", [[20, 0], [29, 9]], "rectangle")])
+    report = import_annotations("labelme", more, out)
+    assert report.classes == ["_background_", "dog", "cat"]
+    assert read_mask(out, "a")[5, 5] == 1 and read_mask(out, "b")[5, 25] == 1
+    listed = (out / "train.txt").read_text().split() + (out / "val.txt").read_text().split()
+    assert sorted(listed) == ["a", "b"]
+
+
+def test_files_written_by_predict_are_not_images_to_annotate(src: Path,
+                                                             tmp_path: Path) -> None:
+    from fcnseg.data.annotations.labelme import PREDICT_MANIFEST
+    from fcnseg.inference.files import MANIFEST_NAME
+
+    assert PREDICT_MANIFEST == MANIFEST_NAME
+    write_labelme(src, "a", [shape("dog", [[0, 0], [9, 9]], "rectangle")])
+    Image.new("P", (4, 4)).save(src / "a_label.png")
+    (src / MANIFEST_NAME).write_text("a_label.png\n")
+    assert import_annotations("labelme", src, tmp_path / "out").unannotated == []

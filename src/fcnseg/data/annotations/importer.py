@@ -88,12 +88,23 @@ class ImportReport:
     classes: list[str] = field(default_factory=list)
 
 
-def label_set_for(found: Annotations, options: ImportOptions) -> LabelSet:
-    """The labels file's classes, or those found (the tool's order, else sorted)."""
+def label_set_for(found: Annotations, options: ImportOptions,
+                  existing: list[str] | None = None) -> LabelSet:
+    """The labels file's classes, or those found (the tool's order, else sorted); after the
+    ``existing`` classes of a dataset imported into before, which keep their indices."""
     if options.labels is not None:
-        return LabelSet.from_file(options.labels, ignore_index=options.ignore_index,
-                                  fixed=not options.add_unknown)
+        labels = LabelSet.from_file(options.labels, ignore_index=options.ignore_index,
+                                    fixed=not options.add_unknown)
+        if existing and labels.classes[:len(existing)] != existing:
+            raise ValueError(f"{options.labels}: its classes {labels.classes} do not start "
+                             f"with the classes {existing} of the dataset imported into before")
+        return labels
     labels = [s.label for item in found.items for s in item.shapes]
+    if existing:
+        grown = LabelSet(["__ignore__", *existing], ignore_index=options.ignore_index)
+        for name in [*found.classes, *sorted(set(labels) - set(found.classes))]:
+            grown.add(name)
+        return grown
     first = [c for c in found.classes if c not in ("_background_", "__ignore__")]
     if "_background_" in found.classes or not first or first[0].lower() not in (
             "background", "bg", "void"):
@@ -153,17 +164,25 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
                        report: Callable[[str], None] | None = None) -> ImportReport:
     """Read ``src`` (format ``fmt``) and write the folder dataset ``out``.
 
+    Importing into a folder imported into before adds (or replaces, by name) its images and
+    masks; its classes keep their indices, new labels come after them.
+
     Images that cannot be imported (missing picture, a refused label, a malformed file) are
     left out, each with one line in ``errors``; shapes that cannot be drawn are skipped with a
     line in ``warnings``. ``report`` receives each line as it is found.
     """
     say = report or (lambda line: None)
     found = read_annotations(fmt, src, options.images)
-    labels = label_set_for(found, options)
+    out = Path(out)
+    existing = None
+    if (out / "dataset.yaml").is_file():  # importing more into a dataset: its classes stay
+        from fcnseg.data.folder import load_folder_config
+
+        existing = list(load_folder_config(out / "dataset.yaml").get("classes", ())) or None
+    labels = label_set_for(found, options, existing)
     result = ImportReport(warnings=list(found.problems))
     for line in found.problems:
         say(f"warning: {line}")
-    out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(exist_ok=True)
     palette = palette_for(256, options.ignore_index)
@@ -220,7 +239,8 @@ def _import_one(item: AnnotatedImage, labels: LabelSet, options: ImportOptions, 
 
 
 def _write_lists(out: Path, result: ImportReport, options: ImportOptions) -> None:
-    names = sorted(result.written)
+    # Every mask in the folder, those of earlier imports included: a name stays in its split.
+    names = sorted(p.stem for p in (out / "masks").glob("*.png"))
     for split in ("train", "val"):
         chosen = [n for n in names if _split_of(n, options.val_fraction) == split]
         (out / f"{split}.txt").write_text("".join(f"{n}\n" for n in chosen), encoding="utf-8")

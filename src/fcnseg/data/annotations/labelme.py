@@ -101,6 +101,19 @@ def read_labelme_file(path: Path, name: str) -> AnnotatedImage:
     return item
 
 
+#: The list of files ``fcnseg predict`` wrote into a folder (its label maps and pictures are
+#: no images to annotate); the name is that of :data:`fcnseg.inference.files.MANIFEST_NAME`.
+PREDICT_MANIFEST = ".fcnseg-outputs.txt"
+
+
+def _predict_outputs(folder: Path) -> set[Path]:
+    try:
+        text = (folder / PREDICT_MANIFEST).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return set()
+    return {(folder / line).resolve() for line in text.splitlines() if line}
+
+
 def read_labelme(src: Path) -> Annotations:
     """Every labelme JSON file under ``src`` (a folder, searched recursively, or one file),
     and the images under ``src`` that no JSON file annotates."""
@@ -109,6 +122,7 @@ def read_labelme(src: Path) -> Annotations:
         return Annotations([read_labelme_file(src, src.stem)])
     if not src.is_dir():
         raise FileNotFoundError(f"{src}: no such folder or file")
+    written = _predict_outputs(src)
     files = sorted(p for p in src.rglob("*.json") if not p.name.startswith("."))
     items = []
     for p in files:
@@ -121,5 +135,6 @@ def read_labelme(src: Path) -> Annotations:
         used.add(item.source.with_suffix("").resolve())
     unannotated = [p for p in sorted(src.rglob("*"))
                    if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-                   and p.resolve() not in used and p.with_suffix("").resolve() not in used]
+                   and p.resolve() not in used and p.with_suffix("").resolve() not in used
+                   and p.resolve() not in written]
     return Annotations(items, unannotated)

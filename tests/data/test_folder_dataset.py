@@ -89,5 +89,6 @@ def test_missing_classes_and_bad_yaml_fields_are_named(tmp_path):
     (tmp_path / "dataset.yaml").write_text("classes: [a, b]\ncolors: [[0, 0, 0]]\n")
     with pytest.raises(ValueError, match="'colors' has 1 entries for 2 classes"):
         FolderSegmentation(tmp_path)
+    (tmp_path / "train.txt").write_text("a\n")  # with some list, a missing one is an error
     with pytest.raises(ValueError, match="no list for split 'val'"):
         FolderSegmentation(tmp_path, "val", classes=["a"])

@@ -36,6 +36,9 @@ class SegmentationDataset(Dataset):
     """
 
     classes: tuple[str, ...] = ()
+    #: The class declared to be background (dataset.yaml ``background:``), None when none is
+    #: declared (then a class named background, void or unlabeled is, case ignored).
+    background_class: str | None = None
     ignore_index: int = 255
     ids: Sequence[str] = ()
     #: Label maps of a multi-head dataset: ``{head: class names}``; None for one label map.

@@ -129,8 +129,14 @@ def build_dataset(
         options = {k: spec[k] for k in _ANNOTATION_OPTIONS - {"split"} if spec.get(k) is not None}
         return AnnotationDataset(name.replace("_", "-"), spec["root"], split=split,
                                  transform=transform, **options)
+    layout = {k: spec[k] for k in _FOLDER_LAYOUT if spec.get(k) is not None}
     return FolderSegmentation(spec["root"], split=split, transform=transform,
-                              config=_field(spec, "config"))
+                              config=_field(spec, "config"), **layout)
+
+
+#: Folder dataset fields a spec (``--set data.train.images=JPEGImages``) may give beside
+#: dataset.yaml's: where the images and masks are and how their names end.
+_FOLDER_LAYOUT = ("images", "masks", "image_suffix", "mask_suffix")
 
 
 _OPTIONAL: dict[str, set[str]] = {
@@ -138,7 +144,7 @@ _OPTIONAL: dict[str, set[str]] = {
     "voc": {"year", "split"},
     "sbd": {"split"},
     "seg11valid": {"split", "cache_dir"},
-    "folder": {"split", "config"},
+    "folder": {"split", "config", *_FOLDER_LAYOUT},
     "pascal_context": {"split", "context_dir"},
     "nyud": {"split", "modalities"},
     "siftflow": {"split"},

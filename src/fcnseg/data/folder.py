@@ -17,6 +17,10 @@ Layout::
     ignore_color: [255, 255, 255]      # optional: RGB colour of ignored pixels
     palette: [[0, 0, 0], [128, 64, 128], [0, 0, 142]]  # optional display colours
     splits: {train: lists/train.txt}   # optional split list paths, relative to root
+    images: JPEGImages                 # optional: the image sub-folder (default images)
+    masks: SegmentationClass           # optional: the mask sub-folder (default masks)
+    image_suffix: _leftImg8bit.png     # optional: what follows the id in image file names
+    mask_suffix: _gtFine_labelIds.png  # optional: what follows the id in mask file names
     bands: [red, green, blue, nir, swir1]   # optional: multi-band images (TIFF, GeoTIFF, ...)
     rgb: [red, green, blue]            # optional: the bands pictures are drawn from
     nodata: 0                          # optional: image value of pixels without data
@@ -43,7 +47,7 @@ from fcnseg.data.base import FileSegmentationDataset, Transform
 from fcnseg.data.errors import DataError
 from fcnseg.data.images import ImageError
 from fcnseg.data.io import read_label
-from fcnseg.data.layout import read_split_list, read_utf8
+from fcnseg.data.layout import read_split_list, read_utf8, say_once
 from fcnseg.data.palette import palette_for
 from fcnseg.data.rasters import grid_problem, nodata_mask, open_raster, raster_info
 from fcnseg.utils.typing import PathLike
@@ -61,7 +65,8 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff", ".gif")
 RASTER_EXTENSIONS = (*IMAGE_EXTENSIONS, ".jp2")
 _CONFIG_KEYS = {"classes", "ignore_index", "remap", "colors", "ignore_color", "palette", "splits",
-                "bands", "rgb", "nodata"}
+                "bands", "rgb", "nodata", "images", "masks", "image_suffix", "mask_suffix",
+                "background"}
 
 
 def load_folder_config(path: PathLike) -> dict[str, Any]:
@@ -191,6 +196,28 @@ def _nodata(value: Any, where: str) -> float:
     return float(value)
 
 
+def _sub_folder(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip() or Path(value).is_absolute() \
+            or ".." in Path(value).parts:
+        raise ValueError(f"{where}: expected a sub-folder of the dataset folder, e.g. "
+                         f"JPEGImages; got {value!r}")
+    return value
+
+
+def _suffix(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value or "/" in value:
+        raise ValueError(f"{where}: expected the end of the file names after the id, e.g. .jpg "
+                         f"or _mask.png; got {value!r}")
+    return value
+
+
+def _background(value: Any, where: str) -> str:
+    if not isinstance(value, str) and not _is_int(value):
+        raise ValueError(f"{where}: expected the name of the class that is background, got "
+                         f"{value!r}")
+    return str(value)
+
+
 _FIELDS: dict[str, Callable[[Any, str], Any]] = {
     "classes": _class_names,
     "ignore_index": _mask_value,
@@ -202,6 +229,11 @@ _FIELDS: dict[str, Callable[[Any, str], Any]] = {
     "bands": _band_names,
     "rgb": _band_names,
     "nodata": _nodata,
+    "images": _sub_folder,
+    "masks": _sub_folder,
+    "image_suffix": _suffix,
+    "mask_suffix": _suffix,
+    "background": _background,
 }
 
 
@@ -217,7 +249,11 @@ class FolderSegmentation(FileSegmentationDataset):
         transform: optional joint transform.
         config: path of the YAML file (default ``root/dataset.yaml``; optional if ``classes``
             is given).
-        classes, ignore_index, remap, colors, ignore_color, palette: as in ``dataset.yaml``.
+        classes, ignore_index, remap, colors, ignore_color, palette, images, masks,
+            image_suffix, mask_suffix, background: as in ``dataset.yaml``.
+
+    Without any split list (no ``<split>.txt``, ``splits/`` or ``splits:``), every image with
+    a mask is used, for any split, and that is said once.
     """
 
     def __init__(
@@ -233,27 +269,45 @@ class FolderSegmentation(FileSegmentationDataset):
         colors: Sequence[Sequence[int]] | None = None,
         ignore_color: Sequence[int] | None = None,
         palette: Sequence[Sequence[int]] | None = None,
+        images: str | None = None,
+        masks: str | None = None,
+        image_suffix: str | None = None,
+        mask_suffix: str | None = None,
+        background: str | None = None,
     ) -> None:
         super().__init__(transform)
         self.root = Path(root).expanduser()
-        self.image_dir, self.mask_dir = self.root / "images", self.root / "masks"
-        for d in (self.image_dir, self.mask_dir):
-            if not d.is_dir():
-                raise FileNotFoundError(f"{d} not found: a folder dataset needs images/ and masks/")
         cfg_path = Path(config) if config is not None else self.root / "dataset.yaml"
         if config is not None and not cfg_path.is_file():
             raise FileNotFoundError(f"dataset config {cfg_path} not found")
         cfg = load_folder_config(cfg_path) if cfg_path.is_file() else {}
         where = str(cfg_path)
         overrides = {"classes": classes, "ignore_index": ignore_index, "remap": remap,
-                     "colors": colors, "ignore_color": ignore_color, "palette": palette}
+                     "colors": colors, "ignore_color": ignore_color, "palette": palette,
+                     "images": images, "masks": masks, "image_suffix": image_suffix,
+                     "mask_suffix": mask_suffix, "background": background}
         cfg.update(check_folder_fields(overrides, f"{type(self).__name__} argument"))
+        self.image_dir = self.root / cfg.get("images", "images")
+        self.mask_dir = self.root / cfg.get("masks", "masks")
+        for d, key in ((self.image_dir, "images"), (self.mask_dir, "masks")):
+            if not d.is_dir():
+                raise FileNotFoundError(
+                    f"{d} not found: a folder dataset needs an image and a mask folder "
+                    f"({self.image_dir.name}/ and {self.mask_dir.name}/; name others with "
+                    f"'{key}:' in dataset.yaml, e.g. images: JPEGImages, masks: "
+                    f"SegmentationClass)")
+        self.image_suffix, self.mask_suffix = cfg.get("image_suffix"), cfg.get("mask_suffix")
 
         if "classes" not in cfg:
             raise ValueError(
                 f"{where}: 'classes' is required: a list of class names (class k = k-th name)"
             )
         self.classes = cfg["classes"]
+        if "background" in cfg:
+            if cfg["background"] not in self.classes:
+                raise ValueError(f"{where}: background: {cfg['background']!r} is none of the "
+                                 f"classes {list(self.classes)}")
+            self.background_class: str | None = cfg["background"]
         self.ignore_index = cfg.get("ignore_index", 255)
         self.remap = cfg.get("remap", {})
         self.colors = cfg.get("colors")
@@ -282,18 +336,38 @@ class FolderSegmentation(FileSegmentationDataset):
         self.split = split
         # The split list is read first, so that a name in it that is not UTF-8 is reported
         # against the list rather than as a stray file.
-        split_ids = (None if split is None
-                     else read_split_list(self._split_path(split, cfg.get("splits", {}), where)))
+        splits = cfg.get("splits", {})
+        split_ids = (None if split is None or not self._has_split_lists(splits)
+                     else read_split_list(self._split_path(split, splits, where)))
         self._images = self._index(self.image_dir,
-                                   IMAGE_EXTENSIONS if self.bands is None else RASTER_EXTENSIONS)
-        self._masks = self._index(self.mask_dir, MASK_EXTENSIONS)
+                                   IMAGE_EXTENSIONS if self.bands is None else RASTER_EXTENSIONS,
+                                   self.image_suffix)
+        self._masks = self._index(self.mask_dir, MASK_EXTENSIONS, self.mask_suffix)
+        if split_ids is None and split is not None:
+            split_ids = sorted(set(self._images) & set(self._masks))
+            say_once(f"{self.root} has no split lists (train.txt, val.txt, splits/ or 'splits' "
+                     f"in dataset.yaml): every one of its {len(split_ids)} images with a mask "
+                     f"is used, for training and validation alike")
         self.ids = sorted(self._images) if split_ids is None else split_ids
 
+    def _has_split_lists(self, splits: Mapping[str, str]) -> bool:
+        """Whether the dataset has any split list (then a split without one is an error)."""
+        return bool(splits) or (self.root / "splits").is_dir() or any(
+            (self.root / f"{name}.txt").is_file() for name in ("train", "val", "test", "trainval"))
+
     @staticmethod
-    def _index(folder: Path, extensions: Sequence[str]) -> dict[str, Path]:
+    def _index(folder: Path, extensions: Sequence[str],
+               suffix: str | None = None) -> dict[str, Path]:
+        """The files of ``folder`` by id: the name less ``suffix`` when given, else the stem
+        of each file with one of ``extensions``."""
         found: dict[str, Path] = {}
         for p in sorted(folder.iterdir()):
-            if p.suffix.lower() not in extensions or p.name.startswith("."):
+            if p.name.startswith("."):
+                continue
+            if suffix is not None:
+                if not p.name.endswith(suffix) or p.name == suffix:
+                    continue
+            elif p.suffix.lower() not in extensions:
                 continue
             try:
                 p.name.encode("utf-8")
@@ -301,10 +375,11 @@ class FolderSegmentation(FileSegmentationDataset):
                 raise ValueError(
                     f"{folder}: file name {os.fsencode(p.name)!r} is not UTF-8: rename it"
                 ) from None
-            if p.stem in found:
-                raise ValueError(f"{folder}: two files with stem {p.stem!r}: "
-                                 f"{found[p.stem].name} and {p.name}")
-            found[p.stem] = p
+            key = p.name[: -len(suffix)] if suffix is not None else p.stem
+            if key in found:
+                raise ValueError(f"{folder}: two files with stem {key!r}: "
+                                 f"{found[key].name} and {p.name}")
+            found[key] = p
         return found
 
     def _split_path(self, split: str, splits: Mapping[str, str], where: str) -> Path:
@@ -320,11 +395,11 @@ class FolderSegmentation(FileSegmentationDataset):
 
     def image_path(self, index: int) -> Path:
         stem = self.ids[index]
-        return self._images.get(stem, self.image_dir / f"{stem}.jpg")
+        return self._images.get(stem, self.image_dir / f"{stem}{self.image_suffix or '.jpg'}")
 
     def label_path(self, index: int) -> Path:
         stem = self.ids[index]
-        return self._masks.get(stem, self.mask_dir / f"{stem}.png")
+        return self._masks.get(stem, self.mask_dir / f"{stem}{self.mask_suffix or '.png'}")
 
     def read_label(self, index: int) -> np.ndarray:
         return read_label(

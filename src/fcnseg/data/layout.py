@@ -3,12 +3,24 @@ split lists (one image id a line), with errors that name the places looked in an
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from fcnseg.utils.typing import PathLike
 
-__all__ = ["find_dataset_dir", "read_split", "read_split_list", "read_utf8"]
+__all__ = ["find_dataset_dir", "read_split", "read_split_list", "read_utf8", "say_once"]
+
+log = logging.getLogger("fcnseg.data")
+_said: set[str] = set()
+
+
+def say_once(message: str) -> None:
+    """Log ``message`` as a warning the first time this process says it (a dataset built for
+    training and again for validation says a thing about its folder once)."""
+    if message not in _said:
+        _said.add(message)
+        log.warning(message)
 
 
 def find_dataset_dir(

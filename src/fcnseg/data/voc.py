@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fcnseg.data.base import FileSegmentationDataset, Transform
-from fcnseg.data.layout import find_dataset_dir, read_split
+from fcnseg.data.layout import find_dataset_dir, read_split, read_utf8, say_once
 from fcnseg.data.palette import VOC_CLASSES, VOC_IGNORE_INDEX
 from fcnseg.utils.typing import PathLike
 
@@ -21,8 +21,10 @@ def find_voc_dir(root: PathLike, year: str) -> Path:
     root = Path(root).expanduser()
     found = find_dataset_dir(
         root, [".", f"VOC{year}", f"VOCdevkit/VOC{year}", f"TrainVal/VOCdevkit/VOC{year}"],
-        lambda c: (c / "ImageSets" / "Segmentation").is_dir() and (c / "JPEGImages").is_dir(),
-        what=f"VOC{year} segmentation data", looked_for="ImageSets/Segmentation and JPEGImages",
+        lambda c: (c / "JPEGImages").is_dir() and ((c / "ImageSets" / "Segmentation").is_dir()
+                                                   or (c / "SegmentationClass").is_dir()),
+        what=f"VOC{year} segmentation data",
+        looked_for="JPEGImages with ImageSets/Segmentation or SegmentationClass",
         advice=f". Pass the folder holding VOCdevkit, VOCdevkit itself or VOC{year} "
                f"(fcnseg.data.download_voc fetches it).",
     )
@@ -37,7 +39,10 @@ class VOCSegmentation(FileSegmentationDataset):
     Args:
         root: the folder holding ``VOCdevkit``, ``VOCdevkit`` itself, or ``VOC<year>``.
         year: "2012", "2011" or "2007" (any year with the same layout works).
-        split: a list in ``ImageSets/Segmentation`` ("train", "val", "trainval").
+        split: a list in ``ImageSets/Segmentation`` ("train", "val", "trainval"). A folder
+            without ``ImageSets`` (labelme's VOC-style export: ``JPEGImages/`` and
+            ``SegmentationClass/``) uses every image that has a mask, for any split, and says
+            so once; its ``class_names.txt``, when present, names the classes.
         transform: optional joint transform.
         ids: use these image ids instead of a split list (e.g. seg11valid).
 
@@ -60,12 +65,31 @@ class VOCSegmentation(FileSegmentationDataset):
         self.year = str(year)
         self.split = split
         self.dir = find_voc_dir(root, self.year)
-        if ids is None:
-            ids = read_split(self.dir / "ImageSets" / "Segmentation" / f"{split}.txt", split,
-                             dataset=f"VOC{self.year}", kind="segmentation split")
-        self.ids = list(ids)
         self.image_dir = self.dir / "JPEGImages"
         self.label_dir = self.dir / "SegmentationClass"
+        names = self.dir / "class_names.txt"
+        if names.is_file():  # labelme's export: "__ignore__" (255 in the masks) is no class
+            listed = [n.strip() for n in read_utf8(names, "class list").splitlines()]
+            self.classes = tuple(n for n in listed if n and n != "__ignore__")
+        if ids is None:
+            if (self.dir / "ImageSets" / "Segmentation").is_dir():
+                ids = read_split(self.dir / "ImageSets" / "Segmentation" / f"{split}.txt",
+                                 split, dataset=f"VOC{self.year}", kind="segmentation split")
+            else:
+                ids = self._every_annotated_image()
+        self.ids = list(ids)
+
+    def _every_annotated_image(self) -> list[str]:
+        """The ids of every JPEGImages image with a SegmentationClass mask (no split lists)."""
+        masks = {p.stem for p in self.label_dir.glob("*.png")} if self.label_dir.is_dir() else set()
+        ids = sorted(p.stem for p in self.image_dir.glob("*.jpg") if p.stem in masks)
+        if not ids:
+            raise FileNotFoundError(f"{self.dir}: no JPEGImages/*.jpg with a mask in "
+                                    f"SegmentationClass/*.png")
+        say_once(f"{self.dir} has no split lists (ImageSets/Segmentation): every one of its "
+                 f"{len(ids)} annotated images is used, for training and validation alike; "
+                 f"add ImageSets/Segmentation/train.txt and val.txt to split them")
+        return ids
 
     def __repr__(self) -> str:
         return f"VOCSegmentation({self.dir}, split={self.split!r}, {len(self)} images)"

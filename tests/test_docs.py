@@ -316,6 +316,16 @@ def labelling_loop(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fcnseg.engine, "load_config", short)
 
 
+def int8_model(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """model.int8.onnx: a tiny VOC model quantized by ``fcnseg quantize --labels-out``, and
+    photos to segment."""
+    from fcnseg.cli.main import main
+
+    checkpoint(cwd, monkeypatch)
+    assert main(["quantize", str(cwd / "best.pt"), "--calib", "synthetic:num_images=2,size=48",
+                 "--out", str(cwd / "model.int8.onnx"), "--labels-out"]) == 0
+
+
 STAND_INS: dict[str, Callable[[Path, pytest.MonkeyPatch], None]] = {
     "tiny-models": tiny_models,
     "pretrained-cache": pretrained_cache,
@@ -325,6 +335,7 @@ STAND_INS: dict[str, Callable[[Path, pytest.MonkeyPatch], None]] = {
     "resnet-weights": resnet_weights,
     "vgg16-weights": vgg16_weights,
     "onnx": onnx_file,
+    "int8-model": int8_model,
     "uvicorn": uvicorn_server,
     "voc": voc,
     "folder": folder,

@@ -165,7 +165,9 @@ def load_checkpoint(path: PathLike) -> dict[str, Any]:
     """Read a checkpoint safely and check its fields. Also accepts the PyTorch FCN port's
     ``.pth.tar`` checkpoints, which are described as Caffe-geometry VOC models, and (through
     :func:`fcnseg.pretrained.resolve.resolve_checkpoint`) pretrained folders, fcnseg
-    ``.safetensors`` files and ``hf://user/repo[@revision]``.
+    ``.safetensors`` files and ``hf://user/repo[@revision]``; and exported models (ONNX, int8
+    ONNX from ``fcnseg quantize``, TorchScript), described by their metadata with an
+    ``artifact`` entry and no weights (see :mod:`fcnseg.inference.backends`).
 
     Malformed metadata (a palette of strings, a non-integer ignore value, a class-name count
     that differs from ``num_classes`` ...) is a :class:`CheckpointError` naming the file and the
@@ -174,6 +176,17 @@ def load_checkpoint(path: PathLike) -> dict[str, Any]:
     path = resolve_checkpoint(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
+    # fcnseg.inference imports this module: its backends are imported when used.
+    from fcnseg.inference.backends import ArtifactError, artifact_kind, read_artifact
+
+    if artifact_kind(path) is not None:  # an ONNX or TorchScript export: its metadata
+        try:
+            ckpt = read_artifact(path)
+        except ArtifactError as e:
+            raise CheckpointError(str(e)) from None
+        _check_metadata(path, ckpt)
+        ckpt["path"] = str(path)
+        return ckpt
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
@@ -333,6 +346,10 @@ def build_model_from_checkpoint(
     """
     if not isinstance(ckpt, Mapping):
         ckpt = load_checkpoint(ckpt)
+    if ckpt.get("artifact"):  # an exported model runs in its own runtime
+        from fcnseg.inference.backends import artifact_model
+
+        return artifact_model(ckpt)
     source = ckpt.get("source") or {}
     where = source.get("config") or Path(ckpt.get("path", "<checkpoint>"))
     weights_where = source.get("weights") or where

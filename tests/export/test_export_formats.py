@@ -17,10 +17,14 @@ ort = pytest.importorskip("onnxruntime", reason="the onnx extra is not installed
 pytest.importorskip("onnx", reason="the onnx extra is not installed")
 
 
+def _pixels(n: int, h: int, w: int) -> torch.Tensor:
+    """RGB pixel values 0-255 as float32: what an export of fcnseg export takes."""
+    return torch.randint(0, 256, (n, 3, h, w), generator=torch.Generator().manual_seed(7),
+                         dtype=torch.uint8).float()
+
+
 def _inputs(model, n: int, h: int, w: int) -> torch.Tensor:
-    rgb = torch.randint(0, 256, (n, 3, h, w), generator=torch.Generator().manual_seed(7),
-                        dtype=torch.uint8)
-    return model.input_convention.normalize(rgb)
+    return model.input_convention.normalize(_pixels(n, h, w))
 
 
 @pytest.mark.parametrize("geometry", ["caffe", "same"])
@@ -38,11 +42,11 @@ def test_onnx_export_is_verified_and_dynamic_in_both_geometries(
 
     # Independently of the command's own check: another batch and size than both samples.
     model = build_model_from_checkpoint(ckpt)
-    x = _inputs(model, 3, 45, 71)
+    pixels = _pixels(3, 45, 71)  # the graph normalises them itself
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    got = session.run(None, {session.get_inputs()[0].name: pixels.numpy()})[0]
     with torch.no_grad():
-        expected = model(x).numpy()
+        expected = model(model.input_convention.normalize(pixels)).numpy()
     assert got.shape == expected.shape == (3, 4, 45, 71)
     assert_close_to_scale(got, expected)
     for one_got, one_expected in zip(got, expected, strict=True):
@@ -69,9 +73,9 @@ def test_torchscript_export_runs_at_another_size(export_checkpoint, export_class
                  "--out", str(out), "--height", "40", "--width", "56"]) == 0
     loaded = torch.jit.load(str(out))
     model = build_model_from_checkpoint(ckpt)
-    x = _inputs(model, 2, 51, 33)
+    pixels = _pixels(2, 51, 33)
     with torch.no_grad():
-        got, expected = loaded(x), model(x)
+        got, expected = loaded(pixels), model(model.input_convention.normalize(pixels))
     assert got.shape == (2, 4, 51, 33)
     assert (got - expected).abs().max() < 1e-4
     meta = read_torchscript_metadata(out)

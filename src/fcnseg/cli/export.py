@@ -31,6 +31,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="export sample width")
     p.add_argument("--atol", type=float, default=1e-4,
                    help="largest absolute difference to PyTorch accepted")
+    p.add_argument("--input", choices=("pixels", "normalized"), default="pixels",
+                   help="what the graph takes: RGB pixel values 0-255 (N×3×H×W float32, "
+                        "normalised inside the graph; no preprocessing code needed), or input "
+                        "already normalised per the model's input convention")
+    p.add_argument("--labels-out", action="store_true",
+                   help="ONNX: end the graph in an argmax, N×H×W uint8 labels instead of "
+                        "N×C×H×W float logits (C× less output memory)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,11 +53,15 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     if args.format == "onnx":
         result = export_onnx(model, args.out, description=description, sample_size=size,
-                             opset=args.opset, exporter=args.exporter, atol=args.atol)
+                             opset=args.opset, exporter=args.exporter, atol=args.atol,
+                             raw_pixels=args.input == "pixels", labels_out=args.labels_out)
         what = f"ONNX (opset {result.opset}, {result.exporter} exporter)"
     else:
+        if args.labels_out:
+            raise ValueError("--labels-out: only for --format onnx")
         result = export_torchscript(model, args.out, description=description,
-                                    sample_size=size, atol=args.atol)
+                                    sample_size=size, atol=args.atol,
+                                    raw_pixels=args.input == "pixels")
         what = "TorchScript"
     for check in result.checks:
         print(f"verified {check}")

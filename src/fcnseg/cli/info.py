@@ -58,6 +58,8 @@ def record(path: str) -> dict[str, Any]:
         "recipe": ckpt.get("recipe") or {},
         # Present once ``fcnseg calibrate`` has stored one; None for an uncalibrated model.
         "temperature": ckpt.get("temperature"),
+        # An exported model fcnseg runs (ONNX, int8 ONNX, TorchScript): format, quantization.
+        "artifact": ckpt.get("artifact"),
     }
 
 
@@ -154,7 +156,51 @@ def summary(rec: dict[str, Any]) -> str:
     if rec.get("temperature") is not None:
         lines.insert(-1, f"calibrated:  temperature {rec['temperature']:.4g} "
                          f"(divides the logits before the softmax)")
+    if rec.get("artifact"):
+        _describe_artifact(lines, rec)
     return "\n".join(lines)
+
+
+def _describe_artifact(lines: list[str], rec: dict[str, Any]) -> None:
+    """Turn a checkpoint's summary lines into those of an exported model file."""
+    artifact = rec["artifact"]
+    lines[0] = f"model file:  {rec['path']}"
+    lines[4] = f"exported:    {artifact_text(artifact)}"
+    lines[-1] = f"size:        {rec['file_bytes'] / 1e6:.1f} MB on disk"
+    if artifact.get("quantization"):
+        lines.insert(-1, f"int8:        {quantization_text(artifact['quantization'])}")
+    if artifact.get("temperature") not in (None, 1, 1.0):
+        lines.insert(-1, f"calibrated:  temperature {artifact['temperature']:.4g} "
+                         f"(applied inside the graph)")
+
+
+def artifact_text(artifact: dict[str, Any]) -> str:
+    """What an exported model file is, takes and answers, in a line."""
+    kind = {"onnx": "ONNX", "torchscript": "TorchScript"}.get(artifact.get("kind"), "?")
+    if artifact.get("quantization"):
+        kind = "int8 " + kind
+    takes = ("RGB pixels 0-255 (normalised inside)" if artifact.get("input_pixels") ==
+             "rgb_0_255" else "normalised input")
+    gives = "uint8 labels" if artifact.get("outputs") == "labels" else "float logits"
+    version = artifact.get("fcnseg_version")
+    return f"{kind}; takes {takes}; answers {gives}" + (
+        f"; written by fcnseg {version}" if version else "")
+
+
+def quantization_text(quant: dict[str, Any]) -> str:
+    """The quantization record of an int8 model, in a line."""
+    kept = quant.get("keep_float") or []
+    parts = [f"{quant.get('engine', '?')} {quant.get('format', '')}".strip(),
+             f"calibrated on {quant.get('calibration_images', '?')} images",
+             f"{len(kept)} layers in float" if kept else "every layer int8"]
+    val = quant.get("validation")
+    if isinstance(val, dict):
+        parts.append(f"mean IU {100 * val['int8_mean_iu']:.2f} vs float "
+                     f"{100 * val['float_mean_iu']:.2f}, pixel agreement "
+                     f"{100 * val['pixel_agreement']:.2f}% on {val['images']} images")
+    else:
+        parts.append("accuracy not measured")
+    return "; ".join(parts)
 
 
 def other_summary(rec: dict[str, Any]) -> str:

@@ -21,6 +21,7 @@ from fcnseg.cli import (
     info,
     options,
     predict,
+    quantize,
     recipes,
     serve,
     train,
@@ -31,7 +32,7 @@ from fcnseg.cli import (
 # caffe extra's protobuf) are imported when their command runs, so a missing extra is reported
 # by that command alone.
 COMMANDS = [demo, train, recipes, info, evaluate, calibrate, serve, check_data, predict, export,
-            bench, convert, import_data]
+            quantize, bench, convert, import_data]
 
 
 def build_parser() -> argparse.ArgumentParser:

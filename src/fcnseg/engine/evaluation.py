@@ -419,6 +419,8 @@ def evaluate_checkpoint(
     precision = resolve_precision(precision, device)
     model = optimize(build_model_from_checkpoint(ckpt), "inference", device=device,
                      channels_last=default_channels_last(device, precision))
+    if getattr(model, "runtime", None):  # an exported model computes in its own precision
+        precision = "fp32"
     class_names = list(ckpt["classes"]["names"])
     head_classes = {str(h): list(n) for h, n in (ckpt["classes"].get("heads") or {}).items()}
     num_classes: int | dict[str, int] = (
@@ -478,7 +480,8 @@ def evaluate_checkpoint(
     result["dataset"] = described
     result["ignore_index"] = ignore_index
     result["excluded_images"] = list(getattr(source, "excluded_ids", ()))
-    result["precision"] = precision
+    result["precision"] = getattr(model, "precision", precision) if getattr(
+        model, "runtime", None) else precision
     result["optimizations"] = list(getattr(model, "optimizations", []))
     result["seconds"] = round(seconds, 3)
     result["images_per_s"] = round(result["num_images"] / seconds, 3) if seconds > 0 else None

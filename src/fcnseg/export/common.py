@@ -24,6 +24,8 @@ __all__ = [
     "ExportSubject",
     "LogitsOnly",
     "NamedIO",
+    "RAW_PIXELS",
+    "RawPixels",
     "SampleCheck",
     "check_samples",
     "export_subject",
@@ -94,6 +96,25 @@ def output_names(model: nn.Module) -> tuple[str, ...] | None:
     return heads if len(heads) > 1 else None
 
 
+class RawPixels(nn.Module):
+    """A model behind its input convention: takes N×3×H×W float32 RGB pixel values 0-255 and
+    normalises them in the graph, so that a deployed model needs no preprocessing code.
+
+    The one place where exports put normalisation in front of a model."""
+
+    def __init__(self, model: nn.Module, convention: InputConvention) -> None:
+        super().__init__()
+        self.model = model
+        self.convention = convention
+
+    def forward(self, x: torch.Tensor) -> Any:
+        return self.model(self.convention.normalize(x))
+
+
+#: ``input_pixels`` of a graph that takes RGB 0-255 values (see :class:`RawPixels`).
+RAW_PIXELS = "rgb_0_255"
+
+
 class NamedIO(nn.Module):
     """Positional tensors in and out, for exporters that name graph inputs and outputs: the
     inputs are ``inputs`` in order (a dict for the model when there are several), the outputs
@@ -112,14 +133,21 @@ class NamedIO(nn.Module):
 
 def metadata_strings(description: Mapping[str, Any], *,
                      inputs: Sequence[str] | None = None,
-                     outputs: Sequence[str] | None = None) -> dict[str, str]:
+                     outputs: Sequence[str] | None = None,
+                     raw_pixels: bool = False) -> dict[str, str]:
     """A model description as string metadata: each value JSON-encoded under its key.
     ``inputs`` / ``outputs`` name the inputs (modalities) and outputs (heads) of a model with
-    several; they are recorded as ``input_names`` / ``output_names``."""
+    several; they are recorded as ``input_names`` / ``output_names``. ``raw_pixels``: the graph
+    takes RGB 0-255 values (``input_pixels`` = ``"rgb_0_255"``), else normalised input."""
     meta = {str(k): json.dumps(v) for k, v in description.items()}
     meta["fcnseg_version"] = json.dumps(__version__)
+    meta["input_pixels"] = json.dumps(RAW_PIXELS if raw_pixels else "normalized")
+    meta["outputs"] = json.dumps("logits")
     meta["input"] = json.dumps("N×3×H×W float32, RGB 0-255 normalised per input_convention "
                                "(channel order, scale, mean, std)")
+    if raw_pixels:
+        meta["input"] = json.dumps("N×3×H×W float32 RGB pixel values 0-255 (normalised in "
+                                   "the graph per input_convention)")
     meta["output"] = json.dumps("N×C×H×W float32 logits at the input's size; argmax over C is "
                                 "the label")
     if inputs:
@@ -186,22 +214,31 @@ class ExportSubject:
     samples: list[Sample]
     inputs: tuple[str, ...] | None
     outputs: tuple[str, ...] | None
+    raw_pixels: bool = False
 
     def metadata(self, description: Mapping[str, Any]) -> dict[str, str]:
         """:func:`metadata_strings` of ``description`` with this model's input and output
         names."""
-        return metadata_strings(description, inputs=self.inputs, outputs=self.outputs)
+        return metadata_strings(description, inputs=self.inputs, outputs=self.outputs,
+                                raw_pixels=self.raw_pixels)
 
 
-def export_subject(model: nn.Module, sample_size: tuple[int, int]) -> ExportSubject:
+def export_subject(model: nn.Module, sample_size: tuple[int, int], *,
+                   raw_pixels: bool = False) -> ExportSubject:
     """``model`` prepared for export, with samples of ``sample_size`` (see
-    :func:`sample_batches`)."""
+    :func:`sample_batches`). ``raw_pixels``: the export takes RGB 0-255 values and normalises
+    them itself (:class:`RawPixels`; for models of one colour input, ignored for others)."""
     model = plain_copy(model).to("cpu").float().eval()  # plain layers for the tracer
     inputs, outputs = input_names(model), output_names(model)
-    samples = sample_batches(sample_size, getattr(model, "input_convention", CAFFE_BGR),
-                             modalities=inputs)
+    convention = getattr(model, "input_convention", CAFFE_BGR)
+    samples = sample_batches(sample_size, convention, modalities=inputs)
     # One output: the logits (or one per head).
-    return ExportSubject(logits_model(model), samples, inputs, outputs)
+    subject = logits_model(model)
+    raw_pixels = raw_pixels and inputs is None
+    if raw_pixels:
+        subject = RawPixels(subject, convention).eval()
+        samples = [convention.denormalize(x).round() for x in samples]  # the pixels again
+    return ExportSubject(subject, samples, inputs, outputs, raw_pixels)
 
 
 def _arrays(value: Any) -> dict[str, np.ndarray]:

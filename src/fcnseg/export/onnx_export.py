@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.export import Dim
@@ -39,7 +40,7 @@ from fcnseg.export.common import (
 from fcnseg.utils.files import atomic_write_bytes
 from fcnseg.utils.typing import PathLike
 
-__all__ = ["EXPORTERS", "OnnxExport", "export_onnx", "read_onnx_metadata"]
+__all__ = ["EXPORTERS", "OnnxExport", "append_argmax", "export_onnx", "read_onnx_metadata"]
 
 EXPORTERS = ("legacy", "dynamo")
 INPUT_NAME = "input"
@@ -114,6 +115,8 @@ def export_onnx(
     opset: int = 18,
     exporter: str = "legacy",
     atol: float = DEFAULT_ATOL,
+    raw_pixels: bool = False,
+    labels_out: bool = False,
 ) -> OnnxExport:
     """Export ``model`` to ONNX at ``path``, verified before the file is written.
 
@@ -126,6 +129,11 @@ def export_onnx(
         opset: ONNX opset version.
         exporter: ``"legacy"`` (TorchScript-based) or ``"dynamo"``.
         atol: the largest absolute difference to PyTorch accepted on either sample.
+        raw_pixels: the graph takes N×3×H×W float32 RGB values 0-255 and normalises them
+            itself (metadata ``input_pixels`` = ``"rgb_0_255"``); for one-input models.
+        labels_out: the graph ends in an argmax: N×H×W uint8 labels (int32 past 256
+            classes) instead of logits (metadata ``outputs`` = ``"labels"``); verified on the
+            logits first, then on the labels (equal to the verified logits' argmax).
 
     Raises:
         ExportError: the export failed, or onnxruntime's outputs differ from PyTorch's by
@@ -134,7 +142,9 @@ def export_onnx(
     if exporter not in EXPORTERS:
         raise ValueError(f"exporter must be one of {EXPORTERS}, got {exporter!r}")
     onnx, ort = _require_onnx()
-    subject = export_subject(model, sample_size)
+    subject = export_subject(model, sample_size, raw_pixels=raw_pixels)
+    if labels_out and subject.outputs:
+        raise ExportError("--labels-out: a model of several heads exports its logits only")
     model, samples, modalities, heads = (subject.model, subject.samples, subject.inputs,
                                          subject.outputs)
     inputs = list(modalities or [INPUT_NAME])
@@ -168,8 +178,61 @@ def export_onnx(
         return dict(zip(outputs, got, strict=True)) if heads else got[0]
 
     checks = check_samples(model, run, samples, atol)
+    if labels_out:
+        wide = int(description.get("num_classes") or 0) > 256
+        data = _with_labels_out(data, samples, run, wide)
     atomic_write_bytes(path, data)
     return OnnxExport(str(path), opset, exporter, checks, len(data))
+
+
+def _with_labels_out(data: bytes, samples: list[Any], run_logits: Any, wide: bool) -> bytes:
+    """The verified logits graph ``data`` with an argmax appended to its output, checked to
+    give the argmax of the logits graph on every sample."""
+    onnx, _ = _require_onnx()
+    proto = onnx.load_from_string(data)
+    append_argmax(proto, wide=wide)
+    for entry in proto.metadata_props:
+        if entry.key == "outputs":
+            entry.value = json.dumps("labels")
+        elif entry.key == "output":
+            entry.value = json.dumps("N×H×W labels (uint8; int32 past 256 classes): the "
+                                     "argmax over the classes of the logits")
+    labelled = proto.SerializeToString()
+    from fcnseg.inference.backends import onnx_session
+
+    check = onnx_session(labelled)
+    for x in samples:
+        expected = np.asarray(run_logits(x)).argmax(1)
+        got = check.run(None, {check.get_inputs()[0].name: x.numpy()})[0]
+        if got.shape != expected.shape or not np.array_equal(got.astype(np.int64), expected):
+            raise ExportError("the argmax appended to the graph does not give the logits' "
+                              "labels")
+    return labelled
+
+
+def append_argmax(proto: Any, *, wide: bool = False) -> None:
+    """End an ONNX graph of one N×C×H×W logits output in ArgMax over C and a Cast to uint8
+    (int32 when ``wide``): the output keeps its name and becomes N×H×W labels."""
+    onnx, _ = _require_onnx()
+    from onnx import TensorProto, helper
+
+    graph = proto.graph
+    out = graph.output[0]
+    logits = out.name + "_logits"
+    for node in graph.node:  # rename the logits where they are produced
+        node.output[:] = [logits if o == out.name else o for o in node.output]
+    graph.node.extend([
+        helper.make_node("ArgMax", [logits], [out.name + "_argmax"], axis=1, keepdims=0),
+        helper.make_node("Cast", [out.name + "_argmax"], [out.name],
+                         to=TensorProto.INT32 if wide else TensorProto.UINT8),
+    ])
+    dims = [d.dim_param or d.dim_value for d in out.type.tensor_type.shape.dim]
+    new_out = helper.make_tensor_value_info(
+        out.name, TensorProto.INT32 if wide else TensorProto.UINT8,
+        [dims[0], *dims[2:]] if len(dims) == 4 else None)
+    graph.output.remove(out)
+    graph.output.append(new_out)
+    onnx.checker.check_model(proto)
 
 
 def read_onnx_metadata(path: PathLike) -> dict[str, Any]:

@@ -64,14 +64,16 @@ def export_torchscript(
     description: Mapping[str, Any],
     sample_size: tuple[int, int] = (224, 224),
     atol: float = DEFAULT_ATOL,
+    raw_pixels: bool = False,
 ) -> TorchScriptExport:
     """Trace ``model`` on the CPU and save it at ``path`` after checking two sample sizes.
+    ``raw_pixels``: the module takes RGB 0-255 values and normalises them itself.
 
     Raises:
         ExportError: tracing failed or the saved module differs from PyTorch by ``atol`` or
             more on either sample; ``path`` is then left as it was.
     """
-    subject = export_subject(model, sample_size)
+    subject = export_subject(model, sample_size, raw_pixels=raw_pixels)
     model, samples, modalities, heads = (subject.model, subject.samples, subject.inputs,
                                          subject.outputs)
     meta = {k: json.loads(v) for k, v in subject.metadata(description).items()}

@@ -138,6 +138,10 @@ class Segmenter:
         self.device = resolve_device(device)
         #: The precision the model runs in: "fp32", "bf16" or "fp16" ("auto" resolved).
         self.precision: str = resolve_precision(precision, self.device)
+        #: The runtime of an exported model (``"onnxruntime"``, ``"torchscript"``), else None.
+        self.runtime: str | None = getattr(model, "runtime", None)
+        if self.runtime is not None:  # an export computes in its own precision: no autocast
+            self.precision = "fp32"
         if channels_last is None:
             channels_last = default_channels_last(self.device, self.precision)
         self.channels_last = bool(channels_last)
@@ -209,7 +213,9 @@ class Segmenter:
             if 0 <= self.ignore_index < 256 else None,
             "input_convention": self.input_convention.to_dict(),
             "temperature": self.temperature,
-            "precision": self.precision,
+            "precision": getattr(self.model, "precision", self.precision)
+            if self.runtime else self.precision,
+            **({"runtime": self.runtime} if self.runtime else {}),
             "optimizations": list(getattr(self.model, "optimizations", []))
             + (["torch.compile"] if self.compiled is not None else []),
             "sliding_window": None if self.sliding_window is None else {

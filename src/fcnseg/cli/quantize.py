@@ -1,0 +1,205 @@
+"""``fcnseg quantize``: a checkpoint to an int8 ONNX model, calibrated on the user's images and
+gated on accuracy against the float model."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from PIL import Image
+
+from fcnseg.cli import options
+from fcnseg.data import build_dataset
+from fcnseg.data.folder import IMAGE_EXTENSIONS
+from fcnseg.data.io import read_raw
+from fcnseg.export.quantize import KEEP_FLOAT, QuantizeError, QuantizeOptions, quantize_model
+from fcnseg.inference import Segmenter
+from fcnseg.inference.calibration import TemperatureScaled
+from fcnseg.inference.images import to_rgb_uint8
+
+NAME = "quantize"
+HELP = ("Quantize a checkpoint to an int8 ONNX model (ONNX Runtime, per-channel weights) "
+        "calibrated on your images; with --val, refuse it when mean IU drops more than "
+        "--max-drop.")
+
+DATA_HELP = ("a folder of images (or a folder dataset with dataset.yaml), or a dataset spec "
+             "NAME[:KEY=VALUE,...] such as synthetic:split=train or "
+             "voc:root=data/VOCdevkit,split=train")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", nargs="?", metavar="CHECKPOINT", help="the float checkpoint")
+    options.add_checkpoint(p, help="the float checkpoint (as the other commands take it)",
+                           required=False)
+    p.add_argument("--calib", required=True, metavar="DATA",
+                   help=f"calibration images: {DATA_HELP}")
+    p.add_argument("--out", required=True, metavar="MODEL",
+                   help="the int8 ONNX file to write (only if it passes the accuracy gate)")
+    p.add_argument("--calib-images", type=options.positive_int, default=200, metavar="N",
+                   help="calibrate on N images spread over the set (fewer if it has fewer)")
+    p.add_argument("--calib-size", type=options.positive_int, default=512, metavar="PX",
+                   help="images with a longer side are scaled down to it for calibration")
+    p.add_argument("--val", metavar="DATA",
+                   help="validation set with labels for the accuracy gate: a dataset spec "
+                        "(as --calib), a folder dataset, or 'recipe' for the one the "
+                        "checkpoint's recipe names")
+    p.add_argument("--val-images", type=options.positive_int, metavar="N",
+                   help="score only N validation images (default: all)")
+    p.add_argument("--max-drop", type=float, default=1.0, metavar="POINTS",
+                   help="refuse to write when mean IU drops by more than this many points")
+    p.add_argument("--force", action="store_true",
+                   help="write the model even when the accuracy gate fails")
+    p.add_argument("--keep-float", choices=KEEP_FLOAT, default="auto",
+                   help="the first convolution, score layers and upsampling in float: "
+                        "'auto' when that measurably helps on --val (else all int8), 'none' "
+                        "(all int8) or 'sensitive' (always)")
+    p.add_argument("--labels-out", action="store_true",
+                   help="end the graph in an argmax: N×H×W uint8 labels instead of logits")
+    p.add_argument("--reduce-range", action="store_true",
+                   help="7-bit weights: for CPUs without VNNI, whose int8 kernels can "
+                        "saturate with full-range weights (check with --val there)")
+    p.add_argument("--threads", type=options.positive_int, default=None,
+                   help="ONNX Runtime threads (default: all cores)")
+
+
+def parse_data(text: str, *, ckpt_recipe: dict[str, Any] | None = None) -> dict[str, Any] | Path:
+    """A ``--calib`` / ``--val`` value: a folder of images (a Path), or a dataset spec."""
+    path = Path(text)
+    if path.is_dir():
+        if (path / "dataset.yaml").is_file():
+            return {"name": "folder", "root": str(path), "split": "train"}
+        return path
+    if text == "recipe":
+        val = ((ckpt_recipe or {}).get("data") or {}).get("val")
+        if not val:
+            raise ValueError("--val recipe: the checkpoint's recipe names no validation set")
+        return dict(val)
+    name, _, rest = text.partition(":")
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"{text}: no such folder, and not a dataset spec NAME[:KEY=VALUE,...]")
+    spec: dict[str, Any] = {"name": name}
+    for item in filter(None, (s.strip() for s in rest.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{text}: expected KEY=VALUE after the dataset name, got {item!r}")
+        spec[key.strip()] = yaml.safe_load(value)
+    return spec
+
+
+def _spread(count: int, limit: int | None) -> list[int]:
+    """Up to ``limit`` indices spread evenly over ``range(count)``."""
+    if limit is None or count <= limit:
+        return list(range(count))
+    return sorted({int(i) for i in np.linspace(0, count - 1, limit)})
+
+
+def _rgb(image: Any, where: str) -> np.ndarray:
+    """A sample's image as H×W×3 uint8 RGB; one line naming it when it is not 3 bands (RGBA
+    pictures are composited, as everywhere in fcnseg)."""
+    a = np.asarray(image)
+    bands = 1 if a.ndim == 2 else a.shape[-1] if a.ndim == 3 else None
+    if bands not in (3, 4) or (bands == 4 and not where.lower().endswith((".png", ".webp"))):
+        raise ValueError(f"{where}: {bands} bands of shape {a.shape}; the model takes RGB "
+                         f"images (3 bands)")
+    return to_rgb_uint8(a)
+
+
+def _scaled(rgb: np.ndarray, longest: int) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    if max(h, w) <= longest:
+        return rgb
+    f = longest / max(h, w)
+    size = (max(1, round(w * f)), max(1, round(h * f)))
+    return np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR))
+
+
+def calibration_images(source: dict[str, Any] | Path, limit: int, longest: int) -> Any:
+    """A function returning a fresh iterator of the calibration images (H×W×3 uint8)."""
+    if isinstance(source, Path):
+        files = sorted(f for f in source.iterdir()
+                       if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+        if not files and (source / "images").is_dir():
+            files = sorted(f for f in (source / "images").iterdir()
+                           if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+        chosen = [files[i] for i in _spread(len(files), limit)]
+
+        def from_files() -> Iterator[np.ndarray]:
+            for f in chosen:
+                yield _scaled(_rgb(read_raw(f, "calibration image"), str(f)), longest)
+
+        return from_files
+    dataset = build_dataset(dict(source))
+    indices = _spread(len(dataset), limit)
+
+    def from_dataset() -> Iterator[np.ndarray]:
+        for i in indices:
+            image, _ = dataset.load(i)
+            yield _scaled(_rgb(image, f"{source.get('name')} sample {dataset.name(i)}"),
+                          longest)
+
+    return from_dataset
+
+
+def validation_pairs(spec: dict[str, Any], limit: int | None) -> Any:
+    """A function returning a fresh iterator of (image, label) pairs of a dataset."""
+    dataset = build_dataset(dict(spec))
+    indices = list(range(len(dataset) if limit is None else min(limit, len(dataset))))
+
+    def pairs() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for i in indices:
+            image, label = dataset.load(i)
+            yield _rgb(image, f"{spec.get('name')} sample {dataset.name(i)}"), np.asarray(label)
+
+    return pairs
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.path and args.checkpoint and args.path != args.checkpoint:
+        raise ValueError(f"two checkpoints given ({args.path} and --checkpoint "
+                         f"{args.checkpoint}); quantize takes one")
+    path = args.path or args.checkpoint
+    if not path:
+        raise ValueError("no checkpoint given: fcnseg quantize CHECKPOINT --calib DATA --out "
+                         "MODEL")
+    start = time.perf_counter()
+    seg = Segmenter.from_checkpoint(path, device="cpu")
+    if seg.runtime is not None:
+        raise ValueError(f"{path}: already an exported model; quantize its checkpoint (.pt)")
+    from fcnseg.checkpoint import load_checkpoint
+
+    recipe = load_checkpoint(path).get("recipe") or {}
+    calib = parse_data(args.calib)
+    val = parse_data(args.val, ckpt_recipe=recipe) if args.val else None
+    if isinstance(val, Path):
+        raise ValueError(f"--val {args.val}: a folder of images has no labels; give a folder "
+                         f"dataset (with dataset.yaml) or a dataset spec")
+    description = seg.describe()
+    for key in ("sliding_window", "tta", "precision", "optimizations"):
+        description.pop(key, None)
+    model = seg.model
+    if seg.temperature != 1.0:
+        model = TemperatureScaled(model, seg.temperature)
+    opts = QuantizeOptions(max_drop=args.max_drop, force=args.force,
+                           keep_float=args.keep_float, labels_out=args.labels_out,
+                           threads=args.threads, reduce_range=args.reduce_range)
+    result = quantize_model(
+        model, args.out, description=description,
+        calibration=calibration_images(calib, args.calib_images, args.calib_size),
+        validation=None if val is None else validation_pairs(val, args.val_images),
+        options=opts)
+    if result.refused:
+        raise QuantizeError(f"refused: {result.refused}")
+    kept = (f"{len(result.keep_float)} layers kept in float ({', '.join(result.keep_float)})"
+            if result.keep_float else "every layer int8")
+    print(f"wrote int8 ONNX {result.path} ({result.size_bytes / 1e6:.1f} MB, {kept}, "
+          f"calibrated on {result.calibration_images} images) in "
+          f"{time.perf_counter() - start:.1f} s")
+    if result.comparison is None:
+        print("note: no --val given, so the accuracy was not measured; run fcnseg evaluate "
+              f"--checkpoint {result.path} to score it")
+    return 0

@@ -1,0 +1,420 @@
+"""Post-training static int8 quantization with ONNX Runtime, calibrated on the user's images,
+with an accuracy gate against the float model.
+
+The float model is exported to ONNX taking raw pixels (verified as ``fcnseg export`` does),
+activation ranges are calibrated on the calibration images (min/max over every image), weights
+are quantized per output channel (int8, symmetric) and activations per tensor (uint8), in the
+QDQ format: QuantizeLinear/DequantizeLinear pairs around float operators, which ONNX Runtime
+fuses into int8 kernels (VNNI on CPUs that have it) and which other runtimes (OpenVINO,
+TensorRT) read as well. docs/performance.md says why this engine and how fast it runs.
+
+The layers that lose most to int8 (the first convolution, on raw colours; the score layers,
+whose outputs are the logits; the upsampling deconvolutions) can stay in float: with
+``keep_float="auto"`` and a validation set, both variants are scored and the float layers are
+kept only when that measurably raises mean IU.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from fcnseg.export.common import ExportError
+from fcnseg.export.onnx_export import append_argmax, export_onnx
+from fcnseg.metrics import confusion_matrix, scores
+from fcnseg.utils.files import atomic_write_bytes
+from fcnseg.utils.typing import PathLike
+
+__all__ = [
+    "ENGINE",
+    "KEEP_FLOAT",
+    "QuantizeError",
+    "QuantizeOptions",
+    "QuantizeResult",
+    "Comparison",
+    "compare_models",
+    "quantize_model",
+]
+
+ENGINE = "onnxruntime"
+#: ``keep_float`` choices: decide by measurement, all layers int8, or the sensitive ones float.
+KEEP_FLOAT = ("auto", "none", "sensitive")
+#: The float export's check: it guards against a wrong graph here (int8 differs far more),
+#: and raw-pixel inputs make float32 rounding larger than on normalised ones.
+EXPORT_ATOL = 1e-2
+#: Mean IU points by which keeping the sensitive layers in float must win to be chosen.
+MEASURABLE_GAIN = 0.1
+
+
+class QuantizeError(RuntimeError):
+    """Quantization cannot run (engine missing, bad calibration set) or was refused."""
+
+
+@dataclass(frozen=True)
+class QuantizeOptions:
+    """How :func:`quantize_model` works.
+
+    Attributes:
+        max_drop: largest mean IU drop (points, 0-100 scale) accepted by the gate.
+        force: write the model even when the gate fails.
+        keep_float: ``"auto"``, ``"none"`` or ``"sensitive"`` (see the module docstring).
+        labels_out: the written graph ends in an argmax (uint8 labels).
+        threads: ONNX Runtime threads for calibration and evaluation (None: torch's count).
+        reduce_range: 7-bit weights, for CPUs without VNNI: their u8s8 kernels add pairs of
+            products in 16 bits, which full-range weights can saturate.
+    """
+
+    max_drop: float = 1.0
+    force: bool = False
+    keep_float: str = "auto"
+    labels_out: bool = False
+    threads: int | None = None
+    reduce_range: bool = False
+
+
+@dataclass
+class Comparison:
+    """The int8 model against the float one on a validation set (IU as fractions)."""
+
+    images: int
+    float_mean_iu: float
+    int8_mean_iu: float
+    float_iu: list[float]
+    int8_iu: list[float]
+    pixel_agreement: float
+
+    @property
+    def drop_points(self) -> float:
+        """Mean IU lost, in points (0-100 scale); negative when int8 scores higher."""
+        return 100.0 * (self.float_mean_iu - self.int8_mean_iu)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"images": self.images, "float_mean_iu": self.float_mean_iu,
+                "int8_mean_iu": self.int8_mean_iu, "mean_iu_drop_points": self.drop_points,
+                "float_iu": self.float_iu, "int8_iu": self.int8_iu,
+                "pixel_agreement": self.pixel_agreement}
+
+    def format(self, class_names: Sequence[str]) -> str:
+        """Mean IU of both, per-class IU and its change, pixel agreement: the printed table."""
+        lines = [f"mean IU: float {100 * self.float_mean_iu:.2f}, int8 "
+                 f"{100 * self.int8_mean_iu:.2f} ({-self.drop_points:+.2f} points); pixel "
+                 f"agreement {100 * self.pixel_agreement:.2f}% ({self.images} images)",
+                 f"{'class':<20}{'float IU':>10}{'int8 IU':>10}{'delta':>8}"]
+        for name, f, q in zip(class_names, self.float_iu, self.int8_iu, strict=False):
+            delta = "-" if math.isnan(f) or math.isnan(q) else f"{100 * (q - f):+.2f}"
+            lines.append(f"{name[:19]:<20}{_pct(f):>10}{_pct(q):>10}{delta:>8}")
+        return "\n".join(lines)
+
+
+def _pct(v: float) -> str:
+    return "-" if math.isnan(v) else f"{100 * v:.2f}"
+
+
+@dataclass
+class QuantizeResult:
+    """What :func:`quantize_model` did: the file (None when refused), the layers kept in float,
+    the comparison of the chosen variant (None without a validation set), every variant's."""
+
+    path: str | None
+    keep_float: list[str]
+    comparison: Comparison | None
+    variants: dict[str, Comparison] = field(default_factory=dict)
+    calibration_images: int = 0
+    size_bytes: int = 0
+    refused: str | None = None
+
+
+def _require_engine() -> Any:
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime.quantization as quantization
+    except ImportError as e:
+        raise QuantizeError(f"int8 quantization needs onnx and onnxruntime ({e.name} is not "
+                            f"installed); install them with: pip install 'fcnseg[int8]'") \
+            from None
+    return quantization
+
+
+def sensitive_nodes(proto: Any, num_classes: int) -> list[str]:
+    """The nodes of an exported FCN that int8 hurts most: its first convolution, the score
+    convolutions (``score*`` layers, or convolutions with ``num_classes`` outputs) and every
+    transposed convolution (upsampling)."""
+    weights = {t.name: tuple(t.dims) for t in proto.graph.initializer}
+    convs = [n for n in proto.graph.node if n.op_type == "Conv"]
+    names = [convs[0].name] if convs else []
+    for node in proto.graph.node:
+        if node.op_type == "ConvTranspose":
+            names.append(node.name)
+        elif node.op_type == "Conv" and node.name not in names:
+            dims = weights.get(node.input[1], ())
+            if "score" in node.name.lower() or (dims and dims[0] == num_classes):
+                names.append(node.name)
+    return names
+
+
+class _Reader:
+    """ONNX Runtime's calibration data reader over N×3×H×W float32 pixel batches."""
+
+    def __init__(self, name: str, images: Callable[[], Iterator[np.ndarray]]) -> None:
+        self.name, self.images = name, images
+        self.it = iter(self.images())
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        rgb = next(self.it, None)
+        return None if rgb is None else {self.name: to_pixels(rgb)}
+
+    def rewind(self) -> None:
+        self.it = iter(self.images())
+
+
+def to_pixels(rgb: np.ndarray) -> np.ndarray:
+    """An H×W×3 uint8 RGB image as the 1×3×H×W float32 pixel batch the exports take."""
+    return np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32)
+
+
+def quantize_model(
+    model: nn.Module,
+    out: PathLike,
+    *,
+    description: dict[str, Any],
+    calibration: Callable[[], Iterator[np.ndarray]],
+    validation: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]] | None = None,
+    options: QuantizeOptions = QuantizeOptions(),
+    log: Callable[[str], None] = print,
+) -> QuantizeResult:
+    """Quantize ``model`` to an int8 ONNX file at ``out``, gated on accuracy.
+
+    Args:
+        model: the float model (one colour input, one output of N×C×H×W logits).
+        description: what :meth:`fcnseg.inference.Segmenter.describe` gives (class names,
+            palette, input convention, ...): stored in the file's metadata with the
+            quantization record.
+        calibration: a function returning a fresh iterator of H×W×3 uint8 RGB images.
+        validation: a function returning a fresh iterator of (image, label) pairs, or None.
+        options: see :class:`QuantizeOptions`.
+        log: where progress lines go.
+
+    Returns:
+        A :class:`QuantizeResult`; ``path`` is None (and ``refused`` says why) when the gate
+        refused to write.
+
+    Raises:
+        QuantizeError: the engine is missing, the calibration set is empty, or the engine
+            cannot quantize the model (one line each).
+    """
+    if options.keep_float not in KEEP_FLOAT:
+        raise ValueError(f"keep_float must be one of {KEEP_FLOAT}, got {options.keep_float!r}")
+    if getattr(model, "input_names", ("color",)) not in (("color",), ["color"]) \
+            or len(getattr(model, "head_classes", {}) or {}) > 1:
+        raise QuantizeError(f"{getattr(model, 'arch', type(model).__name__)}: int8 "
+                            f"quantization takes models of one colour input and one output")
+    quantization = _require_engine()
+    import onnx
+
+    num_classes = len(description["class_names"])
+    with tempfile.TemporaryDirectory(prefix="fcnseg-quantize-") as tmp:
+        tmp_dir = Path(tmp)
+        float_path = tmp_dir / "float.onnx"
+        log("exporting the float model to ONNX (raw pixels in, verified against PyTorch)")
+        try:
+            export_onnx(model, float_path, description=description, sample_size=(96, 96),
+                        raw_pixels=True, atol=EXPORT_ATOL)
+        except ExportError as e:
+            raise QuantizeError(f"{ENGINE} cannot quantize this model: its ONNX export failed "
+                                f"({str(e).splitlines()[0][:200]})") from None
+        prepared = tmp_dir / "prepared.onnx"
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                quantization.shape_inference.quant_pre_process(
+                    str(float_path), str(prepared), skip_symbolic_shape=True)
+        except Exception:  # noqa: BLE001 - pre-processing is an optimisation, not required
+            prepared = float_path
+        proto = onnx.load(str(prepared))
+        sensitive = sensitive_nodes(proto, num_classes)
+        input_name = proto.graph.input[0].name
+        count = sum(1 for _ in calibration())
+        if count == 0:
+            raise QuantizeError("the calibration set is empty: give a folder of images or a "
+                                "dataset with at least one image")
+        log(f"calibrating activation ranges on {count} images")
+        variants = {"none": [], "sensitive": sensitive}
+        if options.keep_float != "auto":
+            variants = {options.keep_float: variants[options.keep_float]}
+        elif validation is None:
+            variants = {"none": []}
+        cache = tmp_dir / "ranges.json"
+        files: dict[str, Path] = {}
+        for name, exclude in variants.items():
+            files[name] = tmp_dir / f"int8-{name}.onnx"
+            _quantize_static(quantization, prepared, files[name], _Reader(input_name,
+                             calibration), exclude, cache, options.reduce_range)
+        comparisons: dict[str, Comparison] = {}
+        if validation is not None:
+            float_session = _session(float_path, options.threads)
+            for name, path in files.items():
+                log(f"evaluating int8 ({_variant_text(name, variants[name])}) against float")
+                comparisons[name] = compare_models(float_session, _session(path, options.threads),
+                                                   validation, num_classes,
+                                                   int(description.get("ignore_index", 255)))
+        chosen = _choose(comparisons, list(files), log)
+        comparison = comparisons.get(chosen)
+        result = QuantizeResult(None, list(variants[chosen]), comparison, comparisons, count)
+        if comparison is not None:
+            log(comparison.format(description["class_names"]))
+            if comparison.drop_points > options.max_drop:
+                reason = (f"mean IU drops by {comparison.drop_points:.2f} points, more than "
+                          f"--max-drop {options.max_drop:g}")
+                if not options.force:
+                    result.refused = reason + "; nothing written (--force writes it anyway)"
+                    return result
+                log(f"warning: {reason}; writing it anyway (--force)")
+        final = onnx.load(str(files[chosen]))
+        _write_metadata(final, onnx.load(str(float_path), load_external_data=False), {
+            "engine": ENGINE, "format": "QDQ", "weights": "int8, per output channel, symmetric",
+            "activations": "uint8, per tensor, min/max calibration",
+            "calibration_images": count, "keep_float": list(variants[chosen]),
+            "max_drop_points": options.max_drop, "forced": bool(
+                options.force and comparison is not None
+                and comparison.drop_points > options.max_drop),
+            "validation": None if comparison is None else comparison.to_dict(),
+            "variants": {k: v.to_dict() for k, v in comparisons.items()},
+            "measured_on": _cpu_record(),
+        })
+        if options.labels_out:
+            append_argmax(final, wide=num_classes > 256)
+            for entry in final.metadata_props:
+                if entry.key == "outputs":
+                    entry.value = json.dumps("labels")
+        data = final.SerializeToString()
+    atomic_write_bytes(out, data)
+    result.path, result.size_bytes = str(out), len(data)
+    return result
+
+
+def _variant_text(name: str, exclude: Sequence[str]) -> str:
+    return "every layer" if name == "none" else f"{len(exclude)} sensitive layers in float"
+
+
+def _choose(comparisons: dict[str, Comparison], names: list[str],
+            log: Callable[[str], None]) -> str:
+    """The all-int8 variant unless keeping the sensitive layers in float measurably helps."""
+    if len(names) == 1:
+        return names[0]
+    full, mixed = comparisons["none"], comparisons["sensitive"]
+    gain = full.drop_points - mixed.drop_points
+    if gain >= MEASURABLE_GAIN:
+        log(f"keeping the sensitive layers in float: mean IU {gain:+.2f} points over all-int8")
+        return "sensitive"
+    log(f"all layers int8: keeping the sensitive layers in float changes mean IU by "
+        f"{gain:+.2f} points (below {MEASURABLE_GAIN} points)")
+    return "none"
+
+
+def _quantize_static(quantization: Any, source: Path, target: Path, reader: _Reader,
+                     exclude: Sequence[str], cache: Path, reduce_range: bool) -> None:
+    """ONNX Runtime's static QDQ quantization; calibration ranges are computed once and reused
+    (where this ONNX Runtime has a calibration cache)."""
+    kwargs: dict[str, Any] = {}
+    if "calibration_cache_path" in inspect.signature(quantization.quantize_static).parameters:
+        kwargs["calibration_cache_path"] = str(cache)
+    reader.rewind()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _quiet_root_logger(lambda: quantization.quantize_static(
+                str(source), str(target), reader,
+                quant_format=quantization.QuantFormat.QDQ, per_channel=True,
+                activation_type=quantization.QuantType.QUInt8,
+                weight_type=quantization.QuantType.QInt8,
+                calibrate_method=quantization.CalibrationMethod.MinMax,
+                nodes_to_exclude=list(exclude), reduce_range=reduce_range,
+                **kwargs))
+    except QuantizeError:
+        raise
+    except Exception as e:  # noqa: BLE001 - the engine's errors are long and varied
+        first = " ".join(str(e).split())[:200] or type(e).__name__
+        raise QuantizeError(f"{ENGINE} cannot quantize this model: {first}") from None
+
+
+def _quiet_root_logger(fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` with the root logger at ERROR: ONNX Runtime's quantizer logs a warning for
+    every shape tensor it leaves in float."""
+    import logging
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        return fn()
+    finally:
+        root.setLevel(level)
+
+
+def _session(path: Path, threads: int | None) -> Any:
+    from fcnseg.inference.backends import onnx_session
+
+    return onnx_session(str(path), threads)
+
+
+def compare_models(reference: Any, int8: Any,
+                   validation: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]],
+                   num_classes: int, ignore_index: int) -> Comparison:
+    """Score two ONNX sessions that take raw pixels on (image, label) pairs: mean and
+    per-class IU of each and the fraction of (non-void) pixels where their labels agree."""
+    confusions = [np.zeros((num_classes, num_classes), np.int64) for _ in range(2)]
+    agree = total = images = 0
+    for rgb, label in validation():
+        x = to_pixels(rgb)
+        preds = []
+        for session, conf in zip((reference, int8), confusions, strict=True):
+            out = session.run(None, {session.get_inputs()[0].name: x})[0]
+            pred = out[0].argmax(0) if out.ndim == 4 else out[0]
+            conf += confusion_matrix(label, pred, num_classes, ignore_index)
+            preds.append(pred)
+        valid = label != ignore_index
+        agree += int((preds[0] == preds[1])[valid].sum())
+        total += int(valid.sum())
+        images += 1
+    if images == 0:
+        raise QuantizeError("the validation set is empty")
+    ref, q = scores(confusions[0]), scores(confusions[1])
+    return Comparison(images, float(ref["mean_iu"]), float(q["mean_iu"]),
+                      [float(v) for v in ref["iu"]], [float(v) for v in q["iu"]],
+                      agree / max(total, 1))
+
+
+def _cpu_record() -> dict[str, Any]:
+    """The CPU the gate's figures were measured on: its int8 dot-product instructions decide
+    the kernels (VNNI computes u8·s8 sums exactly; without it they go through 16 bits)."""
+    from fcnseg.utils.hardware import cpu_info
+
+    cpu = cpu_info()
+    return {"cpu": cpu.model, "vnni": bool({"avx512_vnni", "avx_vnni"} & set(cpu.flags)),
+            "amx_int8": "amx_int8" in cpu.flags}
+
+
+def _write_metadata(proto: Any, float_proto: Any, record: dict[str, Any]) -> None:
+    """The float export's metadata (description, raw pixels) plus ``quantization``."""
+    meta = {e.key: e.value for e in float_proto.metadata_props}
+    meta["quantization"] = json.dumps(record, allow_nan=True)
+    if record.get("validation"):
+        meta["metrics"] = json.dumps({"mean_iu": record["validation"]["int8_mean_iu"],
+                                      "pixel_agreement_with_float":
+                                          record["validation"]["pixel_agreement"]})
+    del proto.metadata_props[:]
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    proto.producer_name = "fcnseg"
+

@@ -1,0 +1,81 @@
+"""Exported models run by fcnseg like checkpoints, and graphs that end in an argmax."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from floats import assert_labels_match
+
+from fcnseg.cli.main import main
+from fcnseg.export import read_onnx_metadata
+from fcnseg.inference import Segmenter
+
+ort = pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+pytest.importorskip("onnx", reason="the onnx extra is not installed")
+
+
+def _image(h: int = 37, w: int = 45) -> np.ndarray:
+    return np.random.default_rng(3).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+@pytest.mark.parametrize("fmt,suffix", [("onnx", ".onnx"), ("torchscript", ".ts")])
+def test_an_export_predicts_what_its_checkpoint_predicts(fmt, suffix, export_checkpoint,
+                                                         tmp_path) -> None:
+    ckpt, out = export_checkpoint("same"), tmp_path / f"model{suffix}"
+    assert main(["export", "--checkpoint", str(ckpt), "--format", fmt, "--out", str(out),
+                 "--height", "32", "--width", "32"]) == 0
+    exported = Segmenter.from_checkpoint(out)
+    original = Segmenter.from_checkpoint(ckpt, precision="fp32")
+    assert exported.class_names == original.class_names
+    assert exported.input_convention == original.input_convention
+    assert exported.runtime == ("onnxruntime" if fmt == "onnx" else "torchscript")
+    image = _image()
+    got = exported.predict(image, return_probs=True)
+    expected = original.predict(image, return_probs=True)
+    assert_labels_match(got.label, expected.label, expected.probs)
+
+
+def test_labels_out_graph_answers_uint8_labels_of_the_logits(export_checkpoint,
+                                                             tmp_path) -> None:
+    ckpt = export_checkpoint("caffe")
+    logits_path, labels_path = tmp_path / "logits.onnx", tmp_path / "labels.onnx"
+    for path, extra in ((logits_path, []), (labels_path, ["--labels-out"])):
+        assert main(["export", "--checkpoint", str(ckpt), "--format", "onnx", "--out",
+                     str(path), "--height", "32", "--width", "40", *extra]) == 0
+    pixels = _image(41, 29).transpose(2, 0, 1)[None].astype(np.float32)
+    pixels = np.concatenate([pixels, pixels[:, :, ::-1]])  # a batch of two
+    logits = ort.InferenceSession(str(logits_path)).run(None, {"input": pixels})[0]
+    labels = ort.InferenceSession(str(labels_path)).run(None, {"input": pixels})[0]
+    assert labels.dtype == np.uint8 and labels.shape == (2, 41, 29)
+    assert np.array_equal(labels, logits.argmax(1))
+    assert read_onnx_metadata(labels_path)["outputs"] == "labels"
+    # fcnseg runs it too: labels as one-hot scores.
+    seg = Segmenter.from_checkpoint(labels_path)
+    assert np.array_equal(seg.predict(pixels[0].transpose(1, 2, 0).astype(np.uint8)).label,
+                          labels[0])
+
+
+def test_normalized_input_export_still_runs_in_fcnseg(export_checkpoint, tmp_path) -> None:
+    ckpt, out = export_checkpoint("same"), tmp_path / "norm.onnx"
+    assert main(["export", "--checkpoint", str(ckpt), "--format", "onnx", "--out", str(out),
+                 "--height", "32", "--width", "32", "--input", "normalized"]) == 0
+    assert read_onnx_metadata(out)["input_pixels"] == "normalized"
+    image = _image()
+    got = Segmenter.from_checkpoint(out).predict(image)
+    expected = Segmenter.from_checkpoint(ckpt, precision="fp32").predict(image,
+                                                                        return_probs=True)
+    assert_labels_match(got.label, expected.label, expected.probs)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_an_onnx_file_without_fcnseg_metadata_is_one_line(tmp_path, capsys) -> None:
+    out = tmp_path / "bare.onnx"
+    torch.onnx.export(torch.nn.Conv2d(3, 2, 1), (torch.zeros(1, 3, 8, 8),), str(out),
+                      dynamo=False)
+    (tmp_path / "a.png").write_bytes(b"")  # never read: the model is refused first
+    assert main(["predict", "--checkpoint", str(out), str(tmp_path / "a.png"), "--out",
+                 str(tmp_path / "pred")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "lacks" in err and "fcnseg export" in err

@@ -1,0 +1,159 @@
+"""``fcnseg quantize``: int8 ONNX calibrated on images, the accuracy gate, and its errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fcnseg.cli.main import main
+from fcnseg.data.synthetic import SyntheticSegmentation
+from fcnseg.export import read_onnx_metadata
+
+onnx = pytest.importorskip("onnx", reason="the onnx extra is not installed")
+ort = pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+
+CALIB = "synthetic:num_images=6,size=48,split=train"
+VAL = "synthetic:num_images=3,size=48,seed=1"
+
+
+@pytest.fixture(scope="module")
+def synthetic_checkpoint(tiny_checkpoint) -> Path:
+    """A tiny FCN-8s with the synthetic dataset's seven classes."""
+    return tiny_checkpoint(list(SyntheticSegmentation.classes), "same")
+
+
+@pytest.fixture(scope="module")
+def int8_model(synthetic_checkpoint, tmp_path_factory) -> Path:
+    """The tiny model quantized with a validation set (every layer int8)."""
+    out = tmp_path_factory.mktemp("int8") / "model.int8.onnx"
+    assert main(["quantize", str(synthetic_checkpoint), "--calib", CALIB, "--val", VAL,
+                 "--out", str(out), "--keep-float", "none", "--max-drop", "100"]) == 0
+    return out
+
+
+def test_quantized_model_has_int8_weights_and_records_the_gate(int8_model) -> None:
+    proto = onnx.load(str(int8_model))
+    ops = {n.op_type for n in proto.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    int8_weights = [t for t in proto.graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert len(int8_weights) >= 15  # every convolution of the FCN-8s
+    meta = read_onnx_metadata(int8_model)
+    quant = meta["quantization"]
+    assert quant["engine"] == "onnxruntime" and quant["calibration_images"] == 6
+    assert quant["keep_float"] == []
+    val = quant["validation"]
+    assert val["images"] == 3 and 0.0 <= val["pixel_agreement"] <= 1.0
+    assert len(val["float_iu"]) == len(val["int8_iu"]) == 7
+    assert meta["input_pixels"] == "rgb_0_255"
+    assert meta["class_names"] == list(SyntheticSegmentation.classes)
+
+
+def test_quantize_prints_mean_iu_per_class_deltas_and_agreement(synthetic_checkpoint, tmp_path,
+                                                               capsys) -> None:
+    out = tmp_path / "m.onnx"
+    assert main(["quantize", str(synthetic_checkpoint), "--calib", CALIB, "--val", VAL,
+                 "--out", str(out), "--keep-float", "sensitive", "--max-drop", "100",
+                 "--calib-images", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "mean IU: float" in printed and "pixel agreement" in printed
+    assert "calibrating activation ranges on 2 images" in printed
+    for name in SyntheticSegmentation.classes:
+        assert any(line.startswith(name) for line in printed.splitlines())
+    kept = read_onnx_metadata(out)["quantization"]["keep_float"]
+    assert len(kept) == 7  # conv1_1, three score layers, three upsampling deconvolutions
+
+
+def test_gate_refuses_a_drop_beyond_max_drop_and_force_writes(synthetic_checkpoint, tmp_path,
+                                                             capsys) -> None:
+    out = tmp_path / "m.onnx"
+    out.write_bytes(b"previous")
+    # A negative --max-drop asks int8 to beat float by that much: it cannot, so it is refused.
+    args = ["quantize", str(synthetic_checkpoint), "--calib", CALIB, "--val", VAL, "--out",
+            str(out), "--keep-float", "none", "--max-drop", "-100", "--calib-images", "2"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "more than --max-drop -100" in err
+    assert out.read_bytes() == b"previous"
+    assert main([*args, "--force"]) == 0
+    assert read_onnx_metadata(out)["quantization"]["forced"] is True
+
+
+def test_int8_model_runs_through_predict_evaluate_and_info(int8_model, tmp_path,
+                                                           capsys) -> None:
+    from fcnseg.inference import Segmenter
+
+    seg = Segmenter.from_checkpoint(int8_model)
+    assert seg.runtime == "onnxruntime" and seg.describe()["precision"] == "int8"
+    image, _ = SyntheticSegmentation(num_images=1, size=40, seed=3).load(0)
+    label = seg.predict(image).label
+    # The artifact answers exactly what its ONNX session answers on the raw pixels.
+    session = ort.InferenceSession(str(int8_model), providers=["CPUExecutionProvider"])
+    x = image.transpose(2, 0, 1)[None].astype(np.float32)
+    expected = session.run(None, {session.get_inputs()[0].name: x})[0][0].argmax(0)
+    assert np.array_equal(label, expected)
+
+    Image.fromarray(image).save(tmp_path / "a.png")
+    assert main(["predict", "--checkpoint", str(int8_model), str(tmp_path / "a.png"),
+                 "--out", str(tmp_path / "pred")]) == 0
+    assert main(["evaluate", "--checkpoint", str(int8_model), "--dataset", "synthetic",
+                 "--num-images", "2", "--size", "40", "--out", str(tmp_path / "ev"),
+                 "--no-calibration"]) == 0
+    assert "precision int8" in capsys.readouterr().out
+    assert main(["info", str(int8_model)]) == 0
+    printed = capsys.readouterr().out
+    assert "int8 ONNX" in printed and "pixel agreement" in printed
+    assert main(["info", str(int8_model), "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["artifact"]["quantization"]["engine"] == "onnxruntime"
+
+
+def test_empty_calibration_folder_is_one_line(synthetic_checkpoint, tmp_path, capsys) -> None:
+    (tmp_path / "empty").mkdir()
+    assert main(["quantize", str(synthetic_checkpoint), "--calib", str(tmp_path / "empty"),
+                 "--out", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "calibration set is empty" in err
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_calibration_image_with_wrong_band_count_is_one_line(synthetic_checkpoint, tmp_path,
+                                                             capsys) -> None:
+    folder = tmp_path / "calib"
+    folder.mkdir()
+    Image.fromarray(np.zeros((20, 24, 3), np.uint8)).save(folder / "a.png")
+    Image.fromarray(np.zeros((20, 24), np.uint8)).save(folder / "b.png")  # one band
+    assert main(["quantize", str(synthetic_checkpoint), "--calib", str(folder),
+                 "--out", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "b.png" in err and "1 bands" in err and "3 bands" in err
+
+
+def test_missing_engine_names_the_extra(synthetic_checkpoint, tmp_path, capsys,
+                                        monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime.quantization", None)  # import fails
+    assert main(["quantize", str(synthetic_checkpoint), "--calib", CALIB,
+                 "--out", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pip install 'fcnseg[int8]'" in err
+
+
+def test_a_model_the_engine_cannot_quantize_is_one_line(tmp_path, capsys) -> None:
+    from tiny_models import tiny_task_model
+
+    from fcnseg.checkpoint import save_checkpoint
+    from fcnseg.data.nyud import NYUD_CLASSES
+    from fcnseg.data.palette import voc_palette
+
+    path = tmp_path / "rgbd.pt"
+    model = tiny_task_model("nyud_fcn32s_color_hha")
+    save_checkpoint(path, model, class_names=NYUD_CLASSES, palette=voc_palette())
+    assert main(["quantize", str(path), "--calib", CALIB, "--out",
+                 str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "one colour input" in err

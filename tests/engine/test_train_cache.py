@@ -54,9 +54,11 @@ def test_a_cached_run_with_a_worker_is_the_uncached_run_bit_for_bit(tmp_path: Pa
         assert torch.equal(value, runs["cached"][key]), key
 
 
-def test_the_run_says_what_the_cache_decided(tmp_path: Path, capsys) -> None:
+def test_the_run_says_what_start_up_decided_and_cost(tmp_path: Path, capsys) -> None:
     train(load_config(tiny_recipe(train={"iterations": 1, "eval_every": 1})),
           out=tmp_path / "run")
     out = capsys.readouterr().out
     assert "data cache: 10 + 4 samples decoded into memory" in out
     assert "auto: under a quarter of the" in out
+    assert "time to first step: " in out
+    assert "evaluation: batches of up to 2 images of one size" not in out  # the recipe says 2

@@ -89,7 +89,9 @@ class DataConfig:
     #: :func:`fcnseg.engine.setup.loader_workers`). Workers are kept between epochs and
     #: evaluations, and ended when the run ends or stops.
     num_workers: int | str = "auto"
-    val_batch_size: int = 1
+    #: Validation images per batch, or "auto": as many as fit (at most 16), each batch of
+    #: images of one size so that nothing is padded (see fcnseg.engine.eval_batching).
+    val_batch_size: int | str = "auto"
     #: Skip unreadable samples with a warning instead of stopping.
     skip_bad: bool = False
     #: Decode once: "ram" keeps the decoded images and masks (before augmentation) in memory,
@@ -226,7 +228,6 @@ class TrainConfig:
             if value not in allowed:
                 raise ConfigError(f"{key}: {value!r} is not one of {', '.join(allowed)}")
         positive = [("data.batch_size", self.data.batch_size),
-                    ("data.val_batch_size", self.data.val_batch_size),
                     ("train.iterations", self.train.iterations),
                     ("train.eval_every", self.train.eval_every),
                     ("train.checkpoint_every", self.train.checkpoint_every),
@@ -247,6 +248,10 @@ class TrainConfig:
         every = self.train.progress_every
         if isinstance(every, bool) or not isinstance(every, (int, float)) or not every > 0:
             raise ConfigError(f"train.progress_every: expected seconds above 0, got {every!r}")
+        vb = self.data.val_batch_size
+        if vb != "auto" and (isinstance(vb, bool) or not isinstance(vb, int) or vb < 1):
+            raise ConfigError(f"data.val_batch_size: expected a positive integer or auto, got "
+                              f"{vb!r}")
         workers = self.data.num_workers
         if workers != "auto" and (isinstance(workers, bool) or not isinstance(workers, int)
                                   or workers < 0):

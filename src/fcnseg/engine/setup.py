@@ -33,6 +33,7 @@ from fcnseg.engine.config import TrainConfig, config_to_dict
 from fcnseg.engine.distributed import DistInfo
 from fcnseg.engine.ema import WeightAverage
 from fcnseg.engine.errors import FIX_DATA, BadSampleError
+from fcnseg.engine.eval_batching import SameSizeBatches, auto_eval_batch, sample_sizes
 from fcnseg.engine.evaluation import ShardedEvalSampler
 from fcnseg.engine.loss import LossSampler, build_class_weights, score_grid
 from fcnseg.engine.optim import build_optimizer, build_scheduler
@@ -183,7 +184,7 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
         config=config, info=info, run_dir=Path(config.out), model=model, train_model=model,
         optimizer=optimizer, scheduler=scheduler, scaler=scaler, sampler=sampler,
         loader=loader, loader_generator=generator,
-        val_loader=_val_loader(config, info, val_ds, ignore_index),
+        val_loader=_val_loader(config, info, val_ds, ignore_index, model, notes),
         class_names=class_names, palette=plain.palette, ignore_index=ignore_index,
         recipe=recipe, loss_sampler=loss_sampler,
         class_weights=None if class_weights is None else class_weights.to(info.device),
@@ -476,12 +477,21 @@ def _train_loader(config: TrainConfig, info: DistInfo, train_ds: Dataset,
 
 
 def _val_loader(config: TrainConfig, info: DistInfo, val_ds: Dataset | None,
-                ignore_index: int) -> DataLoader | None:
+                ignore_index: int, model: nn.Module, notes: list[str]) -> DataLoader | None:
     if val_ds is None:
         return None
     shards = ShardedEvalSampler(len(val_ds), info.rank, info.world_size)  # type: ignore[arg-type]
     workers = loader_workers(config.data.num_workers)
-    return DataLoader(val_ds, batch_size=config.data.val_batch_size, sampler=shards,
+    batching: dict[str, Any] = {"batch_size": config.data.val_batch_size, "sampler": shards}
+    if config.data.val_batch_size == "auto":
+        sizes = sample_sizes(val_ds)
+        batch = 1
+        if sizes:
+            batch, message = auto_eval_batch(model, val_ds, sizes, info.device)
+            notes.append(message)
+        batching = {"batch_sampler": SameSizeBatches(shards, sizes or [], batch)} \
+            if batch > 1 else {"batch_size": 1, "sampler": shards}
+    return DataLoader(val_ds, **batching,
                       num_workers=workers, persistent_workers=workers > 0,
                       collate_fn=partial(collate_segmentation, ignore_index=ignore_index),
                       generator=torch.Generator().manual_seed(0),

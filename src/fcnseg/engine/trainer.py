@@ -165,7 +165,7 @@ def _train(config: TrainConfig, info: DistInfo, resume: bool, started: float) ->
     log = _RunLog(run_dir, info.is_main, config.train.tensorboard,
                   state.iteration if resume_ckpt is not None else None,
                   eval_pending=state.eval_pending)
-    progress = _Progress(setup, state.iteration)
+    progress = _Progress(setup, state.iteration, started)
     try:
         with StopRequest() as stop:
             stop_signal = _loop(setup, state, log, progress, stop, budget)
@@ -639,8 +639,9 @@ class _Progress:
     """The progress bar (rank 0; drawn only on a terminal) and the images/s since the last
     log record."""
 
-    def __init__(self, setup: TrainSetup, start: int) -> None:
+    def __init__(self, setup: TrainSetup, start: int, started: float | None = None) -> None:
         self.is_main = setup.info.is_main
+        self.started, self.loop_started = started, time.time()
         show = self.is_main and setup.config.train.progress
         # disable=None: tqdm draws only on a terminal; logs get metrics.jsonl and eval lines.
         self.bar = tqdm(total=setup.config.train.iterations, initial=start,

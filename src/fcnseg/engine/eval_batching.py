@@ -1,0 +1,121 @@
+"""Validation batches during training: as large as memory allows (``data.val_batch_size:
+auto``), each of images of one size, so that no image is padded and every score is the one
+whole-image evaluation gives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import Sampler
+
+from fcnseg.data.cache import DecodedSamples, available_memory
+from fcnseg.data.images import upright_size
+
+__all__ = ["AUTO_LIMIT", "SameSizeBatches", "activation_bytes", "auto_eval_batch",
+           "sample_sizes"]
+
+#: The most images an automatic validation batch holds (beyond it CPUs gain nothing).
+AUTO_LIMIT = 16
+
+
+def sample_sizes(dataset: Any) -> list[tuple[int, int]] | None:
+    """Each sample's (height, width), read without decoding (from the data cache or the image
+    headers); None where they cannot be known so."""
+    load = getattr(dataset, "load", None)
+    if isinstance(load, DecodedSamples):
+        sizes = []
+        for i in range(len(dataset)):
+            layout = load.layouts[i]
+            if not layout:
+                return None  # a bad sample: the evaluation reports it
+            sizes.append(tuple(layout[0][3][:2]))
+        return sizes  # type: ignore[return-value]
+    image_path = getattr(dataset, "image_path", None)
+    if callable(image_path):
+        try:
+            return [tuple(reversed(upright_size(Path(image_path(i)))))  # type: ignore[misc]
+                    for i in range(len(dataset))]
+        except (OSError, ValueError):
+            return None
+    size = getattr(dataset, "size", None)  # generated scenes of one size
+    if isinstance(size, int):
+        size = (size, size)
+    if isinstance(size, tuple) and len(size) == 2 and all(isinstance(s, int) for s in size):
+        return [size] * len(dataset)
+    return None
+
+
+class SameSizeBatches(Sampler[list[int]]):
+    """Batches of at most ``batch`` indices from ``indices``, each of one image size, in order
+    of first appearance."""
+
+    def __init__(self, indices: Sampler[int] | Sequence[int], sizes: Sequence[Any],
+                 batch: int) -> None:
+        self.indices, self.sizes, self.batch = indices, sizes, max(1, batch)
+
+    def _batches(self) -> list[list[int]]:
+        groups: dict[Any, list[int]] = {}
+        for i in self.indices:
+            groups.setdefault(self.sizes[i], []).append(i)
+        return [g[k:k + self.batch] for g in groups.values() for k in range(0, len(g),
+                                                                            self.batch)]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self._batches())
+
+    def __len__(self) -> int:
+        return len(self._batches())
+
+
+def activation_bytes(model: nn.Module, sample: Any) -> int:
+    """The bytes of every layer output for one input ``sample`` (a C×H×W tensor or a dict of
+    them): an upper bound on what evaluating it holds at once."""
+    total = 0
+
+    def count(_module: nn.Module, _inputs: Any, output: Any) -> None:
+        nonlocal total
+        outputs = output.values() if isinstance(output, Mapping) else (
+            output if isinstance(output, (tuple, list)) else (output,))
+        total += sum(o.numel() * o.element_size() for o in outputs
+                     if isinstance(o, torch.Tensor))
+
+    leaves = [m for m in model.modules() if not any(True for _ in m.children())]
+    hooks = [m.register_forward_hook(count) for m in leaves]
+    device = next(model.parameters()).device
+    batch = ({k: v.unsqueeze(0).to(device) for k, v in sample.items()}
+             if isinstance(sample, Mapping) else sample.unsqueeze(0).to(device))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(batch)
+    finally:
+        model.train(was_training)
+        for h in hooks:
+            h.remove()
+    return total
+
+
+def auto_eval_batch(model: nn.Module, dataset: Any, sizes: Sequence[tuple[int, int]],
+                    device: torch.device, limit: int = AUTO_LIMIT) -> tuple[int, str]:
+    """The largest validation batch whose layer outputs, for the largest image, fit in a
+    quarter of the available memory (half of the GPU's free memory), at most ``limit``; and
+    the start-up line saying so."""
+    largest = max(range(len(sizes)), key=lambda i: sizes[i][0] * sizes[i][1])
+    sample = dataset[largest][0]
+    if device.type == "cuda":
+        budget = torch.cuda.mem_get_info(device)[0] // 2
+        where = "half the GPU's free memory"
+    else:
+        budget = available_memory() // 4
+        where = "a quarter of the available memory"
+    per_image = max(1, activation_bytes(model, sample))
+    batch = int(max(1, min(limit, budget // per_image, len(sizes))))
+    return batch, (f"evaluation: batches of up to {batch} images of one size "
+                   f"({per_image / 2**20:.0f} MB of activations each at "
+                   f"{sizes[largest][1]}×{sizes[largest][0]}; {where}, at most {limit})")

@@ -665,6 +665,12 @@ class _Progress:
         self.window_images += images
         self.line_images += images
         self.bar.update(1)
+        if self.started is not None:  # the first step: say what start-up cost
+            now = time.time()
+            self.write(f"time to first step: {now - self.started:.1f} s (start-up "
+                       f"{self.loop_started - self.started:.1f} s, first step "
+                       f"{now - self.loop_started:.1f} s)")
+            self.started = None
 
     def line(self, iteration: int, loss: float) -> None:
         """Without a terminal, every ``train.progress_every`` seconds: one line with the

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -245,3 +247,23 @@ def test_a_postscript_file_named_jpg_is_refused_in_one_line_without_running_ghos
     lines = [line for line in err.splitlines() if "photo.jpg" in line]
     assert len(lines) == 1 and "a PostScript/EPS file" in lines[0]
     assert (out / "x_label.png").is_file(), "the other input is still segmented"
+
+
+@pytest.mark.skipif(sys.platform != "linux",
+                    reason="file names of arbitrary bytes are a Linux matter")
+@pytest.mark.parametrize("given", ["folder", "file"])
+def test_an_input_whose_name_is_not_utf8_is_segmented_under_a_safe_name(
+    make_checkpoint, smooth_image, tmp_path, capsys, given
+) -> None:
+    root = tmp_path / "in"
+    root.mkdir()
+    latin1 = os.path.join(os.fsencode(root), b"caf\xe9.png")  # "café" from an old Latin-1 disk
+    Image.fromarray(smooth_image).save(latin1)
+    out = tmp_path / "out"
+    spec = str(root) if given == "folder" else os.fsdecode(latin1)
+    assert main(["predict", "--checkpoint", str(make_checkpoint("same")), spec,
+                 "--out", str(out), "--no-progress"]) == 0
+    assert "1 of 1 input(s)" in capsys.readouterr().out
+    assert (out / "caf%E9_label.png").is_file() and (out / "caf%E9_overlay.png").is_file()
+    manifest = (out / ".fcnseg-outputs.txt").read_text(encoding="utf-8")
+    assert "caf%E9_label.png" in manifest.splitlines()

@@ -137,7 +137,7 @@ def collect_inputs(
         key = path.resolve()
         if key not in seen:
             seen.add(key)
-            found.append((path, name))
+            found.append((path, _utf8_name(name)))
 
     for spec in specs:
         path = Path(spec)
@@ -167,6 +167,14 @@ def collect_inputs(
         else:
             problems.append((spec, "no such file or folder"))
     return _unique_names(found), problems
+
+
+def _utf8_name(name: str) -> str:
+    """An output name that is valid UTF-8: the bytes of a file name that is not (Python holds
+    them as lone surrogates, ``caf\udce9``) become ``%XX`` (``caf%E9``), so that the outputs
+    and the manifest can be written and their names printed."""
+    return "".join(f"%{ord(c) - 0xDC00:02X}" if "\udc80" <= c <= "\udcff" else c
+                   for c in name)
 
 
 def _strictly_inside(inner: Path | None, folder: Path) -> bool:

@@ -16,7 +16,8 @@ from tqdm import tqdm
 
 from fcnseg.cli import options
 from fcnseg.data.annotations.export import DEFAULT_TOLERANCE
-from fcnseg.data.images import upright_size
+from fcnseg.data.images import DEFAULT_MAX_PIXELS, ImageError, upright_size
+from fcnseg.data.rasters import open_raster
 from fcnseg.inference import Segmenter
 from fcnseg.inference.annotate import (
     EXPORT_FORMATS,
@@ -33,6 +34,13 @@ from fcnseg.inference.files import (
 )
 from fcnseg.inference.modalities import given_modality, is_companion_file, segment_modalities
 from fcnseg.inference.pipeline import OutputOptions, predict_files, write_predictions
+from fcnseg.inference.rasters import (
+    TileSettings,
+    needs_tiling,
+    predict_raster,
+    segmenter_tile_fn,
+    tile_count,
+)
 from fcnseg.inference.visualize import COLORMAPS, background_classes
 
 NAME = "predict"
@@ -95,6 +103,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "only (the ones to correct first)")
     options.add_batch_size(p, default=4)
     options.add_window_and_tta(p)
+    p.add_argument("--tile", type=options.positive_int, default=512, metavar="PIXELS",
+                   help="georeferenced, huge or multi-band rasters (GeoTIFF ...) are segmented "
+                        "by tiles of PIXELS×PIXELS into NAME.tif, a label GeoTIFF on the "
+                        "input's grid, with bounded memory and resumable (default 512)")
+    p.add_argument("--overlap", type=options.non_negative_int, default=128, metavar="PIXELS",
+                   help="pixels shared by neighbouring raster tiles, blended smoothly (default "
+                        "128; less than half the tile)")
     p.add_argument("--alpha", type=float, default=0.5,
                    help="opacity of the label colours in overlays, and of heatmaps drawn over "
                         "the photo, 0 to 1")
@@ -144,6 +159,9 @@ def run(args: argparse.Namespace) -> int:
     seg = Segmenter.from_checkpoint(args.checkpoint, device=args.device,
                                     sliding_window=sliding, tta=tta,
                                     precision=args.precision, **limits)
+    rasters = [(p, n) for p, n in inputs
+               if needs_tiling(p, args.max_pixels or DEFAULT_MAX_PIXELS)]
+    inputs = [item for item in inputs if item not in rasters]
     input_dirs = _input_dirs(args.input_dir, seg.input_names)
     if input_dirs is not None:
         _check_separate_folders(inputs, input_dirs, given_modality(seg.input_names, input_dirs))
@@ -151,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
         if not inputs:
             raise FileNotFoundError(f"nothing to segment: every INPUT is another image's "
                                     f"{'/'.join(seg.input_names)} companion file")
-    if args.compile:
+    if args.compile and inputs:
         failure = seg.compile(_first_size(inputs), batch_size=min(args.batch_size, len(inputs)))
         if failure is not None:
             print(f"fcnseg predict: warning: {failure}", file=sys.stderr)
@@ -186,9 +204,20 @@ def run(args: argparse.Namespace) -> int:
         uncertainty=tuple(kinds), probs=args.probs, style=style, protected=protected,
         observe=pre.add if pre is not None else None,
         observe_needs_probs=args.rank is not None)
+    tiles = TileSettings(tile=args.tile, overlap=args.overlap, batch_size=args.batch_size,
+                         probs=args.probs, uncertainty=bool(kinds)) if rasters else None
+    for path, name in rasters:
+        problem = _predict_raster(seg, path, out_dir / f"{name}.tif", tiles, args, protected)
+        if problem is None:
+            written += 1
+        else:
+            report(problem)
+            failed += 1
     with tqdm(total=len(inputs), unit="img", disable=args.no_progress or None,
               file=sys.stderr, desc="predict") as bar:
-        if input_dirs is None:
+        if not inputs:
+            outcomes = iter(())
+        elif input_dirs is None:
             outcomes = predict_files(seg, inputs, out_dir, outputs, batch_size=args.batch_size,
                                      workers=args.io_workers)
         else:
@@ -211,9 +240,40 @@ def run(args: argparse.Namespace) -> int:
         if extra:
             shown = ", ".join(p.name for p in extra[:3]) + (" ..." if len(extra) > 3 else "")
             print(f"wrote {len(extra)} annotation file(s) to {out_dir}: {shown}")
-    print(f"wrote outputs for {written} of {len(inputs) + len(problems)} input(s) to {out_dir}"
+    total = len(inputs) + len(rasters) + len(problems)
+    print(f"wrote outputs for {written} of {total} input(s) to {out_dir}"
           + (f"; {failed} failed" if failed else ""))
     return 1 if failed else 0
+
+
+def _predict_raster(seg: Segmenter, path: Path, out: Path, tiles: TileSettings | None,
+                    args: argparse.Namespace, protected: frozenset[Path]) -> str | None:
+    """Segment one raster by tiles into ``out``; a problem as one line (None when written)."""
+    assert tiles is not None
+    if out.resolve() in protected:
+        return f"{path}: its output {out} would replace an input; not segmented"
+    try:
+        import rasterio  # noqa: F401 - only checked for: label GeoTIFFs are written with it
+    except ImportError:
+        return (f"{path}: segmenting a raster by tiles into a GeoTIFF needs rasterio "
+                f"(pip install 'fcnseg[geo]')")
+    try:
+        with open_raster(path) as reader:
+            info = reader.info
+        run = segmenter_tile_fn(seg, info)
+        total = tile_count(info.height, info.width, tiles)
+        with tqdm(total=total, unit="tile", disable=args.no_progress or None, file=sys.stderr,
+                  desc=f"predict {path.name}") as bar:
+            outcome = predict_raster(run, path, out, seg.class_names, tiles,
+                                     model_id=str(Path(args.checkpoint)), progress=bar.update)
+    except ImageError as e:
+        return str(e)
+    if outcome.skipped:
+        tqdm.write(f"fcnseg predict: {out} is complete already; skipped", file=sys.stderr)
+    elif outcome.resumed_from_row:
+        tqdm.write(f"fcnseg predict: {out}: resumed at row {outcome.resumed_from_row}",
+                   file=sys.stderr)
+    return None
 
 
 def _first_size(inputs: list[tuple[Path, str]]) -> tuple[int, int]:

@@ -1,0 +1,458 @@
+"""Rasters of any size with bounded memory: tiles with overlap, blended, written by windows.
+
+:func:`predict_raster` segments a raster too large to hold in memory (a 50,000² GeoTIFF):
+
+- **Tiles.** The raster is cut into ``tile``-pixel tiles every ``tile - overlap`` pixels, on
+  one grid over the whole image (:func:`fcnseg.inference.sliding.window_starts`, the last tile
+  moved back to end at the border). Only the tiles of one batch are read at a time (windowed
+  reads, :func:`fcnseg.data.rasters.open_raster`).
+- **Blending.** Overlapping logits are averaged with a smooth weight (:func:`blend_profile`):
+  zero at a tile's inner edges, where its view of the scene is cut short, rising on a cosine
+  ramp to one; flat at the image's borders. Each pixel is the weighted mean of the tiles over
+  it, so no seam shows where tiles meet.
+- **Bounded memory.** Tiles are taken in raster order. A pixel is final once the tiles after it
+  cannot reach it: what is final is written at once; the sums a tile row leaves for the next
+  (its overlap rows) go to a temporary file beside the output and are read back as the next
+  row reaches them. Memory is set by the tile, the batch and the classes, never the image.
+- **Output.** A tiled, deflate-compressed GeoTIFF of class indices (uint8; the input's CRS and
+  geotransform kept; pixels without data set to the output's nodata value 255), with optional
+  ``NAME_probs.tif`` (one float32 band per class) and ``NAME_uncertainty.tif`` (entropy).
+- **Resumable.** ``OUT.partial.json`` records the rows written; a run started again on the
+  same input with the same settings recomputes one tile row (for the sums it leaves) and goes
+  on from there. A finished output's record says so, and a later run skips it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fcnseg.data.rasters import RasterInfo, RasterReader, open_raster
+from fcnseg.inference.sliding import window_starts
+from fcnseg.utils.typing import PathLike
+
+__all__ = [
+    "NODATA_LABEL",
+    "RasterOutcome",
+    "TileSettings",
+    "RASTER_SUFFIXES",
+    "blend_profile",
+    "needs_tiling",
+    "output_complete",
+    "predict_raster",
+    "segmenter_tile_fn",
+    "tile_count",
+    "tile_grid",
+]
+
+#: The label written where the input has no data (the output raster's nodata value).
+NODATA_LABEL = 255
+#: GDAL's block cache while writing (MB): blocks are written whole, so little is needed.
+_GDAL_CACHE_MB = 64
+
+#: ``run(batch) -> logits``: a B×h×w×N raster batch (as read) to B×C×h×w float32 logits.
+TileFn = Callable[[np.ndarray], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class TileSettings:
+    """How a raster is cut and what is written.
+
+    Attributes:
+        tile: tile height and width in pixels (cut to the image where it is smaller).
+        overlap: pixels shared by neighbouring tiles; must be less than half the tile.
+        batch_size: tiles run through the model at once.
+        probs: also write ``NAME_probs.tif`` (float32, one band per class).
+        uncertainty: also write ``NAME_uncertainty.tif`` (entropy of the class probabilities).
+        block: the output GeoTIFF's internal tile size (a multiple of 16).
+    """
+
+    tile: int = 512
+    overlap: int = 128
+    batch_size: int = 4
+    probs: bool = False
+    uncertainty: bool = False
+    block: int = 256
+
+    def __post_init__(self) -> None:
+        if self.tile < 16:
+            raise ValueError(f"tile must be at least 16 pixels, got {self.tile}")
+        if not 0 <= 2 * self.overlap < self.tile:
+            raise ValueError(f"overlap must be at least 0 and less than half the tile "
+                             f"({self.tile}), got {self.overlap}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {self.batch_size}")
+        if self.block < 16 or self.block % 16:
+            raise ValueError(f"block must be a multiple of 16, got {self.block}")
+
+
+@dataclass
+class RasterOutcome:
+    """What :func:`predict_raster` did: the label raster, the tiles run, and whether the
+    output was complete already (skipped) or resumed from a partial run."""
+
+    output: Path
+    tiles: int
+    skipped: bool = False
+    resumed_from_row: int = 0
+    extra_outputs: tuple[Path, ...] = ()
+
+
+def tile_grid(height: int, width: int, tile: int, overlap: int) -> tuple[list[int], list[int],
+                                                                          int, int]:
+    """Tile starts down and across and the tile height and width (cut to the image)."""
+    th, tw = min(tile, height), min(tile, width)
+    stride = tile - overlap
+    return window_starts(height, th, stride), window_starts(width, tw, stride), th, tw
+
+
+def blend_profile(size: int, overlap: int, at_start_border: bool,
+                  at_end_border: bool) -> np.ndarray:
+    """A tile's blending weight along one axis: 1 in the middle; towards an inner edge zero
+    over the outer quarter of the overlap, then a cosine ramp over its next half up to 1
+    (smooth, so blended logits have no kink); flat 1 up to an image border."""
+    w = np.ones(size, np.float64)
+    if overlap <= 0:
+        return w.astype(np.float32)
+    margin, ramp = overlap // 4, max(1, overlap // 2)
+    t = np.clip((np.arange(size) + 0.5 - margin) / ramp, 0.0, 1.0)
+    rise = 0.5 - 0.5 * np.cos(np.pi * t)
+    if not at_start_border:
+        w = np.minimum(w, rise)
+    if not at_end_border:
+        w = np.minimum(w, rise[::-1])
+    return w.astype(np.float32)
+
+
+# -- resumption -----------------------------------------------------------------------------
+
+def _sidecar(out: Path) -> Path:
+    return out.with_name(out.name + ".partial.json")
+
+
+def _fingerprint(path: Path, settings: TileSettings, classes: Sequence[str],
+                 model_id: str) -> dict[str, Any]:
+    st = path.stat()
+    return {"input": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+            "settings": asdict(settings), "classes": list(classes), "model": model_id}
+
+
+def _read_sidecar(out: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
+    """The record of an earlier run of this same job (None when there is none, it is
+    unreadable, or it was another input, model or settings: then all is written anew)."""
+    with contextlib.suppress(OSError, ValueError):
+        record = json.loads(_sidecar(out).read_text(encoding="utf-8"))
+        if isinstance(record, dict) and record.get("job") == fingerprint and out.is_file():
+            return record
+    return None
+
+
+def _write_sidecar(out: Path, fingerprint: dict[str, Any], rows_done: int,
+                   complete: bool) -> None:
+    path = _sidecar(out)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"job": fingerprint, "rows_done": rows_done,
+                               "complete": complete}), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def output_complete(out: PathLike) -> bool:
+    """Whether ``out`` is a finished output of :func:`predict_raster` (its record says so)."""
+    out = Path(out)
+    with contextlib.suppress(OSError, ValueError):
+        return bool(json.loads(_sidecar(out).read_text(encoding="utf-8")).get("complete")) \
+            and out.is_file()
+    return False
+
+
+# -- writing --------------------------------------------------------------------------------
+
+class _Outputs:
+    """The label raster and the optional probability and uncertainty rasters, opened for
+    writing one row band at a time (reopened per band so that each is on disk when the record
+    says so)."""
+
+    def __init__(self, out: Path, info: RasterInfo, classes: Sequence[str],
+                 settings: TileSettings, fresh: bool) -> None:
+        self.info, self.classes, self.settings = info, list(classes), settings
+        self.paths: dict[str, Path] = {"label": out}
+        if settings.probs:
+            self.paths["probs"] = out.with_name(out.stem + "_probs" + out.suffix)
+        if settings.uncertainty:
+            self.paths["uncertainty"] = out.with_name(out.stem + "_uncertainty" + out.suffix)
+        if fresh:
+            for kind, path in self.paths.items():
+                self._create(kind, path)
+
+    def _profile(self, kind: str) -> dict[str, Any]:
+        count = {"label": 1, "probs": len(self.classes), "uncertainty": 1}[kind]
+        block = self.settings.block
+        tiled = self.info.width >= block and self.info.height >= block
+        profile: dict[str, Any] = {
+            "driver": "GTiff", "height": self.info.height, "width": self.info.width,
+            "count": count, "dtype": "uint8" if kind == "label" else "float32",
+            "compress": "deflate", "tiled": tiled, "BIGTIFF": "IF_SAFER",
+            "crs": self.info.crs, "transform": self.info.transform,
+        }
+        if tiled:
+            profile.update(blockxsize=block, blockysize=block)
+        if kind == "label":
+            profile["nodata"] = NODATA_LABEL
+        return profile
+
+    def _create(self, kind: str, path: Path) -> None:
+        import rasterio
+
+        with rasterio.open(path, "w", **self._profile(kind)) as ds:
+            names = self.classes if kind == "probs" else [
+                "class" if kind == "label" else "entropy"]
+            for i, name in enumerate(names):
+                ds.set_band_description(i + 1, name)
+
+    @contextlib.contextmanager
+    def band(self) -> Iterator[dict[str, Any]]:
+        import rasterio
+
+        with contextlib.ExitStack() as stack:
+            yield {kind: stack.enter_context(rasterio.open(path, "r+"))
+                   for kind, path in self.paths.items()}
+
+
+def _write(datasets: dict[str, Any], row: int, col: int, sums: np.ndarray,
+           weights: np.ndarray, missing: np.ndarray | None) -> None:
+    """Final blended logits of one piece (C×h×w sums, h×w weights) written as labels, and as
+    probabilities and entropy where asked."""
+    from rasterio.windows import Window
+
+    logits = sums / weights
+    labels = logits.argmax(axis=0).astype(np.uint8)
+    if missing is not None:
+        labels[missing] = NODATA_LABEL
+    h, w = labels.shape
+    window = Window(col, row, w, h)
+    datasets["label"].write(labels, 1, window=window)
+    if "probs" in datasets or "uncertainty" in datasets:
+        z = logits - logits.max(axis=0, keepdims=True)
+        probs = np.exp(z)
+        probs /= probs.sum(axis=0, keepdims=True)
+        if "probs" in datasets:
+            datasets["probs"].write(probs.astype(np.float32), window=window)
+        if "uncertainty" in datasets:
+            entropy = -(probs * np.log(np.clip(probs, 1e-30, None))).sum(axis=0)
+            datasets["uncertainty"].write(entropy.astype(np.float32), 1, window=window)
+
+
+# -- the sweep ------------------------------------------------------------------------------
+
+class _Carry:
+    """The blended sums one tile row leaves for the next (its overlap rows), spilled to a
+    temporary file piece by piece in column order and read back in the same order."""
+
+    def __init__(self, folder: Path) -> None:
+        # Closed by close(), which predict_raster calls in a finally block.
+        self._files = [tempfile.TemporaryFile(dir=folder, prefix=".fcnseg-carry-")  # noqa: SIM115
+                       for _ in range(2)]
+        self._write, self._read = 0, 1
+        self._pieces: list[tuple[int, tuple[int, ...]]] = []
+        self._next: list[tuple[int, tuple[int, ...]]] = []
+
+    def put(self, piece: np.ndarray) -> None:
+        f = self._files[self._write]
+        self._next.append((f.tell(), piece.shape))
+        f.write(np.ascontiguousarray(piece, np.float32).tobytes())
+
+    def get(self, k: int) -> np.ndarray | None:
+        if k >= len(self._pieces):
+            return None
+        offset, shape = self._pieces[k]
+        f = self._files[self._read]
+        f.seek(offset)
+        data = f.read(int(np.prod(shape)) * 4)
+        return np.frombuffer(data, np.float32).reshape(shape)
+
+    def next_row(self) -> None:
+        """What was put becomes what is got; the other file is reused for the next row."""
+        self._read, self._write = self._write, self._read
+        self._pieces, self._next = self._next, []
+        self._files[self._write].seek(0)
+        self._files[self._write].truncate()
+
+    def close(self) -> None:
+        for f in self._files:
+            f.close()
+
+
+def _nodata(window: np.ndarray, nodata: float | None) -> np.ndarray | None:
+    from fcnseg.data.rasters import nodata_mask
+
+    return nodata_mask(window, nodata)
+
+
+def predict_raster(
+    run: TileFn,
+    source: PathLike,
+    out: PathLike,
+    classes: Sequence[str],
+    settings: TileSettings = TileSettings(),
+    *,
+    bands: Sequence[str] | None = None,
+    model_id: str = "",
+    progress: Callable[[int], None] | None = None,
+) -> RasterOutcome:
+    """Segment the raster ``source`` tile by tile into the label GeoTIFF ``out`` (module doc).
+
+    Args:
+        run: the model on a batch: B×h×w×N raster values (as read) to B×C×h×w logits.
+        source: the input raster (any format :func:`~fcnseg.data.rasters.open_raster` reads).
+        out: the label raster to write (``.tif``).
+        classes: the class names (the probability bands' descriptions).
+        settings: tile, overlap, batch and extra outputs.
+        bands: band names to read (None: all, in file order).
+        model_id: names the model in the resumption record (another model starts anew).
+        progress: called with the number of tiles done after each batch.
+
+    Raises:
+        ImageError: the input cannot be read (one line naming it and, for a corrupt tile, where).
+    """
+    import rasterio
+
+    source, out = Path(source), Path(out)
+    fingerprint = _fingerprint(source, settings, classes, model_id)
+    record = _read_sidecar(out, fingerprint)
+    if record is not None and record.get("complete"):
+        return RasterOutcome(out, 0, skipped=True)
+    with open_raster(source, bands=bands) as reader, \
+            rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB):
+        info = reader.info
+        ys, xs, th, tw = tile_grid(info.height, info.width, settings.tile, settings.overlap)
+        resume_row = int(record["rows_done"]) if record is not None else 0
+        # The first tile row to run: the one whose final rows start at resume_row, less one,
+        # whose sums over the next row are needed again (its own rows are not rewritten).
+        first = max(0, next((k for k, y in enumerate(ys) if y >= resume_row), len(ys)) - 1)
+        outputs = _Outputs(out, info, classes, settings, fresh=record is None)
+        if record is None:
+            _write_sidecar(out, fingerprint, 0, complete=False)
+        carry = _Carry(out.parent)
+        tiles = 0
+        try:
+            for k in range(first, len(ys)):
+                tiles += _tile_row(run, reader, outputs, carry, ys, xs, k, th, tw, settings,
+                                   write=ys[k] >= resume_row,
+                                   progress=progress)
+                rows_done = ys[k + 1] if k + 1 < len(ys) else info.height
+                if ys[k] >= resume_row:
+                    _write_sidecar(out, fingerprint, rows_done, complete=k + 1 == len(ys))
+                carry.next_row()
+        finally:
+            carry.close()
+    extra = tuple(p for kind, p in outputs.paths.items() if kind != "label")
+    return RasterOutcome(out, tiles, resumed_from_row=resume_row, extra_outputs=extra)
+
+
+def _tile_row(run: TileFn, reader: RasterReader, outputs: _Outputs, carry: _Carry,
+              ys: list[int], xs: list[int], k: int, th: int, tw: int, settings: TileSettings,
+              *, write: bool, progress: Callable[[int], None] | None) -> int:
+    """Run tile row ``k`` left to right: final pieces written (when ``write``), its sums over
+    the next tile row put in ``carry``. Returns the number of tiles run."""
+    info = reader.info
+    y0 = ys[k]
+    # Rows [y0, final_end) are final after this row; rows [final_end, y0 + th) carry on.
+    final_end = ys[k + 1] if k + 1 < len(ys) else info.height
+    wy = blend_profile(th, settings.overlap, k == 0, k == len(ys) - 1)
+    pending: np.ndarray | None = None  # C+1 × th × (columns from frontier to the last tile end)
+    frontier = 0  # columns before it are final
+    with contextlib.ExitStack() as stack:
+        datasets = stack.enter_context(outputs.band()) if write else None
+        for b0 in range(0, len(xs), settings.batch_size):
+            batch_xs = xs[b0:b0 + settings.batch_size]
+            span = batch_xs[-1] + tw - batch_xs[0]
+            window = reader.read(y0, batch_xs[0], th, span)
+            tiles = np.stack([window[:, x - batch_xs[0]:x - batch_xs[0] + tw] for x in batch_xs])
+            logits = run(tiles).float().cpu().numpy()
+            for i, x0 in enumerate(batch_xs):
+                j = b0 + i
+                wx = blend_profile(tw, settings.overlap, j == 0, j == len(xs) - 1)
+                weight = wy[:, None] * wx[None, :]
+                end = x0 + tw
+                if pending is None:
+                    pending = np.zeros((logits.shape[1] + 1, th, end - frontier), np.float32)
+                elif frontier + pending.shape[2] < end:
+                    grow = end - frontier - pending.shape[2]
+                    pending = np.concatenate(
+                        [pending, np.zeros((*pending.shape[:2], grow), np.float32)], axis=2)
+                at = x0 - frontier
+                pending[:-1, :, at:at + tw] += logits[i] * weight
+                pending[-1, :, at:at + tw] += weight
+                # Columns up to the next tile's start are final now.
+                done = xs[j + 1] if j + 1 < len(xs) else info.width
+                piece = pending[:, :, :done - frontier]
+                previous = carry.get(j)
+                if previous is not None:
+                    piece[:, :previous.shape[1]] += previous
+                split = final_end - y0
+                if datasets is not None:
+                    tile_input = window[:split, frontier - batch_xs[0]:done - batch_xs[0]]
+                    _write(datasets, y0, frontier, piece[:-1, :split], piece[-1, :split],
+                           _nodata(tile_input, info.nodata))
+                if split < th:
+                    carry.put(piece[:, split:])
+                pending = pending[:, :, done - frontier:]
+                frontier = done
+            if progress is not None:
+                progress(len(batch_xs))
+    return len(xs)
+
+
+def tile_count(height: int, width: int, settings: TileSettings) -> int:
+    """How many tiles :func:`predict_raster` runs over a raster of this size."""
+    ys, xs, _, _ = tile_grid(height, width, settings.tile, settings.overlap)
+    return len(ys) * len(xs)
+
+
+
+#: File suffixes that may hold georeferenced or huge rasters (tiled by ``fcnseg predict``).
+RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".img", ".vrt")
+
+
+def needs_tiling(path: PathLike, max_pixels: int | None) -> bool:
+    """Whether ``fcnseg predict`` segments ``path`` by tiles into a label GeoTIFF: a raster
+    file that is georeferenced, larger than ``max_pixels``, or not 8-bit RGB. (A file that
+    cannot be read is left to the image reader, which says why in one line.)"""
+    from fcnseg.data.images import ImageError
+
+    if Path(path).suffix.lower() not in RASTER_SUFFIXES:
+        return False
+    try:
+        with open_raster(path) as r:
+            info = r.info
+    except ImageError:
+        return False
+    return (info.transform is not None or info.bands != 3 or info.dtype != np.uint8
+            or (max_pixels is not None and info.pixels > max_pixels))
+
+
+def segmenter_tile_fn(segmenter: Any, info: RasterInfo) -> TileFn:
+    """:meth:`Segmenter.logits` on raster tiles, for a model of 8-bit RGB input; a raster of
+    other bands or depth is one line naming it (a model trained on those bands reads them)."""
+    from fcnseg.data.images import ImageError
+
+    if info.bands != 3 or info.dtype != np.uint8:
+        raise ImageError(info.path, f"{info.bands} band(s) of {info.dtype}, but the model takes "
+                                    f"3-band 8-bit RGB: segment it with a model trained on "
+                                    f"these bands")
+
+    def run(batch: np.ndarray) -> torch.Tensor:
+        logits = segmenter.logits(segmenter.preprocess(list(batch)))
+        if isinstance(logits, dict):
+            logits = next(iter(logits.values()))
+        return logits
+    return run

@@ -1,0 +1,181 @@
+"""Huge rasters by tiles: georeferencing kept, equal to whole-image prediction, no seam,
+nodata written as nodata, resumable."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from floats import assert_close_to_scale, assert_labels_match
+from torch import nn
+
+from fcnseg.inference.rasters import (
+    NODATA_LABEL,
+    TileSettings,
+    blend_profile,
+    predict_raster,
+    tile_count,
+)
+
+rasterio = pytest.importorskip("rasterio")
+from rasterio.transform import Affine  # noqa: E402
+
+TRANSFORM = Affine(0.5, 0.0, 600000.0, 0.0, -0.5, 5200000.0)
+CLASSES = ("ground", "water", "trees")
+
+
+def local_model(bands: int = 3) -> nn.Module:
+    """Two 3×3 convolutions: each output pixel sees 2 pixels each way, so tiles whose blending
+    weight is zero within 2 pixels of their inner edges give exactly the whole image's logits."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(bands, 8, 3, padding=1), nn.Tanh(),
+                         nn.Conv2d(8, len(CLASSES), 3, padding=1)).eval()
+
+
+def tile_fn(model: nn.Module):
+    @torch.inference_mode()
+    def run(batch: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(batch.astype(np.float32) / 1000.0).permute(0, 3, 1, 2)
+        return model(x)
+    return run
+
+
+def scene(h: int, w: int, bands: int = 3) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w]
+    smooth = [np.sin(yy / 9.0 + b) * np.cos(xx / 13.0 - b) for b in range(bands)]
+    return (np.stack(smooth, -1) * 20000 + 30000).astype(np.uint16)
+
+
+def write_tif(path, array, nodata=None):
+    h, w, n = array.shape
+    with rasterio.open(path, "w", driver="GTiff", height=h, width=w, count=n, dtype=array.dtype,
+                       crs="EPSG:32632", transform=TRANSFORM, nodata=nodata) as ds:
+        ds.write(np.moveaxis(array, -1, 0))
+
+
+def whole_logits(model: nn.Module, array: np.ndarray) -> np.ndarray:
+    return tile_fn(model)(array[None])[0].numpy()
+
+
+SETTINGS = TileSettings(tile=48, overlap=16, batch_size=3, probs=True, block=16)
+
+
+@pytest.fixture()
+def predicted(tmp_path):
+    array = scene(150, 170)
+    write_tif(tmp_path / "in.tif", array)
+    model = local_model()
+    outcome = predict_raster(tile_fn(model), tmp_path / "in.tif", tmp_path / "out.tif", CLASSES,
+                             SETTINGS)
+    return tmp_path, array, model, outcome
+
+
+def test_output_keeps_the_input_crs_and_transform(predicted):
+    tmp_path, _, _, outcome = predicted
+    with rasterio.open(outcome.output) as ds:
+        assert ds.crs.to_epsg() == 32632 and ds.transform == TRANSFORM
+        assert ds.count == 1 and ds.dtypes[0] == "uint8" and ds.nodata == NODATA_LABEL
+        assert ds.compression is not None and ds.block_shapes[0] == (16, 16)
+    assert outcome.tiles == tile_count(150, 170, SETTINGS)
+
+
+def test_blended_tiles_equal_whole_image_prediction_away_from_the_borders(predicted):
+    tmp_path, array, model, _ = predicted
+    crop = array[20:130, 25:150]
+    with rasterio.open(tmp_path / "out_probs.tif") as ds:
+        probs = ds.read()[:, 20 + 2:130 - 2, 25 + 2:150 - 2]  # the crop's own border sees less
+    expected = torch.softmax(torch.from_numpy(whole_logits(model, crop)), 0).numpy()
+    assert_close_to_scale(probs, expected[:, 2:-2, 2:-2])
+    with rasterio.open(tmp_path / "out.tif") as ds:
+        labels = ds.read(1)
+    full = whole_logits(model, array).argmax(0)
+    assert (labels == full).mean() > 0.999
+
+
+def test_no_seam_where_tiles_meet(predicted):
+    tmp_path, *_ = predicted
+    with rasterio.open(tmp_path / "out_probs.tif") as ds:
+        p = ds.read(1).astype(np.float64)
+    jumps = np.abs(np.diff(p, axis=1))
+    borders = [x for x in range(32, 170, 32)]  # tile starts every 32 columns
+    at_borders = max(jumps[:, x - 1].max() for x in borders)
+    elsewhere = np.delete(jumps, [x - 1 for x in borders], axis=1).max()
+    assert at_borders <= elsewhere
+
+
+def test_blend_profile_is_zero_at_inner_edges_flat_at_borders():
+    p = blend_profile(48, 16, at_start_border=False, at_end_border=True)
+    assert p[:4].max() == 0 and p[-16:].min() == 1 and np.all(np.diff(p) >= 0)
+    assert (blend_profile(48, 16, True, True) == 1).all()
+
+
+def test_nodata_pixels_are_written_as_nodata(tmp_path):
+    array = scene(60, 70)
+    array[10:14, 20:30] = 0
+    write_tif(tmp_path / "in.tif", array, nodata=0)
+    predict_raster(tile_fn(local_model()), tmp_path / "in.tif", tmp_path / "out.tif", CLASSES,
+                   TileSettings(tile=32, overlap=8, block=16))
+    with rasterio.open(tmp_path / "out.tif") as ds:
+        labels = ds.read(1)
+    assert (labels[10:14, 20:30] == NODATA_LABEL).all()
+    assert (labels != NODATA_LABEL).sum() == labels.size - 40
+
+
+def test_rerun_after_an_interruption_writes_only_the_rest(tmp_path):
+    array = scene(120, 90)
+    write_tif(tmp_path / "in.tif", array)
+    model = local_model()
+    settings = TileSettings(tile=32, overlap=8, batch_size=1, block=16)  # 5 rows of 4 tiles
+    predict_raster(tile_fn(model), tmp_path / "in.tif", tmp_path / "ref.tif", CLASSES, settings)
+    calls = []
+
+    def interrupted(batch):
+        calls.append(len(batch))
+        if len(calls) == 11:  # in the third tile row
+            raise KeyboardInterrupt
+        return tile_fn(model)(batch)
+
+    with pytest.raises(KeyboardInterrupt):
+        predict_raster(interrupted, tmp_path / "in.tif", tmp_path / "out.tif", CLASSES, settings)
+    record = json.loads((tmp_path / "out.tif.partial.json").read_text())
+    assert 0 < record["rows_done"] < 120 and not record["complete"]
+    resumed = []
+
+    def counted(batch):
+        resumed.append(len(batch))
+        return tile_fn(model)(batch)
+
+    outcome = predict_raster(counted, tmp_path / "in.tif", tmp_path / "out.tif", CLASSES,
+                             settings)
+    assert outcome.resumed_from_row == record["rows_done"]
+    assert sum(resumed) < tile_count(120, 90, settings)
+    with rasterio.open(tmp_path / "out.tif") as a, rasterio.open(tmp_path / "ref.tif") as b:
+        np.testing.assert_array_equal(a.read(), b.read())
+    again = predict_raster(counted, tmp_path / "in.tif", tmp_path / "out.tif", CLASSES, settings)
+    assert again.skipped
+
+
+def test_predict_command_tiles_a_geotiff_into_a_label_geotiff(make_checkpoint, segmenter,
+                                                              smooth_image, tmp_path, capsys):
+    from fcnseg.cli.main import main
+
+    write_tif(tmp_path / "scene.tif", smooth_image)
+    write_tif(tmp_path / "five.tif", scene(40, 40, bands=5))
+    out = tmp_path / "out"
+    rc = main(["predict", "--checkpoint", str(make_checkpoint("same")), str(tmp_path / "scene.tif"),
+               str(tmp_path / "five.tif"), "--out", str(out), "--no-progress",
+               "--precision", "fp32"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert [line for line in err.splitlines() if "five.tif" in line] == [
+        f"fcnseg predict: {tmp_path / 'five.tif'}: 5 band(s) of uint16, but the model takes "
+        f"3-band 8-bit RGB: segment it with a model trained on these bands"]
+    with rasterio.open(out / "scene.tif") as ds:
+        assert ds.crs.to_epsg() == 32632 and ds.transform == TRANSFORM
+        assert ds.shape == smooth_image.shape[:2]
+        labels = ds.read(1)
+    # One tile covers this small scene: the label is the whole image's, read as predict reads.
+    whole = segmenter.predict(smooth_image, return_probs=True)
+    assert_labels_match(labels, whole.label, whole.probs)

@@ -77,3 +77,18 @@ def test_auto_keeps_the_set_only_under_a_quarter_of_the_available_memory(
     two = build_dataset(spec, split="train")  # two processes need twice as much
     assert not cache_decoded("auto", [two], processes=2, available=4 * size + 64).cached
     assert "off" in cache_decoded("none", [two]).message
+
+
+def test_a_lazy_cache_decodes_each_sample_when_first_used_and_only_then(tmp_path: Path) -> None:
+    dataset = build_dataset(_folder(tmp_path), split="train")
+    calls: list[int] = []
+
+    def load(index: int):  # type: ignore[no-untyped-def]
+        calls.append(index)
+        return dataset.load(index)
+
+    store = DecodedSamples(load, len(dataset), eager=False)
+    assert calls == []
+    for i in (2, 0, 2, 0, 2):
+        assert np.array_equal(store(i)[1], dataset.load(i)[1])
+    assert calls == [2, 0]

@@ -58,7 +58,8 @@ def test_the_run_says_what_start_up_decided_and_cost(tmp_path: Path, capsys) -> 
     train(load_config(tiny_recipe(train={"iterations": 1, "eval_every": 1})),
           out=tmp_path / "run")
     out = capsys.readouterr().out
-    assert "data cache: 10 + 4 samples decoded into memory" in out
+    # no loader workers here (2 cores): each sample is kept as first decoded
+    assert "data cache: the 10 + 4 samples are kept in memory as first decoded" in out
     assert "auto: under a quarter of the" in out
     assert "time to first step: " in out
     assert "evaluation: batches of up to 2 images of one size" not in out  # the recipe says 2

@@ -52,60 +52,92 @@ def available_memory() -> int:
 
 
 class DecodedSamples:
-    """The decoded samples of a dataset in one buffer; calling it with an index returns that
-    sample as ``load`` does (fresh arrays each call), or raises the error reading it raised."""
+    """The decoded samples of a dataset kept in memory; calling it with an index returns that
+    sample as ``load`` does (fresh arrays each call), or raises the error reading it raised.
 
-    def __init__(self, load: Callable[[int], Any], count: int, threads: int = 1) -> None:
-        self.count = count
-        layouts: list[list[_Entry] | None] = [None] * count
+    ``eager``: decode every sample now, in ``threads`` threads, into one buffer (what loader
+    worker processes forked later share); otherwise each sample is kept when first decoded
+    (for loading in the training process itself: nothing is decoded that a run does not
+    use, and nothing twice)."""
+
+    def __init__(self, load: Callable[[int], Any], count: int, *, eager: bool = True,
+                 threads: int = 1) -> None:
+        self.load, self.count, self.eager = load, count, eager
         self.errors: dict[int, Exception] = {}
-        parts: list[list[np.ndarray]] = [[] for _ in range(count)]
-
-        def decode(index: int) -> None:
-            try:
-                image, label = load(index)
-            except (ValueError, OSError) as e:  # a bad sample: raised again when it is used
-                self.errors[index] = e
-                return
-            entries, arrays = _flatten(image, label)
-            layouts[index], parts[index] = entries, arrays
-
-        with ThreadPoolExecutor(max(1, threads)) as pool:
-            list(pool.map(decode, range(count)))
-        sizes = [sum(a.nbytes for a in arrays) for arrays in parts]
-        self.buffer = np.empty(sum(sizes), dtype=np.uint8)
+        #: Lazily kept samples: index → (entries, arrays).
+        self.kept: dict[int, tuple[list[_Entry], list[np.ndarray]]] = {}
+        self.buffer = np.empty(0, dtype=np.uint8)
         self.layouts: list[list[_Entry] | None] = []
+        if eager:
+            self._decode_all(threads)
+
+    def _decode(self, index: int) -> tuple[list[_Entry], list[np.ndarray]] | None:
+        try:
+            image, label = self.load(index)
+        except (ValueError, OSError) as e:  # a bad sample: raised again when it is used
+            self.errors[index] = e
+            return None
+        return _flatten(image, label)
+
+    def _decode_all(self, threads: int) -> None:
+        with ThreadPoolExecutor(max(1, threads)) as pool:
+            decoded = list(pool.map(self._decode, range(self.count)))
+        sizes = [sum(a.nbytes for a in d[1]) if d else 0 for d in decoded]
+        self.buffer = np.empty(sum(sizes), dtype=np.uint8)
         offset = 0
-        for index in range(count):
+        for index, sample in enumerate(decoded):
+            if sample is None:
+                self.layouts.append(None)
+                continue
             entries = []
-            for (part, key, _, shape, dtype), array in zip(layouts[index] or [], parts[index],
-                                                           strict=True):
+            for (part, key, _, shape, dtype), array in zip(*sample, strict=True):
                 flat = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
                 self.buffer[offset:offset + flat.size] = flat
                 entries.append((part, key, offset, shape, dtype))
                 offset += flat.size
-            self.layouts.append(entries if layouts[index] is not None else None)
-            parts[index] = []
+            self.layouts.append(entries)
+            decoded[index] = None  # free the sample once copied
 
     @property
     def nbytes(self) -> int:
-        return int(self.buffer.nbytes)
+        return int(self.buffer.nbytes) + sum(sum(a.nbytes for a in arrays)
+                                             for _, arrays in self.kept.values())
+
+    def shape(self, index: int) -> tuple[int, ...] | None:
+        """Sample ``index``'s image shape where it is known without decoding."""
+        if self.eager and self.layouts[index]:
+            return tuple(self.layouts[index][0][3])  # type: ignore[index]
+        return None
 
     def __call__(self, index: int) -> tuple[Any, Any]:
         error = self.errors.get(index)
         if error is not None:
             raise error
-        image: dict[str, np.ndarray] = {}
-        label: dict[str, np.ndarray] = {}
-        for part, key, offset, shape, dtype in self.layouts[index] or []:
-            size = int(np.prod(shape)) * np.dtype(dtype).itemsize
-            array = self.buffer[offset:offset + size].view(dtype).reshape(shape)
-            if part == "label":
-                label[key] = array.astype(np.int64)
-            else:
-                image[key] = array.copy()  # transforms may write into it
-        return (image.get(None, image),
-                label.get(None, label))
+        if self.eager:
+            arrays = []
+            for _, _, offset, shape, dtype in self.layouts[index] or []:
+                size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+                arrays.append(self.buffer[offset:offset + size].view(dtype).reshape(shape))
+            return _unflatten(self.layouts[index] or [], arrays)
+        if index not in self.kept:
+            sample = self._decode(index)
+            if sample is None:
+                raise self.errors[index]
+            self.kept[index] = sample
+        return _unflatten(*self.kept[index])
+
+
+def _unflatten(entries: list[_Entry], arrays: list[np.ndarray]) -> tuple[Any, Any]:
+    """Fresh ``(image, label)`` from stored arrays: labels as int64, images copied (transforms
+    may write into them)."""
+    image: dict[Any, np.ndarray] = {}
+    label: dict[Any, np.ndarray] = {}
+    for (part, key, *_), array in zip(entries, arrays, strict=True):
+        if part == "label":
+            label[key] = array.astype(np.int64)
+        else:
+            image[key] = array.copy()
+    return image.get(None, image), label.get(None, label)
 
 
 def _flatten(image: Any, label: Any) -> tuple[list[_Entry], list[np.ndarray]]:
@@ -166,9 +198,11 @@ def _estimated_bytes(dataset: Any) -> int:
 
 
 def cache_decoded(setting: str, datasets: Sequence[Any], *, processes: int = 1,
-                  threads: int = 1, available: int | None = None) -> CachePlan:
-    """Decode every sample of ``datasets`` (None entries skipped) once and have each dataset's
-    ``load`` read them from memory, per ``setting`` (``auto``, ``ram`` or ``none``).
+                  threads: int = 1, available: int | None = None,
+                  eager: bool = True) -> CachePlan:
+    """Have each dataset's ``load`` (None entries skipped) decode each sample once and keep it
+    in memory, per ``setting`` (``auto``, ``ram`` or ``none``): all of them now with ``eager``
+    (before loader workers start, so that they share them), else each when first used.
 
     ``processes``: training processes on this machine, each holding its own copy (``auto``
     counts them all). Returns what was decided, said in one line."""
@@ -193,10 +227,14 @@ def cache_decoded(setting: str, datasets: Sequence[Any], *, processes: int = 1,
     start = time.perf_counter()
     total, counts = 0, []
     for dataset in sets:
-        store = DecodedSamples(dataset.load, len(dataset), threads=threads)
+        store = DecodedSamples(dataset.load, len(dataset), eager=eager, threads=threads)
         dataset.load = store  # the instance's own load, used by __getitem__ from now on
         total += store.nbytes
         counts.append(str(len(dataset)))
+    if not eager:
+        return CachePlan(True, f"data cache: the {' + '.join(counts)} samples are kept in "
+                               f"memory as first decoded ({why}); later epochs pay only "
+                               f"augmentation")
     return CachePlan(True, f"data cache: {' + '.join(counts)} samples decoded into memory "
                            f"({_size(total)}; {why}) in {time.perf_counter() - start:.1f} s; "
                            f"each step pays only augmentation")

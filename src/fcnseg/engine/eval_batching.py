@@ -27,13 +27,13 @@ def sample_sizes(dataset: Any) -> list[tuple[int, int]] | None:
     """Each sample's (height, width), read without decoding (from the data cache or the image
     headers); None where they cannot be known so."""
     load = getattr(dataset, "load", None)
-    if isinstance(load, DecodedSamples):
+    if isinstance(load, DecodedSamples) and load.eager:
         sizes = []
         for i in range(len(dataset)):
-            layout = load.layouts[i]
-            if not layout:
+            shape = load.shape(i)
+            if shape is None:
                 return None  # a bad sample: the evaluation reports it
-            sizes.append(tuple(layout[0][3][:2]))
+            sizes.append(shape[:2])
         return sizes  # type: ignore[return-value]
     image_path = getattr(dataset, "image_path", None)
     if callable(image_path):

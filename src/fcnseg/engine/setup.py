@@ -323,9 +323,11 @@ def build_datasets(config: TrainConfig, convention: InputConvention, ignore_inde
         if val_ds.num_classes != train_ds.num_classes:
             raise ValueError(f"data.val: {val_ds.num_classes} classes, but data.train has "
                              f"{train_ds.num_classes}")
+    # With loader workers, decoded up front so that the forked workers share one copy; without,
+    # each sample as first used (a short run decodes no more than it uses).
     plan = cache_decoded(d.cache, [train_ds, val_ds],
                          processes=int(os.environ.get("LOCAL_WORLD_SIZE", "1")),
-                         threads=min(4, _cpus()))
+                         threads=min(4, _cpus()), eager=loader_workers(d.num_workers) > 0)
     if notes is not None:
         notes.append(plan.message)
     if d.skip_bad:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from PIL import Image
 
 from fcnseg.cli.main import main
 from fcnseg.data import build_dataset
-from fcnseg.data.annotations import import_annotations
+from fcnseg.data.annotations import ImportOptions, import_annotations
 from fcnseg.data.annotations.labelstudio import decode_brush_rle, encode_brush_rle
 
 mask_api = pytest.importorskip("pycocotools.mask")
@@ -220,3 +221,92 @@ def test_every_format_imports_a_folder_that_check_data_passes(tmp_path: Path, ca
     assert main(["check-data", "--dataset", "folder", "--root", str(out), "--num-workers",
                  "0"]) == 0
     assert "no problems found" in capsys.readouterr().out
+
+
+# -- malformed files, one line each ---------------------------------------------------------------
+
+def test_coco_malformed_segmentation_and_label_not_listed(tmp_path: Path) -> None:
+    path = coco_file(tmp_path, [
+        {"id": 5, "image_id": 1, "category_id": 3, "segmentation": [[0, 0, 9, 0]]},
+        {"id": 6, "image_id": 2, "category_id": 18, "segmentation": [[0, 0, 9, 0, 9, 9]]},
+    ], images=("a.jpg", "b.jpg"))
+    labels = tmp_path / "labels.txt"
+    labels.write_text("__ignore__\n_background_\ncar\n")
+    report = import_annotations("coco", path, tmp_path / "out", ImportOptions(labels=labels))
+    [bad] = [w for w in report.warnings if "annotation 5" in w]
+    assert bad.startswith(f"{path}: annotation 5 (category 3): 'segmentation' polygons")
+    assert report.errors == [f"{path}: annotation 6 (category 18): label 'dog' is not in the "
+                             f"label list (add it to the labels file, or import without "
+                             f"--labels)"]
+
+
+def test_non_utf8_annotation_file_names_are_shown_as_bytes(tmp_path: Path) -> None:
+    path = coco_file(tmp_path, [{"id": 1, "image_id": 1, "category_id": 99,
+                                 "segmentation": [[0, 0, 9, 0, 9, 9]]}])
+    odd = path.with_name(os.fsdecode(b"inst\xe9.json"))
+    path.rename(odd)
+    report = import_annotations("coco", odd, tmp_path / "out")
+    [line] = [w for w in report.warnings if "annotation 1" in w]
+    assert line.startswith("b'") and "inst\\xe9.json" in line
+
+
+def test_cvat_mask_file_name_that_is_not_utf8(tmp_path: Path) -> None:
+    src = tmp_path / "cvat"
+    (src / "SegmentationClass").mkdir(parents=True)
+    (src / "labelmap.txt").write_text("background:0,0,0::\ncar:250,50,83::\n")
+    stem = os.fsdecode(b"caf\xe9")
+    Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(
+        src / "SegmentationClass" / f"{stem}.png")
+    picture(src / "JPEGImages" / f"{stem}.jpg")
+    report = import_annotations("cvat-mask", src, tmp_path / "out")
+    [error] = report.errors
+    assert "caf\\xe9" in error and "not UTF-8" in error and "\n" not in error
+
+
+def test_cvat_shape_outside_the_image_missing_image_and_unlisted_label(tmp_path: Path) -> None:
+    src = tmp_path / "cvat"
+    src.mkdir()
+    xml = CVAT_XML.replace('<image id="1" name="b.jpg" width="40" height="30"></image>',
+                           '<image id="1" name="b.jpg" width="40" height="30"><polygon '
+                           'label="car" points="50,50;60,50;60,60" z_order="0"/>'
+                           '<polygon label="car" points="1,1;9,1;9,9" z_order="0"/></image>'
+                           '<image id="2" name="c.jpg" width="40" height="30"><polygon '
+                           'label="car" points="1,1;9,1;9,9" z_order="0"/></image>')
+    (src / "annotations.xml").write_text(xml)
+    picture(src / "images" / "a.jpg")
+    picture(src / "images" / "b.jpg")
+    report = import_annotations("cvat", src, tmp_path / "out")
+    xml_path = src / "annotations.xml"
+    assert f"{xml_path}: image 'b.jpg' polygon 0 ('car'): outside the 40×30 image (skipped)" \
+        in report.warnings
+    assert report.errors == [f"{xml_path}: missing image file {src / 'images/c.jpg'}"]
+    labels = tmp_path / "labels.txt"
+    labels.write_text("_background_\nroad\n")
+    report = import_annotations("cvat", src, tmp_path / "out2", ImportOptions(labels=labels))
+    assert any("image 'a.jpg' polygon 0 ('car'): label 'car' is not in the label list" in e
+               for e in report.errors)
+
+
+def test_label_studio_outside_missing_image_and_unlisted_label(tmp_path: Path) -> None:
+    src = tmp_path / "ls"
+    picture(src / "a.jpg")
+
+    def task(k: int, image: str, points: list) -> dict:
+        return {"id": k, "data": {"image": f"/data/upload/1/{image}"}, "annotations": [
+            {"result": [{"type": "polygonlabels", "original_width": 40, "original_height": 30,
+                         "value": {"points": points, "polygonlabels": ["cat"]}}]}]}
+
+    (src / "export.json").write_text(json.dumps([
+        task(1, "a.jpg", [[120, 120], [150, 120], [150, 150]]),
+        task(2, "missing.jpg", [[0, 0], [50, 0], [50, 50]])]))
+    report = import_annotations("labelstudio", src / "export.json", tmp_path / "out")
+    source = src / "export.json"
+    assert (f"{source}: task 1 result 0 (polygonlabels 'cat'): outside the 40×30 image "
+            f"(skipped)") in report.warnings
+    assert report.errors == [f"{source}: missing image file {src / 'missing.jpg'}"]
+    labels = tmp_path / "labels.txt"
+    labels.write_text("_background_\ndog\n")
+    report = import_annotations("labelstudio", src / "export.json", tmp_path / "out2",
+                                ImportOptions(labels=labels))
+    assert any("task 1 result 0 (polygonlabels 'cat'): label 'cat' is not in" in e
+               for e in report.errors)

@@ -6,8 +6,10 @@ Datasets with several inputs return them as a dict keyed by modality (:class:`NY
 datasets with several label maps return a dict keyed by head (:class:`SIFTFlow`).
 """
 
+from fcnseg.data.ade20k import ADE20K, ADE20K_CLASSES
 from fcnseg.data.base import FileSegmentationDataset, SegmentationDataset
 from fcnseg.data.build import DATASET_NAMES, build_dataset
+from fcnseg.data.cityscapes import CITYSCAPES_CLASSES, Cityscapes
 from fcnseg.data.collate import collate_segmentation
 from fcnseg.data.download import (
     download_nyud,
@@ -41,6 +43,10 @@ from fcnseg.data.transforms import (
 from fcnseg.data.voc import VOCSegmentation
 
 __all__ = [
+    "ADE20K",
+    "ADE20K_CLASSES",
+    "CITYSCAPES_CLASSES",
+    "Cityscapes",
     "DATASET_NAMES",
     "NYUD_CLASSES",
     "PASCAL_CONTEXT_CLASSES",

@@ -10,6 +10,7 @@ beside ``val2017/``).
 
 from __future__ import annotations
 
+import functools
 import json
 import warnings
 from collections import defaultdict
@@ -26,6 +27,7 @@ from fcnseg.data.annotations.shapes import (
     Shape,
     printable,
 )
+from fcnseg.data.errors import DataError
 
 __all__ = ["coco_mask_api", "decode_coco_segmentation", "read_coco"]
 
@@ -178,11 +180,20 @@ def _add_instances(data: dict, source: str, items: dict[Any, AnnotatedImage],
                                  decode=_decoder(ann.get("segmentation"))))
 
 
+@functools.lru_cache(maxsize=2)  # the segments of one image are drawn one after another
+def _panoptic_ids(png: Path) -> np.ndarray:
+    """The segment ids of a panoptic PNG (R + 256 G + 256² B)."""
+    from fcnseg.data.io import read_raw
+
+    rgb = read_raw(png, "panoptic PNG").astype(np.int64)
+    if rgb.ndim != 3 or rgb.shape[2] < 3:
+        raise DataError(png, "a panoptic PNG must be RGB")
+    return rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]
+
+
 def _add_panoptic(data: dict, src: Path, items: dict[Any, AnnotatedImage],
                   categories: dict[int, str], crowd_as_class: bool,
                   panoptic_dir: Path | None) -> None:
-    from fcnseg.data.io import read_raw
-
     folder = panoptic_dir or src.parent / src.stem
     for ann in data.get("annotations") or []:
         item = items.get(ann.get("image_id"))
@@ -200,13 +211,7 @@ def _add_panoptic(data: dict, src: Path, items: dict[Any, AnnotatedImage],
             by_id[int(seg.get("id", -1))].append((label, where))
 
         def segment(segment_id: int, png: Path = png) -> Callable[[int, int], np.ndarray]:
-            def decode(h: int, w: int) -> np.ndarray:
-                rgb = read_raw(png, "panoptic PNG").astype(np.int64)
-                if rgb.ndim != 3 or rgb.shape[2] < 3:
-                    raise ValueError(f"{png}: a panoptic PNG must be RGB")
-                ids = rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]
-                return ids == segment_id
-            return decode
+            return lambda h, w: _panoptic_ids(png) == segment_id
 
         for segment_id, entries in by_id.items():
             for label, where in entries:

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from fcnseg.data.annotations.shapes import AnnotatedImage, Annotations, Shape, printable
+from fcnseg.data.errors import DataError
 from fcnseg.data.folder import IMAGE_EXTENSIONS
 from fcnseg.data.layout import read_utf8
 
@@ -66,7 +67,7 @@ def _colour_mask_decoder(png: Path, colours: list[tuple[int, int, int]], index: 
     def decode(h: int, w: int) -> np.ndarray:
         rgb = read_raw(png, "mask")
         if rgb.ndim == 2:
-            raise ValueError(f"{png.name}: expected a colour (RGB) mask")
+            raise DataError(png, "expected a colour (RGB) mask")
         r, g, b = colours[index]
         return (rgb[..., 0] == r) & (rgb[..., 1] == g) & (rgb[..., 2] == b)
     return decode
@@ -135,7 +136,9 @@ def _cvat_rle(element: ET.Element, height: int, width: int) -> np.ndarray:
     counts = [int(c) for c in element.get("rle", "").split(",") if c.strip()]
     left, top = int(element.get("left", 0)), int(element.get("top", 0))
     w, h = int(element.get("width", 0)), int(element.get("height", 0))
-    if w <= 0 or h <= 0 or sum(counts) != w * h or any(c < 0 for c in counts):
+    if not (0 < w <= width and 0 < h <= height):  # never more memory than the image's
+        raise ValueError(f"its {w}×{h} box does not fit the {width}×{height} image")
+    if sum(counts) != w * h or any(c < 0 for c in counts):
         raise ValueError(f"run lengths add up to {sum(counts)}, not its box's {w}×{h} pixels")
     flat = np.zeros(w * h, bool)
     pos = 0

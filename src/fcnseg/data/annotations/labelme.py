@@ -40,13 +40,18 @@ def _number_pairs(points: Any) -> list[tuple[float, float]] | None:
     return out
 
 
-def _mask_shape(raw: dict, points: list[tuple[float, float]], where: str) -> np.ndarray | str:
+def _mask_shape(raw: dict, where: str, size: tuple[int, int] | None) -> np.ndarray | str:
     """The boolean box of a labelme mask shape, or why it is unusable."""
+    from fcnseg.data.io import MAX_PIXELS
+
     try:
         data = base64.b64decode(raw.get("mask") or "", validate=True)
         with Image.open(io.BytesIO(data)) as img:
-            if img.width * img.height > 1 << 28:
-                return f"{where}: its mask is too large"
+            # Read from the header: a mask larger than its image is never decoded.
+            h, w = size or (img.height, img.width)
+            if img.width > w or img.height > h or img.width * img.height > (MAX_PIXELS
+                                                                            or 1 << 30):
+                return f"{where}: its {img.width}×{img.height} mask is larger than the image"
             return np.asarray(img.convert("L")) > 0
     except (binascii.Error, OSError, ValueError):
         return f"{where}: 'mask' is not a base64 PNG"
@@ -91,7 +96,7 @@ def read_labelme_file(path: Path, name: str) -> AnnotatedImage:
                                  f"{_MIN_POINTS[kind]} [x, y] pairs (skipped)")
             continue
         if kind == "mask":
-            box = _mask_shape(raw, points, where)
+            box = _mask_shape(raw, where, item.size)
             if isinstance(box, str):
                 item.problems.append(f"{source}: {box} (skipped)")
                 continue

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from fcnseg.data.errors import DataError
+
 __all__ = [
     "BACKGROUND_LABEL",
     "IGNORE_LABEL",
@@ -272,8 +274,8 @@ def shape_pixels(shape: Shape, height: int, width: int, line_width: float = 10.0
     if shape.kind == "mask":
         mask = shape.mask if shape.mask is not None else shape.decode(height, width)
         if mask.shape != (height, width):
-            raise ValueError(f"{shape.where}: its mask is {mask.shape[1]}×{mask.shape[0]}, "
-                             f"the image {width}×{height}")
+            raise ValueError(f"its mask is {mask.shape[1]}×{mask.shape[0]}, the image "
+                             f"{width}×{height}")
         return mask.astype(bool, copy=False)
     if shape.kind == "box_mask":
         out = np.zeros((height, width), bool)
@@ -325,8 +327,11 @@ def rasterise(item: AnnotatedImage, labels: LabelSet, height: int, width: int,
             continue
         try:
             pixels = shape_pixels(shape, height, width, options.line_width)
-        except ValueError as e:
-            errors.append(f"{source}: {e}")
+        except DataError as e:  # a file it needs is missing or bad: the image is wrong without
+            errors.append(f"{source}: {shape.where}: {e.path}: {e.problem}")
+            continue
+        except ValueError as e:  # the shape itself is malformed
+            problems.append(f"{source}: {shape.where}: {e} (skipped)")
             continue
         if not pixels.any():
             why = ("outside the" if _outside(shape, height, width)

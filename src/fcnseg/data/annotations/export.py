@@ -25,7 +25,13 @@ from fcnseg.data.annotations.contours import (
     region_polygons,
     simplify,
 )
-from fcnseg.data.annotations.shapes import BACKGROUND_LABEL, Shape, fill_polygons, shape_pixels
+from fcnseg.data.annotations.shapes import (
+    BACKGROUND_LABEL,
+    Shape,
+    fill_polygons,
+    shape_box,
+    shape_pixels,
+)
 
 __all__ = ["DEFAULT_TOLERANCE", "EXPORT_FORMATS", "coco_document", "cvat_image_element",
            "cvat_document", "labelme_document", "labelme_label", "layered_regions"]
@@ -42,8 +48,16 @@ def labelme_label(class_names: Sequence[str], index: int) -> str:
     return BACKGROUND_LABEL if index == 0 else str(class_names[index])
 
 
-def _fill_ring(ring: np.ndarray, height: int, width: int) -> np.ndarray:
-    return fill_polygons([ring[:, :2]], height, width)
+def _ring_box(ring: np.ndarray, height: int, width: int) -> tuple[tuple[slice, slice],
+                                                                   np.ndarray]:
+    """The pixels inside a crack ring: (the slices of their box, the box's boolean pixels)."""
+    y0, x0, box = shape_box(Shape("", "corner_polygon", rings=[ring[:, :2]]), height, width)
+    return (slice(y0, y0 + box.shape[0]), slice(x0, x0 + box.shape[1])), box
+
+
+def _paint(canvas: np.ndarray, value: int, shape: Shape) -> None:
+    y0, x0, box = shape_box(shape, *canvas.shape)
+    canvas[y0:y0 + box.shape[0], x0:x0 + box.shape[1]][box] = value
 
 
 def layered_regions(label: np.ndarray, *, background: int = 0, ignore_index: int | None = None
@@ -61,7 +75,8 @@ def layered_regions(label: np.ndarray, *, background: int = 0, ignore_index: int
     others = np.zeros(label.shape, bool)
     for c, ring, _ in regions:
         if c != background and c != ignore_index:
-            others |= _fill_ring(ring, height, width)
+            where, box = _ring_box(ring, height, width)
+            others[where] |= box
     out = []
     for c, ring, _ in regions:
         if c == ignore_index:
@@ -74,7 +89,8 @@ def layered_regions(label: np.ndarray, *, background: int = 0, ignore_index: int
     for _ in range(3):  # the patches are single pixels or small; one round usually suffices
         drawn = np.full(label.shape, background, label.dtype)
         for c, ring in out:
-            drawn[_fill_ring(ring, height, width)] = c
+            where, box = _ring_box(ring, height, width)
+            drawn[where][box] = c
         wrong = (drawn != label) if ignore_index is None else (drawn != label) & (
             label != ignore_index)
         if not wrong.any():
@@ -144,7 +160,7 @@ def labelme_document(label: np.ndarray, class_names: Sequence[str], image_path: 
                 for c, ring in layered_regions(label, ignore_index=ignore_index)]
     drawn = np.zeros(label.shape, np.int64)
     for c, pts in polygons:
-        drawn[_labelme_polygon(np.asarray(pts), height, width)] = c
+        _paint(drawn, c, Shape("", "polygon", [tuple(p) for p in pts]))
     polygons += [(c, _labelme_points(ring, 0.0))
                  for c, ring in _gap_patches(label, drawn, 0, ignore_index)]
     shapes = [{"label": labelme_label(class_names, c), "points": pts, "group_id": None,
@@ -175,7 +191,7 @@ def cvat_image_element(label: np.ndarray, class_names: Sequence[str], name: str,
                 for c, ring in layered_regions(label, ignore_index=ignore_index)]
     drawn = np.zeros(label.shape, np.int64)
     for c, pts in polygons:
-        drawn[_corner_polygon(pts, height, width)] = c
+        _paint(drawn, c, Shape("", "corner_polygon", rings=[pts]))
     polygons += [(c, _corner_points(ring, 0.0))
                  for c, ring in _gap_patches(label, drawn, 0, ignore_index)]
     for z, (c, pts) in enumerate(polygons):
@@ -221,18 +237,21 @@ def coco_annotations(label: np.ndarray, image_id: int, first_id: int, *,
     for c, ring, area in region_polygons(label):
         if c in (background, ignore_index):
             continue
-        filled = fill_polygons([ring[:, :2]], height, width)
-        region = filled & (label == c)
+        where, filled = _ring_box(ring, height, width)
+        region = filled & (label[where] == c)
         if region.sum() == area:
             pts = _corner_points(ring, tolerance)
             segmentation: Any = [[float(v) for v in pts.reshape(-1)]]
         else:
-            segmentation = _coco_rle(region)
+            full = np.zeros(label.shape, bool)
+            full[where] = region
+            segmentation = _coco_rle(full)
         ys, xs = np.nonzero(region)
-        x0, y0 = int(xs.min()), int(ys.min())
+        x0, y0 = int(xs.min()) + where[1].start, int(ys.min()) + where[0].start
         out.append({"id": first_id + len(out), "image_id": image_id, "category_id": c,
                     "segmentation": segmentation, "area": int(region.sum()),
-                    "bbox": [x0, y0, int(xs.max()) + 1 - x0, int(ys.max()) + 1 - y0],
+                    "bbox": [x0, y0, int(xs.max()) - int(xs.min()) + 1,
+                             int(ys.max()) - int(ys.min()) + 1],
                     "iscrowd": 0})
     return out
 

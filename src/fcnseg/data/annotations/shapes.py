@@ -36,6 +36,8 @@ __all__ = [
     "fill_polygons",
     "printable",
     "rasterise",
+    "shape_box",
+    "shape_pixels",
 ]
 
 #: labelme's labels.txt names: ``__ignore__`` is the ignore value, ``_background_`` class 0.
@@ -237,22 +239,30 @@ def fill_polygons(rings: Sequence[np.ndarray], height: int, width: int) -> np.nd
     return (np.cumsum(toggles, axis=1)[:, :width] % 2).astype(bool)
 
 
-def _draw_centre_shape(shape: Shape, height: int, width: int, line_width: float) -> np.ndarray:
-    """A labelme shape drawn as labelme's ``shape_to_mask`` draws it (Pillow, outline on)."""
+Box = tuple[int, int, np.ndarray]  # (top row, left column, boolean pixels of the box)
+
+
+def _empty_box() -> Box:
+    return 0, 0, np.zeros((0, 0), bool)
+
+
+def _draw_centre_shape(shape: Shape, height: int, width: int, line_width: float) -> Box:
+    """A labelme shape drawn as labelme's ``shape_to_mask`` draws it (Pillow, outline on), in
+    the box around it."""
     pts = np.asarray(shape.points, np.float64).reshape(-1, 2)
-    pad = int(math.ceil(max(line_width, shape.width or 0))) + 2
+    pad = int(math.ceil(shape.width or line_width)) + 2 if shape.kind in (
+        "line", "linestrip") else 2
     if shape.kind == "circle":
         (cx, cy), (px, py) = pts[0], pts[1]
         r = math.hypot(px - cx, py - cy)
         pts = np.array([[cx - r, cy - r], [cx + r, cy + r]])
-    # Draw in a canvas around the shape (shifted by whole pixels, which changes nothing).
+    # Drawn in a canvas around the shape (shifted by whole pixels, which changes nothing).
     x0 = max(int(math.floor(pts[:, 0].min())) - pad, 0)
     y0 = max(int(math.floor(pts[:, 1].min())) - pad, 0)
     x1 = min(int(math.ceil(pts[:, 0].max())) + pad, width)
     y1 = min(int(math.ceil(pts[:, 1].max())) + pad, height)
-    out = np.zeros((height, width), bool)
     if x1 <= x0 or y1 <= y0:
-        return out
+        return _empty_box()
     canvas = Image.new("1", (x1 - x0, y1 - y0), 0)
     draw = ImageDraw.Draw(canvas)
     xy = [(float(x) - x0, float(y) - y0) for x, y in pts]
@@ -265,27 +275,43 @@ def _draw_centre_shape(shape: Shape, height: int, width: int, line_width: float)
         draw.line(xy, fill=1, width=max(int(round(shape.width or line_width)), 1))
     else:
         draw.polygon(xy * 2 if len(xy) == 1 else xy, outline=1, fill=1)
-    out[y0:y1, x0:x1] = np.asarray(canvas, bool)
-    return out
+    return y0, x0, np.asarray(canvas, bool)
 
 
-def shape_pixels(shape: Shape, height: int, width: int, line_width: float = 10.0) -> np.ndarray:
-    """The H×W boolean mask of one shape."""
+def _corner_polygon_box(rings: Sequence[np.ndarray], height: int, width: int) -> Box:
+    pts = np.concatenate([np.asarray(r, np.float64).reshape(-1, 2) for r in rings])
+    x0 = min(max(int(math.floor(pts[:, 0].min())), 0), width)
+    y0 = min(max(int(math.floor(pts[:, 1].min())), 0), height)
+    x1 = max(min(int(math.ceil(pts[:, 0].max())), width), x0)
+    y1 = max(min(int(math.ceil(pts[:, 1].max())), height), y0)
+    shifted = [np.asarray(r, np.float64).reshape(-1, 2) - (x0, y0) for r in rings]
+    return y0, x0, fill_polygons(shifted, y1 - y0, x1 - x0)
+
+
+def shape_box(shape: Shape, height: int, width: int, line_width: float = 10.0) -> Box:
+    """One shape's pixels in the box around it: (top, left, boolean array), clipped to the
+    H×W image."""
     if shape.kind == "mask":
         mask = shape.mask if shape.mask is not None else shape.decode(height, width)
         if mask.shape != (height, width):
             raise ValueError(f"its mask is {mask.shape[1]}×{mask.shape[0]}, the image "
                              f"{width}×{height}")
-        return mask.astype(bool, copy=False)
+        return 0, 0, mask.astype(bool, copy=False)
     if shape.kind == "box_mask":
-        out = np.zeros((height, width), bool)
         x, y = (int(round(v)) for v in shape.points[0])
         box = shape.mask[max(-y, 0):max(height - y, 0), max(-x, 0):max(width - x, 0)]
-        out[max(y, 0):max(y, 0) + box.shape[0], max(x, 0):max(x, 0) + box.shape[1]] = box
-        return out
+        return max(y, 0), max(x, 0), box
     if shape.kind == "corner_polygon":
-        return fill_polygons(shape.rings, height, width)
+        return _corner_polygon_box(shape.rings, height, width)
     return _draw_centre_shape(shape, height, width, line_width)
+
+
+def shape_pixels(shape: Shape, height: int, width: int, line_width: float = 10.0) -> np.ndarray:
+    """The H×W boolean mask of one shape."""
+    y0, x0, box = shape_box(shape, height, width, line_width)
+    out = np.zeros((height, width), bool)
+    out[y0:y0 + box.shape[0], x0:x0 + box.shape[1]] = box
+    return out
 
 
 def _outside(shape: Shape, height: int, width: int) -> bool:
@@ -326,7 +352,7 @@ def rasterise(item: AnnotatedImage, labels: LabelSet, height: int, width: int,
             points += 1
             continue
         try:
-            pixels = shape_pixels(shape, height, width, options.line_width)
+            y0, x0, pixels = shape_box(shape, height, width, options.line_width)
         except DataError as e:  # a file it needs is missing or bad: the image is wrong without
             errors.append(f"{source}: {shape.where}: {e.path}: {e.problem}")
             continue
@@ -338,10 +364,11 @@ def rasterise(item: AnnotatedImage, labels: LabelSet, height: int, width: int,
                    else "covers no pixel of the")
             problems.append(f"{source}: {shape.where}: {why} {width}×{height} image (skipped)")
             continue
+        box = (slice(y0, y0 + pixels.shape[0]), slice(x0, x0 + pixels.shape[1]))
         if options.overlap == "ignore":
-            conflict |= pixels & (covered >= 0) & (covered != value)
-        covered[pixels] = value
-        label[pixels] = value
+            conflict[box] |= pixels & (covered[box] >= 0) & (covered[box] != value)
+        covered[box][pixels] = value
+        label[box][pixels] = value
     if errors:
         return None, errors
     if options.overlap == "ignore":

@@ -83,8 +83,12 @@ def save_checkpoint(
     metrics: Mapping[str, Any] | None = None,
     state: Mapping[str, Any] | None = None,
     head_classes: Mapping[str, Sequence[str]] | None = None,
+    background: str | None = None,
 ) -> Path:
     """Write a self-describing checkpoint atomically and return its path.
+
+    ``background`` names the class declared as background (a dataset's ``background:``):
+    pictures leave it as the photo (see :func:`fcnseg.data.palette.background_indices`).
 
     ``head_classes`` (``{head: class names}``) names the classes of every head of a multi-head
     model (``model(x)`` returning ``{head: logits}``); ``class_names`` are then its first
@@ -103,6 +107,10 @@ def save_checkpoint(
     heads = _head_classes(model_to_save, names, head_classes)
     if heads is not None:
         classes["heads"] = heads
+    if background is not None:
+        if str(background) not in names:
+            raise CheckpointError(f"background {background!r} is none of the classes {names}")
+        classes["background"] = str(background)
     payload = {
         "format": FORMAT,
         "model_state_dict": {k: v.detach().cpu() for k, v in
@@ -274,6 +282,9 @@ def _check_metadata(path: Path | str, ckpt: Mapping[str, Any], in_config: bool =
     if not _is_int(classes["ignore_index"]):
         raise bad("classes.ignore_index",
                   f"expected an integer label value, got {classes['ignore_index']!r}")
+    background = classes.get("background")
+    if background is not None and (not isinstance(background, str) or background not in names):
+        raise bad("classes.background", f"expected one of the class names, got {background!r}")
     heads = classes.get("heads")
     if heads is not None:
         if not isinstance(heads, Mapping) or not all(

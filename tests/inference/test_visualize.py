@@ -116,10 +116,12 @@ def _colours(picture: np.ndarray) -> set[tuple[int, int, int]]:
     return {tuple(int(v) for v in c) for c in picture.reshape(-1, 3)}
 
 
-def test_background_is_the_class_named_so_or_else_class_0() -> None:
+def test_background_is_the_class_named_or_declared_so_never_class_0_by_position() -> None:
     assert background_classes(["background", "cat"]) == [0]
     assert background_classes(["road", "car", "Void"]) == [2]
-    assert background_classes(["road", "car"]) == [0]
+    assert background_classes(["_background_", "Unlabeled", "car"]) == [0, 1]
+    assert background_classes(["Sky", "Building", "Car"]) == []  # sky is a class to show
+    assert background_classes(["Sky", "Building", "Car"], declared="Sky") == [0]
 
 
 def test_class_outlines_are_one_pixel_thin_on_the_object_side() -> None:

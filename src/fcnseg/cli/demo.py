@@ -149,7 +149,7 @@ def _save_scene_pictures(segmenter, pred, folder: Path, name: str) -> list[Path]
 
 
     names, palette = segmenter.class_names, segmenter.palette
-    background = background_classes(names)
+    background = background_classes(names, segmenter.background_class)
     image, label = enlarge(pred.image), enlarge(pred.label)
     picture = overlay(image, label, palette, 0.5, exclude=background, outlines=True)
     picture = add_legend(picture, legend_entries(label, palette, names, exclude=background),

@@ -38,7 +38,11 @@ def record(path: str) -> dict[str, Any]:
     try:
         ckpt = load_checkpoint(path)
     except CheckpointError as e:
-        other = other_file_record(path)
+        # A checkpoint with bad metadata stays that error; only a file that is no checkpoint
+        # at all may be another file fcnseg writes.
+        message = str(e)
+        other = (other_file_record(path) if "not a checkpoint (no" in message
+                 or "cannot be read as a checkpoint" in message else None)
         if other is None:
             raise e from None
         return other

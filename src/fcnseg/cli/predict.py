@@ -193,7 +193,8 @@ def run(args: argparse.Namespace) -> int:
     kinds = list(UNCERTAINTY_KINDS) if kind == "both" else [kind] if kind else []
     style = PictureStyle(
         alpha=args.alpha, colormap=args.colormap, legend=args.legend, outlines=args.outlines,
-        unblended=() if args.blend_background else tuple(background_classes(seg.class_names)),
+        unblended=() if args.blend_background else tuple(
+            background_classes(seg.class_names, seg.background_class)),
         heatmap_over_photo=args.heatmap_over_photo)
     pre = None
     if args.format or args.rank:

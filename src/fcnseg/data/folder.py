@@ -48,7 +48,7 @@ from fcnseg.data.errors import DataError
 from fcnseg.data.images import ImageError
 from fcnseg.data.io import read_label
 from fcnseg.data.layout import read_split_list, read_utf8, say_once
-from fcnseg.data.palette import palette_for
+from fcnseg.data.palette import distinct_palette
 from fcnseg.data.rasters import grid_problem, nodata_mask, open_raster, raster_info
 from fcnseg.utils.typing import PathLike
 
@@ -320,7 +320,10 @@ class FolderSegmentation(FileSegmentationDataset):
         if display is not None:
             self.palette = display
         else:
-            self.palette = palette_for(self.num_classes, self.ignore_index)
+            # No colours given: well-separated ones, background black (not VOC's, whose
+            # early entries are dark and close to each other once blended).
+            self.palette = distinct_palette(self.classes, self.ignore_index,
+                                            self.background_class)
 
         self.bands: tuple[str, ...] | None = cfg.get("bands")
         self.rgb_bands: tuple[str, ...] | None = cfg.get("rgb")

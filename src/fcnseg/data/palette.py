@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-__all__ = ["VOC_CLASSES", "VOC_IGNORE_INDEX", "colorize", "palette_for", "voc_palette"]
+__all__ = ["BACKGROUND_NAMES", "DISTINCT_COLOURS", "VOC_CLASSES", "VOC_IGNORE_INDEX",
+           "background_indices", "colorize", "distinct_palette", "palette_for", "voc_palette"]
 
 VOC_CLASSES: tuple[str, ...] = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
@@ -41,6 +44,61 @@ def palette_for(num_classes: int, ignore_index: int | None = VOC_IGNORE_INDEX) -
     if ignore_index is not None and 0 <= ignore_index < 256 and ignore_index >= num_classes:
         pal[ignore_index] = (224, 224, 192)
     return pal
+
+
+#: Class names (compared case-insensitively, surrounding underscores ignored) that mean
+#: "nothing here": black in a distinct palette, left as the photo in overlays.
+BACKGROUND_NAMES = frozenset({"background", "void", "bg", "unlabeled", "unlabelled", "none"})
+
+#: Twenty colours chosen to stay apart from each other, also blended over a photo (Sasha
+#: Trubetskoy's list of distinct colours), in the order classes take them.
+DISTINCT_COLOURS: tuple[tuple[int, int, int], ...] = (
+    (230, 25, 75), (60, 180, 75), (0, 130, 200), (255, 225, 25), (245, 130, 48),
+    (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212),
+    (0, 128, 128), (220, 190, 255), (170, 110, 40), (255, 250, 200), (128, 0, 0),
+    (170, 255, 195), (128, 128, 0), (255, 215, 180), (0, 0, 128), (128, 128, 128),
+)
+
+
+def background_indices(class_names: Sequence[str], declared: str | None = None) -> list[int]:
+    """The classes that are background: the one ``declared`` (dataset.yaml ``background:``),
+    else those named background, void or unlabeled (:data:`BACKGROUND_NAMES`, any case).
+    Never a class for its position: class 0 of a street set may well be the sky."""
+    names = [str(n) for n in class_names]
+    if declared is not None and str(declared) in names:
+        return [names.index(str(declared))]
+    return [i for i, n in enumerate(names) if n.strip().strip("_").lower() in BACKGROUND_NAMES]
+
+
+def distinct_palette(class_names: Sequence[str], ignore_index: int | None = VOC_IGNORE_INDEX,
+                     background: str | None = None) -> np.ndarray:
+    """A 256×3 palette for classes that come without colours: background classes (see
+    :func:`background_indices`) black, the others :data:`DISTINCT_COLOURS` in turn (then hues a
+    golden angle apart), the VOC void colour at ``ignore_index``."""
+    pal = voc_palette(256)
+    back = set(background_indices(class_names, background))
+    colours = iter(_distinct_colours())
+    for k in range(min(len(class_names), 256)):
+        pal[k] = (0, 0, 0) if k in back else next(colours)
+    if ignore_index is not None and len(class_names) <= ignore_index < 256:
+        pal[ignore_index] = (224, 224, 192)
+    return pal
+
+
+def _distinct_colours():
+    yield from DISTINCT_COLOURS
+    k = 0
+    while True:  # beyond twenty: hues a golden angle apart, two saturations and brightnesses
+        hue = (0.07 + 0.618034 * k) % 1.0
+        yield _hsv(hue, 0.95 if k % 2 else 0.6, 0.75 if (k // 2) % 2 else 0.95)
+        k += 1
+
+
+def _hsv(h: float, s: float, v: float) -> tuple[int, int, int]:
+    import colorsys
+
+    r, g, b = colorsys.hsv_to_rgb(h, s, v)
+    return round(255 * r), round(255 * g), round(255 * b)
 
 
 def colorize(label: np.ndarray, palette: np.ndarray | list) -> np.ndarray:

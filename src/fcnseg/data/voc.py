@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fcnseg.data.base import FileSegmentationDataset, Transform
 from fcnseg.data.layout import find_dataset_dir, read_split, read_utf8, say_once
-from fcnseg.data.palette import VOC_CLASSES, VOC_IGNORE_INDEX
+from fcnseg.data.palette import VOC_CLASSES, VOC_IGNORE_INDEX, distinct_palette
 from fcnseg.utils.typing import PathLike
 
 __all__ = ["VOCSegmentation", "find_voc_dir"]
@@ -71,6 +71,7 @@ class VOCSegmentation(FileSegmentationDataset):
         if names.is_file():  # labelme's export: "__ignore__" (255 in the masks) is no class
             listed = [n.strip() for n in read_utf8(names, "class list").splitlines()]
             self.classes = tuple(n for n in listed if n and n != "__ignore__")
+            self.palette = distinct_palette(self.classes, self.ignore_index)
         if ids is None:
             if (self.dir / "ImageSets" / "Segmentation").is_dir():
                 ids = read_split(self.dir / "ImageSets" / "Segmentation" / f"{split}.txt",

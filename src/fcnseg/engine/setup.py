@@ -98,6 +98,8 @@ class TrainSetup:
     ema: WeightAverage | None = None
     #: What start-up decided and the run should say (e.g. the data cache's line).
     notes: list[str] = field(default_factory=list)
+    #: The class the dataset declares as background (dataset.yaml ``background:``), or None.
+    background_class: str | None = None
 
     @property
     def eval_model(self) -> nn.Module:
@@ -191,7 +193,7 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
         class_pixels=class_pixels, warnings=startup_warnings(config, plain, info.device.type),
         channels_last=channels_last, head_classes=head_classes,
         eval_exclude_classes=getattr(plain, "eval_exclude_classes", ()), ema=ema,
-        notes=notes)
+        notes=notes, background_class=getattr(plain, "background_class", None))
 
 
 def _head_classes(dataset: Any) -> dict[str, list[str]] | None:

@@ -145,7 +145,7 @@ class TrainState:
                                           for k, v in setup.model.state_dict().items()}
         save_checkpoint(path, setup.eval_model, class_names=setup.class_names,
                         palette=setup.palette, ignore_index=setup.ignore_index, recipe=setup.recipe,
-                        head_classes=setup.head_classes,
+                        head_classes=setup.head_classes, background=setup.background_class,
                         iteration=self.iteration, epoch=self.epoch, metrics=self.metrics,
                         state=saved)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from fcnseg.data.palette import palette_for
+from fcnseg.data.palette import distinct_palette
 from fcnseg.inference.files import PictureStyle, reserve_outputs, segment_files, write_outputs
 from fcnseg.inference.images import ImageError
 from fcnseg.inference.prefetch import background_pool, default_workers, in_order
@@ -105,7 +105,7 @@ def write_predictions(
             for head, head_pred in list(pred.heads.items())[1:]:
                 files = reserve_outputs(out_dir, f"{name}_{head}", head_pred,
                                         protected=options.protected)
-                todo.append((files, head_pred, palette_for(len(head_pred.class_names)), plain))
+                todo.append((files, head_pred, distinct_palette(head_pred.class_names), plain))
         except (OSError, ValueError) as e:
             return todo, e
         return todo, None

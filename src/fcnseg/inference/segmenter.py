@@ -123,6 +123,7 @@ class Segmenter:
         precision: str = "auto",
         channels_last: bool | None = None,
         compile: bool = False,
+        background: str | None = None,
     ) -> None:
         convention = input_convention or getattr(model, "input_convention", None)
         if convention is None:
@@ -150,6 +151,8 @@ class Segmenter:
         self.class_names: list[str] = [str(n) for n in class_names]
         self.num_classes = len(self.class_names)
         self.palette = normalize_palette(palette)
+        #: The class declared as background (the checkpoint's ``classes.background``), if any.
+        self.background_class: str | None = background
         self.ignore_index = int(ignore_index)
         self.input_convention: InputConvention = get_convention(convention)
         self.geometry: str | None = getattr(model, "geometry", None)
@@ -188,6 +191,8 @@ class Segmenter:
         options.setdefault("temperature", float(ckpt.get("temperature", 1.0)))
         if classes.get("heads"):
             options.setdefault("head_classes", classes["heads"])
+        if classes.get("background") is not None:
+            options.setdefault("background", classes["background"])
         seg = cls(model, class_names=classes["names"], palette=classes["palette"],
                   ignore_index=classes["ignore_index"], device=device, **options)
         seg.checkpoint_path = str(path)

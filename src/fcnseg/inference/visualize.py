@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from fcnseg.data.palette import colorize
+from fcnseg.data.palette import BACKGROUND_NAMES, background_indices, colorize
 from fcnseg.utils.files import atomic_write_bytes
 
 __all__ = [
@@ -51,10 +51,7 @@ __all__ = [
     "titled_panels",
 ]
 
-#: Class names (compared case-insensitively) that mean "nothing here": overlays leave them
-#: unblended so the photo keeps its brightness.
-BACKGROUND_NAMES = frozenset({"background", "_background_", "void", "bg", "unlabeled",
-                              "unlabelled", "none"})
+# BACKGROUND_NAMES: see fcnseg.data.palette (re-exported here).
 
 # Anchor colours of matplotlib's viridis at 0, 1/4, 1/2, 3/4 and 1 (its published key colours);
 # the table interpolates linearly between them, close enough for a picture.
@@ -92,12 +89,11 @@ def normalize_palette(palette: np.ndarray | Iterable[Iterable[int]]) -> np.ndarr
     return pal
 
 
-def background_classes(class_names: Sequence[str]) -> list[int]:
-    """The classes an overlay leaves unblended: those named like background or void (see
-    :data:`BACKGROUND_NAMES`), or class 0 when none is (class 0 is background in VOC and in
-    most datasets that follow it)."""
-    named = [i for i, n in enumerate(class_names) if str(n).strip().lower() in BACKGROUND_NAMES]
-    return named if named or not class_names else [0]
+def background_classes(class_names: Sequence[str], declared: str | None = None) -> list[int]:
+    """The classes an overlay leaves unblended: the one declared as background (a dataset's
+    ``background:``, kept in its checkpoints), else those named background, void or unlabeled
+    (:data:`BACKGROUND_NAMES`, any case); never a class for its position alone."""
+    return background_indices(class_names, declared)
 
 
 def class_outlines(label: np.ndarray, exclude: Iterable[int] = ()) -> np.ndarray:

@@ -18,7 +18,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from fcnseg.data.images import IMAGE_FORMATS
-from fcnseg.data.palette import palette_for
+from fcnseg.data.palette import distinct_palette
 from fcnseg.inference import ImageError, ImageTooLargeError, Prediction, Segmenter, load_image
 from fcnseg.inference.classnames import AmbiguousClassName, class_by_name
 from fcnseg.inference.files import PictureStyle, overlay_picture
@@ -172,7 +172,7 @@ def head_palette(segmenter: Segmenter, head: str) -> np.ndarray:
     predict`` writes them)."""
     if not segmenter.heads or head == next(iter(segmenter.heads)):
         return segmenter.palette
-    return palette_for(len(segmenter.heads[head]))
+    return distinct_palette(segmenter.heads[head])
 
 
 async def read_upload(request: Request) -> bytes:
@@ -261,7 +261,7 @@ def encode_answer(segmenter: Segmenter, pred: Prediction, options: SegmentOption
         return label_png
     heads = pred.heads or {}
     body = _payload(pred, label_png, segmenter.palette, segmenter.class_names, options,
-                    options.heatmap_classes)
+                    options.heatmap_classes, getattr(segmenter, "background_class", None))
     if heads:
         body["heads"] = {
             h: {"class_names": list(p.class_names),
@@ -277,7 +277,7 @@ def encode_answer(segmenter: Segmenter, pred: Prediction, options: SegmentOption
 
 def _payload(pred: Prediction, label_png: bytes | None, palette: np.ndarray,
              class_names: Sequence[str], options: SegmentOptions,
-             heatmap_classes: Sequence[int]) -> dict[str, Any]:
+             heatmap_classes: Sequence[int], background: str | None = None) -> dict[str, Any]:
     """One head's JSON: size, pixel counts, classes present, label PNG and the pictures."""
     if label_png is None:
         label_png = label_png_bytes(pred.label, palette)
@@ -291,7 +291,8 @@ def _payload(pred: Prediction, label_png: bytes | None, palette: np.ndarray,
         "label_png": _b64(label_png),
     }
     if options.overlay or heatmap_classes:
-        body.update(_pictures(pred, palette, class_names, options, tuple(heatmap_classes)))
+        body.update(_pictures(pred, palette, class_names, options, tuple(heatmap_classes),
+                              background))
     return body
 
 
@@ -302,7 +303,8 @@ def preview_size(height: int, width: int) -> tuple[int, int]:
 
 
 def _pictures(pred: Prediction, palette: np.ndarray, class_names: Sequence[str],
-              options: SegmentOptions, heatmap_classes: tuple[int, ...]) -> dict[str, Any]:
+              options: SegmentOptions, heatmap_classes: tuple[int, ...],
+              background: str | None = None) -> dict[str, Any]:
     """The overlay and heatmaps asked for, as base64 PNGs at preview size."""
     height, width = pred.label.shape
     size = preview_size(height, width)
@@ -316,7 +318,7 @@ def _pictures(pred: Prediction, palette: np.ndarray, class_names: Sequence[str],
         # As predict draws it: the background left as the photo; no legend, as the page and
         # the JSON already list the classes present.
         style = PictureStyle(alpha=options.alpha, legend=False,
-                             unblended=tuple(background_classes(class_names)))
+                             unblended=tuple(background_classes(class_names, background)))
         picture = overlay_picture(replace(pred, image=np.asarray(small), label=small_label),
                                   palette, style)
         out["overlay_png"] = _b64(picture_png_bytes(picture))

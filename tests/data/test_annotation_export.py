@@ -149,3 +149,19 @@ def test_simplify_keeps_a_spike_beyond_the_ends() -> None:
     ring = np.array([(40, 0), (40, 1), (40, 4), (41, 8), (40, 4), (40, 1)], float)
     kept = simplify(ring, 1.0).tolist()
     assert [40, 0] in kept and [41, 8] in kept
+
+
+def test_a_class_0_that_is_no_background_is_drawn_with_its_name(tmp_path: Path) -> None:
+    from fcnseg.data.annotations.export import BACKGROUND_NAMES
+    from fcnseg.inference.visualize import BACKGROUND_NAMES as OVERLAY_BACKGROUND
+
+    assert BACKGROUND_NAMES == OVERLAY_BACKGROUND
+    label = scene(4)
+    names = ["road", "car", "sign", "tree"]
+    doc = labelme_document(label, names, "x.png")
+    assert {s["label"] for s in doc["shapes"]} == {names[c] for c in np.unique(label)}
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps(doc))
+    back, _ = rasterise(read_labelme_file(path, "x"), LabelSet(["__ignore__", *names]),
+                        *label.shape)
+    assert min(iou_per_class(label, back).values()) >= 0.99

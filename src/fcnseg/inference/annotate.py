@@ -27,6 +27,7 @@ from fcnseg.data.annotations.export import (
     coco_document,
     cvat_document,
     cvat_image_element,
+    implicit_background,
     labelme_document,
     relative_path,
 )
@@ -109,8 +110,9 @@ class PreAnnotations:
             return cvat_image_element(label, names, relative_path(path, self.out_dir), 0,
                                       tolerance=self.tolerance, ignore_index=self.ignore_index)
         if self.fmt == "coco":
-            return label.shape[:2], coco_annotations(label, 0, 1, tolerance=self.tolerance,
-                                                     ignore_index=self.ignore_index)
+            return label.shape[:2], coco_annotations(
+                label, 0, 1, tolerance=self.tolerance, ignore_index=self.ignore_index,
+                background=implicit_background(names))
         raise ValueError(f"--format: unknown {self.fmt!r}; known: {', '.join(EXPORT_FORMATS)}")
 
     def ranked(self) -> list[_Entry]:
@@ -183,7 +185,8 @@ class PreAnnotations:
                            "height": int(height), "width": int(width)})
             for ann in anns:
                 annotations.append({**ann, "id": len(annotations) + 1, "image_id": image_id})
-        doc = coco_document(images, annotations, self.class_names)
+        doc = coco_document(images, annotations, self.class_names,
+                            background=implicit_background(self.class_names))
         return json.dumps(doc, ensure_ascii=False).encode("utf-8")
 
 

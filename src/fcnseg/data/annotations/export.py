@@ -4,7 +4,8 @@ Each region of each class becomes one polygon (its outline, simplified within ``
 pixels). labelme and CVAT polygons have no holes: the regions are listed largest first, and
 a region's holes are filled by the smaller regions drawn over it (labelme draws later shapes on
 top; CVAT gets increasing ``z_order``), background regions inside others included (labelme's
-``_background_`` label, class 0). COCO annotations are unordered: a region with holes is
+``_background_`` label, class 0, when class 0 is named like background; otherwise every region of
+every class is drawn). COCO annotations are unordered: a region with holes is
 written as run-length (RLE) ``segmentation``, the others as polygons.
 """
 
@@ -33,8 +34,19 @@ from fcnseg.data.annotations.shapes import (
     shape_pixels,
 )
 
-__all__ = ["DEFAULT_TOLERANCE", "EXPORT_FORMATS", "coco_document", "cvat_image_element",
-           "cvat_document", "labelme_document", "labelme_label", "layered_regions"]
+__all__ = [
+    "BACKGROUND_NAMES",
+    "DEFAULT_TOLERANCE",
+    "EXPORT_FORMATS",
+    "coco_annotations",
+    "coco_document",
+    "cvat_document",
+    "cvat_image_element",
+    "implicit_background",
+    "labelme_document",
+    "labelme_label",
+    "layered_regions",
+]
 
 #: How far (pixels) a simplified outline may stray from the pixels' own; round trips through
 #: labelme keep IoU ≥ 0.99 per class on regions a few pixels wide.
@@ -42,10 +54,27 @@ DEFAULT_TOLERANCE = 1.0
 EXPORT_FORMATS = ("labelme", "coco", "cvat")
 
 
+#: Names of a class 0 that is background: written as labelme's ``_background_`` and left
+#: undrawn (the canvas of labelme and of ``fcnseg import`` is class 0 already). The names
+#: overlays leave unblended (``fcnseg.inference.visualize.BACKGROUND_NAMES``).
+BACKGROUND_NAMES = frozenset({"background", "_background_", "void", "bg", "unlabeled",
+                              "unlabelled", "none"})
+
+
+def implicit_background(class_names: Sequence[str]) -> int | None:
+    """0 when class 0 is a background class (by its name), else None: then every class,
+    class 0 included, is written with its own name and drawn."""
+    if class_names and str(class_names[0]).strip().lower() in BACKGROUND_NAMES:
+        return 0
+    return None
+
+
 def labelme_label(class_names: Sequence[str], index: int) -> str:
-    """The labelme label of class ``index``: its name, with class 0 as ``_background_``
-    (labelme's own name of the background; ``fcnseg import`` maps it back to 0)."""
-    return BACKGROUND_LABEL if index == 0 else str(class_names[index])
+    """The labelme label of class ``index``: its name, with a background class 0 as
+    ``_background_`` (labelme's own name; ``fcnseg import`` maps it back to 0)."""
+    if index == 0 and implicit_background(class_names) == 0:
+        return BACKGROUND_LABEL
+    return str(class_names[index])
 
 
 def _ring_box(ring: np.ndarray, height: int, width: int) -> tuple[tuple[slice, slice],
@@ -60,11 +89,12 @@ def _paint(canvas: np.ndarray, value: int, shape: Shape) -> None:
     canvas[y0:y0 + box.shape[0], x0:x0 + box.shape[1]][box] = value
 
 
-def layered_regions(label: np.ndarray, *, background: int = 0, ignore_index: int | None = None
-                    ) -> list[tuple[int, np.ndarray]]:
+def layered_regions(label: np.ndarray, *, background: int | None = 0,
+                    ignore_index: int | None = None) -> list[tuple[int, np.ndarray]]:
     """(class, outer crack ring) of each region to draw, in drawing order: largest first, and
     ``background`` regions only where they lie inside another region (elsewhere the canvas is
-    background already). ``ignore_index`` regions are left out.
+    background already; None: every region is drawn). ``ignore_index`` regions are left
+    out.
 
     Drawn in this order (each ring filled, later ones on top), they give ``label`` back
     exactly: where two classes cross at a pixel corner (both diagonal pairs), the region drawn
@@ -87,7 +117,7 @@ def layered_regions(label: np.ndarray, *, background: int = 0, ignore_index: int
                 continue
         out.append((c, ring))
     for _ in range(3):  # the patches are single pixels or small; one round usually suffices
-        drawn = np.full(label.shape, background, label.dtype)
+        drawn = np.full(label.shape, -1 if background is None else background, np.int64)
         for c, ring in out:
             where, box = _ring_box(ring, height, width)
             drawn[where][box] = c
@@ -115,11 +145,12 @@ def _simplified(points: np.ndarray, tolerance: float, render) -> np.ndarray:
     return simplify(points, 0.01)  # straight runs only: the same pixels
 
 
-def _gap_patches(label: np.ndarray, drawn: np.ndarray, background: int,
+def _gap_patches(label: np.ndarray, drawn: np.ndarray, background: int | None,
                  ignore_index: int | None) -> list[tuple[int, np.ndarray]]:
-    """Rings that fill the pixels a simplified outline left as background although a region
-    holds them (where two simplified outlines part), drawn last."""
-    gaps = (drawn == background) & (label != background)
+    """Rings that fill the pixels a simplified outline left undrawn (or as background)
+    although a region holds them (where two simplified outlines part), drawn last."""
+    empty = -1 if background is None else background
+    gaps = (drawn == empty) & (label != empty)
     if ignore_index is not None:
         gaps &= label != ignore_index
     if not gaps.any():
@@ -156,13 +187,14 @@ def labelme_document(label: np.ndarray, class_names: Sequence[str], image_path: 
     ``image_path`` (as labelme stores it: relative to the JSON file)."""
     label = np.asarray(label)
     height, width = label.shape
-    polygons = [(c, _labelme_points(ring, tolerance))
-                for c, ring in layered_regions(label, ignore_index=ignore_index)]
-    drawn = np.zeros(label.shape, np.int64)
+    background = implicit_background(class_names)
+    polygons = [(c, _labelme_points(ring, tolerance)) for c, ring in
+                layered_regions(label, background=background, ignore_index=ignore_index)]
+    drawn = np.full(label.shape, -1 if background is None else background, np.int64)
     for c, pts in polygons:
         _paint(drawn, c, Shape("", "polygon", [tuple(p) for p in pts]))
     polygons += [(c, _labelme_points(ring, 0.0))
-                 for c, ring in _gap_patches(label, drawn, 0, ignore_index)]
+                 for c, ring in _gap_patches(label, drawn, background, ignore_index)]
     shapes = [{"label": labelme_label(class_names, c), "points": pts, "group_id": None,
                "description": "", "shape_type": "polygon", "flags": {}, "mask": None}
               for c, pts in polygons]
@@ -187,13 +219,14 @@ def cvat_image_element(label: np.ndarray, class_names: Sequence[str], name: str,
     image = ET.Element("image", id=str(image_id), name=name, width=str(width),
                        height=str(height))
     label = np.asarray(label)
-    polygons = [(c, _corner_points(ring, tolerance))
-                for c, ring in layered_regions(label, ignore_index=ignore_index)]
-    drawn = np.zeros(label.shape, np.int64)
+    background = implicit_background(class_names)
+    polygons = [(c, _corner_points(ring, tolerance)) for c, ring in
+                layered_regions(label, background=background, ignore_index=ignore_index)]
+    drawn = np.full(label.shape, -1 if background is None else background, np.int64)
     for c, pts in polygons:
         _paint(drawn, c, Shape("", "corner_polygon", rings=[pts]))
     polygons += [(c, _corner_points(ring, 0.0))
-                 for c, ring in _gap_patches(label, drawn, 0, ignore_index)]
+                 for c, ring in _gap_patches(label, drawn, background, ignore_index)]
     for z, (c, pts) in enumerate(polygons):
         ET.SubElement(image, "polygon", label=labelme_label(class_names, c), source="auto",
                       occluded="0", z_order=str(z),
@@ -227,10 +260,11 @@ def _coco_rle(mask: np.ndarray) -> dict[str, Any]:
 
 
 def coco_annotations(label: np.ndarray, image_id: int, first_id: int, *,
-                     tolerance: float = DEFAULT_TOLERANCE, background: int = 0,
+                     tolerance: float = DEFAULT_TOLERANCE, background: int | None = 0,
                      ignore_index: int | None = 255) -> list[dict[str, Any]]:
     """COCO annotations of one label map: one per region of a class other than ``background``
-    (category id = class index); polygons, or RLE for regions with holes."""
+    (category id = class index; None: every class); polygons, or RLE for regions with
+    holes."""
     label = np.asarray(label)
     height, width = label.shape
     out = []
@@ -257,7 +291,7 @@ def coco_annotations(label: np.ndarray, image_id: int, first_id: int, *,
 
 
 def coco_document(images: Sequence[dict[str, Any]], annotations: Sequence[dict[str, Any]],
-                  class_names: Sequence[str], background: int = 0) -> dict[str, Any]:
+                  class_names: Sequence[str], background: int | None = 0) -> dict[str, Any]:
     """A COCO instances document; categories are the classes other than ``background``."""
     categories = [{"id": k, "name": str(n), "supercategory": ""}
                   for k, n in enumerate(class_names) if k != background]

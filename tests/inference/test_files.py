@@ -111,7 +111,13 @@ def test_parse_classes_takes_names_indices_and_commas(items, expected) -> None:
     assert parse_classes(items, CLASSES) == expected
 
 
-@pytest.mark.parametrize("bad", ["zebra", "4", "-1"])
+@pytest.mark.parametrize("bad", ["zebra", "4", "-1", "²", "①"])
 def test_parse_classes_names_the_unknown_class(bad) -> None:
     with pytest.raises(ValueError, match=f"unknown class '{bad}'.*'potted plant'"):
         parse_classes([bad], CLASSES)
+
+
+def test_parse_classes_names_a_number_of_thousands_of_digits_shortly() -> None:
+    with pytest.raises(ValueError, match=r"unknown class '99999.*…99999999'; the model's") as e:
+        parse_classes(["9" * 5_000], CLASSES)
+    assert len(str(e.value)) < 300

@@ -1,12 +1,12 @@
 """Class names as users type them: ``car`` finds the class ``Car`` when no other class is spelt
 that way ignoring case. One lookup for every command that takes class names (predict's
-``--heatmap``, serve's ``heatmap=``)."""
+``--heatmap``, serve's ``heatmap=``), and one reading of class indices."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["AmbiguousClassName", "class_by_name"]
+__all__ = ["AmbiguousClassName", "class_by_name", "class_index"]
 
 
 class AmbiguousClassName(ValueError):
@@ -30,3 +30,14 @@ def class_by_name(token: str, names: Sequence[str]) -> int | None:
         raise AmbiguousClassName(f"class {token!r} matches {spelt} ignoring case; "
                                  "give the name exactly as the model spells it")
     return matches[0] if matches else None
+
+
+def class_index(token: str, count: int) -> int | None:
+    """``token`` as a class index below ``count``, or None when it is no such index.
+
+    Only ASCII digits count: ``str.isdigit`` also accepts ``²`` or ``①``, which ``int`` then
+    refuses, and ``int`` refuses numbers of thousands of digits."""
+    if not (token.isascii() and token.isdigit()) or len(token) > 18:
+        return None
+    index = int(token)
+    return index if index < count else None

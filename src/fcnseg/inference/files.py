@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from fcnseg.inference.calibration import uncertainty_maps
-from fcnseg.inference.classnames import class_by_name
+from fcnseg.inference.classnames import class_by_name, class_index
 from fcnseg.inference.images import ImageError
 from fcnseg.inference.prefetch import read_ahead, read_or_error
 from fcnseg.inference.segmenter import Prediction, Segmenter
@@ -425,14 +425,16 @@ def parse_classes(items: str | Iterable[str], class_names: Sequence[str]) -> lis
         for token in (t.strip() for t in item.split(",")):
             if not token:
                 continue
+            index = class_by_name(token, names)
+            if index is None:
+                index = class_index(token, len(names))
             if token == "all" and "all" not in names:
                 chosen = list(range(len(names)))
-            elif (index := class_by_name(token, names)) is not None:
+            elif index is not None:
                 chosen = [index]
-            elif token.isdigit() and int(token) < len(names):
-                chosen = [int(token)]
             else:
-                raise ValueError(f"unknown class {token!r}; the model's classes are {names} "
+                shown = token if len(token) <= 40 else f"{token[:20]}…{token[-8:]}"
+                raise ValueError(f"unknown class {shown!r}; the model's classes are {names} "
                                  f"(names or indices 0-{len(names) - 1}, comma-separated)")
             out += [c for c in chosen if c not in out]
     return out

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from fcnseg.data.images import IMAGE_FORMATS
 from fcnseg.data.palette import distinct_palette
 from fcnseg.inference import ImageError, ImageTooLargeError, Prediction, Segmenter, load_image
-from fcnseg.inference.classnames import AmbiguousClassName, class_by_name
+from fcnseg.inference.classnames import AmbiguousClassName, class_by_name, class_index
 from fcnseg.inference.files import PictureStyle, overlay_picture
 from fcnseg.inference.visualize import (
     background_classes,
@@ -34,7 +34,6 @@ from fcnseg.serve.limits import PREVIEW_MAX_SIDE
 __all__ = [
     "ACCEPTED_FORMATS",
     "SegmentOptions",
-    "class_index",
     "encode_answer",
     "head_palette",
     "heatmap_options",
@@ -80,17 +79,6 @@ class SegmentOptions:
     def wants_probs(self) -> bool:
         """Whether any heatmap is asked for (the segmenter must then return probabilities)."""
         return bool(self.heatmap_classes) or any(self.head_heatmap_classes.values())
-
-
-def class_index(token: str, count: int) -> int | None:
-    """``token`` as a class index below ``count``, or None when it is no such index.
-
-    Only ASCII digits count: ``str.isdigit`` also accepts ``²`` or ``①``, which ``int`` then
-    refuses, and ``int`` refuses thousands of digits; neither must get past a 400."""
-    if not (token.isascii() and token.isdigit()) or len(token) > 18:
-        return None
-    index = int(token)
-    return index if index < count else None
 
 
 def _shown(token: str, limit: int = 40) -> str:

@@ -33,10 +33,12 @@ def test_serve_limit_options_default_to_the_service_limits():
 def test_serve_limit_options_set_the_service_limits_in_their_units():
     args = build_parser().parse_args([
         "serve", "--checkpoint", "x.pt", "--max-upload-mb", "0.5", "--max-pixels", "100",
-        "--body-timeout", "2.5", "--workers-concurrency", "3", "--queue", "0"])
+        "--body-timeout", "2.5", "--workers-concurrency", "3", "--queue", "0",
+        "--header-timeout", "4", "--max-connections", "50"])
     assert limits_from_args(args) == {"max_upload_bytes": 2**19, "max_pixels": 100,
                                       "body_timeout_s": 2.5, "max_concurrency": 3,
-                                      "max_queue": 0}
+                                      "max_queue": 0, "header_timeout_s": 4.0,
+                                      "max_connections": 50}
 
 
 def test_serve_command_answers_on_loopback(checkpoint_path: Path):

@@ -32,6 +32,12 @@ _LIMIT_OPTIONS: tuple[tuple[str, str, type, int, str], ...] = (
      "the model at the same time share one forward pass (default: %(default)d)"),
     ("--queue", "max_queue", int, 1,
      "requests that may wait for a worker; more get 503 (default: %(default)d)"),
+    ("--header-timeout", "header_timeout_s", float, 1,
+     "seconds a connection has to send a request's headers (default: %(default)g); slower: "
+     "408 and closed"),
+    ("--max-connections", "max_connections", int, 1,
+     "connections open at once, at most the open-file limit allows (default: %(default)d); "
+     "more: 503 and closed; GET /healthz reports them"),
 )
 
 
@@ -98,23 +104,23 @@ def bind_listening_socket(host: str, port: int) -> socket.socket:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        import uvicorn
-
         from fcnseg.serve import create_app
+        from fcnseg.serve.server import serve
     except ImportError as e:
         raise RuntimeError(f"fcnseg serve needs the 'serve' extra ({e.name} is missing): "
                            f"pip install 'fcnseg[serve]'") from None
 
 
-    for name in ("workers_concurrency", "max_pixels", "port"):
+    for name in ("workers_concurrency", "max_pixels", "port", "max_connections"):
         if getattr(args, name) < (0 if name == "port" else 1):
             raise ValueError(f"--{name.replace('_', '-')} must be positive, got "
                              f"{getattr(args, name)}")
     if args.queue < 0 or args.max_upload_mb <= 0:
         raise ValueError("--queue must be at least 0 and --max-upload-mb positive")
-    if not args.body_timeout > 0:
-        raise ValueError(f"--body-timeout must be a positive number of seconds, got "
-                         f"{args.body_timeout}")
+    for name in ("body_timeout", "header_timeout"):
+        if not getattr(args, name) > 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be a positive number of seconds, "
+                             f"got {getattr(args, name)}")
     # Bind first: a busy port is reported before the model is loaded, never after "serving".
     sock = bind_listening_socket(args.host, args.port)
     try:
@@ -130,11 +136,15 @@ def run(args: argparse.Namespace) -> int:
         app = create_app(segmenter, **limits_from_args(args), batching=batching)
         port = sock.getsockname()[1]  # the kernel's choice for --port 0
         compiled = ", compiled" if segmenter.compiled is not None else ""
+        service = app.state.service
+        connections = service.connections.limit
+        lowered = (f" (--max-connections {args.max_connections} lowered to fit the open-file "
+                   f"limit)" if connections < args.max_connections else "")
         print(f"serving {segmenter!r} from {args.checkpoint} on http://{args.host}:{port}/ "
               f"({args.workers_concurrency} at once, queue {args.queue}, {threads} torch "
-              f"threads{compiled}); batching {app.state.service.batching.reason}", flush=True)
-        config = uvicorn.Config(app, log_level=args.log_level)
-        uvicorn.Server(config).run(sockets=[sock])
+              f"threads{compiled}, at most {connections} connections{lowered}); batching "
+              f"{service.batching.reason}", flush=True)
+        serve(app, sock, service.limits, service.connections, log_level=args.log_level)
     finally:
         sock.close()
     return 0

@@ -14,12 +14,16 @@ from typing import Any
 from fcnseg.serve import limits
 from fcnseg.serve.limits import (
     DEFAULT_BODY_TIMEOUT_S,
+    DEFAULT_HEADER_TIMEOUT_S,
     DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_PIXELS,
     DEFAULT_MAX_QUEUE,
     DEFAULT_MAX_UPLOAD_BYTES,
     PREVIEW_MAX_SIDE,
+    ConnectionGauge,
     ServiceLimits,
+    connection_cap,
 )
 
 # The limits (readable without FastAPI), and the app's two names, imported on first use.

@@ -41,7 +41,9 @@ from fcnseg.serve.body import ReadBodyFirst
 from fcnseg.serve.errors import RequestError, request_error_response, validation_error_response
 from fcnseg.serve.limits import (
     DEFAULT_BODY_TIMEOUT_S,
+    DEFAULT_HEADER_TIMEOUT_S,
     DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_PIXELS,
     DEFAULT_MAX_QUEUE,
     DEFAULT_MAX_UPLOAD_BYTES,
@@ -146,6 +148,8 @@ def create_app(
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
     max_queue: int = DEFAULT_MAX_QUEUE,
     body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
     batching: bool | None = None,
 ) -> FastAPI:
     """The FastAPI application serving ``segmenter``.
@@ -158,6 +162,10 @@ def create_app(
             batching on, those waiting for the model together share one forward pass.
         max_queue: requests allowed to wait for a worker; beyond that, 503.
         body_timeout_s: seconds a client has to send a request's whole body; then 408.
+        header_timeout_s: seconds a connection has to send a request's complete headers; then
+            408 and it is closed (applied by the server, :func:`fcnseg.serve.server.serve`).
+        max_connections: connections open at once; one more gets 503 and is closed (by the
+            server too; ``GET /healthz`` reports them).
         batching: whether requests waiting for the model share a forward pass; ``None``
             (default): on a GPU yes, on a CPU when a short probe at start-up finds a batch
             faster per image than single passes
@@ -166,7 +174,8 @@ def create_app(
     """
     limits = ServiceLimits(max_upload_bytes=max_upload_bytes, max_pixels=max_pixels,
                            max_concurrency=max_concurrency, max_queue=max_queue,
-                           body_timeout_s=body_timeout_s)
+                           body_timeout_s=body_timeout_s, header_timeout_s=header_timeout_s,
+                           max_connections=max_connections)
     app = FastAPI(title="fcnseg", version=__version__,
                   summary="Semantic segmentation with a Fully Convolutional Network",
                   lifespan=_lifespan)

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import math
 import numbers
+import resource
 from dataclasses import asdict, dataclass
 from typing import Any
 
 __all__ = [
     "DEFAULT_BODY_TIMEOUT_S",
+    "DEFAULT_HEADER_TIMEOUT_S",
+    "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_MAX_CONCURRENCY",
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_MAX_QUEUE",
     "DEFAULT_MAX_UPLOAD_BYTES",
     "PREVIEW_MAX_SIDE",
+    "ConnectionGauge",
     "ServiceLimits",
+    "connection_cap",
 ]
 
 #: Largest request body accepted (10 MiB).
@@ -32,6 +37,15 @@ DEFAULT_MAX_QUEUE = 8
 #: Seconds a client has to send a request's whole body; slower uploads get 408. 30 s lets the
 #: default 10 MiB arrive over a link of about 3 Mbit/s.
 DEFAULT_BODY_TIMEOUT_S = 30.0
+#: Seconds a connection has to send a request's complete headers (from its opening, or from
+#: its previous response); slower ones get 408 and are closed.
+DEFAULT_HEADER_TIMEOUT_S = 10.0
+#: Connections open at once; one more gets 503 and is closed. Each holds a file descriptor:
+#: well below the common open-file limit of 1,024.
+DEFAULT_MAX_CONNECTIONS = 256
+# Descriptors kept for everything but client connections (the listening socket, the model's
+# files, logs, worker threads' pipes).
+_RESERVED_FILES = 64
 #: Overlays and heatmaps in JSON answers are pictures for a screen: their longer side is at
 #: most this many pixels (the label map is always at full size).
 PREVIEW_MAX_SIDE = 1024
@@ -48,6 +62,9 @@ class ServiceLimits:
             many share one forward pass.
         max_queue: requests admitted beyond those running; beyond that, 503.
         body_timeout_s: seconds a client has to send a request's whole body; then 408.
+        header_timeout_s: seconds a connection has to send a request's complete headers; then
+            408 and the connection is closed.
+        max_connections: connections open at once; one more gets 503 and is closed.
     """
 
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
@@ -55,21 +72,51 @@ class ServiceLimits:
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     max_queue: int = DEFAULT_MAX_QUEUE
     body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
 
     def __post_init__(self) -> None:
         for name, least in (("max_upload_bytes", 1), ("max_pixels", 1),
-                            ("max_concurrency", 1), ("max_queue", 0)):
+                            ("max_concurrency", 1), ("max_queue", 0), ("max_connections", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) \
                     or value < least:
                 raise ValueError(f"{name} must be an integer of at least {least}, got {value!r}")
             object.__setattr__(self, name, int(value))  # numpy integers too, as plain ints
-        timeout = self.body_timeout_s
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) \
-                or not math.isfinite(timeout) or timeout <= 0:
-            raise ValueError(f"body_timeout_s must be a positive number of seconds, "
-                             f"got {timeout!r}")
+        for name in ("body_timeout_s", "header_timeout_s"):
+            timeout = getattr(self, name)
+            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) \
+                    or not math.isfinite(timeout) or timeout <= 0:
+                raise ValueError(f"{name} must be a positive number of seconds, "
+                                 f"got {timeout!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """The limits as reported by ``GET /v1/model``."""
         return {**asdict(self), "preview_max_side": PREVIEW_MAX_SIDE}
+
+
+@dataclass
+class ConnectionGauge:
+    """The open connections of one server and its cap, as ``GET /healthz`` reports them."""
+
+    limit: int
+    open: int = 0
+    refused: int = 0
+    header_timeouts: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        """The counts as ``GET /healthz`` reports them."""
+        return {"open": self.open, "limit": self.limit, "refused": self.refused,
+                "header_timeouts": self.header_timeouts}
+
+
+def connection_cap(max_connections: int) -> int:
+    """``max_connections`` lowered, if need be, to what the process's open-file limit leaves
+    after the descriptors it needs for itself (never below 1)."""
+    try:
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (OSError, ValueError):
+        return max_connections
+    if soft == resource.RLIM_INFINITY:
+        return max_connections
+    return max(1, min(max_connections, soft - _RESERVED_FILES))

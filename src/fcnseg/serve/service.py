@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 from fcnseg.inference import Segmenter
 from fcnseg.serve.admission import Admission
 from fcnseg.serve.batching import BatchingDecision, InferenceBatcher, decide_batching
-from fcnseg.serve.limits import ServiceLimits
+from fcnseg.serve.limits import ConnectionGauge, ServiceLimits, connection_cap
 from fcnseg.serve.modalities import (
     probe_inputs,
     read_modality_uploads,
@@ -48,11 +48,15 @@ class SegmentationService:
         max_batch = limits.max_concurrency if self.batching.enabled else 1
         self.batcher = InferenceBatcher(segmenter, max_batch=max_batch,
                                         max_pixels=limits.max_pixels)
+        # Counted by the server's connections (fcnseg.serve.server), whose cap it holds.
+        self.connections = ConnectionGauge(connection_cap(limits.max_connections))
 
     def health(self) -> dict[str, Any]:
-        """``GET /healthz``: liveness, how busy the service is, whether it batches (and why),
-        and how its forward passes were batched."""
+        """``GET /healthz``: liveness, how busy the service is, its open connections and their
+        cap (with those refused and timed out), whether it batches (and why), and how its
+        forward passes were batched."""
         return {"status": "ok", **self.admission.load(),
+                "connections": self.connections.to_dict(),
                 "batching": {**self.batching.to_dict(), **self.batcher.stats.to_dict()}}
 
     def close(self) -> None:

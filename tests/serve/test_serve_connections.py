@@ -1,0 +1,213 @@
+"""The server under the app: a header timeout, a cap on connections (in /healthz), and accept
+errors logged in one line at most every few seconds, on loopback sockets."""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from fcnseg.inference import Segmenter
+from fcnseg.serve import create_app
+from fcnseg.serve.server import AcceptErrorLog, build_server
+
+_GET_HEALTH = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+
+
+class _Running:
+    """``fcnseg serve``'s server (the guarded uvicorn) in a thread on a free loopback port."""
+
+    def __init__(self, app: Any) -> None:
+        service = app.state.service
+        self.gauge = service.connections
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.server = build_server(app, service.limits, service.connections,
+                                   log_level="warning")
+        self.server.config.lifespan = "off"
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
+                                       daemon=True)
+        self.thread.start()
+        _until(lambda: self.server.started, "the server to start")
+
+    def connect(self) -> socket.socket:
+        return socket.create_connection(("127.0.0.1", self.port), timeout=5)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+
+def _until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection (5 s at most)."""
+    data = b""
+    while chunk := sock.recv(4096):
+        data += chunk
+    return data
+
+
+@pytest.fixture
+def running(segmenter: Segmenter) -> Iterator[Callable[..., _Running]]:
+    started: list[_Running] = []
+
+    def start(**limits: Any) -> _Running:
+        started.append(_Running(create_app(segmenter, batching=False, **limits)))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def test_a_client_trickling_its_headers_gets_408_and_is_closed(running) -> None:
+    server = running(header_timeout_s=0.5)
+    with server.connect() as slow:
+        slow.sendall(b"GET /healthz HTTP/1.1\r\n")
+        closed_after = None
+        start = time.monotonic()
+        for i in range(40):  # a header byte every 0.1 s: never complete within 4 s
+            try:
+                slow.sendall(b"X-Slow-%d: 1\r\n" % i)
+            except OSError:  # the server closed the connection
+                closed_after = time.monotonic() - start
+                break
+            time.sleep(0.1)
+        answer = _read_all(slow)
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert b"headers did not arrive in time" in answer
+    assert closed_after is None or closed_after < 3.0
+    assert server.gauge.header_timeouts == 1
+    with server.connect() as quick:  # a client that sends its headers at once is answered
+        quick.sendall(_GET_HEALTH)
+        assert _read_all(quick).startswith(b"HTTP/1.1 200 ")
+
+
+def test_a_connection_that_sends_nothing_is_closed_after_the_header_timeout(running) -> None:
+    server = running(header_timeout_s=0.3)
+    with server.connect() as idle:
+        assert _read_all(idle).startswith(b"HTTP/1.1 408 ")
+    _until(lambda: server.gauge.open == 0, "the connection to be counted closed")
+
+
+def test_connections_beyond_the_cap_get_503_and_healthz_reports_them(running) -> None:
+    server = running(max_connections=2, header_timeout_s=30)
+    first, second = server.connect(), server.connect()
+    try:
+        _until(lambda: server.gauge.open == 2, "two open connections")
+        with server.connect() as third:
+            answer = _read_all(third)
+        assert answer.startswith(b"HTTP/1.1 503 ") and b"too many open connections" in answer
+        first.close()
+        _until(lambda: server.gauge.open == 1, "the first connection to be counted closed")
+        with server.connect() as check:
+            check.sendall(_GET_HEALTH)
+            body = _read_all(check).split(b"\r\n\r\n", 1)[1]
+        assert json.loads(body)["connections"] == {"open": 2, "limit": 2, "refused": 1,
+                                                   "header_timeouts": 0}
+    finally:
+        first.close()
+        second.close()
+
+
+def test_accept_errors_are_logged_once_per_interval_with_a_count(caplog) -> None:
+    handler = AcceptErrorLog(interval_s=3600)
+    loop_errors: list[dict] = []
+
+    class Loop:
+        def default_exception_handler(self, context: dict) -> None:
+            loop_errors.append(context)
+
+    emfile = OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+    with caplog.at_level(logging.ERROR, logger="fcnseg.serve"):
+        for _ in range(1000):
+            handler(Loop(), {"message": "socket.accept() out of system resource",
+                             "exception": emfile})
+        handler(Loop(), {"message": "something else", "exception": ValueError("x")})
+    assert len(caplog.records) == 1 and caplog.records[0].exc_info is None
+    assert "Too many open files" in caplog.records[0].getMessage()
+    assert [c["message"] for c in loop_errors] == ["something else"]
+    handler.interval_s = 0.0
+    with caplog.at_level(logging.ERROR, logger="fcnseg.serve"):
+        handler(Loop(), {"message": "socket.accept() out of system resource", "exception": emfile})
+    assert "999 more since the last report" in caplog.records[-1].getMessage()
+
+
+# A server process with few file descriptors: every connection past them fails in accept().
+_STARVED_SERVER = r"""
+import resource, socket, sys
+from fcnseg.serve.limits import ConnectionGauge, ServiceLimits
+from fcnseg.serve.server import serve
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            await send({"type": message["type"] + ".complete"})
+            if message["type"] == "lifespan.shutdown":
+                return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+sock = socket.socket()
+sock.bind(("127.0.0.1", 0))
+print(sock.getsockname()[1], flush=True)
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+serve(app, sock, ServiceLimits(header_timeout_s=30), ConnectionGauge(limit=1000),
+      log_level="warning")
+"""
+
+
+def test_running_out_of_file_descriptors_logs_no_traceback_per_accept(tmp_path) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([sys.executable, "-c", _STARVED_SERVER], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    clients: list[socket.socket] = []
+    try:
+        port = int(proc.stdout.readline())
+        _until(lambda: _accepts(port), "the server to answer")
+        for _ in range(100):  # more than the 64 descriptors the server may hold
+            clients.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        time.sleep(2.5)  # accept() fails again and again meanwhile
+    finally:
+        for client in clients:
+            client.close()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            _, err = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+    reports = [line for line in err.splitlines() if "cannot accept connections" in line]
+    assert "Traceback" not in err and "out of system resource" not in err, err[-2000:]
+    assert len(reports) == 1 and "Too many open files" in reports[0]
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            return _read_all(s).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False

@@ -159,3 +159,21 @@ def test_rgb_must_name_declared_bands(tmp_path):
     make_raster_folder(tmp_path, config={"rgb": ["red", "green", "violet"]})
     with pytest.raises(ValueError, match=r"dataset\.yaml: 'rgb' must name three"):
         FolderSegmentation(tmp_path)
+
+
+def test_gdal_is_never_let_guess_a_format(tmp_path, fake_ghostscript, postscript_bytes):
+    # A GDAL virtual raster (XML naming other files) and a PostScript file, named as images
+    # and as a TIFF: each is refused in one line naming it; nothing it points to is read.
+    write_geotiff(tmp_path / "secret.tif", np.full((8, 8, 1), 7, np.uint8))
+    vrt = (f'<VRTDataset rasterXSize="8" rasterYSize="8"><VRTRasterBand dataType="Byte" '
+           f'band="1"><SimpleSource><SourceFilename relativeToVRT="0">{tmp_path / "secret.tif"}'
+           f'</SourceFilename><SourceBand>1</SourceBand></SimpleSource></VRTRasterBand>'
+           f'</VRTDataset>')
+    (tmp_path / "vrt.jpg").write_text(vrt)
+    (tmp_path / "vrt.tif").write_text(vrt)
+    (tmp_path / "ps.jpg").write_bytes(postscript_bytes)
+    for name in ("vrt.jpg", "vrt.tif", "ps.jpg"):
+        with pytest.raises(ImageError) as e:
+            read_raster(tmp_path / name)
+        assert str(e.value).startswith(str(tmp_path / name)) and "\n" not in str(e.value)
+    assert not fake_ghostscript.exists()

@@ -39,6 +39,7 @@ __all__ = [
     "ALPHA_BACKGROUND",
     "DEFAULT_MAX_PIXELS",
     "IMAGE_FORMATS",
+    "RASTER_FORMATS",
     "ImageError",
     "ImageSource",
     "ImageTooLargeError",
@@ -57,10 +58,19 @@ DEFAULT_MAX_PIXELS: int = int(Image.MAX_IMAGE_PIXELS or 89_478_485)
 
 #: The image formats read, as Pillow names them, and the only plugins Pillow may try: plain
 #: raster formats decoded in-process. ("JPEG" includes the multi-picture JPEGs, MPO, of many
-#: cameras; "GIF" is read at its first frame; "PPM" covers PBM, PGM and PPM.) Readers of other
-#: raster files (e.g. multi-band TIFF through tifffile) add nothing here: they sniff their own
-#: format before decoding.
+#: cameras; "GIF" is read at its first frame; "PPM" covers PBM, PGM and PPM.) The raster reader
+#: adds TIFF and JPEG 2000 through GDAL (:data:`RASTER_FORMATS`), and nothing else.
 IMAGE_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "BMP", "TIFF", "WEBP", "GIF", "PPM")
+
+#: What the raster reader (:mod:`fcnseg.data.rasters`) hands to GDAL, by the file's first bytes:
+#: ``(magic, GDAL driver, name)``. GDAL is only ever asked to open a file with the one driver
+#: its first bytes name: never to try its other drivers (VRT files would read other files).
+RASTER_FORMATS: tuple[tuple[bytes, str, str], ...] = (
+    (b"II*\x00", "GTiff", "TIFF"), (b"MM\x00*", "GTiff", "TIFF"),
+    (b"II+\x00", "GTiff", "BigTIFF"), (b"MM\x00+", "GTiff", "BigTIFF"),
+    (b"\x00\x00\x00\x0cjP  ", "JP2OpenJPEG", "JPEG 2000"),
+    (b"\xff\x4f\xff\x51", "JP2OpenJPEG", "JPEG 2000"),
+)
 
 # The first bytes of formats that are refused by name (the message says what the file is).
 _KNOWN_OTHERS: tuple[tuple[bytes, str], ...] = (

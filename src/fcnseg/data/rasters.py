@@ -5,7 +5,9 @@
 
 - **TIFF** (plain or GeoTIFF, any band count) through ``tifffile`` (or ``rasterio`` when it is
   installed, which also gives the georeferencing).
-- **JPEG 2000 and the other GDAL formats** through ``rasterio`` (``pip install fcnseg[geo]``).
+- **JPEG 2000** through ``rasterio`` (``pip install fcnseg[geo]``). GDAL opens a file only with
+  the driver its first bytes name (:data:`fcnseg.data.images.RASTER_FORMATS`), never by
+  trying its other formats.
 - **PNG, JPEG and the other formats of** :data:`fcnseg.data.images.IMAGE_FORMATS` through the
   one image reader (its allow-list and its size limit), bands kept: a grey PNG is one band, a
   16-bit PNG stays 16-bit.
@@ -32,9 +34,9 @@ import numpy as np
 
 from fcnseg.data.images import (
     DEFAULT_MAX_PIXELS,
+    RASTER_FORMATS,
     ImageError,
     ImageTooLargeError,
-    image_format_problem,
     open_upright,
 )
 from fcnseg.utils.typing import PathLike
@@ -55,9 +57,10 @@ __all__ = [
 RASTER_DTYPES: tuple[np.dtype, ...] = (np.dtype(np.uint8), np.dtype(np.uint16),
                                        np.dtype(np.float32))
 
-_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-# Formats only GDAL reads here (the rest of GDAL's formats are tried through rasterio too).
-_GDAL_MAGIC = ((b"\x00\x00\x00\x0cjP  ", "JPEG 2000"), (b"\xff\x4f\xff\x51", "JPEG 2000"))
+_TIFF_MAGIC = tuple(magic for magic, driver, _ in RASTER_FORMATS if driver == "GTiff")
+# Formats only GDAL reads here, by their first bytes: GDAL tries no other format.
+_GDAL_MAGIC = tuple((magic, name) for magic, driver, name in RASTER_FORMATS
+                    if driver != "GTiff")
 
 
 @dataclass(frozen=True)
@@ -210,11 +213,19 @@ def _select_bands(where: str, have: int, names: tuple[str, ...] | None,
     return list(range(have))
 
 
+def _gdal_driver(head: bytes) -> str | None:
+    """The one GDAL driver a file starting with ``head`` may be opened with (None: none)."""
+    return next((driver for magic, driver, _ in RASTER_FORMATS if head.startswith(magic)), None)
+
+
 def _open_rasterio(rasterio: Any, path: Path, where: str) -> Any:
+    driver = _gdal_driver(_head(path))
+    if driver is None:  # never let GDAL guess: some of its formats read other files
+        raise ImageError(where, "not a TIFF or JPEG 2000 raster")
     try:
         with warnings.catch_warnings():  # a plain TIFF is read as pixels, not an error
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            return rasterio.open(path)
+            return rasterio.open(path, driver=driver)
     except Exception as e:  # noqa: BLE001 - RasterioIOError and GDAL's others
         raise ImageError(where, f"cannot be opened as a raster ({e})") from None
 
@@ -303,12 +314,7 @@ def open_raster(path: PathLike, *, bands: Sequence[str] | None = None,
         array = _tifffile_array(p, where)
     else:
         limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
-        try:
-            array = _pillow_array(p, where, limit)
-        except ImageError as e:
-            if e.problem == image_format_problem(head) and rasterio is not None:
-                return _rasterio_reader(rasterio, p, where, bands, max_pixels)
-            raise
+        array = _pillow_array(p, where, limit)  # the formats of the one allow-list
     h, w = array.shape[:2]
     _check_size(where, h, w, max_pixels)
     info = RasterInfo(path=where, height=h, width=w, bands=array.shape[2],

@@ -184,6 +184,24 @@ def test_a_decompression_bomb_in_the_validation_data_stops_before_training_namin
     assert not (tmp_path / "run" / "last.pt").exists()
 
 
+def test_a_postscript_image_named_jpg_stops_training_in_one_line_without_ghostscript(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fake_ghostscript: Path,
+    postscript_bytes: bytes,
+) -> None:
+    spec = write_folder_dataset(tmp_path / "data")
+    (tmp_path / "data" / "images" / "4.png").unlink()
+    (tmp_path / "data" / "images" / "4.jpg").write_bytes(postscript_bytes)
+    recipe = write_recipe(tmp_path / "r.yaml", tiny_recipe(
+        data={"train": spec, "val": None, "crop_size": 32},
+        train={"iterations": 20, "checkpoint_every": 100}))
+    code = main(["train", "--recipe", str(recipe), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert not fake_ghostscript.exists(), "Ghostscript was run on an untrusted file"
+    assert code == 2 and "Traceback" not in err
+    (line,) = [e for e in err.strip().splitlines() if "error:" in e]
+    assert "images/4.jpg" in line and "a PostScript/EPS file" in line
+
+
 # -- signals ---------------------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ from fcnseg.data import (
     seg11valid,
 )
 from fcnseg.data.ade20k import ADE20K, find_ade20k_dir
+from fcnseg.data.band_stats import band_statistics, format_band_table
 from fcnseg.data.check import scan_dataset
 from fcnseg.data.cityscapes import Cityscapes, find_cityscapes_dir
 from fcnseg.data.folder import load_folder_config
@@ -203,6 +204,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print_counts(report.classes, report.class_pixels, report.ignore_pixels,
                       dataset.ignore_index)
+
+    if getattr(dataset, "bands", None):
+        stats = band_statistics(dataset)
+        print(f"\nbands: {', '.join(stats.bands)} ({stats.pixels} pixels with data)")
+        for line in format_band_table(stats):
+            print(line)
 
     unmatched = getattr(dataset, "unmatched_masks", lambda: [])()
     for path in unmatched:

@@ -57,7 +57,7 @@ __all__ = [
 #: The label written where the input has no data (the output raster's nodata value).
 NODATA_LABEL = 255
 #: GDAL's block cache while writing (MB): blocks are written whole, so little is needed.
-_GDAL_CACHE_MB = 64
+_GDAL_CACHE_MB = 16
 
 #: ``run(batch) -> logits``: a B×h×w×N raster batch (as read) to B×C×h×w float32 logits.
 TileFn = Callable[[np.ndarray], torch.Tensor]
@@ -73,7 +73,9 @@ class TileSettings:
         batch_size: tiles run through the model at once.
         probs: also write ``NAME_probs.tif`` (float32, one band per class).
         uncertainty: also write ``NAME_uncertainty.tif`` (entropy of the class probabilities).
-        block: the output GeoTIFF's internal tile size (a multiple of 16).
+        block: the output GeoTIFF's internal tile size (a multiple of 16); None: the
+            largest of 512, 256 ... 16 that divides the tile step, so that every output block
+            is written once, whole (:meth:`output_block`).
     """
 
     tile: int = 512
@@ -81,7 +83,7 @@ class TileSettings:
     batch_size: int = 4
     probs: bool = False
     uncertainty: bool = False
-    block: int = 256
+    block: int | None = None
 
     def __post_init__(self) -> None:
         if self.tile < 16:
@@ -91,8 +93,15 @@ class TileSettings:
                              f"({self.tile}), got {self.overlap}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {self.batch_size}")
-        if self.block < 16 or self.block % 16:
+        if self.block is not None and (self.block < 16 or self.block % 16):
             raise ValueError(f"block must be a multiple of 16, got {self.block}")
+
+    def output_block(self) -> int:
+        """The output GeoTIFF's block side (see ``block``)."""
+        if self.block is not None:
+            return self.block
+        stride = self.tile - self.overlap
+        return next((b for b in (512, 256, 128, 64, 32, 16) if stride % b == 0), 256)
 
 
 @dataclass
@@ -195,7 +204,7 @@ class _Outputs:
 
     def _profile(self, kind: str) -> dict[str, Any]:
         count = {"label": 1, "probs": len(self.classes), "uncertainty": 1}[kind]
-        block = self.settings.block
+        block = self.settings.output_block()
         tiled = self.info.width >= block and self.info.height >= block
         profile: dict[str, Any] = {
             "driver": "GTiff", "height": self.info.height, "width": self.info.width,
@@ -368,7 +377,7 @@ def _tile_row(run: TileFn, reader: RasterReader, outputs: _Outputs, carry: _Carr
     # Rows [y0, final_end) are final after this row; rows [final_end, y0 + th) carry on.
     final_end = ys[k + 1] if k + 1 < len(ys) else info.height
     wy = blend_profile(th, settings.overlap, k == 0, k == len(ys) - 1)
-    pending: np.ndarray | None = None  # C+1 × th × (columns from frontier to the last tile end)
+    pending: np.ndarray | None = None  # C+1 × th × tw sums and weights from the frontier on
     frontier = 0  # columns before it are final
     with contextlib.ExitStack() as stack:
         datasets = stack.enter_context(outputs.band()) if write else None
@@ -378,20 +387,15 @@ def _tile_row(run: TileFn, reader: RasterReader, outputs: _Outputs, carry: _Carr
             window = reader.read(y0, batch_xs[0], th, span)
             tiles = np.stack([window[:, x - batch_xs[0]:x - batch_xs[0] + tw] for x in batch_xs])
             logits = run(tiles).float().cpu().numpy()
-            for i, x0 in enumerate(batch_xs):
+            if pending is None:
+                pending = np.zeros((logits.shape[1] + 1, th, tw), np.float32)
+            for i in range(len(batch_xs)):
                 j = b0 + i
                 wx = blend_profile(tw, settings.overlap, j == 0, j == len(xs) - 1)
                 weight = wy[:, None] * wx[None, :]
-                end = x0 + tw
-                if pending is None:
-                    pending = np.zeros((logits.shape[1] + 1, th, end - frontier), np.float32)
-                elif frontier + pending.shape[2] < end:
-                    grow = end - frontier - pending.shape[2]
-                    pending = np.concatenate(
-                        [pending, np.zeros((*pending.shape[:2], grow), np.float32)], axis=2)
-                at = x0 - frontier
-                pending[:-1, :, at:at + tw] += logits[i] * weight
-                pending[-1, :, at:at + tw] += weight
+                # The frontier is this tile's start: pending holds exactly its columns.
+                pending[:-1] += logits[i] * weight
+                pending[-1] += weight
                 # Columns up to the next tile's start are final now.
                 done = xs[j + 1] if j + 1 < len(xs) else info.width
                 piece = pending[:, :, :done - frontier]
@@ -405,7 +409,9 @@ def _tile_row(run: TileFn, reader: RasterReader, outputs: _Outputs, carry: _Carr
                            _nodata(tile_input, info.nodata))
                 if split < th:
                     carry.put(piece[:, split:])
-                pending = pending[:, :, done - frontier:]
+                shift = done - frontier
+                pending[:, :, :tw - shift] = pending[:, :, shift:].copy()
+                pending[:, :, tw - shift:] = 0.0
                 frontier = done
             if progress is not None:
                 progress(len(batch_xs))

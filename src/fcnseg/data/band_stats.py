@@ -1,0 +1,175 @@
+"""Per-band statistics of a multi-band dataset's images (``fcnseg check-data``).
+
+For each declared band: mean and standard deviation (exact, over every pixel with data) and the
+2nd and 98th percentiles (for contrast stretching): exact from a histogram when every image is
+uint8 or uint16, else from a seeded sample of :data:`SAMPLE_PIXELS` pixels spread over the
+images.
+Pixels without data (every band at the dataset's ``nodata``, or a NaN) are left out and
+counted. Bands whose values never vary are reported (they carry nothing to learn from).
+
+The statistics are cached in a JSON file named by a fingerprint of the images (paths, sizes,
+modification times) and the band declaration, so an unchanged dataset is read once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fcnseg.data.images import ImageError
+from fcnseg.data.rasters import nodata_mask, open_raster
+from fcnseg.utils.download import cache_dir as fcnseg_cache_dir
+from fcnseg.utils.files import atomic_write_bytes
+
+__all__ = ["SAMPLE_PIXELS", "BandStats", "band_statistics", "format_band_table"]
+
+#: Pixels sampled over the whole dataset for the percentiles of float images.
+SAMPLE_PIXELS = 2_000_000
+_CACHE_VERSION = 1
+
+
+@dataclass
+class BandStats:
+    """Statistics of each band (lists in band order) and the images that could not count."""
+
+    bands: list[str]
+    mean: list[float]
+    std: list[float]
+    p2: list[float]
+    p98: list[float]
+    pixels: int = 0
+    nodata_pixels: int = 0
+    nan_pixels: list[int] = field(default_factory=list)
+    images: int = 0
+    #: ``[(image path, problem)]``: unreadable images, or a band count other than declared.
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def constant_bands(self) -> list[str]:
+        """Bands with no variance (every pixel with data has the same value)."""
+        return [b for b, s in zip(self.bands, self.std, strict=True) if not s > 0]
+
+
+class _Accumulator:
+    def __init__(self, bands: int, images: int) -> None:
+        self.n = 0
+        self.sum = np.zeros(bands, np.float64)
+        self.sq = np.zeros(bands, np.float64)
+        self.hist = np.zeros((bands, 65536), np.int64)  # exact, while every image is integer
+        self.all_integer = True
+        self.samples: list[np.ndarray] = []
+        self.per_image = max(256, SAMPLE_PIXELS // max(1, images))
+        self.nan = np.zeros(bands, np.int64)
+        self.nodata = 0
+
+    def add(self, image: np.ndarray, nodata: float | None, seed: int) -> None:
+        pixels = image.reshape(-1, image.shape[-1])
+        missing = nodata_mask(image, nodata)
+        if image.dtype.kind == "f":
+            self.nan += np.isnan(pixels).sum(axis=0)
+        if missing is not None:
+            self.nodata += int(missing.sum())
+            pixels = pixels[~missing.ravel()]
+        values = pixels.astype(np.float64)
+        self.n += len(values)
+        self.sum += values.sum(axis=0)
+        self.sq += np.square(values).sum(axis=0)
+        if image.dtype in (np.uint8, np.uint16):
+            for b in range(pixels.shape[1]):
+                self.hist[b] += np.bincount(pixels[:, b], minlength=65536)
+        else:
+            self.all_integer = False
+        rng = np.random.default_rng(seed)
+        take = min(len(pixels), self.per_image)
+        self.samples.append(pixels[rng.choice(len(pixels), take, replace=False)]
+                            .astype(np.float32))
+
+    def percentiles(self, q: float) -> np.ndarray:
+        bands = len(self.sum)
+        if self.n == 0:
+            return np.full(bands, np.nan)
+        if self.all_integer:
+            cdf = np.cumsum(self.hist, axis=1)
+            return np.array([float(np.searchsorted(cdf[b], q / 100 * cdf[b, -1]))
+                             for b in range(bands)])
+        return np.nanpercentile(np.concatenate(self.samples), q, axis=0).astype(np.float64)
+
+
+def _fingerprint(dataset: Any) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps([_CACHE_VERSION, list(dataset.bands), dataset.nodata]).encode())
+    for i in range(len(dataset)):
+        path = Path(dataset.image_path(i))
+        try:
+            st = path.stat()
+            h.update(f"{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        except OSError:
+            h.update(f"{path}\0missing\n".encode())
+    return h.hexdigest()
+
+
+def band_statistics(dataset: Any, *, cache_dir: str | os.PathLike[str] | None = None,
+                    use_cache: bool = True) -> BandStats:
+    """Per-band statistics over a folder dataset that declares ``bands`` (module doc).
+
+    Taken from the cache (default ``$FCNSEG_HOME/band_stats``) when the images are unchanged.
+    """
+    bands = list(dataset.bands)
+    folder = Path(cache_dir) if cache_dir is not None else fcnseg_cache_dir() / "band_stats"
+    cached = folder / f"{_fingerprint(dataset)}.json"
+    if use_cache:
+        try:
+            data = json.loads(cached.read_text(encoding="utf-8"))
+            data["problems"] = [tuple(p) for p in data["problems"]]
+            return BandStats(**data)
+        except (OSError, ValueError, TypeError, KeyError):
+            pass  # absent or damaged: computed again
+    acc = _Accumulator(len(bands), len(dataset))
+    problems: list[tuple[str, str]] = []
+    for i in range(len(dataset)):
+        path = Path(dataset.image_path(i))
+        try:
+            with open_raster(path, bands=bands) as r:
+                image = r.read_all()
+        except ImageError as e:
+            problems.append((str(path), e.problem))
+            continue
+        acc.add(image, dataset.nodata, seed=i)
+    n = max(acc.n, 1)
+    mean = acc.sum / n
+    std = np.sqrt(np.maximum(acc.sq / n - mean**2, 0.0))
+    # Tiny negative rounding aside, a band of one value has a variance of 0 exactly.
+    std[std < 1e-9 * np.maximum(1.0, np.abs(mean))] = 0.0
+    stats = BandStats(bands=bands, mean=mean.tolist(), std=std.tolist(),
+                      p2=acc.percentiles(2).tolist(), p98=acc.percentiles(98).tolist(),
+                      pixels=acc.n, nodata_pixels=acc.nodata, nan_pixels=acc.nan.tolist(),
+                      images=len(dataset), problems=problems)
+    if use_cache:
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(cached, json.dumps(asdict(stats)).encode("utf-8"))
+    return stats
+
+
+def format_band_table(stats: BandStats) -> list[str]:
+    """The statistics as printed by ``fcnseg check-data``: one line per band, then warnings."""
+    lines = [f"{'band':<12} {'mean':>12} {'std':>12} {'p2':>12} {'p98':>12}"]
+    for k, b in enumerate(stats.bands):
+        lines.append(f"{b:<12} {stats.mean[k]:>12.6g} {stats.std[k]:>12.6g} "
+                     f"{stats.p2[k]:>12.6g} {stats.p98[k]:>12.6g}")
+    for b in stats.constant_bands:
+        lines.append(f"warning: band {b!r} has no variance (every pixel is "
+                     f"{stats.mean[stats.bands.index(b)]:.6g}): it carries nothing to learn")
+    if stats.nodata_pixels:
+        lines.append(f"note: {stats.nodata_pixels} pixel(s) without data (nodata) left out "
+                     f"of the statistics and ignored in training")
+    for b, n in zip(stats.bands, stats.nan_pixels, strict=True):
+        if n:
+            lines.append(f"warning: band {b!r} has {n} NaN pixel(s)")
+    return lines
+

@@ -1,0 +1,91 @@
+"""Per-band statistics of a multi-band folder dataset, cached, and check-data's report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+import yaml
+
+from fcnseg.cli.main import main
+from fcnseg.data import FolderSegmentation
+from fcnseg.data.band_stats import band_statistics
+
+BANDS = ["red", "green", "blue", "nir"]
+
+
+def write_folder(root, images, config=None):
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for stem, image in images.items():
+        tifffile.imwrite(root / "images" / f"{stem}.tif", image, photometric="minisblack",
+                         planarconfig="contig")
+        tifffile.imwrite(root / "masks" / f"{stem}.tif",
+                         np.zeros(image.shape[:2], np.uint8))
+    cfg = {"classes": ["a", "b"], "bands": BANDS, **(config or {})}
+    (root / "dataset.yaml").write_text(yaml.safe_dump(cfg))
+    return root
+
+
+def images(seed=0):
+    rng = np.random.default_rng(seed)
+    out = {}
+    for k in range(3):
+        a = rng.integers(0, 4000, (20, 30, 4), dtype=np.uint16)
+        a[..., 2] = 1234  # a band that never varies
+        out[f"s{k}"] = a
+    return out
+
+
+def test_mean_std_and_percentiles_are_those_of_all_pixels(tmp_path):
+    data = images()
+    ds = FolderSegmentation(write_folder(tmp_path / "d", data))
+    stats = band_statistics(ds, cache_dir=tmp_path / "cache")
+    every = np.concatenate([a.reshape(-1, 4) for a in data.values()]).astype(np.float64)
+    np.testing.assert_allclose(stats.mean, every.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(stats.std, every.std(0), rtol=1e-9)
+    np.testing.assert_allclose(stats.p2, np.percentile(every, 2, axis=0, method="inverted_cdf"))
+    np.testing.assert_allclose(stats.p98, np.percentile(every, 98, axis=0,
+                                                        method="inverted_cdf"))
+    assert stats.constant_bands == ["blue"]
+
+
+def test_statistics_are_cached_until_an_image_changes(tmp_path, monkeypatch):
+    root = write_folder(tmp_path / "d", images())
+    ds = FolderSegmentation(root)
+    first = band_statistics(ds, cache_dir=tmp_path / "cache")
+    monkeypatch.setattr("fcnseg.data.band_stats.open_raster",
+                        lambda *a, **k: pytest.fail("read again"))
+    assert band_statistics(ds, cache_dir=tmp_path / "cache") == first
+    monkeypatch.undo()
+    changed = images(seed=1)["s0"]
+    tifffile.imwrite(root / "images" / "s0.tif", changed, photometric="minisblack",
+                     planarconfig="contig")
+    assert band_statistics(ds, cache_dir=tmp_path / "cache").mean != first.mean
+
+
+def test_nodata_and_nan_pixels_are_counted_and_left_out(tmp_path):
+    a = np.random.default_rng(0).random((10, 10, 4)).astype(np.float32)
+    a[0, 0] = -9999.0
+    a[1, 1, 3] = np.nan
+    ds = FolderSegmentation(write_folder(tmp_path / "d", {"x": a}, {"nodata": -9999}))
+    stats = band_statistics(ds, use_cache=False)
+    assert stats.nodata_pixels == 2 and stats.nan_pixels == [0, 0, 0, 1]
+    kept = np.delete(a.reshape(-1, 4), [0, 11], axis=0).astype(np.float64)
+    np.testing.assert_allclose(stats.mean, kept.mean(0), rtol=1e-6)
+
+
+def test_check_data_prints_bands_and_names_images_of_another_band_count(tmp_path, capsys,
+                                                                        monkeypatch):
+    monkeypatch.setenv("FCNSEG_HOME", str(tmp_path / "home"))
+    data = images()
+    data["odd"] = data["s0"][..., :3]
+    root = write_folder(tmp_path / "d", data)
+    rc = main(["check-data", "--dataset", "folder", "--root", str(root), "--workers", "0"])
+    out = capsys.readouterr().out
+    assert rc == 1
+    assert "warning: band 'blue' has no variance" in out
+    assert [line.strip() for line in out.splitlines() if "odd.tif" in line] == [
+        f"{root / 'images' / 'odd.tif'}: has 3 band(s) but 4 are declared (red, green, blue, "
+        f"nir)"]
+    assert any(line.startswith("nir ") for line in out.splitlines())

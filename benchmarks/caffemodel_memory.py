@@ -8,6 +8,10 @@ size. The target is at most 2. Run:
 
     .venv/bin/python benchmarks/caffemodel_memory.py               # full size, ~540 MB file
     .venv/bin/python benchmarks/caffemodel_memory.py --width 0.5   # a quicker, smaller file
+
+``--crafted MB`` measures a hostile file instead: one layer of empty blobs, two bytes each, MB
+megabytes in all (a 16 MB one once took 3.9 GB and two minutes). The reader must stop it in
+one line, within memory and time bounded by the file's size.
 """
 
 from __future__ import annotations
@@ -70,11 +74,69 @@ def write_reference_sized(path: Path, width: float) -> int:
     return path.stat().st_size
 
 
+CRAFTED_CHILD = r"""
+import json, sys, time
+from pathlib import Path
+
+def status(field):
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise KeyError(field)
+
+from fcnseg.pretrained.caffemodel import CaffeModelError, read_caffemodel
+
+base = status("VmRSS")
+start = time.perf_counter()
+try:
+    read_caffemodel(sys.argv[1])
+    message = None
+except CaffeModelError as e:
+    message = str(e)
+print(json.dumps({"baseline": base, "peak": status("VmHWM"), "message": message,
+                  "seconds": time.perf_counter() - start}))
+"""
+
+
+def write_crafted(path: Path, megabytes: float) -> int:
+    """One layer of empty blobs (field 7, length 0: two bytes each) filling ``megabytes``."""
+    blobs = int(megabytes * 1e6) // 2
+    name = b"\x0a\x05conv1"  # name: "conv1"
+    payload = name + b"\x3a\x00" * blobs
+    length, header = len(payload), bytearray(b"\xa2\x06")  # field 100, length-delimited
+    while True:
+        header.append((length & 0x7F) | (0x80 if length > 0x7F else 0))
+        length >>= 7
+        if not length:
+            break
+    path.write_bytes(bytes(header) + payload)
+    return path.stat().st_size
+
+
+def crafted(megabytes: float) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "crafted.caffemodel"
+        size = write_crafted(src, megabytes)
+        out = subprocess.run([sys.executable, "-c", CRAFTED_CHILD, str(src)], check=True,
+                             capture_output=True, text=True)
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+    above = r["peak"] - r["baseline"]
+    print(f"crafted file of {size / 1e6:.1f} MB: {r['seconds']:.2f} s; peak RSS "
+          f"{above / 1e6:.1f} MB above the {r['baseline'] / 1e6:.0f} MB after imports "
+          f"({above / size:.2f} × the file)")
+    print(f"refused: {r['message']}" if r["message"] else "NOT refused: read as a net")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--width", type=float, default=1.0,
                         help="trunk width relative to VGG16 (1 = the reference's size)")
+    parser.add_argument("--crafted", type=float, default=None, metavar="MB",
+                        help="measure a hostile file of MB megabytes of empty blobs instead")
     args = parser.parse_args()
+    if args.crafted is not None:
+        crafted(args.crafted)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "fcn8s-heavy-pascal.caffemodel"
         start = time.perf_counter()

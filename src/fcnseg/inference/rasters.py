@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -38,6 +37,7 @@ import torch
 
 from fcnseg.data.rasters import RasterInfo, RasterReader, open_raster
 from fcnseg.inference.sliding import window_starts
+from fcnseg.utils.files import atomic_write
 from fcnseg.utils.typing import PathLike
 
 __all__ = [
@@ -167,11 +167,10 @@ def _read_sidecar(out: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | No
 
 def _write_sidecar(out: Path, fingerprint: dict[str, Any], rows_done: int,
                    complete: bool) -> None:
-    path = _sidecar(out)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"job": fingerprint, "rows_done": rows_done,
-                               "complete": complete}), encoding="utf-8")
-    os.replace(tmp, path)
+    # Atomic: a run killed here leaves the previous record, and its temporary is removed by a
+    # later write (fcnseg.utils.files).
+    with atomic_write(_sidecar(out), "w") as f:
+        f.write(json.dumps({"job": fingerprint, "rows_done": rows_done, "complete": complete}))
 
 
 def output_complete(out: PathLike) -> bool:

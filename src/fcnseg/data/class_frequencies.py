@@ -4,7 +4,9 @@ The counts come from one parallel pass of check-data's reader
 (:func:`fcnseg.data.check.scan_dataset`) over the untransformed masks, the ignore value
 excluded. A file dataset's counts are cached in a JSON file named by a fingerprint of its masks
 (paths, sizes and modification times, plus the class list and ignore value), so that editing,
-adding or removing one mask recounts and an unchanged dataset is never read twice. Generated
+adding or removing one mask recounts and an unchanged dataset is never read twice. A cache file
+that cannot be trusted (not JSON, counts that are no pixel counts, no labelled pixel at all) is
+named in a warning and counted again. Generated
 data (synthetic) has no files to fingerprint and is counted at every start.
 
 Weights (``loss.class_weights``), with ``f_c`` the share of class c among labelled pixels:

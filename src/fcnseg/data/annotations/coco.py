@@ -108,7 +108,8 @@ def _image_finder(json_path: Path, images: Path | None) -> Callable[[str], Path]
 
 
 def _decoder(segmentation: Any) -> Callable[[int, int], np.ndarray]:
-    return lambda h, w: decode_coco_segmentation(segmentation, h, w)
+    # A partial, not a closure: datasets holding it can be pickled (DataLoader workers).
+    return functools.partial(decode_coco_segmentation, segmentation)
 
 
 def read_coco(src: Path, images: Path | None = None, *, crowd_as_class: bool = False,
@@ -191,6 +192,10 @@ def _panoptic_ids(png: Path) -> np.ndarray:
     return rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]
 
 
+def _panoptic_segment(png: Path, segment_id: int, height: int, width: int) -> np.ndarray:
+    return _panoptic_ids(png) == segment_id
+
+
 def _add_panoptic(data: dict, src: Path, items: dict[Any, AnnotatedImage],
                   categories: dict[int, str], crowd_as_class: bool,
                   panoptic_dir: Path | None) -> None:
@@ -210,9 +215,7 @@ def _add_panoptic(data: dict, src: Path, items: dict[Any, AnnotatedImage],
                 continue
             by_id[int(seg.get("id", -1))].append((label, where))
 
-        def segment(segment_id: int, png: Path = png) -> Callable[[int, int], np.ndarray]:
-            return lambda h, w: _panoptic_ids(png) == segment_id
-
         for segment_id, entries in by_id.items():
             for label, where in entries:
-                item.shapes.append(Shape(label, "mask", where=where, decode=segment(segment_id)))
+                decode = functools.partial(_panoptic_segment, png, segment_id)
+                item.shapes.append(Shape(label, "mask", where=where, decode=decode))

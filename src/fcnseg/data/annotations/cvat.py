@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import xml.etree.ElementTree as ET
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -61,16 +62,16 @@ def _find_image(folders: list[Path], stem: str) -> Path | None:
     return None
 
 
-def _colour_mask_decoder(png: Path, colours: list[tuple[int, int, int]], index: int):
+def _colour_mask(png: Path, colour: tuple[int, int, int], height: int,
+                 width: int) -> np.ndarray:
+    """The pixels of ``colour`` in a colour mask."""
     from fcnseg.data.io import read_raw
 
-    def decode(h: int, w: int) -> np.ndarray:
-        rgb = read_raw(png, "mask")
-        if rgb.ndim == 2:
-            raise DataError(png, "expected a colour (RGB) mask")
-        r, g, b = colours[index]
-        return (rgb[..., 0] == r) & (rgb[..., 1] == g) & (rgb[..., 2] == b)
-    return decode
+    rgb = read_raw(png, "mask")
+    if rgb.ndim == 2:
+        raise DataError(png, "expected a colour (RGB) mask")
+    r, g, b = colour
+    return (rgb[..., 0] == r) & (rgb[..., 1] == g) & (rgb[..., 2] == b)
 
 
 def read_cvat_mask(src: Path, images: Path | None = None) -> Annotations:
@@ -118,7 +119,7 @@ def read_cvat_mask(src: Path, images: Path | None = None) -> Annotations:
             k = code_of.get(int(c))
             if k is not None:
                 item.shapes.append(Shape(names[k], "mask", where=f"colour {colours[k]}",
-                                         decode=_colour_mask_decoder(png, colours, k)))
+                                         decode=partial(_colour_mask, png, colours[k])))
         items.append(item)
     return Annotations(items, classes=names)
 
@@ -180,7 +181,7 @@ def _xml_shape(el: ET.Element, where: str) -> Shape:
         return Shape(label, "point", _points(el.get("points")), where)
     if tag == "mask":
         return Shape(label, "mask", where=where,
-                     decode=lambda h, w, el=el: _cvat_rle(el, h, w))
+                     decode=partial(_cvat_rle, el))
     raise ValueError(f"unknown shape <{tag}>")
 
 

@@ -33,9 +33,9 @@ from fcnseg.data.annotations.shapes import (
     shape_box,
     shape_pixels,
 )
+from fcnseg.data.palette import background_indices
 
 __all__ = [
-    "BACKGROUND_NAMES",
     "DEFAULT_TOLERANCE",
     "EXPORT_FORMATS",
     "coco_annotations",
@@ -54,19 +54,11 @@ DEFAULT_TOLERANCE = 1.0
 EXPORT_FORMATS = ("labelme", "coco", "cvat")
 
 
-#: Names of a class 0 that is background: written as labelme's ``_background_`` and left
-#: undrawn (the canvas of labelme and of ``fcnseg import`` is class 0 already). The names
-#: overlays leave unblended (``fcnseg.inference.visualize.BACKGROUND_NAMES``).
-BACKGROUND_NAMES = frozenset({"background", "_background_", "void", "bg", "unlabeled",
-                              "unlabelled", "none"})
-
-
 def implicit_background(class_names: Sequence[str]) -> int | None:
-    """0 when class 0 is a background class (by its name), else None: then every class,
-    class 0 included, is written with its own name and drawn."""
-    if class_names and str(class_names[0]).strip().lower() in BACKGROUND_NAMES:
-        return 0
-    return None
+    """0 when class 0 is a background class (named like one: see
+    :func:`fcnseg.data.palette.background_indices`), else None: then every class, class 0
+    included, is written with its own name and drawn."""
+    return 0 if 0 in background_indices(class_names) else None
 
 
 def labelme_label(class_names: Sequence[str], index: int) -> str:

@@ -180,6 +180,10 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
 
         existing = list(load_folder_config(out / "dataset.yaml").get("classes", ())) or None
     labels = label_set_for(found, options, existing)
+    if len(labels.classes) > min(options.ignore_index, 256):
+        raise ValueError(f"{len(labels.classes)} classes ({', '.join(labels.classes[:5])}, ...): "
+                         f"masks hold at most {min(options.ignore_index, 256)} classes below the "
+                         f"ignore value {options.ignore_index}")
     result = ImportReport(warnings=list(found.problems))
     for line in found.problems:
         say(f"warning: {line}")
@@ -253,10 +257,12 @@ def _write_lists(out: Path, result: ImportReport, options: ImportOptions) -> Non
 
 
 def _write_config(out: Path, labels: LabelSet, palette: np.ndarray) -> None:
-    config = {
+    config: dict[str, object] = {
         "classes": list(labels.classes),
         "ignore_index": labels.ignore_index,
         "palette": [[int(c) for c in palette[k]] for k in range(len(labels.classes))],
     }
+    if labels.classes and labels.classes[0] == "_background_":
+        config["background"] = "_background_"  # overlays leave it unblended
     (out / "dataset.yaml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True,
                                                      default_flow_style=None), encoding="utf-8")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from functools import partial
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -123,7 +124,7 @@ def _result_shape(result: dict, where: str) -> Shape | None:
             raise ValueError(f"brush format {value.get('format')!r} (only rle is read)")
         rle = value.get("rle")
         return Shape(label, "mask", where=where,
-                     decode=lambda hh, ww: decode_brush_rle(rle, hh, ww))
+                     decode=partial(decode_brush_rle, rle))
     if kind == "keypointlabels":
         return Shape(label, "point", [(value.get("x", 0), value.get("y", 0))], where)
     return None

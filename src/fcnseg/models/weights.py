@@ -109,7 +109,7 @@ def save_backbone_weights(state_dict: Mapping[str, torch.Tensor], out: PathLike,
     it in the metadata, else a ``torch.save`` state dict that still loads anywhere as one."""
     out = Path(out)
     if out.suffix == ".safetensors":
-        from fcnseg.pretrained.hub import write_safetensors  # the optional safetensors extra
+        from fcnseg.pretrained.resolve import write_safetensors  # needs safetensors
 
         return write_safetensors(out, state_dict, metadata={CONVENTION_FIELD: convention.name})
     sd: OrderedDict[str, torch.Tensor] = OrderedDict(state_dict)

@@ -8,7 +8,6 @@ checkpoint) is :func:`~fcnseg.pretrained.resolve.resolve_checkpoint`, named here
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import shutil
@@ -31,8 +30,9 @@ from fcnseg.pretrained.resolve import (
     HubError,
     is_pretrained_spec,
     resolve_checkpoint,
+    write_safetensors,
 )
-from fcnseg.utils.files import atomic_path, atomic_write
+from fcnseg.utils.files import atomic_write
 from fcnseg.utils.typing import PathLike
 
 __all__ = [
@@ -74,34 +74,6 @@ def _write_safetensors(path: Path, model: nn.Module, metadata: dict[str, str]) -
     """The model's state dict as a ``.safetensors`` file, written whole or not at all."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     write_safetensors(path, tensors, metadata)
-
-
-def write_safetensors(path: PathLike, tensors: Mapping[str, torch.Tensor],
-                      metadata: Mapping[str, str] | None = None) -> Path:
-    """Write ``tensors`` as a ``.safetensors`` file, whole or not at all (an earlier file there
-    is kept). A full disk is a :class:`~fcnseg.utils.files.DiskFullError` and any other failure
-    a RuntimeError, each one line naming ``path``."""
-    from safetensors import SafetensorError  # optional extra (fcnseg[hub] or [safetensors])
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    try:
-        with atomic_path(path) as tmp:
-            try:
-                save_file(dict(tensors), str(tmp), metadata=dict(metadata or {}))
-            except SafetensorError as e:
-                # safetensors gives the OS error as text only ("No space left on device").
-                if any(text in str(e) for text in _DISK_FULL_TEXTS):
-                    raise OSError(errno.ENOSPC, str(e)) from e
-                raise
-    except (OSError, SafetensorError) as e:  # a DiskFullError (a RuntimeError) passes
-        kept = f"the previous {path.name} is intact" if path.exists() else "nothing was written"
-        raise RuntimeError(f"cannot write {path}: {e}; {kept}") from e
-    return path
-
-
-_DISK_FULL_TEXTS = ("No space left on device", "Disk quota exceeded", "StorageFull",
-                    "os error 28", "os error 122")
 
 
 def save_safetensors_checkpoint(

@@ -16,6 +16,7 @@ builds on it. Writing pretrained folders and the Hub upload are in :mod:`fcnseg.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import math
@@ -30,7 +31,7 @@ import torch
 
 from fcnseg.conventions import get_convention
 from fcnseg.utils.download import cache_dir
-from fcnseg.utils.files import atomic_write
+from fcnseg.utils.files import atomic_path, atomic_write
 from fcnseg.utils.typing import PathLike
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "checkpoint_source",
     "is_pretrained_spec",
     "resolve_checkpoint",
+    "write_safetensors",
 ]
 
 #: The format of fcnseg checkpoints (:mod:`fcnseg.checkpoint`), which this module writes too.
@@ -144,6 +146,36 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
     except Exception as e:  # truncated or not safetensors
         raise HubError(f"{path}: cannot be read as safetensors ({type(e).__name__}: {e})") \
             from e
+
+
+
+def write_safetensors(path: PathLike, tensors: Mapping[str, torch.Tensor],
+                      metadata: Mapping[str, str] | None = None) -> Path:
+    """Write ``tensors`` as a ``.safetensors`` file, whole or not at all (an earlier file there
+    is kept). A full disk is a :class:`~fcnseg.utils.files.DiskFullError` and any other failure
+    a RuntimeError, each one line naming ``path``."""
+    from safetensors import SafetensorError  # optional extra (fcnseg[hub] or [safetensors])
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            try:
+                save_file(dict(tensors), str(tmp), metadata=dict(metadata or {}))
+            except SafetensorError as e:
+                # safetensors gives the OS error as text only ("No space left on device").
+                if any(text in str(e) for text in _DISK_FULL_TEXTS):
+                    raise OSError(errno.ENOSPC, str(e)) from e
+                raise
+    except (OSError, SafetensorError) as e:  # a DiskFullError (a RuntimeError) passes
+        kept = f"the previous {path.name} is intact" if path.exists() else "nothing was written"
+        raise RuntimeError(f"cannot write {path}: {e}; {kept}") from e
+    return path
+
+
+# How safetensors reports a full disk: as text only.
+_DISK_FULL_TEXTS = ("No space left on device", "Disk quota exceeded", "StorageFull",
+                    "os error 28", "os error 122")
 
 
 def _read_folder(folder: Path, where: str) -> dict[str, Any]:

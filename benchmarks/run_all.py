@@ -58,6 +58,9 @@ BENCHMARKS = (
     Benchmark("geometry_speed.py", ("geometry_same_over_caffe_nchw",
                                     "geometry_same_over_caffe_channels_last")),
     Benchmark("data_loading.py", ("data_loading_ratio",)),
+    Benchmark("int8_inference.py", ("int8_speedup_over_bf16", "int8_demo_mean_iu_drop",
+                                    "int8_demo_pixel_agreement", "int8_thin_mean_iu_drop",
+                                    "int8_thin_pixel_agreement")),
 )
 
 
@@ -101,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         if only and bench.script.removesuffix(".py") not in only:
             continue
         extra = list(bench.args)
-        if bench.script == "inference_precision.py" and DEMO_CHECKPOINT.is_file():
+        if bench.script in ("inference_precision.py", "int8_inference.py") \
+                and DEMO_CHECKPOINT.is_file():
             extra += ["--checkpoint", str(DEMO_CHECKPOINT)]  # the trained demo: no training
         print(f"\n=== {bench.script} {' '.join(extra)}{' --quick' if args.quick else ''}",
               flush=True)

@@ -157,3 +157,23 @@ def test_a_model_the_engine_cannot_quantize_is_one_line(tmp_path, capsys) -> Non
                  str(tmp_path / "m.onnx")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "one colour input" in err
+
+
+def test_serve_answers_with_the_int8_model(int8_model) -> None:
+    pytest.importorskip("fastapi", reason="the serve extra is not installed")
+    import io
+
+    from fastapi.testclient import TestClient
+
+    from fcnseg.inference import Segmenter
+    from fcnseg.serve import create_app
+
+    seg = Segmenter.from_checkpoint(int8_model)
+    image, _ = SyntheticSegmentation(num_images=1, size=40, seed=3).load(0)
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    with TestClient(create_app(seg)) as client:
+        r = client.post("/v1/segment", files={"image": ("a.png", buf.getvalue(), "image/png")})
+    assert r.status_code == 200, r.text
+    label = np.asarray(Image.open(io.BytesIO(r.content)))
+    assert np.array_equal(label, seg.predict(image).label)

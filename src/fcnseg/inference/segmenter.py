@@ -143,8 +143,9 @@ class Segmenter:
         self.runtime: str | None = getattr(model, "runtime", None)
         if self.runtime is not None:  # an export computes in its own precision: no autocast
             self.precision = "fp32"
-        if channels_last is None:
-            channels_last = default_channels_last(self.device, self.precision)
+        if channels_last is None:  # an export takes NCHW: its runtime lays out its own data
+            channels_last = (self.runtime is None
+                             and default_channels_last(self.device, self.precision))
         self.channels_last = bool(channels_last)
         self.model = optimize(model, "inference", device=self.device,
                               channels_last=self.channels_last)

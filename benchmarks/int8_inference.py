@@ -1,0 +1,297 @@
+"""int8 inference (``fcnseg quantize``) against the bf16 default path: speed and accuracy, one run.
+
+Speed: FCN-8s in the same geometry (full width, trained-looking scorers) at ``--size`` (500)
+batch 1, quantized as ``fcnseg quantize`` does (ONNX Runtime static QDQ, per-channel weights),
+timed round-robin in one run with
+
+- the machine's int8 matrix-multiply peak (ONNX Runtime's MatMulInteger, u8×s8→s32 through the
+  same MLAS kernels as the int8 convolutions: VNNI/AMX where the CPU has them) and bf16 peak
+  (oneDNN), ``--peak-size``³ products;
+- ``Segmenter.predict`` with its defaults (bf16 autocast, channels-last on this kind of CPU) and
+  ``Segmenter.predict`` of the int8 file (the same call, ``--checkpoint model.int8.onnx``);
+- the bare forwards of both (the bf16 model; the ONNX Runtime session).
+
+Prints the int8 model's fraction of the int8 peak (its FLOPs, counted on the float model, per
+second), and the int8/bf16 speed ratio, as the median of the per-round ratios (each round
+times both back to back) and as the ratio of medians.
+
+Accuracy: two trained models, each quantized with calibration on its training images and scored
+against float32 on its validation set: the demo model (``synthetic-fcn8s``, or
+``--checkpoint``) and the same recipe trained on a second generated dataset of thin structures
+(1-3 pixel lines and arcs on textured backgrounds, written as a folder dataset). For each: mean
+IU of both, the difference, and pixel agreement.
+
+    python benchmarks/int8_inference.py              # ~15 minutes on 2 cores
+    python benchmarks/int8_inference.py --quick      # shorter training, fewer repeats
+    python benchmarks/int8_inference.py --skip-accuracy
+
+TARGET lines: ``int8_speedup_over_bf16`` (≥ 1.4), ``int8_demo_mean_iu_drop`` and
+``int8_thin_mean_iu_drop`` (≤ 0.5 points), ``int8_demo_pixel_agreement`` and
+``int8_thin_pixel_agreement`` (≥ 0.99).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads (see fcnseg demo)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from fcnseg.bench.suite import trained_looking  # noqa: E402
+from fcnseg.bench.targets import print_target  # noqa: E402
+from fcnseg.bench.timing import OtherLoad, count_flops, matmul_variants, time_interleaved  # noqa: E402
+from fcnseg.data import SyntheticSegmentation, build_dataset  # noqa: E402
+from fcnseg.export.quantize import QuantizeOptions, quantize_model  # noqa: E402
+from fcnseg.inference import Segmenter  # noqa: E402
+from fcnseg.inference.backends import onnx_session  # noqa: E402
+from fcnseg.models import fcn8s, optimize, plain_copy  # noqa: E402
+from fcnseg.utils.hardware import cpu_info  # noqa: E402
+
+MIN_SPEEDUP = 1.4
+MAX_DROP_POINTS = 0.5
+MIN_AGREEMENT = 0.99
+THIN_CLASSES = ["background", "line", "arc"]
+
+
+def int8_matmul(n: int) -> dict[str, object]:
+    """An n³ u8×s8→s32 product through ONNX Runtime's MatMulInteger (and torch._int_mm where
+    this PyTorch has it on CPUs): callables doing 2·n³ integer operations each."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (n, n), dtype=np.uint8)
+    b = rng.integers(-128, 128, (n, n), dtype=np.int8)
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["a", "b"], ["c"])], "mm",
+        [helper.make_tensor_value_info("a", TensorProto.UINT8, [n, n])],
+        [helper.make_tensor_value_info("c", TensorProto.INT32, [n, n])],
+        [onnx.numpy_helper.from_array(b, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    session = onnx_session(model.SerializeToString())
+    variants: dict[str, object] = {"onnxruntime MatMulInteger": lambda: session.run(
+        None, {"a": a})}
+    try:
+        ta = torch.from_numpy(a.astype(np.int8) // 2)
+        tb = torch.from_numpy(b)
+        torch._int_mm(ta, tb)
+        variants["torch._int_mm"] = lambda: torch._int_mm(ta, tb)
+    except Exception:  # noqa: BLE001 - not every build has a CPU kernel for it
+        pass
+    return variants
+
+
+def bench_speed(args: argparse.Namespace) -> None:
+    torch.manual_seed(0)
+    plain = trained_looking(fcn8s(geometry="same")).eval()
+    classes = [f"class_{i}" for i in range(21)]
+    from fcnseg.data.palette import voc_palette
+
+    work = Path(tempfile.mkdtemp(prefix="fcnseg-int8-"))
+    calib = SyntheticSegmentation(args.calib_images, 256, seed=5)
+    bf16 = Segmenter(plain_copy(plain), class_names=classes, palette=voc_palette())
+    start = time.perf_counter()
+    quantize_model(plain_copy(plain), work / "model.int8.onnx", description=bf16.describe(),
+                   calibration=lambda: (calib.load(i)[0] for i in range(len(calib))),
+                   options=QuantizeOptions(keep_float="none"), log=lambda _: None)
+    print(f"quantized FCN-8s in {time.perf_counter() - start:.0f} s "
+          f"({args.calib_images} calibration images)")
+    int8 = Segmenter.from_checkpoint(work / "model.int8.onnx")
+    session = onnx_session(str(work / "model.int8.onnx"))
+    image = SyntheticSegmentation(1, args.size, seed=9).load(0)[0]
+    pixels = np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
+    x = torch.randn(1, 3, args.size, args.size).contiguous(memory_format=torch.channels_last)
+    fast = bf16.model
+
+    def bf16_forward() -> torch.Tensor:
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            return fast(x)
+
+    variants: dict[str, object] = {}
+    for name, fn in int8_matmul(args.peak_size).items():
+        variants[f"int8 peak: {name}"] = fn
+    for name, fn in matmul_variants(torch.bfloat16, "cpu", size=args.peak_size).items():
+        variants[f"bf16 peak: {name}"] = fn
+    variants["bf16 Segmenter.predict (default)"] = lambda: bf16.predict(image)
+    variants["int8 Segmenter.predict"] = lambda: int8.predict(image)
+    variants["bf16 model forward"] = bf16_forward
+    variants["int8 onnxruntime session"] = lambda: session.run(None, {"input": pixels})
+    with torch.inference_mode():
+        flops = count_flops(optimize(plain_copy(plain), "inference"), x.contiguous())
+    agree = float((bf16.predict(image).label == int8.predict(image).label).mean())
+    with OtherLoad() as load:
+        times = time_interleaved(variants, warmup=1, repeats=args.repeats)
+    ops = 2 * args.peak_size ** 3
+    peaks = {p: max(ops / t.median for k, t in times.items() if k.startswith(f"{p} peak"))
+             for p in ("int8", "bf16")}
+    info = cpu_info()
+    vnni = sorted({"avx512_vnni", "avx_vnni", "amx_int8"} & set(info.flags))
+    print(f"\nFCN-8s same geometry, 1×3×{args.size}×{args.size}, {torch.get_num_threads()} "
+          f"threads, {args.repeats} interleaved rounds after 1 warm-up; {flops / 1e9:.1f} GFLOP "
+          f"per forward; {info.model}; int8 dot-product flags: {', '.join(vnni) or 'none'}")
+    print(f"{'variant':<36}{'median s':>10}{'spread':>8}{'G(FL)OP/s':>11}{'of peak':>9}")
+    for name, t in times.items():
+        kind = "int8" if name.startswith("int8") else "bf16"
+        work_done = ops if "peak" in name else flops
+        rate = work_done / t.median
+        print(f"{name:<36}{t.median:>10.3f}{t.spread:>8.0%}{rate / 1e9:>11.0f}"
+              f"{rate / peaks[kind]:>9.0%}")
+    b, q = times["bf16 Segmenter.predict (default)"], times["int8 Segmenter.predict"]
+    paired = float(np.median([bs / qs for bs, qs in zip(b.samples, q.samples, strict=True)]))
+    fb, fq = times["bf16 model forward"], times["int8 onnxruntime session"]
+    forward_paired = float(np.median([bs / qs for bs, qs in zip(fb.samples, fq.samples,
+                                                                 strict=True)]))
+    print(f"int8 peak {peaks['int8'] / 1e9:.0f} GOP/s = {peaks['int8'] / peaks['bf16']:.2f}× "
+          f"the bf16 peak ({peaks['bf16'] / 1e9:.0f} GFLOP/s)")
+    print(f"int8 model at {flops / fq.median / peaks['int8']:.0%} of the int8 peak "
+          f"(bf16 model at {flops / fb.median / peaks['bf16']:.0%} of the bf16 peak)")
+    print(f"int8 / bf16 default path: {paired:.2f}× faster (median of per-round ratios; ratio "
+          f"of medians {b.median / q.median:.2f}×); bare forwards {forward_paired:.2f}×")
+    print(f"labels of this image: int8 and bf16 agree on {agree:.2%} of pixels (random trunk)")
+    if load.fraction is not None:
+        print(f"other processes used {load.fraction:.0%} of the machine's CPU time meanwhile")
+    print_target("int8_speedup_over_bf16", paired, MIN_SPEEDUP)
+
+
+# -- accuracy ----------------------------------------------------------------------------------
+
+
+def write_thin_structures(root: Path, train: int, val: int, size: int, seed: int = 0) -> Path:
+    """A folder dataset of thin structures: 1-3 pixel straight lines ("line") and circular arcs
+    ("arc") over a noisy, shaded background, hues overlapping so that shape decides."""
+    from PIL import ImageDraw
+
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    (root / "dataset.yaml").write_text(f"classes: [{', '.join(THIN_CLASSES)}]\n"
+                                       "ignore_index: 255\n", encoding="utf-8")
+    ids = [f"{i:05d}" for i in range(train + val)]
+    for i, name in enumerate(ids):
+        rng = np.random.default_rng([seed, i])
+        base = rng.integers(40, 200, 3)
+        shade = np.linspace(0.7, 1.2, size)[None, :, None] * rng.uniform(0.8, 1.2)
+        img = np.clip(base * shade + rng.normal(0, 18, (size, size, 3)), 0, 255)
+        picture = Image.fromarray(img.astype(np.uint8))
+        mask = Image.new("L", (size, size), 0)
+        draw_p, draw_m = ImageDraw.Draw(picture), ImageDraw.Draw(mask)
+        for _ in range(int(rng.integers(3, 7))):
+            cls = int(rng.integers(1, 3))
+            width = int(rng.integers(1, 4))
+            colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+            if cls == 1:
+                pts = [tuple(int(v) for v in rng.integers(0, size, 2)) for _ in range(2)]
+                draw_p.line(pts, fill=colour, width=width)
+                draw_m.line(pts, fill=1, width=width)
+            else:
+                r = int(rng.integers(size // 10, size // 3))
+                cx, cy = (int(v) for v in rng.integers(0, size, 2))
+                start = int(rng.integers(0, 360))
+                box = [cx - r, cy - r, cx + r, cy + r]
+                end = start + int(rng.integers(90, 300))
+                draw_p.arc(box, start, end, fill=colour, width=width)
+                draw_m.arc(box, start, end, fill=2, width=width)
+        picture.save(root / "images" / f"{name}.png")
+        mask.save(root / "masks" / f"{name}.png")
+    (root / "train.txt").write_text("".join(n + "\n" for n in ids[:train]), encoding="utf-8")
+    (root / "val.txt").write_text("".join(n + "\n" for n in ids[train:]), encoding="utf-8")
+    return root
+
+
+def train_model(work: Path, iterations: int, data: list[str]) -> Path:
+    from fcnseg.engine import load_config, train
+
+    config = load_config("synthetic-fcn8s", [
+        f"train.iterations={iterations}", f"train.eval_every={iterations}",
+        "train.tensorboard=false", "train.progress=false", "device=cpu", *data], out=str(work))
+    start = time.perf_counter()
+    train(config, resume=True)
+    print(f"trained {work.name} for {iterations} iterations in "
+          f"{time.perf_counter() - start:.0f} s")
+    return work / "best.pt"
+
+
+def accuracy(name: str, checkpoint: Path, calib: dict, val: dict, out: Path,
+             calib_images: int) -> None:
+    seg = Segmenter.from_checkpoint(checkpoint, device="cpu")
+    description = {k: v for k, v in seg.describe().items()
+                   if k not in ("sliding_window", "tta", "precision", "optimizations")}
+    calib_set, val_set = build_dataset(dict(calib)), build_dataset(dict(val))
+    picks = np.linspace(0, len(calib_set) - 1, min(calib_images, len(calib_set))).astype(int)
+    result = quantize_model(
+        seg.model, out, description=description,
+        calibration=lambda: (np.asarray(calib_set.load(int(i))[0]) for i in picks),
+        validation=lambda: ((np.asarray(im), np.asarray(lb)) for im, lb in
+                            (val_set.load(i) for i in range(len(val_set)))),
+        options=QuantizeOptions(max_drop=100.0), log=lambda _: None)
+    c = result.comparison
+    assert c is not None
+    kept = f"{len(result.keep_float)} layers in float" if result.keep_float else "all int8"
+    print(f"\n{name}: {checkpoint} ({kept}; calibrated on {result.calibration_images} "
+          f"training images, scored on {c.images} validation images)")
+    print(c.format(seg.class_names))
+    for variant, comp in result.variants.items():
+        print(f"  variant keep_float={variant}: mean IU {-comp.drop_points:+.2f} points, "
+              f"agreement {comp.pixel_agreement:.2%}")
+    print_target(f"int8_{name}_mean_iu_drop", c.drop_points, MAX_DROP_POINTS,
+                 ok=c.drop_points <= MAX_DROP_POINTS)
+    print_target(f"int8_{name}_pixel_agreement", c.pixel_agreement, MIN_AGREEMENT)
+
+
+def bench_accuracy(args: argparse.Namespace) -> None:
+    work = Path(args.work or tempfile.mkdtemp(prefix="fcnseg-int8-acc-"))
+    demo = Path(args.checkpoint) if args.checkpoint else train_model(
+        work / "demo", args.iterations, [])
+    accuracy("demo", demo, {"name": "synthetic", "num_images": 2000, "size": 96, "seed": 0},
+             {"name": "synthetic", "num_images": 100, "size": 128, "seed": 0, "split": "val"},
+             work / "demo.int8.onnx", args.calib_images)
+    thin_root = work / "thin-data"
+    if not (thin_root / "dataset.yaml").is_file():
+        write_thin_structures(thin_root, train=400, val=50, size=128)
+    spec = f"{{name: folder, root: {thin_root}, split: train}}"
+    thin = train_model(work / "thin", args.iterations, [
+        f"data.train={spec}", f"data.val={spec.replace('train}', 'val}')}",
+        "data.val_batch_size=10"])
+    accuracy("thin", thin, {"name": "folder", "root": str(thin_root), "split": "train"},
+             {"name": "folder", "root": str(thin_root), "split": "val"},
+             work / "thin.int8.onnx", args.calib_images)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--size", type=int, default=500)
+    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--peak-size", type=int, default=2048)
+    p.add_argument("--calib-images", type=int, default=100,
+                   help="calibration images (speed: 256 px synthetic scenes; accuracy: "
+                        "training images)")
+    p.add_argument("--checkpoint", help="the demo model (default: train it here)")
+    p.add_argument("--iterations", type=int, default=600,
+                   help="training steps of each model trained here (the demo uses 1500)")
+    p.add_argument("--work", help="folder for trained models and data (default: temporary)")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--skip-speed", action="store_true")
+    p.add_argument("--skip-accuracy", action="store_true")
+    p.add_argument("--quick", action="store_true",
+                   help="3 repeats, 300 training steps, 16 calibration images for speed")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.repeats, args.iterations, args.calib_images = 3, 300, 16
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if not args.skip_speed:
+        bench_speed(args)
+    if not args.skip_accuracy:
+        bench_accuracy(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

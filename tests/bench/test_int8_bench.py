@@ -1,0 +1,40 @@
+"""The pieces of benchmarks/int8_inference.py: its thin-structure dataset and int8 peak."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fcnseg.data import build_dataset
+
+pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "int8_inference.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("int8_inference", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_thin_structures_are_a_folder_dataset_of_thin_lines_and_arcs(bench, tmp_path) -> None:
+    root = bench.write_thin_structures(tmp_path / "thin", train=3, val=2, size=64)
+    train = build_dataset({"name": "folder", "root": str(root), "split": "train"})
+    val = build_dataset({"name": "folder", "root": str(root), "split": "val"})
+    assert len(train) == 3 and len(val) == 2 and list(train.classes) == bench.THIN_CLASSES
+    labels = np.stack([train.load(i)[1] for i in range(3)])
+    assert set(np.unique(labels)) <= {0, 1, 2} and (labels > 0).any()
+    assert (labels > 0).mean() < 0.2  # thin structures: a small part of each image
+
+
+def test_int8_peak_products_compute_the_integer_product(bench) -> None:
+    variants = bench.int8_matmul(64)
+    assert "onnxruntime MatMulInteger" in variants
+    (out,) = variants["onnxruntime MatMulInteger"]()
+    assert out.dtype == np.int32 and out.shape == (64, 64)

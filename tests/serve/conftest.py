@@ -23,6 +23,7 @@ from fcnseg.checkpoint import save_checkpoint  # noqa: E402
 from fcnseg.data.palette import voc_palette  # noqa: E402
 from fcnseg.inference import Segmenter  # noqa: E402
 from fcnseg.pretrained.reference import NYUD_CLASSES, SIFT_FLOW_CLASSES  # noqa: E402
+from fcnseg.serve.server import build_server  # noqa: E402
 
 CLASS_NAMES = ["background", "sky", "road", "tree"]
 GEOMETRIC_CLASSES = ["sky", "horizontal", "vertical"]
@@ -87,7 +88,8 @@ def make_image() -> Callable[..., tuple[np.ndarray, bytes]]:
 
 
 class LiveServer:
-    """uvicorn serving an app on 127.0.0.1 in a background thread."""
+    """``fcnseg serve``'s server (guarded uvicorn) serving an app on 127.0.0.1 in a background
+    thread."""
 
     def __init__(self, app: object) -> None:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -95,8 +97,11 @@ class LiveServer:
         self._sock.bind(("127.0.0.1", 0))  # port 0: the kernel picks a free port
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
+        # The server ``fcnseg serve`` runs: uvicorn with the header timeout and connection cap.
+        service = app.state.service
+        self._server = build_server(app, service.limits, service.connections,
+                                    log_level="warning")
+        self._server.config.lifespan = "off"
         self._thread = threading.Thread(target=self._server.run,
                                         kwargs={"sockets": [self._sock]}, daemon=True)
 

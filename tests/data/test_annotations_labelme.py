@@ -243,3 +243,15 @@ def test_files_written_by_predict_are_not_images_to_annotate(src: Path,
     Image.new("P", (4, 4)).save(src / "a_label.png")
     (src / MANIFEST_NAME).write_text("a_label.png\n")
     assert import_annotations("labelme", src, tmp_path / "out").unannotated == []
+
+
+def test_a_mask_shape_holding_postscript_never_reaches_ghostscript(
+        src: Path, tmp_path: Path, fake_ghostscript: Path, postscript_bytes: bytes) -> None:
+    mask = base64.b64encode(postscript_bytes).decode()
+    write_labelme(src, "a", [shape("cat", [[2, 2], [17, 17]], "mask", mask=mask),
+                             shape("cat", [[0, 0], [9, 9]], "rectangle")])
+    report = import_annotations("labelme", src, tmp_path / "out")
+    assert not fake_ghostscript.exists(), "Ghostscript was run on an untrusted file"
+    assert report.written == ["a"]
+    assert any(w.startswith(f"{src / 'a.json'}: shape 0") and "not a base64 PNG" in w
+               for w in report.warnings)

@@ -23,6 +23,7 @@ from fcnseg.data.annotations.shapes import (
     printable,
     rasterise,
 )
+from fcnseg.data.images import IMAGE_FORMATS
 from fcnseg.data.palette import palette_for
 
 __all__ = ["FORMATS", "ImportOptions", "ImportReport", "import_annotations", "label_set_for",
@@ -145,7 +146,7 @@ def _write_image(picture: bytes | Path, out_dir: Path, name: str) -> None:
     if isinstance(picture, Path):
         shutil.copyfile(picture, out_dir / f"{name}{picture.suffix.lower()}")
         return
-    with Image.open(io.BytesIO(picture)) as img:
+    with Image.open(io.BytesIO(picture), formats=IMAGE_FORMATS) as img:  # the one allow-list
         suffix = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "TIFF": ".tif",
                   "WEBP": ".webp"}.get(img.format or "")
         if suffix is None:

@@ -46,7 +46,8 @@ def _mask_shape(raw: dict, where: str, size: tuple[int, int] | None) -> np.ndarr
 
     try:
         data = base64.b64decode(raw.get("mask") or "", validate=True)
-        with Image.open(io.BytesIO(data)) as img:
+        # PNG only: no other Pillow plugin sees the data (some run outside programs).
+        with Image.open(io.BytesIO(data), formats=("PNG",)) as img:
             # Read from the header: a mask larger than its image is never decoded.
             h, w = size or (img.height, img.width)
             if img.width > w or img.height > h or img.width * img.height > (MAX_PIXELS

@@ -39,10 +39,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="where shapes overlap: top (later shapes drawn over earlier ones, as "
                         "labelme and CVAT's z-order show them) or ignore (pixels covered by "
                         "shapes of different classes get the ignore value)")
-    p.add_argument("--line-width", type=float, default=10.0,
+    p.add_argument("--line-width", type=float, default=10.0, metavar="PIXELS",
                    help="width in pixels of line shapes (labelme's labelme2voc uses 10)")
-    p.add_argument("--ignore-index", type=int, default=255, help="mask value of ignored pixels")
-    p.add_argument("--val-fraction", type=float, default=0.2,
+    p.add_argument("--ignore-index", type=int, default=255, metavar="VALUE",
+                   help="mask value of ignored pixels")
+    p.add_argument("--val-fraction", type=float, default=0.2, metavar="FRACTION",
                    help="share of the images listed in val.txt (the rest in train.txt)")
 
 

@@ -87,8 +87,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also write the predictions as polygons to correct in a labelling tool: "
                         "labelme (NAME.json, its imagePath leading to the image: open with "
                         "`labelme IMAGES --output OUT`), coco (annotations.coco.json) or cvat "
-                        "(annotations.xml, CVAT for images 1.1); class 0 is labelme's "
-                        "_background_, and `fcnseg import` reads them back")
+                        "(annotations.xml, CVAT for images 1.1); a background class is "
+                        "labelme's _background_, and `fcnseg import` reads them back")
     p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE, metavar="PIXELS",
                    help="with --format: how far simplified outlines may stray from the "
                         "predicted regions (0: every corner)")

@@ -310,3 +310,54 @@ def test_label_studio_outside_missing_image_and_unlisted_label(tmp_path: Path) -
                                 ImportOptions(labels=labels))
     assert any("task 1 result 0 (polygonlabels 'cat'): label 'cat' is not in" in e
                for e in report.errors)
+
+
+def test_coco_region_outside_the_image_is_one_line(tmp_path: Path) -> None:
+    path = coco_file(tmp_path, [
+        {"id": 4, "image_id": 1, "category_id": 3, "segmentation": [[50, 40, 60, 40, 60, 50]]},
+        {"id": 5, "image_id": 1, "category_id": 3, "segmentation": [[0, 0, 9, 0, 9, 9]]}])
+    report = import_annotations("coco", path, tmp_path / "out")
+    assert report.written == ["a"]
+    assert (f"{path}: annotation 4 (category 3): covers no pixel of the 40×30 image (skipped)"
+            in report.warnings)
+
+
+def test_cvat_mask_missing_image_and_label_not_listed(tmp_path: Path) -> None:
+    src = tmp_path / "cvat"
+    (src / "SegmentationClass").mkdir(parents=True)
+    (src / "labelmap.txt").write_text("background:0,0,0::\ncar:250,50,83::\n")
+    colours = np.zeros((30, 40, 3), np.uint8)
+    colours[:5] = (250, 50, 83)
+    for stem in ("a", "b"):
+        Image.fromarray(colours).save(src / "SegmentationClass" / f"{stem}.png")
+    picture(src / "JPEGImages" / "a.jpg")
+    report = import_annotations("cvat-mask", src, tmp_path / "out")
+    assert report.errors == [f"{src / 'SegmentationClass/b.png'}: missing image file "
+                             f"{src / 'JPEGImages/b.jpg'}"]
+    labels = tmp_path / "labels.txt"
+    labels.write_text("background\ntruck\n")
+    report = import_annotations("cvat-mask", src, tmp_path / "out2", ImportOptions(labels=labels))
+    assert any(e.startswith(f"{src / 'SegmentationClass/a.png'}: colour (250, 50, 83): label "
+                            f"'car' is not in the label list") for e in report.errors)
+
+
+@pytest.mark.parametrize("fmt", ["cvat", "labelstudio"])
+def test_non_utf8_export_file_names_are_shown_as_bytes(fmt, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    picture(src / "a.jpg")
+    odd = src / os.fsdecode(b"expor\xe9.xml" if fmt == "cvat" else b"expor\xe9.json")
+    if fmt == "cvat":
+        odd.write_text('<annotations><image id="0" name="a.jpg" width="40" height="30">'
+                       '<polygon label="car" points="1,1;oops"/>'
+                       '<polygon label="car" points="1,1;9,1;9,9"/></image></annotations>')
+    else:
+        odd.write_text(json.dumps([{"id": 1, "data": {"image": "a.jpg"}, "annotations": [
+            {"result": [{"type": "polygonlabels", "original_width": 40, "original_height": 30,
+                         "value": {"points": [[1, 1]], "polygonlabels": ["car"]}},
+                        {"type": "polygonlabels", "original_width": 40, "original_height": 30,
+                         "value": {"points": [[0, 0], [50, 0], [50, 50]],
+                                   "polygonlabels": ["car"]}}]}]}]))
+    report = import_annotations(fmt, odd, tmp_path / "out", ImportOptions(images=src))
+    assert report.written == ["a"]
+    [line] = report.warnings
+    assert line.startswith("b'") and "expor\\xe9" in line and "\n" not in line

@@ -42,7 +42,7 @@ class OutputOptions:
         style: how overlays and heatmaps are drawn.
         protected: resolved paths never to be replaced (the inputs).
         observe: called with (input path, output name, prediction) for each prediction
-            before its files are written (in a writer thread): pre-annotations and
+            after its files are written (in a writer thread): pre-annotations and
             uncertainty ranking gather theirs this way.
     """
 
@@ -120,8 +120,6 @@ def write_predictions(
 
         def write() -> FileOutcome:
             try:
-                if options.observe is not None:
-                    options.observe(path, name, pred)
                 for files, p, colours, how in todo:
                     write_outputs(files, p, colours, how)
                 if stopped is not None:
@@ -129,6 +127,11 @@ def write_predictions(
             except (OSError, ValueError) as e:
                 hint = "; choose another --out" if isinstance(e, FileExistsError) else ""
                 return FileOutcome(path, name, f"{path}: cannot write outputs ({e}{hint})")
+            if options.observe is not None:
+                try:
+                    options.observe(path, name, pred)
+                except (OSError, ValueError) as e:
+                    return FileOutcome(path, name, f"{path}: {e}")
             return FileOutcome(path, name)
         return write
 

@@ -79,7 +79,7 @@ def test_build_dataset_makes_each_kind(voc_root, tmp_path, ondisk):
 
 @pytest.mark.parametrize(
     ("spec", "field"),
-    [({"name": "cityscapes"}, "dataset.name"),
+    [({"name": "mapillary"}, "dataset.name"),
      ({"name": "voc"}, "dataset.root"),
      ({"name": "seg11valid", "voc_root": "x"}, "dataset.sbd_root"),
      ({"name": "synthetic", "num_images": 2, "colour": 1}, "dataset.colour")],

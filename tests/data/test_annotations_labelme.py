@@ -255,3 +255,19 @@ def test_a_mask_shape_holding_postscript_never_reaches_ghostscript(
     assert report.written == ["a"]
     assert any(w.startswith(f"{src / 'a.json'}: shape 0") and "not a base64 PNG" in w
                for w in report.warnings)
+
+
+def test_import_command_options(src: Path, tmp_path: Path, capsys) -> None:
+    write_labelme(src, "a", [shape("cat", [[0, 0], [30, 30]], "rectangle"),
+                             shape("cow", [[20, 20], [50, 35]], "rectangle")])
+    labels = tmp_path / "labels.txt"
+    labels.write_text("__ignore__\n_background_\ncat\n")
+    out = tmp_path / "out"
+    assert main(["import", "labelme", str(src), "--out", str(out), "--labels", str(labels),
+                 "--add-unknown-labels", "--overlap", "ignore"]) == 0
+    assert read_mask(out, "a")[25, 25] == 255 and read_mask(out, "a")[30, 45] == 2
+    assert main(["import", "labelme", str(src), "--out", str(out), "--add-unknown-labels"]) == 2
+    assert "--add-unknown-labels needs --labels" in capsys.readouterr().err
+    assert main(["import", "labelme", str(src), "--out", str(out), "--labels",
+                 str(tmp_path / "none.txt")]) == 2
+    assert f"{tmp_path / 'none.txt'}: no such labels file" in capsys.readouterr().err

@@ -153,6 +153,8 @@ class LabelSet:
         """Read labelme's labels.txt (UTF-8, one label a line, blank lines skipped)."""
         from fcnseg.data.layout import read_utf8
 
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path}: no such labels file (one label name a line)")
         names = [ln.strip() for ln in read_utf8(Path(path), "labels file").splitlines()]
         names = [n for n in names if n]
         if not names:

@@ -10,7 +10,7 @@ import numpy as np
 
 from fcnseg.data.annotations.importer import (
     ImportOptions,
-    _split_of,
+    split_of,
     label_set_for,
     read_annotations,
     resolve_image,
@@ -56,7 +56,7 @@ class AnnotationDataset(SegmentationDataset):
         self.classes = tuple(self.labels.classes)
         self.ignore_index = self.labels.ignore_index
         self.items = [i for i in found.items
-                      if split is None or _split_of(i.name, val_fraction) == split]
+                      if split is None or split_of(i.name, val_fraction) == split]
         self.ids = [i.name for i in self.items]
         self.unannotated = found.unannotated
 

@@ -27,7 +27,7 @@ from fcnseg.data.images import IMAGE_FORMATS
 from fcnseg.data.palette import palette_for
 
 __all__ = ["FORMATS", "ImportOptions", "ImportReport", "import_annotations", "label_set_for",
-           "read_annotations", "resolve_image"]
+           "read_annotations", "resolve_image", "split_of"]
 
 #: ``fcnseg import`` formats: the readers, each given the source and the images folder.
 FORMATS = ("labelme", "coco", "cvat-mask", "cvat", "labelstudio")
@@ -137,7 +137,9 @@ def resolve_image(item: AnnotatedImage) -> tuple[bytes | Path, tuple[int, int]] 
     return picture, size
 
 
-def _split_of(name: str, val_fraction: float) -> str:
+def split_of(name: str, val_fraction: float) -> str:
+    """``"val"`` for about ``val_fraction`` of the names, by a hash of the name (stable
+    whatever else is imported), else ``"train"``."""
     digest = hashlib.sha1(name.encode("utf-8")).digest()
     return "val" if int.from_bytes(digest[:4], "big") / 2**32 < val_fraction else "train"
 
@@ -247,7 +249,7 @@ def _write_lists(out: Path, result: ImportReport, options: ImportOptions) -> Non
     # Every mask in the folder, those of earlier imports included: a name stays in its split.
     names = sorted(p.stem for p in (out / "masks").glob("*.png"))
     for split in ("train", "val"):
-        chosen = [n for n in names if _split_of(n, options.val_fraction) == split]
+        chosen = [n for n in names if split_of(n, options.val_fraction) == split]
         (out / f"{split}.txt").write_text("".join(f"{n}\n" for n in chosen), encoding="utf-8")
     unannotated = out / "unannotated.txt"
     if result.unannotated:

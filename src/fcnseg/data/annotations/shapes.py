@@ -44,9 +44,9 @@ __all__ = [
 IGNORE_LABEL = "__ignore__"
 BACKGROUND_LABEL = "_background_"
 
-#: Shape kinds: Pillow-drawn (labelme's convention) or pixel squares (the others').
+#: Shape kinds drawn by Pillow with pixel centres at integer coordinates (labelme's
+#: convention); the others put pixel (x, y) on the square [x, x+1) × [y, y+1).
 CENTRE_KINDS = ("polygon", "rectangle", "circle", "line", "linestrip", "point")
-CORNER_KINDS = ("corner_polygon", "mask")
 
 
 def printable(path: Path | str) -> str:

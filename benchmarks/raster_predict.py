@@ -124,12 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--overlap", type=int, default=64)
     parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--width", type=float, default=0.125,
-                        help="FCN-8s channel width multiplier [0.125]")
+    parser.add_argument("--width", type=float, default=0.0625,
+                        help="FCN-8s channel width multiplier [0.0625]")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="sizes 1000,2000,4000; 1 repeat")
+    parser.add_argument("--quick", action="store_true", help="sizes 2000,3000,4000; 1 repeat")
     args = parser.parse_args(argv)
-    sizes = [1000, 2000, 4000] if args.quick else [int(s) for s in args.sizes.split(",")]
+    sizes = [2000, 3000, 4000] if args.quick else [int(s) for s in args.sizes.split(",")]
     repeats = 1 if args.quick else args.repeats
     with tempfile.TemporaryDirectory(prefix="fcnseg-raster-bench-") as tmp:
         folder = Path(tmp)

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 
+import numpy as np
+import torch
 from tqdm import tqdm
 
 from fcnseg.cli import options
 from fcnseg.data.annotations.export import DEFAULT_TOLERANCE
 from fcnseg.data.images import DEFAULT_MAX_PIXELS, ImageError, upright_size
 from fcnseg.data.rasters import open_raster
+from fcnseg.engine.distributed import all_gather_objects, setup_distributed
 from fcnseg.inference import Segmenter
 from fcnseg.inference.annotate import (
     EXPORT_FORMATS,
@@ -29,6 +33,8 @@ from fcnseg.inference.calibration import UNCERTAINTY_KINDS
 from fcnseg.inference.files import (
     PictureStyle,
     collect_inputs,
+    output_files,
+    outputs_complete,
     parse_classes,
     prepare_output_folder,
 )
@@ -131,6 +137,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="threads that read images ahead of the model and write outputs behind "
                         "it (default: one per two cores, 1 to 4; 0: one file after another in "
                         "the main thread)")
+    p.add_argument("--skip-complete", action="store_true",
+                   help="leave out inputs whose outputs are all written already (each checked: "
+                        "present, and the label PNG of the input's size): a run stopped half-way "
+                        "and started again writes only the rest. Label GeoTIFFs of rasters "
+                        "always resume")
     options.add_device(p)
     options.add_precision(p)
     options.add_compile(p)
@@ -155,8 +166,13 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError("nothing to segment: " + "; ".join(
             f"{spec}: {problem}" for spec, problem in problems))
     out_dir = prepare_output_folder(args.out)
+    ranks = setup_distributed(args.device)  # torchrun: this process's share of the inputs
+    if ranks.distributed and (args.format or args.rank):
+        raise ValueError("--format and --rank gather every image into one file: run them in "
+                         "one process, not under torchrun")
     limits = {} if args.max_pixels is None else {"max_pixels": args.max_pixels}
-    seg = Segmenter.from_checkpoint(args.checkpoint, device=args.device,
+    seg = Segmenter.from_checkpoint(args.checkpoint,
+                                    device=ranks.device if ranks.distributed else args.device,
                                     sliding_window=sliding, tta=tta,
                                     precision=args.precision, **limits)
     rasters = [(p, n) for p, n in inputs
@@ -169,6 +185,13 @@ def run(args: argparse.Namespace) -> int:
         if not inputs:
             raise FileNotFoundError(f"nothing to segment: every INPUT is another image's "
                                     f"{'/'.join(seg.input_names)} companion file")
+    # An output must never replace an input (--out is the input folder, which holds a
+    # ground-truth "x_label.png" next to "x.png"): such an input is refused, not overwritten.
+    protected = frozenset(path.resolve() for path, _ in [*inputs, *rasters])
+    if ranks.distributed:
+        inputs = inputs[ranks.rank::ranks.world_size]
+        rasters = rasters[ranks.rank::ranks.world_size]
+    given = len(inputs) + len(rasters) + (len(problems) if ranks.is_main else 0)
     if args.compile and inputs:
         failure = seg.compile(_first_size(inputs), batch_size=min(args.batch_size, len(inputs)))
         if failure is not None:
@@ -183,14 +206,18 @@ def run(args: argparse.Namespace) -> int:
     def report(message: str) -> None:
         tqdm.write(f"fcnseg predict: {message}", file=sys.stderr)
 
+    problems = problems if ranks.is_main else []  # reported once
     for spec, problem in problems:
         report(f"{spec}: {problem}")
-    failed, written = len(problems), 0
-    # An output must never replace an input (--out is the input folder, which holds a
-    # ground-truth "x_label.png" next to "x.png"): such an input is refused, not overwritten.
-    protected = frozenset(path.resolve() for path, _ in inputs)
+    failed, written, skipped = len(problems), 0, 0
     kind = args.uncertainty_kind or ("entropy" if args.uncertainty else None)
     kinds = list(UNCERTAINTY_KINDS) if kind == "both" else [kind] if kind else []
+    if args.skip_complete:
+        expected = partial(output_files, out_dir, class_names=seg.class_names,
+                           heatmap_classes=heat_classes, probs=args.probs, uncertainty=kinds)
+        todo = [(path, name) for path, name in inputs
+                if not outputs_complete(path, expected(name=name))]
+        skipped, inputs = len(inputs) - len(todo), todo
     style = PictureStyle(
         alpha=args.alpha, colormap=args.colormap, legend=args.legend, outlines=args.outlines,
         unblended=() if args.blend_background else tuple(
@@ -241,9 +268,15 @@ def run(args: argparse.Namespace) -> int:
         if extra:
             shown = ", ".join(p.name for p in extra[:3]) + (" ..." if len(extra) > 3 else "")
             print(f"wrote {len(extra)} annotation file(s) to {out_dir}: {shown}")
-    total = len(inputs) + len(rasters) + len(problems)
-    print(f"wrote outputs for {written} of {total} input(s) to {out_dir}"
-          + (f"; {failed} failed" if failed else ""))
+    counts = np.sum(all_gather_objects((written, failed, skipped, given), ranks), axis=0)
+    written, failed, skipped, total = (int(c) for c in counts)
+    if ranks.is_main:
+        print(f"wrote outputs for {written} of {total} input(s) to {out_dir}"
+              + (f" ({ranks.world_size} processes)" if ranks.distributed else "")
+              + (f"; {skipped} complete already, skipped" if skipped else "")
+              + (f"; {failed} failed" if failed else ""))
+    if ranks.owns_group:
+        torch.distributed.destroy_process_group()
     return 1 if failed else 0
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from fcnseg.inference.calibration import uncertainty_maps
 from fcnseg.inference.classnames import class_by_name, class_index
@@ -46,6 +47,7 @@ __all__ = [
     "PictureStyle",
     "collect_inputs",
     "output_files",
+    "outputs_complete",
     "parse_classes",
     "prepare_output_folder",
     "record_outputs",
@@ -438,3 +440,17 @@ def parse_classes(items: str | Iterable[str], class_names: Sequence[str]) -> lis
                                  f"(names or indices 0-{len(names) - 1}, comma-separated)")
             out += [c for c in chosen if c not in out]
     return out
+
+
+def outputs_complete(source: PathLike, files: OutputFiles) -> bool:
+    """Whether every output in ``files`` of the input ``source`` is written: each present (they
+    are written whole, by rename) and the label PNG of the input's upright size."""
+    from fcnseg.data.images import upright_size
+
+    if not all(Path(p).is_file() for p in files.all()):
+        return False
+    try:
+        with Image.open(files.label) as label:
+            return label.size == upright_size(source)
+    except (OSError, ValueError):
+        return False

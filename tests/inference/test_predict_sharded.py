@@ -1,0 +1,93 @@
+"""``torchrun --nproc_per_node 2 fcnseg predict``: the inputs shared over two gloo processes,
+each output written once and equal to one process's, a stopped run finished by a re-run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fcnseg.inference.files import MANIFEST_NAME
+from fcnseg.inference.visualize import read_label_png
+
+pytestmark = pytest.mark.slow
+
+IMAGES = 40
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ)
+    e.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    return e
+
+
+def predict(checkpoint: Path, images: Path, out: Path, processes: int,
+            *extra: str) -> subprocess.CompletedProcess:
+    """``fcnseg predict`` in one process, or under torchrun with ``processes`` (batch 1 and
+    one thread each, so every image runs the same kernels whichever process takes it)."""
+    command = [str(Path(sys.executable).parent / "fcnseg"), "predict", "--checkpoint",
+               str(checkpoint), str(images), "--out", str(out), "--batch-size", "1",
+               "--no-progress", "--precision", "fp32", "--device", "cpu", *extra]
+    if processes > 1:
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                   "--nproc_per_node", str(processes), *command]
+    done = subprocess.run(command, env=env(), capture_output=True, text=True, timeout=240,
+                          check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("many")
+    rng = np.random.default_rng(0)
+    for k in range(IMAGES):
+        small = rng.integers(0, 256, (3, 4, 3)).astype(np.uint8)
+        picture = Image.fromarray(small).resize((32, 24), Image.Resampling.BILINEAR)
+        picture.save(root / f"img{k:02d}.png")
+    return root
+
+
+def labels(out: Path) -> dict[str, np.ndarray]:
+    return {p.name: read_label_png(p) for p in sorted(out.glob("*_label.png"))}
+
+
+def test_two_processes_write_each_output_once_equal_to_one_process(make_checkpoint, images,
+                                                                   tmp_path):
+    checkpoint = make_checkpoint("same")
+    predict(checkpoint, images, tmp_path / "one", 1)
+    done = predict(checkpoint, images, tmp_path / "two", 2)
+    summaries = [line for line in done.stdout.splitlines() if line.startswith("wrote outputs")]
+    assert summaries == [f"wrote outputs for {IMAGES} of {IMAGES} input(s) to "
+                         f"{tmp_path / 'two'} (2 processes)"]
+    listed = (tmp_path / "two" / MANIFEST_NAME).read_text().splitlines()
+    assert len(listed) == len(set(listed)) == 2 * IMAGES  # label and overlay, each once
+    one, two = labels(tmp_path / "one"), labels(tmp_path / "two")
+    assert one.keys() == two.keys() and len(one) == IMAGES
+    for name in one:
+        np.testing.assert_array_equal(two[name], one[name], err_msg=name)
+
+
+def test_a_stopped_run_started_again_writes_only_the_rest(make_checkpoint, images, tmp_path):
+    checkpoint = make_checkpoint("same")
+    out = tmp_path / "out"
+    predict(checkpoint, images, out, 2)
+    # As a run stopped half-way leaves it: the later half missing, one label cut short.
+    for k in range(20, IMAGES):
+        (out / f"img{k:02d}_label.png").unlink()
+    label = out / "img05_label.png"
+    label.write_bytes(label.read_bytes()[:40])
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")}
+    done = predict(checkpoint, images, out, 2, "--skip-complete")
+    assert f"wrote outputs for 21 of {IMAGES} input(s)" in done.stdout
+    assert "19 complete already, skipped" in done.stdout
+    after = {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")}
+    rewritten = {name for name in after if before.get(name) != after[name]}
+    expected = {f"img{k:02d}_{kind}.png" for k in [5, *range(20, IMAGES)]
+                for kind in ("label", "overlay")}
+    assert rewritten == expected

@@ -10,10 +10,10 @@ import numpy as np
 
 from fcnseg.data.annotations.importer import (
     ImportOptions,
-    split_of,
     label_set_for,
     read_annotations,
     resolve_image,
+    split_of,
 )
 from fcnseg.data.annotations.shapes import RasterOptions, printable, rasterise
 from fcnseg.data.base import SegmentationDataset, Transform

@@ -22,6 +22,8 @@ from fcnseg.data.annotations.export import (
 )
 from fcnseg.data.annotations.labelme import read_labelme_file
 
+# pycocotools 2.0 on NumPy 2 warns when it decodes (its __array__ lacks the copy keyword).
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 CLASSES = ["background", "a", "b", "c"]
 LABELS = ["__ignore__", "_background_", "a", "b", "c"]
 

@@ -15,6 +15,8 @@ from fcnseg.data import build_dataset
 from fcnseg.data.annotations import ImportOptions, import_annotations
 from fcnseg.data.annotations.labelstudio import decode_brush_rle, encode_brush_rle
 
+# pycocotools 2.0 on NumPy 2 warns when it decodes (its __array__ lacks the copy keyword).
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 mask_api = pytest.importorskip("pycocotools.mask")
 
 

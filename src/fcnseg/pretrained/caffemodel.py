@@ -327,6 +327,25 @@ def _layer_label(name: str, index: int) -> str:
     return f"layer {name!r}" if name else f"layer #{index}"
 
 
+class _LayerLabel(str):
+    """A layer's label in messages, named once its name has been read (the walker's errors
+    format it when they happen, not when the walk starts)."""
+
+    name: str = ""
+    index: int = 0
+
+    def __new__(cls, index: int) -> _LayerLabel:
+        label = super().__new__(cls, f"layer #{index}")
+        label.index = index
+        return label
+
+    def __str__(self) -> str:
+        return _layer_label(self.name, self.index)
+
+    def __format__(self, spec: str) -> str:  # f-strings, which skip __str__ for a str
+        return format(str(self), spec)
+
+
 def _read_layer(s: _Stream, end: int, v1: bool, index: int) -> CaffeLayer:
     """A layer (``LayerParameter``, or ``V1LayerParameter`` when ``v1``)."""
     blob_field, nested_field = (6, 1) if v1 else (7, None)
@@ -336,7 +355,8 @@ def _read_layer(s: _Stream, end: int, v1: bool, index: int) -> CaffeLayer:
     blobs: list[CaffeBlob] = []
     nested: CaffeLayer | None = None
     name = ""
-    for number, wire, start, length in s.fields(end, _layer_label(name, index)):
+    label = _LayerLabel(index)
+    for number, wire, start, length in s.fields(end, label):
         where = _layer_label(name, index)
         if number == blob_field and wire == _LEN:
             blobs.append(_read_blob(s, s.f.tell() + length, f"{where} blob {len(blobs)}"))
@@ -346,6 +366,7 @@ def _read_layer(s: _Stream, end: int, v1: bool, index: int) -> CaffeLayer:
             rest += s.field_bytes(start, number, wire, length)
             if (number == (4 if v1 else 1)) and wire == _LEN:  # the name, for messages
                 name = s.f.read(length).decode("utf-8", "replace")
+                label.name = name
     msg = _parse(V1LayerParameter if v1 else LayerParameter, bytes(rest), s,
                  _layer_label(name, index), "layer")
     if v1:

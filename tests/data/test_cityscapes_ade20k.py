@@ -10,7 +10,7 @@ from PIL import Image
 
 from fcnseg.cli.main import main
 from fcnseg.data import build_dataset
-from fcnseg.data.ade20k import ADE20K_CLASSES
+from fcnseg.data.ade20k import ADE20K_CLASSES, ADE20K_PALETTE
 from fcnseg.data.cityscapes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
 from fcnseg.data.errors import DataError
 
@@ -66,6 +66,8 @@ def test_ade20k_other_is_ignored_and_classes_shift_down(tmp_path: Path) -> None:
     assert len(ADE20K_CLASSES) == 150 and ds.classes[0] == "wall" and ds.classes[-1] == "flag"
     _, label = ds[0]
     assert (label[:, :3] == 255).all() and label[1, 4] == 0 and label[0, 5] == 149
+    assert ADE20K_PALETTE.shape == (150, 3) and tuple(ds.palette[0]) == (120, 120, 120)
+    assert len({tuple(c) for c in ADE20K_PALETTE}) == 149  # one colour is used twice
 
 
 def test_ade20k_value_above_150_is_a_data_error(tmp_path: Path) -> None:

@@ -30,6 +30,8 @@ DATASET_NAMES: dict[str, tuple[str, ...]] = {
     "siftflow": ("root",),
     "cityscapes": ("root",),
     "ade20k": ("root",),
+    # Windows of large rasters (a folder dataset declaring its bands), read by window.
+    "raster_windows": ("root",),
     # Annotations of labelling tools, read directly (fcnseg.data.annotations).
     "labelme": ("root",),
     "coco": ("root",),
@@ -65,6 +67,7 @@ def build_dataset(
         {"name": "ade20k", "root": "data/ADEChallengeData2016", "split": "val"}
         {"name": "labelme", "root": "data/labelme", "split": "train", "labels": "labels.txt"}
         {"name": "coco", "root": "data/coco/annotations/instances_val2017.json"}
+        {"name": "raster_windows", "root": "data/scenes", "window": 512, "windows": 2000}
 
     Raises ValueError naming the field when the name is unknown or a required field is missing.
     """
@@ -130,6 +133,16 @@ def build_dataset(
         return AnnotationDataset(name.replace("_", "-"), spec["root"], split=split,
                                  transform=transform, **options)
     layout = {k: spec[k] for k in _FOLDER_LAYOUT if spec.get(k) is not None}
+    if name == "raster_windows":
+        from fcnseg.data.raster_windows import RasterWindows
+
+        rasters = FolderSegmentation(spec["root"], split=split, config=_field(spec, "config"),
+                                     **layout)
+        # Training draws random windows; every other split scores a grid covering each raster.
+        sampling = _field(spec, "sampling", "random" if split in (None, "train") else "grid")
+        return RasterWindows(rasters, int(_field(spec, "window", 512)), sampling=sampling,
+                             windows=int(_field(spec, "windows", 1000)),
+                             seed=int(_field(spec, "seed", 0)), transform=transform)
     return FolderSegmentation(spec["root"], split=split, transform=transform,
                               config=_field(spec, "config"), **layout)
 
@@ -150,6 +163,8 @@ _OPTIONAL: dict[str, set[str]] = {
     "siftflow": {"split"},
     "cityscapes": {"split"},
     "ade20k": {"split"},
+    "raster_windows": {"split", "config", "window", "windows", "seed", "sampling",
+                       *_FOLDER_LAYOUT},
     **{n: _ANNOTATION_OPTIONS for n in ("labelme", "coco", "cvat", "cvat_mask", "labelstudio")},
 }
 

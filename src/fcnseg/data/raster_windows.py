@@ -1,0 +1,133 @@
+"""Training and evaluation on rasters too large to load: windows read from the files.
+
+:class:`RasterWindows` turns a folder dataset of large rasters (``images/*.tif`` with their
+label rasters ``masks/*.tif``, bands declared in ``dataset.yaml``) into samples of
+``window``×``window`` pixels read by window (:func:`fcnseg.data.rasters.open_raster`), so a
+50,000² GeoTIFF never sits in memory:
+
+- ``sampling="random"`` (training): ``windows`` samples, each at a position drawn from a
+  generator seeded by ``seed`` and the sample's index (a run is repeatable), in a raster chosen
+  in proportion to its area.
+- ``sampling="grid"`` (evaluation): every window of a grid covering each raster, the last
+  window of each row and column moved back to end at the border, so every pixel is scored.
+
+Each image window is checked as the folder dataset checks whole files: the declared bands, the
+label raster on its image's pixel grid, label values in range; pixels without data become
+``ignore_index``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fcnseg.data.base import SegmentationDataset, Transform
+from fcnseg.data.errors import DataError
+from fcnseg.data.folder import FolderSegmentation
+from fcnseg.data.images import ImageError
+from fcnseg.data.io import check_label_values
+from fcnseg.data.rasters import RasterInfo, grid_problem, nodata_mask, open_raster
+
+__all__ = ["SAMPLINGS", "RasterWindows"]
+
+SAMPLINGS = ("random", "grid")
+
+
+def _starts(size: int, window: int) -> list[int]:
+    if window >= size:
+        return [0]
+    starts = list(range(0, size - window + 1, window))
+    if starts[-1] + window < size:
+        starts.append(size - window)
+    return starts
+
+
+class RasterWindows(SegmentationDataset):
+    """Windows of a folder dataset's large rasters (module doc).
+
+    Args:
+        rasters: the folder dataset of whole rasters (its ``bands`` declared).
+        window: window side in pixels (cut to a raster smaller than it).
+        sampling: ``"random"`` or ``"grid"``.
+        windows: how many random windows make the dataset (``"random"`` only).
+        seed: the seed of the random positions.
+        transform: optional joint transform of each window and its label.
+    """
+
+    def __init__(self, rasters: FolderSegmentation, window: int = 512, *,
+                 sampling: str = "random", windows: int = 1000, seed: int = 0,
+                 transform: Transform | None = None) -> None:
+        super().__init__(transform)
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"sampling: expected one of {', '.join(SAMPLINGS)}, got "
+                             f"{sampling!r}")
+        if window < 1 or windows < 1:
+            raise ValueError(f"window and windows must be positive, got {window}, {windows}")
+        self.rasters, self.window, self.sampling = rasters, int(window), sampling
+        self.seed, self.count = int(seed), int(windows)
+        self.classes, self.ignore_index = rasters.classes, rasters.ignore_index
+        self.palette = rasters.palette
+        self.bands, self.nodata = rasters.bands, rasters.nodata
+        self.infos: list[RasterInfo] = []
+        for i in range(len(rasters)):
+            path = rasters.image_path(i)
+            try:
+                with open_raster(path, bands=self.bands) as r:
+                    self.infos.append(r.info)
+            except ImageError as e:
+                raise DataError(path, e.problem) from None
+        areas = np.array([info.pixels for info in self.infos], np.float64)
+        self._weights = areas / areas.sum() if areas.sum() else areas
+        self._grid = [(i, y, x) for i, info in enumerate(self.infos)
+                      for y in _starts(info.height, self.window)
+                      for x in _starts(info.width, self.window)] if sampling == "grid" else []
+
+    def __len__(self) -> int:
+        return len(self._grid) if self.sampling == "grid" else self.count
+
+    def position(self, index: int) -> tuple[int, int, int]:
+        """``(raster index, row, column)`` of sample ``index``'s window."""
+        if self.sampling == "grid":
+            return self._grid[index]
+        rng = np.random.default_rng([self.seed, index])
+        i = int(rng.choice(len(self.infos), p=self._weights))
+        info = self.infos[i]
+        y = int(rng.integers(0, max(1, info.height - self.window + 1)))
+        x = int(rng.integers(0, max(1, info.width - self.window + 1)))
+        return i, y, x
+
+    def name(self, index: int) -> str:
+        i, y, x = self.position(index)
+        return f"{self.rasters.ids[i]}@{y},{x}"
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        i, y, x = self.position(index)
+        info = self.infos[i]
+        h, w = min(self.window, info.height), min(self.window, info.width)
+        image_path, label_path = (Path(self.rasters.image_path(i)),
+                                  Path(self.rasters.label_path(i)))
+        try:
+            with open_raster(image_path, bands=self.bands) as r:
+                image = r.read(y, x, h, w)
+        except ImageError as e:
+            raise DataError(image_path, e.problem) from None
+        try:
+            with open_raster(label_path) as r:
+                problem = grid_problem(info, r.info)
+                if problem is None and r.info.bands != 1:
+                    problem = f"label raster has {r.info.bands} bands; expected 1"
+                if problem is not None:
+                    raise DataError(label_path, problem)
+                label = r.read(y, x, h, w)[..., 0].astype(np.int64)
+        except ImageError as e:
+            raise DataError(label_path, e.problem) from None
+        check_label_values(label_path, label, self.num_classes, self.ignore_index)
+        missing = nodata_mask(image, self.nodata)
+        if missing is not None:
+            label[missing] = self.ignore_index
+        return image, label
+
+    def __repr__(self) -> str:
+        return (f"RasterWindows({self.rasters.root}, {len(self)} {self.sampling} windows of "
+                f"{self.window}²)")

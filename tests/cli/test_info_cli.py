@@ -115,14 +115,12 @@ def test_the_backbone_file_convert_writes_is_described(tmp_path, capsys) -> None
     assert json.loads(capsys.readouterr().out)["kind"] == "backbone"
 
 
-def test_an_onnx_export_is_described(tmp_path, capsys) -> None:
+def test_an_onnx_export_is_described(checkpoint, tmp_path, capsys) -> None:
     pytest.importorskip("onnxruntime")
-    from fcnseg.export import export_onnx
-
-    model = fcn8s(num_classes=3, geometry="same", width=0.0625, fc_channels=16).eval()
     path = tmp_path / "model.onnx"
-    export_onnx(model, path, description={"arch": "fcn8s", "class_names": CLASSES},
-                sample_size=(32, 32))
+    assert main(["export", "--checkpoint", str(checkpoint[0]), "--format", "onnx",
+                 "--out", str(path), "--height", "32", "--width", "32"]) == 0
+    capsys.readouterr()
     assert main(["info", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "ONNX export of fcn8s" in out and "3: background, cat, dog" in out
+    assert "not a checkpoint" not in out and "3: background, cat, dog" in out

@@ -88,7 +88,8 @@ def test_failed_verification_leaves_an_existing_file_alone(export_checkpoint, tm
     out.write_bytes(b"previous export")
     # A tolerance of 0 cannot be met: the command must fail after the export ran.
     rc = main(["export", "--checkpoint", str(export_checkpoint("same")), "--format", "onnx",
-               "--out", str(out), "--height", "32", "--width", "32", "--atol", "0"])
+               "--out", str(out), "--height", "32", "--width", "32", "--atol", "0",
+               "--rtol", "0"])
     assert rc != 0
     assert "not below the tolerance" in capsys.readouterr().err
     assert out.read_bytes() == b"previous export"
@@ -120,3 +121,37 @@ def test_a_model_answering_a_dict_exports_its_logits(tmp_path) -> None:
     assert_close_to_scale(outputs[0], expected)
     with torch.no_grad():
         assert torch.jit.load(str(tmp_path / "m.pt"))(x).shape == (1, 3, 37, 29)
+
+
+def test_the_check_is_relative_to_the_logits_scale() -> None:
+    # The reference FCN-8s's logits reach about 1e3: float32 rounding of that size differs
+    # between runtimes by ~1e-3, which a fixed absolute bound of 1e-4 would refuse.
+    import numpy as np
+    import torch
+
+    from fcnseg.export.common import check_samples
+
+    model = torch.nn.Conv2d(3, 2, 1).eval()
+    x = torch.rand(1, 3, 4, 4)
+    with torch.no_grad():
+        model.weight.fill_(400.0)
+        ref = model(x).numpy()
+
+    def run_export(_x):  # an export whose float32 rounding differs by 1e-6 of the logits
+        return ref + 1e-6 * np.abs(ref).max()
+
+    check = check_samples(model, run_export, [x])[0]
+    assert check.max_abs_diff > 1e-4 and check.max_abs_diff < check.tolerance
+
+
+def test_onnx_metadata_says_the_graph_is_float32(tmp_path) -> None:
+    from fcnseg.export import export_onnx, read_onnx_metadata
+    from fcnseg.models import fcn8s
+
+    model = fcn8s(num_classes=3, geometry="same", width=0.0625, fc_channels=16).eval()
+    out = tmp_path / "m.onnx"
+    # A segmenter's description says the precision it ran in (bf16 on CPUs with AVX512-BF16);
+    # the graph exported is float32 whatever.
+    export_onnx(model, out, description={"arch": "fcn8s", "precision": "bf16"},
+                sample_size=(32, 32))
+    assert read_onnx_metadata(out)["precision"] == "fp32"

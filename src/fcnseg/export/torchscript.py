@@ -25,6 +25,7 @@ from torch import nn
 
 from fcnseg.export.common import (
     DEFAULT_ATOL,
+    DEFAULT_RTOL,
     ExportError,
     SampleCheck,
     check_samples,
@@ -64,6 +65,7 @@ def export_torchscript(
     description: Mapping[str, Any],
     sample_size: tuple[int, int] = (224, 224),
     atol: float = DEFAULT_ATOL,
+    rtol: float = DEFAULT_RTOL,
     raw_pixels: bool = False,
 ) -> TorchScriptExport:
     """Trace ``model`` on the CPU and save it at ``path`` after checking two sample sizes.
@@ -97,7 +99,7 @@ def export_torchscript(
             out = loaded(x)
         return {k: v.numpy() for k, v in out.items()} if heads else out.numpy()
 
-    checks = check_samples(model, run, samples, atol)
+    checks = check_samples(model, run, samples, atol, rtol)
     atomic_write_bytes(path, data)
     return TorchScriptExport(str(path), checks, len(data))
 

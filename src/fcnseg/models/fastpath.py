@@ -46,6 +46,8 @@ __all__ = [
     "PackedConv2d",
     "SeparableBilinearUpsampling",
     "conv_gemm",
+    "is_plain",
+    "make_plain",
     "optimize",
     "plain_copy",
 ]
@@ -385,10 +387,22 @@ def optimize(
 def plain_copy(model: nn.Module) -> nn.Module:
     """A deep copy of ``model`` with every fast layer back to its plain class (for tracing,
     export and comparisons); ``optimizations`` is cleared. The original is unchanged."""
-    plain = copy.deepcopy(model)
-    for m in _owners(plain):
+    return make_plain(copy.deepcopy(model))
+
+
+def make_plain(model: nn.Module) -> nn.Module:
+    """``model`` itself with every fast layer back to its plain class and their prepared
+    weights dropped (in place: for a model about to be exported and dropped, where a copy
+    would double the memory); ``optimizations`` is cleared."""
+    for m in model.modules():
         if type(m) in _FAST:
             m.__class__ = _FAST[type(m)]
-    if hasattr(plain, "optimizations"):
-        plain.optimizations = []
-    return plain
+        m.__dict__.pop("_prepared", None)
+    if hasattr(model, "optimizations"):
+        model.optimizations = []
+    return model
+
+
+def is_plain(model: nn.Module) -> bool:
+    """Whether ``model`` holds no fast layer (nothing :func:`make_plain` would change)."""
+    return not any(type(m) in _FAST or "_prepared" in m.__dict__ for m in model.modules())

@@ -91,3 +91,28 @@ def test_a_stopped_run_started_again_writes_only_the_rest(make_checkpoint, image
     expected = {f"img{k:02d}_{kind}.png" for k in [5, *range(20, IMAGES)]
                 for kind in ("label", "overlay")}
     assert rewritten == expected
+
+
+def test_two_processes_share_the_tiles_of_one_raster(make_checkpoint, tmp_path):
+    rasterio = pytest.importorskip("rasterio")
+    from rasterio.transform import Affine
+
+    rng = np.random.default_rng(1)
+    small = rng.integers(0, 256, (6, 5, 3)).astype(np.uint8)
+    picture = np.asarray(Image.fromarray(small).resize((100, 120), Image.Resampling.BILINEAR))
+    (tmp_path / "in").mkdir()
+    with rasterio.open(tmp_path / "in" / "scene.tif", "w", driver="GTiff", height=120,
+                       width=100, count=3, dtype="uint8", crs="EPSG:32630",
+                       transform=Affine(1.0, 0, 0.0, 0, -1.0, 120.0)) as ds:
+        ds.write(np.moveaxis(picture, -1, 0))
+    checkpoint = make_checkpoint("same")
+    tiles = ("--tile", "48", "--overlap", "16")
+    predict(checkpoint, tmp_path / "in" / "scene.tif", tmp_path / "one", 1, *tiles)
+    done = predict(checkpoint, tmp_path / "in" / "scene.tif", tmp_path / "two", 2, *tiles)
+    assert "wrote outputs for 1 of 1 input(s)" in done.stdout
+    with rasterio.open(tmp_path / "one" / "scene.tif") as a, \
+            rasterio.open(tmp_path / "two" / "scene.tif") as b:
+        assert b.crs == a.crs and b.transform == a.transform
+        np.testing.assert_array_equal(b.read(), a.read())
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == [
+        "scene.tif", "scene.tif.partial.json"]

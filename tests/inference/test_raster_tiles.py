@@ -179,3 +179,26 @@ def test_predict_command_tiles_a_geotiff_into_a_label_geotiff(make_checkpoint, s
     # One tile covers this small scene: the label is the whole image's, read as predict reads.
     whole = segmenter.predict(smooth_image, return_probs=True)
     assert_labels_match(labels, whole.label, whole.probs)
+
+
+def test_shares_of_the_tile_rows_joined_equal_one_run(tmp_path):
+    from fcnseg.inference.rasters import merge_parts, part_path
+
+    array = scene(130, 70)
+    write_tif(tmp_path / "in.tif", array)
+    run = tile_fn(local_model())
+    settings = TileSettings(tile=32, overlap=8, block=16, probs=True)
+    predict_raster(run, tmp_path / "in.tif", tmp_path / "one.tif", CLASSES, settings)
+    for k in range(3):
+        predict_raster(run, tmp_path / "in.tif", part_path(tmp_path / "out.tif", k), CLASSES,
+                       settings, part=(k, 3))
+    merge_parts(tmp_path / "in.tif", tmp_path / "out.tif", CLASSES, settings, 3)
+    for name in ("", "_probs"):
+        with rasterio.open(tmp_path / f"out{name}.tif") as a, \
+                rasterio.open(tmp_path / f"one{name}.tif") as b:
+            assert a.transform == b.transform
+            np.testing.assert_array_equal(a.read(), b.read())
+    assert sorted(p.name for p in tmp_path.glob("out*")) == [
+        "out.tif", "out.tif.partial.json", "out_probs.tif"]
+    again = predict_raster(run, tmp_path / "in.tif", tmp_path / "out.tif", CLASSES, settings)
+    assert again.skipped

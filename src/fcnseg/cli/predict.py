@@ -21,7 +21,7 @@ from fcnseg.cli import options
 from fcnseg.data.annotations.export import DEFAULT_TOLERANCE
 from fcnseg.data.images import DEFAULT_MAX_PIXELS, ImageError, upright_size
 from fcnseg.data.rasters import open_raster
-from fcnseg.engine.distributed import all_gather_objects, setup_distributed
+from fcnseg.engine.distributed import DistInfo, all_gather_objects, setup_distributed
 from fcnseg.inference import Segmenter
 from fcnseg.inference.annotate import (
     EXPORT_FORMATS,
@@ -42,7 +42,10 @@ from fcnseg.inference.modalities import given_modality, is_companion_file, segme
 from fcnseg.inference.pipeline import OutputOptions, predict_files, write_predictions
 from fcnseg.inference.rasters import (
     TileSettings,
+    merge_parts,
     needs_tiling,
+    output_complete,
+    part_path,
     predict_raster,
     segmenter_tile_fn,
     tile_count,
@@ -188,10 +191,14 @@ def run(args: argparse.Namespace) -> int:
     # An output must never replace an input (--out is the input folder, which holds a
     # ground-truth "x_label.png" next to "x.png"): such an input is refused, not overwritten.
     protected = frozenset(path.resolve() for path, _ in [*inputs, *rasters])
+    # Fewer rasters than processes: every process takes a share of each raster's tile rows.
+    share = (ranks.rank, ranks.world_size) \
+        if ranks.distributed and 0 < len(rasters) < ranks.world_size else None
     if ranks.distributed:
         inputs = inputs[ranks.rank::ranks.world_size]
-        rasters = rasters[ranks.rank::ranks.world_size]
-    given = len(inputs) + len(rasters) + (len(problems) if ranks.is_main else 0)
+        rasters = rasters if share else rasters[ranks.rank::ranks.world_size]
+    given = len(inputs) + (len(problems) + len(rasters) if ranks.is_main
+                           else 0 if share else len(rasters))
     if args.compile and inputs:
         failure = seg.compile(_first_size(inputs), batch_size=min(args.batch_size, len(inputs)))
         if failure is not None:
@@ -235,7 +242,10 @@ def run(args: argparse.Namespace) -> int:
     tiles = TileSettings(tile=args.tile, overlap=args.overlap, batch_size=args.batch_size,
                          probs=args.probs, uncertainty=bool(kinds)) if rasters else None
     for path, name in rasters:
-        problem = _predict_raster(seg, path, out_dir / f"{name}.tif", tiles, args, protected)
+        problem = _predict_raster(seg, path, out_dir / f"{name}.tif", tiles, args, protected,
+                                  ranks, share)
+        if share is not None and not ranks.is_main:
+            continue  # rank 0 counts and reports the raster it merged
         if problem is None:
             written += 1
         else:
@@ -281,8 +291,28 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _predict_raster(seg: Segmenter, path: Path, out: Path, tiles: TileSettings | None,
-                    args: argparse.Namespace, protected: frozenset[Path]) -> str | None:
-    """Segment one raster by tiles into ``out``; a problem as one line (None when written)."""
+                    args: argparse.Namespace, protected: frozenset[Path], ranks: DistInfo,
+                    share: tuple[int, int] | None) -> str | None:
+    """Segment one raster by tiles into ``out``, or this process's ``share`` of its tile rows
+    (rank 0 then joins the shares); a problem as one line (None when written)."""
+    if share is None or output_complete(out):
+        return _predict_raster_part(seg, path, out, tiles, args, protected, None)
+    problem = _predict_raster_part(seg, path, part_path(out, share[0]), tiles, args, protected,
+                                   share)
+    problems = [p for p in all_gather_objects(problem, ranks) if p is not None]
+    if problems:
+        return problems[0]
+    if ranks.is_main:
+        assert tiles is not None
+        merge_parts(path, out, seg.class_names, tiles, share[1],
+                    model_id=str(Path(args.checkpoint)))
+    all_gather_objects(None, ranks)  # the others wait for the merged output
+    return None
+
+
+def _predict_raster_part(seg: Segmenter, path: Path, out: Path, tiles: TileSettings | None,
+                         args: argparse.Namespace, protected: frozenset[Path],
+                         share: tuple[int, int] | None) -> str | None:
     assert tiles is not None
     if out.resolve() in protected:
         return f"{path}: its output {out} would replace an input; not segmented"
@@ -299,7 +329,8 @@ def _predict_raster(seg: Segmenter, path: Path, out: Path, tiles: TileSettings |
         with tqdm(total=total, unit="tile", disable=args.no_progress or None, file=sys.stderr,
                   desc=f"predict {path.name}") as bar:
             outcome = predict_raster(run, path, out, seg.class_names, tiles,
-                                     model_id=str(Path(args.checkpoint)), progress=bar.update)
+                                     model_id=str(Path(args.checkpoint)), progress=bar.update,
+                                     part=share)
     except ImageError as e:
         return str(e)
     if outcome.skipped:

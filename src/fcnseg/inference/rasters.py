@@ -46,6 +46,8 @@ __all__ = [
     "TileSettings",
     "RASTER_SUFFIXES",
     "blend_profile",
+    "merge_parts",
+    "part_path",
     "needs_tiling",
     "output_complete",
     "predict_raster",
@@ -315,6 +317,7 @@ def predict_raster(
     bands: Sequence[str] | None = None,
     model_id: str = "",
     progress: Callable[[int], None] | None = None,
+    part: tuple[int, int] | None = None,
 ) -> RasterOutcome:
     """Segment the raster ``source`` tile by tile into the label GeoTIFF ``out`` (module doc).
 
@@ -327,6 +330,9 @@ def predict_raster(
         bands: band names to read (None: all, in file order).
         model_id: names the model in the resumption record (another model starts anew).
         progress: called with the number of tiles done after each batch.
+        part: ``(k, n)``: write only the k-th of n shares of the tile rows (one process's
+            share under torchrun; :func:`merge_parts` joins the shares). ``out`` then holds
+            the whole grid with only that share's rows written.
 
     Raises:
         ImageError: the input cannot be read (one line naming it and, for a corrupt tile, where).
@@ -335,6 +341,7 @@ def predict_raster(
 
     source, out = Path(source), Path(out)
     fingerprint = _fingerprint(source, settings, classes, model_id)
+    fingerprint["part"] = list(part) if part is not None else None
     record = _read_sidecar(out, fingerprint)
     if record is not None and record.get("complete"):
         return RasterOutcome(out, 0, skipped=True)
@@ -342,28 +349,85 @@ def predict_raster(
             rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB):
         info = reader.info
         ys, xs, th, tw = tile_grid(info.height, info.width, settings.tile, settings.overlap)
-        resume_row = int(record["rows_done"]) if record is not None else 0
+        k0, k1 = _share(len(ys), part)
+        resume_row = max(int(record["rows_done"]) if record is not None else 0, ys[k0])
         # The first tile row to run: the one whose final rows start at resume_row, less one,
         # whose sums over the next row are needed again (its own rows are not rewritten).
         first = max(0, next((k for k, y in enumerate(ys) if y >= resume_row), len(ys)) - 1)
+        if first < k0:
+            first = max(0, k0 - 1)
         outputs = _Outputs(out, info, classes, settings, fresh=record is None)
         if record is None:
-            _write_sidecar(out, fingerprint, 0, complete=False)
+            _write_sidecar(out, fingerprint, ys[k0] if k0 < len(ys) else 0, complete=k0 >= k1)
         carry = _Carry(out.parent)
         tiles = 0
         try:
-            for k in range(first, len(ys)):
+            for k in range(first, k1):
                 tiles += _tile_row(run, reader, outputs, carry, ys, xs, k, th, tw, settings,
                                    write=ys[k] >= resume_row,
                                    progress=progress)
                 rows_done = ys[k + 1] if k + 1 < len(ys) else info.height
                 if ys[k] >= resume_row:
-                    _write_sidecar(out, fingerprint, rows_done, complete=k + 1 == len(ys))
+                    _write_sidecar(out, fingerprint, rows_done, complete=k + 1 == k1)
                 carry.next_row()
         finally:
             carry.close()
     extra = tuple(p for kind, p in outputs.paths.items() if kind != "label")
-    return RasterOutcome(out, tiles, resumed_from_row=resume_row, extra_outputs=extra)
+    resumed = resume_row if record is not None else 0
+    return RasterOutcome(out, tiles, resumed_from_row=resumed, extra_outputs=extra)
+
+
+def _share(rows: int, part: tuple[int, int] | None) -> tuple[int, int]:
+    """The tile rows ``[k0, k1)`` of share ``part = (k, n)`` (all rows without one)."""
+    if part is None:
+        return 0, rows
+    k, n = part
+    if not 0 <= k < n:
+        raise ValueError(f"part must be (k, n) with 0 <= k < n, got {part}")
+    return rows * k // n, rows * (k + 1) // n
+
+
+def part_path(out: PathLike, k: int) -> Path:
+    """Where share ``k`` of ``out`` is written before :func:`merge_parts` joins them."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.part{k}{out.suffix}")
+
+
+def merge_parts(source: PathLike, out: PathLike, classes: Sequence[str],
+                settings: TileSettings, n: int, *, model_id: str = "") -> None:
+    """Join the ``n`` shares written by ``predict_raster(..., part=(k, n))`` into ``out``,
+    window by window (memory set by the window, not the raster), record ``out`` as complete
+    and remove the shares."""
+    import rasterio
+    from rasterio.windows import Window
+
+    source, out = Path(source), Path(out)
+    with open_raster(source) as reader:
+        info = reader.info
+    ys, _, _, _ = tile_grid(info.height, info.width, settings.tile, settings.overlap)
+    parts = [part_path(out, k) for k in range(n)]
+    outputs = _Outputs(out, info, classes, settings, fresh=True)
+    step = 1024
+    with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB), outputs.band() as datasets:
+        for k, part in enumerate(parts):
+            k0, k1 = _share(len(ys), (k, n))
+            if k0 >= k1:
+                continue
+            r0, r1 = ys[k0], ys[k1] if k1 < len(ys) else info.height
+            names = _Outputs(part, info, classes, settings, fresh=False).paths
+            for kind, ds in datasets.items():
+                with rasterio.open(names[kind]) as src:
+                    for r in range(r0, r1, step):
+                        for c in range(0, info.width, step):
+                            w = Window(c, r, min(step, info.width - c), min(step, r1 - r))
+                            ds.write(src.read(window=w), window=w)
+    fingerprint = _fingerprint(source, settings, classes, model_id)
+    fingerprint["part"] = None
+    _write_sidecar(out, fingerprint, info.height, complete=True)
+    for part in parts:
+        for path in _Outputs(part, info, classes, settings, fresh=False).paths.values():
+            path.unlink(missing_ok=True)
+        _sidecar(part).unlink(missing_ok=True)
 
 
 def _tile_row(run: TileFn, reader: RasterReader, outputs: _Outputs, carry: _Carry,

@@ -124,3 +124,22 @@ def test_an_onnx_export_is_described(checkpoint, tmp_path, capsys) -> None:
     assert main(["info", str(path)]) == 0
     out = capsys.readouterr().out
     assert "not a checkpoint" not in out and "3: background, cat, dog" in out
+
+
+def test_a_run_folders_other_files_are_described(tmp_path, capsys) -> None:
+    (tmp_path / "metrics.jsonl").write_text(
+        '{"iteration": 10, "epoch": 1, "loss": 0.5, "lr": 0.01, "images_per_s": 3.0}\n'
+        '{"iteration": 10, "epoch": 1, "split": "val", "mean_iu": 0.8804}\n')
+    (tmp_path / "report.json").write_text(json.dumps({
+        "metrics": {"mean_iu": 0.8804, "pixel_acc": 0.95}, "per_class": [],
+        "num_images": 5, "checkpoint": {"path": "runs/demo/best.pt"},
+        "dataset": {"name": "synthetic"}, "precision": "fp32"}))
+    (tmp_path / "recipe.yaml").write_text("name: mine\nmodel: {arch: fcn8s}\n"
+                                          "data: {train: {name: folder}}\n")
+    assert main(["info", str(tmp_path / "metrics.jsonl")]) == 0
+    assert "training log" in (out := capsys.readouterr().out) and "88.04" in out
+    assert main(["info", str(tmp_path / "report.json")]) == 0
+    out = capsys.readouterr().out
+    assert "evaluation report of runs/demo/best.pt on synthetic" in out and "88.04" in out
+    assert main(["info", str(tmp_path / "recipe.yaml")]) == 0
+    assert "training recipe mine: fcn8s on folder" in capsys.readouterr().out

@@ -32,6 +32,7 @@ def test_demo_writes_report_and_predictions(tmp_path: Path, capsys: pytest.Captu
     report = json.loads((out / "eval" / "report.json").read_text())
     assert report["num_images"] == 3 and 0.0 <= report["metrics"]["mean_iu"] <= 1.0
     assert report["checkpoint"]["recipe"] == "synthetic-fcn8s"
+    assert report["precision"] == "fp32"  # as training validated (amp none), whatever the CPU
     pictures = sorted(p.name for p in (out / "predictions").glob("*.png"))
     assert len([n for n in pictures if n.startswith("synthetic-")]) == 2
     assert [n for n in pictures if n.startswith("overlay_")], pictures

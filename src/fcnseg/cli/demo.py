@@ -61,7 +61,10 @@ def run(args: argparse.Namespace) -> int:
     trained = time.perf_counter() - start
 
     best = out / "best.pt"
-    report = evaluate_checkpoint(best, dict(config.data.val or {}), device=_device(config.device))
+    # At the precision training validated in, so that the report repeats the logged scores.
+    precision = "fp32" if config.amp == "none" else config.amp
+    report = evaluate_checkpoint(best, dict(config.data.val or {}), device=_device(config.device),
+                                 precision=precision)
     report["training_seconds"] = round(trained, 1)
     written = write_report(out / "eval", report)
     print(format_report(report))

@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from fcnseg.checkpoint import CheckpointError, load_checkpoint
 from fcnseg.cli import options
 from fcnseg.models.weights import WeightsError, read_weights, vgg16_torchvision_keys
@@ -75,6 +77,8 @@ def other_file_record(path: str) -> dict[str, Any] | None:
     if not file.is_file():
         return None
     base = {"path": str(path), "file_bytes": file.stat().st_size}
+    if file.suffix in (".json", ".jsonl", ".yaml", ".yml"):
+        return _run_file_record(file, base)
     if file.suffix == ".onnx":
         from fcnseg.export.onnx_export import read_onnx_metadata
 
@@ -93,6 +97,64 @@ def other_file_record(path: str) -> dict[str, Any] | None:
             "input_convention": convention,
             "tensors": len(state),
             "parameters": sum(int(t.numel()) for t in state.values())}
+
+
+def _run_file_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
+    """An evaluation's ``report.json``, a run's ``metrics.jsonl`` or ``recipe.yaml``; None
+    for other text files."""
+    try:
+        text = file.read_text(encoding="utf-8")
+        if file.suffix == ".jsonl":
+            records = [json.loads(line) for line in text.splitlines() if line.strip()]
+        elif file.suffix == ".json":
+            records = json.loads(text)
+        else:
+            records = yaml.safe_load(text)
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    if file.suffix == ".jsonl" and records and all(isinstance(r, dict) for r in records):
+        val = [r for r in records if r.get("split") == "val"]
+        train = [r for r in records if "loss" in r]
+        best = max(val, key=lambda r: r.get("mean_iu") or 0.0, default=None)
+        return {**base, "kind": "training_log", "records": len(records),
+                "last_iteration": max((r.get("iteration") or 0 for r in records), default=0),
+                "last_loss": train[-1]["loss"] if train else None,
+                "evaluations": len(val), "best": best}
+    if isinstance(records, dict) and isinstance(records.get("metrics"), dict) \
+            and "per_class" in records:
+        return {**base, "kind": "evaluation_report", "metrics": records["metrics"],
+                "num_images": records.get("num_images"),
+                "checkpoint": (records.get("checkpoint") or {}).get("path"),
+                "dataset": (records.get("dataset") or {}).get("name"),
+                "precision": records.get("precision")}
+    if isinstance(records, dict) and isinstance(records.get("model"), dict) \
+            and isinstance(records.get("data"), dict):
+        train = (records["data"].get("train") or {})
+        return {**base, "kind": "recipe", "name": records.get("name"),
+                "arch": records["model"].get("arch"),
+                "dataset": train.get("name") if isinstance(train, dict) else None,
+                "iterations": (records.get("train") or {}).get("iterations")}
+    return None
+
+
+def _run_file_summary(rec: dict[str, Any]) -> list[str]:
+    if rec["kind"] == "training_log":
+        best = rec["best"]
+        scores = (f"best mean IU {100 * best['mean_iu']:.2f} at iteration {best['iteration']}"
+                  if best and isinstance(best.get("mean_iu"), (int, float)) else
+                  "no evaluation yet")
+        loss = f", last loss {rec['last_loss']:.4g}" if rec["last_loss"] is not None else ""
+        return [f"contents:    training log (metrics.jsonl): {rec['records']} records up to "
+                f"iteration {rec['last_iteration']}{loss}",
+                f"metrics:     {rec['evaluations']} evaluations; {scores} (percent)"]
+    if rec["kind"] == "evaluation_report":
+        return [f"contents:    evaluation report of {rec['checkpoint'] or 'a checkpoint'} on "
+                f"{rec['dataset'] or 'a dataset'} ({rec['num_images']} images, precision "
+                f"{rec['precision'] or '-'})",
+                f"metrics:     {_metrics_text(rec['metrics'])}"]
+    return [f"contents:    training recipe {rec['name'] or ''}: {rec['arch']} on "
+            f"{rec['dataset']}, {rec['iterations']} iterations (fcnseg train --recipe "
+            f"{rec['path']})"]
 
 
 def _convention_text(convention: dict[str, Any]) -> str:
@@ -210,6 +272,9 @@ def quantization_text(quant: dict[str, Any]) -> str:
 def other_summary(rec: dict[str, Any]) -> str:
     """The summary of a file that is not a checkpoint (see :func:`other_file_record`)."""
     size = f"{rec['file_bytes'] / 1e6:.1f} MB on disk"
+    if rec["kind"] in ("training_log", "evaluation_report", "recipe"):
+        return "\n".join([f"file:        {rec['path']}", *_run_file_summary(rec),
+                          f"size:        {size}"])
     if rec["kind"] == "onnx":
         meta = rec["metadata"]
         classes = meta.get("class_names") or []

@@ -287,3 +287,12 @@ def test_without_a_terminal_progress_lines_are_printed_every_few_seconds(
 def test_progress_every_must_be_positive(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="train.progress_every"):
         load_config(tiny_recipe(train={"progress_every": 0}), out=str(tmp_path / "run"))
+
+
+def test_validation_records_say_their_precision(tmp_path: Path) -> None:
+    # The precision `fcnseg evaluate` then uses by default, so that it repeats these scores.
+    recipe = tiny_recipe(train={"iterations": 2, "eval_every": 2, "checkpoint_every": 2,
+                                "log_every": 1, "progress": False, "tensorboard": False})
+    train(load_config(recipe, out=str(tmp_path / "run")))
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
+    assert [r["precision"] for r in records if r.get("split") == "val"] == ["fp32"]

@@ -548,12 +548,14 @@ def maybe_evaluate(setup: TrainSetup, state: TrainState, log: _RunLog,
                          f"saved {setup.last_path}; continue with --resume")
     state.eval_pending = False
     state.metrics = _saved_metrics(result)
+    # The precision of the validation (amp none: fp32), which `fcnseg evaluate` uses too.
+    precision = "fp32" if setup.config.amp == "none" else setup.config.amp
     log.write({"iteration": state.iteration, "epoch": state.epoch, "split": "val",
-               **_scalar_metrics(state.metrics)})
+               **_scalar_metrics(state.metrics), "precision": precision})
     miu = state.metrics.get("mean_iu")
     _count_stale_evaluation(setup, state, miu)
     progress.write(f"iteration {state.iteration}: mean IU {_pct(miu)}, pixel acc "
-                   f"{_pct(state.metrics.get('pixel_acc'))}")
+                   f"{_pct(state.metrics.get('pixel_acc'))} ({precision})")
     if miu is not None and (state.best_mean_iu is None or miu > state.best_mean_iu):
         state.best_mean_iu = float(miu)
         state.save(setup, setup.best_path, with_state=False)

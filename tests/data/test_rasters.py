@@ -177,3 +177,28 @@ def test_gdal_is_never_let_guess_a_format(tmp_path, fake_ghostscript, postscript
             read_raster(tmp_path / name)
         assert str(e.value).startswith(str(tmp_path / name)) and "\n" not in str(e.value)
     assert not fake_ghostscript.exists()
+
+
+@pytest.mark.parametrize("layout", [
+    {"tile": (16, 16), "compression": "zlib", "planarconfig": "contig"},
+    {"rowsperstrip": 7, "compression": "zlib", "planarconfig": "contig"},
+    {"rowsperstrip": 5, "planarconfig": "separate"},
+])
+def test_tifffile_reads_a_window_from_its_tiles_or_strips(tmp_path, monkeypatch, layout):
+    monkeypatch.setattr("fcnseg.data.rasters._rasterio", lambda: None)
+    a = uint16_scene(50, 45, n=3)
+    data = np.moveaxis(a, -1, 0) if layout["planarconfig"] == "separate" else a
+    tifffile.imwrite(tmp_path / "x.tif", data, photometric="minisblack", **layout)
+    with open_raster(tmp_path / "x.tif", bands=["a", "b", "c"]) as r:
+        np.testing.assert_array_equal(r.read(9, 14, 23, 30), a[9:32, 14:44])
+        np.testing.assert_array_equal(r.read_all(), a)
+
+
+def test_a_huge_tiff_header_is_refused_before_decoding(tmp_path, tiff_reader):
+    # A header (and no pixels) that claims 60,000² pixels of 5 bands.
+    tifffile.imwrite(tmp_path / "bomb.tif", shape=(60000, 60000, 5), dtype=np.uint16,
+                     photometric="minisblack", planarconfig="contig")
+    with open(tmp_path / "bomb.tif", "r+b") as f:
+        f.truncate(4096)  # the header stays; the pixels' place is cut off
+    with pytest.raises(ImageError, match=r"bomb\.tif: 60000×60000 = 3600000000 pixels"):
+        read_raster(tmp_path / "bomb.tif")

@@ -240,22 +240,100 @@ def _rasterio_info(ds: Any, where: str) -> RasterInfo:
         nodata=None if ds.nodata is None else float(ds.nodata))
 
 
-def _tifffile_array(path: Path, where: str) -> np.ndarray:
-    """The first image of a TIFF as an H×W×N array: memory-mapped when stored uncompressed
-    and contiguous (windows then read only their bytes), else decoded whole."""
+class _TiffReader(RasterReader):
+    """Windows of a tiled or striped TIFF through tifffile: only the tiles (strips) under a
+    window are read and decoded."""
+
+    def __init__(self, tif: Any, info: RasterInfo, band_index: Sequence[int]) -> None:
+        super().__init__(info, band_index)
+        self._tif, self._page = tif, tif.pages[0]
+        p = self._page
+        self._seg = (int(p.tilelength), int(p.tilewidth)) if p.is_tiled else \
+            (min(int(p.rowsperstrip or info.height), info.height), info.width)
+        self._planes = int(p.samplesperpixel) if p.planarconfig == 2 else 1
+
+    def _segment(self, i: int) -> np.ndarray | None:
+        p = self._page
+        if i >= len(p.dataoffsets) or not p.databytecounts[i]:
+            return None  # a sparse file's missing tile: zeros
+        fh = self._tif.filehandle
+        fh.seek(p.dataoffsets[i])
+        data = fh.read(p.databytecounts[i])
+        seg = p.decode(data, i, jpegtables=p.jpegtables)[0]
+        return None if seg is None else seg.reshape(seg.shape[-3:])  # rows × cols × samples
+
+    def read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
+        info, (sh, sw) = self.info, self._seg
+        out = np.zeros((height, width, int(self._page.samplesperpixel)), self._page.dtype)
+        across, down = -(-info.width // sw), -(-info.height // sh)
+        try:
+            for ty in range(row // sh, (row + height - 1) // sh + 1):
+                for tx in range(col // sw, (col + width - 1) // sw + 1):
+                    for plane in range(self._planes):
+                        seg = self._segment((plane * down + ty) * across + tx)
+                        if seg is None:
+                            continue
+                        y0, x0 = ty * sh, tx * sw
+                        ya, yb = max(row, y0), min(row + height, y0 + seg.shape[0])
+                        xa, xb = max(col, x0), min(col + width, x0 + seg.shape[1])
+                        part = seg[ya - y0:yb - y0, xa - x0:xb - x0]
+                        target = out[ya - row:yb - row, xa - col:xb - col]
+                        if self._planes > 1:
+                            target[..., plane] = part[..., 0]
+                        else:
+                            target[...] = part
+        except MemoryError:
+            raise
+        except Exception as e:  # noqa: BLE001 - tifffile's codecs raise many kinds
+            raise self._corrupt(e, row, col) from None
+        return _as_raster(out[..., list(self.band_index)])
+
+    def close(self) -> None:
+        self._tif.close()
+
+
+def _tifffile_reader(path: Path, where: str, bands: Sequence[str] | None,
+                     max_pixels: int | None) -> RasterReader:
+    """A reader of the first image of a TIFF: by tiles or strips when it is one page of
+    H×W×bands; memory-mapped (uncompressed) or decoded whole otherwise. The size is checked
+    against ``max_pixels`` from the header, before anything is decoded."""
     import tifffile
 
     try:
-        with tifffile.TiffFile(path) as tif:
-            series = tif.series[0]
-            shape, axes = series.shape, series.axes
+        tif = tifffile.TiffFile(path)
     except Exception as e:  # noqa: BLE001 - tifffile raises many kinds on a bad header
         raise ImageError(where, f"cannot be opened as a TIFF, corrupt header "
                                 f"({type(e).__name__}: {e})") from None
-    if len(shape) not in (2, 3) or (len(shape) == 3 and axes[0] not in "SCQ"
-                                    and axes[-1] not in "SCQ"):
-        raise ImageError(where, f"a TIFF of axes {axes} and shape {shape}: expected one image "
-                                f"of H×W, H×W×bands or bands×H×W")
+    try:
+        series = tif.series[0]
+        shape, axes = series.shape, series.axes
+        page = tif.pages[0]
+        if len(shape) not in (2, 3) or (len(shape) == 3 and axes[0] not in "SCQI"
+                                        and axes[-1] not in "SCQI"):
+            raise ImageError(where, f"a TIFF of axes {axes} and shape {shape}: expected one "
+                                    f"image of H×W, H×W×bands or bands×H×W")
+        h, w = int(page.imagelength), int(page.imagewidth)
+        _check_size(where, h, w, max_pixels)
+        if len(tif.pages) == 1 or len(shape) == 2:
+            info = RasterInfo(path=where, height=h, width=w, bands=int(page.samplesperpixel),
+                              dtype=raster_dtype(page.dtype))
+            index = _select_bands(where, info.bands, None, bands)
+            return _TiffReader(tif, info, index)
+    except BaseException:
+        tif.close()
+        raise
+    tif.close()
+    array = _tifffile_array(path, where, axes)  # bands stored as pages
+    info = RasterInfo(path=where, height=h, width=w, bands=array.shape[2],
+                      dtype=raster_dtype(array.dtype))
+    return _ArrayReader(array, info, _select_bands(where, info.bands, None, bands))
+
+
+def _tifffile_array(path: Path, where: str, axes: str) -> np.ndarray:
+    """A TIFF whose bands are pages as an H×W×N array: memory-mapped when stored
+    uncompressed and contiguous, else decoded whole (its size checked already)."""
+    import tifffile
+
     try:
         try:
             a = tifffile.memmap(path, mode="r")
@@ -266,7 +344,7 @@ def _tifffile_array(path: Path, where: str) -> np.ndarray:
     except Exception as e:  # noqa: BLE001 - tifffile's codecs raise many kinds
         raise ImageError(where, f"cannot be decoded, truncated or corrupt "
                                 f"({type(e).__name__}: {e})") from None
-    if a.ndim == 3 and axes[0] in "SCQ" and axes[-1] not in "SCQ":
+    if a.ndim == 3 and axes[0] in "SCQI" and axes[-1] not in "SCQI":
         a = np.moveaxis(a, 0, -1)  # planar configuration: bands first
     return a if a.ndim == 3 else a[..., None]
 
@@ -311,10 +389,9 @@ def open_raster(path: PathLike, *, bands: Sequence[str] | None = None,
         raise ImageError(where, f"a {gdal_format} file: reading it needs rasterio "
                                 f"(pip install 'fcnseg[geo]')")
     if is_tiff:
-        array = _tifffile_array(p, where)
-    else:
-        limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
-        array = _pillow_array(p, where, limit)  # the formats of the one allow-list
+        return _tifffile_reader(p, where, bands, max_pixels)
+    limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
+    array = _pillow_array(p, where, limit)  # the formats of the one allow-list
     h, w = array.shape[:2]
     _check_size(where, h, w, max_pixels)
     info = RasterInfo(path=where, height=h, width=w, bands=array.shape[2],

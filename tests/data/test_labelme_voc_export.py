@@ -4,6 +4,7 @@ ImageSets/) read as ``--dataset voc`` and as a folder dataset that names its sub
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -82,3 +83,12 @@ def test_a_sub_folder_outside_the_dataset_is_refused(tmp_path: Path) -> None:
     (root / "dataset.yaml").write_text("classes: [a]\nimages: ../elsewhere\n")
     with pytest.raises(ValueError, match="dataset.yaml: images: expected a sub-folder"):
         FolderSegmentation(root)
+
+
+def test_check_data_reads_the_export_as_voc(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from fcnseg.cli.main import main
+
+    root = labelme_export(tmp_path / "export")
+    assert main(["check-data", "--dataset", "voc", "--root", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"all images\s+3\n", out) and "Car" in out, out

@@ -94,8 +94,11 @@ def _open(args: argparse.Namespace):  # -> (dataset to scan, {split: count}, des
     if args.dataset == "voc":
 
         voc_dir = find_voc_dir(args.root, args.year)
-        parts = {s: VOCSegmentation(args.root, args.year, s).ids
-                 for s in (args.split or _voc_splits(voc_dir))}
+        splits = args.split or _voc_splits(voc_dir)
+        if splits:
+            parts = {s: VOCSegmentation(args.root, args.year, s).ids for s in splits}
+        else:  # no split lists (labelme's VOC-style export): every annotated image
+            parts = {"all images": VOCSegmentation(args.root, args.year).ids}
         base = VOCSegmentation(args.root, args.year, ids=_union(list(parts.values())))
         return base, {s: len(v) for s, v in parts.items()}, f"VOC{args.year} at {voc_dir}"
     if args.dataset == "sbd":

@@ -121,10 +121,10 @@ def test_failed_rewrite_of_the_metrics_log_on_resume_keeps_it_whole(
 
     monkeypatch.setattr(os, "fsync", no_space)
     with pytest.raises(OSError, match="no space"):
-        _RunLog(tmp_path, enabled=True, tensorboard=False, resume_at=3)
+        _RunLog(tmp_path, enabled=True, loggers=[], resume_at=3)
     assert log.read_text() == text
     monkeypatch.undo()
-    _RunLog(tmp_path, enabled=True, tensorboard=False, resume_at=3).close()
+    _RunLog(tmp_path, enabled=True, loggers=[], resume_at=3).close()
     assert [json.loads(line)["iteration"] for line in log.read_text().splitlines()] == [1, 2, 3]
 
 

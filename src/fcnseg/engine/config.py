@@ -171,6 +171,10 @@ class RunConfig:
     #: one progress line (iteration, loss, images/s, ETA) every this many seconds.
     progress_every: float = 30.0
     tensorboard: bool = True
+    #: Where records go besides metrics.jsonl: any of "tensorboard" (scalars, per-class IU and
+    #: validation previews), "csv" (metrics.csv), "mlflow" (fcnseg[mlflow]). null =
+    #: TensorBoard when ``tensorboard`` is true.
+    loggers: list[str] | None = None
     #: Train for as long as fits in this time ("5m", "1h30m", 300 = seconds), counted from
     #: the start of the process, final evaluation and checkpoint included: the iteration
     #: count is chosen from the measured step time (``iterations`` is then the upper bound)
@@ -293,6 +297,12 @@ class TrainConfig:
             raise ConfigError(f"loss.max_weight: must be positive or null, got {max_weight!r}")
 
     def _validate_run_extras(self) -> None:
+        loggers = self.train.loggers
+        known = ("tensorboard", "mlflow", "csv")
+        if loggers is not None and (not isinstance(loggers, list)
+                                    or any(x not in known for x in loggers)):
+            raise ConfigError(f"train.loggers: expected a list of {', '.join(known)}, got "
+                              f"{loggers!r}")
         if self.train.time_budget is not None:
             from fcnseg.engine.budget import parse_duration
 

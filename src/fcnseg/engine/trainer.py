@@ -22,7 +22,7 @@ import math
 import signal
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,7 @@ from fcnseg.engine.errors import (
     data_error_message,
 )
 from fcnseg.engine.evaluation import evaluate_model
+from fcnseg.engine.loggers import open_loggers, prediction_previews
 from fcnseg.engine.loss import loss_normalizer, segmentation_loss
 from fcnseg.engine.optim import build_optimizer, stretch_schedule
 from fcnseg.engine.preflight import EtaCheck
@@ -162,9 +163,10 @@ def _train(config: TrainConfig, info: DistInfo, resume: bool, started: float) ->
         _write_recipe(run_dir, setup.recipe)
     budget = _time_budget(setup, state, started)
     wrap_model(setup)
-    log = _RunLog(run_dir, info.is_main, config.train.tensorboard,
+    log = _RunLog(run_dir, info.is_main, _logger_names(config),
                   state.iteration if resume_ckpt is not None else None,
-                  eval_pending=state.eval_pending)
+                  eval_pending=state.eval_pending, classes=setup.class_names,
+                  recipe=setup.recipe)
     progress = _Progress(setup, state.iteration, started)
     try:
         with StopRequest() as stop:
@@ -192,6 +194,13 @@ def _train(config: TrainConfig, info: DistInfo, resume: bool, started: float) ->
                                "stopped_early" if stopped_early else "completed"),
                        best_mean_iu=state.best_mean_iu, metrics=state.metrics,
                        signal=stop_signal)
+
+
+def _logger_names(config: TrainConfig) -> list[str]:
+    """``train.loggers``, or TensorBoard alone when it is not set (``train.tensorboard``)."""
+    if config.train.loggers is not None:
+        return list(config.train.loggers)
+    return ["tensorboard"] if config.train.tensorboard else []
 
 
 def _weights_origin(config: TrainConfig) -> str:
@@ -551,7 +560,11 @@ def maybe_evaluate(setup: TrainSetup, state: TrainState, log: _RunLog,
     # The precision of the validation (amp none: fp32), which `fcnseg evaluate` uses too.
     precision = "fp32" if setup.config.amp == "none" else setup.config.amp
     log.write({"iteration": state.iteration, "epoch": state.epoch, "split": "val",
-               **_scalar_metrics(state.metrics), "precision": precision})
+               **_scalar_metrics(state.metrics), "precision": precision,
+               "class_iu": _class_iu(state.metrics, setup.class_names)})
+    if log.wants_images():
+        log.images(state.iteration, prediction_previews(
+            setup.eval_model, setup.val_loader.dataset, setup.palette, device=setup.device))
     miu = state.metrics.get("mean_iu")
     _count_stale_evaluation(setup, state, miu)
     progress.write(f"iteration {state.iteration}: mean IU {_pct(miu)}, pixel acc "
@@ -591,6 +604,13 @@ def _saved_metrics(result: dict[str, Any]) -> dict[str, Any]:
              for h, scores in result["heads"].items()}
     first = next(iter(heads.values()))
     return {**first, "heads": heads, "num_images": result["num_images"]}
+
+
+def _class_iu(metrics: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    """``{class name: IU}`` of the (first head's) evaluation."""
+    ious = metrics.get("iu") or []
+    return {str(n): (None if v is None else float(v))
+            for n, v in zip(names, ious, strict=False)}
 
 
 def _scalar_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -713,13 +733,16 @@ class _RunLog:
     about to be redone and are dropped, and so is the evaluation at ``resume_at`` when the
     checkpoint awaits it: ``eval_pending``); None for a new run, which starts a new log."""
 
-    def __init__(self, out: Path, enabled: bool, tensorboard: bool, resume_at: int | None,
-                 eval_pending: bool = False):
+    def __init__(self, out: Path, enabled: bool, loggers: Sequence[str], resume_at: int | None,
+                 eval_pending: bool = False, *, classes: Sequence[str] = (),
+                 recipe: Mapping[str, Any] | None = None):
         self.enabled = enabled
         self.path = out / "metrics.jsonl"
         self.tb: Any = None
+        self.others: list[Any] = []
         if not enabled:
             return
+        kept: list[str] = []
         if resume_at is None:
             # A log left by an earlier attempt killed before its first checkpoint would
             # otherwise repeat its iterations.
@@ -731,8 +754,11 @@ class _RunLog:
             with atomic_write(self.path, "w") as f:
                 f.write("".join(line + "\n" for line in kept))
         self.file = self.path.open("a", encoding="utf-8")
-        if tensorboard:
+        if "tensorboard" in loggers:
             self.tb = _tensorboard_writer(out / "tensorboard", (resume_at or 0) + 1)
+        self.others = open_loggers(loggers, out, classes=classes,
+                                   kept=[json.loads(line) for line in kept],
+                                   recipe=recipe or {}, resume=resume_at is not None)
 
     def write(self, record: dict[str, Any]) -> None:
         if not self.enabled:
@@ -749,12 +775,27 @@ class _RunLog:
             for key, value in record.items():
                 if isinstance(value, (int, float)) and key not in ("iteration", "epoch"):
                     self.tb.add_scalar(f"{prefix}/{key}", value, record["iteration"])
+            for name, iu in (record.get("class_iu") or {}).items():
+                if iu is not None:
+                    self.tb.add_scalar(f"val_iu/{name}", iu, record["iteration"])
+        for logger in self.others:
+            logger.write(record)
+
+    def wants_images(self) -> bool:
+        return self.enabled and self.tb is not None
+
+    def images(self, iteration: int, strips: Sequence[Any]) -> None:
+        """Validation previews (image | truth | prediction) into TensorBoard."""
+        for k, strip in enumerate(strips):
+            self.tb.add_image(f"val_predictions/{k}", strip, iteration, dataformats="HWC")
 
     def close(self) -> None:
         if self.enabled:
             self.file.close()
             if self.tb is not None:
                 self.tb.close()
+            for logger in self.others:
+                logger.close()
 
 
 def _tensorboard_writer(folder: Path, purge_step: int) -> Any:

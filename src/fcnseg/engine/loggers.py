@@ -1,0 +1,160 @@
+"""Where a run's records go besides ``metrics.jsonl`` (``train.loggers``): ``csv``
+(``metrics.csv``, one row per record) and ``mlflow`` (the optional extra ``fcnseg[mlflow]``);
+TensorBoard is written by the trainer's log itself. Also the validation previews (image |
+truth | prediction) that TensorBoard shows at each evaluation.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from fcnseg.utils.files import atomic_write
+
+__all__ = ["LOGGERS", "CsvLog", "MlflowLog", "open_loggers", "prediction_previews"]
+
+LOGGERS = ("tensorboard", "mlflow", "csv")
+
+#: The columns of metrics.csv before one ``iu_<class>`` column per class.
+CSV_COLUMNS = ("iteration", "epoch", "split", "loss", "lr", "images_per_s", "pixel_acc",
+               "mean_acc", "mean_iu", "fw_iu")
+
+
+def _row(record: Mapping[str, Any], classes: Sequence[str]) -> list[Any]:
+    per_class = record.get("class_iu") or {}
+    split = record.get("split", "train" if "loss" in record else "")
+    return ([split if c == "split" else record.get(c, "") for c in CSV_COLUMNS]
+            + [per_class.get(name, "") for name in classes])
+
+
+class CsvLog:
+    """``metrics.csv``: a row per log step and per evaluation; a resumed run rewrites it from
+    the records kept (those of ``metrics.jsonl`` up to the checkpoint)."""
+
+    def __init__(self, path: Path, classes: Sequence[str], kept: Sequence[Mapping[str, Any]]):
+        self.path, self.classes = path, list(classes)
+        header = [*CSV_COLUMNS, *(f"iu_{name}" for name in self.classes)]
+        with atomic_write(path, "w") as f:
+            writer = csv.writer(f)
+            writer.writerow(header)
+            for record in kept:
+                if "event" not in record:
+                    writer.writerow(_row(record, self.classes))
+        self.file = path.open("a", encoding="utf-8", newline="")
+        self.writer = csv.writer(self.file)
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        if "event" in record:
+            return  # time budget, divergence: in metrics.jsonl only
+        self.writer.writerow(_row(record, self.classes))
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class MlflowLog:
+    """An MLflow run: the recipe as parameters once, then every number of every record as a
+    metric at its iteration (``val/mean_iu``, ``val_iu/<class>``, ``train/loss`` ...). The
+    tracking URI is ``MLFLOW_TRACKING_URI`` or the run folder's ``mlruns``; a resumed run
+    continues the MLflow run it started (its id is kept in ``mlflow_run_id``)."""
+
+    def __init__(self, out: Path, recipe: Mapping[str, Any], resume: bool) -> None:
+        try:
+            import mlflow  # optional: fcnseg[mlflow]
+        except ImportError:
+            raise ValueError("train.loggers: mlflow is not installed; pip install "
+                             "'fcnseg[mlflow]' or leave it out of the list") from None
+        self.mlflow = mlflow
+        if not os.environ.get("MLFLOW_TRACKING_URI"):
+            mlflow.set_tracking_uri((out / "mlruns").resolve().as_uri())
+        id_file = out / "mlflow_run_id"
+        run_id = id_file.read_text().strip() if resume and id_file.is_file() else None
+        run = mlflow.start_run(run_id=run_id, run_name=out.name)
+        id_file.write_text(run.info.run_id)
+        if run_id is None:
+            mlflow.log_params({k: str(v)[:500] for k, v in _flat(recipe).items()})
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        prefix = record.get("split", "train")
+        values = {f"{prefix}/{k}": float(v) for k, v in record.items()
+                  if isinstance(v, (int, float)) and not isinstance(v, bool)
+                  and k not in ("iteration", "epoch")}
+        for name, iu in (record.get("class_iu") or {}).items():
+            if iu is not None:
+                values[f"val_iu/{_metric_name(name)}"] = float(iu)
+        if values:
+            self.mlflow.log_metrics(values, step=int(record.get("iteration", 0)))
+
+    def close(self) -> None:
+        self.mlflow.end_run()
+
+
+def _metric_name(name: str) -> str:
+    """MLflow allows letters, digits and ``_-. /`` in names."""
+    return "".join(c if c.isalnum() or c in "_-. /" else "_" for c in str(name))
+
+
+def _flat(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def open_loggers(names: Sequence[str], out: Path, *, classes: Sequence[str],
+                 kept: Sequence[Mapping[str, Any]], recipe: Mapping[str, Any],
+                 resume: bool) -> list[Any]:
+    """The ``csv`` and ``mlflow`` loggers named in ``names`` (TensorBoard is the trainer's)."""
+    loggers: list[Any] = []
+    if "csv" in names:
+        loggers.append(CsvLog(out / "metrics.csv", classes, kept))
+    if "mlflow" in names:
+        loggers.append(MlflowLog(out, recipe, resume))
+    return loggers
+
+
+def prediction_previews(model: nn.Module, dataset: Any, palette: np.ndarray, *,
+                        count: int = 4, device: torch.device | None = None) -> list[np.ndarray]:
+    """Up to ``count`` validation samples as H×3W×3 uint8 strips: image | truth | prediction,
+    labels in the dataset's palette. Empty for data whose samples are not one RGB image and
+    one label map (several modalities or heads)."""
+    base, indices = dataset, list(range(len(dataset)))
+    if hasattr(dataset, "indices") and hasattr(dataset, "dataset"):  # a Subset
+        base, indices = dataset.dataset, list(dataset.indices)
+    load = getattr(base, "load", None)
+    if load is None:
+        return []
+    colours = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)
+    strips = []
+    was_training = model.training
+    model.eval()
+    try:
+        for position, index in enumerate(indices[:count]):
+            image, label = load(index)
+            inputs = dataset[position][0]
+            if not (isinstance(image, np.ndarray) and isinstance(label, np.ndarray)
+                    and isinstance(inputs, torch.Tensor) and image.ndim == 3):
+                return []
+            with torch.no_grad():
+                scores = model(inputs.unsqueeze(0).to(device or "cpu"))
+            if not isinstance(scores, torch.Tensor):
+                return []
+            pred = scores[0].argmax(0).cpu().numpy()
+            h, w = label.shape
+            pred = pred[:h, :w]
+            strips.append(np.concatenate([image[..., :3], colours[label.clip(0, 255)],
+                                          colours[pred]], axis=1))
+    finally:
+        model.train(was_training)
+    return strips

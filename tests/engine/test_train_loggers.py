@@ -1,0 +1,93 @@
+"""train.loggers: metrics.csv, per-class IU and validation previews in TensorBoard, MLflow."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import types
+from pathlib import Path
+
+import pytest
+from _train_helpers import tiny_recipe
+
+from fcnseg.engine import load_config
+from fcnseg.engine.trainer import train
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _recipe(loggers: list[str], iterations: int = 4) -> dict:
+    return tiny_recipe(train={"iterations": iterations, "eval_every": 2, "log_every": 1,
+                              "checkpoint_every": 2, "loggers": loggers})
+
+
+def _csv(run: Path) -> list[dict[str, str]]:
+    with (run / "metrics.csv").open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_metrics_csv_holds_every_record_with_per_class_iu(tmp_path: Path) -> None:
+    train(load_config(_recipe(["csv"])), out=tmp_path / "run")
+    rows = _csv(tmp_path / "run")
+    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["iteration"], r["split"]) for r in rows] == \
+        [(str(r["iteration"]), r.get("split", "train")) for r in records]
+    val = [r for r in rows if r["split"] == "val"]
+    val_records = [r for r in records if r.get("split") == "val"]
+    assert len(val) == 2
+    for row, record in zip(val, val_records, strict=True):
+        assert float(row["mean_iu"]) == pytest.approx(record["mean_iu"])
+        iu = [float(row[k]) for k in row if k.startswith("iu_") and row[k] != ""]
+        assert iu and sum(iu) / len(iu) == pytest.approx(record["mean_iu"])
+    assert not (tmp_path / "run" / "tensorboard").exists()  # not asked for
+
+
+def test_a_resumed_run_continues_metrics_csv_without_repeating_rows(tmp_path: Path) -> None:
+    train(load_config(_recipe(["csv"], iterations=4)), out=tmp_path / "run")
+    train(load_config(_recipe(["csv"], iterations=6)), out=tmp_path / "run", resume=True)
+    rows = [(r["iteration"], r["split"]) for r in _csv(tmp_path / "run")]
+    assert rows == [(str(i), s) for i in range(1, 7)
+                    for s in (("train", "val") if i % 2 == 0 else ("train",))]
+
+
+def test_tensorboard_gets_per_class_iu_and_validation_previews(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(load_config(_recipe(["tensorboard"])), out=tmp_path / "run")
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance={"images": 0})
+    events.Reload()
+    assert "val_iu/background" in events.Tags()["scalars"]
+    assert [e.step for e in events.Scalars("val_iu/background")] == [2, 4]
+    images = events.Tags()["images"]
+    assert sorted(images) == [f"val_predictions/{k}" for k in range(4)]  # 4 images
+    picture = events.Images("val_predictions/0")[-1]
+    assert (picture.width, picture.height) == (3 * 32, 32)  # image | truth | prediction
+
+
+def test_mlflow_gets_the_recipe_and_every_number(tmp_path: Path, monkeypatch) -> None:
+    calls: list[tuple] = []
+    run = types.SimpleNamespace(info=types.SimpleNamespace(run_id="abc123"))
+    fake = types.SimpleNamespace(
+        set_tracking_uri=lambda uri: calls.append(("uri", uri)),
+        start_run=lambda run_id=None, run_name=None: calls.append(("start", run_id)) or run,
+        log_params=lambda params: calls.append(("params", params)),
+        log_metrics=lambda values, step: calls.append(("metrics", step, values)),
+        end_run=lambda: calls.append(("end",)))
+    monkeypatch.setitem(sys.modules, "mlflow", fake)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    train(load_config(_recipe(["mlflow"])), out=tmp_path / "run")
+    assert calls[0] == ("uri", (tmp_path / "run" / "mlruns").resolve().as_uri())
+    assert calls[1] == ("start", None) and calls[-1] == ("end",)
+    params = next(c[1] for c in calls if c[0] == "params")
+    assert params["optim.lr"] == "0.05" and params["train.loggers"] == "['mlflow']"
+    val = [c for c in calls if c[0] == "metrics" and "val/mean_iu" in c[2]]
+    assert [c[1] for c in val] == [2, 4] and "val_iu/background" in val[0][2]
+    assert (tmp_path / "run" / "mlflow_run_id").read_text() == "abc123"
+
+
+def test_mlflow_missing_is_one_line_naming_the_field(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # import fails
+    with pytest.raises(ValueError, match=r"train.loggers: mlflow is not installed"):
+        train(load_config(_recipe(["mlflow"])), out=tmp_path / "run")

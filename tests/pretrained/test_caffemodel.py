@@ -163,3 +163,33 @@ def test_a_shape_of_32_axes_is_read(tmp_path: Path) -> None:
     path = write_caffemodel(tmp_path / "ok.caffemodel",
                             [("w", "Convolution", [np.ones((1,) * 32, np.float32)])])
     assert read_caffemodel(path).layer("w").blobs[0].shape == (1,) * 32
+
+
+def test_unpacked_values_are_read_in_file_order_around_other_fields(tmp_path: Path) -> None:
+    # Caffe packs its values; other writers may not: (tag, value) pairs, here split in two
+    # runs by the shape field, then doubles the same way.
+    def unpacked(number: int, wire: int, fmt: str, values) -> bytes:
+        return b"".join(_varint(number << 3 | wire) + struct.pack(fmt, v) for v in values)
+
+    floats = np.arange(6, dtype=np.float32) / 4
+    shape = _len_field(7, _len_field(1, _varint(2) + _varint(3)))
+    blob = unpacked(5, 5, "<f", floats[:2]) + shape + unpacked(5, 5, "<f", floats[2:])
+    doubles = unpacked(8, 1, "<d", [0.5, -1.25]) + _len_field(7, _len_field(1, _varint(2)))
+    path = tmp_path / "unpacked.caffemodel"
+    path.write_bytes(_len_field(100, _len_field(1, b"w") + _len_field(7, blob)
+                                + _len_field(7, doubles)))
+    first, second = read_caffemodel(path).layer("w").blobs
+    assert first.shape == (2, 3) and np.array_equal(first.data.ravel(), floats)
+    assert second.shape == (2,) and np.array_equal(second.data, [0.5, -1.25])
+
+
+def test_a_layer_of_millions_of_small_fields_is_refused_by_the_budget(tmp_path: Path) -> None:
+    # blobs_lr (V1 field 7, a float each) repeated: each walked field counts, so the walk
+    # ends after a bounded number of steps.
+    from fcnseg.pretrained.caffemodel import ENTRY_BUDGET_FLOOR
+
+    lr = _varint(7 << 3 | 5) + struct.pack("<f", 1.0)
+    path = tmp_path / "lr.caffemodel"
+    path.write_bytes(_len_field(2, _len_field(4, b"conv1") + lr * (ENTRY_BUDGET_FLOOR + 50_000)))
+    with pytest.raises(CaffeModelError, match=r"lr.caffemodel: .*stopped at layer 'conv1'"):
+        read_caffemodel(path)

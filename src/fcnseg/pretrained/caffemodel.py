@@ -72,7 +72,7 @@ _LAYER_FIELDS = (1, 2)
 _V1_LAYER_FIELDS = (4, 5)
 _V0_LAYER_FIELDS = (1, 2)
 _NET_FIELDS = (1,)
-_BLOB_FIELDS = (1, 2, 3, 4, 5, 7, 8)
+_BLOB_FIELDS = (1, 2, 3, 4, 7)
 
 # V1 enum names → the type strings of the current format.
 _V1_TYPE_NAMES = {
@@ -145,6 +145,9 @@ class _Stream:
         self.size = size
         self.budget = ENTRY_BUDGET_FLOOR + size // BYTES_PER_ENTRY
         self.entries = 0
+        #: where :meth:`fields` goes on from after the current field, when its consumer read
+        #: past it (a run of unpacked values read at once); None: just past the field
+        self.resume_at: int | None = None
 
     def count(self, where: str) -> None:
         """Count one more layer, blob or field against the file's budget (module doc)."""
@@ -197,8 +200,7 @@ class _Stream:
                     f"{self.path}: not a .caffemodel (a serialized Caffe NetParameter): invalid "
                     f"field tag {tag} at byte {start} in {where}"
                 )
-            if wire in (_VARINT, _LEN):  # fixed-size values cost memory as their bytes do
-                self.count(where)
+            self.count(where)  # runs of unpacked values count once (_read_unpacked)
             if wire == _VARINT:
                 yield number, wire, start, self.varint(end, where)
                 continue
@@ -208,7 +210,8 @@ class _Stream:
                 raise self.truncated(where, f"field {number} at byte {start} declares "
                                             f"{length} bytes, {end - payload} remain")
             yield number, wire, start, length
-            self.f.seek(payload + length)
+            self.f.seek(payload + length if self.resume_at is None else self.resume_at)
+            self.resume_at = None
 
     def raw(self, start: int) -> bytes:
         """The bytes from ``start`` to the current position (one whole field), position kept."""
@@ -278,29 +281,57 @@ def _check_shape_length(s: _Stream, length: int, where: str) -> None:
                               f"Caffe's {MAX_BLOB_AXES} axes can take")
 
 
+# Unpacked values of a blob, (field, wire type) → (dtype, the tag's one-byte encoding).
+_UNPACKED = {(5, _FIXED32): ("<f4", (5 << 3) | _FIXED32),  # data
+             (8, _FIXED64): ("<f8", (8 << 3) | _FIXED64)}  # double_data
+
+
+def _read_unpacked(s: _Stream, start: int, end: int, dtype: str, tag: int) -> np.ndarray:
+    """The values of a run of unpacked fields (tag, value, tag, value ...) that begins at
+    ``start``, read in bulk (a Python step per value would take minutes for a few MB);
+    :meth:`_Stream.fields` goes on after the run."""
+    value_size = np.dtype(dtype).itemsize
+    if s.f.tell() - start != 1:  # a tag of several bytes: not Caffe's writing; one value
+        return np.frombuffer(s.f.read(value_size), dtype=dtype).copy()
+    record = np.dtype([("tag", "u1"), ("value", dtype)])  # unaligned: 1 + value_size bytes
+    s.f.seek(start)
+    parts: list[np.ndarray] = []
+    pos = start
+    while pos + record.itemsize <= end:
+        count = min((end - pos) // record.itemsize, 1 << 20)
+        records = np.frombuffer(s.f.read(count * record.itemsize), dtype=record)
+        other = np.flatnonzero(records["tag"] != tag)
+        run = int(other[0]) if other.size else len(records)
+        parts.append(records["value"][:run].copy())
+        pos += run * record.itemsize
+        if run < len(records):
+            break
+    s.resume_at = pos
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
 def _read_blob(s: _Stream, end: int, where: str) -> CaffeBlob:
     s.count(where)
     chunks: list[np.ndarray] = []
     doubles: list[np.ndarray] = []
-    shape_fields = bytearray()
-
-    def read_shape(length: int) -> None:
-        _check_shape_length(s, length, where)
-        shape_fields.extend(_varint((7 << 3) | _LEN) + _varint(length) + s.f.read(length))
-
-    rest = _walk(s, end, where, {
-        5: lambda length: chunks.append(_read_floats(s, length, "<f4", where)),  # data
-        8: lambda length: doubles.append(_read_floats(s, length, "<f8", where)),  # double_data
-        7: read_shape,
-    }, kept=_BLOB_FIELDS)  # not diff, double_diff: gradients, not needed
-    msg = _parse(BlobProto, rest + shape_fields, s, where, "BlobProto")
+    rest = bytearray()
+    for number, wire, start, length in s.fields(end, where):
+        if wire == _LEN and number in (5, 8):  # packed data, double_data
+            (chunks if number == 5 else doubles).append(
+                _read_floats(s, length, "<f4" if number == 5 else "<f8", where))
+        elif (number, wire) in _UNPACKED:
+            dtype, tag = _UNPACKED[number, wire]
+            (chunks if number == 5 else doubles).append(_read_unpacked(s, start, end, dtype,
+                                                                       tag))
+        elif number == 7 and wire == _LEN:
+            _check_shape_length(s, length, where)
+            rest += s.field_bytes(start, number, wire, length)
+        elif number in _BLOB_FIELDS:  # not diff, double_diff: gradients, not needed
+            rest += s.field_bytes(start, number, wire, length)
+    msg = _parse(BlobProto, bytes(rest), s, where, "BlobProto")
     if len(msg.shape.dim) > MAX_BLOB_AXES:
         raise CaffeModelError(f"{s.path}: {where}: a shape of {len(msg.shape.dim)} axes, more "
                               f"than Caffe's {MAX_BLOB_AXES}")
-    if msg.data:  # unpacked floats, decoded by protobuf
-        chunks.append(np.asarray(msg.data, dtype=np.float32))
-    if msg.double_data:
-        doubles.append(np.asarray(msg.double_data, dtype=np.float64))
     if chunks:
         data = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
         data = _native_float32(data)

@@ -54,6 +54,7 @@ BENCHMARKS = (
                                       "predict_outputs_identical")),
     Benchmark("serve_load.py", ("serve_concurrent_over_model", "serve_default_over_best_batching")),
     Benchmark("train_loop.py", ("train_loop_ratio",)),
+    Benchmark("train_files.py", ("train_files_ratio",)),
     Benchmark("train_precision.py", ("bf16_train_speedup", "bf16_train_mean_iu_delta")),
     Benchmark("geometry_speed.py", ("geometry_same_over_caffe_nchw",
                                     "geometry_same_over_caffe_channels_last")),

@@ -26,6 +26,7 @@ setup, up to the first step, the rest).
     python benchmarks/train_loop.py --iterations 300 --repeats 3
     python benchmarks/train_loop.py --quick            # 60 iterations, ~3 minutes
     python benchmarks/train_loop.py --quick --threads 1 --clock cpu   # on a busy machine
+    python benchmarks/train_loop.py --files            # image files: benchmarks/train_files.py
 
 Last lines (see benchmarks/README.md): ``TARGET train_loop_ratio ...`` (goal 0.95) and
 ``TARGET validation_batched_speedup ...`` (batched validation no slower than one image per
@@ -158,6 +159,11 @@ def startup(work: Path, repeats: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--files" in argv:  # the file-dataset variant: benchmarks/train_files.py
+        from train_files import main as files_main  # this script's folder is on sys.path
+
+        return files_main([a for a in argv if a != "--files"])
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--iterations", type=int, default=100)
     p.add_argument("--repeats", type=int, default=3)

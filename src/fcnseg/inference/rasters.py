@@ -243,14 +243,15 @@ def _write(datasets: dict[str, Any], row: int, col: int, sums: np.ndarray,
     probabilities and entropy where asked."""
     from rasterio.windows import Window
 
-    logits = sums / weights
-    labels = logits.argmax(axis=0).astype(np.uint8)
+    # The weights are positive: the largest sum is the largest weighted mean (no division).
+    labels = torch.from_numpy(sums).argmax(0).numpy().astype(np.uint8)
     if missing is not None:
         labels[missing] = NODATA_LABEL
     h, w = labels.shape
     window = Window(col, row, w, h)
     datasets["label"].write(labels, 1, window=window)
     if "probs" in datasets or "uncertainty" in datasets:
+        logits = sums / weights
         z = logits - logits.max(axis=0, keepdims=True)
         probs = np.exp(z)
         probs /= probs.sum(axis=0, keepdims=True)
@@ -457,7 +458,9 @@ def _tile_row(run: TileFn, reader: RasterReader, outputs: _Outputs, carry: _Carr
                 wx = blend_profile(tw, settings.overlap, j == 0, j == len(xs) - 1)
                 weight = wy[:, None] * wx[None, :]
                 # The frontier is this tile's start: pending holds exactly its columns.
-                pending[:-1] += logits[i] * weight
+                # In place, fused and threaded: pending += logits × weight.
+                torch.from_numpy(pending[:-1]).addcmul_(torch.from_numpy(logits[i]),
+                                                        torch.from_numpy(weight))
                 pending[-1] += weight
                 # Columns up to the next tile's start are final now.
                 done = xs[j + 1] if j + 1 < len(xs) else info.width

@@ -109,3 +109,23 @@ def test_an_overlay_tints_class_0_when_it_is_not_background() -> None:
     legend = overlay_picture(pred, pal, PictureStyle(unblended=tuple(background_classes(STREET))))
     assert legend.shape[1] > photo.shape[1]  # a legend beside it, naming Sky
     torch.manual_seed(0)
+
+
+def test_datasets_without_their_own_colours_default_to_distinct_ones() -> None:
+    from fcnseg.data import SyntheticSegmentation
+    from fcnseg.data.base import FileSegmentationDataset
+    from fcnseg.data.palette import VOC_CLASSES
+
+    synthetic = SyntheticSegmentation(1, 32)
+    assert synthetic.palette[0].tolist() == [0, 0, 0]  # its class 0 is "background"
+    assert synthetic.palette[1:7].tolist() == distinct_palette(synthetic.classes)[1:7].tolist()
+
+    class Rooms(FileSegmentationDataset):  # class 0 is a real class, as in NYUDv2 or SIFT Flow
+        classes = ("wall", "floor", "bed")
+
+    assert Rooms().palette[0].tolist() not in ([0, 0, 0], palette_for(3)[0].tolist())
+
+    class Voc(FileSegmentationDataset):
+        classes = VOC_CLASSES
+
+    assert Voc().palette.tolist() == palette_for(21).tolist()  # VOC keeps its own colours

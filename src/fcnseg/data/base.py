@@ -13,7 +13,7 @@ from fcnseg.conventions import InputConvention
 from fcnseg.data.errors import DataError
 from fcnseg.data.images import file_orientation
 from fcnseg.data.io import read_image, read_label
-from fcnseg.data.palette import palette_for
+from fcnseg.data.palette import VOC_CLASSES, distinct_palette, palette_for
 
 __all__ = ["DataError", "FileSegmentationDataset", "SegmentationDataset", "Transform",
            "check_same_size"]
@@ -62,9 +62,15 @@ class SegmentationDataset(Dataset):
 
     @property
     def palette(self) -> np.ndarray:
-        """A 256×3 uint8 palette: one colour per class, the VOC void colour at the ignore value."""
+        """A 256×3 uint8 palette: one colour per class, the VOC void colour at the ignore value.
+
+        Unless a dataset sets its own: the VOC colours for the VOC classes, well-separated
+        ones for any others (:func:`~fcnseg.data.palette.distinct_palette`: background black,
+        a class 0 that is no background tinted like the rest)."""
         if self._palette is None:
-            return palette_for(self.num_classes, self.ignore_index)
+            if tuple(self.classes) == VOC_CLASSES:
+                return palette_for(self.num_classes, self.ignore_index)
+            return distinct_palette(self.classes, self.ignore_index, self.background_class)
         return self._palette
 
     @palette.setter

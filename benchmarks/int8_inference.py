@@ -8,7 +8,8 @@ timed round-robin in one run with
   same MLAS kernels as the int8 convolutions: VNNI/AMX where the CPU has them) and bf16 peak
   (oneDNN), ``--peak-size``³ products;
 - ``Segmenter.predict`` with its defaults (bf16 autocast, channels-last on this kind of CPU) and
-  ``Segmenter.predict`` of the int8 file (the same call, ``--checkpoint model.int8.onnx``);
+  ``Segmenter.predict`` of the int8 file (the same call, ``--checkpoint model.int8.onnx``), all
+  layers int8 and with the sensitive layers (first convolution, scores, upsampling) in float;
 - the bare forwards of both (the bf16 model; the ONNX Runtime session).
 
 Prints the int8 model's fraction of the int8 peak (its FLOPs, counted on the float model, per
@@ -98,14 +99,17 @@ def bench_speed(args: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="fcnseg-int8-"))
     calib = SyntheticSegmentation(args.calib_images, 256, seed=5)
     bf16 = Segmenter(plain_copy(plain), class_names=classes, palette=voc_palette())
-    start = time.perf_counter()
-    quantize_model(plain_copy(plain), work / "model.int8.onnx", description=bf16.describe(),
-                   calibration=lambda: (calib.load(i)[0] for i in range(len(calib))),
-                   options=QuantizeOptions(keep_float="none"), log=lambda _: None)
-    print(f"quantized FCN-8s in {time.perf_counter() - start:.0f} s "
-          f"({args.calib_images} calibration images)")
-    int8 = Segmenter.from_checkpoint(work / "model.int8.onnx")
-    session = onnx_session(str(work / "model.int8.onnx"))
+    for keep in ("none", "sensitive"):
+        start = time.perf_counter()
+        quantize_model(plain_copy(plain), work / f"{keep}.int8.onnx",
+                       description=bf16.describe(),
+                       calibration=lambda: (calib.load(i)[0] for i in range(len(calib))),
+                       options=QuantizeOptions(keep_float=keep), log=lambda _: None)
+        print(f"quantized FCN-8s (keep_float={keep}) in {time.perf_counter() - start:.0f} s "
+              f"({args.calib_images} calibration images)")
+    int8 = Segmenter.from_checkpoint(work / "none.int8.onnx")
+    mixed = Segmenter.from_checkpoint(work / "sensitive.int8.onnx")
+    session = onnx_session(str(work / "none.int8.onnx"))
     image = SyntheticSegmentation(1, args.size, seed=9).load(0)[0]
     pixels = np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
     x = torch.randn(1, 3, args.size, args.size).contiguous(memory_format=torch.channels_last)
@@ -122,6 +126,7 @@ def bench_speed(args: argparse.Namespace) -> None:
         variants[f"bf16 peak: {name}"] = fn
     variants["bf16 Segmenter.predict (default)"] = lambda: bf16.predict(image)
     variants["int8 Segmenter.predict"] = lambda: int8.predict(image)
+    variants["int8 sensitive in float .predict"] = lambda: mixed.predict(image)
     variants["bf16 model forward"] = bf16_forward
     variants["int8 onnxruntime session"] = lambda: session.run(None, {"input": pixels})
     with torch.inference_mode():
@@ -149,12 +154,16 @@ def bench_speed(args: argparse.Namespace) -> None:
     fb, fq = times["bf16 model forward"], times["int8 onnxruntime session"]
     forward_paired = float(np.median([bs / qs for bs, qs in zip(fb.samples, fq.samples,
                                                                  strict=True)]))
+    m = times["int8 sensitive in float .predict"]
+    mixed_paired = float(np.median([bs / ms for bs, ms in zip(b.samples, m.samples,
+                                                               strict=True)]))
     print(f"int8 peak {peaks['int8'] / 1e9:.0f} GOP/s = {peaks['int8'] / peaks['bf16']:.2f}× "
           f"the bf16 peak ({peaks['bf16'] / 1e9:.0f} GFLOP/s)")
     print(f"int8 model at {flops / fq.median / peaks['int8']:.0%} of the int8 peak "
           f"(bf16 model at {flops / fb.median / peaks['bf16']:.0%} of the bf16 peak)")
     print(f"int8 / bf16 default path: {paired:.2f}× faster (median of per-round ratios; ratio "
-          f"of medians {b.median / q.median:.2f}×); bare forwards {forward_paired:.2f}×")
+          f"of medians {b.median / q.median:.2f}×); bare forwards {forward_paired:.2f}×; "
+          f"with the sensitive layers in float {mixed_paired:.2f}×")
     print(f"labels of this image: int8 and bf16 agree on {agree:.2%} of pixels (random trunk)")
     if load.fraction is not None:
         print(f"other processes used {load.fraction:.0%} of the machine's CPU time meanwhile")

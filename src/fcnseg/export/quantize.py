@@ -222,43 +222,27 @@ def quantize_model(
     import onnx
 
     num_classes = len(description["class_names"])
+    count = sum(1 for _ in calibration())  # reads every image: bad ones fail before the export
+    if count == 0:
+        raise QuantizeError("the calibration set is empty: give a folder of images or a "
+                            "dataset with at least one image")
     with tempfile.TemporaryDirectory(prefix="fcnseg-quantize-") as tmp:
         tmp_dir = Path(tmp)
-        float_path = tmp_dir / "float.onnx"
         log("exporting the float model to ONNX (raw pixels in, verified against PyTorch)")
-        try:
-            export_onnx(model, float_path, description=description, sample_size=(96, 96),
-                        raw_pixels=True, atol=EXPORT_ATOL)
-        except ExportError as e:
-            raise QuantizeError(f"{ENGINE} cannot quantize this model: its ONNX export failed "
-                                f"({str(e).splitlines()[0][:200]})") from None
-        prepared = tmp_dir / "prepared.onnx"
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                quantization.shape_inference.quant_pre_process(
-                    str(float_path), str(prepared), skip_symbolic_shape=True)
-        except Exception:  # noqa: BLE001 - pre-processing is an optimisation, not required
-            prepared = float_path
+        float_path, prepared = _float_onnx(quantization, model, description, tmp_dir)
         proto = onnx.load(str(prepared))
-        sensitive = sensitive_nodes(proto, num_classes)
-        input_name = proto.graph.input[0].name
-        count = sum(1 for _ in calibration())
-        if count == 0:
-            raise QuantizeError("the calibration set is empty: give a folder of images or a "
-                                "dataset with at least one image")
-        log(f"calibrating activation ranges on {count} images")
-        variants = {"none": [], "sensitive": sensitive}
+        variants = {"none": [], "sensitive": sensitive_nodes(proto, num_classes)}
         if options.keep_float != "auto":
             variants = {options.keep_float: variants[options.keep_float]}
         elif validation is None:
             variants = {"none": []}
-        cache = tmp_dir / "ranges.json"
+        log(f"calibrating activation ranges on {count} images")
         files: dict[str, Path] = {}
         for name, exclude in variants.items():
             files[name] = tmp_dir / f"int8-{name}.onnx"
-            _quantize_static(quantization, prepared, files[name], _Reader(input_name,
-                             calibration), exclude, cache, options.reduce_range)
+            _quantize_static(quantization, prepared, files[name],
+                             _Reader(proto.graph.input[0].name, calibration), exclude,
+                             tmp_dir / "ranges.json", options.reduce_range)
         comparisons: dict[str, Comparison] = {}
         if validation is not None:
             float_session = _session(float_path, options.threads)
@@ -270,6 +254,7 @@ def quantize_model(
         chosen = _choose(comparisons, list(files), log)
         comparison = comparisons.get(chosen)
         result = QuantizeResult(None, list(variants[chosen]), comparison, comparisons, count)
+        forced = False
         if comparison is not None:
             log(comparison.format(description["class_names"]))
             if comparison.drop_points > options.max_drop:
@@ -279,18 +264,10 @@ def quantize_model(
                     result.refused = reason + "; nothing written (--force writes it anyway)"
                     return result
                 log(f"warning: {reason}; writing it anyway (--force)")
+                forced = True
         final = onnx.load(str(files[chosen]))
-        _write_metadata(final, onnx.load(str(float_path), load_external_data=False), {
-            "engine": ENGINE, "format": "QDQ", "weights": "int8, per output channel, symmetric",
-            "activations": "uint8, per tensor, min/max calibration",
-            "calibration_images": count, "keep_float": list(variants[chosen]),
-            "max_drop_points": options.max_drop, "forced": bool(
-                options.force and comparison is not None
-                and comparison.drop_points > options.max_drop),
-            "validation": None if comparison is None else comparison.to_dict(),
-            "variants": {k: v.to_dict() for k, v in comparisons.items()},
-            "measured_on": _cpu_record(),
-        })
+        _write_metadata(final, onnx.load(str(float_path), load_external_data=False),
+                        _record(options, result, forced))
         if options.labels_out:
             append_argmax(final, wide=num_classes > 256)
             for entry in final.metadata_props:
@@ -300,6 +277,43 @@ def quantize_model(
     atomic_write_bytes(out, data)
     result.path, result.size_bytes = str(out), len(data)
     return result
+
+
+def _float_onnx(quantization: Any, model: nn.Module, description: dict[str, Any],
+                tmp_dir: Path) -> tuple[Path, Path]:
+    """The float model as ONNX taking raw pixels (verified), and its copy prepared for
+    quantization (shapes inferred, graph optimised; the export itself if that fails)."""
+    float_path, prepared = tmp_dir / "float.onnx", tmp_dir / "prepared.onnx"
+    try:
+        export_onnx(model, float_path, description=description, sample_size=(96, 96),
+                    raw_pixels=True, atol=EXPORT_ATOL)
+    except ExportError as e:
+        raise QuantizeError(f"{ENGINE} cannot quantize this model: its ONNX export failed "
+                            f"({str(e).splitlines()[0][:200]})") from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantization.shape_inference.quant_pre_process(
+                str(float_path), str(prepared), skip_symbolic_shape=True)
+    except Exception:  # noqa: BLE001 - pre-processing is an optimisation, not required
+        prepared = float_path
+    return float_path, prepared
+
+
+def _record(options: QuantizeOptions, result: QuantizeResult, forced: bool) -> dict[str, Any]:
+    """The ``quantization`` metadata of the written model."""
+    comparison = result.comparison
+    return {
+        "engine": ENGINE, "format": "QDQ",
+        "weights": ("int7 (reduce_range)" if options.reduce_range else "int8")
+        + ", per output channel, symmetric",
+        "activations": "uint8, per tensor, min/max calibration",
+        "calibration_images": result.calibration_images, "keep_float": result.keep_float,
+        "max_drop_points": options.max_drop, "forced": forced,
+        "validation": None if comparison is None else comparison.to_dict(),
+        "variants": {k: v.to_dict() for k, v in result.variants.items()},
+        "measured_on": _cpu_record(),
+    }
 
 
 def _variant_text(name: str, exclude: Sequence[str]) -> str:

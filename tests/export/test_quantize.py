@@ -177,3 +177,22 @@ def test_serve_answers_with_the_int8_model(int8_model) -> None:
     assert r.status_code == 200, r.text
     label = np.asarray(Image.open(io.BytesIO(r.content)))
     assert np.array_equal(label, seg.predict(image).label)
+
+
+def test_data_arguments_name_folders_datasets_or_the_recipes_validation_set(tmp_path) -> None:
+    from fcnseg.cli.quantize import parse_data
+
+    assert parse_data("voc:root=data/VOCdevkit,split=train") == {
+        "name": "voc", "root": "data/VOCdevkit", "split": "train"}
+    assert parse_data("synthetic:num_images=8,size=64") == {
+        "name": "synthetic", "num_images": 8, "size": 64}
+    assert parse_data(str(tmp_path)) == tmp_path  # a folder of images
+    (tmp_path / "dataset.yaml").write_text("classes: [a, b]\n")
+    assert parse_data(str(tmp_path)) == {"name": "folder", "root": str(tmp_path),
+                                         "split": "train"}
+    recipe = {"data": {"val": {"name": "synthetic", "split": "val"}}}
+    assert parse_data("recipe", ckpt_recipe=recipe) == {"name": "synthetic", "split": "val"}
+    with pytest.raises(ValueError, match="names no validation set"):
+        parse_data("recipe", ckpt_recipe={})
+    with pytest.raises(ValueError, match="no such folder"):
+        parse_data(str(tmp_path / "missing" / "images"))

@@ -79,3 +79,18 @@ def test_an_onnx_file_without_fcnseg_metadata_is_one_line(tmp_path, capsys) -> N
                  str(tmp_path / "pred")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "lacks" in err and "fcnseg export" in err
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+@pytest.mark.parametrize("fmt,suffix,kind", [("onnx", ".onnx", "ONNX"),
+                                             ("torchscript", ".ts", "TorchScript")])
+def test_info_describes_an_export(fmt, suffix, kind, export_checkpoint, export_classes,
+                                  tmp_path, capsys) -> None:
+    out = tmp_path / f"model{suffix}"
+    assert main(["export", "--checkpoint", str(export_checkpoint("same")), "--format", fmt,
+                 "--out", str(out), "--height", "32", "--width", "32"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"exported:    {kind}; takes RGB pixels 0-255" in printed
+    assert ", ".join(export_classes) in printed and "geometry same" in printed

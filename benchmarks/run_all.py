@@ -59,6 +59,8 @@ BENCHMARKS = (
     Benchmark("geometry_speed.py", ("geometry_same_over_caffe_nchw",
                                     "geometry_same_over_caffe_channels_last")),
     Benchmark("data_loading.py", ("data_loading_ratio",)),
+    Benchmark("raster_predict.py", ("raster_peak_rss_largest_over_smallest",
+                                    "raster_tiled_over_model_throughput")),
     Benchmark("int8_inference.py", ("int8_speedup_over_bf16", "int8_demo_mean_iu_drop",
                                     "int8_demo_pixel_agreement", "int8_thin_mean_iu_drop",
                                     "int8_thin_pixel_agreement")),

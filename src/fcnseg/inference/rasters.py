@@ -362,11 +362,12 @@ def predict_raster(
             _write_sidecar(out, fingerprint, ys[k0] if k0 < len(ys) else 0, complete=k0 >= k1)
         carry = _Carry(out.parent)
         tiles = 0
+        logits = _tile_logits(run, reader, ys, xs, range(first, k1), th, tw,
+                              settings.batch_size, progress)
         try:
             for k in range(first, k1):
-                tiles += _tile_row(run, reader, outputs, carry, ys, xs, k, th, tw, settings,
-                                   write=ys[k] >= resume_row,
-                                   progress=progress)
+                tiles += _tile_row(logits, info, outputs, carry, ys, xs, k, th, tw, settings,
+                                   write=ys[k] >= resume_row)
                 rows_done = ys[k + 1] if k + 1 < len(ys) else info.height
                 if ys[k] >= resume_row:
                     _write_sidecar(out, fingerprint, rows_done, complete=k + 1 == k1)
@@ -431,56 +432,59 @@ def merge_parts(source: PathLike, out: PathLike, classes: Sequence[str],
         _sidecar(part).unlink(missing_ok=True)
 
 
-def _tile_row(run: TileFn, reader: RasterReader, outputs: _Outputs, carry: _Carry,
-              ys: list[int], xs: list[int], k: int, th: int, tw: int, settings: TileSettings,
-              *, write: bool, progress: Callable[[int], None] | None) -> int:
-    """Run tile row ``k`` left to right: final pieces written (when ``write``), its sums over
-    the next tile row put in ``carry``. Returns the number of tiles run."""
-    info = reader.info
+def _tile_logits(run: TileFn, reader: RasterReader, ys: list[int], xs: list[int],
+                 rows: range, th: int, tw: int, batch_size: int,
+                 progress: Callable[[int], None] | None
+                 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(tile input, C×th×tw logits)`` of every tile of ``rows`` in raster order, run in
+    batches of ``batch_size`` that carry on across tile rows (full batches throughout)."""
+    positions = [(ys[k], x) for k in rows for x in xs]
+    for b0 in range(0, len(positions), batch_size):
+        batch = [reader.read(y, x, th, tw) for y, x in positions[b0:b0 + batch_size]]
+        logits = run(np.stack(batch)).float().cpu().numpy()
+        yield from zip(batch, logits, strict=True)
+        if progress is not None:
+            progress(len(batch))
+
+
+def _tile_row(tiles: Iterator[tuple[np.ndarray, np.ndarray]], info: RasterInfo,
+              outputs: _Outputs, carry: _Carry, ys: list[int], xs: list[int], k: int,
+              th: int, tw: int, settings: TileSettings, *, write: bool) -> int:
+    """Blend tile row ``k`` (its tiles taken from ``tiles``) left to right: final pieces
+    written (when ``write``), its sums over the next tile row put in ``carry``. Returns the
+    number of tiles blended."""
     y0 = ys[k]
     # Rows [y0, final_end) are final after this row; rows [final_end, y0 + th) carry on.
     final_end = ys[k + 1] if k + 1 < len(ys) else info.height
+    split = final_end - y0
     wy = blend_profile(th, settings.overlap, k == 0, k == len(ys) - 1)
     pending: np.ndarray | None = None  # C+1 × th × tw sums and weights from the frontier on
-    frontier = 0  # columns before it are final
     with contextlib.ExitStack() as stack:
         datasets = stack.enter_context(outputs.band()) if write else None
-        for b0 in range(0, len(xs), settings.batch_size):
-            batch_xs = xs[b0:b0 + settings.batch_size]
-            span = batch_xs[-1] + tw - batch_xs[0]
-            window = reader.read(y0, batch_xs[0], th, span)
-            tiles = np.stack([window[:, x - batch_xs[0]:x - batch_xs[0] + tw] for x in batch_xs])
-            logits = run(tiles).float().cpu().numpy()
+        for j, x0 in enumerate(xs):
+            tile_input, logits = next(tiles)
             if pending is None:
-                pending = np.zeros((logits.shape[1] + 1, th, tw), np.float32)
-            for i in range(len(batch_xs)):
-                j = b0 + i
-                wx = blend_profile(tw, settings.overlap, j == 0, j == len(xs) - 1)
-                weight = wy[:, None] * wx[None, :]
-                # The frontier is this tile's start: pending holds exactly its columns.
-                # In place, fused and threaded: pending += logits × weight.
-                torch.from_numpy(pending[:-1]).addcmul_(torch.from_numpy(logits[i]),
-                                                        torch.from_numpy(weight))
-                pending[-1] += weight
-                # Columns up to the next tile's start are final now.
-                done = xs[j + 1] if j + 1 < len(xs) else info.width
-                piece = pending[:, :, :done - frontier]
-                previous = carry.get(j)
-                if previous is not None:
-                    piece[:, :previous.shape[1]] += previous
-                split = final_end - y0
-                if datasets is not None:
-                    tile_input = window[:split, frontier - batch_xs[0]:done - batch_xs[0]]
-                    _write(datasets, y0, frontier, piece[:-1, :split], piece[-1, :split],
-                           _nodata(tile_input, info.nodata))
-                if split < th:
-                    carry.put(piece[:, split:])
-                shift = done - frontier
-                pending[:, :, :tw - shift] = pending[:, :, shift:].copy()
-                pending[:, :, tw - shift:] = 0.0
-                frontier = done
-            if progress is not None:
-                progress(len(batch_xs))
+                pending = np.zeros((logits.shape[0] + 1, th, tw), np.float32)
+            wx = blend_profile(tw, settings.overlap, j == 0, j == len(xs) - 1)
+            weight = wy[:, None] * wx[None, :]
+            # pending holds exactly this tile's columns; in place, fused and threaded:
+            # pending += logits × weight.
+            torch.from_numpy(pending[:-1]).addcmul_(torch.from_numpy(logits),
+                                                    torch.from_numpy(weight))
+            pending[-1] += weight
+            # Columns up to the next tile's start are final now.
+            done = (xs[j + 1] if j + 1 < len(xs) else info.width) - x0
+            piece = pending[:, :, :done]
+            previous = carry.get(j)
+            if previous is not None:
+                piece[:, :previous.shape[1]] += previous
+            if datasets is not None:
+                _write(datasets, y0, x0, piece[:-1, :split], piece[-1, :split],
+                       _nodata(tile_input[:split, :done], info.nodata))
+            if split < th:
+                carry.put(piece[:, split:])
+            pending[:, :, :tw - done] = pending[:, :, done:].copy()
+            pending[:, :, tw - done:] = 0.0
     return len(xs)
 
 

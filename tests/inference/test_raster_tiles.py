@@ -203,3 +203,23 @@ def test_shares_of_the_tile_rows_joined_equal_one_run(tmp_path):
         "out.tif", "out.tif.partial.json", "out_probs.tif"]
     again = predict_raster(run, tmp_path / "in.tif", tmp_path / "out.tif", CLASSES, settings)
     assert again.skipped
+
+
+def test_a_16_bit_rgb_raster_is_segmented_as_its_8_bit_scaling(segmenter, smooth_image,
+                                                                tmp_path):
+    from fcnseg.data.rasters import raster_info
+    from fcnseg.inference.rasters import segmenter_tile_fn
+
+    write_tif(tmp_path / "eight.tif", smooth_image)
+    write_tif(tmp_path / "sixteen.tif", smooth_image.astype(np.uint16) * 257)
+    outs = {}
+    for name in ("eight", "sixteen"):
+        path = tmp_path / f"{name}.tif"
+        predict_raster(segmenter_tile_fn(segmenter, raster_info(path)), path,
+                       tmp_path / f"{name}_out.tif", CLASSES_4, TileSettings(tile=32, overlap=8))
+        with rasterio.open(tmp_path / f"{name}_out.tif") as ds:
+            outs[name] = ds.read()
+    np.testing.assert_array_equal(outs["sixteen"], outs["eight"])
+
+
+CLASSES_4 = ("background", "cat", "dog", "potted plant")

@@ -517,16 +517,19 @@ def needs_tiling(path: PathLike, max_pixels: int | None) -> bool:
 
 
 def segmenter_tile_fn(segmenter: Any, info: RasterInfo) -> TileFn:
-    """:meth:`Segmenter.logits` on raster tiles, for a model of 8-bit RGB input; a raster of
-    other bands or depth is one line naming it (a model trained on those bands reads them)."""
+    """:meth:`Segmenter.logits` on raster tiles, for a model of 8-bit RGB input (16-bit RGB is
+    scaled to 8 bits, as :func:`fcnseg.data.images.load_image` scales 16-bit images); a raster
+    of other bands or depth is one line naming it."""
     from fcnseg.data.images import ImageError
 
-    if info.bands != 3 or info.dtype != np.uint8:
+    if info.bands != 3 or info.dtype not in (np.uint8, np.uint16):
         raise ImageError(info.path, f"{info.bands} band(s) of {info.dtype}, but the model takes "
                                     f"3-band 8-bit RGB: segment it with a model trained on "
                                     f"these bands")
 
     def run(batch: np.ndarray) -> torch.Tensor:
+        if batch.dtype == np.uint16:  # 16-bit RGB scaled to 8 bits, as the image reader does
+            batch = np.round(batch / 257.0).astype(np.uint8)
         logits = segmenter.logits(segmenter.preprocess(list(batch)))
         if isinstance(logits, dict):
             logits = next(iter(logits.values()))

@@ -118,7 +118,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         write_dataset(root, args.images)
-        transform = build_train_transform("caffe_bgr", crop_size=args.crop,
+        transform = build_train_transform(crop_size=args.crop,
                                           scale_range=(0.5, 2.0), flip=True, jitter=True)
         dataset = FolderSegmentation(root, transform=transform)
         parallel = loader_rate(dataset, args.batch_size, args.workers, args.loader_batches)

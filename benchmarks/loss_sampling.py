@@ -227,10 +227,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     train_ds = build_dataset({"name": "synthetic", "num_images": 512, "size": args.size,
                               "seed": args.seed}, split="train",
-                             transform=build_train_transform("torchvision_rgb", flip=True))
+                             transform=build_train_transform(flip=True))
     val_ds = build_dataset({"name": "synthetic", "num_images": args.val_images,
                             "size": args.size, "seed": args.seed}, split="val",
-                           transform=build_eval_transform("torchvision_rgb"))
+                           transform=build_eval_transform())
     val_loader = DataLoader(val_ds, batch_size=10, collate_fn=partial(
         collate_segmentation, ignore_index=val_ds.ignore_index))
     runs = []

@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     val = build_dataset(val_spec, split=val_spec.get("split") or "val")
     model = build_training_model(base, val.num_classes)
     val = build_dataset(val_spec, split=val_spec.get("split") or "val",
-                        transform=build_eval_transform(model.input_convention))
+                        transform=build_eval_transform())
     model = optimize(model, "inference", channels_last=base.channels_last)
 
     def validate(batch_size: int) -> None:

@@ -59,7 +59,7 @@ def train_one(amp: str, iterations: int, threads: int, work: Path,
     val_spec = dict(load_config(RECIPE).data.val)
     model = build_model_from_checkpoint(ckpt).eval()
     val = build_dataset(val_spec, split="val",
-                        transform=build_eval_transform(model.input_convention))
+                        transform=build_eval_transform())
     loader = torch.utils.data.DataLoader(
         val, batch_size=10,
         collate_fn=lambda b: collate_segmentation(b, ignore_index=val.ignore_index))

@@ -30,6 +30,7 @@ from fcnseg.data.palette import VOC_CLASSES, voc_palette
 from fcnseg.models import build_model
 from fcnseg.models.builders import check_build_kwargs
 from fcnseg.models.identity import ModelIdentity
+from fcnseg.models.preprocess import Preprocess
 from fcnseg.models.trunk import BackboneError
 from fcnseg.models.weights import WeightsError, describe_mismatch
 from fcnseg.pretrained.resolve import FORMAT, checkpoint_source, resolve_checkpoint
@@ -54,10 +55,15 @@ class CheckpointError(ValueError):
 def describe_model(model: nn.Module) -> dict[str, Any]:
     """The JSON-able description of a model that :func:`build_model_from_checkpoint` rebuilds:
     its :class:`~fcnseg.models.ModelIdentity`, or for other models their ``arch``,
-    ``build_kwargs`` and ``input_convention`` attributes."""
+    ``build_kwargs`` and ``input_convention`` attributes; with the settings of its
+    :class:`~fcnseg.models.preprocess.Preprocess` under ``preprocess``, by input."""
     identity = getattr(model, "identity", None)
+    preprocess = getattr(model, "preprocess", None)
     if isinstance(identity, ModelIdentity):
-        return identity.describe()
+        desc = identity.describe()
+        if isinstance(preprocess, Preprocess):  # what the model does to raw pixels, for readers
+            desc["preprocess"] = preprocess.describe()
+        return desc
     arch = getattr(model, "arch", None)
     build_kwargs = getattr(model, "build_kwargs", None)
     if arch is None or build_kwargs is None:
@@ -344,8 +350,12 @@ def build_model_from_checkpoint(
     *,
     load_weights: bool = True,
     backbone: nn.Module | None = None,
+    preprocess: bool = True,
 ) -> nn.Module:
     """Rebuild the model a checkpoint describes (in eval mode) and load its weights.
+
+    The model takes raw pixels; ``preprocess=False`` gives the bare network, taking input
+    normalised in the recorded convention (``model.preprocess`` is then ``nn.Identity()``).
 
     Before anything is built, the recorded ``build_kwargs`` are checked against the builder's
     arguments and (with ``load_weights``) the weights' shapes, and weights holding NaN or
@@ -386,7 +396,7 @@ def build_model_from_checkpoint(
             _check_sizes(where, arch, kwargs, state_dict, extra, fields)
         # The recorded convention is the weights' (it may differ from the builder's default).
         model = build_model(arch, **{**kwargs, "input_convention": desc["input_convention"]},
-                            **extra)
+                            preprocess=preprocess, **extra)
     except BackboneError as e:
         raise CheckpointError(f"{where}: {e}") from e
     if load_weights:

@@ -4,7 +4,8 @@ Caffe-converted VGG16 weights were trained on BGR images in 0-255 with the per-c
 subtracted and no scaling; torchvision's take RGB in [0, 1] normalised by the ImageNet mean and
 std. Using one set of weights with the other preprocessing costs several points of mean IU and
 raises no error, so the convention travels with the model (``model.input_convention``) and with
-its checkpoints, and every preprocessing step reads it from there.
+its checkpoints. A convention is a description: the model's
+:class:`~fcnseg.models.preprocess.Preprocess` applies it (models take raw pixels).
 """
 
 from __future__ import annotations
@@ -13,11 +14,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
-import torch
-
 __all__ = [
     "CAFFE_BGR",
+    "HHA_MEAN",
+    "LOG_DEPTH_MEAN",
     "NYUD_BGR",
     "NYUD_HHA",
     "PASCAL_CONTEXT_BGR",
@@ -32,9 +32,10 @@ __all__ = [
 class InputConvention:
     """Pixel preprocessing that a set of weights was trained with.
 
-    ``normalize`` maps RGB uint8-valued input (0-255) to the network's input:
-    reorder channels to ``channel_order``, multiply by ``scale`` (1/255 or 1), subtract ``mean``
-    and divide by ``std`` (both given in the network's channel order and scaled units).
+    It maps RGB uint8-valued input (0-255) to the network's input: reorder channels to
+    ``channel_order``, multiply by ``scale`` (1/255 or 1), subtract ``mean`` and divide by
+    ``std`` (both given in the network's channel order and scaled units); see
+    :class:`fcnseg.models.preprocess.ChannelNormalize`.
     """
 
     name: str
@@ -51,29 +52,13 @@ class InputConvention:
         if any(s <= 0 for s in self.std):
             raise ValueError(f"std entries must be positive, got {self.std}")
 
-    def normalize(self, rgb: torch.Tensor) -> torch.Tensor:
-        """Normalise an RGB tensor of 0-255 values, shape (..., 3, H, W), to network input."""
-        x = rgb.float()
+    def mean_pixel(self) -> tuple[float, float, float]:
+        """The raw pixel (0-255, RGB order for colour) that this convention maps to zero: what
+        crops and batches pad images with."""
+        mean = [m / self.scale for m in self.mean]
         if self.channel_order == "BGR":
-            x = x.flip(-3)
-        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(3, 1, 1)
-        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(3, 1, 1)
-        return (x * self.scale - mean) / std
-
-    def normalize_numpy(self, rgb: np.ndarray) -> np.ndarray:
-        """Normalise an H×W×3 RGB array of 0-255 values to a 3×H×W float32 network input."""
-        x = np.asarray(rgb, dtype=np.float32)
-        if self.channel_order == "BGR":
-            x = x[..., ::-1]
-        x = (x * self.scale - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
-        return np.ascontiguousarray(x.transpose(2, 0, 1))
-
-    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
-        """Inverse of :meth:`normalize`: network input back to RGB 0-255 floats."""
-        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(3, 1, 1)
-        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(3, 1, 1)
-        x = (x * std + mean) / self.scale
-        return x.flip(-3) if self.channel_order == "BGR" else x
+            mean = mean[::-1]
+        return (mean[0], mean[1], mean[2])
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -125,9 +110,13 @@ def _minus_mean(name: str, mean: tuple[float, float, float],
 SIFTFLOW_BGR = _minus_mean("siftflow_bgr", (114.578, 115.294, 108.353))
 #: The reference's NYUDv2 colour nets: BGR, 0-255, minus the NYUDv2 colour mean.
 NYUD_BGR = _minus_mean("nyud_bgr", (116.190, 97.203, 92.318))
+#: Mean HHA pixel of NYUDv2 (in the PNGs' channel order).
+HHA_MEAN: tuple[float, float, float] = (132.431, 94.076, 118.477)
+#: Mean log depth of NYUDv2 (depth in the PNGs' units, millimetres).
+LOG_DEPTH_MEAN: float = 7.844
 #: The reference's NYUDv2 HHA net: the HHA image in its stored channel order (not reversed),
 #: 0-255, minus the HHA mean.
-NYUD_HHA = _minus_mean("nyud_hha", (132.431, 94.076, 118.477), channel_order="RGB")
+NYUD_HHA = _minus_mean("nyud_hha", HHA_MEAN, channel_order="RGB")
 #: The reference's PASCAL-Context nets: BGR, 0-255, minus the mean of its VGG16 base.
 PASCAL_CONTEXT_BGR = _minus_mean("pascal_context_bgr", (104.007, 116.669, 122.679))
 

@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from fcnseg.conventions import CAFFE_BGR
 from fcnseg.data import (
     SyntheticSegmentation,
     build_eval_transform,
@@ -12,10 +13,10 @@ from fcnseg.data import (
 )
 
 
-def test_different_sizes_are_padded_with_zero_and_ignore():
+def test_different_sizes_are_padded_with_the_fill_and_ignore():
     a = (torch.ones(3, 4, 5), torch.full((4, 5), 2))
     b = (torch.ones(3, 6, 3), torch.full((6, 3), 1))
-    images, labels = collate_segmentation([a, b], ignore_index=77)
+    images, labels = collate_segmentation([a, b], ignore_index=77, fill={"color": 0})
     assert images.shape == (2, 3, 6, 5) and labels.shape == (2, 6, 5)
     assert images.dtype == torch.float32 and labels.dtype == torch.int64
     assert (images[0, :, 4:] == 0).all() and (images[1, :, :, 3:] == 0).all()
@@ -28,9 +29,17 @@ def test_mismatched_image_and_label_is_an_error():
         collate_segmentation([(torch.zeros(3, 4, 4), torch.zeros(4, 5))])
 
 
+def test_raw_pixels_are_padded_with_the_imagenet_mean_by_default():
+    a = (torch.zeros(3, 2, 2, dtype=torch.uint8), torch.zeros(2, 2))
+    b = (torch.zeros(3, 1, 2, dtype=torch.uint8), torch.zeros(1, 2))
+    images, _ = collate_segmentation([a, b])
+    expected = torch.tensor(CAFFE_BGR.mean_pixel(), dtype=torch.float32)
+    assert torch.equal(images[1, :, 1, 0], expected) and (images[0] == 0).all()
+
+
 def test_loader_batches_images_of_different_sizes():
-    sizes = SyntheticSegmentation(2, 32, seed=0, transform=build_eval_transform("caffe_bgr"))
-    other = SyntheticSegmentation(2, (40, 24), seed=0, transform=build_eval_transform("caffe_bgr"))
+    sizes = SyntheticSegmentation(2, 32, seed=0, transform=build_eval_transform())
+    other = SyntheticSegmentation(2, (40, 24), seed=0, transform=build_eval_transform())
     dataset = torch.utils.data.ConcatDataset([sizes, other])
     loader = DataLoader(dataset, batch_size=4,
                         collate_fn=functools.partial(collate_segmentation, ignore_index=255))
@@ -40,7 +49,7 @@ def test_loader_batches_images_of_different_sizes():
 
 
 def test_worker_augmentation_is_reproducible_from_the_loader_generator():
-    t = build_train_transform("caffe_bgr", crop_size=24, scale_range=(0.5, 1.5))
+    t = build_train_transform(crop_size=24, scale_range=(0.5, 1.5))
     ds = SyntheticSegmentation(8, 32, seed=0, transform=t)
 
     def batches(seed: int) -> list[torch.Tensor]:

@@ -14,7 +14,15 @@ from fcnseg.cli.main import main
 from fcnseg.data import NYUD_CLASSES, NYUDv2, build_dataset, collate_segmentation
 from fcnseg.data.modalities import HHA_MEAN, LOG_DEPTH_MEAN
 from fcnseg.data.nyud import NYUD_BGR
-from fcnseg.data.transforms import Normalize, RandomCrop, RandomHorizontalFlip, RandomScale
+from fcnseg.data.transforms import RandomCrop, RandomHorizontalFlip, RandomScale, ToTensor
+from fcnseg.models.preprocess import Preprocess
+
+RGB_HHA_D = Preprocess(("color", "hha", "depth"), NYUD_BGR)
+
+
+def _normalised(inputs, label):
+    x, y = ToTensor()(inputs, label)
+    return RGB_HHA_D({k: v[None] for k, v in x.items()}), y
 
 
 @pytest.fixture()
@@ -51,20 +59,21 @@ def test_each_modality_has_its_own_normalisation():
     inputs = {"color": np.array([[[10, 20, 30]]], np.uint8),
               "hha": np.array([[[200, 100, 50]]], np.uint8),
               "depth": np.array([[2000.0, 0.0]], np.float32)[:, :1]}
-    x, y = Normalize(NYUD_BGR)(inputs, np.zeros((1, 1), np.int64))
+    x, y = _normalised(inputs, np.zeros((1, 1), np.int64))
     # colour: BGR minus the NYUDv2 mean
-    np.testing.assert_allclose(x["color"][:, 0, 0], [30 - 116.190, 20 - 97.203, 10 - 92.318],
+    np.testing.assert_allclose(x["color"][0, :, 0, 0], [30 - 116.190, 20 - 97.203, 10 - 92.318],
                                rtol=1e-5)
-    np.testing.assert_allclose(x["hha"][:, 0, 0], np.subtract([200, 100, 50], HHA_MEAN),
+    np.testing.assert_allclose(x["hha"][0, :, 0, 0], np.subtract([200, 100, 50], HHA_MEAN),
                                rtol=1e-5)
-    assert x["depth"].shape == (1, 1, 1)
-    np.testing.assert_allclose(x["depth"][0, 0, 0], math.log(2000.0) - LOG_DEPTH_MEAN, rtol=1e-5)
+    assert x["depth"].shape == (1, 1, 1, 1)
+    np.testing.assert_allclose(x["depth"][0, 0, 0, 0], math.log(2000.0) - LOG_DEPTH_MEAN,
+                               rtol=1e-5)
     assert y.dtype == torch.int64
 
 
 def test_missing_depth_normalises_to_zero_not_minus_infinity():
-    x, _ = Normalize(NYUD_BGR)({"depth": np.zeros((2, 2), np.float32)}, np.zeros((2, 2)))
-    assert torch.equal(x["depth"], torch.zeros(1, 2, 2))
+    x, _ = _normalised({"depth": np.zeros((2, 2), np.float32)}, np.zeros((2, 2)))
+    assert torch.equal(x["depth"], torch.zeros(1, 1, 2, 2))
 
 
 def test_unknown_modality_is_refused(nyud_root):
@@ -104,24 +113,27 @@ def test_crop_pads_each_modality_with_what_normalises_to_zero():
     from fcnseg.data.transforms import build_train_transform
 
     inputs, label = positional_sample(2, 2)
-    t = build_train_transform(NYUD_BGR, crop_size=4, flip=False)
+    fill = NYUDv2.pad_values.fget(NYUDv2)  # the dataset's own: colour pads with the NYUDv2 mean
+    t = build_train_transform(crop_size=4, flip=False, fill=fill)
     x, y = t(inputs, label)
     assert (y[2:] == 255).all() and (y[:, 2:] == 255).all()
+    x = RGB_HHA_D({k: v[None] for k, v in x.items()})
     for key in ("color", "hha", "depth"):
-        np.testing.assert_allclose(x[key][:, 2:, 2:], 0, atol=0.5, err_msg=key)
+        np.testing.assert_allclose(x[key][0, :, 2:, 2:], 0, atol=0.5, err_msg=key)
 
 
 def test_collate_stacks_each_modality_and_pads_the_label(nyud_root):
     ds = NYUDv2(nyud_root, "train", modalities=("color", "hha", "depth"),
-                transform=Normalize(NYUD_BGR))
+                transform=ToTensor())
     (x0, y0), (x1, y1) = ds[0], ds[1]
     x1 = {k: v[:, :20, :30] for k, v in x1.items()}
     images, labels = collate_segmentation([(x0, y0), (x1, y1[:20, :30])])
     assert {k: tuple(v.shape) for k, v in images.items()} == {
         "color": (2, 3, 24, 32), "hha": (2, 3, 24, 32), "depth": (2, 1, 24, 32)}
     assert tuple(labels.shape) == (2, 24, 32)
-    assert (labels[1, 20:] == 255).all() and (images["hha"][1, :, 20:] == 0).all()
-    assert torch.equal(images["depth"][0], x0["depth"])
+    # Padding is the raw value each input normalises to zero.
+    assert (labels[1, 20:] == 255).all() and (RGB_HHA_D(images)["hha"][1, :, 20:] == 0).all()
+    assert torch.equal(images["depth"][0], x0["depth"].float())
 
 
 def test_build_dataset_takes_the_modalities(nyud_root):

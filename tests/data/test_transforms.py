@@ -7,10 +7,10 @@ from fcnseg.conventions import CAFFE_BGR, TORCHVISION_RGB
 from fcnseg.data.transforms import (
     ColorJitter,
     Compose,
-    Normalize,
     RandomCrop,
     RandomHorizontalFlip,
     RandomScale,
+    ToTensor,
     build_eval_transform,
     build_train_transform,
 )
@@ -88,27 +88,33 @@ def test_color_jitter_changes_the_image_only():
     assert out_img.dtype == np.uint8 and not np.array_equal(out_img, image)
 
 
-@pytest.mark.parametrize("convention", [CAFFE_BGR, TORCHVISION_RGB])
-def test_normalize_uses_the_model_input_convention(convention):
+def test_to_tensor_keeps_the_raw_pixels():
     image, label = pattern()
-    x, y = Normalize(convention)(image, label)
-    assert x.dtype == torch.float32 and x.shape == (3, 60, 80)
+    x, y = ToTensor()(image, label)
+    assert x.dtype == torch.uint8 and x.shape == (3, 60, 80)
     assert y.dtype == torch.int64
-    expected = convention.normalize(torch.from_numpy(image).permute(2, 0, 1))
-    torch.testing.assert_close(x, expected)
+    assert torch.equal(x, torch.from_numpy(image).permute(2, 0, 1))
 
 
-def test_train_transform_pads_with_the_mean_pixel_so_padding_normalises_to_zero():
+@pytest.mark.parametrize("convention", [CAFFE_BGR, TORCHVISION_RGB])
+def test_train_transform_pads_with_the_given_mean_pixel(convention):
     image, label = pattern(20, 20)
-    t = build_train_transform("caffe_bgr", crop_size=32, flip=False)
+    t = build_train_transform(crop_size=32, flip=False, fill={"color": convention.mean_pixel()})
     x, y = t(image, label)
     assert x.shape == (3, 32, 32)
     assert (y[20:] == 255).all()
-    assert x[:, 25:, 25:].abs().max() < 0.6  # mean rounded to whole grey levels
+    expected = torch.tensor(convention.mean_pixel()).round().to(torch.uint8).view(3, 1, 1)
+    assert (x[:, 25:, 25:] == expected).all()
+
+
+def test_train_transform_pads_with_the_imagenet_mean_by_default():
+    image, label = pattern(20, 20)
+    x, _ = build_train_transform(crop_size=32, flip=False)(image, label)
+    assert x[:, 25:, 25:].flatten(1).unique(dim=1).tolist() == [[123], [117], [104]]
 
 
 def test_augmentation_is_reproducible_from_torch_seed():
-    t = build_train_transform("torchvision_rgb", crop_size=40, scale_range=(0.5, 1.5), jitter=True)
+    t = build_train_transform(crop_size=40, scale_range=(0.5, 1.5), jitter=True)
     image, label = pattern()
     torch.manual_seed(7)
     a = t(image, label)
@@ -120,8 +126,8 @@ def test_augmentation_is_reproducible_from_torch_seed():
     assert not torch.equal(a[0], c[0])
 
 
-def test_eval_transform_only_normalises():
+def test_eval_transform_only_makes_tensors():
     image, label = pattern()
-    x, y = build_eval_transform("caffe_bgr")(image, label)
+    x, y = build_eval_transform()(image, label)
     assert x.shape == (3, 60, 80)
     assert torch.equal(y, torch.from_numpy(label))

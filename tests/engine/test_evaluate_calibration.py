@@ -34,7 +34,7 @@ def test_evaluation_counts_calibration_with_the_checkpoint_temperature(checkpoin
     assert calibration["temperature"] == 3.0
 
     model = build_model_from_checkpoint(checkpoint)
-    data = build_dataset(dict(SPEC), transform=build_eval_transform(model.input_convention))
+    data = build_dataset(dict(SPEC), transform=build_eval_transform())
     expected = CalibrationBins(len(SYNTHETIC_CLASSES))
     with torch.inference_mode():
         for i in range(len(data)):

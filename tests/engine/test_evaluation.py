@@ -172,13 +172,18 @@ def test_evaluation_preprocesses_in_the_checkpoints_input_convention(tmp_path, c
     seen = []
 
     def record(model, images):
-        seen.append(images.clone())
+        seen.append((images.clone(), model.preprocess(images)))
         return model(images)
 
     evaluate_checkpoint(ckpt, data, predict_fn=record)
-    for (image, _), x in zip((data[0], data[1]), seen, strict=True):
-        expected = get_convention(convention).normalize(torch.from_numpy(image).permute(2, 0, 1))
-        torch.testing.assert_close(x[0], expected)
+    c = get_convention(convention)
+    mean, std = torch.tensor(c.mean).view(3, 1, 1), torch.tensor(c.std).view(3, 1, 1)
+    for (image, _), (x, normalised) in zip((data[0], data[1]), seen, strict=True):
+        raw = torch.from_numpy(image).permute(2, 0, 1).float()
+        torch.testing.assert_close(x[0], raw)  # the model takes raw pixels ...
+        ordered = raw.flip(0) if c.channel_order == "BGR" else raw
+        torch.testing.assert_close(normalised[0], (ordered * c.scale - mean) / std)  # ... and
+        # normalises them in the checkpoint's convention
 
 
 def test_class_count_mismatch_is_a_clear_error(tmp_path):

@@ -32,7 +32,7 @@ def test_from_checkpoint_takes_everything_from_the_file(segmenter: Segmenter,
 def test_predict_applies_the_models_input_convention(segmenter, make_checkpoint,
                                                      smooth_image) -> None:
     model = build_model_from_checkpoint(make_checkpoint("same"))
-    x = model.input_convention.normalize(torch.from_numpy(smooth_image).permute(2, 0, 1))[None]
+    x = torch.from_numpy(smooth_image).permute(2, 0, 1)[None]
     with torch.no_grad():
         logits = model(x)[0]
     pred = segmenter.predict(smooth_image)
@@ -128,7 +128,7 @@ def test_preprocess_follows_the_checkpoints_convention_by_hand(make_checkpoint,
     seg = Segmenter(model, class_names=ckpt["classes"]["names"],
                     palette=ckpt["classes"]["palette"])
     assert seg.input_convention.name == convention
-    x = seg.preprocess(np.array([[[255, 0, 51]]], dtype=np.uint8))
+    x = seg.model.preprocess(seg.preprocess(np.array([[[255, 0, 51]]], dtype=np.uint8)))
     if convention == "caffe_bgr":
         expected = [51 - 104.00698793, 0 - 116.66876762, 255 - 122.67891434]
     else:
@@ -146,7 +146,7 @@ def test_a_model_answering_a_dict_is_read_through_its_out_entry() -> None:
     model = build_model("fcn_resnet50", num_classes=3, output="dict", aux_loss=True,
                         base_channels=8).eval()
     image = np.random.default_rng(0).integers(0, 256, (33, 40, 3), dtype=np.uint8)
-    x = model.input_convention.normalize(torch.from_numpy(image).permute(2, 0, 1))[None]
+    x = torch.from_numpy(image).permute(2, 0, 1)[None]
     with torch.no_grad():
         logits = model(x)["out"][0]
     for options in ({}, {"sliding_window": 24, "tta": {"flip": True}}):

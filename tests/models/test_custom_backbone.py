@@ -245,7 +245,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
     plain = build_dataset(SYNTH, split="train")
     model = fcn_from_factory(make_tiny_backbone, plain.num_classes, factory_kwargs={"width": 8})
     data = build_dataset(SYNTH, split="train",
-                         transform=build_train_transform(model.input_convention, flip=True))
+                         transform=build_train_transform(flip=True))
     loader = DataLoader(data, batch_size=4, shuffle=True, collate_fn=collate_segmentation,
                         generator=torch.Generator().manual_seed(0))
     optimizer = build_optimizer(model, OptimConfig(name="adam", lr=1e-2, bias_lr_mult=1.0))
@@ -276,7 +276,7 @@ def test_custom_backbone_evaluates_from_checkpoint(trained: dict) -> None:
     from fcnseg.engine.evaluation import evaluate_model
 
     model = build_model_from_checkpoint(trained["path"])
-    val = build_dataset(SYNTH, split="val", transform=build_eval_transform(model.input_convention))
+    val = build_dataset(SYNTH, split="val", transform=build_eval_transform())
     loader = DataLoader(val, batch_size=2, collate_fn=collate_segmentation)
     result = evaluate_model(model, loader, num_classes=len(trained["classes"]))
     correct = valid = 0
@@ -296,7 +296,7 @@ def test_custom_backbone_predicts_from_checkpoint(trained: dict) -> None:
     segmenter = Segmenter.from_checkpoint(trained["path"])
     image, _ = build_dataset(SYNTH, split="val")[0]
     prediction = segmenter.predict(image)
-    x = trained["model"].input_convention.normalize(torch.from_numpy(image).permute(2, 0, 1))
+    x = torch.from_numpy(image).permute(2, 0, 1)
     with torch.no_grad():
         logits = trained["model"](x[None])[0]
     assert prediction.label.shape == image.shape[:2]

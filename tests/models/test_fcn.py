@@ -103,7 +103,7 @@ def test_atonce_scales_skips_before_scoring() -> None:
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         model(x)
-        features = model.features(x)
+        features = model.features(model.preprocess(x))
         pool4 = F.conv2d(features[16] * 0.01, model.score_pool4.weight, model.score_pool4.bias)
         pool3 = F.conv2d(features[8] * 0.0001, model.score_pool3.weight, model.score_pool3.bias)
     torch.testing.assert_close(seen["pool4"], pool4)

@@ -46,7 +46,7 @@ def test_every_trunk_gets_the_same_head() -> None:
     resnet = build_model("fcn8s_resnet18", num_classes=2, base_channels=2)
     assert type(vgg.head) is type(resnet.head) is SkipHead
     assert [n for n, _ in resnet.named_children() if not n.startswith("backbone")] == [
-        "score32", "score16", "score8", "up32to16", "up16to8", "upscore"]
+        "preprocess", "score32", "score16", "score8", "up32to16", "up16to8", "upscore"]
 
 
 def test_built_models_run_plain_layers() -> None:
@@ -61,7 +61,8 @@ def test_identity_is_recorded_once_by_the_builder() -> None:
         "num_classes": 3, "geometry": "same", "width": 1 / 64, "fc_channels": 4,
         "dropout": 0.5, "batch_norm": False}, "caffe_bgr")
     assert model.score_pool4.input_scale == 0.01 and model.score_pool3.input_scale == 0.0001
-    assert describe_model(model) == model.identity.describe()
+    assert describe_model(model) == {**model.identity.describe(),
+                                     "preprocess": model.preprocess.describe()}
     rebuilt = build_model(model.arch, **model.build_kwargs)
     assert rebuilt.identity == model.identity
 

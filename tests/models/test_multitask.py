@@ -17,7 +17,7 @@ from fcnseg.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from fcnseg.conventions import NYUD_BGR, SIFTFLOW_BGR
+from fcnseg.conventions import NYUD_BGR, NYUD_HHA, SIFTFLOW_BGR
 from fcnseg.data.palette import voc_palette
 from fcnseg.models import (
     WeightsError,
@@ -91,6 +91,7 @@ def test_each_siftflow_head_computes_the_single_head_fcn_on_the_shared_trunk() -
     sd = model.state_dict()
     for head, suffix, classes in (("semantic", "_sem", 33), ("geometric", "_geo", 3)):
         single = fcn8s(num_classes=classes, **SMALL).eval()
+        single.input_convention = model.input_convention  # the SIFT Flow mean
         own = {}
         for key, value in sd.items():
             layer, _, param = key.partition(".")
@@ -219,6 +220,8 @@ def test_late_fusion_is_half_of_each_single_stream_net(arch, single) -> None:
             if p.requires_grad:
                 p.mul_(1.1)
     model = init_late_fusion(build_model(arch, **SMALL).eval(), {"color": color, "hha": hha})
+    # Each stream normalises its input as the fused net does.
+    color.input_convention, hha.input_convention = model.input_convention, NYUD_HHA
     x = _inputs(2, 45, 39)
     with torch.no_grad():
         expected = 0.5 * color(x["color"]) + 0.5 * hha(x["hha"])

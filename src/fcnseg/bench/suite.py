@@ -123,11 +123,10 @@ def trained_looking(model: nn.Module, seed: int = 0, std: float = 0.01) -> nn.Mo
 
 
 def synthetic_batch(
-    count: int, size: tuple[int, int], convention: Any, seed: int = 0
+    count: int, size: tuple[int, int], seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``count`` synthetic scenes (images in ``convention``, labels) as N×3×H×W / N×H×W."""
-    data = SyntheticSegmentation(count, size, seed=seed,
-                                 transform=build_eval_transform(convention))
+    """``count`` synthetic scenes (raw images, labels) as N×3×H×W uint8 / N×H×W."""
+    data = SyntheticSegmentation(count, size, seed=seed, transform=build_eval_transform())
     images, labels = zip(*(data[i] for i in range(count)), strict=True)
     return torch.stack(images), torch.stack(labels)
 
@@ -143,7 +142,7 @@ def fit_scorers(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) ->
     """
     maps = model.coord_maps()
     with torch.no_grad():
-        features = model.features(images)
+        features = model.features(model.preprocess(images))
         for name, stride in (("score_fr", 32), ("score_pool4", 16), ("score_pool3", 8)):
             layer = getattr(model, name, None)
             if layer is None:
@@ -429,7 +428,7 @@ def bench_evaluation(cfg: BenchConfig, device: str, log: Log = _quiet) -> dict[s
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "eval"
         _write_folder_dataset(root, cfg.eval_images, cfg.eval_size, n)
-        dataset = FolderSegmentation(root, transform=build_eval_transform(model.input_convention))
+        dataset = FolderSegmentation(root, transform=build_eval_transform())
         preloaded = [dataset[i][0][None].to(device) for i in range(len(dataset))]
 
         loader = _loader(dataset, 0, False, False)
@@ -515,11 +514,11 @@ def bench_options(cfg: BenchConfig, device: str, log: Log = _quiet) -> dict[str,
     same, caffe = models["same"], models["caffe"]
     # Weights with trained-like, peaked logits: scorers fitted on two synthetic scenes; the
     # input is a third, held-out scene (argmax agreement is meaningless on random scorers).
-    images, labels = synthetic_batch(2, cfg.option_size, same.input_convention, cfg.seed)
+    images, labels = synthetic_batch(2, cfg.option_size, cfg.seed)
     fit_scorers(same.cpu(), images, labels)
     same.to(device)
     caffe.load_state_dict(same.state_dict())
-    x = synthetic_batch(1, cfg.option_size, same.input_convention, cfg.seed + 1)[0].to(device)
+    x = synthetic_batch(1, cfg.option_size, cfg.seed + 1)[0].to(device)
     same_cl = _fast(same, channels_last=True)
     caffe_cl = _fast(caffe, channels_last=True)
     low = torch.bfloat16

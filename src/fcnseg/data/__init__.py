@@ -32,7 +32,6 @@ from fcnseg.data.synthetic import SYNTHETIC_CLASSES, SyntheticSegmentation
 from fcnseg.data.transforms import (
     ColorJitter,
     Compose,
-    Normalize,
     RandomCrop,
     RandomHorizontalFlip,
     RandomScale,
@@ -61,7 +60,6 @@ __all__ = [
     "FileSegmentationDataset",
     "FolderSegmentation",
     "NYUDv2",
-    "Normalize",
     "PascalContext",
     "RandomCrop",
     "RandomHorizontalFlip",

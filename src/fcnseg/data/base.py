@@ -13,6 +13,7 @@ from fcnseg.conventions import InputConvention
 from fcnseg.data.errors import DataError
 from fcnseg.data.images import file_orientation
 from fcnseg.data.io import read_image, read_label
+from fcnseg.data.modalities import pad_values
 from fcnseg.data.palette import VOC_CLASSES, distinct_palette, palette_for
 
 __all__ = ["DataError", "FileSegmentationDataset", "SegmentationDataset", "Transform",
@@ -50,6 +51,12 @@ class SegmentationDataset(Dataset):
     excluded_ids: tuple[str, ...] = ()
     #: The reference's colour normalisation for this dataset, where it has its own.
     input_convention: InputConvention | None = None
+
+    @property
+    def pad_values(self) -> dict[str, float | tuple[float, ...]]:
+        """Raw values each input is padded with by crops and batches, by modality (colour:
+        the dataset's mean pixel); see :func:`fcnseg.data.modalities.pad_values`."""
+        return pad_values(self.input_convention)
 
     def __init__(self, transform: Transform | None = None) -> None:
         self.transform = transform

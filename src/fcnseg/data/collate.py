@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from fcnseg.data.modalities import COLOR, pad_values
+
 __all__ = ["collate_segmentation"]
 
 
@@ -22,14 +24,16 @@ def _as_dict(x: Any) -> tuple[dict[str | None, torch.Tensor], bool]:
 
 
 def collate_segmentation(
-    batch: Sequence[tuple[Any, Any]], ignore_index: int = 255
+    batch: Sequence[tuple[Any, Any]], ignore_index: int = 255,
+    fill: Mapping[str, float | Sequence[float]] | None = None,
 ) -> tuple[Any, Any]:
     """Stack (image, label) pairs of possibly different sizes into one batch.
 
-    Images (3×H×W tensors) are padded bottom/right with 0 and labels (H×W) with ``ignore_index``
-    to the largest height and width in the batch, giving (N×3×H×W float32, N×H×W int64). Use
-    ``functools.partial(collate_segmentation, ignore_index=...)`` as a DataLoader ``collate_fn``
-    for another ignore value.
+    Images (3×H×W tensors of raw pixels) are padded bottom/right with ``fill`` (by modality;
+    default :func:`fcnseg.data.modalities.pad_values`, pass the dataset's ``pad_values``) and
+    labels (H×W) with ``ignore_index`` to the largest height and width in the batch, giving
+    (N×3×H×W float32, N×H×W int64). Use ``functools.partial(collate_segmentation,
+    ignore_index=..., fill=...)`` as a DataLoader ``collate_fn``.
 
     Dicts are batched key by key: inputs ``{modality: C×H×W}`` become ``{modality: N×C×H×W}``
     and labels ``{head: H×W}`` become ``{head: N×H×W}``. Every sample must have the same keys,
@@ -51,7 +55,7 @@ def collate_segmentation(
             if im.dim() != 3 or im.shape[-2:] != size:
                 raise ValueError(
                     f"sample {i}: expected a C×H×W {_what('image', key)} of its label's size "
-                    f"{tuple(size)}, got {tuple(im.shape)} (apply Normalize before batching)"
+                    f"{tuple(size)}, got {tuple(im.shape)} (apply ToTensor before batching)"
                 )
         for key, lb in labels.items():
             if lb.dim() != 2 or lb.shape != size:
@@ -62,7 +66,8 @@ def collate_segmentation(
     h = max(next(iter(lbs.values())).shape[0] for _, (lbs, _) in samples)
     w = max(next(iter(lbs.values())).shape[1] for _, (lbs, _) in samples)
     n = len(batch)
-    out_images = {key: torch.zeros((n, im.shape[0], h, w), dtype=torch.float32)
+    fills = dict(pad_values() if fill is None else fill)
+    out_images = {key: _padded((n, im.shape[0], h, w), fills.get(key or COLOR, 0.0))
                   for key, im in first_images.items()}
     out_labels = {key: torch.full((n, h, w), ignore_index, dtype=torch.int64)
                   for key in first_labels}
@@ -76,6 +81,14 @@ def collate_segmentation(
             out_labels[key][i, : lb.shape[0], : lb.shape[1]] = lb
     return (out_images if images_are_dict else out_images[None],
             out_labels if labels_are_dict else out_labels[None])
+
+
+def _padded(shape: tuple[int, int, int, int], value: float | Sequence[float]) -> torch.Tensor:
+    """An N×C×H×W float32 batch filled with ``value`` (one number, or one per channel)."""
+    v = torch.as_tensor(value, dtype=torch.float32).reshape(-1)
+    if v.numel() != shape[1]:
+        v = v[:1]
+    return v.view(1, -1, 1, 1).expand(shape).clone()
 
 
 def _what(kind: str, key: str | None) -> str:

@@ -11,7 +11,7 @@ On disk (the layout of the FCN reference's ``nyud`` folder)::
 ``dataset[i]`` is ``(inputs, label)``: ``inputs`` is a dict keyed by modality, in the order
 asked for (``{"color": H×W×3 uint8 RGB, "hha": H×W×3 uint8, "depth": H×W float32 raw depth}``),
 and ``label`` an H×W int64 array with classes 0-39 and 255 for void (the stored values minus 1).
-:class:`~fcnseg.data.transforms.Normalize` gives each modality its own normalisation.
+The model normalises each modality its own way (:class:`~fcnseg.models.preprocess.Preprocess`).
 """
 
 from __future__ import annotations

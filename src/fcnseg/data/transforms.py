@@ -1,16 +1,17 @@
 """Joint image/mask transforms: each is a callable ``(image, label) -> (image, label)``.
 
 Images are H×W×3 uint8 RGB arrays and labels H×W integer arrays until the final
-:class:`Normalize`, which turns them into a float32 3×H×W tensor in the model's input convention
-and an int64 H×W tensor. Masks are only ever resampled by nearest neighbour, so no transform
-invents a class value.
+:class:`ToTensor`, which turns them into a 3×H×W tensor of the same raw pixels and an int64 H×W
+tensor: transforms do geometry and photometry only, and the model normalises
+(:mod:`fcnseg.models.preprocess`). Masks are only ever resampled by nearest neighbour, so no
+transform invents a class value.
 
 Several inputs or several label maps travel as dicts: ``image`` may be ``{modality: array}``
 (e.g. ``{"color": H×W×3 uint8, "hha": H×W×3 uint8, "depth": H×W float}``) and ``label``
 ``{head: H×W array}`` (e.g. ``{"semantic": ..., "geometric": ...}``). Every geometric transform
 (scale, crop, flip) draws once per sample and applies the same change to every input and every
-label map; colour jitter touches only the colour input; :class:`Normalize` gives each modality
-its own normalisation (:mod:`fcnseg.data.modalities`) and returns dicts of tensors.
+label map; colour jitter touches only the colour input; :class:`ToTensor` returns dicts of
+tensors.
 
 Random draws come from torch's RNG (or an explicit ``generator``), so
 ``torch.manual_seed`` and the DataLoader's per-worker seeding make augmentation reproducible.
@@ -25,13 +26,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fcnseg.conventions import InputConvention, get_convention
-from fcnseg.data.modalities import COLOR, MODALITY_FILL, normalize_input
+from fcnseg.data.modalities import COLOR, pad_values
 
 __all__ = [
     "ColorJitter",
     "Compose",
-    "Normalize",
     "RandomCrop",
     "RandomHorizontalFlip",
     "RandomScale",
@@ -260,76 +259,57 @@ class ColorJitter:
                 f"saturation={self.saturation})")
 
 
-class Normalize:
-    """Convert to tensors: image → float32 3×H×W in the model's input convention, label → int64.
+class ToTensor:
+    """Convert to tensors of the same values: an H×W×C image → C×H×W (uint8 stays uint8), an
+    H×W input (depth) → 1×H×W, a label → int64 H×W. Dicts become dicts of tensors."""
 
-    ``convention`` is an :class:`~fcnseg.conventions.InputConvention` or its name
-    (``"caffe_bgr"``, ``"torchvision_rgb"``); take it from ``model.input_convention``.
-
-    Dict inputs become dicts of tensors: ``"color"`` by the convention (3×H×W), ``"hha"``
-    minus the HHA mean (3×H×W), ``"depth"`` as log depth minus its mean (1×H×W); see
-    :mod:`fcnseg.data.modalities`. Dict labels become dicts of int64 H×W tensors.
-    """
-
-    def __init__(self, convention: InputConvention | str | dict) -> None:
-        self.convention = get_convention(convention)
-
-    def _input(self, key: str | None, image: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(normalize_input(key, image, self.convention))
+    @staticmethod
+    def _input(image: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(np.ascontiguousarray(image))
+        return t[None] if t.dim() == 2 else t.permute(2, 0, 1).contiguous()
 
     def __call__(self, image: Any, label: Any) -> tuple[Any, Any]:
-        x = _each_keyed(image, self._input)
+        x = _each(image, self._input)
         y = _each(label, lambda lb: torch.from_numpy(np.ascontiguousarray(lb, dtype=np.int64)))
         return x, y
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.convention.name!r})"
-
-
-class ToTensor(Normalize):
-    """Alias of :class:`Normalize`: tensors in the model's input convention."""
-
-
-def mean_rgb(convention: InputConvention | str | dict) -> tuple[float, float, float]:
-    """The convention's mean pixel as RGB 0-255 values (what normalises to zero)."""
-    c = get_convention(convention)
-    mean = [m / c.scale for m in c.mean]
-    if c.channel_order == "BGR":
-        mean = mean[::-1]
-    return (mean[0], mean[1], mean[2])
+        return f"{type(self).__name__}()"
 
 
 def build_train_transform(
-    convention: InputConvention | str | dict,
     *,
     crop_size: int | tuple[int, int] | None = None,
     scale_range: tuple[float, float] | None = None,
     flip: bool = True,
     jitter: bool | float = False,
     ignore_index: int = 255,
+    fill: Mapping[str, float | Sequence[float]] | None = None,
 ) -> Compose:
-    """The training pipeline: [scale] → [crop] → [flip] → [jitter] → normalise.
+    """The training pipeline: [scale] → [crop] → [flip] → [jitter] → to tensors.
 
-    Crops pad the image with the convention's mean pixel (zero after normalisation) and the label
-    with ``ignore_index``. ``jitter=True`` means brightness, contrast and saturation 0.3; a float
+    Crops pad each input with ``fill`` (by modality; default
+    :func:`fcnseg.data.modalities.pad_values`: the ImageNet mean pixel, which models
+    normalise to about zero; pass the dataset's ``pad_values``) and the label with
+    ``ignore_index``. ``jitter=True`` means brightness, contrast and saturation 0.3; a float
     sets all three.
     """
     steps: list[Any] = []
     if scale_range is not None:
         steps.append(RandomScale(*scale_range))
     if crop_size is not None:
-        # Every modality pads with the raw value that normalises to zero.
-        fill = {COLOR: mean_rgb(convention), **MODALITY_FILL}
+        # Every modality pads with the raw value that normalises to (about) zero.
+        fill = dict(pad_values() if fill is None else fill)
         steps.append(RandomCrop(crop_size, ignore_index=ignore_index, fill=fill))
     if flip:
         steps.append(RandomHorizontalFlip())
     if jitter:
         j = 0.3 if jitter is True else float(jitter)
         steps.append(ColorJitter(j, j, j))
-    steps.append(Normalize(convention))
+    steps.append(ToTensor())
     return Compose(steps)
 
 
-def build_eval_transform(convention: InputConvention | str | dict) -> Compose:
-    """The evaluation pipeline: normalisation only (full images, no augmentation)."""
-    return Compose([Normalize(convention)])
+def build_eval_transform() -> Compose:
+    """The evaluation pipeline: tensors of the full images' raw pixels (no augmentation)."""
+    return Compose([ToTensor()])

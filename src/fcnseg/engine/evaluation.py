@@ -377,9 +377,9 @@ def evaluate_checkpoint(
     Args:
         checkpoint: checkpoint path (or a dict from :func:`fcnseg.checkpoint.load_checkpoint`).
         dataset: a spec for :func:`fcnseg.data.build_dataset` (e.g. ``{"name": "voc", "root":
-            "data/VOCdevkit", "split": "val"}``), given the checkpoint's input convention as its
-            transform; or a dataset object: one without a transform gets that same
-            preprocessing, one with a transform is used as it is.
+            "data/VOCdevkit", "split": "val"}``); or a dataset object: one without a transform
+            gets :func:`~fcnseg.data.transforms.build_eval_transform`, one with a transform is
+            used as it is. Either gives raw pixels: the model normalises them.
         device: where to run.
         batch_size: images per batch; 1 (default) evaluates each whole image exactly, more pad
             a batch to its largest image (padded pixels are not scored).
@@ -426,7 +426,7 @@ def evaluate_checkpoint(
     num_classes: int | dict[str, int] = (
         {h: len(n) for h, n in head_classes.items()} if head_classes else len(class_names))
     calibration = calibration and not head_classes  # measured for one head only
-    transform = build_eval_transform(model.input_convention)
+    transform = build_eval_transform()
     if isinstance(dataset, Mapping):
         described: dict[str, Any] = dict(dataset)
         source = data = build_dataset(dict(dataset), transform=transform)
@@ -456,7 +456,8 @@ def evaluate_checkpoint(
     described["num_images"] = len(data)
     loader = DataLoader(
         data, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-        collate_fn=partial(collate_segmentation, ignore_index=ignore_index),
+        collate_fn=partial(collate_segmentation, ignore_index=ignore_index,
+                           fill=getattr(source, "pad_values", None)),
         pin_memory=device.type == "cuda",
     )
     start = time.perf_counter()

@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from fcnseg.checkpoint import CheckpointError, load_checkpoint
-from fcnseg.conventions import InputConvention, get_convention
+from fcnseg.conventions import get_convention
 from fcnseg.data import SkipBad, build_dataset, collate_segmentation
 from fcnseg.data.cache import cache_decoded
 from fcnseg.data.check import scan_dataset
@@ -140,10 +140,10 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
     pretrained weights are read: the run's own checkpoint supplies weights and input
     convention. ``train_model`` is ``model`` until :func:`wrap_model`, which comes after the
     checkpoint is restored."""
-    # The classes come from the data and the input convention from the model's weights; the
-    # transforms need the latter, so the training set is opened once without them first.
-    train_spec = dict(config.data.train)
-    plain = build_dataset(train_spec, split=train_spec.get("split") or "train")
+    # Data first (the classes size the model), opened once; the model normalises its pixels.
+    notes: list[str] = []
+    train_ds, val_ds = build_datasets(config, notes)
+    plain = _unwrapped(train_ds)
     class_names, ignore_index = list(plain.classes), plain.ignore_index
     head_classes = _head_classes(plain)
     if head_classes is not None and config.loss.class_weights != "none":
@@ -159,8 +159,6 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
     if resume_ckpt is not None:
         # The run's own checkpoint says how its weights expect their pixels.
         model.input_convention = get_convention(resume_ckpt["model"]["input_convention"])
-    notes: list[str] = []
-    train_ds, val_ds = build_datasets(config, model.input_convention, ignore_index, notes)
     class_weights, class_pixels = build_class_weights(
         _saved_class_weights(resume_ckpt) or config.loss.class_weights, plain,
         max_weight=config.loss.max_weight, workers=loader_workers(config.data.num_workers),
@@ -194,6 +192,19 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
         channels_last=channels_last, head_classes=head_classes,
         eval_exclude_classes=getattr(plain, "eval_exclude_classes", ()), ema=ema,
         notes=notes, background_class=getattr(plain, "background_class", None))
+
+
+def _unwrapped(dataset: Any) -> Any:
+    """The dataset inside a :class:`~fcnseg.data.SkipBad` or ``Subset`` (itself otherwise)."""
+    while isinstance(dataset, (SkipBad, Subset)):
+        dataset = dataset.dataset
+    return dataset
+
+
+def _collate(dataset: Any, ignore_index: int) -> Callable[..., Any]:
+    """The collate function of ``dataset``'s loaders: pads with its ``pad_values``."""
+    return partial(collate_segmentation, ignore_index=ignore_index,
+                   fill=getattr(_unwrapped(dataset), "pad_values", None))
 
 
 def _head_classes(dataset: Any) -> dict[str, list[str]] | None:
@@ -300,28 +311,28 @@ def _init_from_file(model: nn.Module, init: str | Mapping[str, str]) -> None:
 # -- data ------------------------------------------------------------------------------------
 
 
-def build_datasets(config: TrainConfig, convention: InputConvention, ignore_index: int,
+def build_datasets(config: TrainConfig,
                    notes: list[str] | None = None) -> tuple[Dataset, Dataset | None]:
     """The training set (augmented) and the validation set (or None), checked: with
     ``data.skip_bad`` bad samples are skipped, otherwise the validation files' headers are
     read now so that a bad one stops the run before training rather than at its first
-    evaluation. Their decoded samples are kept in memory per ``data.cache``
+    evaluation. Both give raw pixels; crops pad with the training set's ``pad_values``. Their
+    decoded samples are kept in memory per ``data.cache``
     (:func:`fcnseg.data.cache.cache_decoded`); what was decided is added to ``notes``."""
     d = config.data
     train_spec = dict(d.train)
+    train_ds = build_dataset(train_spec, split=train_spec.get("split") or "train")
     if d.crop_size == "auto":
-        d.crop_size = _auto_crop(config, train_spec, notes)
-    train_tf = build_train_transform(
-        convention, crop_size=d.crop_size,
-        scale_range=tuple(d.scale_range) if d.scale_range else None,
-        flip=d.flip, jitter=d.jitter, ignore_index=ignore_index)
-    train_ds = build_dataset(train_spec, split=train_spec.get("split") or "train",
-                             transform=train_tf)
+        d.crop_size = _auto_crop(config, train_ds, notes)
+    train_ds.transform = build_train_transform(
+        crop_size=d.crop_size, scale_range=tuple(d.scale_range) if d.scale_range else None,
+        flip=d.flip, jitter=d.jitter, ignore_index=train_ds.ignore_index,
+        fill=train_ds.pad_values)
     val_ds = None
     if d.val:
         val_spec = dict(d.val)
         val_ds = build_dataset(val_spec, split=val_spec.get("split") or "val",
-                               transform=build_eval_transform(convention))
+                               transform=build_eval_transform())
         if val_ds.num_classes != train_ds.num_classes:
             raise ValueError(f"data.val: {val_ds.num_classes} classes, but data.train has "
                              f"{train_ds.num_classes}")
@@ -345,13 +356,11 @@ def build_datasets(config: TrainConfig, convention: InputConvention, ignore_inde
     return train_ds, val_ds
 
 
-def _auto_crop(config: TrainConfig, train_spec: dict[str, Any],
-               notes: list[str] | None) -> int | None:
+def _auto_crop(config: TrainConfig, dataset: Any, notes: list[str] | None) -> int | None:
     """``data.crop_size: auto`` resolved from the training images' sizes (read from their
     headers), said in ``notes``; the recipe written to the run folder then holds the number."""
     upper = config.data.crop_size_max
-    plain = build_dataset(train_spec, split=train_spec.get("split") or "train")
-    sizes = sample_image_sizes(plain)
+    sizes = sample_image_sizes(dataset)
     if not sizes:  # generated data: no files to measure
         message = (f"data.crop_size auto: {upper or 'whole images'} (generated images have no "
                    f"files to measure)")
@@ -474,7 +483,7 @@ def _train_loader(config: TrainConfig, info: DistInfo, train_ds: Dataset,
     generator = torch.Generator().manual_seed(config.seed)
     loader = DataLoader(SeededSamples(train_ds, config.seed), batch_size=batch, sampler=sampler,
                         drop_last=True, num_workers=workers, persistent_workers=workers > 0,
-                        collate_fn=partial(collate_segmentation, ignore_index=ignore_index),
+                        collate_fn=_collate(train_ds, ignore_index),
                         generator=generator, pin_memory=info.device.type == "cuda",
                         worker_init_fn=ignore_stop_signals)
     return sampler, loader, generator
@@ -497,6 +506,6 @@ def _val_loader(config: TrainConfig, info: DistInfo, val_ds: Dataset | None,
             if batch > 1 else {"batch_size": 1, "sampler": shards}
     return DataLoader(val_ds, **batching,
                       num_workers=workers, persistent_workers=workers > 0,
-                      collate_fn=partial(collate_segmentation, ignore_index=ignore_index),
+                      collate_fn=_collate(val_ds, ignore_index),
                       generator=torch.Generator().manual_seed(0),
                       worker_init_fn=ignore_stop_signals)

@@ -14,7 +14,6 @@ import torch
 from torch import nn
 
 from fcnseg import __version__
-from fcnseg.conventions import CAFFE_BGR, NYUD_HHA, InputConvention
 from fcnseg.inference.sliding import forward_logits
 from fcnseg.models.fastpath import is_plain, plain_copy
 
@@ -27,7 +26,6 @@ __all__ = [
     "LogitsOnly",
     "NamedIO",
     "RAW_PIXELS",
-    "RawPixels",
     "SampleCheck",
     "check_samples",
     "export_subject",
@@ -106,22 +104,7 @@ def output_names(model: nn.Module) -> tuple[str, ...] | None:
     return heads if len(heads) > 1 else None
 
 
-class RawPixels(nn.Module):
-    """A model behind its input convention: takes N×3×H×W float32 RGB pixel values 0-255 and
-    normalises them in the graph, so that a deployed model needs no preprocessing code.
-
-    The one place where exports put normalisation in front of a model."""
-
-    def __init__(self, model: nn.Module, convention: InputConvention) -> None:
-        super().__init__()
-        self.model = model
-        self.convention = convention
-
-    def forward(self, x: torch.Tensor) -> Any:
-        return self.model(self.convention.normalize(x))
-
-
-#: ``input_pixels`` of a graph that takes RGB 0-255 values (see :class:`RawPixels`).
+#: ``input_pixels`` of a graph that takes RGB 0-255 values (the model with its preprocessing).
 RAW_PIXELS = "rgb_0_255"
 
 
@@ -144,7 +127,7 @@ class NamedIO(nn.Module):
 def metadata_strings(description: Mapping[str, Any], *,
                      inputs: Sequence[str] | None = None,
                      outputs: Sequence[str] | None = None,
-                     raw_pixels: bool = False) -> dict[str, str]:
+                     raw_pixels: bool = True) -> dict[str, str]:
     """A model description as string metadata: each value JSON-encoded under its key.
     ``inputs`` / ``outputs`` name the inputs (modalities) and outputs (heads) of a model with
     several; they are recorded as ``input_names`` / ``output_names``. ``raw_pixels``: the graph
@@ -166,6 +149,9 @@ def metadata_strings(description: Mapping[str, Any], *,
     if inputs:
         meta["input_names"] = json.dumps(list(inputs))
         meta["input"] = json.dumps(
+            "one N×C×H×W float32 raw input per modality, all of one size: color RGB 0-255; "
+            "hha as stored, 0-255 (3 channels); depth in millimetres, 0 where unknown "
+            "(1 channel); the graph normalises each" if raw_pixels else
             "one N×C×H×W float32 input per modality, all of one size: color normalised per "
             "input_convention; hha minus the HHA mean (3 channels); depth log depth minus its "
             "mean (1 channel)")
@@ -178,16 +164,16 @@ def metadata_strings(description: Mapping[str, Any], *,
 
 def sample_batches(
     size: tuple[int, int],
-    convention: InputConvention = CAFFE_BGR,
     *,
     seed: int = 0,
     modalities: Sequence[str] | None = None,
 ) -> list[Sample]:
-    """Two normalised random images batches: 1×3×H×W at ``size``, and 2×3×H'×W' at a different
-    size (odd offsets, so that rounding in pools and crops differs) to prove dynamic axes.
+    """Two batches of random raw images (float32 0-255): 1×3×H×W at ``size``, and 2×3×H'×W' at
+    a different size (odd offsets, so that rounding in pools and crops differs) to prove
+    dynamic axes.
 
-    With ``modalities`` each sample is a dict of one batch per modality: colour normalised by
-    ``convention``, HHA minus its mean, depth as a log depth minus its mean."""
+    With ``modalities`` each sample is a dict of one batch per modality: colour and HHA as
+    0-255 pixels, depth in millimetres (0.5 to 10 m, a few pixels unknown)."""
     h, w = size
     if h < 1 or w < 1:
         raise ValueError(f"sample size must be positive, got {size}")
@@ -198,22 +184,19 @@ def sample_batches(
     second = (h + 37, max(1, w - 19) if w > 40 else w + 23)
     gen = torch.Generator().manual_seed(seed)
 
-    def image(n: int, hh: int, ww: int, conv: InputConvention) -> torch.Tensor:
-        pixels = torch.randint(0, 256, (n, 3, hh, ww), generator=gen, dtype=torch.uint8)
-        return conv.normalize(pixels).contiguous()
+    def image(n: int, hh: int, ww: int) -> torch.Tensor:
+        return torch.randint(0, 256, (n, 3, hh, ww), generator=gen).float()
+
+    def depth(n: int, hh: int, ww: int) -> torch.Tensor:
+        mm = torch.randint(500, 10_000, (n, 1, hh, ww), generator=gen).float()
+        return mm * (torch.rand(n, 1, hh, ww, generator=gen) > 0.05)
 
     out: list[Sample] = []
     for n, (hh, ww) in ((1, (h, w)), (2, second)):
         if not modalities:
-            out.append(image(n, hh, ww, convention))
+            out.append(image(n, hh, ww))
             continue
-        sample = {}
-        for m in modalities:
-            if m == "depth":  # log depth minus its mean: about ±1 over a room
-                sample[m] = torch.randn(n, 1, hh, ww, generator=gen) * 0.5
-            else:
-                sample[m] = image(n, hh, ww, NYUD_HHA if m == "hha" else convention)
-        out.append(sample)
+        out.append({m: (depth if m == "depth" else image)(n, hh, ww) for m in modalities})
     return out
 
 
@@ -227,7 +210,7 @@ class ExportSubject:
     samples: list[Sample]
     inputs: tuple[str, ...] | None
     outputs: tuple[str, ...] | None
-    raw_pixels: bool = False
+    raw_pixels: bool = True
 
     def metadata(self, description: Mapping[str, Any]) -> dict[str, str]:
         """:func:`metadata_strings` of ``description`` with this model's input and output
@@ -237,27 +220,29 @@ class ExportSubject:
 
 
 def export_subject(model: nn.Module, sample_size: tuple[int, int], *,
-                   raw_pixels: bool = False) -> ExportSubject:
+                   raw_pixels: bool = True) -> ExportSubject:
     """``model`` prepared for export, with samples of ``sample_size`` (see
-    :func:`sample_batches`). ``raw_pixels``: the export takes RGB 0-255 values and normalises
-    them itself (:class:`RawPixels`; for models of one colour input, ignored for others)."""
+    :func:`sample_batches`). ``raw_pixels``: the export takes raw pixels and normalises them
+    itself (the model with its ``preprocess``); False exports the bare network, taking input
+    normalised per the model's input convention."""
     # Plain float32 layers on the CPU for the tracer: the model itself when it is so already
-    # (a VGG16 FCN is over 500 MB; a copy would be held through the whole export).
-    ready = (is_plain(model) and not model.training and all(
+    # (a VGG16 FCN is over 500 MB; a copy would be held through the whole export), unless
+    # its preprocessing is to be left out (then a copy loses it).
+    ready = raw_pixels and (is_plain(model) and not model.training and all(
         t.device.type == "cpu" and t.dtype == torch.float32
         for t in itertools.chain(model.parameters(), model.buffers()) if t.is_floating_point()))
     if not ready:
         model = plain_copy(model).to("cpu").float().eval()
     inputs, outputs = input_names(model), output_names(model)
-    convention = getattr(model, "input_convention", CAFFE_BGR)
-    samples = sample_batches(sample_size, convention, modalities=inputs)
+    samples = sample_batches(sample_size, modalities=inputs)  # raw pixels
+    preprocess = getattr(model, "preprocess", None)
+    if not raw_pixels and preprocess is not None:
+        # The bare network, verified on what its preprocessing makes of the raw samples.
+        with torch.no_grad():
+            samples = [preprocess(x) for x in samples]
+        model.preprocess = nn.Identity()
     # One output: the logits (or one per head).
-    subject = logits_model(model)
-    raw_pixels = raw_pixels and inputs is None
-    if raw_pixels:
-        subject = RawPixels(subject, convention).eval()
-        samples = [convention.denormalize(x).round() for x in samples]  # the pixels again
-    return ExportSubject(subject, samples, inputs, outputs, raw_pixels)
+    return ExportSubject(logits_model(model), samples, inputs, outputs, raw_pixels)
 
 
 def _arrays(value: Any) -> dict[str, np.ndarray]:

@@ -120,7 +120,7 @@ def export_onnx(
     exporter: str = "legacy",
     atol: float = DEFAULT_ATOL,
     rtol: float = DEFAULT_RTOL,
-    raw_pixels: bool = False,
+    raw_pixels: bool = True,
     labels_out: bool = False,
 ) -> OnnxExport:
     """Export ``model`` to ONNX at ``path``, verified before the file is written.
@@ -136,8 +136,10 @@ def export_onnx(
         exporter: ``"legacy"`` (TorchScript-based) or ``"dynamo"``.
         atol: the largest absolute difference to PyTorch accepted on either sample...
         rtol: ... or this fraction of the largest logit, where that is more.
-        raw_pixels: the graph takes N×3×H×W float32 RGB values 0-255 and normalises them
-            itself (metadata ``input_pixels`` = ``"rgb_0_255"``); for one-input models.
+        raw_pixels: the graph takes N×3×H×W float32 RGB values 0-255 (raw inputs per
+            modality) and normalises them itself (metadata ``input_pixels`` =
+            ``"rgb_0_255"``), as the model does; False exports the bare network, taking
+            normalised input.
         labels_out: the graph ends in an argmax: N×H×W uint8 labels (int32 past 256
             classes) instead of logits (metadata ``outputs`` = ``"labels"``); verified on the
             logits first, then on the labels (equal to the verified logits' argmax).

@@ -66,10 +66,11 @@ def export_torchscript(
     sample_size: tuple[int, int] = (224, 224),
     atol: float = DEFAULT_ATOL,
     rtol: float = DEFAULT_RTOL,
-    raw_pixels: bool = False,
+    raw_pixels: bool = True,
 ) -> TorchScriptExport:
     """Trace ``model`` on the CPU and save it at ``path`` after checking two sample sizes.
-    ``raw_pixels``: the module takes RGB 0-255 values and normalises them itself.
+    ``raw_pixels`` (default): the module takes RGB 0-255 values and normalises them itself, as
+    the model does; False traces the bare network, taking normalised input.
 
     Raises:
         ExportError: tracing failed or the saved module differs from PyTorch by ``atol`` or

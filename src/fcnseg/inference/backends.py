@@ -5,14 +5,17 @@
 names, palette, input convention, geometry, quantization record) into the dict that
 :func:`fcnseg.checkpoint.load_checkpoint` returns, and :func:`artifact_model` gives an
 ``nn.Module`` that runs the file with its own runtime (ONNX Runtime, TorchScript) and answers
-like the model it came from: normalised N×3×H×W float input, N×C×H×W float32 logits out, with
-``arch``, ``geometry``, ``num_classes`` and ``input_convention`` attributes. Everything built on
-models (sliding windows, TTA, batching, evaluation) therefore works on artifacts unchanged.
+like the model it came from: raw N×3×H×W pixels in (RGB 0-255), N×C×H×W float32 logits out,
+with ``arch``, ``geometry``, ``num_classes``, ``input_convention`` and ``preprocess``
+attributes. Everything built on models (sliding windows, TTA, batching, evaluation) therefore
+works on artifacts unchanged.
 
 A graph that takes raw pixels (``input_pixels`` = ``"rgb_0_255"`` in its metadata, what
-``fcnseg export`` and ``fcnseg quantize`` write) is fed the normalised batch mapped back to
-pixels; a graph that ends in an argmax (``outputs`` = ``"labels"``) answers with one-hot logits,
-so that labels are exact and probabilities are 0 or 1.
+``fcnseg export`` and ``fcnseg quantize`` write) is fed the pixels as they are; a graph taking
+normalised input (``"normalized"``) gets them through the model's
+:class:`~fcnseg.models.preprocess.Preprocess` first; a graph that ends in an argmax
+(``outputs`` = ``"labels"``) answers with one-hot logits, so that labels are exact and
+probabilities are 0 or 1.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import torch
 from torch import nn
 
 from fcnseg.conventions import InputConvention, get_convention
+from fcnseg.models.preprocess import Preprocess
 
 __all__ = [
     "ArtifactError",
@@ -193,6 +197,8 @@ class ArtifactModel(nn.Module):
         self.geometry = geometry
         self.num_classes = int(num_classes)
         self.input_convention = convention
+        #: What the file does to raw pixels: inside its graph (``raw_pixels``), else here.
+        self.preprocess = Preprocess(("color",), convention)
         self.raw_pixels = raw_pixels
         self.labels_out = labels_out
         self.precision = precision
@@ -201,8 +207,8 @@ class ArtifactModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         device = x.device
         x = x.detach().float().cpu()
-        if self.raw_pixels:
-            x = self.input_convention.denormalize(x)
+        if not self.raw_pixels:
+            x = self.preprocess(x)
         out = self._run(x.contiguous())
         if self.labels_out:
             labels = out.long()

@@ -301,7 +301,8 @@ def calibrate_checkpoint(
     ckpt = load_checkpoint(checkpoint)
     model = build_model_from_checkpoint(ckpt)
     names = list(ckpt["classes"]["names"])
-    data = build_dataset(dict(dataset), transform=build_eval_transform(model.input_convention))
+    data = build_dataset(dict(dataset), transform=build_eval_transform())
+    fill = getattr(data, "pad_values", None)
     data_classes = list(getattr(data, "classes", ()) or ())
     if data_classes and len(data_classes) != len(names):
         raise ValueError(f"dataset {dataset.get('name')!r} has {len(data_classes)} classes but "
@@ -313,7 +314,8 @@ def calibrate_checkpoint(
     device = torch.device(device)
     model.to(device)
     loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                        collate_fn=partial(collate_segmentation, ignore_index=ignore_index))
+                        collate_fn=partial(collate_segmentation, ignore_index=ignore_index,
+                                           fill=fill))
     logits, labels = collect_logits(model, loader, ignore_index=ignore_index,
                                     max_pixels=max_pixels, num_images=len(data), device=device,
                                     seed=seed, progress=progress)

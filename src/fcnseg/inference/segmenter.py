@@ -1,8 +1,9 @@
 """``Segmenter``: a trained model with everything needed to segment an image.
 
-The model carries its geometry and input convention; the checkpoint adds the class names,
-palette and ignore value. ``predict`` takes an image in any common form, preprocesses it the way
-the weights expect, and returns a :class:`Prediction` at the image's own size.
+The model carries its geometry and its preprocessing (``model.preprocess``: it takes raw pixels);
+the checkpoint adds the class names, palette and ignore value. ``predict`` takes an image in any
+common form, hands its pixels to the model, and returns a :class:`Prediction` at the image's own
+size.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from torch import nn
 from fcnseg.checkpoint import build_model_from_checkpoint, load_checkpoint
 from fcnseg.conventions import InputConvention, get_convention
 from fcnseg.data.io import read_raw
-from fcnseg.data.modalities import normalize_input
 from fcnseg.inference.images import DEFAULT_MAX_PIXELS, to_rgb_uint8
 from fcnseg.inference.sliding import TTA, PredictFn, SlidingWindow, forward_logits
 from fcnseg.inference.visualize import normalize_palette
 from fcnseg.models.fastpath import optimize
+from fcnseg.models.preprocess import Preprocess, with_preprocess
 from fcnseg.utils.amp import autocast
 from fcnseg.utils.hardware import default_channels_last, resolve_precision
 
@@ -84,8 +85,10 @@ class Segmenter:
             ``{"window": ..., "stride": ...}`` or a :class:`SlidingWindow`.
         tta: None, a mapping ``{"scales": [...], "flip": bool}`` or a :class:`TTA`.
         max_pixels: images with more pixels are refused before decoding.
-        input_convention: the model's preprocessing, when the model does not carry it as
-            ``model.input_convention`` (a model without either is refused rather than guessed).
+        input_convention: the model's preprocessing, when the model does not carry it as a
+            :class:`~fcnseg.models.preprocess.Preprocess` (a bare network, or a model of your
+            own): it is then put in front of the model. A model with neither a ``Preprocess``
+            nor an ``input_convention`` is refused rather than guessed.
         temperature: logits are divided by it before the softmax (``fcnseg calibrate`` fits it
             and stores it in the checkpoint); it changes probabilities, never labels.
         head_classes: ``{head: class names}`` of a model with several heads (``model(x)``
@@ -147,6 +150,8 @@ class Segmenter:
             channels_last = (self.runtime is None
                              and default_channels_last(self.device, self.precision))
         self.channels_last = bool(channels_last)
+        if not isinstance(getattr(model, "preprocess", None), Preprocess):
+            model = with_preprocess(model, convention)
         self.model = optimize(model, "inference", device=self.device,
                               channels_last=self.channels_last)
         self.class_names: list[str] = [str(n) for n in class_names]
@@ -277,14 +282,14 @@ class Segmenter:
         return to_rgb_uint8(image, max_pixels=self.max_pixels)
 
     def preprocess(self, rgb: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
-        """H×W×3 uint8 RGB image(s) of one size as a normalised N×3×H×W batch on the device."""
+        """H×W×3 uint8 RGB image(s) of one size as the N×3×H×W uint8 batch the model takes, on
+        the device (the model normalises it)."""
         arrays = [rgb] if isinstance(rgb, np.ndarray) else list(rgb)
-        batch = torch.from_numpy(np.stack(arrays)).to(self.device).permute(0, 3, 1, 2)
-        return self.input_convention.normalize(batch)
+        return torch.from_numpy(np.stack(arrays)).to(self.device).permute(0, 3, 1, 2)
 
     @torch.inference_mode()
     def logits(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
-        """N×C×H×W logits of a normalised batch, with sliding window and TTA as configured,
+        """N×C×H×W logits of a batch of raw pixels, with sliding window and TTA as configured,
         divided by the temperature, in float32 whatever the precision; ``{head: logits}`` for a
         model with several heads."""
         x = _on_device(x, self.device, self.channels_last)
@@ -343,7 +348,7 @@ class Segmenter:
         if len(self.input_names) > 1:
             raise ValueError(f"{self.arch} takes the inputs {list(self.input_names)}; the "
                              f"segmenter predicts from colour images alone (call the model "
-                             f"with a dict of normalised inputs instead)")
+                             f"with a dict of inputs instead)")
         logits = self.logits(self.preprocess(rgbs))
         if not isinstance(logits, Mapping):
             return _predictions(logits, rgbs, self.class_names, return_probs)
@@ -358,7 +363,7 @@ class Segmenter:
         """Segment one sample given as ``{modality: input}``, for a model with several input
         modalities (NYUDv2 RGB-D, RGB-HHA). ``color`` and ``hha`` are anything :meth:`predict`
         accepts (3-channel 8-bit images); ``depth`` is a 16-bit depth PNG path or an H×W array.
-        Each is normalised as its modality is in training. The prediction's ``image`` is the
+        The model normalises each as its modality is in training. The prediction's ``image`` is the
         colour input (else the first one, as a picture)."""
         missing = [m for m in self.input_names if m not in inputs]
         if missing:
@@ -368,7 +373,7 @@ class Segmenter:
         sizes = {m: a.shape[:2] for m, a in arrays.items()}
         if len(set(sizes.values())) > 1:
             raise ValueError(f"the inputs differ in size (H×W): {sizes}")
-        x = {m: self._normalize_input(m, a)[None] for m, a in arrays.items()}
+        x = {m: _input_tensor(a)[None] for m, a in arrays.items()}
         logits = self.logits(x)
         picture = _picture(arrays)
         if not isinstance(logits, Mapping):
@@ -386,13 +391,16 @@ class Segmenter:
                              f"16-bit grey PNG)")
         return depth.astype(np.float32)
 
-    def _normalize_input(self, modality: str, array: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(normalize_input(modality, array, self.input_convention))
-
     def __repr__(self) -> str:
         return (f"Segmenter(arch={self.arch!r}, geometry={self.geometry!r}, "
                 f"classes={self.num_classes}, device={str(self.device)!r}, "
                 f"precision={self.precision!r})")
+
+
+def _input_tensor(array: np.ndarray) -> torch.Tensor:
+    """An H×W×C image or an H×W map (depth) as a C×H×W tensor of the same values."""
+    t = torch.from_numpy(np.ascontiguousarray(array))
+    return t[None] if t.dim() == 2 else t.permute(2, 0, 1)
 
 
 def _compile_failure(e: BaseException) -> str:

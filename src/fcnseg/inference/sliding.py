@@ -1,7 +1,7 @@
 """Sliding-window inference and test-time augmentation, as ``predict_fn``-shaped functions.
 
-Both take a model and a normalised N×3×H×W batch and return N×C×H×W logits at the input's size,
-so they plug into evaluation (``predict_fn(model, images) -> logits``) as well as into
+Both take a model and an N×3×H×W batch of raw pixels and return N×C×H×W logits at the input's
+size, so they plug into evaluation (``predict_fn(model, images) -> logits``) as well as into
 :class:`fcnseg.inference.Segmenter`. Models with several inputs or several heads work the same
 way: a batch may be ``{modality: N×c×H×W}`` (every modality cut, resized and flipped alike) and
 logits may be ``{head: N×C×H×W}`` (every head averaged alike).
@@ -31,7 +31,7 @@ __all__ = [
 Batch = torch.Tensor | Mapping[str, torch.Tensor]
 #: Logits: N×C×H×W, or ``{head: N×C×H×W}`` for a model with several heads.
 Logits = torch.Tensor | Mapping[str, torch.Tensor]
-#: ``predict_fn(model, images) -> logits``: a normalised batch to scores at its size.
+#: ``predict_fn(model, images) -> logits``: a batch (raw pixels) to scores at its size.
 PredictFn = Callable[[nn.Module, Any], Any]
 
 
@@ -98,7 +98,7 @@ def sliding_window_logits(
     Args:
         model: a segmentation model returning N×C×h×w logits for an N×3×h×w input (or a dict
             of them, one per head; or taking a dict of inputs, one per modality).
-        x: the normalised input batch, or ``{modality: batch}`` (each cut at the same windows).
+        x: the input batch (raw pixels), or ``{modality: batch}`` (each cut at the same windows).
         window: window height and width (an int for a square window); a window larger than the
             image is cut to the image.
         stride: step between windows (default: two thirds of the window, i.e. one third
@@ -152,6 +152,8 @@ def sliding_window_logits(
 def _resize(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(t.shape[-2:]) == size:
         return t
+    # Raw uint8 pixels are resized as floats: rounding them back would change the input.
+    t = t if t.is_floating_point() else t.float()
     return F.interpolate(t, size=size, mode="bilinear", align_corners=False)
 
 

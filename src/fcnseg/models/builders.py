@@ -651,6 +651,13 @@ def _hint_name(hint: Any) -> str:
     return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 
-def build_model(name: str, **kwargs: Any) -> nn.Module:
-    """Build a model by name (``fcn32s``, ``fcn16s``, ``fcn8s``, ``fcn8s_atonce``, ...)."""
-    return get_builder(name)(**kwargs)
+def build_model(name: str, *, preprocess: bool = True, **kwargs: Any) -> nn.Module:
+    """Build a model by name (``fcn32s``, ``fcn16s``, ``fcn8s``, ``fcn8s_atonce``, ...).
+
+    The model takes raw pixels (RGB 0-255) and normalises them in ``model.preprocess``;
+    ``preprocess=False`` leaves that an ``nn.Identity()``: the bare network, taking input
+    already normalised in the model's ``input_convention``."""
+    model = get_builder(name)(**kwargs)
+    if not preprocess:
+        model.preprocess = nn.Identity()
+    return model

@@ -23,6 +23,7 @@ from torch import nn
 
 from fcnseg.models.head import VARIANTS, VGG_NAMES, HeadNames, SkipHead, reference_upsampling
 from fcnseg.models.identity import DescribedModel, ModelIdentity
+from fcnseg.models.preprocess import Preprocess
 from fcnseg.models.trunk import trunk_channels, trunk_coord_maps, trunk_features
 from fcnseg.models.vgg import GEOMETRIES, VGG16_BLOCKS, VGG16Trunk
 
@@ -44,9 +45,10 @@ class FCN(DescribedModel, nn.Module):
         layer_names: top-level trunk layers registered under another name (``{"conv1_1":
             "conv1_1_bgrd"}``: the early-fusion conv1_1 has its own name in the reference).
 
-    ``forward(x)`` returns N×num_classes×H×W scores for an N×3×H×W input; ``x`` may also be a
-    dict keyed by the input names (``{"color": ...}``), whose tensors are stacked along the
-    channels in ``input_names`` order.
+    ``forward(x)`` returns N×num_classes×H×W scores for an N×3×H×W input of raw pixels (RGB,
+    uint8 or float 0-255; ``model.preprocess`` normalises them); ``x`` may also be a dict keyed
+    by the input names (``{"color": ...}``), whose tensors are stacked along the channels in
+    ``input_names`` order.
     """
 
     def __init__(
@@ -61,6 +63,8 @@ class FCN(DescribedModel, nn.Module):
     ) -> None:
         super().__init__()
         self.input_names = tuple(input_names)
+        #: Raw pixels → the network's input (see :mod:`fcnseg.models.preprocess`).
+        self.preprocess: nn.Module = Preprocess(self.input_names, identity.input_convention)
         single = isinstance(heads, SkipHead)
         head_map = {"out": heads} if single else dict(heads)
         # The trunk and heads are held as plain attributes; their layers are registered below
@@ -152,7 +156,7 @@ class FCN(DescribedModel, nn.Module):
     def forward(
         self, x: torch.Tensor | Mapping[str, torch.Tensor]
     ) -> torch.Tensor | dict[str, torch.Tensor]:
-        x = self.stack_inputs(x)
+        x = self.stack_inputs(self.preprocess(x))
         features = self.features(x)
         size = x.shape[-2:]
         if self._single:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fcnseg.conventions import InputConvention, get_convention
+from fcnseg.models.preprocess import Preprocess
 
 __all__ = ["DescribedModel", "ModelIdentity"]
 
@@ -39,7 +40,8 @@ class ModelIdentity:
 
 class DescribedModel:
     """Mixin for models that carry a :class:`ModelIdentity` as ``self.identity``: exposes
-    ``arch``, ``build_kwargs`` and ``input_convention`` (settable) from it."""
+    ``arch``, ``build_kwargs`` and ``input_convention`` (settable) from it. Setting the
+    convention also sets the model's :class:`~fcnseg.models.preprocess.Preprocess`."""
 
     identity: ModelIdentity
 
@@ -57,4 +59,8 @@ class DescribedModel:
 
     @input_convention.setter
     def input_convention(self, value: InputConvention | str | Mapping[str, Any]) -> None:
-        self.identity.input_convention = get_convention(value)  # type: ignore[arg-type]
+        conv = get_convention(value)  # type: ignore[arg-type]
+        self.identity.input_convention = conv
+        preprocess = getattr(self, "preprocess", None)
+        if isinstance(preprocess, Preprocess):  # not when replaced by nn.Identity()
+            preprocess.set_convention(conv)

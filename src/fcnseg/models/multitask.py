@@ -37,6 +37,7 @@ from fcnseg.models.head import (
     reference_upsampling,
 )
 from fcnseg.models.identity import DescribedModel, ModelIdentity
+from fcnseg.models.preprocess import Preprocess
 from fcnseg.models.vgg import VGG16Trunk
 from fcnseg.models.weights import NONFINITE, WeightsError, first_nonfinite, read_state_dict
 from fcnseg.pretrained.resolve import resolve_checkpoint
@@ -159,6 +160,7 @@ class LateFusionFCN(DescribedModel, nn.Module):
         self.variant, self.num_classes = variant, num_classes
         self.strides = VARIANTS[variant]
         self.input_names = tuple(streams)
+        self.preprocess: nn.Module = Preprocess(self.input_names, identity.input_convention)
         self.fusion_weights = dict(zip(self.input_names, weights, strict=True))
         # Trunks and upsamplings are held unregistered; their layers are registered below under
         # the state-dict names (as in FCN), so parameters and state dicts reach them once.
@@ -219,6 +221,7 @@ class LateFusionFCN(DescribedModel, nn.Module):
         if not isinstance(x, Mapping):
             raise ValueError(f"{self.arch} takes a dict of inputs {list(self.input_names)}, "
                              f"got a {type(x).__name__}")
+        x = self.preprocess(x)
         inputs = {m: stack_inputs(x, (m,)) for m in self.input_names}
         size = inputs[self.input_names[0]].shape[-2:]
         if any(t.shape[-2:] != size for t in inputs.values()):

@@ -19,6 +19,7 @@ from torch import nn
 
 from fcnseg.conventions import TORCHVISION_RGB, InputConvention, get_convention
 from fcnseg.models.identity import DescribedModel, ModelIdentity
+from fcnseg.models.preprocess import Preprocess
 from fcnseg.models.resnet import ResNet
 from fcnseg.models.weights import WeightsError, describe_mismatch, read_state_dict
 from fcnseg.utils.typing import PathLike
@@ -76,6 +77,13 @@ class TorchvisionFCN(DescribedModel, nn.Module):
             raise ValueError(f"num_classes must be at least 1, got {num_classes}")
         if output not in ("tensor", "dict"):
             raise ValueError(f"output must be 'tensor' or 'dict', got {output!r}")
+        self.identity = identity or ModelIdentity(f"fcn_resnet{depth}", {
+            "num_classes": num_classes, "aux_loss": aux_loss, "output": output,
+            "base_channels": base_channels,
+            "replace_stride_with_dilation": [bool(d) for d in replace_stride_with_dilation],
+        }, TORCHVISION_RGB)
+        #: Raw RGB pixels → the network's input (see :mod:`fcnseg.models.preprocess`).
+        self.preprocess: nn.Module = Preprocess(("color",), self.identity.input_convention)
         self.backbone = ResNet(depth, include_top=False, base_channels=base_channels,
                                replace_stride_with_dilation=list(replace_stride_with_dilation))
         c3, c4 = self.backbone.stage_channels[2:]
@@ -83,15 +91,10 @@ class TorchvisionFCN(DescribedModel, nn.Module):
         self.aux_classifier = FCNHead(c3, num_classes) if aux_loss else None
         self.num_classes = num_classes
         self.output = output
-        self.identity = identity or ModelIdentity(f"fcn_resnet{depth}", {
-            "num_classes": num_classes, "aux_loss": aux_loss, "output": output,
-            "base_channels": base_channels,
-            "replace_stride_with_dilation": [bool(d) for d in replace_stride_with_dilation],
-        }, TORCHVISION_RGB)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
         size = x.shape[-2:]
-        _, _, layer3, layer4 = self.backbone.stages(x)
+        _, _, layer3, layer4 = self.backbone.stages(self.preprocess(x))
         out = F.interpolate(self.classifier(layer4), size=size, mode="bilinear",
                             align_corners=False)
         if self.output == "tensor":

@@ -110,7 +110,7 @@ def decode_input(modality: str, data: bytes, max_pixels: int) -> np.ndarray:
 def segment_inputs(segmenter: Segmenter, uploads: Mapping[str, bytes], options: SegmentOptions,
                    max_pixels: int) -> bytes | dict[str, Any]:
     """Decode, segment and encode the uploads of one request (``{modality: bytes}``), each
-    normalised as its modality is in training; the answer is as for one image
+    normalised by the model as its modality is in training; the answer is as for one image
     (:func:`~fcnseg.serve.segment.encode_answer`). Slow: run it in a worker thread.
 
     Raises:

@@ -1,0 +1,165 @@
+"""The front of every model: raw pixels in, the network's normalised input out.
+
+A model takes what files hold — RGB images as uint8 or float 0-255 (N×3×H×W), NYUDv2's HHA
+images as stored, raw depth — and its :class:`Preprocess` submodule (``model.preprocess``)
+turns them into what its weights were trained on: channel order, scale, mean and std per input
+(:class:`~fcnseg.conventions.InputConvention`), or log depth minus its mean. The constants are
+buffers, so they follow the model to its device and into exported graphs; they are not in the
+state dict (the checkpoint records the convention), so checkpoints keep the reference's keys.
+
+This is the only place in the package where images are normalised. Replace it with
+``nn.Identity()`` (or build with ``preprocess=False``) for the bare network taking normalised
+input, as the reference's Caffe nets do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from fcnseg.conventions import LOG_DEPTH_MEAN, NYUD_HHA, InputConvention, get_convention
+
+__all__ = ["COLOR", "ChannelNormalize", "LogDepth", "Preprocess", "with_preprocess"]
+
+#: The colour modality's key: normalised by the model's input convention.
+COLOR = "color"
+
+
+class ChannelNormalize(nn.Module):
+    """An :class:`~fcnseg.conventions.InputConvention` as a module: N×3×H×W values 0-255 (RGB
+    for colour) → reordered, times ``scale``, minus ``mean``, divided by ``std``, in float32
+    (autocast leaves these operations in float32, as normalising ahead of the model did)."""
+
+    def __init__(self, convention: InputConvention | str | Mapping[str, Any]) -> None:
+        super().__init__()
+        c = get_convention(convention)  # type: ignore[arg-type]
+        self.convention = c
+        self.register_buffer("mean", torch.tensor(c.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(c.std).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.convention
+        out = x.float()
+        if c.channel_order == "BGR":
+            out = out.flip(-3)
+        return (out * c.scale - self.mean.float()) / self.std.float()
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "channels", **self.convention.to_dict()}
+
+    def extra_repr(self) -> str:
+        return self.convention.name
+
+
+class LogDepth(nn.Module):
+    """Raw depth N×1×H×W (millimetres, 0 where unknown) → ``log(depth) - mean``, and 0 (the
+    mean) where the depth is unknown."""
+
+    def __init__(self, mean: float = LOG_DEPTH_MEAN) -> None:
+        super().__init__()
+        self.log_mean = float(mean)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        d = x.float()
+        valid = d > 0
+        return torch.where(valid, torch.log(torch.where(valid, d, 1.0)) - self.log_mean, 0.0)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "log_depth", "mean": self.log_mean}
+
+    def extra_repr(self) -> str:
+        return f"mean={self.log_mean}"
+
+
+def _step_for(name: str, convention: InputConvention) -> nn.Module:
+    if name == "depth":
+        return LogDepth()
+    if name == "hha" and convention.name != NYUD_HHA.name:
+        return ChannelNormalize(NYUD_HHA)  # the HHA stream beside a colour one
+    return ChannelNormalize(convention)
+
+
+class Preprocess(nn.Module):
+    """Raw inputs → network input, one step per input (modality) of the model.
+
+    ``forward`` takes one tensor (a single-input model; for several inputs, their channels
+    stacked in ``input_names`` order) or a dict keyed by input name, and returns the same
+    shape of thing, normalised. The image input (``"color"``, else the model's only input)
+    follows ``convention``; HHA beside colour takes the HHA mean; depth takes log depth.
+    """
+
+    def __init__(self, input_names: Sequence[str] = (COLOR,),
+                 convention: InputConvention | str | Mapping[str, Any] = "caffe_bgr") -> None:
+        super().__init__()
+        self.input_names = tuple(input_names)
+        conv = get_convention(convention)  # type: ignore[arg-type]
+        self.steps = nn.ModuleDict({n: _step_for(n, conv) for n in self.input_names})
+
+    @property
+    def image_input(self) -> str:
+        """The input that the model's convention applies to."""
+        return COLOR if COLOR in self.input_names else self.input_names[0]
+
+    @property
+    def convention(self) -> InputConvention:
+        """The convention of the image input."""
+        return self.steps[self.image_input].convention
+
+    def set_convention(self, convention: InputConvention | str | Mapping[str, Any]) -> None:
+        """Normalise the image input by ``convention`` from now on (weights trained in it were
+        loaded)."""
+        step = ChannelNormalize(convention)
+        ref = next(iter(self.buffers()), None)
+        self.steps[self.image_input] = step if ref is None else step.to(ref.device)
+
+    def describe(self) -> dict[str, dict[str, Any]]:
+        """The JSON-able settings, by input name (what checkpoints record)."""
+        return {n: step.describe() for n, step in self.steps.items()}
+
+    def forward(self, x: torch.Tensor | Mapping[str, torch.Tensor]
+                ) -> torch.Tensor | dict[str, torch.Tensor]:
+        if isinstance(x, Mapping):
+            return {n: self._normalise(n, t) if n in self.steps else t for n, t in x.items()}
+        if len(self.input_names) == 1:
+            return self._normalise(self.input_names[0], x)
+        widths = [1 if n == "depth" else 3 for n in self.input_names]
+        parts = torch.split(x, widths, dim=1)
+        return torch.cat([self._normalise(n, p)
+                          for n, p in zip(self.input_names, parts, strict=True)], dim=1)
+
+    def _normalise(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4:
+            raise ValueError(f"expected a batch N×C×H×W (N×3×H×W for RGB images) for input "
+                             f"{name!r}, got shape {tuple(x.shape)}")
+        out = self.steps[name](x)
+        if not x.is_contiguous() and x.is_contiguous(
+                memory_format=torch.channels_last):
+            out = out.contiguous(memory_format=torch.channels_last)
+        return out
+
+
+class _Preprocessed(nn.Module):
+    """A network of one's own behind a :class:`Preprocess` (see :func:`with_preprocess`)."""
+
+    def __init__(self, preprocess: Preprocess, network: nn.Module) -> None:
+        super().__init__()
+        self.preprocess = preprocess
+        self.network = network
+
+    def forward(self, x: Any) -> Any:
+        return self.network(self.preprocess(x))
+
+
+def with_preprocess(network: nn.Module, convention: InputConvention | str | Mapping[str, Any],
+                    ) -> nn.Module:
+    """``network`` (taking normalised input) behind a :class:`Preprocess` in ``convention``:
+    a model taking raw pixels. A bare fcnseg model gets its own ``preprocess`` back instead."""
+    input_names = tuple(getattr(network, "input_names", (COLOR,)))
+    preprocess = Preprocess(input_names, convention)
+    if hasattr(network, "preprocess") and hasattr(network, "identity"):
+        network.preprocess = preprocess
+        return network
+    return _Preprocessed(preprocess, network)

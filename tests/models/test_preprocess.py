@@ -1,0 +1,99 @@
+"""Models take raw pixels: their Preprocess is the one place where inputs are normalised."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from fcnseg.checkpoint import build_model_from_checkpoint, describe_model, save_checkpoint
+from fcnseg.conventions import NYUD_BGR, TORCHVISION_RGB
+from fcnseg.models import build_model
+from fcnseg.models.preprocess import Preprocess
+
+TINY = {"width": 0.0625, "fc_channels": 8}
+
+
+def _raw(*shape: int, seed: int = 0) -> torch.Tensor:
+    return torch.randint(0, 256, shape, generator=torch.Generator().manual_seed(seed),
+                         dtype=torch.uint8)
+
+
+def test_every_model_starts_with_its_preprocess() -> None:
+    for arch in ("fcn8s", "fcn8s_resnet18", "fcn_resnet50", "nyud_fcn32s_color_hha"):
+        options = {"base_channels": 4} if "resnet" in arch else TINY
+        model = build_model(arch, **options)
+        assert isinstance(model.preprocess, Preprocess), arch
+        assert next(iter(model.named_children()))[0] == "preprocess", arch
+
+
+def test_uint8_and_float_pixels_give_the_same_output() -> None:
+    model = build_model("fcn8s", num_classes=3, **TINY).eval()
+    x = _raw(1, 3, 40, 36)
+    with torch.no_grad():
+        assert torch.equal(model(x), model(x.float()))
+
+
+def test_the_bare_network_takes_normalised_input() -> None:
+    model = build_model("fcn8s", num_classes=3, **TINY).eval()
+    bare = build_model("fcn8s", num_classes=3, preprocess=False, **TINY).eval()
+    bare.load_state_dict(model.state_dict())
+    assert isinstance(bare.preprocess, nn.Identity)
+    x = _raw(2, 3, 33, 47)
+    # Caffe's convention by hand: BGR, minus the mean, no scaling.
+    mean = torch.tensor([104.00698793, 116.66876762, 122.67891434]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        assert torch.equal(model(x), bare(x.float().flip(1) - mean))
+
+
+def test_the_constants_are_buffers_outside_the_state_dict() -> None:
+    model = build_model("fcn8s", num_classes=3, **TINY)
+    assert not [k for k in model.state_dict() if k.startswith("preprocess")]
+    assert {n for n, _ in model.named_buffers()} >= {"preprocess.steps.color.mean",
+                                                      "preprocess.steps.color.std"}
+
+
+def test_loading_weights_of_another_convention_changes_the_preprocess() -> None:
+    model = build_model("fcn8s", num_classes=3, **TINY)
+    model.input_convention = TORCHVISION_RGB
+    assert model.preprocess.convention == TORCHVISION_RGB
+    out = model.preprocess(torch.full((1, 3, 1, 1), 255, dtype=torch.uint8))
+    expected = (1 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225])
+    torch.testing.assert_close(out.flatten(), expected)
+
+
+def test_the_checkpoint_records_the_preprocess_and_restores_it(tmp_path) -> None:
+    model = build_model("fcn8s", num_classes=3, **TINY)
+    model.input_convention = TORCHVISION_RGB
+    path = save_checkpoint(tmp_path / "m.pt", model, class_names=["a", "b", "c"],
+                           palette=[[0, 0, 0]] * 3)
+    assert describe_model(model)["preprocess"]["color"]["name"] == "torchvision_rgb"
+    assert build_model_from_checkpoint(path).preprocess.convention == TORCHVISION_RGB
+
+
+def test_channels_last_input_stays_channels_last() -> None:
+    x = _raw(1, 3, 8, 8).contiguous(memory_format=torch.channels_last)
+    out = Preprocess()(x)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_each_modality_is_normalised_its_own_way_and_stacked_input_agrees() -> None:
+    pre = Preprocess(("color", "depth"), NYUD_BGR)
+    color = torch.tensor([10.0, 20.0, 30.0]).view(1, 3, 1, 1)
+    depth = torch.tensor([2000.0]).view(1, 1, 1, 1)
+    out = pre({"color": color, "depth": depth})
+    torch.testing.assert_close(out["color"].flatten(),
+                               torch.tensor([30 - 116.190, 20 - 97.203, 10 - 92.318]))
+    torch.testing.assert_close(out["depth"].flatten(),
+                               torch.tensor([math.log(2000.0) - 7.844]))
+    stacked = pre(torch.cat([color, depth], dim=1))
+    assert torch.equal(stacked, torch.cat([out["color"], out["depth"]], dim=1))
+    unknown = pre({"color": color, "depth": torch.zeros(1, 1, 1, 1)})["depth"]
+    assert torch.equal(unknown, torch.zeros(1, 1, 1, 1))
+
+
+def test_an_input_that_is_not_a_batch_is_refused() -> None:
+    with pytest.raises(ValueError, match="N×3×H×W"):
+        Preprocess()(torch.zeros(3, 4, 4))

@@ -130,7 +130,6 @@ def test_crop_size_auto_is_chosen_from_the_training_images_and_said(tmp_path: Pa
     import numpy as np
     from PIL import Image
 
-    from fcnseg.conventions import TORCHVISION_RGB
     from fcnseg.engine.setup import build_datasets
 
     root = tmp_path / "street"
@@ -145,7 +144,7 @@ def test_crop_size_auto_is_chosen_from_the_training_images_and_said(tmp_path: Pa
     config = load_config(tiny_recipe(data={"train": spec, "val": None, "crop_size": "auto",
                                            "crop_size_max": 224}))
     notes: list[str] = []
-    train_ds, _ = build_datasets(config, TORCHVISION_RGB, 255, notes)
+    train_ds, _ = build_datasets(config, notes)
     assert config.data.crop_size == 160  # what the run folder's recipe then records
     assert any(n.startswith("data.crop_size auto: 160") for n in notes), notes
     image, _ = train_ds[0]

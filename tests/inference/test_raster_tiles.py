@@ -223,3 +223,11 @@ def test_a_16_bit_rgb_raster_is_segmented_as_its_8_bit_scaling(segmenter, smooth
 
 
 CLASSES_4 = ("background", "cat", "dog", "potted plant")
+
+
+def test_labels_are_the_argmax_of_the_blended_sums_first_class_on_ties():
+    from fcnseg.inference.rasters import _argmax_classes
+
+    sums = np.random.default_rng(0).normal(size=(5, 20, 40)).astype(np.float32)[:, :, 3:31]
+    sums[:, 0, 0] = 1.0  # a tie between every class
+    np.testing.assert_array_equal(_argmax_classes(sums), sums.argmax(0))

@@ -57,26 +57,22 @@ def labels(out: Path) -> dict[str, np.ndarray]:
     return {p.name: read_label_png(p) for p in sorted(out.glob("*_label.png"))}
 
 
-def test_two_processes_write_each_output_once_equal_to_one_process(make_checkpoint, images,
-                                                                   tmp_path):
+def test_two_processes_write_each_output_once_and_a_rerun_writes_only_the_rest(
+        make_checkpoint, images, tmp_path):
     checkpoint = make_checkpoint("same")
+    out = tmp_path / "two"
     predict(checkpoint, images, tmp_path / "one", 1)
-    done = predict(checkpoint, images, tmp_path / "two", 2)
+    done = predict(checkpoint, images, out, 2)
     summaries = [line for line in done.stdout.splitlines() if line.startswith("wrote outputs")]
-    assert summaries == [f"wrote outputs for {IMAGES} of {IMAGES} input(s) to "
-                         f"{tmp_path / 'two'} (2 processes)"]
-    listed = (tmp_path / "two" / MANIFEST_NAME).read_text().splitlines()
+    assert summaries == [f"wrote outputs for {IMAGES} of {IMAGES} input(s) to {out} "
+                         f"(2 processes)"]
+    listed = (out / MANIFEST_NAME).read_text().splitlines()
     assert len(listed) == len(set(listed)) == 2 * IMAGES  # label and overlay, each once
-    one, two = labels(tmp_path / "one"), labels(tmp_path / "two")
+    one, two = labels(tmp_path / "one"), labels(out)
     assert one.keys() == two.keys() and len(one) == IMAGES
     for name in one:
         np.testing.assert_array_equal(two[name], one[name], err_msg=name)
 
-
-def test_a_stopped_run_started_again_writes_only_the_rest(make_checkpoint, images, tmp_path):
-    checkpoint = make_checkpoint("same")
-    out = tmp_path / "out"
-    predict(checkpoint, images, out, 2)
     # As a run stopped half-way leaves it: the later half missing, one label cut short.
     for k in range(20, IMAGES):
         (out / f"img{k:02d}_label.png").unlink()
@@ -91,6 +87,7 @@ def test_a_stopped_run_started_again_writes_only_the_rest(make_checkpoint, image
     expected = {f"img{k:02d}_{kind}.png" for k in [5, *range(20, IMAGES)]
                 for kind in ("label", "overlay")}
     assert rewritten == expected
+    assert labels(out).keys() == one.keys()
 
 
 def test_two_processes_share_the_tiles_of_one_raster(make_checkpoint, tmp_path):

@@ -202,3 +202,27 @@ def test_a_huge_tiff_header_is_refused_before_decoding(tmp_path, tiff_reader):
         f.truncate(4096)  # the header stays; the pixels' place is cut off
     with pytest.raises(ImageError, match=r"bomb\.tif: 60000×60000 = 3600000000 pixels"):
         read_raster(tmp_path / "bomb.tif")
+
+
+def test_pictures_stretch_the_rgb_bands_from_2_to_98_percent():
+    from fcnseg.data.rasters import display_rgb
+
+    a = uint16_scene(40, 50, n=5)
+    picture = display_rgb(a, BANDS, ["red", "green", "blue"])
+    assert picture.dtype == np.uint8 and picture.shape == (40, 50, 3)
+    for k in range(3):
+        low, high = np.percentile(a[..., k].astype(np.float32), (2, 98))
+        expected = np.clip((a[..., k].astype(np.float32) - low) * (255 / (high - low)), 0, 255)
+        np.testing.assert_array_equal(picture[..., k], np.round(expected).astype(np.uint8))
+    assert (picture == 0).mean() > 0.015 and (picture == 255).mean() > 0.015
+
+
+def test_pictures_without_rgb_bands_show_the_first_band_in_grey():
+    from fcnseg.data.rasters import display_rgb
+
+    a = uint16_scene(30, 20, n=4)
+    picture = display_rgb(a, BANDS[:4])
+    assert (picture[..., 0] == picture[..., 1]).all() and (picture[..., 1] == picture[..., 2]).all()
+    assert np.corrcoef(picture[..., 0].ravel(), a[..., 0].ravel())[0, 1] > 0.9
+    rgb8 = np.random.default_rng(0).integers(0, 256, (6, 7, 3), dtype=np.uint8)
+    assert display_rgb(rgb8) is rgb8

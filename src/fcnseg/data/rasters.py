@@ -47,6 +47,7 @@ __all__ = [
     "RasterReader",
     "open_raster",
     "raster_dtype",
+    "display_rgb",
     "grid_problem",
     "nodata_mask",
     "raster_info",
@@ -456,3 +457,26 @@ def nodata_mask(image: np.ndarray, nodata: float | None) -> np.ndarray | None:
         nan = np.isnan(image).any(axis=-1)
         missing = nan if missing is None else missing | nan
     return missing if missing is not None and missing.any() else None
+
+
+def display_rgb(image: np.ndarray, bands: Sequence[str] | None = None,
+                rgb: Sequence[str] | None = None) -> np.ndarray:
+    """An H×W×N raster as an H×W×3 uint8 picture: the ``rgb`` bands (names among ``bands``)
+    each stretched from its 2nd to its 98th percentile, or, without them, the first band so
+    stretched in grey. An 8-bit RGB image without ``rgb`` is returned as it is."""
+    image = image if image.ndim == 3 else image[..., None]
+    if rgb is None and image.dtype == np.uint8 and image.shape[2] == 3:
+        return image
+    if rgb is not None and bands is not None:
+        lower = [b.lower() for b in bands]
+        index = [lower.index(b.lower()) for b in rgb]
+    else:
+        index = [0, 0, 0]
+    planes = []
+    for i in index:
+        plane = image[..., i].astype(np.float32)
+        finite = plane[np.isfinite(plane)]
+        low, high = np.percentile(finite, (2, 98)) if finite.size else (0.0, 0.0)
+        scale = 255.0 / (high - low) if high > low else 0.0
+        planes.append(np.clip((np.nan_to_num(plane, nan=low) - low) * scale, 0, 255))
+    return np.round(np.stack(planes, axis=-1)).astype(np.uint8)

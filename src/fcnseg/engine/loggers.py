@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fcnseg.data.rasters import display_rgb
 from fcnseg.utils.files import atomic_write
 
 __all__ = ["LOGGERS", "CsvLog", "MlflowLog", "open_loggers", "prediction_previews"]
@@ -127,7 +128,8 @@ def open_loggers(names: Sequence[str], out: Path, *, classes: Sequence[str],
 def prediction_previews(model: nn.Module, dataset: Any, palette: np.ndarray, *,
                         count: int = 4, device: torch.device | None = None) -> list[np.ndarray]:
     """Up to ``count`` validation samples as H×3W×3 uint8 strips: image | truth | prediction,
-    labels in the dataset's palette. Empty for data whose samples are not one RGB image and
+    labels in the dataset's palette (a multi-band image drawn by
+    :func:`fcnseg.data.rasters.display_rgb`). Empty for data whose samples are not one RGB image and
     one label map (several modalities or heads)."""
     base, indices = dataset, list(range(len(dataset)))
     if hasattr(dataset, "indices") and hasattr(dataset, "dataset"):  # a Subset
@@ -153,7 +155,10 @@ def prediction_previews(model: nn.Module, dataset: Any, palette: np.ndarray, *,
             pred = scores[0].argmax(0).cpu().numpy()
             h, w = label.shape
             pred = pred[:h, :w]
-            strips.append(np.concatenate([image[..., :3], colours[label.clip(0, 255)],
+            # Multi-band or 16-bit data: its rgb bands (else its first band) stretched 2/98.
+            picture = display_rgb(image, getattr(base, "bands", None),
+                                  getattr(base, "rgb_bands", None))
+            strips.append(np.concatenate([picture, colours[label.clip(0, 255)],
                                           colours[pred]], axis=1))
     finally:
         model.train(was_training)

@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
                 variants[("peak", name, f"{library} {n}³")] = fn
         variants[("fcn8s", name, "optimize, channels_last")] = model_call(fast, x_cl, dtype)
         if args.layer:
-            variants[("conv", name, "conv3_2 alone")] = model_call(fast.conv3_2, conv_in, dtype)
+            conv3_2 = fast.trunk.conv3_2
+            variants[("conv", name, "conv3_2 alone")] = model_call(conv3_2, conv_in, dtype)
     if args.plain:
         def plain_call() -> torch.Tensor:
             with torch.no_grad():
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with torch.inference_mode():
         flops = count_flops(fast, x_cl)
-        conv_flops = count_flops(fast.conv3_2, conv_in)
+        conv_flops = count_flops(fast.trunk.conv3_2, conv_in)
         plain_flops = count_flops(plain, x)
         reference = plain(x)
         low = variants[("fcn8s", "bf16", "optimize, channels_last")]().float()

@@ -84,7 +84,7 @@ def random_checkpoint(path: Path) -> Path:
     model = fcn8s(num_classes=len(VOC_CLASSES), geometry="same")
     with torch.no_grad():
         for name in ("score_fr", "score_pool4", "score_pool3"):
-            getattr(model, name).weight.normal_(0.0, 0.01)
+            getattr(model.head, name).weight.normal_(0.0, 0.01)
     save_checkpoint(path, model, class_names=VOC_CLASSES, palette=voc_palette())
     return path
 

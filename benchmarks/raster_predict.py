@@ -66,7 +66,7 @@ def make_checkpoint(path: Path, width: float) -> None:
     model = fcn8s(num_classes=len(CLASSES), geometry="same", width=width, fc_channels=64)
     with torch.no_grad():
         for name in ("score_fr", "score_pool4", "score_pool3"):
-            getattr(model, name).weight.normal_(0.0, 0.05)
+            getattr(model.head, name).weight.normal_(0.0, 0.05)
     save_checkpoint(path, model, class_names=CLASSES, palette=voc_palette())
 
 

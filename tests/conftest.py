@@ -99,8 +99,8 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory):
                           fc_channels=16)
             with torch.no_grad():
                 for name in ("score_fr", "score_pool4", "score_pool3"):
-                    getattr(model, name).weight.normal_(0.0, score_std)
-                    getattr(model, name).bias.normal_(0.0, 0.5)
+                    getattr(model.head, name).weight.normal_(0.0, score_std)
+                    getattr(model.head, name).bias.normal_(0.0, 0.5)
             path = tmp_path_factory.mktemp(f"tiny_{geometry}") / "tiny.pt"
             save_checkpoint(path, model, class_names=list(class_names), palette=voc_palette())
             made[key] = path

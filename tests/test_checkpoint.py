@@ -28,7 +28,7 @@ def _model() -> torch.nn.Module:
     model = fcn16s(num_classes=3, geometry="same", width=0.0625, fc_channels=8)
     model.input_convention = TORCHVISION_RGB
     with torch.no_grad():
-        model.score_fr.weight.normal_()
+        model.head.score_fr.weight.normal_()
     return model.eval()
 
 

@@ -79,8 +79,8 @@ def tiny_fcn(num_classes: int = 21, **kwargs) -> torch.nn.Module:
     model = fcn8s(num_classes=num_classes, **TINY, **kwargs)
     with torch.no_grad():
         for name in ("score_fr", "score_pool4", "score_pool3"):
-            getattr(model, name).weight.normal_(0.0, 0.05)
-            getattr(model, name).bias.normal_(0.0, 0.5)
+            getattr(model.head, name).weight.normal_(0.0, 0.05)
+            getattr(model.head, name).bias.normal_(0.0, 0.5)
     return model
 
 

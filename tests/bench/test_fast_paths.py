@@ -45,22 +45,24 @@ def test_optimize_keeps_the_state_dict_and_records_what_it_changed() -> None:
     keys = list(model.state_dict())
     optimize(model, channels_last=True)
     assert list(model.state_dict()) == keys
-    assert type(model.fc6) is GemmConv2d and type(model.upscore8) is SeparableBilinearUpsampling
+    assert type(model.trunk.fc6) is GemmConv2d
+    assert type(model.head.upscore.up) is SeparableBilinearUpsampling
     assert model.optimizations == ["fc6: GEMM", "fc7: GEMM", "upscore2: separable bilinear",
                                    "upscore_pool4: separable bilinear",
                                    "upscore8: separable bilinear",
                                    "convolutions: oneDNN prepacked (13)", "channels_last"]
-    assert type(model.conv3_2) is PackedConv2d
+    assert type(model.trunk.conv3_2) is PackedConv2d
     assert not model.training
-    assert model.conv1_1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert model.trunk.conv1_1.weight.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_plain_copy_restores_the_plain_modules() -> None:
     model = optimize(_model("fcn16s", "caffe"))
     plain = plain_copy(model)
-    assert type(plain.fc7) is torch.nn.Conv2d and type(plain.upscore16) is BilinearUpsampling
-    assert type(plain.conv1_1) is torch.nn.Conv2d
-    assert type(model.fc7) is GemmConv2d  # the original keeps its fast layers
+    assert type(plain.trunk.fc7) is torch.nn.Conv2d
+    assert type(plain.head.upscore.up) is BilinearUpsampling
+    assert type(plain.trunk.conv1_1) is torch.nn.Conv2d
+    assert type(model.trunk.fc7) is GemmConv2d  # the original keeps its fast layers
     x = torch.randn(1, 3, 30, 41)
     with torch.no_grad():
         _close(model(x), plain(x))
@@ -75,24 +77,31 @@ def test_optimized_and_plain_models_give_the_same_gradients() -> None:
     for model in (fast, plain):
         xi = x.clone().requires_grad_(True)
         model(xi).square().mean().backward()
-        grads.append((xi.grad, model.fc6.weight.grad, model.fc7.bias.grad))
+        grads.append((xi.grad, model.trunk.fc6.weight.grad, model.trunk.fc7.bias.grad))
     for got, want in zip(*grads, strict=True):
         _close(got, want)
 
 
 def test_trainable_upsampling_still_receives_gradients() -> None:
     model = optimize(_model("fcn8s", "same"), "training")
-    model.upscore8.weight.requires_grad_(True)
+    model.head.upscore.up.weight.requires_grad_(True)
     model(torch.randn(1, 3, 32, 32)).sum().backward()
-    assert model.upscore8.weight.grad is not None and model.upscore8.weight.grad.abs().sum() > 0
+    assert model.head.upscore.up.weight.grad is not None
+    assert model.head.upscore.up.weight.grad.abs().sum() > 0
 
 
-def test_loading_a_non_bilinear_kernel_turns_the_fast_layer_plain() -> None:
+def test_loading_a_non_bilinear_kernel_makes_the_fast_layer_compute_plainly() -> None:
     model = optimize(_model("fcn32s", "same"))
     state = model.state_dict()
     state["upscore.weight"] = state["upscore.weight"] * 0.5
     model.load_state_dict(state)
-    assert type(model.upscore) is BilinearUpsampling
+    fast = model.head.upscore.up
+    plain = plain_copy(model).head.upscore.up
+    assert type(plain) is BilinearUpsampling
+    x = torch.randn(1, fast.in_channels, 5, 6)
+    with torch.no_grad():
+        assert torch.equal(fast.forward_window(x, 16, (100, 120)),
+                           plain.forward_window(x, 16, (100, 120)))
     assert "upscore: separable bilinear" in model.optimizations  # the record of what was done
 
 
@@ -100,8 +109,7 @@ def test_loading_a_non_bilinear_kernel_turns_the_fast_layer_plain() -> None:
 def test_separable_window_equals_the_deconvolution_window(offset: int, size: tuple) -> None:
     layer = bilinear_upsampling(2, 16, 8)
     x = torch.randn(2, 2, 9, 7)
-    fast = bilinear_upsampling(2, 16, 8)
-    fast.__class__ = SeparableBilinearUpsampling
+    fast = SeparableBilinearUpsampling.like(layer)
     with torch.no_grad():
         _close(fast.forward_window(x, offset, size), layer.forward_window(x, offset, size))
 
@@ -221,7 +229,7 @@ def test_prepared_weights_follow_parameters_given_new_storage() -> None:
         fast(x)  # prepares the weights
     for model in (plain, fast):  # `.data =` keeps the parameter and its version counter
         for name in ("conv2_1", "fc6"):
-            layer = getattr(model, name)
+            layer = getattr(model.trunk, name)
             layer.weight.data = layer.weight.data * 1.5
     with torch.inference_mode():
         _close(fast(x), plain(x))
@@ -236,18 +244,18 @@ def test_prepared_weights_stay_out_of_state_dicts_and_copies() -> None:
     assert list(model.state_dict()) == keys
     plain = plain_copy(model)
     assert all("_prepared" not in vars(m) for m in plain.modules())
-    assert type(plain.conv2_1) is torch.nn.Conv2d and type(plain.fc6) is torch.nn.Conv2d
+    assert type(plain.trunk.conv2_1) is torch.nn.Conv2d and type(plain.trunk.fc6) is torch.nn.Conv2d
 
 
 def test_training_through_prepared_layers_gives_plain_gradients() -> None:
     plain = _model("fcn8s", "same").train()
     fast = optimize(plain_copy(plain), "training", packed_convolutions=True)
-    assert type(fast.conv1_2) is PackedConv2d
+    assert type(fast.trunk.conv1_2) is PackedConv2d
     x = torch.randn(1, 3, 36, 44)
     grads = []
     for model in (fast, plain):
         model(x).square().mean().backward()
-        grads.append([model.conv1_2.weight.grad, model.conv5_3.bias.grad])
+        grads.append([model.trunk.conv1_2.weight.grad, model.trunk.conv5_3.bias.grad])
     for got, want in zip(*grads, strict=True):
         _close(got, want)
 

@@ -18,7 +18,7 @@ def _checkpoint(path, class_names, recipe=None):
     k = len(class_names)
     model = fcn8s(num_classes=k, geometry="same", width=0.0625, fc_channels=16)
     with torch.no_grad():  # score layers start at zero; random ones give varied predictions
-        for layer in (model.score_fr, model.score_pool4, model.score_pool3):
+        for layer in (model.head.score_fr, model.head.score_pool4, model.head.score_pool3):
             layer.weight.normal_(0, 1.0)
     return save_checkpoint(path, model, class_names=class_names, palette=palette_for(k),
                            recipe=recipe)

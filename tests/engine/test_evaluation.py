@@ -131,7 +131,7 @@ def _tiny_checkpoint(path, num_classes, names=None):
     torch.manual_seed(0)
     model = fcn8s(num_classes=num_classes, geometry="same", width=0.0625, fc_channels=16)
     with torch.no_grad():  # score layers start at zero; give the model some opinions
-        for layer in (model.score_fr, model.score_pool4, model.score_pool3):
+        for layer in (model.head.score_fr, model.head.score_pool4, model.head.score_pool3):
             layer.weight.normal_(0, 1.0)
     names = names or [f"class{i}" for i in range(num_classes)]
     return save_checkpoint(path, model, class_names=names, palette=palette_for(num_classes))

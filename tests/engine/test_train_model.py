@@ -24,14 +24,14 @@ def test_staged_init_copies_the_previous_stage_and_keeps_new_scorers_at_zero(
 ) -> None:
     stage32 = build_training_model(load_config(tiny_recipe(model={"arch": "fcn32s"})), 7)
     with torch.no_grad():
-        stage32.score_fr.weight.normal_()  # as if trained
+        stage32.head.score_fr.weight.normal_()  # as if trained
     path = save_checkpoint(tmp_path / "best.pt", stage32, class_names=list("abcdefg"),
                            palette=[[i, i, i] for i in range(7)])
     config = load_config(tiny_recipe(model={"arch": "fcn16s"}), [f"init={path}"])
     stage16 = build_training_model(config, 7)
-    assert torch.equal(stage16.conv1_1.weight, stage32.conv1_1.weight)
-    assert torch.equal(stage16.score_fr.weight, stage32.score_fr.weight)
-    assert not stage16.score_pool4.weight.any() and not stage16.score_pool4.bias.any()
+    assert torch.equal(stage16.trunk.conv1_1.weight, stage32.trunk.conv1_1.weight)
+    assert torch.equal(stage16.head.score_fr.weight, stage32.head.score_fr.weight)
+    assert not stage16.head.score_pool4.weight.any() and not stage16.head.score_pool4.bias.any()
     assert stage16.input_convention == stage32.input_convention
 
 
@@ -43,7 +43,7 @@ def test_an_init_checkpoint_holding_nan_is_refused_at_load_naming_the_tensor(
 
     stage32 = build_training_model(load_config(tiny_recipe(model={"arch": "fcn32s"})), 7)
     with torch.no_grad():
-        stage32.fc7.weight[0, 0, 0, 0] = value  # as saved by a run that diverged
+        stage32.trunk.fc7.weight[0, 0, 0, 0] = value  # as saved by a run that diverged
     path = save_checkpoint(tmp_path / "best.pt", stage32, class_names=list("abcdefg"),
                            palette=[[i, i, i] for i in range(7)])
     recipe = write_recipe(tmp_path / "r.yaml", tiny_recipe(model={"arch": "fcn16s"},

@@ -206,7 +206,7 @@ def test_non_finite_weights_are_never_saved_over_the_last_good_checkpoint(
             steps.append(1)
             if len(steps) == 3:
                 with torch.no_grad():
-                    model.score_fr.weight.fill_(float("inf"))
+                    model.head.score_fr.weight.fill_(float("inf"))
 
         opt.register_step_post_hook(overflow_at_step_3)
         return opt

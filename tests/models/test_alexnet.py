@@ -83,8 +83,9 @@ def test_crop_is_the_reference_offset_and_upscore_is_63_by_32() -> None:
     # conv1 pad 100 → x = 4y − 95; pools x = 2y + 1 (scales 8, 16, 32); fc6 (6×6) → 32z + 13;
     # the 63/32 deconvolution maps u ↦ (u + 18)·1: the output starts 18 pixels before the input.
     assert model.offsets == {"final": 18}
-    assert model.upscore.kernel_size == (63, 63) and model.upscore.stride == (32, 32)
-    assert not model.upscore.weight.requires_grad
+    upscore = model.head.upscore.up
+    assert upscore.kernel_size == (63, 63) and upscore.stride == (32, 32)
+    assert not model.head.upscore.up.weight.requires_grad
 
 
 @pytest.mark.parametrize("variant", ["caffe", "torchvision"])

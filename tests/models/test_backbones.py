@@ -67,8 +67,8 @@ def test_resnet_fcn_output_matches_input_size(name: str, size: tuple[int, int]) 
 
 def test_resnet_fcn_scorers_start_at_zero() -> None:
     model = build_model("fcn8s_resnet18", num_classes=4, base_channels=8).eval()
-    assert [n for n, _ in model.named_children() if n.startswith("score")] == [
-        "score32", "score16", "score8"]
+    assert [k.removesuffix(".weight") for k in model.state_dict()
+            if k.startswith("score") and k.endswith("weight")] == ["score32", "score16", "score8"]
     with torch.no_grad():
         assert torch.equal(model(torch.randn(1, 3, 40, 40)), torch.zeros(1, 4, 40, 40))
 
@@ -77,11 +77,11 @@ def test_resnet_fcn8s_fuses_each_level() -> None:
     # Each skip scorer's bias shows up, upsampled, in the output: the level is wired in.
     model = build_model("fcn8s_resnet18", num_classes=2, base_channels=8).eval()
     x = torch.randn(1, 3, 48, 48)
-    for name in ("score32", "score16", "score8"):
+    for name in ("score_fr", "score_pool4", "score_pool3"):  # score32, score16, score8
         with torch.no_grad():
-            getattr(model, name).bias.fill_(1.0)
+            getattr(model.head, name).bias.fill_(1.0)
             y = model(x)
-            getattr(model, name).bias.zero_()
+            getattr(model.head, name).bias.zero_()
         torch.testing.assert_close(y, torch.ones_like(y))
 
 
@@ -108,7 +108,7 @@ def test_fast_path_equals_plain_deconvolution() -> None:
 def test_dilated_backbone_fuses_at_equal_resolution() -> None:
     model = build_model("fcn8s_resnet18", num_classes=3, base_channels=8,
                         replace_stride_with_dilation=[False, True, True]).eval()
-    assert model.upsampling_layers() == [model.upscore.up]  # the ×8 step only
+    assert model.upsampling_layers() == [model.head.upscore.up]  # the ×8 step only
     with torch.no_grad():
         assert model(torch.randn(1, 3, 50, 43)).shape == (1, 3, 50, 43)
 
@@ -175,7 +175,7 @@ def test_vgg16_bn_loads_torchvision_layout(tmp_path: Path) -> None:
         pool4 = model.features(x)[16]
         want = features.eval()[:34](x)  # up to and including torchvision's pool4
     torch.testing.assert_close(pool4, want)
-    assert torch.equal(model.fc6.weight.flatten(1), sd["classifier.0.weight"])
+    assert torch.equal(model.trunk.fc6.weight.flatten(1), sd["classifier.0.weight"])
     assert model.input_convention.name == "torchvision_rgb"
 
 

@@ -87,7 +87,7 @@ def test_checkpoint_rebuilds_backbone_from_factory(tmp_path: Path) -> None:
     assert recorded["factory"].endswith(":make_tiny_backbone")
     assert recorded["factory_kwargs"] == {"width": 4}
     rebuilt = build_model_from_checkpoint(path)
-    assert rebuilt.backbone.out_channels == {8: 8, 16: 16, 32: 32}
+    assert rebuilt.trunk.out_channels == {8: 8, 16: 16, 32: 32}
     x = torch.randn(1, 3, 50, 38)
     with torch.no_grad():
         assert torch.equal(rebuilt(x), model(x))

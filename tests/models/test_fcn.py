@@ -57,14 +57,14 @@ def test_upsampling_layer_names_per_variant() -> None:
 
 def test_caffe_geometry_layers_follow_the_reference() -> None:
     model = fcn8s(**TINY)
-    assert model.conv1_1.padding == (100, 100)
-    assert model.conv1_2.padding == (1, 1)
-    assert all(getattr(model, f"pool{b}").ceil_mode for b in range(1, 6))
-    assert model.fc6.kernel_size == (7, 7) and model.fc6.padding == (0, 0)
-    assert model.fc7.kernel_size == (1, 1)
+    assert model.trunk.conv1_1.padding == (100, 100)
+    assert model.trunk.conv1_2.padding == (1, 1)
+    assert all(getattr(model.trunk, f"pool{b}").ceil_mode for b in range(1, 6))
+    assert model.trunk.fc6.kernel_size == (7, 7) and model.trunk.fc6.padding == (0, 0)
+    assert model.trunk.fc7.kernel_size == (1, 1)
     # element-wise dropout as in Caffe, not channel dropout
-    assert type(model.drop6) is nn.Dropout and model.drop6.p == 0.5
-    assert type(model.drop7) is nn.Dropout
+    assert type(model.trunk.drop6) is nn.Dropout and model.trunk.drop6.p == 0.5
+    assert type(model.trunk.drop7) is nn.Dropout
     assert [(m.kernel_size, m.stride) for m in model.upsampling_layers()] == [
         ((4, 4), (2, 2)), ((4, 4), (2, 2)), ((16, 16), (8, 8))]
     assert all(m.bias is None for m in model.upsampling_layers())
@@ -73,10 +73,12 @@ def test_caffe_geometry_layers_follow_the_reference() -> None:
 def test_score_layers_start_at_zero_and_upsampling_is_frozen() -> None:
     model = fcn8s(**TINY)
     for name in ("score_fr", "score_pool4", "score_pool3"):
-        layer = getattr(model, name)
+        layer = getattr(model.head, name)
         assert not layer.weight.any() and not layer.bias.any(), name
     assert all(not m.weight.requires_grad for m in model.upsampling_layers())
-    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    trainable = {model.key_map.to_reference(n) for n, p in model.named_parameters()
+                 if p.requires_grad}
+    assert "score_fr.weight" in trainable
     assert not any(n.startswith("upscore") for n in trainable)
     assert "score_pool3.weight" in trainable
 
@@ -96,16 +98,18 @@ def test_one_state_dict_loads_into_both_geometries() -> None:
 def test_atonce_scales_skips_before_scoring() -> None:
     model = fcn8s_atonce(num_classes=3, **TINY).eval()
     seen: dict[str, torch.Tensor] = {}
-    model.score_pool4.register_forward_hook(lambda m, i, o: seen.__setitem__("pool4", o))
-    model.score_pool3.register_forward_hook(lambda m, i, o: seen.__setitem__("pool3", o))
-    for layer in (model.score_pool4, model.score_pool3):
+    model.head.score_pool4.register_forward_hook(lambda m, i, o: seen.__setitem__("pool4", o))
+    model.head.score_pool3.register_forward_hook(lambda m, i, o: seen.__setitem__("pool3", o))
+    for layer in (model.head.score_pool4, model.head.score_pool3):
         nn.init.normal_(layer.weight)
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         model(x)
         features = model.features(model.preprocess(x))
-        pool4 = F.conv2d(features[16] * 0.01, model.score_pool4.weight, model.score_pool4.bias)
-        pool3 = F.conv2d(features[8] * 0.0001, model.score_pool3.weight, model.score_pool3.bias)
+        pool4 = F.conv2d(features[16] * 0.01, model.head.score_pool4.weight,
+                         model.head.score_pool4.bias)
+        pool3 = F.conv2d(features[8] * 0.0001, model.head.score_pool3.weight,
+                         model.head.score_pool3.bias)
     torch.testing.assert_close(seen["pool4"], pool4)
     torch.testing.assert_close(seen["pool3"], pool3)
     assert model.arch == "fcn8s_atonce"
@@ -116,7 +120,7 @@ def test_skip_scores_change_the_prediction_in_fcn8s() -> None:
     x = torch.randn(1, 3, 48, 48)
     with torch.no_grad():
         before = model(x)
-        model.score_pool3.bias.fill_(1.0)
+        model.head.score_pool3.bias.fill_(1.0)
         after = model(x)
     # a constant pool3 score of 1 reaches the output through the ×8 bilinear upsampling
     interior = (after - before)[..., 8:-8, 8:-8]
@@ -127,7 +131,7 @@ def test_skip_scores_change_the_prediction_in_fcn8s() -> None:
 def test_constant_scores_upsample_to_the_constant_inside(geometry: str) -> None:
     model = fcn32s(num_classes=2, geometry=geometry, **TINY).eval()
     with torch.no_grad():
-        model.score_fr.bias.copy_(torch.tensor([2.0, -1.0]))
+        model.head.score_fr.bias.copy_(torch.tensor([2.0, -1.0]))
         out = model(torch.randn(1, 3, 96, 96))
     inside = out[0, :, 32:-32, 32:-32]
     assert torch.allclose(inside[0], torch.full_like(inside[0], 2.0), atol=1e-5)

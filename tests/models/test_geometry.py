@@ -31,8 +31,8 @@ def test_same_geometry_needs_no_crop_offsets(arch: str) -> None:
 
 def test_coordinate_maps_match_the_reference_formulas() -> None:
     model = build_model("fcn8s", geometry="caffe", **TINY)
-    assert trace([model.conv1_1]) == CoordMap(1, -99)  # conv1_1 pad 100: x = y - 99
-    assert CoordMap(1, 0).through(model.pool1) == CoordMap(2, 0.5)  # each pool: x = 2y + 0.5
+    assert trace([model.trunk.conv1_1]) == CoordMap(1, -99)  # conv1_1 pad 100: x = y - 99
+    assert CoordMap(1, 0).through(model.trunk.pool1) == CoordMap(2, 0.5)  # each pool: x = 2y + 0.5
     assert model.coord_maps()[32] == CoordMap(32, 12.5)  # fc7 and score_fr: x = 32z + 12.5
 
 

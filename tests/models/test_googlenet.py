@@ -93,8 +93,8 @@ def test_fcn8s_adds_zero_scorers_on_inception4e_and_inception3b() -> None:
                     "upscore2.weight": (21, 21, 4, 4),
                     "upscore_inception4e.weight": (21, 21, 3, 3),
                     "upscore8.weight": (21, 21, 15, 15)}
-    for name in ("score_fr", "score_inception4e", "score_inception3b"):
-        assert not getattr(model, name).weight.any()
+    for name in ("score_fr", "score_pool4", "score_pool3"):  # score_inception4e, ...3b
+        assert not getattr(model.head, name).weight.any()
     assert all(not u.weight.requires_grad for u in model.upsampling_layers())
 
 

@@ -45,13 +45,15 @@ def test_every_trunk_gets_the_same_head() -> None:
     vgg = build_model("fcn8s", num_classes=2, **TRUNK)
     resnet = build_model("fcn8s_resnet18", num_classes=2, base_channels=2)
     assert type(vgg.head) is type(resnet.head) is SkipHead
-    assert [n for n, _ in resnet.named_children() if not n.startswith("backbone")] == [
-        "preprocess", "score32", "score16", "score8", "up32to16", "up16to8", "upscore"]
+    assert [n for n, _ in resnet.named_children()] == ["preprocess", "trunk", "heads"]
+    assert [k for k in resnet.state_dict() if not k.startswith("backbone.")] == [
+        "score32.weight", "score32.bias", "score16.weight", "score16.bias", "score8.weight",
+        "score8.bias", "up32to16.up.weight", "up16to8.up.weight", "upscore.up.weight"]
 
 
 def test_built_models_run_plain_layers() -> None:
     model = build_model("fcn8s", num_classes=2, **TRUNK)
-    assert type(model.fc6) is nn.Conv2d
+    assert type(model.trunk.fc6) is nn.Conv2d
     assert not getattr(model, "optimizations", [])
 
 
@@ -60,7 +62,8 @@ def test_identity_is_recorded_once_by_the_builder() -> None:
     assert model.identity == ModelIdentity("fcn8s_atonce", {
         "num_classes": 3, "geometry": "same", "width": 1 / 64, "fc_channels": 4,
         "dropout": 0.5, "batch_norm": False}, "caffe_bgr")
-    assert model.score_pool4.input_scale == 0.01 and model.score_pool3.input_scale == 0.0001
+    assert model.head.score_pool4.input_scale == 0.01
+    assert model.head.score_pool3.input_scale == 0.0001
     assert describe_model(model) == {**model.identity.describe(),
                                      "preprocess": model.preprocess.describe()}
     rebuilt = build_model(model.arch, **model.build_kwargs)

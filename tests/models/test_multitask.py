@@ -182,20 +182,20 @@ def test_early_fusion_starts_from_imagenet_conv1_1_on_colour_and_its_mean_on_dep
     tv = {}
     for name, idx in zip((n for n in VGG16_TRUNK if n.startswith("conv")),
                          (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28), strict=True):
-        tv[f"features.{idx}.weight"] = getattr(donor, name).weight.detach().clone()
-        tv[f"features.{idx}.bias"] = torch.randn(getattr(donor, name).bias.shape)
-    tv["classifier.0.weight"] = donor.fc6.weight.detach().reshape(16, -1).clone()
+        tv[f"features.{idx}.weight"] = getattr(donor.trunk, name).weight.detach().clone()
+        tv[f"features.{idx}.bias"] = torch.randn(getattr(donor.trunk, name).bias.shape)
+    tv["classifier.0.weight"] = donor.trunk.fc6.weight.detach().reshape(16, -1).clone()
     tv["classifier.0.bias"] = torch.randn(16)
-    tv["classifier.3.weight"] = donor.fc7.weight.detach().reshape(16, -1).clone()
+    tv["classifier.3.weight"] = donor.trunk.fc7.weight.detach().reshape(16, -1).clone()
     tv["classifier.3.bias"] = torch.randn(16)
     torch.save(tv, tmp_path / "vgg16_small.pth")
     model = build_model("nyud_fcn32s_color_d", **SMALL, backbone_weights=tmp_path /
                         "vgg16_small.pth", backbone_convention="caffe_bgr")
-    w = model.conv1_1_bgrd.weight
+    w = model.trunk.conv1_1.weight
     assert torch.equal(w[:, :3], tv["features.0.weight"])
     assert_close_to_scale(w[:, 3], tv["features.0.weight"].mean(1))
-    assert torch.equal(model.conv1_1_bgrd.bias, tv["features.0.bias"])
-    assert torch.equal(model.fc6.bias, tv["classifier.0.bias"])
+    assert torch.equal(model.trunk.conv1_1.bias, tv["features.0.bias"])
+    assert torch.equal(model.trunk.fc6.bias, tv["classifier.0.bias"])
     assert model.input_convention == NYUD_BGR  # Caffe weights fine-tune on the NYUDv2 mean
 
 
@@ -238,16 +238,16 @@ def test_late_fusion_streams_start_from_checkpoints_through_the_builder(tmp_path
                                           class_names=list(NYUD_CLASSES), palette=voc_palette())
     model = build_model("nyud_fcn32s_color_hha", **SMALL, stream_weights=paths)
     color = build_model_from_checkpoint(paths["color"])
-    assert torch.equal(model.score_fr_color.weight, color.score_fr.weight)
-    assert torch.equal(model.conv3_2_color.bias, color.conv3_2.bias)
+    assert torch.equal(model.streams["color"].scorers["32"].weight, color.head.score_fr.weight)
+    assert torch.equal(model.streams["color"].trunk.conv3_2.bias, color.trunk.conv3_2.bias)
     assert "stream_weights" not in model.build_kwargs  # a file name is never recorded
 
 
 def test_late_fusion_16s_from_32s_streams_keeps_pool4_scores_at_zero() -> None:
     color = _randomized(build_model("nyud_fcn32s_color", **SMALL))
     model = init_late_fusion(build_model("nyud_fcn16s_color_hha", **SMALL), {"color": color})
-    assert torch.equal(model.score_fr_color.weight, color.score_fr.weight)
-    assert not model.score_pool4_color.weight.any()
+    assert torch.equal(model.streams["color"].scorers["32"].weight, color.head.score_fr.weight)
+    assert not model.streams["color"].scorers["16"].weight.any()
 
 
 def test_late_fusion_from_a_net_of_another_width_names_the_tensor() -> None:
@@ -259,7 +259,7 @@ def test_late_fusion_from_a_net_of_another_width_names_the_tensor() -> None:
 def test_late_fusion_from_a_net_holding_nan_names_the_tensor() -> None:
     color = build_model("nyud_fcn32s_color", **SMALL)
     with torch.no_grad():
-        color.fc6.bias[0] = float("nan")
+        color.trunk.fc6.bias[0] = float("nan")
     with pytest.raises(WeightsError, match=r"the color model: tensor fc6\.bias holds NaN"):
         init_late_fusion(build_model("nyud_fcn32s_color_hha", **SMALL), {"color": color})
 
@@ -302,5 +302,7 @@ def test_staged_initialisation_carries_both_heads_from_32s_to_16s() -> None:
     s16 = build_model("siftflow_fcn16s", **SMALL)
     copied = set(init_from(s16, s32))
     assert {"score_fr_sem.weight", "score_fr_geo.bias", "fc7.weight"} <= copied
-    assert torch.equal(s16.score_fr_geo.weight, s32.score_fr_geo.weight)
-    assert not s16.score_pool4_sem.weight.any() and not s16.score_pool4_geo.weight.any()
+    assert torch.equal(s16.heads["geometric"].score_fr.weight,
+                       s32.heads["geometric"].score_fr.weight)
+    assert not s16.heads["semantic"].score_pool4.weight.any()
+    assert not s16.heads["geometric"].score_pool4.weight.any()

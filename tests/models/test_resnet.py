@@ -136,7 +136,7 @@ def test_load_torchvision_file_equals_load_state_dict(tmp_path: Path) -> None:
     reference.load_state_dict({k: v for k, v in sd.items() if not k.startswith("fc.")})
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
-        got = model.eval().backbone(x)
+        got = model.eval().trunk(x)
         want = reference.eval()(x)
     for s in (8, 16, 32):
         assert torch.equal(got[s], want[s])
@@ -154,7 +154,7 @@ def test_builder_loads_backbone_weights(tmp_path: Path) -> None:
     sd = random_state_dict(torchvision_resnet_shapes(34, base=8))
     path = _save(sd, tmp_path / "r34.pth")
     model = build_model("fcn16s_resnet34", num_classes=4, base_channels=8, backbone_weights=path)
-    assert torch.equal(model.backbone.layer3[5].conv2.weight, sd["layer3.5.conv2.weight"])
+    assert torch.equal(model.trunk.layer3[5].conv2.weight, sd["layer3.5.conv2.weight"])
 
 
 def test_missing_key_error_names_file_and_key(tmp_path: Path) -> None:

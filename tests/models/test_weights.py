@@ -60,7 +60,7 @@ def test_convolutionalized_fc6_fc7_equal_the_linear_layers(vgg_file: Path) -> No
     load_backbone_weights(model, vgg_file)
     sd = {k: v.double() for k, v in _vgg16_state_dict().items()}
     pool5 = torch.randn(2, round(512 * WIDTH), 7, 7, dtype=torch.float64)
-    conv = model.fc7(F.relu(model.fc6(pool5)))  # N×FC×1×1
+    conv = model.trunk.fc7(F.relu(model.trunk.fc6(pool5)))  # N×FC×1×1
     linear = F.linear(F.relu(F.linear(pool5.flatten(1), sd["classifier.0.weight"],
                                       sd["classifier.0.bias"])),
                       sd["classifier.3.weight"], sd["classifier.3.bias"])
@@ -72,10 +72,10 @@ def test_backbone_convs_are_copied_in_order(vgg_file: Path) -> None:
     model = fcn8s(width=WIDTH, fc_channels=FC)
     load_backbone_weights(model, vgg_file)
     sd = _vgg16_state_dict()
-    assert torch.equal(model.conv1_1.weight, sd["features.0.weight"])
-    assert torch.equal(model.conv3_3.bias, sd["features.14.bias"])
-    assert torch.equal(model.conv5_3.weight, sd["features.28.weight"])
-    assert not model.score_fr.weight.any()  # the 1000-way classifier is dropped
+    assert torch.equal(model.trunk.conv1_1.weight, sd["features.0.weight"])
+    assert torch.equal(model.trunk.conv3_3.bias, sd["features.14.bias"])
+    assert torch.equal(model.trunk.conv5_3.weight, sd["features.28.weight"])
+    assert not model.head.score_fr.weight.any()  # the 1000-way classifier is dropped
 
 
 def test_input_convention_comes_with_the_weights(tmp_path: Path, vgg_file: Path) -> None:
@@ -174,23 +174,23 @@ def test_safetensors_files_load(tmp_path: Path) -> None:
     path = tmp_path / "model.safetensors"
     save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(path))
     target = load_fcn_weights(fcn8s(num_classes=4, width=0.0625, fc_channels=8), path)
-    assert torch.equal(target.score_fr.weight, source.score_fr.weight)
+    assert torch.equal(target.head.score_fr.weight, source.head.score_fr.weight)
 
 
 def test_staged_init_copies_matching_layers_and_keeps_new_scorers_zero() -> None:
     stage32 = fcn32s(num_classes=4, width=0.0625, fc_channels=8)
     with torch.no_grad():
-        stage32.score_fr.weight.normal_()
+        stage32.head.score_fr.weight.normal_()
     stage16 = fcn16s(num_classes=4, width=0.0625, fc_channels=8)
     copied = init_from(stage16, stage32)
     assert "conv1_1.weight" in copied and "score_fr.weight" in copied
     assert "upscore.weight" not in copied  # 64×64 kernel vs 16s's 4×4 and 32×32
-    assert torch.equal(stage16.score_fr.weight, stage32.score_fr.weight)
-    assert not stage16.score_pool4.weight.any()
+    assert torch.equal(stage16.head.score_fr.weight, stage32.head.score_fr.weight)
+    assert not stage16.head.score_pool4.weight.any()
     stage8 = fcn8s(num_classes=4, width=0.0625, fc_channels=8)
     init_from(stage8, stage16)
-    assert torch.equal(stage8.score_pool4.weight, stage16.score_pool4.weight)
-    assert not stage8.score_pool3.weight.any()
+    assert torch.equal(stage8.head.score_pool4.weight, stage16.head.score_pool4.weight)
+    assert not stage8.head.score_pool3.weight.any()
 
 
 def test_staged_init_refuses_an_unrelated_source() -> None:
@@ -251,8 +251,8 @@ def test_staged_init_names_shape_mismatches() -> None:
 def test_staged_init_refuses_a_source_whose_trunk_mostly_has_other_shapes() -> None:
     source = fcn32s(num_classes=4, width=0.125, fc_channels=8)  # twice as wide, same fc7
     target = fcn16s(num_classes=4, width=0.0625, fc_channels=8)
-    before = target.conv1_2.weight.clone()
+    before = target.trunk.conv1_2.weight.clone()
     with pytest.raises(WeightsError, match=r"shares 3 of 30 trunk tensors.*conv1_2.weight "
                                            r"\(shape \(8, 8, 3, 3\) in the source vs \(4, 4"):
         init_from(target, source)
-    assert torch.equal(target.conv1_2.weight, before)  # nothing was copied
+    assert torch.equal(target.trunk.conv1_2.weight, before)  # nothing was copied

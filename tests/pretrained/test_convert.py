@@ -57,10 +57,10 @@ def test_imagenet_vgg16_in_v1_format_is_convolutionalized(tmp_path: Path) -> Non
     out = converted.save(tmp_path / "vgg16_caffe.pth")
     model = load_backbone_weights(fcn32s(width=WIDTH, fc_channels=FC), out)
     blobs = {name: b for name, _, b in layers}
-    assert torch.equal(model.conv1_1.weight, torch.from_numpy(blobs["conv1_1"][0]))
-    assert torch.equal(model.conv5_3.bias, torch.from_numpy(blobs["conv5_3"][1]))
-    assert torch.equal(model.fc6.weight, torch.from_numpy(blobs["fc6"][0]).view(FC, 32, 7, 7))
-    assert torch.equal(model.fc7.weight, torch.from_numpy(blobs["fc7"][0]).view(FC, FC, 1, 1))
+    assert torch.equal(model.trunk.conv1_1.weight, torch.from_numpy(blobs["conv1_1"][0]))
+    assert torch.equal(model.trunk.conv5_3.bias, torch.from_numpy(blobs["conv5_3"][1]))
+    assert torch.equal(model.trunk.fc6.weight, torch.from_numpy(blobs["fc6"][0]).view(FC, 32, 7, 7))
+    assert torch.equal(model.trunk.fc7.weight, torch.from_numpy(blobs["fc7"][0]).view(FC, FC, 1, 1))
     assert model.input_convention == CAFFE_BGR
 
 
@@ -88,7 +88,7 @@ def test_converted_checkpoint_describes_itself(tmp_path: Path) -> None:
     assert ckpt["model"]["input_convention"]["channel_order"] == "BGR"
     assert ckpt["metrics"]["published_mean_iu"] == 65.5
     model = build_model_from_checkpoint(ckpt)
-    assert torch.equal(model.score_pool3.weight, sd["score_pool3.weight"])
+    assert torch.equal(model.state_dict()["score_pool3.weight"], sd["score_pool3.weight"])
 
 
 def test_fcn8s_and_at_once_are_told_apart_by_the_file_name(tmp_path: Path) -> None:
@@ -177,7 +177,7 @@ def test_a_per_channel_deconvolution_becomes_a_channel_diagonal_kernel(tmp_path:
     sd = random_fcn_state_dict("fcn32s", 21)
     grouped = torch.randn(21, 1, 64, 64)  # group = 21: one kernel per class
     path = write_reference_fcn(tmp_path / "f.caffemodel", ref, {**sd, "upscore.weight": grouped})
-    weight = convert_caffemodel(path).model.upscore.weight
+    weight = convert_caffemodel(path).model.head.upscore.up.weight
     assert torch.equal(weight[torch.arange(21), torch.arange(21)], grouped[:, 0])
     assert not weight[0, 1:].any() and not weight[1:, 0].any()
 
@@ -193,8 +193,8 @@ def test_rgb_hha_converts_from_the_reference_layer_names(tmp_path: Path) -> None
     path = write_caffemodel(tmp_path / "nyud-fcn32s-color-hha-heavy.caffemodel", layers)
     model = convert_caffemodel(path).model
     assert model.arch == "nyud_fcn32s_color_hha"
-    assert torch.equal(model.conv1_1_hha.weight, sd["conv1_1_hha.weight"])
-    assert torch.equal(model.score_fr_color.bias, sd["score_fr_color.bias"])
+    assert torch.equal(model.state_dict()["conv1_1_hha.weight"], sd["conv1_1_hha.weight"])
+    assert torch.equal(model.state_dict()["score_fr_color.bias"], sd["score_fr_color.bias"])
     x = {"color": torch.randn(1, 3, 40, 40), "hha": torch.randn(1, 3, 40, 40)}
     with torch.no_grad():
         assert model(x).shape == (1, 40, 40, 40)
@@ -208,7 +208,7 @@ def test_a_converted_siftflow_checkpoint_names_both_heads(tmp_path: Path) -> Non
     assert ckpt["classes"]["heads"]["geometric"] == ["sky", "horizontal", "vertical"]
     assert ckpt["classes"]["heads"]["semantic"][27] == "sky"
     model = build_model_from_checkpoint(ckpt)
-    assert torch.equal(model.score_pool4_geo.weight, sd["score_pool4_geo.weight"])
+    assert torch.equal(model.state_dict()["score_pool4_geo.weight"], sd["score_pool4_geo.weight"])
     with torch.no_grad():
         out = model(torch.randn(1, 3, 36, 36))
     assert out["semantic"].shape == (1, 33, 36, 36) and out["geometric"].shape == (1, 3, 36, 36)

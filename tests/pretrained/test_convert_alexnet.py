@@ -38,7 +38,8 @@ def test_converted_fcn_alexnet_computes_what_the_written_net_computes(tmp_path: 
     sd = random_fcn_state_dict("fcn_alexnet", 21, seed=5)
     # the reference's upscore is bilinear and frozen; random values would still convert, but
     # the written net should be the one the reference trained
-    sd["upscore.weight"] = fcn_alexnet(21, width=WIDTH, fc_channels=FC).upscore.weight.clone()
+    reference = fcn_alexnet(21, width=WIDTH, fc_channels=FC).state_dict()
+    sd["upscore.weight"] = reference["upscore.weight"].clone()
     path = write_reference_fcn(tmp_path / "fcn-alexnet-pascal.caffemodel", REF, sd, v1=True)
     out = convert_caffemodel(path).save(tmp_path / "fcn-alexnet.pt")  # recognised by its layers
     ckpt = load_checkpoint(out)
@@ -59,10 +60,10 @@ def test_caffe_imagenet_alexnet_loads_as_backbone_weights(tmp_path: Path) -> Non
     path = write_caffemodel(tmp_path / "bvlc_alexnet.caffemodel", layers, v1=True)
     model = fcn_alexnet(21, width=0.125, fc_channels=16, backbone_weights=path)
     blobs = {name: b for name, _, b in layers}
-    assert torch.equal(model.conv4.weight, torch.from_numpy(blobs["conv4"][0]))
-    assert torch.equal(model.conv2.bias, torch.from_numpy(blobs["conv2"][1]))
-    assert torch.equal(model.fc6.weight, torch.from_numpy(blobs["fc6"][0]).view(16, 32, 6, 6))
-    assert torch.equal(model.fc7.weight, torch.from_numpy(blobs["fc7"][0]).view(16, 16, 1, 1))
+    assert torch.equal(model.state_dict()["conv4.weight"], torch.from_numpy(blobs["conv4"][0]))
+    assert torch.equal(model.state_dict()["conv2.bias"], torch.from_numpy(blobs["conv2"][1]))
+    assert torch.equal(model.trunk.fc6.weight, torch.from_numpy(blobs["fc6"][0]).view(16, 32, 6, 6))
+    assert torch.equal(model.trunk.fc7.weight, torch.from_numpy(blobs["fc7"][0]).view(16, 16, 1, 1))
     assert model.input_convention == CAFFE_BGR
 
 
@@ -79,7 +80,7 @@ def test_bvlc_alexnet_in_the_cache_is_converted_for_backbone_weights(
     write_caffemodel(tmp_path / "bvlc_alexnet.caffemodel", layers, v1=True)  # put by hand
     converted = fetch_pretrained("alexnet_caffe", directory=tmp_path, progress=False)
     model = fcn_alexnet(21, width=0.125, fc_channels=16, backbone_weights=converted)
-    assert torch.equal(model.conv1.weight, torch.from_numpy(layers[1][2][0]))
+    assert torch.equal(model.state_dict()["conv1.weight"], torch.from_numpy(layers[1][2][0]))
     assert model.input_convention == CAFFE_BGR
 
 

@@ -199,7 +199,7 @@ def test_imagenet_vgg16_caffemodel_becomes_backbone_weights(
     path = fetch_pretrained("vgg16_caffe", tmp_path / "cache", progress=False)
     model = load_backbone_weights(fcn32s(width=WIDTH, fc_channels=FC), path)
     assert model.input_convention == CAFFE_BGR
-    assert torch.equal(model.conv2_1.weight, torch.from_numpy(layers[3][2][0]))
+    assert torch.equal(model.trunk.conv2_1.weight, torch.from_numpy(layers[3][2][0]))
     # a full-size VGG16 is what the real entry expects: the small file fails its check
     monkeypatch.setitem(fetch_mod.PRETRAINED, "vgg16_caffe", replace(entry, build_kwargs=None))
     with pytest.raises(FetchError, match=r"failed the structural check .*layer 'conv1_1' has "

@@ -35,7 +35,7 @@ def _model(num_classes: int) -> torch.nn.Module:
     torch.manual_seed(0)
     model = fcn8s(num_classes=num_classes, geometry="same", width=0.0625, fc_channels=16)
     with torch.no_grad():  # score layers start at zero; random ones give varied predictions
-        for layer in (model.score_fr, model.score_pool4, model.score_pool3):
+        for layer in (model.head.score_fr, model.head.score_pool4, model.head.score_pool3):
             layer.weight.normal_(0, 1.0)
     model.input_convention = TORCHVISION_RGB
     return model.eval()
@@ -99,7 +99,8 @@ def test_hf_spec_through_predict_and_evaluate_from_the_local_cache(tmp_path: Pat
     assert [c["class"] for c in report["per_class"]] == list(SYNTHETIC_CLASSES)
     # the predictions are the model's own
     ckpt = load_checkpoint("hf://someone/tiny-fcn")
-    assert torch.equal(ckpt["model_state_dict"]["score_fr.weight"], model.score_fr.weight)
+    assert torch.equal(ckpt["model_state_dict"]["score_fr.weight"],
+                       model.state_dict()["score_fr.weight"])
 
 
 def test_missing_revision_and_repository_are_clear_errors(tmp_path: Path) -> None:
@@ -251,7 +252,7 @@ def test_nan_weights_in_a_pretrained_folder_name_its_safetensors_file(tmp_path: 
 
     model = _model(3)
     with torch.no_grad():
-        model.score_fr.weight[0, 0] = float("nan")
+        model.head.score_fr.weight[0, 0] = float("nan")
     folder = save_pretrained(model, tmp_path / "nan", class_names=["a", "b", "c"])
     with pytest.raises(CheckpointError, match=r"nan/model\.safetensors: tensor score_fr\.weight "
                                               r"holds NaN"):
@@ -297,7 +298,7 @@ def test_calibrate_in_place_on_a_safetensors_checkpoint_writes_safetensors(
                  *_CALIBRATE_ON_SYNTHETIC]) == 0
     with safe_open(str(target), framework="pt") as f:  # a torch pickle would not open
         config = json.loads(f.metadata()["fcnseg"])
-        assert torch.equal(f.get_tensor("score_fr.weight"), model.score_fr.weight)
+        assert torch.equal(f.get_tensor("score_fr.weight"), model.head.score_fr.weight)
     assert config["temperature"] > 0 and config["calibration"]["pixels"] == 500
     assert config["metrics"] == {"mean_iu": 0.5}
     assert config["source"] == {"caffemodel": "tiny.caffemodel"}

@@ -39,4 +39,4 @@ def test_torch_hub_pretrained_uses_the_cached_reference_model(
     model = torch.hub.load(str(REPO), "fcn8s", source="local", pretrained=True, progress=False)
     assert model.class_names == list(VOC_CLASSES)
     assert model.input_convention.channel_order == "BGR"
-    assert torch.equal(model.score_fr.weight, sd["score_fr.weight"])
+    assert torch.equal(model.head.score_fr.weight, sd["score_fr.weight"])

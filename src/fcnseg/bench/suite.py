@@ -116,7 +116,7 @@ def trained_looking(model: nn.Module, seed: int = 0, std: float = 0.01) -> nn.Mo
     """
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for name, p in model.named_parameters():
+        for name, p in model.state_dict(keep_vars=True).items():  # the reference's names
             if name.startswith("score") and name.endswith("weight"):
                 p.copy_(torch.randn(p.shape, generator=g) * std)
     return model
@@ -144,7 +144,7 @@ def fit_scorers(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) ->
     with torch.no_grad():
         features = model.features(model.preprocess(images))
         for name, stride in (("score_fr", 32), ("score_pool4", 16), ("score_pool3", 8)):
-            layer = getattr(model, name, None)
+            layer = getattr(model.head, name, None)
             if layer is None:
                 continue
             feats, cmap = features[stride] * getattr(layer, "input_scale", 1.0), maps[stride]

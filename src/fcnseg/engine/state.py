@@ -191,7 +191,9 @@ def set_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
 
 def non_finite_parameters(model: nn.Module) -> list[str]:
     """Names of the parameters holding NaN or infinite values."""
-    return [name for name, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
+    params = {id(p) for p in model.parameters()}
+    return [name for name, t in model.state_dict(keep_vars=True).items()  # reference names
+            if id(t) in params and not bool(torch.isfinite(t).all())]
 
 
 def kept_checkpoint(last_path: Path) -> str:

@@ -21,8 +21,9 @@ model in place, keeping every parameter and state-dict key, and records what it 
   into U by keeping only the rows that survive it.
 - **channels_last** memory format, eval or train mode, cuDNN autotuning on CUDA.
 
-Each swap is a change of the layer's class to a subclass (the same object, parameters and
-hooks), so optimizers and other references stay valid. The fast layers fall back to the plain
+Each swap replaces a layer in its parent (``setattr``) by a fast one holding the same
+parameter objects, so optimizers, state dicts and the parameters' other references stay valid
+(hooks on the replaced layer are not carried over). The fast layers fall back to the plain
 computation where they do not apply (other devices, a trained upsampling weight, gradients
 needed by the oneDNN paths, tracing, scripting, exporting, ``torch.compile``, dispatch modes
 such as FLOP counters), and :func:`plain_copy` gives a copy with the plain layers back, which
@@ -215,6 +216,16 @@ class GemmConv2d(_PreparedWeights, nn.Conv2d):
         return conv_gemm(self, x)
 
 
+def _conv_like(cls: type[nn.Conv2d], conv: nn.Conv2d) -> nn.Conv2d:
+    """A ``cls`` with ``conv``'s settings and its very parameters (built on the meta device,
+    so no second weight is ever allocated)."""
+    new = cls(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
+              padding=conv.padding, dilation=conv.dilation, groups=conv.groups,
+              bias=conv.bias is not None, padding_mode=conv.padding_mode, device="meta")
+    new.weight, new.bias = conv.weight, conv.bias
+    return new.train(conv.training)
+
+
 def _packed_convolution(conv: nn.Conv2d, input_size: Sequence[int]):  # type: ignore[no-untyped-def]
     def make(weight: torch.Tensor, bias: torch.Tensor | None,
              dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -266,15 +277,35 @@ def _axis_matrix(
 
 class SeparableBilinearUpsampling(BilinearUpsampling):
     """:class:`BilinearUpsampling` whose windows are two matrix products computing only the
-    kept pixels. Used while the weight is frozen (or autograd is off) and nothing is traced;
-    otherwise the plain deconvolution runs. Loading a weight that is no longer bilinear turns
-    the layer back into a plain :class:`BilinearUpsampling`."""
+    kept pixels. Used while the weight is frozen (or autograd is off), still bilinear, and
+    nothing is traced; otherwise the plain deconvolution runs."""
+
+    @classmethod
+    def like(cls, layer: BilinearUpsampling) -> SeparableBilinearUpsampling:
+        """A separable layer with ``layer``'s settings and its very weight."""
+        new = cls(layer.in_channels, layer.kernel_size[0], layer.stride[0], layer.padding[0])
+        new.weight = layer.weight
+        return new.train(layer.training)
+
+    def _still_bilinear(self) -> bool:
+        """Whether the weight is still the bilinear kernel (checked again after any change)."""
+        w = self.weight
+        try:
+            version = (w._version, w.data_ptr())
+        except RuntimeError:  # an inference tensor: no version counter
+            return _separable(self)
+        known = self.__dict__.get("_bilinear")
+        if known is None or known[0] is not w or known[1] != version:
+            known = (w, version, _separable(self))
+            self.__dict__["_bilinear"] = known
+        return known[2]
 
     def forward_window(
         self, x: torch.Tensor, offset: int, size: Sequence[int]
     ) -> torch.Tensor:
         weight_grad = self.weight.requires_grad and torch.is_grad_enabled()
-        if weight_grad or x.dim() != 4 or _exporting() or torch.compiler.is_compiling():
+        if (weight_grad or x.dim() != 4 or _exporting() or torch.compiler.is_compiling()
+                or not self._still_bilinear()):
             return super().forward_window(x, offset, size)
         k, s, p = self.kernel_size[0], self.stride[0], self.padding[0]
         n, ch, h, w = x.shape
@@ -290,10 +321,10 @@ class SeparableBilinearUpsampling(BilinearUpsampling):
         cols = torch.matmul(u_h, x).view(n * ch * out_h, w)
         return torch.mm(cols, u_w.t()).view(n, ch, out_h, out_w)
 
-    def _load_from_state_dict(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-        super()._load_from_state_dict(*args, **kwargs)
-        if not _separable(self):
-            self.__class__ = BilinearUpsampling
+    def __getstate__(self) -> dict:
+        state = dict(super().__getstate__())
+        state.pop("_bilinear", None)
+        return state
 
 
 def _separable(layer: nn.ConvTranspose2d) -> bool:
@@ -307,19 +338,36 @@ def _separable(layer: nn.ConvTranspose2d) -> bool:
 
 
 # -- the transform -------------------------------------------------------------------------------
-_FAST = {GemmConv2d: nn.Conv2d, PackedConv2d: nn.Conv2d,
-         SeparableBilinearUpsampling: BilinearUpsampling}
+_FAST = (GemmConv2d, PackedConv2d, SeparableBilinearUpsampling)
 
 
-def _owners(model: nn.Module) -> list[nn.Module]:
-    """The model's modules, plus the trunk(s) and heads an FCN holds without registering them."""
-    owners = list(model.modules())
-    held = (getattr(model, "trunk", None), *getattr(model, "heads", {}).values(),
-            *getattr(model, "streams", {}).values())
-    for extra in held:
-        if isinstance(extra, nn.Module):
-            owners += [m for m in extra.modules() if all(m is not o for o in owners)]
-    return owners
+def _plain(layer: nn.Module) -> nn.Module:
+    """The plain layer a fast one stands for (``layer`` itself when it is not a fast one)."""
+    if isinstance(layer, (GemmConv2d, PackedConv2d)):
+        return _conv_like(nn.Conv2d, layer)
+    if isinstance(layer, SeparableBilinearUpsampling):
+        plain = BilinearUpsampling(layer.in_channels, layer.kernel_size[0], layer.stride[0],
+                                   layer.padding[0])
+        plain.weight = layer.weight
+        return plain.train(layer.training)
+    return layer
+
+
+def _replace(model: nn.Module, choose) -> dict[str, nn.Module]:  # type: ignore[no-untyped-def]
+    """Replace, in their parents, the layers for which ``choose(parent, name, layer)`` gives
+    another module; returns ``{name: new layer}``, named as in the state dict."""
+    key_map = getattr(model, "key_map", None)
+    replaced: dict[str, nn.Module] = {}
+    for path, parent in list(model.named_modules()):
+        for name, layer in list(parent.named_children()):
+            new = choose(parent, name, layer)
+            if new is not None and new is not layer:
+                setattr(parent, name, new)
+                where = f"{path}.{name}" if path else name
+                if key_map is not None:
+                    where = key_map.to_reference(f"{where}.").removesuffix(".")
+                replaced[where] = new
+    return replaced
 
 
 def optimize(
@@ -353,26 +401,23 @@ def optimize(
     if device is not None:
         model.to(device)
     model.train(for_ == "training")
-    owners = _owners(model)
-    names = {id(m): n for n, m in model.named_modules()}
-    if gemm:
-        for owner in owners:
-            for name in getattr(owner, "fully_connected", ()):
-                conv = getattr(owner, name)
-                if type(conv) is nn.Conv2d:
-                    conv.__class__ = GemmConv2d
-                    done.append(f"{names.get(id(conv), name)}: GEMM")
-    if separable_upsampling:
-        for m in owners:
-            if type(m) is BilinearUpsampling and _separable(m):
-                m.__class__ = SeparableBilinearUpsampling
-                done.append(f"{names.get(id(m), 'upsampling')}: separable bilinear")
-    if packed_convolutions:
-        packed = [m for m in owners if type(m) is nn.Conv2d]
-        for m in packed:
-            m.__class__ = PackedConv2d
-        if packed:
-            done.append(f"convolutions: oneDNN prepacked ({len(packed)})")
+
+    def choose(parent: nn.Module, name: str, layer: nn.Module) -> nn.Module | None:
+        if type(layer) is nn.Conv2d and gemm and name in getattr(parent, "fully_connected", ()):
+            return _conv_like(GemmConv2d, layer)
+        if type(layer) is BilinearUpsampling and separable_upsampling and _separable(layer):
+            return SeparableBilinearUpsampling.like(layer)
+        if type(layer) is nn.Conv2d and packed_convolutions:
+            return _conv_like(PackedConv2d, layer)
+        return None
+
+    replaced = _replace(model, choose)
+    done += [f"{path}: GEMM" for path, m in replaced.items() if isinstance(m, GemmConv2d)]
+    done += [f"{path}: separable bilinear" for path, m in replaced.items()
+             if isinstance(m, SeparableBilinearUpsampling)]
+    packed = sum(isinstance(m, PackedConv2d) for m in replaced.values())
+    if packed:
+        done.append(f"convolutions: oneDNN prepacked ({packed})")
     if channels_last:
         model.to(memory_format=torch.channels_last)
         done.append("channels_last")
@@ -385,18 +430,17 @@ def optimize(
 
 
 def plain_copy(model: nn.Module) -> nn.Module:
-    """A deep copy of ``model`` with every fast layer back to its plain class (for tracing,
-    export and comparisons); ``optimizations`` is cleared. The original is unchanged."""
+    """A deep copy of ``model`` with every fast layer back to a plain one (for tracing, export
+    and comparisons); ``optimizations`` is cleared. The original is unchanged."""
     return make_plain(copy.deepcopy(model))
 
 
 def make_plain(model: nn.Module) -> nn.Module:
-    """``model`` itself with every fast layer back to its plain class and their prepared
-    weights dropped (in place: for a model about to be exported and dropped, where a copy
-    would double the memory); ``optimizations`` is cleared."""
+    """``model`` itself with every fast layer replaced by a plain one holding the same
+    parameters, and prepared weights dropped (in place: for a model about to be exported and
+    dropped, where a copy would double the memory); ``optimizations`` is cleared."""
+    _replace(model, lambda parent, name, layer: _plain(layer))
     for m in model.modules():
-        if type(m) in _FAST:
-            m.__class__ = _FAST[type(m)]
         m.__dict__.pop("_prepared", None)
     if hasattr(model, "optimizations"):
         model.optimizations = []
@@ -405,4 +449,4 @@ def make_plain(model: nn.Module) -> nn.Module:
 
 def is_plain(model: nn.Module) -> bool:
     """Whether ``model`` holds no fast layer (nothing :func:`make_plain` would change)."""
-    return not any(type(m) in _FAST or "_prepared" in m.__dict__ for m in model.modules())
+    return not any(isinstance(m, _FAST) or "_prepared" in m.__dict__ for m in model.modules())

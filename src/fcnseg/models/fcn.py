@@ -1,10 +1,12 @@
-"""An FCN: a trunk, one skip head (or several), and the identity that rebuilds it.
+"""An FCN: preprocessing, a trunk, one skip head (or several), and the identity that rebuilds it.
 
-:class:`FCN` holds a trunk (:mod:`fcnseg.models.trunk`) and :class:`~fcnseg.models.head.SkipHead`
-heads. Its state-dict keys are the reference's: the VGG16 trunk's layers sit at the top level
-(``conv1_1.weight`` … ``fc7.bias``) as in the Caffe models and the PyTorch port, other trunks
-under ``backbone.``; the heads' layers under their :class:`~fcnseg.models.head.HeadNames`
-(``score_fr``, ``score_pool4``, ``upscore2`` …; ``score32``, ``up32to16.up`` …).
+:class:`FCN` holds ``preprocess`` (:mod:`fcnseg.models.preprocess`), ``trunk``
+(:mod:`fcnseg.models.trunk`) and ``heads`` (:class:`~fcnseg.models.head.SkipHead`), ordinary
+submodules. Its state-dict keys are the reference's, kept by a key map
+(:mod:`fcnseg.models.keymap`): the VGG16 trunk's layers at the top level (``conv1_1.weight`` …
+``fc7.bias``) as in the Caffe models and the PyTorch port, other trunks under ``backbone.``;
+the heads' layers under their :class:`~fcnseg.models.head.HeadNames` (``score_fr``,
+``score_pool4``, ``upscore2`` …; ``score32``, ``up32to16.up`` …).
 
 The VGG16 models (FCN-32s/16s/8s and FCN-8s at once, in the Caffe or the "same" geometry) are
 built by :func:`vgg16_fcn` (their head by :func:`vgg16_head`); the offsets of the Caffe
@@ -23,6 +25,7 @@ from torch import nn
 
 from fcnseg.models.head import VARIANTS, VGG_NAMES, HeadNames, SkipHead, reference_upsampling
 from fcnseg.models.identity import DescribedModel, ModelIdentity
+from fcnseg.models.keymap import KeyMap, use_reference_keys
 from fcnseg.models.preprocess import Preprocess
 from fcnseg.models.trunk import trunk_channels, trunk_coord_maps, trunk_features
 from fcnseg.models.vgg import GEOMETRIES, VGG16_BLOCKS, VGG16Trunk
@@ -65,24 +68,12 @@ class FCN(DescribedModel, nn.Module):
         self.input_names = tuple(input_names)
         #: Raw pixels → the network's input (see :mod:`fcnseg.models.preprocess`).
         self.preprocess: nn.Module = Preprocess(self.input_names, identity.input_convention)
-        single = isinstance(heads, SkipHead)
-        head_map = {"out": heads} if single else dict(heads)
-        # The trunk and heads are held as plain attributes; their layers are registered below
-        # under the state-dict names, so that parameters, .to() and state dicts reach them once.
-        self.__dict__["trunk"] = trunk
-        self.__dict__["heads"] = head_map
-        self._single = single
+        self._single = isinstance(heads, SkipHead)
+        self.trunk = trunk
+        self.heads = nn.ModuleDict({"out": heads} if self._single else dict(heads))
         self.identity = identity
-        if trunk_name is None:
-            renamed = dict(layer_names or {})
-            for name, layer in trunk.named_children():
-                self.add_module(renamed.get(name, name), layer)
-        else:
-            self.add_module(trunk_name, trunk)
-        for head in head_map.values():
-            for name, layer in head.named_layers().items():
-                self.add_module(name, layer)
-        self._strides = sorted({s for h in head_map.values() for s in h.strides})
+        use_reference_keys(self, _reference_names(trunk, self.heads, trunk_name, layer_names))
+        self._strides = sorted({s for h in self.heads.values() for s in h.strides})
         self._channels = trunk_channels(trunk, self._strides, "the heads")
 
     # -- description ---------------------------------------------------------------------------
@@ -125,12 +116,6 @@ class FCN(DescribedModel, nn.Module):
         """The bilinear deconvolutions (frozen unless their ``requires_grad`` is set)."""
         return [layer for h in self.heads.values() for layer in h.upsampling_layers()]
 
-    def train(self, mode: bool = True) -> FCN:
-        super().train(mode)
-        for m in (self.trunk, *self.heads.values()):  # held unregistered (see __init__)
-            m.training = mode
-        return self
-
     def extra_repr(self) -> str:
         geometry = f", geometry={self.geometry}" if self.geometry else ""
         return f"arch={self.arch}{geometry}, num_classes={self.num_classes}"
@@ -162,6 +147,21 @@ class FCN(DescribedModel, nn.Module):
         if self._single:
             return self.head(features, size)
         return {name: head(features, size) for name, head in self.heads.items()}
+
+
+def _reference_names(trunk: nn.Module, heads: Mapping[str, SkipHead], trunk_name: str | None,
+                     layer_names: Mapping[str, str] | None) -> KeyMap:
+    """The key map of an FCN: its trunk at the top level (``trunk_name`` None, some layers
+    renamed by ``layer_names``) or under ``trunk_name``, its heads' layers under their names."""
+    if trunk_name is None:
+        pairs = [("trunk.", "")] + [(f"trunk.{old}.", f"{new}.")
+                                    for old, new in (layer_names or {}).items()]
+    else:
+        pairs = [("trunk.", f"{trunk_name}.")]
+    for key, head in heads.items():
+        pairs += [(f"heads.{key}.{path}.", f"{name}.")
+                  for path, name in head.reference_names().items()]
+    return KeyMap(pairs)
 
 
 def stack_inputs(x: torch.Tensor | Mapping[str, torch.Tensor],

@@ -218,8 +218,8 @@ class SkipHead(nn.Module):
         names: where the layers sit in the model (:class:`HeadNames`).
 
     ``forward(features, size)`` takes ``{stride: feature}`` and the output's (H, W) and returns
-    N×num_classes×H×W scores. The model that holds the head registers its layers under
-    ``names`` (:meth:`named_layers`), so state-dict keys are the reference's.
+    N×num_classes×H×W scores. The model that holds the head saves its layers under ``names``
+    (:meth:`reference_names`), so state-dict keys are the reference's.
     """
 
     def __init__(
@@ -265,26 +265,24 @@ class SkipHead(nn.Module):
             score = self.upscore_pool4(score, pool3) + self.score_pool3(pool3)
         return self.upscore(score, size)  # onto the input's pixels
 
-    def named_layers(self) -> dict[str, nn.Module]:
-        """``{state-dict name: layer}`` for the model to register (see :class:`HeadNames`)."""
-        roles = [(self.names.score[32], self.score_fr)]
+    def reference_names(self) -> dict[str, str]:
+        """``{path in this head: state-dict name}`` (see :class:`HeadNames`): ``{"score_fr":
+        "score_fr", "upscore2.up": "upscore2", ...}`` for the reference's names."""
+        roles = [("score_fr", self.names.score[32]), ("upscore", self.names.final[self.variant])]
         if self.upscore2 is not None:
-            roles.append((self.names.score[16], self.score_pool4))
+            roles += [("score_pool4", self.names.score[16]),
+                      ("upscore2", self.names.up[(32, 16)])]
         if self.upscore_pool4 is not None:
-            roles.append((self.names.score[8], self.score_pool3))
-        if self.upscore2 is not None:
-            roles.append((self.names.up[(32, 16)], self.upscore2))
-        if self.upscore_pool4 is not None:
-            roles.append((self.names.up[(16, 8)], self.upscore_pool4))
-        roles.append((self.names.final[self.variant], self.upscore))
-        layers: dict[str, nn.Module] = {}
-        for base, layer in roles:
+            roles += [("score_pool3", self.names.score[8]),
+                      ("upscore_pool4", self.names.up[(16, 8)])]
+        paths: dict[str, str] = {}
+        for path, base in roles:
             name = self.names.name(base)
-            if isinstance(layer, AlignedUpsampling) and not name.endswith(".up"):
-                layers[name] = layer.up
+            if isinstance(getattr(self, path), AlignedUpsampling) and not name.endswith(".up"):
+                paths[f"{path}.up"] = name  # the deconvolution itself holds the name
             else:
-                layers[name.removesuffix(".up")] = layer
-        return layers
+                paths[path] = name.removesuffix(".up")
+        return paths
 
     def crop_offsets(self) -> dict[str, int]:
         """The Caffe reference's crop offsets for this head: at each fusion the larger of the

@@ -37,6 +37,7 @@ from fcnseg.models.head import (
     reference_upsampling,
 )
 from fcnseg.models.identity import DescribedModel, ModelIdentity
+from fcnseg.models.keymap import KeyMap, use_reference_keys
 from fcnseg.models.preprocess import Preprocess
 from fcnseg.models.vgg import VGG16Trunk
 from fcnseg.models.weights import NONFINITE, WeightsError, first_nonfinite, read_state_dict
@@ -127,6 +128,17 @@ def early_fusion_fcn(trunk: VGG16Trunk, num_classes: int, variant: str,
                input_names=("color", "depth"), layer_names={"conv1_1": "conv1_1_bgrd"})
 
 
+class LateFusionStream(nn.Module):
+    """One modality's stream of a late-fusion net: a VGG16 trunk and its scorers by stride
+    (``scorers["32"]``, and ``scorers["16"]`` for FCN-16s)."""
+
+    def __init__(self, trunk: VGG16Trunk, num_classes: int, strides: Sequence[int]) -> None:
+        super().__init__()
+        self.trunk = trunk
+        self.scorers = nn.ModuleDict({str(s): Scorer(trunk.out_channels[s], num_classes)
+                                      for s in (32, 16) if s in strides})
+
+
 class LateFusionFCN(DescribedModel, nn.Module):
     """Late fusion: one VGG16 trunk and scorer set per input modality, the streams' score maps
     summed with fixed ``fusion_weights`` before one shared upsampling.
@@ -162,31 +174,31 @@ class LateFusionFCN(DescribedModel, nn.Module):
         self.input_names = tuple(streams)
         self.preprocess: nn.Module = Preprocess(self.input_names, identity.input_convention)
         self.fusion_weights = dict(zip(self.input_names, weights, strict=True))
-        # Trunks and upsamplings are held unregistered; their layers are registered below under
-        # the state-dict names (as in FCN), so parameters and state dicts reach them once.
-        self.__dict__["streams"] = dict(streams)
-        self.__dict__["scorers"] = {}
-        for modality, trunk in streams.items():
-            for name, layer in trunk.named_children():
-                self.add_module(f"{name}_{modality}", layer)
-            scorers = {32: Scorer(trunk.out_channels[32], num_classes)}
-            if 16 in self.strides:
-                scorers[16] = Scorer(trunk.out_channels[16], num_classes)
-            for stride, scorer in scorers.items():
-                self.add_module(f"{VGG_NAMES.score[stride]}_{modality}", scorer)
-            self.scorers[modality] = scorers
+        self.streams = nn.ModuleDict({m: LateFusionStream(trunk, num_classes, self.strides)
+                                      for m, trunk in streams.items()})
         maps = next(iter(streams.values())).coord_maps()
         up = partial(reference_upsampling, pad_to_target=pad_to_target)
-        self.__dict__["up_pool4"] = up(num_classes, maps[32], maps[16]) \
-            if 16 in self.strides else None
-        self.__dict__["up_final"] = up(num_classes, maps[self.strides[-1]], IDENTITY)
+        self.up_pool4 = up(num_classes, maps[32], maps[16]) if 16 in self.strides else None
+        self.up_final = up(num_classes, maps[self.strides[-1]], IDENTITY)
+        use_reference_keys(self, self._reference_names())
+
+    def _reference_names(self) -> KeyMap:
+        """Each stream's layers suffixed by its modality, the shared deconvolutions as named
+        by the reference."""
+        pairs = []
+        for m, stream in self.streams.items():
+            pairs += [(f"streams.{m}.trunk.{name}.", f"{name}_{m}.")
+                      for name, _ in stream.trunk.named_children()]
+            pairs += [(f"streams.{m}.scorers.{s}.", f"{VGG_NAMES.score[int(s)]}_{m}.")
+                      for s in stream.scorers]
         if self.up_pool4 is not None:
-            self.add_module(VGG_NAMES.up[(32, 16)], self.up_pool4.up)
-        self.add_module(VGG_NAMES.final[variant], self.up_final.up)
+            pairs.append(("up_pool4.up.", f"{VGG_NAMES.up[(32, 16)]}."))
+        pairs.append(("up_final.up.", f"{VGG_NAMES.final[self.variant]}."))
+        return KeyMap(pairs)
 
     @property
     def geometry(self) -> str:
-        return next(iter(self.streams.values())).geometry
+        return next(iter(self.streams.values())).trunk.geometry
 
     @property
     def head_classes(self) -> dict[str, int]:
@@ -197,12 +209,6 @@ class LateFusionFCN(DescribedModel, nn.Module):
         ups: list[AlignedUpsampling] = [u for u in (self.up_pool4, self.up_final) if u is not None]
         return [u.up for u in ups if u.up is not None]
 
-    def train(self, mode: bool = True) -> LateFusionFCN:
-        super().train(mode)
-        for m in self.streams.values():  # held unregistered (see __init__)
-            m.training = mode
-        return self
-
     def extra_repr(self) -> str:
         weights = ", ".join(f"{k}={w:g}" for k, w in self.fusion_weights.items())
         return (f"arch={self.arch}, geometry={self.geometry}, num_classes={self.num_classes}, "
@@ -212,7 +218,7 @@ class LateFusionFCN(DescribedModel, nn.Module):
                stride: int) -> torch.Tensor:
         total: torch.Tensor | None = None
         for modality, w in self.fusion_weights.items():
-            score = self.scorers[modality][stride](features[modality][stride]) * w
+            score = self.streams[modality].scorers[str(stride)](features[modality][stride]) * w
             total = score if total is None else total + score
         assert total is not None
         return total
@@ -227,7 +233,7 @@ class LateFusionFCN(DescribedModel, nn.Module):
         if any(t.shape[-2:] != size for t in inputs.values()):
             raise ValueError(f"the inputs {list(self.input_names)} differ in size: "
                              f"{[tuple(t.shape) for t in inputs.values()]}")
-        features = {m: self.streams[m](t) for m, t in inputs.items()}
+        features = {m: self.streams[m].trunk(t) for m, t in inputs.items()}
         score = self._fused(features, 32)
         if self.up_pool4 is not None:  # FCN-16s: stride 32 → 16, pool4 scores fused alike
             pool4 = features[self.input_names[0]][16]

@@ -287,15 +287,17 @@ def load_resnet_weights(
 ) -> nn.Module:
     """Load torchvision-layout ResNet ImageNet weights (``resnet50-*.pth`` …) from a local file.
 
-    ``module`` is a :class:`ResNet`, or a model that holds one: its ``backbone`` attribute is
-    used (the FCN models of this package), or pass ``prefix``. Classifier keys (``fc.*``) in the
-    file are skipped when the ResNet has no classifier. Every backbone key must be in the file
-    with the right shape; the error names the file and the offending keys. The input convention
-    (torchvision's RGB by default) is recorded on ``module.input_convention``.
+    ``module`` is a :class:`ResNet`, or a model that holds one: its ``backbone`` or ``trunk``
+    attribute is used (the FCN models of this package), or pass ``prefix``. Classifier keys
+    (``fc.*``) in the file are skipped when the ResNet has no classifier. Every backbone key
+    must be in the file with the right shape; the error names the file and the offending keys.
+    The input convention (torchvision's RGB by default) is recorded on
+    ``module.input_convention``.
     """
     path = Path(path)
     if prefix is None:
-        prefix = "backbone." if isinstance(getattr(module, "backbone", None), ResNet) else ""
+        prefix = next((f"{name}." for name in ("backbone", "trunk")
+                       if isinstance(getattr(module, name, None), ResNet)), "")
     net = module.get_submodule(prefix.rstrip(".")) if prefix else module
     if not isinstance(net, ResNet):
         raise TypeError(f"load_resnet_weights: {type(net).__name__} is not a ResNet "

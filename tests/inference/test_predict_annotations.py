@@ -119,3 +119,20 @@ def test_an_annotation_file_it_did_not_write_is_never_replaced(
     # a second run replaces the files the first one wrote
     assert predict(make_checkpoint(), photos, photos, "--format", "labelme") == 1
     assert (photos / "p1.json").is_file()
+
+
+def test_a_prediction_the_user_corrected_is_kept_with_one_line(
+        make_checkpoint, photos, tmp_path, capsys) -> None:
+    out = tmp_path / "out"
+    assert predict(make_checkpoint(), photos, out, "--format", "labelme") == 0
+    corrected = json.loads((out / "p0.json").read_text())
+    corrected["shapes"] = corrected["shapes"][:1]
+    (out / "p0.json").write_text(json.dumps(corrected))
+    untouched = (out / "p1.json").read_bytes()
+    (out / "p1.json").unlink()  # a removed prediction is written again
+    capsys.readouterr()
+    assert predict(make_checkpoint(), photos, out, "--format", "labelme") == 0
+    assert json.loads((out / "p0.json").read_text()) == corrected
+    assert (out / "p1.json").read_bytes() == untouched
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if "p0.json" in ln]
+    assert len(lines) == 1 and "edited since fcnseg predict wrote it; kept" in lines[0]

@@ -272,6 +272,8 @@ def run(args: argparse.Namespace) -> int:
                 failed += 1
     if pre is not None:
         extra, refused = pre.write()
+        for line in pre.kept:
+            report(line)
         for line in refused:
             report(line)
         failed += len(refused)

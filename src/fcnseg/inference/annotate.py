@@ -31,7 +31,7 @@ from fcnseg.data.annotations.export import (
     labelme_document,
     relative_path,
 )
-from fcnseg.inference.files import OwnOutputs, record_outputs
+from fcnseg.inference.files import OwnOutputs, content_digest, record_outputs
 from fcnseg.inference.segmenter import Prediction
 from fcnseg.utils.files import atomic_write_bytes
 
@@ -125,10 +125,12 @@ class PreAnnotations:
     def write(self) -> tuple[list[Path], list[str]]:
         """Write ranking.csv and the polygons; returns the files written and one line per file
         that was not. An existing file that an earlier ``fcnseg predict`` did not write (a
-        labelme JSON someone annotated) is never replaced."""
+        labelme JSON someone annotated), or that was edited since it wrote it (a corrected
+        prediction), is never replaced: the latter are kept with one line each in ``kept``."""
         entries = self.ranked()
         written: list[Path] = []
         self._problems: list[str] = []
+        self.kept: list[str] = []
         if self.rank:
             written.append(self._write_ranking(entries))
         chosen = entries[: self.top] if self.rank and self.top is not None else entries
@@ -146,14 +148,20 @@ class PreAnnotations:
 
     def _save(self, relative: str, data: bytes) -> Path | None:
         path = self.out_dir / relative
-        if path.exists() and path not in OwnOutputs():
+        own = OwnOutputs()
+        if path.exists() and path not in own:
             self._problems.append(f"{path}: exists and was not written by fcnseg predict; "
                                   f"not replaced (choose another --out)")
+            return None
+        if path.exists() and own.edited(path):
+            self.kept.append(f"{path}: edited since fcnseg predict wrote it; kept, not "
+                             f"replaced by the new prediction")
             return None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             record_outputs(self.out_dir, [path])
             atomic_write_bytes(path, data)
+            record_outputs(self.out_dir, [path], [content_digest(data)])
         except OSError as e:
             self._problems.append(f"{path}: cannot write it ({e})")
             return None

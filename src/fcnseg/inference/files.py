@@ -46,6 +46,7 @@ __all__ = [
     "OwnOutputs",
     "PictureStyle",
     "collect_inputs",
+    "content_digest",
     "output_files",
     "outputs_complete",
     "parse_classes",
@@ -84,13 +85,35 @@ def prepare_output_folder(out_dir: PathLike) -> Path:
     return out_dir
 
 
-def record_outputs(out_dir: PathLike, paths: Iterable[PathLike]) -> None:
-    """Append ``paths`` (inside ``out_dir``) to the folder's manifest, before they are written."""
+def record_outputs(out_dir: PathLike, paths: Iterable[PathLike],
+                   digests: Iterable[str] | None = None) -> None:
+    """Append ``paths`` (inside ``out_dir``) to the folder's manifest, before they are written;
+    with ``digests`` (after they are written), each path's content digest, so that a later run
+    can tell a file someone has since edited (see :meth:`OwnOutputs.edited`)."""
     out_dir = Path(out_dir)
-    lines = [Path(p).relative_to(out_dir).as_posix() + "\n" for p in paths]
+    names = [Path(p).relative_to(out_dir).as_posix() for p in paths]
+    if digests is None:
+        lines = [f"{n}\n" for n in names]
+    else:
+        lines = [f"{n}\t{d}\n" for n, d in zip(names, digests, strict=True)]
     # Flushed on close; losing the tail to a power cut only costs a re-segmented file.
     with open(out_dir / MANIFEST_NAME, "a", encoding="utf-8") as f:
         f.writelines(lines)
+
+
+def content_digest(data: bytes) -> str:
+    """How the manifest records a file's content: ``sha256=HEX``."""
+    import hashlib
+
+    return "sha256=" + hashlib.sha256(data).hexdigest()
+
+
+def _manifest_entries(text: str) -> Iterator[tuple[str, str | None]]:
+    """(relative path, digest or None) of each manifest line (``PATH`` or ``PATH<TAB>DIGEST``)."""
+    for line in text.splitlines():
+        name, _, digest = line.partition("\t")
+        if name:
+            yield name, digest or None
 
 
 class OwnOutputs:
@@ -98,15 +121,19 @@ class OwnOutputs:
     folder or of a folder above it."""
 
     def __init__(self) -> None:
-        self._listed: dict[Path, frozenset[Path]] = {}
+        self._listed: dict[Path, dict[Path, str | None]] = {}
 
-    def _manifest(self, folder: Path) -> frozenset[Path]:
+    def _manifest(self, folder: Path) -> dict[Path, str | None]:
         if folder not in self._listed:
             try:
                 text = (folder / MANIFEST_NAME).read_text(encoding="utf-8", errors="replace")
             except OSError:  # no manifest (the usual case) or unreadable: nothing listed
                 text = ""
-            self._listed[folder] = frozenset(folder / line for line in text.splitlines() if line)
+            listed: dict[Path, str | None] = {}
+            for name, digest in _manifest_entries(text):  # the last digest of a path counts
+                path = folder / name
+                listed[path] = digest or listed.get(path)
+            self._listed[folder] = listed
         return self._listed[folder]
 
     def __contains__(self, path: object) -> bool:
@@ -114,6 +141,19 @@ class OwnOutputs:
             return False
         path = Path(path).resolve()
         return any(path in self._manifest(folder) for folder in path.parents)
+
+    def edited(self, path: PathLike) -> bool:
+        """Whether ``path``, listed with a digest, no longer holds what was written (someone
+        edited it since: it is theirs now)."""
+        path = Path(path).resolve()
+        for folder in path.parents:
+            digest = self._manifest(folder).get(path)
+            if digest is not None:
+                try:
+                    return content_digest(path.read_bytes()) != digest
+                except OSError:
+                    return False
+        return False
 
 
 def collect_inputs(

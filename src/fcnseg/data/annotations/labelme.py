@@ -117,7 +117,9 @@ def _predict_outputs(folder: Path) -> set[Path]:
         text = (folder / PREDICT_MANIFEST).read_text(encoding="utf-8", errors="replace")
     except OSError:
         return set()
-    return {(folder / line).resolve() for line in text.splitlines() if line}
+    # One path a line, optionally followed by a tab and the content digest.
+    return {(folder / line.partition("\t")[0]).resolve() for line in text.splitlines()
+            if line.partition("\t")[0]}
 
 
 def read_labelme(src: Path) -> Annotations:

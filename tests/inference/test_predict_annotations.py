@@ -136,3 +136,45 @@ def test_a_prediction_the_user_corrected_is_kept_with_one_line(
     assert (out / "p1.json").read_bytes() == untouched
     lines = [ln for ln in capsys.readouterr().err.splitlines() if "p0.json" in ln]
     assert len(lines) == 1 and "edited since fcnseg predict wrote it; kept" in lines[0]
+
+
+@pytest.mark.parametrize("fmt", ["coco", "cvat"])
+def test_coco_and_cvat_name_images_by_their_file_name_and_import_under_their_stem(
+        fmt, make_checkpoint, photos, tmp_path) -> None:
+    if fmt == "coco":
+        pytest.importorskip("pycocotools")
+    out = tmp_path / "out"
+    assert predict(make_checkpoint(), photos, out, "--format", fmt) == 0
+    if fmt == "coco":
+        doc = json.loads((out / "annotations.coco.json").read_text())
+        assert sorted(i["file_name"] for i in doc["images"]) == ["p0.png", "p1.png", "p2.png"]
+        report = import_annotations(fmt, out / "annotations.coco.json", tmp_path / "imported")
+    else:
+        xml = (out / "annotations.xml").read_text()
+        assert 'name="p0.png"' in xml and "../" not in xml.split('name="p0.png"')[0][-60:]
+        report = import_annotations(fmt, out / "annotations.xml", tmp_path / "imported")
+    assert sorted(report.written) == ["p0", "p1", "p2"] and not report.errors
+
+
+def test_sample_name_drops_paths_that_leave_the_images_folder() -> None:
+    from fcnseg.data.annotations.shapes import sample_name
+
+    assert sample_name("../photos/img00.jpg") == "img00"
+    assert sample_name("train/a.jpg") == "train__a"
+    assert sample_name("./img01.png") == "img01"
+
+
+def test_labelme_files_are_written_flat_by_basename_and_a_clash_is_refused(
+        make_checkpoint, photos, tmp_path, capsys) -> None:
+    (photos / "sub").mkdir()
+    Image.open(photos / "p1.png").save(photos / "sub" / "p3.png")
+    Image.open(photos / "p2.png").save(photos / "sub" / "p0.png")
+    out = tmp_path / "out"
+    assert predict(make_checkpoint(), photos, out, "--format", "labelme") == 1
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.json")) == [
+        "p0.json", "p1.json", "p2.json", "p3.json"]
+    doc = json.loads((out / "p3.json").read_text())
+    assert (out / doc["imagePath"]).resolve() == (photos / "sub" / "p3.png").resolve()
+    assert json.loads((out / "p0.json").read_text())["imagePath"].endswith("photos/p0.png")
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "sub/p0.png" in ln]
+    assert len(err) == 1 and "has the name 'p0'" in err[0]

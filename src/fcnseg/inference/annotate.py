@@ -103,12 +103,13 @@ class PreAnnotations:
     def _document(self, path: Path, name: str, label: np.ndarray) -> Any:
         names = self.class_names
         if self.fmt == "labelme":
-            json_dir = (self.out_dir / f"{name}.json").parent
-            return labelme_document(label, names, relative_path(path, json_dir),
+            # Flat, by the picture's own name: labelme opens OUT/<basename>.json.
+            return labelme_document(label, names, relative_path(path, self.out_dir),
                                     tolerance=self.tolerance, ignore_index=self.ignore_index)
         if self.fmt == "cvat":
-            return cvat_image_element(label, names, relative_path(path, self.out_dir), 0,
-                                      tolerance=self.tolerance, ignore_index=self.ignore_index)
+            return cvat_image_element(label, names, path.name, 0,
+                                      tolerance=self.tolerance, ignore_index=self.ignore_index,
+                                      path=relative_path(path, self.out_dir))
         if self.fmt == "coco":
             return label.shape[:2], coco_annotations(
                 label, 0, 1, tolerance=self.tolerance, ignore_index=self.ignore_index,
@@ -134,6 +135,8 @@ class PreAnnotations:
         if self.rank:
             written.append(self._write_ranking(entries))
         chosen = entries[: self.top] if self.rank and self.top is not None else entries
+        if self.fmt is not None:
+            chosen = self._unique_stems(chosen)
         if self.fmt == "labelme":
             written += self._write_labelme(chosen)
         elif self.fmt == "cvat":
@@ -145,6 +148,19 @@ class PreAnnotations:
         elif self.fmt == "coco":
             written.append(self._save(COCO_NAME, self._coco_bytes(chosen)))
         return [p for p in written if p is not None], self._problems
+
+    def _unique_stems(self, entries: list[_Entry]) -> list[_Entry]:
+        """The entries whose picture's name (without suffix) no earlier entry has: annotation
+        files name images by it (labelme's OUT/<name>.json, COCO's and CVAT's image names)."""
+        first: dict[str, _Entry] = {}
+        for e in entries:
+            if e.path.stem in first:
+                self._problems.append(
+                    f"{e.path}: has the name {e.path.stem!r} of {first[e.path.stem].path} too; "
+                    f"no {self.fmt} annotations written for it (rename one of them)")
+            else:
+                first[e.path.stem] = e
+        return list(first.values())
 
     def _save(self, relative: str, data: bytes) -> Path | None:
         path = self.out_dir / relative
@@ -179,7 +195,7 @@ class PreAnnotations:
     def _write_labelme(self, entries: list[_Entry]) -> list[Path | None]:
         import json
 
-        return [self._save(f"{e.name}.json", json.dumps(e.document, indent=1,
+        return [self._save(f"{e.path.stem}.json", json.dumps(e.document, indent=1,
                                                         ensure_ascii=False).encode("utf-8"))
                 for e in entries]
 
@@ -189,7 +205,10 @@ class PreAnnotations:
         images, annotations = [], []
         for image_id, e in enumerate(entries, start=1):
             (height, width), anns = e.document
-            images.append({"id": image_id, "file_name": relative_path(e.path, self.out_dir),
+            # file_name: the name in the images folder (as tools match it); path: where the
+            # picture lies relative to this file.
+            images.append({"id": image_id, "file_name": e.path.name,
+                           "path": relative_path(e.path, self.out_dir),
                            "height": int(height), "width": int(width)})
             for ann in anns:
                 annotations.append({**ann, "id": len(annotations) + 1, "image_id": image_id})

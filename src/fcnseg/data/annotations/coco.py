@@ -26,6 +26,7 @@ from fcnseg.data.annotations.shapes import (
     Annotations,
     Shape,
     printable,
+    sample_name,
 )
 from fcnseg.data.errors import DataError
 
@@ -135,8 +136,11 @@ def read_coco(src: Path, images: Path | None = None, *, crowd_as_class: bool = F
             raise ValueError(f"{source}: images[{k}] needs an 'id' and a 'file_name'")
         h, w = img.get("height"), img.get("width")
         file_name = img["file_name"]
-        item = AnnotatedImage(name="__".join(Path(file_name).with_suffix("").parts),
-                              source=src, image_path=find(file_name))
+        path = find(file_name)
+        # fcnseg predict writes the plain name, and in 'path' where the picture lies.
+        if not path.is_file() and images is None and isinstance(img.get("path"), str):
+            path = src.parent / img["path"]
+        item = AnnotatedImage(name=sample_name(file_name), source=src, image_path=path)
         if isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0:
             item.size = (h, w)
         else:

@@ -24,7 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from fcnseg.data.annotations.shapes import AnnotatedImage, Annotations, Shape, printable
+from fcnseg.data.annotations.shapes import (
+    AnnotatedImage,
+    Annotations,
+    Shape,
+    printable,
+    sample_name,
+)
 from fcnseg.data.errors import DataError
 from fcnseg.data.folder import IMAGE_EXTENSIONS
 from fcnseg.data.layout import read_utf8
@@ -205,8 +211,10 @@ def read_cvat_xml(src: Path, images: Path | None = None) -> Annotations:
     for image in root.iter("image"):
         name = image.get("name") or ""
         path = next((f / name for f in folders if (f / name).is_file()), folders[0] / name)
-        item = AnnotatedImage(name="__".join(Path(name).with_suffix("").parts),
-                              source=xml_path, image_path=path)
+        # fcnseg predict writes the task's image name, and in 'path' where the picture lies.
+        if not path.is_file() and images is None and image.get("path"):
+            path = xml_path.parent / str(image.get("path"))
+        item = AnnotatedImage(name=sample_name(name), source=xml_path, image_path=path)
         try:
             item.size = (int(image.get("height", "")), int(image.get("width", "")))
         except ValueError:

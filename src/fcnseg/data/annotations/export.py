@@ -205,11 +205,15 @@ def _corner_points(ring: np.ndarray, tolerance: float) -> np.ndarray:
 
 def cvat_image_element(label: np.ndarray, class_names: Sequence[str], name: str, image_id: int,
                        *, tolerance: float = DEFAULT_TOLERANCE,
-                       ignore_index: int | None = 255) -> ET.Element:
-    """One ``<image>`` of "CVAT for images 1.1": a polygon per region, ``z_order`` rising."""
+                       ignore_index: int | None = 255, path: str | None = None) -> ET.Element:
+    """One ``<image>`` of "CVAT for images 1.1": a polygon per region, ``z_order`` rising.
+    ``name`` is the image's name in a CVAT task; ``path`` (optional, an attribute CVAT does
+    not read) where the picture lies relative to the XML file."""
     height, width = np.asarray(label).shape
     image = ET.Element("image", id=str(image_id), name=name, width=str(width),
                        height=str(height))
+    if path is not None:
+        image.set("path", path)
     label = np.asarray(label)
     background = implicit_background(class_names)
     polygons = [(c, _corner_points(ring, tolerance)) for c, ring in

@@ -18,7 +18,7 @@ import math
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -35,6 +35,7 @@ __all__ = [
     "Shape",
     "fill_polygons",
     "printable",
+    "sample_name",
     "rasterise",
     "shape_box",
     "shape_pixels",
@@ -57,6 +58,17 @@ def printable(path: Path | str) -> str:
     except UnicodeEncodeError:
         return repr(os.fsencode(text))
     return text
+
+
+def sample_name(file_name: str) -> str:
+    """The name an image of an annotation file gets in an imported dataset: its path under the
+    images folder without the suffix, folders joined by ``__`` (``train/a.jpg`` ->
+    ``train__a``); a path that leaves that folder (``../photos/img00.jpg``, as a file written
+    beside predictions refers to its picture) gives the picture's own stem (``img00``)."""
+    parts = PurePosixPath(file_name.replace("\\", "/")).with_suffix("").parts
+    if ".." in parts or PurePosixPath(file_name.replace("\\", "/")).is_absolute():
+        return PurePosixPath(file_name.replace("\\", "/")).stem
+    return "__".join(p for p in parts if p not in ("", "."))
 
 
 @dataclass

@@ -185,6 +185,25 @@ def test_images_without_annotations_are_warned_about_and_listed(src: Path,
     assert (tmp_path / "out" / "unannotated.txt").read_text() == f"{src / 'lonely.jpg'}\n"
 
 
+def test_importing_corrections_keeps_the_earlier_unannotated_list_less_them(
+        src: Path, tmp_path: Path) -> None:
+    write_labelme(src, "a", [shape("cat", [[0, 0], [9, 9]], "rectangle")])
+    for stem in ("b", "c"):
+        Image.new("RGB", (60, 40)).save(src / f"{stem}.png")
+    out = tmp_path / "out"
+    import_annotations("labelme", src, out)
+    assert (out / "unannotated.txt").read_text() == f"{src / 'b.png'}\n{src / 'c.png'}\n"
+    corrections = tmp_path / "corrections"
+    corrections.mkdir()
+    doc = json.loads(write_labelme(corrections, "b", [shape("cat", [[0, 0], [5, 5]],
+                                                            "rectangle")], image=False)
+                     .read_text())
+    doc["imagePath"] = os.path.relpath(src / "b.png", corrections)
+    (corrections / "b.json").write_text(json.dumps(doc))
+    assert import_annotations("labelme", corrections, out).written == ["b"]
+    assert (out / "unannotated.txt").read_text() == f"{src / 'c.png'}\n"
+
+
 def test_import_command_writes_a_folder_that_check_data_passes(src: Path, tmp_path: Path,
                                                                capsys) -> None:
     for k in range(5):

@@ -209,7 +209,10 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
     for path in result.unannotated:
         say(f"warning: {printable(path)}: no annotations (not imported; listed in "
             f"{out / 'unannotated.txt'})")
-    _write_lists(out, result, options)
+    written = set(result.written)
+    imported = [item.image_path for item in found.items
+                if item.name in written and item.image_path is not None]
+    _write_lists(out, result, options, imported)
     result.classes = list(labels.classes)
     _write_config(out, labels, palette)
     return result
@@ -245,18 +248,34 @@ def _import_one(item: AnnotatedImage, labels: LabelSet, options: ImportOptions, 
     return None
 
 
-def _write_lists(out: Path, result: ImportReport, options: ImportOptions) -> None:
+def _write_lists(out: Path, result: ImportReport, options: ImportOptions,
+                 imported: list[Path]) -> None:
     # Every mask in the folder, those of earlier imports included: a name stays in its split.
     names = sorted(p.stem for p in (out / "masks").glob("*.png"))
     for split in ("train", "val"):
         chosen = [n for n in names if split_of(n, options.val_fraction) == split]
         (out / f"{split}.txt").write_text("".join(f"{n}\n" for n in chosen), encoding="utf-8")
+    # The images still to annotate: those of earlier imports, less the ones imported now, and
+    # those of this import.
     unannotated = out / "unannotated.txt"
-    if result.unannotated:
-        unannotated.write_text("".join(f"{printable(p)}\n" for p in result.unannotated),
-                               encoding="utf-8")
+    done = {_resolved(p) for p in imported}
+    earlier = []
+    if unannotated.is_file():
+        earlier = [line for line in unannotated.read_text(encoding="utf-8",
+                                                          errors="replace").splitlines()
+                   if line and _resolved(Path(line)) not in done]
+    lines = list(dict.fromkeys([*earlier, *(printable(p) for p in result.unannotated)]))
+    if lines:
+        unannotated.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
     elif unannotated.exists():
         unannotated.unlink()
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path
 
 
 def _write_config(out: Path, labels: LabelSet, palette: np.ndarray) -> None:

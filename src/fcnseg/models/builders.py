@@ -97,6 +97,23 @@ def _named(builder: BuilderT, arch: str, doc: str) -> BuilderT:
     return builder
 
 
+def _vgg_fcn(arch: str, variant: str, arguments: Mapping[str, Any],
+             skip_scales: tuple[float, float] = (1.0, 1.0)) -> FCN:
+    """The VGG16 FCN-``variant`` named ``arch``, built from its builder's ``arguments``."""
+    a = dict(arguments)
+    recorded = {k: v for k, v in a.items() if k not in (*NOT_RECORDED, "input_convention")}
+    identity = ModelIdentity(arch, recorded, a["input_convention"])
+    trunk = VGG16Trunk(geometry=a["geometry"], width=a["width"], fc_channels=a["fc_channels"],
+                       dropout=a["dropout"], batch_norm=a["batch_norm"])
+    model = vgg16_fcn(trunk, a["num_classes"], variant, identity, skip_scales=skip_scales)
+    if a["backbone_weights"] is not None and a["batch_norm"]:
+        load_vgg16_bn_weights(model, a["backbone_weights"],
+                              convention=a["backbone_convention"] or TORCHVISION_RGB)
+    elif a["backbone_weights"] is not None:
+        load_backbone_weights(model, a["backbone_weights"], convention=a["backbone_convention"])
+    return model
+
+
 def _vgg_builder(arch: str, variant: str, with_bn: bool, doc: str,
                  skip_scales: tuple[float, float] = (1.0, 1.0)) -> Callable[..., FCN]:
     default_convention = TORCHVISION_RGB.name if with_bn else CAFFE_BGR.name
@@ -144,16 +161,88 @@ _VGG_ARGS = """
             (see :func:`fcnseg.models.load_backbone_weights`).
         backbone_convention: input convention of that file when it cannot be recognised.
     """
-fcn32s = _vgg_builder("fcn32s", "32s", False,
-                      "FCN-32s on VGG16 (Fig. 3, top row)." + _VGG_ARGS)
-fcn16s = _vgg_builder("fcn16s", "16s", False,
-                      "FCN-16s on VGG16 (Fig. 3, middle row)." + _VGG_ARGS)
-fcn8s = _vgg_builder("fcn8s", "8s", False,
-                     "FCN-8s on VGG16 (Fig. 3, bottom row)." + _VGG_ARGS)
-fcn8s_atonce = _vgg_builder(
-    "fcn8s_atonce", "8s", False,
-    "FCN-8s trained at once: pool4 scaled by 0.01 and pool3 by 0.0001 before scoring." + _VGG_ARGS,
-    skip_scales=(0.01, 0.0001))
+
+
+def fcn32s(
+    num_classes: int = 21,
+    *,
+    geometry: str = "caffe",
+    width: float = 1.0,
+    fc_channels: int = 4096,
+    dropout: float = 0.5,
+    batch_norm: bool = False,
+    input_convention: InputConvention | str | dict[str, Any] = CAFFE_BGR.name,
+    backbone_weights: PathLike | None = None,
+    backbone_convention: str | None = None,
+) -> FCN:
+    """FCN-32s on VGG16 (Fig. 3, top row).
+
+    Args:
+        num_classes: output channels (21 for PASCAL VOC).
+        geometry: ``"caffe"`` (the reference, with the 100-pixel pad and crops) or ``"same"``
+            (no pad, no crops, fewer FLOPs; same parameters).
+        width, fc_channels: slimmer VGG-style trunks for CPUs and tests (channel multiplier of
+            the convolutions; channels of fc6/fc7).
+        dropout: dropout probability after fc6 and fc7.
+        batch_norm: a BatchNorm2d after each trunk convolution (``bn1_1`` ... ``bn5_3``; True
+            for the ``*_vgg16_bn`` models).
+        input_convention: pixel convention of the weights (replaced by that of
+            ``backbone_weights`` when loaded).
+        backbone_weights: optional ImageNet state-dict file to convolutionalize into the model
+            (see :func:`fcnseg.models.load_backbone_weights`).
+        backbone_convention: input convention of that file when it cannot be recognised.
+    """
+    return _vgg_fcn("fcn32s", "32s", locals())
+
+
+def fcn16s(
+    num_classes: int = 21,
+    *,
+    geometry: str = "caffe",
+    width: float = 1.0,
+    fc_channels: int = 4096,
+    dropout: float = 0.5,
+    batch_norm: bool = False,
+    input_convention: InputConvention | str | dict[str, Any] = CAFFE_BGR.name,
+    backbone_weights: PathLike | None = None,
+    backbone_convention: str | None = None,
+) -> FCN:
+    """FCN-16s on VGG16 (Fig. 3, middle row). Arguments as :func:`fcn32s`."""
+    return _vgg_fcn("fcn16s", "16s", locals())
+
+
+def fcn8s(
+    num_classes: int = 21,
+    *,
+    geometry: str = "caffe",
+    width: float = 1.0,
+    fc_channels: int = 4096,
+    dropout: float = 0.5,
+    batch_norm: bool = False,
+    input_convention: InputConvention | str | dict[str, Any] = CAFFE_BGR.name,
+    backbone_weights: PathLike | None = None,
+    backbone_convention: str | None = None,
+) -> FCN:
+    """FCN-8s on VGG16 (Fig. 3, bottom row). Arguments as :func:`fcn32s`."""
+    return _vgg_fcn("fcn8s", "8s", locals())
+
+
+def fcn8s_atonce(
+    num_classes: int = 21,
+    *,
+    geometry: str = "caffe",
+    width: float = 1.0,
+    fc_channels: int = 4096,
+    dropout: float = 0.5,
+    batch_norm: bool = False,
+    input_convention: InputConvention | str | dict[str, Any] = CAFFE_BGR.name,
+    backbone_weights: PathLike | None = None,
+    backbone_convention: str | None = None,
+) -> FCN:
+    """FCN-8s trained at once: pool4 scaled by 0.01 and pool3 by 0.0001 before scoring.
+    Arguments as :func:`fcn32s`."""
+    return _vgg_fcn("fcn8s_atonce", "8s", locals(), skip_scales=(0.01, 0.0001))
+
 
 MODEL_BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "fcn32s": fcn32s,

@@ -143,3 +143,68 @@ def test_a_run_folders_other_files_are_described(tmp_path, capsys) -> None:
     assert "evaluation report of runs/demo/best.pt on synthetic" in out and "88.04" in out
     assert main(["info", str(tmp_path / "recipe.yaml")]) == 0
     assert "training recipe mine: fcn8s on folder" in capsys.readouterr().out
+
+
+def test_a_predicted_label_png_is_described_not_called_corrupt(tmp_path, capsys) -> None:
+    import numpy as np
+
+    from fcnseg.inference.visualize import save_label_png
+
+    label = np.zeros((6, 8), np.uint8)
+    label[:, 6:] = 3
+    save_label_png(tmp_path / "scene_label.png", label, voc_palette())
+    assert main(["info", str(tmp_path / "scene_label.png")]) == 0
+    out = capsys.readouterr().out
+    assert "label map" in out and "8×6" in out
+    assert "2: 0 (75.0%), 3 (25.0%)" in out
+
+
+def test_a_csv_table_is_described_by_its_rows(tmp_path, capsys) -> None:
+    (tmp_path / "ranking.csv").write_text("rank,name,mean_entropy\n1,img05,1.1\n2,img07,1.0\n")
+    assert main(["info", str(tmp_path / "ranking.csv")]) == 0
+    assert "CSV table, 2 rows; columns: rank, name, mean_entropy" in capsys.readouterr().out
+
+
+def test_a_georeferenced_tiff_is_described_with_bands_and_crs(tmp_path, capsys) -> None:
+    import numpy as np
+
+    rasterio = pytest.importorskip("rasterio")
+    from rasterio.transform import from_origin
+
+    path = tmp_path / "out.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=5, height=4, count=1, dtype="uint8",
+                       crs="EPSG:32633", transform=from_origin(500000, 4e6, 10, 10)) as ds:
+        ds.write(np.array([[0, 0, 1, 1, 2]] * 4, np.uint8), 1)
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "raster, 5×4, 1 band(s) of uint8" in out and "EPSG:32633" in out
+    assert "3: 0 (40.0%), 1 (40.0%), 2 (20.0%)" in out
+
+
+def test_a_labelme_file_fcnseg_wrote_is_described(tmp_path, capsys) -> None:
+    import numpy as np
+
+    from fcnseg.data.annotations.export import labelme_document, write_json
+
+    label = np.zeros((16, 16), np.uint8)
+    label[2:8, 2:8] = 1
+    label[10:14, 9:15] = 2
+    write_json(tmp_path / "img07.json", labelme_document(label, CLASSES, "img07.jpg"))
+    assert main(["info", str(tmp_path / "img07.json")]) == 0
+    out = capsys.readouterr().out
+    assert "labelme annotations: 1 image(s), 2 shape(s)" in out and "cat ×1" in out
+
+
+def test_a_file_of_another_kind_is_not_called_corrupt(tmp_path, capsys) -> None:
+    (tmp_path / "notes.txt").write_text("hello\n")
+    assert main(["info", str(tmp_path / "notes.txt")]) == 2
+    err = capsys.readouterr().err
+    assert "not a file fcnseg info describes" in err and "corrupt" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_damaged_checkpoint_is_still_called_so(checkpoint, tmp_path, capsys) -> None:
+    damaged = tmp_path / "damaged.pt"
+    damaged.write_bytes(checkpoint[0].read_bytes()[:2000])
+    assert main(["info", str(damaged)]) == 2
+    assert "truncated or corrupt" in capsys.readouterr().err

@@ -13,13 +13,21 @@ import yaml
 
 from fcnseg.checkpoint import CheckpointError, load_checkpoint
 from fcnseg.cli import options
+from fcnseg.cli.info_files import (
+    DESCRIBED,
+    data_file_record,
+    data_file_summary,
+    is_data_kind,
+    looks_like_torch_file,
+)
 from fcnseg.models.weights import WeightsError, read_weights, vgg16_torchvision_keys
 from fcnseg.pretrained.resolve import checkpoint_files
 
 NAME = "info"
 HELP = ("Show what a checkpoint describes: architecture, geometry, classes, input convention, "
-        "metrics, size (--json: the full record); also the other files fcnseg writes "
-        "(backbone weights from convert, ONNX exports).")
+        "metrics, size (--json: the full record); also the other files fcnseg reads and "
+        "writes (backbone weights, ONNX exports, run files, label maps, rasters, CSV tables, "
+        "annotation files).")
 
 #: Scalar metrics shown in the summary, in this order, with their names in the paper.
 METRICS = {"mean_iu": "mean IU", "pixel_acc": "pixel acc", "mean_acc": "mean acc",
@@ -43,8 +51,16 @@ def record(path: str) -> dict[str, Any]:
         # A checkpoint with bad metadata stays that error; only a file that is no checkpoint
         # at all may be another file fcnseg writes.
         message = str(e)
+        unreadable = "cannot be read as a checkpoint" in message
         other = (other_file_record(path) if "not a checkpoint (no" in message
-                 or "cannot be read as a checkpoint" in message else None)
+                 or unreadable else None)
+        if other is None and unreadable:
+            other = data_file_record(path)
+            # Only a file written as torch.save writes may be a damaged checkpoint; a valid
+            # file of another kind is never called corrupt.
+            if other is None and not looks_like_torch_file(Path(path)):
+                raise ValueError(f"{path}: not a file fcnseg info describes (it describes "
+                                 f"{DESCRIBED})") from None
         if other is None:
             raise e from None
         return other
@@ -272,6 +288,9 @@ def quantization_text(quant: dict[str, Any]) -> str:
 def other_summary(rec: dict[str, Any]) -> str:
     """The summary of a file that is not a checkpoint (see :func:`other_file_record`)."""
     size = f"{rec['file_bytes'] / 1e6:.1f} MB on disk"
+    if is_data_kind(rec["kind"]):
+        return "\n".join([f"file:        {rec['path']}", *data_file_summary(rec),
+                          f"size:        {size}"])
     if rec["kind"] in ("training_log", "evaluation_report", "recipe"):
         return "\n".join([f"file:        {rec['path']}", *_run_file_summary(rec),
                           f"size:        {size}"])

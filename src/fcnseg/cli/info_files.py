@@ -1,0 +1,208 @@
+"""``fcnseg info`` on the data files fcnseg reads and writes: label maps and images (PNG,
+JPEG ...), rasters (TIFF, GeoTIFF, JPEG 2000), CSV tables (``ranking.csv``) and annotation
+files (labelme, COCO, Label Studio JSON; CVAT XML)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import xml.etree.ElementTree as ET
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fcnseg.data.images import RASTER_FORMATS, open_upright
+from fcnseg.data.rasters import raster_info, read_raster
+
+__all__ = ["DESCRIBED", "data_file_record", "data_file_summary", "looks_like_torch_file"]
+
+#: What ``fcnseg info`` describes, for the message about a file it does not.
+DESCRIBED = ("checkpoints, exported models, weights, run files (metrics.jsonl, report.json, "
+             "recipe.yaml), label maps and images, rasters, CSV tables and annotation files "
+             "(labelme, COCO, Label Studio, CVAT)")
+
+# First bytes of the images Pillow decodes here (the image reader's allow-list).
+_IMAGE_MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"BM", "BMP"),
+                (b"RIFF", "WEBP"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
+                *((f"P{k}".encode(), "PPM") for k in range(1, 7)))
+_RASTER_MAGIC = tuple(magic for magic, _, _ in RASTER_FORMATS)
+# Single-band rasters up to this size are read to list the values present (labels).
+_MAX_VALUES_PIXELS = 64_000_000
+_KINDS = ("image", "label_map", "raster", "table", "annotations")
+
+
+def looks_like_torch_file(path: Path) -> bool:
+    """Whether the file starts as ``torch.save`` writes (a zip archive, or a pickle): a file
+    that fails to load then is a damaged checkpoint, not a file of another kind."""
+    head = _head(path)
+    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
+
+
+def _head(path: Path, size: int = 16) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(size)
+    except OSError:
+        return b""
+
+
+def data_file_record(path: str) -> dict[str, Any] | None:
+    """The ``info`` record of a data file at ``path`` (kind ``label_map``, ``image``,
+    ``raster``, ``table`` or ``annotations``); None when it is none of them. A file that
+    starts as an image or raster but cannot be decoded raises its one-line ImageError."""
+    file = Path(path)
+    if not file.is_file():
+        return None
+    base = {"path": str(path), "file_bytes": file.stat().st_size}
+    head = _head(file)
+    if head.startswith(_RASTER_MAGIC):
+        return {**base, **_raster_record(file)}
+    image_format = next((name for magic, name in _IMAGE_MAGIC if head.startswith(magic)), None)
+    if image_format is not None and (image_format != "WEBP" or head[8:12] == b"WEBP"):
+        return {**base, **_image_record(file, image_format)}
+    suffix = file.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        return _table_record(file, base)
+    if suffix == ".json":
+        return _json_annotation_record(file, base)
+    if suffix == ".xml":
+        return _cvat_record(file, base)
+    return None
+
+
+def _values(label: np.ndarray) -> dict[str, Any]:
+    values, counts = np.unique(label, return_counts=True)
+    return {"values": [int(v) for v in values],
+            "shares": [float(c) / label.size for c in counts]}
+
+
+def _image_record(file: Path, image_format: str) -> dict[str, Any]:
+    img = open_upright(file)
+    rec: dict[str, Any] = {"format": image_format,
+                           "width": img.width, "height": img.height, "mode": img.mode}
+    # Predicted label maps are palette PNGs (16-bit grey above 256 classes); grey images
+    # may be label maps too: their values are the class indices.
+    if img.mode in ("P", "L", "I", "I;16", "I;16B"):
+        label = np.asarray(img)
+        return {**rec, "kind": "label_map" if img.mode != "L" else "image", **_values(label)}
+    return {**rec, "kind": "image"}
+
+
+def _raster_record(file: Path) -> dict[str, Any]:
+    info = raster_info(file)
+    rec: dict[str, Any] = {"kind": "raster", "width": info.width, "height": info.height,
+                           "bands": info.bands, "dtype": str(info.dtype),
+                           "band_names": list(info.band_names) if info.band_names else None,
+                           "crs": str(info.crs) if info.crs is not None else None,
+                           "nodata": info.nodata}
+    if info.bands == 1 and info.dtype.kind == "u" and info.pixels <= _MAX_VALUES_PIXELS:
+        rec.update(_values(read_raster(file, max_pixels=None)[..., 0]))
+    return rec
+
+
+def _table_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
+    try:
+        text = file.read_text(encoding="utf-8")
+        rows = list(csv.reader(io.StringIO(text),
+                               delimiter="\t" if file.suffix.lower() == ".tsv" else ","))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    rows = [r for r in rows if r]
+    header = rows[0] if rows else []
+    return {**base, "kind": "table", "columns": header, "rows": max(len(rows) - 1, 0)}
+
+
+def _json_annotation_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(file.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return None
+    except ValueError as e:
+        raise ValueError(f"{file}: not valid JSON ({e})") from None
+    if isinstance(doc, dict) and isinstance(doc.get("shapes"), list) and (
+            "imagePath" in doc or "imageHeight" in doc):
+        labels = Counter(str(s.get("label")) for s in doc["shapes"] if isinstance(s, dict))
+        return {**base, "kind": "annotations", "format": "labelme", "images": 1,
+                "shapes": len(doc["shapes"]), "labels": dict(labels),
+                "image": doc.get("imagePath"),
+                "size": [doc.get("imageWidth"), doc.get("imageHeight")]}
+    if isinstance(doc, dict) and isinstance(doc.get("images"), list) \
+            and isinstance(doc.get("annotations"), list):
+        categories = [c.get("name") for c in doc.get("categories") or [] if isinstance(c, dict)]
+        return {**base, "kind": "annotations", "format": "COCO", "images": len(doc["images"]),
+                "shapes": len(doc["annotations"]), "categories": categories}
+    tasks = doc if isinstance(doc, list) else None
+    if tasks and all(isinstance(t, dict) and "data" in t for t in tasks):
+        firsts = [(t.get("annotations") or [{}])[0] for t in tasks]
+        results = sum(len(a.get("result") or []) for a in firsts if isinstance(a, dict))
+        return {**base, "kind": "annotations", "format": "Label Studio", "images": len(tasks),
+                "shapes": results}
+    return None
+
+
+def _cvat_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
+    try:
+        root = ET.fromstring(file.read_bytes())
+    except OSError:
+        return None
+    except ET.ParseError as e:
+        raise ValueError(f"{file}: not valid XML ({e})") from None
+    if root.tag != "annotations":
+        return None
+    images = list(root.iter("image"))
+    shapes = sum(1 for image in images for el in image if el.tag != "tag")
+    labels = [name.text or "" for label in root.iter("label") for name in label.iterfind("name")]
+    return {**base, "kind": "annotations", "format": "CVAT for images", "images": len(images),
+            "shapes": shapes, "categories": labels}
+
+
+def _values_text(rec: dict[str, Any]) -> str:
+    values = rec["values"]
+    shown = [f"{v} ({100 * s:.1f}%)" for v, s in zip(values[:12], rec["shares"][:12], strict=True)]
+    more = f", … ({len(values) - 12} more)" if len(values) > 12 else ""
+    ignore = "; 255 is the ignore value" if 255 in values else ""
+    return f"{len(values)}: " + ", ".join(shown) + more + ignore
+
+
+def data_file_summary(rec: dict[str, Any]) -> list[str]:
+    """The ``contents`` lines of :func:`data_file_record`'s record (no file or size line)."""
+    kind = rec["kind"]
+    if kind == "label_map":
+        return [f"contents:    label map ({rec['format']} {rec['mode']}, pixel values are class "
+                f"indices), {rec['width']}×{rec['height']}",
+                f"classes:     {_values_text(rec)}"]
+    if kind == "image":
+        lines = [f"contents:    {rec['format']} image, {rec['width']}×{rec['height']}, "
+                 f"mode {rec['mode']}"]
+        if "values" in rec:
+            lines.append(f"values:      {_values_text(rec)} (class indices, if a label map)")
+        return lines
+    if kind == "raster":
+        bands = f"{rec['bands']} band(s) of {rec['dtype']}"
+        if rec["band_names"]:
+            bands += f" ({', '.join(rec['band_names'])})"
+        lines = [f"contents:    raster, {rec['width']}×{rec['height']}, {bands}",
+                 f"georef:      CRS {rec['crs']}" if rec["crs"] else
+                 "georef:      none (no CRS)"]
+        if rec["nodata"] is not None:
+            lines.append(f"nodata:      {rec['nodata']:g}")
+        if "values" in rec:
+            lines.append(f"values:      {_values_text(rec)} (class indices, if a label map)")
+        return lines
+    if kind == "table":
+        return [f"contents:    CSV table, {rec['rows']} rows; columns: "
+                f"{', '.join(rec['columns']) or '-'}"]
+    labels = rec.get("labels") or {}
+    names = (", ".join(f"{k} ×{v}" for k, v in labels.items()) if labels
+             else ", ".join(map(str, rec.get("categories") or [])) or "-")
+    return [f"contents:    {rec['format']} annotations: {rec['images']} image(s), "
+            f"{rec['shapes']} shape(s)",
+            f"labels:      {names}"]
+
+
+def is_data_kind(kind: str | None) -> bool:
+    """Whether ``kind`` is one of this module's records."""
+    return kind in _KINDS

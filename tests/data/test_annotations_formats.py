@@ -81,9 +81,10 @@ def test_coco_unknown_category_and_missing_image_are_one_line_each(tmp_path: Pat
     ], images=("a.jpg", "b.jpg"))
     (tmp_path / "coco" / "images" / "b.jpg").unlink()
     report = import_annotations("coco", path, tmp_path / "out")
-    assert [w for w in report.warnings if "annotation 7" in w] == [
-        f"{path}: annotation 7 (category 99): category_id not in 'categories' (skipped)"]
-    assert report.errors == [f"{path}: missing image file {tmp_path / 'coco/images/b.jpg'}"]
+    assert report.errors == [
+        f"{path}: annotation 7 (category 99): category_id not in 'categories': the shape "
+        f"cannot be drawn; image not imported (fix or delete the shape)",
+        f"{path}: missing image file {tmp_path / 'coco/images/b.jpg'}"]
 
 
 def test_coco_panoptic_segments_become_their_classes(tmp_path: Path) -> None:
@@ -143,7 +144,6 @@ CVAT_XML = """<?xml version="1.0" encoding="utf-8"?>
       ybr="30.00" z_order="0"/>
     <mask label="car" source="manual" occluded="0" rle="2, 2, 2, 2" left="30" top="0"
       width="4" height="2" z_order="2"/>
-    <polygon label="car" source="manual" occluded="0" points="1.0,2.0;oops" z_order="0"/>
   </image>
   <image id="1" name="b.jpg" width="40" height="30"></image>
 </annotations>
@@ -162,8 +162,6 @@ def test_cvat_for_images_xml(tmp_path: Path) -> None:
     assert (mask[5:15, 5:15] == 2).all()  # z_order 1 over the road box (z_order 0)
     assert (mask[15:30, 15:] == 1).all() and mask[4, 4] == 0 and mask[9, 20] == 0
     assert mask[0, 32] == 2 and mask[0, 30] == 0 and mask[1, 34] == 0
-    [bad] = [w for w in report.warnings if "polygon 3" in w]
-    assert bad.startswith(f"{src / 'annotations.xml'}: image 'a.jpg' polygon 3 ('car'):")
     assert report.unannotated == [src / "images" / "b.jpg"]
 
 
@@ -189,18 +187,13 @@ def test_label_studio_polygons_and_brushes(tmp_path: Path) -> None:
                   {"id": "b1", "type": "brushlabels", "from_name": "tag", "to_name": "image",
                    "original_width": 40, "original_height": 30, "image_rotation": 0,
                    "value": {"format": "rle", "rle": encode_brush_rle(brush),
-                             "brushlabels": ["dog"]}},
-                  {"id": "x", "type": "polygonlabels", "original_width": 40,
-                   "original_height": 30, "value": {"points": [[1, 1]],
-                                                    "polygonlabels": ["cat"]}}]}]}]
+                             "brushlabels": ["dog"]}}]}]}]
     (src / "export.json").write_text(json.dumps(tasks))
     report = import_annotations("labelstudio", src / "export.json", tmp_path / "out")
     assert report.written == ["photo"] and report.classes == ["_background_", "cat", "dog"]
     mask = read_mask(tmp_path / "out", "photo")
     assert (mask[:15, :20] == 1).all() and mask[15, 20] == 0
     assert (mask[20:25, 30:35] == 2).all() and mask[19, 30] == 0
-    [bad] = [w for w in report.warnings if "result 2" in w]
-    assert bad.startswith(f"{src / 'export.json'}: task 1 result 2 (polygonlabels 'cat'):")
 
 
 def test_cvat_xml_is_a_dataset(tmp_path: Path) -> None:
@@ -235,9 +228,11 @@ def test_coco_malformed_segmentation_and_label_not_listed(tmp_path: Path) -> Non
     labels = tmp_path / "labels.txt"
     labels.write_text("__ignore__\n_background_\ncar\n")
     report = import_annotations("coco", path, tmp_path / "out", ImportOptions(labels=labels))
-    [bad] = [w for w in report.warnings if "annotation 5" in w]
-    assert bad.startswith(f"{path}: annotation 5 (category 3): 'segmentation' polygons")
-    assert report.errors == [f"{path}: annotation 6 (category 18): label 'dog' is not in the "
+    assert report.written == []
+    assert report.errors[0].startswith(f"{path}: annotation 5 (category 3): 'segmentation' "
+                                       f"polygons")
+    assert "image not imported" in report.errors[0]
+    assert report.errors[1:] == [f"{path}: annotation 6 (category 18): label 'dog' is not in the "
                              f"label list (add it to the labels file, or import without "
                              f"--labels)"]
 
@@ -248,7 +243,7 @@ def test_non_utf8_annotation_file_names_are_shown_as_bytes(tmp_path: Path) -> No
     odd = path.with_name(os.fsdecode(b"inst\xe9.json"))
     path.rename(odd)
     report = import_annotations("coco", odd, tmp_path / "out")
-    [line] = [w for w in report.warnings if "annotation 1" in w]
+    [line] = [w for w in report.errors if "annotation 1" in w]
     assert line.startswith("b'") and "inst\\xe9.json" in line
 
 
@@ -360,6 +355,57 @@ def test_non_utf8_export_file_names_are_shown_as_bytes(fmt, tmp_path: Path) -> N
                          "value": {"points": [[0, 0], [50, 0], [50, 50]],
                                    "polygonlabels": ["car"]}}]}]}]))
     report = import_annotations(fmt, odd, tmp_path / "out", ImportOptions(images=src))
-    assert report.written == ["a"]
-    [line] = report.warnings
+    assert report.written == []
+    [line] = report.errors
     assert line.startswith("b'") and "expor\\xe9" in line and "\n" not in line
+
+
+@pytest.mark.parametrize("fmt", ["labelme", "coco", "cvat", "labelstudio"])
+def test_an_image_with_a_shape_that_cannot_be_drawn_is_left_out_in_one_line(
+        fmt, tmp_path: Path) -> None:
+    """Its region would otherwise be claimed as background."""
+    if fmt == "coco":
+        pytest.importorskip("pycocotools")
+    src = tmp_path / "src"
+    picture(src / "a.jpg")
+    picture(src / "b.jpg")
+    good, bad = [[1, 1], [9, 1], [9, 9]], [[1, 1], [9, 1]]
+    if fmt == "labelme":
+        for stem, pts in (("a", bad), ("b", good)):
+            (src / f"{stem}.json").write_text(json.dumps({
+                "shapes": [{"label": "car", "points": good, "shape_type": "polygon"},
+                           {"label": "car", "points": pts, "shape_type": "polygon"}],
+                "imagePath": f"{stem}.jpg", "imageHeight": 30, "imageWidth": 40}))
+        path = src
+    elif fmt == "coco":
+        path = src / "instances.json"
+        path.write_text(json.dumps({
+            "images": [{"id": 1, "file_name": "a.jpg", "height": 30, "width": 40},
+                       {"id": 2, "file_name": "b.jpg", "height": 30, "width": 40}],
+            "categories": [{"id": 1, "name": "car"}],
+            "annotations": [{"id": k, "image_id": image, "category_id": 1,
+                             "segmentation": [sum(pts, [])]}
+                            for k, (image, pts) in enumerate(
+                                [(1, good), (1, [*bad, [5]]), (2, good)])]}))
+    elif fmt == "cvat":
+        path = src / "annotations.xml"
+        poly = '<polygon label="car" points="{}" z_order="0"/>'
+        path.write_text("<annotations>" + "".join(
+            f'<image id="{k}" name="{stem}.jpg" width="40" height="30">'
+            + poly.format("1,1;9,1;9,9") + poly.format(";".join(f"{x},{y}" for x, y in pts))
+            + "</image>" for k, (stem, pts) in enumerate((("a", bad), ("b", good))))
+            + "</annotations>")
+    else:
+        path = src / "export.json"
+        path.write_text(json.dumps([{"id": k, "data": {"image": f"{stem}.jpg"}, "annotations": [
+            {"result": [{"type": "polygonlabels", "original_width": 40, "original_height": 30,
+                         "value": {"points": p, "polygonlabels": ["car"]}}
+                        for p in (good, pts)]}]} for k, (stem, pts) in
+            enumerate((("a", [[1, 1]]), ("b", good)))]))
+    report = import_annotations(fmt, path, tmp_path / "out", ImportOptions(images=src)
+                                if fmt != "labelme" else ImportOptions())
+    assert report.written == ["b"]
+    [line] = report.errors
+    assert "\n" not in line and "image not imported" in line
+    assert line.startswith(str(src / "a.json") if fmt == "labelme" else str(path))
+    assert not (tmp_path / "out" / "masks" / "a.png").exists()

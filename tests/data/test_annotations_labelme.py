@@ -167,13 +167,14 @@ def test_a_file_name_that_is_not_utf8_is_one_line(src: Path, tmp_path: Path) -> 
     assert "caf\\xe9" in error and "not UTF-8" in error and "\n" not in error
 
 
-def test_a_malformed_shape_is_skipped_in_one_line(src: Path, tmp_path: Path) -> None:
+def test_a_malformed_shape_leaves_its_image_out_in_one_line(src: Path, tmp_path: Path) -> None:
     write_labelme(src, "a", [shape("cat", [[0, 0], [9]]),
                              shape("cat", [[0, 0], [9, 9]], "rectangle")])
     report = import_annotations("labelme", src, tmp_path / "out")
-    assert report.written == ["a"]
-    assert any(w.startswith(f"{src / 'a.json'}: shape 0 (polygon 'cat')") for w in
-               report.warnings)
+    assert report.written == []
+    [line] = report.errors
+    assert line.startswith(f"{src / 'a.json'}: shape 0 (polygon 'cat')")
+    assert "image not imported" in line
 
 
 def test_images_without_annotations_are_warned_about_and_listed(src: Path,
@@ -271,9 +272,9 @@ def test_a_mask_shape_holding_postscript_never_reaches_ghostscript(
                              shape("cat", [[0, 0], [9, 9]], "rectangle")])
     report = import_annotations("labelme", src, tmp_path / "out")
     assert not fake_ghostscript.exists(), "Ghostscript was run on an untrusted file"
-    assert report.written == ["a"]
-    assert any(w.startswith(f"{src / 'a.json'}: shape 0") and "not a base64 PNG" in w
-               for w in report.warnings)
+    assert report.written == []
+    [line] = report.errors
+    assert line.startswith(f"{src / 'a.json'}: shape 0") and "not a base64 PNG" in line
 
 
 def test_import_command_options(src: Path, tmp_path: Path, capsys) -> None:

@@ -179,7 +179,7 @@ def _add_instances(data: dict, source: str, items: dict[Any, AnnotatedImage],
         where = f"annotation {ann.get('id', k)} (category {ann.get('category_id')!r})"
         label = _label(categories, ann, crowd_as_class)
         if label is None:
-            item.problems.append(f"{source}: {where}: category_id not in 'categories' (skipped)")
+            item.refuse_shape(f"{source}: {where}: category_id not in 'categories'")
             continue
         item.shapes.append(Shape(label, "mask", where=where,
                                  decode=_decoder(ann.get("segmentation"))))
@@ -214,8 +214,8 @@ def _add_panoptic(data: dict, src: Path, items: dict[Any, AnnotatedImage],
             where = f"segment {seg.get('id')} (category {seg.get('category_id')!r})"
             label = _label(categories, seg, crowd_as_class)
             if label is None:
-                item.problems.append(f"{printable(src)}: {where}: category_id not in "
-                                     f"'categories' (skipped)")
+                item.refuse_shape(f"{printable(src)}: {where}: category_id not in "
+                                  f"'categories'")
                 continue
             by_id[int(seg.get("id", -1))].append((label, where))
 

@@ -227,7 +227,7 @@ def read_cvat_xml(src: Path, images: Path | None = None) -> Annotations:
             try:
                 shapes.append((int(el.get("z_order", 0) or 0), k, _xml_shape(el, where)))
             except (ValueError, TypeError) as e:
-                item.problems.append(f"{source}: {where}: {e} (skipped)")
+                item.refuse_shape(f"{source}: {where}: {e}")
         item.shapes = [s for _, _, s in sorted(shapes, key=lambda t: (t[0], t[1]))]
         if item.shapes or item.error or item.problems:
             items.append(item)

@@ -170,10 +170,10 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
     Importing into a folder imported into before adds (or replaces, by name) its images and
     masks; its classes keep their indices, new labels come after them.
 
-    Images that cannot be imported (missing picture, a refused label, a malformed file) are
-    left out, each with one line in ``errors``; shapes that cannot be drawn are skipped with a
-    line in ``warnings``. ``report`` receives each line as it is found.
-    """
+    Images that cannot be imported (missing picture, a refused label, a shape that cannot be
+    drawn, a malformed file) are left out, each with one line in ``errors``; shapes outside
+    the image are skipped with a line in ``warnings``. ``report`` receives each line as it is
+    found."""
     say = report or (lambda line: None)
     found = read_annotations(fmt, src, options.images)
     out = Path(out)

@@ -86,20 +86,24 @@ def read_labelme_file(path: Path, name: str) -> AnnotatedImage:
         kind = (raw.get("shape_type") or "polygon") if isinstance(raw, dict) else None
         where = f"shape {k} ({kind} {label!r})"
         if not isinstance(label, str) or not label:
-            item.problems.append(f"{source}: shape {k}: no label (skipped)")
+            item.refuse_shape(f"{source}: shape {k}: no label")
             continue
         if kind not in _KINDS:
-            item.problems.append(f"{source}: {where}: unknown shape_type {kind!r} (skipped)")
+            item.refuse_shape(f"{source}: {where}: unknown shape_type {kind!r}")
             continue
         points = _number_pairs(raw.get("points"))
         if points is None or len(points) < _MIN_POINTS[kind]:
-            item.problems.append(f"{source}: {where}: 'points' must be at least "
-                                 f"{_MIN_POINTS[kind]} [x, y] pairs (skipped)")
+            line = (f"{source}: {where}: 'points' must be at least {_MIN_POINTS[kind]} "
+                    f"[x, y] pairs")
+            if kind == "point":  # points mark no region: nothing is lost
+                item.problems.append(f"{line} (skipped)")
+            else:
+                item.refuse_shape(line)
             continue
         if kind == "mask":
             box = _mask_shape(raw, where, item.size)
             if isinstance(box, str):
-                item.problems.append(f"{source}: {box} (skipped)")
+                item.refuse_shape(f"{source}: {box}")
                 continue
             item.shapes.append(Shape(label, "box_mask", points[:2], where, mask=box))
             continue

@@ -173,14 +173,14 @@ def read_labelstudio(src: Path, images: Path | None = None) -> Annotations:
             try:
                 shape = _result_shape(result, where)
             except (ValueError, TypeError, KeyError) as e:
-                item.problems.append(f"{source}: {where}: {e} (skipped)")
+                item.refuse_shape(f"{source}: {where}: {e}")
                 continue
             if shape is None:
                 continue
             item.shapes.append(shape)
             if item.size is None:
                 item.size = (result["original_height"], result["original_width"])
-        if item.shapes or item.problems:
+        if item.shapes or item.problems or item.error:
             items.append(item)
         else:
             empty.append(path)

@@ -123,6 +123,16 @@ class AnnotatedImage:
     shapes: list[Shape] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     error: str | None = None
+    #: One line per shape that cannot be drawn (the image is then not imported).
+    broken: list[str] = field(default_factory=list)
+
+    def refuse_shape(self, line: str) -> None:
+        """A shape that cannot be drawn: the image is left out (its region would otherwise
+        become background); ``error`` names the first such shape."""
+        self.broken.append(line)
+        more = f" (and {len(self.broken) - 1} more shape(s))" if len(self.broken) > 1 else ""
+        self.error = (f"{self.broken[0]}: the shape cannot be drawn{more}; image not imported "
+                      f"(fix or delete the shape)")
 
 
 @dataclass
@@ -347,7 +357,7 @@ def rasterise(item: AnnotatedImage, labels: LabelSet, height: int, width: int,
 
     Returns the map and one line per problem: warnings (a shape outside the image is
     skipped, points are not drawn) when the map is returned, errors (a label not in a fixed
-    label list) when it is None.
+    label list, a shape that cannot be drawn) when it is None.
     """
     source = printable(item.source)
     label = np.zeros((height, width), np.uint8)
@@ -370,8 +380,9 @@ def rasterise(item: AnnotatedImage, labels: LabelSet, height: int, width: int,
         except DataError as e:  # a file it needs is missing or bad: the image is wrong without
             errors.append(f"{source}: {shape.where}: {e.path}: {e.problem}")
             continue
-        except ValueError as e:  # the shape itself is malformed
-            problems.append(f"{source}: {shape.where}: {e} (skipped)")
+        except ValueError as e:  # the shape itself is malformed: its pixels are unknown
+            errors.append(f"{source}: {shape.where}: {e}: the shape cannot be drawn; image not "
+                          f"imported (fix or delete the shape)")
             continue
         if not pixels.any():
             why = ("outside the" if _outside(shape, height, width)

@@ -183,3 +183,41 @@ def test_strips_writes_titled_image_truth_prediction_strips(synthetic_checkpoint
     assert len(strips) == 2
     width, height = Image.open(strips[0]).size
     assert width > 3 * 32  # three panels (enlarged) side by side, titled, with a legend
+
+
+def test_evaluate_and_check_data_offer_the_same_datasets() -> None:
+    from fcnseg.cli.main import build_parser
+
+    def choices(command: str) -> list[str]:
+        sub = next(a for a in build_parser()._actions if hasattr(a, "choices")
+                   and isinstance(a.choices, dict)).choices[command]
+        return list(next(a for a in sub._actions if a.dest == "dataset").choices)
+
+    assert choices("evaluate") == choices("check-data") == choices("calibrate")
+    assert {"cityscapes", "ade20k", "pascal_context", "nyud", "siftflow", "labelme",
+            "coco"} <= set(choices("evaluate"))
+
+
+def _spec(*argv: str, ckpt=None) -> dict:
+    from fcnseg.cli.main import build_parser
+    from fcnseg.cli.options import dataset_spec
+
+    args = build_parser().parse_args(["evaluate", "--checkpoint", "m.pt", *argv])
+    return dataset_spec(args, ckpt or {})
+
+
+def test_data_name_replaces_the_recipes_dataset_without_its_fields() -> None:
+    recipe = {"recipe": {"data": {"val": {"name": "synthetic", "num_images": 20, "size": 64}}}}
+    assert _spec("--data", "name=cityscapes", "--root", "data/cs", ckpt=recipe) == {
+        "name": "cityscapes", "split": "val", "root": "data/cs"}
+    assert _spec("--dataset", "cityscapes", "--root", "data/cs") == {
+        "name": "cityscapes", "split": "val", "root": "data/cs"}
+
+
+def test_data_name_needs_the_datasets_own_fields_and_agrees_with_dataset() -> None:
+    with pytest.raises(ValueError, match="--root: required for --dataset ade20k"):
+        _spec("--data", "name=ade20k")
+    with pytest.raises(ValueError, match="name two datasets"):
+        _spec("--dataset", "voc", "--data", "name=cityscapes", "--root", "x")
+    with pytest.raises(ValueError, match="unknown dataset"):
+        _spec("--data", "name=kitti", "--root", "x")

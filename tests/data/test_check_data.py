@@ -75,3 +75,18 @@ def test_sbd_and_seg11valid_reports(tmp_path, ondisk, monkeypatch, capsys):
     assert main(["check-data", "--dataset", "seg11valid", "--voc-root", str(tmp_path),
                  "--sbd-root", str(tmp_path)]) == 0
     assert re.search(r"seg11valid\s+1\n", capsys.readouterr().out)
+
+
+def test_labelme_annotations_are_checked_as_read(tmp_path, capsys):
+    import json
+
+    for k in range(3):
+        Image.new("RGB", (16, 12), (40 * k, 90, 30)).save(tmp_path / f"img{k}.png")
+        (tmp_path / f"img{k}.json").write_text(json.dumps({
+            "version": "5.4.1", "flags": {}, "imagePath": f"img{k}.png", "imageData": None,
+            "imageHeight": 12, "imageWidth": 16,
+            "shapes": [{"label": "box", "shape_type": "rectangle", "flags": {},
+                        "points": [[2, 2], [8, 8]], "group_id": None}]}))
+    assert main(["check-data", "--dataset", "labelme", "--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "labelme annotations at" in out and "box" in out

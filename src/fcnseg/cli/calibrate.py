@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     out = output_path(args)
     ckpt = load_checkpoint(args.checkpoint)
     spec = options.dataset_spec(args, ckpt)
-    if args.dataset is None:
+    if options.dataset_from_recipe(args):
         print(f"dataset from the checkpoint's recipe: {spec}")
     del ckpt  # calibrate_checkpoint reads it again; do not hold two copies of the weights
     result = calibrate_checkpoint(

@@ -18,6 +18,7 @@ from fcnseg.data import (
 )
 from fcnseg.data.ade20k import ADE20K, find_ade20k_dir
 from fcnseg.data.band_stats import band_statistics, format_band_table
+from fcnseg.data.build import build_dataset
 from fcnseg.data.check import scan_dataset
 from fcnseg.data.cityscapes import Cityscapes, find_cityscapes_dir
 from fcnseg.data.folder import load_folder_config
@@ -28,16 +29,17 @@ from fcnseg.data.siftflow import find_siftflow_dir
 from fcnseg.data.voc import find_voc_dir
 
 NAME = "check-data"
+#: The labelling tools' formats read directly (fcnseg.data.annotations).
+ANNOTATION_FORMATS = ("labelme", "coco", "cvat", "cvat_mask", "labelstudio")
 HELP = "Scan a dataset: images per split, pixels per class, and every bad file (exit 1 if any)."
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", required=True,
-                   choices=["synthetic", "voc", "sbd", "seg11valid", "folder", "pascal_context",
-                            "nyud", "siftflow", "cityscapes", "ade20k"],
+    p.add_argument("--dataset", required=True, choices=options.DATASETS,
                    help="kind of dataset")
     p.add_argument("--root", help="dataset folder (voc, sbd, folder, pascal_context, nyud, "
-                                  "siftflow, cityscapes, ade20k)")
+                                  "siftflow, cityscapes, ade20k, labelme, cvat_mask), or "
+                                  "annotation file (coco, cvat, labelstudio)")
     p.add_argument("--year", default="2012", help="VOC year")
     p.add_argument("--split", action="append",
                    help="split to check (repeatable; default: every split found)")
@@ -91,6 +93,8 @@ def _open(args: argparse.Namespace):  # -> (dataset to scan, {split: count}, des
     _need(args, "root")
     if args.dataset in ("pascal_context", "nyud", "siftflow", "cityscapes", "ade20k"):
         return _open_task(args)
+    if args.dataset in ANNOTATION_FORMATS:
+        return _open_annotations(args)
     if args.dataset == "voc":
 
         voc_dir = find_voc_dir(args.root, args.year)
@@ -124,6 +128,15 @@ def _open(args: argparse.Namespace):  # -> (dataset to scan, {split: count}, des
     else:
         base.ids = _union([list(base.ids), *parts.values()])
     return base, counts, f"folder dataset at {root}"
+
+
+def _open_annotations(args: argparse.Namespace):  # a labelling tool's annotations, as read
+    splits = args.split or ["train", "val"]
+    parts = {s: build_dataset({"name": args.dataset, "root": args.root, "split": s}).ids
+             for s in splits}
+    base = build_dataset({"name": args.dataset, "root": args.root,
+                          "split": splits[0] if len(splits) == 1 else None})
+    return base, {s: len(v) for s, v in parts.items()}, f"{args.dataset} annotations at {args.root}"
 
 
 def _open_task(args: argparse.Namespace):  # PASCAL-Context, NYUDv2, SIFT Flow

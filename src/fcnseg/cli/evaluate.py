@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--strips: expected a number of images, 0 or more, got {args.strips}")
     ckpt = load_checkpoint(args.checkpoint)
     spec = options.dataset_spec(args, ckpt)
-    if args.dataset is None:
+    if options.dataset_from_recipe(args):
         print(f"dataset from the checkpoint's recipe: {spec}")
     out = output_folder(args.checkpoint, args.out)
     precision, precision_from = args.precision, "--precision"

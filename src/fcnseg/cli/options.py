@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from fcnseg.data.build import DATASET_NAMES
 from fcnseg.inference.sliding import TTA, SlidingWindow
 from fcnseg.models.factories import allow_factory_modules
 from fcnseg.utils.hardware import PRECISIONS
@@ -32,6 +33,7 @@ __all__ = [
     "add_overrides",
     "add_precision",
     "add_window_and_tta",
+    "dataset_from_recipe",
     "dataset_spec",
     "parse_scales",
     "sliding_window_from_args",
@@ -39,8 +41,15 @@ __all__ = [
 ]
 
 CHECKPOINT_HELP = "checkpoint: a .pt or .safetensors file, a pretrained folder, or hf://user/repo[@rev]"
-#: The datasets ``--dataset`` names (see :func:`fcnseg.data.build_dataset`).
-DATASETS = ("synthetic", "voc", "sbd", "seg11valid", "folder")
+#: The datasets ``--dataset`` names in every command that reads one (evaluate, calibrate,
+#: check-data): the ones :func:`fcnseg.data.build_dataset` builds from a folder or a file.
+DATASETS = ("synthetic", "voc", "sbd", "seg11valid", "folder", "pascal_context", "nyud",
+            "siftflow", "cityscapes", "ade20k", "labelme", "coco", "cvat", "cvat_mask",
+            "labelstudio")
+#: What a dataset named on the command line starts from, before the options given.
+_DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
+    "synthetic": {"num_images": 50, "size": 128, "seed": 0},
+}
 
 DEVICE_HELP = "where to run: auto (CUDA when available, else the CPU), cpu, cuda or cuda:N"
 
@@ -253,7 +262,8 @@ def add_dataset(p: argparse.ArgumentParser, split_help: str, limit_help: str) ->
                    help="which dataset (default: the validation set named in the checkpoint's "
                         "recipe, as it was scored during training)")
     d.add_argument("--root", help="dataset folder (voc: VOCdevkit, its parent or VOC<year>; "
-                                  "sbd: benchmark_RELEASE or its parent; folder: your dataset)")
+                                  "sbd: benchmark_RELEASE or its parent; folder: your dataset; "
+                                  "coco, cvat, labelstudio: the annotation file)")
     d.add_argument("--voc-root", help="seg11valid: VOC2011 (as --root for voc)")
     d.add_argument("--sbd-root", help="seg11valid: SBD (as --root for sbd)")
     d.add_argument("--year", help="voc: 2012 or 2011 (default: 2012)")
@@ -265,7 +275,7 @@ def add_dataset(p: argparse.ArgumentParser, split_help: str, limit_help: str) ->
     d.add_argument("--seed", type=int, help="synthetic: seed (default: 0)")
     d.add_argument("--data", action="append", default=[], metavar="KEY=VALUE",
                    help="any other dataset field (repeatable), e.g. --data cache_dir=cache "
-                        "(seg11valid)")
+                        "(seg11valid); --data name=NAME is --dataset NAME")
     d.add_argument("--limit", type=positive_int, help=limit_help)
 
 
@@ -284,34 +294,64 @@ def _parse_size(text: str) -> int | list[int]:
 def dataset_spec(args: argparse.Namespace, ckpt: dict[str, Any]) -> dict[str, Any]:
     """The :func:`fcnseg.data.build_dataset` spec that the options describe.
 
-    With ``--dataset``, that dataset (synthetic defaults: 50 images of 128 px, seed 0, split
-    val); without it, the validation set recorded in the checkpoint's recipe. The dataset
-    options given, then ``--data KEY=VALUE`` fields, go on top of either.
+    With ``--dataset`` (or ``--data name=NAME``), that dataset (synthetic defaults: 50 images
+    of 128 px, seed 0, split val), nothing of the recipe's carried over; without either, the
+    validation set recorded in the checkpoint's recipe. The dataset options given, then
+    ``--data KEY=VALUE`` fields, go on top.
     """
-    if args.dataset is None:
-        recipe_val = ((ckpt.get("recipe") or {}).get("data") or {}).get("val")
+    data = _data_fields(args.data)
+    name = _chosen_dataset(args, data.pop("name", None))
+    recipe_val = ((ckpt.get("recipe") or {}).get("data") or {}).get("val")
+    if name is None:
         if not recipe_val:
             raise ValueError(f"--dataset: {args.checkpoint} records no validation dataset in "
                              f"its recipe; choose one of {', '.join(DATASETS)}")
         spec: dict[str, Any] = dict(recipe_val)
-    elif args.dataset == "synthetic":
-        spec = {"name": "synthetic", "num_images": 50, "size": 128, "seed": 0, "split": "val"}
-    else:
-        spec = {"name": args.dataset, "split": "val"}
+    elif args.dataset is None and isinstance(recipe_val, dict) \
+            and recipe_val.get("name") == name:
+        spec = dict(recipe_val)  # --data name= naming the recipe's own dataset
+    else:  # another dataset: nothing of the recipe's carries over
+        spec = {"name": name, **_DATASET_DEFAULTS.get(name, {}), "split": "val"}
     fields = {"root": args.root, "voc_root": args.voc_root, "sbd_root": args.sbd_root,
-               "year": args.year, "split": args.split, "num_images": args.num_images,
-               "size": None if args.size is None else _parse_size(args.size),
-               "seed": args.seed, "config": args.config}
+              "year": args.year, "split": args.split, "num_images": args.num_images,
+              "size": None if args.size is None else _parse_size(args.size),
+              "seed": args.seed, "config": args.config}
     spec.update({k: v for k, v in fields.items() if v is not None})
-    for item in args.data:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--data: expected KEY=VALUE, got {item!r}")
-        spec[key.strip()] = yaml.safe_load(value)
-    required = {"voc": ("root",), "sbd": ("root",), "folder": ("root",),
-                "seg11valid": ("voc_root", "sbd_root")}
-    for key in required.get(spec.get("name"), ()):
+    spec.update(data)
+    required = () if spec.get("name") == "synthetic" else DATASET_NAMES.get(spec.get("name"), ())
+    for key in required:
         if spec.get(key) is None:
             flag = "--" + key.replace("_", "-")
             raise ValueError(f"{flag}: required for --dataset {spec['name']}")
     return spec
+
+
+def dataset_from_recipe(args: argparse.Namespace) -> bool:
+    """Whether :func:`dataset_spec` takes the checkpoint recipe's validation set: neither
+    ``--dataset`` nor ``--data name=`` names one."""
+    return args.dataset is None and not any(
+        item.partition("=")[0].strip() == "name" for item in args.data)
+
+
+def _data_fields(items: Sequence[str]) -> dict[str, Any]:
+    """The ``--data KEY=VALUE`` fields, values read as YAML."""
+    fields: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--data: expected KEY=VALUE, got {item!r}")
+        fields[key.strip()] = yaml.safe_load(value)
+    return fields
+
+
+def _chosen_dataset(args: argparse.Namespace, data_name: Any) -> str | None:
+    """The dataset named by ``--dataset`` or ``--data name=`` (None: neither)."""
+    if data_name is None:
+        return args.dataset
+    if data_name not in DATASETS:
+        raise ValueError(f"--data name={data_name}: unknown dataset; known: "
+                         f"{', '.join(DATASETS)}")
+    if args.dataset is not None and args.dataset != data_name:
+        raise ValueError(f"--data name={data_name} and --dataset {args.dataset} name two "
+                         f"datasets; give one")
+    return str(data_name)

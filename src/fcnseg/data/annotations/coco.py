@@ -78,10 +78,14 @@ def decode_coco_segmentation(segmentation: Any, height: int, width: int) -> np.n
 
 
 def _category_names(data: dict, source: str) -> dict[int, str]:
+    """Category ids to names, in id order (the order of the classes after ``_background_``)."""
     names: dict[int, str] = {}
-    for cat in data.get("categories") or []:
-        if not isinstance(cat, dict) or not isinstance(cat.get("id"), int):
+    categories = data.get("categories") or []
+    for cat in categories:
+        if not isinstance(cat, dict) or not isinstance(cat.get("id"), int) \
+                or isinstance(cat.get("id"), bool):
             raise ValueError(f"{source}: a category without an integer 'id': {cat!r}")
+    for cat in sorted(categories, key=lambda c: c["id"]):
         name = str(cat.get("name") or cat["id"])
         if name in names.values():  # two categories of one name: keep them apart
             name = f"{name}_{cat['id']}"

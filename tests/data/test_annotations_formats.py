@@ -409,3 +409,18 @@ def test_an_image_with_a_shape_that_cannot_be_drawn_is_left_out_in_one_line(
     assert "\n" not in line and "image not imported" in line
     assert line.startswith(str(src / "a.json") if fmt == "labelme" else str(path))
     assert not (tmp_path / "out" / "masks" / "a.png").exists()
+
+
+def test_coco_classes_follow_category_ids_not_file_order(tmp_path: Path) -> None:
+    pytest.importorskip("pycocotools")
+    src = tmp_path / "coco"
+    picture(src / "a.jpg")
+    path = src / "instances.json"
+    path.write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "a.jpg", "height": 30, "width": 40}],
+        "categories": [{"id": 5, "name": "tree"}, {"id": 2, "name": "car"}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 5,
+                         "segmentation": [[0, 0, 9, 0, 9, 9, 0, 9]]}]}))
+    report = import_annotations("coco", path, tmp_path / "out")
+    assert report.classes == ["_background_", "car", "tree"]
+    assert read_mask(tmp_path / "out", "a")[5, 5] == 2

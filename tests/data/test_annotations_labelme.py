@@ -205,6 +205,19 @@ def test_importing_corrections_keeps_the_earlier_unannotated_list_less_them(
     assert (out / "unannotated.txt").read_text() == f"{src / 'c.png'}\n"
 
 
+def test_a_label_only_points_use_is_no_class_and_needs_no_labels_entry(
+        src: Path, tmp_path: Path) -> None:
+    write_labelme(src, "a", [shape("cat", [[0, 0], [9, 9]], "rectangle"),
+                             shape("eye", [[4, 4]], "point")])
+    report = import_annotations("labelme", src, tmp_path / "out")
+    assert report.classes == ["_background_", "cat"] and report.written == ["a"]
+    labels = tmp_path / "labels.txt"
+    labels.write_text("__ignore__\n_background_\ncat\n")
+    report = import_annotations("labelme", src, tmp_path / "out2",
+                                ImportOptions(labels=labels))
+    assert report.written == ["a"] and not report.errors
+
+
 def test_import_command_writes_a_folder_that_check_data_passes(src: Path, tmp_path: Path,
                                                                capsys) -> None:
     for k in range(5):

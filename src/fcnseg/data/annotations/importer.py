@@ -100,7 +100,8 @@ def label_set_for(found: Annotations, options: ImportOptions,
             raise ValueError(f"{options.labels}: its classes {labels.classes} do not start "
                              f"with the classes {existing} of the dataset imported into before")
         return labels
-    labels = [s.label for item in found.items for s in item.shapes]
+    # Points mark no region: a label only points use is no class.
+    labels = [s.label for item in found.items for s in item.shapes if s.kind != "point"]
     if existing:
         grown = LabelSet(["__ignore__", *existing], ignore_index=options.ignore_index)
         for name in [*found.classes, *sorted(set(labels) - set(found.classes))]:

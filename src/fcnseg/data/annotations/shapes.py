@@ -367,13 +367,13 @@ def rasterise(item: AnnotatedImage, labels: LabelSet, height: int, width: int,
     errors: list[str] = []
     points = 0
     for shape in item.shapes:
+        if shape.kind == "point":  # no region, so no class: its label needs no list entry
+            points += 1
+            continue
         value = labels.index(shape.label)
         if value is None:
             errors.append(f"{source}: {shape.where}: label {shape.label!r} is not in the label "
                           f"list (add it to the labels file, or import without --labels)")
-            continue
-        if shape.kind == "point":
-            points += 1
             continue
         try:
             y0, x0, pixels = shape_box(shape, height, width, options.line_width)

@@ -424,3 +424,15 @@ def test_coco_classes_follow_category_ids_not_file_order(tmp_path: Path) -> None
     report = import_annotations("coco", path, tmp_path / "out")
     assert report.classes == ["_background_", "car", "tree"]
     assert read_mask(tmp_path / "out", "a")[5, 5] == 2
+
+
+@pytest.mark.parametrize("key", ["annotations", "categories"])
+def test_coco_top_level_field_of_the_wrong_type_is_one_line(key, tmp_path: Path) -> None:
+    path = tmp_path / "instances.json"
+    doc = {"images": [{"id": 1, "file_name": "a.jpg", "height": 30, "width": 40}],
+           "categories": [{"id": 1, "name": "car"}], "annotations": []}
+    doc[key] = "oops"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ValueError) as e:
+        import_annotations("coco", path, tmp_path / "out")
+    assert str(e.value) == f"{path}: '{key}' must be a list, not str"

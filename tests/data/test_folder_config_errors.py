@@ -45,6 +45,9 @@ CASES = [
      "got [1, 2, 'x']"),
     ("splits-list", {**_yaml(b"splits: [train.txt]\n"), b"train.txt": b"a\n"}, "train",
      "dataset.yaml: splits: expected a mapping of split names to list files"),
+    ("yaml-syntax", _yaml(b"bands: [red, green\n"), None,
+     "dataset.yaml: not valid YAML: line 3, column 1: expected ',' or ']', but got "
+     "'<stream end>' (while parsing a flow sequence started at line 2, column 8)"),
     ("yaml-not-utf8", {b"dataset.yaml": b"classes: [bg, caf\xe9]\n"}, None,
      "dataset.yaml: line 1: byte 0xe9 is not UTF-8"),
     ("split-list-not-utf8", {**_yaml(b""), b"train.txt": b"a\n# caf\xe9\n"}, "train",

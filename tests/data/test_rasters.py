@@ -226,3 +226,15 @@ def test_pictures_without_rgb_bands_show_the_first_band_in_grey():
     assert np.corrcoef(picture[..., 0].ravel(), a[..., 0].ravel())[0, 1] > 0.9
     rgb8 = np.random.default_rng(0).integers(0, 256, (6, 7, 3), dtype=np.uint8)
     assert display_rgb(rgb8) is rgb8
+
+
+def test_truncated_tiff_through_rasterio_prints_nothing_of_gdals_own(tmp_path, capfd):
+    tifffile.imwrite(tmp_path / "t.tif", uint16_scene(32, 32), photometric="minisblack",
+                     planarconfig="contig")
+    data = (tmp_path / "t.tif").read_bytes()
+    (tmp_path / "t.tif").write_bytes(data[:len(data) // 2])  # strips cut off
+    with pytest.raises(ImageError, match=r"t\.tif: cannot be decoded") as e:
+        read_raster(tmp_path / "t.tif")
+    assert "See previous exception" not in str(e.value)  # GDAL's own reason instead
+    captured = capfd.readouterr()
+    assert "Warning" not in captured.err and captured.err.strip() == ""

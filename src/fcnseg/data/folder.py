@@ -51,6 +51,7 @@ from fcnseg.data.layout import read_split_list, read_utf8, say_once
 from fcnseg.data.palette import distinct_palette
 from fcnseg.data.rasters import grid_problem, nodata_mask, open_raster, raster_info
 from fcnseg.utils.typing import PathLike
+from fcnseg.utils.yaml_errors import yaml_problem
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -81,7 +82,7 @@ def load_folder_config(path: PathLike) -> dict[str, Any]:
     try:
         data = yaml.safe_load(read_utf8(path, "dataset config")) or {}
     except yaml.YAMLError as e:
-        raise ValueError(f"{path}: not valid YAML: {e}") from None
+        raise ValueError(f"{path}: not valid YAML: {yaml_problem(e)}") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of fields, got {type(data).__name__}")
     unknown = sorted(set(data) - _CONFIG_KEYS, key=str)

@@ -24,6 +24,7 @@ is an :class:`~fcnseg.data.images.ImageError`: one line naming the file.
 from __future__ import annotations
 
 import contextlib
+import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -115,6 +116,20 @@ def _rasterio() -> Any:
     return rasterio
 
 
+def _quiet_gdal(rasterio: Any) -> Any:
+    """A context in which GDAL's own messages ("Warning 1: TIFFReadDirectory ...") are not
+    printed: inside a rasterio Env they go to the ``rasterio._env`` logger, which is silenced;
+    a bad file is then reported in our one line (GDAL's last error is in it)."""
+    logging.getLogger("rasterio._env").setLevel(logging.CRITICAL + 1)
+    return rasterio.Env()
+
+
+def _gdal_reason(e: BaseException) -> str:
+    """The GDAL error behind a rasterio exception ("See previous exception" names none)."""
+    cause = e.__cause__ or e.__context__
+    return f"{type(e).__name__}: {cause if cause is not None else e}"
+
+
 class RasterReader:
     """Windows of one raster file, decoded on demand (use :func:`open_raster`).
 
@@ -147,8 +162,7 @@ class RasterReader:
 
     def _corrupt(self, e: Exception, row: int, col: int) -> ImageError:
         return ImageError(self.info.path, f"cannot be decoded at window (row {row}, column "
-                                          f"{col}): truncated or corrupt "
-                                          f"({type(e).__name__}: {e})")
+                                          f"{col}): truncated or corrupt ({_gdal_reason(e)})")
 
 
 class _RasterioReader(RasterReader):
@@ -160,8 +174,9 @@ class _RasterioReader(RasterReader):
         from rasterio.windows import Window
 
         try:
-            a = self._ds.read([i + 1 for i in self.band_index],
-                              window=Window(col, row, width, height))
+            with _quiet_gdal(_rasterio()):
+                a = self._ds.read([i + 1 for i in self.band_index],
+                                  window=Window(col, row, width, height))
         except MemoryError:
             raise
         except Exception as e:  # noqa: BLE001 - GDAL's errors on bad data come in many kinds
@@ -224,7 +239,8 @@ def _open_rasterio(rasterio: Any, path: Path, where: str) -> Any:
     if driver is None:  # never let GDAL guess: some of its formats read other files
         raise ImageError(where, "not a TIFF or JPEG 2000 raster")
     try:
-        with warnings.catch_warnings():  # a plain TIFF is read as pixels, not an error
+        with warnings.catch_warnings(), _quiet_gdal(rasterio):
+            # A plain TIFF is read as pixels, not an error.
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
             return rasterio.open(path, driver=driver)
     except Exception as e:  # noqa: BLE001 - RasterioIOError and GDAL's others

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from fcnseg.utils.typing import PathLike
+from fcnseg.utils.yaml_errors import yaml_problem
 
 __all__ = [
     "ConfigError",
@@ -422,7 +423,8 @@ def apply_overrides(config: TrainConfig, overrides: list[str] | tuple[str, ...])
         try:
             value = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError as e:
-            raise ConfigError(f"override {item!r}: value is not valid YAML ({e})") from None
+            raise ConfigError(f"override {item!r}: value is not valid YAML "
+                              f"({yaml_problem(e)})") from None
         parts = key.split(".")
         target: Any = config
         for depth, part in enumerate(parts[:-1]):
@@ -509,7 +511,7 @@ def load_recipe(name_or_path: PathLike) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
-        raise ConfigError(f"{where}: not valid YAML ({e})") from None
+        raise ConfigError(f"{where}: not valid YAML ({yaml_problem(e)})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping at the top level")
     return data

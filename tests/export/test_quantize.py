@@ -112,12 +112,31 @@ def test_int8_model_runs_through_predict_evaluate_and_info(int8_model, tmp_path,
     assert rec["artifact"]["quantization"]["engine"] == "onnxruntime"
 
 
-def test_empty_calibration_folder_is_one_line(synthetic_checkpoint, tmp_path, capsys) -> None:
+def test_evaluate_says_the_precision_is_the_int8_models_own(int8_model, tmp_path,
+                                                           capsys) -> None:
+    assert main(["evaluate", "--checkpoint", str(int8_model), "--dataset", "synthetic",
+                 "--num-images", "1", "--size", "32", "--out", str(tmp_path / "ev"),
+                 "--no-calibration"]) == 0
+    out = capsys.readouterr().out
+    assert "precision int8, the int8 ONNX model's own" in out
+    assert "training" not in out.splitlines()[0]
+    report = json.loads((tmp_path / "ev" / "report.json").read_text())
+    assert report["options"]["precision_from"] == "the int8 ONNX model's own"
+
+
+def test_empty_calibration_folder_is_one_line(synthetic_checkpoint, tmp_path, capsys,
+                                              monkeypatch) -> None:
+    def no_export(*args, **kwargs):
+        raise AssertionError("the model was exported before the calibration set was checked")
+
+    monkeypatch.setattr("fcnseg.cli.quantize.quantize_model", no_export)
+    monkeypatch.setattr("fcnseg.cli.quantize.Segmenter.from_checkpoint", no_export)
     (tmp_path / "empty").mkdir()
     assert main(["quantize", str(synthetic_checkpoint), "--calib", str(tmp_path / "empty"),
                  "--out", str(tmp_path / "m.onnx")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "calibration set is empty" in err
+    assert f"in {tmp_path / 'empty'}" in err  # the folder, named
     assert not (tmp_path / "m.onnx").exists()
 
 

@@ -46,7 +46,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     options.add_precision(r, amp_alias=True, default=None,
                           help=options.PRECISION_HELP + " (default: the precision the "
                                "checkpoint's training validated at, its recipe's amp: fp32 "
-                               "for none or when the checkpoint records no recipe)")
+                               "for none or when the checkpoint records no recipe; an exported "
+                               "model runs in its own precision, int8 when quantized)")
     options.add_window_and_tta(r)
     options.add_no_progress(r)
     c = p.add_argument_group("calibration")
@@ -97,7 +98,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"dataset from the checkpoint's recipe: {spec}")
     out = output_folder(args.checkpoint, args.out)
     precision, precision_from = args.precision, "--precision"
-    if precision is None:
+    if ckpt.get("artifact"):
+        precision_from = exported_precision_text(ckpt["artifact"], args.precision)
+    elif precision is None:
         precision, precision_from = training_precision(ckpt), "as training validated"
     result = evaluate_checkpoint(
         ckpt, spec, device=device, batch_size=args.batch_size,
@@ -138,6 +141,14 @@ def run(args: argparse.Namespace) -> int:
                                  scene_pictures=False)
         print(f"wrote {len(saved)} image | ground truth | prediction strips to {out / 'strips'}")
     return 0
+
+
+def exported_precision_text(artifact: dict[str, Any], asked: str | None) -> str:
+    """Where an exported model's precision comes from: the model file itself (int8 when
+    quantized, else the float graph), whatever ``--precision`` says."""
+    kind = {"onnx": "ONNX", "torchscript": "TorchScript"}.get(artifact.get("kind"), "exported")
+    text = f"the {'int8 ' if artifact.get('quantization') else ''}{kind} model's own"
+    return text + (f"; --precision {asked} does not apply to it" if asked else "")
 
 
 def training_precision(ckpt: dict[str, Any]) -> str:

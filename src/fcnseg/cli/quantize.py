@@ -119,13 +119,19 @@ def _scaled(rgb: np.ndarray, longest: int) -> np.ndarray:
 
 
 def calibration_images(source: dict[str, Any] | Path, limit: int, longest: int) -> Any:
-    """A function returning a fresh iterator of the calibration images (H×W×3 uint8)."""
+    """A function returning a fresh iterator of the calibration images (H×W×3 uint8).
+
+    Raises ValueError naming the folder (or dataset) when it holds no image."""
     if isinstance(source, Path):
         files = sorted(f for f in source.iterdir()
                        if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
         if not files and (source / "images").is_dir():
             files = sorted(f for f in (source / "images").iterdir()
                            if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+        if not files:
+            raise ValueError(f"--calib {source}: the calibration set is empty: no images "
+                             f"({', '.join(sorted(IMAGE_EXTENSIONS))}) in {source} or in "
+                             f"{source / 'images'}")
         chosen = [files[i] for i in _spread(len(files), limit)]
 
         def from_files() -> Iterator[np.ndarray]:
@@ -134,6 +140,9 @@ def calibration_images(source: dict[str, Any] | Path, limit: int, longest: int) 
 
         return from_files
     dataset = build_dataset(dict(source))
+    if len(dataset) == 0:
+        raise ValueError(f"--calib: the calibration set is empty: dataset {source} has no "
+                         f"images")
     indices = _spread(len(dataset), limit)
 
     def from_dataset() -> Iterator[np.ndarray]:
@@ -167,13 +176,15 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("no checkpoint given: fcnseg quantize CHECKPOINT --calib DATA --out "
                          "MODEL")
     start = time.perf_counter()
+    # The calibration set is checked before the model is loaded or anything exported.
+    calibration = calibration_images(parse_data(args.calib), args.calib_images,
+                                     args.calib_size)
     seg = Segmenter.from_checkpoint(path, device="cpu")
     if seg.runtime is not None:
         raise ValueError(f"{path}: already an exported model; quantize its checkpoint (.pt)")
     from fcnseg.checkpoint import load_checkpoint
 
     recipe = load_checkpoint(path).get("recipe") or {}
-    calib = parse_data(args.calib)
     val = parse_data(args.val, ckpt_recipe=recipe) if args.val else None
     if isinstance(val, Path):
         raise ValueError(f"--val {args.val}: a folder of images has no labels; give a folder "
@@ -189,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
                            threads=args.threads, reduce_range=args.reduce_range)
     result = quantize_model(
         model, args.out, description=description,
-        calibration=calibration_images(calib, args.calib_images, args.calib_size),
+        calibration=calibration,
         validation=None if val is None else validation_pairs(val, args.val_images),
         options=opts)
     if result.refused:

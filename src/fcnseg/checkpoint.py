@@ -44,7 +44,9 @@ __all__ = [
     "describe_model",
     "head_class_names",
     "load_checkpoint",
+    "checkpoint_payload",
     "save_checkpoint",
+    "write_checkpoint",
 ]
 
 
@@ -100,7 +102,38 @@ def save_checkpoint(
     model (``model(x)`` returning ``{head: logits}``); ``class_names`` are then its first
     head's. Without it, heads after the first are named ``class_0``, ``class_1`` ...
     """
+    payload = checkpoint_payload(
+        model, class_names=class_names, palette=palette, ignore_index=ignore_index,
+        recipe=recipe, iteration=iteration, epoch=epoch, metrics=metrics, state=state,
+        head_classes=head_classes, background=background)
+    return write_checkpoint(path, payload)
+
+
+def write_checkpoint(path: PathLike, payload: Mapping[str, Any]) -> Path:
+    """Write what :func:`checkpoint_payload` made, atomically (temporary file, fsync, rename:
+    a failure leaves the previous file intact)."""
     path = Path(path)
+    with atomic_write(path) as f:
+        torch.save(dict(payload), f)
+    return path
+
+
+def checkpoint_payload(
+    model: nn.Module,
+    *,
+    class_names: Sequence[str],
+    palette: Sequence[Sequence[int]] | Any,
+    ignore_index: int = 255,
+    recipe: Mapping[str, Any] | None = None,
+    iteration: int = 0,
+    epoch: int = 0,
+    metrics: Mapping[str, Any] | None = None,
+    state: Mapping[str, Any] | None = None,
+    head_classes: Mapping[str, Sequence[str]] | None = None,
+    background: str | None = None,
+) -> dict[str, Any]:
+    """What :func:`save_checkpoint` writes, as a dict (see it for the arguments). Tensors of
+    a CPU model are the model's own: copy them to write the payload while training goes on."""
     model_to_save = getattr(model, "module", model)  # unwrap DDP / DataParallel
     names = [str(n) for n in class_names]
     if len(names) != getattr(model_to_save, "num_classes", len(names)):
@@ -129,9 +162,7 @@ def save_checkpoint(
         "metrics": dict(metrics or {}),
         "state": dict(state or {}),
     }
-    with atomic_write(path) as f:
-        torch.save(payload, f)
-    return path
+    return payload
 
 
 def _head_classes(model: nn.Module, names: list[str],

@@ -29,6 +29,7 @@ from fcnseg.data.cache import cache_decoded
 from fcnseg.data.check import scan_dataset
 from fcnseg.data.images import ImageTooLargeError, upright_size
 from fcnseg.data.transforms import build_eval_transform, build_train_transform
+from fcnseg.engine.checkpoint_writer import CheckpointWriter
 from fcnseg.engine.config import TrainConfig, config_to_dict
 from fcnseg.engine.distributed import DistInfo
 from fcnseg.engine.ema import WeightAverage
@@ -98,6 +99,8 @@ class TrainSetup:
     ema: WeightAverage | None = None
     #: What start-up decided and the run should say (e.g. the data cache's line).
     notes: list[str] = field(default_factory=list)
+    #: Writes checkpoints, in the background where the loop allows it.
+    checkpoint_writer: CheckpointWriter = field(default_factory=CheckpointWriter)
     #: The class the dataset declares as background (dataset.yaml ``background:``), or None.
     background_class: str | None = None
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fcnseg.checkpoint import save_checkpoint
+from fcnseg.checkpoint import checkpoint_payload
 from fcnseg.engine.distributed import all_gather_objects
 from fcnseg.engine.errors import TrainingDiverged
 from fcnseg.engine.setup import TrainSetup
@@ -98,9 +98,12 @@ class TrainState:
             f"{state.position})")
         return state
 
-    def save(self, setup: TrainSetup, path: Path, *, with_state: bool = True) -> None:
+    def save(self, setup: TrainSetup, path: Path, *, with_state: bool = True,
+             background: bool = False) -> None:
         """Write a checkpoint of the model at this state (every process calls it; rank 0
         writes). ``with_state=False`` leaves out what only resuming needs (``best.pt``).
+        ``background``: copy it now and write it in a thread while training goes on
+        (:class:`~fcnseg.engine.checkpoint_writer.CheckpointWriter`).
 
         Raises:
             TrainingDiverged: the weights hold NaN or infinite values; the last good
@@ -143,11 +146,12 @@ class TrainState:
                 saved["ema"] = setup.ema.state_dict()
                 saved["train_weights"] = {k: v.detach().cpu().clone()
                                           for k, v in setup.model.state_dict().items()}
-        save_checkpoint(path, setup.eval_model, class_names=setup.class_names,
-                        palette=setup.palette, ignore_index=setup.ignore_index, recipe=setup.recipe,
-                        head_classes=setup.head_classes, background=setup.background_class,
-                        iteration=self.iteration, epoch=self.epoch, metrics=self.metrics,
-                        state=saved)
+        payload = checkpoint_payload(
+            setup.eval_model, class_names=setup.class_names, palette=setup.palette,
+            ignore_index=setup.ignore_index, recipe=setup.recipe,
+            head_classes=setup.head_classes, background=setup.background_class,
+            iteration=self.iteration, epoch=self.epoch, metrics=self.metrics, state=saved)
+        setup.checkpoint_writer.write(path, payload, background=background)
 
 
 # -- RNG states ------------------------------------------------------------------------------

@@ -181,6 +181,10 @@ def _train(config: TrainConfig, info: DistInfo, resume: bool, started: float) ->
         shutdown_workers(setup.loader, setup.val_loader)
         progress.close()
         log.close()
+        # the checkpoint written in the background, finished before the run returns
+        written = setup.checkpoint_writer.finish()
+    if written is not None:
+        raise written
     stopped_early = stop_signal is None and patience_exhausted(setup, state)
     if stopped_early:
         say(f"stopped early: mean IU has not risen by more than "
@@ -263,7 +267,7 @@ def _loop(setup: TrainSetup, state: TrainState, log: _RunLog, progress: _Progres
         evaluated = maybe_evaluate(setup, state, log, progress)
         total = setup.config.train.iterations
         if evaluated or state.iteration % every == 0 or state.iteration == total:
-            state.save(setup, setup.last_path)
+            state.save(setup, setup.last_path, background=True)
         if budget is not None and _budget_decides(setup, state, log, progress, budget) \
                 and state.iteration >= setup.config.train.iterations:
             # the budget is spent already: the final evaluation and checkpoint now
@@ -550,7 +554,7 @@ def maybe_evaluate(setup: TrainSetup, state: TrainState, log: _RunLog,
     if setup.val_loader is None or not due:
         return False
     state.eval_pending = True
-    state.save(setup, setup.last_path)
+    state.save(setup, setup.last_path, background=True)  # written while evaluating
     result, problem = _evaluate(setup)
     if problem is not None:
         raise bad_sample(problem, f"The evaluation at iteration {state.iteration} stopped",
@@ -571,7 +575,7 @@ def maybe_evaluate(setup: TrainSetup, state: TrainState, log: _RunLog,
                    f"{_pct(state.metrics.get('pixel_acc'))} ({precision})")
     if miu is not None and (state.best_mean_iu is None or miu > state.best_mean_iu):
         state.best_mean_iu = float(miu)
-        state.save(setup, setup.best_path, with_state=False)
+        state.save(setup, setup.best_path, with_state=False, background=True)
     return True
 
 

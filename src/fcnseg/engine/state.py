@@ -116,6 +116,7 @@ class TrainState:
         if setup.ema is not None:
             bad += [f"average of {name}" for name in non_finite_parameters(setup.ema.module)]
         if bad:
+            setup.checkpoint_writer.finish()  # the message names the checkpoint kept
             raise TrainingDiverged(
                 f"weights became NaN or infinite by iteration {self.iteration} ({_listing(bad)}); "
                 f"not saving {path.name}: {kept_checkpoint(setup.last_path)}. Lower optim.lr, "

@@ -514,6 +514,7 @@ def _no_sync(model: nn.Module, *, inner: bool) -> contextlib.AbstractContextMana
 
 def _diverged(setup: TrainSetup, state: TrainState, log: _RunLog,
               loss: float) -> TrainingDiverged:
+    setup.checkpoint_writer.finish()  # the message names the checkpoint kept: let it land
     log.write({"iteration": state.iteration + 1, "epoch": state.epoch, "loss": None,
                "event": "diverged"})
     return TrainingDiverged(

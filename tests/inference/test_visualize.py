@@ -220,6 +220,24 @@ def test_reliability_diagram_draws_bars_and_shades_the_gap() -> None:
     assert empty.shape == picture.shape
 
 
+def test_reliability_diagrams_key_lies_outside_the_plot_where_bars_can_reach() -> None:
+    from fcnseg.inference.visualize import reliability_diagram
+
+    # Every bin full to 1.0: no part of the plot is free for a key.
+    bins = [{"lower": b / 10, "upper": (b + 1) / 10, "count": 10, "confidence": 1.0,
+             "accuracy": 1.0} for b in range(10)]
+    picture = reliability_diagram({"ece": 0.0, "pixels": 100, "bins": bins})
+    left, top, plot = 58, 56, 400  # the plot's corner and side, as drawn
+    # Where a key inside the axes was (its upper left) holds only bars, their outlines and
+    # the white gaps between them: no text, no swatch.
+    inside = picture[top + 8:top + 100, left + 8:left + 250].reshape(-1, 3)
+    allowed = {(76, 120, 168), (40, 70, 110), (255, 255, 255), (232, 232, 232)}
+    assert {tuple(int(v) for v in c) for c in np.unique(inside, axis=0)} <= allowed
+    # The key is beside the plot: its text (dark ink) is there.
+    beside = picture[top:top + 100, left + plot + 2:]
+    assert (beside.max(axis=-1) < 80).sum() > 100
+
+
 def _every_pair_of_values() -> tuple[np.ndarray, np.ndarray]:
     values = np.arange(256, dtype=np.uint8)
     image = np.repeat(values, 256).reshape(256, 256, 1).repeat(3, axis=2)

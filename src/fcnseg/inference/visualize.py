@@ -539,7 +539,15 @@ def reliability_diagram(calibration: Mapping[str, Any], *, title: str | None = N
     font, small = _font(size), _font(size - 2)
     plot, hist_h = 400, 80
     left, right, top, gap, bottom = 58, 24, 56, 22, 48
-    width = left + plot + right
+    # The key goes beside the plot, outside the axes: bars may reach any height in any bin.
+    on_white = tuple(round(255 + (c - 255) * _GAP[3] / 255) for c in _GAP[:3])
+    key = [(_BAR, "accuracy of the pixels in a bin"),
+           (_CONFIDENCE, "their mean confidence"),
+           (on_white, "the gap between the two"),
+           ((90, 90, 90), "perfect calibration")]
+    key_gap = 16
+    key_width = 30 + max(_text_width(small, text) for _, text in key)
+    width = left + plot + key_gap + key_width + right
     height = top + plot + gap + hist_h + bottom
     img = Image.new("RGB", (width, height), _PAPER)
     draw = ImageDraw.Draw(img)
@@ -589,19 +597,14 @@ def reliability_diagram(calibration: Mapping[str, Any], *, title: str | None = N
     ImageDraw.Draw(label).text((2, 2), "accuracy", fill=_INK, font=small)
     label = label.rotate(90, expand=True)
     img.paste(label, (x0 - 40 - label.width // 2, int(y0 + plot / 2 - label.height / 2)))
-    # A key in the upper left, where a well-calibrated model's bars are low.
-    on_white = tuple(round(255 + (c - 255) * _GAP[3] / 255) for c in _GAP[:3])
-    key = [(_BAR, "accuracy of the pixels in a bin"),
-           (_CONFIDENCE, "their mean confidence"),
-           (on_white, "the gap between the two"),
-           ((90, 90, 90), "perfect calibration")]
+    kx = x0 + plot + key_gap
     for i, (colour, text) in enumerate(key):
-        y = y0 + 10 + i * 20
+        y = y0 + i * 20
         if i in (1, 3):
-            draw.line([x0 + 10, y + 6, x0 + 24, y + 6], fill=colour, width=2)
+            draw.line([kx, y + 6, kx + 14, y + 6], fill=colour, width=2)
         else:
-            draw.rectangle([x0 + 10, y, x0 + 24, y + 12], fill=colour, outline=_MUTED)
-        draw.text((x0 + 30, y + 6), text, fill=_INK, font=small, anchor="lm")
+            draw.rectangle([kx, y, kx + 14, y + 12], fill=colour, outline=_MUTED)
+        draw.text((kx + 20, y + 6), text, fill=_INK, font=small, anchor="lm")
     hy = y0 + plot + gap
     top_share = float(share.max()) if share.size else 0.0
     for b, s in zip(bins, share, strict=True):

@@ -288,6 +288,9 @@ def run(args: argparse.Namespace) -> int:
               + (f"; {skipped} complete already, skipped" if skipped else "")
               + (f"; {failed} failed" if failed else ""))
     if ranks.owns_group:
+        # every rank finishes before the group goes away: a rank that tears gloo down while
+        # another is still in its last collective can abort that one at exit
+        torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     return 1 if failed else 0
 

@@ -424,7 +424,9 @@ def build_model_from_checkpoint(
     try:
         if load_weights:
             _check_finite(weights_where, state_dict)
-            _check_sizes(where, arch, kwargs, state_dict, extra, fields)
+            # with the convention: a multi-band one sizes the first convolution
+            _check_sizes(where, arch, {**kwargs, "input_convention": desc["input_convention"]},
+                         state_dict, extra, fields)
         # The recorded convention is the weights' (it may differ from the builder's default).
         model = build_model(arch, **{**kwargs, "input_convention": desc["input_convention"]},
                             preprocess=preprocess, **extra)

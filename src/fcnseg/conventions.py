@@ -24,6 +24,7 @@ __all__ = [
     "SIFTFLOW_BGR",
     "TORCHVISION_RGB",
     "InputConvention",
+    "band_convention",
     "get_convention",
 ]
 
@@ -41,29 +42,45 @@ class InputConvention:
     name: str
     channel_order: str  # "RGB" or "BGR": the order the network's first layer expects
     scale: float  # multiplies 0-255 pixel values before the mean is subtracted
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    #: A multi-band model's input bands, in input order (None: three colour channels). Its
+    #: ``mean`` and ``std`` then have one entry per band, in raw pixel units (``scale`` 1).
+    bands: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.channel_order not in ("RGB", "BGR"):
             raise ValueError(f"channel_order must be 'RGB' or 'BGR', got {self.channel_order!r}")
-        if len(self.mean) != 3 or len(self.std) != 3:
-            raise ValueError("mean and std must have three entries")
+        count = 3 if self.bands is None else len(self.bands)
+        if count < 1 or len(self.mean) != count or len(self.std) != count:
+            raise ValueError(f"mean and std must have {count} entries (one per input channel)")
+        if self.bands is not None and self.channel_order != "RGB":
+            raise ValueError("a multi-band convention keeps its bands' order: channel_order "
+                             "must be 'RGB'")
         if any(s <= 0 for s in self.std):
             raise ValueError(f"std entries must be positive, got {self.std}")
 
-    def mean_pixel(self) -> tuple[float, float, float]:
-        """The raw pixel (0-255, RGB order for colour) that this convention maps to zero: what
-        crops and batches pad images with."""
+    @property
+    def channels(self) -> int:
+        """Input channels: 3, or the number of ``bands``."""
+        return 3 if self.bands is None else len(self.bands)
+
+    def mean_pixel(self) -> tuple[float, ...]:
+        """The raw pixel (0-255, RGB order for colour; one value per band for a multi-band
+        convention) that this convention maps to zero: what crops and batches pad images with."""
         mean = [m / self.scale for m in self.mean]
         if self.channel_order == "BGR":
             mean = mean[::-1]
-        return (mean[0], mean[1], mean[2])
+        return tuple(mean)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["mean"] = list(self.mean)
         d["std"] = list(self.std)
+        if self.bands is None:
+            del d["bands"]  # colour conventions keep their recorded form
+        else:
+            d["bands"] = list(self.bands)
         return d
 
     @classmethod
@@ -75,6 +92,7 @@ class InputConvention:
                 scale=float(d["scale"]),
                 mean=tuple(float(v) for v in d["mean"]),  # type: ignore[arg-type]
                 std=tuple(float(v) for v in d["std"]),  # type: ignore[arg-type]
+                bands=None if d.get("bands") is None else tuple(str(b) for b in d["bands"]),
             )
         except KeyError as e:
             raise ValueError(f"input convention is missing field {e.args[0]!r}: {d!r}") from None
@@ -137,3 +155,13 @@ def get_convention(spec: str | Mapping[str, Any] | InputConvention) -> InputConv
         raise ValueError(
             f"unknown input convention {spec!r}; known: {sorted(_BY_NAME)}"
         ) from None
+
+
+def band_convention(bands: list[str] | tuple[str, ...], mean: list[float] | tuple[float, ...],
+                    std: list[float] | tuple[float, ...]) -> InputConvention:
+    """The convention of a model on multi-band images: each band (raw values) minus its
+    dataset mean, divided by its dataset std (a band without variance is divided by 1)."""
+    return InputConvention(name="bands", channel_order="RGB", scale=1.0,
+                           mean=tuple(float(m) for m in mean),
+                           std=tuple(float(s) if s > 0 else 1.0 for s in std),
+                           bands=tuple(str(b) for b in bands))

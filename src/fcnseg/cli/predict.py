@@ -43,6 +43,7 @@ from fcnseg.inference.pipeline import OutputOptions, predict_files, write_predic
 from fcnseg.inference.rasters import (
     TileSettings,
     merge_parts,
+    model_bands,
     needs_tiling,
     output_complete,
     part_path,
@@ -334,6 +335,7 @@ def _predict_raster_part(seg: Segmenter, path: Path, out: Path, tiles: TileSetti
         with tqdm(total=total, unit="tile", disable=args.no_progress or None, file=sys.stderr,
                   desc=f"predict {path.name}") as bar:
             outcome = predict_raster(run, path, out, seg.class_names, tiles,
+                                     bands=model_bands(seg, info),
                                      model_id=str(Path(args.checkpoint)), progress=bar.update,
                                      part=share)
     except ImageError as e:

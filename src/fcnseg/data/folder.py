@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from fcnseg.conventions import InputConvention, band_convention
 from fcnseg.data import io
 from fcnseg.data.base import FileSegmentationDataset, Transform
 from fcnseg.data.errors import DataError
@@ -329,6 +330,7 @@ class FolderSegmentation(FileSegmentationDataset):
         self.bands: tuple[str, ...] | None = cfg.get("bands")
         self.rgb_bands: tuple[str, ...] | None = cfg.get("rgb")
         self.nodata: float | None = cfg.get("nodata")
+        self._band_convention: InputConvention | None = None
         if self.rgb_bands is not None:
             missing = [b for b in self.rgb_bands
                        if b.lower() not in {n.lower() for n in self.bands or ()}]
@@ -444,6 +446,30 @@ class FolderSegmentation(FileSegmentationDataset):
         if missing is not None:
             label = np.where(missing, self.ignore_index, label)
         return image, label
+
+    @property
+    def pad_values(self) -> dict[str, float | tuple[float, ...]]:
+        """Raw values crops and batches pad with: for multi-band images each band's mean (what
+        the model normalises to zero), else the colour mean pixel."""
+        if self.bands is None:
+            return super().pad_values
+        return {"color": self.band_convention().mean_pixel()}
+
+    def band_convention(self) -> InputConvention:
+        """The input convention of a model on this dataset's bands: each band standardised by
+        its mean and std over the images (:func:`fcnseg.data.band_stats.band_statistics`,
+        cached on disk and here)."""
+        if self.bands is None:
+            raise ValueError(f"{self.root}: the dataset declares no 'bands'")
+        if self._band_convention is None:
+            from fcnseg.data.band_stats import band_statistics  # noqa: PLC0415 - import cycle
+
+            stats = band_statistics(self)
+            if stats.problems:
+                path, problem = stats.problems[0]
+                raise DataError(path, problem)
+            self._band_convention = band_convention(stats.bands, stats.mean, stats.std)
+        return self._band_convention
 
     def unmatched_masks(self) -> list[Path]:
         """Masks whose stem has no image (reported by ``fcnseg check-data``)."""

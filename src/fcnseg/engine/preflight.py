@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fcnseg.data.images import upright_size
+from fcnseg.data.rasters import raster_info
 from fcnseg.engine.config import TrainConfig
 
 __all__ = [
@@ -152,6 +154,22 @@ def crop_from_sizes(image_sizes: Sequence[tuple[int, int]],
     return (min(crop, upper) if upper else crop), side
 
 
+#: Suffixes whose headers the raster reader reads (multi-band, 16-bit, GeoTIFF ...): Pillow
+#: decodes only some of these files.
+RASTER_HEADER_SUFFIXES = (".tif", ".tiff", ".jp2", ".img", ".vrt")
+
+
+def header_size(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """``(width, height)`` read from the file's header: rasters (TIFF, GeoTIFF, JPEG 2000 ...,
+    any band count) by :func:`fcnseg.data.rasters.raster_info`, other images by Pillow,
+    upright as their EXIF orientation turns them. Raises ``OSError``/``ValueError``
+    (``ImageError``) for a file neither can read."""
+    if Path(path).suffix.lower() in RASTER_HEADER_SUFFIXES:
+        info = raster_info(path)
+        return info.width, info.height
+    return upright_size(path)
+
+
 def sample_image_sizes(dataset: Any, limit: int = 64) -> list[tuple[int, int]]:
     """(height, width) of up to ``limit`` images spread over a file dataset, read from their
     headers (upright, after EXIF rotation); empty for generated data or unreadable files."""
@@ -162,7 +180,7 @@ def sample_image_sizes(dataset: Any, limit: int = 64) -> list[tuple[int, int]]:
     sizes = []
     for i in picks:
         try:
-            w, h = upright_size(dataset.image_path(i))
+            w, h = header_size(dataset.image_path(i))
         except (OSError, ValueError):
             continue  # a bad file is reported by the data checks, not here
         sizes.append((h, w))

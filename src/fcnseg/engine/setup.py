@@ -23,11 +23,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from fcnseg.checkpoint import CheckpointError, load_checkpoint
-from fcnseg.conventions import get_convention
+from fcnseg.conventions import InputConvention, get_convention
 from fcnseg.data import SkipBad, build_dataset, collate_segmentation
 from fcnseg.data.cache import cache_decoded
 from fcnseg.data.check import scan_dataset
-from fcnseg.data.images import ImageTooLargeError, upright_size
+from fcnseg.data.images import ImageError
 from fcnseg.data.transforms import build_eval_transform, build_train_transform
 from fcnseg.engine.checkpoint_writer import CheckpointWriter
 from fcnseg.engine.config import TrainConfig, config_to_dict
@@ -38,7 +38,12 @@ from fcnseg.engine.eval_batching import SameSizeBatches, auto_eval_batch, sample
 from fcnseg.engine.evaluation import ShardedEvalSampler
 from fcnseg.engine.loss import LossSampler, build_class_weights, score_grid
 from fcnseg.engine.optim import build_optimizer, build_scheduler
-from fcnseg.engine.preflight import crop_from_sizes, sample_image_sizes, startup_warnings
+from fcnseg.engine.preflight import (
+    crop_from_sizes,
+    header_size,
+    sample_image_sizes,
+    startup_warnings,
+)
 from fcnseg.engine.sampling import ResumableSampler, SeededSamples
 from fcnseg.engine.signals import ignore_stop_signals
 from fcnseg.models import build_model, init_from
@@ -158,7 +163,10 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
         if info.is_main:
             _backbone_file(config.model.backbone_weights)
         dist.barrier()
-    model = build_training_model(config, len(class_names), pretrained=resume_ckpt is None)
+    # Multi-band images: the model takes their bands, standardised by the dataset's statistics.
+    convention = plain.band_convention() if getattr(plain, "bands", None) else None
+    model = build_training_model(config, len(class_names), pretrained=resume_ckpt is None,
+                                 convention=convention)
     if resume_ckpt is not None:
         # The run's own checkpoint says how its weights expect their pixels.
         model.input_convention = get_convention(resume_ckpt["model"]["input_convention"])
@@ -243,6 +251,10 @@ def wrap_model(setup: TrainSetup) -> None:
 # -- model -----------------------------------------------------------------------------------
 
 
+#: Builders whose first convolution takes any number of bands (from a multi-band convention).
+_BAND_ARCH_PREFIXES = tuple(f"fcn{v}_resnet" for v in ("32s", "16s", "8s"))
+
+
 def _backbone_file(spec: str) -> Path:
     if spec in PRETRAINED:
         return fetch_pretrained(spec)
@@ -258,20 +270,29 @@ def _backbone_file(spec: str) -> Path:
 
 
 def build_training_model(
-    config: TrainConfig, num_classes: int, *, pretrained: bool = True
+    config: TrainConfig, num_classes: int, *, pretrained: bool = True,
+    convention: InputConvention | None = None,
 ) -> nn.Module:
     """Build the recipe's model: backbone weights, staged ``init``, frozen or trained
     upsampling. Parameters are created from the torch RNG, so seed it first.
 
     ``pretrained=False`` skips the backbone weights and ``init`` (a resumed run takes its
-    weights and input convention from its own checkpoint, so those files need not exist)."""
+    weights and input convention from its own checkpoint, so those files need not exist).
+    ``convention`` (a multi-band dataset's, :func:`fcnseg.conventions.band_convention`) sizes
+    the first convolution for its bands; ImageNet colour weights are widened to them."""
     m = config.model
     kwargs: dict[str, Any] = {"num_classes": num_classes, **m.options}
     # The VGG16 trunk's own fields, for the builders that take them; others take `options`.
     vgg_fields = {"geometry": m.geometry, "width": m.width, "fc_channels": m.fc_channels,
                   "dropout": m.dropout}
     kwargs.update({k: v for k, v in vgg_fields.items() if k in builder_parameters(m.arch)})
-    if m.input_convention is not None:
+    if convention is not None:
+        if not m.arch.startswith(_BAND_ARCH_PREFIXES):
+            raise ValueError(f"model.arch: {m.arch} takes 3-band colour images; for multi-band "
+                             f"data use one of the ResNet FCNs (fcn8s_resnet18, "
+                             f"fcn8s_resnet50, ...)")
+        kwargs["input_convention"] = convention
+    elif m.input_convention is not None:
         kwargs["input_convention"] = m.input_convention
     if m.backbone_weights and pretrained:
         # every builder loads its own backbone's ImageNet file and records its convention
@@ -364,9 +385,10 @@ def _auto_crop(config: TrainConfig, dataset: Any, notes: list[str] | None) -> in
     headers), said in ``notes``; the recipe written to the run folder then holds the number."""
     upper = config.data.crop_size_max
     sizes = sample_image_sizes(dataset)
-    if not sizes:  # generated data: no files to measure
-        message = (f"data.crop_size auto: {upper or 'whole images'} (generated images have no "
-                   f"files to measure)")
+    if not sizes:  # generated data, or no readable file: nothing to measure
+        why = ("generated images have no files to measure" if not hasattr(dataset, "image_path")
+               else "no training image header could be read")
+        message = f"data.crop_size auto: {upper or 'whole images'} ({why})"
         crop = upper
     else:
         crop, side = crop_from_sizes(sizes, upper)
@@ -422,12 +444,12 @@ def _header_size(path: Path, what: str) -> tuple[tuple[int, int] | None, str | N
     if not path.is_file():
         return None, f"{path}: missing {what} (no such file)"
     try:
-        return upright_size(path), None
+        return header_size(path), None
     except UnidentifiedImageError:
         if what == "mask":
             return None, None
         return None, f"{path}: unreadable image: not an image file Pillow can decode"
-    except ImageTooLargeError as e:
+    except ImageError as e:  # too large, or a raster the raster reader cannot read
         return None, f"{path}: unreadable {what}: {e.problem}"
     except OSError as e:
         return None, f"{path}: unreadable {what}: {e}"

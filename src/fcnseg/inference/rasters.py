@@ -47,6 +47,7 @@ __all__ = [
     "RASTER_SUFFIXES",
     "blend_profile",
     "merge_parts",
+    "model_bands",
     "part_path",
     "needs_tiling",
     "output_complete",
@@ -530,11 +531,39 @@ def needs_tiling(path: PathLike, max_pixels: int | None) -> bool:
             or (max_pixels is not None and info.pixels > max_pixels))
 
 
+def model_bands(segmenter: Any, info: RasterInfo) -> tuple[str, ...] | None:
+    """The bands to read from a raster for ``segmenter``'s model: a multi-band model's own
+    bands by name where the file names all of them, else None (every band, in file order)."""
+    bands = segmenter.input_convention.bands
+    if bands is None or not info.band_names:
+        return None
+    have = {n.lower() for n in info.band_names}
+    return tuple(bands) if all(b.lower() in have for b in bands) else None
+
+
 def segmenter_tile_fn(segmenter: Any, info: RasterInfo) -> TileFn:
-    """:meth:`Segmenter.logits` on raster tiles, for a model of 8-bit RGB input (16-bit RGB is
-    scaled to 8 bits, as :func:`fcnseg.data.images.load_image` scales 16-bit images); a raster
-    of other bands or depth is one line naming it."""
+    """:meth:`Segmenter.logits` on raster tiles. A model of 8-bit RGB input takes 3-band 8-bit
+    or 16-bit rasters (16-bit scaled to 8 bits, as :func:`fcnseg.data.images.load_image`
+    scales 16-bit images); a multi-band model takes rasters of its own bands (picked by name
+    where the file names them, see :func:`model_bands`), raw values. A raster of other bands
+    is one line naming it."""
     from fcnseg.data.images import ImageError
+
+    bands = segmenter.input_convention.bands
+    if bands is not None:
+        count = len(bands) if model_bands(segmenter, info) is not None else info.bands
+        if count != len(bands):
+            raise ImageError(info.path, f"{info.bands} band(s), but the model takes "
+                                        f"{len(bands)} ({', '.join(bands)}): segment it with "
+                                        f"a model trained on these bands")
+
+        def run_bands(batch: np.ndarray) -> torch.Tensor:
+            x = segmenter.preprocess(list(batch.astype(np.float32, copy=False)))
+            logits = segmenter.logits(x)
+            if isinstance(logits, dict):
+                logits = next(iter(logits.values()))
+            return logits
+        return run_bands
 
     if info.bands != 3 or info.dtype not in (np.uint8, np.uint16):
         raise ImageError(info.path, f"{info.bands} band(s) of {info.dtype}, but the model takes "

@@ -277,15 +277,20 @@ def _resnet_skip_builder(variant: str, depth: int) -> Callable[..., FCN]:
     ) -> FCN:
         dilation = None if replace_stride_with_dilation is None else \
             [bool(d) for d in replace_stride_with_dilation]
+        # A multi-band convention sizes the first convolution (one input channel per band).
+        bands = get_convention(input_convention).bands  # type: ignore[arg-type]
         backbone = ResNetBackbone(depth, replace_stride_with_dilation=dilation,
-                                  base_channels=base_channels)
+                                  base_channels=base_channels,
+                                  in_channels=3 if bands is None else len(bands))
         identity = ModelIdentity(arch, {
             "num_classes": num_classes, "replace_stride_with_dilation": dilation,
             "base_channels": base_channels}, input_convention)
         model = backbone_fcn(backbone, num_classes, identity, variant=variant)
         if backbone_weights is not None:
-            load_resnet_weights(model, backbone_weights,
-                                convention=backbone_convention or input_convention)
+            weights_convention = backbone_convention or (
+                TORCHVISION_RGB.name if bands is not None else input_convention)
+            load_resnet_weights(model, backbone_weights, convention=weights_convention,
+                                bands=bands)
         return model
 
     doc = f"""FCN-{variant} heads on layer4/layer3/layer2 of a ResNet-{depth}.
@@ -295,9 +300,11 @@ def _resnet_skip_builder(variant: str, depth: int) -> Callable[..., FCN]:
         replace_stride_with_dilation: dilate layer2/3/4 instead of striding (the heads then
             fuse maps of equal resolution).
         base_channels: stem width (64 in torchvision); smaller for light CPU models.
-        input_convention: pixel convention of the model (torchvision's RGB).
+        input_convention: pixel convention of the model (torchvision's RGB); a multi-band one
+            (:func:`fcnseg.conventions.band_convention`) builds conv1 for its bands.
         backbone_weights: a torchvision ImageNet ResNet file (``resnet{depth}-*.pth``) to load
-            into the backbone (see :func:`fcnseg.models.resnet.load_resnet_weights`).
+            into the backbone (see :func:`fcnseg.models.resnet.load_resnet_weights`); for
+            multi-band input its conv1 is widened to the bands.
         backbone_convention: input convention of that file (default: ``input_convention``).
     """
     return _named(builder, arch, doc)

@@ -30,15 +30,16 @@ COLOR = "color"
 
 class ChannelNormalize(nn.Module):
     """An :class:`~fcnseg.conventions.InputConvention` as a module: N×3×H×W values 0-255 (RGB
-    for colour) → reordered, times ``scale``, minus ``mean``, divided by ``std``, in float32
-    (autocast leaves these operations in float32, as normalising ahead of the model did)."""
+    for colour; N×B×H×W raw values for a convention of B bands) → reordered, times ``scale``,
+    minus ``mean``, divided by ``std``, in float32 (autocast leaves these operations in
+    float32, as normalising ahead of the model did)."""
 
     def __init__(self, convention: InputConvention | str | Mapping[str, Any]) -> None:
         super().__init__()
         c = get_convention(convention)  # type: ignore[arg-type]
         self.convention = c
-        self.register_buffer("mean", torch.tensor(c.mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(c.std).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("mean", torch.tensor(c.mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(c.std).view(1, -1, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = self.convention

@@ -149,6 +149,7 @@ class ResNet(nn.Module):
         include_top: bool = True,
         replace_stride_with_dilation: Sequence[bool] | None = None,
         base_channels: int = 64,
+        in_channels: int = 3,
     ) -> None:
         super().__init__()
         if depth not in RESNET_DEPTHS:
@@ -165,7 +166,7 @@ class ResNet(nn.Module):
         self._in_ch = base_channels
         self._dilation = 1
 
-        self.conv1 = nn.Conv2d(3, base_channels, 7, stride=2, padding=3, bias=False)
+        self.conv1 = nn.Conv2d(in_channels, base_channels, 7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(base_channels)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
@@ -219,8 +220,9 @@ class ResNet(nn.Module):
 
     def stages(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Outputs of layer1 … layer4 for an input batch."""
-        if x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f"expected an N×3×H×W input, got shape {tuple(x.shape)}")
+        c = self.conv1.in_channels
+        if x.dim() != 4 or x.shape[1] != c:
+            raise ValueError(f"expected an N×{c}×H×W input, got shape {tuple(x.shape)}")
         out = []
         x = self.stem(x)
         for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
@@ -261,10 +263,11 @@ class ResNetBackbone(ResNet):
         *,
         replace_stride_with_dilation: Sequence[bool] | None = None,
         base_channels: int = 64,
+        in_channels: int = 3,
     ) -> None:
         super().__init__(depth, include_top=False,
                          replace_stride_with_dilation=replace_stride_with_dilation,
-                         base_channels=base_channels)
+                         base_channels=base_channels, in_channels=in_channels)
         self.out_channels = {8: self.stage_channels[1], 16: self.stage_channels[2],
                              32: self.stage_channels[3]}
 
@@ -284,6 +287,7 @@ def load_resnet_weights(
     *,
     prefix: str | None = None,
     convention: InputConvention | str = TORCHVISION_RGB,
+    bands: Sequence[str] | None = None,
 ) -> nn.Module:
     """Load torchvision-layout ResNet ImageNet weights (``resnet50-*.pth`` …) from a local file.
 
@@ -293,6 +297,10 @@ def load_resnet_weights(
     must be in the file with the right shape; the error names the file and the offending keys.
     The input convention (torchvision's RGB by default) is recorded on
     ``module.input_convention``.
+
+    For a ResNet of other than 3 input channels give its input ``bands``: the file's colour
+    ``conv1`` is widened to them by :func:`fcnseg.models.widen_conv1` (in ``convention``'s
+    channel order), and ``module.input_convention`` is left as it is (the bands' own).
     """
     path = Path(path)
     if prefix is None:
@@ -305,9 +313,20 @@ def load_resnet_weights(
     sd = read_state_dict(path)
     if not hasattr(net, "fc"):
         sd = {k: v for k, v in sd.items() if not k.startswith("fc.")}
+    wide = net.conv1.in_channels != 3
+    if wide:
+        if bands is None or len(bands) != net.conv1.in_channels:
+            raise ValueError(f"load_resnet_weights: the ResNet takes {net.conv1.in_channels} "
+                             f"input channels: name its bands to widen the ImageNet conv1")
+        from fcnseg.models.multitask import widen_conv1  # noqa: PLC0415 - import cycle
+
+        if sd.get("conv1.weight") is not None and sd["conv1.weight"].dim() == 4:
+            sd["conv1.weight"] = widen_conv1(sd["conv1.weight"], bands,
+                                             weight_order=get_convention(convention).channel_order)
     problem = describe_mismatch(path, net, sd)
     if problem:
         raise WeightsError(f"{problem} (expected torchvision's ResNet-{net.depth} layout)")
     net.load_state_dict(sd)
-    module.input_convention = get_convention(convention)
+    if not wide:
+        module.input_convention = get_convention(convention)
     return module

@@ -388,3 +388,23 @@ def test_stand_ins_named_in_docs_exist() -> None:
     names = {n.strip() for _, _, d, _ in BLOCKS if d.startswith("stand-in")
              for n in d.partition("=")[2].split(",")}
     assert names <= set(STAND_INS), names - set(STAND_INS)
+
+
+def test_readme_states_the_export_check_as_the_code_makes_it() -> None:
+    from fcnseg.export.common import DEFAULT_ATOL, DEFAULT_RTOL
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index("fcnseg export --checkpoint best.pt --format onnx")
+    export = " ".join(text[start:start + 1500].split())
+    assert "only if it is below 1e-4" not in export  # the check is relative to the logits
+    assert "max(`--atol`, `--rtol` × the largest logit)" in export
+    assert DEFAULT_ATOL == DEFAULT_RTOL == 1e-4 and "both 1e-4 by default" in export
+
+
+def test_data_md_describes_the_multi_band_fields() -> None:
+    text = (ROOT / "docs" / "data.md").read_text(encoding="utf-8")
+    section = text[text.index("### Multi-band"):]
+    section = section[:section.index("\n### ", 5)]
+    for field in ("`bands`", "`rgb`", "`nodata`"):
+        assert field in section
+    assert "three of the declared bands" in section and "in grey" in section

@@ -157,3 +157,13 @@ def test_imagenet_weights_are_widened_to_the_bands(tmp_path: Path) -> None:
     assert conv1.shape == (64, 5, 7, 7)
     torch.testing.assert_close(conv1, widen_conv1(weights["conv1.weight"], BANDS), rtol=0, atol=0)
     assert model.input_convention == convention
+
+
+def test_band_statistics_leave_an_unreadable_image_out(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FCNSEG_HOME", str(tmp_path / "home"))
+    root = _write_dataset(tmp_path / "ds")
+    (root / "images" / "s1.tif").write_bytes(b"II*\x00garbage")  # skipped under skip_bad
+    dataset = FolderSegmentation(root, split="train")
+    assert len(dataset.pad_values["color"]) == 5
+    assert dataset.band_convention().bands == tuple(BANDS)

@@ -457,16 +457,17 @@ class FolderSegmentation(FileSegmentationDataset):
 
     def band_convention(self) -> InputConvention:
         """The input convention of a model on this dataset's bands: each band standardised by
-        its mean and std over the images (:func:`fcnseg.data.band_stats.band_statistics`,
-        cached on disk and here)."""
+        its mean and std over the readable images
+        (:func:`fcnseg.data.band_stats.band_statistics`, cached on disk and here)."""
         if self.bands is None:
             raise ValueError(f"{self.root}: the dataset declares no 'bands'")
         if self._band_convention is None:
             from fcnseg.data.band_stats import band_statistics  # noqa: PLC0415 - import cycle
 
             stats = band_statistics(self)
-            if stats.problems:
-                path, problem = stats.problems[0]
+            if stats.pixels == 0:  # unreadable images are left out (and reported elsewhere)
+                path, problem = stats.problems[0] if stats.problems else (
+                    str(self.image_dir), "no image pixel with data to take band statistics from")
                 raise DataError(path, problem)
             self._band_convention = band_convention(stats.bands, stats.mean, stats.std)
         return self._band_convention

@@ -116,10 +116,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tile", type=options.positive_int, default=512, metavar="PIXELS",
                    help="georeferenced, huge or multi-band rasters (GeoTIFF ...) are segmented "
                         "by tiles of PIXELS×PIXELS into NAME.tif, a label GeoTIFF on the "
-                        "input's grid, with bounded memory and resumable (default 512)")
+                        "input's grid, with bounded memory and resumable")
     p.add_argument("--overlap", type=options.non_negative_int, default=128, metavar="PIXELS",
-                   help="pixels shared by neighbouring raster tiles, blended smoothly (default "
-                        "128; less than half the tile)")
+                   help="pixels shared by neighbouring raster tiles, blended smoothly; less "
+                        "than half the tile")
     p.add_argument("--alpha", type=float, default=0.5,
                    help="opacity of the label colours in overlays, and of heatmaps drawn over "
                         "the photo, 0 to 1")

@@ -125,3 +125,14 @@ def test_auto_workers_leave_two_cores_to_the_model(cpus: int, workers: int) -> N
 
     assert loader_workers("auto", cpus=cpus) == workers
     assert loader_workers(3, cpus=cpus) == 3
+
+
+def test_a_recipe_with_a_yaml_syntax_error_is_one_line_with_line_and_column(tmp_path) -> None:
+    from fcnseg.engine.config import load_recipe
+
+    (tmp_path / "mine.yaml").write_text("name: mine\ntrain: {iterations: 10\n")
+    with pytest.raises(ConfigError) as e:
+        load_recipe(tmp_path / "mine.yaml")
+    message = str(e.value)
+    assert "\n" not in message and "mine.yaml: not valid YAML (line 3, column 1" in message
+    assert "started at line 2, column 8" in message

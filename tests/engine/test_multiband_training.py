@@ -167,3 +167,15 @@ def test_band_statistics_leave_an_unreadable_image_out(tmp_path: Path,
     dataset = FolderSegmentation(root, split="train")
     assert len(dataset.pad_values["color"]) == 5
     assert dataset.band_convention().bands == tuple(BANDS)
+
+
+def test_raster_windows_take_their_rasters_band_convention(
+        trained: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from fcnseg.data.raster_windows import RasterWindows
+
+    root, _ = trained
+    monkeypatch.setenv("FCNSEG_HOME", str(root.parent / "home"))
+    rasters = FolderSegmentation(root, split="train")
+    windows = RasterWindows(rasters, window=32, windows=4)
+    assert windows.band_convention() == rasters.band_convention()
+    assert windows.pad_values == rasters.pad_values

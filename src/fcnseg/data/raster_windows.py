@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fcnseg.conventions import InputConvention
 from fcnseg.data.base import SegmentationDataset, Transform
 from fcnseg.data.errors import DataError
 from fcnseg.data.folder import FolderSegmentation
@@ -82,6 +83,15 @@ class RasterWindows(SegmentationDataset):
         self._grid = [(i, y, x) for i, info in enumerate(self.infos)
                       for y in _starts(info.height, self.window)
                       for x in _starts(info.width, self.window)] if sampling == "grid" else []
+
+    @property
+    def pad_values(self) -> dict[str, float | tuple[float, ...]]:
+        """Each band's mean over the whole rasters (what the model normalises to zero)."""
+        return self.rasters.pad_values
+
+    def band_convention(self) -> InputConvention:
+        """The rasters' band convention (:meth:`FolderSegmentation.band_convention`)."""
+        return self.rasters.band_convention()
 
     def __len__(self) -> int:
         return len(self._grid) if self.sampling == "grid" else self.count

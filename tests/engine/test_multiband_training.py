@@ -179,3 +179,11 @@ def test_raster_windows_take_their_rasters_band_convention(
     windows = RasterWindows(rasters, window=32, windows=4)
     assert windows.band_convention() == rasters.band_convention()
     assert windows.pad_values == rasters.pad_values
+
+
+def test_a_multiband_checkpoint_exports_verified_on_its_bands(
+        trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, run = trained
+    assert main(["export", "--checkpoint", str(run / "best.pt"), "--format", "torchscript",
+                 "--out", str(tmp_path / "m.pt"), "--height", "32", "--width", "32"]) == 0
+    assert "verified input 1×5×32×32" in capsys.readouterr().out

@@ -167,10 +167,11 @@ def sample_batches(
     *,
     seed: int = 0,
     modalities: Sequence[str] | None = None,
+    channels: int = 3,
 ) -> list[Sample]:
     """Two batches of random raw images (float32 0-255): 1×3×H×W at ``size``, and 2×3×H'×W' at
     a different size (odd offsets, so that rounding in pools and crops differs) to prove
-    dynamic axes.
+    dynamic axes. ``channels``: the bands of a multi-band model (3 for colour).
 
     With ``modalities`` each sample is a dict of one batch per modality: colour and HHA as
     0-255 pixels, depth in millimetres (0.5 to 10 m, a few pixels unknown)."""
@@ -185,7 +186,7 @@ def sample_batches(
     gen = torch.Generator().manual_seed(seed)
 
     def image(n: int, hh: int, ww: int) -> torch.Tensor:
-        return torch.randint(0, 256, (n, 3, hh, ww), generator=gen).float()
+        return torch.randint(0, 256, (n, channels, hh, ww), generator=gen).float()
 
     def depth(n: int, hh: int, ww: int) -> torch.Tensor:
         mm = torch.randint(500, 10_000, (n, 1, hh, ww), generator=gen).float()
@@ -234,7 +235,9 @@ def export_subject(model: nn.Module, sample_size: tuple[int, int], *,
     if not ready:
         model = plain_copy(model).to("cpu").float().eval()
     inputs, outputs = input_names(model), output_names(model)
-    samples = sample_batches(sample_size, modalities=inputs)  # raw pixels
+    convention = getattr(model, "input_convention", None)
+    channels = getattr(convention, "channels", 3)  # a multi-band model's band count
+    samples = sample_batches(sample_size, modalities=inputs, channels=channels)  # raw pixels
     preprocess = getattr(model, "preprocess", None)
     if not raw_pixels and preprocess is not None:
         # The bare network, verified on what its preprocessing makes of the raw samples.

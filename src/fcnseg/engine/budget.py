@@ -30,6 +30,9 @@ __all__ = ["BudgetPlan", "TimeBudget", "choose_iterations", "parse_duration",
 TIMED_STEPS = 5
 #: Validation batches timed to estimate an evaluation.
 TIMED_EVAL_BATCHES = 2
+#: After the length is chosen, the step time is measured again every this many steps: when
+#: steps have slowed (a machine shared with other work), the run ends earlier to fit.
+RECHECK_EVERY = 10
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -133,12 +136,15 @@ class TimeBudget:
         self.device = device or torch.device("cpu")
         self.first_step_end: float | None = None
         self.timed = 0
+        self.plan: BudgetPlan | None = None
+        self.has_val = False
+        self.check_time, self.check_done = 0.0, 0
 
     def after_step(self, *, done: int, cap: int, eval_every: int,
                    time_eval: Callable[[], float] | None,
                    time_save: Callable[[], float]) -> BudgetPlan | None:
         if self.decided:
-            return None
+            return self._recheck(done, eval_every)
         now = time.time()
         if self.first_step_end is None:
             self.first_step_end = now
@@ -154,11 +160,31 @@ class TimeBudget:
         # every process decides from the slowest one's figures, so that all agree
         figures = self._slowest([step_s, eval_s, save_s, time.time() - self.started])
         step_s, eval_s, save_s, elapsed = figures
-        self.decided = True
-        return choose_iterations(budget_s=self.budget_s, elapsed_s=elapsed, done=done,
-                                 step_s=step_s, eval_s=eval_s, save_s=save_s,
-                                 eval_every=eval_every, cap=cap,
-                                 has_val=time_eval is not None)
+        self.decided, self.has_val = True, time_eval is not None
+        self.plan = choose_iterations(budget_s=self.budget_s, elapsed_s=elapsed, done=done,
+                                      step_s=step_s, eval_s=eval_s, save_s=save_s,
+                                      eval_every=eval_every, cap=cap, has_val=self.has_val)
+        self.check_time, self.check_done = time.time(), done
+        return self.plan
+
+    def _recheck(self, done: int, eval_every: int) -> BudgetPlan | None:
+        """Every :data:`RECHECK_EVERY` steps: a shorter plan when the steps since the last
+        check were too slow for the planned end to fit (never a longer one)."""
+        plan = self.plan
+        if plan is None or done % RECHECK_EVERY or done >= plan.iterations:
+            return None
+        now = time.time()
+        step_s, elapsed = self._slowest([(now - self.check_time) / max(1, done - self.check_done),
+                                         now - self.started])
+        self.check_time, self.check_done = now, done
+        shorter = choose_iterations(budget_s=self.budget_s, elapsed_s=elapsed, done=done,
+                                    step_s=step_s, eval_s=plan.eval_s, save_s=plan.save_s,
+                                    eval_every=eval_every, cap=plan.iterations,
+                                    has_val=self.has_val)
+        if shorter.iterations >= plan.iterations:
+            return None
+        self.plan = shorter
+        return shorter
 
     def _slowest(self, values: list[float]) -> list[float]:
         if not self.distributed:

@@ -187,3 +187,15 @@ def test_a_multiband_checkpoint_exports_verified_on_its_bands(
     assert main(["export", "--checkpoint", str(run / "best.pt"), "--format", "torchscript",
                  "--out", str(tmp_path / "m.pt"), "--height", "32", "--width", "32"]) == 0
     assert "verified input 1×5×32×32" in capsys.readouterr().out
+
+
+def test_a_multiband_model_reads_every_input_as_a_raster_of_its_bands(
+        trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, run = trained
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.full((32, 32, 3), 90, np.uint8)).save(photo)
+    code = main(["predict", "--checkpoint", str(run / "best.pt"), str(photo),
+                 "--out", str(tmp_path / "out"), "--no-progress"])
+    assert code != 0
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if str(photo) in ln]
+    assert len(lines) == 1 and "3 band(s), but the model takes 5" in lines[0]

@@ -179,8 +179,11 @@ def run(args: argparse.Namespace) -> int:
                                     device=ranks.device if ranks.distributed else args.device,
                                     sliding_window=sliding, tta=tta,
                                     precision=args.precision, **limits)
+    # A multi-band model takes raw band values: every input is read as a raster of its bands
+    # (the image reader would give 8-bit RGB).
     rasters = [(p, n) for p, n in inputs
-               if needs_tiling(p, args.max_pixels or DEFAULT_MAX_PIXELS)]
+               if seg.input_convention.bands is not None
+               or needs_tiling(p, args.max_pixels or DEFAULT_MAX_PIXELS)]
     inputs = [item for item in inputs if item not in rasters]
     input_dirs = _input_dirs(args.input_dir, seg.input_names)
     if input_dirs is not None:

@@ -199,3 +199,12 @@ def test_a_multiband_model_reads_every_input_as_a_raster_of_its_bands(
     assert code != 0
     lines = [ln for ln in capsys.readouterr().err.splitlines() if str(photo) in ln]
     assert len(lines) == 1 and "3 band(s), but the model takes 5" in lines[0]
+
+
+def test_an_architecture_of_colour_input_only_refuses_bands_in_one_line() -> None:
+    from fcnseg.engine.setup import build_training_model
+
+    config = load_config("synthetic-fcn32s", ["model.backbone_weights=null"])
+    convention = band_convention(BANDS, [1000.0] * 5, [300.0] * 5)
+    with pytest.raises(ValueError, match=r"^model\.arch: fcn32s takes 3-band colour images"):
+        build_training_model(config, 3, convention=convention)

@@ -63,7 +63,8 @@ def test_batchnorm_scales_keep_the_plain_learning_rate_without_decay() -> None:
     model = fcn8s(num_classes=3, width=0.0625, fc_channels=8, batch_norm=True)
     groups = {g["name"]: g for g in parameter_groups(
         model, OptimConfig(name="sgd", lr=1e-3, weight_decay=5e-4, bias_lr_mult=2.0))}
-    named = {id(p): n for n, p in model.named_parameters()}
+    # the reference names (as saved in checkpoints), not the submodule paths
+    named = {id(p): model.key_map.to_reference(n) for n, p in model.named_parameters()}
     norm_names = {named[id(p)] for p in groups["norms"]["params"]}
     assert "bn1_1.weight" in norm_names and all(n.startswith("bn") for n in norm_names)
     assert groups["norms"]["lr"] == 1e-3 and groups["norms"]["weight_decay"] == 0.0

@@ -94,3 +94,47 @@ def test_a_run_whose_steps_slow_down_ends_earlier_to_fit(monkeypatch) -> None:
         assert (shorter is not None) == (done == 10)  # 10: the first check after slowing
     # at 10: 18 s gone, 97 - 2 - 18 = 77 s left at 3 s/step: 25 more
     assert budget.plan is not None and budget.plan.iterations == 10 + 25
+
+
+def _planned_budget(monkeypatch, clock: dict, eval_every: int, eval_s: float | None = None):
+    """A 100 s budget planned after six steps of 1 s each (evaluations of ``eval_s``)."""
+    from fcnseg.engine import budget as budget_module
+
+    monkeypatch.setattr(budget_module.time, "time", lambda: clock["now"])
+    budget = budget_module.TimeBudget(100.0, started=0.0)
+    for done in range(1, 7):
+        clock["now"] = float(done)
+        budget.after_step(done=done, cap=10_000, eval_every=eval_every,
+                          time_eval=None if eval_s is None else (lambda: eval_s),
+                          time_save=lambda: 0.0)
+    assert budget.plan is not None
+    return budget
+
+
+def test_steps_that_held_an_evaluation_are_not_taken_for_slow_steps(monkeypatch) -> None:
+    clock = {"now": 0.0}
+    budget = _planned_budget(monkeypatch, clock, eval_every=20, eval_s=5.0)
+    planned = budget.plan.iterations
+    for done in range(7, 41):  # 1 s per step, and the planned 5 s evaluation after step 20
+        clock["now"] += 1.0 + (5.0 if done == 20 else 0.0)
+        changed = budget.after_step(done=done, cap=10_000, eval_every=20,
+                                    time_eval=lambda: 5.0, time_save=lambda: 0.0)
+        assert changed is None, f"replanned at {done} from a stretch holding the evaluation"
+    assert budget.plan.iterations == planned
+
+
+def test_steps_that_speed_up_make_the_run_longer_up_to_the_cap(monkeypatch) -> None:
+    clock = {"now": 0.0}
+    budget = _planned_budget(monkeypatch, clock, eval_every=10_000)
+    planned = budget.plan.iterations  # 95 at 1 s per step
+    for done in range(7, 21):  # then 0.5 s per step
+        clock["now"] += 0.5
+        budget.after_step(done=done, cap=10_000, eval_every=10_000, time_eval=None,
+                          time_save=lambda: 0.0)
+    # at 20: 13 s gone, 97 - 2 - 13 = 82 s left at 0.5 s/step: 164 more
+    assert budget.plan.iterations == 20 + 164 > planned
+    for done in range(21, 31):
+        clock["now"] += 0.1
+        budget.after_step(done=done, cap=200, eval_every=10_000, time_eval=None,
+                          time_save=lambda: 0.0)
+    assert budget.plan.iterations == 200

@@ -31,8 +31,12 @@ TIMED_STEPS = 5
 #: Validation batches timed to estimate an evaluation.
 TIMED_EVAL_BATCHES = 2
 #: After the length is chosen, the step time is measured again every this many steps: when
-#: steps have slowed (a machine shared with other work), the run ends earlier to fit.
+#: steps have slowed (a machine shared with other work), the run ends earlier to fit; when they
+#: have sped up, it runs longer.
 RECHECK_EVERY = 10
+#: A longer plan is taken only when it adds more than this share, so that the noise of a few
+#: steps does not restretch the schedule at every check.
+GROW_MARGIN = 0.05
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -144,7 +148,7 @@ class TimeBudget:
                    time_eval: Callable[[], float] | None,
                    time_save: Callable[[], float]) -> BudgetPlan | None:
         if self.decided:
-            return self._recheck(done, eval_every)
+            return self._recheck(done, eval_every, cap)
         now = time.time()
         if self.first_step_end is None:
             self.first_step_end = now
@@ -167,24 +171,29 @@ class TimeBudget:
         self.check_time, self.check_done = time.time(), done
         return self.plan
 
-    def _recheck(self, done: int, eval_every: int) -> BudgetPlan | None:
+    def _recheck(self, done: int, eval_every: int, cap: int) -> BudgetPlan | None:
         """Every :data:`RECHECK_EVERY` steps: a shorter plan when the steps since the last
-        check were too slow for the planned end to fit (never a longer one)."""
+        check were too slow for the planned end to fit, a longer one (up to ``cap``) when they
+        were fast enough to fit more than :data:`GROW_MARGIN` more. A stretch of steps that
+        held an evaluation (and its checkpoint) measures those too, not steps: it is skipped."""
         plan = self.plan
         if plan is None or done % RECHECK_EVERY or done >= plan.iterations:
             return None
         now = time.time()
+        evaluated = done // eval_every > self.check_done // eval_every
         step_s, elapsed = self._slowest([(now - self.check_time) / max(1, done - self.check_done),
                                          now - self.started])
         self.check_time, self.check_done = now, done
-        shorter = choose_iterations(budget_s=self.budget_s, elapsed_s=elapsed, done=done,
-                                    step_s=step_s, eval_s=plan.eval_s, save_s=plan.save_s,
-                                    eval_every=eval_every, cap=plan.iterations,
-                                    has_val=self.has_val)
-        if shorter.iterations >= plan.iterations:
+        if evaluated:
             return None
-        self.plan = shorter
-        return shorter
+        fits = choose_iterations(budget_s=self.budget_s, elapsed_s=elapsed, done=done,
+                                 step_s=step_s, eval_s=plan.eval_s, save_s=plan.save_s,
+                                 eval_every=eval_every, cap=cap, has_val=self.has_val)
+        longer = fits.iterations > plan.iterations * (1 + GROW_MARGIN)
+        if fits.iterations >= plan.iterations and not longer:
+            return None
+        self.plan = fits
+        return fits
 
     def _slowest(self, values: list[float]) -> list[float]:
         if not self.distributed:

@@ -133,7 +133,7 @@ def test_steps_that_speed_up_make_the_run_longer_up_to_the_cap(monkeypatch) -> N
                           time_save=lambda: 0.0)
     # at 20: 13 s gone, 97 - 2 - 13 = 82 s left at 0.5 s/step: 164 more
     assert budget.plan.iterations == 20 + 164 > planned
-    for done in range(21, 31):
+    for done in range(21, 81):  # 0.1 s per step: checked once they span 5 s, at 70
         clock["now"] += 0.1
         budget.after_step(done=done, cap=200, eval_every=10_000, time_eval=None,
                           time_save=lambda: 0.0)

@@ -172,20 +172,23 @@ class TimeBudget:
         return self.plan
 
     def _recheck(self, done: int, eval_every: int, cap: int) -> BudgetPlan | None:
-        """Every :data:`RECHECK_EVERY` steps: a shorter plan when the steps since the last
-        check were too slow for the planned end to fit, a longer one (up to ``cap``) when they
-        were fast enough to fit more than :data:`GROW_MARGIN` more. A stretch of steps that
-        held an evaluation (and its checkpoint) measures those too, not steps: it is skipped."""
+        """Every :data:`RECHECK_EVERY` steps, once the steps since the last check span a
+        twentieth of the budget: a shorter plan when they were too slow for the planned end to
+        fit, a longer one (up to ``cap``) when they were fast enough to fit more than
+        :data:`GROW_MARGIN` more. A stretch of steps that held an evaluation (and its
+        checkpoint) measures those too, not steps: it is skipped."""
         plan = self.plan
         if plan is None or done % RECHECK_EVERY or done >= plan.iterations:
             return None
         now = time.time()
-        evaluated = done // eval_every > self.check_done // eval_every
-        step_s, elapsed = self._slowest([(now - self.check_time) / max(1, done - self.check_done),
-                                         now - self.started])
-        self.check_time, self.check_done = now, done
-        if evaluated:
+        window_s, elapsed = self._slowest([now - self.check_time, now - self.started])
+        if done // eval_every > self.check_done // eval_every:
+            self.check_time, self.check_done = now, done
             return None
+        if window_s < self.budget_s / 20:
+            return None  # too short a stretch to tell the machine's speed from noise: go on
+        step_s = window_s / max(1, done - self.check_done)
+        self.check_time, self.check_done = now, done
         fits = choose_iterations(budget_s=self.budget_s, elapsed_s=elapsed, done=done,
                                  step_s=step_s, eval_s=plan.eval_s, save_s=plan.save_s,
                                  eval_every=eval_every, cap=cap, has_val=self.has_val)

@@ -223,18 +223,10 @@ def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO]:
     """
     path = Path(path)
     fd, tmp = _new_temporary(path)
-    try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
-    except BaseException as e:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        _disk_full_instead(path, e)
-        raise
+    with _replacing(path, tmp), os.fdopen(fd, mode) as f:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
 
 
 @contextlib.contextmanager
@@ -245,10 +237,18 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     path = Path(path)
     fd, tmp = _new_temporary(path)
     os.close(fd)
-    try:
+    with _replacing(path, tmp):
         yield Path(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+
+
+@contextlib.contextmanager
+def _replacing(path: Path, tmp: str) -> Iterator[None]:
+    """Around writing the whole of ``tmp``: then rename it over ``path`` (and fsync the folder);
+    on any exception remove it instead."""
+    try:
+        yield
         os.replace(tmp, path)
         fsync_dir(path.parent)
     except BaseException as e:

@@ -40,3 +40,11 @@ def test_serve_refuses_an_ambiguous_name_with_400() -> None:
     with pytest.raises(RequestError, match="CAR") as refused:
         parse_heatmap_classes("CAR", ["car", "Car"])
     assert refused.value.status_code == 400
+
+
+def test_predict_and_serve_find_a_class_by_its_name_before_its_index() -> None:
+    names = ["background", "3", "tree", "road"]  # a class named "3" is class 1
+    assert parse_classes(["3"], names) == [1]
+    assert parse_heatmap_classes("3", names) == (1,)
+    assert parse_head_heatmap_classes("3", {"semantic": names, "geometric": ["sky"]}) == {
+        "semantic": (1,), "geometric": ()}

@@ -1,12 +1,15 @@
 """Class names as users type them: ``car`` finds the class ``Car`` when no other class is spelt
 that way ignoring case. One lookup for every command that takes class names (predict's
-``--heatmap``, serve's ``heatmap=``), and one reading of class indices."""
+``--heatmap``, serve's ``heatmap=``), one reading of class indices, and one parser of class
+lists (:func:`parse_classes`): a class's name wins over an index, so a class named ``"3"`` is
+found by its name."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
-__all__ = ["AmbiguousClassName", "class_by_name", "class_index"]
+__all__ = ["AmbiguousClassName", "class_by_name", "class_index", "find_class", "parse_classes",
+           "shown_token"]
 
 
 class AmbiguousClassName(ValueError):
@@ -41,3 +44,47 @@ def class_index(token: str, count: int) -> int | None:
         return None
     index = int(token)
     return index if index < count else None
+
+
+def find_class(token: str, names: Sequence[str], *, indices: bool = True) -> int | None:
+    """The class ``token`` names: by name first (:func:`class_by_name`), else, when
+    ``indices``, as an index (:func:`class_index`); None when it is neither."""
+    index = class_by_name(token, names)
+    if index is None and indices:
+        index = class_index(token, len(names))
+    return index
+
+
+def shown_token(token: str, limit: int = 40) -> str:
+    """``token`` quoted for a message, its middle cut when it is long."""
+    return repr(token if len(token) <= limit else f"{token[:limit // 2]}…{token[-8:]}")
+
+
+def parse_classes(items: str | Iterable[str], class_names: Sequence[str]) -> list[int]:
+    """Class indices for names or indices, each item possibly comma-separated (``"cat,3"``);
+    ``"all"`` means every class (unless a class is named so); names match ignoring case when
+    that is unambiguous (:func:`class_by_name`) and win over indices. Duplicates are dropped,
+    the order kept.
+
+    Raises:
+        ValueError: an unknown class, named in one line with the model's classes
+            (:class:`AmbiguousClassName` for an ambiguous name).
+    """
+    if isinstance(items, str):
+        items = [items]
+    names = list(class_names)
+    out: list[int] = []
+    for item in items:
+        for token in (t.strip() for t in item.split(",")):
+            if not token:
+                continue
+            index = find_class(token, names)
+            if index is not None:
+                chosen = [index]
+            elif token == "all":
+                chosen = list(range(len(names)))
+            else:
+                raise ValueError(f"unknown class {shown_token(token)}; the model's classes are "
+                                 f"{names} (names or indices 0-{len(names) - 1}, comma-separated)")
+            out += [c for c in chosen if c not in out]
+    return out

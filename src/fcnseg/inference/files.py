@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from fcnseg.inference.calibration import uncertainty_maps
-from fcnseg.inference.classnames import class_by_name, class_index
+from fcnseg.inference.classnames import parse_classes
 from fcnseg.inference.images import ImageError
 from fcnseg.inference.prefetch import read_ahead, read_or_error
 from fcnseg.inference.segmenter import Prediction, Segmenter
@@ -452,34 +452,6 @@ def overlay_picture(pred: Prediction, palette: np.ndarray, style: PictureStyle) 
         return picture
     entries = legend_entries(pred.label, palette, pred.class_names, exclude=style.unblended)
     return add_legend(picture, entries, empty_text="background only")
-
-
-def parse_classes(items: str | Iterable[str], class_names: Sequence[str]) -> list[int]:
-    """Class indices for names or indices, each item possibly comma-separated (``"cat,3"``);
-    ``"all"`` means every class; names match ignoring case when that is unambiguous
-    (:func:`~fcnseg.inference.classnames.class_by_name`). Duplicates are dropped, the order
-    kept."""
-    if isinstance(items, str):
-        items = [items]
-    names = list(class_names)
-    out: list[int] = []
-    for item in items:
-        for token in (t.strip() for t in item.split(",")):
-            if not token:
-                continue
-            index = class_by_name(token, names)
-            if index is None:
-                index = class_index(token, len(names))
-            if token == "all" and "all" not in names:
-                chosen = list(range(len(names)))
-            elif index is not None:
-                chosen = [index]
-            else:
-                shown = token if len(token) <= 40 else f"{token[:20]}…{token[-8:]}"
-                raise ValueError(f"unknown class {shown!r}; the model's classes are {names} "
-                                 f"(names or indices 0-{len(names) - 1}, comma-separated)")
-            out += [c for c in chosen if c not in out]
-    return out
 
 
 def outputs_complete(source: PathLike, files: OutputFiles) -> bool:

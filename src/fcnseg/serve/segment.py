@@ -20,7 +20,12 @@ from starlette.requests import Request
 from fcnseg.data.images import IMAGE_FORMATS
 from fcnseg.data.palette import distinct_palette
 from fcnseg.inference import ImageError, ImageTooLargeError, Prediction, Segmenter, load_image
-from fcnseg.inference.classnames import AmbiguousClassName, class_by_name, class_index
+from fcnseg.inference.classnames import (
+    AmbiguousClassName,
+    find_class,
+    parse_classes,
+    shown_token,
+)
 from fcnseg.inference.files import PictureStyle, overlay_picture
 from fcnseg.inference.visualize import (
     background_classes,
@@ -81,38 +86,14 @@ class SegmentOptions:
         return bool(self.heatmap_classes) or any(self.head_heatmap_classes.values())
 
 
-def _shown(token: str, limit: int = 40) -> str:
-    """``token`` quoted for a message, its middle cut when it is long."""
-    return repr(token if len(token) <= limit else f"{token[:limit // 2]}…{token[-8:]}")
-
-
-def _class_by_name(token: str, names: Sequence[str]) -> int | None:
-    """:func:`class_by_name` (case-insensitive when unambiguous), an ambiguity a 400."""
-    try:
-        return class_by_name(token, names)
-    except AmbiguousClassName as e:
-        raise RequestError(400, f"heatmap: {e}") from None
-
-
 def parse_heatmap_classes(spec: str | None, names: Sequence[str]) -> tuple[int, ...]:
-    """``"all"``, or comma-separated class names or indices, as class indices (400 if unknown)."""
-    if spec is None or not spec.strip():
-        return ()
-    if spec.strip() == "all":
-        return tuple(range(len(names)))
-    chosen: list[int] = []
-    for token in (t.strip() for t in spec.split(",")):
-        if (number := class_index(token, len(names))) is not None:
-            index = number
-        elif (found := _class_by_name(token, names)) is not None:
-            index = found
-        else:
-            raise RequestError(
-                400, f"heatmap: unknown class {_shown(token)}; give 'all', class names or indices "
-                     f"0..{len(names) - 1}")
-        if index not in chosen:
-            chosen.append(index)
-    return tuple(chosen)
+    """``"all"``, or comma-separated class names or indices, as class indices
+    (:func:`~fcnseg.inference.classnames.parse_classes`, as ``fcnseg predict --heatmaps``;
+    400 if unknown)."""
+    try:
+        return tuple(parse_classes(spec or "", names))
+    except ValueError as e:
+        raise RequestError(400, f"heatmap: {e}") from None
 
 
 def parse_head_heatmap_classes(spec: str | None,
@@ -120,28 +101,25 @@ def parse_head_heatmap_classes(spec: str | None,
     """:func:`parse_heatmap_classes` for a model with several heads: ``"all"`` gives every
     class of every head, a class name the heads that have it, an index the first head's class
     (400 for a name no head has)."""
-    if spec is None or not spec.strip():
-        return {h: () for h in heads}
-    if spec.strip() == "all":
-        return {h: tuple(range(len(names))) for h, names in heads.items()}
     chosen: dict[str, list[int]] = {h: [] for h in heads}
     first = next(iter(heads))
-    for token in (t.strip() for t in spec.split(",")):
-        found = False
-        for h, names in heads.items():
-            if h == first and (number := class_index(token, len(names))) is not None:
-                index = number
-            elif (named := _class_by_name(token, names)) is not None:
-                index = named
-            else:
-                continue
-            found = True
-            if index not in chosen[h]:
-                chosen[h].append(index)
-        if not found:
+    for token in (t.strip() for t in (spec or "").split(",")):
+        if not token:
+            continue
+        try:
+            found = {h: find_class(token, names, indices=h == first)
+                     for h, names in heads.items()}
+        except AmbiguousClassName as e:
+            raise RequestError(400, f"heatmap: {e}") from None
+        picked = {h: [index] for h, index in found.items() if index is not None}
+        if not picked and token == "all":
+            picked = {h: list(range(len(names))) for h, names in heads.items()}
+        if not picked:
             listing = "; ".join(f"{h}: {', '.join(names)}" for h, names in heads.items())
-            raise RequestError(400, f"heatmap: unknown class {_shown(token)}; give 'all', class "
-                                    f"names ({listing}) or indices of the {first} head")
+            raise RequestError(400, f"heatmap: unknown class {shown_token(token)}; give 'all', "
+                                    f"class names ({listing}) or indices of the {first} head")
+        for h, indices in picked.items():
+            chosen[h] += [c for c in indices if c not in chosen[h]]
     return {h: tuple(c) for h, c in chosen.items()}
 
 

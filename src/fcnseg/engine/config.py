@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from fcnseg.utils.typing import PathLike
+from fcnseg.utils.validate import expect_mapping
 from fcnseg.utils.yaml_errors import yaml_problem
 
 __all__ = [
@@ -273,13 +274,14 @@ class TrainConfig:
         self._validate_class_weights()
         self._validate_loss_name()
         self._validate_run_extras()
-        if self.published is not None and not isinstance(self.published, dict):
-            raise ConfigError(f"published: expected a mapping, got {self.published!r}")
+        if self.published is not None:
+            expect_mapping(self.published, "published", error=ConfigError)
         if self.data.scale_range is not None and len(self.data.scale_range) != 2:
             raise ConfigError(f"data.scale_range: expected [min, max], got "
                               f"{self.data.scale_range!r}")
-        if not isinstance(self.data.train, dict) or "name" not in self.data.train:
-            raise ConfigError("data.train: expected a dataset spec with a 'name'")
+        spec = "a dataset spec with a 'name'"
+        if "name" not in expect_mapping(self.data.train, "data.train", spec, error=ConfigError):
+            raise ConfigError(f"data.train: expected {spec}")
         return self
 
     def _validate_class_weights(self) -> None:
@@ -319,9 +321,10 @@ class TrainConfig:
         stop = self.train.early_stop
         if stop is None:
             return
-        if not isinstance(stop, dict) or set(stop) - {"patience", "min_delta"}:
-            raise ConfigError(f"train.early_stop: expected {{patience: N, min_delta: d}} or "
-                              f"null, got {stop!r}")
+        expected = "{patience: N, min_delta: d} or null"
+        if set(expect_mapping(stop, "train.early_stop", expected, error=ConfigError)) \
+                - {"patience", "min_delta"}:
+            raise ConfigError(f"train.early_stop: expected {expected}, got {stop!r}")
         patience, min_delta = stop.get("patience"), stop.get("min_delta", 0.0)
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
             raise ConfigError(f"train.early_stop.patience: expected a number of evaluations "
@@ -384,8 +387,7 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
 
 
 def _fill(obj: Any, data: dict[str, Any], prefix: str) -> Any:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{prefix.rstrip('.') or 'recipe'}: expected a mapping, got {data!r}")
+    expect_mapping(data, prefix.rstrip(".") or "recipe", error=ConfigError)
     for key, value in data.items():
         _set_field(obj, key, value, f"{prefix}{key}")
     return obj
@@ -432,11 +434,9 @@ def apply_overrides(config: TrainConfig, overrides: list[str] | tuple[str, ...])
         last = parts[-1]
         if dataclasses.is_dataclass(target):
             _set_field(target, last, value, key)
-        elif isinstance(target, dict):
-            target[last] = value
         else:
-            raise ConfigError(f"{key}: {'.'.join(parts[:-1])} is a {type(target).__name__}, "
-                              f"not a section with fields")
+            expect_mapping(target, ".".join(parts[:-1]), "a section with fields",
+                           error=ConfigError)[last] = value
     return config
 
 
@@ -450,9 +450,9 @@ def _child(target: Any, part: str, where: str) -> Any:
             child = {}
             setattr(target, part, child)
         return child
-    if isinstance(target, dict):
-        return target.setdefault(part, {})
-    raise ConfigError(f"{where}: cannot set a field inside a {type(target).__name__}")
+    parent = where.rpartition(".")[0] or where
+    return expect_mapping(target, parent, "a section with fields",
+                          error=ConfigError).setdefault(part, {})
 
 
 # -- recipes -----------------------------------------------------------------------------------
@@ -512,9 +512,7 @@ def load_recipe(name_or_path: PathLike) -> dict[str, Any]:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{where}: not valid YAML ({yaml_problem(e)})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping at the top level")
-    return data
+    return expect_mapping(data, where, "a mapping at the top level", error=ConfigError)
 
 
 def load_config(
@@ -526,8 +524,10 @@ def load_config(
 
     Keyword ``fields`` are top-level overrides given from Python (e.g. ``out="runs/x"``).
     """
-    data = dict(recipe) if isinstance(recipe, dict) else (load_recipe(recipe) if recipe else {})
-    where = recipe if isinstance(recipe, (str, os.PathLike)) else "recipe"
+    if recipe and isinstance(recipe, (str, os.PathLike)):
+        data, where = load_recipe(recipe), recipe
+    else:
+        data, where = dict(recipe or {}), "recipe"
     try:
         config = config_from_dict(data)
     except ConfigError as e:

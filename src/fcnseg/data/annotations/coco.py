@@ -29,6 +29,7 @@ from fcnseg.data.annotations.shapes import (
     sample_name,
 )
 from fcnseg.data.errors import DataError
+from fcnseg.utils.validate import fields_of
 
 __all__ = ["coco_mask_api", "decode_coco_segmentation", "read_coco"]
 
@@ -55,7 +56,7 @@ def decode_coco_segmentation(segmentation: Any, height: int, width: int) -> np.n
             raise ValueError("'segmentation' polygons must be lists of at least 3 x, y pairs")
         rle = mask_api.merge(mask_api.frPyObjects([[float(v) for v in p] for p in polygons],
                                                   height, width))
-    elif isinstance(segmentation, dict) and "counts" in segmentation:
+    elif "counts" in fields_of(segmentation):
         size = segmentation.get("size")
         if list(size or []) != [height, width]:
             raise ValueError(f"RLE 'size' {size} is not the image's [{height}, {width}]")
@@ -82,8 +83,8 @@ def _category_names(data: dict, source: str) -> dict[int, str]:
     names: dict[int, str] = {}
     categories = data.get("categories") or []
     for cat in categories:
-        if not isinstance(cat, dict) or not isinstance(cat.get("id"), int) \
-                or isinstance(cat.get("id"), bool):
+        cat_id = fields_of(cat).get("id")
+        if not isinstance(cat_id, int) or isinstance(cat_id, bool):
             raise ValueError(f"{source}: a category without an integer 'id': {cat!r}")
     for cat in sorted(categories, key=lambda c: c["id"]):
         name = str(cat.get("name") or cat["id"])
@@ -129,7 +130,7 @@ def read_coco(src: Path, images: Path | None = None, *, crowd_as_class: bool = F
         data = json.loads(src.read_bytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"{source}: not a COCO JSON file ({e})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+    if not isinstance(fields_of(data).get("images"), list):
         raise ValueError(f"{source}: not a COCO JSON file (no 'images' list)")
     for key in ("annotations", "categories"):
         if data.get(key) is not None and not isinstance(data[key], list):
@@ -139,8 +140,8 @@ def read_coco(src: Path, images: Path | None = None, *, crowd_as_class: bool = F
     find = _image_finder(src, images)
     items: dict[Any, AnnotatedImage] = {}
     for k, img in enumerate(data["images"]):
-        if not isinstance(img, dict) or "id" not in img or not isinstance(img.get("file_name"),
-                                                                          str):
+        img = fields_of(img)
+        if "id" not in img or not isinstance(img.get("file_name"), str):
             raise ValueError(f"{source}: images[{k}] needs an 'id' and a 'file_name'")
         h, w = img.get("height"), img.get("width")
         file_name = img["file_name"]
@@ -154,8 +155,7 @@ def read_coco(src: Path, images: Path | None = None, *, crowd_as_class: bool = F
         else:
             item.error = f"{source}: image {file_name!r}: no positive 'height' and 'width'"
         items[img["id"]] = item
-    panoptic = any(isinstance(a, dict) and "segments_info" in a
-                   for a in data.get("annotations") or [])
+    panoptic = any("segments_info" in fields_of(a) for a in data.get("annotations") or [])
     problems: list[str] = []
     if panoptic:
         _add_panoptic(data, src, items, categories, crowd_as_class, panoptic_dir)
@@ -178,11 +178,11 @@ def _add_instances(data: dict, source: str, items: dict[Any, AnnotatedImage],
                    categories: dict[int, str], crowd_as_class: bool,
                    problems: list[str]) -> None:
     for k, ann in enumerate(data.get("annotations") or []):
-        item = items.get(ann.get("image_id")) if isinstance(ann, dict) else None
+        ann = fields_of(ann)
+        item = items.get(ann.get("image_id"))
         if item is None:
-            image_id = ann.get("image_id") if isinstance(ann, dict) else None
-            problems.append(f"{source}: annotations[{k}]: no image with id {image_id!r} "
-                            f"(skipped)")
+            problems.append(f"{source}: annotations[{k}]: no image with id "
+                            f"{ann.get('image_id')!r} (skipped)")
             continue
         where = f"annotation {ann.get('id', k)} (category {ann.get('category_id')!r})"
         label = _label(categories, ann, crowd_as_class)

@@ -20,6 +20,7 @@ from PIL import Image
 
 from fcnseg.data.annotations.shapes import AnnotatedImage, Annotations, Shape, printable
 from fcnseg.data.folder import IMAGE_EXTENSIONS
+from fcnseg.utils.validate import fields_of
 
 __all__ = ["read_labelme", "read_labelme_file"]
 
@@ -67,7 +68,7 @@ def read_labelme_file(path: Path, name: str) -> AnnotatedImage:
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         item.error = f"{source}: not a labelme JSON file ({e})"
         return item
-    if not isinstance(data, dict) or not isinstance(data.get("shapes"), list):
+    if not isinstance(fields_of(data).get("shapes"), list):
         item.error = f"{source}: not a labelme JSON file (no 'shapes' list)"
         return item
     height, width = data.get("imageHeight"), data.get("imageWidth")
@@ -82,8 +83,8 @@ def read_labelme_file(path: Path, name: str) -> AnnotatedImage:
         except binascii.Error:
             item.problems.append(f"{source}: 'imageData' is not base64 (not used)")
     for k, raw in enumerate(data["shapes"]):
-        label = raw.get("label") if isinstance(raw, dict) else None
-        kind = (raw.get("shape_type") or "polygon") if isinstance(raw, dict) else None
+        raw = fields_of(raw)  # not an object: refused below for its missing label
+        label, kind = raw.get("label"), raw.get("shape_type") or "polygon"
         where = f"shape {k} ({kind} {label!r})"
         if not isinstance(label, str) or not label:
             item.refuse_shape(f"{source}: shape {k}: no label")

@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 
 from fcnseg.data.annotations.shapes import AnnotatedImage, Annotations, Shape, printable
+from fcnseg.utils.validate import expect_mapping, fields_of
 
 __all__ = ["decode_brush_rle", "encode_brush_rle", "read_labelstudio"]
 
@@ -85,9 +86,7 @@ def encode_brush_rle(mask: np.ndarray) -> list[int]:
 
 
 def _image_name(task: dict) -> str | None:
-    data = task.get("data")
-    if not isinstance(data, dict):
-        return None
+    data = fields_of(task.get("data"))
     value = data.get("image")
     if not isinstance(value, str):
         value = next((v for v in data.values() if isinstance(v, str)), None)
@@ -132,10 +131,12 @@ def _result_shape(result: dict, where: str) -> Shape | None:
 
 def _describe(result: object) -> str:
     """`` (polygonlabels 'cat')`` for a result, as messages name it."""
-    if not isinstance(result, dict) or not isinstance(result.get("value"), dict):
+    result = fields_of(result)
+    value = fields_of(result.get("value"))
+    if not value:
         return ""
     kind = result.get("type")
-    labels = result["value"].get(kind)
+    labels = value.get(kind)
     label = labels[0] if isinstance(labels, list) and labels else None
     return f" ({kind} {label!r})"
 
@@ -150,14 +151,13 @@ def read_labelstudio(src: Path, images: Path | None = None) -> Annotations:
         raise FileNotFoundError(f"{source}: no such file (Label Studio JSON export)") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"{source}: not a Label Studio JSON export ({e})") from None
-    if isinstance(tasks, dict):
-        tasks = [tasks]
-    if not isinstance(tasks, list):
-        raise ValueError(f"{source}: not a Label Studio JSON export (expected a list of tasks)")
+    if not isinstance(tasks, list):  # the export of a single task is that task
+        tasks = [expect_mapping(tasks, source, "a Label Studio JSON export (a list of tasks)")]
     folders = [images] if images is not None else [src.parent, src.parent / "images"]
     items, empty, problems = [], [], []
     for t, task in enumerate(tasks):
-        name = _image_name(task) if isinstance(task, dict) else None
+        task = fields_of(task)
+        name = _image_name(task)
         if name is None:
             problems.append(f"{source}: task {t}: no image in 'data' (skipped)")
             continue
@@ -165,13 +165,13 @@ def read_labelstudio(src: Path, images: Path | None = None) -> Annotations:
         path = next((f / c for c in candidates for f in folders if (f / c).is_file()),
                     folders[0] / candidates[-1])
         item = AnnotatedImage(name=Path(candidates[-1]).stem, source=src, image_path=path)
-        annotations = [a for a in task.get("annotations") or []
-                       if isinstance(a, dict) and not a.get("was_cancelled")]
+        annotations = [a for a in map(fields_of, task.get("annotations") or [])
+                       if a and not a.get("was_cancelled")]
         results = annotations[0].get("result") or [] if annotations else []
         for k, result in enumerate(results):
             where = f"task {task.get('id', t)} result {k}" + _describe(result)
             try:
-                shape = _result_shape(result, where)
+                shape = _result_shape(fields_of(result), where)
             except (ValueError, TypeError, KeyError) as e:
                 item.refuse_shape(f"{source}: {where}: {e}")
                 continue

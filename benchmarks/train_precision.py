@@ -1,11 +1,12 @@
-"""What bf16 autocast training costs in accuracy and gains in speed on the CPU (``amp: bf16``).
+"""What bf16 autocast training costs in accuracy and gains in speed on the CPU.
 
 Trains the demo recipe (``synthetic-fcn8s``: FCN-8s, batch 8 of 96×96, AdamW, poly schedule)
-twice from the same seed, once in float32 (``amp=none``) and once with bf16 autocast
-(``amp=bf16``), each with ``--iterations`` steps (the demo uses 1500) and one evaluation at the
-end on the 100 validation images in float32, and prints both runs' mean IU and training time.
-The time is the process's CPU time when ``--threads 1`` (it holds on a busy machine), wall time
-otherwise; the runs are sequential, not interleaved, so on a busy machine compare CPU times.
+twice from the same seed, once in float32 (``precision=fp32``) and once with bf16 autocast
+(``precision=bf16``), each with ``--iterations`` steps (the demo uses 1500) and one evaluation
+at the end on the 100 validation images in float32, and prints both runs' mean IU and training
+time. The time is the process's CPU time when ``--threads 1`` (it holds on a busy machine),
+wall time otherwise; the runs are sequential, not interleaved, so on a busy machine compare CPU
+times.
 
     python benchmarks/train_precision.py --threads 1            # full demo length, ~8 min
     python benchmarks/train_precision.py --iterations 300 --quick-eval
@@ -43,15 +44,15 @@ MAX_DROP_POINTS = 1.0
 MIN_SPEEDUP = 1.0
 
 
-def train_one(amp: str, iterations: int, threads: int, work: Path,
+def train_one(precision: str, iterations: int, threads: int, work: Path,
               overrides: list[str]) -> dict:
-    """Train the recipe with ``amp``; return its time and float32 validation scores."""
-    out = work / amp
+    """Train the recipe in ``precision``; return its time and float32 validation scores."""
+    out = work / precision
     config = load_config(RECIPE, [
         f"train.iterations={iterations}", f"train.eval_every={iterations}",
         f"train.checkpoint_every={iterations}", "train.tensorboard=false",
         "train.progress=false", "device=cpu", f"threads={threads}", "data.val=null",
-        f"amp={amp}", *overrides], out=str(out))
+        f"precision={precision}", *overrides], out=str(out))
     wall, cpu = time.perf_counter(), time.process_time()
     train(config)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -65,8 +66,8 @@ def train_one(amp: str, iterations: int, threads: int, work: Path,
         collate_fn=lambda b: collate_segmentation(b, ignore_index=val.ignore_index))
     scores = evaluate_model(model, loader, num_classes=val.num_classes,
                             ignore_index=val.ignore_index)
-    return {"amp": amp, "wall_s": wall, "cpu_s": cpu, "mean_iu": float(scores["mean_iu"]),
-            "pixel_acc": float(scores["pixel_acc"])}
+    return {"precision": precision, "wall_s": wall, "cpu_s": cpu,
+            "mean_iu": float(scores["mean_iu"]), "pixel_acc": float(scores["pixel_acc"])}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="fcnseg-train-precision-"))
     try:
-        runs = [train_one(amp, iterations, args.threads, work, args.overrides)
-                for amp in ("none", "bf16")]
+        runs = [train_one(precision, iterations, args.threads, work, args.overrides)
+                for precision in ("fp32", "bf16")]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     clock = "cpu_s" if args.threads == 1 else "wall_s"
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
           f"thread(s); scored in float32 on the 100 validation images")
     print(f"{'training':<16} {'mean IU %':>10} {'pixel acc %':>12} {'CPU s':>8} {'wall s':>8}")
     for run in runs:
-        name = "fp32" if run["amp"] == "none" else "bf16 autocast"
+        name = "fp32" if run["precision"] == "fp32" else "bf16 autocast"
         print(f"{name:<16} {100 * run['mean_iu']:>10.2f} {100 * run['pixel_acc']:>12.2f} "
               f"{run['cpu_s']:>8.1f} {run['wall_s']:>8.1f}")
     speedup = fp32[clock] / bf16[clock]

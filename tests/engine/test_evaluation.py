@@ -258,6 +258,6 @@ def test_two_processes_all_reduce_one_matrix(tmp_path):
         assert r["n"] == len(samples)
 
 
-def test_unknown_amp_setting_is_rejected_before_any_work():
-    with pytest.raises(ValueError, match="amp: expected one of bf16, fp16, none"):
-        evaluate_model(LabelEchoModel(), [], num_classes=K, amp="int8")
+def test_unknown_precision_is_rejected_before_any_work():
+    with pytest.raises(ValueError, match="precision: expected one of auto, fp32, bf16, fp16"):
+        evaluate_model(LabelEchoModel(), [], num_classes=K, precision="int8")

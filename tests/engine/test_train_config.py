@@ -63,11 +63,11 @@ def test_table1_recipes_follow_the_paper_and_the_reference() -> None:
 
 
 def test_override_parses_yaml_values_into_nested_fields() -> None:
-    c = load_config("synthetic-fcn8s", ["optim.lr=1e-3", "train.iterations=5", "amp=bf16",
+    c = load_config("synthetic-fcn8s", ["optim.lr=1e-3", "train.iterations=5", "precision=bf16",
                                         "data.train.num_images=7", "data.scale_range=[0.5, 2]",
                                         "init=null"])
     assert c.optim.lr == pytest.approx(1e-3) and isinstance(c.optim.lr, float)
-    assert c.train.iterations == 5 and c.amp == "bf16"
+    assert c.train.iterations == 5 and c.precision == "bf16"
     assert c.data.train["num_images"] == 7
     assert c.data.scale_range == [0.5, 2]
     assert c.init is None
@@ -84,8 +84,8 @@ def test_unknown_override_key_is_an_error_naming_it(override: str) -> None:
 def test_override_with_wrong_type_or_value_names_the_field() -> None:
     with pytest.raises(ConfigError, match=r"train\.iterations"):
         load_config("synthetic-fcn8s", ["train.iterations=many"])
-    with pytest.raises(ConfigError, match="amp"):
-        load_config("synthetic-fcn8s", ["amp=fp8"])
+    with pytest.raises(ConfigError, match="precision"):
+        load_config("synthetic-fcn8s", ["precision=fp8"])
     with pytest.raises(ConfigError, match="expected key=value"):
         apply_overrides(config_from_dict({}), ["optim.lr"])
 
@@ -136,3 +136,29 @@ def test_a_recipe_with_a_yaml_syntax_error_is_one_line_with_line_and_column(tmp_
     message = str(e.value)
     assert "\n" not in message and "mine.yaml: not valid YAML (line 3, column 1" in message
     assert "started at line 2, column 8" in message
+
+
+@pytest.mark.parametrize(("amp", "precision"), [("none", "fp32"), ("bf16", "bf16"),
+                                                ("fp16", "fp16")])
+def test_a_recipe_in_the_older_amp_spelling_reads_as_precision(tmp_path, amp, precision) -> None:
+    path = tmp_path / "old.yaml"
+    path.write_text(f"name: old\namp: {amp}\n")
+    assert load_config(path).precision == precision
+    assert config_from_dict({"amp": amp}).precision == precision
+    assert load_config("synthetic-fcn8s", [f"amp={amp}"]).precision == precision
+
+
+def test_precision_takes_the_four_words_and_amp_only_its_own() -> None:
+    for word in ("auto", "fp32", "bf16", "fp16"):
+        assert load_config("synthetic-fcn8s", [f"precision={word}"]).precision == word
+    for word in ("none", "off", "float32", "bfloat16"):
+        with pytest.raises(ConfigError, match="precision"):
+            load_config("synthetic-fcn8s", [f"precision={word}"])
+    with pytest.raises(ConfigError, match="amp: 'fp32' is not one of none, bf16, fp16"):
+        config_from_dict({"amp": "fp32"})
+
+
+def test_amp_and_precision_that_disagree_are_refused() -> None:
+    with pytest.raises(ConfigError, match="amp: 'bf16' contradicts precision: 'fp32'"):
+        config_from_dict({"amp": "bf16", "precision": "fp32"})
+    assert config_from_dict({"amp": "none", "precision": "fp32"}).precision == "fp32"

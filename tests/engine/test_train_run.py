@@ -244,15 +244,15 @@ def test_checkpoint_write_that_fails_leaves_the_previous_file_intact(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]  # no temporary left
 
 
-@pytest.mark.parametrize("amp", ["bf16", "fp16"])
-def test_mixed_precision_and_channels_last_run_on_cpu(tmp_path: Path, amp: str) -> None:
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_and_channels_last_run_on_cpu(tmp_path: Path, precision: str) -> None:
     config = load_config(tiny_recipe(train={"iterations": 3, "eval_every": 3}), out=str(
-        tmp_path / "run"), amp=amp, channels_last=True)
+        tmp_path / "run"), precision=precision, channels_last=True)
     result = train(config)
     assert result.status == "completed" and result.metrics["num_images"] == 4
     state = load_checkpoint(tmp_path / "run" / "last.pt")["state"]
     # fp16 keeps a gradient scaler (and its scale in the checkpoint); bf16 needs none.
-    assert bool(state["scaler"]) == (amp == "fp16")
+    assert bool(state["scaler"]) == (precision == "fp16")
     assert all(torch.isfinite(v).all() for v in
                load_checkpoint(tmp_path / "run" / "last.pt")["model_state_dict"].values())
 

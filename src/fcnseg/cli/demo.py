@@ -62,9 +62,8 @@ def run(args: argparse.Namespace) -> int:
 
     best = out / "best.pt"
     # At the precision training validated in, so that the report repeats the logged scores.
-    precision = "fp32" if config.amp == "none" else config.amp
     report = evaluate_checkpoint(best, dict(config.data.val or {}), device=_device(config.device),
-                                 precision=precision)
+                                 precision=config.precision)
     report["training_seconds"] = round(trained, 1)
     written = write_report(out / "eval", report)
     print(format_report(report))

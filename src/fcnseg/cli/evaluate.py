@@ -13,6 +13,7 @@ import torch
 from fcnseg.checkpoint import load_checkpoint
 from fcnseg.cli import options
 from fcnseg.cli.demo import save_predictions
+from fcnseg.engine.config import upgrade_recipe
 from fcnseg.engine.evaluation import (
     evaluate_checkpoint,
     format_calibration,
@@ -45,8 +46,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     options.add_num_workers(r, help="DataLoader worker processes (0: load in this process)")
     options.add_precision(r, amp_alias=True, default=None,
                           help=options.PRECISION_HELP + " (default: the precision the "
-                               "checkpoint's training validated at, its recipe's amp: fp32 "
-                               "for none or when the checkpoint records no recipe; an exported "
+                               "checkpoint's training validated at, its recipe's precision: "
+                               "fp32 when the checkpoint records no recipe; an exported "
                                "model runs in its own precision, int8 when quantized)")
     options.add_window_and_tta(r)
     options.add_no_progress(r)
@@ -152,11 +153,11 @@ def exported_precision_text(artifact: dict[str, Any], asked: str | None) -> str:
 
 
 def training_precision(ckpt: dict[str, Any]) -> str:
-    """The precision the checkpoint's training validated at: its recipe's ``amp`` (``none``:
-    fp32), fp32 when it records no recipe. The default of ``fcnseg evaluate``, so that it
-    reproduces the scores training logged."""
-    amp = (ckpt.get("recipe") or {}).get("amp")
-    return amp if amp in ("bf16", "fp16") else "fp32"
+    """The precision the checkpoint's training validated at: its recipe's ``precision`` (read
+    as every recipe is, older spellings included), fp32 when it records no recipe. The default
+    of ``fcnseg evaluate``, so that it reproduces the scores training logged."""
+    recipe = upgrade_recipe(dict(ckpt.get("recipe") or {}))
+    return str(recipe.get("precision") or "fp32")
 
 
 def output_folder(checkpoint: str, out: str | None) -> Path:

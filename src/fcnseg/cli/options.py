@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from fcnseg.data.build import DATASET_NAMES
+from fcnseg.engine.config import ConfigError, upgrade_recipe
 from fcnseg.inference.sliding import TTA, SlidingWindow
 from fcnseg.models.factories import allow_factory_modules
 from fcnseg.utils.hardware import PRECISIONS
@@ -143,13 +144,21 @@ PRECISION_HELP = ("arithmetic precision: auto (bf16 on CPUs with AVX512-BF16/AMX
 
 
 def _precision(text: str) -> str:
-    """``--precision`` values, with ``none`` (the older ``--amp`` spelling) meaning fp32."""
+    """A ``--precision`` value: one of auto, fp32, bf16, fp16."""
     value = text.strip().lower()
-    value = "fp32" if value == "none" else value
     if value not in PRECISIONS:
         raise argparse.ArgumentTypeError(f"expected one of {', '.join(PRECISIONS)}, got "
                                          f"{text!r}")
     return value
+
+
+def _older_precision(text: str) -> str:
+    """A value of the older ``--amp`` (none, bf16, fp16) as a precision, read as recipes read
+    it (:func:`fcnseg.engine.config.upgrade_recipe`)."""
+    try:
+        return upgrade_recipe({"amp": text.strip().lower()})["precision"]
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def add_precision(p: argparse.ArgumentParser | argparse._ArgumentGroup,
@@ -157,11 +166,11 @@ def add_precision(p: argparse.ArgumentParser | argparse._ArgumentGroup,
                   default: str | None = "auto") -> None:
     """``--precision auto|fp32|bf16|fp16`` (``auto`` by default; see
     :func:`fcnseg.utils.hardware.auto_precision`); with ``amp_alias``, ``--amp`` is kept as a
-    hidden older spelling (its ``none`` meaning fp32)."""
+    hidden older spelling."""
     p.add_argument("--precision", type=_precision, default=default,
                    metavar="{auto,fp32,bf16,fp16}", help=help)
     if amp_alias:
-        p.add_argument("--amp", type=_precision, dest="precision", action=DeprecatedAlias,
+        p.add_argument("--amp", type=_older_precision, dest="precision", action=DeprecatedAlias,
                        replacement="--precision")
 
 

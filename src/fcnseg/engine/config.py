@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from fcnseg.utils.hardware import PRECISIONS
 from fcnseg.utils.typing import PathLike
 from fcnseg.utils.validate import expect_mapping
 from fcnseg.utils.yaml_errors import yaml_problem
@@ -38,6 +39,7 @@ __all__ = [
     "load_config",
     "load_recipe",
     "recipe_path",
+    "upgrade_recipe",
 ]
 
 
@@ -209,8 +211,10 @@ class TrainConfig:
     seed: int = 0
     #: "cpu", "cuda", "cuda:N" or "auto" (CUDA when available).
     device: str = "auto"
-    #: Mixed precision: "none", "bf16" or "fp16" (fp16 uses a gradient scaler).
-    amp: str = "none"
+    #: Arithmetic precision: "fp32", "bf16" or "fp16" (autocast; fp16 uses a gradient
+    #: scaler), or "auto" (what the hardware runs natively, see
+    #: :func:`fcnseg.utils.hardware.auto_precision`).
+    precision: str = "fp32"
     #: Channels-last memory format; null = by device (on CPUs; on GPUs with bf16/fp16).
     channels_last: bool | None = None
     compile: bool = False
@@ -227,7 +231,7 @@ class TrainConfig:
             ("loss.reduction", self.loss.reduction, ("sum", "mean")),
             ("optim.name", self.optim.name, ("sgd", "adam", "adamw")),
             ("schedule.name", self.schedule.name, ("fixed", "poly", "cosine")),
-            ("amp", self.amp, ("none", "bf16", "fp16")),
+            ("precision", self.precision, PRECISIONS),
             ("data.cache", self.data.cache, ("auto", "ram", "none")),
         ]
         for key, value, allowed in checks:
@@ -406,9 +410,31 @@ def _set_field(obj: Any, name: str, value: Any, where: str) -> None:
         setattr(obj, name, _coerce(where, value, current))
 
 
+#: The older ``amp`` values (recipes and checkpoints written before ``precision``) as precisions.
+_AMP_PRECISIONS = {"none": "fp32", "bf16": "bf16", "fp16": "fp16"}
+
+
+def upgrade_recipe(data: dict[str, Any]) -> dict[str, Any]:
+    """A recipe's plain data in today's vocabulary: the older ``amp: none|bf16|fp16`` becomes
+    ``precision: fp32|bf16|fp16``. Every recipe (file, mapping, override, checkpoint) is read
+    through here, and nothing else knows the older key."""
+    if "amp" not in data:
+        return data
+    data = dict(data)
+    amp = data.pop("amp")
+    if amp not in _AMP_PRECISIONS:
+        raise ConfigError(f"amp: {amp!r} is not one of {', '.join(_AMP_PRECISIONS)} (amp is "
+                          f"the older spelling of precision: {', '.join(PRECISIONS)})")
+    if data.get("precision", _AMP_PRECISIONS[amp]) != _AMP_PRECISIONS[amp]:
+        raise ConfigError(f"amp: {amp!r} contradicts precision: {data['precision']!r} (amp is "
+                          f"the older spelling of precision; keep only precision)")
+    data["precision"] = _AMP_PRECISIONS[amp]
+    return data
+
+
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     """Build a config from plain data; unknown keys raise :class:`ConfigError` naming them."""
-    return _fill(TrainConfig(), dict(data or {}), "")
+    return _fill(TrainConfig(), upgrade_recipe(dict(data or {})), "")
 
 
 def apply_overrides(config: TrainConfig, overrides: list[str] | tuple[str, ...]) -> TrainConfig:
@@ -427,6 +453,8 @@ def apply_overrides(config: TrainConfig, overrides: list[str] | tuple[str, ...])
         except yaml.YAMLError as e:
             raise ConfigError(f"override {item!r}: value is not valid YAML "
                               f"({yaml_problem(e)})") from None
+        if "." not in key:  # a top-level field, perhaps in the older spelling (amp=bf16)
+            ((key, value),) = upgrade_recipe({key: value}).items()
         parts = key.split(".")
         target: Any = config
         for depth, part in enumerate(parts[:-1]):

@@ -30,10 +30,10 @@ from fcnseg.data.transforms import build_eval_transform
 from fcnseg.inference.visualize import reliability_diagram, save_png
 from fcnseg.metrics import DEFAULT_COVERAGES, METRIC_NAMES, CalibrationBins, ConfusionMatrix, scores
 from fcnseg.models.fastpath import optimize
-from fcnseg.utils.amp import autocast_dtype
 from fcnseg.utils.files import atomic_write
 from fcnseg.utils.hardware import default_channels_last, resolve_precision
 from fcnseg.utils.jsonable import json_safe
+from fcnseg.utils.precision import autocast_dtype
 from fcnseg.utils.typing import PathLike
 
 __all__ = [
@@ -149,7 +149,7 @@ def evaluate_model(
     num_classes: int | Mapping[str, int],
     ignore_index: int = 255,
     device: str | torch.device = "cpu",
-    amp: str | None = None,
+    precision: str = "fp32",
     predict_fn: PredictFn | None = None,
     progress: bool = False,
     calibration: bool = False,
@@ -172,7 +172,8 @@ def evaluate_model(
         num_classes: number of classes C.
         ignore_index: label value left out of the metrics.
         device: where images, labels and the confusion matrix go.
-        amp: "bf16" or "fp16" for autocast, None for full precision.
+        precision: "fp32" (full precision), "bf16" or "fp16" (autocast), or "auto" (what the
+            hardware runs natively, :func:`fcnseg.utils.hardware.auto_precision`).
         predict_fn: ``predict_fn(model, images) -> logits``; default ``model(images)``.
         progress: show a progress bar (on rank 0 only).
         calibration: also count calibration statistics of ``softmax(logits / temperature)``
@@ -194,20 +195,20 @@ def evaluate_model(
         accuracy of the FCN paper is ``result["heads"]["geometric"]["pixel_acc"]``.
     """
     device = torch.device(device)
-    amp_dtype = autocast_dtype(amp)
+    low_dtype = autocast_dtype(precision, device)
     net = model.module if isinstance(
         model, nn.parallel.DistributedDataParallel | nn.DataParallel) else model
     if isinstance(num_classes, Mapping):
         if calibration:
             raise ValueError("calibration is measured for models with one head only")
-        return _evaluate_heads(net, loader, dict(num_classes), ignore_index, device, amp_dtype,
+        return _evaluate_heads(net, loader, dict(num_classes), ignore_index, device, low_dtype,
                                predict_fn, progress, exclude_classes)
     if isinstance(exclude_classes, Mapping):
         raise ValueError("exclude_classes: a {head: classes} dict needs a model with several "
                          "heads (num_classes given per head)")
     matrix = ConfusionMatrix(num_classes, ignore_index, device=device)
     bins = CalibrationBins(num_classes, ignore_index, device=device) if calibration else None
-    num_images = _run_model(net, loader, device, amp_dtype, predict_fn, progress,
+    num_images = _run_model(net, loader, device, low_dtype, predict_fn, progress,
                             partial(_score_batch, matrix, bins, temperature))
     matrix.all_reduce()
     result = scores_excluding(matrix.numpy(), exclude_classes)
@@ -226,7 +227,7 @@ def _to(x: Any, device: torch.device) -> Any:
 
 
 def _run_model(
-    net: nn.Module, loader: Any, device: torch.device, amp_dtype: torch.dtype | None,
+    net: nn.Module, loader: Any, device: torch.device, low_dtype: torch.dtype | None,
     predict_fn: PredictFn | None, progress: bool,
     score: Callable[[int, Any, Any], None],
 ) -> int:
@@ -245,7 +246,7 @@ def _run_model(
             for batch_index, batch in enumerate(batches):
                 images, labels = _split_batch(batch)
                 images, labels = _to(images, device), _to(labels, device)
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                with torch.autocast(device.type, dtype=low_dtype, enabled=low_dtype is not None):
                     outputs = predict_fn(net, images) if predict_fn is not None else net(images)
                 score(batch_index, outputs, labels)
                 one_map = next(iter(labels.values())) if isinstance(labels, Mapping) else labels
@@ -282,7 +283,7 @@ def _score_batch(matrix: ConfusionMatrix, bins: CalibrationBins | None, temperat
 
 def _evaluate_heads(
     net: nn.Module, loader: Any, num_classes: dict[str, int], ignore_index: int,
-    device: torch.device, amp_dtype: torch.dtype | None, predict_fn: PredictFn | None,
+    device: torch.device, low_dtype: torch.dtype | None, predict_fn: PredictFn | None,
     progress: bool, exclude_classes: Any,
 ) -> dict[str, Any]:
     """:func:`evaluate_model` for a model with several heads: one matrix per head."""
@@ -293,7 +294,7 @@ def _evaluate_heads(
                          f"{sorted(num_classes)}, got {exclude_classes!r}")
     matrices = {h: ConfusionMatrix(n, ignore_index, device=device)
                 for h, n in num_classes.items()}
-    num_images = _run_model(net, loader, device, amp_dtype, predict_fn, progress,
+    num_images = _run_model(net, loader, device, low_dtype, predict_fn, progress,
                             partial(_score_heads_batch, matrices))
     heads = {}
     for head, matrix in matrices.items():
@@ -365,7 +366,6 @@ def evaluate_checkpoint(
     batch_size: int = 1,
     num_workers: int = 0,
     precision: str | None = "auto",
-    amp: str | None = None,
     predict_fn: PredictFn | None = None,
     limit: int | None = None,
     progress: bool = False,
@@ -388,8 +388,6 @@ def evaluate_checkpoint(
             :func:`fcnseg.utils.hardware.auto_precision`), "fp32", "bf16" or "fp16";
             reported as ``precision``. The model runs channels-last where that is faster
             (:func:`fcnseg.utils.hardware.default_channels_last`).
-        amp: the older spelling of ``precision`` ("bf16", "fp16" or None); when given, it
-            decides.
         predict_fn: ``predict_fn(model, images) -> logits`` (sliding window, TTA).
         limit: score only the first ``limit`` images.
         progress: show a progress bar.
@@ -413,9 +411,6 @@ def evaluate_checkpoint(
     """
     ckpt = load_checkpoint(checkpoint) if not isinstance(checkpoint, Mapping) else checkpoint
     device = torch.device(device)
-    if amp is not None:  # an unknown setting fails here, naming amp
-        precision = {None: "fp32", torch.bfloat16: "bf16",
-                     torch.float16: "fp16"}[autocast_dtype(amp)]
     precision = resolve_precision(precision, device)
     model = optimize(build_model_from_checkpoint(ckpt), "inference", device=device,
                      channels_last=default_channels_last(device, precision))
@@ -463,7 +458,7 @@ def evaluate_checkpoint(
     start = time.perf_counter()
     try:
         result = evaluate_model(model, loader, num_classes=num_classes,
-                                ignore_index=ignore_index, device=device, amp=precision,
+                                ignore_index=ignore_index, device=device, precision=precision,
                                 predict_fn=predict_fn, progress=progress,
                                 calibration=calibration, coverages=coverages,
                                 temperature=float(ckpt.get("temperature", 1.0)),

@@ -51,7 +51,7 @@ from fcnseg.models.builders import builder_parameters
 from fcnseg.models.fastpath import optimize
 from fcnseg.models.multitask import LateFusionFCN, init_late_fusion
 from fcnseg.pretrained.fetch import PRETRAINED, fetch_pretrained
-from fcnseg.utils.hardware import default_channels_last
+from fcnseg.utils.hardware import default_channels_last, resolve_precision
 
 __all__ = ["TrainSetup", "build_datasets", "build_setup", "build_training_model",
            "loader_workers", "sample_file_problems", "shutdown_workers", "wrap_model"]
@@ -95,6 +95,8 @@ class TrainSetup:
     class_pixels: np.ndarray | None = None
     #: Whether model and batches are channels-last (``config.channels_last``, or by device).
     channels_last: bool = False
+    #: The arithmetic precision of steps and validation: ``config.precision``, "auto" resolved.
+    precision: str = "fp32"
     #: ``{head: class names}`` for data labelled per head (SIFT Flow); None with one head.
     head_classes: dict[str, list[str]] | None = None
     #: Classes the validation scores leave out of the class means (the dataset's
@@ -181,15 +183,15 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
     loss_sampler = LossSampler(config.loss.sample_rate, ignore_index=ignore_index, cell=cell,
                                offset=offset, seed=config.seed, rank=info.rank)
 
+    precision = resolve_precision(config.precision, info.device)
     channels_last = config.channels_last
     if channels_last is None:
-        channels_last = default_channels_last(
-            info.device, "fp32" if config.amp == "none" else config.amp)
+        channels_last = default_channels_last(info.device, precision)
     optimize(model, "training", device=info.device, channels_last=channels_last)
     optimizer = make_optimizer(model, config.optim)
     ema = WeightAverage(model, config.train.ema) if config.train.ema else None
     scheduler = build_scheduler(optimizer, config.train.iterations, config.schedule)
-    scaler = torch.amp.GradScaler(info.device.type, enabled=config.amp == "fp16")
+    scaler = torch.amp.GradScaler(info.device.type, enabled=precision == "fp16")
     sampler, loader, generator = _train_loader(config, info, train_ds, ignore_index)
     return TrainSetup(
         config=config, info=info, run_dir=Path(config.out), model=model, train_model=model,
@@ -200,7 +202,7 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
         recipe=recipe, loss_sampler=loss_sampler,
         class_weights=None if class_weights is None else class_weights.to(info.device),
         class_pixels=class_pixels, warnings=startup_warnings(config, plain, info.device.type),
-        channels_last=channels_last, head_classes=head_classes,
+        channels_last=channels_last, precision=precision, head_classes=head_classes,
         eval_exclude_classes=getattr(plain, "eval_exclude_classes", ()), ema=ema,
         notes=notes, background_class=getattr(plain, "background_class", None))
 

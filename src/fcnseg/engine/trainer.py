@@ -62,7 +62,6 @@ from fcnseg.engine.setup import (
 )
 from fcnseg.engine.signals import StopRequest, start_batches
 from fcnseg.engine.state import TrainState, kept_checkpoint, seed_everything
-from fcnseg.utils.amp import autocast
 from fcnseg.utils.files import (
     DiskFullError,
     atomic_write,
@@ -70,6 +69,7 @@ from fcnseg.utils.files import (
     remove_stale_temporaries,
 )
 from fcnseg.utils.jsonable import json_safe
+from fcnseg.utils.precision import autocast
 from fcnseg.utils.typing import PathLike
 
 __all__ = ["BadSampleError", "TrainResult", "TrainingDiverged", "accumulated_step",
@@ -328,7 +328,7 @@ def _time_evaluation(setup: TrainSetup) -> float:
     model.eval()
     timed, start = 0, time.perf_counter()
     try:
-        with torch.no_grad(), autocast(setup.device, setup.config.amp):
+        with torch.no_grad(), autocast(setup.device, setup.precision):
             for images, _ in setup.val_loader:
                 model(_to_device(images, setup.device, setup.channels_last))
                 timed += 1
@@ -495,7 +495,7 @@ def _batch_loss(setup: TrainSetup, images: Any, labels: Any,
     config, device = setup.config, setup.device
     images = _to_device(images, device, setup.channels_last)
     labels = _to_device(labels, device)
-    with autocast(device, config.amp):
+    with autocast(device, setup.precision):
         logits = setup.train_model(images)
     return segmentation_loss(logits, labels, reduction=config.loss.reduction,
                              ignore_index=setup.ignore_index, normalizer=normalizer,
@@ -520,7 +520,7 @@ def _diverged(setup: TrainSetup, state: TrainState, log: _RunLog,
     return TrainingDiverged(
         f"loss is {loss} at iteration {state.iteration + 1}; stopping. "
         f"{kept_checkpoint(setup.last_path)}. Lower optim.lr, use loss.reduction=mean, or "
-        f"amp=none."
+        f"precision=fp32."
     )
 
 
@@ -562,8 +562,8 @@ def maybe_evaluate(setup: TrainSetup, state: TrainState, log: _RunLog,
                          f"saved {setup.last_path}; continue with --resume")
     state.eval_pending = False
     state.metrics = _saved_metrics(result)
-    # The precision of the validation (amp none: fp32), which `fcnseg evaluate` uses too.
-    precision = "fp32" if setup.config.amp == "none" else setup.config.amp
+    # The precision of the validation, which `fcnseg evaluate` uses too.
+    precision = setup.precision
     log.write({"iteration": state.iteration, "epoch": state.epoch, "split": "val",
                **_scalar_metrics(state.metrics), "precision": precision,
                "class_iu": _class_iu(state.metrics, setup.class_names)})
@@ -636,7 +636,7 @@ def _evaluate(setup: TrainSetup) -> tuple[dict[str, Any], str | None]:
         return evaluate_model(setup.eval_model, setup.val_loader,
                               num_classes=setup.eval_num_classes,
                               ignore_index=setup.ignore_index, device=setup.device,
-                              amp=setup.config.amp,
+                              precision=setup.precision,
                               exclude_classes=setup.eval_exclude_classes), None
     except (ValueError, RuntimeError) as e:
         problem = data_error_message(e)

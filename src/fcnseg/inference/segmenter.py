@@ -27,8 +27,8 @@ from fcnseg.inference.sliding import TTA, PredictFn, SlidingWindow, forward_logi
 from fcnseg.inference.visualize import normalize_palette
 from fcnseg.models.fastpath import optimize
 from fcnseg.models.preprocess import Preprocess, with_preprocess
-from fcnseg.utils.amp import autocast
 from fcnseg.utils.hardware import default_channels_last, resolve_precision
+from fcnseg.utils.precision import autocast
 
 __all__ = ["Prediction", "Segmenter", "resolve_device"]
 

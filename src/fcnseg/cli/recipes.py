@@ -23,18 +23,22 @@ USAGE = """\
 train one:   fcnseg train --recipe synthetic-fcn8s --out runs/synthetic-fcn8s
 change it:   fcnseg train --recipe folder-fcn8s --out runs/mine \\
                  --set data.train.root=data/mine data.val.root=data/mine optim.lr=0.001
+resolved:    fcnseg recipes --show NAME   (its base applied; --raw: the file as shipped)
 every field: fcnseg recipes NAME
 values:      YAML, e.g. --set data.flip=false model.backbone_weights=null"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", nargs="?", help="print this recipe, resolved with every default")
+    p.add_argument("--show", metavar="NAME",
+                   help="print this recipe with its base chain applied, as YAML")
     p.add_argument("--raw", action="store_true", help="print the recipe file as shipped")
 
 
 def run(args: argparse.Namespace) -> int:
-
-
+    if args.show is not None:
+        print(yaml.safe_dump(load_recipe(args.show), sort_keys=False), end="")
+        return 0
     if args.name is None:
         recipes = list_recipes()
         scores = {name: published_score(load_recipe(name).get("published")) for name in recipes}

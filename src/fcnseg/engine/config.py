@@ -40,6 +40,7 @@ __all__ = [
     "load_recipe",
     "recipe_path",
     "upgrade_recipe",
+    "resolve_recipe",
 ]
 
 
@@ -527,7 +528,20 @@ def recipe_path(name: str) -> Any:
 
 
 def load_recipe(name_or_path: PathLike) -> dict[str, Any]:
-    """A recipe's YAML as plain data: a shipped recipe by name, or any YAML file by path."""
+    """A recipe as plain data, its ``base`` chain resolved (see :func:`resolve_recipe`): a
+    shipped recipe by name, or any YAML file by path."""
+    data, where = _read_recipe(name_or_path)
+    return resolve_recipe(data, where, _folder_of(name_or_path))
+
+
+def _folder_of(name_or_path: PathLike) -> Path | None:
+    """The folder of a recipe given as a file (where its relative ``base`` paths start)."""
+    path = Path(name_or_path)
+    return path.parent if path.suffix in (".yaml", ".yml") or path.is_file() else None
+
+
+def _read_recipe(name_or_path: PathLike) -> tuple[dict[str, Any], str]:
+    """One recipe file as written (``base`` not applied) and how to name it in errors."""
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.is_file():
         if not path.is_file():
@@ -540,7 +554,70 @@ def load_recipe(name_or_path: PathLike) -> dict[str, Any]:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{where}: not valid YAML ({yaml_problem(e)})") from None
-    return expect_mapping(data, where, "a mapping at the top level", error=ConfigError)
+    return expect_mapping(data, where, "a mapping at the top level", error=ConfigError), where
+
+
+#: The top-level keys whose value is a section of fields (a dataclass of :class:`TrainConfig`):
+#: a recipe's section is merged field by field into its base's; any other value replaces.
+_SECTIONS = tuple(f.name for f in dataclasses.fields(TrainConfig)
+                  if isinstance(f.default_factory, type)
+                  and dataclasses.is_dataclass(f.default_factory))
+
+
+def resolve_recipe(data: dict[str, Any], where: str = "recipe",
+                   folder: Path | None = None) -> dict[str, Any]:
+    """A recipe with its ``base`` chain applied.
+
+    ``base: voc-fcn32s`` (a shipped recipe's name or a YAML file's path) starts from that
+    recipe, itself resolved; the recipe then states only what differs. Sections (``model``,
+    ``data``, ``loss``, ``optim``, ``schedule``, ``train``) merge field by field; any other
+    value, a field's value inside a section included (a dataset spec, ``init``,
+    ``published``), replaces the base's whole; ``null`` sets a field to null. A relative file
+    path is taken from ``folder`` (the folder of the recipe that names it). An unknown base or
+    a chain that comes back to a recipe raises one :class:`ConfigError` naming ``where``.
+    """
+    chain, seen = [where], {_recipe_key(where)}
+    resolved = dict(data)
+    layers = [resolved]
+    while "base" in resolved:
+        base = resolved.pop("base")
+        if not isinstance(base, (str, os.PathLike)) or not str(base):
+            raise ConfigError(f"{where}: base: expected a recipe name or file, got {base!r}")
+        if folder is not None and Path(base).suffix in (".yaml", ".yml"):
+            base = folder / base  # an absolute path stays itself
+        try:
+            resolved, base_where = _read_recipe(base)
+            folder = _folder_of(base)
+        except ConfigError as e:
+            raise ConfigError(f"{where}: base {base!r}: {e}") from None
+        chain.append(base_where)
+        if _recipe_key(base_where) in seen:
+            raise ConfigError(f"{where}: the base chain comes back to a recipe: "
+                              f"{' -> '.join(chain)}")
+        seen.add(_recipe_key(base_where))
+        resolved = dict(resolved)
+        layers.append(resolved)
+    merged: dict[str, Any] = {}
+    for layer in reversed(layers):  # each in today's vocabulary before they meet
+        merged = _merge_recipe(merged, upgrade_recipe(layer))
+    return merged
+
+
+def _recipe_key(where: str) -> str:
+    """One spelling per recipe for finding loops: ``recipe NAME``, or a file's real path."""
+    return where if where.startswith("recipe ") or where == "recipe" else os.path.realpath(where)
+
+
+def _merge_recipe(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    """``child`` over ``base``: sections merged field by field, other values replaced."""
+    merged = dict(base)
+    for key, value in child.items():
+        below = merged.get(key)
+        if key in _SECTIONS and isinstance(value, dict) and isinstance(below, dict):
+            merged[key] = {**below, **value}
+        else:
+            merged[key] = value
+    return merged
 
 
 def load_config(
@@ -555,7 +632,7 @@ def load_config(
     if recipe and isinstance(recipe, (str, os.PathLike)):
         data, where = load_recipe(recipe), recipe
     else:
-        data, where = dict(recipe or {}), "recipe"
+        data, where = resolve_recipe(dict(recipe or {})), "recipe"
     try:
         config = config_from_dict(data)
     except ConfigError as e:

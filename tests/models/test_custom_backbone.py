@@ -208,7 +208,7 @@ def test_imported_factory_resolves_without_an_allow_list(no_allowed_modules) -> 
 
 
 def test_backbone_without_out_channels_is_rejected() -> None:
-    with pytest.raises(BackboneError, match="no out_channels"):
+    with pytest.raises(BackboneError, match="expected an out_channels dict"):
         fcn_from_backbone(nn.Conv2d(3, 8, 3), 3)
 
 

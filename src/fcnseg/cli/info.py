@@ -22,6 +22,7 @@ from fcnseg.cli.info_files import (
 )
 from fcnseg.models.weights import WeightsError, read_weights, vgg16_torchvision_keys
 from fcnseg.pretrained.resolve import checkpoint_files
+from fcnseg.utils.validate import fields_of
 
 NAME = "info"
 HELP = ("Show what a checkpoint describes: architecture, geometry, classes, input convention, "
@@ -128,7 +129,8 @@ def _run_file_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
             records = yaml.safe_load(text)
     except (OSError, ValueError, yaml.YAMLError):
         return None
-    if file.suffix == ".jsonl" and records and all(isinstance(r, dict) for r in records):
+    doc = fields_of(records)
+    if file.suffix == ".jsonl" and records and all(map(fields_of, records)):
         val = [r for r in records if r.get("split") == "val"]
         train = [r for r in records if "loss" in r]
         best = max(val, key=lambda r: r.get("mean_iu") or 0.0, default=None)
@@ -136,20 +138,17 @@ def _run_file_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
                 "last_iteration": max((r.get("iteration") or 0 for r in records), default=0),
                 "last_loss": train[-1]["loss"] if train else None,
                 "evaluations": len(val), "best": best}
-    if isinstance(records, dict) and isinstance(records.get("metrics"), dict) \
-            and "per_class" in records:
-        return {**base, "kind": "evaluation_report", "metrics": records["metrics"],
-                "num_images": records.get("num_images"),
-                "checkpoint": (records.get("checkpoint") or {}).get("path"),
-                "dataset": (records.get("dataset") or {}).get("name"),
-                "precision": records.get("precision")}
-    if isinstance(records, dict) and isinstance(records.get("model"), dict) \
-            and isinstance(records.get("data"), dict):
-        train = (records["data"].get("train") or {})
-        return {**base, "kind": "recipe", "name": records.get("name"),
-                "arch": records["model"].get("arch"),
-                "dataset": train.get("name") if isinstance(train, dict) else None,
-                "iterations": (records.get("train") or {}).get("iterations")}
+    if fields_of(doc.get("metrics")) and "per_class" in doc:
+        return {**base, "kind": "evaluation_report", "metrics": doc["metrics"],
+                "num_images": doc.get("num_images"),
+                "checkpoint": fields_of(doc.get("checkpoint")).get("path"),
+                "dataset": fields_of(doc.get("dataset")).get("name"),
+                "precision": doc.get("precision")}
+    model, data = fields_of(doc.get("model")), fields_of(doc.get("data"))
+    if model and data:
+        return {**base, "kind": "recipe", "name": doc.get("name"), "arch": model.get("arch"),
+                "dataset": fields_of(data.get("train")).get("name"),
+                "iterations": fields_of(doc.get("train")).get("iterations")}
     return None
 
 
@@ -275,8 +274,8 @@ def quantization_text(quant: dict[str, Any]) -> str:
     parts = [f"{quant.get('engine', '?')} {quant.get('format', '')}".strip(),
              f"calibrated on {quant.get('calibration_images', '?')} images",
              f"{len(kept)} layers in float" if kept else "every layer int8"]
-    val = quant.get("validation")
-    if isinstance(val, dict):
+    val = fields_of(quant.get("validation"))
+    if val:
         parts.append(f"mean IU {100 * val['int8_mean_iu']:.2f} vs float "
                      f"{100 * val['float_mean_iu']:.2f}, pixel agreement "
                      f"{100 * val['pixel_agreement']:.2f}% on {val['images']} images")
@@ -297,12 +296,12 @@ def other_summary(rec: dict[str, Any]) -> str:
     if rec["kind"] == "onnx":
         meta = rec["metadata"]
         classes = meta.get("class_names") or []
-        convention = meta.get("input_convention")
+        convention = fields_of(meta.get("input_convention"))
         lines = [f"file:        {rec['path']}",
                  f"contents:    ONNX export of {meta.get('arch', 'an fcnseg model')} "
                  f"({meta.get('precision', 'float32')} graph); run it with onnxruntime",
                  f"input:       "
-                 f"{_convention_text(convention) if isinstance(convention, dict) else '-'}"]
+                 f"{_convention_text(convention) if convention else '-'}"]
         if classes:
             lines.append(f"classes:     {len(classes)}: {', '.join(map(str, classes[:8]))}"
                          + (f", … ({len(classes) - 8} more)" if len(classes) > 8 else ""))

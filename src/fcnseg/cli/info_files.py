@@ -16,6 +16,7 @@ import numpy as np
 
 from fcnseg.data.images import RASTER_FORMATS, open_upright
 from fcnseg.data.rasters import raster_info, read_raster
+from fcnseg.utils.validate import fields_of
 
 __all__ = ["DESCRIBED", "data_file_record", "data_file_summary", "looks_like_torch_file"]
 
@@ -122,22 +123,21 @@ def _json_annotation_record(file: Path, base: dict[str, Any]) -> dict[str, Any] 
         return None
     except ValueError as e:
         raise ValueError(f"{file}: not valid JSON ({e})") from None
-    if isinstance(doc, dict) and isinstance(doc.get("shapes"), list) and (
-            "imagePath" in doc or "imageHeight" in doc):
-        labels = Counter(str(s.get("label")) for s in doc["shapes"] if isinstance(s, dict))
+    fields = fields_of(doc)
+    if isinstance(fields.get("shapes"), list) and ("imagePath" in doc or "imageHeight" in doc):
+        labels = Counter(str(s.get("label")) for s in map(fields_of, doc["shapes"]) if s)
         return {**base, "kind": "annotations", "format": "labelme", "images": 1,
                 "shapes": len(doc["shapes"]), "labels": dict(labels),
                 "image": doc.get("imagePath"),
                 "size": [doc.get("imageWidth"), doc.get("imageHeight")]}
-    if isinstance(doc, dict) and isinstance(doc.get("images"), list) \
-            and isinstance(doc.get("annotations"), list):
-        categories = [c.get("name") for c in doc.get("categories") or [] if isinstance(c, dict)]
+    if isinstance(fields.get("images"), list) and isinstance(fields.get("annotations"), list):
+        categories = [c.get("name") for c in map(fields_of, doc.get("categories") or []) if c]
         return {**base, "kind": "annotations", "format": "COCO", "images": len(doc["images"]),
                 "shapes": len(doc["annotations"]), "categories": categories}
     tasks = doc if isinstance(doc, list) else None
-    if tasks and all(isinstance(t, dict) and "data" in t for t in tasks):
+    if tasks and all("data" in fields_of(t) for t in tasks):
         firsts = [(t.get("annotations") or [{}])[0] for t in tasks]
-        results = sum(len(a.get("result") or []) for a in firsts if isinstance(a, dict))
+        results = sum(len(fields_of(a).get("result") or []) for a in firsts)
         return {**base, "kind": "annotations", "format": "Label Studio", "images": len(tasks),
                 "shapes": results}
     return None

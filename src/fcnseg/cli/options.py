@@ -19,6 +19,7 @@ from fcnseg.engine.config import ConfigError, upgrade_recipe
 from fcnseg.inference.sliding import TTA, SlidingWindow
 from fcnseg.models.factories import allow_factory_modules
 from fcnseg.utils.hardware import PRECISIONS
+from fcnseg.utils.validate import fields_of
 
 __all__ = [
     "DeprecatedAlias",
@@ -310,14 +311,13 @@ def dataset_spec(args: argparse.Namespace, ckpt: dict[str, Any]) -> dict[str, An
     """
     data = _data_fields(args.data)
     name = _chosen_dataset(args, data.pop("name", None))
-    recipe_val = ((ckpt.get("recipe") or {}).get("data") or {}).get("val")
+    recipe_val = fields_of(((ckpt.get("recipe") or {}).get("data") or {}).get("val"))
     if name is None:
         if not recipe_val:
             raise ValueError(f"--dataset: {args.checkpoint} records no validation dataset in "
                              f"its recipe; choose one of {', '.join(DATASETS)}")
         spec: dict[str, Any] = dict(recipe_val)
-    elif args.dataset is None and isinstance(recipe_val, dict) \
-            and recipe_val.get("name") == name:
+    elif args.dataset is None and recipe_val.get("name") == name:
         spec = dict(recipe_val)  # --data name= naming the recipe's own dataset
     else:  # another dataset: nothing of the recipe's carries over
         spec = {"name": name, **_DATASET_DEFAULTS.get(name, {}), "split": "val"}

@@ -15,6 +15,7 @@ from fcnseg.data.siftflow import SIFTFlow
 from fcnseg.data.splits import seg11valid
 from fcnseg.data.synthetic import SyntheticSegmentation
 from fcnseg.data.voc import VOCSegmentation
+from fcnseg.utils.validate import expect_mapping
 
 __all__ = ["DATASET_NAMES", "build_dataset"]
 
@@ -71,8 +72,7 @@ def build_dataset(
 
     Raises ValueError naming the field when the name is unknown or a required field is missing.
     """
-    if not isinstance(spec, dict):
-        raise ValueError(f"dataset: expected a mapping, got {type(spec).__name__}")
+    expect_mapping(spec, "dataset")
     name = spec.get("name")
     if name not in DATASET_NAMES:
         raise ValueError(

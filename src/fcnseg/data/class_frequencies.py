@@ -35,6 +35,7 @@ import numpy as np
 from fcnseg.data.check import scan_dataset
 from fcnseg.utils.download import cache_dir as fcnseg_cache_dir
 from fcnseg.utils.files import atomic_write
+from fcnseg.utils.validate import fields_of
 
 __all__ = [
     "ClassBalanceWarning",
@@ -132,7 +133,8 @@ def _cache_problem(path: Path, fingerprint: str, num_classes: int) -> str | np.n
         return f"unreadable: {e.strerror or e}"
     except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError included
         return "not valid JSON"
-    if not isinstance(data, dict):
+    data = fields_of(data)
+    if not data:
         return "not a JSON object"
     if data.get("fingerprint") != fingerprint:
         return "written for other masks"

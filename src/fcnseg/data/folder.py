@@ -52,6 +52,7 @@ from fcnseg.data.layout import read_split_list, read_utf8, say_once
 from fcnseg.data.palette import distinct_palette
 from fcnseg.data.rasters import grid_problem, nodata_mask, open_raster, raster_info
 from fcnseg.utils.typing import PathLike
+from fcnseg.utils.validate import expect_mapping
 from fcnseg.utils.yaml_errors import yaml_problem
 
 __all__ = [
@@ -84,8 +85,7 @@ def load_folder_config(path: PathLike) -> dict[str, Any]:
         data = yaml.safe_load(read_utf8(path, "dataset config")) or {}
     except yaml.YAMLError as e:
         raise ValueError(f"{path}: not valid YAML: {yaml_problem(e)}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping of fields, got {type(data).__name__}")
+    expect_mapping(data, str(path), "a mapping of fields")
     unknown = sorted(set(data) - _CONFIG_KEYS, key=str)
     if unknown:
         raise ValueError(f"{path}: unknown field {unknown[0]!r}; allowed: {sorted(_CONFIG_KEYS)}")
@@ -137,8 +137,7 @@ def _mapping(value: Any, where: str, *, of: str, entries: str, example: str,
              key_ok: Callable[[Any], bool], value_ok: Callable[[Any], bool]) -> Mapping:
     """``value`` checked to be a mapping (``of`` what) whose every key and value pass
     ``key_ok`` and ``value_ok`` (``entries`` says what those must be)."""
-    if not isinstance(value, Mapping):
-        raise ValueError(f"{where}: expected a mapping of {of}, {example}; got {value!r}")
+    expect_mapping(value, where, f"a mapping of {of} ({example})")
     for key, item in value.items():
         if not key_ok(key) or not value_ok(item):
             raise ValueError(f"{where}: expected {entries}, {example}; got {key!r}: {item!r}")

@@ -464,8 +464,9 @@ def apply_overrides(config: TrainConfig, overrides: list[str] | tuple[str, ...])
         if dataclasses.is_dataclass(target):
             _set_field(target, last, value, key)
         else:
-            expect_mapping(target, ".".join(parts[:-1]), "a section with fields",
-                           error=ConfigError)[last] = value
+            section = expect_mapping(target, ".".join(parts[:-1]), "a section with fields",
+                                     error=ConfigError)
+            section[last] = value  # type: ignore[index]  # a dict, read from YAML
     return config
 
 
@@ -480,8 +481,8 @@ def _child(target: Any, part: str, where: str) -> Any:
             setattr(target, part, child)
         return child
     parent = where.rpartition(".")[0] or where
-    return expect_mapping(target, parent, "a section with fields",
-                          error=ConfigError).setdefault(part, {})
+    section = expect_mapping(target, parent, "a section with fields", error=ConfigError)
+    return section.setdefault(part, {})  # type: ignore[attr-defined]  # a dict, from YAML
 
 
 # -- recipes -----------------------------------------------------------------------------------
@@ -554,7 +555,7 @@ def _read_recipe(name_or_path: PathLike) -> tuple[dict[str, Any], str]:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{where}: not valid YAML ({yaml_problem(e)})") from None
-    return expect_mapping(data, where, "a mapping at the top level", error=ConfigError), where
+    return dict(expect_mapping(data, where, "a mapping at the top level", error=ConfigError)), where
 
 
 #: The top-level keys whose value is a section of fields (a dataclass of :class:`TrainConfig`):

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fcnseg.models.geometry import CoordMap
+from fcnseg.utils.validate import expect_mapping
 
 __all__ = [
     "STRIDES",
@@ -89,10 +90,10 @@ def trunk_channels(trunk: nn.Module, strides: Sequence[int],
                    needed_by: str = "the head") -> dict[int, int]:
     """The trunk's declared channel count at each of ``strides`` (``needed_by`` names what
     needs them, for the error message)."""
-    channels = getattr(trunk, "out_channels", None)
-    if not isinstance(channels, Mapping):
-        raise BackboneError(f"{type(trunk).__name__} has no out_channels dict "
-                            f"{{8: c8, 16: c16, 32: c32}} (see fcnseg.models.trunk)")
+    channels = expect_mapping(
+        getattr(trunk, "out_channels", None), type(trunk).__name__,
+        "an out_channels dict {8: c8, 16: c16, 32: c32} (see fcnseg.models.trunk)",
+        error=BackboneError)
     missing = [s for s in strides if s not in channels]
     if missing:
         raise BackboneError(f"{needed_by} needs features at strides {list(strides)}; "
@@ -107,9 +108,8 @@ def trunk_coord_maps(trunk: nn.Module) -> dict[int, CoordMap]:
         declared = declared()
     maps = {s: CoordMap(float(s), 0.0) for s in STRIDES}
     if declared is not None:
-        if not isinstance(declared, Mapping):
-            raise BackboneError(f"{type(trunk).__name__}.coord_maps must be a dict "
-                                f"{{stride: CoordMap}}, got {type(declared).__name__}")
+        declared = expect_mapping(declared, f"{type(trunk).__name__}.coord_maps",
+                                  "a dict {stride: CoordMap}", error=BackboneError)
         for s, m in declared.items():
             maps[int(s)] = m if isinstance(m, CoordMap) else CoordMap(*m)
     return maps

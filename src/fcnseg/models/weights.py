@@ -22,6 +22,7 @@ from fcnseg.models.fcn import VGG16_BLOCKS
 from fcnseg.pretrained.published import PRETRAINED
 from fcnseg.utils.files import atomic_write
 from fcnseg.utils.typing import PathLike
+from fcnseg.utils.validate import expect_mapping
 
 __all__ = [
     "InitReport",
@@ -46,13 +47,14 @@ class WeightsError(ValueError):
 
 
 def _unwrap(obj: Any, path: Path) -> StateDict:
-    if isinstance(obj, Mapping):
-        for key in ("model_state_dict", "state_dict", "model"):
-            if key in obj and isinstance(obj[key], Mapping):
-                obj = obj[key]
-                break
-    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise WeightsError(f"{path}: not a state dict (a mapping of names to tensors)")
+    what = "a state dict (a mapping of names to tensors)"
+    obj = expect_mapping(obj, str(path), what, error=WeightsError)
+    # A checkpoint or training state holds the state dict under one of these keys.
+    key = next((k for k in ("model_state_dict", "state_dict", "model") if k in obj), None)
+    obj = obj if key is None else expect_mapping(obj[key], f"{path}: {key}", what,
+                                                 error=WeightsError)
+    if not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise WeightsError(f"{path}: not {what}")
     # Checkpoints saved from DataParallel / DDP wrappers prefix every key with "module.".
     if obj and all(k.startswith("module.") for k in obj):
         return {k[len("module."):]: v for k, v in obj.items()}

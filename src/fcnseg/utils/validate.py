@@ -11,11 +11,11 @@ __all__ = ["expect_mapping", "fields_of"]
 
 
 def expect_mapping(value: object, where: str, what: str = "a mapping", *,
-                   error: type[Exception] = ValueError) -> dict[str, Any]:
-    """``value`` when it is a mapping (JSON and YAML parsers give dicts); else
+                   error: type[Exception] = ValueError) -> Mapping[str, Any]:
+    """``value`` when it is a mapping (a dict, as JSON and YAML parsers give); else
     ``error("WHERE: expected WHAT, got VALUE")``, the value shortened so that the message stays
     one line."""
-    if not isinstance(value, dict):
+    if not isinstance(value, Mapping):
         shown = repr(value)
         shown = shown if len(shown) <= 60 else f"{shown[:40]}…{shown[-12:]}"
         raise error(f"{where}: expected {what}, got {shown}")

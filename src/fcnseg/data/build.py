@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fcnseg.data.ade20k import ADE20K
@@ -72,6 +73,13 @@ def build_dataset(
 
     Raises ValueError naming the field when the name is unknown or a required field is missing.
     """
+    name = _checked_name(spec)
+    split = split if split is not None else spec.get("split")
+    return _OPENERS.get(name, _folder)(spec, split, transform)
+
+
+def _checked_name(spec: dict[str, Any]) -> str:
+    """``spec``'s dataset name, after checking that it is known and that its fields are."""
     expect_mapping(spec, "dataset")
     name = spec.get("name")
     if name not in DATASET_NAMES:
@@ -88,63 +96,91 @@ def build_dataset(
             f"dataset.{unknown[0]}: unknown field for dataset {name!r}; "
             f"allowed: {', '.join(sorted(known))}"
         )
-    split = split if split is not None else spec.get("split")
+    return name
 
-    if name == "synthetic":
-        seed = int(_field(spec, "seed", 0))
-        # A "val" split draws from other seeds than "train", so they never share a scene.
-        if split not in (None, "train"):
-            seed += 1_000_003
-        return SyntheticSegmentation(
-            int(spec["num_images"]),
-            size=_size(spec.get("size", 128)),
-            seed=seed,
-            transform=transform,
-            ignore_border=int(_field(spec, "ignore_border", 0)),
-        )
-    if name == "voc":
-        return VOCSegmentation(spec["root"], year=str(_field(spec, "year", "2012")),
-                               split=split or "train", transform=transform)
-    if name == "sbd":
-        return SBDSegmentation(spec["root"], split=split or "train", transform=transform)
-    if name == "seg11valid":
-        return seg11valid(spec["voc_root"], spec["sbd_root"], transform=transform,
-                          cache_dir=_field(spec, "cache_dir"))
-    if name == "pascal_context":
-        return PascalContext(spec["root"], split=split or "train", transform=transform,
-                             context_dir=_field(spec, "context_dir"))
-    if name == "nyud":
-        modalities = _field(spec, "modalities", ["color"])
-        if isinstance(modalities, str) or not isinstance(modalities, (list, tuple)):
-            raise ValueError(f"dataset.modalities: expected a list such as [color, hha], got "
-                             f"{modalities!r}")
-        return NYUDv2(spec["root"], split=split or "train", modalities=tuple(modalities),
-                      transform=transform)
-    if name == "siftflow":
-        return SIFTFlow(spec["root"], split=split or "trainval", transform=transform)
-    if name == "cityscapes":
-        return Cityscapes(spec["root"], split=split or "train", transform=transform)
-    if name == "ade20k":
-        return ADE20K(spec["root"], split=split or "train", transform=transform)
-    if name in ("labelme", "coco", "cvat", "cvat_mask", "labelstudio"):
-        from fcnseg.data.annotations.dataset import AnnotationDataset
 
-        options = {k: spec[k] for k in _ANNOTATION_OPTIONS - {"split"} if spec.get(k) is not None}
-        return AnnotationDataset(name.replace("_", "-"), spec["root"], split=split,
-                                 transform=transform, **options)
+# One opener per dataset name: (spec, split, transform) -> dataset.
+
+def _synthetic(spec: dict[str, Any], split: str | None,
+               transform: Transform | None) -> SegmentationDataset:
+    seed = int(_field(spec, "seed", 0))
+    # A "val" split draws from other seeds than "train", so they never share a scene.
+    if split not in (None, "train"):
+        seed += 1_000_003
+    return SyntheticSegmentation(
+        int(spec["num_images"]),
+        size=_size(spec.get("size", 128)),
+        seed=seed,
+        transform=transform,
+        ignore_border=int(_field(spec, "ignore_border", 0)),
+    )
+
+
+def _nyud(spec: dict[str, Any], split: str | None,
+          transform: Transform | None) -> SegmentationDataset:
+    modalities = _field(spec, "modalities", ["color"])
+    if isinstance(modalities, str) or not isinstance(modalities, (list, tuple)):
+        raise ValueError(f"dataset.modalities: expected a list such as [color, hha], got "
+                         f"{modalities!r}")
+    return NYUDv2(spec["root"], split=split or "train", modalities=tuple(modalities),
+                  transform=transform)
+
+
+def _annotations(spec: dict[str, Any], split: str | None,
+                 transform: Transform | None) -> SegmentationDataset:
+    from fcnseg.data.annotations.dataset import AnnotationDataset
+
+    options = {k: spec[k] for k in _ANNOTATION_OPTIONS - {"split"} if spec.get(k) is not None}
+    return AnnotationDataset(spec["name"].replace("_", "-"), spec["root"], split=split,
+                             transform=transform, **options)
+
+
+def _raster_windows(spec: dict[str, Any], split: str | None,
+                    transform: Transform | None) -> SegmentationDataset:
+    from fcnseg.data.raster_windows import RasterWindows
+
     layout = {k: spec[k] for k in _FOLDER_LAYOUT if spec.get(k) is not None}
-    if name == "raster_windows":
-        from fcnseg.data.raster_windows import RasterWindows
+    rasters = FolderSegmentation(spec["root"], split=split, config=_field(spec, "config"),
+                                 **layout)
+    # Training draws random windows; every other split scores a grid covering each raster.
+    sampling = _field(spec, "sampling", "random" if split in (None, "train") else "grid")
+    return RasterWindows(rasters, int(_field(spec, "window", 512)), sampling=sampling,
+                         windows=int(_field(spec, "windows", 1000)),
+                         seed=int(_field(spec, "seed", 0)), transform=transform)
 
-        rasters = FolderSegmentation(spec["root"], split=split, config=_field(spec, "config"),
-                                     **layout)
-        # Training draws random windows; every other split scores a grid covering each raster.
-        sampling = _field(spec, "sampling", "random" if split in (None, "train") else "grid")
-        return RasterWindows(rasters, int(_field(spec, "window", 512)), sampling=sampling,
-                             windows=int(_field(spec, "windows", 1000)),
-                             seed=int(_field(spec, "seed", 0)), transform=transform)
+
+def _folder(spec: dict[str, Any], split: str | None,
+            transform: Transform | None) -> SegmentationDataset:
+    layout = {k: spec[k] for k in _FOLDER_LAYOUT if spec.get(k) is not None}
     return FolderSegmentation(spec["root"], split=split, transform=transform,
                               config=_field(spec, "config"), **layout)
+
+
+_OPENERS: dict[str, Callable[[dict[str, Any], str | None, Transform | None],
+                             SegmentationDataset]] = {
+    "synthetic": _synthetic,
+    "voc": lambda spec, split, transform: VOCSegmentation(
+        spec["root"], year=str(_field(spec, "year", "2012")), split=split or "train",
+        transform=transform),
+    "sbd": lambda spec, split, transform: SBDSegmentation(
+        spec["root"], split=split or "train", transform=transform),
+    "seg11valid": lambda spec, split, transform: seg11valid(
+        spec["voc_root"], spec["sbd_root"], transform=transform,
+        cache_dir=_field(spec, "cache_dir")),
+    "pascal_context": lambda spec, split, transform: PascalContext(
+        spec["root"], split=split or "train", transform=transform,
+        context_dir=_field(spec, "context_dir")),
+    "nyud": _nyud,
+    "siftflow": lambda spec, split, transform: SIFTFlow(
+        spec["root"], split=split or "trainval", transform=transform),
+    "cityscapes": lambda spec, split, transform: Cityscapes(
+        spec["root"], split=split or "train", transform=transform),
+    "ade20k": lambda spec, split, transform: ADE20K(
+        spec["root"], split=split or "train", transform=transform),
+    **{n: _annotations for n in ("labelme", "coco", "cvat", "cvat_mask", "labelstudio")},
+    "raster_windows": _raster_windows,
+    "folder": _folder,
+}
 
 
 #: Folder dataset fields a spec (``--set data.train.images=JPEGImages``) may give beside

@@ -278,16 +278,29 @@ class FolderSegmentation(FileSegmentationDataset):
     ) -> None:
         super().__init__(transform)
         self.root = Path(root).expanduser()
-        cfg_path = Path(config) if config is not None else self.root / "dataset.yaml"
-        if config is not None and not cfg_path.is_file():
-            raise FileNotFoundError(f"dataset config {cfg_path} not found")
-        cfg = load_folder_config(cfg_path) if cfg_path.is_file() else {}
-        where = str(cfg_path)
         overrides = {"classes": classes, "ignore_index": ignore_index, "remap": remap,
                      "colors": colors, "ignore_color": ignore_color, "palette": palette,
                      "images": images, "masks": masks, "image_suffix": image_suffix,
                      "mask_suffix": mask_suffix, "background": background}
+        cfg, where = self._settings(config, overrides)
+        self._set_folders(cfg)
+        self._set_classes(cfg, where)
+        self._set_bands(cfg, where)
+        self.split = split
+        self.ids = self._split_ids(split, cfg.get("splits", {}), where)
+
+    def _settings(self, config: PathLike | None,
+                  overrides: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+        """The checked ``dataset.yaml`` fields with the keyword arguments over them, and the
+        YAML file's name for messages."""
+        cfg_path = Path(config) if config is not None else self.root / "dataset.yaml"
+        if config is not None and not cfg_path.is_file():
+            raise FileNotFoundError(f"dataset config {cfg_path} not found")
+        cfg = load_folder_config(cfg_path) if cfg_path.is_file() else {}
         cfg.update(check_folder_fields(overrides, f"{type(self).__name__} argument"))
+        return cfg, str(cfg_path)
+
+    def _set_folders(self, cfg: Mapping[str, Any]) -> None:
         self.image_dir = self.root / cfg.get("images", "images")
         self.mask_dir = self.root / cfg.get("masks", "masks")
         for d, key in ((self.image_dir, "images"), (self.mask_dir, "masks")):
@@ -299,6 +312,8 @@ class FolderSegmentation(FileSegmentationDataset):
                     f"SegmentationClass)")
         self.image_suffix, self.mask_suffix = cfg.get("image_suffix"), cfg.get("mask_suffix")
 
+    def _set_classes(self, cfg: Mapping[str, Any], where: str) -> None:
+        """Classes, background, ignore value, remapping and colours."""
         if "classes" not in cfg:
             raise ValueError(
                 f"{where}: 'classes' is required: a list of class names (class k = k-th name)"
@@ -326,6 +341,8 @@ class FolderSegmentation(FileSegmentationDataset):
             self.palette = distinct_palette(self.classes, self.ignore_index,
                                             self.background_class)
 
+    def _set_bands(self, cfg: Mapping[str, Any], where: str) -> None:
+        """The bands of multi-band rasters, and the three shown as RGB."""
         self.bands: tuple[str, ...] | None = cfg.get("bands")
         self.rgb_bands: tuple[str, ...] | None = cfg.get("rgb")
         self.nodata: float | None = cfg.get("nodata")
@@ -338,10 +355,11 @@ class FolderSegmentation(FileSegmentationDataset):
                                  f"({', '.join(self.bands or ()) or 'none declared'}); got "
                                  f"{list(self.rgb_bands)}")
 
-        self.split = split
+    def _split_ids(self, split: str | None, splits: Mapping[str, str], where: str) -> list[str]:
+        """The ids of ``split``: its list's, or every image with a mask when there are no split
+        lists (said once); every image for no split. Indexes the image and mask folders."""
         # The split list is read first, so that a name in it that is not UTF-8 is reported
         # against the list rather than as a stray file.
-        splits = cfg.get("splits", {})
         split_ids = (None if split is None or not self._has_split_lists(splits)
                      else read_split_list(self._split_path(split, splits, where)))
         self._images = self._index(self.image_dir,
@@ -353,7 +371,7 @@ class FolderSegmentation(FileSegmentationDataset):
             say_once(f"{self.root} has no split lists (train.txt, val.txt, splits/ or 'splits' "
                      f"in dataset.yaml): every one of its {len(split_ids)} images with a mask "
                      f"is used, for training and validation alike")
-        self.ids = sorted(self._images) if split_ids is None else split_ids
+        return sorted(self._images) if split_ids is None else split_ids
 
     def _has_split_lists(self, splits: Mapping[str, str]) -> bool:
         """Whether the dataset has any split list (then a split without one is an error)."""

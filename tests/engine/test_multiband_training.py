@@ -204,7 +204,19 @@ def test_a_multiband_model_reads_every_input_as_a_raster_of_its_bands(
 def test_an_architecture_of_colour_input_only_refuses_bands_in_one_line() -> None:
     from fcnseg.engine.setup import build_training_model
 
-    config = load_config("synthetic-fcn32s", ["model.backbone_weights=null"])
+    config = load_config("synthetic-fcn32s", ["model.backbone_weights=null",
+                                              "model.arch=nyud_fcn32s_color"])
     convention = band_convention(BANDS, [1000.0] * 5, [300.0] * 5)
-    with pytest.raises(ValueError, match=r"^model\.arch: fcn32s takes 3-band colour images"):
+    with pytest.raises(ValueError,
+                       match=r"^model\.arch: nyud_fcn32s_color takes 3-band colour images"):
         build_training_model(config, 3, convention=convention)
+
+
+def test_a_vgg_fcn8s_recipe_builds_one_input_channel_per_band() -> None:
+    from fcnseg.engine.setup import build_training_model
+
+    config = load_config("synthetic-fcn8s", ["model.backbone_weights=null"])
+    convention = band_convention(BANDS, [1000.0] * 5, [300.0] * 5)
+    model = build_training_model(config, 3, convention=convention)
+    assert model.trunk.conv1_1.in_channels == len(BANDS)
+    assert model.input_convention == convention

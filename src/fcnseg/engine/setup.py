@@ -253,8 +253,9 @@ def wrap_model(setup: TrainSetup) -> None:
 # -- model -----------------------------------------------------------------------------------
 
 
-#: Builders whose first convolution takes any number of bands (from a multi-band convention).
-_BAND_ARCH_PREFIXES = tuple(f"fcn{v}_resnet" for v in ("32s", "16s", "8s"))
+#: Builders whose first convolution takes any number of bands (from a multi-band convention):
+#: the VGG16 FCNs (with or without batch norm), FCN-AlexNet, FCN-GoogLeNet and the ResNet FCNs.
+_BAND_ARCH_PREFIXES = ("fcn32s", "fcn16s", "fcn8s", "fcn_alexnet")
 
 
 def _backbone_file(spec: str) -> Path:
@@ -291,8 +292,8 @@ def build_training_model(
     if convention is not None:
         if not m.arch.startswith(_BAND_ARCH_PREFIXES):
             raise ValueError(f"model.arch: {m.arch} takes 3-band colour images; for multi-band "
-                             f"data use one of the ResNet FCNs (fcn8s_resnet18, "
-                             f"fcn8s_resnet50, ...)")
+                             f"data use an FCN on VGG16, AlexNet, GoogLeNet or a ResNet "
+                             f"(fcn8s, fcn_alexnet, fcn8s_googlenet, fcn8s_resnet18, ...)")
         kwargs["input_convention"] = convention
     elif m.input_convention is not None:
         kwargs["input_convention"] = m.input_convention

@@ -30,12 +30,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fcnseg.conventions import TORCHVISION_RGB, InputConvention, get_convention
+from fcnseg.conventions import CAFFE_BGR, TORCHVISION_RGB, InputConvention, get_convention
 from fcnseg.models.geometry import CoordMap, trace
 from fcnseg.models.head import AlignedUpsampling
 from fcnseg.models.trunk import ConvolutionalizedTrunk
 from fcnseg.models.upsample import bilinear_upsampling
-from fcnseg.models.weights import WeightsError, copy_convolutionalized, read_state_dict
+from fcnseg.models.weights import (
+    WeightsError,
+    copy_convolutionalized,
+    model_bands,
+    read_state_dict,
+    widen_first_conv,
+)
 from fcnseg.utils.typing import PathLike
 
 __all__ = [
@@ -78,18 +84,22 @@ class AlexNetTrunk(ConvolutionalizedTrunk):
             grouped convolutions need even channel counts).
         fc_channels: channels of fc6 and fc7 (4096 in AlexNet).
         dropout: element-wise dropout after fc6 and fc7.
+        in_channels: input channels of conv1 (3 for colour; one per band for multi-band input).
     """
 
     def __init__(self, *, variant: str = "caffe", width: float = 1.0, fc_channels: int = 4096,
-                 dropout: float = 0.5) -> None:
+                 dropout: float = 0.5, in_channels: int = 3) -> None:
         super().__init__()
         if variant not in ALEXNET_VARIANTS:
             raise ValueError(f"variant must be one of {ALEXNET_VARIANTS}, got {variant!r}")
+        if in_channels < 1:
+            raise ValueError(f"in_channels must be >= 1, got {in_channels}")
         self.check_size(width, fc_channels)
         self.variant = variant
+        self.in_channels = int(in_channels)
         specs = _CAFFE_CONVS if variant == "caffe" else _TORCHVISION_CONVS
         convs: list[nn.Conv2d] = []
-        in_ch = 3
+        in_ch = self.in_channels
         for name, ch, k, pad, groups in specs:
             ch = max(groups, round(ch * width))
             if in_ch % groups or ch % groups:
@@ -127,9 +137,10 @@ class AlexNetTrunk(ConvolutionalizedTrunk):
         return {32: trace(self.spatial_layers())}
 
     def forward(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
-        """``{32: fc7}`` of an N×3×H×W batch."""
-        if x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f"expected an N×3×H×W input, got shape {tuple(x.shape)}")
+        """``{32: fc7}`` of an N×C×H×W batch (C = ``in_channels``)."""
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"expected an N×{self.in_channels}×H×W input, got shape "
+                             f"{tuple(x.shape)}")
         if self.variant == "caffe":
             x = self.norm1(self.pool1(F.relu(self.conv1(x), inplace=True)))
             x = self.norm2(self.pool2(F.relu(self.conv2(x), inplace=True)))
@@ -171,7 +182,8 @@ def load_alexnet_weights(
     ``fcn_alexnet(variant="torchvision")`` model: ``features.*`` as they are, the Linear fc6/fc7
     reshaped into the 6×6 and 1×1 convolutions, the 1000-way ``classifier.6`` dropped. Errors
     name the file and the missing or mis-shaped keys; the input convention (torchvision's RGB)
-    is recorded on ``model.input_convention``."""
+    is recorded on ``model.input_convention``; a multi-band model keeps its own and gets conv1
+    widened to its bands (:func:`fcnseg.models.weights.band_conv1`)."""
     path = Path(path)
     if "backbone.features.0.weight" not in model.state_dict():
         raise WeightsError(f"{path}: torchvision's AlexNet weights need "
@@ -183,8 +195,12 @@ def load_alexnet_weights(
         theirs = mapping[ours]
         if theirs in sd and sd[theirs].numel() == own[ours].numel():
             sd[theirs] = sd[theirs].reshape(own[ours].shape)  # Linear → convolution
+    bands = model_bands(model)
+    if bands is not None:  # a multi-band model keeps its bands' convention
+        widen_first_conv(sd, "features.0.weight", "features.0.bias", bands, convention)
     copy_convolutionalized(model, path, sd, mapping, "torchvision AlexNet")
-    model.input_convention = get_convention(convention)
+    if bands is None:
+        model.input_convention = get_convention(convention)
     return model
 
 
@@ -199,13 +215,18 @@ def load_alexnet_caffe_weights(
     """Copy Caffe's ImageNet AlexNet (``bvlc_alexnet.caffemodel``, or a state dict with keys
     ``conv1.weight`` … ``fc7.bias``) into an ``fcn_alexnet`` model: conv1 … conv5 one to one,
     the InnerProduct fc6 (4096×9216) and fc7 reshaped into the 6×6 and 1×1 convolutions, fc8
-    dropped. The convention stays Caffe's BGR unless ``convention`` is given."""
+    dropped. The convention stays Caffe's BGR unless ``convention`` is given; a multi-band
+    model keeps its own and gets conv1 widened to its bands from the file's (in ``convention``,
+    default Caffe's BGR; :func:`fcnseg.models.weights.band_conv1`)."""
     path = Path(path)
     if "conv1.weight" not in model.state_dict():
         raise WeightsError(f"{path}: Caffe AlexNet weights need fcn_alexnet(variant='caffe')")
     sd = read_alexnet_caffemodel(path) if path.suffix == ".caffemodel" else read_state_dict(path)
+    bands = model_bands(model)
+    if bands is not None:  # a multi-band model keeps its bands' convention
+        widen_first_conv(sd, "conv1.weight", "conv1.bias", bands, convention or CAFFE_BGR)
     copy_alexnet_caffe_weights(model, path, sd)
-    if convention is not None:
+    if convention is not None and bands is None:
         model.input_convention = get_convention(convention)
     return model
 

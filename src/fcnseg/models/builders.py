@@ -104,7 +104,8 @@ def _vgg_fcn(arch: str, variant: str, arguments: Mapping[str, Any],
     recorded = {k: v for k, v in a.items() if k not in (*NOT_RECORDED, "input_convention")}
     identity = ModelIdentity(arch, recorded, a["input_convention"])
     trunk = VGG16Trunk(geometry=a["geometry"], width=a["width"], fc_channels=a["fc_channels"],
-                       dropout=a["dropout"], batch_norm=a["batch_norm"])
+                       dropout=a["dropout"], batch_norm=a["batch_norm"],
+                       in_channels=get_convention(a["input_convention"]).channels)
     model = vgg16_fcn(trunk, a["num_classes"], variant, identity, skip_scales=skip_scales)
     if a["backbone_weights"] is not None and a["batch_norm"]:
         load_vgg16_bn_weights(model, a["backbone_weights"],
@@ -132,7 +133,8 @@ def _vgg_builder(arch: str, variant: str, with_bn: bool, doc: str,
     ) -> FCN:
         identity = ModelIdentity(arch, _recorded(builder, locals()), input_convention)
         trunk = VGG16Trunk(geometry=geometry, width=width, fc_channels=fc_channels,
-                           dropout=dropout, batch_norm=batch_norm)
+                           dropout=dropout, batch_norm=batch_norm,
+                           in_channels=get_convention(input_convention).channels)
         model = vgg16_fcn(trunk, num_classes, variant, identity, skip_scales=skip_scales)
         if backbone_weights is not None and batch_norm:
             load_vgg16_bn_weights(model, backbone_weights,
@@ -419,7 +421,8 @@ def fcn_alexnet(
     """
     recorded = _recorded(fcn_alexnet, locals())
     default = CAFFE_BGR.name if variant == "caffe" else TORCHVISION_RGB.name
-    trunk = AlexNetTrunk(variant=variant, width=width, fc_channels=fc_channels, dropout=dropout)
+    trunk = AlexNetTrunk(variant=variant, width=width, fc_channels=fc_channels, dropout=dropout,
+                         in_channels=get_convention(input_convention or default).channels)
     head = SkipHead(trunk.out_channels, trunk.coord_maps(), num_classes, variant="32s",
                     upsampling=alexnet_upsampling, names=VGG_NAMES)
     identity = ModelIdentity("fcn_alexnet", recorded, input_convention or default)
@@ -446,7 +449,8 @@ def _googlenet_builder(variant: str) -> Callable[..., FCN]:
         backbone_weights: PathLike | None = None,
         backbone_convention: str | None = None,
     ) -> FCN:
-        trunk = GoogLeNetTrunk(width=width, transform_input=transform_input)
+        trunk = GoogLeNetTrunk(width=width, transform_input=transform_input,
+                               in_channels=get_convention(input_convention).channels)
         head = SkipHead(trunk.out_channels, trunk.coord_maps(), num_classes, variant=variant,
                         upsampling=edge_upsampling, names=GOOGLENET_NAMES)
         identity = ModelIdentity(arch, _recorded(builder, locals()), input_convention)

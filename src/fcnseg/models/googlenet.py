@@ -30,10 +30,17 @@ from torch import nn
 from fcnseg.conventions import TORCHVISION_RGB, InputConvention, get_convention
 from fcnseg.models.geometry import CoordMap, output_size, trace
 from fcnseg.models.head import HeadNames
-from fcnseg.models.weights import WeightsError, copy_convolutionalized, read_state_dict
+from fcnseg.models.weights import (
+    WeightsError,
+    copy_convolutionalized,
+    model_bands,
+    read_state_dict,
+    widen_first_conv,
+)
 from fcnseg.utils.typing import PathLike
 
 __all__ = [
+    "GOOGLENET_INPUT",
     "GOOGLENET_NAMES",
     "INCEPTION_CONFIGS",
     "BasicConv2d",
@@ -65,6 +72,11 @@ GOOGLENET_NAMES = HeadNames(
 
 #: torchvision's ``transform_input``: ImageNet mean/std normalisation → (x - 0.5) / 0.5.
 _MEAN, _STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+#: The input torchvision's GoogLeNet weights were trained on: RGB scaled to [-1, 1] (what
+#: ``transform_input`` makes of torchvision's convention).
+GOOGLENET_INPUT = InputConvention(name="torchvision_googlenet", channel_order="RGB",
+                                  scale=1.0 / 255.0, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
 
 
 class BasicConv2d(nn.Module):
@@ -107,23 +119,30 @@ class GoogLeNetTrunk(nn.Module):
     Args:
         width: multiplier of every channel count (slimmer trunks for CPUs and tests).
         transform_input: convert ImageNet-normalised RGB to torchvision's GoogLeNet input
-            scaling ([-1, 1]) first, as torchvision does for its published weights.
+            scaling ([-1, 1]) first, as torchvision does for its published weights. Colour
+            input only: a multi-band trunk takes its standardised bands as they are (loading
+            torchvision's weights puts that scaling into conv1 instead).
+        in_channels: input channels of conv1 (3 for colour; one per band for multi-band input).
 
     Inputs smaller than the net's 15-pixel minimum are zero-padded at the bottom and right
     before the trunk (the heads crop the output back to the input's size; placement does not
     change, since nothing is added before the first pixel).
     """
 
-    def __init__(self, *, width: float = 1.0, transform_input: bool = True) -> None:
+    def __init__(self, *, width: float = 1.0, transform_input: bool = True,
+                 in_channels: int = 3) -> None:
         super().__init__()
         if width <= 0:
             raise ValueError(f"width must be > 0, got {width}")
-        self.transform_input = bool(transform_input)
+        if in_channels < 1:
+            raise ValueError(f"in_channels must be >= 1, got {in_channels}")
+        self.in_channels = int(in_channels)
+        self.transform_input = bool(transform_input) and self.in_channels == 3
 
         def ch(c: int) -> int:
             return max(1, round(c * width))
 
-        self.conv1 = BasicConv2d(3, ch(64), 7, stride=2, padding=3)
+        self.conv1 = BasicConv2d(self.in_channels, ch(64), 7, stride=2, padding=3)
         self.maxpool1 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
         self.conv2 = BasicConv2d(ch(64), ch(64), 1)
         self.conv3 = BasicConv2d(ch(64), ch(192), 3, padding=1)
@@ -166,9 +185,11 @@ class GoogLeNetTrunk(nn.Module):
         return x * scale + shift
 
     def forward(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
-        """``{8: inception3b, 16: inception4e, 32: inception5b}`` of an N×3×H×W batch."""
-        if x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f"expected an N×3×H×W input, got shape {tuple(x.shape)}")
+        """``{8: inception3b, 16: inception4e, 32: inception5b}`` of an N×C×H×W batch (C =
+        ``in_channels``)."""
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"expected an N×{self.in_channels}×H×W input, got shape "
+                             f"{tuple(x.shape)}")
         if self.transform_input:
             x = self._transform_input(x)
         short_h, short_w = self.min_input - x.shape[-2], self.min_input - x.shape[-1]
@@ -199,7 +220,12 @@ def load_googlenet_weights(
     """Copy torchvision's ImageNet ``googlenet`` file (``googlenet-1378be20.pth``) into an
     FCN-GoogLeNet: every trunk key one to one (BatchNorm statistics included), ``aux1``,
     ``aux2`` and ``fc`` dropped. Errors name the file and the missing or mis-shaped keys; the
-    input convention (torchvision's RGB) is recorded on ``model.input_convention``."""
+    input convention (torchvision's RGB) is recorded on ``model.input_convention``.
+
+    A multi-band model keeps its own convention; conv1 is widened to its bands
+    (:func:`fcnseg.models.weights.band_conv1`) from the [-1, 1] input the weights were trained
+    on (:data:`GOOGLENET_INPUT`, for torchvision's convention), the mean response moved into
+    conv1's BatchNorm."""
     path = Path(path)
     trunk_keys = [k for k in model.state_dict()
                   if k.split(".", 1)[0] == "conv1" or k.split(".", 1)[0] in INCEPTION_CONFIGS
@@ -211,7 +237,17 @@ def load_googlenet_weights(
     if unexpected:
         raise WeightsError(f"{path}: not torchvision's GoogLeNet; unexpected keys "
                            f"{unexpected[:12]}")
+    bands = model_bands(model)
+    if bands is not None:  # a multi-band model keeps its bands' convention
+        trained_on = get_convention(convention)
+        # torchvision's file (the builder passes the model's own convention when none is given)
+        if trained_on.bands is not None or trained_on.name == TORCHVISION_RGB.name:
+            trained_on = GOOGLENET_INPUT
+        offset = widen_first_conv(sd, "conv1.conv.weight", None, bands, trained_on)
+        if offset is not None and "conv1.bn.running_mean" in sd:
+            sd["conv1.bn.running_mean"] = sd["conv1.bn.running_mean"] - offset
     copy_convolutionalized(model, path, sd, {k: k for k in trunk_keys}, "torchvision GoogLeNet",
                            optional=("num_batches_tracked",))
-    model.input_convention = get_convention(convention)
+    if bands is None:
+        model.input_convention = get_convention(convention)
     return model

@@ -40,7 +40,14 @@ from fcnseg.models.identity import DescribedModel, ModelIdentity
 from fcnseg.models.keymap import KeyMap, use_reference_keys
 from fcnseg.models.preprocess import Preprocess
 from fcnseg.models.vgg import VGG16Trunk
-from fcnseg.models.weights import NONFINITE, WeightsError, first_nonfinite, read_state_dict
+from fcnseg.models.weights import (
+    COLOUR_BANDS,
+    NONFINITE,
+    WeightsError,
+    first_nonfinite,
+    read_state_dict,
+    widen_conv1,
+)
 from fcnseg.pretrained.resolve import resolve_checkpoint
 
 __all__ = [
@@ -50,6 +57,7 @@ __all__ = [
     "early_fusion_fcn",
     "init_late_fusion",
     "siftflow_fcn",
+    "widen_conv1",
 ]
 
 #: The SIFT Flow heads and the suffix the reference gives their layers.
@@ -64,48 +72,6 @@ def siftflow_fcn(trunk: VGG16Trunk, variant: str, identity: ModelIdentity, num_c
     heads = {name: vgg16_head(trunk, counts[name], variant, names=VGG_NAMES.suffixed(suffix))
              for name, suffix in HEAD_SUFFIXES.items()}
     return FCN(trunk, heads, identity, trunk_name=None)
-
-
-#: Band names that take an ImageNet colour filter of their own.
-COLOUR_BANDS = ("red", "green", "blue")
-
-
-def widen_conv1(weight: torch.Tensor, bands: Sequence[str], *, weight_order: str = "RGB",
-                keep_variance: bool = True) -> torch.Tensor:
-    """A first-convolution weight for input ``bands`` from a 3-channel colour one.
-
-    Bands named red, green and blue keep their own ImageNet filter (found in ``weight`` by
-    ``weight_order``, "RGB" or "BGR": the weights' own channel order); every other band (depth,
-    near infrared ...) starts from the mean of each filter over its colour channels. With
-    ``keep_variance`` every output filter is then scaled so that its output variance is that
-    of the colour layer for bands that are standardised and independent (the sum of its squared
-    weights is unchanged); with only the three colour bands the weight is unchanged.
-
-    Args:
-        weight: an (out, 3, k, k) convolution weight.
-        bands: the input bands in input order, e.g. ``("red", "green", "blue", "nir")``.
-        weight_order: the colour order of ``weight``'s input channels.
-        keep_variance: scale as above (False: the reference's early-fusion rule, unscaled).
-    """
-    if weight.dim() != 4 or weight.shape[1] != 3:
-        raise ValueError(f"expected a conv1_1 weight of shape (out, 3, k, k), got "
-                         f"{tuple(weight.shape)}")
-    if weight_order not in ("RGB", "BGR"):
-        raise ValueError(f"weight_order must be 'RGB' or 'BGR', got {weight_order!r}")
-    order = COLOUR_BANDS if weight_order == "RGB" else COLOUR_BANDS[::-1]
-    mean = weight.mean(dim=1)
-    filters = [weight[:, order.index(b.lower())] if b.lower() in COLOUR_BANDS else mean
-               for b in bands]
-    if not filters:
-        raise ValueError("no input bands given")
-    wide = torch.stack(filters, dim=1)
-    if not keep_variance:
-        return wide
-    before = weight.pow(2).sum(dim=(1, 2, 3))
-    after = wide.pow(2).sum(dim=(1, 2, 3))
-    scale = torch.where(after > 0, (before / after.clamp_min(1e-30)).sqrt(),
-                        torch.ones_like(after))
-    return wide * scale.view(-1, 1, 1, 1)
 
 
 def early_fusion_conv1(weight: torch.Tensor) -> torch.Tensor:

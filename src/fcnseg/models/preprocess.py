@@ -135,7 +135,13 @@ class Preprocess(nn.Module):
         if x.dim() != 4:
             raise ValueError(f"expected a batch N×C×H×W (N×3×H×W for RGB images) for input "
                              f"{name!r}, got shape {tuple(x.shape)}")
-        out = self.steps[name](x)
+        step = self.steps[name]
+        if isinstance(step, ChannelNormalize) and x.shape[1] != step.convention.channels:
+            what = ("bands " + ", ".join(step.convention.bands)
+                    if step.convention.bands is not None else "colour channels")
+            raise ValueError(f"expected N×{step.convention.channels}×H×W for input {name!r} "
+                             f"({what}), got shape {tuple(x.shape)}")
+        out = step(x)
         if not x.is_contiguous() and x.is_contiguous(
                 memory_format=torch.channels_last):
             out = out.contiguous(memory_format=torch.channels_last)

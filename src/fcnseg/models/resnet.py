@@ -22,7 +22,12 @@ from torch import nn
 
 from fcnseg.conventions import TORCHVISION_RGB, InputConvention, get_convention
 from fcnseg.models.geometry import IDENTITY, CoordMap, trace
-from fcnseg.models.weights import WeightsError, describe_mismatch, read_state_dict
+from fcnseg.models.weights import (
+    WeightsError,
+    describe_mismatch,
+    read_state_dict,
+    widen_first_conv,
+)
 from fcnseg.utils.typing import PathLike
 
 __all__ = [
@@ -299,8 +304,9 @@ def load_resnet_weights(
     ``module.input_convention``.
 
     For a ResNet of other than 3 input channels give its input ``bands``: the file's colour
-    ``conv1`` is widened to them by :func:`fcnseg.models.widen_conv1` (in ``convention``'s
-    channel order), and ``module.input_convention`` is left as it is (the bands' own).
+    ``conv1`` is widened to them by :func:`fcnseg.models.weights.band_conv1` (in
+    ``convention``'s channel order and scale), and ``module.input_convention`` is left as it
+    is (the bands' own).
     """
     path = Path(path)
     if prefix is None:
@@ -318,11 +324,8 @@ def load_resnet_weights(
         if bands is None or len(bands) != net.conv1.in_channels:
             raise ValueError(f"load_resnet_weights: the ResNet takes {net.conv1.in_channels} "
                              f"input channels: name its bands to widen the ImageNet conv1")
-        from fcnseg.models.multitask import widen_conv1  # noqa: PLC0415 - import cycle
-
-        if sd.get("conv1.weight") is not None and sd["conv1.weight"].dim() == 4:
-            sd["conv1.weight"] = widen_conv1(sd["conv1.weight"], bands,
-                                             weight_order=get_convention(convention).channel_order)
+        # conv1 has no bias; the offset of torchvision's standardised RGB is 0.
+        widen_first_conv(sd, "conv1.weight", None, bands, convention)
     problem = describe_mismatch(path, net, sd)
     if problem:
         raise WeightsError(f"{problem} (expected torchvision's ResNet-{net.depth} layout)")

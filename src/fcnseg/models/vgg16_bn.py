@@ -14,7 +14,13 @@ from torch import nn
 
 from fcnseg.conventions import TORCHVISION_RGB, InputConvention, get_convention
 from fcnseg.models.vgg import VGG16_BLOCKS
-from fcnseg.models.weights import WeightsError, copy_convolutionalized, read_state_dict
+from fcnseg.models.weights import (
+    WeightsError,
+    copy_convolutionalized,
+    model_bands,
+    read_state_dict,
+    widen_first_conv,
+)
 from fcnseg.utils.typing import PathLike
 
 __all__ = ["VGG16_BN_CONV_INDICES", "load_vgg16_bn_weights", "vgg16_bn_key_map"]
@@ -50,13 +56,20 @@ def load_vgg16_bn_weights(
     The convolutions and BatchNorms go to ``conv{b}_{i}`` / ``bn{b}_{i}``; the Linear fc6
     (25088→4096) and fc7 (4096→4096) are reshaped into the 7×7 and 1×1 convolutions; the 1000-way
     classifier is dropped. Errors name the file and the missing or mis-shaped keys. The input
-    convention (torchvision's RGB) is recorded on ``model.input_convention``.
+    convention (torchvision's RGB) is recorded on ``model.input_convention``; a multi-band
+    model keeps its own and gets conv1_1 widened to its bands
+    (:func:`fcnseg.models.weights.band_conv1`).
     """
     path = Path(path)
     if not getattr(model, "batch_norm", False):
         raise WeightsError(f"{path}: vgg16_bn weights need a model built with batch_norm=True")
+    sd = read_state_dict(path)
+    bands = model_bands(model)
+    if bands is not None:  # a multi-band model keeps its bands' convention
+        widen_first_conv(sd, "features.0.weight", "features.0.bias", bands, convention)
     # Files saved before PyTorch 0.4.1 lack num_batches_tracked; it is only a counter.
-    copy_convolutionalized(model, path, read_state_dict(path), vgg16_bn_key_map(), "vgg16_bn",
+    copy_convolutionalized(model, path, sd, vgg16_bn_key_map(), "vgg16_bn",
                            optional=("num_batches_tracked",))
-    model.input_convention = get_convention(convention)
+    if bands is None:
+        model.input_convention = get_convention(convention)
     return model

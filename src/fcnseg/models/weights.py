@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,9 @@ from fcnseg.utils.typing import PathLike
 from fcnseg.utils.validate import expect_mapping
 
 __all__ = [
+    "COLOUR_BANDS",
+    "IMAGENET_RGB_MEAN",
+    "IMAGENET_RGB_STD",
     "InitReport",
     "WeightsError",
     "copy_convolutionalized",
@@ -35,7 +38,11 @@ __all__ = [
     "read_state_dict",
     "read_weights",
     "save_backbone_weights",
+    "band_conv1",
+    "model_bands",
     "vgg16_torchvision_keys",
+    "widen_conv1",
+    "widen_first_conv",
 ]
 
 StateDict = dict[str, torch.Tensor]
@@ -221,6 +228,9 @@ def load_backbone_weights(
     convention). The file's input convention is recorded on ``model.input_convention``: the one
     the file records (``fcnseg convert`` writes it), else recognised from the published file
     names, otherwise ``convention`` must be given.
+
+    A multi-band model (one whose input convention names bands) keeps its convention; conv1_1
+    is widened to its bands from the file's by :func:`band_conv1`.
     """
     path = Path(path)
     sd, recorded = read_weights(path)
@@ -234,8 +244,12 @@ def load_backbone_weights(
             f"convention='caffe_bgr' (BGR, 0-255, mean subtracted) or 'torchvision_rgb' "
             f"(RGB, [0, 1], ImageNet mean/std)"
         )
+    bands = model_bands(model)
+    if bands is not None:  # a multi-band model keeps its bands' convention
+        widen_first_conv(sd, "features.0.weight", "features.0.bias", bands, conv)
     copy_convolutionalized(model, path, sd, vgg16_torchvision_keys(), "VGG16")
-    model.input_convention = conv
+    if bands is None:
+        model.input_convention = conv
     return model
 
 
@@ -274,6 +288,109 @@ def copy_convolutionalized(
     if bad:
         raise WeightsError(f"{path}: {what} weights do not fit the model: {_listing(bad)}")
     model.load_state_dict(new, strict=False)
+
+
+#: Band names that take an ImageNet colour filter of their own.
+COLOUR_BANDS = ("red", "green", "blue")
+
+
+def widen_conv1(weight: torch.Tensor, bands: Sequence[str], *, weight_order: str = "RGB",
+                keep_variance: bool = True) -> torch.Tensor:
+    """A first-convolution weight for input ``bands`` from a 3-channel colour one.
+
+    Bands named red, green and blue keep their own ImageNet filter (found in ``weight`` by
+    ``weight_order``, "RGB" or "BGR": the weights' own channel order); every other band (depth,
+    near infrared ...) starts from the mean of each filter over its colour channels. With
+    ``keep_variance`` every output filter is then scaled so that its output variance is that
+    of the colour layer for bands that are standardised and independent (the sum of its squared
+    weights is unchanged); with only the three colour bands the weight is unchanged.
+
+    Args:
+        weight: an (out, 3, k, k) convolution weight.
+        bands: the input bands in input order, e.g. ``("red", "green", "blue", "nir")``.
+        weight_order: the colour order of ``weight``'s input channels.
+        keep_variance: scale as above (False: the reference's early-fusion rule, unscaled).
+    """
+    if weight.dim() != 4 or weight.shape[1] != 3:
+        raise ValueError(f"expected a conv1_1 weight of shape (out, 3, k, k), got "
+                         f"{tuple(weight.shape)}")
+    if weight_order not in ("RGB", "BGR"):
+        raise ValueError(f"weight_order must be 'RGB' or 'BGR', got {weight_order!r}")
+    order = COLOUR_BANDS if weight_order == "RGB" else COLOUR_BANDS[::-1]
+    mean = weight.mean(dim=1)
+    filters = [weight[:, order.index(b.lower())] if b.lower() in COLOUR_BANDS else mean
+               for b in bands]
+    if not filters:
+        raise ValueError("no input bands given")
+    wide = torch.stack(filters, dim=1)
+    if not keep_variance:
+        return wide
+    before = weight.pow(2).sum(dim=(1, 2, 3))
+    after = wide.pow(2).sum(dim=(1, 2, 3))
+    scale = torch.where(after > 0, (before / after.clamp_min(1e-30)).sqrt(),
+                        torch.ones_like(after))
+    return wide * scale.view(-1, 1, 1, 1)
+
+
+#: ImageNet's mean and standard deviation of RGB pixels in [0, 1] (torchvision's constants).
+IMAGENET_RGB_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_RGB_STD = (0.229, 0.224, 0.225)
+
+
+def band_conv1(weight: torch.Tensor, bands: Sequence[str],
+               convention: InputConvention | str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A first convolution for standardised ``bands`` (a multi-band model's input, see
+    :func:`fcnseg.conventions.band_convention`) from a colour one trained in ``convention``.
+
+    Each colour input channel is first rescaled to standardised input: multiplied by the spread
+    that ImageNet pixels have in the convention's units (about 58 for Caffe's 0-255 minus mean,
+    1 for torchvision's standardised RGB), so that a standardised band drives its filter as much
+    as a colour channel did. Then the bands take the filters by :func:`widen_conv1` (red, green
+    and blue their own, in the weights' channel order; every other band the mean, the output
+    variance kept).
+
+    Returns the weight and, per output channel, what the colour layer added at ImageNet's mean
+    pixel (0 for torchvision's convention): add it to the layer's bias (or subtract it from the
+    running mean of the BatchNorm that follows) so that the dataset's mean pixel, which the
+    band convention maps to 0, gives the response ImageNet's mean gave.
+    """
+    conv = get_convention(convention)
+    if conv.bands is not None:
+        raise ValueError(f"expected the convention of colour weights, got one of bands "
+                         f"{list(conv.bands)}")
+    # Channel i of the weight holds colour rgb[i] of ImageNet's constants.
+    rgb = (0, 1, 2) if conv.channel_order == "RGB" else (2, 1, 0)
+    spread = [IMAGENET_RGB_STD[c] * 255 * conv.scale / s
+              for c, s in zip(rgb, conv.std, strict=True)]
+    centre = [(IMAGENET_RGB_MEAN[c] * 255 * conv.scale - m) / s
+              for c, m, s in zip(rgb, conv.mean, conv.std, strict=True)]
+    shape = (1, 3, 1, 1)
+    offset = (weight * weight.new_tensor(centre).view(shape)).sum(dim=(1, 2, 3))
+    scaled = weight * weight.new_tensor(spread).view(shape)
+    return widen_conv1(scaled, bands, weight_order=conv.channel_order), offset
+
+
+def model_bands(model: nn.Module) -> tuple[str, ...] | None:
+    """The input bands of a multi-band model (its input convention's), or None for colour."""
+    convention = getattr(model, "input_convention", None)
+    return None if convention is None else convention.bands
+
+
+def widen_first_conv(sd: dict[str, torch.Tensor], weight_key: str, bias_key: str | None,
+                     bands: Sequence[str], convention: InputConvention | str
+                     ) -> torch.Tensor | None:
+    """Replace a colour state dict's first convolution ``sd[weight_key]`` by
+    :func:`band_conv1`'s for ``bands``; its offset goes into ``sd[bias_key]`` when the layer
+    has a bias, else it is returned (for the BatchNorm that follows). A state dict without
+    ``weight_key`` is left alone (the copy then names the missing key)."""
+    if weight_key not in sd or sd[weight_key].dim() != 4 or sd[weight_key].shape[1] != 3:
+        return None
+    weight, offset = band_conv1(sd[weight_key], bands, convention)
+    sd[weight_key] = weight
+    if bias_key is not None and bias_key in sd:
+        sd[bias_key] = sd[bias_key] + offset
+        return None
+    return offset
 
 
 @dataclass

@@ -215,3 +215,71 @@ def test_data_arguments_name_folders_datasets_or_the_recipes_validation_set(tmp_
         parse_data("recipe", ckpt_recipe={})
     with pytest.raises(ValueError, match="no such folder"):
         parse_data(str(tmp_path / "missing" / "images"))
+
+
+def _largest_int8_weight(path: Path) -> int:
+    proto = onnx.load(str(path))
+    return max(int(np.abs(onnx.numpy_helper.to_array(t).astype(np.int32)).max())
+               for t in proto.graph.initializer if t.data_type == onnx.TensorProto.INT8)
+
+
+@pytest.mark.parametrize("flag, largest, exact", [("--reduce-range", 64, True),
+                                                  ("--no-reduce-range", 127, False)])
+def test_reduce_range_keeps_weights_where_cpus_without_vnni_cannot_saturate(
+        synthetic_checkpoint, tmp_path, flag, largest, exact) -> None:
+    out = tmp_path / "m.onnx"
+    assert main(["quantize", str(synthetic_checkpoint), "--calib", CALIB, "--out", str(out),
+                 flag]) == 0
+    # Per-channel symmetric: each channel's largest weight takes the top of the range.
+    assert _largest_int8_weight(out) == largest
+    quant = read_onnx_metadata(out)["quantization"]
+    assert quant["reduce_range"] is exact and quant["exact_without_vnni"] is exact
+
+
+@pytest.mark.parametrize("vnni", [True, False])
+def test_reduce_range_defaults_to_on_only_on_a_cpu_without_vnni(synthetic_checkpoint, tmp_path,
+                                                                monkeypatch, vnni) -> None:
+    monkeypatch.setattr("fcnseg.export.quantize.int8_dot_products", lambda: vnni)
+    out = tmp_path / "m.onnx"
+    assert main(["quantize", str(synthetic_checkpoint), "--calib", CALIB, "--out",
+                 str(out)]) == 0
+    assert read_onnx_metadata(out)["quantization"]["reduce_range"] is (not vnni)
+
+
+def test_int8_dot_products_are_read_from_the_cpu_flags() -> None:
+    from fcnseg.export.quantize import int8_dot_products
+
+    assert int8_dot_products(["avx2", "avx512f", "avx512_vnni"])
+    assert int8_dot_products(["avx2", "avx_vnni"]) and int8_dot_products(["amx_int8"])
+    assert not int8_dot_products(["avx2", "avx512f", "avx512bw"])  # Skylake-SP: vpmaddubsw
+
+
+@pytest.mark.parametrize("weight, exact", [(64, True), (-64, True), (65, False), (-127, False)])
+def test_pre_vnni_exactness_is_bounded_by_the_largest_int8_weight(weight, exact) -> None:
+    from onnx import TensorProto, helper, numpy_helper
+
+    from fcnseg.export.quantize import pre_vnni_exact
+
+    w = numpy_helper.from_array(np.array([[1, weight], [0, -3]], np.int8), "w")
+    scale = numpy_helper.from_array(np.array(0.1, np.float32), "s")
+    graph = helper.make_graph([helper.make_node("DequantizeLinear", ["w", "s"], ["y"])], "g",
+                              [], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 2])],
+                              [w, scale])
+    assert pre_vnni_exact(helper.make_model(graph)) is exact
+
+
+def test_the_engine_failing_on_a_model_is_one_line(synthetic_checkpoint, tmp_path, capsys,
+                                                    monkeypatch) -> None:
+    import onnxruntime.quantization as quantization
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("[ONNXRuntimeError] : 1 : FAIL : Node (conv1_1) Op (Conv)\n"
+                           "type inference failed\n  at line 12")
+
+    monkeypatch.setattr(quantization, "quantize_static", fails)
+    assert main(["quantize", str(synthetic_checkpoint), "--calib", CALIB,
+                 "--out", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "onnxruntime cannot quantize this model" in err and "conv1_1" in err
+    assert not (tmp_path / "m.onnx").exists()

@@ -60,9 +60,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(all int8) or 'sensitive' (always)")
     p.add_argument("--labels-out", action="store_true",
                    help="end the graph in an argmax: N×H×W uint8 labels instead of logits")
-    p.add_argument("--reduce-range", action="store_true",
-                   help="7-bit weights: for CPUs without VNNI, whose int8 kernels can "
-                        "saturate with full-range weights (check with --val there)")
+    p.add_argument("--reduce-range", action=argparse.BooleanOptionalAction, default=None,
+                   help="7-bit weights, for deployment on CPUs without VNNI (their int8 "
+                        "kernels can saturate full-range weights, never 7-bit ones, so they "
+                        "compute exactly what the gate measured); default: on only when "
+                        "this CPU has no VNNI/AMX-INT8")
     p.add_argument("--threads", type=options.positive_int, default=None,
                    help="ONNX Runtime threads (default: all cores)")
 

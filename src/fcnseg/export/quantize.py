@@ -21,7 +21,7 @@ import json
 import math
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,10 +43,17 @@ __all__ = [
     "QuantizeResult",
     "Comparison",
     "compare_models",
+    "int8_dot_products",
+    "pre_vnni_exact",
     "quantize_model",
 ]
 
 ENGINE = "onnxruntime"
+#: /proc/cpuinfo flags of int8 dot products that sum u8·s8 products in 32 bits.
+INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+#: Without them, x86 int8 kernels (``vpmaddubsw``) add each pair of u8·s8 products into a
+#: saturating int16.
+INT16_MAX = 32767
 #: ``keep_float`` choices: decide by measurement, all layers int8, or the sensitive ones float.
 KEEP_FLOAT = ("auto", "none", "sensitive")
 #: The float export's check: it guards against a wrong graph here (int8 differs far more),
@@ -70,8 +77,10 @@ class QuantizeOptions:
         keep_float: ``"auto"``, ``"none"`` or ``"sensitive"`` (see the module docstring).
         labels_out: the written graph ends in an argmax (uint8 labels).
         threads: ONNX Runtime threads for calibration and evaluation (None: torch's count).
-        reduce_range: 7-bit weights, for CPUs without VNNI: their u8s8 kernels add pairs of
-            products in 16 bits, which full-range weights can saturate.
+        reduce_range: 7-bit weights (within ±64), for CPUs without int8 dot products (VNNI):
+            their u8·s8 kernels add pairs of products in 16 bits, which full-range weights
+            can saturate and 7-bit ones cannot (2·255·64 < 2¹⁵), so such a CPU computes
+            exactly what the gate measured. None: on when this CPU has no VNNI/AMX-INT8.
     """
 
     max_drop: float = 1.0
@@ -79,7 +88,7 @@ class QuantizeOptions:
     keep_float: str = "auto"
     labels_out: bool = False
     threads: int | None = None
-    reduce_range: bool = False
+    reduce_range: bool | None = None
 
 
 @dataclass
@@ -222,6 +231,12 @@ def quantize_model(
     import onnx
 
     num_classes = len(description["class_names"])
+    reduce_range = options.reduce_range
+    if reduce_range is None:
+        reduce_range = not int8_dot_products()
+        if reduce_range:
+            log("this CPU has no int8 dot products (VNNI): weights in 7 bits (reduce_range), "
+                "which its int8 kernels compute without saturating")
     count = sum(1 for _ in calibration())  # reads every image: bad ones fail before the export
     if count == 0:
         raise QuantizeError("the calibration set is empty: give a folder of images or a "
@@ -242,7 +257,7 @@ def quantize_model(
             files[name] = tmp_dir / f"int8-{name}.onnx"
             _quantize_static(quantization, prepared, files[name],
                              _Reader(proto.graph.input[0].name, calibration), exclude,
-                             tmp_dir / "ranges.json", options.reduce_range)
+                             tmp_dir / "ranges.json", reduce_range)
         comparisons: dict[str, Comparison] = {}
         if validation is not None:
             float_session = _session(float_path, options.threads)
@@ -267,7 +282,8 @@ def quantize_model(
                 forced = True
         final = onnx.load(str(files[chosen]))
         _write_metadata(final, onnx.load(str(float_path), load_external_data=False),
-                        _record(options, result, forced))
+                        _record(options, result, forced, reduce_range,
+                                pre_vnni_exact(final)))
         if options.labels_out:
             append_argmax(final, wide=num_classes > 256)
             for entry in final.metadata_props:
@@ -300,13 +316,17 @@ def _float_onnx(quantization: Any, model: nn.Module, description: dict[str, Any]
     return float_path, prepared
 
 
-def _record(options: QuantizeOptions, result: QuantizeResult, forced: bool) -> dict[str, Any]:
+def _record(options: QuantizeOptions, result: QuantizeResult, forced: bool,
+            reduce_range: bool, exact_without_vnni: bool) -> dict[str, Any]:
     """The ``quantization`` metadata of the written model."""
     comparison = result.comparison
     return {
         "engine": ENGINE, "format": "QDQ",
-        "weights": ("int7 (reduce_range)" if options.reduce_range else "int8")
+        "weights": ("int7 (reduce_range)" if reduce_range else "int8")
         + ", per output channel, symmetric",
+        "reduce_range": reduce_range,
+        # True: a CPU without VNNI computes the same integers as the one the gate ran on.
+        "exact_without_vnni": exact_without_vnni,
         "activations": "uint8, per tensor, min/max calibration",
         "calibration_images": result.calibration_images, "keep_float": result.keep_float,
         "max_drop_points": options.max_drop, "forced": forced,
@@ -406,6 +426,31 @@ def compare_models(reference: Any, int8: Any,
     return Comparison(images, float(ref["mean_iu"]), float(q["mean_iu"]),
                       [float(v) for v in ref["iu"]], [float(v) for v in q["iu"]],
                       agree / max(total, 1))
+
+
+def int8_dot_products(flags: Iterable[str] | None = None) -> bool:
+    """Whether a CPU (this one by default; else its /proc/cpuinfo flags) has int8 dot products
+    that sum u8·s8 products in 32 bits (AVX512-VNNI, AVX-VNNI, AMX-INT8)."""
+    if flags is None:
+        from fcnseg.utils.hardware import cpu_info
+
+        flags = cpu_info().flags
+    return bool(set(INT8_DOT_FLAGS) & set(flags))
+
+
+def pre_vnni_exact(proto: Any) -> bool:
+    """Whether x86 CPUs without VNNI compute this QDQ model's integer products exactly: their
+    kernels add each pair of uint8-activation × int8-weight products into a saturating int16,
+    so every int8 weight must satisfy 2·255·|w| ≤ 32767 (|w| ≤ 64: reduce_range)."""
+    from onnx import TensorProto, numpy_helper
+
+    weights = {t.name: t for t in proto.graph.initializer if t.data_type == TensorProto.INT8}
+    largest = 0
+    for node in proto.graph.node:
+        if node.op_type == "DequantizeLinear" and node.input[0] in weights:
+            w = numpy_helper.to_array(weights[node.input[0]]).astype(np.int32)
+            largest = max(largest, int(np.abs(w).max(initial=0)))
+    return 2 * 255 * largest <= INT16_MAX
 
 
 def _cpu_record() -> dict[str, Any]:

@@ -11,6 +11,7 @@ from PIL import Image
 
 from fcnseg.data.palette import voc_palette
 from fcnseg.inference.visualize import (
+    HeatmapStyle,
     add_legend,
     background_classes,
     blend,
@@ -189,7 +190,7 @@ def test_heatmap_picture_has_a_title_and_a_colour_bar_from_vmax_to_vmin() -> Non
 def test_heatmap_picture_over_the_photo_blends_at_alpha() -> None:
     scores = np.linspace(0.0, 1.0, 12).reshape(3, 4)
     photo = np.full((3, 4, 3), 200, np.uint8)
-    picture = heatmap_picture(scores, image=photo, alpha=0.25, font_size=12)
+    picture = heatmap_picture(scores, image=photo, style=HeatmapStyle(alpha=0.25, font_size=12))
     expected = np.round(0.75 * 200 + 0.25 * heatmap(scores, vmin=0, vmax=1).astype(float))
     np.testing.assert_array_equal(picture[:3, :4], expected.astype(np.uint8))
     with pytest.raises(ValueError, match="size"):

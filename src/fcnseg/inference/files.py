@@ -28,6 +28,7 @@ from fcnseg.inference.images import ImageError
 from fcnseg.inference.prefetch import read_ahead, read_or_error
 from fcnseg.inference.segmenter import Prediction, Segmenter
 from fcnseg.inference.visualize import (
+    HeatmapStyle,
     add_legend,
     heatmap_picture,
     legend_entries,
@@ -433,9 +434,9 @@ def write_outputs(files: OutputFiles, pred: Prediction, palette: np.ndarray,
     maps += [(path, *doubt[kind]) for kind, path in files.uncertainty.items()]
     photo = pred.image if style.heatmap_over_photo else None
     for path, values, top, title in maps:
-        save_png(path, heatmap_picture(values, title=title, colormap=style.colormap, vmin=0.0,
-                                       vmax=top, image=photo, alpha=style.alpha,
-                                       annotate=style.legend))
+        look = HeatmapStyle(colormap=style.colormap, vmin=0.0, vmax=top, alpha=style.alpha,
+                            annotate=style.legend)
+        save_png(path, heatmap_picture(values, title=title, image=photo, style=look))
     if files.probs is not None:
         raw = {_NPZ_NAMES[k]: values for k, (values, _, _) in doubt.items()}
         with atomic_write(files.probs) as f:

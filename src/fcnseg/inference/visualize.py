@@ -14,6 +14,7 @@ import math
 import os
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,7 @@ __all__ = [
     "colormap_lut",
     "comparison_strip",
     "enlarge",
+    "HeatmapStyle",
     "heatmap",
     "heatmap_picture",
     "label_png_bytes",
@@ -263,6 +265,7 @@ _CONFIDENCE = (180, 40, 30)  # mean-confidence marks,
 _GAP = (230, 70, 50, 100)  # and the translucent gap between them (RGBA)
 
 
+@functools.lru_cache(maxsize=16)
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     """Pillow's bundled font at ``size`` pixels (no font files needed)."""
     try:
@@ -449,38 +452,48 @@ def colorbar(
     return np.asarray(img)
 
 
-def heatmap_picture(
-    scores: np.ndarray,
-    *,
-    title: str | None = None,
-    colormap: str | np.ndarray = "viridis",
-    vmin: float | None = 0.0,
-    vmax: float | None = 1.0,
-    image: np.ndarray | None = None,
-    alpha: float = 0.6,
-    font_size: int | None = None,
-    annotate: bool = True,
-) -> np.ndarray:
-    """A :func:`heatmap` with a title above and a colour bar beside it.
+@dataclass(frozen=True)
+class HeatmapStyle:
+    """How :func:`heatmap_picture` draws a map.
 
-    With ``image`` (H×W×3 uint8), the heatmap is blended over the photo at ``alpha``. A
-    ``vmin`` / ``vmax`` of None uses the map's own minimum / maximum, as :func:`heatmap` does.
-    ``annotate=False`` leaves out title and colour bar: the picture is then H×W×3.
+    Attributes:
+        colormap: a colormap name or a 256×3 table (see :func:`heatmap`).
+        vmin, vmax: the scores at the colormap's ends; None for the map's own minimum / maximum.
+        alpha: the heatmap's opacity over a photo.
+        font_size: the title's and colour bar's text size (None: by the picture's height).
+        annotate: add the title and colour bar (False: the picture is H×W×3).
+    """
+
+    colormap: str | np.ndarray = "viridis"
+    vmin: float | None = 0.0
+    vmax: float | None = 1.0
+    alpha: float = 0.6
+    font_size: int | None = None
+    annotate: bool = True
+
+
+def heatmap_picture(scores: np.ndarray, *, title: str | None = None,
+                    image: np.ndarray | None = None,
+                    style: HeatmapStyle = HeatmapStyle()) -> np.ndarray:
+    """A :func:`heatmap` with a title above and a colour bar beside it, drawn as ``style``
+    says.
+
+    With ``image`` (H×W×3 uint8), the heatmap is blended over the photo at ``style.alpha``.
     """
     s = np.nan_to_num(np.asarray(scores, dtype=np.float64))
-    lo = float(s.min()) if vmin is None else float(vmin)
-    hi = float(s.max()) if vmax is None else float(vmax)
-    picture = heatmap(s, colormap, vmin=lo, vmax=hi)
+    lo = float(s.min()) if style.vmin is None else float(style.vmin)
+    hi = float(s.max()) if style.vmax is None else float(style.vmax)
+    picture = heatmap(s, style.colormap, vmin=lo, vmax=hi)
     if image is not None:
         image = np.asarray(image)
         if image.shape != picture.shape:
             raise ValueError(f"heatmap over a photo needs an H×W×3 image of the map's size "
                              f"{s.shape}, got {image.shape}")
-        picture = blend(image, picture, alpha)
-    if not annotate:
+        picture = blend(image, picture, style.alpha)
+    if not style.annotate:
         return picture
-    size = font_size or text_size_for(picture.shape[0])
-    bar = colorbar(picture.shape[0], colormap, vmin=lo, vmax=hi if hi > lo else lo + 1,
+    size = style.font_size or text_size_for(picture.shape[0])
+    bar = colorbar(picture.shape[0], style.colormap, vmin=lo, vmax=hi if hi > lo else lo + 1,
                    font_size=size)
     body = _side_by_side([picture, bar], gap=max(4, size // 2))
     if title is None:
@@ -527,6 +540,35 @@ def comparison_strip(
                                             ignore_index=ignore_index))
 
 
+@dataclass(frozen=True)
+class _Plot:
+    """Where a reliability diagram's parts lie, in pixels: the square plot's top-left corner
+    and side, the share histogram's top and height."""
+
+    x0: int = 58
+    y0: int = 56
+    side: int = 400
+    hist_top: int = 56 + 400 + 22
+    hist_h: int = 80
+
+    def px(self, v: float) -> float:
+        return self.x0 + v * self.side
+
+    def py(self, v: float) -> float:
+        return self.y0 + (1 - v) * self.side
+
+
+_TEXT_SIZE = 14
+
+
+def _reliability_key() -> list[tuple[tuple[int, ...], str]]:
+    on_white = tuple(round(255 + (c - 255) * _GAP[3] / 255) for c in _GAP[:3])
+    return [(_BAR, "accuracy of the pixels in a bin"),
+            (_CONFIDENCE, "their mean confidence"),
+            (on_white, "the gap between the two"),
+            ((90, 90, 90), "perfect calibration")]
+
+
 def reliability_diagram(calibration: Mapping[str, Any], *, title: str | None = None) -> np.ndarray:
     """A reliability diagram as an RGB array: per confidence bin, the accuracy (bars) against
     the mean confidence (the gap shaded), the diagonal of perfect calibration, and below it the
@@ -535,46 +577,45 @@ def reliability_diagram(calibration: Mapping[str, Any], *, title: str | None = N
     ``calibration`` is what :meth:`fcnseg.metrics.CalibrationBins.compute` returns: ``ece``,
     ``pixels`` and ``bins``, a list of ``{lower, upper, count, confidence, accuracy}``.
     """
-    size = 14
-    font, small = _font(size), _font(size - 2)
-    plot, hist_h = 400, 80
-    left, right, top, gap, bottom = 58, 24, 56, 22, 48
+    plot, small = _Plot(), _font(_TEXT_SIZE - 2)
     # The key goes beside the plot, outside the axes: bars may reach any height in any bin.
-    on_white = tuple(round(255 + (c - 255) * _GAP[3] / 255) for c in _GAP[:3])
-    key = [(_BAR, "accuracy of the pixels in a bin"),
-           (_CONFIDENCE, "their mean confidence"),
-           (on_white, "the gap between the two"),
-           ((90, 90, 90), "perfect calibration")]
-    key_gap = 16
+    key, key_gap = _reliability_key(), 16
     key_width = 30 + max(_text_width(small, text) for _, text in key)
-    width = left + plot + key_gap + key_width + right
-    height = top + plot + gap + hist_h + bottom
+    width = plot.x0 + plot.side + key_gap + key_width + 24
+    height = plot.hist_top + plot.hist_h + 48
     img = Image.new("RGB", (width, height), _PAPER)
+    _draw_reliability_heading(ImageDraw.Draw(img), plot, calibration, title)
+    bins = list(calibration.get("bins", []))
+    img = _draw_reliability_bins(img, plot, [b for b in bins if b["count"]])
     draw = ImageDraw.Draw(img)
-    x0, y0 = left, top  # top-left corner of the plot
+    _draw_key(draw, key, plot.x0 + plot.side + key_gap, plot.y0)
+    _draw_share_histogram(draw, plot, bins)
+    return np.asarray(img)
 
-    def px(v: float) -> float:
-        return x0 + v * plot
 
-    def py(v: float) -> float:
-        return y0 + (1 - v) * plot
-
+def _draw_reliability_heading(draw: ImageDraw.ImageDraw, plot: _Plot,
+                              calibration: Mapping[str, Any], title: str | None) -> None:
+    """The title, the calibration error, and the plot's grid with its value labels."""
+    small = _font(_TEXT_SIZE - 2)
     ece = calibration.get("ece")
     pixels = int(calibration.get("pixels", 0))
-    heading = title or "reliability diagram"
-    draw.text((left, 8), heading, fill=_INK, font=font)
+    draw.text((plot.x0, 8), title or "reliability diagram", fill=_INK, font=_font(_TEXT_SIZE))
     ece_text = "n/a" if ece is None or not math.isfinite(ece) else f"{100 * ece:.2f}%"
-    draw.text((left, 28), f"expected calibration error {ece_text} over {pixels:,} pixels",
+    draw.text((plot.x0, 28), f"expected calibration error {ece_text} over {pixels:,} pixels",
               fill=_MUTED, font=small)
     for k in range(6):
         v = k / 5
-        draw.line([px(v), y0, px(v), y0 + plot], fill=(232, 232, 232))
-        draw.line([x0, py(v), x0 + plot, py(v)], fill=(232, 232, 232))
-        draw.text((x0 - 6, py(v)), f"{v:.1f}", fill=_INK, font=small, anchor="rm")
-    bins = list(calibration.get("bins", []))
-    counts = np.array([b["count"] for b in bins], dtype=np.float64)
-    share = counts / counts.sum() if counts.sum() > 0 else counts
-    filled = [b for b in bins if b["count"]]
+        draw.line([plot.px(v), plot.y0, plot.px(v), plot.y0 + plot.side], fill=(232, 232, 232))
+        draw.line([plot.x0, plot.py(v), plot.x0 + plot.side, plot.py(v)], fill=(232, 232, 232))
+        draw.text((plot.x0 - 6, plot.py(v)), f"{v:.1f}", fill=_INK, font=small, anchor="rm")
+
+
+def _draw_reliability_bins(img: Image.Image, plot: _Plot,
+                           filled: Sequence[Mapping[str, Any]]) -> Image.Image:
+    """The accuracy bars, the shaded gaps to the mean confidence, the confidence lines, the
+    diagonal, the frame and the rotated axis label; a new picture (the shade is composited)."""
+    px, py = plot.px, plot.py
+    draw = ImageDraw.Draw(img)
     for b in filled:
         draw.rectangle([px(b["lower"]) + 1, py(float(b["accuracy"])), px(b["upper"]) - 1, py(0)],
                        fill=_BAR, outline=(40, 70, 110))
@@ -592,20 +633,37 @@ def reliability_diagram(calibration: Mapping[str, Any], *, title: str | None = N
         y = py(float(b["confidence"]))
         draw.line([px(b["lower"]) + 1, y, px(b["upper"]) - 1, y], fill=_CONFIDENCE, width=2)
     draw.line([px(0), py(0), px(1), py(1)], fill=(90, 90, 90), width=2)
-    draw.rectangle([x0, y0, x0 + plot, y0 + plot], outline=_INK)
-    label = Image.new("RGB", (_text_width(small, "accuracy") + 4, size + 4), _PAPER)
+    draw.rectangle([plot.x0, plot.y0, plot.x0 + plot.side, plot.y0 + plot.side], outline=_INK)
+    small = _font(_TEXT_SIZE - 2)
+    label = Image.new("RGB", (_text_width(small, "accuracy") + 4, _TEXT_SIZE + 4), _PAPER)
     ImageDraw.Draw(label).text((2, 2), "accuracy", fill=_INK, font=small)
     label = label.rotate(90, expand=True)
-    img.paste(label, (x0 - 40 - label.width // 2, int(y0 + plot / 2 - label.height / 2)))
-    kx = x0 + plot + key_gap
+    img.paste(label, (plot.x0 - 40 - label.width // 2,
+                      int(plot.y0 + plot.side / 2 - label.height / 2)))
+    return img
+
+
+def _draw_key(draw: ImageDraw.ImageDraw, key: Sequence[tuple[tuple[int, ...], str]],
+              kx: float, top: float) -> None:
+    """The key's entries one under another: lines for the confidence and the diagonal,
+    swatches for the rest."""
+    small = _font(_TEXT_SIZE - 2)
     for i, (colour, text) in enumerate(key):
-        y = y0 + i * 20
+        y = top + i * 20
         if i in (1, 3):
             draw.line([kx, y + 6, kx + 14, y + 6], fill=colour, width=2)
         else:
             draw.rectangle([kx, y, kx + 14, y + 12], fill=colour, outline=_MUTED)
         draw.text((kx + 20, y + 6), text, fill=_INK, font=small, anchor="lm")
-    hy = y0 + plot + gap
+
+
+def _draw_share_histogram(draw: ImageDraw.ImageDraw, plot: _Plot,
+                          bins: Sequence[Mapping[str, Any]]) -> None:
+    """Below the plot: each bin's share of the pixels, scaled to the tallest, and the x axis."""
+    small = _font(_TEXT_SIZE - 2)
+    px, hy, hist_h = plot.px, plot.hist_top, plot.hist_h
+    counts = np.array([b["count"] for b in bins], dtype=np.float64)
+    share = counts / counts.sum() if counts.sum() > 0 else counts
     top_share = float(share.max()) if share.size else 0.0
     for b, s in zip(bins, share, strict=True):
         if s <= 0:
@@ -613,15 +671,14 @@ def reliability_diagram(calibration: Mapping[str, Any], *, title: str | None = N
         bar = max(1.0, hist_h * s / top_share)
         draw.rectangle([px(b["lower"]) + 1, hy + hist_h - bar, px(b["upper"]) - 1, hy + hist_h],
                        fill=(150, 150, 150))
-    draw.rectangle([x0, hy, x0 + plot, hy + hist_h], outline=_INK)
-    draw.text((x0 + 4, hy + 2), f"share of pixels (tallest {100 * top_share:.1f}%)",
+    draw.rectangle([plot.x0, hy, plot.x0 + plot.side, hy + hist_h], outline=_INK)
+    draw.text((plot.x0 + 4, hy + 2), f"share of pixels (tallest {100 * top_share:.1f}%)",
               fill=_MUTED, font=small)
     for k in range(6):
         v = k / 5
         draw.text((px(v), hy + hist_h + 4), f"{v:.1f}", fill=_INK, font=small, anchor="mt")
-    draw.text((x0 + plot / 2, hy + hist_h + 24), "confidence (largest class probability)",
-              fill=_INK, font=small, anchor="mt")
-    return np.asarray(img)
+    draw.text((plot.x0 + plot.side / 2, hy + hist_h + 24),
+              "confidence (largest class probability)", fill=_INK, font=small, anchor="mt")
 
 
 #: zlib strategy for pictures: run-length matches only. On photos (overlays, heatmaps over

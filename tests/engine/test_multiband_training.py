@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ from fcnseg.engine.preflight import header_size
 from fcnseg.engine.setup import sample_file_problems
 from fcnseg.models import build_model, widen_conv1
 from fcnseg.models.resnet import ResNet
+from fcnseg.models.weights import band_conv1
 from tests.floats import assert_close_to_scale
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -220,3 +222,26 @@ def test_a_vgg_fcn8s_recipe_builds_one_input_channel_per_band() -> None:
     model = build_training_model(config, 3, convention=convention)
     assert model.trunk.conv1_1.in_channels == len(BANDS)
     assert model.input_convention == convention
+
+
+def test_a_multiband_model_starts_from_a_colour_checkpoint_by_the_first_convolution_rule(
+        tiny_checkpoint: Any) -> None:
+    from fcnseg.engine.setup import build_training_model
+
+    path = tiny_checkpoint(["other", "vegetation", "bare"])  # a colour FCN-8s, Caffe's BGR
+    config = load_config("synthetic-fcn8s", ["model.backbone_weights=null", "model.width=0.0625",
+                                             "model.fc_channels=16", f"init={path}"])
+    convention = band_convention(BANDS, [1000.0] * 5, [300.0] * 5)
+    model = build_training_model(config, 3, convention=convention)
+    ckpt = load_checkpoint(path)
+    colour = ckpt["model_state_dict"]
+    weight, offset = band_conv1(colour["conv1_1.weight"], BANDS,
+                                ckpt["model"]["input_convention"])
+    own = model.state_dict()
+    assert own["conv1_1.weight"].shape[1] == len(BANDS)
+    torch.testing.assert_close(own["conv1_1.weight"], weight, rtol=0, atol=0)
+    torch.testing.assert_close(own["conv1_1.bias"], colour["conv1_1.bias"] + offset,
+                               rtol=0, atol=0)
+    for key in ("conv1_2.weight", "conv5_3.bias", "fc7.weight", "score_fr.weight"):
+        assert torch.equal(own[key], colour[key]), key
+    assert model.input_convention == convention  # the bands' statistics stay

@@ -19,7 +19,7 @@ from fcnseg.conventions import (
     InputConvention,
     band_convention,
 )
-from fcnseg.models import build_model
+from fcnseg.models import WeightsError, build_model, init_from
 from fcnseg.models.alexnet import CAFFE_ALEXNET_LAYERS, torchvision_alexnet_key_map
 from fcnseg.models.googlenet import GOOGLENET_INPUT
 from fcnseg.models.vgg16_bn import vgg16_bn_key_map
@@ -167,3 +167,35 @@ def test_random_multiband_models_take_one_channel_per_band(arch: str,
     assert out.shape == (1, 3, 36, 44)
     with pytest.raises(ValueError, match=f"N×{len(BANDS)}×H×W"):
         model(torch.rand(1, 3, 36, 44))
+
+
+def test_init_from_a_colour_googlenet_widens_conv1_and_moves_its_mean_into_the_batchnorm(
+) -> None:
+    torch.manual_seed(0)
+    colour = build_model("fcn8s_googlenet", num_classes=3, width=0.125)
+    with torch.no_grad():
+        colour.trunk.conv1.bn.running_mean.normal_()
+    multi = build_model("fcn8s_googlenet", num_classes=3, width=0.125,
+                        input_convention=BAND_CONVENTION)
+    report = init_from(multi, colour)
+    sd = colour.state_dict()
+    weight, offset = band_conv1(sd["conv1.conv.weight"], BANDS, TORCHVISION_RGB)
+    own = multi.state_dict()
+    torch.testing.assert_close(own["conv1.conv.weight"], weight, rtol=0, atol=0)
+    torch.testing.assert_close(own["conv1.bn.running_mean"],
+                               sd["conv1.bn.running_mean"] - offset, rtol=0, atol=0)
+    assert report.widened == ["conv1.conv.weight", "conv1.bn.running_mean"]
+    assert torch.equal(own["inception5b.branch1.conv.weight"],
+                       sd["inception5b.branch1.conv.weight"])
+    assert multi.input_convention == BAND_CONVENTION
+
+
+def test_init_from_a_model_of_other_bands_is_refused_in_one_line() -> None:
+    other = band_convention(("red", "green", "blue", "nir"), [1.0] * 4, [1.0] * 4)
+    source = build_model("fcn8s", num_classes=3, input_convention=other, **SMALL)
+    multi = build_model("fcn8s", num_classes=3, input_convention=BAND_CONVENTION, **SMALL)
+    with pytest.raises(WeightsError, match=r"^init: .* takes bands red, green, blue, nir, "
+                                           r"the model blue, green, red, nir, swir1, swir2"):
+        init_from(multi, source)
+    with pytest.raises(WeightsError, match=r"the model colour images"):
+        init_from(build_model("fcn8s", num_classes=3, **SMALL), source)

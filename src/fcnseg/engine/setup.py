@@ -327,8 +327,10 @@ def _init_from_file(model: nn.Module, init: str | Mapping[str, str]) -> None:
     except CheckpointError:
         ckpt = None  # not a checkpoint: a plain state dict file
     if ckpt is not None:
-        init_from(model, ckpt["model_state_dict"], name=init)
-        model.input_convention = get_convention(ckpt["model"]["input_convention"])
+        convention = get_convention(ckpt["model"]["input_convention"])
+        report = init_from(model, ckpt["model_state_dict"], name=init, convention=convention)
+        if not report.widened:  # a multi-band model from colour weights keeps its bands
+            model.input_convention = convention
         return
     if not Path(init).is_file():
         raise FileNotFoundError(f"init: {init}: no such checkpoint")

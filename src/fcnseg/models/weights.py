@@ -32,6 +32,7 @@ __all__ = [
     "WeightsError",
     "copy_convolutionalized",
     "describe_mismatch",
+    "first_conv_keys",
     "init_from",
     "load_backbone_weights",
     "load_fcn_weights",
@@ -404,6 +405,9 @@ class InitReport:
     kept: dict[str, str] = field(default_factory=dict)
     #: source keys the model has no place for
     unused: list[str] = field(default_factory=list)
+    #: model keys taken from a colour source's first convolution widened to the model's bands
+    #: (:func:`band_conv1`), with its bias or BatchNorm mean
+    widened: list[str] = field(default_factory=list)
 
     def __contains__(self, key: object) -> bool:
         return key in self.copied
@@ -417,6 +421,9 @@ class InitReport:
     def summary(self) -> str:
         """One line: counts, then every key left alone and why."""
         parts = [f"init from {self.source}: copied {len(self.copied)} tensors"]
+        if self.widened:
+            parts.append("widened the colour first convolution to the bands: "
+                         + _listing(self.widened))
         if self.kept:
             parts.append(f"kept the model's own initialisation for {len(self.kept)}: "
                          + _listing([f"{k} ({why})" for k, why in self.kept.items()], 40))
@@ -448,11 +455,75 @@ def first_nonfinite(sd: Mapping[str, torch.Tensor], keys: Iterable[str]) -> str 
     return None
 
 
+def first_conv_keys(model: nn.Module) -> tuple[str, str | None, str | None]:
+    """The state-dict keys of ``model``'s first convolution (the first Conv2d taking its input
+    channels): its weight, its bias (None without one) and the running mean of a BatchNorm
+    right after it (None without one)."""
+    channels = model.input_convention.channels  # type: ignore[union-attr]
+    # State-dict keys may be the reference's names, not module paths: found by the tensor.
+    key_of = {id(t): k for k, t in model.state_dict(keep_vars=True).items()}
+    conv: nn.Conv2d | None = None
+    for module in model.modules():
+        if conv is None and isinstance(module, nn.Conv2d) and module.in_channels == channels:
+            conv = module
+        elif conv is not None and isinstance(module, nn.BatchNorm2d | nn.Conv2d):
+            bn = module.running_mean if isinstance(module, nn.BatchNorm2d) else None
+            return _first_conv_keys(key_of, conv, bn)
+    if conv is None:
+        raise WeightsError(f"{type(model).__name__} has no convolution of {channels} input "
+                           f"channels")
+    return _first_conv_keys(key_of, conv, None)
+
+
+def _first_conv_keys(key_of: Mapping[int, str], conv: nn.Conv2d, bn_mean: torch.Tensor | None
+                     ) -> tuple[str, str | None, str | None]:
+    return (key_of[id(conv.weight)],
+            None if conv.bias is None else key_of.get(id(conv.bias)),
+            None if bn_mean is None else key_of.get(id(bn_mean)))
+
+
+def _widen_colour_source(model: nn.Module, sd: Mapping[str, torch.Tensor],
+                         convention: InputConvention | str | Mapping[str, Any] | None,
+                         what: str) -> tuple[Mapping[str, torch.Tensor], list[str]]:
+    """``sd`` with its colour first convolution widened to a multi-band ``model``'s bands by
+    :func:`band_conv1` (in the source's ``convention``), and the keys so set; ``sd`` as it is
+    when the model takes colour or the source is not colour weights of that layer."""
+    bands = model_bands(model)
+    if convention is None:
+        return sd, []
+    source = get_convention(convention)  # type: ignore[arg-type]
+    if bands is None and source.bands is not None:
+        raise WeightsError(f"init: {what} takes bands {', '.join(source.bands)}, the model "
+                           f"colour images: initialise from colour weights")
+    if bands is None:
+        return sd, []
+    if source.bands is not None:
+        if tuple(b.lower() for b in source.bands) != tuple(b.lower() for b in bands):
+            raise WeightsError(f"init: {what} takes bands {', '.join(source.bands)}, the model "
+                               f"{', '.join(bands)}: initialise from colour weights or a "
+                               f"model of the same bands")
+        return sd, []
+    weight, bias, bn_mean = first_conv_keys(model)
+    if weight not in sd or sd[weight].dim() != 4 or sd[weight].shape[1] != 3:
+        return sd, []
+    out = dict(sd)
+    out[weight], offset = band_conv1(sd[weight], bands, source)
+    widened = [weight]
+    if bias is not None and bias in sd:
+        out[bias] = sd[bias] + offset
+        widened.append(bias)
+    elif bn_mean is not None and bn_mean in sd:
+        out[bn_mean] = sd[bn_mean] - offset
+        widened.append(bn_mean)
+    return out, widened
+
+
 def init_from(
     model: nn.Module,
     source: nn.Module | Mapping[str, torch.Tensor] | PathLike,
     *,
     name: str | None = None,
+    convention: InputConvention | str | Mapping[str, Any] | None = None,
 ) -> InitReport:
     """Staged initialisation: copy every parameter of ``source`` whose name and shape match.
 
@@ -462,6 +533,12 @@ def init_from(
     Upsampling layers of different sizes keep their bilinear kernels. A module source also
     passes on its input convention. ``name`` says where the source came from in the report
     (e.g. the checkpoint path a state dict was read from).
+
+    A multi-band model (its input convention names bands) started from colour weights gets the
+    source's first convolution widened to its bands by :func:`band_conv1` (red, green and blue
+    keep their filters, other bands start from their mean, the output variance kept), given
+    the source's input ``convention`` (a module source brings its own); the model keeps its
+    bands' convention. A source of other bands is refused.
 
     Returns an :class:`InitReport` (iterating over it gives the copied keys) and logs its
     summary: every model key left at its own initialisation is named with the reason (not in
@@ -479,8 +556,11 @@ def init_from(
         sd = read_state_dict(source)
         what = str(source)
     what = name or what
+    if convention is None and isinstance(source, nn.Module):
+        convention = getattr(source, "input_convention", None)
+    sd, widened = _widen_colour_source(model, sd, convention, what)
     own = model.state_dict()
-    report = InitReport(what)
+    report = InitReport(what, widened=widened)
     for key, tensor in own.items():
         if key not in sd:
             report.kept[key] = "not in the source"
@@ -504,7 +584,7 @@ def init_from(
     bad = first_nonfinite(sd, report.copied)
     if bad is not None:
         raise WeightsError(f"init: {what}: tensor {bad} {NONFINITE}")
-    if isinstance(source, nn.Module) and hasattr(source, "input_convention"):
+    if isinstance(source, nn.Module) and hasattr(source, "input_convention") and not widened:
         model.input_convention = source.input_convention
     model.load_state_dict({k: sd[k] for k in report.copied}, strict=False)
     log.log(logging.WARNING if report.kept or report.unused else logging.INFO, "%s",

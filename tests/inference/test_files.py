@@ -9,6 +9,7 @@ from PIL import Image
 from fcnseg.inference import ImageError
 from fcnseg.inference.files import (
     MANIFEST_NAME,
+    OutputOptions,
     OwnOutputs,
     collect_inputs,
     output_files,
@@ -59,8 +60,8 @@ def _prediction(segmenter, smooth_image):
 
 def test_write_prediction_writes_and_lists_every_file(segmenter, smooth_image, tmp_path) -> None:
     pred = _prediction(segmenter, smooth_image)
-    files = write_prediction(tmp_path, "x", pred, segmenter.palette, heatmap_classes=[1],
-                             probs=True)
+    files = write_prediction(tmp_path, "x", pred, segmenter.palette,
+                             OutputOptions(heatmap_classes=(1,), probs=True))
     assert all(p.is_file() for p in files.all())
     np.testing.assert_array_equal(read_label_png(files.label), pred.label)
     with np.load(files.probs) as npz:
@@ -77,7 +78,7 @@ def test_write_prediction_never_replaces_a_protected_file(segmenter, smooth_imag
     pred = _prediction(segmenter, smooth_image)
     with pytest.raises(FileExistsError, match="x_label.png"):
         write_prediction(tmp_path, "x", pred, segmenter.palette,
-                         protected=frozenset({truth.resolve()}))
+                         OutputOptions(protected=frozenset({truth.resolve()})))
     assert truth.read_bytes() == b"ground truth"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x_label.png"], "nothing written"
 
@@ -85,7 +86,8 @@ def test_write_prediction_never_replaces_a_protected_file(segmenter, smooth_imag
 def test_heatmaps_need_probabilities(segmenter, smooth_image, tmp_path) -> None:
     pred = segmenter.predict(smooth_image)
     with pytest.raises(ValueError, match="return_probs=True"):
-        write_prediction(tmp_path, "x", pred, segmenter.palette, heatmap_classes=[1])
+        write_prediction(tmp_path, "x", pred, segmenter.palette,
+                         OutputOptions(heatmap_classes=(1,)))
 
 
 def test_segment_files_yields_each_input_in_order_with_its_error(segmenter, smooth_image,

@@ -15,7 +15,7 @@ import glob
 import itertools
 import os
 import re
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +44,7 @@ __all__ = [
     "MANIFEST_NAME",
     "OutputFiles",
     "OutputFolderError",
+    "OutputOptions",
     "OwnOutputs",
     "PictureStyle",
     "collect_inputs",
@@ -369,29 +370,58 @@ def output_files(out_dir: PathLike, name: str, class_names: Sequence[str],
     )
 
 
-def write_prediction(
-    out_dir: PathLike,
-    name: str,
-    pred: Prediction,
-    palette: np.ndarray,
-    *,
-    heatmap_classes: Iterable[int] = (),
-    uncertainty: Sequence[str] = (),
-    probs: bool = False,
-    style: PictureStyle = PictureStyle(),
-    protected: Collection[Path] = frozenset(),
-) -> OutputFiles:
-    """Write the outputs of one prediction into ``out_dir``; return where they went.
+@dataclass(frozen=True)
+class OutputOptions:
+    """What :func:`write_prediction` and :func:`fcnseg.inference.pipeline.write_predictions`
+    write for each prediction.
 
-    The files are listed in the folder's manifest before they are written. ``protected``
-    holds resolved paths that must never be replaced (the inputs): if an output would land on
-    one, :class:`FileExistsError` is raised before anything is written. ``heatmap_classes``,
-    ``uncertainty`` (``"entropy"``, ``"maxprob"``) and ``probs`` need ``pred.probs``.
-    This is :func:`reserve_outputs` followed by :func:`write_outputs`.
+    Attributes:
+        heatmap_classes: class indices whose heatmaps are written.
+        heatmaps_present: write heatmaps for the classes present in each prediction instead.
+        uncertainty: uncertainty maps to write (``"entropy"``, ``"maxprob"``).
+        probs: also write ``NAME_probs.npz``.
+        style: how overlays and heatmaps are drawn.
+        protected: resolved paths never to be replaced (the inputs).
+        observe: called with (input path, output name, prediction) for each prediction
+            after its files are written (in a writer thread): pre-annotations and
+            uncertainty ranking gather theirs this way.
     """
-    files = reserve_outputs(out_dir, name, pred, heatmap_classes=heatmap_classes,
-                            uncertainty=uncertainty, probs=probs, protected=protected)
-    write_outputs(files, pred, palette, style)
+
+    heatmap_classes: tuple[int, ...] = ()
+    heatmaps_present: bool = False
+    uncertainty: tuple[str, ...] = ()
+    probs: bool = False
+    style: PictureStyle = field(default_factory=PictureStyle)
+    protected: frozenset[Path] = field(default_factory=frozenset)
+    observe: Callable[[Path, str, Prediction], None] | None = None
+    observe_needs_probs: bool = False
+
+    def heatmaps_for(self, pred: Prediction) -> tuple[int, ...]:
+        """The classes whose heatmaps are written for ``pred``."""
+        return tuple(pred.present_classes()) if self.heatmaps_present else self.heatmap_classes
+
+    @property
+    def needs_probs(self) -> bool:
+        """Whether the predictions must carry probabilities."""
+        return bool(self.probs or self.heatmap_classes or self.heatmaps_present
+                    or self.uncertainty or self.observe_needs_probs)
+
+
+def write_prediction(out_dir: PathLike, name: str, pred: Prediction, palette: np.ndarray,
+                     options: OutputOptions = OutputOptions()) -> OutputFiles:
+    """Write the outputs of one prediction into ``out_dir`` as ``options`` say; return where
+    they went (its first head's; ``options.observe`` is not called).
+
+    The files are listed in the folder's manifest before they are written. ``options.protected``
+    holds resolved paths that must never be replaced (the inputs): if an output would land on
+    one, :class:`FileExistsError` is raised before anything is written. Heatmaps, uncertainty
+    maps and probabilities need ``pred.probs``. This is :func:`reserve_outputs` followed by
+    :func:`write_outputs`.
+    """
+    files = reserve_outputs(out_dir, name, pred, heatmap_classes=options.heatmaps_for(pred),
+                            uncertainty=options.uncertainty, probs=options.probs,
+                            protected=options.protected)
+    write_outputs(files, pred, palette, options.style)
     return files
 
 

@@ -11,14 +11,20 @@ input order, before a writer thread draws them.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from fcnseg.data.palette import distinct_palette
-from fcnseg.inference.files import PictureStyle, reserve_outputs, segment_files, write_outputs
+from fcnseg.inference.files import (
+    OutputFiles,
+    OutputOptions,
+    PictureStyle,
+    reserve_outputs,
+    segment_files,
+    write_outputs,
+)
 from fcnseg.inference.images import ImageError
 from fcnseg.inference.prefetch import background_pool, default_workers, in_order
 from fcnseg.inference.segmenter import Prediction, Segmenter
@@ -29,38 +35,6 @@ __all__ = [
     "predict_files",
     "write_predictions",
 ]
-
-@dataclass(frozen=True)
-class OutputOptions:
-    """What :func:`write_predictions` writes for each prediction.
-
-    Attributes:
-        heatmap_classes: class indices whose heatmaps are written.
-        heatmaps_present: write heatmaps for the classes present in each prediction instead.
-        uncertainty: uncertainty maps to write (``"entropy"``, ``"maxprob"``).
-        probs: also write ``NAME_probs.npz``.
-        style: how overlays and heatmaps are drawn.
-        protected: resolved paths never to be replaced (the inputs).
-        observe: called with (input path, output name, prediction) for each prediction
-            after its files are written (in a writer thread): pre-annotations and
-            uncertainty ranking gather theirs this way.
-    """
-
-    heatmap_classes: tuple[int, ...] = ()
-    heatmaps_present: bool = False
-    uncertainty: tuple[str, ...] = ()
-    probs: bool = False
-    style: PictureStyle = field(default_factory=PictureStyle)
-    protected: frozenset[Path] = field(default_factory=frozenset)
-    observe: Callable[[Path, str, Prediction], None] | None = None
-    observe_needs_probs: bool = False
-
-    @property
-    def needs_probs(self) -> bool:
-        """Whether the predictions must carry probabilities."""
-        return bool(self.probs or self.heatmap_classes or self.heatmaps_present
-                    or self.uncertainty or self.observe_needs_probs)
-
 
 @dataclass(frozen=True)
 class FileOutcome:
@@ -87,55 +61,8 @@ def write_predictions(
     is reported, and the others are still written. ``workers=0`` writes in the calling thread.
     At most ``pending`` predictions wait to be written (more than a batch, so that the model
     goes on with the next batch while the last one's outputs are written)."""
-    style = options.style
-    plain = PictureStyle(alpha=style.alpha, legend=style.legend, outlines=style.outlines)
-
-    def reserved(name: str, pred: Prediction) -> tuple[list[tuple[Any, ...]], Exception | None]:
-        """Each head's files, listed in the manifest (here, in input order), with what draws
-        them; and the error that stopped the listing, if any."""
-        heat = pred.present_classes() if options.heatmaps_present else options.heatmap_classes
-        todo: list[tuple[Any, ...]] = []
-        try:
-            files = reserve_outputs(out_dir, name, pred, heatmap_classes=heat,
-                                    uncertainty=options.uncertainty, probs=options.probs,
-                                    protected=options.protected)
-            todo.append((files, pred, palette, style))
-            # A model with several heads (SIFT Flow): each further head writes its label map
-            # and overlay as NAME_<head>_label.png ...
-            for head, head_pred in list(pred.heads.items())[1:]:
-                files = reserve_outputs(out_dir, f"{name}_{head}", head_pred,
-                                        protected=options.protected)
-                todo.append((files, head_pred, distinct_palette(head_pred.class_names), plain))
-        except (OSError, ValueError) as e:
-            return todo, e
-        return todo, None
-
-    def job(path: Path, name: str, pred: Prediction | Exception) -> Callable[[], FileOutcome]:
-        if isinstance(pred, ImageError):  # its message names the file
-            return lambda: FileOutcome(path, name, f"skipped {pred}")
-        if isinstance(pred, Exception):
-            return lambda: FileOutcome(path, name, f"skipped {path}: prediction failed "
-                                                   f"({type(pred).__name__}: {pred})")
-        todo, stopped = reserved(name, pred)
-
-        def write() -> FileOutcome:
-            try:
-                for files, p, colours, how in todo:
-                    write_outputs(files, p, colours, how)
-                if stopped is not None:
-                    raise stopped
-            except (OSError, ValueError) as e:
-                hint = "; choose another --out" if isinstance(e, FileExistsError) else ""
-                return FileOutcome(path, name, f"{path}: cannot write outputs ({e}{hint})")
-            if options.observe is not None:
-                try:
-                    options.observe(path, name, pred)
-                except (OSError, ValueError) as e:
-                    return FileOutcome(path, name, f"{path}: {e}")
-            return FileOutcome(path, name)
-        return write
-
-    jobs = (job(path, name, pred) for path, name, pred in predictions)
+    jobs = (_write_job(path, name, pred, out_dir, palette, options)
+            for path, name, pred in predictions)
     if workers == 0:
         for run in jobs:
             yield run()
@@ -143,6 +70,61 @@ def write_predictions(
     count = workers or default_workers()
     with background_pool(count, "fcnseg-write") as pool:
         yield from in_order(jobs, pool, max(pending, 2 * count))
+
+
+#: One set of files to draw: where they go, the prediction, its palette and picture style.
+_Drawing = tuple[OutputFiles, Prediction, np.ndarray, PictureStyle]
+
+
+def _reserve_heads(out_dir: Path, name: str, pred: Prediction, palette: np.ndarray,
+                   options: OutputOptions) -> tuple[list[_Drawing], Exception | None]:
+    """Each head's files, listed in the manifest (here, in input order), with what draws
+    them; and the error that stopped the listing, if any."""
+    style = options.style
+    plain = PictureStyle(alpha=style.alpha, legend=style.legend, outlines=style.outlines)
+    todo: list[_Drawing] = []
+    try:
+        files = reserve_outputs(out_dir, name, pred, heatmap_classes=options.heatmaps_for(pred),
+                                uncertainty=options.uncertainty, probs=options.probs,
+                                protected=options.protected)
+        todo.append((files, pred, palette, style))
+        # A model with several heads (SIFT Flow): each further head writes its label map
+        # and overlay as NAME_<head>_label.png ...
+        for head, head_pred in list(pred.heads.items())[1:]:
+            files = reserve_outputs(out_dir, f"{name}_{head}", head_pred,
+                                    protected=options.protected)
+            todo.append((files, head_pred, distinct_palette(head_pred.class_names), plain))
+    except (OSError, ValueError) as e:
+        return todo, e
+    return todo, None
+
+
+def _write_job(path: Path, name: str, pred: Prediction | Exception, out_dir: Path,
+               palette: np.ndarray, options: OutputOptions) -> Callable[[], FileOutcome]:
+    """What a writer thread runs for one item; its files are reserved here, in input order."""
+    if isinstance(pred, ImageError):  # its message names the file
+        return lambda: FileOutcome(path, name, f"skipped {pred}")
+    if isinstance(pred, Exception):
+        return lambda: FileOutcome(path, name, f"skipped {path}: prediction failed "
+                                               f"({type(pred).__name__}: {pred})")
+    todo, stopped = _reserve_heads(out_dir, name, pred, palette, options)
+
+    def write() -> FileOutcome:
+        try:
+            for files, p, colours, how in todo:
+                write_outputs(files, p, colours, how)
+            if stopped is not None:
+                raise stopped
+        except (OSError, ValueError) as e:
+            hint = "; choose another --out" if isinstance(e, FileExistsError) else ""
+            return FileOutcome(path, name, f"{path}: cannot write outputs ({e}{hint})")
+        if options.observe is not None:
+            try:
+                options.observe(path, name, pred)
+            except (OSError, ValueError) as e:
+                return FileOutcome(path, name, f"{path}: {e}")
+        return FileOutcome(path, name)
+    return write
 
 
 def predict_files(

@@ -228,6 +228,31 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Check values whose errors would otherwise surface deep inside training."""
+        self._validate_choices()
+        self._validate_sizes()
+        if self.channels_last is not None and not isinstance(self.channels_last, bool):
+            raise ConfigError(f"channels_last: expected true, false or null (by device), got "
+                              f"{self.channels_last!r}")
+        if self.optim.lr <= 0:
+            raise ConfigError(f"optim.lr: must be positive, got {self.optim.lr!r}")
+        if not 0.0 < self.loss.sample_rate <= 1.0:
+            raise ConfigError(f"loss.sample_rate: must be in (0, 1], got "
+                              f"{self.loss.sample_rate!r}")
+        self._validate_class_weights()
+        self._validate_loss_name()
+        self._validate_run_extras()
+        if self.published is not None:
+            expect_mapping(self.published, "published", error=ConfigError)
+        if self.data.scale_range is not None and len(self.data.scale_range) != 2:
+            raise ConfigError(f"data.scale_range: expected [min, max], got "
+                              f"{self.data.scale_range!r}")
+        spec = "a dataset spec with a 'name'"
+        if "name" not in expect_mapping(self.data.train, "data.train", spec, error=ConfigError):
+            raise ConfigError(f"data.train: expected {spec}")
+        return self
+
+    def _validate_choices(self) -> None:
+        """Fields with a fixed set of values, and counts that must be positive."""
         checks = [
             ("loss.reduction", self.loss.reduction, ("sum", "mean")),
             ("optim.name", self.optim.name, ("sgd", "adam", "adamw")),
@@ -247,6 +272,9 @@ class TrainConfig:
         for key, value in positive:
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{key}: must be a positive integer, got {value!r}")
+
+    def _validate_sizes(self) -> None:
+        """Crop and batch sizes, worker counts and the progress interval."""
         crop = self.data.crop_size
         if crop is not None and crop != "auto" and (isinstance(crop, bool)
                                                     or not isinstance(crop, int) or crop < 1):
@@ -268,26 +296,6 @@ class TrainConfig:
                                   or workers < 0):
             raise ConfigError(f"data.num_workers: expected a number of processes (0 or more) "
                               f"or auto, got {workers!r}")
-        if self.channels_last is not None and not isinstance(self.channels_last, bool):
-            raise ConfigError(f"channels_last: expected true, false or null (by device), got "
-                              f"{self.channels_last!r}")
-        if self.optim.lr <= 0:
-            raise ConfigError(f"optim.lr: must be positive, got {self.optim.lr!r}")
-        if not 0.0 < self.loss.sample_rate <= 1.0:
-            raise ConfigError(f"loss.sample_rate: must be in (0, 1], got "
-                              f"{self.loss.sample_rate!r}")
-        self._validate_class_weights()
-        self._validate_loss_name()
-        self._validate_run_extras()
-        if self.published is not None:
-            expect_mapping(self.published, "published", error=ConfigError)
-        if self.data.scale_range is not None and len(self.data.scale_range) != 2:
-            raise ConfigError(f"data.scale_range: expected [min, max], got "
-                              f"{self.data.scale_range!r}")
-        spec = "a dataset spec with a 'name'"
-        if "name" not in expect_mapping(self.data.train, "data.train", spec, error=ConfigError):
-            raise ConfigError(f"data.train: expected {spec}")
-        return self
 
     def _validate_class_weights(self) -> None:
         weights, max_weight = self.loss.class_weights, self.loss.max_weight

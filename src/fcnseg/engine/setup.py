@@ -160,18 +160,7 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
         raise ValueError(f"loss.class_weights: {config.data.train.get('name')} is labelled per "
                          f"head ({', '.join(head_classes)}); class weights apply to one head "
                          f"only: set loss.class_weights=none")
-    if info.distributed and config.model.backbone_weights and resume_ckpt is None:
-        # Rank 0 downloads published weights first; the others then find them in the cache.
-        if info.is_main:
-            _backbone_file(config.model.backbone_weights)
-        dist.barrier()
-    # Multi-band images: the model takes their bands, standardised by the dataset's statistics.
-    convention = plain.band_convention() if getattr(plain, "bands", None) else None
-    model = build_training_model(config, len(class_names), pretrained=resume_ckpt is None,
-                                 convention=convention)
-    if resume_ckpt is not None:
-        # The run's own checkpoint says how its weights expect their pixels.
-        model.input_convention = get_convention(resume_ckpt["model"]["input_convention"])
+    model = _run_model(config, info, plain, len(class_names), resume_ckpt)
     class_weights, class_pixels = build_class_weights(
         _saved_class_weights(resume_ckpt) or config.loss.class_weights, plain,
         max_weight=config.loss.max_weight, workers=loader_workers(config.data.num_workers),
@@ -182,7 +171,6 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
     cell, offset = score_grid(model)
     loss_sampler = LossSampler(config.loss.sample_rate, ignore_index=ignore_index, cell=cell,
                                offset=offset, seed=config.seed, rank=info.rank)
-
     precision = resolve_precision(config.precision, info.device)
     channels_last = config.channels_last
     if channels_last is None:
@@ -205,6 +193,24 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
         channels_last=channels_last, precision=precision, head_classes=head_classes,
         eval_exclude_classes=getattr(plain, "eval_exclude_classes", ()), ema=ema,
         notes=notes, background_class=getattr(plain, "background_class", None))
+
+
+def _run_model(config: TrainConfig, info: DistInfo, plain: Any, num_classes: int,
+               resume_ckpt: Mapping[str, Any] | None) -> nn.Module:
+    """The model to train: pretrained weights unless resuming, the bands of multi-band data."""
+    if info.distributed and config.model.backbone_weights and resume_ckpt is None:
+        # Rank 0 downloads published weights first; the others then find them in the cache.
+        if info.is_main:
+            _backbone_file(config.model.backbone_weights)
+        dist.barrier()
+    # Multi-band images: the model takes their bands, standardised by the dataset's statistics.
+    convention = plain.band_convention() if getattr(plain, "bands", None) else None
+    model = build_training_model(config, num_classes, pretrained=resume_ckpt is None,
+                                 convention=convention)
+    if resume_ckpt is not None:
+        # The run's own checkpoint says how its weights expect their pixels.
+        model.input_convention = get_convention(resume_ckpt["model"]["input_convention"])
+    return model
 
 
 def _unwrapped(dataset: Any) -> Any:

@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse, Response
 
 from fcnseg.inference import Segmenter
 from fcnseg.serve.admission import Admission
+from fcnseg.serve.bands import probe_raster, segment_raster, takes_bands
 from fcnseg.serve.batching import BatchingDecision, InferenceBatcher, decide_batching
 from fcnseg.serve.limits import ConnectionGauge, ServiceLimits, connection_cap
 from fcnseg.serve.modalities import (
@@ -95,6 +96,15 @@ class SegmentationService:
                     segment_inputs, self.segmenter, uploads, options, self.limits.max_pixels,
                     limiter=self.admission.limiter)
             return _response(answer)
+        if takes_bands(self.segmenter):  # one raster of the model's bands
+            with self.admission.place():
+                data = await read_upload(request)
+                await anyio.to_thread.run_sync(probe_raster, data, self.segmenter,
+                                               self.limits.max_pixels)
+                answer = await anyio.to_thread.run_sync(
+                    segment_raster, self.segmenter, data, options, self.limits.max_pixels,
+                    limiter=self.admission.limiter)
+            return _response(answer)
         with self.admission.place():
             data = await read_upload(request)
             await anyio.to_thread.run_sync(probe_image, data, self.limits.max_pixels)
@@ -113,6 +123,9 @@ def _batching_decision(segmenter: Segmenter, limits: ServiceLimits,
         return BatchingDecision(batching, f"{'on' if batching else 'off'}: as configured")
     if takes_several_inputs(segmenter):
         return BatchingDecision(False, "off: the model takes several inputs per request")
+    if takes_bands(segmenter):
+        return BatchingDecision(False, "off: the model takes multi-band rasters, segmented one "
+                                       "at a time")
     if limits.max_concurrency == 1:
         return BatchingDecision(False, "off: one request is segmented at a time")
     return decide_batching(segmenter, max_pixels=limits.max_pixels)

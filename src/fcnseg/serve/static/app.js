@@ -38,8 +38,12 @@ async function loadModel() {
     ? heads.map((h) => `${h} ${model.heads[h].class_names.length}`).join(" + ") + " classes"
     : `${model.num_classes} classes`;
   const inputs = severalInputs() ? `, inputs ${model.input_names.join(" + ")}` : "";
+  // A multi-band model takes rasters of its bands (TIFF); the server draws their picture.
+  const bands = model.input_convention.bands;
+  const bandList = bands ? `, bands ${bands.join(", ")}` : "";
+  if (bands) $("file").accept = "image/*,.tif,.tiff";
   $("model-summary").textContent =
-    `${model.arch}${geometry}, ${classes}${inputs}, ${model.input_convention.name} input`;
+    `${model.arch}${geometry}, ${classes}${inputs}${bandList}, ${model.input_convention.name} input`;
   const limits = model.limits;
   $("limits").textContent = severalInputs()
     ? `Up to ${megabytes(limits.max_upload_bytes)} in all, ` +
@@ -257,7 +261,9 @@ async function sendForm(form, original, title, note) {
     return;
   }
   const result = await response.json();
-  $("original").src = state.originalUrl;
+  $("original").src = result.image_png
+    ? "data:image/png;base64," + result.image_png
+    : state.originalUrl;
   $("overlay").src = "data:image/png;base64," + result.overlay_png;
   showHeadOverlays(result);
   state.heatmaps = collectHeatmaps(result);

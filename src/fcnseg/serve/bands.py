@@ -1,0 +1,144 @@
+"""Requests to a multi-band model: one raster upload (a TIFF of the model's bands, or any
+format the raster reader takes), its header checked, read, segmented whole and answered like
+a colour image; the overlay is drawn from the bands named red, green and blue, each stretched
+from its 2nd to its 98th percentile (else the first band in grey).
+
+A colour model keeps the image API of :mod:`fcnseg.serve.segment`.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from fcnseg.data.images import ImageError, ImageTooLargeError
+from fcnseg.data.rasters import RasterReader, display_rgb, open_raster
+from fcnseg.inference import Prediction, Segmenter
+from fcnseg.inference.rasters import model_bands, segmenter_tile_fn
+from fcnseg.inference.visualize import picture_png_bytes
+from fcnseg.serve.errors import RequestError
+from fcnseg.serve.segment import (
+    SegmentOptions,
+    encode_answer,
+    log,
+    preview_size,
+    probe_image,
+)
+
+__all__ = ["picture_bands", "probe_raster", "segment_raster", "takes_bands"]
+
+#: The first bytes of a TIFF (classic and BigTIFF, either byte order).
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+#: The bands drawn as a picture's red, green and blue, where the model has all three.
+COLOUR_BANDS = ("red", "green", "blue")
+
+
+def takes_bands(segmenter: Segmenter) -> bool:
+    """Whether ``segmenter``'s model takes multi-band rasters (not colour images)."""
+    return segmenter.input_convention.bands is not None
+
+
+def picture_bands(bands: Sequence[str]) -> tuple[str, ...] | None:
+    """The bands drawn as red, green and blue (by name), or None (the first band in grey)."""
+    have = {b.lower() for b in bands}
+    return COLOUR_BANDS if all(b in have for b in COLOUR_BANDS) else None
+
+
+@contextlib.contextmanager
+def _opened(data: bytes, segmenter: Segmenter,
+            max_pixels: int) -> Iterator[tuple[RasterReader, Path]]:
+    """The upload as a raster reader of the model's bands (by name where the file names them;
+    else every band in file order), with the temporary file it reads. Errors are
+    :class:`RequestError` naming the upload: 415 for no image, 413 for too many pixels, 400
+    for other bands or a corrupt file."""
+    if not data.startswith(TIFF_MAGIC):
+        probe_image(data, max_pixels)  # other formats: those of the image reader, else 415
+    # The raster readers (tifffile, rasterio) read files: the upload goes to a private
+    # temporary one, removed at once after.
+    fd, name = tempfile.mkstemp(prefix="fcnseg-upload-", suffix=".tif")
+    path = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        try:
+            reader = open_raster(path, max_pixels=max_pixels)
+            bands = model_bands(segmenter, reader.info)
+            if bands is not None:
+                reader.close()
+                reader = open_raster(path, bands=bands, max_pixels=max_pixels)
+        except ImageTooLargeError as e:
+            raise RequestError(413, _named(e, path)) from None
+        except ImageError as e:
+            raise RequestError(400, _named(e, path)) from None
+        try:
+            _check_bands(segmenter, reader, path)
+            yield reader, path
+        finally:
+            reader.close()
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _named(e: ImageError, path: Path) -> str:
+    """``e``'s message about the upload rather than its temporary file."""
+    message = " ".join(f"upload: {e.problem}".split())  # one line
+    return message.replace(str(path), "upload").replace(path.name, "upload")
+
+
+def _check_bands(segmenter: Segmenter, reader: RasterReader, path: Path) -> None:
+    try:
+        segmenter_tile_fn(segmenter, reader.info)  # checks the band count, nothing run
+    except ImageError as e:
+        raise RequestError(400, _named(e, path)) from None
+
+
+def probe_raster(data: bytes, segmenter: Segmenter, max_pixels: int) -> tuple[int, int]:
+    """Width and height from the raster's header, its bands checked, no pixel decoded."""
+    with _opened(data, segmenter, max_pixels) as (reader, _):
+        return reader.info.width, reader.info.height
+
+
+def segment_raster(segmenter: Segmenter, data: bytes, options: SegmentOptions,
+                   max_pixels: int) -> bytes | dict[str, Any]:
+    """Read, segment and encode one multi-band upload (see the module doc): the label map as
+    PNG bytes for ``format="png"``, else the JSON payload, with ``image_png``, the picture of
+    the raster (its red, green and blue bands stretched 2/98) at the preview size. Slow: run
+    it in a worker thread."""
+    t0 = time.perf_counter()
+    with _opened(data, segmenter, max_pixels) as (reader, path):
+        try:
+            image = reader.read_all()
+        except ImageError as e:
+            raise RequestError(400, _named(e, path)) from None
+        run = segmenter_tile_fn(segmenter, reader.info)
+    t1 = time.perf_counter()
+    try:
+        logits = run(image[None])
+    except Exception as e:  # noqa: BLE001 - one failed request must not end the service
+        log.exception("segmenting a raster upload of %d×%d failed", image.shape[1],
+                      image.shape[0])
+        raise RequestError(500, f"inference failed ({type(e).__name__})") from None
+    bands = segmenter.input_convention.bands or ()
+    names = tuple(segmenter.class_names)
+    label = logits.argmax(1)[0].cpu().numpy().astype(np.uint8 if len(names) <= 256
+                                                      else np.int64)
+    probs = (logits.softmax(1)[0].cpu().numpy().astype(np.float32)
+             if options.wants_probs else None)
+    picture = display_rgb(image, bands, picture_bands(bands))
+    pred = Prediction(label=label, image=picture, probs=probs, class_names=names)
+    answer = encode_answer(segmenter, pred, options, decode_s=t1 - t0,
+                           inference_s=time.perf_counter() - t1)
+    if isinstance(answer, dict):  # browsers draw no multi-band TIFF: the picture comes along
+        small = Image.fromarray(picture).resize(preview_size(*label.shape), Image.BILINEAR)
+        answer["image_png"] = base64.b64encode(picture_png_bytes(np.asarray(small))).decode()
+    return answer

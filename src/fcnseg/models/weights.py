@@ -518,6 +518,45 @@ def _widen_colour_source(model: nn.Module, sd: Mapping[str, torch.Tensor],
     return out, widened
 
 
+def _source_state_dict(source: nn.Module | Mapping[str, torch.Tensor] | PathLike,
+                       ) -> tuple[Mapping[str, torch.Tensor], str]:
+    """The state dict of :func:`init_from`'s ``source``, and what it is for messages."""
+    if isinstance(source, nn.Module):
+        return source.state_dict(), f"a {type(source).__name__} module"
+    if isinstance(source, Mapping):
+        return source, "a state dict"
+    return read_state_dict(source), str(source)
+
+
+def _matched(model: nn.Module, sd: Mapping[str, torch.Tensor],
+             report: InitReport) -> InitReport:
+    """``report`` filled with the keys of ``model`` that ``sd`` has at their shape (the others
+    kept, with why) and the keys of ``sd`` unused; :class:`WeightsError` when less than half of
+    the trunk matched."""
+    own = model.state_dict()
+    for key, tensor in own.items():
+        if key not in sd:
+            report.kept[key] = "not in the source"
+        elif sd[key].shape != tensor.shape:
+            report.kept[key] = (f"shape {tuple(sd[key].shape)} in the source vs "
+                                f"{tuple(tensor.shape)} in the model")
+        else:
+            report.copied.append(key)
+    report.unused = sorted(k for k in sd if k not in own)
+    trunk = [k for k in own if _is_trunk_key(k)]
+    trunk_copied = [k for k in report.copied if _is_trunk_key(k)]
+    # A few coincidental matches (fc7 of equal width on a narrower trunk) are no initialisation.
+    if not trunk_copied or 2 * len(trunk_copied) < len(trunk):
+        trunk_why = [f"{k} ({why})" for k, why in report.kept.items() if _is_trunk_key(k)]
+        raise WeightsError(
+            f"init: {report.source} shares {len(trunk_copied)} of {len(trunk)} trunk tensors "
+            f"with {type(model).__name__}, too few to initialise from: {_listing(trunk_why)}; "
+            f"source keys {_listing(sorted(sd))}. Initialise from a checkpoint of the same "
+            f"backbone and width."
+        )
+    return report
+
+
 def init_from(
     model: nn.Module,
     source: nn.Module | Mapping[str, torch.Tensor] | PathLike,
@@ -546,41 +585,12 @@ def init_from(
     trunk (everything but the score and upsampling layers) matched, since such an
     "initialisation" would silently train from scratch.
     """
-    if isinstance(source, nn.Module):
-        sd: Mapping[str, torch.Tensor] = source.state_dict()
-        what = f"a {type(source).__name__} module"
-    elif isinstance(source, Mapping):
-        sd = source
-        what = "a state dict"
-    else:
-        sd = read_state_dict(source)
-        what = str(source)
+    sd, what = _source_state_dict(source)
     what = name or what
     if convention is None and isinstance(source, nn.Module):
         convention = getattr(source, "input_convention", None)
     sd, widened = _widen_colour_source(model, sd, convention, what)
-    own = model.state_dict()
-    report = InitReport(what, widened=widened)
-    for key, tensor in own.items():
-        if key not in sd:
-            report.kept[key] = "not in the source"
-        elif sd[key].shape != tensor.shape:
-            report.kept[key] = (f"shape {tuple(sd[key].shape)} in the source vs "
-                                f"{tuple(tensor.shape)} in the model")
-        else:
-            report.copied.append(key)
-    report.unused = sorted(k for k in sd if k not in own)
-    trunk = [k for k in own if _is_trunk_key(k)]
-    trunk_copied = [k for k in report.copied if _is_trunk_key(k)]
-    # A few coincidental matches (fc7 of equal width on a narrower trunk) are no initialisation.
-    if not trunk_copied or 2 * len(trunk_copied) < len(trunk):
-        trunk_why = [f"{k} ({why})" for k, why in report.kept.items() if _is_trunk_key(k)]
-        raise WeightsError(
-            f"init: {what} shares {len(trunk_copied)} of {len(trunk)} trunk tensors with "
-            f"{type(model).__name__}, too few to initialise from: {_listing(trunk_why)}; "
-            f"source keys {_listing(sorted(sd))}. Initialise from a checkpoint of the same "
-            f"backbone and width."
-        )
+    report = _matched(model, sd, InitReport(what, widened=widened))
     bad = first_nonfinite(sd, report.copied)
     if bad is not None:
         raise WeightsError(f"init: {what}: tensor {bad} {NONFINITE}")

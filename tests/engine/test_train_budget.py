@@ -11,7 +11,7 @@ from _train_helpers import tiny_recipe
 
 from fcnseg.checkpoint import load_checkpoint
 from fcnseg.engine import load_config
-from fcnseg.engine.budget import choose_iterations, parse_duration
+from fcnseg.engine.budget import Timings, choose_iterations, parse_duration
 from fcnseg.engine.config import ConfigError, ScheduleConfig
 from fcnseg.engine.optim import lr_factor
 from fcnseg.engine.trainer import train
@@ -33,9 +33,10 @@ def test_bad_durations_are_refused_naming_the_field(text: str) -> None:
 
 
 def _choose(**kw: float) -> int:
-    args = {"budget_s": 100.0, "elapsed_s": 10.0, "done": 6, "step_s": 1.0, "eval_s": 5.0,
-            "save_s": 1.0, "eval_every": 1000, "cap": 100_000, "has_val": True, **kw}
-    return choose_iterations(**args).iterations  # type: ignore[arg-type]
+    args = {"budget_s": 100.0, "elapsed_s": 10.0, "done": 6, "eval_every": 1000,
+            "cap": 100_000, "has_val": True, **kw}
+    return choose_iterations(Timings(step_s=1.0, eval_s=5.0, save_s=1.0),
+                             **args).iterations  # type: ignore[arg-type]
 
 
 def test_the_length_fits_steps_evaluations_and_the_checkpoint_in_what_is_left() -> None:

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-__all__ = ["BudgetPlan", "TimeBudget", "choose_iterations", "parse_duration",
+__all__ = ["BudgetPlan", "TimeBudget", "Timings", "choose_iterations", "parse_duration",
            "process_start_time"]
 
 #: Steps timed after the first before the length is chosen.
@@ -94,12 +94,22 @@ class BudgetPlan:
                 f"{self.iterations} iterations{capped}, schedule stretched to them")
 
 
-def choose_iterations(*, budget_s: float, elapsed_s: float, done: int, step_s: float,
-                      eval_s: float, save_s: float, eval_every: int, cap: int,
-                      has_val: bool) -> BudgetPlan:
+@dataclass(frozen=True)
+class Timings:
+    """Seconds measured for one training step, one evaluation and one checkpoint."""
+
+    step_s: float
+    eval_s: float
+    save_s: float
+
+
+def choose_iterations(timings: Timings, *, budget_s: float, elapsed_s: float, done: int,
+                      eval_every: int, cap: int, has_val: bool) -> BudgetPlan:
     """The most iterations (≥ ``done``, ≤ ``cap``) whose remaining steps, evaluations (every
-    ``eval_every`` and one at the end) and final checkpoint fit in what is left of the budget,
-    less a margin of 3 % + 2 s for what is not measured (start-up of workers, the end)."""
+    ``eval_every`` and one at the end) and final checkpoint, each taking its ``timings``, fit
+    in what is left of the budget, less a margin of 3 % + 2 s for what is not measured
+    (start-up of workers, the end)."""
+    step_s, eval_s, save_s = timings.step_s, timings.eval_s, timings.save_s
     left = budget_s * 0.97 - 2.0 - elapsed_s - save_s
 
     def evaluations(n: int) -> int:
@@ -165,9 +175,9 @@ class TimeBudget:
         figures = self._slowest([step_s, eval_s, save_s, time.time() - self.started])
         step_s, eval_s, save_s, elapsed = figures
         self.decided, self.has_val = True, time_eval is not None
-        self.plan = choose_iterations(budget_s=self.budget_s, elapsed_s=elapsed, done=done,
-                                      step_s=step_s, eval_s=eval_s, save_s=save_s,
-                                      eval_every=eval_every, cap=cap, has_val=self.has_val)
+        self.plan = choose_iterations(Timings(step_s, eval_s, save_s), budget_s=self.budget_s,
+                                      elapsed_s=elapsed, done=done, eval_every=eval_every,
+                                      cap=cap, has_val=self.has_val)
         self.check_time, self.check_done = time.time(), done
         return self.plan
 
@@ -189,8 +199,8 @@ class TimeBudget:
             return None  # too short a stretch to tell the machine's speed from noise: go on
         step_s = window_s / max(1, done - self.check_done)
         self.check_time, self.check_done = now, done
-        fits = choose_iterations(budget_s=self.budget_s, elapsed_s=elapsed, done=done,
-                                 step_s=step_s, eval_s=plan.eval_s, save_s=plan.save_s,
+        fits = choose_iterations(Timings(step_s, plan.eval_s, plan.save_s),
+                                 budget_s=self.budget_s, elapsed_s=elapsed, done=done,
                                  eval_every=eval_every, cap=cap, has_val=self.has_val)
         longer = fits.iterations > plan.iterations * (1 + GROW_MARGIN)
         if fits.iterations >= plan.iterations and not longer:

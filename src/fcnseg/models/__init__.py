@@ -19,8 +19,19 @@ from fcnseg.models.alexnet import (
 )
 from fcnseg.models.backbone import backbone_fcn, fcn_from_backbone, fcn_from_factory
 from fcnseg.models.builders import (
+    ARCHITECTURES,
     MODEL_BUILDERS,
     NOT_RECORDED,
+    AlexNetOptions,
+    Architecture,
+    GoogLeNetOptions,
+    LateFusionOptions,
+    ModelOptions,
+    NYUDOptions,
+    ResNetOptions,
+    SiftFlowOptions,
+    TorchvisionFCNOptions,
+    VGGOptions,
     build_model,
     builder_parameters,
     check_build_kwargs,

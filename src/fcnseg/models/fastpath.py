@@ -66,6 +66,15 @@ def _exporting() -> bool:
 _ONEDNN = torch.ops.mkldnn
 _HAS_ONEDNN = torch.backends.mkldnn.is_available()
 
+# A probe operator that says whether a call reaches the CPU kernels directly. Its kernel for the
+# Python dispatch key runs instead whenever a dispatch mode (FLOP counter, fake tensors, ...) or
+# a tensor subclass is in play, and says no: those expect the standard operators.
+_PROBE = torch.library.Library("fcnseg", "FRAGMENT")
+if not hasattr(torch.ops.fcnseg, "reaches_cpu_kernels"):
+    _PROBE.define("reaches_cpu_kernels(Tensor x) -> bool")
+    _PROBE.impl("reaches_cpu_kernels", lambda x: True, "CPU")
+    _PROBE.impl("reaches_cpu_kernels", lambda x: False, "Python")
+
 
 def _onednn_dtype(layer: nn.Module, x: torch.Tensor) -> torch.dtype | None:
     """The dtype to run ``layer(x)`` in through oneDNN directly, or None for the plain path.
@@ -75,7 +84,7 @@ def _onednn_dtype(layer: nn.Module, x: torch.Tensor) -> torch.dtype | None:
     (FLOP counters, fake tensors) that expects the standard operators."""
     # torch.compile first: the checks after it are not traceable (graph breaks).
     if (torch.compiler.is_compiling() or _exporting() or x.device.type != "cpu"
-            or x.dim() != 4 or not _HAS_ONEDNN or torch._C._len_torch_dispatch_stack() > 0):
+            or x.dim() != 4 or not _HAS_ONEDNN or not torch.ops.fcnseg.reaches_cpu_kernels(x)):
         return None
     if torch.is_grad_enabled() and (x.requires_grad
                                     or any(p.requires_grad for p in layer.parameters())):

@@ -36,6 +36,7 @@ from fcnseg.models.weights import WeightsError, describe_mismatch
 from fcnseg.pretrained.resolve import FORMAT, checkpoint_source, resolve_checkpoint
 from fcnseg.utils.files import atomic_write
 from fcnseg.utils.typing import PathLike
+from fcnseg.utils.validate import expect_mapping, fields_of
 
 __all__ = [
     "FORMAT",
@@ -239,7 +240,7 @@ def load_checkpoint(path: PathLike) -> dict[str, Any]:
             f"{path}: cannot be read as a checkpoint ({type(e).__name__}); the file may be "
             f"truncated or corrupt, or hold objects that are not loaded for safety"
         ) from e
-    if not isinstance(ckpt, dict) or "model_state_dict" not in ckpt:
+    if "model_state_dict" not in fields_of(ckpt):
         raise CheckpointError(f"{path}: not a checkpoint (no 'model_state_dict')")
     if ckpt.get("format") != FORMAT:
         ckpt = _from_port(path, ckpt)
@@ -284,19 +285,22 @@ def _check_metadata(path: Path | str, ckpt: Mapping[str, Any], in_config: bool =
             field = field.removeprefix("model.")
         return CheckpointError(f"{path}: {field}: {problem}"[:400])
 
+    def refused(message: str) -> CheckpointError:  # expect_mapping's "FIELD: expected ..."
+        return bad(*message.split(": ", 1))
+
     for section, keys in (("model", ("arch", "build_kwargs", "input_convention")),
                           ("classes", ("names", "palette", "ignore_index"))):
-        if not isinstance(ckpt.get(section), Mapping):
-            raise bad(section, f"expected a mapping, got {type(ckpt.get(section)).__name__}")
-        missing = [k for k in keys if k not in ckpt[section]]
+        missing = [k for k in keys
+                   if k not in expect_mapping(ckpt.get(section), section, error=refused)]
         if missing:
             raise CheckpointError(f"{path}: checkpoint section {section!r} lacks {missing}")
     model, classes = ckpt["model"], ckpt["classes"]
     if not isinstance(model["arch"], str):
         raise bad("model.arch", f"expected a model name, got {model['arch']!r}")
-    kwargs = model["build_kwargs"]
-    if not isinstance(kwargs, Mapping) or not all(isinstance(k, str) for k in kwargs):
-        raise bad("model.build_kwargs", "expected a mapping of argument names to values")
+    expected = "a mapping of argument names to values"
+    kwargs = expect_mapping(model["build_kwargs"], "model.build_kwargs", expected, error=refused)
+    if not all(isinstance(k, str) for k in kwargs):
+        raise bad("model.build_kwargs", f"expected {expected}")
     try:
         get_convention(model["input_convention"])
     except (ValueError, TypeError) as e:
@@ -324,10 +328,11 @@ def _check_metadata(path: Path | str, ckpt: Mapping[str, Any], in_config: bool =
         raise bad("classes.background", f"expected one of the class names, got {background!r}")
     heads = classes.get("heads")
     if heads is not None:
-        if not isinstance(heads, Mapping) or not all(
-                isinstance(h, str) and isinstance(n, list | tuple)
-                and all(isinstance(c, str) for c in n) for h, n in heads.items()):
-            raise bad("classes.heads", "expected a mapping of head names to class-name lists")
+        expected = "a mapping of head names to class-name lists"
+        heads = expect_mapping(heads, "classes.heads", expected, error=refused)
+        if not all(isinstance(h, str) and isinstance(n, list | tuple)
+                   and all(isinstance(c, str) for c in n) for h, n in heads.items()):
+            raise bad("classes.heads", f"expected {expected}")
         first = next(iter(heads.values()), None)
         if first is not None and list(first) != list(names):
             raise bad("classes.heads", "the first head's class names differ from classes.names")

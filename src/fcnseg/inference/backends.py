@@ -33,6 +33,7 @@ from torch import nn
 
 from fcnseg.conventions import InputConvention, get_convention
 from fcnseg.models.preprocess import Preprocess
+from fcnseg.utils.validate import expect_mapping
 
 __all__ = [
     "ArtifactError",
@@ -111,9 +112,7 @@ def _torchscript_metadata(path: Path) -> dict[str, Any]:
         meta = json.loads(text) if text else {}
     except json.JSONDecodeError as e:
         raise ArtifactError(f"{path}: {name} is not JSON ({e.msg})") from None
-    if not isinstance(meta, dict):
-        raise ArtifactError(f"{path}: {name} is not a JSON object")
-    return meta
+    return dict(expect_mapping(meta, f"{path}: {name}", "a JSON object", error=ArtifactError))
 
 
 def read_artifact(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from fcnseg.data.rasters import RasterInfo, RasterReader, open_raster
 from fcnseg.inference.sliding import window_starts
 from fcnseg.utils.files import atomic_write
 from fcnseg.utils.typing import PathLike
+from fcnseg.utils.validate import fields_of
 
 __all__ = [
     "NODATA_LABEL",
@@ -163,8 +164,9 @@ def _read_sidecar(out: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | No
     unreadable, or it was another input, model or settings: then all is written anew)."""
     with contextlib.suppress(OSError, ValueError):
         record = json.loads(_sidecar(out).read_text(encoding="utf-8"))
-        if isinstance(record, dict) and record.get("job") == fingerprint and out.is_file():
-            return record
+        record = fields_of(record)
+        if record.get("job") == fingerprint and out.is_file():
+            return dict(record)
     return None
 
 

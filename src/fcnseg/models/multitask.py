@@ -49,6 +49,7 @@ from fcnseg.models.weights import (
     widen_conv1,
 )
 from fcnseg.pretrained.resolve import resolve_checkpoint
+from fcnseg.utils.validate import expect_mapping
 
 __all__ = [
     "HEAD_SUFFIXES",
@@ -190,9 +191,7 @@ class LateFusionFCN(DescribedModel, nn.Module):
         return total
 
     def forward(self, x: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        if not isinstance(x, Mapping):
-            raise ValueError(f"{self.arch} takes a dict of inputs {list(self.input_names)}, "
-                             f"got a {type(x).__name__}")
+        expect_mapping(x, self.arch, f"a dict of inputs {list(self.input_names)}")
         x = self.preprocess(x)
         inputs = {m: stack_inputs(x, (m,)) for m in self.input_names}
         size = inputs[self.input_names[0]].shape[-2:]

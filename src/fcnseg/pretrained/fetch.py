@@ -45,6 +45,7 @@ from fcnseg.utils.download import (
 )
 from fcnseg.utils.files import atomic_write
 from fcnseg.utils.typing import PathLike
+from fcnseg.utils.validate import fields_of
 
 # PRETRAINED, PublishedWeights and Source live in fcnseg.pretrained.published; named here too.
 __all__ = [
@@ -73,7 +74,7 @@ def _read_manifest(directory: Path) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return {}  # a damaged manifest only means files are verified again
-    return data if isinstance(data, dict) else {}
+    return dict(fields_of(data))
 
 
 def _record(directory: Path, path: Path, **info: Any) -> None:
@@ -92,7 +93,7 @@ def _check_recorded(directory: Path, path: Path) -> bool:
     """True when ``path`` is recorded and still has its SHA-256; False when not recorded.
     A recorded file that changed is set aside (``<name>.corrupt``) and reported."""
     entry = _read_manifest(directory).get(path.name)
-    if not isinstance(entry, dict) or "sha256" not in entry:
+    if "sha256" not in fields_of(entry):
         return False
     got = file_checksum(path, "sha256")
     if got == entry["sha256"]:

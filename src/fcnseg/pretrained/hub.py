@@ -34,6 +34,7 @@ from fcnseg.pretrained.resolve import (
 )
 from fcnseg.utils.files import atomic_write
 from fcnseg.utils.typing import PathLike
+from fcnseg.utils.validate import fields_of
 
 __all__ = [
     "CONFIG_FORMAT",
@@ -106,8 +107,7 @@ def _converted_from(ckpt: Mapping[str, Any]) -> dict[str, Any]:
             return {}
     except (OSError, ValueError):
         return {}
-    source = config.get("source") if isinstance(config, Mapping) else None
-    return dict(source) if isinstance(source, Mapping) else {}
+    return dict(fields_of(fields_of(config).get("source")))
 
 
 def save_checkpoint_safetensors(path: PathLike, checkpoint: PathLike | Mapping[str, Any]) -> Path:

@@ -33,6 +33,7 @@ from fcnseg.conventions import get_convention
 from fcnseg.utils.download import cache_dir
 from fcnseg.utils.files import atomic_path, atomic_write
 from fcnseg.utils.typing import PathLike
+from fcnseg.utils.validate import describe, expect_mapping
 
 __all__ = [
     "CONFIG_FORMAT",
@@ -72,8 +73,10 @@ def _checkpoint_from(config: Any, state_dict: dict[str, torch.Tensor], spec: str
     def bad(problem: str) -> HubError:
         return HubError(f"{where}: {problem}"[:400])
 
-    if not isinstance(config, Mapping):
-        raise bad(f"expected a JSON object of fields, got a {_json_kind(config)}")
+    def refused(message: str) -> HubError:  # expect_mapping's "FIELD: expected ..."
+        return HubError(message[:400])
+
+    config = expect_mapping(config, where, "a JSON object of fields", error=refused)
     if config.get("format") != CONFIG_FORMAT:
         raise bad(f"not an fcnseg pretrained config (format {config.get('format')!r}, "
                   f"expected {CONFIG_FORMAT!r})")
@@ -81,10 +84,9 @@ def _checkpoint_from(config: Any, state_dict: dict[str, torch.Tensor], spec: str
                if k not in config]
     if missing:
         raise bad(f"lacks the field(s) {', '.join(missing)}")
-    for key, kind in (("build_kwargs", Mapping), ("input_convention", Mapping),
-                      ("classes", Mapping), ("metrics", Mapping | None)):
-        if not isinstance(config.get(key), kind):
-            raise bad(f"{key}: expected a JSON object, got a {_json_kind(config.get(key))}")
+    for key in ("build_kwargs", "input_convention", "classes", "metrics"):
+        if key != "metrics" or config.get(key) is not None:
+            expect_mapping(config.get(key), f"{where}: {key}", "a JSON object", error=refused)
     try:
         get_convention(config["input_convention"])
     except (KeyError, TypeError, ValueError) as e:
@@ -94,8 +96,7 @@ def _checkpoint_from(config: Any, state_dict: dict[str, torch.Tensor], spec: str
     if missing:
         raise bad(f"classes lacks the field(s) {', '.join(missing)}")
     if not isinstance(classes["names"], list):
-        raise bad(f"classes.names: expected a list of names, got a "
-                  f"{_json_kind(classes['names'])}")
+        raise bad(f"classes.names: expected a list of names, got {describe(classes['names'])}")
     model = {"arch": config["arch"], "build_kwargs": dict(config["build_kwargs"]),
              "input_convention": dict(config["input_convention"])}
     ignore_index = classes["ignore_index"]
@@ -106,33 +107,19 @@ def _checkpoint_from(config: Any, state_dict: dict[str, torch.Tensor], spec: str
     ckpt = {"format": FORMAT, "model_state_dict": state_dict, "model": model,
             "classes": classes, "recipe": {"pretrained": spec}, "iteration": 0, "epoch": 0,
             "metrics": dict(config.get("metrics") or {}), "state": {}}
-    return {**ckpt, **_calibration(config, bad)}
+    return {**ckpt, **_calibration(config, bad, where)}
 
 
-def _calibration(config: Mapping[str, Any], bad: Any) -> dict[str, Any]:
+def _calibration(config: Mapping[str, Any], bad: Any, where: str) -> dict[str, Any]:
     """The temperature (and its fit) that ``fcnseg calibrate`` stored in a config, if any."""
     if "temperature" not in config:
         return {}
     t = config["temperature"]
     if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t) or t <= 0:
         raise bad(f"temperature: expected a positive number, got {t!r}")
-    calibration = config.get("calibration") or {}
-    if not isinstance(calibration, Mapping):
-        raise bad(f"calibration: expected a JSON object, got a {_json_kind(calibration)}")
+    calibration = expect_mapping(config.get("calibration") or {}, f"{where}: calibration",
+                                 "a JSON object", error=lambda message: HubError(message[:400]))
     return {"temperature": float(t), "calibration": dict(calibration)}
-
-
-def _json_kind(value: Any) -> str:
-    """What a JSON value is, as a user who wrote the file would name it."""
-    if isinstance(value, Mapping):
-        return "JSON object"
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, bool):
-        return "boolean"
-    if value is None:
-        return "null"
-    return "number" if isinstance(value, int | float) else "string"
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

@@ -1,24 +1,21 @@
 """Parsed JSON and YAML checked where it is read, in one place: a value that should be a mapping
-(a recipe, a ``dataset.yaml``, an annotation file's object) either is one, or the reader gets one
-line naming the file or field and what it found."""
+(a recipe, a ``dataset.yaml``, an annotation file's object, a checkpoint's section) either is
+one, or the reader gets one line naming the file or field, what was expected and what it found."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["expect_mapping", "fields_of"]
+__all__ = ["describe", "expect_mapping", "fields_of"]
 
 
 def expect_mapping(value: object, where: str, what: str = "a mapping", *,
-                   error: type[Exception] = ValueError) -> Mapping[str, Any]:
-    """``value`` when it is a mapping (a dict, as JSON and YAML parsers give); else
-    ``error("WHERE: expected WHAT, got VALUE")``, the value shortened so that the message stays
-    one line."""
+                   error: Callable[[str], Exception] = ValueError) -> Mapping[str, Any]:
+    """``value`` when it is a mapping (a dict, as JSON and YAML parsers give); else raises
+    ``error("WHERE: expected WHAT, got ...")`` (:func:`describe` says what it got)."""
     if not isinstance(value, Mapping):
-        shown = repr(value)
-        shown = shown if len(shown) <= 60 else f"{shown[:40]}…{shown[-12:]}"
-        raise error(f"{where}: expected {what}, got {shown}")
+        raise error(f"{where}: expected {what}, got {describe(value)}")
     return value
 
 
@@ -26,3 +23,14 @@ def fields_of(value: object) -> Mapping[str, Any]:
     """The fields of a parsed JSON or YAML object, none for any other value: readers of
     annotation exports that skip a malformed entry (and list it) read its fields through this."""
     return value if isinstance(value, Mapping) else {}
+
+
+def describe(value: object) -> str:
+    """What a parsed value is, as the user who wrote the file would name it: ``a list``,
+    ``a number``, ``a string``, ``a boolean``, ``null``, ``a mapping``."""
+    if value is None:
+        return "null"
+    kinds = [(Mapping, "a mapping"), (bool, "a boolean"), (int | float, "a number"),
+             (str, "a string"), (list | tuple, "a list")]
+    return next((name for t, name in kinds if isinstance(value, t)),
+                f"a value of type {type(value).__name__}")

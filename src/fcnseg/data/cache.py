@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from fcnseg.data.images import upright_size
+from fcnseg.utils.keyed import keyed
 
 __all__ = ["CACHE_SETTINGS", "DecodedSamples", "available_memory", "cache_decoded"]
 
@@ -145,8 +146,7 @@ def _flatten(image: Any, label: Any) -> tuple[list[_Entry], list[np.ndarray]]:
     entries: list[_Entry] = []
     arrays: list[np.ndarray] = []
     for part, value in (("image", image), ("label", label)):
-        items = value.items() if isinstance(value, Mapping) else [(None, value)]
-        for key, array in items:
+        for key, array in keyed(value)[0].items():
             array = np.asarray(array)
             if part == "label":
                 array = _compact_label(array)

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from fcnseg.data.base import SegmentationDataset
 from fcnseg.data.errors import DataError
+from fcnseg.utils.keyed import keyed
 
 __all__ = ["HeadCounts", "Problem", "ScanReport", "scan_dataset"]
 
@@ -84,7 +85,7 @@ class _Scan(Dataset):
         except Exception as e:  # any other failure to read is still a problem with this sample
             return i, None, None, Problem(i, ds.name(i), _sample_files(ds, i),
                                           f"{type(e).__name__}: {e}")
-        labels = label if isinstance(label, Mapping) else {None: label}
+        labels, _ = keyed(label)
         classes = _head_classes(ds)
         counts, ignored = {}, {}
         for head, lb in labels.items():

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from fcnseg.data.modalities import COLOR, pad_values
+from fcnseg.utils.keyed import keyed, unkeyed
 
 __all__ = ["collate_segmentation"]
 
@@ -18,9 +19,8 @@ def _tensor(x: Any) -> torch.Tensor:
 
 
 def _as_dict(x: Any) -> tuple[dict[str | None, torch.Tensor], bool]:
-    if isinstance(x, Mapping):
-        return {k: _tensor(v) for k, v in x.items()}, True
-    return {None: _tensor(x)}, False
+    values, was_dict = keyed(x)
+    return {k: _tensor(v) for k, v in values.items()}, was_dict
 
 
 def collate_segmentation(
@@ -79,8 +79,7 @@ def collate_segmentation(
             out_images[key][i, :, : im.shape[-2], : im.shape[-1]] = im
         for key, lb in labels.items():
             out_labels[key][i, : lb.shape[0], : lb.shape[1]] = lb
-    return (out_images if images_are_dict else out_images[None],
-            out_labels if labels_are_dict else out_labels[None])
+    return unkeyed(out_images, images_are_dict), unkeyed(out_labels, labels_are_dict)
 
 
 def _padded(shape: tuple[int, int, int, int], value: float | Sequence[float]) -> torch.Tensor:

@@ -27,10 +27,12 @@ import torch
 from PIL import Image
 
 from fcnseg.data.modalities import COLOR, pad_values
+from fcnseg.utils.keyed import keyed, unkeyed
 
 __all__ = [
     "ColorJitter",
     "Compose",
+    "JointTransform",
     "RandomCrop",
     "RandomHorizontalFlip",
     "RandomScale",
@@ -50,25 +52,34 @@ def _randint(high_exclusive: int, generator: torch.Generator | None) -> int:
     return int(torch.randint(high_exclusive, (), generator=generator))
 
 
-def _each(x: Any, fn: Callable[[Any], Any]) -> Any:
-    """``fn`` applied to an array, or to every value of a dict of arrays (keys kept in order)."""
-    if isinstance(x, Mapping):
-        return {k: fn(v) for k, v in x.items()}
-    return fn(x)
+#: A sample's inputs by modality, or its label maps by head (a plain array under None).
+Arrays = dict[Any, Any]
 
 
-def _each_keyed(x: Any, fn: Callable[[str | None, Any], Any]) -> Any:
-    """Like :func:`_each`, with the key (``None`` for a plain array) passed to ``fn``."""
-    if isinstance(x, Mapping):
-        return {k: fn(k, v) for k, v in x.items()}
-    return fn(None, x)
+def _each(arrays: Arrays, fn: Callable[[Any], Any]) -> Arrays:
+    """``fn`` applied to every array (keys kept in order)."""
+    return {k: fn(v) for k, v in arrays.items()}
 
 
-def _size_of(label: Any) -> tuple[int, int]:
-    """The H×W of a label map, or of the first one of a dict (all of a sample's maps agree)."""
-    first = next(iter(label.values())) if isinstance(label, Mapping) else label
-    h, w = np.shape(first)[:2]
+def _size_of(labels: Arrays) -> tuple[int, int]:
+    """The H×W of the first label map (all of a sample's maps agree)."""
+    h, w = np.shape(next(iter(labels.values())))[:2]
     return int(h), int(w)
+
+
+class JointTransform:
+    """The base of the transforms: :meth:`apply` changes a sample's inputs ``{modality:
+    array}`` and label maps ``{head: array}`` together. Called with a plain image or label it
+    takes it as ``{None: array}`` and gives back the same shape it was given."""
+
+    def __call__(self, image: Any, label: Any) -> tuple[Any, Any]:
+        images, images_keyed = keyed(image)
+        labels, labels_keyed = keyed(label)
+        images, labels = self.apply(images, labels)
+        return unkeyed(images, images_keyed), unkeyed(labels, labels_keyed)
+
+    def apply(self, images: Arrays, labels: Arrays) -> tuple[Arrays, Arrays]:
+        raise NotImplementedError
 
 
 def resize_input(image: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -108,7 +119,7 @@ class Compose:
         return "Compose(" + ", ".join(repr(t) for t in self.transforms) + ")"
 
 
-class RandomScale:
+class RandomScale(JointTransform):
     """Resize by a factor drawn uniformly from ``[min_scale, max_scale]``.
 
     The image is resampled bilinearly, the label by nearest neighbour.
@@ -122,20 +133,20 @@ class RandomScale:
         self.min_scale, self.max_scale = float(min_scale), float(max_scale)
         self.generator = generator
 
-    def __call__(self, image: Any, label: Any) -> tuple[Any, Any]:
+    def apply(self, images: Arrays, labels: Arrays) -> tuple[Arrays, Arrays]:
         scale = _uniform(self.min_scale, self.max_scale, self.generator)
-        h, w = _size_of(label)
+        h, w = _size_of(labels)
         nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
         if (nh, nw) == (h, w):
-            return image, label
-        return (_each(image, lambda im: resize_input(im, nh, nw)),
-                _each(label, lambda lb: resize_label(lb, nh, nw)))
+            return images, labels
+        return (_each(images, lambda im: resize_input(im, nh, nw)),
+                _each(labels, lambda lb: resize_label(lb, nh, nw)))
 
     def __repr__(self) -> str:
         return f"RandomScale({self.min_scale}, {self.max_scale})"
 
 
-class RandomCrop:
+class RandomCrop(JointTransform):
     """Crop a random ``size`` window; pad first (bottom/right) when the sample is smaller.
 
     Padding fills the image with ``fill`` (a grey level or an RGB triple, e.g. the dataset mean)
@@ -157,16 +168,16 @@ class RandomCrop:
             raise ValueError(f"crop size must be positive, got {size}")
         self.ignore_index = int(ignore_index)
         self.fill = fill
+        self._fills, _ = keyed(fill)  # one fill is the colour input's
         self.generator = generator
 
     def _fill_for(self, key: str | None) -> Any:
-        if isinstance(self.fill, Mapping):
-            return self.fill.get(COLOR if key is None else key, 0)
-        return self.fill if key in (None, COLOR) else 0
+        plain = self._fills.get(None, 0) if key in (None, COLOR) else 0
+        return self._fills.get(COLOR if key is None else key, plain)
 
-    def __call__(self, image: Any, label: Any) -> tuple[Any, Any]:
+    def apply(self, images: Arrays, labels: Arrays) -> tuple[Arrays, Arrays]:
         ch, cw = self.size
-        h, w = _size_of(label)
+        h, w = _size_of(labels)
         if h < ch or w < cw:
             ph, pw = max(ch, h), max(cw, w)
 
@@ -184,36 +195,37 @@ class RandomCrop:
                 plabel[:h, :w] = lb
                 return plabel
 
-            image, label, h, w = _each_keyed(image, pad_input), _each(label, pad_label), ph, pw
+            images = {k: pad_input(k, im) for k, im in images.items()}
+            labels, h, w = _each(labels, pad_label), ph, pw
         top = _randint(h - ch + 1, self.generator)
         left = _randint(w - cw + 1, self.generator)
 
         def crop(a: np.ndarray) -> np.ndarray:
             return a[top : top + ch, left : left + cw]
 
-        return _each(image, crop), _each(label, crop)
+        return _each(images, crop), _each(labels, crop)
 
     def __repr__(self) -> str:
         return f"RandomCrop({self.size}, ignore_index={self.ignore_index})"
 
 
-class RandomHorizontalFlip:
+class RandomHorizontalFlip(JointTransform):
     """Mirror image and label left-right with probability ``p``."""
 
     def __init__(self, p: float = 0.5, generator: torch.Generator | None = None) -> None:
         self.p = float(p)
         self.generator = generator
 
-    def __call__(self, image: Any, label: Any) -> tuple[Any, Any]:
+    def apply(self, images: Arrays, labels: Arrays) -> tuple[Arrays, Arrays]:
         if float(torch.rand((), generator=self.generator)) < self.p:
-            return _each(image, lambda a: a[:, ::-1]), _each(label, lambda a: a[:, ::-1])
-        return image, label
+            return _each(images, lambda a: a[:, ::-1]), _each(labels, lambda a: a[:, ::-1])
+        return images, labels
 
     def __repr__(self) -> str:
         return f"RandomHorizontalFlip(p={self.p})"
 
 
-class ColorJitter:
+class ColorJitter(JointTransform):
     """Random brightness, contrast and saturation changes on the image only.
 
     Each factor is drawn from ``[1 - x, 1 + x]``; 0 leaves that property alone. With dict
@@ -234,12 +246,10 @@ class ColorJitter:
         self.brightness, self.contrast, self.saturation = brightness, contrast, saturation
         self.generator = generator
 
-    def __call__(self, image: Any, label: Any) -> tuple[Any, Any]:
-        if isinstance(image, Mapping):
-            if COLOR not in image:
-                return image, label
-            return {**image, COLOR: self._jitter(image[COLOR])}, label
-        return self._jitter(image), label
+    def apply(self, images: Arrays, labels: Arrays) -> tuple[Arrays, Arrays]:
+        # A plain image (key None) is the colour input.
+        return {k: self._jitter(v) if k in (None, COLOR) else v
+                for k, v in images.items()}, labels
 
     def _jitter(self, image: np.ndarray) -> np.ndarray:
         x = image.astype(np.float32)
@@ -259,7 +269,7 @@ class ColorJitter:
                 f"saturation={self.saturation})")
 
 
-class ToTensor:
+class ToTensor(JointTransform):
     """Convert to tensors of the same values: an H×W×C image → C×H×W (uint8 stays uint8), an
     H×W input (depth) → 1×H×W, a label → int64 H×W. Dicts become dicts of tensors."""
 
@@ -268,10 +278,10 @@ class ToTensor:
         t = torch.from_numpy(np.ascontiguousarray(image))
         return t[None] if t.dim() == 2 else t.permute(2, 0, 1).contiguous()
 
-    def __call__(self, image: Any, label: Any) -> tuple[Any, Any]:
-        x = _each(image, self._input)
-        y = _each(label, lambda lb: torch.from_numpy(np.ascontiguousarray(lb, dtype=np.int64)))
-        return x, y
+    def apply(self, images: Arrays, labels: Arrays) -> tuple[Arrays, Arrays]:
+        return (_each(images, self._input),
+                _each(labels, lambda lb: torch.from_numpy(np.ascontiguousarray(lb,
+                                                                             dtype=np.int64))))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

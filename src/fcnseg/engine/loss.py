@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fcnseg.data.class_frequencies import class_pixel_counts, class_weights
+from fcnseg.utils.keyed import keyed, unkeyed
 
 __all__ = [
     "LOSS_TERMS",
@@ -115,11 +116,13 @@ def segmentation_loss(
         raise ValueError(f"loss.name: {name!r}: dice and lovasz are means over classes; use "
                          f"loss.reduction=mean")
     loss = _Loss(terms, reduction, ignore_index, weight, focal_gamma)
-    if not isinstance(logits, Mapping):
-        return loss(logits, target, normalizer)
-    return sum((loss(head_logits, target[head] if isinstance(target, Mapping) else target,
-                     normalizer[head] if isinstance(normalizer, Mapping) else normalizer)
-                for head, head_logits in logits.items()), torch.zeros(()))
+    scores, several = keyed(logits)
+    # One target (or divisor) is every head's; a dict gives each head its own.
+    targets, divisors = keyed(target)[0], keyed(normalizer)[0]
+    losses = [loss(head_scores, targets.get(head, targets.get(None)),
+                   divisors.get(head, divisors.get(None)))
+              for head, head_scores in scores.items()]
+    return sum(losses, torch.zeros(())) if several else losses[0]
 
 
 @dataclass(frozen=True)
@@ -263,7 +266,7 @@ def score_grid(model: nn.Module) -> tuple[int, float]:
     on ``scale·i + shift``); other models get the plain grid from pixel 0."""
     maps_of = getattr(model, "coord_maps", None)
     maps = maps_of() if callable(maps_of) else None
-    if isinstance(maps, dict) and 32 in maps:
+    if maps and 32 in maps:
         m = maps[32]
         return int(round(m.scale)), float(m.shift - m.scale / 2)
     return 32, 0.0
@@ -312,12 +315,12 @@ class LossSampler:
         dict of label maps (one per head, all the same size) loses the same cells in each."""
         if self.rate >= 1.0:
             return labels
-        maps = labels if isinstance(labels, Mapping) else {None: labels}
+        maps, by_head = keyed(labels)
         first = next(iter(maps.values()))
         keep = self.keep_mask(*first.shape).to(first.device)
         kept = {h: torch.where(keep, m, torch.full_like(m, self.ignore_index))
                 for h, m in maps.items()}
-        return kept if isinstance(labels, Mapping) else kept[None]
+        return unkeyed(kept, by_head)
 
     def state_dict(self) -> dict[str, Any]:
         return {"generator": self.generator.get_state()}

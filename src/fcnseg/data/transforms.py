@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 
 from fcnseg.data.modalities import COLOR, pad_values
-from fcnseg.utils.keyed import keyed, unkeyed
+from fcnseg.utils.keyed import first_of, keyed, unkeyed
 
 __all__ = [
     "ColorJitter",
@@ -63,7 +63,7 @@ def _each(arrays: Arrays, fn: Callable[[Any], Any]) -> Arrays:
 
 def _size_of(labels: Arrays) -> tuple[int, int]:
     """The H×W of the first label map (all of a sample's maps agree)."""
-    h, w = np.shape(next(iter(labels.values())))[:2]
+    h, w = np.shape(first_of(labels))[:2]
     return int(h), int(w)
 
 

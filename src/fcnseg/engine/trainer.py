@@ -69,6 +69,7 @@ from fcnseg.utils.files import (
     remove_stale_temporaries,
 )
 from fcnseg.utils.jsonable import json_safe
+from fcnseg.utils.keyed import first_of, keyed, unkeyed
 from fcnseg.utils.precision import autocast
 from fcnseg.utils.typing import PathLike
 
@@ -413,24 +414,22 @@ def _agree(setup: TrainSetup, stopping: bool,
     """Whether any process was asked to stop, and the averaged loss's divisor for the whole
     step: the valid pixels (their summed class weight) of every batch on every process; with
     labels per head, one divisor per head (``{head: divisor}``)."""
-    labels = [labels for _, labels in batches]
-    heads = list(labels[0]) if isinstance(labels[0], Mapping) else [None]
-    local = [loss_normalizer([lb if head is None else lb[head] for lb in labels],
-                             setup.ignore_index, setup.class_weights) for head in heads]
+    labels = [keyed(labels)[0] for _, labels in batches]
+    heads, by_head = list(labels[0]), keyed(batches[0][1])[1]
+    local = [loss_normalizer([lb[head] for lb in labels], setup.ignore_index,
+                             setup.class_weights) for head in heads]
     flags = torch.tensor([float(stopping), *local], dtype=torch.float64)
     if setup.info.distributed:
         flags = flags.to(setup.device)
         dist.all_reduce(flags)
         flags = flags.cpu()
-    if heads == [None]:
-        return bool(flags[0] > 0), float(flags[1])
-    return bool(flags[0] > 0), {h: float(v) for h, v in zip(heads, flags[1:], strict=True)}
+    divisors = {h: float(v) for h, v in zip(heads, flags[1:], strict=True)}
+    return bool(flags[0] > 0), unkeyed(divisors, by_head)
 
 
 def _count(images: Any) -> int:
     """The number of images in a batch (a tensor, or a dict of them keyed by modality)."""
-    first = next(iter(images.values())) if isinstance(images, Mapping) else images
-    return int(first.shape[0])
+    return int(first_of(images).shape[0])
 
 
 def _to_device(x: Any, device: torch.device, channels_last: bool = False) -> Any:

@@ -16,6 +16,7 @@ from torch import nn
 from fcnseg import __version__
 from fcnseg.inference.sliding import forward_logits
 from fcnseg.models.fastpath import is_plain, plain_copy
+from fcnseg.utils.keyed import keyed
 
 __all__ = [
     "DEFAULT_ATOL",
@@ -254,9 +255,7 @@ def _arrays(value: Any) -> dict[str, np.ndarray]:
     def array(v: Any) -> np.ndarray:
         return v.float().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
 
-    if isinstance(value, Mapping):
-        return {str(k): array(v) for k, v in value.items()}
-    return {"logits": array(value)}
+    return {"logits" if k is None else str(k): array(v) for k, v in keyed(value)[0].items()}
 
 
 def _shape(x: Sample) -> tuple[int, ...]:

@@ -38,6 +38,7 @@ import torch
 from fcnseg.data.rasters import RasterInfo, RasterReader, open_raster
 from fcnseg.inference.sliding import window_starts
 from fcnseg.utils.files import atomic_write
+from fcnseg.utils.keyed import first_of
 from fcnseg.utils.typing import PathLike
 from fcnseg.utils.validate import fields_of
 
@@ -561,10 +562,7 @@ def segmenter_tile_fn(segmenter: Any, info: RasterInfo) -> TileFn:
 
         def run_bands(batch: np.ndarray) -> torch.Tensor:
             x = segmenter.preprocess(list(batch.astype(np.float32, copy=False)))
-            logits = segmenter.logits(x)
-            if isinstance(logits, dict):
-                logits = next(iter(logits.values()))
-            return logits
+            return first_of(segmenter.logits(x))  # the first head's
         return run_bands
 
     if info.bands != 3 or info.dtype not in (np.uint8, np.uint16):
@@ -575,8 +573,5 @@ def segmenter_tile_fn(segmenter: Any, info: RasterInfo) -> TileFn:
     def run(batch: np.ndarray) -> torch.Tensor:
         if batch.dtype == np.uint16:  # 16-bit RGB scaled to 8 bits, as the image reader does
             batch = np.round(batch / 257.0).astype(np.uint8)
-        logits = segmenter.logits(segmenter.preprocess(list(batch)))
-        if isinstance(logits, dict):
-            logits = next(iter(logits.values()))
-        return logits
+        return first_of(segmenter.logits(segmenter.preprocess(list(batch))))  # the first head's
     return run

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-__all__ = ["keyed", "unkeyed"]
+__all__ = ["first_of", "keyed", "unkeyed"]
 
 T = TypeVar("T")
 
@@ -18,6 +18,12 @@ def keyed(value: T | Mapping[Any, T]) -> tuple[dict[Any, T], bool]:
     if isinstance(value, Mapping):
         return dict(value), True
     return {None: value}, False
+
+
+def first_of(value: T | Mapping[Any, T]) -> T:
+    """A single value itself; the first value of a dict (a batch's first input, a model's
+    first head)."""
+    return next(iter(keyed(value)[0].values()))
 
 
 def unkeyed(values: dict[Any, T], was_dict: bool) -> T | dict[Any, T]:

@@ -608,7 +608,7 @@ def resolve_recipe(data: dict[str, Any], where: str = "recipe",
         layers.append(resolved)
     merged: dict[str, Any] = {}
     for layer in reversed(layers):  # each in today's vocabulary before they meet
-        merged = _merge_recipe(merged, upgrade_recipe(layer))
+        merged = _merge_recipe(merged, upgrade_recipe(layer), where)
     return merged
 
 
@@ -617,13 +617,14 @@ def _recipe_key(where: str) -> str:
     return where if where.startswith("recipe ") or where == "recipe" else os.path.realpath(where)
 
 
-def _merge_recipe(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
-    """``child`` over ``base``: sections merged field by field, other values replaced."""
+def _merge_recipe(base: dict[str, Any], child: dict[str, Any], where: str) -> dict[str, Any]:
+    """``child`` over ``base``: sections merged field by field (a section that is no mapping
+    is refused, naming ``where``), other values replaced."""
     merged = dict(base)
     for key, value in child.items():
-        below = merged.get(key)
-        if key in _SECTIONS and isinstance(value, dict) and isinstance(below, dict):
-            merged[key] = {**below, **value}
+        if key in _SECTIONS:
+            section = expect_mapping(value, f"{where}: {key}", error=ConfigError)
+            merged[key] = {**merged.get(key, {}), **section}
         else:
             merged[key] = value
     return merged

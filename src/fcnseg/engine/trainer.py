@@ -24,6 +24,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from numbers import Number
 from pathlib import Path
 from typing import Any
 
@@ -619,11 +620,14 @@ def _class_iu(metrics: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
 
 def _scalar_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     """The numbers of a validation record: ``mean_iu`` ..., and ``<head>/mean_iu`` ... per
-    head."""
-    flat = {k: v for k, v in metrics.items() if not isinstance(v, list | dict)}
+    head (a score that is not defined, null, kept)."""
+    def numbers(scores: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        return {f"{prefix}{k}": v for k, v in scores.items()
+                if v is None or isinstance(v, Number)}
+
+    flat = numbers(metrics)
     for head, scores in (metrics.get("heads") or {}).items():
-        flat.update({f"{head}/{k}": v for k, v in scores.items()
-                     if not isinstance(v, list | dict)})
+        flat.update(numbers(scores, f"{head}/"))
     return flat
 
 

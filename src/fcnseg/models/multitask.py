@@ -46,6 +46,7 @@ from fcnseg.models.weights import (
     WeightsError,
     first_nonfinite,
     read_state_dict,
+    state_dict_of,
     widen_conv1,
 )
 from fcnseg.pretrained.resolve import resolve_checkpoint
@@ -209,12 +210,11 @@ class LateFusionFCN(DescribedModel, nn.Module):
 def _stream_state_dict(source: Any, modality: str) -> tuple[str, dict[str, torch.Tensor]]:
     """(where, state dict) of a single-modality net given as a model, a state dict or a
     checkpoint file."""
-    if isinstance(source, nn.Module):
-        return f"the {modality} model", dict(source.state_dict())
-    if isinstance(source, Mapping):
-        return f"the {modality} state dict", dict(source)
-    # A checkpoint file, or anything else --checkpoint takes (a pretrained folder, hf://...).
-    return str(source), read_state_dict(resolve_checkpoint(source))
+    # A file is a checkpoint, or anything else --checkpoint takes (a pretrained folder, hf://).
+    sd, kind = state_dict_of(source, read=lambda s: read_state_dict(resolve_checkpoint(s)))
+    where = {"module": f"the {modality} model",
+             "state dict": f"the {modality} state dict"}.get(kind, str(source))
+    return where, dict(sd)
 
 
 def init_late_fusion(model: LateFusionFCN, sources: Mapping[str, Any]) -> LateFusionFCN:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ __all__ = [
     "save_backbone_weights",
     "band_conv1",
     "model_bands",
+    "state_dict_of",
     "vgg16_torchvision_keys",
     "widen_conv1",
     "widen_first_conv",
@@ -518,14 +519,16 @@ def _widen_colour_source(model: nn.Module, sd: Mapping[str, torch.Tensor],
     return out, widened
 
 
-def _source_state_dict(source: nn.Module | Mapping[str, torch.Tensor] | PathLike,
-                       ) -> tuple[Mapping[str, torch.Tensor], str]:
-    """The state dict of :func:`init_from`'s ``source``, and what it is for messages."""
+def state_dict_of(source: nn.Module | Mapping[str, torch.Tensor] | PathLike, *,
+                  read: Callable[[Any], StateDict] = read_state_dict,
+                  ) -> tuple[Mapping[str, torch.Tensor], str]:
+    """The weights of ``source``, a model, a state dict or a file (read by ``read``), and which
+    of the three it was: ``"module"``, ``"state dict"`` or ``"file"``."""
     if isinstance(source, nn.Module):
-        return source.state_dict(), f"a {type(source).__name__} module"
+        return source.state_dict(), "module"
     if isinstance(source, Mapping):
-        return source, "a state dict"
-    return read_state_dict(source), str(source)
+        return source, "state dict"
+    return read(source), "file"
 
 
 def _matched(model: nn.Module, sd: Mapping[str, torch.Tensor],
@@ -585,8 +588,9 @@ def init_from(
     trunk (everything but the score and upsampling layers) matched, since such an
     "initialisation" would silently train from scratch.
     """
-    sd, what = _source_state_dict(source)
-    what = name or what
+    sd, kind = state_dict_of(source)
+    what = name or {"module": f"a {type(source).__name__} module",
+                    "state dict": "a state dict"}.get(kind, str(source))
     if convention is None and isinstance(source, nn.Module):
         convention = getattr(source, "input_convention", None)
     sd, widened = _widen_colour_source(model, sd, convention, what)

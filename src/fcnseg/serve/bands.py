@@ -138,7 +138,7 @@ def segment_raster(segmenter: Segmenter, data: bytes, options: SegmentOptions,
     pred = Prediction(label=label, image=picture, probs=probs, class_names=names)
     answer = encode_answer(segmenter, pred, options, decode_s=t1 - t0,
                            inference_s=time.perf_counter() - t1)
-    if isinstance(answer, dict):  # browsers draw no multi-band TIFF: the picture comes along
+    if options.format == "json":  # browsers draw no multi-band TIFF: the picture comes along
         small = Image.fromarray(picture).resize(preview_size(*label.shape), Image.BILINEAR)
         answer["image_png"] = base64.b64encode(picture_png_bytes(np.asarray(small))).decode()
     return answer

@@ -162,9 +162,15 @@ def test_a_multiband_vgg_bn_fcn_on_the_colour_bands_computes_the_colour_model(
 def test_random_multiband_models_take_one_channel_per_band(arch: str,
                                                            options: dict[str, Any]) -> None:
     model = build_model(arch, num_classes=3, input_convention=BAND_CONVENTION, **options).eval()
+    x = torch.rand(1, len(BANDS), 36, 44) * 3000
     with torch.no_grad():
-        out = model(torch.rand(1, len(BANDS), 36, 44) * 3000)
+        out = model(x)
+        normalised = model.preprocess(x)
     assert out.shape == (1, 3, 36, 44)
+    # The preprocessing standardises each band by the dataset's statistics.
+    mean = torch.tensor(BAND_CONVENTION.mean).view(1, -1, 1, 1)
+    std = torch.tensor(BAND_CONVENTION.std).view(1, -1, 1, 1)
+    assert_close_to_scale(normalised, (x - mean) / std)
     with pytest.raises(ValueError, match=f"N×{len(BANDS)}×H×W"):
         model(torch.rand(1, 3, 36, 44))
 

@@ -67,7 +67,7 @@ BENCHMARKS = (
     Benchmark("int8_inference.py", ("int8_speedup_over_bf16", "int8_demo_mean_iu_drop",
                                     "int8_demo_pixel_agreement", "int8_thin_mean_iu_drop",
                                     "int8_thin_pixel_agreement")),
-    Benchmark("multiband_bands.py", ("multiband_all_bands_mean_iu", "multiband_gain_over_rgb")),
+    Benchmark("multiband_bands.py", ("multiband_all_bands_mean_iu", "multiband_rgb_over_chance")),
 )
 
 

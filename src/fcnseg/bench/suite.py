@@ -40,6 +40,7 @@ from fcnseg.data import (
     build_eval_transform,
     collate_segmentation,
 )
+from fcnseg.inference.runner import InferenceRunner
 from fcnseg.metrics import confusion_matrix
 from fcnseg.models import build_model, optimize, plain_copy
 from fcnseg.utils.hardware import cpu_info
@@ -421,7 +422,9 @@ def bench_evaluation(cfg: BenchConfig, device: str, log: Log = _quiet) -> dict[s
     ``FolderSegmentation`` with the evaluation transform and a DataLoader (no workers: on a
     2-core machine a worker process competes with the model's threads).
     """
-    model = _pair_of_models(cfg, "fcn8s", device)["same"]
+    # Run as evaluation runs it (float32, as evaluate_model does for training's validation).
+    runner = InferenceRunner(_pair_of_models(cfg, "fcn8s", device)["same"], device=device,
+                             precision="fp32", prepare=False)
     n = cfg.num_classes
     out: dict[str, Any] = {"device": device, "model": "fcn8s", "geometry": "same",
                            "images": cfg.eval_images, "size": list(cfg.eval_size)}
@@ -443,11 +446,11 @@ def bench_evaluation(cfg: BenchConfig, device: str, log: Log = _quiet) -> dict[s
             except StopIteration:
                 batches[0] = iter(loader)
                 image, label = next(batches[0])
-            pred = model(image.to(device)).argmax(1)
+            pred = runner.forward(image).argmax(1)
             total[...] += confusion_matrix(label.to(device), pred, n)
 
         def model_step() -> None:
-            model(next(inputs)).argmax(1)
+            runner.forward(next(inputs)).argmax(1)
 
         # Per image, alternating: many short samples ride out a shared machine's load swings.
         with torch.inference_mode():
@@ -510,56 +513,11 @@ def bench_options(cfg: BenchConfig, device: str, log: Log = _quiet) -> dict[str,
     against the plain path of its geometry. Weights: Kaiming-random trunk, scorers from
     :func:`fit_scorers`.
     """
-    models = _pair_of_models(cfg, "fcn8s", device, optimized=False)
-    same, caffe = models["same"], models["caffe"]
-    # Weights with trained-like, peaked logits: scorers fitted on two synthetic scenes; the
-    # input is a third, held-out scene (argmax agreement is meaningless on random scorers).
-    images, labels = synthetic_batch(2, cfg.option_size, cfg.seed)
-    fit_scorers(same.cpu(), images, labels)
-    same.to(device)
-    caffe.load_state_dict(same.state_dict())
-    x = synthetic_batch(1, cfg.option_size, cfg.seed + 1)[0].to(device)
-    same_cl = _fast(same, channels_last=True)
-    caffe_cl = _fast(caffe, channels_last=True)
-    low = torch.bfloat16
-    variants: dict[str, tuple[Callable[[], torch.Tensor], str]] = {}
-
-    def run(model: nn.Module, *, autocast: torch.dtype | None = None,
-            grad_mode: str = "inference") -> Callable[[], torch.Tensor]:
-        def call() -> torch.Tensor:
-            ctx = torch.inference_mode() if grad_mode == "inference" else torch.no_grad()
-            with ctx, torch.autocast(device, dtype=autocast or torch.float32,
-                                     enabled=autocast is not None):
-                return model(x)
-        return call
-
-    variants["caffe plain"] = (run(caffe, grad_mode="no_grad"), "float32")
-    variants["plain (same, no_grad)"] = (run(same, grad_mode="no_grad"), "float32")
-    variants["+inference_mode"] = (run(same), "float32")
-    variants["+upsample fast"] = (run(_fast(same, gemm=False)), "float32")
-    variants["+gemm fc6/fc7"] = (run(_fast(same)), "float32")
-    variants["caffe fast"] = (run(_fast(caffe)), "float32")
-    variants["+channels_last"] = (run(same_cl), "float32")
-    variants["caffe fast channels_last"] = (run(caffe_cl), "float32")
-    variants["+bf16 autocast"] = (run(same_cl, autocast=low), "bfloat16")
-    if device == "cuda":
-        variants["+fp16 autocast"] = (run(same_cl, autocast=torch.float16), "float16")
-    compile_note = None
-    if cfg.compile:
-        try:
-            compiled = torch.compile(same_cl)
-            start = time.perf_counter()
-            with torch.inference_mode():
-                compiled(x)
-            compile_note = f"first call (compile) {time.perf_counter() - start:.1f} s"
-            variants["+torch.compile"] = (run(compiled), "float32")
-        except Exception as e:  # a missing compiler toolchain must not sink the whole report
-            compile_note = f"failed: {type(e).__name__}: {e}"[:300]
-    with torch.inference_mode():
-        reference = same(x).float()
+    models, x = _fitted_pair(cfg, device)
+    variants, compile_note = _option_variants(cfg, device, models, x)
     timed: dict[str, Callable[[], object]] = {k: fn for k, (fn, _) in variants.items()}
     timed.update(_mm_variants(cfg, device, torch.float32, _PEAK + "float32"))
-    timed.update(_mm_variants(cfg, device, low, _PEAK + "bfloat16"))
+    timed.update(_mm_variants(cfg, device, torch.bfloat16, _PEAK + "bfloat16"))
     # Fast paths are the central comparison: at least 5 rounds, whatever --repeats says.
     times = time_interleaved(timed, warmup=cfg.warmup, repeats=max(5, cfg.repeats),
                              device=device, clock=_clock(cfg, device),
@@ -567,26 +525,8 @@ def bench_options(cfg: BenchConfig, device: str, log: Log = _quiet) -> dict[str,
                                                    f"variants"))
     peak = {f"{device}_float32": _peak_from(times, cfg, _PEAK + "float32"),
             f"{device}_bfloat16": _peak_from(times, cfg, _PEAK + "bfloat16")}
-    flops = {g: count_flops(m, x) for g, m in models.items()}
-    base = times["plain (same, no_grad)"].median
-    caffe_base = times["caffe plain"].median
-    rows = []
-    for name, (fn, dtype) in variants.items():
-        geometry = "caffe" if name.startswith("caffe") else "same"
-        with torch.inference_mode():
-            out = fn().float()
-        ref = reference
-        if geometry == "caffe":
-            with torch.inference_mode():
-                ref = caffe(x).float()
-        key = f"{device}_{str(torch.float32 if dtype == 'float32' else low).removeprefix('torch.')}"
-        row = {"variant": name, "geometry": geometry, "dtype": dtype,
-               **_timing_fields(times[name], 1, flops[geometry], peak.get(key)),
-               "speedup_vs_plain_same": base / times[name].median,
-               "speedup_vs_caffe_plain_fp32": caffe_base / times[name].median,
-               **agreement(ref, out)}
-        rows.append(row)
-    result: dict[str, Any] = {"device": device, "size": list(cfg.option_size), "rows": rows,
+    result: dict[str, Any] = {"device": device, "size": list(cfg.option_size),
+                              "rows": _option_rows(variants, times, models, x, peak),
                               "mm_peak_gflop_per_s": {k: v / 1e9 for k, v in peak.items()}}
     result["cudnn_benchmark"] = ("n/a on CPU" if device != "cuda"
                                  else "see the cuda rows (enabled by fcnseg.models.optimize)")
@@ -595,6 +535,93 @@ def bench_options(cfg: BenchConfig, device: str, log: Log = _quiet) -> dict[str,
     elif not cfg.compile:
         result["torch_compile"] = "not measured (pass --compile)"
     return result
+
+
+def _fitted_pair(cfg: BenchConfig, device: str) -> tuple[dict[str, nn.Module], torch.Tensor]:
+    """Plain FCN-8s in both geometries with trained-like, peaked logits (scorers fitted on two
+    synthetic scenes), and a third, held-out scene as input (argmax agreement is meaningless
+    on random scorers)."""
+    models = _pair_of_models(cfg, "fcn8s", device, optimized=False)
+    images, labels = synthetic_batch(2, cfg.option_size, cfg.seed)
+    fit_scorers(models["same"].cpu(), images, labels)
+    models["same"].to(device)
+    models["caffe"].load_state_dict(models["same"].state_dict())
+    return models, synthetic_batch(1, cfg.option_size, cfg.seed + 1)[0].to(device)
+
+
+#: ``{variant: (call, dtype)}`` of the fast-path comparison.
+Variants = dict[str, tuple[Callable[[], Any], str]]
+
+
+def _option_variants(cfg: BenchConfig, device: str, models: dict[str, nn.Module],
+                     x: torch.Tensor) -> tuple[Variants, str | None]:
+    """``{variant: (call, dtype)}``, each adding a fast path to the one before, and what
+    ``torch.compile`` did (None unless ``cfg.compile``)."""
+    same, caffe = models["same"], models["caffe"]
+    same_cl = _fast(same, channels_last=True)
+
+    def run(model: nn.Module, precision: str = "fp32") -> Callable[[], Any]:
+        runner = InferenceRunner(model, device=device, precision=precision, prepare=False)
+
+        def call() -> Any:
+            with torch.inference_mode():
+                return runner.forward(x)
+        return call
+
+    def no_grad(model: nn.Module) -> Callable[[], Any]:
+        def call() -> Any:
+            with torch.no_grad():
+                return model(x)
+        return call
+
+    variants = {
+        "caffe plain": (no_grad(caffe), "float32"),
+        "plain (same, no_grad)": (no_grad(same), "float32"),
+        "+inference_mode": (run(same), "float32"),
+        "+upsample fast": (run(_fast(same, gemm=False)), "float32"),
+        "+gemm fc6/fc7": (run(_fast(same)), "float32"),
+        "caffe fast": (run(_fast(caffe)), "float32"),
+        "+channels_last": (run(same_cl), "float32"),
+        "caffe fast channels_last": (run(_fast(caffe, channels_last=True)), "float32"),
+        "+bf16 autocast": (run(same_cl, "bf16"), "bfloat16"),
+    }
+    if device == "cuda":
+        variants["+fp16 autocast"] = (run(same_cl, "fp16"), "float16")
+    if not cfg.compile:
+        return variants, None
+    try:
+        compiled = torch.compile(same_cl)
+        start = time.perf_counter()
+        with torch.inference_mode():
+            compiled(x)
+        variants["+torch.compile"] = (run(compiled), "float32")
+        return variants, f"first call (compile) {time.perf_counter() - start:.1f} s"
+    except Exception as e:  # a missing compiler toolchain must not sink the whole report
+        return variants, f"failed: {type(e).__name__}: {e}"[:300]
+
+
+def _option_rows(variants: Variants, times: dict[str, Any],
+                 models: dict[str, nn.Module], x: torch.Tensor,
+                 peak: dict[str, float]) -> list[dict[str, Any]]:
+    """One row per variant: timing, speed-ups, and agreement with its geometry's plain path."""
+    device = x.device.type
+    with torch.inference_mode():
+        reference = {g: m(x).float() for g, m in models.items()}
+    flops = {g: count_flops(m, x) for g, m in models.items()}
+    base = times["plain (same, no_grad)"].median
+    caffe_base = times["caffe plain"].median
+    rows = []
+    for name, (fn, dtype) in variants.items():
+        geometry = "caffe" if name.startswith("caffe") else "same"
+        with torch.inference_mode():
+            out = fn().float()
+        key = f"{device}_float32" if dtype == "float32" else f"{device}_bfloat16"
+        rows.append({"variant": name, "geometry": geometry, "dtype": dtype,
+                     **_timing_fields(times[name], 1, flops[geometry], peak.get(key)),
+                     "speedup_vs_plain_same": base / times[name].median,
+                     "speedup_vs_caffe_plain_fp32": caffe_base / times[name].median,
+                     **agreement(reference[geometry], out)})
+    return rows
 
 
 # -- the whole suite ----------------------------------------------------------------------------
@@ -757,61 +784,19 @@ def format_report(report: dict[str, Any], targets: bool = False) -> str:
 
     ``targets`` adds the table of design goals (:func:`check_targets`); the JSON always has it.
     """
-    m = report["machine"]
+    m, config = report["machine"], report["config"]
     above: list[bool] = []
     parts = [f"torch {m['torch']}, {m['threads']} threads, {m['cpu']} "
              f"({', '.join(m['cpu_flags']) or 'no avx512/amx'}); "
-             f"{report['config']['clock']} clock, {report['config']['repeats']} interleaved "
-             f"repeats after {report['config']['warmup']} warm-up",
+             f"{config['clock']} clock, {config['repeats']} interleaved "
+             f"repeats after {config['warmup']} warm-up",
              "mm peak GFLOP/s: " + ", ".join(f"{k} {v:.0f}"
                                              for k, v in m["mm_peak_gflop_per_s"].items())]
-    if report["inference"]:
-        peak_size = report["config"]["peak_size"]
-        parts.append("\nInference (float32, inference_mode, default fast paths); of mm peak = "
-                     f"GFLOP/s / a {peak_size}×{peak_size} float32 torch.mm timed in the same "
-                     "round-robin")
-        parts.append(_table(
-            ["device", "model", "geometry", "size", "batch", "median s", "spread", "img/s",
-             "GFLOP", "GFLOP/s", "of mm peak", "same/caffe", "peak MiB"],
-            [[r["device"], r["model"], r["geometry"], "×".join(map(str, r["size"])), r["batch"],
-              r["median_s"], f"{r['spread']:.0%}", r["images_per_s"], r.get("gflop"),
-              r.get("gflop_per_s"), _peak_cell(r.get("fraction_of_mm_peak"), above),
-              r.get("speedup_vs_caffe"),
-              round(r.get("cuda_max_allocated_mib", r["peak_rss_mib"]))]
-             for r in report["inference"]]))
-    if report["training"]:
-        parts.append("\nTraining step (SGD, cross-entropy, float32)")
-        parts.append(_table(
-            ["device", "model", "geometry", "crop", "batch", "median s", "spread", "img/s",
-             "GFLOP", "GFLOP/s", "same/caffe"],
-            [[r["device"], r["model"], r["geometry"], r["crop"][0], r["batch"], r["median_s"],
-              f"{r['spread']:.0%}", r["images_per_s"], r.get("gflop"), r.get("gflop_per_s"),
-              r.get("speedup_vs_caffe")] for r in report["training"]]))
+    parts += _inference_table(report, above) + _training_table(report)
     for ev in report["evaluation"]:
-        parts.append(f"\nEvaluation pipeline ({ev['device']}, FCN-8s same, {ev['images']} images "
-                     f"{'×'.join(map(str, ev['size']))})")
-        parts.append(_table(["stage", "img/s", "median s", "spread"],
-                            [[k, ev[k]["images_per_s"], ev[k]["median_s"],
-                              f"{ev[k]['spread']:.0%}"] for k in ("pipeline", "model_only")]))
-        parts.append(f"pipeline / model-only: {ev['pipeline_fraction_of_model_only']:.1%}")
-        if ev.get("loader_options"):
-            parts.append(_table(["DataLoader", "img/s", "spread"],
-                                [[r["setting"], r.get("images_per_s"),
-                                  f"{r['spread']:.0%}" if "spread" in r else r.get("note")]
-                                 for r in ev["loader_options"]]))
+        parts += _evaluation_tables(ev)
     for opts in report["options"]:
-        parts.append(f"\nFast paths ({opts['device']}, FCN-8s, batch 1, "
-                     f"{'×'.join(map(str, opts['size']))}); each row adds to the one above "
-                     "unless named caffe")
-        parts.append(_table(
-            ["variant", "dtype", "median s", "spread", "GFLOP/s", "of mm peak", "vs plain",
-             "vs caffe plain", "max|Δ|", "argmax %"],
-            [[r["variant"], r["dtype"], r["median_s"], f"{r['spread']:.0%}", r["gflop_per_s"],
-              _peak_cell(r.get("fraction_of_mm_peak"), above), r["speedup_vs_plain_same"],
-              r["speedup_vs_caffe_plain_fp32"], r["max_abs_diff"],
-              f"{r['argmax_agreement_pct']:.2f}"] for r in opts["rows"]]))
-        parts.append(f"cudnn.benchmark: {opts['cudnn_benchmark']}; "
-                     f"torch.compile: {opts.get('torch_compile', '-')}")
+        parts += _options_table(opts, above)
     if above:
         parts.append(ABOVE_PEAK_NOTE)
     repeated = repeated_settings(report)
@@ -827,13 +812,76 @@ def format_report(report: dict[str, Any], targets: bool = False) -> str:
         parts.append(_table(["target", "value", "goal", "met", "note"],
                             [[t["target"], t["value"], t["goal"], "yes" if t["met"] else "NO",
                               t["note"]] for t in report["targets"]]))
-    busy = {k: v for k, v in m.get("other_processes_cpu_share", {}).items() if v is not None}
-    if busy:
-        parts.append("\nCPU share used by other processes during each section: "
-                     + ", ".join(f"{k} {v:.0%}" for k, v in busy.items())
-                     + (" (wall-clock ratios unreliable above ~10%)"
-                        if max(busy.values()) > 0.1 and report["config"]["clock"] == "wall"
-                        else ""))
-    for note in report["not_measured"]:
-        parts.append(f"not measured: {note}")
+    parts += _load_lines(m, config)
+    parts += [f"not measured: {note}" for note in report["not_measured"]]
     return "\n".join(parts)
+
+
+def _inference_table(report: dict[str, Any], above: list[bool]) -> list[str]:
+    if not report["inference"]:
+        return []
+    peak_size = report["config"]["peak_size"]
+    return [
+        "\nInference (float32, inference_mode, default fast paths); of mm peak = GFLOP/s / a "
+        f"{peak_size}×{peak_size} float32 torch.mm timed in the same round-robin",
+        _table(["device", "model", "geometry", "size", "batch", "median s", "spread", "img/s",
+                "GFLOP", "GFLOP/s", "of mm peak", "same/caffe", "peak MiB"],
+               [[r["device"], r["model"], r["geometry"], _size(r["size"]), r["batch"],
+                 r["median_s"], f"{r['spread']:.0%}", r["images_per_s"], r.get("gflop"),
+                 r.get("gflop_per_s"), _peak_cell(r.get("fraction_of_mm_peak"), above),
+                 r.get("speedup_vs_caffe"),
+                 round(r.get("cuda_max_allocated_mib", r["peak_rss_mib"]))]
+                for r in report["inference"]])]
+
+
+def _training_table(report: dict[str, Any]) -> list[str]:
+    if not report["training"]:
+        return []
+    return [
+        "\nTraining step (SGD, cross-entropy, float32)",
+        _table(["device", "model", "geometry", "crop", "batch", "median s", "spread", "img/s",
+                "GFLOP", "GFLOP/s", "same/caffe"],
+               [[r["device"], r["model"], r["geometry"], r["crop"][0], r["batch"],
+                 r["median_s"], f"{r['spread']:.0%}", r["images_per_s"], r.get("gflop"),
+                 r.get("gflop_per_s"), r.get("speedup_vs_caffe")] for r in report["training"]])]
+
+
+def _evaluation_tables(ev: dict[str, Any]) -> list[str]:
+    parts = [f"\nEvaluation pipeline ({ev['device']}, FCN-8s same, {ev['images']} images "
+             f"{_size(ev['size'])})",
+             _table(["stage", "img/s", "median s", "spread"],
+                    [[k, ev[k]["images_per_s"], ev[k]["median_s"], f"{ev[k]['spread']:.0%}"]
+                     for k in ("pipeline", "model_only")]),
+             f"pipeline / model-only: {ev['pipeline_fraction_of_model_only']:.1%}"]
+    if ev.get("loader_options"):
+        parts.append(_table(["DataLoader", "img/s", "spread"],
+                            [[r["setting"], r.get("images_per_s"),
+                              f"{r['spread']:.0%}" if "spread" in r else r.get("note")]
+                             for r in ev["loader_options"]]))
+    return parts
+
+
+def _options_table(opts: dict[str, Any], above: list[bool]) -> list[str]:
+    return [
+        f"\nFast paths ({opts['device']}, FCN-8s, batch 1, {_size(opts['size'])}); each row "
+        "adds to the one above unless named caffe",
+        _table(["variant", "dtype", "median s", "spread", "GFLOP/s", "of mm peak", "vs plain",
+                "vs caffe plain", "max|Δ|", "argmax %"],
+               [[r["variant"], r["dtype"], r["median_s"], f"{r['spread']:.0%}",
+                 r["gflop_per_s"], _peak_cell(r.get("fraction_of_mm_peak"), above),
+                 r["speedup_vs_plain_same"], r["speedup_vs_caffe_plain_fp32"],
+                 r["max_abs_diff"], f"{r['argmax_agreement_pct']:.2f}"] for r in opts["rows"]]),
+        f"cudnn.benchmark: {opts['cudnn_benchmark']}; "
+        f"torch.compile: {opts.get('torch_compile', '-')}"]
+
+
+def _load_lines(machine: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    """The CPU share other processes took during each section, when any was measured."""
+    busy = {k: v for k, v in machine.get("other_processes_cpu_share", {}).items()
+            if v is not None}
+    if not busy:
+        return []
+    return ["\nCPU share used by other processes during each section: "
+            + ", ".join(f"{k} {v:.0%}" for k, v in busy.items())
+            + (" (wall-clock ratios unreliable above ~10%)"
+               if max(busy.values()) > 0.1 and config["clock"] == "wall" else "")]

@@ -5,16 +5,17 @@ whole-image evaluation gives.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import Sampler
+from torch.utils.data import Sampler, default_collate
 
 from fcnseg.data.cache import DecodedSamples, available_memory
 from fcnseg.data.images import upright_size
+from fcnseg.utils.batches import keyed, same_size_batches, to_device
 
 __all__ = ["AUTO_LIMIT", "SameSizeBatches", "activation_bytes", "auto_eval_batch",
            "sample_sizes"]
@@ -59,11 +60,7 @@ class SameSizeBatches(Sampler[list[int]]):
         self.indices, self.sizes, self.batch = indices, sizes, max(1, batch)
 
     def _batches(self) -> list[list[int]]:
-        groups: dict[Any, list[int]] = {}
-        for i in self.indices:
-            groups.setdefault(self.sizes[i], []).append(i)
-        return [g[k:k + self.batch] for g in groups.values() for k in range(0, len(g),
-                                                                            self.batch)]
+        return same_size_batches(self.sizes, self.batch, self.indices)
 
     def __iter__(self) -> Iterator[list[int]]:
         return iter(self._batches())
@@ -79,16 +76,14 @@ def activation_bytes(model: nn.Module, sample: Any) -> int:
 
     def count(_module: nn.Module, _inputs: Any, output: Any) -> None:
         nonlocal total
-        outputs = output.values() if isinstance(output, Mapping) else (
-            output if isinstance(output, (tuple, list)) else (output,))
-        total += sum(o.numel() * o.element_size() for o in outputs
-                     if isinstance(o, torch.Tensor))
+        parts = [p for part in keyed(output).values()
+                 for p in (part if isinstance(part, tuple | list) else (part,))]
+        total += sum(p.numel() * p.element_size() for p in parts if isinstance(p, torch.Tensor))
 
     leaves = [m for m in model.modules() if not any(True for _ in m.children())]
     hooks = [m.register_forward_hook(count) for m in leaves]
     device = next(model.parameters()).device
-    batch = ({k: v.unsqueeze(0).to(device) for k, v in sample.items()}
-             if isinstance(sample, Mapping) else sample.unsqueeze(0).to(device))
+    batch = to_device(default_collate([sample]), device)  # a batch of one, dict or tensor
     was_training = model.training
     model.eval()
     try:

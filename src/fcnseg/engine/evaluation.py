@@ -13,6 +13,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -27,17 +28,18 @@ from fcnseg.checkpoint import build_model_from_checkpoint, load_checkpoint
 from fcnseg.data.build import build_dataset
 from fcnseg.data.collate import collate_segmentation
 from fcnseg.data.transforms import build_eval_transform
+from fcnseg.inference.runner import InferenceRunner
 from fcnseg.inference.visualize import reliability_diagram, save_png
 from fcnseg.metrics import DEFAULT_COVERAGES, METRIC_NAMES, CalibrationBins, ConfusionMatrix, scores
-from fcnseg.models.fastpath import optimize
+from fcnseg.utils.batches import first, keyed, to_device
 from fcnseg.utils.files import atomic_write
-from fcnseg.utils.hardware import default_channels_last, resolve_precision
 from fcnseg.utils.jsonable import json_safe
-from fcnseg.utils.precision import autocast_dtype
 from fcnseg.utils.typing import PathLike
 
 __all__ = [
     "BatchError",
+    "CheckpointEvalOptions",
+    "EvalOptions",
     "PredictFn",
     "ShardedEvalSampler",
     "evaluate_checkpoint",
@@ -98,8 +100,6 @@ def scores_excluding(confusion: Any, exclude: Sequence[int] = ()) -> dict[str, A
 
 
 def _split_batch(batch: Any) -> tuple[Any, Any]:
-    if isinstance(batch, Mapping):
-        return batch["image"], batch["label"]
     if isinstance(batch, Sequence) and len(batch) >= 2:
         return batch[0], batch[1]
     raise ValueError(
@@ -142,39 +142,17 @@ class ShardedEvalSampler(Sampler[int]):
         return len(range(self.rank, self.length, self.world_size))
 
 
-def evaluate_model(
-    model: nn.Module,
-    loader: Any,
-    *,
-    num_classes: int | Mapping[str, int],
-    ignore_index: int = 255,
-    device: str | torch.device = "cpu",
-    precision: str = "fp32",
-    predict_fn: PredictFn | None = None,
-    progress: bool = False,
-    calibration: bool = False,
-    temperature: float = 1.0,
-    coverages: Sequence[float] = DEFAULT_COVERAGES,
-    exclude_classes: Sequence[int] | Mapping[str, Sequence[int]] = (),
-) -> dict[str, Any]:
-    """Score ``model`` on every batch of ``loader`` with one confusion matrix.
+@dataclass(frozen=True)
+class EvalOptions:
+    """What :func:`evaluate_model` scores and how it runs the model.
 
-    Runs in eval mode under ``torch.inference_mode`` (the model's train/eval mode is restored
-    afterwards). ``loader`` yields ``(images N×3×H×W, labels N×H×W)``; padded pixels must carry
-    ``ignore_index`` (as :func:`fcnseg.data.collate_segmentation` pads them) so they count
-    nowhere. The model must already be on ``device``. When ``torch.distributed`` is initialised
-    each process evaluates its own shard (see :class:`ShardedEvalSampler`) and the matrices are
-    summed, so every process returns the dataset's scores.
-
-    Args:
-        model: a segmentation model returning N×C×H×W logits (a DDP wrapper is unwrapped).
-        loader: an iterable of batches, usually a DataLoader.
-        num_classes: number of classes C.
+    Attributes:
+        num_classes: number of classes C; ``{head: C}`` for a model with several heads.
         ignore_index: label value left out of the metrics.
-        device: where images, labels and the confusion matrix go.
+        device: where images, labels and the confusion matrix go (the model must be there).
         precision: "fp32" (full precision), "bf16" or "fp16" (autocast), or "auto" (what the
             hardware runs natively, :func:`fcnseg.utils.hardware.auto_precision`).
-        predict_fn: ``predict_fn(model, images) -> logits``; default ``model(images)``.
+        predict_fn: ``predict_fn(model, images) -> logits``; default the plain forward pass.
         progress: show a progress bar (on rank 0 only).
         calibration: also count calibration statistics of ``softmax(logits / temperature)``
             (:class:`fcnseg.metrics.CalibrationBins`), returned as ``calibration``.
@@ -184,6 +162,56 @@ def evaluate_model(
             reports.
         exclude_classes: classes left out of the class means (see :func:`scores_excluding`),
             e.g. a dataset's ``eval_exclude_classes``; ``{head: classes}`` with several heads.
+    """
+
+    num_classes: int | Mapping[str, int]
+    ignore_index: int = 255
+    device: str | torch.device = "cpu"
+    precision: str = "fp32"
+    predict_fn: PredictFn | None = None
+    progress: bool = False
+    calibration: bool = False
+    temperature: float = 1.0
+    coverages: Sequence[float] = DEFAULT_COVERAGES
+    exclude_classes: Sequence[int] | Mapping[str, Sequence[int]] = ()
+
+    @property
+    def several_heads(self) -> bool:
+        return isinstance(self.num_classes, Mapping)
+
+    @property
+    def heads(self) -> dict[str, int]:
+        """Classes per head: ``{"out": C}`` for a model with one head."""
+        return {str(h): int(n) for h, n in keyed(self.num_classes).items()}
+
+    def exclusions(self) -> dict[str, Sequence[int]]:
+        """``exclude_classes`` per head (``{"out": classes}`` for one head), checked."""
+        several = self.several_heads
+        by_head = keyed(self.exclude_classes) if len(self.exclude_classes) else {}
+        if not several and set(by_head) - {"out"}:
+            raise ValueError("exclude_classes: a {head: classes} dict needs a model with "
+                             "several heads (num_classes given per head)")
+        if several and (set(by_head) - set(self.heads) or "out" in by_head):
+            raise ValueError(f"exclude_classes: expected {{head: classes}} for heads "
+                             f"{sorted(self.heads)}, got {self.exclude_classes!r}")
+        if several and self.calibration:
+            raise ValueError("calibration is measured for models with one head only")
+        return by_head
+
+
+def evaluate_model(model: nn.Module, loader: Any, options: EvalOptions | None = None,
+                   **fields: Any) -> dict[str, Any]:
+    """Score ``model`` on every batch of ``loader`` with one confusion matrix (per head).
+
+    Runs in eval mode under ``torch.inference_mode`` (the model's train/eval mode is restored
+    afterwards). ``loader`` yields ``(images N×3×H×W, labels N×H×W)``; padded pixels must carry
+    ``ignore_index`` (as :func:`fcnseg.data.collate_segmentation` pads them) so they count
+    nowhere. When ``torch.distributed`` is initialised each process evaluates its own shard
+    (see :class:`ShardedEvalSampler`) and the matrices are summed, so every process returns the
+    dataset's scores. ``model`` returns N×C×H×W logits (a DDP wrapper is unwrapped).
+
+    ``options`` (:class:`EvalOptions`) says what is scored and how; ``fields`` are its fields
+    as keywords (``num_classes=21, device="cuda"``), which replace those of ``options``.
 
     Returns:
         :func:`scores_excluding` of the matrix plus ``confusion`` (list of lists, rows =
@@ -194,141 +222,86 @@ def evaluate_model(
         is ``{"heads": {head: scores plus confusion}, "num_images": n}``; the geometric pixel
         accuracy of the FCN paper is ``result["heads"]["geometric"]["pixel_acc"]``.
     """
-    device = torch.device(device)
-    low_dtype = autocast_dtype(precision, device)
+    opts = replace(options, **fields) if options is not None else EvalOptions(**fields)
     net = model.module if isinstance(
         model, nn.parallel.DistributedDataParallel | nn.DataParallel) else model
-    if isinstance(num_classes, Mapping):
-        if calibration:
-            raise ValueError("calibration is measured for models with one head only")
-        return _evaluate_heads(net, loader, dict(num_classes), ignore_index, device, low_dtype,
-                               predict_fn, progress, exclude_classes)
-    if isinstance(exclude_classes, Mapping):
-        raise ValueError("exclude_classes: a {head: classes} dict needs a model with several "
-                         "heads (num_classes given per head)")
-    matrix = ConfusionMatrix(num_classes, ignore_index, device=device)
-    bins = CalibrationBins(num_classes, ignore_index, device=device) if calibration else None
-    num_images = _run_model(net, loader, device, low_dtype, predict_fn, progress,
-                            partial(_score_batch, matrix, bins, temperature))
-    matrix.all_reduce()
-    result = scores_excluding(matrix.numpy(), exclude_classes)
-    result["confusion"] = matrix.numpy().tolist()
-    result["num_images"] = num_images
-    if bins is not None:
-        result["calibration"] = {"temperature": float(temperature),
-                                 **bins.all_reduce().compute(coverages)}
-    return result
-
-
-def _to(x: Any, device: torch.device) -> Any:
-    if isinstance(x, Mapping):
-        return {k: v.to(device, non_blocking=True) for k, v in x.items()}
-    return x.to(device, non_blocking=True)
-
-
-def _run_model(
-    net: nn.Module, loader: Any, device: torch.device, low_dtype: torch.dtype | None,
-    predict_fn: PredictFn | None, progress: bool,
-    score: Callable[[int, Any, Any], None],
-) -> int:
-    """Run ``net`` in eval mode under inference mode over every batch of ``loader``, handing
-    ``score(batch_index, outputs, labels)`` each batch's outputs and labels (on ``device``).
-
-    The model's train/eval mode is restored afterwards. Returns the number of images seen,
-    summed over all processes.
-    """
-    was_training = net.training
-    net.eval()
-    num_images = torch.zeros((), dtype=torch.int64, device=device)
-    batches = _progress_bar(loader, progress)
-    try:
-        with torch.inference_mode():
-            for batch_index, batch in enumerate(batches):
-                images, labels = _split_batch(batch)
-                images, labels = _to(images, device), _to(labels, device)
-                with torch.autocast(device.type, dtype=low_dtype, enabled=low_dtype is not None):
-                    outputs = predict_fn(net, images) if predict_fn is not None else net(images)
-                score(batch_index, outputs, labels)
-                one_map = next(iter(labels.values())) if isinstance(labels, Mapping) else labels
-                num_images += one_map.shape[0]
-    finally:
-        batches.close()
-        net.train(was_training)
-    if _is_distributed():
-        torch.distributed.all_reduce(num_images)
-    return int(num_images)
-
-
-def _score_batch(matrix: ConfusionMatrix, bins: CalibrationBins | None, temperature: float,
-                 batch_index: int, logits: Any, labels: torch.Tensor) -> None:
-    """Count one batch of a single-head model in ``matrix`` (and ``bins``)."""
-    if isinstance(logits, Mapping):  # torchvision-style {"out": logits}
-        logits = logits["out"]
-    if logits.shape[-2:] != labels.shape[-2:] or logits.shape[0] != labels.shape[0]:
-        raise ValueError(
-            f"model output {tuple(logits.shape)} does not cover labels "
-            f"{tuple(labels.shape)}: logits must be N×C×H×W at the label size"
-        )
-    if logits.shape[1] != matrix.num_classes:
-        raise ValueError(
-            f"model outputs {logits.shape[1]} classes, evaluation expects {matrix.num_classes}"
-        )
-    try:
-        matrix.update(labels, logits.argmax(1))
-    except ValueError as e:  # bad label values: say where they are
-        raise BatchError(batch_index, str(e)) from None
-    if bins is not None:
-        bins.update(labels, (logits.float() / temperature).softmax(1))
-
-
-def _evaluate_heads(
-    net: nn.Module, loader: Any, num_classes: dict[str, int], ignore_index: int,
-    device: torch.device, low_dtype: torch.dtype | None, predict_fn: PredictFn | None,
-    progress: bool, exclude_classes: Any,
-) -> dict[str, Any]:
-    """:func:`evaluate_model` for a model with several heads: one matrix per head."""
-    exclude = dict(exclude_classes) if isinstance(exclude_classes, Mapping) else {}
-    unknown = sorted(set(exclude) - set(num_classes))
-    if unknown or (exclude_classes and not isinstance(exclude_classes, Mapping)):
-        raise ValueError(f"exclude_classes: expected {{head: classes}} for heads "
-                         f"{sorted(num_classes)}, got {exclude_classes!r}")
-    matrices = {h: ConfusionMatrix(n, ignore_index, device=device)
-                for h, n in num_classes.items()}
-    num_images = _run_model(net, loader, device, low_dtype, predict_fn, progress,
-                            partial(_score_heads_batch, matrices))
+    runner = InferenceRunner(net, device=opts.device, precision=opts.precision, prepare=False)
+    exclude = opts.exclusions()
+    matrices = {h: ConfusionMatrix(n, opts.ignore_index, device=runner.device)
+                for h, n in opts.heads.items()}
+    bins = (CalibrationBins(opts.heads["out"], opts.ignore_index, device=runner.device)
+            if opts.calibration else None)
+    num_images = _run_model(runner, loader, opts, partial(_score_batch, matrices, bins,
+                                                          opts.temperature))
     heads = {}
     for head, matrix in matrices.items():
         matrix.all_reduce()
         heads[head] = scores_excluding(matrix.numpy(), exclude.get(head, ()))
         heads[head]["confusion"] = matrix.numpy().tolist()
-    return {"heads": heads, "num_images": num_images}
+    if opts.several_heads:
+        return {"heads": heads, "num_images": num_images}
+    result = {**heads["out"], "num_images": num_images}
+    if bins is not None:
+        result["calibration"] = {"temperature": float(opts.temperature),
+                                 **bins.all_reduce().compute(opts.coverages)}
+    return result
 
 
-def _score_heads_batch(matrices: dict[str, ConfusionMatrix], batch_index: int, outputs: Any,
-                       labels: Any) -> None:
-    """Count one batch of a model with several heads in each head's matrix."""
-    heads = sorted(matrices)
-    if not isinstance(labels, Mapping) or set(labels) != set(matrices):
-        got = sorted(labels) if isinstance(labels, Mapping) else "one label map"
-        raise ValueError(f"batch {batch_index}: labels must be a dict with the heads {heads}, "
-                         f"got {got}")
-    if not isinstance(outputs, Mapping) or not set(matrices) <= set(outputs):
-        got = sorted(outputs) if isinstance(outputs, Mapping) else "one tensor"
-        raise ValueError(f"the model must return a dict with the heads {heads}, got {got}")
+def _run_model(runner: InferenceRunner, loader: Any, opts: EvalOptions,
+               score: Callable[[int, dict[str, Any], dict[str, Any]], None]) -> int:
+    """Run the model over every batch of ``loader``, handing ``score(batch_index, outputs,
+    labels)`` each batch's outputs and labels (on the device, ``{head: tensor}``).
+
+    Returns the number of images seen, summed over all processes.
+    """
+    num_images = torch.zeros((), dtype=torch.int64, device=runner.device)
+    batches = _progress_bar(loader, opts.progress)
+    try:
+        with runner.session():
+            for batch_index, batch in enumerate(batches):
+                images, labels = _split_batch(batch)
+                labels = keyed(to_device(labels, runner.device))
+                score(batch_index, keyed(runner.forward(images, opts.predict_fn)), labels)
+                num_images += first(labels).shape[0]
+    finally:
+        batches.close()
+    if _is_distributed():
+        torch.distributed.all_reduce(num_images)
+    return int(num_images)
+
+
+def _score_batch(matrices: dict[str, ConfusionMatrix], bins: CalibrationBins | None,
+                 temperature: float, batch_index: int, outputs: dict[str, Any],
+                 labels: dict[str, Any]) -> None:
+    """Count one batch in each head's matrix (and the single head's in ``bins``)."""
+    def expected(what: str) -> str:
+        return f"one {what}" if list(matrices) == ["out"] else \
+            f"a dict with the heads {sorted(matrices)}"
+
+    def got(given: dict[str, Any], what: str) -> str:
+        return f"one {what}" if list(given) == ["out"] else str(sorted(given))
+
+    if set(labels) != set(matrices):
+        raise ValueError(f"batch {batch_index}: labels must be {expected('label map')}, got "
+                         f"{got(labels, 'label map')}")
+    if not set(matrices) <= set(outputs):
+        raise ValueError(f"the model must return {expected('tensor')}, got "
+                         f"{got(outputs, 'tensor')}")
     for head, matrix in matrices.items():
         logits, label = outputs[head], labels[head]
+        where = "" if head == "out" else f"head {head!r}: "
         if logits.shape[0] != label.shape[0] or logits.shape[-2:] != label.shape[-2:]:
-            raise ValueError(
-                f"head {head!r}: model output {tuple(logits.shape)} does not cover "
-                f"labels {tuple(label.shape)}"
-            )
+            raise ValueError(f"{where}model output {tuple(logits.shape)} does not cover labels "
+                             f"{tuple(label.shape)}: logits must be N×C×H×W at the label size")
         if logits.shape[1] != matrix.num_classes:
-            raise ValueError(f"head {head!r}: model outputs {logits.shape[1]} "
-                             f"classes, evaluation expects {matrix.num_classes}")
+            raise ValueError(f"{where}model outputs {logits.shape[1]} classes, evaluation "
+                             f"expects {matrix.num_classes}")
         try:
             matrix.update(label, logits.argmax(1))
-        except ValueError as e:
-            raise BatchError(batch_index, f"head {head!r}: {e}") from None
+        except ValueError as e:  # bad label values: say where they are
+            raise BatchError(batch_index, f"{where}{e}") from None
+    if bins is not None:
+        bins.update(labels["out"], (outputs["out"].float() / temperature).softmax(1))
 
 
 class _WithTransform(Dataset):
@@ -358,28 +331,11 @@ def _describe_checkpoint(ckpt: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def evaluate_checkpoint(
-    checkpoint: PathLike | Mapping[str, Any],
-    dataset: Mapping[str, Any] | Dataset,
-    *,
-    device: str | torch.device = "cpu",
-    batch_size: int = 1,
-    num_workers: int = 0,
-    precision: str | None = "auto",
-    predict_fn: PredictFn | None = None,
-    limit: int | None = None,
-    progress: bool = False,
-    calibration: bool = False,
-    coverages: Sequence[float] = DEFAULT_COVERAGES,
-) -> dict[str, Any]:
-    """Rebuild the model a checkpoint describes and score it on a dataset.
+@dataclass(frozen=True)
+class CheckpointEvalOptions:
+    """How :func:`evaluate_checkpoint` reads the data and runs the model.
 
-    Args:
-        checkpoint: checkpoint path (or a dict from :func:`fcnseg.checkpoint.load_checkpoint`).
-        dataset: a spec for :func:`fcnseg.data.build_dataset` (e.g. ``{"name": "voc", "root":
-            "data/VOCdevkit", "split": "val"}``); or a dataset object: one without a transform
-            gets :func:`~fcnseg.data.transforms.build_eval_transform`, one with a transform is
-            used as it is. Either gives raw pixels: the model normalises them.
+    Attributes:
         device: where to run.
         batch_size: images per batch; 1 (default) evaluates each whole image exactly, more pad
             a batch to its largest image (padded pixels are not scored).
@@ -394,33 +350,99 @@ def evaluate_checkpoint(
         calibration: also report calibration (see :func:`evaluate_model`), of the
             probabilities with the checkpoint's temperature (``fcnseg calibrate``) applied.
         coverages: fractions of the most confident pixels to score (with ``calibration``).
-
-    A checkpoint of a model with several heads (``classes.heads``) is scored per head:
-    ``result["heads"][head]`` holds each head's scores, class names and confusion matrix (the
-    geometric pixel accuracy of the FCN paper is ``result["heads"]["geometric"]["pixel_acc"]``),
-    the top level repeats the first head's, and calibration is not measured.
-
-    Returns:
-        The :func:`evaluate_model` result plus ``class_names``, ``pixels`` (ground-truth pixels
-        per class), ``checkpoint`` and ``dataset`` descriptions, ``precision``,
-        ``optimizations`` (what :func:`fcnseg.models.optimize` did), ``seconds`` and
-        ``images_per_s``.
-
-    Raises:
-        ValueError: the dataset's class count differs from the checkpoint's.
     """
+
+    device: str | torch.device = "cpu"
+    batch_size: int = 1
+    num_workers: int = 0
+    precision: str | None = "auto"
+    predict_fn: PredictFn | None = None
+    limit: int | None = None
+    progress: bool = False
+    calibration: bool = False
+    coverages: Sequence[float] = DEFAULT_COVERAGES
+
+
+def evaluate_checkpoint(checkpoint: PathLike | Mapping[str, Any],
+                        dataset: Mapping[str, Any] | Dataset,
+                        options: CheckpointEvalOptions | None = None,
+                        **fields: Any) -> dict[str, Any]:
+    """Rebuild the model a checkpoint describes and score it on a dataset.
+
+    Args:
+        checkpoint: checkpoint path (or a dict from :func:`fcnseg.checkpoint.load_checkpoint`).
+        dataset: a spec for :func:`fcnseg.data.build_dataset` (e.g. ``{"name": "voc", "root":
+            "data/VOCdevkit", "split": "val"}``); or a dataset object: one without a transform
+            gets :func:`~fcnseg.data.transforms.build_eval_transform`, one with a transform is
+            used as it is. Either gives raw pixels: the model normalises them.
+        options: how (:class:`CheckpointEvalOptions`); ``fields`` are its fields as keywords
+            (``device="cuda", batch_size=4``), which replace those of ``options``.
+
+    Returns the :func:`evaluate_model` result plus ``class_names``, ``pixels`` (ground-truth
+    pixels per class), ``checkpoint`` and ``dataset`` descriptions, ``precision``,
+    ``optimizations`` (what :func:`fcnseg.models.optimize` did), ``seconds`` and
+    ``images_per_s``. A checkpoint of a model with several heads (``classes.heads``) is scored
+    per head: ``result["heads"][head]`` holds each head's scores, class names and confusion
+    matrix (the geometric pixel accuracy of the FCN paper is
+    ``result["heads"]["geometric"]["pixel_acc"]``), the top level repeats the first head's, and
+    calibration is not measured. A dataset whose class count differs from the checkpoint's is
+    a ValueError.
+    """
+    opts = replace(options or CheckpointEvalOptions(), **fields)
     ckpt = load_checkpoint(checkpoint) if not isinstance(checkpoint, Mapping) else checkpoint
-    device = torch.device(device)
-    precision = resolve_precision(precision, device)
-    model = optimize(build_model_from_checkpoint(ckpt), "inference", device=device,
-                     channels_last=default_channels_last(device, precision))
-    if getattr(model, "runtime", None):  # an exported model computes in its own precision
-        precision = "fp32"
-    class_names = list(ckpt["classes"]["names"])
+    runner = InferenceRunner(build_model_from_checkpoint(ckpt), device=opts.device,
+                             precision=opts.precision)
+    data, source, described = _eval_data(dataset, ckpt, opts.limit)
     head_classes = {str(h): list(n) for h, n in (ckpt["classes"].get("heads") or {}).items()}
-    num_classes: int | dict[str, int] = (
-        {h: len(n) for h, n in head_classes.items()} if head_classes else len(class_names))
-    calibration = calibration and not head_classes  # measured for one head only
+    scoring = _scoring(ckpt, source, runner, opts)
+    ignore_index = scoring.ignore_index
+    loader = DataLoader(
+        data, batch_size=opts.batch_size, shuffle=False, num_workers=opts.num_workers,
+        collate_fn=partial(collate_segmentation, ignore_index=ignore_index,
+                           fill=getattr(source, "pad_values", None)),
+        pin_memory=runner.device.type == "cuda",
+    )
+    start = time.perf_counter()
+    try:
+        result = evaluate_model(runner.model, loader, scoring)
+    except BatchError as e:
+        if opts.batch_size == 1 and hasattr(source, "name"):  # batch i is sample i: its file
+            raise ValueError(f"sample {source.name(e.batch_index)}: {e.problem}") from None
+        raise
+    seconds = time.perf_counter() - start
+    if head_classes:
+        result = _first_head_on_top(result, head_classes)
+    result.update(
+        class_names=list(ckpt["classes"]["names"]),
+        pixels=[int(v) for v in np.asarray(result["confusion"]).sum(axis=1)],
+        checkpoint=_describe_checkpoint(ckpt), dataset=described, ignore_index=ignore_index,
+        excluded_images=list(getattr(source, "excluded_ids", ())),
+        precision=runner.reported_precision, optimizations=runner.optimizations,
+        seconds=round(seconds, 3),
+        images_per_s=round(result["num_images"] / seconds, 3) if seconds > 0 else None)
+    return result
+
+
+def _scoring(ckpt: Mapping[str, Any], source: Any, runner: InferenceRunner,
+             opts: CheckpointEvalOptions) -> EvalOptions:
+    """What :func:`evaluate_checkpoint` scores: the checkpoint's classes (per head), the
+    dataset's ignore value and excluded classes, calibration (of one head only) at the
+    checkpoint's temperature."""
+    heads = ckpt["classes"].get("heads") or {}
+    return EvalOptions(
+        num_classes=({str(h): len(n) for h, n in heads.items()} if heads
+                     else len(ckpt["classes"]["names"])),
+        ignore_index=int(getattr(source, "ignore_index", ckpt["classes"]["ignore_index"])),
+        device=runner.device, precision=runner.precision, predict_fn=opts.predict_fn,
+        progress=opts.progress, calibration=opts.calibration and not heads,
+        coverages=opts.coverages, temperature=float(ckpt.get("temperature", 1.0)),
+        exclude_classes=getattr(source, "eval_exclude_classes", ()))
+
+
+def _eval_data(dataset: Mapping[str, Any] | Dataset, ckpt: Mapping[str, Any],
+               limit: int | None) -> tuple[Any, Any, dict[str, Any]]:
+    """The data to score (transformed, cut to ``limit``), the dataset it comes from, and its
+    description; a dataset whose classes cannot be the checkpoint's is refused."""
     transform = build_eval_transform()
     if isinstance(dataset, Mapping):
         described: dict[str, Any] = dict(dataset)
@@ -430,6 +452,7 @@ def evaluate_checkpoint(
         source = data = dataset
         if getattr(dataset, "transform", None) is None:
             data = _WithTransform(dataset, transform)
+    class_names = list(ckpt["classes"]["names"])
     data_classes = [str(c) for c in getattr(source, "classes", ())]
     described["classes"] = data_classes or None
     if data_classes and len(data_classes) != len(class_names):
@@ -443,45 +466,12 @@ def evaluate_checkpoint(
         warnings.warn(
             f"dataset class names {data_classes} differ from the checkpoint's {class_names}; "
             f"scoring by index, reporting the checkpoint's names",
-            stacklevel=2,
+            stacklevel=3,
         )
-    ignore_index = int(getattr(source, "ignore_index", ckpt["classes"]["ignore_index"]))
     if limit is not None:
         data = Subset(data, range(min(int(limit), len(data))))
     described["num_images"] = len(data)
-    loader = DataLoader(
-        data, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-        collate_fn=partial(collate_segmentation, ignore_index=ignore_index,
-                           fill=getattr(source, "pad_values", None)),
-        pin_memory=device.type == "cuda",
-    )
-    start = time.perf_counter()
-    try:
-        result = evaluate_model(model, loader, num_classes=num_classes,
-                                ignore_index=ignore_index, device=device, precision=precision,
-                                predict_fn=predict_fn, progress=progress,
-                                calibration=calibration, coverages=coverages,
-                                temperature=float(ckpt.get("temperature", 1.0)),
-                                exclude_classes=getattr(source, "eval_exclude_classes", ()))
-    except BatchError as e:
-        if batch_size == 1 and hasattr(source, "name"):  # batch i is sample i: name its file
-            raise ValueError(f"sample {source.name(e.batch_index)}: {e.problem}") from None
-        raise
-    seconds = time.perf_counter() - start
-    if head_classes:
-        result = _first_head_on_top(result, head_classes)
-    result["class_names"] = class_names
-    result["pixels"] = [int(v) for v in np.asarray(result["confusion"]).sum(axis=1)]
-    result["checkpoint"] = _describe_checkpoint(ckpt)
-    result["dataset"] = described
-    result["ignore_index"] = ignore_index
-    result["excluded_images"] = list(getattr(source, "excluded_ids", ()))
-    result["precision"] = getattr(model, "precision", precision) if getattr(
-        model, "runtime", None) else precision
-    result["optimizations"] = list(getattr(model, "optimizations", []))
-    result["seconds"] = round(seconds, 3)
-    result["images_per_s"] = round(result["num_images"] / seconds, 3) if seconds > 0 else None
-    return result
+    return data, source, described
 
 
 def _first_head_on_top(result: dict[str, Any],

@@ -63,6 +63,7 @@ from fcnseg.engine.setup import (
 )
 from fcnseg.engine.signals import StopRequest, start_batches
 from fcnseg.engine.state import TrainState, kept_checkpoint, seed_everything
+from fcnseg.utils.batches import to_device
 from fcnseg.utils.files import (
     DiskFullError,
     atomic_write,
@@ -264,7 +265,8 @@ def _loop(setup: TrainSetup, state: TrainState, log: _RunLog, progress: _Progres
             raise _diverged(setup, state, log, loss)
         state.iteration += 1
         state.epoch, state.position = epoch, position
-        progress.advance(sum(_count(images) for images, _ in batches) * setup.info.world_size)
+        images_seen = sum(first_of(images).shape[0] for images, _ in batches)
+        progress.advance(images_seen * setup.info.world_size)
         log_step(setup, state, log, progress, loss)
         evaluated = maybe_evaluate(setup, state, log, progress)
         total = setup.config.train.iterations
@@ -332,7 +334,7 @@ def _time_evaluation(setup: TrainSetup) -> float:
     try:
         with torch.no_grad(), autocast(setup.device, setup.precision):
             for images, _ in setup.val_loader:
-                model(_to_device(images, setup.device, setup.channels_last))
+                model(to_device(images, setup.device, channels_last=setup.channels_last))
                 timed += 1
                 if timed >= TIMED_EVAL_BATCHES:
                     break
@@ -428,22 +430,6 @@ def _agree(setup: TrainSetup, stopping: bool,
     return bool(flags[0] > 0), unkeyed(divisors, by_head)
 
 
-def _count(images: Any) -> int:
-    """The number of images in a batch (a tensor, or a dict of them keyed by modality)."""
-    return int(first_of(images).shape[0])
-
-
-def _to_device(x: Any, device: torch.device, channels_last: bool = False) -> Any:
-    """A batch tensor, or each tensor of a dict (inputs per modality, labels per head), on
-    ``device``; 4-d tensors channels-last when asked."""
-    if isinstance(x, Mapping):
-        return {k: _to_device(v, device, channels_last) for k, v in x.items()}
-    x = x.to(device, non_blocking=True)
-    if channels_last and x.dim() == 4:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x
-
-
 def step(setup: TrainSetup, images: Any, labels: Any,
          valid_pixels: float | dict[str, float]) -> float:
     """One optimisation step on one batch (see :func:`accumulated_step`)."""
@@ -493,8 +479,8 @@ def _batch_loss(setup: TrainSetup, images: Any, labels: Any,
     """The batch's loss; dict inputs go to the model as they are, dict labels (one map per
     head) give the sum of the heads' losses."""
     config, device = setup.config, setup.device
-    images = _to_device(images, device, setup.channels_last)
-    labels = _to_device(labels, device)
+    images = to_device(images, device, channels_last=setup.channels_last)
+    labels = to_device(labels, device)
     with autocast(device, setup.precision):
         logits = setup.train_model(images)
     return segmentation_loss(logits, labels, reduction=config.loss.reduction,

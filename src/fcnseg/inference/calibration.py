@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -29,11 +29,13 @@ from fcnseg.checkpoint import build_model_from_checkpoint, load_checkpoint
 from fcnseg.data.build import build_dataset
 from fcnseg.data.collate import collate_segmentation
 from fcnseg.data.transforms import build_eval_transform
-from fcnseg.inference.sliding import forward_logits
+from fcnseg.inference.runner import InferenceRunner
+from fcnseg.inference.sliding import PredictFn, forward_logits
 from fcnseg.metrics import expected_calibration_error
 from fcnseg.utils.files import atomic_write
 
 __all__ = [
+    "CalibrateOptions",
     "TemperatureFit",
     "TemperatureScaled",
     "calibrate_checkpoint",
@@ -165,18 +167,18 @@ def fit_temperature(
 
 
 def collect_logits(
-    model: nn.Module,
+    runner: InferenceRunner,
     loader: Any,
     *,
     ignore_index: int | None = 255,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     num_images: int | None = None,
-    device: str | torch.device = "cpu",
-    predict_fn: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
+    predict_fn: PredictFn | None = None,
     seed: int = 0,
     progress: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and labels of a random subsample of the scored pixels, on the CPU.
+    """Logits and labels of a random subsample of the scored pixels, on the CPU, of the model
+    ``runner`` runs over ``loader``'s ``(images, labels)`` batches.
 
     Each image contributes at most ``ceil(max_pixels / num_images)`` of its non-ignored pixels
     (chosen at random, seeded), so memory stays bounded whatever the dataset's size.
@@ -184,43 +186,40 @@ def collect_logits(
     Returns:
         ``(P×C float32 logits, P int64 labels)``.
     """
-    device = torch.device(device)
     count = num_images if num_images is not None else len(loader.dataset)
     per_image = max(1, math.ceil(max_pixels / max(count, 1)))
     gen = torch.Generator().manual_seed(seed)
-    kept_logits: list[torch.Tensor] = []
-    kept_labels: list[torch.Tensor] = []
-    run = predict_fn or forward_logits
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            for images, labels in tqdm(loader, desc="calibrate", unit="batch",
-                                       disable=not progress, leave=False):
-                logits = run(model, images.to(device)).float().cpu()
-                if logits.shape[0] != labels.shape[0] or logits.shape[-2:] != labels.shape[-2:]:
-                    raise ValueError(f"model output {tuple(logits.shape)} does not cover labels "
-                                     f"{tuple(labels.shape)}")
-                for z, y in zip(logits, labels.long(), strict=True):
-                    flat_y = y.reshape(-1)
-                    flat_z = z.reshape(z.shape[0], -1)
-                    where = torch.nonzero(flat_y != ignore_index).squeeze(1) \
-                        if ignore_index is not None else torch.arange(flat_y.numel())
-                    if where.numel() > per_image:
-                        where = where[torch.randperm(where.numel(), generator=gen)[:per_image]]
-                    kept_logits.append(flat_z[:, where].T.contiguous())
-                    kept_labels.append(flat_y[where])
-    finally:
-        model.train(was_training)
-    if not kept_labels:
+    kept: list[tuple[torch.Tensor, torch.Tensor]] = []
+    with runner.session():
+        for images, labels in tqdm(loader, desc="calibrate", unit="batch",
+                                   disable=not progress, leave=False):
+            logits = runner.forward(images, predict_fn).float().cpu()
+            if logits.shape[0] != labels.shape[0] or logits.shape[-2:] != labels.shape[-2:]:
+                raise ValueError(f"model output {tuple(logits.shape)} does not cover labels "
+                                 f"{tuple(labels.shape)}")
+            kept += [_sample_pixels(z, y, ignore_index, per_image, gen)
+                     for z, y in zip(logits, labels.long(), strict=True)]
+    if not kept:
         raise ValueError("no images to calibrate on")
-    logits = torch.cat(kept_logits)
-    labels = torch.cat(kept_labels)
+    logits = torch.cat([z for z, _ in kept])
+    labels = torch.cat([y for _, y in kept])
     bad = (labels < 0) | (labels >= logits.shape[1])
     if bad.any():
         raise ValueError(f"label values outside [0, {logits.shape[1]}) that are not the ignore "
                          f"index ({ignore_index}): {sorted(set(labels[bad].tolist()))[:10]}")
     return logits, labels
+
+
+def _sample_pixels(logits: torch.Tensor, label: torch.Tensor, ignore_index: int | None,
+                   count: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """At most ``count`` of an image's scored pixels, at random: their (P×C logits, P labels)."""
+    flat_y = label.reshape(-1)
+    flat_z = logits.reshape(logits.shape[0], -1)
+    where = torch.nonzero(flat_y != ignore_index).squeeze(1) \
+        if ignore_index is not None else torch.arange(flat_y.numel())
+    if where.numel() > count:
+        where = where[torch.randperm(where.numel(), generator=gen)[:count]]
+    return flat_z[:, where].T.contiguous(), flat_y[where]
 
 
 def save_with_temperature(
@@ -275,31 +274,50 @@ def output_format(path: str | os.PathLike[str]) -> str:
                      f"{suffix}; choose a name with one of those")
 
 
+@dataclass(frozen=True)
+class CalibrateOptions:
+    """How :func:`calibrate_checkpoint` reads the data and runs the model.
+
+    Attributes:
+        device: where to run (in float32).
+        batch_size: images per batch.
+        num_workers: DataLoader workers.
+        max_pixels: pixels kept for the fit (see :func:`collect_logits`).
+        limit: use only the first ``limit`` images.
+        seed: seeds the choice of pixels.
+        progress: show a progress bar.
+    """
+
+    device: str | torch.device = "cpu"
+    batch_size: int = 1
+    num_workers: int = 0
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    limit: int | None = None
+    seed: int = 0
+    progress: bool = False
+
+
 def calibrate_checkpoint(
     checkpoint: str | os.PathLike[str],
     dataset: Mapping[str, Any],
     out: str | os.PathLike[str],
-    *,
-    device: str | torch.device = "cpu",
-    batch_size: int = 1,
-    num_workers: int = 0,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    limit: int | None = None,
-    seed: int = 0,
-    progress: bool = False,
+    options: CalibrateOptions | None = None,
+    **fields: Any,
 ) -> dict[str, Any]:
     """Fit a temperature on a dataset (a :func:`fcnseg.data.build_dataset` spec, usually a
     validation split) and write the checkpoint with it to ``out``.
 
-    Any temperature the checkpoint already holds is ignored: the fit starts from its raw
-    logits. Returns the fit (``temperature``, ``nll_before``, ``nll_after``, ``pixels``) with
-    the expected calibration error of the sampled pixels before and after (``ece_before``,
-    ``ece_after``), ``num_images`` and the ``dataset`` spec.
+    ``options`` (:class:`CalibrateOptions`) says how; ``fields`` are its fields as keywords
+    (``device="cuda", batch_size=4``), which replace those of ``options``. Any temperature the
+    checkpoint already holds is ignored: the fit starts from its raw logits. Returns the fit
+    (``temperature``, ``nll_before``, ``nll_after``, ``pixels``) with the expected calibration
+    error of the sampled pixels before and after (``ece_before``, ``ece_after``),
+    ``num_images`` and the ``dataset`` spec.
     """
-    if max_pixels < 1:
-        raise ValueError(f"max_pixels must be at least 1, got {max_pixels}")
+    opts = replace(options or CalibrateOptions(), **fields)
+    if opts.max_pixels < 1:
+        raise ValueError(f"max_pixels must be at least 1, got {opts.max_pixels}")
     ckpt = load_checkpoint(checkpoint)
-    model = build_model_from_checkpoint(ckpt)
     names = list(ckpt["classes"]["names"])
     data = build_dataset(dict(dataset), transform=build_eval_transform())
     fill = getattr(data, "pad_values", None)
@@ -309,16 +327,17 @@ def calibrate_checkpoint(
                          f"checkpoint {checkpoint} predicts {len(names)}; calibrate it on a "
                          f"dataset with the same classes")
     ignore_index = int(getattr(data, "ignore_index", ckpt["classes"]["ignore_index"]))
-    if limit is not None:
-        data = Subset(data, range(min(int(limit), len(data))))
-    device = torch.device(device)
-    model.to(device)
-    loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+    if opts.limit is not None:
+        data = Subset(data, range(min(int(opts.limit), len(data))))
+    runner = InferenceRunner(build_model_from_checkpoint(ckpt), device=opts.device,
+                             precision="fp32")
+    loader = DataLoader(data, batch_size=opts.batch_size, shuffle=False,
+                        num_workers=opts.num_workers,
                         collate_fn=partial(collate_segmentation, ignore_index=ignore_index,
                                            fill=fill))
-    logits, labels = collect_logits(model, loader, ignore_index=ignore_index,
-                                    max_pixels=max_pixels, num_images=len(data), device=device,
-                                    seed=seed, progress=progress)
+    logits, labels = collect_logits(runner, loader, ignore_index=ignore_index,
+                                    max_pixels=opts.max_pixels, num_images=len(data),
+                                    seed=opts.seed, progress=opts.progress)
     fit = fit_temperature(logits, labels)
 
     def ece(t: float) -> float:

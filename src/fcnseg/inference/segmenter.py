@@ -23,14 +23,13 @@ from fcnseg.checkpoint import build_model_from_checkpoint, load_checkpoint
 from fcnseg.conventions import InputConvention, get_convention
 from fcnseg.data.io import read_raw
 from fcnseg.inference.images import DEFAULT_MAX_PIXELS, to_rgb_uint8
+from fcnseg.inference.runner import InferenceRunner, resolve_device, same_size_batches
 from fcnseg.inference.sliding import TTA, PredictFn, SlidingWindow, forward_logits
 from fcnseg.inference.visualize import normalize_palette
-from fcnseg.models.fastpath import optimize
 from fcnseg.models.preprocess import Preprocess, with_preprocess
-from fcnseg.utils.hardware import default_channels_last, resolve_precision
-from fcnseg.utils.precision import autocast
+from fcnseg.utils.batches import keyed, unkeyed
 
-__all__ = ["Prediction", "Segmenter", "resolve_device"]
+__all__ = ["Prediction", "Segmenter", "SegmenterOptions", "resolve_device"]
 
 
 @dataclass
@@ -63,11 +62,45 @@ class Prediction:
         return [int(c) for c in np.unique(self.label)]
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` picks CUDA when available; anything else is passed to ``torch.device``."""
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+@dataclass(frozen=True)
+class SegmenterOptions:
+    """How a :class:`Segmenter` runs: the keyword options of :class:`Segmenter` and
+    :meth:`Segmenter.from_checkpoint` (given one by one, or as this dataclass).
+
+    Attributes:
+        device: where to run (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"auto"``).
+        sliding_window: None (whole image at once), a window size in pixels, a mapping
+            ``{"window": ..., "stride": ...}`` or a :class:`SlidingWindow`.
+        tta: None, a mapping ``{"scales": [...], "flip": bool}`` or a :class:`TTA`.
+        max_pixels: images with more pixels are refused before decoding.
+        input_convention: the model's preprocessing, when the model does not carry it as a
+            :class:`~fcnseg.models.preprocess.Preprocess` (a bare network, or a model of your
+            own): it is then put in front of the model. A model with neither a ``Preprocess``
+            nor an ``input_convention`` is refused rather than guessed.
+        temperature: logits are divided by it before the softmax (``fcnseg calibrate`` fits it
+            and stores it in the checkpoint); it changes probabilities, never labels.
+        precision: ``"auto"`` (the fastest the hardware runs natively, see
+            :func:`fcnseg.utils.hardware.auto_precision`: bf16 on CPUs with AVX512-BF16/AMX
+            and on GPUs from compute capability 8.0, fp16 on older GPUs, else fp32),
+            ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast). Logits and probabilities are
+            always returned in float32.
+        channels_last: run the model channels-last; None decides by device and precision
+            (:func:`fcnseg.utils.hardware.default_channels_last`: on CPUs, and on GPUs in
+            bf16/fp16). Recorded in ``model.optimizations``.
+        compile: compile the model with ``torch.compile`` and run a warm-up forward now (see
+            :meth:`Segmenter.compile`); if compiling fails here, a :class:`RuntimeWarning`
+            says why and the model runs uncompiled.
+    """
+
+    device: str | torch.device = "cpu"
+    sliding_window: int | Mapping[str, Any] | SlidingWindow | None = None
+    tta: Mapping[str, Any] | TTA | None = None
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+    input_convention: InputConvention | str | None = None
+    temperature: float = 1.0
+    precision: str = "auto"
+    channels_last: bool | None = None
+    compile: bool = False
 
 
 class Segmenter:
@@ -80,33 +113,15 @@ class Segmenter:
         palette: colours for label values (n×3, padded to 256×3).
         ignore_index: the label value meaning "void" in the training data (never predicted; kept
             so that palettes and label files agree with the data).
-        device: where to run (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"auto"``).
-        sliding_window: None (whole image at once), a window size in pixels, a mapping
-            ``{"window": ..., "stride": ...}`` or a :class:`SlidingWindow`.
-        tta: None, a mapping ``{"scales": [...], "flip": bool}`` or a :class:`TTA`.
-        max_pixels: images with more pixels are refused before decoding.
-        input_convention: the model's preprocessing, when the model does not carry it as a
-            :class:`~fcnseg.models.preprocess.Preprocess` (a bare network, or a model of your
-            own): it is then put in front of the model. A model with neither a ``Preprocess``
-            nor an ``input_convention`` is refused rather than guessed.
-        temperature: logits are divided by it before the softmax (``fcnseg calibrate`` fits it
-            and stores it in the checkpoint); it changes probabilities, never labels.
         head_classes: ``{head: class names}`` of a model with several heads (``model(x)``
             returning ``{head: logits}``, e.g. SIFT Flow's ``semantic`` and ``geometric``);
             ``class_names`` are then the first head's. Missing heads are named ``class_i``.
             Sliding windows and TTA average every head's logits alike, and cut, resize and
             mirror every input modality alike.
-        precision: ``"auto"`` (the fastest the hardware runs natively, see
-            :func:`fcnseg.utils.hardware.auto_precision`: bf16 on CPUs with AVX512-BF16/AMX
-            and on GPUs from compute capability 8.0, fp16 on older GPUs, else fp32),
-            ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast). Logits and probabilities are
-            always returned in float32. The choice is in ``self.precision``.
-        channels_last: run the model channels-last; None decides by device and precision
-            (:func:`fcnseg.utils.hardware.default_channels_last`: on CPUs, and on GPUs in
-            bf16/fp16). Recorded in ``model.optimizations``.
-        compile: compile the model with ``torch.compile`` and run a warm-up forward now (see
-            :meth:`compile`); if compiling fails here, a :class:`RuntimeWarning` says why and
-            the model runs uncompiled.
+        background: the class declared as background (a checkpoint's ``classes.background``).
+        options: how it runs (:class:`SegmenterOptions`); ``option_fields`` are its fields
+            given as keywords (``device="cuda", precision="fp32"``), which replace those of
+            ``options``.
     """
 
     def __init__(
@@ -116,44 +131,27 @@ class Segmenter:
         class_names: Sequence[str],
         palette: np.ndarray | Sequence[Sequence[int]],
         ignore_index: int = 255,
-        device: str | torch.device = "cpu",
-        sliding_window: int | Mapping[str, Any] | SlidingWindow | None = None,
-        tta: Mapping[str, Any] | TTA | None = None,
-        max_pixels: int | None = DEFAULT_MAX_PIXELS,
-        input_convention: InputConvention | str | None = None,
-        temperature: float = 1.0,
         head_classes: Mapping[str, Sequence[str]] | None = None,
-        precision: str = "auto",
-        channels_last: bool | None = None,
-        compile: bool = False,
         background: str | None = None,
+        options: SegmenterOptions | None = None,
+        **option_fields: Any,
     ) -> None:
-        convention = input_convention or getattr(model, "input_convention", None)
-        if convention is None:
-            raise ValueError(
-                f"{type(model).__name__} has no input_convention: pass input_convention="
-                f"'caffe_bgr' (BGR, 0-255, mean subtracted) or 'torchvision_rgb' (RGB, ImageNet "
-                f"mean/std) to match the weights it was trained from"
-            )
+        opts = replace(options or SegmenterOptions(), **option_fields)
+        model, convention = _with_preprocessing(model, opts.input_convention)
         num_classes = getattr(model, "num_classes", len(class_names))
         if len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class names for a model with {num_classes} "
                              f"classes")
-        self.device = resolve_device(device)
+        if not (math.isfinite(opts.temperature) and opts.temperature > 0):
+            raise ValueError(f"temperature must be a positive number, got {opts.temperature}")
+        #: How the model runs: device, precision, channels-last, fast paths.
+        self.runner = InferenceRunner(model, device=opts.device, precision=opts.precision,
+                                      channels_last=opts.channels_last)
+        self.model, self.device, self.runtime = self.runner.model, self.runner.device, \
+            self.runner.runtime
         #: The precision the model runs in: "fp32", "bf16" or "fp16" ("auto" resolved).
-        self.precision: str = resolve_precision(precision, self.device)
-        #: The runtime of an exported model (``"onnxruntime"``, ``"torchscript"``), else None.
-        self.runtime: str | None = getattr(model, "runtime", None)
-        if self.runtime is not None:  # an export computes in its own precision: no autocast
-            self.precision = "fp32"
-        if channels_last is None:  # an export takes NCHW: its runtime lays out its own data
-            channels_last = (self.runtime is None
-                             and default_channels_last(self.device, self.precision))
-        self.channels_last = bool(channels_last)
-        if not isinstance(getattr(model, "preprocess", None), Preprocess):
-            model = with_preprocess(model, convention)
-        self.model = optimize(model, "inference", device=self.device,
-                              channels_last=self.channels_last)
+        self.precision: str = self.runner.precision
+        self.channels_last = self.runner.channels_last
         self.class_names: list[str] = [str(n) for n in class_names]
         self.num_classes = len(self.class_names)
         self.palette = normalize_palette(palette)
@@ -163,26 +161,21 @@ class Segmenter:
         self.input_convention: InputConvention = get_convention(convention)
         self.geometry: str | None = getattr(model, "geometry", None)
         self.arch: str = str(getattr(model, "arch", type(model).__name__))
-        self.sliding_window = SlidingWindow.coerce(
-            dict(sliding_window) if isinstance(sliding_window, Mapping) else sliding_window)
-        self.tta = TTA.coerce(dict(tta) if isinstance(tta, Mapping) else tta)
+        self.sliding_window = SlidingWindow.coerce(opts.sliding_window)
+        self.tta = TTA.coerce(opts.tta)
         #: ``{head: class names}`` of a model with several heads; empty for one head.
         self.heads = _head_names(model, self.class_names, head_classes)
         #: The model's input modalities; images alone suffice only for one (colour) input.
         self.input_names: tuple[str, ...] = tuple(getattr(model, "input_names", ("color",)))
-        self.max_pixels = max_pixels
-        if not (math.isfinite(temperature) and temperature > 0):
-            raise ValueError(f"temperature must be a positive number, got {temperature}")
-        self.temperature = float(temperature)
+        self.max_pixels = opts.max_pixels
+        self.temperature = float(opts.temperature)
         self.checkpoint_path: str | None = None
         #: The training dataset's name as the checkpoint's recipe records it (e.g. "synthetic").
         self.trained_on: str | None = None
         #: The compiled model the forward passes run through, once :meth:`compile` succeeded.
         self.compiled: nn.Module | None = None
-        if compile:
-            failure = self.compile()
-            if failure is not None:
-                warnings.warn(failure, RuntimeWarning, stacklevel=2)
+        if opts.compile and (failure := self.compile()) is not None:
+            warnings.warn(failure, RuntimeWarning, stacklevel=2)
 
     @classmethod
     def from_checkpoint(
@@ -202,9 +195,8 @@ class Segmenter:
         seg = cls(model, class_names=classes["names"], palette=classes["palette"],
                   ignore_index=classes["ignore_index"], device=device, **options)
         seg.checkpoint_path = str(path)
-        train_spec = ((ckpt.get("recipe") or {}).get("data") or {}).get("train")
-        if isinstance(train_spec, Mapping) and train_spec.get("name"):
-            seg.trained_on = str(train_spec["name"])
+        train_spec = ((ckpt.get("recipe") or {}).get("data") or {}).get("train") or {}
+        seg.trained_on = str(train_spec["name"]) if train_spec.get("name") else None
         return seg
 
     # -- description ---------------------------------------------------------------------------
@@ -224,10 +216,9 @@ class Segmenter:
             if 0 <= self.ignore_index < 256 else None,
             "input_convention": self.input_convention.to_dict(),
             "temperature": self.temperature,
-            "precision": getattr(self.model, "precision", self.precision)
-            if self.runtime else self.precision,
+            "precision": self.runner.reported_precision,
             **({"runtime": self.runtime} if self.runtime else {}),
-            "optimizations": list(getattr(self.model, "optimizations", []))
+            "optimizations": self.runner.optimizations
             + (["torch.compile"] if self.compiled is not None else []),
             "sliding_window": None if self.sliding_window is None else {
                 "window": self.sliding_window.window, "stride": self.sliding_window.stride},
@@ -259,9 +250,9 @@ class Segmenter:
             return f"torch.compile: not applied to {self.arch}, a model with several inputs"
         try:
             compiled = torch.compile(self.model, backend=backend)
-            x = torch.zeros(batch_size, 3, *size)
-            with torch.inference_mode(), autocast(self.device, self.precision):
-                self.predict_fn()(compiled, _on_device(x, self.device, self.channels_last))
+            with self.runner.session():
+                self.runner.forward(torch.zeros(batch_size, 3, *size), self.predict_fn(),
+                                    model=compiled)
         except Exception as e:  # noqa: BLE001 - any failure of the toolchain: run uncompiled
             return _compile_failure(e)
         self.compiled = compiled
@@ -287,29 +278,25 @@ class Segmenter:
         arrays = [rgb] if isinstance(rgb, np.ndarray) else list(rgb)
         return torch.from_numpy(np.stack(arrays)).to(self.device).permute(0, 3, 1, 2)
 
-    @torch.inference_mode()
-    def logits(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
-        """N×C×H×W logits of a batch of raw pixels, with sliding window and TTA as configured,
-        divided by the temperature, in float32 whatever the precision; ``{head: logits}`` for a
-        model with several heads."""
-        x = _on_device(x, self.device, self.channels_last)
-        with autocast(self.device, self.precision):
-            out = self._forward(x)
-        if isinstance(out, Mapping):
-            return {h: out[h].float() / self.temperature for h in self.heads}
-        logits = out.float()
-        return logits if self.temperature == 1.0 else logits / self.temperature
+    def logits(self, x: Any) -> torch.Tensor | dict[str, torch.Tensor]:
+        """N×C×H×W logits of a batch of raw pixels (or ``{modality: pixels}``), with sliding
+        window and TTA as configured, divided by the temperature, in float32 whatever the
+        precision; ``{head: logits}`` for a model with several heads."""
+        with self.runner.session():
+            out = keyed(self._forward(x))
+        heads = self.heads or {"out": None}
+        return unkeyed({h: _scaled(out[h].float(), self.temperature) for h in heads})
 
     def _forward(self, x: Any) -> Any:
-        """The model's output for a batch on the device: compiled when :meth:`compile` made it
-        so, unless that fails (then uncompiled from now on)."""
+        """The model's output for a batch: compiled when :meth:`compile` made it so, unless that
+        fails (then uncompiled from now on)."""
         if self.compiled is not None:
             try:
-                return self.predict_fn()(self.compiled, x)
+                return self.runner.forward(x, self.predict_fn(), model=self.compiled)
             except Exception as e:  # noqa: BLE001 - a shape the compiler fails on: go eager
                 self.compiled = None
                 warnings.warn(_compile_failure(e), RuntimeWarning, stacklevel=3)
-        return self.predict_fn()(self.model, x)
+        return self.runner.forward(x, self.predict_fn())
 
     def predict(self, image: Any, *, return_probs: bool = False) -> Prediction:
         """Segment one image.
@@ -333,15 +320,10 @@ class Segmenter:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         rgbs = [self.to_rgb(im) for im in images]
         results: list[Prediction | None] = [None] * len(rgbs)
-        by_size: dict[tuple[int, int], list[int]] = {}
-        for i, rgb in enumerate(rgbs):
-            by_size.setdefault(rgb.shape[:2], []).append(i)
-        for indices in by_size.values():
-            for k in range(0, len(indices), batch_size):
-                chunk = indices[k : k + batch_size]
-                for i, pred in zip(chunk, self._predict_same_size([rgbs[i] for i in chunk],
-                                                                  return_probs), strict=True):
-                    results[i] = pred
+        for chunk in same_size_batches([rgb.shape[:2] for rgb in rgbs], batch_size):
+            for i, pred in zip(chunk, self._predict_same_size([rgbs[i] for i in chunk],
+                                                              return_probs), strict=True):
+                results[i] = pred
         return [r for r in results if r is not None]
 
     def _predict_same_size(self, rgbs: list[np.ndarray], return_probs: bool) -> list[Prediction]:
@@ -349,14 +331,19 @@ class Segmenter:
             raise ValueError(f"{self.arch} takes the inputs {list(self.input_names)}; the "
                              f"segmenter predicts from colour images alone (call the model "
                              f"with a dict of inputs instead)")
-        logits = self.logits(self.preprocess(rgbs))
-        if not isinstance(logits, Mapping):
-            return _predictions(logits, rgbs, self.class_names, return_probs)
-        by_head = {h: _predictions(logits[h], rgbs, names, return_probs)
-                   for h, names in self.heads.items()}
+        by_head = self._by_head(self.logits(self.preprocess(rgbs)), rgbs, return_probs)
         first = next(iter(by_head.values()))
+        if not self.heads:
+            return first
         return [replace(first[j], heads={h: preds[j] for h, preds in by_head.items()})
                 for j in range(len(rgbs))]
+
+    def _by_head(self, logits: Any, pictures: list[np.ndarray],
+                 return_probs: bool) -> dict[str, list[Prediction]]:
+        """Each head's predictions of a batch (``{"out": ...}`` for a model with one head)."""
+        names = self.heads or {"out": self.class_names}
+        return {h: _predictions(out, pictures, names[h], return_probs)
+                for h, out in keyed(logits).items()}
 
     def predict_inputs(self, inputs: Mapping[str, Any], *,
                        return_probs: bool = False) -> Prediction:
@@ -373,14 +360,11 @@ class Segmenter:
         sizes = {m: a.shape[:2] for m, a in arrays.items()}
         if len(set(sizes.values())) > 1:
             raise ValueError(f"the inputs differ in size (H×W): {sizes}")
-        x = {m: _input_tensor(a)[None] for m, a in arrays.items()}
-        logits = self.logits(x)
-        picture = _picture(arrays)
-        if not isinstance(logits, Mapping):
-            return _predictions(logits, [picture], self.class_names, return_probs)[0]
-        by_head = {h: _predictions(logits[h], [picture], names, return_probs)[0]
-                   for h, names in self.heads.items()}
-        return replace(next(iter(by_head.values())), heads=by_head)
+        logits = self.logits({m: _input_tensor(a)[None] for m, a in arrays.items()})
+        by_head = {h: preds[0] for h, preds in
+                   self._by_head(logits, [_picture(arrays)], return_probs).items()}
+        first = next(iter(by_head.values()))
+        return replace(first, heads=by_head) if self.heads else first
 
     def _read_input(self, modality: str, source: Any) -> np.ndarray:
         if modality != "depth":
@@ -409,14 +393,24 @@ def _compile_failure(e: BaseException) -> str:
     return f"torch.compile failed ({type(e).__name__}: {reason}); running the model uncompiled"
 
 
-def _on_device(x: Any, device: torch.device, channels_last: bool) -> Any:
-    """A batch, or each tensor of a dict of them (inputs per modality), on ``device``."""
-    if isinstance(x, Mapping):
-        return {k: _on_device(v, device, channels_last) for k, v in x.items()}
-    x = x.to(device)
-    if channels_last and x.dim() == 4:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x
+def _scaled(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    return logits if temperature == 1.0 else logits / temperature
+
+
+def _with_preprocessing(model: nn.Module, convention: InputConvention | str | None
+                        ) -> tuple[nn.Module, InputConvention | str]:
+    """``model`` with a :class:`Preprocess` in front (its own, else one for ``convention``), and
+    its input convention; a model with neither is refused rather than guessed."""
+    convention = convention or getattr(model, "input_convention", None)
+    if convention is None:
+        raise ValueError(
+            f"{type(model).__name__} has no input_convention: pass input_convention="
+            f"'caffe_bgr' (BGR, 0-255, mean subtracted) or 'torchvision_rgb' (RGB, ImageNet "
+            f"mean/std) to match the weights it was trained from"
+        )
+    if not isinstance(getattr(model, "preprocess", None), Preprocess):
+        model = with_preprocess(model, convention)
+    return model, convention
 
 
 def _picture(arrays: Mapping[str, np.ndarray]) -> np.ndarray:

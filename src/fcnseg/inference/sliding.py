@@ -9,6 +9,7 @@ logits may be ``{head: N×C×H×W}`` (every head averaged alike).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from fcnseg.utils.batches import first, keyed, unkeyed
 
 __all__ = [
     "TTA",
@@ -37,21 +40,7 @@ PredictFn = Callable[[nn.Module, Any], Any]
 
 def _apply(fn: Callable[[torch.Tensor], torch.Tensor], x: Any) -> Any:
     """``fn`` of a tensor, or ``{key: fn(tensor)}`` of a dict of them (modalities, heads)."""
-    if isinstance(x, Mapping):
-        return {k: fn(v) for k, v in x.items()}
-    return fn(x)
-
-
-def _combine(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], a: Any, b: Any) -> Any:
-    """``fn(a, b)`` of two tensors, or key by key of two dicts with the same keys."""
-    if isinstance(a, Mapping):
-        return {k: fn(a[k], b[k]) for k in a}
-    return fn(a, b)
-
-
-def _first(x: Any) -> torch.Tensor:
-    """The tensor of a batch or of logits, or the first one of a dict (all share N, H, W)."""
-    return next(iter(x.values())) if isinstance(x, Mapping) else x
+    return unkeyed({k: fn(v) for k, v in keyed(x).items()})
 
 
 def _pair(v: int | Sequence[int], what: str) -> tuple[int, int]:
@@ -66,8 +55,8 @@ def forward_logits(model: nn.Module, x: Batch) -> Logits:
     torchvision-style ``{"out": logits, "aux": ...}`` (``fcn_resnet50(output="dict")``) gives
     its ``"out"``; a model with several heads (``{"semantic": ..., "geometric": ...}``) gives
     its dict of logits."""
-    out = model(x)
-    return out["out"] if isinstance(out, Mapping) and "out" in out else out
+    out = keyed(model(x))
+    return out.get("out", out)
 
 
 def window_starts(size: int, window: int, stride: int) -> list[int]:
@@ -107,46 +96,50 @@ def sliding_window_logits(
 
     Returns:
         N×C×H×W float32 logits (``{head: logits}`` for a model with several heads): each pixel
-        the mean of the logits of the windows that cover it (the weight map counts the windows
-        over each pixel).
+        the mean of the logits of the windows that cover it.
     """
-    first = _first(x)
-    if first.dim() != 4:
-        raise ValueError(f"expected an N×3×H×W batch, got shape {tuple(first.shape)}")
+    n, _, h, w = _batch_shape(x)
+    (wh, ww), (sh, sw) = _window_and_stride(window, stride)
+    run = predict_fn or forward_logits
+    wh, ww = min(wh, h), min(ww, w)
+    ys, xs = window_starts(h, wh, sh), window_starts(w, ww, sw)
+    if len(ys) == 1 and len(xs) == 1:
+        return run(model, x)
+    total: dict[str, torch.Tensor] = {}
+    count = torch.zeros(1, 1, h, w, dtype=torch.float32, device=first(x).device)
+    for y0, x0 in itertools.product(ys, xs):
+        cut = (slice(None), slice(None), slice(y0, y0 + wh), slice(x0, x0 + ww))
+        out = keyed(run(model, _apply(lambda t, cut=cut: t[cut], x)))
+        if first(out).shape[-2:] != (wh, ww):
+            raise ValueError(f"the model returned {tuple(first(out).shape[-2:])} logits for "
+                             f"a {(wh, ww)} window; sliding windows need same-size outputs")
+        for head, logits in out.items():
+            if head not in total:
+                total[head] = torch.zeros(n, logits.shape[1], h, w, dtype=torch.float32,
+                                          device=count.device)
+            total[head][cut] += logits.float()
+        count[cut] += 1.0  # the weight map: windows over each pixel
+    return unkeyed({head: t / count for head, t in total.items()})
+
+
+def _batch_shape(x: Batch) -> tuple[int, int, int, int]:
+    shape = tuple(first(x).shape)
+    if len(shape) != 4:
+        raise ValueError(f"expected an N×3×H×W batch, got shape {shape}")
+    return shape  # type: ignore[return-value]
+
+
+def _window_and_stride(window: int | Sequence[int], stride: int | Sequence[int] | None
+                       ) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Window and stride as (height, width) pairs; the stride defaults to 2/3 of the window
+    and must not exceed it."""
     wh, ww = _pair(window, "window")
     if stride is None:
         stride = (max(1, wh * 2 // 3), max(1, ww * 2 // 3))
     sh, sw = _pair(stride, "stride")
     if sh > wh or sw > ww:
         raise ValueError(f"stride {(sh, sw)} larger than the window {(wh, ww)} would skip pixels")
-    run = predict_fn or forward_logits
-    n, _, h, w = first.shape
-    wh, ww = min(wh, h), min(ww, w)
-    ys, xs = window_starts(h, wh, sh), window_starts(w, ww, sw)
-    if len(ys) == 1 and len(xs) == 1:
-        return run(model, x)
-
-    total: Any = None
-    count = torch.zeros(1, 1, h, w, dtype=torch.float32, device=first.device)
-    for y0 in ys:
-        for x0 in xs:
-            out = run(model, _apply(lambda t, y0=y0, x0=x0: t[:, :, y0 : y0 + wh, x0 : x0 + ww],
-                                    x))
-            if _first(out).shape[-2:] != (wh, ww):
-                raise ValueError(f"the model returned {tuple(_first(out).shape[-2:])} logits for "
-                                 f"a {(wh, ww)} window; sliding windows need same-size outputs")
-            if total is None:
-                total = _apply(lambda o: torch.zeros(n, o.shape[1], h, w, dtype=torch.float32,
-                                                     device=first.device), out)
-
-            def add(acc: torch.Tensor, o: torch.Tensor, y0: int = y0, x0: int = x0) -> torch.Tensor:
-                acc[:, :, y0 : y0 + wh, x0 : x0 + ww] += o.float()
-                return acc
-
-            total = _combine(add, total, out)
-            count[:, :, y0 : y0 + wh, x0 : x0 + ww] += 1.0
-    assert total is not None
-    return _apply(lambda t: t / count, total)
+    return (wh, ww), (sh, sw)
 
 
 def _resize(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -189,33 +182,31 @@ def tta_logits(
     if not scales or min(scales) <= 0:
         raise ValueError(f"scales must be positive numbers, got {scales}")
     run = predict_fn or forward_logits
-    first = _first(x)
-    size = (int(first.shape[-2]), int(first.shape[-1]))
+    size = (int(first(x).shape[-2]), int(first(x).shape[-1]))
 
     def back(out: torch.Tensor) -> torch.Tensor:
         out = _resize(out.float(), size)
         return out.softmax(1) if average == "probs" else out
 
-    total: Any = None
+    total: dict[str, torch.Tensor] = {}
     passes = 0
     for s in scales:
         scaled_size = (max(1, round(size[0] * s)), max(1, round(size[1] * s)))
         xs = _apply(lambda t, sz=scaled_size: _resize(t, sz), x)
-        outs = [run(model, xs)]
+        outs = [keyed(run(model, xs))]
         if flip:
-            outs.append(_apply(lambda t: t.flip(-1),
-                               run(model, _apply(lambda t: t.flip(-1), xs))))
+            flipped = keyed(run(model, _apply(lambda t: t.flip(-1), xs)))
+            outs.append({head: t.flip(-1) for head, t in flipped.items()})
         for out in outs:
-            out = _apply(back, out)
-            total = out if total is None else _combine(torch.add, total, out)
+            for head, t in out.items():
+                total[head] = back(t) if head not in total else total[head] + back(t)
             passes += 1
-    assert total is not None
 
     def mean(t: torch.Tensor) -> torch.Tensor:
         t = t / passes
         return t.clamp_min(1e-12).log() if average == "probs" else t
 
-    return _apply(mean, total)
+    return unkeyed({head: mean(t) for head, t in total.items()})
 
 
 @dataclass(frozen=True)
@@ -244,9 +235,11 @@ class SlidingWindow:
             return v
         if isinstance(v, int):
             return cls(window=v)
-        if isinstance(v, dict):
+        try:
             return cls(**v)
-        raise ValueError(f"sliding_window must be None, an int or a dict, got {v!r}")
+        except TypeError:
+            raise ValueError(f"sliding_window must be None, an int or a dict of window and "
+                             f"stride, got {v!r}") from None
 
 
 @dataclass(frozen=True)
@@ -278,6 +271,8 @@ class TTA:
         """None, a mapping of the fields, or an instance."""
         if v is None or isinstance(v, TTA):
             return v
-        if isinstance(v, dict):
+        try:
             return cls(**v)
-        raise ValueError(f"tta must be None, a dict or a TTA, got {v!r}")
+        except TypeError:
+            raise ValueError(f"tta must be None, a TTA or a dict of scales, flip and average, "
+                             f"got {v!r}") from None

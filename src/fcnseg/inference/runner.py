@@ -1,0 +1,100 @@
+"""One way to run a model for inference, shared by the Segmenter, evaluation, calibration and
+the benchmarks: the model on its device with its fast paths, in eval and inference mode, under
+its precision's autocast, channels-last where that is faster, inputs of one size batched
+together.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from fcnseg.inference.sliding import PredictFn, forward_logits
+from fcnseg.models.fastpath import optimize
+from fcnseg.utils.batches import same_size_batches, to_device
+from fcnseg.utils.hardware import default_channels_last, resolve_precision
+from fcnseg.utils.precision import autocast
+
+__all__ = ["InferenceRunner", "resolve_device", "same_size_batches"]
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` picks CUDA when available; anything else is passed to ``torch.device``."""
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class InferenceRunner:
+    """A model ready to predict.
+
+    Args:
+        model: a segmentation model (or an exported one, with a ``runtime`` attribute).
+        device: where to run (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"auto"``).
+        precision: ``"auto"`` (what the hardware runs natively,
+            :func:`fcnseg.utils.hardware.auto_precision`), ``"fp32"``, ``"bf16"`` or ``"fp16"``
+            (autocast). An exported model computes in its own precision: ``"fp32"`` here.
+        channels_last: run the model and its inputs channels-last; None decides by device and
+            precision (:func:`fcnseg.utils.hardware.default_channels_last`), never for an
+            export (its runtime lays out its own data) nor for a model run as it is.
+        prepare: put the model in its fast inference set-up on the device
+            (:func:`fcnseg.models.optimize`); False runs it as it is (a model being trained, a
+            benchmark's variant), on the device it is already on.
+    """
+
+    def __init__(self, model: nn.Module, *, device: str | torch.device = "cpu",
+                 precision: str | None = "auto", channels_last: bool | None = None,
+                 prepare: bool = True) -> None:
+        self.device = resolve_device(device)
+        #: The runtime of an exported model (``"onnxruntime"``, ``"torchscript"``), else None.
+        self.runtime: str | None = getattr(model, "runtime", None)
+        #: The precision the model runs in: "fp32", "bf16" or "fp16" ("auto" resolved).
+        self.precision = "fp32" if self.runtime else resolve_precision(precision, self.device)
+        if channels_last is None:
+            channels_last = (prepare and self.runtime is None
+                             and default_channels_last(self.device, self.precision))
+        self.channels_last = bool(channels_last)
+        self.model = (optimize(model, "inference", device=self.device,
+                               channels_last=self.channels_last) if prepare else model)
+
+    @property
+    def reported_precision(self) -> str:
+        """The precision to report: an export's own (``int8`` when quantized), else
+        :attr:`precision`."""
+        return getattr(self.model, "precision", self.precision) if self.runtime else \
+            self.precision
+
+    @property
+    def optimizations(self) -> list[str]:
+        """What :func:`fcnseg.models.optimize` (and the export) did to the model."""
+        return list(getattr(self.model, "optimizations", []))
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """Eval and inference mode for a run of batches; the model's mode is restored after."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                yield
+        finally:
+            self.model.train(was_training)
+
+    def forward(self, x: Any, predict_fn: PredictFn | None = None,
+                model: nn.Module | None = None) -> Any:
+        """The outputs of a batch (a tensor, or ``{modality: tensor}``), moved to the device,
+        under the precision's autocast: ``predict_fn(model, x)`` (default: the plain forward,
+        :func:`~fcnseg.inference.sliding.forward_logits`) with this runner's model unless
+        ``model`` (e.g. its compiled form) is given. Call it inside :meth:`session`."""
+        x = to_device(x, self.device, channels_last=self.channels_last)
+        with autocast(self.device, self.precision):
+            return (predict_fn or forward_logits)(self.model if model is None else model, x)
+
+    def __call__(self, x: Any, predict_fn: PredictFn | None = None) -> Any:
+        """:meth:`forward` of one batch in its own :meth:`session`."""
+        with self.session():
+            return self.forward(x, predict_fn)

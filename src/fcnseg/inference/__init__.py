@@ -8,7 +8,7 @@ from fcnseg.inference.images import (
     load_image,
     to_rgb_uint8,
 )
-from fcnseg.inference.segmenter import Prediction, Segmenter, resolve_device
+from fcnseg.inference.segmenter import Prediction, Segmenter, SegmenterOptions, resolve_device
 from fcnseg.inference.sliding import (
     TTA,
     PredictFn,
@@ -27,6 +27,7 @@ __all__ = [
     "PredictFn",
     "Prediction",
     "Segmenter",
+    "SegmenterOptions",
     "SlidingWindow",
     "colorize",
     "forward_logits",

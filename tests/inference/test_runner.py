@@ -12,7 +12,7 @@ from fcnseg.engine.evaluation import EvalOptions, evaluate_model
 from fcnseg.inference import Segmenter
 from fcnseg.inference.runner import InferenceRunner
 from fcnseg.inference.segmenter import SegmenterOptions
-from fcnseg.utils.batches import keyed, same_size_batches, to_device, unkeyed
+from fcnseg.utils.batches import first, same_size_batches, to_device
 
 
 class Doubler(nn.Module):
@@ -73,13 +73,7 @@ def test_to_device_moves_a_tensor_or_each_tensor_of_a_dict() -> None:
     assert set(moved) == {"color", "depth"}
     assert moved["color"].is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(to_device(torch.arange(3), "cpu"), torch.arange(3))
-
-
-def test_keyed_and_unkeyed_are_inverse_at_the_edges() -> None:
-    t = torch.zeros(1)
-    assert keyed(t) == {"out": t} and unkeyed(keyed(t)) is t
-    heads = {"semantic": t, "geometric": t}
-    assert keyed(heads) is heads and unkeyed(heads) is heads
+    assert first(moved) is moved["color"]
 
 
 def test_segmenter_options_come_as_a_dataclass_or_as_keywords() -> None:

@@ -15,7 +15,8 @@ from torch.utils.data import Sampler, default_collate
 
 from fcnseg.data.cache import DecodedSamples, available_memory
 from fcnseg.data.images import upright_size
-from fcnseg.utils.batches import keyed, same_size_batches, to_device
+from fcnseg.utils.batches import same_size_batches, to_device
+from fcnseg.utils.keyed import keyed
 
 __all__ = ["AUTO_LIMIT", "SameSizeBatches", "activation_bytes", "auto_eval_batch",
            "sample_sizes"]
@@ -76,7 +77,7 @@ def activation_bytes(model: nn.Module, sample: Any) -> int:
 
     def count(_module: nn.Module, _inputs: Any, output: Any) -> None:
         nonlocal total
-        parts = [p for part in keyed(output).values()
+        parts = [p for part in keyed(output)[0].values()
                  for p in (part if isinstance(part, tuple | list) else (part,))]
         total += sum(p.numel() * p.element_size() for p in parts if isinstance(p, torch.Tensor))
 

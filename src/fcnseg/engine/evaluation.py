@@ -31,9 +31,10 @@ from fcnseg.data.transforms import build_eval_transform
 from fcnseg.inference.runner import InferenceRunner
 from fcnseg.inference.visualize import reliability_diagram, save_png
 from fcnseg.metrics import DEFAULT_COVERAGES, METRIC_NAMES, CalibrationBins, ConfusionMatrix, scores
-from fcnseg.utils.batches import first, keyed, to_device
+from fcnseg.utils.batches import first, to_device
 from fcnseg.utils.files import atomic_write
 from fcnseg.utils.jsonable import json_safe
+from fcnseg.utils.keyed import keyed
 from fcnseg.utils.typing import PathLike
 
 __all__ = [
@@ -177,21 +178,21 @@ class EvalOptions:
 
     @property
     def several_heads(self) -> bool:
-        return isinstance(self.num_classes, Mapping)
+        return keyed(self.num_classes)[1]
 
     @property
-    def heads(self) -> dict[str, int]:
-        """Classes per head: ``{"out": C}`` for a model with one head."""
-        return {str(h): int(n) for h, n in keyed(self.num_classes).items()}
+    def heads(self) -> dict[str | None, int]:
+        """Classes per head: ``{None: C}`` for a model with one head."""
+        return {h: int(n) for h, n in keyed(self.num_classes)[0].items()}
 
-    def exclusions(self) -> dict[str, Sequence[int]]:
-        """``exclude_classes`` per head (``{"out": classes}`` for one head), checked."""
+    def exclusions(self) -> dict[str | None, Sequence[int]]:
+        """``exclude_classes`` per head (``{None: classes}`` for one head), checked."""
         several = self.several_heads
-        by_head = keyed(self.exclude_classes) if len(self.exclude_classes) else {}
-        if not several and set(by_head) - {"out"}:
+        by_head = keyed(self.exclude_classes)[0] if len(self.exclude_classes) else {}
+        if not several and set(by_head) - {None}:
             raise ValueError("exclude_classes: a {head: classes} dict needs a model with "
                              "several heads (num_classes given per head)")
-        if several and (set(by_head) - set(self.heads) or "out" in by_head):
+        if several and (set(by_head) - set(self.heads) or None in by_head):
             raise ValueError(f"exclude_classes: expected {{head: classes}} for heads "
                              f"{sorted(self.heads)}, got {self.exclude_classes!r}")
         if several and self.calibration:
@@ -229,7 +230,7 @@ def evaluate_model(model: nn.Module, loader: Any, options: EvalOptions | None = 
     exclude = opts.exclusions()
     matrices = {h: ConfusionMatrix(n, opts.ignore_index, device=runner.device)
                 for h, n in opts.heads.items()}
-    bins = (CalibrationBins(opts.heads["out"], opts.ignore_index, device=runner.device)
+    bins = (CalibrationBins(opts.heads[None], opts.ignore_index, device=runner.device)
             if opts.calibration else None)
     num_images = _run_model(runner, loader, opts, partial(_score_batch, matrices, bins,
                                                           opts.temperature))
@@ -240,7 +241,7 @@ def evaluate_model(model: nn.Module, loader: Any, options: EvalOptions | None = 
         heads[head]["confusion"] = matrix.numpy().tolist()
     if opts.several_heads:
         return {"heads": heads, "num_images": num_images}
-    result = {**heads["out"], "num_images": num_images}
+    result = {**heads[None], "num_images": num_images}
     if bins is not None:
         result["calibration"] = {"temperature": float(opts.temperature),
                                  **bins.all_reduce().compute(opts.coverages)}
@@ -248,9 +249,10 @@ def evaluate_model(model: nn.Module, loader: Any, options: EvalOptions | None = 
 
 
 def _run_model(runner: InferenceRunner, loader: Any, opts: EvalOptions,
-               score: Callable[[int, dict[str, Any], dict[str, Any]], None]) -> int:
+               score: Callable[[int, dict[Any, Any], dict[Any, Any]], None]) -> int:
     """Run the model over every batch of ``loader``, handing ``score(batch_index, outputs,
-    labels)`` each batch's outputs and labels (on the device, ``{head: tensor}``).
+    labels)`` each batch's outputs and labels (on the device, ``{head: tensor}``; ``{None:
+    tensor}`` for one head).
 
     Returns the number of images seen, summed over all processes.
     """
@@ -260,8 +262,8 @@ def _run_model(runner: InferenceRunner, loader: Any, opts: EvalOptions,
         with runner.session():
             for batch_index, batch in enumerate(batches):
                 images, labels = _split_batch(batch)
-                labels = keyed(to_device(labels, runner.device))
-                score(batch_index, keyed(runner.forward(images, opts.predict_fn)), labels)
+                labels = keyed(to_device(labels, runner.device))[0]
+                score(batch_index, keyed(runner.forward(images, opts.predict_fn))[0], labels)
                 num_images += first(labels).shape[0]
     finally:
         batches.close()
@@ -270,16 +272,16 @@ def _run_model(runner: InferenceRunner, loader: Any, opts: EvalOptions,
     return int(num_images)
 
 
-def _score_batch(matrices: dict[str, ConfusionMatrix], bins: CalibrationBins | None,
-                 temperature: float, batch_index: int, outputs: dict[str, Any],
-                 labels: dict[str, Any]) -> None:
+def _score_batch(matrices: dict[Any, ConfusionMatrix], bins: CalibrationBins | None,
+                 temperature: float, batch_index: int, outputs: dict[Any, Any],
+                 labels: dict[Any, Any]) -> None:
     """Count one batch in each head's matrix (and the single head's in ``bins``)."""
     def expected(what: str) -> str:
-        return f"one {what}" if list(matrices) == ["out"] else \
+        return f"one {what}" if list(matrices) == [None] else \
             f"a dict with the heads {sorted(matrices)}"
 
-    def got(given: dict[str, Any], what: str) -> str:
-        return f"one {what}" if list(given) == ["out"] else str(sorted(given))
+    def got(given: dict[Any, Any], what: str) -> str:
+        return f"one {what}" if list(given) == [None] else str(sorted(given))
 
     if set(labels) != set(matrices):
         raise ValueError(f"batch {batch_index}: labels must be {expected('label map')}, got "
@@ -289,7 +291,7 @@ def _score_batch(matrices: dict[str, ConfusionMatrix], bins: CalibrationBins | N
                          f"{got(outputs, 'tensor')}")
     for head, matrix in matrices.items():
         logits, label = outputs[head], labels[head]
-        where = "" if head == "out" else f"head {head!r}: "
+        where = "" if head is None else f"head {head!r}: "
         if logits.shape[0] != label.shape[0] or logits.shape[-2:] != label.shape[-2:]:
             raise ValueError(f"{where}model output {tuple(logits.shape)} does not cover labels "
                              f"{tuple(label.shape)}: logits must be N×C×H×W at the label size")
@@ -301,7 +303,7 @@ def _score_batch(matrices: dict[str, ConfusionMatrix], bins: CalibrationBins | N
         except ValueError as e:  # bad label values: say where they are
             raise BatchError(batch_index, f"{where}{e}") from None
     if bins is not None:
-        bins.update(labels["out"], (outputs["out"].float() / temperature).softmax(1))
+        bins.update(labels[None], (outputs[None].float() / temperature).softmax(1))
 
 
 class _WithTransform(Dataset):

@@ -27,7 +27,7 @@ from fcnseg.inference.runner import InferenceRunner, resolve_device, same_size_b
 from fcnseg.inference.sliding import TTA, PredictFn, SlidingWindow, forward_logits
 from fcnseg.inference.visualize import normalize_palette
 from fcnseg.models.preprocess import Preprocess, with_preprocess
-from fcnseg.utils.batches import keyed, unkeyed
+from fcnseg.utils.keyed import keyed, unkeyed
 
 __all__ = ["Prediction", "Segmenter", "SegmenterOptions", "resolve_device"]
 
@@ -283,9 +283,9 @@ class Segmenter:
         window and TTA as configured, divided by the temperature, in float32 whatever the
         precision; ``{head: logits}`` for a model with several heads."""
         with self.runner.session():
-            out = keyed(self._forward(x))
-        heads = self.heads or {"out": None}
-        return unkeyed({h: _scaled(out[h].float(), self.temperature) for h in heads})
+            out, several = keyed(self._forward(x))
+        heads = self.heads if several else out
+        return unkeyed({h: _scaled(out[h].float(), self.temperature) for h in heads}, several)
 
     def _forward(self, x: Any) -> Any:
         """The model's output for a batch: compiled when :meth:`compile` made it so, unless that
@@ -339,11 +339,11 @@ class Segmenter:
                 for j in range(len(rgbs))]
 
     def _by_head(self, logits: Any, pictures: list[np.ndarray],
-                 return_probs: bool) -> dict[str, list[Prediction]]:
-        """Each head's predictions of a batch (``{"out": ...}`` for a model with one head)."""
-        names = self.heads or {"out": self.class_names}
+                 return_probs: bool) -> dict[str | None, list[Prediction]]:
+        """Each head's predictions of a batch (``{None: ...}`` for a model with one head)."""
+        names = self.heads or {None: self.class_names}
         return {h: _predictions(out, pictures, names[h], return_probs)
-                for h, out in keyed(logits).items()}
+                for h, out in keyed(logits)[0].items()}
 
     def predict_inputs(self, inputs: Mapping[str, Any], *,
                        return_probs: bool = False) -> Prediction:

@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fcnseg.utils.batches import first, keyed, unkeyed
+from fcnseg.utils.batches import first
+from fcnseg.utils.keyed import keyed, unkeyed
 
 __all__ = [
     "TTA",
@@ -40,7 +41,8 @@ PredictFn = Callable[[nn.Module, Any], Any]
 
 def _apply(fn: Callable[[torch.Tensor], torch.Tensor], x: Any) -> Any:
     """``fn`` of a tensor, or ``{key: fn(tensor)}`` of a dict of them (modalities, heads)."""
-    return unkeyed({k: fn(v) for k, v in keyed(x).items()})
+    values, was_dict = keyed(x)
+    return unkeyed({k: fn(v) for k, v in values.items()}, was_dict)
 
 
 def _pair(v: int | Sequence[int], what: str) -> tuple[int, int]:
@@ -55,8 +57,9 @@ def forward_logits(model: nn.Module, x: Batch) -> Logits:
     torchvision-style ``{"out": logits, "aux": ...}`` (``fcn_resnet50(output="dict")``) gives
     its ``"out"``; a model with several heads (``{"semantic": ..., "geometric": ...}``) gives
     its dict of logits."""
-    out = keyed(model(x))
-    return out.get("out", out)
+    out = model(x)
+    by_head, _ = keyed(out)
+    return by_head.get("out", out)
 
 
 def window_starts(size: int, window: int, stride: int) -> list[int]:
@@ -105,11 +108,12 @@ def sliding_window_logits(
     ys, xs = window_starts(h, wh, sh), window_starts(w, ww, sw)
     if len(ys) == 1 and len(xs) == 1:
         return run(model, x)
-    total: dict[str, torch.Tensor] = {}
+    total: dict[str | None, torch.Tensor] = {}
+    heads = False
     count = torch.zeros(1, 1, h, w, dtype=torch.float32, device=first(x).device)
     for y0, x0 in itertools.product(ys, xs):
         cut = (slice(None), slice(None), slice(y0, y0 + wh), slice(x0, x0 + ww))
-        out = keyed(run(model, _apply(lambda t, cut=cut: t[cut], x)))
+        out, heads = keyed(run(model, _apply(lambda t, cut=cut: t[cut], x)))
         if first(out).shape[-2:] != (wh, ww):
             raise ValueError(f"the model returned {tuple(first(out).shape[-2:])} logits for "
                              f"a {(wh, ww)} window; sliding windows need same-size outputs")
@@ -119,7 +123,7 @@ def sliding_window_logits(
                                           device=count.device)
             total[head][cut] += logits.float()
         count[cut] += 1.0  # the weight map: windows over each pixel
-    return unkeyed({head: t / count for head, t in total.items()})
+    return unkeyed({head: t / count for head, t in total.items()}, heads)
 
 
 def _batch_shape(x: Batch) -> tuple[int, int, int, int]:
@@ -188,14 +192,15 @@ def tta_logits(
         out = _resize(out.float(), size)
         return out.softmax(1) if average == "probs" else out
 
-    total: dict[str, torch.Tensor] = {}
-    passes = 0
+    total: dict[str | None, torch.Tensor] = {}
+    passes, heads = 0, False
     for s in scales:
         scaled_size = (max(1, round(size[0] * s)), max(1, round(size[1] * s)))
         xs = _apply(lambda t, sz=scaled_size: _resize(t, sz), x)
-        outs = [keyed(run(model, xs))]
+        out, heads = keyed(run(model, xs))
+        outs = [out]
         if flip:
-            flipped = keyed(run(model, _apply(lambda t: t.flip(-1), xs)))
+            flipped, _ = keyed(run(model, _apply(lambda t: t.flip(-1), xs)))
             outs.append({head: t.flip(-1) for head, t in flipped.items()})
         for out in outs:
             for head, t in out.items():
@@ -206,7 +211,7 @@ def tta_logits(
         t = t / passes
         return t.clamp_min(1e-12).log() if average == "probs" else t
 
-    return unkeyed({head: mean(t) for head, t in total.items()})
+    return unkeyed({head: mean(t) for head, t in total.items()}, heads)
 
 
 @dataclass(frozen=True)

@@ -327,6 +327,8 @@ def bench_inference(cfg: BenchConfig, device: str, log: Log = _quiet) -> list[di
     step = 0
     for arch in cfg.models:
         models = _pair_of_models(cfg, arch, device)
+        runners = {g: InferenceRunner(m, device=device, precision="fp32", prepare=False)
+                   for g, m in models.items()}
         for size in cfg.sizes:
             flops1 = {g: count_flops(m, _input(cfg, 1, size, device)) for g, m in models.items()}
             for batch in cfg.batches:
@@ -334,7 +336,7 @@ def bench_inference(cfg: BenchConfig, device: str, log: Log = _quiet) -> list[di
                 what = f"[{device}] inference {step}/{count}: {arch} {_size(size)} batch {batch}"
                 x = _input(cfg, batch, size, device)
                 memory: dict[str, Any] = {}
-                variants = {g: (lambda m=m, x=x: m(x)) for g, m in models.items()}
+                variants = {g: (lambda r=r, x=x: r.forward(x)) for g, r in runners.items()}
                 variants.update(_mm_variants(cfg, device, torch.float32))
                 with torch.inference_mode(), _peak_memory(device, memory):
                     times = time_interleaved(variants, warmup=cfg.warmup, repeats=cfg.repeats,

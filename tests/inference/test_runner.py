@@ -12,7 +12,8 @@ from fcnseg.engine.evaluation import EvalOptions, evaluate_model
 from fcnseg.inference import Segmenter
 from fcnseg.inference.runner import InferenceRunner
 from fcnseg.inference.segmenter import SegmenterOptions
-from fcnseg.utils.batches import first, same_size_batches, to_device
+from fcnseg.utils.batches import same_size_batches, to_device
+from fcnseg.utils.keyed import first_of
 
 
 class Doubler(nn.Module):
@@ -73,7 +74,7 @@ def test_to_device_moves_a_tensor_or_each_tensor_of_a_dict() -> None:
     assert set(moved) == {"color", "depth"}
     assert moved["color"].is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(to_device(torch.arange(3), "cpu"), torch.arange(3))
-    assert first(moved) is moved["color"]
+    assert first_of(moved) is moved["color"]
 
 
 def test_segmenter_options_come_as_a_dataclass_or_as_keywords() -> None:

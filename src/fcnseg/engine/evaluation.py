@@ -31,10 +31,10 @@ from fcnseg.data.transforms import build_eval_transform
 from fcnseg.inference.runner import InferenceRunner
 from fcnseg.inference.visualize import reliability_diagram, save_png
 from fcnseg.metrics import DEFAULT_COVERAGES, METRIC_NAMES, CalibrationBins, ConfusionMatrix, scores
-from fcnseg.utils.batches import first, to_device
+from fcnseg.utils.batches import to_device
 from fcnseg.utils.files import atomic_write
 from fcnseg.utils.jsonable import json_safe
-from fcnseg.utils.keyed import keyed
+from fcnseg.utils.keyed import first_of, keyed
 from fcnseg.utils.typing import PathLike
 
 __all__ = [
@@ -264,7 +264,7 @@ def _run_model(runner: InferenceRunner, loader: Any, opts: EvalOptions,
                 images, labels = _split_batch(batch)
                 labels = keyed(to_device(labels, runner.device))[0]
                 score(batch_index, keyed(runner.forward(images, opts.predict_fn))[0], labels)
-                num_images += first(labels).shape[0]
+                num_images += first_of(labels).shape[0]
     finally:
         batches.close()
     if _is_distributed():

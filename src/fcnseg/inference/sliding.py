@@ -18,8 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fcnseg.utils.batches import first
-from fcnseg.utils.keyed import keyed, unkeyed
+from fcnseg.utils.keyed import first_of, keyed, unkeyed
 
 __all__ = [
     "TTA",
@@ -110,12 +109,12 @@ def sliding_window_logits(
         return run(model, x)
     total: dict[str | None, torch.Tensor] = {}
     heads = False
-    count = torch.zeros(1, 1, h, w, dtype=torch.float32, device=first(x).device)
+    count = torch.zeros(1, 1, h, w, dtype=torch.float32, device=first_of(x).device)
     for y0, x0 in itertools.product(ys, xs):
         cut = (slice(None), slice(None), slice(y0, y0 + wh), slice(x0, x0 + ww))
         out, heads = keyed(run(model, _apply(lambda t, cut=cut: t[cut], x)))
-        if first(out).shape[-2:] != (wh, ww):
-            raise ValueError(f"the model returned {tuple(first(out).shape[-2:])} logits for "
+        if first_of(out).shape[-2:] != (wh, ww):
+            raise ValueError(f"the model returned {tuple(first_of(out).shape[-2:])} logits for "
                              f"a {(wh, ww)} window; sliding windows need same-size outputs")
         for head, logits in out.items():
             if head not in total:
@@ -127,7 +126,7 @@ def sliding_window_logits(
 
 
 def _batch_shape(x: Batch) -> tuple[int, int, int, int]:
-    shape = tuple(first(x).shape)
+    shape = tuple(first_of(x).shape)
     if len(shape) != 4:
         raise ValueError(f"expected an N×3×H×W batch, got shape {shape}")
     return shape  # type: ignore[return-value]
@@ -186,7 +185,7 @@ def tta_logits(
     if not scales or min(scales) <= 0:
         raise ValueError(f"scales must be positive numbers, got {scales}")
     run = predict_fn or forward_logits
-    size = (int(first(x).shape[-2]), int(first(x).shape[-1]))
+    size = (int(first_of(x).shape[-2]), int(first_of(x).shape[-1]))
 
     def back(out: torch.Tensor) -> torch.Tensor:
         out = _resize(out.float(), size)

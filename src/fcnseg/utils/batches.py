@@ -1,6 +1,6 @@
 """Batches: a tensor, or ``{modality: N×c×H×W}`` inputs and ``{head: N×H×W}`` labels, read
-as dicts through :mod:`fcnseg.utils.keyed`. :func:`to_device` moves either, :func:`first` gives
-the tensor that says a batch's size, :func:`same_size_batches` groups inputs of one size.
+as dicts through :mod:`fcnseg.utils.keyed`. :func:`to_device` moves either and
+:func:`same_size_batches` groups inputs of one size.
 """
 
 from __future__ import annotations
@@ -12,12 +12,7 @@ import torch
 
 from fcnseg.utils.keyed import keyed, unkeyed
 
-__all__ = ["first", "same_size_batches", "to_device"]
-
-
-def first(x: Any) -> torch.Tensor:
-    """The tensor of a batch, or the first one of a dict (they share N, H and W)."""
-    return next(iter(keyed(x)[0].values()))
+__all__ = ["same_size_batches", "to_device"]
 
 
 def to_device(x: Any, device: torch.device | str, *, channels_last: bool = False) -> Any:

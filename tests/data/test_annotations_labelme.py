@@ -138,7 +138,7 @@ def test_a_shape_outside_the_image_is_skipped_in_one_line(src: Path, tmp_path: P
                              shape("cat", [[0, 0], [9, 9]], "rectangle")])
     report = import_annotations("labelme", src, tmp_path / "out")
     assert report.written == ["a"]
-    [warning] = [w for w in report.warnings if "outside" in w]
+    [warning] = [w for w in report.warnings if w.startswith(str(src))]
     assert warning.startswith(str(src / "a.json")) and "shape 0 (polygon 'cat')" in warning
     assert "60×40 image" in warning
 
@@ -304,3 +304,14 @@ def test_import_command_options(src: Path, tmp_path: Path, capsys) -> None:
     assert main(["import", "labelme", str(src), "--out", str(out), "--labels",
                  str(tmp_path / "none.txt")]) == 2
     assert f"{tmp_path / 'none.txt'}: no such labels file" in capsys.readouterr().err
+
+
+def test_an_import_whose_validation_split_is_empty_says_so(src: Path, tmp_path: Path) -> None:
+    # By the hash of their names, "a" and "b" both fall into train at the default 0.2.
+    for stem in ("a", "b"):
+        write_labelme(src, stem, [shape("cat", [[0, 0], [9, 9]], "rectangle")])
+    report = import_annotations("labelme", src, tmp_path / "out")
+    assert (tmp_path / "out" / "val.txt").read_text() == ""
+    assert any("val.txt: no image fell into the validation split" in w and "--val-fraction" in w
+               for w in report.warnings)
+    assert len(report.written) == 2

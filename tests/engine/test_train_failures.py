@@ -372,3 +372,17 @@ def test_training_onto_a_really_full_disk_stops_with_one_line_and_keeps_last_pt(
     assert "the previous last.pt is intact" in lines[0]
     assert load_checkpoint(run / "last.pt")["iteration"] >= 1
     assert not list(run.glob(".*.tmp"))
+
+
+def test_an_empty_validation_split_stops_the_run_before_training_naming_it(
+    tmp_path: Path,
+) -> None:
+    # An import of a few images can leave val.txt empty: a run would then validate nothing and
+    # end with "best mean IU n/a" after all its iterations.
+    spec = write_folder_dataset(tmp_path / "data")
+    (tmp_path / "data" / "val.txt").write_text("")
+    recipe = tiny_recipe(data={"train": spec, "val": spec}, train={"iterations": 2})
+    config = load_config(recipe, out=str(tmp_path / "run"))
+    with pytest.raises(ValueError, match=r"^data\.val: .*'val'.*no images.*data\.val=null"):
+        train(config)
+    assert not (tmp_path / "run" / "last.pt").exists()

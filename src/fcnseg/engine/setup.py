@@ -368,6 +368,12 @@ def build_datasets(config: TrainConfig,
         val_spec = dict(d.val)
         val_ds = build_dataset(val_spec, split=val_spec.get("split") or "val",
                                transform=build_eval_transform())
+        if len(val_ds) == 0:  # type: ignore[arg-type]
+            split, where = val_spec.get("split") or "val", val_spec.get("root") or val_spec["name"]
+            raise ValueError(f"data.val: the {split!r} split of {where} "
+                             f"holds no images, so nothing would be validated; list some image "
+                             f"names in its split list, or set data.val=null to train without "
+                             f"validation")
         if val_ds.num_classes != train_ds.num_classes:
             raise ValueError(f"data.val: {val_ds.num_classes} classes, but data.train has "
                              f"{train_ds.num_classes}")

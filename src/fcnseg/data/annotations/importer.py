@@ -213,7 +213,15 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
     written = set(result.written)
     imported = [item.image_path for item in found.items
                 if item.name in written and item.image_path is not None]
-    _write_lists(out, result, options, imported)
+    val = _write_lists(out, result, options, imported)
+    if not val and options.val_fraction > 0 and result.written:
+        # The split is by a hash of each name: a few images can all fall into train.
+        line = (f"{out / 'val.txt'}: no image fell into the validation split (about "
+                f"{options.val_fraction:g} of the names go there, chosen by a hash of the name): "
+                f"training with data.val on this folder would have nothing to validate on; "
+                f"import again with a larger --val-fraction")
+        result.warnings.append(line)
+        say(f"warning: {line}")
     result.classes = list(labels.classes)
     _write_config(out, labels, palette)
     return result
@@ -250,12 +258,14 @@ def _import_one(item: AnnotatedImage, labels: LabelSet, options: ImportOptions, 
 
 
 def _write_lists(out: Path, result: ImportReport, options: ImportOptions,
-                 imported: list[Path]) -> None:
+                 imported: list[Path]) -> list[str]:
+    """Writes train.txt, val.txt and unannotated.txt; returns the names in val.txt."""
     # Every mask in the folder, those of earlier imports included: a name stays in its split.
     names = sorted(p.stem for p in (out / "masks").glob("*.png"))
     for split in ("train", "val"):
         chosen = [n for n in names if split_of(n, options.val_fraction) == split]
         (out / f"{split}.txt").write_text("".join(f"{n}\n" for n in chosen), encoding="utf-8")
+    val = [n for n in names if split_of(n, options.val_fraction) == "val"]
     # The images still to annotate: those of earlier imports, less the ones imported now, and
     # those of this import.
     unannotated = out / "unannotated.txt"
@@ -270,6 +280,7 @@ def _write_lists(out: Path, result: ImportReport, options: ImportOptions,
         unannotated.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
     elif unannotated.exists():
         unannotated.unlink()
+    return val
 
 
 def _resolved(path: Path) -> Path:

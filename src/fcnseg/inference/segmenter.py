@@ -147,8 +147,10 @@ class Segmenter:
         #: How the model runs: device, precision, channels-last, fast paths.
         self.runner = InferenceRunner(model, device=opts.device, precision=opts.precision,
                                       channels_last=opts.channels_last)
-        self.model, self.device, self.runtime = self.runner.model, self.runner.device, \
-            self.runner.runtime
+        self.model = self.runner.model
+        self.device = self.runner.device
+        #: The runtime of an exported model (``"onnxruntime"``, ``"torchscript"``), else None.
+        self.runtime: str | None = self.runner.runtime
         #: The precision the model runs in: "fp32", "bf16" or "fp16" ("auto" resolved).
         self.precision: str = self.runner.precision
         self.channels_last = self.runner.channels_last

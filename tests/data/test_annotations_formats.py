@@ -436,3 +436,17 @@ def test_coco_top_level_field_of_the_wrong_type_is_one_line(key, tmp_path: Path)
     with pytest.raises(ValueError) as e:
         import_annotations("coco", path, tmp_path / "out")
     assert str(e.value) == f"{path}: '{key}' must be a list, not str"
+
+
+def test_cvat_point_shapes_are_reported_with_the_image_they_belong_to(tmp_path: Path) -> None:
+    src = tmp_path / "cvat"
+    src.mkdir()
+    point = '<points label="car" source="manual" occluded="0" points="3.00,3.00" z_order="0"/>'
+    xml = CVAT_XML.replace("</image>", f"{point}</image>")
+    (src / "annotations.xml").write_text(xml)
+    picture(src / "images" / "a.jpg")
+    picture(src / "images" / "b.jpg")
+    report = import_annotations("cvat", src, tmp_path / "out")
+    lines = [w for w in report.warnings if "point shape(s) not drawn" in w]
+    assert len(lines) == 2
+    assert "image 'a.jpg' points" in lines[0] and "image 'b.jpg' points" in lines[1]

@@ -365,10 +365,10 @@ def rasterise(item: AnnotatedImage, labels: LabelSet, height: int, width: int,
     conflict = np.zeros((height, width), bool)
     problems: list[str] = []
     errors: list[str] = []
-    points = 0
+    points: list[Shape] = []
     for shape in item.shapes:
         if shape.kind == "point":  # no region, so no class: its label needs no list entry
-            points += 1
+            points.append(shape)
             continue
         value = labels.index(shape.label)
         if value is None:
@@ -399,5 +399,7 @@ def rasterise(item: AnnotatedImage, labels: LabelSet, height: int, width: int,
     if options.overlap == "ignore":
         label[conflict] = labels.ignore_index
     if points:
-        problems.append(f"{source}: {points} point shape(s) not drawn (points mark no region)")
+        # A file of several images (CVAT, COCO, Label Studio) needs the shape's place in it.
+        problems.append(f"{source}: {len(points)} point shape(s) not drawn (points mark no "
+                        f"region), the first: {points[0].where}")
     return label, problems

@@ -38,3 +38,30 @@ def test_int8_peak_products_compute_the_integer_product(bench) -> None:
     assert "onnxruntime MatMulInteger" in variants
     (out,) = variants["onnxruntime MatMulInteger"]()
     assert out.dtype == np.int32 and out.shape == (64, 64)
+
+
+def test_thin_trunk_gives_the_skip_head_strides_8_4_2_and_full_size_scores(bench) -> None:
+    import sys
+
+    import torch
+
+    from fcnseg.models import fcn_from_backbone
+
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import thin_backbone
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    trunk = thin_backbone.fine_trunk(channels=[4, 8, 8], dilations=[1, 2])
+    x = torch.rand(1, 3, 37, 50)
+    feats = trunk(x)
+    assert [tuple(feats[s].shape[-2:]) for s in (8, 16, 32)] == [(19, 25), (10, 13), (5, 7)]
+    model = fcn_from_backbone(trunk, 3, factory=thin_backbone.fine_trunk,
+                              factory_kwargs={"channels": [4, 8, 8], "dilations": [1, 2]})
+    assert model(x).shape == (1, 3, 37, 50)
+
+
+def test_cached_models_are_keyed_by_their_recipe(bench) -> None:
+    key = bench.recipe_key(["train.iterations=10", "model.arch=fcn8s"])
+    assert key == bench.recipe_key(["train.iterations=10", "model.arch=fcn8s"])
+    assert key != bench.recipe_key(["train.iterations=11", "model.arch=fcn8s"])

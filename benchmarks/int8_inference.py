@@ -29,7 +29,7 @@ without VNNI compute exactly).
 Trained models and the generated data are kept under ``--cache`` in folders named by a hash of
 their recipe, so a re-run with the same recipe skips training (``--retrain`` ignores them).
 
-    python benchmarks/int8_inference.py              # ~25 minutes on 2 cores (training ~15)
+    python benchmarks/int8_inference.py              # ~25 minutes on 2 busy cores (~8 training)
     python benchmarks/int8_inference.py --quick      # shorter training, fewer repeats
     python benchmarks/int8_inference.py --skip-accuracy
 

@@ -54,8 +54,8 @@ def write_reference_sized(path: Path, width: float) -> int:
     import torch
 
     from fcnseg.models import build_model
-    from fcnseg.pretrained.caffemodel import write_caffemodel
-    from fcnseg.pretrained.reference import REFERENCE_MODELS
+    from fcnseg.weightfiles.caffemodel import write_caffemodel
+    from fcnseg.weightfiles.reference import REFERENCE_MODELS
 
     ref = REFERENCE_MODELS["fcn8s-heavy-pascal"]
     with torch.device("meta"):  # shapes only
@@ -84,7 +84,7 @@ def status(field):
             return int(line.split()[1]) * 1024
     raise KeyError(field)
 
-from fcnseg.pretrained.caffemodel import CaffeModelError, read_caffemodel
+from fcnseg.weightfiles.caffemodel import CaffeModelError, read_caffemodel
 
 base = status("VmRSS")
 start = time.perf_counter()

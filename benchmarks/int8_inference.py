@@ -62,9 +62,9 @@ from fcnseg.data import SyntheticSegmentation, build_dataset  # noqa: E402
 from fcnseg.export import read_onnx_metadata  # noqa: E402
 from fcnseg.export.quantize import QuantizeOptions, quantize_model  # noqa: E402
 from fcnseg.inference import Segmenter  # noqa: E402
-from fcnseg.inference.backends import onnx_session  # noqa: E402
 from fcnseg.models import fcn8s, optimize, plain_copy  # noqa: E402
 from fcnseg.utils.hardware import cpu_info  # noqa: E402
+from fcnseg.weightfiles.artifacts import onnx_session  # noqa: E402
 
 MIN_SPEEDUP = 1.4
 MAX_DROP_POINTS = 0.5

@@ -198,3 +198,23 @@ def test_vgg16_bn_checkpoint_records_batch_norm(tmp_path: Path) -> None:
     path = save_checkpoint(tmp_path / "bn.pt", model, class_names=NAMES, palette=voc_palette())
     assert load_checkpoint(path)["model"]["build_kwargs"]["batch_norm"] is True
     assert build_model_from_checkpoint(path).batch_norm
+
+
+def test_checkpoint_contents_and_keyword_fields_write_the_same_checkpoint(tmp_path) -> None:
+    from fcnseg.checkpoint import CheckpointContents
+
+    model = _model()
+    contents = CheckpointContents(class_names=NAMES, palette=voc_palette(), iteration=3,
+                                  background="background")
+    by_fields = load_checkpoint(save_checkpoint(
+        tmp_path / "a.pt", model, class_names=NAMES, palette=voc_palette(), iteration=3,
+        background="background"))
+    by_contents = load_checkpoint(save_checkpoint(tmp_path / "b.pt", model, contents))
+    for key in ("model", "classes", "iteration", "epoch", "metrics", "recipe"):
+        assert by_contents[key] == by_fields[key], key
+    assert by_contents["classes"]["background"] == "background"
+    assert load_checkpoint(save_checkpoint(tmp_path / "c.pt", model, contents,
+                                           iteration=9))["iteration"] == 9
+    with pytest.raises(TypeError):
+        save_checkpoint(tmp_path / "d.pt", model, class_names=NAMES, palette=voc_palette(),
+                        iterations=3)  # a misspelt field is refused, not ignored

@@ -18,7 +18,10 @@ file intact.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,25 +32,41 @@ from fcnseg.conventions import CAFFE_BGR, InputConvention, get_convention
 from fcnseg.data.palette import VOC_CLASSES, voc_palette
 from fcnseg.models import build_model
 from fcnseg.models.builders import check_build_kwargs
+from fcnseg.models.exported import artifact_model
 from fcnseg.models.identity import ModelIdentity
 from fcnseg.models.preprocess import Preprocess
 from fcnseg.models.trunk import BackboneError
 from fcnseg.models.weights import WeightsError, describe_mismatch
-from fcnseg.pretrained.resolve import FORMAT, checkpoint_source, resolve_checkpoint
 from fcnseg.utils.files import atomic_write
 from fcnseg.utils.typing import PathLike
 from fcnseg.utils.validate import expect_mapping, fields_of
+from fcnseg.weightfiles.artifacts import ArtifactError, artifact_kind, read_artifact
+from fcnseg.weightfiles.resolve import (
+    CONFIG_FORMAT,
+    CONFIG_NAME,
+    FORMAT,
+    METADATA_KEY,
+    HubError,
+    checkpoint_source,
+    resolve_checkpoint,
+    write_safetensors,
+)
 
 __all__ = [
     "FORMAT",
+    "CheckpointContents",
     "CheckpointError",
     "build_model_from_checkpoint",
     "describe_model",
     "head_class_names",
     "load_checkpoint",
     "checkpoint_payload",
+    "pretrained_config",
     "save_checkpoint",
+    "save_checkpoint_safetensors",
+    "save_safetensors_checkpoint",
     "write_checkpoint",
+    "write_model_safetensors",
 ]
 
 
@@ -79,35 +98,39 @@ def describe_model(model: nn.Module) -> dict[str, Any]:
             "input_convention": conv.to_dict()}
 
 
-def save_checkpoint(
-    path: PathLike,
-    model: nn.Module,
-    *,
-    class_names: Sequence[str],
-    palette: Sequence[Sequence[int]] | Any,
-    ignore_index: int = 255,
-    recipe: Mapping[str, Any] | None = None,
-    iteration: int = 0,
-    epoch: int = 0,
-    metrics: Mapping[str, Any] | None = None,
-    state: Mapping[str, Any] | None = None,
-    head_classes: Mapping[str, Sequence[str]] | None = None,
-    background: str | None = None,
-) -> Path:
-    """Write a self-describing checkpoint atomically and return its path.
-
-    ``background`` names the class declared as background (a dataset's ``background:``):
-    pictures leave it as the photo (see :func:`fcnseg.data.palette.background_indices`).
+@dataclass
+class CheckpointContents:
+    """What a checkpoint records besides the model (see the module docstring).
 
     ``head_classes`` (``{head: class names}``) names the classes of every head of a multi-head
     model (``model(x)`` returning ``{head: logits}``); ``class_names`` are then its first
     head's. Without it, heads after the first are named ``class_0``, ``class_1`` ...
+
+    ``background`` names the class declared as background (a dataset's ``background:``):
+    pictures leave it as the photo (see :func:`fcnseg.data.palette.background_indices`).
     """
-    payload = checkpoint_payload(
-        model, class_names=class_names, palette=palette, ignore_index=ignore_index,
-        recipe=recipe, iteration=iteration, epoch=epoch, metrics=metrics, state=state,
-        head_classes=head_classes, background=background)
-    return write_checkpoint(path, payload)
+
+    class_names: Sequence[str]
+    palette: Sequence[Sequence[int]] | Any
+    ignore_index: int = 255
+    recipe: Mapping[str, Any] | None = None
+    iteration: int = 0
+    epoch: int = 0
+    metrics: Mapping[str, Any] | None = None
+    #: Training state (optimizer, scheduler, scaler, RNG, data order) for resume.
+    state: Mapping[str, Any] | None = None
+    head_classes: Mapping[str, Sequence[str]] | None = None
+    background: str | None = None
+
+
+def save_checkpoint(path: PathLike, model: nn.Module,
+                    contents: CheckpointContents | None = None, /, **fields: Any) -> Path:
+    """Write a self-describing checkpoint atomically and return its path.
+
+    What it records is ``contents``, or the :class:`CheckpointContents` that the keyword
+    ``fields`` make (``save_checkpoint(path, model, class_names=..., palette=...)``).
+    """
+    return write_checkpoint(path, checkpoint_payload(model, contents, **fields))
 
 
 def write_checkpoint(path: PathLike, payload: Mapping[str, Any]) -> Path:
@@ -119,34 +142,23 @@ def write_checkpoint(path: PathLike, payload: Mapping[str, Any]) -> Path:
     return path
 
 
-def checkpoint_payload(
-    model: nn.Module,
-    *,
-    class_names: Sequence[str],
-    palette: Sequence[Sequence[int]] | Any,
-    ignore_index: int = 255,
-    recipe: Mapping[str, Any] | None = None,
-    iteration: int = 0,
-    epoch: int = 0,
-    metrics: Mapping[str, Any] | None = None,
-    state: Mapping[str, Any] | None = None,
-    head_classes: Mapping[str, Sequence[str]] | None = None,
-    background: str | None = None,
-) -> dict[str, Any]:
+def checkpoint_payload(model: nn.Module, contents: CheckpointContents | None = None, /,
+                       **fields: Any) -> dict[str, Any]:
     """What :func:`save_checkpoint` writes, as a dict (see it for the arguments). Tensors of
     a CPU model are the model's own: copy them to write the payload while training goes on."""
+    if contents is None:
+        contents = CheckpointContents(**fields)
+    elif fields:
+        contents = dataclasses.replace(contents, **fields)
     model_to_save = getattr(model, "module", model)  # unwrap DDP / DataParallel
-    names = [str(n) for n in class_names]
-    if len(names) != getattr(model_to_save, "num_classes", len(names)):
-        raise CheckpointError(
-            f"{len(names)} class names given for a model with "
-            f"{model_to_save.num_classes} classes"
-        )
-    pal = [[int(c) for c in rgb] for rgb in list(palette)[: max(len(names), ignore_index + 1)]]
-    classes: dict[str, Any] = {"names": names, "palette": pal, "ignore_index": int(ignore_index)}
-    heads = _head_classes(model_to_save, names, head_classes)
+    names, pal = _class_table(model_to_save, contents.class_names, contents.palette,
+                              contents.ignore_index, CheckpointError)
+    classes: dict[str, Any] = {"names": names, "palette": pal,
+                               "ignore_index": int(contents.ignore_index)}
+    heads = _head_classes(model_to_save, names, contents.head_classes)
     if heads is not None:
         classes["heads"] = heads
+    background = contents.background
     if background is not None:
         if str(background) not in names:
             raise CheckpointError(f"background {background!r} is none of the classes {names}")
@@ -157,13 +169,25 @@ def checkpoint_payload(
                              model_to_save.state_dict().items()},
         "model": describe_model(model_to_save),
         "classes": classes,
-        "recipe": dict(recipe or {}),
-        "iteration": int(iteration),
-        "epoch": int(epoch),
-        "metrics": dict(metrics or {}),
-        "state": dict(state or {}),
+        "recipe": dict(contents.recipe or {}),
+        "iteration": int(contents.iteration),
+        "epoch": int(contents.epoch),
+        "metrics": dict(contents.metrics or {}),
+        "state": dict(contents.state or {}),
     }
     return payload
+
+
+def _class_table(model: nn.Module, class_names: Sequence[str], palette: Any, ignore_index: int,
+                 error: type[Exception]) -> tuple[list[str], list[list[int]]]:
+    """The class names as strings and the palette as ``[r, g, b]`` ints up to the ignore
+    value, checked against the model's number of classes (``error`` otherwise)."""
+    names = [str(n) for n in class_names]
+    if len(names) != getattr(model, "num_classes", len(names)):
+        raise error(f"{len(names)} class names given for a model with {model.num_classes} "
+                    f"classes")
+    pal = [[int(c) for c in rgb] for rgb in list(palette)[: max(len(names), ignore_index + 1)]]
+    return names, pal
 
 
 def _head_classes(model: nn.Module, names: list[str],
@@ -210,10 +234,10 @@ _PORT_ARCHS = {"FCN32s": "fcn32s", "FCN16s": "fcn16s", "FCN8s": "fcn8s",
 def load_checkpoint(path: PathLike) -> dict[str, Any]:
     """Read a checkpoint safely and check its fields. Also accepts the PyTorch FCN port's
     ``.pth.tar`` checkpoints, which are described as Caffe-geometry VOC models, and (through
-    :func:`fcnseg.pretrained.resolve.resolve_checkpoint`) pretrained folders, fcnseg
+    :func:`fcnseg.weightfiles.resolve.resolve_checkpoint`) pretrained folders, fcnseg
     ``.safetensors`` files and ``hf://user/repo[@revision]``; and exported models (ONNX, int8
     ONNX from ``fcnseg quantize``, TorchScript), described by their metadata with an
-    ``artifact`` entry and no weights (see :mod:`fcnseg.inference.backends`).
+    ``artifact`` entry and no weights (see :mod:`fcnseg.weightfiles.artifacts`).
 
     Malformed metadata (a palette of strings, a non-integer ignore value, a class-name count
     that differs from ``num_classes`` ...) is a :class:`CheckpointError` naming the file and the
@@ -222,9 +246,6 @@ def load_checkpoint(path: PathLike) -> dict[str, Any]:
     path = resolve_checkpoint(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
-    # fcnseg.inference imports this module: its backends are imported when used.
-    from fcnseg.inference.backends import ArtifactError, artifact_kind, read_artifact
-
     if artifact_kind(path) is not None:  # an ONNX or TorchScript export: its metadata
         try:
             ckpt = read_artifact(path)
@@ -404,8 +425,6 @@ def build_model_from_checkpoint(
     if not isinstance(ckpt, Mapping):
         ckpt = load_checkpoint(ckpt)
     if ckpt.get("artifact"):  # an exported model runs in its own runtime
-        from fcnseg.inference.backends import artifact_model
-
         return artifact_model(ckpt)
     source = ckpt.get("source") or {}
     where = source.get("config") or Path(ckpt.get("path", "<checkpoint>"))
@@ -443,3 +462,81 @@ def build_model_from_checkpoint(
             raise WeightsError(problem)
         model.load_state_dict(state_dict)
     return model.eval()
+
+
+# -- .safetensors checkpoints -------------------------------------------------------------
+
+
+def pretrained_config(model: nn.Module, class_names: Sequence[str], palette: Any,
+                      ignore_index: int, metrics: Mapping[str, Any] | None,
+                      source: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ``config.json`` of a pretrained folder (and the metadata of a ``.safetensors``
+    checkpoint) describing ``model`` with its classes, metrics and ``source``."""
+    names, pal = _class_table(model, class_names, palette, ignore_index, HubError)
+    desc = describe_model(model)
+    return {
+        "format": CONFIG_FORMAT,
+        "arch": desc["arch"],
+        "build_kwargs": desc["build_kwargs"],
+        "input_convention": desc["input_convention"],
+        "classes": {"names": names, "palette": pal, "ignore_index": int(ignore_index)},
+        "metrics": dict(metrics or {}),
+        "source": dict(source or {}),
+    }
+
+
+def write_model_safetensors(path: Path, model: nn.Module, metadata: dict[str, str]) -> None:
+    """The model's state dict as a ``.safetensors`` file, written whole or not at all."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    write_safetensors(path, tensors, metadata)
+
+
+def save_safetensors_checkpoint(
+    path: PathLike, model: nn.Module, *, class_names: Sequence[str], palette: Any,
+    ignore_index: int = 255, metrics: Mapping[str, Any] | None = None,
+    source: Mapping[str, Any] | None = None,
+) -> Path:
+    """One ``.safetensors`` file whose metadata holds the ``config.json`` description, so that
+    ``--checkpoint FILE.safetensors`` works like a checkpoint."""
+    path = Path(path)
+    config = pretrained_config(model, class_names, palette, ignore_index, metrics, source)
+    write_model_safetensors(path, model, {METADATA_KEY: json.dumps(config)})
+    return path
+
+
+def _converted_from(ckpt: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``source`` recorded in the description of the pretrained files a checkpoint was read
+    from (what ``fcnseg convert`` converted), so that rewriting them keeps it; {} otherwise."""
+    files = ckpt.get("source") or {}
+    config_file, weights = Path(str(files.get("config", ""))), str(files.get("weights", ""))
+    try:
+        if config_file.name == CONFIG_NAME and config_file.is_file():
+            config = json.loads(config_file.read_text(encoding="utf-8"))
+        elif weights.endswith(".safetensors") and Path(weights).is_file():
+            from safetensors import safe_open
+
+            with safe_open(weights, framework="pt") as f:
+                config = json.loads((f.metadata() or {}).get(METADATA_KEY, "{}"))
+        else:
+            return {}
+    except (OSError, ValueError):
+        return {}
+    return dict(fields_of(fields_of(config).get("source")))
+
+
+def save_checkpoint_safetensors(path: PathLike, checkpoint: PathLike | Mapping[str, Any]) -> Path:
+    """A checkpoint (file or loaded dict) as one ``.safetensors`` file, as ``fcnseg convert``
+    writes them: its weights, and in the metadata its description, classes, metrics and any
+    temperature and calibration (``fcnseg calibrate``). Written whole or not at all."""
+    ckpt = load_checkpoint(checkpoint) if not isinstance(checkpoint, Mapping) else checkpoint
+    model = build_model_from_checkpoint(ckpt)
+    classes = ckpt["classes"]
+    config = pretrained_config(model, classes["names"], classes["palette"],
+                               int(classes["ignore_index"]), ckpt.get("metrics"),
+                               _converted_from(ckpt))
+    for key in ("temperature", "calibration"):
+        if key in ckpt:
+            config[key] = ckpt[key]
+    path = Path(path)
+    write_model_safetensors(path, model, {METADATA_KEY: json.dumps(config, default=str)})
+    return path

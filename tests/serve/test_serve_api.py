@@ -294,3 +294,12 @@ def test_an_image_field_sent_twice_is_a_400_naming_the_field(client, make_image)
                                           ("image", ("b.png", second, "image/png"))])
     assert r.status_code == 400
     assert r.json()["detail"].startswith("the field 'image' is sent more than once")
+
+
+def test_create_app_takes_limits_whole_and_single_ones_over_them(segmenter):
+    from fcnseg.serve import ServiceLimits
+
+    limits = ServiceLimits(max_pixels=64 * 64, max_queue=3)
+    with TestClient(create_app(segmenter, limits, max_queue=5)) as c:
+        served = c.get("/v1/model").json()["limits"]
+    assert (served["max_pixels"], served["max_queue"]) == (64 * 64, 5)

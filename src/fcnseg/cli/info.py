@@ -21,8 +21,8 @@ from fcnseg.cli.info_files import (
     looks_like_torch_file,
 )
 from fcnseg.models.weights import WeightsError, read_weights, vgg16_torchvision_keys
-from fcnseg.pretrained.resolve import checkpoint_files
 from fcnseg.utils.validate import fields_of
+from fcnseg.weightfiles.resolve import checkpoint_files
 
 NAME = "info"
 HELP = ("Show what a checkpoint describes: architecture, geometry, classes, input convention, "
@@ -36,8 +36,7 @@ METRICS = {"mean_iu": "mean IU", "pixel_acc": "pixel acc", "mean_acc": "mean acc
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("path", nargs="?", metavar="CHECKPOINT", help="checkpoint file")
-    options.add_checkpoint(p, help="the checkpoint, as the other commands take it", required=False)
+    options.add_checkpoint_or_path(p, help="the checkpoint")
     p.add_argument("--json", action="store_true",
                    help="print the full record (model, classes with palette, iteration, "
                         "metrics, recipe, size) as JSON")
@@ -320,12 +319,8 @@ def other_summary(rec: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.path and args.checkpoint and args.path != args.checkpoint:
-        raise ValueError(f"two checkpoints given ({args.path} and --checkpoint "
-                         f"{args.checkpoint}); info shows one")
-    path = args.path or args.checkpoint
-    if not path:
-        raise ValueError("no checkpoint given: fcnseg info CHECKPOINT (or --checkpoint PATH)")
+    path = options.checkpoint_or_path(args, "info",
+                                      "fcnseg info CHECKPOINT (or --checkpoint PATH)")
     rec = record(path)
     print(json.dumps(rec, indent=2, default=str) if args.json else summary(rec))
     return 0

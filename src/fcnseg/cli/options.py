@@ -95,6 +95,25 @@ def add_checkpoint(p: argparse.ArgumentParser, help: str = CHECKPOINT_HELP,
     add_allow_factory(p)
 
 
+def add_checkpoint_or_path(p: argparse.ArgumentParser, help: str) -> None:
+    """The checkpoint as a positional ``CHECKPOINT`` or as ``--checkpoint PATH`` (read back
+    with :func:`checkpoint_or_path`)."""
+    p.add_argument("path", nargs="?", metavar="CHECKPOINT", help=help)
+    add_checkpoint(p, help=f"{help} (as the other commands take it)", required=False)
+
+
+def checkpoint_or_path(args: argparse.Namespace, command: str, usage: str) -> str:
+    """The one checkpoint given by :func:`add_checkpoint_or_path`'s options; a ValueError when
+    none or two different ones are given (``usage`` is the command line to show)."""
+    if args.path and args.checkpoint and args.path != args.checkpoint:
+        raise ValueError(f"two checkpoints given ({args.path} and --checkpoint "
+                         f"{args.checkpoint}); {command} takes one")
+    path = args.path or args.checkpoint
+    if not path:
+        raise ValueError(f"no checkpoint given: {usage}")
+    return path
+
+
 class _AllowFactory(argparse.Action):
     """Allows the module as soon as the option is parsed, so every later load sees it."""
 

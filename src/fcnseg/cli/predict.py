@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -74,6 +75,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="*", metavar="INPUT",
                    help="image files, folders (searched recursively) or glob patterns")
     p.add_argument("--out", required=True, help="output folder")
+    _add_outputs(p)
+    p.add_argument("--input-dir", action="append", default=[], metavar="MODALITY=DIR",
+                   help="for a model with several inputs (NYUDv2 RGB-HHA, RGB-D): the folder "
+                        "holding each INPUT's file of this modality under the same file name, "
+                        "e.g. hha=data/nyud/data/hha; INPUTs are then the colour images; "
+                        "repeatable. Without it, each INPUT's file is found beside it: "
+                        "NAME_hha.EXT, NAME.hha.EXT or ../hha/NAME.EXT")
+    _add_annotations(p)
+    options.add_batch_size(p, default=4)
+    options.add_window_and_tta(p)
+    p.add_argument("--tile", type=options.positive_int, default=512, metavar="PIXELS",
+                   help="georeferenced, huge or multi-band rasters (GeoTIFF ...) are segmented "
+                        "by tiles of PIXELS×PIXELS into NAME.tif, a label GeoTIFF on the "
+                        "input's grid, with bounded memory and resumable")
+    p.add_argument("--overlap", type=options.non_negative_int, default=128, metavar="PIXELS",
+                   help="pixels shared by neighbouring raster tiles, blended smoothly; less "
+                        "than half the tile")
+    _add_pictures(p)
+    _add_reading(p)
+    options.add_device(p)
+    options.add_precision(p)
+    options.add_compile(p)
+    options.add_no_progress(p)
+
+
+def _add_outputs(p: argparse.ArgumentParser) -> None:
+    """What is written besides the label PNG: heatmaps, probabilities, uncertainty."""
     heat = p.add_mutually_exclusive_group()
     heat.add_argument("--heatmaps", action="append", metavar="CLASSES",
                       help="write probability heatmaps for these classes: names or indices, "
@@ -87,12 +115,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--uncertainty-kind", choices=UNCERTAINTY_CHOICES, default=None,
                    help="which uncertainty map: entropy (the default), maxprob (1 - the largest "
                         "probability) or both; implies --uncertainty")
-    p.add_argument("--input-dir", action="append", default=[], metavar="MODALITY=DIR",
-                   help="for a model with several inputs (NYUDv2 RGB-HHA, RGB-D): the folder "
-                        "holding each INPUT's file of this modality under the same file name, "
-                        "e.g. hha=data/nyud/data/hha; INPUTs are then the colour images; "
-                        "repeatable. Without it, each INPUT's file is found beside it: "
-                        "NAME_hha.EXT, NAME.hha.EXT or ../hha/NAME.EXT")
+
+
+def _add_annotations(p: argparse.ArgumentParser) -> None:
+    """Predictions as polygons for a labelling tool, and the images ranked for labelling."""
     p.add_argument("--format", choices=EXPORT_FORMATS, default=None,
                    help="also write the predictions as polygons to correct in a labelling tool: "
                         "labelme (NAME.json, its imagePath leading to the image: open with "
@@ -111,15 +137,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top", type=options.positive_int, default=None, metavar="K",
                    help="with --rank and --format: polygons for the K most uncertain images "
                         "only (the ones to correct first)")
-    options.add_batch_size(p, default=4)
-    options.add_window_and_tta(p)
-    p.add_argument("--tile", type=options.positive_int, default=512, metavar="PIXELS",
-                   help="georeferenced, huge or multi-band rasters (GeoTIFF ...) are segmented "
-                        "by tiles of PIXELS×PIXELS into NAME.tif, a label GeoTIFF on the "
-                        "input's grid, with bounded memory and resumable")
-    p.add_argument("--overlap", type=options.non_negative_int, default=128, metavar="PIXELS",
-                   help="pixels shared by neighbouring raster tiles, blended smoothly; less "
-                        "than half the tile")
+
+
+def _add_pictures(p: argparse.ArgumentParser) -> None:
+    """How overlays and heatmaps look."""
     p.add_argument("--alpha", type=float, default=0.5,
                    help="opacity of the label colours in overlays, and of heatmaps drawn over "
                         "the photo, 0 to 1")
@@ -134,6 +155,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--heatmap-over-photo", action="store_true",
                    help="draw heatmaps over the photo (at --alpha) instead of on their own")
     p.add_argument("--colormap", default="viridis", choices=COLORMAPS, help="heatmap colours")
+
+
+def _add_reading(p: argparse.ArgumentParser) -> None:
+    """Limits and threads of reading and writing, and resuming a stopped run."""
     p.add_argument("--max-pixels", type=options.positive_int, default=None,
                    help="refuse larger images (default: about 89 million pixels, Pillow's "
                         "decompression-bomb limit); raise it for huge images")
@@ -146,25 +171,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "present, and the label PNG of the input's size): a run stopped half-way "
                         "and started again writes only the rest. Label GeoTIFFs of rasters "
                         "always resume")
-    options.add_device(p)
-    options.add_precision(p)
-    options.add_compile(p)
-    options.add_no_progress(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.inputs:
-        raise ValueError(f"no INPUT given: name image files, folders or glob patterns, e.g. "
-                         f"`{EXAMPLE}`")
-    if not 0.0 <= args.alpha <= 1.0:
-        raise ValueError(f"--alpha must be in [0, 1], got {args.alpha}")
-    if args.top is not None and (args.rank is None or args.format is None):
-        raise ValueError("--top K picks the K most uncertain images to export: it needs "
-                         "--rank uncertainty and --format")
-    if args.tolerance < 0:
-        raise ValueError(f"--tolerance must be 0 or more pixels, got {args.tolerance}")
-    sliding = options.sliding_window_from_args(args)
-    tta = options.tta_from_args(args)
+    _check_options(args)
+    sliding, tta = options.sliding_window_from_args(args), options.tta_from_args(args)
     inputs, problems = collect_inputs(args.inputs, Path(args.out))
     if not inputs:
         raise FileNotFoundError("nothing to segment: " + "; ".join(
@@ -179,6 +190,89 @@ def run(args: argparse.Namespace) -> int:
                                     device=ranks.device if ranks.distributed else args.device,
                                     sliding_window=sliding, tta=tta,
                                     precision=args.precision, **limits)
+    work = _plan(args, seg, inputs, problems, ranks)
+    _prepare(args, seg, work.images)
+    try:
+        heat_classes = parse_classes(args.heatmaps or [], seg.class_names)
+    except ValueError as e:
+        raise ValueError(f"--heatmaps: {e}") from None
+    tally = _Tally()
+    for spec, problem in work.problems:
+        tally.count(f"{spec}: {problem}")
+    kind = args.uncertainty_kind or ("entropy" if args.uncertainty else None)
+    kinds = list(UNCERTAINTY_KINDS) if kind == "both" else [kind] if kind else []
+    if args.skip_complete:
+        expected = partial(output_files, out_dir, class_names=seg.class_names,
+                           heatmap_classes=heat_classes, probs=args.probs, uncertainty=kinds)
+        todo = [(path, name) for path, name in work.images
+                if not outputs_complete(path, expected(name=name))]
+        tally.skipped, work.images = len(work.images) - len(todo), todo
+    pre = None
+    if args.format or args.rank:
+        pre = PreAnnotations(out_dir, args.format, rank=args.rank is not None, top=args.top,
+                             tolerance=args.tolerance, class_names=tuple(seg.class_names))
+    outputs = _output_options(args, seg, heat_classes, kinds, work.protected, pre)
+    _segment_rasters(args, seg, work, out_dir, bool(kinds), ranks, tally)
+    _segment_images(args, seg, work, out_dir, outputs, tally)
+    if pre is not None:
+        _write_annotations(pre, out_dir, tally)
+    return _finish(tally, work.given, out_dir, ranks)
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """The option values and combinations refused before anything is read."""
+    if not args.inputs:
+        raise ValueError(f"no INPUT given: name image files, folders or glob patterns, e.g. "
+                         f"`{EXAMPLE}`")
+    if not 0.0 <= args.alpha <= 1.0:
+        raise ValueError(f"--alpha must be in [0, 1], got {args.alpha}")
+    if args.top is not None and (args.rank is None or args.format is None):
+        raise ValueError("--top K picks the K most uncertain images to export: it needs "
+                         "--rank uncertainty and --format")
+    if args.tolerance < 0:
+        raise ValueError(f"--tolerance must be 0 or more pixels, got {args.tolerance}")
+
+
+def _report(message: str) -> None:
+    tqdm.write(f"fcnseg predict: {message}", file=sys.stderr)
+
+
+@dataclass
+class _Tally:
+    """Outputs written, inputs failed (each reported as it fails) and skipped as complete."""
+
+    written: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+    def count(self, problem: str | None) -> None:
+        if problem is None:
+            self.written += 1
+        else:
+            _report(problem)
+            self.failed += 1
+
+
+@dataclass
+class _Work:
+    """What this process segments: images and rasters (``(path, name)``), the problems met
+    finding them (reported by the main process), the folders of other modalities, the files
+    no output may replace, its ``share`` of every raster's tile rows (``(rank, world size)``
+    when there are fewer rasters than processes) and the number of inputs it answers for."""
+
+    images: list[tuple[Path, str]]
+    rasters: list[tuple[Path, str]]
+    problems: list[tuple[str, str]]
+    input_dirs: dict[str, Path] | None
+    protected: frozenset[Path]
+    share: tuple[int, int] | None
+    given: int
+
+
+def _plan(args: argparse.Namespace, seg: Segmenter, inputs: list[tuple[Path, str]],
+          problems: list[tuple[str, str]], ranks: DistInfo) -> _Work:
+    """Sort the inputs into images and rasters, with their companions and this process's
+    share."""
     # A multi-band model takes raw band values: every input is read as a raster of its bands
     # (the image reader would give 8-bit RGB).
     rasters = [(p, n) for p, n in inputs
@@ -203,88 +297,86 @@ def run(args: argparse.Namespace) -> int:
         rasters = rasters if share else rasters[ranks.rank::ranks.world_size]
     given = len(inputs) + (len(problems) + len(rasters) if ranks.is_main
                            else 0 if share else len(rasters))
-    if args.compile and inputs:
-        failure = seg.compile(_first_size(inputs), batch_size=min(args.batch_size, len(inputs)))
+    return _Work(inputs, rasters, problems if ranks.is_main else [],  # reported once
+                 input_dirs, protected, share, given)
+
+
+def _prepare(args: argparse.Namespace, seg: Segmenter, images: list[tuple[Path, str]]) -> None:
+    """Compile the model at the first image's size (``--compile``), and say when it was
+    trained on synthetic shapes only."""
+    if args.compile and images:
+        failure = seg.compile(_first_size(images), batch_size=min(args.batch_size, len(images)))
         if failure is not None:
             print(f"fcnseg predict: warning: {failure}", file=sys.stderr)
     if seg.trained_on == "synthetic":
         print(SYNTHETIC_NOTE.format(checkpoint=args.checkpoint), file=sys.stderr)
-    try:
-        heat_classes = parse_classes(args.heatmaps or [], seg.class_names)
-    except ValueError as e:
-        raise ValueError(f"--heatmaps: {e}") from None
 
-    def report(message: str) -> None:
-        tqdm.write(f"fcnseg predict: {message}", file=sys.stderr)
 
-    problems = problems if ranks.is_main else []  # reported once
-    for spec, problem in problems:
-        report(f"{spec}: {problem}")
-    failed, written, skipped = len(problems), 0, 0
-    kind = args.uncertainty_kind or ("entropy" if args.uncertainty else None)
-    kinds = list(UNCERTAINTY_KINDS) if kind == "both" else [kind] if kind else []
-    if args.skip_complete:
-        expected = partial(output_files, out_dir, class_names=seg.class_names,
-                           heatmap_classes=heat_classes, probs=args.probs, uncertainty=kinds)
-        todo = [(path, name) for path, name in inputs
-                if not outputs_complete(path, expected(name=name))]
-        skipped, inputs = len(inputs) - len(todo), todo
+def _output_options(args: argparse.Namespace, seg: Segmenter, heat_classes: list[int],
+                    kinds: list[str], protected: frozenset[Path],
+                    pre: PreAnnotations | None) -> OutputOptions:
+    """What is written for each image, and how its pictures look."""
     style = PictureStyle(
         alpha=args.alpha, colormap=args.colormap, legend=args.legend, outlines=args.outlines,
         unblended=() if args.blend_background else tuple(
             background_classes(seg.class_names, seg.background_class)),
         heatmap_over_photo=args.heatmap_over_photo)
-    pre = None
-    if args.format or args.rank:
-        pre = PreAnnotations(out_dir, args.format, rank=args.rank is not None, top=args.top,
-                             tolerance=args.tolerance, class_names=tuple(seg.class_names))
-    outputs = OutputOptions(
+    return OutputOptions(
         heatmap_classes=tuple(heat_classes), heatmaps_present=args.heatmaps_present,
         uncertainty=tuple(kinds), probs=args.probs, style=style, protected=protected,
         observe=pre.add if pre is not None else None,
         observe_needs_probs=args.rank is not None)
+
+
+def _segment_rasters(args: argparse.Namespace, seg: Segmenter, work: _Work, out_dir: Path,
+                     uncertainty: bool, ranks: DistInfo, tally: _Tally) -> None:
+    """Each raster by tiles into ``NAME.tif``."""
     tiles = TileSettings(tile=args.tile, overlap=args.overlap, batch_size=args.batch_size,
-                         probs=args.probs, uncertainty=bool(kinds)) if rasters else None
-    for path, name in rasters:
-        problem = _predict_raster(seg, path, out_dir / f"{name}.tif", tiles, args, protected,
-                                  ranks, share)
-        if share is not None and not ranks.is_main:
-            continue  # rank 0 counts and reports the raster it merged
-        if problem is None:
-            written += 1
-        else:
-            report(problem)
-            failed += 1
-    with tqdm(total=len(inputs), unit="img", disable=args.no_progress or None,
+                         probs=args.probs, uncertainty=uncertainty) if work.rasters else None
+    for path, name in work.rasters:
+        problem = _predict_raster(seg, path, out_dir / f"{name}.tif", tiles, args,
+                                  work.protected, ranks, work.share)
+        if work.share is None or ranks.is_main:  # rank 0 counts the raster it merged
+            tally.count(problem)
+
+
+def _segment_images(args: argparse.Namespace, seg: Segmenter, work: _Work, out_dir: Path,
+                    outputs: OutputOptions, tally: _Tally) -> None:
+    """Each image (with its other modalities) into its outputs, behind a progress bar."""
+    with tqdm(total=len(work.images), unit="img", disable=args.no_progress or None,
               file=sys.stderr, desc="predict") as bar:
-        if not inputs:
+        if not work.images:
             outcomes = iter(())
-        elif input_dirs is None:
-            outcomes = predict_files(seg, inputs, out_dir, outputs, batch_size=args.batch_size,
-                                     workers=args.io_workers)
+        elif work.input_dirs is None:
+            outcomes = predict_files(seg, work.images, out_dir, outputs,
+                                     batch_size=args.batch_size, workers=args.io_workers)
         else:
-            predictions = segment_modalities(seg, inputs, input_dirs,
+            predictions = segment_modalities(seg, work.images, work.input_dirs,
                                              return_probs=outputs.needs_probs)
             outcomes = write_predictions(predictions, out_dir, seg.palette, outputs,
                                          workers=args.io_workers)
         for outcome in outcomes:
             bar.update(1)
-            if outcome.problem is None:
-                written += 1
-            else:
-                report(outcome.problem)
-                failed += 1
-    if pre is not None:
-        extra, refused = pre.write()
-        for line in pre.kept:
-            report(line)
-        for line in refused:
-            report(line)
-        failed += len(refused)
-        if extra:
-            shown = ", ".join(p.name for p in extra[:3]) + (" ..." if len(extra) > 3 else "")
-            print(f"wrote {len(extra)} annotation file(s) to {out_dir}: {shown}")
-    counts = np.sum(all_gather_objects((written, failed, skipped, given), ranks), axis=0)
+            tally.count(outcome.problem)
+
+
+def _write_annotations(pre: PreAnnotations, out_dir: Path, tally: _Tally) -> None:
+    """The polygons (``--format``) and the ranking (``--rank``) of every image at once."""
+    extra, refused = pre.write()
+    for line in pre.kept:
+        _report(line)
+    for line in refused:
+        _report(line)
+    tally.failed += len(refused)
+    if extra:
+        shown = ", ".join(p.name for p in extra[:3]) + (" ..." if len(extra) > 3 else "")
+        print(f"wrote {len(extra)} annotation file(s) to {out_dir}: {shown}")
+
+
+def _finish(tally: _Tally, given: int, out_dir: Path, ranks: DistInfo) -> int:
+    """The summary line over every process, and the exit status (1 when any input failed)."""
+    counts = np.sum(all_gather_objects((tally.written, tally.failed, tally.skipped, given),
+                                       ranks), axis=0)
     written, failed, skipped, total = (int(c) for c in counts)
     if ranks.is_main:
         print(f"wrote outputs for {written} of {total} input(s) to {out_dir}"

@@ -33,9 +33,7 @@ DATA_HELP = ("a folder of images (or a folder dataset with dataset.yaml), or a d
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("path", nargs="?", metavar="CHECKPOINT", help="the float checkpoint")
-    options.add_checkpoint(p, help="the float checkpoint (as the other commands take it)",
-                           required=False)
+    options.add_checkpoint_or_path(p, help="the float checkpoint")
     p.add_argument("--calib", required=True, metavar="DATA",
                    help=f"calibration images: {DATA_HELP}")
     p.add_argument("--out", required=True, metavar="MODEL",
@@ -170,13 +168,8 @@ def validation_pairs(spec: dict[str, Any], limit: int | None) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.path and args.checkpoint and args.path != args.checkpoint:
-        raise ValueError(f"two checkpoints given ({args.path} and --checkpoint "
-                         f"{args.checkpoint}); quantize takes one")
-    path = args.path or args.checkpoint
-    if not path:
-        raise ValueError("no checkpoint given: fcnseg quantize CHECKPOINT --calib DATA --out "
-                         "MODEL")
+    path = options.checkpoint_or_path(
+        args, "quantize", "fcnseg quantize CHECKPOINT --calib DATA --out MODEL")
     start = time.perf_counter()
     # The calibration set is checked before the model is loaded or anything exported.
     calibration = calibration_images(parse_data(args.calib), args.calib_images,

@@ -95,7 +95,6 @@ class ADE20K(FileSegmentationDataset):
     """
 
     classes = ADE20K_CLASSES
-    ignore_index = 255
 
     def __init__(self, root: PathLike, split: str = "train",
                  transform: Transform | None = None) -> None:
@@ -116,6 +115,3 @@ class ADE20K(FileSegmentationDataset):
         raw = read_label(path)
         check_label_values(path, raw, len(self.classes) + 1, ignore_index=0)
         return np.where(raw == 0, self.ignore_index, raw - 1)
-
-    def __repr__(self) -> str:
-        return f"ADE20K({self.dir}, split={self.split!r}, {len(self)} images)"

@@ -124,6 +124,9 @@ class FileSegmentationDataset(SegmentationDataset):
     image and mask have the same size, raising :class:`DataError` naming the file otherwise.
     """
 
+    #: The dataset's folder and split, as ``repr`` shows them (set by the subclass).
+    dir: Path
+    split: str
     image_dir: Path
     label_dir: Path
     image_suffix: str = ".jpg"
@@ -139,6 +142,9 @@ class FileSegmentationDataset(SegmentationDataset):
         """The validated H×W int64 label of sample ``index``."""
         return read_label(self.label_path(index), num_classes=self.num_classes,
                           ignore_index=self.ignore_index)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.dir}, split={self.split!r}, {len(self)} images)"
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         image = read_image(self.image_path(index))

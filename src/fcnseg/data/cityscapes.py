@@ -61,7 +61,6 @@ class Cityscapes(FileSegmentationDataset):
     """
 
     classes = CITYSCAPES_CLASSES
-    ignore_index = 255
 
     def __init__(self, root: PathLike, split: str = "train",
                  transform: Transform | None = None) -> None:
@@ -90,6 +89,3 @@ class Cityscapes(FileSegmentationDataset):
     def read_label(self, index: int) -> np.ndarray:
         raw = read_label(self.label_path(index))
         return _TRAIN_ID[np.clip(raw, 0, 255)]
-
-    def __repr__(self) -> str:
-        return f"Cityscapes({self.dir}, split={self.split!r}, {len(self)} images)"

@@ -171,18 +171,25 @@ def upright_size(path: PathLike) -> tuple[int, int]:
             image in one of :data:`IMAGE_FORMATS`).
         ImageTooLargeError: Pillow refuses the header's size as a decompression bomb.
     """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(path, formats=IMAGE_FORMATS)
-    except Image.DecompressionBombError as e:
-        raise ImageTooLargeError(path, f"refused as a decompression bomb ({e})") from None
-    with img:
+    with _open_header(path, path) as img:
         w, h = img.size
         if img.format == "PNG" and "exif" not in img.info:
             return w, h  # Pillow would decode the whole PNG looking for a late EXIF block
         turned = exif_orientation(img) in (5, 6, 7, 8)
     return (h, w) if turned else (w, h)
+
+
+def _open_header(source: Any, where: Any) -> Image.Image:
+    """``source`` opened by Pillow, its header read, the pixels not yet decoded; a size over
+    Pillow's limit is an :class:`ImageTooLargeError` naming ``where``."""
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns between its limit and twice it; the callers decide on size.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # Only the allowed plugins are tried: no other decoder ever sees the data.
+            return Image.open(source, formats=IMAGE_FORMATS)
+    except Image.DecompressionBombError as e:
+        raise ImageTooLargeError(where, f"refused as a decompression bomb ({e})") from None
 
 
 def _upright(img: Image.Image) -> Image.Image:
@@ -225,17 +232,11 @@ def _opened(source: ImageSource, where: str, max_pixels: int | None) -> Any:
         stream = source
     _allow_pillow(max_pixels)
     try:
-        with warnings.catch_warnings():
-            # Pillow only warns between its limit and twice it; we decide with max_pixels.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            # Only the allowed plugins are tried: no other decoder ever sees the data.
-            img = Image.open(stream, formats=IMAGE_FORMATS)
-    except Image.DecompressionBombError as e:
-        raise ImageTooLargeError(where, f"refused as a decompression bomb ({e})") from None
+        img = _open_header(stream, where)
+    except (ImageTooLargeError, MemoryError):
+        raise
     except Image.UnidentifiedImageError:
         raise ImageError(where, image_format_problem(_head(stream))) from None
-    except MemoryError:
-        raise
     except Exception as e:  # noqa: BLE001 - a corrupt header fails in format-specific ways
         raise ImageError(where, f"cannot be opened, corrupt header "
                                 f"({type(e).__name__}: {e})") from None

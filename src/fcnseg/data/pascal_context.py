@@ -137,7 +137,6 @@ class PascalContext(FileSegmentationDataset):
     """
 
     classes = PASCAL_CONTEXT_CLASSES
-    ignore_index = 255
     input_convention = PASCAL_CONTEXT_BGR
     label_suffix = ".mat"
 

@@ -29,19 +29,11 @@ from fcnseg.data.folder import FolderSegmentation
 from fcnseg.data.images import ImageError
 from fcnseg.data.io import check_label_values
 from fcnseg.data.rasters import RasterInfo, grid_problem, nodata_mask, open_raster
+from fcnseg.utils.windows import window_starts
 
 __all__ = ["SAMPLINGS", "RasterWindows"]
 
 SAMPLINGS = ("random", "grid")
-
-
-def _starts(size: int, window: int) -> list[int]:
-    if window >= size:
-        return [0]
-    starts = list(range(0, size - window + 1, window))
-    if starts[-1] + window < size:
-        starts.append(size - window)
-    return starts
 
 
 class RasterWindows(SegmentationDataset):
@@ -80,9 +72,10 @@ class RasterWindows(SegmentationDataset):
                 raise DataError(path, e.problem) from None
         areas = np.array([info.pixels for info in self.infos], np.float64)
         self._weights = areas / areas.sum() if areas.sum() else areas
+        side = self.window  # grid windows touch, the last one moved back inside the raster
         self._grid = [(i, y, x) for i, info in enumerate(self.infos)
-                      for y in _starts(info.height, self.window)
-                      for x in _starts(info.width, self.window)] if sampling == "grid" else []
+                      for y in window_starts(info.height, side, side)
+                      for x in window_starts(info.width, side, side)] if sampling == "grid" else []
 
     @property
     def pad_values(self) -> dict[str, float | tuple[float, ...]]:

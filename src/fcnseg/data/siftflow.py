@@ -83,7 +83,6 @@ class SIFTFlow(FileSegmentationDataset):
     heads = {"semantic": SIFTFLOW_SEMANTIC_CLASSES, "geometric": SIFTFLOW_GEOMETRIC_CLASSES}
     eval_exclude_classes = {"semantic": SIFTFLOW_EXCLUDED_CLASSES}
     excluded_ids = SIFTFLOW_EXCLUDED_IDS
-    ignore_index = 255
     input_convention = SIFTFLOW_BGR
 
     def __init__(
@@ -121,6 +120,3 @@ class SIFTFlow(FileSegmentationDataset):
             check_same_size(self.label_path(index, head), f"{head} label", label.shape, "image",
                             self.image_path(index), image.shape)
         return image, labels
-
-    def __repr__(self) -> str:
-        return f"SIFTFlow({self.dir}, split={self.split!r}, {len(self)} images)"

@@ -1,7 +1,13 @@
 """Export to ONNX and TorchScript, each verified against PyTorch before the file is written."""
 
 from fcnseg.export.common import DEFAULT_ATOL, ExportError, SampleCheck, metadata_strings
-from fcnseg.export.onnx_export import EXPORTERS, OnnxExport, export_onnx, read_onnx_metadata
+from fcnseg.export.onnx_export import (
+    EXPORTERS,
+    OnnxExport,
+    OnnxOptions,
+    export_onnx,
+    read_onnx_metadata,
+)
 from fcnseg.export.torchscript import (
     TorchScriptExport,
     export_torchscript,
@@ -13,6 +19,7 @@ __all__ = [
     "EXPORTERS",
     "ExportError",
     "OnnxExport",
+    "OnnxOptions",
     "SampleCheck",
     "TorchScriptExport",
     "export_onnx",

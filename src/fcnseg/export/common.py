@@ -17,6 +17,7 @@ from fcnseg import __version__
 from fcnseg.inference.sliding import forward_logits
 from fcnseg.models.fastpath import is_plain, plain_copy
 from fcnseg.utils.keyed import keyed
+from fcnseg.weightfiles.artifacts import RAW_PIXELS  # what readers of the graph look for
 
 __all__ = [
     "DEFAULT_ATOL",
@@ -103,10 +104,6 @@ def output_names(model: nn.Module) -> tuple[str, ...] | None:
     None for a model of one output."""
     heads = tuple(getattr(model, "head_classes", {}) or {})
     return heads if len(heads) > 1 else None
-
-
-#: ``input_pixels`` of a graph that takes RGB 0-255 values (the model with its preprocessing).
-RAW_PIXELS = "rgb_0_255"
 
 
 class NamedIO(nn.Module):

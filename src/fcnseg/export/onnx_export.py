@@ -16,6 +16,7 @@ the verification proves by running a second sample of another size and batch.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import io
 import json
@@ -42,8 +43,10 @@ from fcnseg.export.common import (
 )
 from fcnseg.utils.files import atomic_path
 from fcnseg.utils.typing import PathLike
+from fcnseg.weightfiles.artifacts import onnx_session, read_onnx_metadata
 
-__all__ = ["EXPORTERS", "OnnxExport", "append_argmax", "export_onnx", "read_onnx_metadata"]
+__all__ = ["EXPORTERS", "OnnxExport", "OnnxOptions", "append_argmax", "export_onnx",
+           "read_onnx_metadata"]
 
 EXPORTERS = ("legacy", "dynamo")
 INPUT_NAME = "input"
@@ -110,25 +113,11 @@ def _export_to(file: Path, model: nn.Module, sample: tuple[torch.Tensor, ...], o
         program.save(str(file))
 
 
-def export_onnx(
-    model: nn.Module,
-    path: PathLike,
-    *,
-    description: Mapping[str, Any],
-    sample_size: tuple[int, int] = (64, 64),
-    opset: int = 18,
-    exporter: str = "legacy",
-    atol: float = DEFAULT_ATOL,
-    rtol: float = DEFAULT_RTOL,
-    raw_pixels: bool = True,
-    labels_out: bool = False,
-) -> OnnxExport:
-    """Export ``model`` to ONNX at ``path``, verified before the file is written.
+@dataclass(frozen=True)
+class OnnxOptions:
+    """How :func:`export_onnx` exports and verifies.
 
-    Args:
-        model: the PyTorch model (run in eval mode on the CPU, float32).
-        description: JSON-able facts stored in the ONNX ``metadata_props``, one JSON string per
-            key (class names, palette, input convention, geometry, arch, ...).
+    Attributes:
         sample_size: height and width of the export sample; a second sample of another size
             and batch 2 checks that the axes are dynamic. Small by default: the graph takes
             any size, and small samples keep the check's memory small.
@@ -143,71 +132,104 @@ def export_onnx(
         labels_out: the graph ends in an argmax: N×H×W uint8 labels (int32 past 256
             classes) instead of logits (metadata ``outputs`` = ``"labels"``); verified on the
             logits first, then on the labels (equal to the verified logits' argmax).
+    """
+
+    sample_size: tuple[int, int] = (64, 64)
+    opset: int = 18
+    exporter: str = "legacy"
+    atol: float = DEFAULT_ATOL
+    rtol: float = DEFAULT_RTOL
+    raw_pixels: bool = True
+    labels_out: bool = False
+
+
+def export_onnx(model: nn.Module, path: PathLike, options: OnnxOptions | None = None, /, *,
+                description: Mapping[str, Any], **option_fields: Any) -> OnnxExport:
+    """Export ``model`` to ONNX at ``path``, verified before the file is written.
+
+    ``model`` is the PyTorch model (run in eval mode on the CPU, float32); ``description``
+    JSON-able facts stored in the ONNX ``metadata_props``, one JSON string per key (class
+    names, palette, input convention, geometry, arch, ...). How it is exported is ``options``,
+    or the :class:`OnnxOptions` that the keyword ``option_fields`` make
+    (``export_onnx(model, path, description=d, sample_size=(96, 96))``).
 
     Raises:
         ExportError: the export failed, or onnxruntime's outputs differ from PyTorch's by
             ``atol`` or more, or have another shape. ``path`` is then left as it was.
     """
-    if exporter not in EXPORTERS:
-        raise ValueError(f"exporter must be one of {EXPORTERS}, got {exporter!r}")
-    onnx, ort = _require_onnx()
-    subject = export_subject(model, sample_size, raw_pixels=raw_pixels)
-    if labels_out and subject.outputs:
+    opts = dataclasses.replace(options or OnnxOptions(), **option_fields)
+    if opts.exporter not in EXPORTERS:
+        raise ValueError(f"exporter must be one of {EXPORTERS}, got {opts.exporter!r}")
+    onnx, _ = _require_onnx()
+    subject = export_subject(model, opts.sample_size, raw_pixels=opts.raw_pixels)
+    if opts.labels_out and subject.outputs:
         raise ExportError("--labels-out: a model of several heads exports its logits only")
-    model, samples, modalities, heads = (subject.model, subject.samples, subject.inputs,
-                                         subject.outputs)
-    inputs = list(modalities or [INPUT_NAME])
-    outputs = list(heads or [OUTPUT_NAME])
-
-    def positional(x: Any) -> tuple[torch.Tensor, ...]:
-        return tuple(x[name] for name in inputs) if modalities else (x,)
-
+    graph = _GraphIO(subject.inputs, subject.outputs)
     # The graph goes to a temporary beside ``path`` and is checked from there: one copy of the
     # weights in memory at a time (the model's, then the ONNX proto's, then onnxruntime's),
     # and ``path`` replaced only by a verified file.
     with atomic_path(path) as tmp:
         try:
-            _export_to(tmp, NamedIO(model, modalities, heads).eval(), positional(samples[0]),
-                       opset, exporter, inputs, outputs)
+            _export_to(tmp, NamedIO(subject.model, subject.inputs, subject.outputs).eval(),
+                       graph.positional(subject.samples[0]), opts.opset, opts.exporter,
+                       graph.inputs, graph.outputs)
         except Exception as e:
-            raise ExportError(f"{exporter} ONNX export failed: {type(e).__name__}: {e}") from e
+            raise ExportError(f"{opts.exporter} ONNX export failed: {type(e).__name__}: "
+                              f"{e}") from e
         gc.collect()  # the tracer's graph and its constants
-        proto = onnx.load(str(tmp))
-        del proto.metadata_props[:]
-        for key, value in subject.metadata(description).items():
-            entry = proto.metadata_props.add()
-            entry.key, entry.value = key, value
-        proto.producer_name = "fcnseg"
-        onnx.save(proto, str(tmp))
-        del proto
-        onnx.checker.check_model(str(tmp))  # by path: checks without loading it again
-        session = _session(ort, str(tmp))
-
-        def run(x: Any) -> Any:
-            feed = {name: t.numpy() for name, t in zip(inputs, positional(x), strict=True)}
-            got = session.run(outputs, feed)
-            return dict(zip(outputs, got, strict=True)) if heads else got[0]
-
-        checks = check_samples(model, run, samples, atol, rtol)
-        if labels_out:
+        _store_metadata(onnx, tmp, subject.metadata(description))
+        run = graph.runner(onnx_session(str(tmp), lean=True))
+        checks = check_samples(subject.model, run, subject.samples, opts.atol, opts.rtol)
+        if opts.labels_out:
             wide = int(description.get("num_classes") or 0) > 256
-            data = _with_labels_out(tmp.read_bytes(), samples, run, wide)
+            data = _with_labels_out(tmp.read_bytes(), subject.samples, run, wide)
             tmp.write_bytes(data)
             del data
         size = tmp.stat().st_size
-    return OnnxExport(str(path), opset, exporter, checks, size)
+    return OnnxExport(str(path), opts.opset, opts.exporter, checks, size)
 
 
-def _session(ort: Any, file: str) -> Any:
-    """An onnxruntime CPU session for the check that holds the weights about once: the
-    graph's semantics-preserving optimizations only (the layout transforms of the higher
-    levels copy every weight: +2.2 GB at peak for a VGG16 FCN-8s, against +0.9 GB), no
-    pre-packed copies, no memory arena kept at the largest activation."""
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    options.enable_cpu_mem_arena = False
-    options.add_session_config_entry("session.disable_prepacking", "1")
-    return ort.InferenceSession(file, options, providers=["CPUExecutionProvider"])
+@dataclass(frozen=True)
+class _GraphIO:
+    """The graph's input and output names: one of each, or one per modality and head."""
+
+    modalities: tuple[str, ...] | None
+    heads: tuple[str, ...] | None
+
+    @property
+    def inputs(self) -> list[str]:
+        return list(self.modalities or [INPUT_NAME])
+
+    @property
+    def outputs(self) -> list[str]:
+        return list(self.heads or [OUTPUT_NAME])
+
+    def positional(self, x: Any) -> tuple[torch.Tensor, ...]:
+        """A sample (a tensor, or ``{modality: tensor}``) as the graph's inputs, in order."""
+        return tuple(x[name] for name in self.inputs) if self.modalities else (x,)
+
+    def runner(self, session: Any) -> Any:
+        """A function running ``session`` on a sample, answering as the model does."""
+        def run(x: Any) -> Any:
+            feed = {name: t.numpy() for name, t in
+                    zip(self.inputs, self.positional(x), strict=True)}
+            got = session.run(self.outputs, feed)
+            return dict(zip(self.outputs, got, strict=True)) if self.heads else got[0]
+
+        return run
+
+
+def _store_metadata(onnx: Any, file: Path, metadata: Mapping[str, str]) -> None:
+    """Replace the ONNX file's ``metadata_props`` with ``metadata`` and check the model."""
+    proto = onnx.load(str(file))
+    del proto.metadata_props[:]
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    proto.producer_name = "fcnseg"
+    onnx.save(proto, str(file))
+    del proto
+    onnx.checker.check_model(str(file))  # by path: checks without loading it again
 
 
 def _with_labels_out(data: bytes, samples: list[Any], run_logits: Any, wide: bool) -> bytes:
@@ -223,8 +245,6 @@ def _with_labels_out(data: bytes, samples: list[Any], run_logits: Any, wide: boo
             entry.value = json.dumps("N×H×W labels (uint8; int32 past 256 classes): the "
                                      "argmax over the classes of the logits")
     labelled = proto.SerializeToString()
-    from fcnseg.inference.backends import onnx_session
-
     check = onnx_session(labelled)
     for x in samples:
         expected = np.asarray(run_logits(x)).argmax(1)
@@ -258,16 +278,3 @@ def append_argmax(proto: Any, *, wide: bool = False) -> None:
     graph.output.remove(out)
     graph.output.append(new_out)
     onnx.checker.check_model(proto)
-
-
-def read_onnx_metadata(path: PathLike) -> dict[str, Any]:
-    """The metadata of an ONNX file written by :func:`export_onnx`, JSON values decoded."""
-    onnx, _ = _require_onnx()
-    proto = onnx.load(str(path), load_external_data=False)
-    out: dict[str, Any] = {}
-    for entry in proto.metadata_props:
-        try:
-            out[entry.key] = json.loads(entry.value)
-        except json.JSONDecodeError:
-            out[entry.key] = entry.value
-    return out

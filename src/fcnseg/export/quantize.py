@@ -143,15 +143,17 @@ class QuantizeResult:
     refused: str | None = None
 
 
-def _require_engine() -> Any:
+def _require_engine() -> tuple[Any, Any]:
+    """The ``onnx`` module and ONNX Runtime's quantization, or a QuantizeError saying what to
+    install."""
     try:
-        import onnx  # noqa: F401
+        import onnx
         import onnxruntime.quantization as quantization
     except ImportError as e:
         raise QuantizeError(f"int8 quantization needs onnx and onnxruntime ({e.name} is not "
                             f"installed); install them with: pip install 'fcnseg[int8]'") \
             from None
-    return quantization
+    return onnx, quantization
 
 
 def sensitive_nodes(proto: Any, num_classes: int) -> list[str]:
@@ -214,85 +216,139 @@ def quantize_model(
         log: where progress lines go.
 
     Returns:
-        A :class:`QuantizeResult`; ``path`` is None (and ``refused`` says why) when the gate
-        refused to write.
+        A :class:`QuantizeResult`; ``path`` is None when the gate refused (``refused``: why).
 
     Raises:
         QuantizeError: the engine is missing, the calibration set is empty, or the engine
             cannot quantize the model (one line each).
     """
+    _check_quantizable(model, options)
+    onnx, quantization = _require_engine()
+    num_classes = len(description["class_names"])
+    reduce_range = _reduce_range(options, log)
+    count = _count_images(calibration)
+    with tempfile.TemporaryDirectory(prefix="fcnseg-quantize-") as tmp:
+        tmp_dir = Path(tmp)
+        log("exporting the float model to ONNX (raw pixels in, verified against PyTorch)")
+        float_path, prepared = _float_onnx(quantization, model, description, tmp_dir)
+        proto = onnx.load(str(prepared))
+        variants = _variants(proto, num_classes, options.keep_float, validation is not None)
+        log(f"calibrating activation ranges on {count} images")
+        reader = _Reader(proto.graph.input[0].name, calibration)
+        files = {name: _quantize_static(quantization, prepared, tmp_dir / f"int8-{name}.onnx",
+                                        reader, exclude, tmp_dir / "ranges.json", reduce_range)
+                 for name, exclude in variants.items()}
+        comparisons = _compare_variants(float_path, files, variants, validation, description,
+                                        options.threads, log)
+        chosen = _choose(comparisons, list(files), log)
+        result = QuantizeResult(None, list(variants[chosen]), comparisons.get(chosen),
+                                comparisons, count)
+        forced = _accuracy_gate(result, description["class_names"], options, log)
+        if result.refused:
+            return result
+        data = _final_bytes(
+            onnx, files[chosen], float_path,
+            lambda final: _record(options, result, forced, reduce_range, pre_vnni_exact(final)),
+            num_classes if options.labels_out else None)
+    atomic_write_bytes(out, data)
+    result.path, result.size_bytes = str(out), len(data)
+    return result
+
+
+def _check_quantizable(model: nn.Module, options: QuantizeOptions) -> None:
+    """A ValueError for unknown options, a QuantizeError for a model of several inputs or
+    heads (int8 takes one colour input and one output)."""
     if options.keep_float not in KEEP_FLOAT:
         raise ValueError(f"keep_float must be one of {KEEP_FLOAT}, got {options.keep_float!r}")
     if getattr(model, "input_names", ("color",)) not in (("color",), ["color"]) \
             or len(getattr(model, "head_classes", {}) or {}) > 1:
         raise QuantizeError(f"{getattr(model, 'arch', type(model).__name__)}: int8 "
                             f"quantization takes models of one colour input and one output")
-    quantization = _require_engine()
-    import onnx
 
-    num_classes = len(description["class_names"])
-    reduce_range = options.reduce_range
-    if reduce_range is None:
-        reduce_range = not int8_dot_products()
-        if reduce_range:
-            log("this CPU has no int8 dot products (VNNI): weights in 7 bits (reduce_range), "
-                "which its int8 kernels compute without saturating")
-    count = sum(1 for _ in calibration())  # reads every image: bad ones fail before the export
+
+def _reduce_range(options: QuantizeOptions, log: Callable[[str], None]) -> bool:
+    """Whether the weights are 7-bit: as asked, else where this CPU lacks int8 dot products."""
+    if options.reduce_range is not None:
+        return options.reduce_range
+    reduce_range = not int8_dot_products()
+    if reduce_range:
+        log("this CPU has no int8 dot products (VNNI): weights in 7 bits (reduce_range), "
+            "which its int8 kernels compute without saturating")
+    return reduce_range
+
+
+def _count_images(calibration: Callable[[], Iterator[np.ndarray]]) -> int:
+    """How many calibration images there are, each read: bad ones fail before the export."""
+    count = sum(1 for _ in calibration())
     if count == 0:
         raise QuantizeError("the calibration set is empty: give a folder of images or a "
                             "dataset with at least one image")
-    with tempfile.TemporaryDirectory(prefix="fcnseg-quantize-") as tmp:
-        tmp_dir = Path(tmp)
-        log("exporting the float model to ONNX (raw pixels in, verified against PyTorch)")
-        float_path, prepared = _float_onnx(quantization, model, description, tmp_dir)
-        proto = onnx.load(str(prepared))
-        variants = {"none": [], "sensitive": sensitive_nodes(proto, num_classes)}
-        if options.keep_float != "auto":
-            variants = {options.keep_float: variants[options.keep_float]}
-        elif validation is None:
-            variants = {"none": []}
-        log(f"calibrating activation ranges on {count} images")
-        files: dict[str, Path] = {}
-        for name, exclude in variants.items():
-            files[name] = tmp_dir / f"int8-{name}.onnx"
-            _quantize_static(quantization, prepared, files[name],
-                             _Reader(proto.graph.input[0].name, calibration), exclude,
-                             tmp_dir / "ranges.json", reduce_range)
-        comparisons: dict[str, Comparison] = {}
-        if validation is not None:
-            float_session = _session(float_path, options.threads)
-            for name, path in files.items():
-                log(f"evaluating int8 ({_variant_text(name, variants[name])}) against float")
-                comparisons[name] = compare_models(float_session, _session(path, options.threads),
-                                                   validation, num_classes,
-                                                   int(description.get("ignore_index", 255)))
-        chosen = _choose(comparisons, list(files), log)
-        comparison = comparisons.get(chosen)
-        result = QuantizeResult(None, list(variants[chosen]), comparison, comparisons, count)
-        forced = False
-        if comparison is not None:
-            log(comparison.format(description["class_names"]))
-            if comparison.drop_points > options.max_drop:
-                reason = (f"mean IU drops by {comparison.drop_points:.2f} points, more than "
-                          f"--max-drop {options.max_drop:g}")
-                if not options.force:
-                    result.refused = reason + "; nothing written (--force writes it anyway)"
-                    return result
-                log(f"warning: {reason}; writing it anyway (--force)")
-                forced = True
-        final = onnx.load(str(files[chosen]))
-        _write_metadata(final, onnx.load(str(float_path), load_external_data=False),
-                        _record(options, result, forced, reduce_range,
-                                pre_vnni_exact(final)))
-        if options.labels_out:
-            append_argmax(final, wide=num_classes > 256)
-            for entry in final.metadata_props:
-                if entry.key == "outputs":
-                    entry.value = json.dumps("labels")
-        data = final.SerializeToString()
-    atomic_write_bytes(out, data)
-    result.path, result.size_bytes = str(out), len(data)
-    return result
+    return count
+
+
+def _variants(proto: Any, num_classes: int, keep_float: str,
+              validated: bool) -> dict[str, list[str]]:
+    """The int8 variants to make, each with the nodes it keeps in float: all int8 ("none"),
+    the sensitive layers in float ("sensitive"), or both when ``auto`` can compare them on a
+    validation set."""
+    variants = {"none": [], "sensitive": sensitive_nodes(proto, num_classes)}
+    if keep_float != "auto":
+        return {keep_float: variants[keep_float]}
+    return variants if validated else {"none": []}
+
+
+def _compare_variants(float_path: Path, files: dict[str, Path],
+                      variants: dict[str, list[str]],
+                      validation: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]] | None,
+                      description: dict[str, Any], threads: int | None,
+                      log: Callable[[str], None]) -> dict[str, Comparison]:
+    """Each int8 variant scored against the float model on the validation pairs ({} without
+    them)."""
+    if validation is None:
+        return {}
+    num_classes = len(description["class_names"])
+    ignore_index = int(description.get("ignore_index", 255))
+    float_session = _session(float_path, threads)
+    comparisons: dict[str, Comparison] = {}
+    for name, path in files.items():
+        log(f"evaluating int8 ({_variant_text(name, variants[name])}) against float")
+        comparisons[name] = compare_models(float_session, _session(path, threads), validation,
+                                           num_classes, ignore_index)
+    return comparisons
+
+
+def _accuracy_gate(result: QuantizeResult, class_names: list[str], options: QuantizeOptions,
+                   log: Callable[[str], None]) -> bool:
+    """Apply ``--max-drop`` to the chosen variant: sets ``result.refused`` when it drops too
+    far (unless ``--force``); True when it is written anyway (forced)."""
+    comparison = result.comparison
+    if comparison is None:
+        return False
+    log(comparison.format(class_names))
+    if comparison.drop_points <= options.max_drop:
+        return False
+    reason = (f"mean IU drops by {comparison.drop_points:.2f} points, more than "
+              f"--max-drop {options.max_drop:g}")
+    if not options.force:
+        result.refused = reason + "; nothing written (--force writes it anyway)"
+        return False
+    log(f"warning: {reason}; writing it anyway (--force)")
+    return True
+
+
+def _final_bytes(onnx: Any, chosen: Path, float_path: Path,
+                 record: Callable[[Any], dict[str, Any]], labels_of: int | None) -> bytes:
+    """The chosen int8 graph with the float export's metadata and the quantization record
+    (``record`` of the graph); ending in an argmax over ``labels_of`` classes
+    (``--labels-out``) unless None."""
+    final = onnx.load(str(chosen))
+    _write_metadata(final, onnx.load(str(float_path), load_external_data=False), record(final))
+    if labels_of is not None:
+        append_argmax(final, wide=labels_of > 256)
+        for entry in final.metadata_props:
+            if entry.key == "outputs":
+                entry.value = json.dumps("labels")
+    return final.SerializeToString()
 
 
 def _float_onnx(quantization: Any, model: nn.Module, description: dict[str, Any],
@@ -356,7 +412,7 @@ def _choose(comparisons: dict[str, Comparison], names: list[str],
 
 
 def _quantize_static(quantization: Any, source: Path, target: Path, reader: _Reader,
-                     exclude: Sequence[str], cache: Path, reduce_range: bool) -> None:
+                     exclude: Sequence[str], cache: Path, reduce_range: bool) -> Path:
     """ONNX Runtime's static QDQ quantization; calibration ranges are computed once and reused
     (where this ONNX Runtime has a calibration cache)."""
     kwargs: dict[str, Any] = {}
@@ -379,6 +435,7 @@ def _quantize_static(quantization: Any, source: Path, target: Path, reader: _Rea
     except Exception as e:  # noqa: BLE001 - the engine's errors are long and varied
         first = " ".join(str(e).split())[:200] or type(e).__name__
         raise QuantizeError(f"{ENGINE} cannot quantize this model: {first}") from None
+    return target
 
 
 def _quiet_root_logger(fn: Callable[[], Any]) -> Any:
@@ -396,7 +453,7 @@ def _quiet_root_logger(fn: Callable[[], Any]) -> Any:
 
 
 def _session(path: Path, threads: int | None) -> Any:
-    from fcnseg.inference.backends import onnx_session
+    from fcnseg.weightfiles.artifacts import onnx_session
 
     return onnx_session(str(path), threads)
 

@@ -243,7 +243,7 @@ def save_with_temperature(
     ckpt["temperature"] = float(temperature)
     ckpt["calibration"] = dict(info or {})
     if fmt == "safetensors":
-        from fcnseg.pretrained.hub import save_checkpoint_safetensors
+        from fcnseg.checkpoint import save_checkpoint_safetensors
 
         return save_checkpoint_safetensors(out, ckpt)
     ckpt.pop("path", None)  # added on load; the file's own location is not stored

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fcnseg.utils.keyed import first_of, keyed, unkeyed
+from fcnseg.utils.windows import window_starts
 
 __all__ = [
     "TTA",
@@ -59,21 +60,6 @@ def forward_logits(model: nn.Module, x: Batch) -> Logits:
     out = model(x)
     by_head, _ = keyed(out)
     return by_head.get("out", out)
-
-
-def window_starts(size: int, window: int, stride: int) -> list[int]:
-    """Start offsets of windows of ``window`` pixels every ``stride`` pixels covering ``size``.
-
-    The last window is moved back to end at the border instead of running past it, so every
-    window holds image content only and no padding is needed. A window at least as large as
-    the image gives one window at 0 (the window shrinks to the image).
-    """
-    if window >= size:
-        return [0]
-    starts = list(range(0, size - window + 1, stride))
-    if starts[-1] + window < size:
-        starts.append(size - window)
-    return starts
 
 
 def sliding_window_logits(

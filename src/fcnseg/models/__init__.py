@@ -97,7 +97,7 @@ from fcnseg.models.weights import (
     load_fcn_weights,
     read_state_dict,
 )
-from fcnseg.pretrained.published import PRETRAINED
+from fcnseg.weightfiles.published import PRETRAINED
 
 # The builders module's names (build_model, fcn32s ...) and the rest of the package's.
 __all__ = builders.__all__ + [

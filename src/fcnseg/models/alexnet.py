@@ -235,7 +235,7 @@ def read_alexnet_caffemodel(path: PathLike) -> dict[str, torch.Tensor]:
     """The weights of a Caffe ImageNet AlexNet file as a state dict ``conv1.weight`` …
     ``fc7.bias`` (Caffe's shapes, legacy leading 1s dropped; fc8 left out)."""
     # Lazy import: the .caffemodel reader needs protobuf, an optional extra (fcnseg[caffe]).
-    from fcnseg.pretrained.caffemodel import read_caffemodel
+    from fcnseg.weightfiles.caffemodel import read_caffemodel
 
     layers = read_caffemodel(path).with_blobs()
     sd: dict[str, torch.Tensor] = {}

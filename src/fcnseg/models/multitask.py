@@ -49,8 +49,8 @@ from fcnseg.models.weights import (
     state_dict_of,
     widen_conv1,
 )
-from fcnseg.pretrained.resolve import resolve_checkpoint
 from fcnseg.utils.validate import expect_mapping
+from fcnseg.weightfiles.resolve import resolve_checkpoint
 
 __all__ = [
     "HEAD_SUFFIXES",

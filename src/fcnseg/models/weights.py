@@ -19,10 +19,10 @@ from torch import nn
 
 from fcnseg.conventions import CAFFE_BGR, TORCHVISION_RGB, InputConvention, get_convention
 from fcnseg.models.fcn import VGG16_BLOCKS
-from fcnseg.pretrained.published import PRETRAINED
 from fcnseg.utils.files import atomic_write
 from fcnseg.utils.typing import PathLike
 from fcnseg.utils.validate import expect_mapping
+from fcnseg.weightfiles.published import PRETRAINED
 
 __all__ = [
     "COLOUR_BANDS",
@@ -120,7 +120,7 @@ def save_backbone_weights(state_dict: Mapping[str, torch.Tensor], out: PathLike,
     it in the metadata, else a ``torch.save`` state dict that still loads anywhere as one."""
     out = Path(out)
     if out.suffix == ".safetensors":
-        from fcnseg.pretrained.resolve import write_safetensors  # needs safetensors
+        from fcnseg.weightfiles.resolve import write_safetensors  # needs safetensors
 
         return write_safetensors(out, state_dict, metadata={CONVENTION_FIELD: convention.name})
     sd: OrderedDict[str, torch.Tensor] = OrderedDict(state_dict)

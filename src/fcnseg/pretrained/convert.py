@@ -1,6 +1,6 @@
 """Convert a reference ``.caffemodel`` into an fcnseg model or an ImageNet VGG16 state dict.
 
-The table in :mod:`fcnseg.pretrained.reference` says which Caffe layer fills which fcnseg module;
+The table in :mod:`fcnseg.weightfiles.reference` says which Caffe layer fills which fcnseg module;
 this module checks the file against it (every layer present, none left over, every shape
 fitting) and moves the blobs into the model without copying them again: the model is built on
 the ``meta`` device and the converted tensors are assigned as its parameters.
@@ -17,15 +17,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from fcnseg.checkpoint import save_checkpoint
+from fcnseg.checkpoint import save_checkpoint, save_safetensors_checkpoint
 from fcnseg.conventions import InputConvention
 from fcnseg.data.palette import voc_palette
 from fcnseg.models import build_model
 from fcnseg.models.weights import save_backbone_weights
-from fcnseg.pretrained.caffemodel import CaffeBlob, CaffeLayer, CaffeModelError, CaffeNet
-from fcnseg.pretrained.caffemodel import read_caffemodel as _read
-from fcnseg.pretrained.hub import save_safetensors_checkpoint
-from fcnseg.pretrained.reference import (
+from fcnseg.utils.typing import PathLike
+from fcnseg.weightfiles.caffemodel import CaffeBlob, CaffeLayer, CaffeModelError, CaffeNet
+from fcnseg.weightfiles.caffemodel import read_caffemodel as _read
+from fcnseg.weightfiles.reference import (
     HEADS,
     REFERENCE_MODELS,
     VGG16_CONVS,
@@ -33,7 +33,6 @@ from fcnseg.pretrained.reference import (
     VGG16_TRUNK,
     ReferenceModel,
 )
-from fcnseg.utils.typing import PathLike
 
 __all__ = [
     "ConvertedModel",

@@ -34,8 +34,6 @@ from fcnseg.data.palette import voc_palette
 from fcnseg.models import build_model, load_backbone_weights, load_fcn_weights
 from fcnseg.models.alexnet import copy_alexnet_caffe_weights, read_alexnet_caffemodel
 from fcnseg.models.weights import vgg16_torchvision_keys
-from fcnseg.pretrained.published import PRETRAINED, PublishedWeights, Source
-from fcnseg.pretrained.reference import REFERENCE_MODELS
 from fcnseg.utils.download import (
     ConnectionFailed,
     DownloadError,
@@ -46,8 +44,10 @@ from fcnseg.utils.download import (
 from fcnseg.utils.files import atomic_write
 from fcnseg.utils.typing import PathLike
 from fcnseg.utils.validate import fields_of
+from fcnseg.weightfiles.published import PRETRAINED, PublishedWeights, Source
+from fcnseg.weightfiles.reference import REFERENCE_MODELS
 
-# PRETRAINED, PublishedWeights and Source live in fcnseg.pretrained.published; named here too.
+# PRETRAINED, PublishedWeights and Source live in fcnseg.weightfiles.published; named here too.
 __all__ = [
     "PRETRAINED",
     "FetchError",

@@ -3,7 +3,7 @@
 A pretrained folder holds ``config.json`` (arch, build kwargs, classes, palette, input
 convention, metrics) and ``model.safetensors``: no pickle, readable by any safetensors tool, and
 what :func:`push_to_hub` uploads. Reading one (and every other form a user may pass as a
-checkpoint) is :func:`~fcnseg.pretrained.resolve.resolve_checkpoint`, named here too.
+checkpoint) is :func:`~fcnseg.weightfiles.resolve.resolve_checkpoint`, named here too.
 """
 
 from __future__ import annotations
@@ -19,22 +19,27 @@ from typing import Any
 import torch
 from torch import nn
 
-from fcnseg.checkpoint import build_model_from_checkpoint, describe_model, load_checkpoint
+from fcnseg.checkpoint import (
+    build_model_from_checkpoint,
+    load_checkpoint,
+    pretrained_config,
+    save_checkpoint_safetensors,
+    save_safetensors_checkpoint,
+    write_model_safetensors,
+)
 from fcnseg.data.palette import voc_palette
-from fcnseg.pretrained.resolve import (
+from fcnseg.utils.files import atomic_write
+from fcnseg.utils.typing import PathLike
+from fcnseg.weightfiles.resolve import (
     CONFIG_FORMAT,
     CONFIG_NAME,
     HF_SPEC,
-    METADATA_KEY,
     WEIGHTS_NAME,
     HubError,
     is_pretrained_spec,
     resolve_checkpoint,
     write_safetensors,
 )
-from fcnseg.utils.files import atomic_write
-from fcnseg.utils.typing import PathLike
-from fcnseg.utils.validate import fields_of
 
 __all__ = [
     "CONFIG_FORMAT",
@@ -49,82 +54,6 @@ __all__ = [
     "write_safetensors",
 ]
 
-
-
-def _config(model: nn.Module, class_names: Sequence[str], palette: Any, ignore_index: int,
-            metrics: Mapping[str, Any] | None, source: Mapping[str, Any] | None
-            ) -> dict[str, Any]:
-    names = [str(n) for n in class_names]
-    if len(names) != getattr(model, "num_classes", len(names)):
-        raise HubError(f"{len(names)} class names given for a model with "
-                       f"{model.num_classes} classes")
-    pal = [[int(c) for c in rgb] for rgb in list(palette)[: max(len(names), ignore_index + 1)]]
-    desc = describe_model(model)
-    return {
-        "format": CONFIG_FORMAT,
-        "arch": desc["arch"],
-        "build_kwargs": desc["build_kwargs"],
-        "input_convention": desc["input_convention"],
-        "classes": {"names": names, "palette": pal, "ignore_index": int(ignore_index)},
-        "metrics": dict(metrics or {}),
-        "source": dict(source or {}),
-    }
-
-
-def _write_safetensors(path: Path, model: nn.Module, metadata: dict[str, str]) -> None:
-    """The model's state dict as a ``.safetensors`` file, written whole or not at all."""
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    write_safetensors(path, tensors, metadata)
-
-
-def save_safetensors_checkpoint(
-    path: PathLike, model: nn.Module, *, class_names: Sequence[str], palette: Any,
-    ignore_index: int = 255, metrics: Mapping[str, Any] | None = None,
-    source: Mapping[str, Any] | None = None,
-) -> Path:
-    """One ``.safetensors`` file whose metadata holds the ``config.json`` description, so that
-    ``--checkpoint FILE.safetensors`` works like a checkpoint."""
-    path = Path(path)
-    config = _config(model, class_names, palette, ignore_index, metrics, source)
-    _write_safetensors(path, model, {METADATA_KEY: json.dumps(config)})
-    return path
-
-
-def _converted_from(ckpt: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``source`` recorded in the description of the pretrained files a checkpoint was read
-    from (what ``fcnseg convert`` converted), so that rewriting them keeps it; {} otherwise."""
-    files = ckpt.get("source") or {}
-    config_file, weights = Path(str(files.get("config", ""))), str(files.get("weights", ""))
-    try:
-        if config_file.name == CONFIG_NAME and config_file.is_file():
-            config = json.loads(config_file.read_text(encoding="utf-8"))
-        elif weights.endswith(".safetensors") and Path(weights).is_file():
-            from safetensors import safe_open
-
-            with safe_open(weights, framework="pt") as f:
-                config = json.loads((f.metadata() or {}).get(METADATA_KEY, "{}"))
-        else:
-            return {}
-    except (OSError, ValueError):
-        return {}
-    return dict(fields_of(fields_of(config).get("source")))
-
-
-def save_checkpoint_safetensors(path: PathLike, checkpoint: PathLike | Mapping[str, Any]) -> Path:
-    """A checkpoint (file or loaded dict) as one ``.safetensors`` file, as ``fcnseg convert``
-    writes them: its weights, and in the metadata its description, classes, metrics and any
-    temperature and calibration (``fcnseg calibrate``). Written whole or not at all."""
-    ckpt = load_checkpoint(checkpoint) if not isinstance(checkpoint, Mapping) else checkpoint
-    model = build_model_from_checkpoint(ckpt)
-    classes = ckpt["classes"]
-    config = _config(model, classes["names"], classes["palette"], int(classes["ignore_index"]),
-                     ckpt.get("metrics"), _converted_from(ckpt))
-    for key in ("temperature", "calibration"):
-        if key in ckpt:
-            config[key] = ckpt[key]
-    path = Path(path)
-    _write_safetensors(path, model, {METADATA_KEY: json.dumps(config, default=str)})
-    return path
 
 
 def save_pretrained(
@@ -158,10 +87,10 @@ def save_pretrained(
         pal = palette if palette is not None else classes["palette"]
         ignore = int(classes["ignore_index"])
         metrics = metrics if metrics is not None else ckpt.get("metrics")
-    config = _config(model, names, pal, ignore, metrics, None)
+    config = pretrained_config(model, names, pal, ignore, metrics, None)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    _write_safetensors(folder / WEIGHTS_NAME, model, {"format": "pt"})
+    write_model_safetensors(folder / WEIGHTS_NAME, model, {"format": "pt"})
     with atomic_write(folder / CONFIG_NAME, "w") as f:
         f.write(json.dumps(config, indent=2) + "\n")
     return folder

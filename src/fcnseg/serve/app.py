@@ -22,6 +22,7 @@ The service is meant to stay up and bounded whatever it is sent:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cache
@@ -39,16 +40,7 @@ from fcnseg.inference import Segmenter
 from fcnseg.inference.visualize import label_png_bytes as encode_label_png
 from fcnseg.serve.body import ReadBodyFirst
 from fcnseg.serve.errors import RequestError, request_error_response, validation_error_response
-from fcnseg.serve.limits import (
-    DEFAULT_BODY_TIMEOUT_S,
-    DEFAULT_HEADER_TIMEOUT_S,
-    DEFAULT_MAX_CONCURRENCY,
-    DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_PIXELS,
-    DEFAULT_MAX_QUEUE,
-    DEFAULT_MAX_UPLOAD_BYTES,
-    ServiceLimits,
-)
+from fcnseg.serve.limits import ServiceLimits
 from fcnseg.serve.segment import ACCEPTED_FORMATS, SegmentOptions, heatmap_options
 from fcnseg.serve.service import SegmentationService
 
@@ -140,42 +132,24 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     await anyio.to_thread.run_sync(app.state.service.close)  # the inference thread
 
 
-def create_app(
-    segmenter: Segmenter,
-    *,
-    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
-    max_queue: int = DEFAULT_MAX_QUEUE,
-    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
-    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S,
-    max_connections: int = DEFAULT_MAX_CONNECTIONS,
-    batching: bool | None = None,
-) -> FastAPI:
+def create_app(segmenter: Segmenter, limits: ServiceLimits | None = None, /, *,
+               batching: bool | None = None, **limit_fields: Any) -> FastAPI:
     """The FastAPI application serving ``segmenter``.
 
     Args:
         segmenter: the model to serve (e.g. ``Segmenter.from_checkpoint(path)``).
-        max_upload_bytes: largest request body accepted; larger ones get 413.
-        max_pixels: largest image (width × height) accepted; larger ones get 413.
-        max_concurrency: images decoded and segmented at once (worker threads); with
-            batching on, those waiting for the model together share one forward pass.
-        max_queue: requests allowed to wait for a worker; beyond that, 503.
-        body_timeout_s: seconds a client has to send a request's whole body; then 408.
-        header_timeout_s: seconds a connection has to send a request's complete headers; then
-            408 and it is closed (applied by the server, :func:`fcnseg.serve.server.serve`).
-        max_connections: connections open at once; one more gets 503 and is closed (by the
-            server too; ``GET /healthz`` reports them).
+        limits: how much the service accepts and holds at once
+            (:class:`~fcnseg.serve.limits.ServiceLimits`: ``max_upload_bytes``, ``max_pixels``,
+            ``max_concurrency``, ``max_queue``, ``body_timeout_s``, ``header_timeout_s``,
+            ``max_connections``); ``limit_fields`` set single ones
+            (``create_app(segmenter, max_pixels=256 * 256)``).
         batching: whether requests waiting for the model share a forward pass; ``None``
             (default): on a GPU yes, on a CPU when a short probe at start-up finds a batch
             faster per image than single passes
             (:func:`~fcnseg.serve.batching.decide_batching`). ``GET /healthz`` reports the
             decision.
     """
-    limits = ServiceLimits(max_upload_bytes=max_upload_bytes, max_pixels=max_pixels,
-                           max_concurrency=max_concurrency, max_queue=max_queue,
-                           body_timeout_s=body_timeout_s, header_timeout_s=header_timeout_s,
-                           max_connections=max_connections)
+    limits = dataclasses.replace(limits or ServiceLimits(), **limit_fields)
     app = FastAPI(title="fcnseg", version=__version__,
                   summary="Semantic segmentation with a Fully Convolutional Network",
                   lifespan=_lifespan)

@@ -1,0 +1,125 @@
+"""A model held in an exported file (ONNX, int8 ONNX, TorchScript), run by the file's own
+runtime behind a PyTorch module's interface.
+
+``fcnseg predict``, ``evaluate``, ``serve`` and ``info`` take an exported file by
+``--checkpoint`` as they take a ``.pt``: :func:`fcnseg.weightfiles.artifacts.read_artifact`
+describes it, and :func:`artifact_model` gives an ``nn.Module`` that runs the file with its own
+runtime (ONNX Runtime, TorchScript) and answers like the model it came from: raw N×3×H×W pixels
+in (RGB 0-255), N×C×H×W float32 logits out, with ``arch``, ``geometry``, ``num_classes``,
+``input_convention`` and ``preprocess`` attributes. Everything built on models (sliding
+windows, TTA, batching, evaluation) therefore works on artifacts unchanged.
+
+A graph that takes raw pixels (``input_pixels`` = ``"rgb_0_255"`` in its metadata, what
+``fcnseg export`` and ``fcnseg quantize`` write) is fed the pixels as they are; a graph taking
+normalised input (``"normalized"``) gets them through the model's
+:class:`~fcnseg.models.preprocess.Preprocess` first; a graph that ends in an argmax
+(``outputs`` = ``"labels"``) answers with one-hot logits, so that labels are exact and
+probabilities are 0 or 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from fcnseg.conventions import InputConvention, get_convention
+from fcnseg.models.preprocess import Preprocess
+from fcnseg.weightfiles.artifacts import RAW_PIXELS, ArtifactError, onnx_session
+
+__all__ = ["ArtifactModel", "artifact_model"]
+
+
+class ArtifactModel(nn.Module):
+    """An exported model behind a PyTorch module's interface: normalised N×3×H×W input,
+    N×C×H×W float32 logits (see the module docstring).
+
+    Attributes:
+        runtime: ``"onnxruntime"`` or ``"torchscript"``.
+        precision: ``"int8"`` for a quantized model, else ``"fp32"``: the arithmetic is the
+            file's own, whatever autocast says around it.
+    """
+
+    def __init__(self, run: Any, *, runtime: str, arch: str, geometry: str | None,
+                 num_classes: int, convention: InputConvention, raw_pixels: bool,
+                 labels_out: bool, precision: str) -> None:
+        super().__init__()
+        self._run = run
+        self.runtime = runtime
+        self.arch = arch
+        self.geometry = geometry
+        self.num_classes = int(num_classes)
+        self.input_convention = convention
+        #: What the file does to raw pixels: inside its graph (``raw_pixels``), else here.
+        self.preprocess = Preprocess(("color",), convention)
+        self.raw_pixels = raw_pixels
+        self.labels_out = labels_out
+        self.precision = precision
+        self.optimizations = [f"runtime: {runtime}" + (" int8" if precision == "int8" else "")]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        device = x.device
+        x = x.detach().float().cpu()
+        if not self.raw_pixels:
+            x = self.preprocess(x)
+        out = self._run(x.contiguous())
+        if self.labels_out:
+            labels = out.long()
+            out = torch.zeros(labels.shape[0], self.num_classes, *labels.shape[1:])
+            out.scatter_(1, labels.unsqueeze(1), 1.0)
+        return out.float().to(device)
+
+
+def artifact_model(ckpt: Mapping[str, Any], *, threads: int | None = None) -> ArtifactModel:
+    """The :class:`ArtifactModel` of a description from :func:`read_artifact` (its ``path``)."""
+    art = ckpt["artifact"]
+    path = str(ckpt["path"])
+    quantized = bool(art.get("quantization"))
+    if art["kind"] == "onnx":
+        run = _onnx_runner(path, threads)
+        runtime = "onnxruntime"
+    else:
+        run = _torchscript_runner(path)
+        runtime = "torchscript"
+    return ArtifactModel(
+        run, runtime=runtime, arch=str(ckpt["model"]["arch"]),
+        geometry=ckpt["model"]["build_kwargs"].get("geometry"),
+        num_classes=int(ckpt["model"]["build_kwargs"]["num_classes"]),
+        convention=get_convention(ckpt["model"]["input_convention"]),
+        raw_pixels=art.get("input_pixels") == RAW_PIXELS,
+        labels_out=art.get("outputs") == "labels",
+        precision="int8" if quantized else "fp32",
+    ).eval()
+
+
+def _onnx_runner(path: str, threads: int | None) -> Any:
+    try:
+        session = onnx_session(path, threads)
+    except ArtifactError:
+        raise
+    except Exception as e:  # noqa: BLE001 - ONNX Runtime's own errors are long and varied
+        first = " ".join(str(e).split())[:200]
+        raise ArtifactError(f"{path}: ONNX Runtime cannot load the model ({first})") from None
+    name = session.get_inputs()[0].name
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(session.run(None, {name: x.numpy()})[0]))
+
+    return run
+
+
+def _torchscript_runner(path: str) -> Any:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        module = torch.jit.load(path, map_location="cpu").eval()
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return module(x)
+
+    return run

@@ -1,0 +1,21 @@
+"""Where the windows of a tiled pass over an image start: shared by sliding-window inference,
+tiled raster prediction and the windows of a raster training set."""
+
+from __future__ import annotations
+
+__all__ = ["window_starts"]
+
+
+def window_starts(size: int, window: int, stride: int) -> list[int]:
+    """Start offsets of windows of ``window`` pixels every ``stride`` pixels covering ``size``.
+
+    The last window is moved back to end at the border instead of running past it, so every
+    window holds image content only and no padding is needed. A window at least as large as
+    the image gives one window at 0 (the window shrinks to the image).
+    """
+    if window >= size:
+        return [0]
+    starts = list(range(0, size - window + 1, stride))
+    if starts[-1] + window < size:
+        starts.append(size - window)
+    return starts

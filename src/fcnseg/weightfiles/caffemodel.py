@@ -1,0 +1,559 @@
+"""Read (and write) Caffe ``.caffemodel`` files with no Caffe installed.
+
+A ``.caffemodel`` is one serialized ``NetParameter`` (see :mod:`fcnseg.weightfiles.caffe_proto`
+for the messages and their field numbers). The reference files are 500-550 MB, nearly all of it
+packed float ``data`` of a few blobs, so the reader walks the protobuf wire format one field at a
+time: each blob's packed ``data`` goes from the file straight into its numpy array (one copy of the
+weights in memory, no intermediate ``bytes``), and every other part of a layer or blob (names,
+types, shapes, legacy ``num``/``channels``/``height``/``width``) is decoded by protobuf from the
+message definitions. Both layer formats are read: ``layer`` (field 100, current) and the V1
+``layers`` (field 2; the ImageNet VGG16), including a V0 layer nested in a V1 one.
+
+Errors name the file, and the layer where one is involved.
+
+A file is untrusted input (``fetch_pretrained`` reads what a download returns), so memory and
+time are bounded by its size: every value is read into an array sized by the bytes that hold it;
+layers, blobs and other fields, which cost far more memory than their few bytes, are counted
+against a budget that grows with the file (:data:`ENTRY_BUDGET_FLOOR` plus one per
+:data:`BYTES_PER_ENTRY` bytes); only the fields that are used (names, types, shapes, values) are
+handed to protobuf; a blob shape has at most Caffe's 32 axes.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+from google.protobuf.message import DecodeError
+
+from fcnseg.utils.typing import PathLike
+from fcnseg.weightfiles.caffe_proto import (
+    V1_LAYER_TYPES,
+    BlobProto,
+    BlobShape,
+    LayerParameter,
+    NetParameter,
+    V0LayerParameter,
+    V1LayerParameter,
+)
+
+__all__ = [
+    "CaffeBlob",
+    "CaffeLayer",
+    "CaffeModelError",
+    "CaffeNet",
+    "read_caffemodel",
+    "write_caffemodel",
+]
+
+
+# Wire types of the protobuf encoding.
+_VARINT, _FIXED64, _LEN, _FIXED32 = 0, 1, 2, 5
+
+#: Layers, blobs and other fields (each a Python object or more, hundreds of bytes, however few
+#: bytes it takes in the file) a file may hold: this many ...
+ENTRY_BUDGET_FLOOR = 16_384
+#: ... plus one per this many bytes of the file. A reference FCN (about 540 MB) holds a few
+#: hundred; a file of empty blobs, two bytes each, is refused after reading at most this bound.
+BYTES_PER_ENTRY = 1024
+#: Caffe's own limit on the axes of a blob (kMaxBlobAxes).
+MAX_BLOB_AXES = 32
+# The longest encoding of a BlobShape of MAX_BLOB_AXES dimensions (a tag and a 10-byte varint
+# each, or a packed field's header and the varints).
+_MAX_SHAPE_BYTES = MAX_BLOB_AXES * 11 + 16
+# The fields handed to protobuf (the rest is walked but never parsed): names and types of layers
+# (current format, V1, V0) and of the net; shapes and unpacked values of blobs.
+_LAYER_FIELDS = (1, 2)
+_V1_LAYER_FIELDS = (4, 5)
+_V0_LAYER_FIELDS = (1, 2)
+_NET_FIELDS = (1,)
+_BLOB_FIELDS = (1, 2, 3, 4, 7)
+
+# V1 enum names → the type strings of the current format.
+_V1_TYPE_NAMES = {
+    "CONVOLUTION": "Convolution", "DECONVOLUTION": "Deconvolution",
+    "INNER_PRODUCT": "InnerProduct", "POOLING": "Pooling", "RELU": "ReLU", "DROPOUT": "Dropout",
+    "SOFTMAX": "Softmax", "SOFTMAX_LOSS": "SoftmaxWithLoss", "LRN": "LRN", "DATA": "Data",
+    "CONCAT": "Concat", "ELTWISE": "Eltwise", "SPLIT": "Split", "ACCURACY": "Accuracy",
+    "POWER": "Power", "FLATTEN": "Flatten", "SLICE": "Slice", "SIGMOID": "Sigmoid",
+    "TANH": "TanH", "IMAGE_DATA": "ImageData", "MEMORY_DATA": "MemoryData",
+}
+_V1_ENUM_NAMES = {number: name for name, number in V1_LAYER_TYPES.items()}
+# V0 (oldest format) type strings.
+_V0_TYPE_NAMES = {"conv": "Convolution", "innerproduct": "InnerProduct", "pool": "Pooling",
+                  "relu": "ReLU", "dropout": "Dropout", "lrn": "LRN", "softmax": "Softmax"}
+
+
+class CaffeModelError(ValueError):
+    """A ``.caffemodel`` file is unreadable, truncated, or does not fit the model."""
+
+
+@dataclass
+class CaffeBlob:
+    """One blob of a layer: its shape as recorded in the file and its values (float32)."""
+
+    shape: tuple[int, ...]
+    data: np.ndarray  # float32, already reshaped to ``shape``
+    #: the shape came from the legacy num/channels/height/width fields (always 4-D)
+    legacy_shape: bool = False
+
+
+@dataclass
+class CaffeLayer:
+    """A layer of a ``.caffemodel``: name, type (current-format spelling) and blobs."""
+
+    name: str
+    type: str
+    blobs: list[CaffeBlob] = field(default_factory=list)
+
+
+@dataclass
+class CaffeNet:
+    """The layers of a ``.caffemodel``, in file order."""
+
+    path: Path
+    name: str
+    #: ``"layer"`` (current format, field 100) or ``"V1"`` (``layers``, field 2)
+    layer_format: str
+    layers: list[CaffeLayer]
+
+    def layer(self, name: str) -> CaffeLayer:
+        for lay in self.layers:
+            if lay.name == name:
+                return lay
+        raise CaffeModelError(f"{self.path}: has no layer {name!r}")
+
+    def with_blobs(self) -> dict[str, CaffeLayer]:
+        """The layers that carry weights, by name."""
+        return {lay.name: lay for lay in self.layers if lay.blobs}
+
+
+# -- the wire-format walker -------------------------------------------------------------------
+
+
+class _Stream:
+    """A file read field by field; every read is bounded by the enclosing message's end."""
+
+    def __init__(self, f: BinaryIO, path: Path, size: int) -> None:
+        self.f = f
+        self.path = path
+        self.size = size
+        self.budget = ENTRY_BUDGET_FLOOR + size // BYTES_PER_ENTRY
+        self.entries = 0
+        #: where :meth:`fields` goes on from after the current field, when its consumer read
+        #: past it (a run of unpacked values read at once); None: just past the field
+        self.resume_at: int | None = None
+
+    def count(self, where: str) -> None:
+        """Count one more layer, blob or field against the file's budget (module doc)."""
+        self.entries += 1
+        if self.entries > self.budget:
+            raise CaffeModelError(
+                f"{self.path}: not a .caffemodel a Caffe net writes: more than {self.budget:,} "
+                f"layers, blobs and fields in {self.size:,} bytes (stopped at {where}); reading "
+                f"on would take far more memory than the file's size"
+            )
+
+    def truncated(self, where: str, detail: str = "") -> CaffeModelError:
+        more = f" ({detail})" if detail else ""
+        return CaffeModelError(
+            f"{self.path}: truncated or not a .caffemodel: {where} ends past the end of its "
+            f"message or of the file{more}. Download the file again."
+        )
+
+    def varint(self, end: int, where: str) -> int:
+        result = shift = 0
+        while True:
+            if self.f.tell() >= end:
+                raise self.truncated(where)
+            b = self.f.read(1)
+            if not b:
+                raise self.truncated(where)
+            result |= (b[0] & 0x7F) << shift
+            if not b[0] & 0x80:
+                return result
+            shift += 7
+            if shift > 63:
+                raise CaffeModelError(f"{self.path}: not a .caffemodel: bad varint in {where}")
+
+    def fields(self, end: int, where: str, overflow_ok: tuple[int, ...] = ()
+               ) -> Iterator[tuple[int, int, int, int]]:
+        """Yield ``(number, wire_type, start, length)`` for each field up to ``end``.
+
+        ``start`` is where the field's tag begins; for length-delimited fields the stream is
+        left at the payload, whose ``length`` is given, and the walker moves past it after the
+        consumer is done (whatever the consumer read). Varints are decoded into ``length``.
+        A field running past ``end`` is an error, except for numbers in ``overflow_ok``, which
+        the consumer reports itself (naming the layer that was cut short).
+        """
+        while self.f.tell() < end:
+            start = self.f.tell()
+            tag = self.varint(end, where)
+            number, wire = tag >> 3, tag & 7
+            if number == 0 or wire not in (_VARINT, _FIXED64, _LEN, _FIXED32):
+                raise CaffeModelError(
+                    f"{self.path}: not a .caffemodel (a serialized Caffe NetParameter): invalid "
+                    f"field tag {tag} at byte {start} in {where}"
+                )
+            self.count(where)  # runs of unpacked values count once (_read_unpacked)
+            if wire == _VARINT:
+                yield number, wire, start, self.varint(end, where)
+                continue
+            length = self.varint(end, where) if wire == _LEN else 8 if wire == _FIXED64 else 4
+            payload = self.f.tell()
+            if payload + length > end and number not in overflow_ok:
+                raise self.truncated(where, f"field {number} at byte {start} declares "
+                                            f"{length} bytes, {end - payload} remain")
+            yield number, wire, start, length
+            self.f.seek(payload + length if self.resume_at is None else self.resume_at)
+            self.resume_at = None
+
+    def raw(self, start: int) -> bytes:
+        """The bytes from ``start`` to the current position (one whole field), position kept."""
+        here = self.f.tell()
+        self.f.seek(start)
+        data = self.f.read(here - start)
+        self.f.seek(here)
+        return data
+
+    def field_bytes(self, start: int, number: int, wire: int, length: int) -> bytes:
+        """The whole encoded field that began at ``start`` (tag included)."""
+        payload = self.f.tell()
+        if wire == _VARINT:
+            return self.raw(start)
+        self.f.seek(payload + length)
+        data = self.raw(start)
+        self.f.seek(payload)
+        return data
+
+
+def _read_floats(s: _Stream, length: int, dtype: str, where: str) -> np.ndarray:
+    itemsize = np.dtype(dtype).itemsize
+    if length % itemsize:
+        raise CaffeModelError(f"{s.path}: {where}: packed data of {length} bytes is not a whole "
+                              f"number of {itemsize}-byte values")
+    arr = np.empty(length // itemsize, dtype=dtype)
+    got = s.f.readinto(memoryview(arr).cast("B"))
+    if got != length:
+        raise s.truncated(where, f"{got} of {length} bytes of data")
+    return arr
+
+
+def _native_float32(arr: np.ndarray) -> np.ndarray:
+    # Caffe writes little-endian; on a little-endian machine this is no copy.
+    if arr.dtype == np.float32 and (arr.dtype.byteorder == "=" or sys.byteorder == "little"):
+        return arr.view(np.float32)
+    return arr.astype(np.float32)
+
+
+def _walk(s: _Stream, end: int, where: str, readers: Mapping[int, Callable[[int], object]],
+          kept: tuple[int, ...]) -> bytes:
+    """Walk the fields of the message that ends at ``end``: each length-delimited field with a
+    reader in ``readers`` (by field number) goes to it, the stream at its payload and its
+    length given; fields numbered in ``kept`` are returned, encoded, for protobuf to parse; the
+    others are dropped unread."""
+    rest = bytearray()
+    for number, wire, start, length in s.fields(end, where):
+        if wire == _LEN and number in readers:
+            readers[number](length)
+        elif number in kept:
+            rest += s.field_bytes(start, number, wire, length)
+    return bytes(rest)
+
+
+def _parse(message: Any, data: bytes, s: _Stream, where: str, what: str) -> Any:
+    """``data`` parsed as the protobuf ``message`` type; a :class:`CaffeModelError` naming the
+    file and ``where`` when it is not a valid ``what``."""
+    try:
+        return message.FromString(data)
+    except DecodeError as e:
+        raise CaffeModelError(f"{s.path}: {where}: not a valid {what} ({e})") from e
+
+
+def _check_shape_length(s: _Stream, length: int, where: str) -> None:
+    if length > _MAX_SHAPE_BYTES:
+        raise CaffeModelError(f"{s.path}: {where}: a shape of {length:,} bytes, more than "
+                              f"Caffe's {MAX_BLOB_AXES} axes can take")
+
+
+# Unpacked values of a blob, (field, wire type) → (dtype, the tag's one-byte encoding).
+_UNPACKED = {(5, _FIXED32): ("<f4", (5 << 3) | _FIXED32),  # data
+             (8, _FIXED64): ("<f8", (8 << 3) | _FIXED64)}  # double_data
+
+
+def _read_unpacked(s: _Stream, start: int, end: int, dtype: str, tag: int) -> np.ndarray:
+    """The values of a run of unpacked fields (tag, value, tag, value ...) that begins at
+    ``start``, read in bulk (a Python step per value would take minutes for a few MB);
+    :meth:`_Stream.fields` goes on after the run."""
+    value_size = np.dtype(dtype).itemsize
+    if s.f.tell() - start != 1:  # a tag of several bytes: not Caffe's writing; one value
+        return np.frombuffer(s.f.read(value_size), dtype=dtype).copy()
+    record = np.dtype([("tag", "u1"), ("value", dtype)])  # unaligned: 1 + value_size bytes
+    s.f.seek(start)
+    parts: list[np.ndarray] = []
+    pos = start
+    while pos + record.itemsize <= end:
+        count = min((end - pos) // record.itemsize, 1 << 20)
+        records = np.frombuffer(s.f.read(count * record.itemsize), dtype=record)
+        other = np.flatnonzero(records["tag"] != tag)
+        run = int(other[0]) if other.size else len(records)
+        parts.append(records["value"][:run].copy())
+        pos += run * record.itemsize
+        if run < len(records):
+            break
+    s.resume_at = pos
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _read_blob(s: _Stream, end: int, where: str) -> CaffeBlob:
+    s.count(where)
+    chunks: list[np.ndarray] = []
+    doubles: list[np.ndarray] = []
+    rest = bytearray()
+    for number, wire, start, length in s.fields(end, where):
+        if wire == _LEN and number in (5, 8):  # packed data, double_data
+            (chunks if number == 5 else doubles).append(
+                _read_floats(s, length, "<f4" if number == 5 else "<f8", where))
+        elif (number, wire) in _UNPACKED:
+            dtype, tag = _UNPACKED[number, wire]
+            (chunks if number == 5 else doubles).append(_read_unpacked(s, start, end, dtype,
+                                                                       tag))
+        elif number == 7 and wire == _LEN:
+            _check_shape_length(s, length, where)
+            rest += s.field_bytes(start, number, wire, length)
+        elif number in _BLOB_FIELDS:  # not diff, double_diff: gradients, not needed
+            rest += s.field_bytes(start, number, wire, length)
+    msg = _parse(BlobProto, bytes(rest), s, where, "BlobProto")
+    if len(msg.shape.dim) > MAX_BLOB_AXES:
+        raise CaffeModelError(f"{s.path}: {where}: a shape of {len(msg.shape.dim)} axes, more "
+                              f"than Caffe's {MAX_BLOB_AXES}")
+    if chunks:
+        data = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+        data = _native_float32(data)
+    elif doubles:
+        data = np.concatenate(doubles).astype(np.float32)
+    else:
+        data = np.empty(0, dtype=np.float32)
+    legacy = not msg.HasField("shape")
+    if not legacy:
+        shape = tuple(int(d) for d in msg.shape.dim)
+    elif any(msg.HasField(f) for f in ("num", "channels", "height", "width")):
+        shape = (int(msg.num), int(msg.channels), int(msg.height), int(msg.width))
+    else:
+        shape = (data.size,)
+    if any(d < 0 for d in shape):
+        raise CaffeModelError(f"{s.path}: {where}: shape {shape} has a negative dimension")
+    if math.prod(shape) != data.size:
+        raise CaffeModelError(f"{s.path}: {where}: shape {shape} needs {math.prod(shape)} "
+                              f"values, the file holds {data.size}")
+    return CaffeBlob(shape, data.reshape(shape), legacy_shape=legacy)
+
+
+def _layer_label(name: str, index: int) -> str:
+    return f"layer {name!r}" if name else f"layer #{index}"
+
+
+class _LayerLabel(str):
+    """A layer's label in messages, named once its name has been read (the walker's errors
+    format it when they happen, not when the walk starts)."""
+
+    name: str = ""
+    index: int = 0
+
+    def __new__(cls, index: int) -> _LayerLabel:
+        label = super().__new__(cls, f"layer #{index}")
+        label.index = index
+        return label
+
+    def __str__(self) -> str:
+        return _layer_label(self.name, self.index)
+
+    def __format__(self, spec: str) -> str:  # f-strings, which skip __str__ for a str
+        return format(str(self), spec)
+
+
+def _read_layer(s: _Stream, end: int, v1: bool, index: int) -> CaffeLayer:
+    """A layer (``LayerParameter``, or ``V1LayerParameter`` when ``v1``)."""
+    blob_field, nested_field = (6, 1) if v1 else (7, None)
+    kept = _V1_LAYER_FIELDS if v1 else _LAYER_FIELDS
+    s.count(_layer_label("", index))
+    rest = bytearray()
+    blobs: list[CaffeBlob] = []
+    nested: CaffeLayer | None = None
+    name = ""
+    label = _LayerLabel(index)
+    for number, wire, start, length in s.fields(end, label):
+        where = _layer_label(name, index)
+        if number == blob_field and wire == _LEN:
+            blobs.append(_read_blob(s, s.f.tell() + length, f"{where} blob {len(blobs)}"))
+        elif number == nested_field and wire == _LEN:
+            nested = _read_v0_layer(s, s.f.tell() + length, where)
+        elif number in kept:
+            rest += s.field_bytes(start, number, wire, length)
+            if (number == (4 if v1 else 1)) and wire == _LEN:  # the name, for messages
+                name = s.f.read(length).decode("utf-8", "replace")
+                label.name = name
+    msg = _parse(V1LayerParameter if v1 else LayerParameter, bytes(rest), s,
+                 _layer_label(name, index), "layer")
+    if v1:
+        type_name = _V1_ENUM_NAMES.get(msg.type, str(msg.type))
+        ltype = _V1_TYPE_NAMES.get(type_name, type_name)
+    else:
+        ltype = msg.type
+    layer = CaffeLayer(msg.name, ltype, blobs)
+    if nested is not None:  # a V0 layer inside a V1 one: Caffe upgrades it the same way
+        layer.name = layer.name or nested.name
+        layer.type = nested.type if not msg.HasField("type") else layer.type
+        layer.blobs = layer.blobs or nested.blobs
+    return layer
+
+
+def _read_v0_layer(s: _Stream, end: int, where: str) -> CaffeLayer:
+    blobs: list[CaffeBlob] = []
+    rest = _walk(s, end, where, {
+        50: lambda length: blobs.append(_read_blob(s, s.f.tell() + length,
+                                                   f"{where} blob {len(blobs)}")),
+    }, kept=_V0_LAYER_FIELDS)
+    msg = _parse(V0LayerParameter, rest, s, where, "V0 layer")
+    return CaffeLayer(msg.name, _V0_TYPE_NAMES.get(msg.type, msg.type), blobs)
+
+
+def _peek_name(s: _Stream, payload: int, end: int, v1: bool) -> str:
+    """The name of a layer cut short, read from what remains of it ("" if not found)."""
+    s.f.seek(payload)
+    try:
+        for number, wire, _start, length in s.fields(end, "a cut layer"):
+            if number == (4 if v1 else 1) and wire == _LEN:
+                return s.f.read(length).decode("utf-8", "replace")
+    except CaffeModelError:
+        pass
+    return ""
+
+
+def read_caffemodel(path: PathLike) -> CaffeNet:
+    """Read every layer of a ``.caffemodel`` and its blobs (float32 numpy arrays).
+
+    Peak memory is about one copy of the weights: each blob's data is read from the file
+    directly into its array. Raises :class:`CaffeModelError` for a truncated file or one that is
+    not a serialized ``NetParameter``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such .caffemodel file")
+    size = path.stat().st_size
+    if size == 0:
+        raise CaffeModelError(f"{path}: empty file, not a .caffemodel")
+    layers: list[CaffeLayer] = []
+    formats: set[str] = set()
+    head = bytearray()
+    with open(path, "rb", buffering=1 << 16) as f:
+        s = _Stream(f, path, size)
+        for number, wire, start, length in s.fields(size, "the NetParameter", (100, 2)):
+            if number in (100, 2) and wire == _LEN:
+                if f.tell() + length > size:
+                    name = _peek_name(s, f.tell(), size, number == 2)
+                    raise s.truncated(_layer_label(name, len(layers)),
+                                      f"{length} bytes declared, {size - f.tell()} in the file")
+                formats.add("layer" if number == 100 else "V1")
+                layers.append(_read_layer(s, f.tell() + length, number == 2, len(layers)))
+            elif number in _NET_FIELDS:
+                head += s.field_bytes(start, number, wire, length)
+    try:
+        net = NetParameter.FromString(bytes(head))
+    except DecodeError as e:
+        raise CaffeModelError(f"{path}: not a .caffemodel ({e})") from e
+    if not layers:
+        raise CaffeModelError(
+            f"{path}: no layers: not a .caffemodel (a serialized Caffe NetParameter with "
+            f"'layer' or 'layers' entries)"
+        )
+    fmt = "V1" if formats == {"V1"} else "layer"
+    return CaffeNet(path, net.name, fmt, layers)
+
+
+# -- writing (tests, benchmarks, and round trips) ---------------------------------------------
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+# Above this many values, a blob's packed data is appended as encoded bytes rather than built
+# through protobuf's repeated field (which would hold every value as a Python float).
+_DIRECT_VALUES = 1 << 20
+
+
+def _blob_bytes(array: np.ndarray, legacy: bool, double: bool) -> bytes:
+    blob = BlobProto()
+    arr = np.asarray(array)
+    if legacy:
+        dims = (1,) * (4 - arr.ndim) + tuple(arr.shape)
+        if len(dims) != 4:
+            raise ValueError(f"a legacy blob holds at most 4 dimensions, got {arr.shape}")
+        blob.num, blob.channels, blob.height, blob.width = dims
+    else:
+        blob.shape.CopyFrom(BlobShape(dim=list(arr.shape)))
+    if arr.size > _DIRECT_VALUES:  # same encoding: the packed field, little-endian values
+        number, dtype = (8, "<f8") if double else (5, "<f4")
+        values = np.ascontiguousarray(arr, dtype=dtype).tobytes()
+        return (blob.SerializeToString() + _varint((number << 3) | _LEN)
+                + _varint(len(values)) + values)
+    if double:
+        blob.double_data.extend(arr.astype(np.float64).ravel().tolist())
+    else:
+        blob.data.extend(arr.astype(np.float32).ravel().tolist())
+    return blob.SerializeToString()
+
+
+def write_caffemodel(
+    path: PathLike,
+    layers: Iterable[tuple[str, str, Sequence[np.ndarray]]],
+    *,
+    v1: bool = False,
+    legacy_shapes: bool | None = None,
+    double: bool = False,
+    name: str = "",
+) -> Path:
+    """Write a ``.caffemodel`` holding ``(name, type, blobs)`` layers, one layer at a time.
+
+    ``v1`` writes the old ``layers`` format (types as V1 enum values; legacy 4-D blob shapes by
+    default); otherwise the current ``layer`` format with ``BlobShape`` shapes. ``double`` stores
+    ``double_data`` instead of ``data``. Messages are serialized by protobuf from the
+    definitions in :mod:`fcnseg.weightfiles.caffe_proto`.
+    """
+    path = Path(path)
+    legacy = v1 if legacy_shapes is None else legacy_shapes
+    v1_numbers = {v: k for k, v in _V1_TYPE_NAMES.items()}
+    with open(path, "wb") as f:
+        if name:
+            f.write(NetParameter(name=name).SerializeToString())
+        for layer_name, ltype, blobs in layers:
+            if v1:
+                msg = V1LayerParameter(name=layer_name,
+                                       type=V1_LAYER_TYPES[v1_numbers.get(ltype, ltype)])
+            else:
+                msg = LayerParameter(name=layer_name, type=ltype)
+            blob_tag = _varint(((6 if v1 else 7) << 3) | _LEN)
+            payload = [msg.SerializeToString()]
+            for arr in blobs:  # repeated message fields: appending encodings is appending blobs
+                blob = _blob_bytes(arr, legacy, double)
+                payload += [blob_tag, _varint(len(blob)), blob]
+            f.write(_varint(((2 if v1 else 100) << 3) | _LEN)
+                    + _varint(sum(len(p) for p in payload)))
+            for part in payload:
+                f.write(part)
+    return path
+

@@ -1,0 +1,171 @@
+"""The reference release's models, one table entry each: what a ``.caffemodel`` holds and which
+fcnseg model it becomes.
+
+Adding a model is adding one :class:`ReferenceModel` to :data:`REFERENCE_MODELS`: its Caffe
+layers with weights (each goes to the fcnseg module of the same name unless ``rename`` says
+otherwise; blob 0 is ``.weight``, blob 1 ``.bias``), the fcnseg builder, the dataset's classes
+and the input convention the weights were trained with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from fcnseg.conventions import CAFFE_BGR, NYUD_BGR, NYUD_HHA, SIFTFLOW_BGR, InputConvention
+from fcnseg.data.nyud import NYUD_CLASSES
+from fcnseg.data.palette import VOC_CLASSES
+from fcnseg.data.pascal_context import PASCAL_CONTEXT_CLASSES
+from fcnseg.data.siftflow import SIFTFLOW_GEOMETRIC_CLASSES, SIFTFLOW_SEMANTIC_CLASSES
+
+__all__ = [
+    "ALEXNET_TRUNK",
+    "CAFFE_HOST",
+    "NYUD_CLASSES",
+    "PASCAL_CONTEXT_CLASSES",
+    "REFERENCE_MODELS",
+    "SIFT_FLOW_CLASSES",
+    "SIFT_FLOW_GEOMETRIC_CLASSES",
+    "VGG16_IMAGENET",
+    "ReferenceModel",
+    "get_reference",
+]
+
+#: The reference release's host: ``<CAFFE_HOST>/<name>.caffemodel``.
+CAFFE_HOST = "http://dl.caffe.berkeleyvision.org"
+OXFORD_VGG16_URL = ("http://www.robots.ox.ac.uk/~vgg/software/very_deep/caffe/"
+                    "VGG_ILSVRC_16_layers.caffemodel")
+
+#: VGG16's 13 convolutions, then the convolutionalized fully connected layers.
+VGG16_CONVS = tuple(f"conv{b}_{i}" for b, n in enumerate((2, 2, 3, 3, 3), 1)
+                    for i in range(1, n + 1))
+VGG16_TRUNK = (*VGG16_CONVS, "fc6", "fc7")
+#: AlexNet's five convolutions and its convolutionalized fc6/fc7 (the Caffe layer names).
+ALEXNET_TRUNK = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7")
+
+#: The weighted layers of each head, as named in the reference's Caffe nets (and in fcnseg).
+HEADS: dict[str, tuple[str, ...]] = {
+    "fcn32s": ("score_fr", "upscore"),
+    "fcn16s": ("score_fr", "score_pool4", "upscore2", "upscore16"),
+    "fcn8s": ("score_fr", "score_pool4", "score_pool3", "upscore2", "upscore_pool4", "upscore8"),
+}
+
+#: The datasets' class lists, under the names this table has always used.
+SIFT_FLOW_CLASSES = SIFTFLOW_SEMANTIC_CLASSES
+SIFT_FLOW_GEOMETRIC_CLASSES = SIFTFLOW_GEOMETRIC_CLASSES
+
+
+@dataclass(frozen=True)
+class ReferenceModel:
+    """One published model: its Caffe layers and the fcnseg model they fill."""
+
+    #: the file's name on the reference host, without ``.caffemodel``
+    name: str
+    #: fcnseg builder (``fcnseg.models.build_model``), or ``"vgg16"`` for the ImageNet backbone
+    arch: str
+    #: Caffe layers with weights, all required
+    layers: tuple[str, ...]
+    #: class names (their count is the model's output channels)
+    classes: tuple[str, ...] | None
+    dataset: str | None
+    convention: InputConvention = CAFFE_BGR
+    url: str = ""
+    #: published scores, e.g. ``{"mean_iu": 65.5}`` and where they were measured
+    published: Mapping[str, float | str] = field(default_factory=dict)
+    #: Caffe layer → fcnseg module, where the names differ
+    rename: Mapping[str, str] = field(default_factory=dict)
+    #: layers with weights that the fcnseg model does without (ImageNet's fc8)
+    dropped: tuple[str, ...] = ()
+    #: layers whose weights must all equal a constant the fcnseg model has built in
+    fixed: Mapping[str, float] = field(default_factory=dict)
+    #: class names per head of a multi-head model (``classes`` are the first head's)
+    heads: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def caffemodel_url(self) -> str:
+        return self.url or f"{CAFFE_HOST}/{self.name}.caffemodel"
+
+    @property
+    def num_classes(self) -> int | None:
+        return len(self.classes) if self.classes is not None else None
+
+
+def _voc(name: str, arch: str, head: str, mean_iu: float, **kw: object) -> ReferenceModel:
+    return ReferenceModel(name, arch, VGG16_TRUNK + HEADS[head], VOC_CLASSES, "voc",
+                          published={"mean_iu": mean_iu, "split": "seg11valid"}, **kw)
+
+
+def _context(variant: str) -> ReferenceModel:
+    return ReferenceModel(f"pascalcontext-{variant}-heavy", variant,
+                          VGG16_TRUNK + HEADS[variant], PASCAL_CONTEXT_CLASSES,
+                          "pascal_context",
+                          published={"split": "PASCAL-Context val, 59 classes (PAMI)"})
+
+
+def _siftflow(variant: str) -> ReferenceModel:
+    # One trunk, a semantic and a geometric head: every head layer twice, suffixed.
+    heads = tuple(f"{layer}_{task}" for task in ("sem", "geo") for layer in HEADS[variant])
+    return ReferenceModel(
+        f"siftflow-{variant}-heavy", f"siftflow_{variant}", VGG16_TRUNK + heads,
+        SIFT_FLOW_CLASSES, "sift_flow", convention=SIFTFLOW_BGR,
+        published={"mean_iu": 39.5, "split": "SIFT Flow test (FCN-16s)"}
+        if variant == "fcn16s" else {},
+        heads={"semantic": SIFT_FLOW_CLASSES, "geometric": SIFT_FLOW_GEOMETRIC_CLASSES},
+    )
+
+
+def _late_fusion_layers(*streams: str) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The reference's RGB-HHA net names each stream's layers by appending the modality with no
+    separator (``conv1_1color``, ``score_frhha``); fcnseg separates it (``conv1_1_color``)."""
+    rename = {f"{layer}{s}": f"{layer}_{s}" for s in streams
+              for layer in (*VGG16_TRUNK, "score_fr")}
+    return rename, (*rename, "upscore")
+
+
+_COLOR_HHA_RENAME, _COLOR_HHA_LAYERS = _late_fusion_layers("color", "hha")
+
+
+#: The ImageNet VGG16 (V1 layer format), from the Oxford VGG page.
+VGG16_IMAGENET = ReferenceModel(
+    "VGG_ILSVRC_16_layers", "vgg16", VGG16_TRUNK, None, "imagenet", url=OXFORD_VGG16_URL,
+    dropped=("fc8",),
+)
+
+REFERENCE_MODELS: dict[str, ReferenceModel] = {m.name: m for m in (
+    VGG16_IMAGENET,
+    # PASCAL VOC (seg11valid mean IU, from the paper / Caffe release)
+    _voc("fcn32s-heavy-pascal", "fcn32s", "fcn32s", 63.6),
+    _voc("fcn16s-heavy-pascal", "fcn16s", "fcn16s", 65.0),
+    _voc("fcn8s-heavy-pascal", "fcn8s", "fcn8s", 65.5),
+    # The at-once net scales pool4 and pool3 by fixed Scale layers (lr 0) before scoring.
+    _voc("fcn8s-atonce-pascal", "fcn8s_atonce", "fcn8s", 65.4,
+         fixed={"scale_pool4": 0.01, "scale_pool3": 0.0001}),
+    # PASCAL-Context, 59 classes + background: the VGG FCNs with 60 outputs.
+    _context("fcn32s"), _context("fcn16s"), _context("fcn8s"),
+    # NYUDv2 colour: FCN-32s with 40 outputs and the NYUD colour mean.
+    ReferenceModel("nyud-fcn32s-color-heavy", "nyud_fcn32s_color", VGG16_TRUNK + HEADS["fcn32s"],
+                   NYUD_CLASSES, "nyud", convention=NYUD_BGR,
+                   published={"mean_iu": 29.2, "split": "NYUDv2 test (RGB)"}),
+    # FCN-AlexNet (voc-fcn-alexnet): grouped conv2/4/5, 6×6 fc6, upscore 63/32.
+    ReferenceModel("fcn-alexnet-pascal", "fcn_alexnet", ALEXNET_TRUNK + ("score_fr", "upscore"),
+                   VOC_CLASSES, "voc", published={"mean_iu": 48.0, "split": "seg11valid"}),
+    ReferenceModel("nyud-fcn32s-hha-heavy", "nyud_fcn32s_hha", VGG16_TRUNK + HEADS["fcn32s"],
+                   NYUD_CLASSES, "nyud", convention=NYUD_HHA,
+                   published={"mean_iu": 24.2, "split": "NYUDv2 test (HHA)"}),
+    # RGB-HHA late fusion: two suffixed streams, one shared upscore.
+    ReferenceModel("nyud-fcn32s-color-hha-heavy", "nyud_fcn32s_color_hha", _COLOR_HHA_LAYERS,
+                   NYUD_CLASSES, "nyud", convention=NYUD_BGR, rename=_COLOR_HHA_RENAME,
+                   published={"mean_iu": 32.8, "split": "NYUDv2 test (RGB-HHA)"}),
+    # SIFT Flow: one trunk, semantic and geometric heads.
+    _siftflow("fcn32s"), _siftflow("fcn16s"), _siftflow("fcn8s"),
+)}
+
+
+def get_reference(name: str) -> ReferenceModel:
+    """The table entry for a reference model name (with or without ``.caffemodel``)."""
+    key = name.removesuffix(".caffemodel")
+    try:
+        return REFERENCE_MODELS[key]
+    except KeyError:
+        raise ValueError(f"unknown reference model {name!r}; known: "
+                         f"{sorted(REFERENCE_MODELS)}") from None

@@ -1,0 +1,324 @@
+"""Every form a user may pass as ``--checkpoint``, turned into a local checkpoint file.
+
+:func:`resolve_checkpoint` is what :func:`fcnseg.checkpoint.load_checkpoint` calls first:
+
+- a checkpoint file: itself;
+- a pretrained folder (``config.json`` and ``model.safetensors``), or a ``.safetensors`` file
+  written by ``fcnseg convert``: a checkpoint built from it once and cached
+  (``<cache>/checkpoints/``);
+- ``hf://user/repo[@revision]``: the folder from the Hub, through the Hugging Face cache
+  (``HF_HUB_CACHE``); with ``HF_HUB_OFFLINE=1`` only the cache is used.
+
+It reads files and writes plain checkpoint dicts; it builds no model, so the checkpoint module
+builds on it. Writing pretrained folders and the Hub upload are in :mod:`fcnseg.pretrained.hub`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fcnseg.conventions import get_convention
+from fcnseg.utils.download import cache_dir
+from fcnseg.utils.files import atomic_path, atomic_write
+from fcnseg.utils.typing import PathLike
+from fcnseg.utils.validate import describe, expect_mapping
+
+__all__ = [
+    "CONFIG_FORMAT",
+    "CONFIG_NAME",
+    "FORMAT",
+    "WEIGHTS_NAME",
+    "CheckpointSource",
+    "HubError",
+    "checkpoint_files",
+    "checkpoint_source",
+    "is_pretrained_spec",
+    "resolve_checkpoint",
+    "write_safetensors",
+]
+
+#: The format of fcnseg checkpoints (:mod:`fcnseg.checkpoint`), which this module writes too.
+FORMAT = "fcnseg.checkpoint/1"
+CONFIG_FORMAT = "fcnseg.pretrained/1"
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+METADATA_KEY = "fcnseg"  # the config, as JSON, in a .safetensors file's metadata
+HF_SPEC = re.compile(r"hf://(?P<repo>[\w.\-]+/[\w.\-]+)(?:@(?P<rev>[\w.\-/]+))?")
+
+
+class HubError(ValueError):
+    """A pretrained folder, ``.safetensors`` checkpoint or Hub repository cannot be used.
+
+    Not a :class:`~fcnseg.checkpoint.CheckpointError`: code that takes "not a checkpoint" to
+    mean "try it as a plain state dict" must not swallow a missing Hub repository."""
+
+
+def _checkpoint_from(config: Any, state_dict: dict[str, torch.Tensor], spec: str,
+                     where: str) -> dict[str, Any]:
+    """The checkpoint dict (see :mod:`fcnseg.checkpoint`) that a config describes, for the
+    ``--checkpoint`` value ``spec``; ``where`` names the config in errors (the user's
+    config.json, never the cached copy)."""
+    def bad(problem: str) -> HubError:
+        return HubError(f"{where}: {problem}"[:400])
+
+    def refused(message: str) -> HubError:  # expect_mapping's "FIELD: expected ..."
+        return HubError(message[:400])
+
+    config = expect_mapping(config, where, "a JSON object of fields", error=refused)
+    if config.get("format") != CONFIG_FORMAT:
+        raise bad(f"not an fcnseg pretrained config (format {config.get('format')!r}, "
+                  f"expected {CONFIG_FORMAT!r})")
+    missing = [k for k in ("arch", "build_kwargs", "input_convention", "classes")
+               if k not in config]
+    if missing:
+        raise bad(f"lacks the field(s) {', '.join(missing)}")
+    for key in ("build_kwargs", "input_convention", "classes", "metrics"):
+        if key != "metrics" or config.get(key) is not None:
+            expect_mapping(config.get(key), f"{where}: {key}", "a JSON object", error=refused)
+    try:
+        get_convention(config["input_convention"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise bad(f"input_convention: {e}") from None
+    classes = config["classes"]
+    missing = [k for k in ("names", "palette", "ignore_index") if k not in classes]
+    if missing:
+        raise bad(f"classes lacks the field(s) {', '.join(missing)}")
+    if not isinstance(classes["names"], list):
+        raise bad(f"classes.names: expected a list of names, got {describe(classes['names'])}")
+    model = {"arch": config["arch"], "build_kwargs": dict(config["build_kwargs"]),
+             "input_convention": dict(config["input_convention"])}
+    ignore_index = classes["ignore_index"]
+    with contextlib.suppress(TypeError, ValueError):  # else the checkpoint checks name it
+        ignore_index = int(ignore_index)
+    classes = {"names": [str(n) for n in classes["names"]], "palette": classes["palette"],
+               "ignore_index": ignore_index}
+    ckpt = {"format": FORMAT, "model_state_dict": state_dict, "model": model,
+            "classes": classes, "recipe": {"pretrained": spec}, "iteration": 0, "epoch": 0,
+            "metrics": dict(config.get("metrics") or {}), "state": {}}
+    return {**ckpt, **_calibration(config, bad, where)}
+
+
+def _calibration(config: Mapping[str, Any], bad: Any, where: str) -> dict[str, Any]:
+    """The temperature (and its fit) that ``fcnseg calibrate`` stored in a config, if any."""
+    if "temperature" not in config:
+        return {}
+    t = config["temperature"]
+    if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t) or t <= 0:
+        raise bad(f"temperature: expected a positive number, got {t!r}")
+    calibration = expect_mapping(config.get("calibration") or {}, f"{where}: calibration",
+                                 "a JSON object", error=lambda message: HubError(message[:400]))
+    return {"temperature": float(t), "calibration": dict(calibration)}
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors import safe_open  # optional extra (fcnseg[hub])
+    from safetensors.torch import load_file
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = dict(f.metadata() or {})
+        return load_file(str(path)), metadata
+    except Exception as e:  # truncated or not safetensors
+        raise HubError(f"{path}: cannot be read as safetensors ({type(e).__name__}: {e})") \
+            from e
+
+
+
+def write_safetensors(path: PathLike, tensors: Mapping[str, torch.Tensor],
+                      metadata: Mapping[str, str] | None = None) -> Path:
+    """Write ``tensors`` as a ``.safetensors`` file, whole or not at all (an earlier file there
+    is kept). A full disk is a :class:`~fcnseg.utils.files.DiskFullError` and any other failure
+    a RuntimeError, each one line naming ``path``."""
+    from safetensors import SafetensorError  # optional extra (fcnseg[hub] or [safetensors])
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            try:
+                save_file(dict(tensors), str(tmp), metadata=dict(metadata or {}))
+            except SafetensorError as e:
+                # safetensors gives the OS error as text only ("No space left on device").
+                if any(text in str(e) for text in _DISK_FULL_TEXTS):
+                    raise OSError(errno.ENOSPC, str(e)) from e
+                raise
+    except (OSError, SafetensorError) as e:  # a DiskFullError (a RuntimeError) passes
+        kept = f"the previous {path.name} is intact" if path.exists() else "nothing was written"
+        raise RuntimeError(f"cannot write {path}: {e}; {kept}") from e
+    return path
+
+
+# How safetensors reports a full disk: as text only.
+_DISK_FULL_TEXTS = ("No space left on device", "Disk quota exceeded", "StorageFull",
+                    "os error 28", "os error 122")
+
+
+def _read_folder(folder: Path, where: str) -> dict[str, Any]:
+    config_path, weights = folder / CONFIG_NAME, folder / WEIGHTS_NAME
+    for p in (config_path, weights):
+        if not p.is_file():
+            runs = [c.name for c in (folder / "best.pt", folder / "last.pt") if c.is_file()]
+            hint = f"; for a training run, pass {folder / runs[0]}" if runs else ""
+            raise HubError(f"{where}: no {p.name} in {folder} (a pretrained folder holds "
+                           f"{CONFIG_NAME} and {WEIGHTS_NAME}){hint}")
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise HubError(f"{config_path}: not valid JSON ({e})") from e
+    state_dict, _ = _read_safetensors(weights)
+    named = checkpoint_source(where)
+    return _checkpoint_from(config, state_dict, where,
+                            named.config if named else str(config_path))
+
+
+def _read_safetensors_checkpoint(path: Path) -> dict[str, Any]:
+    state_dict, metadata = _read_safetensors(path)
+    if METADATA_KEY not in metadata:
+        raise HubError(f"{path}: a .safetensors file without fcnseg's description in its "
+                       f"metadata; convert it with `fcnseg convert` or save it with "
+                       f"fcnseg.hub.save_pretrained")
+    try:
+        config = json.loads(metadata[METADATA_KEY])
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise HubError(f"{path}: its fcnseg metadata is not valid JSON ({e})") from e
+    named = checkpoint_source(path)
+    return _checkpoint_from(config, state_dict, str(path),
+                            named.config if named else str(path))
+
+
+def _hf_folder(spec: str) -> Path:
+    """The local folder (Hugging Face cache snapshot) of ``hf://user/repo[@revision]``."""
+    m = HF_SPEC.fullmatch(spec)
+    if m is None:
+        raise HubError(f"{spec}: not a Hub reference; write hf://user/repo or "
+                       f"hf://user/repo@revision")
+    repo, revision = m["repo"], m["rev"]
+    try:
+        # optional extra (fcnseg[hub]); imported here so that checkpoints need no Hub client
+        from huggingface_hub import errors as hf_errors
+        from huggingface_hub import hf_hub_download
+    except ImportError:
+        raise HubError(f"{spec}: hf:// checkpoints need huggingface_hub "
+                       f"(pip install 'fcnseg[hub]')") from None
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    cache = os.environ.get("HF_HUB_CACHE") or None
+    where = f"{repo}" + (f" at revision {revision!r}" if revision else "")
+    paths = []
+    for name in (CONFIG_NAME, WEIGHTS_NAME):
+        try:
+            paths.append(Path(hf_hub_download(repo, name, revision=revision, cache_dir=cache,
+                                              local_files_only=offline)))
+        except hf_errors.RevisionNotFoundError as e:
+            raise HubError(f"{spec}: revision {revision!r} not found in {repo}") from e
+        except hf_errors.RepositoryNotFoundError as e:
+            raise HubError(f"{spec}: no Hub repository {repo!r} (or it is private: log in "
+                           f"with `hf auth login`)") from e
+        except hf_errors.LocalEntryNotFoundError as e:
+            mode = "offline (HF_HUB_OFFLINE)" if offline else "the Hub could not be reached"
+            raise HubError(
+                f"{spec}: {name} of {where} is not in the Hugging Face cache "
+                f"({cache or 'default cache'}) and {mode}. Fetch it once with network, or "
+                f"pass a local folder holding {CONFIG_NAME} and {WEIGHTS_NAME}."
+            ) from e
+        except hf_errors.EntryNotFoundError as e:
+            raise HubError(f"{spec}: {where} has no {name}; it is not an fcnseg model") from e
+        except (hf_errors.HfHubHTTPError, OSError) as e:
+            raise HubError(f"{spec}: download failed ({type(e).__name__}: {e})") from e
+    return paths[0].parent
+
+
+def is_pretrained_spec(spec: PathLike) -> bool:
+    """Whether ``spec`` is a Hub reference, a pretrained folder or a ``.safetensors`` file
+    (rather than a plain checkpoint file)."""
+    s = os.fspath(spec)
+    if s.startswith("hf://"):
+        return True
+    p = Path(s)
+    return p.is_dir() or (p.suffix == ".safetensors" and p.is_file())
+
+
+@dataclass(frozen=True)
+class CheckpointSource:
+    """How errors name the user's own files behind a pretrained ``--checkpoint`` (which is
+    read through a cached copy): ``config`` for its description, ``weights`` for its tensors."""
+
+    config: str
+    weights: str
+
+
+def checkpoint_source(spec: PathLike) -> CheckpointSource | None:
+    """The user's files behind a pretrained ``spec`` as errors name them; None for a plain
+    checkpoint file (which is its own source). Reads nothing."""
+    s = os.fspath(spec)
+    if s.startswith("hf://"):
+        return CheckpointSource(f"{s} ({CONFIG_NAME})", f"{s} ({WEIGHTS_NAME})")
+    path = Path(s)
+    if path.is_dir():
+        return CheckpointSource(str(path / CONFIG_NAME), str(path / WEIGHTS_NAME))
+    if path.suffix == ".safetensors" and path.is_file():
+        return CheckpointSource(f"{path} (its fcnseg metadata)", str(path))
+    return None
+
+
+def checkpoint_files(spec: PathLike) -> list[Path]:
+    """The files on this machine that ``spec`` is read from: a checkpoint file itself, a
+    pretrained folder's config and weights, or those of ``hf://`` in the Hugging Face cache
+    (fetched first, as :func:`resolve_checkpoint` does)."""
+    s = os.fspath(spec)
+    folder = _hf_folder(s) if s.startswith("hf://") else Path(s)
+    if folder.is_dir():
+        return [f for f in (folder / CONFIG_NAME, folder / WEIGHTS_NAME) if f.is_file()]
+    return [folder]
+
+
+def _materialised(sources: Sequence[Path], build: Any) -> Path:
+    """A checkpoint file built by ``build()`` once for these source files (keyed by their real
+    paths, sizes and modification times) and kept in the cache."""
+    h = hashlib.sha256()
+    for src in sources:
+        real = src.resolve()
+        st = real.stat()
+        h.update(f"{real}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    out_dir = cache_dir() / "checkpoints"
+    out = out_dir / f"{h.hexdigest()[:24]}.pt"
+    if out.is_file():
+        return out
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt = build()
+    with atomic_write(out) as f:
+        torch.save(ckpt, f)
+    return out
+
+
+def resolve_checkpoint(spec: PathLike) -> Path:
+    """A local checkpoint file for anything a user may pass as ``--checkpoint``.
+
+    Plain files are returned as they are; pretrained folders, fcnseg ``.safetensors`` files and
+    ``hf://user/repo[@revision]`` are turned into a cached checkpoint (built once per version
+    of the files). Errors name the spec and what is wrong.
+    """
+    s = os.fspath(spec)
+    if s.startswith("hf://"):
+        folder = _hf_folder(s)
+        return _materialised([folder / CONFIG_NAME, folder / WEIGHTS_NAME],
+                             lambda: _read_folder(folder, s))
+    path = Path(s)
+    if path.is_dir():
+        return _materialised([path / CONFIG_NAME, path / WEIGHTS_NAME]
+                             if (path / CONFIG_NAME).is_file() and (path / WEIGHTS_NAME).is_file()
+                             else [path], lambda: _read_folder(path, s))
+    if path.suffix == ".safetensors" and path.is_file():
+        return _materialised([path], lambda: _read_safetensors_checkpoint(path))
+    return path

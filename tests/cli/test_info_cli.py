@@ -208,3 +208,19 @@ def test_a_damaged_checkpoint_is_still_called_so(checkpoint, tmp_path, capsys) -
     damaged.write_bytes(checkpoint[0].read_bytes()[:2000])
     assert main(["info", str(damaged)]) == 2
     assert "truncated or corrupt" in capsys.readouterr().err
+
+
+def test_a_multi_band_model_is_described_by_its_bands_not_as_rgb(tmp_path, capsys) -> None:
+    from fcnseg.conventions import band_convention
+    from fcnseg.models import build_model
+
+    convention = band_convention(["red", "green", "blue", "nir", "swir1"], [8000.0] * 5,
+                                 [300.0] * 5)
+    model = build_model("fcn8s", num_classes=3, input_convention=convention, width=0.0625,
+                        fc_channels=16, geometry="same")
+    path = save_checkpoint(tmp_path / "bands.pt", model, class_names=CLASSES, palette=voc_palette())
+    assert main(["info", str(path)]) == 0
+    lines = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines())
+    assert "RGB" not in lines["input"] and "0-255" not in lines["input"]
+    assert "5 bands (red, green, blue, nir, swir1)" in lines["input"]
+    assert "raw values, each band minus its mean, over its std" in lines["input"]

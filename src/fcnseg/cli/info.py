@@ -173,6 +173,10 @@ def _run_file_summary(rec: dict[str, Any]) -> list[str]:
 
 def _convention_text(convention: dict[str, Any]) -> str:
     text = convention.get("name", "-")
+    if convention.get("bands"):  # raw band values, standardised band by band
+        bands = list(convention["bands"])
+        return (f"{len(bands)} bands ({', '.join(bands)}): raw values, each band minus its mean, "
+                f"over its std")
     if convention.get("channel_order"):
         scale = "0-1" if convention.get("scale") not in (1, 1.0) else "0-255"
         text += f" ({convention['channel_order']} {scale}, minus the mean"

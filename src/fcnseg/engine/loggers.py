@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from fcnseg.data.rasters import display_rgb
+from fcnseg.inference.runner import InferenceRunner
 from fcnseg.utils.files import atomic_write
 
 __all__ = ["LOGGERS", "CsvLog", "MlflowLog", "open_loggers", "prediction_previews"]
@@ -139,17 +140,15 @@ def prediction_previews(model: nn.Module, dataset: Any, palette: np.ndarray, *,
         return []
     colours = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)
     strips = []
-    was_training = model.training
-    model.eval()
-    try:
+    runner = InferenceRunner(model, device=device or "cpu", precision="fp32", prepare=False)
+    with runner.session():
         for position, index in enumerate(indices[:count]):
             image, label = load(index)
             inputs = dataset[position][0]
             if not (isinstance(image, np.ndarray) and isinstance(label, np.ndarray)
                     and isinstance(inputs, torch.Tensor) and image.ndim == 3):
                 return []
-            with torch.no_grad():
-                scores = model(inputs.unsqueeze(0).to(device or "cpu"))
+            scores = runner.forward(inputs.unsqueeze(0))
             if not isinstance(scores, torch.Tensor):
                 return []
             pred = scores[0].argmax(0).cpu().numpy()
@@ -160,6 +159,4 @@ def prediction_previews(model: nn.Module, dataset: Any, palette: np.ndarray, *,
                                   getattr(base, "rgb_bands", None))
             strips.append(np.concatenate([picture, colours[label.clip(0, 255)],
                                           colours[pred]], axis=1))
-    finally:
-        model.train(was_training)
     return strips

@@ -238,3 +238,20 @@ def test_labels_are_the_argmax_of_the_blended_sums_first_class_on_ties():
     sums = np.random.default_rng(0).normal(size=(5, 20, 40)).astype(np.float32)[:, :, 3:31]
     sums[:, 0, 0] = 1.0  # a tie between every class
     np.testing.assert_array_equal(_argmax_classes(sums), sums.argmax(0))
+
+
+def test_a_plain_tiff_is_segmented_without_georeferencing_warnings(tmp_path):
+    import warnings
+
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "plain.tif", scene(60, 50, bands=5), photometric="minisblack",
+                     planarconfig="contig")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", rasterio.errors.NotGeoreferencedWarning)
+        outcome = predict_raster(tile_fn(local_model(5)), tmp_path / "plain.tif",
+                                 tmp_path / "out.tif", CLASSES, SETTINGS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(outcome.output) as ds:
+            assert ds.crs is None and (ds.height, ds.width) == (60, 50)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import json
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -226,7 +227,8 @@ class _Outputs:
     def _create(self, kind: str, path: Path) -> None:
         import rasterio
 
-        with rasterio.open(path, "w", **self._profile(kind)) as ds:
+        with _without_georeferencing_warning(), rasterio.open(path, "w",
+                                                              **self._profile(kind)) as ds:
             names = self.classes if kind == "probs" else [
                 "class" if kind == "label" else "entropy"]
             for i, name in enumerate(names):
@@ -237,8 +239,20 @@ class _Outputs:
         import rasterio
 
         with contextlib.ExitStack() as stack:
+            stack.enter_context(_without_georeferencing_warning())
             yield {kind: stack.enter_context(rasterio.open(path, "r+"))
                    for kind, path in self.paths.items()}
+
+
+@contextlib.contextmanager
+def _without_georeferencing_warning() -> Iterator[None]:
+    """The outputs of a plain TIFF have no georeferencing either, as they should: rasterio's
+    warning about it would only be noise."""
+    import rasterio
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        yield
 
 
 def _argmax_classes(sums: np.ndarray) -> np.ndarray:
@@ -436,7 +450,7 @@ def merge_parts(source: PathLike, out: PathLike, classes: Sequence[str],
             r0, r1 = ys[k0], ys[k1] if k1 < len(ys) else info.height
             names = _Outputs(part, info, classes, settings, fresh=False).paths
             for kind, ds in datasets.items():
-                with rasterio.open(names[kind]) as src:
+                with _without_georeferencing_warning(), rasterio.open(names[kind]) as src:
                     for r in range(r0, r1, step):
                         for c in range(0, info.width, step):
                             w = Window(c, r, min(step, info.width - c), min(step, r1 - r))

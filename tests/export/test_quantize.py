@@ -29,10 +29,12 @@ def synthetic_checkpoint(tiny_checkpoint) -> Path:
 
 @pytest.fixture(scope="module")
 def int8_model(synthetic_checkpoint, tmp_path_factory) -> Path:
-    """The tiny model quantized with a validation set (every layer int8)."""
+    """The tiny model quantized with a validation set (every layer int8, full-range weights
+    whatever this CPU)."""
     out = tmp_path_factory.mktemp("int8") / "model.int8.onnx"
     assert main(["quantize", str(synthetic_checkpoint), "--calib", CALIB, "--val", VAL,
-                 "--out", str(out), "--keep-float", "none", "--max-drop", "100"]) == 0
+                 "--out", str(out), "--keep-float", "none", "--max-drop", "100",
+                 "--no-reduce-range"]) == 0
     return out
 
 
@@ -283,3 +285,35 @@ def test_the_engine_failing_on_a_model_is_one_line(synthetic_checkpoint, tmp_pat
     assert len(err.splitlines()) == 1
     assert "onnxruntime cannot quantize this model" in err and "conv1_1" in err
     assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize("flags, warns", [({"avx2", "avx512_vnni"}, False),
+                                          ({"avx2", "avx512bw"}, True)])
+def test_a_full_range_int8_model_warns_only_on_a_cpu_without_vnni(int8_model, monkeypatch,
+                                                                   flags, warns) -> None:
+    import warnings
+
+    from fcnseg.inference import Segmenter
+    from fcnseg.utils.hardware import CpuInfo
+
+    monkeypatch.setattr("fcnseg.models.exported.cpu_info",
+                        lambda: CpuInfo("a CPU", frozenset(flags)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        Segmenter.from_checkpoint(int8_model)
+    lines = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)
+             and "int8 dot products" in str(w.message)]
+    assert len(lines) == int(warns)
+    if warns:
+        assert "--reduce-range" in lines[0] and str(int8_model) in lines[0]
+        assert "\n" not in lines[0]
+
+
+def test_a_reduce_range_int8_model_never_warns_about_saturation() -> None:
+    from fcnseg.models.exported import int8_kernel_warning
+
+    no_vnni = {"avx2", "avx512bw"}
+    assert int8_kernel_warning("m.onnx", {"reduce_range": True, "exact_without_vnni": True},
+                               no_vnni) is None
+    assert int8_kernel_warning("m.onnx", {"reduce_range": False,
+                                          "exact_without_vnni": False}, no_vnni)

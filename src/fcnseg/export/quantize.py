@@ -33,6 +33,7 @@ from fcnseg.export.common import ExportError
 from fcnseg.export.onnx_export import append_argmax, export_onnx
 from fcnseg.metrics import confusion_matrix, scores
 from fcnseg.utils.files import atomic_write_bytes
+from fcnseg.utils.hardware import INT8_DOT_FLAGS
 from fcnseg.utils.typing import PathLike
 
 __all__ = [
@@ -49,10 +50,8 @@ __all__ = [
 ]
 
 ENGINE = "onnxruntime"
-#: /proc/cpuinfo flags of int8 dot products that sum u8·s8 products in 32 bits.
-INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
-#: Without them, x86 int8 kernels (``vpmaddubsw``) add each pair of u8·s8 products into a
-#: saturating int16.
+#: Without int8 dot products (INT8_DOT_FLAGS), x86 int8 kernels (``vpmaddubsw``) add each pair
+#: of u8·s8 products into a saturating int16.
 INT16_MAX = 32767
 #: ``keep_float`` choices: decide by measurement, all layers int8, or the sensitive ones float.
 KEEP_FLOAT = ("auto", "none", "sensitive")

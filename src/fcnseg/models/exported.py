@@ -19,7 +19,8 @@ probabilities are 0 or 1.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ from torch import nn
 
 from fcnseg.conventions import InputConvention, get_convention
 from fcnseg.models.preprocess import Preprocess
+from fcnseg.utils.hardware import INT8_DOT_FLAGS, cpu_info
 from fcnseg.weightfiles.artifacts import RAW_PIXELS, ArtifactError, onnx_session
 
 __all__ = ["ArtifactModel", "artifact_model"]
@@ -78,6 +80,10 @@ def artifact_model(ckpt: Mapping[str, Any], *, threads: int | None = None) -> Ar
     art = ckpt["artifact"]
     path = str(ckpt["path"])
     quantized = bool(art.get("quantization"))
+    if quantized:
+        warning = int8_kernel_warning(path, art["quantization"], cpu_info().flags)
+        if warning:
+            warnings.warn(warning, RuntimeWarning, stacklevel=2)
     if art["kind"] == "onnx":
         run = _onnx_runner(path, threads)
         runtime = "onnxruntime"
@@ -93,6 +99,20 @@ def artifact_model(ckpt: Mapping[str, Any], *, threads: int | None = None) -> Ar
         labels_out=art.get("outputs") == "labels",
         precision="int8" if quantized else "fp32",
     ).eval()
+
+
+def int8_kernel_warning(path: str, record: Any, flags: Iterable[str]) -> str | None:
+    """One line when an int8 model runs on a CPU without int8 dot products (VNNI) and its
+    weights can saturate that CPU's kernels (full-range weights: ``fcnseg quantize`` without
+    ``--reduce-range``), so the accuracy its gate measured may not hold here; else None."""
+    if not isinstance(record, Mapping) or set(INT8_DOT_FLAGS) & set(flags):
+        return None
+    if record.get("exact_without_vnni", record.get("reduce_range", False)):
+        return None
+    return (f"{path}: this CPU has no int8 dot products (VNNI), and the model's full-range "
+            f"int8 weights can saturate its int8 kernels, so the accuracy measured when it was "
+            f"quantized may not hold here; check it with fcnseg evaluate, or quantize it with "
+            f"--reduce-range")
 
 
 def _onnx_runner(path: str, threads: int | None) -> Any:
@@ -112,8 +132,6 @@ def _onnx_runner(path: str, threads: int | None) -> Any:
 
 
 def _torchscript_runner(path: str) -> Any:
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         module = torch.jit.load(path, map_location="cpu").eval()

@@ -32,6 +32,9 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 #: /proc/cpuinfo flags that mean bfloat16 dot products in hardware.
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+#: /proc/cpuinfo flags of int8 dot products that sum u8·s8 products in 32 bits (without them,
+#: x86 int8 kernels add each pair of products into a saturating int16 first).
+INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 
 
 @dataclass(frozen=True)

@@ -255,3 +255,50 @@ def test_a_plain_tiff_is_segmented_without_georeferencing_warnings(tmp_path):
         warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
         with rasterio.open(outcome.output) as ds:
             assert ds.crs is None and (ds.height, ds.width) == (60, 50)
+
+
+def test_the_preview_blends_the_labels_over_the_rgb_bands_at_a_bounded_size(tmp_path,
+                                                                           monkeypatch):
+    import tifffile
+    from PIL import Image
+
+    import fcnseg.inference.rasters as rasters
+    from fcnseg.data.palette import voc_palette
+
+    monkeypatch.setattr(rasters, "PREVIEW_SIDE", 40)
+    array = scene(130, 70, bands=5)
+    array[..., 2] = 1000  # green flat: the stretch leaves it at 0
+    tifffile.imwrite(tmp_path / "in.tif", array, photometric="minisblack",
+                     planarconfig="contig")
+    label = np.zeros((130, 70), np.uint8)
+    label[:, 35:] = 1
+    label[:10] = NODATA_LABEL
+    with rasterio.open(tmp_path / "label.tif", "w", driver="GTiff", height=130, width=70,
+                       count=1, dtype="uint8") as ds:
+        ds.write(label[None])
+    bands = ["nir", "red", "green", "blue", "swir1"]
+    path = rasters.write_raster_preview(tmp_path / "in.tif", tmp_path / "label.tif",
+                                        tmp_path / "in_overlay.png", voc_palette(), bands=bands,
+                                        alpha=1.0, exclude=[0])
+    picture = np.asarray(Image.open(path))
+    assert picture.shape == (33, 18, 3)  # every 4th pixel: at most 40 on the longest side
+    assert (picture[3:, 9:] == voc_palette()[1]).all()  # class 1 in its colour
+    left = picture[3:, :9].astype(int)  # class 0 excluded: the picture, red from band 1
+    assert left[..., 0].max() == 255 and (left[..., 1] == 0).all()
+    stretched = rasters.display_rgb(array[::4, ::4], bands, ("red", "green", "blue"))
+    np.testing.assert_array_equal(picture[:3], stretched[:3])  # nodata: the picture
+
+
+def test_predict_command_writes_a_picture_beside_the_label_raster(make_checkpoint,
+                                                                 smooth_image, tmp_path):
+    from PIL import Image
+
+    from fcnseg.cli.main import main
+
+    write_tif(tmp_path / "scene.tif", smooth_image)
+    out = tmp_path / "out"
+    assert main(["predict", "--checkpoint", str(make_checkpoint("same")),
+                 str(tmp_path / "scene.tif"), "--out", str(out), "--no-progress",
+                 "--precision", "fp32"]) == 0
+    with Image.open(out / "scene_overlay.png") as picture:
+        assert picture.size == smooth_image.shape[1::-1] and picture.mode == "RGB"

@@ -51,6 +51,7 @@ from fcnseg.inference.rasters import (
     predict_raster,
     segmenter_tile_fn,
     tile_count,
+    write_raster_preview,
 )
 from fcnseg.inference.visualize import COLORMAPS, background_classes
 
@@ -337,7 +338,28 @@ def _segment_rasters(args: argparse.Namespace, seg: Segmenter, work: _Work, out_
         problem = _predict_raster(seg, path, out_dir / f"{name}.tif", tiles, args,
                                   work.protected, ranks, work.share)
         if work.share is None or ranks.is_main:  # rank 0 counts the raster it merged
+            if problem is None:
+                problem = _raster_preview(seg, path, out_dir / f"{name}.tif", args)
             tally.count(problem)
+
+
+def _raster_preview(seg: Segmenter, path: Path, out: Path, args: argparse.Namespace) -> str | None:
+    """``NAME_overlay.png`` beside a label raster: its labels over the input's picture, at
+    most :data:`~fcnseg.inference.rasters.PREVIEW_SIDE` pixels a side (a problem as one line)."""
+    preview = out.with_name(f"{out.stem}_overlay.png")
+    if preview.is_file() and preview.stat().st_mtime >= out.stat().st_mtime:
+        return None  # written with this label raster
+    exclude = () if args.blend_background else tuple(
+        background_classes(seg.class_names, seg.background_class))
+    try:
+        with open_raster(path) as reader:
+            bands = model_bands(seg, reader.info)
+        write_raster_preview(path, out, preview, seg.palette, bands=bands,
+                             band_names=seg.input_convention.bands, alpha=args.alpha,
+                             exclude=exclude)
+    except ImageError as e:
+        return str(e)
+    return None
 
 
 def _segment_images(args: argparse.Namespace, seg: Segmenter, work: _Work, out_dir: Path,

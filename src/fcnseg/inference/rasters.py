@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fcnseg.data.rasters import RasterInfo, RasterReader, open_raster
+from fcnseg.data.rasters import RasterInfo, RasterReader, display_rgb, open_raster
 from fcnseg.inference.sliding import window_starts
 from fcnseg.utils.files import atomic_write
 from fcnseg.utils.keyed import first_of
@@ -589,3 +589,55 @@ def segmenter_tile_fn(segmenter: Any, info: RasterInfo) -> TileFn:
             batch = np.round(batch / 257.0).astype(np.uint8)
         return first_of(segmenter.logits(segmenter.preprocess(list(batch))))  # the first head's
     return run
+
+
+#: The longest side of the picture written beside a label raster.
+PREVIEW_SIDE = 2048
+#: Rows of the input read at a time for the picture (memory: rows × width × bands).
+_PREVIEW_ROWS = 256
+
+
+def write_raster_preview(source: PathLike, label_path: PathLike, out: PathLike,
+                         palette: np.ndarray, *, bands: Sequence[str] | None = None,
+                         band_names: Sequence[str] | None = None, alpha: float = 0.5,
+                         exclude: Sequence[int] = ()) -> Path:
+    """``out``: a PNG of the raster at ``source`` with the labels of ``label_path`` blended
+    over it (``alpha``; classes in ``exclude`` and nodata left as the picture), every
+    ``step``-th pixel so that its longest side is at most :data:`PREVIEW_SIDE`. The picture is
+    the bands named red, green and blue (``bands`` selects them by the file's band names;
+    ``band_names`` names the bands read where the file does not), each stretched from its
+    2nd to its 98th percentile, or the first band so stretched in grey.
+    Read by strips: memory is set by the preview and the raster's width, not its height."""
+    import rasterio
+    from PIL import Image
+
+    from fcnseg.inference.visualize import overlay
+
+    with open_raster(source, bands=bands) as reader:
+        info = reader.info
+        step = max(1, -(-max(info.height, info.width) // PREVIEW_SIDE))
+        rows = max(step, _PREVIEW_ROWS // step * step)
+        strips = [reader.read(r, 0, min(rows, info.height - r), info.width)[::step, ::step]
+                  for r in range(0, info.height, rows)]
+    image = np.concatenate(strips, axis=0)
+    names = list(band_names or bands or info.band_names or [])
+    have = {n.lower() for n in names}
+    rgb = ("red", "green", "blue") if have >= {"red", "green", "blue"} else None
+    picture = display_rgb(image, names or None, rgb)
+    with _without_georeferencing_warning(), rasterio.open(label_path) as ds:
+        label = _decimated_label(ds, step)
+    keep = [*exclude, NODATA_LABEL]
+    path = Path(out)
+    with atomic_write(path) as tmp:
+        Image.fromarray(overlay(picture, label, palette, alpha, exclude=keep)).save(
+            tmp, format="PNG")
+    return path
+
+
+def _decimated_label(ds: Any, step: int) -> np.ndarray:
+    """Every ``step``-th pixel of band 1, read by strips of rows."""
+    from rasterio.windows import Window
+
+    rows = max(step, _PREVIEW_ROWS // step * step)
+    return np.concatenate([ds.read(1, window=Window(0, r, ds.width, min(rows, ds.height - r)))
+                           [::step, ::step] for r in range(0, ds.height, rows)], axis=0)

@@ -13,8 +13,8 @@ A graph that takes raw pixels (``input_pixels`` = ``"rgb_0_255"`` in its metadat
 ``fcnseg export`` and ``fcnseg quantize`` write) is fed the pixels as they are; a graph taking
 normalised input (``"normalized"``) gets them through the model's
 :class:`~fcnseg.models.preprocess.Preprocess` first; a graph that ends in an argmax
-(``outputs`` = ``"labels"``) answers with one-hot logits, so that labels are exact and
-probabilities are 0 or 1.
+(``outputs`` = ``"labels"``) answers with one-hot logits scaled by :data:`LABEL_LOGIT`, so that
+labels are exact and probabilities (after a softmax) are exactly 0 or 1.
 """
 
 from __future__ import annotations
@@ -33,6 +33,11 @@ from fcnseg.utils.hardware import INT8_DOT_FLAGS, cpu_info
 from fcnseg.weightfiles.artifacts import RAW_PIXELS, ArtifactError, onnx_session
 
 __all__ = ["ArtifactModel", "artifact_model"]
+
+#: The logit of the class a labels-only graph answers (0 for the others): large enough that a
+#: softmax gives exactly 1 and 0 in float32 (e^-1000 underflows), so that heatmaps, uncertainty
+#: and calibration say "certain" instead of softmax([1, 0, 0]) = 0.58.
+LABEL_LOGIT = 1000.0
 
 
 class ArtifactModel(nn.Module):
@@ -71,7 +76,7 @@ class ArtifactModel(nn.Module):
         if self.labels_out:
             labels = out.long()
             out = torch.zeros(labels.shape[0], self.num_classes, *labels.shape[1:])
-            out.scatter_(1, labels.unsqueeze(1), 1.0)
+            out.scatter_(1, labels.unsqueeze(1), LABEL_LOGIT)
         return out.float().to(device)
 
 

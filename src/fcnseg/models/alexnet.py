@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fcnseg.conventions import CAFFE_BGR, TORCHVISION_RGB, InputConvention, get_convention
+from fcnseg.conventions import CAFFE_BGR, TORCHVISION_RGB, InputConvention
 from fcnseg.models.geometry import CoordMap, trace
 from fcnseg.models.head import AlignedUpsampling
 from fcnseg.models.trunk import ConvolutionalizedTrunk
@@ -38,9 +38,8 @@ from fcnseg.models.upsample import bilinear_upsampling
 from fcnseg.models.weights import (
     WeightsError,
     copy_convolutionalized,
-    model_bands,
+    copy_imagenet_trunk,
     read_state_dict,
-    widen_first_conv,
 )
 from fcnseg.utils.typing import PathLike
 
@@ -189,23 +188,14 @@ def load_alexnet_weights(
         raise WeightsError(f"{path}: torchvision's AlexNet weights need "
                            f"fcn_alexnet(variant='torchvision')")
     mapping = torchvision_alexnet_key_map(model)
-    own = model.state_dict()
-    sd = read_state_dict(path)
-    for ours in ("backbone.fc6.weight", "backbone.fc7.weight"):
-        theirs = mapping[ours]
-        if theirs in sd and sd[theirs].numel() == own[ours].numel():
-            sd[theirs] = sd[theirs].reshape(own[ours].shape)  # Linear → convolution
-    bands = model_bands(model)
-    if bands is not None:  # a multi-band model keeps its bands' convention
-        widen_first_conv(sd, "features.0.weight", "features.0.bias", bands, convention)
-    copy_convolutionalized(model, path, sd, mapping, "torchvision AlexNet")
-    if bands is None:
-        model.input_convention = get_convention(convention)
-    return model
+    return copy_imagenet_trunk(model, path, read_state_dict(path), mapping, "torchvision AlexNet",
+                               convention)
 
 
 #: The Caffe ImageNet AlexNet's (``bvlc_alexnet``) weighted layers that the FCN keeps.
 CAFFE_ALEXNET_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7")
+CAFFE_ALEXNET_KEYS = {f"{n}.{kind}": f"{n}.{kind}" for n in CAFFE_ALEXNET_LAYERS
+                      for kind in ("weight", "bias")}
 
 
 def load_alexnet_caffe_weights(
@@ -222,13 +212,9 @@ def load_alexnet_caffe_weights(
     if "conv1.weight" not in model.state_dict():
         raise WeightsError(f"{path}: Caffe AlexNet weights need fcn_alexnet(variant='caffe')")
     sd = read_alexnet_caffemodel(path) if path.suffix == ".caffemodel" else read_state_dict(path)
-    bands = model_bands(model)
-    if bands is not None:  # a multi-band model keeps its bands' convention
-        widen_first_conv(sd, "conv1.weight", "conv1.bias", bands, convention or CAFFE_BGR)
-    copy_alexnet_caffe_weights(model, path, sd)
-    if convention is not None and bands is None:
-        model.input_convention = get_convention(convention)
-    return model
+    return copy_imagenet_trunk(model, path, sd, CAFFE_ALEXNET_KEYS, "Caffe AlexNet",
+                               convention or CAFFE_BGR, record=convention is not None,
+                               first_conv=("conv1.weight", "conv1.bias"))
 
 
 def read_alexnet_caffemodel(path: PathLike) -> dict[str, torch.Tensor]:
@@ -254,11 +240,4 @@ def copy_alexnet_caffe_weights(model: nn.Module, path: Path,
                                sd: Mapping[str, torch.Tensor]) -> None:
     """Copy a Caffe AlexNet state dict (:func:`read_alexnet_caffemodel`) into ``model``,
     reshaping the InnerProduct fc6/fc7; errors name ``path`` and the offending keys."""
-    own = model.state_dict()
-    sd = dict(sd)
-    for key in ("fc6.weight", "fc7.weight"):
-        if key in sd and key in own and sd[key].numel() == own[key].numel():
-            sd[key] = sd[key].reshape(own[key].shape)  # (out, in·6·6) → (out, in, 6, 6)
-    mapping = {f"{n}.{kind}": f"{n}.{kind}" for n in CAFFE_ALEXNET_LAYERS
-               for kind in ("weight", "bias")}
-    copy_convolutionalized(model, path, sd, mapping, "Caffe AlexNet")
+    copy_convolutionalized(model, path, sd, CAFFE_ALEXNET_KEYS, "Caffe AlexNet")

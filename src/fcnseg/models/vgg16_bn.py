@@ -12,15 +12,9 @@ from pathlib import Path
 
 from torch import nn
 
-from fcnseg.conventions import TORCHVISION_RGB, InputConvention, get_convention
+from fcnseg.conventions import TORCHVISION_RGB, InputConvention
 from fcnseg.models.vgg import VGG16_BLOCKS
-from fcnseg.models.weights import (
-    WeightsError,
-    copy_convolutionalized,
-    model_bands,
-    read_state_dict,
-    widen_first_conv,
-)
+from fcnseg.models.weights import WeightsError, copy_imagenet_trunk, read_state_dict
 from fcnseg.utils.typing import PathLike
 
 __all__ = ["VGG16_BN_CONV_INDICES", "load_vgg16_bn_weights", "vgg16_bn_key_map"]
@@ -63,13 +57,6 @@ def load_vgg16_bn_weights(
     path = Path(path)
     if not getattr(model, "batch_norm", False):
         raise WeightsError(f"{path}: vgg16_bn weights need a model built with batch_norm=True")
-    sd = read_state_dict(path)
-    bands = model_bands(model)
-    if bands is not None:  # a multi-band model keeps its bands' convention
-        widen_first_conv(sd, "features.0.weight", "features.0.bias", bands, convention)
     # Files saved before PyTorch 0.4.1 lack num_batches_tracked; it is only a counter.
-    copy_convolutionalized(model, path, sd, vgg16_bn_key_map(), "vgg16_bn",
-                           optional=("num_batches_tracked",))
-    if bands is None:
-        model.input_convention = get_convention(convention)
-    return model
+    return copy_imagenet_trunk(model, path, read_state_dict(path), vgg16_bn_key_map(), "vgg16_bn",
+                               convention, optional=("num_batches_tracked",))

@@ -31,6 +31,7 @@ __all__ = [
     "InitReport",
     "WeightsError",
     "copy_convolutionalized",
+    "copy_imagenet_trunk",
     "describe_mismatch",
     "first_conv_keys",
     "init_from",
@@ -246,12 +247,24 @@ def load_backbone_weights(
             f"convention='caffe_bgr' (BGR, 0-255, mean subtracted) or 'torchvision_rgb' "
             f"(RGB, [0, 1], ImageNet mean/std)"
         )
+    return copy_imagenet_trunk(model, path, sd, vgg16_torchvision_keys(), "VGG16", conv)
+
+
+def copy_imagenet_trunk(
+    model: nn.Module, path: Path, sd: dict[str, torch.Tensor], mapping: Mapping[str, str],
+    what: str, convention: InputConvention | str, *, record: bool = True,
+    first_conv: tuple[str, str | None] = ("features.0.weight", "features.0.bias"),
+    optional: tuple[str, ...] = (),
+) -> nn.Module:
+    """:func:`copy_convolutionalized` for a colour ImageNet file trained on ``convention``: a
+    colour model records that convention (when ``record``); a multi-band model keeps its own and
+    gets the file's ``first_conv`` (weight, bias keys) widened to its bands first."""
     bands = model_bands(model)
-    if bands is not None:  # a multi-band model keeps its bands' convention
-        widen_first_conv(sd, "features.0.weight", "features.0.bias", bands, conv)
-    copy_convolutionalized(model, path, sd, vgg16_torchvision_keys(), "VGG16")
-    if bands is None:
-        model.input_convention = conv
+    if bands is not None:
+        widen_first_conv(sd, *first_conv, bands, convention)
+    copy_convolutionalized(model, path, sd, mapping, what, optional)
+    if bands is None and record:
+        model.input_convention = get_convention(convention)
     return model
 
 
@@ -279,8 +292,9 @@ def copy_convolutionalized(
         if src not in sd:
             continue
         t = sd[src]
-        if dst in ("fc6.weight", "fc7.weight") and dst in own and t.numel() == own[dst].numel():
-            t = t.reshape(own[dst].shape)  # Linear (out, in·7·7) → convolution (out, in, 7, 7)
+        fc = dst.endswith(("fc6.weight", "fc7.weight"))
+        if fc and dst in own and t.numel() == own[dst].numel():
+            t = t.reshape(own[dst].shape)  # Linear (out, in·k·k) → convolution (out, in, k, k)
         if dst not in own:
             bad.append(f"{src}: model has no {dst}")
         elif t.shape != own[dst].shape:

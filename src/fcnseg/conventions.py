@@ -14,20 +14,6 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = [
-    "CAFFE_BGR",
-    "HHA_MEAN",
-    "LOG_DEPTH_MEAN",
-    "NYUD_BGR",
-    "NYUD_HHA",
-    "PASCAL_CONTEXT_BGR",
-    "SIFTFLOW_BGR",
-    "TORCHVISION_RGB",
-    "InputConvention",
-    "band_convention",
-    "get_convention",
-]
-
 
 @dataclass(frozen=True)
 class InputConvention:

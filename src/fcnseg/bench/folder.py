@@ -16,8 +16,6 @@ from PIL import Image
 from fcnseg.data import SyntheticSegmentation
 from fcnseg.utils.typing import PathLike
 
-__all__ = ["write_synthetic_folder"]
-
 
 def write_synthetic_folder(
     root: PathLike, train: int = 240, val: int = 60, size: int | tuple[int, int] = 320,

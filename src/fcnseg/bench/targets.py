@@ -24,9 +24,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["BenchmarkRun", "Target", "format_target", "format_targets_table",
-           "parse_targets", "print_target", "run_benchmark", "run_command"]
-
 _LINE = re.compile(r"^TARGET\s+(?P<name>\S+)\s+(?P<fields>.*)$")
 
 

@@ -17,19 +17,6 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = [
-    "OtherLoad",
-    "Timing",
-    "agreement",
-    "count_flops",
-    "matmul_peak",
-    "matmul_variants",
-    "peak_rss_mb",
-    "reset_peak_rss",
-    "synchronize",
-    "time_interleaved",
-]
-
 
 @dataclass(frozen=True)
 class Timing:
@@ -238,7 +225,6 @@ class OtherLoad:
     def __enter__(self) -> OtherLoad:
         self._machine = _cpu_ticks()
         self._own = time.process_time()
-        self._wall = time.perf_counter()
         return self
 
     def __exit__(self, *exc: object) -> None:

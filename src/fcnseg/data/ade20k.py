@@ -21,8 +21,6 @@ from fcnseg.data.io import check_label_values, read_label
 from fcnseg.data.layout import find_dataset_dir
 from fcnseg.utils.typing import PathLike
 
-__all__ = ["ADE20K", "ADE20K_CLASSES", "ADE20K_PALETTE", "find_ade20k_dir"]
-
 ADE20K_CLASSES: tuple[str, ...] = (
     "wall", "building", "sky", "floor", "tree", "ceiling", "road", "bed", "windowpane", "grass",
     "cabinet", "sidewalk", "person", "earth", "door", "table", "mountain", "plant", "curtain",

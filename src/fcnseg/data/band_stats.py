@@ -27,8 +27,6 @@ from fcnseg.data.rasters import nodata_mask, open_raster
 from fcnseg.utils.download import cache_dir as fcnseg_cache_dir
 from fcnseg.utils.files import atomic_write_bytes
 
-__all__ = ["SAMPLE_PIXELS", "BandStats", "band_statistics", "format_band_table"]
-
 #: Pixels sampled over the whole dataset for the percentiles of float images.
 SAMPLE_PIXELS = 2_000_000
 _CACHE_VERSION = 1

@@ -18,8 +18,6 @@ from fcnseg.data.synthetic import SyntheticSegmentation
 from fcnseg.data.voc import VOCSegmentation
 from fcnseg.utils.validate import expect_mapping
 
-__all__ = ["DATASET_NAMES", "build_dataset"]
-
 #: Accepted values of ``spec["name"]`` and the fields each one needs.
 DATASET_NAMES: dict[str, tuple[str, ...]] = {
     "synthetic": ("num_images",),

@@ -14,8 +14,6 @@ from fcnseg.data.base import SegmentationDataset
 from fcnseg.data.errors import DataError
 from fcnseg.utils.keyed import keyed
 
-__all__ = ["HeadCounts", "Problem", "ScanReport", "scan_dataset"]
-
 
 @dataclass
 class Problem:
@@ -59,11 +57,6 @@ class ScanReport:
     @property
     def ok(self) -> bool:
         return not self.problems
-
-    def frequencies(self) -> np.ndarray:
-        """Share of each class among the labelled (non-ignored) pixels."""
-        total = self.class_pixels.sum()
-        return self.class_pixels / total if total else np.zeros_like(self.class_pixels, float)
 
 
 class _Scan(Dataset):

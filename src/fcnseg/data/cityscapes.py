@@ -20,9 +20,6 @@ from fcnseg.data.io import read_label
 from fcnseg.data.layout import find_dataset_dir
 from fcnseg.utils.typing import PathLike
 
-__all__ = ["CITYSCAPES_CLASSES", "CITYSCAPES_LABEL_IDS", "CITYSCAPES_PALETTE", "Cityscapes",
-           "find_cityscapes_dir"]
-
 CITYSCAPES_CLASSES: tuple[str, ...] = (
     "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
     "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train",

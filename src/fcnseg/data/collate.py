@@ -11,8 +11,6 @@ import torch
 from fcnseg.data.modalities import COLOR, pad_values
 from fcnseg.utils.keyed import keyed, unkeyed
 
-__all__ = ["collate_segmentation"]
-
 
 def _tensor(x: Any) -> torch.Tensor:
     return x if torch.is_tensor(x) else torch.as_tensor(np.asarray(x))

@@ -22,9 +22,6 @@ from fcnseg.data.voc import find_voc_dir
 from fcnseg.utils.download import download, extract_archive
 from fcnseg.utils.typing import PathLike
 
-__all__ = ["ARCHIVES", "Archive", "download_nyud", "download_pascal_context", "download_sbd",
-           "download_siftflow", "download_voc"]
-
 
 @dataclass(frozen=True)
 class Archive:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["BAD_SAMPLE_HINT", "DataError"]
-
 #: What a user can do about a bad sample; every :class:`DataError` ends with it by default.
 BAD_SAMPLE_HINT = (
     "run 'fcnseg check-data' to list every bad sample, or set data.skip_bad: true to train "

@@ -55,15 +55,6 @@ from fcnseg.utils.typing import PathLike
 from fcnseg.utils.validate import expect_mapping
 from fcnseg.utils.yaml_errors import yaml_problem
 
-__all__ = [
-    "IMAGE_EXTENSIONS",
-    "MASK_EXTENSIONS",
-    "RASTER_EXTENSIONS",
-    "FolderSegmentation",
-    "check_folder_fields",
-    "load_folder_config",
-]
-
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff", ".gif")
 RASTER_EXTENSIONS = (*IMAGE_EXTENSIONS, ".jp2")

@@ -23,9 +23,6 @@ from fcnseg.data.images import (
 )
 from fcnseg.utils.typing import PathLike
 
-__all__ = ["MAX_PIXELS", "check_label_values", "read_image", "read_label", "read_mat_label",
-           "read_raw", "remap_values"]
-
 #: Images larger than this many pixels are refused as possible decompression bombs (Pillow's own
 #: default limit). Raise it (``fcnseg.data.io.MAX_PIXELS = ...``) for genuinely huge images;
 #: ``None`` leaves only Pillow's own limit.

@@ -6,9 +6,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["BACKGROUND_NAMES", "DISTINCT_COLOURS", "VOC_CLASSES", "VOC_IGNORE_INDEX",
-           "background_indices", "colorize", "distinct_palette", "palette_for", "voc_palette"]
-
 VOC_CLASSES: tuple[str, ...] = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
     "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",

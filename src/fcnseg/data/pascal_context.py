@@ -27,15 +27,6 @@ from fcnseg.data.io import read_mat_label
 from fcnseg.data.layout import find_dataset_dir, read_split, read_utf8
 from fcnseg.utils.typing import PathLike
 
-__all__ = [
-    "PASCAL_CONTEXT_BGR",
-    "PASCAL_CONTEXT_CLASSES",
-    "PascalContext",
-    "find_context_dir",
-    "find_voc2010_dir",
-    "read_label_names",
-]
-
 #: The 60 outputs of the 59-class task: 0 is background (every label outside the 59).
 PASCAL_CONTEXT_CLASSES: tuple[str, ...] = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",

@@ -31,8 +31,6 @@ from fcnseg.data.io import check_label_values
 from fcnseg.data.rasters import RasterInfo, grid_problem, nodata_mask, open_raster
 from fcnseg.utils.windows import window_starts
 
-__all__ = ["SAMPLINGS", "RasterWindows"]
-
 SAMPLINGS = ("random", "grid")
 
 

@@ -42,19 +42,6 @@ from fcnseg.data.images import (
 )
 from fcnseg.utils.typing import PathLike
 
-__all__ = [
-    "RASTER_DTYPES",
-    "RasterInfo",
-    "RasterReader",
-    "open_raster",
-    "raster_dtype",
-    "display_rgb",
-    "grid_problem",
-    "nodata_mask",
-    "raster_info",
-    "read_raster",
-]
-
 #: The sample types rasters are returned in; every other type is converted to float32.
 RASTER_DTYPES: tuple[np.dtype, ...] = (np.dtype(np.uint8), np.dtype(np.uint16),
                                        np.dtype(np.float32))

@@ -13,8 +13,6 @@ from fcnseg.data.layout import find_dataset_dir, read_split
 from fcnseg.data.palette import VOC_CLASSES, VOC_IGNORE_INDEX
 from fcnseg.utils.typing import PathLike
 
-__all__ = ["SBDSegmentation", "find_sbd_dir", "read_sbd_mat"]
-
 
 def find_sbd_dir(root: PathLike) -> Path:
     """Locate ``benchmark_RELEASE/dataset`` given it, ``benchmark_RELEASE`` or their parent."""

@@ -27,16 +27,6 @@ from fcnseg.data.io import check_label_values, read_image, read_mat_label
 from fcnseg.data.layout import find_dataset_dir, read_split
 from fcnseg.utils.typing import PathLike
 
-__all__ = [
-    "SIFTFLOW_BGR",
-    "SIFTFLOW_EXCLUDED_CLASSES",
-    "SIFTFLOW_EXCLUDED_IDS",
-    "SIFTFLOW_GEOMETRIC_CLASSES",
-    "SIFTFLOW_SEMANTIC_CLASSES",
-    "SIFTFlow",
-    "find_siftflow_dir",
-]
-
 SIFTFLOW_SEMANTIC_CLASSES: tuple[str, ...] = (
     "awning", "balcony", "bird", "boat", "bridge", "building", "bus", "car", "cow", "crosswalk",
     "desert", "door", "fence", "field", "grass", "moon", "mountain", "person", "plant", "pole",

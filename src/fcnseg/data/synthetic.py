@@ -17,8 +17,6 @@ from PIL import Image
 
 from fcnseg.data.base import SegmentationDataset, Transform
 
-__all__ = ["SYNTHETIC_CLASSES", "SyntheticSegmentation"]
-
 SYNTHETIC_CLASSES: tuple[str, ...] = (
     "background", "disc", "rectangle", "triangle", "bar", "ring", "blob",
 )

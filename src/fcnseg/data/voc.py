@@ -10,8 +10,6 @@ from fcnseg.data.layout import find_dataset_dir, read_split, read_utf8, say_once
 from fcnseg.data.palette import VOC_CLASSES, VOC_IGNORE_INDEX, distinct_palette
 from fcnseg.utils.typing import PathLike
 
-__all__ = ["VOCSegmentation", "find_voc_dir"]
-
 
 def find_voc_dir(root: PathLike, year: str) -> Path:
     """Locate ``VOC<year>`` given it, ``VOCdevkit`` or the folder holding ``VOCdevkit``.

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-__all__ = ["AmbiguousClassName", "class_by_name", "class_index", "find_class", "parse_classes",
-           "shown_token"]
-
 
 class AmbiguousClassName(ValueError):
     """A name that matches several classes once case is ignored, and none exactly."""

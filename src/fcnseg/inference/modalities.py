@@ -19,15 +19,6 @@ from pathlib import Path
 
 from fcnseg.inference.segmenter import Prediction, Segmenter
 
-__all__ = [
-    "CompanionNotFoundError",
-    "companion_candidates",
-    "find_companion",
-    "given_modality",
-    "is_companion_file",
-    "segment_modalities",
-]
-
 
 class CompanionNotFoundError(FileNotFoundError):
     """An image's file of another modality is not where the convention or folder says."""

@@ -26,13 +26,6 @@ from fcnseg.models.head import BACKBONE_NAMES, VARIANTS, SkipHead, edge_upsampli
 from fcnseg.models.identity import ModelIdentity
 from fcnseg.models.trunk import BackboneError, trunk_channels, trunk_coord_maps
 
-__all__ = [
-    "backbone_fcn",
-    "fcn_custom_backbone",
-    "fcn_from_backbone",
-    "fcn_from_factory",
-]
-
 
 def backbone_fcn(
     backbone: nn.Module,

@@ -25,15 +25,6 @@ from torch import nn
 
 from fcnseg.models.trunk import BackboneError
 
-__all__ = [
-    "ALLOW_ENV",
-    "allow_factory_modules",
-    "allowed_factory_modules",
-    "backbone_factory",
-    "factory_path",
-    "resolve_factory",
-]
-
 #: Environment variable holding comma-separated module names allowed to be imported.
 ALLOW_ENV = "FCNSEG_ALLOW_FACTORIES"
 

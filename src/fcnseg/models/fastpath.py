@@ -42,17 +42,6 @@ from torch import nn
 
 from fcnseg.models.upsample import BilinearUpsampling, is_bilinear
 
-__all__ = [
-    "GemmConv2d",
-    "PackedConv2d",
-    "SeparableBilinearUpsampling",
-    "conv_gemm",
-    "is_plain",
-    "make_plain",
-    "optimize",
-    "plain_copy",
-]
-
 #: Upper bound on one im2col buffer (elements); larger inputs are processed in bands of rows.
 _MAX_COLUMN_ELEMENTS = 1 << 24
 

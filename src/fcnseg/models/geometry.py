@@ -22,15 +22,6 @@ from dataclasses import dataclass
 
 from torch import nn
 
-__all__ = [
-    "IDENTITY",
-    "CoordMap",
-    "crop_offset",
-    "deconv_padding_for",
-    "output_size",
-    "trace",
-]
-
 
 @dataclass(frozen=True)
 class CoordMap:

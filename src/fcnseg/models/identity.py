@@ -15,8 +15,6 @@ from typing import Any
 from fcnseg.conventions import InputConvention, get_convention
 from fcnseg.models.preprocess import Preprocess
 
-__all__ = ["DescribedModel", "ModelIdentity"]
-
 
 @dataclass
 class ModelIdentity:

@@ -16,8 +16,6 @@ from typing import Any
 
 from torch import nn
 
-__all__ = ["KeyMap", "use_reference_keys"]
-
 
 class KeyMap:
     """Pairs ``(module path prefix, reference prefix)``, e.g. ``("trunk.", "")`` and

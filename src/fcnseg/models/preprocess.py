@@ -22,8 +22,6 @@ from torch import nn
 
 from fcnseg.conventions import LOG_DEPTH_MEAN, NYUD_HHA, InputConvention, get_convention
 
-__all__ = ["COLOR", "ChannelNormalize", "LogDepth", "Preprocess", "with_preprocess"]
-
 #: The colour modality's key: normalised by the model's input convention.
 COLOR = "color"
 

@@ -30,14 +30,6 @@ from fcnseg.models.weights import (
 )
 from fcnseg.utils.typing import PathLike
 
-__all__ = [
-    "RESNET_DEPTHS",
-    "BasicBlock",
-    "Bottleneck",
-    "ResNet",
-    "ResNetBackbone",
-    "load_resnet_weights",
-]
 
 def _conv3x3(in_ch: int, out_ch: int, stride: int = 1, dilation: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=dilation, dilation=dilation,

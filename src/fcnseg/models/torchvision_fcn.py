@@ -24,11 +24,6 @@ from fcnseg.models.resnet import ResNet
 from fcnseg.models.weights import WeightsError, describe_mismatch, read_state_dict
 from fcnseg.utils.typing import PathLike
 
-__all__ = [
-    "FCNHead",
-    "TorchvisionFCN",
-    "load_torchvision_fcn_weights",
-]
 
 class FCNHead(nn.Sequential):
     """torchvision's FCN head: 3×3 conv (no bias) to ``in_channels // 4`` – BN – ReLU –

@@ -31,15 +31,6 @@ from torch import nn
 from fcnseg.models.geometry import CoordMap
 from fcnseg.utils.validate import expect_mapping
 
-__all__ = [
-    "STRIDES",
-    "BackboneError",
-    "ConvolutionalizedTrunk",
-    "trunk_channels",
-    "trunk_coord_maps",
-    "trunk_features",
-]
-
 #: The nominal strides of the features an FCN head fuses, finest first.
 STRIDES = (8, 16, 32)
 

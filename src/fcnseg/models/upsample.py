@@ -15,8 +15,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["BilinearUpsampling", "bilinear_kernel", "bilinear_upsampling", "is_bilinear"]
-
 
 def bilinear_kernel(size: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """2-D bilinear interpolation kernel of ``size``×``size``.

@@ -19,8 +19,6 @@ from torch import nn
 from fcnseg.models.geometry import CoordMap, trace
 from fcnseg.models.trunk import ConvolutionalizedTrunk
 
-__all__ = ["GEOMETRIES", "VGG16_BLOCKS", "VGG16Trunk"]
-
 GEOMETRIES = ("caffe", "same")
 
 #: VGG16's convolution blocks: (number of 3×3 convolutions, output channels).

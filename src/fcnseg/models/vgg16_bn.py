@@ -17,8 +17,6 @@ from fcnseg.models.vgg import VGG16_BLOCKS
 from fcnseg.models.weights import WeightsError, copy_imagenet_trunk, read_state_dict
 from fcnseg.utils.typing import PathLike
 
-__all__ = ["VGG16_BN_CONV_INDICES", "load_vgg16_bn_weights", "vgg16_bn_key_map"]
-
 #: ``features.{i}`` indices of the 13 convolutions in torchvision's vgg16_bn.
 VGG16_BN_CONV_INDICES = (0, 3, 7, 10, 14, 17, 20, 24, 27, 30, 34, 37, 40)
 
@@ -57,6 +55,5 @@ def load_vgg16_bn_weights(
     path = Path(path)
     if not getattr(model, "batch_norm", False):
         raise WeightsError(f"{path}: vgg16_bn weights need a model built with batch_norm=True")
-    # Files saved before PyTorch 0.4.1 lack num_batches_tracked; it is only a counter.
     return copy_imagenet_trunk(model, path, read_state_dict(path), vgg16_bn_key_map(), "vgg16_bn",
-                               convention, optional=("num_batches_tracked",))
+                               convention)

@@ -254,15 +254,15 @@ def copy_imagenet_trunk(
     model: nn.Module, path: Path, sd: dict[str, torch.Tensor], mapping: Mapping[str, str],
     what: str, convention: InputConvention | str, *, record: bool = True,
     first_conv: tuple[str, str | None] = ("features.0.weight", "features.0.bias"),
-    optional: tuple[str, ...] = (),
 ) -> nn.Module:
     """:func:`copy_convolutionalized` for a colour ImageNet file trained on ``convention``: a
     colour model records that convention (when ``record``); a multi-band model keeps its own and
-    gets the file's ``first_conv`` (weight, bias keys) widened to its bands first."""
+    gets the file's ``first_conv`` (weight, bias keys) widened to its bands first. Files saved
+    before PyTorch 0.4.1 lack BatchNorm's ``num_batches_tracked``; it is only a counter."""
     bands = model_bands(model)
     if bands is not None:
         widen_first_conv(sd, *first_conv, bands, convention)
-    copy_convolutionalized(model, path, sd, mapping, what, optional)
+    copy_convolutionalized(model, path, sd, mapping, what, optional=("num_batches_tracked",))
     if bands is None and record:
         model.input_convention = get_convention(convention)
     return model

@@ -12,8 +12,6 @@ import torch
 
 from fcnseg.utils.keyed import keyed, unkeyed
 
-__all__ = ["same_size_batches", "to_device"]
-
 
 def to_device(x: Any, device: torch.device | str, *, channels_last: bool = False) -> Any:
     """A tensor, or each tensor of a dict (inputs per modality, labels per head), on ``device``

@@ -17,16 +17,6 @@ from pathlib import Path
 
 import torch
 
-__all__ = [
-    "PRECISIONS",
-    "CpuInfo",
-    "auto_precision",
-    "cpu_info",
-    "cuda_capability",
-    "default_channels_last",
-    "resolve_precision",
-]
-
 #: The precisions an inference entry point accepts.
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -47,7 +37,7 @@ class CpuInfo:
     @property
     def native_bf16(self) -> bool:
         """Whether the CPU has bfloat16 instructions (AVX512-BF16 or AMX-BF16)."""
-        return any(flag in self.flags for flag in BF16_CPU_FLAGS)
+        return bool(self.bf16_flags)
 
     @property
     def bf16_flags(self) -> list[str]:

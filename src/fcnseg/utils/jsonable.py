@@ -9,8 +9,6 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["json_safe"]
-
 
 def json_safe(value: Any) -> Any:
     """``value`` with NaN and infinities as None (JSON has no NaN, and other tools reject

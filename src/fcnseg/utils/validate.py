@@ -7,8 +7,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["describe", "expect_mapping", "fields_of"]
-
 
 def expect_mapping(value: object, where: str, what: str = "a mapping", *,
                    error: Callable[[str], Exception] = ValueError) -> Mapping[str, Any]:

@@ -3,8 +3,6 @@ tiled raster prediction and the windows of a raster training set."""
 
 from __future__ import annotations
 
-__all__ = ["window_starts"]
-
 
 def window_starts(size: int, window: int, stride: int) -> list[int]:
     """Start offsets of windows of ``window`` pixels every ``stride`` pixels covering ``size``.

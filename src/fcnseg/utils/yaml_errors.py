@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import yaml
 
-__all__ = ["yaml_problem"]
-
 
 def yaml_problem(error: yaml.YAMLError) -> str:
     """``line L, column C: PROBLEM`` for a PyYAML error (1-based, where the parser stopped),

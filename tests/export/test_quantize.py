@@ -317,3 +317,40 @@ def test_a_reduce_range_int8_model_never_warns_about_saturation() -> None:
                                no_vnni) is None
     assert int8_kernel_warning("m.onnx", {"reduce_range": False,
                                           "exact_without_vnni": False}, no_vnni)
+
+
+def _band_checkpoint(path: Path) -> Path:
+    from fcnseg.checkpoint import save_checkpoint
+    from fcnseg.conventions import band_convention
+    from fcnseg.data.palette import voc_palette
+    from fcnseg.models import build_model
+
+    convention = band_convention(["red", "green", "blue", "nir", "swir1"], [8000.0] * 5,
+                                 [300.0] * 5)
+    model = build_model("fcn8s", num_classes=3, input_convention=convention, width=0.0625,
+                        fc_channels=16, geometry="same")
+    return save_checkpoint(path, model, class_names=["soil", "pond", "shed"],
+                           palette=voc_palette())
+
+
+def test_a_multi_band_model_is_refused_in_one_line_naming_its_bands(tmp_path, capsys) -> None:
+    path = _band_checkpoint(tmp_path / "bands.pt")
+    assert main(["quantize", str(path), "--calib", CALIB, "--out",
+                 str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "5 bands (red, green, blue, nir, swir1)" in err and "RGB images" in err
+    assert "takes RGB images (3 bands)" not in err  # not blamed on the calibration images
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_info_says_a_multi_band_export_takes_its_bands_raw_values(tmp_path, capsys) -> None:
+    path, out = _band_checkpoint(tmp_path / "bands.pt"), tmp_path / "bands.onnx"
+    assert main(["export", "--checkpoint", str(path), "--format", "onnx", "--out", str(out),
+                 "--height", "32", "--width", "32"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    exported = [line for line in capsys.readouterr().out.splitlines()
+                if line.startswith("exported:")]
+    assert exported and "the raw values of its 5 bands" in exported[0]
+    assert "RGB" not in exported[0]

@@ -249,7 +249,8 @@ def _describe_artifact(lines: list[str], rec: dict[str, Any]) -> None:
     """Turn a checkpoint's summary lines into those of an exported model file."""
     artifact = rec["artifact"]
     lines[0] = f"model file:  {rec['path']}"
-    lines[4] = f"exported:    {artifact_text(artifact)}"
+    bands = ((rec.get("model") or {}).get("input_convention") or {}).get("bands")
+    lines[4] = f"exported:    {artifact_text(artifact, bands)}"
     lines[-1] = f"size:        {rec['file_bytes'] / 1e6:.1f} MB on disk"
     if artifact.get("quantization"):
         lines.insert(-1, f"int8:        {quantization_text(artifact['quantization'])}")
@@ -258,12 +259,14 @@ def _describe_artifact(lines: list[str], rec: dict[str, Any]) -> None:
                          f"(applied inside the graph)")
 
 
-def artifact_text(artifact: dict[str, Any]) -> str:
-    """What an exported model file is, takes and answers, in a line."""
+def artifact_text(artifact: dict[str, Any], bands: list[str] | None = None) -> str:
+    """What an exported model file is, takes and answers, in a line (``bands``: a
+    multi-band model's, whose raw values it takes instead of RGB pixels)."""
     kind = {"onnx": "ONNX", "torchscript": "TorchScript"}.get(artifact.get("kind"), "?")
     if artifact.get("quantization"):
         kind = "int8 " + kind
-    takes = ("RGB pixels 0-255 (normalised inside)" if artifact.get("input_pixels") ==
+    raw = f"the raw values of its {len(bands)} bands" if bands else "RGB pixels 0-255"
+    takes = (f"{raw} (normalised inside)" if artifact.get("input_pixels") ==
              "rgb_0_255" else "normalised input")
     gives = "uint8 labels" if artifact.get("outputs") == "labels" else "float logits"
     version = artifact.get("fcnseg_version")

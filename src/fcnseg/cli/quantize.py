@@ -177,6 +177,11 @@ def run(args: argparse.Namespace) -> int:
     seg = Segmenter.from_checkpoint(path, device="cpu")
     if seg.runtime is not None:
         raise ValueError(f"{path}: already an exported model; quantize its checkpoint (.pt)")
+    bands = seg.input_convention.bands
+    if bands is not None:  # calibration, the gate and the int8 graph read RGB images
+        raise ValueError(f"{path}: a model of {len(bands)} bands ({', '.join(bands)}): int8 "
+                         f"quantization takes models of RGB images; run it from its checkpoint "
+                         f"or its float ONNX export (fcnseg export)")
     from fcnseg.checkpoint import load_checkpoint
 
     recipe = load_checkpoint(path).get("recipe") or {}

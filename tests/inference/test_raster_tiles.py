@@ -13,6 +13,7 @@ from torch import nn
 
 from fcnseg.inference.rasters import (
     NODATA_LABEL,
+    RasterJob,
     TileSettings,
     blend_profile,
     predict_raster,
@@ -199,7 +200,7 @@ def test_shares_of_the_tile_rows_joined_equal_one_run(tmp_path):
     predict_raster(run, tmp_path / "in.tif", tmp_path / "one.tif", CLASSES, settings)
     for k in range(3):
         predict_raster(run, tmp_path / "in.tif", part_path(tmp_path / "out.tif", k), CLASSES,
-                       settings, part=(k, 3))
+                       settings, RasterJob(part=(k, 3)))
     merge_parts(tmp_path / "in.tif", tmp_path / "out.tif", CLASSES, settings, 3)
     for name in ("", "_probs"):
         with rasterio.open(tmp_path / f"out{name}.tif") as a, \

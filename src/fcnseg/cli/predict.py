@@ -42,6 +42,7 @@ from fcnseg.inference.files import (
 from fcnseg.inference.modalities import given_modality, is_companion_file, segment_modalities
 from fcnseg.inference.pipeline import OutputOptions, predict_files, write_predictions
 from fcnseg.inference.rasters import (
+    RasterJob,
     TileSettings,
     merge_parts,
     model_bands,
@@ -451,10 +452,9 @@ def _predict_raster_part(seg: Segmenter, path: Path, out: Path, tiles: TileSetti
         total = tile_count(info.height, info.width, tiles)
         with tqdm(total=total, unit="tile", disable=args.no_progress or None, file=sys.stderr,
                   desc=f"predict {path.name}") as bar:
-            outcome = predict_raster(run, path, out, seg.class_names, tiles,
-                                     bands=model_bands(seg, info),
-                                     model_id=str(Path(args.checkpoint)), progress=bar.update,
-                                     part=share)
+            job = RasterJob(bands=model_bands(seg, info), model_id=str(Path(args.checkpoint)),
+                            progress=bar.update, part=share)
+            outcome = predict_raster(run, path, out, seg.class_names, tiles, job)
     except ImageError as e:
         return str(e)
     if outcome.skipped:

@@ -45,6 +45,7 @@ from fcnseg.utils.validate import fields_of
 
 __all__ = [
     "NODATA_LABEL",
+    "RasterJob",
     "RasterOutcome",
     "TileSettings",
     "RASTER_SUFFIXES",
@@ -340,17 +341,32 @@ def _nodata(window: np.ndarray, nodata: float | None) -> np.ndarray | None:
     return nodata_mask(window, nodata)
 
 
+@dataclass(frozen=True)
+class RasterJob:
+    """What a :func:`predict_raster` run reads, how it is recorded and which share it writes.
+
+    Attributes:
+        bands: band names to read (None: all, in file order).
+        model_id: names the model in the resumption record (another model starts anew).
+        progress: called with the number of tiles done after each batch.
+        part: ``(k, n)``: write only the k-th of n shares of the tile rows (one process's
+            share under torchrun; :func:`merge_parts` joins the shares). ``out`` then holds
+            the whole grid with only that share's rows written.
+    """
+
+    bands: Sequence[str] | None = None
+    model_id: str = ""
+    progress: Callable[[int], None] | None = None
+    part: tuple[int, int] | None = None
+
+
 def predict_raster(
     run: TileFn,
     source: PathLike,
     out: PathLike,
     classes: Sequence[str],
     settings: TileSettings = TileSettings(),
-    *,
-    bands: Sequence[str] | None = None,
-    model_id: str = "",
-    progress: Callable[[int], None] | None = None,
-    part: tuple[int, int] | None = None,
+    job: RasterJob = RasterJob(),
 ) -> RasterOutcome:
     """Segment the raster ``source`` tile by tile into the label GeoTIFF ``out`` (module doc).
 
@@ -360,12 +376,7 @@ def predict_raster(
         out: the label raster to write (``.tif``).
         classes: the class names (the probability bands' descriptions).
         settings: tile, overlap, batch and extra outputs.
-        bands: band names to read (None: all, in file order).
-        model_id: names the model in the resumption record (another model starts anew).
-        progress: called with the number of tiles done after each batch.
-        part: ``(k, n)``: write only the k-th of n shares of the tile rows (one process's
-            share under torchrun; :func:`merge_parts` joins the shares). ``out`` then holds
-            the whole grid with only that share's rows written.
+        job: bands read, resumption record, progress and share (:class:`RasterJob`).
 
     Raises:
         ImageError: the input cannot be read (one line naming it and, for a corrupt tile, where).
@@ -373,29 +384,25 @@ def predict_raster(
     import rasterio
 
     source, out = Path(source), Path(out)
-    fingerprint = _fingerprint(source, settings, classes, model_id)
-    fingerprint["part"] = list(part) if part is not None else None
+    fingerprint = _fingerprint(source, settings, classes, job.model_id)
+    fingerprint["part"] = list(job.part) if job.part is not None else None
     record = _read_sidecar(out, fingerprint)
     if record is not None and record.get("complete"):
         return RasterOutcome(out, 0, skipped=True)
-    with open_raster(source, bands=bands) as reader, \
+    with open_raster(source, bands=job.bands) as reader, \
             rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB):
         info = reader.info
         ys, xs, th, tw = tile_grid(info.height, info.width, settings.tile, settings.overlap)
-        k0, k1 = _share(len(ys), part)
+        k0, k1 = _share(len(ys), job.part)
         resume_row = max(int(record["rows_done"]) if record is not None else 0, ys[k0])
-        # The first tile row to run: the one whose final rows start at resume_row, less one,
-        # whose sums over the next row are needed again (its own rows are not rewritten).
-        first = max(0, next((k for k, y in enumerate(ys) if y >= resume_row), len(ys)) - 1)
-        if first < k0:
-            first = max(0, k0 - 1)
+        first = _first_tile_row(ys, k0, resume_row)
         outputs = _Outputs(out, info, classes, settings, fresh=record is None)
         if record is None:
             _write_sidecar(out, fingerprint, ys[k0] if k0 < len(ys) else 0, complete=k0 >= k1)
         carry = _Carry(out.parent)
         tiles = 0
         logits = _tile_logits(run, reader, ys, xs, range(first, k1), th, tw,
-                              settings.batch_size, progress)
+                              settings.batch_size, job.progress)
         try:
             for k in range(first, k1):
                 tiles += _tile_row(logits, info, outputs, carry, ys, xs, k, th, tw, settings,
@@ -409,6 +416,14 @@ def predict_raster(
     extra = tuple(p for kind, p in outputs.paths.items() if kind != "label")
     resumed = resume_row if record is not None else 0
     return RasterOutcome(out, tiles, resumed_from_row=resumed, extra_outputs=extra)
+
+
+def _first_tile_row(ys: Sequence[int], k0: int, resume_row: int) -> int:
+    """The first tile row to run: the one whose final rows start at ``resume_row``, less one,
+    whose sums over the next row are needed again (its own rows are not rewritten); never
+    before the share's first row ``k0`` less one."""
+    first = max(0, next((k for k, y in enumerate(ys) if y >= resume_row), len(ys)) - 1)
+    return max(first, k0 - 1, 0)
 
 
 def _share(rows: int, part: tuple[int, int] | None) -> tuple[int, int]:

@@ -90,3 +90,17 @@ def test_labelme_annotations_are_checked_as_read(tmp_path, capsys):
     assert main(["check-data", "--dataset", "labelme", "--root", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "labelme annotations at" in out and "box" in out
+
+
+def test_an_empty_split_list_is_warned_about(tmp_path, capsys):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    (tmp_path / "dataset.yaml").write_text("classes: [bg, fg]\n")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "images" / "a.png")
+    Image.fromarray(np.ones((8, 8), np.uint8)).save(tmp_path / "masks" / "a.png")
+    (tmp_path / "train.txt").write_text("a\n")
+    (tmp_path / "val.txt").write_text("")  # as an import of a few images can leave it
+    assert main(["check-data", "--dataset", "folder", "--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "warning: split 'val' holds no images" in out
+    assert "'train' holds no images" not in out

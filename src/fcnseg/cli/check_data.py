@@ -208,6 +208,9 @@ def run(args: argparse.Namespace) -> int:
     for split, n in split_counts.items():
         print(f"{split:<14} {n:>6}")
     print(f"{'checked':<14} {report.images:>6} distinct images")
+    for split in (s for s, n in split_counts.items() if n == 0):
+        print(f"warning: split {split!r} holds no images: a run that trains or validates on it "
+              f"stops before its first step")
     excluded = tuple(getattr(dataset, "excluded_ids", ()))
     if excluded:
         print(f"left out of every split: {', '.join(excluded)}")

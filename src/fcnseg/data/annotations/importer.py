@@ -178,12 +178,7 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
     say = report or (lambda line: None)
     found = read_annotations(fmt, src, options.images)
     out = Path(out)
-    existing = None
-    if (out / "dataset.yaml").is_file():  # importing more into a dataset: its classes stay
-        from fcnseg.data.folder import load_folder_config
-
-        existing = list(load_folder_config(out / "dataset.yaml").get("classes", ())) or None
-    labels = label_set_for(found, options, existing)
+    labels = label_set_for(found, options, _existing_classes(out))
     if len(labels.classes) > min(options.ignore_index, 256):
         raise ValueError(f"{len(labels.classes)} classes ({', '.join(labels.classes[:5])}, ...): "
                          f"masks hold at most {min(options.ignore_index, 256)} classes below the "
@@ -215,16 +210,29 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
                 if item.name in written and item.image_path is not None]
     val = _write_lists(out, result, options, imported)
     if not val and options.val_fraction > 0 and result.written:
-        # The split is by a hash of each name: a few images can all fall into train.
-        line = (f"{out / 'val.txt'}: no image fell into the validation split (about "
-                f"{options.val_fraction:g} of the names go there, chosen by a hash of the name): "
-                f"training with data.val on this folder would have nothing to validate on; "
-                f"import again with a larger --val-fraction")
+        line = _empty_val_line(out, options.val_fraction)
         result.warnings.append(line)
         say(f"warning: {line}")
     result.classes = list(labels.classes)
     _write_config(out, labels, palette)
     return result
+
+
+def _existing_classes(out: Path) -> list[str] | None:
+    """The classes of a dataset imported into ``out`` before (they keep their indices)."""
+    if not (out / "dataset.yaml").is_file():
+        return None
+    from fcnseg.data.folder import load_folder_config
+
+    return list(load_folder_config(out / "dataset.yaml").get("classes", ())) or None
+
+
+def _empty_val_line(out: Path, val_fraction: float) -> str:
+    # The split is by a hash of each name: a few images can all fall into train.
+    return (f"{out / 'val.txt'}: no image fell into the validation split (about "
+            f"{val_fraction:g} of the names go there, chosen by a hash of the name): "
+            f"training with data.val on this folder would have nothing to validate on; "
+            f"import again with a larger --val-fraction")
 
 
 def _import_one(item: AnnotatedImage, labels: LabelSet, options: ImportOptions, out: Path,

@@ -386,3 +386,13 @@ def test_an_empty_validation_split_stops_the_run_before_training_naming_it(
     with pytest.raises(ValueError, match=r"^data\.val: .*'val'.*no images.*data\.val=null"):
         train(config)
     assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_an_empty_training_split_is_one_line_naming_it(tmp_path: Path) -> None:
+    spec = write_folder_dataset(tmp_path / "data")
+    (tmp_path / "data" / "train.txt").write_text("")
+    recipe = tiny_recipe(data={"train": spec, "val": None}, train={"iterations": 2})
+    config = load_config(recipe, out=str(tmp_path / "run"))
+    with pytest.raises(ValueError, match=r"^data\.train: the 'train' split of .*data holds no "
+                                         r"images"):
+        train(config)

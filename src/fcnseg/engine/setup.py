@@ -346,6 +346,18 @@ def _init_from_file(model: nn.Module, init: str | Mapping[str, str]) -> None:
 # -- data ------------------------------------------------------------------------------------
 
 
+def _check_not_empty(field: str, dataset: Dataset, spec: dict[str, Any], split: str) -> None:
+    """One line naming the field and the split when ``dataset`` holds no images (an import
+    of a few images can leave a split list empty)."""
+    if len(dataset) > 0:  # type: ignore[arg-type]
+        return
+    split, where = spec.get("split") or split, spec.get("root") or spec.get("name")
+    fix = ("set data.val=null to train without validation" if field == "data.val"
+           else "point it at a split with images")
+    raise ValueError(f"{field}: the {split!r} split of {where} holds no images; list some image "
+                     f"names in its split list, or {fix}")
+
+
 def build_datasets(config: TrainConfig,
                    notes: list[str] | None = None) -> tuple[Dataset, Dataset | None]:
     """The training set (augmented) and the validation set (or None), checked: with
@@ -357,6 +369,7 @@ def build_datasets(config: TrainConfig,
     d = config.data
     train_spec = dict(d.train)
     train_ds = build_dataset(train_spec, split=train_spec.get("split") or "train")
+    _check_not_empty("data.train", train_ds, train_spec, "train")
     if d.crop_size == "auto":
         d.crop_size = _auto_crop(config, train_ds, notes)
     train_ds.transform = build_train_transform(
@@ -368,12 +381,7 @@ def build_datasets(config: TrainConfig,
         val_spec = dict(d.val)
         val_ds = build_dataset(val_spec, split=val_spec.get("split") or "val",
                                transform=build_eval_transform())
-        if len(val_ds) == 0:  # type: ignore[arg-type]
-            split, where = val_spec.get("split") or "val", val_spec.get("root") or val_spec["name"]
-            raise ValueError(f"data.val: the {split!r} split of {where} "
-                             f"holds no images, so nothing would be validated; list some image "
-                             f"names in its split list, or set data.val=null to train without "
-                             f"validation")
+        _check_not_empty("data.val", val_ds, val_spec, "val")
         if val_ds.num_classes != train_ds.num_classes:
             raise ValueError(f"data.val: {val_ds.num_classes} classes, but data.train has "
                              f"{train_ds.num_classes}")

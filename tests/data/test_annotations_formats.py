@@ -450,3 +450,16 @@ def test_cvat_point_shapes_are_reported_with_the_image_they_belong_to(tmp_path: 
     lines = [w for w in report.warnings if "point shape(s) not drawn" in w]
     assert len(lines) == 2
     assert "image 'a.jpg' points" in lines[0] and "image 'b.jpg' points" in lines[1]
+
+
+def test_pictures_not_found_point_to_the_images_option(tmp_path: Path, capsys) -> None:
+    path = coco_file(tmp_path, [
+        {"id": 8, "image_id": 1, "category_id": 3, "segmentation": [[0, 0, 9, 0, 9, 9]]}])
+    elsewhere = tmp_path / "photos"
+    elsewhere.mkdir()
+    (tmp_path / "coco" / "images" / "a.jpg").rename(elsewhere / "a.jpg")
+    assert main(["import", "coco", str(path), "--out", str(tmp_path / "out")]) == 1
+    assert "1 picture(s) not found" in capsys.readouterr().out
+    assert main(["import", "coco", str(path), "--images", str(elsewhere), "--out",
+                 str(tmp_path / "out")]) == 0
+    assert "not found" not in capsys.readouterr().out

@@ -224,3 +224,22 @@ def test_a_multi_band_model_is_described_by_its_bands_not_as_rgb(tmp_path, capsy
     assert "RGB" not in lines["input"] and "0-255" not in lines["input"]
     assert "5 bands (red, green, blue, nir, swir1)" in lines["input"]
     assert "raw values, each band minus its mean, over its std" in lines["input"]
+
+
+def test_a_label_studio_export_is_described_with_its_labels(tmp_path, capsys) -> None:
+    def result(kind: str, label: str) -> dict:
+        return {"type": kind, "from_name": "label", "to_name": "image",
+                "original_width": 40, "original_height": 30,
+                "value": {"points": [[0, 0], [50, 0], [50, 50]], kind: [label]}}
+
+    tasks = [{"id": 1, "data": {"image": "/data/upload/1/1a2b3c4d-a.jpg"},
+              "annotations": [{"id": 1, "result": [result("polygonlabels", "dog"),
+                                                   result("rectanglelabels", "car")]}]},
+             {"id": 2, "data": {"image": "/data/upload/1/5e6f7a8b-b.jpg"},
+              "annotations": [{"id": 2, "result": [result("polygonlabels", "dog")]}]}]
+    path = tmp_path / "project-1-at-2024-05-01-10-00-abcdef12.json"
+    path.write_text(json.dumps(tasks))
+    assert main(["info", str(path)]) == 0
+    lines = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines())
+    assert "Label Studio annotations: 2 image(s), 3 shape(s)" in lines["contents"]
+    assert lines["labels"].strip() == "dog ×2, car ×1"

@@ -137,10 +137,21 @@ def _json_annotation_record(file: Path, base: dict[str, Any]) -> dict[str, Any] 
     tasks = doc if isinstance(doc, list) else None
     if tasks and all("data" in fields_of(t) for t in tasks):
         firsts = [(t.get("annotations") or [{}])[0] for t in tasks]
-        results = sum(len(fields_of(a).get("result") or []) for a in firsts)
+        results = [fields_of(r) for a in firsts for r in fields_of(a).get("result") or []]
         return {**base, "kind": "annotations", "format": "Label Studio", "images": len(tasks),
-                "shapes": results}
+                "shapes": len(results), "labels": dict(_label_studio_labels(results))}
     return None
+
+
+def _label_studio_labels(results: list[dict[str, Any]]) -> Counter:
+    """The label names of Label Studio results: each value's ``polygonlabels``,
+    ``rectanglelabels``, ``brushlabels``, ``keypointlabels``, ... list."""
+    counts: Counter = Counter()
+    for result in results:
+        for key, names in fields_of(result.get("value")).items():
+            if str(key).endswith("labels") and isinstance(names, list):
+                counts.update(str(n) for n in names)
+    return counts
 
 
 def _cvat_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:

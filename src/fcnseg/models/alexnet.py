@@ -91,11 +91,8 @@ class AlexNetTrunk(ConvolutionalizedTrunk):
         super().__init__()
         if variant not in ALEXNET_VARIANTS:
             raise ValueError(f"variant must be one of {ALEXNET_VARIANTS}, got {variant!r}")
-        if in_channels < 1:
-            raise ValueError(f"in_channels must be >= 1, got {in_channels}")
-        self.check_size(width, fc_channels)
+        self.set_input(in_channels, width, fc_channels)
         self.variant = variant
-        self.in_channels = int(in_channels)
         specs = _CAFFE_CONVS if variant == "caffe" else _TORCHVISION_CONVS
         convs: list[nn.Conv2d] = []
         in_ch = self.in_channels
@@ -137,9 +134,7 @@ class AlexNetTrunk(ConvolutionalizedTrunk):
 
     def forward(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
         """``{32: fc7}`` of an N×C×H×W batch (C = ``in_channels``)."""
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"expected an N×{self.in_channels}×H×W input, got shape "
-                             f"{tuple(x.shape)}")
+        self.check_input(x)
         if self.variant == "caffe":
             x = self.norm1(self.pool1(F.relu(self.conv1(x), inplace=True)))
             x = self.norm2(self.pool2(F.relu(self.conv2(x), inplace=True)))

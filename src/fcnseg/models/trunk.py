@@ -50,11 +50,20 @@ class ConvolutionalizedTrunk(nn.Module):
 
     fully_connected = ("fc6", "fc7")
 
-    @staticmethod
-    def check_size(width: float, fc_channels: int) -> None:
-        """Refuse a channel multiplier or an fc6/fc7 width that builds no network."""
+    def set_input(self, in_channels: int, width: float, fc_channels: int) -> None:
+        """Record ``in_channels``; refuse it, a channel multiplier or an fc6/fc7 width that
+        builds no network."""
+        if in_channels < 1:
+            raise ValueError(f"in_channels must be >= 1, got {in_channels}")
         if width <= 0 or fc_channels < 1:
             raise ValueError(f"width must be > 0 and fc_channels >= 1, got {width}, {fc_channels}")
+        self.in_channels = int(in_channels)
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """Refuse a batch that is not N×``in_channels``×H×W."""
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"expected an N×{self.in_channels}×H×W input, got shape "
+                             f"{tuple(x.shape)}")
 
     def add_fully_connected(self, in_channels: int, fc_channels: int, kernel_size: int,
                             dropout: float, padding: int = 0) -> None:

@@ -51,12 +51,9 @@ class VGG16Trunk(ConvolutionalizedTrunk):
         super().__init__()
         if geometry not in GEOMETRIES:
             raise ValueError(f"geometry must be one of {GEOMETRIES}, got {geometry!r}")
-        self.check_size(width, fc_channels)
+        self.set_input(in_channels, width, fc_channels)
         self.geometry = geometry
-        if in_channels < 1:
-            raise ValueError(f"in_channels must be >= 1, got {in_channels}")
         self.batch_norm = bool(batch_norm)
-        self.in_channels = int(in_channels)
         caffe = geometry == "caffe"
         in_ch = self.in_channels
         block_channels = []
@@ -99,9 +96,7 @@ class VGG16Trunk(ConvolutionalizedTrunk):
 
     def forward(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
         """``{8: pool3, 16: pool4, 32: fc7}`` of an N×C×H×W batch (C = ``in_channels``)."""
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"expected an N×{self.in_channels}×H×W input, got shape "
-                             f"{tuple(x.shape)}")
+        self.check_input(x)
         x = self._block(self._block(x, 1), 2)
         pool3 = self._block(x, 3)
         pool4 = self._block(pool3, 4)

@@ -36,7 +36,7 @@ from fcnseg.models.exported import artifact_model
 from fcnseg.models.identity import ModelIdentity
 from fcnseg.models.preprocess import Preprocess
 from fcnseg.models.trunk import BackboneError
-from fcnseg.models.weights import WeightsError, describe_mismatch
+from fcnseg.models.weights import load_exactly
 from fcnseg.utils.files import atomic_write
 from fcnseg.utils.typing import PathLike
 from fcnseg.utils.validate import expect_mapping, fields_of
@@ -457,10 +457,7 @@ def build_model_from_checkpoint(
     except BackboneError as e:
         raise CheckpointError(f"{where}: {e}") from e
     if load_weights:
-        problem = describe_mismatch(weights_where, model, state_dict)
-        if problem:
-            raise WeightsError(problem)
-        model.load_state_dict(state_dict)
+        load_exactly(weights_where, model, state_dict)
     return model.eval()
 
 

@@ -23,8 +23,7 @@ from torch import nn
 from fcnseg.conventions import TORCHVISION_RGB, InputConvention, get_convention
 from fcnseg.models.geometry import IDENTITY, CoordMap, trace
 from fcnseg.models.weights import (
-    WeightsError,
-    describe_mismatch,
+    load_exactly,
     read_state_dict,
     widen_first_conv,
 )
@@ -318,10 +317,7 @@ def load_resnet_weights(
                              f"input channels: name its bands to widen the ImageNet conv1")
         # conv1 has no bias; the offset of torchvision's standardised RGB is 0.
         widen_first_conv(sd, "conv1.weight", None, bands, convention)
-    problem = describe_mismatch(path, net, sd)
-    if problem:
-        raise WeightsError(f"{problem} (expected torchvision's ResNet-{net.depth} layout)")
-    net.load_state_dict(sd)
+    load_exactly(path, net, sd, f" (expected torchvision's ResNet-{net.depth} layout)")
     if not wide:
         module.input_convention = get_convention(convention)
     return module

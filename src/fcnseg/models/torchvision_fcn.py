@@ -21,7 +21,7 @@ from fcnseg.conventions import TORCHVISION_RGB, InputConvention, get_convention
 from fcnseg.models.identity import DescribedModel, ModelIdentity
 from fcnseg.models.preprocess import Preprocess
 from fcnseg.models.resnet import ResNet
-from fcnseg.models.weights import WeightsError, describe_mismatch, read_state_dict
+from fcnseg.models.weights import load_exactly, read_state_dict
 from fcnseg.utils.typing import PathLike
 
 
@@ -125,9 +125,6 @@ def load_torchvision_fcn_weights(
     sd = read_state_dict(path)
     if model.aux_classifier is None:
         sd = {k: v for k, v in sd.items() if not k.startswith("aux_classifier.")}
-    problem = describe_mismatch(path, model, sd)
-    if problem:
-        raise WeightsError(problem)
-    model.load_state_dict(sd)
+    load_exactly(path, model, sd)
     model.input_convention = get_convention(convention)
     return model

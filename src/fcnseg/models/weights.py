@@ -33,6 +33,7 @@ __all__ = [
     "copy_convolutionalized",
     "copy_imagenet_trunk",
     "describe_mismatch",
+    "load_exactly",
     "first_conv_keys",
     "init_from",
     "load_backbone_weights",
@@ -136,6 +137,16 @@ def _short(e: Exception, limit: int = 300) -> str:
     return s[:limit]
 
 
+def load_exactly(path: Path, model: nn.Module, sd: Mapping[str, torch.Tensor],
+                 expected: str = "") -> None:
+    """``model.load_state_dict(sd)``, or a :class:`WeightsError` naming ``path`` and the missing,
+    unexpected and mis-shaped keys (:func:`describe_mismatch`), then ``expected``."""
+    problem = describe_mismatch(path, model, sd)
+    if problem:
+        raise WeightsError(problem + expected)
+    model.load_state_dict(sd)
+
+
 def describe_mismatch(
     path: Path, model: nn.Module, sd: Mapping[str, torch.Tensor]
 ) -> str | None:
@@ -177,11 +188,7 @@ def load_fcn_weights(
     Caffe BGR; pass ``convention`` for files trained otherwise.
     """
     path = Path(path)
-    sd = read_state_dict(path)
-    problem = describe_mismatch(path, model, sd)
-    if problem:
-        raise WeightsError(problem)
-    model.load_state_dict(sd)
+    load_exactly(path, model, read_state_dict(path))
     if convention is not None:
         model.input_convention = get_convention(convention)
     return model

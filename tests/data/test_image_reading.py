@@ -131,3 +131,14 @@ def test_check_data_reports_a_postscript_image_in_one_line_without_running_ghost
     line = next(x for x in out.splitlines() if "b.jpg" in x)
     assert "a PostScript/EPS file" in line and "accepted: PNG, JPEG" in line
     assert not fake_ghostscript.exists(), "Ghostscript was run on an untrusted file"
+
+
+def test_an_empty_file_is_called_empty_not_an_unknown_format(tmp_path):
+    from fcnseg.data.io import read_image
+
+    path = tmp_path / "cut.tif"
+    path.write_bytes(b"")
+    with pytest.raises(ValueError, match=r"cut\.tif: .*an empty file \(0 bytes\)"):
+        load_image(path)
+    with pytest.raises(DataError, match=r"cut\.tif: unreadable image: an empty file"):
+        read_image(path)

@@ -200,6 +200,8 @@ def _upright(img: Image.Image) -> Image.Image:
 def image_format_problem(head: bytes) -> str:
     """Why data starting with ``head`` is refused, as the end of a one-line message: what it is
     when its first bytes say so (a PostScript file ...), and the formats that are read."""
+    if not head:  # a download or copy cut short before its first byte
+        return "an empty file (0 bytes): nothing to read"
     kind = next((what for magic, what in _KNOWN_OTHERS if head.startswith(magic)), None)
     accepted = ", ".join(IMAGE_FORMATS)
     if kind is not None:

@@ -95,12 +95,12 @@ class PreAnnotations:
                 raise ValueError("ranking by uncertainty needs the class probabilities")
             entry.mean_entropy, entry.uncertain_share = image_uncertainty(pred.probs)
         if self.fmt is not None:
-            entry.document = self._document(path, name, pred.label)
+            entry.document = self._document(path, pred.label)
         with self._lock:
             entry.order = len(self._entries)
             self._entries[name] = entry
 
-    def _document(self, path: Path, name: str, label: np.ndarray) -> Any:
+    def _document(self, path: Path, label: np.ndarray) -> Any:
         names = self.class_names
         if self.fmt == "labelme":
             # Flat, by the picture's own name: labelme opens OUT/<basename>.json.

@@ -61,8 +61,6 @@ _CAFFE_CONVS = (("conv1", 96, 11, 100, 1), ("conv2", 256, 5, 2, 2), ("conv3", 38
                 ("conv4", 384, 3, 1, 2), ("conv5", 256, 3, 1, 2))
 _TORCHVISION_CONVS = (("0", 64, 11, 100, 1), ("3", 192, 5, 2, 1), ("6", 384, 3, 1, 1),
                       ("8", 256, 3, 1, 1), ("10", 256, 3, 1, 1))
-#: torchvision's ``features`` indices of the three max pools.
-_TORCHVISION_POOLS = (2, 5, 12)
 
 #: The reference's upsampling: kernel 63, stride 32.
 UPSCORE_KERNEL, UPSCORE_STRIDE = 63, 32

@@ -72,7 +72,7 @@ class FCN(DescribedModel, nn.Module):
         self.trunk = trunk
         self.heads = nn.ModuleDict({"out": heads} if self._single else dict(heads))
         self.identity = identity
-        use_reference_keys(self, _reference_names(trunk, self.heads, trunk_name, layer_names))
+        use_reference_keys(self, _reference_names(self.heads, trunk_name, layer_names))
         self._strides = sorted({s for h in self.heads.values() for s in h.strides})
         self._channels = trunk_channels(trunk, self._strides, "the heads")
 
@@ -149,7 +149,7 @@ class FCN(DescribedModel, nn.Module):
         return {name: head(features, size) for name, head in self.heads.items()}
 
 
-def _reference_names(trunk: nn.Module, heads: Mapping[str, SkipHead], trunk_name: str | None,
+def _reference_names(heads: Mapping[str, SkipHead], trunk_name: str | None,
                      layer_names: Mapping[str, str] | None) -> KeyMap:
     """The key map of an FCN: its trunk at the top level (``trunk_name`` None, some layers
     renamed by ``layer_names``) or under ``trunk_name``, its heads' layers under their names."""

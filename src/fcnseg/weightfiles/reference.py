@@ -28,7 +28,6 @@ __all__ = [
     "SIFT_FLOW_GEOMETRIC_CLASSES",
     "VGG16_IMAGENET",
     "ReferenceModel",
-    "get_reference",
 ]
 
 #: The reference release's host: ``<CAFFE_HOST>/<name>.caffemodel``.
@@ -159,13 +158,3 @@ REFERENCE_MODELS: dict[str, ReferenceModel] = {m.name: m for m in (
     # SIFT Flow: one trunk, semantic and geometric heads.
     _siftflow("fcn32s"), _siftflow("fcn16s"), _siftflow("fcn8s"),
 )}
-
-
-def get_reference(name: str) -> ReferenceModel:
-    """The table entry for a reference model name (with or without ``.caffemodel``)."""
-    key = name.removesuffix(".caffemodel")
-    try:
-        return REFERENCE_MODELS[key]
-    except KeyError:
-        raise ValueError(f"unknown reference model {name!r}; known: "
-                         f"{sorted(REFERENCE_MODELS)}") from None

@@ -63,7 +63,7 @@ def test_tensorboard_gets_per_class_iu_and_validation_previews(tmp_path: Path) -
     images = events.Tags()["images"]
     assert sorted(images) == [f"val_predictions/{k}" for k in range(4)]  # 4 images
     picture = events.Images("val_predictions/0")[-1]
-    assert (picture.width, picture.height) == (3 * 32, 32)  # image | truth | prediction
+    assert (picture.width, picture.height) == (3 * 32 + 4, 32)  # image | truth | prediction
 
 
 def test_mlflow_gets_the_recipe_and_every_number(tmp_path: Path, monkeypatch) -> None:
@@ -91,3 +91,26 @@ def test_mlflow_missing_is_one_line_naming_the_field(tmp_path: Path, monkeypatch
     monkeypatch.setitem(sys.modules, "mlflow", None)  # import fails
     with pytest.raises(ValueError, match=r"train.loggers: mlflow is not installed"):
         train(load_config(_recipe(["mlflow"])), out=tmp_path / "run")
+
+
+def test_previews_keep_truth_and_prediction_apart_with_white_columns() -> None:
+    from torch import nn
+
+    from fcnseg.data import SyntheticSegmentation
+    from fcnseg.data.transforms import build_eval_transform
+    from fcnseg.engine.loggers import PREVIEW_GAP, prediction_previews
+
+    class RawPixels(nn.Module):  # models take raw pixels
+        def __init__(self, classes: int) -> None:
+            super().__init__()
+            self.score = nn.Conv2d(3, classes, 1)
+
+        def forward(self, x):
+            return self.score(x.float())
+
+    dataset = SyntheticSegmentation(2, 24, seed=1, transform=build_eval_transform())
+    model = RawPixels(dataset.num_classes).eval()
+    [strip] = prediction_previews(model, dataset, dataset.palette, count=1)
+    assert strip.shape == (24, 3 * 24 + 2 * PREVIEW_GAP, 3)
+    for start in (24, 2 * 24 + PREVIEW_GAP):  # after the image, after the truth
+        assert (strip[:, start:start + PREVIEW_GAP] == 255).all()

@@ -126,12 +126,16 @@ def open_loggers(names: Sequence[str], out: Path, *, classes: Sequence[str],
     return loggers
 
 
+#: Pixels of white between the panels of a validation preview.
+PREVIEW_GAP = 2
+
+
 def prediction_previews(model: nn.Module, dataset: Any, palette: np.ndarray, *,
                         count: int = 4, device: torch.device | None = None) -> list[np.ndarray]:
-    """Up to ``count`` validation samples as H×3W×3 uint8 strips: image | truth | prediction,
-    labels in the dataset's palette (a multi-band image drawn by
-    :func:`fcnseg.data.rasters.display_rgb`). Empty for data whose samples are not one RGB image and
-    one label map (several modalities or heads)."""
+    """Up to ``count`` validation samples as H×(3W+4)×3 uint8 strips: image | truth |
+    prediction with :data:`PREVIEW_GAP` white columns between them, labels in the dataset's
+    palette (a multi-band image drawn by :func:`fcnseg.data.rasters.display_rgb`). Empty for
+    data whose samples are not one RGB image and one label map (several modalities or heads)."""
     base, indices = dataset, list(range(len(dataset)))
     if hasattr(dataset, "indices") and hasattr(dataset, "dataset"):  # a Subset
         base, indices = dataset.dataset, list(dataset.indices)
@@ -157,6 +161,9 @@ def prediction_previews(model: nn.Module, dataset: Any, palette: np.ndarray, *,
             # Multi-band or 16-bit data: its rgb bands (else its first band) stretched 2/98.
             picture = display_rgb(image, getattr(base, "bands", None),
                                   getattr(base, "rgb_bands", None))
-            strips.append(np.concatenate([picture, colours[label.clip(0, 255)],
+            # White columns between the panels: truth and prediction share their colours, so
+            # without them one runs into the other.
+            gap = np.full((h, PREVIEW_GAP, 3), 255, np.uint8)
+            strips.append(np.concatenate([picture, gap, colours[label.clip(0, 255)], gap,
                                           colours[pred]], axis=1))
     return strips

@@ -130,3 +130,11 @@ def test_a_recipe_in_the_older_amp_spelling_overrides_its_bases_precision(tmp_pa
     mine = _write(tmp_path / "mine.yaml", "base: voc-fcn8s-modern\namp: none\n")
     assert load_config("voc-fcn8s-modern").precision == "bf16"
     assert load_config(mine).precision == "fp32"
+
+
+def test_a_missing_base_file_is_named_as_written_not_as_a_path_object(tmp_path) -> None:
+    mine = _write(tmp_path / "mine.yaml", "base: nothere.yaml\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(mine)
+    message = str(e.value)
+    assert message == f"{mine}: base: {tmp_path / 'nothere.yaml'}: no such recipe file"

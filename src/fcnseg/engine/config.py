@@ -598,7 +598,7 @@ def resolve_recipe(data: dict[str, Any], where: str = "recipe",
             resolved, base_where = _read_recipe(base)
             folder = _folder_of(base)
         except ConfigError as e:
-            raise ConfigError(f"{where}: base {base!r}: {e}") from None
+            raise ConfigError(f"{where}: base: {e}") from None
         chain.append(base_where)
         if _recipe_key(base_where) in seen:
             raise ConfigError(f"{where}: the base chain comes back to a recipe: "

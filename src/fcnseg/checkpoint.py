@@ -56,6 +56,7 @@ __all__ = [
     "FORMAT",
     "CheckpointContents",
     "CheckpointError",
+    "as_checkpoint",
     "build_model_from_checkpoint",
     "describe_model",
     "head_class_names",
@@ -272,6 +273,13 @@ def load_checkpoint(path: PathLike) -> dict[str, Any]:
     return ckpt
 
 
+
+def as_checkpoint(checkpoint: PathLike | Mapping[str, Any]) -> Mapping[str, Any]:
+    """A checkpoint given as a file (read by :func:`load_checkpoint`) or already loaded."""
+    if isinstance(checkpoint, Mapping):
+        return checkpoint
+    return load_checkpoint(checkpoint)
+
 def _from_port(path: Path, ckpt: dict[str, Any]) -> dict[str, Any]:
     arch = _PORT_ARCHS.get(str(ckpt.get("arch")))
     if arch is None:
@@ -422,8 +430,7 @@ def build_model_from_checkpoint(
     built backbone module to use instead of calling the factory the checkpoint records (or
     needed when it records none).
     """
-    if not isinstance(ckpt, Mapping):
-        ckpt = load_checkpoint(ckpt)
+    ckpt = as_checkpoint(ckpt)
     if ckpt.get("artifact"):  # an exported model runs in its own runtime
         return artifact_model(ckpt)
     source = ckpt.get("source") or {}
@@ -525,7 +532,7 @@ def save_checkpoint_safetensors(path: PathLike, checkpoint: PathLike | Mapping[s
     """A checkpoint (file or loaded dict) as one ``.safetensors`` file, as ``fcnseg convert``
     writes them: its weights, and in the metadata its description, classes, metrics and any
     temperature and calibration (``fcnseg calibrate``). Written whole or not at all."""
-    ckpt = load_checkpoint(checkpoint) if not isinstance(checkpoint, Mapping) else checkpoint
+    ckpt = as_checkpoint(checkpoint)
     model = build_model_from_checkpoint(ckpt)
     classes = ckpt["classes"]
     config = pretrained_config(model, classes["names"], classes["palette"],

@@ -24,7 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 from tqdm.auto import tqdm
 
-from fcnseg.checkpoint import build_model_from_checkpoint, load_checkpoint
+from fcnseg.checkpoint import as_checkpoint, build_model_from_checkpoint
 from fcnseg.data.build import build_dataset
 from fcnseg.data.collate import collate_segmentation
 from fcnseg.data.transforms import build_eval_transform
@@ -391,7 +391,7 @@ def evaluate_checkpoint(checkpoint: PathLike | Mapping[str, Any],
     a ValueError.
     """
     opts = replace(options or CheckpointEvalOptions(), **fields)
-    ckpt = load_checkpoint(checkpoint) if not isinstance(checkpoint, Mapping) else checkpoint
+    ckpt = as_checkpoint(checkpoint)
     runner = InferenceRunner(build_model_from_checkpoint(ckpt), device=opts.device,
                              precision=opts.precision)
     data, source, described = _eval_data(dataset, ckpt, opts.limit)

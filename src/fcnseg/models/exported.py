@@ -30,6 +30,7 @@ from torch import nn
 from fcnseg.conventions import InputConvention, get_convention
 from fcnseg.models.preprocess import Preprocess
 from fcnseg.utils.hardware import INT8_DOT_FLAGS, cpu_info
+from fcnseg.utils.validate import fields_of
 from fcnseg.weightfiles.artifacts import RAW_PIXELS, ArtifactError, onnx_session
 
 __all__ = ["ArtifactModel", "artifact_model"]
@@ -110,7 +111,8 @@ def int8_kernel_warning(path: str, record: Any, flags: Iterable[str]) -> str | N
     """One line when an int8 model runs on a CPU without int8 dot products (VNNI) and its
     weights can saturate that CPU's kernels (full-range weights: ``fcnseg quantize`` without
     ``--reduce-range``), so the accuracy its gate measured may not hold here; else None."""
-    if not isinstance(record, Mapping) or set(INT8_DOT_FLAGS) & set(flags):
+    record = fields_of(record)  # no quantization record: no int8 weights
+    if not record or set(INT8_DOT_FLAGS) & set(flags):
         return None
     if record.get("exact_without_vnni", record.get("reduce_range", False)):
         return None

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from fcnseg.checkpoint import (
+    as_checkpoint,
     build_model_from_checkpoint,
     load_checkpoint,
     pretrained_config,
@@ -79,8 +80,7 @@ def save_pretrained(
         if pal is None:
             pal = voc_palette().tolist()
     else:
-        ckpt = (load_checkpoint(model_or_checkpoint)
-                if not isinstance(model_or_checkpoint, Mapping) else model_or_checkpoint)
+        ckpt = as_checkpoint(model_or_checkpoint)
         model = build_model_from_checkpoint(ckpt)
         classes = ckpt["classes"]
         names = list(class_names or classes["names"])

@@ -64,17 +64,23 @@ def read_raw(path: PathLike, what: str) -> np.ndarray:
         return np.asarray(img)
 
 
-def read_mat_label(path: PathLike, field: str) -> np.ndarray:
-    """The 2-D array ``field`` of a MATLAB ``.mat`` file as int64 (a DataError otherwise)."""
+def load_mat(path: Path, **options: bool) -> dict:
+    """A MATLAB ``.mat`` mask file's variables (:func:`scipy.io.loadmat` ``options``), or a
+    DataError naming the file."""
     from scipy.io import loadmat  # lazy: scipy is the optional 'data' extra
 
-    path = Path(path)
     if not path.is_file():
         raise DataError(path, "missing mask (no such file)")
     try:
-        mat = loadmat(path, squeeze_me=False)
+        return loadmat(path, **options)
     except Exception as e:  # scipy raises many types (ValueError, TypeError, OSError) on bad files
         raise DataError(path, f"unreadable .mat file: {e}") from None
+
+
+def read_mat_label(path: PathLike, field: str) -> np.ndarray:
+    """The 2-D array ``field`` of a MATLAB ``.mat`` file as int64 (a DataError otherwise)."""
+    path = Path(path)
+    mat = load_mat(path, squeeze_me=False)
     if field not in mat:
         have = ", ".join(k for k in mat if not k.startswith("__")) or "none"
         raise DataError(path, f"no field {field!r} in this .mat file (it has: {have})")

@@ -8,7 +8,7 @@ import numpy as np
 
 from fcnseg.data.base import FileSegmentationDataset, Transform
 from fcnseg.data.errors import DataError
-from fcnseg.data.io import check_label_values
+from fcnseg.data.io import check_label_values, load_mat
 from fcnseg.data.layout import find_dataset_dir, read_split
 from fcnseg.data.palette import VOC_CLASSES, VOC_IGNORE_INDEX
 from fcnseg.utils.typing import PathLike
@@ -26,15 +26,8 @@ def find_sbd_dir(root: PathLike) -> Path:
 
 def read_sbd_mat(path: PathLike) -> np.ndarray:
     """Read ``GTcls.Segmentation`` from an SBD ``cls/*.mat`` file as an H×W int64 array."""
-    from scipy.io import loadmat  # lazy: scipy is the optional 'data' extra
-
     path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "missing mask (no such file)")
-    try:
-        mat = loadmat(path, squeeze_me=True, struct_as_record=False)
-    except Exception as e:  # scipy raises many types (ValueError, TypeError, OSError) on bad files
-        raise DataError(path, f"unreadable .mat file: {e}") from None
+    mat = load_mat(path, squeeze_me=True, struct_as_record=False)
     gt = mat.get("GTcls")
     seg = getattr(gt, "Segmentation", None)
     if seg is None:

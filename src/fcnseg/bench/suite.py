@@ -648,7 +648,7 @@ def run_suite(cfg: BenchConfig, log: Callable[[str], None] = print) -> dict[str,
         if d == "cuda" and not torch.cuda.is_available():
             continue
         devices.append(d)
-    report = Report(config={**asdict(cfg)}, machine=machine_info(tuple(devices), cfg.peak_size,
+    report = Report(config=asdict(cfg), machine=machine_info(tuple(devices), cfg.peak_size,
                                                                   cfg.clock))
     if "cuda" in cfg.devices and "cuda" not in devices:
         report.not_measured.append("cuda: no CUDA device on this machine")

@@ -95,8 +95,6 @@ def config_from_args(args: argparse.Namespace):  # noqa: ANN201 - BenchConfig, i
 
 
 def run(args: argparse.Namespace) -> int:
-
-
     cfg = config_from_args(args)
     if args.threads is not None:
         if args.threads < 1:

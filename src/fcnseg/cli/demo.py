@@ -127,7 +127,6 @@ def save_predictions(checkpoint: Path, val_spec: dict, folder: Path, count: int,
     a legend; with ``scene_pictures``, for the first one also an overlay and a heatmap of its
     largest object class (``overlay_NAME.png``, ``heatmap_NAME_CLASS.png``)."""
 
-
     segmenter = Segmenter.from_checkpoint(checkpoint)
     dataset = build_dataset(val_spec, split=val_spec.get("split") or "val")
     folder.mkdir(parents=True, exist_ok=True)
@@ -148,7 +147,6 @@ def save_predictions(checkpoint: Path, val_spec: dict, folder: Path, count: int,
 def _save_scene_pictures(segmenter, pred, folder: Path, name: str) -> list[Path]:
     """An outlined overlay with its legend and the heatmap of the scene's largest object class,
     enlarged as the strips are."""
-
 
     names, palette = segmenter.class_names, segmenter.palette
     background = background_classes(names, segmenter.background_class)

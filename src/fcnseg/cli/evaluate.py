@@ -26,7 +26,6 @@ NAME = "evaluate"
 HELP = "Score a checkpoint on a dataset: pixel acc, mean acc, mean IU, fw IU, per-class table."
 
 
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     options.add_checkpoint(p, help="checkpoint file to evaluate")
     p.add_argument("--out", default=None,
@@ -84,8 +83,6 @@ def predict_fn_from_args(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-
-
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"

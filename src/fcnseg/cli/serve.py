@@ -110,7 +110,6 @@ def run(args: argparse.Namespace) -> int:
         raise RuntimeError(f"fcnseg serve needs the 'serve' extra ({e.name} is missing): "
                            f"pip install 'fcnseg[serve]'") from None
 
-
     for name in ("workers_concurrency", "max_pixels", "port", "max_connections"):
         if getattr(args, name) < (0 if name == "port" else 1):
             raise ValueError(f"--{name.replace('_', '-')} must be positive, got "

@@ -541,7 +541,6 @@ def tile_count(height: int, width: int, settings: TileSettings) -> int:
     return len(ys) * len(xs)
 
 
-
 #: File suffixes that may hold georeferenced or huge rasters (tiled by ``fcnseg predict``).
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".img", ".vrt")
 

@@ -61,3 +61,13 @@ def test_worker_augmentation_is_reproducible_from_the_loader_generator():
     first, again, other = batches(1), batches(1), batches(2)
     assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
     assert not all(torch.equal(a, b) for a, b in zip(first, other, strict=True))
+
+
+def test_channels_last_batches_hold_the_same_values_and_padding():
+    ds = SyntheticSegmentation(3, (24, 20), seed=0, transform=build_eval_transform())
+    small = SyntheticSegmentation(1, (16, 20), seed=1, transform=build_eval_transform())
+    for samples in ([ds[0], ds[1], ds[2]], [ds[0], small[0]]):  # full size, then padded
+        plain_images, plain_labels = collate_segmentation(samples)
+        images, labels = collate_segmentation(samples, channels_last=True)
+        assert images.is_contiguous(memory_format=torch.channels_last)
+        assert torch.equal(images, plain_images) and torch.equal(labels, plain_labels)

@@ -23,7 +23,8 @@ def _as_dict(x: Any) -> tuple[dict[str | None, torch.Tensor], bool]:
 
 def collate_segmentation(
     batch: Sequence[tuple[Any, Any]], ignore_index: int = 255,
-    fill: Mapping[str, float | Sequence[float]] | None = None,
+    fill: Mapping[str, float | Sequence[float]] | None = None, *,
+    channels_last: bool = False,
 ) -> tuple[Any, Any]:
     """Stack (image, label) pairs of possibly different sizes into one batch.
 
@@ -32,6 +33,10 @@ def collate_segmentation(
     labels (H×W) with ``ignore_index`` to the largest height and width in the batch, giving
     (N×3×H×W float32, N×H×W int64). Use ``functools.partial(collate_segmentation,
     ignore_index=..., fill=...)`` as a DataLoader ``collate_fn``.
+
+    ``channels_last=True`` lays the image batches out channels-last (same values), as a model
+    in that memory format takes them: copying each H×W×C sample into them is a straight copy,
+    where converting an N×C×H×W batch afterwards would be a second, transposing one.
 
     Dicts are batched key by key: inputs ``{modality: C×H×W}`` become ``{modality: N×C×H×W}``
     and labels ``{head: H×W}`` become ``{head: N×H×W}``. Every sample must have the same keys,
@@ -65,9 +70,14 @@ def collate_segmentation(
     w = max(next(iter(lbs.values())).shape[1] for _, (lbs, _) in samples)
     n = len(batch)
     fills = dict(pad_values() if fill is None else fill)
-    out_images = {key: _padded((n, im.shape[0], h, w), fills.get(key or COLOR, 0.0))
+    # Samples of the batch's full size are written over every value: no fill to write first.
+    padded = any(next(iter(lbs.values())).shape != (h, w) for _, (lbs, _) in samples)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    out_images = {key: _batch((n, im.shape[0], h, w), fills.get(key or COLOR, 0.0) if padded
+                              else None, layout)
                   for key, im in first_images.items()}
-    out_labels = {key: torch.full((n, h, w), ignore_index, dtype=torch.int64)
+    out_labels = {key: torch.full((n, h, w), ignore_index, dtype=torch.int64) if padded
+                  else torch.empty((n, h, w), dtype=torch.int64)
                   for key in first_labels}
     for i, ((images, _), (labels, _)) in enumerate(samples):
         for key, im in images.items():
@@ -80,12 +90,17 @@ def collate_segmentation(
     return unkeyed(out_images, images_are_dict), unkeyed(out_labels, labels_are_dict)
 
 
-def _padded(shape: tuple[int, int, int, int], value: float | Sequence[float]) -> torch.Tensor:
-    """An N×C×H×W float32 batch filled with ``value`` (one number, or one per channel)."""
-    v = torch.as_tensor(value, dtype=torch.float32).reshape(-1)
-    if v.numel() != shape[1]:
-        v = v[:1]
-    return v.view(1, -1, 1, 1).expand(shape).clone()
+def _batch(shape: tuple[int, int, int, int], value: float | Sequence[float] | None,
+           layout: torch.memory_format) -> torch.Tensor:
+    """An N×C×H×W float32 batch in memory format ``layout``, filled with ``value`` (one
+    number, or one per channel), or left unfilled for None (every value is written later)."""
+    out = torch.empty(shape, dtype=torch.float32, memory_format=layout)
+    if value is not None:
+        v = torch.as_tensor(value, dtype=torch.float32).reshape(-1)
+        if v.numel() != shape[1]:
+            v = v[:1]
+        out.copy_(v.view(1, -1, 1, 1).expand(shape))
+    return out
 
 
 def _what(kind: str, key: str | None) -> str:

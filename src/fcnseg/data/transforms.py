@@ -271,12 +271,15 @@ class ColorJitter(JointTransform):
 
 class ToTensor(JointTransform):
     """Convert to tensors of the same values: an H×W×C image → C×H×W (uint8 stays uint8), an
-    H×W input (depth) → 1×H×W, a label → int64 H×W. Dicts become dicts of tensors."""
+    H×W input (depth) → 1×H×W, a label → int64 H×W. Dicts become dicts of tensors.
+
+    A C×H×W image is a view of the H×W×C pixels (channels-last strides), not a copy: batching
+    copies it once, into whichever layout the batch has."""
 
     @staticmethod
     def _input(image: np.ndarray) -> torch.Tensor:
         t = torch.from_numpy(np.ascontiguousarray(image))
-        return t[None] if t.dim() == 2 else t.permute(2, 0, 1).contiguous()
+        return t[None] if t.dim() == 2 else t.permute(2, 0, 1)
 
     def apply(self, images: Arrays, labels: Arrays) -> tuple[Arrays, Arrays]:
         return (_each(images, self._input),

@@ -180,7 +180,8 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
     ema = WeightAverage(model, config.train.ema) if config.train.ema else None
     scheduler = build_scheduler(optimizer, config.train.iterations, config.schedule)
     scaler = torch.amp.GradScaler(info.device.type, enabled=precision == "fp16")
-    sampler, loader, generator = _train_loader(config, info, train_ds, ignore_index)
+    sampler, loader, generator = _train_loader(config, info, train_ds, ignore_index,
+                                               channels_last)
     return TrainSetup(
         config=config, info=info, run_dir=Path(config.out), model=model, train_model=model,
         optimizer=optimizer, scheduler=scheduler, scaler=scaler, sampler=sampler,
@@ -220,10 +221,13 @@ def _unwrapped(dataset: Any) -> Any:
     return dataset
 
 
-def _collate(dataset: Any, ignore_index: int) -> Callable[..., Any]:
-    """The collate function of ``dataset``'s loaders: pads with its ``pad_values``."""
+def _collate(dataset: Any, ignore_index: int,
+             channels_last: bool = False) -> Callable[..., Any]:
+    """The collate function of ``dataset``'s loaders: pads with its ``pad_values``; batches
+    channels-last for a channels-last model (no conversion of each batch afterwards)."""
     return partial(collate_segmentation, ignore_index=ignore_index,
-                   fill=getattr(_unwrapped(dataset), "pad_values", None))
+                   fill=getattr(_unwrapped(dataset), "pad_values", None),
+                   channels_last=channels_last)
 
 
 def _head_classes(dataset: Any) -> dict[str, list[str]] | None:
@@ -514,8 +518,9 @@ def shutdown_workers(*loaders: DataLoader | None) -> None:
             shutdown()
 
 
-def _train_loader(config: TrainConfig, info: DistInfo, train_ds: Dataset,
-                  ignore_index: int) -> tuple[ResumableSampler, DataLoader, torch.Generator]:
+def _train_loader(config: TrainConfig, info: DistInfo, train_ds: Dataset, ignore_index: int,
+                  channels_last: bool = False,
+                  ) -> tuple[ResumableSampler, DataLoader, torch.Generator]:
     batch = config.images_per_batch()
     workers = loader_workers(config.data.num_workers)
     sampler = ResumableSampler(len(train_ds), seed=config.seed,  # type: ignore[arg-type]
@@ -533,7 +538,7 @@ def _train_loader(config: TrainConfig, info: DistInfo, train_ds: Dataset,
     generator = torch.Generator().manual_seed(config.seed)
     loader = DataLoader(SeededSamples(train_ds, config.seed), batch_size=batch, sampler=sampler,
                         drop_last=True, num_workers=workers, persistent_workers=workers > 0,
-                        collate_fn=_collate(train_ds, ignore_index),
+                        collate_fn=_collate(train_ds, ignore_index, channels_last),
                         generator=generator, pin_memory=info.device.type == "cuda",
                         worker_init_fn=ignore_stop_signals)
     return sampler, loader, generator

@@ -18,8 +18,6 @@ import torch
 
 from fcnseg.checkpoint import write_checkpoint
 
-__all__ = ["CheckpointWriter", "snapshot"]
-
 
 def snapshot(obj: Any) -> Any:
     """``obj`` with every tensor in it copied (dicts, lists and tuples rebuilt)."""

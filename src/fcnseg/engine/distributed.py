@@ -13,8 +13,6 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "all_gather_objects", "resolve_device", "setup_distributed"]
-
 
 @dataclass(frozen=True)
 class DistInfo:

@@ -10,8 +10,6 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["WeightAverage"]
-
 
 class WeightAverage:
     """``average ← d·average + (1 − d)·weights`` after every optimisation step, over every

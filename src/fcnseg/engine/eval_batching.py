@@ -18,9 +18,6 @@ from fcnseg.data.images import upright_size
 from fcnseg.utils.batches import same_size_batches, to_device
 from fcnseg.utils.keyed import keyed
 
-__all__ = ["AUTO_LIMIT", "SameSizeBatches", "activation_bytes", "auto_eval_batch",
-           "sample_sizes"]
-
 #: The most images an automatic validation batch holds (beyond it CPUs gain nothing).
 AUTO_LIMIT = 16
 

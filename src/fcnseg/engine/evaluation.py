@@ -37,21 +37,6 @@ from fcnseg.utils.jsonable import json_safe
 from fcnseg.utils.keyed import first_of, keyed
 from fcnseg.utils.typing import PathLike
 
-__all__ = [
-    "BatchError",
-    "CheckpointEvalOptions",
-    "EvalOptions",
-    "PredictFn",
-    "ShardedEvalSampler",
-    "evaluate_checkpoint",
-    "evaluate_model",
-    "format_calibration",
-    "format_report",
-    "plot_confusion",
-    "scores_excluding",
-    "write_report",
-]
-
 #: ``predict_fn(model, images) -> logits``: how a batch becomes N×C×H×W class scores (plain
 #: forward by default; sliding-window or test-time augmentation plug in here).
 PredictFn = Callable[[nn.Module, torch.Tensor], torch.Tensor]

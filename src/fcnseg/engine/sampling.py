@@ -19,8 +19,6 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-__all__ = ["ResumableSampler", "SeededSamples"]
-
 
 class ResumableSampler(Sampler[tuple[int, int]]):
     """Yields ``(epoch, index)`` pairs for this process, from position ``start`` of the epoch.

@@ -18,8 +18,6 @@ from typing import Any
 
 from torch.utils.data import DataLoader
 
-__all__ = ["STOP_SIGNALS", "StopRequest", "ignore_stop_signals", "start_batches"]
-
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 

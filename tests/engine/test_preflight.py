@@ -156,3 +156,22 @@ def test_a_batch_larger_than_the_training_set_names_the_value_that_works(tmp_pat
     recipe = tiny_recipe(data={"train": spec, "val": None, "batch_size": 8})
     with pytest.raises(ValueError, match="set data.batch_size=2 or less"):
         train(load_config(recipe, out=str(tmp_path / "run")))
+
+
+def test_raster_windows_are_measured_as_windows_not_as_generated_images(tmp_path: Path) -> None:
+    import numpy as np
+    import tifffile
+
+    from fcnseg.data import build_dataset
+
+    root = tmp_path / "scenes"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    (root / "dataset.yaml").write_text("classes: [bg, fg]\nbands: [red, green, blue, nir]\n")
+    for name, (h, w) in {"a": (100, 70), "b": (60, 90)}.items():
+        tifffile.imwrite(root / "images" / f"{name}.tif", np.zeros((h, w, 4), np.uint16),
+                         photometric="minisblack", planarconfig="contig")
+        tifffile.imwrite(root / "masks" / f"{name}.tif", np.zeros((h, w), np.uint8))
+    spec = {"name": "raster_windows", "root": str(root), "window": 64, "windows": 8}
+    assert sorted(sample_image_sizes(build_dataset(spec, split="train"))) == [(60, 64),
+                                                                              (64, 64)]

@@ -172,7 +172,11 @@ def header_size(path: str | os.PathLike[str]) -> tuple[int, int]:
 
 def sample_image_sizes(dataset: Any, limit: int = 64) -> list[tuple[int, int]]:
     """(height, width) of up to ``limit`` images spread over a file dataset, read from their
-    headers (upright, after EXIF rotation); empty for generated data or unreadable files."""
+    headers (upright, after EXIF rotation); for windows of large rasters, the windows' (each
+    raster's size clipped to the window); empty for generated data or unreadable files."""
+    window, rasters = getattr(dataset, "window", None), getattr(dataset, "rasters", None)
+    if isinstance(window, int) and rasters is not None:
+        return [(min(h, window), min(w, window)) for h, w in sample_image_sizes(rasters, limit)]
     if not hasattr(dataset, "image_path"):
         return []
     n = len(dataset)

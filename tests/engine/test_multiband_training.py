@@ -245,3 +245,15 @@ def test_a_multiband_model_starts_from_a_colour_checkpoint_by_the_first_convolut
     for key in ("conv1_2.weight", "conv5_3.bias", "fc7.weight", "score_fr.weight"):
         assert torch.equal(own[key], colour[key]), key
     assert model.input_convention == convention  # the bands' statistics stay
+
+
+def test_evaluate_strips_draw_a_multiband_validation_image_from_its_rgb_bands(
+        trained: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root, run = trained
+    monkeypatch.setenv("FCNSEG_HOME", str(root.parent / "home"))
+    assert main(["evaluate", "--checkpoint", str(run / "best.pt"), "--strips", "1",
+                 "--no-calibration", "--out", str(tmp_path / "eval")]) == 0
+    [strip] = sorted((tmp_path / "eval" / "strips").glob("*.png"))
+    assert strip.name == "s3.png"
+    picture = np.asarray(Image.open(strip).convert("RGB"))
+    assert picture.shape[1] > 3 * 48  # image | truth | prediction, enlarged, with titles

@@ -131,8 +131,16 @@ def save_predictions(checkpoint: Path, val_spec: dict, folder: Path, count: int,
     dataset = build_dataset(val_spec, split=val_spec.get("split") or "val")
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
+    bands = segmenter.input_convention.bands
     for i in range(min(count, len(dataset))):
         image, truth = dataset[i]
+        if bands is not None:  # a multi-band image: drawn from its rgb bands
+            strip = comparison_strip(_band_picture(dataset, image), np.asarray(truth),
+                                     _band_labels(segmenter, image), segmenter.palette,
+                                     segmenter.class_names, ignore_index=segmenter.ignore_index)
+            save_png(folder / f"{dataset.name(i)}.png", strip)
+            paths.append(folder / f"{dataset.name(i)}.png")
+            continue
         pred = segmenter.predict(image, return_probs=i == 0 and scene_pictures)
         strip = comparison_strip(image, np.asarray(truth), pred.label, segmenter.palette,
                                  segmenter.class_names, ignore_index=segmenter.ignore_index)
@@ -142,6 +150,25 @@ def save_predictions(checkpoint: Path, val_spec: dict, folder: Path, count: int,
         if i == 0 and scene_pictures:
             paths += _save_scene_pictures(segmenter, pred, folder, dataset.name(i))
     return paths
+
+
+def _band_picture(dataset, image: np.ndarray) -> np.ndarray:
+    """A multi-band sample drawn as its dataset's ``rgb`` bands stretched 2/98 (else its
+    first band in grey)."""
+    from fcnseg.data.rasters import display_rgb
+
+    described = getattr(dataset, "rasters", dataset)  # windows of rasters: the rasters' bands
+    return display_rgb(image, getattr(described, "bands", None),
+                       getattr(described, "rgb_bands", None))
+
+
+@torch.inference_mode()
+def _band_labels(segmenter: Segmenter, image: np.ndarray) -> np.ndarray:
+    """The labels of a multi-band image: its raw band values through the model."""
+    from fcnseg.utils.keyed import first_of
+
+    scores = first_of(segmenter.logits(segmenter.preprocess([image.astype(np.float32)])))
+    return scores[0].argmax(0).cpu().numpy()
 
 
 def _save_scene_pictures(segmenter, pred, folder: Path, name: str) -> list[Path]:

@@ -32,10 +32,9 @@ from fcnseg.models.geometry import CoordMap, output_size, trace
 from fcnseg.models.head import HeadNames
 from fcnseg.models.weights import (
     WeightsError,
-    copy_convolutionalized,
+    copy_imagenet_trunk,
     model_bands,
     read_state_dict,
-    widen_first_conv,
 )
 from fcnseg.utils.typing import PathLike
 
@@ -237,17 +236,12 @@ def load_googlenet_weights(
     if unexpected:
         raise WeightsError(f"{path}: not torchvision's GoogLeNet; unexpected keys "
                            f"{unexpected[:12]}")
-    bands = model_bands(model)
-    if bands is not None:  # a multi-band model keeps its bands' convention
-        trained_on = get_convention(convention)
-        # torchvision's file (the builder passes the model's own convention when none is given)
-        if trained_on.bands is not None or trained_on.name == TORCHVISION_RGB.name:
-            trained_on = GOOGLENET_INPUT
-        offset = widen_first_conv(sd, "conv1.conv.weight", None, bands, trained_on)
-        if offset is not None and "conv1.bn.running_mean" in sd:
-            sd["conv1.bn.running_mean"] = sd["conv1.bn.running_mean"] - offset
-    copy_convolutionalized(model, path, sd, {k: k for k in trunk_keys}, "torchvision GoogLeNet",
-                           optional=("num_batches_tracked",))
-    if bands is None:
-        model.input_convention = get_convention(convention)
-    return model
+    trained_on = get_convention(convention)
+    # A multi-band model keeps its bands' convention; conv1 is widened from torchvision's file
+    # (the builder passes the model's own convention when none is given).
+    if model_bands(model) is not None and (trained_on.bands is not None
+                                           or trained_on.name == TORCHVISION_RGB.name):
+        trained_on = GOOGLENET_INPUT
+    return copy_imagenet_trunk(model, path, sd, {k: k for k in trunk_keys},
+                               "torchvision GoogLeNet", trained_on,
+                               first_conv=("conv1.conv.weight", None, "conv1.bn.running_mean"))

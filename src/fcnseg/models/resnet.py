@@ -316,7 +316,7 @@ def load_resnet_weights(
             raise ValueError(f"load_resnet_weights: the ResNet takes {net.conv1.in_channels} "
                              f"input channels: name its bands to widen the ImageNet conv1")
         # conv1 has no bias; the offset of torchvision's standardised RGB is 0.
-        widen_first_conv(sd, "conv1.weight", None, bands, convention)
+        widen_first_conv(sd, bands, convention, "conv1.weight")
     load_exactly(path, net, sd, f" (expected torchvision's ResNet-{net.depth} layout)")
     if not wide:
         module.input_convention = get_convention(convention)

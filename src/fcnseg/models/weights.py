@@ -260,15 +260,16 @@ def load_backbone_weights(
 def copy_imagenet_trunk(
     model: nn.Module, path: Path, sd: dict[str, torch.Tensor], mapping: Mapping[str, str],
     what: str, convention: InputConvention | str, *, record: bool = True,
-    first_conv: tuple[str, str | None] = ("features.0.weight", "features.0.bias"),
+    first_conv: tuple[str | None, ...] = ("features.0.weight", "features.0.bias"),
 ) -> nn.Module:
     """:func:`copy_convolutionalized` for a colour ImageNet file trained on ``convention``: a
     colour model records that convention (when ``record``); a multi-band model keeps its own and
-    gets the file's ``first_conv`` (weight, bias keys) widened to its bands first. Files saved
+    gets the file's ``first_conv`` (weight, bias, BatchNorm running-mean keys, as
+    :func:`widen_first_conv` takes them) widened to its bands first. Files saved
     before PyTorch 0.4.1 lack BatchNorm's ``num_batches_tracked``; it is only a counter."""
     bands = model_bands(model)
     if bands is not None:
-        widen_first_conv(sd, *first_conv, bands, convention)
+        widen_first_conv(sd, bands, convention, *first_conv)
     copy_convolutionalized(model, path, sd, mapping, what, optional=("num_batches_tracked",))
     if bands is None and record:
         model.input_convention = get_convention(convention)
@@ -399,21 +400,25 @@ def model_bands(model: nn.Module) -> tuple[str, ...] | None:
     return None if convention is None else convention.bands
 
 
-def widen_first_conv(sd: dict[str, torch.Tensor], weight_key: str, bias_key: str | None,
-                     bands: Sequence[str], convention: InputConvention | str
-                     ) -> torch.Tensor | None:
+def widen_first_conv(sd: dict[str, torch.Tensor], bands: Sequence[str],
+                     convention: InputConvention | str, weight_key: str,
+                     bias_key: str | None = None, bn_mean_key: str | None = None) -> list[str]:
     """Replace a colour state dict's first convolution ``sd[weight_key]`` by
     :func:`band_conv1`'s for ``bands``; its offset goes into ``sd[bias_key]`` when the layer
-    has a bias, else it is returned (for the BatchNorm that follows). A state dict without
-    ``weight_key`` is left alone (the copy then names the missing key)."""
-    if weight_key not in sd or sd[weight_key].dim() != 4 or sd[weight_key].shape[1] != 3:
-        return None
-    weight, offset = band_conv1(sd[weight_key], bands, convention)
-    sd[weight_key] = weight
+    has a bias, else out of the running mean ``sd[bn_mean_key]`` of the BatchNorm that follows.
+    Returns the keys set: none when ``sd`` holds no colour ``weight_key`` (the copy then names
+    a missing key)."""
+    weight = sd.get(weight_key)
+    if weight is None or weight.dim() != 4 or weight.shape[1] != 3:
+        return []
+    sd[weight_key], offset = band_conv1(weight, bands, convention)
     if bias_key is not None and bias_key in sd:
         sd[bias_key] = sd[bias_key] + offset
-        return None
-    return offset
+        return [weight_key, bias_key]
+    if bn_mean_key is not None and bn_mean_key in sd:
+        sd[bn_mean_key] = sd[bn_mean_key] - offset
+        return [weight_key, bn_mean_key]
+    return [weight_key]
 
 
 @dataclass
@@ -525,19 +530,9 @@ def _widen_colour_source(model: nn.Module, sd: Mapping[str, torch.Tensor],
                                f"{', '.join(bands)}: initialise from colour weights or a "
                                f"model of the same bands")
         return sd, []
-    weight, bias, bn_mean = first_conv_keys(model)
-    if weight not in sd or sd[weight].dim() != 4 or sd[weight].shape[1] != 3:
-        return sd, []
     out = dict(sd)
-    out[weight], offset = band_conv1(sd[weight], bands, source)
-    widened = [weight]
-    if bias is not None and bias in sd:
-        out[bias] = sd[bias] + offset
-        widened.append(bias)
-    elif bn_mean is not None and bn_mean in sd:
-        out[bn_mean] = sd[bn_mean] - offset
-        widened.append(bn_mean)
-    return out, widened
+    widened = widen_first_conv(out, bands, source, *first_conv_keys(model))
+    return (out if widened else sd), widened
 
 
 def state_dict_of(source: nn.Module | Mapping[str, torch.Tensor] | PathLike, *,

@@ -184,12 +184,13 @@ def test_a_georeferenced_tiff_is_described_with_bands_and_crs(tmp_path, capsys) 
 def test_a_labelme_file_fcnseg_wrote_is_described(tmp_path, capsys) -> None:
     import numpy as np
 
-    from fcnseg.data.annotations.export import labelme_document, write_json
+    from fcnseg.data.annotations.export import labelme_document
 
     label = np.zeros((16, 16), np.uint8)
     label[2:8, 2:8] = 1
     label[10:14, 9:15] = 2
-    write_json(tmp_path / "img07.json", labelme_document(label, CLASSES, "img07.jpg"))
+    document = labelme_document(label, CLASSES, "img07.jpg")
+    (tmp_path / "img07.json").write_text(json.dumps(document))
     assert main(["info", str(tmp_path / "img07.json")]) == 0
     out = capsys.readouterr().out
     assert "labelme annotations: 1 image(s), 2 shape(s)" in out and "cat ×1" in out

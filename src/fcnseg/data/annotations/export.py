@@ -11,7 +11,6 @@ written as run-length (RLE) ``segmentation``, the others as polygons.
 
 from __future__ import annotations
 
-import json
 import os
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
@@ -297,9 +296,3 @@ def coco_document(images: Sequence[dict[str, Any]], annotations: Sequence[dict[s
 def relative_path(target: Path, start: Path) -> str:
     """``target`` relative to the folder ``start`` (as labelme and COCO store image paths)."""
     return Path(os.path.relpath(Path(target).resolve(), Path(start).resolve())).as_posix()
-
-
-def write_json(path: Path, document: dict[str, Any]) -> None:
-    from fcnseg.utils.files import atomic_write_bytes
-
-    atomic_write_bytes(path, json.dumps(document, indent=1, ensure_ascii=False).encode("utf-8"))

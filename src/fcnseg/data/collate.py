@@ -46,26 +46,7 @@ def collate_segmentation(
         raise ValueError("cannot collate an empty batch")
     samples = [(_as_dict(im), _as_dict(lb)) for im, lb in batch]
     (first_images, images_are_dict), (first_labels, labels_are_dict) = samples[0]
-    for i, ((images, im_dict), (labels, lb_dict)) in enumerate(samples):
-        if (im_dict, lb_dict) != (images_are_dict, labels_are_dict) or \
-                list(images) != list(first_images) or list(labels) != list(first_labels):
-            raise ValueError(
-                f"sample {i}: its inputs {list(images)} and labels {list(labels)} differ from "
-                f"sample 0's ({list(first_images)}, {list(first_labels)})"
-            )
-        size = next(iter(labels.values())).shape
-        for key, im in images.items():
-            if im.dim() != 3 or im.shape[-2:] != size:
-                raise ValueError(
-                    f"sample {i}: expected a C×H×W {_what('image', key)} of its label's size "
-                    f"{tuple(size)}, got {tuple(im.shape)} (apply ToTensor before batching)"
-                )
-        for key, lb in labels.items():
-            if lb.dim() != 2 or lb.shape != size:
-                raise ValueError(
-                    f"sample {i}: expected an H×W {_what('label', key)} of size {tuple(size)}, "
-                    f"got {tuple(lb.shape)}"
-                )
+    _check_samples(samples)
     h = max(next(iter(lbs.values())).shape[0] for _, (lbs, _) in samples)
     w = max(next(iter(lbs.values())).shape[1] for _, (lbs, _) in samples)
     n = len(batch)
@@ -88,6 +69,32 @@ def collate_segmentation(
         for key, lb in labels.items():
             out_labels[key][i, : lb.shape[0], : lb.shape[1]] = lb
     return unkeyed(out_images, images_are_dict), unkeyed(out_labels, labels_are_dict)
+
+
+def _check_samples(samples: Sequence[tuple[tuple[dict, bool], tuple[dict, bool]]]) -> None:
+    """Every sample has sample 0's input and label keys, C×H×W inputs and H×W labels of one
+    size; a ValueError naming the first that does not."""
+    (first_images, images_are_dict), (first_labels, labels_are_dict) = samples[0]
+    for i, ((images, im_dict), (labels, lb_dict)) in enumerate(samples):
+        if (im_dict, lb_dict) != (images_are_dict, labels_are_dict) or \
+                list(images) != list(first_images) or list(labels) != list(first_labels):
+            raise ValueError(
+                f"sample {i}: its inputs {list(images)} and labels {list(labels)} differ from "
+                f"sample 0's ({list(first_images)}, {list(first_labels)})"
+            )
+        size = next(iter(labels.values())).shape
+        for key, im in images.items():
+            if im.dim() != 3 or im.shape[-2:] != size:
+                raise ValueError(
+                    f"sample {i}: expected a C×H×W {_what('image', key)} of its label's size "
+                    f"{tuple(size)}, got {tuple(im.shape)} (apply ToTensor before batching)"
+                )
+        for key, lb in labels.items():
+            if lb.dim() != 2 or lb.shape != size:
+                raise ValueError(
+                    f"sample {i}: expected an H×W {_what('label', key)} of size {tuple(size)}, "
+                    f"got {tuple(lb.shape)}"
+                )
 
 
 def _batch(shape: tuple[int, int, int, int], value: float | Sequence[float] | None,

@@ -36,7 +36,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from fcnseg.data.rasters import RasterInfo, RasterReader, display_rgb, open_raster
+from fcnseg.data.images import ImageError
+from fcnseg.data.rasters import (
+    RasterInfo,
+    RasterReader,
+    display_rgb,
+    nodata_mask,
+    open_raster,
+)
 from fcnseg.inference.sliding import window_starts
 from fcnseg.utils.files import atomic_write
 from fcnseg.utils.keyed import first_of
@@ -335,12 +342,6 @@ class _Carry:
             f.close()
 
 
-def _nodata(window: np.ndarray, nodata: float | None) -> np.ndarray | None:
-    from fcnseg.data.rasters import nodata_mask
-
-    return nodata_mask(window, nodata)
-
-
 @dataclass(frozen=True)
 class RasterJob:
     """What a :func:`predict_raster` run reads, how it is recorded and which share it writes.
@@ -527,7 +528,7 @@ def _tile_row(tiles: Iterator[tuple[np.ndarray, np.ndarray]], info: RasterInfo,
                 piece[:, :previous.shape[1]] += previous
             if datasets is not None:
                 _write(datasets, y0, x0, piece[:-1, :split], piece[-1, :split],
-                       _nodata(tile_input[:split, :done], info.nodata))
+                       nodata_mask(tile_input[:split, :done], info.nodata))
             if split < th:
                 carry.put(piece[:, split:])
             pending[:, :, :tw - done] = pending[:, :, done:].copy()
@@ -549,8 +550,6 @@ def needs_tiling(path: PathLike, max_pixels: int | None) -> bool:
     """Whether ``fcnseg predict`` segments ``path`` by tiles into a label GeoTIFF: a raster
     file that is georeferenced, larger than ``max_pixels``, or not 8-bit RGB. (A file that
     cannot be read is left to the image reader, which says why in one line.)"""
-    from fcnseg.data.images import ImageError
-
     if Path(path).suffix.lower() not in RASTER_SUFFIXES:
         return False
     try:
@@ -578,8 +577,6 @@ def segmenter_tile_fn(segmenter: Any, info: RasterInfo) -> TileFn:
     scales 16-bit images); a multi-band model takes rasters of its own bands (picked by name
     where the file names them, see :func:`model_bands`), raw values. A raster of other bands
     is one line naming it."""
-    from fcnseg.data.images import ImageError
-
     bands = segmenter.input_convention.bands
     if bands is not None:
         count = len(bands) if model_bands(segmenter, info) is not None else info.bands

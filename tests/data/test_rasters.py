@@ -238,3 +238,13 @@ def test_truncated_tiff_through_rasterio_prints_nothing_of_gdals_own(tmp_path, c
     assert "See previous exception" not in str(e.value)  # GDAL's own reason instead
     captured = capfd.readouterr()
     assert "Warning" not in captured.err and captured.err.strip() == ""
+
+
+@pytest.mark.parametrize("compression", [None, "zlib"])
+def test_bands_stored_as_pages_are_every_page(tmp_path, tiff_reader, compression):
+    # One page per band, as tifffile.imwrite writes a bands×H×W stack: every page is a band,
+    # with rasterio installed too (GDAL opens the first page only).
+    a = np.moveaxis(uint16_scene(), -1, 0)  # 5 × 8 × 10
+    tifffile.imwrite(tmp_path / "x.tif", a, photometric="minisblack", compression=compression)
+    assert raster_info(tmp_path / "x.tif").bands == 5
+    np.testing.assert_array_equal(read_raster(tmp_path / "x.tif"), np.moveaxis(a, 0, -1))

@@ -333,6 +333,20 @@ def _tifffile_reader(path: Path, where: str, bands: Sequence[str] | None,
     return _ArrayReader(array, info, _select_bands(where, info.bands, None, bands))
 
 
+def _pages_are_bands(path: Path) -> bool:
+    """Whether a TIFF's first image is a stack of pages, one per band (bands×H×W as
+    ``tifffile.imwrite`` writes it), not one page of H×W×bands (what GDAL reads)."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            return (len(series.shape) == 3 and series.axes[0] in "QI"
+                    and len(tif.pages) > 1 and int(tif.pages[0].samplesperpixel) == 1)
+    except Exception:  # noqa: BLE001 - a bad header is for the reader to report
+        return False
+
+
 def _tifffile_array(path: Path, where: str, axes: str) -> np.ndarray:
     """A TIFF whose bands are pages as an H×W×N array: memory-mapped when stored
     uncompressed and contiguous, else decoded whole (its size checked already)."""
@@ -341,8 +355,8 @@ def _tifffile_array(path: Path, where: str, axes: str) -> np.ndarray:
     try:
         try:
             a = tifffile.memmap(path, mode="r")
-        except ValueError:  # compressed or not contiguous: decode it
-            a = tifffile.imread(path, key=0)
+        except ValueError:  # compressed or not contiguous: decode it (every page: a band)
+            a = tifffile.imread(path)
     except MemoryError:
         raise
     except Exception as e:  # noqa: BLE001 - tifffile's codecs raise many kinds
@@ -387,7 +401,8 @@ def open_raster(path: PathLike, *, bands: Sequence[str] | None = None,
     rasterio = _rasterio()
     is_tiff = head.startswith(_TIFF_MAGIC)
     gdal_format = next((name for magic, name in _GDAL_MAGIC if head.startswith(magic)), None)
-    if rasterio is not None and (is_tiff or gdal_format is not None):
+    if rasterio is not None and (is_tiff or gdal_format is not None) and not (
+            is_tiff and _pages_are_bands(p)):  # GDAL would read the first page alone
         return _rasterio_reader(rasterio, p, where, bands, max_pixels)
     if gdal_format is not None:
         raise ImageError(where, f"a {gdal_format} file: reading it needs rasterio "

@@ -39,6 +39,7 @@ from fcnseg.data.images import (
     ImageError,
     ImageTooLargeError,
     open_upright,
+    pil_to_rgb,
 )
 from fcnseg.utils.typing import PathLike
 
@@ -374,8 +375,6 @@ def _pillow_array(path: Path, where: str, max_pixels: int | None) -> np.ndarray:
         if img.mode.startswith("I;16"):
             a = a.astype(np.uint16)
         return a[..., None]
-    from fcnseg.data.images import pil_to_rgb
-
     return pil_to_rgb(img, where)  # colour (palette, alpha, CMYK) as the image reader reads it
 
 

@@ -23,7 +23,7 @@ from fcnseg.data.annotations.shapes import (
     printable,
     rasterise,
 )
-from fcnseg.data.images import IMAGE_FORMATS
+from fcnseg.data.images import IMAGE_FORMATS, ImageError, open_upright
 from fcnseg.data.palette import palette_for
 
 __all__ = ["FORMATS", "ImportOptions", "ImportReport", "import_annotations", "label_set_for",
@@ -117,8 +117,6 @@ def label_set_for(found: Annotations, options: ImportOptions,
 def resolve_image(item: AnnotatedImage) -> tuple[bytes | Path, tuple[int, int]] | str:
     """The picture (its file, or its embedded bytes) and its upright (height, width), or one
     line saying why there is none."""
-    from fcnseg.data.images import ImageError, open_upright
-
     source = printable(item.source)
     have_file = item.image_path is not None and item.image_path.is_file()
     if not have_file and item.image_bytes is None:

@@ -6,11 +6,13 @@ from collections.abc import Callable
 from typing import Any
 
 from fcnseg.data.ade20k import ADE20K
+from fcnseg.data.annotations.dataset import AnnotationDataset
 from fcnseg.data.base import SegmentationDataset, Transform
 from fcnseg.data.cityscapes import Cityscapes
 from fcnseg.data.folder import FolderSegmentation
 from fcnseg.data.nyud import NYUDv2
 from fcnseg.data.pascal_context import PascalContext
+from fcnseg.data.raster_windows import RasterWindows
 from fcnseg.data.sbd import SBDSegmentation
 from fcnseg.data.siftflow import SIFTFlow
 from fcnseg.data.splits import seg11valid
@@ -126,8 +128,6 @@ def _nyud(spec: dict[str, Any], split: str | None,
 
 def _annotations(spec: dict[str, Any], split: str | None,
                  transform: Transform | None) -> SegmentationDataset:
-    from fcnseg.data.annotations.dataset import AnnotationDataset
-
     options = {k: spec[k] for k in _ANNOTATION_OPTIONS - {"split"} if spec.get(k) is not None}
     return AnnotationDataset(spec["name"].replace("_", "-"), spec["root"], split=split,
                              transform=transform, **options)
@@ -135,8 +135,6 @@ def _annotations(spec: dict[str, Any], split: str | None,
 
 def _raster_windows(spec: dict[str, Any], split: str | None,
                     transform: Transform | None) -> SegmentationDataset:
-    from fcnseg.data.raster_windows import RasterWindows
-
     layout = {k: spec[k] for k in _FOLDER_LAYOUT if spec.get(k) is not None}
     rasters = FolderSegmentation(spec["root"], split=split, config=_field(spec, "config"),
                                  **layout)

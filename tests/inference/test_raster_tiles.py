@@ -303,3 +303,17 @@ def test_predict_command_writes_a_picture_beside_the_label_raster(make_checkpoin
                  "--precision", "fp32"]) == 0
     with Image.open(out / "scene_overlay.png") as picture:
         assert picture.size == smooth_image.shape[1::-1] and picture.mode == "RGB"
+
+
+def test_image_only_options_given_with_a_raster_are_said_to_skip_it(make_checkpoint,
+                                                                      smooth_image, tmp_path,
+                                                                      capsys):
+    from fcnseg.cli.main import main
+
+    write_tif(tmp_path / "scene.tif", smooth_image)
+    assert main(["predict", "--checkpoint", str(make_checkpoint("same")),
+                 str(tmp_path / "scene.tif"), "--out", str(tmp_path / "out"), "--no-progress",
+                 "--heatmaps", "cat", "--format", "labelme"]) == 0
+    [line] = [x for x in capsys.readouterr().err.splitlines() if "apply to images" in x]
+    assert "--heatmaps and --format apply to images, not to the 1 raster(s)" in line
+    assert not list((tmp_path / "out").glob("*heatmap*"))

@@ -214,11 +214,26 @@ def run(args: argparse.Namespace) -> int:
         pre = PreAnnotations(out_dir, args.format, rank=args.rank is not None, top=args.top,
                              tolerance=args.tolerance, class_names=tuple(seg.class_names))
     outputs = _output_options(args, seg, heat_classes, kinds, work.protected, pre)
+    _note_raster_options(args, work, ranks)
     _segment_rasters(args, seg, work, out_dir, bool(kinds), ranks, tally)
     _segment_images(args, seg, work, out_dir, outputs, tally)
     if pre is not None:
         _write_annotations(pre, out_dir, tally)
     return _finish(tally, work.given, out_dir, ranks)
+
+
+def _note_raster_options(args: argparse.Namespace, work: _Work, ranks: DistInfo) -> None:
+    """One line when options that only images take were given with rasters, which get a
+    label GeoTIFF (with --probs / --uncertainty as GeoTIFFs) and an overlay instead."""
+    given = [name for name, value in (("--heatmaps", args.heatmaps),
+                                      ("--heatmaps-present", args.heatmaps_present),
+                                      ("--format", args.format), ("--rank", args.rank))
+             if value]
+    if given and work.rasters and ranks.is_main:
+        _report(f"{' and '.join(given)} apply to images, not to the {len(work.rasters)} "
+                f"raster(s) segmented by tiles (e.g. {work.rasters[0][0]}): those get "
+                f"NAME.tif and NAME_overlay.png (--probs, --uncertainty: NAME_probs.tif, "
+                f"NAME_uncertainty.tif)")
 
 
 def _check_options(args: argparse.Namespace) -> None:

@@ -317,3 +317,18 @@ def test_image_only_options_given_with_a_raster_are_said_to_skip_it(make_checkpo
     [line] = [x for x in capsys.readouterr().err.splitlines() if "apply to images" in x]
     assert "--heatmaps and --format apply to images, not to the 1 raster(s)" in line
     assert not list((tmp_path / "out").glob("*heatmap*"))
+
+
+def test_a_raster_complete_from_an_earlier_run_is_counted_as_skipped(make_checkpoint,
+                                                                     smooth_image, tmp_path,
+                                                                     capsys):
+    from fcnseg.cli.main import main
+
+    write_tif(tmp_path / "scene.tif", smooth_image)
+    args = ["predict", "--checkpoint", str(make_checkpoint("same")), str(tmp_path / "scene.tif"),
+            "--out", str(tmp_path / "out"), "--no-progress"]
+    assert main(args) == 0
+    assert "wrote outputs for 1 of 1 input(s)" in capsys.readouterr().out
+    assert main(args) == 0
+    assert ("wrote outputs for 0 of 1 input(s) to " in (out := capsys.readouterr().out)
+            and "; 1 complete already, skipped" in out)

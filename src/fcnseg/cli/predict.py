@@ -351,12 +351,16 @@ def _segment_rasters(args: argparse.Namespace, seg: Segmenter, work: _Work, out_
     tiles = TileSettings(tile=args.tile, overlap=args.overlap, batch_size=args.batch_size,
                          probs=args.probs, uncertainty=uncertainty) if work.rasters else None
     for path, name in work.rasters:
+        complete = output_complete(out_dir / f"{name}.tif")  # from an earlier run
         problem = _predict_raster(seg, path, out_dir / f"{name}.tif", tiles, args,
                                   work.protected, ranks, work.share)
         if work.share is None or ranks.is_main:  # rank 0 counts the raster it merged
             if problem is None:
                 problem = _raster_preview(seg, path, out_dir / f"{name}.tif", args)
-            tally.count(problem)
+            if problem is None and complete:
+                tally.skipped += 1
+            else:
+                tally.count(problem)
 
 
 def _raster_preview(seg: Segmenter, path: Path, out: Path, args: argparse.Namespace) -> str | None:

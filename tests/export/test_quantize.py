@@ -354,3 +354,6 @@ def test_info_says_a_multi_band_export_takes_its_bands_raw_values(tmp_path, caps
                 if line.startswith("exported:")]
     assert exported and "the raw values of its 5 bands" in exported[0]
     assert "RGB" not in exported[0]
+    # The metadata a deployment reads says the same.
+    assert read_onnx_metadata(out)["input"].startswith(
+        "N×5×H×W float32 raw values of the bands red, green, blue, nir, swir1")

@@ -142,6 +142,12 @@ def metadata_strings(description: Mapping[str, Any], *,
     if raw_pixels:
         meta["input"] = json.dumps("N×3×H×W float32 RGB pixel values 0-255 (normalised in "
                                    "the graph per input_convention)")
+    bands = (description.get("input_convention") or {}).get("bands")
+    if bands:  # a multi-band model takes its bands' raw values
+        meta["input"] = json.dumps(
+            f"N×{len(bands)}×H×W float32 raw values of the bands {', '.join(bands)}, in that "
+            f"order ({'normalised in the graph' if raw_pixels else 'normalised'} per "
+            f"input_convention)")
     meta["output"] = json.dumps("N×C×H×W float32 logits at the input's size; argmax over C is "
                                 "the label")
     if inputs:

@@ -18,7 +18,7 @@ from fcnseg.cli.main import main
 from fcnseg.conventions import TORCHVISION_RGB
 from fcnseg.data.palette import voc_palette
 from fcnseg.inference import Segmenter
-from fcnseg.models import fcn8s, fcn8s_vgg16_bn, fcn16s
+from fcnseg.models import build_model, fcn8s, fcn8s_vgg16_bn, fcn16s
 from fcnseg.utils.files import atomic_write
 
 NAMES = ["background", "disc", "bar"]
@@ -218,3 +218,18 @@ def test_checkpoint_contents_and_keyword_fields_write_the_same_checkpoint(tmp_pa
     with pytest.raises(TypeError):
         save_checkpoint(tmp_path / "d.pt", model, class_names=NAMES, palette=voc_palette(),
                         iterations=3)  # a misspelt field is refused, not ignored
+
+
+@pytest.mark.parametrize("dilation", [5, "abc", [True], [1, 0, 1]],
+                         ids=["number", "string", "one", "integers"])
+def test_a_malformed_list_field_names_the_file_and_field(tmp_path: Path, dilation) -> None:
+    model = build_model("fcn8s_resnet18", num_classes=3, base_channels=8,
+                        replace_stride_with_dilation=[False, False, True])
+    path = save_checkpoint(tmp_path / "good.pt", model, class_names=["a", "b", "c"],
+                           palette=voc_palette()[:3])
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["model"]["build_kwargs"]["replace_stride_with_dilation"] = dilation
+    torch.save(ckpt, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match=r"bad\.pt: model\.build_kwargs\."
+                                              r"replace_stride_with_dilation: expected three"):
+        build_model_from_checkpoint(tmp_path / "bad.pt")

@@ -200,8 +200,13 @@ class ResNetOptions(_BackboneFile):
 
     def __post_init__(self) -> None:
         dilation = self.replace_stride_with_dilation
-        if dilation is not None:
-            self.replace_stride_with_dilation = [bool(d) for d in dilation]
+        if dilation is None:
+            return
+        if (not isinstance(dilation, (list, tuple)) or len(dilation) != 3
+                or not all(isinstance(d, bool) for d in dilation)):
+            raise ValueError("replace_stride_with_dilation: expected three booleans "
+                             f"(layer2, layer3, layer4), got {repr(dilation)[:60]}")
+        self.replace_stride_with_dilation = list(dilation)
 
 
 @dataclass(kw_only=True)
@@ -559,6 +564,11 @@ def check_build_kwargs(name: str, kwargs: Mapping[str, Any]) -> None:
                       (isinstance(value, bool) and hints[key] is not bool)):
             raise ValueError(f"build_kwargs.{key}: expected {hints[key].__name__}, "
                              f"got {repr(value)[:100]}")
+    if row is not None:
+        try:  # each options dataclass checks the fields a scalar type cannot describe
+            row.options(**kwargs)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"build_kwargs.{e}") from None
 
 
 def build_model(name: str, *, preprocess: bool = True, **kwargs: Any) -> nn.Module:

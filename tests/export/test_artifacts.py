@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -59,7 +62,8 @@ def test_labels_out_graph_answers_uint8_labels_of_the_logits(export_checkpoint,
 
 def test_normalized_input_export_still_runs_in_fcnseg(export_checkpoint, tmp_path) -> None:
     ckpt, out = export_checkpoint("same"), tmp_path / "norm.onnx"
-    assert main(["export", "--checkpoint", str(ckpt), "--format", "onnx", "--out", str(out),
+    assert main(["export", "--checkpoint", str(ckpt), "--format", "onnx",
+                 "--out", str(out),
                  "--height", "32", "--width", "32", "--input", "normalized"]) == 0
     assert read_onnx_metadata(out)["input_pixels"] == "normalized"
     image = _image()
@@ -110,3 +114,49 @@ def test_a_labels_out_graph_answers_probabilities_of_exactly_0_and_1() -> None:
     assert torch.equal(probs.argmax(1), labels.long())
     assert torch.equal(probs, torch.nn.functional.one_hot(labels.long(), 3)
                        .permute(0, 3, 1, 2).float())
+
+
+@pytest.fixture(scope="module")
+def recipe_checkpoint(tmp_path_factory) -> Path:
+    """A tiny synthetic-class checkpoint whose recipe records a validation set and whose
+    training recorded metrics, as a trained one does."""
+    from fcnseg.checkpoint import save_checkpoint
+    from fcnseg.data import SYNTHETIC_CLASSES, palette_for
+    from fcnseg.models import fcn8s
+
+    torch.manual_seed(0)
+    model = fcn8s(num_classes=len(SYNTHETIC_CLASSES), geometry="same", width=0.0625,
+                  fc_channels=16)
+    recipe = {"data": {"val": {"name": "synthetic", "num_images": 2, "size": 40, "seed": 5,
+                               "split": "val"}}}
+    path = tmp_path_factory.mktemp("recipe") / "trained.pt"
+    return save_checkpoint(path, model, class_names=list(SYNTHETIC_CLASSES),
+                           palette=palette_for(len(SYNTHETIC_CLASSES)), recipe=recipe,
+                           metrics={"mean_iu": 0.4321, "pixel_acc": 0.9})
+
+
+def test_an_onnx_export_is_evaluated_on_its_checkpoints_validation_set(recipe_checkpoint,
+                                                                        tmp_path,
+                                                                        capsys) -> None:
+    out = tmp_path / "model.onnx"
+    assert main(["export", "--checkpoint", str(recipe_checkpoint), "--format", "onnx",
+                 "--out", str(out),
+                 "--height", "32", "--width", "32"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", str(out), "--out", str(tmp_path / "ev"),
+                 "--no-calibration"]) == 0
+    assert "dataset from the checkpoint's recipe" in capsys.readouterr().out
+    report = json.loads((tmp_path / "ev" / "report.json").read_text())
+    assert report["num_images"] == 2 and report["dataset"]["seed"] == 5
+
+
+def test_an_onnx_export_keeps_its_checkpoints_metrics(recipe_checkpoint, tmp_path,
+                                                      capsys) -> None:
+    out = tmp_path / "model.onnx"
+    assert main(["export", "--checkpoint", str(recipe_checkpoint), "--format", "onnx",
+                 "--out", str(out),
+                 "--height", "32", "--width", "32"]) == 0
+    assert read_onnx_metadata(out)["metrics"] == {"mean_iu": 0.4321, "pixel_acc": 0.9}
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    assert "mean IU 43.21" in capsys.readouterr().out

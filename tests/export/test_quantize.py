@@ -357,3 +357,27 @@ def test_info_says_a_multi_band_export_takes_its_bands_raw_values(tmp_path, caps
     # The metadata a deployment reads says the same.
     assert read_onnx_metadata(out)["input"].startswith(
         "N×5×H×W float32 raw values of the bands red, green, blue, nir, swir1")
+
+
+def test_an_int8_model_records_its_checkpoints_validation_set_and_metrics(tmp_path) -> None:
+    import torch
+
+    from fcnseg.checkpoint import save_checkpoint
+    from fcnseg.data import palette_for
+    from fcnseg.models import fcn8s
+
+    torch.manual_seed(0)
+    names = list(SyntheticSegmentation.classes)
+    val = {"name": "synthetic", "num_images": 2, "size": 40, "seed": 5, "split": "val"}
+    ckpt = save_checkpoint(tmp_path / "trained.pt",
+                           fcn8s(num_classes=len(names), geometry="same", width=0.0625,
+                                 fc_channels=16),
+                           class_names=names, palette=palette_for(len(names)),
+                           recipe={"data": {"val": val}}, metrics={"mean_iu": 0.4321})
+    out = tmp_path / "model.int8.onnx"
+    assert main(["quantize", str(ckpt), "--calib", CALIB, "--val", VAL, "--out", str(out),
+                 "--keep-float", "none", "--max-drop", "100", "--no-reduce-range"]) == 0
+    meta = read_onnx_metadata(out)
+    assert meta["validation_data"] == val
+    assert meta["metrics"]["checkpoint"] == {"mean_iu": 0.4321}
+    assert "mean_iu" in meta["metrics"] and "pixel_agreement_with_float" in meta["metrics"]

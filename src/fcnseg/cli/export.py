@@ -7,7 +7,7 @@ import time
 
 from fcnseg.cli import options
 from fcnseg.export import export_onnx, export_torchscript
-from fcnseg.export.common import DEFAULT_ATOL, DEFAULT_RTOL
+from fcnseg.export.common import DEFAULT_ATOL, DEFAULT_RTOL, checkpoint_record
 from fcnseg.inference import Segmenter
 from fcnseg.inference.calibration import TemperatureScaled
 from fcnseg.models.fastpath import make_plain
@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     description = seg.describe()
     for key in ("sliding_window", "tta"):  # inference settings, not properties of the model
         description.pop(key, None)
+    description.update(checkpoint_record(seg.validation_data, seg.checkpoint_metrics))
     # The segmenter is dropped after this: its model goes back to plain layers in place, so
     # that the export needs no copy of the weights.
     model = make_plain(seg.model)

@@ -17,6 +17,7 @@ from fcnseg.cli import options
 from fcnseg.data import build_dataset
 from fcnseg.data.folder import IMAGE_EXTENSIONS
 from fcnseg.data.io import read_raw
+from fcnseg.export.common import checkpoint_record
 from fcnseg.export.quantize import KEEP_FLOAT, QuantizeError, QuantizeOptions, quantize_model
 from fcnseg.inference import Segmenter
 from fcnseg.inference.calibration import TemperatureScaled
@@ -192,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
     description = seg.describe()
     for key in ("sliding_window", "tta", "precision", "optimizations"):
         description.pop(key, None)
+    description.update(checkpoint_record(seg.validation_data, seg.checkpoint_metrics))
     model = seg.model
     if seg.temperature != 1.0:
         model = TemperatureScaled(model, seg.temperature)

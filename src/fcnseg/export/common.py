@@ -30,6 +30,7 @@ __all__ = [
     "RAW_PIXELS",
     "SampleCheck",
     "check_samples",
+    "checkpoint_record",
     "export_subject",
     "input_names",
     "logits_model",
@@ -164,6 +165,20 @@ def metadata_strings(description: Mapping[str, Any], *,
         meta["output"] = json.dumps("one N×C×H×W float32 logits map per head, at the input's "
                                     "size; argmax over C is the head's label")
     return meta
+
+
+def checkpoint_record(validation_data: Mapping[str, Any] | None,
+                      metrics: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What an export keeps of the checkpoint it came from: ``validation_data``, the validation
+    dataset spec of its recipe (so that ``fcnseg evaluate`` scores the export on it without
+    ``--dataset``), and ``metrics``, the checkpoint's figures. JSON values only (a path in a
+    spec becomes its text); absent ones are left out."""
+    record: dict[str, Any] = {}
+    if validation_data:
+        record["validation_data"] = json.loads(json.dumps(dict(validation_data), default=str))
+    if metrics:
+        record["metrics"] = json.loads(json.dumps(dict(metrics), default=str))
+    return record
 
 
 def sample_batches(

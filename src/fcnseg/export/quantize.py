@@ -523,10 +523,16 @@ def _write_metadata(proto: Any, float_proto: Any, record: dict[str, Any]) -> Non
     """The float export's metadata (description, raw pixels) plus ``quantization``."""
     meta = {e.key: e.value for e in float_proto.metadata_props}
     meta["quantization"] = json.dumps(record, allow_nan=True)
+    # The int8 model's own figures when measured, the checkpoint's (float) ones beside them.
+    float_metrics = json.loads(meta.pop("metrics", "{}") or "{}")
+    metrics: dict[str, Any] = {}
     if record.get("validation"):
-        meta["metrics"] = json.dumps({"mean_iu": record["validation"]["int8_mean_iu"],
-                                      "pixel_agreement_with_float":
-                                          record["validation"]["pixel_agreement"]})
+        metrics = {"mean_iu": record["validation"]["int8_mean_iu"],
+                   "pixel_agreement_with_float": record["validation"]["pixel_agreement"]}
+    if float_metrics:
+        metrics["checkpoint"] = float_metrics
+    if metrics:
+        meta["metrics"] = json.dumps(metrics, allow_nan=True)
     del proto.metadata_props[:]
     for key, value in meta.items():
         entry = proto.metadata_props.add()

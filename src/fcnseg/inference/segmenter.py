@@ -174,6 +174,11 @@ class Segmenter:
         self.checkpoint_path: str | None = None
         #: The training dataset's name as the checkpoint's recipe records it (e.g. "synthetic").
         self.trained_on: str | None = None
+        #: The validation dataset spec the checkpoint's recipe records (``recipe.data.val``),
+        #: what ``fcnseg evaluate`` scores by default; None when it records none.
+        self.validation_data: dict[str, Any] | None = None
+        #: The metrics the checkpoint records (empty when none).
+        self.checkpoint_metrics: dict[str, Any] = {}
         #: The compiled model the forward passes run through, once :meth:`compile` succeeded.
         self.compiled: nn.Module | None = None
         if opts.compile and (failure := self.compile()) is not None:
@@ -199,6 +204,10 @@ class Segmenter:
         seg.checkpoint_path = str(path)
         train_spec = ((ckpt.get("recipe") or {}).get("data") or {}).get("train") or {}
         seg.trained_on = str(train_spec["name"]) if train_spec.get("name") else None
+        val_spec = ((ckpt.get("recipe") or {}).get("data") or {}).get("val")
+        seg.validation_data = dict(val_spec) if isinstance(val_spec, dict) and val_spec else None
+        metrics = ckpt.get("metrics")
+        seg.checkpoint_metrics = dict(metrics) if isinstance(metrics, dict) else {}
         return seg
 
     # -- description ---------------------------------------------------------------------------

@@ -106,7 +106,8 @@ def _torchscript_metadata(path: Path) -> dict[str, Any]:
 def read_artifact(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The checkpoint-shaped description of an exported model at ``path``: ``model``
     (``arch``, ``build_kwargs`` with ``num_classes`` and ``geometry``, ``input_convention``),
-    ``classes``, ``metrics`` and ``artifact`` (``kind``, ``input_pixels``, ``outputs``,
+    ``classes``, ``metrics``, ``recipe`` (``data.val`` only: the validation set recorded at
+    export, when there was one) and ``artifact`` (``kind``, ``input_pixels``, ``outputs``,
     ``quantization`` when it is an int8 model, ``fcnseg_version``, ``temperature``: already
     applied inside the graph), no weights.
 
@@ -142,7 +143,11 @@ def read_artifact(path: str | os.PathLike[str]) -> dict[str, Any]:
                   "build_kwargs": {"num_classes": len(names), "geometry": meta.get("geometry")},
                   "input_convention": meta["input_convention"]},
         "classes": {"names": names, "palette": palette, "ignore_index": ignore_index},
-        "recipe": {}, "iteration": 0, "epoch": 0,
+        # The validation set of the checkpoint it was exported from: what fcnseg evaluate
+        # scores by default, as it does for the checkpoint.
+        "recipe": {"data": {"val": meta["validation_data"]}}
+        if isinstance(meta.get("validation_data"), dict) else {},
+        "iteration": 0, "epoch": 0,
         "metrics": meta.get("metrics") if isinstance(meta.get("metrics"), dict) else {},
         "state": {},
         "artifact": {

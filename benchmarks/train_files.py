@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -147,13 +148,17 @@ def recipe(root: Path, iterations: int) -> dict:
     }
 
 
-def timed(command: list[str], env: dict[str, str]) -> tuple[float, str]:
+def timed(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """Wall seconds, CPU seconds (user + system, all threads) and stdout of ``command``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"{command[:4]} failed:\n{done.stdout}\n{done.stderr}")
-    return seconds, done.stdout
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return seconds, cpu, done.stdout
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,26 +187,32 @@ def main(argv: list[str] | None = None) -> int:
         for name in order:
             if name == "fcnseg":
                 out = work / f"run{r}"
-                seconds, text = timed([*fcnseg_cmd, "--out", str(out)], env)
+                seconds, cpu, text = timed([*fcnseg_cmd, "--out", str(out)], env)
                 miu = re.findall(r"mean IU (\d+\.\d+)", text)
                 first = re.search(r"time to first step: ([\d.]+) s", text)
-                result["fcnseg"] = {"s": seconds, "mean_iu": float(miu[-1]) / 100 if miu
-                                    else None,
+                result["fcnseg"] = {"s": seconds, "cpu_s": cpu,
+                                    "mean_iu": float(miu[-1]) / 100 if miu else None,
                                     "to_first_step_s": float(first.group(1)) if first else None,
                                     "log": [ln for ln in text.splitlines()
                                             if ln.startswith(("data cache", "evaluation:",
                                                               "time to first"))]}
                 shutil.rmtree(out, ignore_errors=True)
             else:
-                seconds, text = timed(plain_cmd, env)
+                seconds, cpu, text = timed(plain_cmd, env)
                 miu = re.search(r"MEAN_IU ([\d.]+)", text)
-                result["plain"] = {"s": seconds, "mean_iu": float(miu.group(1)) if miu else None}
+                result["plain"] = {"s": seconds, "cpu_s": cpu,
+                                   "mean_iu": float(miu.group(1)) if miu else None}
         result["ratio"] = result["fcnseg"]["s"] / result["plain"]["s"]
         rounds.append(result)
+        # CPU seconds too: on a machine shared with other work, waiting inflates wall time
+        # (and, with several threads, the spinning of threads waiting for each other)
+        cpu_ratio = result["fcnseg"]["cpu_s"] / result["plain"]["cpu_s"]
         print(f"round {r + 1}: fcnseg train {result['fcnseg']['s']:.1f} s (mean IU "
               f"{result['fcnseg']['mean_iu']}, first step after "
               f"{result['fcnseg']['to_first_step_s']} s), plain loop {result['plain']['s']:.1f} s "
-              f"(mean IU {result['plain']['mean_iu']}): ratio {result['ratio']:.3f}", flush=True)
+              f"(mean IU {result['plain']['mean_iu']}): ratio {result['ratio']:.3f}; CPU "
+              f"{result['fcnseg']['cpu_s']:.1f} s vs {result['plain']['cpu_s']:.1f} s "
+              f"(ratio {cpu_ratio:.3f})", flush=True)
     for line in rounds[0]["fcnseg"]["log"]:
         print(f"  fcnseg said: {line}")
     shutil.rmtree(work, ignore_errors=True)

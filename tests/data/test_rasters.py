@@ -248,3 +248,14 @@ def test_bands_stored_as_pages_are_every_page(tmp_path, tiff_reader, compression
     tifffile.imwrite(tmp_path / "x.tif", a, photometric="minisblack", compression=compression)
     assert raster_info(tmp_path / "x.tif").bands == 5
     np.testing.assert_array_equal(read_raster(tmp_path / "x.tif"), np.moveaxis(a, 0, -1))
+
+
+def test_an_array_of_5_bands_tifffile_stored_as_pages_of_rows_is_one_line(tmp_path,
+                                                                          tiff_reader):
+    # tifffile.imwrite keeps a last axis other than 3 or 4 as pixels: 20 pages of 30×5.
+    tifffile.imwrite(tmp_path / "x.tif", uint16_scene(h=20, w=30))
+    with pytest.raises(ImageError) as err:
+        raster_info(tmp_path / "x.tif")
+    message = str(err.value)
+    assert "\n" not in message and str(tmp_path / "x.tif") in message
+    assert "20 pages of 30×5" in message and "planarconfig='contig'" in message

@@ -348,6 +348,34 @@ def _pages_are_bands(path: Path) -> bool:
         return False
 
 
+#: Most bands a TIFF page of W×B pixels may have to be taken for an H×W×B array that
+#: ``tifffile.imwrite`` stored as H pages (it keeps a last axis other than 3 or 4 as pixels).
+_MAX_STRAY_BANDS = 16
+
+
+def _rows_as_pages(path: Path, where: str) -> str | None:
+    """One line when a TIFF looks like an H×W×B array (B bands, not 3 or 4) that
+    ``tifffile.imwrite`` wrote with its defaults: H pages, each W pixels wide and B high,
+    whose bands would be read wrongly; else None."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            shape, axes, pages = tuple(series.shape), series.axes, len(tif.pages)
+            samples = int(tif.pages[0].samplesperpixel)
+    except Exception:  # noqa: BLE001 - a bad header is for the reader to report
+        return None
+    if not (len(shape) == 3 and axes[0] in "QI" and samples == 1 and pages == shape[0] > 1
+            and shape[2] <= _MAX_STRAY_BANDS and shape[2] < min(shape[0], shape[1])):
+        return None
+    h, w, b = shape
+    return (f"holds {h} pages of {w}×{b} pixels, as tifffile.imwrite stores an H×W×{b} array "
+            f"by default, not a {h}×{w} raster of {b} bands; write it as one page with "
+            f"tifffile.imwrite(path, a, photometric='minisblack', planarconfig='contig'), or "
+            f"bands first: tifffile.imwrite(path, a.transpose(2, 0, 1))")
+
+
 def _tifffile_array(path: Path, where: str, axes: str) -> np.ndarray:
     """A TIFF whose bands are pages as an H×W×N array: memory-mapped when stored
     uncompressed and contiguous, else decoded whole (its size checked already)."""
@@ -400,6 +428,8 @@ def open_raster(path: PathLike, *, bands: Sequence[str] | None = None,
     rasterio = _rasterio()
     is_tiff = head.startswith(_TIFF_MAGIC)
     gdal_format = next((name for magic, name in _GDAL_MAGIC if head.startswith(magic)), None)
+    if is_tiff and (problem := _rows_as_pages(p, where)) is not None:
+        raise ImageError(where, problem)
     if rasterio is not None and (is_tiff or gdal_format is not None) and not (
             is_tiff and _pages_are_bands(p)):  # GDAL would read the first page alone
         return _rasterio_reader(rasterio, p, where, bands, max_pixels)

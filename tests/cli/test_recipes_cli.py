@@ -54,3 +54,13 @@ def test_a_recipes_published_block_is_kept_in_its_config() -> None:
     config = load_config("voc-fcn16s")
     assert config.published["mean_iu"] == 65.0
     assert config.published["split"] == "seg11valid"
+
+
+def test_show_checks_a_recipe_files_fields_as_train_does(tmp_path, capsys) -> None:
+    recipe = tmp_path / "mine.yaml"
+    recipe.write_text("base: synthetic-fcn8s\noptim:\n  lr: fast\n", encoding="utf-8")
+    assert main(["recipes", "--show", str(recipe)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    err = captured.err.strip()
+    assert "\n" not in err and str(recipe) in err and "optim.lr" in err

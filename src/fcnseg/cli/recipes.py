@@ -37,6 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.show is not None:
+        load_config(args.show)  # its fields checked as train checks them, naming the recipe
         print(yaml.safe_dump(load_recipe(args.show), sort_keys=False), end="")
         return 0
     if args.name is None:

@@ -267,3 +267,14 @@ def test_an_input_whose_name_is_not_utf8_is_segmented_under_a_safe_name(
     assert (out / "caf%E9_label.png").is_file() and (out / "caf%E9_overlay.png").is_file()
     manifest = (out / ".fcnseg-outputs.txt").read_text(encoding="utf-8")
     assert "caf%E9_label.png" in manifest.splitlines()
+
+
+@pytest.mark.parametrize("tiling,named", [(["--overlap", "300"], "--overlap"),
+                                          (["--tile", "8"], "--tile")])
+def test_tile_and_overlap_errors_name_the_option_as_typed(tiling, named, tmp_path,
+                                                          capsys) -> None:
+    # Checked before the checkpoint or any input is read.
+    assert main(["predict", "--checkpoint", str(tmp_path / "none.pt"), "x.tif", "--out",
+                 str(tmp_path / "out"), *tiling]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and f"{named} must" in err

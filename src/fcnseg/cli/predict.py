@@ -248,6 +248,12 @@ def _check_options(args: argparse.Namespace) -> None:
                          "--rank uncertainty and --format")
     if args.tolerance < 0:
         raise ValueError(f"--tolerance must be 0 or more pixels, got {args.tolerance}")
+    # What TileSettings refuses, said with the options' names as typed.
+    if args.tile < 16:
+        raise ValueError(f"--tile must be at least 16 pixels, got {args.tile}")
+    if not 2 * args.overlap < args.tile:
+        raise ValueError(f"--overlap must be less than half of --tile ({args.tile}), got "
+                         f"{args.overlap}")
 
 
 def _report(message: str) -> None:

@@ -315,3 +315,23 @@ def test_an_import_whose_validation_split_is_empty_says_so(src: Path, tmp_path: 
     assert any("val.txt: no image fell into the validation split" in w and "--val-fraction" in w
                for w in report.warnings)
     assert len(report.written) == 2
+
+
+def test_check_data_reads_labelme_with_the_class_order_of_a_labels_file(
+        src: Path, tmp_path: Path, capsys) -> None:
+    write_labelme(src, "a", [shape("cat", [[0, 0], [9, 9]], "rectangle"),
+                             shape("dog", [[20, 0], [29, 9]], "rectangle")])
+    labels = tmp_path / "labels.txt"
+    labels.write_text("__ignore__\n_background_\ndog\ncat\n")
+    capsys.readouterr()
+    assert main(["check-data", "--dataset", "labelme", "--root", str(src), "--labels",
+                 str(labels), "--num-workers", "0"]) == 0
+    printed = capsys.readouterr().out
+    assert 0 < printed.index("dog") < printed.index("cat")
+
+
+def test_check_data_labels_is_refused_for_a_dataset_without_annotations(tmp_path: Path,
+                                                                        capsys) -> None:
+    assert main(["check-data", "--dataset", "synthetic", "--labels",
+                 str(tmp_path / "labels.txt")]) == 2
+    assert "--labels: only for the annotation datasets" in capsys.readouterr().err

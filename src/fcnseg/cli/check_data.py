@@ -50,6 +50,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                          "(default: ROOT/pascal-context)")
     p.add_argument("--modality", action="append", choices=["color", "hha", "depth"],
                    help="nyud: input to check (repeatable; default: every one on disk)")
+    p.add_argument("--labels", metavar="FILE",
+                   help=f"{', '.join(ANNOTATION_FORMATS)}: the labels.txt that fcnseg import "
+                        f"--labels takes (one label a line, __ignore__ the ignore value, "
+                        f"_background_ class 0, the others 1, 2, ... in order; shapes with "
+                        f"other labels are bad), so that the classes are checked in the order "
+                        f"the import gives them (default: the labels found, _background_ "
+                        f"first)")
     p.add_argument("--num-images", type=int, default=200, help="synthetic: how many images")
     p.add_argument("--size", type=int, default=128, help="synthetic: image size")
     p.add_argument("--seed", type=int, default=0, help="synthetic: seed")
@@ -82,6 +89,9 @@ def _union(lists: list[list[str]]) -> list[str]:
 
 
 def _open(args: argparse.Namespace):  # -> (dataset to scan, {split: count}, description)
+    if args.labels is not None and args.dataset not in ANNOTATION_FORMATS:
+        raise ValueError(f"--labels: only for the annotation datasets "
+                         f"({', '.join(ANNOTATION_FORMATS)}), not --dataset {args.dataset}")
 
     if args.dataset == "synthetic":
         ds = SyntheticSegmentation(args.num_images, args.size, seed=args.seed)
@@ -132,10 +142,9 @@ def _open(args: argparse.Namespace):  # -> (dataset to scan, {split: count}, des
 
 def _open_annotations(args: argparse.Namespace):  # a labelling tool's annotations, as read
     splits = args.split or ["train", "val"]
-    parts = {s: build_dataset({"name": args.dataset, "root": args.root, "split": s}).ids
-             for s in splits}
-    base = build_dataset({"name": args.dataset, "root": args.root,
-                          "split": splits[0] if len(splits) == 1 else None})
+    spec = {"name": args.dataset, "root": args.root, "labels": args.labels}
+    parts = {s: build_dataset({**spec, "split": s}).ids for s in splits}
+    base = build_dataset({**spec, "split": splits[0] if len(splits) == 1 else None})
     return base, {s: len(v) for s, v in parts.items()}, f"{args.dataset} annotations at {args.root}"
 
 

@@ -359,7 +359,8 @@ def test_info_says_a_multi_band_export_takes_its_bands_raw_values(tmp_path, caps
         "N×5×H×W float32 raw values of the bands red, green, blue, nir, swir1")
 
 
-def test_an_int8_model_records_its_checkpoints_validation_set_and_metrics(tmp_path) -> None:
+def test_an_int8_model_records_its_checkpoints_validation_set_and_metrics(tmp_path,
+                                                                         capsys) -> None:
     import torch
 
     from fcnseg.checkpoint import save_checkpoint
@@ -381,3 +382,5 @@ def test_an_int8_model_records_its_checkpoints_validation_set_and_metrics(tmp_pa
     assert meta["validation_data"] == val
     assert meta["metrics"]["checkpoint"] == {"mean_iu": 0.4321}
     assert "mean_iu" in meta["metrics"] and "pixel_agreement_with_float" in meta["metrics"]
+    assert main(["info", str(out)]) == 0
+    assert "its float checkpoint: mean IU 43.21" in capsys.readouterr().out

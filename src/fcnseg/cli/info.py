@@ -212,6 +212,8 @@ def _metrics_text(metrics: dict[str, Any]) -> str:
         parts.append(", ".join(measured) + " (percent)")
     if published:
         parts.append("published " + ", ".join(published) + " (percent; not measured here)")
+    if isinstance(metrics.get("checkpoint"), dict):  # an int8 model: its float checkpoint's
+        parts.append(f"its float checkpoint: {_metrics_text(metrics['checkpoint'])}")
     return "; ".join(parts) if parts else "none recorded"
 
 

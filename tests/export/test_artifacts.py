@@ -135,11 +135,13 @@ def recipe_checkpoint(tmp_path_factory) -> Path:
                            metrics={"mean_iu": 0.4321, "pixel_acc": 0.9})
 
 
-def test_an_onnx_export_is_evaluated_on_its_checkpoints_validation_set(recipe_checkpoint,
-                                                                        tmp_path,
-                                                                        capsys) -> None:
-    out = tmp_path / "model.onnx"
-    assert main(["export", "--checkpoint", str(recipe_checkpoint), "--format", "onnx",
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+@pytest.mark.parametrize("fmt,suffix", [("onnx", ".onnx"), ("torchscript", ".ts")])
+def test_an_export_is_evaluated_on_its_checkpoints_validation_set(fmt, suffix,
+                                                                  recipe_checkpoint, tmp_path,
+                                                                  capsys) -> None:
+    out = tmp_path / f"model{suffix}"
+    assert main(["export", "--checkpoint", str(recipe_checkpoint), "--format", fmt,
                  "--out", str(out),
                  "--height", "32", "--width", "32"]) == 0
     capsys.readouterr()

@@ -28,6 +28,7 @@ from fcnseg.inference.sliding import TTA, PredictFn, SlidingWindow, forward_logi
 from fcnseg.inference.visualize import normalize_palette
 from fcnseg.models.preprocess import Preprocess, with_preprocess
 from fcnseg.utils.keyed import keyed, unkeyed
+from fcnseg.utils.validate import fields_of
 
 __all__ = ["Prediction", "Segmenter", "SegmenterOptions", "resolve_device"]
 
@@ -202,12 +203,11 @@ class Segmenter:
         seg = cls(model, class_names=classes["names"], palette=classes["palette"],
                   ignore_index=classes["ignore_index"], device=device, **options)
         seg.checkpoint_path = str(path)
-        train_spec = ((ckpt.get("recipe") or {}).get("data") or {}).get("train") or {}
+        data = fields_of(fields_of(ckpt.get("recipe")).get("data"))
+        train_spec = fields_of(data.get("train"))
         seg.trained_on = str(train_spec["name"]) if train_spec.get("name") else None
-        val_spec = ((ckpt.get("recipe") or {}).get("data") or {}).get("val")
-        seg.validation_data = dict(val_spec) if isinstance(val_spec, dict) and val_spec else None
-        metrics = ckpt.get("metrics")
-        seg.checkpoint_metrics = dict(metrics) if isinstance(metrics, dict) else {}
+        seg.validation_data = dict(fields_of(data.get("val"))) or None
+        seg.checkpoint_metrics = dict(fields_of(ckpt.get("metrics")))
         return seg
 
     # -- description ---------------------------------------------------------------------------

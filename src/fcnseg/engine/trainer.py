@@ -140,6 +140,17 @@ def train(
             dist.destroy_process_group()
 
 
+def _announce(config: TrainConfig, setup: TrainSetup, say: Callable[[str], None]) -> None:
+    """What the set-up chose and what it warns about, said once before training."""
+    for message in setup.notes:
+        say(message)
+    for message in setup.warnings:
+        say(f"warning: {message}")
+    if setup.class_weights is not None:
+        say(f"class weights ({_weights_origin(config)}):\n"
+            f"{format_class_table(setup.class_names, setup.class_pixels, setup.class_weights)}")
+
+
 def _train(config: TrainConfig, info: DistInfo, resume: bool, started: float) -> TrainResult:
     run_dir = Path(config.out)
     say: Callable[[str], None] = print if info.is_main else _silent
@@ -151,13 +162,7 @@ def _train(config: TrainConfig, info: DistInfo, resume: bool, started: float) ->
     seed_everything(config.seed)  # the same on every process for the model (DDP broadcasts)
     # build_optimizer is looked up here, so that it can be substituted (tests do)
     setup = build_setup(config, info, resume_ckpt, make_optimizer=build_optimizer)
-    for message in setup.notes:
-        say(message)
-    for message in setup.warnings:
-        say(f"warning: {message}")
-    if setup.class_weights is not None:
-        say(f"class weights ({_weights_origin(config)}):\n"
-            f"{format_class_table(setup.class_names, setup.class_pixels, setup.class_weights)}")
+    _announce(config, setup, say)
     if resume_ckpt is not None:
         state = TrainState.restore(resume_ckpt, setup, say)
     else:

@@ -14,9 +14,9 @@ from fcnseg.inference.files import (
     collect_inputs,
     output_files,
     parse_classes,
-    segment_files,
     write_prediction,
 )
+from fcnseg.inference.pipeline import segment_files
 from fcnseg.inference.visualize import read_label_png
 
 CLASSES = ["background", "cat", "dog", "potted plant"]

@@ -1,7 +1,8 @@
 """``fcnseg predict``: segment files, folders and globs; write label PNGs, overlays (with a
 legend), heatmaps (titled, with a colour bar), uncertainty maps and probabilities.
 
-The work is done by :mod:`fcnseg.inference.files`; this module reads the options, reports
+The work is done by :mod:`fcnseg.inference.pipeline` (read, segment) and
+:mod:`fcnseg.inference.files` (inputs and outputs); this module reads the options, reports
 progress and problems, and sets the exit status: 1 when any input failed (after all the
 others are written), 2 for bad options.
 """

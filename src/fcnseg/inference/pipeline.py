@@ -1,4 +1,5 @@
-"""Segmenting many files at the model's pace: images are read ahead and outputs written behind.
+"""``fcnseg predict`` for files at the model's pace: images are read ahead, segmented in batches,
+and their outputs written behind (by :func:`fcnseg.inference.files.write_predictions`).
 
 Decoding (Pillow) and encoding (PNG's zlib) release the GIL, so they run in threads beside the
 model's forward passes instead of between them. Results and problems still come back in input
@@ -10,121 +11,25 @@ input order, before a writer thread draws them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+import contextlib
+import itertools
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from fcnseg.data.palette import distinct_palette
-from fcnseg.inference.files import (
-    OutputFiles,
-    OutputOptions,
-    PictureStyle,
-    reserve_outputs,
-    segment_files,
-    write_outputs,
-)
+from fcnseg.inference.files import FileOutcome, OutputOptions, write_predictions
 from fcnseg.inference.images import ImageError
-from fcnseg.inference.prefetch import background_pool, default_workers, in_order
+from fcnseg.inference.prefetch import read_ahead, read_or_error
 from fcnseg.inference.segmenter import Prediction, Segmenter
 
 __all__ = [
     "FileOutcome",
     "OutputOptions",
     "predict_files",
+    "segment_files",
     "write_predictions",
 ]
-
-@dataclass(frozen=True)
-class FileOutcome:
-    """What became of one input: ``problem`` is None when its outputs were written, else one
-    line naming the file and what went wrong (as ``fcnseg predict`` reports it)."""
-
-    path: Path
-    name: str
-    problem: str | None = None
-
-
-def write_predictions(
-    predictions: Iterable[tuple[Path, str, Prediction | Exception]],
-    out_dir: Path,
-    palette: np.ndarray,
-    options: OutputOptions = OutputOptions(),
-    *,
-    workers: int | None = None,
-    pending: int = 8,
-) -> Iterator[FileOutcome]:
-    """Write the outputs of each prediction into ``out_dir`` in ``workers`` threads; yield one
-    :class:`FileOutcome` per item, in order. An item that is an exception (the file could not
-    be read or segmented) is reported and skipped; a prediction whose outputs cannot be written
-    is reported, and the others are still written. ``workers=0`` writes in the calling thread.
-    At most ``pending`` predictions wait to be written (more than a batch, so that the model
-    goes on with the next batch while the last one's outputs are written)."""
-    jobs = (_write_job(path, name, pred, out_dir, palette, options)
-            for path, name, pred in predictions)
-    if workers == 0:
-        for run in jobs:
-            yield run()
-        return
-    count = workers or default_workers()
-    with background_pool(count, "fcnseg-write") as pool:
-        yield from in_order(jobs, pool, max(pending, 2 * count))
-
-
-#: One set of files to draw: where they go, the prediction, its palette and picture style.
-_Drawing = tuple[OutputFiles, Prediction, np.ndarray, PictureStyle]
-
-
-def _reserve_heads(out_dir: Path, name: str, pred: Prediction, palette: np.ndarray,
-                   options: OutputOptions) -> tuple[list[_Drawing], Exception | None]:
-    """Each head's files, listed in the manifest (here, in input order), with what draws
-    them; and the error that stopped the listing, if any."""
-    style = options.style
-    plain = PictureStyle(alpha=style.alpha, legend=style.legend, outlines=style.outlines)
-    todo: list[_Drawing] = []
-    try:
-        files = reserve_outputs(out_dir, name, pred, heatmap_classes=options.heatmaps_for(pred),
-                                uncertainty=options.uncertainty, probs=options.probs,
-                                protected=options.protected)
-        todo.append((files, pred, palette, style))
-        # A model with several heads (SIFT Flow): each further head writes its label map
-        # and overlay as NAME_<head>_label.png ...
-        for head, head_pred in list(pred.heads.items())[1:]:
-            files = reserve_outputs(out_dir, f"{name}_{head}", head_pred,
-                                    protected=options.protected)
-            todo.append((files, head_pred, distinct_palette(head_pred.class_names), plain))
-    except (OSError, ValueError) as e:
-        return todo, e
-    return todo, None
-
-
-def _write_job(path: Path, name: str, pred: Prediction | Exception, out_dir: Path,
-               palette: np.ndarray, options: OutputOptions) -> Callable[[], FileOutcome]:
-    """What a writer thread runs for one item; its files are reserved here, in input order."""
-    if isinstance(pred, ImageError):  # its message names the file
-        return lambda: FileOutcome(path, name, f"skipped {pred}")
-    if isinstance(pred, Exception):
-        return lambda: FileOutcome(path, name, f"skipped {path}: prediction failed "
-                                               f"({type(pred).__name__}: {pred})")
-    todo, stopped = _reserve_heads(out_dir, name, pred, palette, options)
-
-    def write() -> FileOutcome:
-        try:
-            for files, p, colours, how in todo:
-                write_outputs(files, p, colours, how)
-            if stopped is not None:
-                raise stopped
-        except (OSError, ValueError) as e:
-            hint = "; choose another --out" if isinstance(e, FileExistsError) else ""
-            return FileOutcome(path, name, f"{path}: cannot write outputs ({e}{hint})")
-        if options.observe is not None:
-            try:
-                options.observe(path, name, pred)
-            except (OSError, ValueError) as e:
-                return FileOutcome(path, name, f"{path}: {e}")
-        return FileOutcome(path, name)
-    return write
 
 
 def predict_files(
@@ -144,3 +49,59 @@ def predict_files(
                                 return_probs=options.needs_probs, read_workers=workers)
     yield from write_predictions(predictions, out_dir, segmenter.palette, options,
                                  workers=workers, pending=2 * batch_size)
+
+
+def segment_files(
+    segmenter: Segmenter, inputs: Sequence[tuple[Path, str]], *, batch_size: int = 4,
+    return_probs: bool = False, read_workers: int | None = None,
+) -> Iterator[tuple[Path, str, Prediction | Exception]]:
+    """Read and segment ``inputs`` (file, name) ``batch_size`` at a time, in order.
+
+    Yields ``(file, name, prediction)`` in input order, or ``(file, name, error)`` for a file
+    that cannot be read (:class:`ImageError`) or segmented; the other files are still
+    segmented. When a batch
+    fails (out of memory, say), its images are retried one by one to find the one at fault.
+    Files are decoded in ``read_workers`` threads (default: one per two cores, 1 to 4) while the
+    model runs, up to two batches ahead; 0 reads each batch just before it runs.
+    """
+    if read_workers == 0:
+        loaded: Iterator[tuple[Path, str, np.ndarray | ImageError]] = (
+            (path, name, read_or_error(path, segmenter.max_pixels)) for path, name in inputs)
+    else:
+        loaded = read_ahead(inputs, max_pixels=segmenter.max_pixels, workers=read_workers,
+                            ahead=2 * batch_size)
+    with contextlib.closing(loaded):
+        while chunk := list(itertools.islice(loaded, batch_size)):
+            yield from _segment_chunk(segmenter, chunk, batch_size, return_probs)
+
+
+def _segment_chunk(
+    segmenter: Segmenter, chunk: list[tuple[Path, str, np.ndarray | ImageError]],
+    batch_size: int, return_probs: bool,
+) -> list[tuple[Path, str, Prediction | Exception]]:
+    """One chunk of read inputs segmented together (same-size images stacked)."""
+    results: list[Prediction | Exception | None] = [None] * len(chunk)
+    images: dict[int, np.ndarray] = {}
+    for i, (_, _, image) in enumerate(chunk):
+        if isinstance(image, ImageError):
+            results[i] = image
+        else:
+            images[i] = image
+    try:
+        preds = segmenter.predict_batch(list(images.values()), return_probs=return_probs,
+                                        batch_size=batch_size)
+        results_of_images: list[Prediction | Exception] = list(preds)
+    except Exception:  # noqa: BLE001 - find out below which image fails
+        results_of_images = []
+        for image in images.values():
+            try:
+                results_of_images.append(segmenter.predict(image, return_probs=return_probs))
+            except Exception as e:  # noqa: BLE001 - reported for this file alone
+                results_of_images.append(e)
+    for i, result in zip(images, results_of_images, strict=True):
+        results[i] = result
+    out = []
+    for (path, name, _), result in zip(chunk, results, strict=True):
+        assert result is not None
+        out.append((path, name, result))
+    return out

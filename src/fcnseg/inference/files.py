@@ -61,6 +61,17 @@ __all__ = [
     "write_prediction",
 ]
 
+
+def __getattr__(name: str) -> object:
+    # segment_files lives in fcnseg.inference.pipeline, which imports this module: imported on
+    # first use so that code written against its old home keeps working, without a cycle.
+    if name == "segment_files":
+        from fcnseg.inference.pipeline import segment_files
+
+        return segment_files
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp",
                               ".ppm", ".pgm", ".pbm", ".pnm"})
 

@@ -11,9 +11,7 @@ beside ``val2017/``).
 from __future__ import annotations
 
 import functools
-import json
 import warnings
-from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,29 +23,23 @@ from fcnseg.data.annotations.shapes import (
     AnnotatedImage,
     Annotations,
     Shape,
+    load_json,
+    positive_size,
     printable,
     sample_name,
 )
 from fcnseg.data.errors import DataError
 from fcnseg.utils.validate import fields_of
 
-__all__ = ["coco_mask_api", "decode_coco_segmentation", "read_coco"]
-
-
-def coco_mask_api() -> Any:
-    """``pycocotools.mask``, or a one-line error saying how to install it."""
-    try:
-        from pycocotools import mask
-    except ImportError:
-        raise RuntimeError("reading COCO polygons and RLE needs pycocotools: "
-                           "pip install 'fcnseg[annotations]'") from None
-    return mask
-
 
 def decode_coco_segmentation(segmentation: Any, height: int, width: int) -> np.ndarray:
     """A COCO ``segmentation`` (polygon list, uncompressed or compressed RLE) as an H×W bool
     array, exactly as pycocotools decodes it; ValueError when it is malformed."""
-    mask_api = coco_mask_api()
+    try:
+        from pycocotools import mask as mask_api
+    except ImportError:
+        raise RuntimeError("reading COCO polygons and RLE needs pycocotools: "
+                           "pip install 'fcnseg[annotations]'") from None
     if isinstance(segmentation, list):
         polygons = [p for p in segmentation if isinstance(p, list)]
         if (len(polygons) != len(segmentation) or not polygons
@@ -113,11 +105,6 @@ def _image_finder(json_path: Path, images: Path | None) -> Callable[[str], Path]
     return find
 
 
-def _decoder(segmentation: Any) -> Callable[[int, int], np.ndarray]:
-    # A partial, not a closure: datasets holding it can be pickled (DataLoader workers).
-    return functools.partial(decode_coco_segmentation, segmentation)
-
-
 def read_coco(src: Path, images: Path | None = None, *, crowd_as_class: bool = False,
               panoptic_dir: Path | None = None) -> Annotations:
     """The images of a COCO instances, stuff or panoptic JSON file with their regions; the
@@ -126,10 +113,7 @@ def read_coco(src: Path, images: Path | None = None, *, crowd_as_class: bool = F
     source = printable(src)
     if not src.is_file():
         raise FileNotFoundError(f"{source}: no such file (a COCO JSON file is expected)")
-    try:
-        data = json.loads(src.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{source}: not a COCO JSON file ({e})") from None
+    data = load_json(src, "COCO JSON file")
     if not isinstance(fields_of(data).get("images"), list):
         raise ValueError(f"{source}: not a COCO JSON file (no 'images' list)")
     for key in ("annotations", "categories"):
@@ -143,16 +127,14 @@ def read_coco(src: Path, images: Path | None = None, *, crowd_as_class: bool = F
         img = fields_of(img)
         if "id" not in img or not isinstance(img.get("file_name"), str):
             raise ValueError(f"{source}: images[{k}] needs an 'id' and a 'file_name'")
-        h, w = img.get("height"), img.get("width")
         file_name = img["file_name"]
         path = find(file_name)
         # fcnseg predict writes the plain name, and in 'path' where the picture lies.
         if not path.is_file() and images is None and isinstance(img.get("path"), str):
             path = src.parent / img["path"]
-        item = AnnotatedImage(name=sample_name(file_name), source=src, image_path=path)
-        if isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0:
-            item.size = (h, w)
-        else:
+        item = AnnotatedImage(name=sample_name(file_name), source=src, image_path=path,
+                              size=positive_size(img.get("height"), img.get("width")))
+        if item.size is None:
             item.error = f"{source}: image {file_name!r}: no positive 'height' and 'width'"
         items[img["id"]] = item
     panoptic = any("segments_info" in fields_of(a) for a in data.get("annotations") or [])
@@ -161,10 +143,8 @@ def read_coco(src: Path, images: Path | None = None, *, crowd_as_class: bool = F
         _add_panoptic(data, src, items, categories, crowd_as_class, panoptic_dir)
     else:
         _add_instances(data, source, items, categories, crowd_as_class, problems)
-    annotated = [i for i in items.values() if i.shapes or i.error or i.problems]
-    empty = [i.image_path for i in items.values()
-             if not i.shapes and not i.error and not i.problems]
-    return Annotations(annotated, empty, list(categories.values()), problems)
+    return Annotations.sorted_out(items.values(), classes=list(categories.values()),
+                                  problems=problems)
 
 
 def _label(categories: dict[int, str], ann: dict, crowd_as_class: bool) -> str | None:
@@ -189,8 +169,9 @@ def _add_instances(data: dict, source: str, items: dict[Any, AnnotatedImage],
         if label is None:
             item.refuse_shape(f"{source}: {where}: category_id not in 'categories'")
             continue
-        item.shapes.append(Shape(label, "mask", where=where,
-                                 decode=_decoder(ann.get("segmentation"))))
+        # A partial, not a closure: datasets holding it can be pickled (DataLoader workers).
+        decode = functools.partial(decode_coco_segmentation, ann.get("segmentation"))
+        item.shapes.append(Shape(label, "mask", where=where, decode=decode))
 
 
 @functools.lru_cache(maxsize=2)  # the segments of one image are drawn one after another
@@ -217,7 +198,6 @@ def _add_panoptic(data: dict, src: Path, items: dict[Any, AnnotatedImage],
         if item is None:
             continue
         png = folder / str(ann.get("file_name"))
-        by_id: dict[int, list[tuple[str, str]]] = defaultdict(list)
         for seg in ann.get("segments_info") or []:
             where = f"segment {seg.get('id')} (category {seg.get('category_id')!r})"
             label = _label(categories, seg, crowd_as_class)
@@ -225,9 +205,5 @@ def _add_panoptic(data: dict, src: Path, items: dict[Any, AnnotatedImage],
                 item.refuse_shape(f"{printable(src)}: {where}: category_id not in "
                                   f"'categories'")
                 continue
-            by_id[int(seg.get("id", -1))].append((label, where))
-
-        for segment_id, entries in by_id.items():
-            for label, where in entries:
-                decode = functools.partial(_panoptic_segment, png, segment_id)
-                item.shapes.append(Shape(label, "mask", where=where, decode=decode))
+            decode = functools.partial(_panoptic_segment, png, int(seg.get("id", -1)))
+            item.shapes.append(Shape(label, "mask", where=where, decode=decode))

@@ -30,12 +30,11 @@ from fcnseg.data.annotations.shapes import (
     Shape,
     printable,
     sample_name,
+    shape_pixels,
 )
 from fcnseg.data.errors import DataError
 from fcnseg.data.folder import IMAGE_EXTENSIONS
 from fcnseg.data.layout import read_utf8
-
-__all__ = ["read_cvat_mask", "read_cvat_xml", "read_labelmap"]
 
 
 def read_labelmap(path: Path) -> list[tuple[str, tuple[int, int, int]]]:
@@ -59,13 +58,14 @@ def read_labelmap(path: Path) -> list[tuple[str, tuple[int, int, int]]]:
     return out
 
 
-def _find_image(folders: list[Path], stem: str) -> Path | None:
+def _find_image(folders: list[Path], stem: str) -> Path:
+    """The picture ``stem`` has in the first of ``folders`` (else where a JPEG is expected)."""
     for folder in folders:
         for ext in IMAGE_EXTENSIONS:
             for cand in (folder / f"{stem}{ext}", folder / f"{stem}{ext.upper()}"):
                 if cand.is_file():
                     return cand
-    return None
+    return folders[0] / f"{stem}.jpg"
 
 
 def _colour_mask(png: Path, colour: tuple[int, int, int], height: int,
@@ -88,9 +88,7 @@ def read_cvat_mask(src: Path, images: Path | None = None) -> Annotations:
     labelmap = src / "labelmap.txt"
     if not labelmap.is_file():
         raise FileNotFoundError(f"{src}: no labelmap.txt (not a CVAT Segmentation mask export)")
-    entries = read_labelmap(labelmap)
-    names = [n for n, _ in entries]
-    colours = [c for _, c in entries]
+    names, colours = zip(*read_labelmap(labelmap), strict=True)
     mask_dir = src / "SegmentationClass"
     if not mask_dir.is_dir():
         raise FileNotFoundError(f"{src}: no SegmentationClass/ folder")
@@ -100,17 +98,14 @@ def read_cvat_mask(src: Path, images: Path | None = None) -> Annotations:
     for png in sorted(mask_dir.glob("*.png")):
         item = AnnotatedImage(name=png.stem, source=png,
                               image_path=_find_image(image_dirs, png.stem))
-        if item.image_path is None:
-            item.image_path = image_dirs[0] / f"{png.stem}.jpg"
+        items.append(item)
         try:
             rgb = read_raw(png, "mask")
         except ValueError as e:
             item.error = str(e)
-            items.append(item)
             continue
         if rgb.ndim != 3 or rgb.shape[2] < 3:
             item.error = f"{printable(png)}: expected a colour (RGB) mask"
-            items.append(item)
             continue
         item.size = rgb.shape[:2]
         code = ((rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8)
@@ -126,8 +121,7 @@ def read_cvat_mask(src: Path, images: Path | None = None) -> Annotations:
             if k is not None:
                 item.shapes.append(Shape(names[k], "mask", where=f"colour {colours[k]}",
                                          decode=partial(_colour_mask, png, colours[k])))
-        items.append(item)
-    return Annotations(items, classes=names)
+    return Annotations(items, classes=list(names))
 
 
 def _points(text: str | None) -> list[tuple[float, float]]:
@@ -147,16 +141,8 @@ def _cvat_rle(element: ET.Element, height: int, width: int) -> np.ndarray:
         raise ValueError(f"its {w}×{h} box does not fit the {width}×{height} image")
     if sum(counts) != w * h or any(c < 0 for c in counts):
         raise ValueError(f"run lengths add up to {sum(counts)}, not its box's {w}×{h} pixels")
-    flat = np.zeros(w * h, bool)
-    pos = 0
-    for k, c in enumerate(counts):
-        if k % 2:
-            flat[pos:pos + c] = True
-        pos += c
-    out = np.zeros((height, width), bool)
-    box = flat.reshape(h, w)[max(-top, 0):max(height - top, 0), max(-left, 0):max(width - left, 0)]
-    out[max(top, 0):max(top, 0) + box.shape[0], max(left, 0):max(left, 0) + box.shape[1]] = box
-    return out
+    runs = np.repeat(np.arange(len(counts)) % 2 == 1, counts).reshape(h, w)  # odd runs: set
+    return shape_pixels(Shape("", "box_mask", [(left, top)], mask=runs), height, width)
 
 
 def _xml_shape(el: ET.Element, where: str) -> Shape:
@@ -186,8 +172,7 @@ def _xml_shape(el: ET.Element, where: str) -> Shape:
     if tag == "points":
         return Shape(label, "point", _points(el.get("points")), where)
     if tag == "mask":
-        return Shape(label, "mask", where=where,
-                     decode=partial(_cvat_rle, el))
+        return Shape(label, "mask", where=where, decode=partial(_cvat_rle, el))
     raise ValueError(f"unknown shape <{tag}>")
 
 
@@ -204,10 +189,10 @@ def read_cvat_xml(src: Path, images: Path | None = None) -> Annotations:
         raise ValueError(f"{source}: not valid XML ({e})") from None
     if root.tag != "annotations":
         raise ValueError(f"{source}: not a CVAT for images file (root <{root.tag}>)")
-    classes = [el.text or "" for el in root.iterfind("meta/*/labels/label/name")]
-    classes += [el.text or "" for el in root.iterfind("meta/*/*/labels/label/name")]
+    classes = [el.text or "" for labels in ("meta/*/labels", "meta/*/*/labels")
+               for el in root.iterfind(f"{labels}/label/name")]
     folders = [images] if images is not None else [xml_path.parent / "images", xml_path.parent]
-    items, empty = [], []
+    items = []
     for image in root.iter("image"):
         name = image.get("name") or ""
         path = next((f / name for f in folders if (f / name).is_file()), folders[0] / name)
@@ -228,9 +213,6 @@ def read_cvat_xml(src: Path, images: Path | None = None) -> Annotations:
                 shapes.append((int(el.get("z_order", 0) or 0), k, _xml_shape(el, where)))
             except (ValueError, TypeError) as e:
                 item.refuse_shape(f"{source}: {where}: {e}")
-        item.shapes = [s for _, _, s in sorted(shapes, key=lambda t: (t[0], t[1]))]
-        if item.shapes or item.error or item.problems:
-            items.append(item)
-        else:
-            empty.append(path)
-    return Annotations(items, empty, classes=list(dict.fromkeys(c for c in classes if c)))
+        item.shapes = [s for _, _, s in sorted(shapes, key=lambda t: t[:2])]
+        items.append(item)
+    return Annotations.sorted_out(items, classes=list(dict.fromkeys(c for c in classes if c)))

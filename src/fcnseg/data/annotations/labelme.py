@@ -11,20 +11,24 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from fcnseg.data.annotations.shapes import AnnotatedImage, Annotations, Shape, printable
+from fcnseg.data.annotations.shapes import (
+    AnnotatedImage,
+    Annotations,
+    Shape,
+    load_json,
+    positive_size,
+    printable,
+)
 from fcnseg.data.folder import IMAGE_EXTENSIONS
 from fcnseg.utils.validate import fields_of
 
-__all__ = ["read_labelme", "read_labelme_file"]
-
-_KINDS = ("polygon", "rectangle", "circle", "line", "linestrip", "point", "mask")
+#: The shape types read, and the fewest points each needs.
 _MIN_POINTS = {"polygon": 3, "rectangle": 2, "circle": 2, "line": 2, "linestrip": 2,
                "point": 1, "mask": 2}
 
@@ -64,16 +68,14 @@ def read_labelme_file(path: Path, name: str) -> AnnotatedImage:
     source = printable(path)
     item = AnnotatedImage(name=name, source=path)
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        item.error = f"{source}: not a labelme JSON file ({e})"
+        data = load_json(path, "labelme JSON file")
+    except ValueError as e:
+        item.error = str(e)
         return item
     if not isinstance(fields_of(data).get("shapes"), list):
         item.error = f"{source}: not a labelme JSON file (no 'shapes' list)"
         return item
-    height, width = data.get("imageHeight"), data.get("imageWidth")
-    if isinstance(height, int) and isinstance(width, int) and height > 0 and width > 0:
-        item.size = (height, width)
+    item.size = positive_size(data.get("imageHeight"), data.get("imageWidth"))
     image_path = data.get("imagePath")
     if isinstance(image_path, str) and image_path:
         item.image_path = path.parent / image_path.replace("\\", "/")
@@ -89,7 +91,7 @@ def read_labelme_file(path: Path, name: str) -> AnnotatedImage:
         if not isinstance(label, str) or not label:
             item.refuse_shape(f"{source}: shape {k}: no label")
             continue
-        if kind not in _KINDS:
+        if kind not in _MIN_POINTS:
             item.refuse_shape(f"{source}: {where}: unknown shape_type {kind!r}")
             continue
         points = _number_pairs(raw.get("points"))
@@ -137,15 +139,10 @@ def read_labelme(src: Path) -> Annotations:
         raise FileNotFoundError(f"{src}: no such folder or file")
     written = _predict_outputs(src)
     files = sorted(p for p in src.rglob("*.json") if not p.name.startswith("."))
-    items = []
-    for p in files:
-        rel = p.relative_to(src).with_suffix("")
-        items.append(read_labelme_file(p, "__".join(rel.parts)))
-    used = set()
-    for item in items:
-        if item.image_path is not None:
-            used.add(item.image_path.resolve())
-        used.add(item.source.with_suffix("").resolve())
+    items = [read_labelme_file(p, "__".join(p.relative_to(src).with_suffix("").parts))
+             for p in files]
+    used = {item.source.with_suffix("").resolve() for item in items}
+    used |= {item.image_path.resolve() for item in items if item.image_path is not None}
     unannotated = [p for p in sorted(src.rglob("*"))
                    if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
                    and p.resolve() not in used and p.with_suffix("").resolve() not in used

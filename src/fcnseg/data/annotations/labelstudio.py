@@ -10,19 +10,24 @@ drawn). Pictures are found by file name under ``images`` (default: beside the JS
 
 from __future__ import annotations
 
-import json
 import math
 import re
+from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 import numpy as np
 
-from fcnseg.data.annotations.shapes import AnnotatedImage, Annotations, Shape, printable
+from fcnseg.data.annotations.shapes import (
+    AnnotatedImage,
+    Annotations,
+    Shape,
+    load_json,
+    printable,
+)
 from fcnseg.utils.validate import expect_mapping, fields_of
-
-__all__ = ["decode_brush_rle", "encode_brush_rle", "read_labelstudio"]
 
 _UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")
 
@@ -95,11 +100,17 @@ def _image_name(task: dict) -> str | None:
     return unquote(Path(urlparse(value).path).name or value)
 
 
-def _result_shape(result: dict, where: str) -> Shape | None:
+def _kind_and_label(result: object) -> tuple[Any, Mapping[str, Any], Any]:
+    """A result's ``type``, its ``value`` and the first label of that type (None: none)."""
+    result = fields_of(result)
+    value = fields_of(result.get("value"))
     kind = result.get("type")
-    value = result.get("value") or {}
-    labels = value.get(kind) or []
-    label = labels[0] if isinstance(labels, list) and labels else None
+    labels = value.get(kind)
+    return kind, value, labels[0] if isinstance(labels, list) and labels else None
+
+
+def _result_shape(result: Mapping[str, Any], where: str) -> Shape | None:
+    kind, value, label = _kind_and_label(result)
     if not isinstance(label, str):
         raise ValueError(f"no {kind} label")
     w, h = result.get("original_width"), result.get("original_height")
@@ -129,32 +140,18 @@ def _result_shape(result: dict, where: str) -> Shape | None:
     return None
 
 
-def _describe(result: object) -> str:
-    """`` (polygonlabels 'cat')`` for a result, as messages name it."""
-    result = fields_of(result)
-    value = fields_of(result.get("value"))
-    if not value:
-        return ""
-    kind = result.get("type")
-    labels = value.get(kind)
-    label = labels[0] if isinstance(labels, list) and labels else None
-    return f" ({kind} {label!r})"
-
-
 def read_labelstudio(src: Path, images: Path | None = None) -> Annotations:
     """A Label Studio JSON export (module docstring)."""
     src = Path(src)
     source = printable(src)
     try:
-        tasks = json.loads(src.read_bytes().decode("utf-8"))
+        tasks = load_json(src, "Label Studio JSON export")
     except FileNotFoundError:
         raise FileNotFoundError(f"{source}: no such file (Label Studio JSON export)") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{source}: not a Label Studio JSON export ({e})") from None
     if not isinstance(tasks, list):  # the export of a single task is that task
         tasks = [expect_mapping(tasks, source, "a Label Studio JSON export (a list of tasks)")]
     folders = [images] if images is not None else [src.parent, src.parent / "images"]
-    items, empty, problems = [], [], []
+    items, problems = [], []
     for t, task in enumerate(tasks):
         task = fields_of(task)
         name = _image_name(task)
@@ -169,7 +166,9 @@ def read_labelstudio(src: Path, images: Path | None = None) -> Annotations:
                        if a and not a.get("was_cancelled")]
         results = annotations[0].get("result") or [] if annotations else []
         for k, result in enumerate(results):
-            where = f"task {task.get('id', t)} result {k}" + _describe(result)
+            kind, value, label = _kind_and_label(result)
+            described = f" ({kind} {label!r})" if value else ""
+            where = f"task {task.get('id', t)} result {k}{described}"
             try:
                 shape = _result_shape(fields_of(result), where)
             except (ValueError, TypeError, KeyError) as e:
@@ -180,8 +179,5 @@ def read_labelstudio(src: Path, images: Path | None = None) -> Annotations:
             item.shapes.append(shape)
             if item.size is None:
                 item.size = (result["original_height"], result["original_width"])
-        if item.shapes or item.problems or item.error:
-            items.append(item)
-        else:
-            empty.append(path)
-    return Annotations(items, empty, problems=problems)
+        items.append(item)
+    return Annotations.sorted_out(items, problems=problems)

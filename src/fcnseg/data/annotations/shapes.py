@@ -14,32 +14,18 @@ belongs to a polygon when its centre is inside (even-odd rule, as ``pycocotools`
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from fcnseg.data.errors import DataError
-
-__all__ = [
-    "BACKGROUND_LABEL",
-    "IGNORE_LABEL",
-    "AnnotatedImage",
-    "Annotations",
-    "LabelSet",
-    "RasterOptions",
-    "Shape",
-    "fill_polygons",
-    "printable",
-    "sample_name",
-    "rasterise",
-    "shape_box",
-    "shape_pixels",
-]
 
 #: labelme's labels.txt names: ``__ignore__`` is the ignore value, ``_background_`` class 0.
 IGNORE_LABEL = "__ignore__"
@@ -65,10 +51,27 @@ def sample_name(file_name: str) -> str:
     images folder without the suffix, folders joined by ``__`` (``train/a.jpg`` ->
     ``train__a``); a path that leaves that folder (``../photos/img00.jpg``, as a file written
     beside predictions refers to its picture) gives the picture's own stem (``img00``)."""
-    parts = PurePosixPath(file_name.replace("\\", "/")).with_suffix("").parts
-    if ".." in parts or PurePosixPath(file_name.replace("\\", "/")).is_absolute():
-        return PurePosixPath(file_name.replace("\\", "/")).stem
+    path = PurePosixPath(file_name.replace("\\", "/"))
+    parts = path.with_suffix("").parts
+    if ".." in parts or path.is_absolute():
+        return path.stem
     return "__".join(p for p in parts if p not in ("", "."))
+
+
+def load_json(path: Path, what: str) -> Any:
+    """The JSON document in ``path``; a ValueError saying it is not ``what`` when it is not
+    UTF-8 JSON."""
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{printable(path)}: not a {what} ({e})") from None
+
+
+def positive_size(height: Any, width: Any) -> tuple[int, int] | None:
+    """``(height, width)`` when both are positive integers, else None."""
+    if isinstance(height, int) and isinstance(width, int) and height > 0 and width > 0:
+        return height, width
+    return None
 
 
 @dataclass
@@ -152,6 +155,15 @@ class Annotations:
     classes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
+    @classmethod
+    def sorted_out(cls, items: Iterable[AnnotatedImage], **extra: Any) -> Annotations:
+        """The images with shapes or problems as ``items``, the others' pictures as
+        ``unannotated``."""
+        items = list(items)
+        used = [i for i in items if i.shapes or i.error or i.problems]
+        empty = [i.image_path for i in items if not (i.shapes or i.error or i.problems)]
+        return cls(used, empty, **extra)
+
 
 class LabelSet:
     """Label names to class indices.
@@ -181,11 +193,9 @@ class LabelSet:
         names = [n for n in names if n]
         if not names:
             raise ValueError(f"{path}: no labels (expected one label name a line)")
-        seen: set[str] = set()
-        for n in names:
-            if n in seen:
-                raise ValueError(f"{path}: label {n!r} listed twice")
-            seen.add(n)
+        twice = next((n for k, n in enumerate(names) if n in names[:k]), None)
+        if twice is not None:
+            raise ValueError(f"{path}: label {twice!r} listed twice")
         return cls(names, fixed=fixed, ignore_index=ignore_index)
 
     @classmethod
@@ -266,10 +276,6 @@ def fill_polygons(rings: Sequence[np.ndarray], height: int, width: int) -> np.nd
 Box = tuple[int, int, np.ndarray]  # (top row, left column, boolean pixels of the box)
 
 
-def _empty_box() -> Box:
-    return 0, 0, np.zeros((0, 0), bool)
-
-
 def _draw_centre_shape(shape: Shape, height: int, width: int, line_width: float) -> Box:
     """A labelme shape drawn as labelme's ``shape_to_mask`` draws it (Pillow, outline on), in
     the box around it."""
@@ -286,7 +292,7 @@ def _draw_centre_shape(shape: Shape, height: int, width: int, line_width: float)
     x1 = min(int(math.ceil(pts[:, 0].max())) + pad, width)
     y1 = min(int(math.ceil(pts[:, 1].max())) + pad, height)
     if x1 <= x0 or y1 <= y0:
-        return _empty_box()
+        return 0, 0, np.zeros((0, 0), bool)
     canvas = Image.new("1", (x1 - x0, y1 - y0), 0)
     draw = ImageDraw.Draw(canvas)
     xy = [(float(x) - x0, float(y) - y0) for x, y in pts]

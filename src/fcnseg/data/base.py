@@ -1,4 +1,4 @@
-"""The common dataset interface (and, re-exported, the error raised for bad samples)."""
+"""The common dataset interface."""
 
 from __future__ import annotations
 
@@ -15,9 +15,6 @@ from fcnseg.data.images import file_orientation
 from fcnseg.data.io import read_image, read_label
 from fcnseg.data.modalities import pad_values
 from fcnseg.data.palette import VOC_CLASSES, distinct_palette, palette_for
-
-__all__ = ["DataError", "FileSegmentationDataset", "SegmentationDataset", "Transform",
-           "check_same_size"]
 
 #: A joint transform: ``(image, label) -> (image, label)``.
 Transform = Callable[[Any, Any], tuple[Any, Any]]
@@ -147,34 +144,31 @@ class FileSegmentationDataset(SegmentationDataset):
         return f"{type(self).__name__}({self.dir}, split={self.split!r}, {len(self)} images)"
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        image = read_image(self.image_path(index))
+        image_path = self.image_path(index)
+        image = read_image(image_path)
         label = self.read_label(index)
         if image.shape[:2] != label.shape:
-            raise DataError(self.label_path(index),
-                            _size_mismatch(self.image_path(index), image.shape, label.shape))
+            check_same_size(self.label_path(index), "mask", label.shape, "image", image_path,
+                            image.shape, _rotation_hint(image_path, image.shape))
         return image, label
 
 
 def check_same_size(path: Path, what: str, shape: tuple[int, ...], other_kind: str,
-                    other_path: Path, other_shape: tuple[int, ...]) -> None:
+                    other_path: Path, other_shape: tuple[int, ...], why: str = "") -> None:
     """Raise :class:`DataError` at ``path`` when its H×W ``shape`` differs from ``other_shape``
-    (``"<what> is W×H but its <other_kind> <other file> is W×H (W×H)"``)."""
+    (``"<what> is W×H but its <other_kind> <other file> is W×H (W×H)<why>"``)."""
     (h, w), (oh, ow) = shape[:2], other_shape[:2]
     if (h, w) != (oh, ow):
         raise DataError(path, f"{what} is {w}×{h} but its {other_kind} {other_path.name} is "
-                              f"{ow}×{oh} (W×H)")
+                              f"{ow}×{oh} (W×H){why}")
 
 
-def _size_mismatch(image_path: Path, image_shape: tuple[int, ...],
-                   label_shape: tuple[int, ...]) -> str:
-    """Why a mask does not fit its image, naming an EXIF rotation that explains it."""
-    (ih, iw), (lh, lw) = image_shape[:2], label_shape
-    problem = f"mask is {lw}×{lh} but its image {image_path.name} is {iw}×{ih} (W×H)"
+def _rotation_hint(image_path: Path, image_shape: tuple[int, ...]) -> str:
+    """The EXIF rotation that explains a mask not fitting its image, if there is one."""
+    ih, iw = image_shape[:2]
     orientation = file_orientation(image_path)
-    if orientation >= 5:  # orientations 5-8 swap width and height
-        problem += (
-            f" upright: its EXIF orientation tag ({orientation}) turns the stored {ih}×{iw} "
+    if orientation < 5:  # only orientations 5-8 swap width and height
+        return ""
+    return (f" upright: its EXIF orientation tag ({orientation}) turns the stored {ih}×{iw} "
             f"pixels by 90°. Images are read upright, as viewers show them: draw the mask on "
-            f"the upright image, or remove the tag from the image"
-        )
-    return problem
+            f"the upright image, or remove the tag from the image")

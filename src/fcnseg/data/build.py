@@ -20,30 +20,12 @@ from fcnseg.data.synthetic import SyntheticSegmentation
 from fcnseg.data.voc import VOCSegmentation
 from fcnseg.utils.validate import expect_mapping
 
-#: Accepted values of ``spec["name"]`` and the fields each one needs.
-DATASET_NAMES: dict[str, tuple[str, ...]] = {
-    "synthetic": ("num_images",),
-    "voc": ("root",),
-    "sbd": ("root",),
-    "seg11valid": ("voc_root", "sbd_root"),
-    "folder": ("root",),
-    "pascal_context": ("root",),
-    "nyud": ("root",),
-    "siftflow": ("root",),
-    "cityscapes": ("root",),
-    "ade20k": ("root",),
-    # Windows of large rasters (a folder dataset declaring its bands), read by window.
-    "raster_windows": ("root",),
-    # Annotations of labelling tools, read directly (fcnseg.data.annotations).
-    "labelme": ("root",),
-    "coco": ("root",),
-    "cvat": ("root",),
-    "cvat_mask": ("root",),
-    "labelstudio": ("root",),
-}
-
 #: Options of the annotation datasets (AnnotationDataset's keyword arguments).
 _ANNOTATION_OPTIONS = {"split", "labels", "overlap", "line_width", "images", "val_fraction"}
+
+#: Folder dataset fields a spec (``--set data.train.images=JPEGImages``) may give beside
+#: dataset.yaml's: where the images and masks are and how their names end.
+_FOLDER_LAYOUT = ("images", "masks", "image_suffix", "mask_suffix")
 
 
 def _field(spec: dict[str, Any], key: str, default: Any = None) -> Any:
@@ -75,7 +57,7 @@ def build_dataset(
     """
     name = _checked_name(spec)
     split = split if split is not None else spec.get("split")
-    return _OPENERS.get(name, _folder)(spec, split, transform)
+    return _DATASETS[name][2](spec, split, transform)
 
 
 def _checked_name(spec: dict[str, Any]) -> str:
@@ -89,7 +71,7 @@ def _checked_name(spec: dict[str, Any]) -> str:
     for key in DATASET_NAMES[name]:
         if spec.get(key) is None:
             raise ValueError(f"dataset.{key}: required for dataset {name!r}")
-    known = set(DATASET_NAMES[name]) | _OPTIONAL[name] | {"name"}
+    known = set(DATASET_NAMES[name]) | _DATASETS[name][1] | {"name"}
     unknown = sorted(set(spec) - known)
     if unknown:
         raise ValueError(
@@ -152,53 +134,43 @@ def _folder(spec: dict[str, Any], split: str | None,
                               config=_field(spec, "config"), **layout)
 
 
-_OPENERS: dict[str, Callable[[dict[str, Any], str | None, Transform | None],
-                             SegmentationDataset]] = {
-    "synthetic": _synthetic,
-    "voc": lambda spec, split, transform: VOCSegmentation(
+_Opener = Callable[[dict[str, Any], str | None, Transform | None], SegmentationDataset]
+
+#: Each dataset name (in the order messages list them): the fields it needs, the fields it may
+#: have, and how it is opened.
+_DATASETS: dict[str, tuple[tuple[str, ...], set[str], _Opener]] = {
+    "synthetic": (("num_images",), {"size", "seed", "split", "ignore_border"}, _synthetic),
+    "voc": (("root",), {"year", "split"}, lambda spec, split, transform: VOCSegmentation(
         spec["root"], year=str(_field(spec, "year", "2012")), split=split or "train",
-        transform=transform),
-    "sbd": lambda spec, split, transform: SBDSegmentation(
-        spec["root"], split=split or "train", transform=transform),
-    "seg11valid": lambda spec, split, transform: seg11valid(
-        spec["voc_root"], spec["sbd_root"], transform=transform,
-        cache_dir=_field(spec, "cache_dir")),
-    "pascal_context": lambda spec, split, transform: PascalContext(
-        spec["root"], split=split or "train", transform=transform,
-        context_dir=_field(spec, "context_dir")),
-    "nyud": _nyud,
-    "siftflow": lambda spec, split, transform: SIFTFlow(
-        spec["root"], split=split or "trainval", transform=transform),
-    "cityscapes": lambda spec, split, transform: Cityscapes(
-        spec["root"], split=split or "train", transform=transform),
-    "ade20k": lambda spec, split, transform: ADE20K(
-        spec["root"], split=split or "train", transform=transform),
-    **{n: _annotations for n in ("labelme", "coco", "cvat", "cvat_mask", "labelstudio")},
-    "raster_windows": _raster_windows,
-    "folder": _folder,
+        transform=transform)),
+    "sbd": (("root",), {"split"}, lambda spec, split, transform: SBDSegmentation(
+        spec["root"], split=split or "train", transform=transform)),
+    "seg11valid": (("voc_root", "sbd_root"), {"split", "cache_dir"},
+                   lambda spec, split, transform: seg11valid(
+                       spec["voc_root"], spec["sbd_root"], transform=transform,
+                       cache_dir=_field(spec, "cache_dir"))),
+    "folder": (("root",), {"split", "config", *_FOLDER_LAYOUT}, _folder),
+    "pascal_context": (("root",), {"split", "context_dir"},
+                       lambda spec, split, transform: PascalContext(
+                           spec["root"], split=split or "train", transform=transform,
+                           context_dir=_field(spec, "context_dir"))),
+    "nyud": (("root",), {"split", "modalities"}, _nyud),
+    "siftflow": (("root",), {"split"}, lambda spec, split, transform: SIFTFlow(
+        spec["root"], split=split or "trainval", transform=transform)),
+    "cityscapes": (("root",), {"split"}, lambda spec, split, transform: Cityscapes(
+        spec["root"], split=split or "train", transform=transform)),
+    "ade20k": (("root",), {"split"}, lambda spec, split, transform: ADE20K(
+        spec["root"], split=split or "train", transform=transform)),
+    # Windows of large rasters (a folder dataset declaring its bands), read by window.
+    "raster_windows": (("root",), {"split", "config", "window", "windows", "seed", "sampling",
+                                   *_FOLDER_LAYOUT}, _raster_windows),
+    # Annotations of labelling tools, read directly (fcnseg.data.annotations).
+    **{n: (("root",), _ANNOTATION_OPTIONS, _annotations)
+       for n in ("labelme", "coco", "cvat", "cvat_mask", "labelstudio")},
 }
 
-
-#: Folder dataset fields a spec (``--set data.train.images=JPEGImages``) may give beside
-#: dataset.yaml's: where the images and masks are and how their names end.
-_FOLDER_LAYOUT = ("images", "masks", "image_suffix", "mask_suffix")
-
-
-_OPTIONAL: dict[str, set[str]] = {
-    "synthetic": {"size", "seed", "split", "ignore_border"},
-    "voc": {"year", "split"},
-    "sbd": {"split"},
-    "seg11valid": {"split", "cache_dir"},
-    "folder": {"split", "config", *_FOLDER_LAYOUT},
-    "pascal_context": {"split", "context_dir"},
-    "nyud": {"split", "modalities"},
-    "siftflow": {"split"},
-    "cityscapes": {"split"},
-    "ade20k": {"split"},
-    "raster_windows": {"split", "config", "window", "windows", "seed", "sampling",
-                       *_FOLDER_LAYOUT},
-    **{n: _ANNOTATION_OPTIONS for n in ("labelme", "coco", "cvat", "cvat_mask", "labelstudio")},
-}
+#: Accepted values of ``spec["name"]`` and the fields each one needs.
+DATASET_NAMES: dict[str, tuple[str, ...]] = {name: d[0] for name, d in _DATASETS.items()}
 
 
 def _size(value: Any) -> int | tuple[int, int]:

@@ -29,8 +29,6 @@ import numpy as np
 from fcnseg.data.images import upright_size
 from fcnseg.utils.keyed import keyed
 
-__all__ = ["CACHE_SETTINGS", "DecodedSamples", "available_memory", "cache_decoded"]
-
 CACHE_SETTINGS = ("auto", "ram", "none")
 
 #: One stored array: (part: "image" or "label", key in a dict or None, offset, shape, dtype).

@@ -37,14 +37,6 @@ from fcnseg.utils.download import cache_dir as fcnseg_cache_dir
 from fcnseg.utils.files import atomic_write
 from fcnseg.utils.validate import fields_of
 
-__all__ = [
-    "ClassBalanceWarning",
-    "class_pixel_counts",
-    "class_weights",
-    "dataset_fingerprint",
-    "format_class_table",
-]
-
 WEIGHT_METHODS = ("median_frequency", "inverse_frequency")
 
 log = logging.getLogger(__name__)

@@ -44,7 +44,7 @@ import yaml
 
 from fcnseg.conventions import InputConvention, band_convention
 from fcnseg.data import io
-from fcnseg.data.base import FileSegmentationDataset, Transform
+from fcnseg.data.base import FileSegmentationDataset, Transform, check_same_size
 from fcnseg.data.errors import DataError
 from fcnseg.data.images import ImageError
 from fcnseg.data.io import read_label
@@ -438,10 +438,7 @@ class FolderSegmentation(FileSegmentationDataset):
         except ImageError as e:
             raise DataError(image_path, e.problem) from None
         label = self.read_label(index)
-        if label.shape != image.shape[:2]:
-            raise DataError(label_path, f"label raster is {label.shape[1]}×{label.shape[0]} "
-                                        f"but its image {image_path.name} is {image.shape[1]}×"
-                                        f"{image.shape[0]} (W×H)")
+        check_same_size(label_path, "label raster", label.shape, "image", image_path, image.shape)
         if info.transform is not None and label_path.suffix.lower() in (".tif", ".tiff"):
             try:
                 label_info = raster_info(label_path)

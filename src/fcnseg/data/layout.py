@@ -9,8 +9,6 @@ from pathlib import Path
 
 from fcnseg.utils.typing import PathLike
 
-__all__ = ["find_dataset_dir", "read_split", "read_split_list", "read_utf8", "say_once"]
-
 log = logging.getLogger("fcnseg.data")
 _said: set[str] = set()
 

@@ -13,8 +13,6 @@ import math
 
 from fcnseg.conventions import CAFFE_BGR, HHA_MEAN, LOG_DEPTH_MEAN, InputConvention
 
-__all__ = ["COLOR", "HHA_MEAN", "LOG_DEPTH_MEAN", "MODALITY_FILL", "pad_values"]
-
 #: The colour modality's key: normalised by the model's input convention.
 COLOR = "color"
 

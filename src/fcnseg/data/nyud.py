@@ -29,8 +29,6 @@ from fcnseg.data.io import check_label_values, read_image, read_mat_label, read_
 from fcnseg.data.layout import find_dataset_dir, read_split
 from fcnseg.utils.typing import PathLike
 
-__all__ = ["NYUD_BGR", "NYUD_CLASSES", "NYUD_MODALITIES", "NYUDv2", "find_nyud_dir"]
-
 #: The 40 classes of Gupta et al., in model output order.
 NYUD_CLASSES: tuple[str, ...] = (
     "wall", "floor", "cabinet", "bed", "chair", "sofa", "table", "door", "window", "bookshelf",

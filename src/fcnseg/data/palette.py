@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import colorsys
+import itertools
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -22,17 +24,12 @@ def voc_palette(n: int = 256) -> np.ndarray:
     Class c gets its colour by bit interleaving: for j in 0..7, bits 0, 1, 2 of ``c >> 3j`` go to
     bit ``7 - j`` of red, green and blue. Entry 255 (void) is (224, 224, 192).
     """
-    pal = np.zeros((n, 3), dtype=np.uint8)
-    for c in range(n):
-        r = g = b = 0
-        v = c
-        for j in range(8):
-            r |= ((v >> 0) & 1) << (7 - j)
-            g |= ((v >> 1) & 1) << (7 - j)
-            b |= ((v >> 2) & 1) << (7 - j)
-            v >>= 3
-        pal[c] = (r, g, b)
-    return pal
+    c = np.arange(n)
+    pal = np.zeros((n, 3), dtype=np.int64)
+    for j in range(8):
+        for channel in range(3):
+            pal[:, channel] |= ((c >> (3 * j + channel)) & 1) << (7 - j)
+    return pal.astype(np.uint8)
 
 
 def palette_for(num_classes: int, ignore_index: int | None = VOC_IGNORE_INDEX) -> np.ndarray:
@@ -72,30 +69,20 @@ def distinct_palette(class_names: Sequence[str], ignore_index: int | None = VOC_
     """A 256×3 palette for classes that come without colours: background classes (see
     :func:`background_indices`) black, the others :data:`DISTINCT_COLOURS` in turn (then hues a
     golden angle apart), the VOC void colour at ``ignore_index``."""
-    pal = voc_palette(256)
+    pal = palette_for(len(class_names), ignore_index)
     back = set(background_indices(class_names, background))
-    colours = iter(_distinct_colours())
+    colours = _distinct_colours()
     for k in range(min(len(class_names), 256)):
         pal[k] = (0, 0, 0) if k in back else next(colours)
-    if ignore_index is not None and len(class_names) <= ignore_index < 256:
-        pal[ignore_index] = (224, 224, 192)
     return pal
 
 
-def _distinct_colours():
+def _distinct_colours() -> Iterator[tuple[int, ...]]:
     yield from DISTINCT_COLOURS
-    k = 0
-    while True:  # beyond twenty: hues a golden angle apart, two saturations and brightnesses
-        hue = (0.07 + 0.618034 * k) % 1.0
-        yield _hsv(hue, 0.95 if k % 2 else 0.6, 0.75 if (k // 2) % 2 else 0.95)
-        k += 1
-
-
-def _hsv(h: float, s: float, v: float) -> tuple[int, int, int]:
-    import colorsys
-
-    r, g, b = colorsys.hsv_to_rgb(h, s, v)
-    return round(255 * r), round(255 * g), round(255 * b)
+    for k in itertools.count():  # then hues a golden angle apart, two saturations and values
+        rgb = colorsys.hsv_to_rgb((0.07 + 0.618034 * k) % 1.0, 0.95 if k % 2 else 0.6,
+                                  0.75 if (k // 2) % 2 else 0.95)
+        yield tuple(round(255 * c) for c in rgb)
 
 
 def colorize(label: np.ndarray, palette: np.ndarray | list) -> np.ndarray:

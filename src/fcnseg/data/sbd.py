@@ -67,6 +67,3 @@ class SBDSegmentation(FileSegmentationDataset):
         label = read_sbd_mat(path)
         check_label_values(path, label, self.num_classes, self.ignore_index)
         return label
-
-    def __repr__(self) -> str:
-        return f"SBDSegmentation({self.dir}, split={self.split!r}, {len(self)} images)"

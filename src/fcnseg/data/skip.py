@@ -10,8 +10,6 @@ import torch
 from fcnseg.data.base import SegmentationDataset
 from fcnseg.data.errors import DataError
 
-__all__ = ["SkipBad"]
-
 log = logging.getLogger(__name__)
 
 

@@ -20,8 +20,6 @@ from fcnseg.utils.download import cache_dir as default_cache_dir
 from fcnseg.utils.files import atomic_write_bytes
 from fcnseg.utils.typing import PathLike
 
-__all__ = ["SEG11VALID_SIZE", "seg11valid", "seg11valid_ids"]
-
 log = logging.getLogger(__name__)
 
 #: Number of images in seg11valid on the official VOC2011 and SBD releases.

@@ -34,6 +34,12 @@ def _noise_field(rng: np.random.Generator, h: int, w: int, cells: int) -> np.nda
     return np.asarray(Image.fromarray(grid, mode="F").resize((w, h), Image.BILINEAR))
 
 
+def _neighbours(a: np.ndarray, pad: str) -> list[np.ndarray]:
+    """Each pixel's 4 neighbours (up, down, left, right); outside the image ``np.pad``'s."""
+    p = np.pad(a, 1, mode=pad)
+    return [p[:-2, 1:-1], p[2:, 1:-1], p[1:-1, :-2], p[1:-1, 2:]]
+
+
 def _colour(rng: np.random.Generator, hue: float) -> np.ndarray:
     h = ((hue + rng.uniform(-_HUE_JITTER, _HUE_JITTER)) % 360.0) / 360.0
     s = rng.uniform(0.55, 1.0)
@@ -203,19 +209,9 @@ class SyntheticSegmentation(SegmentationDataset):
 
     def _void_band(self, label: np.ndarray) -> np.ndarray:
         """Mark pixels within ``ignore_border`` of a class boundary as void, like VOC."""
-        edge = np.zeros(label.shape, dtype=bool)
-        edge[:-1, :] |= label[:-1, :] != label[1:, :]
-        edge[1:, :] |= label[:-1, :] != label[1:, :]
-        edge[:, :-1] |= label[:, :-1] != label[:, 1:]
-        edge[:, 1:] |= label[:, :-1] != label[:, 1:]
-        band = edge
+        band = np.logical_or.reduce([n != label for n in _neighbours(label, "edge")])
         for _ in range(self.ignore_border - 1):
-            grown = band.copy()
-            grown[1:] |= band[:-1]
-            grown[:-1] |= band[1:]
-            grown[:, 1:] |= band[:, :-1]
-            grown[:, :-1] |= band[:, 1:]
-            band = grown
+            band = np.logical_or.reduce([band, *_neighbours(band, "constant")])
         out = label.copy()
         out[band] = self.ignore_index
         return out

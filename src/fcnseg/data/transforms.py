@@ -29,20 +29,6 @@ from PIL import Image
 from fcnseg.data.modalities import COLOR, pad_values
 from fcnseg.utils.keyed import first_of, keyed, unkeyed
 
-__all__ = [
-    "ColorJitter",
-    "Compose",
-    "JointTransform",
-    "RandomCrop",
-    "RandomHorizontalFlip",
-    "RandomScale",
-    "ToTensor",
-    "build_eval_transform",
-    "build_train_transform",
-    "resize_input",
-    "resize_label",
-]
-
 
 def _uniform(low: float, high: float, generator: torch.Generator | None) -> float:
     return low + (high - low) * float(torch.rand((), generator=generator))

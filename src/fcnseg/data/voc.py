@@ -90,7 +90,4 @@ class VOCSegmentation(FileSegmentationDataset):
                  f"add ImageSets/Segmentation/train.txt and val.txt to split them")
         return ids
 
-    def __repr__(self) -> str:
-        return f"VOCSegmentation({self.dir}, split={self.split!r}, {len(self)} images)"
-
 

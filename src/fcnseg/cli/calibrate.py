@@ -86,16 +86,9 @@ def output_path(args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size: must be at least 1, got {args.batch_size}")
-    if args.max_pixels < 1:
-        raise ValueError(f"--max-pixels: must be at least 1, got {args.max_pixels}")
     out = output_path(args)
     ckpt = load_checkpoint(args.checkpoint)
     spec = options.dataset_spec(args, ckpt)
-    if options.dataset_from_recipe(args):
-        print(f"dataset from the checkpoint's recipe: {spec}")
     del ckpt  # calibrate_checkpoint reads it again; do not hold two copies of the weights
     result = calibrate_checkpoint(
         args.checkpoint, spec, out, device=resolve_device(args.device),

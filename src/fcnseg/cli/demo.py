@@ -48,7 +48,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-
     out = Path(args.out)
     overrides = list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else [])
     config = load_config(args.recipe, overrides, out=str(out))
@@ -62,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
     best = out / "best.pt"
     # At the precision training validated in, so that the report repeats the logged scores.
-    report = evaluate_checkpoint(best, dict(config.data.val or {}), device=_device(config.device),
+    report = evaluate_checkpoint(best, dict(config.data.val or {}), device=config.device,
                                  precision=config.precision)
     report["training_seconds"] = round(trained, 1)
     written = write_report(out / "eval", report)
@@ -114,19 +113,11 @@ def _shell_path(path: Path) -> str:
     return shlex.quote(shown)
 
 
-def _device(spec: str) -> str:
-
-    if spec == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return spec
-
-
 def save_predictions(checkpoint: Path, val_spec: dict, folder: Path, count: int, *,
                      scene_pictures: bool = True) -> list[Path]:
     """Save ``count`` validation images as titled image | ground truth | prediction strips with
     a legend; with ``scene_pictures``, for the first one also an overlay and a heatmap of its
     largest object class (``overlay_NAME.png``, ``heatmap_NAME_CLASS.png``)."""
-
     segmenter = Segmenter.from_checkpoint(checkpoint)
     dataset = build_dataset(val_spec, split=val_spec.get("split") or "val")
     folder.mkdir(parents=True, exist_ok=True)
@@ -134,20 +125,18 @@ def save_predictions(checkpoint: Path, val_spec: dict, folder: Path, count: int,
     bands = segmenter.input_convention.bands
     for i in range(min(count, len(dataset))):
         image, truth = dataset[i]
+        scene = i == 0 and scene_pictures and bands is None
         if bands is not None:  # a multi-band image: drawn from its rgb bands
-            strip = comparison_strip(_band_picture(dataset, image), np.asarray(truth),
-                                     _band_labels(segmenter, image), segmenter.palette,
-                                     segmenter.class_names, ignore_index=segmenter.ignore_index)
-            save_png(folder / f"{dataset.name(i)}.png", strip)
-            paths.append(folder / f"{dataset.name(i)}.png")
-            continue
-        pred = segmenter.predict(image, return_probs=i == 0 and scene_pictures)
-        strip = comparison_strip(image, np.asarray(truth), pred.label, segmenter.palette,
-                                 segmenter.class_names, ignore_index=segmenter.ignore_index)
+            picture, label = _band_picture(dataset, image), _band_labels(segmenter, image)
+        else:
+            pred = segmenter.predict(image, return_probs=scene)
+            picture, label = image, pred.label
         path = folder / f"{dataset.name(i)}.png"
-        save_png(path, strip)
+        save_png(path, comparison_strip(picture, np.asarray(truth), label, segmenter.palette,
+                                        segmenter.class_names,
+                                        ignore_index=segmenter.ignore_index))
         paths.append(path)
-        if i == 0 and scene_pictures:
+        if scene:
             paths += _save_scene_pictures(segmenter, pred, folder, dataset.name(i))
     return paths
 
@@ -174,7 +163,6 @@ def _band_labels(segmenter: Segmenter, image: np.ndarray) -> np.ndarray:
 def _save_scene_pictures(segmenter, pred, folder: Path, name: str) -> list[Path]:
     """An outlined overlay with its legend and the heatmap of the scene's largest object class,
     enlarged as the strips are."""
-
     names, palette = segmenter.class_names, segmenter.palette
     background = background_classes(names, segmenter.background_class)
     image, label = enlarge(pred.image), enlarge(pred.label)

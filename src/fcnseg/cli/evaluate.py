@@ -8,8 +8,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from fcnseg.checkpoint import load_checkpoint
 from fcnseg.cli import options
 from fcnseg.cli.demo import save_predictions
@@ -20,6 +18,7 @@ from fcnseg.engine.evaluation import (
     format_report,
     write_report,
 )
+from fcnseg.inference.runner import resolve_device
 from fcnseg.metrics import DEFAULT_COVERAGES
 
 NAME = "evaluate"
@@ -60,10 +59,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _parse_coverage(items: list[str]) -> tuple[float, ...]:
-    try:
-        values = tuple(float(v) for item in items for v in item.split(",") if v.strip())
-    except ValueError:
-        raise ValueError(f"--coverage: expected fractions like 0.5 0.9, got {items}") from None
+    values = options.parse_numbers(items, "--coverage: expected fractions like 0.5 0.9, got {}")
     if not values or not all(0.0 < v <= 1.0 for v in values):
         raise ValueError(f"--coverage: fractions must be in (0, 1], got {items}")
     return values
@@ -83,17 +79,13 @@ def predict_fn_from_args(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = str(resolve_device(args.device))
     predict_fn = predict_fn_from_args(args)  # bad options fail before any data is read
     coverages = _parse_coverage(args.coverage) if args.coverage else DEFAULT_COVERAGES
     if args.strips < 0:
         raise ValueError(f"--strips: expected a number of images, 0 or more, got {args.strips}")
     ckpt = load_checkpoint(args.checkpoint)
     spec = options.dataset_spec(args, ckpt)
-    if options.dataset_from_recipe(args):
-        print(f"dataset from the checkpoint's recipe: {spec}")
     out = output_folder(args.checkpoint, args.out)
     precision, precision_from = args.precision, "--precision"
     if ckpt.get("artifact"):
@@ -126,12 +118,10 @@ def run(args: argparse.Namespace) -> int:
     if result.get("calibration"):
         print()
         print(format_calibration(result["calibration"]))
-    print(f"wrote {written['report']}")
-    if written.get("reliability_plot") is not None:
-        print(f"wrote {written['reliability_plot']}")
-    if written["confusion_plot"] is not None:
-        print(f"wrote {written['confusion_plot']}")
-    else:
+    for key in ("report", "reliability_plot", "confusion_plot"):
+        if written.get(key) is not None:
+            print(f"wrote {written[key]}")
+    if written["confusion_plot"] is None:
         print("note: matplotlib is not installed (pip install 'fcnseg[viz]'); "
               "skipped confusion.png")
     if args.strips:

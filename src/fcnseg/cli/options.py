@@ -21,27 +21,6 @@ from fcnseg.models.factories import allow_factory_modules
 from fcnseg.utils.hardware import PRECISIONS
 from fcnseg.utils.validate import fields_of
 
-__all__ = [
-    "DeprecatedAlias",
-    "HelpFormatter",
-    "add_allow_factory",
-    "add_batch_size",
-    "add_checkpoint",
-    "add_compile",
-    "add_dataset",
-    "add_device",
-    "add_no_progress",
-    "add_num_workers",
-    "add_overrides",
-    "add_precision",
-    "add_window_and_tta",
-    "dataset_from_recipe",
-    "dataset_spec",
-    "parse_scales",
-    "sliding_window_from_args",
-    "tta_from_args",
-]
-
 CHECKPOINT_HELP = "checkpoint: a .pt or .safetensors file, a pretrained folder, or hf://user/repo[@rev]"
 #: The datasets ``--dataset`` names in every command that reads one (evaluate, calibrate,
 #: check-data): the ones :func:`fcnseg.data.build_dataset` builds from a folder or a file.
@@ -252,13 +231,20 @@ def _int_at_least(text: str, low: int) -> int:
     return value
 
 
+def parse_numbers(items: Sequence[str], bad: str) -> tuple[float, ...]:
+    """Space- or comma-separated numbers (``--tta-scales``, ``--coverage``); ``bad`` is the
+    ValueError's message, ``{}`` standing for the items, when one is not a number."""
+    try:
+        return tuple(float(v) for item in items for v in item.split(",") if v.strip())
+    except ValueError:
+        raise ValueError(bad.format(items)) from None
+
+
 def parse_scales(items: Sequence[str]) -> tuple[float, ...]:
     """``--tta-scales`` values (space- or comma-separated) as positive floats."""
-    try:
-        scales = tuple(float(v) for item in items for v in item.split(",") if v.strip())
-    except ValueError:
-        raise ValueError(f"--tta-scales: expected numbers like 0.75 1 1.25, got {items} (give "
-                         f"the inputs before --tta-scales, or the scales as 0.75,1,1.25)") from None
+    scales = parse_numbers(items, "--tta-scales: expected numbers like 0.75 1 1.25, got {} "
+                                  "(give the inputs before --tta-scales, or the scales as "
+                                  "0.75,1,1.25)")
     if not scales or min(scales) <= 0:
         raise ValueError(f"--tta-scales: scales must be positive, got {items}")
     return scales
@@ -325,8 +311,8 @@ def dataset_spec(args: argparse.Namespace, ckpt: dict[str, Any]) -> dict[str, An
 
     With ``--dataset`` (or ``--data name=NAME``), that dataset (synthetic defaults: 50 images
     of 128 px, seed 0, split val), nothing of the recipe's carried over; without either, the
-    validation set recorded in the checkpoint's recipe. The dataset options given, then
-    ``--data KEY=VALUE`` fields, go on top.
+    validation set recorded in the checkpoint's recipe, said on stdout. The dataset options
+    given, then ``--data KEY=VALUE`` fields, go on top.
     """
     data = _data_fields(args.data)
     name = _chosen_dataset(args, data.pop("name", None))
@@ -351,18 +337,12 @@ def dataset_spec(args: argparse.Namespace, ckpt: dict[str, Any]) -> dict[str, An
         if spec.get(key) is None:
             flag = "--" + key.replace("_", "-")
             raise ValueError(f"{flag}: required for --dataset {spec['name']}")
+    if name is None:
+        print(f"dataset from the checkpoint's recipe: {spec}")
     return spec
 
 
-def dataset_from_recipe(args: argparse.Namespace) -> bool:
-    """Whether :func:`dataset_spec` takes the checkpoint recipe's validation set: neither
-    ``--dataset`` nor ``--data name=`` names one."""
-    return args.dataset is None and not any(
-        item.partition("=")[0].strip() == "name" for item in args.data)
-
-
 def _data_fields(items: Sequence[str]) -> dict[str, Any]:
-    """The ``--data KEY=VALUE`` fields, values read as YAML."""
     fields: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")

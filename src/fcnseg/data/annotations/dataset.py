@@ -18,10 +18,9 @@ from fcnseg.data.annotations.importer import (
 from fcnseg.data.annotations.shapes import RasterOptions, printable, rasterise
 from fcnseg.data.base import SegmentationDataset, Transform
 from fcnseg.data.errors import DataError
+from fcnseg.data.images import ImageError, load_image
 from fcnseg.data.io import read_image
 from fcnseg.utils.typing import PathLike
-
-__all__ = ["AnnotationDataset"]
 
 
 class AnnotationDataset(SegmentationDataset):
@@ -68,7 +67,14 @@ class AnnotationDataset(SegmentationDataset):
         if isinstance(resolved, str):
             raise DataError(*resolved.split(": ", 1))
         picture, (height, width) = resolved
-        image = read_image(picture) if isinstance(picture, Path) else _decode(picture, item)
+        if isinstance(picture, Path):
+            image = read_image(picture)
+        else:
+            try:
+                image = load_image(io.BytesIO(picture))
+            except ImageError as e:
+                raise DataError(printable(item.source),
+                                f"unreadable embedded image: {e.problem}") from None
         label, problems = rasterise(item, self.labels, height, width, self.options.raster)
         if label is None:
             raise DataError(printable(item.source), "; ".join(
@@ -78,13 +84,3 @@ class AnnotationDataset(SegmentationDataset):
     def __repr__(self) -> str:
         return (f"AnnotationDataset({self.format}, {self.root}, split={self.split!r}, "
                 f"{len(self)} images)")
-
-
-def _decode(data: bytes, item) -> np.ndarray:
-    from fcnseg.data.images import ImageError, load_image
-
-    try:
-        return load_image(io.BytesIO(data))
-    except ImageError as e:
-        raise DataError(printable(item.source), f"unreadable embedded image: {e.problem}") \
-            from None

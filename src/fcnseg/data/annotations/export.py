@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,24 +28,10 @@ from fcnseg.data.annotations.contours import (
 from fcnseg.data.annotations.shapes import (
     BACKGROUND_LABEL,
     Shape,
-    fill_polygons,
     shape_box,
     shape_pixels,
 )
 from fcnseg.data.palette import background_indices
-
-__all__ = [
-    "DEFAULT_TOLERANCE",
-    "EXPORT_FORMATS",
-    "coco_annotations",
-    "coco_document",
-    "cvat_document",
-    "cvat_image_element",
-    "implicit_background",
-    "labelme_document",
-    "labelme_label",
-    "layered_regions",
-]
 
 #: How far (pixels) a simplified outline may stray from the pixels' own; round trips through
 #: labelme keep IoU ≥ 0.99 per class on regions a few pixels wide.
@@ -122,9 +108,24 @@ def layered_regions(label: np.ndarray, *, background: int | None = 0,
     return out
 
 
-def _simplified(points: np.ndarray, tolerance: float, render) -> np.ndarray:
+def _labelme_shape(points: Any) -> Shape:
+    return Shape("", "polygon", [tuple(p) for p in np.asarray(points, float).tolist()])
+
+
+def _cvat_shape(points: Any) -> Shape:
+    return Shape("", "corner_polygon", rings=[np.asarray(points, float)])
+
+
+def _simplified(points: np.ndarray, tolerance: float, shape_of: Callable[[Any], Shape]
+                ) -> np.ndarray:
     """``points`` simplified within ``tolerance``, or less where that would change more than
-    one pixel in 200 of what ``render`` draws (small and thin regions keep their shape)."""
+    one pixel in 200 of what ``shape_of`` draws (small and thin regions keep their shape)."""
+    lo = np.floor(points.min(0)) - 2  # drawn in the box around the points, a margin of 2
+    width, height = (np.ceil(points.max(0)) + 3 - lo).astype(int).tolist()
+
+    def render(pts: np.ndarray) -> np.ndarray:
+        return shape_pixels(shape_of(np.asarray(pts, float) - lo), height, width)
+
     exact = render(points)
     budget = max(exact.sum() // 200, 0)
     t = tolerance
@@ -150,25 +151,31 @@ def _gap_patches(label: np.ndarray, drawn: np.ndarray, background: int | None,
     return [(c, ring) for c, ring, _ in region_polygons(only, np.unique(label[gaps]))]
 
 
-def _box_render(points: np.ndarray, draw) -> tuple[np.ndarray, object]:
-    """A renderer of point lists in the box around ``points`` (a margin of 2 pixels)."""
-    lo = np.floor(points.min(0)).astype(int) - 2
-    hi = np.ceil(points.max(0)).astype(int) + 3
-    height, width = int(hi[1] - lo[1]), int(hi[0] - lo[0])
-    return lambda pts: draw(np.asarray(pts, float) - lo, height, width)
-
-
-def _labelme_polygon(points: np.ndarray, height: int, width: int) -> np.ndarray:
-    shape = Shape("", "polygon", [tuple(p) for p in points.tolist()])
-    return shape_pixels(shape, height, width)
-
-
 def _labelme_points(ring: np.ndarray, tolerance: float) -> list[list[float]]:
-    chain = centre_chain(ring).astype(float)
-    pts = _simplified(chain, tolerance, _box_render(chain, _labelme_polygon))
+    pts = _simplified(centre_chain(ring).astype(float), tolerance, _labelme_shape)
     while len(pts) < 3:  # labelme needs three points; a repeated one draws the same pixels
         pts = np.concatenate([pts, pts[-1:]])
     return [[float(x), float(y)] for x, y in pts]
+
+
+def _corner_points(ring: np.ndarray, tolerance: float) -> np.ndarray:
+    return _simplified(corners(ring).astype(float), tolerance, _cvat_shape)
+
+
+def _polygons(label: np.ndarray, class_names: Sequence[str], tolerance: float,
+              ignore_index: int | None, tool: str) -> list[tuple[int, Any]]:
+    """(class, points) of each polygon for ``tool`` (labelme or CVAT) in drawing order: the
+    layered regions' simplified outlines, then exact patches of the pixels they left out."""
+    outline, shape_of = ((_labelme_points, _labelme_shape) if tool == "labelme"
+                         else (_corner_points, _cvat_shape))
+    background = implicit_background(class_names)
+    polygons = [(c, outline(ring, tolerance)) for c, ring in
+                layered_regions(label, background=background, ignore_index=ignore_index)]
+    drawn = np.full(label.shape, -1 if background is None else background, np.int64)
+    for c, pts in polygons:
+        _paint(drawn, c, shape_of(pts))
+    return polygons + [(c, outline(ring, 0.0))
+                       for c, ring in _gap_patches(label, drawn, background, ignore_index)]
 
 
 def labelme_document(label: np.ndarray, class_names: Sequence[str], image_path: str,
@@ -178,28 +185,12 @@ def labelme_document(label: np.ndarray, class_names: Sequence[str], image_path: 
     ``image_path`` (as labelme stores it: relative to the JSON file)."""
     label = np.asarray(label)
     height, width = label.shape
-    background = implicit_background(class_names)
-    polygons = [(c, _labelme_points(ring, tolerance)) for c, ring in
-                layered_regions(label, background=background, ignore_index=ignore_index)]
-    drawn = np.full(label.shape, -1 if background is None else background, np.int64)
-    for c, pts in polygons:
-        _paint(drawn, c, Shape("", "polygon", [tuple(p) for p in pts]))
-    polygons += [(c, _labelme_points(ring, 0.0))
-                 for c, ring in _gap_patches(label, drawn, background, ignore_index)]
+    polygons = _polygons(label, class_names, tolerance, ignore_index, "labelme")
     shapes = [{"label": labelme_label(class_names, c), "points": pts, "group_id": None,
                "description": "", "shape_type": "polygon", "flags": {}, "mask": None}
               for c, pts in polygons]
     return {"version": "5.4.1", "flags": {}, "shapes": shapes, "imagePath": image_path,
             "imageData": None, "imageHeight": int(height), "imageWidth": int(width)}
-
-
-def _corner_polygon(points: np.ndarray, height: int, width: int) -> np.ndarray:
-    return fill_polygons([points], height, width)
-
-
-def _corner_points(ring: np.ndarray, tolerance: float) -> np.ndarray:
-    vertices = corners(ring).astype(float)
-    return _simplified(vertices, tolerance, _box_render(vertices, _corner_polygon))
 
 
 def cvat_image_element(label: np.ndarray, class_names: Sequence[str], name: str, image_id: int,
@@ -208,21 +199,13 @@ def cvat_image_element(label: np.ndarray, class_names: Sequence[str], name: str,
     """One ``<image>`` of "CVAT for images 1.1": a polygon per region, ``z_order`` rising.
     ``name`` is the image's name in a CVAT task; ``path`` (optional, an attribute CVAT does
     not read) where the picture lies relative to the XML file."""
-    height, width = np.asarray(label).shape
+    label = np.asarray(label)
+    height, width = label.shape
     image = ET.Element("image", id=str(image_id), name=name, width=str(width),
                        height=str(height))
     if path is not None:
         image.set("path", path)
-    label = np.asarray(label)
-    background = implicit_background(class_names)
-    polygons = [(c, _corner_points(ring, tolerance)) for c, ring in
-                layered_regions(label, background=background, ignore_index=ignore_index)]
-    drawn = np.full(label.shape, -1 if background is None else background, np.int64)
-    for c, pts in polygons:
-        _paint(drawn, c, Shape("", "corner_polygon", rings=[pts]))
-    polygons += [(c, _corner_points(ring, 0.0))
-                 for c, ring in _gap_patches(label, drawn, background, ignore_index)]
-    for z, (c, pts) in enumerate(polygons):
+    for z, (c, pts) in enumerate(_polygons(label, class_names, tolerance, ignore_index, "cvat")):
         ET.SubElement(image, "polygon", label=labelme_label(class_names, c), source="auto",
                       occluded="0", z_order=str(z),
                       points=";".join(f"{x:g},{y:g}" for x, y in pts))

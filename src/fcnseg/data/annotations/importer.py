@@ -15,6 +15,10 @@ import numpy as np
 import yaml
 from PIL import Image
 
+from fcnseg.data.annotations.coco import read_coco
+from fcnseg.data.annotations.cvat import read_cvat_mask, read_cvat_xml
+from fcnseg.data.annotations.labelme import read_labelme
+from fcnseg.data.annotations.labelstudio import read_labelstudio
 from fcnseg.data.annotations.shapes import (
     AnnotatedImage,
     Annotations,
@@ -26,32 +30,23 @@ from fcnseg.data.annotations.shapes import (
 from fcnseg.data.images import IMAGE_FORMATS, ImageError, open_upright
 from fcnseg.data.palette import palette_for
 
-__all__ = ["FORMATS", "ImportOptions", "ImportReport", "import_annotations", "label_set_for",
-           "read_annotations", "resolve_image", "split_of"]
-
-#: ``fcnseg import`` formats: the readers, each given the source and the images folder.
-FORMATS = ("labelme", "coco", "cvat-mask", "cvat", "labelstudio")
+#: The readers of ``fcnseg import``'s formats, each given the source and the images folder.
+_READERS: dict[str, Callable[[Path, Path | None], Annotations]] = {
+    "labelme": lambda src, images: read_labelme(src),
+    "coco": read_coco,
+    "cvat-mask": read_cvat_mask,
+    "cvat": read_cvat_xml,
+    "labelstudio": read_labelstudio,
+}
+#: ``fcnseg import`` formats.
+FORMATS = tuple(_READERS)
 
 
 def read_annotations(fmt: str, src: Path, images: Path | None = None) -> Annotations:
     """The annotations of ``src`` in format ``fmt`` (one of :data:`FORMATS`)."""
-    src = Path(src)
-    if fmt == "labelme":
-        from fcnseg.data.annotations.labelme import read_labelme
-        return read_labelme(src)
-    if fmt == "coco":
-        from fcnseg.data.annotations.coco import read_coco
-        return read_coco(src, images)
-    if fmt == "cvat-mask":
-        from fcnseg.data.annotations.cvat import read_cvat_mask
-        return read_cvat_mask(src, images)
-    if fmt == "cvat":
-        from fcnseg.data.annotations.cvat import read_cvat_xml
-        return read_cvat_xml(src, images)
-    if fmt == "labelstudio":
-        from fcnseg.data.annotations.labelstudio import read_labelstudio
-        return read_labelstudio(src, images)
-    raise ValueError(f"format: unknown {fmt!r}; known: {', '.join(FORMATS)}")
+    if fmt not in _READERS:
+        raise ValueError(f"format: unknown {fmt!r}; known: {', '.join(FORMATS)}")
+    return _READERS[fmt](Path(src), images)
 
 
 @dataclass(frozen=True)
@@ -181,37 +176,37 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
         raise ValueError(f"{len(labels.classes)} classes ({', '.join(labels.classes[:5])}, ...): "
                          f"masks hold at most {min(options.ignore_index, 256)} classes below the "
                          f"ignore value {options.ignore_index}")
-    result = ImportReport(warnings=list(found.problems))
-    for line in found.problems:
+    result = ImportReport(unannotated=list(found.unannotated))
+
+    def warn(line: str) -> None:
+        result.warnings.append(line)
         say(f"warning: {line}")
+
+    for line in found.problems:
+        warn(line)
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(exist_ok=True)
     palette = palette_for(256, options.ignore_index)
     seen: dict[str, str] = {}
     for item in found.items:
         for line in item.problems:
-            result.warnings.append(line)
-            say(f"warning: {line}")
-        before = len(result.warnings)
-        problem = _import_one(item, labels, options, out, palette, seen, result)
-        for line in result.warnings[before:]:
-            say(f"warning: {line}")
+            warn(line)
+        problem = _import_one(item, labels, options, out, palette, seen, warn)
         if problem:
             result.errors.append(problem)
             say(f"error: {problem}")
-    result.unannotated = list(found.unannotated)
+        else:
+            result.written.append(item.name)
     for path in result.unannotated:
         say(f"warning: {printable(path)}: no annotations (not imported; listed in "
             f"{out / 'unannotated.txt'})")
     written = set(result.written)
     imported = [item.image_path for item in found.items
                 if item.name in written and item.image_path is not None]
-    val = _write_lists(out, result, options, imported)
-    if not val and options.val_fraction > 0 and result.written:
-        line = _empty_val_line(out, options.val_fraction)
-        result.warnings.append(line)
-        say(f"warning: {line}")
-    result.classes = list(labels.classes)
+    has_val = _write_lists(out, result.unannotated, options.val_fraction, imported)
+    if not has_val and options.val_fraction > 0 and result.written:
+        warn(_empty_val_line(out, options.val_fraction))
+    result.classes = list(labels.classes)  # grown while drawing when labels are not fixed
     _write_config(out, labels, palette)
     return result
 
@@ -234,7 +229,8 @@ def _empty_val_line(out: Path, val_fraction: float) -> str:
 
 
 def _import_one(item: AnnotatedImage, labels: LabelSet, options: ImportOptions, out: Path,
-                palette: np.ndarray, seen: dict[str, str], result: ImportReport) -> str | None:
+                palette: np.ndarray, seen: dict[str, str],
+                warn: Callable[[str], None]) -> str | None:
     """Write one image and its mask; one line when it cannot be imported."""
     if item.error:
         return item.error
@@ -253,25 +249,24 @@ def _import_one(item: AnnotatedImage, labels: LabelSet, options: ImportOptions, 
     if label is None:
         return "; ".join(lines)
     for line in lines:
-        result.warnings.append(line)
+        warn(line)
     for old in (out / "images").glob(f"{item.name}.*"):
         old.unlink()
     _write_image(picture, out / "images", item.name)
     _write_mask(label, palette, out / "masks" / f"{item.name}.png")
     seen[item.name] = printable(item.source)
-    result.written.append(item.name)
     return None
 
 
-def _write_lists(out: Path, result: ImportReport, options: ImportOptions,
-                 imported: list[Path]) -> list[str]:
-    """Writes train.txt, val.txt and unannotated.txt; returns the names in val.txt."""
+def _write_lists(out: Path, unannotated_now: list[Path], val_fraction: float,
+                 imported: list[Path]) -> bool:
+    """Writes train.txt, val.txt and unannotated.txt; whether val.txt lists any name."""
     # Every mask in the folder, those of earlier imports included: a name stays in its split.
     names = sorted(p.stem for p in (out / "masks").glob("*.png"))
-    for split in ("train", "val"):
-        chosen = [n for n in names if split_of(n, options.val_fraction) == split]
-        (out / f"{split}.txt").write_text("".join(f"{n}\n" for n in chosen), encoding="utf-8")
-    val = [n for n in names if split_of(n, options.val_fraction) == "val"]
+    split = {n: split_of(n, val_fraction) for n in names}
+    for name in ("train", "val"):
+        chosen = "".join(f"{n}\n" for n in names if split[n] == name)
+        (out / f"{name}.txt").write_text(chosen, encoding="utf-8")
     # The images still to annotate: those of earlier imports, less the ones imported now, and
     # those of this import.
     unannotated = out / "unannotated.txt"
@@ -281,12 +276,12 @@ def _write_lists(out: Path, result: ImportReport, options: ImportOptions,
         earlier = [line for line in unannotated.read_text(encoding="utf-8",
                                                           errors="replace").splitlines()
                    if line and _resolved(Path(line)) not in done]
-    lines = list(dict.fromkeys([*earlier, *(printable(p) for p in result.unannotated)]))
+    lines = list(dict.fromkeys([*earlier, *(printable(p) for p in unannotated_now)]))
     if lines:
         unannotated.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
     elif unannotated.exists():
         unannotated.unlink()
-    return val
+    return "val" in split.values()
 
 
 def _resolved(path: Path) -> Path:

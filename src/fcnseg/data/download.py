@@ -145,10 +145,7 @@ def download_pascal_context(
     them: the layout :class:`~fcnseg.data.PascalContext` reads from ``root``.
     """
     root = Path(root).expanduser()
-    try:
-        find_voc2010_dir(root)
-    except FileNotFoundError:
-        _fetch_and_extract("voc2010", root, archive_dir, progress, keep_archive)
+    _find_or_fetch("voc2010", root, find_voc2010_dir, archive_dir, progress, keep_archive)
     context = root / "pascal-context"
     try:
         find_context_dir(root)
@@ -159,7 +156,6 @@ def download_pascal_context(
             spec = ARCHIVES["pascal_context_59"]
             download(spec.url, filename="59_labels.txt", md5=spec.md5, directory=context,
                      progress=progress)
-    find_voc2010_dir(root)
     find_context_dir(root)
     return root
 

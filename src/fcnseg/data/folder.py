@@ -58,9 +58,6 @@ from fcnseg.utils.yaml_errors import yaml_problem
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff", ".gif")
 RASTER_EXTENSIONS = (*IMAGE_EXTENSIONS, ".jp2")
-_CONFIG_KEYS = {"classes", "ignore_index", "remap", "colors", "ignore_color", "palette", "splits",
-                "bands", "rgb", "nodata", "images", "masks", "image_suffix", "mask_suffix",
-                "background"}
 
 
 def load_folder_config(path: PathLike) -> dict[str, Any]:
@@ -77,9 +74,9 @@ def load_folder_config(path: PathLike) -> dict[str, Any]:
     except yaml.YAMLError as e:
         raise ValueError(f"{path}: not valid YAML: {yaml_problem(e)}") from None
     expect_mapping(data, str(path), "a mapping of fields")
-    unknown = sorted(set(data) - _CONFIG_KEYS, key=str)
+    unknown = sorted(set(data) - set(_FIELDS), key=str)
     if unknown:
-        raise ValueError(f"{path}: unknown field {unknown[0]!r}; allowed: {sorted(_CONFIG_KEYS)}")
+        raise ValueError(f"{path}: unknown field {unknown[0]!r}; allowed: {sorted(_FIELDS)}")
     return check_folder_fields(data, str(path))
 
 
@@ -118,10 +115,17 @@ def _class_names(value: Any, where: str) -> tuple[str, ...]:
     return tuple(str(n) for n in value)
 
 
-def _mask_value(value: Any, where: str) -> int:
-    if not _is_int(value):
-        raise ValueError(f"{where}: expected an integer mask value (e.g. 255), got {value!r}")
-    return int(value)
+def _check(ok: Callable[[Any], bool], convert: Callable[[Any], Any],
+           problem: str) -> Callable[[Any, str], Any]:
+    """A field's check: ``convert(value)`` where ``ok(value)``, else a ValueError
+    ``<where>: <problem>`` with the value's repr in the ``{}`` of ``problem``."""
+
+    def check(value: Any, where: str) -> Any:
+        if not ok(value):
+            raise ValueError(f"{where}: {problem.format(repr(value))}")
+        return convert(value)
+
+    return check
 
 
 def _mapping(value: Any, where: str, *, of: str, entries: str, example: str,
@@ -181,38 +185,16 @@ def _band_names(value: Any, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _nodata(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{where}: expected a number (the image value of pixels without data), "
-                         f"got {value!r}")
-    return float(value)
-
-
-def _sub_folder(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not value.strip() or Path(value).is_absolute() \
-            or ".." in Path(value).parts:
-        raise ValueError(f"{where}: expected a sub-folder of the dataset folder, e.g. "
-                         f"JPEGImages; got {value!r}")
-    return value
-
-
-def _suffix(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not value or "/" in value:
-        raise ValueError(f"{where}: expected the end of the file names after the id, e.g. .jpg "
-                         f"or _mask.png; got {value!r}")
-    return value
-
-
-def _background(value: Any, where: str) -> str:
-    if not isinstance(value, str) and not _is_int(value):
-        raise ValueError(f"{where}: expected the name of the class that is background, got "
-                         f"{value!r}")
-    return str(value)
-
+_sub_folder = _check(
+    lambda v: isinstance(v, str) and bool(v.strip()) and not Path(v).is_absolute()
+    and ".." not in Path(v).parts,
+    str, "expected a sub-folder of the dataset folder, e.g. JPEGImages; got {}")
+_suffix = _check(lambda v: isinstance(v, str) and v != "" and "/" not in v, str,
+                 "expected the end of the file names after the id, e.g. .jpg or _mask.png; got {}")
 
 _FIELDS: dict[str, Callable[[Any, str], Any]] = {
     "classes": _class_names,
-    "ignore_index": _mask_value,
+    "ignore_index": _check(_is_int, int, "expected an integer mask value (e.g. 255), got {}"),
     "remap": _remap,
     "colors": _colour_table,
     "ignore_color": _colour,
@@ -220,12 +202,14 @@ _FIELDS: dict[str, Callable[[Any, str], Any]] = {
     "splits": _split_lists,
     "bands": _band_names,
     "rgb": _band_names,
-    "nodata": _nodata,
+    "nodata": _check(lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool), float,
+                     "expected a number (the image value of pixels without data), got {}"),
     "images": _sub_folder,
     "masks": _sub_folder,
     "image_suffix": _suffix,
     "mask_suffix": _suffix,
-    "background": _background,
+    "background": _check(lambda v: isinstance(v, str) or _is_int(v), str,
+                         "expected the name of the class that is background, got {}"),
 }
 
 

@@ -7,11 +7,11 @@ decoded and turned upright by the same code.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
-from PIL import Image
 
 from fcnseg.data.errors import DataError
 from fcnseg.data.images import (
@@ -28,39 +28,30 @@ from fcnseg.utils.typing import PathLike
 #: ``None`` leaves only Pillow's own limit.
 MAX_PIXELS: int | None = DEFAULT_MAX_PIXELS
 
-
-def _data_error(path: Path, what: str, e: ImageError) -> DataError:
-    if isinstance(e, ImageTooLargeError):
-        return DataError(path, f"refusing {what}: {e.problem} (if it is genuine, raise "
-                               f"fcnseg.data.io.MAX_PIXELS)")
-    return DataError(path, f"unreadable {what}: {e.problem}")
+T = TypeVar("T")
 
 
-def _open(path: Path, what: str) -> Image.Image:
-    """The decoded, upright image at ``path`` (an image or a mask), or a DataError."""
+def _open(path: Path, what: str, reader: Callable[..., T] = open_upright) -> T:
+    """``reader``'s upright image at ``path`` (an image or a mask), or a DataError."""
     if not path.is_file():
         raise DataError(path, f"missing {what} (no such file)")
     try:
-        return open_upright(path, max_pixels=MAX_PIXELS)
+        return reader(path, max_pixels=MAX_PIXELS)
+    except ImageTooLargeError as e:
+        raise DataError(path, f"refusing {what}: {e.problem} (if it is genuine, raise "
+                              f"fcnseg.data.io.MAX_PIXELS)") from None
     except ImageError as e:
-        raise _data_error(path, what, e) from None
+        raise DataError(path, f"unreadable {what}: {e.problem}") from None
 
 
 def read_image(path: PathLike) -> np.ndarray:
     """Read an image file as an upright H×W×3 uint8 RGB array (see :mod:`fcnseg.data.images`)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "missing image (no such file)")
-    try:
-        return load_image(path, max_pixels=MAX_PIXELS)
-    except ImageError as e:
-        raise _data_error(path, "image", e) from None
+    return _open(Path(path), "image", load_image)
 
 
 def read_raw(path: PathLike, what: str) -> np.ndarray:
     """The pixel values of an image file as stored (upright; 16-bit stays 16-bit), e.g. depth."""
-    path = Path(path)
-    with _open(path, what) as img:
+    with _open(Path(path), what) as img:
         return np.asarray(img)
 
 

@@ -13,28 +13,9 @@ from fcnseg.data.errors import DataError
 log = logging.getLogger(__name__)
 
 
-_REQUIRED = object()
-
-
-class _Wrapped:
-    """A read-only attribute of :class:`SkipBad` answered by the dataset it wraps (``default``
-    where that has none)."""
-
-    def __init__(self, default: Any = _REQUIRED) -> None:
-        self.default = default
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-
-    def __get__(self, wrapper: Any, owner: type | None = None) -> Any:
-        if wrapper is None:
-            return self
-        if self.default is _REQUIRED:
-            return getattr(wrapper.dataset, self.name)
-        return getattr(wrapper.dataset, self.name, self.default)
-
-    def __set__(self, wrapper: Any, value: Any) -> None:
-        raise AttributeError(f"{self.name} is the wrapped dataset's: set it there")
+def _wrapped(name: str, *default: Any) -> property:
+    """A read-only attribute answered by the wrapped dataset (``default`` where it has none)."""
+    return property(lambda wrapper: getattr(wrapper.dataset, name, *default))
 
 
 class SkipBad(SegmentationDataset):
@@ -52,13 +33,13 @@ class SkipBad(SegmentationDataset):
     """
 
     # What the dataset is (its classes, palette, ids, ...) is the wrapped dataset's.
-    classes = _Wrapped()
-    ignore_index = _Wrapped()
-    palette = _Wrapped()
-    heads = _Wrapped()
-    eval_exclude_classes = _Wrapped()
-    excluded_ids = _Wrapped()
-    ids = _Wrapped(default=())
+    classes = _wrapped("classes")
+    ignore_index = _wrapped("ignore_index")
+    palette = _wrapped("palette")
+    heads = _wrapped("heads")
+    eval_exclude_classes = _wrapped("eval_exclude_classes")
+    excluded_ids = _wrapped("excluded_ids")
+    ids = _wrapped("ids", ())
 
     def __init__(self, dataset: SegmentationDataset, max_tries: int = 100) -> None:
         super().__init__(None)

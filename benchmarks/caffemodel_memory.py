@@ -26,25 +26,27 @@ from pathlib import Path
 
 import numpy as np
 
+# Converts argv[1] into argv[2], or with no argv[2] only reads argv[1] (a crafted file); prints
+# the peak RSS above the RSS after the imports (bytes), the time, and the refusal if any.
 CHILD = r"""
 import json, sys, time
-from pathlib import Path
-
-def status(field):
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise KeyError(field)
-
 import torch  # noqa: F401  (imports first: the baseline includes them)
-import fcnseg.models  # noqa: F401
+from fcnseg.bench.timing import peak_rss_mb, reset_peak_rss
 from fcnseg.pretrained.convert import convert_caffemodel
+from fcnseg.weightfiles.caffemodel import CaffeModelError, read_caffemodel
 
-base = status("VmRSS")
+reset_peak_rss()
+base = peak_rss_mb()
 start = time.perf_counter()
-converted = convert_caffemodel(sys.argv[1])
-converted.save(sys.argv[2])
-print(json.dumps({"baseline": base, "peak": status("VmHWM"),
+message = None
+if len(sys.argv) > 2:
+    convert_caffemodel(sys.argv[1]).save(sys.argv[2])
+else:
+    try:
+        read_caffemodel(sys.argv[1])
+    except CaffeModelError as e:
+        message = str(e)
+print(json.dumps({"baseline": base * 2**20, "peak": peak_rss_mb() * 2**20, "message": message,
                   "seconds": time.perf_counter() - start}))
 """
 
@@ -74,30 +76,6 @@ def write_reference_sized(path: Path, width: float) -> int:
     return path.stat().st_size
 
 
-CRAFTED_CHILD = r"""
-import json, sys, time
-from pathlib import Path
-
-def status(field):
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise KeyError(field)
-
-from fcnseg.weightfiles.caffemodel import CaffeModelError, read_caffemodel
-
-base = status("VmRSS")
-start = time.perf_counter()
-try:
-    read_caffemodel(sys.argv[1])
-    message = None
-except CaffeModelError as e:
-    message = str(e)
-print(json.dumps({"baseline": base, "peak": status("VmHWM"), "message": message,
-                  "seconds": time.perf_counter() - start}))
-"""
-
-
 def write_crafted(path: Path, megabytes: float) -> int:
     """One layer of empty blobs (field 7, length 0: two bytes each) filling ``megabytes``."""
     blobs = int(megabytes * 1e6) // 2
@@ -117,7 +95,7 @@ def crafted(megabytes: float) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "crafted.caffemodel"
         size = write_crafted(src, megabytes)
-        out = subprocess.run([sys.executable, "-c", CRAFTED_CHILD, str(src)], check=True,
+        out = subprocess.run([sys.executable, "-c", CHILD, str(src)], check=True,
                              capture_output=True, text=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
     above = r["peak"] - r["baseline"]

@@ -24,22 +24,13 @@ import sys
 
 import torch
 
+from fcnseg.bench.suite import trained_looking
 from fcnseg.bench.targets import print_target
 from fcnseg.bench.timing import OtherLoad, count_flops, time_interleaved
 from fcnseg.models import fcn8s, optimize, plain_copy
 
 TARGET = 1.65
 LAYOUTS = ("nchw", "channels_last")
-
-
-def _trained_looking(model: torch.nn.Module) -> torch.nn.Module:
-    """Random score layers instead of zeros, so the logits are not all equal."""
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.startswith("score"):
-                p.copy_(torch.randn(p.shape, generator=g) * 0.01)
-    return model
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     torch.manual_seed(0)
-    caffe = _trained_looking(fcn8s(geometry="caffe")).eval()
+    caffe = trained_looking(fcn8s(geometry="caffe")).eval()
     same = fcn8s(geometry="same").eval()
     same.load_state_dict(caffe.state_dict())  # one set of weights, two geometries
     models = {}
@@ -97,10 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     for (name, layout), t in times.items():
         print(f"{name:<9}{layout:<15}{t.median:>9.3f}{t.low:>8.3f}{t.spread:>8.0%}"
               f"{flops[name] / 1e9:>8.1f}{flops[name] / t.median / 1e9:>9.1f}")
-    if load.fraction is not None:
-        print(f"other processes used {load.fraction:.0%} of the machine's CPU time meanwhile"
-              + (" - wall-clock ratios are unreliable; see docs/performance.md"
-                 if load.fraction > 0.1 and args.clock == "wall" else ""))
+    if load.summary(args.clock):
+        print(load.summary(args.clock))
     failed = False
     ratios = {}
     for layout in layouts:

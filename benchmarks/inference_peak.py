@@ -29,7 +29,13 @@ import torch
 
 from fcnseg.bench.suite import trained_looking
 from fcnseg.bench.targets import print_target
-from fcnseg.bench.timing import OtherLoad, count_flops, matmul_variants, time_interleaved
+from fcnseg.bench.timing import (
+    OtherLoad,
+    agreement,
+    count_flops,
+    matmul_variants,
+    time_interleaved,
+)
 from fcnseg.models import fcn8s, optimize, plain_copy
 
 TARGET = 0.85
@@ -106,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         plain_flops = count_flops(plain, x)
         reference = plain(x)
         low = variants[("fcn8s", "bf16", "optimize, channels_last")]().float()
-    agreement = (low.argmax(1) == reference.argmax(1)).float().mean().item()
+    same_labels = agreement(reference, low)["argmax_agreement_pct"] / 100
     with OtherLoad() as load:
         times = time_interleaved(variants, warmup=args.warmup, repeats=args.repeats,
                                  clock=args.clock)
@@ -135,10 +141,10 @@ def main(argv: list[str] | None = None) -> int:
             fractions[name] = fraction
         print(f"{kind:<7}{name:<11}{path:<25}{t.median:>9.3f}{t.spread:>8.0%}"
               f"{rate / 1e9:>9.0f}{fraction:>9.0%}")
-    print(f"bf16 argmax agreement with plain fp32: {agreement:.2%} (random trunk, "
+    print(f"bf16 argmax agreement with plain fp32: {same_labels:.2%} (random trunk, "
           f"trained_looking scorers)")
-    if load.fraction is not None:
-        print(f"other processes used {load.fraction:.0%} of the machine's CPU time meanwhile")
+    if load.summary(args.clock):
+        print(load.summary(args.clock))
     failed = [name for name, f in fractions.items() if f < TARGET]
     for name, f in fractions.items():
         print(f"{name}: FCN-8s at {f:.1%} of the {name} matmul peak "

@@ -174,13 +174,10 @@ def bench_speed(args: argparse.Namespace) -> None:
         print(f"{name:<36}{t.median:>10.3f}{t.spread:>8.0%}{rate / 1e9:>11.0f}"
               f"{rate / peaks[kind]:>9.0%}")
     b, q = times["bf16 Segmenter.predict (default)"], times["int8 Segmenter.predict"]
-    paired = float(np.median([bs / qs for bs, qs in zip(b.samples, q.samples, strict=True)]))
+    paired = q.paired_speedup(b)
     fb, fq = times["bf16 model forward"], times["int8 onnxruntime session"]
-    forward_paired = float(np.median([bs / qs for bs, qs in zip(fb.samples, fq.samples,
-                                                                 strict=True)]))
-    m = times["int8 sensitive in float .predict"]
-    mixed_paired = float(np.median([bs / ms for bs, ms in zip(b.samples, m.samples,
-                                                               strict=True)]))
+    forward_paired = fq.paired_speedup(fb)
+    mixed_paired = times["int8 sensitive in float .predict"].paired_speedup(b)
     print(f"int8 peak {peaks['int8'] / 1e9:.0f} GOP/s = {peaks['int8'] / peaks['bf16']:.2f}× "
           f"the bf16 peak ({peaks['bf16'] / 1e9:.0f} GFLOP/s)")
     print(f"int8 model at {flops / fq.median / peaks['int8']:.0%} of the int8 peak "
@@ -189,8 +186,8 @@ def bench_speed(args: argparse.Namespace) -> None:
           f"of medians {b.median / q.median:.2f}×); bare forwards {forward_paired:.2f}×; "
           f"with the sensitive layers in float {mixed_paired:.2f}×")
     print(f"labels of this image: int8 and bf16 agree on {agree:.2%} of pixels (random trunk)")
-    if load.fraction is not None:
-        print(f"other processes used {load.fraction:.0%} of the machine's CPU time meanwhile")
+    if load.summary():
+        print(load.summary())
     print_target("int8_speedup_over_bf16", paired, MIN_SPEEDUP)
 
 

@@ -2,7 +2,7 @@
 
 Writes georeferenced 3-band uint8 GeoTIFFs (tiled, deflate) of each ``--sizes`` side, then runs
 ``fcnseg predict`` on each in its own process and prints its peak resident memory (the
-process's ``ru_maxrss``). Memory must be set by the tile, batch and classes, not the image:
+process's VmHWM). Memory must be set by the tile, batch and classes, not the image:
 the target is the largest raster's peak over the smallest's, at most 1.2.
 
 Throughput: on the smallest raster, the tiled prediction (reading windows, blending, writing
@@ -23,13 +23,14 @@ import argparse
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from fcnseg.bench.suite import trained_looking
 from fcnseg.bench.targets import print_target
+from fcnseg.bench.timing import time_interleaved
 
 RSS_TARGET = 1.2
 THROUGHPUT_TARGET = 0.85
@@ -64,16 +65,15 @@ def make_checkpoint(path: Path, width: float) -> None:
 
     torch.manual_seed(0)
     model = fcn8s(num_classes=len(CLASSES), geometry="same", width=width, fc_channels=64)
-    with torch.no_grad():
-        for name in ("score_fr", "score_pool4", "score_pool3"):
-            getattr(model.head, name).weight.normal_(0.0, 0.05)
+    trained_looking(model, std=0.05)
     save_checkpoint(path, model, class_names=CLASSES, palette=voc_palette())
 
 
-_CHILD = ("import resource, sys\n"
+_CHILD = ("import sys\n"
+          "from fcnseg.bench.timing import peak_rss_mb\n"
           "from fcnseg.cli.main import main\n"
           "rc = main(sys.argv[1:])\n"
-          "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+          "print('PEAK_RSS_MB', peak_rss_mb())\n"
           "sys.exit(rc)\n")
 
 
@@ -84,8 +84,8 @@ def peak_rss_mb(checkpoint: Path, raster: Path, out: Path, args: argparse.Namesp
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"fcnseg predict failed on {raster}:\n{done.stderr}")
-    line = next(l for l in done.stdout.splitlines() if l.startswith("PEAK_RSS_KB"))
-    return int(line.split()[1]) / 1024.0
+    line = next(l for l in done.stdout.splitlines() if l.startswith("PEAK_RSS_MB"))
+    return float(line.split()[1])
 
 
 def throughput(checkpoint: Path, raster: Path, folder: Path, args: argparse.Namespace,
@@ -108,16 +108,10 @@ def throughput(checkpoint: Path, raster: Path, folder: Path, args: argparse.Name
         tiles = [r.read(y, x, th, tw) for y in ys for x in xs]
     run = segmenter_tile_fn(seg, info)
     batches = [np.stack(tiles[i:i + args.batch]) for i in range(0, len(tiles), args.batch)]
-    tiled, alone = [], []
-    for k in range(repeats):
-        t0 = time.perf_counter()
-        predict_raster(run, raster, folder / f"t{k}.tif", CLASSES, settings)
-        tiled.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        for b in batches:
-            run(b)
-        alone.append(time.perf_counter() - t0)
-    return float(np.median(tiled)), float(np.median(alone))
+    times = time_interleaved(
+        {"tiled": lambda: predict_raster(run, raster, folder / "tiled.tif", CLASSES, settings),
+         "alone": lambda: [run(b) for b in batches]}, warmup=0, repeats=repeats)
+    return times["tiled"].median, times["alone"].median
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import socket
-import statistics
 import sys
 import tempfile
 import threading
@@ -169,8 +168,7 @@ def main(argv: list[str] | None = None) -> int:
              f"{many} / model only": (many, "model only")}
     ratios = {name: rate[a] / rate[b] for name, (a, b) in pairs.items()}
     # Speed ratio of a over b in each round (b's seconds over a's), then their median.
-    paired = {name: statistics.median(tb / ta for ta, tb in zip(
-        times[a].samples, times[b].samples, strict=True)) for name, (a, b) in pairs.items()}
+    paired = {name: times[a].paired_speedup(times[b]) for name, (a, b) in pairs.items()}
     print(f"\n{'speed ratio':28s} {'medians':>8s} {'paired':>7s}")
     for name, value in ratios.items():
         print(f"{name:28s} {value:8.3f} {paired[name]:7.3f}")
@@ -182,8 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     # The default (batching decided at start-up) must be as fast as the better of the two fixed
     # choices, within the noise of a shared machine: paired per round against that choice.
     best = max((f"{many}, unbatched", f"{many}, always batched"), key=lambda k: rate[k])
-    default_over_best = statistics.median(tb / ta for ta, tb in zip(
-        times[many].samples, times[best].samples, strict=True))
+    default_over_best = times[many].paired_speedup(times[best])
     print(f"default / the faster fixed choice ({best}): {default_over_best:.3f}")
     print_target("serve_default_over_best_batching", default_over_best, 0.95)
     if args.json:

@@ -281,16 +281,12 @@ def main(argv: list[str] | None = None) -> int:
     ratio_of_medians = timings[plain].median / timings["fcnseg train()"].median
     # Paired: in each round, the faster plain loop (by median; taking the faster of the two in
     # each round would favour the plain side by picking its lucky samples) over fcnseg's.
-    ratio = statistics.median(p / f for f, p in zip(timings["fcnseg train()"].samples,
-                                                    timings[plain].samples, strict=True))
+    ratio = timings["fcnseg train()"].paired_speedup(timings[plain])
     # Other jobs only ever add time, so the fastest repeats are the least disturbed ones.
     fastest = (min(timings["plain NCHW"].low, timings["plain channels_last"].low)
                / timings["fcnseg train()"].low)
-    if load.fraction is not None:
-        busy = load.fraction > 0.1 and args.clock == "wall"
-        print(f"other processes used {load.fraction:.0%} of the machine's CPU time meanwhile"
-              + (" - wall-clock ratios are unreliable; try --threads 1 --clock cpu"
-                 if busy else ""))
+    if load.summary(args.clock):
+        print(load.summary(args.clock))
     print(f"\nspeed of fcnseg's loop / the faster plain loop, paired by round: {ratio:.3f} "
           f"(goal >= {GOAL}: {'met' if ratio >= GOAL else 'MISSED'}); of the medians: "
           f"{ratio_of_medians:.3f}; fastest repeats: {fastest:.3f}")

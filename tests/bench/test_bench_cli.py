@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from fcnseg.bench import Timing, agreement, time_interleaved
+from fcnseg.bench.timing import OtherLoad
 from fcnseg.cli.main import main
 
 TINY_ARGS = ["--width", "0.03125", "--fc-channels", "8", "--sizes", "36", "--batches", "1",
@@ -51,6 +52,22 @@ def test_timing_summarises_its_samples() -> None:
     assert t.spread == pytest.approx(1.0, rel=1e-9)
     assert t.as_dict() == {"median": 0.2, "low": 0.1, "high": 0.3, "samples": [0.3, 0.1, 0.2],
                            "spread": t.spread}
+
+
+def test_a_paired_speedup_is_the_median_of_the_per_round_ratios() -> None:
+    fast, base = Timing((1.0, 2.0, 1.0)), Timing((2.0, 3.0, 4.0))
+    assert fast.paired_speedup(base) == pytest.approx(2.0)  # rounds: 2, 1.5, 4
+    with pytest.raises(ValueError):
+        fast.paired_speedup(Timing((1.0,)))  # not timed in the same rounds
+
+
+def test_the_other_load_summary_warns_only_where_wall_clock_ratios_suffer() -> None:
+    load = OtherLoad()
+    assert load.summary() is None
+    load.fraction = 0.05
+    assert load.summary() == "other processes used 5% of the machine's CPU time meanwhile"
+    load.fraction = 0.4
+    assert "unreliable" in load.summary("wall") and "unreliable" not in load.summary("cpu")
 
 
 def test_agreement_reports_largest_difference_and_label_match() -> None:

@@ -45,6 +45,11 @@ class Timing:
         """(max − min) / median: how much the samples disagree."""
         return (self.high - self.low) / self.median if self.median > 0 else 0.0
 
+    def paired_speedup(self, base: Timing) -> float:
+        """How many times faster than ``base`` (timed in the same rounds): the median of the
+        per-round ratios, steadier on a shared machine than the ratio of the medians."""
+        return statistics.median(b / s for s, b in zip(self.samples, base.samples, strict=True))
+
     def as_dict(self) -> dict:
         """JSON-ready form: median, low, high, the samples and the spread."""
         return {"median": self.median, "low": self.low, "high": self.high,
@@ -237,6 +242,15 @@ class OtherLoad:
         own = time.process_time() - self._own
         if total > 0:
             self.fraction = max(0.0, min(1.0, (busy - own) / total))
+
+    def summary(self, clock: str = "wall") -> str | None:
+        """One line on the other processes' share, with a warning where it spoils wall-clock
+        ratios; None where it was not measured."""
+        if self.fraction is None:
+            return None
+        return (f"other processes used {self.fraction:.0%} of the machine's CPU time meanwhile"
+                + (" - wall-clock ratios are unreliable; see docs/performance.md"
+                   if self.fraction > 0.1 and clock == "wall" else ""))
 
 
 def agreement(reference: torch.Tensor, other: torch.Tensor) -> dict[str, float]:

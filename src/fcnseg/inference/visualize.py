@@ -20,40 +20,10 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from fcnseg.data.palette import BACKGROUND_NAMES, background_indices, colorize
+from fcnseg.data.palette import BACKGROUND_NAMES as BACKGROUND_NAMES  # re-exported
+from fcnseg.data.palette import background_indices
+from fcnseg.data.palette import colorize as colorize  # re-exported
 from fcnseg.utils.files import atomic_write_bytes
-
-__all__ = [
-    "BACKGROUND_NAMES",
-    "COLORMAPS",
-    "PICTURE_PNG_STRATEGY",
-    "add_legend",
-    "background_classes",
-    "blend",
-    "class_outlines",
-    "colorbar",
-    "colorize",
-    "colormap_lut",
-    "comparison_strip",
-    "enlarge",
-    "HeatmapStyle",
-    "heatmap",
-    "heatmap_picture",
-    "label_png_bytes",
-    "legend_entries",
-    "legend_panel",
-    "normalize_palette",
-    "overlay",
-    "picture_png_bytes",
-    "read_label_png",
-    "reliability_diagram",
-    "save_label_png",
-    "save_png",
-    "text_size_for",
-    "titled_panels",
-]
-
-# BACKGROUND_NAMES: see fcnseg.data.palette (re-exported here).
 
 # Anchor colours of matplotlib's viridis at 0, 1/4, 1/2, 3/4 and 1 (its published key colours);
 # the table interpolates linearly between them, close enough for a picture.
@@ -91,11 +61,10 @@ def normalize_palette(palette: np.ndarray | Iterable[Iterable[int]]) -> np.ndarr
     return pal
 
 
-def background_classes(class_names: Sequence[str], declared: str | None = None) -> list[int]:
-    """The classes an overlay leaves unblended: the one declared as background (a dataset's
-    ``background:``, kept in its checkpoints), else those named background, void or unlabeled
-    (:data:`BACKGROUND_NAMES`, any case); never a class for its position alone."""
-    return background_indices(class_names, declared)
+#: The classes an overlay leaves unblended: the one declared as background (a dataset's
+#: ``background:``, kept in its checkpoints), else those named background, void or unlabeled
+#: (:data:`BACKGROUND_NAMES`, any case); never a class for its position alone.
+background_classes = background_indices
 
 
 def class_outlines(label: np.ndarray, exclude: Iterable[int] = ()) -> np.ndarray:
@@ -176,8 +145,7 @@ def _blend_values(image: np.ndarray, picture: np.ndarray, alpha: float) -> np.nd
 # typed: a NumPy float64 alpha makes the arithmetic float64, a Python float leaves it float32.
 @functools.lru_cache(maxsize=16, typed=True)
 def _blend_table(alpha: float) -> np.ndarray:
-    """:func:`_blend_values` of every (image, picture) pair of uint8 values, at index
-    ``256·image + picture``."""
+    """:func:`_blend_values` of every uint8 pair, at index ``256·image + picture``."""
     values = np.arange(256, dtype=np.uint8)
     table = _blend_values(np.repeat(values, 256), np.tile(values, 256), alpha)
     table.flags.writeable = False  # shared between threads and calls
@@ -283,21 +251,15 @@ def text_size_for(height: int) -> int:
     return int(np.clip(round(height / 22), 12, 40))
 
 
-def _pad_to(picture: np.ndarray, height: int, width: int) -> np.ndarray:
-    """``picture`` at the top left of a white ``height``×``width`` canvas."""
-    out = np.full((height, width, 3), 255, dtype=np.uint8)
-    out[: picture.shape[0], : picture.shape[1]] = picture
-    return out
-
-
 def _side_by_side(pictures: Sequence[np.ndarray], gap: int) -> np.ndarray:
-    height = max(p.shape[0] for p in pictures)
-    parts: list[np.ndarray] = []
-    for i, p in enumerate(pictures):
-        if i:
-            parts.append(np.full((height, gap, 3), 255, dtype=np.uint8))
-        parts.append(_pad_to(p, height, p.shape[1]))
-    return np.concatenate(parts, axis=1)
+    """``pictures`` left to right, ``gap`` apart, on a white canvas as tall as the tallest."""
+    width = sum(p.shape[1] for p in pictures) + gap * (len(pictures) - 1)
+    out = np.full((max(p.shape[0] for p in pictures), width, 3), 255, dtype=np.uint8)
+    x = 0
+    for p in pictures:
+        out[: p.shape[0], x : x + p.shape[1]] = p
+        x += p.shape[1] + gap
+    return out
 
 
 def legend_entries(
@@ -400,10 +362,12 @@ def _with_title(body: np.ndarray, text: str, size: int) -> np.ndarray:
     """``body`` under a row holding ``text``; the canvas widens if the text is wider."""
     font = _font(size)
     row = round(size * 1.7)
-    width = max(body.shape[1], _text_width(font, text) + 4)
-    img = Image.new("RGB", (width, row), _PAPER)
-    ImageDraw.Draw(img).text((2, row / 2), text, fill=_INK, font=font, anchor="lm")
-    return np.concatenate([np.asarray(img), _pad_to(body, body.shape[0], width)], axis=0)
+    title = Image.new("RGB", (max(body.shape[1], _text_width(font, text) + 4), row), _PAPER)
+    ImageDraw.Draw(title).text((2, row / 2), text, fill=_INK, font=font, anchor="lm")
+    out = np.full((row + body.shape[0], title.width, 3), 255, dtype=np.uint8)
+    out[:row] = np.asarray(title)
+    out[row:, : body.shape[1]] = body
+    return out
 
 
 def titled_panels(
@@ -557,8 +521,14 @@ class _Plot:
     def py(self, v: float) -> float:
         return self.y0 + (1 - v) * self.side
 
+    def bin_box(self, b: Mapping[str, Any], top: float, bottom: float) -> list[float]:
+        """The rectangle over bin ``b``'s confidence range, one pixel in from each side."""
+        return [self.px(b["lower"]) + 1, top, self.px(b["upper"]) - 1, bottom]
+
 
 _TEXT_SIZE = 14
+_SMALL = _TEXT_SIZE - 2
+_TICKS = [k / 5 for k in range(6)]
 
 
 def _reliability_key() -> list[tuple[tuple[int, ...], str]]:
@@ -577,7 +547,7 @@ def reliability_diagram(calibration: Mapping[str, Any], *, title: str | None = N
     ``calibration`` is what :meth:`fcnseg.metrics.CalibrationBins.compute` returns: ``ece``,
     ``pixels`` and ``bins``, a list of ``{lower, upper, count, confidence, accuracy}``.
     """
-    plot, small = _Plot(), _font(_TEXT_SIZE - 2)
+    plot, small = _Plot(), _font(_SMALL)
     # The key goes beside the plot, outside the axes: bars may reach any height in any bin.
     key, key_gap = _reliability_key(), 16
     key_width = 30 + max(_text_width(small, text) for _, text in key)
@@ -596,15 +566,14 @@ def reliability_diagram(calibration: Mapping[str, Any], *, title: str | None = N
 def _draw_reliability_heading(draw: ImageDraw.ImageDraw, plot: _Plot,
                               calibration: Mapping[str, Any], title: str | None) -> None:
     """The title, the calibration error, and the plot's grid with its value labels."""
-    small = _font(_TEXT_SIZE - 2)
+    small = _font(_SMALL)
     ece = calibration.get("ece")
     pixels = int(calibration.get("pixels", 0))
     draw.text((plot.x0, 8), title or "reliability diagram", fill=_INK, font=_font(_TEXT_SIZE))
     ece_text = "n/a" if ece is None or not math.isfinite(ece) else f"{100 * ece:.2f}%"
     draw.text((plot.x0, 28), f"expected calibration error {ece_text} over {pixels:,} pixels",
               fill=_MUTED, font=small)
-    for k in range(6):
-        v = k / 5
+    for v in _TICKS:
         draw.line([plot.px(v), plot.y0, plot.px(v), plot.y0 + plot.side], fill=(232, 232, 232))
         draw.line([plot.x0, plot.py(v), plot.x0 + plot.side, plot.py(v)], fill=(232, 232, 232))
         draw.text((plot.x0 - 6, plot.py(v)), f"{v:.1f}", fill=_INK, font=small, anchor="rm")
@@ -617,24 +586,23 @@ def _draw_reliability_bins(img: Image.Image, plot: _Plot,
     px, py = plot.px, plot.py
     draw = ImageDraw.Draw(img)
     for b in filled:
-        draw.rectangle([px(b["lower"]) + 1, py(float(b["accuracy"])), px(b["upper"]) - 1, py(0)],
-                       fill=_BAR, outline=(40, 70, 110))
+        draw.rectangle(plot.bin_box(b, py(float(b["accuracy"])), py(0)), fill=_BAR,
+                       outline=(40, 70, 110))
     # The gap between accuracy and mean confidence, translucent so that a bar's top (its
     # accuracy) stays visible where the model is under-confident and the gap lies over it.
     shade = Image.new("RGBA", img.size, (0, 0, 0, 0))
     shade_draw = ImageDraw.Draw(shade)
     for b in filled:
         lo, hi = sorted((float(b["accuracy"]), float(b["confidence"])))
-        shade_draw.rectangle([px(b["lower"]) + 1, py(hi), px(b["upper"]) - 1, py(lo)],
-                             fill=_GAP)
+        shade_draw.rectangle(plot.bin_box(b, py(hi), py(lo)), fill=_GAP)
     img = Image.alpha_composite(img.convert("RGBA"), shade).convert("RGB")
     draw = ImageDraw.Draw(img)
     for b in filled:
         y = py(float(b["confidence"]))
-        draw.line([px(b["lower"]) + 1, y, px(b["upper"]) - 1, y], fill=_CONFIDENCE, width=2)
+        draw.line(plot.bin_box(b, y, y), fill=_CONFIDENCE, width=2)
     draw.line([px(0), py(0), px(1), py(1)], fill=(90, 90, 90), width=2)
     draw.rectangle([plot.x0, plot.y0, plot.x0 + plot.side, plot.y0 + plot.side], outline=_INK)
-    small = _font(_TEXT_SIZE - 2)
+    small = _font(_SMALL)
     label = Image.new("RGB", (_text_width(small, "accuracy") + 4, _TEXT_SIZE + 4), _PAPER)
     ImageDraw.Draw(label).text((2, 2), "accuracy", fill=_INK, font=small)
     label = label.rotate(90, expand=True)
@@ -647,7 +615,7 @@ def _draw_key(draw: ImageDraw.ImageDraw, key: Sequence[tuple[tuple[int, ...], st
               kx: float, top: float) -> None:
     """The key's entries one under another: lines for the confidence and the diagonal,
     swatches for the rest."""
-    small = _font(_TEXT_SIZE - 2)
+    small = _font(_SMALL)
     for i, (colour, text) in enumerate(key):
         y = top + i * 20
         if i in (1, 3):
@@ -660,8 +628,8 @@ def _draw_key(draw: ImageDraw.ImageDraw, key: Sequence[tuple[tuple[int, ...], st
 def _draw_share_histogram(draw: ImageDraw.ImageDraw, plot: _Plot,
                           bins: Sequence[Mapping[str, Any]]) -> None:
     """Below the plot: each bin's share of the pixels, scaled to the tallest, and the x axis."""
-    small = _font(_TEXT_SIZE - 2)
-    px, hy, hist_h = plot.px, plot.hist_top, plot.hist_h
+    small = _font(_SMALL)
+    hy, hist_h = plot.hist_top, plot.hist_h
     counts = np.array([b["count"] for b in bins], dtype=np.float64)
     share = counts / counts.sum() if counts.sum() > 0 else counts
     top_share = float(share.max()) if share.size else 0.0
@@ -669,14 +637,12 @@ def _draw_share_histogram(draw: ImageDraw.ImageDraw, plot: _Plot,
         if s <= 0:
             continue
         bar = max(1.0, hist_h * s / top_share)
-        draw.rectangle([px(b["lower"]) + 1, hy + hist_h - bar, px(b["upper"]) - 1, hy + hist_h],
-                       fill=(150, 150, 150))
+        draw.rectangle(plot.bin_box(b, hy + hist_h - bar, hy + hist_h), fill=(150, 150, 150))
     draw.rectangle([plot.x0, hy, plot.x0 + plot.side, hy + hist_h], outline=_INK)
     draw.text((plot.x0 + 4, hy + 2), f"share of pixels (tallest {100 * top_share:.1f}%)",
               fill=_MUTED, font=small)
-    for k in range(6):
-        v = k / 5
-        draw.text((px(v), hy + hist_h + 4), f"{v:.1f}", fill=_INK, font=small, anchor="mt")
+    for v in _TICKS:
+        draw.text((plot.px(v), hy + hist_h + 4), f"{v:.1f}", fill=_INK, font=small, anchor="mt")
     draw.text((plot.x0 + plot.side / 2, hy + hist_h + 24),
               "confidence (largest class probability)", fill=_INK, font=small, anchor="mt")
 

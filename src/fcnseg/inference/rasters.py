@@ -50,24 +50,6 @@ from fcnseg.utils.keyed import first_of
 from fcnseg.utils.typing import PathLike
 from fcnseg.utils.validate import fields_of
 
-__all__ = [
-    "NODATA_LABEL",
-    "RasterJob",
-    "RasterOutcome",
-    "TileSettings",
-    "RASTER_SUFFIXES",
-    "blend_profile",
-    "merge_parts",
-    "model_bands",
-    "part_path",
-    "needs_tiling",
-    "output_complete",
-    "predict_raster",
-    "segmenter_tile_fn",
-    "tile_count",
-    "tile_grid",
-]
-
 #: The label written where the input has no data (the output raster's nodata value).
 NODATA_LABEL = 255
 #: GDAL's block cache while writing (MB): blocks are written whole, so little is needed.
@@ -162,16 +144,16 @@ def _sidecar(out: Path) -> Path:
     return out.with_name(out.name + ".partial.json")
 
 
-def _fingerprint(path: Path, settings: TileSettings, classes: Sequence[str],
-                 model_id: str) -> dict[str, Any]:
+def _fingerprint(path: Path, settings: TileSettings, classes: Sequence[str], model_id: str,
+                 part: tuple[int, int] | None) -> dict[str, Any]:
     st = path.stat()
     return {"input": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-            "settings": asdict(settings), "classes": list(classes), "model": model_id}
+            "settings": asdict(settings), "classes": list(classes), "model": model_id,
+            "part": None if part is None else list(part)}
 
 
 def _read_sidecar(out: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
-    """The record of an earlier run of this same job (None when there is none, it is
-    unreadable, or it was another input, model or settings: then all is written anew)."""
+    """The record of an earlier run of this same job, else None (all is written anew)."""
     with contextlib.suppress(OSError, ValueError):
         record = json.loads(_sidecar(out).read_text(encoding="utf-8"))
         record = fields_of(record)
@@ -254,8 +236,7 @@ class _Outputs:
 
 @contextlib.contextmanager
 def _without_georeferencing_warning() -> Iterator[None]:
-    """The outputs of a plain TIFF have no georeferencing either, as they should: rasterio's
-    warning about it would only be noise."""
+    """Outputs of a plain TIFF have no georeferencing, as they should: no warning about it."""
     import rasterio
 
     with warnings.catch_warnings():
@@ -280,8 +261,7 @@ def _argmax_classes(sums: np.ndarray) -> np.ndarray:
 
 def _write(datasets: dict[str, Any], row: int, col: int, sums: np.ndarray,
            weights: np.ndarray, missing: np.ndarray | None) -> None:
-    """Final blended logits of one piece (C×h×w sums, h×w weights) written as labels, and as
-    probabilities and entropy where asked."""
+    """One final piece (C×h×w sums, h×w weights) written as labels, probabilities, entropy."""
     from rasterio.windows import Window
 
     labels = _argmax_classes(sums)
@@ -385,8 +365,7 @@ def predict_raster(
     import rasterio
 
     source, out = Path(source), Path(out)
-    fingerprint = _fingerprint(source, settings, classes, job.model_id)
-    fingerprint["part"] = list(job.part) if job.part is not None else None
+    fingerprint = _fingerprint(source, settings, classes, job.model_id, job.part)
     record = _read_sidecar(out, fingerprint)
     if record is not None and record.get("complete"):
         return RasterOutcome(out, 0, skipped=True)
@@ -471,9 +450,8 @@ def merge_parts(source: PathLike, out: PathLike, classes: Sequence[str],
                         for c in range(0, info.width, step):
                             w = Window(c, r, min(step, info.width - c), min(step, r1 - r))
                             ds.write(src.read(window=w), window=w)
-    fingerprint = _fingerprint(source, settings, classes, model_id)
-    fingerprint["part"] = None
-    _write_sidecar(out, fingerprint, info.height, complete=True)
+    _write_sidecar(out, _fingerprint(source, settings, classes, model_id, None), info.height,
+                   complete=True)
     for part in parts:
         for path in _Outputs(part, info, classes, settings, fresh=False).paths.values():
             path.unlink(missing_ok=True)
@@ -584,19 +562,15 @@ def segmenter_tile_fn(segmenter: Any, info: RasterInfo) -> TileFn:
             raise ImageError(info.path, f"{info.bands} band(s), but the model takes "
                                         f"{len(bands)} ({', '.join(bands)}): segment it with "
                                         f"a model trained on these bands")
-
-        def run_bands(batch: np.ndarray) -> torch.Tensor:
-            x = segmenter.preprocess(list(batch.astype(np.float32, copy=False)))
-            return first_of(segmenter.logits(x))  # the first head's
-        return run_bands
-
-    if info.bands != 3 or info.dtype not in (np.uint8, np.uint16):
+    elif info.bands != 3 or info.dtype not in (np.uint8, np.uint16):
         raise ImageError(info.path, f"{info.bands} band(s) of {info.dtype}, but the model takes "
                                     f"3-band 8-bit RGB: segment it with a model trained on "
                                     f"these bands")
 
     def run(batch: np.ndarray) -> torch.Tensor:
-        if batch.dtype == np.uint16:  # 16-bit RGB scaled to 8 bits, as the image reader does
+        if bands is not None:  # a multi-band model takes the raw values
+            batch = batch.astype(np.float32, copy=False)
+        elif batch.dtype == np.uint16:  # 16-bit RGB scaled to 8 bits, as the image reader does
             batch = np.round(batch / 257.0).astype(np.uint8)
         return first_of(segmenter.logits(segmenter.preprocess(list(batch))))  # the first head's
     return run
@@ -621,22 +595,21 @@ def write_raster_preview(source: PathLike, label_path: PathLike, out: PathLike,
     Read by strips: memory is set by the preview and the raster's width, not its height."""
     import rasterio
     from PIL import Image
+    from rasterio.windows import Window
 
     from fcnseg.inference.visualize import overlay
 
     with open_raster(source, bands=bands) as reader:
         info = reader.info
         step = max(1, -(-max(info.height, info.width) // PREVIEW_SIDE))
-        rows = max(step, _PREVIEW_ROWS // step * step)
-        strips = [reader.read(r, 0, min(rows, info.height - r), info.width)[::step, ::step]
-                  for r in range(0, info.height, rows)]
-    image = np.concatenate(strips, axis=0)
+        image = _decimated(lambda r, n: reader.read(r, 0, n, info.width), info.height, step)
     names = list(band_names or bands or info.band_names or [])
     have = {n.lower() for n in names}
     rgb = ("red", "green", "blue") if have >= {"red", "green", "blue"} else None
     picture = display_rgb(image, names or None, rgb)
     with _without_georeferencing_warning(), rasterio.open(label_path) as ds:
-        label = _decimated_label(ds, step)
+        label = _decimated(lambda r, n: ds.read(1, window=Window(0, r, ds.width, n)), ds.height,
+                           step)
     keep = [*exclude, NODATA_LABEL]
     path = Path(out)
     with atomic_write(path) as tmp:
@@ -645,10 +618,8 @@ def write_raster_preview(source: PathLike, label_path: PathLike, out: PathLike,
     return path
 
 
-def _decimated_label(ds: Any, step: int) -> np.ndarray:
-    """Every ``step``-th pixel of band 1, read by strips of rows."""
-    from rasterio.windows import Window
-
+def _decimated(read: Callable[[int, int], np.ndarray], height: int, step: int) -> np.ndarray:
+    """Every ``step``-th pixel of ``read(row, rows)``, read by strips of rows."""
     rows = max(step, _PREVIEW_ROWS // step * step)
-    return np.concatenate([ds.read(1, window=Window(0, r, ds.width, min(rows, ds.height - r)))
-                           [::step, ::step] for r in range(0, ds.height, rows)], axis=0)
+    return np.concatenate([read(r, min(rows, height - r))[::step, ::step]
+                           for r in range(0, height, rows)], axis=0)

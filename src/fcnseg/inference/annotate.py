@@ -35,9 +35,6 @@ from fcnseg.inference.files import OwnOutputs, content_digest, record_outputs
 from fcnseg.inference.segmenter import Prediction
 from fcnseg.utils.files import atomic_write_bytes
 
-__all__ = ["EXPORT_FORMATS", "RANKING_NAME", "UNCERTAIN_BELOW", "PreAnnotations",
-           "image_uncertainty"]
-
 RANKING_NAME = "ranking.csv"
 #: A pixel is uncertain when its largest class probability is below this.
 UNCERTAIN_BELOW = 0.5

@@ -34,20 +34,6 @@ from fcnseg.inference.sliding import PredictFn, forward_logits
 from fcnseg.metrics import expected_calibration_error
 from fcnseg.utils.files import atomic_write
 
-__all__ = [
-    "CalibrateOptions",
-    "TemperatureFit",
-    "TemperatureScaled",
-    "calibrate_checkpoint",
-    "collect_logits",
-    "entropy",
-    "fit_temperature",
-    "maxprob_uncertainty",
-    "output_format",
-    "save_with_temperature",
-    "uncertainty_maps",
-]
-
 #: What ``uncertainty_maps`` can compute: the entropy, and 1 − the largest probability.
 UNCERTAINTY_KINDS = ("entropy", "maxprob")
 

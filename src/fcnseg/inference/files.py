@@ -23,7 +23,7 @@ from PIL import Image
 
 from fcnseg.data.palette import distinct_palette
 from fcnseg.inference.calibration import uncertainty_maps
-from fcnseg.inference.classnames import parse_classes
+from fcnseg.inference.classnames import parse_classes as parse_classes  # re-exported
 from fcnseg.inference.images import ImageError
 from fcnseg.inference.prefetch import background_pool, default_workers, in_order
 from fcnseg.inference.segmenter import Prediction
@@ -38,28 +38,6 @@ from fcnseg.inference.visualize import (
 )
 from fcnseg.utils.files import atomic_write
 from fcnseg.utils.typing import PathLike
-
-__all__ = [
-    "IMAGE_EXTENSIONS",
-    "MANIFEST_NAME",
-    "OutputFiles",
-    "OutputFolderError",
-    "OutputOptions",
-    "OwnOutputs",
-    "PictureStyle",
-    "collect_inputs",
-    "content_digest",
-    "output_files",
-    "outputs_complete",
-    "parse_classes",
-    "prepare_output_folder",
-    "record_outputs",
-    "reserve_outputs",
-    "FileOutcome",
-    "write_predictions",
-    "write_outputs",
-    "write_prediction",
-]
 
 
 def __getattr__(name: str) -> object:

@@ -16,20 +16,10 @@ import torch
 from fcnseg.data.images import (
     DEFAULT_MAX_PIXELS,
     ImageError,
-    ImageSource,
     ImageTooLargeError,
     composite_rgba_array,
     load_image,
 )
-
-__all__ = [
-    "DEFAULT_MAX_PIXELS",
-    "ImageError",
-    "ImageSource",
-    "ImageTooLargeError",
-    "load_image",
-    "to_rgb_uint8",
-]
 
 
 def to_rgb_uint8(image: Any, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:

@@ -23,14 +23,6 @@ from fcnseg.inference.images import ImageError
 from fcnseg.inference.prefetch import read_ahead, read_or_error
 from fcnseg.inference.segmenter import Prediction, Segmenter
 
-__all__ = [
-    "FileOutcome",
-    "OutputOptions",
-    "predict_files",
-    "segment_files",
-    "write_predictions",
-]
-
 
 def predict_files(
     segmenter: Segmenter,

@@ -19,8 +19,6 @@ import numpy as np
 
 from fcnseg.inference.images import ImageError, load_image
 
-__all__ = ["background_pool", "default_workers", "in_order", "read_ahead", "read_or_error"]
-
 #: How much lower the reading and writing threads run than the model's (Linux nice levels): the
 #: scheduler then gives them the cores the model leaves idle, rather than slowing every parallel
 #: region of the model by taking a core from one of its threads.

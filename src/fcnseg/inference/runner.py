@@ -15,11 +15,9 @@ from torch import nn
 
 from fcnseg.inference.sliding import PredictFn, forward_logits
 from fcnseg.models.fastpath import optimize
-from fcnseg.utils.batches import same_size_batches, to_device
+from fcnseg.utils.batches import to_device
 from fcnseg.utils.hardware import default_channels_last, resolve_precision
 from fcnseg.utils.precision import autocast
-
-__all__ = ["InferenceRunner", "resolve_device", "same_size_batches"]
 
 
 def resolve_device(device: str | torch.device) -> torch.device:

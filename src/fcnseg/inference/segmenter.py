@@ -23,14 +23,14 @@ from fcnseg.checkpoint import build_model_from_checkpoint, load_checkpoint
 from fcnseg.conventions import InputConvention, get_convention
 from fcnseg.data.io import read_raw
 from fcnseg.inference.images import DEFAULT_MAX_PIXELS, to_rgb_uint8
-from fcnseg.inference.runner import InferenceRunner, resolve_device, same_size_batches
+from fcnseg.inference.runner import InferenceRunner
+from fcnseg.inference.runner import resolve_device as resolve_device  # re-exported
 from fcnseg.inference.sliding import TTA, PredictFn, SlidingWindow, forward_logits
 from fcnseg.inference.visualize import normalize_palette
 from fcnseg.models.preprocess import Preprocess, with_preprocess
+from fcnseg.utils.batches import same_size_batches
 from fcnseg.utils.keyed import keyed, unkeyed
 from fcnseg.utils.validate import fields_of
-
-__all__ = ["Prediction", "Segmenter", "SegmenterOptions", "resolve_device"]
 
 
 @dataclass

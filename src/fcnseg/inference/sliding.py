@@ -21,16 +21,6 @@ from torch import nn
 from fcnseg.utils.keyed import first_of, keyed, unkeyed
 from fcnseg.utils.windows import window_starts
 
-__all__ = [
-    "TTA",
-    "PredictFn",
-    "SlidingWindow",
-    "forward_logits",
-    "sliding_window_logits",
-    "tta_logits",
-    "window_starts",
-]
-
 #: A batch: N×3×H×W, or ``{modality: N×c×H×W}`` for a model with several inputs.
 Batch = torch.Tensor | Mapping[str, torch.Tensor]
 #: Logits: N×C×H×W, or ``{head: N×C×H×W}`` for a model with several heads.

@@ -11,7 +11,6 @@
 - :mod:`~fcnseg.models.fastpath`: :func:`optimize`, the fast paths as a transform.
 """
 
-from fcnseg.models import builders
 from fcnseg.models.alexnet import (
     AlexNetTrunk,
     load_alexnet_caffe_weights,
@@ -65,7 +64,7 @@ from fcnseg.models.builders import (
 )
 from fcnseg.models.factories import allow_factory_modules, backbone_factory
 from fcnseg.models.fastpath import optimize, plain_copy
-from fcnseg.models.fcn import FCN, GEOMETRIES, vgg16_fcn
+from fcnseg.models.fcn import FCN, vgg16_fcn
 from fcnseg.models.googlenet import GoogLeNetTrunk, load_googlenet_weights
 from fcnseg.models.head import (
     BACKBONE_NAMES,
@@ -78,17 +77,12 @@ from fcnseg.models.head import (
     reference_upsampling,
 )
 from fcnseg.models.identity import ModelIdentity
-from fcnseg.models.multitask import (
-    LateFusionFCN,
-    early_fusion_conv1,
-    init_late_fusion,
-    widen_conv1,
-)
+from fcnseg.models.multitask import LateFusionFCN, early_fusion_conv1, init_late_fusion
 from fcnseg.models.resnet import ResNet, ResNetBackbone, load_resnet_weights
 from fcnseg.models.torchvision_fcn import TorchvisionFCN, load_torchvision_fcn_weights
 from fcnseg.models.trunk import BackboneError
 from fcnseg.models.upsample import bilinear_kernel, bilinear_upsampling
-from fcnseg.models.vgg import VGG16Trunk
+from fcnseg.models.vgg import GEOMETRIES, VGG16Trunk
 from fcnseg.models.vgg16_bn import load_vgg16_bn_weights
 from fcnseg.models.weights import (
     WeightsError,
@@ -96,53 +90,7 @@ from fcnseg.models.weights import (
     load_backbone_weights,
     load_fcn_weights,
     read_state_dict,
+    widen_conv1,
 )
 from fcnseg.weightfiles.published import PRETRAINED
 
-# The builders module's names (build_model, fcn32s ...) and the rest of the package's.
-__all__ = builders.__all__ + [
-    "BACKBONE_NAMES",
-    "FCN",
-    "GEOMETRIES",
-    "PRETRAINED",
-    "VGG_NAMES",
-    "AlexNetTrunk",
-    "AlignedUpsampling",
-    "BackboneError",
-    "GoogLeNetTrunk",
-    "HeadNames",
-    "LateFusionFCN",
-    "ModelIdentity",
-    "ResNet",
-    "ResNetBackbone",
-    "Scorer",
-    "SkipHead",
-    "TorchvisionFCN",
-    "VGG16Trunk",
-    "WeightsError",
-    "allow_factory_modules",
-    "backbone_factory",
-    "backbone_fcn",
-    "bilinear_kernel",
-    "bilinear_upsampling",
-    "early_fusion_conv1",
-    "widen_conv1",
-    "edge_upsampling",
-    "fcn_from_backbone",
-    "fcn_from_factory",
-    "init_from",
-    "load_alexnet_caffe_weights",
-    "load_alexnet_weights",
-    "init_late_fusion",
-    "load_backbone_weights",
-    "load_fcn_weights",
-    "load_googlenet_weights",
-    "load_resnet_weights",
-    "load_torchvision_fcn_weights",
-    "load_vgg16_bn_weights",
-    "optimize",
-    "plain_copy",
-    "read_state_dict",
-    "reference_upsampling",
-    "vgg16_fcn",
-]

@@ -43,17 +43,6 @@ from fcnseg.models.weights import (
 )
 from fcnseg.utils.typing import PathLike
 
-__all__ = [
-    "ALEXNET_VARIANTS",
-    "AlexNetTrunk",
-    "alexnet_upsampling",
-    "copy_alexnet_caffe_weights",
-    "load_alexnet_caffe_weights",
-    "load_alexnet_weights",
-    "read_alexnet_caffemodel",
-    "torchvision_alexnet_key_map",
-]
-
 ALEXNET_VARIANTS = ("caffe", "torchvision")
 
 #: (name, output channels, kernel, padding, groups) of the convolutions of each variant.

@@ -33,8 +33,6 @@ from fcnseg.utils.hardware import INT8_DOT_FLAGS, cpu_info
 from fcnseg.utils.validate import fields_of
 from fcnseg.weightfiles.artifacts import RAW_PIXELS, ArtifactError, onnx_session
 
-__all__ = ["ArtifactModel", "artifact_model"]
-
 #: The logit of the class a labels-only graph answers (0 for the others): large enough that a
 #: softmax gives exactly 1 and 0 in float32 (e^-1000 underflows), so that heatmaps, uncertainty
 #: and calibration say "certain" instead of softmax([1, 0, 0]) = 0.58.

@@ -28,9 +28,7 @@ from fcnseg.models.identity import DescribedModel, ModelIdentity
 from fcnseg.models.keymap import KeyMap, use_reference_keys
 from fcnseg.models.preprocess import Preprocess
 from fcnseg.models.trunk import trunk_channels, trunk_coord_maps, trunk_features
-from fcnseg.models.vgg import GEOMETRIES, VGG16_BLOCKS, VGG16Trunk
-
-__all__ = ["FCN", "GEOMETRIES", "VGG16_BLOCKS", "stack_inputs", "vgg16_fcn", "vgg16_head"]
+from fcnseg.models.vgg import VGG16Trunk
 
 
 class FCN(DescribedModel, nn.Module):

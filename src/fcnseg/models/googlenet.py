@@ -38,16 +38,6 @@ from fcnseg.models.weights import (
 )
 from fcnseg.utils.typing import PathLike
 
-__all__ = [
-    "GOOGLENET_INPUT",
-    "GOOGLENET_NAMES",
-    "INCEPTION_CONFIGS",
-    "BasicConv2d",
-    "GoogLeNetTrunk",
-    "Inception",
-    "load_googlenet_weights",
-]
-
 #: torchvision's Inception blocks: (in, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj).
 INCEPTION_CONFIGS: dict[str, tuple[int, int, int, int, int, int, int]] = {
     "inception3a": (192, 64, 96, 128, 16, 32, 32),

@@ -43,18 +43,6 @@ from fcnseg.models.geometry import IDENTITY, CoordMap, crop_offset, deconv_paddi
 from fcnseg.models.trunk import BackboneError
 from fcnseg.models.upsample import bilinear_upsampling
 
-__all__ = [
-    "BACKBONE_NAMES",
-    "VARIANTS",
-    "VGG_NAMES",
-    "AlignedUpsampling",
-    "HeadNames",
-    "Scorer",
-    "SkipHead",
-    "edge_upsampling",
-    "reference_upsampling",
-]
-
 #: FCN variant → the strides it fuses, coarsest first.
 VARIANTS: dict[str, tuple[int, ...]] = {"32s": (32,), "16s": (32, 16), "8s": (32, 16, 8)}
 

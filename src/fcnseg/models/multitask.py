@@ -52,16 +52,6 @@ from fcnseg.models.weights import (
 from fcnseg.utils.validate import expect_mapping
 from fcnseg.weightfiles.resolve import resolve_checkpoint
 
-__all__ = [
-    "HEAD_SUFFIXES",
-    "LateFusionFCN",
-    "early_fusion_conv1",
-    "early_fusion_fcn",
-    "init_late_fusion",
-    "siftflow_fcn",
-    "widen_conv1",
-]
-
 #: The SIFT Flow heads and the suffix the reference gives their layers.
 HEAD_SUFFIXES: dict[str, str] = {"semantic": "_sem", "geometric": "_geo"}
 

@@ -18,36 +18,11 @@ import torch
 from torch import nn
 
 from fcnseg.conventions import CAFFE_BGR, TORCHVISION_RGB, InputConvention, get_convention
-from fcnseg.models.fcn import VGG16_BLOCKS
+from fcnseg.models.vgg import VGG16_BLOCKS
 from fcnseg.utils.files import atomic_write
 from fcnseg.utils.typing import PathLike
 from fcnseg.utils.validate import expect_mapping
 from fcnseg.weightfiles.published import PRETRAINED
-
-__all__ = [
-    "COLOUR_BANDS",
-    "IMAGENET_RGB_MEAN",
-    "IMAGENET_RGB_STD",
-    "InitReport",
-    "WeightsError",
-    "copy_convolutionalized",
-    "copy_imagenet_trunk",
-    "describe_mismatch",
-    "load_exactly",
-    "first_conv_keys",
-    "init_from",
-    "load_backbone_weights",
-    "load_fcn_weights",
-    "read_state_dict",
-    "read_weights",
-    "save_backbone_weights",
-    "band_conv1",
-    "model_bands",
-    "state_dict_of",
-    "vgg16_torchvision_keys",
-    "widen_conv1",
-    "widen_first_conv",
-]
 
 StateDict = dict[str, torch.Tensor]
 log = logging.getLogger(__name__)

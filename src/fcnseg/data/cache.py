@@ -146,17 +146,12 @@ def _flatten(image: Any, label: Any) -> tuple[list[_Entry], list[np.ndarray]]:
     for part, value in (("image", image), ("label", label)):
         for key, array in keyed(value)[0].items():
             array = np.asarray(array)
-            if part == "label":
-                array = _compact_label(array)
+            if part == "label":  # uint8 where the values fit
+                fits = array.size == 0 or (array.min() >= 0 and array.max() <= 255)
+                array = array.astype(np.uint8 if fits else np.int32)
             entries.append((part, key, 0, tuple(array.shape), array.dtype.str))
             arrays.append(array)
     return entries, arrays
-
-
-def _compact_label(label: np.ndarray) -> np.ndarray:
-    if label.size == 0 or (label.min() >= 0 and label.max() <= 255):
-        return label.astype(np.uint8)
-    return label.astype(np.int32)
 
 
 # -- deciding and installing -------------------------------------------------------------------
@@ -243,4 +238,3 @@ def _size(n: float) -> str:
         if n < 1024 or unit == "GB":
             return f"{n:.0f} {unit}" if unit in ("B", "KB") else f"{n:.1f} {unit}"
         n /= 1024
-    return f"{n:.1f} GB"

@@ -78,7 +78,8 @@ def class_pixel_counts(dataset: Any, *, cache_dir: str | os.PathLike[str] | None
     fingerprint = dataset_fingerprint(dataset)
     cache_file = None
     if fingerprint is not None:
-        cache_file = _cache_folder(cache_dir) / f"{fingerprint[:32]}.json"
+        folder = fcnseg_cache_dir() / "class_frequencies" if cache_dir is None else Path(cache_dir)
+        cache_file = folder / f"{fingerprint[:32]}.json"
         cached = _read_cache(cache_file, fingerprint, dataset.num_classes)
         if cached is not None:
             return cached
@@ -96,12 +97,6 @@ def class_pixel_counts(dataset: Any, *, cache_dir: str | os.PathLike[str] | None
         except OSError:  # a read-only cache only costs a recount next time
             pass
     return counts
-
-
-def _cache_folder(cache_dir: str | os.PathLike[str] | None) -> Path:
-    if cache_dir is not None:
-        return Path(cache_dir)
-    return fcnseg_cache_dir() / "class_frequencies"
 
 
 def _read_cache(path: Path, fingerprint: str, num_classes: int) -> np.ndarray | None:

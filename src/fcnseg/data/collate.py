@@ -9,16 +9,13 @@ import numpy as np
 import torch
 
 from fcnseg.data.modalities import COLOR, pad_values
-from fcnseg.utils.keyed import keyed, unkeyed
-
-
-def _tensor(x: Any) -> torch.Tensor:
-    return x if torch.is_tensor(x) else torch.as_tensor(np.asarray(x))
+from fcnseg.utils.keyed import first_of, keyed, unkeyed
 
 
 def _as_dict(x: Any) -> tuple[dict[str | None, torch.Tensor], bool]:
     values, was_dict = keyed(x)
-    return {k: _tensor(v) for k, v in values.items()}, was_dict
+    return {k: v if torch.is_tensor(v) else torch.as_tensor(np.asarray(v))
+            for k, v in values.items()}, was_dict
 
 
 def collate_segmentation(
@@ -47,12 +44,12 @@ def collate_segmentation(
     samples = [(_as_dict(im), _as_dict(lb)) for im, lb in batch]
     (first_images, images_are_dict), (first_labels, labels_are_dict) = samples[0]
     _check_samples(samples)
-    h = max(next(iter(lbs.values())).shape[0] for _, (lbs, _) in samples)
-    w = max(next(iter(lbs.values())).shape[1] for _, (lbs, _) in samples)
+    sizes = [first_of(labels).shape for _, (labels, _) in samples]
+    h, w = max(s[0] for s in sizes), max(s[1] for s in sizes)
     n = len(batch)
     fills = dict(pad_values() if fill is None else fill)
     # Samples of the batch's full size are written over every value: no fill to write first.
-    padded = any(next(iter(lbs.values())).shape != (h, w) for _, (lbs, _) in samples)
+    padded = any(s != (h, w) for s in sizes)
     layout = torch.channels_last if channels_last else torch.contiguous_format
     out_images = {key: _batch((n, im.shape[0], h, w), fills.get(key or COLOR, 0.0) if padded
                               else None, layout)
@@ -82,7 +79,7 @@ def _check_samples(samples: Sequence[tuple[tuple[dict, bool], tuple[dict, bool]]
                 f"sample {i}: its inputs {list(images)} and labels {list(labels)} differ from "
                 f"sample 0's ({list(first_images)}, {list(first_labels)})"
             )
-        size = next(iter(labels.values())).shape
+        size = first_of(labels).shape
         for key, im in images.items():
             if im.dim() != 3 or im.shape[-2:] != size:
                 raise ValueError(

@@ -78,29 +78,12 @@ def _find_or_fetch(key: str, root: PathLike, find: Callable[[Path], Path],
     try:
         return find(root)
     except FileNotFoundError:
-        pass
-    _fetch_and_extract(key, root, archive_dir, progress, keep_archive)
+        _fetch_and_extract(key, root, archive_dir, progress, keep_archive)
     return find(root)
 
 
-def _downloader(key: str, find: Callable[[Path], Path], doc: str) -> Callable[..., Path]:
-    """The public ``download_<key>(root, *, archive_dir=None, keep_archive=True,
-    progress=True)`` of a dataset that one archive holds: :func:`_find_or_fetch` with
-    ``ARCHIVES[key]`` and ``find``."""
-
-    def download_dataset(root: PathLike, *, archive_dir: PathLike | None = None,
-                         keep_archive: bool = True, progress: bool = True) -> Path:
-        return _find_or_fetch(key, root, find, archive_dir, progress, keep_archive)
-
-    download_dataset.__name__ = download_dataset.__qualname__ = f"download_{key}"
-    download_dataset.__doc__ = doc
-    return download_dataset
-
-
-def _fetch_and_extract(
-    key: str, root: Path, archive_dir: PathLike | None, progress: bool,
-    keep_archive: bool,
-) -> None:
+def _fetch_and_extract(key: str, root: Path, archive_dir: PathLike | None, progress: bool,
+                       keep_archive: bool) -> None:
     spec = ARCHIVES[key]
     folder = Path(archive_dir) if archive_dir is not None else root
     archive = download(spec.url, filename=spec.filename, md5=spec.md5, directory=folder,
@@ -160,17 +143,23 @@ def download_pascal_context(
     return root
 
 
-download_sbd = _downloader(
-    "sbd", find_sbd_dir,
-    """Make SBD available as ``root/benchmark_RELEASE/dataset``; return that folder.""")
+def download_sbd(root: PathLike, *, archive_dir: PathLike | None = None,
+                 keep_archive: bool = True, progress: bool = True) -> Path:
+    """Make SBD available as ``root/benchmark_RELEASE/dataset``; return that folder."""
+    return _find_or_fetch("sbd", root, find_sbd_dir, archive_dir, progress, keep_archive)
 
-download_nyud = _downloader(
-    "nyud", find_nyud_dir,
+
+def download_nyud(root: PathLike, *, archive_dir: PathLike | None = None,
+                  keep_archive: bool = True, progress: bool = True) -> Path:
     """Make NYUDv2 in the FCN reference's format available under ``root``; return its folder
-    (the one holding ``data/``, ``segmentation/`` and the split lists).""")
+    (the one holding ``data/``, ``segmentation/`` and the split lists)."""
+    return _find_or_fetch("nyud", root, find_nyud_dir, archive_dir, progress, keep_archive)
 
-download_siftflow = _downloader(
-    "siftflow", find_siftflow_dir,
+
+def download_siftflow(root: PathLike, *, archive_dir: PathLike | None = None,
+                      keep_archive: bool = True, progress: bool = True) -> Path:
     """Make SIFT Flow available under ``root``; return its folder (Images/, SemanticLabels/,
     GeoLabels/). The split lists ``trainval.txt`` and ``test.txt`` are not in the archive: they
-    come with the FCN reference release and go in the returned folder.""")
+    come with the FCN reference release and go in the returned folder."""
+    return _find_or_fetch("siftflow", root, find_siftflow_dir, archive_dir, progress,
+                          keep_archive)

@@ -26,7 +26,8 @@ class DataError(ValueError):
     def __init__(self, path: object, problem: str | None = None,
                  hint: str | None = BAD_SAMPLE_HINT) -> None:
         if problem is None:  # one argument: a message, e.g. torch's text from a worker
-            message = _final_message(str(path))
+            found = _FINAL_LINE.findall(str(path))
+            message = found[-1].strip() if found else str(path).strip()
             self.path, _, self.problem = message.partition(": ")
             if not self.problem:
                 self.path, self.problem = "", message
@@ -40,9 +41,3 @@ class DataError(ValueError):
 
     def __reduce__(self) -> tuple:
         return type(self), (self.path, self.problem, self.hint)
-
-
-def _final_message(text: str) -> str:
-    """The message of the last DataError line in ``text`` (all of ``text`` if there is none)."""
-    found = _FINAL_LINE.findall(text)
-    return found[-1].strip() if found else text.strip()

@@ -70,12 +70,8 @@ def read_split_list(path: PathLike) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"split list {path} not found")
-    ids = []
-    for line in read_utf8(path, "split list").splitlines():
-        parts = line.split()
-        if parts:
-            ids.append(parts[0])
-    return ids
+    return [parts[0] for line in read_utf8(path, "split list").splitlines()
+            if (parts := line.split())]
 
 
 def read_split(path: Path, split: str, *, dataset: str, kind: str = "split",

@@ -40,13 +40,11 @@ def seg11valid_ids(
     """
     voc_val = find_voc_dir(voc_root, "2011") / "ImageSets" / "Segmentation" / "val.txt"
     sbd_train = find_sbd_dir(sbd_root) / "train.txt"
+    digest = hashlib.sha256()
     for p in (voc_val, sbd_train):
         if not p.is_file():
             raise FileNotFoundError(f"seg11valid needs {p}, which is missing")
-    digest = hashlib.sha256()
-    for p in (voc_val, sbd_train):
-        digest.update(p.read_bytes())
-        digest.update(b"\0")
+        digest.update(p.read_bytes() + b"\0")
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "splits"
     cached = folder / f"seg11valid-{digest.hexdigest()[:16]}.txt"
     if cached.is_file():
@@ -72,5 +70,5 @@ def seg11valid(
 ) -> VOCSegmentation:
     """The seg11valid evaluation set as a :class:`VOCSegmentation` over VOC2011."""
     ids = seg11valid_ids(voc_root, sbd_root, cache_dir=cache_dir)
-    ds = VOCSegmentation(voc_root, year="2011", split="seg11valid", transform=transform, ids=ids)
-    return ds
+    return VOCSegmentation(voc_root, year="2011", split="seg11valid", transform=transform,
+                           ids=ids)

@@ -53,6 +53,14 @@ def _size_of(labels: Arrays) -> tuple[int, int]:
     return int(h), int(w)
 
 
+def _pad(array: np.ndarray, height: int, width: int, value: Any) -> np.ndarray:
+    """``array`` padded bottom and right to height×width with ``value`` (one per channel or one)."""
+    out = np.empty((height, width, *array.shape[2:]), dtype=array.dtype)
+    out[...] = value
+    out[: array.shape[0], : array.shape[1]] = array
+    return out
+
+
 class JointTransform:
     """The base of the transforms: :meth:`apply` changes a sample's inputs ``{modality:
     array}`` and label maps ``{head: array}`` together. Called with a plain image or label it
@@ -157,32 +165,18 @@ class RandomCrop(JointTransform):
         self._fills, _ = keyed(fill)  # one fill is the colour input's
         self.generator = generator
 
-    def _fill_for(self, key: str | None) -> Any:
+    def _fill_for(self, key: str | None, dtype: np.dtype) -> np.ndarray:
         plain = self._fills.get(None, 0) if key in (None, COLOR) else 0
-        return self._fills.get(COLOR if key is None else key, plain)
+        value = np.asarray(self._fills.get(COLOR if key is None else key, plain), np.float64)
+        return (value.round() if np.issubdtype(dtype, np.integer) else value).astype(dtype)
 
     def apply(self, images: Arrays, labels: Arrays) -> tuple[Arrays, Arrays]:
         ch, cw = self.size
         h, w = _size_of(labels)
         if h < ch or w < cw:
-            ph, pw = max(ch, h), max(cw, w)
-
-            def pad_input(key: str | None, im: np.ndarray) -> np.ndarray:
-                padded = np.empty((ph, pw, *im.shape[2:]), dtype=im.dtype)
-                value = np.asarray(self._fill_for(key), dtype=np.float64)
-                if np.issubdtype(im.dtype, np.integer):
-                    value = value.round()
-                padded[...] = value.astype(im.dtype)
-                padded[:h, :w] = im
-                return padded
-
-            def pad_label(lb: np.ndarray) -> np.ndarray:
-                plabel = np.full((ph, pw), self.ignore_index, dtype=lb.dtype)
-                plabel[:h, :w] = lb
-                return plabel
-
-            images = {k: pad_input(k, im) for k, im in images.items()}
-            labels, h, w = _each(labels, pad_label), ph, pw
+            h, w = max(ch, h), max(cw, w)
+            images = {k: _pad(im, h, w, self._fill_for(k, im.dtype)) for k, im in images.items()}
+            labels = _each(labels, lambda lb: _pad(lb, h, w, self.ignore_index))
         top = _randint(h - ch + 1, self.generator)
         left = _randint(w - cw + 1, self.generator)
 

@@ -10,7 +10,7 @@ from _train_helpers import tiny_recipe, write_recipe
 
 from fcnseg.checkpoint import save_checkpoint
 from fcnseg.engine import load_config
-from fcnseg.engine.trainer import build_training_model
+from fcnseg.engine.setup import build_training_model
 
 
 def test_missing_backbone_file_is_a_clear_error_naming_the_field() -> None:

@@ -23,9 +23,6 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-__all__ = ["BudgetPlan", "TimeBudget", "Timings", "choose_iterations", "parse_duration",
-           "process_start_time"]
-
 #: Steps timed after the first before the length is chosen.
 TIMED_STEPS = 5
 #: Validation batches timed to estimate an evaluation.

@@ -9,8 +9,10 @@ error that names it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -23,29 +25,65 @@ from fcnseg.utils.typing import PathLike
 from fcnseg.utils.validate import expect_mapping
 from fcnseg.utils.yaml_errors import yaml_problem
 
-__all__ = [
-    "ConfigError",
-    "DataConfig",
-    "LossConfig",
-    "ModelConfig",
-    "OptimConfig",
-    "RunConfig",
-    "ScheduleConfig",
-    "TrainConfig",
-    "apply_overrides",
-    "config_from_dict",
-    "config_to_dict",
-    "list_recipes",
-    "load_config",
-    "load_recipe",
-    "recipe_path",
-    "upgrade_recipe",
-    "resolve_recipe",
-]
-
 
 class ConfigError(ValueError):
     """A recipe or override names an unknown field or gives a value of the wrong kind."""
+
+
+def _count(value: Any, least: int) -> bool:
+    """Whether ``value`` is an integer (YAML's true and false are not) of at least ``least``."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _field_value(config: Any, key: str) -> Any:
+    """The value of a dotted field name, e.g. ``optim.lr``."""
+    return functools.reduce(getattr, key.split("."), config)
+
+
+#: The values ``train.loggers`` may list.
+_LOGGERS = ("tensorboard", "mlflow", "csv")
+
+#: The fields with a fixed set of values.
+_CHOICES = {
+    "loss.reduction": ("sum", "mean"),
+    "optim.name": ("sgd", "adam", "adamw"),
+    "schedule.name": ("fixed", "poly", "cosine"),
+    "precision": PRECISIONS,
+    "data.cache": ("auto", "ram", "none"),
+}
+
+#: ``(field, whether a value is right, what is expected)`` for the fields checked alone, in order.
+_FIELD_CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
+    *((key, lambda v: _count(v, 1), "must be a positive integer")
+      for key in ("data.batch_size", "train.iterations", "train.eval_every",
+                  "train.checkpoint_every", "train.log_every", "optim.accumulate")),
+    ("data.crop_size", lambda v: v in (None, "auto") or _count(v, 1),
+     "expected a number of pixels, auto or null"),
+    ("data.crop_size_max", lambda v: v is None or _count(v, 32),
+     "expected a number of pixels (32 or more) or null"),
+    ("train.progress_every", lambda v: _number(v) and v > 0, "expected seconds above 0"),
+    ("data.val_batch_size", lambda v: v == "auto" or _count(v, 1),
+     "expected a positive integer or auto"),
+    ("data.num_workers", lambda v: v == "auto" or _count(v, 0),
+     "expected a number of processes (0 or more) or auto"),
+    ("channels_last", lambda v: v is None or isinstance(v, bool),
+     "expected true, false or null (by device)"),
+    ("optim.lr", lambda v: v > 0, "must be positive"),
+    ("loss.sample_rate", lambda v: 0.0 < v <= 1.0, "must be in (0, 1]"),
+    ("loss.max_weight", lambda v: v is None or v > 0, "must be positive or null"),
+    ("loss.focal_gamma", lambda v: v >= 0, "must be 0 or more"),
+    ("train.loggers", lambda v: v is None or (isinstance(v, list)
+                                              and all(x in _LOGGERS for x in v)),
+     f"expected a list of {', '.join(_LOGGERS)}"),
+    ("train.ema", lambda v: v is None or (_number(v) and 0.0 < v < 1.0),
+     "expected a decay between 0 and 1 (e.g. 0.999) or null"),
+    ("data.scale_range", lambda v: v is None or (isinstance(v, list) and len(v) == 2),
+     "expected [min, max]"),
+]
 
 
 @dataclass
@@ -228,97 +266,14 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Check values whose errors would otherwise surface deep inside training."""
-        self._validate_choices()
-        self._validate_sizes()
-        if self.channels_last is not None and not isinstance(self.channels_last, bool):
-            raise ConfigError(f"channels_last: expected true, false or null (by device), got "
-                              f"{self.channels_last!r}")
-        if self.optim.lr <= 0:
-            raise ConfigError(f"optim.lr: must be positive, got {self.optim.lr!r}")
-        if not 0.0 < self.loss.sample_rate <= 1.0:
-            raise ConfigError(f"loss.sample_rate: must be in (0, 1], got "
-                              f"{self.loss.sample_rate!r}")
+        for key, allowed in _CHOICES.items():
+            if (value := _field_value(self, key)) not in allowed:
+                raise ConfigError(f"{key}: {value!r} is not one of {', '.join(allowed)}")
+        for key, right, expected in _FIELD_CHECKS:
+            if not right(value := _field_value(self, key)):
+                raise ConfigError(f"{key}: {expected}, got {value!r}")
         self._validate_class_weights()
         self._validate_loss_name()
-        self._validate_run_extras()
-        if self.published is not None:
-            expect_mapping(self.published, "published", error=ConfigError)
-        if self.data.scale_range is not None and len(self.data.scale_range) != 2:
-            raise ConfigError(f"data.scale_range: expected [min, max], got "
-                              f"{self.data.scale_range!r}")
-        spec = "a dataset spec with a 'name'"
-        if "name" not in expect_mapping(self.data.train, "data.train", spec, error=ConfigError):
-            raise ConfigError(f"data.train: expected {spec}")
-        return self
-
-    def _validate_choices(self) -> None:
-        """Fields with a fixed set of values, and counts that must be positive."""
-        checks = [
-            ("loss.reduction", self.loss.reduction, ("sum", "mean")),
-            ("optim.name", self.optim.name, ("sgd", "adam", "adamw")),
-            ("schedule.name", self.schedule.name, ("fixed", "poly", "cosine")),
-            ("precision", self.precision, PRECISIONS),
-            ("data.cache", self.data.cache, ("auto", "ram", "none")),
-        ]
-        for key, value, allowed in checks:
-            if value not in allowed:
-                raise ConfigError(f"{key}: {value!r} is not one of {', '.join(allowed)}")
-        positive = [("data.batch_size", self.data.batch_size),
-                    ("train.iterations", self.train.iterations),
-                    ("train.eval_every", self.train.eval_every),
-                    ("train.checkpoint_every", self.train.checkpoint_every),
-                    ("train.log_every", self.train.log_every),
-                    ("optim.accumulate", self.optim.accumulate)]
-        for key, value in positive:
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{key}: must be a positive integer, got {value!r}")
-
-    def _validate_sizes(self) -> None:
-        """Crop and batch sizes, worker counts and the progress interval."""
-        crop = self.data.crop_size
-        if crop is not None and crop != "auto" and (isinstance(crop, bool)
-                                                    or not isinstance(crop, int) or crop < 1):
-            raise ConfigError(f"data.crop_size: expected a number of pixels, auto or null, got "
-                              f"{crop!r}")
-        top = self.data.crop_size_max
-        if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 32):
-            raise ConfigError(f"data.crop_size_max: expected a number of pixels (32 or more) or "
-                              f"null, got {top!r}")
-        every = self.train.progress_every
-        if isinstance(every, bool) or not isinstance(every, (int, float)) or not every > 0:
-            raise ConfigError(f"train.progress_every: expected seconds above 0, got {every!r}")
-        vb = self.data.val_batch_size
-        if vb != "auto" and (isinstance(vb, bool) or not isinstance(vb, int) or vb < 1):
-            raise ConfigError(f"data.val_batch_size: expected a positive integer or auto, got "
-                              f"{vb!r}")
-        workers = self.data.num_workers
-        if workers != "auto" and (isinstance(workers, bool) or not isinstance(workers, int)
-                                  or workers < 0):
-            raise ConfigError(f"data.num_workers: expected a number of processes (0 or more) "
-                              f"or auto, got {workers!r}")
-
-    def _validate_class_weights(self) -> None:
-        weights, max_weight = self.loss.class_weights, self.loss.max_weight
-        methods = ("none", "median_frequency", "inverse_frequency")
-        if isinstance(weights, str):
-            if weights not in methods:
-                raise ConfigError(f"loss.class_weights: {weights!r} is not one of "
-                                  f"{', '.join(methods)} or a list of weights")
-        elif not (isinstance(weights, list) and weights and all(
-                isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0
-                for w in weights)):
-            raise ConfigError(f"loss.class_weights: expected one of {', '.join(methods)} or a "
-                              f"list of non-negative numbers, got {weights!r}")
-        if max_weight is not None and not max_weight > 0:
-            raise ConfigError(f"loss.max_weight: must be positive or null, got {max_weight!r}")
-
-    def _validate_run_extras(self) -> None:
-        loggers = self.train.loggers
-        known = ("tensorboard", "mlflow", "csv")
-        if loggers is not None and (not isinstance(loggers, list)
-                                    or any(x not in known for x in loggers)):
-            raise ConfigError(f"train.loggers: expected a list of {', '.join(known)}, got "
-                              f"{loggers!r}")
         if self.train.time_budget is not None:
             from fcnseg.engine.budget import parse_duration
 
@@ -326,11 +281,27 @@ class TrainConfig:
                 parse_duration(self.train.time_budget)
             except ValueError as e:
                 raise ConfigError(str(e)) from None
-        ema = self.train.ema
-        if ema is not None and (isinstance(ema, bool) or not isinstance(ema, (int, float))
-                                or not 0.0 < ema < 1.0):
-            raise ConfigError(f"train.ema: expected a decay between 0 and 1 (e.g. 0.999) or "
-                              f"null, got {ema!r}")
+        self._validate_early_stop()
+        if self.published is not None:
+            expect_mapping(self.published, "published", error=ConfigError)
+        spec = "a dataset spec with a 'name'"
+        if "name" not in expect_mapping(self.data.train, "data.train", spec, error=ConfigError):
+            raise ConfigError(f"data.train: expected {spec}")
+        return self
+
+    def _validate_class_weights(self) -> None:
+        weights = self.loss.class_weights
+        methods = ("none", "median_frequency", "inverse_frequency")
+        if isinstance(weights, str):
+            if weights not in methods:
+                raise ConfigError(f"loss.class_weights: {weights!r} is not one of "
+                                  f"{', '.join(methods)} or a list of weights")
+        elif not (isinstance(weights, list) and weights
+                  and all(_number(w) and w >= 0 for w in weights)):
+            raise ConfigError(f"loss.class_weights: expected one of {', '.join(methods)} or a "
+                              f"list of non-negative numbers, got {weights!r}")
+
+    def _validate_early_stop(self) -> None:
         stop = self.train.early_stop
         if stop is None:
             return
@@ -339,11 +310,10 @@ class TrainConfig:
                 - {"patience", "min_delta"}:
             raise ConfigError(f"train.early_stop: expected {expected}, got {stop!r}")
         patience, min_delta = stop.get("patience"), stop.get("min_delta", 0.0)
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+        if not _count(patience, 1):
             raise ConfigError(f"train.early_stop.patience: expected a number of evaluations "
                               f"(1 or more), got {patience!r}")
-        if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)) \
-                or min_delta < 0:
+        if not (_number(min_delta) and min_delta >= 0):
             raise ConfigError(f"train.early_stop.min_delta: expected a mean IU difference "
                               f"(0 or more, e.g. 0.001), got {min_delta!r}")
 
@@ -357,9 +327,6 @@ class TrainConfig:
         if self.loss.reduction == "sum" and any(term in SET_TERMS for _, term in terms):
             raise ConfigError(f"loss.name: {self.loss.name!r}: dice and lovasz are means over "
                               f"classes; set loss.reduction=mean")
-        if self.loss.focal_gamma < 0:
-            raise ConfigError(f"loss.focal_gamma: must be 0 or more, got "
-                              f"{self.loss.focal_gamma!r}")
 
     def images_per_batch(self) -> int:
         """Images per loader batch on each process: ``data.batch_size``, scaled by
@@ -406,13 +373,19 @@ def _fill(obj: Any, data: dict[str, Any], prefix: str) -> Any:
     return obj
 
 
-def _set_field(obj: Any, name: str, value: Any, where: str) -> None:
-    """Set field ``name`` of dataclass ``obj`` (``where`` is its dotted key, for errors): a
-    nested section is filled from a mapping, a plain field is type-checked."""
+def _field(obj: Any, name: str, where: str) -> Any:
+    """Field ``name`` of dataclass ``obj``; an unknown name is refused (``where`` is its dotted
+    key)."""
     names = [f.name for f in dataclasses.fields(obj)]
     if name not in names:
         raise ConfigError(f"{where}: unknown field; known: {', '.join(names)}")
-    current = getattr(obj, name)
+    return getattr(obj, name)
+
+
+def _set_field(obj: Any, name: str, value: Any, where: str) -> None:
+    """Set field ``name`` of dataclass ``obj``: a nested section is filled from a mapping, a
+    plain field is type-checked."""
+    current = _field(obj, name, where)
     if dataclasses.is_dataclass(current):
         _fill(current, value, f"{where}.")
     else:
@@ -480,10 +453,7 @@ def apply_overrides(config: TrainConfig, overrides: list[str] | tuple[str, ...])
 
 def _child(target: Any, part: str, where: str) -> Any:
     if dataclasses.is_dataclass(target):
-        names = {f.name for f in dataclasses.fields(target)}
-        if part not in names:
-            raise ConfigError(f"{where}: unknown field; known: {', '.join(sorted(names))}")
-        child = getattr(target, part)
+        child = _field(target, part, where)
         if child is None:  # e.g. data.val: null, then data.val.name=...
             child = {}
             setattr(target, part, child)
@@ -539,31 +509,26 @@ def recipe_path(name: str) -> Any:
 def load_recipe(name_or_path: PathLike) -> dict[str, Any]:
     """A recipe as plain data, its ``base`` chain resolved (see :func:`resolve_recipe`): a
     shipped recipe by name, or any YAML file by path."""
-    data, where = _read_recipe(name_or_path)
-    return resolve_recipe(data, where, _folder_of(name_or_path))
+    return resolve_recipe(*_read_recipe(name_or_path))
 
 
-def _folder_of(name_or_path: PathLike) -> Path | None:
-    """The folder of a recipe given as a file (where its relative ``base`` paths start)."""
-    path = Path(name_or_path)
-    return path.parent if path.suffix in (".yaml", ".yml") or path.is_file() else None
-
-
-def _read_recipe(name_or_path: PathLike) -> tuple[dict[str, Any], str]:
-    """One recipe file as written (``base`` not applied) and how to name it in errors."""
+def _read_recipe(name_or_path: PathLike) -> tuple[dict[str, Any], str, Path | None]:
+    """One recipe file as written (``base`` not applied), how to name it in errors, and the
+    folder its relative ``base`` paths start from (None for a shipped recipe)."""
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.is_file():
         if not path.is_file():
             raise ConfigError(f"{path}: no such recipe file")
-        text, where = path.read_text(encoding="utf-8"), str(path)
+        text, where, folder = path.read_text(encoding="utf-8"), str(path), path.parent
     else:
         entry = recipe_path(str(name_or_path))
-        text, where = entry.read_text(encoding="utf-8"), f"recipe {name_or_path}"
+        text, where, folder = entry.read_text(encoding="utf-8"), f"recipe {name_or_path}", None
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{where}: not valid YAML ({yaml_problem(e)})") from None
-    return dict(expect_mapping(data, where, "a mapping at the top level", error=ConfigError)), where
+    data = dict(expect_mapping(data, where, "a mapping at the top level", error=ConfigError))
+    return data, where, folder
 
 
 #: The top-level keys whose value is a section of fields (a dataclass of :class:`TrainConfig`):
@@ -585,7 +550,7 @@ def resolve_recipe(data: dict[str, Any], where: str = "recipe",
     path is taken from ``folder`` (the folder of the recipe that names it). An unknown base or
     a chain that comes back to a recipe raises one :class:`ConfigError` naming ``where``.
     """
-    chain, seen = [where], {_recipe_key(where)}
+    chain = [where]
     resolved = dict(data)
     layers = [resolved]
     while "base" in resolved:
@@ -595,16 +560,13 @@ def resolve_recipe(data: dict[str, Any], where: str = "recipe",
         if folder is not None and Path(base).suffix in (".yaml", ".yml"):
             base = folder / base  # an absolute path stays itself
         try:
-            resolved, base_where = _read_recipe(base)
-            folder = _folder_of(base)
+            resolved, base_where, folder = _read_recipe(base)
         except ConfigError as e:
             raise ConfigError(f"{where}: base: {e}") from None
         chain.append(base_where)
-        if _recipe_key(base_where) in seen:
+        if _recipe_key(base_where) in map(_recipe_key, chain[:-1]):
             raise ConfigError(f"{where}: the base chain comes back to a recipe: "
                               f"{' -> '.join(chain)}")
-        seen.add(_recipe_key(base_where))
-        resolved = dict(resolved)
         layers.append(resolved)
     merged: dict[str, Any] = {}
     for layer in reversed(layers):  # each in today's vocabulary before they meet

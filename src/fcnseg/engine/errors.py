@@ -6,8 +6,6 @@ import re
 
 from fcnseg.data import DataError
 
-__all__ = ["BadSampleError", "TrainingDiverged", "bad_sample", "data_error_message"]
-
 #: What to do about a sample that cannot be read.
 FIX_DATA = "find every bad sample with `fcnseg check-data`, or set data.skip_bad: true"
 

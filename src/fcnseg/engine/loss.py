@@ -35,17 +35,6 @@ from torch import nn
 from fcnseg.data.class_frequencies import class_pixel_counts, class_weights
 from fcnseg.utils.keyed import keyed, unkeyed
 
-__all__ = [
-    "LOSS_TERMS",
-    "LossSampler",
-    "build_class_weights",
-    "loss_normalizer",
-    "parse_loss_name",
-    "score_grid",
-    "segmentation_loss",
-]
-
-
 #: The loss terms ``loss.name`` may name (alone or summed, ``"ce+dice"``).
 LOSS_TERMS = ("ce", "focal", "dice", "lovasz")
 #: The terms that score the batch as a whole rather than summing per-pixel losses.

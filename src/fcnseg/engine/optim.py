@@ -10,16 +10,7 @@ import torch
 from torch import nn
 
 from fcnseg.engine.config import OptimConfig, ScheduleConfig
-from fcnseg.engine.loss import segmentation_loss  # re-exported: its home was here
-
-__all__ = [
-    "build_optimizer",
-    "build_scheduler",
-    "lr_factor",
-    "parameter_groups",
-    "segmentation_loss",
-    "stretch_schedule",
-]
+from fcnseg.engine.loss import segmentation_loss as segmentation_loss  # its home was here
 
 
 def parameter_groups(model: nn.Module, config: OptimConfig) -> list[dict[str, Any]]:

@@ -18,19 +18,6 @@ from fcnseg.data.images import upright_size
 from fcnseg.data.rasters import raster_info
 from fcnseg.engine.config import TrainConfig
 
-__all__ = [
-    "CPU_RECIPE",
-    "ETA_LIMIT_S",
-    "EtaCheck",
-    "MachineFacts",
-    "crop_from_sizes",
-    "eta_warning",
-    "machine_facts",
-    "preflight_warnings",
-    "sample_image_sizes",
-    "startup_warnings",
-]
-
 #: The recipe suggested when a CPU run would take too long.
 CPU_RECIPE = "folder-cpu"
 #: A CPU run whose first iterations promise more than this many seconds gets a warning.

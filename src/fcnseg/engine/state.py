@@ -27,8 +27,6 @@ from fcnseg.engine.errors import TrainingDiverged
 from fcnseg.engine.setup import TrainSetup
 from fcnseg.models.weights import describe_mismatch
 
-__all__ = ["TrainState", "rng_state", "seed_everything", "set_rng_state"]
-
 
 @dataclass
 class TrainState:

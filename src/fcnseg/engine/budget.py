@@ -85,9 +85,10 @@ class BudgetPlan:
 
     def describe(self, cap: int, done: int) -> str:
         capped = " (the cap, train.iterations)" if self.iterations >= cap else ""
-        return (f"time budget {_clock(self.budget_s)}: {_clock(self.elapsed_s)} gone by "
-                f"iteration {done}; {self.step_s:.3g} s/step measured, evaluation ~"
-                f"{self.eval_s:.1f} s (x{self.evaluations}), checkpoint ~{self.save_s:.1f} s: "
+        return (f"time budget {format_duration(self.budget_s)}: "
+                f"{format_duration(self.elapsed_s)} gone by iteration {done}; "
+                f"{self.step_s:.3g} s/step measured, evaluation ~{self.eval_s:.1f} s "
+                f"(x{self.evaluations}), checkpoint ~{self.save_s:.1f} s: "
                 f"{self.iterations} iterations{capped}, schedule stretched to them")
 
 
@@ -127,9 +128,13 @@ def choose_iterations(timings: Timings, *, budget_s: float, elapsed_s: float, do
                       elapsed_s=elapsed_s, budget_s=budget_s, evaluations=evaluations(n))
 
 
-def _clock(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+def format_duration(seconds: float) -> str:
+    """``1h05m``, ``3m20s`` or ``42s``."""
+    hours, rest = divmod(int(round(seconds)), 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 class TimeBudget:

@@ -1,14 +1,15 @@
-"""Where a run's records go besides ``metrics.jsonl`` (``train.loggers``): ``csv``
-(``metrics.csv``, one row per record) and ``mlflow`` (the optional extra ``fcnseg[mlflow]``);
-TensorBoard is written by the trainer's log itself. Also the validation previews (image |
+"""Where a run's records go besides ``metrics.jsonl`` (``train.loggers``): ``tensorboard``
+(scalars, per-class IU and validation previews), ``csv`` (``metrics.csv``, one row per record)
+and ``mlflow`` (the optional extra ``fcnseg[mlflow]``). Also the validation previews (image |
 truth | prediction) that TensorBoard shows at each evaluation.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +21,46 @@ from fcnseg.data.rasters import display_rgb
 from fcnseg.inference.runner import InferenceRunner
 from fcnseg.utils.files import atomic_write
 
-__all__ = ["LOGGERS", "CsvLog", "MlflowLog", "open_loggers", "prediction_previews"]
-
-LOGGERS = ("tensorboard", "mlflow", "csv")
-
 #: The columns of metrics.csv before one ``iu_<class>`` column per class.
 CSV_COLUMNS = ("iteration", "epoch", "split", "loss", "lr", "images_per_s", "pixel_acc",
                "mean_acc", "mean_iu", "fw_iu")
+
+
+def _scalars(record: Mapping[str, Any],
+             class_name: Callable[[str], str] = str) -> dict[str, float]:
+    """The numbers of a record as ``<split>/<key>`` (``train/loss``, ``val/mean_iu`` ...) and
+    ``val_iu/<class>``."""
+    prefix = record.get("split", "train")
+    values = {f"{prefix}/{k}": float(v) for k, v in record.items()
+              if isinstance(v, (int, float)) and not isinstance(v, bool)
+              and k not in ("iteration", "epoch")}
+    for name, iu in (record.get("class_iu") or {}).items():
+        if iu is not None:
+            values[f"val_iu/{class_name(name)}"] = float(iu)
+    return values
+
+
+class TensorBoardLog:
+    """TensorBoard events in ``folder``: every number of every record, and validation
+    previews. Events from ``purge_step`` on (about to be redone by a resumed run) are dropped."""
+
+    def __init__(self, folder: Path, purge_step: int) -> None:
+        # tensorboard is an optional extra (fcnseg[tensorboard]): imported only when asked for
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(str(folder), purge_step=purge_step)
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        for key, value in _scalars(record).items():
+            self.writer.add_scalar(key, value, record["iteration"])
+
+    def images(self, iteration: int, strips: Sequence[Any]) -> None:
+        """Validation previews (image | truth | prediction)."""
+        for k, strip in enumerate(strips):
+            self.writer.add_image(f"val_predictions/{k}", strip, iteration, dataformats="HWC")
+
+    def close(self) -> None:
+        self.writer.close()
 
 
 def _row(record: Mapping[str, Any], classes: Sequence[str]) -> list[Any]:
@@ -85,13 +119,7 @@ class MlflowLog:
             mlflow.log_params({k: str(v)[:500] for k, v in _flat(recipe).items()})
 
     def write(self, record: Mapping[str, Any]) -> None:
-        prefix = record.get("split", "train")
-        values = {f"{prefix}/{k}": float(v) for k, v in record.items()
-                  if isinstance(v, (int, float)) and not isinstance(v, bool)
-                  and k not in ("iteration", "epoch")}
-        for name, iu in (record.get("class_iu") or {}).items():
-            if iu is not None:
-                values[f"val_iu/{_metric_name(name)}"] = float(iu)
+        values = _scalars(record, _metric_name)
         if values:
             self.mlflow.log_metrics(values, step=int(record.get("iteration", 0)))
 
@@ -116,13 +144,17 @@ def _flat(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def open_loggers(names: Sequence[str], out: Path, *, classes: Sequence[str],
                  kept: Sequence[Mapping[str, Any]], recipe: Mapping[str, Any],
-                 resume: bool) -> list[Any]:
-    """The ``csv`` and ``mlflow`` loggers named in ``names`` (TensorBoard is the trainer's)."""
+                 resume_at: int | None) -> list[Any]:
+    """The loggers named in ``names``; TensorBoard only where it is installed. ``resume_at``:
+    the iteration a resumed run continues from (None for a new run)."""
     loggers: list[Any] = []
+    if "tensorboard" in names:
+        with contextlib.suppress(ImportError):  # tensorboard not installed
+            loggers.append(TensorBoardLog(out / "tensorboard", (resume_at or 0) + 1))
     if "csv" in names:
         loggers.append(CsvLog(out / "metrics.csv", classes, kept))
     if "mlflow" in names:
-        loggers.append(MlflowLog(out, recipe, resume))
+        loggers.append(MlflowLog(out, recipe, resume_at is not None))
     return loggers
 
 

@@ -41,6 +41,7 @@ from fcnseg.engine.optim import build_optimizer, build_scheduler
 from fcnseg.engine.preflight import (
     crop_from_sizes,
     header_size,
+    machine_facts,
     sample_image_sizes,
     startup_warnings,
 )
@@ -52,9 +53,6 @@ from fcnseg.models.fastpath import optimize
 from fcnseg.models.multitask import LateFusionFCN, init_late_fusion
 from fcnseg.pretrained.fetch import PRETRAINED, fetch_pretrained
 from fcnseg.utils.hardware import default_channels_last, resolve_precision
-
-__all__ = ["TrainSetup", "build_datasets", "build_setup", "build_training_model",
-           "loader_workers", "sample_file_problems", "shutdown_workers", "wrap_model"]
 
 log = logging.getLogger(__name__)
 
@@ -393,7 +391,8 @@ def build_datasets(config: TrainConfig,
     # each sample as first used (a short run decodes no more than it uses).
     plan = cache_decoded(d.cache, [train_ds, val_ds],
                          processes=int(os.environ.get("LOCAL_WORLD_SIZE", "1")),
-                         threads=min(4, _cpus()), eager=loader_workers(d.num_workers) > 0)
+                         threads=min(4, machine_facts().cpu_count),
+                         eager=loader_workers(d.num_workers) > 0)
     if notes is not None:
         notes.append(plan.message)
     if d.skip_bad:
@@ -491,14 +490,8 @@ def loader_workers(setting: int | str, cpus: int | None = None) -> int:
     if setting != "auto":
         return int(setting)
     if cpus is None:
-        cpus = _cpus()
+        cpus = machine_facts().cpu_count
     return min(4, max(0, (cpus - 2) // 2))
-
-
-def _cpus() -> int:
-    """The cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
-        os.cpu_count() or 1
 
 
 def shutdown_workers(*loaders: DataLoader | None) -> None:

@@ -36,11 +36,7 @@ from tqdm.auto import tqdm
 
 from fcnseg.checkpoint import load_checkpoint
 from fcnseg.data.class_frequencies import format_class_table
-from fcnseg.engine.budget import (
-    TIMED_EVAL_BATCHES,
-    TimeBudget,
-    parse_duration,
-)
+from fcnseg.engine.budget import TIMED_EVAL_BATCHES, TimeBudget, format_duration, parse_duration
 from fcnseg.engine.config import TrainConfig, load_config
 from fcnseg.engine.distributed import DistInfo, setup_distributed
 from fcnseg.engine.errors import (
@@ -57,7 +53,6 @@ from fcnseg.engine.preflight import EtaCheck
 from fcnseg.engine.setup import (
     TrainSetup,
     build_setup,
-    build_training_model,
     shutdown_workers,
     wrap_model,
 )
@@ -74,9 +69,6 @@ from fcnseg.utils.jsonable import json_safe
 from fcnseg.utils.keyed import first_of, keyed, unkeyed
 from fcnseg.utils.precision import autocast
 from fcnseg.utils.typing import PathLike
-
-__all__ = ["BadSampleError", "TrainResult", "TrainingDiverged", "accumulated_step",
-           "build_training_model", "log_step", "maybe_evaluate", "step", "train"]
 
 #: The files a run writes; start-up removes temporaries of theirs that a kill left behind.
 RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "recipe.yaml")
@@ -147,7 +139,10 @@ def _announce(config: TrainConfig, setup: TrainSetup, say: Callable[[str], None]
     for message in setup.warnings:
         say(f"warning: {message}")
     if setup.class_weights is not None:
-        say(f"class weights ({_weights_origin(config)}):\n"
+        method = config.loss.class_weights
+        origin = f"{method}, max {config.loss.max_weight}" if isinstance(method, str) \
+            else "as given"
+        say(f"class weights ({origin}):\n"
             f"{format_class_table(setup.class_names, setup.class_pixels, setup.class_weights)}")
 
 
@@ -187,7 +182,7 @@ def _train(config: TrainConfig, info: DistInfo, resume: bool, started: float) ->
         # The loaders' persistent workers end here, on success and on error alike, rather
         # than whenever the loaders are collected (an error's traceback keeps them alive).
         shutdown_workers(setup.loader, setup.val_loader)
-        progress.close()
+        progress.bar.close()
         log.close()
         # the checkpoint written in the background, finished before the run returns
         written = setup.checkpoint_writer.finish()
@@ -213,13 +208,6 @@ def _logger_names(config: TrainConfig) -> list[str]:
     if config.train.loggers is not None:
         return list(config.train.loggers)
     return ["tensorboard"] if config.train.tensorboard else []
-
-
-def _weights_origin(config: TrainConfig) -> str:
-    method = config.loss.class_weights
-    if isinstance(method, str):
-        return f"{method}, max {config.loss.max_weight}"
-    return "as given"
 
 
 def _silent(message: str) -> None:
@@ -321,7 +309,8 @@ def _budget_decides(setup: TrainSetup, state: TrainState, log: _RunLog, progress
     cap = int(setup.recipe["train"]["iterations"])
     state.planned_iterations = plan.iterations
     _set_length(setup, plan.iterations)
-    progress.set_total(plan.iterations)
+    progress.bar.total = plan.iterations
+    progress.bar.refresh()
     progress.write(plan.describe(cap, state.iteration))
     log.write({"iteration": state.iteration, "epoch": state.epoch, "event": "time_budget",
                "iterations": plan.iterations, "step_s": plan.step_s, "eval_s": plan.eval_s,
@@ -383,7 +372,7 @@ def _epoch_batches(setup: TrainSetup, state: TrainState, epoch: int,
     setup.sampler.set_epoch(epoch, start=start * setup.config.images_per_batch())
     batches = start_batches(setup.loader)
     while True:
-        batch, problem = _next_batch(batches)
+        batch, problem = _unless_bad_sample(lambda: next(batches, None))
         if problem is not None:
             raise _stopped_by_bad_sample(setup, state, problem)
         if batch is None:
@@ -391,19 +380,17 @@ def _epoch_batches(setup: TrainSetup, state: TrainState, epoch: int,
         yield batch
 
 
-def _next_batch(batches: Iterator[Any]) -> tuple[Any, str | None]:
-    """``(batch, None)``; ``(None, None)`` at the end; ``(None, "<file>: <problem>")`` for a
-    sample that cannot be read. (Returned rather than raised from here, so that no reference
-    cycle through the traceback keeps the loader's workers alive.)"""
+def _unless_bad_sample(read: Callable[[], Any], default: Any = None) -> tuple[Any, str | None]:
+    """``(read(), None)``, or ``(default, "<file>: <problem>")`` for a sample that cannot be
+    read. (Returned rather than raised from here, so that no reference cycle through the
+    traceback keeps the loader's workers alive.)"""
     try:
-        return next(batches), None
-    except StopIteration:
-        return None, None
+        return read(), None
     except (ValueError, RuntimeError) as e:
         problem = data_error_message(e)
         if problem is None:
             raise
-    return None, problem
+    return default, problem
 
 
 def _stopped_by_bad_sample(setup: TrainSetup, state: TrainState,
@@ -526,7 +513,7 @@ def log_step(setup: TrainSetup, state: TrainState, log: _RunLog, progress: _Prog
     speed = progress.images_per_second()
     log.write({"iteration": state.iteration, "epoch": state.epoch, "loss": loss, "lr": lr,
                "images_per_s": round(speed, 3)})
-    progress.show(loss=f"{loss:.4g}", lr=f"{lr:.3g}", img_s=f"{speed:.1f}")
+    progress.bar.set_postfix(loss=f"{loss:.4g}", lr=f"{lr:.3g}", img_s=f"{speed:.1f}")
     too_slow = progress.eta_check(state.iteration, speed)
     if too_slow:
         progress.write(f"warning: {too_slow}")
@@ -558,9 +545,11 @@ def maybe_evaluate(setup: TrainSetup, state: TrainState, log: _RunLog,
     log.write({"iteration": state.iteration, "epoch": state.epoch, "split": "val",
                **_scalar_metrics(state.metrics), "precision": precision,
                "class_iu": _class_iu(state.metrics, setup.class_names)})
-    if log.wants_images():
-        log.images(state.iteration, prediction_previews(
-            setup.eval_model, setup.val_loader.dataset, setup.palette, device=setup.device))
+    if viewers := log.image_loggers():
+        strips = prediction_previews(setup.eval_model, setup.val_loader.dataset, setup.palette,
+                                     device=setup.device)
+        for viewer in viewers:
+            viewer.images(state.iteration, strips)
     miu = state.metrics.get("mean_iu")
     _count_stale_evaluation(setup, state, miu)
     progress.write(f"iteration {state.iteration}: mean IU {_pct(miu)}, pixel acc "
@@ -624,29 +613,12 @@ def _scalar_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
 
 def _evaluate(setup: TrainSetup) -> tuple[dict[str, Any], str | None]:
     """The validation scores, or ``({}, "<file>: <problem>")`` for a sample that cannot be
-    read (returned, as in :func:`_next_batch`)."""
+    read."""
     assert setup.val_loader is not None
-    try:
-        return evaluate_model(setup.eval_model, setup.val_loader,
-                              num_classes=setup.eval_num_classes,
-                              ignore_index=setup.ignore_index, device=setup.device,
-                              precision=setup.precision,
-                              exclude_classes=setup.eval_exclude_classes), None
-    except (ValueError, RuntimeError) as e:
-        problem = data_error_message(e)
-        if problem is None:
-            raise
-    return {}, problem
-
-
-def _duration(seconds: float) -> str:
-    """``1h05m``, ``3m20s`` or ``42s``."""
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+    return _unless_bad_sample(lambda: evaluate_model(
+        setup.eval_model, setup.val_loader, num_classes=setup.eval_num_classes,
+        ignore_index=setup.ignore_index, device=setup.device, precision=setup.precision,
+        exclude_classes=setup.eval_exclude_classes), {})
 
 
 def _pct(value: Any) -> str:
@@ -678,10 +650,6 @@ class _Progress:
         if setup.config.train.time_budget is not None:
             self.eta_check.done = True  # the budget sets the length: no ETA to warn about
 
-    def set_total(self, iterations: int) -> None:
-        self.bar.total = iterations
-        self.bar.refresh()
-
     def advance(self, images: int) -> None:
         self.window_images += images
         self.line_images += images
@@ -702,9 +670,9 @@ class _Progress:
             return
         done = max(iteration - self.line_iteration, 1)
         left = max((self.bar.total or iteration) - iteration, 0)
+        eta = format_duration(left * elapsed / done)
         print(f"iteration {iteration}/{self.bar.total}: loss {loss:.4g}, "
-              f"{self.line_images / elapsed:.1f} images/s, ETA {_duration(left * elapsed / done)}",
-              flush=True)
+              f"{self.line_images / elapsed:.1f} images/s, ETA {eta}", flush=True)
         self.line_at, self.line_images, self.line_iteration = now, 0, iteration
 
     def images_per_second(self) -> float:
@@ -714,19 +682,13 @@ class _Progress:
         self.window_start, self.window_images = time.perf_counter(), 0
         return speed
 
-    def show(self, **values: str) -> None:
-        self.bar.set_postfix(**values)
-
     def write(self, line: str) -> None:
         if self.is_main:
             self.bar.write(line)
 
-    def close(self) -> None:
-        self.bar.close()
-
 
 class _RunLog:
-    """metrics.jsonl (always) and TensorBoard (when installed), written by rank 0 only.
+    """metrics.jsonl (always) and the loggers of ``train.loggers``, written by rank 0 only.
 
     ``resume_at``: the iteration of the checkpoint a run resumes from (later records are
     about to be redone and are dropped, and so is the evaluation at ``resume_at`` when the
@@ -737,8 +699,7 @@ class _RunLog:
                  recipe: Mapping[str, Any] | None = None):
         self.enabled = enabled
         self.path = out / "metrics.jsonl"
-        self.tb: Any = None
-        self.others: list[Any] = []
+        self.loggers: list[Any] = []
         if not enabled:
             return
         kept: list[str] = []
@@ -753,11 +714,9 @@ class _RunLog:
             with atomic_write(self.path, "w") as f:
                 f.write("".join(line + "\n" for line in kept))
         self.file = self.path.open("a", encoding="utf-8")
-        if "tensorboard" in loggers:
-            self.tb = _tensorboard_writer(out / "tensorboard", (resume_at or 0) + 1)
-        self.others = open_loggers(loggers, out, classes=classes,
-                                   kept=[json.loads(line) for line in kept],
-                                   recipe=recipe or {}, resume=resume_at is not None)
+        self.loggers = open_loggers(loggers, out, classes=classes,
+                                    kept=[json.loads(line) for line in kept],
+                                    recipe=recipe or {}, resume_at=resume_at)
 
     def write(self, record: dict[str, Any]) -> None:
         if not self.enabled:
@@ -769,43 +728,18 @@ class _RunLog:
             if is_disk_full(e):
                 raise DiskFullError(self.path, "the records already written are kept") from e
             raise
-        if self.tb is not None:
-            prefix = record.get("split", "train")
-            for key, value in record.items():
-                if isinstance(value, (int, float)) and key not in ("iteration", "epoch"):
-                    self.tb.add_scalar(f"{prefix}/{key}", value, record["iteration"])
-            for name, iu in (record.get("class_iu") or {}).items():
-                if iu is not None:
-                    self.tb.add_scalar(f"val_iu/{name}", iu, record["iteration"])
-        for logger in self.others:
+        for logger in self.loggers:
             logger.write(record)
 
-    def wants_images(self) -> bool:
-        return self.enabled and self.tb is not None
-
-    def images(self, iteration: int, strips: Sequence[Any]) -> None:
-        """Validation previews (image | truth | prediction) into TensorBoard."""
-        for k, strip in enumerate(strips):
-            self.tb.add_image(f"val_predictions/{k}", strip, iteration, dataformats="HWC")
+    def image_loggers(self) -> list[Any]:
+        """The loggers that show validation previews (TensorBoard)."""
+        return [logger for logger in self.loggers if hasattr(logger, "images")]
 
     def close(self) -> None:
         if self.enabled:
             self.file.close()
-            if self.tb is not None:
-                self.tb.close()
-            for logger in self.others:
-                logger.close()
-
-
-def _tensorboard_writer(folder: Path, purge_step: int) -> Any:
-    """A SummaryWriter whose events from ``purge_step`` on (about to be redone) are dropped;
-    None without tensorboard."""
-    try:
-        # tensorboard is an optional extra (fcnseg[tensorboard]): imported only when asked for
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        return None
-    return SummaryWriter(str(folder), purge_step=purge_step)
+        for logger in self.loggers:
+            logger.close()
 
 
 def _kept(line: str, resume_at: int, eval_pending: bool) -> bool:

@@ -35,24 +35,6 @@ from PIL import Image
 
 from fcnseg.utils.typing import PathLike
 
-__all__ = [
-    "ALPHA_BACKGROUND",
-    "DEFAULT_MAX_PIXELS",
-    "IMAGE_FORMATS",
-    "RASTER_FORMATS",
-    "ImageError",
-    "ImageSource",
-    "ImageTooLargeError",
-    "composite_rgba_array",
-    "exif_orientation",
-    "file_orientation",
-    "image_format_problem",
-    "load_image",
-    "open_upright",
-    "pil_to_rgb",
-    "upright_size",
-]
-
 #: Default pixel limit: Pillow's own decompression-bomb threshold (about 89 million pixels).
 DEFAULT_MAX_PIXELS: int = int(Image.MAX_IMAGE_PIXELS or 89_478_485)
 
@@ -125,15 +107,14 @@ def _source_name(source: Any, name: str | None) -> str:
     return str(getattr(source, "name", "<image stream>"))
 
 
-def _check_pixels(img: Image.Image, where: str, max_pixels: int | None) -> None:
-    if max_pixels is None:
-        return
-    w, h = img.size
-    if w * h > max_pixels:
-        raise ImageTooLargeError(
-            where, f"{w}×{h} = {w * h} pixels is more than the limit of {max_pixels} "
-                   f"(a decompression bomb?)"
-        )
+def check_pixels(where: str, width: int, height: int, max_pixels: int | None,
+                 advice: str = "") -> None:
+    """Raise :class:`ImageTooLargeError` naming ``where`` when an image of ``width``×``height``
+    has more than ``max_pixels`` pixels (None: no limit); ``advice`` ends the message."""
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageTooLargeError(where, f"{width}×{height} = {width * height} pixels is more "
+                                        f"than the limit of {max_pixels} (a decompression "
+                                        f"bomb?{advice})")
 
 
 def _allow_pillow(max_pixels: int | None) -> None:
@@ -209,7 +190,7 @@ def image_format_problem(head: bytes) -> str:
     return f"not an image in an accepted format ({accepted})"
 
 
-def _head(stream: Any, size: int = 16) -> bytes:
+def file_head(stream: Any, size: int = 16) -> bytes:
     """The first bytes of a file path or seekable stream (b"" when they cannot be read)."""
     with contextlib.suppress(Exception):
         if isinstance(stream, Path):
@@ -238,12 +219,12 @@ def _opened(source: ImageSource, where: str, max_pixels: int | None) -> Any:
     except (ImageTooLargeError, MemoryError):
         raise
     except Image.UnidentifiedImageError:
-        raise ImageError(where, image_format_problem(_head(stream))) from None
+        raise ImageError(where, image_format_problem(file_head(stream))) from None
     except Exception as e:  # noqa: BLE001 - a corrupt header fails in format-specific ways
         raise ImageError(where, f"cannot be opened, corrupt header "
                                 f"({type(e).__name__}: {e})") from None
     with img:
-        _check_pixels(img, where, max_pixels)
+        check_pixels(where, *img.size, max_pixels)
         try:
             img.load()  # decode now, so that truncation shows up here rather than later
         except MemoryError:
@@ -293,7 +274,7 @@ def load_image(
     """
     where = _source_name(source, name)
     if isinstance(source, Image.Image):
-        _check_pixels(source, where, max_pixels)
+        check_pixels(where, *source.size, max_pixels)
         return pil_to_rgb(_upright(source), where)
     with _opened(source, where, max_pixels) as img:
         return pil_to_rgb(_upright(img), where)

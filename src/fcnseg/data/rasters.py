@@ -23,7 +23,6 @@ is an :class:`~fcnseg.data.images.ImageError`: one line naming the file.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import warnings
 from collections.abc import Sequence
@@ -37,7 +36,8 @@ from fcnseg.data.images import (
     DEFAULT_MAX_PIXELS,
     RASTER_FORMATS,
     ImageError,
-    ImageTooLargeError,
+    check_pixels,
+    file_head,
     open_upright,
     pil_to_rgb,
 )
@@ -47,10 +47,9 @@ from fcnseg.utils.typing import PathLike
 RASTER_DTYPES: tuple[np.dtype, ...] = (np.dtype(np.uint8), np.dtype(np.uint16),
                                        np.dtype(np.float32))
 
-_TIFF_MAGIC = tuple(magic for magic, driver, _ in RASTER_FORMATS if driver == "GTiff")
-# Formats only GDAL reads here, by their first bytes: GDAL tries no other format.
-_GDAL_MAGIC = tuple((magic, name) for magic, driver, name in RASTER_FORMATS
-                    if driver != "GTiff")
+
+#: What the size limit's message advises for a raster too large to read whole.
+_BY_WINDOWS = " read it by windows: fcnseg predict does"
 
 
 @dataclass(frozen=True)
@@ -90,12 +89,6 @@ def _as_raster(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=raster_dtype(a.dtype))
 
 
-def _head(path: Path) -> bytes:
-    with contextlib.suppress(OSError), open(path, "rb") as f:
-        return f.read(16)
-    return b""
-
-
 def _rasterio() -> Any:
     try:
         import rasterio
@@ -129,11 +122,17 @@ class RasterReader:
         self.info = info
         self.band_index = tuple(band_index)  # 0-based indices of the bands returned
 
-    @property
-    def bands(self) -> int:
-        return len(self.band_index)
-
     def read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
+        try:
+            return self._read(row, col, height, width)
+        except MemoryError:
+            raise
+        except Exception as e:  # noqa: BLE001 - GDAL's and tifffile's codecs raise many kinds
+            raise ImageError(self.info.path, f"cannot be decoded at window (row {row}, column "
+                                             f"{col}): truncated or corrupt "
+                                             f"({_gdal_reason(e)})") from None
+
+    def _read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
         raise NotImplementedError
 
     def read_all(self) -> np.ndarray:
@@ -148,27 +147,18 @@ class RasterReader:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _corrupt(self, e: Exception, row: int, col: int) -> ImageError:
-        return ImageError(self.info.path, f"cannot be decoded at window (row {row}, column "
-                                          f"{col}): truncated or corrupt ({_gdal_reason(e)})")
-
 
 class _RasterioReader(RasterReader):
     def __init__(self, dataset: Any, info: RasterInfo, band_index: Sequence[int]) -> None:
         super().__init__(info, band_index)
         self._ds = dataset
 
-    def read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
+    def _read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
         from rasterio.windows import Window
 
-        try:
-            with _quiet_gdal(_rasterio()):
-                a = self._ds.read([i + 1 for i in self.band_index],
-                                  window=Window(col, row, width, height))
-        except MemoryError:
-            raise
-        except Exception as e:  # noqa: BLE001 - GDAL's errors on bad data come in many kinds
-            raise self._corrupt(e, row, col) from None
+        with _quiet_gdal(_rasterio()):
+            a = self._ds.read([i + 1 for i in self.band_index],
+                              window=Window(col, row, width, height))
         return _as_raster(np.moveaxis(a, 0, -1))
 
     def close(self) -> None:
@@ -182,21 +172,9 @@ class _ArrayReader(RasterReader):
         super().__init__(info, band_index)
         self._array = array  # H×W×N_file
 
-    def read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
-        try:
-            window = self._array[row:row + height, col:col + width]
-            return _as_raster(window[..., list(self.band_index)])
-        except MemoryError:
-            raise
-        except Exception as e:  # noqa: BLE001 - tifffile's codecs raise many kinds
-            raise self._corrupt(e, row, col) from None
-
-
-def _check_size(where: str, height: int, width: int, max_pixels: int | None) -> None:
-    if max_pixels is not None and height * width > max_pixels:
-        raise ImageTooLargeError(where, f"{width}×{height} = {height * width} pixels is more "
-                                        f"than the limit of {max_pixels} (a decompression "
-                                        f"bomb? read it by windows: fcnseg predict does)")
+    def _read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
+        window = self._array[row:row + height, col:col + width]
+        return _as_raster(window[..., list(self.band_index)])
 
 
 def _select_bands(where: str, have: int, names: tuple[str, ...] | None,
@@ -217,32 +195,32 @@ def _select_bands(where: str, have: int, names: tuple[str, ...] | None,
     return list(range(have))
 
 
-def _gdal_driver(head: bytes) -> str | None:
-    """The one GDAL driver a file starting with ``head`` may be opened with (None: none)."""
-    return next((driver for magic, driver, _ in RASTER_FORMATS if head.startswith(magic)), None)
-
-
-def _open_rasterio(rasterio: Any, path: Path, where: str) -> Any:
-    driver = _gdal_driver(_head(path))
-    if driver is None:  # never let GDAL guess: some of its formats read other files
-        raise ImageError(where, "not a TIFF or JPEG 2000 raster")
+def _rasterio_reader(rasterio: Any, path: Path, where: str, driver: str,
+                     bands: Sequence[str] | None, max_pixels: int | None) -> RasterReader:
+    """A reader through GDAL, which is given the one ``driver`` the file's first bytes name:
+    never let GDAL guess (some of its formats read other files)."""
     try:
         with warnings.catch_warnings(), _quiet_gdal(rasterio):
             # A plain TIFF is read as pixels, not an error.
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            return rasterio.open(path, driver=driver)
+            ds = rasterio.open(path, driver=driver)
     except Exception as e:  # noqa: BLE001 - RasterioIOError and GDAL's others
         raise ImageError(where, f"cannot be opened as a raster ({e})") from None
-
-
-def _rasterio_info(ds: Any, where: str) -> RasterInfo:
-    names = tuple(d or "" for d in ds.descriptions)
-    georeferenced = ds.crs is not None or not ds.transform.is_identity
-    return RasterInfo(
-        path=where, height=ds.height, width=ds.width, bands=ds.count,
-        dtype=np.dtype(ds.dtypes[0]), band_names=names if any(names) else None,
-        crs=ds.crs if georeferenced else None, transform=ds.transform if georeferenced else None,
-        nodata=None if ds.nodata is None else float(ds.nodata))
+    try:
+        names = tuple(d or "" for d in ds.descriptions)
+        georeferenced = ds.crs is not None or not ds.transform.is_identity
+        info = RasterInfo(
+            path=where, height=ds.height, width=ds.width, bands=ds.count,
+            dtype=np.dtype(ds.dtypes[0]), band_names=names if any(names) else None,
+            crs=ds.crs if georeferenced else None,
+            transform=ds.transform if georeferenced else None,
+            nodata=None if ds.nodata is None else float(ds.nodata))
+        check_pixels(where, info.width, info.height, max_pixels, _BY_WINDOWS)
+        index = _select_bands(where, info.bands, info.band_names, bands)
+    except BaseException:
+        ds.close()
+        raise
+    return _RasterioReader(ds, info, index)
 
 
 class _TiffReader(RasterReader):
@@ -267,30 +245,25 @@ class _TiffReader(RasterReader):
         seg = p.decode(data, i, jpegtables=p.jpegtables)[0]
         return None if seg is None else seg.reshape(seg.shape[-3:])  # rows × cols × samples
 
-    def read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
+    def _read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
         info, (sh, sw) = self.info, self._seg
         out = np.zeros((height, width, int(self._page.samplesperpixel)), self._page.dtype)
         across, down = -(-info.width // sw), -(-info.height // sh)
-        try:
-            for ty in range(row // sh, (row + height - 1) // sh + 1):
-                for tx in range(col // sw, (col + width - 1) // sw + 1):
-                    for plane in range(self._planes):
-                        seg = self._segment((plane * down + ty) * across + tx)
-                        if seg is None:
-                            continue
-                        y0, x0 = ty * sh, tx * sw
-                        ya, yb = max(row, y0), min(row + height, y0 + seg.shape[0])
-                        xa, xb = max(col, x0), min(col + width, x0 + seg.shape[1])
-                        part = seg[ya - y0:yb - y0, xa - x0:xb - x0]
-                        target = out[ya - row:yb - row, xa - col:xb - col]
-                        if self._planes > 1:
-                            target[..., plane] = part[..., 0]
-                        else:
-                            target[...] = part
-        except MemoryError:
-            raise
-        except Exception as e:  # noqa: BLE001 - tifffile's codecs raise many kinds
-            raise self._corrupt(e, row, col) from None
+        for ty in range(row // sh, (row + height - 1) // sh + 1):
+            for tx in range(col // sw, (col + width - 1) // sw + 1):
+                for plane in range(self._planes):
+                    seg = self._segment((plane * down + ty) * across + tx)
+                    if seg is None:
+                        continue
+                    y0, x0 = ty * sh, tx * sw
+                    ya, yb = max(row, y0), min(row + height, y0 + seg.shape[0])
+                    xa, xb = max(col, x0), min(col + width, x0 + seg.shape[1])
+                    part = seg[ya - y0:yb - y0, xa - x0:xb - x0]
+                    target = out[ya - row:yb - row, xa - col:xb - col]
+                    if self._planes > 1:
+                        target[..., plane] = part[..., 0]
+                    else:
+                        target[...] = part
         return _as_raster(out[..., list(self.band_index)])
 
     def close(self) -> None:
@@ -318,7 +291,7 @@ def _tifffile_reader(path: Path, where: str, bands: Sequence[str] | None,
             raise ImageError(where, f"a TIFF of axes {axes} and shape {shape}: expected one "
                                     f"image of H×W, H×W×bands or bands×H×W")
         h, w = int(page.imagelength), int(page.imagewidth)
-        _check_size(where, h, w, max_pixels)
+        check_pixels(where, w, h, max_pixels, _BY_WINDOWS)
         if len(tif.pages) == 1 or len(shape) == 2:
             info = RasterInfo(path=where, height=h, width=w, bands=int(page.samplesperpixel),
                               dtype=raster_dtype(page.dtype))
@@ -334,18 +307,29 @@ def _tifffile_reader(path: Path, where: str, bands: Sequence[str] | None,
     return _ArrayReader(array, info, _select_bands(where, info.bands, None, bands))
 
 
-def _pages_are_bands(path: Path) -> bool:
-    """Whether a TIFF's first image is a stack of pages, one per band (bands×H×W as
-    ``tifffile.imwrite`` writes it), not one page of H×W×bands (what GDAL reads)."""
+#: A TIFF's first image as its header says: (shape, axes, pages, samples per pixel).
+_TiffLayout = tuple[tuple[int, ...], str, int, int]
+
+
+def _tiff_layout(path: Path) -> _TiffLayout | None:
+    """The layout of a TIFF's first image (None when the header is bad: the reader reports
+    that)."""
     import tifffile
 
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
-            return (len(series.shape) == 3 and series.axes[0] in "QI"
-                    and len(tif.pages) > 1 and int(tif.pages[0].samplesperpixel) == 1)
+            return (tuple(series.shape), series.axes, len(tif.pages),
+                    int(tif.pages[0].samplesperpixel))
     except Exception:  # noqa: BLE001 - a bad header is for the reader to report
-        return False
+        return None
+
+
+def _pages_are_bands(layout: _TiffLayout) -> bool:
+    """Whether a TIFF's first image is a stack of pages, one per band (bands×H×W as
+    ``tifffile.imwrite`` writes it), not one page of H×W×bands (what GDAL reads)."""
+    shape, axes, pages, samples = layout
+    return len(shape) == 3 and axes[0] in "QI" and pages > 1 and samples == 1
 
 
 #: Most bands a TIFF page of W×B pixels may have to be taken for an H×W×B array that
@@ -353,21 +337,13 @@ def _pages_are_bands(path: Path) -> bool:
 _MAX_STRAY_BANDS = 16
 
 
-def _rows_as_pages(path: Path, where: str) -> str | None:
+def _rows_as_pages(layout: _TiffLayout) -> str | None:
     """One line when a TIFF looks like an H×W×B array (B bands, not 3 or 4) that
     ``tifffile.imwrite`` wrote with its defaults: H pages, each W pixels wide and B high,
     whose bands would be read wrongly; else None."""
-    import tifffile
-
-    try:
-        with tifffile.TiffFile(path) as tif:
-            series = tif.series[0]
-            shape, axes, pages = tuple(series.shape), series.axes, len(tif.pages)
-            samples = int(tif.pages[0].samplesperpixel)
-    except Exception:  # noqa: BLE001 - a bad header is for the reader to report
-        return None
-    if not (len(shape) == 3 and axes[0] in "QI" and samples == 1 and pages == shape[0] > 1
-            and shape[2] <= _MAX_STRAY_BANDS and shape[2] < min(shape[0], shape[1])):
+    shape, _, pages, _ = layout
+    if not (_pages_are_bands(layout) and pages == shape[0] and shape[2] <= _MAX_STRAY_BANDS
+            and shape[2] < min(shape[0], shape[1])):
         return None
     h, w, b = shape
     return (f"holds {h} pages of {w}×{b} pixels, as tifffile.imwrite stores an H×W×{b} array "
@@ -424,40 +400,29 @@ def open_raster(path: PathLike, *, bands: Sequence[str] | None = None,
     where = str(path)
     if not p.is_file():
         raise ImageError(where, "no such file" if not p.exists() else "not a file")
-    head = _head(p)
-    rasterio = _rasterio()
-    is_tiff = head.startswith(_TIFF_MAGIC)
-    gdal_format = next((name for magic, name in _GDAL_MAGIC if head.startswith(magic)), None)
-    if is_tiff and (problem := _rows_as_pages(p, where)) is not None:
+    head = file_head(p)
+    driver, name = next(((d, n) for magic, d, n in RASTER_FORMATS if head.startswith(magic)),
+                        (None, None))
+    layout = _tiff_layout(p) if driver == "GTiff" else None
+    if layout is not None and (problem := _rows_as_pages(layout)) is not None:
         raise ImageError(where, problem)
-    if rasterio is not None and (is_tiff or gdal_format is not None) and not (
-            is_tiff and _pages_are_bands(p)):  # GDAL would read the first page alone
-        return _rasterio_reader(rasterio, p, where, bands, max_pixels)
-    if gdal_format is not None:
-        raise ImageError(where, f"a {gdal_format} file: reading it needs rasterio "
+    rasterio = _rasterio()
+    # GDAL would read the first page alone of a TIFF whose pages are its bands.
+    if rasterio is not None and driver is not None and not (
+            layout is not None and _pages_are_bands(layout)):
+        return _rasterio_reader(rasterio, p, where, driver, bands, max_pixels)
+    if driver is not None and driver != "GTiff":
+        raise ImageError(where, f"a {name} file: reading it needs rasterio "
                                 f"(pip install 'fcnseg[geo]')")
-    if is_tiff:
+    if driver == "GTiff":
         return _tifffile_reader(p, where, bands, max_pixels)
     limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
     array = _pillow_array(p, where, limit)  # the formats of the one allow-list
     h, w = array.shape[:2]
-    _check_size(where, h, w, max_pixels)
+    check_pixels(where, w, h, max_pixels, _BY_WINDOWS)
     info = RasterInfo(path=where, height=h, width=w, bands=array.shape[2],
                       dtype=raster_dtype(array.dtype))
     return _ArrayReader(array, info, _select_bands(where, info.bands, None, bands))
-
-
-def _rasterio_reader(rasterio: Any, path: Path, where: str, bands: Sequence[str] | None,
-                max_pixels: int | None) -> RasterReader:
-    ds = _open_rasterio(rasterio, path, where)
-    try:
-        info = _rasterio_info(ds, where)
-        _check_size(where, info.height, info.width, max_pixels)
-        index = _select_bands(where, info.bands, info.band_names, bands)
-    except BaseException:
-        ds.close()
-        raise
-    return _RasterioReader(ds, info, index)
 
 
 def raster_info(path: PathLike) -> RasterInfo:

@@ -342,19 +342,19 @@ class Segmenter:
             raise ValueError(f"{self.arch} takes the inputs {list(self.input_names)}; the "
                              f"segmenter predicts from colour images alone (call the model "
                              f"with a dict of inputs instead)")
-        by_head = self._by_head(self.logits(self.preprocess(rgbs)), rgbs, return_probs)
+        return self._by_head(self.logits(self.preprocess(rgbs)), rgbs, return_probs)
+
+    def _by_head(self, logits: Any, pictures: list[np.ndarray],
+                 return_probs: bool) -> list[Prediction]:
+        """The first head's prediction of each picture, with every head's as its ``heads``."""
+        names = self.heads or {None: self.class_names}
+        by_head = {h: _predictions(out, pictures, names[h], return_probs)
+                   for h, out in keyed(logits)[0].items()}
         first = next(iter(by_head.values()))
         if not self.heads:
             return first
-        return [replace(first[j], heads={h: preds[j] for h, preds in by_head.items()})
-                for j in range(len(rgbs))]
-
-    def _by_head(self, logits: Any, pictures: list[np.ndarray],
-                 return_probs: bool) -> dict[str | None, list[Prediction]]:
-        """Each head's predictions of a batch (``{None: ...}`` for a model with one head)."""
-        names = self.heads or {None: self.class_names}
-        return {h: _predictions(out, pictures, names[h], return_probs)
-                for h, out in keyed(logits)[0].items()}
+        return [replace(p, heads={h: preds[j] for h, preds in by_head.items()})
+                for j, p in enumerate(first)]
 
     def predict_inputs(self, inputs: Mapping[str, Any], *,
                        return_probs: bool = False) -> Prediction:
@@ -372,10 +372,7 @@ class Segmenter:
         if len(set(sizes.values())) > 1:
             raise ValueError(f"the inputs differ in size (H×W): {sizes}")
         logits = self.logits({m: _input_tensor(a)[None] for m, a in arrays.items()})
-        by_head = {h: preds[0] for h, preds in
-                   self._by_head(logits, [_picture(arrays)], return_probs).items()}
-        first = next(iter(by_head.values()))
-        return replace(first, heads=by_head) if self.heads else first
+        return self._by_head(logits, [_picture(arrays)], return_probs)[0]
 
     def _read_input(self, modality: str, source: Any) -> np.ndarray:
         if modality != "depth":
@@ -404,10 +401,6 @@ def _compile_failure(e: BaseException) -> str:
     return f"torch.compile failed ({type(e).__name__}: {reason}); running the model uncompiled"
 
 
-def _scaled(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    return logits if temperature == 1.0 else logits / temperature
-
-
 def _with_preprocessing(model: nn.Module, convention: InputConvention | str | None
                         ) -> tuple[nn.Module, InputConvention | str]:
     """``model`` with a :class:`Preprocess` in front (its own, else one for ``convention``), and
@@ -422,6 +415,10 @@ def _with_preprocessing(model: nn.Module, convention: InputConvention | str | No
     if not isinstance(getattr(model, "preprocess", None), Preprocess):
         model = with_preprocess(model, convention)
     return model, convention
+
+
+def _scaled(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    return logits if temperature == 1.0 else logits / temperature
 
 
 def _picture(arrays: Mapping[str, np.ndarray]) -> np.ndarray:

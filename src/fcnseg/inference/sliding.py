@@ -76,7 +76,10 @@ def sliding_window_logits(
         N×C×H×W float32 logits (``{head: logits}`` for a model with several heads): each pixel
         the mean of the logits of the windows that cover it.
     """
-    n, _, h, w = _batch_shape(x)
+    shape = tuple(first_of(x).shape)
+    if len(shape) != 4:
+        raise ValueError(f"expected an N×3×H×W batch, got shape {shape}")
+    n, _, h, w = shape
     (wh, ww), (sh, sw) = _window_and_stride(window, stride)
     run = predict_fn or forward_logits
     wh, ww = min(wh, h), min(ww, w)
@@ -101,13 +104,6 @@ def sliding_window_logits(
     return unkeyed({head: t / count for head, t in total.items()}, heads)
 
 
-def _batch_shape(x: Batch) -> tuple[int, int, int, int]:
-    shape = tuple(first_of(x).shape)
-    if len(shape) != 4:
-        raise ValueError(f"expected an N×3×H×W batch, got shape {shape}")
-    return shape  # type: ignore[return-value]
-
-
 def _window_and_stride(window: int | Sequence[int], stride: int | Sequence[int] | None
                        ) -> tuple[tuple[int, int], tuple[int, int]]:
     """Window and stride as (height, width) pairs; the stride defaults to 2/3 of the window
@@ -117,7 +113,7 @@ def _window_and_stride(window: int | Sequence[int], stride: int | Sequence[int] 
         stride = (max(1, wh * 2 // 3), max(1, ww * 2 // 3))
     sh, sw = _pair(stride, "stride")
     if sh > wh or sw > ww:
-        raise ValueError(f"stride {(sh, sw)} larger than the window {(wh, ww)} would skip pixels")
+        raise ValueError(f"stride {stride} larger than the window {window} would skip pixels")
     return (wh, ww), (sh, sw)
 
 
@@ -197,12 +193,7 @@ class SlidingWindow:
     stride: int | tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
-        window = _pair(self.window, "window")
-        if self.stride is not None:
-            stride = _pair(self.stride, "stride")
-            if stride[0] > window[0] or stride[1] > window[1]:
-                raise ValueError(f"stride {self.stride} larger than the window {self.window} "
-                                 f"would skip pixels")
+        _window_and_stride(self.window, self.stride)
 
     def predict_fn(self) -> PredictFn:
         """This setting as a ``predict_fn(model, images) -> logits``."""

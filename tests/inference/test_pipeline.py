@@ -11,7 +11,12 @@ import pytest
 from PIL import Image
 
 from fcnseg.inference.files import MANIFEST_NAME, PictureStyle, collect_inputs
-from fcnseg.inference.pipeline import OutputOptions, predict_files, write_predictions
+from fcnseg.inference.pipeline import (
+    OutputOptions,
+    predict_files,
+    segment_files,
+    write_predictions,
+)
 from fcnseg.inference.prefetch import BACKGROUND_NICENESS, background_pool, read_ahead
 
 
@@ -98,3 +103,23 @@ def test_reading_and_writing_threads_run_below_the_model():
     with background_pool(1, "fcnseg-test") as pool:
         theirs = pool.submit(nice).result()
     assert theirs == min(19, nice() + BACKGROUND_NICENESS)
+
+
+def test_a_failing_batch_is_retried_image_by_image_and_only_the_culprit_reported(
+        segmenter, smooth_image, tmp_path, monkeypatch):
+    inputs, _ = collect_inputs([str(_photos(tmp_path / "in", smooth_image))])
+    real_predict_batch = segmenter.predict_batch
+    culprit = np.roll(smooth_image, 5 * 3, axis=1)  # p3.png's pixels
+
+    def predict_batch(images, **kwargs):  # fails for any batch that holds the culprit
+        if any(np.array_equal(image, culprit) for image in images):
+            raise RuntimeError("out of memory")
+        return real_predict_batch(images, **kwargs)
+
+    monkeypatch.setattr(segmenter, "predict_batch", predict_batch)
+    results = list(segment_files(segmenter, inputs, batch_size=4, read_workers=0))
+    assert [path for path, _, _ in results] == [path for path, _ in inputs]
+    failed = {path.name: type(r).__name__ for path, _, r in results if isinstance(r, Exception)}
+    assert failed == {"p3.png": "RuntimeError", "p3b.png": "ImageError"}
+    assert all(r.label.shape == r.image.shape[:2] for _, _, r in results
+               if not isinstance(r, Exception))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,14 +101,6 @@ def content_digest(data: bytes) -> str:
     return "sha256=" + hashlib.sha256(data).hexdigest()
 
 
-def _manifest_entries(text: str) -> Iterator[tuple[str, str | None]]:
-    """(relative path, digest or None) of each manifest line (``PATH`` or ``PATH<TAB>DIGEST``)."""
-    for line in text.splitlines():
-        name, _, digest = line.partition("\t")
-        if name:
-            yield name, digest or None
-
-
 class OwnOutputs:
     """Recognises files that the prediction writer wrote: those listed in the manifest of their
     folder or of a folder above it."""
@@ -122,9 +115,10 @@ class OwnOutputs:
             except OSError:  # no manifest (the usual case) or unreadable: nothing listed
                 text = ""
             listed: dict[Path, str | None] = {}
-            for name, digest in _manifest_entries(text):  # the last digest of a path counts
-                path = folder / name
-                listed[path] = digest or listed.get(path)
+            for line in text.splitlines():  # PATH, or PATH<TAB>DIGEST; a path's last digest counts
+                name, _, digest = line.partition("\t")
+                if name:
+                    listed[folder / name] = digest or listed.get(folder / name)
             self._listed[folder] = listed
         return self._listed[folder]
 
@@ -176,7 +170,8 @@ def collect_inputs(
     for spec in specs:
         path = Path(spec)
         if path.is_dir():
-            skip = _strictly_inside(out_dir, path)
+            # An output folder below this one is not scanned (the folder itself is).
+            skip = out_dir is not None and path.resolve() in out_dir.resolve().parents
             files = sorted(f for f in path.rglob("*")
                            if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
                            and not (skip and out_dir.resolve() in f.resolve().parents)
@@ -211,11 +206,6 @@ def _utf8_name(name: str) -> str:
                    for c in name)
 
 
-def _strictly_inside(inner: Path | None, folder: Path) -> bool:
-    """Whether ``inner`` is a folder below ``folder`` (not ``folder`` itself)."""
-    return inner is not None and folder.resolve() in inner.resolve().parents
-
-
 def _unique_names(found: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
     """Disambiguate colliding output names: add the extension (``x_png``, ``x_jpg``), then the
     parent folder (``in/x_png``, ``sub/x_png``), then a counter."""
@@ -231,9 +221,7 @@ def _unique_names(found: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
 
     names = [name for _, name in found]
     for level in (1, 2):
-        counts: dict[str, int] = {}
-        for name in names:
-            counts[name] = counts.get(name, 0) + 1
+        counts = Counter(names)
         names = [qualify(base, path, level) if counts[name] > 1 else name
                  for (path, base), name in zip(found, names, strict=True)]
     used: set[str] = set()

@@ -72,28 +72,19 @@ def _segment_chunk(
     batch_size: int, return_probs: bool,
 ) -> list[tuple[Path, str, Prediction | Exception]]:
     """One chunk of read inputs segmented together (same-size images stacked)."""
-    results: list[Prediction | Exception | None] = [None] * len(chunk)
-    images: dict[int, np.ndarray] = {}
-    for i, (_, _, image) in enumerate(chunk):
-        if isinstance(image, ImageError):
-            results[i] = image
-        else:
-            images[i] = image
+    images = [image for _, _, image in chunk if not isinstance(image, ImageError)]
     try:
-        preds = segmenter.predict_batch(list(images.values()), return_probs=return_probs,
-                                        batch_size=batch_size)
-        results_of_images: list[Prediction | Exception] = list(preds)
+        preds = segmenter.predict_batch(images, return_probs=return_probs, batch_size=batch_size)
     except Exception:  # noqa: BLE001 - find out below which image fails
-        results_of_images = []
-        for image in images.values():
-            try:
-                results_of_images.append(segmenter.predict(image, return_probs=return_probs))
-            except Exception as e:  # noqa: BLE001 - reported for this file alone
-                results_of_images.append(e)
-    for i, result in zip(images, results_of_images, strict=True):
-        results[i] = result
-    out = []
-    for (path, name, _), result in zip(chunk, results, strict=True):
-        assert result is not None
-        out.append((path, name, result))
-    return out
+        preds = [_predict_or_error(segmenter, image, return_probs) for image in images]
+    results = iter(preds)
+    return [(path, name, image if isinstance(image, ImageError) else next(results))
+            for path, name, image in chunk]
+
+
+def _predict_or_error(segmenter: Segmenter, image: np.ndarray,
+                      return_probs: bool) -> Prediction | Exception:
+    try:
+        return segmenter.predict(image, return_probs=return_probs)
+    except Exception as e:  # noqa: BLE001 - reported for this file alone
+        return e

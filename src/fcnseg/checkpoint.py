@@ -52,24 +52,6 @@ from fcnseg.weightfiles.resolve import (
     write_safetensors,
 )
 
-__all__ = [
-    "FORMAT",
-    "CheckpointContents",
-    "CheckpointError",
-    "as_checkpoint",
-    "build_model_from_checkpoint",
-    "describe_model",
-    "head_class_names",
-    "load_checkpoint",
-    "checkpoint_payload",
-    "pretrained_config",
-    "save_checkpoint",
-    "save_checkpoint_safetensors",
-    "save_safetensors_checkpoint",
-    "write_checkpoint",
-    "write_model_safetensors",
-]
-
 
 class CheckpointError(ValueError):
     """A checkpoint file is missing, unreadable or lacks a required field."""
@@ -164,7 +146,7 @@ def checkpoint_payload(model: nn.Module, contents: CheckpointContents | None = N
         if str(background) not in names:
             raise CheckpointError(f"background {background!r} is none of the classes {names}")
         classes["background"] = str(background)
-    payload = {
+    return {
         "format": FORMAT,
         "model_state_dict": {k: v.detach().cpu() for k, v in
                              model_to_save.state_dict().items()},
@@ -176,13 +158,12 @@ def checkpoint_payload(model: nn.Module, contents: CheckpointContents | None = N
         "metrics": dict(contents.metrics or {}),
         "state": dict(contents.state or {}),
     }
-    return payload
 
 
 def _class_table(model: nn.Module, class_names: Sequence[str], palette: Any, ignore_index: int,
                  error: type[Exception]) -> tuple[list[str], list[list[int]]]:
-    """The class names as strings and the palette as ``[r, g, b]`` ints up to the ignore
-    value, checked against the model's number of classes (``error`` otherwise)."""
+    """Names as strings and ``[r, g, b]`` ints up to the ignore value, checked against the
+    model's number of classes."""
     names = [str(n) for n in class_names]
     if len(names) != getattr(model, "num_classes", len(names)):
         raise error(f"{len(names)} class names given for a model with {model.num_classes} "
@@ -193,8 +174,7 @@ def _class_table(model: nn.Module, class_names: Sequence[str], palette: Any, ign
 
 def _head_classes(model: nn.Module, names: list[str],
                   given: Mapping[str, Sequence[str]] | None) -> dict[str, list[str]] | None:
-    """``{head: class names}`` for a multi-head model (None for one head), checked against the
-    model's heads."""
+    """``{head: class names}`` for a multi-head model (None for one head), checked."""
     counts = dict(getattr(model, "head_classes", {}) or {})
     if len(counts) < 2:
         if given is not None and len(given) > 1:
@@ -273,12 +253,12 @@ def load_checkpoint(path: PathLike) -> dict[str, Any]:
     return ckpt
 
 
-
 def as_checkpoint(checkpoint: PathLike | Mapping[str, Any]) -> Mapping[str, Any]:
     """A checkpoint given as a file (read by :func:`load_checkpoint`) or already loaded."""
     if isinstance(checkpoint, Mapping):
         return checkpoint
     return load_checkpoint(checkpoint)
+
 
 def _from_port(path: Path, ckpt: dict[str, Any]) -> dict[str, Any]:
     arch = _PORT_ARCHS.get(str(ckpt.get("arch")))
@@ -306,9 +286,8 @@ def _is_int(v: Any) -> bool:
 
 
 def _check_metadata(path: Path | str, ckpt: Mapping[str, Any], in_config: bool = False) -> None:
-    """One-line errors naming the file and the field for malformed checkpoint metadata
-    (``in_config``: named as the fields of a pretrained config.json, where the model's fields
-    are at the top)."""
+    """One line naming the file and the field for malformed metadata (``in_config``: as the
+    fields of a pretrained config.json, which has the model's at the top)."""
     def bad(field: str, problem: str) -> CheckpointError:
         if in_config:
             field = field.removeprefix("model.")
@@ -376,7 +355,7 @@ def _check_finite(where: Any, state_dict: Mapping[str, torch.Tensor]) -> None:
 
 def _size_fields(kwargs: Mapping[str, Any], expected: Mapping[str, torch.Tensor],
                  found: Mapping[str, torch.Tensor]) -> str:
-    """The build_kwargs fields that a shape mismatch points at, for the error message."""
+    """The build_kwargs fields that a shape mismatch points at."""
     num_classes = kwargs.get("num_classes")
     for key in expected:
         if key in found and expected[key].shape != found[key].shape \
@@ -440,6 +419,9 @@ def build_model_from_checkpoint(
     desc = ckpt["model"]
     arch = desc["arch"]
     kwargs = dict(desc["build_kwargs"])
+    # The recorded convention is the weights' (it may differ from the builder's default); a
+    # multi-band one sizes the first convolution.
+    recorded = {**kwargs, "input_convention": desc["input_convention"]}
     extra: dict[str, Any] = {}
     if backbone is not None:
         if arch != "fcn_custom_backbone":
@@ -455,12 +437,8 @@ def build_model_from_checkpoint(
     try:
         if load_weights:
             _check_finite(weights_where, state_dict)
-            # with the convention: a multi-band one sizes the first convolution
-            _check_sizes(where, arch, {**kwargs, "input_convention": desc["input_convention"]},
-                         state_dict, extra, fields)
-        # The recorded convention is the weights' (it may differ from the builder's default).
-        model = build_model(arch, **{**kwargs, "input_convention": desc["input_convention"]},
-                            preprocess=preprocess, **extra)
+            _check_sizes(where, arch, recorded, state_dict, extra, fields)
+        model = build_model(arch, **recorded, preprocess=preprocess, **extra)
     except BackboneError as e:
         raise CheckpointError(f"{where}: {e}") from e
     if load_weights:

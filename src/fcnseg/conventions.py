@@ -60,13 +60,9 @@ class InputConvention:
         return tuple(mean)
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["mean"] = list(self.mean)
-        d["std"] = list(self.std)
+        d = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
         if self.bands is None:
             del d["bands"]  # colour conventions keep their recorded form
-        else:
-            d["bands"] = list(self.bands)
         return d
 
     @classmethod
@@ -84,25 +80,6 @@ class InputConvention:
             raise ValueError(f"input convention is missing field {e.args[0]!r}: {d!r}") from None
 
 
-#: Caffe VGG16 (and the FCN Caffe release): BGR, 0-255, mean subtracted, no std scaling.
-CAFFE_BGR = InputConvention(
-    name="caffe_bgr",
-    channel_order="BGR",
-    scale=1.0,
-    mean=(104.00698793, 116.66876762, 122.67891434),
-    std=(1.0, 1.0, 1.0),
-)
-
-#: torchvision ImageNet weights: RGB in [0, 1], ImageNet mean and std.
-TORCHVISION_RGB = InputConvention(
-    name="torchvision_rgb",
-    channel_order="RGB",
-    scale=1.0 / 255.0,
-    mean=(0.485, 0.456, 0.406),
-    std=(0.229, 0.224, 0.225),
-)
-
-
 def _minus_mean(name: str, mean: tuple[float, float, float],
                 channel_order: str = "BGR") -> InputConvention:
     """A Caffe-style convention: 0-255, minus a per-channel mean, no std scaling."""
@@ -110,6 +87,11 @@ def _minus_mean(name: str, mean: tuple[float, float, float],
                            std=(1.0, 1.0, 1.0))
 
 
+#: Caffe VGG16 (and the FCN Caffe release): BGR, 0-255, mean subtracted, no std scaling.
+CAFFE_BGR = _minus_mean("caffe_bgr", (104.00698793, 116.66876762, 122.67891434))
+#: torchvision ImageNet weights: RGB in [0, 1], ImageNet mean and std.
+TORCHVISION_RGB = InputConvention(name="torchvision_rgb", channel_order="RGB", scale=1.0 / 255.0,
+                                  mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
 #: The reference's SIFT Flow nets: BGR, 0-255, minus the SIFT Flow mean.
 SIFTFLOW_BGR = _minus_mean("siftflow_bgr", (114.578, 115.294, 108.353))
 #: The reference's NYUDv2 colour nets: BGR, 0-255, minus the NYUDv2 colour mean.

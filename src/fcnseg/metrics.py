@@ -96,10 +96,8 @@ def _counts_torch(label: torch.Tensor, pred: torch.Tensor, num_classes: int,
     pred = pred.reshape(-1).long()
     if label.numel() == 0:
         return torch.zeros((n, n), dtype=torch.int64, device=label.device)
-    if ignore_index is None:
-        valid = torch.ones_like(label, dtype=torch.bool)
-    else:
-        valid = label != ignore_index
+    valid = (label != ignore_index if ignore_index is not None
+             else torch.ones_like(label, dtype=torch.bool))
     checked = torch.where(valid, label, 0)
     # One device sync for all four extremes: a label >= num_classes would otherwise land
     # silently in another class's cell (or trip a device-side assert later).
@@ -314,8 +312,7 @@ def _ece_bin(confidence: torch.Tensor | np.ndarray, num_bins: int) -> Any:
     """Bin ``b`` holds confidences in ``[b/num_bins, (b+1)/num_bins)``; 1.0 is in the last."""
     if isinstance(confidence, torch.Tensor):
         return (confidence.double() * num_bins).long().clamp_(0, num_bins - 1)
-    return np.clip((np.asarray(confidence, np.float64) * num_bins).astype(np.int64), 0,
-                   num_bins - 1)
+    return np.clip((confidence * num_bins).astype(np.int64), 0, num_bins - 1)
 
 
 def expected_calibration_error(
@@ -467,10 +464,9 @@ class CalibrationBins:
             if not 0.0 < float(fraction) <= 1.0:
                 raise ValueError(f"coverage fractions must be in (0, 1], got {fraction}")
             if not total:
-                coverage.append({"fraction": float(fraction), "pixels_fraction": math.nan,
-                                 "max_doubt": math.nan, "min_confidence": math.nan,
-                                 "mean_iu": math.nan,
-                                 "pixel_acc": math.nan})
+                coverage.append({"fraction": float(fraction), **dict.fromkeys(
+                    ("pixels_fraction", "max_doubt", "min_confidence", "mean_iu", "pixel_acc"),
+                    math.nan)})
                 continue
             taken = np.cumsum(per_level[::-1])  # most confident level first
             need = max(1, math.ceil(float(fraction) * total - 1e-6))

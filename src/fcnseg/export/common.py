@@ -19,26 +19,6 @@ from fcnseg.models.fastpath import is_plain, plain_copy
 from fcnseg.utils.keyed import keyed
 from fcnseg.weightfiles.artifacts import RAW_PIXELS  # what readers of the graph look for
 
-__all__ = [
-    "DEFAULT_ATOL",
-    "DEFAULT_RTOL",
-    "MODALITY_CHANNELS",
-    "ExportError",
-    "ExportSubject",
-    "LogitsOnly",
-    "NamedIO",
-    "RAW_PIXELS",
-    "SampleCheck",
-    "check_samples",
-    "checkpoint_record",
-    "export_subject",
-    "input_names",
-    "logits_model",
-    "metadata_strings",
-    "output_names",
-    "sample_batches",
-]
-
 #: Largest absolute difference to PyTorch accepted when verifying an export (float32).
 DEFAULT_ATOL = 1e-4
 #: Differences are also accepted up to this fraction of the largest logit: float32 rounds the
@@ -86,27 +66,6 @@ class LogitsOnly(nn.Module):
         return forward_logits(self.model, x)
 
 
-def logits_model(model: nn.Module) -> nn.Module:
-    """``model`` itself, or wrapped in :class:`LogitsOnly` when its forward returns a dict."""
-    if getattr(model, "output", "tensor") != "dict":
-        return model
-    return LogitsOnly(model).train(model.training)  # a new module starts in training mode
-
-
-def input_names(model: nn.Module) -> tuple[str, ...] | None:
-    """The modalities of a model that takes a dict of several inputs (``("color", "hha")``);
-    None for a model of one input tensor."""
-    names = tuple(getattr(model, "input_names", ()) or ())
-    return names if len(names) > 1 else None
-
-
-def output_names(model: nn.Module) -> tuple[str, ...] | None:
-    """The heads of a model that returns ``{head: logits}`` (``("semantic", "geometric")``);
-    None for a model of one output."""
-    heads = tuple(getattr(model, "head_classes", {}) or {})
-    return heads if len(heads) > 1 else None
-
-
 class NamedIO(nn.Module):
     """Positional tensors in and out, for exporters that name graph inputs and outputs: the
     inputs are ``inputs`` in order (a dict for the model when there are several), the outputs
@@ -123,6 +82,27 @@ class NamedIO(nn.Module):
         return tuple(out[name] for name in self.outputs) if self.outputs else out
 
 
+def _input_text(raw_pixels: bool, bands: Sequence[str] | None, several: bool) -> str:
+    """What the graph takes, in words, for the ``input`` metadata."""
+    if several:
+        if raw_pixels:
+            return ("one N×C×H×W float32 raw input per modality, all of one size: color RGB "
+                    "0-255; hha as stored, 0-255 (3 channels); depth in millimetres, 0 where "
+                    "unknown (1 channel); the graph normalises each")
+        return ("one N×C×H×W float32 input per modality, all of one size: color normalised per "
+                "input_convention; hha minus the HHA mean (3 channels); depth log depth minus "
+                "its mean (1 channel)")
+    if bands:  # a multi-band model takes its bands' raw values
+        return (f"N×{len(bands)}×H×W float32 raw values of the bands {', '.join(bands)}, in "
+                f"that order ({'normalised in the graph' if raw_pixels else 'normalised'} per "
+                f"input_convention)")
+    if raw_pixels:
+        return ("N×3×H×W float32 RGB pixel values 0-255 (normalised in the graph per "
+                "input_convention)")
+    return ("N×3×H×W float32, RGB 0-255 normalised per input_convention (channel order, scale, "
+            "mean, std)")
+
+
 def metadata_strings(description: Mapping[str, Any], *,
                      inputs: Sequence[str] | None = None,
                      outputs: Sequence[str] | None = None,
@@ -131,40 +111,25 @@ def metadata_strings(description: Mapping[str, Any], *,
     ``inputs`` / ``outputs`` name the inputs (modalities) and outputs (heads) of a model with
     several; they are recorded as ``input_names`` / ``output_names``. ``raw_pixels``: the graph
     takes RGB 0-255 values (``input_pixels`` = ``"rgb_0_255"``), else normalised input."""
-    meta = {str(k): json.dumps(v) for k, v in description.items()}
-    meta["fcnseg_version"] = json.dumps(__version__)
-    # The graph's own precision: exports are float32 whatever the model ran in before (a
-    # description from a Segmenter says bf16 where the CPU runs that).
-    meta["precision"] = json.dumps("fp32")
-    meta["input_pixels"] = json.dumps(RAW_PIXELS if raw_pixels else "normalized")
-    meta["outputs"] = json.dumps("logits")
-    meta["input"] = json.dumps("N×3×H×W float32, RGB 0-255 normalised per input_convention "
-                               "(channel order, scale, mean, std)")
-    if raw_pixels:
-        meta["input"] = json.dumps("N×3×H×W float32 RGB pixel values 0-255 (normalised in "
-                                   "the graph per input_convention)")
     bands = (description.get("input_convention") or {}).get("bands")
-    if bands:  # a multi-band model takes its bands' raw values
-        meta["input"] = json.dumps(
-            f"N×{len(bands)}×H×W float32 raw values of the bands {', '.join(bands)}, in that "
-            f"order ({'normalised in the graph' if raw_pixels else 'normalised'} per "
-            f"input_convention)")
-    meta["output"] = json.dumps("N×C×H×W float32 logits at the input's size; argmax over C is "
-                                "the label")
+    meta = {str(k): v for k, v in description.items()}
+    meta.update({
+        "fcnseg_version": __version__,
+        # The graph's own precision: exports are float32 whatever the model ran in before (a
+        # description from a Segmenter says bf16 where the CPU runs that).
+        "precision": "fp32",
+        "input_pixels": RAW_PIXELS if raw_pixels else "normalized",
+        "outputs": "logits",
+        "input": _input_text(raw_pixels, bands, bool(inputs)),
+        "output": "N×C×H×W float32 logits at the input's size; argmax over C is the label",
+    })
     if inputs:
-        meta["input_names"] = json.dumps(list(inputs))
-        meta["input"] = json.dumps(
-            "one N×C×H×W float32 raw input per modality, all of one size: color RGB 0-255; "
-            "hha as stored, 0-255 (3 channels); depth in millimetres, 0 where unknown "
-            "(1 channel); the graph normalises each" if raw_pixels else
-            "one N×C×H×W float32 input per modality, all of one size: color normalised per "
-            "input_convention; hha minus the HHA mean (3 channels); depth log depth minus its "
-            "mean (1 channel)")
+        meta["input_names"] = list(inputs)
     if outputs:
-        meta["output_names"] = json.dumps(list(outputs))
-        meta["output"] = json.dumps("one N×C×H×W float32 logits map per head, at the input's "
-                                    "size; argmax over C is the head's label")
-    return meta
+        meta["output_names"] = list(outputs)
+        meta["output"] = ("one N×C×H×W float32 logits map per head, at the input's size; argmax "
+                          "over C is the head's label")
+    return {k: json.dumps(v) for k, v in meta.items()}
 
 
 def checkpoint_record(validation_data: Mapping[str, Any] | None,
@@ -173,12 +138,8 @@ def checkpoint_record(validation_data: Mapping[str, Any] | None,
     dataset spec of its recipe (so that ``fcnseg evaluate`` scores the export on it without
     ``--dataset``), and ``metrics``, the checkpoint's figures. JSON values only (a path in a
     spec becomes its text); absent ones are left out."""
-    record: dict[str, Any] = {}
-    if validation_data:
-        record["validation_data"] = json.loads(json.dumps(dict(validation_data), default=str))
-    if metrics:
-        record["metrics"] = json.loads(json.dumps(dict(metrics), default=str))
-    return record
+    given = {"validation_data": validation_data, "metrics": metrics}
+    return {k: json.loads(json.dumps(dict(v), default=str)) for k, v in given.items() if v}
 
 
 def sample_batches(
@@ -211,13 +172,11 @@ def sample_batches(
         mm = torch.randint(500, 10_000, (n, 1, hh, ww), generator=gen).float()
         return mm * (torch.rand(n, 1, hh, ww, generator=gen) > 0.05)
 
-    out: list[Sample] = []
-    for n, (hh, ww) in ((1, (h, w)), (2, second)):
-        if not modalities:
-            out.append(image(n, hh, ww))
-            continue
-        out.append({m: (depth if m == "depth" else image)(n, hh, ww) for m in modalities})
-    return out
+    sizes = ((1, (h, w)), (2, second))
+    if not modalities:
+        return [image(n, hh, ww) for n, (hh, ww) in sizes]
+    return [{m: (depth if m == "depth" else image)(n, hh, ww) for m in modalities}
+            for n, (hh, ww) in sizes]
 
 
 @dataclass(frozen=True)
@@ -253,7 +212,8 @@ def export_subject(model: nn.Module, sample_size: tuple[int, int], *,
         for t in itertools.chain(model.parameters(), model.buffers()) if t.is_floating_point()))
     if not ready:
         model = plain_copy(model).to("cpu").float().eval()
-    inputs, outputs = input_names(model), output_names(model)
+    inputs = _several(getattr(model, "input_names", ()))  # modalities
+    outputs = _several(getattr(model, "head_classes", {}))  # heads
     convention = getattr(model, "input_convention", None)
     channels = getattr(convention, "channels", 3)  # a multi-band model's band count
     samples = sample_batches(sample_size, modalities=inputs, channels=channels)  # raw pixels
@@ -263,13 +223,19 @@ def export_subject(model: nn.Module, sample_size: tuple[int, int], *,
         with torch.no_grad():
             samples = [preprocess(x) for x in samples]
         model.preprocess = nn.Identity()
-    # One output: the logits (or one per head).
-    return ExportSubject(logits_model(model), samples, inputs, outputs, raw_pixels)
+    if getattr(model, "output", "tensor") == "dict":  # one output: the logits
+        model = LogitsOnly(model).eval()
+    return ExportSubject(model, samples, inputs, outputs, raw_pixels)
+
+
+def _several(names: Any) -> tuple[str, ...] | None:
+    """The names of a model's inputs or heads where it has several; None for one."""
+    names = tuple(names or ())
+    return names if len(names) > 1 else None
 
 
 def _arrays(value: Any) -> dict[str, np.ndarray]:
-    """Model or export outputs as ``{name: array}``: a dict by its keys, one tensor or array
-    as ``"logits"``."""
+    """Outputs as ``{head: array}``; a single one as ``"logits"``."""
     def array(v: Any) -> np.ndarray:
         return v.float().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
 

@@ -45,7 +45,7 @@ from fcnseg.utils.files import atomic_path
 from fcnseg.utils.typing import PathLike
 from fcnseg.weightfiles.artifacts import onnx_session, read_onnx_metadata
 
-__all__ = ["EXPORTERS", "OnnxExport", "OnnxOptions", "append_argmax", "export_onnx",
+__all__ = ["EXPORTERS", "OnnxExport", "OnnxOptions", "export_onnx", "labels_out",
            "read_onnx_metadata"]
 
 EXPORTERS = ("legacy", "dynamo")
@@ -177,12 +177,16 @@ def export_onnx(model: nn.Module, path: PathLike, options: OnnxOptions | None = 
             raise ExportError(f"{opts.exporter} ONNX export failed: {type(e).__name__}: "
                               f"{e}") from e
         gc.collect()  # the tracer's graph and its constants
-        _store_metadata(onnx, tmp, subject.metadata(description))
+        proto = onnx.load(str(tmp))
+        set_metadata(proto, subject.metadata(description))
+        onnx.save(proto, str(tmp))
+        del proto
+        onnx.checker.check_model(str(tmp))  # by path: checks without loading it again
         run = graph.runner(onnx_session(str(tmp), lean=True))
         checks = check_samples(subject.model, run, subject.samples, opts.atol, opts.rtol)
         if opts.labels_out:
             wide = int(description.get("num_classes") or 0) > 256
-            data = _with_labels_out(tmp.read_bytes(), subject.samples, run, wide)
+            data = _with_labels_out(onnx.load(str(tmp)), subject.samples, graph, run, wide)
             tmp.write_bytes(data)
             del data
         size = tmp.stat().st_size
@@ -219,45 +223,35 @@ class _GraphIO:
         return run
 
 
-def _store_metadata(onnx: Any, file: Path, metadata: Mapping[str, str]) -> None:
-    """Replace the ONNX file's ``metadata_props`` with ``metadata`` and check the model."""
-    proto = onnx.load(str(file))
+def set_metadata(proto: Any, metadata: Mapping[str, str]) -> None:
+    """Replace an ONNX model's ``metadata_props`` with ``metadata``; fcnseg is its producer."""
     del proto.metadata_props[:]
     for key, value in metadata.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     proto.producer_name = "fcnseg"
-    onnx.save(proto, str(file))
-    del proto
-    onnx.checker.check_model(str(file))  # by path: checks without loading it again
 
 
-def _with_labels_out(data: bytes, samples: list[Any], run_logits: Any, wide: bool) -> bytes:
-    """The verified logits graph ``data`` with an argmax appended to its output, checked to
-    give the argmax of the logits graph on every sample."""
-    onnx, _ = _require_onnx()
-    proto = onnx.load_from_string(data)
-    append_argmax(proto, wide=wide)
-    for entry in proto.metadata_props:
-        if entry.key == "outputs":
-            entry.value = json.dumps("labels")
-        elif entry.key == "output":
-            entry.value = json.dumps("N×H×W labels (uint8; int32 past 256 classes): the "
-                                     "argmax over the classes of the logits")
+def _with_labels_out(proto: Any, samples: list[Any], graph: _GraphIO, run_logits: Any,
+                     wide: bool) -> bytes:
+    """The verified logits graph ending in labels (:func:`labels_out`), checked to give the
+    argmax of the logits graph on every sample."""
+    labels_out(proto, wide=wide)
     labelled = proto.SerializeToString()
-    check = onnx_session(labelled)
+    run_labels = graph.runner(onnx_session(labelled))
     for x in samples:
         expected = np.asarray(run_logits(x)).argmax(1)
-        got = check.run(None, {check.get_inputs()[0].name: x.numpy()})[0]
+        got = run_labels(x)
         if got.shape != expected.shape or not np.array_equal(got.astype(np.int64), expected):
             raise ExportError("the argmax appended to the graph does not give the logits' "
                               "labels")
     return labelled
 
 
-def append_argmax(proto: Any, *, wide: bool = False) -> None:
+def labels_out(proto: Any, *, wide: bool = False) -> None:
     """End an ONNX graph of one N×C×H×W logits output in ArgMax over C and a Cast to uint8
-    (int32 when ``wide``): the output keeps its name and becomes N×H×W labels."""
+    (int32 when ``wide``): the output keeps its name and becomes N×H×W labels, and the
+    metadata (``outputs``, ``output``) says so."""
     onnx, _ = _require_onnx()
     from onnx import TensorProto, helper
 
@@ -266,15 +260,19 @@ def append_argmax(proto: Any, *, wide: bool = False) -> None:
     logits = out.name + "_logits"
     for node in graph.node:  # rename the logits where they are produced
         node.output[:] = [logits if o == out.name else o for o in node.output]
+    label_type = TensorProto.INT32 if wide else TensorProto.UINT8
     graph.node.extend([
         helper.make_node("ArgMax", [logits], [out.name + "_argmax"], axis=1, keepdims=0),
-        helper.make_node("Cast", [out.name + "_argmax"], [out.name],
-                         to=TensorProto.INT32 if wide else TensorProto.UINT8),
+        helper.make_node("Cast", [out.name + "_argmax"], [out.name], to=label_type),
     ])
     dims = [d.dim_param or d.dim_value for d in out.type.tensor_type.shape.dim]
-    new_out = helper.make_tensor_value_info(
-        out.name, TensorProto.INT32 if wide else TensorProto.UINT8,
-        [dims[0], *dims[2:]] if len(dims) == 4 else None)
+    new_out = helper.make_tensor_value_info(out.name, label_type,
+                                            [dims[0], *dims[2:]] if len(dims) == 4 else None)
     graph.output.remove(out)
     graph.output.append(new_out)
     onnx.checker.check_model(proto)
+    meta = {e.key: e.value for e in proto.metadata_props}
+    meta["outputs"] = json.dumps("labels")
+    meta["output"] = json.dumps("N×H×W labels (uint8; int32 past 256 classes): the argmax "
+                                "over the classes of the logits")
+    set_metadata(proto, meta)

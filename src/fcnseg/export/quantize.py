@@ -16,8 +16,10 @@ kept only when that measurably raises mean IU.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
+import logging
 import math
 import tempfile
 import warnings
@@ -30,24 +32,12 @@ import numpy as np
 from torch import nn
 
 from fcnseg.export.common import ExportError
-from fcnseg.export.onnx_export import append_argmax, export_onnx
+from fcnseg.export.onnx_export import export_onnx, labels_out, set_metadata
 from fcnseg.metrics import confusion_matrix, scores
 from fcnseg.utils.files import atomic_write_bytes
-from fcnseg.utils.hardware import INT8_DOT_FLAGS
+from fcnseg.utils.hardware import INT8_DOT_FLAGS, cpu_info
 from fcnseg.utils.typing import PathLike
-
-__all__ = [
-    "ENGINE",
-    "KEEP_FLOAT",
-    "QuantizeError",
-    "QuantizeOptions",
-    "QuantizeResult",
-    "Comparison",
-    "compare_models",
-    "int8_dot_products",
-    "pre_vnni_exact",
-    "quantize_model",
-]
+from fcnseg.weightfiles.artifacts import onnx_session
 
 ENGINE = "onnxruntime"
 #: Without int8 dot products (INT8_DOT_FLAGS), x86 int8 kernels (``vpmaddubsw``) add each pair
@@ -143,8 +133,6 @@ class QuantizeResult:
 
 
 def _require_engine() -> tuple[Any, Any]:
-    """The ``onnx`` module and ONNX Runtime's quantization, or a QuantizeError saying what to
-    install."""
     try:
         import onnx
         import onnxruntime.quantization as quantization
@@ -255,8 +243,6 @@ def quantize_model(
 
 
 def _check_quantizable(model: nn.Module, options: QuantizeOptions) -> None:
-    """A ValueError for unknown options, a QuantizeError for a model of several inputs or
-    heads (int8 takes one colour input and one output)."""
     if options.keep_float not in KEEP_FLOAT:
         raise ValueError(f"keep_float must be one of {KEEP_FLOAT}, got {options.keep_float!r}")
     if getattr(model, "input_names", ("color",)) not in (("color",), ["color"]) \
@@ -277,7 +263,7 @@ def _reduce_range(options: QuantizeOptions, log: Callable[[str], None]) -> bool:
 
 
 def _count_images(calibration: Callable[[], Iterator[np.ndarray]]) -> int:
-    """How many calibration images there are, each read: bad ones fail before the export."""
+    """Every calibration image read once, so that bad ones fail before the export."""
     count = sum(1 for _ in calibration())
     if count == 0:
         raise QuantizeError("the calibration set is empty: give a folder of images or a "
@@ -287,9 +273,7 @@ def _count_images(calibration: Callable[[], Iterator[np.ndarray]]) -> int:
 
 def _variants(proto: Any, num_classes: int, keep_float: str,
               validated: bool) -> dict[str, list[str]]:
-    """The int8 variants to make, each with the nodes it keeps in float: all int8 ("none"),
-    the sensitive layers in float ("sensitive"), or both when ``auto`` can compare them on a
-    validation set."""
+    """``{variant: nodes kept in float}``; ``auto`` makes both only when it can compare them."""
     variants = {"none": [], "sensitive": sensitive_nodes(proto, num_classes)}
     if keep_float != "auto":
         return {keep_float: variants[keep_float]}
@@ -301,18 +285,18 @@ def _compare_variants(float_path: Path, files: dict[str, Path],
                       validation: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]] | None,
                       description: dict[str, Any], threads: int | None,
                       log: Callable[[str], None]) -> dict[str, Comparison]:
-    """Each int8 variant scored against the float model on the validation pairs ({} without
-    them)."""
     if validation is None:
         return {}
     num_classes = len(description["class_names"])
     ignore_index = int(description.get("ignore_index", 255))
-    float_session = _session(float_path, threads)
+    float_session = onnx_session(str(float_path), threads)
     comparisons: dict[str, Comparison] = {}
     for name, path in files.items():
-        log(f"evaluating int8 ({_variant_text(name, variants[name])}) against float")
-        comparisons[name] = compare_models(float_session, _session(path, threads), validation,
-                                           num_classes, ignore_index)
+        layers = ("every layer" if name == "none" else
+                  f"{len(variants[name])} sensitive layers in float")
+        log(f"evaluating int8 ({layers}) against float")
+        comparisons[name] = compare_models(float_session, onnx_session(str(path), threads),
+                                           validation, num_classes, ignore_index)
     return comparisons
 
 
@@ -337,16 +321,12 @@ def _accuracy_gate(result: QuantizeResult, class_names: list[str], options: Quan
 
 def _final_bytes(onnx: Any, chosen: Path, float_path: Path,
                  record: Callable[[Any], dict[str, Any]], labels_of: int | None) -> bytes:
-    """The chosen int8 graph with the float export's metadata and the quantization record
-    (``record`` of the graph); ending in an argmax over ``labels_of`` classes
-    (``--labels-out``) unless None."""
+    """The chosen graph with the float export's metadata and ``record(graph)``, ending in
+    labels over ``labels_of`` classes unless None."""
     final = onnx.load(str(chosen))
     _write_metadata(final, onnx.load(str(float_path), load_external_data=False), record(final))
     if labels_of is not None:
-        append_argmax(final, wide=labels_of > 256)
-        for entry in final.metadata_props:
-            if entry.key == "outputs":
-                entry.value = json.dumps("labels")
+        labels_out(final, wide=labels_of > 256)
     return final.SerializeToString()
 
 
@@ -362,8 +342,7 @@ def _float_onnx(quantization: Any, model: nn.Module, description: dict[str, Any]
         raise QuantizeError(f"{ENGINE} cannot quantize this model: its ONNX export failed "
                             f"({str(e).splitlines()[0][:200]})") from None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with _quiet():
             quantization.shape_inference.quant_pre_process(
                 str(float_path), str(prepared), skip_symbolic_shape=True)
     except Exception:  # noqa: BLE001 - pre-processing is an optimisation, not required
@@ -391,10 +370,6 @@ def _record(options: QuantizeOptions, result: QuantizeResult, forced: bool,
     }
 
 
-def _variant_text(name: str, exclude: Sequence[str]) -> str:
-    return "every layer" if name == "none" else f"{len(exclude)} sensitive layers in float"
-
-
 def _choose(comparisons: dict[str, Comparison], names: list[str],
             log: Callable[[str], None]) -> str:
     """The all-int8 variant unless keeping the sensitive layers in float measurably helps."""
@@ -419,16 +394,14 @@ def _quantize_static(quantization: Any, source: Path, target: Path, reader: _Rea
         kwargs["calibration_cache_path"] = str(cache)
     reader.rewind()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            _quiet_root_logger(lambda: quantization.quantize_static(
+        with _quiet():
+            quantization.quantize_static(
                 str(source), str(target), reader,
                 quant_format=quantization.QuantFormat.QDQ, per_channel=True,
                 activation_type=quantization.QuantType.QUInt8,
                 weight_type=quantization.QuantType.QInt8,
                 calibrate_method=quantization.CalibrationMethod.MinMax,
-                nodes_to_exclude=list(exclude), reduce_range=reduce_range,
-                **kwargs))
+                nodes_to_exclude=list(exclude), reduce_range=reduce_range, **kwargs)
     except QuantizeError:
         raise
     except Exception as e:  # noqa: BLE001 - the engine's errors are long and varied
@@ -437,24 +410,19 @@ def _quantize_static(quantization: Any, source: Path, target: Path, reader: _Rea
     return target
 
 
-def _quiet_root_logger(fn: Callable[[], Any]) -> Any:
-    """Run ``fn`` with the root logger at ERROR: ONNX Runtime's quantizer logs a warning for
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """No warnings, and the root logger at ERROR: ONNX Runtime's quantizer logs a warning for
     every shape tensor it leaves in float."""
-    import logging
-
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)
     try:
-        return fn()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
     finally:
         root.setLevel(level)
-
-
-def _session(path: Path, threads: int | None) -> Any:
-    from fcnseg.weightfiles.artifacts import onnx_session
-
-    return onnx_session(str(path), threads)
 
 
 def compare_models(reference: Any, int8: Any,
@@ -487,11 +455,7 @@ def compare_models(reference: Any, int8: Any,
 def int8_dot_products(flags: Iterable[str] | None = None) -> bool:
     """Whether a CPU (this one by default; else its /proc/cpuinfo flags) has int8 dot products
     that sum u8·s8 products in 32 bits (AVX512-VNNI, AVX-VNNI, AMX-INT8)."""
-    if flags is None:
-        from fcnseg.utils.hardware import cpu_info
-
-        flags = cpu_info().flags
-    return bool(set(INT8_DOT_FLAGS) & set(flags))
+    return bool(set(INT8_DOT_FLAGS) & set(cpu_info().flags if flags is None else flags))
 
 
 def pre_vnni_exact(proto: Any) -> bool:
@@ -510,10 +474,7 @@ def pre_vnni_exact(proto: Any) -> bool:
 
 
 def _cpu_record() -> dict[str, Any]:
-    """The CPU the gate's figures were measured on: its int8 dot-product instructions decide
-    the kernels (VNNI computes u8·s8 sums exactly; without it they go through 16 bits)."""
-    from fcnseg.utils.hardware import cpu_info
-
+    """The CPU the gate measured on: its int8 dot products decide the kernels' sums."""
     cpu = cpu_info()
     return {"cpu": cpu.model, "vnni": bool({"avx512_vnni", "avx_vnni"} & set(cpu.flags)),
             "amx_int8": "amx_int8" in cpu.flags}
@@ -533,9 +494,5 @@ def _write_metadata(proto: Any, float_proto: Any, record: dict[str, Any]) -> Non
         metrics["checkpoint"] = float_metrics
     if metrics:
         meta["metrics"] = json.dumps(metrics, allow_nan=True)
-    del proto.metadata_props[:]
-    for key, value in meta.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    proto.producer_name = "fcnseg"
+    set_metadata(proto, meta)
 

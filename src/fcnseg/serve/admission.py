@@ -9,8 +9,6 @@ import anyio
 
 from fcnseg.serve.errors import RequestError
 
-__all__ = ["Admission"]
-
 
 class Admission:
     """At most ``max_concurrency`` requests running and ``max_queue`` more admitted.

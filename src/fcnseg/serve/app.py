@@ -41,14 +41,10 @@ from fcnseg.inference.visualize import label_png_bytes as encode_label_png
 from fcnseg.serve.body import ReadBodyFirst
 from fcnseg.serve.errors import RequestError, request_error_response, validation_error_response
 from fcnseg.serve.limits import ServiceLimits
-from fcnseg.serve.segment import ACCEPTED_FORMATS, SegmentOptions, heatmap_options
+from fcnseg.serve.segment import SegmentOptions, heatmap_options
 from fcnseg.serve.service import SegmentationService
 
-__all__ = [
-    "ACCEPTED_FORMATS",
-    "create_app",
-    "encode_label_png",
-]
+__all__ = ["create_app", "encode_label_png"]
 
 # Everything the page loads comes from this server: no CDN (the service may be offline).
 _PAGE_CSP = ("default-src 'self'; img-src 'self' data: blob:; script-src 'self'; "

@@ -13,28 +13,26 @@ import contextlib
 import os
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from fcnseg.data.images import ImageError, ImageTooLargeError
+from fcnseg.data.images import ImageError
 from fcnseg.data.rasters import RasterReader, display_rgb, open_raster
 from fcnseg.inference import Prediction, Segmenter
 from fcnseg.inference.rasters import model_bands, segmenter_tile_fn
 from fcnseg.inference.visualize import picture_png_bytes
-from fcnseg.serve.errors import RequestError
 from fcnseg.serve.segment import (
     SegmentOptions,
     encode_answer,
-    log,
+    image_errors,
+    inference_errors,
     preview_size,
     probe_image,
 )
-
-__all__ = ["picture_bands", "probe_raster", "segment_raster", "takes_bands"]
 
 #: The first bytes of a TIFF (classic and BigTIFF, either byte order).
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
@@ -56,9 +54,9 @@ def picture_bands(bands: Sequence[str]) -> tuple[str, ...] | None:
 
 @contextlib.contextmanager
 def _opened(data: bytes, segmenter: Segmenter,
-            max_pixels: int) -> Iterator[tuple[RasterReader, Path]]:
+            max_pixels: int) -> Iterator[tuple[RasterReader, Callable[[ImageError], str]]]:
     """The upload as a raster reader of the model's bands (by name where the file names them;
-    else every band in file order), with the temporary file it reads. Errors are
+    else every band in file order), with what names the upload in its errors. Errors are
     :class:`RequestError` naming the upload: 415 for no image, 413 for too many pixels, 400
     for other bands or a corrupt file."""
     if not data.startswith(TIFF_MAGIC):
@@ -67,39 +65,28 @@ def _opened(data: bytes, segmenter: Segmenter,
     # temporary one, removed at once after.
     fd, name = tempfile.mkstemp(prefix="fcnseg-upload-", suffix=".tif")
     path = Path(name)
+
+    def named(e: ImageError) -> str:  # about the upload rather than its temporary file
+        message = " ".join(f"upload: {e.problem}".split())  # one line
+        return message.replace(str(path), "upload").replace(path.name, "upload")
+
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        try:
+        with image_errors(named):
             reader = open_raster(path, max_pixels=max_pixels)
             bands = model_bands(segmenter, reader.info)
             if bands is not None:
                 reader.close()
                 reader = open_raster(path, bands=bands, max_pixels=max_pixels)
-        except ImageTooLargeError as e:
-            raise RequestError(413, _named(e, path)) from None
-        except ImageError as e:
-            raise RequestError(400, _named(e, path)) from None
         try:
-            _check_bands(segmenter, reader, path)
-            yield reader, path
+            with image_errors(named):
+                segmenter_tile_fn(segmenter, reader.info)  # checks the band count, nothing run
+            yield reader, named
         finally:
             reader.close()
     finally:
         path.unlink(missing_ok=True)
-
-
-def _named(e: ImageError, path: Path) -> str:
-    """``e``'s message about the upload rather than its temporary file."""
-    message = " ".join(f"upload: {e.problem}".split())  # one line
-    return message.replace(str(path), "upload").replace(path.name, "upload")
-
-
-def _check_bands(segmenter: Segmenter, reader: RasterReader, path: Path) -> None:
-    try:
-        segmenter_tile_fn(segmenter, reader.info)  # checks the band count, nothing run
-    except ImageError as e:
-        raise RequestError(400, _named(e, path)) from None
 
 
 def probe_raster(data: bytes, segmenter: Segmenter, max_pixels: int) -> tuple[int, int]:
@@ -115,19 +102,13 @@ def segment_raster(segmenter: Segmenter, data: bytes, options: SegmentOptions,
     the raster (its red, green and blue bands stretched 2/98) at the preview size. Slow: run
     it in a worker thread."""
     t0 = time.perf_counter()
-    with _opened(data, segmenter, max_pixels) as (reader, path):
-        try:
+    with _opened(data, segmenter, max_pixels) as (reader, named):
+        with image_errors(named):
             image = reader.read_all()
-        except ImageError as e:
-            raise RequestError(400, _named(e, path)) from None
         run = segmenter_tile_fn(segmenter, reader.info)
     t1 = time.perf_counter()
-    try:
+    with inference_errors(f"a raster upload of {image.shape[1]}×{image.shape[0]}"):
         logits = run(image[None])
-    except Exception as e:  # noqa: BLE001 - one failed request must not end the service
-        log.exception("segmenting a raster upload of %d×%d failed", image.shape[1],
-                      image.shape[0])
-        raise RequestError(500, f"inference failed ({type(e).__name__})") from None
     bands = segmenter.input_convention.bands or ()
     names = tuple(segmenter.class_names)
     label = logits.argmax(1)[0].cpu().numpy().astype(np.uint8 if len(names) <= 256

@@ -34,9 +34,6 @@ import numpy as np
 
 from fcnseg.inference import Prediction, Segmenter
 
-__all__ = ["BatchStats", "BatchingDecision", "InferenceBatcher", "batching_from_probe",
-           "decide_batching"]
-
 #: Batching is chosen on a CPU when a batch of two takes at most this fraction of the time of
 #: two single passes: a clear gain, not one a busy machine's noise could fake.
 BATCH_GAIN = 0.9
@@ -76,16 +73,14 @@ def batching_from_probe(single_s: float, batch_s: float, *,
     same two as one batch (``batch_s``); batching only when ``batch_s <= gain * single_s``."""
     enabled = batch_s <= gain * single_s
     ratio = batch_s / single_s
+    took = f"on this CPU a batch of two took {ratio:.2f}× the time of two single passes"
+    needs = f"(batching needs {gain:.2f}× or less)"
     if enabled:
-        reason = (f"on: on this CPU a batch of two took {ratio:.2f}× the time of two single "
-                  f"passes (batching needs {gain:.2f}× or less)")
+        reason = f"on: {took} {needs}"
     elif ratio < 1.0:
-        reason = (f"off: on this CPU a batch of two took {ratio:.2f}× the time of two single "
-                  f"passes, a gain too small to pay for waiting to fill a batch (batching "
-                  f"needs {gain:.2f}× or less)")
+        reason = f"off: {took}, a gain too small to pay for waiting to fill a batch {needs}"
     else:
-        reason = (f"off: on this CPU a batch of two took {ratio:.2f}× the time of two single "
-                  f"passes, no faster than one image at a time")
+        reason = f"off: {took}, no faster than one image at a time"
     return BatchingDecision(enabled, reason, single_s, batch_s)
 
 

@@ -13,8 +13,6 @@ from typing import Any
 import anyio
 from starlette.responses import JSONResponse
 
-__all__ = ["ReadBodyFirst"]
-
 log = logging.getLogger("fcnseg.serve")
 
 Scope = MutableMapping[str, Any]

@@ -9,13 +9,6 @@ from fastapi.exceptions import RequestValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-__all__ = [
-    "RequestError",
-    "request_error_response",
-    "validation_detail",
-    "validation_error_response",
-]
-
 
 class RequestError(Exception):
     """A request the service refuses: an HTTP status and a one-line reason for the client."""

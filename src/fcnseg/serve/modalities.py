@@ -16,17 +16,15 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from fcnseg.data.images import open_upright
-from fcnseg.inference import ImageError, ImageTooLargeError, Segmenter, load_image
+from fcnseg.inference import ImageError, Segmenter, load_image
 from fcnseg.serve.errors import RequestError
-from fcnseg.serve.segment import SegmentOptions, encode_answer, log, probe_image
-
-__all__ = [
-    "decode_input",
-    "probe_inputs",
-    "read_modality_uploads",
-    "segment_inputs",
-    "takes_several_inputs",
-]
+from fcnseg.serve.segment import (
+    SegmentOptions,
+    encode_answer,
+    image_errors,
+    inference_errors,
+    probe_image,
+)
 
 
 def takes_several_inputs(segmenter: Segmenter) -> bool:
@@ -118,24 +116,15 @@ def segment_inputs(segmenter: Segmenter, uploads: Mapping[str, bytes], options: 
             naming the field), 500 when inference itself fails (logged).
     """
     t0 = time.perf_counter()
-    arrays = {}
-    for modality, data in uploads.items():
-        try:
-            arrays[modality] = decode_input(modality, data, max_pixels)
-        except ImageTooLargeError as e:
-            raise RequestError(413, str(e)) from None
-        except ImageError as e:
-            raise RequestError(400, str(e)) from None
+    with image_errors():
+        arrays = {m: decode_input(m, data, max_pixels) for m, data in uploads.items()}
     sizes = {m: a.shape[:2] for m, a in arrays.items()}
     if len(set(sizes.values())) > 1:  # EXIF orientation can differ where the headers agree
         listing = ", ".join(f"{m} {w}×{h}" for m, (h, w) in sizes.items())
         raise RequestError(400, f"the inputs differ in size ({listing})")
     t1 = time.perf_counter()
-    try:
+    height, width = next(iter(sizes.values()))
+    with inference_errors(f"uploads {list(arrays)} of {width}×{height}"):
         pred = segmenter.predict_inputs(arrays, return_probs=options.wants_probs)
-    except Exception as e:  # noqa: BLE001 - one failed request must not end the service
-        height, width = next(iter(sizes.values()))
-        log.exception("segmenting uploads %s of %d×%d failed", list(arrays), width, height)
-        raise RequestError(500, f"inference failed ({type(e).__name__})") from None
     return encode_answer(segmenter, pred, options, decode_s=t1 - t0,
                          inference_s=time.perf_counter() - t1)

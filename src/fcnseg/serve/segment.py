@@ -4,11 +4,12 @@ then decoded, segmented and encoded into the answer."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import logging
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -35,20 +36,6 @@ from fcnseg.inference.visualize import (
 )
 from fcnseg.serve.errors import RequestError
 from fcnseg.serve.limits import PREVIEW_MAX_SIDE
-
-__all__ = [
-    "ACCEPTED_FORMATS",
-    "SegmentOptions",
-    "encode_answer",
-    "head_palette",
-    "heatmap_options",
-    "parse_head_heatmap_classes",
-    "parse_heatmap_classes",
-    "preview_size",
-    "probe_image",
-    "read_upload",
-    "segment_upload",
-]
 
 log = logging.getLogger("fcnseg.serve")
 
@@ -187,6 +174,28 @@ def probe_image(data: bytes, max_pixels: int) -> tuple[int, int]:
     return width, height
 
 
+@contextlib.contextmanager
+def image_errors(message: Callable[[ImageError], str] = str) -> Iterator[None]:
+    """Decoding errors as the request's: 413 for too many pixels, 400 for the rest."""
+    try:
+        yield
+    except ImageTooLargeError as e:
+        raise RequestError(413, message(e)) from None
+    except ImageError as e:
+        raise RequestError(400, message(e)) from None
+
+
+@contextlib.contextmanager
+def inference_errors(what: str) -> Iterator[None]:
+    """A failed inference as 500, logged with its traceback (naming ``what`` was segmented):
+    one failed request must not end the service."""
+    try:
+        yield
+    except Exception as e:  # noqa: BLE001
+        log.exception("segmenting %s failed", what)
+        raise RequestError(500, f"inference failed ({type(e).__name__})") from None
+
+
 def segment_upload(segmenter: Segmenter, data: bytes, options: SegmentOptions,
                    max_pixels: int, predict: Predict | None = None) -> bytes | dict[str, Any]:
     """Decode, segment and encode one upload: the label map as PNG bytes for ``format="png"``,
@@ -200,18 +209,11 @@ def segment_upload(segmenter: Segmenter, data: bytes, options: SegmentOptions,
             inference itself fails (logged with its traceback).
     """
     t0 = time.perf_counter()
-    try:
+    with image_errors():
         image = load_image(data, name="upload", max_pixels=max_pixels)
-    except ImageTooLargeError as e:
-        raise RequestError(413, str(e)) from None
-    except ImageError as e:
-        raise RequestError(400, str(e)) from None
     t1 = time.perf_counter()
-    try:
+    with inference_errors(f"an upload of {image.shape[1]}×{image.shape[0]}"):
         pred = (predict or segmenter.predict)(image, return_probs=options.wants_probs)
-    except Exception as e:  # noqa: BLE001 - one failed request must not end the service
-        log.exception("segmenting an upload of %d×%d failed", image.shape[1], image.shape[0])
-        raise RequestError(500, f"inference failed ({type(e).__name__})") from None
     return encode_answer(segmenter, pred, options, decode_s=t1 - t0,
                          inference_s=time.perf_counter() - t1)
 

@@ -33,21 +33,12 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from fcnseg.serve.limits import ConnectionGauge, ServiceLimits
 
-__all__ = [
-    "ACCEPT_ERROR_LOG_INTERVAL_S",
-    "AcceptErrorLog",
-    "GuardedServer",
-    "build_server",
-    "guarded_protocol",
-    "serve",
-    "server_config",
-]
-
 log = logging.getLogger("fcnseg.serve")
 
 #: Accept errors are logged at most once per this many seconds.
 ACCEPT_ERROR_LOG_INTERVAL_S = 10.0
 _OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+
 
 def _raw_response(status: str, detail: str) -> bytes:
     """A whole HTTP/1.1 error response that closes its connection, written before (or instead
@@ -145,13 +136,6 @@ class AcceptErrorLog:
         self._last, self._folded = now, 0
 
 
-def server_config(app: Any, limits: ServiceLimits, gauge: ConnectionGauge, *,
-                  log_level: str = "info") -> uvicorn.Config:
-    """The uvicorn configuration of :func:`serve`."""
-    return uvicorn.Config(app, log_level=log_level,
-                          http=guarded_protocol(gauge, limits.header_timeout_s))
-
-
 class GuardedServer(uvicorn.Server):
     """uvicorn's server with :class:`AcceptErrorLog` as its event loop's exception handler."""
 
@@ -164,7 +148,8 @@ def build_server(app: Any, limits: ServiceLimits, gauge: ConnectionGauge, *,
                  log_level: str = "info") -> GuardedServer:
     """The server of :func:`serve`, to be run (``.run(sockets=[sock])``) and stopped
     (``.should_exit = True``) by its caller."""
-    return GuardedServer(server_config(app, limits, gauge, log_level=log_level))
+    return GuardedServer(uvicorn.Config(app, log_level=log_level,
+                                        http=guarded_protocol(gauge, limits.header_timeout_s)))
 
 
 def serve(app: Any, sock: socket.socket, limits: ServiceLimits, gauge: ConnectionGauge, *,

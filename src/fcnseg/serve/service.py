@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import anyio.to_thread
@@ -26,8 +27,6 @@ from fcnseg.serve.segment import (
     read_upload,
     segment_upload,
 )
-
-__all__ = ["SegmentationService"]
 
 #: The fields of :meth:`Segmenter.describe` that ``GET /v1/model`` reports.
 _MODEL_FIELDS = ("arch", "geometry", "num_classes", "class_names", "palette", "ignore_index",
@@ -88,29 +87,23 @@ class SegmentationService:
         place is only ever held by a request whose upload has arrived. A model with several
         inputs takes one file per modality (:mod:`~fcnseg.serve.modalities`).
         """
-        if takes_several_inputs(self.segmenter):
-            with self.admission.place():
-                uploads = await read_modality_uploads(request, self.segmenter.input_names)
-                await anyio.to_thread.run_sync(probe_inputs, uploads, self.limits.max_pixels)
-                answer = await anyio.to_thread.run_sync(
-                    segment_inputs, self.segmenter, uploads, options, self.limits.max_pixels,
-                    limiter=self.admission.limiter)
-            return _response(answer)
-        if takes_bands(self.segmenter):  # one raster of the model's bands
-            with self.admission.place():
-                data = await read_upload(request)
-                await anyio.to_thread.run_sync(probe_raster, data, self.segmenter,
-                                               self.limits.max_pixels)
-                answer = await anyio.to_thread.run_sync(
-                    segment_raster, self.segmenter, data, options, self.limits.max_pixels,
-                    limiter=self.admission.limiter)
-            return _response(answer)
+        seg, max_pixels = self.segmenter, self.limits.max_pixels
         with self.admission.place():
-            data = await read_upload(request)
-            await anyio.to_thread.run_sync(probe_image, data, self.limits.max_pixels)
-            answer = await anyio.to_thread.run_sync(
-                segment_upload, self.segmenter, data, options, self.limits.max_pixels,
-                self.batcher.predict, limiter=self.admission.limiter)
+            if takes_several_inputs(seg):
+                uploads = await read_modality_uploads(request, seg.input_names)
+                probe = partial(probe_inputs, uploads, max_pixels)
+                work = partial(segment_inputs, seg, uploads, options, max_pixels)
+            elif takes_bands(seg):  # one raster of the model's bands
+                data = await read_upload(request)
+                probe = partial(probe_raster, data, seg, max_pixels)
+                work = partial(segment_raster, seg, data, options, max_pixels)
+            else:
+                data = await read_upload(request)
+                probe = partial(probe_image, data, max_pixels)
+                work = partial(segment_upload, seg, data, options, max_pixels,
+                               self.batcher.predict)
+            await anyio.to_thread.run_sync(probe)
+            answer = await anyio.to_thread.run_sync(work, limiter=self.admission.limiter)
         return _response(answer)
 
 

@@ -8,6 +8,7 @@ checksum mismatch never leaves a file that later calls would trust.
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import os
 import shutil
@@ -24,16 +25,6 @@ import torch.hub
 from tqdm import tqdm
 
 from fcnseg.utils.files import fsync_dir
-
-__all__ = [
-    "ChecksumError",
-    "ConnectionFailed",
-    "DownloadError",
-    "cache_dir",
-    "download",
-    "extract_archive",
-    "file_checksum",
-]
 
 _CHUNK = 1 << 20
 
@@ -175,22 +166,12 @@ def _fetch(url: str, part: Path, *, progress: bool, timeout: float) -> None:
             start = 0  # server ignored the Range header: start over
         total = resp.headers.get("Content-Length")
         total_bytes = int(total) + start if total is not None else None
-        bar = None
-        if progress:
-            bar = tqdm(total=total_bytes, initial=start, unit="B", unit_scale=True,
-                       desc=part.name.removesuffix(".part"), leave=False)
-        try:
-            with open(part, "ab" if start else "wb") as out:
-                while True:
-                    chunk = resp.read(_CHUNK)
-                    if not chunk:
-                        break
-                    out.write(chunk)
-                    if bar is not None:
-                        bar.update(len(chunk))
-        finally:
-            if bar is not None:
-                bar.close()
+        with tqdm(total=total_bytes, initial=start, unit="B", unit_scale=True,
+                  desc=part.name.removesuffix(".part"), leave=False, disable=not progress) as bar, \
+                open(part, "ab" if start else "wb") as out:
+            for chunk in iter(lambda: resp.read(_CHUNK), b""):
+                out.write(chunk)
+                bar.update(len(chunk))
     if total_bytes is not None and part.stat().st_size < total_bytes:
         raise DownloadError(
             f"downloading {url} stopped after {part.stat().st_size} of {total_bytes} bytes; "
@@ -213,24 +194,16 @@ def extract_archive(archive: str | os.PathLike[str], into: str | os.PathLike[str
     try:
         if zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as zf:
-                members = zf.infolist()
-                for info in members:
-                    _check_member(archive, info.filename)
-                    if stat.S_ISLNK(info.external_attr >> 16):
-                        raise DownloadError(f"{archive}: refusing link member {info.filename!r}")
-                for info in members:
-                    _extract_member(archive, info.filename, lambda m=info: zf.extract(m, tmp))
+                _extract_all(archive, [(i.filename, stat.S_ISLNK(i.external_attr >> 16),
+                                        functools.partial(zf.extract, i, tmp))
+                                       for i in zf.infolist()])
         elif tarfile.is_tarfile(archive):
             with tarfile.open(archive) as tf:
-                members = tf.getmembers()
-                for member in members:
-                    _check_member(archive, member.name)
-                    if member.issym() or member.islnk():
-                        raise DownloadError(f"{archive}: refusing link member {member.name!r}")
+                # (before Python 3.11.4 there is no filter: the checks of _extract_all stand in)
                 safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-                for member in members:  # (before Python 3.11.4, checked above instead)
-                    _extract_member(archive, member.name,
-                                    lambda m=member: tf.extract(m, tmp, **safe))
+                _extract_all(archive, [(m.name, m.issym() or m.islnk(),
+                                        functools.partial(tf.extract, m, tmp, **safe))
+                                       for m in tf.getmembers()])
         else:
             raise DownloadError(f"{archive} is not a tar or zip archive (corrupt or truncated?)")
         _merge(tmp, into)
@@ -241,28 +214,29 @@ def extract_archive(archive: str | os.PathLike[str], into: str | os.PathLike[str
     return into
 
 
-def _check_member(archive: Path, name: str) -> None:
-    p = Path(name)
-    if not name.strip():
-        raise DownloadError(f"{archive}: refusing a member with an empty name")
-    if p.is_absolute() or ".." in p.parts:
-        raise DownloadError(f"{archive}: refusing unsafe member path {name!r}")
-
-
-def _extract_member(archive: Path, name: str, extract: Callable[[], object]) -> None:
-    """``extract()`` one member; a member that clashes with one before it (a file ``a`` then
-    ``a/b``, a folder then a file of its name) is one error naming the archive and the member."""
-    try:
-        extract()
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError):
-        raise
-    except OSError as e:
-        reason = {errno.ENOTDIR: "a file earlier in the archive has the name of one of its "
-                                 "folders",
-                  errno.EISDIR: "a folder earlier in the archive has its name",
-                  errno.EEXIST: "an entry earlier in the archive has its name"}.get(
-                      e.errno, e.strerror or str(e))
-        raise DownloadError(f"{archive}: cannot extract member {name!r}: {reason}") from e
+def _extract_all(archive: Path, members: list[tuple[str, bool, Callable[[], object]]]) -> None:
+    """Check every member (name, is a link, extract) before extracting any; a member that
+    clashes with one before it (a file ``a`` then ``a/b``, a folder then a file of its name) is
+    one error naming the archive and the member."""
+    for name, is_link, _ in members:
+        if not name.strip():
+            raise DownloadError(f"{archive}: refusing a member with an empty name")
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise DownloadError(f"{archive}: refusing unsafe member path {name!r}")
+        if is_link:
+            raise DownloadError(f"{archive}: refusing link member {name!r}")
+    for name, _, extract in members:
+        try:
+            extract()
+        except (tarfile.TarError, zipfile.BadZipFile, EOFError):
+            raise
+        except OSError as e:
+            reason = {errno.ENOTDIR: "a file earlier in the archive has the name of one of its "
+                                     "folders",
+                      errno.EISDIR: "a folder earlier in the archive has its name",
+                      errno.EEXIST: "an entry earlier in the archive has its name"}.get(
+                          e.errno, e.strerror or str(e))
+            raise DownloadError(f"{archive}: cannot extract member {name!r}: {reason}") from e
 
 
 def _merge(src: Path, dst: Path) -> None:

@@ -23,23 +23,11 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
 from fcnseg.utils.typing import PathLike
-
-__all__ = [
-    "STALE_AFTER_S",
-    "DiskFullError",
-    "atomic_path",
-    "atomic_write",
-    "atomic_write_bytes",
-    "fsync_dir",
-    "is_disk_full",
-    "remove_dead_writers_temporaries",
-    "remove_stale_temporaries",
-]
 
 _FULL = (errno.ENOSPC, errno.EDQUOT)
 
@@ -102,16 +90,9 @@ def remove_stale_temporaries(folder: PathLike, names: Iterable[str]) -> list[Pat
     (``.last.pt.k3j2h1g0.tmp``) when its process was killed mid-write. Returns what was removed.
 
     Call it only when no other process is writing those files."""
-    folder = Path(folder)
     patterns = [re.compile(rf"\.{re.escape(name)}\.[A-Za-z0-9_]+\.tmp") for name in names]
-    removed = []
-    with contextlib.suppress(FileNotFoundError):
-        for entry in folder.iterdir():
-            if any(p.fullmatch(entry.name) for p in patterns) and entry.is_file():
-                with contextlib.suppress(FileNotFoundError):
-                    entry.unlink()
-                    removed.append(entry)
-    return removed
+    return _remove_where(folder, lambda entry: any(p.fullmatch(entry.name) for p in patterns)
+                         and entry.is_file())
 
 
 def _process_alive(pid: int) -> bool:
@@ -121,8 +102,8 @@ def _process_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OverflowError, OSError):
-        return True  # someone else's live process, or an id we cannot judge: keep its file
+    except (OverflowError, OSError):
+        pass  # someone else's live process, or an id we cannot judge: keep its file
     return True
 
 
@@ -139,12 +120,18 @@ def _is_dead_writers(entry: os.DirEntry, now: float) -> bool:
 def remove_dead_writers_temporaries(folder: PathLike) -> list[Path]:
     """Delete the temporaries of :func:`atomic_write` in ``folder`` whose writer is gone (the
     rule is in the module doc); safe while other processes write there. Returns what went."""
-    removed: list[Path] = []
     now = time.time()
+    return _remove_where(folder, lambda entry: _is_dead_writers(entry, now))
+
+
+def _remove_where(folder: PathLike, remove: Callable[[os.DirEntry], bool]) -> list[Path]:
+    """Delete the entries of ``folder`` that ``remove`` picks; one that goes away (or cannot
+    be read) meanwhile is left to whoever took it."""
+    removed: list[Path] = []
     with contextlib.suppress(OSError), os.scandir(folder) as entries:
         for entry in entries:
             with contextlib.suppress(OSError):
-                if _is_dead_writers(entry, now):
+                if remove(entry):
                     os.unlink(entry.path)
                     removed.append(Path(entry.path))
     return removed
@@ -191,9 +178,8 @@ def fsync_dir(path: PathLike) -> None:
     except OSError:
         return
     try:
-        os.fsync(fd)
-    except OSError:
-        pass
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
     finally:
         os.close(fd)
 

@@ -33,7 +33,7 @@ from torch import nn
 from fcnseg.conventions import CAFFE_BGR, TORCHVISION_RGB, InputConvention
 from fcnseg.models.geometry import CoordMap, trace
 from fcnseg.models.head import AlignedUpsampling
-from fcnseg.models.trunk import ConvolutionalizedTrunk
+from fcnseg.models.trunk import ConvolutionalizedTrunk, check_batch
 from fcnseg.models.upsample import bilinear_upsampling
 from fcnseg.models.weights import (
     WeightsError,
@@ -121,7 +121,7 @@ class AlexNetTrunk(ConvolutionalizedTrunk):
 
     def forward(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
         """``{32: fc7}`` of an N×C×H×W batch (C = ``in_channels``)."""
-        self.check_input(x)
+        check_batch(x, self.in_channels)
         if self.variant == "caffe":
             x = self.norm1(self.pool1(F.relu(self.conv1(x), inplace=True)))
             x = self.norm2(self.pool2(F.relu(self.conv2(x), inplace=True)))
@@ -195,8 +195,7 @@ def load_alexnet_caffe_weights(
         raise WeightsError(f"{path}: Caffe AlexNet weights need fcn_alexnet(variant='caffe')")
     sd = read_alexnet_caffemodel(path) if path.suffix == ".caffemodel" else read_state_dict(path)
     return copy_imagenet_trunk(model, path, sd, CAFFE_ALEXNET_KEYS, "Caffe AlexNet",
-                               convention or CAFFE_BGR, record=convention is not None,
-                               first_conv=("conv1.weight", "conv1.bias"))
+                               convention or CAFFE_BGR, record=convention is not None)
 
 
 def read_alexnet_caffemodel(path: PathLike) -> dict[str, torch.Tensor]:

@@ -30,7 +30,10 @@ from torch import nn
 from fcnseg.conventions import TORCHVISION_RGB, InputConvention, get_convention
 from fcnseg.models.geometry import CoordMap, output_size, trace
 from fcnseg.models.head import HeadNames
+from fcnseg.models.trunk import check_batch
 from fcnseg.models.weights import (
+    IMAGENET_RGB_MEAN,
+    IMAGENET_RGB_STD,
     WeightsError,
     copy_imagenet_trunk,
     model_bands,
@@ -58,9 +61,6 @@ GOOGLENET_NAMES = HeadNames(
     up={(32, 16): "upscore2", (16, 8): "upscore_inception4e"},
     final={"32s": "upscore", "16s": "upscore16", "8s": "upscore8"},
 )
-
-#: torchvision's ``transform_input``: ImageNet mean/std normalisation → (x - 0.5) / 0.5.
-_MEAN, _STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 #: The input torchvision's GoogLeNet weights were trained on: RGB scaled to [-1, 1] (what
 #: ``transform_input`` makes of torchvision's convention).
@@ -169,16 +169,15 @@ class GoogLeNetTrunk(nn.Module):
         return {s: trace(self.strided_layers(s)) for s in (8, 16, 32)}
 
     def _transform_input(self, x: torch.Tensor) -> torch.Tensor:
-        scale = x.new_tensor([s / 0.5 for s in _STD]).view(1, 3, 1, 1)
-        shift = x.new_tensor([(m - 0.5) / 0.5 for m in _MEAN]).view(1, 3, 1, 1)
+        # torchvision's transform_input: ImageNet mean/std normalisation → (x - 0.5) / 0.5.
+        scale = x.new_tensor([s / 0.5 for s in IMAGENET_RGB_STD]).view(1, 3, 1, 1)
+        shift = x.new_tensor([(m - 0.5) / 0.5 for m in IMAGENET_RGB_MEAN]).view(1, 3, 1, 1)
         return x * scale + shift
 
     def forward(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
         """``{8: inception3b, 16: inception4e, 32: inception5b}`` of an N×C×H×W batch (C =
         ``in_channels``)."""
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"expected an N×{self.in_channels}×H×W input, got shape "
-                             f"{tuple(x.shape)}")
+        check_batch(x, self.in_channels)
         if self.transform_input:
             x = self._transform_input(x)
         short_h, short_w = self.min_input - x.shape[-2], self.min_input - x.shape[-1]
@@ -216,9 +215,8 @@ def load_googlenet_weights(
     on (:data:`GOOGLENET_INPUT`, for torchvision's convention), the mean response moved into
     conv1's BatchNorm."""
     path = Path(path)
-    trunk_keys = [k for k in model.state_dict()
-                  if k.split(".", 1)[0] == "conv1" or k.split(".", 1)[0] in INCEPTION_CONFIGS
-                  or k.split(".", 1)[0] in ("conv2", "conv3")]
+    layers = {"conv1", "conv2", "conv3", *INCEPTION_CONFIGS}
+    trunk_keys = [k for k in model.state_dict() if k.split(".", 1)[0] in layers]
     if not trunk_keys:
         raise WeightsError(f"{path}: GoogLeNet weights need an FCN-GoogLeNet model")
     sd = read_state_dict(path)
@@ -233,5 +231,4 @@ def load_googlenet_weights(
                                            or trained_on.name == TORCHVISION_RGB.name):
         trained_on = GOOGLENET_INPUT
     return copy_imagenet_trunk(model, path, sd, {k: k for k in trunk_keys},
-                               "torchvision GoogLeNet", trained_on,
-                               first_conv=("conv1.conv.weight", None, "conv1.bn.running_mean"))
+                               "torchvision GoogLeNet", trained_on)

@@ -22,11 +22,8 @@ from torch import nn
 
 from fcnseg.conventions import TORCHVISION_RGB, InputConvention, get_convention
 from fcnseg.models.geometry import IDENTITY, CoordMap, trace
-from fcnseg.models.weights import (
-    load_exactly,
-    read_state_dict,
-    widen_first_conv,
-)
+from fcnseg.models.trunk import check_batch
+from fcnseg.models.weights import load_exactly, read_state_dict, widen_first_conv
 from fcnseg.utils.typing import PathLike
 
 
@@ -89,8 +86,6 @@ class BasicBlock(_ResidualBlock):
 
     Unlike torchvision, dilation > 1 is allowed, so ResNet-18/34 can be dilated too.
     """
-
-    expansion = 1
 
     @staticmethod
     def convolutions(in_ch: int, planes: int, stride: int, first_dilation: int,
@@ -216,9 +211,7 @@ class ResNet(nn.Module):
 
     def stages(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Outputs of layer1 … layer4 for an input batch."""
-        c = self.conv1.in_channels
-        if x.dim() != 4 or x.shape[1] != c:
-            raise ValueError(f"expected an N×{c}×H×W input, got shape {tuple(x.shape)}")
+        check_batch(x, self.conv1.in_channels)
         out = []
         x = self.stem(x)
         for layer in (self.layer1, self.layer2, self.layer3, self.layer4):

@@ -59,12 +59,6 @@ class ConvolutionalizedTrunk(nn.Module):
             raise ValueError(f"width must be > 0 and fc_channels >= 1, got {width}, {fc_channels}")
         self.in_channels = int(in_channels)
 
-    def check_input(self, x: torch.Tensor) -> None:
-        """Refuse a batch that is not N×``in_channels``×H×W."""
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"expected an N×{self.in_channels}×H×W input, got shape "
-                             f"{tuple(x.shape)}")
-
     def add_fully_connected(self, in_channels: int, fc_channels: int, kernel_size: int,
                             dropout: float, padding: int = 0) -> None:
         """Register ``fc6``, ``drop6``, ``fc7`` and ``drop7``, in that order."""
@@ -84,6 +78,12 @@ class ConvolutionalizedTrunk(nn.Module):
         for conv in convs:
             nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
             nn.init.zeros_(conv.bias)
+
+
+def check_batch(x: torch.Tensor, channels: int) -> None:
+    """Refuse a batch that is not N×``channels``×H×W."""
+    if x.dim() != 4 or x.shape[1] != channels:
+        raise ValueError(f"expected an N×{channels}×H×W input, got shape {tuple(x.shape)}")
 
 
 def trunk_channels(trunk: nn.Module, strides: Sequence[int],

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fcnseg.models.geometry import CoordMap, trace
-from fcnseg.models.trunk import ConvolutionalizedTrunk
+from fcnseg.models.trunk import ConvolutionalizedTrunk, check_batch
 
 GEOMETRIES = ("caffe", "same")
 
@@ -96,7 +96,7 @@ class VGG16Trunk(ConvolutionalizedTrunk):
 
     def forward(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
         """``{8: pool3, 16: pool4, 32: fc7}`` of an N×C×H×W batch (C = ``in_channels``)."""
-        self.check_input(x)
+        check_batch(x, self.in_channels)
         x = self._block(self._block(x, 1), 2)
         pool3 = self._block(x, 3)
         pool4 = self._block(pool3, 4)

@@ -83,8 +83,9 @@ def read_weights(path: PathLike) -> tuple[StateDict, str | None]:
     except ImportError:
         raise
     except Exception as e:  # truncated, corrupt, or holding objects that are not plain data
+        first = (str(e).strip().splitlines() or [""])[0][:300]
         raise WeightsError(
-            f"{path}: cannot be read as weights ({type(e).__name__}: {_short(e)}). The file may be "
+            f"{path}: cannot be read as weights ({type(e).__name__}: {first}). The file may be "
             f"truncated or corrupt, or hold Python objects that are not loaded for safety."
         ) from e
     return _unwrap(obj, path), recorded if isinstance(recorded, str) else None
@@ -105,11 +106,6 @@ def save_backbone_weights(state_dict: Mapping[str, torch.Tensor], out: PathLike,
     with atomic_write(out) as f:
         torch.save(sd, f)
     return out
-
-
-def _short(e: Exception, limit: int = 300) -> str:
-    s = str(e).strip().splitlines()[0] if str(e).strip() else ""
-    return s[:limit]
 
 
 def load_exactly(path: Path, model: nn.Module, sd: Mapping[str, torch.Tensor],
@@ -134,15 +130,11 @@ def describe_mismatch(
         for k in sorted(set(own) & set(sd))
         if sd[k].shape != own[k].shape
     ]
-    if not (missing or unexpected or shapes):
+    parts = [f"{what} {_listing(keys)}" for what, keys in (
+        ("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes))
+        if keys]
+    if not parts:
         return None
-    parts = []
-    if missing:
-        parts.append(f"missing keys {_listing(missing)}")
-    if unexpected:
-        parts.append(f"unexpected keys {_listing(unexpected)}")
-    if shapes:
-        parts.append(f"shape mismatches {_listing(shapes)}")
     return f"{path}: weights do not fit {type(model).__name__}: " + "; ".join(parts)
 
 
@@ -235,15 +227,15 @@ def load_backbone_weights(
 def copy_imagenet_trunk(
     model: nn.Module, path: Path, sd: dict[str, torch.Tensor], mapping: Mapping[str, str],
     what: str, convention: InputConvention | str, *, record: bool = True,
-    first_conv: tuple[str | None, ...] = ("features.0.weight", "features.0.bias"),
 ) -> nn.Module:
     """:func:`copy_convolutionalized` for a colour ImageNet file trained on ``convention``: a
     colour model records that convention (when ``record``); a multi-band model keeps its own and
-    gets the file's ``first_conv`` (weight, bias, BatchNorm running-mean keys, as
-    :func:`widen_first_conv` takes them) widened to its bands first. Files saved
-    before PyTorch 0.4.1 lack BatchNorm's ``num_batches_tracked``; it is only a counter."""
+    gets the file's first convolution (the tensors ``mapping`` gives for the model's
+    :func:`first_conv_keys`) widened to its bands first. Files saved before PyTorch 0.4.1 lack
+    BatchNorm's ``num_batches_tracked``; it is only a counter."""
     bands = model_bands(model)
     if bands is not None:
+        first_conv = [None if k is None else mapping.get(k) for k in first_conv_keys(model)]
         widen_first_conv(sd, bands, convention, *first_conv)
     copy_convolutionalized(model, path, sd, mapping, what, optional=("num_batches_tracked",))
     if bands is None and record:
@@ -462,23 +454,16 @@ def first_conv_keys(model: nn.Module) -> tuple[str, str | None, str | None]:
     channels): its weight, its bias (None without one) and the running mean of a BatchNorm
     right after it (None without one)."""
     channels = model.input_convention.channels  # type: ignore[union-attr]
-    # State-dict keys may be the reference's names, not module paths: found by the tensor.
-    key_of = {id(t): k for k, t in model.state_dict(keep_vars=True).items()}
-    conv: nn.Conv2d | None = None
-    for module in model.modules():
-        if conv is None and isinstance(module, nn.Conv2d) and module.in_channels == channels:
-            conv = module
-        elif conv is not None and isinstance(module, nn.BatchNorm2d | nn.Conv2d):
-            bn = module.running_mean if isinstance(module, nn.BatchNorm2d) else None
-            return _first_conv_keys(key_of, conv, bn)
-    if conv is None:
+    layers = [m for m in model.modules() if isinstance(m, nn.Conv2d | nn.BatchNorm2d)]
+    first = next((i for i, m in enumerate(layers)
+                  if isinstance(m, nn.Conv2d) and m.in_channels == channels), None)
+    if first is None:
         raise WeightsError(f"{type(model).__name__} has no convolution of {channels} input "
                            f"channels")
-    return _first_conv_keys(key_of, conv, None)
-
-
-def _first_conv_keys(key_of: Mapping[int, str], conv: nn.Conv2d, bn_mean: torch.Tensor | None
-                     ) -> tuple[str, str | None, str | None]:
+    conv, after = layers[first], layers[first + 1 : first + 2]
+    bn_mean = after[0].running_mean if after and isinstance(after[0], nn.BatchNorm2d) else None
+    # State-dict keys may be the reference's names, not module paths: found by the tensor.
+    key_of = {id(t): k for k, t in model.state_dict(keep_vars=True).items()}
     return (key_of[id(conv.weight)],
             None if conv.bias is None else key_of.get(id(conv.bias)),
             None if bn_mean is None else key_of.get(id(bn_mean)))
@@ -487,27 +472,25 @@ def _first_conv_keys(key_of: Mapping[int, str], conv: nn.Conv2d, bn_mean: torch.
 def _widen_colour_source(model: nn.Module, sd: Mapping[str, torch.Tensor],
                          convention: InputConvention | str | Mapping[str, Any] | None,
                          what: str) -> tuple[Mapping[str, torch.Tensor], list[str]]:
-    """``sd`` with its colour first convolution widened to a multi-band ``model``'s bands by
-    :func:`band_conv1` (in the source's ``convention``), and the keys so set; ``sd`` as it is
-    when the model takes colour or the source is not colour weights of that layer."""
+    """``sd`` with a colour first convolution widened to a multi-band ``model``'s bands, and
+    the keys so set; a source of other bands than the model's is refused."""
     bands = model_bands(model)
     if convention is None:
         return sd, []
     source = get_convention(convention)  # type: ignore[arg-type]
-    if bands is None and source.bands is not None:
-        raise WeightsError(f"init: {what} takes bands {', '.join(source.bands)}, the model "
-                           f"colour images: initialise from colour weights")
-    if bands is None:
-        return sd, []
     if source.bands is not None:
-        if tuple(b.lower() for b in source.bands) != tuple(b.lower() for b in bands):
+        if bands is None:
+            raise WeightsError(f"init: {what} takes bands {', '.join(source.bands)}, the model "
+                               f"colour images: initialise from colour weights")
+        if [b.lower() for b in source.bands] != [b.lower() for b in bands]:
             raise WeightsError(f"init: {what} takes bands {', '.join(source.bands)}, the model "
                                f"{', '.join(bands)}: initialise from colour weights or a "
                                f"model of the same bands")
         return sd, []
+    if bands is None:
+        return sd, []
     out = dict(sd)
-    widened = widen_first_conv(out, bands, source, *first_conv_keys(model))
-    return (out if widened else sd), widened
+    return out, widen_first_conv(out, bands, source, *first_conv_keys(model))
 
 
 def state_dict_of(source: nn.Module | Mapping[str, torch.Tensor] | PathLike, *,
@@ -524,9 +507,7 @@ def state_dict_of(source: nn.Module | Mapping[str, torch.Tensor] | PathLike, *,
 
 def _matched(model: nn.Module, sd: Mapping[str, torch.Tensor],
              report: InitReport) -> InitReport:
-    """``report`` filled with the keys of ``model`` that ``sd`` has at their shape (the others
-    kept, with why) and the keys of ``sd`` unused; :class:`WeightsError` when less than half of
-    the trunk matched."""
+    """``report`` filled in; refused when less than half of the trunk matched."""
     own = model.state_dict()
     for key, tensor in own.items():
         if key not in sd:

@@ -22,8 +22,7 @@ handed to protobuf; a blob shape has at most Caffe's 32 axes.
 from __future__ import annotations
 
 import math
-import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -42,16 +41,6 @@ from fcnseg.weightfiles.caffe_proto import (
     V1LayerParameter,
 )
 
-__all__ = [
-    "CaffeBlob",
-    "CaffeLayer",
-    "CaffeModelError",
-    "CaffeNet",
-    "read_caffemodel",
-    "write_caffemodel",
-]
-
-
 # Wire types of the protobuf encoding.
 _VARINT, _FIXED64, _LEN, _FIXED32 = 0, 1, 2, 5
 
@@ -66,13 +55,12 @@ MAX_BLOB_AXES = 32
 # The longest encoding of a BlobShape of MAX_BLOB_AXES dimensions (a tag and a 10-byte varint
 # each, or a packed field's header and the varints).
 _MAX_SHAPE_BYTES = MAX_BLOB_AXES * 11 + 16
-# The fields handed to protobuf (the rest is walked but never parsed): names and types of layers
-# (current format, V1, V0) and of the net; shapes and unpacked values of blobs.
-_LAYER_FIELDS = (1, 2)
-_V1_LAYER_FIELDS = (4, 5)
-_V0_LAYER_FIELDS = (1, 2)
+# The fields handed to protobuf (the rest is walked but never parsed): the net's name, and a
+# blob's legacy shape and shape; each layer format's are in _LAYER_FORMATS.
 _NET_FIELDS = (1,)
 _BLOB_FIELDS = (1, 2, 3, 4, 7)
+# A blob's values: field → (dtype, the wire type of one unpacked value).
+_VALUES = {5: ("<f4", _FIXED32), 8: ("<f8", _FIXED64)}  # data, double_data
 
 # V1 enum names → the type strings of the current format.
 _V1_TYPE_NAMES = {
@@ -213,22 +201,13 @@ class _Stream:
             self.f.seek(payload + length if self.resume_at is None else self.resume_at)
             self.resume_at = None
 
-    def raw(self, start: int) -> bytes:
-        """The bytes from ``start`` to the current position (one whole field), position kept."""
+    def field_bytes(self, start: int, wire: int, length: int) -> bytes:
+        """The whole encoded field that began at ``start`` (tag included), position kept."""
         here = self.f.tell()
+        end = here if wire == _VARINT else here + length
         self.f.seek(start)
-        data = self.f.read(here - start)
+        data = self.f.read(end - start)
         self.f.seek(here)
-        return data
-
-    def field_bytes(self, start: int, number: int, wire: int, length: int) -> bytes:
-        """The whole encoded field that began at ``start`` (tag included)."""
-        payload = self.f.tell()
-        if wire == _VARINT:
-            return self.raw(start)
-        self.f.seek(payload + length)
-        data = self.raw(start)
-        self.f.seek(payload)
         return data
 
 
@@ -244,28 +223,6 @@ def _read_floats(s: _Stream, length: int, dtype: str, where: str) -> np.ndarray:
     return arr
 
 
-def _native_float32(arr: np.ndarray) -> np.ndarray:
-    # Caffe writes little-endian; on a little-endian machine this is no copy.
-    if arr.dtype == np.float32 and (arr.dtype.byteorder == "=" or sys.byteorder == "little"):
-        return arr.view(np.float32)
-    return arr.astype(np.float32)
-
-
-def _walk(s: _Stream, end: int, where: str, readers: Mapping[int, Callable[[int], object]],
-          kept: tuple[int, ...]) -> bytes:
-    """Walk the fields of the message that ends at ``end``: each length-delimited field with a
-    reader in ``readers`` (by field number) goes to it, the stream at its payload and its
-    length given; fields numbered in ``kept`` are returned, encoded, for protobuf to parse; the
-    others are dropped unread."""
-    rest = bytearray()
-    for number, wire, start, length in s.fields(end, where):
-        if wire == _LEN and number in readers:
-            readers[number](length)
-        elif number in kept:
-            rest += s.field_bytes(start, number, wire, length)
-    return bytes(rest)
-
-
 def _parse(message: Any, data: bytes, s: _Stream, where: str, what: str) -> Any:
     """``data`` parsed as the protobuf ``message`` type; a :class:`CaffeModelError` naming the
     file and ``where`` when it is not a valid ``what``."""
@@ -273,17 +230,6 @@ def _parse(message: Any, data: bytes, s: _Stream, where: str, what: str) -> Any:
         return message.FromString(data)
     except DecodeError as e:
         raise CaffeModelError(f"{s.path}: {where}: not a valid {what} ({e})") from e
-
-
-def _check_shape_length(s: _Stream, length: int, where: str) -> None:
-    if length > _MAX_SHAPE_BYTES:
-        raise CaffeModelError(f"{s.path}: {where}: a shape of {length:,} bytes, more than "
-                              f"Caffe's {MAX_BLOB_AXES} axes can take")
-
-
-# Unpacked values of a blob, (field, wire type) → (dtype, the tag's one-byte encoding).
-_UNPACKED = {(5, _FIXED32): ("<f4", (5 << 3) | _FIXED32),  # data
-             (8, _FIXED64): ("<f8", (8 << 3) | _FIXED64)}  # double_data
 
 
 def _read_unpacked(s: _Stream, start: int, end: int, dtype: str, tag: int) -> np.ndarray:
@@ -316,29 +262,23 @@ def _read_blob(s: _Stream, end: int, where: str) -> CaffeBlob:
     doubles: list[np.ndarray] = []
     rest = bytearray()
     for number, wire, start, length in s.fields(end, where):
-        if wire == _LEN and number in (5, 8):  # packed data, double_data
-            (chunks if number == 5 else doubles).append(
-                _read_floats(s, length, "<f4" if number == 5 else "<f8", where))
-        elif (number, wire) in _UNPACKED:
-            dtype, tag = _UNPACKED[number, wire]
-            (chunks if number == 5 else doubles).append(_read_unpacked(s, start, end, dtype,
-                                                                       tag))
-        elif number == 7 and wire == _LEN:
-            _check_shape_length(s, length, where)
-            rest += s.field_bytes(start, number, wire, length)
+        if number in _VALUES and wire in (_LEN, _VALUES[number][1]):  # packed or unpacked
+            dtype = _VALUES[number][0]
+            values = (_read_floats(s, length, dtype, where) if wire == _LEN
+                      else _read_unpacked(s, start, end, dtype, (number << 3) | wire))
+            (chunks if number == 5 else doubles).append(values)
         elif number in _BLOB_FIELDS:  # not diff, double_diff: gradients, not needed
-            rest += s.field_bytes(start, number, wire, length)
+            if number == 7 and wire == _LEN and length > _MAX_SHAPE_BYTES:
+                raise CaffeModelError(f"{s.path}: {where}: a shape of {length:,} bytes, more "
+                                      f"than Caffe's {MAX_BLOB_AXES} axes can take")
+            rest += s.field_bytes(start, wire, length)
     msg = _parse(BlobProto, bytes(rest), s, where, "BlobProto")
     if len(msg.shape.dim) > MAX_BLOB_AXES:
         raise CaffeModelError(f"{s.path}: {where}: a shape of {len(msg.shape.dim)} axes, more "
                               f"than Caffe's {MAX_BLOB_AXES}")
-    if chunks:
-        data = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
-        data = _native_float32(data)
-    elif doubles:
-        data = np.concatenate(doubles).astype(np.float32)
-    else:
-        data = np.empty(0, dtype=np.float32)
+    parts = chunks or doubles  # one array is kept as it is: no copy of a 400 MB blob
+    data = parts[0] if len(parts) == 1 else np.concatenate(parts or [np.empty(0, "<f4")])
+    data = data.astype(np.float32, copy=False)  # no copy of little-endian floats here
     legacy = not msg.HasField("shape")
     if not legacy:
         shape = tuple(int(d) for d in msg.shape.dim)
@@ -377,34 +317,36 @@ class _LayerLabel(str):
         return format(str(self), spec)
 
 
-def _read_layer(s: _Stream, end: int, v1: bool, index: int) -> CaffeLayer:
-    """A layer (``LayerParameter``, or ``V1LayerParameter`` when ``v1``)."""
-    blob_field, nested_field = (6, 1) if v1 else (7, None)
-    kept = _V1_LAYER_FIELDS if v1 else _LAYER_FIELDS
-    s.count(_layer_label("", index))
+# Per layer format: its message, the field numbers of its blobs and of its name, and the fields
+# handed to protobuf (name and type).
+_LAYER_FORMATS = {"layer": (LayerParameter, 7, 1, (1, 2)),
+                  "V1": (V1LayerParameter, 6, 4, (4, 5)),
+                  "V0": (V0LayerParameter, 50, 1, (1, 2))}
+
+
+def _read_layer(s: _Stream, end: int, fmt: str, label: str) -> CaffeLayer:
+    """A layer of format ``fmt``, named in messages by ``label``: a :class:`_LayerLabel`, which
+    takes the layer's name once read, or for a V0 layer the label of the V1 layer holding it."""
+    message, blob_field, name_field, kept = _LAYER_FORMATS[fmt]
     rest = bytearray()
     blobs: list[CaffeBlob] = []
     nested: CaffeLayer | None = None
-    name = ""
-    label = _LayerLabel(index)
     for number, wire, start, length in s.fields(end, label):
-        where = _layer_label(name, index)
         if number == blob_field and wire == _LEN:
-            blobs.append(_read_blob(s, s.f.tell() + length, f"{where} blob {len(blobs)}"))
-        elif number == nested_field and wire == _LEN:
-            nested = _read_v0_layer(s, s.f.tell() + length, where)
+            blobs.append(_read_blob(s, s.f.tell() + length, f"{label} blob {len(blobs)}"))
+        elif fmt == "V1" and number == 1 and wire == _LEN:
+            nested = _read_layer(s, s.f.tell() + length, "V0", str(label))
         elif number in kept:
-            rest += s.field_bytes(start, number, wire, length)
-            if (number == (4 if v1 else 1)) and wire == _LEN:  # the name, for messages
-                name = s.f.read(length).decode("utf-8", "replace")
-                label.name = name
-    msg = _parse(V1LayerParameter if v1 else LayerParameter, bytes(rest), s,
-                 _layer_label(name, index), "layer")
-    if v1:
+            rest += s.field_bytes(start, wire, length)
+            if number == name_field and wire == _LEN and isinstance(label, _LayerLabel):
+                label.name = s.f.read(length).decode("utf-8", "replace")
+    msg = _parse(message, bytes(rest), s, str(label), "V0 layer" if fmt == "V0" else "layer")
+    ltype = msg.type
+    if fmt == "V1":
         type_name = _V1_ENUM_NAMES.get(msg.type, str(msg.type))
         ltype = _V1_TYPE_NAMES.get(type_name, type_name)
-    else:
-        ltype = msg.type
+    elif fmt == "V0":
+        ltype = _V0_TYPE_NAMES.get(msg.type, msg.type)
     layer = CaffeLayer(msg.name, ltype, blobs)
     if nested is not None:  # a V0 layer inside a V1 one: Caffe upgrades it the same way
         layer.name = layer.name or nested.name
@@ -413,22 +355,12 @@ def _read_layer(s: _Stream, end: int, v1: bool, index: int) -> CaffeLayer:
     return layer
 
 
-def _read_v0_layer(s: _Stream, end: int, where: str) -> CaffeLayer:
-    blobs: list[CaffeBlob] = []
-    rest = _walk(s, end, where, {
-        50: lambda length: blobs.append(_read_blob(s, s.f.tell() + length,
-                                                   f"{where} blob {len(blobs)}")),
-    }, kept=_V0_LAYER_FIELDS)
-    msg = _parse(V0LayerParameter, rest, s, where, "V0 layer")
-    return CaffeLayer(msg.name, _V0_TYPE_NAMES.get(msg.type, msg.type), blobs)
-
-
-def _peek_name(s: _Stream, payload: int, end: int, v1: bool) -> str:
+def _peek_name(s: _Stream, payload: int, end: int, name_field: int) -> str:
     """The name of a layer cut short, read from what remains of it ("" if not found)."""
     s.f.seek(payload)
     try:
         for number, wire, _start, length in s.fields(end, "a cut layer"):
-            if number == (4 if v1 else 1) and wire == _LEN:
+            if number == name_field and wire == _LEN:
                 return s.f.read(length).decode("utf-8", "replace")
     except CaffeModelError:
         pass
@@ -455,14 +387,16 @@ def read_caffemodel(path: PathLike) -> CaffeNet:
         s = _Stream(f, path, size)
         for number, wire, start, length in s.fields(size, "the NetParameter", (100, 2)):
             if number in (100, 2) and wire == _LEN:
+                fmt = "layer" if number == 100 else "V1"
                 if f.tell() + length > size:
-                    name = _peek_name(s, f.tell(), size, number == 2)
+                    name = _peek_name(s, f.tell(), size, _LAYER_FORMATS[fmt][2])
                     raise s.truncated(_layer_label(name, len(layers)),
                                       f"{length} bytes declared, {size - f.tell()} in the file")
-                formats.add("layer" if number == 100 else "V1")
-                layers.append(_read_layer(s, f.tell() + length, number == 2, len(layers)))
+                formats.add(fmt)
+                s.count(_layer_label("", len(layers)))
+                layers.append(_read_layer(s, f.tell() + length, fmt, _LayerLabel(len(layers))))
             elif number in _NET_FIELDS:
-                head += s.field_bytes(start, number, wire, length)
+                head += s.field_bytes(start, wire, length)
     try:
         net = NetParameter.FromString(bytes(head))
     except DecodeError as e:

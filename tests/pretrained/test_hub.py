@@ -287,7 +287,7 @@ def test_calibrate_in_place_on_a_safetensors_checkpoint_writes_safetensors(
         tmp_path: Path) -> None:
     from safetensors import safe_open
 
-    from fcnseg.pretrained.hub import save_safetensors_checkpoint
+    from fcnseg.checkpoint import save_safetensors_checkpoint
 
     model = _model(len(SYNTHETIC_CLASSES))
     target = save_safetensors_checkpoint(

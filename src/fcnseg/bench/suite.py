@@ -45,15 +45,6 @@ from fcnseg.metrics import confusion_matrix
 from fcnseg.models import build_model, optimize, plain_copy
 from fcnseg.utils.hardware import cpu_info
 
-__all__ = [
-    "BenchConfig",
-    "fit_scorers",
-    "format_report",
-    "run_suite",
-    "synthetic_batch",
-    "trained_looking",
-]
-
 GEOMETRIES = ("caffe", "same")
 
 

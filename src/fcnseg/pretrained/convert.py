@@ -34,14 +34,6 @@ from fcnseg.weightfiles.reference import (
     ReferenceModel,
 )
 
-__all__ = [
-    "ConvertedModel",
-    "GENERIC_ARCHS",
-    "convert_caffemodel",
-    "recognise",
-]
-
-
 #: ``--arch`` values for a Caffe FCN that is not a published reference model (the user's own,
 #: any class count): the layer names of the reference nets, no class names.
 GENERIC_ARCHS: dict[str, ReferenceModel] = {
@@ -102,10 +94,6 @@ class ConvertedModel:
         )
 
 
-def _layers_with_weights(net: CaffeNet) -> dict[str, CaffeLayer]:
-    return net.with_blobs()
-
-
 def _fits_structure(ref: ReferenceModel, present: set[str]) -> bool:
     allowed = set(ref.layers) | set(ref.dropped) | set(ref.fixed)
     return set(ref.layers) <= present <= allowed
@@ -122,7 +110,7 @@ def recognise(net: CaffeNet) -> ReferenceModel:
     """The reference model (or generic fcnseg arch) a ``.caffemodel`` holds, from its layer
     names and shapes; ties between reference models are broken by the file name, else by the
     fixed layers present (the at-once FCN-8s's Scale layers)."""
-    layers = _layers_with_weights(net)
+    layers = net.with_blobs()
     present = set(layers)
     refs = [r for r in REFERENCE_MODELS.values() if _fits_structure(r, present)]
     matching = [r for r in refs
@@ -172,7 +160,7 @@ def _resolve_arch(arch: str) -> ReferenceModel:
 def _check_blob_shapes(net: CaffeNet) -> None:
     """Every blob of a layer with weights has at least one axis and values: the model is
     recognised from these shapes, and a blob without values is no weight of any model."""
-    for name, lay in _layers_with_weights(net).items():
+    for name, lay in net.with_blobs().items():
         for i, blob in enumerate(lay.blobs):
             if not blob.shape or 0 in blob.shape:
                 problem = "no axes" if not blob.shape else "no values"
@@ -226,7 +214,7 @@ def _fit(blob: CaffeBlob, target: tuple[int, ...], layer_type: str) -> np.ndarra
 
 
 def _check_layers(net: CaffeNet, ref: ReferenceModel, target: str) -> dict[str, CaffeLayer]:
-    layers = _layers_with_weights(net)
+    layers = net.with_blobs()
     missing = [n for n in ref.layers if n not in layers]
     if missing:
         raise CaffeModelError(

@@ -47,15 +47,6 @@ from fcnseg.utils.validate import fields_of
 from fcnseg.weightfiles.published import PRETRAINED, PublishedWeights, Source
 from fcnseg.weightfiles.reference import REFERENCE_MODELS
 
-# PRETRAINED, PublishedWeights and Source live in fcnseg.weightfiles.published; named here too.
-__all__ = [
-    "PRETRAINED",
-    "FetchError",
-    "PublishedWeights",
-    "Source",
-    "fetch_pretrained",
-]
-
 MANIFEST = "manifest.json"
 
 

@@ -24,37 +24,18 @@ from fcnseg.checkpoint import (
     build_model_from_checkpoint,
     load_checkpoint,
     pretrained_config,
-    save_checkpoint_safetensors,
-    save_safetensors_checkpoint,
     write_model_safetensors,
 )
 from fcnseg.data.palette import voc_palette
 from fcnseg.utils.files import atomic_write
 from fcnseg.utils.typing import PathLike
 from fcnseg.weightfiles.resolve import (
-    CONFIG_FORMAT,
     CONFIG_NAME,
     HF_SPEC,
     WEIGHTS_NAME,
     HubError,
-    is_pretrained_spec,
     resolve_checkpoint,
-    write_safetensors,
 )
-
-__all__ = [
-    "CONFIG_FORMAT",
-    "HubError",
-    "from_pretrained",
-    "is_pretrained_spec",
-    "push_to_hub",
-    "resolve_checkpoint",
-    "save_checkpoint_safetensors",
-    "save_pretrained",
-    "save_safetensors_checkpoint",
-    "write_safetensors",
-]
-
 
 
 def save_pretrained(
@@ -94,9 +75,6 @@ def save_pretrained(
     with atomic_write(folder / CONFIG_NAME, "w") as f:
         f.write(json.dumps(config, indent=2) + "\n")
     return folder
-
-
-# -- reading -----------------------------------------------------------------------------------
 
 
 def from_pretrained(spec: PathLike, *, revision: str | None = None,

@@ -20,15 +20,6 @@ import torch
 from fcnseg.utils.validate import expect_mapping
 from fcnseg.weightfiles.resolve import FORMAT
 
-__all__ = [
-    "RAW_PIXELS",
-    "ArtifactError",
-    "artifact_kind",
-    "onnx_session",
-    "read_artifact",
-    "read_onnx_metadata",
-]
-
 #: What ``input_pixels`` says of a graph that takes RGB pixel values 0-255 (N×3×H×W float32).
 RAW_PIXELS = "rgb_0_255"
 #: The TorchScript archive's metadata file (see :mod:`fcnseg.export.torchscript`).

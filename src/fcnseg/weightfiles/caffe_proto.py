@@ -24,16 +24,6 @@ from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-__all__ = [
-    "BlobProto",
-    "BlobShape",
-    "LayerParameter",
-    "NetParameter",
-    "V0LayerParameter",
-    "V1LayerParameter",
-    "V1_LAYER_TYPES",
-]
-
 _F = descriptor_pb2.FieldDescriptorProto
 
 #: V1LayerParameter.LayerType, as numbered in caffe.proto.

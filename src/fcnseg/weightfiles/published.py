@@ -15,8 +15,6 @@ from typing import Any
 from fcnseg.conventions import CAFFE_BGR, TORCHVISION_RGB, InputConvention
 from fcnseg.weightfiles.reference import CAFFE_HOST, OXFORD_VGG16_URL, REFERENCE_MODELS
 
-__all__ = ["PRETRAINED", "PublishedWeights", "Source"]
-
 
 @dataclass(frozen=True)
 class Source:

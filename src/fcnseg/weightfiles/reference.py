@@ -18,18 +18,6 @@ from fcnseg.data.palette import VOC_CLASSES
 from fcnseg.data.pascal_context import PASCAL_CONTEXT_CLASSES
 from fcnseg.data.siftflow import SIFTFLOW_GEOMETRIC_CLASSES, SIFTFLOW_SEMANTIC_CLASSES
 
-__all__ = [
-    "ALEXNET_TRUNK",
-    "CAFFE_HOST",
-    "NYUD_CLASSES",
-    "PASCAL_CONTEXT_CLASSES",
-    "REFERENCE_MODELS",
-    "SIFT_FLOW_CLASSES",
-    "SIFT_FLOW_GEOMETRIC_CLASSES",
-    "VGG16_IMAGENET",
-    "ReferenceModel",
-]
-
 #: The reference release's host: ``<CAFFE_HOST>/<name>.caffemodel``.
 CAFFE_HOST = "http://dl.caffe.berkeleyvision.org"
 OXFORD_VGG16_URL = ("http://www.robots.ox.ac.uk/~vgg/software/very_deep/caffe/"

@@ -35,20 +35,6 @@ from fcnseg.utils.files import atomic_path, atomic_write
 from fcnseg.utils.typing import PathLike
 from fcnseg.utils.validate import describe, expect_mapping
 
-__all__ = [
-    "CONFIG_FORMAT",
-    "CONFIG_NAME",
-    "FORMAT",
-    "WEIGHTS_NAME",
-    "CheckpointSource",
-    "HubError",
-    "checkpoint_files",
-    "checkpoint_source",
-    "is_pretrained_spec",
-    "resolve_checkpoint",
-    "write_safetensors",
-]
-
 #: The format of fcnseg checkpoints (:mod:`fcnseg.checkpoint`), which this module writes too.
 FORMAT = "fcnseg.checkpoint/1"
 CONFIG_FORMAT = "fcnseg.pretrained/1"
@@ -71,12 +57,9 @@ def _checkpoint_from(config: Any, state_dict: dict[str, torch.Tensor], spec: str
     ``--checkpoint`` value ``spec``; ``where`` names the config in errors (the user's
     config.json, never the cached copy)."""
     def bad(problem: str) -> HubError:
-        return HubError(f"{where}: {problem}"[:400])
+        return _refused(f"{where}: {problem}")
 
-    def refused(message: str) -> HubError:  # expect_mapping's "FIELD: expected ..."
-        return HubError(message[:400])
-
-    config = expect_mapping(config, where, "a JSON object of fields", error=refused)
+    config = expect_mapping(config, where, "a JSON object of fields", error=_refused)
     if config.get("format") != CONFIG_FORMAT:
         raise bad(f"not an fcnseg pretrained config (format {config.get('format')!r}, "
                   f"expected {CONFIG_FORMAT!r})")
@@ -86,7 +69,7 @@ def _checkpoint_from(config: Any, state_dict: dict[str, torch.Tensor], spec: str
         raise bad(f"lacks the field(s) {', '.join(missing)}")
     for key in ("build_kwargs", "input_convention", "classes", "metrics"):
         if key != "metrics" or config.get(key) is not None:
-            expect_mapping(config.get(key), f"{where}: {key}", "a JSON object", error=refused)
+            expect_mapping(config.get(key), f"{where}: {key}", "a JSON object", error=_refused)
     try:
         get_convention(config["input_convention"])
     except (KeyError, TypeError, ValueError) as e:
@@ -110,6 +93,11 @@ def _checkpoint_from(config: Any, state_dict: dict[str, torch.Tensor], spec: str
     return {**ckpt, **_calibration(config, bad, where)}
 
 
+def _refused(message: str) -> HubError:
+    """A HubError of at most 400 characters (a config can quote a long value)."""
+    return HubError(message[:400])
+
+
 def _calibration(config: Mapping[str, Any], bad: Any, where: str) -> dict[str, Any]:
     """The temperature (and its fit) that ``fcnseg calibrate`` stored in a config, if any."""
     if "temperature" not in config:
@@ -118,7 +106,7 @@ def _calibration(config: Mapping[str, Any], bad: Any, where: str) -> dict[str, A
     if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t) or t <= 0:
         raise bad(f"temperature: expected a positive number, got {t!r}")
     calibration = expect_mapping(config.get("calibration") or {}, f"{where}: calibration",
-                                 "a JSON object", error=lambda message: HubError(message[:400]))
+                                 "a JSON object", error=_refused)
     return {"temperature": float(t), "calibration": dict(calibration)}
 
 
@@ -133,7 +121,6 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
     except Exception as e:  # truncated or not safetensors
         raise HubError(f"{path}: cannot be read as safetensors ({type(e).__name__}: {e})") \
             from e
-
 
 
 def write_safetensors(path: PathLike, tensors: Mapping[str, torch.Tensor],
@@ -237,16 +224,6 @@ def _hf_folder(spec: str) -> Path:
         except (hf_errors.HfHubHTTPError, OSError) as e:
             raise HubError(f"{spec}: download failed ({type(e).__name__}: {e})") from e
     return paths[0].parent
-
-
-def is_pretrained_spec(spec: PathLike) -> bool:
-    """Whether ``spec`` is a Hub reference, a pretrained folder or a ``.safetensors`` file
-    (rather than a plain checkpoint file)."""
-    s = os.fspath(spec)
-    if s.startswith("hf://"):
-        return True
-    p = Path(s)
-    return p.is_dir() or (p.suffix == ".safetensors" and p.is_file())
 
 
 @dataclass(frozen=True)

@@ -98,13 +98,10 @@ def layered_regions(label: np.ndarray, *, background: int | None = 0,
         for c, ring in out:
             where, box = _ring_box(ring, height, width)
             drawn[where][box] = c
-        wrong = (drawn != label) if ignore_index is None else (drawn != label) & (
-            label != ignore_index)
+        wrong = (drawn != label) & _written(label, ignore_index)
         if not wrong.any():
             break
-        patches = region_polygons(np.where(wrong, label, ignore_index if ignore_index is not None
-                                           else -1), np.unique(label[wrong]))
-        out += [(c, ring) for c, ring, _ in patches]
+        out += _patches(label, wrong)
     return out
 
 
@@ -137,18 +134,15 @@ def _simplified(points: np.ndarray, tolerance: float, shape_of: Callable[[Any], 
     return simplify(points, 0.01)  # straight runs only: the same pixels
 
 
-def _gap_patches(label: np.ndarray, drawn: np.ndarray, background: int | None,
-                 ignore_index: int | None) -> list[tuple[int, np.ndarray]]:
-    """Rings that fill the pixels a simplified outline left undrawn (or as background)
-    although a region holds them (where two simplified outlines part), drawn last."""
-    empty = -1 if background is None else background
-    gaps = (drawn == empty) & (label != empty)
-    if ignore_index is not None:
-        gaps &= label != ignore_index
-    if not gaps.any():
-        return []
-    only = np.where(gaps, label.astype(np.int64), -1)
-    return [(c, ring) for c, ring, _ in region_polygons(only, np.unique(label[gaps]))]
+def _patches(label: np.ndarray, wrong: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """(class, outer ring) of the regions that ``label``'s ``wrong`` pixels form."""
+    only = np.where(wrong, label.astype(np.int64), -1)
+    return [(c, ring) for c, ring, _ in region_polygons(only, np.unique(label[wrong]))]
+
+
+def _written(label: np.ndarray, ignore_index: int | None) -> np.ndarray:
+    """The pixels written back: all but the ignored ones."""
+    return np.ones(label.shape, bool) if ignore_index is None else label != ignore_index
 
 
 def _labelme_points(ring: np.ndarray, tolerance: float) -> list[list[float]]:
@@ -171,11 +165,13 @@ def _polygons(label: np.ndarray, class_names: Sequence[str], tolerance: float,
     background = implicit_background(class_names)
     polygons = [(c, outline(ring, tolerance)) for c, ring in
                 layered_regions(label, background=background, ignore_index=ignore_index)]
-    drawn = np.full(label.shape, -1 if background is None else background, np.int64)
+    empty = -1 if background is None else background
+    drawn = np.full(label.shape, empty, np.int64)
     for c, pts in polygons:
         _paint(drawn, c, shape_of(pts))
-    return polygons + [(c, outline(ring, 0.0))
-                       for c, ring in _gap_patches(label, drawn, background, ignore_index)]
+    # Where two simplified outlines part, pixels a region holds are left out: exact patches.
+    gaps = (drawn == empty) & (label != empty) & _written(label, ignore_index)
+    return polygons + [(c, outline(ring, 0.0)) for c, ring in _patches(label, gaps)]
 
 
 def labelme_document(label: np.ndarray, class_names: Sequence[str], image_path: str,

@@ -20,6 +20,8 @@ from fcnseg.data.annotations.cvat import read_cvat_mask, read_cvat_xml
 from fcnseg.data.annotations.labelme import read_labelme
 from fcnseg.data.annotations.labelstudio import read_labelstudio
 from fcnseg.data.annotations.shapes import (
+    BACKGROUND_LABEL,
+    IGNORE_LABEL,
     AnnotatedImage,
     Annotations,
     LabelSet,
@@ -96,17 +98,16 @@ def label_set_for(found: Annotations, options: ImportOptions,
                              f"with the classes {existing} of the dataset imported into before")
         return labels
     # Points mark no region: a label only points use is no class.
-    labels = [s.label for item in found.items for s in item.shapes if s.kind != "point"]
+    labels = {s.label for item in found.items for s in item.shapes if s.kind != "point"}
     if existing:
-        grown = LabelSet(["__ignore__", *existing], ignore_index=options.ignore_index)
-        for name in [*found.classes, *sorted(set(labels) - set(found.classes))]:
-            grown.add(name)
-        return grown
-    first = [c for c in found.classes if c not in ("_background_", "__ignore__")]
-    if "_background_" in found.classes or not first or first[0].lower() not in (
-            "background", "bg", "void"):
-        first = ["_background_", *first]
-    return LabelSet.discovered(labels, ignore_index=options.ignore_index, first=first)
+        names = [*existing, *found.classes, *sorted(labels - set(found.classes))]
+    else:
+        first = [c for c in found.classes if c not in (BACKGROUND_LABEL, IGNORE_LABEL)]
+        if BACKGROUND_LABEL in found.classes or not first or first[0].lower() not in (
+                "background", "bg", "void"):
+            first = [BACKGROUND_LABEL, *first]
+        names = [*first, *sorted(labels - {IGNORE_LABEL, BACKGROUND_LABEL, *first})]
+    return LabelSet([IGNORE_LABEL, *names], ignore_index=options.ignore_index)
 
 
 def resolve_image(item: AnnotatedImage) -> tuple[bytes | Path, tuple[int, int]] | str:
@@ -297,7 +298,7 @@ def _write_config(out: Path, labels: LabelSet, palette: np.ndarray) -> None:
         "ignore_index": labels.ignore_index,
         "palette": [[int(c) for c in palette[k]] for k in range(len(labels.classes))],
     }
-    if labels.classes and labels.classes[0] == "_background_":
-        config["background"] = "_background_"  # overlays leave it unblended
+    if labels.classes and labels.classes[0] == BACKGROUND_LABEL:
+        config["background"] = BACKGROUND_LABEL  # overlays leave it unblended
     (out / "dataset.yaml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True,
                                                      default_flow_style=None), encoding="utf-8")

@@ -169,8 +169,8 @@ class LabelSet:
     """Label names to class indices.
 
     From a labels file (labelme's labels.txt: one name a line, ``__ignore__`` the ignore value,
-    ``_background_`` class 0, the others 1, 2, ... in order), or grown from the labels found
-    (``_background_`` first, the rest sorted). ``fixed`` refuses labels that are not listed.
+    ``_background_`` class 0, the others 1, 2, ... in order), or grown from the labels found.
+    ``fixed`` refuses labels that are not listed.
     """
 
     def __init__(self, names: Sequence[str] = (), *, fixed: bool = False,
@@ -197,14 +197,6 @@ class LabelSet:
         if twice is not None:
             raise ValueError(f"{path}: label {twice!r} listed twice")
         return cls(names, fixed=fixed, ignore_index=ignore_index)
-
-    @classmethod
-    def discovered(cls, labels: Iterable[str], *, ignore_index: int = 255,
-                   first: Sequence[str] = ()) -> LabelSet:
-        """``_background_`` (or ``first``) then the other labels found, sorted."""
-        found = set(labels) - {IGNORE_LABEL, BACKGROUND_LABEL, *first}
-        names = [IGNORE_LABEL, *(first or [BACKGROUND_LABEL]), *sorted(found)]
-        return cls(names, ignore_index=ignore_index)
 
     def add(self, name: str) -> int:
         if name in self.ids:

@@ -31,8 +31,8 @@ from fcnseg.utils.keyed import keyed
 
 CACHE_SETTINGS = ("auto", "ram", "none")
 
-#: One stored array: (part: "image" or "label", key in a dict or None, offset, shape, dtype).
-_Entry = tuple[str, Any, int, tuple[int, ...], str]
+#: A decoded sample's arrays: (part: "image" or "label", key in a dict or None, array).
+_Stored = list[tuple[str, Any, np.ndarray]]
 
 
 def available_memory() -> int:
@@ -63,14 +63,12 @@ class DecodedSamples:
                  threads: int = 1) -> None:
         self.load, self.count, self.eager = load, count, eager
         self.errors: dict[int, Exception] = {}
-        #: Lazily kept samples: index → (entries, arrays).
-        self.kept: dict[int, tuple[list[_Entry], list[np.ndarray]]] = {}
-        self.buffer = np.empty(0, dtype=np.uint8)
-        self.layouts: list[list[_Entry] | None] = []
+        #: The samples kept: index → their arrays (eager: views of one buffer).
+        self.kept: dict[int, _Stored] = {}
         if eager:
             self._decode_all(threads)
 
-    def _decode(self, index: int) -> tuple[list[_Entry], list[np.ndarray]] | None:
+    def _decode(self, index: int) -> _Stored | None:
         try:
             image, label = self.load(index)
         except (ValueError, OSError) as e:  # a bad sample: raised again when it is used
@@ -81,57 +79,47 @@ class DecodedSamples:
     def _decode_all(self, threads: int) -> None:
         with ThreadPoolExecutor(max(1, threads)) as pool:
             decoded = list(pool.map(self._decode, range(self.count)))
-        sizes = [sum(a.nbytes for a in d[1]) if d else 0 for d in decoded]
-        self.buffer = np.empty(sum(sizes), dtype=np.uint8)
+        buffer = np.empty(sum(a.nbytes for d in decoded if d for *_, a in d), dtype=np.uint8)
         offset = 0
         for index, sample in enumerate(decoded):
             if sample is None:
-                self.layouts.append(None)
                 continue
-            entries = []
-            for (part, key, _, shape, dtype), array in zip(*sample, strict=True):
-                flat = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
-                self.buffer[offset:offset + flat.size] = flat
-                entries.append((part, key, offset, shape, dtype))
-                offset += flat.size
-            self.layouts.append(entries)
+            self.kept[index] = []
+            for part, key, array in sample:
+                view = buffer[offset:offset + array.nbytes].view(array.dtype).reshape(array.shape)
+                view[...] = array
+                self.kept[index].append((part, key, view))
+                offset += array.nbytes
             decoded[index] = None  # free the sample once copied
 
     @property
     def nbytes(self) -> int:
-        return int(self.buffer.nbytes) + sum(sum(a.nbytes for a in arrays)
-                                             for _, arrays in self.kept.values())
+        return sum(a.nbytes for stored in self.kept.values() for *_, a in stored)
 
     def shape(self, index: int) -> tuple[int, ...] | None:
         """Sample ``index``'s image shape where it is known without decoding."""
-        if self.eager and self.layouts[index]:
-            return tuple(self.layouts[index][0][3])  # type: ignore[index]
+        if self.eager and self.kept.get(index):
+            return self.kept[index][0][2].shape
         return None
 
     def __call__(self, index: int) -> tuple[Any, Any]:
         error = self.errors.get(index)
         if error is not None:
             raise error
-        if self.eager:
-            arrays = []
-            for _, _, offset, shape, dtype in self.layouts[index] or []:
-                size = int(np.prod(shape)) * np.dtype(dtype).itemsize
-                arrays.append(self.buffer[offset:offset + size].view(dtype).reshape(shape))
-            return _unflatten(self.layouts[index] or [], arrays)
         if index not in self.kept:
             sample = self._decode(index)
             if sample is None:
                 raise self.errors[index]
             self.kept[index] = sample
-        return _unflatten(*self.kept[index])
+        return _unflatten(self.kept[index])
 
 
-def _unflatten(entries: list[_Entry], arrays: list[np.ndarray]) -> tuple[Any, Any]:
+def _unflatten(stored: _Stored) -> tuple[Any, Any]:
     """Fresh ``(image, label)`` from stored arrays: labels as int64, images copied (transforms
     may write into them)."""
     image: dict[Any, np.ndarray] = {}
     label: dict[Any, np.ndarray] = {}
-    for (part, key, *_), array in zip(entries, arrays, strict=True):
+    for part, key, array in stored:
         if part == "label":
             label[key] = array.astype(np.int64)
         else:
@@ -139,19 +127,17 @@ def _unflatten(entries: list[_Entry], arrays: list[np.ndarray]) -> tuple[Any, An
     return image.get(None, image), label.get(None, label)
 
 
-def _flatten(image: Any, label: Any) -> tuple[list[_Entry], list[np.ndarray]]:
+def _flatten(image: Any, label: Any) -> _Stored:
     """The arrays of a sample (an array or ``{key: array}`` each), labels made compact."""
-    entries: list[_Entry] = []
-    arrays: list[np.ndarray] = []
+    stored: _Stored = []
     for part, value in (("image", image), ("label", label)):
         for key, array in keyed(value)[0].items():
             array = np.asarray(array)
             if part == "label":  # uint8 where the values fit
                 fits = array.size == 0 or (array.min() >= 0 and array.max() <= 255)
                 array = array.astype(np.uint8 if fits else np.int32)
-            entries.append((part, key, 0, tuple(array.shape), array.dtype.str))
-            arrays.append(array)
-    return entries, arrays
+            stored.append((part, key, array))
+    return stored
 
 
 # -- deciding and installing -------------------------------------------------------------------
@@ -175,7 +161,7 @@ def _estimated_bytes(dataset: Any) -> int:
         image, label = dataset.load(0)
     except (ValueError, OSError):
         return 0
-    first = sum(a.nbytes for a in _flatten(image, label)[1])
+    first = sum(a.nbytes for *_, a in _flatten(image, label))
     image_path = getattr(dataset, "image_path", None)
     if not callable(image_path):
         return first * count

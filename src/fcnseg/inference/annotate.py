@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +55,6 @@ def image_uncertainty(probs: np.ndarray) -> tuple[float, float]:
 class _Entry:
     path: Path
     name: str
-    order: int
     mean_entropy: float | None = None
     uncertain_share: float | None = None
     document: Any = None
@@ -86,7 +86,7 @@ class PreAnnotations:
 
     def add(self, path: Path, name: str, pred: Prediction) -> None:
         """Record one prediction (thread-safe; called by the writer threads)."""
-        entry = _Entry(path, name, 0)
+        entry = _Entry(path, name)
         if self.rank:
             if pred.probs is None:
                 raise ValueError("ranking by uncertainty needs the class probabilities")
@@ -94,7 +94,7 @@ class PreAnnotations:
         if self.fmt is not None:
             entry.document = self._document(path, pred.label)
         with self._lock:
-            entry.order = len(self._entries)
+            self._entries.pop(name, None)  # a name recorded again goes last, as it came
             self._entries[name] = entry
 
     def _document(self, path: Path, label: np.ndarray) -> Any:
@@ -115,7 +115,7 @@ class PreAnnotations:
 
     def ranked(self) -> list[_Entry]:
         """Entries most uncertain first (input order without ranking)."""
-        entries = sorted(self._entries.values(), key=lambda e: e.order)
+        entries = list(self._entries.values())
         if self.rank:
             entries.sort(key=lambda e: (-(e.mean_entropy or 0.0), -(e.uncertain_share or 0.0)))
         return entries
@@ -190,15 +190,11 @@ class PreAnnotations:
         return self._save(RANKING_NAME, text.getvalue().encode("utf-8"))
 
     def _write_labelme(self, entries: list[_Entry]) -> list[Path | None]:
-        import json
-
         return [self._save(f"{e.path.stem}.json", json.dumps(e.document, indent=1,
                                                         ensure_ascii=False).encode("utf-8"))
                 for e in entries]
 
     def _coco_bytes(self, entries: list[_Entry]) -> bytes:
-        import json
-
         images, annotations = [], []
         for image_id, e in enumerate(entries, start=1):
             (height, width), anns = e.document

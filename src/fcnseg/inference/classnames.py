@@ -32,23 +32,15 @@ def class_by_name(token: str, names: Sequence[str]) -> int | None:
     return matches[0] if matches else None
 
 
-def class_index(token: str, count: int) -> int | None:
-    """``token`` as a class index below ``count``, or None when it is no such index.
-
-    Only ASCII digits count: ``str.isdigit`` also accepts ``²`` or ``①``, which ``int`` then
-    refuses, and ``int`` refuses numbers of thousands of digits."""
-    if not (token.isascii() and token.isdigit()) or len(token) > 18:
-        return None
-    index = int(token)
-    return index if index < count else None
-
-
 def find_class(token: str, names: Sequence[str], *, indices: bool = True) -> int | None:
     """The class ``token`` names: by name first (:func:`class_by_name`), else, when
-    ``indices``, as an index (:func:`class_index`); None when it is neither."""
+    ``indices``, as a class index; None when it is neither.
+
+    Only ASCII digits make an index: ``str.isdigit`` also accepts ``²`` or ``①``, which ``int``
+    then refuses, and ``int`` refuses numbers of thousands of digits."""
     index = class_by_name(token, names)
-    if index is None and indices:
-        index = class_index(token, len(names))
+    if index is None and indices and token.isascii() and token.isdigit() and len(token) <= 18:
+        index = int(token) if int(token) < len(names) else None
     return index
 
 

@@ -43,6 +43,9 @@ def to_rgb_uint8(image: Any, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> 
     return load_image(image, max_pixels=max_pixels)
 
 
+_FULL_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(np.bool_): 1.0}
+
+
 def _array_to_rgb(a: np.ndarray, where: str, max_pixels: int | None) -> np.ndarray:
     if a.ndim == 2:
         a = a[..., None]
@@ -54,19 +57,13 @@ def _array_to_rgb(a: np.ndarray, where: str, max_pixels: int | None) -> np.ndarr
         raise ImageTooLargeError(where, f"{a.shape[1]}×{a.shape[0]} pixels is more than the "
                                         f"limit of {max_pixels}")
     # Full-scale value of each dtype: the colour and alpha channels are read relative to it.
-    if a.dtype == np.uint8:
-        full = 255.0
-    elif a.dtype == np.uint16:
-        full = 65535.0
-    elif a.dtype == np.bool_:
-        full = 1.0
-    elif np.issubdtype(a.dtype, np.floating):
+    full = _FULL_SCALE.get(a.dtype, 1.0)
+    if np.issubdtype(a.dtype, np.floating):
         lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
         if lo < -1e-3 or hi > 1.0 + 1e-3:
             raise ImageError(where, f"floating-point images are read as RGB in [0, 1], got values "
                                     f"in [{lo:.4g}, {hi:.4g}]; pass uint8 for 0-255 values")
-        full = 1.0
-    else:
+    elif a.dtype not in _FULL_SCALE:
         raise ImageError(where, f"unsupported dtype {a.dtype} (use uint8, uint16 or float)")
     if a.dtype == np.uint8 and a.shape[-1] == 3:
         return np.ascontiguousarray(a)

@@ -157,16 +157,8 @@ def collect_inputs(
     """
     out_dir = None if out_dir is None else Path(out_dir)
     own = OwnOutputs()
-    found: list[tuple[Path, str]] = []
+    found: dict[Path, tuple[Path, str]] = {}  # by resolved path: a file found twice is one input
     problems: list[tuple[str, str]] = []
-    seen: set[Path] = set()
-
-    def add(path: Path, name: str) -> None:
-        key = path.resolve()
-        if key not in seen:
-            seen.add(key)
-            found.append((path, _utf8_name(name)))
-
     for spec in specs:
         path = Path(spec)
         if path.is_dir():
@@ -179,23 +171,23 @@ def collect_inputs(
             if not files:
                 problems.append((spec, "folder holds no images"))
             for f in files:
-                add(f, f.relative_to(path).with_suffix("").as_posix())
+                found.setdefault(f.resolve(), (f, f.relative_to(path).with_suffix("").as_posix()))
         elif path.is_file():
             if path in own:
                 problems.append((spec, "written by an earlier fcnseg predict (listed in "
                                        f"{MANIFEST_NAME}); not segmented again"))
             else:
-                add(path, path.stem)
+                found.setdefault(path.resolve(), (path, path.stem))
         elif glob.has_magic(spec):
             matches = sorted(Path(m) for m in glob.glob(spec, recursive=True))
             files = [m for m in matches if m.is_file() and m not in own]
             if not files:
                 problems.append((spec, "pattern matches no files"))
             for f in files:
-                add(f, f.stem)
+                found.setdefault(f.resolve(), (f, f.stem))
         else:
             problems.append((spec, "no such file or folder"))
-    return _unique_names(found), problems
+    return _unique_names([(f, _utf8_name(name)) for f, name in found.values()]), problems
 
 
 def _utf8_name(name: str) -> str:

@@ -281,14 +281,9 @@ def legend_entries(
     for c in np.unique(np.asarray(label)).tolist():
         if c in skip:
             continue
-        if 0 <= c < len(class_names):
-            name = str(class_names[c])
-        elif ignore_index is not None and c == ignore_index:
-            name = "ignored"
-        else:
-            name = str(c)
-        colour = pal[c] if 0 <= c < 256 else np.zeros(3, np.uint8)
-        entries.append((name, (int(colour[0]), int(colour[1]), int(colour[2]))))
+        name = (str(class_names[c]) if 0 <= c < len(class_names)
+                else "ignored" if c == ignore_index else str(c))
+        entries.append((name, tuple(int(v) for v in pal[c]) if 0 <= c < 256 else (0, 0, 0)))
     return entries
 
 
@@ -307,7 +302,7 @@ def legend_panel(
     pad = max(4, size // 2)
     swatch = size
     items = list(entries) or [(empty_text, None)]
-    rows = max(1, (height - 2 * pad) // row)
+    rows = (height - 2 * pad) // row
     if rows < 3:
         rows = len(items)
     columns = [items[i : i + rows] for i in range(0, len(items), rows)]

@@ -13,28 +13,18 @@ from pathlib import Path
 from torch import nn
 
 from fcnseg.conventions import TORCHVISION_RGB, InputConvention
-from fcnseg.models.vgg import VGG16_BLOCKS
-from fcnseg.models.weights import WeightsError, copy_imagenet_trunk, read_state_dict
+from fcnseg.models.weights import (
+    WeightsError,
+    copy_imagenet_trunk,
+    read_state_dict,
+    vgg16_torchvision_keys,
+)
 from fcnseg.utils.typing import PathLike
-
-#: ``features.{i}`` indices of the 13 convolutions in torchvision's vgg16_bn.
-VGG16_BN_CONV_INDICES = (0, 3, 7, 10, 14, 17, 20, 24, 27, 30, 34, 37, 40)
-
-_BN_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
 
 def vgg16_bn_key_map() -> dict[str, str]:
     """Our FCN key → torchvision vgg16_bn key, for the trunk, fc6 and fc7."""
-    names = [f"{b}_{i}" for b, (n, _) in enumerate(VGG16_BLOCKS, 1) for i in range(1, n + 1)]
-    mapping: dict[str, str] = {}
-    for name, idx in zip(names, VGG16_BN_CONV_INDICES, strict=True):
-        mapping[f"conv{name}.weight"] = f"features.{idx}.weight"
-        mapping[f"conv{name}.bias"] = f"features.{idx}.bias"
-        for k in _BN_KEYS:
-            mapping[f"bn{name}.{k}"] = f"features.{idx + 1}.{k}"
-    mapping.update({"fc6.weight": "classifier.0.weight", "fc6.bias": "classifier.0.bias",
-                    "fc7.weight": "classifier.3.weight", "fc7.bias": "classifier.3.bias"})
-    return mapping
+    return vgg16_torchvision_keys(batch_norm=True)
 
 
 def load_vgg16_bn_weights(

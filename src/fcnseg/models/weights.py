@@ -161,19 +161,25 @@ def load_fcn_weights(
     return model
 
 
-# torchvision's vgg16: features.{i} indices of the 13 convolutions, and classifier.{0,3} = fc6, fc7.
-_VGG16_CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
+_BN_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
 
-def vgg16_torchvision_keys() -> dict[str, str]:
-    """The VGG16 FCN's trunk keys (``conv1_1.weight`` … ``fc7.bias``), each with the key of the
-    same tensor in torchvision's ``vgg16`` state dict (``features.0.weight`` …
-    ``classifier.3.bias``)."""
-    names = [f"conv{b}_{i}" for b, (n, _) in enumerate(VGG16_BLOCKS, 1) for i in range(1, n + 1)]
-    layers = {**{name: f"features.{idx}" for name, idx in
-                 zip(names, _VGG16_CONV_INDICES, strict=True)},
-              "fc6": "classifier.0", "fc7": "classifier.3"}
-    return {f"{name}.{p}": f"{key}.{p}" for name, key in layers.items() for p in ("weight", "bias")}
+def vgg16_torchvision_keys(batch_norm: bool = False) -> dict[str, str]:
+    """The VGG16 FCN's trunk keys (``conv1_1.weight`` … ``fc7.bias``; with ``batch_norm`` also
+    ``bn1_1.*`` …), each with the key of the same tensor in torchvision's ``vgg16`` (or
+    ``vgg16_bn``) state dict (``features.0.weight`` … ``classifier.3.bias``)."""
+    keys: dict[str, str] = {}
+    index = 0  # torchvision's features: convolution, (BatchNorm,) ReLU; a pool after each block
+    for b, (n_convs, _) in enumerate(VGG16_BLOCKS, start=1):
+        for i in range(1, n_convs + 1):
+            keys |= {f"conv{b}_{i}.{p}": f"features.{index}.{p}" for p in ("weight", "bias")}
+            if batch_norm:
+                keys |= {f"bn{b}_{i}.{k}": f"features.{index + 1}.{k}" for k in _BN_KEYS}
+            index += 3 if batch_norm else 2
+        index += 1
+    fc = {"fc6": "classifier.0", "fc7": "classifier.3"}
+    return keys | {f"{ours}.{p}": f"{theirs}.{p}" for ours, theirs in fc.items()
+                   for p in ("weight", "bias")}
 
 
 def _guess_convention(path: Path) -> InputConvention | None:
@@ -230,32 +236,26 @@ def copy_imagenet_trunk(
 ) -> nn.Module:
     """:func:`copy_convolutionalized` for a colour ImageNet file trained on ``convention``: a
     colour model records that convention (when ``record``); a multi-band model keeps its own and
-    gets the file's first convolution (the tensors ``mapping`` gives for the model's
-    :func:`first_conv_keys`) widened to its bands first. Files saved before PyTorch 0.4.1 lack
-    BatchNorm's ``num_batches_tracked``; it is only a counter."""
+    gets the file's first convolution (:func:`first_conv_keys`) widened to its bands first."""
     bands = model_bands(model)
     if bands is not None:
         first_conv = [None if k is None else mapping.get(k) for k in first_conv_keys(model)]
         widen_first_conv(sd, bands, convention, *first_conv)
-    copy_convolutionalized(model, path, sd, mapping, what, optional=("num_batches_tracked",))
+    copy_convolutionalized(model, path, sd, mapping, what)
     if bands is None and record:
         model.input_convention = get_convention(convention)
     return model
 
 
-def copy_convolutionalized(
-    model: nn.Module,
-    path: Path,
-    sd: Mapping[str, torch.Tensor],
-    mapping: Mapping[str, str],
-    what: str,
-    optional: tuple[str, ...] = (),
-) -> None:
+def copy_convolutionalized(model: nn.Module, path: Path, sd: Mapping[str, torch.Tensor],
+                           mapping: Mapping[str, str], what: str) -> None:
     """Copy ``sd[mapping[k]]`` into the model's ``k`` for every key of ``mapping``, reshaping the
-    Linear fc6/fc7 weights into their convolutions. Keys of the file ending in one of
-    ``optional`` may be absent. Errors name the file and the missing or mis-shaped keys."""
+    Linear fc6/fc7 weights into their convolutions. Errors name the file and the missing or
+    mis-shaped keys."""
     own = model.state_dict()
-    missing = sorted(v for v in mapping.values() if v not in sd and not v.endswith(optional))
+    # Files saved before PyTorch 0.4.1 lack BatchNorm's num_batches_tracked, only a counter.
+    missing = sorted(v for v in mapping.values()
+                     if v not in sd and not v.endswith("num_batches_tracked"))
     if missing:
         raise WeightsError(
             f"{path}: not a {what} state dict in torchvision's layout; missing keys "

@@ -155,11 +155,7 @@ def confusion_matrix(
     Accepts numpy arrays or torch tensors (tensors on an accelerator are counted there, then
     copied). Rows are ground truth, columns predictions; pixels whose label equals
     ``ignore_index`` are left out. Sum the matrices of several images (or use
-    :class:`ConfusionMatrix`) to score a dataset.
-
-    Raises:
-        ValueError: shapes differ, or a label (other than ``ignore_index``) or a prediction lies
-            outside ``[0, num_classes)``; the message lists the offending values.
+    :class:`ConfusionMatrix`) to score a dataset. Raises as :func:`confusion_matrix_torch`.
     """
     if isinstance(label, torch.Tensor) or isinstance(pred, torch.Tensor):
         label_t = torch.as_tensor(label)

@@ -64,14 +64,16 @@ class OnnxExport:
     size_bytes: int
 
 
-def _require_onnx() -> tuple[Any, Any]:
-    try:  # onnx and onnxruntime are an optional extra (fcnseg[onnx]): imported only to export
+def _require_onnx() -> Any:
+    """The ``onnx`` module, where onnxruntime is installed too: an optional extra
+    (fcnseg[onnx]), imported only to export."""
+    try:
         import onnx
-        import onnxruntime
+        import onnxruntime  # noqa: F401 - the exports are checked with it
     except ImportError as e:
         raise ExportError(f"ONNX export needs onnx and onnxruntime ({e.name} is missing); "
                           f"install them with: pip install 'fcnseg[onnx]'") from None
-    return onnx, onnxruntime
+    return onnx
 
 
 def _export_to(file: Path, model: nn.Module, sample: tuple[torch.Tensor, ...], opset: int,
@@ -160,7 +162,7 @@ def export_onnx(model: nn.Module, path: PathLike, options: OnnxOptions | None = 
     opts = dataclasses.replace(options or OnnxOptions(), **option_fields)
     if opts.exporter not in EXPORTERS:
         raise ValueError(f"exporter must be one of {EXPORTERS}, got {opts.exporter!r}")
-    onnx, _ = _require_onnx()
+    onnx = _require_onnx()
     subject = export_subject(model, opts.sample_size, raw_pixels=opts.raw_pixels)
     if opts.labels_out and subject.outputs:
         raise ExportError("--labels-out: a model of several heads exports its logits only")
@@ -252,7 +254,7 @@ def labels_out(proto: Any, *, wide: bool = False) -> None:
     """End an ONNX graph of one N×C×H×W logits output in ArgMax over C and a Cast to uint8
     (int32 when ``wide``): the output keeps its name and becomes N×H×W labels, and the
     metadata (``outputs``, ``output``) says so."""
-    onnx, _ = _require_onnx()
+    onnx = _require_onnx()
     from onnx import TensorProto, helper
 
     graph = proto.graph

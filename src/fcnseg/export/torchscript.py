@@ -77,15 +77,14 @@ def export_torchscript(
             more on either sample; ``path`` is then left as it was.
     """
     subject = export_subject(model, sample_size, raw_pixels=raw_pixels)
-    model, samples, modalities, heads = (subject.model, subject.samples, subject.inputs,
-                                         subject.outputs)
+    model, samples, heads = subject.model, subject.samples, subject.outputs
     meta = {k: json.loads(v) for k, v in subject.metadata(description).items()}
     try:
         with _quiet(), torch.no_grad():
             # A dict input or output is a fixed structure here (the modalities, the heads):
             # strict=False lets the trace keep it.
             traced = torch.jit.trace(model, (samples[0],), check_trace=False,
-                                     strict=not (modalities or heads))
+                                     strict=not (subject.inputs or heads))
             buf = io.BytesIO()
             torch.jit.save(traced, buf, _extra_files={METADATA_FILE: json.dumps(meta)})
     except Exception as e:

@@ -143,11 +143,11 @@ class TimeBudget:
     ``after_step()`` is called after each step; it returns the :class:`BudgetPlan` once, when
     the length has just been chosen, and None otherwise."""
 
-    def __init__(self, budget_s: float, started: float, *, decided: bool = False,
-                 distributed: bool = False, device: torch.device | None = None) -> None:
+    def __init__(self, budget_s: float, started: float, *, distributed: bool = False,
+                 device: torch.device | None = None) -> None:
         self.budget_s = budget_s
         self.started = started
-        self.decided = decided
+        self.decided = False
         self.distributed = distributed
         self.device = device or torch.device("cpu")
         self.first_step_end: float | None = None

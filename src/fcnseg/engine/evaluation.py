@@ -189,24 +189,19 @@ def evaluate_model(model: nn.Module, loader: Any, options: EvalOptions | None = 
                    **fields: Any) -> dict[str, Any]:
     """Score ``model`` on every batch of ``loader`` with one confusion matrix (per head).
 
-    Runs in eval mode under ``torch.inference_mode`` (the model's train/eval mode is restored
-    afterwards). ``loader`` yields ``(images N×3×H×W, labels N×H×W)``; padded pixels must carry
-    ``ignore_index`` (as :func:`fcnseg.data.collate_segmentation` pads them) so they count
-    nowhere. When ``torch.distributed`` is initialised each process evaluates its own shard
-    (see :class:`ShardedEvalSampler`) and the matrices are summed, so every process returns the
-    dataset's scores. ``model`` returns N×C×H×W logits (a DDP wrapper is unwrapped).
+    Runs in eval mode under ``torch.inference_mode`` (the model's mode is restored after).
+    ``loader`` yields ``(images N×3×H×W, labels N×H×W)``, padded pixels at ``ignore_index`` (as
+    :func:`fcnseg.data.collate_segmentation` pads them); ``model`` returns N×C×H×W logits (a DDP
+    wrapper is unwrapped). Under ``torch.distributed`` each process scores its own shard
+    (:class:`ShardedEvalSampler`) and every process returns the summed matrices' scores.
+    ``options`` (:class:`EvalOptions`) says what is scored and how; keyword ``fields``
+    (``num_classes=21, device="cuda"``) replace its fields.
 
-    ``options`` (:class:`EvalOptions`) says what is scored and how; ``fields`` are its fields
-    as keywords (``num_classes=21, device="cuda"``), which replace those of ``options``.
-
-    Returns:
-        :func:`scores_excluding` of the matrix plus ``confusion`` (list of lists, rows =
-        ground truth) and ``num_images`` (images seen, over all processes).
-
-        With several heads (labels ``{head: N×H×W}`` and a model returning ``{head:
-        N×C×H×W}``; ``num_classes`` an int per head), one matrix is kept per head and the result
-        is ``{"heads": {head: scores plus confusion}, "num_images": n}``; the geometric pixel
-        accuracy of the FCN paper is ``result["heads"]["geometric"]["pixel_acc"]``.
+    Returns :func:`scores_excluding` of the matrix plus ``confusion`` (rows = ground truth) and
+    ``num_images`` (over all processes). With several heads (labels ``{head: N×H×W}``, logits
+    ``{head: N×C×H×W}``, ``num_classes`` per head): ``{"heads": {head: scores plus confusion},
+    "num_images": n}``; the FCN paper's geometric pixel accuracy is
+    ``result["heads"]["geometric"]["pixel_acc"]``.
     """
     opts = replace(options, **fields) if options is not None else EvalOptions(**fields)
     net = model.module if isinstance(
@@ -235,12 +230,8 @@ def evaluate_model(model: nn.Module, loader: Any, options: EvalOptions | None = 
 
 def _run_model(runner: InferenceRunner, loader: Any, opts: EvalOptions,
                score: Callable[[int, dict[Any, Any], dict[Any, Any]], None]) -> int:
-    """Run the model over every batch of ``loader``, handing ``score(batch_index, outputs,
-    labels)`` each batch's outputs and labels (on the device, ``{head: tensor}``; ``{None:
-    tensor}`` for one head).
-
-    Returns the number of images seen, summed over all processes.
-    """
+    """``score(batch_index, outputs, labels)`` for each batch of ``loader`` (``{head: tensor}``
+    on the device; ``{None: tensor}`` for one head); returns the images seen by all processes."""
     num_images = torch.zeros((), dtype=torch.int64, device=runner.device)
     batches = _progress_bar(loader, opts.progress)
     try:
@@ -358,22 +349,19 @@ def evaluate_checkpoint(checkpoint: PathLike | Mapping[str, Any],
 
     Args:
         checkpoint: checkpoint path (or a dict from :func:`fcnseg.checkpoint.load_checkpoint`).
-        dataset: a spec for :func:`fcnseg.data.build_dataset` (e.g. ``{"name": "voc", "root":
-            "data/VOCdevkit", "split": "val"}``); or a dataset object: one without a transform
-            gets :func:`~fcnseg.data.transforms.build_eval_transform`, one with a transform is
-            used as it is. Either gives raw pixels: the model normalises them.
-        options: how (:class:`CheckpointEvalOptions`); ``fields`` are its fields as keywords
-            (``device="cuda", batch_size=4``), which replace those of ``options``.
+        dataset: a spec for :func:`fcnseg.data.build_dataset` (``{"name": "voc", "root":
+            "data/VOCdevkit", "split": "val"}``), or a dataset object (without a transform it
+            gets :func:`~fcnseg.data.transforms.build_eval_transform`); raw pixels either way.
+        options: how (:class:`CheckpointEvalOptions`); keyword ``fields`` (``device="cuda",
+            batch_size=4``) replace its fields.
 
     Returns the :func:`evaluate_model` result plus ``class_names``, ``pixels`` (ground-truth
     pixels per class), ``checkpoint`` and ``dataset`` descriptions, ``precision``,
     ``optimizations`` (what :func:`fcnseg.models.optimize` did), ``seconds`` and
-    ``images_per_s``. A checkpoint of a model with several heads (``classes.heads``) is scored
-    per head: ``result["heads"][head]`` holds each head's scores, class names and confusion
-    matrix (the geometric pixel accuracy of the FCN paper is
-    ``result["heads"]["geometric"]["pixel_acc"]``), the top level repeats the first head's, and
-    calibration is not measured. A dataset whose class count differs from the checkpoint's is
-    a ValueError.
+    ``images_per_s``. A model with several heads (``classes.heads``) is scored per head:
+    ``result["heads"][head]`` holds each head's scores, class names and confusion matrix, the
+    top level repeats the first head's, and calibration is not measured. A dataset whose class
+    count differs from the checkpoint's is a ValueError.
     """
     opts = replace(options or CheckpointEvalOptions(), **fields)
     ckpt = as_checkpoint(checkpoint)
@@ -412,9 +400,8 @@ def evaluate_checkpoint(checkpoint: PathLike | Mapping[str, Any],
 
 def _scoring(ckpt: Mapping[str, Any], source: Any, runner: InferenceRunner,
              opts: CheckpointEvalOptions) -> EvalOptions:
-    """What :func:`evaluate_checkpoint` scores: the checkpoint's classes (per head), the
-    dataset's ignore value and excluded classes, calibration (of one head only) at the
-    checkpoint's temperature."""
+    """The checkpoint's classes (per head), the dataset's ignore value and excluded classes,
+    calibration (of one head only) at the checkpoint's temperature."""
     heads = ckpt["classes"].get("heads") or {}
     return EvalOptions(
         num_classes=({str(h): len(n) for h, n in heads.items()} if heads

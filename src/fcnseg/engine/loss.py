@@ -74,29 +74,22 @@ def segmentation_loss(
     name: str = "ce",
     focal_gamma: float = 2.0,
 ) -> torch.Tensor:
-    """The loss ``name`` (default: softmax cross-entropy) over the valid (non-ignored) pixels.
+    """The loss ``name`` (default: softmax cross-entropy) over the valid (non-ignored) pixels,
+    weighted per class by ``weight`` (None: all ones); see the module docstring.
 
-    ``reduction="sum"`` is the reference FCN loss: summed over every valid pixel of the batch,
-    so its gradient grows with image size (hence the tiny learning rates of the paper).
-    ``"mean"`` divides that sum by the valid pixels' total class weight (their number without
-    ``weight``), or by ``normalizer`` when given (the total over the micro-batches and processes
-    of one step, from :func:`loss_normalizer`). A batch without valid pixels gives a zero loss,
-    not NaN.
+    ``reduction="sum"`` is the reference FCN loss, whose gradient grows with image size (hence
+    the paper's tiny learning rates); ``"mean"`` divides it by the valid pixels' total class
+    weight, or by ``normalizer`` (the step's total, :func:`loss_normalizer`). A batch without
+    valid pixels gives a zero loss, not NaN. ``name`` sums terms (:func:`parse_loss_name`):
+    ``ce``; ``focal``, ``Σ w[y]·(1 - p_y)^γ·CE`` with γ = ``focal_gamma``; ``dice``, the
+    class-weighted mean over the classes in ``target`` of ``1 - 2|P∩G| / (|P| + |G|)`` on the
+    probabilities; ``lovasz``, that mean of the Lovász extension of the Jaccard loss (Berman et
+    al., 2018). Dice and Lovász need ``"mean"`` and are scaled by this batch's share of
+    ``normalizer``.
 
-    ``name`` sums terms (:func:`parse_loss_name`): ``ce``; ``focal``, ``Σ w[y]·(1 - p_y)^γ·CE``
-    with γ = ``focal_gamma`` (CE at γ = 0), reduced like ``ce``; ``dice``, the class-weighted
-    mean over the classes present in ``target`` of ``1 - 2|P∩G| / (|P| + |G|)`` on the softmax
-    probabilities; ``lovasz``, the same mean of the Lovász extension of the Jaccard loss
-    (Berman et al., 2018). The last two need ``reduction="mean"``; given ``normalizer``, they
-    are scaled by this batch's share of it (so that the micro-batches of a step average them).
-
-    A model with several heads (``logits`` a mapping, e.g. ``{"out": ..., "aux": ...}``) gets the
-    sum of its heads' losses, each against ``target[head]`` when ``target`` is a mapping too
-    (heads with their own labels) or against the one ``target``; ``normalizer`` may then be a
-    mapping too (``{head: divisor}``, each head averaged over its own valid pixels).
-
-    Args:
-        weight: one weight per class (class balancing), or None for all ones.
+    A model with several heads (``logits`` a mapping) gets the sum of its heads' losses, each
+    against ``target[head]`` when ``target`` is a mapping too, else the one ``target``;
+    ``normalizer`` may be ``{head: divisor}`` (each head averaged over its own valid pixels).
     """
     if reduction not in ("sum", "mean"):
         raise ValueError(f"loss reduction must be 'sum' or 'mean', got {reduction!r}")

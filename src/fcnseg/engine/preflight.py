@@ -86,21 +86,18 @@ def preflight_warnings(
     return messages
 
 
-def eta_warning(
-    config: TrainConfig, device_type: str, seconds_per_iteration: float,
-    remaining_iterations: int, limit_s: float | None = None,
-) -> str | None:
-    """A warning when a CPU run would take longer than ``limit_s`` (default
-    :data:`ETA_LIMIT_S`, a day) at the speed measured so far, suggesting the CPU recipe; None
-    otherwise (and always on a GPU)."""
+def eta_warning(config: TrainConfig, device_type: str, seconds_per_iteration: float,
+                remaining_iterations: int) -> str | None:
+    """A warning when a CPU run would take longer than :data:`ETA_LIMIT_S` (a day) at the speed
+    measured so far, suggesting the CPU recipe; None otherwise (and always on a GPU)."""
     if device_type != "cpu" or remaining_iterations <= 0:
         return None
     eta = seconds_per_iteration * remaining_iterations
-    if eta <= (ETA_LIMIT_S if limit_s is None else limit_s):
+    if eta <= ETA_LIMIT_S:
         return None
     hours = eta / 3600
     if config.name == CPU_RECIPE:
-        fix = ("lower train.iterations, data.crop_size or data.batch_size, or train on a GPU")
+        fix = "lower train.iterations, data.crop_size or data.batch_size, or train on a GPU"
     else:
         fix = (f"on a CPU, the {CPU_RECIPE} recipe (ResNet-18 FCN-8s, 224-pixel crops) trains "
                f"a few hundred images in minutes: fcnseg train --recipe {CPU_RECIPE} "

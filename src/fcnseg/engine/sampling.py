@@ -23,21 +23,17 @@ from torch.utils.data import Dataset, Sampler
 class ResumableSampler(Sampler[tuple[int, int]]):
     """Yields ``(epoch, index)`` pairs for this process, from position ``start`` of the epoch.
 
-    Args:
-        length: dataset size.
-        seed: base seed of the permutations.
-        shuffle: permute each epoch (training) or keep the order (evaluation).
-        rank, world_size: this process's share, as ``DistributedSampler``.
-        pad: repeat indices so that every process gets the same count (training: keeps the
-            processes in step); evaluation passes False so that no image counts twice.
+    Each epoch's order is a permutation of ``range(length)`` drawn from ``(seed, epoch)``,
+    padded with repeated indices so that every process gets as many (which keeps them in
+    step); process ``rank`` takes every ``world_size``-th index, as ``DistributedSampler``.
     """
 
-    def __init__(self, length: int, *, seed: int = 0, shuffle: bool = True, rank: int = 0,
-                 world_size: int = 1, pad: bool = True) -> None:
+    def __init__(self, length: int, *, seed: int = 0, rank: int = 0,
+                 world_size: int = 1) -> None:
         if length < 1:
             raise ValueError("cannot sample from an empty dataset")
-        self.length, self.seed, self.shuffle = length, seed, shuffle
-        self.rank, self.world_size, self.pad = rank, world_size, pad
+        self.length, self.seed = length, seed
+        self.rank, self.world_size = rank, world_size
         self.epoch = 0
         self.start = 0
 
@@ -46,12 +42,9 @@ class ResumableSampler(Sampler[tuple[int, int]]):
         self.epoch, self.start = int(epoch), int(start)
 
     def _indices(self) -> list[int]:
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-            order = torch.randperm(self.length, generator=g).tolist()
-        else:
-            order = list(range(self.length))
-        if self.pad and self.length % self.world_size:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(self.length, generator=g).tolist()
+        if self.length % self.world_size:
             extra = self.world_size - self.length % self.world_size
             order += (order * (extra // len(order) + 1))[:extra]
         return order[self.rank :: self.world_size]

@@ -153,7 +153,9 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
     train_ds, val_ds = build_datasets(config, notes)
     plain = _unwrapped(train_ds)
     class_names, ignore_index = list(plain.classes), plain.ignore_index
-    head_classes = _head_classes(plain)
+    heads = getattr(plain, "heads", None)  # {head: class names} of data labelled per head
+    head_classes = {str(h): [str(n) for n in names] for h, names in heads.items()} \
+        if heads else None
     if head_classes is not None and config.loss.class_weights != "none":
         raise ValueError(f"loss.class_weights: {config.data.train.get('name')} is labelled per "
                          f"head ({', '.join(head_classes)}); class weights apply to one head "
@@ -226,14 +228,6 @@ def _collate(dataset: Any, ignore_index: int,
     return partial(collate_segmentation, ignore_index=ignore_index,
                    fill=getattr(_unwrapped(dataset), "pad_values", None),
                    channels_last=channels_last)
-
-
-def _head_classes(dataset: Any) -> dict[str, list[str]] | None:
-    """``{head: class names}`` of a dataset labelled per head (its ``heads``), else None."""
-    heads = getattr(dataset, "heads", None)
-    if not heads:
-        return None
-    return {str(h): [str(n) for n in names] for h, names in heads.items()}
 
 
 def _saved_class_weights(resume_ckpt: Mapping[str, Any] | None) -> list[float] | None:
@@ -517,8 +511,7 @@ def _train_loader(config: TrainConfig, info: DistInfo, train_ds: Dataset, ignore
     batch = config.images_per_batch()
     workers = loader_workers(config.data.num_workers)
     sampler = ResumableSampler(len(train_ds), seed=config.seed,  # type: ignore[arg-type]
-                               shuffle=True, rank=info.rank, world_size=info.world_size,
-                               pad=True)
+                               rank=info.rank, world_size=info.world_size)
     if sampler.per_epoch() // batch < 1:
         # The largest data.batch_size whose batches (scaled as images_per_batch scales them)
         # still fit the images each process gets.

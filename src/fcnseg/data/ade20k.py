@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from fcnseg.data.base import FileSegmentationDataset, Transform
-from fcnseg.data.io import check_label_values, read_label
+from fcnseg.data.io import read_label, void_first
 from fcnseg.data.layout import find_dataset_dir
 from fcnseg.utils.typing import PathLike
 
@@ -110,6 +110,4 @@ class ADE20K(FileSegmentationDataset):
 
     def read_label(self, index: int) -> np.ndarray:
         path = self.label_path(index)
-        raw = read_label(path)
-        check_label_values(path, raw, len(self.classes) + 1, ignore_index=0)
-        return np.where(raw == 0, self.ignore_index, raw - 1)
+        return void_first(path, read_label(path), len(self.classes), self.ignore_index)

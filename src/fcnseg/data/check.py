@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -106,13 +106,11 @@ def _as_is(item: tuple) -> tuple:
     return item  # a named function, not a lambda: workers started by "spawn" must pickle it
 
 
-def _iterate(scan: _Scan, workers: int) -> Iterator[tuple]:
+def _iterate(scan: _Scan, workers: int) -> Iterable[tuple]:
     if workers <= 0:
-        yield from (scan[k] for k in range(len(scan)))
-        return
-    loader = DataLoader(scan, batch_size=None, num_workers=workers,
-                        collate_fn=_as_is, generator=torch.Generator().manual_seed(0))
-    yield from loader
+        return (scan[k] for k in range(len(scan)))
+    return DataLoader(scan, batch_size=None, num_workers=workers, collate_fn=_as_is,
+                      generator=torch.Generator().manual_seed(0))
 
 
 def scan_dataset(

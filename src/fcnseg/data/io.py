@@ -157,6 +157,14 @@ def remap_values(label: np.ndarray, remap: Mapping[int, int] | None) -> np.ndarr
     return out
 
 
+def void_first(path: PathLike, stored: np.ndarray, num_classes: int,
+               ignore_index: int) -> np.ndarray:
+    """Labels stored as 0 for void and k + 1 for class k: checked, then as class indices with
+    void ``ignore_index``."""
+    check_label_values(path, stored, num_classes + 1, ignore_index=0)
+    return np.where(stored == 0, ignore_index, stored - 1)
+
+
 def check_label_values(
     path: PathLike, label: np.ndarray, num_classes: int, ignore_index: int,
     *, prefix: str = "",

@@ -25,7 +25,7 @@ import numpy as np
 from fcnseg.conventions import NYUD_BGR
 from fcnseg.data.base import FileSegmentationDataset, Transform, check_same_size
 from fcnseg.data.errors import DataError
-from fcnseg.data.io import check_label_values, read_image, read_mat_label, read_raw
+from fcnseg.data.io import read_image, read_mat_label, read_raw, void_first
 from fcnseg.data.layout import find_dataset_dir, read_split
 from fcnseg.utils.typing import PathLike
 
@@ -74,9 +74,7 @@ class NYUDv2(FileSegmentationDataset):
         transform: Transform | None = None,
     ) -> None:
         super().__init__(transform)
-        if isinstance(modalities, str):
-            modalities = (modalities,)
-        modalities = tuple(modalities)
+        modalities = (modalities,) if isinstance(modalities, str) else tuple(modalities)
         unknown = [m for m in modalities if m not in NYUD_MODALITIES]
         if not modalities or unknown or len(set(modalities)) != len(modalities):
             raise ValueError(
@@ -111,9 +109,8 @@ class NYUDv2(FileSegmentationDataset):
 
     def read_label(self, index: int) -> np.ndarray:
         path = self.label_path(index)
-        stored = read_mat_label(path, "segmentation")
-        check_label_values(path, stored, len(self.classes) + 1, ignore_index=0)
-        return np.where(stored == 0, self.ignore_index, stored - 1)
+        return void_first(path, read_mat_label(path, "segmentation"), len(self.classes),
+                          self.ignore_index)
 
     def load(self, index: int) -> tuple[dict[str, Any], np.ndarray]:  # type: ignore[override]
         label = self.read_label(index)

@@ -23,7 +23,7 @@ import numpy as np
 
 from fcnseg.conventions import SIFTFLOW_BGR
 from fcnseg.data.base import FileSegmentationDataset, Transform, check_same_size
-from fcnseg.data.io import check_label_values, read_image, read_mat_label
+from fcnseg.data.io import read_image, read_mat_label, void_first
 from fcnseg.data.layout import find_dataset_dir, read_split
 from fcnseg.utils.typing import PathLike
 
@@ -84,8 +84,7 @@ class SIFTFlow(FileSegmentationDataset):
         ids = read_split(self.dir / f"{split}.txt", split, dataset="SIFT Flow", kind="list",
                          hint="the FCN reference's trainval.txt and test.txt (data/sift-flow/ "
                               "in its release) go beside Images/")
-        excluded = set(self.excluded_ids)
-        self.ids = [i for i in ids if i not in excluded]
+        self.ids = [i for i in ids if i not in self.excluded_ids]
         self.image_dir = self.dir / "Images" / _SUBDIR
 
     def label_path(self, index: int, head: str = "semantic") -> Path:
@@ -99,8 +98,7 @@ class SIFTFlow(FileSegmentationDataset):
             stored = read_mat_label(path, "S")
             if head == "geometric":
                 stored = np.where(stored == -1, 0, stored)  # -1 is void here
-            check_label_values(path, stored, len(classes) + 1, ignore_index=0)
-            labels[head] = np.where(stored == 0, self.ignore_index, stored - 1)
+            labels[head] = void_first(path, stored, len(classes), self.ignore_index)
         return labels
 
     def load(self, index: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:  # type: ignore[override]

@@ -166,13 +166,10 @@ def _estimated_bytes(dataset: Any) -> int:
     if not callable(image_path):
         return first * count
     try:
-        w, h = upright_size(Path(image_path(0)))
-        pixels = 0
-        for i in range(count):
-            pw, ph = upright_size(Path(image_path(i)))
-            pixels += pw * ph
+        sizes = [upright_size(Path(image_path(i))) for i in range(count)]
     except (ValueError, OSError):
         return first * count  # a bad header: that sample's own error comes later
+    (w, h), pixels = sizes[0], sum(pw * ph for pw, ph in sizes)
     return int(first / max(1, w * h) * pixels)
 
 

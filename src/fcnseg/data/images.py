@@ -118,10 +118,8 @@ def check_pixels(where: str, width: int, height: int, max_pixels: int | None,
 
 
 def _allow_pillow(max_pixels: int | None) -> None:
-    """Let Pillow open what ``max_pixels`` allows: Pillow refuses more than twice its own
-    limit outright, so a larger finite limit is raised there too (only ever raised, never
-    lowered; :func:`_check_pixels` still applies the caller's limit). ``None`` leaves Pillow's
-    process-wide decompression-bomb guard as it is rather than switching it off for everyone."""
+    """Let Pillow open what a larger finite ``max_pixels`` allows (Pillow refuses twice its own
+    limit outright); never lowered, and ``None`` leaves Pillow's process-wide guard on."""
     current = Image.MAX_IMAGE_PIXELS
     if current is not None and max_pixels is not None and max_pixels > current:
         Image.MAX_IMAGE_PIXELS = max_pixels
@@ -238,9 +236,8 @@ def _opened(source: ImageSource, where: str, max_pixels: int | None) -> Any:
         yield img
 
 
-def open_upright(
-    source: ImageSource, *, name: str | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS
-) -> Image.Image:
+def open_upright(source: ImageSource, *, name: str | None = None,
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Decode an image file (or bytes, or a stream) and turn it upright by its EXIF orientation.
 
     The returned image is fully decoded and no longer tied to the file. Raises
@@ -254,12 +251,8 @@ def open_upright(
         return img.copy() if upright is img else upright
 
 
-def load_image(
-    source: ImageSource,
-    *,
-    name: str | None = None,
-    max_pixels: int | None = DEFAULT_MAX_PIXELS,
-) -> np.ndarray:
+def load_image(source: ImageSource, *, name: str | None = None,
+               max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read an image as an upright H×W×3 uint8 RGB array (the rules are in the module doc).
 
     Args:
@@ -285,18 +278,18 @@ def pil_to_rgb(img: Image.Image, where: str = "<PIL image>") -> np.ndarray:
     mode = img.mode
     if mode == "RGB":
         return np.array(img, dtype=np.uint8)
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        # 16-bit (and 32-bit integer) grayscale: scale the 16-bit range to 8 bits.
-        a = np.asarray(img).astype(np.float64)
-        return _gray_to_rgb(np.clip(np.round(a / 257.0), 0, 255).astype(np.uint8))
-    if mode == "F":
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        # 16-bit (and 32-bit integer) grayscale: the 16-bit range scaled to 8 bits; floats in
+        # [0, 1] scaled to 0-255.
         a = np.asarray(img, dtype=np.float64)
-        scale = 255.0 if np.nanmax(a, initial=0.0) <= 1.0 else 1.0
-        return _gray_to_rgb(np.clip(np.round(np.nan_to_num(a) * scale), 0, 255).astype(np.uint8))
-    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
-        mode == "P" and "transparency" in img.info
-    ) or (mode in ("L", "RGB") and "transparency" in img.info)
-    if has_alpha:
+        if mode != "F":
+            a = a / 257.0
+        elif np.nanmax(a, initial=0.0) <= 1.0:
+            a = a * 255.0
+        gray = np.clip(np.round(np.nan_to_num(a)), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=-1)
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+            mode in ("P", "L", "RGB") and "transparency" in img.info):
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (*ALPHA_BACKGROUND, 255))
         return np.array(Image.alpha_composite(background, rgba).convert("RGB"), dtype=np.uint8)
@@ -312,7 +305,3 @@ def composite_rgba_array(values: np.ndarray) -> np.ndarray:
     alpha = values[..., 3:4]
     background = np.asarray(ALPHA_BACKGROUND, dtype=np.float64) / 255.0
     return values[..., :3] * alpha + background * (1.0 - alpha)
-
-
-def _gray_to_rgb(gray: np.ndarray) -> np.ndarray:
-    return np.repeat(gray[..., None], 3, axis=-1)

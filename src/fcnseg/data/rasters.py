@@ -47,7 +47,6 @@ from fcnseg.utils.typing import PathLike
 RASTER_DTYPES: tuple[np.dtype, ...] = (np.dtype(np.uint8), np.dtype(np.uint16),
                                        np.dtype(np.float32))
 
-
 #: What the size limit's message advises for a raster too large to read whole.
 _BY_WINDOWS = " read it by windows: fcnseg predict does"
 
@@ -168,8 +167,10 @@ class _RasterioReader(RasterReader):
 class _ArrayReader(RasterReader):
     """A raster decoded whole (PNG/JPEG) or memory-mapped (an uncompressed TIFF)."""
 
-    def __init__(self, array: np.ndarray, info: RasterInfo, band_index: Sequence[int]) -> None:
-        super().__init__(info, band_index)
+    def __init__(self, array: np.ndarray, where: str, bands: Sequence[str] | None) -> None:
+        h, w, n = array.shape
+        info = RasterInfo(path=where, height=h, width=w, bands=n, dtype=raster_dtype(array.dtype))
+        super().__init__(info, _select_bands(where, n, None, bands))
         self._array = array  # H×W×N_file
 
     def _read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
@@ -227,10 +228,12 @@ class _TiffReader(RasterReader):
     """Windows of a tiled or striped TIFF through tifffile: only the tiles (strips) under a
     window are read and decoded."""
 
-    def __init__(self, tif: Any, info: RasterInfo, band_index: Sequence[int]) -> None:
-        super().__init__(info, band_index)
-        self._tif, self._page = tif, tif.pages[0]
-        p = self._page
+    def __init__(self, tif: Any, where: str, bands: Sequence[str] | None) -> None:
+        p = tif.pages[0]
+        info = RasterInfo(path=where, height=int(p.imagelength), width=int(p.imagewidth),
+                          bands=int(p.samplesperpixel), dtype=raster_dtype(p.dtype))
+        super().__init__(info, _select_bands(where, info.bands, None, bands))
+        self._tif, self._page = tif, p
         self._seg = (int(p.tilelength), int(p.tilewidth)) if p.is_tiled else \
             (min(int(p.rowsperstrip or info.height), info.height), info.width)
         self._planes = int(p.samplesperpixel) if p.planarconfig == 2 else 1
@@ -290,21 +293,15 @@ def _tifffile_reader(path: Path, where: str, bands: Sequence[str] | None,
                                         and axes[-1] not in "SCQI"):
             raise ImageError(where, f"a TIFF of axes {axes} and shape {shape}: expected one "
                                     f"image of H×W, H×W×bands or bands×H×W")
-        h, w = int(page.imagelength), int(page.imagewidth)
-        check_pixels(where, w, h, max_pixels, _BY_WINDOWS)
+        check_pixels(where, int(page.imagewidth), int(page.imagelength), max_pixels,
+                     _BY_WINDOWS)
         if len(tif.pages) == 1 or len(shape) == 2:
-            info = RasterInfo(path=where, height=h, width=w, bands=int(page.samplesperpixel),
-                              dtype=raster_dtype(page.dtype))
-            index = _select_bands(where, info.bands, None, bands)
-            return _TiffReader(tif, info, index)
+            return _TiffReader(tif, where, bands)
     except BaseException:
         tif.close()
         raise
     tif.close()
-    array = _tifffile_array(path, where, axes)  # bands stored as pages
-    info = RasterInfo(path=where, height=h, width=w, bands=array.shape[2],
-                      dtype=raster_dtype(array.dtype))
-    return _ArrayReader(array, info, _select_bands(where, info.bands, None, bands))
+    return _ArrayReader(_tifffile_array(path, where, axes), where, bands)  # bands as pages
 
 
 #: A TIFF's first image as its header says: (shape, axes, pages, samples per pixel).
@@ -416,13 +413,9 @@ def open_raster(path: PathLike, *, bands: Sequence[str] | None = None,
                                 f"(pip install 'fcnseg[geo]')")
     if driver == "GTiff":
         return _tifffile_reader(p, where, bands, max_pixels)
+    # The formats of the one allow-list, decoded whole: the image reader checks the size.
     limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
-    array = _pillow_array(p, where, limit)  # the formats of the one allow-list
-    h, w = array.shape[:2]
-    check_pixels(where, w, h, max_pixels, _BY_WINDOWS)
-    info = RasterInfo(path=where, height=h, width=w, bands=array.shape[2],
-                      dtype=raster_dtype(array.dtype))
-    return _ArrayReader(array, info, _select_bands(where, info.bands, None, bands))
+    return _ArrayReader(_pillow_array(p, where, limit), where, bands)
 
 
 def raster_info(path: PathLike) -> RasterInfo:

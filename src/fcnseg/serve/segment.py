@@ -42,11 +42,6 @@ log = logging.getLogger("fcnseg.serve")
 #: ``predict(image, return_probs=...)``: a decoded image's prediction.
 Predict = Callable[..., Prediction]
 
-# Raster formats accepted: the one allow-list of every image reader (predict, check-data and
-# training read the same). Others are refused unread: some Pillow plugins hand the data to
-# outside programs (EPS to Ghostscript), which a public upload should never reach.
-ACCEPTED_FORMATS = IMAGE_FORMATS
-
 
 @dataclass(frozen=True)
 class SegmentOptions:
@@ -158,16 +153,18 @@ async def read_upload(request: Request) -> bytes:
 def probe_image(data: bytes, max_pixels: int) -> tuple[int, int]:
     """Width and height from the image header, no pixel decoded: 415 for data that is no image
     in an accepted format, 413 for more than ``max_pixels`` pixels."""
+    # Formats outside the allow-list of every image reader are refused unread: some Pillow
+    # plugins hand the data to outside programs (EPS to Ghostscript).
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as img:
+            with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as img:
                 width, height = img.size
     except Image.DecompressionBombError as e:
         raise RequestError(413, f"image refused as a decompression bomb ({e})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
         raise RequestError(415, f"upload is not an image in an accepted format "
-                                f"({', '.join(ACCEPTED_FORMATS)})") from None
+                                f"({', '.join(IMAGE_FORMATS)})") from None
     if width * height > max_pixels:
         raise RequestError(413, f"image of {width}×{height} = {width * height} pixels is over "
                                 f"the limit of {max_pixels} pixels")

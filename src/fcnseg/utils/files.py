@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import re
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -37,9 +37,6 @@ STALE_AFTER_S = 60.0
 _UNNAMED_STALE_AFTER_S = 3600.0
 # A temporary of atomic_write: ".<target>.<pid>_<random>.tmp", or ".<target>.<random>.tmp".
 _TEMPORARY = re.compile(r"\.(?P<target>.+)\.(?:(?P<pid>[0-9]+)_)?[A-Za-z0-9_]+\.tmp")
-# The folders this process has cleared of its predecessors' temporaries (once each).
-_CLEARED: set[str] = set()
-_CLEARED_LOCK = threading.Lock()
 
 
 class DiskFullError(RuntimeError):
@@ -137,13 +134,10 @@ def _remove_where(folder: PathLike, remove: Callable[[os.DirEntry], bool]) -> li
     return removed
 
 
-def _clear_once(folder: Path) -> None:
-    """:func:`remove_dead_writers_temporaries` at this process's first write into ``folder``."""
-    key = os.path.abspath(folder)
-    with _CLEARED_LOCK:
-        if key in _CLEARED:
-            return
-        _CLEARED.add(key)
+@functools.cache
+def _clear_once(folder: str) -> None:
+    """:func:`remove_dead_writers_temporaries` at this process's first write into ``folder``
+    (an absolute path; two threads may both clear it, which is harmless)."""
     remove_dead_writers_temporaries(folder)
 
 
@@ -151,7 +145,7 @@ def _new_temporary(path: Path) -> tuple[int, str]:
     """An open file descriptor and the name of a new temporary beside ``path``, named for the
     target and this process (module doc); the folder's stale temporaries are cleared first."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    _clear_once(path.parent)
+    _clear_once(os.path.abspath(path.parent))
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}_", suffix=".tmp",
                                dir=path.parent)
     try:

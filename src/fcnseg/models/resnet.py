@@ -27,33 +27,39 @@ from fcnseg.models.weights import load_exactly, read_state_dict, widen_first_con
 from fcnseg.utils.typing import PathLike
 
 
-def _conv3x3(in_ch: int, out_ch: int, stride: int = 1, dilation: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=dilation, dilation=dilation,
-                     bias=False)
+def _conv(in_ch: int, out_ch: int, kernel: int, stride: int = 1, dilation: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=dilation * (kernel // 2),
+                     dilation=dilation, bias=False)
 
 
-def _conv1x1(in_ch: int, out_ch: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False)
+class ResidualBlock(nn.Module):
+    """torchvision's ``BasicBlock`` (two 3×3 convolutions, ResNet-18/34; unlike torchvision's,
+    dilation > 1 is allowed) or, with ``bottleneck``, its ``Bottleneck`` (1×1 – 3×3 – 1×1 with
+    the stride on the 3×3: ResNet V1.5, as torchvision's ResNet-50/101).
 
-
-class _ResidualBlock(nn.Module):
-    """Convolutions ``conv1``, ``conv2`` … each followed by its BatchNorm ``bn1``, ``bn2`` …
-    and a ReLU (the last one after the residual sum), with ``downsample`` on the shortcut
-    when the shape changes. Subclasses say which convolutions (:meth:`convolutions`)."""
-
-    expansion = 1
+    Each convolution ``conv{i}`` is followed by its BatchNorm ``bn{i}`` and a ReLU (the last one
+    after the residual sum); ``downsample`` fits the shortcut when the shape changes.
+    """
 
     def __init__(
         self,
         in_ch: int,
         planes: int,
+        *,
+        bottleneck: bool,
         stride: int = 1,
         downsample: nn.Module | None = None,
         dilation: int = 1,
         first_dilation: int | None = None,
     ) -> None:
         super().__init__()
-        convs = self.convolutions(in_ch, planes, stride, first_dilation or dilation, dilation)
+        first = first_dilation or dilation
+        if bottleneck:
+            convs = [_conv(in_ch, planes, 1), _conv(planes, planes, 3, stride, first),
+                     _conv(planes, planes * 4, 1)]
+        else:
+            convs = [_conv(in_ch, planes, 3, stride, first),
+                     _conv(planes, planes, 3, dilation=dilation)]
         for i, conv in enumerate(convs, start=1):
             self.add_module(f"conv{i}", conv)
             self.add_module(f"bn{i}", nn.BatchNorm2d(conv.out_channels))
@@ -61,11 +67,6 @@ class _ResidualBlock(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
         self.stride = stride
-
-    @staticmethod
-    def convolutions(in_ch: int, planes: int, stride: int, first_dilation: int,
-                     dilation: int) -> list[nn.Conv2d]:
-        raise NotImplementedError
 
     def strided_layers(self) -> list[nn.Module]:
         """The layers that change the coordinate map (for :func:`~fcnseg.models.geometry.trace`)."""
@@ -81,39 +82,12 @@ class _ResidualBlock(nn.Module):
         return self.relu(out + identity)
 
 
-class BasicBlock(_ResidualBlock):
-    """Two 3×3 convolutions with a residual connection (ResNet-18/34).
-
-    Unlike torchvision, dilation > 1 is allowed, so ResNet-18/34 can be dilated too.
-    """
-
-    @staticmethod
-    def convolutions(in_ch: int, planes: int, stride: int, first_dilation: int,
-                     dilation: int) -> list[nn.Conv2d]:
-        return [_conv3x3(in_ch, planes, stride, first_dilation),
-                _conv3x3(planes, planes, dilation=dilation)]
-
-
-class Bottleneck(_ResidualBlock):
-    """1×1 – 3×3 – 1×1 bottleneck with the stride on the 3×3 convolution (ResNet V1.5, as
-    torchvision's ResNet-50/101)."""
-
-    expansion = 4
-
-    @staticmethod
-    def convolutions(in_ch: int, planes: int, stride: int, first_dilation: int,
-                     dilation: int) -> list[nn.Conv2d]:
-        return [_conv1x1(in_ch, planes),
-                _conv3x3(planes, planes, stride, first_dilation),
-                _conv1x1(planes, planes * Bottleneck.expansion)]
-
-
-#: depth → (block type, blocks per stage), as in the ResNet paper and torchvision.
-RESNET_DEPTHS: dict[int, tuple[type[BasicBlock] | type[Bottleneck], tuple[int, int, int, int]]] = {
-    18: (BasicBlock, (2, 2, 2, 2)),
-    34: (BasicBlock, (3, 4, 6, 3)),
-    50: (Bottleneck, (3, 4, 6, 3)),
-    101: (Bottleneck, (3, 4, 23, 3)),
+#: depth → (bottleneck blocks?, blocks per stage), as in the ResNet paper and torchvision.
+RESNET_DEPTHS: dict[int, tuple[bool, tuple[int, int, int, int]]] = {
+    18: (False, (2, 2, 2, 2)),
+    34: (False, (3, 4, 6, 3)),
+    50: (True, (3, 4, 6, 3)),
+    101: (True, (3, 4, 23, 3)),
 }
 
 
@@ -151,7 +125,7 @@ class ResNet(nn.Module):
                              f"layer4), got {replace_stride_with_dilation!r}")
         if base_channels < 1:
             raise ValueError(f"base_channels must be >= 1, got {base_channels}")
-        block, counts = RESNET_DEPTHS[depth]
+        self._bottleneck, counts = RESNET_DEPTHS[depth]
         self.depth = depth
         self.replace_stride_with_dilation = [bool(d) for d in dilate]
         self._in_ch = base_channels
@@ -161,49 +135,40 @@ class ResNet(nn.Module):
         self.bn1 = nn.BatchNorm2d(base_channels)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        self.layer1 = self._make_layer(block, base_channels, counts[0])
-        self.layer2 = self._make_layer(block, base_channels * 2, counts[1], 2, dilate[0])
-        self.layer3 = self._make_layer(block, base_channels * 4, counts[2], 2, dilate[1])
-        self.layer4 = self._make_layer(block, base_channels * 8, counts[3], 2, dilate[2])
+        self.layer1 = self._make_layer(base_channels, counts[0])
+        self.layer2 = self._make_layer(base_channels * 2, counts[1], 2, dilate[0])
+        self.layer3 = self._make_layer(base_channels * 4, counts[2], 2, dilate[1])
+        self.layer4 = self._make_layer(base_channels * 8, counts[3], 2, dilate[2])
         #: output channels of layer1 … layer4
-        self.stage_channels = tuple(base_channels * m * block.expansion for m in (1, 2, 4, 8))
+        expansion = 4 if self._bottleneck else 1
+        self.stage_channels = tuple(base_channels * m * expansion for m in (1, 2, 4, 8))
         if include_top:
             self.avgpool = nn.AdaptiveAvgPool2d(1)
             self.fc = nn.Linear(self.stage_channels[-1], num_classes)
-        self._init_weights()
+        for m in self.modules():  # BatchNorm starts at weight 1, bias 0 by itself
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
-    def _make_layer(
-        self,
-        block: type[BasicBlock] | type[Bottleneck],
-        planes: int,
-        blocks: int,
-        stride: int = 1,
-        dilate: bool = False,
-    ) -> nn.Sequential:
+    def _make_layer(self, planes: int, blocks: int, stride: int = 1,
+                    dilate: bool = False) -> nn.Sequential:
         # torchvision's rule: the first block of a dilated stage keeps the previous dilation,
         # the following blocks use the new one. Matching it keeps pretrained outputs identical.
         previous_dilation = self._dilation
         if dilate:
             self._dilation *= stride
             stride = 1
-        out_ch = planes * block.expansion
+        out_ch = planes * (4 if self._bottleneck else 1)
         downsample = None
         if stride != 1 or self._in_ch != out_ch:
-            downsample = nn.Sequential(_conv1x1(self._in_ch, out_ch, stride),
+            downsample = nn.Sequential(_conv(self._in_ch, out_ch, 1, stride),
                                        nn.BatchNorm2d(out_ch))
-        layers = [block(self._in_ch, planes, stride, downsample, dilation=self._dilation,
-                        first_dilation=previous_dilation)]
+        layers = [ResidualBlock(self._in_ch, planes, bottleneck=self._bottleneck, stride=stride,
+                                downsample=downsample, dilation=self._dilation,
+                                first_dilation=previous_dilation)]
         self._in_ch = out_ch
-        layers += [block(out_ch, planes, dilation=self._dilation) for _ in range(1, blocks)]
+        layers += [ResidualBlock(out_ch, planes, bottleneck=self._bottleneck,
+                                 dilation=self._dilation) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
 
     def stem(self, x: torch.Tensor) -> torch.Tensor:
         """conv1 – bn1 – relu – maxpool (stride 4)."""

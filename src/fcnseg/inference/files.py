@@ -286,8 +286,7 @@ def output_files(out_dir: PathLike, name: str, class_names: Sequence[str],
 
 @dataclass(frozen=True)
 class OutputOptions:
-    """What :func:`write_prediction` and :func:`write_predictions`
-    write for each prediction.
+    """What :func:`write_prediction` and :func:`write_predictions` write for each prediction.
 
     Attributes:
         heatmap_classes: class indices whose heatmaps are written.

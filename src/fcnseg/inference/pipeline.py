@@ -51,8 +51,8 @@ def segment_files(
 
     Yields ``(file, name, prediction)`` in input order, or ``(file, name, error)`` for a file
     that cannot be read (:class:`ImageError`) or segmented; the other files are still
-    segmented. When a batch
-    fails (out of memory, say), its images are retried one by one to find the one at fault.
+    segmented. When a batch fails (out of memory, say), its images are retried one by one to
+    find the one at fault.
     Files are decoded in ``read_workers`` threads (default: one per two cores, 1 to 4) while the
     model runs, up to two batches ahead; 0 reads each batch just before it runs.
     """

@@ -434,7 +434,8 @@ def merge_parts(source: PathLike, out: PathLike, classes: Sequence[str],
     with open_raster(source) as reader:
         info = reader.info
     ys, _, _, _ = tile_grid(info.height, info.width, settings.tile, settings.overlap)
-    parts = [part_path(out, k) for k in range(n)]
+    parts = [_Outputs(part_path(out, k), info, classes, settings, fresh=False).paths
+             for k in range(n)]
     outputs = _Outputs(out, info, classes, settings, fresh=True)
     step = 1024
     with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB), outputs.band() as datasets:
@@ -443,9 +444,8 @@ def merge_parts(source: PathLike, out: PathLike, classes: Sequence[str],
             if k0 >= k1:
                 continue
             r0, r1 = ys[k0], ys[k1] if k1 < len(ys) else info.height
-            names = _Outputs(part, info, classes, settings, fresh=False).paths
             for kind, ds in datasets.items():
-                with _without_georeferencing_warning(), rasterio.open(names[kind]) as src:
+                with _without_georeferencing_warning(), rasterio.open(part[kind]) as src:
                     for r in range(r0, r1, step):
                         for c in range(0, info.width, step):
                             w = Window(c, r, min(step, info.width - c), min(step, r1 - r))
@@ -453,9 +453,8 @@ def merge_parts(source: PathLike, out: PathLike, classes: Sequence[str],
     _write_sidecar(out, _fingerprint(source, settings, classes, model_id, None), info.height,
                    complete=True)
     for part in parts:
-        for path in _Outputs(part, info, classes, settings, fresh=False).paths.values():
+        for path in [*part.values(), _sidecar(part["label"])]:
             path.unlink(missing_ok=True)
-        _sidecar(part).unlink(missing_ok=True)
 
 
 def _tile_logits(run: TileFn, reader: RasterReader, ys: list[int], xs: list[int],

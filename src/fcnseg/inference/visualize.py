@@ -526,12 +526,14 @@ _SMALL = _TEXT_SIZE - 2
 _TICKS = [k / 5 for k in range(6)]
 
 
-def _reliability_key() -> list[tuple[tuple[int, ...], str]]:
-    on_white = tuple(round(255 + (c - 255) * _GAP[3] / 255) for c in _GAP[:3])
-    return [(_BAR, "accuracy of the pixels in a bin"),
-            (_CONFIDENCE, "their mean confidence"),
-            (on_white, "the gap between the two"),
-            ((90, 90, 90), "perfect calibration")]
+#: The reliability diagram's key: (colour, text, drawn as a line rather than a swatch).
+_RELIABILITY_KEY = [
+    (_BAR, "accuracy of the pixels in a bin", False),
+    (_CONFIDENCE, "their mean confidence", True),
+    (tuple(round(255 + (c - 255) * _GAP[3] / 255) for c in _GAP[:3]), "the gap between the two",
+     False),  # the gap's colour over white
+    ((90, 90, 90), "perfect calibration", True),
+]
 
 
 def reliability_diagram(calibration: Mapping[str, Any], *, title: str | None = None) -> np.ndarray:
@@ -544,16 +546,20 @@ def reliability_diagram(calibration: Mapping[str, Any], *, title: str | None = N
     """
     plot, small = _Plot(), _font(_SMALL)
     # The key goes beside the plot, outside the axes: bars may reach any height in any bin.
-    key, key_gap = _reliability_key(), 16
-    key_width = 30 + max(_text_width(small, text) for _, text in key)
-    width = plot.x0 + plot.side + key_gap + key_width + 24
-    height = plot.hist_top + plot.hist_h + 48
-    img = Image.new("RGB", (width, height), _PAPER)
+    kx = plot.x0 + plot.side + 16
+    key_width = 30 + max(_text_width(small, text) for _, text, _ in _RELIABILITY_KEY)
+    img = Image.new("RGB", (kx + key_width + 24, plot.hist_top + plot.hist_h + 48), _PAPER)
     _draw_reliability_heading(ImageDraw.Draw(img), plot, calibration, title)
     bins = list(calibration.get("bins", []))
     img = _draw_reliability_bins(img, plot, [b for b in bins if b["count"]])
     draw = ImageDraw.Draw(img)
-    _draw_key(draw, key, plot.x0 + plot.side + key_gap, plot.y0)
+    for i, (colour, text, as_line) in enumerate(_RELIABILITY_KEY):
+        y = plot.y0 + i * 20
+        if as_line:
+            draw.line([kx, y + 6, kx + 14, y + 6], fill=colour, width=2)
+        else:
+            draw.rectangle([kx, y, kx + 14, y + 12], fill=colour, outline=_MUTED)
+        draw.text((kx + 20, y + 6), text, fill=_INK, font=small, anchor="lm")
     _draw_share_histogram(draw, plot, bins)
     return np.asarray(img)
 
@@ -604,20 +610,6 @@ def _draw_reliability_bins(img: Image.Image, plot: _Plot,
     img.paste(label, (plot.x0 - 40 - label.width // 2,
                       int(plot.y0 + plot.side / 2 - label.height / 2)))
     return img
-
-
-def _draw_key(draw: ImageDraw.ImageDraw, key: Sequence[tuple[tuple[int, ...], str]],
-              kx: float, top: float) -> None:
-    """The key's entries one under another: lines for the confidence and the diagonal,
-    swatches for the rest."""
-    small = _font(_SMALL)
-    for i, (colour, text) in enumerate(key):
-        y = top + i * 20
-        if i in (1, 3):
-            draw.line([kx, y + 6, kx + 14, y + 6], fill=colour, width=2)
-        else:
-            draw.rectangle([kx, y, kx + 14, y + 12], fill=colour, outline=_MUTED)
-        draw.text((kx + 20, y + 6), text, fill=_INK, font=small, anchor="lm")
 
 
 def _draw_share_histogram(draw: ImageDraw.ImageDraw, plot: _Plot,

@@ -592,11 +592,8 @@ def _merge_recipe(base: dict[str, Any], child: dict[str, Any], where: str) -> di
     return merged
 
 
-def load_config(
-    recipe: PathLike | dict[str, Any] | None = None,
-    overrides: list[str] | tuple[str, ...] = (),
-    **fields: Any,
-) -> TrainConfig:
+def load_config(recipe: PathLike | dict[str, Any] | None = None,
+                overrides: list[str] | tuple[str, ...] = (), **fields: Any) -> TrainConfig:
     """Resolve a recipe (name, path or mapping) plus ``key=value`` overrides into a config.
 
     Keyword ``fields`` are top-level overrides given from Python (e.g. ``out="runs/x"``).

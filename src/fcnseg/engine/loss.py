@@ -63,17 +63,12 @@ def parse_loss_name(name: str) -> list[tuple[float, str]]:
     return terms
 
 
-def segmentation_loss(
-    logits: torch.Tensor | Mapping[str, torch.Tensor],
-    target: torch.Tensor | Mapping[str, torch.Tensor],
-    *,
-    reduction: str = "sum",
-    ignore_index: int = 255,
-    normalizer: float | torch.Tensor | Mapping[str, Any] | None = None,
-    weight: torch.Tensor | None = None,
-    name: str = "ce",
-    focal_gamma: float = 2.0,
-) -> torch.Tensor:
+def segmentation_loss(logits: torch.Tensor | Mapping[str, torch.Tensor],
+                      target: torch.Tensor | Mapping[str, torch.Tensor], *,
+                      reduction: str = "sum", ignore_index: int = 255,
+                      normalizer: float | torch.Tensor | Mapping[str, Any] | None = None,
+                      weight: torch.Tensor | None = None, name: str = "ce",
+                      focal_gamma: float = 2.0) -> torch.Tensor:
     """The loss ``name`` (default: softmax cross-entropy) over the valid (non-ignored) pixels,
     weighted per class by ``weight`` (None: all ones); see the module docstring.
 

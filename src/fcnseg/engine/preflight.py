@@ -42,22 +42,12 @@ def machine_facts(device_type: str = "cpu") -> MachineFacts:
     return MachineFacts(cpu_count=max(1, cpus), device_type=device_type)
 
 
-def preflight_warnings(
-    config: TrainConfig,
-    machine: MachineFacts,
-    image_sizes: Sequence[tuple[int, int]] = (),
-) -> list[str]:
-    """Warnings about ``config`` on ``machine`` for training images of ``image_sizes``.
-
-    Args:
-        config: the resolved training config.
-        machine: CPU count and device type.
-        image_sizes: (height, width) of some or all training images; empty when unknown
-            (generated data), which skips the crop check.
-
-    Returns:
-        One message per problem, each naming the setting and a value to try; empty if none.
-    """
+def preflight_warnings(config: TrainConfig, machine: MachineFacts,
+                       image_sizes: Sequence[tuple[int, int]] = ()) -> list[str]:
+    """Warnings about the resolved ``config`` on ``machine`` for training images of
+    ``image_sizes`` ((height, width) of some or all of them; empty when unknown, as for
+    generated data, which skips the crop check): one message per problem, each naming the
+    setting and a value to try."""
     messages = []
     workers = config.data.num_workers  # "auto" is sized to the machine
     if isinstance(workers, int) and workers > machine.cpu_count:

@@ -89,13 +89,8 @@ class TrainResult:
     signal: int | None = None
 
 
-def train(
-    config: TrainConfig | dict[str, Any] | str,
-    *,
-    resume: bool = False,
-    out: PathLike | None = None,
-    started: float | None = None,
-) -> TrainResult:
+def train(config: TrainConfig | dict[str, Any] | str, *, resume: bool = False,
+          out: PathLike | None = None, started: float | None = None) -> TrainResult:
     """Run a training recipe; see the module docstring for what lands in the run folder.
 
     Args:

@@ -137,41 +137,9 @@ def read_coco(src: Path, images: Path | None = None, *, crowd_as_class: bool = F
         if item.size is None:
             item.error = f"{source}: image {file_name!r}: no positive 'height' and 'width'"
         items[img["id"]] = item
-    panoptic = any("segments_info" in fields_of(a) for a in data.get("annotations") or [])
-    problems: list[str] = []
-    if panoptic:
-        _add_panoptic(data, src, items, categories, crowd_as_class, panoptic_dir)
-    else:
-        _add_instances(data, source, items, categories, crowd_as_class, problems)
+    problems = _add_regions(data, src, items, categories, crowd_as_class, panoptic_dir)
     return Annotations.sorted_out(items.values(), classes=list(categories.values()),
                                   problems=problems)
-
-
-def _label(categories: dict[int, str], ann: dict, crowd_as_class: bool) -> str | None:
-    if ann.get("category_id") not in categories:
-        return None
-    return IGNORE_LABEL if ann.get("iscrowd") and not crowd_as_class \
-        else categories[ann["category_id"]]
-
-
-def _add_instances(data: dict, source: str, items: dict[Any, AnnotatedImage],
-                   categories: dict[int, str], crowd_as_class: bool,
-                   problems: list[str]) -> None:
-    for k, ann in enumerate(data.get("annotations") or []):
-        ann = fields_of(ann)
-        item = items.get(ann.get("image_id"))
-        if item is None:
-            problems.append(f"{source}: annotations[{k}]: no image with id "
-                            f"{ann.get('image_id')!r} (skipped)")
-            continue
-        where = f"annotation {ann.get('id', k)} (category {ann.get('category_id')!r})"
-        label = _label(categories, ann, crowd_as_class)
-        if label is None:
-            item.refuse_shape(f"{source}: {where}: category_id not in 'categories'")
-            continue
-        # A partial, not a closure: datasets holding it can be pickled (DataLoader workers).
-        decode = functools.partial(decode_coco_segmentation, ann.get("segmentation"))
-        item.shapes.append(Shape(label, "mask", where=where, decode=decode))
 
 
 @functools.lru_cache(maxsize=2)  # the segments of one image are drawn one after another
@@ -189,21 +157,35 @@ def _panoptic_segment(png: Path, segment_id: int, height: int, width: int) -> np
     return _panoptic_ids(png) == segment_id
 
 
-def _add_panoptic(data: dict, src: Path, items: dict[Any, AnnotatedImage],
-                  categories: dict[int, str], crowd_as_class: bool,
-                  panoptic_dir: Path | None) -> None:
+def _add_regions(data: dict, src: Path, items: dict[Any, AnnotatedImage],
+                 categories: dict[int, str], crowd_as_class: bool,
+                 panoptic_dir: Path | None) -> list[str]:
+    """Each annotation's regions (an instance's segmentation, or the segments of a panoptic
+    PNG) as mask shapes of its image; one line per instance of no image."""
+    source = printable(src)
+    annotations = [fields_of(a) for a in data.get("annotations") or []]
+    panoptic = any("segments_info" in a for a in annotations)
     folder = panoptic_dir or src.parent / src.stem
-    for ann in data.get("annotations") or []:
+    problems = []
+    for k, ann in enumerate(annotations):
         item = items.get(ann.get("image_id"))
         if item is None:
+            if not panoptic:
+                problems.append(f"{source}: annotations[{k}]: no image with id "
+                                f"{ann.get('image_id')!r} (skipped)")
             continue
         png = folder / str(ann.get("file_name"))
-        for seg in ann.get("segments_info") or []:
-            where = f"segment {seg.get('id')} (category {seg.get('category_id')!r})"
-            label = _label(categories, seg, crowd_as_class)
-            if label is None:
-                item.refuse_shape(f"{printable(src)}: {where}: category_id not in "
-                                  f"'categories'")
+        for region in (ann.get("segments_info") or []) if panoptic else [ann]:
+            name = f"segment {region.get('id')}" if panoptic else f"annotation {ann.get('id', k)}"
+            where = f"{name} (category {region.get('category_id')!r})"
+            if region.get("category_id") not in categories:
+                item.refuse_shape(f"{source}: {where}: category_id not in 'categories'")
                 continue
-            decode = functools.partial(_panoptic_segment, png, int(seg.get("id", -1)))
+            crowd = region.get("iscrowd") and not crowd_as_class
+            label = IGNORE_LABEL if crowd else categories[region["category_id"]]
+            # Partials, not closures: datasets holding them can be pickled (DataLoader workers).
+            decode = (functools.partial(_panoptic_segment, png, int(region.get("id", -1)))
+                      if panoptic else
+                      functools.partial(decode_coco_segmentation, ann.get("segmentation")))
             item.shapes.append(Shape(label, "mask", where=where, decode=decode))
+    return problems

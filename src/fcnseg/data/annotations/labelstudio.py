@@ -36,17 +36,14 @@ class _Bits:
     """Reads Label Studio's brush code: big-endian bit fields."""
 
     def __init__(self, data: bytes) -> None:
-        self.bits = np.unpackbits(np.frombuffer(bytes(data), np.uint8))
+        self.bits = "".join(f"{byte:08b}" for byte in data)
         self.pos = 0
 
     def read(self, n: int) -> int:
         if self.pos + n > len(self.bits):
             raise ValueError("brush run lengths end early")
-        value = 0
-        for b in self.bits[self.pos:self.pos + n]:
-            value = (value << 1) | int(b)
         self.pos += n
-        return value
+        return int(self.bits[self.pos - n:self.pos], 2)
 
 
 def decode_brush_rle(rle: list[int], height: int, width: int) -> np.ndarray:

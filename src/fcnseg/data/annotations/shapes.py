@@ -300,13 +300,21 @@ def _draw_centre_shape(shape: Shape, height: int, width: int, line_width: float)
     return y0, x0, np.asarray(canvas, bool)
 
 
-def _corner_polygon_box(rings: Sequence[np.ndarray], height: int, width: int) -> Box:
-    pts = np.concatenate([np.asarray(r, np.float64).reshape(-1, 2) for r in rings])
+def _points_of(shape: Shape) -> np.ndarray:
+    """Every (x, y) point of a shape given by points, its rings' included."""
+    if shape.kind == "corner_polygon":
+        return np.concatenate([np.asarray(r, np.float64).reshape(-1, 2) for r in shape.rings])
+    return np.asarray(shape.points, np.float64).reshape(-1, 2)
+
+
+def _corner_polygon_box(shape: Shape, height: int, width: int) -> Box:
+    pts = _points_of(shape)
+    # math.floor refuses NaN (a missing coordinate) with the ValueError of a malformed shape.
     x0 = min(max(int(math.floor(pts[:, 0].min())), 0), width)
     y0 = min(max(int(math.floor(pts[:, 1].min())), 0), height)
     x1 = max(min(int(math.ceil(pts[:, 0].max())), width), x0)
     y1 = max(min(int(math.ceil(pts[:, 1].max())), height), y0)
-    shifted = [np.asarray(r, np.float64).reshape(-1, 2) - (x0, y0) for r in rings]
+    shifted = [np.asarray(r, np.float64).reshape(-1, 2) - (x0, y0) for r in shape.rings]
     return y0, x0, fill_polygons(shifted, y1 - y0, x1 - x0)
 
 
@@ -324,7 +332,7 @@ def shape_box(shape: Shape, height: int, width: int, line_width: float = 10.0) -
         box = shape.mask[max(-y, 0):max(height - y, 0), max(-x, 0):max(width - x, 0)]
         return max(y, 0), max(x, 0), box
     if shape.kind == "corner_polygon":
-        return _corner_polygon_box(shape.rings, height, width)
+        return _corner_polygon_box(shape, height, width)
     return _draw_centre_shape(shape, height, width, line_width)
 
 
@@ -340,8 +348,7 @@ def _outside(shape: Shape, height: int, width: int) -> bool:
     """Whether a shape given by points lies wholly outside the image."""
     if shape.kind in ("mask", "box_mask"):
         return False
-    pts = (np.concatenate([np.asarray(r, float).reshape(-1, 2) for r in shape.rings])
-           if shape.kind == "corner_polygon" else np.asarray(shape.points, float).reshape(-1, 2))
+    pts = _points_of(shape)
     if not len(pts):
         return True
     low = -0.5 if shape.kind in CENTRE_KINDS else 0.0  # the image's edges in its coordinates

@@ -206,8 +206,7 @@ class GoogLeNetOptions(_BackboneFile):
 
 # -- the trunk families: (row, options, identity) -> model --------------------------------------
 def _vgg16(row: Architecture, o: VGGOptions, identity: ModelIdentity) -> FCN:
-    """FCN-32s/16s/8s on VGG16 (Fig. 3); ``8s_atonce`` scales pool4 by 0.01 and pool3 by
-    0.0001 before scoring (trained at once)."""
+    """FCN-32s/16s/8s on VGG16 (Fig. 3); ``8s_atonce`` scales pool4 and pool3 before scoring."""
     scales = (0.01, 0.0001) if row.variant == "8s_atonce" else (1.0, 1.0)
     trunk = o.trunk(batch_norm=o.batch_norm, in_channels=o.convention.channels)
     model = vgg16_fcn(trunk, o.num_classes, row.variant.removesuffix("_atonce"), identity,
@@ -221,8 +220,7 @@ def _vgg16(row: Architecture, o: VGGOptions, identity: ModelIdentity) -> FCN:
 
 
 def _resnet(row: Architecture, o: ResNetOptions, identity: ModelIdentity) -> FCN:
-    """FCN-32s/16s/8s heads on layer4/layer3/layer2 of a ResNet; a multi-band convention
-    (:func:`fcnseg.conventions.band_convention`) sizes conv1 for its bands."""
+    """FCN-32s/16s/8s heads on layer4/layer3/layer2 of a ResNet (conv1 sized for the bands)."""
     bands = o.convention.bands
     backbone = ResNetBackbone(row.depth, base_channels=o.base_channels,
                               replace_stride_with_dilation=o.replace_stride_with_dilation,
@@ -251,9 +249,7 @@ def _torchvision_fcn(row: Architecture, o: TorchvisionFCNOptions,
 
 
 def _alexnet(row: Architecture, o: AlexNetOptions, identity: ModelIdentity) -> FCN:
-    """FCN-AlexNet (the reference's ``voc-fcn-alexnet``): fc6 (6×6) and fc7 (1×1)
-    convolutionalized, ``score_fr`` and a frozen bilinear ``upscore`` (kernel 63, stride 32)
-    cropped to the input (see :mod:`fcnseg.models.alexnet`)."""
+    """FCN-AlexNet, the reference's ``voc-fcn-alexnet`` (see :mod:`fcnseg.models.alexnet`)."""
     trunk = AlexNetTrunk(variant=o.variant, width=o.width, fc_channels=o.fc_channels,
                          dropout=o.dropout, in_channels=o.convention.channels)
     head = SkipHead(trunk.out_channels, trunk.coord_maps(), o.num_classes, variant=row.variant,
@@ -269,9 +265,7 @@ def _alexnet(row: Architecture, o: AlexNetOptions, identity: ModelIdentity) -> F
 
 
 def _googlenet(row: Architecture, o: GoogLeNetOptions, identity: ModelIdentity) -> FCN:
-    """FCN-32s/16s/8s on GoogLeNet (Inception v1, torchvision's names): ``score_fr`` on
-    inception5b, skips scoring inception4e (stride 16) and inception3b (stride 8), frozen
-    bilinear upsampling placed by the coordinate maps."""
+    """FCN-32s/16s/8s on GoogLeNet: inception5b, 4e and 3b scored, edge-aligned upsampling."""
     trunk = GoogLeNetTrunk(width=o.width, transform_input=o.transform_input,
                            in_channels=o.convention.channels)
     head = SkipHead(trunk.out_channels, trunk.coord_maps(), o.num_classes, variant=row.variant,
@@ -284,24 +278,18 @@ def _googlenet(row: Architecture, o: GoogLeNetOptions, identity: ModelIdentity) 
 
 
 def _siftflow(row: Architecture, o: SiftFlowOptions, identity: ModelIdentity) -> FCN:
-    """SIFT Flow: one VGG16 trunk, a ``semantic`` and a ``geometric`` head, each with its own
-    scorers and upsampling (``score_fr_sem``, ``upscore2_geo`` ...); ``model(x)`` returns
-    ``{"semantic": N×33×H×W, "geometric": N×3×H×W}``."""
+    """SIFT Flow: one VGG16 trunk with a ``semantic`` and a ``geometric`` head."""
     model = siftflow_fcn(o.trunk(), row.variant, identity, o.num_classes, o.geometric_classes)
-    if o.backbone_weights is not None:
-        _load_imagenet(model, o)
+    _load_imagenet(model, o)
     return model
 
 
 def _nyud(row: Architecture, o: NYUDOptions, identity: ModelIdentity) -> FCN:
-    """NYUDv2 FCN-32s on one modality (its input named after it), or on colour and depth
-    stacked into a 4-channel ``conv1_1_bgrd`` (early fusion: ``{"color": N×3×H×W, "depth":
-    N×1×H×W}`` or the stacked N×4×H×W tensor), whose depth filter starts as the mean of ImageNet
-    conv1_1 over the colour channels."""
+    """NYUDv2 FCN-32s on one modality, or on colour and depth stacked (early fusion), whose
+    depth filter starts as the mean of ImageNet conv1_1 over the colour channels."""
     if row.inputs != ("color", "depth"):
         model = vgg16_fcn(o.trunk(), o.num_classes, row.variant, identity, input_names=row.inputs)
-        if o.backbone_weights is not None:
-            _load_imagenet(model, o)
+        _load_imagenet(model, o)
         return model
     model = early_fusion_fcn(o.trunk(in_channels=4), o.num_classes, row.variant, identity)
     if o.backbone_weights is not None:
@@ -316,8 +304,10 @@ def _nyud(row: Architecture, o: NYUDOptions, identity: ModelIdentity) -> FCN:
 
 
 def _load_imagenet(model: FCN, o: NYUDOptions) -> None:
-    """ImageNet VGG16 weights into a VGG16 FCN; Caffe weights keep the task's own mean (the
-    reference fine-tunes them on the dataset's mean), torchvision's bring their convention."""
+    """``o.backbone_weights`` (if any) into a VGG16 FCN; Caffe's keep the task's own mean, as
+    the reference fine-tunes them on the dataset's mean."""
+    if o.backbone_weights is None:
+        return
     load_backbone_weights(model, o.backbone_weights, convention=o.backbone_convention)
     if model.input_convention.name == CAFFE_BGR.name:
         model.input_convention = get_convention(o.input_convention)  # type: ignore[arg-type]
@@ -325,8 +315,7 @@ def _load_imagenet(model: FCN, o: NYUDOptions) -> None:
 
 def _late_fusion(row: Architecture, o: LateFusionOptions,
                  identity: ModelIdentity) -> LateFusionFCN:
-    """NYUDv2 RGB-HHA late fusion: a ``color`` and an ``hha`` VGG16 stream whose score maps are
-    summed with weights 0.5 / 0.5 before one shared upsampling."""
+    """NYUDv2 RGB-HHA late fusion: score maps of two VGG16 streams summed 0.5 / 0.5."""
     streams = {m: o.trunk() for m in row.inputs}
     model = LateFusionFCN(streams, o.num_classes, identity, variant=row.variant,
                           fusion_weights=(0.5, 0.5), pad_to_target=o.geometry == "same")

@@ -80,9 +80,13 @@ def class_pixel_counts(dataset: Any, *, cache_dir: str | os.PathLike[str] | None
     if fingerprint is not None:
         folder = fcnseg_cache_dir() / "class_frequencies" if cache_dir is None else Path(cache_dir)
         cache_file = folder / f"{fingerprint[:32]}.json"
+        # A damaged cache file is named, counted again and rewritten.
         cached = _read_cache(cache_file, fingerprint, dataset.num_classes)
-        if cached is not None:
+        if isinstance(cached, np.ndarray):
             return cached
+        if cached is not None:
+            log.warning("%s: damaged class-frequency cache (%s); counting the class pixels "
+                        "again", cache_file, cached)
     report = scan_dataset(dataset, workers=workers)
     if report.problems:
         more = f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""
@@ -99,21 +103,10 @@ def class_pixel_counts(dataset: Any, *, cache_dir: str | os.PathLike[str] | None
     return counts
 
 
-def _read_cache(path: Path, fingerprint: str, num_classes: int) -> np.ndarray | None:
-    """The cached counts, or None when there are none to trust: no file (a first count), or
-    a damaged one, which is named in a warning and counted again (then rewritten)."""
+def _read_cache(path: Path, fingerprint: str, num_classes: int) -> np.ndarray | str | None:
+    """The counts cached at ``path``, what is wrong with that file, or None without one."""
     if not path.is_file():
         return None
-    problem = _cache_problem(path, fingerprint, num_classes)
-    if isinstance(problem, str):
-        log.warning("%s: damaged class-frequency cache (%s); counting the class pixels again",
-                    path, problem)
-        return None
-    return problem
-
-
-def _cache_problem(path: Path, fingerprint: str, num_classes: int) -> str | np.ndarray:
-    """What is wrong with the cache file at ``path``, or its counts if nothing is."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as e:

@@ -360,12 +360,9 @@ class FolderSegmentation(FileSegmentationDataset):
         of each file with one of ``extensions``."""
         found: dict[str, Path] = {}
         for p in sorted(folder.iterdir()):
-            if p.name.startswith("."):
-                continue
-            if suffix is not None:
-                if not p.name.endswith(suffix) or p.name == suffix:
-                    continue
-            elif p.suffix.lower() not in extensions:
+            wanted = (p.name.endswith(suffix) and p.name != suffix if suffix is not None
+                      else p.suffix.lower() in extensions)
+            if p.name.startswith(".") or not wanted:
                 continue
             try:
                 p.name.encode("utf-8")

@@ -150,20 +150,6 @@ def _xml_shape(el: ET.Element, where: str) -> Shape:
     label = el.get("label") or ""
     tag = el.tag
     f = lambda key: float(el.get(key, "nan"))  # noqa: E731
-    if tag == "polygon":
-        pts = _points(el.get("points"))
-        if len(pts) < 3:
-            raise ValueError("a polygon needs at least 3 points")
-        return Shape(label, "corner_polygon", where=where, rings=[np.array(pts)])
-    if tag == "box":
-        x0, y0, x1, y1 = f("xtl"), f("ytl"), f("xbr"), f("ybr")
-        ring = np.array([(x0, y0), (x1, y0), (x1, y1), (x0, y1)])
-        return Shape(label, "corner_polygon", where=where, rings=[ring])
-    if tag == "ellipse":
-        cx, cy, rx, ry = f("cx"), f("cy"), f("rx"), f("ry")
-        t = np.linspace(0, 2 * math.pi, 73)[:-1]
-        ring = np.stack([cx + rx * np.cos(t), cy + ry * np.sin(t)], 1)
-        return Shape(label, "corner_polygon", where=where, rings=[ring])
     if tag == "polyline":
         pts = [(x - 0.5, y - 0.5) for x, y in _points(el.get("points"))]
         if len(pts) < 2:
@@ -173,7 +159,20 @@ def _xml_shape(el: ET.Element, where: str) -> Shape:
         return Shape(label, "point", _points(el.get("points")), where)
     if tag == "mask":
         return Shape(label, "mask", where=where, decode=partial(_cvat_rle, el))
-    raise ValueError(f"unknown shape <{tag}>")
+    if tag == "polygon":
+        ring = np.array(_points(el.get("points")))
+        if len(ring) < 3:
+            raise ValueError("a polygon needs at least 3 points")
+    elif tag == "box":
+        x0, y0, x1, y1 = f("xtl"), f("ytl"), f("xbr"), f("ybr")
+        ring = np.array([(x0, y0), (x1, y0), (x1, y1), (x0, y1)])
+    elif tag == "ellipse":
+        cx, cy, rx, ry = f("cx"), f("cy"), f("rx"), f("ry")
+        t = np.linspace(0, 2 * math.pi, 73)[:-1]
+        ring = np.stack([cx + rx * np.cos(t), cy + ry * np.sin(t)], 1)
+    else:
+        raise ValueError(f"unknown shape <{tag}>")
+    return Shape(label, "corner_polygon", where=where, rings=[ring])
 
 
 def read_cvat_xml(src: Path, images: Path | None = None) -> Annotations:

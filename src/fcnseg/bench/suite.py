@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader
 
+from fcnseg.bench.folder import write_synthetic_folder
 from fcnseg.bench.timing import (
     OtherLoad,
     agreement,
@@ -255,25 +255,16 @@ def _quiet(message: str) -> None:
     """The default ``log`` of the sections: say nothing."""
 
 
-def _rounds(log: Log, what: str) -> Callable[[int, int], None]:
-    """A ``progress`` callback for :func:`time_interleaved` that logs each round of ``what``."""
+def _rounds(log: Log, what: str, every: int = 1) -> Callable[[int, int], None]:
+    """A ``progress`` callback for :func:`time_interleaved` that logs every ``every``-th round
+    of ``what`` and the last."""
     start = time.perf_counter()
 
     def report(done: int, total: int) -> None:
-        log(f"  {what}: round {done}/{total} ({time.perf_counter() - start:.0f} s)")
+        if done % every == 0 or done == total:
+            log(f"  {what}: round {done}/{total} ({time.perf_counter() - start:.0f} s)")
 
     return report
-
-
-def _every_image(log: Log, what: str, every: int) -> Callable[[int, int], None]:
-    """Like :func:`_rounds`, but logs only every ``every`` rounds (one round = one image)."""
-    report = _rounds(log, what)
-
-    def maybe(done: int, total: int) -> None:
-        if done % every == 0 or done == total:
-            report(done, total)
-
-    return maybe
 
 
 def _size(size: Any) -> str:
@@ -289,13 +280,14 @@ def machine_info(
     devices: tuple[str, ...], peak_size: int = 4096, clock: str = "wall"
 ) -> dict[str, Any]:
     """torch build, threads, CPU model/flags and matrix-multiply peaks (measured now)."""
+    cpu = cpu_info()
     info: dict[str, Any] = {
         "torch": torch.__version__,
         "python": platform.python_version(),
         "threads": torch.get_num_threads(),
-        "cpu": cpu_info().model,
+        "cpu": cpu.model,
         "cpu_flags": [f for f in ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
-                      if f in cpu_info().flags],
+                      if f in cpu.flags],
         "mm_peak_gflop_per_s": {},
     }
     for device in devices:
@@ -386,22 +378,6 @@ def bench_training(cfg: BenchConfig, device: str, log: Log = _quiet) -> list[dic
     return rows
 
 
-def _write_folder_dataset(root: Path, count: int, size: tuple[int, int], classes: int) -> None:
-    """JPEG images and palette PNG masks of a synthetic scene, as a FolderSegmentation."""
-    (root / "images").mkdir(parents=True)
-    (root / "masks").mkdir()
-    names = ", ".join(f"c{i}" for i in range(classes))
-    (root / "dataset.yaml").write_text(f"classes: [{names}]\n")
-    rng = np.random.default_rng(0)
-    h, w = size
-    for i in range(count):
-        label = (np.add.outer(np.arange(h) // 50, np.arange(w) // 50) + i) % classes
-        image = (rng.random((h, w, 3)) * 60 + label[..., None] * (190 / classes)).astype(np.uint8)
-        Image.fromarray(image).save(root / "images" / f"{i:04d}.jpg", quality=90)
-        mask = Image.fromarray(label.astype(np.uint8), mode="P")
-        mask.save(root / "masks" / f"{i:04d}.png")
-
-
 def _loader(dataset: Any, workers: int, pin: bool, persistent: bool) -> Any:
     return DataLoader(dataset, batch_size=1, num_workers=workers, pin_memory=pin,
                       persistent_workers=persistent and workers > 0,
@@ -422,8 +398,8 @@ def bench_evaluation(cfg: BenchConfig, device: str, log: Log = _quiet) -> dict[s
     out: dict[str, Any] = {"device": device, "model": "fcn8s", "geometry": "same",
                            "images": cfg.eval_images, "size": list(cfg.eval_size)}
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp) / "eval"
-        _write_folder_dataset(root, cfg.eval_images, cfg.eval_size, n)
+        root = write_synthetic_folder(Path(tmp) / "eval", cfg.eval_images, 0, cfg.eval_size,
+                                      cfg.seed)
         dataset = FolderSegmentation(root, transform=build_eval_transform())
         preloaded = [dataset[i][0][None].to(device) for i in range(len(dataset))]
 
@@ -450,7 +426,7 @@ def bench_evaluation(cfg: BenchConfig, device: str, log: Log = _quiet) -> dict[s
             times = time_interleaved(
                 {"pipeline": pipeline_step, "model_only": model_step}, warmup=1,
                 repeats=cfg.eval_images * cfg.repeats, device=device, clock=_clock(cfg, device),
-                progress=_every_image(log, f"[{device}] evaluation pipeline", cfg.eval_images))
+                progress=_rounds(log, f"[{device}] evaluation pipeline", cfg.eval_images))
         if cfg.loader:
             out["loader_options"] = bench_loader_options(
                 cfg, dataset, _rounds(log, f"[{device}] DataLoader settings"))
@@ -634,11 +610,7 @@ class Report:
 
 def run_suite(cfg: BenchConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the configured sections on every available configured device; a JSON-ready dict."""
-    devices = []
-    for d in cfg.devices:
-        if d == "cuda" and not torch.cuda.is_available():
-            continue
-        devices.append(d)
+    devices = [d for d in cfg.devices if d != "cuda" or torch.cuda.is_available()]
     report = Report(config=asdict(cfg), machine=machine_info(tuple(devices), cfg.peak_size,
                                                                   cfg.clock))
     if "cuda" in cfg.devices and "cuda" not in devices:

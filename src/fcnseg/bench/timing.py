@@ -167,18 +167,10 @@ def matmul_peak(
     The best rather than the median: the peak is what the hardware can do, and a shared machine
     only ever makes a sample slower. ``clock`` as in :func:`time_interleaved`.
     """
-    now = time.perf_counter if clock == "wall" else time.process_time
-    best = float("inf")
     with torch.inference_mode():
-        for mm in matmul_variants(dtype, device, size=size).values():
-            mm()
-            synchronize(device)
-            for _ in range(repeats):
-                start = now()
-                mm()
-                synchronize(device)
-                best = min(best, now() - start)
-    return 2 * size**3 / best
+        times = time_interleaved(matmul_variants(dtype, device, size=size), repeats=repeats,
+                                 device=device, clock=clock)
+    return 2 * size**3 / min(t.low for t in times.values())
 
 
 def peak_rss_mb() -> float:

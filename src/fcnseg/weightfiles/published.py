@@ -54,14 +54,6 @@ class PublishedWeights:
     #: when it is not VGG16 (``"fcn_alexnet"`` for Caffe's AlexNet)
     backbone_arch: str = ""
 
-    @property
-    def url(self) -> str:  # the first (official) source
-        return self.sources[0].url
-
-    @property
-    def filename(self) -> str:
-        return self.sources[0].filename
-
 
 def _drive(file_id: str) -> str:
     return f"https://drive.google.com/uc?id={file_id}&export=download"

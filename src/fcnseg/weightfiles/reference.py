@@ -39,7 +39,6 @@ HEADS: dict[str, tuple[str, ...]] = {
 
 #: The datasets' class lists, under the names this table has always used.
 SIFT_FLOW_CLASSES = SIFTFLOW_SEMANTIC_CLASSES
-SIFT_FLOW_GEOMETRIC_CLASSES = SIFTFLOW_GEOMETRIC_CLASSES
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,6 @@ class ReferenceModel:
     classes: tuple[str, ...] | None
     dataset: str | None
     convention: InputConvention = CAFFE_BGR
-    url: str = ""
     #: published scores, e.g. ``{"mean_iu": 65.5}`` and where they were measured
     published: Mapping[str, float | str] = field(default_factory=dict)
     #: Caffe layer → fcnseg module, where the names differ
@@ -67,10 +65,6 @@ class ReferenceModel:
     fixed: Mapping[str, float] = field(default_factory=dict)
     #: class names per head of a multi-head model (``classes`` are the first head's)
     heads: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-
-    @property
-    def caffemodel_url(self) -> str:
-        return self.url or f"{CAFFE_HOST}/{self.name}.caffemodel"
 
     @property
     def num_classes(self) -> int | None:
@@ -97,7 +91,7 @@ def _siftflow(variant: str) -> ReferenceModel:
         SIFT_FLOW_CLASSES, "sift_flow", convention=SIFTFLOW_BGR,
         published={"mean_iu": 39.5, "split": "SIFT Flow test (FCN-16s)"}
         if variant == "fcn16s" else {},
-        heads={"semantic": SIFT_FLOW_CLASSES, "geometric": SIFT_FLOW_GEOMETRIC_CLASSES},
+        heads={"semantic": SIFT_FLOW_CLASSES, "geometric": SIFTFLOW_GEOMETRIC_CLASSES},
     )
 
 
@@ -114,9 +108,7 @@ _COLOR_HHA_RENAME, _COLOR_HHA_LAYERS = _late_fusion_layers("color", "hha")
 
 #: The ImageNet VGG16 (V1 layer format), from the Oxford VGG page.
 VGG16_IMAGENET = ReferenceModel(
-    "VGG_ILSVRC_16_layers", "vgg16", VGG16_TRUNK, None, "imagenet", url=OXFORD_VGG16_URL,
-    dropped=("fc8",),
-)
+    "VGG_ILSVRC_16_layers", "vgg16", VGG16_TRUNK, None, "imagenet", dropped=("fc8",))
 
 REFERENCE_MODELS: dict[str, ReferenceModel] = {m.name: m for m in (
     VGG16_IMAGENET,

@@ -152,12 +152,6 @@ def _write_image(picture: bytes | Path, out_dir: Path, name: str) -> None:
     (out_dir / f"{name}{suffix}").write_bytes(picture)
 
 
-def _write_mask(label: np.ndarray, palette: np.ndarray, path: Path) -> None:
-    img = Image.fromarray(label, mode="P")
-    img.putpalette(palette.reshape(-1).tolist())
-    img.save(path)
-
-
 def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = ImportOptions(),
                        report: Callable[[str], None] | None = None) -> ImportReport:
     """Read ``src`` (format ``fmt``) and write the folder dataset ``out``.
@@ -206,7 +200,11 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
                 if item.name in written and item.image_path is not None]
     has_val = _write_lists(out, result.unannotated, options.val_fraction, imported)
     if not has_val and options.val_fraction > 0 and result.written:
-        warn(_empty_val_line(out, options.val_fraction))
+        # The split is by a hash of each name: a few images can all fall into train.
+        warn(f"{out / 'val.txt'}: no image fell into the validation split (about "
+             f"{options.val_fraction:g} of the names go there, chosen by a hash of the name): "
+             f"training with data.val on this folder would have nothing to validate on; "
+             f"import again with a larger --val-fraction")
     result.classes = list(labels.classes)  # grown while drawing when labels are not fixed
     _write_config(out, labels, palette)
     return result
@@ -219,14 +217,6 @@ def _existing_classes(out: Path) -> list[str] | None:
     from fcnseg.data.folder import load_folder_config
 
     return list(load_folder_config(out / "dataset.yaml").get("classes", ())) or None
-
-
-def _empty_val_line(out: Path, val_fraction: float) -> str:
-    # The split is by a hash of each name: a few images can all fall into train.
-    return (f"{out / 'val.txt'}: no image fell into the validation split (about "
-            f"{val_fraction:g} of the names go there, chosen by a hash of the name): "
-            f"training with data.val on this folder would have nothing to validate on; "
-            f"import again with a larger --val-fraction")
 
 
 def _import_one(item: AnnotatedImage, labels: LabelSet, options: ImportOptions, out: Path,
@@ -254,7 +244,9 @@ def _import_one(item: AnnotatedImage, labels: LabelSet, options: ImportOptions, 
     for old in (out / "images").glob(f"{item.name}.*"):
         old.unlink()
     _write_image(picture, out / "images", item.name)
-    _write_mask(label, palette, out / "masks" / f"{item.name}.png")
+    mask = Image.fromarray(label, mode="P")
+    mask.putpalette(palette.reshape(-1).tolist())
+    mask.save(out / "masks" / f"{item.name}.png")
     seen[item.name] = printable(item.source)
     return None
 

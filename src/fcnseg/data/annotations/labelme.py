@@ -137,14 +137,13 @@ def read_labelme(src: Path) -> Annotations:
         return Annotations([read_labelme_file(src, src.stem)])
     if not src.is_dir():
         raise FileNotFoundError(f"{src}: no such folder or file")
-    written = _predict_outputs(src)
     files = sorted(p for p in src.rglob("*.json") if not p.name.startswith("."))
     items = [read_labelme_file(p, "__".join(p.relative_to(src).with_suffix("").parts))
              for p in files]
     used = {item.source.with_suffix("").resolve() for item in items}
     used |= {item.image_path.resolve() for item in items if item.image_path is not None}
+    used |= _predict_outputs(src)  # predictions are no images to annotate
     unannotated = [p for p in sorted(src.rglob("*"))
                    if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-                   and p.resolve() not in used and p.with_suffix("").resolve() not in used
-                   and p.resolve() not in written]
+                   and p.resolve() not in used and p.with_suffix("").resolve() not in used]
     return Annotations(items, unannotated)

@@ -189,8 +189,8 @@ class LabelSet:
 
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no such labels file (one label name a line)")
-        names = [ln.strip() for ln in read_utf8(Path(path), "labels file").splitlines()]
-        names = [n for n in names if n]
+        lines = read_utf8(Path(path), "labels file").splitlines()
+        names = [name for name in map(str.strip, lines) if name]
         if not names:
             raise ValueError(f"{path}: no labels (expected one label name a line)")
         twice = next((n for k, n in enumerate(names) if n in names[:k]), None)
@@ -199,20 +199,17 @@ class LabelSet:
         return cls(names, fixed=fixed, ignore_index=ignore_index)
 
     def add(self, name: str) -> int:
-        if name in self.ids:
-            return self.ids[name]
+        """The class of ``name``, a new one after the others when it is not listed yet."""
         if name == IGNORE_LABEL:
             self.ids[name] = self.ignore_index
-        else:
+        elif name not in self.ids:
             self.ids[name] = len(self.classes)
             self.classes.append(name)
         return self.ids[name]
 
     def index(self, name: str) -> int | None:
         """The class of ``name``; None when ``fixed`` and it is not listed."""
-        if name in self.ids:
-            return self.ids[name]
-        return None if self.fixed else self.add(name)
+        return self.ids.get(name) if self.fixed else self.add(name)
 
 
 @dataclass(frozen=True)

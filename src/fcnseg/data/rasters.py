@@ -43,10 +43,6 @@ from fcnseg.data.images import (
 )
 from fcnseg.utils.typing import PathLike
 
-#: The sample types rasters are returned in; every other type is converted to float32.
-RASTER_DTYPES: tuple[np.dtype, ...] = (np.dtype(np.uint8), np.dtype(np.uint16),
-                                       np.dtype(np.float32))
-
 #: What the size limit's message advises for a raster too large to read whole.
 _BY_WINDOWS = " read it by windows: fcnseg predict does"
 
@@ -76,11 +72,12 @@ class RasterInfo:
 
 
 def raster_dtype(dtype: np.dtype) -> np.dtype:
-    """The type a raster of samples ``dtype`` is returned in (uint8, uint16 or float32)."""
+    """The type a raster of samples ``dtype`` is returned in: uint8 (booleans too), uint16, or
+    float32 for every other type."""
     dtype = np.dtype(dtype)
     if dtype == np.bool_:
         return np.dtype(np.uint8)
-    return dtype if dtype in RASTER_DTYPES else np.dtype(np.float32)
+    return dtype if dtype in (np.uint8, np.uint16, np.float32) else np.dtype(np.float32)
 
 
 def _as_raster(a: np.ndarray) -> np.ndarray:

@@ -1,13 +1,8 @@
 """Published weights from their official sources first, verified, converted once and cached.
 
-Each :class:`PublishedWeights` lists its sources in the order they are tried:
-
-- the FCN reference models from the reference's own host (``.caffemodel``), then the PyTorch
-  port's Google-Drive copies as a fallback;
-- the ImageNet VGG16 from the Oxford VGG page (``.caffemodel``, V1 format), then the port's
-  converted copy; Caffe's ImageNet AlexNet (``bvlc_alexnet.caffemodel``) from the Caffe host;
-- torchvision's files (AlexNet, GoogLeNet, ResNets, VGG16, VGG16-BN, FCN-ResNet), whose names
-  carry the start of their SHA-256, which is checked.
+Each :class:`PublishedWeights` (:mod:`fcnseg.weightfiles.published`) lists its sources in the
+order they are tried: the official host first, then the PyTorch port's copies as a fallback.
+torchvision's file names carry the start of their SHA-256, which is checked.
 
 Where no checksum is published (the ``.caffemodel`` files), a download is accepted only if its
 structure is right (it parses, and every expected layer is there with the expected shape), and
@@ -257,16 +252,18 @@ def fetch_pretrained(name: str, directory: PathLike | None = None, progress: boo
     raise FetchError(_failure_message(w, directory, tried))
 
 
+# Where a user passes a local file instead, by kind of weights.
+_INSTEAD = {
+    "backbone": ("or pass a local file: --set model.backbone_weights=PATH (or "
+                 "model.backbone_weights=null to start from random weights)"),
+    "checkpoint": ("or pass a local file: --checkpoint PATH (convert a .caffemodel first: "
+                   "fcnseg convert FILE.caffemodel --out PATH.pt)"),
+}
+
+
 def _failure_message(w: PublishedWeights, directory: Path, tried: list[str]) -> str:
     hand = " or ".join(str(directory / s.filename) for s in w.sources)
-    if w.kind == "backbone":
-        instead = ("or pass a local file: --set model.backbone_weights=PATH (or "
-                   "model.backbone_weights=null to start from random weights)")
-    elif w.kind == "checkpoint":
-        instead = ("or pass a local file: --checkpoint PATH (convert a .caffemodel first: "
-                   "fcnseg convert FILE.caffemodel --out PATH.pt)")
-    else:
-        instead = "or pass the local file's path where the weights are asked for"
+    instead = _INSTEAD.get(w.kind, "or pass the local file's path where the weights are asked for")
     return (f"could not get pretrained weights {w.name!r}. Tried: " + "; ".join(tried)
             + ". To use a file downloaded elsewhere (as on a machine without internet access), "
             + f"put it at {hand} (it is used offline), " + instead)

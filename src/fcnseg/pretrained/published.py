@@ -1,5 +1,4 @@
-"""Moved to :mod:`fcnseg.weightfiles.published`; this name stays for code written against
-it, as that module itself (a name set on one is seen through the other)."""
+"""Moved to :mod:`fcnseg.weightfiles.published`; this earlier name is that module itself."""
 
 import sys
 

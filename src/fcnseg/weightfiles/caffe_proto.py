@@ -1,21 +1,11 @@
 """The messages of Caffe's ``caffe.proto`` that a ``.caffemodel`` needs, with Caffe's own field
-numbers, built with ``descriptor_pb2`` (no ``protoc``, no Caffe).
+numbers, types and ``packed`` options, built with ``descriptor_pb2`` (no ``protoc``, no Caffe).
 
 Only the fields that carry weights and layer identity are declared; every other field of a real
 file (convolution parameters, learning-rate multipliers, ...) is kept by protobuf as an unknown
-field and ignored. Field numbers, types and ``packed`` options follow caffe.proto exactly:
-
-- ``NetParameter``: ``name`` 1, ``layers`` 2 (V1LayerParameter, the old format), ``input`` 3,
-  ``input_dim`` 4, ``layer`` 100 (LayerParameter, the current format).
-- ``LayerParameter``: ``name`` 1, ``type`` 2 (string), ``bottom`` 3, ``top`` 4, ``blobs`` 7.
-- ``V1LayerParameter``: ``layer`` 1 (V0LayerParameter), ``bottom`` 2, ``top`` 3, ``name`` 4,
-  ``type`` 5 (enum LayerType), ``blobs`` 6.
-- ``V0LayerParameter`` (inside a V1 layer, the oldest files): ``name`` 1, ``type`` 2 (string),
-  ``blobs`` 50.
-- ``BlobProto``: ``num`` 1, ``channels`` 2, ``height`` 3, ``width`` 4 (legacy 4-D shape, int32),
-  ``data`` 5 (packed float), ``diff`` 6 (packed float), ``shape`` 7 (BlobShape), ``double_data``
-  8 and ``double_diff`` 9 (packed double).
-- ``BlobShape``: ``dim`` 1 (packed int64).
+field and ignored. ``V1LayerParameter`` is the old ``layers`` format, ``V0LayerParameter`` the
+oldest (nested in a V1 layer); ``BlobProto``'s ``num``/``channels``/``height``/``width`` are the
+legacy 4-D shape.
 """
 
 from __future__ import annotations

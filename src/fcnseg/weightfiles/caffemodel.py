@@ -137,7 +137,7 @@ class _Stream:
         #: past it (a run of unpacked values read at once); None: just past the field
         self.resume_at: int | None = None
 
-    def count(self, where: str) -> None:
+    def count(self, where: str | _LayerLabel) -> None:
         """Count one more layer, blob or field against the file's budget (module doc)."""
         self.entries += 1
         if self.entries > self.budget:
@@ -147,14 +147,14 @@ class _Stream:
                 f"on would take far more memory than the file's size"
             )
 
-    def truncated(self, where: str, detail: str = "") -> CaffeModelError:
+    def truncated(self, where: str | _LayerLabel, detail: str = "") -> CaffeModelError:
         more = f" ({detail})" if detail else ""
         return CaffeModelError(
             f"{self.path}: truncated or not a .caffemodel: {where} ends past the end of its "
             f"message or of the file{more}. Download the file again."
         )
 
-    def varint(self, end: int, where: str) -> int:
+    def varint(self, end: int, where: str | _LayerLabel) -> int:
         result = shift = 0
         while True:
             if self.f.tell() >= end:
@@ -169,7 +169,7 @@ class _Stream:
             if shift > 63:
                 raise CaffeModelError(f"{self.path}: not a .caffemodel: bad varint in {where}")
 
-    def fields(self, end: int, where: str, overflow_ok: tuple[int, ...] = ()
+    def fields(self, end: int, where: str | _LayerLabel, overflow_ok: tuple[int, ...] = ()
                ) -> Iterator[tuple[int, int, int, int]]:
         """Yield ``(number, wire_type, start, length)`` for each field up to ``end``.
 
@@ -294,27 +294,16 @@ def _read_blob(s: _Stream, end: int, where: str) -> CaffeBlob:
     return CaffeBlob(shape, data.reshape(shape), legacy_shape=legacy)
 
 
-def _layer_label(name: str, index: int) -> str:
-    return f"layer {name!r}" if name else f"layer #{index}"
-
-
-class _LayerLabel(str):
+@dataclass
+class _LayerLabel:
     """A layer's label in messages, named once its name has been read (the walker's errors
     format it when they happen, not when the walk starts)."""
 
+    index: int
     name: str = ""
-    index: int = 0
-
-    def __new__(cls, index: int) -> _LayerLabel:
-        label = super().__new__(cls, f"layer #{index}")
-        label.index = index
-        return label
 
     def __str__(self) -> str:
-        return _layer_label(self.name, self.index)
-
-    def __format__(self, spec: str) -> str:  # f-strings, which skip __str__ for a str
-        return format(str(self), spec)
+        return f"layer {self.name!r}" if self.name else f"layer #{self.index}"
 
 
 # Per layer format: its message, the field numbers of its blobs and of its name, and the fields
@@ -324,7 +313,7 @@ _LAYER_FORMATS = {"layer": (LayerParameter, 7, 1, (1, 2)),
                   "V0": (V0LayerParameter, 50, 1, (1, 2))}
 
 
-def _read_layer(s: _Stream, end: int, fmt: str, label: str) -> CaffeLayer:
+def _read_layer(s: _Stream, end: int, fmt: str, label: str | _LayerLabel) -> CaffeLayer:
     """A layer of format ``fmt``, named in messages by ``label``: a :class:`_LayerLabel`, which
     takes the layer's name once read, or for a V0 layer the label of the V1 layer holding it."""
     message, blob_field, name_field, kept = _LAYER_FORMATS[fmt]
@@ -390,10 +379,10 @@ def read_caffemodel(path: PathLike) -> CaffeNet:
                 fmt = "layer" if number == 100 else "V1"
                 if f.tell() + length > size:
                     name = _peek_name(s, f.tell(), size, _LAYER_FORMATS[fmt][2])
-                    raise s.truncated(_layer_label(name, len(layers)),
+                    raise s.truncated(_LayerLabel(len(layers), name),
                                       f"{length} bytes declared, {size - f.tell()} in the file")
                 formats.add(fmt)
-                s.count(_layer_label("", len(layers)))
+                s.count(_LayerLabel(len(layers)))
                 layers.append(_read_layer(s, f.tell() + length, fmt, _LayerLabel(len(layers))))
             elif number in _NET_FIELDS:
                 head += s.field_bytes(start, wire, length)

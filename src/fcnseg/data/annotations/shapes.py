@@ -189,13 +189,15 @@ class LabelSet:
 
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no such labels file (one label name a line)")
-        lines = read_utf8(Path(path), "labels file").splitlines()
-        names = [name for name in map(str.strip, lines) if name]
+        names = [ln.strip() for ln in read_utf8(Path(path), "labels file").splitlines()]
+        names = [n for n in names if n]
         if not names:
             raise ValueError(f"{path}: no labels (expected one label name a line)")
-        twice = next((n for k, n in enumerate(names) if n in names[:k]), None)
-        if twice is not None:
-            raise ValueError(f"{path}: label {twice!r} listed twice")
+        seen: set[str] = set()
+        for n in names:
+            if n in seen:
+                raise ValueError(f"{path}: label {n!r} listed twice")
+            seen.add(n)
         return cls(names, fixed=fixed, ignore_index=ignore_index)
 
     def add(self, name: str) -> int:

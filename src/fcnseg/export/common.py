@@ -66,22 +66,6 @@ class LogitsOnly(nn.Module):
         return forward_logits(self.model, x)
 
 
-class NamedIO(nn.Module):
-    """Positional tensors in and out, for exporters that name graph inputs and outputs: the
-    inputs are ``inputs`` in order (a dict for the model when there are several), the outputs
-    the model's heads in ``outputs`` order (or its one tensor)."""
-
-    def __init__(self, model: nn.Module, inputs: Sequence[str] | None,
-                 outputs: Sequence[str] | None) -> None:
-        super().__init__()
-        self.model = model
-        self.inputs, self.outputs = tuple(inputs or ()), tuple(outputs or ())
-
-    def forward(self, *x: torch.Tensor) -> Any:
-        out = self.model(dict(zip(self.inputs, x, strict=True)) if self.inputs else x[0])
-        return tuple(out[name] for name in self.outputs) if self.outputs else out
-
-
 def _input_text(raw_pixels: bool, bands: Sequence[str] | None, several: bool) -> str:
     """What the graph takes, in words, for the ``input`` metadata."""
     if several:

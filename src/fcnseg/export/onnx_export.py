@@ -36,7 +36,6 @@ from fcnseg.export.common import (
     DEFAULT_ATOL,
     DEFAULT_RTOL,
     ExportError,
-    NamedIO,
     SampleCheck,
     check_samples,
     export_subject,
@@ -107,7 +106,7 @@ def _export_to(file: Path, model: nn.Module, sample: tuple[torch.Tensor, ...], o
                 program = torch.onnx.export(
                     model, sample, None, dynamo=True, opset_version=opset,
                     input_names=inputs, output_names=outputs,
-                    # NamedIO takes *inputs: one argument holding a tuple of tensors.
+                    # _GraphIO takes *inputs: one argument holding a tuple of tensors.
                     dynamic_shapes=(tuple(dims for _ in inputs),),
                 )
         finally:
@@ -166,15 +165,14 @@ def export_onnx(model: nn.Module, path: PathLike, options: OnnxOptions | None = 
     subject = export_subject(model, opts.sample_size, raw_pixels=opts.raw_pixels)
     if opts.labels_out and subject.outputs:
         raise ExportError("--labels-out: a model of several heads exports its logits only")
-    graph = _GraphIO(subject.inputs, subject.outputs)
+    graph = _GraphIO(subject.model, subject.inputs, subject.outputs).eval()
     # The graph goes to a temporary beside ``path`` and is checked from there: one copy of the
     # weights in memory at a time (the model's, then the ONNX proto's, then onnxruntime's),
     # and ``path`` replaced only by a verified file.
     with atomic_path(path) as tmp:
         try:
-            _export_to(tmp, NamedIO(subject.model, subject.inputs, subject.outputs).eval(),
-                       graph.positional(subject.samples[0]), opts.opset, opts.exporter,
-                       graph.inputs, graph.outputs)
+            _export_to(tmp, graph, graph.positional(subject.samples[0]), opts.opset,
+                       opts.exporter, graph.inputs, graph.outputs)
         except Exception as e:
             raise ExportError(f"{opts.exporter} ONNX export failed: {type(e).__name__}: "
                               f"{e}") from e
@@ -195,20 +193,19 @@ def export_onnx(model: nn.Module, path: PathLike, options: OnnxOptions | None = 
     return OnnxExport(str(path), opts.opset, opts.exporter, checks, size)
 
 
-@dataclass(frozen=True)
-class _GraphIO:
-    """The graph's input and output names: one of each, or one per modality and head."""
+class _GraphIO(nn.Module):
+    """The model with the graph's positional inputs and outputs, named ``inputs`` and
+    ``outputs``: one of each, or one per modality (a dict for the model) and head."""
 
-    modalities: tuple[str, ...] | None
-    heads: tuple[str, ...] | None
+    def __init__(self, model: nn.Module, modalities: tuple[str, ...] | None,
+                 heads: tuple[str, ...] | None) -> None:
+        super().__init__()
+        self.model, self.modalities, self.heads = model, modalities, heads
+        self.inputs, self.outputs = list(modalities or [INPUT_NAME]), list(heads or [OUTPUT_NAME])
 
-    @property
-    def inputs(self) -> list[str]:
-        return list(self.modalities or [INPUT_NAME])
-
-    @property
-    def outputs(self) -> list[str]:
-        return list(self.heads or [OUTPUT_NAME])
+    def forward(self, *x: torch.Tensor) -> Any:
+        out = self.model(dict(zip(self.inputs, x, strict=True)) if self.modalities else x[0])
+        return tuple(out[name] for name in self.outputs) if self.heads else out
 
     def positional(self, x: Any) -> tuple[torch.Tensor, ...]:
         """A sample (a tensor, or ``{modality: tensor}``) as the graph's inputs, in order."""

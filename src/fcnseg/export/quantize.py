@@ -353,7 +353,7 @@ def _float_onnx(quantization: Any, model: nn.Module, description: dict[str, Any]
 def _record(options: QuantizeOptions, result: QuantizeResult, forced: bool,
             reduce_range: bool, exact_without_vnni: bool) -> dict[str, Any]:
     """The ``quantization`` metadata of the written model."""
-    comparison = result.comparison
+    comparison, cpu = result.comparison, cpu_info()
     return {
         "engine": ENGINE, "format": "QDQ",
         "weights": ("int7 (reduce_range)" if reduce_range else "int8")
@@ -366,7 +366,10 @@ def _record(options: QuantizeOptions, result: QuantizeResult, forced: bool,
         "max_drop_points": options.max_drop, "forced": forced,
         "validation": None if comparison is None else comparison.to_dict(),
         "variants": {k: v.to_dict() for k, v in result.variants.items()},
-        "measured_on": _cpu_record(),
+        # The CPU the gate measured on: its int8 dot products decide the kernels' sums.
+        "measured_on": {"cpu": cpu.model,
+                        "vnni": bool({"avx512_vnni", "avx_vnni"} & set(cpu.flags)),
+                        "amx_int8": "amx_int8" in cpu.flags},
     }
 
 
@@ -471,13 +474,6 @@ def pre_vnni_exact(proto: Any) -> bool:
             w = numpy_helper.to_array(weights[node.input[0]]).astype(np.int32)
             largest = max(largest, int(np.abs(w).max(initial=0)))
     return 2 * 255 * largest <= INT16_MAX
-
-
-def _cpu_record() -> dict[str, Any]:
-    """The CPU the gate measured on: its int8 dot products decide the kernels' sums."""
-    cpu = cpu_info()
-    return {"cpu": cpu.model, "vnni": bool({"avx512_vnni", "avx_vnni"} & set(cpu.flags)),
-            "amx_int8": "amx_int8" in cpu.flags}
 
 
 def _write_metadata(proto: Any, float_proto: Any, record: dict[str, Any]) -> None:

@@ -158,13 +158,6 @@ def _new_temporary(path: Path) -> tuple[int, str]:
     return fd, tmp
 
 
-def _disk_full_instead(path: Path, e: BaseException) -> None:
-    if is_disk_full(e):
-        kept = (f"the previous {path.name} is intact" if path.exists()
-                else f"{path.name} was not written")
-        raise DiskFullError(path, kept) from e
-
-
 def fsync_dir(path: PathLike) -> None:
     """fsync a directory so that a rename inside it is durable (no-op where unsupported)."""
     try:
@@ -234,7 +227,10 @@ def _replacing(path: Path, tmp: str) -> Iterator[None]:
     except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        _disk_full_instead(path, e)
+        if is_disk_full(e):
+            kept = (f"the previous {path.name} is intact" if path.exists()
+                    else f"{path.name} was not written")
+            raise DiskFullError(path, kept) from e
         raise
 
 

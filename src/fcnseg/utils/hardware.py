@@ -73,13 +73,6 @@ def cpu_info() -> CpuInfo:
                        flags=frozenset())
 
 
-def cuda_capability(device: torch.device) -> tuple[int, int] | None:
-    """The compute capability of a CUDA ``device``, or None when it is not a CUDA device."""
-    if device.type != "cuda" or not torch.cuda.is_available():
-        return None
-    return torch.cuda.get_device_capability(device)
-
-
 def auto_precision(
     device: str | torch.device,
     *,
@@ -97,8 +90,9 @@ def auto_precision(
     if device.type == "cpu":
         return "bf16" if (cpu or cpu_info()).native_bf16 else "fp32"
     if device.type == "cuda":
-        found = capability or cuda_capability(device) or (0, 0)
-        return "bf16" if tuple(found) >= (8, 0) else "fp16"
+        if capability is None and torch.cuda.is_available():
+            capability = torch.cuda.get_device_capability(device)
+        return "bf16" if tuple(capability or (0, 0)) >= (8, 0) else "fp16"
     return "fp32"
 
 

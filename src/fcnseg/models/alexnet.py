@@ -1,25 +1,15 @@
 """FCN-AlexNet: the reference's ``voc-fcn-alexnet`` and a torchvision-AlexNet variant.
 
-The Caffe net (``variant="caffe"``): conv1 11×11/4 padded by 100, ReLU, 3×3/2 max pool (Caffe
-rounds up), LRN (5, 1e-4, 0.75); conv2 5×5 pad 2 in two groups, pool, LRN; conv3 3×3; conv4 and
-conv5 3×3 in two groups; pool5; the convolutionalized fc6 (6×6) and fc7 (1×1), each followed by
-dropout; then the head's ``score_fr`` and a frozen bilinear ``upscore`` of kernel 63, stride 32,
-cropped to the input. The layers sit at the top of the state dict under the reference's names
-(``conv1`` … ``conv5``, ``fc6``, ``fc7``, ``score_fr``, ``upscore``), so the blobs of
-``fcn-alexnet-pascal.caffemodel`` load one to one.
+The Caffe net (``variant="caffe"``: LRN, grouped conv2/4/5) keeps the reference's layers at the
+top of the state dict under its names (``conv1`` … ``conv5``, ``fc6`` (6×6), ``fc7``,
+``score_fr``, and ``upscore``, a frozen bilinear deconvolution of kernel 63 and stride 32 cropped
+to the input), so the blobs of ``fcn-alexnet-pascal.caffemodel`` load one to one.
+``variant="torchvision"`` is torchvision's single-tower ``alexnet`` under ``backbone.``
+(``backbone.features.0`` …; its classifier's Linear layers as ``backbone.fc6`` / ``backbone.fc7``).
 
-``variant="torchvision"`` is the single-tower AlexNet of torchvision's ``alexnet`` file
-(64/192/384/256/256 channels, no LRN, no groups) with its key names under ``backbone.``
-(``backbone.features.0`` … ``backbone.features.10``; an FCN's ``features`` method keeps the name
-from the top level); its classifier's Linear layers become ``backbone.fc6`` (6×6) and
-``backbone.fc7`` (1×1). The FCN
-geometry is the reference's in both: conv1 padded by 100 and ceil-mode pools (torchvision pads
-conv1 by 2 and rounds its pools down, which changes where features lie, not the weights).
-
-A "same" geometry (no pad, no crop) does not fall out of this net as it does of VGG16: fc6's
-kernel is even (6×6), so no padding centres it, and the 3×3/2 pools without padding shift every
-level by a different amount. Only the reference geometry is built.
-"""
+Both keep the reference's geometry (conv1 padded by 100, ceil-mode pools). No "same" geometry
+is built: fc6's kernel is even (6×6), so no padding centres it, and the unpadded 3×3/2 pools
+shift every level by a different amount."""
 
 from __future__ import annotations
 

@@ -1,16 +1,8 @@
-"""Bring your own backbone: FCN-32s/16s/8s heads on any module that follows the trunk protocol.
-
-The protocol is described in :mod:`fcnseg.models.trunk`; the head in :mod:`fcnseg.models.head`.
-Each used level gets a zero-initialised 1×1 scorer (``score32``, ``score16``, ``score8``). Coarse
-scores are upsampled to the next level with frozen channel-diagonal bilinear deconvolutions
-placed by the coordinate maps (:func:`~fcnseg.models.head.edge_upsampling`): the output lies
-exactly on the finer map's pixel centres, borders repeat the edge values, and the result is
-cropped to the finer map's size, so any input size gives an output of the same size.
-
-A checkpoint of such a model records the backbone's factory (``"package.module:function"``,
-marked with :func:`~fcnseg.models.factories.backbone_factory`) and its keyword arguments; see
-:mod:`fcnseg.models.factories` for which factories a checkpoint may make us import.
-"""
+"""Bring your own backbone: FCN-32s/16s/8s heads on any module that follows the trunk protocol
+(:mod:`fcnseg.models.trunk`), with zero-initialised 1×1 scorers (``score32``, ``score16``,
+``score8``) and frozen bilinear upsamplings placed by the coordinate maps
+(:func:`~fcnseg.models.head.edge_upsampling`), so any input size gives an output of that size.
+Checkpoints record the backbone's factory (:mod:`fcnseg.models.factories`) and its arguments."""
 
 from __future__ import annotations
 

@@ -1,15 +1,12 @@
 """Model builders: ``build_model(name, **options)`` and the table of named architectures.
 
 The paper's four VGG16 nets are plain functions (:func:`fcn32s`, :func:`fcn16s`, :func:`fcn8s`,
-:func:`fcn8s_atonce`). Every named model is one row of :data:`ARCHITECTURES`: its trunk family
-(the function that assembles it), its head variant, the pixel convention its ``preprocess``
-starts from and the options it takes, a dataclass whose fields are the builder's keyword
-arguments. A row is called like a function (``ARCHITECTURES["fcn8s_resnet50"](num_classes=5)``,
-or ``fcnseg.models.fcn8s_resnet50(num_classes=5)``); its arguments are bound to that dataclass's
-signature first, so an unknown one fails in one line naming the model and the argument.
-A model records its options, except files (:data:`NOT_RECORDED`) and the input convention, which
-the identity records on its own; checkpoints rebuild it with ``build_model(arch, **recorded)``.
-"""
+:func:`fcn8s_atonce`). Every named model is one row of :data:`ARCHITECTURES`, called like a
+function (``fcnseg.models.fcn8s_resnet50(num_classes=5)``): its trunk family, head variant,
+starting pixel convention and options, a dataclass whose fields are the builder's keyword
+arguments (an unknown one fails in one line naming the model and the argument). A model records
+its options except files (:data:`NOT_RECORDED`); checkpoints rebuild it with
+``build_model(arch, **recorded)``."""
 
 from __future__ import annotations
 

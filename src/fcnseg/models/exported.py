@@ -1,21 +1,13 @@
 """A model held in an exported file (ONNX, int8 ONNX, TorchScript), run by the file's own
 runtime behind a PyTorch module's interface.
 
-``fcnseg predict``, ``evaluate``, ``serve`` and ``info`` take an exported file by
-``--checkpoint`` as they take a ``.pt``: :func:`fcnseg.weightfiles.artifacts.read_artifact`
-describes it, and :func:`artifact_model` gives an ``nn.Module`` that runs the file with its own
-runtime (ONNX Runtime, TorchScript) and answers like the model it came from: raw N×3×H×W pixels
-in (RGB 0-255), N×C×H×W float32 logits out, with ``arch``, ``geometry``, ``num_classes``,
-``input_convention`` and ``preprocess`` attributes. Everything built on models (sliding
-windows, TTA, batching, evaluation) therefore works on artifacts unchanged.
-
-A graph that takes raw pixels (``input_pixels`` = ``"rgb_0_255"`` in its metadata, what
-``fcnseg export`` and ``fcnseg quantize`` write) is fed the pixels as they are; a graph taking
-normalised input (``"normalized"``) gets them through the model's
-:class:`~fcnseg.models.preprocess.Preprocess` first; a graph that ends in an argmax
-(``outputs`` = ``"labels"``) answers with one-hot logits scaled by :data:`LABEL_LOGIT`, so that
-labels are exact and probabilities (after a softmax) are exactly 0 or 1.
-"""
+:func:`artifact_model` turns a description from :func:`fcnseg.weightfiles.artifacts.read_artifact`
+into an ``nn.Module`` that answers like the model it came from (raw N×3×H×W RGB pixels in,
+N×C×H×W float32 logits out, with ``arch``, ``geometry``, ``num_classes``, ``input_convention``
+and ``preprocess``), so ``fcnseg predict``, ``evaluate``, ``serve`` and ``info`` take it by
+``--checkpoint`` as they take a ``.pt``. A graph taking normalised input gets the pixels through
+the model's :class:`~fcnseg.models.preprocess.Preprocess` first; a graph that ends in an argmax
+answers with one-hot logits scaled by :data:`LABEL_LOGIT`."""
 
 from __future__ import annotations
 

@@ -4,32 +4,24 @@ The models' ``forward`` only ever runs plain PyTorch layers. :func:`optimize` ch
 model in place, keeping every parameter and state-dict key, and records what it did in
 ``model.optimizations``:
 
-- **fc GEMM** (:class:`GemmConv2d`): fc6 (7×7, 512→4096) and fc7 (1×1, 4096→4096) have weights
-  of 411 MB and 67 MB but only a few hundred output positions per image. oneDNN's convolution
-  re-lays out such a weight on every call and runs far below the machine's matrix-multiply peak
-  on CPU; one im2col copy plus a single GEMM against the weight as stored runs close to it.
-  Trunks name these layers in ``fully_connected`` (the VGG16 trunk: ``("fc6", "fc7")``). In
-  CPU inference the GEMM is oneDNN's (MKL's float32 GEMM behind ``torch.addmm`` reaches about
-  half its rate on AMD CPUs), under bf16 autocast against a bfloat16 copy made once.
-- **prepared convolutions** (:class:`PackedConv2d`): the other plain convolutions run, in CPU
-  inference, oneDNN's convolution on a weight laid out (and under autocast, cast) once rather
-  than on every call.
+- **fc GEMM** (:class:`GemmConv2d`): fc6 (7×7, 512→4096) and fc7 (1×1) have large weights but
+  few output positions per image; oneDNN's convolution re-lays out such a weight on every call
+  and runs far below the matrix-multiply peak on CPU, while one im2col copy and a single GEMM
+  (oneDNN's, under bf16 autocast against a bfloat16 copy made once) run close to it. Trunks
+  name these layers in ``fully_connected``.
+- **prepared convolutions** (:class:`PackedConv2d`): in CPU inference, oneDNN's convolution on
+  a weight laid out (and under autocast, cast) once rather than on every call.
 - **separable upsampling** (:class:`SeparableBilinearUpsampling`): a frozen channel-diagonal
-  bilinear deconvolution is, along each axis, a banded interpolation matrix U, so
-  ``layer(x)[c] = U_h · x[c] · U_wᵀ``. Two small matrix products replace a dense C×C transposed
-  convolution (which multiplies by C² − C zero kernels), and the crop that follows is folded
-  into U by keeping only the rows that survive it.
+  bilinear deconvolution is ``U_h · x[c] · U_wᵀ`` for banded matrices U, which also absorb the
+  crop that follows; two small products replace a dense C×C transposed convolution.
 - **channels_last** memory format, eval or train mode, cuDNN autotuning on CUDA.
 
-Each swap replaces a layer in its parent (``setattr``) by a fast one holding the same
-parameter objects, so optimizers, state dicts and the parameters' other references stay valid
-(hooks on the replaced layer are not carried over). The fast layers fall back to the plain
-computation where they do not apply (other devices, a trained upsampling weight, gradients
-needed by the oneDNN paths, tracing, scripting, exporting, ``torch.compile``, dispatch modes
-such as FLOP counters), and :func:`plain_copy` gives a copy with the plain layers back, which
-is what the exporters trace. Prepared weight copies live outside the state dict, follow the
-parameters' version counters and are dropped when a layer is copied or pickled.
-"""
+The fast layers hold the very parameter objects of the layers they replace (hooks are not
+carried over) and fall back to the plain computation where they do not apply (other devices,
+a trained upsampling weight, gradients, tracing, exporting, ``torch.compile``, dispatch modes
+such as FLOP counters). :func:`plain_copy` gives a copy with the plain layers back, which is
+what the exporters trace. Prepared weight copies live outside the state dict, follow the
+parameters' version counters and are dropped when a layer is copied or pickled."""
 
 from __future__ import annotations
 

@@ -1,18 +1,10 @@
 """An FCN: preprocessing, a trunk, one skip head (or several), and the identity that rebuilds it.
 
-:class:`FCN` holds ``preprocess`` (:mod:`fcnseg.models.preprocess`), ``trunk``
-(:mod:`fcnseg.models.trunk`) and ``heads`` (:class:`~fcnseg.models.head.SkipHead`), ordinary
-submodules. Its state-dict keys are the reference's, kept by a key map
-(:mod:`fcnseg.models.keymap`): the VGG16 trunk's layers at the top level (``conv1_1.weight`` …
-``fc7.bias``) as in the Caffe models and the PyTorch port, other trunks under ``backbone.``;
-the heads' layers under their :class:`~fcnseg.models.head.HeadNames` (``score_fr``,
-``score_pool4``, ``upscore2`` …; ``score32``, ``up32to16.up`` …).
-
-The VGG16 models (FCN-32s/16s/8s and FCN-8s at once, in the Caffe or the "same" geometry) are
-built by :func:`vgg16_fcn` (their head by :func:`vgg16_head`); the offsets of the Caffe
-reference (19; 5, 27; 5, 9, 31) are not typed in but derived from the layers
-(:mod:`fcnseg.models.geometry`).
-"""
+Its state-dict keys are the reference's, kept by a key map (:mod:`fcnseg.models.keymap`): the
+VGG16 trunk's layers at the top level (``conv1_1.weight`` … ``fc7.bias``) as in the Caffe models
+and the PyTorch port, other trunks under ``backbone.``; the heads' layers under their
+:class:`~fcnseg.models.head.HeadNames` (``score_fr``, ``upscore2`` …; ``score32`` …). The VGG16
+models' crop offsets (19; 5, 27; 5, 9, 31) are derived from the layers, not typed in."""
 
 from __future__ import annotations
 

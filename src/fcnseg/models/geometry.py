@@ -1,18 +1,11 @@
 """Coordinate maps through convolution, pooling and deconvolution layers.
 
-Every feature map is tied to the input image by an affine map: feature index ``i`` (on either
-axis) is centred on input coordinate ``scale * i + shift``. Layers transform the map:
-
-- convolution or pooling with kernel k, stride s, padding p, dilation d:
-  ``scale' = scale * s``, ``shift' = shift + scale * (d * (k - 1) / 2 - p)``;
-- transposed convolution (deconvolution) with kernel k, stride s, padding p:
-  ``scale' = scale / s``, ``shift' = shift + scale * (p - (k - 1) / 2) / s``.
-
-Two maps with the same scale line up after cropping the one that starts earlier by
-``(shift_ref - shift_big) / scale`` elements. The Caffe reference's crop offsets (19; 5, 27;
-5, 9, 31) are exactly these numbers for its layer list, and the "same" geometry uses the same
-algebra to choose deconvolution paddings that need no crop at all.
-"""
+Feature index ``i`` (on either axis) is centred on input coordinate ``scale * i + shift``. A
+convolution or pool (kernel k, stride s, padding p, dilation d) gives ``scale' = scale * s``,
+``shift' = shift + scale * (d * (k - 1) / 2 - p)``; a deconvolution gives ``scale' = scale / s``,
+``shift' = shift + scale * (p - (k - 1) / 2) / s``. Two maps of one scale line up after cropping
+the earlier one by ``(shift_ref - shift_big) / scale``: the Caffe reference's crop offsets (19;
+5, 27; 5, 9, 31) are these numbers, and the "same" geometry picks paddings that make them zero."""
 
 from __future__ import annotations
 

@@ -1,23 +1,13 @@
 """FCN-GoogLeNet: the paper's Table 1 net (never released by the reference) on an Inception v1
-trunk written with torchvision's ``googlenet`` module and key names.
+trunk with torchvision's ``googlenet`` module and key names, up to ``inception5b`` (torchvision's
+3×3 where the paper's third branch has 5×5). As in the paper only the final loss head is kept:
+``aux1``, ``aux2``, the average pooling, dropout and ``fc`` are dropped.
 
-The trunk is torchvision's GoogLeNet up to ``inception5b``: ``conv1`` (7×7/2), ``maxpool1``,
-``conv2`` (1×1), ``conv3`` (3×3), ``maxpool2``, ``inception3a``/``3b``, ``maxpool3``,
-``inception4a`` … ``4e``, ``maxpool4`` (2×2/2), ``inception5a``/``5b``; every convolution is a
-``BasicConv2d`` (``conv`` without bias, ``bn`` with eps 0.001, ReLU) and every Inception block has
-``branch1`` (1×1), ``branch2`` (1×1, 3×3), ``branch3`` (1×1, 3×3: torchvision's 3×3 where the
-paper has 5×5) and ``branch4`` (3×3/1 max pool, 1×1). As in the paper, only the final loss head
-is kept: the auxiliary classifiers ``aux1``/``aux2``, the final average pooling, dropout and
-``fc`` are not part of the FCN (they are dropped when torchvision's ImageNet file is loaded).
-
-The features at strides 8, 16 and 32 are inception3b, inception4e and inception5b; the FCN head
-scores them with zero-initialised 1×1 convolutions and fuses them with frozen bilinear
-upsamplings placed by the coordinate maps (:func:`fcnseg.models.head.edge_upsampling`).
-
-Input convention: torchvision's RGB ([0, 1], ImageNet mean/std). torchvision's GoogLeNet weights
-were trained on inputs scaled to [-1, 1]; ``transform_input=True`` (the default, as torchvision
-sets it for its weights) converts ImageNet-normalised input to that first, inside the model.
-"""
+The head scores inception3b, inception4e and inception5b (strides 8, 16, 32) and fuses them
+with frozen bilinear upsamplings placed by the coordinate maps
+(:func:`fcnseg.models.head.edge_upsampling`). Input: torchvision's RGB convention, which
+``transform_input=True`` rescales inside the model to the [-1, 1] torchvision's weights were
+trained on."""
 
 from __future__ import annotations
 

@@ -8,26 +8,13 @@ the input (Fig. 3 of the paper)::
     score = upscore_pool4(score) + score_pool3(pool3)
     return upscore8(score)
 
-Each upsampling module (:class:`AlignedUpsampling`) places its output on the grid of the map it
-is added to, using the coordinate maps of :mod:`fcnseg.models.geometry`: it knows where its
-input and its target lie in the image, so it knows which window of its output lands on the
-target's pixels. Two kinds of upsampling are built:
-
-- :func:`reference_upsampling`: the paper's deconvolutions (kernel 2r for a factor r). Without
-  padding (the Caffe geometry) the upsampled map lies inside its target, which the reference
-  crops (offsets 5, 9 and 31 for FCN-8s); here the upsampled map is placed onto the target's
-  grid instead, zero outside, so the same sums come out and the border that the reference crops
-  away is never read by the output. Padded for the target (the "same" geometry) every offset
-  is zero and only the tail beyond the target is dropped.
-- :func:`edge_upsampling`: for trunks with stride-aligned maps (ResNets): kernel 2r - 1 or 2r as
-  the grids' offset needs, the input edge-padded by one so borders interpolate towards the edge
-  values.
-
-Layer names: a head's layers are registered on the model under the reference's names
-(:data:`VGG_NAMES`: ``score_fr``, ``score_pool4``, ``upscore2`` ...) or the backbone models'
-(:data:`BACKBONE_NAMES`: ``score32``, ``up32to16.up`` ...); :meth:`HeadNames.suffixed` gives the
-names of one head of a multi-head model (``score_fr_sem``, ``upscore2_geo``).
-"""
+Each upsampling (:class:`AlignedUpsampling`) places its output on the grid of the map it is
+added to, from the coordinate maps of :mod:`fcnseg.models.geometry`. Unpadded (the Caffe
+geometry), the reference's deconvolutions (:func:`reference_upsampling`) give a map larger than
+its target, which the reference crops (offsets 5, 9 and 31 for FCN-8s); here it is placed onto
+the target's grid instead, so the same sums come out. Stride-aligned trunks (ResNets) use
+:func:`edge_upsampling`, whose borders interpolate towards the edge values. The layers are saved
+under the reference's names (:data:`VGG_NAMES`) or the backbone models' (:data:`BACKBONE_NAMES`)."""
 
 from __future__ import annotations
 

@@ -1,13 +1,9 @@
 """The reference's state-dict names, kept by a key map applied when saving and loading.
 
-A model's submodules are ordinary (``model.trunk.fc6``, ``model.head.score_fr``), but its
-state dict uses the names of the Caffe reference and of the PyTorch port (``fc6.weight``,
-``score_fr.weight``, ``upscore2.weight``), so that every earlier checkpoint and converted
-``.caffemodel`` loads unchanged. :class:`KeyMap` pairs module paths with reference names;
-:func:`use_reference_keys` applies it through the public state-dict hooks, so
-``model.state_dict()`` gives reference keys and ``model.load_state_dict`` takes them, wherever
-the model sits (inside DDP, a wrapper, ...).
-"""
+A model's submodules are ordinary (``model.trunk.fc6``), but its state dict uses the names of
+the Caffe reference and the PyTorch port (``fc6.weight``, ``score_fr.weight``), so that earlier
+checkpoints and converted ``.caffemodel`` files load unchanged, wherever the model sits (inside
+DDP, a wrapper, ...)."""
 
 from __future__ import annotations
 

@@ -1,22 +1,6 @@
-"""The reference's other nets: two heads on one trunk (SIFT Flow) and several input modalities
-(NYUDv2), fused early (RGB-D) or late (RGB-HHA).
-
-- **SIFT Flow** (:func:`siftflow_fcn`): one VGG16 trunk, a ``semantic`` head (33 classes) and a
-  ``geometric`` head (3: sky, horizontal, vertical), each with its own scorers and upsampling,
-  named like the reference (``score_fr_sem``, ``upscore2_sem``, ``score_fr_geo`` ...).
-  ``model(x)`` returns ``{"semantic": N×33×H×W, "geometric": N×3×H×W}``.
-- **Early fusion** (:func:`early_fusion_fcn`): colour and depth stacked into a 4-channel input;
-  the reference names that first convolution ``conv1_1_bgrd``. ``model(x)`` takes
-  ``{"color": N×3×H×W, "depth": N×1×H×W}`` or the stacked N×4×H×W tensor (colour first). Its
-  depth filter starts as the mean of ImageNet conv1_1 over the colour channels
-  (:func:`early_fusion_conv1`).
-- **Late fusion** (:class:`LateFusionFCN`): one full VGG16 trunk and scorers per modality
-  (``conv1_1_color`` … ``score_fr_color``, ``conv1_1_hha`` … ``score_fr_hha``), their score maps
-  summed with fixed weights (0.5, 0.5) before one shared upsampling (``upscore``; FCN-16s also
-  fuses the streams' ``score_pool4_*`` likewise before ``upscore2`` and ``upscore16``).
-  ``model(x)`` takes ``{"color": N×3×H×W, "hha": N×3×H×W}``. Each stream starts from a trained
-  single-modality net: :func:`init_late_fusion`.
-"""
+"""The reference's other nets: two heads on one trunk (SIFT Flow, :func:`siftflow_fcn`) and
+several input modalities (NYUDv2), fused early (RGB-D, :func:`early_fusion_fcn`) or late
+(RGB-HHA, :class:`LateFusionFCN`), each with the reference's layer names."""
 
 from __future__ import annotations
 
@@ -59,7 +43,9 @@ HEAD_SUFFIXES: dict[str, str] = {"semantic": "_sem", "geometric": "_geo"}
 def siftflow_fcn(trunk: VGG16Trunk, variant: str, identity: ModelIdentity, num_classes: int = 33,
                  geometric_classes: int = 3) -> FCN:
     """FCN-``variant`` on one VGG16 trunk with a ``semantic`` (``num_classes``) and a
-    ``geometric`` (``geometric_classes``) head; ``forward`` returns ``{head: scores}``."""
+    ``geometric`` (``geometric_classes``: sky, horizontal, vertical) head, each with its own
+    scorers and upsampling (``score_fr_sem``, ``upscore2_geo`` ...); ``forward`` returns
+    ``{head: scores}``."""
     counts = {"semantic": num_classes, "geometric": geometric_classes}
     heads = {name: vgg16_head(trunk, counts[name], variant, names=VGG_NAMES.suffixed(suffix))
              for name, suffix in HEAD_SUFFIXES.items()}
@@ -77,8 +63,8 @@ def early_fusion_conv1(weight: torch.Tensor) -> torch.Tensor:
 def early_fusion_fcn(trunk: VGG16Trunk, num_classes: int, variant: str,
                      identity: ModelIdentity) -> FCN:
     """FCN-``variant`` on a VGG16 trunk of 4 input channels whose first convolution, named
-    ``conv1_1_bgrd`` as in the reference, takes colour and depth stacked (input names
-    ``("color", "depth")``)."""
+    ``conv1_1_bgrd`` as in the reference, takes colour and depth stacked: ``model(x)`` takes
+    ``{"color": N×3×H×W, "depth": N×1×H×W}`` or the N×4×H×W stack (colour first)."""
     if trunk.in_channels != 4:
         raise ValueError(f"early fusion stacks colour and depth: 4 input channels, got a "
                          f"trunk of {trunk.in_channels}")
@@ -103,8 +89,10 @@ class LateFusionFCN(DescribedModel, nn.Module):
 
     State-dict keys: each stream's layers suffixed by ``_<modality>`` (``conv1_1_color``,
     ``fc7_hha``, ``score_fr_color``, ``score_pool4_hha``), the shared deconvolutions unsuffixed
-    (``upscore``; ``upscore2``, ``upscore16``). ``forward(x)`` takes ``{modality: N×3×H×W}``
-    and returns N×num_classes×H×W scores.
+    (``upscore``; FCN-16s also fuses the streams' pool4 scores before ``upscore2`` and
+    ``upscore16``). ``forward(x)`` takes ``{modality: N×3×H×W}`` and returns
+    N×num_classes×H×W scores. Each stream starts from a trained single-modality net:
+    :func:`init_late_fusion`.
     """
 
     def __init__(
@@ -197,16 +185,6 @@ class LateFusionFCN(DescribedModel, nn.Module):
         return self.up_final(score, size)
 
 
-def _stream_state_dict(source: Any, modality: str) -> tuple[str, dict[str, torch.Tensor]]:
-    """(where, state dict) of a single-modality net given as a model, a state dict or a
-    checkpoint file."""
-    # A file is a checkpoint, or anything else --checkpoint takes (a pretrained folder, hf://).
-    sd, kind = state_dict_of(source, read=lambda s: read_state_dict(resolve_checkpoint(s)))
-    where = {"module": f"the {modality} model",
-             "state dict": f"the {modality} state dict"}.get(kind, str(source))
-    return where, dict(sd)
-
-
 def init_late_fusion(model: LateFusionFCN, sources: Mapping[str, Any]) -> LateFusionFCN:
     """Start each stream of ``model`` from a trained single-modality FCN, as the reference does.
 
@@ -224,7 +202,11 @@ def init_late_fusion(model: LateFusionFCN, sources: Mapping[str, Any]) -> LateFu
     own = model.state_dict()
     with torch.no_grad():
         for modality, source in sources.items():
-            where, sd = _stream_state_dict(source, modality)
+            # A file is a checkpoint, or anything else --checkpoint takes (a pretrained folder,
+            # hf://).
+            sd, kind = state_dict_of(source, read=lambda s: read_state_dict(resolve_checkpoint(s)))
+            where = {"module": f"the {modality} model",
+                     "state dict": f"the {modality} state dict"}.get(kind, str(source))
             suffix = f"_{modality}"
             for key, target in own.items():
                 layer, dot, param = key.partition(".")

@@ -1,16 +1,8 @@
-"""ResNet-18/34/50/101 in plain torch, with torchvision's module and state-dict names.
-
-The modules are named as in torchvision (``conv1``, ``bn1``, ``relu``, ``maxpool``,
-``layer1`` … ``layer4`` of ``BasicBlock`` / ``Bottleneck`` blocks with ``conv1``, ``bn1``,
-``conv2``, ``bn2``, (``conv3``, ``bn3``), ``downsample.0`` / ``downsample.1``; ``fc``), so
+"""ResNet-18/34/50/101 in plain torch, with torchvision's module and state-dict names, so
 torchvision's ImageNet files (``resnet50-*.pth``, …) load unchanged with
-:func:`load_resnet_weights` and no torchvision import. ``replace_stride_with_dilation`` turns
-the stride of layer2/3/4 into dilation, as torchvision does, for output stride 16
-(``[False, False, True]``) or 8 (``[False, True, True]``).
-
-:class:`ResNetBackbone` wraps a ResNet without its classifier in the backbone protocol of
-:mod:`fcnseg.models.trunk`: features of layer2, layer3 and layer4 at nominal strides 8, 16, 32.
-"""
+:func:`load_resnet_weights`. ``replace_stride_with_dilation`` dilates layer2/3/4 instead of
+striding them, as torchvision does. :class:`ResNetBackbone` is a ResNet without its classifier
+in the trunk protocol of :mod:`fcnseg.models.trunk`."""
 
 from __future__ import annotations
 

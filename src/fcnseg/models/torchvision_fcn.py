@@ -1,13 +1,9 @@
 """torchvision's FCN variant (``fcn_resnet50`` / ``fcn_resnet101``), with its state-dict keys.
 
-A dilated ResNet (output stride 8: layer3 and layer4 dilated instead of strided) feeds
-``classifier``, an FCNHead (3×3 conv without bias – BN – ReLU – Dropout(0.1) – 1×1 conv), whose
-scores are bilinearly resized to the input (``align_corners=False``). An optional
-``aux_classifier`` FCNHead scores layer3 for an auxiliary training loss. The keys
-(``backbone.conv1.weight``, ``backbone.layer1.0.conv1.weight``, …, ``classifier.0.weight``,
-``classifier.1.*``, ``classifier.4.*``, ``aux_classifier.*``) are torchvision's, so its published
-checkpoints (``fcn_resnet50_coco-*.pth``) load unchanged with :func:`load_torchvision_fcn_weights`.
-"""
+A dilated ResNet (output stride 8) feeds ``classifier``, an FCNHead, whose scores are
+bilinearly resized to the input; an optional ``aux_classifier`` scores layer3 for an auxiliary
+loss. The keys are torchvision's, so its published checkpoints (``fcn_resnet50_coco-*.pth``)
+load unchanged with :func:`load_torchvision_fcn_weights`."""
 
 from __future__ import annotations
 

@@ -2,13 +2,9 @@
 
 ``geometry="caffe"`` (default) is the reference network: conv1_1 padded by 100, ceil-mode pools
 and fc6 a 7×7 convolution without padding. ``geometry="same"`` drops the 100-pixel pad and pads
-fc6 by 3 (the heads then need no crops). Both have one set of parameter names and shapes, so a
-state dict loads into either. ``batch_norm=True`` adds a BatchNorm2d ``bn{b}_{i}`` after each
-convolution (torchvision's vgg16_bn).
-
-The trunk follows the protocol of :mod:`fcnseg.models.trunk`: it returns pool3, pool4 and fc7
-as ``{8: pool3, 16: pool4, 32: fc7}`` and gives their coordinate maps.
-"""
+fc6 by 3 (the heads then need no crops). Both have the same parameters, so a state dict loads
+into either. ``batch_norm=True`` adds a BatchNorm2d ``bn{b}_{i}`` after each convolution
+(torchvision's vgg16_bn). ``forward`` returns ``{8: pool3, 16: pool4, 32: fc7}``."""
 
 from __future__ import annotations
 

@@ -1,10 +1,5 @@
-"""VGG16 with batch normalisation as the FCN trunk: torchvision ``vgg16_bn`` weight loading.
-
-The VGG16 trunk with ``batch_norm=True`` puts a BatchNorm2d (``bn1_1`` … ``bn5_3``) after each
-convolution. torchvision's ``vgg16_bn-6c64b313.pth`` keeps the convolutions at
-``features.{0, 3, 7, 10, 14, 17, 20, 24, 27, 30, 34, 37, 40}`` with each BatchNorm at the next
-index, and fc6 / fc7 at ``classifier.0`` / ``classifier.3`` as in plain VGG16.
-"""
+"""VGG16 with batch normalisation as the FCN trunk: loading torchvision's ``vgg16_bn`` weights
+(``vgg16_bn-6c64b313.pth``: each convolution's BatchNorm at the next ``features`` index)."""
 
 from __future__ import annotations
 

@@ -14,10 +14,11 @@ import yaml
 from fcnseg.checkpoint import CheckpointError, load_checkpoint
 from fcnseg.cli import options
 from fcnseg.cli.info_files import (
+    DATA_KINDS,
     DESCRIBED,
     data_file_record,
     data_file_summary,
-    is_data_kind,
+    first_few,
     looks_like_torch_file,
 )
 from fcnseg.models.weights import WeightsError, read_weights, vgg16_torchvision_keys
@@ -227,13 +228,13 @@ def summary(rec: dict[str, Any]) -> str:
     kwargs.pop("num_classes", None)
     built = ", ".join(f"{k}={v}" for k, v in kwargs.items())
     classes = rec["classes"]["names"]
-    shown = ", ".join(classes[:8]) + (f", … ({len(classes) - 8} more)" if len(classes) > 8 else "")
     lines = [
         f"checkpoint:  {rec['path']}",
         f"model:       {model.get('arch', '-')}, geometry {geometry}"
         + (f" ({built})" if built else ""),
         f"input:       {_convention_text(model.get('input_convention') or {})}",
-        f"classes:     {len(classes)}: {shown}; ignore value {rec['classes'].get('ignore_index')}",
+        f"classes:     {len(classes)}: {first_few(classes, 8)}; ignore value "
+        f"{rec['classes'].get('ignore_index')}",
         f"trained:     {_trained_text(rec)}",
         f"metrics:     {_metrics_text(rec.get('metrics') or {})}",
         f"size:        {rec['parameters'] / 1e6:.2f} M parameters, "
@@ -294,37 +295,32 @@ def quantization_text(quant: dict[str, Any]) -> str:
 
 def other_summary(rec: dict[str, Any]) -> str:
     """The summary of a file that is not a checkpoint (see :func:`other_file_record`)."""
-    size = f"{rec['file_bytes'] / 1e6:.1f} MB on disk"
-    if is_data_kind(rec["kind"]):
-        return "\n".join([f"file:        {rec['path']}", *data_file_summary(rec),
-                          f"size:        {size}"])
-    if rec["kind"] in ("training_log", "evaluation_report", "recipe"):
-        return "\n".join([f"file:        {rec['path']}", *_run_file_summary(rec),
-                          f"size:        {size}"])
-    if rec["kind"] == "onnx":
+    kind = rec["kind"]
+    if kind in DATA_KINDS:
+        lines = data_file_summary(rec)
+    elif kind in ("training_log", "evaluation_report", "recipe"):
+        lines = _run_file_summary(rec)
+    elif kind == "onnx":
         meta = rec["metadata"]
-        classes = meta.get("class_names") or []
         convention = fields_of(meta.get("input_convention"))
-        lines = [f"file:        {rec['path']}",
-                 f"contents:    ONNX export of {meta.get('arch', 'an fcnseg model')} "
+        lines = [f"contents:    ONNX export of {meta.get('arch', 'an fcnseg model')} "
                  f"({meta.get('precision', 'float32')} graph); run it with onnxruntime",
-                 f"input:       "
-                 f"{_convention_text(convention) if convention else '-'}"]
-        if classes:
-            lines.append(f"classes:     {len(classes)}: {', '.join(map(str, classes[:8]))}"
-                         + (f", … ({len(classes) - 8} more)" if len(classes) > 8 else ""))
-        return "\n".join([*lines, f"size:        {size}"])
-    if rec["kind"] == "backbone":
-        what = ("ImageNet VGG16 backbone weights in torchvision's layout (no classes): for "
-                "load_backbone_weights or --set model.backbone_weights=PATH")
+                 f"input:       {_convention_text(convention) if convention else '-'}"]
+        if meta.get("class_names"):
+            classes = meta["class_names"]
+            lines.append(f"classes:     {len(classes)}: {first_few(classes, 8)}")
     else:
-        what = (f"a state dict of {rec['tensors']} tensors, no model description: for "
+        what = ("ImageNet VGG16 backbone weights in torchvision's layout (no classes): for "
+                "load_backbone_weights or --set model.backbone_weights=PATH"
+                if kind == "backbone" else
+                f"a state dict of {rec['tensors']} tensors, no model description: for "
                 "load_fcn_weights, or --set init=PATH")
-    convention = rec.get("input_convention") or "not recorded"
-    return "\n".join([f"file:        {rec['path']}",
-                      f"contents:    {what}",
-                      f"input:       {convention}",
-                      f"size:        {rec['parameters'] / 1e6:.2f} M parameters, {size}"])
+        lines = [f"contents:    {what}",
+                 f"input:       {rec.get('input_convention') or 'not recorded'}"]
+    size = f"{rec['file_bytes'] / 1e6:.1f} MB on disk"
+    if "parameters" in rec:  # weights
+        size = f"{rec['parameters'] / 1e6:.2f} M parameters, {size}"
+    return "\n".join([f"file:        {rec['path']}", *lines, f"size:        {size}"])
 
 
 def run(args: argparse.Namespace) -> int:

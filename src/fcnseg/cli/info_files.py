@@ -18,8 +18,6 @@ from fcnseg.data.images import RASTER_FORMATS, open_upright
 from fcnseg.data.rasters import raster_info, read_raster
 from fcnseg.utils.validate import fields_of
 
-__all__ = ["DESCRIBED", "data_file_record", "data_file_summary", "looks_like_torch_file"]
-
 #: What ``fcnseg info`` describes, for the message about a file it does not.
 DESCRIBED = ("checkpoints, exported models, weights, run files (metrics.jsonl, report.json, "
              "recipe.yaml), label maps and images, rasters, CSV tables and annotation files "
@@ -32,7 +30,8 @@ _IMAGE_MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"BM"
 _RASTER_MAGIC = tuple(magic for magic, _, _ in RASTER_FORMATS)
 # Single-band rasters up to this size are read to list the values present (labels).
 _MAX_VALUES_PIXELS = 64_000_000
-_KINDS = ("image", "label_map", "raster", "table", "annotations")
+#: The kinds of :func:`data_file_record`'s records.
+DATA_KINDS = ("image", "label_map", "raster", "table", "annotations")
 
 
 def looks_like_torch_file(path: Path) -> bool:
@@ -170,12 +169,17 @@ def _cvat_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
             "shapes": shapes, "categories": labels}
 
 
+def first_few(items: list[Any], count: int) -> str:
+    """The first ``count`` items, comma-separated, then how many more there are."""
+    more = f", … ({len(items) - count} more)" if len(items) > count else ""
+    return ", ".join(map(str, items[:count])) + more
+
+
 def _values_text(rec: dict[str, Any]) -> str:
     values = rec["values"]
-    shown = [f"{v} ({100 * s:.1f}%)" for v, s in zip(values[:12], rec["shares"][:12], strict=True)]
-    more = f", … ({len(values) - 12} more)" if len(values) > 12 else ""
+    shown = [f"{v} ({100 * s:.1f}%)" for v, s in zip(values, rec["shares"], strict=True)]
     ignore = "; 255 is the ignore value" if 255 in values else ""
-    return f"{len(values)}: " + ", ".join(shown) + more + ignore
+    return f"{len(values)}: {first_few(shown, 12)}{ignore}"
 
 
 def data_file_summary(rec: dict[str, Any]) -> list[str]:
@@ -185,13 +189,20 @@ def data_file_summary(rec: dict[str, Any]) -> list[str]:
         return [f"contents:    label map ({rec['format']} {rec['mode']}, pixel values are class "
                 f"indices), {rec['width']}×{rec['height']}",
                 f"classes:     {_values_text(rec)}"]
+    if kind == "table":
+        return [f"contents:    CSV table, {rec['rows']} rows; columns: "
+                f"{', '.join(rec['columns']) or '-'}"]
+    if kind == "annotations":
+        labels = rec.get("labels") or {}
+        names = (", ".join(f"{k} ×{v}" for k, v in labels.items()) if labels
+                 else ", ".join(map(str, rec.get("categories") or [])) or "-")
+        return [f"contents:    {rec['format']} annotations: {rec['images']} image(s), "
+                f"{rec['shapes']} shape(s)",
+                f"labels:      {names}"]
     if kind == "image":
         lines = [f"contents:    {rec['format']} image, {rec['width']}×{rec['height']}, "
                  f"mode {rec['mode']}"]
-        if "values" in rec:
-            lines.append(f"values:      {_values_text(rec)} (class indices, if a label map)")
-        return lines
-    if kind == "raster":
+    else:  # a raster
         bands = f"{rec['bands']} band(s) of {rec['dtype']}"
         if rec["band_names"]:
             bands += f" ({', '.join(rec['band_names'])})"
@@ -200,20 +211,6 @@ def data_file_summary(rec: dict[str, Any]) -> list[str]:
                  "georef:      none (no CRS)"]
         if rec["nodata"] is not None:
             lines.append(f"nodata:      {rec['nodata']:g}")
-        if "values" in rec:
-            lines.append(f"values:      {_values_text(rec)} (class indices, if a label map)")
-        return lines
-    if kind == "table":
-        return [f"contents:    CSV table, {rec['rows']} rows; columns: "
-                f"{', '.join(rec['columns']) or '-'}"]
-    labels = rec.get("labels") or {}
-    names = (", ".join(f"{k} ×{v}" for k, v in labels.items()) if labels
-             else ", ".join(map(str, rec.get("categories") or [])) or "-")
-    return [f"contents:    {rec['format']} annotations: {rec['images']} image(s), "
-            f"{rec['shapes']} shape(s)",
-            f"labels:      {names}"]
-
-
-def is_data_kind(kind: str | None) -> bool:
-    """Whether ``kind`` is one of this module's records."""
-    return kind in _KINDS
+    if "values" in rec:
+        lines.append(f"values:      {_values_text(rec)} (class indices, if a label map)")
+    return lines

@@ -8,19 +8,15 @@ from pathlib import Path
 from fcnseg.cli import options
 from fcnseg.data import (
     FolderSegmentation,
-    NYUDv2,
-    PascalContext,
-    SBDSegmentation,
-    SIFTFlow,
     SyntheticSegmentation,
     VOCSegmentation,
     seg11valid,
 )
-from fcnseg.data.ade20k import ADE20K, find_ade20k_dir
+from fcnseg.data.ade20k import find_ade20k_dir
 from fcnseg.data.band_stats import band_statistics, format_band_table
 from fcnseg.data.build import build_dataset
 from fcnseg.data.check import scan_dataset
-from fcnseg.data.cityscapes import Cityscapes, find_cityscapes_dir
+from fcnseg.data.cityscapes import find_cityscapes_dir
 from fcnseg.data.folder import load_folder_config
 from fcnseg.data.nyud import NYUD_MODALITIES, find_nyud_dir
 from fcnseg.data.pascal_context import find_voc2010_dir
@@ -64,73 +60,90 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                             dest="workers")
 
 
-def _need(args: argparse.Namespace, *names: str) -> None:
-    for n in names:
-        if getattr(args, n) is None:
-            raise ValueError(f"--{n.replace('_', '-')} is required for --dataset {args.dataset}")
-
-
-def _voc_splits(voc_dir: Path) -> list[str]:
-    return sorted(p.stem for p in (voc_dir / "ImageSets" / "Segmentation").glob("*.txt"))
-
-
-def _folder_splits(root: Path, config_splits: dict) -> list[str]:
-    found = set(config_splits)
-    found |= {p.stem for p in (root / "splits").glob("*.txt")}
-    found |= {s for s in ("train", "val", "test", "trainval") if (root / f"{s}.txt").is_file()}
-    return sorted(found)
+#: The datasets whose splits are found on disk: (name shown, folder finder, {split: the file
+#: or folder in that folder that says the split is there}).
+_SPLITS = {
+    "sbd": ("SBD", find_sbd_dir, {"train": "train.txt", "val": "val.txt"}),
+    "pascal_context": ("PascalContext", find_voc2010_dir,
+                       {s: f"ImageSets/Main/{s}.txt" for s in ("train", "val")}),
+    "nyud": ("NYUDv2", find_nyud_dir, {s: f"{s}.txt" for s in ("train", "val", "test")}),
+    "cityscapes": ("Cityscapes", find_cityscapes_dir,
+                   {s: f"leftImg8bit/{s}" for s in ("train", "val", "test")}),
+    "ade20k": ("ADE20K", find_ade20k_dir,
+               {"train": "images/training", "val": "images/validation"}),
+    "siftflow": ("SIFTFlow", find_siftflow_dir, {s: f"{s}.txt" for s in ("trainval", "test")}),
+}
 
 
 def _union(lists: list[list[str]]) -> list[str]:
-    seen: dict[str, None] = {}
-    for ids in lists:
-        seen.update(dict.fromkeys(ids))
-    return list(seen)
+    return list(dict.fromkeys(i for ids in lists for i in ids))
 
 
 def _open(args: argparse.Namespace):  # -> (dataset to scan, {split: count}, description)
     if args.labels is not None and args.dataset not in ANNOTATION_FORMATS:
         raise ValueError(f"--labels: only for the annotation datasets "
                          f"({', '.join(ANNOTATION_FORMATS)}), not --dataset {args.dataset}")
-
     if args.dataset == "synthetic":
         ds = SyntheticSegmentation(args.num_images, args.size, seed=args.seed)
         return ds, {"all": len(ds)}, f"synthetic ({args.num_images} images, seed {args.seed})"
+    required = ("voc_root", "sbd_root") if args.dataset == "seg11valid" else ("root",)
+    for name in required:
+        if getattr(args, name) is None:
+            raise ValueError(f"--{name.replace('_', '-')} is required for --dataset "
+                             f"{args.dataset}")
     if args.dataset == "seg11valid":
-        _need(args, "voc_root", "sbd_root")
         ds = seg11valid(args.voc_root, args.sbd_root)
         return ds, {"seg11valid": len(ds)}, f"seg11valid over {ds.dir}"
-    _need(args, "root")
-    if args.dataset in ("pascal_context", "nyud", "siftflow", "cityscapes", "ade20k"):
-        return _open_task(args)
+    if args.dataset in _SPLITS:
+        return _open_splits(args)
     if args.dataset in ANNOTATION_FORMATS:
-        return _open_annotations(args)
+        splits = args.split or ["train", "val"]
+        spec = {"name": args.dataset, "root": args.root, "labels": args.labels}
+        parts = {s: build_dataset({**spec, "split": s}).ids for s in splits}
+        base = build_dataset({**spec, "split": splits[0] if len(splits) == 1 else None})
+        counts = {s: len(v) for s, v in parts.items()}
+        return base, counts, f"{args.dataset} annotations at {args.root}"
     if args.dataset == "voc":
-
         voc_dir = find_voc_dir(args.root, args.year)
-        splits = args.split or _voc_splits(voc_dir)
+        lists = voc_dir / "ImageSets" / "Segmentation"
+        splits = args.split or sorted(p.stem for p in lists.glob("*.txt"))
         if splits:
             parts = {s: VOCSegmentation(args.root, args.year, s).ids for s in splits}
         else:  # no split lists (labelme's VOC-style export): every annotated image
             parts = {"all images": VOCSegmentation(args.root, args.year).ids}
         base = VOCSegmentation(args.root, args.year, ids=_union(list(parts.values())))
         return base, {s: len(v) for s, v in parts.items()}, f"VOC{args.year} at {voc_dir}"
-    if args.dataset == "sbd":
+    return _open_folder(args)
 
-        sbd_dir = find_sbd_dir(args.root)
-        splits = args.split or [s for s in ("train", "val") if (sbd_dir / f"{s}.txt").is_file()]
-        if not splits:
-            raise ValueError(f"{sbd_dir} has neither train.txt nor val.txt")
-        parts = {s: SBDSegmentation(args.root, s).ids for s in splits}
-        base = SBDSegmentation(args.root, splits[0])
-        base.ids = _union(list(parts.values()))
-        return base, {s: len(v) for s, v in parts.items()}, f"SBD at {sbd_dir}"
 
+def _open_splits(args: argparse.Namespace):  # the datasets of _SPLITS
+    label, find, markers = _SPLITS[args.dataset]
+    folder = find(args.root)
+    splits = args.split or [s for s, marker in markers.items() if (folder / marker).exists()]
+    if not splits and args.dataset == "sbd":
+        raise ValueError(f"{folder} has neither train.txt nor val.txt")
+    if not splits:
+        raise ValueError(f"no split lists found for --dataset {args.dataset} under {args.root}")
+    spec = {"name": args.dataset, "root": args.root}
+    if args.dataset == "pascal_context":
+        spec["context_dir"] = args.context_dir
+    if args.dataset == "nyud":
+        spec["modalities"] = args.modality or [m for m, sub in NYUD_MODALITIES.items()
+                                               if (folder / "data" / sub).is_dir()] or ["color"]
+    parts = {s: list(build_dataset(spec, split=s).ids) for s in splits}
+    base = build_dataset(spec, split=splits[0])
+    base.ids = _union(list(parts.values()))
+    return base, {s: len(v) for s, v in parts.items()}, f"{label} at {folder}"
+
+
+def _open_folder(args: argparse.Namespace):  # a folder dataset
     root = Path(args.root)
     base = FolderSegmentation(root, config=args.config)
     cfg_path = Path(args.config) if args.config else root / "dataset.yaml"
-    cfg_splits = load_folder_config(cfg_path).get("splits", {}) if cfg_path.is_file() else {}
-    splits = args.split or _folder_splits(root, cfg_splits)
+    found = set(load_folder_config(cfg_path).get("splits", {}) if cfg_path.is_file() else {})
+    found |= {p.stem for p in (root / "splits").glob("*.txt")}
+    found |= {s for s in ("train", "val", "test", "trainval") if (root / f"{s}.txt").is_file()}
+    splits = args.split or sorted(found)
     parts = {s: FolderSegmentation(root, s, config=args.config).ids for s in splits}
     counts = {"all images": len(base.ids), **{s: len(v) for s, v in parts.items()}}
     if args.split:
@@ -138,60 +151,6 @@ def _open(args: argparse.Namespace):  # -> (dataset to scan, {split: count}, des
     else:
         base.ids = _union([list(base.ids), *parts.values()])
     return base, counts, f"folder dataset at {root}"
-
-
-def _open_annotations(args: argparse.Namespace):  # a labelling tool's annotations, as read
-    splits = args.split or ["train", "val"]
-    spec = {"name": args.dataset, "root": args.root, "labels": args.labels}
-    parts = {s: build_dataset({**spec, "split": s}).ids for s in splits}
-    base = build_dataset({**spec, "split": splits[0] if len(splits) == 1 else None})
-    return base, {s: len(v) for s, v in parts.items()}, f"{args.dataset} annotations at {args.root}"
-
-
-def _open_task(args: argparse.Namespace):  # PASCAL-Context, NYUDv2, SIFT Flow
-
-    if args.dataset == "pascal_context":
-        lists = find_voc2010_dir(args.root) / "ImageSets" / "Main"
-        splits = args.split or [s for s in ("train", "val") if (lists / f"{s}.txt").is_file()]
-
-        def make(split: str):
-            return PascalContext(args.root, split, context_dir=args.context_dir)
-    elif args.dataset == "nyud":
-        folder = find_nyud_dir(args.root)
-        splits = args.split or [s for s in ("train", "val", "test")
-                                if (folder / f"{s}.txt").is_file()]
-        modalities = args.modality or [m for m, sub in NYUD_MODALITIES.items()
-                                       if (folder / "data" / sub).is_dir()] or ["color"]
-
-        def make(split: str):
-            return NYUDv2(args.root, split, modalities=modalities)
-    elif args.dataset == "cityscapes":
-        folder = find_cityscapes_dir(args.root)
-        splits = args.split or [s for s in ("train", "val", "test")
-                                if (folder / "leftImg8bit" / s).is_dir()]
-
-        def make(split: str):
-            return Cityscapes(args.root, split)
-    elif args.dataset == "ade20k":
-        folder = find_ade20k_dir(args.root)
-        splits = args.split or [s for s, sub in (("train", "training"), ("val", "validation"))
-                                if (folder / "images" / sub).is_dir()]
-
-        def make(split: str):
-            return ADE20K(args.root, split)
-    else:
-        folder = find_siftflow_dir(args.root)
-        splits = args.split or [s for s in ("trainval", "test") if (folder / f"{s}.txt").is_file()]
-
-        def make(split: str):
-            return SIFTFlow(args.root, split)
-    if not splits:
-        raise ValueError(f"no split lists found for --dataset {args.dataset} under {args.root}")
-    parts = {s: list(make(s).ids) for s in splits}
-    base = make(splits[0])
-    base.ids = _union(list(parts.values()))
-    where = getattr(base, "dir", None) or getattr(base, "voc_dir", args.root)
-    return base, {s: len(v) for s, v in parts.items()}, f"{type(base).__name__} at {where}"
 
 
 def _print_counts(classes, class_pixels, ignore_pixels: int, ignore_index: int) -> None:
@@ -207,7 +166,6 @@ def _print_counts(classes, class_pixels, ignore_pixels: int, ignore_index: int) 
 
 
 def run(args: argparse.Namespace) -> int:
-
     dataset, split_counts, description = _open(args)
     report = scan_dataset(dataset, workers=args.workers, progress=True)
 

@@ -1,11 +1,6 @@
-"""``fcnseg predict``: segment files, folders and globs; write label PNGs, overlays (with a
-legend), heatmaps (titled, with a colour bar), uncertainty maps and probabilities.
-
-The work is done by :mod:`fcnseg.inference.pipeline` (read, segment) and
-:mod:`fcnseg.inference.files` (inputs and outputs); this module reads the options, reports
-progress and problems, and sets the exit status: 1 when any input failed (after all the
-others are written), 2 for bad options.
-"""
+"""``fcnseg predict``: segment files, folders, globs and rasters into label PNGs, overlays,
+heatmaps, uncertainty maps and probabilities (the work is :mod:`fcnseg.inference`'s); exit
+status 1 when any input failed (after all the others are written), 2 for bad options."""
 
 from __future__ import annotations
 
@@ -224,8 +219,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _note_raster_options(args: argparse.Namespace, work: _Work, ranks: DistInfo) -> None:
-    """One line when options that only images take were given with rasters, which get a
-    label GeoTIFF (with --probs / --uncertainty as GeoTIFFs) and an overlay instead."""
+    """One line when options that only images take were given with rasters."""
     given = [name for name, value in (("--heatmaps", args.heatmaps),
                                       ("--heatmaps-present", args.heatmaps_present),
                                       ("--format", args.format), ("--rank", args.rank))
@@ -279,10 +273,8 @@ class _Tally:
 
 @dataclass
 class _Work:
-    """What this process segments: images and rasters (``(path, name)``), the problems met
-    finding them (reported by the main process), the folders of other modalities, the files
-    no output may replace, its ``share`` of every raster's tile rows (``(rank, world size)``
-    when there are fewer rasters than processes) and the number of inputs it answers for."""
+    """What this process segments, and the number of inputs it answers for. ``share``:
+    ``(rank, world size)`` when the processes share each raster's tile rows."""
 
     images: list[tuple[Path, str]]
     rasters: list[tuple[Path, str]]
@@ -295,8 +287,7 @@ class _Work:
 
 def _plan(args: argparse.Namespace, seg: Segmenter, inputs: list[tuple[Path, str]],
           problems: list[tuple[str, str]], ranks: DistInfo) -> _Work:
-    """Sort the inputs into images and rasters, with their companions and this process's
-    share."""
+    """Sort the inputs into images and rasters; this process's share of them."""
     # A multi-band model takes raw band values: every input is read as a raster of its bands
     # (the image reader would give 8-bit RGB).
     rasters = [(p, n) for p, n in inputs
@@ -326,8 +317,7 @@ def _plan(args: argparse.Namespace, seg: Segmenter, inputs: list[tuple[Path, str
 
 
 def _prepare(args: argparse.Namespace, seg: Segmenter, images: list[tuple[Path, str]]) -> None:
-    """Compile the model at the first image's size (``--compile``), and say when it was
-    trained on synthetic shapes only."""
+    """``--compile``, and a note when the model knows synthetic shapes only."""
     if args.compile and images:
         failure = seg.compile(_first_size(images), batch_size=min(args.batch_size, len(images)))
         if failure is not None:
@@ -342,9 +332,7 @@ def _output_options(args: argparse.Namespace, seg: Segmenter, heat_classes: list
     """What is written for each image, and how its pictures look."""
     style = PictureStyle(
         alpha=args.alpha, colormap=args.colormap, legend=args.legend, outlines=args.outlines,
-        unblended=() if args.blend_background else tuple(
-            background_classes(seg.class_names, seg.background_class)),
-        heatmap_over_photo=args.heatmap_over_photo)
+        unblended=_unblended(args, seg), heatmap_over_photo=args.heatmap_over_photo)
     return OutputOptions(
         heatmap_classes=tuple(heat_classes), heatmaps_present=args.heatmaps_present,
         uncertainty=tuple(kinds), probs=args.probs, style=style, protected=protected,
@@ -356,34 +344,38 @@ def _segment_rasters(args: argparse.Namespace, seg: Segmenter, work: _Work, out_
                      uncertainty: bool, ranks: DistInfo, tally: _Tally) -> None:
     """Each raster by tiles into ``NAME.tif``."""
     tiles = TileSettings(tile=args.tile, overlap=args.overlap, batch_size=args.batch_size,
-                         probs=args.probs, uncertainty=uncertainty) if work.rasters else None
+                         probs=args.probs, uncertainty=uncertainty)
     for path, name in work.rasters:
-        complete = output_complete(out_dir / f"{name}.tif")  # from an earlier run
-        problem = _predict_raster(seg, path, out_dir / f"{name}.tif", tiles, args,
-                                  work.protected, ranks, work.share)
+        out = out_dir / f"{name}.tif"
+        complete = output_complete(out)  # from an earlier run
+        problem = _predict_raster(seg, path, out, tiles, args, work, ranks)
         if work.share is None or ranks.is_main:  # rank 0 counts the raster it merged
             if problem is None:
-                problem = _raster_preview(seg, path, out_dir / f"{name}.tif", args)
+                problem = _raster_preview(seg, path, out, args)
             if problem is None and complete:
                 tally.skipped += 1
             else:
                 tally.count(problem)
 
 
+def _unblended(args: argparse.Namespace, seg: Segmenter) -> tuple[int, ...]:
+    """The classes overlays leave untinted: the background, unless --blend-background."""
+    if args.blend_background:
+        return ()
+    return tuple(background_classes(seg.class_names, seg.background_class))
+
+
 def _raster_preview(seg: Segmenter, path: Path, out: Path, args: argparse.Namespace) -> str | None:
-    """``NAME_overlay.png`` beside a label raster: its labels over the input's picture, at
-    most :data:`~fcnseg.inference.rasters.PREVIEW_SIDE` pixels a side (a problem as one line)."""
+    """``NAME_overlay.png`` beside a label raster (a problem as one line)."""
     preview = out.with_name(f"{out.stem}_overlay.png")
     if preview.is_file() and preview.stat().st_mtime >= out.stat().st_mtime:
         return None  # written with this label raster
-    exclude = () if args.blend_background else tuple(
-        background_classes(seg.class_names, seg.background_class))
     try:
         with open_raster(path) as reader:
             bands = model_bands(seg, reader.info)
         write_raster_preview(path, out, preview, seg.palette, bands=bands,
                              band_names=seg.input_convention.bands, alpha=args.alpha,
-                             exclude=exclude)
+                             exclude=_unblended(args, seg))
     except ImageError as e:
         return str(e)
     return None
@@ -412,9 +404,7 @@ def _segment_images(args: argparse.Namespace, seg: Segmenter, work: _Work, out_d
 def _write_annotations(pre: PreAnnotations, out_dir: Path, tally: _Tally) -> None:
     """The polygons (``--format``) and the ranking (``--rank``) of every image at once."""
     extra, refused = pre.write()
-    for line in pre.kept:
-        _report(line)
-    for line in refused:
+    for line in [*pre.kept, *refused]:
         _report(line)
     tally.failed += len(refused)
     if extra:
@@ -440,30 +430,28 @@ def _finish(tally: _Tally, given: int, out_dir: Path, ranks: DistInfo) -> int:
     return 1 if failed else 0
 
 
-def _predict_raster(seg: Segmenter, path: Path, out: Path, tiles: TileSettings | None,
-                    args: argparse.Namespace, protected: frozenset[Path], ranks: DistInfo,
-                    share: tuple[int, int] | None) -> str | None:
-    """Segment one raster by tiles into ``out``, or this process's ``share`` of its tile rows
+def _predict_raster(seg: Segmenter, path: Path, out: Path, tiles: TileSettings,
+                    args: argparse.Namespace, work: _Work, ranks: DistInfo) -> str | None:
+    """Segment one raster by tiles into ``out``, or this process's share of its tile rows
     (rank 0 then joins the shares); a problem as one line (None when written)."""
+    share = work.share
     if share is None or output_complete(out):
-        return _predict_raster_part(seg, path, out, tiles, args, protected, None)
-    problem = _predict_raster_part(seg, path, part_path(out, share[0]), tiles, args, protected,
-                                   share)
+        return _predict_raster_part(seg, path, out, tiles, args, work.protected, None)
+    problem = _predict_raster_part(seg, path, part_path(out, share[0]), tiles, args,
+                                   work.protected, share)
     problems = [p for p in all_gather_objects(problem, ranks) if p is not None]
     if problems:
         return problems[0]
     if ranks.is_main:
-        assert tiles is not None
         merge_parts(path, out, seg.class_names, tiles, share[1],
                     model_id=str(Path(args.checkpoint)))
     all_gather_objects(None, ranks)  # the others wait for the merged output
     return None
 
 
-def _predict_raster_part(seg: Segmenter, path: Path, out: Path, tiles: TileSettings | None,
+def _predict_raster_part(seg: Segmenter, path: Path, out: Path, tiles: TileSettings,
                          args: argparse.Namespace, protected: frozenset[Path],
                          share: tuple[int, int] | None) -> str | None:
-    assert tiles is not None
     if out.resolve() in protected:
         return f"{path}: its output {out} would replace an input; not segmented"
     try:
@@ -475,8 +463,8 @@ def _predict_raster_part(seg: Segmenter, path: Path, out: Path, tiles: TileSetti
         with open_raster(path) as reader:
             info = reader.info
         run = segmenter_tile_fn(seg, info)
-        total = tile_count(info.height, info.width, tiles)
-        with tqdm(total=total, unit="tile", disable=args.no_progress or None, file=sys.stderr,
+        with tqdm(total=tile_count(info.height, info.width, tiles), unit="tile",
+                  disable=args.no_progress or None, file=sys.stderr,
                   desc=f"predict {path.name}") as bar:
             job = RasterJob(bands=model_bands(seg, info), model_id=str(Path(args.checkpoint)),
                             progress=bar.update, part=share)
@@ -484,16 +472,14 @@ def _predict_raster_part(seg: Segmenter, path: Path, out: Path, tiles: TileSetti
     except ImageError as e:
         return str(e)
     if outcome.skipped:
-        tqdm.write(f"fcnseg predict: {out} is complete already; skipped", file=sys.stderr)
+        _report(f"{out} is complete already; skipped")
     elif outcome.resumed_from_row:
-        tqdm.write(f"fcnseg predict: {out}: resumed at row {outcome.resumed_from_row}",
-                   file=sys.stderr)
+        _report(f"{out}: resumed at row {outcome.resumed_from_row}")
     return None
 
 
 def _first_size(inputs: list[tuple[Path, str]]) -> tuple[int, int]:
-    """(height, width) of the first readable input, from its header: the compiled model is
-    warmed up at the size it will meet first."""
+    """(height, width) of the first readable input: compiled models warm up at that size."""
     for path, _ in inputs[:8]:
         try:
             width, height = upright_size(path)
@@ -505,9 +491,7 @@ def _first_size(inputs: list[tuple[Path, str]]) -> tuple[int, int]:
 
 def _input_dirs(items: list[str], input_names: tuple[str, ...]) -> dict[str, Path] | None:
     """``{modality: folder}`` from ``--input-dir``; None for a model that takes colour images
-    alone and no ``--input-dir``. The INPUT files are the colour (else the one modality no
-    folder is given for); the other modalities without a folder are found beside each INPUT
-    (:mod:`fcnseg.inference.modalities`)."""
+    alone and no ``--input-dir``."""
     dirs: dict[str, Path] = {}
     for item in items:
         modality, sep, folder = item.partition("=")
@@ -530,8 +514,8 @@ def _input_dirs(items: list[str], input_names: tuple[str, ...]) -> dict[str, Pat
 
 def _check_separate_folders(inputs: list[tuple[Path, str]], dirs: dict[str, Path],
                             given: str) -> None:
-    """Refuse ``--input-dir`` folders that are the same as another's or as the INPUT files'
-    own: every image would be read as its own other input, a silently wrong result."""
+    """Refuse an ``--input-dir`` folder that is another's or the INPUTs' own: every image
+    would silently be its own other input."""
     owner: dict[Path, str] = {}
     for modality, folder in dirs.items():
         real = folder.resolve()
@@ -550,8 +534,7 @@ def _check_separate_folders(inputs: list[tuple[Path, str]], dirs: dict[str, Path
 
 def _without_companions(inputs: list[tuple[Path, str]], input_names: tuple[str, ...],
                         dirs: dict[str, Path]) -> list[tuple[Path, str]]:
-    """The INPUT files less those that are companions of others (``x_hha.png``, ``hha/x.png``),
-    which a folder given as INPUT holds beside the colour images."""
+    """The INPUT files less the companions of others (``x_hha.png``, ``hha/x.png``)."""
     given = given_modality(input_names, dirs)
     found_beside = [m for m in input_names if m != given and m not in dirs]
     if not found_beside:

@@ -70,24 +70,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace):  # noqa: ANN201 - BenchConfig, imported lazily
     """The :class:`~fcnseg.bench.BenchConfig` that the command-line arguments describe."""
-
     bad = set(args.sections) - set(SECTIONS)
     if bad:
         raise ValueError(f"--sections: unknown {sorted(bad)}; choose from {list(SECTIONS)}")
     if args.device not in ("auto", "cpu", "cuda"):
         raise ValueError(f"--device must be cpu, cuda or auto, got {args.device!r}")
     devices = ("cpu", "cuda") if args.device == "auto" else (args.device,)
-    overrides = {
-        "devices": devices, "sections": tuple(args.sections), "compile": args.compile,
-        "models": args.models, "sizes": tuple(args.sizes) if args.sizes else None,
-        "batches": tuple(args.batches) if args.batches else None, "repeats": args.repeats,
-        "warmup": args.warmup, "train_crop": args.train_crop, "train_batch": args.train_batch,
-        "width": args.width, "fc_channels": args.fc_channels, "peak_size": args.peak_size,
-        "clock": args.clock,
-    }
+    # the options left out keep BenchConfig's (or quick()'s) defaults
+    given = {k: getattr(args, k) for k in ("models", "repeats", "warmup", "train_crop",
+                                            "train_batch", "width", "fc_channels", "peak_size",
+                                            "clock", "sizes", "batches")}
+    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items()
+                 if v is not None}
+    overrides.update(devices=devices, sections=tuple(args.sections), compile=args.compile)
     if args.no_loader:
         overrides["loader"] = False
-    overrides = {k: v for k, v in overrides.items() if v is not None}
     if args.sizes:
         overrides["option_size"] = overrides["sizes"][0]
         overrides["eval_size"] = overrides["sizes"][0]

@@ -48,11 +48,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-
     seg = Segmenter.from_checkpoint(args.checkpoint, device="cpu")
-    description = seg.describe()
-    for key in ("sliding_window", "tta"):  # inference settings, not properties of the model
-        description.pop(key, None)
+    # inference settings are not properties of the model
+    description = {k: v for k, v in seg.describe().items() if k not in ("sliding_window", "tta")}
     description.update(checkpoint_record(seg.validation_data, seg.checkpoint_metrics))
     # The segmenter is dropped after this: its model goes back to plain layers in place, so
     # that the export needs no copy of the weights.

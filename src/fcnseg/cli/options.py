@@ -326,11 +326,11 @@ def dataset_spec(args: argparse.Namespace, ckpt: dict[str, Any]) -> dict[str, An
         spec = dict(recipe_val)  # --data name= naming the recipe's own dataset
     else:  # another dataset: nothing of the recipe's carries over
         spec = {"name": name, **_DATASET_DEFAULTS.get(name, {}), "split": "val"}
-    fields = {"root": args.root, "voc_root": args.voc_root, "sbd_root": args.sbd_root,
-              "year": args.year, "split": args.split, "num_images": args.num_images,
-              "size": None if args.size is None else _parse_size(args.size),
-              "seed": args.seed, "config": args.config}
+    fields = {k: getattr(args, k) for k in ("root", "voc_root", "sbd_root", "year", "split",
+                                             "num_images", "size", "seed", "config")}
     spec.update({k: v for k, v in fields.items() if v is not None})
+    if args.size is not None:
+        spec["size"] = _parse_size(args.size)
     spec.update(data)
     required = () if spec.get("name") == "synthetic" else DATASET_NAMES.get(spec.get("name"), ())
     for key in required:

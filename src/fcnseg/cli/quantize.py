@@ -13,6 +13,7 @@ import numpy as np
 import yaml
 from PIL import Image
 
+from fcnseg.checkpoint import load_checkpoint
 from fcnseg.cli import options
 from fcnseg.data import build_dataset
 from fcnseg.data.folder import IMAGE_EXTENSIONS
@@ -124,35 +125,35 @@ def calibration_images(source: dict[str, Any] | Path, limit: int, longest: int) 
 
     Raises ValueError naming the folder (or dataset) when it holds no image."""
     if isinstance(source, Path):
-        files = sorted(f for f in source.iterdir()
-                       if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
-        if not files and (source / "images").is_dir():
-            files = sorted(f for f in (source / "images").iterdir()
-                           if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+        files: list[Path] = []
+        for folder in (source, source / "images"):
+            if not files and folder.is_dir():
+                files = sorted(f for f in folder.iterdir()
+                               if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
         if not files:
             raise ValueError(f"--calib {source}: the calibration set is empty: no images "
                              f"({', '.join(sorted(IMAGE_EXTENSIONS))}) in {source} or in "
                              f"{source / 'images'}")
-        chosen = [files[i] for i in _spread(len(files), limit)]
+        chosen: list[Any] = [files[i] for i in _spread(len(files), limit)]
 
-        def from_files() -> Iterator[np.ndarray]:
-            for f in chosen:
-                yield _scaled(_rgb(read_raw(f, "calibration image"), str(f)), longest)
+        def load(f: Path) -> tuple[Any, str]:
+            return read_raw(f, "calibration image"), str(f)
+    else:
+        dataset = build_dataset(dict(source))
+        if len(dataset) == 0:
+            raise ValueError(f"--calib: the calibration set is empty: dataset {source} has no "
+                             f"images")
+        chosen = _spread(len(dataset), limit)
 
-        return from_files
-    dataset = build_dataset(dict(source))
-    if len(dataset) == 0:
-        raise ValueError(f"--calib: the calibration set is empty: dataset {source} has no "
-                         f"images")
-    indices = _spread(len(dataset), limit)
+        def load(i: int) -> tuple[Any, str]:
+            return dataset.load(i)[0], f"{source.get('name')} sample {dataset.name(i)}"
 
-    def from_dataset() -> Iterator[np.ndarray]:
-        for i in indices:
-            image, _ = dataset.load(i)
-            yield _scaled(_rgb(image, f"{source.get('name')} sample {dataset.name(i)}"),
-                          longest)
+    def images() -> Iterator[np.ndarray]:
+        for item in chosen:
+            image, where = load(item)
+            yield _scaled(_rgb(image, where), longest)
 
-    return from_dataset
+    return images
 
 
 def validation_pairs(spec: dict[str, Any], limit: int | None) -> Any:
@@ -183,16 +184,13 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"{path}: a model of {len(bands)} bands ({', '.join(bands)}): int8 "
                          f"quantization takes models of RGB images; run it from its checkpoint "
                          f"or its float ONNX export (fcnseg export)")
-    from fcnseg.checkpoint import load_checkpoint
-
     recipe = load_checkpoint(path).get("recipe") or {}
     val = parse_data(args.val, ckpt_recipe=recipe) if args.val else None
     if isinstance(val, Path):
         raise ValueError(f"--val {args.val}: a folder of images has no labels; give a folder "
                          f"dataset (with dataset.yaml) or a dataset spec")
-    description = seg.describe()
-    for key in ("sliding_window", "tta", "precision", "optimizations"):
-        description.pop(key, None)
+    settings = ("sliding_window", "tta", "precision", "optimizations")  # of this run only
+    description = {k: v for k, v in seg.describe().items() if k not in settings}
     description.update(checkpoint_record(seg.validation_data, seg.checkpoint_metrics))
     model = seg.model
     if seg.temperature != 1.0:

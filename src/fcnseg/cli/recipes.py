@@ -42,17 +42,17 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.name is None:
         recipes = list_recipes()
-        scores = {name: published_score(load_recipe(name).get("published")) for name in recipes}
+        published = {name: load_recipe(name).get("published") or {} for name in recipes}
+        scores = {name: published_score(published[name]) for name in recipes}
         width = max(len(n) for n in recipes)
         score_width = max(len(s) for s in scores.values())
         for name, description in recipes.items():
             print(f"{name:<{width}}  {scores[name]:<{score_width}}  {description}")
         print("\npublished: the mean IU reported for the recipe (- where none is published)")
-        for name in recipes:
-            published = load_recipe(name).get("published") or {}
-            if published.get("source"):
-                also = f"; also {published['also']}" if published.get("also") else ""
-                print(f"  {name}: {published['source']}{also}")
+        for name, block in published.items():
+            if block.get("source"):
+                also = f"; also {block['also']}" if block.get("also") else ""
+                print(f"  {name}: {block['source']}{also}")
         print(f"\n{USAGE}")
         return 0
     if args.raw:

@@ -51,8 +51,7 @@ class RasterWindows(SegmentationDataset):
                  transform: Transform | None = None) -> None:
         super().__init__(transform)
         if sampling not in SAMPLINGS:
-            raise ValueError(f"sampling: expected one of {', '.join(SAMPLINGS)}, got "
-                             f"{sampling!r}")
+            raise ValueError(f"sampling: expected one of {', '.join(SAMPLINGS)}, got {sampling!r}")
         if window < 1 or windows < 1:
             raise ValueError(f"window and windows must be positive, got {window}, {windows}")
         self.rasters, self.window, self.sampling = rasters, int(window), sampling

@@ -290,8 +290,7 @@ def _tifffile_reader(path: Path, where: str, bands: Sequence[str] | None,
                                         and axes[-1] not in "SCQI"):
             raise ImageError(where, f"a TIFF of axes {axes} and shape {shape}: expected one "
                                     f"image of H×W, H×W×bands or bands×H×W")
-        check_pixels(where, int(page.imagewidth), int(page.imagelength), max_pixels,
-                     _BY_WINDOWS)
+        check_pixels(where, int(page.imagewidth), int(page.imagelength), max_pixels, _BY_WINDOWS)
         if len(tif.pages) == 1 or len(shape) == 2:
             return _TiffReader(tif, where, bands)
     except BaseException:

@@ -118,8 +118,7 @@ def read_coco(src: Path, images: Path | None = None, *, crowd_as_class: bool = F
         raise ValueError(f"{source}: not a COCO JSON file (no 'images' list)")
     for key in ("annotations", "categories"):
         if data.get(key) is not None and not isinstance(data[key], list):
-            raise ValueError(f"{source}: '{key}' must be a list, not "
-                             f"{type(data[key]).__name__}")
+            raise ValueError(f"{source}: '{key}' must be a list, not {type(data[key]).__name__}")
     categories = _category_names(data, source)
     find = _image_finder(src, images)
     items: dict[Any, AnnotatedImage] = {}

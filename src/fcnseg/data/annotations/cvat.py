@@ -68,8 +68,7 @@ def _find_image(folders: list[Path], stem: str) -> Path:
     return folders[0] / f"{stem}.jpg"
 
 
-def _colour_mask(png: Path, colour: tuple[int, int, int], height: int,
-                 width: int) -> np.ndarray:
+def _colour_mask(png: Path, colour: tuple[int, int, int], height: int, width: int) -> np.ndarray:
     """The pixels of ``colour`` in a colour mask."""
     from fcnseg.data.io import read_raw
 

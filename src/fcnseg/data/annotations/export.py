@@ -19,18 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from fcnseg.data.annotations.contours import (
-    centre_chain,
-    corners,
-    region_polygons,
-    simplify,
-)
-from fcnseg.data.annotations.shapes import (
-    BACKGROUND_LABEL,
-    Shape,
-    shape_box,
-    shape_pixels,
-)
+from fcnseg.data.annotations.contours import centre_chain, corners, region_polygons, simplify
+from fcnseg.data.annotations.shapes import BACKGROUND_LABEL, Shape, shape_box, shape_pixels
 from fcnseg.data.palette import background_indices
 
 #: How far (pixels) a simplified outline may stray from the pixels' own; round trips through
@@ -54,8 +44,7 @@ def labelme_label(class_names: Sequence[str], index: int) -> str:
     return str(class_names[index])
 
 
-def _ring_box(ring: np.ndarray, height: int, width: int) -> tuple[tuple[slice, slice],
-                                                                   np.ndarray]:
+def _ring_box(ring: np.ndarray, height: int, width: int) -> tuple[tuple[slice, slice], np.ndarray]:
     """The pixels inside a crack ring: (the slices of their box, the box's boolean pixels)."""
     y0, x0, box = shape_box(Shape("", "corner_polygon", rings=[ring[:, :2]]), height, width)
     return (slice(y0, y0 + box.shape[0]), slice(x0, x0 + box.shape[1])), box
@@ -197,8 +186,7 @@ def cvat_image_element(label: np.ndarray, class_names: Sequence[str], name: str,
     not read) where the picture lies relative to the XML file."""
     label = np.asarray(label)
     height, width = label.shape
-    image = ET.Element("image", id=str(image_id), name=name, width=str(width),
-                       height=str(height))
+    image = ET.Element("image", id=str(image_id), name=name, width=str(width), height=str(height))
     if path is not None:
         image.set("path", path)
     for z, (c, pts) in enumerate(_polygons(label, class_names, tolerance, ignore_index, "cvat")):

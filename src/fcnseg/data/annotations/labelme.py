@@ -55,8 +55,7 @@ def _mask_shape(raw: dict, where: str, size: tuple[int, int] | None) -> np.ndarr
         with Image.open(io.BytesIO(data), formats=("PNG",)) as img:
             # Read from the header: a mask larger than its image is never decoded.
             h, w = size or (img.height, img.width)
-            if img.width > w or img.height > h or img.width * img.height > (MAX_PIXELS
-                                                                            or 1 << 30):
+            if img.width > w or img.height > h or img.width * img.height > (MAX_PIXELS or 1 << 30):
                 return f"{where}: its {img.width}×{img.height} mask is larger than the image"
             return np.asarray(img.convert("L")) > 0
     except (binascii.Error, OSError, ValueError):

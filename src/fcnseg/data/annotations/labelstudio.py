@@ -20,13 +20,7 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 
-from fcnseg.data.annotations.shapes import (
-    AnnotatedImage,
-    Annotations,
-    Shape,
-    load_json,
-    printable,
-)
+from fcnseg.data.annotations.shapes import AnnotatedImage, Annotations, Shape, load_json, printable
 from fcnseg.utils.validate import expect_mapping, fields_of
 
 _UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")
@@ -124,14 +118,11 @@ def _result_shape(result: Mapping[str, Any], where: str) -> Shape | None:
         a = math.radians(float(value.get("rotation", 0) or 0))
         corners = np.array([(0, 0), (bw, 0), (bw, bh), (0, bh)], float)
         rot = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
-        return Shape(label, "corner_polygon", where=where,
-                     rings=[corners @ rot.T + (x, y)])
+        return Shape(label, "corner_polygon", where=where, rings=[corners @ rot.T + (x, y)])
     if kind == "brushlabels":
         if value.get("format", "rle") != "rle":
             raise ValueError(f"brush format {value.get('format')!r} (only rle is read)")
-        rle = value.get("rle")
-        return Shape(label, "mask", where=where,
-                     decode=partial(decode_brush_rle, rle))
+        return Shape(label, "mask", where=where, decode=partial(decode_brush_rle, value.get("rle")))
     if kind == "keypointlabels":
         return Shape(label, "point", [(value.get("x", 0), value.get("y", 0))], where)
     return None

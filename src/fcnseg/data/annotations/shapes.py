@@ -389,8 +389,7 @@ def rasterise(item: AnnotatedImage, labels: LabelSet, height: int, width: int,
                           f"imported (fix or delete the shape)")
             continue
         if not pixels.any():
-            why = ("outside the" if _outside(shape, height, width)
-                   else "covers no pixel of the")
+            why = "outside the" if _outside(shape, height, width) else "covers no pixel of the"
             problems.append(f"{source}: {shape.where}: {why} {width}×{height} image (skipped)")
             continue
         box = (slice(y0, y0 + pixels.shape[0]), slice(x0, x0 + pixels.shape[1]))

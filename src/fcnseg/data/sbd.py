@@ -28,8 +28,7 @@ def read_sbd_mat(path: PathLike) -> np.ndarray:
     """Read ``GTcls.Segmentation`` from an SBD ``cls/*.mat`` file as an H×W int64 array."""
     path = Path(path)
     mat = load_mat(path, squeeze_me=True, struct_as_record=False)
-    gt = mat.get("GTcls")
-    seg = getattr(gt, "Segmentation", None)
+    seg = getattr(mat.get("GTcls"), "Segmentation", None)
     if seg is None:
         raise DataError(path, "no GTcls.Segmentation in this .mat file")
     seg = np.asarray(seg)

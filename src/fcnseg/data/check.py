@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -60,7 +61,8 @@ class ScanReport:
 
 
 class _Scan(Dataset):
-    """Loads each sample and returns its pixel counts or its problem (in loader workers)."""
+    """Loads each sample and returns its problem or, by head, its pixel counts per class and of
+    the ignore value (in loader workers)."""
 
     def __init__(self, dataset: SegmentationDataset, indices: list[int]) -> None:
         self.dataset, self.indices = dataset, indices
@@ -68,25 +70,22 @@ class _Scan(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, k: int) -> tuple[int, dict | None, dict | None, Problem | None]:
+    def __getitem__(self, k: int) -> Problem | dict[str | None, tuple[np.ndarray, int]]:
         i = self.indices[k]
         ds = self.dataset
         try:
             _, label = ds.load(i)
         except DataError as e:
-            return i, None, None, Problem(i, ds.name(i), e.path, e.problem)
+            return Problem(i, ds.name(i), e.path, e.problem)
         except Exception as e:  # any other failure to read is still a problem with this sample
-            return i, None, None, Problem(i, ds.name(i), _sample_files(ds, i),
-                                          f"{type(e).__name__}: {e}")
-        labels, _ = keyed(label)
+            return Problem(i, ds.name(i), _sample_files(ds, i), f"{type(e).__name__}: {e}")
         classes = _head_classes(ds)
-        counts, ignored = {}, {}
-        for head, lb in labels.items():
+        counts = {}
+        for head, lb in keyed(label)[0].items():
             n = len(classes.get(head, ds.classes))
             valid = lb != ds.ignore_index
-            counts[head] = np.bincount(lb[valid].ravel(), minlength=n)[:n]
-            ignored[head] = int((~valid).sum())
-        return i, counts, ignored, None
+            counts[head] = np.bincount(lb[valid].ravel(), minlength=n)[:n], int((~valid).sum())
+        return counts
 
 
 def _head_classes(ds: SegmentationDataset) -> Mapping[str | None, tuple[str, ...]]:
@@ -102,11 +101,11 @@ def _sample_files(ds: SegmentationDataset, index: int) -> str:
         return ds.name(index)
 
 
-def _as_is(item: tuple) -> tuple:
+def _as_is(item: Any) -> Any:
     return item  # a named function, not a lambda: workers started by "spawn" must pickle it
 
 
-def _iterate(scan: _Scan, workers: int) -> Iterable[tuple]:
+def _iterate(scan: _Scan, workers: int) -> Iterable[Any]:
     if workers <= 0:
         return (scan[k] for k in range(len(scan)))
     return DataLoader(scan, batch_size=None, num_workers=workers, collate_fn=_as_is,
@@ -128,17 +127,17 @@ def scan_dataset(
     items = _iterate(_Scan(dataset, indices), workers)
     if progress:
         items = tqdm(items, total=len(indices), desc="checking", leave=False, disable=None)
-    for _, counts, ignored, problem in items:
+    for item in items:
         report.images += 1
-        if problem is not None:
-            report.problems.append(problem)
+        if isinstance(item, Problem):
+            report.problems.append(item)
             continue
-        for head, c in counts.items():
+        for head, (counts, ignored) in item.items():
             if head not in heads:
                 raise ValueError(f"dataset returned a label map {head!r} that its heads "
                                  f"({', '.join(map(str, heads))}) do not name")
-            heads[head].class_pixels += c
-            heads[head].ignore_pixels += ignored[head]
+            heads[head].class_pixels += counts
+            heads[head].ignore_pixels += ignored
     main = heads.get(None) or next(
         (h for h in heads.values() if h.classes == report.classes), next(iter(heads.values())))
     report.class_pixels, report.ignore_pixels = main.class_pixels, main.ignore_pixels

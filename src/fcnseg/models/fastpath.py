@@ -58,11 +58,8 @@ if not hasattr(torch.ops.fcnseg, "reaches_cpu_kernels"):
 
 
 def _onednn_dtype(layer: nn.Module, x: torch.Tensor) -> torch.dtype | None:
-    """The dtype to run ``layer(x)`` in through oneDNN directly, or None for the plain path.
-
-    Only for CPU inference in float32 or bfloat16 (where this CPU computes bfloat16 natively),
-    with nothing to differentiate, nothing tracing, compiling or exporting, and no dispatch mode
-    (FLOP counters, fake tensors) that expects the standard operators."""
+    """The dtype (float32, or bfloat16 where the CPU has it) to run ``layer(x)`` in through
+    oneDNN directly in CPU inference, or None for the plain path."""
     # torch.compile first: the checks after it are not traceable (graph breaks).
     if (torch.compiler.is_compiling() or _exporting() or x.device.type != "cpu"
             or x.dim() != 4 or not _HAS_ONEDNN or not torch.ops.fcnseg.reaches_cpu_kernels(x)):
@@ -85,11 +82,8 @@ def _onednn_dtype(layer: nn.Module, x: torch.Tensor) -> torch.dtype | None:
 
 class _PreparedWeights:
     """A layer's weight and bias as its oneDNN kernel wants them, per compute dtype, remade
-    whenever the parameters are replaced, changed in place (their version counters move) or
-    given new storage.
-
-    The prepared copies are plain attributes, outside the state dict; they are dropped when the
-    layer is copied or pickled."""
+    whenever the parameters are replaced, changed in place or given new storage; kept outside
+    the state dict and dropped when the layer is copied or pickled."""
 
     _prepared: dict
 
@@ -178,10 +172,8 @@ def conv_gemm(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
 
 
 def _gemm_matrix(weight: torch.Tensor) -> tuple[torch.Tensor | None, bool]:
-    """A convolution weight as an (out, in·kh·kw) matrix without copying it, and whether the
-    channels are its innermost columns: the stored order decides the order of the im2col
-    columns, (C, kh, kw) for contiguous and (kh, kw, C) for channels-last. (None, False) for
-    other layouts."""
+    """A convolution weight as an (out, in·kh·kw) matrix without a copy, and whether its
+    columns are (kh, kw, C) (channels-last) rather than (C, kh, kw); (None, False) otherwise."""
     if weight.is_contiguous():
         return weight.view(weight.shape[0], -1), False
     if weight.is_contiguous(memory_format=torch.channels_last):
@@ -207,8 +199,7 @@ class GemmConv2d(_PreparedWeights, nn.Conv2d):
 
 
 def _conv_like(cls: type[nn.Conv2d], conv: nn.Conv2d) -> nn.Conv2d:
-    """A ``cls`` with ``conv``'s settings and its very parameters (built on the meta device,
-    so no second weight is ever allocated)."""
+    """A ``cls`` with ``conv``'s settings and its very parameters (built on the meta device)."""
     new = cls(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
               padding=conv.padding, dilation=conv.dilation, groups=conv.groups,
               bias=conv.bias is not None, padding_mode=conv.padding_mode, device="meta")
@@ -228,11 +219,8 @@ def _packed_convolution(conv: nn.Conv2d, input_size: Sequence[int]):  # type: ig
 
 class PackedConv2d(_PreparedWeights, nn.Conv2d):
     """``nn.Conv2d`` that, in CPU inference, runs oneDNN's convolution on a weight laid out for
-    it (and cast to bfloat16 under autocast) once, instead of on every call.
-
-    The plain convolution re-lays out (and under autocast re-casts) the weight on each call;
-    for a 500×500 FCN-8s in bfloat16 that is about a sixth of the time. Anywhere else
-    (training, other devices, tracing, FLOP counting) the plain convolution runs."""
+    it (and cast to bfloat16 under autocast) once, instead of on every call (about a sixth of a
+    500×500 FCN-8s's time in bfloat16). Anywhere else the plain convolution runs."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = _onednn_dtype(self, x)
@@ -269,13 +257,6 @@ class SeparableBilinearUpsampling(BilinearUpsampling):
     """:class:`BilinearUpsampling` whose windows are two matrix products computing only the
     kept pixels. Used while the weight is frozen (or autograd is off), still bilinear, and
     nothing is traced; otherwise the plain deconvolution runs."""
-
-    @classmethod
-    def like(cls, layer: BilinearUpsampling) -> SeparableBilinearUpsampling:
-        """A separable layer with ``layer``'s settings and its very weight."""
-        new = cls(layer.in_channels, layer.kernel_size[0], layer.stride[0], layer.padding[0])
-        new.weight = layer.weight
-        return new.train(layer.training)
 
     def _still_bilinear(self) -> bool:
         """Whether the weight is still the bilinear kernel (checked again after any change)."""
@@ -318,8 +299,7 @@ class SeparableBilinearUpsampling(BilinearUpsampling):
 
 
 def _separable(layer: nn.ConvTranspose2d) -> bool:
-    """Whether the separable computation gives ``layer``'s values: a square channel-diagonal
-    bilinear kernel with equal strides and paddings on both axes."""
+    """Whether the separable computation gives ``layer``'s values."""
     kh, kw = layer.kernel_size
     return (kh == kw and layer.stride[0] == layer.stride[1]
             and layer.padding[0] == layer.padding[1] and layer.dilation == (1, 1)
@@ -336,16 +316,13 @@ def _plain(layer: nn.Module) -> nn.Module:
     if isinstance(layer, (GemmConv2d, PackedConv2d)):
         return _conv_like(nn.Conv2d, layer)
     if isinstance(layer, SeparableBilinearUpsampling):
-        plain = BilinearUpsampling(layer.in_channels, layer.kernel_size[0], layer.stride[0],
-                                   layer.padding[0])
-        plain.weight = layer.weight
-        return plain.train(layer.training)
+        return BilinearUpsampling.like(layer)
     return layer
 
 
 def _replace(model: nn.Module, choose) -> dict[str, nn.Module]:  # type: ignore[no-untyped-def]
-    """Replace, in their parents, the layers for which ``choose(parent, name, layer)`` gives
-    another module; returns ``{name: new layer}``, named as in the state dict."""
+    """Replace the layers for which ``choose(parent, name, layer)`` gives another module;
+    returns ``{state-dict name: new layer}``."""
     key_map = getattr(model, "key_map", None)
     replaced: dict[str, nn.Module] = {}
     for path, parent in list(model.named_modules()):

@@ -43,6 +43,13 @@ class BilinearUpsampling(nn.ConvTranspose2d):
         super().__init__(channels, channels, kernel, stride=stride, padding=padding, bias=False)
         self.weight.requires_grad_(False)
 
+    @classmethod
+    def like(cls, layer: BilinearUpsampling) -> BilinearUpsampling:
+        """A ``cls`` layer with ``layer``'s settings and its very weight."""
+        new = cls(layer.in_channels, layer.kernel_size[0], layer.stride[0], layer.padding[0])
+        new.weight = layer.weight
+        return new.train(layer.training)
+
     def reset_parameters(self) -> None:
         with torch.no_grad():
             self.weight.zero_()
@@ -71,11 +78,9 @@ class BilinearUpsampling(nn.ConvTranspose2d):
         return self(x)[..., offset : offset + h, offset : offset + w]
 
 
-def bilinear_upsampling(
-    channels: int, kernel: int, stride: int, padding: int = 0
-) -> BilinearUpsampling:
-    """A frozen channel-diagonal bilinear deconvolution (see :class:`BilinearUpsampling`)."""
-    return BilinearUpsampling(channels, kernel, stride, padding)
+#: ``bilinear_upsampling(channels, kernel, stride, padding=0)``: a frozen channel-diagonal
+#: bilinear deconvolution (see :class:`BilinearUpsampling`).
+bilinear_upsampling = BilinearUpsampling
 
 
 def is_bilinear(layer: nn.ConvTranspose2d) -> bool:

@@ -56,9 +56,8 @@ def read_state_dict(path: PathLike) -> StateDict:
     return read_weights(path)[0]
 
 
-#: What a weights file written by fcnseg records beside its tensors (``fcnseg convert``'s
-#: ImageNet VGG16): the attribute of the saved OrderedDict (``torch.save`` keeps an
-#: OrderedDict's attributes) and the metadata key of a ``.safetensors`` file.
+#: The input convention of weights fcnseg wrote (:func:`save_backbone_weights`): an attribute of
+#: the saved OrderedDict (``torch.save`` keeps it), or a ``.safetensors`` metadata key.
 CONVENTION_FIELD = "input_convention"
 
 
@@ -204,16 +203,12 @@ def load_backbone_weights(
     """Copy ImageNet VGG16 weights (torchvision's state-dict layout) into an FCN: the
     convolutionalization.
 
-    ``features.{0..28}`` go to conv1_1 … conv5_3; ``classifier.0`` (Linear 25088→4096) becomes fc6,
-    a 7×7 convolution over 512 channels, and ``classifier.3`` (Linear 4096→4096) becomes fc7, a
-    1×1 convolution; the 1000-way ``classifier.6`` is dropped. This covers torchvision's
-    ``vgg16-397923af.pth`` (RGB convention) and the Caffe-converted ``vgg16_from_caffe.pth`` (BGR
-    convention). The file's input convention is recorded on ``model.input_convention``: the one
-    the file records (``fcnseg convert`` writes it), else recognised from the published file
-    names, otherwise ``convention`` must be given.
-
-    A multi-band model (one whose input convention names bands) keeps its convention; conv1_1
-    is widened to its bands from the file's by :func:`band_conv1`.
+    ``features.*`` go to conv1_1 … conv5_3, the Linear ``classifier.0`` and ``classifier.3``
+    become fc6 (7×7) and fc7 (1×1), the 1000-way ``classifier.6`` is dropped: torchvision's
+    ``vgg16-397923af.pth`` (RGB) or the Caffe-converted ``vgg16_from_caffe.pth`` (BGR). The
+    file's input convention goes to ``model.input_convention``: the one it records (``fcnseg
+    convert`` writes it), else recognised from the published file names, else ``convention``.
+    A multi-band model keeps its own; conv1_1 is widened to its bands by :func:`band_conv1`.
     """
     path = Path(path)
     sd, recorded = read_weights(path)
@@ -287,20 +282,15 @@ COLOUR_BANDS = ("red", "green", "blue")
 
 def widen_conv1(weight: torch.Tensor, bands: Sequence[str], *, weight_order: str = "RGB",
                 keep_variance: bool = True) -> torch.Tensor:
-    """A first-convolution weight for input ``bands`` from a 3-channel colour one.
+    """A first-convolution weight for input ``bands`` (e.g. ``("red", "green", "blue",
+    "nir")``) from an (out, 3, k, k) colour one whose channels are in ``weight_order`` ("RGB"
+    or "BGR").
 
-    Bands named red, green and blue keep their own ImageNet filter (found in ``weight`` by
-    ``weight_order``, "RGB" or "BGR": the weights' own channel order); every other band (depth,
-    near infrared ...) starts from the mean of each filter over its colour channels. With
-    ``keep_variance`` every output filter is then scaled so that its output variance is that
-    of the colour layer for bands that are standardised and independent (the sum of its squared
-    weights is unchanged); with only the three colour bands the weight is unchanged.
-
-    Args:
-        weight: an (out, 3, k, k) convolution weight.
-        bands: the input bands in input order, e.g. ``("red", "green", "blue", "nir")``.
-        weight_order: the colour order of ``weight``'s input channels.
-        keep_variance: scale as above (False: the reference's early-fusion rule, unscaled).
+    Red, green and blue keep their own ImageNet filter; every other band (depth, near infrared
+    ...) starts from the mean of each filter over its colour channels. With ``keep_variance``
+    each output filter is then scaled so that the sum of its squared weights is unchanged (the
+    output variance kept for standardised, independent bands); False is the reference's
+    early-fusion rule, unscaled.
     """
     if weight.dim() != 4 or weight.shape[1] != 3:
         raise ValueError(f"expected a conv1_1 weight of shape (out, 3, k, k), got "
@@ -333,17 +323,13 @@ def band_conv1(weight: torch.Tensor, bands: Sequence[str],
     """A first convolution for standardised ``bands`` (a multi-band model's input, see
     :func:`fcnseg.conventions.band_convention`) from a colour one trained in ``convention``.
 
-    Each colour input channel is first rescaled to standardised input: multiplied by the spread
-    that ImageNet pixels have in the convention's units (about 58 for Caffe's 0-255 minus mean,
-    1 for torchvision's standardised RGB), so that a standardised band drives its filter as much
-    as a colour channel did. Then the bands take the filters by :func:`widen_conv1` (red, green
-    and blue their own, in the weights' channel order; every other band the mean, the output
-    variance kept).
-
-    Returns the weight and, per output channel, what the colour layer added at ImageNet's mean
-    pixel (0 for torchvision's convention): add it to the layer's bias (or subtract it from the
-    running mean of the BatchNorm that follows) so that the dataset's mean pixel, which the
-    band convention maps to 0, gives the response ImageNet's mean gave.
+    Each colour channel's filter is scaled by the spread ImageNet pixels have in the
+    convention's units (about 58 for Caffe's 0-255 minus mean, 1 for torchvision's), so that a
+    standardised band drives it as much as the colour did; then :func:`widen_conv1` gives the
+    bands their filters. Also returns, per output channel, what the colour layer added at
+    ImageNet's mean pixel (0 for torchvision's convention): add it to the layer's bias (or
+    subtract it from the running mean of the BatchNorm that follows) so that the dataset's mean
+    pixel, which the band convention maps to 0, gives the response ImageNet's mean gave.
     """
     conv = get_convention(convention)
     if conv.bands is not None:
@@ -371,10 +357,9 @@ def widen_first_conv(sd: dict[str, torch.Tensor], bands: Sequence[str],
                      convention: InputConvention | str, weight_key: str,
                      bias_key: str | None = None, bn_mean_key: str | None = None) -> list[str]:
     """Replace a colour state dict's first convolution ``sd[weight_key]`` by
-    :func:`band_conv1`'s for ``bands``; its offset goes into ``sd[bias_key]`` when the layer
-    has a bias, else out of the running mean ``sd[bn_mean_key]`` of the BatchNorm that follows.
-    Returns the keys set: none when ``sd`` holds no colour ``weight_key`` (the copy then names
-    a missing key)."""
+    :func:`band_conv1`'s for ``bands``, its offset into ``sd[bias_key]`` or else out of the
+    BatchNorm running mean ``sd[bn_mean_key]``. Returns the keys set (none without a colour
+    ``weight_key``: the copy then names a missing key)."""
     weight = sd.get(weight_key)
     if weight is None or weight.dim() != 4 or weight.shape[1] != 3:
         return []
@@ -394,8 +379,7 @@ class InitReport:
 
     source: str
     copied: list[str] = field(default_factory=list)
-    #: model keys kept at their initialisation: ``{key: reason}`` (absent from the source, or
-    #: a different shape there)
+    #: model keys kept at their initialisation: ``{key: reason}``
     kept: dict[str, str] = field(default_factory=dict)
     #: source keys the model has no place for
     unused: list[str] = field(default_factory=list)
@@ -539,26 +523,21 @@ def init_from(
     name: str | None = None,
     convention: InputConvention | str | Mapping[str, Any] | None = None,
 ) -> InitReport:
-    """Staged initialisation: copy every parameter of ``source`` whose name and shape match.
+    """Staged initialisation: copy every parameter of ``source`` (a model, a state dict
+    or a file) whose name and shape match.
 
-    FCN-16s is initialised from a trained FCN-32s and FCN-8s from an FCN-16s: the trunk, fc6/fc7
-    and score_fr are copied, and the new skip scorers (score_pool4, score_pool3) keep their zero
-    initialisation, so the new model starts out computing exactly what the previous stage did.
-    Upsampling layers of different sizes keep their bilinear kernels. A module source also
-    passes on its input convention. ``name`` says where the source came from in the report
-    (e.g. the checkpoint path a state dict was read from).
+    FCN-16s starts from a trained FCN-32s and FCN-8s from an FCN-16s: the trunk, fc6/fc7 and
+    score_fr are copied and the new skip scorers keep their zero start, so the new model
+    computes exactly what the previous stage did. A module source also passes on its input
+    convention; ``name`` says where the source came from in the report. A multi-band model
+    started from colour weights gets the source's first convolution widened to its bands by
+    :func:`band_conv1`, given the source's input ``convention`` (a module brings its own); a
+    source of other bands is refused.
 
-    A multi-band model (its input convention names bands) started from colour weights gets the
-    source's first convolution widened to its bands by :func:`band_conv1` (red, green and blue
-    keep their filters, other bands start from their mean, the output variance kept), given
-    the source's input ``convention`` (a module source brings its own); the model keeps its
-    bands' convention. A source of other bands is refused.
-
-    Returns an :class:`InitReport` (iterating over it gives the copied keys) and logs its
-    summary: every model key left at its own initialisation is named with the reason (not in
-    the source, or a different shape). Raises :class:`WeightsError` when less than half of the
-    trunk (everything but the score and upsampling layers) matched, since such an
-    "initialisation" would silently train from scratch.
+    Returns an :class:`InitReport` (iterating gives the copied keys) and logs its summary,
+    naming every key left at its own initialisation and why. Raises :class:`WeightsError` when
+    less than half of the trunk (all but the score and upsampling layers) matched, since such
+    an "initialisation" would silently train from scratch.
     """
     sd, kind = state_dict_of(source)
     what = name or {"module": f"a {type(source).__name__} module",

@@ -66,12 +66,8 @@ def _parse_coverage(items: list[str]) -> tuple[float, ...]:
 
 
 def predict_fn_from_args(args: argparse.Namespace) -> Any:
-    """The ``predict_fn`` for ``--sliding-window`` / ``--tta-*``, or None for a plain forward.
-
-    Built from the same :class:`~fcnseg.inference.SlidingWindow` and
-    :class:`~fcnseg.inference.TTA` settings as ``fcnseg predict``, so options are checked here,
-    before any image is read.
-    """
+    """The ``predict_fn`` for ``--sliding-window`` / ``--tta-*`` (the settings ``fcnseg
+    predict`` takes, checked before any image is read), or None for a plain forward."""
     sliding = options.sliding_window_from_args(args)
     inner = None if sliding is None else sliding.predict_fn()
     tta = options.tta_from_args(args)

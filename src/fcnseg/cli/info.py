@@ -51,17 +51,18 @@ def record(path: str) -> dict[str, Any]:
     except CheckpointError as e:
         # A checkpoint with bad metadata stays that error; only a file that is no checkpoint
         # at all may be another file fcnseg writes.
-        message = str(e)
+        message, file = str(e), Path(path)
         unreadable = "cannot be read as a checkpoint" in message
-        other = (other_file_record(path) if "not a checkpoint (no" in message
-                 or unreadable else None)
-        if other is None and unreadable:
-            other = data_file_record(path)
-            # Only a file written as torch.save writes may be a damaged checkpoint; a valid
-            # file of another kind is never called corrupt.
-            if other is None and not looks_like_torch_file(Path(path)):
-                raise ValueError(f"{path}: not a file fcnseg info describes (it describes "
-                                 f"{DESCRIBED})") from None
+        other = None
+        if file.is_file() and (unreadable or "not a checkpoint (no" in message):
+            base = {"path": str(path), "file_bytes": file.stat().st_size}
+            other = other_file_record(file, base) or (
+                data_file_record(file, base) if unreadable else None)
+        # Only a file written as torch.save writes may be a damaged checkpoint; a valid file
+        # of another kind is never called corrupt.
+        if other is None and unreadable and not looks_like_torch_file(file):
+            raise ValueError(f"{path}: not a file fcnseg info describes (it describes "
+                             f"{DESCRIBED})") from None
         if other is None:
             raise e from None
         return other
@@ -86,14 +87,10 @@ def record(path: str) -> dict[str, Any]:
     }
 
 
-def other_file_record(path: str) -> dict[str, Any] | None:
-    """The record of a file fcnseg writes that is not a checkpoint: an ONNX export (its
-    metadata) or weights without a model description (``fcnseg convert``'s ImageNet VGG16, a
-    backbone file); None for anything else."""
-    file = Path(path)
-    if not file.is_file():
-        return None
-    base = {"path": str(path), "file_bytes": file.stat().st_size}
+def other_file_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
+    """The record (``base`` and more) of a file fcnseg writes that is not a checkpoint: a run
+    file, an ONNX export (its metadata) or weights without a model description (``fcnseg
+    convert``'s ImageNet VGG16, a backbone file); None for anything else."""
     if file.suffix in (".json", ".jsonl", ".yaml", ".yml"):
         return _run_file_record(file, base)
     if file.suffix == ".onnx":

@@ -49,14 +49,10 @@ def _head(path: Path, size: int = 16) -> bytes:
         return b""
 
 
-def data_file_record(path: str) -> dict[str, Any] | None:
-    """The ``info`` record of a data file at ``path`` (kind ``label_map``, ``image``,
+def data_file_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``info`` record (``base`` and more) of a data file (kind ``label_map``, ``image``,
     ``raster``, ``table`` or ``annotations``); None when it is none of them. A file that
     starts as an image or raster but cannot be decoded raises its one-line ImageError."""
-    file = Path(path)
-    if not file.is_file():
-        return None
-    base = {"path": str(path), "file_bytes": file.stat().st_size}
     head = _head(file)
     if head.startswith(_RASTER_MAGIC):
         return {**base, **_raster_record(file)}

@@ -64,9 +64,6 @@ SYNTHETIC_NOTE = (
     "PASCAL VOC (see \"Pretrained models\" in the README)."
 )
 
-#: --uncertainty choices: one map, or both.
-UNCERTAINTY_CHOICES = (*UNCERTAINTY_KINDS, "both")
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     options.add_checkpoint(p)
@@ -110,7 +107,7 @@ def _add_outputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--uncertainty", action="store_true",
                    help="write NAME_uncertainty_entropy.png, the entropy of each pixel's class "
                         "probabilities; with --probs the raw map goes into the npz too")
-    p.add_argument("--uncertainty-kind", choices=UNCERTAINTY_CHOICES, default=None,
+    p.add_argument("--uncertainty-kind", choices=(*UNCERTAINTY_KINDS, "both"), default=None,
                    help="which uncertainty map: entropy (the default), maxprob (1 - the largest "
                         "probability) or both; implies --uncertainty")
 
@@ -296,8 +293,13 @@ def _plan(args: argparse.Namespace, seg: Segmenter, inputs: list[tuple[Path, str
     inputs = [item for item in inputs if item not in rasters]
     input_dirs = _input_dirs(args.input_dir, seg.input_names)
     if input_dirs is not None:
-        _check_separate_folders(inputs, input_dirs, given_modality(seg.input_names, input_dirs))
-        inputs = _without_companions(inputs, seg.input_names, input_dirs)
+        input_modality = given_modality(seg.input_names, input_dirs)
+        _check_separate_folders(inputs, input_dirs, input_modality)
+        # a folder given as INPUT holds the companions (x_hha.png, hha/x.png) of its images
+        beside = [m for m in seg.input_names if m != input_modality and m not in input_dirs]
+        if beside:
+            inputs = [(path, name) for path, name in inputs
+                      if not is_companion_file(path, beside)]
         if not inputs:
             raise FileNotFoundError(f"nothing to segment: every INPUT is another image's "
                                     f"{'/'.join(seg.input_names)} companion file")
@@ -530,13 +532,3 @@ def _check_separate_folders(inputs: list[tuple[Path, str]], dirs: dict[str, Path
                              f"{given} images given ({path.name} is in it), so each image would "
                              f"be its own {modality} input; give the folder of the {modality} "
                              f"images")
-
-
-def _without_companions(inputs: list[tuple[Path, str]], input_names: tuple[str, ...],
-                        dirs: dict[str, Path]) -> list[tuple[Path, str]]:
-    """The INPUT files less the companions of others (``x_hha.png``, ``hha/x.png``)."""
-    given = given_modality(input_names, dirs)
-    found_beside = [m for m in input_names if m != given and m not in dirs]
-    if not found_beside:
-        return inputs
-    return [(path, name) for path, name in inputs if not is_companion_file(path, found_beside)]

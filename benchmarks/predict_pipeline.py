@@ -45,7 +45,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from fcnseg.bench.targets import print_target
-from fcnseg.bench.timing import time_interleaved  # noqa: E402
+from fcnseg.bench.timing import round_logger, time_interleaved  # noqa: E402
 from fcnseg.checkpoint import save_checkpoint  # noqa: E402
 from fcnseg.data.palette import voc_palette  # noqa: E402
 from fcnseg.inference import Segmenter  # noqa: E402
@@ -179,10 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         if failure is None:
             variants["model only, torch.compile"] = lambda: model_only(compiled)
 
-    def progress(done: int, total: int) -> None:
-        print(f"  round {done}/{total}", file=sys.stderr, flush=True)
-
-    times = time_interleaved(variants, warmup=1, repeats=args.repeats, progress=progress)
+    times = time_interleaved(variants, warmup=1, repeats=args.repeats, progress=round_logger(
+        lambda line: print(line, file=sys.stderr, flush=True), "interleaved rounds"))
     differ = same_files(work / "out_pipelined", work / "out_sequential")
     differ_cli = same_files(work / "out_pipelined", work / "out_cli")
 

@@ -45,7 +45,7 @@ import uvicorn  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from fcnseg.bench.targets import print_target
-from fcnseg.bench.timing import time_interleaved  # noqa: E402
+from fcnseg.bench.timing import round_logger, time_interleaved  # noqa: E402
 from fcnseg.inference import Segmenter  # noqa: E402
 from fcnseg.serve import create_app  # noqa: E402
 
@@ -149,10 +149,8 @@ def main(argv: list[str] | None = None) -> int:
                                                service.limits.max_concurrency),
         }
 
-        def progress(done: int, total: int) -> None:
-            print(f"  round {done}/{total}", file=sys.stderr, flush=True)
-
-        times = time_interleaved(variants, warmup=1, repeats=args.repeats, progress=progress)
+        times = time_interleaved(variants, warmup=1, repeats=args.repeats, progress=round_logger(
+            lambda line: print(line, file=sys.stderr, flush=True), "interleaved rounds"))
 
     n = args.requests
     rate = {name: n / t.median for name, t in times.items()}

@@ -32,6 +32,7 @@ from fcnseg.bench.timing import (
     matmul_variants,
     peak_rss_mb,
     reset_peak_rss,
+    round_logger,
     time_interleaved,
 )
 from fcnseg.data import (
@@ -255,18 +256,6 @@ def _quiet(message: str) -> None:
     """The default ``log`` of the sections: say nothing."""
 
 
-def _rounds(log: Log, what: str, every: int = 1) -> Callable[[int, int], None]:
-    """A ``progress`` callback for :func:`time_interleaved` that logs every ``every``-th round
-    of ``what`` and the last."""
-    start = time.perf_counter()
-
-    def report(done: int, total: int) -> None:
-        if done % every == 0 or done == total:
-            log(f"  {what}: round {done}/{total} ({time.perf_counter() - start:.0f} s)")
-
-    return report
-
-
 def _size(size: Any) -> str:
     return "×".join(map(str, size))
 
@@ -324,7 +313,7 @@ def bench_inference(cfg: BenchConfig, device: str, log: Log = _quiet) -> list[di
                 with torch.inference_mode(), _peak_memory(device, memory):
                     times = time_interleaved(variants, warmup=cfg.warmup, repeats=cfg.repeats,
                                              device=device, clock=_clock(cfg, device),
-                                             progress=_rounds(log, what))
+                                             progress=round_logger(log, what))
                 peak = _peak_from(times, cfg)
                 for g in GEOMETRIES:
                     rows.append({
@@ -368,7 +357,7 @@ def bench_training(cfg: BenchConfig, device: str, log: Log = _quiet) -> list[dic
         times = time_interleaved(variants,
                                  warmup=cfg.warmup, repeats=cfg.repeats, device=device,
                                  clock=_clock(cfg, device),
-                                 progress=_rounds(log, f"[{device}] training step"))
+                                 progress=round_logger(log, f"[{device}] training step"))
     peak = _peak_from(times, cfg)
     rows = [{"device": device, "model": cfg.train_model, "geometry": name, "crop": list(crop),
              "batch": cfg.train_batch, **_timing_fields(times[name], cfg.train_batch,
@@ -426,10 +415,10 @@ def bench_evaluation(cfg: BenchConfig, device: str, log: Log = _quiet) -> dict[s
             times = time_interleaved(
                 {"pipeline": pipeline_step, "model_only": model_step}, warmup=1,
                 repeats=cfg.eval_images * cfg.repeats, device=device, clock=_clock(cfg, device),
-                progress=_rounds(log, f"[{device}] evaluation pipeline", cfg.eval_images))
+                progress=round_logger(log, f"[{device}] evaluation pipeline", cfg.eval_images))
         if cfg.loader:
             out["loader_options"] = bench_loader_options(
-                cfg, dataset, _rounds(log, f"[{device}] DataLoader settings"))
+                cfg, dataset, round_logger(log, f"[{device}] DataLoader settings"))
     for name, t in times.items():
         out[name] = _timing_fields(t, 1, None, None)
     out["pipeline_fraction_of_model_only"] = times["model_only"].median / times["pipeline"].median
@@ -490,7 +479,7 @@ def bench_options(cfg: BenchConfig, device: str, log: Log = _quiet) -> dict[str,
     # Fast paths are the central comparison: at least 5 rounds, whatever --repeats says.
     times = time_interleaved(timed, warmup=cfg.warmup, repeats=max(5, cfg.repeats),
                              device=device, clock=_clock(cfg, device),
-                             progress=_rounds(log, f"[{device}] fast paths, {len(timed)} "
+                             progress=round_logger(log, f"[{device}] fast paths, {len(timed)} "
                                                    f"variants"))
     peak = {f"{device}_float32": _peak_from(times, cfg, _PEAK + "float32"),
             f"{device}_bfloat16": _peak_from(times, cfg, _PEAK + "bfloat16")}

@@ -106,6 +106,19 @@ def time_interleaved(
     return {name: Timing(tuple(s)) for name, s in samples.items()}
 
 
+def round_logger(log: Callable[[str], None], what: str, every: int = 1
+                 ) -> Callable[[int, int], None]:
+    """A ``progress`` callback for :func:`time_interleaved` that logs every ``every``-th round
+    of ``what``, and the last, with the seconds since it was made."""
+    start = time.perf_counter()
+
+    def report(done: int, total: int) -> None:
+        if done % every == 0 or done == total:
+            log(f"  {what}: round {done}/{total} ({time.perf_counter() - start:.0f} s)")
+
+    return report
+
+
 def count_flops(model: nn.Module, *inputs: torch.Tensor, backward: bool = False) -> int:
     """FLOPs of one call of ``model`` (and its backward) counted by torch's FlopCounterMode.
 

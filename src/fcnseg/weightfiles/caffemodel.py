@@ -404,14 +404,10 @@ def read_caffemodel(path: PathLike) -> CaffeNet:
 
 def _varint(n: int) -> bytes:
     out = bytearray()
-    while True:
-        b = n & 0x7F
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
         n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
+    return bytes(out + bytes([n]))
 
 
 # Above this many values, a blob's packed data is appended as encoded bytes rather than built

@@ -113,6 +113,13 @@ def test_corrupt_tile_is_one_line_naming_the_file(tmp_path, tiff_reader):
     assert "\n" not in str(e.value)
 
 
+def test_a_tiff_header_leading_to_no_image_is_one_line_naming_the_file(tmp_path, tiff_reader):
+    (tmp_path / "x.tif").write_bytes(b"II*\x00" + b"\xff" * 50)
+    with pytest.raises(ImageError) as err:
+        read_raster(tmp_path / "x.tif")
+    assert "\n" not in str(err.value) and str(tmp_path / "x.tif") in str(err.value)
+
+
 def make_raster_folder(root, *, image_bands=5, names=None, mask_transform=None, config=None):
     (root / "images").mkdir(parents=True)
     (root / "masks").mkdir()

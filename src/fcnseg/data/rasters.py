@@ -283,6 +283,8 @@ def _tifffile_reader(path: Path, where: str, bands: Sequence[str] | None,
         raise ImageError(where, f"cannot be opened as a TIFF, corrupt header "
                                 f"({type(e).__name__}: {e})") from None
     try:
+        if not tif.series:  # a header whose directories lead to no image
+            raise ImageError(where, "cannot be opened as a TIFF, corrupt header (no image in it)")
         series = tif.series[0]
         shape, axes = series.shape, series.axes
         page = tif.pages[0]

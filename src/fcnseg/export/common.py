@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import json
-from collections.abc import Callable, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +54,16 @@ class SampleCheck:
     def __str__(self) -> str:
         return (f"input {'×'.join(map(str, self.shape))}: max |export − PyTorch| = "
                 f"{self.max_abs_diff:.3g} (logits up to {self.max_abs_logit:.3g})")
+
+
+@contextlib.contextmanager
+def quiet_tracing(*also: type[Warning]) -> Iterator[None]:
+    """Silence tracing's warnings about shape checks in the model's forward (evaluated once
+    while tracing: expected), TorchScript's deprecation notice, and the categories ``also``."""
+    with warnings.catch_warnings():
+        for category in (torch.jit.TracerWarning, DeprecationWarning, *also):
+            warnings.simplefilter("ignore", category)
+        yield
 
 
 class LogitsOnly(nn.Module):

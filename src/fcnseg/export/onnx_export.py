@@ -21,7 +21,6 @@ import gc
 import io
 import json
 import logging
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ from fcnseg.export.common import (
     SampleCheck,
     check_samples,
     export_subject,
+    quiet_tracing,
 )
 from fcnseg.utils.files import atomic_path
 from fcnseg.utils.typing import PathLike
@@ -79,12 +79,7 @@ def _export_to(file: Path, model: nn.Module, sample: tuple[torch.Tensor, ...], o
                exporter: str, inputs: list[str], outputs: list[str]) -> None:
     """Write the ONNX model into ``file``, with dynamic batch, height and width (straight to
     the file: a VGG16 FCN's graph is over 500 MB, never held twice in memory)."""
-    with warnings.catch_warnings():
-        # Shape checks in the model's forward are evaluated once while tracing: expected.
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", FutureWarning)
-        warnings.simplefilter("ignore", UserWarning)  # the exporters' shape-inference notes
+    with quiet_tracing(FutureWarning, UserWarning):  # UserWarning: shape-inference notes
         if exporter == "legacy":
             axes = {0: "batch", 2: "height", 3: "width"}
             with torch.inference_mode(False), torch.no_grad():

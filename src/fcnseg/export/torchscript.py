@@ -7,16 +7,15 @@ file ``fcnseg.json`` (``torch.jit.load(path, _extra_files={"fcnseg.json": ""})``
 
 A model of several inputs (NYUDv2's fusion nets) is traced with a ``Dict[str, Tensor]`` input
 keyed by modality, and a model of several heads (SIFT Flow) returns ``Dict[str, Tensor]`` keyed
-by head, as the PyTorch models do.
+by head, as the PyTorch models do. TorchScript's deprecation notice is silenced: most deployment
+tools still load TorchScript (``torch.export`` is its successor).
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +29,7 @@ from fcnseg.export.common import (
     SampleCheck,
     check_samples,
     export_subject,
+    quiet_tracing,
 )
 from fcnseg.utils.files import atomic_write_bytes
 from fcnseg.utils.typing import PathLike
@@ -46,16 +46,6 @@ class TorchScriptExport:
     path: str
     checks: list[SampleCheck]
     size_bytes: int
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence tracing's shape-check warnings and TorchScript's deprecation notice (TorchScript
-    is still what most deployment tools load; ``torch.export`` is the successor)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        yield
 
 
 def export_torchscript(
@@ -80,7 +70,7 @@ def export_torchscript(
     model, samples, heads = subject.model, subject.samples, subject.outputs
     meta = {k: json.loads(v) for k, v in subject.metadata(description).items()}
     try:
-        with _quiet(), torch.no_grad():
+        with quiet_tracing(), torch.no_grad():
             # A dict input or output is a fixed structure here (the modalities, the heads):
             # strict=False lets the trace keep it.
             traced = torch.jit.trace(model, (samples[0],), check_trace=False,
@@ -91,7 +81,7 @@ def export_torchscript(
         raise ExportError(f"TorchScript tracing failed: {type(e).__name__}: {e}") from e
     data = buf.getvalue()
     # Verify the saved bytes, not the in-memory trace: that is what users will load.
-    with _quiet():
+    with quiet_tracing():
         loaded = torch.jit.load(io.BytesIO(data), map_location="cpu")
 
     def run(x: Any) -> Any:
@@ -107,6 +97,6 @@ def export_torchscript(
 def read_torchscript_metadata(path: PathLike) -> dict[str, Any]:
     """The description saved by :func:`export_torchscript` in a TorchScript file."""
     extra = {METADATA_FILE: ""}
-    with _quiet():
+    with quiet_tracing():
         torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     return json.loads(extra[METADATA_FILE]) if extra[METADATA_FILE] else {}

@@ -87,9 +87,7 @@ def centre_chain(ring: np.ndarray) -> np.ndarray:
     py = y - ((d == 2) | (d == 3))
     pts = np.stack([px, py], 1)
     keep = np.any(pts != np.roll(pts, 1, axis=0), axis=1)
-    if not keep.any():
-        return pts[:1]
-    return pts[keep]
+    return pts[keep] if keep.any() else pts[:1]
 
 
 def _dp(points: np.ndarray, tolerance: float) -> list[int]:

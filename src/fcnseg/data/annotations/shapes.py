@@ -89,7 +89,6 @@ class Shape:
         where: how a message names the shape, e.g. ``shape 3 (polygon 'car')``.
         rings: ``corner_polygon``'s rings.
         mask: ``mask``'s H×W boolean array.
-        width: a line's width in pixels (None: the rasteriser's default).
     """
 
     label: str
@@ -98,7 +97,6 @@ class Shape:
     where: str = ""
     rings: list[np.ndarray] = field(default_factory=list)
     mask: np.ndarray | None = None
-    width: float | None = None
     #: For ``mask`` shapes decoded on demand: ``decode(height, width)`` gives the array.
     decode: Callable[[int, int], np.ndarray] | None = None
 
@@ -271,8 +269,7 @@ def _draw_centre_shape(shape: Shape, height: int, width: int, line_width: float)
     """A labelme shape drawn as labelme's ``shape_to_mask`` draws it (Pillow, outline on), in
     the box around it."""
     pts = np.asarray(shape.points, np.float64).reshape(-1, 2)
-    pad = int(math.ceil(shape.width or line_width)) + 2 if shape.kind in (
-        "line", "linestrip") else 2
+    pad = int(math.ceil(line_width)) + 2 if shape.kind in ("line", "linestrip") else 2
     if shape.kind == "circle":
         (cx, cy), (px, py) = pts[0], pts[1]
         r = math.hypot(px - cx, py - cy)
@@ -293,7 +290,7 @@ def _draw_centre_shape(shape: Shape, height: int, width: int, line_width: float)
         (ax, ay), (bx, by) = xy[0], xy[1]
         draw.rectangle([min(ax, bx), min(ay, by), max(ax, bx), max(ay, by)], outline=1, fill=1)
     elif shape.kind in ("line", "linestrip"):
-        draw.line(xy, fill=1, width=max(int(round(shape.width or line_width)), 1))
+        draw.line(xy, fill=1, width=max(int(round(line_width)), 1))
     else:
         draw.polygon(xy * 2 if len(xy) == 1 else xy, outline=1, fill=1)
     return y0, x0, np.asarray(canvas, bool)

@@ -244,3 +244,21 @@ def test_a_label_studio_export_is_described_with_its_labels(tmp_path, capsys) ->
     lines = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines())
     assert "Label Studio annotations: 2 image(s), 3 shape(s)" in lines["contents"]
     assert lines["labels"].strip() == "dog ×2, car ×1"
+
+
+def test_invalid_json_names_the_file_and_the_error(tmp_path, capsys) -> None:
+    (tmp_path / "broken.json").write_text('{"shapes": [')
+    assert main(["info", str(tmp_path / "broken.json")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'broken.json'}: not valid JSON (" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_coco_file_is_described_with_its_categories(tmp_path, capsys) -> None:
+    (tmp_path / "instances.json").write_text(json.dumps({
+        "images": [{"id": 1}], "annotations": [{"id": 1}, {"id": 2}],
+        "categories": [{"name": "cat"}, {"name": "dog"}]}))
+    assert main(["info", str(tmp_path / "instances.json")]) == 0
+    lines = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines())
+    assert "COCO annotations: 1 image(s), 2 shape(s)" in lines["contents"]
+    assert lines["labels"].strip() == "cat, dog"

@@ -110,3 +110,17 @@ def test_an_abbreviated_option_is_not_taken_for_a_misspelling(
     assert main(["info", "--check", str(tmp_path / "none.pt")]) == 2
     err = capsys.readouterr().err
     assert "no such checkpoint" in err and "did you mean" not in err
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    (["--tta-scales", "big"], "--tta-scales: expected numbers like 0.75 1 1.25, got ['big'] "
+                              "(give the inputs before --tta-scales, or the scales as "
+                              "0.75,1,1.25)"),
+    (["--coverage", "0.5,most"], "--coverage: expected fractions like 0.5 0.9, got "
+                                 "['0.5,most']"),
+    (["--coverage", "0"], "--coverage: fractions must be in (0, 1], got ['0']"),
+])
+def test_a_number_list_that_is_not_one_is_refused_before_any_file_is_read(
+        tmp_path, capsys: pytest.CaptureFixture, option, message) -> None:
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "none.pt"), *option]) == 2
+    assert message in capsys.readouterr().err

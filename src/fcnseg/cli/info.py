@@ -16,6 +16,7 @@ from fcnseg.cli import options
 from fcnseg.cli.info_files import (
     DATA_KINDS,
     DESCRIBED,
+    annotation_record,
     data_file_record,
     data_file_summary,
     first_few,
@@ -91,8 +92,8 @@ def other_file_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None
     """The record (``base`` and more) of a file fcnseg writes that is not a checkpoint: a run
     file, an ONNX export (its metadata) or weights without a model description (``fcnseg
     convert``'s ImageNet VGG16, a backbone file); None for anything else."""
-    if file.suffix in (".json", ".jsonl", ".yaml", ".yml"):
-        return _run_file_record(file, base)
+    if file.suffix.lower() in (".json", ".jsonl", ".yaml", ".yml"):
+        return _document_record(file, base)
     if file.suffix == ".onnx":
         from fcnseg.export.onnx_export import read_onnx_metadata
 
@@ -113,21 +114,27 @@ def other_file_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None
             "parameters": sum(int(t.numel()) for t in state.values())}
 
 
-def _run_file_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
-    """An evaluation's ``report.json``, a run's ``metrics.jsonl`` or ``recipe.yaml``; None
-    for other text files."""
+def _document_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
+    """An evaluation's ``report.json``, a run's ``metrics.jsonl`` or ``recipe.yaml``, or a
+    labelling tool's JSON annotations; None for other text files."""
+    suffix = file.suffix.lower()
     try:
         text = file.read_text(encoding="utf-8")
-        if file.suffix == ".jsonl":
+    except (OSError, UnicodeDecodeError):
+        return None
+    try:
+        if suffix == ".jsonl":
             records = [json.loads(line) for line in text.splitlines() if line.strip()]
-        elif file.suffix == ".json":
+        elif suffix == ".json":
             records = json.loads(text)
         else:
             records = yaml.safe_load(text)
-    except (OSError, ValueError, yaml.YAMLError):
+    except (ValueError, yaml.YAMLError) as e:
+        if suffix == ".json":  # annotations too are JSON: say what is wrong with it
+            raise ValueError(f"{file}: not valid JSON ({e})") from None
         return None
     doc = fields_of(records)
-    if file.suffix == ".jsonl" and records and all(map(fields_of, records)):
+    if suffix == ".jsonl" and records and all(map(fields_of, records)):
         val = [r for r in records if r.get("split") == "val"]
         train = [r for r in records if "loss" in r]
         best = max(val, key=lambda r: r.get("mean_iu") or 0.0, default=None)
@@ -146,7 +153,7 @@ def _run_file_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
         return {**base, "kind": "recipe", "name": doc.get("name"), "arch": model.get("arch"),
                 "dataset": fields_of(data.get("train")).get("name"),
                 "iterations": fields_of(doc.get("train")).get("iterations")}
-    return None
+    return annotation_record(records, base) if suffix == ".json" else None
 
 
 def _run_file_summary(rec: dict[str, Any]) -> list[str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
@@ -62,8 +61,6 @@ def data_file_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
     suffix = file.suffix.lower()
     if suffix in (".csv", ".tsv"):
         return _table_record(file, base)
-    if suffix == ".json":
-        return _json_annotation_record(file, base)
     if suffix == ".xml":
         return _cvat_record(file, base)
     return None
@@ -111,13 +108,9 @@ def _table_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
     return {**base, "kind": "table", "columns": header, "rows": max(len(rows) - 1, 0)}
 
 
-def _json_annotation_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
-    try:
-        doc = json.loads(file.read_bytes().decode("utf-8"))
-    except (OSError, UnicodeDecodeError):
-        return None
-    except ValueError as e:
-        raise ValueError(f"{file}: not valid JSON ({e})") from None
+def annotation_record(doc: Any, base: dict[str, Any]) -> dict[str, Any] | None:
+    """The record (``base`` and more) of a labelme, COCO or Label Studio JSON document; None
+    for another document."""
     fields = fields_of(doc)
     if isinstance(fields.get("shapes"), list) and ("imagePath" in doc or "imageHeight" in doc):
         labels = Counter(str(s.get("label")) for s in map(fields_of, doc["shapes"]) if s)

@@ -151,10 +151,9 @@ def load_alexnet_weights(
 ) -> nn.Module:
     """Copy torchvision's ImageNet ``alexnet`` file (``alexnet-owt-7be5be79.pth``) into an
     ``fcn_alexnet(variant="torchvision")`` model: ``features.*`` as they are, the Linear fc6/fc7
-    reshaped into the 6×6 and 1×1 convolutions, the 1000-way ``classifier.6`` dropped. Errors
-    name the file and the missing or mis-shaped keys; the input convention (torchvision's RGB)
-    is recorded on ``model.input_convention``; a multi-band model keeps its own and gets conv1
-    widened to its bands (:func:`fcnseg.models.weights.band_conv1`)."""
+    reshaped into the 6×6 and 1×1 convolutions, ``classifier.6`` dropped. The convention
+    (torchvision's RGB) is recorded as :func:`fcnseg.models.load_backbone_weights` does.
+    """
     path = Path(path)
     if "backbone.features.0.weight" not in model.state_dict():
         raise WeightsError(f"{path}: torchvision's AlexNet weights need "
@@ -176,10 +175,10 @@ def load_alexnet_caffe_weights(
 ) -> nn.Module:
     """Copy Caffe's ImageNet AlexNet (``bvlc_alexnet.caffemodel``, or a state dict with keys
     ``conv1.weight`` … ``fc7.bias``) into an ``fcn_alexnet`` model: conv1 … conv5 one to one,
-    the InnerProduct fc6 (4096×9216) and fc7 reshaped into the 6×6 and 1×1 convolutions, fc8
-    dropped. The convention stays Caffe's BGR unless ``convention`` is given; a multi-band
-    model keeps its own and gets conv1 widened to its bands from the file's (in ``convention``,
-    default Caffe's BGR; :func:`fcnseg.models.weights.band_conv1`)."""
+    the InnerProduct fc6/fc7 reshaped into the 6×6 and 1×1 convolutions, fc8 dropped. The
+    convention stays Caffe's BGR unless ``convention`` is given; a multi-band model gets conv1
+    widened to its bands from the file's (in ``convention``, default Caffe's BGR).
+    """
     path = Path(path)
     if "conv1.weight" not in model.state_dict():
         raise WeightsError(f"{path}: Caffe AlexNet weights need fcn_alexnet(variant='caffe')")

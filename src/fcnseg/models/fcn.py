@@ -28,20 +28,17 @@ class FCN(DescribedModel, nn.Module):
 
     Args:
         trunk: a module following the trunk protocol.
-        heads: one :class:`SkipHead`, or ``{name: head}`` for a multi-head model (``forward``
-            then returns ``{name: scores}``).
+        heads: one :class:`SkipHead`, or ``{name: head}`` (``forward`` then returns
+            ``{name: scores}``).
         identity: what :func:`fcnseg.models.build_model` needs to rebuild the model.
-        trunk_name: the trunk's state-dict prefix (``"backbone"``), or None to put its layers at
-            the top level (the reference layout of the VGG16 FCNs).
-        input_names: the input modalities, in the order their channels are stacked for the
-            trunk (``("color",)``; ``("color", "depth")`` for early fusion).
+        trunk_name: the trunk's state-dict prefix (``"backbone"``), or None for the top level
+            (the reference layout of the VGG16 FCNs).
+        input_names: the input modalities, in the order their channels are stacked.
         layer_names: top-level trunk layers registered under another name (``{"conv1_1":
-            "conv1_1_bgrd"}``: the early-fusion conv1_1 has its own name in the reference).
+            "conv1_1_bgrd"}`` for the reference's early fusion).
 
-    ``forward(x)`` returns N×num_classes×H×W scores for an N×3×H×W input of raw pixels (RGB,
-    uint8 or float 0-255; ``model.preprocess`` normalises them); ``x`` may also be a dict keyed
-    by the input names (``{"color": ...}``), whose tensors are stacked along the channels in
-    ``input_names`` order.
+    ``forward(x)`` returns N×num_classes×H×W scores for N×3×H×W raw pixels (RGB 0-255, which
+    ``model.preprocess`` normalises) or a dict of them keyed by input name.
     """
 
     def __init__(
@@ -116,11 +113,6 @@ class FCN(DescribedModel, nn.Module):
         return {name: head.num_classes for name, head in self.heads.items()}
 
     # -- forward -------------------------------------------------------------------------------
-    def stack_inputs(self, x: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """The trunk's input: ``x`` itself, or a dict's tensors stacked in ``input_names``
-        order."""
-        return stack_inputs(x, self.input_names)
-
     def features(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
         """The trunk's features ``{stride: tensor}`` of an input batch."""
         if x.dim() != 4:
@@ -131,7 +123,7 @@ class FCN(DescribedModel, nn.Module):
     def forward(
         self, x: torch.Tensor | Mapping[str, torch.Tensor]
     ) -> torch.Tensor | dict[str, torch.Tensor]:
-        x = self.stack_inputs(self.preprocess(x))
+        x = stack_inputs(self.preprocess(x), self.input_names)
         features = self.features(x)
         size = x.shape[-2:]
         if self._single:

@@ -97,15 +97,13 @@ class GoogLeNetTrunk(nn.Module):
 
     Args:
         width: multiplier of every channel count (slimmer trunks for CPUs and tests).
-        transform_input: convert ImageNet-normalised RGB to torchvision's GoogLeNet input
-            scaling ([-1, 1]) first, as torchvision does for its published weights. Colour
-            input only: a multi-band trunk takes its standardised bands as they are (loading
-            torchvision's weights puts that scaling into conv1 instead).
+        transform_input: rescale ImageNet-normalised RGB to the [-1, 1] torchvision's weights
+            were trained on, inside the model. Colour only: a multi-band trunk takes its
+            standardised bands as they are (loading the weights scales conv1 instead).
         in_channels: input channels of conv1 (3 for colour; one per band for multi-band input).
 
-    Inputs smaller than the net's 15-pixel minimum are zero-padded at the bottom and right
-    before the trunk (the heads crop the output back to the input's size; placement does not
-    change, since nothing is added before the first pixel).
+    Inputs under the net's 15-pixel minimum are zero-padded at the bottom and right (the heads
+    crop the output back; nothing added before the first pixel, so placement is unchanged).
     """
 
     def __init__(self, *, width: float = 1.0, transform_input: bool = True,
@@ -158,18 +156,14 @@ class GoogLeNetTrunk(nn.Module):
         """Maps of inception3b, 4e and 5b: ``CoordMap(8, 6)``, ``(16, 14)``, ``(32, 22)``."""
         return {s: trace(self.strided_layers(s)) for s in (8, 16, 32)}
 
-    def _transform_input(self, x: torch.Tensor) -> torch.Tensor:
-        # torchvision's transform_input: ImageNet mean/std normalisation → (x - 0.5) / 0.5.
-        scale = x.new_tensor([s / 0.5 for s in IMAGENET_RGB_STD]).view(1, 3, 1, 1)
-        shift = x.new_tensor([(m - 0.5) / 0.5 for m in IMAGENET_RGB_MEAN]).view(1, 3, 1, 1)
-        return x * scale + shift
-
     def forward(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
         """``{8: inception3b, 16: inception4e, 32: inception5b}`` of an N×C×H×W batch (C =
         ``in_channels``)."""
         check_batch(x, self.in_channels)
-        if self.transform_input:
-            x = self._transform_input(x)
+        if self.transform_input:  # ImageNet mean/std normalisation → (x - 0.5) / 0.5
+            scale = x.new_tensor([s / 0.5 for s in IMAGENET_RGB_STD]).view(1, 3, 1, 1)
+            shift = x.new_tensor([(m - 0.5) / 0.5 for m in IMAGENET_RGB_MEAN]).view(1, 3, 1, 1)
+            x = x * scale + shift
         short_h, short_w = self.min_input - x.shape[-2], self.min_input - x.shape[-1]
         if short_h > 0 or short_w > 0:
             x = F.pad(x, (0, max(0, short_w), 0, max(0, short_h)))
@@ -196,14 +190,12 @@ def load_googlenet_weights(
     convention: InputConvention | str = TORCHVISION_RGB,
 ) -> nn.Module:
     """Copy torchvision's ImageNet ``googlenet`` file (``googlenet-1378be20.pth``) into an
-    FCN-GoogLeNet: every trunk key one to one (BatchNorm statistics included), ``aux1``,
-    ``aux2`` and ``fc`` dropped. Errors name the file and the missing or mis-shaped keys; the
-    input convention (torchvision's RGB) is recorded on ``model.input_convention``.
-
-    A multi-band model keeps its own convention; conv1 is widened to its bands
-    (:func:`fcnseg.models.weights.band_conv1`) from the [-1, 1] input the weights were trained
-    on (:data:`GOOGLENET_INPUT`, for torchvision's convention), the mean response moved into
-    conv1's BatchNorm."""
+    FCN-GoogLeNet: every trunk key one to one, ``aux1``, ``aux2`` and ``fc`` dropped; errors name
+    the file and the offending keys. The input convention (torchvision's RGB) is recorded on
+    ``model.input_convention``; a multi-band model keeps its own and gets conv1 widened to its
+    bands from the [-1, 1] input the weights were trained on (:data:`GOOGLENET_INPUT`), the
+    mean response moved into conv1's BatchNorm.
+    """
     path = Path(path)
     layers = {"conv1", "conv2", "conv3", *INCEPTION_CONFIGS}
     trunk_keys = [k for k in model.state_dict() if k.split(".", 1)[0] in layers]

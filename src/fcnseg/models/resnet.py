@@ -237,17 +237,12 @@ def load_resnet_weights(
 ) -> nn.Module:
     """Load torchvision-layout ResNet ImageNet weights (``resnet50-*.pth`` …) from a local file.
 
-    ``module`` is a :class:`ResNet`, or a model that holds one: its ``backbone`` or ``trunk``
-    attribute is used (the FCN models of this package), or pass ``prefix``. Classifier keys
-    (``fc.*``) in the file are skipped when the ResNet has no classifier. Every backbone key
-    must be in the file with the right shape; the error names the file and the offending keys.
-    The input convention (torchvision's RGB by default) is recorded on
-    ``module.input_convention``.
-
-    For a ResNet of other than 3 input channels give its input ``bands``: the file's colour
-    ``conv1`` is widened to them by :func:`fcnseg.models.weights.band_conv1` (in
-    ``convention``'s channel order and scale), and ``module.input_convention`` is left as it
-    is (the bands' own).
+    ``module`` is a :class:`ResNet`, or a model holding one as ``backbone`` or ``trunk`` (or at
+    ``prefix``). The file's ``fc.*`` keys are skipped when the ResNet has no classifier; every
+    other key must fit, else the error names the file and the keys. The input convention
+    (torchvision's RGB by default) is recorded on ``module.input_convention``, except for a
+    ResNet of other than 3 input channels: give its input ``bands``, and the file's colour
+    ``conv1`` is widened to them by :func:`fcnseg.models.weights.band_conv1`.
     """
     path = Path(path)
     if prefix is None:

@@ -43,13 +43,11 @@ class TorchvisionFCN(DescribedModel, nn.Module):
         num_classes: output channels (21 in torchvision's published COCO-VOC models).
         depth: ResNet depth, 50 or 101 for torchvision's models (18/34 also work).
         aux_loss: add ``aux_classifier`` on layer3.
-        output: ``"tensor"`` (default, this package's convention: ``forward`` returns the
-            N×C×H×W logits) or ``"dict"`` (torchvision's ``{"out": ..., "aux": ...}``).
+        output: ``"tensor"`` (the N×C×H×W logits) or ``"dict"`` (torchvision's ``{"out",
+            "aux"}``).
         base_channels: stem width of the ResNet (64 in torchvision; smaller for tests).
-        replace_stride_with_dilation: as :class:`~fcnseg.models.resnet.ResNet`; torchvision's FCN
-            uses ``[False, True, True]`` (output stride 8).
-        identity: what rebuilds it (set by the builders ``fcn_resnet50`` / ``fcn_resnet101``;
-            by default these arguments and torchvision's RGB convention).
+        replace_stride_with_dilation: as :class:`~fcnseg.models.resnet.ResNet` (output stride 8).
+        identity: what rebuilds it (by default these arguments and torchvision's RGB).
     """
 
     def __init__(
@@ -111,11 +109,9 @@ def load_torchvision_fcn_weights(
     *,
     convention: InputConvention | str = TORCHVISION_RGB,
 ) -> TorchvisionFCN:
-    """Load a torchvision FCN checkpoint (``fcn_resnet50_coco-1167a1af.pth`` …) strictly.
-
-    The published files hold ``aux_classifier.*``; when the model was built without
-    ``aux_loss`` those keys are skipped (they only serve the training loss). Any other missing,
-    unexpected or mis-shaped key is an error naming the file and the keys.
+    """Load a torchvision FCN checkpoint (``fcn_resnet50_coco-1167a1af.pth`` …) strictly,
+    except that its ``aux_classifier.*`` keys (only the training loss uses them) are skipped for a
+    model built without ``aux_loss``. Errors name the file and the offending keys.
     """
     path = Path(path)
     sd = read_state_dict(path)

@@ -28,14 +28,10 @@ def load_vgg16_bn_weights(
     *,
     convention: InputConvention | str = TORCHVISION_RGB,
 ) -> nn.Module:
-    """Copy torchvision ``vgg16_bn`` ImageNet weights into an FCN built with ``batch_norm=True``.
-
-    The convolutions and BatchNorms go to ``conv{b}_{i}`` / ``bn{b}_{i}``; the Linear fc6
-    (25088→4096) and fc7 (4096→4096) are reshaped into the 7×7 and 1×1 convolutions; the 1000-way
-    classifier is dropped. Errors name the file and the missing or mis-shaped keys. The input
-    convention (torchvision's RGB) is recorded on ``model.input_convention``; a multi-band
-    model keeps its own and gets conv1_1 widened to its bands
-    (:func:`fcnseg.models.weights.band_conv1`).
+    """Copy torchvision ``vgg16_bn`` ImageNet weights into an FCN built with ``batch_norm=True``:
+    as :func:`fcnseg.models.load_backbone_weights`, with each BatchNorm to ``bn{b}_{i}``. The
+    input convention (torchvision's RGB) is recorded on ``model.input_convention``; a multi-band
+    model keeps its own and gets conv1_1 widened to its bands.
     """
     path = Path(path)
     if not getattr(model, "batch_norm", False):

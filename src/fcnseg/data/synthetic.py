@@ -144,12 +144,16 @@ class SyntheticSegmentation(SegmentationDataset):
         if cls == 1:  # disc
             r = rng.uniform(0.08, 0.2) * s
             return (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
-        if cls == 2:  # rectangle, rotated
+        if cls in (2, 4):  # a rotated rectangle, or a bar: a long thin one
             a = rng.uniform(0, np.pi)
-            hw, hh = rng.uniform(0.07, 0.2, size=2) * s
+            if cls == 2:
+                half_u, half_v = rng.uniform(0.07, 0.2, size=2) * s
+            else:
+                half_u = rng.uniform(0.2, 0.45) * s
+                half_v = max(1.0, rng.uniform(0.015, 0.035) * s)
             u = (xx - cx) * np.cos(a) + (yy - cy) * np.sin(a)
             v = -(xx - cx) * np.sin(a) + (yy - cy) * np.cos(a)
-            return (np.abs(u) <= hw) & (np.abs(v) <= hh)
+            return (np.abs(u) <= half_u) & (np.abs(v) <= half_v)
         if cls == 3:  # triangle: three vertices around a centre
             r = rng.uniform(0.14, 0.28) * s
             angles = rng.uniform(0, 2 * np.pi) + np.array([0, 2, 4]) * np.pi / 3
@@ -163,13 +167,6 @@ class SyntheticSegmentation(SegmentationDataset):
                 inside &= cross >= 0
                 pos &= cross <= 0
             return inside | pos
-        if cls == 4:  # bar: a long thin segment
-            a = rng.uniform(0, np.pi)
-            half_len = rng.uniform(0.2, 0.45) * s
-            half_thick = max(1.0, rng.uniform(0.015, 0.035) * s)
-            u = (xx - cx) * np.cos(a) + (yy - cy) * np.sin(a)
-            v = -(xx - cx) * np.sin(a) + (yy - cy) * np.cos(a)
-            return (np.abs(u) <= half_len) & (np.abs(v) <= half_thick)
         if cls == 5:  # ring: a thin circular outline
             r = rng.uniform(0.1, 0.22) * s
             t = max(1.5, rng.uniform(0.025, 0.045) * s)

@@ -392,18 +392,14 @@ def bench_evaluation(cfg: BenchConfig, device: str, log: Log = _quiet) -> dict[s
         dataset = FolderSegmentation(root, transform=build_eval_transform())
         preloaded = [dataset[i][0][None].to(device) for i in range(len(dataset))]
 
-        loader = _loader(dataset, 0, False, False)
-        batches: list[Any] = [iter(loader)]
+        # Pass after pass over the files, each decoded anew.
+        batches = itertools.chain.from_iterable(itertools.repeat(_loader(dataset, 0, False, False)))
         total = np.zeros((n, n), dtype=np.int64)
         inputs = itertools.cycle(preloaded)
 
         def pipeline_step() -> None:
             """Decode, transform and batch the next file, predict, count the confusion."""
-            try:
-                image, label = next(batches[0])
-            except StopIteration:
-                batches[0] = iter(loader)
-                image, label = next(batches[0])
+            image, label = next(batches)
             pred = runner.forward(image).argmax(1)
             total[...] += confusion_matrix(label.to(device), pred, n)
 

@@ -143,17 +143,15 @@ def _convert_caffe_alexnet(raw: Path, expected: Mapping[str, Any], out: Path) ->
     sd = read_alexnet_caffemodel(raw)
     with torch.device("meta"), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # loading into meta tensors: shapes only
-        probe = build_model("fcn_alexnet", num_classes=1, width=expected["width"],
-                            fc_channels=expected["fc_channels"])
-        copy_alexnet_caffe_weights(probe, raw, sd)
+        copy_alexnet_caffe_weights(_probe(expected, "fcn_alexnet"), raw, sd)
     with atomic_write(out) as f:
         torch.save(sd, f)
 
 
-def _probe(expected: Mapping[str, Any]) -> nn.Module:
-    """An FCN-32s of the expected trunk size on the meta device: shapes, no memory."""
+def _probe(expected: Mapping[str, Any], arch: str = "fcn32s") -> nn.Module:
+    """An FCN (``arch``) of the expected trunk size on the meta device: shapes, no memory."""
     with torch.device("meta"):
-        return build_model("fcn32s", num_classes=1, width=expected["width"],
+        return build_model(arch, num_classes=1, width=expected["width"],
                            fc_channels=expected["fc_channels"])
 
 

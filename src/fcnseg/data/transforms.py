@@ -262,9 +262,8 @@ class ToTensor(JointTransform):
         return t[None] if t.dim() == 2 else t.permute(2, 0, 1)
 
     def apply(self, images: Arrays, labels: Arrays) -> tuple[Arrays, Arrays]:
-        return (_each(images, self._input),
-                _each(labels, lambda lb: torch.from_numpy(np.ascontiguousarray(lb,
-                                                                             dtype=np.int64))))
+        labels = _each(labels, lambda lb: torch.from_numpy(np.ascontiguousarray(lb, np.int64)))
+        return _each(images, self._input), labels
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

@@ -29,75 +29,48 @@ V1_LAYER_TYPES: dict[str, int] = {
 }
 
 
-def _field(
-    name: str, number: int, ftype: int, label: int = _F.LABEL_OPTIONAL, *,
-    type_name: str | None = None, packed: bool = False,
-) -> _F:
-    f = _F(name=name, number=number, type=ftype, label=label)
-    if type_name:
-        f.type_name = type_name
-    if packed:
-        f.options.packed = True
-    return f
+# Each message's fields as caffe.proto declares them ("label type name = number [packed]").
+_MESSAGES = {
+    "BlobShape": ["repeated int64 dim = 1 packed"],
+    "BlobProto": ["optional BlobShape shape = 7", "repeated float data = 5 packed",
+                  "repeated float diff = 6 packed", "repeated double double_data = 8 packed",
+                  "repeated double double_diff = 9 packed", "optional int32 num = 1",
+                  "optional int32 channels = 2", "optional int32 height = 3",
+                  "optional int32 width = 4"],
+    "LayerParameter": ["optional string name = 1", "optional string type = 2",
+                       "repeated string bottom = 3", "repeated string top = 4",
+                       "repeated BlobProto blobs = 7"],
+    "V0LayerParameter": ["optional string name = 1", "optional string type = 2",
+                         "repeated BlobProto blobs = 50"],
+    "V1LayerParameter": ["repeated string bottom = 2", "repeated string top = 3",
+                         "optional string name = 4",
+                         "optional V1LayerParameter.LayerType type = 5",
+                         "repeated BlobProto blobs = 6", "optional V0LayerParameter layer = 1"],
+    "NetParameter": ["optional string name = 1", "repeated string input = 3",
+                     "repeated int32 input_dim = 4", "repeated LayerParameter layer = 100",
+                     "repeated V1LayerParameter layers = 2"],
+}
 
 
 def _file() -> descriptor_pb2.FileDescriptorProto:
-    rep, opt = _F.LABEL_REPEATED, _F.LABEL_OPTIONAL
     fdp = descriptor_pb2.FileDescriptorProto(name="fcnseg/caffe.proto", package="caffe",
                                              syntax="proto2")
-    shape = fdp.message_type.add(name="BlobShape")
-    shape.field.append(_field("dim", 1, _F.TYPE_INT64, rep, packed=True))
-
-    blob = fdp.message_type.add(name="BlobProto")
-    blob.field.extend([
-        _field("shape", 7, _F.TYPE_MESSAGE, opt, type_name=".caffe.BlobShape"),
-        _field("data", 5, _F.TYPE_FLOAT, rep, packed=True),
-        _field("diff", 6, _F.TYPE_FLOAT, rep, packed=True),
-        _field("double_data", 8, _F.TYPE_DOUBLE, rep, packed=True),
-        _field("double_diff", 9, _F.TYPE_DOUBLE, rep, packed=True),
-        _field("num", 1, _F.TYPE_INT32),
-        _field("channels", 2, _F.TYPE_INT32),
-        _field("height", 3, _F.TYPE_INT32),
-        _field("width", 4, _F.TYPE_INT32),
-    ])
-
-    layer = fdp.message_type.add(name="LayerParameter")
-    layer.field.extend([
-        _field("name", 1, _F.TYPE_STRING),
-        _field("type", 2, _F.TYPE_STRING),
-        _field("bottom", 3, _F.TYPE_STRING, rep),
-        _field("top", 4, _F.TYPE_STRING, rep),
-        _field("blobs", 7, _F.TYPE_MESSAGE, rep, type_name=".caffe.BlobProto"),
-    ])
-
-    v0 = fdp.message_type.add(name="V0LayerParameter")
-    v0.field.extend([
-        _field("name", 1, _F.TYPE_STRING),
-        _field("type", 2, _F.TYPE_STRING),
-        _field("blobs", 50, _F.TYPE_MESSAGE, rep, type_name=".caffe.BlobProto"),
-    ])
-
-    v1 = fdp.message_type.add(name="V1LayerParameter")
-    enum = v1.enum_type.add(name="LayerType")
+    for message, fields in _MESSAGES.items():
+        proto = fdp.message_type.add(name=message)
+        for spec in fields:
+            label, ftype, name, _, number, *packed = spec.split()
+            f = proto.field.add(name=name, number=int(number),
+                                label=getattr(_F, f"LABEL_{label.upper()}"))
+            if hasattr(_F, f"TYPE_{ftype.upper()}"):  # a scalar
+                f.type = getattr(_F, f"TYPE_{ftype.upper()}")
+            else:  # a message of this file, or the V1 layer type enum
+                f.type = _F.TYPE_ENUM if ftype.endswith("LayerType") else _F.TYPE_MESSAGE
+                f.type_name = f".caffe.{ftype}"
+            if packed:
+                f.options.packed = True
+    enum = fdp.message_type[4].enum_type.add(name="LayerType")  # V1LayerParameter's
     for name, number in V1_LAYER_TYPES.items():
         enum.value.add(name=name, number=number)
-    v1.field.extend([
-        _field("bottom", 2, _F.TYPE_STRING, rep),
-        _field("top", 3, _F.TYPE_STRING, rep),
-        _field("name", 4, _F.TYPE_STRING),
-        _field("type", 5, _F.TYPE_ENUM, type_name=".caffe.V1LayerParameter.LayerType"),
-        _field("blobs", 6, _F.TYPE_MESSAGE, rep, type_name=".caffe.BlobProto"),
-        _field("layer", 1, _F.TYPE_MESSAGE, type_name=".caffe.V0LayerParameter"),
-    ])
-
-    net = fdp.message_type.add(name="NetParameter")
-    net.field.extend([
-        _field("name", 1, _F.TYPE_STRING),
-        _field("input", 3, _F.TYPE_STRING, rep),
-        _field("input_dim", 4, _F.TYPE_INT32, rep),
-        _field("layer", 100, _F.TYPE_MESSAGE, rep, type_name=".caffe.LayerParameter"),
-        _field("layers", 2, _F.TYPE_MESSAGE, rep, type_name=".caffe.V1LayerParameter"),
-    ])
     return fdp
 
 

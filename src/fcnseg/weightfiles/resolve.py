@@ -1,16 +1,10 @@
 """Every form a user may pass as ``--checkpoint``, turned into a local checkpoint file.
 
-:func:`resolve_checkpoint` is what :func:`fcnseg.checkpoint.load_checkpoint` calls first:
-
-- a checkpoint file: itself;
-- a pretrained folder (``config.json`` and ``model.safetensors``), or a ``.safetensors`` file
-  written by ``fcnseg convert``: a checkpoint built from it once and cached
-  (``<cache>/checkpoints/``);
-- ``hf://user/repo[@revision]``: the folder from the Hub, through the Hugging Face cache
-  (``HF_HUB_CACHE``); with ``HF_HUB_OFFLINE=1`` only the cache is used.
-
-It reads files and writes plain checkpoint dicts; it builds no model, so the checkpoint module
-builds on it. Writing pretrained folders and the Hub upload are in :mod:`fcnseg.pretrained.hub`.
+:func:`resolve_checkpoint` (what :func:`fcnseg.checkpoint.load_checkpoint` calls first) keeps a
+checkpoint file as it is and builds a pretrained folder, an fcnseg ``.safetensors`` file or a
+Hub repository (``hf://``, through the Hugging Face cache) into a cached checkpoint. It reads
+files and writes plain checkpoint dicts; it builds no model, so the checkpoint module builds on
+it. Writing pretrained folders and the Hub upload are in :mod:`fcnseg.pretrained.hub`.
 """
 
 from __future__ import annotations
@@ -283,7 +277,8 @@ def resolve_checkpoint(spec: PathLike) -> Path:
     """A local checkpoint file for anything a user may pass as ``--checkpoint``.
 
     Plain files are returned as they are; pretrained folders, fcnseg ``.safetensors`` files and
-    ``hf://user/repo[@revision]`` are turned into a cached checkpoint (built once per version
+    ``hf://user/repo[@revision]`` (through ``HF_HUB_CACHE``; with ``HF_HUB_OFFLINE=1`` the cache
+    only) are turned into a cached checkpoint (``<cache>/checkpoints/``, built once per version
     of the files). Errors name the spec and what is wrong.
     """
     s = os.fspath(spec)

@@ -153,7 +153,8 @@ def _open_folder(args: argparse.Namespace):  # a folder dataset
     return base, counts, f"folder dataset at {root}"
 
 
-def _print_counts(classes, class_pixels, ignore_pixels: int, ignore_index: int) -> None:
+def _print_counts(counts, ignore_index: int) -> None:  # a ScanReport or HeadCounts
+    classes, class_pixels, ignore_pixels = counts.classes, counts.class_pixels, counts.ignore_pixels
     labelled = int(class_pixels.sum())
     freq = class_pixels / labelled if labelled else class_pixels * 0.0
     print(f"\n{'id':>3}  {'class':<16} {'pixels':>14} {'share':>7}")
@@ -182,14 +183,10 @@ def run(args: argparse.Namespace) -> int:
     if excluded:
         print(f"left out of every split: {', '.join(excluded)}")
 
-    if report.heads:
-        for head, counts in report.heads.items():
+    for head, counts in (report.heads or {None: report}).items():
+        if head is not None:
             print(f"\nlabel map {head!r} ({len(counts.classes)} classes)")
-            _print_counts(counts.classes, counts.class_pixels, counts.ignore_pixels,
-                          dataset.ignore_index)
-    else:
-        _print_counts(report.classes, report.class_pixels, report.ignore_pixels,
-                      dataset.ignore_index)
+        _print_counts(counts, dataset.ignore_index)
 
     if getattr(dataset, "bands", None):
         stats = band_statistics(dataset)
@@ -197,8 +194,7 @@ def run(args: argparse.Namespace) -> int:
         for line in format_band_table(stats):
             print(line)
 
-    unmatched = getattr(dataset, "unmatched_masks", lambda: [])()
-    for path in unmatched:
+    for path in getattr(dataset, "unmatched_masks", lambda: [])():
         print(f"warning: {path}: mask without an image (not used)")
     if report.problems:
         print(f"\n{len(report.problems)} problem(s):")

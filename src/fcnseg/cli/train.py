@@ -30,7 +30,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-
     recipe = args.recipe
     if recipe is None:
         saved = Path(args.out) / "recipe.yaml"

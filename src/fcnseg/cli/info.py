@@ -227,43 +227,36 @@ def summary(rec: dict[str, Any]) -> str:
     if rec.get("kind") not in (None, "checkpoint"):
         return other_summary(rec)
     model = rec.get("model") or {}
+    convention = model.get("input_convention") or {}
     kwargs = dict(model.get("build_kwargs") or {})
     geometry = kwargs.pop("geometry", None) or "-"
     kwargs.pop("num_classes", None)
     built = ", ".join(f"{k}={v}" for k, v in kwargs.items())
     classes = rec["classes"]["names"]
+    artifact = rec.get("artifact") or {}  # an exported model file
+    size = f"{rec['file_bytes'] / 1e6:.1f} MB on disk"
     lines = [
-        f"checkpoint:  {rec['path']}",
+        f"{'model file' if artifact else 'checkpoint'}:  {rec['path']}",
         f"model:       {model.get('arch', '-')}, geometry {geometry}"
         + (f" ({built})" if built else ""),
-        f"input:       {_convention_text(model.get('input_convention') or {})}",
+        f"input:       {_convention_text(convention)}",
         f"classes:     {len(classes)}: {first_few(classes, 8)}; ignore value "
         f"{rec['classes'].get('ignore_index')}",
-        f"trained:     {_trained_text(rec)}",
+        f"exported:    {artifact_text(artifact, convention.get('bands'))}" if artifact
+        else f"trained:     {_trained_text(rec)}",
         f"metrics:     {_metrics_text(rec.get('metrics') or {})}",
-        f"size:        {rec['parameters'] / 1e6:.2f} M parameters, "
-        f"{rec['file_bytes'] / 1e6:.1f} MB on disk",
     ]
     if rec.get("temperature") is not None:
-        lines.insert(-1, f"calibrated:  temperature {rec['temperature']:.4g} "
-                         f"(divides the logits before the softmax)")
-    if rec.get("artifact"):
-        _describe_artifact(lines, rec)
-    return "\n".join(lines)
-
-
-def _describe_artifact(lines: list[str], rec: dict[str, Any]) -> None:
-    """Turn a checkpoint's summary lines into those of an exported model file."""
-    artifact = rec["artifact"]
-    lines[0] = f"model file:  {rec['path']}"
-    bands = ((rec.get("model") or {}).get("input_convention") or {}).get("bands")
-    lines[4] = f"exported:    {artifact_text(artifact, bands)}"
-    lines[-1] = f"size:        {rec['file_bytes'] / 1e6:.1f} MB on disk"
+        lines.append(f"calibrated:  temperature {rec['temperature']:.4g} "
+                     f"(divides the logits before the softmax)")
     if artifact.get("quantization"):
-        lines.insert(-1, f"int8:        {quantization_text(artifact['quantization'])}")
+        lines.append(f"int8:        {quantization_text(artifact['quantization'])}")
     if artifact.get("temperature") not in (None, 1, 1.0):
-        lines.insert(-1, f"calibrated:  temperature {artifact['temperature']:.4g} "
-                         f"(applied inside the graph)")
+        lines.append(f"calibrated:  temperature {artifact['temperature']:.4g} "
+                     f"(applied inside the graph)")
+    if not artifact:
+        size = f"{rec['parameters'] / 1e6:.2f} M parameters, {size}"
+    return "\n".join([*lines, f"size:        {size}"])
 
 
 def artifact_text(artifact: dict[str, Any], bands: list[str] | None = None) -> str:

@@ -264,11 +264,9 @@ def _write_lists(out: Path, unannotated_now: list[Path], val_fraction: float,
     # those of this import.
     unannotated = out / "unannotated.txt"
     done = {_resolved(p) for p in imported}
-    earlier = []
-    if unannotated.is_file():
-        earlier = [line for line in unannotated.read_text(encoding="utf-8",
-                                                          errors="replace").splitlines()
-                   if line and _resolved(Path(line)) not in done]
+    listed = (unannotated.read_text(encoding="utf-8", errors="replace")
+              if unannotated.is_file() else "")
+    earlier = [line for line in listed.splitlines() if line and _resolved(Path(line)) not in done]
     lines = list(dict.fromkeys([*earlier, *(printable(p) for p in unannotated_now)]))
     if lines:
         unannotated.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
@@ -285,11 +283,9 @@ def _resolved(path: Path) -> Path:
 
 
 def _write_config(out: Path, labels: LabelSet, palette: np.ndarray) -> None:
-    config: dict[str, object] = {
-        "classes": list(labels.classes),
-        "ignore_index": labels.ignore_index,
-        "palette": [[int(c) for c in palette[k]] for k in range(len(labels.classes))],
-    }
+    config: dict[str, object] = {"classes": list(labels.classes),
+                                 "ignore_index": labels.ignore_index,
+                                 "palette": palette[:len(labels.classes)].tolist()}
     if labels.classes and labels.classes[0] == BACKGROUND_LABEL:
         config["background"] = BACKGROUND_LABEL  # overlays leave it unblended
     (out / "dataset.yaml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True,

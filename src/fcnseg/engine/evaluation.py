@@ -552,12 +552,10 @@ def plot_confusion(
         ax.set_ylabel("ground truth")
         ax.set_title(title or "confusion matrix (each row sums to 1)")
         if n <= 25:  # cell values stay legible up to about VOC's 21 classes
-            for i in range(n):
-                for j in range(n):
-                    if counts[i, j] > 0:
-                        v = normalised[i, j]
-                        ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
-                                color="white" if v > 0.5 else "black")
+            for i, j in zip(*np.nonzero(counts), strict=True):
+                v = normalised[i, j]
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if v > 0.5 else "black")
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
         fig.tight_layout()
         path = Path(path)

@@ -21,12 +21,9 @@ from torch.utils.data import Dataset, Sampler
 
 
 class ResumableSampler(Sampler[tuple[int, int]]):
-    """Yields ``(epoch, index)`` pairs for this process, from position ``start`` of the epoch.
-
-    Each epoch's order is a permutation of ``range(length)`` drawn from ``(seed, epoch)``,
-    padded with repeated indices so that every process gets as many (which keeps them in
-    step); process ``rank`` takes every ``world_size``-th index, as ``DistributedSampler``.
-    """
+    """Yields ``(epoch, index)`` pairs for this process, from position ``start`` of the epoch
+    (see the module docstring); the epoch's order repeats some indices so that every process
+    gets as many, which keeps them in step."""
 
     def __init__(self, length: int, *, seed: int = 0, rank: int = 0,
                  world_size: int = 1) -> None:

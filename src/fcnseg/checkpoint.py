@@ -134,10 +134,9 @@ def checkpoint_payload(model: nn.Module, contents: CheckpointContents | None = N
     elif fields:
         contents = dataclasses.replace(contents, **fields)
     model_to_save = getattr(model, "module", model)  # unwrap DDP / DataParallel
-    names, pal = _class_table(model_to_save, contents.class_names, contents.palette,
-                              contents.ignore_index, CheckpointError)
-    classes: dict[str, Any] = {"names": names, "palette": pal,
-                               "ignore_index": int(contents.ignore_index)}
+    classes = _class_table(model_to_save, contents.class_names, contents.palette,
+                           contents.ignore_index, CheckpointError)
+    names = classes["names"]
     heads = _head_classes(model_to_save, names, contents.head_classes)
     if heads is not None:
         classes["heads"] = heads
@@ -161,15 +160,15 @@ def checkpoint_payload(model: nn.Module, contents: CheckpointContents | None = N
 
 
 def _class_table(model: nn.Module, class_names: Sequence[str], palette: Any, ignore_index: int,
-                 error: type[Exception]) -> tuple[list[str], list[list[int]]]:
-    """Names as strings and ``[r, g, b]`` ints up to the ignore value, checked against the
-    model's number of classes."""
+                 error: type[Exception]) -> dict[str, Any]:
+    """``{names, palette, ignore_index}``: names as strings and ``[r, g, b]`` ints up to the
+    ignore value, checked against the model's number of classes."""
     names = [str(n) for n in class_names]
     if len(names) != getattr(model, "num_classes", len(names)):
         raise error(f"{len(names)} class names given for a model with {model.num_classes} "
                     f"classes")
     pal = [[int(c) for c in rgb] for rgb in list(palette)[: max(len(names), ignore_index + 1)]]
-    return names, pal
+    return {"names": names, "palette": pal, "ignore_index": int(ignore_index)}
 
 
 def _head_classes(model: nn.Module, names: list[str],
@@ -454,14 +453,14 @@ def pretrained_config(model: nn.Module, class_names: Sequence[str], palette: Any
                       source: Mapping[str, Any] | None) -> dict[str, Any]:
     """The ``config.json`` of a pretrained folder (and the metadata of a ``.safetensors``
     checkpoint) describing ``model`` with its classes, metrics and ``source``."""
-    names, pal = _class_table(model, class_names, palette, ignore_index, HubError)
+    classes = _class_table(model, class_names, palette, ignore_index, HubError)
     desc = describe_model(model)
     return {
         "format": CONFIG_FORMAT,
         "arch": desc["arch"],
         "build_kwargs": desc["build_kwargs"],
         "input_convention": desc["input_convention"],
-        "classes": {"names": names, "palette": pal, "ignore_index": int(ignore_index)},
+        "classes": classes,
         "metrics": dict(metrics or {}),
         "source": dict(source or {}),
     }

@@ -636,13 +636,12 @@ def check_targets(report: Report) -> list[dict[str, Any]]:
     for opts in report.options:
         rows, dev = opts["rows"], opts["device"]
         t = {r["variant"]: r for r in rows}
-        size = "×".join(map(str, opts["size"]))
-        if "caffe fast" in t and "+gemm fc6/fc7" in t:
-            add(f"[{dev}] FCN-8s {size} fp32: same / caffe (default paths)",
-                t["caffe fast"]["median_s"] / t["+gemm fc6/fc7"]["median_s"], 1.65)
-        if "caffe fast channels_last" in t and "+channels_last" in t:
-            add(f"[{dev}] FCN-8s {size} fp32: same / caffe (both channels_last)",
-                t["caffe fast channels_last"]["median_s"] / t["+channels_last"]["median_s"], 1.65)
+        for caffe, same, paths in (("caffe fast", "+gemm fc6/fc7", "default paths"),
+                                   ("caffe fast channels_last", "+channels_last",
+                                    "both channels_last")):
+            if caffe in t and same in t:
+                add(f"[{dev}] FCN-8s {_size(opts['size'])} fp32: same / caffe ({paths})",
+                    t[caffe]["median_s"] / t[same]["median_s"], 1.65)
         if "+bf16 autocast" in t:
             bf16 = t["+bf16 autocast"]
             for base in ("caffe fast", "caffe fast channels_last"):
@@ -663,10 +662,10 @@ def check_targets(report: Report) -> list[dict[str, Any]]:
     for ev in report.evaluation:
         add(f"[{ev['device']}] evaluation pipeline / model-only throughput",
             ev["pipeline_fraction_of_model_only"], 0.90)
-    same_train = [r for r in report.training if "speedup_vs_caffe" in r]
-    for r in same_train:
-        add(f"[{r['device']}] training step same / caffe ({r['model']}, crop {r['crop'][0]})",
-            r["speedup_vs_caffe"], 1.5)
+    for r in report.training:
+        if "speedup_vs_caffe" in r:
+            add(f"[{r['device']}] training step same / caffe ({r['model']}, crop {r['crop'][0]})",
+                r["speedup_vs_caffe"], 1.5)
     return targets
 
 

@@ -103,17 +103,14 @@ def run(args: argparse.Namespace) -> int:
     written = write_report(out, result)
     print(f"{args.checkpoint} on {spec['name']} ({result['num_images']} images, "
           f"{result['seconds']:.1f} s, precision {result['precision']}, {precision_from})")
-    heads = result.get("heads") or {}
-    if not heads:
-        print(format_report(result))
-    for head, scores in heads.items():
-        print(f"\nhead {head}:")
+    for head, scores in (result.get("heads") or {None: result}).items():
+        if head is not None:
+            print(f"\nhead {head}:")
         print(format_report(scores))
     if result.get("excluded_images"):
         print(f"\nimages left out by the dataset: {', '.join(result['excluded_images'])}")
     if result.get("calibration"):
-        print()
-        print(format_calibration(result["calibration"]))
+        print(f"\n{format_calibration(result['calibration'])}")
     for key in ("report", "reliability_plot", "confusion_plot"):
         if written.get(key) is not None:
             print(f"wrote {written[key]}")

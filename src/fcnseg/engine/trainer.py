@@ -294,14 +294,13 @@ def _budget_decides(setup: TrainSetup, state: TrainState, log: _RunLog, progress
                     budget: TimeBudget) -> bool:
     """After a step: once the first steps are timed, choose the run's length and say so;
     returns whether it was chosen now."""
+    cap = int(setup.recipe["train"]["iterations"])
     plan = budget.after_step(
-        done=state.iteration, cap=int(setup.recipe["train"]["iterations"]),
-        eval_every=setup.config.train.eval_every,
+        done=state.iteration, cap=cap, eval_every=setup.config.train.eval_every,
         time_eval=(lambda: _time_evaluation(setup)) if setup.val_loader is not None else None,
         time_save=lambda: _time_save(setup, state))
     if plan is None:
         return False
-    cap = int(setup.recipe["train"]["iterations"])
     state.planned_iterations = plan.iterations
     _set_length(setup, plan.iterations)
     progress.bar.total = plan.iterations
@@ -529,7 +528,10 @@ def maybe_evaluate(setup: TrainSetup, state: TrainState, log: _RunLog,
         return False
     state.eval_pending = True
     state.save(setup, setup.last_path, background=True)  # written while evaluating
-    result, problem = _evaluate(setup)
+    result, problem = _unless_bad_sample(lambda: evaluate_model(
+        setup.eval_model, setup.val_loader, num_classes=setup.eval_num_classes,
+        ignore_index=setup.ignore_index, device=setup.device, precision=setup.precision,
+        exclude_classes=setup.eval_exclude_classes), {})
     if problem is not None:
         raise bad_sample(problem, f"The evaluation at iteration {state.iteration} stopped",
                          f"saved {setup.last_path}; continue with --resume")
@@ -604,16 +606,6 @@ def _scalar_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     for head, scores in (metrics.get("heads") or {}).items():
         flat.update(numbers(scores, f"{head}/"))
     return flat
-
-
-def _evaluate(setup: TrainSetup) -> tuple[dict[str, Any], str | None]:
-    """The validation scores, or ``({}, "<file>: <problem>")`` for a sample that cannot be
-    read."""
-    assert setup.val_loader is not None
-    return _unless_bad_sample(lambda: evaluate_model(
-        setup.eval_model, setup.val_loader, num_classes=setup.eval_num_classes,
-        ignore_index=setup.ignore_index, device=setup.device, precision=setup.precision,
-        exclude_classes=setup.eval_exclude_classes), {})
 
 
 def _pct(value: Any) -> str:

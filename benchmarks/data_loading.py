@@ -33,6 +33,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from fcnseg.bench.targets import print_target
+from fcnseg.bench.timing import time_interleaved
 from fcnseg.data import (
     FolderSegmentation,
     SyntheticSegmentation,
@@ -94,11 +95,9 @@ def train_rate(batch: tuple[torch.Tensor, torch.Tensor], num_classes: int, steps
         loss.backward()
         opt.step()
 
-    step()  # warm-up (allocations, kernel selection)
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return steps / (time.perf_counter() - start)
+    # One warm-up step (allocations, kernel selection), then the timed ones.
+    timing = time_interleaved({"step": step}, warmup=1, repeats=steps)["step"]
+    return steps / sum(timing.samples)
 
 
 def main() -> None:

@@ -44,7 +44,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from fcnseg.bench.targets import print_target
+from fcnseg.bench.suite import trained_looking  # noqa: E402
+from fcnseg.bench.targets import print_target  # noqa: E402
 from fcnseg.bench.timing import round_logger, time_interleaved  # noqa: E402
 from fcnseg.checkpoint import save_checkpoint  # noqa: E402
 from fcnseg.data.palette import voc_palette  # noqa: E402
@@ -81,10 +82,7 @@ def make_jpegs(folder: Path, count: int, width: int, height: int) -> list[Path]:
 def random_checkpoint(path: Path) -> Path:
     """FCN-8s (same geometry, VOC's 21 classes) with random score layers, saved to ``path``."""
     torch.manual_seed(0)
-    model = fcn8s(num_classes=len(VOC_CLASSES), geometry="same")
-    with torch.no_grad():
-        for name in ("score_fr", "score_pool4", "score_pool3"):
-            getattr(model.head, name).weight.normal_(0.0, 0.01)
+    model = trained_looking(fcn8s(num_classes=len(VOC_CLASSES), geometry="same"))
     save_checkpoint(path, model, class_names=VOC_CLASSES, palette=voc_palette())
     return path
 

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fcnseg.bench.suite import trained_looking
 from fcnseg.bench.targets import print_target
 
 EQUAL_TARGET = 1e-5
@@ -85,9 +86,7 @@ def fcn8s_segmenter(folder: Path) -> object:
 
     torch.manual_seed(0)
     model = fcn8s(num_classes=len(CLASSES), geometry="same", width=0.0625, fc_channels=64)
-    with torch.no_grad():
-        for name in ("score_fr", "score_pool4", "score_pool3"):
-            getattr(model.head, name).weight.normal_(0.0, 0.05)
+    trained_looking(model, std=0.05)
     path = save_checkpoint(folder / "fcn8s.pt", model, class_names=CLASSES,
                            palette=voc_palette())
     return Segmenter.from_checkpoint(path, precision="fp32")

@@ -5,7 +5,7 @@ several input modalities (NYUDv2), fused early (RGB-D, :func:`early_fusion_fcn`)
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from functools import partial
+from functools import partial, reduce
 from typing import Any
 
 import torch
@@ -162,12 +162,9 @@ class LateFusionFCN(DescribedModel, nn.Module):
 
     def _fused(self, features: Mapping[str, Mapping[int, torch.Tensor]],
                stride: int) -> torch.Tensor:
-        total: torch.Tensor | None = None
-        for modality, w in self.fusion_weights.items():
-            score = self.streams[modality].scorers[str(stride)](features[modality][stride]) * w
-            total = score if total is None else total + score
-        assert total is not None
-        return total
+        scores = [self.streams[m].scorers[str(stride)](features[m][stride]) * w
+                  for m, w in self.fusion_weights.items()]
+        return reduce(torch.add, scores)
 
     def forward(self, x: Mapping[str, torch.Tensor]) -> torch.Tensor:
         expect_mapping(x, self.arch, f"a dict of inputs {list(self.input_names)}")

@@ -124,13 +124,10 @@ def _gemm_applies(conv: nn.Conv2d, x: torch.Tensor) -> bool:
 
 
 def conv_gemm(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    """``conv(x)`` computed as im2col and one matrix product (CPU, stride 1, no groups).
-
-    Falls back to the plain convolution where the conditions do not hold (other devices,
-    strided or grouped convolutions, a weight in neither NCHW nor channels-last layout, tracing
-    or exporting). The result has the convolution's shape and values (up to rounding) and is
-    laid out channels-last; gradients flow to ``x``, the weight and the bias. In training the
-    im2col buffer is kept for the backward pass (~25 MB per 500×500 image for fc6).
+    """``conv(x)`` computed as im2col and one matrix product (CPU, stride 1, no groups), laid
+    out channels-last, with gradients to ``x``, the weight and the bias (training keeps the
+    im2col buffer: ~25 MB per 500×500 image for fc6). Elsewhere (other devices, strided or
+    grouped convolutions, other weight layouts, tracing, exporting) the plain convolution runs.
     """
     if not _gemm_applies(conv, x):
         return nn.Conv2d.forward(conv, x)
@@ -350,17 +347,14 @@ def optimize(
 ) -> nn.Module:
     """Put ``model`` in its fast set-up for inference or training (in place; returns it).
 
-    Moves it to ``device`` (when given), sets eval (``"inference"``) or train (``"training"``)
-    mode, and swaps layers for fast equivalents with the same parameters and state-dict keys:
-    the trunk's ``fully_connected`` convolutions for :class:`GemmConv2d` (``gemm``), frozen
-    bilinear deconvolutions for :class:`SeparableBilinearUpsampling`
-    (``separable_upsampling``), the other plain convolutions for :class:`PackedConv2d`
-    (``packed_convolutions``: weights laid out for oneDNN once, in CPU inference), the memory
-    format to channels-last (``channels_last``), and cuDNN autotuning on CUDA for inference.
-    None of these changes the outputs beyond float rounding. What was done is appended to
-    ``model.optimizations`` (a list of strings). Reduced precision is the caller's autocast
-    (the fast layers then keep bfloat16 copies of their weights instead of casting them on
-    every call); ``torch.compile`` is left to the caller (docs/performance.md).
+    Moves it to ``device`` (when given), sets eval or train mode, and swaps layers for fast
+    equivalents with the same parameters and state-dict keys: the trunk's ``fully_connected``
+    convolutions for :class:`GemmConv2d` (``gemm``), frozen bilinear deconvolutions for
+    :class:`SeparableBilinearUpsampling` (``separable_upsampling``), the other plain
+    convolutions for :class:`PackedConv2d` (``packed_convolutions``); optionally channels-last
+    memory, and cuDNN autotuning on CUDA for inference. Outputs change by float rounding at
+    most. What was done is appended to ``model.optimizations``. Reduced precision is the
+    caller's autocast (the fast layers then keep bfloat16 weight copies), ``torch.compile`` too.
     """
     if for_ not in ("inference", "training"):
         raise ValueError(f"optimize: for_ must be 'inference' or 'training', got {for_!r}")

@@ -61,12 +61,10 @@ class Scorer(nn.Conv2d):
 class AlignedUpsampling(nn.Module):
     """Upsampling of a score map from coordinate map ``src`` onto the grid of ``target``.
 
-    ``up`` is a :class:`~fcnseg.models.upsample.BilinearUpsampling` (or None for the identity,
-    when the two maps are equal); ``edge_pad`` edge-pads the input by that many pixels first.
-    ``offset`` (derived from the maps) is where the target's first pixel lies in the
-    deconvolution's output; negative when the target starts before it (zeros there).
-    ``forward(x, like)`` returns the window of the target's size (``like``: the target tensor
-    or its H, W).
+    ``up`` is a :class:`~fcnseg.models.upsample.BilinearUpsampling` (None for the identity,
+    between equal maps), applied after edge-padding the input by ``edge_pad``. ``offset`` is
+    where the target's first pixel lies in its output (negative: before it, zeros there).
+    ``forward(x, like)`` returns the window of the target's size (``like``: the target or H, W).
     """
 
     def __init__(self, up: nn.ConvTranspose2d | None, src: CoordMap, target: CoordMap,
@@ -113,10 +111,10 @@ def reference_upsampling(
 def edge_upsampling(channels: int, src: CoordMap, target: CoordMap) -> AlignedUpsampling:
     """Bilinear upsampling between stride-aligned maps (ResNet-style), exact at the borders.
 
-    Stride ``r = src.scale / target.scale``; the kernel is ``2r - 1`` wide when the two grids'
-    offset is a whole number of target pixels and ``2r`` when it is a half (VGG-style maps); the
-    input is edge-padded by one so that the borders interpolate towards the edge value rather
-    than towards zero. ``r = 1`` with equal maps is the identity (dilated trunks).
+    For stride ``r = src.scale / target.scale`` the kernel is ``2r - 1`` wide when the grids'
+    offset is a whole number of target pixels and ``2r`` when it is a half (VGG-style maps);
+    the input is edge-padded by one so that borders interpolate towards the edge value rather
+    than zero. ``r = 1`` between equal maps is the identity (dilated trunks).
     """
     r = _ratio(src, target)
     if r == 1:
@@ -190,11 +188,10 @@ class SkipHead(nn.Module):
         upsampling: ``make(channels, src, target)`` → :class:`AlignedUpsampling`
             (:func:`reference_upsampling` or :func:`edge_upsampling`).
         skip_scales: input scales of the stride-16 and stride-8 scorers.
-        names: where the layers sit in the model (:class:`HeadNames`).
+        names: where the layers sit in the model's state dict (:class:`HeadNames`).
 
     ``forward(features, size)`` takes ``{stride: feature}`` and the output's (H, W) and returns
-    N×num_classes×H×W scores. The model that holds the head saves its layers under ``names``
-    (:meth:`reference_names`), so state-dict keys are the reference's.
+    N×num_classes×H×W scores.
     """
 
     def __init__(

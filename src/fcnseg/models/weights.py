@@ -426,11 +426,8 @@ NONFINITE = ("holds NaN or infinite values (saved from a run that diverged?); tr
 
 def first_nonfinite(sd: Mapping[str, torch.Tensor], keys: Iterable[str]) -> str | None:
     """The first of ``keys`` whose floating-point tensor in ``sd`` holds NaN or infinity."""
-    for key in keys:
-        t = sd[key]
-        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            return key
-    return None
+    return next((k for k in keys
+                 if sd[k].is_floating_point() and not bool(torch.isfinite(sd[k]).all())), None)
 
 
 def first_conv_keys(model: nn.Module) -> tuple[str, str | None, str | None]:

@@ -54,10 +54,8 @@ class AlexNetTrunk(ConvolutionalizedTrunk):
     (:mod:`fcnseg.models.trunk`): ``forward`` returns ``{32: fc7}``.
 
     Args:
-        variant: ``"caffe"`` (the reference's two-tower AlexNet: LRN, grouped conv2/4/5) or
-            ``"torchvision"`` (single tower, torchvision's ``features.N`` names).
-        width: multiplier of the convolution channels (slimmer trunks for CPUs and tests; the
-            grouped convolutions need even channel counts).
+        variant: ``"caffe"`` (two towers: LRN, grouped conv2/4/5) or ``"torchvision"``.
+        width: multiplier of the convolution channels (the groups need even counts).
         fc_channels: channels of fc6 and fc7 (4096 in AlexNet).
         dropout: element-wise dropout after fc6 and fc7.
         in_channels: input channels of conv1 (3 for colour; one per band for multi-band input).

@@ -1,18 +1,13 @@
 """Backbone factories that checkpoints may name, and which modules may be imported for them.
 
-A custom-backbone checkpoint records ``"package.module:function"``; rebuilding the model calls
-that function. A checkpoint is data from anywhere, so naming a module must never be enough to
-run its code: importing ``evilmod`` from the current folder, or ``this``, would run it before
-any check. A factory is therefore found without importing anything when
-
-- the module that defines it has already been imported by your own code: ``@backbone_factory``
-  registers the function as that happens; or
-- its module is allowed explicitly: :func:`allow_factory_modules` (the CLI's
-  ``--allow-factory MODULE``), or the environment variable ``FCNSEG_ALLOW_FACTORIES``
-  (comma-separated module names). Allowing ``mypkg`` allows ``mypkg`` and ``mypkg.*``.
-
-Either way the function must be marked with :func:`backbone_factory`.
-"""
+A custom-backbone checkpoint records ``"package.module:function"``, which rebuilding the model
+calls. A checkpoint is data from anywhere, so naming a module must never be enough to run its
+code (importing ``evilmod`` from the current folder would run it before any check). A factory
+is found without importing anything when its module has been imported by your own code
+(``@backbone_factory`` registers the function then), or else only when the module is allowed
+explicitly: :func:`allow_factory_modules` (the CLI's ``--allow-factory MODULE``) or
+``FCNSEG_ALLOW_FACTORIES`` (comma-separated; ``mypkg`` allows ``mypkg.*`` too). Either way the
+function must be marked with :func:`backbone_factory`."""
 
 from __future__ import annotations
 

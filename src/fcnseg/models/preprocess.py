@@ -1,16 +1,12 @@
 """The front of every model: raw pixels in, the network's normalised input out.
 
-A model takes what files hold — RGB images as uint8 or float 0-255 (N×3×H×W), NYUDv2's HHA
-images as stored, raw depth — and its :class:`Preprocess` submodule (``model.preprocess``)
-turns them into what its weights were trained on: channel order, scale, mean and std per input
-(:class:`~fcnseg.conventions.InputConvention`), or log depth minus its mean. The constants are
-buffers, so they follow the model to its device and into exported graphs; they are not in the
-state dict (the checkpoint records the convention), so checkpoints keep the reference's keys.
-
-This is the only place in the package where images are normalised. Replace it with
-``nn.Identity()`` (or build with ``preprocess=False``) for the bare network taking normalised
-input, as the reference's Caffe nets do.
-"""
+A model takes what files hold (RGB 0-255 as uint8 or float, HHA images as stored, raw depth) and
+its :class:`Preprocess` submodule (``model.preprocess``) turns them into what its weights were
+trained on: channel order, scale, mean and std per input, or log depth minus its mean. The
+constants are buffers outside the state dict (the checkpoint records the convention), so they
+follow the model to its device and into exported graphs and checkpoints keep the reference's
+keys. This is the only place where images are normalised; ``nn.Identity()`` in its place (or
+``preprocess=False``) gives the bare network, as the reference's Caffe nets are."""
 
 from __future__ import annotations
 

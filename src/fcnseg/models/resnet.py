@@ -89,13 +89,11 @@ class ResNet(nn.Module):
     Args:
         depth: 18, 34, 50 or 101.
         num_classes: classes of the ImageNet classifier ``fc``; ignored without ``include_top``.
-        include_top: keep ``avgpool`` and ``fc`` (a classifier). Segmentation backbones drop them,
-            as torchvision's segmentation models do.
+        include_top: keep ``avgpool`` and ``fc`` (segmentation backbones drop them).
         replace_stride_with_dilation: three booleans for layer2, layer3, layer4: replace that
-            stage's stride 2 by dilation. ``[False, True, True]`` gives output stride 8,
-            ``[False, False, True]`` output stride 16.
-        base_channels: channels of the stem and layer1 (64 in the paper); smaller values give
-            light nets for CPUs and tests, with the same structure and names.
+            stage's stride 2 by dilation (``[False, True, True]``: output stride 8).
+        base_channels: channels of the stem and layer1 (64 in the paper; fewer for light nets
+            with the same structure and names).
     """
 
     def __init__(

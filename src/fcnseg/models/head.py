@@ -263,8 +263,7 @@ class SkipHead(nn.Module):
         Derived from the coordinate maps, on the reference's chain of cropped maps."""
         offsets: dict[str, int] = {}
         current = self.coord_maps[32]
-        for (coarse, fine), key in (((32, 16), "pool4"), ((16, 8), "pool3")):
-            up = self.upscore2 if coarse == 32 else self.upscore_pool4
+        for up, fine, key in ((self.upscore2, 16, "pool4"), (self.upscore_pool4, 8, "pool3")):
             if up is None:
                 break
             upsampled = trace([up.up], current)

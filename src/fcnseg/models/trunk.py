@@ -4,20 +4,15 @@ A trunk is an ``nn.Module`` that
 
 - has ``out_channels``: a dict ``{8: c8, 16: c16, 32: c32}`` of the channel counts of its
   features at nominal strides 8, 16 and 32 (FCN-32s needs only 32; FCN-16s 16 and 32);
-- returns from ``forward(x)`` (``x``: N×3×H×W) those features, as a mapping keyed by the same
-  strides (``{8: t8, 16: t16, 32: t32}``) or as a sequence of three in ascending stride order;
+- returns from ``forward(x)`` those features, as a mapping keyed by the same strides or as a
+  sequence of three in ascending stride order;
 - optionally has ``coord_maps`` (a dict, or a method returning one) giving for each stride the
-  :class:`~fcnseg.models.geometry.CoordMap` of its feature: index ``i`` is centred on input pixel
-  ``scale * i + shift``. Without it, stride ``s`` is taken to be ``CoordMap(s, 0)``: index ``i`` at
-  pixel ``s * i``, which is what stride-2 convolutions with "same" padding (3×3 pad 1, 7×7 pad 3,
-  1×1 pad 0) and 3×3/2 pad 1 max pools give, as in ResNets and MobileNets. 2×2/2 pools without
-  padding (VGG) give ``CoordMap(s, (s - 1) / 2)`` instead. Dilated trunks declare their true
-  scales (e.g. ``CoordMap(8, 0)`` for the "32" feature at output stride 8).
+  :class:`~fcnseg.models.geometry.CoordMap` of its feature (index ``i`` centred on input pixel
+  ``scale * i + shift``). The default, ``CoordMap(s, 0)``, is what stride-2 "same"-padded
+  convolutions and 3×3/2 pad 1 max pools give (ResNets, MobileNets); unpadded 2×2/2 pools (VGG)
+  give ``CoordMap(s, (s - 1) / 2)``, and dilated trunks declare their true scales.
 
-The package's trunks: :class:`~fcnseg.models.vgg.VGG16Trunk` (Caffe and "same" geometry, with or
-without batch normalisation) and :class:`~fcnseg.models.resnet.ResNetBackbone`; any module that
-follows the protocol can be used with :func:`fcnseg.models.fcn_from_backbone`.
-"""
+Any module that follows it can be used with :func:`fcnseg.models.fcn_from_backbone`."""
 
 from __future__ import annotations
 
@@ -41,11 +36,9 @@ class BackboneError(ValueError):
 
 class ConvolutionalizedTrunk(nn.Module):
     """Base of the trunks that end in an ImageNet classifier's fully connected layers turned
-    into convolutions (VGG16, AlexNet): ``fc6`` (as wide as the last pool's window) and ``fc7``
-    (1×1), each followed by a ReLU and element-wise dropout ``drop6`` / ``drop7``, as Caffe's.
-
-    ``fully_connected`` names them for :func:`fcnseg.models.optimize`, which runs each as one
-    GEMM.
+    into convolutions (VGG16, AlexNet): ``fc6`` and ``fc7`` (1×1), each followed by a ReLU and
+    Caffe's element-wise dropout ``drop6`` / ``drop7``; ``fully_connected`` names them for
+    :func:`fcnseg.models.optimize`, which runs each as one GEMM.
     """
 
     fully_connected = ("fc6", "fc7")

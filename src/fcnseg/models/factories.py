@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from torch import nn
@@ -63,10 +63,6 @@ def allowed_factory_modules() -> tuple[str, ...]:
     return tuple(sorted(_ALLOWED | {s for s in from_env if s}))
 
 
-def _is_allowed(module_name: str, allowed: Iterable[str]) -> bool:
-    return any(module_name == a or module_name.startswith(a + ".") for a in allowed)
-
-
 def resolve_factory(path: str) -> Callable[..., nn.Module]:
     """The factory named ``"package.module:function"``, without importing anything not allowed.
 
@@ -80,7 +76,8 @@ def resolve_factory(path: str) -> Callable[..., nn.Module]:
     registered = _REGISTRY.get(f"{module_name}:{attr}")
     if registered is not None:
         return registered
-    if not _is_allowed(module_name, allowed_factory_modules()):
+    if not any(module_name == a or module_name.startswith(a + ".")
+               for a in allowed_factory_modules()):
         raise BackboneError(
             f"backbone factory {path!r} is not registered and module {module_name!r} is not "
             f"allowed to be imported; if you trust it, pass --allow-factory {module_name} "

@@ -387,9 +387,6 @@ class InitReport:
     #: (:func:`band_conv1`), with its bias or BatchNorm mean
     widened: list[str] = field(default_factory=list)
 
-    def __contains__(self, key: object) -> bool:
-        return key in self.copied
-
     def __iter__(self) -> Iterator[str]:
         return iter(self.copied)
 

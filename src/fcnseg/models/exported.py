@@ -80,14 +80,10 @@ def artifact_model(ckpt: Mapping[str, Any], *, threads: int | None = None) -> Ar
         warning = int8_kernel_warning(path, art["quantization"], cpu_info().flags)
         if warning:
             warnings.warn(warning, RuntimeWarning, stacklevel=2)
-    if art["kind"] == "onnx":
-        run = _onnx_runner(path, threads)
-        runtime = "onnxruntime"
-    else:
-        run = _torchscript_runner(path)
-        runtime = "torchscript"
+    onnx = art["kind"] == "onnx"
     return ArtifactModel(
-        run, runtime=runtime, arch=str(ckpt["model"]["arch"]),
+        _onnx_runner(path, threads) if onnx else _torchscript_runner(path),
+        runtime="onnxruntime" if onnx else "torchscript", arch=str(ckpt["model"]["arch"]),
         geometry=ckpt["model"]["build_kwargs"].get("geometry"),
         num_classes=int(ckpt["model"]["build_kwargs"]["num_classes"]),
         convention=get_convention(ckpt["model"]["input_convention"]),

@@ -7,9 +7,10 @@ to the input), so the blobs of ``fcn-alexnet-pascal.caffemodel`` load one to one
 ``variant="torchvision"`` is torchvision's single-tower ``alexnet`` under ``backbone.``
 (``backbone.features.0`` …; its classifier's Linear layers as ``backbone.fc6`` / ``backbone.fc7``).
 
-Both keep the reference's geometry (conv1 padded by 100, ceil-mode pools). No "same" geometry
-is built: fc6's kernel is even (6×6), so no padding centres it, and the unpadded 3×3/2 pools
-shift every level by a different amount."""
+Both keep the reference's geometry (conv1 padded by 100, ceil-mode pools; torchvision's pad of 2
+and floor-mode pools move the features, not the weights). No "same" geometry is built: fc6's
+kernel is even (6×6), so no padding centres it, and the unpadded 3×3/2 pools shift every level
+by a different amount."""
 
 from __future__ import annotations
 

@@ -139,6 +139,13 @@ def test_skip_bad_logs_and_returns_the_next_good_sample(folder, caplog):
     assert (ds[1][1] == 2).all()  # deterministic
 
 
+def test_skip_bad_says_where_its_wrapped_attributes_are_set(folder):
+    ds = SkipBad(FolderSegmentation(folder))
+    with pytest.raises(AttributeError, match="^classes is the wrapped dataset's: set it there$"):
+        ds.classes = ("x", "y", "z")
+    assert ds.classes == ("bg", "a", "b")
+
+
 def test_skip_bad_gives_up_when_nothing_is_good(folder):
     for p in (folder / "masks").iterdir():
         p.unlink()

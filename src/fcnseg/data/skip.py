@@ -15,7 +15,11 @@ log = logging.getLogger(__name__)
 
 def _wrapped(name: str, *default: Any) -> property:
     """A read-only attribute answered by the wrapped dataset (``default`` where it has none)."""
-    return property(lambda wrapper: getattr(wrapper.dataset, name, *default))
+
+    def refuse(wrapper: Any, value: Any) -> None:
+        raise AttributeError(f"{name} is the wrapped dataset's: set it there")
+
+    return property(lambda wrapper: getattr(wrapper.dataset, name, *default), refuse)
 
 
 class SkipBad(SegmentationDataset):

@@ -137,11 +137,10 @@ class PreAnnotations:
         if self.fmt == "labelme":
             written += self._write_labelme(chosen)
         elif self.fmt == "cvat":
-            elements = []
             for k, e in enumerate(chosen):
                 e.document.set("id", str(k))
-                elements.append(e.document)
-            written.append(self._save(CVAT_NAME, cvat_document(elements, self.class_names)))
+            document = cvat_document([e.document for e in chosen], self.class_names)
+            written.append(self._save(CVAT_NAME, document))
         elif self.fmt == "coco":
             written.append(self._save(COCO_NAME, self._coco_bytes(chosen)))
         return [p for p in written if p is not None], self._problems

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from fcnseg.data.ade20k import ADE20K
 from fcnseg.data.annotations.dataset import AnnotationDataset
@@ -57,7 +57,7 @@ def build_dataset(
     """
     name = _checked_name(spec)
     split = split if split is not None else spec.get("split")
-    return _DATASETS[name][2](spec, split, transform)
+    return _DATASETS[name].opener(spec, split, transform)
 
 
 def _checked_name(spec: dict[str, Any]) -> str:
@@ -71,7 +71,7 @@ def _checked_name(spec: dict[str, Any]) -> str:
     for key in DATASET_NAMES[name]:
         if spec.get(key) is None:
             raise ValueError(f"dataset.{key}: required for dataset {name!r}")
-    known = set(DATASET_NAMES[name]) | _DATASETS[name][1] | {"name"}
+    known = set(DATASET_NAMES[name]) | _DATASETS[name].optional | {"name"}
     unknown = sorted(set(spec) - known)
     if unknown:
         raise ValueError(
@@ -136,41 +136,49 @@ def _folder(spec: dict[str, Any], split: str | None,
 
 _Opener = Callable[[dict[str, Any], str | None, Transform | None], SegmentationDataset]
 
-#: Each dataset name (in the order messages list them): the fields it needs, the fields it may
-#: have, and how it is opened.
-_DATASETS: dict[str, tuple[tuple[str, ...], set[str], _Opener]] = {
-    "synthetic": (("num_images",), {"size", "seed", "split", "ignore_border"}, _synthetic),
-    "voc": (("root",), {"year", "split"}, lambda spec, split, transform: VOCSegmentation(
+
+class _Dataset(NamedTuple):
+    """What a dataset name takes and how it is opened."""
+
+    required: tuple[str, ...]  # the fields it needs
+    optional: set[str]  # the fields it may have
+    opener: _Opener  # how it is opened
+
+
+#: Each dataset name (in the order messages list them), its fields and its opener.
+_DATASETS: dict[str, _Dataset] = {
+    "synthetic": _Dataset(("num_images",), {"size", "seed", "split", "ignore_border"}, _synthetic),
+    "voc": _Dataset(("root",), {"year", "split"}, lambda spec, split, transform: VOCSegmentation(
         spec["root"], year=str(_field(spec, "year", "2012")), split=split or "train",
         transform=transform)),
-    "sbd": (("root",), {"split"}, lambda spec, split, transform: SBDSegmentation(
+    "sbd": _Dataset(("root",), {"split"}, lambda spec, split, transform: SBDSegmentation(
         spec["root"], split=split or "train", transform=transform)),
-    "seg11valid": (("voc_root", "sbd_root"), {"split", "cache_dir"},
-                   lambda spec, split, transform: seg11valid(
-                       spec["voc_root"], spec["sbd_root"], transform=transform,
-                       cache_dir=_field(spec, "cache_dir"))),
-    "folder": (("root",), {"split", "config", *_FOLDER_LAYOUT}, _folder),
-    "pascal_context": (("root",), {"split", "context_dir"},
-                       lambda spec, split, transform: PascalContext(
-                           spec["root"], split=split or "train", transform=transform,
-                           context_dir=_field(spec, "context_dir"))),
-    "nyud": (("root",), {"split", "modalities"}, _nyud),
-    "siftflow": (("root",), {"split"}, lambda spec, split, transform: SIFTFlow(
+    "seg11valid": _Dataset(("voc_root", "sbd_root"), {"split", "cache_dir"},
+                           lambda spec, split, transform: seg11valid(
+                               spec["voc_root"], spec["sbd_root"], transform=transform,
+                               cache_dir=_field(spec, "cache_dir"))),
+    "folder": _Dataset(("root",), {"split", "config", *_FOLDER_LAYOUT}, _folder),
+    "pascal_context": _Dataset(("root",), {"split", "context_dir"},
+                               lambda spec, split, transform: PascalContext(
+                                   spec["root"], split=split or "train", transform=transform,
+                                   context_dir=_field(spec, "context_dir"))),
+    "nyud": _Dataset(("root",), {"split", "modalities"}, _nyud),
+    "siftflow": _Dataset(("root",), {"split"}, lambda spec, split, transform: SIFTFlow(
         spec["root"], split=split or "trainval", transform=transform)),
-    "cityscapes": (("root",), {"split"}, lambda spec, split, transform: Cityscapes(
+    "cityscapes": _Dataset(("root",), {"split"}, lambda spec, split, transform: Cityscapes(
         spec["root"], split=split or "train", transform=transform)),
-    "ade20k": (("root",), {"split"}, lambda spec, split, transform: ADE20K(
+    "ade20k": _Dataset(("root",), {"split"}, lambda spec, split, transform: ADE20K(
         spec["root"], split=split or "train", transform=transform)),
     # Windows of large rasters (a folder dataset declaring its bands), read by window.
-    "raster_windows": (("root",), {"split", "config", "window", "windows", "seed", "sampling",
-                                   *_FOLDER_LAYOUT}, _raster_windows),
+    "raster_windows": _Dataset(("root",), {"split", "config", "window", "windows", "seed",
+                                           "sampling", *_FOLDER_LAYOUT}, _raster_windows),
     # Annotations of labelling tools, read directly (fcnseg.data.annotations).
-    **{n: (("root",), _ANNOTATION_OPTIONS, _annotations)
+    **{n: _Dataset(("root",), _ANNOTATION_OPTIONS, _annotations)
        for n in ("labelme", "coco", "cvat", "cvat_mask", "labelstudio")},
 }
 
 #: Accepted values of ``spec["name"]`` and the fields each one needs.
-DATASET_NAMES: dict[str, tuple[str, ...]] = {name: d[0] for name, d in _DATASETS.items()}
+DATASET_NAMES: dict[str, tuple[str, ...]] = {name: d.required for name, d in _DATASETS.items()}
 
 
 def _size(value: Any) -> int | tuple[int, int]:

@@ -13,7 +13,6 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from fcnseg.checkpoint import load_checkpoint
 from fcnseg.cli import options
 from fcnseg.data import build_dataset
 from fcnseg.data.folder import IMAGE_EXTENSIONS
@@ -184,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"{path}: a model of {len(bands)} bands ({', '.join(bands)}): int8 "
                          f"quantization takes models of RGB images; run it from its checkpoint "
                          f"or its float ONNX export (fcnseg export)")
-    recipe = load_checkpoint(path).get("recipe") or {}
+    recipe = {"data": {"val": seg.validation_data}}  # what the checkpoint's recipe records
     val = parse_data(args.val, ckpt_recipe=recipe) if args.val else None
     if isinstance(val, Path):
         raise ValueError(f"--val {args.val}: a folder of images has no labels; give a folder "

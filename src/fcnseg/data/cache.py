@@ -98,9 +98,10 @@ class DecodedSamples:
 
     def shape(self, index: int) -> tuple[int, ...] | None:
         """Sample ``index``'s image shape where it is known without decoding."""
-        if self.eager and self.kept.get(index):
-            return self.kept[index][0][2].shape
-        return None
+        if not (self.eager and self.kept.get(index)):
+            return None
+        _, _, image = self.kept[index][0]  # the image's arrays come first
+        return image.shape
 
     def __call__(self, index: int) -> tuple[Any, Any]:
         error = self.errors.get(index)

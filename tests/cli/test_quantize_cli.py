@@ -1,0 +1,46 @@
+"""``fcnseg quantize --val recipe``: the validation set the checkpoint's recipe records."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fcnseg.checkpoint import save_checkpoint
+from fcnseg.cli.main import main
+from fcnseg.data import palette_for
+from fcnseg.data.synthetic import SyntheticSegmentation
+from fcnseg.models import fcn8s
+
+pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+
+CALIB = "synthetic:num_images=2,size=32,split=train"
+
+
+def _checkpoint(path, recipe):
+    torch.manual_seed(0)
+    names = list(SyntheticSegmentation.classes)
+    model = fcn8s(num_classes=len(names), geometry="same", width=0.0625, fc_channels=16)
+    return save_checkpoint(path, model, class_names=names, palette=palette_for(len(names)),
+                           recipe=recipe)
+
+
+def test_val_recipe_scores_on_the_recipes_validation_set(tmp_path, capsys) -> None:
+    from fcnseg.export import read_onnx_metadata
+
+    val = {"name": "synthetic", "num_images": 2, "size": 32, "seed": 5, "split": "val"}
+    ckpt = _checkpoint(tmp_path / "m.pt", {"data": {"val": val}})
+    out = tmp_path / "m.int8.onnx"
+    assert main(["quantize", str(ckpt), "--calib", CALIB, "--val", "recipe", "--out", str(out),
+                 "--keep-float", "none", "--max-drop", "100"]) == 0
+    assert "no --val given" not in capsys.readouterr().out
+    assert read_onnx_metadata(out)["quantization"]["validation"]["images"] == 2
+
+
+def test_val_recipe_without_one_in_the_recipe_is_refused(tmp_path, capsys) -> None:
+    ckpt = _checkpoint(tmp_path / "m.pt", {"name": "mine"})
+    out = tmp_path / "m.int8.onnx"
+    assert main(["quantize", str(ckpt), "--calib", CALIB, "--val", "recipe",
+                 "--out", str(out)]) == 2
+    assert "--val recipe: the checkpoint's recipe names no validation set" in \
+        capsys.readouterr().err
+    assert not out.exists()

@@ -12,7 +12,7 @@ import math
 import os
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -231,11 +231,9 @@ class Segmenter:
             **({"runtime": self.runtime} if self.runtime else {}),
             "optimizations": self.runner.optimizations
             + (["torch.compile"] if self.compiled is not None else []),
-            "sliding_window": None if self.sliding_window is None else {
-                "window": self.sliding_window.window, "stride": self.sliding_window.stride},
-            "tta": None if self.tta is None else {
-                "scales": list(self.tta.scales), "flip": self.tta.flip,
-                "average": self.tta.average},
+            "sliding_window": None if self.sliding_window is None else asdict(self.sliding_window),
+            "tta": None if self.tta is None else {**asdict(self.tta),
+                                                  "scales": list(self.tta.scales)},
         }
 
     # -- compilation ---------------------------------------------------------------------------

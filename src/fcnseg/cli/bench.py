@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from fcnseg.bench import BenchConfig, format_report, run_suite
+from fcnseg.cli import options
 
 NAME = "bench"
 HELP = "Benchmark the models (CPU, and CUDA when present): tables plus a JSON file."
@@ -35,8 +36,7 @@ def _csv(text: str) -> tuple[str, ...]:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true",
                    help="FCN-8s, 500×500, batch 1 (about 3 minutes on 2 idle cores)")
-    p.add_argument("--device", default="auto",
-                   help="cpu, cuda, or auto (cpu, plus cuda when present)")
+    options.add_device(p, help="cpu, cuda, or auto (cpu, plus cuda when present)")
     p.add_argument("--models", type=_csv, default=None,
                    help="comma-separated, e.g. fcn32s,fcn16s,fcn8s (default: all three)")
     p.add_argument("--sizes", type=_size, nargs="+", default=None,

@@ -29,13 +29,7 @@ import torch
 
 from fcnseg.bench.suite import trained_looking
 from fcnseg.bench.targets import print_target
-from fcnseg.bench.timing import (
-    OtherLoad,
-    agreement,
-    count_flops,
-    matmul_variants,
-    time_interleaved,
-)
+from fcnseg.bench.timing import OtherLoad, agreement, count_flops, matmul_variants, time_interleaved
 from fcnseg.models import fcn8s, optimize, plain_copy
 
 TARGET = 0.85

@@ -17,6 +17,7 @@ by head (SIFT Flow) give the sum of the heads' losses, and validation scores eac
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
 import signal
@@ -58,6 +59,7 @@ from fcnseg.engine.setup import (
 )
 from fcnseg.engine.signals import StopRequest, start_batches
 from fcnseg.engine.state import TrainState, kept_checkpoint, seed_everything
+from fcnseg.inference.runner import InferenceRunner
 from fcnseg.utils.batches import to_device
 from fcnseg.utils.files import (
     DiskFullError,
@@ -313,25 +315,21 @@ def _budget_decides(setup: TrainSetup, state: TrainState, log: _RunLog, progress
 
 
 def _time_evaluation(setup: TrainSetup) -> float:
-    """Seconds a whole evaluation should take, from the first few validation batches."""
+    """Seconds a whole evaluation should take, from the first few validation batches run as
+    the evaluation runs them."""
     assert setup.val_loader is not None
-    model, batches = setup.eval_model, len(setup.val_loader)
-    was_training = model.training
-    model.eval()
+    runner = InferenceRunner(setup.eval_model, device=setup.device, precision=setup.precision,
+                             prepare=False)
     timed, start = 0, time.perf_counter()
     try:
-        with torch.no_grad(), autocast(setup.device, setup.precision):
-            for images, _ in setup.val_loader:
-                model(to_device(images, setup.device, channels_last=setup.channels_last))
+        with runner.session():
+            for images, _ in itertools.islice(setup.val_loader, TIMED_EVAL_BATCHES):
+                runner.forward(images)
                 timed += 1
-                if timed >= TIMED_EVAL_BATCHES:
-                    break
     except (ValueError, RuntimeError) as e:
         if data_error_message(e) is None:
             raise  # a bad file is reported by the evaluation itself
-    finally:
-        model.train(was_training)
-    return (time.perf_counter() - start) / max(1, timed) * batches * 1.1
+    return (time.perf_counter() - start) / max(1, timed) * len(setup.val_loader) * 1.1
 
 
 def _time_save(setup: TrainSetup, state: TrainState) -> float:

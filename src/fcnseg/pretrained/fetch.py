@@ -71,13 +71,9 @@ def _record(directory: Path, path: Path, **info: Any) -> None:
         f.write(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
 
-class _ManifestMismatch(Exception):
-    pass
-
-
-def _check_recorded(directory: Path, path: Path) -> bool:
-    """True when ``path`` is recorded and still has its SHA-256; False when not recorded.
-    A recorded file that changed is set aside (``<name>.corrupt``) and reported."""
+def _check_recorded(directory: Path, path: Path, notes: list[str]) -> bool:
+    """True when ``path`` is recorded and still has its SHA-256. A recorded file that changed
+    is set aside (``<name>.corrupt``) and said in ``notes``."""
     entry = _read_manifest(directory).get(path.name)
     if "sha256" not in fields_of(entry):
         return False
@@ -86,8 +82,9 @@ def _check_recorded(directory: Path, path: Path) -> bool:
         return True
     aside = path.with_name(path.name + ".corrupt")
     os.replace(path, aside)
-    raise _ManifestMismatch(f"{path} changed since it was verified (SHA-256 {got}, recorded "
-                            f"{entry['sha256']}); moved it to {aside}")
+    notes.append(f"cached {path.name}: {path} changed since it was verified (SHA-256 {got}, "
+                 f"recorded {entry['sha256']}); moved it to {aside}")
+    return False
 
 
 # -- conversion and structural checks -----------------------------------------------------------
@@ -190,11 +187,9 @@ def _obtain(source: Source, directory: Path, progress: bool, notes: list[str]) -
         return download(source.url, filename=source.filename, md5=source.md5,
                         sha256=source.sha256, directory=directory, progress=progress)
     if final.is_file():
-        try:
-            _check_recorded(directory, final)
+        _check_recorded(directory, final, notes)  # a changed file is set aside, fetched again
+        if final.is_file():
             return final
-        except _ManifestMismatch as e:  # set aside; fetched again below
-            notes.append(f"cached {final.name}: {e}")
     # Unverified downloads land beside the cache file and move in only once checked.
     return download(source.url, filename=f"{source.filename}.unverified",
                     directory=directory, progress=progress)
@@ -219,12 +214,8 @@ def fetch_pretrained(name: str, directory: PathLike | None = None, progress: boo
     directory.mkdir(parents=True, exist_ok=True)
     tried: list[str] = []
     out = directory / w.converted if w.converted else None
-    if out is not None and out.is_file():
-        try:
-            if _check_recorded(directory, out):
-                return out
-        except _ManifestMismatch as e:
-            tried.append(f"cached {out.name}: {e}")
+    if out is not None and out.is_file() and _check_recorded(directory, out, tried):
+        return out
     for source in w.sources:
         try:
             raw = _obtain(source, directory, progress, tried)

@@ -15,7 +15,8 @@ from torch.utils.data import Sampler, default_collate
 
 from fcnseg.data.cache import DecodedSamples, available_memory
 from fcnseg.data.images import upright_size
-from fcnseg.utils.batches import same_size_batches, to_device
+from fcnseg.inference.runner import InferenceRunner
+from fcnseg.utils.batches import same_size_batches
 from fcnseg.utils.keyed import keyed
 
 #: The most images an automatic validation batch holds (beyond it CPUs gain nothing).
@@ -80,15 +81,11 @@ def activation_bytes(model: nn.Module, sample: Any) -> int:
 
     leaves = [m for m in model.modules() if not any(True for _ in m.children())]
     hooks = [m.register_forward_hook(count) for m in leaves]
-    device = next(model.parameters()).device
-    batch = to_device(default_collate([sample]), device)  # a batch of one, dict or tensor
-    was_training = model.training
-    model.eval()
+    runner = InferenceRunner(model, device=next(model.parameters()).device, precision="fp32",
+                             prepare=False)
     try:
-        with torch.no_grad():
-            model(batch)
+        runner(default_collate([sample]))  # a batch of one, dict or tensor
     finally:
-        model.train(was_training)
         for h in hooks:
             h.remove()
     return total

@@ -475,8 +475,8 @@ def bench_options(cfg: BenchConfig, device: str, log: Log = _quiet) -> dict[str,
     # Fast paths are the central comparison: at least 5 rounds, whatever --repeats says.
     times = time_interleaved(timed, warmup=cfg.warmup, repeats=max(5, cfg.repeats),
                              device=device, clock=_clock(cfg, device),
-                             progress=round_logger(log, f"[{device}] fast paths, {len(timed)} "
-                                                   f"variants"))
+                             progress=round_logger(log, f"[{device}] fast paths, "
+                                                        f"{len(timed)} variants"))
     peak = {f"{device}_float32": _peak_from(times, cfg, _PEAK + "float32"),
             f"{device}_bfloat16": _peak_from(times, cfg, _PEAK + "bfloat16")}
     result: dict[str, Any] = {"device": device, "size": list(cfg.option_size),

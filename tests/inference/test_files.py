@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -129,21 +125,7 @@ def test_parse_classes_names_a_number_of_thousands_of_digits_shortly() -> None:
     assert len(str(e.value)) < 300
 
 
-def test_segment_files_is_still_importable_from_files_without_importing_pipeline_first() -> None:
-    # A fresh interpreter: importing fcnseg.inference.files must not need (or pull in) the
-    # pipeline, which imports it; segment_files is then found there on first use.
-    code = ("import sys\n"
-            "import fcnseg.inference.files as files\n"
-            "assert 'fcnseg.inference.pipeline' not in sys.modules\n"
-            "from fcnseg.inference.files import segment_files\n"
-            "from fcnseg.inference import pipeline\n"
-            "assert segment_files is pipeline.segment_files\n"
-            "try:\n"
-            "    files.no_such_name\n"
-            "except AttributeError as e:\n"
-            "    assert 'no_such_name' in str(e)\n"
-            "else:\n"
-            "    raise SystemExit('no AttributeError')\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
-    assert done.returncode == 0, done.stderr
+def test_segment_files_is_one_function_in_its_earlier_and_current_homes() -> None:
+    from fcnseg.inference import files, pipeline, prefetch
+
+    assert files.segment_files is pipeline.segment_files is prefetch.segment_files

@@ -27,6 +27,7 @@ from fcnseg.inference.calibration import uncertainty_maps
 from fcnseg.inference.classnames import parse_classes as parse_classes  # re-exported
 from fcnseg.inference.images import ImageError
 from fcnseg.inference.prefetch import background_pool, default_workers, in_order
+from fcnseg.inference.prefetch import segment_files as segment_files  # its earlier home
 from fcnseg.inference.segmenter import Prediction
 from fcnseg.inference.visualize import (
     HeatmapStyle,
@@ -39,17 +40,6 @@ from fcnseg.inference.visualize import (
 )
 from fcnseg.utils.files import atomic_write
 from fcnseg.utils.typing import PathLike
-
-
-def __getattr__(name: str) -> object:
-    # segment_files lives in fcnseg.inference.pipeline, which imports this module: imported on
-    # first use so that code written against its old home keeps working, without a cycle.
-    if name == "segment_files":
-        from fcnseg.inference.pipeline import segment_files
-
-        return segment_files
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp",
                               ".ppm", ".pgm", ".pbm", ".pnm"})

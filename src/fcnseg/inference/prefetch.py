@@ -1,4 +1,5 @@
-"""Threads that read ahead of a consumer and hand results back in order.
+"""Threads that read ahead of a consumer and hand results back in order, and
+:func:`segment_files`, which reads images ahead of the model that segments them.
 
 Pillow's decoders and zlib release the GIL, so images read (or outputs written) in threads run
 beside the model's forward passes rather than between them.
@@ -7,6 +8,7 @@ beside the model's forward passes rather than between them.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import threading
 from collections import deque
@@ -18,6 +20,7 @@ from typing import TypeVar
 import numpy as np
 
 from fcnseg.inference.images import ImageError, load_image
+from fcnseg.inference.segmenter import Prediction, Segmenter
 
 #: How much lower the reading and writing threads run than the model's (Linux nice levels): the
 #: scheduler then gives them the cores the model leaves idle, rather than slowing every parallel
@@ -85,3 +88,50 @@ def read_ahead(
 
     with background_pool(workers or default_workers(), "fcnseg-read") as pool:
         yield from in_order((read(p, n) for p, n in inputs), pool, max(1, ahead))
+
+
+def segment_files(
+    segmenter: Segmenter, inputs: Sequence[tuple[Path, str]], *, batch_size: int = 4,
+    return_probs: bool = False, read_workers: int | None = None,
+) -> Iterator[tuple[Path, str, Prediction | Exception]]:
+    """Read and segment ``inputs`` (file, name) ``batch_size`` at a time, in order.
+
+    Yields ``(file, name, prediction)`` in input order, or ``(file, name, error)`` for a file
+    that cannot be read (:class:`ImageError`) or segmented; the other files are still
+    segmented. When a batch fails (out of memory, say), its images are retried one by one to
+    find the one at fault.
+    Files are decoded in ``read_workers`` threads (default: one per two cores, 1 to 4) while the
+    model runs, up to two batches ahead; 0 reads each batch just before it runs.
+    """
+    if read_workers == 0:
+        loaded: Iterator[tuple[Path, str, np.ndarray | ImageError]] = (
+            (path, name, read_or_error(path, segmenter.max_pixels)) for path, name in inputs)
+    else:
+        loaded = read_ahead(inputs, max_pixels=segmenter.max_pixels, workers=read_workers,
+                            ahead=2 * batch_size)
+    with contextlib.closing(loaded):
+        while chunk := list(itertools.islice(loaded, batch_size)):
+            yield from _segment_chunk(segmenter, chunk, batch_size, return_probs)
+
+
+def _segment_chunk(
+    segmenter: Segmenter, chunk: list[tuple[Path, str, np.ndarray | ImageError]],
+    batch_size: int, return_probs: bool,
+) -> list[tuple[Path, str, Prediction | Exception]]:
+    """One chunk of read inputs segmented together (same-size images stacked)."""
+    images = [image for _, _, image in chunk if not isinstance(image, ImageError)]
+    try:
+        preds = segmenter.predict_batch(images, return_probs=return_probs, batch_size=batch_size)
+    except Exception:  # noqa: BLE001 - find out below which image fails
+        preds = [_predict_or_error(segmenter, image, return_probs) for image in images]
+    results = iter(preds)
+    return [(path, name, image if isinstance(image, ImageError) else next(results))
+            for path, name, image in chunk]
+
+
+def _predict_or_error(segmenter: Segmenter, image: np.ndarray,
+                      return_probs: bool) -> Prediction | Exception:
+    try:
+        return segmenter.predict(image, return_probs=return_probs)
+    except Exception as e:  # noqa: BLE001 - reported for this file alone
+        return e

@@ -3,11 +3,11 @@
 One call, :func:`train`, runs a whole recipe on one process or under ``torchrun``, in three
 stages: :func:`~fcnseg.engine.setup.build_setup` builds data, model and optimisation;
 :class:`~fcnseg.engine.state.TrainState` starts or restores where the run stands; the loop
-(:func:`_loop`) calls :func:`step`, :func:`log_step`, :func:`maybe_evaluate` and
+(:func:`_loop`) calls :func:`accumulated_step`, :func:`log_step`, :func:`maybe_evaluate` and
 ``state.save``. The run folder holds ``recipe.yaml`` (the resolved config), ``metrics.jsonl``
 (one JSON record per log step and per evaluation), ``last.pt`` (everything needed to resume)
-and ``best.pt`` (the highest mean IU so far), plus TensorBoard events when ``tensorboard`` is
-installed.
+and ``best.pt`` (the highest mean IU so far), plus the records of ``train.loggers``
+(TensorBoard events by default, where it is installed).
 
 Batches may hold dicts: inputs keyed by modality (NYUDv2) go to the model as a dict; labels keyed
 by head (SIFT Flow) give the sum of the heads' losses, and validation scores each head, with

@@ -27,12 +27,15 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import torch
 from torch import nn
 
 from fcnseg.models.upsample import BilinearUpsampling, is_bilinear
+
+T = TypeVar("T")
 
 #: Upper bound on one im2col buffer (elements); larger inputs are processed in bands of rows.
 _MAX_COLUMN_ELEMENTS = 1 << 24
@@ -81,26 +84,27 @@ def _onednn_dtype(layer: nn.Module, x: torch.Tensor) -> torch.dtype | None:
 
 
 class _PreparedWeights:
-    """A layer's weight and bias as its oneDNN kernel wants them, per compute dtype, remade
-    whenever the parameters are replaced, changed in place or given new storage; kept outside
-    the state dict and dropped when the layer is copied or pickled."""
+    """What a layer derives from its weight and bias (per key: the oneDNN operands of a compute
+    dtype, or whether the weight is still bilinear), remade whenever the parameters are
+    replaced, changed in place or given new storage; kept outside the state dict and dropped
+    when the layer is copied or pickled."""
 
     _prepared: dict
 
-    def _prepare(self, dtype: torch.dtype, make) -> tuple[torch.Tensor, torch.Tensor | None]:  # type: ignore[no-untyped-def]
+    def _prepare(self, key: object, make: Callable[..., T]) -> T:
         weight, bias = self.weight, self.bias
         try:
             # In-place changes move the version; `.data =` and `module.to()` swap the storage.
             versions = tuple((t._version, t.data_ptr()) for t in (weight, bias) if t is not None)
         except RuntimeError:  # inference tensors have no version counter: prepare every call
-            return make(weight, bias, dtype)
+            return make(weight, bias, key)
         cache = self.__dict__.setdefault("_prepared", {})
-        hit = cache.get(dtype)
+        hit = cache.get(key)
         if hit is not None and hit[0] is weight and hit[1] is bias and hit[2] == versions:
             return hit[3]
         with torch.no_grad():
-            prepared = make(weight, bias, dtype)
-        cache[dtype] = (weight, bias, versions, prepared)
+            prepared = make(weight, bias, key)
+        cache[key] = (weight, bias, versions, prepared)
         return prepared
 
     def __getstate__(self) -> dict:
@@ -250,23 +254,14 @@ def _axis_matrix(
         return u.to(dtype=dtype, device=device)
 
 
-class SeparableBilinearUpsampling(BilinearUpsampling):
+class SeparableBilinearUpsampling(_PreparedWeights, BilinearUpsampling):
     """:class:`BilinearUpsampling` whose windows are two matrix products computing only the
     kept pixels. Used while the weight is frozen (or autograd is off), still bilinear, and
     nothing is traced; otherwise the plain deconvolution runs."""
 
     def _still_bilinear(self) -> bool:
         """Whether the weight is still the bilinear kernel (checked again after any change)."""
-        w = self.weight
-        try:
-            version = (w._version, w.data_ptr())
-        except RuntimeError:  # an inference tensor: no version counter
-            return _separable(self)
-        known = self.__dict__.get("_bilinear")
-        if known is None or known[0] is not w or known[1] != version:
-            known = (w, version, _separable(self))
-            self.__dict__["_bilinear"] = known
-        return known[2]
+        return self._prepare("bilinear", lambda weight, bias, key: _separable(self))
 
     def forward_window(
         self, x: torch.Tensor, offset: int, size: Sequence[int]
@@ -288,11 +283,6 @@ class SeparableBilinearUpsampling(BilinearUpsampling):
         # bigger half of the work runs as a single GEMM rather than many small ones.
         cols = torch.matmul(u_h, x).view(n * ch * out_h, w)
         return torch.mm(cols, u_w.t()).view(n, ch, out_h, out_w)
-
-    def __getstate__(self) -> dict:
-        state = dict(super().__getstate__())
-        state.pop("_bilinear", None)
-        return state
 
 
 def _separable(layer: nn.ConvTranspose2d) -> bool:

@@ -212,8 +212,7 @@ def evaluate_model(model: nn.Module, loader: Any, options: EvalOptions | None = 
                 for h, n in opts.heads.items()}
     bins = (CalibrationBins(opts.heads[None], opts.ignore_index, device=runner.device)
             if opts.calibration else None)
-    num_images = _run_model(runner, loader, opts, partial(_score_batch, matrices, bins,
-                                                          opts.temperature))
+    num_images = _run_model(runner, loader, opts, matrices, bins)
     heads = {}
     for head, matrix in matrices.items():
         matrix.all_reduce()
@@ -229,9 +228,9 @@ def evaluate_model(model: nn.Module, loader: Any, options: EvalOptions | None = 
 
 
 def _run_model(runner: InferenceRunner, loader: Any, opts: EvalOptions,
-               score: Callable[[int, dict[Any, Any], dict[Any, Any]], None]) -> int:
-    """``score(batch_index, outputs, labels)`` for each batch of ``loader`` (``{head: tensor}``
-    on the device; ``{None: tensor}`` for one head); returns the images seen by all processes."""
+               matrices: dict[Any, ConfusionMatrix], bins: CalibrationBins | None) -> int:
+    """Every batch of ``loader`` counted in ``matrices`` and ``bins``; returns the images seen
+    by all processes."""
     num_images = torch.zeros((), dtype=torch.int64, device=runner.device)
     batches = _progress_bar(loader, opts.progress)
     try:
@@ -239,7 +238,8 @@ def _run_model(runner: InferenceRunner, loader: Any, opts: EvalOptions,
             for batch_index, batch in enumerate(batches):
                 images, labels = _split_batch(batch)
                 labels = keyed(to_device(labels, runner.device))[0]
-                score(batch_index, keyed(runner.forward(images, opts.predict_fn))[0], labels)
+                outputs = keyed(runner.forward(images, opts.predict_fn))[0]
+                _score_batch(matrices, bins, opts.temperature, batch_index, outputs, labels)
                 num_images += first_of(labels).shape[0]
     finally:
         batches.close()
@@ -251,7 +251,8 @@ def _run_model(runner: InferenceRunner, loader: Any, opts: EvalOptions,
 def _score_batch(matrices: dict[Any, ConfusionMatrix], bins: CalibrationBins | None,
                  temperature: float, batch_index: int, outputs: dict[Any, Any],
                  labels: dict[Any, Any]) -> None:
-    """Count one batch in each head's matrix (and the single head's in ``bins``)."""
+    """Count one batch (``{head: tensor}`` on the device; ``{None: tensor}`` for one head) in
+    each head's matrix, and the single head's in ``bins``."""
     def expected(what: str) -> str:
         return f"one {what}" if list(matrices) == [None] else \
             f"a dict with the heads {sorted(matrices)}"

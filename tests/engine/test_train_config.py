@@ -162,3 +162,19 @@ def test_amp_and_precision_that_disagree_are_refused() -> None:
     with pytest.raises(ConfigError, match="amp: 'bf16' contradicts precision: 'fp32'"):
         config_from_dict({"amp": "bf16", "precision": "fp32"})
     assert config_from_dict({"amp": "none", "precision": "fp32"}).precision == "fp32"
+
+
+def test_an_unknown_section_in_an_override_lists_the_known_fields_sorted() -> None:
+    with pytest.raises(ConfigError) as e:
+        load_config("synthetic-fcn8s", ["optimm.lr=1"])
+    message = str(e.value)
+    assert message.startswith("optimm: unknown field; known: ")
+    known = message.split("known: ", 1)[1].split(", ")
+    assert known == sorted(known) and "optim" in known
+
+
+def test_a_scale_range_given_from_python_as_a_tuple_is_accepted() -> None:
+    config = load_config({"data": {"train": {"name": "synthetic"}, "scale_range": (0.5, 2.0)}})
+    assert tuple(config.data.scale_range) == (0.5, 2.0)
+    with pytest.raises(ConfigError, match=r"data\.scale_range: expected \[min, max\]"):
+        load_config({"data": {"train": {"name": "synthetic"}, "scale_range": (0.5, 1.0, 2.0)}})

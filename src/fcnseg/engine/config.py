@@ -81,7 +81,7 @@ _FIELD_CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
      f"expected a list of {', '.join(_LOGGERS)}"),
     ("train.ema", lambda v: v is None or (_number(v) and 0.0 < v < 1.0),
      "expected a decay between 0 and 1 (e.g. 0.999) or null"),
-    ("data.scale_range", lambda v: v is None or (isinstance(v, list) and len(v) == 2),
+    ("data.scale_range", lambda v: v is None or (isinstance(v, (list, tuple)) and len(v) == 2),
      "expected [min, max]"),
 ]
 
@@ -373,12 +373,13 @@ def _fill(obj: Any, data: dict[str, Any], prefix: str) -> Any:
     return obj
 
 
-def _field(obj: Any, name: str, where: str) -> Any:
+def _field(obj: Any, name: str, where: str, *, sort_known: bool = False) -> Any:
     """Field ``name`` of dataclass ``obj``; an unknown name is refused (``where`` is its dotted
-    key)."""
+    key), listing the known ones in declaration order or, with ``sort_known``, sorted."""
     names = [f.name for f in dataclasses.fields(obj)]
     if name not in names:
-        raise ConfigError(f"{where}: unknown field; known: {', '.join(names)}")
+        known = sorted(names) if sort_known else names
+        raise ConfigError(f"{where}: unknown field; known: {', '.join(known)}")
     return getattr(obj, name)
 
 
@@ -453,7 +454,8 @@ def apply_overrides(config: TrainConfig, overrides: list[str] | tuple[str, ...])
 
 def _child(target: Any, part: str, where: str) -> Any:
     if dataclasses.is_dataclass(target):
-        child = _field(target, part, where)
+        # a section of a dotted override: its many fields are easier to scan sorted
+        child = _field(target, part, where, sort_known=True)
         if child is None:  # e.g. data.val: null, then data.val.name=...
             child = {}
             setattr(target, part, child)

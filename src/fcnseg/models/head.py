@@ -213,17 +213,15 @@ class SkipHead(nn.Module):
         self.variant, self.num_classes, self.names = variant, num_classes, names
         self.strides = VARIANTS[variant]
         self.coord_maps = {s: coord_maps[s] for s in self.strides}
-        scales = {32: 1.0, 16: float(skip_scales[0]), 8: float(skip_scales[1])}
+        scale16, scale8 = float(skip_scales[0]), float(skip_scales[1])
+        fcn16, fcn8 = 16 in self.strides, 8 in self.strides
         # The paper's names for the roles; `names` says where each sits in the state dict.
         self.score_fr = Scorer(in_channels[32], num_classes)
-        self.score_pool4 = Scorer(in_channels[16], num_classes, scales[16]) \
-            if 16 in self.strides else None
-        self.score_pool3 = Scorer(in_channels[8], num_classes, scales[8]) \
-            if 8 in self.strides else None
-        self.upscore2 = upsampling(num_classes, coord_maps[32], coord_maps[16]) \
-            if 16 in self.strides else None
-        self.upscore_pool4 = upsampling(num_classes, coord_maps[16], coord_maps[8]) \
-            if 8 in self.strides else None
+        self.score_pool4 = Scorer(in_channels[16], num_classes, scale16) if fcn16 else None
+        self.score_pool3 = Scorer(in_channels[8], num_classes, scale8) if fcn8 else None
+        self.upscore2 = upsampling(num_classes, coord_maps[32], coord_maps[16]) if fcn16 else None
+        self.upscore_pool4 = (upsampling(num_classes, coord_maps[16], coord_maps[8])
+                              if fcn8 else None)
         self.upscore = upsampling(num_classes, coord_maps[self.strides[-1]], IDENTITY)
 
     def forward(self, features: Mapping[int, torch.Tensor],

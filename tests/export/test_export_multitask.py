@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-from floats import assert_close_to_scale
+from floats import assert_close_to_scale, assert_labels_match
 from tiny_models import tiny_task_model
 
 from fcnseg.checkpoint import save_checkpoint
@@ -61,6 +62,21 @@ def test_fusion_onnx_takes_one_named_input_per_modality(arch, exporter, tmp_path
     assert got.shape == (2, 40, 47, 33)
     assert_close_to_scale(got, expected)
     assert read_onnx_metadata(out)["input_names"] == list(names)
+
+
+def test_a_fusion_onnx_with_labels_out_answers_the_labels_of_its_logits(tmp_path: Path) -> None:
+    model, out = tiny_task_model("nyud_fcn32s_color_hha", seed=3), tmp_path / "labels.onnx"
+    export_onnx(model, out, description={"arch": model.arch}, sample_size=(36, 40),
+                labels_out=True)
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    x = _inputs(model.input_names, 2, 47, 33)
+    (labels,) = session.run(None, {m: t.numpy() for m, t in x.items()})
+    with torch.no_grad():
+        logits = model(x)
+    assert labels.dtype == np.uint8 and labels.shape == (2, 47, 33)
+    for got, scores in zip(labels, logits, strict=True):
+        assert_labels_match(got, scores.argmax(0), scores)
+    assert read_onnx_metadata(out)["outputs"] == "labels"
 
 
 def test_torchscript_keeps_dict_inputs_and_dict_outputs(tmp_path: Path) -> None:

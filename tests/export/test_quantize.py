@@ -114,6 +114,16 @@ def test_int8_model_runs_through_predict_evaluate_and_info(int8_model, tmp_path,
     assert rec["artifact"]["quantization"]["engine"] == "onnxruntime"
 
 
+def test_an_int8_labels_out_model_describes_its_output_as_labels(synthetic_checkpoint,
+                                                                 tmp_path) -> None:
+    out = tmp_path / "labels.int8.onnx"
+    assert main(["quantize", str(synthetic_checkpoint), "--calib", CALIB, "--out", str(out),
+                 "--labels-out"]) == 0
+    meta = read_onnx_metadata(out)
+    assert meta["outputs"] == "labels"
+    assert meta["output"].startswith("N×H×W labels") and "logits at" not in meta["output"]
+
+
 def test_evaluate_says_the_precision_is_the_int8_models_own(int8_model, tmp_path,
                                                            capsys) -> None:
     assert main(["evaluate", "--checkpoint", str(int8_model), "--dataset", "synthetic",

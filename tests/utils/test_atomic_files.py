@@ -57,6 +57,24 @@ def test_stale_temporaries_of_the_named_files_are_removed_and_nothing_else(
     assert all(p.exists() for p in kept) and not any(p.exists() for p in stale)
 
 
+def test_a_stale_temporary_that_cannot_be_removed_is_left_and_the_others_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    locked, stale = tmp_path / ".last.pt.aaaa.tmp", tmp_path / ".metrics.jsonl.bbbb.tmp"
+    for path in (locked, stale):
+        path.write_text("x")
+    unlink = os.unlink
+
+    def refuse_locked(path, *args, **kwargs):
+        if Path(path) == locked:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", refuse_locked)
+    assert remove_stale_temporaries(tmp_path, ["last.pt", "metrics.jsonl"]) == [stale]
+    assert locked.exists() and not stale.exists()
+
+
 def test_a_full_disk_during_an_atomic_write_names_the_file_and_keeps_the_old_one(
     tmp_path: Path,
 ) -> None:

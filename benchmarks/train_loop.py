@@ -105,7 +105,7 @@ plain = build_dataset(spec, split="train")
 model = build_model("fcn8s", num_classes=len(plain.classes), geometry="same", width=0.25,
                     fc_channels=256, dropout=0.0, input_convention="torchvision_rgb")
 data = build_dataset(spec, split="train", transform=build_train_transform(
-    model.input_convention, flip=True, ignore_index=plain.ignore_index))
+    flip=True, ignore_index=plain.ignore_index))
 model = model.to(memory_format=torch.channels_last).train()
 optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.002)
 loader = DataLoader(data, batch_size=8, shuffle=True, drop_last=True,
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         d = config.data
         plain = build_dataset(dict(d.train), split="train")
         model = build_training_model(config, len(plain.classes))
-        transform = build_train_transform(model.input_convention, crop_size=d.crop_size,
+        transform = build_train_transform(crop_size=d.crop_size,
                                           flip=d.flip, ignore_index=plain.ignore_index)
         data = build_dataset(dict(d.train), split="train", transform=transform)
         if channels_last:

@@ -44,7 +44,7 @@ from fcnseg.utils.files import atomic_path
 from fcnseg.utils.typing import PathLike
 from fcnseg.weightfiles.artifacts import onnx_session, read_onnx_metadata
 
-__all__ = ["EXPORTERS", "OnnxExport", "OnnxOptions", "export_onnx", "labels_out",
+__all__ = ["EXPORTERS", "OnnxExport", "OnnxOptions", "export_onnx", "append_argmax",
            "read_onnx_metadata"]
 
 EXPORTERS = ("legacy", "dynamo")
@@ -230,7 +230,7 @@ def _with_labels_out(proto: Any, samples: list[Any], graph: _GraphIO, run_logits
                      wide: bool) -> bytes:
     """The verified logits graph ending in labels (:func:`labels_out`), checked to give the
     argmax of the logits graph on every sample."""
-    labels_out(proto, wide=wide)
+    append_argmax(proto, wide=wide)
     labelled = proto.SerializeToString()
     run_labels = graph.runner(onnx_session(labelled))
     for x in samples:
@@ -242,7 +242,7 @@ def _with_labels_out(proto: Any, samples: list[Any], graph: _GraphIO, run_logits
     return labelled
 
 
-def labels_out(proto: Any, *, wide: bool = False) -> None:
+def append_argmax(proto: Any, *, wide: bool = False) -> None:
     """End an ONNX graph of one N×C×H×W logits output in ArgMax over C and a Cast to uint8
     (int32 when ``wide``): the output keeps its name and becomes N×H×W labels, and the
     metadata (``outputs``, ``output``) says so."""

@@ -32,7 +32,7 @@ import numpy as np
 from torch import nn
 
 from fcnseg.export.common import ExportError
-from fcnseg.export.onnx_export import export_onnx, labels_out, set_metadata
+from fcnseg.export.onnx_export import append_argmax, export_onnx, set_metadata
 from fcnseg.metrics import confusion_matrix, scores
 from fcnseg.utils.files import atomic_write_bytes
 from fcnseg.utils.hardware import INT8_DOT_FLAGS, cpu_info
@@ -326,7 +326,7 @@ def _final_bytes(onnx: Any, chosen: Path, float_path: Path,
     final = onnx.load(str(chosen))
     _write_metadata(final, onnx.load(str(float_path), load_external_data=False), record(final))
     if labels_of is not None:
-        labels_out(final, wide=labels_of > 256)
+        append_argmax(final, wide=labels_of > 256)
     return final.SerializeToString()
 
 

@@ -13,8 +13,8 @@ from PIL import Image
 from fcnseg.cli.main import main
 from fcnseg.data.annotations import LabelSet, import_annotations, rasterise
 from fcnseg.data.annotations.labelme import read_labelme_file
-from fcnseg.inference import Segmenter
-from fcnseg.inference.annotate import image_uncertainty
+from fcnseg.inference import Prediction, Segmenter
+from fcnseg.inference.annotate import PreAnnotations, image_uncertainty
 from fcnseg.inference.calibration import save_with_temperature
 from fcnseg.inference.visualize import read_label_png
 
@@ -178,3 +178,13 @@ def test_labelme_files_are_written_flat_by_basename_and_a_clash_is_refused(
     assert json.loads((out / "p0.json").read_text())["imagePath"].endswith("photos/p0.png")
     err = [ln for ln in capsys.readouterr().err.splitlines() if "sub/p0.png" in ln]
     assert len(err) == 1 and "has the name 'p0'" in err[0]
+
+
+def test_pre_annotations_keep_input_order_whatever_order_the_writers_finish_in(tmp_path) -> None:
+    names = ("im0", "im1", "im2", "im3")
+    pre = PreAnnotations(tmp_path, "coco", class_names=("background", "thing"), order=names)
+    label = np.zeros((4, 4), dtype=np.uint8)
+    label[1:3, 1:3] = 1
+    for name in ("im2", "im3", "im1", "im0"):  # as writer threads might finish
+        pre.add(tmp_path / f"{name}.png", name, Prediction(label, np.zeros((4, 4, 3), np.uint8)))
+    assert [e.name for e in pre.ranked()] == list(names)

@@ -205,7 +205,8 @@ def run(args: argparse.Namespace) -> int:
     pre = None
     if args.format or args.rank:
         pre = PreAnnotations(out_dir, args.format, rank=args.rank is not None, top=args.top,
-                             tolerance=args.tolerance, class_names=tuple(seg.class_names))
+                             tolerance=args.tolerance, class_names=tuple(seg.class_names),
+                             order=tuple(name for _, name in work.images))
     outputs = _output_options(args, seg, heat_classes, kinds, work.protected, pre)
     _note_raster_options(args, work, ranks)
     _segment_rasters(args, seg, work, out_dir, bool(kinds), ranks, tally)

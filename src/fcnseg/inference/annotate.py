@@ -72,6 +72,9 @@ class PreAnnotations:
         tolerance: how far (pixels) simplified outlines may stray.
         class_names: the model's classes.
         ignore_index: a label value never written as a region.
+        order: the output names in input order. Writer threads record predictions as they
+            finish, so entries are put back in this order (names not in it come after, as
+            recorded).
     """
 
     out_dir: Path
@@ -81,6 +84,7 @@ class PreAnnotations:
     tolerance: float = DEFAULT_TOLERANCE
     class_names: tuple[str, ...] = ()
     ignore_index: int | None = 255
+    order: tuple[str, ...] = ()
     _entries: dict[str, _Entry] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -114,8 +118,10 @@ class PreAnnotations:
         raise ValueError(f"--format: unknown {self.fmt!r}; known: {', '.join(EXPORT_FORMATS)}")
 
     def ranked(self) -> list[_Entry]:
-        """Entries most uncertain first (input order without ranking)."""
-        entries = list(self._entries.values())
+        """Entries most uncertain first (input order without ranking, and among ties)."""
+        position = {name: k for k, name in enumerate(self.order)}
+        entries = sorted(self._entries.values(),
+                         key=lambda e: position.get(e.name, len(position)))
         if self.rank:
             entries.sort(key=lambda e: (-(e.mean_entropy or 0.0), -(e.uncertain_share or 0.0)))
         return entries

@@ -93,6 +93,21 @@ def test_checkpoint_rebuilds_backbone_from_factory(tmp_path: Path) -> None:
         assert torch.equal(rebuilt(x), model(x))
 
 
+def test_the_builder_takes_a_marked_factory_function_as_its_path() -> None:
+    from fcnseg.models import build_model
+
+    torch.manual_seed(0)
+    by_function = build_model("fcn_custom_backbone", num_classes=3,
+                              factory=make_tiny_backbone, factory_kwargs={"width": 4})
+    torch.manual_seed(0)
+    by_path = build_model("fcn_custom_backbone", num_classes=3,
+                          factory=factory_path(make_tiny_backbone), factory_kwargs={"width": 4})
+    assert by_function.identity.build_kwargs["factory"] == factory_path(make_tiny_backbone)
+    for (key, a), (_, b) in zip(by_function.state_dict().items(),
+                                by_path.state_dict().items(), strict=True):
+        assert torch.equal(a, b), key
+
+
 def test_checkpoint_without_factory_asks_for_the_backbone(tmp_path: Path) -> None:
     model = perturbed(fcn_from_backbone(TinyBackbone(), 3, variant="16s"))
     path = save(model, tmp_path / "nofactory.pt")

@@ -103,14 +103,17 @@ def fcn_custom_backbone(
     module of the same architecture) when the checkpoint names no factory or the factory's code
     is not importable here.
     """
-    if backbone is None and factory is None:
-        raise BackboneError(
-            "this custom-backbone model records no backbone factory, so its backbone cannot "
-            "be rebuilt automatically; build the backbone yourself and pass it: "
-            "build_model_from_checkpoint(path, backbone=my_backbone)")
-    if backbone is None:
-        backbone = resolve_factory(factory)(**dict(factory_kwargs or {}))
     scales = (float(skip_scales[0]), float(skip_scales[1]))
+    if backbone is None:
+        if factory is None:
+            raise BackboneError(
+                "this custom-backbone model records no backbone factory, so its backbone cannot "
+                "be rebuilt automatically; build the backbone yourself and pass it: "
+                "build_model_from_checkpoint(path, backbone=my_backbone)")
+        # fcn_from_factory also takes the marked function itself (recorded as its path).
+        return fcn_from_factory(factory, num_classes, variant=variant,
+                                factory_kwargs=factory_kwargs, input_convention=input_convention,
+                                skip_scales=scales)
     return fcn_from_backbone(backbone, num_classes, variant=variant, factory=factory,
                              factory_kwargs=factory_kwargs, input_convention=input_convention,
                              skip_scales=scales)

@@ -20,6 +20,7 @@ blending and writing weigh more here than they do with the full model.
 from __future__ import annotations
 
 import argparse
+import itertools
 import subprocess
 import sys
 import tempfile
@@ -108,8 +109,10 @@ def throughput(checkpoint: Path, raster: Path, folder: Path, args: argparse.Name
         tiles = [r.read(y, x, th, tw) for y in ys for x in xs]
     run = segmenter_tile_fn(seg, info)
     batches = [np.stack(tiles[i:i + args.batch]) for i in range(0, len(tiles), args.batch)]
+    # A new output each time: predict_raster skips an output it has finished (resumption).
+    outputs = (folder / f"t{k}.tif" for k in itertools.count())
     times = time_interleaved(
-        {"tiled": lambda: predict_raster(run, raster, folder / "tiled.tif", CLASSES, settings),
+        {"tiled": lambda: predict_raster(run, raster, next(outputs), CLASSES, settings),
          "alone": lambda: [run(b) for b in batches]}, warmup=0, repeats=repeats)
     return times["tiled"].median, times["alone"].median
 

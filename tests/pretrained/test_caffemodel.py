@@ -193,3 +193,26 @@ def test_a_layer_of_millions_of_small_fields_is_refused_by_the_budget(tmp_path: 
     path.write_bytes(_len_field(2, _len_field(4, b"conv1") + lr * (ENTRY_BUDGET_FLOOR + 50_000)))
     with pytest.raises(CaffeModelError, match=r"lr.caffemodel: .*stopped at layer 'conv1'"):
         read_caffemodel(path)
+
+
+def test_a_v0_layer_inside_a_v1_layer_gives_its_name_type_and_blobs(tmp_path: Path) -> None:
+    # The oldest files: V1LayerParameter.layer = 1 holds a V0LayerParameter (name 1, type 2 as
+    # a string, blobs 50); the V1 layer around it has neither name nor type.
+    values = np.arange(4, dtype="<f4")
+    blob = _len_field(7, _len_field(1, _varint(2) + _varint(2))) + _len_field(5, values.tobytes())
+    v0 = _len_field(1, b"conv1") + _len_field(2, b"conv") + _len_field(50, blob)
+    path = tmp_path / "v0.caffemodel"
+    path.write_bytes(_len_field(2, _len_field(1, v0) + _len_field(2, b"data")))
+    net = read_caffemodel(path)
+    (conv,) = net.layers
+    assert (net.layer_format, conv.name, conv.type) == ("V1", "conv1", "Convolution")
+    assert np.array_equal(conv.blobs[0].data, values.reshape(2, 2))
+
+
+def test_a_damaged_v0_blob_names_the_v1_layer_around_it(tmp_path: Path) -> None:
+    v0 = _len_field(1, b"inner") + _len_field(50, _len_field(5, b"\0" * 3))
+    path = tmp_path / "v0bad.caffemodel"
+    path.write_bytes(_len_field(2, _len_field(4, b"outer") + _len_field(1, v0)))
+    with pytest.raises(CaffeModelError, match=r"^\S*v0bad.caffemodel: layer 'outer' blob 0: "
+                                              r"packed data of 3 bytes"):
+        read_caffemodel(path)

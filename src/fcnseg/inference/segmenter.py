@@ -389,7 +389,9 @@ class Segmenter:
 
 def _input_tensor(array: np.ndarray) -> torch.Tensor:
     """An H×W×C image or an H×W map (depth) as a C×H×W tensor of the same values."""
-    t = torch.from_numpy(np.ascontiguousarray(array))
+    # A read-only array (an upload decoded in place) is copied: torch warns on sharing one.
+    array = np.ascontiguousarray(array) if array.flags.writeable else np.array(array)
+    t = torch.from_numpy(array)
     return t[None] if t.dim() == 2 else t.permute(2, 0, 1)
 
 

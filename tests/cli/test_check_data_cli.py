@@ -23,3 +23,17 @@ def test_a_dataset_read_from_a_folder_needs_root(dataset, capsys) -> None:
 def test_seg11valid_needs_both_roots(tmp_path, capsys) -> None:
     assert main(["check-data", "--dataset", "seg11valid", "--voc-root", str(tmp_path)]) == 2
     assert "--sbd-root is required for --dataset seg11valid" in capsys.readouterr().err
+
+
+def test_the_splits_read_are_those_whose_lists_are_on_disk(tmp_path, capsys) -> None:
+    import re
+
+    from ondisk import write_nyud
+
+    write_nyud(tmp_path, {"train": ["0001"], "test": ["0002"]})
+    assert main(["check-data", "--dataset", "nyud", "--root", str(tmp_path),
+                 "--num-workers", "0"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^train\s+1$", out, re.M) and re.search(r"^test\s+1$", out, re.M)
+    assert not re.search(r"^val\s", out, re.M)
+    assert re.search(r"^checked\s+2 distinct images$", out, re.M)

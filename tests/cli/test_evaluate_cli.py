@@ -221,3 +221,9 @@ def test_data_name_needs_the_datasets_own_fields_and_agrees_with_dataset() -> No
         _spec("--dataset", "voc", "--data", "name=cityscapes", "--root", "x")
     with pytest.raises(ValueError, match="unknown dataset"):
         _spec("--data", "name=kitti", "--root", "x")
+
+
+def test_data_name_left_empty_takes_and_says_the_recipes_dataset(capsys) -> None:
+    val = {"name": "synthetic", "num_images": 2, "size": 32}
+    assert _spec("--data", "name=", ckpt={"recipe": {"data": {"val": val}}}) == val
+    assert f"dataset from the checkpoint's recipe: {val}" in capsys.readouterr().out

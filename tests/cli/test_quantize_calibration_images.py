@@ -1,0 +1,38 @@
+"""``fcnseg quantize --calib FOLDER``: which images calibrate, in which order."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fcnseg.cli.quantize import calibration_images
+
+
+def _save(path, value: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((4, 6, 3), value, np.uint8)).save(path)
+
+
+def _values(folder, limit: int) -> list[int]:
+    return [int(a[0, 0, 0]) for a in calibration_images(folder, limit, 64)()]
+
+
+def test_images_are_spread_over_the_folder_in_name_order(tmp_path) -> None:
+    for k in range(5):
+        _save(tmp_path / f"im{k}.png", 10 * k)
+    assert _values(tmp_path, 3) == [0, 20, 40]
+
+
+def test_the_images_subfolder_is_read_only_when_the_folder_has_none(tmp_path) -> None:
+    _save(tmp_path / "images" / "b.png", 7)
+    assert _values(tmp_path, 8) == [7]
+    _save(tmp_path / "a.png", 3)
+    assert _values(tmp_path, 8) == [3]
+
+
+def test_an_empty_folder_names_both_places_it_looked(tmp_path) -> None:
+    (tmp_path / "images").mkdir()
+    with pytest.raises(ValueError, match="the calibration set is empty") as e:
+        calibration_images(tmp_path, 8, 64)
+    assert f"in {tmp_path} or in {tmp_path / 'images'}" in str(e.value)

@@ -74,7 +74,12 @@ def start_ddp_training(recipe: Path, out: Path, processes: int = 2) -> subproces
     )
 
 
-def finish(proc: subprocess.Popen, timeout: float = 120.0) -> str:
+#: How long a test waits for a training process before calling it hung. Only a guard against a
+#: hang, not a speed check: on a loaded machine starting torch alone can take a minute or more.
+HANG_TIMEOUT_S = 600.0
+
+
+def finish(proc: subprocess.Popen, timeout: float = HANG_TIMEOUT_S) -> str:
     """Wait for a started run; its output, after checking that it exited with 0."""
     out, _ = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, out

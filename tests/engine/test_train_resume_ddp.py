@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 from _train_helpers import (
+    HANG_TIMEOUT_S,
     fcnseg_command,
     finish,
     start_ddp_training,
@@ -22,7 +23,8 @@ from _train_helpers import (
 from fcnseg.checkpoint import load_checkpoint
 
 
-def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+def _wait_for(path: Path, proc: subprocess.Popen,
+              timeout: float = HANG_TIMEOUT_S) -> None:
     deadline = time.monotonic() + timeout
     while not path.exists():
         if proc.poll() is not None:
@@ -87,7 +89,7 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(
     two = write_recipe(tmp_path / "two.yaml", tiny_recipe(data={"batch_size": 2}, **base))
     single = start_training(one, tmp_path / "single")
     ddp = start_ddp_training(two, tmp_path / "ddp")
-    ddp_out = finish(ddp, timeout=180)
+    ddp_out = finish(ddp)
     finish(single)
     # Only rank 0 prints.
     assert ddp_out.count("done: 6 iterations") == 1, ddp_out

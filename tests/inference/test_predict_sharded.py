@@ -18,6 +18,10 @@ from fcnseg.inference.visualize import read_label_png
 pytestmark = pytest.mark.slow
 
 IMAGES = 40
+#: How long one ``fcnseg predict`` may take before it counts as hung: a guard against a hang, not
+#: a speed check (on a loaded machine, torchrun starting three processes that import torch alone
+#: can take minutes).
+HANG_TIMEOUT_S = 600
 
 
 def env() -> dict[str, str]:
@@ -36,8 +40,8 @@ def predict(checkpoint: Path, images: Path, out: Path, processes: int,
     if processes > 1:
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                    "--nproc_per_node", str(processes), *command]
-    done = subprocess.run(command, env=env(), capture_output=True, text=True, timeout=240,
-                          check=False)
+    done = subprocess.run(command, env=env(), capture_output=True, text=True,
+                          timeout=HANG_TIMEOUT_S, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     return done
 

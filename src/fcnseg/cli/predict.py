@@ -145,8 +145,9 @@ def _add_pictures(p: argparse.ArgumentParser) -> None:
     p.add_argument("--outlines", action="store_true",
                    help="outline each class's regions in the overlay")
     p.add_argument("--blend-background", action="store_true",
-                   help="tint background pixels too (by default the background class, named "
-                        "background/void or else class 0, keeps the photo's colours)")
+                   help="tint background pixels too (by default the background class, the "
+                        "one dataset.yaml declares with background: or else one named "
+                        "background/void, keeps the photo's colours)")
     p.add_argument("--heatmap-over-photo", action="store_true",
                    help="draw heatmaps over the photo (at --alpha) instead of on their own")
     p.add_argument("--colormap", default="viridis", choices=COLORMAPS, help="heatmap colours")

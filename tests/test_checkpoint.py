@@ -220,6 +220,16 @@ def test_checkpoint_contents_and_keyword_fields_write_the_same_checkpoint(tmp_pa
                         iterations=3)  # a misspelt field is refused, not ignored
 
 
+def test_a_checkpoint_without_a_palette_gets_distinct_colours(tmp_path: Path) -> None:
+    from fcnseg.data.palette import distinct_palette
+
+    ckpt = load_checkpoint(save_checkpoint(tmp_path / "x.pt", _model(), class_names=NAMES))
+    expected = distinct_palette(NAMES, 255).tolist()
+    assert ckpt["classes"]["palette"] == expected
+    assert ckpt["classes"]["palette"][0] == [0, 0, 0]  # background stays black
+    assert len({tuple(c) for c in ckpt["classes"]["palette"][:3]}) == 3
+
+
 @pytest.mark.parametrize("dilation", [5, "abc", [True], [1, 0, 1]],
                          ids=["number", "string", "one", "integers"])
 def test_a_malformed_list_field_names_the_file_and_field(tmp_path: Path, dilation) -> None:

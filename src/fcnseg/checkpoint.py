@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from fcnseg.conventions import CAFFE_BGR, InputConvention, get_convention
-from fcnseg.data.palette import VOC_CLASSES, voc_palette
+from fcnseg.data.palette import VOC_CLASSES, distinct_palette, voc_palette
 from fcnseg.models import build_model
 from fcnseg.models.builders import check_build_kwargs
 from fcnseg.models.exported import artifact_model
@@ -91,10 +91,13 @@ class CheckpointContents:
 
     ``background`` names the class declared as background (a dataset's ``background:``):
     pictures leave it as the photo (see :func:`fcnseg.data.palette.background_indices`).
+
+    Without a ``palette`` the classes get the well-separated colours that datasets without
+    colours get (:func:`fcnseg.data.palette.distinct_palette`).
     """
 
     class_names: Sequence[str]
-    palette: Sequence[Sequence[int]] | Any
+    palette: Sequence[Sequence[int]] | Any | None = None
     ignore_index: int = 255
     recipe: Mapping[str, Any] | None = None
     iteration: int = 0
@@ -134,7 +137,11 @@ def checkpoint_payload(model: nn.Module, contents: CheckpointContents | None = N
     elif fields:
         contents = dataclasses.replace(contents, **fields)
     model_to_save = getattr(model, "module", model)  # unwrap DDP / DataParallel
-    classes = _class_table(model_to_save, contents.class_names, contents.palette,
+    palette = contents.palette
+    if palette is None:
+        palette = distinct_palette(contents.class_names, contents.ignore_index,
+                                   contents.background)
+    classes = _class_table(model_to_save, contents.class_names, palette,
                            contents.ignore_index, CheckpointError)
     names = classes["names"]
     heads = _head_classes(model_to_save, names, contents.head_classes)

@@ -227,3 +227,14 @@ def test_data_name_left_empty_takes_and_says_the_recipes_dataset(capsys) -> None
     val = {"name": "synthetic", "num_images": 2, "size": 32}
     assert _spec("--data", "name=", ckpt={"recipe": {"data": {"val": val}}}) == val
     assert f"dataset from the checkpoint's recipe: {val}" in capsys.readouterr().out
+
+
+def test_a_library_warning_is_one_line_naming_the_command(tmp_path, capsys):
+    names = [f"other{i}" for i in range(len(SYNTHETIC_CLASSES))]
+    ckpt = _checkpoint(tmp_path / "renamed.pt", names)
+    rc = main(["evaluate", "--checkpoint", str(ckpt), "--dataset", "synthetic",
+               "--num-images", "1", "--size", "32", "--out", str(tmp_path / "eval")])
+    assert rc == 0
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
+    assert len(lines) == 1
+    assert lines[0].startswith("fcnseg evaluate: warning: dataset class names")

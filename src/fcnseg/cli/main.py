@@ -6,7 +6,9 @@ import argparse
 import difflib
 import os
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
+from typing import TextIO
 
 from fcnseg import __version__
 from fcnseg.cli import (
@@ -72,12 +74,29 @@ def refuse_misspelt_options(parser: argparse.ArgumentParser, argv: Sequence[str]
             sub.error(f"unrecognized option {name}; did you mean {close[0]}?")
 
 
+def warning_printer(command: str) -> Callable[..., None]:
+    """A ``warnings.showwarning`` that prints a warning as one ``fcnseg COMMAND: warning: ...``
+    line, as the commands print their own warnings, not Python's file:line and source line."""
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: TextIO | None = None, line: str | None = None) -> None:
+        text = " ".join(str(message).split())
+        print(f"fcnseg {command}: warning: {text}", file=file or sys.stderr)
+    return show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     refuse_misspelt_options(parser, argv)
     args = parser.parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.showwarning = warning_printer(args.command)
+        return run_command(args)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run the parsed command; bad input becomes one ``fcnseg COMMAND: error: ...`` line."""
     try:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:

@@ -142,3 +142,25 @@ def test_an_empty_file_is_called_empty_not_an_unknown_format(tmp_path):
         load_image(path)
     with pytest.raises(DataError, match=r"cut\.tif: unreadable image: an empty file"):
         read_image(path)
+
+
+def test_check_data_refuses_a_tiff_of_several_rgb_images_naming_how_many(tmp_path, capsys):
+    import tifffile
+
+    _folder(tmp_path, Image.fromarray(_oriented()), "a.png", np.zeros((10, 16), np.uint8))
+    tifffile.imwrite(tmp_path / "images" / "b.tif", np.stack([_oriented()] * 3),
+                     photometric="rgb")
+    Image.fromarray(np.zeros((10, 16), np.uint8)).save(tmp_path / "masks" / "b.png")
+    assert main(["check-data", "--dataset", "folder", "--root", str(tmp_path)]) == 1
+    line = next(x for x in capsys.readouterr().out.splitlines() if "b.tif" in x)
+    assert "holds 3 images" in line and "only files of one image are read" in line
+
+
+def test_a_tiff_with_reduced_resolution_pages_reads_as_its_one_image(tmp_path):
+    import tifffile
+
+    a = np.repeat(np.repeat(_oriented(), 4, axis=0), 4, axis=1)  # 40 × 64
+    with tifffile.TiffWriter(tmp_path / "pyramid.tif") as tif:
+        tif.write(a, photometric="rgb")
+        tif.write(a[::2, ::2], photometric="rgb", subfiletype=1)  # an overview
+    np.testing.assert_array_equal(load_image(tmp_path / "pyramid.tif"), a)

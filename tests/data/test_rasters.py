@@ -266,3 +266,27 @@ def test_an_array_of_5_bands_tifffile_stored_as_pages_of_rows_is_one_line(tmp_pa
     message = str(err.value)
     assert "\n" not in message and str(tmp_path / "x.tif") in message
     assert "20 pages of 30×5" in message and "planarconfig='contig'" in message
+
+
+def test_a_tiff_of_several_images_is_one_line_naming_how_many(tmp_path, tiff_reader):
+    # Three 6-band scenes, one page each: readers would take the first alone.
+    scenes = np.stack([uint16_scene(h=16, w=16, n=6, seed=s) for s in range(3)])
+    tifffile.imwrite(tmp_path / "x.tif", scenes, photometric="minisblack",
+                     planarconfig="contig")
+    with pytest.raises(ImageError) as err:
+        open_raster(tmp_path / "x.tif")
+    message = str(err.value)
+    assert "\n" not in message and str(tmp_path / "x.tif") in message
+    assert "holds 3 images" in message and "only files of one image are read" in message
+
+
+def test_a_geotiff_with_overviews_and_a_mask_is_one_image(tmp_path, tiff_reader):
+    a = uint16_scene(h=64, w=64, n=3)
+    path = tmp_path / "x.tif"
+    write_geotiff(path, a)
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "r+") as ds:
+        ds.build_overviews([2, 4])
+        ds.write_mask(np.full((64, 64), 255, np.uint8))
+    with tifffile.TiffFile(path) as tif:
+        assert len(tif.pages) > 1  # the overviews and masks are pages of their own
+    np.testing.assert_array_equal(read_raster(path), a)

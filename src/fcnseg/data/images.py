@@ -107,6 +107,36 @@ def _source_name(source: Any, name: str | None) -> str:
     return str(getattr(source, "name", "<image stream>"))
 
 
+#: NewSubfileType bits of a TIFF page that is not an image of its own: a reduced-resolution
+#: version (an overview, a pyramid level) of another, or a transparency mask.
+_REDUCED_OR_MASK = 0b101
+
+
+def full_resolution(subfiletype: int) -> bool:
+    """Whether a TIFF page of this NewSubfileType is a full-resolution image of its own."""
+    return not subfiletype & _REDUCED_OR_MASK
+
+
+def multi_image_problem(images: int) -> str:
+    """The line for a file holding several images, of which readers would take the first."""
+    return (f"holds {images} images (TIFF pages); only files of one image are read: "
+            f"write each image to a file of its own")
+
+
+def _tiff_images(img: Image.Image) -> int:
+    """How many full-resolution images a TIFF opened by Pillow holds (overviews and masks
+    left out); Pillow is left at the first."""
+    frames = int(getattr(img, "n_frames", 1))
+    if frames == 1:
+        return 1
+    images = 0
+    for i in range(frames):
+        img.seek(i)
+        images += full_resolution(int(img.tag_v2.get(254, 0)))
+    img.seek(0)
+    return images
+
+
 def check_pixels(where: str, width: int, height: int, max_pixels: int | None,
                  advice: str = "") -> None:
     """Raise :class:`ImageTooLargeError` naming ``where`` when an image of ``width``×``height``
@@ -223,6 +253,8 @@ def _opened(source: ImageSource, where: str, max_pixels: int | None) -> Any:
                                 f"({type(e).__name__}: {e})") from None
     with img:
         check_pixels(where, *img.size, max_pixels)
+        if img.format == "TIFF" and (images := _tiff_images(img)) > 1:
+            raise ImageError(where, multi_image_problem(images))
         try:
             img.load()  # decode now, so that truncation shows up here rather than later
         except MemoryError:

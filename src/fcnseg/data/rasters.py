@@ -38,6 +38,8 @@ from fcnseg.data.images import (
     ImageError,
     check_pixels,
     file_head,
+    full_resolution,
+    multi_image_problem,
     open_upright,
     pil_to_rgb,
 )
@@ -302,8 +304,9 @@ def _tifffile_reader(path: Path, where: str, bands: Sequence[str] | None,
     return _ArrayReader(_tifffile_array(path, where, axes), where, bands)  # bands as pages
 
 
-#: A TIFF's first image as its header says: (shape, axes, pages, samples per pixel).
-_TiffLayout = tuple[tuple[int, ...], str, int, int]
+#: A TIFF's first image as its header says: (shape, axes, pages, samples per pixel), and
+#: how many of its pages are full-resolution images (not overviews or masks).
+_TiffLayout = tuple[tuple[int, ...], str, int, int, int]
 
 
 def _tiff_layout(path: Path) -> _TiffLayout | None:
@@ -315,15 +318,23 @@ def _tiff_layout(path: Path) -> _TiffLayout | None:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
             return (tuple(series.shape), series.axes, len(tif.pages),
-                    int(tif.pages[0].samplesperpixel))
+                    int(tif.pages[0].samplesperpixel), full_resolution_pages(tif.pages))
     except Exception:  # noqa: BLE001 - a bad header is for the reader to report
         return None
+
+
+def full_resolution_pages(pages: Any) -> int:
+    """How many of a TIFF's pages (tifffile's) are full-resolution images, not the
+    reduced-resolution overviews or the masks a GeoTIFF may hold beside its image. A page
+    without pixels (a damaged directory) is no image: the reader reports the damage."""
+    return sum(full_resolution(int(p.subfiletype)) and bool(np.prod(p.shape or (0,)))
+               for p in pages)
 
 
 def _pages_are_bands(layout: _TiffLayout) -> bool:
     """Whether a TIFF's first image is a stack of pages, one per band (bands×H×W as
     ``tifffile.imwrite`` writes it), not one page of H×W×bands (what GDAL reads)."""
-    shape, axes, pages, samples = layout
+    shape, axes, pages, samples, _ = layout
     return len(shape) == 3 and axes[0] in "QI" and pages > 1 and samples == 1
 
 
@@ -336,7 +347,7 @@ def _rows_as_pages(layout: _TiffLayout) -> str | None:
     """One line when a TIFF looks like an H×W×B array (B bands, not 3 or 4) that
     ``tifffile.imwrite`` wrote with its defaults: H pages, each W pixels wide and B high,
     whose bands would be read wrongly; else None."""
-    shape, _, pages, _ = layout
+    shape, _, pages, _, _ = layout
     if not (_pages_are_bands(layout) and pages == shape[0] and shape[2] <= _MAX_STRAY_BANDS
             and shape[2] < min(shape[0], shape[1])):
         return None
@@ -345,6 +356,16 @@ def _rows_as_pages(layout: _TiffLayout) -> str | None:
             f"by default, not a {h}×{w} raster of {b} bands; write it as one page with "
             f"tifffile.imwrite(path, a, photometric='minisblack', planarconfig='contig'), or "
             f"bands first: tifffile.imwrite(path, a.transpose(2, 0, 1))")
+
+
+def _several_images(layout: _TiffLayout) -> str | None:
+    """One line when a TIFF holds several images (pages that are neither the bands of one
+    image nor its overviews or masks), of which GDAL and tifffile would read the first alone;
+    else None."""
+    images = layout[4]
+    if images <= 1 or _pages_are_bands(layout):
+        return None
+    return multi_image_problem(images)
 
 
 def _tifffile_array(path: Path, where: str, axes: str) -> np.ndarray:
@@ -399,7 +420,8 @@ def open_raster(path: PathLike, *, bands: Sequence[str] | None = None,
     driver, name = next(((d, n) for magic, d, n in RASTER_FORMATS if head.startswith(magic)),
                         (None, None))
     layout = _tiff_layout(p) if driver == "GTiff" else None
-    if layout is not None and (problem := _rows_as_pages(layout)) is not None:
+    if layout is not None and (problem := _rows_as_pages(layout) or
+                               _several_images(layout)) is not None:
         raise ImageError(where, problem)
     rasterio = _rasterio()
     # GDAL would read the first page alone of a TIFF whose pages are its bands.

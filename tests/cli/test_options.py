@@ -124,3 +124,11 @@ def test_a_number_list_that_is_not_one_is_refused_before_any_file_is_read(
         tmp_path, capsys: pytest.CaptureFixture, option, message) -> None:
     assert main(["evaluate", "--checkpoint", str(tmp_path / "none.pt"), *option]) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate", "bench"])
+def test_a_device_torch_does_not_know_is_refused_naming_the_option(command, capsys) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main([command, "--device", "gpu"])
+    assert stop.value.code == 2
+    assert "argument --device: 'gpu' is not a device" in capsys.readouterr().err

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+import torch
 import yaml
 
 from fcnseg.data.build import DATASET_NAMES
@@ -118,7 +119,18 @@ def add_allow_factory(p: argparse.ArgumentParser) -> None:
 def add_device(p: argparse.ArgumentParser | argparse._ArgumentGroup,
                help: str = DEVICE_HELP) -> None:
     """``--device``, ``auto`` by default in every command."""
-    p.add_argument("--device", default="auto", help=help)
+    p.add_argument("--device", default="auto", type=device_name, help=help)
+
+
+def device_name(value: str) -> str:
+    """A ``--device`` value torch understands (or ``auto``), checked before anything is read."""
+    if value != "auto":
+        try:
+            torch.device(value)
+        except (RuntimeError, ValueError):
+            raise argparse.ArgumentTypeError(
+                f"{value!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+    return value
 
 
 def add_batch_size(p: argparse.ArgumentParser | argparse._ArgumentGroup, default: int,

@@ -262,3 +262,62 @@ def test_a_coco_file_is_described_with_its_categories(tmp_path, capsys) -> None:
     lines = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines())
     assert "COCO annotations: 1 image(s), 2 shape(s)" in lines["contents"]
     assert lines["labels"].strip() == "cat, dog"
+
+
+def test_predicted_probabilities_npz_are_described_not_called_corrupt(tmp_path, capsys) -> None:
+    import numpy as np
+
+    path = tmp_path / "p1_probs.npz"
+    np.savez_compressed(path, probs=np.zeros((3, 4, 5), np.float32),
+                        label=np.zeros((4, 5), np.uint8), class_names=np.array(CLASSES))
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "probs 3x4x5 float32; label 4x5 uint8" in out
+    assert "3: background, cat, dog" in out and "corrupt" not in out
+
+
+def test_a_raster_resume_record_says_which_raster_how_far_and_model(tmp_path, capsys) -> None:
+    path = tmp_path / "scene.tif.partial.json"
+    path.write_text(json.dumps({"job": {"input": "/data/scene.tif", "model": "mb.pt",
+                                        "classes": ["other", "water"], "settings": {}},
+                                "rows_done": 512, "complete": False}))
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "raster prediction of /data/scene.tif" in out and "512 rows written" in out
+    assert "mb.pt, classes other, water" in out
+
+
+def test_an_imported_dataset_yaml_lists_classes_bands_and_splits(tmp_path, capsys) -> None:
+    (tmp_path / "dataset.yaml").write_text("classes: [other, water]\nignore_index: 255\n"
+                                           "bands: [red, nir]\nnodata: 0\n")
+    (tmp_path / "train.txt").write_text("a\n")
+    assert main(["info", str(tmp_path / "dataset.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "2: other, water; ignore value 255" in out
+    assert "red, nir; nodata 0" in out and "train (train.txt)" in out
+
+
+def test_a_bench_report_names_the_machine_and_the_fastest_inference(tmp_path, capsys) -> None:
+    row = {"device": "cpu", "model": "fcn8s", "size": [64, 64], "batch": 1,
+           "dtype": "float32"}
+    (tmp_path / "bench.json").write_text(json.dumps({
+        "config": {}, "machine": {"cpu": "AMD EPYC", "threads": 2, "torch": "2.13.0"},
+        "inference": [{**row, "images_per_s": 8.0}, {**row, "images_per_s": 19.5}],
+        "training": [], "targets": [{"target": "t", "met": True}]}))
+    assert main(["info", str(tmp_path / "bench.json")]) == 0
+    out = capsys.readouterr().out
+    assert "machine AMD EPYC, 2 threads" in out and "fcn8s on cpu: 19.5 images/s" in out
+    assert "targets met 1 of 1" in out
+
+
+def test_predicts_output_manifest_says_how_many_outputs(tmp_path, capsys) -> None:
+    (tmp_path / ".fcnseg-outputs.txt").write_text("a_label.png\na_overlay.png\n")
+    assert main(["info", str(tmp_path / ".fcnseg-outputs.txt")]) == 0
+    assert "2 files" in capsys.readouterr().out
+
+
+def test_a_tensorboard_event_file_says_how_to_view_it(tmp_path, capsys) -> None:
+    path = tmp_path / "events.out.tfevents.1.host.1.0"
+    path.write_bytes(b"\x18\x00\x00\x00\x00\x00\x00\x00junk")
+    assert main(["info", str(path)]) == 0
+    assert f"tensorboard --logdir {tmp_path}" in capsys.readouterr().out

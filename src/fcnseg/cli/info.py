@@ -22,6 +22,7 @@ from fcnseg.cli.info_files import (
     first_few,
     looks_like_torch_file,
 )
+from fcnseg.cli.info_outputs import OUTPUT_KINDS, output_file_record, output_file_summary
 from fcnseg.models.weights import WeightsError, read_weights, vgg16_torchvision_keys
 from fcnseg.utils.validate import fields_of
 from fcnseg.weightfiles.resolve import checkpoint_files
@@ -30,7 +31,8 @@ NAME = "info"
 HELP = ("Show what a checkpoint describes: architecture, geometry, classes, input convention, "
         "metrics, size (--json: the full record); also the other files fcnseg reads and "
         "writes (backbone weights, ONNX exports, run files, label maps, rasters, CSV tables, "
-        "annotation files).")
+        "annotation files, predicted probabilities (.npz), raster resume records, dataset.yaml, "
+        "bench reports, predict's output list, TensorBoard event files).")
 
 #: Scalar metrics shown in the summary, in this order, with their names in the paper.
 METRICS = {"mean_iu": "mean IU", "pixel_acc": "pixel acc", "mean_acc": "mean acc",
@@ -57,7 +59,7 @@ def record(path: str) -> dict[str, Any]:
         other = None
         if file.is_file() and (unreadable or "not a checkpoint (no" in message):
             base = {"path": str(path), "file_bytes": file.stat().st_size}
-            other = other_file_record(file, base) or (
+            other = output_file_record(file, base) or other_file_record(file, base) or (
                 data_file_record(file, base) if unreadable else None)
         # Only a file written as torch.save writes may be a damaged checkpoint; a valid file
         # of another kind is never called corrupt.
@@ -295,6 +297,8 @@ def other_summary(rec: dict[str, Any]) -> str:
     kind = rec["kind"]
     if kind in DATA_KINDS:
         lines = data_file_summary(rec)
+    elif kind in OUTPUT_KINDS:
+        lines = output_file_summary(rec)
     elif kind in ("training_log", "evaluation_report", "recipe"):
         lines = _run_file_summary(rec)
     elif kind == "onnx":

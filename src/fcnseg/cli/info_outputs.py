@@ -1,0 +1,197 @@
+"""``fcnseg info`` on the other files fcnseg writes: ``predict --probs`` arrays (``.npz``), a
+raster prediction's resume record (``OUT.partial.json``), ``fcnseg import``'s ``dataset.yaml``,
+``fcnseg bench --out``'s report, predict's output manifest and TensorBoard event files."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from fcnseg.utils.validate import fields_of
+
+#: The kinds of :func:`output_file_record`'s records.
+OUTPUT_KINDS = ("arrays", "raster_resume", "dataset_config", "bench_report",
+                "output_manifest", "tensorboard_events")
+MANIFEST_NAME = ".fcnseg-outputs.txt"  # as fcnseg.inference.files writes it
+# Class names are read from an .npz only when they are at most this many bytes.
+_MAX_NAMES_BYTES = 1 << 20
+
+
+def output_file_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``info`` record (``base`` and more) of one of the files above, told apart by name
+    and contents; None for any other file."""
+    name = file.name
+    if name.startswith("events.out.tfevents"):
+        return {**base, "kind": "tensorboard_events", "logdir": str(file.parent)}
+    if name == MANIFEST_NAME:
+        return _manifest_record(file, base)
+    if file.suffix.lower() == ".npz":
+        return _npz_record(file, base)
+    if file.suffix.lower() in (".json", ".yaml", ".yml"):
+        doc = _document(file)
+        if name.endswith(".partial.json") and fields_of(doc.get("job")):
+            return _resume_record(doc, base)
+        if file.suffix.lower() == ".json" and fields_of(doc.get("machine")) and (
+                "inference" in doc or "config" in doc):
+            return _bench_record(doc, base)
+        if name == "dataset.yaml" and "classes" in doc:
+            return _dataset_record(file, doc, base)
+    return None
+
+
+def _document(file: Path) -> dict[str, Any]:
+    """A JSON or YAML file's top-level mapping; empty when it is none (or cannot be read)."""
+    try:
+        text = file.read_text(encoding="utf-8")
+        return fields_of(json.loads(text) if file.suffix.lower() == ".json"
+                         else yaml.safe_load(text))
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError):
+        return {}
+
+
+def _npz_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
+    """Each array's shape and dtype, read from its header alone (nothing is unpickled), and
+    the class names when the file records them."""
+    arrays: dict[str, dict[str, Any]] = {}
+    classes = None
+    try:
+        with zipfile.ZipFile(file) as z:
+            for entry in z.infolist():
+                if not entry.filename.endswith(".npy"):
+                    return None
+                with z.open(entry) as f:
+                    version = np.lib.format.read_magic(f)
+                    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                            else np.lib.format.read_array_header_2_0)
+                    shape, _, dtype = read(f)
+                key = entry.filename[:-4]
+                arrays[key] = {"shape": list(shape), "dtype": str(dtype)}
+                if key == "class_names" and dtype.kind == "U" and (
+                        entry.file_size <= _MAX_NAMES_BYTES):
+                    with np.load(file, allow_pickle=False) as npz:
+                        classes = [str(c) for c in npz[key]]
+    except (OSError, ValueError, zipfile.BadZipFile):
+        return None
+    return {**base, "kind": "arrays", "arrays": arrays, "classes": classes}
+
+
+def _resume_record(doc: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    job = fields_of(doc.get("job"))
+    return {**base, "kind": "raster_resume", "input": job.get("input"),
+            "model": job.get("model"), "classes": job.get("classes"),
+            "settings": job.get("settings"), "part": job.get("part"),
+            "rows_done": doc.get("rows_done"), "complete": bool(doc.get("complete"))}
+
+
+def _dataset_record(file: Path, doc: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """The classes, bands and nodata value, and the split lists present beside it."""
+    root = file.parent
+    splits = {str(k): str(v) for k, v in fields_of(doc.get("splits")).items()}
+    for listed in sorted(root.glob("*.txt")) + sorted((root / "splits").glob("*.txt")):
+        if listed.name != MANIFEST_NAME:
+            splits.setdefault(listed.stem, str(listed.relative_to(root)))
+    classes = doc.get("classes")
+    return {**base, "kind": "dataset_config",
+            "classes": list(classes) if isinstance(classes, (list, tuple)) else classes,
+            "ignore_index": doc.get("ignore_index"), "bands": doc.get("bands"),
+            "nodata": doc.get("nodata"), "splits": splits,
+            "images": (root / "images").is_dir(), "masks": (root / "masks").is_dir()}
+
+
+def _bench_record(doc: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """The machine and the headline figures: the fastest inference per model, how many
+    rows each other section holds, the targets met."""
+    best: dict[str, dict[str, Any]] = {}
+    for row in doc.get("inference") or []:
+        row = fields_of(row)
+        rate = row.get("images_per_s")
+        key = f"{row.get('model')} {row.get('device')}"
+        if isinstance(rate, (int, float)) and rate > best.get(key, {}).get("images_per_s", -1):
+            best[key] = row
+    targets = [fields_of(t) for t in doc.get("targets") or []]
+    return {**base, "kind": "bench_report", "machine": fields_of(doc.get("machine")),
+            "fastest_inference": list(best.values()),
+            "rows": {s: len(doc.get(s) or []) for s in ("inference", "training", "evaluation",
+                                                         "options")},
+            "targets": len(targets),
+            "targets_met": sum(1 for t in targets if t.get("met"))}
+
+
+def _manifest_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
+    try:
+        lines = file.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    listed = [line for line in lines if line.strip()]
+    return {**base, "kind": "output_manifest", "folder": str(file.parent),
+            "outputs": len(listed), "first": listed[:3]}
+
+
+def output_file_summary(rec: dict[str, Any]) -> list[str]:
+    """The summary lines (after ``file:``) of an :func:`output_file_record` record."""
+    return _SUMMARIES[rec["kind"]](rec)
+
+
+def _arrays_summary(rec: dict[str, Any]) -> list[str]:
+    arrays = "; ".join(f"{k} {'x'.join(map(str, a['shape'])) or 'scalar'} {a['dtype']}"
+                       for k, a in rec["arrays"].items())
+    lines = [f"contents:    NumPy arrays (.npz, e.g. fcnseg predict --probs): {arrays}"]
+    if rec.get("classes"):
+        lines.append(f"classes:     {len(rec['classes'])}: {', '.join(rec['classes'][:8])}"
+                     + (", ..." if len(rec["classes"]) > 8 else ""))
+    return lines
+
+
+def _resume_summary(rec: dict[str, Any]) -> list[str]:
+    state = ("finished" if rec["complete"] else
+             f"{rec['rows_done']} rows written; the same command resumes there")
+    return [f"contents:    resume record of a tiled raster prediction of {rec['input']}",
+            f"progress:    {state}",
+            f"model:       {rec['model']}, classes {', '.join(map(str, rec['classes'] or []))}"]
+
+
+def _dataset_summary(rec: dict[str, Any]) -> list[str]:
+    classes = rec["classes"] if isinstance(rec["classes"], list) else []
+    bands = rec["bands"]
+    splits = ", ".join(f"{k} ({v})" for k, v in rec["splits"].items()) or (
+        "none (every image in images/)")
+    return [f"contents:    configuration of the dataset folder {Path(rec['path']).parent}",
+            f"classes:     {len(classes)}: {', '.join(map(str, classes[:8]))}"
+            + (", ..." if len(classes) > 8 else "") + f"; ignore value {rec['ignore_index']}",
+            f"bands:       {', '.join(map(str, bands)) if bands else 'RGB images'}; nodata "
+            f"{rec['nodata'] if rec['nodata'] is not None else 'none'}",
+            f"splits:      {splits}"]
+
+
+def _bench_summary(rec: dict[str, Any]) -> list[str]:
+    m = rec["machine"]
+    lines = [f"contents:    fcnseg bench report; machine {m.get('cpu', '?')}, "
+             f"{m.get('threads', '?')} threads, torch {m.get('torch', '?')}"]
+    for row in rec["fastest_inference"]:
+        size = "x".join(map(str, row.get("size") or [])) or "?"
+        lines.append(f"inference:   {row.get('model')} on {row.get('device')}: "
+                     f"{row['images_per_s']:.3g} images/s ({size}, batch {row.get('batch')}, "
+                     f"{row.get('dtype')})")
+    rows = ", ".join(f"{n} {s}" for s, n in rec["rows"].items())
+    lines.append(f"rows:        {rows}; targets met {rec['targets_met']} of {rec['targets']}")
+    return lines
+
+
+def _manifest_summary(rec: dict[str, Any]) -> list[str]:
+    return [f"contents:    fcnseg predict's list of the outputs it wrote in {rec['folder']}: "
+            f"{rec['outputs']} files (a later run does not take them as inputs)"]
+
+
+def _tensorboard_summary(rec: dict[str, Any]) -> list[str]:
+    return ["contents:    TensorBoard event file (training curves fcnseg train logs)",
+            f"view:        tensorboard --logdir {rec['logdir']}  (pip install tensorboard)"]
+
+
+_SUMMARIES = {"arrays": _arrays_summary, "raster_resume": _resume_summary,
+              "dataset_config": _dataset_summary, "bench_report": _bench_summary,
+              "output_manifest": _manifest_summary, "tensorboard_events": _tensorboard_summary}

@@ -10,7 +10,7 @@ its checkpoints. A convention is a description: the model's
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -133,3 +133,23 @@ def band_convention(bands: list[str] | tuple[str, ...], mean: list[float] | tupl
                            mean=tuple(float(m) for m in mean),
                            std=tuple(float(s) if s > 0 else 1.0 for s in std),
                            bands=tuple(str(b) for b in bands))
+
+
+def _bands_text(bands: Sequence[str] | None) -> str:
+    if bands is None:
+        return "RGB colour (3 channels: red, green, blue)"
+    return f"{len(bands)} bands ({', '.join(bands)})"
+
+
+def refuse_other_bands(convention: str | Mapping[str, Any] | InputConvention,
+                       dataset_bands: Sequence[str] | None, dataset: str,
+                       checkpoint: str) -> None:
+    """Refuse, in one line naming both, a dataset whose images carry another number of bands
+    than the model takes (``dataset_bands`` None: RGB images), before any image is read."""
+    model_bands = get_convention(convention).bands
+    have = 3 if dataset_bands is None else len(dataset_bands)
+    want = 3 if model_bands is None else len(model_bands)
+    if have != want:
+        raise ValueError(
+            f"dataset {dataset} declares {_bands_text(dataset_bands)} but checkpoint "
+            f"{checkpoint} takes {_bands_text(model_bands)}; use a dataset of the model's bands")

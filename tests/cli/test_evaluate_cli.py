@@ -238,3 +238,31 @@ def test_a_library_warning_is_one_line_naming_the_command(tmp_path, capsys):
     lines = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
     assert len(lines) == 1
     assert lines[0].startswith("fcnseg evaluate: warning: dataset class names")
+
+
+def _six_band_folder(root):
+    import tifffile
+    from PIL import Image
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    tifffile.imwrite(root / "images" / "s0.tif", np.full((32, 32, 6), 900, np.uint16),
+                     photometric="minisblack", planarconfig="contig")
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(root / "masks" / "s0.png")
+    (root / "dataset.yaml").write_text("classes: [other, water, crops]\n"
+                                       "bands: [red, green, blue, nir, swir1, swir2]\n")
+    (root / "val.txt").write_text("s0\n")
+    return root
+
+
+def test_an_rgb_model_on_a_band_dataset_is_one_line_naming_both(tmp_path, capsys):
+    ckpt = _checkpoint(tmp_path / "rgb.pt", ["other", "water", "crops"])
+    root = _six_band_folder(tmp_path / "bands")
+    rc = main(["evaluate", "--checkpoint", str(ckpt), "--dataset", "folder", "--root", str(root),
+               "--out", str(tmp_path / "eval")])
+    assert rc == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1
+    assert str(root) in lines[0] and str(ckpt) in lines[0]
+    assert "6 bands (red, green, blue, nir, swir1, swir2)" in lines[0]
+    assert "RGB colour" in lines[0]
+    assert not (tmp_path / "eval" / "report.json").exists()

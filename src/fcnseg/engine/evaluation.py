@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 from tqdm.auto import tqdm
 
 from fcnseg.checkpoint import as_checkpoint, build_model_from_checkpoint
+from fcnseg.conventions import refuse_other_bands
 from fcnseg.data.build import build_dataset
 from fcnseg.data.collate import collate_segmentation
 from fcnseg.data.transforms import build_eval_transform
@@ -427,6 +428,9 @@ def _eval_data(dataset: Mapping[str, Any] | Dataset, ckpt: Mapping[str, Any],
         source = data = dataset
         if getattr(dataset, "transform", None) is None:
             data = _WithTransform(dataset, transform)
+    where = described.get("root") or described.get("name", described.get("repr"))
+    refuse_other_bands(ckpt["model"]["input_convention"], getattr(source, "bands", None),
+                       str(where), str(ckpt.get("path", "<checkpoint>")))
     class_names = list(ckpt["classes"]["names"])
     data_classes = [str(c) for c in getattr(source, "classes", ())]
     described["classes"] = data_classes or None

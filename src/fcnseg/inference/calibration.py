@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from fcnseg.checkpoint import build_model_from_checkpoint, load_checkpoint
+from fcnseg.conventions import refuse_other_bands
 from fcnseg.data.build import build_dataset
 from fcnseg.data.collate import collate_segmentation
 from fcnseg.data.transforms import build_eval_transform
@@ -306,6 +307,8 @@ def calibrate_checkpoint(
     ckpt = load_checkpoint(checkpoint)
     names = list(ckpt["classes"]["names"])
     data = build_dataset(dict(dataset), transform=build_eval_transform())
+    refuse_other_bands(ckpt["model"]["input_convention"], getattr(data, "bands", None),
+                       str(dataset.get("root") or dataset.get("name")), str(checkpoint))
     fill = getattr(data, "pad_values", None)
     data_classes = list(getattr(data, "classes", ()) or ())
     if data_classes and len(data_classes) != len(names):

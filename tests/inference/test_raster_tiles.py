@@ -332,3 +332,116 @@ def test_a_raster_complete_from_an_earlier_run_is_counted_as_skipped(make_checkp
     assert main(args) == 0
     assert ("wrote outputs for 0 of 1 input(s) to " in (out := capsys.readouterr().out)
             and "; 1 complete already, skipped" in out)
+
+
+def other_model() -> nn.Module:
+    """Another model of the same classes (other weights): other labels on the scene."""
+    model = local_model()
+    with torch.no_grad():
+        model[2].weight.neg_()
+    return model
+
+
+def read_labels(path) -> np.ndarray:
+    with rasterio.open(path) as ds:
+        return ds.read()
+
+
+def test_a_finished_raster_of_another_model_is_predicted_again(tmp_path):
+    write_tif(tmp_path / "in.tif", scene(70, 60))
+    settings = TileSettings(tile=32, overlap=8, batch_size=1, block=16)
+    predict_raster(tile_fn(other_model()), tmp_path / "in.tif", tmp_path / "ref.tif", CLASSES,
+                   settings)
+    predict_raster(tile_fn(local_model()), tmp_path / "in.tif", tmp_path / "out.tif", CLASSES,
+                   settings, RasterJob(model_id="first"))
+    assert not np.array_equal(read_labels(tmp_path / "out.tif"), read_labels(tmp_path / "ref.tif"))
+    again = predict_raster(tile_fn(other_model()), tmp_path / "in.tif", tmp_path / "out.tif",
+                           CLASSES, settings, RasterJob(model_id="second"))
+    assert not again.skipped and again.replaced and again.tiles == tile_count(70, 60, settings)
+    np.testing.assert_array_equal(read_labels(tmp_path / "out.tif"),
+                                  read_labels(tmp_path / "ref.tif"))
+
+
+def test_a_finished_raster_is_predicted_again_with_other_settings(tmp_path):
+    from fcnseg.inference.rasters import output_complete
+
+    write_tif(tmp_path / "in.tif", scene(70, 60))
+    settings = TileSettings(tile=32, overlap=8, batch_size=1, block=16)
+    run = tile_fn(local_model())
+    predict_raster(run, tmp_path / "in.tif", tmp_path / "out.tif", CLASSES, settings)
+    args = (tmp_path / "out.tif", tmp_path / "in.tif", CLASSES)
+    assert output_complete(*args, settings, "")
+    assert not output_complete(*args, settings, "another model")
+    probs = TileSettings(tile=32, overlap=8, batch_size=1, block=16, probs=True)
+    assert not output_complete(*args, probs, "")
+    again = predict_raster(run, tmp_path / "in.tif", tmp_path / "out.tif", CLASSES, probs)
+    assert again.replaced and (tmp_path / "out_probs.tif").is_file()
+    assert output_complete(*args, probs, "")
+
+
+def test_a_half_finished_run_of_another_model_is_not_resumed(tmp_path):
+    write_tif(tmp_path / "in.tif", scene(120, 90))
+    settings = TileSettings(tile=32, overlap=8, batch_size=1, block=16)  # 5 rows of 4 tiles
+    predict_raster(tile_fn(other_model()), tmp_path / "in.tif", tmp_path / "ref.tif", CLASSES,
+                   settings)
+    calls = []
+
+    def interrupted(batch):
+        calls.append(len(batch))
+        if len(calls) == 11:  # in the third tile row
+            raise KeyboardInterrupt
+        return tile_fn(local_model())(batch)
+
+    with pytest.raises(KeyboardInterrupt):
+        predict_raster(interrupted, tmp_path / "in.tif", tmp_path / "out.tif", CLASSES,
+                       settings, RasterJob(model_id="first"))
+    outcome = predict_raster(tile_fn(other_model()), tmp_path / "in.tif", tmp_path / "out.tif",
+                             CLASSES, settings, RasterJob(model_id="second"))
+    assert outcome.resumed_from_row == 0 and not outcome.replaced
+    assert outcome.tiles == tile_count(120, 90, settings)
+    np.testing.assert_array_equal(read_labels(tmp_path / "out.tif"),
+                                  read_labels(tmp_path / "ref.tif"))
+
+
+def test_the_model_is_identified_by_its_weights_not_its_path(tiny_checkpoint, class_names,
+                                                             tmp_path):
+    import shutil
+
+    from fcnseg.inference import Segmenter
+    from fcnseg.inference.rasters import model_identity
+
+    first = tiny_checkpoint(class_names)
+    shutil.copy(first, tmp_path / "copy.pt")
+    identity = model_identity(Segmenter.from_checkpoint(first, precision="fp32"))
+    assert model_identity(Segmenter.from_checkpoint(tmp_path / "copy.pt",
+                                                    precision="fp32")) == identity
+    other = tiny_checkpoint(class_names, score_std=0.5)
+    assert model_identity(Segmenter.from_checkpoint(other, precision="fp32")) != identity
+    assert model_identity(Segmenter.from_checkpoint(first, precision="fp32",
+                                                    temperature=2.0)) != identity
+
+
+def test_a_retrained_checkpoint_at_the_same_path_predicts_the_raster_again(
+        tiny_checkpoint, class_names, smooth_image, tmp_path, capsys):
+    import shutil
+
+    from fcnseg.cli.main import main
+    from fcnseg.inference import Segmenter
+
+    write_tif(tmp_path / "scene.tif", smooth_image)
+    shutil.copy(tiny_checkpoint(class_names), tmp_path / "m.pt")
+    args = ["predict", "--checkpoint", str(tmp_path / "m.pt"), str(tmp_path / "scene.tif"),
+            "--out", str(tmp_path / "out"), "--no-progress", "--precision", "fp32"]
+    assert main(args) == 0
+    retrained = tiny_checkpoint(class_names, score_std=0.5)
+    shutil.copy(retrained, tmp_path / "m.pt")
+    capsys.readouterr()
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "wrote outputs for 1 of 1 input(s)" in captured.out
+    assert "skipped" not in captured.out
+    assert (f"fcnseg predict: {tmp_path / 'out' / 'scene.tif'}: written by another model or "
+            f"with other settings; predicted again") in captured.err.splitlines()
+    whole = Segmenter.from_checkpoint(retrained, precision="fp32").predict(smooth_image,
+                                                                           return_probs=True)
+    assert_labels_match(read_labels(tmp_path / "out" / "scene.tif")[0], whole.label, whole.probs)

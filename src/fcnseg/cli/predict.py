@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -42,6 +42,7 @@ from fcnseg.inference.rasters import (
     TileSettings,
     merge_parts,
     model_bands,
+    model_identity,
     needs_tiling,
     output_complete,
     part_path,
@@ -349,10 +350,13 @@ def _segment_rasters(args: argparse.Namespace, seg: Segmenter, work: _Work, out_
     """Each raster by tiles into ``NAME.tif``."""
     tiles = TileSettings(tile=args.tile, overlap=args.overlap, batch_size=args.batch_size,
                          probs=args.probs, uncertainty=uncertainty)
+    # The model by its weights and settings, not its path: a retrained model is another one.
+    model_id = model_identity(seg) if work.rasters else ""
     for path, name in work.rasters:
         out = out_dir / f"{name}.tif"
-        complete = output_complete(out)  # from an earlier run
-        problem = _predict_raster(seg, path, out, tiles, args, work, ranks)
+        # from an earlier run of this same model and settings
+        complete = output_complete(out, path, seg.class_names, tiles, model_id)
+        problem = _predict_raster(seg, path, out, tiles, model_id, args, work, ranks)
         if work.share is None or ranks.is_main:  # rank 0 counts the raster it merged
             if problem is None:
                 problem = _raster_preview(seg, path, out, args)
@@ -434,28 +438,28 @@ def _finish(tally: _Tally, given: int, out_dir: Path, ranks: DistInfo) -> int:
     return 1 if failed else 0
 
 
-def _predict_raster(seg: Segmenter, path: Path, out: Path, tiles: TileSettings,
+def _predict_raster(seg: Segmenter, path: Path, out: Path, tiles: TileSettings, model_id: str,
                     args: argparse.Namespace, work: _Work, ranks: DistInfo) -> str | None:
     """Segment one raster by tiles into ``out``, or this process's share of its tile rows
     (rank 0 then joins the shares); a problem as one line (None when written)."""
     share = work.share
-    if share is None or output_complete(out):
-        return _predict_raster_part(seg, path, out, tiles, args, work.protected, None)
-    problem = _predict_raster_part(seg, path, part_path(out, share[0]), tiles, args,
-                                   work.protected, share)
+    job = RasterJob(model_id=model_id)
+    if share is None or output_complete(out, path, seg.class_names, tiles, model_id):
+        return _predict_raster_part(seg, path, out, tiles, job, args, work.protected)
+    problem = _predict_raster_part(seg, path, part_path(out, share[0]), tiles,
+                                   replace(job, part=share), args, work.protected)
     problems = [p for p in all_gather_objects(problem, ranks) if p is not None]
     if problems:
         return problems[0]
     if ranks.is_main:
-        merge_parts(path, out, seg.class_names, tiles, share[1],
-                    model_id=str(Path(args.checkpoint)))
+        merge_parts(path, out, seg.class_names, tiles, share[1], model_id=model_id)
     all_gather_objects(None, ranks)  # the others wait for the merged output
     return None
 
 
 def _predict_raster_part(seg: Segmenter, path: Path, out: Path, tiles: TileSettings,
-                         args: argparse.Namespace, protected: frozenset[Path],
-                         share: tuple[int, int] | None) -> str | None:
+                         job: RasterJob, args: argparse.Namespace,
+                         protected: frozenset[Path]) -> str | None:
     if out.resolve() in protected:
         return f"{path}: its output {out} would replace an input; not segmented"
     try:
@@ -470,13 +474,14 @@ def _predict_raster_part(seg: Segmenter, path: Path, out: Path, tiles: TileSetti
         with tqdm(total=tile_count(info.height, info.width, tiles), unit="tile",
                   disable=args.no_progress or None, file=sys.stderr,
                   desc=f"predict {path.name}") as bar:
-            job = RasterJob(bands=model_bands(seg, info), model_id=str(Path(args.checkpoint)),
-                            progress=bar.update, part=share)
+            job = replace(job, bands=model_bands(seg, info), progress=bar.update)
             outcome = predict_raster(run, path, out, seg.class_names, tiles, job)
     except ImageError as e:
         return str(e)
     if outcome.skipped:
         _report(f"{out} is complete already; skipped")
+    elif outcome.replaced:
+        _report(f"{out}: written by another model or with other settings; predicted again")
     elif outcome.resumed_from_row:
         _report(f"{out}: resumed at row {outcome.resumed_from_row}")
     return None

@@ -18,13 +18,16 @@
   geotransform kept; pixels without data set to the output's nodata value 255), with optional
   ``NAME_probs.tif`` (one float32 band per class) and ``NAME_uncertainty.tif`` (entropy).
 - **Resumable.** ``OUT.partial.json`` records the rows written; a run started again on the
-  same input with the same settings recomputes one tile row (for the sums it leaves) and goes
-  on from there. A finished output's record says so, and a later run skips it.
+  same input with the same model and settings recomputes one tile row (for the sums it leaves)
+  and goes on from there. A finished output's record says so, and a later run of the same job
+  skips it. The model is recorded by its content (:func:`model_identity`), not its path: a
+  retrained or other model, or other tiles, precision or outputs, predict the raster again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import tempfile
 import warnings
@@ -35,6 +38,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from fcnseg.data.images import ImageError
 from fcnseg.data.rasters import (
@@ -45,6 +49,7 @@ from fcnseg.data.rasters import (
     open_raster,
 )
 from fcnseg.inference.sliding import window_starts
+from fcnseg.utils.download import file_checksum
 from fcnseg.utils.files import atomic_write
 from fcnseg.utils.keyed import first_of
 from fcnseg.utils.typing import PathLike
@@ -109,6 +114,8 @@ class RasterOutcome:
     tiles: int
     skipped: bool = False
     resumed_from_row: int = 0
+    #: A finished output of another model or other settings was there and is predicted again.
+    replaced: bool = False
     extra_outputs: tuple[Path, ...] = ()
 
 
@@ -152,13 +159,18 @@ def _fingerprint(path: Path, settings: TileSettings, classes: Sequence[str], mod
             "part": None if part is None else list(part)}
 
 
+def _recorded(out: Path) -> dict[str, Any] | None:
+    """The record beside ``out`` (None when there is none or it cannot be read)."""
+    with contextlib.suppress(OSError, ValueError):
+        return dict(fields_of(json.loads(_sidecar(out).read_text(encoding="utf-8"))))
+    return None
+
+
 def _read_sidecar(out: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
     """The record of an earlier run of this same job, else None (all is written anew)."""
-    with contextlib.suppress(OSError, ValueError):
-        record = json.loads(_sidecar(out).read_text(encoding="utf-8"))
-        record = fields_of(record)
-        if record.get("job") == fingerprint and out.is_file():
-            return dict(record)
+    record = _recorded(out)
+    if record is not None and record.get("job") == fingerprint and out.is_file():
+        return record
     return None
 
 
@@ -170,13 +182,22 @@ def _write_sidecar(out: Path, fingerprint: dict[str, Any], rows_done: int,
         f.write(json.dumps({"job": fingerprint, "rows_done": rows_done, "complete": complete}))
 
 
-def output_complete(out: PathLike) -> bool:
-    """Whether ``out`` is a finished output of :func:`predict_raster` (its record says so)."""
-    out = Path(out)
-    with contextlib.suppress(OSError, ValueError):
-        return bool(json.loads(_sidecar(out).read_text(encoding="utf-8")).get("complete")) \
-            and out.is_file()
-    return False
+def output_complete(out: PathLike, source: PathLike, classes: Sequence[str],
+                    settings: TileSettings, model_id: str) -> bool:
+    """Whether ``out`` is a finished output of :func:`predict_raster` (or :func:`merge_parts`)
+    of this same job: this input, settings, classes and model (:func:`model_identity`)."""
+    try:
+        fingerprint = _fingerprint(Path(source), settings, classes, model_id, None)
+    except OSError:
+        return False
+    record = _read_sidecar(Path(out), fingerprint)
+    return record is not None and bool(record.get("complete"))
+
+
+def _replaces_finished_output(out: Path) -> bool:
+    """Whether ``out`` holds a finished output (of some other job: this one's is skipped)."""
+    record = _recorded(out)
+    return record is not None and bool(record.get("complete")) and out.is_file()
 
 
 # -- writing --------------------------------------------------------------------------------
@@ -328,7 +349,9 @@ class RasterJob:
 
     Attributes:
         bands: band names to read (None: all, in file order).
-        model_id: names the model in the resumption record (another model starts anew).
+        model_id: identifies the model and its settings in the resumption record
+            (:func:`model_identity`); another model's outputs, whole or partial, are written
+            anew.
         progress: called with the number of tiles done after each batch.
         part: ``(k, n)``: write only the k-th of n shares of the tile rows (one process's
             share under torchrun; :func:`merge_parts` joins the shares). ``out`` then holds
@@ -369,6 +392,9 @@ def predict_raster(
     record = _read_sidecar(out, fingerprint)
     if record is not None and record.get("complete"):
         return RasterOutcome(out, 0, skipped=True)
+    replaced = record is None and _replaces_finished_output(out)
+    if record is None:  # another job's record goes before its outputs are overwritten
+        _sidecar(out).unlink(missing_ok=True)
     with open_raster(source, bands=job.bands) as reader, \
             rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB):
         info = reader.info
@@ -395,7 +421,8 @@ def predict_raster(
             carry.close()
     extra = tuple(p for kind, p in outputs.paths.items() if kind != "label")
     resumed = resume_row if record is not None else 0
-    return RasterOutcome(out, tiles, resumed_from_row=resumed, extra_outputs=extra)
+    return RasterOutcome(out, tiles, resumed_from_row=resumed, extra_outputs=extra,
+                         replaced=replaced)
 
 
 def _first_tile_row(ys: Sequence[int], k0: int, resume_row: int) -> int:
@@ -436,6 +463,7 @@ def merge_parts(source: PathLike, out: PathLike, classes: Sequence[str],
     ys, _, _, _ = tile_grid(info.height, info.width, settings.tile, settings.overlap)
     parts = [_Outputs(part_path(out, k), info, classes, settings, fresh=False).paths
              for k in range(n)]
+    _sidecar(out).unlink(missing_ok=True)  # an earlier output's record, before it is replaced
     outputs = _Outputs(out, info, classes, settings, fresh=True)
     step = 1024
     with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB), outputs.band() as datasets:
@@ -573,6 +601,29 @@ def segmenter_tile_fn(segmenter: Any, info: RasterInfo) -> TileFn:
             batch = np.round(batch / 257.0).astype(np.uint8)
         return first_of(segmenter.logits(segmenter.preprocess(list(batch))))  # the first head's
     return run
+
+
+def model_identity(segmenter: Any) -> str:
+    """What names a segmenter's predictions in a raster's record: a SHA-256 of the weights it
+    runs (of its checkpoint file for an exported model) and of the settings that change its
+    outputs (precision, temperature, input convention, sliding window, TTA, classes), so that
+    a retrained or other model never counts another's output as its own, whatever its path."""
+    digest = hashlib.sha256()
+    model = segmenter.model
+    if isinstance(model, nn.Module):
+        for name, value in model.state_dict().items():
+            data = value.detach().cpu().contiguous().reshape(-1)
+            digest.update(f"{name}:{data.dtype}:{tuple(value.shape)};".encode())
+            digest.update(data.view(torch.uint8).numpy())
+    elif segmenter.checkpoint_path is not None:
+        digest.update(file_checksum(segmenter.checkpoint_path, "sha256").encode())
+    else:
+        raise ValueError(f"cannot identify the model {type(model).__name__}: neither a torch "
+                         f"module nor loaded from a file")
+    described = {k: v for k, v in segmenter.describe().items()
+                 if k not in ("optimizations", "palette", "ignore_color")}
+    digest.update(json.dumps(described, sort_keys=True, default=str).encode())
+    return "sha256=" + digest.hexdigest()
 
 
 #: The longest side of the picture written beside a label raster.

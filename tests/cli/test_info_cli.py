@@ -287,6 +287,16 @@ def test_a_raster_resume_record_says_which_raster_how_far_and_model(tmp_path, ca
     assert "mb.pt, classes other, water" in out
 
 
+def test_a_raster_resume_record_names_the_checkpoint_not_its_digest(tmp_path, capsys) -> None:
+    path = tmp_path / "scene.tif.partial.json"
+    path.write_text(json.dumps({"job": {"input": "/data/scene.tif", "model": "sha256=0123",
+                                        "classes": ["other"], "settings": {}},
+                                "rows_done": 512, "complete": True, "model_name": "mb.pt"}))
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "mb.pt, classes other" in out and "sha256" not in out
+
+
 def test_an_imported_dataset_yaml_lists_classes_bands_and_splits(tmp_path, capsys) -> None:
     (tmp_path / "dataset.yaml").write_text("classes: [other, water]\nignore_index: 255\n"
                                            "bands: [red, nir]\nnodata: 0\n")

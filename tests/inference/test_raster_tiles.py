@@ -442,6 +442,9 @@ def test_a_retrained_checkpoint_at_the_same_path_predicts_the_raster_again(
     assert "skipped" not in captured.out
     assert (f"fcnseg predict: {tmp_path / 'out' / 'scene.tif'}: written by another model or "
             f"with other settings; predicted again") in captured.err.splitlines()
+    record = json.loads((tmp_path / "out" / "scene.tif.partial.json").read_text())
+    assert record["job"]["model"].startswith("sha256=")  # compared: the weights, not the path
+    assert record["model_name"] == str(tmp_path / "m.pt")  # shown by fcnseg info
     whole = Segmenter.from_checkpoint(retrained, precision="fp32").predict(smooth_image,
                                                                            return_probs=True)
     assert_labels_match(read_labels(tmp_path / "out" / "scene.tif")[0], whole.label, whole.probs)

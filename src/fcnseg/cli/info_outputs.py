@@ -83,7 +83,7 @@ def _npz_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
 def _resume_record(doc: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
     job = fields_of(doc.get("job"))
     return {**base, "kind": "raster_resume", "input": job.get("input"),
-            "model": job.get("model"), "classes": job.get("classes"),
+            "model": doc.get("model_name") or job.get("model"), "classes": job.get("classes"),
             "settings": job.get("settings"), "part": job.get("part"),
             "rows_done": doc.get("rows_done"), "complete": bool(doc.get("complete"))}
 

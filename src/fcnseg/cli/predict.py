@@ -443,7 +443,7 @@ def _predict_raster(seg: Segmenter, path: Path, out: Path, tiles: TileSettings, 
     """Segment one raster by tiles into ``out``, or this process's share of its tile rows
     (rank 0 then joins the shares); a problem as one line (None when written)."""
     share = work.share
-    job = RasterJob(model_id=model_id)
+    job = RasterJob(model_id=model_id, model_name=str(args.checkpoint))
     if share is None or output_complete(out, path, seg.class_names, tiles, model_id):
         return _predict_raster_part(seg, path, out, tiles, job, args, work.protected)
     problem = _predict_raster_part(seg, path, part_path(out, share[0]), tiles,
@@ -452,7 +452,8 @@ def _predict_raster(seg: Segmenter, path: Path, out: Path, tiles: TileSettings, 
     if problems:
         return problems[0]
     if ranks.is_main:
-        merge_parts(path, out, seg.class_names, tiles, share[1], model_id=model_id)
+        merge_parts(path, out, seg.class_names, tiles, share[1], model_id=model_id,
+                    model_name=str(args.checkpoint))
     all_gather_objects(None, ranks)  # the others wait for the merged output
     return None
 

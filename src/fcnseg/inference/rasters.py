@@ -175,11 +175,13 @@ def _read_sidecar(out: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | No
 
 
 def _write_sidecar(out: Path, fingerprint: dict[str, Any], rows_done: int,
-                   complete: bool) -> None:
+                   complete: bool, model_name: str = "") -> None:
     # Atomic: a run killed here leaves the previous record, and its temporary is removed by a
     # later write (fcnseg.utils.files).
     with atomic_write(_sidecar(out), "w") as f:
-        f.write(json.dumps({"job": fingerprint, "rows_done": rows_done, "complete": complete}))
+        # model_name (the checkpoint's path) is for people (fcnseg info); the job is compared
+        f.write(json.dumps({"job": fingerprint, "rows_done": rows_done, "complete": complete,
+                            **({"model_name": model_name} if model_name else {})}))
 
 
 def output_complete(out: PathLike, source: PathLike, classes: Sequence[str],
@@ -194,9 +196,11 @@ def output_complete(out: PathLike, source: PathLike, classes: Sequence[str],
     return record is not None and bool(record.get("complete"))
 
 
-def _replaces_finished_output(out: Path) -> bool:
-    """Whether ``out`` holds a finished output (of some other job: this one's is skipped)."""
+def _forget_other_job(out: Path) -> bool:
+    """Remove the record of another job's output at ``out`` before the output is overwritten
+    (so that a run stopped then never finds it); whether that output was finished."""
     record = _recorded(out)
+    _sidecar(out).unlink(missing_ok=True)
     return record is not None and bool(record.get("complete")) and out.is_file()
 
 
@@ -352,6 +356,8 @@ class RasterJob:
         model_id: identifies the model and its settings in the resumption record
             (:func:`model_identity`); another model's outputs, whole or partial, are written
             anew.
+        model_name: the model as people know it (its checkpoint's path), shown by
+            ``fcnseg info`` and never compared.
         progress: called with the number of tiles done after each batch.
         part: ``(k, n)``: write only the k-th of n shares of the tile rows (one process's
             share under torchrun; :func:`merge_parts` joins the shares). ``out`` then holds
@@ -360,6 +366,7 @@ class RasterJob:
 
     bands: Sequence[str] | None = None
     model_id: str = ""
+    model_name: str = ""
     progress: Callable[[int], None] | None = None
     part: tuple[int, int] | None = None
 
@@ -392,9 +399,7 @@ def predict_raster(
     record = _read_sidecar(out, fingerprint)
     if record is not None and record.get("complete"):
         return RasterOutcome(out, 0, skipped=True)
-    replaced = record is None and _replaces_finished_output(out)
-    if record is None:  # another job's record goes before its outputs are overwritten
-        _sidecar(out).unlink(missing_ok=True)
+    replaced = record is None and _forget_other_job(out)
     with open_raster(source, bands=job.bands) as reader, \
             rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB):
         info = reader.info
@@ -404,7 +409,8 @@ def predict_raster(
         first = _first_tile_row(ys, k0, resume_row)
         outputs = _Outputs(out, info, classes, settings, fresh=record is None)
         if record is None:
-            _write_sidecar(out, fingerprint, ys[k0] if k0 < len(ys) else 0, complete=k0 >= k1)
+            _write_sidecar(out, fingerprint, ys[k0] if k0 < len(ys) else 0, complete=k0 >= k1,
+                           model_name=job.model_name)
         carry = _Carry(out.parent)
         tiles = 0
         logits = _tile_logits(run, reader, ys, xs, range(first, k1), th, tw,
@@ -415,7 +421,8 @@ def predict_raster(
                                    write=ys[k] >= resume_row)
                 rows_done = ys[k + 1] if k + 1 < len(ys) else info.height
                 if ys[k] >= resume_row:
-                    _write_sidecar(out, fingerprint, rows_done, complete=k + 1 == k1)
+                    _write_sidecar(out, fingerprint, rows_done, complete=k + 1 == k1,
+                                   model_name=job.model_name)
                 carry.next_row()
         finally:
             carry.close()
@@ -450,7 +457,8 @@ def part_path(out: PathLike, k: int) -> Path:
 
 
 def merge_parts(source: PathLike, out: PathLike, classes: Sequence[str],
-                settings: TileSettings, n: int, *, model_id: str = "") -> None:
+                settings: TileSettings, n: int, *, model_id: str = "",
+                model_name: str = "") -> None:
     """Join the ``n`` shares written by ``predict_raster(..., part=(k, n))`` into ``out``,
     window by window (memory set by the window, not the raster), record ``out`` as complete
     and remove the shares."""
@@ -479,7 +487,7 @@ def merge_parts(source: PathLike, out: PathLike, classes: Sequence[str],
                             w = Window(c, r, min(step, info.width - c), min(step, r1 - r))
                             ds.write(src.read(window=w), window=w)
     _write_sidecar(out, _fingerprint(source, settings, classes, model_id, None), info.height,
-                   complete=True)
+                   complete=True, model_name=model_name)
     for part in parts:
         for path in [*part.values(), _sidecar(part["label"])]:
             path.unlink(missing_ok=True)

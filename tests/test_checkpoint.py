@@ -88,6 +88,31 @@ def test_garbage_file_is_reported_by_name(tmp_path: Path) -> None:
         load_checkpoint(tmp_path / "missing.pt")
 
 
+def test_an_image_given_as_checkpoint_is_named_as_an_image(tmp_path: Path) -> None:
+    from PIL import Image
+
+    path = tmp_path / "p0.png"
+    Image.new("RGB", (4, 3)).save(path)
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path)
+    assert str(err.value) == f"{path} is an image (PNG), not a checkpoint"
+
+
+def test_a_run_log_given_as_checkpoint_is_named_as_json_text(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"iteration": 10, "loss": 0.5}\n')
+    with pytest.raises(CheckpointError, match=r"is a text file \(JSON\), not a checkpoint$"):
+        load_checkpoint(path)
+
+
+def test_a_truncated_checkpoint_is_still_called_truncated_or_corrupt(tmp_path: Path) -> None:
+    path = save_checkpoint(tmp_path / "best.pt", _model(), class_names=NAMES,
+                           palette=voc_palette())
+    path.write_bytes(path.read_bytes()[:2000])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        load_checkpoint(path)
+
+
 # -- metadata is checked before anything is built ------------------------------------------------
 def _tampered(tmp_path: Path, name: str, edit) -> Path:
     path = save_checkpoint(tmp_path / name, _model(), class_names=NAMES, palette=voc_palette())

@@ -37,6 +37,7 @@ from fcnseg.models.identity import ModelIdentity
 from fcnseg.models.preprocess import Preprocess
 from fcnseg.models.trunk import BackboneError
 from fcnseg.models.weights import load_exactly
+from fcnseg.utils.file_kinds import what_file_is
 from fcnseg.utils.files import atomic_write
 from fcnseg.utils.typing import PathLike
 from fcnseg.utils.validate import expect_mapping, fields_of
@@ -244,6 +245,9 @@ def load_checkpoint(path: PathLike) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
+        kind = what_file_is(path)
+        if kind is not None:  # a file of another kind, not a damaged checkpoint
+            raise CheckpointError(f"{path} is {kind}, not a checkpoint") from None
         raise CheckpointError(
             f"{path}: cannot be read as a checkpoint ({type(e).__name__}); the file may be "
             f"truncated or corrupt, or hold objects that are not loaded for safety"

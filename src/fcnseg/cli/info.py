@@ -55,7 +55,8 @@ def record(path: str) -> dict[str, Any]:
         # A checkpoint with bad metadata stays that error; only a file that is no checkpoint
         # at all may be another file fcnseg writes.
         message, file = str(e), Path(path)
-        unreadable = "cannot be read as a checkpoint" in message
+        unreadable = ("cannot be read as a checkpoint" in message
+                      or message.endswith(", not a checkpoint"))
         other = None
         if file.is_file() and (unreadable or "not a checkpoint (no" in message):
             base = {"path": str(path), "file_bytes": file.stat().st_size}

@@ -19,6 +19,7 @@ from torch import nn
 
 from fcnseg.conventions import CAFFE_BGR, TORCHVISION_RGB, InputConvention, get_convention
 from fcnseg.models.vgg import VGG16_BLOCKS
+from fcnseg.utils.file_kinds import what_file_is
 from fcnseg.utils.files import atomic_write
 from fcnseg.utils.typing import PathLike
 from fcnseg.utils.validate import expect_mapping
@@ -82,6 +83,9 @@ def read_weights(path: PathLike) -> tuple[StateDict, str | None]:
     except ImportError:
         raise
     except Exception as e:  # truncated, corrupt, or holding objects that are not plain data
+        kind = what_file_is(path)
+        if kind is not None:  # a file of another kind, not damaged weights
+            raise WeightsError(f"{path} is {kind}, not a weights file") from None
         first = (str(e).strip().splitlines() or [""])[0][:300]
         raise WeightsError(
             f"{path}: cannot be read as weights ({type(e).__name__}: {first}). The file may be "

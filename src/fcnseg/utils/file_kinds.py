@@ -1,0 +1,72 @@
+"""What a file is, told from its first bytes: for messages that name a file given in the
+wrong place ("p0.png is an image (PNG), not a checkpoint") instead of calling it corrupt."""
+
+from __future__ import annotations
+
+import string
+import zipfile
+from pathlib import Path
+
+from fcnseg.utils.typing import PathLike
+
+# First bytes of the files people hand fcnseg, and what to call them.
+_MAGIC = ((b"\x89PNG\r\n\x1a\n", "an image (PNG)"), (b"\xff\xd8\xff", "an image (JPEG)"),
+          (b"GIF87a", "an image (GIF)"), (b"GIF89a", "an image (GIF)"),
+          (b"II*\x00", "an image or raster (TIFF)"), (b"MM\x00*", "an image or raster (TIFF)"),
+          (b"II+\x00", "a raster (BigTIFF)"), (b"MM\x00+", "a raster (BigTIFF)"),
+          (b"\x00\x00\x00\x0cjP  ", "a raster (JPEG 2000)"),
+          (b"\xffO\xffQ", "a raster (JPEG 2000)"),
+          (b"\x93NUMPY", "a NumPy array (.npy)"), (b"\x1f\x8b", "a gzip archive"),
+          (b"%PDF", "a PDF document"), (b"BM", "an image (BMP)"))
+_TEXT = frozenset(string.printable)
+_HEAD_BYTES = 4096
+
+
+def what_file_is(path: PathLike) -> str | None:
+    """``"an image (PNG)"``, ``"a text file (JSON)"`` ... for a file whose first bytes say
+    what it is; None when they do not (a pickle or a ``torch.save`` zip among them), or for
+    an unreadable file."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_HEAD_BYTES)
+    except OSError:
+        return None
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "an image (WEBP)"
+    named = next((name for magic, name in _MAGIC if head.startswith(magic)), None)
+    if named is not None:
+        return named
+    if head.startswith(b"PK\x03\x04"):
+        return _zip_kind(Path(path))
+    return _text_kind(head)
+
+
+def _zip_kind(path: Path) -> str | None:
+    """A NumPy ``.npz`` or another zip archive; None for what ``torch.save`` writes."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return None  # a damaged zip may be a damaged checkpoint
+    if any(name.endswith("data.pkl") for name in names):
+        return None
+    if names and all(name.endswith(".npy") for name in names):
+        return "a NumPy archive (.npz)"
+    return "a zip archive"
+
+
+def _text_kind(head: bytes) -> str | None:
+    """A text file (JSON, or other text) when the first bytes are UTF-8 text."""
+    if not head or head[:1] == b"\x80":  # a pickle's protocol byte
+        return None
+    for cut in range(4):  # the head may end inside a multi-byte character
+        try:
+            text = head[: len(head) - cut].decode("utf-8")
+            break
+        except UnicodeDecodeError:
+            continue
+    else:
+        return None
+    if any(ord(c) < 128 and c not in _TEXT for c in text):
+        return None
+    return "a text file (JSON)" if text.lstrip()[:1] in ("{", "[") else "a text file"

@@ -277,13 +277,18 @@ def test_predicted_probabilities_npz_are_described_not_called_corrupt(tmp_path, 
 
 
 def test_a_raster_resume_record_says_which_raster_how_far_and_model(tmp_path, capsys) -> None:
-    path = tmp_path / "scene.tif.partial.json"
-    path.write_text(json.dumps({"job": {"input": "/data/scene.tif", "model": "mb.pt",
+    import numpy as np
+    import tifffile
+
+    scene = tmp_path / "scene.tif"
+    tifffile.imwrite(scene, np.zeros((600, 8, 3), np.uint8))
+    path = tmp_path / "out.tif.partial.json"
+    path.write_text(json.dumps({"job": {"input": str(scene), "model": "mb.pt",
                                         "classes": ["other", "water"], "settings": {}},
                                 "rows_done": 512, "complete": False}))
     assert main(["info", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "raster prediction of /data/scene.tif" in out and "512 rows written" in out
+    assert f"raster prediction of {scene}" in out and "512 of 600 rows written" in out
     assert "mb.pt, classes other, water" in out
 
 

@@ -83,9 +83,20 @@ def _npz_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
 def _resume_record(doc: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
     job = fields_of(doc.get("job"))
     return {**base, "kind": "raster_resume", "input": job.get("input"),
+            "input_rows": _raster_rows(job.get("input")),
             "model": doc.get("model_name") or job.get("model"), "classes": job.get("classes"),
             "settings": job.get("settings"), "part": job.get("part"),
             "rows_done": doc.get("rows_done"), "complete": bool(doc.get("complete"))}
+
+
+def _raster_rows(path: Any) -> int | None:
+    """The height of the raster at ``path`` (its header alone), or None when it is gone."""
+    from fcnseg.data.rasters import raster_info
+
+    try:
+        return int(raster_info(str(path)).height) if path else None
+    except Exception:  # moved, deleted or unreadable since: the record still says how far
+        return None
 
 
 def _dataset_record(file: Path, doc: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
@@ -148,8 +159,9 @@ def _arrays_summary(rec: dict[str, Any]) -> list[str]:
 
 
 def _resume_summary(rec: dict[str, Any]) -> list[str]:
+    of = f" of {rec['input_rows']}" if rec.get("input_rows") else ""
     state = ("finished" if rec["complete"] else
-             f"{rec['rows_done']} rows written; the same command resumes there")
+             f"{rec['rows_done']}{of} rows written; the same command resumes there")
     return [f"contents:    resume record of a tiled raster prediction of {rec['input']}",
             f"progress:    {state}",
             f"model:       {rec['model']}, classes {', '.join(map(str, rec['classes'] or []))}"]

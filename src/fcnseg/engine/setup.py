@@ -354,6 +354,25 @@ def _check_not_empty(field: str, dataset: Dataset, spec: dict[str, Any], split: 
                      f"names in its split list, or {fix}")
 
 
+def _recipe_dataset(config: TrainConfig, field: str, spec: dict[str, Any], split: str,
+                    transform: Any = None) -> Dataset:
+    """:func:`build_dataset` for the recipe's ``field``; a root that is missing (a recipe's
+    placeholder such as data/mine) is one line naming the field and how to set it."""
+    try:
+        return build_dataset(spec, split=spec.get("split") or split, transform=transform)
+    except FileNotFoundError as e:
+        root = spec.get("root")
+        if root is None:
+            raise
+        shared = [f for f, s in (("data.train", config.data.train), ("data.val", config.data.val))
+                  if isinstance(s, Mapping) and s.get("root") == root]
+        sets = " ".join(f"{f}.root=DIR" for f in shared or [field])
+        problem = (f"{root} does not exist" if not Path(str(root)).expanduser().exists()
+                   else str(e))
+        raise FileNotFoundError(f"{field}.root: {problem}; point it at your dataset with "
+                                f"--set {sets}") from None
+
+
 def build_datasets(config: TrainConfig,
                    notes: list[str] | None = None) -> tuple[Dataset, Dataset | None]:
     """The training set (augmented) and the validation set (or None), checked: with
@@ -364,7 +383,7 @@ def build_datasets(config: TrainConfig,
     (:func:`fcnseg.data.cache.cache_decoded`); what was decided is added to ``notes``."""
     d = config.data
     train_spec = dict(d.train)
-    train_ds = build_dataset(train_spec, split=train_spec.get("split") or "train")
+    train_ds = _recipe_dataset(config, "data.train", train_spec, "train")
     _check_not_empty("data.train", train_ds, train_spec, "train")
     if d.crop_size == "auto":
         d.crop_size = _auto_crop(config, train_ds, notes)
@@ -375,8 +394,7 @@ def build_datasets(config: TrainConfig,
     val_ds = None
     if d.val:
         val_spec = dict(d.val)
-        val_ds = build_dataset(val_spec, split=val_spec.get("split") or "val",
-                               transform=build_eval_transform())
+        val_ds = _recipe_dataset(config, "data.val", val_spec, "val", build_eval_transform())
         _check_not_empty("data.val", val_ds, val_spec, "val")
         if val_ds.num_classes != train_ds.num_classes:
             raise ValueError(f"data.val: {val_ds.num_classes} classes, but data.train has "

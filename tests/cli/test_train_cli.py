@@ -1,0 +1,14 @@
+"""``fcnseg train``: what the command line says about a recipe's data fields."""
+
+from fcnseg.cli.main import main
+
+
+def test_a_missing_data_root_names_the_recipe_field_and_how_to_set_it(tmp_path, monkeypatch,
+                                                                       capsys):
+    monkeypatch.chdir(tmp_path)  # the recipe's placeholder root data/mine is not there
+    rc = main(["train", "--recipe", "folder-cpu", "--out", str(tmp_path / "run")])
+    assert rc == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("fcnseg train: error: data.train.root: data/mine does not exist")
+    assert "--set data.train.root=DIR data.val.root=DIR" in lines[0]

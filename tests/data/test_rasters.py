@@ -235,6 +235,16 @@ def test_pictures_without_rgb_bands_show_the_first_band_in_grey():
     assert display_rgb(rgb8) is rgb8
 
 
+def test_pictures_of_8_bit_rgb_or_rgba_rasters_are_their_bands_unstretched():
+    from fcnseg.data.rasters import display_rgb
+
+    rgba = np.random.default_rng(0).integers(90, 160, (6, 7, 4), dtype=np.uint8)
+    names = ["Blue", "Green", "Red", "alpha"]
+    np.testing.assert_array_equal(display_rgb(rgba, names, ["red", "green", "blue"]),
+                                  rgba[..., [2, 1, 0]])
+    np.testing.assert_array_equal(display_rgb(rgba), rgba[..., :3])
+
+
 def test_truncated_tiff_through_rasterio_prints_nothing_of_gdals_own(tmp_path, capfd):
     tifffile.imwrite(tmp_path / "t.tif", uint16_scene(32, 32), photometric="minisblack",
                      planarconfig="contig")

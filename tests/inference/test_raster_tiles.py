@@ -265,6 +265,7 @@ def test_the_preview_blends_the_labels_over_the_rgb_bands_at_a_bounded_size(tmp_
 
     import fcnseg.inference.rasters as rasters
     from fcnseg.data.palette import voc_palette
+    from fcnseg.inference.files import PictureStyle
 
     monkeypatch.setattr(rasters, "PREVIEW_SIDE", 40)
     array = scene(130, 70, bands=5)
@@ -280,7 +281,8 @@ def test_the_preview_blends_the_labels_over_the_rgb_bands_at_a_bounded_size(tmp_
     bands = ["nir", "red", "green", "blue", "swir1"]
     path = rasters.write_raster_preview(tmp_path / "in.tif", tmp_path / "label.tif",
                                         tmp_path / "in_overlay.png", voc_palette(), bands=bands,
-                                        alpha=1.0, exclude=[0])
+                                        style=PictureStyle(alpha=1.0, unblended=(0,),
+                                                           legend=False))
     picture = np.asarray(Image.open(path))
     assert picture.shape == (33, 18, 3)  # every 4th pixel: at most 40 on the longest side
     assert (picture[3:, 9:] == voc_palette()[1]).all()  # class 1 in its colour
@@ -290,6 +292,67 @@ def test_the_preview_blends_the_labels_over_the_rgb_bands_at_a_bounded_size(tmp_
     np.testing.assert_array_equal(picture[:3], stretched[:3])  # nodata: the picture
 
 
+def _write_label(path, label: np.ndarray) -> None:
+    with rasterio.open(path, "w", driver="GTiff", height=label.shape[0], width=label.shape[1],
+                       count=1, dtype="uint8") as ds:
+        ds.write(label[None])
+
+
+def test_the_preview_has_a_legend_of_the_classes_present_as_photos_do(tmp_path):
+    from PIL import Image
+
+    from fcnseg.data.palette import voc_palette
+    from fcnseg.inference.files import PictureStyle
+    from fcnseg.inference.rasters import write_raster_preview
+    from fcnseg.inference.visualize import add_legend, legend_entries, overlay
+
+    grey = np.full((60, 80, 3), 128, np.uint8)
+    write_tif(tmp_path / "in.tif", grey)
+    label = np.zeros((60, 80), np.uint8)
+    label[10:30, 10:30] = 2
+    label[:5] = NODATA_LABEL
+    _write_label(tmp_path / "label.tif", label)
+    names = ["background", "road", "tree", "water"]
+    style = PictureStyle(alpha=0.5, unblended=(0,))
+    path = write_raster_preview(tmp_path / "in.tif", tmp_path / "label.tif",
+                                tmp_path / "in_overlay.png", voc_palette(), names, style=style)
+    picture = np.asarray(Image.open(path))
+    # The photos' rule: the classes present but the background (and no nodata), named.
+    entries = legend_entries(label, voc_palette(), names, exclude=(0, NODATA_LABEL))
+    assert [n for n, _ in entries] == ["tree"]
+    drawn = overlay(grey, label, voc_palette(), 0.5, exclude=(0, NODATA_LABEL))
+    np.testing.assert_array_equal(picture, add_legend(drawn, entries,
+                                                      empty_text="background only"))
+    assert picture.shape[1] > 80  # the legend is beside the picture, not over it
+    bare = write_raster_preview(tmp_path / "in.tif", tmp_path / "label.tif",
+                                tmp_path / "bare.png", voc_palette(), names,
+                                style=PictureStyle(unblended=(0,), legend=False))
+    assert np.asarray(Image.open(bare)).shape == (60, 80, 3)
+
+
+def test_the_preview_shows_an_8_bit_rgb_raster_as_it_is(tmp_path):
+    from PIL import Image
+
+    from fcnseg.data.palette import voc_palette
+    from fcnseg.inference.files import PictureStyle
+    from fcnseg.inference.rasters import write_raster_preview
+
+    # Grey ground of slightly different spread per band: a per-band stretch tints it.
+    rng = np.random.default_rng(0)
+    ground = rng.integers(100, 156, (50, 60, 1))
+    rgb = np.concatenate([ground, ground + rng.integers(0, 3, (50, 60, 1)), ground + 20],
+                         axis=-1).clip(0, 255).astype(np.uint8)
+    with rasterio.open(tmp_path / "in.tif", "w", driver="GTiff", height=50, width=60, count=3,
+                       dtype="uint8", photometric="RGB") as ds:
+        ds.write(np.moveaxis(rgb, -1, 0))
+        ds.descriptions = ("red", "green", "blue")
+    _write_label(tmp_path / "label.tif", np.zeros((50, 60), np.uint8))
+    path = write_raster_preview(tmp_path / "in.tif", tmp_path / "label.tif",
+                                tmp_path / "in_overlay.png", voc_palette(), ["background"],
+                                style=PictureStyle(unblended=(0,), legend=False))
+    np.testing.assert_array_equal(np.asarray(Image.open(path)), rgb)
+
+
 def test_predict_command_writes_a_picture_beside_the_label_raster(make_checkpoint,
                                                                  smooth_image, tmp_path):
     from PIL import Image
@@ -297,12 +360,17 @@ def test_predict_command_writes_a_picture_beside_the_label_raster(make_checkpoin
     from fcnseg.cli.main import main
 
     write_tif(tmp_path / "scene.tif", smooth_image)
-    out = tmp_path / "out"
-    assert main(["predict", "--checkpoint", str(make_checkpoint("same")),
-                 str(tmp_path / "scene.tif"), "--out", str(out), "--no-progress",
-                 "--precision", "fp32"]) == 0
-    with Image.open(out / "scene_overlay.png") as picture:
-        assert picture.size == smooth_image.shape[1::-1] and picture.mode == "RGB"
+    sizes = {}
+    for legend in ("--legend", "--no-legend"):
+        out = tmp_path / legend
+        assert main(["predict", "--checkpoint", str(make_checkpoint("same")),
+                     str(tmp_path / "scene.tif"), "--out", str(out), "--no-progress",
+                     "--precision", "fp32", legend]) == 0
+        with Image.open(out / "scene_overlay.png") as picture:
+            assert picture.mode == "RGB"
+            sizes[legend] = picture.size
+    assert sizes["--no-legend"] == smooth_image.shape[1::-1]  # the raster's own size
+    assert sizes["--legend"][0] > smooth_image.shape[1]  # a legend beside it
 
 
 def test_image_only_options_given_with_a_raster_are_said_to_skip_it(make_checkpoint,

@@ -221,6 +221,23 @@ def test_reliability_diagram_draws_bars_and_shades_the_gap() -> None:
     assert empty.shape == picture.shape
 
 
+def test_reliability_gap_has_its_keys_colour_whichever_side_accuracy_lies() -> None:
+    from fcnseg.inference.visualize import reliability_diagram
+
+    left, top, plot, key_x = 58, 56, 400, 58 + 400 + 16  # as drawn
+    # Under-confident (the gap inside the accuracy bar), then over-confident (above it).
+    for lower, confidence, accuracy in ((0.1, 0.15, 0.9), (0.8, 0.85, 0.1)):
+        bins = [{"lower": lower, "upper": lower + 0.1, "count": 50, "confidence": confidence,
+                 "accuracy": accuracy}]
+        picture = reliability_diagram({"ece": abs(confidence - accuracy), "pixels": 50,
+                                       "bins": bins})
+        key = tuple(int(v) for v in picture[top + 2 * 20 + 6, key_x + 7])  # the gap's swatch
+        # Heights 0.3 to 0.7 of the bin lie in the gap, clear of the diagonal.
+        inside = picture[round(top + 0.3 * plot):round(top + 0.7 * plot),
+                         round(left + lower * plot) + 3:round(left + (lower + 0.1) * plot) - 3]
+        assert (inside == key).all(), (confidence, accuracy)
+
+
 def test_reliability_diagrams_key_lies_outside_the_plot_where_bars_can_reach() -> None:
     from fcnseg.inference.visualize import reliability_diagram
 

@@ -381,9 +381,10 @@ def _raster_preview(seg: Segmenter, path: Path, out: Path, args: argparse.Namesp
     try:
         with open_raster(path) as reader:
             bands = model_bands(seg, reader.info)
-        write_raster_preview(path, out, preview, seg.palette, bands=bands,
-                             band_names=seg.input_convention.bands, alpha=args.alpha,
-                             exclude=_unblended(args, seg))
+        style = PictureStyle(alpha=args.alpha, legend=args.legend, outlines=args.outlines,
+                             unblended=_unblended(args, seg))
+        write_raster_preview(path, out, preview, seg.palette, seg.class_names, bands=bands,
+                             band_names=seg.input_convention.bands, style=style)
     except ImageError as e:
         return str(e)
     return None

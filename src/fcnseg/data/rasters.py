@@ -486,16 +486,21 @@ def nodata_mask(image: np.ndarray, nodata: float | None) -> np.ndarray | None:
 
 def display_rgb(image: np.ndarray, bands: Sequence[str] | None = None,
                 rgb: Sequence[str] | None = None) -> np.ndarray:
-    """An H×W×N raster as an H×W×3 uint8 picture: the ``rgb`` bands (names among ``bands``)
-    each stretched from its 2nd to its 98th percentile, or, without them, the first band so
-    stretched in grey. An 8-bit RGB image without ``rgb`` is returned as it is."""
+    """An H×W×N raster as an H×W×3 uint8 picture. An 8-bit RGB or RGBA raster is already a
+    picture: its ``rgb`` bands (names among ``bands``; else its first three) are shown as they
+    are, so grey stays grey. Other data (16-bit, float, multi-band) shows its ``rgb`` bands
+    each stretched from its 2nd to its 98th percentile (the usual remote-sensing default), or,
+    without them, the first band so stretched in grey."""
     image = image if image.ndim == 3 else image[..., None]
-    if rgb is None and image.dtype == np.uint8 and image.shape[2] == 3:
-        return image
-    if rgb is not None and bands is not None:
+    named = rgb is not None and bands is not None
+    if named:
         lower = [b.lower() for b in bands]
         index = [lower.index(b.lower()) for b in rgb]
-    else:
+    if image.dtype == np.uint8 and image.shape[2] in (3, 4):
+        if not named and image.shape[2] == 3:
+            return image
+        return np.ascontiguousarray(image[..., index if named else [0, 1, 2]])
+    if not named:
         index = [0, 0, 0]
     planes = []
     for i in index:

@@ -34,7 +34,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -54,6 +54,9 @@ from fcnseg.utils.files import atomic_write
 from fcnseg.utils.keyed import first_of
 from fcnseg.utils.typing import PathLike
 from fcnseg.utils.validate import fields_of
+
+if TYPE_CHECKING:
+    from fcnseg.inference.files import PictureStyle
 
 #: The label written where the input has no data (the output raster's nodata value).
 NODATA_LABEL = 255
@@ -641,22 +644,28 @@ _PREVIEW_ROWS = 256
 
 
 def write_raster_preview(source: PathLike, label_path: PathLike, out: PathLike,
-                         palette: np.ndarray, *, bands: Sequence[str] | None = None,
-                         band_names: Sequence[str] | None = None, alpha: float = 0.5,
-                         exclude: Sequence[int] = ()) -> Path:
+                         palette: np.ndarray, class_names: Sequence[str] = (), *,
+                         bands: Sequence[str] | None = None,
+                         band_names: Sequence[str] | None = None,
+                         style: PictureStyle | None = None) -> Path:
     """``out``: a PNG of the raster at ``source`` with the labels of ``label_path`` blended
-    over it (``alpha``; classes in ``exclude`` and nodata left as the picture), every
-    ``step``-th pixel so that its longest side is at most :data:`PREVIEW_SIDE`. The picture is
+    over it (``style.alpha``; classes in ``style.unblended`` and nodata left as the picture),
+    every ``step``-th pixel so that its longest side is at most :data:`PREVIEW_SIDE`, and,
+    when ``style.legend``, a legend of the classes present (named by ``class_names``) beside
+    it, as for photos. The picture is drawn by :func:`~fcnseg.data.rasters.display_rgb` from
     the bands named red, green and blue (``bands`` selects them by the file's band names;
-    ``band_names`` names the bands read where the file does not), each stretched from its
-    2nd to its 98th percentile, or the first band so stretched in grey.
+    ``band_names`` names the bands read where the file does not): an 8-bit RGB(A) raster as
+    it is, other data each band stretched from its 2nd to its 98th percentile, or the first
+    band so stretched in grey.
     Read by strips: memory is set by the preview and the raster's width, not its height."""
     import rasterio
     from PIL import Image
     from rasterio.windows import Window
 
-    from fcnseg.inference.visualize import overlay
+    from fcnseg.inference.files import PictureStyle
+    from fcnseg.inference.visualize import add_legend, legend_entries, overlay
 
+    style = style or PictureStyle()
     with open_raster(source, bands=bands) as reader:
         info = reader.info
         step = max(1, -(-max(info.height, info.width) // PREVIEW_SIDE))
@@ -668,11 +677,14 @@ def write_raster_preview(source: PathLike, label_path: PathLike, out: PathLike,
     with _without_georeferencing_warning(), rasterio.open(label_path) as ds:
         label = _decimated(lambda r, n: ds.read(1, window=Window(0, r, ds.width, n)), ds.height,
                            step)
-    keep = [*exclude, NODATA_LABEL]
+    keep = [*style.unblended, NODATA_LABEL]
+    picture = overlay(picture, label, palette, style.alpha, exclude=keep, outlines=style.outlines)
+    if style.legend:
+        entries = legend_entries(label, palette, class_names, exclude=keep)
+        picture = add_legend(picture, entries, empty_text="background only")
     path = Path(out)
     with atomic_write(path) as tmp:
-        Image.fromarray(overlay(picture, label, palette, alpha, exclude=keep)).save(
-            tmp, format="PNG")
+        Image.fromarray(picture).save(tmp, format="PNG")
     return path
 
 

@@ -230,7 +230,7 @@ _INK = (30, 30, 30)
 _MUTED = (110, 110, 110)
 _BAR = (76, 120, 168)  # reliability diagram: accuracy bars,
 _CONFIDENCE = (180, 40, 30)  # mean-confidence marks,
-_GAP = (230, 70, 50, 100)  # and the translucent gap between them (RGBA)
+_GAP = (244, 185, 175)  # and the gap between them, drawn as in the key
 
 
 @functools.lru_cache(maxsize=16)
@@ -530,8 +530,7 @@ _TICKS = [k / 5 for k in range(6)]
 _RELIABILITY_KEY = [
     (_BAR, "accuracy of the pixels in a bin", False),
     (_CONFIDENCE, "their mean confidence", True),
-    (tuple(round(255 + (c - 255) * _GAP[3] / 255) for c in _GAP[:3]), "the gap between the two",
-     False),  # the gap's colour over white
+    (_GAP, "the gap between the two", False),
     ((90, 90, 90), "perfect calibration", True),
 ]
 
@@ -582,22 +581,20 @@ def _draw_reliability_heading(draw: ImageDraw.ImageDraw, plot: _Plot,
 
 def _draw_reliability_bins(img: Image.Image, plot: _Plot,
                            filled: Sequence[Mapping[str, Any]]) -> Image.Image:
-    """The accuracy bars, the shaded gaps to the mean confidence, the confidence lines, the
-    diagonal, the frame and the rotated axis label; a new picture (the shade is composited)."""
+    """The accuracy bars, the gaps to the mean confidence, the confidence lines, the diagonal,
+    the frame and the rotated axis label, drawn on ``img`` (returned)."""
     px, py = plot.px, plot.py
     draw = ImageDraw.Draw(img)
+    # Each bin: the bar up to the lower of accuracy and confidence, the gap (opaque, the key's
+    # colour either way) up to the higher, then the accuracy bar's outline over both, so that
+    # its top stays visible where the model is under-confident and the gap lies inside it.
     for b in filled:
-        draw.rectangle(plot.bin_box(b, py(float(b["accuracy"])), py(0)), fill=_BAR,
-                       outline=(40, 70, 110))
-    # The gap between accuracy and mean confidence, translucent so that a bar's top (its
-    # accuracy) stays visible where the model is under-confident and the gap lies over it.
-    shade = Image.new("RGBA", img.size, (0, 0, 0, 0))
-    shade_draw = ImageDraw.Draw(shade)
-    for b in filled:
-        lo, hi = sorted((float(b["accuracy"]), float(b["confidence"])))
-        shade_draw.rectangle(plot.bin_box(b, py(hi), py(lo)), fill=_GAP)
-    img = Image.alpha_composite(img.convert("RGBA"), shade).convert("RGB")
-    draw = ImageDraw.Draw(img)
+        accuracy, confidence = float(b["accuracy"]), float(b["confidence"])
+        lo, hi = sorted((accuracy, confidence))
+        draw.rectangle(plot.bin_box(b, py(lo), py(0)), fill=_BAR)
+        if hi > lo:
+            draw.rectangle(plot.bin_box(b, py(hi), py(lo)), fill=_GAP)
+        draw.rectangle(plot.bin_box(b, py(accuracy), py(0)), outline=(40, 70, 110))
     for b in filled:
         y = py(float(b["confidence"]))
         draw.line(plot.bin_box(b, y, y), fill=_CONFIDENCE, width=2)

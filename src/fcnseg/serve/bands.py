@@ -1,7 +1,8 @@
 """Requests to a multi-band model: one raster upload (a TIFF of the model's bands, or any
 format the raster reader takes), its header checked, read, segmented whole and answered like
 a colour image; the overlay is drawn from the bands named red, green and blue, each stretched
-from its 2nd to its 98th percentile (else the first band in grey).
+from its 2nd to its 98th percentile (else the first band in grey; an 8-bit RGB(A) upload is
+drawn as it is): :func:`fcnseg.data.rasters.display_rgb`, as for ``fcnseg predict``.
 
 A colour model keeps the image API of :mod:`fcnseg.serve.segment`.
 """
@@ -99,7 +100,8 @@ def segment_raster(segmenter: Segmenter, data: bytes, options: SegmentOptions,
                    max_pixels: int) -> bytes | dict[str, Any]:
     """Read, segment and encode one multi-band upload (see the module doc): the label map as
     PNG bytes for ``format="png"``, else the JSON payload, with ``image_png``, the picture of
-    the raster (its red, green and blue bands stretched 2/98) at the preview size. Slow: run
+    the raster (its red, green and blue bands, as :func:`display_rgb` draws them) at the
+    preview size. Slow: run
     it in a worker thread."""
     t0 = time.perf_counter()
     with _opened(data, segmenter, max_pixels) as (reader, named):

@@ -134,6 +134,23 @@ def checkpoint(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         photo(cwd / name)
 
 
+def bands_checkpoint(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """runs/bands/best.pt: a tiny 6-band model, and scene6.tif, a raster of its bands."""
+    import tifffile
+
+    from fcnseg.conventions import band_convention
+
+    bands = ["red", "green", "blue", "nir", "swir1", "swir2"]
+    model = build_model("fcn8s", num_classes=3, geometry="same",
+                        input_convention=band_convention(bands, [1000.0] * 6, [300.0] * 6),
+                        **TINY)
+    (cwd / "runs" / "bands").mkdir(parents=True)
+    save_checkpoint(cwd / "runs" / "bands" / "best.pt", model,
+                    class_names=["background", "water", "field"])
+    scene = np.random.default_rng(0).integers(0, 4000, (40, 48, 6), dtype=np.uint16)
+    tifffile.imwrite(cwd / "scene6.tif", scene, photometric="minisblack", planarconfig="contig")
+
+
 def demo_checkpoint(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """runs/demo/best.pt: a tiny (untrained) model of the synthetic shapes."""
     classes = SyntheticSegmentation(1, 32)
@@ -332,6 +349,7 @@ STAND_INS: dict[str, Callable[[Path, pytest.MonkeyPatch], None]] = {
     "hub": hub,
     "checkpoint": checkpoint,
     "demo-checkpoint": demo_checkpoint,
+    "bands-checkpoint": bands_checkpoint,
     "resnet-weights": resnet_weights,
     "vgg16-weights": vgg16_weights,
     "onnx": onnx_file,

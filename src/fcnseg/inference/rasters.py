@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -587,6 +588,51 @@ def model_bands(segmenter: Any, info: RasterInfo) -> tuple[str, ...] | None:
     return tuple(bands) if all(b.lower() in have for b in bands) else None
 
 
+def check_band_count(where: object, found: int, bands: Sequence[str]) -> None:
+    """Refuse ``found`` bands for a model of ``bands``: one line naming ``where``, the bands
+    the model takes and the count found."""
+    if found != len(bands):
+        raise ImageError(where, f"{found} band(s), but the model takes {len(bands)} "
+                                f"({', '.join(bands)}): segment it with a model trained on "
+                                f"these bands")
+
+
+#: The bands drawn as a picture's red, green and blue, where the model has all three.
+COLOUR_BANDS = ("red", "green", "blue")
+
+
+def picture_bands(bands: Sequence[str]) -> tuple[str, ...] | None:
+    """The bands drawn as red, green and blue (by name), or None (the first band in grey)."""
+    have = {b.lower() for b in bands}
+    return COLOUR_BANDS if all(b in have for b in COLOUR_BANDS) else None
+
+
+def read_model_bands(segmenter: Any, source: Any) -> np.ndarray:
+    """A multi-band model's input as the H×W×N float32 raw band values it takes: a raster
+    file (read as ``fcnseg predict`` reads it: the model's bands by name where the file names
+    them, else every band in file order) or an H×W×N array. Another band count is one line
+    naming the file (or ``<array>``)."""
+    bands = segmenter.input_convention.bands
+    if isinstance(source, np.ndarray):
+        if source.ndim != 3 or source.shape[0] == 0 or source.shape[1] == 0:
+            raise ImageError("<array>", f"expected an H×W×{len(bands)} array of the bands "
+                                        f"{', '.join(bands)}, got shape {source.shape}")
+        check_band_count("<array>", source.shape[2], bands)
+        image = source
+    elif isinstance(source, str | os.PathLike):
+        with open_raster(source, max_pixels=segmenter.max_pixels) as reader:
+            picked = model_bands(segmenter, reader.info)
+            check_band_count(reader.info.path,
+                             len(bands) if picked is not None else reader.info.bands, bands)
+        with open_raster(source, bands=picked, max_pixels=segmenter.max_pixels) as reader:
+            image = reader.read_all()
+    else:
+        raise ImageError(f"<{type(source).__name__}>",
+                         f"a model of the bands {', '.join(bands)} takes a raster file path "
+                         f"or an H×W×{len(bands)} array")
+    return np.asarray(image, dtype=np.float32)
+
+
 def segmenter_tile_fn(segmenter: Any, info: RasterInfo) -> TileFn:
     """:meth:`Segmenter.logits` on raster tiles. A model of 8-bit RGB input takes 3-band 8-bit
     or 16-bit rasters (16-bit scaled to 8 bits, as :func:`fcnseg.data.images.load_image`
@@ -596,10 +642,7 @@ def segmenter_tile_fn(segmenter: Any, info: RasterInfo) -> TileFn:
     bands = segmenter.input_convention.bands
     if bands is not None:
         count = len(bands) if model_bands(segmenter, info) is not None else info.bands
-        if count != len(bands):
-            raise ImageError(info.path, f"{info.bands} band(s), but the model takes "
-                                        f"{len(bands)} ({', '.join(bands)}): segment it with "
-                                        f"a model trained on these bands")
+        check_band_count(info.path, count, bands)
     elif info.bands != 3 or info.dtype not in (np.uint8, np.uint16):
         raise ImageError(info.path, f"{info.bands} band(s) of {info.dtype}, but the model takes "
                                     f"3-band 8-bit RGB: segment it with a model trained on "

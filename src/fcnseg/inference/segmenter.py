@@ -22,7 +22,9 @@ from torch import nn
 from fcnseg.checkpoint import build_model_from_checkpoint, load_checkpoint
 from fcnseg.conventions import InputConvention, get_convention
 from fcnseg.data.io import read_raw
+from fcnseg.data.rasters import display_rgb
 from fcnseg.inference.images import DEFAULT_MAX_PIXELS, to_rgb_uint8
+from fcnseg.inference.rasters import picture_bands, read_model_bands
 from fcnseg.inference.runner import InferenceRunner
 from fcnseg.inference.runner import resolve_device as resolve_device  # re-exported
 from fcnseg.inference.sliding import TTA, PredictFn, SlidingWindow, forward_logits
@@ -282,8 +284,8 @@ class Segmenter:
         return to_rgb_uint8(image, max_pixels=self.max_pixels)
 
     def preprocess(self, rgb: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
-        """H×W×3 uint8 RGB image(s) of one size as the N×3×H×W uint8 batch the model takes, on
-        the device (the model normalises it)."""
+        """H×W×3 uint8 RGB image(s) (a multi-band model's H×W×N band values) of one size as the
+        N×C×H×W batch the model takes, on the device (the model normalises it)."""
         arrays = [rgb] if isinstance(rgb, np.ndarray) else list(rgb)
         return torch.from_numpy(np.stack(arrays)).to(self.device).permute(0, 3, 1, 2)
 
@@ -313,7 +315,10 @@ class Segmenter:
         Args:
             image: a file path, encoded image bytes, a PIL image, an H×W×3 (or H×W, H×W×4)
                 NumPy array (uint8 0-255, uint16, or float 0-1), or a 3×H×W tensor (uint8
-                0-255 or float 0-1).
+                0-255 or float 0-1). For a multi-band model (its input convention names N
+                bands): a path to a raster of its bands (read as ``fcnseg predict`` reads it)
+                or an H×W×N array of raw band values; the prediction's ``image`` is then the
+                red, green and blue bands (else the first) stretched 2/98.
             return_probs: also return the C×H×W softmax probabilities.
         """
         return self.predict_batch([image], return_probs=return_probs)[0]
@@ -327,20 +332,31 @@ class Segmenter:
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        rgbs = [self.to_rgb(im) for im in images]
-        results: list[Prediction | None] = [None] * len(rgbs)
-        for chunk in same_size_batches([rgb.shape[:2] for rgb in rgbs], batch_size):
-            for i, pred in zip(chunk, self._predict_same_size([rgbs[i] for i in chunk],
+        arrays = [self._model_input(im) for im in images]
+        results: list[Prediction | None] = [None] * len(arrays)
+        for chunk in same_size_batches([a.shape[:2] for a in arrays], batch_size):
+            for i, pred in zip(chunk, self._predict_same_size([arrays[i] for i in chunk],
                                                               return_probs), strict=True):
                 results[i] = pred
         return [r for r in results if r is not None]
 
-    def _predict_same_size(self, rgbs: list[np.ndarray], return_probs: bool) -> list[Prediction]:
+    def _model_input(self, image: Any) -> np.ndarray:
+        """An input as the H×W×C array the model takes: 8-bit RGB, or a multi-band model's
+        raw band values (float32)."""
+        if self.input_convention.bands is not None:
+            return read_model_bands(self, image)
+        return self.to_rgb(image)
+
+    def _predict_same_size(self, arrays: list[np.ndarray],
+                           return_probs: bool) -> list[Prediction]:
         if len(self.input_names) > 1:
             raise ValueError(f"{self.arch} takes the inputs {list(self.input_names)}; the "
                              f"segmenter predicts from colour images alone (call the model "
                              f"with a dict of inputs instead)")
-        return self._by_head(self.logits(self.preprocess(rgbs)), rgbs, return_probs)
+        bands = self.input_convention.bands
+        pictures = arrays if bands is None else [
+            display_rgb(a, bands, picture_bands(bands)) for a in arrays]
+        return self._by_head(self.logits(self.preprocess(arrays)), pictures, return_probs)
 
     def _by_head(self, logits: Any, pictures: list[np.ndarray],
                  return_probs: bool) -> list[Prediction]:

@@ -14,7 +14,7 @@ import contextlib
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from PIL import Image
 from fcnseg.data.images import ImageError
 from fcnseg.data.rasters import RasterReader, display_rgb, open_raster
 from fcnseg.inference import Prediction, Segmenter
-from fcnseg.inference.rasters import model_bands, segmenter_tile_fn
+from fcnseg.inference.rasters import model_bands, picture_bands, segmenter_tile_fn
 from fcnseg.inference.visualize import picture_png_bytes
 from fcnseg.serve.segment import (
     SegmentOptions,
@@ -38,19 +38,10 @@ from fcnseg.serve.segment import (
 #: The first bytes of a TIFF (classic and BigTIFF, either byte order).
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
-#: The bands drawn as a picture's red, green and blue, where the model has all three.
-COLOUR_BANDS = ("red", "green", "blue")
-
 
 def takes_bands(segmenter: Segmenter) -> bool:
     """Whether ``segmenter``'s model takes multi-band rasters (not colour images)."""
     return segmenter.input_convention.bands is not None
-
-
-def picture_bands(bands: Sequence[str]) -> tuple[str, ...] | None:
-    """The bands drawn as red, green and blue (by name), or None (the first band in grey)."""
-    have = {b.lower() for b in bands}
-    return COLOUR_BANDS if all(b in have for b in COLOUR_BANDS) else None
 
 
 @contextlib.contextmanager

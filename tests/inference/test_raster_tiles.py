@@ -516,3 +516,19 @@ def test_a_retrained_checkpoint_at_the_same_path_predicts_the_raster_again(
     whole = Segmenter.from_checkpoint(retrained, precision="fp32").predict(smooth_image,
                                                                            return_probs=True)
     assert_labels_match(read_labels(tmp_path / "out" / "scene.tif")[0], whole.label, whole.probs)
+
+
+def test_an_exported_model_is_identified_by_its_file(tmp_path):
+    from types import SimpleNamespace
+
+    from fcnseg.inference.rasters import model_identity
+
+    def exported(data: bytes):  # an exported model's weights are in its runtime, not torch
+        (tmp_path / "model.onnx").write_bytes(data)
+        return SimpleNamespace(model=nn.Identity(), runtime="onnxruntime",
+                               checkpoint_path=str(tmp_path / "model.onnx"),
+                               describe=lambda: {"arch": "fcn8s"})
+
+    first = model_identity(exported(b"first weights"))
+    assert model_identity(exported(b"first weights")) == first
+    assert model_identity(exported(b"other weights")) != first

@@ -659,21 +659,23 @@ def segmenter_tile_fn(segmenter: Any, info: RasterInfo) -> TileFn:
 
 def model_identity(segmenter: Any) -> str:
     """What names a segmenter's predictions in a raster's record: a SHA-256 of the weights it
-    runs (of its checkpoint file for an exported model) and of the settings that change its
+    runs (of its file for an exported ONNX or TorchScript model) and of the settings that change its
     outputs (precision, temperature, input convention, sliding window, TTA, classes), so that
     a retrained or other model never counts another's output as its own, whatever its path."""
     digest = hashlib.sha256()
     model = segmenter.model
-    if isinstance(model, nn.Module):
-        for name, value in model.state_dict().items():
-            data = value.detach().cpu().contiguous().reshape(-1)
-            digest.update(f"{name}:{data.dtype}:{tuple(value.shape)};".encode())
-            digest.update(data.view(torch.uint8).numpy())
-    elif segmenter.checkpoint_path is not None:
+    # An exported model's weights live in its runtime, not in torch tensors: its file then.
+    weights = model.state_dict() if isinstance(model, nn.Module) and not segmenter.runtime \
+        else {}
+    for name, value in weights.items():
+        data = value.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}:{data.dtype}:{tuple(value.shape)};".encode())
+        digest.update(data.view(torch.uint8).numpy())
+    if not weights:
+        if segmenter.checkpoint_path is None:
+            raise ValueError(f"cannot identify the model {type(model).__name__}: it has no "
+                             f"torch weights and was not loaded from a file")
         digest.update(file_checksum(segmenter.checkpoint_path, "sha256").encode())
-    else:
-        raise ValueError(f"cannot identify the model {type(model).__name__}: neither a torch "
-                         f"module nor loaded from a file")
     described = {k: v for k, v in segmenter.describe().items()
                  if k not in ("optimizations", "palette", "ignore_color")}
     digest.update(json.dumps(described, sort_keys=True, default=str).encode())

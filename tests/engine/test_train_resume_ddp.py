@@ -8,6 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from _train_helpers import (
     HANG_TIMEOUT_S,
@@ -41,6 +42,9 @@ def _iterations_logged(run: Path) -> list[tuple[int, str]]:
     return [(r["iteration"], r.get("split", "train")) for r in map(json.loads, lines)]
 
 
+# Two training runs at once, then a resumed one: on a loaded machine their torch start-ups alone
+# outlast the suite's 300 s per test (a guard against a hang, like the waits above).
+@pytest.mark.timeout(2 * HANG_TIMEOUT_S)
 def test_sigkill_then_resume_ends_bit_identical_to_an_uninterrupted_run(tmp_path: Path) -> None:
     # Dropout, flips and shuffling all draw random numbers: every RNG must be restored exactly.
     total = 40

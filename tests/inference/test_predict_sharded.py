@@ -15,13 +15,14 @@ from PIL import Image
 from fcnseg.inference.files import MANIFEST_NAME
 from fcnseg.inference.visualize import read_label_png
 
-pytestmark = pytest.mark.slow
-
 IMAGES = 40
 #: How long one ``fcnseg predict`` may take before it counts as hung: a guard against a hang, not
 #: a speed check (on a loaded machine, torchrun starting three processes that import torch alone
 #: can take minutes).
 HANG_TIMEOUT_S = 600
+# Up to seven processes importing torch per test (torchrun runs three): on a loaded machine more
+# than the suite's 300 s per test, so a longer guard against a hang.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2 * HANG_TIMEOUT_S)]
 
 
 def env() -> dict[str, str]:

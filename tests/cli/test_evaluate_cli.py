@@ -266,3 +266,15 @@ def test_an_rgb_model_on_a_band_dataset_is_one_line_naming_both(tmp_path, capsys
     assert "6 bands (red, green, blue, nir, swir1, swir2)" in lines[0]
     assert "RGB colour" in lines[0]
     assert not (tmp_path / "eval" / "report.json").exists()
+
+
+def test_the_header_says_sliding_windows_and_tta_not_as_training_validated(
+        synthetic_checkpoint, tmp_path, capsys):
+    rc = main(["evaluate", "--checkpoint", str(synthetic_checkpoint), "--dataset", "synthetic",
+               "--num-images", "1", "--size", "48x64", "--sliding-window", "32", "--tta-flip",
+               "--out", str(tmp_path / "eval"), "--device", "cpu"])
+    assert rc == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert "as training validated" not in header
+    assert "32×32 sliding windows at stride 21" in header
+    assert "test-time augmentation: flips" in header

@@ -102,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
                          "tta_scales": scales, "tta_flip": args.tta_flip}
     written = write_report(out, result)
     print(f"{args.checkpoint} on {spec['name']} ({result['num_images']} images, "
-          f"{result['seconds']:.1f} s, precision {result['precision']}, {precision_from})")
+          f"{result['seconds']:.1f} s, precision {result['precision']}, "
+          f"{header_method(args, precision_from)})")
     for head, scores in (result.get("heads") or {None: result}).items():
         if head is not None:
             print(f"\nhead {head}:")
@@ -122,6 +123,27 @@ def run(args: argparse.Namespace) -> int:
                                  scene_pictures=False)
         print(f"wrote {len(saved)} image | ground truth | prediction strips to {out / 'strips'}")
     return 0
+
+
+def header_method(args: argparse.Namespace, precision_from: str) -> str:
+    """How the images were scored, for the header: where the precision comes from, and the
+    sliding windows and test-time augmentation when asked for (then the scores are not those
+    training validated, which ran whole images once)."""
+    ways = []
+    if args.sliding_window is not None:
+        stride = args.stride or max(1, args.sliding_window * 2 // 3)
+        ways.append(f"{args.sliding_window}×{args.sliding_window} sliding windows at "
+                    f"stride {stride}")
+    if args.tta_flip or args.tta_scales:
+        scales = options.parse_scales(args.tta_scales) if args.tta_scales else None
+        ways.append("test-time augmentation: " + " and ".join(
+            ([f"scales {', '.join(f'{v:g}' for v in scales)}"] if scales else [])
+            + (["flips"] if args.tta_flip else [])))
+    if not ways:
+        return precision_from
+    if precision_from == "as training validated":
+        precision_from = "the precision training validated at"
+    return "; ".join([precision_from, *ways])
 
 
 def exported_precision_text(artifact: dict[str, Any], asked: str | None) -> str:

@@ -7,7 +7,13 @@ import importlib
 import pytest
 import torch
 
-from fcnseg.conventions import CAFFE_BGR, TORCHVISION_RGB, InputConvention, get_convention
+from fcnseg.conventions import (
+    CAFFE_BGR,
+    TORCHVISION_RGB,
+    InputConvention,
+    band_convention,
+    get_convention,
+)
 from fcnseg.models.preprocess import ChannelNormalize
 
 
@@ -39,6 +45,14 @@ def test_conventions_round_trip_through_dicts_and_names() -> None:
     with pytest.raises(ValueError, match="missing field 'scale'"):
         InputConvention.from_dict({"name": "x", "channel_order": "RGB", "mean": [0] * 3,
                                    "std": [1] * 3})
+
+
+def test_a_band_conventions_nodata_round_trips_and_an_old_record_has_none() -> None:
+    conv = band_convention(["red", "nir"], [10.0, 20.0], [1.0, 2.0], nodata=0)
+    assert get_convention(conv.to_dict()) == conv and conv.to_dict()["nodata"] == 0.0
+    old = {k: v for k, v in conv.to_dict().items() if k != "nodata"}  # recorded before nodata
+    assert get_convention(old).nodata is None
+    assert "nodata" not in band_convention(["red"], [1.0], [1.0]).to_dict()
 
 
 @pytest.mark.parametrize("name, module, constant", [

@@ -33,6 +33,10 @@ class InputConvention:
     #: A multi-band model's input bands, in input order (None: three colour channels). Its
     #: ``mean`` and ``std`` then have one entry per band, in raw pixel units (``scale`` 1).
     bands: tuple[str, ...] | None = None
+    #: A multi-band model's no-data value: the raw value of its training images' pixels
+    #: without data (every band at it), which prediction leaves unlabelled where a file sets
+    #: no no-data value of its own. None: none declared.
+    nodata: float | None = None
 
     def __post_init__(self) -> None:
         if self.channel_order not in ("RGB", "BGR"):
@@ -63,6 +67,8 @@ class InputConvention:
         d = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
         if self.bands is None:
             del d["bands"]  # colour conventions keep their recorded form
+        if self.nodata is None:
+            del d["nodata"]
         return d
 
     @classmethod
@@ -75,6 +81,7 @@ class InputConvention:
                 mean=tuple(float(v) for v in d["mean"]),  # type: ignore[arg-type]
                 std=tuple(float(v) for v in d["std"]),  # type: ignore[arg-type]
                 bands=None if d.get("bands") is None else tuple(str(b) for b in d["bands"]),
+                nodata=None if d.get("nodata") is None else float(d["nodata"]),
             )
         except KeyError as e:
             raise ValueError(f"input convention is missing field {e.args[0]!r}: {d!r}") from None
@@ -126,13 +133,16 @@ def get_convention(spec: str | Mapping[str, Any] | InputConvention) -> InputConv
 
 
 def band_convention(bands: list[str] | tuple[str, ...], mean: list[float] | tuple[float, ...],
-                    std: list[float] | tuple[float, ...]) -> InputConvention:
+                    std: list[float] | tuple[float, ...],
+                    nodata: float | None = None) -> InputConvention:
     """The convention of a model on multi-band images: each band (raw values) minus its
-    dataset mean, divided by its dataset std (a band without variance is divided by 1)."""
+    dataset mean, divided by its dataset std (a band without variance is divided by 1);
+    ``nodata`` the dataset's no-data value, if it declares one."""
     return InputConvention(name="bands", channel_order="RGB", scale=1.0,
                            mean=tuple(float(m) for m in mean),
                            std=tuple(float(s) if s > 0 else 1.0 for s in std),
-                           bands=tuple(str(b) for b in bands))
+                           bands=tuple(str(b) for b in bands),
+                           nodata=None if nodata is None else float(nodata))
 
 
 def _bands_text(bands: Sequence[str] | None) -> str:

@@ -88,7 +88,8 @@ def test_a_five_band_uint16_folder_trains_and_predicts_a_five_band_raster(
     assert main(["predict", "--checkpoint", str(run / "best.pt"), str(raster),
                  "--out", str(tmp_path / "out"), "--no-progress"]) == 0
     labels = tifffile.imread(tmp_path / "out" / "scene.tif")
-    assert labels.shape == (40, 56) and int(labels.max()) < 3
+    assert labels.shape == (40, 56) and int(labels[2:].max()) < 3
+    assert (labels[:2] == 255).all()  # the nodata stripe: the dataset's nodata, unlabelled
 
 
 def test_the_checkpoint_records_the_band_statistics_and_rebuilds_their_normalisation(
@@ -257,3 +258,46 @@ def test_evaluate_strips_draw_a_multiband_validation_image_from_its_rgb_bands(
     assert strip.name == "s3.png"
     picture = np.asarray(Image.open(strip).convert("RGB"))
     assert picture.shape[1] > 3 * 48  # image | truth | prediction, enlarged, with titles
+
+
+def test_the_checkpoint_records_the_datasets_nodata_and_info_shows_it(
+        trained: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    _, run = trained
+    assert load_checkpoint(run / "best.pt")["model"]["input_convention"]["nodata"] == 0
+    assert main(["info", str(run / "best.pt")]) == 0
+    assert "nodata 0" in capsys.readouterr().out
+
+
+def _scene_with_empty_corner(path: Path, **tags: Any) -> None:
+    """A 5-band scene whose top-left 16×16 corner is all zeros (the dataset's nodata)."""
+    image = _scene(np.random.default_rng(1), 40, 56)[0]
+    image[:16, :16] = 0
+    if tags:
+        import rasterio
+
+        with rasterio.open(path, "w", driver="GTiff", height=40, width=56, count=5,
+                           dtype="uint16", **tags) as ds:
+            ds.write(np.moveaxis(image, -1, 0))
+    else:
+        tifffile.imwrite(path, image, photometric="minisblack", planarconfig="contig")
+
+
+def test_prediction_leaves_the_models_nodata_unlabelled_where_the_file_sets_none(
+        trained: tuple[Path, Path], tmp_path: Path) -> None:
+    _, run = trained
+    _scene_with_empty_corner(tmp_path / "scene.tif")  # no nodata tag
+    assert main(["predict", "--checkpoint", str(run / "best.pt"), str(tmp_path / "scene.tif"),
+                 "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    labels = tifffile.imread(tmp_path / "out" / "scene.tif")
+    assert (labels[:16, :16] == 255).all()
+    assert int(labels[16:].max()) < 3 and int(labels[2:, 16:].max()) < 3  # rows :2: nodata
+
+
+def test_the_files_own_nodata_comes_before_the_models(
+        trained: tuple[Path, Path], tmp_path: Path) -> None:
+    pytest.importorskip("rasterio")
+    _, run = trained
+    _scene_with_empty_corner(tmp_path / "scene.tif", nodata=65535)  # zeros are data here
+    assert main(["predict", "--checkpoint", str(run / "best.pt"), str(tmp_path / "scene.tif"),
+                 "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    assert int(tifffile.imread(tmp_path / "out" / "scene.tif").max()) < 3

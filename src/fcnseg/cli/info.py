@@ -183,8 +183,9 @@ def _convention_text(convention: dict[str, Any]) -> str:
     text = convention.get("name", "-")
     if convention.get("bands"):  # raw band values, standardised band by band
         bands = list(convention["bands"])
+        nodata = convention.get("nodata")
         return (f"{len(bands)} bands ({', '.join(bands)}): raw values, each band minus its mean, "
-                f"over its std")
+                f"over its std" + (f"; nodata {nodata:g}" if nodata is not None else ""))
     if convention.get("channel_order"):
         scale = "0-1" if convention.get("scale") not in (1, 1.0) else "0-255"
         text += f" ({convention['channel_order']} {scale}, minus the mean"

@@ -476,7 +476,8 @@ def _predict_raster_part(seg: Segmenter, path: Path, out: Path, tiles: TileSetti
         with tqdm(total=tile_count(info.height, info.width, tiles), unit="tile",
                   disable=args.no_progress or None, file=sys.stderr,
                   desc=f"predict {path.name}") as bar:
-            job = replace(job, bands=model_bands(seg, info), progress=bar.update)
+            job = replace(job, bands=model_bands(seg, info), progress=bar.update,
+                          nodata=seg.input_convention.nodata)
             outcome = predict_raster(run, path, out, seg.class_names, tiles, job)
     except ImageError as e:
         return str(e)

@@ -455,7 +455,8 @@ class FolderSegmentation(FileSegmentationDataset):
                 path, problem = stats.problems[0] if stats.problems else (
                     str(self.image_dir), "no image pixel with data to take band statistics from")
                 raise DataError(path, problem)
-            self._band_convention = band_convention(stats.bands, stats.mean, stats.std)
+            self._band_convention = band_convention(stats.bands, stats.mean, stats.std,
+                                                    self.nodata)
         return self._band_convention
 
     def unmatched_masks(self) -> list[Path]:

@@ -33,7 +33,7 @@ import os
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -366,6 +366,8 @@ class RasterJob:
         part: ``(k, n)``: write only the k-th of n shares of the tile rows (one process's
             share under torchrun; :func:`merge_parts` joins the shares). ``out`` then holds
             the whole grid with only that share's rows written.
+        nodata: the input value of pixels without data where the file sets none of its own
+            (the model's, from its training data); None: only the file's.
     """
 
     bands: Sequence[str] | None = None
@@ -373,6 +375,7 @@ class RasterJob:
     model_name: str = ""
     progress: Callable[[int], None] | None = None
     part: tuple[int, int] | None = None
+    nodata: float | None = None
 
 
 def predict_raster(
@@ -407,6 +410,8 @@ def predict_raster(
     with open_raster(source, bands=job.bands) as reader, \
             rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB):
         info = reader.info
+        if info.nodata is None and job.nodata is not None:  # the file's own comes first
+            info = replace(info, nodata=job.nodata)
         ys, xs, th, tw = tile_grid(info.height, info.width, settings.tile, settings.overlap)
         k0, k1 = _share(len(ys), job.part)
         resume_row = max(int(record["rows_done"]) if record is not None else 0, ys[k0])

@@ -409,9 +409,7 @@ def predict_raster(
     replaced = record is None and _forget_other_job(out)
     with open_raster(source, bands=job.bands) as reader, \
             rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB):
-        info = reader.info
-        if info.nodata is None and job.nodata is not None:  # the file's own comes first
-            info = replace(info, nodata=job.nodata)
+        info = _with_nodata(reader.info, job.nodata)
         ys, xs, th, tw = tile_grid(info.height, info.width, settings.tile, settings.overlap)
         k0, k1 = _share(len(ys), job.part)
         resume_row = max(int(record["rows_done"]) if record is not None else 0, ys[k0])
@@ -439,6 +437,11 @@ def predict_raster(
     resumed = resume_row if record is not None else 0
     return RasterOutcome(out, tiles, resumed_from_row=resumed, extra_outputs=extra,
                          replaced=replaced)
+
+
+def _with_nodata(info: RasterInfo, nodata: float | None) -> RasterInfo:
+    """``info`` with ``nodata`` as its no-data value where the file sets none of its own."""
+    return replace(info, nodata=nodata) if info.nodata is None and nodata is not None else info
 
 
 def _first_tile_row(ys: Sequence[int], k0: int, resume_row: int) -> int:

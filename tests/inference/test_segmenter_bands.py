@@ -82,3 +82,22 @@ def test_an_array_of_another_band_count_is_one_line_naming_it(checkpoint: Path) 
     message = str(e.value)
     assert "\n" not in message and message.startswith("<array>: 3 band(s)")
     assert "takes 6" in message
+
+
+def test_pixels_without_data_are_labelled_as_the_cli_labels_them(tmp_path: Path) -> None:
+    pytest.importorskip("rasterio")  # the CLI writes label GeoTIFFs with it
+    torch.manual_seed(0)
+    convention = band_convention(BANDS, [1000.0] * 6, [300.0] * 6, nodata=0)
+    model = build_model("fcn8s", num_classes=3, input_convention=convention, width=0.0625,
+                        fc_channels=16, geometry="same")
+    checkpoint = save_checkpoint(tmp_path / "nodata.pt", model, class_names=CLASSES)
+    image = _scene()
+    image[:10, :12] = 0  # a corner without data, the value the model records
+    raster = _write(tmp_path / "corner.tif", image)
+    assert main(["predict", "--checkpoint", str(checkpoint), str(raster),
+                 "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    expected = tifffile.imread(tmp_path / "out" / "corner.tif")
+    assert (expected[:10, :12] == 255).all()
+    segmenter = Segmenter.from_checkpoint(checkpoint)
+    for source in (raster, image):
+        np.testing.assert_array_equal(segmenter.predict(source).label, expected)

@@ -615,12 +615,14 @@ def picture_bands(bands: Sequence[str]) -> tuple[str, ...] | None:
     return COLOUR_BANDS if all(b in have for b in COLOUR_BANDS) else None
 
 
-def read_model_bands(segmenter: Any, source: Any) -> np.ndarray:
+def read_model_bands(segmenter: Any, source: Any) -> tuple[np.ndarray, np.ndarray | None]:
     """A multi-band model's input as the H×W×N float32 raw band values it takes: a raster
     file (read as ``fcnseg predict`` reads it: the model's bands by name where the file names
     them, else every band in file order) or an H×W×N array. Another band count is one line
-    naming the file (or ``<array>``)."""
+    naming the file (or ``<array>``). Also the H×W mask of the pixels without data (every band
+    the file's nodata, else the model's; or NaN), None where every pixel has data."""
     bands = segmenter.input_convention.bands
+    nodata = segmenter.input_convention.nodata
     if isinstance(source, np.ndarray):
         if source.ndim != 3 or source.shape[0] == 0 or source.shape[1] == 0:
             raise ImageError("<array>", f"expected an H×W×{len(bands)} array of the bands "
@@ -632,13 +634,15 @@ def read_model_bands(segmenter: Any, source: Any) -> np.ndarray:
             picked = model_bands(segmenter, reader.info)
             check_band_count(reader.info.path,
                              len(bands) if picked is not None else reader.info.bands, bands)
+            nodata = reader.info.nodata if reader.info.nodata is not None else nodata
         with open_raster(source, bands=picked, max_pixels=segmenter.max_pixels) as reader:
             image = reader.read_all()
     else:
         raise ImageError(f"<{type(source).__name__}>",
                          f"a model of the bands {', '.join(bands)} takes a raster file path "
                          f"or an H×W×{len(bands)} array")
-    return np.asarray(image, dtype=np.float32)
+    missing = nodata_mask(image, nodata)
+    return np.asarray(image, dtype=np.float32), missing
 
 
 def segmenter_tile_fn(segmenter: Any, info: RasterInfo) -> TileFn:

@@ -24,7 +24,7 @@ from fcnseg.conventions import InputConvention, get_convention
 from fcnseg.data.io import read_raw
 from fcnseg.data.rasters import display_rgb
 from fcnseg.inference.images import DEFAULT_MAX_PIXELS, to_rgb_uint8
-from fcnseg.inference.rasters import picture_bands, read_model_bands
+from fcnseg.inference.rasters import NODATA_LABEL, picture_bands, read_model_bands
 from fcnseg.inference.runner import InferenceRunner
 from fcnseg.inference.runner import resolve_device as resolve_device  # re-exported
 from fcnseg.inference.sliding import TTA, PredictFn, SlidingWindow, forward_logits
@@ -332,20 +332,21 @@ class Segmenter:
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        arrays = [self._model_input(im) for im in images]
+        inputs = [self._model_input(im) for im in images]
+        arrays = [array for array, _ in inputs]
         results: list[Prediction | None] = [None] * len(arrays)
         for chunk in same_size_batches([a.shape[:2] for a in arrays], batch_size):
             for i, pred in zip(chunk, self._predict_same_size([arrays[i] for i in chunk],
                                                               return_probs), strict=True):
-                results[i] = pred
+                results[i] = _without_data(pred, inputs[i][1])
         return [r for r in results if r is not None]
 
-    def _model_input(self, image: Any) -> np.ndarray:
-        """An input as the H×W×C array the model takes: 8-bit RGB, or a multi-band model's
-        raw band values (float32)."""
+    def _model_input(self, image: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """An input as the H×W×C array the model takes (8-bit RGB, or a multi-band model's
+        raw band values, float32) and the mask of its pixels without data (bands only)."""
         if self.input_convention.bands is not None:
             return read_model_bands(self, image)
-        return self.to_rgb(image)
+        return self.to_rgb(image), None
 
     def _predict_same_size(self, arrays: list[np.ndarray],
                            return_probs: bool) -> list[Prediction]:
@@ -401,6 +402,16 @@ class Segmenter:
         return (f"Segmenter(arch={self.arch!r}, geometry={self.geometry!r}, "
                 f"classes={self.num_classes}, device={str(self.device)!r}, "
                 f"precision={self.precision!r})")
+
+
+def _without_data(pred: Prediction, missing: np.ndarray | None) -> Prediction:
+    """Pixels without data labelled :data:`NODATA_LABEL` in every head, as tiled rasters are."""
+    if missing is None:
+        return pred
+    label = pred.label.copy()
+    label[missing] = NODATA_LABEL
+    heads = {h: _without_data(p, missing) for h, p in pred.heads.items()}
+    return replace(pred, label=label, heads=heads)
 
 
 def _input_tensor(array: np.ndarray) -> torch.Tensor:

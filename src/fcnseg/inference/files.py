@@ -31,6 +31,7 @@ from fcnseg.inference.prefetch import segment_files as segment_files  # its earl
 from fcnseg.inference.segmenter import Prediction
 from fcnseg.inference.visualize import (
     HeatmapStyle,
+    PictureStyle,
     add_legend,
     heatmap_picture,
     legend_entries,
@@ -232,22 +233,6 @@ class OutputFiles:
         """Every file, in the order they are written."""
         return [self.label, self.overlay, *self.heatmaps.values(), *self.uncertainty.values(),
                 *([self.probs] if self.probs is not None else [])]
-
-
-@dataclass(frozen=True)
-class PictureStyle:
-    """How overlays and heatmaps are drawn.
-
-    ``unblended`` lists the classes left as the photo in overlays (the background, usually);
-    ``legend`` adds a legend beside overlays and a title and colour bar to heatmaps;
-    ``heatmap_over_photo`` draws heatmaps over the photo at ``alpha``."""
-
-    alpha: float = 0.5
-    colormap: str = "viridis"
-    legend: bool = True
-    outlines: bool = False
-    unblended: tuple[int, ...] = ()
-    heatmap_over_photo: bool = False
 
 
 #: Names of the raw uncertainty maps in ``NAME_probs.npz``.

@@ -35,7 +35,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -50,14 +50,12 @@ from fcnseg.data.rasters import (
     open_raster,
 )
 from fcnseg.inference.sliding import window_starts
+from fcnseg.inference.visualize import PictureStyle, add_legend, legend_entries, overlay
 from fcnseg.utils.download import file_checksum
 from fcnseg.utils.files import atomic_write
 from fcnseg.utils.keyed import first_of
 from fcnseg.utils.typing import PathLike
 from fcnseg.utils.validate import fields_of
-
-if TYPE_CHECKING:
-    from fcnseg.inference.files import PictureStyle
 
 #: The label written where the input has no data (the output raster's nodata value).
 NODATA_LABEL = 255
@@ -718,9 +716,6 @@ def write_raster_preview(source: PathLike, label_path: PathLike, out: PathLike,
     import rasterio
     from PIL import Image
     from rasterio.windows import Window
-
-    from fcnseg.inference.files import PictureStyle
-    from fcnseg.inference.visualize import add_legend, legend_entries, overlay
 
     style = style or PictureStyle()
     with open_raster(source, bands=bands) as reader:

@@ -412,6 +412,23 @@ def colorbar(
 
 
 @dataclass(frozen=True)
+class PictureStyle:
+    """How overlays and heatmaps are drawn.
+
+    ``unblended`` lists the classes left as the photo in overlays (the background, usually);
+    ``legend`` adds a legend beside overlays and a title and colour bar to heatmaps;
+    ``heatmap_over_photo`` draws heatmaps over the photo at ``alpha``."""
+
+    alpha: float = 0.5
+    colormap: str = "viridis"
+    legend: bool = True
+    outlines: bool = False
+    unblended: tuple[int, ...] = ()
+    heatmap_over_photo: bool = False
+
+
+
+@dataclass(frozen=True)
 class HeatmapStyle:
     """How :func:`heatmap_picture` draws a map.
 

@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
+from benchmark_scripts import load_benchmark
 
 from fcnseg.data import build_dataset
 
 pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "int8_inference.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("int8_inference", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("int8_inference")
 
 
 def test_thin_structures_are_a_folder_dataset_of_thin_lines_and_arcs(bench, tmp_path) -> None:
@@ -41,17 +35,11 @@ def test_int8_peak_products_compute_the_integer_product(bench) -> None:
 
 
 def test_thin_trunk_gives_the_skip_head_strides_8_4_2_and_full_size_scores(bench) -> None:
-    import sys
-
     import torch
 
     from fcnseg.models import fcn_from_backbone
 
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        import thin_backbone
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
+    thin_backbone = load_benchmark("thin_backbone")
     trunk = thin_backbone.fine_trunk(channels=[4, 8, 8], dilations=[1, 2])
     x = torch.rand(1, 3, 37, 50)
     feats = trunk(x)

@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
-from pathlib import Path
 
 import pytest
+from benchmark_scripts import load_benchmark
 
 pytest.importorskip("rasterio", reason="the raster extra is not installed")
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "raster_predict.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("raster_predict", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("raster_predict")
 
 
 def test_every_timed_tiled_prediction_writes_its_raster(bench, tmp_path, monkeypatch) -> None:

@@ -11,22 +11,15 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from benchmark_scripts import load_benchmark
 
 from fcnseg.bench.targets import format_target
 
 RUN_ALL = Path(__file__).resolve().parents[2] / "benchmarks" / "run_all.py"
 
 
-def _load_run_all_module():
-    spec = importlib.util.spec_from_file_location("run_all", RUN_ALL)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look it up there
-    spec.loader.exec_module(module)
-    return module
-
-
 # benchmarks/run_all.py reads the lines back, runs the scripts and tables their targets.
-run_all_module = _load_run_all_module()
+run_all_module = load_benchmark("run_all")
 BenchmarkRun = run_all_module.BenchmarkRun
 Target = run_all_module.Target
 format_targets_table = run_all_module.format_targets_table

@@ -58,6 +58,15 @@ class CheckpointError(ValueError):
     """A checkpoint file is missing, unreadable or lacks a required field."""
 
 
+class NotACheckpoint(CheckpointError):
+    """The file holds no checkpoint: ``readable`` says whether torch could load it at all (a
+    state dict of weights alone) or not (another kind of file, or a damaged one)."""
+
+    def __init__(self, message: str, *, readable: bool) -> None:
+        super().__init__(message)
+        self.readable = readable
+
+
 def describe_model(model: nn.Module) -> dict[str, Any]:
     """The JSON-able description of a model that :func:`build_model_from_checkpoint` rebuilds:
     its :class:`~fcnseg.models.ModelIdentity`, or for other models their ``arch``,
@@ -247,13 +256,14 @@ def load_checkpoint(path: PathLike) -> dict[str, Any]:
     except Exception as e:
         kind = what_file_is(path)
         if kind is not None:  # a file of another kind, not a damaged checkpoint
-            raise CheckpointError(f"{path} is {kind}, not a checkpoint") from None
-        raise CheckpointError(
+            raise NotACheckpoint(f"{path} is {kind}, not a checkpoint", readable=False) from None
+        raise NotACheckpoint(
             f"{path}: cannot be read as a checkpoint ({type(e).__name__}); the file may be "
-            f"truncated or corrupt, or hold objects that are not loaded for safety"
+            f"truncated or corrupt, or hold objects that are not loaded for safety",
+            readable=False,
         ) from e
     if "model_state_dict" not in fields_of(ckpt):
-        raise CheckpointError(f"{path}: not a checkpoint (no 'model_state_dict')")
+        raise NotACheckpoint(f"{path}: not a checkpoint (no 'model_state_dict')", readable=True)
     if ckpt.get("format") != FORMAT:
         ckpt = _from_port(path, ckpt)
     _check_metadata(source.config if source else path, ckpt, in_config=source is not None)

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from fcnseg.checkpoint import CheckpointError, load_checkpoint
+from fcnseg.checkpoint import CheckpointError, NotACheckpoint, load_checkpoint
 from fcnseg.cli import options
 from fcnseg.cli.info_files import (
     DATA_KINDS,
@@ -54,11 +54,10 @@ def record(path: str) -> dict[str, Any]:
     except CheckpointError as e:
         # A checkpoint with bad metadata stays that error; only a file that is no checkpoint
         # at all may be another file fcnseg writes.
-        message, file = str(e), Path(path)
-        unreadable = ("cannot be read as a checkpoint" in message
-                      or message.endswith(", not a checkpoint"))
+        file = Path(path)
+        unreadable = isinstance(e, NotACheckpoint) and not e.readable
         other = None
-        if file.is_file() and (unreadable or "not a checkpoint (no" in message):
+        if file.is_file() and isinstance(e, NotACheckpoint):
             base = {"path": str(path), "file_bytes": file.stat().st_size}
             other = output_file_record(file, base) or other_file_record(file, base) or (
                 data_file_record(file, base) if unreadable else None)

@@ -50,6 +50,7 @@ from fcnseg.weightfiles.resolve import (
     HubError,
     checkpoint_source,
     resolve_checkpoint,
+    safetensors_metadata,
     write_safetensors,
 )
 
@@ -515,10 +516,7 @@ def _converted_from(ckpt: Mapping[str, Any]) -> dict[str, Any]:
         if config_file.name == CONFIG_NAME and config_file.is_file():
             config = json.loads(config_file.read_text(encoding="utf-8"))
         elif weights.endswith(".safetensors") and Path(weights).is_file():
-            from safetensors import safe_open
-
-            with safe_open(weights, framework="pt") as f:
-                config = json.loads((f.metadata() or {}).get(METADATA_KEY, "{}"))
+            config = json.loads(safetensors_metadata(weights).get(METADATA_KEY, "{}"))
         else:
             return {}
     except (OSError, ValueError):

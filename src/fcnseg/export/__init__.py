@@ -8,11 +8,8 @@ from fcnseg.export.onnx_export import (
     export_onnx,
     read_onnx_metadata,
 )
-from fcnseg.export.torchscript import (
-    TorchScriptExport,
-    export_torchscript,
-    read_torchscript_metadata,
-)
+from fcnseg.export.torchscript import TorchScriptExport, export_torchscript
+from fcnseg.weightfiles.artifacts import read_torchscript_metadata
 
 __all__ = [
     "DEFAULT_ATOL",

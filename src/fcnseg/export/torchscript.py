@@ -33,10 +33,7 @@ from fcnseg.export.common import (
 )
 from fcnseg.utils.files import atomic_write_bytes
 from fcnseg.utils.typing import PathLike
-
-__all__ = ["METADATA_FILE", "TorchScriptExport", "export_torchscript", "read_torchscript_metadata"]
-
-METADATA_FILE = "fcnseg.json"
+from fcnseg.weightfiles.artifacts import TORCHSCRIPT_METADATA
 
 
 @dataclass(frozen=True)
@@ -76,7 +73,7 @@ def export_torchscript(
             traced = torch.jit.trace(model, (samples[0],), check_trace=False,
                                      strict=not (subject.inputs or heads))
             buf = io.BytesIO()
-            torch.jit.save(traced, buf, _extra_files={METADATA_FILE: json.dumps(meta)})
+            torch.jit.save(traced, buf, _extra_files={TORCHSCRIPT_METADATA: json.dumps(meta)})
     except Exception as e:
         raise ExportError(f"TorchScript tracing failed: {type(e).__name__}: {e}") from e
     data = buf.getvalue()
@@ -93,10 +90,3 @@ def export_torchscript(
     atomic_write_bytes(path, data)
     return TorchScriptExport(str(path), checks, len(data))
 
-
-def read_torchscript_metadata(path: PathLike) -> dict[str, Any]:
-    """The description saved by :func:`export_torchscript` in a TorchScript file."""
-    extra = {METADATA_FILE: ""}
-    with quiet_tracing():
-        torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-    return json.loads(extra[METADATA_FILE]) if extra[METADATA_FILE] else {}

@@ -14,7 +14,6 @@ by a different amount."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -28,11 +27,11 @@ from fcnseg.models.trunk import ConvolutionalizedTrunk, check_batch
 from fcnseg.models.upsample import bilinear_upsampling
 from fcnseg.models.weights import (
     WeightsError,
-    copy_convolutionalized,
     copy_imagenet_trunk,
     read_state_dict,
 )
 from fcnseg.utils.typing import PathLike
+from fcnseg.weightfiles.reference import ALEXNET_TRUNK
 
 ALEXNET_VARIANTS = ("caffe", "torchvision")
 
@@ -163,7 +162,7 @@ def load_alexnet_weights(
 
 
 #: The Caffe ImageNet AlexNet's (``bvlc_alexnet``) weighted layers that the FCN keeps.
-CAFFE_ALEXNET_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7")
+CAFFE_ALEXNET_LAYERS = ALEXNET_TRUNK
 CAFFE_ALEXNET_KEYS = {f"{n}.{kind}": f"{n}.{kind}" for n in CAFFE_ALEXNET_LAYERS
                       for kind in ("weight", "bias")}
 
@@ -204,9 +203,3 @@ def read_alexnet_caffemodel(path: PathLike) -> dict[str, torch.Tensor]:
             sd[f"{name}.{kind}"] = torch.from_numpy(blob.data.reshape(shape).copy())
     return sd
 
-
-def copy_alexnet_caffe_weights(model: nn.Module, path: Path,
-                               sd: Mapping[str, torch.Tensor]) -> None:
-    """Copy a Caffe AlexNet state dict (:func:`read_alexnet_caffemodel`) into ``model``,
-    reshaping the InnerProduct fc6/fc7; errors name ``path`` and the offending keys."""
-    copy_convolutionalized(model, path, sd, CAFFE_ALEXNET_KEYS, "Caffe AlexNet")

@@ -24,6 +24,7 @@ from fcnseg.utils.files import atomic_write
 from fcnseg.utils.typing import PathLike
 from fcnseg.utils.validate import expect_mapping
 from fcnseg.weightfiles.published import PRETRAINED
+from fcnseg.weightfiles.resolve import read_safetensors, write_safetensors
 
 StateDict = dict[str, torch.Tensor]
 log = logging.getLogger(__name__)
@@ -71,12 +72,8 @@ def read_weights(path: PathLike) -> tuple[StateDict, str | None]:
     recorded: Any = None
     try:
         if path.suffix == ".safetensors":
-            from safetensors import safe_open  # optional extra (fcnseg[safetensors])
-            from safetensors.torch import load_file
-
-            obj: Any = load_file(str(path))
-            with safe_open(str(path), "pt") as f:
-                recorded = (f.metadata() or {}).get(CONVENTION_FIELD)
+            obj, metadata = read_safetensors(path)
+            recorded = metadata.get(CONVENTION_FIELD)
         else:
             obj = torch.load(path, map_location="cpu", weights_only=True)
             recorded = getattr(obj, CONVENTION_FIELD, None)
@@ -101,8 +98,6 @@ def save_backbone_weights(state_dict: Mapping[str, torch.Tensor], out: PathLike,
     it in the metadata, else a ``torch.save`` state dict that still loads anywhere as one."""
     out = Path(out)
     if out.suffix == ".safetensors":
-        from fcnseg.weightfiles.resolve import write_safetensors  # needs safetensors
-
         return write_safetensors(out, state_dict, metadata={CONVENTION_FIELD: convention.name})
     sd: OrderedDict[str, torch.Tensor] = OrderedDict(state_dict)
     setattr(sd, CONVENTION_FIELD, convention.name)

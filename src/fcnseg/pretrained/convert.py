@@ -21,14 +21,13 @@ from fcnseg.checkpoint import save_checkpoint, save_safetensors_checkpoint
 from fcnseg.conventions import InputConvention
 from fcnseg.data.palette import voc_palette
 from fcnseg.models import build_model
-from fcnseg.models.weights import save_backbone_weights
+from fcnseg.models.weights import save_backbone_weights, vgg16_torchvision_keys
 from fcnseg.utils.typing import PathLike
 from fcnseg.weightfiles.caffemodel import CaffeBlob, CaffeLayer, CaffeModelError, CaffeNet
 from fcnseg.weightfiles.caffemodel import read_caffemodel as _read
 from fcnseg.weightfiles.reference import (
     HEADS,
     REFERENCE_MODELS,
-    VGG16_CONVS,
     VGG16_IMAGENET,
     VGG16_TRUNK,
     ReferenceModel,
@@ -44,14 +43,6 @@ GENERIC_ARCHS: dict[str, ReferenceModel] = {
                                    VGG16_TRUNK + HEADS["fcn8s"], None, None,
                                    fixed={"scale_pool4": 0.01, "scale_pool3": 0.0001}),
 }
-
-# torchvision's vgg16: features.{i} of the 13 convolutions; classifier.0 / .3 are fc6 / fc7.
-_TORCHVISION_VGG16 = {
-    **{name: f"features.{i}" for name, i in
-       zip(VGG16_CONVS, (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28), strict=True)},
-    "fc6": "classifier.0", "fc7": "classifier.3",
-}
-
 
 @dataclass
 class ConvertedModel:
@@ -242,6 +233,7 @@ def _check_layers(net: CaffeNet, ref: ReferenceModel, target: str) -> dict[str, 
 
 def _vgg16_state_dict(net: CaffeNet, ref: ReferenceModel) -> dict[str, torch.Tensor]:
     layers = _check_layers(net, ref, "the ImageNet VGG16 backbone")
+    torchvision_keys = vgg16_torchvision_keys()
     sd: dict[str, torch.Tensor] = {}
     for name in ref.layers:
         lay = layers[name]
@@ -259,9 +251,10 @@ def _vgg16_state_dict(net: CaffeNet, ref: ReferenceModel) -> dict[str, torch.Ten
         if b_shape != (w_shape[0],):
             raise CaffeModelError(f"{net.path}: layer {name!r} bias has shape {bias.shape}; "
                                   f"expected ({w_shape[0]},) for its {w_shape[0]} outputs")
-        dst = _TORCHVISION_VGG16[name]
-        sd[f"{dst}.weight"] = torch.from_numpy(_finite(net, name, 0, weight.data).reshape(w_shape))
-        sd[f"{dst}.bias"] = torch.from_numpy(_finite(net, name, 1, bias.data).reshape(b_shape))
+        sd[torchvision_keys[f"{name}.weight"]] = torch.from_numpy(
+            _finite(net, name, 0, weight.data).reshape(w_shape))
+        sd[torchvision_keys[f"{name}.bias"]] = torch.from_numpy(
+            _finite(net, name, 1, bias.data).reshape(b_shape))
     expected_in = sd["classifier.0.weight"].shape[1]
     pool5 = sd["features.28.weight"].shape[0] * 49
     if expected_in != pool5:

@@ -27,8 +27,8 @@ from torch import nn
 from fcnseg.checkpoint import save_checkpoint
 from fcnseg.data.palette import voc_palette
 from fcnseg.models import build_model, load_backbone_weights, load_fcn_weights
-from fcnseg.models.alexnet import copy_alexnet_caffe_weights, read_alexnet_caffemodel
-from fcnseg.models.weights import vgg16_torchvision_keys
+from fcnseg.models.alexnet import CAFFE_ALEXNET_KEYS, read_alexnet_caffemodel
+from fcnseg.models.weights import copy_convolutionalized, vgg16_torchvision_keys
 from fcnseg.utils.download import (
     ConnectionFailed,
     DownloadError,
@@ -140,7 +140,8 @@ def _convert_caffe_alexnet(raw: Path, expected: Mapping[str, Any], out: Path) ->
     sd = read_alexnet_caffemodel(raw)
     with torch.device("meta"), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # loading into meta tensors: shapes only
-        copy_alexnet_caffe_weights(_probe(expected, "fcn_alexnet"), raw, sd)
+        copy_convolutionalized(_probe(expected, "fcn_alexnet"), raw, sd, CAFFE_ALEXNET_KEYS,
+                               "Caffe AlexNet")
     with atomic_write(out) as f:
         torch.save(sd, f)
 

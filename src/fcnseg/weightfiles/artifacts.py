@@ -80,10 +80,14 @@ def read_onnx_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     return meta
 
 
-def _torchscript_metadata(path: Path) -> dict[str, Any]:
-    # Read the description from the archive without loading (running) the TorchScript code.
+def read_torchscript_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The description ``fcnseg export`` saved in a TorchScript archive ({} when it holds none),
+    read from the zip without loading (running) the TorchScript code."""
     with zipfile.ZipFile(path) as z:
-        name = next(n for n in z.namelist() if n.endswith(f"/extra/{TORCHSCRIPT_METADATA}"))
+        name = next((n for n in z.namelist() if n.endswith(f"/extra/{TORCHSCRIPT_METADATA}")),
+                    None)
+        if name is None:
+            return {}
         if z.getinfo(name).file_size > MAX_METADATA_BYTES:
             raise ArtifactError(f"{path}: {name} is larger than any model description")
         text = z.read(name)
@@ -110,7 +114,7 @@ def read_artifact(path: str | os.PathLike[str]) -> dict[str, Any]:
     kind = artifact_kind(p)
     if kind is None:
         raise ArtifactError(f"{p}: not an ONNX or TorchScript model")
-    meta = read_onnx_metadata(p) if kind == "onnx" else _torchscript_metadata(p)
+    meta = read_onnx_metadata(p) if kind == "onnx" else read_torchscript_metadata(p)
     missing = [k for k in ("class_names", "palette", "input_convention") if k not in meta]
     if missing:
         raise ArtifactError(f"{p}: the {kind} model's metadata lacks {missing}; export it with "

@@ -104,14 +104,25 @@ def _calibration(config: Mapping[str, Any], bad: Any, where: str) -> dict[str, A
     return {"temperature": float(t), "calibration": dict(calibration)}
 
 
-def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    from safetensors import safe_open  # optional extra (fcnseg[hub])
-    from safetensors.torch import load_file
+def safetensors_metadata(path: PathLike) -> dict[str, str]:
+    """The metadata of a ``.safetensors`` file (its tensors are not read)."""
+    from safetensors import safe_open  # optional extra (fcnseg[safetensors] or [hub])
 
+    with safe_open(str(path), framework="pt") as f:
+        return dict(f.metadata() or {})
+
+
+def read_safetensors(path: PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors and the metadata of a ``.safetensors`` file."""
+    from safetensors.torch import load_file  # optional extra (fcnseg[safetensors] or [hub])
+
+    metadata = safetensors_metadata(path)
+    return load_file(str(path)), metadata
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = dict(f.metadata() or {})
-        return load_file(str(path)), metadata
+        return read_safetensors(path)
     except Exception as e:  # truncated or not safetensors
         raise HubError(f"{path}: cannot be read as safetensors ({type(e).__name__}: {e})") \
             from e

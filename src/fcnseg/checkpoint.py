@@ -267,10 +267,10 @@ def load_checkpoint(path: PathLike) -> dict[str, Any]:
         raise NotACheckpoint(f"{path}: not a checkpoint (no 'model_state_dict')", readable=True)
     if ckpt.get("format") != FORMAT:
         ckpt = _from_port(path, ckpt)
-    _check_metadata(source.config if source else path, ckpt, in_config=source is not None)
+    _check_metadata(source["config"] if source else path, ckpt, in_config=source is not None)
     ckpt["path"] = str(path)
     if source is not None:  # errors name the user's files, not the cached copy at ``path``
-        ckpt["source"] = {"config": source.config, "weights": source.weights}
+        ckpt["source"] = source
     return ckpt
 
 
@@ -472,9 +472,10 @@ def build_model_from_checkpoint(
 
 def pretrained_config(model: nn.Module, class_names: Sequence[str], palette: Any,
                       ignore_index: int, metrics: Mapping[str, Any] | None,
-                      source: Mapping[str, Any] | None) -> dict[str, Any]:
+                      source: Mapping[str, Any] | None, **extra: Any) -> dict[str, Any]:
     """The ``config.json`` of a pretrained folder (and the metadata of a ``.safetensors``
-    checkpoint) describing ``model`` with its classes, metrics and ``source``."""
+    checkpoint) describing ``model`` with its classes, metrics, ``source`` and ``extra``
+    fields (a calibrated temperature)."""
     classes = _class_table(model, class_names, palette, ignore_index, HubError)
     desc = describe_model(model)
     return {
@@ -485,6 +486,7 @@ def pretrained_config(model: nn.Module, class_names: Sequence[str], palette: Any
         "classes": classes,
         "metrics": dict(metrics or {}),
         "source": dict(source or {}),
+        **extra,
     }
 
 
@@ -501,10 +503,9 @@ def save_safetensors_checkpoint(
 ) -> Path:
     """One ``.safetensors`` file whose metadata holds the ``config.json`` description, so that
     ``--checkpoint FILE.safetensors`` works like a checkpoint."""
-    path = Path(path)
     config = pretrained_config(model, class_names, palette, ignore_index, metrics, source)
-    write_model_safetensors(path, model, {METADATA_KEY: json.dumps(config)})
-    return path
+    write_model_safetensors(Path(path), model, {METADATA_KEY: json.dumps(config)})
+    return Path(path)
 
 
 def _converted_from(ckpt: Mapping[str, Any]) -> dict[str, Any]:
@@ -531,12 +532,9 @@ def save_checkpoint_safetensors(path: PathLike, checkpoint: PathLike | Mapping[s
     ckpt = as_checkpoint(checkpoint)
     model = build_model_from_checkpoint(ckpt)
     classes = ckpt["classes"]
+    calibrated = {k: ckpt[k] for k in ("temperature", "calibration") if k in ckpt}
     config = pretrained_config(model, classes["names"], classes["palette"],
                                int(classes["ignore_index"]), ckpt.get("metrics"),
-                               _converted_from(ckpt))
-    for key in ("temperature", "calibration"):
-        if key in ckpt:
-            config[key] = ckpt[key]
-    path = Path(path)
-    write_model_safetensors(path, model, {METADATA_KEY: json.dumps(config, default=str)})
-    return path
+                               _converted_from(ckpt), **calibrated)
+    write_model_safetensors(Path(path), model, {METADATA_KEY: json.dumps(config, default=str)})
+    return Path(path)

@@ -61,10 +61,6 @@ class ConvertedModel:
     def is_backbone(self) -> bool:
         return self.model is None
 
-    def metrics(self) -> dict[str, Any]:
-        """The published scores, prefixed ``published_`` (they were not measured here)."""
-        return {f"published_{k}": v for k, v in self.reference.published.items()}
-
     def save(self, out: PathLike) -> Path:
         """Write the result: a self-describing checkpoint (``.pt``/``.pth``) or a
         ``.safetensors`` file with the same description in its metadata; for the ImageNet
@@ -73,14 +69,16 @@ class ConvertedModel:
         out.parent.mkdir(parents=True, exist_ok=True)
         if self.model is None:
             return save_backbone_weights(self.state_dict, out, self.convention)
+        # The published scores, prefixed: they were not measured here.
+        metrics = {f"published_{k}": v for k, v in self.reference.published.items()}
         if out.suffix == ".safetensors":
             return save_safetensors_checkpoint(
                 out, self.model, class_names=self.class_names, palette=self.palette,
-                metrics=self.metrics(), source={"caffemodel": self.source.name,
+                metrics=metrics, source={"caffemodel": self.source.name,
                                                 "reference": self.reference.name})
         return save_checkpoint(
             out, self.model, class_names=self.class_names, palette=self.palette,
-            metrics=self.metrics(), head_classes=dict(self.reference.heads) or None,
+            metrics=metrics, head_classes=dict(self.reference.heads) or None,
             recipe={"converted_from": self.source.name, "reference": self.reference.name},
         )
 

@@ -17,7 +17,6 @@ import math
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -170,9 +169,7 @@ def _read_folder(folder: Path, where: str) -> dict[str, Any]:
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise HubError(f"{config_path}: not valid JSON ({e})") from e
     state_dict, _ = _read_safetensors(weights)
-    named = checkpoint_source(where)
-    return _checkpoint_from(config, state_dict, where,
-                            named.config if named else str(config_path))
+    return _checkpoint_from(config, state_dict, where, checkpoint_source(where)["config"])
 
 
 def _read_safetensors_checkpoint(path: Path) -> dict[str, Any]:
@@ -185,9 +182,7 @@ def _read_safetensors_checkpoint(path: Path) -> dict[str, Any]:
         config = json.loads(metadata[METADATA_KEY])
     except (json.JSONDecodeError, RecursionError) as e:
         raise HubError(f"{path}: its fcnseg metadata is not valid JSON ({e})") from e
-    named = checkpoint_source(path)
-    return _checkpoint_from(config, state_dict, str(path),
-                            named.config if named else str(path))
+    return _checkpoint_from(config, state_dict, str(path), checkpoint_source(path)["config"])
 
 
 def _hf_folder(spec: str) -> Path:
@@ -231,26 +226,18 @@ def _hf_folder(spec: str) -> Path:
     return paths[0].parent
 
 
-@dataclass(frozen=True)
-class CheckpointSource:
-    """How errors name the user's own files behind a pretrained ``--checkpoint`` (which is
-    read through a cached copy): ``config`` for its description, ``weights`` for its tensors."""
-
-    config: str
-    weights: str
-
-
-def checkpoint_source(spec: PathLike) -> CheckpointSource | None:
-    """The user's files behind a pretrained ``spec`` as errors name them; None for a plain
-    checkpoint file (which is its own source). Reads nothing."""
+def checkpoint_source(spec: PathLike) -> dict[str, str] | None:
+    """How errors name the user's own files behind a pretrained ``spec`` (read through a cached
+    copy): ``{"config": its description, "weights": its tensors}``, what a checkpoint records
+    as ``source``; None for a plain checkpoint file (its own source). Reads nothing."""
     s = os.fspath(spec)
-    if s.startswith("hf://"):
-        return CheckpointSource(f"{s} ({CONFIG_NAME})", f"{s} ({WEIGHTS_NAME})")
     path = Path(s)
+    if s.startswith("hf://"):
+        return {"config": f"{s} ({CONFIG_NAME})", "weights": f"{s} ({WEIGHTS_NAME})"}
     if path.is_dir():
-        return CheckpointSource(str(path / CONFIG_NAME), str(path / WEIGHTS_NAME))
+        return {"config": str(path / CONFIG_NAME), "weights": str(path / WEIGHTS_NAME)}
     if path.suffix == ".safetensors" and path.is_file():
-        return CheckpointSource(f"{path} (its fcnseg metadata)", str(path))
+        return {"config": f"{path} (its fcnseg metadata)", "weights": str(path)}
     return None
 
 
@@ -293,15 +280,10 @@ def resolve_checkpoint(spec: PathLike) -> Path:
     of the files). Errors name the spec and what is wrong.
     """
     s = os.fspath(spec)
-    if s.startswith("hf://"):
-        folder = _hf_folder(s)
-        return _materialised([folder / CONFIG_NAME, folder / WEIGHTS_NAME],
-                             lambda: _read_folder(folder, s))
-    path = Path(s)
-    if path.is_dir():
-        return _materialised([path / CONFIG_NAME, path / WEIGHTS_NAME]
-                             if (path / CONFIG_NAME).is_file() and (path / WEIGHTS_NAME).is_file()
-                             else [path], lambda: _read_folder(path, s))
+    path = _hf_folder(s) if s.startswith("hf://") else Path(s)
+    if path.is_dir():  # keyed by the folder itself until it holds both files
+        files = checkpoint_files(path)
+        return _materialised(files if len(files) == 2 else [path], lambda: _read_folder(path, s))
     if path.suffix == ".safetensors" and path.is_file():
         return _materialised([path], lambda: _read_safetensors_checkpoint(path))
     return path

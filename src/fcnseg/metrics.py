@@ -38,11 +38,6 @@ __all__ = ["METRIC_NAMES", "CalibrationBins", "ConfusionMatrix", "confusion_matr
 METRIC_NAMES = ("pixel_acc", "mean_acc", "mean_iu", "fw_iu")
 
 
-def _describe_bad_values(values: np.ndarray, limit: int = 10) -> str:
-    shown = ", ".join(str(int(v)) for v in values[:limit])
-    return shown + (f", ... ({len(values)} distinct)" if len(values) > limit else "")
-
-
 def _check_shapes(label_shape: tuple[int, ...], pred_shape: tuple[int, ...]) -> None:
     if tuple(label_shape) != tuple(pred_shape):
         raise ValueError(
@@ -55,15 +50,17 @@ def _check_num_classes(num_classes: int) -> None:
         raise ValueError(f"num_classes must be at least 1, got {num_classes}")
 
 
-def _out_of_range_error(what: str, values: np.ndarray, num_classes: int,
+def _out_of_range_error(what: str, values: np.ndarray | torch.Tensor, num_classes: int,
                         ignore_index: int | None) -> ValueError:
+    """The error naming the distinct ``values`` (numpy or torch) outside ``[0, num_classes)``."""
+    bad = values[(values < 0) | (values >= num_classes)]
+    bad = np.unique(bad) if isinstance(bad, np.ndarray) else torch.unique(bad).cpu().numpy()
+    shown = ", ".join(str(int(v)) for v in bad[:10])
+    shown += f", ... ({len(bad)} distinct)" if len(bad) > 10 else ""
     if what == "label":
-        return ValueError(
-            f"label values outside [0, {num_classes}) that are not the ignore index "
-            f"({ignore_index}): {_describe_bad_values(values)}"
-        )
-    return ValueError(f"predicted values outside [0, {num_classes}): "
-                      f"{_describe_bad_values(values)}")
+        return ValueError(f"label values outside [0, {num_classes}) that are not the ignore "
+                          f"index ({ignore_index}): {shown}")
+    return ValueError(f"predicted values outside [0, {num_classes}): {shown}")
 
 
 def _counts_numpy(label: np.ndarray, pred: np.ndarray, num_classes: int,
@@ -78,11 +75,9 @@ def _counts_numpy(label: np.ndarray, pred: np.ndarray, num_classes: int,
     valid = label != ignore_index if ignore_index is not None else np.ones(label.shape, bool)
     checked = np.where(valid, label, 0)
     if checked.min() < 0 or checked.max() >= n:
-        bad = checked[(checked < 0) | (checked >= n)]
-        raise _out_of_range_error("label", np.unique(bad), n, ignore_index)
+        raise _out_of_range_error("label", checked, n, ignore_index)
     if pred.min() < 0 or pred.max() >= n:
-        raise _out_of_range_error("pred", np.unique(pred[(pred < 0) | (pred >= n)]), n,
-                                  ignore_index)
+        raise _out_of_range_error("pred", pred, n, ignore_index)
     index = np.where(valid, checked * n + pred, n * n)
     counts = np.bincount(index, minlength=n * n + 1)[: n * n]
     return counts.reshape(n, n).astype(np.int64, copy=False)
@@ -105,11 +100,9 @@ def _counts_torch(label: torch.Tensor, pred: torch.Tensor, num_classes: int,
     pred_low, pred_high = torch.aminmax(pred)
     low, high, pred_low, pred_high = torch.stack([low, high, pred_low, pred_high]).tolist()
     if low < 0 or high >= n:
-        bad = checked[(checked < 0) | (checked >= n)]
-        raise _out_of_range_error("label", torch.unique(bad).cpu().numpy(), n, ignore_index)
+        raise _out_of_range_error("label", checked, n, ignore_index)
     if pred_low < 0 or pred_high >= n:
-        bad = pred[(pred < 0) | (pred >= n)]
-        raise _out_of_range_error("pred", torch.unique(bad).cpu().numpy(), n, ignore_index)
+        raise _out_of_range_error("pred", pred, n, ignore_index)
     index = torch.where(valid, checked * n + pred, n * n)
     return torch.bincount(index, minlength=n * n + 1)[: n * n].reshape(n, n)
 
@@ -174,8 +167,13 @@ def _nanmean(values: np.ndarray) -> float:
     return float(finite.mean()) if finite.size else math.nan
 
 
-def scores(confusion: np.ndarray | torch.Tensor | list[list[int]]) -> dict[str, Any]:
+def scores(confusion: np.ndarray | torch.Tensor | list[list[int]],
+           exclude: Sequence[int] = ()) -> dict[str, Any]:
     """The FCN paper's metrics from a confusion matrix (rows = ground truth).
+
+    Classes in ``exclude`` (e.g. one absent from a test set by construction) count in neither
+    mean accuracy, mean IU nor frequency-weighted IU; their per-class scores are still
+    reported, and their pixels (if any) still count in pixel accuracy.
 
     Returns:
         A dict with the floats ``pixel_acc``, ``mean_acc``, ``mean_iu`` and ``fw_iu``, and the
@@ -184,7 +182,8 @@ def scores(confusion: np.ndarray | torch.Tensor | list[list[int]]) -> dict[str, 
         Every value is NaN for an empty matrix.
 
     Raises:
-        ValueError: the matrix is not square or has negative entries.
+        ValueError: the matrix is not square or has negative entries, or an excluded class is
+            not one of its classes.
     """
     if isinstance(confusion, torch.Tensor):
         confusion = confusion.detach().cpu().numpy()
@@ -193,6 +192,12 @@ def scores(confusion: np.ndarray | torch.Tensor | list[list[int]]) -> dict[str, 
         raise ValueError(f"confusion matrix must be square and non-empty, got shape {hist.shape}")
     if (hist < 0).any():
         raise ValueError("confusion matrix has negative entries")
+    n = hist.shape[0]
+    bad = [c for c in exclude if not 0 <= c < n]
+    if bad:
+        raise ValueError(f"excluded classes {bad} are outside [0, {n})")
+    keep = np.ones(n, dtype=bool)
+    keep[list(exclude)] = False
     total = hist.sum()
     diag = np.diag(hist)
     gt_pixels = hist.sum(axis=1)
@@ -202,20 +207,27 @@ def scores(confusion: np.ndarray | torch.Tensor | list[list[int]]) -> dict[str, 
     with np.errstate(divide="ignore", invalid="ignore"):
         acc = diag / gt_pixels
         iu = diag / (gt_pixels + pred_pixels - diag)
-    present = gt_pixels > 0
+    counted = keep & (gt_pixels > 0)
     if total > 0:
         pixel_acc = float(diag.sum() / total)
-        fw_iu = float((gt_pixels[present] / total * iu[present]).sum())
+        fw_iu = float((gt_pixels[counted] / total * iu[counted]).sum())
     else:
         pixel_acc = fw_iu = math.nan
     return {
         "pixel_acc": pixel_acc,
-        "mean_acc": _nanmean(acc),
-        "mean_iu": _nanmean(iu),
+        "mean_acc": _nanmean(acc[keep]),
+        "mean_iu": _nanmean(iu[keep]),
         "fw_iu": fw_iu,
         "iu": [float(v) for v in iu],
         "acc": [float(v) for v in acc],
     }
+
+
+def _sum_over_processes(tensors: list[torch.Tensor], group: Any) -> None:
+    """Sum each tensor, in place, over the processes of ``torch.distributed`` (if initialised)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        for tensor in tensors:
+            torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.SUM, group=group)
 
 
 class ConfusionMatrix:
@@ -271,9 +283,7 @@ class ConfusionMatrix:
     def all_reduce(self, group: Any = None) -> ConfusionMatrix:
         """Sum the counts over all processes when ``torch.distributed`` is initialised (no-op
         otherwise); every process then holds the dataset's matrix. Returns self."""
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.all_reduce(self.matrix, op=torch.distributed.ReduceOp.SUM,
-                                         group=group)
+        _sum_over_processes([self.matrix], group)
         return self
 
     def numpy(self) -> np.ndarray:
@@ -401,9 +411,7 @@ class CalibrationBins:
             return
         low, high = torch.aminmax(label_t)
         if int(low) < 0 or int(high) >= self.num_classes:
-            bad = label_t[(label_t < 0) | (label_t >= self.num_classes)]
-            raise _out_of_range_error("label", torch.unique(bad).cpu().numpy(),
-                                      self.num_classes, self.ignore_index)
+            raise _out_of_range_error("label", label_t, self.num_classes, self.ignore_index)
         index = _ece_bin(confidence, self.num_bins)
         self.count += torch.bincount(index, minlength=self.num_bins)
         self.correct += torch.bincount(index[pred == label_t], minlength=self.num_bins)
@@ -425,10 +433,8 @@ class CalibrationBins:
 
     def all_reduce(self, group: Any = None) -> CalibrationBins:
         """Sum the counters over all processes when ``torch.distributed`` is initialised."""
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            for tensor in (self.count, self.correct, self.confidence, self.level_confusion):
-                torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.SUM,
-                                             group=group)
+        _sum_over_processes([self.count, self.correct, self.confidence, self.level_confusion],
+                            group)
         return self
 
     def compute(self, coverages: Sequence[float] = DEFAULT_COVERAGES) -> dict[str, Any]:

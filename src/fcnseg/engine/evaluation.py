@@ -54,36 +54,10 @@ def _progress_bar(loader: Iterable[Any], progress: bool) -> tqdm:
 
 
 def scores_excluding(confusion: Any, exclude: Sequence[int] = ()) -> dict[str, Any]:
-    """:func:`fcnseg.metrics.scores`, with the classes ``exclude`` left out of the class means.
-
-    An excluded class (e.g. one absent from a test set by construction) counts in neither mean
-    accuracy, mean IU nor frequency-weighted IU; its per-class scores are still reported, and
-    its pixels (if any) still count in pixel accuracy. ``excluded_classes`` lists them.
-    """
-    hist = np.asarray(confusion, dtype=np.float64)
-    result = scores(hist)
+    """:func:`fcnseg.metrics.scores` with the classes ``exclude`` left out of the class means
+    (see there), and ``excluded_classes`` listing them."""
     exclude = sorted({int(c) for c in exclude})
-    result["excluded_classes"] = exclude
-    if not exclude:
-        return result
-    n = hist.shape[0]
-    bad = [c for c in exclude if not 0 <= c < n]
-    if bad:
-        raise ValueError(f"excluded classes {bad} are outside [0, {n})")
-    keep = np.ones(n, dtype=bool)
-    keep[exclude] = False
-    iu, acc = np.asarray(result["iu"]), np.asarray(result["acc"])
-
-    def nanmean(v: np.ndarray) -> float:
-        v = v[~np.isnan(v)]
-        return float(v.mean()) if v.size else math.nan
-
-    rows, total = hist.sum(axis=1), hist.sum()
-    counted = keep & (rows > 0)
-    result["mean_iu"] = nanmean(iu[keep])
-    result["mean_acc"] = nanmean(acc[keep])
-    result["fw_iu"] = float((rows[counted] / total * iu[counted]).sum()) if total else math.nan
-    return result
+    return {**scores(confusion, exclude), "excluded_classes": exclude}
 
 
 def _split_batch(batch: Any) -> tuple[Any, Any]:

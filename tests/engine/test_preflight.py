@@ -9,7 +9,6 @@ from _train_helpers import tiny_recipe, write_folder_dataset
 
 from fcnseg.engine import load_config, train
 from fcnseg.engine.preflight import (
-    EtaCheck,
     MachineFacts,
     crop_from_sizes,
     eta_warning,
@@ -80,11 +79,24 @@ def test_the_cpu_recipe_itself_is_told_to_shrink_rather_than_to_use_itself() -> 
     assert "--recipe" not in message and "train.iterations" in message
 
 
-def test_the_eta_is_judged_once_from_the_images_per_second_logged() -> None:
-    config = _config(train={"iterations": 100_000})
-    check = EtaCheck(config, "cpu", images_per_iteration=8)
-    assert "hours" in check(20, images_per_s=0.5)  # 16 s per iteration
-    assert check(40, images_per_s=0.5) is None
+def test_the_eta_is_judged_once_from_the_images_per_second_logged(
+    tmp_path: Path, monkeypatch,
+) -> None:
+    import json
+
+    import fcnseg.engine.trainer as trainer
+
+    judged = []
+    monkeypatch.setattr(trainer, "eta_warning",
+                        lambda config, device, seconds, left: judged.append((seconds, left)))
+    recipe = tiny_recipe(train={"iterations": 6, "eval_every": 6, "log_every": 2,
+                                "progress": False, "tensorboard": False}, device="cpu")
+    train(recipe, out=str(tmp_path / "run"))
+    first = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
+    assert len(judged) == 1
+    seconds, left = judged[0]
+    # data.batch_size 2 images per iteration at the speed of the first record
+    assert seconds == pytest.approx(2 / first["images_per_s"], rel=1e-3) and left == 4
 
 
 def test_image_sizes_are_read_from_the_headers_of_a_folder_dataset(tmp_path: Path) -> None:

@@ -98,25 +98,6 @@ def eta_warning(config: TrainConfig, device_type: str, seconds_per_iteration: fl
             f"{fix}")
 
 
-class EtaCheck:
-    """Judges the speed of the first logged iterations once, for the trainer's log step."""
-
-    def __init__(self, config: TrainConfig, device_type: str, images_per_iteration: int):
-        self.config = config
-        self.device_type = device_type
-        self.images_per_iteration = images_per_iteration
-        self.done = False
-
-    def __call__(self, iteration: int, images_per_s: float) -> str | None:
-        """The ETA warning for the speed logged at ``iteration`` (None after the first call)."""
-        if self.done or images_per_s <= 0:
-            return None
-        self.done = True
-        return eta_warning(self.config, self.device_type,
-                           self.images_per_iteration / images_per_s,
-                           self.config.train.iterations - iteration)
-
-
 def crop_from_sizes(image_sizes: Sequence[tuple[int, int]],
                     upper: int | None = None) -> tuple[int, int]:
     """The crop ``data.crop_size: auto`` chooses for training images of ``image_sizes``

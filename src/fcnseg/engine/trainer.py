@@ -50,7 +50,7 @@ from fcnseg.engine.evaluation import evaluate_model
 from fcnseg.engine.loggers import open_loggers, prediction_previews
 from fcnseg.engine.loss import loss_normalizer, segmentation_loss
 from fcnseg.engine.optim import build_optimizer, stretch_schedule
-from fcnseg.engine.preflight import EtaCheck
+from fcnseg.engine.preflight import eta_warning
 from fcnseg.engine.setup import (
     TrainSetup,
     build_setup,
@@ -506,9 +506,13 @@ def log_step(setup: TrainSetup, state: TrainState, log: _RunLog, progress: _Prog
     log.write({"iteration": state.iteration, "epoch": state.epoch, "loss": loss, "lr": lr,
                "images_per_s": round(speed, 3)})
     progress.bar.set_postfix(loss=f"{loss:.4g}", lr=f"{lr:.3g}", img_s=f"{speed:.1f}")
-    too_slow = progress.eta_check(state.iteration, speed)
-    if too_slow:
-        progress.write(f"warning: {too_slow}")
+    if progress.eta_pending and speed > 0:  # the first logged speed, judged once
+        progress.eta_pending = False
+        images = setup.config.data.batch_size * setup.info.world_size
+        too_slow = eta_warning(setup.config, setup.device.type, images / speed,
+                               total - state.iteration)
+        if too_slow:
+            progress.write(f"warning: {too_slow}")
 
 
 def maybe_evaluate(setup: TrainSetup, state: TrainState, log: _RunLog,
@@ -630,10 +634,8 @@ class _Progress:
         self.lines = show and bool(self.bar.disable)
         self.line_every = float(setup.config.train.progress_every)
         self.line_at, self.line_images, self.line_iteration = time.perf_counter(), 0, start
-        images_per_iteration = setup.config.data.batch_size * setup.info.world_size
-        self.eta_check = EtaCheck(setup.config, setup.device.type, images_per_iteration)
-        if setup.config.train.time_budget is not None:
-            self.eta_check.done = True  # the budget sets the length: no ETA to warn about
+        # a time budget sets the length: no ETA to warn about
+        self.eta_pending = setup.config.train.time_budget is None
 
     def advance(self, images: int) -> None:
         self.window_images += images

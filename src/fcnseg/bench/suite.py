@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
@@ -42,11 +41,9 @@ from fcnseg.data import (
     collate_segmentation,
 )
 from fcnseg.inference.runner import InferenceRunner
-from fcnseg.metrics import confusion_matrix
-from fcnseg.models import build_model, optimize, plain_copy
+from fcnseg.metrics import ConfusionMatrix
+from fcnseg.models import GEOMETRIES, build_model, optimize, plain_copy
 from fcnseg.utils.hardware import cpu_info
-
-GEOMETRIES = ("caffe", "same")
 
 
 @dataclass
@@ -383,7 +380,6 @@ def bench_evaluation(cfg: BenchConfig, device: str, log: Log = _quiet) -> dict[s
     # Run as evaluation runs it (float32, as evaluate_model does for training's validation).
     runner = InferenceRunner(_pair_of_models(cfg, "fcn8s", device)["same"], device=device,
                              precision="fp32", prepare=False)
-    n = cfg.num_classes
     out: dict[str, Any] = {"device": device, "model": "fcn8s", "geometry": "same",
                            "images": cfg.eval_images, "size": list(cfg.eval_size)}
     with tempfile.TemporaryDirectory() as tmp:
@@ -394,14 +390,14 @@ def bench_evaluation(cfg: BenchConfig, device: str, log: Log = _quiet) -> dict[s
 
         # Pass after pass over the files, each decoded anew.
         batches = itertools.chain.from_iterable(itertools.repeat(_loader(dataset, 0, False, False)))
-        total = np.zeros((n, n), dtype=np.int64)
+        # counted on the device, as evaluate_model counts
+        confusion = ConfusionMatrix(cfg.num_classes, device=runner.device)
         inputs = itertools.cycle(preloaded)
 
         def pipeline_step() -> None:
             """Decode, transform and batch the next file, predict, count the confusion."""
             image, label = next(batches)
-            pred = runner.forward(image).argmax(1)
-            total[...] += confusion_matrix(label.to(device), pred, n)
+            confusion.update(label, runner.forward(image).argmax(1))
 
         def model_step() -> None:
             runner.forward(next(inputs)).argmax(1)

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from fcnseg.models.head import VARIANTS, VGG_NAMES, HeadNames, SkipHead, reference_upsampling
+from fcnseg.models.head import VGG_NAMES, HeadNames, SkipHead, reference_upsampling
 from fcnseg.models.identity import DescribedModel, ModelIdentity
 from fcnseg.models.keymap import KeyMap, use_reference_keys
 from fcnseg.models.preprocess import Preprocess
@@ -171,8 +171,6 @@ def vgg16_head(
 ) -> SkipHead:
     """The reference's FCN-``variant`` head on a VGG16 trunk: its layer names and its
     upsampling, cropped in the Caffe geometry and padded to the input in the "same" one."""
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {sorted(VARIANTS)}, got {variant!r}")
     upsampling = partial(reference_upsampling, pad_to_target=trunk.geometry == "same")
     return SkipHead(trunk.out_channels, trunk.coord_maps(), num_classes, variant=variant,
                     upsampling=upsampling, skip_scales=skip_scales, names=names)

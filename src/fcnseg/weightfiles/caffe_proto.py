@@ -10,8 +10,6 @@ legacy 4-D shape.
 
 from __future__ import annotations
 
-from typing import Any
-
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 _F = descriptor_pb2.FieldDescriptorProto
@@ -79,13 +77,7 @@ _POOL = descriptor_pool.DescriptorPool()
 _POOL.Add(_file())
 
 
-def _message(name: str) -> Any:
-    return message_factory.GetMessageClass(_POOL.FindMessageTypeByName(f"caffe.{name}"))
-
-
-BlobShape = _message("BlobShape")
-BlobProto = _message("BlobProto")
-LayerParameter = _message("LayerParameter")
-V0LayerParameter = _message("V0LayerParameter")
-V1LayerParameter = _message("V1LayerParameter")
-NetParameter = _message("NetParameter")
+# The message classes, in _MESSAGES's order.
+BlobShape, BlobProto, LayerParameter, V0LayerParameter, V1LayerParameter, NetParameter = (
+    message_factory.GetMessageClass(_POOL.FindMessageTypeByName(f"caffe.{name}"))
+    for name in _MESSAGES)

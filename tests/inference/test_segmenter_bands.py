@@ -101,3 +101,18 @@ def test_pixels_without_data_are_labelled_as_the_cli_labels_them(tmp_path: Path)
     segmenter = Segmenter.from_checkpoint(checkpoint)
     for source in (raster, image):
         np.testing.assert_array_equal(segmenter.predict(source).label, expected)
+
+
+def test_a_raster_larger_than_a_tile_gives_the_labels_the_cli_writes(checkpoint: Path,
+                                                                     tmp_path: Path) -> None:
+    pytest.importorskip("rasterio")  # the CLI writes label GeoTIFFs with it
+    image = _scene(height=260, width=300)
+    raster = _write(tmp_path / "wide.tif", image)
+    assert main(["predict", "--checkpoint", str(checkpoint), str(raster), "--tile", "128",
+                 "--overlap", "32", "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    expected = tifffile.imread(tmp_path / "out" / "wide.tif")
+    whole = Segmenter.from_checkpoint(checkpoint, tile=None).predict(raster).label
+    assert (whole != expected).any()  # blended tiles differ from one pass at their edges
+    segmenter = Segmenter.from_checkpoint(checkpoint, tile=128, overlap=32)
+    np.testing.assert_array_equal(segmenter.predict(raster).label, expected)
+    np.testing.assert_array_equal(segmenter.predict(image).label, expected)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import base64
 import io
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from fcnseg.checkpoint import save_checkpoint
+from fcnseg.cli.main import main
 from fcnseg.conventions import band_convention
 from fcnseg.data.palette import voc_palette
 from fcnseg.data.rasters import display_rgb
@@ -117,3 +120,81 @@ def test_a_truncated_tiff_is_one_line_about_the_upload(client: TestClient) -> No
     assert answer.status_code == 400
     detail = answer.json()["detail"]
     assert detail.startswith("upload: ") and "\n" not in detail and "fcnseg-upload" not in detail
+
+
+def _tagged_tiff(image: np.ndarray, nodata: float) -> bytes:
+    """A TIFF of ``image`` whose header sets its nodata value (GDAL's tag)."""
+    from rasterio.errors import NotGeoreferencedWarning
+    from rasterio.io import MemoryFile
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with MemoryFile() as mem:
+            with mem.open(driver="GTiff", height=image.shape[0], width=image.shape[1],
+                          count=image.shape[2], dtype=image.dtype.name, nodata=nodata) as ds:
+                ds.write(np.moveaxis(image, -1, 0))
+            return mem.read()
+
+
+def _label(answer: Any) -> np.ndarray:
+    assert answer.status_code == 200, answer.text
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(answer.json()["label_png"]))))
+
+
+def test_pixels_at_the_uploads_nodata_are_labelled_as_predict_labels_them(
+        client: TestClient, tmp_path: Path) -> None:
+    pytest.importorskip("rasterio")
+    image, _ = _raster()
+    image[:8, :10] = 7  # a corner without data, as the file's header says
+    data = _tagged_tiff(image, nodata=7)
+    (tmp_path / "corner.tif").write_bytes(data)
+    expected = client.segmenter.predict(tmp_path / "corner.tif").label  # type: ignore[attr-defined]
+    assert (expected[:8, :10] == 255).all() and len(np.unique(expected)) > 2
+    answer = client.post("/v1/segment?format=json", files={"image": ("c.tif", data)})
+    np.testing.assert_array_equal(_label(answer), expected)
+
+
+@pytest.fixture(scope="module")
+def nodata_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model whose training data had no data where every band is 0."""
+    torch.manual_seed(0)
+    convention = band_convention(BANDS, [1000.0] * 5, [300.0] * 5, nodata=0)
+    model = build_model("fcn8s", num_classes=3, input_convention=convention, width=0.0625,
+                        fc_channels=16, geometry="same")
+    with torch.no_grad():  # random scorers: the labels vary over the image
+        for name in ("score_fr", "score_pool4", "score_pool3"):
+            getattr(model.head, name).weight.normal_(0.0, 0.5)
+            getattr(model.head, name).bias.normal_(0.0, 0.5)
+    return save_checkpoint(tmp_path_factory.mktemp("nodata") / "nodata.pt", model,
+                           class_names=CLASSES)
+
+
+def test_pixels_at_the_models_nodata_are_labelled_as_predict_labels_them(
+        nodata_model: Path) -> None:
+    image, data = _raster()
+    image[-6:, -9:] = 0  # the value the model records; the file sets none
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, image, photometric="minisblack", planarconfig="contig")
+    segmenter = Segmenter.from_checkpoint(nodata_model)
+    expected = segmenter.predict(image).label
+    assert (expected[-6:, -9:] == 255).all() and len(np.unique(expected)) > 2
+    with TestClient(create_app(segmenter, max_concurrency=1)) as c:
+        answer = c.post("/v1/segment?format=json", files={"image": ("z.tif", buf.getvalue())})
+    np.testing.assert_array_equal(_label(answer), expected)
+
+
+def test_an_upload_larger_than_a_tile_is_blended_as_predict_blends_it(
+        nodata_model: Path, tmp_path: Path) -> None:
+    pytest.importorskip("rasterio")  # the CLI writes label GeoTIFFs with it
+    image, data = _raster(height=150, width=170)
+    (tmp_path / "wide.tif").write_bytes(data)
+    assert main(["predict", "--checkpoint", str(nodata_model), str(tmp_path / "wide.tif"),
+                 "--tile", "64", "--overlap", "16", "--out", str(tmp_path / "out"),
+                 "--no-progress"]) == 0
+    expected = tifffile.imread(tmp_path / "out" / "wide.tif")
+    whole = Segmenter.from_checkpoint(nodata_model, tile=None).predict(image).label
+    assert (whole != expected).any()  # blended tiles differ from one pass at their edges
+    segmenter = Segmenter.from_checkpoint(nodata_model, tile=64, overlap=16)
+    with TestClient(create_app(segmenter, max_concurrency=1)) as c:
+        answer = c.post("/v1/segment?format=json", files={"image": ("w.tif", data)})
+    np.testing.assert_array_equal(_label(answer), expected)

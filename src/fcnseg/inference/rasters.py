@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -64,6 +65,9 @@ _GDAL_CACHE_MB = 16
 
 #: ``run(batch) -> logits``: a B×h×w×N raster batch (as read) to B×C×h×w float32 logits.
 TileFn = Callable[[np.ndarray], torch.Tensor]
+#: ``put(kind, row, col, piece)``: a final piece of an output ("label", "probs",
+#: "uncertainty"), h×w or C×h×w, at (row, col).
+PutPiece = Callable[[str, int, int, np.ndarray], None]
 
 
 @dataclass(frozen=True)
@@ -251,14 +255,46 @@ class _Outputs:
             for i, name in enumerate(names):
                 ds.set_band_description(i + 1, name)
 
+    @property
+    def kinds(self) -> frozenset[str]:
+        return frozenset(self.paths)
+
     @contextlib.contextmanager
-    def band(self) -> Iterator[dict[str, Any]]:
+    def band(self) -> Iterator[PutPiece]:
         import rasterio
+        from rasterio.windows import Window
 
         with contextlib.ExitStack() as stack:
             stack.enter_context(_without_georeferencing_warning())
-            yield {kind: stack.enter_context(rasterio.open(path, "r+"))
-                   for kind, path in self.paths.items()}
+            datasets = {kind: stack.enter_context(rasterio.open(path, "r+"))
+                        for kind, path in self.paths.items()}
+
+            def put(kind: str, row: int, col: int, piece: np.ndarray) -> None:
+                planes = piece if piece.ndim == 3 else piece[None]
+                window = Window(col, row, planes.shape[2], planes.shape[1])
+                datasets[kind].write(planes, window=window)
+            yield put
+
+
+class _HeldOutputs:
+    """The labels (and probabilities) of :func:`segment_tiles`, held in memory."""
+
+    def __init__(self, info: RasterInfo, classes: Sequence[str], probs: bool) -> None:
+        self.arrays = {"label": np.zeros((info.height, info.width), np.uint8)}
+        if probs:
+            self.arrays["probs"] = np.zeros((len(classes), info.height, info.width),
+                                            np.float32)
+
+    @property
+    def kinds(self) -> frozenset[str]:
+        return frozenset(self.arrays)
+
+    @contextlib.contextmanager
+    def band(self) -> Iterator[PutPiece]:
+        def put(kind: str, row: int, col: int, piece: np.ndarray) -> None:
+            h, w = piece.shape[-2:]
+            self.arrays[kind][..., row:row + h, col:col + w] = piece
+        yield put
 
 
 @contextlib.contextmanager
@@ -286,27 +322,23 @@ def _argmax_classes(sums: np.ndarray) -> np.ndarray:
     return labels
 
 
-def _write(datasets: dict[str, Any], row: int, col: int, sums: np.ndarray,
+def _write(put: PutPiece, kinds: frozenset[str], row: int, col: int, sums: np.ndarray,
            weights: np.ndarray, missing: np.ndarray | None) -> None:
-    """One final piece (C×h×w sums, h×w weights) written as labels, probabilities, entropy."""
-    from rasterio.windows import Window
-
+    """One final piece (C×h×w sums, h×w weights) put as labels, probabilities, entropy."""
     labels = _argmax_classes(sums)
     if missing is not None:
         labels[missing] = NODATA_LABEL
-    h, w = labels.shape
-    window = Window(col, row, w, h)
-    datasets["label"].write(labels, 1, window=window)
-    if "probs" in datasets or "uncertainty" in datasets:
+    put("label", row, col, labels)
+    if "probs" in kinds or "uncertainty" in kinds:
         logits = sums / weights
         z = logits - logits.max(axis=0, keepdims=True)
         probs = np.exp(z)
         probs /= probs.sum(axis=0, keepdims=True)
-        if "probs" in datasets:
-            datasets["probs"].write(probs.astype(np.float32), window=window)
-        if "uncertainty" in datasets:
+        if "probs" in kinds:
+            put("probs", row, col, probs.astype(np.float32))
+        if "uncertainty" in kinds:
             entropy = -(probs * np.log(np.clip(probs, 1e-30, None))).sum(axis=0)
-            datasets["uncertainty"].write(entropy.astype(np.float32), 1, window=window)
+            put("uncertainty", row, col, entropy.astype(np.float32))
 
 
 # -- the sweep ------------------------------------------------------------------------------
@@ -315,10 +347,12 @@ class _Carry:
     """The blended sums one tile row leaves for the next (its overlap rows), spilled to a
     temporary file piece by piece in column order and read back in the same order."""
 
-    def __init__(self, folder: Path) -> None:
-        # Closed by close(), which predict_raster calls in a finally block.
-        self._files = [tempfile.TemporaryFile(dir=folder, prefix=".fcnseg-carry-")  # noqa: SIM115
-                       for _ in range(2)]
+    def __init__(self, folder: Path | None) -> None:
+        # Closed by close(), which _blend_rows calls in a finally block.
+        self._files: list[Any] = [
+            io.BytesIO() if folder is None
+            else tempfile.TemporaryFile(dir=folder, prefix=".fcnseg-carry-")  # noqa: SIM115
+            for _ in range(2)]
         self._write, self._read = 0, 1
         self._pieces: list[tuple[int, tuple[int, ...]]] = []
         self._next: list[tuple[int, tuple[int, ...]]] = []
@@ -416,25 +450,76 @@ def predict_raster(
         if record is None:
             _write_sidecar(out, fingerprint, ys[k0] if k0 < len(ys) else 0, complete=k0 >= k1,
                            model_name=job.model_name)
-        carry = _Carry(out.parent)
         tiles = 0
-        logits = _tile_logits(run, reader, ys, xs, range(first, k1), th, tw,
-                              settings.batch_size, job.progress)
-        try:
-            for k in range(first, k1):
-                tiles += _tile_row(logits, info, outputs, carry, ys, xs, k, th, tw, settings,
-                                   write=ys[k] >= resume_row)
+        sweep = _blend_rows(run, reader, info, outputs, settings, range(first, k1),
+                            resume_row=resume_row, progress=job.progress, spill=out.parent)
+        with contextlib.closing(sweep):
+            for k in sweep:
+                tiles += len(xs)
                 rows_done = ys[k + 1] if k + 1 < len(ys) else info.height
                 if ys[k] >= resume_row:
                     _write_sidecar(out, fingerprint, rows_done, complete=k + 1 == k1,
                                    model_name=job.model_name)
-                carry.next_row()
-        finally:
-            carry.close()
     extra = tuple(p for kind, p in outputs.paths.items() if kind != "label")
     resumed = resume_row if record is not None else 0
     return RasterOutcome(out, tiles, resumed_from_row=resumed, extra_outputs=extra,
                          replaced=replaced)
+
+
+def _blend_rows(run: TileFn, reader: RasterReader, info: RasterInfo,
+                outputs: _Outputs | _HeldOutputs, settings: TileSettings, rows: range, *,
+                resume_row: int = 0, progress: Callable[[int], None] | None = None,
+                spill: Path | None = None) -> Iterator[int]:
+    """Run and blend the tile rows ``rows`` in order (the module doc), putting into
+    ``outputs`` what is final from row ``resume_row`` on; yields each tile row's index once it
+    is put. The sums a tile row leaves for the next go to a temporary file in ``spill``
+    (None: held in memory)."""
+    ys, xs, th, tw = tile_grid(info.height, info.width, settings.tile, settings.overlap)
+    carry = _Carry(spill)
+    tiles = _tile_logits(run, reader, ys, xs, rows, th, tw, settings.batch_size, progress)
+    try:
+        for k in rows:
+            _tile_row(tiles, info, outputs, carry, ys, xs, k, th, tw, settings,
+                      write=ys[k] >= resume_row)
+            yield k
+            carry.next_row()
+    finally:
+        carry.close()
+
+
+class _HeldRaster(RasterReader):
+    """An H×W×N array read as a raster (windows are views of it)."""
+
+    def __init__(self, image: np.ndarray, where: str, nodata: float | None) -> None:
+        h, w, n = image.shape
+        super().__init__(RasterInfo(where, h, w, n, image.dtype, nodata=nodata), range(n))
+        self._image = image
+
+    def _read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
+        return self._image[row:row + height, col:col + width]
+
+
+def held_raster(image: np.ndarray, where: str = "<array>",
+                nodata: float | None = None) -> RasterReader:
+    """An H×W×N array held in memory as a raster reader named ``where``, whose pixels of
+    every band ``nodata`` have no data (as a file's nodata tag says)."""
+    if image.ndim != 3:
+        raise ImageError(where, f"expected an H×W×N array of bands, got shape {image.shape}")
+    return _HeldRaster(image, where, nodata)
+
+
+def segment_tiles(run: TileFn, reader: RasterReader, classes: Sequence[str],
+                  settings: TileSettings = TileSettings()) -> dict[str, np.ndarray]:
+    """Segment ``reader``'s raster by the tiles and blending of :func:`predict_raster`, into
+    memory: the labels are those :func:`predict_raster` writes for the same raster, pixel
+    for pixel. Returns ``{"label": H×W uint8}`` (pixels without data
+    :data:`NODATA_LABEL`), with ``"probs"`` (C×H×W float32) when ``settings.probs``."""
+    info = reader.info
+    outputs = _HeldOutputs(info, classes, settings.probs)
+    ys, _, _, _ = tile_grid(info.height, info.width, settings.tile, settings.overlap)
+    for _ in _blend_rows(run, reader, info, outputs, settings, range(len(ys))):
+        pass
+    return outputs.arrays
 
 
 def _with_nodata(info: RasterInfo, nodata: float | None) -> RasterInfo:
@@ -484,18 +569,18 @@ def merge_parts(source: PathLike, out: PathLike, classes: Sequence[str],
     _sidecar(out).unlink(missing_ok=True)  # an earlier output's record, before it is replaced
     outputs = _Outputs(out, info, classes, settings, fresh=True)
     step = 1024
-    with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB), outputs.band() as datasets:
+    with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB), outputs.band() as put:
         for k, part in enumerate(parts):
             k0, k1 = _share(len(ys), (k, n))
             if k0 >= k1:
                 continue
             r0, r1 = ys[k0], ys[k1] if k1 < len(ys) else info.height
-            for kind, ds in datasets.items():
+            for kind in outputs.kinds:
                 with _without_georeferencing_warning(), rasterio.open(part[kind]) as src:
                     for r in range(r0, r1, step):
                         for c in range(0, info.width, step):
                             w = Window(c, r, min(step, info.width - c), min(step, r1 - r))
-                            ds.write(src.read(window=w), window=w)
+                            put(kind, r, c, src.read(window=w))
     _write_sidecar(out, _fingerprint(source, settings, classes, model_id, None), info.height,
                    complete=True, model_name=model_name)
     for part in parts:
@@ -519,7 +604,7 @@ def _tile_logits(run: TileFn, reader: RasterReader, ys: list[int], xs: list[int]
 
 
 def _tile_row(tiles: Iterator[tuple[np.ndarray, np.ndarray]], info: RasterInfo,
-              outputs: _Outputs, carry: _Carry, ys: list[int], xs: list[int], k: int,
+              outputs: _Outputs | _HeldOutputs, carry: _Carry, ys: list[int], xs: list[int], k: int,
               th: int, tw: int, settings: TileSettings, *, write: bool) -> int:
     """Blend tile row ``k`` (its tiles taken from ``tiles``) left to right: final pieces
     written (when ``write``), its sums over the next tile row put in ``carry``. Returns the
@@ -531,7 +616,7 @@ def _tile_row(tiles: Iterator[tuple[np.ndarray, np.ndarray]], info: RasterInfo,
     wy = blend_profile(th, settings.overlap, k == 0, k == len(ys) - 1)
     pending: np.ndarray | None = None  # C+1 × th × tw sums and weights from the frontier on
     with contextlib.ExitStack() as stack:
-        datasets = stack.enter_context(outputs.band()) if write else None
+        put = stack.enter_context(outputs.band()) if write else None
         for j, x0 in enumerate(xs):
             tile_input, logits = next(tiles)
             if pending is None:
@@ -549,8 +634,8 @@ def _tile_row(tiles: Iterator[tuple[np.ndarray, np.ndarray]], info: RasterInfo,
             previous = carry.get(j)
             if previous is not None:
                 piece[:, :previous.shape[1]] += previous
-            if datasets is not None:
-                _write(datasets, y0, x0, piece[:-1, :split], piece[-1, :split],
+            if put is not None:
+                _write(put, outputs.kinds, y0, x0, piece[:-1, :split], piece[-1, :split],
                        nodata_mask(tile_input[:split, :done], info.nodata))
             if split < th:
                 carry.put(piece[:, split:])
@@ -614,14 +699,20 @@ def picture_bands(bands: Sequence[str]) -> tuple[str, ...] | None:
 
 
 def read_model_bands(segmenter: Any, source: Any) -> tuple[np.ndarray, np.ndarray | None]:
-    """A multi-band model's input as the H×W×N float32 raw band values it takes: a raster
+    """A multi-band model's input as the H×W×N raw band values it takes (as read: the model
+    takes them as float32): a raster
     file (read as ``fcnseg predict`` reads it: the model's bands by name where the file names
-    them, else every band in file order) or an H×W×N array. Another band count is one line
-    naming the file (or ``<array>``). Also the H×W mask of the pixels without data (every band
-    the file's nodata, else the model's; or NaN), None where every pixel has data."""
+    them, else every band in file order), an open :class:`RasterReader` of its bands (e.g.
+    :func:`held_raster`), or an H×W×N array. Another band count is one line naming the file
+    (or ``<array>``). Also the H×W mask of the pixels without data (every band the file's
+    nodata, else the model's; or NaN), None where every pixel has data."""
     bands = segmenter.input_convention.bands
     nodata = segmenter.input_convention.nodata
-    if isinstance(source, np.ndarray):
+    if isinstance(source, RasterReader):
+        check_band_count(source.info.path, len(source.band_index), bands)
+        nodata = source.info.nodata if source.info.nodata is not None else nodata
+        image = source.read_all()
+    elif isinstance(source, np.ndarray):
         if source.ndim != 3 or source.shape[0] == 0 or source.shape[1] == 0:
             raise ImageError("<array>", f"expected an H×W×{len(bands)} array of the bands "
                                         f"{', '.join(bands)}, got shape {source.shape}")
@@ -639,8 +730,7 @@ def read_model_bands(segmenter: Any, source: Any) -> tuple[np.ndarray, np.ndarra
         raise ImageError(f"<{type(source).__name__}>",
                          f"a model of the bands {', '.join(bands)} takes a raster file path "
                          f"or an H×W×{len(bands)} array")
-    missing = nodata_mask(image, nodata)
-    return np.asarray(image, dtype=np.float32), missing
+    return image, nodata_mask(image, nodata)
 
 
 def segmenter_tile_fn(segmenter: Any, info: RasterInfo) -> TileFn:

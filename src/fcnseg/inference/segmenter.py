@@ -24,7 +24,15 @@ from fcnseg.conventions import InputConvention, get_convention
 from fcnseg.data.io import read_raw
 from fcnseg.data.rasters import display_rgb
 from fcnseg.inference.images import DEFAULT_MAX_PIXELS, to_rgb_uint8
-from fcnseg.inference.rasters import NODATA_LABEL, picture_bands, read_model_bands
+from fcnseg.inference.rasters import (
+    NODATA_LABEL,
+    TileSettings,
+    held_raster,
+    picture_bands,
+    read_model_bands,
+    segment_tiles,
+    segmenter_tile_fn,
+)
 from fcnseg.inference.runner import InferenceRunner
 from fcnseg.inference.runner import resolve_device as resolve_device  # re-exported
 from fcnseg.inference.sliding import TTA, PredictFn, SlidingWindow, forward_logits
@@ -93,6 +101,13 @@ class SegmenterOptions:
         compile: compile the model with ``torch.compile`` and run a warm-up forward now (see
             :meth:`Segmenter.compile`); if compiling fails here, a :class:`RuntimeWarning`
             says why and the model runs uncompiled.
+        tile: a multi-band model's inputs taller or wider than this are segmented by tiles of
+            ``tile``×``tile`` pixels, blended as ``fcnseg predict --tile`` blends them
+            (:func:`fcnseg.inference.rasters.segment_tiles`), so that both give the same
+            labels; None: every input whole, in one pass. (A model with several heads, or
+            over 256 classes, takes its inputs whole.)
+        overlap: pixels shared by neighbouring tiles (``fcnseg predict --overlap``); less
+            than half the tile.
     """
 
     device: str | torch.device = "cpu"
@@ -104,6 +119,8 @@ class SegmenterOptions:
     precision: str = "auto"
     channels_last: bool | None = None
     compile: bool = False
+    tile: int | None = 512
+    overlap: int = 128
 
 
 class Segmenter:
@@ -141,8 +158,7 @@ class Segmenter:
     ) -> None:
         opts = replace(options or SegmenterOptions(), **option_fields)
         model, convention = _with_preprocessing(model, opts.input_convention)
-        num_classes = getattr(model, "num_classes", len(class_names))
-        if len(class_names) != num_classes:
+        if len(class_names) != (num_classes := getattr(model, "num_classes", len(class_names))):
             raise ValueError(f"{len(class_names)} class names for a model with {num_classes} "
                              f"classes")
         if not (math.isfinite(opts.temperature) and opts.temperature > 0):
@@ -166,6 +182,8 @@ class Segmenter:
         self.input_convention: InputConvention = get_convention(convention)
         self.geometry: str | None = getattr(model, "geometry", None)
         self.arch: str = str(getattr(model, "arch", type(model).__name__))
+        #: How inputs larger than a tile are cut and blended (None: every input whole).
+        self.tiles = _tile_settings(opts)
         self.sliding_window = SlidingWindow.coerce(opts.sliding_window)
         self.tta = TTA.coerce(opts.tta)
         #: ``{head: class names}`` of a model with several heads; empty for one head.
@@ -316,9 +334,12 @@ class Segmenter:
             image: a file path, encoded image bytes, a PIL image, an H×W×3 (or H×W, H×W×4)
                 NumPy array (uint8 0-255, uint16, or float 0-1), or a 3×H×W tensor (uint8
                 0-255 or float 0-1). For a multi-band model (its input convention names N
-                bands): a path to a raster of its bands (read as ``fcnseg predict`` reads it)
-                or an H×W×N array of raw band values; the prediction's ``image`` is then the
-                red, green and blue bands (else the first) stretched 2/98.
+                bands): a path to a raster of its bands (read as ``fcnseg predict`` reads it),
+                an open :class:`~fcnseg.data.rasters.RasterReader` of its bands, or an H×W×N
+                array of raw band values; the prediction's ``image`` is then the red, green
+                and blue bands (else the first) stretched 2/98. One larger than the tile
+                (:class:`SegmenterOptions`) is segmented by blended tiles, as ``fcnseg
+                predict`` segments it; pixels without data are labelled 255.
             return_probs: also return the C×H×W softmax probabilities.
         """
         return self.predict_batch([image], return_probs=return_probs)[0]
@@ -333,17 +354,41 @@ class Segmenter:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         inputs = [self._model_input(im) for im in images]
-        arrays = [array for array, _ in inputs]
-        results: list[Prediction | None] = [None] * len(arrays)
-        for chunk in same_size_batches([a.shape[:2] for a in arrays], batch_size):
-            for i, pred in zip(chunk, self._predict_same_size([arrays[i] for i in chunk],
-                                                              return_probs), strict=True):
-                results[i] = _without_data(pred, inputs[i][1])
-        return [r for r in results if r is not None]
+        results: list[Prediction | None] = [None] * len(inputs)
+        whole = [i for i, (array, _) in enumerate(inputs) if not self._by_tiles(array)]
+        for i in sorted(set(range(len(inputs))) - set(whole)):
+            results[i] = self._predict_tiles(inputs[i][0], return_probs, batch_size)
+        for chunk in same_size_batches([inputs[i][0].shape[:2] for i in whole], batch_size):
+            indices = [whole[j] for j in chunk]
+            preds = self._predict_same_size([inputs[i][0] for i in indices], return_probs)
+            for i, pred in zip(indices, preds, strict=True):
+                results[i] = pred
+        return [_without_data(r, inputs[i][1]) for i, r in enumerate(results) if r is not None]
+
+    def _by_tiles(self, array: np.ndarray) -> bool:
+        """Whether a model input is segmented by tiles: a multi-band model's (one head, up to
+        256 classes: what ``fcnseg predict`` writes) larger than a tile."""
+        return (self.tiles is not None and self.input_convention.bands is not None
+                and not self.heads and self.num_classes <= 256
+                and max(array.shape[:2]) > self.tiles.tile)
+
+    def _predict_tiles(self, array: np.ndarray, return_probs: bool,
+                       batch_size: int) -> Prediction:
+        """A multi-band input segmented by blended tiles, ``batch_size`` tiles at a time: the
+        code and labels of ``fcnseg predict``'s label rasters."""
+        assert self.tiles is not None and self.input_convention.bands is not None
+        raster = held_raster(array)
+        settings = replace(self.tiles, batch_size=batch_size, probs=return_probs)
+        out = segment_tiles(segmenter_tile_fn(self, raster.info), raster, self.class_names,
+                            settings)
+        bands = self.input_convention.bands
+        return Prediction(label=out["label"],
+                          image=display_rgb(array, bands, picture_bands(bands)),
+                          probs=out.get("probs"), class_names=tuple(self.class_names))
 
     def _model_input(self, image: Any) -> tuple[np.ndarray, np.ndarray | None]:
         """An input as the H×W×C array the model takes (8-bit RGB, or a multi-band model's
-        raw band values, float32) and the mask of its pixels without data (bands only)."""
+        raw band values as read) and the mask of its pixels without data (bands only)."""
         if self.input_convention.bands is not None:
             return read_model_bands(self, image)
         return self.to_rgb(image), None
@@ -355,9 +400,11 @@ class Segmenter:
                              f"segmenter predicts from colour images alone (call the model "
                              f"with a dict of inputs instead)")
         bands = self.input_convention.bands
-        pictures = arrays if bands is None else [
-            display_rgb(a, bands, picture_bands(bands)) for a in arrays]
-        return self._by_head(self.logits(self.preprocess(arrays)), pictures, return_probs)
+        if bands is None:
+            return self._by_head(self.logits(self.preprocess(arrays)), arrays, return_probs)
+        pictures = [display_rgb(a, bands, picture_bands(bands)) for a in arrays]
+        values = [a.astype(np.float32, copy=False) for a in arrays]  # raw band values
+        return self._by_head(self.logits(self.preprocess(values)), pictures, return_probs)
 
     def _by_head(self, logits: Any, pictures: list[np.ndarray],
                  return_probs: bool) -> list[Prediction]:
@@ -402,6 +449,13 @@ class Segmenter:
         return (f"Segmenter(arch={self.arch!r}, geometry={self.geometry!r}, "
                 f"classes={self.num_classes}, device={str(self.device)!r}, "
                 f"precision={self.precision!r})")
+
+
+def _tile_settings(options: SegmenterOptions) -> TileSettings | None:
+    """The tiles of ``options`` (checked as ``fcnseg predict`` checks them), None without."""
+    if options.tile is None:
+        return None
+    return TileSettings(tile=options.tile, overlap=options.overlap)
 
 
 def _without_data(pred: Prediction, missing: np.ndarray | None) -> Prediction:

@@ -1,8 +1,12 @@
 """Requests to a multi-band model: one raster upload (a TIFF of the model's bands, or any
-format the raster reader takes), its header checked, read, segmented whole and answered like
-a colour image; the overlay is drawn from the bands named red, green and blue, each stretched
-from its 2nd to its 98th percentile (else the first band in grey; an 8-bit RGB(A) upload is
-drawn as it is): :func:`fcnseg.data.rasters.display_rgb`, as for ``fcnseg predict``.
+format the raster reader takes), its header checked, read, and segmented as
+:meth:`~fcnseg.inference.Segmenter.predict` segments a raster file, the same code ``fcnseg
+predict`` blends its tiles with: pixels without data (every band at the upload's nodata
+value, else at the model's) labelled 255, and one larger than the segmenter's tile segmented
+by blended tiles. It is answered like a colour image; the overlay is drawn from the bands named
+red, green and blue, each stretched from its 2nd to its 98th percentile (else the first band
+in grey; an 8-bit RGB(A) upload is drawn as it is): :func:`fcnseg.data.rasters.display_rgb`,
+as for ``fcnseg predict``.
 
 A colour model keeps the image API of :mod:`fcnseg.serve.segment`.
 """
@@ -22,9 +26,9 @@ import numpy as np
 from PIL import Image
 
 from fcnseg.data.images import ImageError
-from fcnseg.data.rasters import RasterReader, display_rgb, open_raster
-from fcnseg.inference import Prediction, Segmenter
-from fcnseg.inference.rasters import model_bands, picture_bands, segmenter_tile_fn
+from fcnseg.data.rasters import RasterReader, open_raster
+from fcnseg.inference import Segmenter
+from fcnseg.inference.rasters import held_raster, model_bands, segmenter_tile_fn
 from fcnseg.inference.visualize import picture_png_bytes
 from fcnseg.serve.segment import (
     SegmentOptions,
@@ -92,27 +96,19 @@ def segment_raster(segmenter: Segmenter, data: bytes, options: SegmentOptions,
     """Read, segment and encode one multi-band upload (see the module doc): the label map as
     PNG bytes for ``format="png"``, else the JSON payload, with ``image_png``, the picture of
     the raster (its red, green and blue bands, as :func:`display_rgb` draws them) at the
-    preview size. Slow: run
-    it in a worker thread."""
+    preview size. Slow: run it in a worker thread."""
     t0 = time.perf_counter()
-    with _opened(data, segmenter, max_pixels) as (reader, named):
-        with image_errors(named):
-            image = reader.read_all()
-        run = segmenter_tile_fn(segmenter, reader.info)
+    with _opened(data, segmenter, max_pixels) as (reader, named), image_errors(named):
+        raster = held_raster(reader.read_all(), "upload", reader.info.nodata)
     t1 = time.perf_counter()
-    with inference_errors(f"a raster upload of {image.shape[1]}×{image.shape[0]}"):
-        logits = run(image[None])
-    bands = segmenter.input_convention.bands or ()
-    names = tuple(segmenter.class_names)
-    label = logits.argmax(1)[0].cpu().numpy().astype(np.uint8 if len(names) <= 256
-                                                      else np.int64)
-    probs = (logits.softmax(1)[0].cpu().numpy().astype(np.float32)
-             if options.wants_probs else None)
-    picture = display_rgb(image, bands, picture_bands(bands))
-    pred = Prediction(label=label, image=picture, probs=probs, class_names=names)
+    height, width = raster.info.height, raster.info.width
+    with inference_errors(f"a raster upload of {width}×{height}"):
+        # As Segmenter.predict segments a raster file: its nodata (else the model's) labelled
+        # 255, one larger than a tile blended by tiles as fcnseg predict blends them.
+        pred = segmenter.predict(raster, return_probs=options.wants_probs)
     answer = encode_answer(segmenter, pred, options, decode_s=t1 - t0,
                            inference_s=time.perf_counter() - t1)
     if options.format == "json":  # browsers draw no multi-band TIFF: the picture comes along
-        small = Image.fromarray(picture).resize(preview_size(*label.shape), Image.BILINEAR)
+        small = Image.fromarray(pred.image).resize(preview_size(height, width), Image.BILINEAR)
         answer["image_png"] = base64.b64encode(picture_png_bytes(np.asarray(small))).decode()
     return answer

@@ -238,7 +238,6 @@ def _loop(setup: TrainSetup, state: TrainState, log: _RunLog, progress: _Progres
           stop: StopRequest, budget: TimeBudget | None = None) -> int | None:
     """Train until ``train.iterations`` (which a time budget sets after the first steps);
     return the signal that stopped it early, if any."""
-    every = setup.config.train.checkpoint_every
     if state.eval_pending and maybe_evaluate(setup, state, log, progress):
         state.save(setup, setup.last_path)  # the evaluation a stop cut short, done now
     if state.iteration >= setup.config.train.iterations or patience_exhausted(setup, state):
@@ -259,8 +258,7 @@ def _loop(setup: TrainSetup, state: TrainState, log: _RunLog, progress: _Progres
         progress.advance(images_seen * setup.info.world_size)
         log_step(setup, state, log, progress, loss)
         evaluated = maybe_evaluate(setup, state, log, progress)
-        total = setup.config.train.iterations
-        if evaluated or state.iteration % every == 0 or state.iteration == total:
+        if evaluated or _due(setup, state, setup.config.train.checkpoint_every):
             state.save(setup, setup.last_path, background=True)
         if budget is not None and _budget_decides(setup, state, log, progress, budget) \
                 and state.iteration >= setup.config.train.iterations:
@@ -494,12 +492,16 @@ def _diverged(setup: TrainSetup, state: TrainState, log: _RunLog,
     )
 
 
+def _due(setup: TrainSetup, state: TrainState, every: int) -> bool:
+    """Whether a task of every ``every`` iterations falls now (each is also due at the last)."""
+    return state.iteration % every == 0 or state.iteration == setup.config.train.iterations
+
+
 def log_step(setup: TrainSetup, state: TrainState, log: _RunLog, progress: _Progress,
              loss: float) -> None:
     """Every ``train.log_every`` iterations (and at the last): a metrics.jsonl record."""
     progress.line(state.iteration, loss)
-    total = setup.config.train.iterations
-    if state.iteration % setup.config.train.log_every and state.iteration != total:
+    if not _due(setup, state, setup.config.train.log_every):
         return
     lr = setup.optimizer.param_groups[0]["lr"]
     speed = progress.images_per_second()
@@ -510,7 +512,7 @@ def log_step(setup: TrainSetup, state: TrainState, log: _RunLog, progress: _Prog
         progress.eta_pending = False
         images = setup.config.data.batch_size * setup.info.world_size
         too_slow = eta_warning(setup.config, setup.device.type, images / speed,
-                               total - state.iteration)
+                               setup.config.train.iterations - state.iteration)
         if too_slow:
             progress.write(f"warning: {too_slow}")
 
@@ -523,9 +525,7 @@ def maybe_evaluate(setup: TrainSetup, state: TrainState, log: _RunLog,
     ``last.pt`` is saved first, marked as awaiting this evaluation, so that a sample that
     cannot be read (or a kill) costs no training: a resumed run evaluates first. (Evaluation
     draws from no RNG, so the state saved before it is also the one after it.)"""
-    total = setup.config.train.iterations
-    every = setup.config.train.eval_every
-    due = state.eval_pending or state.iteration % every == 0 or state.iteration == total
+    due = state.eval_pending or _due(setup, state, setup.config.train.eval_every)
     if setup.val_loader is None or not due:
         return False
     state.eval_pending = True

@@ -14,9 +14,10 @@ from fcnseg.data import build_dataset
 from fcnseg.data.cache import cache_decoded
 from fcnseg.engine import build_setup, load_config
 from fcnseg.engine.distributed import setup_distributed
-from fcnseg.engine.eval_batching import SameSizeBatches, activation_bytes, sample_sizes
+from fcnseg.engine.eval_batching import activation_bytes, sample_sizes
 from fcnseg.engine.evaluation import evaluate_model
 from fcnseg.engine.state import seed_everything
+from fcnseg.utils.batches import same_size_batches
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -40,7 +41,7 @@ def test_batches_hold_one_image_size_each(tmp_path: Path) -> None:
     dataset = build_dataset(_mixed_sizes(tmp_path), split="val")
     sizes = sample_sizes(dataset)
     assert sizes == [(32, 48), (40, 40), (32, 48), (32, 48), (40, 40)]
-    assert list(SameSizeBatches(range(5), sizes, 2)) == [[0, 2], [3], [1, 4]]
+    assert same_size_batches(sizes, 2, range(5)) == [[0, 2], [3], [1, 4]]
     cache_decoded("ram", [dataset])  # the cache knows the sizes too
     assert sample_sizes(dataset) == sizes
 

@@ -5,18 +5,17 @@ whole-image evaluation gives.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import Sampler, default_collate
+from torch.utils.data import default_collate
 
 from fcnseg.data.cache import DecodedSamples, available_memory
 from fcnseg.data.images import upright_size
 from fcnseg.inference.runner import InferenceRunner
-from fcnseg.utils.batches import same_size_batches
 from fcnseg.utils.keyed import keyed
 
 #: The most images an automatic validation batch holds (beyond it CPUs gain nothing).
@@ -48,24 +47,6 @@ def sample_sizes(dataset: Any) -> list[tuple[int, int]] | None:
     if isinstance(size, tuple) and len(size) == 2 and all(isinstance(s, int) for s in size):
         return [size] * len(dataset)
     return None
-
-
-class SameSizeBatches(Sampler[list[int]]):
-    """Batches of at most ``batch`` indices from ``indices``, each of one image size, in order
-    of first appearance."""
-
-    def __init__(self, indices: Sampler[int] | Sequence[int], sizes: Sequence[Any],
-                 batch: int) -> None:
-        self.indices, self.sizes, self.batch = indices, sizes, max(1, batch)
-
-    def _batches(self) -> list[list[int]]:
-        return same_size_batches(self.sizes, self.batch, self.indices)
-
-    def __iter__(self) -> Iterator[list[int]]:
-        return iter(self._batches())
-
-    def __len__(self) -> int:
-        return len(self._batches())
 
 
 def activation_bytes(model: nn.Module, sample: Any) -> int:

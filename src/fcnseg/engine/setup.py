@@ -34,7 +34,7 @@ from fcnseg.engine.config import TrainConfig, config_to_dict
 from fcnseg.engine.distributed import DistInfo
 from fcnseg.engine.ema import WeightAverage
 from fcnseg.engine.errors import FIX_DATA, BadSampleError
-from fcnseg.engine.eval_batching import SameSizeBatches, auto_eval_batch, sample_sizes
+from fcnseg.engine.eval_batching import auto_eval_batch, sample_sizes
 from fcnseg.engine.evaluation import ShardedEvalSampler
 from fcnseg.engine.loss import LossSampler, build_class_weights, score_grid
 from fcnseg.engine.optim import build_optimizer, build_scheduler
@@ -52,6 +52,7 @@ from fcnseg.models.builders import builder_parameters
 from fcnseg.models.fastpath import optimize
 from fcnseg.models.multitask import LateFusionFCN, init_late_fusion
 from fcnseg.pretrained.fetch import PRETRAINED, fetch_pretrained
+from fcnseg.utils.batches import same_size_batches
 from fcnseg.utils.hardware import default_channels_last, resolve_precision
 
 log = logging.getLogger(__name__)
@@ -561,7 +562,8 @@ def _val_loader(config: TrainConfig, info: DistInfo, val_ds: Dataset | None,
         if sizes:
             batch, message = auto_eval_batch(model, val_ds, sizes, info.device)
             notes.append(message)
-        batching = {"batch_sampler": SameSizeBatches(shards, sizes or [], batch)} \
+        # each batch of images of one size, in order of first appearance
+        batching = {"batch_sampler": same_size_batches(sizes or [], batch, shards)} \
             if batch > 1 else {"batch_size": 1, "sampler": shards}
     return DataLoader(val_ds, **batching,
                       num_workers=workers, persistent_workers=workers > 0,

@@ -48,6 +48,7 @@ from fcnseg.weightfiles.resolve import (
     FORMAT,
     METADATA_KEY,
     HubError,
+    checkpoint_dict,
     checkpoint_source,
     resolve_checkpoint,
     safetensors_metadata,
@@ -163,18 +164,11 @@ def checkpoint_payload(model: nn.Module, contents: CheckpointContents | None = N
         if str(background) not in names:
             raise CheckpointError(f"background {background!r} is none of the classes {names}")
         classes["background"] = str(background)
-    return {
-        "format": FORMAT,
-        "model_state_dict": {k: v.detach().cpu() for k, v in
-                             model_to_save.state_dict().items()},
-        "model": describe_model(model_to_save),
-        "classes": classes,
-        "recipe": dict(contents.recipe or {}),
-        "iteration": int(contents.iteration),
-        "epoch": int(contents.epoch),
-        "metrics": dict(contents.metrics or {}),
-        "state": dict(contents.state or {}),
-    }
+    return checkpoint_dict(
+        {k: v.detach().cpu() for k, v in model_to_save.state_dict().items()},
+        describe_model(model_to_save), classes, recipe=dict(contents.recipe or {}),
+        iteration=int(contents.iteration), epoch=int(contents.epoch),
+        metrics=dict(contents.metrics or {}), state=dict(contents.state or {}))
 
 
 def _class_table(model: nn.Module, class_names: Sequence[str], palette: Any, ignore_index: int,
@@ -288,18 +282,13 @@ def _from_port(path: Path, ckpt: dict[str, Any]) -> dict[str, Any]:
             f"{path}: not an fcnseg checkpoint and its 'arch' ({ckpt.get('arch')!r}) is none "
             f"of the PyTorch FCN port's {sorted(_PORT_ARCHS)}"
         )
-    return {
-        "format": FORMAT,
-        "model_state_dict": ckpt["model_state_dict"],
-        "model": {"arch": arch, "build_kwargs": {"num_classes": 21, "geometry": "caffe"},
-                  "input_convention": CAFFE_BGR.to_dict()},
-        "classes": {"names": list(VOC_CLASSES), "palette": voc_palette().tolist(),
-                    "ignore_index": 255},
-        "recipe": {}, "iteration": int(ckpt.get("iteration", 0)),
-        "epoch": int(ckpt.get("epoch", 0)),
-        "metrics": {"mean_iu": float(ckpt.get("best_mean_iu", float("nan")))},
-        "state": {},
-    }
+    return checkpoint_dict(
+        ckpt["model_state_dict"],
+        {"arch": arch, "build_kwargs": {"num_classes": 21, "geometry": "caffe"},
+         "input_convention": CAFFE_BGR.to_dict()},
+        {"names": list(VOC_CLASSES), "palette": voc_palette().tolist(), "ignore_index": 255},
+        iteration=int(ckpt.get("iteration", 0)), epoch=int(ckpt.get("epoch", 0)),
+        metrics={"mean_iu": float(ckpt.get("best_mean_iu", float("nan")))})
 
 
 def _is_int(v: Any) -> bool:

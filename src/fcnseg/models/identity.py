@@ -31,9 +31,8 @@ class ModelIdentity:
 
     def describe(self) -> dict[str, Any]:
         """The JSON-able description that checkpoints store."""
-        conv = get_convention(self.input_convention)  # type: ignore[arg-type]
         return {"arch": self.arch, "build_kwargs": dict(self.build_kwargs),
-                "input_convention": conv.to_dict()}
+                "input_convention": self.input_convention.to_dict()}  # type: ignore[union-attr]
 
 
 class DescribedModel:

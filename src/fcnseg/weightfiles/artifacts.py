@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from fcnseg.utils.validate import expect_mapping
-from fcnseg.weightfiles.resolve import FORMAT
+from fcnseg.weightfiles.resolve import checkpoint_dict
 
 #: What ``input_pixels`` says of a graph that takes RGB pixel values 0-255 (N×3×H×W float32).
 RAW_PIXELS = "rgb_0_255"
@@ -131,21 +131,18 @@ def read_artifact(path: str | os.PathLike[str]) -> dict[str, Any]:
             and isinstance(ignore_index, int) and 0 <= ignore_index < 256:
         palette = palette + [[0, 0, 0]] * max(0, ignore_index - len(palette))
         palette = palette[:ignore_index] + [meta["ignore_color"]] + palette[ignore_index + 1:]
-    return {
-        "format": FORMAT,
-        "model_state_dict": {},
-        "model": {"arch": meta.get("arch", "exported"),
-                  "build_kwargs": {"num_classes": len(names), "geometry": meta.get("geometry")},
-                  "input_convention": meta["input_convention"]},
-        "classes": {"names": names, "palette": palette, "ignore_index": ignore_index},
+    return checkpoint_dict(
+        {},
+        {"arch": meta.get("arch", "exported"),
+         "build_kwargs": {"num_classes": len(names), "geometry": meta.get("geometry")},
+         "input_convention": meta["input_convention"]},
+        {"names": names, "palette": palette, "ignore_index": ignore_index},
         # The validation set of the checkpoint it was exported from: what fcnseg evaluate
         # scores by default, as it does for the checkpoint.
-        "recipe": {"data": {"val": meta["validation_data"]}}
+        recipe={"data": {"val": meta["validation_data"]}}
         if isinstance(meta.get("validation_data"), dict) else {},
-        "iteration": 0, "epoch": 0,
-        "metrics": meta.get("metrics") if isinstance(meta.get("metrics"), dict) else {},
-        "state": {},
-        "artifact": {
+        metrics=meta.get("metrics") if isinstance(meta.get("metrics"), dict) else {},
+        artifact={
             "kind": kind,
             "input_pixels": meta.get("input_pixels", "normalized"),
             "outputs": meta.get("outputs", "logits"),
@@ -155,7 +152,7 @@ def read_artifact(path: str | os.PathLike[str]) -> dict[str, Any]:
             # so that nothing divides them again).
             "temperature": meta.get("temperature", 1.0),
         },
-    }
+    )
 
 
 def onnx_session(model: str | bytes, threads: int | None = None, *, lean: bool = False) -> Any:

@@ -37,6 +37,15 @@ METADATA_KEY = "fcnseg"  # the config, as JSON, in a .safetensors file's metadat
 HF_SPEC = re.compile(r"hf://(?P<repo>[\w.\-]+/[\w.\-]+)(?:@(?P<rev>[\w.\-/]+))?")
 
 
+def checkpoint_dict(state_dict: Mapping[str, torch.Tensor], model: Mapping[str, Any],
+                    classes: Mapping[str, Any], **fields: Any) -> dict[str, Any]:
+    """A checkpoint of :data:`FORMAT` (see :mod:`fcnseg.checkpoint`); ``fields`` set its
+    ``recipe``, ``iteration``, ``epoch``, ``metrics`` and ``state`` (else empty or 0) or add
+    others."""
+    return {"format": FORMAT, "model_state_dict": state_dict, "model": model, "classes": classes,
+            "recipe": {}, "iteration": 0, "epoch": 0, "metrics": {}, "state": {}, **fields}
+
+
 class HubError(ValueError):
     """A pretrained folder, ``.safetensors`` checkpoint or Hub repository cannot be used.
 
@@ -80,10 +89,9 @@ def _checkpoint_from(config: Any, state_dict: dict[str, torch.Tensor], spec: str
         ignore_index = int(ignore_index)
     classes = {"names": [str(n) for n in classes["names"]], "palette": classes["palette"],
                "ignore_index": ignore_index}
-    ckpt = {"format": FORMAT, "model_state_dict": state_dict, "model": model,
-            "classes": classes, "recipe": {"pretrained": spec}, "iteration": 0, "epoch": 0,
-            "metrics": dict(config.get("metrics") or {}), "state": {}}
-    return {**ckpt, **_calibration(config, bad, where)}
+    return checkpoint_dict(state_dict, model, classes, recipe={"pretrained": spec},
+                           metrics=dict(config.get("metrics") or {}),
+                           **_calibration(config, bad, where))
 
 
 def _refused(message: str) -> HubError:

@@ -302,6 +302,17 @@ def test_a_raster_resume_record_names_the_checkpoint_not_its_digest(tmp_path, ca
     assert "mb.pt, classes other" in out and "sha256" not in out
 
 
+def test_a_finished_raster_record_says_the_prediction_is_finished(tmp_path, capsys) -> None:
+    path = tmp_path / "scene.tif.done.json"
+    path.write_text(json.dumps({"job": {"input": "/data/scene.tif", "model": "sha256=0123",
+                                        "classes": ["other"], "settings": {}},
+                                "rows_done": 600, "complete": True, "model_name": "mb.pt"}))
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "record of a finished tiled raster prediction of /data/scene.tif" in out
+    assert "progress:    finished" in out
+
+
 def test_an_imported_dataset_yaml_lists_classes_bands_and_splits(tmp_path, capsys) -> None:
     (tmp_path / "dataset.yaml").write_text("classes: [other, water]\nignore_index: 255\n"
                                            "bands: [red, nir]\nnodata: 0\n")

@@ -117,4 +117,4 @@ def test_two_processes_share_the_tiles_of_one_raster(make_checkpoint, tmp_path):
         assert b.crs == a.crs and b.transform == a.transform
         np.testing.assert_array_equal(b.read(), a.read())
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == [
-        "scene.tif", "scene.tif.partial.json", "scene_overlay.png"]
+        "scene.tif", "scene.tif.done.json", "scene_overlay.png"]

@@ -208,7 +208,7 @@ def test_shares_of_the_tile_rows_joined_equal_one_run(tmp_path):
             assert a.transform == b.transform
             np.testing.assert_array_equal(a.read(), b.read())
     assert sorted(p.name for p in tmp_path.glob("out*")) == [
-        "out.tif", "out.tif.partial.json", "out_probs.tif"]
+        "out.tif", "out.tif.done.json", "out_probs.tif"]
     again = predict_raster(run, tmp_path / "in.tif", tmp_path / "out.tif", CLASSES, settings)
     assert again.skipped
 
@@ -510,7 +510,7 @@ def test_a_retrained_checkpoint_at_the_same_path_predicts_the_raster_again(
     assert "skipped" not in captured.out
     assert (f"fcnseg predict: {tmp_path / 'out' / 'scene.tif'}: written by another model or "
             f"with other settings; predicted again") in captured.err.splitlines()
-    record = json.loads((tmp_path / "out" / "scene.tif.partial.json").read_text())
+    record = json.loads((tmp_path / "out" / "scene.tif.done.json").read_text())
     assert record["job"]["model"].startswith("sha256=")  # compared: the weights, not the path
     assert record["model_name"] == str(tmp_path / "m.pt")  # shown by fcnseg info
     whole = Segmenter.from_checkpoint(retrained, precision="fp32").predict(smooth_image,
@@ -532,3 +532,45 @@ def test_an_exported_model_is_identified_by_its_file(tmp_path):
     first = model_identity(exported(b"first weights"))
     assert model_identity(exported(b"first weights")) == first
     assert model_identity(exported(b"other weights")) != first
+
+
+def test_a_finished_run_leaves_its_outputs_and_the_finished_record_alone(tmp_path):
+    write_tif(tmp_path / "in.tif", scene(70, 60))
+    settings = TileSettings(tile=32, overlap=8, batch_size=1, block=16, probs=True)
+    predict_raster(tile_fn(local_model()), tmp_path / "in.tif", tmp_path / "out.tif", CLASSES,
+                   settings)
+    assert sorted(p.name for p in tmp_path.glob("out*")) == [
+        "out.tif", "out.tif.done.json", "out_probs.tif"]
+    assert json.loads((tmp_path / "out.tif.done.json").read_text())["complete"]
+
+
+def test_an_interrupted_run_keeps_its_partial_record_and_no_finished_one(tmp_path):
+    write_tif(tmp_path / "in.tif", scene(120, 90))
+    settings = TileSettings(tile=32, overlap=8, batch_size=1, block=16)
+    calls = []
+
+    def interrupted(batch):
+        calls.append(len(batch))
+        if len(calls) == 11:  # in the third tile row
+            raise KeyboardInterrupt
+        return tile_fn(local_model())(batch)
+
+    with pytest.raises(KeyboardInterrupt):
+        predict_raster(interrupted, tmp_path / "in.tif", tmp_path / "out.tif", CLASSES, settings)
+    assert sorted(p.name for p in tmp_path.glob("out*")) == ["out.tif", "out.tif.partial.json"]
+    outcome = predict_raster(tile_fn(local_model()), tmp_path / "in.tif", tmp_path / "out.tif",
+                             CLASSES, settings)
+    assert outcome.resumed_from_row > 0
+    assert sorted(p.name for p in tmp_path.glob("out*")) == ["out.tif", "out.tif.done.json"]
+
+
+def test_a_finished_record_of_an_earlier_version_is_kept_under_its_finished_name(tmp_path):
+    write_tif(tmp_path / "in.tif", scene(70, 60))
+    settings = TileSettings(tile=32, overlap=8, batch_size=1, block=16)
+    run = tile_fn(local_model())
+    predict_raster(run, tmp_path / "in.tif", tmp_path / "out.tif", CLASSES, settings)
+    # Earlier versions left the finished record as OUT.partial.json.
+    (tmp_path / "out.tif.done.json").rename(tmp_path / "out.tif.partial.json")
+    again = predict_raster(run, tmp_path / "in.tif", tmp_path / "out.tif", CLASSES, settings)
+    assert again.skipped
+    assert sorted(p.name for p in tmp_path.glob("out*")) == ["out.tif", "out.tif.done.json"]

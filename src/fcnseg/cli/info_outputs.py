@@ -1,5 +1,6 @@
 """``fcnseg info`` on the other files fcnseg writes: ``predict --probs`` arrays (``.npz``), a
-raster prediction's resume record (``OUT.partial.json``), ``fcnseg import``'s ``dataset.yaml``,
+raster prediction's records (``OUT.partial.json`` while it runs, ``OUT.done.json`` once
+finished), ``fcnseg import``'s ``dataset.yaml``,
 ``fcnseg bench --out``'s report, predict's output manifest and TensorBoard event files."""
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def output_file_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | Non
         return _npz_record(file, base)
     if file.suffix.lower() in (".json", ".yaml", ".yml"):
         doc = _document(file)
-        if name.endswith(".partial.json") and fields_of(doc.get("job")):
+        if name.endswith((".partial.json", ".done.json")) and fields_of(doc.get("job")):
             return _resume_record(doc, base)
         if file.suffix.lower() == ".json" and fields_of(doc.get("machine")) and (
                 "inference" in doc or "config" in doc):
@@ -162,7 +163,8 @@ def _resume_summary(rec: dict[str, Any]) -> list[str]:
     of = f" of {rec['input_rows']}" if rec.get("input_rows") else ""
     state = ("finished" if rec["complete"] else
              f"{rec['rows_done']}{of} rows written; the same command resumes there")
-    return [f"contents:    resume record of a tiled raster prediction of {rec['input']}",
+    what = "record of a finished" if rec["complete"] else "resume record of a"
+    return [f"contents:    {what} tiled raster prediction of {rec['input']}",
             f"progress:    {state}",
             f"model:       {rec['model']}, classes {', '.join(map(str, rec['classes'] or []))}"]
 

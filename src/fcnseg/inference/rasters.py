@@ -19,9 +19,10 @@
   ``NAME_probs.tif`` (one float32 band per class) and ``NAME_uncertainty.tif`` (entropy).
 - **Resumable.** ``OUT.partial.json`` records the rows written; a run started again on the
   same input with the same model and settings recomputes one tile row (for the sums it leaves)
-  and goes on from there. A finished output's record says so, and a later run of the same job
-  skips it. The model is recorded by its content (:func:`model_identity`), not its path: a
-  retrained or other model, or other tiles, precision or outputs, predict the raster again.
+  and goes on from there. A finished run replaces it with ``OUT.done.json``, and a later run of
+  the same job skips the output. The model is recorded by its content (:func:`model_identity`),
+  not its path: a retrained or other model, or other tiles, precision or outputs, predict the
+  raster again.
 """
 
 from __future__ import annotations
@@ -154,7 +155,13 @@ def blend_profile(size: int, overlap: int, at_start_border: bool,
 # -- resumption -----------------------------------------------------------------------------
 
 def _sidecar(out: Path) -> Path:
+    """The record of a run still under way (or stopped): the rows written so far."""
     return out.with_name(out.name + ".partial.json")
+
+
+def _finished(out: Path) -> Path:
+    """The record of a finished run, which replaces its partial record."""
+    return out.with_name(out.name + ".done.json")
 
 
 def _fingerprint(path: Path, settings: TileSettings, classes: Sequence[str], model_id: str,
@@ -166,10 +173,21 @@ def _fingerprint(path: Path, settings: TileSettings, classes: Sequence[str], mod
 
 
 def _recorded(out: Path) -> dict[str, Any] | None:
-    """The record beside ``out`` (None when there is none or it cannot be read)."""
-    with contextlib.suppress(OSError, ValueError):
-        return dict(fields_of(json.loads(_sidecar(out).read_text(encoding="utf-8"))))
+    """The record beside ``out``, the finished one first (None when there is none or it
+    cannot be read)."""
+    for path in (_finished(out), _sidecar(out)):
+        with contextlib.suppress(OSError, ValueError):
+            return dict(fields_of(json.loads(path.read_text(encoding="utf-8"))))
     return None
+
+
+def _settle_finished(out: Path) -> None:
+    """Leave the finished record alone beside a finished output: a partial record that says
+    it is complete (as earlier versions left it) becomes the finished one, any other goes."""
+    if not _finished(out).is_file():
+        with contextlib.suppress(OSError):
+            os.replace(_sidecar(out), _finished(out))
+    _sidecar(out).unlink(missing_ok=True)
 
 
 def _read_sidecar(out: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
@@ -183,11 +201,13 @@ def _read_sidecar(out: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | No
 def _write_sidecar(out: Path, fingerprint: dict[str, Any], rows_done: int,
                    complete: bool, model_name: str = "") -> None:
     # Atomic: a run killed here leaves the previous record, and its temporary is removed by a
-    # later write (fcnseg.utils.files).
-    with atomic_write(_sidecar(out), "w") as f:
+    # later write (fcnseg.utils.files). A finished run's record replaces the partial one.
+    with atomic_write(_finished(out) if complete else _sidecar(out), "w") as f:
         # model_name (the checkpoint's path) is for people (fcnseg info); the job is compared
         f.write(json.dumps({"job": fingerprint, "rows_done": rows_done, "complete": complete,
                             **({"model_name": model_name} if model_name else {})}))
+    if complete:
+        _sidecar(out).unlink(missing_ok=True)
 
 
 def output_complete(out: PathLike, source: PathLike, classes: Sequence[str],
@@ -206,6 +226,7 @@ def _forget_other_job(out: Path) -> bool:
     """Remove the record of another job's output at ``out`` before the output is overwritten
     (so that a run stopped then never finds it); whether that output was finished."""
     record = _recorded(out)
+    _finished(out).unlink(missing_ok=True)
     _sidecar(out).unlink(missing_ok=True)
     return record is not None and bool(record.get("complete")) and out.is_file()
 
@@ -437,6 +458,7 @@ def predict_raster(
     fingerprint = _fingerprint(source, settings, classes, job.model_id, job.part)
     record = _read_sidecar(out, fingerprint)
     if record is not None and record.get("complete"):
+        _settle_finished(out)
         return RasterOutcome(out, 0, skipped=True)
     replaced = record is None and _forget_other_job(out)
     with open_raster(source, bands=job.bands) as reader, \
@@ -566,7 +588,8 @@ def merge_parts(source: PathLike, out: PathLike, classes: Sequence[str],
     ys, _, _, _ = tile_grid(info.height, info.width, settings.tile, settings.overlap)
     parts = [_Outputs(part_path(out, k), info, classes, settings, fresh=False).paths
              for k in range(n)]
-    _sidecar(out).unlink(missing_ok=True)  # an earlier output's record, before it is replaced
+    for record in (_finished(out), _sidecar(out)):  # an earlier output's, before it is replaced
+        record.unlink(missing_ok=True)
     outputs = _Outputs(out, info, classes, settings, fresh=True)
     step = 1024
     with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB), outputs.band() as put:
@@ -584,7 +607,7 @@ def merge_parts(source: PathLike, out: PathLike, classes: Sequence[str],
     _write_sidecar(out, _fingerprint(source, settings, classes, model_id, None), info.height,
                    complete=True, model_name=model_name)
     for part in parts:
-        for path in [*part.values(), _sidecar(part["label"])]:
+        for path in [*part.values(), _sidecar(part["label"]), _finished(part["label"])]:
             path.unlink(missing_ok=True)
 
 

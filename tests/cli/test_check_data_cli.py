@@ -37,3 +37,43 @@ def test_the_splits_read_are_those_whose_lists_are_on_disk(tmp_path, capsys) -> 
     assert re.search(r"^train\s+1$", out, re.M) and re.search(r"^test\s+1$", out, re.M)
     assert not re.search(r"^val\s", out, re.M)
     assert re.search(r"^checked\s+2 distinct images$", out, re.M)
+
+
+def test_voc_with_an_empty_split_folder_names_the_folder(tmp_path, capsys) -> None:
+    from ondisk import write_voc
+
+    voc = write_voc(tmp_path, "2012", {"train": ["2007_000032"]})
+    lists = voc / "ImageSets" / "Segmentation"
+    (lists / "train.txt").unlink()
+    assert main(["check-data", "--dataset", "voc", "--root", str(tmp_path),
+                 "--num-workers", "0"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        f"fcnseg check-data: error: {lists}: no split lists in it (train.txt, val.txt): add "
+        f"them, or remove the empty folder to check every annotated image"]
+    assert "no problems found" not in captured.out
+
+
+def test_voc_whose_split_list_is_empty_is_no_success(tmp_path, capsys) -> None:
+    from ondisk import write_voc
+
+    voc = write_voc(tmp_path, "2012", {"train": ["2007_000032"], "val": []})
+    assert main(["check-data", "--dataset", "voc", "--root", str(tmp_path), "--split", "val",
+                 "--num-workers", "0"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        f"fcnseg check-data: error: {voc / 'ImageSets' / 'Segmentation' / 'val.txt'} lists no "
+        f"images: nothing to check"]
+    assert "no problems found" not in captured.out
+
+
+def test_a_dataset_without_any_image_is_no_success(tmp_path, capsys) -> None:
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    (tmp_path / "dataset.yaml").write_text("classes: [bg, fg]\n")
+    assert main(["check-data", "--dataset", "folder", "--root", str(tmp_path),
+                 "--num-workers", "0"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        f"fcnseg check-data: error: folder dataset at {tmp_path}: no images to check"]
+    assert "no problems found" not in captured.out

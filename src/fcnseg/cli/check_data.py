@@ -104,16 +104,27 @@ def _open(args: argparse.Namespace):  # -> (dataset to scan, {split: count}, des
         counts = {s: len(v) for s, v in parts.items()}
         return base, counts, f"{args.dataset} annotations at {args.root}"
     if args.dataset == "voc":
-        voc_dir = find_voc_dir(args.root, args.year)
-        lists = voc_dir / "ImageSets" / "Segmentation"
-        splits = args.split or sorted(p.stem for p in lists.glob("*.txt"))
-        if splits:
-            parts = {s: VOCSegmentation(args.root, args.year, s).ids for s in splits}
-        else:  # no split lists (labelme's VOC-style export): every annotated image
-            parts = {"all images": VOCSegmentation(args.root, args.year).ids}
-        base = VOCSegmentation(args.root, args.year, ids=_union(list(parts.values())))
-        return base, {s: len(v) for s, v in parts.items()}, f"VOC{args.year} at {voc_dir}"
+        return _open_voc(args)
     return _open_folder(args)
+
+
+def _open_voc(args: argparse.Namespace):  # -> as _open
+    voc_dir = find_voc_dir(args.root, args.year)
+    lists = voc_dir / "ImageSets" / "Segmentation"
+    splits = args.split or sorted(p.stem for p in lists.glob("*.txt"))
+    if not splits and lists.is_dir():
+        raise ValueError(f"{lists}: no split lists in it (train.txt, val.txt): add them, or "
+                         f"remove the empty folder to check every annotated image")
+    if splits:
+        parts = {s: VOCSegmentation(args.root, args.year, s).ids for s in splits}
+    else:  # no split lists (labelme's VOC-style export): every annotated image
+        parts = {"all images": VOCSegmentation(args.root, args.year).ids}
+    if not any(parts.values()):
+        empty = ", ".join(str(lists / f"{s}.txt") for s in parts)
+        raise ValueError(f"{empty} list{'s' if len(parts) == 1 else ''} no images: "
+                         f"nothing to check")
+    base = VOCSegmentation(args.root, args.year, ids=_union(list(parts.values())))
+    return base, {s: len(v) for s, v in parts.items()}, f"VOC{args.year} at {voc_dir}"
 
 
 def _open_splits(args: argparse.Namespace):  # the datasets of _SPLITS
@@ -168,6 +179,8 @@ def _print_counts(counts, ignore_index: int) -> None:  # a ScanReport or HeadCou
 
 def run(args: argparse.Namespace) -> int:
     dataset, split_counts, description = _open(args)
+    if len(dataset) == 0:  # an empty scan is no success
+        raise ValueError(f"{description}: no images to check")
     report = scan_dataset(dataset, workers=args.workers, progress=True)
 
     print(f"dataset: {description}")

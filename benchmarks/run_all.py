@@ -194,6 +194,7 @@ BENCHMARKS = (
                                     "inference_fp32_peak_fraction")),
     Benchmark("predict_pipeline.py", ("predict_over_model", "predict_cli_over_model",
                                       "predict_outputs_identical")),
+    Benchmark("model_identity.py", ("model_identity_over_load",)),
     Benchmark("serve_load.py", ("serve_concurrent_over_model", "serve_default_over_best_batching")),
     Benchmark("train_loop.py", ("train_loop_ratio",)),
     Benchmark("train_files.py", ("train_files_ratio",)),

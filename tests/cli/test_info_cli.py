@@ -342,6 +342,15 @@ def test_predicts_output_manifest_says_how_many_outputs(tmp_path, capsys) -> Non
     assert "2 files" in capsys.readouterr().out
 
 
+def test_predicts_output_manifest_says_how_many_outputs_have_a_record_of_their_model(
+        tmp_path, capsys) -> None:
+    (tmp_path / ".fcnseg-outputs.txt").write_text(
+        "a_label.png\na_overlay.png\nb_label.png\n\twritten\tsha256=ab\ta_label.png\ta_overlay.png\n")
+    assert main(["info", str(tmp_path / ".fcnseg-outputs.txt")]) == 0
+    out = capsys.readouterr().out
+    assert "3 files" in out and "2 of them recorded as written whole by 1 model" in out
+
+
 def test_a_tensorboard_event_file_says_how_to_view_it(tmp_path, capsys) -> None:
     path = tmp_path / "events.out.tfevents.1.host.1.0"
     path.write_bytes(b"\x18\x00\x00\x00\x00\x00\x00\x00junk")

@@ -11,10 +11,16 @@ from fcnseg.inference.files import (
     MANIFEST_NAME,
     OutputOptions,
     OwnOutputs,
+    PictureStyle,
     collect_inputs,
     output_files,
+    outputs_job,
     parse_classes,
+    record_outputs,
+    record_written,
     write_prediction,
+    write_predictions,
+    written_by,
 )
 from fcnseg.inference.pipeline import segment_files
 from fcnseg.inference.visualize import read_label_png
@@ -129,3 +135,42 @@ def test_segment_files_is_one_function_in_its_earlier_and_current_homes() -> Non
     from fcnseg.inference import files, pipeline, prefetch
 
     assert files.segment_files is pipeline.segment_files is prefetch.segment_files
+
+
+def test_written_by_names_the_run_that_last_wrote_each_output(tmp_path) -> None:
+    a, b = tmp_path / "a_label.png", tmp_path / "sub" / "b_label.png"
+    record_outputs(tmp_path, [a, b])
+    record_written(tmp_path, "sha256=one", [a, b])
+    # a later run listed b before writing it, and stopped: b is no longer known to be one's
+    record_outputs(tmp_path, [b])
+    assert written_by(tmp_path) == {a: "sha256=one", b: None}
+    assert a in OwnOutputs() and b in OwnOutputs()  # still never taken for inputs
+
+
+def test_an_older_manifest_records_no_run(tmp_path) -> None:
+    (tmp_path / MANIFEST_NAME).write_text("a_label.png\na_overlay.png\n")
+    assert written_by(tmp_path) == {tmp_path / "a_label.png": None,
+                                    tmp_path / "a_overlay.png": None}
+    assert written_by(tmp_path / "nothing here") == {}
+
+
+def test_write_predictions_records_the_run_of_each_written_prediction(
+        segmenter, smooth_image, tmp_path) -> None:
+    pred = _prediction(segmenter, smooth_image)
+    outcomes = list(write_predictions([(tmp_path / "x.png", "x", pred)], tmp_path,
+                                      segmenter.palette, OutputOptions(job="sha256=run"),
+                                      workers=0))
+    files = output_files(tmp_path, "x", CLASSES)
+    assert outcomes[0].problem is None
+    assert written_by(tmp_path) == {p: "sha256=run" for p in files.all()}
+
+
+def test_the_run_record_changes_with_the_model_the_palette_and_the_pictures(segmenter) -> None:
+    palette = segmenter.palette
+    base = outputs_job("sha256=model", palette, PictureStyle())
+    assert base == outputs_job("sha256=model", palette.copy(), PictureStyle())
+    other_palette = palette.copy()
+    other_palette[1] = 255 - other_palette[1]
+    assert len({base, outputs_job("sha256=other", palette, PictureStyle()),
+                outputs_job("sha256=model", other_palette, PictureStyle()),
+                outputs_job("sha256=model", palette, PictureStyle(alpha=0.3))}) == 4

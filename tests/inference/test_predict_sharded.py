@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fcnseg.inference.files import MANIFEST_NAME
+from fcnseg.inference.files import MANIFEST_NAME, written_by
 from fcnseg.inference.visualize import read_label_png
 
 IMAGES = 40
@@ -71,8 +71,13 @@ def test_two_processes_write_each_output_once_and_a_rerun_writes_only_the_rest(
     summaries = [line for line in done.stdout.splitlines() if line.startswith("wrote outputs")]
     assert summaries == [f"wrote outputs for {IMAGES} of {IMAGES} input(s) to {out} "
                          f"(2 processes)"]
-    listed = (out / MANIFEST_NAME).read_text().splitlines()
+    lines = (out / MANIFEST_NAME).read_text().splitlines()
+    listed = [line for line in lines if not line.startswith("\t")]  # not the written records
     assert len(listed) == len(set(listed)) == 2 * IMAGES  # label and overlay, each once
+    # every process records the same model and settings, so a re-run on any one skips
+    writers = written_by(out)
+    assert len(writers) == 2 * IMAGES and len(set(writers.values())) == 1
+    assert None not in writers.values()
     one, two = labels(tmp_path / "one"), labels(out)
     assert one.keys() == two.keys() and len(one) == IMAGES
     for name in one:

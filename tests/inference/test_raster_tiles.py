@@ -489,6 +489,18 @@ def test_the_model_is_identified_by_its_weights_not_its_path(tiny_checkpoint, cl
                                                     temperature=2.0)) != identity
 
 
+def test_the_model_identity_hashes_channels_last_weights_in_row_major_order_piecewise():
+    import torch
+
+    from fcnseg.inference.rasters import _row_major_bytes
+
+    weight = torch.arange(6 * 5 * 3 * 3, dtype=torch.float32).reshape(6, 5, 3, 3)
+    weight = weight.to(memory_format=torch.channels_last)
+    pieces = list(_row_major_bytes(weight, chunk=2 * 5 * 3 * 3 * 4))  # two rows at a time
+    assert len(pieces) == 3
+    assert b"".join(p.tobytes() for p in pieces) == weight.contiguous().numpy().tobytes()
+
+
 def test_a_retrained_checkpoint_at_the_same_path_predicts_the_raster_again(
         tiny_checkpoint, class_names, smooth_image, tmp_path, capsys):
     import shutil

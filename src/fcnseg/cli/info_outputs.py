@@ -135,13 +135,18 @@ def _bench_record(doc: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
 
 
 def _manifest_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
+    from fcnseg.inference.files import written_by
+
     try:
-        lines = file.read_text(encoding="utf-8", errors="replace").splitlines()
+        file.read_bytes()
     except OSError:
         return None
-    listed = [line for line in lines if line.strip()]
+    writers = written_by(file.parent)
+    recorded = [job for job in writers.values() if job is not None]
     return {**base, "kind": "output_manifest", "folder": str(file.parent),
-            "outputs": len(listed), "first": listed[:3]}
+            "outputs": len(writers),
+            "first": [p.relative_to(file.parent).as_posix() for p in list(writers)[:3]],
+            "recorded": len(recorded), "jobs": len(set(recorded))}
 
 
 def output_file_summary(rec: dict[str, Any]) -> list[str]:
@@ -198,7 +203,11 @@ def _bench_summary(rec: dict[str, Any]) -> list[str]:
 
 def _manifest_summary(rec: dict[str, Any]) -> list[str]:
     return [f"contents:    fcnseg predict's list of the outputs it wrote in {rec['folder']}: "
-            f"{rec['outputs']} files (a later run does not take them as inputs)"]
+            f"{rec['outputs']} files (a later run does not take them as inputs)",
+            f"written by:  {rec['recorded']} of them recorded as written whole by "
+            f"{rec['jobs']} model/settings combination(s) (what predict --skip-complete "
+            f"checks)" + ("" if rec["recorded"] == rec["outputs"] else
+                          "; the others by an older fcnseg or not finished")]
 
 
 def _tensorboard_summary(rec: dict[str, Any]) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -28,12 +29,15 @@ from fcnseg.inference.annotate import (
 )
 from fcnseg.inference.calibration import UNCERTAINTY_KINDS
 from fcnseg.inference.files import (
+    OutputFiles,
     PictureStyle,
     collect_inputs,
     output_files,
     outputs_complete,
+    outputs_job,
     parse_classes,
     prepare_output_folder,
+    written_by,
 )
 from fcnseg.inference.modalities import given_modality, is_companion_file, segment_modalities
 from fcnseg.inference.pipeline import OutputOptions, predict_files, write_predictions
@@ -164,10 +168,14 @@ def _add_reading(p: argparse.ArgumentParser) -> None:
                         "it (default: one per two cores, 1 to 4; 0: one file after another in "
                         "the main thread)")
     p.add_argument("--skip-complete", action="store_true",
-                   help="leave out inputs whose outputs are all written already (each checked: "
-                        "present, and the label PNG of the input's size): a run stopped half-way "
-                        "and started again writes only the rest. Label GeoTIFFs of rasters "
-                        "always resume")
+                   help="leave out inputs whose outputs are all written already by this same "
+                        "model and settings (each checked: present, the label PNG of the "
+                        "input's size, and recorded in --out's .fcnseg-outputs.txt as written "
+                        "by a model of the same weights digest, precision, window/TTA, colours "
+                        "and picture options): a run stopped half-way and started again writes "
+                        "only the rest; outputs of another or retrained model, other settings "
+                        "or an older fcnseg (no record) are predicted again. Label GeoTIFFs of "
+                        "rasters always resume")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -198,20 +206,24 @@ def run(args: argparse.Namespace) -> int:
         tally.count(f"{spec}: {problem}")
     kind = args.uncertainty_kind or ("entropy" if args.uncertainty else None)
     kinds = list(UNCERTAINTY_KINDS) if kind == "both" else [kind] if kind else []
+    # The model by its weights and settings, not its path: a retrained model is another one.
+    # Hashed once per run; the images' outputs are recorded as this job's.
+    model_id = model_identity(seg) if work.images or work.rasters else ""
+    style = _picture_style(args, seg)
+    job = outputs_job(model_id, seg.palette, style) if work.images else ""
     if args.skip_complete:
         expected = partial(output_files, out_dir, class_names=seg.class_names,
                            heatmap_classes=heat_classes, probs=args.probs, uncertainty=kinds)
-        todo = [(path, name) for path, name in work.images
-                if not outputs_complete(path, expected(name=name))]
-        tally.skipped, work.images = len(work.images) - len(todo), todo
+        work.images = _left_to_do(work.images, expected, out_dir, job, ranks, tally)
     pre = None
     if args.format or args.rank:
         pre = PreAnnotations(out_dir, args.format, rank=args.rank is not None, top=args.top,
                              tolerance=args.tolerance, class_names=tuple(seg.class_names),
                              order=tuple(name for _, name in work.images))
-    outputs = _output_options(args, seg, heat_classes, kinds, work.protected, pre)
+    outputs = replace(_output_options(args, heat_classes, kinds, style, work.protected, pre),
+                      job=job)
     _note_raster_options(args, work, ranks)
-    _segment_rasters(args, seg, work, out_dir, bool(kinds), ranks, tally)
+    _segment_rasters(args, seg, work, out_dir, bool(kinds), model_id, ranks, tally)
     _segment_images(args, seg, work, out_dir, outputs, tally)
     if pre is not None:
         _write_annotations(pre, out_dir, tally)
@@ -331,13 +343,57 @@ def _prepare(args: argparse.Namespace, seg: Segmenter, images: list[tuple[Path, 
         print(SYNTHETIC_NOTE.format(checkpoint=args.checkpoint), file=sys.stderr)
 
 
-def _output_options(args: argparse.Namespace, seg: Segmenter, heat_classes: list[int],
-                    kinds: list[str], protected: frozenset[Path],
-                    pre: PreAnnotations | None) -> OutputOptions:
-    """What is written for each image, and how its pictures look."""
-    style = PictureStyle(
+def _picture_style(args: argparse.Namespace, seg: Segmenter) -> PictureStyle:
+    """How the images' overlays and heatmaps look."""
+    return PictureStyle(
         alpha=args.alpha, colormap=args.colormap, legend=args.legend, outlines=args.outlines,
         unblended=_unblended(args, seg), heatmap_over_photo=args.heatmap_over_photo)
+
+
+def _left_to_do(images: list[tuple[Path, str]], expected: Callable[..., OutputFiles],
+                out_dir: Path, job: str, ranks: DistInfo, tally: _Tally) -> list[tuple[Path, str]]:
+    """``--skip-complete``: the images whose outputs are not all written by this same job
+    (model and settings, as the manifest records), counting the others as skipped; one line
+    for those whose outputs are there but another job's, or of no recorded job."""
+    writers = written_by(out_dir)
+    todo, other, unrecorded = [], 0, 0
+    for path, name in images:
+        files = expected(name=name)
+        if not outputs_complete(path, files):
+            todo.append((path, name))
+            continue
+        jobs = {writers.get(p) for p in files.all()}
+        if jobs == {job}:
+            tally.skipped += 1
+            continue
+        todo.append((path, name))
+        if jobs - {job, None}:
+            other += 1
+        else:
+            unrecorded += 1
+    counts = np.sum(all_gather_objects((other, unrecorded), ranks), axis=0)
+    if ranks.is_main:
+        _note_predicted_again(out_dir, *(int(c) for c in counts))
+    return todo
+
+
+def _note_predicted_again(out_dir: Path, other: int, unrecorded: int) -> None:
+    reasons = []
+    if other:
+        reasons.append(f"the outputs of {other} image(s) were written by another model or "
+                       f"with other settings")
+    if unrecorded:
+        reasons.append(f"{'those' if other else 'the outputs'} of {unrecorded} image(s) have "
+                       f"no record of the model that wrote them (an older fcnseg, or a run "
+                       f"stopped while writing them)")
+    if reasons:
+        _report(f"{out_dir}: {' and '.join(reasons)}; predicted again")
+
+
+def _output_options(args: argparse.Namespace, heat_classes: list[int], kinds: list[str],
+                    style: PictureStyle, protected: frozenset[Path],
+                    pre: PreAnnotations | None) -> OutputOptions:
+    """What is written for each image, and how its pictures look."""
     return OutputOptions(
         heatmap_classes=tuple(heat_classes), heatmaps_present=args.heatmaps_present,
         uncertainty=tuple(kinds), probs=args.probs, style=style, protected=protected,
@@ -346,12 +402,11 @@ def _output_options(args: argparse.Namespace, seg: Segmenter, heat_classes: list
 
 
 def _segment_rasters(args: argparse.Namespace, seg: Segmenter, work: _Work, out_dir: Path,
-                     uncertainty: bool, ranks: DistInfo, tally: _Tally) -> None:
-    """Each raster by tiles into ``NAME.tif``."""
+                     uncertainty: bool, model_id: str, ranks: DistInfo, tally: _Tally) -> None:
+    """Each raster by tiles into ``NAME.tif``, recorded as ``model_id``'s
+    (:func:`model_identity`)."""
     tiles = TileSettings(tile=args.tile, overlap=args.overlap, batch_size=args.batch_size,
                          probs=args.probs, uncertainty=uncertainty)
-    # The model by its weights and settings, not its path: a retrained model is another one.
-    model_id = model_identity(seg) if work.rasters else ""
     for path, name in work.rasters:
         out = out_dir / f"{name}.tif"
         # from an earlier run of this same model and settings

@@ -6,7 +6,9 @@ indices with the model's palette), ``NAME_overlay.png`` (with a legend beside it
 ``NAME_heatmap_CLASS.png`` for the classes asked for (titled, with a colour bar),
 ``NAME_uncertainty_KIND.png`` and ``NAME_probs.npz`` when asked. Every file it writes is
 listed first in the folder's manifest (:data:`MANIFEST_NAME`), so that a later run reading that
-folder, or a folder above it, never takes them for inputs.
+folder, or a folder above it, never takes them for inputs. Once an input's files are written,
+the manifest also records which model and settings wrote them (:func:`record_written`), so
+that a later run tells its own finished outputs from another model's (:func:`written_by`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +50,9 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", "
 # One relative path a line, appended before the files are written: a run that is killed
 # mid-way leaves no output the next run would mistake for an input.
 MANIFEST_NAME = ".fcnseg-outputs.txt"
+# After an input's files are written: "<TAB>written<TAB>JOB<TAB>PATH<TAB>PATH...". The empty
+# first field makes earlier fcnseg versions (which skip lines without a path) ignore it.
+_WRITTEN = "written"
 
 
 class OutputFolderError(RuntimeError):
@@ -83,6 +88,46 @@ def record_outputs(out_dir: PathLike, paths: Iterable[PathLike],
     # Flushed on close; losing the tail to a power cut only costs a re-segmented file.
     with open(out_dir / MANIFEST_NAME, "a", encoding="utf-8") as f:
         f.writelines(lines)
+
+
+def record_written(out_dir: PathLike, job: str, paths: Iterable[PathLike]) -> None:
+    """Record in the folder's manifest that ``paths`` (inside ``out_dir``), listed before, are
+    now written whole by the run ``job`` (:func:`outputs_job`)."""
+    out_dir = Path(out_dir)
+    names = [Path(p).relative_to(out_dir).as_posix() for p in paths]
+    with open(out_dir / MANIFEST_NAME, "a", encoding="utf-8") as f:
+        f.write("\t".join(["", _WRITTEN, job, *names]) + "\n")
+
+
+def written_by(out_dir: PathLike) -> dict[Path, str | None]:
+    """Which run wrote each output listed in the manifest of ``out_dir`` (as ``out_dir / NAME``):
+    the job of its latest :func:`record_written`; None where it was never recorded (an older
+    fcnseg listed it) or listed again since (a later run that may have stopped mid-way)."""
+    try:
+        text = (Path(out_dir) / MANIFEST_NAME).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return {}
+    writers: dict[Path, str | None] = {}
+    for line in text.splitlines():
+        fields = line.split("\t")
+        if fields[0]:  # PATH or PATH<TAB>DIGEST: listed, about to be (re)written
+            writers[Path(out_dir) / fields[0]] = None
+        elif len(fields) > 3 and fields[1] == _WRITTEN:
+            writers.update((Path(out_dir) / name, fields[2]) for name in fields[3:] if name)
+    return writers
+
+
+def outputs_job(model_id: str, palette: np.ndarray, style: PictureStyle) -> str:
+    """What names a run's image outputs in the manifest: the model and its settings
+    (``model_id``, :func:`fcnseg.inference.rasters.model_identity`), the label colours and how
+    the pictures are drawn; ``sha256=HEX``."""
+    import hashlib
+    import json
+
+    described = {"model": model_id, "palette": np.asarray(palette).tolist(),
+                 "style": asdict(style)}
+    text = json.dumps(described, sort_keys=True, default=str)
+    return "sha256=" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def content_digest(data: bytes) -> str:
@@ -273,6 +318,8 @@ class OutputOptions:
         observe: called with (input path, output name, prediction) for each prediction
             after its files are written (in a writer thread): pre-annotations and
             uncertainty ranking gather theirs this way.
+        job: the model and settings that write these outputs (:func:`outputs_job`), recorded
+            in the manifest once each prediction's files are written; empty: not recorded.
     """
 
     heatmap_classes: tuple[int, ...] = ()
@@ -283,6 +330,7 @@ class OutputOptions:
     protected: frozenset[Path] = field(default_factory=frozenset)
     observe: Callable[[Path, str, Prediction], None] | None = None
     observe_needs_probs: bool = False
+    job: str = ""
 
     def heatmaps_for(self, pred: Prediction) -> tuple[int, ...]:
         """The classes whose heatmaps are written for ``pred``."""
@@ -310,6 +358,8 @@ def write_prediction(out_dir: PathLike, name: str, pred: Prediction, palette: np
                             uncertainty=options.uncertainty, probs=options.probs,
                             protected=options.protected)
     write_outputs(files, pred, palette, options.style)
+    if options.job:
+        record_written(out_dir, options.job, files.all())
     return files
 
 
@@ -394,11 +444,13 @@ _Drawing = tuple[OutputFiles, Prediction, np.ndarray, PictureStyle]
 @dataclass(frozen=True)
 class FileOutcome:
     """What became of one input: ``problem`` is None when its outputs were written, else one
-    line naming the file and what went wrong (as ``fcnseg predict`` reports it)."""
+    line naming the file and what went wrong (as ``fcnseg predict`` reports it); ``written``
+    the files written whole for it (every head's)."""
 
     path: Path
     name: str
     problem: str | None = None
+    written: tuple[Path, ...] = ()
 
 
 def write_predictions(
@@ -415,7 +467,18 @@ def write_predictions(
     be read or segmented) is reported and skipped; a prediction whose outputs cannot be written
     is reported, and the others are still written. ``workers=0`` writes in the calling thread.
     At most ``pending`` predictions wait to be written (more than a batch, so that the model
-    goes on with the next batch while the last one's outputs are written)."""
+    goes on with the next batch while the last one's outputs are written). With
+    ``options.job``, each prediction's written files are recorded in the manifest as that
+    run's (:func:`record_written`), in input order."""
+    for outcome in _write_all(predictions, out_dir, palette, options, workers, pending):
+        if options.job and outcome.written:
+            record_written(out_dir, options.job, outcome.written)
+        yield outcome
+
+
+def _write_all(predictions: Iterable[tuple[Path, str, Prediction | Exception]], out_dir: Path,
+               palette: np.ndarray, options: OutputOptions, workers: int | None,
+               pending: int) -> Iterator[FileOutcome]:
     jobs = (_write_job(path, name, pred, out_dir, palette, options)
             for path, name, pred in predictions)
     if workers == 0:
@@ -469,10 +532,11 @@ def _write_job(path: Path, name: str, pred: Prediction | Exception, out_dir: Pat
         except (OSError, ValueError) as e:
             hint = "; choose another --out" if isinstance(e, FileExistsError) else ""
             return FileOutcome(path, name, f"{path}: cannot write outputs ({e}{hint})")
+        written = tuple(p for files, *_ in todo for p in files.all())
         if options.observe is not None:
             try:
                 options.observe(path, name, pred)
             except (OSError, ValueError) as e:
-                return FileOutcome(path, name, f"{path}: {e}")
-        return FileOutcome(path, name)
+                return FileOutcome(path, name, f"{path}: {e}", written)
+        return FileOutcome(path, name, written=written)
     return write

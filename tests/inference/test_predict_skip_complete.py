@@ -1,0 +1,96 @@
+"""``fcnseg predict --skip-complete`` on images: outputs count as complete only when the folder's
+manifest records that this model, with these settings, wrote them."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fcnseg.cli.main import main
+from fcnseg.inference.files import MANIFEST_NAME
+
+
+@pytest.fixture
+def photos(tmp_path, smooth_image):
+    root = tmp_path / "photos"
+    root.mkdir()
+    Image.fromarray(smooth_image).save(root / "a.png")
+    Image.fromarray(np.ascontiguousarray(smooth_image[::-1])).save(root / "b.png")
+    return root
+
+
+@pytest.fixture
+def checkpoint(make_checkpoint, tmp_path):
+    """A checkpoint at a path of its own (so that a test may train it again)."""
+    path = tmp_path / "best.pt"
+    shutil.copy(make_checkpoint("same"), path)
+    return path
+
+
+def predict(capsys, checkpoint, photos, out, *extra: str) -> tuple[str, list[str]]:
+    """The summary line and what was said on stderr of one ``fcnseg predict`` run."""
+    rc = main(["predict", "--checkpoint", str(checkpoint), str(photos), "--out", str(out),
+               "--no-progress", "--precision", "fp32", *extra])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    return captured.out.strip().splitlines()[-1], captured.err.strip().splitlines()
+
+
+def test_the_same_model_and_settings_skip_the_images(capsys, checkpoint, photos, tmp_path):
+    out = tmp_path / "out"
+    predict(capsys, checkpoint, photos, out)
+    summary, said = predict(capsys, checkpoint, photos, out, "--skip-complete")
+    assert summary == f"wrote outputs for 0 of 2 input(s) to {out}; 2 complete already, skipped"
+    assert not [line for line in said if "predicted again" in line]
+
+
+def test_a_checkpoint_trained_again_at_the_same_path_predicts_again(
+        capsys, checkpoint, photos, tiny_checkpoint, class_names, tmp_path):
+    out = tmp_path / "out"
+    predict(capsys, checkpoint, photos, out)
+    shutil.copy(tiny_checkpoint(class_names, "same", score_std=0.07), checkpoint)  # new weights
+    summary, said = predict(capsys, checkpoint, photos, out, "--skip-complete")
+    assert summary == f"wrote outputs for 2 of 2 input(s) to {out}"
+    again = [line for line in said if "predicted again" in line]
+    assert again == [f"fcnseg predict: {out}: the outputs of 2 image(s) were written by another "
+                     f"model or with other settings; predicted again"]
+    # now recorded as this model's
+    summary, _ = predict(capsys, checkpoint, photos, out, "--skip-complete")
+    assert summary.endswith("2 complete already, skipped")
+
+
+@pytest.mark.parametrize("changed", [["--alpha", "0.3"], ["--tta-flip"]],
+                         ids=["overlay-opacity", "test-time-flip"])
+def test_other_settings_predict_again(capsys, checkpoint, photos, tmp_path, changed):
+    out = tmp_path / "out"
+    predict(capsys, checkpoint, photos, out)
+    summary, said = predict(capsys, checkpoint, photos, out, "--skip-complete", *changed)
+    assert summary == f"wrote outputs for 2 of 2 input(s) to {out}"
+    assert len([line for line in said if "other settings; predicted again" in line]) == 1
+
+
+def test_a_folder_written_without_a_record_predicts_again(capsys, checkpoint, photos,
+                                                          tmp_path):
+    out = tmp_path / "out"
+    predict(capsys, checkpoint, photos, out)
+    manifest = out / MANIFEST_NAME  # as an older fcnseg wrote it: the file names alone
+    manifest.write_text("".join(f"{line}\n" for line in manifest.read_text().splitlines()
+                                if not line.startswith("\t")))
+    summary, said = predict(capsys, checkpoint, photos, out, "--skip-complete")
+    assert summary == f"wrote outputs for 2 of 2 input(s) to {out}"
+    again = [line for line in said if "predicted again" in line]
+    assert len(again) == 1 and "no record of the model" in again[0]
+
+
+def test_a_model_given_on_another_path_with_the_same_weights_skips(
+        capsys, checkpoint, photos, tmp_path):
+    out = tmp_path / "out"
+    predict(capsys, checkpoint, photos, out)
+    copy = tmp_path / "elsewhere" / "model.pt"
+    copy.parent.mkdir()
+    shutil.copy(checkpoint, copy)
+    summary, _ = predict(capsys, copy, photos, out, "--skip-complete")
+    assert summary.endswith("2 complete already, skipped")

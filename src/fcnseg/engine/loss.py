@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -92,7 +92,8 @@ def segmentation_loss(logits: torch.Tensor | Mapping[str, torch.Tensor],
     if reduction == "sum" and any(term in SET_TERMS for _, term in terms):
         raise ValueError(f"loss.name: {name!r}: dice and lovasz are means over classes; use "
                          f"loss.reduction=mean")
-    loss = _Loss(terms, reduction, ignore_index, weight, focal_gamma)
+    loss = partial(_head_loss, terms=terms, reduction=reduction, ignore_index=ignore_index,
+                   weight=weight, focal_gamma=focal_gamma)
     scores, several = keyed(logits)
     # One target (or divisor) is every head's; a dict gives each head its own.
     targets, divisors = keyed(target)[0], keyed(normalizer)[0]
@@ -102,43 +103,32 @@ def segmentation_loss(logits: torch.Tensor | Mapping[str, torch.Tensor],
     return sum(losses, torch.zeros(())) if several else losses[0]
 
 
-@dataclass(frozen=True)
-class _Loss:
-    """The checked settings of :func:`segmentation_loss`; called on one head's scores."""
-
-    terms: list[tuple[float, str]]
-    reduction: str
-    ignore_index: int
-    weight: torch.Tensor | None
-    focal_gamma: float
-
-    def __call__(self, logits: torch.Tensor, target: torch.Tensor,
-                 normalizer: float | torch.Tensor | None) -> torch.Tensor:
-        ignore_index = self.ignore_index
-        weight = None if self.weight is None else self.weight.to(device=logits.device,
-                                                                 dtype=torch.float32)
-        total = torch.zeros((), device=logits.device)
-        pixel_sum: torch.Tensor | None = None
-        for scale, term in self.terms:
-            if term in SET_TERMS:
-                value = (_dice if term == "dice" else _lovasz)(logits, target, ignore_index,
-                                                                weight)
-                total = total + scale * value * _batch_share(target, ignore_index, weight,
-                                                             normalizer)
-            else:
-                summed = scale * _pixel_loss_sum(logits, target, ignore_index, weight,
-                                                 self.focal_gamma if term == "focal" else 0.0)
-                pixel_sum = summed if pixel_sum is None else pixel_sum + summed
-        if pixel_sum is None:
-            return total
-        if self.reduction == "sum":
-            return total + pixel_sum
-        if normalizer is None:
-            normalizer = loss_normalizer([target], ignore_index, weight)
-        divisor = torch.as_tensor(normalizer, dtype=pixel_sum.dtype, device=pixel_sum.device)
-        # Below any real total (a weight is ≥ 1e-12 per pixel), so only an empty batch is
-        # clamped.
-        return total + pixel_sum / torch.clamp(divisor, min=1e-12)
+def _head_loss(logits: torch.Tensor, target: torch.Tensor,
+               normalizer: float | torch.Tensor | None, *, terms: list[tuple[float, str]],
+               reduction: str, ignore_index: int, weight: torch.Tensor | None,
+               focal_gamma: float) -> torch.Tensor:
+    """One head's loss, with the settings :func:`segmentation_loss` checked."""
+    if weight is not None:
+        weight = weight.to(device=logits.device, dtype=torch.float32)
+    total = torch.zeros((), device=logits.device)
+    pixel_sum: torch.Tensor | None = None
+    for scale, term in terms:
+        if term in SET_TERMS:
+            value = (_dice if term == "dice" else _lovasz)(logits, target, ignore_index, weight)
+            total = total + scale * value * _batch_share(target, ignore_index, weight, normalizer)
+        else:
+            summed = scale * _pixel_loss_sum(logits, target, ignore_index, weight,
+                                             focal_gamma if term == "focal" else 0.0)
+            pixel_sum = summed if pixel_sum is None else pixel_sum + summed
+    if pixel_sum is None:
+        return total
+    if reduction == "sum":
+        return total + pixel_sum
+    if normalizer is None:
+        normalizer = loss_normalizer([target], ignore_index, weight)
+    divisor = torch.as_tensor(normalizer, dtype=pixel_sum.dtype, device=pixel_sum.device)
+    # Below any real total (a weight is ≥ 1e-12 per pixel), so only an empty batch is clamped.
+    return total + pixel_sum / torch.clamp(divisor, min=1e-12)
 
 
 def _pixel_loss_sum(logits: torch.Tensor, target: torch.Tensor, ignore_index: int,

@@ -63,48 +63,35 @@ def _out_of_range_error(what: str, values: np.ndarray | torch.Tensor, num_classe
     return ValueError(f"predicted values outside [0, {num_classes}): {shown}")
 
 
-def _counts_numpy(label: np.ndarray, pred: np.ndarray, num_classes: int,
-                  ignore_index: int | None) -> np.ndarray:
-    label = label.reshape(-1).astype(np.int64, copy=False)
-    pred = pred.reshape(-1).astype(np.int64, copy=False)
-    n = num_classes
-    if label.size == 0:
-        return np.zeros((n, n), dtype=np.int64)
+def _counts(label: Any, pred: Any, n: int, ignore_index: int | None) -> Any:
+    """The n×n counts of ``label``/``pred``: numpy arrays (a numpy result), or torch tensors on
+    an accelerator (a tensor there)."""
+    if isinstance(label, np.ndarray):
+        label, pred = (a.reshape(-1).astype(np.int64, copy=False) for a in (label, pred))
+        where, bincount = np.where, np.bincount
+    else:
+        label, pred = label.reshape(-1).long(), pred.reshape(-1).long()
+        where, bincount = torch.where, torch.bincount
     # Ignored pixels get label 0 for the range check and the extra bin n*n for counting, which
     # is dropped: cheaper than compacting the arrays with a boolean mask.
-    valid = label != ignore_index if ignore_index is not None else np.ones(label.shape, bool)
-    checked = np.where(valid, label, 0)
-    if checked.min() < 0 or checked.max() >= n:
-        raise _out_of_range_error("label", checked, n, ignore_index)
-    if pred.min() < 0 or pred.max() >= n:
-        raise _out_of_range_error("pred", pred, n, ignore_index)
-    index = np.where(valid, checked * n + pred, n * n)
-    counts = np.bincount(index, minlength=n * n + 1)[: n * n]
-    return counts.reshape(n, n).astype(np.int64, copy=False)
-
-
-def _counts_torch(label: torch.Tensor, pred: torch.Tensor, num_classes: int,
-                  ignore_index: int | None) -> torch.Tensor:
-    """The counting of :func:`_counts_numpy` in torch ops, for tensors on an accelerator."""
-    n = num_classes
-    label = label.reshape(-1).long()
-    pred = pred.reshape(-1).long()
-    if label.numel() == 0:
-        return torch.zeros((n, n), dtype=torch.int64, device=label.device)
-    valid = (label != ignore_index if ignore_index is not None
-             else torch.ones_like(label, dtype=torch.bool))
-    checked = torch.where(valid, label, 0)
-    # One device sync for all four extremes: a label >= num_classes would otherwise land
-    # silently in another class's cell (or trip a device-side assert later).
-    low, high = torch.aminmax(checked)
-    pred_low, pred_high = torch.aminmax(pred)
-    low, high, pred_low, pred_high = torch.stack([low, high, pred_low, pred_high]).tolist()
-    if low < 0 or high >= n:
-        raise _out_of_range_error("label", checked, n, ignore_index)
-    if pred_low < 0 or pred_high >= n:
-        raise _out_of_range_error("pred", pred, n, ignore_index)
-    index = torch.where(valid, checked * n + pred, n * n)
-    return torch.bincount(index, minlength=n * n + 1)[: n * n].reshape(n, n)
+    valid = None if ignore_index is None else label != ignore_index
+    checked = label if valid is None else where(valid, label, 0)
+    if len(label):
+        if isinstance(label, torch.Tensor):
+            # One device sync for all four extremes: a label >= n would otherwise land
+            # silently in another class's cell (or trip a device-side assert later).
+            extremes = torch.stack([*torch.aminmax(checked), *torch.aminmax(pred)]).tolist()
+        else:
+            extremes = [checked.min(), checked.max(), pred.min(), pred.max()]
+        low, high, pred_low, pred_high = extremes
+        if low < 0 or high >= n:
+            raise _out_of_range_error("label", checked, n, ignore_index)
+        if pred_low < 0 or pred_high >= n:
+            raise _out_of_range_error("pred", pred, n, ignore_index)
+    index = checked * n + pred
+    if valid is not None:
+        index = where(valid, index, n * n)
+    return bincount(index, minlength=n * n + 1)[: n * n].reshape(n, n)
 
 
 def confusion_matrix_torch(
@@ -131,10 +118,10 @@ def confusion_matrix_torch(
     if label.device.type == "cpu" and pred.device.type == "cpu":
         # numpy's bincount and elementwise ops are several times faster than torch's on CPU;
         # .numpy() shares memory, so this costs no copy.
-        counts = _counts_numpy(label.detach().numpy(), pred.detach().numpy(), num_classes,
-                               ignore_index)
+        counts = _counts(label.detach().numpy(), pred.detach().numpy(), num_classes,
+                         ignore_index)
         return torch.from_numpy(counts)
-    return _counts_torch(label, pred, num_classes, ignore_index)
+    return _counts(label, pred, num_classes, ignore_index)
 
 
 def confusion_matrix(
@@ -158,7 +145,7 @@ def confusion_matrix(
     label = np.asarray(label)
     pred = np.asarray(pred)
     _check_shapes(label.shape, pred.shape)
-    return _counts_numpy(label, pred, num_classes, ignore_index)
+    return _counts(label, pred, num_classes, ignore_index)
 
 
 def _nanmean(values: np.ndarray) -> float:

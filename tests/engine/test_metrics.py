@@ -8,7 +8,7 @@ import torch
 
 from fcnseg.metrics import (
     ConfusionMatrix,
-    _counts_torch,
+    _counts,
     confusion_matrix,
     confusion_matrix_torch,
     scores,
@@ -154,15 +154,23 @@ def test_all_reduce_without_distributed_is_a_no_op():
 
 @pytest.mark.parametrize("ignore_index", [255, None])
 def test_accelerator_counting_path_matches_numpy(ignore_index):
-    # Tensors on a GPU are counted by _counts_torch; run it on CPU tensors here to check it.
+    # Tensors on a GPU are counted by _counts in torch ops; run it on CPU tensors here to check it.
     rng = np.random.default_rng(1)
     label = rng.integers(0, 6, size=(3, 17, 19))
     if ignore_index is not None:
         label[:, 0] = ignore_index
     pred = rng.integers(0, 6, size=label.shape)
-    counts = _counts_torch(torch.from_numpy(label), torch.from_numpy(pred), 6, ignore_index)
+    counts = _counts(torch.from_numpy(label), torch.from_numpy(pred), 6, ignore_index)
     np.testing.assert_array_equal(counts.numpy(), confusion_matrix(label, pred, 6, ignore_index))
     with pytest.raises(ValueError, match="label values.*: 9"):
-        _counts_torch(torch.tensor([0, 9]), torch.tensor([0, 0]), 6, ignore_index)
+        _counts(torch.tensor([0, 9]), torch.tensor([0, 0]), 6, ignore_index)
     with pytest.raises(ValueError, match="predicted values.*: -1"):
-        _counts_torch(torch.tensor([0, 1]), torch.tensor([0, -1]), 6, ignore_index)
+        _counts(torch.tensor([0, 1]), torch.tensor([0, -1]), 6, ignore_index)
+
+
+def test_excluded_classes_leave_the_class_means_but_not_the_pixel_accuracy():
+    whole, left_out = scores(MATRIX), scores(MATRIX, exclude=[1])
+    assert left_out["pixel_acc"] == whole["pixel_acc"] and left_out["iu"] == whole["iu"]
+    assert left_out["mean_iu"] == pytest.approx(np.mean([whole["iu"][0], whole["iu"][2]]))
+    assert left_out["mean_acc"] == pytest.approx(np.mean([whole["acc"][0], whole["acc"][2]]))
+    assert left_out["fw_iu"] == pytest.approx((2 * whole["iu"][0] + 2 * whole["iu"][2]) / 6)

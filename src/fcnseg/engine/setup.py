@@ -343,24 +343,13 @@ def _init_from_file(model: nn.Module, init: str | Mapping[str, str]) -> None:
 # -- data ------------------------------------------------------------------------------------
 
 
-def _check_not_empty(field: str, dataset: Dataset, spec: dict[str, Any], split: str) -> None:
-    """One line naming the field and the split when ``dataset`` holds no images (an import
-    of a few images can leave a split list empty)."""
-    if len(dataset) > 0:  # type: ignore[arg-type]
-        return
-    split, where = spec.get("split") or split, spec.get("root") or spec.get("name")
-    fix = ("set data.val=null to train without validation" if field == "data.val"
-           else "point it at a split with images")
-    raise ValueError(f"{field}: the {split!r} split of {where} holds no images; list some image "
-                     f"names in its split list, or {fix}")
-
-
-def _recipe_dataset(config: TrainConfig, field: str, spec: dict[str, Any], split: str,
-                    transform: Any = None) -> Dataset:
-    """:func:`build_dataset` for the recipe's ``field``; a root that is missing (a recipe's
-    placeholder such as data/mine) is one line naming the field and how to set it."""
+def _recipe_dataset(config: TrainConfig, split: str, transform: Any = None) -> Dataset:
+    """:func:`build_dataset` for ``data.<split>``. A root that is missing (a recipe's
+    placeholder such as data/mine) or a split without images (an import of a few images can
+    leave a split list empty) is one line naming the field and what to do."""
+    field, spec = f"data.{split}", dict(getattr(config.data, split))
     try:
-        return build_dataset(spec, split=spec.get("split") or split, transform=transform)
+        dataset = build_dataset(spec, split=spec.get("split") or split, transform=transform)
     except FileNotFoundError as e:
         root = spec.get("root")
         if root is None:
@@ -372,6 +361,13 @@ def _recipe_dataset(config: TrainConfig, field: str, spec: dict[str, Any], split
                    else str(e))
         raise FileNotFoundError(f"{field}.root: {problem}; point it at your dataset with "
                                 f"--set {sets}") from None
+    if len(dataset) == 0:  # type: ignore[arg-type]
+        fix = ("set data.val=null to train without validation" if split == "val"
+               else "point it at a split with images")
+        raise ValueError(f"{field}: the {spec.get('split') or split!r} split of "
+                         f"{spec.get('root') or spec.get('name')} holds no images; list some "
+                         f"image names in its split list, or {fix}")
+    return dataset
 
 
 def build_datasets(config: TrainConfig,
@@ -383,9 +379,7 @@ def build_datasets(config: TrainConfig,
     decoded samples are kept in memory per ``data.cache``
     (:func:`fcnseg.data.cache.cache_decoded`); what was decided is added to ``notes``."""
     d = config.data
-    train_spec = dict(d.train)
-    train_ds = _recipe_dataset(config, "data.train", train_spec, "train")
-    _check_not_empty("data.train", train_ds, train_spec, "train")
+    train_ds = _recipe_dataset(config, "train")
     if d.crop_size == "auto":
         d.crop_size = _auto_crop(config, train_ds, notes)
     train_ds.transform = build_train_transform(
@@ -394,9 +388,7 @@ def build_datasets(config: TrainConfig,
         fill=train_ds.pad_values)
     val_ds = None
     if d.val:
-        val_spec = dict(d.val)
-        val_ds = _recipe_dataset(config, "data.val", val_spec, "val", build_eval_transform())
-        _check_not_empty("data.val", val_ds, val_spec, "val")
+        val_ds = _recipe_dataset(config, "val", build_eval_transform())
         if val_ds.num_classes != train_ds.num_classes:
             raise ValueError(f"data.val: {val_ds.num_classes} classes, but data.train has "
                              f"{train_ds.num_classes}")

@@ -43,6 +43,49 @@ def test_summary_names_model_geometry_classes_convention_metrics_and_size(checkp
     assert len(out.splitlines()) <= 10, "a summary, not the whole record"
 
 
+#: A ResNet checkpoint's record as ``fcnseg train`` writes it (recipe shortened).
+RESNET_RECORD = {
+    "kind": "checkpoint", "path": "runs/r1/best.pt", "file_bytes": 44_800_000,
+    "parameters": 11_190_000, "iteration": 30, "epoch": 14, "metrics": {"mean_iu": 0.7724},
+    "model": {"arch": "fcn8s_resnet18",
+              "build_kwargs": {"num_classes": 3, "replace_stride_with_dilation": None,
+                               "base_channels": 64},
+              "input_convention": {"name": "torchvision_rgb", "channel_order": "RGB",
+                                   "scale": 1 / 255, "mean": [0.485, 0.456, 0.406],
+                                   "std": [0.229, 0.224, 0.225]}},
+    "classes": {"names": ["background", "disc", "square"], "ignore_index": 255},
+    "recipe": {"name": "folder-cpu", "model": {"arch": "fcn8s_resnet18", "geometry": "caffe"},
+               "data": {"train": {"name": "folder", "root": "mydata", "split": "train"},
+                        "batch_size": 8, "crop_size": 64},
+               "loss": {"name": "ce", "class_weights": "none"},
+               "optim": {"name": "sgd", "lr": 0.01}, "schedule": {"name": "poly"},
+               "train": {"iterations": 30}},
+}
+
+
+def test_summary_leaves_builder_internals_out(capsys) -> None:
+    from fcnseg.cli.info import summary
+
+    lines = dict(line.split(":", 1) for line in summary(RESNET_RECORD).splitlines())
+    assert lines["model"].strip() == "fcn8s_resnet18"
+    assert "None" not in summary(RESNET_RECORD)
+
+
+def test_summary_shows_the_builder_arguments_a_recipe_changed(checkpoint, capsys) -> None:
+    path, _ = checkpoint
+    assert main(["info", str(path)]) == 0
+    lines = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines())
+    assert lines["model"].strip() == "fcn8s, geometry same, width 0.0625, fc_channels 16"
+
+
+def test_summary_sums_up_the_training_recipe(capsys) -> None:
+    from fcnseg.cli.info import summary
+
+    lines = dict(line.split(":", 1) for line in summary(RESNET_RECORD).splitlines())
+    assert lines["recipe"].strip() == ("folder mydata (split train); 30 iterations, batch 8, "
+                                       "crop 64; sgd lr 0.01, poly schedule; loss ce")
+
+
 def test_json_gives_the_full_record(checkpoint, capsys) -> None:
     path, parameters = checkpoint
     assert main(["info", "--checkpoint", str(path), "--json"]) == 0

@@ -23,6 +23,7 @@ from fcnseg.cli.info_files import (
     looks_like_torch_file,
 )
 from fcnseg.cli.info_outputs import OUTPUT_KINDS, output_file_record, output_file_summary
+from fcnseg.models.builders import NOT_RECORDED, builder_defaults
 from fcnseg.models.weights import WeightsError, read_weights, vgg16_torchvision_keys
 from fcnseg.utils.validate import fields_of
 from fcnseg.weightfiles.resolve import checkpoint_files
@@ -205,6 +206,48 @@ def _trained_text(rec: dict[str, Any]) -> str:
             + (f", recipe {name}" if name else ""))
 
 
+#: Builder arguments the model line leaves out: shown elsewhere, or used in training alone.
+_NOT_SHOWN = ("num_classes", "geometry", "dropout", "input_convention", *NOT_RECORDED)
+
+
+def model_text(model: dict[str, Any]) -> str:
+    """A checkpoint's model in a line: the architecture, its geometry where it has one (the
+    VGG trunks), and the builder arguments its recipe set to other than their defaults."""
+    arch = str(model.get("arch") or "unknown architecture")
+    kwargs = fields_of(model.get("build_kwargs"))
+    defaults = builder_defaults(arch)
+    parts = [arch] + ([f"geometry {kwargs['geometry']}"] if kwargs.get("geometry") else [])
+    parts += [f"{k} {v}" for k, v in kwargs.items()
+              if k not in _NOT_SHOWN and (k not in defaults or defaults[k] != v)]
+    return ", ".join(parts)
+
+
+def _recipe_text(recipe: dict[str, Any]) -> str | None:
+    """The training recipe in a line: data, length, batch and crop, optimiser, loss; None
+    when the checkpoint records none (a converted model)."""
+    data, train = fields_of(recipe.get("data")), fields_of(recipe.get("train"))
+    source = fields_of(data.get("train"))
+    parts = []
+    if source.get("name"):
+        parts.append(" ".join(str(source[k]) for k in ("name", "root") if source.get(k))
+                     + (f" (split {source['split']})" if source.get("split") else ""))
+    size = [f"{train['iterations']} iterations"] if train.get("iterations") else []
+    size += [f"{label} {data[key]}" for key, label in (("batch_size", "batch"),
+                                                       ("crop_size", "crop")) if data.get(key)]
+    parts += [", ".join(size)] if size else []
+    optim, schedule = fields_of(recipe.get("optim")), fields_of(recipe.get("schedule"))
+    if optim.get("name"):
+        parts.append(f"{optim['name']}" + (f" lr {optim['lr']}" if "lr" in optim else "")
+                     + (f", {schedule['name']} schedule" if schedule.get("name") else ""))
+    loss = fields_of(recipe.get("loss"))
+    if loss.get("name"):
+        weights = loss.get("class_weights")
+        weights = "given per class" if isinstance(weights, list) else weights
+        parts.append(f"loss {loss['name']}" + (
+            f", class weights {weights}" if weights not in (None, "none") else ""))
+    return "; ".join(parts) or None
+
+
 def _metrics_text(metrics: dict[str, Any]) -> str:
     """Measured scores (stored as fractions) and published ones (stored in percent), all in
     percent."""
@@ -231,22 +274,19 @@ def summary(rec: dict[str, Any]) -> str:
         return other_summary(rec)
     model = rec.get("model") or {}
     convention = model.get("input_convention") or {}
-    kwargs = dict(model.get("build_kwargs") or {})
-    geometry = kwargs.pop("geometry", None) or "-"
-    kwargs.pop("num_classes", None)
-    built = ", ".join(f"{k}={v}" for k, v in kwargs.items())
     classes = rec["classes"]["names"]
     artifact = rec.get("artifact") or {}  # an exported model file
     size = f"{rec['file_bytes'] / 1e6:.1f} MB on disk"
+    recipe = None if artifact else _recipe_text(fields_of(rec.get("recipe")))
     lines = [
         f"{'model file' if artifact else 'checkpoint'}:  {rec['path']}",
-        f"model:       {model.get('arch', '-')}, geometry {geometry}"
-        + (f" ({built})" if built else ""),
+        f"model:       {model_text(model)}",
         f"input:       {_convention_text(convention)}",
         f"classes:     {len(classes)}: {first_few(classes, 8)}; ignore value "
         f"{rec['classes'].get('ignore_index')}",
         f"exported:    {artifact_text(artifact, convention.get('bands'))}" if artifact
         else f"trained:     {_trained_text(rec)}",
+        *([f"recipe:      {recipe}"] if recipe else []),
         f"metrics:     {_metrics_text(rec.get('metrics') or {})}",
     ]
     if rec.get("temperature") is not None:

@@ -472,6 +472,17 @@ def _signature(name: str) -> inspect.Signature:
     return inspect.signature(row if row is not None else get_builder(name))
 
 
+def builder_defaults(name: str) -> dict[str, Any]:
+    """The default of each keyword argument of model ``name``'s builder (empty for a model
+    not built by name)."""
+    try:
+        sig = _signature(name)
+    except ValueError:
+        return {}
+    return {k: p.default for k, p in sig.parameters.items()
+            if p.default is not inspect.Parameter.empty}
+
+
 def builder_parameters(name: str) -> tuple[str, ...]:
     """The keyword arguments that model ``name``'s builder takes."""
     return tuple(_signature(name).parameters)

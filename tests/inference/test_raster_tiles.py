@@ -16,7 +16,9 @@ from fcnseg.inference.rasters import (
     RasterJob,
     TileSettings,
     blend_profile,
+    held_raster,
     predict_raster,
+    segment_tiles,
     tile_count,
     tile_grid,
 )
@@ -94,6 +96,15 @@ def test_blended_tiles_equal_whole_image_prediction_away_from_the_borders(predic
         labels = ds.read(1)
     full = whole_logits(model, array).argmax(0)
     assert (labels == full).mean() > 0.999
+
+
+def test_tiles_held_in_memory_equal_the_rasters_written(predicted):
+    tmp_path, array, model, _ = predicted
+    held = segment_tiles(tile_fn(model), held_raster(array), CLASSES, SETTINGS)
+    with rasterio.open(tmp_path / "out.tif") as labels, \
+            rasterio.open(tmp_path / "out_probs.tif") as probs:
+        np.testing.assert_array_equal(held["label"], labels.read(1))
+        np.testing.assert_array_equal(held["probs"], probs.read())
 
 
 @pytest.mark.parametrize("axis", [1, 2], ids=["rows", "columns"])

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
+import tifffile
 import torch
 from floats import assert_labels_match
 from PIL import Image
 
 from fcnseg.checkpoint import build_model_from_checkpoint
+from fcnseg.cli.main import main
 from fcnseg.data.palette import voc_palette
 from fcnseg.inference import ImageError, Segmenter, SlidingWindow
 
@@ -167,3 +171,26 @@ def test_a_model_without_an_input_convention_is_refused_not_guessed() -> None:
     seg = Segmenter(model, class_names=["a", "b"], palette=voc_palette(),
                     input_convention="torchvision_rgb")
     assert seg.input_convention.name == "torchvision_rgb"
+
+
+def test_a_georeferenced_rgb_raster_gives_the_labels_the_cli_writes(
+        make_checkpoint: Callable[[str], Path], tmp_path: Path) -> None:
+    rasterio = pytest.importorskip("rasterio")
+    from rasterio.transform import Affine
+
+    image = np.random.default_rng(3).integers(1, 256, (200, 230, 3)).astype(np.uint8)
+    image[:6, :7] = 0  # a corner without data, as the file's nodata tag says
+    path = tmp_path / "geo.tif"
+    with rasterio.open(path, "w", driver="GTiff", height=200, width=230, count=3, dtype="uint8",
+                       crs="EPSG:32632", transform=Affine(0.5, 0, 6e5, 0, -0.5, 52e5),
+                       nodata=0) as ds:
+        ds.write(np.moveaxis(image, -1, 0))
+    checkpoint = make_checkpoint("same")
+    assert main(["predict", "--checkpoint", str(checkpoint), str(path), "--tile", "96",
+                 "--overlap", "16", "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    expected = tifffile.imread(tmp_path / "out" / "geo.tif")  # tiled: georeferenced
+    assert (expected[:6, :7] == 255).all()
+    whole = Segmenter.from_checkpoint(checkpoint, tile=None).predict(path).label
+    assert (whole != expected).any()  # blended tiles differ from one pass at their edges
+    segmenter = Segmenter.from_checkpoint(checkpoint, tile=96, overlap=16)
+    np.testing.assert_array_equal(segmenter.predict(path).label, expected)

@@ -756,6 +756,30 @@ def read_model_bands(segmenter: Any, source: Any) -> tuple[np.ndarray, np.ndarra
     return image, nodata_mask(image, nodata)
 
 
+def read_colour_raster(segmenter: Any, path: PathLike
+                       ) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """A raster file that ``fcnseg predict`` segments by tiles (:func:`needs_tiling`: a
+    GeoTIFF, say) read for a colour model as it reads it: 3-band 8-bit RGB (16-bit scaled to
+    8 bits, as :func:`segmenter_tile_fn` scales it), with the H×W mask of its pixels without
+    data (every band the file's nodata, else the model's), or None. None for a file it takes
+    as an image, or of other bands (left to the image reader, which converts them)."""
+    if not needs_tiling(path, segmenter.max_pixels):
+        return None
+    with open_raster(path, max_pixels=segmenter.max_pixels) as reader:
+        info = reader.info
+        if info.bands != 3 or info.dtype not in (np.uint8, np.uint16):
+            return None
+        image = reader.read_all()
+    nodata = info.nodata if info.nodata is not None else segmenter.input_convention.nodata
+    missing = nodata_mask(image, nodata)
+    return (_to_8_bits(image) if image.dtype == np.uint16 else image), missing
+
+
+def _to_8_bits(rgb: np.ndarray) -> np.ndarray:
+    """16-bit RGB scaled to 8 bits, as the image reader scales 16-bit images."""
+    return np.round(rgb / 257.0).astype(np.uint8)
+
+
 def segmenter_tile_fn(segmenter: Any, info: RasterInfo) -> TileFn:
     """:meth:`Segmenter.logits` on raster tiles. A model of 8-bit RGB input takes 3-band 8-bit
     or 16-bit rasters (16-bit scaled to 8 bits, as :func:`fcnseg.data.images.load_image`
@@ -774,8 +798,8 @@ def segmenter_tile_fn(segmenter: Any, info: RasterInfo) -> TileFn:
     def run(batch: np.ndarray) -> torch.Tensor:
         if bands is not None:  # a multi-band model takes the raw values
             batch = batch.astype(np.float32, copy=False)
-        elif batch.dtype == np.uint16:  # 16-bit RGB scaled to 8 bits, as the image reader does
-            batch = np.round(batch / 257.0).astype(np.uint8)
+        elif batch.dtype == np.uint16:
+            batch = _to_8_bits(batch)
         return first_of(segmenter.logits(segmenter.preprocess(list(batch))))  # the first head's
     return run
 

@@ -29,6 +29,7 @@ from fcnseg.inference.rasters import (
     TileSettings,
     held_raster,
     picture_bands,
+    read_colour_raster,
     read_model_bands,
     segment_tiles,
     segmenter_tile_fn,
@@ -339,7 +340,9 @@ class Segmenter:
                 array of raw band values; the prediction's ``image`` is then the red, green
                 and blue bands (else the first) stretched 2/98. One larger than the tile
                 (:class:`SegmenterOptions`) is segmented by blended tiles, as ``fcnseg
-                predict`` segments it; pixels without data are labelled 255.
+                predict`` segments it; pixels without data are labelled 255. So is a 3-band
+                raster file that ``fcnseg predict`` segments by tiles (a GeoTIFF, say) for a
+                colour model; photos are segmented whole, as it segments them.
             return_probs: also return the C×H×W softmax probabilities.
         """
         return self.predict_batch([image], return_probs=return_probs)[0]
@@ -355,7 +358,8 @@ class Segmenter:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         inputs = [self._model_input(im) for im in images]
         results: list[Prediction | None] = [None] * len(inputs)
-        whole = [i for i, (array, _) in enumerate(inputs) if not self._by_tiles(array)]
+        whole = [i for i, (array, missing, raster) in enumerate(inputs)
+                 if not (raster and self._by_tiles(array))]
         for i in sorted(set(range(len(inputs))) - set(whole)):
             results[i] = self._predict_tiles(inputs[i][0], return_probs, batch_size)
         for chunk in same_size_batches([inputs[i][0].shape[:2] for i in whole], batch_size):
@@ -366,32 +370,37 @@ class Segmenter:
         return [_without_data(r, inputs[i][1]) for i, r in enumerate(results) if r is not None]
 
     def _by_tiles(self, array: np.ndarray) -> bool:
-        """Whether a model input is segmented by tiles: a multi-band model's (one head, up to
-        256 classes: what ``fcnseg predict`` writes) larger than a tile."""
-        return (self.tiles is not None and self.input_convention.bands is not None
-                and not self.heads and self.num_classes <= 256
+        """Whether a raster input is segmented by tiles: larger than a tile, for a model of
+        one head and up to 256 classes (what ``fcnseg predict`` writes)."""
+        return (self.tiles is not None and not self.heads and self.num_classes <= 256
                 and max(array.shape[:2]) > self.tiles.tile)
 
     def _predict_tiles(self, array: np.ndarray, return_probs: bool,
                        batch_size: int) -> Prediction:
         """A multi-band input segmented by blended tiles, ``batch_size`` tiles at a time: the
         code and labels of ``fcnseg predict``'s label rasters."""
-        assert self.tiles is not None and self.input_convention.bands is not None
+        assert self.tiles is not None
         raster = held_raster(array)
         settings = replace(self.tiles, batch_size=batch_size, probs=return_probs)
         out = segment_tiles(segmenter_tile_fn(self, raster.info), raster, self.class_names,
                             settings)
         bands = self.input_convention.bands
-        return Prediction(label=out["label"],
-                          image=display_rgb(array, bands, picture_bands(bands)),
-                          probs=out.get("probs"), class_names=tuple(self.class_names))
+        picture = array if bands is None else display_rgb(array, bands, picture_bands(bands))
+        return Prediction(label=out["label"], image=picture, probs=out.get("probs"),
+                          class_names=tuple(self.class_names))
 
-    def _model_input(self, image: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    def _model_input(self, image: Any) -> tuple[np.ndarray, np.ndarray | None, bool]:
         """An input as the H×W×C array the model takes (8-bit RGB, or a multi-band model's
-        raw band values as read) and the mask of its pixels without data (bands only)."""
+        raw band values as read), the mask of its pixels without data, and whether it is a
+        raster as ``fcnseg predict`` takes it (segmented by tiles where larger than one):
+        every input of a multi-band model, and an RGB raster file it tiles for a colour model
+        (:func:`~fcnseg.inference.rasters.read_colour_raster`), not photos."""
         if self.input_convention.bands is not None:
-            return read_model_bands(self, image)
-        return self.to_rgb(image), None
+            return *read_model_bands(self, image), True
+        if isinstance(image, str | os.PathLike) and (
+                raster := read_colour_raster(self, image)) is not None:
+            return *raster, True
+        return self.to_rgb(image), None, False
 
     def _predict_same_size(self, arrays: list[np.ndarray],
                            return_probs: bool) -> list[Prediction]:

@@ -300,3 +300,12 @@ def test_a_geotiff_with_overviews_and_a_mask_is_one_image(tmp_path, tiff_reader)
     with tifffile.TiffFile(path) as tif:
         assert len(tif.pages) > 1  # the overviews and masks are pages of their own
     np.testing.assert_array_equal(read_raster(path), a)
+
+
+def test_a_label_raster_without_a_crs_says_none_as_info_does(tmp_path):
+    from fcnseg.data.rasters import grid_problem
+
+    write_geotiff(tmp_path / "image.tif", np.zeros((6, 8, 3), np.uint8))
+    write_geotiff(tmp_path / "label.tif", np.zeros((6, 8, 1), np.uint8), crs=None)
+    problem = grid_problem(raster_info(tmp_path / "image.tif"), raster_info(tmp_path / "label.tif"))
+    assert problem == "label raster's CRS none differs from its image's EPSG:32633"

@@ -194,3 +194,10 @@ def test_a_georeferenced_rgb_raster_gives_the_labels_the_cli_writes(
     assert (whole != expected).any()  # blended tiles differ from one pass at their edges
     segmenter = Segmenter.from_checkpoint(checkpoint, tile=96, overlap=16)
     np.testing.assert_array_equal(segmenter.predict(path).label, expected)
+
+
+def test_the_segmenter_shows_a_geometry_only_where_the_model_has_one(make_checkpoint) -> None:
+    seg = Segmenter.from_checkpoint(make_checkpoint("same"), precision="fp32")
+    assert "geometry='same'" in repr(seg)
+    seg.geometry = None  # a ResNet or GoogLeNet trunk: no geometry to choose
+    assert "geometry" not in repr(seg) and "None" not in repr(seg)

@@ -76,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
     for check in result.checks:
         print(f"verified {check}")
     print(f"wrote {what} {result.path} ({result.size_bytes / 1e6:.1f} MB, "
-          f"{seg.arch}, geometry {seg.geometry}) in {time.perf_counter() - start:.1f} s; "
+          f"{seg.arch}{f', geometry {seg.geometry}' if seg.geometry else ''}) in "
+          f"{time.perf_counter() - start:.1f} s; "
           f"max abs difference {max(c.max_abs_diff for c in result.checks):.3g}, below the "
           f"tolerance ({min(c.tolerance for c in result.checks):.3g}: --atol {args.atol:g} or "
           f"--rtol {args.rtol:g} of the logits)")

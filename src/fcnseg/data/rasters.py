@@ -464,8 +464,9 @@ def grid_problem(image: RasterInfo, label: RasterInfo) -> str | None:
                 f"{Path(image.path).name} is {image.width}×{image.height} (W×H)")
     if image.transform is None or label.transform is None:
         return None
-    if image.crs != label.crs:
-        return f"label raster's CRS {label.crs} differs from its image's {image.crs}"
+    if image.crs != label.crs:  # "none" for a missing CRS, as fcnseg info says it
+        return (f"label raster's CRS {label.crs or 'none'} differs from its image's "
+                f"{image.crs or 'none'}")
     if not image.transform.almost_equals(label.transform):
         return (f"label raster's geotransform {tuple(label.transform)[:6]} differs from its "
                 f"image's {tuple(image.transform)[:6]}: they are not on one pixel grid")

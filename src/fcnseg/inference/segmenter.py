@@ -455,9 +455,10 @@ class Segmenter:
         return depth.astype(np.float32)
 
     def __repr__(self) -> str:
-        return (f"Segmenter(arch={self.arch!r}, geometry={self.geometry!r}, "
-                f"classes={self.num_classes}, device={str(self.device)!r}, "
-                f"precision={self.precision!r})")
+        # A geometry only where the model has one (the VGG trunks), as the FCN's own repr.
+        geometry = f", geometry={self.geometry!r}" if self.geometry else ""
+        return (f"Segmenter(arch={self.arch!r}{geometry}, classes={self.num_classes}, "
+                f"device={str(self.device)!r}, precision={self.precision!r})")
 
 
 def _tile_settings(options: SegmenterOptions) -> TileSettings | None:

@@ -309,3 +309,33 @@ def test_a_label_raster_without_a_crs_says_none_as_info_does(tmp_path):
     write_geotiff(tmp_path / "label.tif", np.zeros((6, 8, 1), np.uint8), crs=None)
     problem = grid_problem(raster_info(tmp_path / "image.tif"), raster_info(tmp_path / "label.tif"))
     assert problem == "label raster's CRS none differs from its image's EPSG:32633"
+
+
+def test_plain_tiffs_opened_by_threads_leave_the_warning_filters_as_they_were(tmp_path):
+    # A plain TIFF is a valid raster: rasterio's NotGeoreferencedWarning is not shown for it,
+    # and hiding it from several threads at once (serve's requests) neither lets it through
+    # nor leaves the process's warning filters changed.
+    import threading
+    import warnings
+
+    tifffile.imwrite(tmp_path / "plain.tif", np.zeros((16, 16, 4), np.uint16),
+                     photometric="minisblack", planarconfig="contig")
+    failures = []
+
+    def read_many() -> None:
+        for _ in range(200):
+            try:
+                with open_raster(tmp_path / "plain.tif") as r:
+                    r.read(0, 0, 4, 4)
+            except Exception as e:  # noqa: BLE001 - a warning turned error by the filter
+                failures.append(e)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", rasterio.errors.NotGeoreferencedWarning)
+        before = list(warnings.filters)
+        threads = [threading.Thread(target=read_many) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert warnings.filters == before and not failures

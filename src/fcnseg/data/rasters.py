@@ -24,6 +24,7 @@ is an :class:`~fcnseg.data.images.ImageError`: one line naming the file.
 from __future__ import annotations
 
 import logging
+import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -93,6 +94,24 @@ def _rasterio() -> Any:
     except ImportError:
         return None
     return rasterio
+
+
+#: Held while a dataset is opened without its georeferencing warning (see :func:`rasterio_open`).
+_QUIET_OPEN = threading.Lock()
+
+
+def rasterio_open(path: PathLike, mode: str = "r", **kwargs: Any) -> Any:
+    """``rasterio.open`` without rasterio's NotGeoreferencedWarning, which it gives when it
+    opens a plain TIFF: a valid input, whose label raster is plain too, so there is nothing to
+    warn about (a georeferenced file never gives it). ``warnings.catch_warnings`` swaps the
+    process's filter list and is not thread-safe: opened from several threads (serve's
+    requests), one thread's exit would restore the list under another's open, letting the
+    warning through and leaving the filters changed. The lock keeps each swap whole."""
+    import rasterio
+
+    with _QUIET_OPEN, warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        return rasterio.open(path, mode, **kwargs)
 
 
 def _quiet_gdal(rasterio: Any) -> Any:
@@ -200,10 +219,8 @@ def _rasterio_reader(rasterio: Any, path: Path, where: str, driver: str,
     """A reader through GDAL, which is given the one ``driver`` the file's first bytes name:
     never let GDAL guess (some of its formats read other files)."""
     try:
-        with warnings.catch_warnings(), _quiet_gdal(rasterio):
-            # A plain TIFF is read as pixels, not an error.
-            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            ds = rasterio.open(path, driver=driver)
+        with _quiet_gdal(rasterio):  # a plain TIFF is read as pixels, without a warning
+            ds = rasterio_open(path, driver=driver)
     except Exception as e:  # noqa: BLE001 - RasterioIOError and GDAL's others
         raise ImageError(where, f"cannot be opened as a raster ({e})") from None
     try:

@@ -33,7 +33,6 @@ import io
 import json
 import os
 import tempfile
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -50,6 +49,7 @@ from fcnseg.data.rasters import (
     display_rgb,
     nodata_mask,
     open_raster,
+    rasterio_open,
 )
 from fcnseg.inference.sliding import window_starts
 from fcnseg.inference.visualize import PictureStyle, add_legend, legend_entries, overlay
@@ -267,10 +267,7 @@ class _Outputs:
         return profile
 
     def _create(self, kind: str, path: Path) -> None:
-        import rasterio
-
-        with _without_georeferencing_warning(), rasterio.open(path, "w",
-                                                              **self._profile(kind)) as ds:
+        with rasterio_open(path, "w", **self._profile(kind)) as ds:
             names = self.classes if kind == "probs" else [
                 "class" if kind == "label" else "entropy"]
             for i, name in enumerate(names):
@@ -282,12 +279,10 @@ class _Outputs:
 
     @contextlib.contextmanager
     def band(self) -> Iterator[PutPiece]:
-        import rasterio
         from rasterio.windows import Window
 
         with contextlib.ExitStack() as stack:
-            stack.enter_context(_without_georeferencing_warning())
-            datasets = {kind: stack.enter_context(rasterio.open(path, "r+"))
+            datasets = {kind: stack.enter_context(rasterio_open(path, "r+"))
                         for kind, path in self.paths.items()}
 
             def put(kind: str, row: int, col: int, piece: np.ndarray) -> None:
@@ -316,16 +311,6 @@ class _HeldOutputs:
             h, w = piece.shape[-2:]
             self.arrays[kind][..., row:row + h, col:col + w] = piece
         yield put
-
-
-@contextlib.contextmanager
-def _without_georeferencing_warning() -> Iterator[None]:
-    """Outputs of a plain TIFF have no georeferencing, as they should: no warning about it."""
-    import rasterio
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-        yield
 
 
 def _argmax_classes(sums: np.ndarray) -> np.ndarray:
@@ -599,7 +584,7 @@ def merge_parts(source: PathLike, out: PathLike, classes: Sequence[str],
                 continue
             r0, r1 = ys[k0], ys[k1] if k1 < len(ys) else info.height
             for kind in outputs.kinds:
-                with _without_georeferencing_warning(), rasterio.open(part[kind]) as src:
+                with rasterio_open(part[kind]) as src:
                     for r in range(r0, r1, step):
                         for c in range(0, info.width, step):
                             w = Window(c, r, min(step, info.width - c), min(step, r1 - r))
@@ -862,7 +847,6 @@ def write_raster_preview(source: PathLike, label_path: PathLike, out: PathLike,
     it is, other data each band stretched from its 2nd to its 98th percentile, or the first
     band so stretched in grey.
     Read by strips: memory is set by the preview and the raster's width, not its height."""
-    import rasterio
     from PIL import Image
     from rasterio.windows import Window
 
@@ -875,7 +859,7 @@ def write_raster_preview(source: PathLike, label_path: PathLike, out: PathLike,
     have = {n.lower() for n in names}
     rgb = ("red", "green", "blue") if have >= {"red", "green", "blue"} else None
     picture = display_rgb(image, names or None, rgb)
-    with _without_georeferencing_warning(), rasterio.open(label_path) as ds:
+    with rasterio_open(label_path) as ds:
         label = _decimated(lambda r, n: ds.read(1, window=Window(0, r, ds.width, n)), ds.height,
                            step)
     keep = [*style.unblended, NODATA_LABEL]

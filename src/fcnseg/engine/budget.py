@@ -147,20 +147,19 @@ class TimeBudget:
                  device: torch.device | None = None) -> None:
         self.budget_s = budget_s
         self.started = started
-        self.decided = False
         self.distributed = distributed
         self.device = device or torch.device("cpu")
         self.first_step_end: float | None = None
         self.timed = 0
-        self.plan: BudgetPlan | None = None
+        self.plan: BudgetPlan | None = None  # None until the length is chosen
         self.has_val = False
         self.check_time, self.check_done = 0.0, 0
 
     def after_step(self, *, done: int, cap: int, eval_every: int,
                    time_eval: Callable[[], float] | None,
                    time_save: Callable[[], float]) -> BudgetPlan | None:
-        if self.decided:
-            return self._recheck(done, eval_every, cap)
+        if self.plan is not None:
+            return self._recheck(self.plan, done, eval_every, cap)
         now = time.time()
         if self.first_step_end is None:
             self.first_step_end = now
@@ -176,21 +175,21 @@ class TimeBudget:
         # every process decides from the slowest one's figures, so that all agree
         figures = self._slowest([step_s, eval_s, save_s, time.time() - self.started])
         step_s, eval_s, save_s, elapsed = figures
-        self.decided, self.has_val = True, time_eval is not None
+        self.has_val = time_eval is not None
         self.plan = choose_iterations(Timings(step_s, eval_s, save_s), budget_s=self.budget_s,
                                       elapsed_s=elapsed, done=done, eval_every=eval_every,
                                       cap=cap, has_val=self.has_val)
         self.check_time, self.check_done = time.time(), done
         return self.plan
 
-    def _recheck(self, done: int, eval_every: int, cap: int) -> BudgetPlan | None:
+    def _recheck(self, plan: BudgetPlan, done: int, eval_every: int,
+                 cap: int) -> BudgetPlan | None:
         """Every :data:`RECHECK_EVERY` steps, once the steps since the last check span a
         twentieth of the budget: a shorter plan when they were too slow for the planned end to
         fit, a longer one (up to ``cap``) when they were fast enough to fit more than
         :data:`GROW_MARGIN` more. A stretch of steps that held an evaluation (and its
         checkpoint) measures those too, not steps: it is skipped."""
-        plan = self.plan
-        if plan is None or done % RECHECK_EVERY or done >= plan.iterations:
+        if done % RECHECK_EVERY or done >= plan.iterations:
             return None
         now = time.time()
         window_s, elapsed = self._slowest([now - self.check_time, now - self.started])

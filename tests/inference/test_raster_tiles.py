@@ -597,3 +597,19 @@ def test_a_finished_record_of_an_earlier_version_is_kept_under_its_finished_name
     again = predict_raster(run, tmp_path / "in.tif", tmp_path / "out.tif", CLASSES, settings)
     assert again.skipped
     assert sorted(p.name for p in tmp_path.glob("out*")) == ["out.tif", "out.tif.done.json"]
+
+
+def test_rasters_of_one_name_in_two_folders_are_both_written(make_checkpoint, smooth_image,
+                                                             tmp_path):
+    from fcnseg.cli.main import main
+
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        write_tif(tmp_path / folder / "scene.tif", smooth_image)
+    out = tmp_path / "out"
+    assert main(["predict", "--checkpoint", str(make_checkpoint("same")),
+                 str(tmp_path / "a" / "scene.tif"), str(tmp_path / "b" / "scene.tif"),
+                 "--out", str(out), "--no-progress", "--precision", "fp32"]) == 0
+    for folder in ("a", "b"):  # named apart by their folders, as images are
+        with rasterio.open(out / folder / "scene_tif.tif") as ds:
+            assert ds.crs.to_epsg() == 32632

@@ -440,6 +440,7 @@ def predict_raster(
     import rasterio
 
     source, out = Path(source), Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)  # e.g. "a/scene_tif.tif" beside "b/..."
     fingerprint = _fingerprint(source, settings, classes, job.model_id, job.part)
     record = _read_sidecar(out, fingerprint)
     if record is not None and record.get("complete"):

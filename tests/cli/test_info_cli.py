@@ -399,3 +399,14 @@ def test_a_tensorboard_event_file_says_how_to_view_it(tmp_path, capsys) -> None:
     path.write_bytes(b"\x18\x00\x00\x00\x00\x00\x00\x00junk")
     assert main(["info", str(path)]) == 0
     assert f"tensorboard --logdir {tmp_path}" in capsys.readouterr().out
+
+
+def test_a_field_a_file_does_not_record_reads_not_recorded(capsys) -> None:
+    from fcnseg.cli.info import summary
+
+    onnx = {"kind": "onnx", "path": "m.onnx", "file_bytes": 10, "metadata": {"arch": "fcn8s"}}
+    assert "input:       not recorded" in summary(onnx).splitlines()
+    report = {"kind": "evaluation_report", "path": "report.json", "file_bytes": 10,
+              "checkpoint": "best.pt", "dataset": "voc", "num_images": 3, "precision": None,
+              "metrics": {}}
+    assert "precision not recorded" in summary(report) and "-" not in summary(report)

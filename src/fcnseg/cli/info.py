@@ -172,7 +172,7 @@ def _run_file_summary(rec: dict[str, Any]) -> list[str]:
     if rec["kind"] == "evaluation_report":
         return [f"contents:    evaluation report of {rec['checkpoint'] or 'a checkpoint'} on "
                 f"{rec['dataset'] or 'a dataset'} ({rec['num_images']} images, precision "
-                f"{rec['precision'] or '-'})",
+                f"{rec['precision'] or 'not recorded'})",
                 f"metrics:     {_metrics_text(rec['metrics'])}"]
     return [f"contents:    training recipe {rec['name'] or ''}: {rec['arch']} on "
             f"{rec['dataset']}, {rec['iterations']} iterations (fcnseg train --recipe "
@@ -180,7 +180,7 @@ def _run_file_summary(rec: dict[str, Any]) -> list[str]:
 
 
 def _convention_text(convention: dict[str, Any]) -> str:
-    text = convention.get("name", "-")
+    text = convention.get("name") or "not recorded"
     if convention.get("bands"):  # raw band values, standardised band by band
         bands = list(convention["bands"])
         nodata = convention.get("nodata")
@@ -347,7 +347,7 @@ def other_summary(rec: dict[str, Any]) -> str:
         convention = fields_of(meta.get("input_convention"))
         lines = [f"contents:    ONNX export of {meta.get('arch', 'an fcnseg model')} "
                  f"({meta.get('precision', 'float32')} graph); run it with onnxruntime",
-                 f"input:       {_convention_text(convention) if convention else '-'}"]
+                 f"input:       {_convention_text(convention) if convention else 'not recorded'}"]
         if meta.get("class_names"):
             classes = meta["class_names"]
             lines.append(f"classes:     {len(classes)}: {first_few(classes, 8)}")

@@ -182,11 +182,11 @@ def data_file_summary(rec: dict[str, Any]) -> list[str]:
                 f"classes:     {_values_text(rec)}"]
     if kind == "table":
         return [f"contents:    CSV table, {rec['rows']} rows; columns: "
-                f"{', '.join(rec['columns']) or '-'}"]
+                f"{', '.join(rec['columns']) or 'none'}"]
     if kind == "annotations":
         labels = rec.get("labels") or {}
         names = (", ".join(f"{k} ×{v}" for k, v in labels.items()) if labels
-                 else ", ".join(map(str, rec.get("categories") or [])) or "-")
+                 else ", ".join(map(str, rec.get("categories") or [])) or "none")
         return [f"contents:    {rec['format']} annotations: {rec['images']} image(s), "
                 f"{rec['shapes']} shape(s)",
                 f"labels:      {names}"]

@@ -22,8 +22,7 @@ import json
 import logging
 import math
 import tempfile
-import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,11 +30,12 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from fcnseg.export.common import ExportError
+from fcnseg.export.common import ExportError, quiet_tracing
 from fcnseg.export.onnx_export import append_argmax, export_onnx, set_metadata
 from fcnseg.metrics import confusion_matrix, scores
+from fcnseg.models.exported import int8_dot_products
 from fcnseg.utils.files import atomic_write_bytes
-from fcnseg.utils.hardware import INT8_DOT_FLAGS, cpu_info
+from fcnseg.utils.hardware import cpu_info
 from fcnseg.utils.typing import PathLike
 from fcnseg.weightfiles.artifacts import onnx_session
 
@@ -421,8 +421,7 @@ def _quiet() -> Iterator[None]:
     level = root.level
     root.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet_tracing(Warning):
             yield
     finally:
         root.setLevel(level)
@@ -453,12 +452,6 @@ def compare_models(reference: Any, int8: Any,
     return Comparison(images, float(ref["mean_iu"]), float(q["mean_iu"]),
                       [float(v) for v in ref["iu"]], [float(v) for v in q["iu"]],
                       agree / max(total, 1))
-
-
-def int8_dot_products(flags: Iterable[str] | None = None) -> bool:
-    """Whether a CPU (this one by default; else its /proc/cpuinfo flags) has int8 dot products
-    that sum u8·s8 products in 32 bits (AVX512-VNNI, AVX-VNNI, AMX-INT8)."""
-    return bool(set(INT8_DOT_FLAGS) & set(cpu_info().flags if flags is None else flags))
 
 
 def pre_vnni_exact(proto: Any) -> bool:

@@ -93,12 +93,18 @@ def artifact_model(ckpt: Mapping[str, Any], *, threads: int | None = None) -> Ar
     ).eval()
 
 
+def int8_dot_products(flags: Iterable[str] | None = None) -> bool:
+    """Whether a CPU (this one by default; else its /proc/cpuinfo flags) has int8 dot products
+    that sum u8·s8 products in 32 bits (AVX512-VNNI, AVX-VNNI, AMX-INT8)."""
+    return bool(set(INT8_DOT_FLAGS) & set(cpu_info().flags if flags is None else flags))
+
+
 def int8_kernel_warning(path: str, record: Any, flags: Iterable[str]) -> str | None:
     """One line when an int8 model runs on a CPU without int8 dot products (VNNI) and its
     weights can saturate that CPU's kernels (full-range weights: ``fcnseg quantize`` without
     ``--reduce-range``), so the accuracy its gate measured may not hold here; else None."""
     record = fields_of(record)  # no quantization record: no int8 weights
-    if not record or set(INT8_DOT_FLAGS) & set(flags):
+    if not record or int8_dot_products(flags):
         return None
     if record.get("exact_without_vnni", record.get("reduce_range", False)):
         return None

@@ -3,7 +3,8 @@
 Tracing records the crops' sizes as shape computations on the input (not constants), so one
 trace serves every input size; :func:`export_torchscript` checks that on a sample of another
 size and batch before writing. The model description travels inside the archive as the extra
-file ``fcnseg.json`` (``torch.jit.load(path, _extra_files={"fcnseg.json": ""})``).
+file ``fcnseg.json``, which :func:`fcnseg.export.read_torchscript_metadata` reads from the zip
+without loading the code.
 
 A model of several inputs (NYUDv2's fusion nets) is traced with a ``Dict[str, Tensor]`` input
 keyed by modality, and a model of several heads (SIFT Flow) returns ``Dict[str, Tensor]`` keyed

@@ -190,7 +190,8 @@ def test_predict_command_tiles_a_geotiff_into_a_label_geotiff(make_checkpoint, s
     assert rc == 1
     assert [line for line in err.splitlines() if "five.tif" in line] == [
         f"fcnseg predict: {tmp_path / 'five.tif'}: 5 band(s) of uint16, but the model takes "
-        f"3-band 8-bit RGB: segment it with a model trained on these bands"]
+        f"RGB or grey (1 or 3 bands of 8 or 16 bits): segment it with a model trained on "
+        f"these bands"]
     with rasterio.open(out / "scene.tif") as ds:
         assert ds.crs.to_epsg() == 32632 and ds.transform == TRANSFORM
         assert ds.shape == smooth_image.shape[:2]

@@ -9,7 +9,8 @@ So that the same file gives the same pixels everywhere:
   transparent pixel has no colour of its own, and white is what a viewer shows behind it.
   Partly transparent pixels are blended with white in proportion to their alpha.
 - **Other modes.** Grayscale, palette and CMYK images become RGB; 16-bit images are scaled to
-  8 bits; floating-point images in [0, 1] are scaled to 0-255.
+  8 bits (divided by 257: :func:`integers_to_rgb`, which ``predict`` applies to the 16-bit
+  rasters it tiles too); floating-point images in [0, 1] are scaled to 0-255.
 - **Size.** Pixel counts above a limit are refused before decoding, so that a small compressed
   file cannot make the process allocate gigabytes.
 - **Formats.** Only the raster formats of :data:`IMAGE_FORMATS` are read, whatever the file's
@@ -310,13 +311,11 @@ def pil_to_rgb(img: Image.Image, where: str = "<PIL image>") -> np.ndarray:
     mode = img.mode
     if mode == "RGB":
         return np.array(img, dtype=np.uint8)
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        # 16-bit (and 32-bit integer) grayscale: the 16-bit range scaled to 8 bits; floats in
-        # [0, 1] scaled to 0-255.
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        return integers_to_rgb(np.asarray(img))
+    if mode == "F":  # floats in [0, 1] scaled to 0-255
         a = np.asarray(img, dtype=np.float64)
-        if mode != "F":
-            a = a / 257.0
-        elif np.nanmax(a, initial=0.0) <= 1.0:
+        if np.nanmax(a, initial=0.0) <= 1.0:
             a = a * 255.0
         gray = np.clip(np.round(np.nan_to_num(a)), 0, 255).astype(np.uint8)
         return np.repeat(gray[..., None], 3, axis=-1)
@@ -329,6 +328,28 @@ def pil_to_rgb(img: Image.Image, where: str = "<PIL image>") -> np.ndarray:
         return np.array(img.convert("RGB"), dtype=np.uint8)
     except (ValueError, OSError) as e:
         raise ImageError(where, f"image mode {mode!r} cannot be converted to RGB ({e})") from None
+
+
+#: What a 16-bit value is divided by to become 8 bits: 65535 / 257 = 255.
+SIXTEEN_TO_EIGHT_BITS = 257.0
+
+
+def integers_to_rgb(values: np.ndarray) -> np.ndarray:
+    """Integer pixels (H×W grey, or ...×H×W×1 grey, or ...×H×W×3 RGB) as the 8-bit RGB a colour
+    model takes: 8-bit values as they are, wider ones (16-bit, 32-bit) divided by 257 and
+    rounded (65535 becomes 255), grey repeated into red, green and blue.
+
+    The one rule for 16-bit pixels: the image reader applies it to Pillow's 16-bit greyscale,
+    ``fcnseg predict`` to the raster tiles it reads, so a file gives a colour model the same
+    input in training and in prediction."""
+    if values.ndim == 2:
+        values = values[..., None]
+    if values.dtype != np.uint8:
+        scaled = np.round(values.astype(np.float64) / SIXTEEN_TO_EIGHT_BITS)
+        values = np.clip(scaled, 0, 255).astype(np.uint8)
+    if values.shape[-1] == 1:
+        values = np.repeat(values, 3, axis=-1)
+    return np.ascontiguousarray(values)
 
 
 def composite_rgba_array(values: np.ndarray) -> np.ndarray:

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fcnseg.data.images import ImageError
+from fcnseg.data.images import ImageError, integers_to_rgb
 from fcnseg.data.rasters import (
     RasterInfo,
     RasterReader,
@@ -745,47 +745,49 @@ def read_model_bands(segmenter: Any, source: Any) -> tuple[np.ndarray, np.ndarra
 def read_colour_raster(segmenter: Any, path: PathLike
                        ) -> tuple[np.ndarray, np.ndarray | None] | None:
     """A raster file that ``fcnseg predict`` segments by tiles (:func:`needs_tiling`: a
-    GeoTIFF, say) read for a colour model as it reads it: 3-band 8-bit RGB (16-bit scaled to
-    8 bits, as :func:`segmenter_tile_fn` scales it), with the H×W mask of its pixels without
+    GeoTIFF, say) read for a colour model as it reads it: 8-bit RGB (grey or 16-bit made so as
+    :func:`segmenter_tile_fn` makes it), with the H×W mask of its pixels without
     data (every band the file's nodata, else the model's), or None. None for a file it takes
     as an image, or of other bands (left to the image reader, which converts them)."""
     if not needs_tiling(path, segmenter.max_pixels):
         return None
     with open_raster(path, max_pixels=segmenter.max_pixels) as reader:
         info = reader.info
-        if info.bands != 3 or info.dtype not in (np.uint8, np.uint16):
+        if not colour_model_reads(info):
             return None
         image = reader.read_all()
     nodata = info.nodata if info.nodata is not None else segmenter.input_convention.nodata
     missing = nodata_mask(image, nodata)
-    return (_to_8_bits(image) if image.dtype == np.uint16 else image), missing
+    return integers_to_rgb(image), missing
 
 
-def _to_8_bits(rgb: np.ndarray) -> np.ndarray:
-    """16-bit RGB scaled to 8 bits, as the image reader scales 16-bit images."""
-    return np.round(rgb / 257.0).astype(np.uint8)
+def colour_model_reads(info: RasterInfo) -> bool:
+    """Whether a colour model takes a raster of these bands by tiles: 8- or 16-bit grey (one
+    band) or RGB (three), made 8-bit RGB by :func:`~fcnseg.data.images.integers_to_rgb` as the
+    image reader makes the same file for training."""
+    return info.bands in (1, 3) and info.dtype in (np.uint8, np.uint16)
 
 
 def segmenter_tile_fn(segmenter: Any, info: RasterInfo) -> TileFn:
-    """:meth:`Segmenter.logits` on raster tiles. A model of 8-bit RGB input takes 3-band 8-bit
-    or 16-bit rasters (16-bit scaled to 8 bits, as :func:`fcnseg.data.images.load_image`
-    scales 16-bit images); a multi-band model takes rasters of its own bands (picked by name
-    where the file names them, see :func:`model_bands`), raw values. A raster of other bands
-    is one line naming it."""
+    """:meth:`Segmenter.logits` on raster tiles. A model of 8-bit RGB input takes 8- or 16-bit
+    grey or RGB rasters, made 8-bit RGB as training reads them
+    (:func:`~fcnseg.data.images.integers_to_rgb`); a multi-band model takes rasters of its own
+    bands (picked by name where the file names them, see :func:`model_bands`), raw values. A
+    raster of other bands is one line naming it."""
     bands = segmenter.input_convention.bands
     if bands is not None:
         count = len(bands) if model_bands(segmenter, info) is not None else info.bands
         check_band_count(info.path, count, bands)
-    elif info.bands != 3 or info.dtype not in (np.uint8, np.uint16):
+    elif not colour_model_reads(info):
         raise ImageError(info.path, f"{info.bands} band(s) of {info.dtype}, but the model takes "
-                                    f"3-band 8-bit RGB: segment it with a model trained on "
-                                    f"these bands")
+                                    f"RGB or grey (1 or 3 bands of 8 or 16 bits): segment it "
+                                    f"with a model trained on these bands")
 
     def run(batch: np.ndarray) -> torch.Tensor:
         if bands is not None:  # a multi-band model takes the raw values
             batch = batch.astype(np.float32, copy=False)
-        elif batch.dtype == np.uint16:
-            batch = _to_8_bits(batch)
+        else:  # as the image reader reads the file for training
+            batch = integers_to_rgb(batch)
         return first_of(segmenter.logits(segmenter.preprocess(list(batch))))  # the first head's
     return run
 

@@ -52,3 +52,33 @@ def test_build_dataset_seg11valid(roots, tmp_path):
     ds = build_dataset({"name": "seg11valid", "voc_root": str(roots[0]),
                         "sbd_root": str(roots[1]), "cache_dir": str(tmp_path / "c")})
     assert ds.ids == ["2007_000033", "2007_000061"]
+
+
+def test_the_voc_recipes_default_paths_find_the_downloaded_layout(tmp_path, ondisk, monkeypatch):
+    # download_voc("data", "2011") extracts to data/TrainVal/VOCdevkit/VOC2011 and
+    # download_sbd("data") to data/benchmark_RELEASE: the recipes' defaults must find both
+    from fcnseg.engine.config import load_config
+
+    ondisk.write_voc(tmp_path / "data" / "TrainVal", "2011", {"val": ["2007_000033"]})
+    ondisk.write_sbd(tmp_path / "data", {"train": ["2007_000042"], "val": ["2007_000033"]})
+    monkeypatch.chdir(tmp_path)
+    for recipe in ("voc-fcn32s", "voc-fcn8s", "voc-fcn-alexnet", "voc-fcn32s-googlenet"):
+        spec = dict(load_config(recipe).data.val, cache_dir=str(tmp_path / "c"))
+        assert build_dataset(spec).ids == ["2007_000033"], recipe
+
+
+@pytest.mark.parametrize("relative", ["", "TrainVal", "TrainVal/VOCdevkit",
+                                      "TrainVal/VOCdevkit/VOC2011"])
+def test_voc2011_is_found_from_the_download_folder_or_the_devkit(tmp_path, ondisk, relative):
+    voc = ondisk.write_voc(tmp_path / "TrainVal", "2011", {"val": ["2007_000033"]})
+    assert VOCSegmentation(tmp_path / relative, year="2011", split="val").dir == voc
+
+
+def test_a_devkit_without_voc2011_names_the_places_looked_in(tmp_path, ondisk):
+    ondisk.write_voc(tmp_path / "data" / "TrainVal", "2011", {"val": ["2007_000033"]})
+    with pytest.raises(FileNotFoundError) as error:
+        VOCSegmentation(tmp_path / "data" / "VOCdevkit", year="2011", split="val")
+    message = str(error.value)
+    assert "\n" not in message and "data/VOCdevkit/VOC2011" in message
+    data = tmp_path / "data"
+    assert message.endswith(f"It is in {data}/TrainVal/VOCdevkit/VOC2011: pass {data}.")

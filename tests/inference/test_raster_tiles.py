@@ -614,3 +614,42 @@ def test_rasters_of_one_name_in_two_folders_are_both_written(make_checkpoint, sm
     for folder in ("a", "b"):  # named apart by their folders, as images are
         with rasterio.open(out / folder / "scene_tif.tif") as ds:
             assert ds.crs.to_epsg() == 32632
+
+
+def _done_settings(out) -> dict:
+    return json.loads(out.with_name(out.name + ".done.json").read_text())["job"]["settings"]
+
+
+def test_predict_overlap_defaults_to_a_quarter_of_the_tile(make_checkpoint, smooth_image,
+                                                           tmp_path, capsys):
+    from fcnseg.cli.main import main
+
+    write_tif(tmp_path / "scene.tif", smooth_image)
+    base = ["predict", "--checkpoint", str(make_checkpoint("same")), str(tmp_path / "scene.tif"),
+            "--no-progress", "--precision", "fp32"]
+    # --tile 32 alone: the old fixed default (128) was refused as more than half the tile
+    assert main([*base, "--out", str(tmp_path / "small"), "--tile", "32"]) == 0, \
+        capsys.readouterr().err
+    assert _done_settings(tmp_path / "small" / "scene.tif")["overlap"] == 8
+    assert main([*base, "--out", str(tmp_path / "default")]) == 0
+    assert _done_settings(tmp_path / "default" / "scene.tif")["overlap"] == 128  # as before
+    capsys.readouterr()
+    assert main([*base, "--out", str(tmp_path / "odd"), "--tile", "32", "--overlap", "16"]) == 2
+    assert "--overlap must be less than half of --tile (32), got 16" in capsys.readouterr().err
+
+
+def test_predict_in_a_log_file_says_its_progress_in_lines(make_checkpoint, smooth_image,
+                                                          tmp_path, capsys, monkeypatch):
+    from fcnseg.cli import progress
+    from fcnseg.cli.main import main
+
+    monkeypatch.setattr(progress, "LINE_EVERY_S", 0.0)  # a line at every tile
+    write_tif(tmp_path / "scene.tif", smooth_image)  # 48×64: 2×3 tiles of 32, overlap 8
+    assert main(["predict", "--checkpoint", str(make_checkpoint("same")),
+                 str(tmp_path / "scene.tif"), "--out", str(tmp_path / "out"), "--tile", "32",
+                 "--batch-size", "1", "--precision", "fp32"]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines()
+             if line.startswith("predict scene.tif: ")]
+    assert lines[0].startswith("predict scene.tif: 1/6 tiles (17%), ") and "ETA" in lines[0]
+    assert lines[-1].startswith("predict scene.tif: 6 tiles in ")  # the last batch counted too
+    assert len(lines) == 6

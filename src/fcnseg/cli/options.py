@@ -291,7 +291,8 @@ def add_dataset(p: argparse.ArgumentParser, split_help: str, limit_help: str) ->
     d.add_argument("--root", help="dataset folder (voc: VOCdevkit, its parent or VOC<year>; "
                                   "sbd: benchmark_RELEASE or its parent; folder: your dataset; "
                                   "coco, cvat, labelstudio: the annotation file)")
-    d.add_argument("--voc-root", help="seg11valid: VOC2011 (as --root for voc)")
+    d.add_argument("--voc-root", help="seg11valid: VOC2011 (as --root for voc: the folder "
+                   "download_voc extracted into, VOCdevkit or VOC2011)")
     d.add_argument("--sbd-root", help="seg11valid: SBD (as --root for sbd)")
     d.add_argument("--year", help="voc: 2012 or 2011 (default: 2012)")
     d.add_argument("--split", help=split_help)

@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from fcnseg.cli import options
+from fcnseg.cli.progress import Progress
 from fcnseg.data.annotations.export import DEFAULT_TOLERANCE
 from fcnseg.data.images import DEFAULT_MAX_PIXELS, ImageError, upright_size
 from fcnseg.data.rasters import open_raster
@@ -89,9 +90,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="georeferenced, huge or multi-band rasters (GeoTIFF ...) are segmented "
                         "by tiles of PIXELS×PIXELS into NAME.tif, a label GeoTIFF on the "
                         "input's grid, with bounded memory and resumable")
-    p.add_argument("--overlap", type=options.non_negative_int, default=128, metavar="PIXELS",
+    p.add_argument("--overlap", type=options.non_negative_int, default=None, metavar="PIXELS",
                    help="pixels shared by neighbouring raster tiles, blended smoothly; less "
-                        "than half the tile")
+                        "than half the tile (default: a quarter of --tile, 128 for 512)")
     _add_pictures(p)
     _add_reading(p)
     options.add_device(p)
@@ -179,6 +180,8 @@ def _add_reading(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.overlap is None:  # the default follows the tile
+        args.overlap = default_overlap(args.tile)
     _check_options(args)
     sliding, tta = options.sliding_window_from_args(args), options.tta_from_args(args)
     inputs, problems = collect_inputs(args.inputs, Path(args.out))
@@ -261,6 +264,11 @@ def _check_options(args: argparse.Namespace) -> None:
     if not 2 * args.overlap < args.tile:
         raise ValueError(f"--overlap must be less than half of --tile ({args.tile}), got "
                          f"{args.overlap}")
+
+
+def default_overlap(tile: int) -> int:
+    """``--overlap`` when not given: a quarter of the tile (128 for the default 512)."""
+    return tile // 4
 
 
 def _report(message: str) -> None:
@@ -448,8 +456,8 @@ def _raster_preview(seg: Segmenter, path: Path, out: Path, args: argparse.Namesp
 def _segment_images(args: argparse.Namespace, seg: Segmenter, work: _Work, out_dir: Path,
                     outputs: OutputOptions, tally: _Tally) -> None:
     """Each image (with its other modalities) into its outputs, behind a progress bar."""
-    with tqdm(total=len(work.images), unit="img", disable=args.no_progress or None,
-              file=sys.stderr, desc="predict") as bar:
+    with Progress(len(work.images), unit="image", desc="predict",
+                  off=args.no_progress) as bar:
         if not work.images:
             outcomes = iter(())
         elif work.input_dirs is None:
@@ -528,9 +536,8 @@ def _predict_raster_part(seg: Segmenter, path: Path, out: Path, tiles: TileSetti
         with open_raster(path) as reader:
             info = reader.info
         run = segmenter_tile_fn(seg, info)
-        with tqdm(total=tile_count(info.height, info.width, tiles), unit="tile",
-                  disable=args.no_progress or None, file=sys.stderr,
-                  desc=f"predict {path.name}") as bar:
+        with Progress(tile_count(info.height, info.width, tiles), unit="tile",
+                      desc=f"predict {path.name}", off=args.no_progress) as bar:
             job = replace(job, bands=model_bands(seg, info), progress=bar.update,
                           nodata=seg.input_convention.nodata)
             outcome = predict_raster(run, path, out, seg.class_names, tiles, job)

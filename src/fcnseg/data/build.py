@@ -42,7 +42,7 @@ def build_dataset(
         {"name": "synthetic", "num_images": 200, "size": 96, "seed": 0}
         {"name": "voc", "root": "data/VOCdevkit", "year": "2012", "split": "train"}
         {"name": "sbd", "root": "data/benchmark_RELEASE", "split": "train"}
-        {"name": "seg11valid", "voc_root": "data/VOCdevkit", "sbd_root": "data/benchmark_RELEASE"}
+        {"name": "seg11valid", "voc_root": "data", "sbd_root": "data/benchmark_RELEASE"}
         {"name": "folder", "root": "data/mine", "split": "val"}
         {"name": "pascal_context", "root": "data/pascal", "split": "val"}
         {"name": "nyud", "root": "data/nyud", "split": "test", "modalities": ["color", "hha"]}

@@ -17,18 +17,25 @@ def find_voc_dir(root: PathLike, year: str) -> Path:
     The VOC2011 archive extracts to ``TrainVal/VOCdevkit/VOC2011``; that is found too.
     """
     root = Path(root).expanduser()
+    places = [".", f"VOC{year}", f"VOCdevkit/VOC{year}", f"TrainVal/VOCdevkit/VOC{year}"]
+    beside = root.parent / "TrainVal" / "VOCdevkit" / f"VOC{year}"
     found = find_dataset_dir(
-        root, [".", f"VOC{year}", f"VOCdevkit/VOC{year}", f"TrainVal/VOCdevkit/VOC{year}"],
-        lambda c: (c / "JPEGImages").is_dir() and ((c / "ImageSets" / "Segmentation").is_dir()
-                                                   or (c / "SegmentationClass").is_dir()),
+        root, places, _looks_like_voc,
         what=f"VOC{year} segmentation data",
         looked_for="JPEGImages with ImageSets/Segmentation or SegmentationClass",
-        advice=f". Pass the folder holding VOCdevkit, VOCdevkit itself or VOC{year} "
-               f"(fcnseg.data.download_voc fetches it).",
+        advice=(f". It is in {beside}: pass {root.parent}." if _looks_like_voc(beside) else
+                f". Pass the folder download_voc extracted into (its TrainVal/VOCdevkit/"
+                f"VOC{year} or VOCdevkit/VOC{year}), VOCdevkit itself or VOC{year} "
+                f"(fcnseg.data.download_voc fetches it)."),
     )
     if found == root and root.name.startswith("VOC") and root.name != f"VOC{year}":
         raise ValueError(f"{root} is a {root.name} folder, but year={year!r} was asked for")
     return found
+
+
+def _looks_like_voc(folder: Path) -> bool:
+    return (folder / "JPEGImages").is_dir() and ((folder / "ImageSets" / "Segmentation").is_dir()
+                                                 or (folder / "SegmentationClass").is_dir())
 
 
 class VOCSegmentation(FileSegmentationDataset):

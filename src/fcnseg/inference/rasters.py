@@ -607,9 +607,9 @@ def _tile_logits(run: TileFn, reader: RasterReader, ys: list[int], xs: list[int]
     for b0 in range(0, len(positions), batch_size):
         batch = [reader.read(y, x, th, tw) for y, x in positions[b0:b0 + batch_size]]
         logits = run(np.stack(batch)).float().cpu().numpy()
-        yield from zip(batch, logits, strict=True)
-        if progress is not None:
+        if progress is not None:  # before the yield: nothing resumes after the last one
             progress(len(batch))
+        yield from zip(batch, logits, strict=True)
 
 
 def _tile_row(tiles: Iterator[tuple[np.ndarray, np.ndarray]], info: RasterInfo,

@@ -1,0 +1,73 @@
+"""Progress for long commands: a bar on a terminal, a plain line now and then in a log file."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import IO, Any
+
+from tqdm import tqdm
+
+from fcnseg.engine.budget import format_duration
+
+LINE_EVERY_S = 30.0
+
+
+class Progress:
+    """Counts done items of ``total``: a tqdm bar when ``file`` is a terminal; otherwise (output
+    to a log file or a pipe, as under nohup or cron) one line every ``every`` seconds with the
+    count, the speed and the time left (every ``LINE_EVERY_S`` by default), and a last line
+    with the time taken. ``off`` (as
+    ``--no-progress``) shows neither. Updating costs one clock read."""
+
+    def __init__(self, total: int, *, unit: str, desc: str, off: bool = False,
+                 every: float | None = None, file: IO[str] | None = None) -> None:
+        self.file = file if file is not None else sys.stderr
+        self.total, self.unit, self.desc = total, unit, desc
+        self.every = LINE_EVERY_S if every is None else every
+        self.lines = not off and not _is_terminal(self.file)
+        self.bar = tqdm(total=total, unit=unit, desc=desc, file=self.file,
+                        disable=off or self.lines)
+        self.done, self.started = 0, time.perf_counter()
+        self.line_at = self.started
+
+    def update(self, n: int = 1) -> None:
+        """``n`` more items done."""
+        self.bar.update(n)
+        self.done += n
+        if not self.lines:
+            return
+        now = time.perf_counter()
+        if now - self.line_at >= self.every and self.done < self.total:
+            self.line_at = now
+            speed = self.done / max(now - self.started, 1e-9)
+            eta = format_duration((self.total - self.done) / max(speed, 1e-9))
+            self._say(f"{self.done}/{self.total} {self.unit}s ({100 * self.done / self.total:.0f}%"
+                      f"), {speed:.3g} {self.unit}s/s, ETA {eta}")
+
+    def close(self) -> None:
+        """The bar closed; in a log, a last line when anything was done."""
+        self.bar.close()
+        if self.lines and self.done:
+            took = time.perf_counter() - self.started
+            self._say(f"{self.done} {self.unit}s in {format_duration(took)} "
+                      f"({self.done / max(took, 1e-9):.3g} {self.unit}s/s)")
+            self.lines = False
+
+    def _say(self, line: str) -> None:
+        print(f"{self.desc}: {line}", file=self.file, flush=True)
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *exc: Any) -> None:
+        if kind is not None:  # stopped by an error: no line claiming it finished
+            self.lines = False
+        self.close()
+
+
+def _is_terminal(file: IO[str]) -> bool:
+    try:
+        return file.isatty()
+    except (AttributeError, ValueError):  # a closed or unusual stream: no terminal
+        return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from PIL import Image
 
 from fcnseg.cli.main import main
 from fcnseg.data import FolderSegmentation, build_dataset
+from fcnseg.data.annotations import import_annotations
 from fcnseg.data.annotations.export import (
     coco_annotations,
     coco_document,
@@ -32,23 +34,26 @@ def label_map(k: int) -> np.ndarray:
     return label
 
 
-def write_source(fmt: str, root: Path) -> Path:
-    """Three images and their annotations as ``fmt`` lays them out; the path to import."""
+def write_source(fmt: str, root: Path, stem: str = "i") -> Path:
+    """Three images (``<stem>0.png`` ...) and their annotations as ``fmt`` lays them out; the
+    path to import."""
     (root / "images").mkdir(parents=True)
     labels = [label_map(k) for k in range(3)]
     for k in range(3):
-        Image.fromarray(np.full((24, 32, 3), 60 * k, np.uint8)).save(root / "images" / f"i{k}.png")
+        picture = np.full((24, 32, 3), 60 * k, np.uint8)
+        Image.fromarray(picture).save(root / "images" / f"{stem}{k}.png")
     if fmt == "labelme":
         for k, label in enumerate(labels):
-            doc = labelme_document(label, CLASSES, f"i{k}.png")
-            (root / "images" / f"i{k}.json").write_text(json.dumps(doc))
+            doc = labelme_document(label, CLASSES, f"{stem}{k}.png")
+            (root / "images" / f"{stem}{k}.json").write_text(json.dumps(doc))
         return root / "images"
     if fmt == "cvat":
-        elements = [cvat_image_element(m, CLASSES, f"i{k}.png", k) for k, m in enumerate(labels)]
+        elements = [cvat_image_element(m, CLASSES, f"{stem}{k}.png", k)
+                    for k, m in enumerate(labels)]
         (root / "annotations.xml").write_bytes(cvat_document(elements, CLASSES))
         return root
     if fmt == "coco":
-        images = [{"id": k + 1, "file_name": f"i{k}.png", "height": 24, "width": 32}
+        images = [{"id": k + 1, "file_name": f"{stem}{k}.png", "height": 24, "width": 32}
                   for k in range(3)]
         anns = [a for k, m in enumerate(labels) for a in coco_annotations(m, k + 1, 100 * k)]
         (root / "coco.json").write_text(json.dumps(coco_document(images, anns, CLASSES)))
@@ -59,14 +64,15 @@ def write_source(fmt: str, root: Path) -> Path:
         (root / "labelmap.txt").write_text("".join(
             f"{n}:{','.join(map(str, c))}::\n" for n, c in zip(CLASSES, colours, strict=True)))
         for k, label in enumerate(labels):
-            Image.fromarray(colours[label]).save(root / "SegmentationClass" / f"i{k}.png")
+            Image.fromarray(colours[label]).save(root / "SegmentationClass" / f"{stem}{k}.png")
         return root
     tasks = []
     for k, label in enumerate(labels):
         results = [{"type": "brushlabels", "original_width": 32, "original_height": 24,
                     "value": {"format": "rle", "rle": encode_brush_rle(label == c),
                               "brushlabels": [CLASSES[c]]}} for c in (1, 2)]
-        tasks.append({"id": k, "data": {"image": f"/data/upload/1/0a1b2c3d-i{k}.png"},
+        url = f"/data/upload/1/0a1b2c3d-{quote(stem)}{k}.png"
+        tasks.append({"id": k, "data": {"image": url},
                       "annotations": [{"result": results}]})
     (root / "export.json").write_text(json.dumps(tasks))
     return root / "export.json"
@@ -97,3 +103,34 @@ def test_imported_folder_passes_check_data_and_equals_the_dataset(fmt, tmp_path:
         np.testing.assert_array_equal(read, imported)
         assert folder.classes[1:] == ("car", "road")
         np.testing.assert_array_equal(imported, label_map(int(name[-1])))
+
+
+@pytest.mark.parametrize("fmt", ["labelme", "coco", "cvat", "cvat-mask", "labelstudio"])
+def test_file_names_with_spaces_reach_check_data_and_training(fmt, tmp_path: Path,
+                                                            capsys) -> None:
+    if fmt == "coco":
+        pytest.importorskip("pycocotools")
+    src = write_source(fmt, tmp_path / "src", stem="IMG 猫 ")
+    images = ["--images", str(tmp_path / "src" / "images")] if fmt != "labelme" else []
+    out = tmp_path / "out"
+    assert main(["import", fmt, str(src), "--out", str(out), "--val-fraction", "0.5",
+                 *images]) == 0
+    capsys.readouterr()
+    assert main(["check-data", "--dataset", "folder", "--root", str(out),
+                 "--num-workers", "0"]) == 0
+    assert "no problems found" in capsys.readouterr().out
+    listed = FolderSegmentation(out, "train").ids + FolderSegmentation(out, "val").ids
+    assert sorted(listed) == ["IMG 猫 0", "IMG 猫 1", "IMG 猫 2"]
+
+
+def test_a_name_a_split_list_cannot_hold_is_refused_in_one_line(tmp_path: Path) -> None:
+    src = write_source("cvat", tmp_path / "src", stem="trailing ")
+    images = tmp_path / "src" / "images"
+    (images / "trailing 0.png").rename(images / "x .png")
+    xml = (src / "annotations.xml").read_text(encoding="utf-8").replace("trailing 0.png", "x .png")
+    (src / "annotations.xml").write_text(xml, encoding="utf-8")
+    report = import_annotations("cvat", src, tmp_path / "out")
+    assert report.written == ["trailing 1", "trailing 2"]
+    assert report.errors == [f"{src / 'annotations.xml'}: the name 'x ' starts or ends with a "
+                             f"space or holds a line break, which a split list cannot hold: "
+                             f"rename the image"]

@@ -1,5 +1,5 @@
 """Where a dataset's files are: finding its folder under what the user passed, and reading its
-split lists (one image id a line), with errors that name the places looked in and the file."""
+split lists (one image name a line), with errors that name the places looked in and the file."""
 
 from __future__ import annotations
 
@@ -61,22 +61,28 @@ def read_utf8(path: Path, what: str) -> str:
         ) from None
 
 
-def read_split_list(path: PathLike) -> list[str]:
-    """Read a split list: one image id per line (first column); blank lines are skipped.
+def read_split_list(path: PathLike, *, first_word: bool = False) -> list[str]:
+    """Read a split list: one image name per line, the whole line (a name may hold spaces:
+    ``IMG 0001``), without the spaces around it; blank lines are skipped.
 
-    The list must be UTF-8 text (file names included); anything else is a ValueError naming
-    the list and the line.
+    ``first_word`` keeps only each line's first word: the benchmarks' lists (VOC, SBD, NYUDv2,
+    SIFT Flow) hold ids without spaces, and VOC's per-class lists add a column
+    (``2008_000002 -1``). The list must be UTF-8 text (file names included); anything else is
+    a ValueError naming the list and the line.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"split list {path} not found")
-    return [parts[0] for line in read_utf8(path, "split list").splitlines()
-            if (parts := line.split())]
+    lines = read_utf8(path, "split list").splitlines()
+    if first_word:
+        return [parts[0] for line in lines if (parts := line.split())]
+    return [name for line in lines if (name := line.strip())]
 
 
 def read_split(path: Path, split: str, *, dataset: str, kind: str = "split",
                hint: str | None = None) -> list[str]:
-    """The ids of a dataset's ``split``, read from its list ``path``.
+    """The ids of a benchmark dataset's ``split``, read from its list ``path`` (the first
+    word of each line, as :func:`read_split_list` with ``first_word``).
 
     A missing list is a ValueError: ``split: <dataset> has no <kind> '<split>' (<path>
     missing); <hint>``, the hint by default naming the lists beside it.
@@ -86,4 +92,4 @@ def read_split(path: Path, split: str, *, dataset: str, kind: str = "split",
             have = sorted(p.stem for p in path.parent.glob("*.txt"))
             hint = f"available: {', '.join(have) or 'none'}"
         raise ValueError(f"split: {dataset} has no {kind} {split!r} ({path} missing); {hint}")
-    return read_split_list(path)
+    return read_split_list(path, first_word=True)

@@ -48,10 +48,10 @@ def seg11valid_ids(
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "splits"
     cached = folder / f"seg11valid-{digest.hexdigest()[:16]}.txt"
     if cached.is_file():
-        return read_split_list(cached)
+        return read_split_list(cached, first_word=True)
 
-    exclude = set(read_split_list(sbd_train))
-    ids = [i for i in read_split_list(voc_val) if i not in exclude]
+    exclude = set(read_split_list(sbd_train, first_word=True))
+    ids = [i for i in read_split_list(voc_val, first_word=True) if i not in exclude]
     try:
         atomic_write_bytes(cached, "".join(f"{i}\n" for i in ids).encode())
     except OSError as e:

@@ -229,6 +229,10 @@ def _import_one(item: AnnotatedImage, labels: LabelSet, options: ImportOptions, 
         item.name.encode("utf-8")
     except UnicodeEncodeError:
         return f"{printable(item.source)}: file name is not UTF-8: rename it"
+    if item.name != item.name.strip() or any(c in item.name for c in "\n\r"):
+        # A split list holds one name a line, less the spaces around it.
+        return (f"{printable(item.source)}: the name {item.name!r} starts or ends with a space "
+                f"or holds a line break, which a split list cannot hold: rename the image")
     if item.name in seen:
         return (f"{printable(item.source)}: the name {item.name!r} is already taken by "
                 f"{seen[item.name]}")

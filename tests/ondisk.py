@@ -173,3 +173,23 @@ def write_siftflow(root: Path, splits: dict[str, list[str]], size: tuple[int, in
     for split, ids in splits.items():
         (ds / f"{split}.txt").write_text("".join(f"{i}\n" for i in ids))
     return ds
+
+
+def write_grey_16_bit_cells(root: Path, high: int, count: int = 4, bands_line: str = "") -> Path:
+    """A folder dataset of 32×32 grey uint16 TIFFs (microscopy): background 300, a disc ("cell")
+    of value ``high`` in each, PNG masks, train and val lists of every sample; ``bands_line``
+    ends its dataset.yaml."""
+    import tifffile
+
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    (root / "dataset.yaml").write_text(f"classes: [background, cell]\n{bands_line}")
+    yy, xx = np.mgrid[0:32, 0:32]
+    for n in range(count):
+        cell = (yy - 16) ** 2 + (xx - 10 - n) ** 2 < 64
+        tifffile.imwrite(root / "images" / f"c{n}.tif",
+                         np.where(cell, high, 300).astype(np.uint16))
+        Image.fromarray(cell.astype(np.uint8)).save(root / "masks" / f"c{n}.png")
+    for split in ("train", "val"):
+        (root / f"{split}.txt").write_text("".join(f"c{n}\n" for n in range(count)))
+    return root

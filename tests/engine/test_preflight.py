@@ -116,6 +116,27 @@ def test_the_trainer_prints_the_start_up_warnings(tmp_path: Path, capsys) -> Non
     assert "warning: schedule.warmup_iters is 4" in out
 
 
+def test_train_warns_once_at_start_of_16_bit_images_read_as_dark_8_bit_ones(tmp_path, capsys):
+    import yaml
+    from ondisk import write_grey_16_bit_cells
+
+    from fcnseg.cli.main import main
+
+    root = write_grey_16_bit_cells(tmp_path / "d", 2500)
+    spec = {"name": "folder", "root": str(root)}
+    recipe = tiny_recipe(data={"train": {**spec, "split": "train"},
+                               "val": {**spec, "split": "val"}, "batch_size": 2},
+                         train={"iterations": 2, "eval_every": 2, "log_every": 1,
+                                "progress": False, "tensorboard": False})
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    assert main(["train", "--recipe", str(tmp_path / "r.yaml"), "--out",
+                 str(tmp_path / "run")]) == 0
+    lines = [x for x in capsys.readouterr().err.splitlines() if "16-bit" in x]
+    assert len(lines) == 1
+    assert lines[0].startswith("fcnseg train: warning: images/c0.tif")
+    assert lines[0].endswith("`bands: [intensity]`")
+
+
 def test_the_trainer_prints_the_eta_warning_after_the_first_logged_iterations(
     tmp_path: Path, capsys, monkeypatch,
 ) -> None:

@@ -14,6 +14,7 @@ from fcnseg.data import (
 )
 from fcnseg.data.ade20k import find_ade20k_dir
 from fcnseg.data.band_stats import band_statistics, format_band_table
+from fcnseg.data.bit_depth import narrow_range_warning
 from fcnseg.data.build import build_dataset
 from fcnseg.data.check import scan_dataset
 from fcnseg.data.cityscapes import find_cityscapes_dir
@@ -207,6 +208,9 @@ def run(args: argparse.Namespace) -> int:
         for line in format_band_table(stats):
             print(line)
 
+    narrow = narrow_range_warning(dataset)
+    if narrow is not None:
+        print(f"warning: {narrow}")
     for path in getattr(dataset, "unmatched_masks", lambda: [])():
         print(f"warning: {path}: mask without an image (not used)")
     if report.problems:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -25,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from fcnseg.checkpoint import CheckpointError, load_checkpoint
 from fcnseg.conventions import InputConvention, get_convention
 from fcnseg.data import SkipBad, build_dataset, collate_segmentation
+from fcnseg.data.bit_depth import narrow_range_warning
 from fcnseg.data.cache import cache_decoded
 from fcnseg.data.check import scan_dataset
 from fcnseg.data.images import ImageError
@@ -153,6 +155,8 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
     notes: list[str] = []
     train_ds, val_ds = build_datasets(config, notes)
     plain = _unwrapped(train_ds)
+    if info.is_main and (narrow := narrow_range_warning(plain)) is not None:
+        warnings.warn(narrow, UserWarning, stacklevel=2)  # one line, from the command line
     class_names, ignore_index = list(plain.classes), plain.ignore_index
     heads = getattr(plain, "heads", None)  # {head: class names} of data labelled per head
     head_classes = {str(h): [str(n) for n in names] for h, names in heads.items()} \

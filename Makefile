@@ -21,7 +21,8 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
-# DEMO_ARGS adds options to `fcnseg demo` (e.g. DEMO_ARGS="--set train.iterations=100").
+# DEMO_ARGS adds options to `fcnseg demo`: the quick variant (README) is
+# DEMO_ARGS="--set train.iterations=100 --out runs/demo-quick".
 # OpenMP reads its wait policy when the process starts: spinning waits made two torch threads
 # 6-10x slower on a busy 2-core CPU, sleeping ones cost little on an idle one.
 demo: $(STAMP)

@@ -40,3 +40,18 @@ def test_demo_writes_report_and_predictions(tmp_path: Path, capsys: pytest.Captu
     # A second call finds the finished run and only evaluates it again.
     assert main(["demo", "--out", str(out), "--predictions", "0", *short]) == 0
     assert "resumed" in capsys.readouterr().out
+
+
+def test_a_shortened_demo_is_not_said_to_miss_the_target() -> None:
+    from fcnseg.cli.demo import target_verdict
+
+    assert target_verdict("synthetic-fcn8s", 0.5433, 150) == (
+        " after 150 of the demo's 1,500 iterations (the 85 target applies to the full demo)")
+
+
+def test_the_full_demo_reaches_or_misses_the_target() -> None:
+    from fcnseg.cli.demo import target_verdict
+
+    assert target_verdict("synthetic-fcn8s", 0.70, 1500) == " (MISSED the 85 target)"
+    assert target_verdict("synthetic-fcn8s", 0.88, 1500) == " (reached the 85 target)"
+    assert target_verdict("synthetic-fcn8s", 0.88, 150) == " (reached the 85 target)"

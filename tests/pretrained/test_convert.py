@@ -298,3 +298,15 @@ def test_an_imagenet_vgg16_holding_nan_is_refused_naming_the_layer(tmp_path: Pat
     path = write_caffemodel(tmp_path / "VGG_ILSVRC_16_layers.caffemodel", layers, v1=True)
     with pytest.raises(CaffeModelError, match=rf"layer '{layers[3][0]}' blob 1 holds NaN"):
         convert_caffemodel(path)
+
+
+def test_convert_help_names_where_the_files_come_from_and_the_extra(capsys) -> None:
+    from fcnseg.cli.main import main
+
+    with pytest.raises(SystemExit):
+        main(["convert", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "http://dl.caffe.berkeleyvision.org/NAME.caffemodel" in text
+    assert "fcn8s-heavy-pascal" in text and "siftflow-fcn8s-heavy" in text
+    assert "VGG_ILSVRC_16_layers.caffemodel" in text
+    assert "pip install 'fcnseg[caffe]'" in text

@@ -74,14 +74,25 @@ def run(args: argparse.Namespace) -> int:
                                  args.predictions)
         print(f"wrote {len(saved)} pictures to {out / 'predictions'}")
     mean_iu = float(report["mean_iu"])
-    verdict = ""
-    if args.recipe == "synthetic-fcn8s":
-        verdict = (" (reached" if mean_iu >= TARGET_MEAN_IU else " (MISSED") + \
-            f" the {100 * TARGET_MEAN_IU:.0f} target)"
+    verdict = target_verdict(args.recipe, mean_iu, result.iteration) \
+        if args.recipe == "synthetic-fcn8s" else ""
     print(f"{config.name}: mean IU {100 * mean_iu:.2f} on {report['num_images']} validation "
           f"images{verdict}; trained in {trained / 60:.1f} min")
     print("\n".join(next_commands(best)))
     return 0
+
+
+def target_verdict(recipe: str, mean_iu: float, iterations: int) -> str:
+    """`` (reached the 85 target)`` or `` (MISSED ...)``; a run shortened from the recipe's
+    iterations (as ``DEMO_ARGS="--set train.iterations=100"``) is not held to the target."""
+    target = f"{100 * TARGET_MEAN_IU:.0f}"
+    if mean_iu >= TARGET_MEAN_IU:
+        return f" (reached the {target} target)"
+    full = load_config(recipe).train.iterations
+    if iterations < full:
+        return (f" after {iterations:,} of the demo's {full:,} iterations (the {target} target "
+                f"applies to the full demo)")
+    return f" (MISSED the {target} target)"
 
 
 def next_commands(checkpoint: Path) -> list[str]:

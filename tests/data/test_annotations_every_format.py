@@ -134,3 +134,66 @@ def test_a_name_a_split_list_cannot_hold_is_refused_in_one_line(tmp_path: Path) 
     assert report.errors == [f"{src / 'annotations.xml'}: the name 'x ' starts or ends with a "
                              f"space or holds a line break, which a split list cannot hold: "
                              f"rename the image"]
+
+
+def write_one_empty(fmt: str, root: Path) -> Path:
+    """One 24×32 picture ``empty.png`` that the export lists as labelled with no shape, as
+    each tool writes "nothing here"; the path to import."""
+    (root / "images").mkdir(parents=True)
+    Image.fromarray(np.full((24, 32, 3), 90, np.uint8)).save(root / "images" / "empty.png")
+    if fmt == "labelme":  # a JSON file without shapes
+        doc = labelme_document(np.zeros((24, 32), np.uint8), CLASSES, "empty.png")
+        assert doc["shapes"] == []
+        (root / "images" / "empty.json").write_text(json.dumps(doc))
+        return root / "images"
+    if fmt == "cvat":  # the task's <image> element without shapes
+        element = cvat_image_element(np.zeros((24, 32), np.uint8), CLASSES, "empty.png", 0)
+        (root / "annotations.xml").write_bytes(cvat_document([element], CLASSES))
+        return root
+    if fmt == "coco":  # the image listed, no annotation of it
+        images = [{"id": 1, "file_name": "empty.png", "height": 24, "width": 32}]
+        (root / "coco.json").write_text(json.dumps(coco_document(images, [], CLASSES)))
+        return root / "coco.json"
+    # Label Studio: a submitted annotation whose result is empty; a skipped task (cancelled)
+    # and a task nobody annotated stay to be annotated.
+    tasks = [{"id": 1, "data": {"image": "/data/upload/1/0a1b2c3d-empty.png"},
+              "annotations": [{"id": 5, "was_cancelled": False, "result": []}]},
+             {"id": 2, "data": {"image": "/data/upload/1/0a1b2c3d-skipped.png"},
+              "annotations": [{"id": 6, "was_cancelled": True, "result": []}]},
+             {"id": 3, "data": {"image": "/data/upload/1/0a1b2c3d-todo.png"}, "annotations": []}]
+    for stem in ("skipped", "todo"):
+        Image.new("RGB", (32, 24)).save(root / "images" / f"{stem}.png")
+    (root / "export.json").write_text(json.dumps(tasks))
+    return root / "export.json"
+
+
+@pytest.mark.parametrize("fmt", ["labelme", "coco", "cvat", "labelstudio"])
+def test_an_image_the_export_lists_without_shapes_is_all_background(fmt, tmp_path: Path,
+                                                                    capsys) -> None:
+    src = write_one_empty(fmt, tmp_path / "src")
+    images = ["--images", str(tmp_path / "src" / "images")] if fmt != "labelme" else []
+    out = tmp_path / "out"
+    assert main(["import", fmt, str(src), "--out", str(out), *images]) == 0
+    said = capsys.readouterr().out
+    assert "1 image(s) listed in the export without any shape imported as all background " \
+           "(the first: empty)" in said
+    mask = np.asarray(Image.open(out / "masks" / "empty.png"))
+    assert mask.shape == (24, 32) and not mask.any()
+    listed = (out / "unannotated.txt").read_text() if fmt == "labelstudio" else ""
+    assert listed == "".join(f"{tmp_path / 'src' / 'images' / s}.png\n"
+                             for s in ("skipped", "todo") if fmt == "labelstudio")
+
+
+def test_classes_taken_from_the_labels_found_are_said_in_one_line(tmp_path: Path,
+                                                                  capsys) -> None:
+    src = write_source("labelme", tmp_path / "src")
+    assert main(["import", "labelme", str(src), "--out", str(tmp_path / "out")]) == 0
+    [line] = [ln for ln in capsys.readouterr().out.splitlines() if "--labels" in ln]
+    assert line == ("fcnseg import: classes: _background_, then the 2 labels found, sorted (a "
+                    "label no image uses is no class): to keep a model's classes and their "
+                    "order, import with --labels labels.txt")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("_background_\ncar\nroad\nbicycle\n")
+    assert main(["import", "labelme", str(src), "--out", str(tmp_path / "out2"), "--labels",
+                 str(labels)]) == 0
+    assert "--labels" not in capsys.readouterr().out

@@ -186,6 +186,16 @@ def test_images_without_annotations_are_warned_about_and_listed(src: Path,
     assert (tmp_path / "out" / "unannotated.txt").read_text() == f"{src / 'lonely.jpg'}\n"
 
 
+def test_the_unannotated_list_holds_absolute_paths_usable_from_anywhere(
+        src: Path, tmp_path: Path, monkeypatch) -> None:
+    write_labelme(src, "a", [shape("cat", [[0, 0], [9, 9]], "rectangle")])
+    Image.new("RGB", (8, 8)).save(src / "IMG 0002.jpg")
+    monkeypatch.chdir(tmp_path)
+    import_annotations("labelme", Path("labelme"), Path("out"))
+    listed = (tmp_path / "out" / "unannotated.txt").read_text(encoding="utf-8")
+    assert listed == f"{src / 'IMG 0002.jpg'}\n" and Path(listed.strip()).is_absolute()
+
+
 def test_importing_corrections_keeps_the_earlier_unannotated_list_less_them(
         src: Path, tmp_path: Path) -> None:
     write_labelme(src, "a", [shape("cat", [[0, 0], [9, 9]], "rectangle")])

@@ -197,7 +197,10 @@ def read_cvat_xml(src: Path, images: Path | None = None) -> Annotations:
         # fcnseg predict writes the task's image name, and in 'path' where the picture lies.
         if not path.is_file() and images is None and image.get("path"):
             path = xml_path.parent / str(image.get("path"))
-        item = AnnotatedImage(name=sample_name(name), source=xml_path, image_path=path)
+        # A task's export holds an <image> for each of its images: one without shapes is
+        # labelled "nothing here", all background.
+        item = AnnotatedImage(name=sample_name(name), source=xml_path, image_path=path,
+                              labelled=True)
         try:
             item.size = (int(image.get("height", "")), int(image.get("width", "")))
         except ValueError:

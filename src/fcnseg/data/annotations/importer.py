@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -84,6 +85,8 @@ class ImportReport:
     warnings: list[str] = field(default_factory=list)
     unannotated: list[Path] = field(default_factory=list)
     classes: list[str] = field(default_factory=list)
+    #: Names of the images written all background: labelled in the export, without a shape.
+    background: list[str] = field(default_factory=list)
 
 
 def label_set_for(found: Annotations, options: ImportOptions,
@@ -166,11 +169,7 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
     say = report or (lambda line: None)
     found = read_annotations(fmt, src, options.images)
     out = Path(out)
-    labels = label_set_for(found, options, _existing_classes(out))
-    if len(labels.classes) > min(options.ignore_index, 256):
-        raise ValueError(f"{len(labels.classes)} classes ({', '.join(labels.classes[:5])}, ...): "
-                         f"masks hold at most {min(options.ignore_index, 256)} classes below the "
-                         f"ignore value {options.ignore_index}")
+    labels = _labels_for_import(found, options, out, say)
     result = ImportReport(unannotated=list(found.unannotated))
 
     def warn(line: str) -> None:
@@ -192,6 +191,11 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
             say(f"error: {problem}")
         else:
             result.written.append(item.name)
+            if not any(s.kind != "point" for s in item.shapes):
+                result.background.append(item.name)
+    if result.background:
+        say(f"{len(result.background)} image(s) listed in the export without any shape "
+            f"imported as all background (the first: {result.background[0]})")
     for path in result.unannotated:
         say(f"warning: {printable(path)}: no annotations (not imported; listed in "
             f"{out / 'unannotated.txt'})")
@@ -208,6 +212,25 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
     result.classes = list(labels.classes)  # grown while drawing when labels are not fixed
     _write_config(out, labels, palette)
     return result
+
+
+def _labels_for_import(found: Annotations, options: ImportOptions, out: Path,
+                       say: Callable[[str], None]) -> LabelSet:
+    """The classes: the labels file's, or those found after the classes of an earlier import
+    into ``out``; said in one line when only the labels used decide them."""
+    existing = _existing_classes(out)
+    labels = label_set_for(found, options, existing)
+    if options.labels is None and not found.classes and not existing:
+        # labelme and Label Studio files name no class list: the classes are those used.
+        found_labels = len(labels.classes) - (labels.classes[:1] == [BACKGROUND_LABEL])
+        say(f"classes: {BACKGROUND_LABEL}, then the {found_labels} labels found, sorted (a "
+            f"label no image uses is no class): to keep a model's classes and their order, "
+            f"import with --labels labels.txt")
+    if len(labels.classes) > min(options.ignore_index, 256):
+        raise ValueError(f"{len(labels.classes)} classes ({', '.join(labels.classes[:5])}, ...): "
+                         f"masks hold at most {min(options.ignore_index, 256)} classes below the "
+                         f"ignore value {options.ignore_index}")
+    return labels
 
 
 def _existing_classes(out: Path) -> list[str] | None:
@@ -271,7 +294,9 @@ def _write_lists(out: Path, unannotated_now: list[Path], val_fraction: float,
     listed = (unannotated.read_text(encoding="utf-8", errors="replace")
               if unannotated.is_file() else "")
     earlier = [line for line in listed.splitlines() if line and _resolved(Path(line)) not in done]
-    lines = list(dict.fromkeys([*earlier, *(printable(p) for p in unannotated_now)]))
+    # Absolute: `fcnseg predict $(cat unannotated.txt)` works from any folder.
+    lines = list(dict.fromkeys([*earlier, *(printable(os.path.abspath(p))
+                                            for p in unannotated_now)]))
     if lines:
         unannotated.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
     elif unannotated.exists():

@@ -65,7 +65,7 @@ def _mask_shape(raw: dict, where: str, size: tuple[int, int] | None) -> np.ndarr
 def read_labelme_file(path: Path, name: str) -> AnnotatedImage:
     """One labelme JSON file; problems with single shapes are listed, not raised."""
     source = printable(path)
-    item = AnnotatedImage(name=name, source=path)
+    item = AnnotatedImage(name=name, source=path, labelled=True)  # no shapes: all background
     try:
         data = load_json(path, "labelme JSON file")
     except ValueError as e:

@@ -152,6 +152,9 @@ def read_labelstudio(src: Path, images: Path | None = None) -> Annotations:
         item = AnnotatedImage(name=Path(candidates[-1]).stem, source=src, image_path=path)
         annotations = [a for a in map(fields_of, task.get("annotations") or [])
                        if a and not a.get("was_cancelled")]
+        # A submitted annotation without results is "nothing here"; a task nobody annotated,
+        # or skipped (cancelled), is left to annotate.
+        item.labelled = bool(annotations)
         results = annotations[0].get("result") or [] if annotations else []
         for k, result in enumerate(results):
             kind, value, label = _kind_and_label(result)

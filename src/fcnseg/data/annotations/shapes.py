@@ -114,6 +114,9 @@ class AnnotatedImage:
         shapes: in drawing order.
         problems: one line each, found while reading (the image is still usable).
         error: one line when the image cannot be imported at all.
+        labelled: the export marks the image as labelled (a labelme file, CVAT's ``<image>``
+            element, a COCO ``images`` entry, a submitted Label Studio annotation): without
+            any shape it is all background; unlabelled, it is left to annotate.
     """
 
     name: str
@@ -124,6 +127,7 @@ class AnnotatedImage:
     shapes: list[Shape] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     error: str | None = None
+    labelled: bool = False
     #: One line per shape that cannot be drawn (the image is then not imported).
     broken: list[str] = field(default_factory=list)
 
@@ -142,7 +146,7 @@ class Annotations:
 
     Attributes:
         items: the annotated images.
-        unannotated: images without any annotation (warned about and listed, not imported).
+        unannotated: images the export does not mark as labelled (listed, not imported).
         classes: the label names in the tool's own order (COCO categories, CVAT's label
             list), which the classes follow when no labels file is given; empty: sorted.
         problems: one line each about the annotations as a whole.
@@ -155,11 +159,12 @@ class Annotations:
 
     @classmethod
     def sorted_out(cls, items: Iterable[AnnotatedImage], **extra: Any) -> Annotations:
-        """The images with shapes or problems as ``items``, the others' pictures as
-        ``unannotated``."""
+        """The images labelled or with shapes or problems as ``items``, the others' pictures
+        as ``unannotated``."""
         items = list(items)
-        used = [i for i in items if i.shapes or i.error or i.problems]
-        empty = [i.image_path for i in items if not (i.shapes or i.error or i.problems)]
+        used = [i for i in items if i.labelled or i.shapes or i.error or i.problems]
+        empty = [i.image_path for i in items
+                 if not (i.labelled or i.shapes or i.error or i.problems)]
         return cls(used, empty, **extra)
 
 

@@ -463,3 +463,47 @@ def test_pictures_not_found_point_to_the_images_option(tmp_path: Path, capsys) -
     assert main(["import", "coco", str(path), "--images", str(elsewhere), "--out",
                  str(tmp_path / "out")]) == 0
     assert "not found" not in capsys.readouterr().out
+
+
+# -- CVAT: every line names the image; clipped shapes counted -----------------------------------
+
+def cvat_source(tmp_path: Path, xml: str) -> Path:
+    src = tmp_path / "cvat"
+    src.mkdir()
+    (src / "annotations.xml").write_text(xml)
+    picture(src / "images" / "a.jpg")
+    picture(src / "images" / "b.jpg")
+    return src
+
+
+def test_cvat_size_mismatch_names_the_image(tmp_path: Path) -> None:
+    src = cvat_source(tmp_path, CVAT_XML.replace('name="b.jpg" width="40" height="30"',
+                                                 'name="b.jpg" width="128" height="96"'))
+    report = import_annotations("cvat", src, tmp_path / "out")
+    assert report.errors == [f"{src / 'annotations.xml'}: image 'b.jpg': the annotation is for "
+                             f"a 128×96 image, but the image is 40×30 (W×H)"]
+
+
+def test_cvat_coordinate_that_is_not_a_number_is_one_line_naming_the_field(
+        tmp_path: Path) -> None:
+    src = cvat_source(tmp_path, CVAT_XML.replace(
+        "5.00,5.00;15.00,5.00;15.00,15.00;5.00,15.00", "5.00,5.00;15.00,abc;15.00,15.00"
+    ).replace('xtl="0.00"', 'xtl="zero"'))
+    report = import_annotations("cvat", src, tmp_path / "out")
+    [line] = report.errors
+    assert line.startswith(f"{src / 'annotations.xml'}: image 'a.jpg' polygon 0 ('car'): "
+                           f"'points' holds '15.00,abc', not an x,y pair of numbers: the shape "
+                           f"cannot be drawn (and 1 more shape(s))")
+    assert "could not convert" not in line
+
+
+def test_cvat_shapes_partly_outside_are_counted_in_one_line(tmp_path: Path, capsys) -> None:
+    partly = ('<polygon label="car" points="30,20;50,20;50,40;30,40" z_order="3"/>'
+              '<polygon label="car" points="-5,0;5,0;5,5" z_order="3"/></image>')
+    src = cvat_source(tmp_path, CVAT_XML.replace("</image>", partly, 1))
+    assert main(["import", "cvat", str(src), "--out", str(tmp_path / "out")]) == 0
+    said = capsys.readouterr().out
+    assert said.count("partly outside") == 1
+    assert (f"fcnseg import: 2 shape(s) partly outside their image were clipped to it (the "
+            f"first: {src / 'annotations.xml'}: image 'a.jpg' polygon 3 ('car'))") in said
+    assert (read_mask(tmp_path / "out", "a")[20:, 30:] == 2).all()

@@ -127,9 +127,21 @@ def _points(text: str | None) -> list[tuple[float, float]]:
     out = []
     for pair in (text or "").split(";"):
         if pair.strip():
-            x, y = pair.split(",")
-            out.append((float(x), float(y)))
+            try:
+                x, y = pair.split(",")
+                out.append((float(x), float(y)))
+            except ValueError:
+                raise ValueError(f"'points' holds {pair!r}, not an x,y pair of numbers") from None
     return out
+
+
+def _number(el: ET.Element, key: str) -> float:
+    """Attribute ``key`` of a shape element as a number (NaN when missing: refused later)."""
+    value = el.get(key, "nan")
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"'{key}' is {value!r}, not a number") from None
 
 
 def _cvat_rle(element: ET.Element, height: int, width: int) -> np.ndarray:
@@ -148,7 +160,7 @@ def _xml_shape(el: ET.Element, where: str) -> Shape:
     """One shape element of "CVAT for images 1.1" (ValueError when malformed)."""
     label = el.get("label") or ""
     tag = el.tag
-    f = lambda key: float(el.get(key, "nan"))  # noqa: E731
+    f = partial(_number, el)
     if tag == "polyline":
         pts = [(x - 0.5, y - 0.5) for x, y in _points(el.get("points"))]
         if len(pts) < 2:
@@ -200,7 +212,7 @@ def read_cvat_xml(src: Path, images: Path | None = None) -> Annotations:
         # A task's export holds an <image> for each of its images: one without shapes is
         # labelled "nothing here", all background.
         item = AnnotatedImage(name=sample_name(name), source=xml_path, image_path=path,
-                              labelled=True)
+                              labelled=True, where=f"image {name!r}")
         try:
             item.size = (int(image.get("height", "")), int(image.get("width", "")))
         except ValueError:

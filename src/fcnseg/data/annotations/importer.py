@@ -27,6 +27,7 @@ from fcnseg.data.annotations.shapes import (
     Annotations,
     LabelSet,
     RasterOptions,
+    partly_outside,
     printable,
     rasterise,
 )
@@ -87,6 +88,8 @@ class ImportReport:
     classes: list[str] = field(default_factory=list)
     #: Names of the images written all background: labelled in the export, without a shape.
     background: list[str] = field(default_factory=list)
+    #: The shapes drawn clipped to their image (partly outside it), as messages name them.
+    clipped: list[str] = field(default_factory=list)
 
 
 def label_set_for(found: Annotations, options: ImportOptions,
@@ -130,6 +133,7 @@ def resolve_image(item: AnnotatedImage) -> tuple[bytes | Path, tuple[int, int]] 
         shown = printable(picture) if isinstance(picture, Path) else "its embedded image"
         return f"{source}: unreadable image {shown} ({e})"
     if item.size is not None and tuple(item.size) != size:
+        source = f"{source}: {item.where}" if item.where else source
         return (f"{source}: the annotation is for a {item.size[1]}×{item.size[0]} image, but "
                 f"the image is {size[1]}×{size[0]} (W×H)")
     return picture, size
@@ -185,7 +189,7 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
     for item in found.items:
         for line in item.problems:
             warn(line)
-        problem = _import_one(item, labels, options, out, palette, seen, warn)
+        problem = _import_one(item, labels, options, out, palette, seen, warn, result.clipped)
         if problem:
             result.errors.append(problem)
             say(f"error: {problem}")
@@ -193,6 +197,9 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
             result.written.append(item.name)
             if not any(s.kind != "point" for s in item.shapes):
                 result.background.append(item.name)
+    if result.clipped:
+        say(f"{len(result.clipped)} shape(s) partly outside their image were clipped to it "
+            f"(the first: {result.clipped[0]})")
     if result.background:
         say(f"{len(result.background)} image(s) listed in the export without any shape "
             f"imported as all background (the first: {result.background[0]})")
@@ -243,11 +250,36 @@ def _existing_classes(out: Path) -> list[str] | None:
 
 
 def _import_one(item: AnnotatedImage, labels: LabelSet, options: ImportOptions, out: Path,
-                palette: np.ndarray, seen: dict[str, str],
-                warn: Callable[[str], None]) -> str | None:
-    """Write one image and its mask; one line when it cannot be imported."""
-    if item.error:
-        return item.error
+                palette: np.ndarray, seen: dict[str, str], warn: Callable[[str], None],
+                clipped: list[str]) -> str | None:
+    """Write one image and its mask; one line when it cannot be imported. Shapes drawn
+    clipped to the image are added to ``clipped``."""
+    problem = item.error or _name_problem(item, seen)
+    if problem:
+        return problem
+    resolved = resolve_image(item)
+    if isinstance(resolved, str):
+        return resolved
+    picture, (height, width) = resolved
+    label, lines = rasterise(item, labels, height, width, options.raster)
+    if label is None:
+        return "; ".join(lines)
+    for line in lines:
+        warn(line)
+    clipped += [f"{printable(item.source)}: {s.where}" for s in item.shapes
+                if partly_outside(s, height, width)]
+    for old in (out / "images").glob(f"{item.name}.*"):
+        old.unlink()
+    _write_image(picture, out / "images", item.name)
+    mask = Image.fromarray(label, mode="P")
+    mask.putpalette(palette.reshape(-1).tolist())
+    mask.save(out / "masks" / f"{item.name}.png")
+    seen[item.name] = printable(item.source)
+    return None
+
+
+def _name_problem(item: AnnotatedImage, seen: dict[str, str]) -> str | None:
+    """Why ``item``'s name cannot be that of an image of the dataset, if it cannot."""
     try:
         item.name.encode("utf-8")
     except UnicodeEncodeError:
@@ -259,22 +291,6 @@ def _import_one(item: AnnotatedImage, labels: LabelSet, options: ImportOptions, 
     if item.name in seen:
         return (f"{printable(item.source)}: the name {item.name!r} is already taken by "
                 f"{seen[item.name]}")
-    resolved = resolve_image(item)
-    if isinstance(resolved, str):
-        return resolved
-    picture, (height, width) = resolved
-    label, lines = rasterise(item, labels, height, width, options.raster)
-    if label is None:
-        return "; ".join(lines)
-    for line in lines:
-        warn(line)
-    for old in (out / "images").glob(f"{item.name}.*"):
-        old.unlink()
-    _write_image(picture, out / "images", item.name)
-    mask = Image.fromarray(label, mode="P")
-    mask.putpalette(palette.reshape(-1).tolist())
-    mask.save(out / "masks" / f"{item.name}.png")
-    seen[item.name] = printable(item.source)
     return None
 
 

@@ -149,7 +149,8 @@ def read_labelstudio(src: Path, images: Path | None = None) -> Annotations:
         candidates = [name, _UPLOAD_PREFIX.sub("", name)]
         path = next((f / c for c in candidates for f in folders if (f / c).is_file()),
                     folders[0] / candidates[-1])
-        item = AnnotatedImage(name=Path(candidates[-1]).stem, source=src, image_path=path)
+        item = AnnotatedImage(name=Path(candidates[-1]).stem, source=src, image_path=path,
+                              where=f"task {task.get('id', t)}")
         annotations = [a for a in map(fields_of, task.get("annotations") or [])
                        if a and not a.get("was_cancelled")]
         # A submitted annotation without results is "nothing here"; a task nobody annotated,

@@ -114,6 +114,7 @@ class AnnotatedImage:
         shapes: in drawing order.
         problems: one line each, found while reading (the image is still usable).
         error: one line when the image cannot be imported at all.
+        where: how a message names the image in a file of several (``image 'a.jpg'``).
         labelled: the export marks the image as labelled (a labelme file, CVAT's ``<image>``
             element, a COCO ``images`` entry, a submitted Label Studio annotation): without
             any shape it is all background; unlabelled, it is left to annotate.
@@ -128,6 +129,7 @@ class AnnotatedImage:
     problems: list[str] = field(default_factory=list)
     error: str | None = None
     labelled: bool = False
+    where: str = ""
     #: One line per shape that cannot be drawn (the image is then not imported).
     broken: list[str] = field(default_factory=list)
 
@@ -355,6 +357,17 @@ def _outside(shape: Shape, height: int, width: int) -> bool:
     low = -0.5 if shape.kind in CENTRE_KINDS else 0.0  # the image's edges in its coordinates
     return bool(pts[:, 0].max() < low or pts[:, 1].max() < low
                 or pts[:, 0].min() > width + low or pts[:, 1].min() > height + low)
+
+
+def partly_outside(shape: Shape, height: int, width: int) -> bool:
+    """Whether a shape given by points reaches beyond the H×W image without lying wholly
+    outside it: it is drawn clipped to the image."""
+    if shape.kind in ("mask", "box_mask", "point") or _outside(shape, height, width):
+        return False
+    pts = _points_of(shape)
+    low = -0.5 if shape.kind in CENTRE_KINDS else 0.0  # the image's edges in its coordinates
+    return bool(pts.min() < low or pts[:, 0].max() > width + low
+                or pts[:, 1].max() > height + low)
 
 
 def rasterise(item: AnnotatedImage, labels: LabelSet, height: int, width: int,

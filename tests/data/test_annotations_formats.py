@@ -507,3 +507,37 @@ def test_cvat_shapes_partly_outside_are_counted_in_one_line(tmp_path: Path, caps
     assert (f"fcnseg import: 2 shape(s) partly outside their image were clipped to it (the "
             f"first: {src / 'annotations.xml'}: image 'a.jpg' polygon 3 ('car'))") in said
     assert (read_mask(tmp_path / "out", "a")[20:, 30:] == 2).all()
+
+
+# -- Label Studio: where pictures are looked for ------------------------------------------------
+
+def label_studio_export(folder: Path, stems=("p0", "p1", "p2")) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    tasks = [{"id": k, "data": {"image": f"/data/upload/1/0a1b2c3d-{stem}.png"},
+              "annotations": [{"result": [{
+                  "type": "polygonlabels", "original_width": 40, "original_height": 30,
+                  "value": {"points": [[0, 0], [50, 0], [50, 50]], "polygonlabels": ["cat"]}}]}]}
+             for k, stem in enumerate(stems)]
+    (folder / "export.json").write_text(json.dumps(tasks))
+    return folder / "export.json"
+
+
+def test_label_studio_pictures_not_found_are_one_line_naming_the_first_as_exported(
+        tmp_path: Path, capsys) -> None:
+    export = label_studio_export(tmp_path / "ls")
+    assert main(["import", "labelstudio", str(export), "--out", str(tmp_path / "out")]) == 1
+    said = capsys.readouterr().out
+    assert "missing image file" not in said
+    [line] = [ln for ln in said.splitlines() if "not found" in ln]
+    assert line.startswith(f"fcnseg import: error: 3 picture(s) not found, the first "
+                           f"'0a1b2c3d-p0.png' of {export}, looked for in {tmp_path / 'ls'}")
+    assert line.endswith("if they are in another folder, name it with --images DIR")
+
+
+def test_label_studio_pictures_in_the_upload_folder_beside_the_export_are_found(
+        tmp_path: Path) -> None:
+    export = label_studio_export(tmp_path / "ls")
+    picture(tmp_path / "ls" / "upload" / "0a1b2c3d-p0.png")
+    picture(tmp_path / "ls" / "upload" / "1" / "0a1b2c3d-p1.png")
+    report = import_annotations("labelstudio", export, tmp_path / "out")
+    assert report.written == ["p0", "p1"] and len(report.errors) == 1

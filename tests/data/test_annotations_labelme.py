@@ -249,7 +249,8 @@ def test_import_command_exits_1_when_an_image_is_left_out(src: Path, tmp_path: P
                                                           capsys) -> None:
     write_labelme(src, "a", [shape("cat", [[0, 0], [9, 9]], "rectangle")], image=False)
     assert main(["import", "labelme", str(src), "--out", str(tmp_path / "out")]) == 1
-    assert "missing image file" in capsys.readouterr().out
+    assert (f"fcnseg import: error: 1 picture(s) not found, the first 'a.png' of {src / 'a.json'}, "
+            f"looked for in {src}; if they") in capsys.readouterr().out
 
 
 def test_labelme_folder_is_a_dataset(src: Path, tmp_path: Path) -> None:

@@ -64,8 +64,4 @@ def run(args: argparse.Namespace) -> int:
           f"({len(report.classes)} classes: {', '.join(report.classes)})"
           + (f"; {len(report.errors)} not imported" if report.errors else "")
           + (f"; {len(report.unannotated)} without annotations" if report.unannotated else ""))
-    missing = sum(": missing image file " in line for line in report.errors)
-    if missing and options.images is None:
-        print(f"fcnseg import: {missing} picture(s) not found where the annotations say; if "
-              f"they are in another folder, name it with --images DIR")
     return 1 if report.errors else 0

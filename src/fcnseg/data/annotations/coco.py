@@ -134,7 +134,8 @@ def read_coco(src: Path, images: Path | None = None, *, crowd_as_class: bool = F
         # A listed image without annotations has none of the categories: all background.
         item = AnnotatedImage(name=sample_name(file_name), source=src, image_path=path,
                               size=positive_size(img.get("height"), img.get("width")),
-                              labelled=True, where=f"image {file_name!r}")
+                              labelled=True, where=f"image {file_name!r}",
+                              image_name=file_name)
         if item.size is None:
             item.error = f"{source}: image {file_name!r}: no positive 'height' and 'width'"
         items[img["id"]] = item

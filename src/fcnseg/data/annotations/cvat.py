@@ -212,7 +212,7 @@ def read_cvat_xml(src: Path, images: Path | None = None) -> Annotations:
         # A task's export holds an <image> for each of its images: one without shapes is
         # labelled "nothing here", all background.
         item = AnnotatedImage(name=sample_name(name), source=xml_path, image_path=path,
-                              labelled=True, where=f"image {name!r}")
+                              labelled=True, where=f"image {name!r}", image_name=name)
         try:
             item.size = (int(image.get("height", "")), int(image.get("width", "")))
         except ValueError:
@@ -228,4 +228,5 @@ def read_cvat_xml(src: Path, images: Path | None = None) -> Annotations:
                 item.refuse_shape(f"{source}: {where}: {e}")
         item.shapes = [s for _, _, s in sorted(shapes, key=lambda t: t[:2])]
         items.append(item)
-    return Annotations.sorted_out(items, classes=list(dict.fromkeys(c for c in classes if c)))
+    return Annotations.sorted_out(items, classes=list(dict.fromkeys(c for c in classes if c)),
+                                  image_folders=folders)

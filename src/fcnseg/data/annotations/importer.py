@@ -88,6 +88,8 @@ class ImportReport:
     classes: list[str] = field(default_factory=list)
     #: Names of the images written all background: labelled in the export, without a shape.
     background: list[str] = field(default_factory=list)
+    #: The images whose picture was not found (each also in ``errors``).
+    missing: list[AnnotatedImage] = field(default_factory=list)
     #: The shapes drawn clipped to their image (partly outside it), as messages name them.
     clipped: list[str] = field(default_factory=list)
 
@@ -116,6 +118,10 @@ def label_set_for(found: Annotations, options: ImportOptions,
     return LabelSet([IGNORE_LABEL, *names], ignore_index=options.ignore_index)
 
 
+#: How a picture that is not where its annotation says is reported.
+MISSING = "missing image file"
+
+
 def resolve_image(item: AnnotatedImage) -> tuple[bytes | Path, tuple[int, int]] | str:
     """The picture (its file, or its embedded bytes) and its upright (height, width), or one
     line saying why there is none."""
@@ -123,7 +129,7 @@ def resolve_image(item: AnnotatedImage) -> tuple[bytes | Path, tuple[int, int]] 
     have_file = item.image_path is not None and item.image_path.is_file()
     if not have_file and item.image_bytes is None:
         missing = printable(item.image_path) if item.image_path is not None else "none named"
-        return f"{source}: missing image file {missing}"
+        return f"{source}: {MISSING} {missing}"
     picture: bytes | Path = item.image_path if have_file else item.image_bytes  # type: ignore
     try:
         what = picture if isinstance(picture, Path) else io.BytesIO(picture)
@@ -190,13 +196,18 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
         for line in item.problems:
             warn(line)
         problem = _import_one(item, labels, options, out, palette, seen, warn, result.clipped)
-        if problem:
+        if problem and not item.error and f": {MISSING} " in problem:
+            result.errors.append(problem)
+            result.missing.append(item)  # said in one line below
+        elif problem:
             result.errors.append(problem)
             say(f"error: {problem}")
         else:
             result.written.append(item.name)
             if not any(s.kind != "point" for s in item.shapes):
                 result.background.append(item.name)
+    if result.missing:
+        say(f"error: {_missing_line(result.missing, found.image_folders, options)}")
     if result.clipped:
         say(f"{len(result.clipped)} shape(s) partly outside their image were clipped to it "
             f"(the first: {result.clipped[0]})")
@@ -276,6 +287,20 @@ def _import_one(item: AnnotatedImage, labels: LabelSet, options: ImportOptions, 
     mask.save(out / "masks" / f"{item.name}.png")
     seen[item.name] = printable(item.source)
     return None
+
+
+def _missing_line(missing: list[AnnotatedImage], folders: list[Path],
+                  options: ImportOptions) -> str:
+    """One line for every picture not found: how many, the first as its annotation names it,
+    and where it was looked for."""
+    first = missing[0]
+    shown = first.image_name or printable(first.image_path or "none named")
+    places = ", ".join(printable(f) for f in folders) or printable(
+        first.image_path.parent if first.image_path is not None else first.source.parent)
+    hint = ("; if they are in another folder, name it with --images DIR"
+            if options.images is None else "")
+    return (f"{len(missing)} picture(s) not found, the first {shown!r} of "
+            f"{printable(first.source)}, looked for in {places}{hint}")
 
 
 def _name_problem(item: AnnotatedImage, seen: dict[str, str]) -> str | None:

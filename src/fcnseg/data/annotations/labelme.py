@@ -78,6 +78,7 @@ def read_labelme_file(path: Path, name: str) -> AnnotatedImage:
     image_path = data.get("imagePath")
     if isinstance(image_path, str) and image_path:
         item.image_path = path.parent / image_path.replace("\\", "/")
+        item.image_name = image_path
     if isinstance(data.get("imageData"), str) and data["imageData"]:
         try:
             item.image_bytes = base64.b64decode(data["imageData"], validate=True)

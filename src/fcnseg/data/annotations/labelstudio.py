@@ -4,8 +4,10 @@ Read from each task's first annotation that was not cancelled: ``polygonlabels``
 percent of the image), ``rectanglelabels`` (x, y, width, height in percent, turned by
 ``rotation`` degrees about the top-left corner), ``brushlabels`` (Label Studio's brush run-length
 code of the RGBA picture, alpha marking the stroke) and ``keypointlabels`` (counted, not
-drawn). Pictures are found by file name under ``images`` (default: beside the JSON file, or in
-``images/`` there); Label Studio's upload prefix (``1a2b3c4d-photo.jpg``) is tried without it.
+drawn). Pictures are found by file name under ``images`` (default: beside the JSON file, in
+``images/`` or ``upload/`` there, or at the task's path in Label Studio's media folder,
+``upload/1/1a2b3c4d-photo.jpg`` beside the JSON file); Label Studio's upload prefix
+(``1a2b3c4d-photo.jpg``) is tried without it.
 """
 
 from __future__ import annotations
@@ -81,14 +83,29 @@ def encode_brush_rle(mask: np.ndarray) -> list[int]:
     return [int(text[k:k + 8], 2) for k in range(0, len(text), 8)]
 
 
-def _image_name(task: dict) -> str | None:
+def _image_url(task: dict) -> str | None:
+    """The task's picture as its ``data`` names it, the URL's path decoded
+    (``/data/upload/1/1a2b3c4d-photo.jpg``)."""
     data = fields_of(task.get("data"))
     value = data.get("image")
     if not isinstance(value, str):
         value = next((v for v in data.values() if isinstance(v, str)), None)
     if value is None:
         return None
-    return unquote(Path(urlparse(value).path).name or value)
+    return unquote(urlparse(value).path or value)
+
+
+def _find_picture(url: str, folders: list[Path], beside: Path | None) -> Path:
+    """The picture ``url`` names: by its file name (and without the upload prefix) in
+    ``folders``, else under ``beside`` at its path in Label Studio's media folder
+    (``/data/upload/1/x.jpg`` -> ``upload/1/x.jpg``); where it was expected when nowhere."""
+    name = Path(url).name or url
+    candidates = [folder / c for c in (name, _UPLOAD_PREFIX.sub("", name)) for folder in folders]
+    media = Path(url.removeprefix("/data/"))
+    if beside is not None and url.startswith("/data/") and ".." not in media.parts:
+        candidates.append(beside / media)
+    return next((c for c in candidates if c.is_file()),
+                folders[0] / _UPLOAD_PREFIX.sub("", name))
 
 
 def _kind_and_label(result: object) -> tuple[Any, Mapping[str, Any], Any]:
@@ -138,19 +155,20 @@ def read_labelstudio(src: Path, images: Path | None = None) -> Annotations:
         raise FileNotFoundError(f"{source}: no such file (Label Studio JSON export)") from None
     if not isinstance(tasks, list):  # the export of a single task is that task
         tasks = [expect_mapping(tasks, source, "a Label Studio JSON export (a list of tasks)")]
-    folders = [images] if images is not None else [src.parent, src.parent / "images"]
+    folders = ([images] if images is not None
+               else [src.parent, src.parent / "images", src.parent / "upload"])
     items, problems = [], []
     for t, task in enumerate(tasks):
         task = fields_of(task)
-        name = _image_name(task)
-        if name is None:
+        url = _image_url(task)
+        if url is None:
             problems.append(f"{source}: task {t}: no image in 'data' (skipped)")
             continue
-        candidates = [name, _UPLOAD_PREFIX.sub("", name)]
-        path = next((f / c for c in candidates for f in folders if (f / c).is_file()),
-                    folders[0] / candidates[-1])
-        item = AnnotatedImage(name=Path(candidates[-1]).stem, source=src, image_path=path,
-                              where=f"task {task.get('id', t)}")
+        name = Path(url).name or url
+        path = _find_picture(url, folders, src.parent if images is None else None)
+        item = AnnotatedImage(name=Path(_UPLOAD_PREFIX.sub("", name)).stem, source=src,
+                              image_path=path, where=f"task {task.get('id', t)}",
+                              image_name=name)
         annotations = [a for a in map(fields_of, task.get("annotations") or [])
                        if a and not a.get("was_cancelled")]
         # A submitted annotation without results is "nothing here"; a task nobody annotated,
@@ -172,4 +190,4 @@ def read_labelstudio(src: Path, images: Path | None = None) -> Annotations:
             if item.size is None:
                 item.size = (result["original_height"], result["original_width"])
         items.append(item)
-    return Annotations.sorted_out(items, problems=problems)
+    return Annotations.sorted_out(items, problems=problems, image_folders=folders)

@@ -115,6 +115,7 @@ class AnnotatedImage:
         problems: one line each, found while reading (the image is still usable).
         error: one line when the image cannot be imported at all.
         where: how a message names the image in a file of several (``image 'a.jpg'``).
+        image_name: the picture's name as the annotation file gives it.
         labelled: the export marks the image as labelled (a labelme file, CVAT's ``<image>``
             element, a COCO ``images`` entry, a submitted Label Studio annotation): without
             any shape it is all background; unlabelled, it is left to annotate.
@@ -130,6 +131,7 @@ class AnnotatedImage:
     error: str | None = None
     labelled: bool = False
     where: str = ""
+    image_name: str = ""
     #: One line per shape that cannot be drawn (the image is then not imported).
     broken: list[str] = field(default_factory=list)
 
@@ -152,12 +154,14 @@ class Annotations:
         classes: the label names in the tool's own order (COCO categories, CVAT's label
             list), which the classes follow when no labels file is given; empty: sorted.
         problems: one line each about the annotations as a whole.
+        image_folders: where the pictures were looked for (empty: beside each file).
     """
 
     items: list[AnnotatedImage]
     unannotated: list[Path] = field(default_factory=list)
     classes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    image_folders: list[Path] = field(default_factory=list)
 
     @classmethod
     def sorted_out(cls, items: Iterable[AnnotatedImage], **extra: Any) -> Annotations:

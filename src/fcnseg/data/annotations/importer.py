@@ -206,17 +206,7 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
             result.written.append(item.name)
             if not any(s.kind != "point" for s in item.shapes):
                 result.background.append(item.name)
-    if result.missing:
-        say(f"error: {_missing_line(result.missing, found.image_folders, options)}")
-    if result.clipped:
-        say(f"{len(result.clipped)} shape(s) partly outside their image were clipped to it "
-            f"(the first: {result.clipped[0]})")
-    if result.background:
-        say(f"{len(result.background)} image(s) listed in the export without any shape "
-            f"imported as all background (the first: {result.background[0]})")
-    for path in result.unannotated:
-        say(f"warning: {printable(path)}: no annotations (not imported; listed in "
-            f"{out / 'unannotated.txt'})")
+    _say_counts(result, found, options, out, say)
     written = set(result.written)
     imported = [item.image_path for item in found.items
                 if item.name in written and item.image_path is not None]
@@ -230,6 +220,23 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
     result.classes = list(labels.classes)  # grown while drawing when labels are not fixed
     _write_config(out, labels, palette)
     return result
+
+
+def _say_counts(result: ImportReport, found: Annotations, options: ImportOptions, out: Path,
+                say: Callable[[str], None]) -> None:
+    """One line each for the pictures not found, the clipped shapes and the images imported
+    all background; one per image left to annotate."""
+    if result.missing:
+        say(f"error: {_missing_line(result.missing, found.image_folders, options)}")
+    if result.clipped:
+        say(f"{len(result.clipped)} shape(s) partly outside their image were clipped to it "
+            f"(the first: {result.clipped[0]})")
+    if result.background:
+        say(f"{len(result.background)} image(s) listed in the export without any shape "
+            f"imported as all background (the first: {result.background[0]})")
+    for path in result.unannotated:
+        say(f"warning: {printable(path)}: no annotations (not imported; listed in "
+            f"{out / 'unannotated.txt'})")
 
 
 def _labels_for_import(found: Annotations, options: ImportOptions, out: Path,

@@ -140,3 +140,19 @@ def test_segmenter_sees_the_pixels_training_sees(segmenter: Segmenter, tmp_path)
     Image.fromarray(np.zeros((20, 12), np.uint8)).save(tmp_path / "masks" / "a.png")
     training, _ = FolderSegmentation(tmp_path, classes=["bg", "fg"])[0]
     np.testing.assert_array_equal(segmenter.predict(tmp_path / "images" / "a.png").image, training)
+
+
+def test_a_header_over_pillows_own_limit_is_refused_at_the_callers_limit():
+    import io
+    import zlib
+
+    buf = io.BytesIO()
+    Image.new("L", (1, 1)).save(buf, format="PNG")
+    data = bytearray(buf.getvalue())
+    ihdr = data[12:29]  # IHDR's type and data, which its CRC covers
+    ihdr[4:12] = (60000).to_bytes(4, "big") * 2
+    data[12:29] = ihdr
+    data[29:33] = zlib.crc32(bytes(ihdr)).to_bytes(4, "big")
+    with pytest.raises(ImageTooLargeError, match="60000×60000 = 3600000000 pixels is more "
+                                                 "than the limit of 4194304"):
+        load_image(bytes(data), max_pixels=4194304)

@@ -157,6 +157,45 @@ def test_decompression_bomb_is_refused_before_decoding(client):
     assert "400000000" in r.json()["detail"]
 
 
+def test_a_bomb_over_pillows_own_limit_is_refused_at_the_services_limit(client):
+    # 60000×60000 is over twice Pillow's limit, which Pillow refuses in words of its own.
+    buf = io.BytesIO()
+    Image.new("L", (1, 1)).save(buf, format="PNG")
+    data = bytearray(buf.getvalue())
+    ihdr = data[12:29]
+    ihdr[4:12] = (60000).to_bytes(4, "big") * 2
+    data[12:29] = ihdr
+    data[29:33] = zlib.crc32(bytes(ihdr)).to_bytes(4, "big")
+    r = client.post("/v1/segment", files={"image": ("bomb.png", bytes(data), "image/png")})
+    assert r.status_code == 413
+    detail = r.json()["detail"]
+    assert "60000×60000" in detail and f"limit of {96 * 96} pixels" in detail
+    assert "178956970" not in detail
+
+
+def _tiff_of_bands(bands: int) -> bytes:
+    import tifffile
+
+    buf = io.BytesIO()
+    pixels = np.random.default_rng(bands).integers(0, 256, (24, 32, bands), dtype=np.uint8)
+    tifffile.imwrite(buf, pixels, photometric="minisblack", planarconfig="contig")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("bands", [5, 2])
+def test_a_tiff_of_other_bands_is_a_400_with_the_segmenters_line(client, segmenter, tmp_path,
+                                                                 bands):
+    data = _tiff_of_bands(bands)
+    path = tmp_path / "bands.tif"
+    path.write_bytes(data)
+    with pytest.raises(ValueError) as refused:
+        segmenter.predict(str(path))
+    r = client.post("/v1/segment", files={"image": ("bands.tif", data, "image/tiff")})
+    assert r.status_code == 400
+    assert r.json()["detail"] == str(refused.value).replace(str(path), "upload")
+    assert r.json()["detail"].startswith(f"upload: {bands} band(s) of uint8")
+
+
 def test_non_image_upload_is_415(client):
     r = client.post("/v1/segment", files={"image": ("notes.txt", b"hello, world\n" * 10,
                                                     "text/plain")})

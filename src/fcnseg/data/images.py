@@ -11,6 +11,9 @@ So that the same file gives the same pixels everywhere:
 - **Other modes.** Grayscale, palette and CMYK images become RGB; 16-bit images are scaled to
   8 bits (divided by 257: :func:`integers_to_rgb`, which ``predict`` applies to the 16-bit
   rasters it tiles too); floating-point images in [0, 1] are scaled to 0-255.
+- **Bands.** Grey or RGB, with or without a band the file marks as alpha (TIFF
+  ExtraSamples): a TIFF of other bands (5, or 2 none marked alpha) is refused in one line
+  (:func:`colour_bands_problem`, the rule ``predict`` applies to the rasters it tiles too).
 - **Size.** Pixel counts above a limit are refused before decoding, so that a small compressed
   file cannot make the process allocate gigabytes.
 - **Formats.** Only the raster formats of :data:`IMAGE_FORMATS` are read, whatever the file's
@@ -54,6 +57,10 @@ RASTER_FORMATS: tuple[tuple[bytes, str, str], ...] = (
     (b"\x00\x00\x00\x0cjP  ", "JP2OpenJPEG", "JPEG 2000"),
     (b"\xff\x4f\xff\x51", "JP2OpenJPEG", "JPEG 2000"),
 )
+
+#: The first bytes of a TIFF (classic and BigTIFF, either byte order).
+TIFF_MAGIC: tuple[bytes, ...] = tuple(magic for magic, driver, _ in RASTER_FORMATS
+                                      if driver == "GTiff")
 
 # The first bytes of formats that are refused by name (the message says what the file is).
 _KNOWN_OTHERS: tuple[tuple[bytes, str], ...] = (
@@ -138,6 +145,59 @@ def _tiff_images(img: Image.Image) -> int:
     return images
 
 
+#: TIFF ExtraSamples values that mark a sample as alpha: associated (premultiplied) and
+#: unassociated. Any other extra sample is a band of data.
+ALPHA_EXTRA_SAMPLES: tuple[int, ...] = (1, 2)
+
+#: TIFF Photometric "separated" (CMYK inks): four bands that Pillow turns into RGB.
+_SEPARATED = 5
+
+
+def colour_refusal(bands: int, dtype: Any, alpha: bool = False) -> str:
+    """The line (after the file's name) refusing ``bands`` bands of ``dtype`` (the last one
+    alpha where ``alpha``) for a model of colour images."""
+    # Where one band more than grey or RGB is there, the line says alpha is read when marked.
+    unmarked = not alpha and bands - 1 in (1, 3)
+    marked = " (the last one alpha)" if alpha else " (none marked alpha)" if unmarked else ""
+    also = ", and a band the file marks as alpha" if unmarked else ""
+    return (f"{bands} band(s) of {np.dtype(dtype)}{marked}, but the model takes RGB or grey "
+            f"(1 or 3 bands of 8 or 16 bits{also}): segment it with a model trained on these "
+            f"bands")
+
+
+def colour_bands_problem(bands: int, dtype: Any, alpha: bool = False) -> str | None:
+    """Why an image of ``bands`` bands of ``dtype`` is no colour image (:func:`colour_refusal`),
+    or None: grey or RGB, with or without a last band the file marks as alpha (``alpha``). The
+    one rule by which the image reader, ``Segmenter`` and ``fcnseg predict`` take a file for a
+    colour model: a band not marked alpha is data, which a colour model cannot take."""
+    return None if bands - alpha in (1, 3) else colour_refusal(bands, dtype, alpha)
+
+
+def tiff_bands_problem(source: Any) -> str | None:
+    """:func:`colour_bands_problem` for the first image of a TIFF (a path or a seekable
+    stream), from its header (SamplesPerPixel, ExtraSamples); None too for a CMYK TIFF, read as
+    colour, and for a header tifffile cannot read (the decoder then says what is wrong)."""
+    import tifffile
+
+    stream = not isinstance(source, str | os.PathLike)
+    try:
+        if stream:
+            source.seek(0)  # tifffile reads a stream from where it stands
+        with tifffile.TiffFile(source) as tif:
+            page = tif.pages[0]
+            extras = tuple(int(e) for e in page.extrasamples)
+            bands, dtype = int(page.samplesperpixel), page.dtype
+            separated = int(page.photometric) == _SEPARATED
+    except Exception:  # noqa: BLE001 - a bad header is for the decoder to report
+        return None
+    finally:
+        if stream:
+            source.seek(0)
+    if separated or dtype is None:
+        return None
+    return colour_bands_problem(bands, dtype, bool(extras) and extras[-1] in ALPHA_EXTRA_SAMPLES)
+
+
 def check_pixels(where: str, width: int, height: int, max_pixels: int | None,
                  advice: str = "") -> None:
     """Raise :class:`ImageTooLargeError` naming ``where`` when an image of ``width``×``height``
@@ -189,9 +249,10 @@ def upright_size(path: PathLike) -> tuple[int, int]:
     return (h, w) if turned else (w, h)
 
 
-def _open_header(source: Any, where: Any) -> Image.Image:
+def _open_header(source: Any, where: Any, max_pixels: int | None = None) -> Image.Image:
     """``source`` opened by Pillow, its header read, the pixels not yet decoded; a size over
-    Pillow's limit is an :class:`ImageTooLargeError` naming ``where``."""
+    Pillow's limit is an :class:`ImageTooLargeError` naming ``where`` and, where one is given,
+    the caller's limit ``max_pixels`` rather than Pillow's."""
     try:
         with warnings.catch_warnings():
             # Pillow only warns between its limit and twice it; the callers decide on size.
@@ -199,7 +260,29 @@ def _open_header(source: Any, where: Any) -> Image.Image:
             # Only the allowed plugins are tried: no other decoder ever sees the data.
             return Image.open(source, formats=IMAGE_FORMATS)
     except Image.DecompressionBombError as e:
+        size = bomb_size(source)
+        if size is not None:
+            check_pixels(where, *size, max_pixels)
         raise ImageTooLargeError(where, f"refused as a decompression bomb ({e})") from None
+
+
+def bomb_size(source: Any) -> tuple[int, int] | None:
+    """``(width, height)`` that the header of a file Pillow refuses as a decompression bomb
+    states, read by the plugin of its format (one of :data:`IMAGE_FORMATS`) without Pillow's
+    size check; nothing is decoded. None when no plugin reads the header."""
+    Image.init()
+    head = file_head(source)
+    for name in IMAGE_FORMATS:
+        factory, accept = Image.OPEN[name]
+        taken = accept is None or accept(head)
+        if not taken or isinstance(taken, str):  # a string: Pillow's reason not to read it
+            continue
+        with contextlib.ExitStack() as stack, contextlib.suppress(Exception):
+            fp = stack.enter_context(open(source, "rb")) if isinstance(source, Path) else source
+            fp.seek(0)
+            img = stack.enter_context(factory(fp, ""))
+            return int(img.size[0]), int(img.size[1])
+    return None
 
 
 def _upright(img: Image.Image) -> Image.Image:
@@ -242,9 +325,11 @@ def _opened(source: ImageSource, where: str, max_pixels: int | None) -> Any:
         stream = io.BytesIO(bytes(source))
     else:
         stream = source
+    if file_head(stream, 4) in TIFF_MAGIC and (problem := tiff_bands_problem(stream)):
+        raise ImageError(where, problem)  # as fcnseg predict refuses the file
     _allow_pillow(max_pixels)
     try:
-        img = _open_header(stream, where)
+        img = _open_header(stream, where, max_pixels)
     except (ImageTooLargeError, MemoryError):
         raise
     except Image.UnidentifiedImageError:
@@ -334,14 +419,20 @@ def pil_to_rgb(img: Image.Image, where: str = "<PIL image>") -> np.ndarray:
 SIXTEEN_TO_EIGHT_BITS = 257.0
 
 
-def integers_to_rgb(values: np.ndarray) -> np.ndarray:
+def integers_to_rgb(values: np.ndarray, alpha: bool = False) -> np.ndarray:
     """Integer pixels (H×W grey, or ...×H×W×1 grey, or ...×H×W×3 RGB) as the 8-bit RGB a colour
     model takes: 8-bit values as they are, wider ones (16-bit, 32-bit) divided by 257 and
     rounded (65535 becomes 255), grey repeated into red, green and blue.
 
     The one rule for 16-bit pixels: the image reader applies it to Pillow's 16-bit greyscale,
     ``fcnseg predict`` to the raster tiles it reads, so a file gives a colour model the same
-    input in training and in prediction."""
+    input in training and in prediction. With ``alpha`` the last band is alpha (as the file
+    marks it), composited on :data:`ALPHA_BACKGROUND` as the image reader composites it."""
+    if alpha:
+        opacity = values[..., -1:].astype(np.float64) / np.iinfo(values.dtype).max
+        rgb = integers_to_rgb(values[..., :-1]).astype(np.float64)
+        background = np.asarray(ALPHA_BACKGROUND, dtype=np.float64)
+        return np.round(rgb * opacity + background * (1.0 - opacity)).astype(np.uint8)
     if values.ndim == 2:
         values = values[..., None]
     if values.dtype != np.uint8:

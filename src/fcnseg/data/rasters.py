@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from fcnseg.data.images import (
+    ALPHA_EXTRA_SAMPLES,
     DEFAULT_MAX_PIXELS,
     RASTER_FORMATS,
     ImageError,
@@ -56,7 +57,9 @@ class RasterInfo:
 
     ``crs`` and ``transform`` are rasterio's objects (None for a raster without
     georeferencing, or when rasterio is not installed); ``band_names`` the band descriptions
-    (None when the file names none); ``nodata`` the no-data value (None when none is set).
+    (None when the file names none); ``nodata`` the no-data value (None when none is set);
+    ``alpha`` whether the file marks its last band as alpha (TIFF ExtraSamples, GDAL's alpha
+    colour interpretation): transparency, not a band of data.
     """
 
     path: str
@@ -68,6 +71,7 @@ class RasterInfo:
     crs: Any = None
     transform: Any = None
     nodata: float | None = None
+    alpha: bool = False
 
     @property
     def pixels(self) -> int:
@@ -231,7 +235,8 @@ def _rasterio_reader(rasterio: Any, path: Path, where: str, driver: str,
             dtype=np.dtype(ds.dtypes[0]), band_names=names if any(names) else None,
             crs=ds.crs if georeferenced else None,
             transform=ds.transform if georeferenced else None,
-            nodata=None if ds.nodata is None else float(ds.nodata))
+            nodata=None if ds.nodata is None else float(ds.nodata),
+            alpha=ds.count > 1 and ds.colorinterp[-1] == rasterio.enums.ColorInterp.alpha)
         check_pixels(where, info.width, info.height, max_pixels, _BY_WINDOWS)
         index = _select_bands(where, info.bands, info.band_names, bands)
     except BaseException:
@@ -246,8 +251,10 @@ class _TiffReader(RasterReader):
 
     def __init__(self, tif: Any, where: str, bands: Sequence[str] | None) -> None:
         p = tif.pages[0]
+        extras = tuple(int(e) for e in p.extrasamples)
         info = RasterInfo(path=where, height=int(p.imagelength), width=int(p.imagewidth),
-                          bands=int(p.samplesperpixel), dtype=raster_dtype(p.dtype))
+                          bands=int(p.samplesperpixel), dtype=raster_dtype(p.dtype),
+                          alpha=bool(extras) and extras[-1] in ALPHA_EXTRA_SAMPLES)
         super().__init__(info, _select_bands(where, info.bands, None, bands))
         self._tif, self._page = tif, p
         self._seg = (int(p.tilelength), int(p.tilewidth)) if p.is_tiled else \

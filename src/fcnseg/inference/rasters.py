@@ -42,7 +42,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from fcnseg.data.images import ImageError, integers_to_rgb
+from fcnseg.data.images import (
+    ImageError,
+    colour_bands_problem,
+    colour_refusal,
+    integers_to_rgb,
+)
 from fcnseg.data.rasters import (
     RasterInfo,
     RasterReader,
@@ -758,14 +763,25 @@ def read_colour_raster(segmenter: Any, path: PathLike
         image = reader.read_all()
     nodata = info.nodata if info.nodata is not None else segmenter.input_convention.nodata
     missing = nodata_mask(image, nodata)
-    return integers_to_rgb(image), missing
+    return integers_to_rgb(image, info.alpha), missing
 
 
 def colour_model_reads(info: RasterInfo) -> bool:
-    """Whether a colour model takes a raster of these bands by tiles: 8- or 16-bit grey (one
-    band) or RGB (three), made 8-bit RGB by :func:`~fcnseg.data.images.integers_to_rgb` as the
-    image reader makes the same file for training."""
-    return info.bands in (1, 3) and info.dtype in (np.uint8, np.uint16)
+    """Whether a colour model takes a raster of these bands by tiles (see
+    :func:`colour_model_problem`)."""
+    return colour_model_problem(info) is None
+
+
+def colour_model_problem(info: RasterInfo) -> str | None:
+    """Why a colour model cannot take a raster by tiles, or None: 8- or 16-bit grey (one band)
+    or RGB (three), with or without a band the file marks as alpha (the image reader's rule,
+    :func:`~fcnseg.data.images.colour_bands_problem`), made 8-bit RGB by
+    :func:`~fcnseg.data.images.integers_to_rgb` as the image reader makes the same file for
+    training."""
+    problem = colour_bands_problem(info.bands, info.dtype, info.alpha)
+    if problem is None and info.dtype not in (np.uint8, np.uint16):
+        problem = colour_refusal(info.bands, info.dtype, info.alpha)
+    return problem
 
 
 def segmenter_tile_fn(segmenter: Any, info: RasterInfo) -> TileFn:
@@ -778,16 +794,14 @@ def segmenter_tile_fn(segmenter: Any, info: RasterInfo) -> TileFn:
     if bands is not None:
         count = len(bands) if model_bands(segmenter, info) is not None else info.bands
         check_band_count(info.path, count, bands)
-    elif not colour_model_reads(info):
-        raise ImageError(info.path, f"{info.bands} band(s) of {info.dtype}, but the model takes "
-                                    f"RGB or grey (1 or 3 bands of 8 or 16 bits): segment it "
-                                    f"with a model trained on these bands")
+    elif (problem := colour_model_problem(info)) is not None:
+        raise ImageError(info.path, problem)
 
     def run(batch: np.ndarray) -> torch.Tensor:
         if bands is not None:  # a multi-band model takes the raw values
             batch = batch.astype(np.float32, copy=False)
         else:  # as the image reader reads the file for training
-            batch = integers_to_rgb(batch)
+            batch = integers_to_rgb(batch, info.alpha)
         return first_of(segmenter.logits(segmenter.preprocess(list(batch))))  # the first head's
     return run
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from fcnseg.data.images import ImageError
+from fcnseg.data.images import TIFF_MAGIC, ImageError
 from fcnseg.data.rasters import RasterReader, open_raster
 from fcnseg.inference import Segmenter
 from fcnseg.inference.rasters import held_raster, model_bands, segmenter_tile_fn
@@ -38,9 +38,6 @@ from fcnseg.serve.segment import (
     preview_size,
     probe_image,
 )
-
-#: The first bytes of a TIFF (classic and BigTIFF, either byte order).
-TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
 def takes_bands(segmenter: Segmenter) -> bool:

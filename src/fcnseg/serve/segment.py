@@ -18,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
-from fcnseg.data.images import IMAGE_FORMATS
+from fcnseg.data.images import IMAGE_FORMATS, TIFF_MAGIC, bomb_size, tiff_bands_problem
 from fcnseg.data.palette import distinct_palette
 from fcnseg.inference import ImageError, ImageTooLargeError, Prediction, Segmenter, load_image
 from fcnseg.inference.classnames import (
@@ -152,16 +152,23 @@ async def read_upload(request: Request) -> bytes:
 
 def probe_image(data: bytes, max_pixels: int) -> tuple[int, int]:
     """Width and height from the image header, no pixel decoded: 415 for data that is no image
-    in an accepted format, 413 for more than ``max_pixels`` pixels."""
+    in an accepted format, 413 for more than ``max_pixels`` pixels, 400 for a TIFF of bands a
+    colour model does not take (the image reader's line)."""
+    stream = io.BytesIO(data)
+    if data.startswith(TIFF_MAGIC) and (problem := tiff_bands_problem(stream)):
+        raise RequestError(400, f"upload: {problem}")
     # Formats outside the allow-list of every image reader are refused unread: some Pillow
     # plugins hand the data to outside programs (EPS to Ghostscript).
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as img:
+            with Image.open(stream, formats=IMAGE_FORMATS) as img:
                 width, height = img.size
     except Image.DecompressionBombError as e:
-        raise RequestError(413, f"image refused as a decompression bomb ({e})") from None
+        size = bomb_size(stream)  # the service's limit is the one to name, not Pillow's
+        if size is None:
+            raise RequestError(413, f"image refused as a decompression bomb ({e})") from None
+        width, height = size
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
         raise RequestError(415, f"upload is not an image in an accepted format "
                                 f"({', '.join(IMAGE_FORMATS)})") from None

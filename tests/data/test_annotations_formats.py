@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from fcnseg.cli.main import main
@@ -541,3 +542,23 @@ def test_label_studio_pictures_in_the_upload_folder_beside_the_export_are_found(
     picture(tmp_path / "ls" / "upload" / "1" / "0a1b2c3d-p1.png")
     report = import_annotations("labelstudio", export, tmp_path / "out")
     assert report.written == ["p0", "p1"] and len(report.errors) == 1
+
+
+def test_cvat_label_colours_become_the_dataset_palette(tmp_path: Path) -> None:
+    src = cvat_source(tmp_path, CVAT_XML)
+    import_annotations("cvat", src, tmp_path / "out")
+    config = yaml.safe_load((tmp_path / "out" / "dataset.yaml").read_text(encoding="utf-8"))
+    assert config["classes"] == ["_background_", "road", "car"]
+    assert config["palette"] == [[0, 0, 0], [170, 0, 255], [255, 0, 0]]
+    shown = Image.open(tmp_path / "out" / "masks" / "a.png").getpalette()[:9]
+    assert shown == [0, 0, 0, 170, 0, 255, 255, 0, 0]
+
+
+def test_cvat_label_missing_from_the_task_label_list_is_one_warning(tmp_path: Path) -> None:
+    bird = '<polygon label="bird" points="1,1;9,1;9,9" z_order="0"/></image>'
+    src = cvat_source(tmp_path, CVAT_XML.replace("</image>", bird))
+    report = import_annotations("cvat", src, tmp_path / "out")
+    assert report.classes == ["_background_", "road", "car", "bird"]
+    assert [w for w in report.warnings if "bird" in w] == [
+        f"{src / 'annotations.xml'}: image 'a.jpg' polygon 3 ('bird'): label 'bird' is not in "
+        f"the export's label list: imported as class 3"]

@@ -120,7 +120,7 @@ def read_cvat_mask(src: Path, images: Path | None = None) -> Annotations:
             if k is not None:
                 item.shapes.append(Shape(names[k], "mask", where=f"colour {colours[k]}",
                                          decode=partial(_colour_mask, png, colours[k])))
-    return Annotations(items, classes=list(names))
+    return Annotations(items, classes=list(names), colours=dict(zip(names, colours, strict=True)))
 
 
 def _points(text: str | None) -> list[tuple[float, float]]:
@@ -186,6 +186,17 @@ def _xml_shape(el: ET.Element, where: str) -> Shape:
     return Shape(label, "corner_polygon", where=where, rings=[ring])
 
 
+def _hex_colour(text: str | None) -> tuple[int, int, int] | None:
+    """CVAT's ``#rrggbb`` label colour; None when absent or not one."""
+    text = (text or "").strip()
+    if len(text) != 7 or not text.startswith("#"):
+        return None
+    try:
+        return int(text[1:3], 16), int(text[3:5], 16), int(text[5:7], 16)
+    except ValueError:
+        return None
+
+
 def read_cvat_xml(src: Path, images: Path | None = None) -> Annotations:
     """A "CVAT for images 1.1" ``annotations.xml`` (or the folder holding it)."""
     src = Path(src)
@@ -199,8 +210,11 @@ def read_cvat_xml(src: Path, images: Path | None = None) -> Annotations:
         raise ValueError(f"{source}: not valid XML ({e})") from None
     if root.tag != "annotations":
         raise ValueError(f"{source}: not a CVAT for images file (root <{root.tag}>)")
-    classes = [el.text or "" for labels in ("meta/*/labels", "meta/*/*/labels")
-               for el in root.iterfind(f"{labels}/label/name")]
+    labels = [el for path in ("meta/*/labels", "meta/*/*/labels")
+              for el in root.iterfind(f"{path}/label")]
+    classes = [el.findtext("name") or "" for el in labels]
+    colours = {name: rgb for el, name in zip(labels, classes, strict=True)
+               if name and (rgb := _hex_colour(el.findtext("color"))) is not None}
     folders = [images] if images is not None else [xml_path.parent / "images", xml_path.parent]
     items = []
     for image in root.iter("image"):
@@ -229,4 +243,4 @@ def read_cvat_xml(src: Path, images: Path | None = None) -> Annotations:
         item.shapes = [s for _, _, s in sorted(shapes, key=lambda t: t[:2])]
         items.append(item)
     return Annotations.sorted_out(items, classes=list(dict.fromkeys(c for c in classes if c)),
-                                  image_folders=folders)
+                                  image_folders=folders, colours=colours)

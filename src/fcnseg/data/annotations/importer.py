@@ -186,11 +186,11 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
         result.warnings.append(line)
         say(f"warning: {line}")
 
-    for line in found.problems:
+    for line in [*found.problems, *_unlisted_labels(found, labels, options, out)]:
         warn(line)
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(exist_ok=True)
-    palette = palette_for(256, options.ignore_index)
+    palette = _palette_for_import(labels, found, options, out)
     seen: dict[str, str] = {}
     for item in found.items:
         for line in item.problems:
@@ -256,6 +256,39 @@ def _labels_for_import(found: Annotations, options: ImportOptions, out: Path,
                          f"masks hold at most {min(options.ignore_index, 256)} classes below the "
                          f"ignore value {options.ignore_index}")
     return labels
+
+
+def _unlisted_labels(found: Annotations, labels: LabelSet, options: ImportOptions,
+                     out: Path) -> list[str]:
+    """One warning per label that shapes use but the export's label list lacks (without
+    --labels it becomes a class after the listed ones), naming its first shape."""
+    if options.labels is not None or not found.classes:
+        return []
+    listed = {*found.classes, *(_existing_classes(out) or []), BACKGROUND_LABEL, IGNORE_LABEL}
+    first: dict[str, str] = {}
+    for item in found.items:
+        for shape in item.shapes:
+            if shape.kind != "point" and shape.label not in listed:
+                first.setdefault(shape.label, f"{printable(item.source)}: {shape.where}")
+    return [f"{where}: label {name!r} is not in the export's label list: imported as class "
+            f"{labels.ids[name]}" for name, where in first.items()]
+
+
+def _palette_for_import(labels: LabelSet, found: Annotations, options: ImportOptions,
+                        out: Path) -> np.ndarray:
+    """The 256 mask colours: those of an earlier import into ``out`` for its classes, the
+    tool's label colours (CVAT's) for the others, else the VOC palette."""
+    palette = palette_for(256, options.ignore_index).copy()
+    for k, name in enumerate(labels.classes):
+        if name in found.colours:
+            palette[k] = found.colours[name]
+    if (out / "dataset.yaml").is_file():
+        from fcnseg.data.folder import load_folder_config
+
+        earlier = load_folder_config(out / "dataset.yaml").get("palette")
+        if earlier is not None:
+            palette[:len(earlier)] = np.asarray(earlier)[:256]
+    return palette
 
 
 def _existing_classes(out: Path) -> list[str] | None:

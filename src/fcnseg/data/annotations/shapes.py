@@ -155,6 +155,7 @@ class Annotations:
             list), which the classes follow when no labels file is given; empty: sorted.
         problems: one line each about the annotations as a whole.
         image_folders: where the pictures were looked for (empty: beside each file).
+        colours: the tool's colour of each label (CVAT's), as (r, g, b).
     """
 
     items: list[AnnotatedImage]
@@ -162,6 +163,7 @@ class Annotations:
     classes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     image_folders: list[Path] = field(default_factory=list)
+    colours: dict[str, tuple[int, int, int]] = field(default_factory=dict)
 
     @classmethod
     def sorted_out(cls, items: Iterable[AnnotatedImage], **extra: Any) -> Annotations:

@@ -36,3 +36,16 @@ def test_an_empty_folder_names_both_places_it_looked(tmp_path) -> None:
     with pytest.raises(ValueError, match="the calibration set is empty") as e:
         calibration_images(tmp_path, 8, 64)
     assert f"in {tmp_path} or in {tmp_path / 'images'}" in str(e.value)
+
+
+def test_a_corrupt_calibration_image_gets_advice_that_fits_quantize(tmp_path) -> None:
+    _save(tmp_path / "a.png", 3)
+    _save(tmp_path / "b.png", 5)
+    whole = (tmp_path / "b.png").read_bytes()
+    (tmp_path / "b.png").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ValueError) as e:
+        list(calibration_images(tmp_path, 8, 64)())
+    message = str(e.value)
+    assert message.startswith(f"{tmp_path / 'b.png'}: unreadable calibration image")
+    assert "skip_bad" not in message and "train" not in message
+    assert message.endswith(f"remove it from {tmp_path}, or give --calib another folder")

@@ -4,6 +4,7 @@ gated on accuracy against the float model."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from PIL import Image
 
 from fcnseg.cli import options
 from fcnseg.data import build_dataset
+from fcnseg.data.errors import DataError
 from fcnseg.data.folder import IMAGE_EXTENSIONS
 from fcnseg.data.io import read_raw
 from fcnseg.export.common import checkpoint_record
@@ -119,10 +121,25 @@ def _scaled(rgb: np.ndarray, longest: int) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR))
 
 
+#: What to do about a bad sample of a dataset quantize reads (it has no data.skip_bad).
+_BAD_DATASET_SAMPLE = ("run 'fcnseg check-data' to list every bad sample, and fix or remove "
+                       "them from the dataset")
+
+
+@contextlib.contextmanager
+def _quantize_advice(hint: str) -> Iterator[None]:
+    """A bad sample's :class:`DataError` with ``hint``, advice for quantize, not training's."""
+    try:
+        yield
+    except DataError as e:
+        raise DataError(e.path, e.problem, hint) from None
+
+
 def calibration_images(source: dict[str, Any] | Path, limit: int, longest: int) -> Any:
     """A function returning a fresh iterator of the calibration images (H×W×3 uint8).
 
-    Raises ValueError naming the folder (or dataset) when it holds no image."""
+    Raises ValueError naming the folder (or dataset) when it holds no image; a bad image is a
+    DataError naming it, with advice that fits quantize."""
     if isinstance(source, Path):
         files: list[Path] = []
         for folder in (source, source / "images"):
@@ -134,6 +151,7 @@ def calibration_images(source: dict[str, Any] | Path, limit: int, longest: int) 
                              f"({', '.join(sorted(IMAGE_EXTENSIONS))}) in {source} or in "
                              f"{source / 'images'}")
         chosen: list[Any] = [files[i] for i in _spread(len(files), limit)]
+        hint = f"remove it from {source}, or give --calib another folder"
 
         def load(f: Path) -> tuple[Any, str]:
             return read_raw(f, "calibration image"), str(f)
@@ -143,13 +161,15 @@ def calibration_images(source: dict[str, Any] | Path, limit: int, longest: int) 
             raise ValueError(f"--calib: the calibration set is empty: dataset {source} has no "
                              f"images")
         chosen = _spread(len(dataset), limit)
+        hint = _BAD_DATASET_SAMPLE
 
         def load(i: int) -> tuple[Any, str]:
             return dataset.load(i)[0], f"{source.get('name')} sample {dataset.name(i)}"
 
     def images() -> Iterator[np.ndarray]:
         for item in chosen:
-            image, where = load(item)
+            with _quantize_advice(hint):
+                image, where = load(item)
             yield _scaled(_rgb(image, where), longest)
 
     return images
@@ -162,7 +182,8 @@ def validation_pairs(spec: dict[str, Any], limit: int | None) -> Any:
 
     def pairs() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for i in indices:
-            image, label = dataset.load(i)
+            with _quantize_advice(_BAD_DATASET_SAMPLE):
+                image, label = dataset.load(i)
             yield _rgb(image, f"{spec.get('name')} sample {dataset.name(i)}"), np.asarray(label)
 
     return pairs

@@ -197,3 +197,14 @@ def test_classes_taken_from_the_labels_found_are_said_in_one_line(tmp_path: Path
     assert main(["import", "labelme", str(src), "--out", str(tmp_path / "out2"), "--labels",
                  str(labels)]) == 0
     assert "--labels" not in capsys.readouterr().out
+
+
+def test_an_ignore_index_8_bit_masks_cannot_hold_is_refused_before_importing(
+        tmp_path: Path, capsys) -> None:
+    src = write_source("labelme", tmp_path / "src")
+    assert main(["import", "labelme", str(src), "--out", str(tmp_path / "out"),
+                 "--ignore-index", "2555"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "fcnseg import: error: --ignore-index: 2555 is no value of the 8-bit masks fcnseg "
+        "import writes: expected 0-255")
+    assert not (tmp_path / "out").exists()

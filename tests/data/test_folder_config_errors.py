@@ -38,6 +38,11 @@ CASES = [
      "dataset.yaml: ignore_index: expected an integer mask value (e.g. 255), got [1]"),
     ("ignore_index-text", _yaml(b"ignore_index: abc\n"), None,
      "dataset.yaml: ignore_index: expected an integer mask value (e.g. 255), got 'abc'"),
+    ("ignore_index-no-mask-value", _yaml(b"ignore_index: 70000\n"), None,
+     "dataset.yaml: ignore_index: 70000 is no mask value: masks hold 0-255 (8-bit) or "
+     "0-65535 (16-bit)"),
+    ("ignore_index-above-8-bit", _yaml(b"ignore_index: 2555\n"), None,
+     "dataset.yaml: ignore_index: 2555 cannot occur in 8-bit masks (values 0-255) such as "),
     ("remap-text-key", _yaml(b"remap: {abc: 1}\n"), None,
      "dataset.yaml: remap: expected integer raw mask values mapped to integer class indices"),
     ("colors-text-entry", _yaml(b"colors: [[0, 0, 0], [1, 2, x]]\n"), None,
@@ -95,3 +100,10 @@ def test_keyword_arguments_are_checked_like_the_yaml(tmp_path):
     with pytest.raises(ValueError, match="FolderSegmentation argument: ignore_index: expected an "
                                          "integer mask value"):
         FolderSegmentation(tmp_path, classes=["bg", "fg"], ignore_index="255")
+
+
+def test_an_ignore_index_above_255_is_taken_for_16_bit_masks(tmp_path) -> None:
+    _write(tmp_path, _yaml(b"ignore_index: 2555\n"))
+    Image.fromarray(np.array([[0, 1], [2555, 1]], np.uint16)).save(tmp_path / "masks" / "a.png")
+    label = FolderSegmentation(tmp_path).read_label(0)
+    assert label.tolist() == [[0, 1], [2555, 1]]

@@ -42,7 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--line-width", type=float, default=10.0, metavar="PIXELS",
                    help="width in pixels of line shapes (labelme's labelme2voc uses 10)")
     p.add_argument("--ignore-index", type=int, default=255, metavar="VALUE",
-                   help="mask value of ignored pixels")
+                   help="mask value of ignored pixels, 0-255 (the masks are 8-bit PNGs)")
     p.add_argument("--val-fraction", type=float, default=0.2, metavar="FRACTION",
                    help="share of the images listed in val.txt (the rest in train.txt)")
 
@@ -50,6 +50,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if not 0.0 <= args.val_fraction <= 1.0:
         raise ValueError(f"--val-fraction must be in [0, 1], got {args.val_fraction}")
+    if not 0 <= args.ignore_index <= 255:
+        raise ValueError(f"--ignore-index: {args.ignore_index} is no value of the 8-bit masks "
+                         f"fcnseg import writes: expected 0-255")
     options = ImportOptions(
         labels=Path(args.labels) if args.labels else None,
         add_unknown=args.add_unknown_labels,

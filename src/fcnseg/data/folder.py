@@ -41,12 +41,13 @@ from typing import Any
 
 import numpy as np
 import yaml
+from PIL import Image
 
 from fcnseg.conventions import InputConvention, band_convention
 from fcnseg.data import io
 from fcnseg.data.base import FileSegmentationDataset, Transform, check_same_size
 from fcnseg.data.errors import DataError
-from fcnseg.data.images import ImageError
+from fcnseg.data.images import IMAGE_FORMATS, ImageError
 from fcnseg.data.io import read_label
 from fcnseg.data.layout import read_split_list, read_utf8, say_once
 from fcnseg.data.palette import distinct_palette
@@ -166,6 +167,15 @@ def _colour_table(value: Any, where: str) -> np.ndarray:
     return np.array([_colour(c, f"{where}[{k}]") for k, c in enumerate(value)], np.uint8)
 
 
+def _ignore_index(value: Any, where: str) -> int:
+    if not _is_int(value):
+        raise ValueError(f"{where}: expected an integer mask value (e.g. 255), got {value!r}")
+    if not 0 <= value <= 65535:
+        raise ValueError(f"{where}: {value} is no mask value: masks hold 0-255 (8-bit) or "
+                         f"0-65535 (16-bit)")
+    return int(value)
+
+
 def _split_lists(value: Any, where: str) -> dict[str, str]:
     return dict(_mapping(value, where,
                          of="split names to list files (relative to the dataset folder)",
@@ -194,7 +204,7 @@ _suffix = _check(lambda v: isinstance(v, str) and v != "" and "/" not in v, str,
 
 _FIELDS: dict[str, Callable[[Any, str], Any]] = {
     "classes": _class_names,
-    "ignore_index": _check(_is_int, int, "expected an integer mask value (e.g. 255), got {}"),
+    "ignore_index": _ignore_index,
     "remap": _remap,
     "colors": _colour_table,
     "ignore_color": _colour,
@@ -341,12 +351,30 @@ class FolderSegmentation(FileSegmentationDataset):
                                    IMAGE_EXTENSIONS if self.bands is None else RASTER_EXTENSIONS,
                                    self.image_suffix)
         self._masks = self._index(self.mask_dir, MASK_EXTENSIONS, self.mask_suffix)
+        self._check_ignore_fits(where)
         if split_ids is None and split is not None:
             split_ids = sorted(set(self._images) & set(self._masks))
             say_once(f"{self.root} has no split lists (train.txt, val.txt, splits/ or 'splits' "
                      f"in dataset.yaml): every one of its {len(split_ids)} images with a mask "
                      f"is used, for training and validation alike")
         return sorted(self._images) if split_ids is None else split_ids
+
+    def _check_ignore_fits(self, where: str) -> None:
+        """An ignore value above 255 must be one the masks can hold: refused for 8-bit masks
+        (looked at in the first mask's header) unless colours or ``remap`` produce it."""
+        if (self.ignore_index <= 255 or self.colors is not None
+                or self.ignore_index in self.remap.values() or not self._masks):
+            return
+        first = next(iter(self._masks.values()))
+        try:
+            with Image.open(first, formats=IMAGE_FORMATS) as img:  # the header only
+                mode = img.mode
+        except (OSError, ValueError):  # a bad mask is reported where it is read
+            return
+        if mode in ("P", "L", "1"):
+            raise ValueError(f"{where}: ignore_index: {self.ignore_index} cannot occur in "
+                             f"8-bit masks (values 0-255) such as {first}: set it to the value "
+                             f"of the masks' void pixels (often 255)")
 
     def _has_split_lists(self, splits: Mapping[str, str]) -> bool:
         """Whether the dataset has any split list (then a split without one is an error)."""

@@ -5,7 +5,7 @@ import pytest
 
 from fcnseg.data import SBDSegmentation, VOCSegmentation, download_sbd, download_voc
 from fcnseg.data import download as data_download
-from fcnseg.utils.download import ChecksumError
+from fcnseg.utils.download import ChecksumError, DownloadError
 
 
 def make_archive(src_root, served, name, mode="w"):
@@ -172,3 +172,20 @@ def test_an_archive_placed_by_hand_with_the_wrong_md5_offline_says_so(tmp_path, 
     assert message.startswith(f"{root / good.filename}: checksum mismatch: md5 is ")
     assert f"the published one is {good.md5}" in message
     assert sorted(p.name for p in root.iterdir()) == [good.filename]  # nothing else written
+
+
+def test_offline_the_error_names_the_archive_its_url_and_the_folder_to_put_it_in(
+        tmp_path, monkeypatch):
+    good = data_download.ARCHIVES["voc2011"]
+    url = "http://127.0.0.1:9/VOCtrainval_25-May-2011.tar"  # nothing listens on port 9
+    monkeypatch.setitem(data_download.ARCHIVES, "voc2011",
+                        data_download.Archive(url, good.md5, good.filename))
+    root = tmp_path / "dl"
+    with pytest.raises(DownloadError) as info:
+        download_voc(root, "2011", progress=False)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"downloading {url} failed: ")
+    assert message.endswith(
+        f"If this machine has no internet access, download VOCtrainval_25-May-2011.tar "
+        f"elsewhere (from {url}) and put it in {root}: it is used from there without network "
+        f"access.")

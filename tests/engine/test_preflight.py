@@ -12,6 +12,7 @@ from fcnseg.engine.preflight import (
     MachineFacts,
     crop_from_sizes,
     eta_warning,
+    images_reaching,
     preflight_warnings,
     sample_image_sizes,
 )
@@ -159,6 +160,11 @@ def test_auto_crop_is_the_largest_multiple_of_32_within_most_images() -> None:
     assert crop_from_sizes([(20, 30)]) == (32, 20)  # never below one stride-32 cell
 
 
+def test_the_auto_crop_note_counts_the_images_that_reach_the_side() -> None:
+    assert images_reaching([(128, 128)] * 18, 128) == "all 18"
+    assert images_reaching([(128, 160)] * 3 + [(100, 400)], 128) == "3 of the 4"
+
+
 def test_crop_size_auto_is_chosen_from_the_training_images_and_said(tmp_path: Path) -> None:
     import numpy as np
     from PIL import Image
@@ -180,6 +186,9 @@ def test_crop_size_auto_is_chosen_from_the_training_images_and_said(tmp_path: Pa
     train_ds, _ = build_datasets(config, notes)
     assert config.data.crop_size == 160  # what the run folder's recipe then records
     assert any(n.startswith("data.crop_size auto: 160") for n in notes), notes
+    # every image is 180 pixels on its shorter side: said as all of them, not 3 in 4
+    assert any("(180 pixels: all 4 looked at reach it), at most data.crop_size_max=224" in n
+               for n in notes), notes
     image, _ = train_ds[0]
     assert tuple(image.shape[-2:]) == (160, 160)
 

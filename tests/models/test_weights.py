@@ -194,7 +194,7 @@ def test_staged_init_copies_matching_layers_and_keeps_new_scorers_zero() -> None
 
 
 def test_staged_init_refuses_an_unrelated_source() -> None:
-    with pytest.raises(WeightsError, match="shares 0 of 30 trunk tensors"):
+    with pytest.raises(WeightsError, match="only 0 of the model's 30 trunk tensors"):
         init_from(fcn16s(width=0.0625, fc_channels=8), {"other.weight": torch.zeros(1)})
 
 
@@ -252,7 +252,24 @@ def test_staged_init_refuses_a_source_whose_trunk_mostly_has_other_shapes() -> N
     source = fcn32s(num_classes=4, width=0.125, fc_channels=8)  # twice as wide, same fc7
     target = fcn16s(num_classes=4, width=0.0625, fc_channels=8)
     before = target.trunk.conv1_2.weight.clone()
-    with pytest.raises(WeightsError, match=r"shares 3 of 30 trunk tensors.*conv1_2.weight "
-                                           r"\(shape \(8, 8, 3, 3\) in the source vs \(4, 4"):
+    with pytest.raises(WeightsError, match=r"only 3 of the model's 30 trunk tensors.*"
+                                           r"conv1_2.weight \(shape \(8, 8, 3, 3\) in the "
+                                           r"source vs \(4, 4"):
         init_from(target, source)
     assert torch.equal(target.trunk.conv1_2.weight, before)  # nothing was copied
+
+
+def test_a_source_of_another_width_names_both_models_and_says_the_trunks_differ() -> None:
+    source = fcn32s(num_classes=4, width=0.125, fc_channels=16)
+    target = fcn16s(num_classes=4, width=0.0625, fc_channels=8)
+    with pytest.raises(WeightsError) as info:
+        init_from(target, source.state_dict(), name="runs/wide/best.pt")
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(
+        "init: runs/wide/best.pt cannot initialise the model, fcn16s (width 0.0625, "
+        "fc_channels 8): their trunks differ (in width, bands or architecture), only 0 of the "
+        "model's 30 trunk tensors have the same name and shape in runs/wide/best.pt: ")
+    with pytest.raises(WeightsError, match=r"^init: the given fcn32s \(width 0.125, "
+                                           r"fc_channels 16\) module cannot initialise"):
+        init_from(target, source)

@@ -109,6 +109,13 @@ def crop_from_sizes(image_sizes: Sequence[tuple[int, int]],
     return (min(crop, upper) if upper else crop), side
 
 
+def images_reaching(image_sizes: Sequence[tuple[int, int]], side: int) -> str:
+    """How many of ``image_sizes`` have a shorter side of ``side`` or more, as said: ``all
+    18`` or ``15 of the 18``."""
+    reach = sum(min(h, w) >= side for h, w in image_sizes)
+    return f"all {reach}" if reach == len(image_sizes) else f"{reach} of the {len(image_sizes)}"
+
+
 #: Suffixes whose headers the raster reader reads (multi-band, 16-bit, GeoTIFF ...): Pillow
 #: decodes only some of these files.
 RASTER_HEADER_SUFFIXES = (".tif", ".tiff", ".jp2", ".img", ".vrt")

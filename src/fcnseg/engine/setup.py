@@ -43,6 +43,7 @@ from fcnseg.engine.optim import build_optimizer, build_scheduler
 from fcnseg.engine.preflight import (
     crop_from_sizes,
     header_size,
+    images_reaching,
     machine_facts,
     sample_image_sizes,
     startup_warnings,
@@ -431,8 +432,9 @@ def _auto_crop(config: TrainConfig, dataset: Any, notes: list[str] | None) -> in
         crop, side = crop_from_sizes(sizes, upper)
         bound = f", at most data.crop_size_max={upper}" if upper else ""
         message = (f"data.crop_size auto: {crop}, the largest multiple of 32 not above the "
-                   f"shorter side of most training images ({side} pixels or more in 3 of 4 of "
-                   f"the {len(sizes)} looked at){bound}; set data.crop_size=N to fix it")
+                   f"shorter side that 3 in 4 training images reach ({side} pixels: "
+                   f"{images_reaching(sizes, side)} looked at reach it){bound}; set "
+                   f"data.crop_size=N to fix it")
     if notes is not None:
         notes.append(message)
     return crop

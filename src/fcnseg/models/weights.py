@@ -501,12 +501,26 @@ def _matched(model: nn.Module, sd: Mapping[str, torch.Tensor],
     if not trunk_copied or 2 * len(trunk_copied) < len(trunk):
         trunk_why = [f"{k} ({why})" for k, why in report.kept.items() if _is_trunk_key(k)]
         raise WeightsError(
-            f"init: {report.source} shares {len(trunk_copied)} of {len(trunk)} trunk tensors "
-            f"with {type(model).__name__}, too few to initialise from: {_listing(trunk_why)}; "
-            f"source keys {_listing(sorted(sd))}. Initialise from a checkpoint of the same "
-            f"backbone and width."
+            f"init: {report.source} cannot initialise the model, {describe_model(model)}: "
+            f"their trunks differ (in width, bands or architecture), only "
+            f"{len(trunk_copied)} of the model's {len(trunk)} trunk tensors have the same name "
+            f"and shape in {report.source}: {_listing(trunk_why)}; source keys "
+            f"{_listing(sorted(sd))}. Initialise from a checkpoint of the same backbone, width "
+            f"and bands."
         )
     return report
+
+
+def describe_model(model: nn.Module) -> str:
+    """``fcn16s (width 0.0625, fc_channels 8)``: the architecture and the build arguments that
+    set its trunk's shapes (its bands, for a multi-band model)."""
+    kwargs = getattr(model, "build_kwargs", None) or {}
+    shaping = [f"{k} {kwargs[k]}" for k in ("backbone", "width", "fc_channels") if k in kwargs]
+    bands = model_bands(model)
+    if bands:
+        shaping.append(f"bands {', '.join(bands)}")
+    name = getattr(model, "arch", None) or type(model).__name__
+    return name + (f" ({', '.join(shaping)})" if shaping else "")
 
 
 def init_from(
@@ -533,7 +547,7 @@ def init_from(
     an "initialisation" would silently train from scratch.
     """
     sd, kind = state_dict_of(source)
-    what = name or {"module": f"a {type(source).__name__} module",
+    what = name or {"module": f"the given {describe_model(source)} module",
                     "state dict": "a state dict"}.get(kind, str(source))
     if convention is None and isinstance(source, nn.Module):
         convention = getattr(source, "input_convention", None)

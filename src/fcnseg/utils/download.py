@@ -39,11 +39,16 @@ class ConnectionFailed(DownloadError):
     Attributes:
         url: what was asked for.
         reason: the network's answer, short (``"Name or service not known"``).
+        dest: where the file goes (the message then says where to put a copy fetched
+            elsewhere), or None.
     """
 
-    def __init__(self, url: str, reason: str) -> None:
-        self.url, self.reason = url, reason
-        super().__init__(f"downloading {url} failed: {reason}. {OFFLINE_HINT}")
+    def __init__(self, url: str, reason: str, dest: Path | None = None) -> None:
+        self.url, self.reason, self.dest = url, reason, dest
+        hint = OFFLINE_HINT if dest is None else (
+            f"If this machine has no internet access, download {dest.name} elsewhere (from "
+            f"{url}) and put it in {dest.parent}: it is used from there without network access.")
+        super().__init__(f"downloading {url} failed: {reason}. {hint}")
 
 
 #: Said once where downloads failed for want of a network.
@@ -140,6 +145,11 @@ def download(
     return dest
 
 
+def _destination(part: Path) -> Path:
+    """The file a download's ``NAME.part`` becomes."""
+    return part.with_name(part.name.removesuffix(".part"))
+
+
 def _fetch(url: str, part: Path, *, progress: bool, timeout: float) -> None:
     start = part.stat().st_size if part.exists() else 0
     req = urllib.request.Request(url, headers={"User-Agent": "fcnseg"})
@@ -154,13 +164,14 @@ def _fetch(url: str, part: Path, *, progress: bool, timeout: float) -> None:
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
         reason = getattr(reason, "strerror", None) or reason  # not "[Errno -2] ..."
-        raise ConnectionFailed(url, str(reason)) from None
+        raise ConnectionFailed(url, str(reason), _destination(part)) from None
     with resp:
         ctype = resp.headers.get("Content-Type", "")
         if ctype.startswith("text/html"):
             raise DownloadError(
                 f"downloading {url} returned an HTML page instead of the file (a login or "
-                f"confirmation page, or a dead link). Download it in a browser and pass its path."
+                f"confirmation page, or a dead link). Download it in a browser and save it as "
+                f"{_destination(part)}."
             )
         if start and resp.status != 206:
             start = 0  # server ignored the Range header: start over

@@ -224,6 +224,24 @@ def test_a_georeferenced_tiff_is_described_with_bands_and_crs(tmp_path, capsys) 
     assert "3: 0 (40.0%), 1 (40.0%), 2 (20.0%)" in out
 
 
+def test_a_float_raster_with_nan_nodata_is_described_and_its_json_is_valid(tmp_path,
+                                                                          capsys) -> None:
+    import numpy as np
+
+    rasterio = pytest.importorskip("rasterio")
+    from rasterio.transform import Affine
+
+    path = tmp_path / "scene_uncertainty.tif"  # as fcnseg predict --uncertainty writes it
+    with rasterio.open(path, "w", driver="GTiff", width=5, height=4, count=1, dtype="float32",
+                       nodata=float("nan"), crs="EPSG:32633",
+                       transform=Affine(10, 0, 500000, 0, -10, 4e6)) as ds:
+        ds.write(np.full((4, 5), 0.5, np.float32), 1)
+    assert main(["info", str(path)]) == 0
+    assert "nodata:      nan" in capsys.readouterr().out
+    assert main(["info", "--json", str(path)]) == 0
+    assert json.loads(capsys.readouterr().out, parse_constant=pytest.fail)["nodata"] == "nan"
+
+
 def test_a_labelme_file_fcnseg_wrote_is_described(tmp_path, capsys) -> None:
     import numpy as np
 

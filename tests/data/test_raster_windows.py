@@ -80,6 +80,19 @@ def test_nodata_pixels_of_a_window_are_ignored(scenes):
     assert lab[5, 6] == 255 and (lab == 255).sum() == 1
 
 
+def test_nodata_pixels_of_a_window_take_each_bands_mean(scenes, monkeypatch):
+    root, arrays = scenes
+    monkeypatch.setenv("FCNSEG_HOME", str(root / "home"))  # the band statistics' cache
+    image, _ = arrays["b"]
+    image[5, 6] = 0
+    write(root / "images" / "b.tif", image, nodata=0)
+    ds = build_dataset({"name": "raster_windows", "root": str(root), "window": 64}, "val")
+    k = next(k for k in range(len(ds)) if ds.name(k).startswith("b@"))
+    window, _ = ds[k]
+    np.testing.assert_array_equal(window[5, 6], np.float32(ds.rasters.pad_values["color"]))
+    np.testing.assert_array_equal(window[5, 7], image[5, 7])
+
+
 def test_label_raster_off_the_image_grid_is_one_line_naming_it(scenes):
     root, arrays = scenes
     write(root / "masks" / "a.tif", arrays["a"][1][..., None],

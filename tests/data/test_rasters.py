@@ -162,6 +162,22 @@ def test_nodata_pixels_are_ignored(tmp_path):
     assert label[2, 3] == 255 and (label != 255).sum() == label.size - 1
 
 
+def test_nodata_pixels_take_each_bands_mean_and_the_others_keep_their_values(
+        tmp_path, monkeypatch):
+    monkeypatch.setenv("FCNSEG_HOME", str(tmp_path / "home"))  # the band statistics' cache
+    a, _ = make_raster_folder(tmp_path / "ds", config={"nodata": 7})
+    a[2, 3] = 7
+    write_geotiff(tmp_path / "ds" / "images" / "s.tif", a)
+    ds = FolderSegmentation(tmp_path / "ds")
+    image, _ = ds[0]
+    # The raw values the model normalises to zero, as crops are padded with.
+    np.testing.assert_array_equal(image[2, 3], np.float32(ds.pad_values["color"]))
+    assert image.dtype == np.float32 and ds.pad_values["color"] != (7.0,) * 5
+    keep = np.ones(a.shape[:2], bool)
+    keep[2, 3] = False
+    np.testing.assert_array_equal(image[keep], a[keep])
+
+
 def test_rgb_must_name_declared_bands(tmp_path):
     make_raster_folder(tmp_path, config={"rgb": ["red", "green", "violet"]})
     with pytest.raises(ValueError, match=r"dataset\.yaml: 'rgb' must name three"):

@@ -4,6 +4,7 @@ nodata written as nodata, resumable."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -140,6 +141,38 @@ def test_nodata_pixels_are_written_as_nodata(tmp_path):
         labels = ds.read(1)
     assert (labels[10:14, 20:30] == NODATA_LABEL).all()
     assert (labels != NODATA_LABEL).sum() == labels.size - 40
+
+
+def test_probabilities_and_uncertainty_are_nan_nodata_where_the_input_has_no_data(tmp_path):
+    array = scene(60, 70)
+    array[10:14, 20:30] = 0
+    write_tif(tmp_path / "in.tif", array, nodata=0)
+    outcome = predict_raster(tile_fn(local_model()), tmp_path / "in.tif", tmp_path / "out.tif",
+                             CLASSES, TileSettings(tile=32, overlap=8, block=16, probs=True,
+                                                   uncertainty=True))
+    missing = np.zeros((60, 70), bool)
+    missing[10:14, 20:30] = True
+    for path in outcome.extra_outputs:  # NAME_probs.tif, NAME_uncertainty.tif
+        with rasterio.open(path) as ds:
+            values = ds.read()
+            assert np.isnan(ds.nodata) and ds.dtypes[0] == "float32"
+            assert ds.read_masks(1)[missing].max() == 0 and ds.read_masks(1)[~missing].min() == 255
+        assert np.isnan(values[:, missing]).all() and np.isfinite(values[:, ~missing]).all()
+    assert len(outcome.extra_outputs) == 2
+
+
+def test_the_label_raster_carries_the_palette_as_colour_table_and_the_class_names(tmp_path):
+    write_tif(tmp_path / "in.tif", scene(40, 50))
+    palette = np.array([[10, 20, 30], [200, 0, 0], [0, 150, 40]], np.uint8)
+    predict_raster(tile_fn(local_model()), tmp_path / "in.tif", tmp_path / "out.tif", CLASSES,
+                   TileSettings(tile=32, overlap=8, block=16), RasterJob(palette=palette))
+    with rasterio.open(tmp_path / "out.tif") as ds:
+        colours = ds.colormap(1)
+        assert [colours[i] for i in range(3)] == [(10, 20, 30, 255), (200, 0, 0, 255),
+                                                  (0, 150, 40, 255)]
+        assert colours[NODATA_LABEL][3] == 0  # nodata: transparent
+        assert json.loads(ds.tags()["class_names"]) == list(CLASSES)
+        assert [ds.tags(1)[f"class_{i}"] for i in range(3)] == list(CLASSES)
 
 
 def test_rerun_after_an_interruption_writes_only_the_rest(tmp_path):
@@ -653,3 +686,78 @@ def test_predict_in_a_log_file_says_its_progress_in_lines(make_checkpoint, smoot
     assert lines[0].startswith("predict scene.tif: 1/6 tiles (17%), ") and "ETA" in lines[0]
     assert lines[-1].startswith("predict scene.tif: 6 tiles in ")  # the last batch counted too
     assert len(lines) == 6
+
+
+def test_a_rerun_with_other_settings_removes_the_rasters_the_earlier_run_wrote_and_it_does_not(
+        tmp_path):
+    write_tif(tmp_path / "in.tif", scene(50, 40))
+    run = tile_fn(local_model())
+    both = TileSettings(tile=32, overlap=8, block=16, probs=True, uncertainty=True)
+    predict_raster(run, tmp_path / "in.tif", tmp_path / "out.tif", CLASSES, both)
+    again = predict_raster(run, tmp_path / "in.tif", tmp_path / "out.tif", CLASSES,
+                           replace(both, uncertainty=False))
+    assert again.replaced and again.removed == (tmp_path / "out_uncertainty.tif",)
+    assert sorted(p.name for p in tmp_path.glob("out*")) == [
+        "out.tif", "out.tif.done.json", "out_probs.tif"]
+
+
+def test_a_file_named_like_an_output_that_no_run_recorded_writing_is_kept(tmp_path):
+    write_tif(tmp_path / "in.tif", scene(50, 40))
+    run = tile_fn(local_model())
+    settings = TileSettings(tile=32, overlap=8, block=16)
+    predict_raster(run, tmp_path / "in.tif", tmp_path / "out.tif", CLASSES, settings)
+    (tmp_path / "out_probs.tif").write_bytes(b"the user's own file")
+    again = predict_raster(run, tmp_path / "in.tif", tmp_path / "out.tif", CLASSES,
+                           replace(settings, overlap=4))
+    assert again.replaced and again.removed == ()
+    assert (tmp_path / "out_probs.tif").read_bytes() == b"the user's own file"
+
+
+def test_predict_says_which_stale_rasters_it_removed(tiny_checkpoint, class_names,
+                                                     smooth_image, tmp_path, capsys):
+    from fcnseg.cli.main import main
+
+    write_tif(tmp_path / "scene.tif", smooth_image)
+    args = ["predict", "--checkpoint", str(tiny_checkpoint(class_names)),
+            str(tmp_path / "scene.tif"), "--out", str(tmp_path / "out"), "--no-progress"]
+    assert main([*args, "--probs", "--uncertainty"]) == 0
+    capsys.readouterr()
+    assert main(args) == 0
+    out = tmp_path / "out"
+    assert (f"fcnseg predict: {out / 'scene.tif'}: removed the earlier run's scene_probs.tif "
+            f"and scene_uncertainty.tif (not written with these settings)"
+            ) in capsys.readouterr().err.splitlines()
+    assert not (out / "scene_probs.tif").exists() and not (out / "scene_uncertainty.tif").exists()
+
+
+def test_ctrl_c_says_how_many_rows_are_kept_and_that_the_same_command_continues(
+        tiny_checkpoint, class_names, smooth_image, tmp_path, capsys, monkeypatch):
+    import fcnseg.cli.predict as predict_cli
+    from fcnseg.cli.main import main
+
+    write_tif(tmp_path / "scene.tif", np.concatenate([smooth_image, smooth_image]))  # 96 rows
+    args = ["predict", "--checkpoint", str(tiny_checkpoint(class_names)),
+            str(tmp_path / "scene.tif"), "--out", str(tmp_path / "out"), "--no-progress",
+            "--tile", "32", "--overlap", "8", "--batch-size", "1"]
+    real = predict_cli.segmenter_tile_fn
+
+    def stopped_in_the_second_tile_row(seg, info):
+        run, calls = real(seg, info), []
+
+        def counted(batch):
+            calls.append(1)
+            if len(calls) == 4:  # three tiles across: the first of the second row
+                raise KeyboardInterrupt
+            return run(batch)
+        return counted
+
+    monkeypatch.setattr(predict_cli, "segmenter_tile_fn", stopped_in_the_second_tile_row)
+    assert main(args) == 130
+    err = capsys.readouterr().err.splitlines()
+    scene_out = tmp_path / "out" / "scene.tif"
+    assert err == [f"fcnseg predict: {scene_out}: stopped with 24 of 96 rows written, which "
+                   f"are kept; run the same command again to continue from there",
+                   "interrupted"]
+    monkeypatch.setattr(predict_cli, "segmenter_tile_fn", real)
+    assert main(args) == 0
+    assert f"fcnseg predict: {scene_out}: resumed at row 24" in capsys.readouterr().err

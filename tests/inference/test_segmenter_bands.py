@@ -3,7 +3,9 @@ the labels ``fcnseg predict`` writes; another band count is one line naming the 
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,7 +15,9 @@ import torch
 from fcnseg.checkpoint import save_checkpoint
 from fcnseg.cli.main import main
 from fcnseg.conventions import band_convention
+from fcnseg.data.rasters import open_raster
 from fcnseg.inference import ImageError, Segmenter
+from fcnseg.inference.rasters import segmenter_tile_fn
 from fcnseg.models import build_model
 
 BANDS = ["red", "green", "blue", "nir", "swir1", "swir2"]
@@ -116,3 +120,102 @@ def test_a_raster_larger_than_a_tile_gives_the_labels_the_cli_writes(checkpoint:
     segmenter = Segmenter.from_checkpoint(checkpoint, tile=128, overlap=32)
     np.testing.assert_array_equal(segmenter.predict(raster).label, expected)
     np.testing.assert_array_equal(segmenter.predict(image).label, expected)
+
+
+@pytest.fixture(scope="module")
+def nodata_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 6-band model whose training data had nodata 0; band means 1000, stds 300."""
+    torch.manual_seed(0)
+    convention = band_convention(BANDS, [1000.0] * 6, [300.0] * 6, nodata=0)
+    model = build_model("fcn8s", num_classes=3, input_convention=convention, width=0.0625,
+                        fc_channels=16, geometry="same")
+    with torch.no_grad():  # random scorers: the labels vary over the image
+        for name in ("score_fr", "score_pool4", "score_pool3"):
+            getattr(model.head, name).weight.normal_(0.0, 0.5)
+            getattr(model.head, name).bias.normal_(0.0, 0.5)
+    return save_checkpoint(tmp_path_factory.mktemp("nodata") / "nodata.pt", model,
+                           class_names=CLASSES)
+
+
+def _inputs_seen(segmenter: Segmenter) -> list[torch.Tensor]:
+    """The normalised inputs the network gets from now on (its preprocessing's outputs)."""
+    seen: list[torch.Tensor] = []
+    segmenter.model.preprocess.register_forward_hook(
+        lambda _m, _i, out: seen.append(out.detach().float().cpu()))
+    return seen
+
+
+@pytest.mark.parametrize("tile", [None, 32])
+def test_pixels_without_data_enter_the_network_as_zero_after_normalising(
+        nodata_checkpoint: Path, tmp_path: Path, tile: int | None) -> None:
+    image = _scene()
+    image[:10, :12] = 0  # a corner without data (the model's nodata)
+    raster = _write(tmp_path / "corner.tif", image)
+    segmenter = Segmenter.from_checkpoint(nodata_checkpoint, tile=tile, overlap=8)
+    seen = _inputs_seen(segmenter)
+    segmenter.predict(raster)
+    assert seen
+    raw_zero = (0.0 - 1000.0) / 300.0  # what a raw 0 would normalise to
+    for x in seen:
+        assert not bool((x == raw_zero).all(dim=1).any())
+    if tile is None:  # one pass over the whole image: the corner is the band means
+        assert bool((seen[0][0, :, :10, :12] == 0).all())
+
+
+def test_the_tile_function_of_fcnseg_predict_fills_pixels_without_data(
+        nodata_checkpoint: Path, tmp_path: Path) -> None:
+    image = _scene()
+    image[:10, :12] = 0
+    raster = _write(tmp_path / "corner.tif", image)
+    segmenter = Segmenter.from_checkpoint(nodata_checkpoint)
+    seen = _inputs_seen(segmenter)
+    with open_raster(raster) as reader:
+        segmenter_tile_fn(segmenter, reader.info)(reader.read_all()[None])
+    assert bool((seen[0][0, :, :10, :12] == 0).all())
+    assert bool((seen[0][0, :, 10:, 12:] != 0).any())
+
+
+def test_pixels_without_data_leave_their_neighbours_labels_as_the_band_means_would(
+        nodata_checkpoint: Path, tmp_path: Path) -> None:
+    rasterio = pytest.importorskip("rasterio")  # the CLI writes label GeoTIFFs with it
+    image = _scene()
+    image[:10, :12] = 0
+    with_mean = image.astype(np.float32)
+    with_mean[:10, :12] = 1000.0  # the band means: what the model normalises to zero
+
+    def labels(name: str, array: np.ndarray, **tags: Any) -> np.ndarray:
+        path = tmp_path / f"{name}.tif"
+        with rasterio.open(path, "w", driver="GTiff", height=48, width=60, count=6,
+                           dtype=array.dtype.name, crs="EPSG:32633",
+                           transform=rasterio.transform.Affine(10, 0, 5e5, 0, -10, 4e6),
+                           **tags) as ds:
+            ds.write(np.moveaxis(array, -1, 0))
+        assert main(["predict", "--checkpoint", str(nodata_checkpoint), str(path),
+                     "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+        return tifffile.imread(tmp_path / "out" / f"{name}.tif")
+
+    filled = labels("filled", with_mean)
+    nodata = labels("nodata", image)
+    as_data = labels("as_data", image, nodata=65535)  # zeros are data here: very dark
+    outside = np.ones((48, 60), bool)
+    outside[:10, :12] = False
+    assert (nodata[~outside] == 255).all()
+    np.testing.assert_array_equal(nodata[outside], filled[outside])
+    assert (as_data[outside] != filled[outside]).any()  # the zeros did change neighbours
+
+
+def test_the_cli_label_raster_has_the_models_colours_and_class_names(checkpoint: Path,
+                                                                    tmp_path: Path) -> None:
+    rasterio = pytest.importorskip("rasterio")
+    raster = _write(tmp_path / "scene6.tif", _scene())
+    assert main(["predict", "--checkpoint", str(checkpoint), str(raster),
+                 "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    palette = Segmenter.from_checkpoint(checkpoint).palette
+    with warnings.catch_warnings():  # a plain TIFF's labels: no georeferencing, as the input
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        ds = rasterio.open(tmp_path / "out" / "scene6.tif")
+    with ds:
+        colours = ds.colormap(1)
+        assert [colours[i][:3] for i in range(3)] == [tuple(int(v) for v in palette[i])
+                                                      for i in range(3)]
+        assert [ds.tags(1)[f"class_{i}"] for i in range(3)] == CLASSES

@@ -198,3 +198,22 @@ def test_an_upload_larger_than_a_tile_is_blended_as_predict_blends_it(
     with TestClient(create_app(segmenter, max_concurrency=1)) as c:
         answer = c.post("/v1/segment?format=json", files={"image": ("w.tif", data)})
     np.testing.assert_array_equal(_label(answer), expected)
+
+
+def test_an_upload_with_pixels_without_data_gets_the_labels_predict_writes_around_them(
+        nodata_model: Path, tmp_path: Path) -> None:
+    pytest.importorskip("rasterio")  # the CLI writes label GeoTIFFs with it
+    image, _ = _raster(height=150, width=170)
+    image[:40, :50] = 0  # the model's nodata: its neighbours see the band means, not zeros
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, image, photometric="minisblack", planarconfig="contig")
+    (tmp_path / "corner.tif").write_bytes(buf.getvalue())
+    assert main(["predict", "--checkpoint", str(nodata_model), str(tmp_path / "corner.tif"),
+                 "--tile", "64", "--overlap", "16", "--out", str(tmp_path / "out"),
+                 "--no-progress"]) == 0
+    expected = tifffile.imread(tmp_path / "out" / "corner.tif")
+    assert (expected[:40, :50] == 255).all()
+    segmenter = Segmenter.from_checkpoint(nodata_model, tile=64, overlap=16)
+    with TestClient(create_app(segmenter, max_concurrency=1)) as c:
+        answer = c.post("/v1/segment?format=json", files={"image": ("c.tif", buf.getvalue())})
+    np.testing.assert_array_equal(_label(answer), expected)

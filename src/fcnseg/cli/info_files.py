@@ -92,7 +92,9 @@ def _raster_record(file: Path) -> dict[str, Any]:
                            "bands": info.bands, "dtype": str(info.dtype),
                            "band_names": list(info.band_names) if info.band_names else None,
                            "crs": str(info.crs) if info.crs is not None else None,
-                           "nodata": info.nodata}
+                           # NaN (float outputs' nodata) as text: JSON has no NaN
+                           "nodata": "nan" if info.nodata is not None and np.isnan(info.nodata)
+                           else info.nodata}
     if info.bands == 1 and info.dtype.kind == "u" and info.pixels <= _MAX_VALUES_PIXELS:
         rec.update(_values(read_raster(file, max_pixels=None)[..., 0]))
     return rec
@@ -201,7 +203,8 @@ def data_file_summary(rec: dict[str, Any]) -> list[str]:
                  f"georef:      CRS {rec['crs']}" if rec["crs"] else
                  "georef:      none (no CRS)"]
         if rec["nodata"] is not None:
-            lines.append(f"nodata:      {rec['nodata']:g}")
+            nodata = rec["nodata"]
+            lines.append(f"nodata:      {nodata if isinstance(nodata, str) else f'{nodata:g}'}")
     if "values" in rec:
         lines.append(f"values:      {_values_text(rec)} (class indices, if a label map)")
     return lines

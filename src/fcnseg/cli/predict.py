@@ -52,6 +52,7 @@ from fcnseg.inference.rasters import (
     output_complete,
     part_path,
     predict_raster,
+    rows_written,
     segmenter_tile_fn,
     tile_count,
     write_raster_preview,
@@ -507,7 +508,7 @@ def _predict_raster(seg: Segmenter, path: Path, out: Path, tiles: TileSettings, 
     """Segment one raster by tiles into ``out``, or this process's share of its tile rows
     (rank 0 then joins the shares); a problem as one line (None when written)."""
     share = work.share
-    job = RasterJob(model_id=model_id, model_name=str(args.checkpoint))
+    job = RasterJob(model_id=model_id, model_name=str(args.checkpoint), palette=seg.palette)
     if share is None or output_complete(out, path, seg.class_names, tiles, model_id):
         return _predict_raster_part(seg, path, out, tiles, job, args, work.protected)
     problem = _predict_raster_part(seg, path, part_path(out, share[0]), tiles,
@@ -517,7 +518,7 @@ def _predict_raster(seg: Segmenter, path: Path, out: Path, tiles: TileSettings, 
         return problems[0]
     if ranks.is_main:
         merge_parts(path, out, seg.class_names, tiles, share[1], model_id=model_id,
-                    model_name=str(args.checkpoint))
+                    model_name=str(args.checkpoint), palette=seg.palette)
     all_gather_objects(None, ranks)  # the others wait for the merged output
     return None
 
@@ -540,16 +541,33 @@ def _predict_raster_part(seg: Segmenter, path: Path, out: Path, tiles: TileSetti
                       desc=f"predict {path.name}", off=args.no_progress) as bar:
             job = replace(job, bands=model_bands(seg, info), progress=bar.update,
                           nodata=seg.input_convention.nodata)
-            outcome = predict_raster(run, path, out, seg.class_names, tiles, job)
+            try:
+                outcome = predict_raster(run, path, out, seg.class_names, tiles, job)
+            except KeyboardInterrupt:
+                _report(_interrupted_note(out, info.height))
+                raise
     except ImageError as e:
         return str(e)
     if outcome.skipped:
         _report(f"{out} is complete already; skipped")
     elif outcome.replaced:
         _report(f"{out}: written by another model or with other settings; predicted again")
+    if outcome.removed:
+        _report(f"{out}: removed the earlier run's "
+                f"{' and '.join(p.name for p in outcome.removed)} (not written with these "
+                f"settings)")
     elif outcome.resumed_from_row:
         _report(f"{out}: resumed at row {outcome.resumed_from_row}")
     return None
+
+
+def _interrupted_note(out: Path, height: int) -> str:
+    """What a raster run stopped by Ctrl-C keeps, and how to go on."""
+    rows = rows_written(out)
+    if rows <= 0:
+        return f"{out}: stopped before its first rows were written; run the same command again"
+    return (f"{out}: stopped with {rows:,} of {height:,} rows written, which are kept; run "
+            f"the same command again to continue from there")
 
 
 def _first_size(inputs: list[tuple[Path, str]]) -> tuple[int, int]:

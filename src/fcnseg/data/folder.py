@@ -28,7 +28,8 @@ Layout::
 With ``bands``, images are read as H×W×N arrays (uint8, uint16 or float32) by
 :func:`fcnseg.data.rasters.read_raster`: bands are picked by name where the files describe their
 bands, else the files must have exactly that many bands. Pixels whose every band is ``nodata``
-are labelled ``ignore_index`` (left out of loss and metrics).
+are labelled ``ignore_index`` (left out of loss and metrics) and take each band's mean in the
+image, which the model normalises to zero, as prediction fills them.
 """
 
 from __future__ import annotations
@@ -51,7 +52,13 @@ from fcnseg.data.images import IMAGE_FORMATS, ImageError
 from fcnseg.data.io import read_label
 from fcnseg.data.layout import read_split_list, read_utf8, say_once
 from fcnseg.data.palette import distinct_palette
-from fcnseg.data.rasters import grid_problem, nodata_mask, open_raster, raster_info
+from fcnseg.data.rasters import (
+    fill_nodata,
+    grid_problem,
+    nodata_mask,
+    open_raster,
+    raster_info,
+)
 from fcnseg.utils.typing import PathLike
 from fcnseg.utils.validate import expect_mapping
 from fcnseg.utils.yaml_errors import yaml_problem
@@ -437,7 +444,8 @@ class FolderSegmentation(FileSegmentationDataset):
 
     def _load_raster(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """An H×W×N multi-band image (its declared bands) and its label, on one pixel grid;
-        pixels without data (every band at ``nodata``, or NaN) become ``ignore_index``."""
+        pixels without data (every band at ``nodata``, or NaN) become ``ignore_index`` in the
+        label and each band's mean in the image (:func:`~fcnseg.data.rasters.fill_nodata`)."""
         image_path, label_path = self.image_path(index), self.label_path(index)
         if not image_path.is_file():
             raise DataError(image_path, "missing image (no such file)")
@@ -459,6 +467,7 @@ class FolderSegmentation(FileSegmentationDataset):
         missing = nodata_mask(image, self.nodata)
         if missing is not None:
             label = np.where(missing, self.ignore_index, label)
+            image = fill_nodata(image, missing, self.pad_values["color"])
         return image, label
 
     @property

@@ -13,7 +13,7 @@ label rasters ``masks/*.tif``, bands declared in ``dataset.yaml``) into samples 
 
 Each image window is checked as the folder dataset checks whole files: the declared bands, the
 label raster on its image's pixel grid, label values in range; pixels without data become
-``ignore_index``.
+``ignore_index``, and their image values each band's mean (as in the folder dataset).
 """
 
 from __future__ import annotations
@@ -28,7 +28,13 @@ from fcnseg.data.errors import DataError
 from fcnseg.data.folder import FolderSegmentation
 from fcnseg.data.images import ImageError
 from fcnseg.data.io import check_label_values
-from fcnseg.data.rasters import RasterInfo, grid_problem, nodata_mask, open_raster
+from fcnseg.data.rasters import (
+    RasterInfo,
+    fill_nodata,
+    grid_problem,
+    nodata_mask,
+    open_raster,
+)
 from fcnseg.utils.windows import window_starts
 
 SAMPLINGS = ("random", "grid")
@@ -126,6 +132,7 @@ class RasterWindows(SegmentationDataset):
         missing = nodata_mask(image, self.nodata)
         if missing is not None:
             label[missing] = self.ignore_index
+            image = fill_nodata(image, missing, self.pad_values["color"])
         return image, label
 
     def __repr__(self) -> str:

@@ -509,6 +509,21 @@ def nodata_mask(image: np.ndarray, nodata: float | None) -> np.ndarray | None:
     return missing if missing is not None and missing.any() else None
 
 
+def fill_nodata(image: np.ndarray, missing: np.ndarray | None,
+                values: Sequence[float]) -> np.ndarray:
+    """``image`` (H×W×N, or B×H×W×N with a B×H×W ``missing``) with its pixels without data set
+    to ``values``, one per band: the raw values a model's preprocessing takes to zero (its
+    band means, :meth:`~fcnseg.conventions.InputConvention.mean_pixel`, what crops are padded
+    with). Left as they are (raw zeros, say: "very dark") they would leak into the predictions
+    of their neighbours. A float32 copy where any pixel is missing (means are rarely whole
+    numbers), else ``image`` itself. Training and prediction both fill this way."""
+    if missing is None:
+        return image
+    out = image.astype(np.float32)
+    out[missing] = np.asarray(values, np.float32)
+    return out
+
+
 def display_rgb(image: np.ndarray, bands: Sequence[str] | None = None,
                 rgb: Sequence[str] | None = None) -> np.ndarray:
     """An H×W×N raster as an H×W×3 uint8 picture. An 8-bit RGB or RGBA raster is already a

@@ -16,13 +16,16 @@
   row reaches them. Memory is set by the tile, the batch and the classes, never the image.
 - **Output.** A tiled, deflate-compressed GeoTIFF of class indices (uint8; the input's CRS and
   geotransform kept; pixels without data set to the output's nodata value 255), with optional
-  ``NAME_probs.tif`` (one float32 band per class) and ``NAME_uncertainty.tif`` (entropy).
+  ``NAME_probs.tif`` (one float32 band per class) and ``NAME_uncertainty.tif`` (entropy), NaN
+  (their nodata value) where the input has no data. The label band carries the model's palette
+  as its colour table and the class names as tags, so a GIS shows the classes in colour.
 - **Resumable.** ``OUT.partial.json`` records the rows written; a run started again on the
   same input with the same model and settings recomputes one tile row (for the sums it leaves)
   and goes on from there. A finished run replaces it with ``OUT.done.json``, and a later run of
   the same job skips the output. The model is recorded by its content (:func:`model_identity`),
   not its path: a retrained or other model, or other tiles, precision or outputs, predict the
-  raster again.
+  raster again; the probability or uncertainty raster the earlier run wrote and this one does
+  not is then removed, so that none is left that disagrees with the labels.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from fcnseg.data.rasters import (
     RasterInfo,
     RasterReader,
     display_rgb,
+    fill_nodata,
     nodata_mask,
     open_raster,
     rasterio_open,
@@ -129,6 +133,9 @@ class RasterOutcome:
     #: A finished output of another model or other settings was there and is predicted again.
     replaced: bool = False
     extra_outputs: tuple[Path, ...] = ()
+    #: Probability or uncertainty rasters of an earlier run of other settings, which this run
+    #: does not write, removed (they no longer matched the labels).
+    removed: tuple[Path, ...] = ()
 
 
 def tile_grid(height: int, width: int, tile: int, overlap: int) -> tuple[list[int], list[int],
@@ -227,16 +234,50 @@ def output_complete(out: PathLike, source: PathLike, classes: Sequence[str],
     return record is not None and bool(record.get("complete"))
 
 
-def _forget_other_job(out: Path) -> bool:
+def _forget_other_job(out: Path, settings: TileSettings) -> tuple[bool, tuple[Path, ...]]:
     """Remove the record of another job's output at ``out`` before the output is overwritten
-    (so that a run stopped then never finds it); whether that output was finished."""
+    (so that a run stopped then never finds it), and the probability and uncertainty rasters
+    that job wrote and this one does not (they would no longer match the labels; only those its
+    record names). Whether that output was finished, and the rasters removed."""
     record = _recorded(out)
     _finished(out).unlink(missing_ok=True)
     _sidecar(out).unlink(missing_ok=True)
-    return record is not None and bool(record.get("complete")) and out.is_file()
+    if record is None:
+        return False, ()
+    job = record.get("job")
+    earlier = job.get("settings") if isinstance(job, dict) else None
+    earlier = earlier if isinstance(earlier, dict) else {}
+    removed = tuple(path for kind in EXTRA_OUTPUTS
+                    if earlier.get(kind) is True and not getattr(settings, kind)
+                    and (path := extra_output_path(out, kind)).is_file())
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return bool(record.get("complete")) and out.is_file(), removed
+
+
+def rows_written(out: PathLike) -> int:
+    """The rows of ``out`` that a stopped run wrote, as its record says: a run of the same job
+    goes on from there (0 without a record)."""
+    record = _recorded(Path(out))
+    try:
+        return int(record["rows_done"]) if record is not None else 0
+    except (KeyError, TypeError, ValueError):
+        return 0
 
 
 # -- writing --------------------------------------------------------------------------------
+
+#: The optional outputs beside a label raster ``NAME.tif``: ``NAME_probs.tif`` and
+#: ``NAME_uncertainty.tif`` (each written when the :class:`TileSettings` field of its name is).
+EXTRA_OUTPUTS = ("probs", "uncertainty")
+
+
+def extra_output_path(out: PathLike, kind: str) -> Path:
+    """Where the ``kind`` output (one of :data:`EXTRA_OUTPUTS`) of the label raster ``out``
+    is written."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}_{kind}{out.suffix}")
+
 
 class _Outputs:
     """The label raster and the optional probability and uncertainty rasters, opened for
@@ -244,13 +285,13 @@ class _Outputs:
     says so)."""
 
     def __init__(self, out: Path, info: RasterInfo, classes: Sequence[str],
-                 settings: TileSettings, fresh: bool) -> None:
+                 settings: TileSettings, fresh: bool, palette: np.ndarray | None = None) -> None:
         self.info, self.classes, self.settings = info, list(classes), settings
+        self.palette = palette
         self.paths: dict[str, Path] = {"label": out}
-        if settings.probs:
-            self.paths["probs"] = out.with_name(out.stem + "_probs" + out.suffix)
-        if settings.uncertainty:
-            self.paths["uncertainty"] = out.with_name(out.stem + "_uncertainty" + out.suffix)
+        for kind in EXTRA_OUTPUTS:
+            if getattr(settings, kind):
+                self.paths[kind] = extra_output_path(out, kind)
         if fresh:
             for kind, path in self.paths.items():
                 self._create(kind, path)
@@ -267,8 +308,8 @@ class _Outputs:
         }
         if tiled:
             profile.update(blockxsize=block, blockysize=block)
-        if kind == "label":
-            profile["nodata"] = NODATA_LABEL
+        # Pixels without data: 255 in the labels, NaN in the float rasters.
+        profile["nodata"] = NODATA_LABEL if kind == "label" else float("nan")
         return profile
 
     def _create(self, kind: str, path: Path) -> None:
@@ -277,6 +318,19 @@ class _Outputs:
                 "class" if kind == "label" else "entropy"]
             for i, name in enumerate(names):
                 ds.set_band_description(i + 1, name)
+            if kind == "label":
+                self._describe_classes(ds)
+
+    def _describe_classes(self, ds: Any) -> None:
+        """The label band's colour table (the model's palette; nodata transparent) and class
+        names (tags ``class_<i>`` and ``class_names``, a JSON list), so that a GIS shows the
+        classes in colour and by name."""
+        ds.update_tags(class_names=json.dumps(self.classes))
+        ds.update_tags(1, **{f"class_{i}": name for i, name in enumerate(self.classes)})
+        if self.palette is not None and len(self.classes) <= NODATA_LABEL:
+            colours = {i: (*(int(v) for v in self.palette[i][:3]), 255)
+                       for i in range(min(len(self.classes), len(self.palette)))}
+            ds.write_colormap(1, {**colours, NODATA_LABEL: (0, 0, 0, 0)})
 
     @property
     def kinds(self) -> frozenset[str]:
@@ -335,7 +389,8 @@ def _argmax_classes(sums: np.ndarray) -> np.ndarray:
 
 def _write(put: PutPiece, kinds: frozenset[str], row: int, col: int, sums: np.ndarray,
            weights: np.ndarray, missing: np.ndarray | None) -> None:
-    """One final piece (C×h×w sums, h×w weights) put as labels, probabilities, entropy."""
+    """One final piece (C×h×w sums, h×w weights) put as labels, probabilities, entropy;
+    pixels without data (``missing``) as the outputs' nodata: 255, NaN, NaN."""
     labels = _argmax_classes(sums)
     if missing is not None:
         labels[missing] = NODATA_LABEL
@@ -345,11 +400,15 @@ def _write(put: PutPiece, kinds: frozenset[str], row: int, col: int, sums: np.nd
         z = logits - logits.max(axis=0, keepdims=True)
         probs = np.exp(z)
         probs /= probs.sum(axis=0, keepdims=True)
-        if "probs" in kinds:
-            put("probs", row, col, probs.astype(np.float32))
         if "uncertainty" in kinds:
             entropy = -(probs * np.log(np.clip(probs, 1e-30, None))).sum(axis=0)
+            if missing is not None:
+                entropy[missing] = np.nan
             put("uncertainty", row, col, entropy.astype(np.float32))
+        if "probs" in kinds:
+            if missing is not None:
+                probs[:, missing] = np.nan
+            put("probs", row, col, probs.astype(np.float32))
 
 
 # -- the sweep ------------------------------------------------------------------------------
@@ -411,6 +470,8 @@ class RasterJob:
             the whole grid with only that share's rows written.
         nodata: the input value of pixels without data where the file sets none of its own
             (the model's, from its training data); None: only the file's.
+        palette: the classes' colours (n×3 uint8), the label raster's colour table; None:
+            none (its class names are written either way).
     """
 
     bands: Sequence[str] | None = None
@@ -419,6 +480,7 @@ class RasterJob:
     progress: Callable[[int], None] | None = None
     part: tuple[int, int] | None = None
     nodata: float | None = None
+    palette: np.ndarray | None = None
 
 
 def predict_raster(
@@ -451,7 +513,7 @@ def predict_raster(
     if record is not None and record.get("complete"):
         _settle_finished(out)
         return RasterOutcome(out, 0, skipped=True)
-    replaced = record is None and _forget_other_job(out)
+    replaced, removed = _forget_other_job(out, settings) if record is None else (False, ())
     with open_raster(source, bands=job.bands) as reader, \
             rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB):
         info = _with_nodata(reader.info, job.nodata)
@@ -459,7 +521,8 @@ def predict_raster(
         k0, k1 = _share(len(ys), job.part)
         resume_row = max(int(record["rows_done"]) if record is not None else 0, ys[k0])
         first = _first_tile_row(ys, k0, resume_row)
-        outputs = _Outputs(out, info, classes, settings, fresh=record is None)
+        outputs = _Outputs(out, info, classes, settings, fresh=record is None,
+                           palette=job.palette)
         if record is None:
             _write_sidecar(out, fingerprint, ys[k0] if k0 < len(ys) else 0, complete=k0 >= k1,
                            model_name=job.model_name)
@@ -476,7 +539,7 @@ def predict_raster(
     extra = tuple(p for kind, p in outputs.paths.items() if kind != "label")
     resumed = resume_row if record is not None else 0
     return RasterOutcome(out, tiles, resumed_from_row=resumed, extra_outputs=extra,
-                         replaced=replaced)
+                         replaced=replaced, removed=removed)
 
 
 def _blend_rows(run: TileFn, reader: RasterReader, info: RasterInfo,
@@ -566,10 +629,11 @@ def part_path(out: PathLike, k: int) -> Path:
 
 def merge_parts(source: PathLike, out: PathLike, classes: Sequence[str],
                 settings: TileSettings, n: int, *, model_id: str = "",
-                model_name: str = "") -> None:
+                model_name: str = "", palette: np.ndarray | None = None) -> None:
     """Join the ``n`` shares written by ``predict_raster(..., part=(k, n))`` into ``out``,
     window by window (memory set by the window, not the raster), record ``out`` as complete
-    and remove the shares."""
+    and remove the shares. ``palette``: the label raster's colour table (as
+    :class:`RasterJob`)."""
     import rasterio
     from rasterio.windows import Window
 
@@ -581,7 +645,7 @@ def merge_parts(source: PathLike, out: PathLike, classes: Sequence[str],
              for k in range(n)]
     for record in (_finished(out), _sidecar(out)):  # an earlier output's, before it is replaced
         record.unlink(missing_ok=True)
-    outputs = _Outputs(out, info, classes, settings, fresh=True)
+    outputs = _Outputs(out, info, classes, settings, fresh=True, palette=palette)
     step = 1024
     with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB), outputs.band() as put:
         for k, part in enumerate(parts):
@@ -788,8 +852,11 @@ def segmenter_tile_fn(segmenter: Any, info: RasterInfo) -> TileFn:
     """:meth:`Segmenter.logits` on raster tiles. A model of 8-bit RGB input takes 8- or 16-bit
     grey or RGB rasters, made 8-bit RGB as training reads them
     (:func:`~fcnseg.data.images.integers_to_rgb`); a multi-band model takes rasters of its own
-    bands (picked by name where the file names them, see :func:`model_bands`), raw values. A
-    raster of other bands is one line naming it."""
+    bands (picked by name where the file names them, see :func:`model_bands`), raw values.
+    Pixels without data (every band the file's nodata, else the model's; or NaN) go in as the
+    model's mean pixel, which it normalises to zero (:func:`~fcnseg.data.rasters.fill_nodata`,
+    as training fills them), so that they change no neighbour's label. A raster of other bands
+    is one line naming it."""
     bands = segmenter.input_convention.bands
     if bands is not None:
         count = len(bands) if model_bands(segmenter, info) is not None else info.bands
@@ -797,11 +864,16 @@ def segmenter_tile_fn(segmenter: Any, info: RasterInfo) -> TileFn:
     elif (problem := colour_model_problem(info)) is not None:
         raise ImageError(info.path, problem)
 
+    nodata = info.nodata if info.nodata is not None else segmenter.input_convention.nodata
+    neutral = segmenter.input_convention.mean_pixel()
+
     def run(batch: np.ndarray) -> torch.Tensor:
+        missing = nodata_mask(batch, nodata)  # as read, before any scaling
         if bands is not None:  # a multi-band model takes the raw values
             batch = batch.astype(np.float32, copy=False)
         else:  # as the image reader reads the file for training
             batch = integers_to_rgb(batch, info.alpha)
+        batch = fill_nodata(batch, missing, neutral)
         return first_of(segmenter.logits(segmenter.preprocess(list(batch))))  # the first head's
     return run
 

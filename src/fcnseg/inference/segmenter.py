@@ -22,7 +22,7 @@ from torch import nn
 from fcnseg.checkpoint import build_model_from_checkpoint, load_checkpoint
 from fcnseg.conventions import InputConvention, get_convention
 from fcnseg.data.io import read_raw
-from fcnseg.data.rasters import display_rgb
+from fcnseg.data.rasters import display_rgb, fill_nodata
 from fcnseg.inference.images import DEFAULT_MAX_PIXELS, to_rgb_uint8
 from fcnseg.inference.rasters import (
     NODATA_LABEL,
@@ -361,10 +361,10 @@ class Segmenter:
         whole = [i for i, (array, missing, raster) in enumerate(inputs)
                  if not (raster and self._by_tiles(array))]
         for i in sorted(set(range(len(inputs))) - set(whole)):
-            results[i] = self._predict_tiles(inputs[i][0], return_probs, batch_size)
+            results[i] = self._predict_tiles(*inputs[i][:2], return_probs, batch_size)
         for chunk in same_size_batches([inputs[i][0].shape[:2] for i in whole], batch_size):
             indices = [whole[j] for j in chunk]
-            preds = self._predict_same_size([inputs[i][0] for i in indices], return_probs)
+            preds = self._predict_same_size([inputs[i][:2] for i in indices], return_probs)
             for i, pred in zip(indices, preds, strict=True):
                 results[i] = pred
         return [_without_data(r, inputs[i][1]) for i, r in enumerate(results) if r is not None]
@@ -375,14 +375,15 @@ class Segmenter:
         return (self.tiles is not None and not self.heads and self.num_classes <= 256
                 and max(array.shape[:2]) > self.tiles.tile)
 
-    def _predict_tiles(self, array: np.ndarray, return_probs: bool,
-                       batch_size: int) -> Prediction:
+    def _predict_tiles(self, array: np.ndarray, missing: np.ndarray | None,
+                       return_probs: bool, batch_size: int) -> Prediction:
         """A multi-band input segmented by blended tiles, ``batch_size`` tiles at a time: the
         code and labels of ``fcnseg predict``'s label rasters."""
         assert self.tiles is not None
-        raster = held_raster(array)
+        # Checked as read (8-bit RGB, the model's bands); run on the filled values.
+        run = segmenter_tile_fn(self, held_raster(array).info)
         settings = replace(self.tiles, batch_size=batch_size, probs=return_probs)
-        out = segment_tiles(segmenter_tile_fn(self, raster.info), raster, self.class_names,
+        out = segment_tiles(run, held_raster(self._neutral(array, missing)), self.class_names,
                             settings)
         bands = self.input_convention.bands
         picture = array if bands is None else display_rgb(array, bands, picture_bands(bands))
@@ -402,17 +403,26 @@ class Segmenter:
             return *raster, True
         return self.to_rgb(image), None, False
 
-    def _predict_same_size(self, arrays: list[np.ndarray],
+    def _neutral(self, array: np.ndarray, missing: np.ndarray | None) -> np.ndarray:
+        """``array`` with its pixels without data at the model's mean pixel, as ``fcnseg
+        predict`` and training give them (:func:`~fcnseg.data.rasters.fill_nodata`)."""
+        return fill_nodata(array, missing, self.input_convention.mean_pixel())
+
+    def _predict_same_size(self, inputs: list[tuple[np.ndarray, np.ndarray | None]],
                            return_probs: bool) -> list[Prediction]:
+        """Inputs of one size (each an array and the mask of its pixels without data) run
+        together."""
         if len(self.input_names) > 1:
             raise ValueError(f"{self.arch} takes the inputs {list(self.input_names)}; the "
                              f"segmenter predicts from colour images alone (call the model "
                              f"with a dict of inputs instead)")
         bands = self.input_convention.bands
+        arrays = [a for a, _ in inputs]
+        values = [self._neutral(a, missing) for a, missing in inputs]
         if bands is None:
-            return self._by_head(self.logits(self.preprocess(arrays)), arrays, return_probs)
+            return self._by_head(self.logits(self.preprocess(values)), arrays, return_probs)
         pictures = [display_rgb(a, bands, picture_bands(bands)) for a in arrays]
-        values = [a.astype(np.float32, copy=False) for a in arrays]  # raw band values
+        values = [v.astype(np.float32, copy=False) for v in values]  # raw band values
         return self._by_head(self.logits(self.preprocess(values)), pictures, return_probs)
 
     def _by_head(self, logits: Any, pictures: list[np.ndarray],

@@ -871,8 +871,9 @@ def segmenter_tile_fn(segmenter: Any, info: RasterInfo) -> TileFn:
         missing = nodata_mask(batch, nodata)  # as read, before any scaling
         if bands is not None:  # a multi-band model takes the raw values
             batch = batch.astype(np.float32, copy=False)
-        else:  # as the image reader reads the file for training
+        elif batch.dtype.kind in "ui":  # as the image reader reads the file for training
             batch = integers_to_rgb(batch, info.alpha)
+        # (float tiles for a colour model are RGB 0-255 already: Segmenter's, filled)
         batch = fill_nodata(batch, missing, neutral)
         return first_of(segmenter.logits(segmenter.preprocess(list(batch))))  # the first head's
     return run

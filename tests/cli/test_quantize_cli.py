@@ -44,3 +44,11 @@ def test_val_recipe_without_one_in_the_recipe_is_refused(tmp_path, capsys) -> No
     assert "--val recipe: the checkpoint's recipe names no validation set" in \
         capsys.readouterr().err
     assert not out.exists()
+
+
+def test_an_unwritable_out_is_refused_before_calibrating(tmp_path, capsys) -> None:
+    ckpt = _checkpoint(tmp_path / "m.pt", {"name": "mine"})
+    (tmp_path / "a_file").write_text("not a folder")
+    out = tmp_path / "a_file" / "m.int8.onnx"
+    assert main(["quantize", str(ckpt), "--calib", CALIB, "--out", str(out)]) == 2
+    assert capsys.readouterr().err.startswith(f"fcnseg quantize: error: --out {out}: ")

@@ -28,6 +28,23 @@ def _inputs(model, n: int, h: int, w: int) -> torch.Tensor:
     return _pixels(n, h, w)
 
 
+@pytest.mark.parametrize("where", ["a_file/model.onnx", "a_folder"])
+def test_an_unwritable_out_is_refused_before_exporting_naming_it(
+        where, export_checkpoint, tmp_path, capsys, monkeypatch) -> None:
+    (tmp_path / "a_file").write_text("not a folder")
+    (tmp_path / "a_folder").mkdir()
+    import fcnseg.cli.export as export_cli
+
+    monkeypatch.setattr(export_cli, "export_onnx", lambda *a, **k: pytest.fail("exported"))
+    out = tmp_path / where
+    rc = main(["export", "--checkpoint", str(export_checkpoint("same")), "--format", "onnx",
+               "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert err.startswith(f"fcnseg export: error: --out {out}: ")
+    assert ".tmp" not in err and len(err.splitlines()) == 1
+
+
 @pytest.mark.parametrize("geometry", ["caffe", "same"])
 def test_onnx_export_is_verified_and_dynamic_in_both_geometries(
     geometry, export_checkpoint, tmp_path, capsys

@@ -11,6 +11,7 @@ from fcnseg.export.common import DEFAULT_ATOL, DEFAULT_RTOL, checkpoint_record
 from fcnseg.inference import Segmenter
 from fcnseg.inference.calibration import TemperatureScaled
 from fcnseg.models.fastpath import make_plain
+from fcnseg.utils.files import check_writable
 
 NAME = "export"
 HELP = ("Export a checkpoint to ONNX (dynamic batch, height, width) or TorchScript, verified "
@@ -48,6 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_writable(args.out)  # before the slow export, naming the path asked for
     seg = Segmenter.from_checkpoint(args.checkpoint, device="cpu")
     # inference settings are not properties of the model
     description = {k: v for k, v in seg.describe().items() if k not in ("sliding_window", "tta")}

@@ -24,6 +24,7 @@ from fcnseg.export.quantize import KEEP_FLOAT, QuantizeError, QuantizeOptions, q
 from fcnseg.inference import Segmenter
 from fcnseg.inference.calibration import TemperatureScaled
 from fcnseg.inference.images import to_rgb_uint8
+from fcnseg.utils.files import check_writable
 
 NAME = "quantize"
 HELP = ("Quantize a checkpoint to an int8 ONNX model (ONNX Runtime, per-channel weights) "
@@ -193,7 +194,9 @@ def run(args: argparse.Namespace) -> int:
     path = options.checkpoint_or_path(
         args, "quantize", "fcnseg quantize CHECKPOINT --calib DATA --out MODEL")
     start = time.perf_counter()
-    # The calibration set is checked before the model is loaded or anything exported.
+    # The output and the calibration set are checked before the model is loaded or anything
+    # exported.
+    check_writable(args.out)
     calibration = calibration_images(parse_data(args.calib), args.calib_images,
                                      args.calib_size)
     seg = Segmenter.from_checkpoint(path, device="cpu")

@@ -158,6 +158,23 @@ def _new_temporary(path: Path) -> tuple[int, str]:
     return fd, tmp
 
 
+def check_writable(path: PathLike, what: str = "--out") -> None:
+    """Refuse an output file that cannot be written, before the slow work that makes it: a
+    ValueError naming ``what`` and ``path`` as given (never a temporary's name) when ``path``
+    is a folder, or its folder cannot be made or written in. The folder is made if missing."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{what} {path}: is a folder; give the file to write")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ValueError(f"{what} {path}: cannot write a file in {path.parent} "
+                         f"({e.strerror or type(e).__name__})") from None
+
+
 def fsync_dir(path: PathLike) -> None:
     """fsync a directory so that a rename inside it is durable (no-op where unsupported)."""
     try:

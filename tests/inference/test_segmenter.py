@@ -196,6 +196,29 @@ def test_a_georeferenced_rgb_raster_gives_the_labels_the_cli_writes(
     np.testing.assert_array_equal(segmenter.predict(path).label, expected)
 
 
+@pytest.mark.parametrize("tile", [None, 96])
+def test_a_colour_models_pixels_without_data_enter_it_as_its_mean_pixel(
+        make_checkpoint: Callable[[str], Path], tmp_path: Path, tile: int | None) -> None:
+    rasterio = pytest.importorskip("rasterio")
+    from rasterio.transform import Affine
+
+    image = np.random.default_rng(3).integers(1, 256, (120, 130, 3)).astype(np.uint8)
+    image[:6, :7] = 0  # a corner without data, as the file's nodata tag says
+    path = tmp_path / "geo.tif"
+    with rasterio.open(path, "w", driver="GTiff", height=120, width=130, count=3, dtype="uint8",
+                       crs="EPSG:32632", transform=Affine(0.5, 0, 6e5, 0, -0.5, 52e5),
+                       nodata=0) as ds:
+        ds.write(np.moveaxis(image, -1, 0))
+    segmenter = Segmenter.from_checkpoint(make_checkpoint("same"), tile=tile, overlap=16)
+    seen: list[torch.Tensor] = []
+    segmenter.model.preprocess.register_forward_hook(
+        lambda _m, _i, out: seen.append(out.detach().float()))
+    assert (segmenter.predict(path).label[:6, :7] == 255).all()
+    first = seen[0][0]  # the whole image, or the top-left tile
+    assert float(first[:, :6, :7].abs().max()) < 1e-4  # the mean pixel, normalised
+    assert float(first[:, 6:, 7:].abs().max()) > 1.0  # the data, as it is
+
+
 def test_the_segmenter_shows_a_geometry_only_where_the_model_has_one(make_checkpoint) -> None:
     seg = Segmenter.from_checkpoint(make_checkpoint("same"), precision="fp32")
     assert "geometry='same'" in repr(seg)

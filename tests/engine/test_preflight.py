@@ -20,7 +20,7 @@ from fcnseg.engine.preflight import (
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-TWO_CORES = MachineFacts(cpu_count=2, device_type="cpu")
+TWO_CORES = MachineFacts(cpu_count=2)
 
 
 def _config(**sections):

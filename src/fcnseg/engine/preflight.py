@@ -29,17 +29,15 @@ class MachineFacts:
     """What the warnings need to know about the machine."""
 
     cpu_count: int
-    #: "cpu" or "cuda" (the device the model trains on).
-    device_type: str = "cpu"
 
 
-def machine_facts(device_type: str = "cpu") -> MachineFacts:
+def machine_facts() -> MachineFacts:
     """This process's usable CPU count (its affinity mask, where the OS has one)."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not Linux
         cpus = os.cpu_count() or 1
-    return MachineFacts(cpu_count=max(1, cpus), device_type=device_type)
+    return MachineFacts(cpu_count=max(1, cpus))
 
 
 def preflight_warnings(config: TrainConfig, machine: MachineFacts,
@@ -153,7 +151,7 @@ def sample_image_sizes(dataset: Any, limit: int = 64) -> list[tuple[int, int]]:
     return sizes
 
 
-def startup_warnings(config: TrainConfig, dataset: Any, device_type: str) -> list[str]:
+def startup_warnings(config: TrainConfig, dataset: Any) -> list[str]:
     """:func:`preflight_warnings` with the facts gathered: this machine and ``dataset``."""
     sizes = sample_image_sizes(dataset) if config.data.crop_size else []
-    return preflight_warnings(config, machine_facts(device_type), sizes)
+    return preflight_warnings(config, machine_facts(), sizes)

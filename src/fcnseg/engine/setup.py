@@ -196,7 +196,7 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
         class_names=class_names, palette=plain.palette, ignore_index=ignore_index,
         recipe=recipe, loss_sampler=loss_sampler,
         class_weights=None if class_weights is None else class_weights.to(info.device),
-        class_pixels=class_pixels, warnings=startup_warnings(config, plain, info.device.type),
+        class_pixels=class_pixels, warnings=startup_warnings(config, plain),
         channels_last=channels_last, precision=precision, head_classes=head_classes,
         eval_exclude_classes=getattr(plain, "eval_exclude_classes", ()), ema=ema,
         notes=notes, background_class=getattr(plain, "background_class", None))

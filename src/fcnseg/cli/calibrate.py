@@ -19,6 +19,7 @@ from fcnseg.inference.calibration import (
     DEFAULT_MAX_PIXELS,
     calibrate_checkpoint,
     output_format,
+    refuse_exported,
 )
 from fcnseg.inference.segmenter import resolve_device
 
@@ -86,6 +87,7 @@ def output_path(args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    refuse_exported(args.checkpoint)  # before any name is checked or anything read
     out = output_path(args)
     ckpt = load_checkpoint(args.checkpoint)
     spec = options.dataset_spec(args, ckpt)

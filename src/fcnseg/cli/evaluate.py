@@ -112,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nimages left out by the dataset: {', '.join(result['excluded_images'])}")
     if result.get("calibration"):
         print(f"\n{format_calibration(result['calibration'])}")
+    elif result.get("calibration_skipped"):
+        print(f"\n{result['calibration_skipped']}")
     for key in ("report", "reliability_plot", "confusion_plot"):
         if written.get(key) is not None:
             print(f"wrote {written[key]}")

@@ -58,6 +58,12 @@ from fcnseg.inference.rasters import (
     write_raster_preview,
 )
 from fcnseg.inference.visualize import COLORMAPS, background_classes
+from fcnseg.weightfiles.artifacts import (
+    artifact_kind,
+    labels_only,
+    labels_only_error,
+    read_artifact,
+)
 
 NAME = "predict"
 HELP = "Segment images (files, folders, globs): label PNGs, overlays, heatmaps, probabilities."
@@ -189,6 +195,7 @@ def run(args: argparse.Namespace) -> int:
     if not inputs:
         raise FileNotFoundError("nothing to segment: " + "; ".join(
             f"{spec}: {problem}" for spec, problem in problems))
+    _refuse_labels_only(args)  # read from the model file's description, before any output
     out_dir = prepare_output_folder(args.out)
     ranks = setup_distributed(args.device)  # torchrun: this process's share of the inputs
     if ranks.distributed and (args.format or args.rank):
@@ -199,6 +206,8 @@ def run(args: argparse.Namespace) -> int:
                                     device=ranks.device if ranks.distributed else args.device,
                                     sliding_window=sliding, tta=tta,
                                     precision=args.precision, **limits)
+    if seg.labels_only and (wanted := _probability_options(args)):
+        raise ValueError(labels_only_error(args.checkpoint, " and ".join(wanted)))
     work = _plan(args, seg, inputs, problems, ranks)
     _prepare(args, seg, work.images)
     try:
@@ -245,6 +254,23 @@ def _note_raster_options(args: argparse.Namespace, work: _Work, ranks: DistInfo)
                 f"raster(s) segmented by tiles (e.g. {work.rasters[0][0]}): those get "
                 f"NAME.tif and NAME_overlay.png (--probs, --uncertainty: NAME_probs.tif, "
                 f"NAME_uncertainty.tif)")
+
+
+def _probability_options(args: argparse.Namespace) -> list[str]:
+    """The options given that need the model's probabilities."""
+    return [name for name, given in (
+        ("--probs", args.probs), ("--uncertainty", args.uncertainty or args.uncertainty_kind),
+        ("--heatmaps", args.heatmaps), ("--heatmaps-present", args.heatmaps_present),
+        ("--rank uncertainty", args.rank)) if given]
+
+
+def _refuse_labels_only(args: argparse.Namespace) -> None:
+    """One line when options needing probabilities are given for an exported model that
+    answers labels only (what its file's description says)."""
+    wanted = _probability_options(args)
+    if wanted and artifact_kind(args.checkpoint) is not None \
+            and labels_only(read_artifact(args.checkpoint)):
+        raise ValueError(labels_only_error(args.checkpoint, " and ".join(wanted)))
 
 
 def _check_options(args: argparse.Namespace) -> None:

@@ -37,6 +37,7 @@ from fcnseg.utils.files import atomic_write
 from fcnseg.utils.jsonable import json_safe
 from fcnseg.utils.keyed import first_of, keyed
 from fcnseg.utils.typing import PathLike
+from fcnseg.weightfiles.artifacts import labels_only
 
 #: ``predict_fn(model, images) -> logits``: how a batch becomes N×C×H×W class scores (plain
 #: forward by default; sliding-window or test-time augmentation plug in here).
@@ -370,6 +371,8 @@ def evaluate_checkpoint(checkpoint: PathLike | Mapping[str, Any],
         excluded_images=list(getattr(source, "excluded_ids", ())),
         precision=runner.reported_precision, optimizations=runner.optimizations,
         seconds=round(seconds, 3),
+        **({"calibration_skipped": skipped}
+           if opts.calibration and (skipped := calibration_skipped(ckpt)) else {}),
         images_per_s=round(result["num_images"] / seconds, 3) if seconds > 0 else None)
     return result
 
@@ -384,9 +387,20 @@ def _scoring(ckpt: Mapping[str, Any], source: Any, runner: InferenceRunner,
                      else len(ckpt["classes"]["names"])),
         ignore_index=int(getattr(source, "ignore_index", ckpt["classes"]["ignore_index"])),
         device=runner.device, precision=runner.precision, predict_fn=opts.predict_fn,
-        progress=opts.progress, calibration=opts.calibration and not heads,
+        progress=opts.progress,
+        calibration=opts.calibration and not heads and calibration_skipped(ckpt) is None,
         coverages=opts.coverages, temperature=float(ckpt.get("temperature", 1.0)),
         exclude_classes=getattr(source, "eval_exclude_classes", ()))
+
+
+def calibration_skipped(ckpt: Mapping[str, Any]) -> str | None:
+    """Why the calibration of a model cannot be measured (one line), or None when it can: a
+    model exported with labels only gives no probabilities."""
+    if labels_only(ckpt):
+        return (f"calibration skipped: {ckpt.get('path', 'the model')} was exported with labels "
+                f"only (--labels-out), so it gives no probabilities; evaluate the checkpoint "
+                f"or an export without --labels-out for them")
+    return None
 
 
 def _eval_data(dataset: Mapping[str, Any] | Dataset, ckpt: Mapping[str, Any],

@@ -34,6 +34,7 @@ from fcnseg.inference.runner import InferenceRunner
 from fcnseg.inference.sliding import PredictFn, forward_logits
 from fcnseg.metrics import expected_calibration_error
 from fcnseg.utils.files import atomic_write
+from fcnseg.weightfiles.artifacts import artifact_kind
 
 #: What ``uncertainty_maps`` can compute: the entropy, and 1 − the largest probability.
 UNCERTAINTY_KINDS = ("entropy", "maxprob")
@@ -261,6 +262,18 @@ def output_format(path: str | os.PathLike[str]) -> str:
                      f"{suffix}; choose a name with one of those")
 
 
+def refuse_exported(checkpoint: str | os.PathLike[str], kind: str | None = None) -> None:
+    """One line when ``checkpoint`` is an exported model (ONNX, int8 ONNX, TorchScript; ``kind``
+    when already known): its graph is fixed, so only the checkpoint it came from can take a
+    temperature."""
+    kind = kind or artifact_kind(checkpoint)
+    if kind is not None:
+        shown = {"onnx": "ONNX", "torchscript": "TorchScript"}.get(kind, kind)
+        raise ValueError(f"{checkpoint}: an exported {shown} model cannot be calibrated; "
+                         f"calibrate the checkpoint (.pt) it was exported from, then export "
+                         f"(or quantize) that again")
+
+
 @dataclass(frozen=True)
 class CalibrateOptions:
     """How :func:`calibrate_checkpoint` reads the data and runs the model.
@@ -304,7 +317,10 @@ def calibrate_checkpoint(
     opts = replace(options or CalibrateOptions(), **fields)
     if opts.max_pixels < 1:
         raise ValueError(f"max_pixels must be at least 1, got {opts.max_pixels}")
+    refuse_exported(checkpoint)
     ckpt = load_checkpoint(checkpoint)
+    if ckpt.get("artifact"):  # e.g. a Hub repository holding an export
+        refuse_exported(checkpoint, str(ckpt["artifact"].get("kind")))
     names = list(ckpt["classes"]["names"])
     data = build_dataset(dict(dataset), transform=build_eval_transform())
     refuse_other_bands(ckpt["model"]["input_convention"], getattr(data, "bands", None),

@@ -23,7 +23,7 @@ from fcnseg.conventions import InputConvention, get_convention
 from fcnseg.models.preprocess import Preprocess
 from fcnseg.utils.hardware import INT8_DOT_FLAGS, cpu_info
 from fcnseg.utils.validate import fields_of
-from fcnseg.weightfiles.artifacts import RAW_PIXELS, ArtifactError, onnx_session
+from fcnseg.weightfiles.artifacts import RAW_PIXELS, ArtifactError, labels_only, onnx_session
 
 #: The logit of the class a labels-only graph answers (0 for the others): large enough that a
 #: softmax gives exactly 1 and 0 in float32 (e^-1000 underflows), so that heatmaps, uncertainty
@@ -88,7 +88,7 @@ def artifact_model(ckpt: Mapping[str, Any], *, threads: int | None = None) -> Ar
         num_classes=int(ckpt["model"]["build_kwargs"]["num_classes"]),
         convention=get_convention(ckpt["model"]["input_convention"]),
         raw_pixels=art.get("input_pixels") == RAW_PIXELS,
-        labels_out=art.get("outputs") == "labels",
+        labels_out=labels_only(ckpt),
         precision="int8" if quantized else "fp32",
     ).eval()
 

@@ -36,6 +36,7 @@ from fcnseg.inference.visualize import (
 )
 from fcnseg.serve.errors import RequestError
 from fcnseg.serve.limits import PREVIEW_MAX_SIDE
+from fcnseg.weightfiles.artifacts import labels_only_error
 
 log = logging.getLogger("fcnseg.serve")
 
@@ -107,7 +108,11 @@ def parse_head_heatmap_classes(spec: str | None,
 
 def heatmap_options(spec: str | None, segmenter: Segmenter) -> dict[str, Any]:
     """The heatmap fields of :class:`SegmentOptions` for the ``heatmap`` query parameter:
-    ``heatmap_classes``, and ``head_heatmap_classes`` for a model with several heads."""
+    ``heatmap_classes``, and ``head_heatmap_classes`` for a model with several heads. A model
+    exported with labels only has no probabilities to draw: its heatmaps are refused (400)."""
+    if spec and getattr(segmenter, "labels_only", False):
+        model = segmenter.checkpoint_path or "the model"
+        raise RequestError(400, labels_only_error(model, "heatmap"))
     if not segmenter.heads:
         return {"heatmap_classes": parse_heatmap_classes(spec, segmenter.class_names)}
     by_head = parse_head_heatmap_classes(spec, segmenter.heads)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +154,21 @@ def read_artifact(path: str | os.PathLike[str]) -> dict[str, Any]:
             "temperature": meta.get("temperature", 1.0),
         },
     )
+
+
+def labels_only(ckpt: Mapping[str, Any]) -> bool:
+    """Whether a loaded model description (:func:`read_artifact`'s, or a checkpoint's) is of a
+    model exported with labels only (``--labels-out``): its graph ends in an argmax, so it
+    gives no probabilities (heatmaps, uncertainty, calibration)."""
+    artifact = ckpt.get("artifact")
+    return isinstance(artifact, Mapping) and artifact.get("outputs") == "labels"
+
+
+def labels_only_error(path: str | os.PathLike[str], what: str) -> str:
+    """The one line refusing ``what`` (options that need probabilities) for the labels-only
+    model at ``path``."""
+    return (f"{what}: {path} was exported with labels only (--labels-out), so it gives no "
+            f"probabilities; export the checkpoint again without --labels-out for them")
 
 
 def onnx_session(model: str | bytes, threads: int | None = None, *, lean: bool = False) -> Any:

@@ -1,0 +1,115 @@
+"""A model exported with labels only (``--labels-out``) has no probabilities: the options that
+need them are refused in one line, and evaluate leaves calibration out saying why."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fcnseg.cli.main import main
+from fcnseg.data.synthetic import SyntheticSegmentation
+from fcnseg.inference import Segmenter
+
+pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+pytest.importorskip("onnx", reason="the onnx extra is not installed")
+
+DATA = ["--dataset", "synthetic", "--num-images", "2", "--size", "40x48"]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tiny_checkpoint) -> Path:
+    return tiny_checkpoint(list(SyntheticSegmentation.classes), "same")
+
+
+def _export(checkpoint: Path, out: Path, *extra: str) -> Path:
+    assert main(["export", "--checkpoint", str(checkpoint), "--format", "onnx", "--out",
+                 str(out), "--height", "32", "--width", "32", *extra]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def labels_model(checkpoint, tmp_path_factory) -> Path:
+    return _export(checkpoint, tmp_path_factory.mktemp("labels") / "m.onnx", "--labels-out")
+
+
+@pytest.fixture(scope="module")
+def logits_model(checkpoint, tmp_path_factory) -> Path:
+    return _export(checkpoint, tmp_path_factory.mktemp("logits") / "m.onnx")
+
+
+@pytest.fixture
+def photo(tmp_path) -> Path:
+    path = tmp_path / "photo.png"
+    rgb = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(path)
+    return path
+
+
+def test_a_segmenter_knows_a_labels_out_model_has_no_probabilities(labels_model,
+                                                                     logits_model) -> None:
+    assert Segmenter.from_checkpoint(labels_model).labels_only
+    assert not Segmenter.from_checkpoint(logits_model).labels_only
+
+
+@pytest.mark.parametrize("options", [["--probs"], ["--uncertainty"], ["--heatmaps", "disc"],
+                                     ["--rank", "uncertainty"]])
+def test_predict_refuses_probability_outputs_of_a_labels_only_model(labels_model, photo,
+                                                                    tmp_path, capsys, options):
+    out = tmp_path / "preds"
+    assert main(["predict", "--checkpoint", str(labels_model), str(photo), "--out", str(out),
+                 *options]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert str(labels_model) in err and options[0] in err
+    assert "labels only" in err and "without --labels-out" in err
+    assert not out.exists()  # refused before anything was written
+
+
+def test_predict_still_writes_the_labels_of_a_labels_only_model(labels_model, photo, tmp_path):
+    out = tmp_path / "preds"
+    assert main(["predict", "--checkpoint", str(labels_model), str(photo), "--out",
+                 str(out)]) == 0
+    assert (out / "photo_label.png").is_file()
+
+
+def test_serve_refuses_a_heatmap_of_a_labels_only_model(labels_model, logits_model) -> None:
+    from fcnseg.serve.errors import RequestError
+    from fcnseg.serve.segment import heatmap_options
+
+    assert heatmap_options("disc", Segmenter.from_checkpoint(logits_model))["heatmap_classes"]
+    with pytest.raises(RequestError) as refused:
+        heatmap_options("disc", Segmenter.from_checkpoint(labels_model))
+    assert refused.value.status_code == 400
+    assert str(labels_model) in refused.value.detail and "--labels-out" in refused.value.detail
+    assert heatmap_options(None, Segmenter.from_checkpoint(labels_model)) == \
+        {"heatmap_classes": ()}
+
+
+def test_evaluate_skips_calibration_of_a_labels_only_model_saying_why(labels_model, tmp_path,
+                                                                      capsys) -> None:
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--checkpoint", str(labels_model), *DATA, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "expected calibration error" not in printed
+    skipped = [line for line in printed.splitlines() if "calibration skipped" in line]
+    assert len(skipped) == 1 and str(labels_model) in skipped[0]
+    report = json.loads((out / "report.json").read_text())
+    assert "calibration" not in report and "labels only" in report["calibration_skipped"]
+    assert not (out / "reliability.png").exists()
+    assert "mean_iu" in report["metrics"]
+
+
+@pytest.mark.parametrize("which", ["labels_model", "logits_model"])
+def test_calibrate_refuses_an_exported_model_before_any_work(which, request, tmp_path,
+                                                             capsys) -> None:
+    model = request.getfixturevalue(which)
+    out = tmp_path / "calibrated.pt"
+    assert main(["calibrate", "--checkpoint", str(model), *DATA, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert str(model) in err and "cannot be calibrated" in err and "checkpoint (.pt)" in err
+    assert not out.exists()

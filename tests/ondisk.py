@@ -193,3 +193,30 @@ def write_grey_16_bit_cells(root: Path, high: int, count: int = 4, bands_line: s
     for split in ("train", "val"):
         (root / f"{split}.txt").write_text("".join(f"c{n}\n" for n in range(count)))
     return root
+
+
+def write_folder(root: Path, classes: list[str], splits: dict[str, int] | None = None,
+                 seed: int = 0) -> Path:
+    """A folder dataset (images/, masks/, dataset.yaml, split lists) of synthetic scenes, whose
+    masks number the synthetic classes in the order ``classes`` lists them (a permutation of
+    :data:`fcnseg.data.SYNTHETIC_CLASSES`): the same pictures and pixels whatever the order."""
+    from fcnseg.data import SYNTHETIC_CLASSES
+    from fcnseg.data.synthetic import SyntheticSegmentation
+
+    splits = splits or {"train": 3, "val": 2}
+    to_listed = np.full(256, 255, np.uint8)
+    to_listed[: len(SYNTHETIC_CLASSES)] = [classes.index(c) for c in SYNTHETIC_CLASSES]
+    scenes = SyntheticSegmentation(sum(splits.values()), size=(32, 40), seed=seed)
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    n = 0
+    for split, count in splits.items():
+        names = [f"{split}{k}" for k in range(count)]
+        for name in names:
+            image, label = scenes.load(n)
+            n += 1
+            Image.fromarray(np.asarray(image, np.uint8)).save(root / "images" / f"{name}.png")
+            Image.fromarray(to_listed[np.asarray(label)]).save(root / "masks" / f"{name}.png")
+        (root / f"{split}.txt").write_text("".join(f"{x}\n" for x in names))
+    (root / "dataset.yaml").write_text(f"classes: [{', '.join(classes)}]\n")
+    return root

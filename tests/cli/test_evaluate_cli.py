@@ -5,10 +5,12 @@ import json
 import numpy as np
 import pytest
 import torch
+from ondisk import write_folder
 
 from fcnseg.checkpoint import save_checkpoint
 from fcnseg.cli.main import main
 from fcnseg.data import SYNTHETIC_CLASSES, palette_for
+from fcnseg.engine.evaluation import evaluate_checkpoint
 from fcnseg.metrics import scores
 from fcnseg.models import fcn8s
 
@@ -70,8 +72,37 @@ def test_class_count_mismatch_fails_with_a_clear_message(tmp_path, capsys):
                "--num-images", "1", "--size", "32", "--out", str(tmp_path / "eval")])
     assert rc == 2
     err = capsys.readouterr().err
-    assert "7 classes" in err and "predicts 4" in err and str(ckpt) in err
+    assert f"7 classes [{', '.join(SYNTHETIC_CLASSES)}]" in err and "predicts 4 [a, b, c, d]" in err
+    assert str(ckpt) in err
     assert not (tmp_path / "eval" / "report.json").exists()
+
+
+def test_other_class_names_are_refused_in_one_line_naming_both_lists(tmp_path, capsys):
+    names = [f"other{i}" for i in range(len(SYNTHETIC_CLASSES))]
+    ckpt = _checkpoint(tmp_path / "renamed.pt", names)
+    rc = main(["evaluate", "--checkpoint", str(ckpt), "--dataset", "synthetic",
+               "--num-images", "1", "--size", "32", "--out", str(tmp_path / "eval")])
+    assert rc == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1
+    assert f"[{', '.join(names)}]" in lines[0] and f"[{', '.join(SYNTHETIC_CLASSES)}]" in lines[0]
+    assert not (tmp_path / "eval" / "report.json").exists()
+
+
+def test_the_same_classes_in_another_order_are_matched_by_name(synthetic_checkpoint, tmp_path,
+                                                                capsys):
+    shuffled = [SYNTHETIC_CLASSES[i] for i in (0, 4, 2, 6, 1, 5, 3)]
+    reports = {}
+    for name, classes in (("same", list(SYNTHETIC_CLASSES)), ("shuffled", shuffled)):
+        root = write_folder(tmp_path / name, classes)
+        assert main(["evaluate", "--checkpoint", str(synthetic_checkpoint), "--dataset",
+                     "folder", "--root", str(root), "--out", str(tmp_path / f"eval_{name}")]) == 0
+        reports[name] = json.loads((tmp_path / f"eval_{name}" / "report.json").read_text())
+        printed = capsys.readouterr().out
+        assert ("matched to them by name" in printed) == (name == "shuffled")
+    assert reports["shuffled"]["confusion"] == reports["same"]["confusion"]
+    assert reports["shuffled"]["metrics"] == reports["same"]["metrics"]
+    assert "by name" in reports["shuffled"]["dataset"]["classes_matched_by_name"]
 
 
 def test_dataset_root_is_required_for_voc(synthetic_checkpoint, capsys):
@@ -229,15 +260,22 @@ def test_data_name_left_empty_takes_and_says_the_recipes_dataset(capsys) -> None
     assert f"dataset from the checkpoint's recipe: {val}" in capsys.readouterr().out
 
 
-def test_a_library_warning_is_one_line_naming_the_command(tmp_path, capsys):
-    names = [f"other{i}" for i in range(len(SYNTHETIC_CLASSES))]
-    ckpt = _checkpoint(tmp_path / "renamed.pt", names)
-    rc = main(["evaluate", "--checkpoint", str(ckpt), "--dataset", "synthetic",
+def test_a_library_warning_is_one_line_naming_the_command(synthetic_checkpoint, tmp_path,
+                                                          capsys, monkeypatch):
+    import warnings
+
+    import fcnseg.cli.evaluate as command
+
+    def warning_then_score(*args, **kwargs):
+        warnings.warn("a library's warning\nover two lines", UserWarning, stacklevel=2)
+        return evaluate_checkpoint(*args, **kwargs)
+
+    monkeypatch.setattr(command, "evaluate_checkpoint", warning_then_score)
+    rc = main(["evaluate", "--checkpoint", str(synthetic_checkpoint), "--dataset", "synthetic",
                "--num-images", "1", "--size", "32", "--out", str(tmp_path / "eval")])
     assert rc == 0
     lines = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
-    assert len(lines) == 1
-    assert lines[0].startswith("fcnseg evaluate: warning: dataset class names")
+    assert lines == ["fcnseg evaluate: warning: a library's warning over two lines"]
 
 
 def _six_band_folder(root):

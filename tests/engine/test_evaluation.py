@@ -138,14 +138,13 @@ def _tiny_checkpoint(path, num_classes, names=None):
 
 
 def test_evaluate_checkpoint_on_a_dataset_spec(tmp_path):
-    ckpt = _tiny_checkpoint(tmp_path / "m.pt", 7)
+    ckpt = _tiny_checkpoint(tmp_path / "m.pt", 7, names=list(SyntheticSegmentation.classes))
     spec = {"name": "synthetic", "num_images": 3, "size": [40, 56], "seed": 1, "split": "val"}
-    with pytest.warns(UserWarning, match="class names"):
-        result = evaluate_checkpoint(ckpt, spec)
+    result = evaluate_checkpoint(ckpt, spec)
     assert result["num_images"] == 3
     assert np.asarray(result["confusion"]).sum() == 3 * 40 * 56
     assert result["pixels"] == np.asarray(result["confusion"]).sum(axis=1).tolist()
-    assert result["class_names"] == [f"class{i}" for i in range(7)]
+    assert result["class_names"] == list(SyntheticSegmentation.classes)
     assert result["checkpoint"]["arch"] == "fcn8s"
     assert result["dataset"]["name"] == "synthetic"
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ondisk import write_folder
 from PIL import Image
 
 from fcnseg.cli.main import main
@@ -394,3 +395,55 @@ def test_an_int8_model_records_its_checkpoints_validation_set_and_metrics(tmp_pa
     assert "mean_iu" in meta["metrics"] and "pixel_agreement_with_float" in meta["metrics"]
     assert main(["info", str(out)]) == 0
     assert "its float checkpoint: mean IU 43.21" in capsys.readouterr().out
+
+
+def test_a_folder_dataset_given_as_val_is_scored_on_its_val_split(synthetic_checkpoint,
+                                                                  tmp_path, capsys) -> None:
+    from fcnseg.cli.quantize import parse_data
+
+    root = write_folder(tmp_path / "ds", list(SyntheticSegmentation.classes),
+                        splits={"train": 3, "val": 2})
+    assert parse_data(str(root), split="val")["split"] == "val"
+    out = tmp_path / "q.onnx"
+    assert main(["quantize", str(synthetic_checkpoint), "--calib", CALIB, "--val", str(root),
+                 "--out", str(out), "--keep-float", "none", "--max-drop", "100"]) == 0
+    assert f"accuracy gate: 2 images of {root} (split val)" in capsys.readouterr().out
+
+
+def test_val_pairs_match_the_same_classes_in_another_order_by_name(synthetic_checkpoint,
+                                                                   tmp_path) -> None:
+    from fcnseg.cli.quantize import validation_pairs
+    from fcnseg.inference import Segmenter
+
+    seg = Segmenter.from_checkpoint(synthetic_checkpoint)
+    shuffled = [SyntheticSegmentation.classes[i] for i in (0, 4, 2, 6, 1, 5, 3)]
+    same = validation_pairs({"name": "folder", "split": "val", "root": str(
+        write_folder(tmp_path / "same", list(SyntheticSegmentation.classes)))}, None, seg)
+    other = validation_pairs({"name": "folder", "split": "val", "root": str(
+        write_folder(tmp_path / "other", shuffled))}, None, seg)
+    assert same.note is None and "by name" in other.note
+    for (_, a), (_, b) in zip(same.pairs(), other.pairs(), strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_a_bad_val_set_fails_in_one_line_before_calibration(synthetic_checkpoint, tmp_path,
+                                                           capsys, monkeypatch) -> None:
+    import fcnseg.cli.quantize as command
+
+    def calibration_started(*args, **kwargs):
+        raise AssertionError("the validation set was not checked before calibration")
+
+    monkeypatch.setattr(command, "quantize_model", calibration_started)
+    root = write_folder(tmp_path / "ds", list(SyntheticSegmentation.classes))
+    broken = root / "images" / "val1.png"
+    broken.write_bytes(broken.read_bytes()[:120])  # truncated: its header still reads
+    assert main(["quantize", str(synthetic_checkpoint), "--calib", CALIB, "--val", str(root),
+                 "--out", str(tmp_path / "q.onnx")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--val" in err and str(broken) in err
+    renamed = write_folder(tmp_path / "renamed", list(SyntheticSegmentation.classes))
+    (renamed / "dataset.yaml").write_text(f"classes: [{', '.join(f'c{i}' for i in range(7))}]\n")
+    assert main(["quantize", str(synthetic_checkpoint), "--calib", CALIB, "--val",
+                 str(renamed), "--out", str(tmp_path / "q.onnx")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "[c0, c1, c2, c3, c4, c5, c6]" in err

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from ondisk import write_folder
 from PIL import Image
 
 from fcnseg.checkpoint import load_checkpoint
@@ -193,3 +194,29 @@ def test_calibrate_removes_the_temporaries_of_an_earlier_killed_run(tiny_checkpo
                "--no-progress"])
     assert rc == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
+
+
+def test_calibrate_matches_the_same_classes_in_another_order_by_name(tiny_checkpoint, tmp_path,
+                                                                      capsys) -> None:
+    source = tiny_checkpoint(list(SYNTHETIC_CLASSES))
+    shuffled = [SYNTHETIC_CLASSES[i] for i in (0, 4, 2, 6, 1, 5, 3)]
+    fitted = {}
+    for name, classes in (("same", list(SYNTHETIC_CLASSES)), ("shuffled", shuffled)):
+        root = write_folder(tmp_path / name, classes)
+        out = tmp_path / f"{name}.pt"
+        assert main(["calibrate", "--checkpoint", str(source), "--dataset", "folder", "--root",
+                     str(root), "--out", str(out), "--no-progress"]) == 0
+        assert ("matched to them by name" in capsys.readouterr().out) == (name == "shuffled")
+        fitted[name] = load_checkpoint(out)["temperature"]
+    assert fitted["shuffled"] == fitted["same"]
+
+
+def test_calibrate_refuses_other_class_names_in_one_line(tiny_checkpoint, tmp_path,
+                                                         capsys) -> None:
+    source = tiny_checkpoint(["background", "road", "car"])
+    out = tmp_path / "out.pt"
+    assert main(["calibrate", "--checkpoint", str(source), "--dataset", "synthetic",
+                 "--num-images", "1", "--size", "32", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "[background, road, car]" in err
+    assert not out.exists()

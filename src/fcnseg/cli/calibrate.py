@@ -96,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
         args.checkpoint, spec, out, device=resolve_device(args.device),
         batch_size=args.batch_size, num_workers=args.num_workers, max_pixels=args.max_pixels,
         limit=args.limit, progress=not args.no_progress and sys.stderr.isatty())
+    if result.get("classes_matched_by_name"):
+        print(result["classes_matched_by_name"])
     print(f"temperature {result['temperature']:.4g} fitted on {result['pixels']:,} pixels of "
           f"{result['num_images']} images; per pixel: NLL {result['nll_before']:.4f} → "
           f"{result['nll_after']:.4f}, expected calibration error "

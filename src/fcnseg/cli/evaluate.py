@@ -104,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.checkpoint} on {spec['name']} ({result['num_images']} images, "
           f"{result['seconds']:.1f} s, precision {result['precision']}, "
           f"{header_method(args, precision_from)})")
+    if result["dataset"].get("classes_matched_by_name"):
+        print(result["dataset"]["classes_matched_by_name"])
     for head, scores in (result.get("heads") or {None: result}).items():
         if head is not None:
             print(f"\nhead {head}:")

@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from PIL import Image
 
 from fcnseg.cli import options
 from fcnseg.data import build_dataset
+from fcnseg.data.check import scan_dataset
 from fcnseg.data.errors import DataError
 from fcnseg.data.folder import IMAGE_EXTENSIONS
 from fcnseg.data.io import read_raw
@@ -23,6 +25,7 @@ from fcnseg.export.common import checkpoint_record
 from fcnseg.export.quantize import KEEP_FLOAT, QuantizeError, QuantizeOptions, quantize_model
 from fcnseg.inference import Segmenter
 from fcnseg.inference.calibration import TemperatureScaled
+from fcnseg.inference.class_match import ClassMatch, match_classes
 from fcnseg.inference.images import to_rgb_uint8
 from fcnseg.utils.files import check_writable
 
@@ -71,12 +74,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="ONNX Runtime threads (default: all cores)")
 
 
-def parse_data(text: str, *, ckpt_recipe: dict[str, Any] | None = None) -> dict[str, Any] | Path:
-    """A ``--calib`` / ``--val`` value: a folder of images (a Path), or a dataset spec."""
+def parse_data(text: str, *, ckpt_recipe: dict[str, Any] | None = None,
+               split: str = "train") -> dict[str, Any] | Path:
+    """A ``--calib`` / ``--val`` value: a folder of images (a Path), or a dataset spec; a
+    folder dataset (with dataset.yaml) is read at ``split`` (``--val``: ``"val"``)."""
     path = Path(text)
     if path.is_dir():
         if (path / "dataset.yaml").is_file():
-            return {"name": "folder", "root": str(path), "split": "train"}
+            return {"name": "folder", "root": str(path), "split": split}
         return path
     if text == "recipe":
         val = ((ckpt_recipe or {}).get("data") or {}).get("val")
@@ -176,18 +181,67 @@ def calibration_images(source: dict[str, Any] | Path, limit: int, longest: int) 
     return images
 
 
-def validation_pairs(spec: dict[str, Any], limit: int | None) -> Any:
-    """A function returning a fresh iterator of (image, label) pairs of a dataset."""
+@dataclass(frozen=True)
+class ValidationSet:
+    """The accuracy gate's data: ``pairs()`` gives a fresh iterator of its ``count`` (image,
+    label) pairs; ``note`` says when its classes were matched to the model's by name."""
+
+    pairs: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]
+    count: int
+    note: str | None = None
+
+
+def validation_pairs(spec: dict[str, Any], limit: int | None,
+                     seg: Segmenter | None = None) -> ValidationSet:
+    """The (image, label) pairs of a dataset, labels in the model's class indices (``seg``'s:
+    the same names in another order are matched by name, other names refused, as ``fcnseg
+    evaluate`` does).
+
+    Every sample is read once now, so that a bad file, or classes that are not the model's,
+    fail in one line before the slow calibration."""
     dataset = build_dataset(dict(spec))
+    shown = str(spec.get("root") or spec.get("name"))
+    match = ClassMatch() if seg is None else match_classes(
+        list(getattr(dataset, "classes", ()) or ()), seg.class_names, dataset=shown,
+        model=str(seg.checkpoint_path or "the model"))
     indices = list(range(len(dataset) if limit is None else min(limit, len(dataset))))
+    if not indices:
+        raise ValueError(f"--val: dataset {shown} ({_split_text(spec)}) has no images")
+    problems = scan_dataset(dataset, indices).problems
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ValueError(f"--val: {problems[0]}{more}; {_BAD_DATASET_SAMPLE}")
 
     def pairs() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for i in indices:
             with _quantize_advice(_BAD_DATASET_SAMPLE):
                 image, label = dataset.load(i)
-            yield _rgb(image, f"{spec.get('name')} sample {dataset.name(i)}"), np.asarray(label)
+            yield (_rgb(image, f"{spec.get('name')} sample {dataset.name(i)}"),
+                   match.relabel(np.asarray(label)))
 
-    return pairs
+    return ValidationSet(pairs, len(indices), match.note)
+
+
+def _split_text(spec: dict[str, Any]) -> str:
+    return f"split {spec['split']}" if spec.get("split") else "its default split"
+
+
+def _validation(args: argparse.Namespace, seg: Segmenter) -> Any:
+    """The ``--val`` pairs (:func:`validation_pairs`; None without ``--val``), their set and
+    split said in one line: a folder dataset is scored on its ``val`` split."""
+    if not args.val:
+        return None
+    recipe = {"data": {"val": seg.validation_data}}  # what the checkpoint's recipe records
+    val = parse_data(args.val, ckpt_recipe=recipe, split="val")
+    if isinstance(val, Path):
+        raise ValueError(f"--val {args.val}: a folder of images has no labels; give a folder "
+                         f"dataset (with dataset.yaml) or a dataset spec")
+    chosen = validation_pairs(val, args.val_images, seg)
+    print(f"accuracy gate: {chosen.count} images of {val.get('root') or val.get('name')} "
+          f"({_split_text(val)})")
+    if chosen.note:
+        print(chosen.note)
+    return chosen.pairs
 
 
 def run(args: argparse.Namespace) -> int:
@@ -207,11 +261,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"{path}: a model of {len(bands)} bands ({', '.join(bands)}): int8 "
                          f"quantization takes models of RGB images; run it from its checkpoint "
                          f"or its float ONNX export (fcnseg export)")
-    recipe = {"data": {"val": seg.validation_data}}  # what the checkpoint's recipe records
-    val = parse_data(args.val, ckpt_recipe=recipe) if args.val else None
-    if isinstance(val, Path):
-        raise ValueError(f"--val {args.val}: a folder of images has no labels; give a folder "
-                         f"dataset (with dataset.yaml) or a dataset spec")
+    validation = _validation(args, seg)  # read and checked before the slow calibration
     settings = ("sliding_window", "tta", "precision", "optimizations")  # of this run only
     description = {k: v for k, v in seg.describe().items() if k not in settings}
     description.update(checkpoint_record(seg.validation_data, seg.checkpoint_metrics))
@@ -224,8 +274,7 @@ def run(args: argparse.Namespace) -> int:
     result = quantize_model(
         model, args.out, description=description,
         calibration=calibration,
-        validation=None if val is None else validation_pairs(val, args.val_images),
-        options=opts)
+        validation=validation, options=opts)
     if result.refused:
         raise QuantizeError(f"refused: {result.refused}")
     kept = (f"{len(result.keep_float)} layers kept in float ({', '.join(result.keep_float)})"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import time
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
@@ -29,6 +28,7 @@ from fcnseg.conventions import refuse_other_bands
 from fcnseg.data.build import build_dataset
 from fcnseg.data.collate import collate_segmentation
 from fcnseg.data.transforms import build_eval_transform
+from fcnseg.inference.class_match import ClassMatch, RelabeledDataset, match_classes
 from fcnseg.inference.runner import InferenceRunner
 from fcnseg.inference.visualize import reliability_diagram, save_png
 from fcnseg.metrics import DEFAULT_COVERAGES, METRIC_NAMES, CalibrationBins, ConfusionMatrix, scores
@@ -344,9 +344,9 @@ def evaluate_checkpoint(checkpoint: PathLike | Mapping[str, Any],
     ckpt = as_checkpoint(checkpoint)
     runner = InferenceRunner(build_model_from_checkpoint(ckpt), device=opts.device,
                              precision=opts.precision)
-    data, source, described = _eval_data(dataset, ckpt, opts.limit)
+    data, source, described, match = _eval_data(dataset, ckpt, opts.limit)
     head_classes = {str(h): list(n) for h, n in (ckpt["classes"].get("heads") or {}).items()}
-    scoring = _scoring(ckpt, source, runner, opts)
+    scoring = _scoring(ckpt, source, runner, opts, match)
     ignore_index = scoring.ignore_index
     loader = DataLoader(
         data, batch_size=opts.batch_size, shuffle=False, num_workers=opts.num_workers,
@@ -378,9 +378,10 @@ def evaluate_checkpoint(checkpoint: PathLike | Mapping[str, Any],
 
 
 def _scoring(ckpt: Mapping[str, Any], source: Any, runner: InferenceRunner,
-             opts: CheckpointEvalOptions) -> EvalOptions:
-    """The checkpoint's classes (per head), the dataset's ignore value and excluded classes,
-    calibration (of one head only) at the checkpoint's temperature."""
+             opts: CheckpointEvalOptions, match: ClassMatch) -> EvalOptions:
+    """The checkpoint's classes (per head), the dataset's ignore value and excluded classes
+    (as the checkpoint's indices), calibration (of one head only) at the checkpoint's
+    temperature."""
     heads = ckpt["classes"].get("heads") or {}
     return EvalOptions(
         num_classes=({str(h): len(n) for h, n in heads.items()} if heads
@@ -390,7 +391,7 @@ def _scoring(ckpt: Mapping[str, Any], source: Any, runner: InferenceRunner,
         progress=opts.progress,
         calibration=opts.calibration and not heads and calibration_skipped(ckpt) is None,
         coverages=opts.coverages, temperature=float(ckpt.get("temperature", 1.0)),
-        exclude_classes=getattr(source, "eval_exclude_classes", ()))
+        exclude_classes=match.exclusions(getattr(source, "eval_exclude_classes", ())))
 
 
 def calibration_skipped(ckpt: Mapping[str, Any]) -> str | None:
@@ -404,9 +405,11 @@ def calibration_skipped(ckpt: Mapping[str, Any]) -> str | None:
 
 
 def _eval_data(dataset: Mapping[str, Any] | Dataset, ckpt: Mapping[str, Any],
-               limit: int | None) -> tuple[Any, Any, dict[str, Any]]:
-    """The data to score (transformed, cut to ``limit``), the dataset it comes from, and its
-    description; a dataset whose classes cannot be the checkpoint's is refused."""
+               limit: int | None) -> tuple[Any, Any, dict[str, Any], ClassMatch]:
+    """The data to score (transformed, labels in the checkpoint's class indices, cut to
+    ``limit``), the dataset it comes from, its description and how its classes match the
+    checkpoint's (:func:`~fcnseg.inference.class_match.match_classes`: the same names in
+    another order by name; other names are refused)."""
     transform = build_eval_transform()
     if isinstance(dataset, Mapping):
         described: dict[str, Any] = dict(dataset)
@@ -419,26 +422,17 @@ def _eval_data(dataset: Mapping[str, Any] | Dataset, ckpt: Mapping[str, Any],
     where = described.get("root") or described.get("name", described.get("repr"))
     refuse_other_bands(ckpt["model"]["input_convention"], getattr(source, "bands", None),
                        str(where), str(ckpt.get("path", "<checkpoint>")))
-    class_names = list(ckpt["classes"]["names"])
     data_classes = [str(c) for c in getattr(source, "classes", ())]
     described["classes"] = data_classes or None
-    if data_classes and len(data_classes) != len(class_names):
-        raise ValueError(
-            f"dataset {described.get('name', described.get('repr'))!r} has "
-            f"{len(data_classes)} classes ({', '.join(data_classes)}) but checkpoint "
-            f"{ckpt.get('path', '<checkpoint>')} predicts {len(class_names)} "
-            f"({', '.join(class_names)}); evaluate it on a dataset with the same classes"
-        )
-    if data_classes and data_classes != class_names:
-        warnings.warn(
-            f"dataset class names {data_classes} differ from the checkpoint's {class_names}; "
-            f"scoring by index, reporting the checkpoint's names",
-            stacklevel=3,
-        )
+    match = match_classes(data_classes, ckpt["classes"]["names"], dataset=str(where),
+                          model=str(ckpt.get("path", "the checkpoint")))
+    if match.lookup is not None:
+        data = RelabeledDataset(data, match)
+        described["classes_matched_by_name"] = match.note
     if limit is not None:
         data = Subset(data, range(min(int(limit), len(data))))
     described["num_images"] = len(data)
-    return data, source, described
+    return data, source, described, match
 
 
 def _first_head_on_top(result: dict[str, Any],

@@ -30,6 +30,7 @@ from fcnseg.conventions import refuse_other_bands
 from fcnseg.data.build import build_dataset
 from fcnseg.data.collate import collate_segmentation
 from fcnseg.data.transforms import build_eval_transform
+from fcnseg.inference.class_match import RelabeledDataset, match_classes
 from fcnseg.inference.runner import InferenceRunner
 from fcnseg.inference.sliding import PredictFn, forward_logits
 from fcnseg.metrics import expected_calibration_error
@@ -326,12 +327,12 @@ def calibrate_checkpoint(
     refuse_other_bands(ckpt["model"]["input_convention"], getattr(data, "bands", None),
                        str(dataset.get("root") or dataset.get("name")), str(checkpoint))
     fill = getattr(data, "pad_values", None)
-    data_classes = list(getattr(data, "classes", ()) or ())
-    if data_classes and len(data_classes) != len(names):
-        raise ValueError(f"dataset {dataset.get('name')!r} has {len(data_classes)} classes but "
-                         f"checkpoint {checkpoint} predicts {len(names)}; calibrate it on a "
-                         f"dataset with the same classes")
+    match = match_classes(list(getattr(data, "classes", ()) or ()), names,
+                          dataset=str(dataset.get("root") or dataset.get("name")),
+                          model=str(checkpoint))
     ignore_index = int(getattr(data, "ignore_index", ckpt["classes"]["ignore_index"]))
+    if match.lookup is not None:
+        data = RelabeledDataset(data, match)
     if opts.limit is not None:
         data = Subset(data, range(min(int(opts.limit), len(data))))
     runner = InferenceRunner(build_model_from_checkpoint(ckpt), device=opts.device,
@@ -351,6 +352,7 @@ def calibrate_checkpoint(
 
     result: dict[str, Any] = {**asdict(fit), "ece_before": ece(1.0),
                               "ece_after": ece(fit.temperature), "num_images": len(data),
-                              "dataset": dict(dataset)}
+                              "dataset": dict(dataset),
+                              **({"classes_matched_by_name": match.note} if match.note else {})}
     save_with_temperature(checkpoint, out, fit.temperature, result)
     return result

@@ -191,9 +191,6 @@ class Segmenter:
         self.heads = _head_names(model, self.class_names, head_classes)
         #: The model's input modalities; images alone suffice only for one (colour) input.
         self.input_names: tuple[str, ...] = tuple(getattr(model, "input_names", ("color",)))
-        #: Whether the model answers labels only (an export with ``--labels-out``): its
-        #: "probabilities" are then 0 and 1, so heatmaps and uncertainty mean nothing.
-        self.labels_only: bool = bool(getattr(model, "labels_out", False))
         self.max_pixels = opts.max_pixels
         self.temperature = float(opts.temperature)
         self.checkpoint_path: str | None = None
@@ -233,6 +230,12 @@ class Segmenter:
         seg.validation_data = dict(fields_of(data.get("val"))) or None
         seg.checkpoint_metrics = dict(fields_of(ckpt.get("metrics")))
         return seg
+
+    @property
+    def labels_only(self) -> bool:
+        """Whether the model answers labels only (an export with ``--labels-out``): its
+        "probabilities" are then 0 and 1, so heatmaps and uncertainty mean nothing."""
+        return bool(getattr(self.model, "labels_out", False))
 
     # -- description ---------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:

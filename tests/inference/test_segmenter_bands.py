@@ -219,3 +219,16 @@ def test_the_cli_label_raster_has_the_models_colours_and_class_names(checkpoint:
         assert [colours[i][:3] for i in range(3)] == [tuple(int(v) for v in palette[i])
                                                       for i in range(3)]
         assert [ds.tags(1)[f"class_{i}"] for i in range(3)] == CLASSES
+
+
+def test_without_an_overlap_the_segmenter_and_the_cli_take_a_quarter_of_the_tile(
+        checkpoint: Path, tmp_path: Path) -> None:
+    pytest.importorskip("rasterio")
+    raster = _write(tmp_path / "wide.tif", _scene(height=260, width=300))
+    assert main(["predict", "--checkpoint", str(checkpoint), str(raster), "--tile", "128",
+                 "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    expected = tifffile.imread(tmp_path / "out" / "wide.tif")
+    quarter = Segmenter.from_checkpoint(checkpoint, tile=128, overlap=32).predict(raster).label
+    np.testing.assert_array_equal(quarter, expected)  # the CLI's default overlap: 32
+    default = Segmenter.from_checkpoint(checkpoint, tile=128).predict(raster).label
+    np.testing.assert_array_equal(default, expected)

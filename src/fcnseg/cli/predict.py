@@ -57,6 +57,7 @@ from fcnseg.inference.rasters import (
     tile_count,
     write_raster_preview,
 )
+from fcnseg.inference.segmenter import default_overlap
 from fcnseg.inference.visualize import COLORMAPS, background_classes
 from fcnseg.weightfiles.artifacts import (
     artifact_kind,
@@ -291,11 +292,6 @@ def _check_options(args: argparse.Namespace) -> None:
     if not 2 * args.overlap < args.tile:
         raise ValueError(f"--overlap must be less than half of --tile ({args.tile}), got "
                          f"{args.overlap}")
-
-
-def default_overlap(tile: int) -> int:
-    """``--overlap`` when not given: a quarter of the tile (128 for the default 512)."""
-    return tile // 4
 
 
 def _report(message: str) -> None:

@@ -108,7 +108,8 @@ class SegmenterOptions:
             labels; None: every input whole, in one pass. (A model with several heads, or
             over 256 classes, takes its inputs whole.)
         overlap: pixels shared by neighbouring tiles (``fcnseg predict --overlap``); less
-            than half the tile.
+            than half the tile. None: :func:`default_overlap`, a quarter of the tile (128 for
+            512), as ``fcnseg predict`` takes by default.
     """
 
     device: str | torch.device = "cpu"
@@ -121,7 +122,7 @@ class SegmenterOptions:
     channels_last: bool | None = None
     compile: bool = False
     tile: int | None = 512
-    overlap: int = 128
+    overlap: int | None = None
 
 
 class Segmenter:
@@ -481,7 +482,13 @@ def _tile_settings(options: SegmenterOptions) -> TileSettings | None:
     """The tiles of ``options`` (checked as ``fcnseg predict`` checks them), None without."""
     if options.tile is None:
         return None
-    return TileSettings(tile=options.tile, overlap=options.overlap)
+    overlap = default_overlap(options.tile) if options.overlap is None else options.overlap
+    return TileSettings(tile=options.tile, overlap=overlap)
+
+
+def default_overlap(tile: int) -> int:
+    """The overlap of tiles when none is given: a quarter of the tile (128 for 512)."""
+    return tile // 4
 
 
 def _without_data(pred: Prediction, missing: np.ndarray | None) -> Prediction:

@@ -167,10 +167,15 @@ def write_one_empty(fmt: str, root: Path) -> Path:
     return root / "export.json"
 
 
-@pytest.mark.parametrize("fmt", ["labelme", "coco", "cvat", "labelstudio"])
-def test_an_image_the_export_lists_without_shapes_is_all_background(fmt, tmp_path: Path,
-                                                                    capsys) -> None:
-    src = write_one_empty(fmt, tmp_path / "src")
+@pytest.mark.parametrize("fmt", ["labelme", "cvat-tagged", "labelstudio"])
+def test_an_image_the_export_marks_labelled_without_shapes_is_all_background(fmt, tmp_path: Path,
+                                                                            capsys) -> None:
+    src = write_one_empty(fmt.removesuffix("-tagged"), tmp_path / "src")
+    if fmt == "cvat-tagged":  # a frame-level tag: someone looked at the image
+        xml = (src / "annotations.xml").read_text(encoding="utf-8")
+        xml = xml.replace('height="24" />', 'height="24"><tag label="car" /></image>')
+        (src / "annotations.xml").write_text(xml, encoding="utf-8")
+        fmt = "cvat"
     images = ["--images", str(tmp_path / "src" / "images")] if fmt != "labelme" else []
     out = tmp_path / "out"
     assert main(["import", fmt, str(src), "--out", str(out), *images]) == 0
@@ -208,3 +213,34 @@ def test_an_ignore_index_8_bit_masks_cannot_hold_is_refused_before_importing(
         "fcnseg import: error: --ignore-index: 2555 is no value of the 8-bit masks fcnseg "
         "import writes: expected 0-255")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("fmt", ["coco", "cvat"])
+def test_an_image_only_listed_without_shapes_is_left_to_annotate(fmt, tmp_path: Path,
+                                                                 capsys) -> None:
+    """A CVAT task or COCO export lists every image, labelled or not: a half-annotated task
+    must not teach the model that its unlabelled images hold nothing."""
+    src = write_one_empty(fmt, tmp_path / "src")
+    out = tmp_path / "out"
+    assert main(["import", fmt, str(src), "--out", str(out),
+                 "--images", str(tmp_path / "src" / "images")]) == 0
+    said = capsys.readouterr().out
+    assert not (out / "masks" / "empty.png").exists()
+    assert (out / "unannotated.txt").read_text() == f"{tmp_path / 'src' / 'images' / 'empty.png'}\n"
+    assert ("fcnseg import: 1 image(s) the export lists without any shape left out as not yet "
+            "annotated (the first: empty): if they hold nothing to label, import with "
+            "--empty-as-background\n") in said
+
+
+@pytest.mark.parametrize("fmt", ["coco", "cvat"])
+def test_empty_as_background_imports_listed_images_without_shapes(fmt, tmp_path: Path,
+                                                                   capsys) -> None:
+    src = write_one_empty(fmt, tmp_path / "src")
+    out = tmp_path / "out"
+    assert main(["import", fmt, str(src), "--out", str(out), "--empty-as-background",
+                 "--images", str(tmp_path / "src" / "images")]) == 0
+    assert "1 image(s) listed in the export without any shape imported as all background " \
+           "(the first: empty)" in capsys.readouterr().out
+    mask = np.asarray(Image.open(out / "masks" / "empty.png"))
+    assert mask.shape == (24, 32) and not mask.any()
+    assert not (out / "unannotated.txt").exists()

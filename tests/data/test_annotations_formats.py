@@ -163,7 +163,7 @@ def test_cvat_for_images_xml(tmp_path: Path) -> None:
     assert (mask[5:15, 5:15] == 2).all()  # z_order 1 over the road box (z_order 0)
     assert (mask[15:30, 15:] == 1).all() and mask[4, 4] == 0 and mask[9, 20] == 0
     assert mask[0, 32] == 2 and mask[0, 30] == 0 and mask[1, 34] == 0
-    assert report.unannotated == [] and not read_mask(tmp_path / "out", "b").any()
+    assert report.unannotated == [src / "images" / "b.jpg"]  # listed, never labelled
 
 
 # -- Label Studio -------------------------------------------------------------------------------
@@ -480,7 +480,8 @@ def cvat_source(tmp_path: Path, xml: str) -> Path:
 def test_cvat_size_mismatch_names_the_image(tmp_path: Path) -> None:
     src = cvat_source(tmp_path, CVAT_XML.replace('name="b.jpg" width="40" height="30"',
                                                  'name="b.jpg" width="128" height="96"'))
-    report = import_annotations("cvat", src, tmp_path / "out")
+    report = import_annotations("cvat", src, tmp_path / "out",
+                                ImportOptions(empty_as_background=True))
     assert report.errors == [f"{src / 'annotations.xml'}: image 'b.jpg': the annotation is for "
                              f"a 128×96 image, but the image is 40×30 (W×H)"]
 

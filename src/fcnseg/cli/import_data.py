@@ -43,6 +43,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="width in pixels of line shapes (labelme's labelme2voc uses 10)")
     p.add_argument("--ignore-index", type=int, default=255, metavar="VALUE",
                    help="mask value of ignored pixels, 0-255 (the masks are 8-bit PNGs)")
+    p.add_argument("--empty-as-background", action="store_true",
+                   help="cvat, coco: import the images the export lists without any shape as "
+                        "all background (default: left to annotate, listed in unannotated.txt, "
+                        "as these exports list every image of a task, labelled or not)")
     p.add_argument("--val-fraction", type=float, default=0.2, metavar="FRACTION",
                    help="share of the images listed in val.txt (the rest in train.txt)")
 
@@ -58,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
         add_unknown=args.add_unknown_labels,
         raster=RasterOptions(overlap=args.overlap, line_width=args.line_width),
         ignore_index=args.ignore_index, val_fraction=args.val_fraction,
-        images=Path(args.images) if args.images else None)
+        images=Path(args.images) if args.images else None,
+        empty_as_background=args.empty_as_background)
     if args.add_unknown_labels and options.labels is None:
         raise ValueError("--add-unknown-labels needs --labels")
     report = import_annotations(args.format, Path(args.src), Path(args.out), options,

@@ -131,10 +131,11 @@ def read_coco(src: Path, images: Path | None = None, *, crowd_as_class: bool = F
         # fcnseg predict writes the plain name, and in 'path' where the picture lies.
         if not path.is_file() and images is None and isinstance(img.get("path"), str):
             path = src.parent / img["path"]
-        # A listed image without annotations has none of the categories: all background.
+        # Tools export every image of a project, annotated or not: one without annotations
+        # is all background only when the import asks for that.
         item = AnnotatedImage(name=sample_name(file_name), source=src, image_path=path,
                               size=positive_size(img.get("height"), img.get("width")),
-                              labelled=True, where=f"image {file_name!r}",
+                              listed=True, where=f"image {file_name!r}",
                               image_name=file_name)
         if item.size is None:
             item.error = f"{source}: image {file_name!r}: no positive 'height' and 'width'"

@@ -223,10 +223,11 @@ def read_cvat_xml(src: Path, images: Path | None = None) -> Annotations:
         # fcnseg predict writes the task's image name, and in 'path' where the picture lies.
         if not path.is_file() and images is None and image.get("path"):
             path = xml_path.parent / str(image.get("path"))
-        # A task's export holds an <image> for each of its images: one without shapes is
-        # labelled "nothing here", all background.
+        # A task's export holds an <image> for each of its images, annotated or not: one
+        # without shapes is "nothing here" only when someone tagged the frame.
         item = AnnotatedImage(name=sample_name(name), source=xml_path, image_path=path,
-                              labelled=True, where=f"image {name!r}", image_name=name)
+                              labelled=image.find("tag") is not None, listed=True,
+                              where=f"image {name!r}", image_name=name)
         try:
             item.size = (int(image.get("height", "")), int(image.get("width", "")))
         except ValueError:

@@ -67,6 +67,9 @@ class ImportOptions:
         val_fraction: the share of images listed in val.txt (chosen by a hash of the name,
             so that importing more images later keeps each one in its split).
         images: where the pictures are when not where the format says.
+        empty_as_background: import the images a CVAT or COCO export lists without any shape
+            as all background (else they are left to annotate: such exports list every
+            image, labelled or not).
     """
 
     labels: Path | None = None
@@ -75,6 +78,7 @@ class ImportOptions:
     ignore_index: int = 255
     val_fraction: float = 0.2
     images: Path | None = None
+    empty_as_background: bool = False
 
 
 @dataclass
@@ -178,6 +182,8 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
     found."""
     say = report or (lambda line: None)
     found = read_annotations(fmt, src, options.images)
+    if options.empty_as_background:
+        found = found.with_empty_as_background()
     out = Path(out)
     labels = _labels_for_import(found, options, out, say)
     result = ImportReport(unannotated=list(found.unannotated))
@@ -237,6 +243,10 @@ def _say_counts(result: ImportReport, found: Annotations, options: ImportOptions
     for path in result.unannotated:
         say(f"warning: {printable(path)}: no annotations (not imported; listed in "
             f"{out / 'unannotated.txt'})")
+    if found.listed_empty:
+        say(f"{len(found.listed_empty)} image(s) the export lists without any shape left out "
+            f"as not yet annotated (the first: {found.listed_empty[0].name}): if they hold "
+            f"nothing to label, import with --empty-as-background")
 
 
 def _labels_for_import(found: Annotations, options: ImportOptions, out: Path,

@@ -18,7 +18,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -116,9 +116,12 @@ class AnnotatedImage:
         error: one line when the image cannot be imported at all.
         where: how a message names the image in a file of several (``image 'a.jpg'``).
         image_name: the picture's name as the annotation file gives it.
-        labelled: the export marks the image as labelled (a labelme file, CVAT's ``<image>``
-            element, a COCO ``images`` entry, a submitted Label Studio annotation): without
-            any shape it is all background; unlabelled, it is left to annotate.
+        labelled: the export marks the image as labelled (a labelme file, a CVAT ``<image>``
+            holding a frame ``<tag>``, a submitted Label Studio annotation): without any
+            shape it is all background; unlabelled, it is left to annotate.
+        listed: the export lists every image whether labelled or not (CVAT's ``<image>``
+            elements, COCO's ``images``): without shapes and unlabelled, it is all
+            background only when the import asks for that (``empty_as_background``).
     """
 
     name: str
@@ -130,6 +133,7 @@ class AnnotatedImage:
     problems: list[str] = field(default_factory=list)
     error: str | None = None
     labelled: bool = False
+    listed: bool = False
     where: str = ""
     image_name: str = ""
     #: One line per shape that cannot be drawn (the image is then not imported).
@@ -156,6 +160,8 @@ class Annotations:
         problems: one line each about the annotations as a whole.
         image_folders: where the pictures were looked for (empty: beside each file).
         colours: the tool's colour of each label (CVAT's), as (r, g, b).
+        listed_empty: the images among ``unannotated`` the export lists without any shape
+            or mark (:attr:`AnnotatedImage.listed`).
     """
 
     items: list[AnnotatedImage]
@@ -164,6 +170,7 @@ class Annotations:
     problems: list[str] = field(default_factory=list)
     image_folders: list[Path] = field(default_factory=list)
     colours: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    listed_empty: list[AnnotatedImage] = field(default_factory=list)
 
     @classmethod
     def sorted_out(cls, items: Iterable[AnnotatedImage], **extra: Any) -> Annotations:
@@ -171,9 +178,16 @@ class Annotations:
         as ``unannotated``."""
         items = list(items)
         used = [i for i in items if i.labelled or i.shapes or i.error or i.problems]
-        empty = [i.image_path for i in items
-                 if not (i.labelled or i.shapes or i.error or i.problems)]
-        return cls(used, empty, **extra)
+        empty = [i for i in items if not (i.labelled or i.shapes or i.error or i.problems)]
+        return cls(used, [i.image_path for i in empty],
+                   listed_empty=[i for i in empty if i.listed], **extra)
+
+    def with_empty_as_background(self) -> Annotations:
+        """These annotations with the images listed without shapes (``listed_empty``) among
+        ``items``, all background, instead of left to annotate."""
+        paths = {i.image_path for i in self.listed_empty}
+        return replace(self, items=[*self.items, *self.listed_empty], listed_empty=[],
+                       unannotated=[p for p in self.unannotated if p not in paths])
 
 
 class LabelSet:

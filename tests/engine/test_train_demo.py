@@ -55,3 +55,16 @@ def test_the_full_demo_reaches_or_misses_the_target() -> None:
     assert target_verdict("synthetic-fcn8s", 0.70, 1500) == " (MISSED the 85 target)"
     assert target_verdict("synthetic-fcn8s", 0.88, 1500) == " (reached the 85 target)"
     assert target_verdict("synthetic-fcn8s", 0.88, 150) == " (reached the 85 target)"
+
+
+def test_a_demo_stopped_early_by_its_recipe_is_evaluated_and_succeeds(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    out = tmp_path / "demo"
+    short = ["--set", "train.iterations=6", "--set", "train.eval_every=1", "--set", "threads=1",
+             "--set", "train.early_stop={patience: 1, min_delta: 1.0}",
+             "--set", "data.train.num_images=8", "--set", "data.val.num_images=2",
+             "--set", "data.val.size=64", "--set", "model.width=0.0625",
+             "--set", "model.fc_channels=16"]
+    assert main(["demo", "--out", str(out), "--predictions", "0", *short]) == 0
+    assert (out / "eval" / "report.json").is_file()

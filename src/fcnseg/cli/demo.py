@@ -7,6 +7,7 @@ import argparse
 import os
 import shlex
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -55,8 +56,8 @@ def run(args: argparse.Namespace) -> int:
     # Resuming makes the demo restartable: an interrupted run continues, a finished one is
     # only re-evaluated.
     result = train(config, resume=True)
-    if result.status != "completed":
-        return 128 + int(result.signal) if result.signal else 130  # as `fcnseg train` exits
+    if result.status == "interrupted":  # as `fcnseg train` exits; early stopping is a finish
+        return 128 + int(result.signal or signal.SIGTERM)
     trained = time.perf_counter() - start
 
     best = out / "best.pt"

@@ -220,3 +220,38 @@ def test_calibrate_refuses_other_class_names_in_one_line(tiny_checkpoint, tmp_pa
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "[background, road, car]" in err
     assert not out.exists()
+
+
+def test_calibrate_says_it_fits_on_the_split_evaluate_reports(tiny_checkpoint, tmp_path,
+                                                              capsys) -> None:
+    source = tiny_checkpoint(list(SYNTHETIC_CLASSES))
+    data = ["--dataset", "synthetic", "--num-images", "1", "--size", "32", "--no-progress"]
+    assert main(["calibrate", "--checkpoint", str(source), *data,
+                 "--out", str(tmp_path / "a.pt")]) == 0
+    notes = [line for line in capsys.readouterr().out.splitlines() if "evaluate" in line]
+    assert len(notes) == 2  # where it was fitted, and what the file's temperature does
+    assert "the val split of synthetic" in notes[0] and "--split NAME" in notes[0]
+    assert main(["calibrate", "--checkpoint", str(source), *data, "--split", "train",
+                 "--out", str(tmp_path / "b.pt")]) == 0
+    assert "scores by default" not in capsys.readouterr().out
+
+
+def test_a_temperature_that_raises_the_calibration_error_is_not_written(
+        tiny_checkpoint, tmp_path, capsys, monkeypatch) -> None:
+    from fcnseg.inference import calibration
+
+    def too_sharp(logits, labels, **kwargs):  # a fit that makes every pixel "certain"
+        return calibration.TemperatureFit(0.01, 1.0, 0.9, int(labels.numel()))
+
+    monkeypatch.setattr(calibration, "fit_temperature", too_sharp)
+    out = tmp_path / "calibrated.pt"
+    assert main(["calibrate", "--checkpoint", str(tiny_checkpoint(list(SYNTHETIC_CLASSES))),
+                 "--dataset", "synthetic", "--num-images", "1", "--size", "32",
+                 "--no-progress", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "raised the expected calibration error" in printed
+    assert f"wrote {out} with temperature 1" in printed
+    ckpt = load_checkpoint(out)
+    assert ckpt["temperature"] == 1.0
+    assert ckpt["calibration"]["temperature"] == 0.01
+    assert ckpt["calibration"]["ece_after"] > ckpt["calibration"]["ece_before"]

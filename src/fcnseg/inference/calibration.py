@@ -30,7 +30,7 @@ from fcnseg.conventions import refuse_other_bands
 from fcnseg.data.build import build_dataset
 from fcnseg.data.collate import collate_segmentation
 from fcnseg.data.transforms import build_eval_transform
-from fcnseg.inference.class_match import RelabeledDataset, match_classes
+from fcnseg.inference.class_match import ClassMatch, RelabeledDataset, match_classes
 from fcnseg.inference.runner import InferenceRunner
 from fcnseg.inference.sliding import PredictFn, forward_logits
 from fcnseg.metrics import expected_calibration_error
@@ -298,6 +298,19 @@ class CalibrateOptions:
     progress: bool = False
 
 
+def _fitting_data(ckpt: Mapping[str, Any], dataset: Mapping[str, Any],
+                  checkpoint: str) -> tuple[Any, ClassMatch]:
+    """The dataset to fit on and how its classes match the checkpoint's (refused in one line
+    when they, or its bands, cannot be the checkpoint's)."""
+    data = build_dataset(dict(dataset), transform=build_eval_transform())
+    where = str(dataset.get("root") or dataset.get("name"))
+    refuse_other_bands(ckpt["model"]["input_convention"], getattr(data, "bands", None), where,
+                       checkpoint)
+    match = match_classes(list(getattr(data, "classes", ()) or ()), ckpt["classes"]["names"],
+                          dataset=where, model=checkpoint)
+    return data, match
+
+
 def calibrate_checkpoint(
     checkpoint: str | os.PathLike[str],
     dataset: Mapping[str, Any],
@@ -313,7 +326,9 @@ def calibrate_checkpoint(
     checkpoint already holds is ignored: the fit starts from its raw logits. Returns the fit
     (``temperature``, ``nll_before``, ``nll_after``, ``pixels``) with the expected calibration
     error of the sampled pixels before and after (``ece_before``, ``ece_after``),
-    ``num_images`` and the ``dataset`` spec.
+    ``num_images`` and the ``dataset`` spec. The temperature written
+    (``written_temperature``) is the fitted one, or 1 (the model's own probabilities) when the
+    fitted one raises the expected calibration error of those pixels.
     """
     opts = replace(options or CalibrateOptions(), **fields)
     if opts.max_pixels < 1:
@@ -322,15 +337,9 @@ def calibrate_checkpoint(
     ckpt = load_checkpoint(checkpoint)
     if ckpt.get("artifact"):  # e.g. a Hub repository holding an export
         refuse_exported(checkpoint, str(ckpt["artifact"].get("kind")))
-    names = list(ckpt["classes"]["names"])
-    data = build_dataset(dict(dataset), transform=build_eval_transform())
-    refuse_other_bands(ckpt["model"]["input_convention"], getattr(data, "bands", None),
-                       str(dataset.get("root") or dataset.get("name")), str(checkpoint))
-    fill = getattr(data, "pad_values", None)
-    match = match_classes(list(getattr(data, "classes", ()) or ()), names,
-                          dataset=str(dataset.get("root") or dataset.get("name")),
-                          model=str(checkpoint))
+    data, match = _fitting_data(ckpt, dataset, str(checkpoint))
     ignore_index = int(getattr(data, "ignore_index", ckpt["classes"]["ignore_index"]))
+    fill = getattr(data, "pad_values", None)
     if match.lookup is not None:
         data = RelabeledDataset(data, match)
     if opts.limit is not None:
@@ -354,5 +363,9 @@ def calibrate_checkpoint(
                               "ece_after": ece(fit.temperature), "num_images": len(data),
                               "dataset": dict(dataset),
                               **({"classes_matched_by_name": match.note} if match.note else {})}
-    save_with_temperature(checkpoint, out, fit.temperature, result)
+    # A temperature that makes the calibration error worse on the very pixels it was fitted on
+    # is not one to ship: the model's own probabilities (temperature 1) are written instead.
+    result["written_temperature"] = (fit.temperature if result["ece_after"]
+                                     <= result["ece_before"] else 1.0)
+    save_with_temperature(checkpoint, out, result["written_temperature"], result)
     return result

@@ -1,4 +1,5 @@
-"""The pieces of benchmarks/int8_inference.py: its thin-structure dataset and int8 peak."""
+"""The pieces of benchmarks/int8_inference.py: its thin-structure dataset, its matrix products
+and the reference rates they give."""
 
 from __future__ import annotations
 
@@ -53,3 +54,20 @@ def test_cached_models_are_keyed_by_their_recipe(bench) -> None:
     key = bench.recipe_key(["train.iterations=10", "model.arch=fcn8s"])
     assert key == bench.recipe_key(["train.iterations=10", "model.arch=fcn8s"])
     assert key != bench.recipe_key(["train.iterations=11", "model.arch=fcn8s"])
+
+
+def test_the_matrix_product_reference_is_each_kinds_fastest_product_at_its_best_round(
+        bench) -> None:
+    from fcnseg.bench.timing import Timing
+
+    times = {"int8 matmul: a": Timing([2.0, 1.0, 4.0]), "int8 matmul: b": Timing([3.0, 3.0, 3.0]),
+             "bf16 matmul: a": Timing([4.0, 5.0, 6.0]), "bf16 model forward": Timing([0.1])}
+    assert bench.product_references(times, ops=8.0) == {"int8": 8.0, "bf16": 2.0}
+
+
+def test_a_model_faster_than_the_reference_is_not_said_to_beat_a_peak(bench) -> None:
+    line = bench.model_rate_line(262e9, {"int8": 2.0, "bf16": 1.0},
+                                 {"int8": 200e9, "bf16": 200e9}, size=2048)
+    assert "0.66× the fastest int8 2048³ matrix product" in line
+    assert "1.31× the fastest bf16 2048³ matrix product" in line
+    assert "%" not in line and "not the hardware's peak" in line

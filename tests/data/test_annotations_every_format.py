@@ -244,3 +244,16 @@ def test_empty_as_background_imports_listed_images_without_shapes(fmt, tmp_path:
     mask = np.asarray(Image.open(out / "masks" / "empty.png"))
     assert mask.shape == (24, 32) and not mask.any()
     assert not (out / "unannotated.txt").exists()
+
+
+@pytest.mark.parametrize("empty_as_background", [False, True])
+def test_the_dataset_read_directly_takes_listed_empty_images_as_import_does(
+        empty_as_background, tmp_path: Path) -> None:
+    src = write_one_empty("cvat", tmp_path / "src")
+    spec = {"name": "cvat", "root": str(src), "images": str(tmp_path / "src" / "images"),
+            "empty_as_background": empty_as_background}
+    dataset = build_dataset(spec, split=None)
+    assert dataset.ids == (["empty"] if empty_as_background else [])
+    if empty_as_background:
+        _, label = dataset.load(0)
+        assert label.shape == (24, 32) and not label.any()

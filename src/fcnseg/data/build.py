@@ -21,7 +21,8 @@ from fcnseg.data.voc import VOCSegmentation
 from fcnseg.utils.validate import expect_mapping
 
 #: Options of the annotation datasets (AnnotationDataset's keyword arguments).
-_ANNOTATION_OPTIONS = {"split", "labels", "overlap", "line_width", "images", "val_fraction"}
+_ANNOTATION_OPTIONS = {"split", "labels", "overlap", "line_width", "images", "val_fraction",
+                       "empty_as_background"}
 
 #: Folder dataset fields a spec (``--set data.train.images=JPEGImages``) may give beside
 #: dataset.yaml's: where the images and masks are and how their names end.

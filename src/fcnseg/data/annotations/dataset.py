@@ -36,12 +36,16 @@ class AnnotationDataset(SegmentationDataset):
         overlap, line_width: as :class:`RasterOptions`.
         images: where the pictures are when not where the format says.
         val_fraction: the share of images in ``val``.
+        empty_as_background: the images a CVAT or COCO export lists without any shape are
+            samples, all background (else left out as not yet annotated), as
+            ``fcnseg import --empty-as-background``.
     """
 
     def __init__(self, fmt: str, root: PathLike, split: str | None = None,
                  transform: Transform | None = None, *, labels: PathLike | None = None,
                  overlap: str = "top", line_width: float = 10.0,
-                 images: PathLike | None = None, val_fraction: float = 0.2) -> None:
+                 images: PathLike | None = None, val_fraction: float = 0.2,
+                 empty_as_background: bool = False) -> None:
         super().__init__(transform)
         if split not in (None, "train", "val"):
             raise ValueError(f"split: expected train or val for {fmt} annotations, got {split!r}")
@@ -49,8 +53,11 @@ class AnnotationDataset(SegmentationDataset):
         self.options = ImportOptions(labels=Path(labels) if labels else None,
                                      raster=RasterOptions(overlap, line_width),
                                      images=Path(images) if images else None,
-                                     val_fraction=val_fraction)
+                                     val_fraction=val_fraction,
+                                     empty_as_background=bool(empty_as_background))
         found = read_annotations(fmt, self.root, self.options.images)
+        if self.options.empty_as_background:
+            found = found.with_empty_as_background()
         self.labels = label_set_for(found, self.options)
         self.classes = tuple(self.labels.classes)
         self.ignore_index = self.labels.ignore_index

@@ -92,3 +92,27 @@ def test_a_lazy_cache_decodes_each_sample_when_first_used_and_only_then(tmp_path
     for i in (2, 0, 2, 0, 2):
         assert np.array_equal(store(i)[1], dataset.load(i)[1])
     assert calls == [2, 0]
+
+
+@pytest.mark.parametrize("eager", [True, False])
+def test_cached_problems_name_a_bad_sample_decoding_each_sample_once(tmp_path: Path,
+                                                                     monkeypatch, eager) -> None:
+    import fcnseg.data.base
+    from fcnseg.data.cache import cached_problems
+
+    spec = _folder(tmp_path)
+    image = tmp_path / "images" / "2.png"
+    image.write_bytes(image.read_bytes()[:100])  # truncated: its header still reads
+    dataset = build_dataset(spec, split="train")
+    decoded = []
+    read_image = fcnseg.data.base.read_image
+    monkeypatch.setattr(fcnseg.data.base, "read_image",
+                        lambda path: decoded.append(path) or read_image(path))
+    assert cached_problems(dataset) is None  # not cached: not known without decoding
+    cache_decoded("ram", [dataset], eager=eager)
+    problems = cached_problems(dataset)
+    assert len(problems) == 1 and problems[0].startswith(f"{image}: ")
+    assert len(decoded) == 4
+    for i in (0, 1, 3):
+        dataset[i]
+    assert len(decoded) == 4  # kept: not decoded again when used

@@ -63,3 +63,41 @@ def test_the_run_says_what_start_up_decided_and_cost(tmp_path: Path, capsys) -> 
     assert "auto: under a quarter of the" in out
     assert "time to first step: " in out
     assert "evaluation: batches of up to 2 images of one size" not in out  # the recipe says 2
+
+
+def _with_truncated_val_image(root: Path) -> Path:
+    """A sample in the val list only, whose image is cut short (its header still reads)."""
+    from PIL import Image
+
+    Image.open(root / "images" / "0.png").save(root / "images" / "cut.png")
+    Image.open(root / "masks" / "0.png").save(root / "masks" / "cut.png")
+    cut = root / "images" / "cut.png"
+    cut.write_bytes(cut.read_bytes()[:45])  # the image data cut short, the header whole
+    with open(root / "val.txt", "a") as f:
+        f.write("cut\n")
+    return cut
+
+
+def test_a_corrupt_val_image_stops_the_run_at_start_up(tmp_path: Path) -> None:
+    from fcnseg.engine import BadSampleError
+
+    spec = write_folder_dataset(tmp_path / "data", count=4)
+    cut = _with_truncated_val_image(tmp_path / "data")
+    recipe = tiny_recipe(data={"train": spec, "val": {**spec, "split": "val"}, "cache": "ram",
+                               "num_workers": 0}, train={"iterations": 4, "eval_every": 4})
+    with pytest.raises(BadSampleError) as raised:
+        train(load_config(recipe), out=tmp_path / "run")
+    message = str(raised.value)
+    assert message.startswith(f"data.val: {cut}: ") and "\n" not in message
+    assert "skip_bad" in message
+    assert not (tmp_path / "run" / "last.pt").exists()  # no training time spent
+
+
+def test_skip_bad_leaves_a_corrupt_val_image_out_and_trains(tmp_path: Path) -> None:
+    spec = write_folder_dataset(tmp_path / "data", count=4)
+    _with_truncated_val_image(tmp_path / "data")
+    recipe = tiny_recipe(data={"train": spec, "val": {**spec, "split": "val"}, "cache": "ram",
+                               "num_workers": 0, "skip_bad": True},
+                         train={"iterations": 2, "eval_every": 2})
+    train(load_config(recipe), out=tmp_path / "run")
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["iteration"] == 2

@@ -65,11 +65,14 @@ def test_a_validation_sample_failing_during_evaluation_saves_last_pt_and_names_t
 ) -> None:
     spec = write_folder_dataset(tmp_path / "data")
     # The right size (so the start-up check passes) but a value that is no class: only
-    # decoding the whole mask finds it.
+    # decoding the whole mask finds it, and without the data cache nothing is decoded before
+    # the first evaluation.
     mask = np.zeros((32, 32), np.uint8)
     mask[0, 0] = 7
     Image.fromarray(mask).save(tmp_path / "data" / "masks" / "3.png")
-    config = load_config(_folder_recipe(spec, 3), out=str(tmp_path / "run"))
+    recipe = _folder_recipe(spec, 3)
+    recipe["data"]["cache"] = "none"
+    config = load_config(recipe, out=str(tmp_path / "run"))
     last = tmp_path / "run" / "last.pt"
     with pytest.raises(ValueError) as e:
         train(config)

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from fcnseg.data.errors import DataError
 from fcnseg.data.images import upright_size
 from fcnseg.utils.keyed import keyed
 
@@ -92,6 +93,15 @@ class DecodedSamples:
                 offset += array.nbytes
             decoded[index] = None  # free the sample once copied
 
+    def decode_rest(self) -> None:
+        """Decode (and keep) every sample not decoded yet, recording the errors: what an eager
+        cache did at once, so that a bad sample is known now rather than when first used."""
+        for index in range(self.count):
+            if index not in self.kept and index not in self.errors:
+                sample = self._decode(index)
+                if sample is not None:
+                    self.kept[index] = sample
+
     @property
     def nbytes(self) -> int:
         return sum(a.nbytes for stored in self.kept.values() for *_, a in stored)
@@ -113,6 +123,19 @@ class DecodedSamples:
                 raise self.errors[index]
             self.kept[index] = sample
         return _unflatten(self.kept[index])
+
+
+def cached_problems(dataset: Any) -> list[str] | None:
+    """The problems (``"file: what is wrong"``) of every sample of a dataset whose samples the
+    cache keeps (:func:`cache_decoded`), decoding those not decoded yet, which are then kept:
+    each is decoded once, now rather than at its first use. None when the dataset is not cached
+    (then only decoding every sample again could tell)."""
+    store = getattr(dataset, "load", None)
+    if not isinstance(store, DecodedSamples):
+        return None
+    store.decode_rest()
+    return [f"{e.path}: {e.problem}" if isinstance(e, DataError) else str(e)
+            for _, e in sorted(store.errors.items())]
 
 
 def _unflatten(stored: _Stored) -> tuple[Any, Any]:

@@ -27,7 +27,7 @@ from fcnseg.checkpoint import CheckpointError, load_checkpoint
 from fcnseg.conventions import InputConvention, get_convention
 from fcnseg.data import SkipBad, build_dataset, collate_segmentation
 from fcnseg.data.bit_depth import narrow_range_warning
-from fcnseg.data.cache import cache_decoded
+from fcnseg.data.cache import cache_decoded, cached_problems
 from fcnseg.data.check import scan_dataset
 from fcnseg.data.images import ImageError
 from fcnseg.data.transforms import build_eval_transform, build_train_transform
@@ -378,9 +378,10 @@ def _recipe_dataset(config: TrainConfig, split: str, transform: Any = None) -> D
 def build_datasets(config: TrainConfig,
                    notes: list[str] | None = None) -> tuple[Dataset, Dataset | None]:
     """The training set (augmented) and the validation set (or None), checked: with
-    ``data.skip_bad`` bad samples are skipped, otherwise the validation files' headers are
-    read now so that a bad one stops the run before training rather than at its first
-    evaluation. Both give raw pixels; crops pad with the training set's ``pad_values``. Their
+    ``data.skip_bad`` bad samples are skipped, otherwise the validation samples are read now
+    (decoded into the cache when it keeps them, else their files' headers) so that a bad one
+    stops the run before training rather than at its first evaluation. Both give raw pixels;
+    crops pad with the training set's ``pad_values``. Their
     decoded samples are kept in memory per ``data.cache``
     (:func:`fcnseg.data.cache.cache_decoded`); what was decided is added to ``notes``."""
     d = config.data
@@ -410,7 +411,11 @@ def build_datasets(config: TrainConfig,
         if val_ds is not None:
             val_ds = _without_bad_samples(val_ds)
     elif val_ds is not None:
-        problems = sample_file_problems(val_ds)
+        # Cached: every validation sample decoded now (once: the cache keeps it), so a bad
+        # one stops the run before training; else its files' headers only.
+        problems = cached_problems(val_ds)
+        if problems is None:
+            problems = sample_file_problems(val_ds)
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             raise BadSampleError(f"data.val: {problems[0]}{more}; {FIX_DATA} to leave bad "

@@ -97,3 +97,10 @@ def test_each_modality_is_normalised_its_own_way_and_stacked_input_agrees() -> N
 def test_an_input_that_is_not_a_batch_is_refused() -> None:
     with pytest.raises(ValueError, match="N×3×H×W"):
         Preprocess()(torch.zeros(3, 4, 4))
+
+
+def test_the_bare_network_refuses_uint8_in_one_line() -> None:
+    bare = build_model("fcn8s", num_classes=3, preprocess=False, **TINY).eval()
+    with pytest.raises(TypeError, match="normalised float input") as e:
+        bare(_raw(1, 3, 40, 40))
+    assert "preprocess=False" in str(e.value) and "\n" not in str(e.value)

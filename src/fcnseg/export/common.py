@@ -194,12 +194,34 @@ class ExportSubject:
                                 raw_pixels=self.raw_pixels)
 
 
+def is_bare(model: nn.Module) -> bool:
+    """Whether ``model`` is a bare network: built with ``preprocess=False``, so that it takes
+    input already normalised per its input convention instead of raw pixels."""
+    return isinstance(getattr(model, "preprocess", None), nn.Identity)
+
+
+def graph_takes_raw_pixels(model: nn.Module, raw_pixels: bool | None) -> bool:
+    """Whether an export of ``model`` takes raw pixels: ``raw_pixels`` as asked, or where None
+    whether the model normalises them itself. Raises :class:`ExportError` (one line) when raw
+    pixels are asked of a bare network, whose graph could only take normalised input."""
+    if raw_pixels is None:
+        return not is_bare(model)
+    if raw_pixels and is_bare(model):
+        raise ExportError("the model has no preprocessing (built with preprocess=False), so its "
+                          "graph takes input normalised per its input convention, not raw "
+                          "pixels: export it with raw_pixels=False (recorded as normalised "
+                          "input), or export the model built with its preprocessing")
+    return bool(raw_pixels)
+
+
 def export_subject(model: nn.Module, sample_size: tuple[int, int], *,
-                   raw_pixels: bool = True) -> ExportSubject:
+                   raw_pixels: bool | None = None) -> ExportSubject:
     """``model`` prepared for export, with samples of ``sample_size`` (see
     :func:`sample_batches`). ``raw_pixels``: the export takes raw pixels and normalises them
     itself (the model with its ``preprocess``); False exports the bare network, taking input
-    normalised per the model's input convention."""
+    normalised per the model's input convention; None (default) decides by the model: raw
+    pixels unless it is a bare network (:func:`graph_takes_raw_pixels`)."""
+    raw_pixels = graph_takes_raw_pixels(model, raw_pixels)
     # Plain float32 layers on the CPU for the tracer: the model itself when it is so already
     # (a VGG16 FCN is over 500 MB; a copy would be held through the whole export), unless
     # its preprocessing is to be left out (then a copy loses it).

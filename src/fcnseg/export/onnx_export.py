@@ -124,7 +124,9 @@ class OnnxOptions:
         raw_pixels: the graph takes N×3×H×W float32 RGB values 0-255 (raw inputs per
             modality) and normalises them itself (metadata ``input_pixels`` =
             ``"rgb_0_255"``), as the model does; False exports the bare network, taking
-            normalised input.
+            normalised input (``"normalized"``). None (default): raw pixels, unless the
+            model is a bare network (built with ``preprocess=False``), whose graph can only
+            take normalised input; asking True of such a model is an :class:`ExportError`.
         labels_out: the graph ends in an argmax: N×H×W uint8 labels (int32 past 256
             classes) instead of logits (metadata ``outputs`` = ``"labels"``); verified on the
             logits first, then on the labels (equal to the verified logits' argmax).
@@ -135,7 +137,7 @@ class OnnxOptions:
     exporter: str = "legacy"
     atol: float = DEFAULT_ATOL
     rtol: float = DEFAULT_RTOL
-    raw_pixels: bool = True
+    raw_pixels: bool | None = None
     labels_out: bool = False
 
 

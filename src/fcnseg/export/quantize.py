@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from fcnseg.export.common import ExportError, quiet_tracing
+from fcnseg.export.common import ExportError, is_bare, quiet_tracing
 from fcnseg.export.onnx_export import append_argmax, export_onnx, set_metadata
 from fcnseg.metrics import confusion_matrix, scores
 from fcnseg.models.exported import int8_dot_products
@@ -249,6 +249,10 @@ def _check_quantizable(model: nn.Module, options: QuantizeOptions) -> None:
             or len(getattr(model, "head_classes", {}) or {}) > 1:
         raise QuantizeError(f"{getattr(model, 'arch', type(model).__name__)}: int8 "
                             f"quantization takes models of one colour input and one output")
+    if is_bare(model):  # calibration feeds raw pixels; the int8 graph takes them
+        raise QuantizeError(f"{getattr(model, 'arch', type(model).__name__)}: int8 "
+                            f"quantization takes a model with its preprocessing (raw pixels "
+                            f"in), not a bare network built with preprocess=False")
 
 
 def _reduce_range(options: QuantizeOptions, log: Callable[[str], None]) -> bool:

@@ -54,11 +54,13 @@ def export_torchscript(
     sample_size: tuple[int, int] = (224, 224),
     atol: float = DEFAULT_ATOL,
     rtol: float = DEFAULT_RTOL,
-    raw_pixels: bool = True,
+    raw_pixels: bool | None = None,
 ) -> TorchScriptExport:
     """Trace ``model`` on the CPU and save it at ``path`` after checking two sample sizes.
-    ``raw_pixels`` (default): the module takes RGB 0-255 values and normalises them itself, as
-    the model does; False traces the bare network, taking normalised input.
+    ``raw_pixels``: the module takes RGB 0-255 values and normalises them itself, as the model
+    does; False traces the bare network, taking normalised input; None (default) decides by
+    the model, raw pixels unless it was built with ``preprocess=False`` (recorded so in the
+    metadata; True for such a model is an :class:`ExportError`).
 
     Raises:
         ExportError: tracing failed or the saved module differs from PyTorch by ``atol`` or

@@ -45,6 +45,7 @@ from fcnseg.models.multitask import (
     init_late_fusion,
     siftflow_fcn,
 )
+from fcnseg.models.preprocess import BareInput
 from fcnseg.models.resnet import ResNetBackbone, load_resnet_weights
 from fcnseg.models.torchvision_fcn import TorchvisionFCN, load_torchvision_fcn_weights
 from fcnseg.models.vgg import VGG16Trunk
@@ -526,9 +527,10 @@ def build_model(name: str, *, preprocess: bool = True, **kwargs: Any) -> nn.Modu
     """Build a model by name (``fcn32s``, ``fcn16s``, ``fcn8s``, ``fcn8s_atonce``, ...).
 
     The model takes raw pixels (RGB 0-255) and normalises them in ``model.preprocess``;
-    ``preprocess=False`` leaves that an ``nn.Identity()``: the bare network, taking input
-    already normalised in the model's ``input_convention``."""
+    ``preprocess=False`` leaves that an ``nn.Identity()`` (a
+    :class:`~fcnseg.models.preprocess.BareInput`, which refuses integer pixels): the bare
+    network, taking float input already normalised in the model's ``input_convention``."""
     model = get_builder(name)(**kwargs)
     if not preprocess:
-        model.preprocess = nn.Identity()
+        model.preprocess = BareInput()
     return model

@@ -164,3 +164,20 @@ def with_preprocess(network: nn.Module, convention: InputConvention | str | Mapp
         network.preprocess = preprocess
         return network
     return _Preprocessed(preprocess, network)
+
+
+class BareInput(nn.Identity):
+    """What stands in for :class:`Preprocess` in a bare network (``preprocess=False``): the
+    input passes unchanged, as through ``nn.Identity`` (which it is), but integer pixels are
+    refused in one line (a dtype test, nothing per value): the bare network takes float input
+    already normalised per its input convention."""
+
+    def forward(self, x: Any) -> Any:
+        tensors = x.items() if isinstance(x, Mapping) else [("input", x)]
+        for name, t in tensors:
+            if isinstance(t, torch.Tensor) and not t.is_floating_point():
+                raise TypeError(f"{name}: a bare network (built with preprocess=False) takes "
+                                f"normalised float input, got {str(t.dtype).removeprefix('torch.')}"
+                                f"; normalise it per the model's input convention, or build "
+                                f"the model with its preprocessing to give it raw pixels")
+        return x

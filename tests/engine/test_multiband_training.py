@@ -23,6 +23,7 @@ from fcnseg.data.transforms import RandomCrop
 from fcnseg.engine import load_config, train
 from fcnseg.engine.preflight import header_size
 from fcnseg.engine.setup import sample_file_problems
+from fcnseg.inference.visualize import read_label_png
 from fcnseg.models import build_model, widen_conv1
 from fcnseg.models.resnet import ResNet
 from fcnseg.models.weights import band_conv1
@@ -87,7 +88,7 @@ def test_a_five_band_uint16_folder_trains_and_predicts_a_five_band_raster(
                          planarconfig="contig")
     assert main(["predict", "--checkpoint", str(run / "best.pt"), str(raster),
                  "--out", str(tmp_path / "out"), "--no-progress"]) == 0
-    labels = tifffile.imread(tmp_path / "out" / "scene.tif")
+    labels = read_label_png(tmp_path / "out" / "scene_label.png")
     assert labels.shape == (40, 56) and int(labels[2:].max()) < 3
     assert (labels[:2] == 255).all()  # the nodata stripe: the dataset's nodata, unlabelled
 
@@ -288,7 +289,7 @@ def test_prediction_leaves_the_models_nodata_unlabelled_where_the_file_sets_none
     _scene_with_empty_corner(tmp_path / "scene.tif")  # no nodata tag
     assert main(["predict", "--checkpoint", str(run / "best.pt"), str(tmp_path / "scene.tif"),
                  "--out", str(tmp_path / "out"), "--no-progress"]) == 0
-    labels = tifffile.imread(tmp_path / "out" / "scene.tif")
+    labels = read_label_png(tmp_path / "out" / "scene_label.png")
     assert (labels[:16, :16] == 255).all()
     assert int(labels[16:].max()) < 3 and int(labels[2:, 16:].max()) < 3  # rows :2: nodata
 
@@ -300,4 +301,4 @@ def test_the_files_own_nodata_comes_before_the_models(
     _scene_with_empty_corner(tmp_path / "scene.tif", nodata=65535)  # zeros are data here
     assert main(["predict", "--checkpoint", str(run / "best.pt"), str(tmp_path / "scene.tif"),
                  "--out", str(tmp_path / "out"), "--no-progress"]) == 0
-    assert int(tifffile.imread(tmp_path / "out" / "scene.tif").max()) < 3
+    assert int(read_label_png(tmp_path / "out" / "scene_label.png").max()) < 3

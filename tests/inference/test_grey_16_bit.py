@@ -43,3 +43,88 @@ def test_predict_segments_a_large_16_bit_grey_tiff_with_a_colour_model(
                "--no-progress", "--precision", "fp32"])
     assert rc == 0, capsys.readouterr().err
     assert (tmp_path / "out" / "cells.tif").is_file()
+
+
+IMAGE_OUTPUTS = ["cells_heatmap_{}.png", "cells_label.png", "cells_overlay.png"]
+
+
+def written(out) -> list[str]:
+    return sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+
+
+def test_a_small_16_bit_grey_tiff_gets_an_images_outputs_with_a_colour_model(
+        make_checkpoint, segmenter, tmp_path, capsys):
+    from floats import assert_labels_match
+
+    from fcnseg.inference.visualize import read_label_png
+
+    path = tmp_path / "cells.tif"
+    tifffile.imwrite(path, grey_16_bit(40, 48))
+    out = tmp_path / "out"
+    rc = main(["predict", "--checkpoint", str(make_checkpoint("same")), str(path),
+               "--out", str(out), "--heatmaps", "cat", "--no-progress", "--precision", "fp32"])
+    assert rc == 0, capsys.readouterr().err
+    assert written(out) == sorted(name.format("cat") for name in IMAGE_OUTPUTS)
+    whole = segmenter.predict(read_image(path), return_probs=True)  # as training reads it
+    assert_labels_match(read_label_png(out / "cells_label.png"), whole.label, whole.probs)
+
+
+@pytest.fixture(scope="module")
+def one_band_checkpoint(tmp_path_factory):
+    """A tiny FCN-8s of one 16-bit band ("intensity"), as a dataset with `bands: [intensity]`
+    trains it."""
+    import torch
+
+    from fcnseg.checkpoint import save_checkpoint
+    from fcnseg.conventions import band_convention
+    from fcnseg.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("fcn8s", num_classes=2, width=0.0625, fc_channels=16, geometry="same",
+                        input_convention=band_convention(["intensity"], [1400.0], [600.0]))
+    with torch.no_grad():  # random scorers: the labels vary over the image
+        for name in ("score_fr", "score_pool4", "score_pool3"):
+            getattr(model.head, name).weight.normal_(0.0, 0.5)
+            getattr(model.head, name).bias.normal_(0.0, 0.5)
+    return save_checkpoint(tmp_path_factory.mktemp("band") / "band.pt", model,
+                           class_names=["background", "cell"])
+
+
+def test_a_small_tiff_gets_an_images_outputs_with_a_model_of_its_band(
+        one_band_checkpoint, tmp_path, capsys):
+    from fcnseg.inference import Segmenter
+    from fcnseg.inference.visualize import read_label_png
+
+    path = tmp_path / "cells.tif"
+    tifffile.imwrite(path, grey_16_bit(40, 48))
+    out = tmp_path / "out"
+    rc = main(["predict", "--checkpoint", str(one_band_checkpoint), str(path), "--out",
+               str(out), "--heatmaps-present", "--no-progress", "--precision", "fp32"])
+    err = capsys.readouterr().err
+    assert rc == 0 and "apply to images" not in err, err
+    expected = Segmenter.from_checkpoint(one_band_checkpoint, precision="fp32").predict(path)
+    present = [("background", "cell")[c] for c in np.unique(expected.label)]
+    assert written(out) == sorted([*(f"cells_heatmap_{c}.png" for c in present),
+                                   "cells_label.png", "cells_overlay.png"])
+    np.testing.assert_array_equal(read_label_png(out / "cells_label.png"), expected.label)
+
+
+def test_a_tiff_larger_than_a_tile_keeps_the_label_geotiff(one_band_checkpoint, tmp_path):
+    path = tmp_path / "cells.tif"
+    tifffile.imwrite(path, grey_16_bit(72, 80))
+    out = tmp_path / "out"
+    assert main(["predict", "--checkpoint", str(one_band_checkpoint), str(path), "--out",
+                 str(out), "--tile", "64", "--no-progress"]) == 0
+    assert written(out) == ["cells.tif", "cells.tif.done.json", "cells_overlay.png"]
+
+
+def test_a_small_tiff_of_a_model_of_its_band_is_skipped_once_complete(
+        one_band_checkpoint, tmp_path, capsys):
+    path = tmp_path / "cells.tif"
+    tifffile.imwrite(path, grey_16_bit(40, 48))
+    args = ["predict", "--checkpoint", str(one_band_checkpoint), str(path), "--out",
+            str(tmp_path / "out"), "--skip-complete", "--no-progress"]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "1 complete already, skipped" in capsys.readouterr().out

@@ -429,6 +429,9 @@ def test_image_only_options_given_with_a_raster_are_said_to_skip_it(make_checkpo
                  "--heatmaps", "cat", "--format", "labelme"]) == 0
     [line] = [x for x in capsys.readouterr().err.splitlines() if "apply to images" in x]
     assert "--heatmaps and --format apply to images, not to the 1 raster(s)" in line
+    # the rule that made it a raster, and where its class probabilities go
+    assert "georeferenced" in line and "larger than one --tile" in line
+    assert "NAME_probs.tif with --probs" in line
     assert not list((tmp_path / "out").glob("*heatmap*"))
 
 

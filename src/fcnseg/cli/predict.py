@@ -43,6 +43,7 @@ from fcnseg.inference.files import (
 from fcnseg.inference.modalities import given_modality, is_companion_file, segment_modalities
 from fcnseg.inference.pipeline import OutputOptions, predict_files, write_predictions
 from fcnseg.inference.rasters import (
+    TILING_RULE,
     RasterJob,
     TileSettings,
     merge_parts,
@@ -95,9 +96,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     options.add_batch_size(p, default=4)
     options.add_window_and_tta(p)
     p.add_argument("--tile", type=options.positive_int, default=512, metavar="PIXELS",
-                   help="georeferenced, huge or multi-band rasters (GeoTIFF ...) are segmented "
-                        "by tiles of PIXELS×PIXELS into NAME.tif, a label GeoTIFF on the "
-                        "input's grid, with bounded memory and resumable")
+                   help=f"{TILING_RULE[0].upper()}{TILING_RULE[1:]} is segmented by tiles "
+                        f"of PIXELS×PIXELS into NAME.tif, a label GeoTIFF on the input's grid, "
+                        f"with bounded memory and resumable; every other file (a photo, a "
+                        f"small TIFF of one tile such as a microscopy image) is segmented as an "
+                        f"image: NAME_label.png, overlay, heatmaps")
     p.add_argument("--overlap", type=options.non_negative_int, default=None, metavar="PIXELS",
                    help="pixels shared by neighbouring raster tiles, blended smoothly; less "
                         "than half the tile (default: a quarter of --tile, 128 for 512)")
@@ -252,9 +255,9 @@ def _note_raster_options(args: argparse.Namespace, work: _Work, ranks: DistInfo)
              if value]
     if given and work.rasters and ranks.is_main:
         _report(f"{' and '.join(given)} apply to images, not to the {len(work.rasters)} "
-                f"raster(s) segmented by tiles (e.g. {work.rasters[0][0]}): those get "
-                f"NAME.tif and NAME_overlay.png (--probs, --uncertainty: NAME_probs.tif, "
-                f"NAME_uncertainty.tif)")
+                f"raster(s) segmented by tiles (e.g. {work.rasters[0][0]}), as is {TILING_RULE}: "
+                f"those get NAME.tif and NAME_overlay.png; their class probabilities come as "
+                f"NAME_probs.tif with --probs (and NAME_uncertainty.tif with --uncertainty)")
 
 
 def _probability_options(args: argparse.Namespace) -> list[str]:
@@ -331,11 +334,9 @@ class _Work:
 def _plan(args: argparse.Namespace, seg: Segmenter, inputs: list[tuple[Path, str]],
           problems: list[tuple[str, str]], ranks: DistInfo) -> _Work:
     """Sort the inputs into images and rasters; this process's share of them."""
-    # A multi-band model takes raw band values: every input is read as a raster of its bands
-    # (the image reader would give 8-bit RGB).
+    # One rule for every model (TILING_RULE); a multi-band model reads the bands of both.
     rasters = [(p, n) for p, n in inputs
-               if seg.input_convention.bands is not None
-               or needs_tiling(p, args.max_pixels or DEFAULT_MAX_PIXELS)]
+               if needs_tiling(p, args.max_pixels or DEFAULT_MAX_PIXELS, args.tile)]
     inputs = [item for item in inputs if item not in rasters]
     input_dirs = _input_dirs(args.input_dir, seg.input_names)
     if input_dirs is not None:

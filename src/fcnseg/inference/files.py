@@ -426,15 +426,32 @@ def overlay_picture(pred: Prediction, palette: np.ndarray, style: PictureStyle) 
 def outputs_complete(source: PathLike, files: OutputFiles) -> bool:
     """Whether every output in ``files`` of the input ``source`` is written: each present (they
     are written whole, by rename) and the label PNG of the input's upright size."""
-    from fcnseg.data.images import upright_size
-
     if not all(Path(p).is_file() for p in files.all()):
         return False
     try:
         with Image.open(files.label) as label:
-            return label.size == upright_size(source)
+            size = label.size
     except (OSError, ValueError):
         return False
+    return size == _input_size(source)
+
+
+def _input_size(source: PathLike) -> tuple[int, int] | None:
+    """``(width, height)`` of an input as shown, from its header: upright by Pillow, else by
+    the raster reader (a multi-band TIFF a multi-band model segments as an image); None when
+    neither reads it."""
+    from fcnseg.data.images import upright_size
+    from fcnseg.data.rasters import raster_info
+
+    try:
+        return upright_size(source)
+    except (OSError, ValueError):
+        pass
+    try:
+        info = raster_info(source)
+    except (OSError, ValueError):
+        return None
+    return info.width, info.height
 
 
 #: One set of files to draw: where they go, the prediction, its palette and picture style.

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -101,11 +101,15 @@ def segment_files(
     segmented. When a batch fails (out of memory, say), its images are retried one by one to
     find the one at fault.
     Files are decoded in ``read_workers`` threads (default: one per two cores, 1 to 4) while the
-    model runs, up to two batches ahead; 0 reads each batch just before it runs.
+    model runs, up to two batches ahead; 0 reads each batch just before it runs. A multi-band
+    model reads each file itself, when its batch runs (its bands by name, with the file's
+    nodata: :func:`~fcnseg.inference.rasters.read_model_bands`).
     """
-    if read_workers == 0:
-        loaded: Iterator[tuple[Path, str, np.ndarray | ImageError]] = (
-            (path, name, read_or_error(path, segmenter.max_pixels)) for path, name in inputs)
+    loaded: Iterator[tuple[Path, str, Any]]
+    if segmenter.input_convention.bands is not None:
+        loaded = ((path, name, path) for path, name in inputs)
+    elif read_workers == 0:
+        loaded = ((path, name, read_or_error(path, segmenter.max_pixels)) for path, name in inputs)
     else:
         loaded = read_ahead(inputs, max_pixels=segmenter.max_pixels, workers=read_workers,
                             ahead=2 * batch_size)
@@ -115,10 +119,11 @@ def segment_files(
 
 
 def _segment_chunk(
-    segmenter: Segmenter, chunk: list[tuple[Path, str, np.ndarray | ImageError]],
-    batch_size: int, return_probs: bool,
+    segmenter: Segmenter, chunk: list[tuple[Path, str, Any]], batch_size: int,
+    return_probs: bool,
 ) -> list[tuple[Path, str, Prediction | Exception]]:
-    """One chunk of read inputs segmented together (same-size images stacked)."""
+    """One chunk of read inputs (arrays, or files a multi-band model reads) segmented together
+    (same-size images stacked)."""
     images = [image for _, _, image in chunk if not isinstance(image, ImageError)]
     try:
         preds = segmenter.predict_batch(images, return_probs=return_probs, batch_size=batch_size)
@@ -129,7 +134,7 @@ def _segment_chunk(
             for path, name, image in chunk]
 
 
-def _predict_or_error(segmenter: Segmenter, image: np.ndarray,
+def _predict_or_error(segmenter: Segmenter, image: Any,
                       return_probs: bool) -> Prediction | Exception:
     try:
         return segmenter.predict(image, return_probs=return_probs)

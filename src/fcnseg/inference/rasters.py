@@ -732,10 +732,18 @@ def tile_count(height: int, width: int, settings: TileSettings) -> int:
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".img", ".vrt")
 
 
-def needs_tiling(path: PathLike, max_pixels: int | None) -> bool:
-    """Whether ``fcnseg predict`` segments ``path`` by tiles into a label GeoTIFF: a raster
-    file that is georeferenced, larger than ``max_pixels``, or not 8-bit RGB. (A file that
-    cannot be read is left to the image reader, which says why in one line.)"""
+#: Which files ``fcnseg predict`` segments by tiles, in words (its help and messages say it).
+TILING_RULE = ("a raster file (.tif, .tiff, .jp2, .img, .vrt) that is georeferenced, has more "
+               "pixels than --max-pixels, or is larger than one --tile and not 8-bit RGB")
+
+
+def needs_tiling(path: PathLike, max_pixels: int | None, tile: int | None = None) -> bool:
+    """Whether ``fcnseg predict`` segments ``path`` by tiles into a label GeoTIFF
+    (:data:`TILING_RULE`): a raster file that is georeferenced, has more than ``max_pixels``
+    pixels, or is not 8-bit RGB and has a side over ``tile`` (None: of any size). Every other
+    file (a photo, a small image of one tile such as a microscopy TIFF) is segmented as an
+    image. (A file that cannot be read is left to the image reader, which says why in one
+    line.)"""
     if Path(path).suffix.lower() not in RASTER_SUFFIXES:
         return False
     try:
@@ -743,8 +751,10 @@ def needs_tiling(path: PathLike, max_pixels: int | None) -> bool:
             info = r.info
     except ImageError:
         return False
-    return (info.transform is not None or info.bands != 3 or info.dtype != np.uint8
-            or (max_pixels is not None and info.pixels > max_pixels))
+    if info.transform is not None or (max_pixels is not None and info.pixels > max_pixels):
+        return True
+    beyond_a_tile = tile is None or max(info.height, info.width) > tile
+    return beyond_a_tile and (info.bands != 3 or info.dtype != np.uint8)
 
 
 def model_bands(segmenter: Any, info: RasterInfo) -> tuple[str, ...] | None:
@@ -818,7 +828,8 @@ def read_colour_raster(segmenter: Any, path: PathLike
     :func:`segmenter_tile_fn` makes it), with the H×W mask of its pixels without
     data (every band the file's nodata, else the model's), or None. None for a file it takes
     as an image, or of other bands (left to the image reader, which converts them)."""
-    if not needs_tiling(path, segmenter.max_pixels):
+    tile = segmenter.tiles.tile if segmenter.tiles is not None else None
+    if not needs_tiling(path, segmenter.max_pixels, tile):
         return None
     with open_raster(path, max_pixels=segmenter.max_pixels) as reader:
         info = reader.info

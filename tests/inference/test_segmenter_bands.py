@@ -207,7 +207,8 @@ def test_the_cli_label_raster_has_the_models_colours_and_class_names(checkpoint:
                                                                     tmp_path: Path) -> None:
     rasterio = pytest.importorskip("rasterio")
     raster = _write(tmp_path / "scene6.tif", _scene())
-    assert main(["predict", "--checkpoint", str(checkpoint), str(raster),
+    # larger than one tile: a label raster (a TIFF of one tile would get an image's label PNG)
+    assert main(["predict", "--checkpoint", str(checkpoint), str(raster), "--tile", "32",
                  "--out", str(tmp_path / "out"), "--no-progress"]) == 0
     palette = Segmenter.from_checkpoint(checkpoint).palette
     with warnings.catch_warnings():  # a plain TIFF's labels: no georeferencing, as the input

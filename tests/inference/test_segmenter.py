@@ -224,3 +224,19 @@ def test_the_segmenter_shows_a_geometry_only_where_the_model_has_one(make_checkp
     assert "geometry='same'" in repr(seg)
     seg.geometry = None  # a ResNet or GoogLeNet trunk: no geometry to choose
     assert "geometry" not in repr(seg) and "None" not in repr(seg)
+
+
+@pytest.mark.parametrize("image, words", [(None, "unsupported input type NoneType"),
+                                          (3.5, "unsupported input type float")])
+def test_an_input_of_another_type_is_named_by_its_type(segmenter, image, words) -> None:
+    with pytest.raises(ImageError, match=words) as e:
+        segmenter.predict(image)
+    assert "corrupt" not in str(e.value)
+
+
+@pytest.mark.parametrize("several", [list, tuple])
+def test_several_images_to_predict_point_to_predict_batch(segmenter, smooth_image,
+                                                          several) -> None:
+    with pytest.raises(ImageError, match=f"unsupported input type {several.__name__}.*"
+                                         f"predict_batch"):
+        segmenter.predict(several([smooth_image, smooth_image]))

@@ -8,10 +8,12 @@ the same transparency rule.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from fcnseg.data.images import (
     DEFAULT_MAX_PIXELS,
@@ -40,7 +42,21 @@ def to_rgb_uint8(image: Any, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> 
         return _array_to_rgb(t.permute(1, 2, 0).numpy(), "<tensor>", max_pixels)
     if isinstance(image, np.ndarray):
         return _array_to_rgb(image, "<array>", max_pixels)
+    if not isinstance(image, _READABLE) and not hasattr(image, "read"):
+        raise ImageError("<input>", unsupported_type(image))
     return load_image(image, max_pixels=max_pixels)
+
+
+#: What :func:`load_image` reads, besides file objects (anything with ``read``).
+_READABLE = (str, os.PathLike, bytes, bytearray, memoryview, Image.Image)
+
+
+def unsupported_type(image: Any) -> str:
+    """Why ``image`` is no image, in words: its type, and for a sequence where several go."""
+    several = ("; one image per call: Segmenter.predict_batch takes several"
+               if isinstance(image, list | tuple) else "")
+    return (f"unsupported input type {type(image).__name__} (give a path, bytes, a file object, "
+            f"a PIL image, an array or a tensor){several}")
 
 
 _FULL_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(np.bool_): 1.0}

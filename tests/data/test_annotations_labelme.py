@@ -346,3 +346,23 @@ def test_check_data_labels_is_refused_for_a_dataset_without_annotations(tmp_path
     assert main(["check-data", "--dataset", "synthetic", "--labels",
                  str(tmp_path / "labels.txt")]) == 2
     assert "--labels: only for the annotation datasets" in capsys.readouterr().err
+
+
+def test_a_prediction_nobody_edited_is_left_out_as_not_reviewed(src: Path, tmp_path: Path,
+                                                                capsys) -> None:
+    """``fcnseg predict --format labelme`` pre-annotations are corrected in labelme, then
+    imported: one that nobody saved since is the model's guess, not a label."""
+    from fcnseg.inference.files import content_digest, record_outputs
+
+    unreviewed = write_labelme(src, "a", [shape("dog", [[0, 0], [9, 9]], "rectangle")])
+    corrected = write_labelme(src, "b", [shape("dog", [[0, 0], [9, 9]], "rectangle")])
+    record_outputs(src, [unreviewed, corrected],
+                   [content_digest(unreviewed.read_bytes()), "sha256=" + "0" * 64])
+    out = tmp_path / "out"
+    assert main(["import", "labelme", str(src), "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert (f"fcnseg import: warning: {src}: 1 labelme file(s) fcnseg predict wrote and nobody "
+            f"saved since left out as not reviewed (the first: {unreviewed}): correct them in "
+            "labelme and save (saving one unchanged accepts it)\n") in said
+    assert not (out / "masks" / "a.png").exists() and (out / "masks" / "b.png").exists()
+    assert (out / "unannotated.txt").read_text() == f"{src / 'a.png'}\n"

@@ -51,6 +51,8 @@ def test_labelme_files_lead_to_their_images_and_import_to_the_predictions(
         back, _ = rasterise(item, labels, doc["imageHeight"], doc["imageWidth"])
         predicted = read_label_png(out / f"p{k}_label.png")
         assert min(iou_per_class(predicted, back)) >= 0.99
+        # reviewed: saved in labelme (unchanged), else the import leaves it out
+        (out / f"p{k}.json").write_text(json.dumps(doc, indent=2))
     report = import_annotations("labelme", out, tmp_path / "imported")
     assert sorted(report.written) == ["p0", "p1", "p2"] and not report.errors
 

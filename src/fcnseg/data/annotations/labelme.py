@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import io
 from pathlib import Path
 from typing import Any
@@ -119,19 +120,41 @@ def read_labelme_file(path: Path, name: str) -> AnnotatedImage:
 PREDICT_MANIFEST = ".fcnseg-outputs.txt"
 
 
-def _predict_outputs(folder: Path) -> set[Path]:
+def _predict_outputs(folder: Path) -> dict[Path, str | None]:
+    """The files ``fcnseg predict`` listed in ``folder``'s manifest, each with the content
+    digest it recorded last (None: none)."""
     try:
         text = (folder / PREDICT_MANIFEST).read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return set()
-    # One path a line, optionally followed by a tab and the content digest.
-    return {(folder / line.partition("\t")[0]).resolve() for line in text.splitlines()
-            if line.partition("\t")[0]}
+        return {}
+    # One path a line, optionally followed by a tab and the content digest; lines that start
+    # with a tab record who wrote what, and name no file of their own.
+    listed: dict[Path, str | None] = {}
+    for line in text.splitlines():
+        name, _, digest = line.partition("\t")
+        if name:
+            path = (folder / name).resolve()
+            listed[path] = digest or listed.get(path)
+    return listed
+
+
+def _unreviewed(item: AnnotatedImage, listed: dict[Path, str | None]) -> bool:
+    """Whether ``item``'s file is a prediction ``fcnseg predict`` wrote that nobody saved since
+    (its content still has the digest recorded): the model's guess, not a label."""
+    digest = listed.get(item.source.resolve())
+    if digest is None:
+        return False
+    try:
+        data = item.source.read_bytes()
+    except OSError:
+        return False
+    return "sha256=" + hashlib.sha256(data).hexdigest() == digest
 
 
 def read_labelme(src: Path) -> Annotations:
     """Every labelme JSON file under ``src`` (a folder, searched recursively, or one file),
-    and the images under ``src`` that no JSON file annotates."""
+    and the images under ``src`` that no JSON file annotates. Predictions ``fcnseg predict``
+    wrote there that nobody saved since are left out, their images listed as unannotated."""
     src = Path(src)
     if src.is_file():
         return Annotations([read_labelme_file(src, src.stem)])
@@ -140,10 +163,20 @@ def read_labelme(src: Path) -> Annotations:
     files = sorted(p for p in src.rglob("*.json") if not p.name.startswith("."))
     items = [read_labelme_file(p, "__".join(p.relative_to(src).with_suffix("").parts))
              for p in files]
+    listed = _predict_outputs(src)
+    pending = [item for item in items if _unreviewed(item, listed)]
+    items = [item for item in items if item not in pending]
     used = {item.source.with_suffix("").resolve() for item in items}
     used |= {item.image_path.resolve() for item in items if item.image_path is not None}
-    used |= _predict_outputs(src)  # predictions are no images to annotate
+    used |= set(listed)  # predictions are no images to annotate
     unannotated = [p for p in sorted(src.rglob("*"))
                    if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
                    and p.resolve() not in used and p.with_suffix("").resolve() not in used]
-    return Annotations(items, unannotated)
+    seen = {p.resolve() for p in unannotated}
+    unannotated += [i.image_path for i in pending
+                    if i.image_path is not None and i.image_path.resolve() not in seen]
+    problems = [f"{printable(src)}: {len(pending)} labelme file(s) fcnseg predict wrote and "
+                f"nobody saved since left out as not reviewed (the first: "
+                f"{printable(pending[0].source)}): correct them in labelme and save (saving "
+                f"one unchanged accepts it)"] if pending else []
+    return Annotations(items, unannotated, problems=problems)

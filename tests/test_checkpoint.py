@@ -268,3 +268,23 @@ def test_a_malformed_list_field_names_the_file_and_field(tmp_path: Path, dilatio
     with pytest.raises(CheckpointError, match=r"bad\.pt: model\.build_kwargs\."
                                               r"replace_stride_with_dilation: expected three"):
         build_model_from_checkpoint(tmp_path / "bad.pt")
+
+
+def test_saving_without_class_names_names_the_argument(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match=r"^save_checkpoint: class_names is required") as e:
+        save_checkpoint(tmp_path / "m.pt", _model())
+    assert "CheckpointContents" not in str(e.value) and "\n" not in str(e.value)
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_a_misspelt_field_is_named_with_the_fields_there_are(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match=r"save_checkpoint: unknown field 'class_name'.*"
+                                        r"class_names"):
+        save_checkpoint(tmp_path / "m.pt", _model(), class_name=NAMES)
+
+
+def test_save_checkpoint_help_lists_its_fields() -> None:
+    doc = save_checkpoint.__doc__ or ""
+    for field in ("class_names", "palette", "ignore_index", "metrics", "head_classes",
+                  "background", "recipe", "iteration"):
+        assert field in doc, field

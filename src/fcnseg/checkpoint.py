@@ -126,9 +126,37 @@ def save_checkpoint(path: PathLike, model: nn.Module,
     """Write a self-describing checkpoint atomically and return its path.
 
     What it records is ``contents``, or the :class:`CheckpointContents` that the keyword
-    ``fields`` make (``save_checkpoint(path, model, class_names=..., palette=...)``).
+    ``fields`` make (``save_checkpoint(path, model, class_names=..., palette=...)``):
+
+    - ``class_names`` (required): the names of the model's classes, in output order;
+    - ``palette``: 256×3 (or one row per class) RGB colours; by default well-separated
+      colours, background classes black (:func:`fcnseg.data.palette.distinct_palette`);
+    - ``ignore_index``: the label of pixels without ground truth (255);
+    - ``recipe``: the training configuration, ``iteration`` and ``epoch``: where training was;
+    - ``metrics``: validation figures (``{"mean_iu": ...}``), ``state``: training state for
+      resume;
+    - ``head_classes``: ``{head: class names}`` of a multi-head model;
+    - ``background``: the class declared as background.
+
+    Raises:
+        TypeError: ``class_names`` missing or a field unknown (one line naming it).
     """
     return write_checkpoint(path, checkpoint_payload(model, contents, **fields))
+
+
+def _contents(fields: Mapping[str, Any]) -> CheckpointContents:
+    """The :class:`CheckpointContents` of :func:`save_checkpoint`'s keyword fields; a missing
+    ``class_names`` or an unknown field is a TypeError naming it as the caller wrote it."""
+    known = [f.name for f in dataclasses.fields(CheckpointContents)]
+    unknown = [k for k in fields if k not in known]
+    if unknown:
+        raise TypeError(f"save_checkpoint: unknown field {unknown[0]!r}; the fields are "
+                        f"{', '.join(known)}")
+    if "class_names" not in fields:
+        raise TypeError("save_checkpoint: class_names is required: the names of the model's "
+                        "classes, in output order (save_checkpoint(path, model, "
+                        "class_names=[...]))")
+    return CheckpointContents(**fields)
 
 
 def write_checkpoint(path: PathLike, payload: Mapping[str, Any]) -> Path:
@@ -145,7 +173,7 @@ def checkpoint_payload(model: nn.Module, contents: CheckpointContents | None = N
     """What :func:`save_checkpoint` writes, as a dict (see it for the arguments). Tensors of
     a CPU model are the model's own: copy them to write the payload while training goes on."""
     if contents is None:
-        contents = CheckpointContents(**fields)
+        contents = _contents(fields)
     elif fields:
         contents = dataclasses.replace(contents, **fields)
     model_to_save = getattr(model, "module", model)  # unwrap DDP / DataParallel

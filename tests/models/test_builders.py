@@ -35,3 +35,17 @@ def test_a_row_shows_its_own_defaults() -> None:
     assert inspect.signature(fcn8s_vgg16_bn).parameters["batch_norm"].default is True
     assert fcn8s_vgg16_bn(3, **TINY_VGG).batch_norm
 
+
+
+@pytest.mark.parametrize("name", ["fcn8s", "fcn8s_resnet18", "siftflow_fcn8s"])
+def test_the_input_convention_a_builder_shows_is_the_one_it_builds(name) -> None:
+    import inspect
+
+    from fcnseg.models.builders import ARCHITECTURES, ModelOptions
+
+    shown = inspect.signature(ARCHITECTURES[name]).parameters["input_convention"].default
+    assert ARCHITECTURES[name].__call__.__doc__ is not None
+    kwargs = {"width": 0.0625} if "resnet" not in name else {}
+    assert build_model(name, **kwargs).input_convention.name == shown
+    assert "torchvision_rgb by default" not in (ModelOptions.__doc__ or "")
+    assert "architecture's own" in (ModelOptions.__doc__ or "")

@@ -383,3 +383,12 @@ def test_convert_to_safetensors_on_a_full_disk_is_one_line_and_leaves_nothing(
     assert err.startswith(f"fcnseg convert: error: cannot write {out}: disk full (")
     assert "model.safetensors was not written" in err and len(err.splitlines()) == 1, err
     assert list((tmp_path / "out").iterdir()) == []  # no partial file, no temporary
+
+
+def test_save_pretrained_and_save_checkpoint_pick_the_same_default_palette(
+        tmp_path: Path) -> None:
+    model, names = _model(3), ["background", "disc", "bar"]
+    folder = save_pretrained(model, tmp_path / "folder", class_names=names)
+    saved = load_checkpoint(save_checkpoint(tmp_path / "m.pt", model, class_names=names))
+    config = json.loads((folder / "config.json").read_text())
+    assert config["classes"]["palette"] == [list(c) for c in saved["classes"]["palette"]]

@@ -69,7 +69,16 @@ class ModelOptions:
     Args:
         num_classes: output channels (21 for PASCAL VOC).
         input_convention: pixel convention of the weights, which the model's ``preprocess``
-            applies to raw pixels (replaced by that of ``backbone_weights`` when loaded).
+            applies to raw pixels (replaced by that of ``backbone_weights`` when loaded). Its
+            default is the architecture's own, which each builder's signature shows
+            (``help(fcn8s)``, ``inspect.signature``): ``caffe_bgr`` for the reference VGG16
+            FCNs (``fcn32s`` … ``fcn8s_atonce``), the datasets' BGR conventions for the SIFT
+            Flow and NYUDv2 nets, ``torchvision_rgb`` for the ResNet and VGG16-BN ones;
+            ``None`` there (``fcn_alexnet``) leaves the choice to the builder's options. The
+            field's own default below applies only where neither sets one. A bare
+            network (``preprocess=False``) takes input normalised in this convention: name it
+            when you normalise your input differently, so that checkpoints record what the
+            model was trained on.
     """
 
     num_classes: int = 21

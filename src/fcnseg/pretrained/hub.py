@@ -26,7 +26,7 @@ from fcnseg.checkpoint import (
     pretrained_config,
     write_model_safetensors,
 )
-from fcnseg.data.palette import voc_palette
+from fcnseg.data.palette import distinct_palette
 from fcnseg.utils.files import atomic_write
 from fcnseg.utils.typing import PathLike
 from fcnseg.weightfiles.resolve import (
@@ -50,7 +50,8 @@ def save_pretrained(
     """Write ``folder/config.json`` and ``folder/model.safetensors``.
 
     ``model_or_checkpoint`` is a model built by fcnseg (then ``class_names`` are needed; the
-    palette defaults to the VOC one) or a checkpoint (file or loaded dict), whose classes,
+    palette defaults to :func:`save_checkpoint`'s, well-separated colours with background
+    classes black) or a checkpoint (file or loaded dict), whose classes,
     palette and metrics are used.
     """
     if isinstance(model_or_checkpoint, nn.Module):
@@ -58,8 +59,8 @@ def save_pretrained(
         if class_names is None:
             raise HubError("save_pretrained(model, ...) needs class_names")
         names, pal, ignore = list(class_names), palette, ignore_index
-        if pal is None:
-            pal = voc_palette().tolist()
+        if pal is None:  # save_checkpoint's default: one model, one look
+            pal = distinct_palette(names, ignore).tolist()
     else:
         ckpt = as_checkpoint(model_or_checkpoint)
         model = build_model_from_checkpoint(ckpt)

@@ -205,6 +205,22 @@ def test_default_precision_is_the_one_training_validated_at(tmp_path, capsys, am
     assert report["options"]["precision_from"] == "as training validated"
 
 
+def test_python_with_its_defaults_scores_what_the_command_scores(tmp_path, capsys):
+    # A bf16 recipe: the command evaluates at the precision training validated at, and so
+    # must evaluate_checkpoint; both score the val split unless told otherwise.
+    checkpoint = _checkpoint(tmp_path / "m.pt", list(SYNTHETIC_CLASSES),
+                             recipe={"name": "synthetic-fcn8s", "precision": "bf16"})
+    out = tmp_path / "eval"
+    assert _evaluate(checkpoint, "--out", str(out)) == 0
+    assert f"{checkpoint} on synthetic val (2 images" in capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    result = evaluate_checkpoint(checkpoint, {"name": "synthetic", "num_images": 2,
+                                              "size": [32, 40]})
+    assert (result["precision"], result["dataset"]["split"]) == ("bf16", "val")
+    assert (report["precision"], report["dataset"]["split"]) == ("bf16", "val")
+    assert result["confusion"] == report["confusion"]
+
+
 def test_strips_writes_titled_image_truth_prediction_strips(synthetic_checkpoint, tmp_path):
     from PIL import Image
 

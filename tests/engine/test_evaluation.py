@@ -127,14 +127,15 @@ def test_sharded_sampler_covers_every_index_once():
     assert [len(ShardedEvalSampler(7, rank=r, world_size=3)) for r in range(3)] == [3, 2, 2]
 
 
-def _tiny_checkpoint(path, num_classes, names=None):
+def _tiny_checkpoint(path, num_classes, names=None, recipe=None):
     torch.manual_seed(0)
     model = fcn8s(num_classes=num_classes, geometry="same", width=0.0625, fc_channels=16)
     with torch.no_grad():  # score layers start at zero; give the model some opinions
         for layer in (model.head.score_fr, model.head.score_pool4, model.head.score_pool3):
             layer.weight.normal_(0, 1.0)
     names = names or [f"class{i}" for i in range(num_classes)]
-    return save_checkpoint(path, model, class_names=names, palette=palette_for(num_classes))
+    return save_checkpoint(path, model, class_names=names, palette=palette_for(num_classes),
+                           recipe=recipe)
 
 
 def test_evaluate_checkpoint_on_a_dataset_spec(tmp_path):
@@ -147,6 +148,36 @@ def test_evaluate_checkpoint_on_a_dataset_spec(tmp_path):
     assert result["class_names"] == list(SyntheticSegmentation.classes)
     assert result["checkpoint"]["arch"] == "fcn8s"
     assert result["dataset"]["name"] == "synthetic"
+
+
+@pytest.mark.parametrize(("recipe", "expected"), [
+    (None, "fp32"),
+    ({"name": "synthetic-fcn8s", "precision": "bf16"}, "bf16"),
+    ({"name": "synthetic-fcn8s", "precision": "fp32"}, "fp32"),
+])
+def test_default_precision_is_the_one_training_validated_at(tmp_path, recipe, expected):
+    # As `fcnseg evaluate` defaults, so that Python and the command give the same scores.
+    ckpt = _tiny_checkpoint(tmp_path / "m.pt", 7, names=list(SyntheticSegmentation.classes),
+                            recipe=recipe)
+    result = evaluate_checkpoint(ckpt, {"name": "synthetic", "num_images": 1, "size": 32})
+    assert result["precision"] == expected
+
+
+def test_a_spec_without_split_scores_the_val_split_and_says_so(tmp_path):
+    ckpt = _tiny_checkpoint(tmp_path / "m.pt", 7, names=list(SyntheticSegmentation.classes))
+    spec = {"name": "synthetic", "num_images": 2, "size": 32}
+    result = evaluate_checkpoint(ckpt, spec)
+    val = evaluate_checkpoint(ckpt, {**spec, "split": "val"})
+    assert result["dataset"]["split"] == "val"
+    assert result["confusion"] == val["confusion"]
+    assert result["confusion"] != evaluate_checkpoint(ckpt, {**spec, "split": "train"})["confusion"]
+
+
+def test_a_dataset_objects_split_is_reported(tmp_path):
+    ckpt = _tiny_checkpoint(tmp_path / "m.pt", 7, names=list(SyntheticSegmentation.classes))
+    data = SyntheticSegmentation(1, size=32)
+    data.split = "test"
+    assert evaluate_checkpoint(ckpt, data)["dataset"]["split"] == "test"
 
 
 def test_batched_evaluation_scores_the_same_pixels(tmp_path):

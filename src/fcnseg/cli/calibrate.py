@@ -104,9 +104,9 @@ def run(args: argparse.Namespace) -> int:
           f"{result['nll_after']:.4f}, expected calibration error "
           f"{100 * result['ece_before']:.2f}% → {100 * result['ece_after']:.2f}%")
     if args.split is None:
-        print(f"fitted on {split_text(spec)}, the split fcnseg evaluate scores by default, so "
-              f"its calibration figures there will look better than on new images; --split "
-              f"NAME fits on another labelled split")
+        print(f"fitted on {split_text(result['dataset'])}, the split fcnseg evaluate scores by "
+              f"default, so its calibration figures there will look better than on new "
+              f"images; --split NAME fits on another labelled split")
     if result["written_temperature"] != result["temperature"]:
         print(f"the fitted temperature raised the expected calibration error of these pixels: "
               f"wrote {out} with temperature 1 (the model's own probabilities); fit on more "

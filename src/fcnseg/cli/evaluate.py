@@ -11,7 +11,6 @@ from typing import Any
 from fcnseg.checkpoint import load_checkpoint
 from fcnseg.cli import options
 from fcnseg.cli.demo import save_predictions
-from fcnseg.engine.config import upgrade_recipe
 from fcnseg.engine.evaluation import (
     evaluate_checkpoint,
     format_calibration,
@@ -83,25 +82,26 @@ def run(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(args.checkpoint)
     spec = options.dataset_spec(args, ckpt)
     out = output_folder(args.checkpoint, args.out)
-    precision, precision_from = args.precision, "--precision"
+    precision_from = "--precision" if args.precision else "as training validated"
     if ckpt.get("artifact"):
         precision_from = exported_precision_text(ckpt["artifact"], args.precision)
-    elif precision is None:
-        precision, precision_from = training_precision(ckpt), "as training validated"
-    result = evaluate_checkpoint(
+    result = evaluate_checkpoint(  # without --precision, at evaluate_checkpoint's default
         ckpt, spec, device=device, batch_size=args.batch_size,
-        num_workers=args.num_workers, precision=precision,
+        num_workers=args.num_workers, precision=args.precision,
         predict_fn=predict_fn, limit=args.limit,
         progress=not args.no_progress and sys.stderr.isatty(),
         calibration=args.calibration, coverages=coverages,
     )
     scales = list(options.parse_scales(args.tta_scales)) if args.tta_scales else None
+    precision = args.precision or (None if ckpt.get("artifact") else result["precision"])
     result["options"] = {"device": device, "batch_size": args.batch_size,
                          "precision": precision, "precision_from": precision_from,
                          "sliding_window": args.sliding_window, "stride": args.stride,
                          "tta_scales": scales, "tta_flip": args.tta_flip}
     written = write_report(out, result)
-    print(f"{args.checkpoint} on {spec['name']} ({result['num_images']} images, "
+    split = result["dataset"].get("split")
+    print(f"{args.checkpoint} on {spec['name']}{f' {split}' if split else ''} "
+          f"({result['num_images']} images, "
           f"{result['seconds']:.1f} s, precision {result['precision']}, "
           f"{header_method(args, precision_from)})")
     if result["dataset"].get("classes_matched_by_name"):
@@ -156,14 +156,6 @@ def exported_precision_text(artifact: dict[str, Any], asked: str | None) -> str:
     kind = {"onnx": "ONNX", "torchscript": "TorchScript"}.get(artifact.get("kind"), "exported")
     text = f"the {'int8 ' if artifact.get('quantization') else ''}{kind} model's own"
     return text + (f"; --precision {asked} does not apply to it" if asked else "")
-
-
-def training_precision(ckpt: dict[str, Any]) -> str:
-    """The precision the checkpoint's training validated at: its recipe's ``precision`` (read
-    as every recipe is, older spellings included), fp32 when it records no recipe. The default
-    of ``fcnseg evaluate``, so that it reproduces the scores training logged."""
-    recipe = upgrade_recipe(dict(ckpt.get("recipe") or {}))
-    return str(recipe.get("precision") or "fp32")
 
 
 def output_folder(checkpoint: str, out: str | None) -> Path:

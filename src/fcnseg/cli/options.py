@@ -16,7 +16,7 @@ from typing import Any
 import torch
 import yaml
 
-from fcnseg.data.build import DATASET_NAMES
+from fcnseg.data.build import DATASET_NAMES, EVAL_SPLIT
 from fcnseg.engine.config import ConfigError, upgrade_recipe
 from fcnseg.inference.sliding import TTA, SlidingWindow
 from fcnseg.models.factories import allow_factory_modules
@@ -345,7 +345,7 @@ def dataset_spec(args: argparse.Namespace, ckpt: dict[str, Any]) -> dict[str, An
     elif args.dataset is None and recipe_val.get("name") == name:
         spec = dict(recipe_val)  # --data name= naming the recipe's own dataset
     else:  # another dataset: nothing of the recipe's carries over
-        spec = {"name": name, **_DATASET_DEFAULTS.get(name, {}), "split": "val"}
+        spec = {"name": name, **_DATASET_DEFAULTS.get(name, {}), "split": EVAL_SPLIT}
     fields = {k: getattr(args, k) for k in ("root", "voc_root", "sbd_root", "year", "split",
                                              "num_images", "size", "seed", "config")}
     spec.update({k: v for k, v in fields.items() if v is not None})

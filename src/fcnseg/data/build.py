@@ -29,6 +29,16 @@ _ANNOTATION_OPTIONS = {"split", "labels", "overlap", "line_width", "images", "va
 _FOLDER_LAYOUT = ("images", "masks", "image_suffix", "mask_suffix")
 
 
+#: The split scored when a dataset spec names none: the one training validates on (``data.val``),
+#: and what ``fcnseg evaluate``, ``fcnseg calibrate`` and their Python functions default to.
+EVAL_SPLIT = "val"
+
+
+def eval_split(spec: dict[str, Any]) -> str:
+    """The split of ``spec`` to score: its ``split``, else :data:`EVAL_SPLIT`."""
+    return str(spec.get("split") or EVAL_SPLIT)
+
+
 def _field(spec: dict[str, Any], key: str, default: Any = None) -> Any:
     return spec[key] if key in spec and spec[key] is not None else default
 

@@ -25,9 +25,10 @@ from tqdm.auto import tqdm
 
 from fcnseg.checkpoint import as_checkpoint, build_model_from_checkpoint
 from fcnseg.conventions import refuse_other_bands
-from fcnseg.data.build import build_dataset
+from fcnseg.data.build import build_dataset, eval_split
 from fcnseg.data.collate import collate_segmentation
 from fcnseg.data.transforms import build_eval_transform
+from fcnseg.engine.config import upgrade_recipe
 from fcnseg.inference.class_match import ClassMatch, RelabeledDataset, match_classes
 from fcnseg.inference.runner import InferenceRunner
 from fcnseg.inference.visualize import reliability_diagram, save_png
@@ -296,8 +297,10 @@ class CheckpointEvalOptions:
             a batch to its largest image (padded pixels are not scored).
         num_workers: DataLoader workers.
         precision: "auto" (what the hardware runs natively, see
-            :func:`fcnseg.utils.hardware.auto_precision`), "fp32", "bf16" or "fp16";
-            reported as ``precision``. The model runs channels-last where that is faster
+            :func:`fcnseg.utils.hardware.auto_precision`), "fp32", "bf16" or "fp16"; None
+            (default): :func:`training_precision`, as ``fcnseg evaluate`` defaults, so that the
+            scores repeat those training logged. Reported as ``precision`` (an exported model
+            runs in its own). The model runs channels-last where that is faster
             (:func:`fcnseg.utils.hardware.default_channels_last`).
         predict_fn: ``predict_fn(model, images) -> logits`` (sliding window, TTA).
         limit: score only the first ``limit`` images.
@@ -310,7 +313,7 @@ class CheckpointEvalOptions:
     device: str | torch.device = "cpu"
     batch_size: int = 1
     num_workers: int = 0
-    precision: str | None = "auto"
+    precision: str | None = None
     predict_fn: PredictFn | None = None
     limit: int | None = None
     progress: bool = False
@@ -327,13 +330,15 @@ def evaluate_checkpoint(checkpoint: PathLike | Mapping[str, Any],
     Args:
         checkpoint: checkpoint path (or a dict from :func:`fcnseg.checkpoint.load_checkpoint`).
         dataset: a spec for :func:`fcnseg.data.build_dataset` (``{"name": "voc", "root":
-            "data/VOCdevkit", "split": "val"}``), or a dataset object (without a transform it
-            gets :func:`~fcnseg.data.transforms.build_eval_transform`); raw pixels either way.
+            "data/VOCdevkit", "split": "val"}``; without ``split``, the val split, as ``fcnseg
+            evaluate`` scores), or a dataset object (without a transform it gets
+            :func:`~fcnseg.data.transforms.build_eval_transform`); raw pixels either way.
         options: how (:class:`CheckpointEvalOptions`); keyword ``fields`` (``device="cuda",
             batch_size=4``) replace its fields.
 
     Returns the :func:`evaluate_model` result plus ``class_names``, ``pixels`` (ground-truth
-    pixels per class), ``checkpoint`` and ``dataset`` descriptions, ``precision``,
+    pixels per class), ``checkpoint`` and ``dataset`` descriptions (the dataset's ``split``
+    included: the one scored), ``precision``,
     ``optimizations`` (what :func:`fcnseg.models.optimize` did), ``seconds`` and
     ``images_per_s``. A model with several heads (``classes.heads``) is scored per head:
     ``result["heads"][head]`` holds each head's scores, class names and confusion matrix, the
@@ -342,8 +347,9 @@ def evaluate_checkpoint(checkpoint: PathLike | Mapping[str, Any],
     """
     opts = replace(options or CheckpointEvalOptions(), **fields)
     ckpt = as_checkpoint(checkpoint)
+    precision = opts.precision if opts.precision is not None else training_precision(ckpt)
     runner = InferenceRunner(build_model_from_checkpoint(ckpt), device=opts.device,
-                             precision=opts.precision)
+                             precision=precision)
     data, source, described, match = _eval_data(dataset, ckpt, opts.limit)
     head_classes = {str(h): list(n) for h, n in (ckpt["classes"].get("heads") or {}).items()}
     scoring = _scoring(ckpt, source, runner, opts, match)
@@ -375,6 +381,15 @@ def evaluate_checkpoint(checkpoint: PathLike | Mapping[str, Any],
            if opts.calibration and (skipped := calibration_skipped(ckpt)) else {}),
         images_per_s=round(result["num_images"] / seconds, 3) if seconds > 0 else None)
     return result
+
+
+def training_precision(ckpt: Mapping[str, Any]) -> str:
+    """The precision a checkpoint's training validated at: its recipe's ``precision`` (read as
+    every recipe is, older spellings included), fp32 when it records no recipe. What
+    :func:`evaluate_checkpoint` and ``fcnseg evaluate`` run at unless told otherwise, so that
+    they reproduce the scores training logged."""
+    recipe = upgrade_recipe(dict(ckpt.get("recipe") or {}))
+    return str(recipe.get("precision") or "fp32")
 
 
 def _scoring(ckpt: Mapping[str, Any], source: Any, runner: InferenceRunner,
@@ -412,10 +427,11 @@ def _eval_data(dataset: Mapping[str, Any] | Dataset, ckpt: Mapping[str, Any],
     another order by name; other names are refused)."""
     transform = build_eval_transform()
     if isinstance(dataset, Mapping):
-        described: dict[str, Any] = dict(dataset)
-        source = data = build_dataset(dict(dataset), transform=transform)
+        described: dict[str, Any] = {**dataset, "split": eval_split(dict(dataset))}
+        source = data = build_dataset(dict(dataset), split=described["split"],
+                                      transform=transform)
     else:
-        described = {"repr": repr(dataset)}
+        described = {"repr": repr(dataset), "split": getattr(dataset, "split", None)}
         source = data = dataset
         if getattr(dataset, "transform", None) is None:
             data = _WithTransform(dataset, transform)

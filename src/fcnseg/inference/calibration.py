@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from fcnseg.checkpoint import build_model_from_checkpoint, load_checkpoint
 from fcnseg.conventions import refuse_other_bands
-from fcnseg.data.build import build_dataset
+from fcnseg.data.build import build_dataset, eval_split
 from fcnseg.data.collate import collate_segmentation
 from fcnseg.data.transforms import build_eval_transform
 from fcnseg.inference.class_match import ClassMatch, RelabeledDataset, match_classes
@@ -302,7 +302,8 @@ def _fitting_data(ckpt: Mapping[str, Any], dataset: Mapping[str, Any],
                   checkpoint: str) -> tuple[Any, ClassMatch]:
     """The dataset to fit on and how its classes match the checkpoint's (refused in one line
     when they, or its bands, cannot be the checkpoint's)."""
-    data = build_dataset(dict(dataset), transform=build_eval_transform())
+    data = build_dataset(dict(dataset), split=eval_split(dict(dataset)),
+                         transform=build_eval_transform())
     where = str(dataset.get("root") or dataset.get("name"))
     refuse_other_bands(ckpt["model"]["input_convention"], getattr(data, "bands", None), where,
                        checkpoint)
@@ -318,8 +319,9 @@ def calibrate_checkpoint(
     options: CalibrateOptions | None = None,
     **fields: Any,
 ) -> dict[str, Any]:
-    """Fit a temperature on a dataset (a :func:`fcnseg.data.build_dataset` spec, usually a
-    validation split) and write the checkpoint with it to ``out``.
+    """Fit a temperature on a dataset (a :func:`fcnseg.data.build_dataset` spec; without a
+    ``split``, its val split, as ``fcnseg calibrate`` fits) and write the checkpoint with it
+    to ``out``.
 
     ``options`` (:class:`CalibrateOptions`) says how; ``fields`` are its fields as keywords
     (``device="cuda", batch_size=4``), which replace those of ``options``. Any temperature the
@@ -361,7 +363,7 @@ def calibrate_checkpoint(
 
     result: dict[str, Any] = {**asdict(fit), "ece_before": ece(1.0),
                               "ece_after": ece(fit.temperature), "num_images": len(data),
-                              "dataset": dict(dataset),
+                              "dataset": {**dataset, "split": eval_split(dict(dataset))},
                               **({"classes_matched_by_name": match.note} if match.note else {})}
     # A temperature that makes the calibration error worse on the very pixels it was fitted on
     # is not one to ship: the model's own probabilities (temperature 1) are written instead.

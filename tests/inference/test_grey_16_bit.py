@@ -128,3 +128,22 @@ def test_a_small_tiff_of_a_model_of_its_band_is_skipped_once_complete(
     capsys.readouterr()
     assert main(args) == 0
     assert "1 complete already, skipped" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("planar", [False, True])
+def test_a_16_bit_rgb_tiff_reaches_a_colour_model_alike_whole_and_by_tiles(
+        segmenter, tmp_path, monkeypatch, planar):
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 65536, (40, 48, 3)).astype(np.uint16)
+    path = tmp_path / "rgb16.tif"
+    tifffile.imwrite(path, np.moveaxis(pixels, -1, 0) if planar else pixels, photometric="rgb",
+                     planarconfig="separate" if planar else "contig")
+    seen = []
+    preprocess = segmenter.preprocess
+    monkeypatch.setattr(segmenter, "preprocess",
+                        lambda rgb: seen.append(np.stack(list(rgb))) or preprocess(rgb))
+    with open_raster(path) as reader:
+        segmenter_tile_fn(segmenter, reader.info)(reader.read_all()[None])
+    trained_on = read_image(path)
+    np.testing.assert_array_equal(seen[0][0], trained_on)
+    np.testing.assert_array_equal(trained_on, np.round(pixels / 257.0).astype(np.uint8))

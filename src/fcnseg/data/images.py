@@ -8,8 +8,8 @@ So that the same file gives the same pixels everywhere:
 - **Transparency.** Transparent pixels are composited on white (:data:`ALPHA_BACKGROUND`): a
   transparent pixel has no colour of its own, and white is what a viewer shows behind it.
   Partly transparent pixels are blended with white in proportion to their alpha.
-- **Other modes.** Grayscale, palette and CMYK images become RGB; 16-bit images are scaled to
-  8 bits (divided by 257: :func:`integers_to_rgb`, which ``predict`` applies to the 16-bit
+- **Other modes.** Grayscale, palette and CMYK images become RGB; 16-bit images, grey or
+  colour, are scaled to 8 bits (divided by 257: :func:`integers_to_rgb`, which ``predict`` applies to the 16-bit
   rasters it tiles too); floating-point images in [0, 1] are scaled to 0-255.
 - **Bands.** Grey or RGB, with or without a band the file marks as alpha (TIFF
   ExtraSamples): a TIFF of other bands (5, or 2 none marked alpha) is refused in one line
@@ -388,7 +388,36 @@ def load_image(source: ImageSource, *, name: str | None = None,
         check_pixels(where, *source.size, max_pixels)
         return pil_to_rgb(_upright(source), where)
     with _opened(source, where, max_pixels) as img:
+        if _wide_colour_tiff(img):  # Pillow keeps only the high byte of each 16-bit sample
+            rgb = integers_to_rgb(_first_tiff_page(source), img.mode == "RGBA")
+            method = _UPRIGHT.get(exif_orientation(img))
+            return rgb if method is None else np.array(Image.fromarray(rgb).transpose(method))
         return pil_to_rgb(_upright(img), where)
+
+
+def _wide_colour_tiff(img: Image.Image) -> bool:
+    """Whether ``img`` is a TIFF of colour samples wider than 8 bits, which Pillow decodes to
+    8 bits by keeping their high byte (``fcnseg predict``'s raster tiles divide by 257)."""
+    if img.format != "TIFF" or img.mode not in ("RGB", "RGBA"):
+        return False
+    bits = img.tag_v2.get(258, (8,))  # BitsPerSample
+    return max(bits if isinstance(bits, tuple) else (bits,)) > 8
+
+
+def _first_tiff_page(source: Any) -> np.ndarray:
+    """The samples of a TIFF's first page (already checked and decoded once by Pillow) as
+    H×W×S integers, by tifffile."""
+    import tifffile
+
+    if isinstance(source, bytes | bytearray | memoryview):
+        source = io.BytesIO(bytes(source))
+    elif not isinstance(source, str | os.PathLike):
+        source.seek(0)
+    with tifffile.TiffFile(source) as tif:
+        page = tif.pages[0]
+        pixels = page.asarray()
+        separate = int(page.planarconfig) == 2  # PLANARCONFIG_SEPARATE: S×H×W
+    return np.moveaxis(pixels, 0, -1) if separate else pixels
 
 
 def pil_to_rgb(img: Image.Image, where: str = "<PIL image>") -> np.ndarray:

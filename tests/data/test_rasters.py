@@ -355,3 +355,57 @@ def test_plain_tiffs_opened_by_threads_leave_the_warning_filters_as_they_were(tm
         for t in threads:
             t.join()
         assert warnings.filters == before and not failures
+
+
+def test_an_image_header_read_beside_a_raster_open_leaves_the_filters_as_they_were(
+        tmp_path, monkeypatch):
+    # Pillow's header read (its DecompressionBombWarning hidden) and rasterio's open (its
+    # NotGeoreferencedWarning hidden) run in the threads of serve's requests at once: one
+    # thread's restoring of the filter list must never undo the other's while it opens.
+    import threading
+    import warnings
+
+    from fcnseg.data.images import load_image
+    from fcnseg.data.rasters import rasterio_open
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "photo.png")
+    tifffile.imwrite(tmp_path / "plain.tif", np.zeros((16, 16), np.uint16))
+    a_inside, go_a, b_inside, go_b = (threading.Event() for _ in range(4))
+    real_image_open, real_rasterio_open = Image.open, rasterio.open
+
+    def image_open(*args, **kwargs):
+        a_inside.set()
+        go_a.wait(5)
+        return real_image_open(*args, **kwargs)
+
+    def raster_open(*args, **kwargs):
+        b_inside.set()
+        go_b.wait(5)
+        return real_rasterio_open(*args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", image_open)
+    monkeypatch.setattr(rasterio, "open", raster_open)
+    failures = []
+
+    def run(work):
+        try:
+            work()
+        except Exception as e:  # noqa: BLE001 - a warning turned error by the filter
+            failures.append(e)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", rasterio.errors.NotGeoreferencedWarning)
+        before = list(warnings.filters)
+        a = threading.Thread(target=run, args=(lambda: load_image(tmp_path / "photo.png"),))
+        b = threading.Thread(target=run,
+                             args=(lambda: rasterio_open(tmp_path / "plain.tif").close(),))
+        a.start()
+        assert a_inside.wait(5)
+        b.start()
+        b_inside.wait(1)  # inside its open now, unless it waits for the header read to end
+        go_a.set()
+        a.join(5)
+        assert b_inside.wait(5)
+        go_b.set()
+        b.join(5)
+        assert warnings.filters == before and not failures

@@ -30,13 +30,13 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import warnings
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 from PIL import Image
 
+from fcnseg.utils.quiet import ignoring
 from fcnseg.utils.typing import PathLike
 
 #: Default pixel limit: Pillow's own decompression-bomb threshold (about 89 million pixels).
@@ -254,9 +254,8 @@ def _open_header(source: Any, where: Any, max_pixels: int | None = None) -> Imag
     Pillow's limit is an :class:`ImageTooLargeError` naming ``where`` and, where one is given,
     the caller's limit ``max_pixels`` rather than Pillow's."""
     try:
-        with warnings.catch_warnings():
-            # Pillow only warns between its limit and twice it; the callers decide on size.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        # Pillow only warns between its limit and twice it; the callers decide on size.
+        with ignoring(Image.DecompressionBombWarning):
             # Only the allowed plugins are tried: no other decoder ever sees the data.
             return Image.open(source, formats=IMAGE_FORMATS)
     except Image.DecompressionBombError as e:

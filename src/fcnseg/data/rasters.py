@@ -24,8 +24,6 @@ is an :class:`~fcnseg.data.images.ImageError`: one line naming the file.
 from __future__ import annotations
 
 import logging
-import threading
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +43,7 @@ from fcnseg.data.images import (
     open_upright,
     pil_to_rgb,
 )
+from fcnseg.utils.quiet import ignoring
 from fcnseg.utils.typing import PathLike
 
 #: What the size limit's message advises for a raster too large to read whole.
@@ -100,21 +99,15 @@ def _rasterio() -> Any:
     return rasterio
 
 
-#: Held while a dataset is opened without its georeferencing warning (see :func:`rasterio_open`).
-_QUIET_OPEN = threading.Lock()
-
-
 def rasterio_open(path: PathLike, mode: str = "r", **kwargs: Any) -> Any:
     """``rasterio.open`` without rasterio's NotGeoreferencedWarning, which it gives when it
     opens a plain TIFF: a valid input, whose label raster is plain too, so there is nothing to
-    warn about (a georeferenced file never gives it). ``warnings.catch_warnings`` swaps the
-    process's filter list and is not thread-safe: opened from several threads (serve's
-    requests), one thread's exit would restore the list under another's open, letting the
-    warning through and leaving the filters changed. The lock keeps each swap whole."""
+    warn about (a georeferenced file never gives it). Hidden under the lock every swap of the
+    process's warning filters takes (:func:`fcnseg.utils.quiet.ignoring`): opened from
+    several threads (serve's requests), beside image header reads, none undoes another's."""
     import rasterio
 
-    with _QUIET_OPEN, warnings.catch_warnings():
-        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+    with ignoring(rasterio.errors.NotGeoreferencedWarning):
         return rasterio.open(path, mode, **kwargs)
 
 

@@ -8,7 +8,6 @@ import contextlib
 import io
 import logging
 import time
-import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -36,6 +35,7 @@ from fcnseg.inference.visualize import (
 )
 from fcnseg.serve.errors import RequestError
 from fcnseg.serve.limits import PREVIEW_MAX_SIDE
+from fcnseg.utils.quiet import ignoring
 from fcnseg.weightfiles.artifacts import labels_only_error
 
 log = logging.getLogger("fcnseg.serve")
@@ -165,10 +165,9 @@ def probe_image(data: bytes, max_pixels: int) -> tuple[int, int]:
     # Formats outside the allow-list of every image reader are refused unread: some Pillow
     # plugins hand the data to outside programs (EPS to Ghostscript).
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(stream, formats=IMAGE_FORMATS) as img:
-                width, height = img.size
+        with ignoring(Image.DecompressionBombWarning), \
+                Image.open(stream, formats=IMAGE_FORMATS) as img:
+            width, height = img.size
     except Image.DecompressionBombError as e:
         size = bomb_size(stream)  # the service's limit is the one to name, not Pillow's
         if size is None:

@@ -501,7 +501,7 @@ def _matched(model: nn.Module, sd: Mapping[str, torch.Tensor],
     if not trunk_copied or 2 * len(trunk_copied) < len(trunk):
         trunk_why = [f"{k} ({why})" for k, why in report.kept.items() if _is_trunk_key(k)]
         raise WeightsError(
-            f"init: {report.source} cannot initialise the model, {describe_model(model)}: "
+            f"init: {report.source} cannot initialise the model, {trunk_description(model)}: "
             f"their trunks differ (in width, bands or architecture), only "
             f"{len(trunk_copied)} of the model's {len(trunk)} trunk tensors have the same name "
             f"and shape in {report.source}: {_listing(trunk_why)}; source keys "
@@ -511,7 +511,7 @@ def _matched(model: nn.Module, sd: Mapping[str, torch.Tensor],
     return report
 
 
-def describe_model(model: nn.Module) -> str:
+def trunk_description(model: nn.Module) -> str:
     """``fcn16s (width 0.0625, fc_channels 8)``: the architecture and the build arguments that
     set its trunk's shapes (its bands, for a multi-band model)."""
     kwargs = getattr(model, "build_kwargs", None) or {}
@@ -547,7 +547,7 @@ def init_from(
     an "initialisation" would silently train from scratch.
     """
     sd, kind = state_dict_of(source)
-    what = name or {"module": f"the given {describe_model(source)} module",
+    what = name or {"module": f"the given {trunk_description(source)} module",
                     "state dict": "a state dict"}.get(kind, str(source))
     if convention is None and isinstance(source, nn.Module):
         convention = getattr(source, "input_convention", None)

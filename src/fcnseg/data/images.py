@@ -9,8 +9,9 @@ So that the same file gives the same pixels everywhere:
   transparent pixel has no colour of its own, and white is what a viewer shows behind it.
   Partly transparent pixels are blended with white in proportion to their alpha.
 - **Other modes.** Grayscale, palette and CMYK images become RGB; 16-bit images, grey or
-  colour, are scaled to 8 bits (divided by 257: :func:`integers_to_rgb`, which ``predict`` applies to the 16-bit
-  rasters it tiles too); floating-point images in [0, 1] are scaled to 0-255.
+  colour, are scaled to 8 bits (divided by 257: :func:`integers_to_rgb`, which ``predict``
+  applies to the 16-bit rasters it tiles too); floating-point images in [0, 1] are scaled to
+  0-255.
 - **Bands.** Grey or RGB, with or without a band the file marks as alpha (TIFF
   ExtraSamples): a TIFF of other bands (5, or 2 none marked alpha) is refused in one line
   (:func:`colour_bands_problem`, the rule ``predict`` applies to the rasters it tiles too).

@@ -392,3 +392,19 @@ def test_save_pretrained_and_save_checkpoint_pick_the_same_default_palette(
     saved = load_checkpoint(save_checkpoint(tmp_path / "m.pt", model, class_names=names))
     config = json.loads((folder / "config.json").read_text())
     assert config["classes"]["palette"] == [list(c) for c in saved["classes"]["palette"]]
+
+
+def test_an_unreachable_hub_fails_at_once_without_retrying(monkeypatch, caplog) -> None:
+    import socket
+
+    from huggingface_hub import constants
+
+    with socket.socket() as s:  # a port nothing listens on: connections are refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{port}")
+    with pytest.raises(HubError, match=r"hf://nobody/none: .*the Hub could not be reached"):
+        resolve_checkpoint("hf://nobody/none")
+    assert not [r for r in caplog.records if "Retrying" in r.getMessage()]

@@ -16,6 +16,9 @@ import json
 import math
 import os
 import re
+import socket
+import urllib.parse
+import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -208,13 +211,18 @@ def _hf_folder(spec: str) -> Path:
         raise HubError(f"{spec}: hf:// checkpoints need huggingface_hub "
                        f"(pip install 'fcnseg[hub]')") from None
     offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    endpoint = hub_endpoint()
+    # The client retries an unreachable Hub for about 25 s before failing; one connection
+    # attempt says as much at once, and then the cache alone answers, as offline.
+    cache_only = offline or not hub_reachable(endpoint)
     cache = os.environ.get("HF_HUB_CACHE") or None
     where = f"{repo}" + (f" at revision {revision!r}" if revision else "")
     paths = []
     for name in (CONFIG_NAME, WEIGHTS_NAME):
         try:
             paths.append(Path(hf_hub_download(repo, name, revision=revision, cache_dir=cache,
-                                              local_files_only=offline)))
+                                              local_files_only=cache_only,
+                                              endpoint=endpoint)))
         except hf_errors.RevisionNotFoundError as e:
             raise HubError(f"{spec}: revision {revision!r} not found in {repo}") from e
         except hf_errors.RepositoryNotFoundError as e:
@@ -232,6 +240,31 @@ def _hf_folder(spec: str) -> Path:
         except (hf_errors.HfHubHTTPError, OSError) as e:
             raise HubError(f"{spec}: download failed ({type(e).__name__}: {e})") from e
     return paths[0].parent
+
+
+def hub_endpoint() -> str:
+    """The Hugging Face Hub's address the client uses (``HF_ENDPOINT``, else huggingface.co)."""
+    from huggingface_hub import constants
+
+    return str(constants.ENDPOINT).rstrip("/")
+
+
+def hub_reachable(endpoint: str, timeout: float = 3.0) -> bool:
+    """Whether ``endpoint`` accepts a connection within ``timeout`` seconds. True without trying
+    where a proxy carries the requests (the client reaches the Hub through it, not directly)."""
+    url = urllib.parse.urlsplit(endpoint)
+    if not url.hostname:
+        return True
+    proxies = urllib.request.getproxies()
+    if (url.scheme in proxies or "all" in proxies) and not urllib.request.proxy_bypass(
+            url.hostname):
+        return True
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname, port), timeout=timeout):
+            return True
+    except OSError:  # no name resolution, refused, unreachable, timed out
+        return False
 
 
 def checkpoint_source(spec: PathLike) -> dict[str, str] | None:

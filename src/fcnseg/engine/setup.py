@@ -54,7 +54,7 @@ from fcnseg.models import build_model, init_from
 from fcnseg.models.builders import builder_parameters
 from fcnseg.models.fastpath import optimize
 from fcnseg.models.multitask import LateFusionFCN, init_late_fusion
-from fcnseg.pretrained.fetch import PRETRAINED, fetch_pretrained
+from fcnseg.pretrained.fetch import PRETRAINED, backbone_weights_file
 from fcnseg.utils.batches import same_size_batches
 from fcnseg.utils.hardware import default_channels_last, resolve_precision
 
@@ -267,9 +267,7 @@ _BAND_ARCH_PREFIXES = ("fcn32s", "fcn16s", "fcn8s", "fcn_alexnet")
 
 
 def _backbone_file(spec: str) -> Path:
-    if spec in PRETRAINED:
-        return fetch_pretrained(spec)
-    path = Path(spec)
+    path = backbone_weights_file(spec)
     if not path.is_file():
         raise FileNotFoundError(
             f"model.backbone_weights: {path}: no such file. Give the path of the backbone's "

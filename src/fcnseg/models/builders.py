@@ -52,6 +52,7 @@ from fcnseg.models.vgg import VGG16Trunk
 from fcnseg.models.vgg16_bn import load_vgg16_bn_weights
 from fcnseg.models.weights import load_backbone_weights
 from fcnseg.utils.typing import PathLike
+from fcnseg.weightfiles.published import PRETRAINED
 
 #: Builder arguments that name files or live objects: used when building, never recorded in or
 #: read from a checkpoint's ``build_kwargs``.
@@ -371,9 +372,22 @@ class Architecture:
             raise TypeError(f"{self.name}: {e}") from None
         bound.apply_defaults()
         o = self.options(**bound.arguments)
+        if getattr(o, "backbone_weights", None) is not None:
+            o.backbone_weights = _weights_file(o.backbone_weights)
         recorded = {f.name: getattr(o, f.name) for f in fields(o)
                     if f.name not in (*NOT_RECORDED, "input_convention")}
         return self.build(self, o, ModelIdentity(self.name, recorded, o.input_convention))
+
+
+def _weights_file(spec: Any) -> Any:
+    """``backbone_weights`` as a file: a published name (``"vgg16_caffe"``, as recipes take
+    it) fetched by :func:`fcnseg.pretrained.fetch.backbone_weights_file`, else as given."""
+    if isinstance(spec, str) and spec in PRETRAINED:
+        # Imported here: fetching builds models, so the fetcher imports this module.
+        from fcnseg.pretrained.fetch import backbone_weights_file
+
+        return backbone_weights_file(spec)
+    return spec
 
 
 _CAFFE = CAFFE_BGR.name

@@ -196,6 +196,15 @@ def _obtain(source: Source, directory: Path, progress: bool, notes: list[str]) -
                     directory=directory, progress=progress)
 
 
+def backbone_weights_file(spec: PathLike) -> Path:
+    """The file that ``backbone_weights`` names: a published name (:data:`PRETRAINED`, as a
+    recipe's ``model.backbone_weights`` takes it) through :func:`fetch_pretrained` (downloaded
+    once, then from the cache), else the path as given."""
+    if isinstance(spec, str) and spec in PRETRAINED:
+        return fetch_pretrained(spec)
+    return Path(spec)
+
+
 def fetch_pretrained(name: str, directory: PathLike | None = None, progress: bool = True
                      ) -> Path:
     """The local path of published weights ``name`` (see :data:`PRETRAINED`), downloading from

@@ -10,8 +10,8 @@ from PIL import Image
 
 from fcnseg.cli.main import main
 from fcnseg.data import build_dataset
-from fcnseg.data.ade20k import ADE20K_CLASSES, ADE20K_PALETTE
-from fcnseg.data.cityscapes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
+from fcnseg.data.ade20k import ADE20K, ADE20K_CLASSES, ADE20K_PALETTE
+from fcnseg.data.cityscapes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, Cityscapes
 from fcnseg.data.errors import DataError
 
 
@@ -74,3 +74,17 @@ def test_ade20k_value_above_150_is_a_data_error(tmp_path: Path) -> None:
     write_ade(tmp_path, value=151)
     with pytest.raises(DataError, match="ADE_x_00000001.png"):
         build_dataset({"name": "ade20k", "root": str(tmp_path)})[0]
+
+
+def test_help_of_cityscapes_gives_the_label_mapping() -> None:
+    doc = Cityscapes.__doc__ or ""
+    assert "module docstring" not in doc
+    for label_id, train_id, name in ((7, 0, "road"), (26, 13, "car"), (33, 18, "bicycle")):
+        assert f"{label_id} → {train_id} {name}" in doc
+    assert "255" in doc and "leftImg8bit" in doc
+
+
+def test_help_of_ade20k_gives_the_label_mapping() -> None:
+    doc = ADE20K.__doc__ or ""
+    assert "module docstring" not in doc
+    assert "k + 1" in doc and "255" in doc and "above 150" in doc

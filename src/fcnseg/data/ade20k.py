@@ -84,7 +84,13 @@ def find_ade20k_dir(root: PathLike) -> Path:
 
 
 class ADE20K(FileSegmentationDataset):
-    """ADE20K SceneParsing, 150 classes (module docstring).
+    """ADE20K SceneParsing (ADEChallengeData2016): images with their 150 classes.
+
+    Reads ``ROOT/images/{training,validation}/*.jpg`` and ``ROOT/annotations/.../*.png`` (as
+    ADEChallengeData2016.zip unpacks; splits ``train`` and ``val``). A mask value k + 1 is class
+    k (1 → 0 wall, 2 → 1 building, ... 150 → 149 flag); 0 ("other") becomes 255, ignored by
+    the loss and the metrics; a value above 150 is an error naming the file (a mask of
+    another dataset, or a damaged one), never silently ignored.
 
     Args:
         root: the ADEChallengeData2016 folder or its parent.

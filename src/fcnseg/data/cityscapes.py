@@ -49,7 +49,19 @@ def find_cityscapes_dir(root: PathLike) -> Path:
 
 
 class Cityscapes(FileSegmentationDataset):
-    """Cityscapes fine annotations, 19 classes (module docstring).
+    """Cityscapes fine annotations: images with their 19 evaluation classes.
+
+    Reads ``ROOT/leftImg8bit/SPLIT/<city>/*_leftImg8bit.png`` and the label ids of
+    ``ROOT/gtFine/SPLIT/<city>/*_gtFine_labelIds.png`` (as the official archives unpack), and
+    maps label ids to train ids, ``label id → train id class``:
+
+        7 → 0 road, 8 → 1 sidewalk, 11 → 2 building, 12 → 3 wall, 13 → 4 fence, 17 → 5 pole,
+        19 → 6 traffic light, 20 → 7 traffic sign, 21 → 8 vegetation, 22 → 9 terrain,
+        23 → 10 sky, 24 → 11 person, 25 → 12 rider, 26 → 13 car, 27 → 14 truck, 28 → 15 bus,
+        31 → 16 train, 32 → 17 motorcycle, 33 → 18 bicycle.
+
+    Every other label id (0-6 void, the classes not evaluated: 9, 10, 14-16, 18, 29, 30, and
+    any id above 33) becomes 255, ignored by the loss and the metrics.
 
     Args:
         root: the folder holding ``leftImg8bit/`` and ``gtFine/`` (or its parent).

@@ -178,6 +178,22 @@ def test_nodata_pixels_take_each_bands_mean_and_the_others_keep_their_values(
     np.testing.assert_array_equal(image[keep], a[keep])
 
 
+def test_the_data_cache_keeps_an_image_with_nodata_in_its_own_bit_depth(tmp_path, monkeypatch):
+    from fcnseg.data.cache import cache_decoded
+
+    monkeypatch.setenv("FCNSEG_HOME", str(tmp_path / "home"))  # the band statistics' cache
+    a, _ = make_raster_folder(tmp_path / "ds", config={"nodata": 7})
+    a[2, 3] = 7
+    write_geotiff(tmp_path / "ds" / "images" / "s.tif", a)
+    ds = FolderSegmentation(tmp_path / "ds")
+    cache_decoded("ram", [ds])
+    # uint16 kept as read (not a float32 copy, twice the memory); filled as it is handed out
+    assert ds.load.nbytes == a.nbytes + a.shape[0] * a.shape[1]
+    image, label = ds[0]
+    np.testing.assert_array_equal(image[2, 3], np.float32(ds.pad_values["color"]))
+    assert label[2, 3] == 255
+
+
 def test_rgb_must_name_declared_bands(tmp_path):
     make_raster_folder(tmp_path, config={"rgb": ["red", "green", "violet"]})
     with pytest.raises(ValueError, match=r"dataset\.yaml: 'rgb' must name three"):

@@ -170,7 +170,7 @@ def calibration_images(source: dict[str, Any] | Path, limit: int, longest: int) 
         hint = _BAD_DATASET_SAMPLE
 
         def load(i: int) -> tuple[Any, str]:
-            return dataset.load(i)[0], f"{source.get('name')} sample {dataset.name(i)}"
+            return dataset.sample(i)[0], f"{source.get('name')} sample {dataset.name(i)}"
 
     def images() -> Iterator[np.ndarray]:
         for item in chosen:
@@ -215,7 +215,7 @@ def validation_pairs(spec: dict[str, Any], limit: int | None,
     def pairs() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for i in indices:
             with _quantize_advice(_BAD_DATASET_SAMPLE):
-                image, label = dataset.load(i)
+                image, label = dataset.sample(i)
             yield (_rgb(image, f"{spec.get('name')} sample {dataset.name(i)}"),
                    match.relabel(np.asarray(label)))
 

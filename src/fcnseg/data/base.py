@@ -92,8 +92,20 @@ class SegmentationDataset(Dataset):
         return f"{index:06d}"
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """Read sample ``index`` as (H×W×3 uint8 RGB image, H×W int64 label), untransformed."""
+        """Read sample ``index`` as (H×W×3 uint8 RGB image, H×W int64 label), untransformed:
+        what the data cache keeps (see :meth:`sample` for what the model takes)."""
         raise NotImplementedError
+
+    def fill_missing(self, image: Any) -> Any:
+        """``image`` as :meth:`load` read it, made what the model takes (datasets with pixels
+        without data fill them here, after the cache, which so keeps the file's bit depth)."""
+        return image
+
+    def sample(self, index: int) -> tuple[Any, Any]:
+        """Sample ``index`` untransformed, as the model takes it: :meth:`load`, then
+        :meth:`fill_missing`."""
+        image, label = self.load(index)
+        return self.fill_missing(image), label
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -101,7 +113,7 @@ class SegmentationDataset(Dataset):
     def __getitem__(self, index: int) -> Any:
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} samples")
-        image, label = self.load(index % len(self))
+        image, label = self.sample(index % len(self))
         if self.transform is not None:
             return self.transform(image, label)
         return image, label

@@ -445,7 +445,7 @@ class FolderSegmentation(FileSegmentationDataset):
     def _load_raster(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """An H×W×N multi-band image (its declared bands) and its label, on one pixel grid;
         pixels without data (every band at ``nodata``, or NaN) become ``ignore_index`` in the
-        label and each band's mean in the image (:func:`~fcnseg.data.rasters.fill_nodata`)."""
+        label (:meth:`fill_missing` gives them each band's mean in the image)."""
         image_path, label_path = self.image_path(index), self.label_path(index)
         if not image_path.is_file():
             raise DataError(image_path, "missing image (no such file)")
@@ -467,8 +467,14 @@ class FolderSegmentation(FileSegmentationDataset):
         missing = nodata_mask(image, self.nodata)
         if missing is not None:
             label = np.where(missing, self.ignore_index, label)
-            image = fill_nodata(image, missing, self.pad_values["color"])
         return image, label
+
+    def fill_missing(self, image: Any) -> Any:
+        """Pixels without data (every band at ``nodata``, or NaN) take each band's mean
+        (:func:`~fcnseg.data.rasters.fill_nodata`); :meth:`load` keeps the file's values, so
+        that the data cache holds them in their own bit depth, not as float32."""
+        missing = None if self.bands is None else nodata_mask(image, self.nodata)
+        return image if missing is None else fill_nodata(image, missing, self.pad_values["color"])
 
     @property
     def pad_values(self) -> dict[str, float | tuple[float, ...]]:

@@ -19,6 +19,7 @@ label raster on its image's pixel grid, label values in range; pixels without da
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -132,8 +133,13 @@ class RasterWindows(SegmentationDataset):
         missing = nodata_mask(image, self.nodata)
         if missing is not None:
             label[missing] = self.ignore_index
-            image = fill_nodata(image, missing, self.pad_values["color"])
         return image, label
+
+    def fill_missing(self, image: Any) -> Any:
+        """Pixels without data take each band's mean, as in the folder dataset (after the
+        data cache, which keeps the window's own bit depth)."""
+        missing = nodata_mask(image, self.nodata)
+        return image if missing is None else fill_nodata(image, missing, self.pad_values["color"])
 
     def __repr__(self) -> str:
         return (f"RasterWindows({self.rasters.root}, {len(self)} {self.sampling} windows of "

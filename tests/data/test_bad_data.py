@@ -159,6 +159,7 @@ def test_data_error_is_one_line_naming_the_file_the_problem_and_what_to_do(folde
     assert "\n" not in message
     assert message.startswith(f"{folder / 'masks' / 's1.png'}: missing mask (no such file)")
     assert "fcnseg check-data" in message and "data.skip_bad: true" in message
+    assert "fcnseg.data.SkipBad" in message  # what a Python user wraps a dataset in
 
 
 def test_worker_data_error_reaches_the_main_process_as_the_same_one_line(folder):
@@ -187,3 +188,10 @@ def test_skip_bad_warns_once_per_run_though_workers_restart_every_epoch(folder, 
         handler.close()
     lines = log_file.read_text().splitlines()
     assert len(lines) == 1 and "s1.png: missing mask" in lines[0]
+
+
+def test_a_folder_datasets_mask_messages_point_to_its_dataset_yaml(folder):
+    Image.fromarray(np.full((12, 16), 7, np.uint8)).save(folder / "masks" / "s1.png")
+    assert "'remap' in dataset.yaml or FolderSegmentation(remap=...)" in str(error_for(folder))
+    Image.fromarray(np.zeros((12, 16, 3), np.uint8)).save(folder / "masks" / "s1.png")
+    assert "'colors' in dataset.yaml" in str(error_for(folder))

@@ -15,7 +15,7 @@ from fcnseg.data.cityscapes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, Citys
 from fcnseg.data.errors import DataError
 
 
-def write_cityscapes(root: Path) -> None:
+def write_cityscapes(root: Path, extra: int | None = None, rgb: bool = False) -> None:
     for split, city in (("train", "aachen"), ("val", "lindau")):
         for k in range(2):
             stem = f"{city}_000000_00001{k}"
@@ -27,7 +27,10 @@ def write_cityscapes(root: Path) -> None:
             ids[:, 4:8] = 7  # road
             ids[:, 8:12] = 33  # bicycle
             ids[:, 12:] = 9  # parking: not evaluated
-            Image.fromarray(ids).save(root / "gtFine" / split / city /
+            if extra is not None:
+                ids[0, 0] = extra
+            mask = Image.fromarray(ids).convert("RGB") if rgb else Image.fromarray(ids)
+            mask.save(root / "gtFine" / split / city /
                                       f"{stem}_gtFine_labelIds.png")
 
 
@@ -88,3 +91,42 @@ def test_help_of_ade20k_gives_the_label_mapping() -> None:
     doc = ADE20K.__doc__ or ""
     assert "module docstring" not in doc
     assert "k + 1" in doc and "255" in doc and "above 150" in doc
+
+
+def test_ade20k_values_out_of_range_are_said_in_ade20ks_own_terms(tmp_path: Path) -> None:
+    write_ade(tmp_path, value=200)
+    with pytest.raises(DataError) as info:
+        build_dataset({"name": "ade20k", "root": str(tmp_path)})[0]
+    problem = info.value.problem
+    assert "1-150" in problem and "200 (1 pixels)" in problem
+    assert "dataset.yaml" not in problem and "ignore value 0" not in problem
+
+
+def test_a_cityscapes_rgb_mask_gets_cityscapes_advice_not_dataset_yaml(tmp_path: Path) -> None:
+    write_cityscapes(tmp_path, rgb=True)
+    with pytest.raises(DataError) as info:
+        build_dataset({"name": "cityscapes", "root": str(tmp_path), "split": "val"})[0]
+    assert "RGB mask" in info.value.problem and "_gtFine_labelIds.png" in info.value.problem
+    assert "dataset.yaml" not in str(info.value)
+
+
+def test_cityscapes_values_that_are_no_label_id_are_a_data_error(tmp_path: Path) -> None:
+    # As for ADE20K: a value the benchmark does not define means a wrong or damaged file.
+    write_cityscapes(tmp_path, extra=40)
+    ds = build_dataset({"name": "cityscapes", "root": str(tmp_path), "split": "val"})
+    with pytest.raises(DataError, match=r"_gtFine_labelIds\.png: .*: 40 \(1 pixels\)\. .*0-33"):
+        ds[0]
+
+
+def test_cityscapes_255_is_the_license_plates_id_and_ignored(tmp_path: Path) -> None:
+    # cityscapesScripts gives the license plate the label id -1: 255 in an 8-bit mask.
+    write_cityscapes(tmp_path, extra=255)
+    _, label = build_dataset({"name": "cityscapes", "root": str(tmp_path), "split": "val"})[0]
+    assert label[0, 0] == 255
+
+
+def test_check_data_reports_a_cityscapes_mask_of_no_label_ids(tmp_path: Path, capsys) -> None:
+    write_cityscapes(tmp_path, extra=40)
+    assert main(["check-data", "--dataset", "cityscapes", "--root", str(tmp_path),
+                 "--num-workers", "0"]) == 1
+    assert "0-33" in capsys.readouterr().out

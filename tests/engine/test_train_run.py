@@ -66,7 +66,7 @@ def test_sigterm_saves_a_checkpoint_and_the_run_resumes(tmp_path: Path) -> None:
     assert result.status == "interrupted" and result.signal == signal.SIGTERM
     assert 2 <= result.iteration < 400
     assert load_checkpoint(last)["iteration"] == result.iteration
-    with pytest.raises(ValueError, match="--resume"):
+    with pytest.raises(ValueError, match=r"--resume, or train\(\.\.\., resume=True\)"):
         train(config)  # a finished or stopped run is never overwritten silently
     config.train.iterations = result.iteration + 2
     resumed = train(config, resume=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from fcnseg.data.base import FileSegmentationDataset, Transform
-from fcnseg.data.io import read_label, void_first
+from fcnseg.data.io import benchmark_advice, read_label, void_first
 from fcnseg.data.layout import find_dataset_dir
 from fcnseg.utils.typing import PathLike
 
@@ -72,6 +72,8 @@ ADE20K_PALETTE = np.array([
 ], np.uint8)
 
 _FOLDERS = {"train": "training", "val": "validation"}
+_MASK_ADVICE = benchmark_advice(
+    "ADEChallengeData2016 annotations hold one channel of 0 (other) and 1-150 (the classes)")
 
 
 def find_ade20k_dir(root: PathLike) -> Path:
@@ -99,6 +101,7 @@ class ADE20K(FileSegmentationDataset):
     """
 
     classes = ADE20K_CLASSES
+    mask_advice = _MASK_ADVICE
 
     def __init__(self, root: PathLike, split: str = "train",
                  transform: Transform | None = None) -> None:
@@ -116,4 +119,5 @@ class ADE20K(FileSegmentationDataset):
 
     def read_label(self, index: int) -> np.ndarray:
         path = self.label_path(index)
-        return void_first(path, read_label(path), len(self.classes), self.ignore_index)
+        return void_first(path, read_label(path, advice=self.mask_advice), len(self.classes),
+                          self.ignore_index, advice=self.mask_advice.values)

@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 from fcnseg.conventions import InputConvention
 from fcnseg.data.errors import DataError
 from fcnseg.data.images import file_orientation
-from fcnseg.data.io import read_image, read_label
+from fcnseg.data.io import MASK_ADVICE, MaskAdvice, read_image, read_label
 from fcnseg.data.modalities import pad_values
 from fcnseg.data.palette import VOC_CLASSES, distinct_palette, palette_for
 
@@ -140,6 +140,8 @@ class FileSegmentationDataset(SegmentationDataset):
     label_dir: Path
     image_suffix: str = ".jpg"
     label_suffix: str = ".png"
+    #: What a bad mask's message advises (a benchmark's own files, a folder's dataset.yaml).
+    mask_advice: MaskAdvice = MASK_ADVICE
 
     def image_path(self, index: int) -> Path:
         return self.image_dir / f"{self.ids[index]}{self.image_suffix}"
@@ -150,7 +152,7 @@ class FileSegmentationDataset(SegmentationDataset):
     def read_label(self, index: int) -> np.ndarray:
         """The validated H×W int64 label of sample ``index``."""
         return read_label(self.label_path(index), num_classes=self.num_classes,
-                          ignore_index=self.ignore_index)
+                          ignore_index=self.ignore_index, advice=self.mask_advice)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.dir}, split={self.split!r}, {len(self)} images)"

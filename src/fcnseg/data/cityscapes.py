@@ -6,7 +6,11 @@ On disk, as the official archives unpack (leftImg8bit_trainvaltest.zip, gtFine_t
     ROOT/gtFine/{train,val,test}/<city>/<city>_<seq>_<frame>_gtFine_labelIds.png
 
 The label ids of ``*_labelIds.png`` become the 19 train ids (road 0 ... bicycle 18); every other
-label id (void, and the classes not evaluated) becomes 255, ignored.
+label id (void, and the classes not evaluated) becomes 255, ignored. The label ids are 0-33, and
+-1 for the license plate, which cityscapesScripts never draws but other tools write as 255 in
+8 bits: 255 is ignored too. Any other value (34-254) is no Cityscapes label id: the file is
+not a labelIds mask (or is damaged), a :class:`~fcnseg.data.errors.DataError`, as ADE20K's
+values above 150 are.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from fcnseg.data.base import FileSegmentationDataset, Transform
-from fcnseg.data.io import read_label
+from fcnseg.data.io import MaskAdvice, benchmark_advice, check_label_values, read_label
 from fcnseg.data.layout import find_dataset_dir
 from fcnseg.utils.typing import PathLike
 
@@ -33,6 +37,12 @@ CITYSCAPES_PALETTE = np.array([
     (153, 153, 153), (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152),
     (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100),
     (0, 80, 100), (0, 0, 230), (119, 11, 32)], np.uint8)
+
+#: The label id cityscapesScripts gives the license plate, -1, as an 8-bit mask holds it.
+_LICENSE_PLATE = 255
+_MASK_ADVICE: MaskAdvice = benchmark_advice(
+    "Cityscapes *_gtFine_labelIds.png masks hold one channel of label ids 0-33 (255 read as the "
+    "license plate's -1), not the colours of *_gtFine_color.png")
 
 _TRAIN_ID = np.full(256, 255, np.int64)
 _TRAIN_ID[list(CITYSCAPES_LABEL_IDS)] = np.arange(len(CITYSCAPES_LABEL_IDS))
@@ -61,7 +71,9 @@ class Cityscapes(FileSegmentationDataset):
         31 → 16 train, 32 → 17 motorcycle, 33 → 18 bicycle.
 
     Every other label id (0-6 void, the classes not evaluated: 9, 10, 14-16, 18, 29, 30, and
-    any id above 33) becomes 255, ignored by the loss and the metrics.
+    255, the license plate's -1 as 8 bits hold it) becomes 255, ignored by the loss and the
+    metrics. Values 34-254 are no Cityscapes label id: a :class:`~fcnseg.data.errors.DataError`
+    naming the file (a mask of another kind, or a damaged one), as ADE20K's values above 150.
 
     Args:
         root: the folder holding ``leftImg8bit/`` and ``gtFine/`` (or its parent).
@@ -70,6 +82,7 @@ class Cityscapes(FileSegmentationDataset):
     """
 
     classes = CITYSCAPES_CLASSES
+    mask_advice = _MASK_ADVICE
 
     def __init__(self, root: PathLike, split: str = "train",
                  transform: Transform | None = None) -> None:
@@ -96,5 +109,8 @@ class Cityscapes(FileSegmentationDataset):
         return Path(self.ids[index]).name
 
     def read_label(self, index: int) -> np.ndarray:
-        raw = read_label(self.label_path(index))
-        return _TRAIN_ID[np.clip(raw, 0, 255)]
+        path = self.label_path(index)
+        raw = read_label(path, advice=self.mask_advice)
+        check_label_values(path, raw, max(CITYSCAPES_LABEL_IDS) + 1, _LICENSE_PLATE,
+                           advice=self.mask_advice.values)
+        return _TRAIN_ID[raw]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 
 #: What a user can do about a bad sample; every :class:`DataError` ends with it by default.
+#: Said for the command line and for Python alike.
 BAD_SAMPLE_HINT = (
-    "run 'fcnseg check-data' to list every bad sample, or set data.skip_bad: true to train "
-    "without them"
+    "run 'fcnseg check-data' to list every bad sample, or skip them: data.skip_bad: true in a "
+    "recipe, fcnseg.data.SkipBad(dataset) in Python"
 )
 
 # The last line of a formatted traceback that ends in a DataError ("pkg.mod.DataError: ...").

@@ -49,7 +49,7 @@ from fcnseg.data import io
 from fcnseg.data.base import FileSegmentationDataset, Transform, check_same_size
 from fcnseg.data.errors import DataError
 from fcnseg.data.images import IMAGE_FORMATS, ImageError
-from fcnseg.data.io import read_label
+from fcnseg.data.io import MaskAdvice, read_label
 from fcnseg.data.layout import read_split_list, read_utf8, say_once
 from fcnseg.data.palette import distinct_palette
 from fcnseg.data.rasters import (
@@ -66,6 +66,14 @@ from fcnseg.utils.yaml_errors import yaml_problem
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff", ".gif")
 RASTER_EXTENSIONS = (*IMAGE_EXTENSIONS, ".jp2")
+
+#: A folder dataset's masks are read as its dataset.yaml (or FolderSegmentation's arguments)
+#: says: that is where a bad mask's message points.
+FOLDER_MASK_ADVICE = MaskAdvice(
+    rgb="save masks as index or palette PNGs, or give a colour table ('colors' in "
+        "dataset.yaml, or FolderSegmentation(colors=...))",
+    values="fix the masks, or map the values with 'remap' in dataset.yaml or "
+           "FolderSegmentation(remap=...) (e.g. {255: 1} for 0/255 binary masks)")
 
 
 def load_folder_config(path: PathLike) -> dict[str, Any]:
@@ -248,6 +256,8 @@ class FolderSegmentation(FileSegmentationDataset):
     Without any split list (no ``<split>.txt``, ``splits/`` or ``splits:``), every image with
     a mask is used, for any split, and that is said once.
     """
+
+    mask_advice = FOLDER_MASK_ADVICE
 
     def __init__(
         self,
@@ -435,6 +445,7 @@ class FolderSegmentation(FileSegmentationDataset):
         return read_label(
             self.label_path(index), num_classes=self.num_classes, ignore_index=self.ignore_index,
             remap=self.remap, colors=self.colors, color_ignore=self.ignore_color,
+            advice=self.mask_advice,
         )
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:

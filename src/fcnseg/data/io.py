@@ -8,6 +8,7 @@ decoded and turned upright by the same code.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -29,6 +30,20 @@ from fcnseg.utils.typing import PathLike
 MAX_PIXELS: int | None = DEFAULT_MAX_PIXELS
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class MaskAdvice:
+    """What a bad mask's message tells the user to do, in the terms of the dataset's kind: a
+    folder dataset's ``dataset.yaml`` settings, or a benchmark's own files.
+
+    Attributes:
+        rgb: for an RGB mask where class indices are expected.
+        values: for values outside the classes (other than the ignore value).
+    """
+
+    rgb: str
+    values: str
 
 
 def _open(path: Path, what: str, reader: Callable[..., T] = open_upright) -> T:
@@ -82,6 +97,18 @@ def read_mat_label(path: PathLike, field: str) -> np.ndarray:
     return value.astype(np.int64)
 
 
+#: What a bad mask's message advises for an RGB mask and for values outside the classes,
+#: unless the dataset says better (:attr:`fcnseg.data.base.FileSegmentationDataset.mask_advice`).
+MASK_ADVICE = MaskAdvice(rgb="save masks as index or palette PNGs", values="fix the masks")
+
+
+def benchmark_advice(masks: str) -> MaskAdvice:
+    """The advice for a benchmark's masks, which are read as the benchmark publishes them:
+    ``masks`` says what they hold."""
+    text = f"{masks}; use the files as the benchmark publishes them"
+    return MaskAdvice(rgb=text, values=text)
+
+
 def read_label(
     path: PathLike,
     *,
@@ -90,6 +117,7 @@ def read_label(
     remap: Mapping[int, int] | None = None,
     colors: np.ndarray | None = None,
     color_ignore: tuple[int, int, int] | None = None,
+    advice: MaskAdvice = MASK_ADVICE,
 ) -> np.ndarray:
     """Read a label map as an H×W int64 array of class indices.
 
@@ -97,7 +125,8 @@ def read_label(
     their values. RGB masks need ``colors`` (a K×3 array, class k has colour ``colors[k]``;
     ``color_ignore`` marks void); any other colour is an error naming the first few found.
     ``remap`` then replaces raw values (e.g. ``{255: 1}``), and with ``num_classes`` every value
-    must be in ``[0, num_classes)`` or equal ``ignore_index``.
+    must be in ``[0, num_classes)`` or equal ``ignore_index``. ``advice`` says what to do about
+    an RGB mask without ``colors`` and about values outside the classes.
     """
     path = Path(path)
     with _open(path, "mask") as img:
@@ -105,10 +134,7 @@ def read_label(
         if mode in ("RGB", "RGBA"):
             if colors is None:
                 raise DataError(
-                    path,
-                    "RGB mask where class indices are expected: save masks as index or palette "
-                    "PNGs, or give a colour table ('colors' in dataset.yaml)",
-                )
+                    path, f"RGB mask where class indices are expected: {advice.rgb}")
             rgb = np.asarray(img.convert("RGB"))
             label = _rgb_to_index(path, rgb, np.asarray(colors), color_ignore, ignore_index)
         elif mode in ("P", "L", "1", "I;16", "I;16B", "I;16L", "I"):
@@ -120,7 +146,8 @@ def read_label(
     label = remap_values(label, remap)
     if num_classes is not None:
         depth = "16-bit mask: " if mode.startswith("I") else ""
-        check_label_values(path, label, num_classes, ignore_index, prefix=depth)
+        check_label_values(path, label, num_classes, ignore_index, prefix=depth,
+                           advice=advice.values)
     return label
 
 
@@ -157,26 +184,39 @@ def remap_values(label: np.ndarray, remap: Mapping[int, int] | None) -> np.ndarr
     return out
 
 
-def void_first(path: PathLike, stored: np.ndarray, num_classes: int,
-               ignore_index: int) -> np.ndarray:
-    """Labels stored as 0 for void and k + 1 for class k: checked, then as class indices with
-    void ``ignore_index``."""
-    check_label_values(path, stored, num_classes + 1, ignore_index=0)
+def void_first(path: PathLike, stored: np.ndarray, num_classes: int, ignore_index: int,
+               *, advice: str = MASK_ADVICE.values) -> np.ndarray:
+    """Labels stored as 0 for void and k + 1 for class k: checked (``advice`` says what to do
+    about other values), then as class indices with void ``ignore_index``."""
+    bad = (stored < 0) | (stored > num_classes)
+    if bad.any():
+        raise DataError(path, f"label values outside [0, {num_classes + 1}) (0 void, "
+                              f"1-{num_classes} the classes): {_values(stored, bad)}. "
+                              f"{_sentence(advice)}")
     return np.where(stored == 0, ignore_index, stored - 1)
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _values(label: np.ndarray, bad: np.ndarray) -> str:
+    """The first few distinct values of ``label`` where ``bad``, and how many pixels."""
+    values = np.unique(label[bad])
+    shown = ", ".join(str(int(v)) for v in values[:8]) + (" ..." if len(values) > 8 else "")
+    return f"{shown} ({int(bad.sum())} pixels)"
 
 
 def check_label_values(
     path: PathLike, label: np.ndarray, num_classes: int, ignore_index: int,
-    *, prefix: str = "",
+    *, prefix: str = "", advice: str = MASK_ADVICE.values,
 ) -> None:
-    """Raise :class:`DataError` if a value is outside ``[0, num_classes)`` and not the ignore."""
+    """Raise :class:`DataError` if a value is outside ``[0, num_classes)`` and not the ignore;
+    the message ends with ``advice``."""
     bad = ((label < 0) | (label >= num_classes)) & (label != ignore_index)
     if bad.any():
-        values = np.unique(label[bad])
-        shown = ", ".join(str(int(v)) for v in values[:8]) + (" ..." if len(values) > 8 else "")
         raise DataError(
             path,
             f"{prefix}label values outside [0, {num_classes}) other than the ignore value "
-            f"{ignore_index}: {shown} ({int(bad.sum())} pixels). Fix the masks, or map the "
-            f"values with 'remap' in dataset.yaml (e.g. {{255: 1}} for 0/255 binary masks)",
+            f"{ignore_index}: {_values(label, bad)}. {_sentence(advice)}",
         )

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fcnseg.data.base import FileSegmentationDataset, Transform
+from fcnseg.data.io import benchmark_advice
 from fcnseg.data.layout import find_dataset_dir, read_split, read_utf8, say_once
 from fcnseg.data.palette import VOC_CLASSES, VOC_IGNORE_INDEX, distinct_palette
 from fcnseg.utils.typing import PathLike
@@ -55,6 +56,8 @@ class VOCSegmentation(FileSegmentationDataset):
     """
 
     classes = VOC_CLASSES
+    mask_advice = benchmark_advice(
+        "VOC's SegmentationClass masks are palette PNGs of class indices, 255 for void")
     ignore_index = VOC_IGNORE_INDEX
 
     def __init__(

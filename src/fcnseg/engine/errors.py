@@ -6,8 +6,11 @@ import re
 
 from fcnseg.data import DataError
 
-#: What to do about a sample that cannot be read.
+#: What to do about a sample that cannot be read (a recipe's field, in a file or given to
+#: ``train`` from Python).
 FIX_DATA = "find every bad sample with `fcnseg check-data`, or set data.skip_bad: true"
+#: How to go on with a stopped run, from the command line and from Python.
+CONTINUE_RUN = "continue it with --resume (train(..., resume=True) from Python)"
 
 
 class TrainingDiverged(RuntimeError):

@@ -41,6 +41,7 @@ from fcnseg.engine.budget import TIMED_EVAL_BATCHES, TimeBudget, format_duration
 from fcnseg.engine.config import TrainConfig, load_config
 from fcnseg.engine.distributed import DistInfo, setup_distributed
 from fcnseg.engine.errors import (
+    CONTINUE_RUN,
     BadSampleError,
     TrainingDiverged,
     bad_sample,
@@ -112,7 +113,8 @@ def train(config: TrainConfig | dict[str, Any] | str, *, resume: bool = False,
         config.out = str(out)
     config.validate()
     if not config.out:
-        raise ValueError("out: the run folder is not set (fcnseg train --out DIR)")
+        raise ValueError("out: the run folder is not set (fcnseg train --out DIR, or "
+                         "train(..., out=DIR))")
     if config.threads:
         torch.set_num_threads(config.threads)
     started = time.time() if started is None else started
@@ -174,7 +176,7 @@ def _train(config: TrainConfig, info: DistInfo, resume: bool, started: float) ->
             if stop_signal is not None:
                 state.save(setup, setup.last_path)
                 say(f"\nstopped by signal {stop_signal} at iteration {state.iteration}; saved "
-                    f"{setup.last_path}. Continue with --resume.")
+                    f"{setup.last_path}; {CONTINUE_RUN}.")
     finally:
         # The loaders' persistent workers end here, on success and on error alike, rather
         # than whenever the loaders are collected (an error's traceback keeps them alive).
@@ -219,8 +221,8 @@ def _checkpoint_to_resume(run_dir: Path, resume: bool,
     if resume:
         say(f"no checkpoint in {run_dir} yet: starting a new run")
     elif last_path.exists():
-        raise ValueError(f"out: {run_dir} already holds a run ({last_path.name}); pass --resume "
-                         f"to continue it or choose another --out")
+        raise ValueError(f"out: {run_dir} already holds a run ({last_path.name}); resume it "
+                         f"(--resume, or train(..., resume=True)) or choose another out folder")
     return None
 
 
@@ -390,7 +392,7 @@ def _stopped_by_bad_sample(setup: TrainSetup, state: TrainState,
     saved = "nothing saved (several processes)"
     if not setup.info.distributed:
         state.save(setup, setup.last_path)
-        saved = f"saved {setup.last_path}; continue with --resume"
+        saved = f"saved {setup.last_path}; {CONTINUE_RUN}"
     return bad_sample(message, f"Training stopped at iteration {state.iteration}", saved)
 
 
@@ -536,7 +538,7 @@ def maybe_evaluate(setup: TrainSetup, state: TrainState, log: _RunLog,
         exclude_classes=setup.eval_exclude_classes), {})
     if problem is not None:
         raise bad_sample(problem, f"The evaluation at iteration {state.iteration} stopped",
-                         f"saved {setup.last_path}; continue with --resume")
+                         f"saved {setup.last_path}; {CONTINUE_RUN}")
     state.eval_pending = False
     state.metrics = _saved_metrics(result)
     # The precision of the validation, which `fcnseg evaluate` uses too.

@@ -35,6 +35,14 @@ def test_staged_init_copies_the_previous_stage_and_keeps_new_scorers_at_zero(
     assert stage16.input_convention == stage32.input_convention
 
 
+def test_training_prints_what_the_staged_init_copied(tmp_path: Path, capsys) -> None:
+    stage32 = build_training_model(load_config(tiny_recipe(model={"arch": "fcn32s"})), 7)
+    path = save_checkpoint(tmp_path / "best.pt", stage32, class_names=list("abcdefg"))
+    build_training_model(load_config(tiny_recipe(model={"arch": "fcn16s"}), [f"init={path}"]), 7)
+    out = capsys.readouterr().out
+    assert f"init from {path}: copied" in out and "score_pool4.weight (not in the source)" in out
+
+
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
 def test_an_init_checkpoint_holding_nan_is_refused_at_load_naming_the_tensor(
     tmp_path: Path, capsys: pytest.CaptureFixture, value: float

@@ -273,3 +273,21 @@ def test_a_source_of_another_width_names_both_models_and_says_the_trunks_differ(
     with pytest.raises(WeightsError, match=r"^init: the given fcn32s \(width 0.125, "
                                            r"fc_channels 16\) module cannot initialise"):
         init_from(target, source)
+
+
+def test_a_staged_init_as_expected_writes_nothing_to_the_terminal(capfd, caplog) -> None:
+    stage32 = fcn32s(num_classes=4, width=0.0625, fc_channels=8)
+    stage16 = fcn16s(num_classes=4, width=0.0625, fc_channels=8)
+    caplog.set_level("INFO", logger="fcnseg.models.weights")
+    report = init_from(stage16, stage32)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""  # the report is returned, and logged at INFO
+    assert [r.levelname for r in caplog.records] == ["INFO"]
+    assert report.summary().startswith("init from")
+
+
+def test_an_init_that_leaves_trunk_layers_alone_warns() -> None:
+    source = fcn32s(num_classes=4, width=0.0625, fc_channels=8).state_dict()
+    source.pop("conv1_1.weight")
+    with pytest.warns(UserWarning, match=r"conv1_1.weight \(not in the source\)"):
+        init_from(fcn16s(num_classes=4, width=0.0625, fc_channels=8), source)

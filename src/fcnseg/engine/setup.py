@@ -337,10 +337,11 @@ def _init_from_file(model: nn.Module, init: str | Mapping[str, str]) -> None:
         report = init_from(model, ckpt["model_state_dict"], name=init, convention=convention)
         if not report.widened:  # a multi-band model from colour weights keeps its bands
             model.input_convention = convention
+        print(report.summary())
         return
     if not Path(init).is_file():
         raise FileNotFoundError(f"init: {init}: no such checkpoint")
-    init_from(model, init)
+    print(init_from(model, init).summary())
 
 
 # -- data ------------------------------------------------------------------------------------

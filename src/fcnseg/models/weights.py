@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -541,8 +542,10 @@ def init_from(
     :func:`band_conv1`, given the source's input ``convention`` (a module brings its own); a
     source of other bands is refused.
 
-    Returns an :class:`InitReport` (iterating gives the copied keys) and logs its summary,
-    naming every key left at its own initialisation and why. Raises :class:`WeightsError` when
+    Returns an :class:`InitReport` (iterating gives the copied keys; ``summary()`` names every
+    key left at its own initialisation and why) and logs that summary at INFO, printing
+    nothing; where trunk layers (not score or upsampling ones) kept their own
+    initialisation, it is also a ``UserWarning``. Raises :class:`WeightsError` when
     less than half of the trunk (all but the score and upsampling layers) matched, since such
     an "initialisation" would silently train from scratch.
     """
@@ -559,6 +562,9 @@ def init_from(
     if isinstance(source, nn.Module) and hasattr(source, "input_convention") and not widened:
         model.input_convention = source.input_convention
     model.load_state_dict({k: sd[k] for k in report.copied}, strict=False)
-    log.log(logging.WARNING if report.kept or report.unused else logging.INFO, "%s",
-            report.summary())
+    # A library says nothing on the terminal for what was asked: the report is returned (and
+    # logged at INFO; fcnseg train prints it). Only trunk layers left alone deserve a warning.
+    log.info("%s", report.summary())
+    if any(_is_trunk_key(k) for k in report.kept):
+        warnings.warn(report.summary(), UserWarning, stacklevel=2)
     return report

@@ -255,3 +255,19 @@ def test_a_temperature_that_raises_the_calibration_error_is_not_written(
     assert ckpt["temperature"] == 1.0
     assert ckpt["calibration"]["temperature"] == 0.01
     assert ckpt["calibration"]["ece_after"] > ckpt["calibration"]["ece_before"]
+
+
+def test_calibrate_refuses_an_out_it_cannot_write_before_the_fit(
+        tiny_checkpoint, tmp_path, capsys, monkeypatch) -> None:
+    import fcnseg.cli.calibrate as calibrate_cli
+
+    monkeypatch.setattr(calibrate_cli, "calibrate_checkpoint",
+                        lambda *a, **k: pytest.fail("fitted before checking --out"))
+    (tmp_path / "a_file").write_text("not a folder")
+    out = tmp_path / "a_file" / "calibrated.pt"
+    assert main(["calibrate", "--checkpoint", str(tiny_checkpoint(list(SYNTHETIC_CLASSES))),
+                 "--dataset", "synthetic", "--num-images", "1", "--size", "32",
+                 "--no-progress", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"fcnseg calibrate: error: --out {out}: ")
+    assert len(err.splitlines()) == 1

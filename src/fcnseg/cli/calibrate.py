@@ -23,6 +23,7 @@ from fcnseg.inference.calibration import (
     refuse_exported,
 )
 from fcnseg.inference.segmenter import resolve_device
+from fcnseg.utils.files import check_writable
 
 NAME = "calibrate"
 HELP = ("Fit a temperature on a validation split (temperature scaling) and store it in the "
@@ -81,9 +82,8 @@ def output_path(args: argparse.Namespace) -> Path:
         out = Path(spec)
     else:
         out = Path(args.out) if args.out else default_output(spec)
-    if out.is_dir():
-        raise ValueError(f"--out {out}: is a folder; give a checkpoint file name")
     output_format(out)  # a name saying another format is refused now, not after the fit
+    check_writable(out)  # a folder, or a place no file can be written, before the fit too
     return out
 
 

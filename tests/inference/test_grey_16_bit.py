@@ -147,3 +147,31 @@ def test_a_16_bit_rgb_tiff_reaches_a_colour_model_alike_whole_and_by_tiles(
     trained_on = read_image(path)
     np.testing.assert_array_equal(seen[0][0], trained_on)
     np.testing.assert_array_equal(trained_on, np.round(pixels / 257.0).astype(np.uint8))
+
+
+def test_a_16_bit_rgb_tiff_is_decoded_once(tmp_path, monkeypatch):
+    from PIL import TiffImagePlugin
+
+    pixels = np.random.default_rng(1).integers(0, 65536, (20, 24, 3)).astype(np.uint16)
+    path = tmp_path / "rgb16.tif"
+    tifffile.imwrite(path, pixels, photometric="rgb")
+    # tifffile decodes its samples; Pillow, which would keep only their high byte, decodes none
+    monkeypatch.setattr(TiffImagePlugin.TiffImageFile, "load",
+                        lambda self: pytest.fail("decoded by Pillow too"))
+    np.testing.assert_array_equal(read_image(path), np.round(pixels / 257.0).astype(np.uint8))
+
+
+def test_a_corrupt_16_bit_rgb_tiff_is_one_line_naming_it(tmp_path):
+    from fcnseg.data.images import ImageError, load_image
+
+    path = tmp_path / "rgb16.tif"
+    pixels = np.random.default_rng(2).integers(0, 65536, (64, 64, 3)).astype(np.uint16)
+    tifffile.imwrite(path, pixels, photometric="rgb", compression="zlib")
+    with tifffile.TiffFile(path) as tif:
+        start = tif.pages[0].dataoffsets[0]
+    data = bytearray(path.read_bytes())
+    data[start:start + 64] = b"\xff" * 64  # the compressed strip made garbage
+    path.write_bytes(bytes(data))
+    with pytest.raises(ImageError, match=r"rgb16\.tif: cannot be decoded") as e:
+        load_image(path)
+    assert len(str(e.value).splitlines()) == 1

@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -314,8 +315,11 @@ def file_head(stream: Any, size: int = 16) -> bytes:
 
 
 @contextlib.contextmanager
-def _opened(source: ImageSource, where: str, max_pixels: int | None) -> Any:
-    """Open, check the size of, and decode ``source``; every failure becomes an ImageError."""
+def _opened(source: ImageSource, where: str, max_pixels: int | None,
+            decode_wide: bool = True) -> Any:
+    """Open, check the size of, and decode ``source``; every failure becomes an ImageError.
+    Without ``decode_wide``, a TIFF of colour samples wider than 8 bits is left undecoded, for
+    the caller to decode with :func:`_first_tiff_page` (once, not by Pillow as well)."""
     if isinstance(source, str | os.PathLike):
         path = Path(source)
         if not path.is_file():
@@ -341,17 +345,25 @@ def _opened(source: ImageSource, where: str, max_pixels: int | None) -> Any:
         check_pixels(where, *img.size, max_pixels)
         if img.format == "TIFF" and (images := _tiff_images(img)) > 1:
             raise ImageError(where, multi_image_problem(images))
-        try:
-            img.load()  # decode now, so that truncation shows up here rather than later
-        except MemoryError:
-            raise
-        except Exception as e:  # noqa: BLE001 - Pillow's decoders raise many kinds on bad data
-            # Truncated or corrupt data surfaces as OSError, SyntaxError, ValueError, EOFError,
-            # but also struct.error, IndexError or NotImplementedError depending on the codec:
-            # all of them mean this one input is unusable, never that the caller should stop.
-            raise ImageError(where, f"cannot be decoded, truncated or corrupt "
-                                    f"({type(e).__name__}: {e})") from None
+        if decode_wide or not _wide_colour_tiff(img):
+            # decode now, so that truncation shows up here rather than later
+            _decoded(lambda: img.load(), where)
         yield img
+
+
+def _decoded(decode: Callable[[], Any], where: str) -> Any:
+    """``decode()``, any failure but running out of memory an :class:`ImageError` naming
+    ``where``."""
+    try:
+        return decode()
+    except MemoryError:
+        raise
+    except Exception as e:  # noqa: BLE001 - decoders raise many kinds on bad data
+        # Truncated or corrupt data surfaces as OSError, SyntaxError, ValueError, EOFError,
+        # but also struct.error, IndexError or NotImplementedError depending on the codec:
+        # all of them mean this one input is unusable, never that the caller should stop.
+        raise ImageError(where, f"cannot be decoded, truncated or corrupt "
+                                f"({type(e).__name__}: {e})") from None
 
 
 def open_upright(source: ImageSource, *, name: str | None = None,
@@ -387,9 +399,10 @@ def load_image(source: ImageSource, *, name: str | None = None,
     if isinstance(source, Image.Image):
         check_pixels(where, *source.size, max_pixels)
         return pil_to_rgb(_upright(source), where)
-    with _opened(source, where, max_pixels) as img:
+    with _opened(source, where, max_pixels, decode_wide=False) as img:
         if _wide_colour_tiff(img):  # Pillow keeps only the high byte of each 16-bit sample
-            rgb = integers_to_rgb(_first_tiff_page(source), img.mode == "RGBA")
+            samples = _decoded(lambda: _first_tiff_page(source), where)
+            rgb = integers_to_rgb(samples, img.mode == "RGBA")
             method = _UPRIGHT.get(exif_orientation(img))
             return rgb if method is None else np.array(Image.fromarray(rgb).transpose(method))
         return pil_to_rgb(_upright(img), where)
@@ -405,8 +418,8 @@ def _wide_colour_tiff(img: Image.Image) -> bool:
 
 
 def _first_tiff_page(source: Any) -> np.ndarray:
-    """The samples of a TIFF's first page (already checked and decoded once by Pillow) as
-    H×W×S integers, by tifffile."""
+    """The samples of a TIFF's first page (its header already checked by Pillow) as H×W×S
+    integers, decoded by tifffile."""
     import tifffile
 
     if isinstance(source, bytes | bytearray | memoryview):

@@ -279,3 +279,18 @@ def test_fcn_weights_with_wrong_classes_fail_clearly(tmp_path: Path) -> None:
     with pytest.raises(WeightsError, match=r"fcn\.pth.*classifier\.4\.weight"):
         build_model("fcn_resnet50", num_classes=21, base_channels=8,
                     weights=_save(sd, tmp_path / "fcn.pth"))
+
+
+def test_training_an_aux_model_on_the_tensor_warns_once_that_the_head_is_left_out() -> None:
+    import warnings
+
+    model = build_model("fcn_resnet50", num_classes=3, aux_loss=True, base_channels=8).train()
+    x = torch.rand(1, 3, 33, 33) * 255
+    with pytest.warns(UserWarning, match=r"aux_loss=True.*model.output = 'dict'"):
+        assert isinstance(model(x), torch.Tensor)  # the public edge stays a tensor
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model(x)  # once only
+        model.eval()(x)  # never in eval mode
+        model.train().output = "dict"
+        assert set(model(x)) == {"out", "aux"}

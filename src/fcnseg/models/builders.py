@@ -175,7 +175,11 @@ class ResNetOptions(_BackboneFile):
 class TorchvisionFCNOptions(ResNetOptions):
     """torchvision's FCN: ``aux_loss`` adds the auxiliary FCNHead on layer3; ``output``
     ``"tensor"`` (logits) or ``"dict"`` (torchvision's ``{"out", "aux"}``); ``weights`` a
-    torchvision FCN checkpoint (``fcn_resnet50_coco-*.pth``), loaded with its keys unchanged."""
+    torchvision FCN checkpoint (``fcn_resnet50_coco-*.pth``), loaded with its keys unchanged.
+
+    The auxiliary scores come out only with ``output="dict"``: ``model(x)`` is the logits
+    tensor in training mode too (warned once when the head is there), so a training loop of
+    your own sets ``model.output = "dict"`` to add the auxiliary loss on ``out["aux"]``."""
 
     aux_loss: bool = False
     output: str = "tensor"

@@ -7,6 +7,7 @@ load unchanged with :func:`load_torchvision_fcn_weights`."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -42,7 +43,12 @@ class TorchvisionFCN(DescribedModel, nn.Module):
     Args:
         num_classes: output channels (21 in torchvision's published COCO-VOC models).
         depth: ResNet depth, 50 or 101 for torchvision's models (18/34 also work).
-        aux_loss: add ``aux_classifier`` on layer3.
+        aux_loss: add ``aux_classifier`` on layer3. Its scores come out only with
+            ``output="dict"``: ``model(x)`` stays the N×C×H×W logits tensor in training mode
+            too, so a training loop of your own that wants the auxiliary loss sets
+            ``model.output = "dict"`` (or builds with it) and adds a loss on ``out["aux"]``
+            (torchvision weighs it 0.5). A model with the head that trains on the tensor warns
+            once that the head is left out. ``fcnseg train`` trains on ``"out"`` alone.
         output: ``"tensor"`` (the N×C×H×W logits) or ``"dict"`` (torchvision's ``{"out",
             "aux"}``).
         base_channels: stem width of the ResNet (64 in torchvision; smaller for tests).
@@ -80,6 +86,7 @@ class TorchvisionFCN(DescribedModel, nn.Module):
         self.aux_classifier = FCNHead(c3, num_classes) if aux_loss else None
         self.num_classes = num_classes
         self.output = output
+        self._aux_unused_said = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
         size = x.shape[-2:]
@@ -87,12 +94,24 @@ class TorchvisionFCN(DescribedModel, nn.Module):
         out = F.interpolate(self.classifier(layer4), size=size, mode="bilinear",
                             align_corners=False)
         if self.output == "tensor":
+            if self.training and self.aux_classifier is not None:
+                self._say_aux_unused()
             return out
         result = {"out": out}
         if self.aux_classifier is not None:
             result["aux"] = F.interpolate(self.aux_classifier(layer3), size=size,
                                           mode="bilinear", align_corners=False)
         return result
+
+    def _say_aux_unused(self) -> None:
+        """Warn once that training on the logits tensor leaves the auxiliary head out."""
+        if getattr(self, "_aux_unused_said", False):
+            return
+        self._aux_unused_said = True
+        warnings.warn(f"{self.arch}: built with aux_loss=True, but model.output is 'tensor', "
+                      f"so training sees the main logits only and aux_classifier gets no "
+                      f"loss; set model.output = 'dict' for {{'out', 'aux'}}", UserWarning,
+                      stacklevel=3)
 
     def upsampling_layers(self) -> list[nn.ConvTranspose2d]:
         """None: this model resizes with ``F.interpolate``, which has no weights (the method

@@ -104,3 +104,12 @@ def test_the_bare_network_refuses_uint8_in_one_line() -> None:
     with pytest.raises(TypeError, match="normalised float input") as e:
         bare(_raw(1, 3, 40, 40))
     assert "preprocess=False" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_the_two_float_conventions_are_documented_side_by_side() -> None:
+    from fcnseg.inference import Segmenter
+    from fcnseg.models.fcn import FCN
+
+    for doc in (build_model.__doc__, FCN.__doc__):
+        assert "float 0-255" in doc and "Segmenter.predict" in doc and "x / 255" in doc
+    assert "model(x)" in Segmenter.predict.__doc__ and "0-255" in Segmenter.predict.__doc__

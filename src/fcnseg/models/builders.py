@@ -553,7 +553,10 @@ def check_build_kwargs(name: str, kwargs: Mapping[str, Any]) -> None:
 def build_model(name: str, *, preprocess: bool = True, **kwargs: Any) -> nn.Module:
     """Build a model by name (``fcn32s``, ``fcn16s``, ``fcn8s``, ``fcn8s_atonce``, ...).
 
-    The model takes raw pixels (RGB 0-255) and normalises them in ``model.preprocess``;
+    The model takes raw pixels (RGB as uint8 or float 0-255, not torchvision's float 0-1
+    that :meth:`Segmenter.predict <fcnseg.inference.Segmenter.predict>` reads floats as;
+    ``model(x / 255)`` is not checked and sees a near-black image) and normalises them in
+    ``model.preprocess``;
     ``preprocess=False`` leaves that an ``nn.Identity()`` (a
     :class:`~fcnseg.models.preprocess.BareInput`, which refuses integer pixels): the bare
     network, taking float input already normalised in the model's ``input_convention``."""

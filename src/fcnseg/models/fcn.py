@@ -39,6 +39,11 @@ class FCN(DescribedModel, nn.Module):
 
     ``forward(x)`` returns N×num_classes×H×W scores for N×3×H×W raw pixels (RGB 0-255, which
     ``model.preprocess`` normalises) or a dict of them keyed by input name.
+
+    Raw pixels are uint8 or float 0-255, as the files hold them: not torchvision's float 0-1,
+    which :meth:`Segmenter.predict <fcnseg.inference.Segmenter.predict>` takes (as images, and
+    checks). ``model(x / 255)`` is not checked (no scan of the data on every forward) and
+    gives a near-black image.
     """
 
     def __init__(

@@ -342,9 +342,9 @@ class Segmenter:
             image: a file path, encoded image bytes, a PIL image, an H×W×3 (or H×W, H×W×4)
                 NumPy array (uint8 0-255, uint16, or float 0-1), or a 3×H×W tensor (uint8
                 0-255 or float 0-1; a float image above 1 is refused, since ``model(x)``'s
-                float 0-255 is the other convention: pass such pixels as uint8). For a multi-band model (its input convention names N
-                bands): a path to a raster of its bands (read as ``fcnseg predict`` reads it),
-                an open :class:`~fcnseg.data.rasters.RasterReader` of its bands, or an H×W×N
+                float 0-255 is the other convention: pass such pixels as uint8). For a
+                multi-band model (its input convention names N bands): a path to a raster of
+                its bands (read as ``fcnseg predict`` reads it), an open :class:`~fcnseg.data.rasters.RasterReader` of its bands, or an H×W×N
                 array of raw band values; the prediction's ``image`` is then the red, green
                 and blue bands (else the first) stretched 2/98. One larger than the tile
                 (:class:`SegmenterOptions`) is segmented by blended tiles, as ``fcnseg

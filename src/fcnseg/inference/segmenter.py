@@ -339,18 +339,18 @@ class Segmenter:
         """Segment one image.
 
         Args:
-            image: a file path, encoded image bytes, a PIL image, an H×W×3 (or H×W, H×W×4)
-                NumPy array (uint8 0-255, uint16, or float 0-1), or a 3×H×W tensor (uint8
-                0-255 or float 0-1; a float image above 1 is refused, since ``model(x)``'s
-                float 0-255 is the other convention: pass such pixels as uint8). For a
-                multi-band model (its input convention names N bands): a path to a raster of
-                its bands (read as ``fcnseg predict`` reads it), an open :class:`~fcnseg.data.rasters.RasterReader` of its bands, or an H×W×N
-                array of raw band values; the prediction's ``image`` is then the red, green
-                and blue bands (else the first) stretched 2/98. One larger than the tile
-                (:class:`SegmenterOptions`) is segmented by blended tiles, as ``fcnseg
-                predict`` segments it; pixels without data are labelled 255. So is a 3-band
-                raster file that ``fcnseg predict`` segments by tiles (a GeoTIFF, say) for a
-                colour model; photos are segmented whole, as it segments them.
+            image: a file path, encoded image bytes, a PIL image, an H×W×3 (or H×W, H×W×4) NumPy
+                array (uint8 0-255, uint16, or float 0-1), or a 3×H×W tensor (uint8 0-255 or float
+                0-1; a float image above 1 is refused, since ``model(x)``'s float 0-255 is the other
+                convention: pass such pixels as uint8). For a multi-band model (its input convention
+                names N bands): a path to a raster of its bands (read as ``fcnseg predict`` reads
+                it), an open :class:`~fcnseg.data.rasters.RasterReader` of its bands, or an H×W×N
+                array of raw band values; the prediction's ``image`` is then the red, green and blue
+                bands (else the first) stretched 2/98. One larger than the tile
+                (:class:`SegmenterOptions`) is segmented by blended tiles, as ``fcnseg predict``
+                segments it; pixels without data are labelled 255. So is a 3-band raster file that
+                ``fcnseg predict`` segments by tiles (a GeoTIFF, say) for a colour model; photos are
+                segmented whole, as it segments them.
             return_probs: also return the C×H×W softmax probabilities.
         """
         return self.predict_batch([image], return_probs=return_probs)[0]

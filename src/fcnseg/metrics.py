@@ -292,12 +292,16 @@ class ConfusionMatrix:
 DEFAULT_ECE_BINS = 15
 #: Fractions of the most confident pixels whose mean IU is reported by default.
 DEFAULT_COVERAGES = (0.5, 0.8, 0.9)
-#: Confidence levels for the coverage scores: four per halving of the doubt ``1 - confidence``,
-#: so that the many pixels a trained model is very sure of still spread over many levels. The
-#: doubt is summed from the other classes' probabilities, which float32 holds down to ~1e-38
-#: (``1 - confidence`` itself would be 0 below 6e-8, where most of a trained model's pixels are).
+#: Confidence levels for the coverage scores: below confidence 0.5, four per halving of the
+#: confidence (down to 2**-9, so that even a many-class model unsure of everything ranks its
+#: pixels); above, four per halving of the doubt ``1 - confidence``, so that the many pixels a
+#: trained model is very sure of still spread over many levels. The doubt is summed from the
+#: other classes' probabilities, which float32 holds down to ~1e-38 (``1 - confidence`` itself
+#: would be 0 below 6e-8, where most of a trained model's pixels are).
 _LEVELS_PER_OCTAVE = 4
-_MAX_LEVELS = 400  # doubt down to 2**-100
+_LOW_OCTAVES = 8  # confidence 2**-9 to 2**-1
+_LOW_LEVELS = _LOW_OCTAVES * _LEVELS_PER_OCTAVE
+_MAX_LEVELS = _LOW_LEVELS + 396  # doubt down to 2**-100
 _MAX_LEVEL_CELLS = 1 << 22  # levels × classes² counters at most (32 MiB of int64)
 
 
@@ -366,16 +370,24 @@ class CalibrationBins:
             (self.num_levels, self.num_classes, self.num_classes), dtype=torch.int64,
             device=device)
 
-    def _level(self, doubt: torch.Tensor) -> torch.Tensor:
-        """Confidence level ``floor(-log2(doubt) · 4)`` of ``doubt = 1 - confidence``; higher
-        levels are more confident."""
-        level = torch.floor(-torch.log2(doubt.double().clamp(min=2.0 ** -1000))
-                            * _LEVELS_PER_OCTAVE)
+    def _level(self, confidence: torch.Tensor, doubt: torch.Tensor) -> torch.Tensor:
+        """Confidence level of each pixel (higher levels are more confident): below confidence
+        0.5, ``floor((log2(confidence) + 9) · 4)``; above, ``_LOW_LEVELS + floor((-log2(doubt)
+        - 1) · 4)`` of ``doubt = 1 - confidence``."""
+        low = torch.floor((torch.log2(confidence.double().clamp(min=2.0 ** -1000))
+                           + _LOW_OCTAVES + 1) * _LEVELS_PER_OCTAVE).clamp_(0, _LOW_LEVELS - 1)
+        high = _LOW_LEVELS + torch.floor(
+            (-torch.log2(doubt.double().clamp(min=2.0 ** -1000)) - 1) * _LEVELS_PER_OCTAVE)
+        level = torch.where(doubt.double() > 0.5, low, high.clamp_(min=_LOW_LEVELS))
         return level.long().clamp_(0, self.num_levels - 1)
 
     def level_max_doubt(self, level: int) -> float:
-        """The largest ``1 - confidence`` of a pixel in ``level``."""
-        return 2.0 ** (-level / _LEVELS_PER_OCTAVE)
+        """The largest ``1 - confidence`` of a pixel in ``level`` (1 for the lowest)."""
+        if level <= 0:
+            return 1.0
+        if level < _LOW_LEVELS:
+            return 1.0 - 2.0 ** (level / _LEVELS_PER_OCTAVE - _LOW_OCTAVES - 1)
+        return 2.0 ** (-(level - _LOW_LEVELS) / _LEVELS_PER_OCTAVE - 1)
 
     def update(self, label: torch.Tensor | np.ndarray, probs: torch.Tensor | np.ndarray) -> None:
         """Add a batch: ``label`` N×H×W (or any shape S) and class probabilities N×C×H×W
@@ -405,7 +417,7 @@ class CalibrationBins:
         self.confidence += torch.bincount(index, weights=confidence.double(),
                                           minlength=self.num_bins)
         n = self.num_classes
-        cell = (self._level(doubt) * n + label_t) * n + pred
+        cell = (self._level(confidence, doubt) * n + label_t) * n + pred
         self.level_confusion += torch.bincount(
             cell, minlength=self.num_levels * n * n).reshape(self.num_levels, n, n)
 
@@ -434,7 +446,9 @@ class CalibrationBins:
             for each requested fraction F, the scores of the most confident pixels, taken
             level by level from the most confident until at least F of all pixels are in:
             ``{fraction, pixels_fraction (what was taken), max_doubt (the largest
-            1 − confidence taken), min_confidence (1 − max_doubt), mean_iu, pixel_acc}``.
+            1 − confidence taken), min_confidence (1 − max_doubt), mean_iu, pixel_acc}``;
+            ``confidence_levels``: how many levels hold pixels (1: confidence ranks no pixel
+            above another, so every fraction takes them all).
         """
         count = self.count.cpu().numpy().astype(np.float64)
         correct = self.correct.cpu().numpy().astype(np.float64)
@@ -475,6 +489,7 @@ class CalibrationBins:
             "mean_confidence": float(conf.sum() / total) if total else math.nan,
             "bins": bins,
             "coverage": coverage,
+            "confidence_levels": int(np.count_nonzero(per_level)),
         }
 
     def __repr__(self) -> str:

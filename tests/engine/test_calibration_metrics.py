@@ -122,3 +122,19 @@ def test_confidences_that_round_to_one_in_float32_are_still_ranked() -> None:
     (half,) = bins.compute(coverages=(0.5,))["coverage"]
     assert half["pixels_fraction"] == 0.5 and half["pixel_acc"] == 1.0
     assert 1e-20 <= half["max_doubt"] < 1e-10
+
+
+def test_low_confidences_are_ranked_too() -> None:
+    # An untrained many-class model is sure of nothing: confidences of 0.12 (right) and 0.08
+    # (wrong) must still rank, not fall together as "confidence below 0.16".
+    labels = torch.arange(200) % 19
+    sure = torch.arange(200) < 100
+    pred = torch.where(sure, labels, (labels + 1) % 19)
+    conf = torch.where(sure, 0.12, 0.08).double()
+    probs = ((1 - conf) / 18).repeat(19, 1)
+    probs[pred, torch.arange(200)] = conf
+    bins = CalibrationBins(19)
+    bins.update(labels[None, None], probs[None, :, None])
+    (half,) = bins.compute(coverages=(0.5,))["coverage"]
+    assert half["pixels_fraction"] == 0.5 and half["pixel_acc"] == 1.0
+    assert 0.08 < half["min_confidence"] <= 0.12

@@ -82,3 +82,15 @@ def test_bad_coverage_is_a_clear_error(checkpoint, tmp_path, capsys) -> None:
     rc = main(["evaluate", "--checkpoint", str(checkpoint), "--dataset", "synthetic",
                "--out", str(tmp_path), "--coverage", "1.5"])
     assert rc == 2 and "--coverage" in capsys.readouterr().err
+
+
+def test_pixels_of_one_confidence_are_said_not_to_rank() -> None:
+    # An untrained model whose logits are all equal: every pixel has confidence 1/C, so no
+    # most confident half exists; the summary says so instead of "took 100%, confidence ≥ 0".
+    from fcnseg.engine.evaluation import format_calibration
+
+    bins = CalibrationBins(19)
+    bins.update(torch.zeros((1, 4, 4), dtype=torch.long), torch.full((1, 19, 4, 4), 1 / 19))
+    text = format_calibration({"temperature": 1.0, **bins.compute()})
+    assert "took" not in text and "confidence ≥" not in text
+    assert "most confident 50%, 80%, 90% of pixels: not told apart" in text

@@ -510,8 +510,11 @@ def format_calibration(calibration: Mapping[str, Any]) -> str:
 
     def confidence(doubt: float | None) -> str:  # 0.997 as it is; 1 - 3.6e-12, not 1.00000
         if doubt is None or not math.isfinite(doubt):
-            return "n/a"
-        return f"{1 - doubt:.3g}" if doubt >= 1e-3 else f"1 - {doubt:.2g}"
+            return "confidence n/a"
+        if doubt >= 1:  # the least confident level, which has no lower bound
+            return "down to the least confident"
+        return f"confidence ≥ {1 - doubt:.3g}" if doubt >= 1e-3 else \
+            f"confidence ≥ 1 - {doubt:.2g}"
 
     temperature = calibration.get("temperature", 1.0)
     lines = [f"calibration over {calibration['pixels']:,} pixels"
@@ -519,9 +522,16 @@ def format_calibration(calibration: Mapping[str, Any]) -> str:
              + f": expected calibration error {pct(calibration['ece'])}% "
              f"({calibration['num_bins']} bins); accuracy {pct(calibration['accuracy'])}% at "
              f"mean confidence {pct(calibration['mean_confidence'])}%"]
-    for c in calibration.get("coverage", []):
+    coverage = calibration.get("coverage", [])
+    if coverage and calibration.get("confidence_levels") == 1:
+        # Every pixel at one confidence (an untrained model): there is no most confident part.
+        asked = ", ".join(f"{100 * c['fraction']:.0f}%" for c in coverage)
+        lines.append(f"  most confident {asked} of pixels: not told apart, as every pixel has "
+                     f"about the same confidence; their scores are those of all pixels")
+        coverage = []
+    for c in coverage:
         lines.append(f"  most confident {100 * c['fraction']:.0f}% of pixels "
-                     f"(took {pct(c['pixels_fraction'])}%, confidence ≥ "
+                     f"(took {pct(c['pixels_fraction'])}%, "
                      f"{confidence(c['max_doubt'])}): mean IU {pct(c['mean_iu'])}, "
                      f"pixel acc {pct(c['pixel_acc'])}")
     return "\n".join(lines)

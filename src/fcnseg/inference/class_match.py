@@ -5,7 +5,8 @@ The same annotations imported from two labelling tools can number the same class
 order (CVAT keeps its label list's order, Label Studio sorts). Scoring such a dataset by index
 would compare "cat" with "bird". So: the same names in the same order are used as they are;
 the same names in another order are matched by name (the dataset's label values are mapped to
-the model's, said in one line); other names are refused in one line naming both lists.
+the model's, said in one line); other names are refused in one line naming both lists (the
+first few names of a long one).
 """
 
 from __future__ import annotations
@@ -69,12 +70,20 @@ def match_classes(data_classes: Sequence[str], model_classes: Sequence[str], *,
         return ClassMatch()
     if len(set(data)) != len(data) or set(data) != set(names) or len(data) != len(names):
         raise ValueError(
-            f"dataset {dataset} has {len(data)} classes [{', '.join(data)}] but {model} "
-            f"predicts {len(names)} [{', '.join(names)}]: not the same classes, so scores "
+            f"dataset {dataset} has {len(data)} classes [{_first_few(data)}] but {model} "
+            f"predicts {len(names)} [{_first_few(names)}]: not the same classes, so scores "
             f"would mean nothing; use a dataset labelled with the model's classes")
     lookup = tuple(names.index(c) for c in data)
     return ClassMatch(lookup, f"dataset {dataset} lists the model's classes in another order: "
                               f"its labels are matched to them by name")
+
+
+def _first_few(names: Sequence[str], shown: int = 6) -> str:
+    """A list of names for a one-line message: all of a short one, the first ``shown`` of a
+    long one (ADE20K's 150 would take 2 KB)."""
+    if len(names) <= shown + 2:
+        return ", ".join(names)
+    return f"{', '.join(names[:shown])}, ... {len(names) - shown} more"
 
 
 class RelabeledDataset(Dataset):

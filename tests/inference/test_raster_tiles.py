@@ -764,3 +764,9 @@ def test_ctrl_c_says_how_many_rows_are_kept_and_that_the_same_command_continues(
     monkeypatch.setattr(predict_cli, "segmenter_tile_fn", real)
     assert main(args) == 0
     assert f"fcnseg predict: {scene_out}: resumed at row 24" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("tile", "overlap"), [(512, 128), (256, 64), (128, 32)])
+def test_tile_settings_overlap_defaults_to_a_quarter_of_the_tile_as_predict(tile, overlap):
+    assert TileSettings(tile=tile).overlap == overlap
+    assert TileSettings(tile=tile, overlap=0).overlap == 0

@@ -46,6 +46,7 @@ from fcnseg.inference.rasters import (
     TILING_RULE,
     RasterJob,
     TileSettings,
+    default_overlap,
     merge_parts,
     model_bands,
     model_identity,
@@ -58,7 +59,6 @@ from fcnseg.inference.rasters import (
     tile_count,
     write_raster_preview,
 )
-from fcnseg.inference.segmenter import default_overlap
 from fcnseg.inference.visualize import COLORMAPS, background_classes
 from fcnseg.weightfiles.artifacts import (
     artifact_kind,

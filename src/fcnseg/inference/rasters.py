@@ -80,6 +80,11 @@ TileFn = Callable[[np.ndarray], torch.Tensor]
 PutPiece = Callable[[str, int, int, np.ndarray], None]
 
 
+def default_overlap(tile: int) -> int:
+    """The overlap of tiles when none is given: a quarter of the tile (128 for 512)."""
+    return tile // 4
+
+
 @dataclass(frozen=True)
 class TileSettings:
     """How a raster is cut and what is written.
@@ -87,6 +92,7 @@ class TileSettings:
     Attributes:
         tile: tile height and width in pixels (cut to the image where it is smaller).
         overlap: pixels shared by neighbouring tiles; must be less than half the tile.
+            None (the default): :func:`default_overlap`, a quarter of the tile.
         batch_size: tiles run through the model at once.
         probs: also write ``NAME_probs.tif`` (float32, one band per class).
         uncertainty: also write ``NAME_uncertainty.tif`` (entropy of the class probabilities).
@@ -96,7 +102,7 @@ class TileSettings:
     """
 
     tile: int = 512
-    overlap: int = 128
+    overlap: int = None  # type: ignore[assignment]  # None given: a quarter of the tile
     batch_size: int = 4
     probs: bool = False
     uncertainty: bool = False
@@ -105,6 +111,8 @@ class TileSettings:
     def __post_init__(self) -> None:
         if self.tile < 16:
             raise ValueError(f"tile must be at least 16 pixels, got {self.tile}")
+        if self.overlap is None:  # as fcnseg predict --overlap and Segmenter default
+            object.__setattr__(self, "overlap", default_overlap(self.tile))
         if not 0 <= 2 * self.overlap < self.tile:
             raise ValueError(f"overlap must be at least 0 and less than half the tile "
                              f"({self.tile}), got {self.overlap}")

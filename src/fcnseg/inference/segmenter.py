@@ -108,8 +108,9 @@ class SegmenterOptions:
             labels; None: every input whole, in one pass. (A model with several heads, or
             over 256 classes, takes its inputs whole.)
         overlap: pixels shared by neighbouring tiles (``fcnseg predict --overlap``); less
-            than half the tile. None: :func:`default_overlap`, a quarter of the tile (128 for
-            512), as ``fcnseg predict`` takes by default.
+            than half the tile. None: a quarter of the tile (128 for 512,
+            :func:`~fcnseg.inference.rasters.default_overlap`), as ``fcnseg predict`` takes
+            by default.
     """
 
     device: str | torch.device = "cpu"
@@ -483,13 +484,7 @@ def _tile_settings(options: SegmenterOptions) -> TileSettings | None:
     """The tiles of ``options`` (checked as ``fcnseg predict`` checks them), None without."""
     if options.tile is None:
         return None
-    overlap = default_overlap(options.tile) if options.overlap is None else options.overlap
-    return TileSettings(tile=options.tile, overlap=overlap)
-
-
-def default_overlap(tile: int) -> int:
-    """The overlap of tiles when none is given: a quarter of the tile (128 for 512)."""
-    return tile // 4
+    return TileSettings(tile=options.tile, overlap=options.overlap)
 
 
 def _without_data(pred: Prediction, missing: np.ndarray | None) -> Prediction:

@@ -143,6 +143,7 @@ def test_failure_lists_urls_answers_cache_path_and_alternatives(
     assert msg.count(loopback_server.url("none.caffemodel")) == 1  # each URL said once
     assert str(cache / "fcn8s-heavy-pascal.caffemodel") in msg
     assert "--checkpoint PATH" in msg and "fcnseg convert" in msg
+    assert "Segmenter.from_checkpoint(PATH)" in msg  # what a Python user passes it to
 
 
 def test_backbone_failure_says_how_to_pass_a_path(tmp_path: Path,
@@ -152,7 +153,8 @@ def test_backbone_failure_says_how_to_pass_a_path(tmp_path: Path,
                                     "VGG_ILSVRC_16_layers.caffemodel", format="caffemodel"),))
     monkeypatch.setitem(fetch_mod.PRETRAINED, "vgg16_caffe", entry)
     with pytest.raises(FetchError, match=r"VGG_ILSVRC_16_layers.caffemodel .*"
-                                         r"--set model.backbone_weights=PATH"):
+                                         r"--set model.backbone_weights=PATH.*"
+                                         r"build_model\(\.\.\., backbone_weights=PATH\)"):
         fetch_pretrained("vgg16_caffe", tmp_path / "cache", progress=False)
 
 

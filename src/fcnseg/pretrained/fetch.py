@@ -253,10 +253,11 @@ def fetch_pretrained(name: str, directory: PathLike | None = None, progress: boo
 
 # Where a user passes a local file instead, by kind of weights.
 _INSTEAD = {
-    "backbone": ("or pass a local file: --set model.backbone_weights=PATH (or "
-                 "model.backbone_weights=null to start from random weights)"),
-    "checkpoint": ("or pass a local file: --checkpoint PATH (convert a .caffemodel first: "
-                   "fcnseg convert FILE.caffemodel --out PATH.pt)"),
+    "backbone": ("or pass a local file: --set model.backbone_weights=PATH or "
+                 "build_model(..., backbone_weights=PATH) (or model.backbone_weights=null to "
+                 "start from random weights)"),
+    "checkpoint": ("or pass a local file: --checkpoint PATH or Segmenter.from_checkpoint(PATH) "
+                   "(a .caffemodel: fcnseg convert it first)"),
 }
 
 

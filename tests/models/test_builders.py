@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 
 import pytest
-import torch
 
 from fcnseg.models import (
     ARCHITECTURES,
@@ -52,19 +51,11 @@ def test_the_input_convention_a_builder_shows_is_the_one_it_builds(name) -> None
     assert "architecture's own" in (ModelOptions.__doc__ or "")
 
 
-def test_backbone_weights_take_a_published_name_as_recipes_do(tmp_path, monkeypatch) -> None:
-    from fcnseg.models.weights import vgg16_torchvision_keys
-    from fcnseg.pretrained import fetch
+def test_a_published_name_as_backbone_weights_says_how_to_fetch_it() -> None:
+    from fcnseg.models import WeightsError
 
-    tiny = {"width": 0.0625, "fc_channels": 16, "geometry": "same"}
-    own = build_model("fcn8s", num_classes=3, **tiny).state_dict()
-    sd = {theirs: torch.randn_like(own[ours]) for ours, theirs in vgg16_torchvision_keys().items()
-          if ours in own}
-    torch.save(sd, tmp_path / "vgg16_from_caffe.pth")
-    asked = []
-    monkeypatch.setattr(fetch, "fetch_pretrained",
-                        lambda name: asked.append(name) or tmp_path / "vgg16_from_caffe.pth")
-    model = build_model("fcn8s", num_classes=3, backbone_weights="vgg16_caffe", **tiny)
-    assert asked == ["vgg16_caffe"]
-    assert torch.equal(model.state_dict()["conv1_1.weight"], sd["features.0.weight"])
-    assert model.input_convention.name == "caffe_bgr"
+    with pytest.raises(WeightsError, match=r"'vgg16_caffe' is the name of published weights, "
+                                           r"not a file.*fetch_pretrained\('vgg16_caffe'\)"
+                       ) as e:
+        build_model("fcn8s", num_classes=3, width=0.0625, backbone_weights="vgg16_caffe")
+    assert "\n" not in str(e.value)

@@ -14,6 +14,7 @@ import inspect
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import KW_ONLY, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -50,7 +51,7 @@ from fcnseg.models.resnet import ResNetBackbone, load_resnet_weights
 from fcnseg.models.torchvision_fcn import TorchvisionFCN, load_torchvision_fcn_weights
 from fcnseg.models.vgg import VGG16Trunk
 from fcnseg.models.vgg16_bn import load_vgg16_bn_weights
-from fcnseg.models.weights import load_backbone_weights
+from fcnseg.models.weights import WeightsError, load_backbone_weights
 from fcnseg.utils.typing import PathLike
 from fcnseg.weightfiles.published import PRETRAINED
 
@@ -384,13 +385,15 @@ class Architecture:
 
 
 def _weights_file(spec: Any) -> Any:
-    """``backbone_weights`` as a file: a published name (``"vgg16_caffe"``, as recipes take
-    it) fetched by :func:`fcnseg.pretrained.fetch.backbone_weights_file`, else as given."""
-    if isinstance(spec, str) and spec in PRETRAINED:
-        # Imported here: fetching builds models, so the fetcher imports this module.
-        from fcnseg.pretrained.fetch import backbone_weights_file
-
-        return backbone_weights_file(spec)
+    """``backbone_weights`` as given, unless it is a published name (``"vgg16_caffe"``, as
+    recipes take it) and no file: then a WeightsError saying how to fetch it. (The models
+    never download: the fetcher lives above them and builds models itself.)"""
+    if isinstance(spec, str) and spec in PRETRAINED and not Path(spec).is_file():
+        raise WeightsError(
+            f"backbone_weights: {spec!r} is the name of published weights, not a file; from "
+            f"Python fetch it first: backbone_weights=fetch_pretrained({spec!r}) (from "
+            f"fcnseg.pretrained.fetch import fetch_pretrained; downloaded once, then cached), "
+            f"as a recipe's model.backbone_weights does")
     return spec
 
 

@@ -32,6 +32,7 @@ import contextlib
 import io
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -155,30 +156,60 @@ ALPHA_EXTRA_SAMPLES: tuple[int, ...] = (1, 2)
 _SEPARATED = 5
 
 
-def colour_refusal(bands: int, dtype: Any, alpha: bool = False) -> str:
+#: TIFF ExtraSamples value of associated alpha: colour samples premultiplied by alpha.
+PREMULTIPLIED_ALPHA = 1
+
+
+def colour_refusal(bands: int, dtype: Any, alpha: bool = False, cmyk: bool = False) -> str:
     """The line (after the file's name) refusing ``bands`` bands of ``dtype`` (the last one
-    alpha where ``alpha``) for a model of colour images."""
+    alpha where ``alpha``; CMYK inks where ``cmyk``) for a model of colour images."""
     # Where one band more than grey or RGB is there, the line says alpha is read when marked.
-    unmarked = not alpha and bands - 1 in (1, 3)
+    unmarked = not alpha and not cmyk and bands - 1 in (1, 3)
     marked = " (the last one alpha)" if alpha else " (none marked alpha)" if unmarked else ""
+    inks = " as CMYK" if cmyk else ""
     also = ", and a band the file marks as alpha" if unmarked else ""
-    return (f"{bands} band(s) of {np.dtype(dtype)}{marked}, but the model takes RGB or grey "
-            f"(1 or 3 bands of 8 or 16 bits{also}): segment it with a model trained on these "
-            f"bands")
+    # Floats and inks: the line says which of them are read.
+    also += ("; or 4 bands of 8-bit CMYK" if cmyk else
+             "; or 1 band of float32" if np.dtype(dtype).kind == "f" else "")
+    return (f"{bands} band(s) of {np.dtype(dtype)}{inks}{marked}, but the model takes RGB or "
+            f"grey (1 or 3 bands of 8 or 16 bits{also}): segment it with a model trained on "
+            f"these bands")
 
 
-def colour_bands_problem(bands: int, dtype: Any, alpha: bool = False) -> str | None:
+def colour_bands_problem(bands: int, dtype: Any, alpha: bool = False,
+                         cmyk: bool = False) -> str | None:
     """Why an image of ``bands`` bands of ``dtype`` is no colour image (:func:`colour_refusal`),
-    or None: grey or RGB, with or without a last band the file marks as alpha (``alpha``). The
-    one rule by which the image reader, ``Segmenter`` and ``fcnseg predict`` take a file for a
-    colour model: a band not marked alpha is data, which a colour model cannot take."""
-    return None if bands - alpha in (1, 3) else colour_refusal(bands, dtype, alpha)
+    or None: grey or RGB of 8 or 16 bits, with or without a last band the file marks as alpha
+    (``alpha``); 8-bit CMYK inks (``cmyk``, no alpha); or one band of 32-bit floats. The one
+    rule by which the image reader, ``Segmenter``, ``fcnseg serve`` and ``fcnseg predict`` take
+    a file for a colour model: a band not marked alpha is data, which a colour model cannot
+    take."""
+    dtype = np.dtype(dtype)
+    if cmyk:
+        fits = bands == 4 and not alpha and dtype == np.uint8
+    elif dtype.kind == "f":
+        fits = bands == 1 and dtype == np.float32
+    else:
+        fits = bands - alpha in (1, 3) and dtype.kind in "uib"  # b: 1-bit
+    return None if fits else colour_refusal(bands, dtype, alpha, cmyk)
 
 
-def tiff_bands_problem(source: Any) -> str | None:
-    """:func:`colour_bands_problem` for the first image of a TIFF (a path or a seekable
-    stream), from its header (SamplesPerPixel, ExtraSamples); None too for a CMYK TIFF, read as
-    colour, and for a header tifffile cannot read (the decoder then says what is wrong)."""
+@dataclass(frozen=True)
+class TiffSamples:
+    """What a TIFF's first image holds, from its header: ``bands`` samples per pixel of
+    ``dtype``; whether the last is alpha (ExtraSamples) and ``premultiplied`` (associated
+    alpha); whether the others are CMYK inks (Photometric separated)."""
+
+    bands: int
+    dtype: np.dtype
+    alpha: bool = False
+    premultiplied: bool = False
+    cmyk: bool = False
+
+
+def tiff_samples(source: Any) -> TiffSamples | None:
+    """The :class:`TiffSamples` of a TIFF (a path or a seekable stream), or None for a header
+    tifffile cannot read (the decoder then says what is wrong)."""
     import tifffile
 
     stream = not isinstance(source, str | os.PathLike)
@@ -188,16 +219,25 @@ def tiff_bands_problem(source: Any) -> str | None:
         with tifffile.TiffFile(source) as tif:
             page = tif.pages[0]
             extras = tuple(int(e) for e in page.extrasamples)
-            bands, dtype = int(page.samplesperpixel), page.dtype
-            separated = int(page.photometric) == _SEPARATED
+            alpha = bool(extras) and extras[-1] in ALPHA_EXTRA_SAMPLES
+            if page.dtype is None:
+                return None
+            return TiffSamples(int(page.samplesperpixel), np.dtype(page.dtype), alpha,
+                               alpha and extras[-1] == PREMULTIPLIED_ALPHA,
+                               int(page.photometric) == _SEPARATED)
     except Exception:  # noqa: BLE001 - a bad header is for the decoder to report
         return None
     finally:
         if stream:
             source.seek(0)
-    if separated or dtype is None:
-        return None
-    return colour_bands_problem(bands, dtype, bool(extras) and extras[-1] in ALPHA_EXTRA_SAMPLES)
+
+
+def tiff_bands_problem(source: Any) -> str | None:
+    """:func:`colour_bands_problem` for the first image of a TIFF (a path or a seekable
+    stream), from its header (SamplesPerPixel, ExtraSamples, Photometric); None too for a
+    header tifffile cannot read (the decoder then says what is wrong)."""
+    s = tiff_samples(source)
+    return None if s is None else colour_bands_problem(s.bands, s.dtype, s.alpha, s.cmyk)
 
 
 def check_pixels(where: str, width: int, height: int, max_pixels: int | None,
@@ -400,12 +440,32 @@ def load_image(source: ImageSource, *, name: str | None = None,
         check_pixels(where, *source.size, max_pixels)
         return pil_to_rgb(_upright(source), where)
     with _opened(source, where, max_pixels, decode_wide=False) as img:
-        if _wide_colour_tiff(img):  # Pillow keeps only the high byte of each 16-bit sample
-            samples = _decoded(lambda: _first_tiff_page(source), where)
-            rgb = integers_to_rgb(samples, img.mode == "RGBA")
+        samples = _samples_of_tiff(img, source)
+        if samples is not None:  # read as fcnseg predict's raster tiles read the file
+            pixels = _decoded(lambda: _first_tiff_page(source), where)
+            rgb = integers_to_rgb(pixels, samples.alpha, premultiplied=samples.premultiplied,
+                                  cmyk=samples.cmyk)
             method = _UPRIGHT.get(exif_orientation(img))
             return rgb if method is None else np.array(Image.fromarray(rgb).transpose(method))
         return pil_to_rgb(_upright(img), where)
+
+
+def _samples_of_tiff(img: Image.Image, source: Any) -> TiffSamples | None:
+    """The samples of a TIFF that the image reader reads by tifffile and
+    :func:`integers_to_rgb`, the function ``fcnseg predict`` applies to its raster tiles: colour
+    samples wider than 8 bits (of which Pillow keeps the high byte), samples with alpha
+    (premultiplied or not) and CMYK inks. None for any other image (read by Pillow)."""
+    if img.format != "TIFF" or img.mode not in ("RGB", "RGBA", "RGBa", "LA", "La", "CMYK"):
+        return None
+    wide = _wide_colour_tiff(img)
+    if img.mode == "RGB" and not wide:
+        return None  # 8-bit RGB: Pillow's pixels are the file's
+    if isinstance(source, bytes | bytearray | memoryview):
+        source = io.BytesIO(bytes(source))
+    samples = tiff_samples(source)
+    if samples is None or samples.dtype.kind not in "ui":
+        return None
+    return samples if samples.alpha or samples.cmyk or wide else None
 
 
 def _wide_colour_tiff(img: Image.Image) -> bool:
@@ -442,10 +502,7 @@ def pil_to_rgb(img: Image.Image, where: str = "<PIL image>") -> np.ndarray:
         return integers_to_rgb(np.asarray(img))
     if mode == "F":  # floats in [0, 1] scaled to 0-255
         a = np.asarray(img, dtype=np.float64)
-        if np.nanmax(a, initial=0.0) <= 1.0:
-            a = a * 255.0
-        gray = np.clip(np.round(np.nan_to_num(a)), 0, 255).astype(np.uint8)
-        return np.repeat(gray[..., None], 3, axis=-1)
+        return floats_to_rgb(a, float_scale(float(np.nanmax(a, initial=0.0))))
     if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
             mode in ("P", "L", "RGB") and "transparency" in img.info):
         rgba = img.convert("RGBA")
@@ -461,20 +518,27 @@ def pil_to_rgb(img: Image.Image, where: str = "<PIL image>") -> np.ndarray:
 SIXTEEN_TO_EIGHT_BITS = 257.0
 
 
-def integers_to_rgb(values: np.ndarray, alpha: bool = False) -> np.ndarray:
-    """Integer pixels (H×W grey, or ...×H×W×1 grey, or ...×H×W×3 RGB) as the 8-bit RGB a colour
-    model takes: 8-bit values as they are, wider ones (16-bit, 32-bit) divided by 257 and
-    rounded (65535 becomes 255), grey repeated into red, green and blue.
+def integers_to_rgb(values: np.ndarray, alpha: bool = False, *, premultiplied: bool = False,
+                    cmyk: bool = False) -> np.ndarray:
+    """Integer pixels (H×W grey, or ...×H×W×1 grey, or ...×H×W×3 RGB, or ...×H×W×4 CMYK) as
+    the 8-bit RGB a colour model takes: 8-bit values as they are, wider ones (16-bit, 32-bit)
+    divided by 257 and rounded (65535 becomes 255), grey repeated into red, green and blue.
 
-    The one rule for 16-bit pixels: the image reader applies it to Pillow's 16-bit greyscale,
-    ``fcnseg predict`` to the raster tiles it reads, so a file gives a colour model the same
-    input in training and in prediction. With ``alpha`` the last band is alpha (as the file
-    marks it), composited on :data:`ALPHA_BACKGROUND` as the image reader composites it."""
+    The one rule for these pixels: the image reader applies it to 16-bit, CMYK and alpha
+    TIFFs, ``fcnseg predict`` to the raster tiles it reads, so a file gives a colour model the
+    same input in training and in prediction, whole or by tiles. With ``alpha`` the last band
+    is alpha (as the file marks it), composited on :data:`ALPHA_BACKGROUND`: colour × alpha +
+    background × (1 - alpha), or where ``premultiplied`` (TIFF associated alpha, the colour
+    multiplied by alpha already) colour + background × (1 - alpha). With ``cmyk`` the four
+    bands are 8-bit inks, made RGB as Pillow makes them (:func:`cmyk_to_rgb`)."""
     if alpha:
         opacity = values[..., -1:].astype(np.float64) / np.iinfo(values.dtype).max
         rgb = integers_to_rgb(values[..., :-1]).astype(np.float64)
-        background = np.asarray(ALPHA_BACKGROUND, dtype=np.float64)
-        return np.round(rgb * opacity + background * (1.0 - opacity)).astype(np.uint8)
+        background = np.asarray(ALPHA_BACKGROUND, dtype=np.float64) * (1.0 - opacity)
+        rgb = rgb + background if premultiplied else rgb * opacity + background
+        return np.clip(np.round(rgb), 0, 255).astype(np.uint8)
+    if cmyk:
+        return cmyk_to_rgb(values)
     if values.ndim == 2:
         values = values[..., None]
     if values.dtype != np.uint8:
@@ -483,6 +547,33 @@ def integers_to_rgb(values: np.ndarray, alpha: bool = False) -> np.ndarray:
     if values.shape[-1] == 1:
         values = np.repeat(values, 3, axis=-1)
     return np.ascontiguousarray(values)
+
+
+def cmyk_to_rgb(inks: np.ndarray) -> np.ndarray:
+    """8-bit CMYK inks (...×4) as 8-bit RGB, by Pillow's formula (its ``convert("RGB")``):
+    each colour is (255 - K) - round(ink × (255 - K) / 255)."""
+    paper = 255 - inks[..., 3:].astype(np.int32)
+    t = inks[..., :3].astype(np.int32) * paper + 128
+    return np.ascontiguousarray(paper - (((t >> 8) + t) >> 8), dtype=np.uint8)
+
+
+def float_scale(peak: float) -> float:
+    """What float pixels are multiplied by to become 0-255, given the largest value of the
+    whole image (NaN aside): 255 where it is at most 1 (values in [0, 1]), else 1 (values in
+    0-255 already). Decided on the whole image, so that its tiles are scaled alike."""
+    return 255.0 if peak <= 1.0 else 1.0
+
+
+def floats_to_rgb(values: np.ndarray, scale: float) -> np.ndarray:
+    """Float grey pixels (H×W or ...×H×W×1) as 8-bit RGB: multiplied by ``scale``
+    (:func:`float_scale` of the whole image), rounded, NaN as 0, clipped to 0-255, grey
+    repeated. The one rule for float images: the image reader and ``fcnseg predict``'s raster
+    tiles apply it."""
+    a = values.astype(np.float64) * scale
+    gray = np.clip(np.round(np.nan_to_num(a)), 0, 255).astype(np.uint8)
+    if gray.ndim == 2 or gray.shape[-1] != 1:
+        gray = gray[..., None]
+    return np.repeat(gray, 3, axis=-1)
 
 
 def composite_rgba_array(values: np.ndarray) -> np.ndarray:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +36,14 @@ from fcnseg.data.images import (
     DEFAULT_MAX_PIXELS,
     RASTER_FORMATS,
     ImageError,
+    TiffSamples,
     check_pixels,
     file_head,
     full_resolution,
     multi_image_problem,
     open_upright,
     pil_to_rgb,
+    tiff_samples,
 )
 from fcnseg.utils.quiet import ignoring
 from fcnseg.utils.typing import PathLike
@@ -58,7 +60,9 @@ class RasterInfo:
     georeferencing, or when rasterio is not installed); ``band_names`` the band descriptions
     (None when the file names none); ``nodata`` the no-data value (None when none is set);
     ``alpha`` whether the file marks its last band as alpha (TIFF ExtraSamples, GDAL's alpha
-    colour interpretation): transparency, not a band of data.
+    colour interpretation): transparency, not a band of data; ``premultiplied`` whether that
+    alpha is associated (TIFF ExtraSamples 1: the colour bands are multiplied by it already);
+    ``cmyk`` whether the bands are CMYK inks (TIFF Photometric separated), read as stored.
     """
 
     path: str
@@ -71,6 +75,8 @@ class RasterInfo:
     transform: Any = None
     nodata: float | None = None
     alpha: bool = False
+    premultiplied: bool = False
+    cmyk: bool = False
 
     @property
     def pixels(self) -> int:
@@ -440,19 +446,32 @@ def open_raster(path: PathLike, *, bands: Sequence[str] | None = None,
     if layout is not None and (problem := _rows_as_pages(layout) or
                                _several_images(layout)) is not None:
         raise ImageError(where, problem)
+    samples = tiff_samples(p) if driver == "GTiff" else None
+    cmyk = samples is not None and samples.cmyk
     rasterio = _rasterio()
-    # GDAL would read the first page alone of a TIFF whose pages are its bands.
-    if rasterio is not None and driver is not None and not (
+    # GDAL would read the first page alone of a TIFF whose pages are its bands, and would
+    # make CMYK inks RGB by its own rounding (tifffile reads them as stored).
+    if rasterio is not None and driver is not None and not cmyk and not (
             layout is not None and _pages_are_bands(layout)):
-        return _rasterio_reader(rasterio, p, where, driver, bands, max_pixels)
+        return _with_samples(_rasterio_reader(rasterio, p, where, driver, bands, max_pixels),
+                             samples)
     if driver is not None and driver != "GTiff":
         raise ImageError(where, f"a {name} file: reading it needs rasterio "
                                 f"(pip install 'fcnseg[geo]')")
     if driver == "GTiff":
-        return _tifffile_reader(p, where, bands, max_pixels)
+        return _with_samples(_tifffile_reader(p, where, bands, max_pixels), samples)
     # The formats of the one allow-list, decoded whole: the image reader checks the size.
     limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
     return _ArrayReader(_pillow_array(p, where, limit), where, bands)
+
+
+def _with_samples(reader: RasterReader, samples: TiffSamples | None) -> RasterReader:
+    """``reader`` whose info says, from the TIFF header, whether its alpha is premultiplied
+    and its bands are CMYK inks."""
+    if samples is not None and (samples.premultiplied or samples.cmyk):
+        reader.info = replace(reader.info, alpha=reader.info.alpha and not samples.cmyk,
+                              premultiplied=samples.premultiplied, cmyk=samples.cmyk)
+    return reader
 
 
 def raster_info(path: PathLike) -> RasterInfo:

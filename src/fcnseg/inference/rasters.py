@@ -49,6 +49,8 @@ from fcnseg.data.images import (
     ImageError,
     colour_bands_problem,
     colour_refusal,
+    float_scale,
+    floats_to_rgb,
     integers_to_rgb,
 )
 from fcnseg.data.rasters import (
@@ -832,10 +834,10 @@ def read_model_bands(segmenter: Any, source: Any) -> tuple[np.ndarray, np.ndarra
 def read_colour_raster(segmenter: Any, path: PathLike
                        ) -> tuple[np.ndarray, np.ndarray | None] | None:
     """A raster file that ``fcnseg predict`` segments by tiles (:func:`needs_tiling`: a
-    GeoTIFF, say) read for a colour model as it reads it: 8-bit RGB (grey or 16-bit made so as
-    :func:`segmenter_tile_fn` makes it), with the H×W mask of its pixels without
+    GeoTIFF, say) read for a colour model as it reads it: 8-bit RGB (grey, 16-bit, float, CMYK
+    or alpha made so by :func:`colour_pixels`), with the H×W mask of its pixels without
     data (every band the file's nodata, else the model's), or None. None for a file it takes
-    as an image, or of other bands (left to the image reader, which converts them)."""
+    as an image, or of other bands (left to the image reader, which says why)."""
     tile = segmenter.tiles.tile if segmenter.tiles is not None else None
     if not needs_tiling(path, segmenter.max_pixels, tile):
         return None
@@ -846,7 +848,35 @@ def read_colour_raster(segmenter: Any, path: PathLike
         image = reader.read_all()
     nodata = info.nodata if info.nodata is not None else segmenter.input_convention.nodata
     missing = nodata_mask(image, nodata)
-    return integers_to_rgb(image, info.alpha), missing
+    scale = float_scale(float(np.nanmax(image, initial=0.0))) if image.dtype.kind == "f" else 1.0
+    return colour_pixels(image, info, scale), missing
+
+
+def colour_pixels(values: np.ndarray, info: RasterInfo, scale: float = 1.0) -> np.ndarray:
+    """Pixels of a raster described by ``info`` (as read, whole or a batch of tiles) as the
+    8-bit RGB a colour model takes, by the image reader's rules: floats by
+    :func:`~fcnseg.data.images.floats_to_rgb` (``scale``: :func:`raster_float_scale` of the
+    whole file), integers by :func:`~fcnseg.data.images.integers_to_rgb` (16-bit, grey,
+    alpha premultiplied or not, CMYK)."""
+    if info.dtype.kind == "f":
+        return floats_to_rgb(values, scale)
+    return integers_to_rgb(values, info.alpha, premultiplied=info.premultiplied,
+                           cmyk=info.cmyk)
+
+
+#: Pixels read at a time when a float raster is scanned for its largest value.
+_SCAN_PIXELS = 1 << 22
+
+
+def raster_float_scale(path: str) -> float:
+    """:func:`~fcnseg.data.images.float_scale` of a float raster's largest value (NaN aside),
+    read by rows: its tiles are scaled as the image reader scales the whole file."""
+    with open_raster(path) as reader:
+        h, w = reader.info.height, reader.info.width
+        rows = max(1, _SCAN_PIXELS // max(w, 1))
+        peak = max((float(np.nanmax(reader.read(y, 0, min(rows, h - y), w), initial=0.0))
+                    for y in range(0, h, rows)), default=0.0)
+    return float_scale(peak)
 
 
 def colour_model_reads(info: RasterInfo) -> bool:
@@ -857,31 +887,34 @@ def colour_model_reads(info: RasterInfo) -> bool:
 
 def colour_model_problem(info: RasterInfo) -> str | None:
     """Why a colour model cannot take a raster by tiles, or None: 8- or 16-bit grey (one band)
-    or RGB (three), with or without a band the file marks as alpha (the image reader's rule,
+    or RGB (three), with or without a band the file marks as alpha; 8-bit CMYK; one band of
+    32-bit floats (the image reader's rule,
     :func:`~fcnseg.data.images.colour_bands_problem`), made 8-bit RGB by
-    :func:`~fcnseg.data.images.integers_to_rgb` as the image reader makes the same file for
-    training."""
-    problem = colour_bands_problem(info.bands, info.dtype, info.alpha)
-    if problem is None and info.dtype not in (np.uint8, np.uint16):
-        problem = colour_refusal(info.bands, info.dtype, info.alpha)
+    :func:`colour_pixels` as the image reader makes the same file for training."""
+    problem = colour_bands_problem(info.bands, info.dtype, info.alpha, info.cmyk)
+    if problem is None and info.dtype.kind != "f" and info.dtype not in (np.uint8, np.uint16):
+        problem = colour_refusal(info.bands, info.dtype, info.alpha, info.cmyk)
     return problem
 
 
 def segmenter_tile_fn(segmenter: Any, info: RasterInfo) -> TileFn:
-    """:meth:`Segmenter.logits` on raster tiles. A model of 8-bit RGB input takes 8- or 16-bit
-    grey or RGB rasters, made 8-bit RGB as training reads them
-    (:func:`~fcnseg.data.images.integers_to_rgb`); a multi-band model takes rasters of its own
-    bands (picked by name where the file names them, see :func:`model_bands`), raw values.
-    Pixels without data (every band the file's nodata, else the model's; or NaN) go in as the
-    model's mean pixel, which it normalises to zero (:func:`~fcnseg.data.rasters.fill_nodata`,
-    as training fills them), so that they change no neighbour's label. A raster of other bands
-    is one line naming it."""
+    """:meth:`Segmenter.logits` on raster tiles. A model of 8-bit RGB input takes the rasters
+    the image reader reads as colour (8- or 16-bit grey or RGB, alpha, CMYK, float grey), made
+    8-bit RGB as training reads them (:func:`colour_pixels`); a multi-band model takes rasters
+    of its own bands (picked by name where the file names them, see :func:`model_bands`), raw
+    values. Pixels without data (every band the file's nodata, else the model's; or NaN) go
+    in as the model's mean pixel, which it normalises to zero
+    (:func:`~fcnseg.data.rasters.fill_nodata`, as training fills them), so that they change no
+    neighbour's label. A raster of other bands is one line naming it."""
     bands = segmenter.input_convention.bands
+    scale = 1.0
     if bands is not None:
         count = len(bands) if model_bands(segmenter, info) is not None else info.bands
         check_band_count(info.path, count, bands)
     elif (problem := colour_model_problem(info)) is not None:
         raise ImageError(info.path, problem)
+    elif info.dtype.kind == "f":  # scaled as the whole file is scaled (a file: not in memory)
+        scale = raster_float_scale(info.path)
 
     nodata = info.nodata if info.nodata is not None else segmenter.input_convention.nodata
     neutral = segmenter.input_convention.mean_pixel()
@@ -890,9 +923,9 @@ def segmenter_tile_fn(segmenter: Any, info: RasterInfo) -> TileFn:
         missing = nodata_mask(batch, nodata)  # as read, before any scaling
         if bands is not None:  # a multi-band model takes the raw values
             batch = batch.astype(np.float32, copy=False)
-        elif batch.dtype.kind in "ui":  # as the image reader reads the file for training
-            batch = integers_to_rgb(batch, info.alpha)
-        # (float tiles for a colour model are RGB 0-255 already: Segmenter's, filled)
+        elif batch.dtype.kind in "ui" or info.dtype.kind == "f":  # as the image reader reads
+            batch = colour_pixels(batch, info, scale)
+        # (float tiles of an integer raster are RGB 0-255 already: Segmenter's, filled)
         batch = fill_nodata(batch, missing, neutral)
         return first_of(segmenter.logits(segmenter.preprocess(list(batch))))  # the first head's
     return run

@@ -113,3 +113,13 @@ def test_calibrate_refuses_an_exported_model_before_any_work(which, request, tmp
     assert len(err.splitlines()) == 1
     assert str(model) in err and "cannot be calibrated" in err and "checkpoint (.pt)" in err
     assert not out.exists()
+
+
+def test_segmenter_refuses_probabilities_of_a_labels_only_model_in_one_line(labels_model,
+                                                                            photo) -> None:
+    seg = Segmenter.from_checkpoint(labels_model)
+    assert seg.predict(photo).label.shape == (24, 32)  # labels it gives
+    with pytest.raises(ValueError, match=r"return_probs=True: .*m\.onnx was exported with "
+                                         r"labels only") as e:
+        seg.predict(photo, return_probs=True)
+    assert len(str(e.value).splitlines()) == 1

@@ -42,6 +42,7 @@ from fcnseg.models.preprocess import Preprocess, with_preprocess
 from fcnseg.utils.batches import same_size_batches
 from fcnseg.utils.keyed import keyed, unkeyed
 from fcnseg.utils.validate import fields_of
+from fcnseg.weightfiles.artifacts import labels_only_error
 
 
 @dataclass
@@ -361,10 +362,14 @@ class Segmenter:
     ) -> list[Prediction]:
         """Segment several images; those of equal size run together, ``batch_size`` at a time.
 
-        Returns one :class:`Prediction` per input, in input order.
+        Returns one :class:`Prediction` per input, in input order. A model exported with
+        labels only (:attr:`labels_only`) refuses ``return_probs`` in one line.
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if return_probs and self.labels_only:  # its "probabilities" would be 0s and 1s
+            raise ValueError(labels_only_error(self.checkpoint_path or "the model",
+                                               "return_probs=True"))
         inputs = [self._model_input(im) for im in images]
         results: list[Prediction | None] = [None] * len(inputs)
         whole = [i for i, (array, missing, raster) in enumerate(inputs)

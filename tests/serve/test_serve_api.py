@@ -196,6 +196,35 @@ def test_a_tiff_of_other_bands_is_a_400_with_the_segmenters_line(client, segment
     assert r.json()["detail"].startswith(f"upload: {bands} band(s) of uint8")
 
 
+def _tiff_of_kind(kind: str) -> bytes:
+    import tifffile
+
+    rng = np.random.default_rng(0)
+    buf = io.BytesIO()
+    if kind == "float grey":
+        tifffile.imwrite(buf, rng.random((24, 32)).astype(np.float32))
+    elif kind == "cmyk":
+        tifffile.imwrite(buf, rng.integers(0, 256, (24, 32, 4), dtype=np.uint8),
+                         photometric="separated")
+    else:  # premultiplied alpha
+        rgba = rng.integers(0, 256, (24, 32, 4)).astype(np.uint16)
+        rgba[..., :3] = rgba[..., :3] * rgba[..., 3:] // 255
+        tifffile.imwrite(buf, rgba.astype(np.uint8), photometric="rgb", extrasamples=[1])
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["float grey", "cmyk", "premultiplied alpha"])
+def test_a_float_cmyk_or_premultiplied_tiff_is_segmented_as_the_segmenter_reads_the_file(
+        client, segmenter, tmp_path, kind):
+    data = _tiff_of_kind(kind)
+    path = tmp_path / "scan.tif"
+    path.write_bytes(data)
+    r = client.post("/v1/segment", files={"image": ("scan.tif", data, "image/tiff")})
+    assert r.status_code == 200, r.text
+    np.testing.assert_array_equal(np.asarray(_decode_png(r.content)),
+                                  segmenter.predict(str(path)).label)
+
+
 def test_non_image_upload_is_415(client):
     r = client.post("/v1/segment", files={"image": ("notes.txt", b"hello, world\n" * 10,
                                                     "text/plain")})

@@ -7,14 +7,17 @@ So that the same file gives the same pixels everywhere:
   upright image's size.
 - **Transparency.** Transparent pixels are composited on white (:data:`ALPHA_BACKGROUND`): a
   transparent pixel has no colour of its own, and white is what a viewer shows behind it.
-  Partly transparent pixels are blended with white in proportion to their alpha.
+  Partly transparent pixels are blended with white in proportion to their alpha; a TIFF's
+  premultiplied (associated) alpha as colour + white × (1 - alpha).
 - **Other modes.** Grayscale, palette and CMYK images become RGB; 16-bit images, grey or
-  colour, are scaled to 8 bits (divided by 257: :func:`integers_to_rgb`, which ``predict``
-  applies to the 16-bit rasters it tiles too); floating-point images in [0, 1] are scaled to
-  0-255.
+  colour, are scaled to 8 bits (divided by 257). Alpha, CMYK and 16-bit colour TIFFs are read
+  by :func:`integers_to_rgb`, which ``predict`` applies to the rasters it tiles too;
+  floating-point grey is scaled by :func:`floats_to_rgb` (× 255 where the whole image is
+  in [0, 1]), which ``predict``'s tiles apply with the whole file's factor.
 - **Bands.** Grey or RGB, with or without a band the file marks as alpha (TIFF
-  ExtraSamples): a TIFF of other bands (5, or 2 none marked alpha) is refused in one line
-  (:func:`colour_bands_problem`, the rule ``predict`` applies to the rasters it tiles too).
+  ExtraSamples); 8-bit CMYK; one band of 32-bit floats: a TIFF of other bands (5, or 2 none
+  marked alpha, or float RGB) is refused in one line (:func:`colour_bands_problem`, the rule
+  ``predict`` applies to the rasters it tiles too).
 - **Size.** Pixel counts above a limit are refused before decoding, so that a small compressed
   file cannot make the process allocate gigabytes.
 - **Formats.** Only the raster formats of :data:`IMAGE_FORMATS` are read, whatever the file's

@@ -111,7 +111,7 @@ class TorchvisionFCN(DescribedModel, nn.Module):
         warnings.warn(f"{self.arch}: built with aux_loss=True, but model.output is 'tensor', "
                       f"so training sees the main logits only and aux_classifier gets no "
                       f"loss; set model.output = 'dict' for {{'out', 'aux'}}", UserWarning,
-                      stacklevel=3)
+                      stacklevel=5)  # the caller of model(x), past nn.Module's call
 
     def upsampling_layers(self) -> list[nn.ConvTranspose2d]:
         """None: this model resizes with ``F.interpolate``, which has no weights (the method

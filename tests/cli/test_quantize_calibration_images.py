@@ -49,3 +49,19 @@ def test_a_corrupt_calibration_image_gets_advice_that_fits_quantize(tmp_path) ->
     assert message.startswith(f"{tmp_path / 'b.png'}: unreadable calibration image")
     assert "skip_bad" not in message and "train" not in message
     assert message.endswith(f"remove it from {tmp_path}, or give --calib another folder")
+
+
+def test_calibration_images_are_read_as_training_reads_them(tmp_path) -> None:
+    import tifffile
+
+    from fcnseg.data.io import read_image
+
+    grey = np.arange(24, dtype=np.uint8).reshape(4, 6) * 10
+    Image.fromarray(grey).save(tmp_path / "a_grey.png")
+    Image.fromarray(np.full((4, 6, 3), 9, np.uint8)).convert("P").save(tmp_path / "b_pal.png")
+    rgb16 = np.random.default_rng(0).integers(0, 65536, (4, 6, 3)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "c_rgb16.tif", rgb16, photometric="rgb")
+    got = list(calibration_images(tmp_path, 8, 64)())
+    assert len(got) == 3
+    for image, name in zip(got, ("a_grey.png", "b_pal.png", "c_rgb16.tif"), strict=True):
+        np.testing.assert_array_equal(image, read_image(tmp_path / name))

@@ -158,12 +158,15 @@ def test_calibration_image_with_wrong_band_count_is_one_line(synthetic_checkpoin
     folder = tmp_path / "calib"
     folder.mkdir()
     Image.fromarray(np.zeros((20, 24, 3), np.uint8)).save(folder / "a.png")
-    Image.fromarray(np.zeros((20, 24), np.uint8)).save(folder / "b.png")  # one band
+    import tifffile  # five bands: no colour image (a grey one is read as training reads it)
+
+    tifffile.imwrite(folder / "b.tif", np.zeros((20, 24, 5), np.uint8), photometric="minisblack",
+                     planarconfig="contig")
     assert main(["quantize", str(synthetic_checkpoint), "--calib", str(folder),
                  "--out", str(tmp_path / "m.onnx")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    assert "b.png" in err and "1 bands" in err and "3 bands" in err
+    assert "b.tif" in err and "5 band(s)" in err and "RGB or grey" in err
 
 
 def test_missing_engine_names_the_extra(synthetic_checkpoint, tmp_path, capsys,

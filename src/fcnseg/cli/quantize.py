@@ -20,7 +20,7 @@ from fcnseg.data import build_dataset
 from fcnseg.data.check import scan_dataset
 from fcnseg.data.errors import DataError
 from fcnseg.data.folder import IMAGE_EXTENSIONS
-from fcnseg.data.io import read_raw
+from fcnseg.data.io import read_image
 from fcnseg.export.common import checkpoint_record
 from fcnseg.export.quantize import KEEP_FLOAT, QuantizeError, QuantizeOptions, quantize_model
 from fcnseg.inference import Segmenter
@@ -159,8 +159,8 @@ def calibration_images(source: dict[str, Any] | Path, limit: int, longest: int) 
         chosen: list[Any] = [files[i] for i in _spread(len(files), limit)]
         hint = f"remove it from {source}, or give --calib another folder"
 
-        def load(f: Path) -> tuple[Any, str]:
-            return read_raw(f, "calibration image"), str(f)
+        def load(f: Path) -> tuple[Any, str]:  # as training reads them: grey, 16-bit ...
+            return read_image(f, "calibration image"), str(f)
     else:
         dataset = build_dataset(dict(source))
         if len(dataset) == 0:

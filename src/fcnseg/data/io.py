@@ -59,9 +59,10 @@ def _open(path: Path, what: str, reader: Callable[..., T] = open_upright) -> T:
         raise DataError(path, f"unreadable {what}: {e.problem}") from None
 
 
-def read_image(path: PathLike) -> np.ndarray:
-    """Read an image file as an upright H×W×3 uint8 RGB array (see :mod:`fcnseg.data.images`)."""
-    return _open(Path(path), "image", load_image)
+def read_image(path: PathLike, what: str = "image") -> np.ndarray:
+    """Read an image file as an upright H×W×3 uint8 RGB array (see :mod:`fcnseg.data.images`);
+    errors name it as ``what``."""
+    return _open(Path(path), what, load_image)
 
 
 def read_raw(path: PathLike, what: str) -> np.ndarray:

@@ -175,3 +175,16 @@ def test_a_corrupt_16_bit_rgb_tiff_is_one_line_naming_it(tmp_path):
     with pytest.raises(ImageError, match=r"rgb16\.tif: cannot be decoded") as e:
         load_image(path)
     assert len(str(e.value).splitlines()) == 1
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "CMYK"])
+def test_a_tiff_read_by_tifffile_is_not_decoded_by_pillow_too(tmp_path, monkeypatch, mode):
+    from PIL import Image, TiffImagePlugin
+
+    rng = np.random.default_rng(3)
+    path = tmp_path / "image.tif"
+    Image.fromarray(rng.integers(0, 256, (20, 24, 4), dtype=np.uint8), mode).save(path)
+    want = read_image(path)
+    monkeypatch.setattr(TiffImagePlugin.TiffImageFile, "load",
+                        lambda self: pytest.fail("decoded by Pillow too"))
+    np.testing.assert_array_equal(read_image(path), want)

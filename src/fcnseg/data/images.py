@@ -359,10 +359,10 @@ def file_head(stream: Any, size: int = 16) -> bytes:
 
 @contextlib.contextmanager
 def _opened(source: ImageSource, where: str, max_pixels: int | None,
-            decode_wide: bool = True) -> Any:
+            decode: bool = True) -> Any:
     """Open, check the size of, and decode ``source``; every failure becomes an ImageError.
-    Without ``decode_wide``, a TIFF of colour samples wider than 8 bits is left undecoded, for
-    the caller to decode with :func:`_first_tiff_page` (once, not by Pillow as well)."""
+    Without ``decode``, the pixels are left for the caller to decode (:func:`_decoded`), or to
+    read otherwise (by tifffile: :func:`load_image`), once."""
     if isinstance(source, str | os.PathLike):
         path = Path(source)
         if not path.is_file():
@@ -388,9 +388,8 @@ def _opened(source: ImageSource, where: str, max_pixels: int | None,
         check_pixels(where, *img.size, max_pixels)
         if img.format == "TIFF" and (images := _tiff_images(img)) > 1:
             raise ImageError(where, multi_image_problem(images))
-        if decode_wide or not _wide_colour_tiff(img):
-            # decode now, so that truncation shows up here rather than later
-            _decoded(lambda: img.load(), where)
+        if decode:  # now, so that truncation shows up here rather than later
+            _decoded(img.load, where)
         yield img
 
 
@@ -442,14 +441,15 @@ def load_image(source: ImageSource, *, name: str | None = None,
     if isinstance(source, Image.Image):
         check_pixels(where, *source.size, max_pixels)
         return pil_to_rgb(_upright(source), where)
-    with _opened(source, where, max_pixels, decode_wide=False) as img:
+    with _opened(source, where, max_pixels, decode=False) as img:
         samples = _samples_of_tiff(img, source)
         if samples is not None:  # read as fcnseg predict's raster tiles read the file
-            pixels = _decoded(lambda: _first_tiff_page(source), where)
+            pixels = _decoded(lambda: _first_tiff_page(source), where)  # Pillow decodes none
             rgb = integers_to_rgb(pixels, samples.alpha, premultiplied=samples.premultiplied,
                                   cmyk=samples.cmyk)
             method = _UPRIGHT.get(exif_orientation(img))
             return rgb if method is None else np.array(Image.fromarray(rgb).transpose(method))
+        _decoded(img.load, where)
         return pil_to_rgb(_upright(img), where)
 
 

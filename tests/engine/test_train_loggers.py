@@ -114,3 +114,62 @@ def test_previews_keep_truth_and_prediction_apart_with_white_columns() -> None:
     assert strip.shape == (24, 3 * 24 + 2 * PREVIEW_GAP, 3)
     for start in (24, 2 * 24 + PREVIEW_GAP):  # after the image, after the truth
         assert (strip[:, start:start + PREVIEW_GAP] == 255).all()
+
+
+def test_a_missing_logger_fails_before_any_logger_file_is_written(tmp_path: Path,
+                                                                   monkeypatch) -> None:
+    pytest.importorskip("tensorboard")
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # import fails
+    with pytest.raises(ValueError, match=r"train.loggers: mlflow is not installed"):
+        train(load_config(_recipe(["tensorboard", "csv", "mlflow"])), out=tmp_path / "run")
+    run = tmp_path / "run"
+    assert not (run / "tensorboard").exists() and not (run / "metrics.csv").exists()
+
+
+def _event_files(run: Path) -> list[Path]:
+    return sorted((run / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_a_new_run_replaces_the_event_files_an_earlier_attempt_left(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    run = tmp_path / "run"
+    (run / "tensorboard").mkdir(parents=True)
+    stale = run / "tensorboard" / "events.out.tfevents.1.old.1.0"
+    stale.write_bytes(b"")
+    other = run / "tensorboard" / "notes.txt"  # not fcnseg's: kept
+    other.write_text("mine")
+    train(load_config(_recipe(["tensorboard"], iterations=2)), out=run)
+    assert not stale.exists() and other.exists()
+    assert len(_event_files(run)) == 1
+
+
+def test_a_resumed_run_keeps_the_event_files_it_continues(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    run = tmp_path / "run"
+    train(load_config(_recipe(["tensorboard"], iterations=2)), out=run)
+    first = _event_files(run)
+    train(load_config(_recipe(["tensorboard"], iterations=4)), out=run, resume=True)
+    assert set(first) < set(_event_files(run))
+
+
+def test_time_budget_figures_get_their_own_group_not_train() -> None:
+    from fcnseg.engine.loggers import _scalars
+
+    record = {"iteration": 2, "epoch": 0, "event": "time_budget", "iterations": 6,
+              "step_s": 5.8, "eval_s": 2.8, "save_s": 3.4, "elapsed_s": 25.0, "budget_s": 60.0}
+    assert sorted(_scalars(record)) == [f"time_budget/{k}" for k in
+                                        ("budget_s", "elapsed_s", "eval_s", "iterations",
+                                         "save_s", "step_s")]
+
+
+def test_metrics_csv_leaves_out_the_time_budget_record_as_the_docs_say(tmp_path: Path) -> None:
+    from fcnseg.engine.loggers import CsvLog
+
+    log = CsvLog(tmp_path / "metrics.csv", ["background"], kept=[])
+    log.write({"iteration": 2, "epoch": 0, "event": "time_budget", "iterations": 6})
+    log.write({"iteration": 2, "epoch": 0, "loss": 1.0, "lr": 0.1})
+    log.close()
+    assert [r["split"] for r in _csv(tmp_path)] == ["train"]
+    docs = (Path(__file__).parents[2] / "docs" / "training.md").read_text()
+    row = next(line for line in docs.splitlines() if line.startswith("| `metrics.csv`"))
+    assert "time-budget" in row and "metrics.jsonl` only" in row

@@ -29,8 +29,9 @@ CSV_COLUMNS = ("iteration", "epoch", "split", "loss", "lr", "images_per_s", "pix
 def _scalars(record: Mapping[str, Any],
              class_name: Callable[[str], str] = str) -> dict[str, float]:
     """The numbers of a record as ``<split>/<key>`` (``train/loss``, ``val/mean_iu`` ...) and
-    ``val_iu/<class>``."""
-    prefix = record.get("split", "train")
+    ``val_iu/<class>``; an event's (the time budget's plan) as ``<event>/<key>``
+    (``time_budget/iterations``), apart from the training curves."""
+    prefix = record.get("event") or record.get("split", "train")
     values = {f"{prefix}/{k}": float(v) for k, v in record.items()
               if isinstance(v, (int, float)) and not isinstance(v, bool)
               and k not in ("iteration", "epoch")}
@@ -40,14 +41,24 @@ def _scalars(record: Mapping[str, Any],
     return values
 
 
+#: How the names of the TensorBoard event files fcnseg writes begin.
+EVENT_FILE_PREFIX = "events.out.tfevents."
+
+
 class TensorBoardLog:
     """TensorBoard events in ``folder``: every number of every record, and validation
     previews. Events from ``purge_step`` on (about to be redone by a resumed run) are dropped."""
 
-    def __init__(self, folder: Path, purge_step: int) -> None:
+    def __init__(self, folder: Path, purge_step: int, fresh: bool = False) -> None:
         # tensorboard is an optional extra (fcnseg[tensorboard]): imported only when asked for
         from torch.utils.tensorboard import SummaryWriter
 
+        if fresh:
+            # A new run starts new curves, as it starts a new metrics.jsonl: events an earlier
+            # attempt left (killed before its first checkpoint) would otherwise mix in.
+            for stale in folder.glob(f"{EVENT_FILE_PREFIX}*"):
+                if stale.is_file():
+                    stale.unlink()
         self.writer = SummaryWriter(str(folder), purge_step=purge_step)
 
     def write(self, record: Mapping[str, Any]) -> None:
@@ -106,8 +117,7 @@ class MlflowLog:
         try:
             import mlflow  # optional: fcnseg[mlflow]
         except ImportError:
-            raise ValueError("train.loggers: mlflow is not installed; pip install "
-                             "'fcnseg[mlflow]' or leave it out of the list") from None
+            raise ValueError(_MLFLOW_MISSING) from None
         self.mlflow = mlflow
         if not os.environ.get("MLFLOW_TRACKING_URI"):
             mlflow.set_tracking_uri((out / "mlruns").resolve().as_uri())
@@ -142,15 +152,31 @@ def _flat(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def check_loggers(names: Sequence[str]) -> None:
+    """Raise the one-line error of a logger in ``names`` that cannot run here, before any
+    logger writes a file (TensorBoard, when not installed, is left out quietly instead)."""
+    if "mlflow" in names:
+        try:
+            import mlflow  # noqa: F401  optional: fcnseg[mlflow]
+        except ImportError:
+            raise ValueError(_MLFLOW_MISSING) from None
+
+
+_MLFLOW_MISSING = ("train.loggers: mlflow is not installed; pip install 'fcnseg[mlflow]' or "
+                   "leave it out of the list")
+
+
 def open_loggers(names: Sequence[str], out: Path, *, classes: Sequence[str],
                  kept: Sequence[Mapping[str, Any]], recipe: Mapping[str, Any],
                  resume_at: int | None) -> list[Any]:
     """The loggers named in ``names``; TensorBoard only where it is installed. ``resume_at``:
     the iteration a resumed run continues from (None for a new run)."""
+    check_loggers(names)
     loggers: list[Any] = []
     if "tensorboard" in names:
         with contextlib.suppress(ImportError):  # tensorboard not installed
-            loggers.append(TensorBoardLog(out / "tensorboard", (resume_at or 0) + 1))
+            loggers.append(TensorBoardLog(out / "tensorboard", (resume_at or 0) + 1,
+                                          fresh=resume_at is None))
     if "csv" in names:
         loggers.append(CsvLog(out / "metrics.csv", classes, kept))
     if "mlflow" in names:

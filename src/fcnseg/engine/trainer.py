@@ -48,7 +48,7 @@ from fcnseg.engine.errors import (
     data_error_message,
 )
 from fcnseg.engine.evaluation import evaluate_model
-from fcnseg.engine.loggers import open_loggers, prediction_previews
+from fcnseg.engine.loggers import check_loggers, open_loggers, prediction_previews
 from fcnseg.engine.loss import loss_normalizer, segmentation_loss
 from fcnseg.engine.optim import build_optimizer, stretch_schedule
 from fcnseg.engine.preflight import eta_warning
@@ -112,6 +112,7 @@ def train(config: TrainConfig | dict[str, Any] | str, *, resume: bool = False,
     if out is not None:
         config.out = str(out)
     config.validate()
+    check_loggers(_logger_names(config))  # before anything is written
     if not config.out:
         raise ValueError("out: the run folder is not set (fcnseg train --out DIR, or "
                          "train(..., out=DIR))")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -95,3 +98,39 @@ def test_bench_refuses_unmeasurable_settings_before_timing(tmp_path: Path, capsy
     assert f"bench {name}: must be" in captured.err or f"{option}: must be" in captured.err
     assert "inference ..." not in captured.out, "the check must come before any timing"
     assert not (tmp_path / "x.json").exists()
+
+
+def _stop_with(signum: int):  # noqa: ANN202 - a stand-in for a section
+    def section(*args: object, **kwargs: object) -> list:
+        os.kill(os.getpid(), signum)
+        time.sleep(5)  # the handler interrupts this
+        return []
+    return section
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stopped_bench_keeps_its_finished_sections_and_says_so(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch,
+        signum: int) -> None:
+    monkeypatch.setattr("fcnseg.bench.suite.bench_training", _stop_with(signum))
+    out = tmp_path / "bench.json"
+    code = main(["bench", *TINY_ARGS, "--models", "fcn8s", "--sections", "inference,training",
+                 "--out", str(out)])
+    assert code == 128 + signum
+    report = json.loads(out.read_text())
+    assert report["complete"] is False and report["stopped_by_signal"] == signum
+    assert report["finished_sections"] == ["cpu inference"]
+    assert {r["geometry"] for r in report["inference"]} == {"caffe", "same"}
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cpu inference" in err[0] and str(out) in err[0]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
+
+
+def test_a_finished_bench_report_says_it_is_complete(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    assert main(["bench", *TINY_ARGS, "--models", "fcn8s", "--sections", "inference",
+                 "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["complete"] is True and report["stopped_by_signal"] is None
+    assert report["finished_sections"] == ["cpu inference"]
+    assert not list(tmp_path.glob("*.tmp"))

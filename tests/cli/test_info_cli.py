@@ -428,3 +428,13 @@ def test_a_field_a_file_does_not_record_reads_not_recorded(capsys) -> None:
               "checkpoint": "best.pt", "dataset": "voc", "num_images": 3, "precision": None,
               "metrics": {}}
     assert "precision not recorded" in summary(report) and "-" not in summary(report)
+
+
+def test_info_says_a_bench_report_stopped_early_is_partial(tmp_path, capsys) -> None:
+    (tmp_path / "bench.json").write_text(json.dumps({
+        "config": {}, "machine": {"cpu": "AMD EPYC", "threads": 2, "torch": "2.13.0"},
+        "inference": [], "complete": False, "stopped_by_signal": 15,
+        "finished_sections": ["cpu inference"]}))
+    assert main(["info", str(tmp_path / "bench.json")]) == 0
+    out = capsys.readouterr().out
+    assert "partial" in out and "signal 15" in out and "cpu inference" in out

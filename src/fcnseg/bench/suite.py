@@ -587,10 +587,20 @@ class Report:
     options: list[dict[str, Any]] = field(default_factory=list)
     targets: list[dict[str, Any]] = field(default_factory=list)
     not_measured: list[str] = field(default_factory=list)
+    #: False until every configured section has run; a stopped run's report stays False
+    complete: bool = False
+    #: "device section" of each section measured so far, in order
+    finished_sections: list[str] = field(default_factory=list)
+    #: the signal that stopped the run (set by ``fcnseg bench``), None when not stopped
+    stopped_by_signal: int | None = None
 
 
-def run_suite(cfg: BenchConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run the configured sections on every available configured device; a JSON-ready dict."""
+def run_suite(cfg: BenchConfig, log: Callable[[str], None] = print,
+              on_section: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Run the configured sections on every available configured device; a JSON-ready dict.
+
+    ``on_section`` gets the report so far (``complete`` False) after each finished section, so
+    that a run stopped later still keeps what it measured."""
     devices = [d for d in cfg.devices if d != "cuda" or torch.cuda.is_available()]
     report = Report(config=asdict(cfg), machine=machine_info(tuple(devices), cfg.peak_size,
                                                                   cfg.clock))
@@ -614,7 +624,16 @@ def run_suite(cfg: BenchConfig, log: Callable[[str], None] = print) -> dict[str,
                     section()
                 load[f"{device} {name}"] = other.fraction
                 log(f"[{device}] {name} done in {time.perf_counter() - start:.0f} s")
-    report.machine["other_processes_cpu_share"] = load
+                report.finished_sections.append(f"{device} {name}")
+                if on_section is not None:
+                    on_section(_snapshot(report, load))
+    report.complete = True
+    return _snapshot(report, load)
+
+
+def _snapshot(report: Report, load: dict[str, float | None]) -> dict[str, Any]:
+    """The report as it stands, with the load and targets of the sections measured so far."""
+    report.machine["other_processes_cpu_share"] = dict(load)
     report.targets = check_targets(report)
     return asdict(report)
 

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
+import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from fcnseg.bench import BenchConfig, format_report, run_suite
 from fcnseg.cli import options
+from fcnseg.engine.signals import STOP_SIGNALS
 
 NAME = "bench"
 HELP = "Benchmark the models (CPU, and CUDA when present): tables plus a JSON file."
@@ -97,9 +103,68 @@ def run(args: argparse.Namespace) -> int:
         if args.threads < 1:
             raise ValueError(f"--threads: must be at least 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-    report = run_suite(cfg, log=lambda msg: print(msg, flush=True))
+    kept: list[dict[str, Any]] = []  # the latest report written
+
+    def keep(report: dict[str, Any]) -> None:
+        write_report(args.out, report)
+        kept[:] = [report]
+
+    try:
+        with _StopOnSignal():
+            report = run_suite(cfg, log=lambda msg: print(msg, flush=True), on_section=keep)
+    except _Stopped as stop:
+        return _say_stopped(args.out, kept[0] if kept else None, stop.signum)
     print(format_report(report, targets=args.targets))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+    write_report(args.out, report)
     print(f"wrote {args.out}")
     return 0
+
+
+def write_report(path: Path, report: dict[str, Any]) -> None:
+    """Write the JSON report atomically: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(report, indent=2))
+    os.replace(tmp, path)
+
+
+def _say_stopped(out: Path, report: dict[str, Any] | None, signum: int) -> int:
+    """One line on what a stopped run kept; the exit status of a process ended by ``signum``
+    (as ``fcnseg train`` does)."""
+    if report is None:
+        print(f"fcnseg bench: stopped by signal {signum} before any section finished; "
+              f"nothing written to {out}", file=sys.stderr, flush=True)
+    else:
+        report["stopped_by_signal"] = signum
+        write_report(out, report)
+        print(f"fcnseg bench: stopped by signal {signum}; kept the finished sections "
+              f"({', '.join(report['finished_sections'])}) in {out}, marked partial",
+              file=sys.stderr, flush=True)
+    return 128 + signum
+
+
+class _Stopped(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class _StopOnSignal:
+    """SIGINT/SIGTERM end the measurement at once (a section can run for minutes), raising
+    :class:`_Stopped`; the previous handlers come back on exit."""
+
+    def __enter__(self) -> _StopOnSignal:
+        self._previous: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in STOP_SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        for sig in STOP_SIGNALS:  # a second signal while the report is written waits
+            signal.signal(sig, signal.SIG_IGN)
+        raise _Stopped(signum)
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)

@@ -131,7 +131,11 @@ def _bench_record(doc: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
             "rows": {s: len(doc.get(s) or []) for s in ("inference", "training", "evaluation",
                                                          "options")},
             "targets": len(targets),
-            "targets_met": sum(1 for t in targets if t.get("met"))}
+            "targets_met": sum(1 for t in targets if t.get("met")),
+            # reports from before these fields existed were written only when complete
+            "complete": doc.get("complete", True) is not False,
+            "finished_sections": doc.get("finished_sections"),
+            "stopped_by_signal": doc.get("stopped_by_signal")}
 
 
 def _manifest_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
@@ -198,6 +202,14 @@ def _bench_summary(rec: dict[str, Any]) -> list[str]:
                      f"{row.get('dtype')})")
     rows = ", ".join(f"{n} {s}" for s, n in rec["rows"].items())
     lines.append(f"rows:        {rows}; targets met {rec['targets_met']} of {rec['targets']}")
+    if not rec["complete"]:
+        signum = rec.get("stopped_by_signal")
+        finished = rec.get("finished_sections")
+        lines.append("partial:     the run was "
+                     + (f"stopped by signal {signum}" if signum else "not finished")
+                     + "; finished sections: "
+                     + (", ".join(map(str, finished)) if isinstance(finished, list) and finished
+                        else "none"))
     return lines
 
 

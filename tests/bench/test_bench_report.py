@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from fcnseg.bench import BenchConfig, format_report, run_suite
 from fcnseg.bench.suite import Report, check_targets
 
@@ -96,3 +98,23 @@ def test_the_bf16_path_is_held_to_85_percent_of_the_bf16_mm_peak() -> None:
     found = [t for t in targets if t["target"] == "[cpu] bf16 FCN-8s inference FLOP/s / bf16 "
              "mm peak"]
     assert [(t["value"], t["goal"], t["met"]) for t in found] == [(0.8, 0.85, False)]
+
+
+def test_the_header_quotes_the_mm_peak_that_the_percentages_divide_by() -> None:
+    report = run_suite(BenchConfig(**TINY, batches=(1,), sections=("inference",)),
+                       log=lambda _: None)
+    row_peak = report["inference"][0]["mm_peak_gflop_per_s"]
+    assert report["machine"]["mm_peak_gflop_per_s"] == {"cpu_float32": row_peak}
+    row = report["inference"][0]
+    # the same division, in float64 with the units scaled differently
+    assert row["fraction_of_mm_peak"] == pytest.approx(row["gflop_per_s"] / row_peak, rel=1e-12)
+    header = format_report(report).splitlines()[1]
+    assert f"cpu_float32 {row_peak:.3g}" in header and "same interleaved rounds" in header
+
+
+def test_a_narrower_model_counts_fewer_flops() -> None:
+    def gflop(width: float) -> float:
+        cfg = BenchConfig(**{**TINY, "width": width}, batches=(1,), sections=("inference",))
+        return run_suite(cfg, log=lambda _: None)["inference"][0]["gflop"]
+
+    assert gflop(0.03125) < gflop(0.0625) / 2

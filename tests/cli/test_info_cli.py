@@ -438,3 +438,16 @@ def test_info_says_a_bench_report_stopped_early_is_partial(tmp_path, capsys) -> 
     assert main(["info", str(tmp_path / "bench.json")]) == 0
     out = capsys.readouterr().out
     assert "partial" in out and "signal 15" in out and "cpu inference" in out
+
+
+def test_info_quotes_the_default_geometry_row_of_a_bench_report_and_names_it(
+        tmp_path, capsys) -> None:
+    row = {"device": "cpu", "model": "fcn8s", "size": [128, 128], "batch": 1,
+           "dtype": "float32"}
+    (tmp_path / "bench.json").write_text(json.dumps({
+        "config": {}, "machine": {"cpu": "AMD EPYC", "threads": 2, "torch": "2.13.0"},
+        "inference": [{**row, "geometry": "caffe", "images_per_s": 0.89},
+                      {**row, "geometry": "same", "images_per_s": 2.86}]}))
+    assert main(["info", str(tmp_path / "bench.json")]) == 0
+    out = capsys.readouterr().out
+    assert "fcn8s on cpu: 0.89 images/s (caffe geometry, 128x128, batch 1, float32)" in out

@@ -11,6 +11,7 @@ import contextlib
 import itertools
 import os
 import platform
+import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -263,9 +264,11 @@ def _clock(cfg: BenchConfig, device: str) -> str:
 
 
 def machine_info(
-    devices: tuple[str, ...], peak_size: int = 4096, clock: str = "wall"
+    devices: tuple[str, ...], peak_size: int = 4096, clock: str = "wall",
+    measure_peak: bool = True,
 ) -> dict[str, Any]:
-    """torch build, threads, CPU model/flags and matrix-multiply peaks (measured now)."""
+    """torch build, threads, CPU model/flags and matrix-multiply peaks (measured now unless
+    ``measure_peak`` is False: :func:`run_suite` quotes the peaks timed with its rows)."""
     cpu = cpu_info()
     info: dict[str, Any] = {
         "torch": torch.__version__,
@@ -276,7 +279,7 @@ def machine_info(
                       if f in cpu.flags],
         "mm_peak_gflop_per_s": {},
     }
-    for device in devices:
+    for device in devices if measure_peak else ():
         dtypes = [torch.float32, torch.bfloat16]
         if device == "cuda":
             dtypes.append(torch.float16)
@@ -358,7 +361,8 @@ def bench_training(cfg: BenchConfig, device: str, log: Log = _quiet) -> list[dic
     peak = _peak_from(times, cfg)
     rows = [{"device": device, "model": cfg.train_model, "geometry": name, "crop": list(crop),
              "batch": cfg.train_batch, **_timing_fields(times[name], cfg.train_batch,
-                                                         flops[name], peak), **memory}
+                                                         flops[name], peak),
+             "mm_peak_gflop_per_s": peak / 1e9, **memory}
             for name in GEOMETRIES]
     rows[-1]["speedup_vs_caffe"] = times["caffe"].median / times["same"].median
     return rows
@@ -603,7 +607,7 @@ def run_suite(cfg: BenchConfig, log: Callable[[str], None] = print,
     that a run stopped later still keeps what it measured."""
     devices = [d for d in cfg.devices if d != "cuda" or torch.cuda.is_available()]
     report = Report(config=asdict(cfg), machine=machine_info(tuple(devices), cfg.peak_size,
-                                                                  cfg.clock))
+                                                                  cfg.clock, measure_peak=False))
     if "cuda" in cfg.devices and "cuda" not in devices:
         report.not_measured.append("cuda: no CUDA device on this machine")
     load: dict[str, float | None] = {}
@@ -634,8 +638,22 @@ def run_suite(cfg: BenchConfig, log: Callable[[str], None] = print,
 def _snapshot(report: Report, load: dict[str, float | None]) -> dict[str, Any]:
     """The report as it stands, with the load and targets of the sections measured so far."""
     report.machine["other_processes_cpu_share"] = dict(load)
+    report.machine["mm_peak_gflop_per_s"] = peaks_used(report)
     report.targets = check_targets(report)
     return asdict(report)
+
+
+def peaks_used(report: Report) -> dict[str, float]:
+    """The mm peaks (GFLOP/s) that the "of mm peak" fractions divide by, per ``device_dtype``:
+    each row's is timed in the same interleaved rounds as the row; the median over rows."""
+    values: dict[str, list[float]] = {}
+    for row in [*report.inference, *report.training]:
+        if "mm_peak_gflop_per_s" in row:
+            values.setdefault(f"{row['device']}_float32", []).append(row["mm_peak_gflop_per_s"])
+    for opts in report.options:
+        for key, value in opts.get("mm_peak_gflop_per_s", {}).items():
+            values.setdefault(key, []).append(value)
+    return {key: statistics.median(v) for key, v in values.items()}
 
 
 def check_targets(report: Report) -> list[dict[str, Any]]:
@@ -754,8 +772,7 @@ def format_report(report: dict[str, Any], targets: bool = False) -> str:
              f"({', '.join(m['cpu_flags']) or 'no avx512/amx'}); "
              f"{config['clock']} clock, {config['repeats']} interleaved "
              f"repeats after {config['warmup']} warm-up",
-             "mm peak GFLOP/s: " + ", ".join(f"{k} {v:.0f}"
-                                             for k, v in m["mm_peak_gflop_per_s"].items())]
+             *_peak_header(m, config)]
     parts += _inference_table(report, above) + _training_table(report)
     for ev in report["evaluation"]:
         parts += _evaluation_tables(ev)
@@ -779,6 +796,17 @@ def format_report(report: dict[str, Any], targets: bool = False) -> str:
     parts += _load_lines(m, config)
     parts += [f"not measured: {note}" for note in report["not_measured"]]
     return "\n".join(parts)
+
+
+def _peak_header(machine: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    """The mm peaks the "of mm peak" columns divide by, and what they are."""
+    peaks = machine.get("mm_peak_gflop_per_s") or {}
+    if not peaks:
+        return []
+    size = config.get("peak_size", "?")
+    return [f"mm peak GFLOP/s, what \"of mm peak\" divides by (a {size}×{size} torch.mm timed "
+            "in the same interleaved rounds as each row; median over the rows): "
+            + ", ".join(f"{k} {v:.3g}" for k, v in peaks.items())]
 
 
 def _inference_table(report: dict[str, Any], above: list[bool]) -> list[str]:

@@ -414,7 +414,8 @@ def test_predicts_output_manifest_says_how_many_outputs_have_a_record_of_their_m
 
 def test_a_tensorboard_event_file_says_how_to_view_it(tmp_path, capsys) -> None:
     path = tmp_path / "events.out.tfevents.1.host.1.0"
-    path.write_bytes(b"\x18\x00\x00\x00\x00\x00\x00\x00junk")
+    event = b"\x2a\x02junk"  # field 5 (summary), 2 bytes long: a summary's place
+    path.write_bytes(len(event).to_bytes(8, "little") + b"\x00" * 4 + event + b"\x00" * 4)
     assert main(["info", str(path)]) == 0
     assert f"tensorboard --logdir {tmp_path}" in capsys.readouterr().out
 
@@ -451,3 +452,31 @@ def test_info_quotes_the_default_geometry_row_of_a_bench_report_and_names_it(
     assert main(["info", str(tmp_path / "bench.json")]) == 0
     out = capsys.readouterr().out
     assert "fcn8s on cpu: 0.89 images/s (caffe geometry, 128x128, batch 1, float32)" in out
+
+
+def test_a_budget_run_shows_the_iterations_the_budget_chose_and_ema_weights(capsys) -> None:
+    from fcnseg.cli.info import summary
+
+    recipe = {**RESNET_RECORD["recipe"],
+              "train": {"iterations": 300, "time_budget": "60s", "ema": 0.99}}
+    rec = {**RESNET_RECORD, "iteration": 6, "recipe": recipe, "planned_iterations": 6}
+    lines = dict(line.split(":", 1) for line in summary(rec).splitlines())
+    assert "6 iterations (chosen by a 1m00s time budget; at most 300), batch 8" in lines["recipe"]
+    assert "weights: the EMA average of the trained ones (train.ema 0.99)" in lines["trained"]
+
+
+def test_a_run_folder_is_answered_with_its_checkpoint_first(tmp_path, capsys) -> None:
+    (tmp_path / "last.pt").write_bytes(b"")
+    assert main(["info", str(tmp_path)]) != 0
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.index(f"pass its checkpoint {tmp_path / 'last.pt'}") < err.index("pretrained")
+
+
+def test_an_event_file_with_only_its_header_says_it_holds_no_records(tmp_path, capsys) -> None:
+    pytest.importorskip("tensorboard")
+    from torch.utils.tensorboard import SummaryWriter
+
+    SummaryWriter(str(tmp_path), purge_step=1).close()  # as a failed start leaves it
+    (path,) = tmp_path.glob("events.out.tfevents.*")
+    assert main(["info", str(path)]) == 0
+    assert "holds no records" in capsys.readouterr().out

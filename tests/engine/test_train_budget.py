@@ -72,6 +72,8 @@ def test_a_budgeted_run_chooses_its_length_stretches_the_schedule_and_evaluates_
     assert elapsed < 2 * 20  # loose: the machine is shared; benchmarks measure the fit
     # resuming keeps the chosen length
     assert load_checkpoint(tmp_path / "run" / "last.pt")["state"]["planned_iterations"] == n
+    # best.pt too, for `fcnseg info` (nothing a resume needs)
+    assert load_checkpoint(tmp_path / "run" / "best.pt")["state"] == {"planned_iterations": n}
     again = train(load_config(recipe), out=tmp_path / "run", resume=True)
     assert again.iteration == n
 

@@ -195,8 +195,8 @@ def test_a_training_run_folder_points_to_its_checkpoint(tmp_path: Path) -> None:
     run = tmp_path / "run"
     save_checkpoint(run / "best.pt", _model(3), class_names=["a", "b", "c"],
                     palette=palette_for(3))
-    with pytest.raises(HubError, match=r"no config.json in .*run .*for a training run, pass "
-                                       r".*run/best.pt"):
+    with pytest.raises(HubError, match=r"run: a training run folder; pass its checkpoint "
+                                       r".*run/best.pt \(no config.json in "):
         load_checkpoint(run)
 
 

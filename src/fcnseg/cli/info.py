@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -23,6 +24,7 @@ from fcnseg.cli.info_files import (
     looks_like_torch_file,
 )
 from fcnseg.cli.info_outputs import OUTPUT_KINDS, output_file_record, output_file_summary
+from fcnseg.engine.budget import format_duration, parse_duration
 from fcnseg.models.builders import NOT_RECORDED, builder_defaults
 from fcnseg.models.weights import WeightsError, read_weights, vgg16_torchvision_keys
 from fcnseg.utils.validate import fields_of
@@ -82,6 +84,8 @@ def record(path: str) -> dict[str, Any]:
         "classes": {**ckpt["classes"], "palette": list(ckpt["classes"]["palette"])[: len(names)]},
         "iteration": ckpt.get("iteration"),
         "epoch": ckpt.get("epoch"),
+        # The length a time budget chose (train.time_budget); None without one.
+        "planned_iterations": fields_of(ckpt.get("state")).get("planned_iterations"),
         "metrics": ckpt.get("metrics") or {},
         "recipe": ckpt.get("recipe") or {},
         # Present once ``fcnseg calibrate`` has stored one; None for an uncalibrated model.
@@ -202,8 +206,11 @@ def _trained_text(rec: dict[str, Any]) -> str:
     name = recipe.get("name")
     if not rec.get("iteration") and not name:
         return "no training recorded"
+    ema = fields_of(recipe.get("train")).get("ema")
     return (f"iteration {rec.get('iteration')}, epoch {rec.get('epoch')}"
-            + (f", recipe {name}" if name else ""))
+            + (f", recipe {name}" if name else "")
+            + (f"; weights: the EMA average of the trained ones (train.ema {ema})"
+               if ema else ""))
 
 
 #: Builder arguments the model line leaves out: shown elsewhere, or used in training alone.
@@ -222,16 +229,32 @@ def model_text(model: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _recipe_text(recipe: dict[str, Any]) -> str | None:
-    """The training recipe in a line: data, length, batch and crop, optimiser, loss; None
-    when the checkpoint records none (a converted model)."""
+def _length_text(train: dict[str, Any], planned: int | None) -> list[str]:
+    """The run's length: the recipe's, or the one its time budget chose (and the cap)."""
+    budget = train.get("time_budget")
+    if not train.get("iterations"):
+        return []
+    if budget in (None, 0):
+        return [f"{train['iterations']} iterations"]
+    with contextlib.suppress(ValueError):  # else shown as recorded
+        budget = format_duration(parse_duration(budget))
+    if planned is None:  # stopped before the budget chose, or an older checkpoint
+        return [f"at most {train['iterations']} iterations (time budget {budget})"]
+    return [f"{planned} iterations (chosen by a {budget} time budget; at most "
+            f"{train['iterations']})"]
+
+
+def _recipe_text(recipe: dict[str, Any], planned: int | None = None) -> str | None:
+    """The training recipe in a line: data, length (``planned``: the one a time budget chose),
+    batch and crop, optimiser, loss; None when the checkpoint records none (a converted
+    model)."""
     data, train = fields_of(recipe.get("data")), fields_of(recipe.get("train"))
     source = fields_of(data.get("train"))
     parts = []
     if source.get("name"):
         parts.append(" ".join(str(source[k]) for k in ("name", "root") if source.get(k))
                      + (f" (split {source['split']})" if source.get("split") else ""))
-    size = [f"{train['iterations']} iterations"] if train.get("iterations") else []
+    size = _length_text(train, planned)
     size += [f"{label} {data[key]}" for key, label in (("batch_size", "batch"),
                                                        ("crop_size", "crop")) if data.get(key)]
     parts += [", ".join(size)] if size else []
@@ -277,7 +300,8 @@ def summary(rec: dict[str, Any]) -> str:
     classes = rec["classes"]["names"]
     artifact = rec.get("artifact") or {}  # an exported model file
     size = f"{rec['file_bytes'] / 1e6:.1f} MB on disk"
-    recipe = None if artifact else _recipe_text(fields_of(rec.get("recipe")))
+    recipe = None if artifact else _recipe_text(fields_of(rec.get("recipe")),
+                                                rec.get("planned_iterations"))
     lines = [
         f"{'model file' if artifact else 'checkpoint'}:  {rec['path']}",
         f"model:       {model_text(model)}",

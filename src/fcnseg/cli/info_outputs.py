@@ -28,7 +28,8 @@ def output_file_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | Non
     and contents; None for any other file."""
     name = file.name
     if name.startswith("events.out.tfevents"):
-        return {**base, "kind": "tensorboard_events", "logdir": str(file.parent)}
+        return {**base, "kind": "tensorboard_events", "logdir": str(file.parent),
+                "empty": not _holds_summaries(file)}
     if name == MANIFEST_NAME:
         return _manifest_record(file, base)
     if file.suffix.lower() == ".npz":
@@ -226,7 +227,59 @@ def _manifest_summary(rec: dict[str, Any]) -> list[str]:
                           "; the others by an older fcnseg or not finished")]
 
 
+def _holds_summaries(file: Path) -> bool:
+    """Whether an event file holds any summary (a scalar, an image ...), rather than only the
+    bookkeeping events a writer opens and closes with (file version, session start)."""
+    with file.open("rb") as f:
+        while len(header := f.read(12)) == 12:  # uint64 length, uint32 its checksum
+            length = int.from_bytes(header[:8], "little")
+            if length > _MAX_EVENT_READ:
+                return True  # bookkeeping events are a few bytes: only summaries are large
+            if _has_field(f.read(length), _SUMMARY_FIELD):
+                return True
+            f.seek(4, 1)  # the data's checksum
+    return False
+
+
+#: tensorflow.Event's field ``summary``; bookkeeping events are read up to this many bytes.
+_SUMMARY_FIELD, _MAX_EVENT_READ = 5, 1 << 16
+
+
+def _has_field(message: bytes, number: int) -> bool:
+    """Whether a serialized protobuf message has top-level field ``number``."""
+    at = 0
+    try:
+        while at < len(message):
+            key, at = _varint(message, at)
+            if key >> 3 == number:
+                return True
+            wire = key & 7
+            if wire == 0:
+                _, at = _varint(message, at)
+            elif wire == 2:
+                size, at = _varint(message, at)
+                at += size
+            else:
+                at += {1: 8, 5: 4}[wire]
+    except (IndexError, KeyError):
+        return False  # not an event as TensorBoard writes them
+    return False
+
+
+def _varint(data: bytes, at: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[at]
+        value |= (byte & 0x7F) << shift
+        at, shift = at + 1, shift + 7
+        if byte < 0x80:
+            return value, at
+
+
 def _tensorboard_summary(rec: dict[str, Any]) -> list[str]:
+    if rec.get("empty"):
+        return ["contents:    TensorBoard event file that holds no records (no curve or "
+                "image: written by a run that stopped before logging anything)"]
     return ["contents:    TensorBoard event file (training curves fcnseg train logs)",
             f"view:        tensorboard --logdir {rec['logdir']}  (pip install tensorboard)"]
 

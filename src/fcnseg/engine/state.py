@@ -61,7 +61,7 @@ class TrainState:
         built from the same recipe, RNG states included; return the counters it holds."""
         path = Path(ckpt.get("path", setup.last_path))
         saved = ckpt["state"]
-        if not saved:
+        if not saved or "optimizer" not in saved:
             raise ValueError(f"{path}: holds no training state to resume from")
         # With train.ema the checkpoint's model is the average; the trained weights are kept
         # beside it.
@@ -125,7 +125,9 @@ class TrainState:
                     if with_state else None)
         if not setup.info.is_main:
             return
-        saved: dict[str, Any] = {}
+        # best.pt too records the length a time budget chose (what `fcnseg info` shows)
+        saved: dict[str, Any] = ({} if self.planned_iterations is None else
+                                 {"planned_iterations": self.planned_iterations})
         if with_state:
             saved = {
                 "optimizer": setup.optimizer.state_dict(),

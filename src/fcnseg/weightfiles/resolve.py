@@ -172,9 +172,13 @@ def _read_folder(folder: Path, where: str) -> dict[str, Any]:
     for p in (config_path, weights):
         if not p.is_file():
             runs = [c.name for c in (folder / "best.pt", folder / "last.pt") if c.is_file()]
-            hint = f"; for a training run, pass {folder / runs[0]}" if runs else ""
+            if runs:  # the likelier meaning first
+                raise HubError(f"{where}: a training run folder; pass its checkpoint "
+                               f"{folder / runs[0]} (no {p.name} in {folder}: not a "
+                               f"pretrained folder, which holds {CONFIG_NAME} and "
+                               f"{WEIGHTS_NAME})")
             raise HubError(f"{where}: no {p.name} in {folder} (a pretrained folder holds "
-                           f"{CONFIG_NAME} and {WEIGHTS_NAME}){hint}")
+                           f"{CONFIG_NAME} and {WEIGHTS_NAME})")
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:

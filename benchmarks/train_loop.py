@@ -36,14 +36,18 @@ batch).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -61,6 +65,7 @@ from fcnseg.data.transforms import build_eval_transform, build_train_transform  
 from fcnseg.engine import load_config, train  # noqa: E402
 from fcnseg.engine.evaluation import evaluate_model  # noqa: E402
 from fcnseg.engine.setup import build_training_model  # noqa: E402
+from fcnseg.engine.signals import STOP_SIGNALS  # noqa: E402
 from fcnseg.models import optimize  # noqa: E402
 
 RECIPE = "synthetic-fcn8s"
@@ -182,25 +187,97 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.iterations, args.repeats = 60, 5
     torch.set_num_threads(args.threads)
-    work = Path(tempfile.mkdtemp(prefix="fcnseg-train-loop-"))
-    overrides = [f"train.iterations={args.iterations}", f"train.eval_every={args.iterations}",
-                 f"train.checkpoint_every={args.iterations}", "train.tensorboard=false",
-                 "train.progress=false", "device=cpu", *args.overrides]
+    # Removed however the run ends, SIGINT/SIGTERM included.
+    with work_folder(Path(tempfile.mkdtemp(prefix="fcnseg-train-loop-"))) as work:
+        return measure(args, work)
+
+
+def loop_overrides(iterations: int, extra: list[str]) -> list[str]:
+    """The recipe overrides of both loops: ``iterations`` steps, no validation during them,
+    one checkpoint at the end, no TensorBoard or progress bar; then ``extra`` (``--set``)."""
+    return [f"train.iterations={iterations}", f"train.eval_every={iterations}",
+            f"train.checkpoint_every={iterations}", "train.tensorboard=false",
+            "train.progress=false", "device=cpu", *extra]
+
+
+def fcnseg_config(overrides: list[str], iterations: int, out: Path) -> Any:
+    """The config of one ``fcnseg train()`` call of ``iterations`` steps into ``out``. A run
+    shorter than the recipe's warm-up (the 3-iteration warm-up call) gets a warm-up that fits,
+    as a user would set it, so that ``fcnseg train`` has nothing to warn about."""
+    sets = [*overrides, "data.val=null", f"train.iterations={iterations}"]
+    config = load_config(RECIPE, sets, out=str(out))
+    if config.schedule.warmup_iters >= iterations:
+        config = load_config(RECIPE, [*sets, f"schedule.warmup_iters={iterations - 1}"],
+                             out=str(out))
+    return config
+
+
+class RoundLog:
+    """Wraps the variants of :func:`time_interleaved` to time each call (on the same clock)
+    and prints one line per finished round, so a run stopped part way still shows what it
+    measured."""
+
+    def __init__(self, variants: dict[str, Callable[[], object]], clock: str) -> None:
+        self._now = time.perf_counter if clock == "wall" else time.process_time
+        self.last: dict[str, float] = {}
+        self.variants = {name: self._timed(name, fn) for name, fn in variants.items()}
+
+    def _timed(self, name: str, fn: Callable[[], object]) -> Callable[[], object]:
+        def call() -> object:
+            start = self._now()
+            try:
+                return fn()
+            finally:
+                self.last[name] = self._now() - start
+        return call
+
+    def progress(self, done: int, total: int) -> None:
+        """The ``progress`` callback: this round's seconds per variant, one line."""
+        print(f"round {done}/{total}: "
+              + ", ".join(f"{name} {s:.2f} s" for name, s in self.last.items()), flush=True)
+
+
+@contextlib.contextmanager
+def work_folder(work: Path) -> Iterator[Path]:
+    """``work``, removed on the way out; SIGINT/SIGTERM end the run at once (exit status
+    128 + the signal, as ``fcnseg train``'s) after removing it."""
+    def stop(signum: int, frame: Any) -> None:
+        for sig in STOP_SIGNALS:  # a second signal must not cut the clean-up short
+            signal.signal(sig, signal.SIG_IGN)
+        print(f"train_loop: stopped by signal {signum}; the rounds above are what it "
+              f"measured", file=sys.stderr, flush=True)
+        raise SystemExit(128 + signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def measure(args: argparse.Namespace, work: Path) -> int:
+    """Time both loops and validation (and start-up with ``--startup``) in ``work``; print
+    the tables and the TARGET lines."""
+    overrides = loop_overrides(args.iterations, args.overrides)
     base = load_config(RECIPE, overrides)
     runs = {"n": 0}
 
-    def fcnseg_config(iterations: int) -> Any:
+    def next_config(iterations: int) -> Any:
         runs["n"] += 1
-        out = work / f"fcnseg{runs['n']}"
-        return load_config(RECIPE, [*overrides, "data.val=null",
-                                    f"train.iterations={iterations}"], out=str(out))
+        return fcnseg_config(overrides, iterations, work / f"fcnseg{runs['n']}")
 
     # Read beforehand, as the plain loop's is: the recipe file is no part of the loop.
-    configs = [fcnseg_config(args.iterations) for _ in range(args.repeats)]
+    configs = [next_config(args.iterations) for _ in range(args.repeats)]
 
     def fcnseg_loop(iterations: int = args.iterations) -> None:
-        config = configs.pop(0) if iterations == args.iterations else fcnseg_config(iterations)
-        train(config)
+        config = configs.pop(0) if iterations == args.iterations else next_config(iterations)
+        result = train(config)
+        if result.status == "interrupted":  # train() took the signal itself: stop here too
+            signum = int(result.signal or signal.SIGTERM)
+            print(f"train_loop: stopped by signal {signum}", file=sys.stderr, flush=True)
+            raise SystemExit(128 + signum)
         shutil.rmtree(config.out)
 
     def plain_loop(channels_last: bool, iterations: int = args.iterations) -> None:
@@ -244,8 +321,12 @@ def main(argv: list[str] | None = None) -> int:
     fcnseg_loop(3)
     plain_loop(False, 3)
     plain_loop(True, 3)
+    rounds = RoundLog(variants, args.clock)
+    print(f"training loops, {args.repeats} interleaved rounds of {args.iterations} iterations "
+          f"each ({args.clock} clock):", flush=True)
     with OtherLoad() as load:
-        timings = time_interleaved(variants, warmup=0, repeats=args.repeats, clock=args.clock)
+        timings = time_interleaved(rounds.variants, warmup=0, repeats=args.repeats,
+                                   clock=args.clock, progress=rounds.progress)
 
     # Validation: one image per batch against the recipe's batches, same model and images.
     val_spec = dict(base.data.val)
@@ -263,12 +344,13 @@ def main(argv: list[str] | None = None) -> int:
         evaluate_model(model, loader, num_classes=val.num_classes,
                        ignore_index=val.ignore_index)
 
-    val_timings = time_interleaved({"1 per batch": partial(validate, 1),
-                                    f"{base.data.val_batch_size} per batch":
-                                        partial(validate, base.data.val_batch_size)},
-                                   warmup=1, repeats=args.repeats, clock=args.clock)
+    val_rounds = RoundLog({"1 per batch": partial(validate, 1),
+                           f"{base.data.val_batch_size} per batch":
+                               partial(validate, base.data.val_batch_size)}, args.clock)
+    print(f"validation, 1 warm-up + {args.repeats} interleaved rounds:", flush=True)
+    val_timings = time_interleaved(val_rounds.variants, warmup=1, repeats=args.repeats,
+                                   clock=args.clock, progress=val_rounds.progress)
     started = startup(work, args.startup) if args.startup else None
-    shutil.rmtree(work, ignore_errors=True)
 
     images = args.iterations * base.data.batch_size
     print(f"\n{RECIPE}: {args.iterations} iterations of batch {base.data.batch_size}, CPU, "

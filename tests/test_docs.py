@@ -426,3 +426,20 @@ def test_data_md_describes_the_multi_band_fields() -> None:
     for field in ("`bands`", "`rgb`", "`nodata`"):
         assert field in section
     assert "three of the declared bands" in section and "in grey" in section
+
+
+def test_the_docs_say_which_loader_default_applies_on_2_cores() -> None:
+    import yaml
+
+    training = (ROOT / "docs" / "training.md").read_text()
+    assert "(the default on 2 cores)" not in training  # the default is auto, not a recipe's
+    recipe = yaml.safe_load((ROOT / "src" / "fcnseg" / "recipes" /
+                             "folder-cpu.yaml").read_text())
+    workers = recipe["data"]["num_workers"]
+    assert f"`num_workers: {workers}`" in (ROOT / "docs" / "own-data-cpu.md").read_text()
+    assert f"folder-cpu recipe sets {workers}" in training
+
+
+def test_the_training_docs_say_a_run_folder_is_not_trained_into_twice() -> None:
+    training = (ROOT / "docs" / "training.md").read_text()
+    assert "already holds a run" in training and "--resume" in training

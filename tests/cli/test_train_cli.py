@@ -12,3 +12,13 @@ def test_a_missing_data_root_names_the_recipe_field_and_how_to_set_it(tmp_path, 
     assert len(lines) == 1
     assert lines[0].startswith("fcnseg train: error: data.train.root: data/mine does not exist")
     assert "--set data.train.root=DIR data.val.root=DIR" in lines[0]
+
+
+def test_a_bad_budget_names_the_option_it_came_from(tmp_path, capsys):
+    rc = main(["train", "--recipe", "folder-cpu", "--out", str(tmp_path / "run"),
+               "--budget", "5mn"])
+    assert rc == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("fcnseg train: error: --budget: '5mn' is not a duration")
+    assert not (tmp_path / "run").exists()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fcnseg.cli import options
 from fcnseg.engine import load_config, train
-from fcnseg.engine.budget import process_start_time
+from fcnseg.engine.budget import parse_duration, process_start_time
 from fcnseg.engine.config import TrainConfig, apply_overrides
 from fcnseg.models.factories import allow_factory_modules
 
@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
         recipe = str(saved)
     overrides = list(args.overrides)
     if args.budget is not None:
+        parse_duration(args.budget, "--budget")  # a bad one is named as the user wrote it
         overrides.append(f"train.time_budget={args.budget}")
     config = load_config(recipe, overrides, out=args.out)
     # The run folder's recipe.yaml is a file like any checkpoint: only what this command was

@@ -11,13 +11,15 @@ first few names of a long one).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+
+from fcnseg.utils.keyed import keyed
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ class ClassMatch:
     def relabel(self, label: Any) -> Any:
         """``label`` (an array or tensor of dataset values) in the model's indices; values that
         are no class (the ignore value, or bad ones left for the scoring to report) are kept."""
-        if self.lookup is None or isinstance(label, dict):
+        if self.lookup is None or keyed(label)[1]:  # a {head: label} dict is the heads'
             return label
         if isinstance(label, torch.Tensor):
             table = torch.tensor(self.lookup, dtype=label.dtype, device=label.device)
@@ -50,7 +52,7 @@ class ClassMatch:
     def exclusions(self, classes: Any) -> Any:
         """Dataset class indices (e.g. those a dataset leaves out of its mean) as the model's
         (a ``{head: classes}`` dict is the heads', kept as it is)."""
-        if self.lookup is None or isinstance(classes, Mapping):
+        if self.lookup is None or keyed(classes)[1]:
             return classes
         return tuple(self.lookup[c] if 0 <= c < len(self.lookup) else c for c in classes)
 

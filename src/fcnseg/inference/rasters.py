@@ -254,9 +254,7 @@ def _forget_other_job(out: Path, settings: TileSettings) -> tuple[bool, tuple[Pa
     _sidecar(out).unlink(missing_ok=True)
     if record is None:
         return False, ()
-    job = record.get("job")
-    earlier = job.get("settings") if isinstance(job, dict) else None
-    earlier = earlier if isinstance(earlier, dict) else {}
+    earlier = fields_of(fields_of(record.get("job")).get("settings"))
     removed = tuple(path for kind in EXTRA_OUTPUTS
                     if earlier.get(kind) is True and not getattr(settings, kind)
                     and (path := extra_output_path(out, kind)).is_file())

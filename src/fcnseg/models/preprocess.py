@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from fcnseg.conventions import LOG_DEPTH_MEAN, NYUD_HHA, InputConvention, get_convention
+from fcnseg.utils.keyed import keyed
 
 #: The colour modality's key: normalised by the model's input convention.
 COLOR = "color"
@@ -173,11 +174,11 @@ class BareInput(nn.Identity):
     already normalised per its input convention."""
 
     def forward(self, x: Any) -> Any:
-        tensors = x.items() if isinstance(x, Mapping) else [("input", x)]
-        for name, t in tensors:
+        for name, t in keyed(x)[0].items():
             if isinstance(t, torch.Tensor) and not t.is_floating_point():
-                raise TypeError(f"{name}: a bare network (built with preprocess=False) takes "
-                                f"normalised float input, got {str(t.dtype).removeprefix('torch.')}"
+                dtype = str(t.dtype).removeprefix("torch.")
+                raise TypeError(f"{name or 'input'}: a bare network (built with "
+                                f"preprocess=False) takes normalised float input, got {dtype}"
                                 f"; normalise it per the model's input convention, or build "
                                 f"the model with its preprocessing to give it raw pixels")
         return x

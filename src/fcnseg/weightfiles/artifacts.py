@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from fcnseg.utils.validate import expect_mapping
+from fcnseg.utils.validate import expect_mapping, fields_of
 from fcnseg.weightfiles.resolve import checkpoint_dict
 
 #: What ``input_pixels`` says of a graph that takes RGB pixel values 0-255 (N×3×H×W float32).
@@ -160,8 +160,7 @@ def labels_only(ckpt: Mapping[str, Any]) -> bool:
     """Whether a loaded model description (:func:`read_artifact`'s, or a checkpoint's) is of a
     model exported with labels only (``--labels-out``): its graph ends in an argmax, so it
     gives no probabilities (heatmaps, uncertainty, calibration)."""
-    artifact = ckpt.get("artifact")
-    return isinstance(artifact, Mapping) and artifact.get("outputs") == "labels"
+    return fields_of(ckpt.get("artifact")).get("outputs") == "labels"
 
 
 def labels_only_error(path: str | os.PathLike[str], what: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from fcnseg.conventions import band_convention
 from fcnseg.models import build_model
 from fcnseg.models.head import Scorer
 
@@ -22,3 +23,19 @@ def tiny_task_model(arch: str, seed: int = 4) -> torch.nn.Module:
                 m.weight.copy_(torch.randn(m.weight.shape, generator=g) * 0.05)
                 m.bias.copy_(torch.randn(m.bias.shape, generator=g))
     return model.eval()
+
+
+def tiny_band_model(bands: list[str], mean: list[float], std: list[float], num_classes: int = 3,
+                    nodata: float | None = None) -> torch.nn.Module:
+    """A tiny FCN-8s ("same" geometry) taking ``bands`` (raw values; their dataset ``mean`` and
+    ``std``, its ``nodata`` if any), seeded, whose score layers are random (N(0, 0.5)), so that
+    its labels vary over an image."""
+    torch.manual_seed(0)
+    model = build_model("fcn8s", num_classes=num_classes, width=0.0625, fc_channels=16,
+                        geometry="same",
+                        input_convention=band_convention(bands, mean, std, nodata=nodata))
+    with torch.no_grad():
+        for name in ("score_fr", "score_pool4", "score_pool3"):
+            getattr(model.head, name).weight.normal_(0.0, 0.5)
+            getattr(model.head, name).bias.normal_(0.0, 0.5)
+    return model

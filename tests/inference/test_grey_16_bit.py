@@ -73,19 +73,11 @@ def test_a_small_16_bit_grey_tiff_gets_an_images_outputs_with_a_colour_model(
 def one_band_checkpoint(tmp_path_factory):
     """A tiny FCN-8s of one 16-bit band ("intensity"), as a dataset with `bands: [intensity]`
     trains it."""
-    import torch
+    from tiny_models import tiny_band_model
 
     from fcnseg.checkpoint import save_checkpoint
-    from fcnseg.conventions import band_convention
-    from fcnseg.models import build_model
 
-    torch.manual_seed(0)
-    model = build_model("fcn8s", num_classes=2, width=0.0625, fc_channels=16, geometry="same",
-                        input_convention=band_convention(["intensity"], [1400.0], [600.0]))
-    with torch.no_grad():  # random scorers: the labels vary over the image
-        for name in ("score_fr", "score_pool4", "score_pool3"):
-            getattr(model.head, name).weight.normal_(0.0, 0.5)
-            getattr(model.head, name).bias.normal_(0.0, 0.5)
+    model = tiny_band_model(["intensity"], [1400.0], [600.0], num_classes=2)
     return save_checkpoint(tmp_path_factory.mktemp("band") / "band.pt", model,
                            class_names=["background", "cell"])
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tifffile
 import torch
+from tiny_models import tiny_band_model
 
 from fcnseg.checkpoint import save_checkpoint
 from fcnseg.cli.main import main
@@ -27,15 +28,8 @@ CLASSES = ["background", "water", "field"]
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    convention = band_convention(BANDS, [900.0, 1000.0, 1100.0, 2000.0, 1500.0, 1200.0],
-                                 [300.0, 300.0, 250.0, 500.0, 400.0, 350.0])
-    model = build_model("fcn8s", num_classes=3, input_convention=convention, width=0.0625,
-                        fc_channels=16, geometry="same")
-    with torch.no_grad():  # random scorers: the labels vary over the image
-        for name in ("score_fr", "score_pool4", "score_pool3"):
-            getattr(model.head, name).weight.normal_(0.0, 0.5)
-            getattr(model.head, name).bias.normal_(0.0, 0.5)
+    model = tiny_band_model(BANDS, [900.0, 1000.0, 1100.0, 2000.0, 1500.0, 1200.0],
+                            [300.0, 300.0, 250.0, 500.0, 400.0, 350.0])
     return save_checkpoint(tmp_path_factory.mktemp("bands") / "bands.pt", model,
                            class_names=CLASSES)
 
@@ -124,14 +118,7 @@ def test_a_raster_larger_than_a_tile_gives_the_labels_the_cli_writes(checkpoint:
 @pytest.fixture(scope="module")
 def nodata_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 6-band model whose training data had nodata 0; band means 1000, stds 300."""
-    torch.manual_seed(0)
-    convention = band_convention(BANDS, [1000.0] * 6, [300.0] * 6, nodata=0)
-    model = build_model("fcn8s", num_classes=3, input_convention=convention, width=0.0625,
-                        fc_channels=16, geometry="same")
-    with torch.no_grad():  # random scorers: the labels vary over the image
-        for name in ("score_fr", "score_pool4", "score_pool3"):
-            getattr(model.head, name).weight.normal_(0.0, 0.5)
-            getattr(model.head, name).bias.normal_(0.0, 0.5)
+    model = tiny_band_model(BANDS, [1000.0] * 6, [300.0] * 6, nodata=0)
     return save_checkpoint(tmp_path_factory.mktemp("nodata") / "nodata.pt", model,
                            class_names=CLASSES)
 

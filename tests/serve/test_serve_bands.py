@@ -16,14 +16,13 @@ import tifffile
 import torch
 from fastapi.testclient import TestClient
 from PIL import Image
+from tiny_models import tiny_band_model
 
 from fcnseg.checkpoint import save_checkpoint
 from fcnseg.cli.main import main
-from fcnseg.conventions import band_convention
 from fcnseg.data.palette import voc_palette
 from fcnseg.data.rasters import display_rgb
 from fcnseg.inference import Segmenter
-from fcnseg.models import build_model
 from fcnseg.serve.app import create_app
 
 BANDS = ["nir", "red", "green", "blue", "swir1"]
@@ -32,15 +31,8 @@ CLASSES = ["background", "vegetation", "bare"]
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    torch.manual_seed(0)
-    convention = band_convention(BANDS, [2000.0, 1000.0, 1100.0, 900.0, 1500.0],
-                                 [500.0, 300.0, 300.0, 250.0, 400.0])
-    model = build_model("fcn8s", num_classes=3, input_convention=convention, width=0.0625,
-                        fc_channels=16, geometry="same")
-    with torch.no_grad():  # random scorers: the labels vary over the image
-        for name in ("score_fr", "score_pool4", "score_pool3"):
-            getattr(model.head, name).weight.normal_(0.0, 0.5)
-            getattr(model.head, name).bias.normal_(0.0, 0.5)
+    model = tiny_band_model(BANDS, [2000.0, 1000.0, 1100.0, 900.0, 1500.0],
+                            [500.0, 300.0, 300.0, 250.0, 400.0])
     path = save_checkpoint(tmp_path_factory.mktemp("bands") / "bands.pt", model,
                            class_names=CLASSES, palette=voc_palette())
     segmenter = Segmenter.from_checkpoint(path, precision="fp32")
@@ -157,14 +149,7 @@ def test_pixels_at_the_uploads_nodata_are_labelled_as_predict_labels_them(
 @pytest.fixture(scope="module")
 def nodata_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model whose training data had no data where every band is 0."""
-    torch.manual_seed(0)
-    convention = band_convention(BANDS, [1000.0] * 5, [300.0] * 5, nodata=0)
-    model = build_model("fcn8s", num_classes=3, input_convention=convention, width=0.0625,
-                        fc_channels=16, geometry="same")
-    with torch.no_grad():  # random scorers: the labels vary over the image
-        for name in ("score_fr", "score_pool4", "score_pool3"):
-            getattr(model.head, name).weight.normal_(0.0, 0.5)
-            getattr(model.head, name).bias.normal_(0.0, 0.5)
+    model = tiny_band_model(BANDS, [1000.0] * 5, [300.0] * 5, nodata=0)
     return save_checkpoint(tmp_path_factory.mktemp("nodata") / "nodata.pt", model,
                            class_names=CLASSES)
 

@@ -60,6 +60,18 @@ def write_tif(path, array, nodata=None):
         ds.write(np.moveaxis(array, -1, 0))
 
 
+def stopped_at_call(n: int, run):
+    """``run``, but Ctrl-C (a KeyboardInterrupt) at its ``n``-th call."""
+    calls = []
+
+    def interrupted(batch):
+        calls.append(len(batch))
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return run(batch)
+    return interrupted
+
+
 def whole_logits(model: nn.Module, array: np.ndarray) -> np.ndarray:
     return tile_fn(model)(array[None])[0].numpy()
 
@@ -181,14 +193,7 @@ def test_rerun_after_an_interruption_writes_only_the_rest(tmp_path):
     model = local_model()
     settings = TileSettings(tile=32, overlap=8, batch_size=1, block=16)  # 5 rows of 4 tiles
     predict_raster(tile_fn(model), tmp_path / "in.tif", tmp_path / "ref.tif", CLASSES, settings)
-    calls = []
-
-    def interrupted(batch):
-        calls.append(len(batch))
-        if len(calls) == 11:  # in the third tile row
-            raise KeyboardInterrupt
-        return tile_fn(model)(batch)
-
+    interrupted = stopped_at_call(11, tile_fn(model))  # in the third tile row
     with pytest.raises(KeyboardInterrupt):
         predict_raster(interrupted, tmp_path / "in.tif", tmp_path / "out.tif", CLASSES, settings)
     record = json.loads((tmp_path / "out.tif.partial.json").read_text())
@@ -500,14 +505,7 @@ def test_a_half_finished_run_of_another_model_is_not_resumed(tmp_path):
     settings = TileSettings(tile=32, overlap=8, batch_size=1, block=16)  # 5 rows of 4 tiles
     predict_raster(tile_fn(other_model()), tmp_path / "in.tif", tmp_path / "ref.tif", CLASSES,
                    settings)
-    calls = []
-
-    def interrupted(batch):
-        calls.append(len(batch))
-        if len(calls) == 11:  # in the third tile row
-            raise KeyboardInterrupt
-        return tile_fn(local_model())(batch)
-
+    interrupted = stopped_at_call(11, tile_fn(local_model()))  # in the third tile row
     with pytest.raises(KeyboardInterrupt):
         predict_raster(interrupted, tmp_path / "in.tif", tmp_path / "out.tif", CLASSES,
                        settings, RasterJob(model_id="first"))
@@ -607,14 +605,7 @@ def test_a_finished_run_leaves_its_outputs_and_the_finished_record_alone(tmp_pat
 def test_an_interrupted_run_keeps_its_partial_record_and_no_finished_one(tmp_path):
     write_tif(tmp_path / "in.tif", scene(120, 90))
     settings = TileSettings(tile=32, overlap=8, batch_size=1, block=16)
-    calls = []
-
-    def interrupted(batch):
-        calls.append(len(batch))
-        if len(calls) == 11:  # in the third tile row
-            raise KeyboardInterrupt
-        return tile_fn(local_model())(batch)
-
+    interrupted = stopped_at_call(11, tile_fn(local_model()))  # in the third tile row
     with pytest.raises(KeyboardInterrupt):
         predict_raster(interrupted, tmp_path / "in.tif", tmp_path / "out.tif", CLASSES, settings)
     assert sorted(p.name for p in tmp_path.glob("out*")) == ["out.tif", "out.tif.partial.json"]

@@ -109,6 +109,23 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory):
     return make
 
 
+@pytest.fixture(scope="session")
+def predicted_label_raster():
+    """``predicted_label_raster(checkpoint, raster, out, *options)``: the label raster that
+    ``fcnseg predict --checkpoint CHECKPOINT RASTER *OPTIONS --out OUT`` writes (OUT/<stem>.tif),
+    read as an array; the command must succeed."""
+    import tifffile
+
+    from fcnseg.cli.main import main
+
+    def run(checkpoint: Path, raster: Path, out: Path, *options: str):
+        assert main(["predict", "--checkpoint", str(checkpoint), str(raster), *options,
+                     "--out", str(out), "--no-progress"]) == 0
+        return tifffile.imread(Path(out) / f"{Path(raster).stem}.tif")
+
+    return run
+
+
 @pytest.fixture
 def fake_ghostscript(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A ``gs`` first on PATH whose only act is to create a marker file, whose path is returned:

@@ -4,6 +4,7 @@ the labels ``fcnseg predict`` writes; another band count is one line naming the 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,14 @@ def _scene(height: int = 48, width: int = 60, bands: int = 6) -> np.ndarray:
 def _write(path: Path, image: np.ndarray) -> Path:
     tifffile.imwrite(path, image, photometric="minisblack", planarconfig="contig")
     return path
+
+
+def _corner_without_data() -> np.ndarray:
+    """:func:`_scene` with its top-left 10×12 corner 0 in every band: the value without data
+    that the nodata models record."""
+    image = _scene()
+    image[:10, :12] = 0
+    return image
 
 
 def test_a_raster_and_its_array_give_the_labels_the_cli_writes(checkpoint: Path,
@@ -88,8 +97,7 @@ def test_pixels_without_data_are_labelled_as_the_cli_labels_them(tmp_path: Path)
     model = build_model("fcn8s", num_classes=3, input_convention=convention, width=0.0625,
                         fc_channels=16, geometry="same")
     checkpoint = save_checkpoint(tmp_path / "nodata.pt", model, class_names=CLASSES)
-    image = _scene()
-    image[:10, :12] = 0  # a corner without data, the value the model records
+    image = _corner_without_data()
     raster = _write(tmp_path / "corner.tif", image)
     assert main(["predict", "--checkpoint", str(checkpoint), str(raster),
                  "--out", str(tmp_path / "out"), "--no-progress"]) == 0
@@ -100,14 +108,14 @@ def test_pixels_without_data_are_labelled_as_the_cli_labels_them(tmp_path: Path)
         np.testing.assert_array_equal(segmenter.predict(source).label, expected)
 
 
-def test_a_raster_larger_than_a_tile_gives_the_labels_the_cli_writes(checkpoint: Path,
-                                                                     tmp_path: Path) -> None:
+def test_a_raster_larger_than_a_tile_gives_the_labels_the_cli_writes(
+        checkpoint: Path, tmp_path: Path,
+        predicted_label_raster: Callable[..., np.ndarray]) -> None:
     pytest.importorskip("rasterio")  # the CLI writes label GeoTIFFs with it
     image = _scene(height=260, width=300)
     raster = _write(tmp_path / "wide.tif", image)
-    assert main(["predict", "--checkpoint", str(checkpoint), str(raster), "--tile", "128",
-                 "--overlap", "32", "--out", str(tmp_path / "out"), "--no-progress"]) == 0
-    expected = tifffile.imread(tmp_path / "out" / "wide.tif")
+    expected = predicted_label_raster(checkpoint, raster, tmp_path / "out",
+                                      "--tile", "128", "--overlap", "32")
     whole = Segmenter.from_checkpoint(checkpoint, tile=None).predict(raster).label
     assert (whole != expected).any()  # blended tiles differ from one pass at their edges
     segmenter = Segmenter.from_checkpoint(checkpoint, tile=128, overlap=32)
@@ -134,8 +142,7 @@ def _inputs_seen(segmenter: Segmenter) -> list[torch.Tensor]:
 @pytest.mark.parametrize("tile", [None, 32])
 def test_pixels_without_data_enter_the_network_as_zero_after_normalising(
         nodata_checkpoint: Path, tmp_path: Path, tile: int | None) -> None:
-    image = _scene()
-    image[:10, :12] = 0  # a corner without data (the model's nodata)
+    image = _corner_without_data()
     raster = _write(tmp_path / "corner.tif", image)
     segmenter = Segmenter.from_checkpoint(nodata_checkpoint, tile=tile, overlap=8)
     seen = _inputs_seen(segmenter)
@@ -150,8 +157,7 @@ def test_pixels_without_data_enter_the_network_as_zero_after_normalising(
 
 def test_the_tile_function_of_fcnseg_predict_fills_pixels_without_data(
         nodata_checkpoint: Path, tmp_path: Path) -> None:
-    image = _scene()
-    image[:10, :12] = 0
+    image = _corner_without_data()
     raster = _write(tmp_path / "corner.tif", image)
     segmenter = Segmenter.from_checkpoint(nodata_checkpoint)
     seen = _inputs_seen(segmenter)
@@ -162,10 +168,10 @@ def test_the_tile_function_of_fcnseg_predict_fills_pixels_without_data(
 
 
 def test_pixels_without_data_leave_their_neighbours_labels_as_the_band_means_would(
-        nodata_checkpoint: Path, tmp_path: Path) -> None:
+        nodata_checkpoint: Path, tmp_path: Path,
+        predicted_label_raster: Callable[..., np.ndarray]) -> None:
     rasterio = pytest.importorskip("rasterio")  # the CLI writes label GeoTIFFs with it
-    image = _scene()
-    image[:10, :12] = 0
+    image = _corner_without_data()
     with_mean = image.astype(np.float32)
     with_mean[:10, :12] = 1000.0  # the band means: what the model normalises to zero
 
@@ -176,9 +182,7 @@ def test_pixels_without_data_leave_their_neighbours_labels_as_the_band_means_wou
                            transform=rasterio.transform.Affine(10, 0, 5e5, 0, -10, 4e6),
                            **tags) as ds:
             ds.write(np.moveaxis(array, -1, 0))
-        assert main(["predict", "--checkpoint", str(nodata_checkpoint), str(path),
-                     "--out", str(tmp_path / "out"), "--no-progress"]) == 0
-        return tifffile.imread(tmp_path / "out" / f"{name}.tif")
+        return predicted_label_raster(nodata_checkpoint, path, tmp_path / "out")
 
     filled = labels("filled", with_mean)
     nodata = labels("nodata", image)
@@ -209,12 +213,11 @@ def test_the_cli_label_raster_has_the_models_colours_and_class_names(checkpoint:
 
 
 def test_without_an_overlap_the_segmenter_and_the_cli_take_a_quarter_of_the_tile(
-        checkpoint: Path, tmp_path: Path) -> None:
+        checkpoint: Path, tmp_path: Path,
+        predicted_label_raster: Callable[..., np.ndarray]) -> None:
     pytest.importorskip("rasterio")
     raster = _write(tmp_path / "wide.tif", _scene(height=260, width=300))
-    assert main(["predict", "--checkpoint", str(checkpoint), str(raster), "--tile", "128",
-                 "--out", str(tmp_path / "out"), "--no-progress"]) == 0
-    expected = tifffile.imread(tmp_path / "out" / "wide.tif")
+    expected = predicted_label_raster(checkpoint, raster, tmp_path / "out", "--tile", "128")
     quarter = Segmenter.from_checkpoint(checkpoint, tile=128, overlap=32).predict(raster).label
     np.testing.assert_array_equal(quarter, expected)  # the CLI's default overlap: 32
     default = Segmenter.from_checkpoint(checkpoint, tile=128).predict(raster).label

@@ -50,7 +50,7 @@ from fcnseg.bench.timing import round_logger, time_interleaved  # noqa: E402
 from fcnseg.checkpoint import save_checkpoint  # noqa: E402
 from fcnseg.data.palette import voc_palette  # noqa: E402
 from fcnseg.inference import Segmenter  # noqa: E402
-from fcnseg.inference.files import PictureStyle, collect_inputs  # noqa: E402
+from fcnseg.inference.files import MANIFEST_NAME, PictureStyle, collect_inputs  # noqa: E402
 from fcnseg.inference.pipeline import OutputOptions, predict_files  # noqa: E402
 from fcnseg.inference.visualize import background_classes  # noqa: E402
 from fcnseg.models import fcn8s  # noqa: E402
@@ -88,9 +88,13 @@ def random_checkpoint(path: Path) -> Path:
 
 
 def same_files(a: Path, b: Path) -> list[str]:
-    """Relative paths that differ between folders ``a`` and ``b`` (missing on one side too)."""
-    names_a = {p.relative_to(a).as_posix() for p in a.rglob("*") if p.is_file()}
-    names_b = {p.relative_to(b).as_posix() for p in b.rglob("*") if p.is_file()}
+    """Relative paths that differ between folders ``a`` and ``b`` (missing on one side too).
+    The manifests are left out: the CLI's also records which model and settings wrote each
+    output (for ``--skip-complete``), which the library's run does not."""
+    names_a = {p.relative_to(a).as_posix() for p in a.rglob("*")
+               if p.is_file() and p.name != MANIFEST_NAME}
+    names_b = {p.relative_to(b).as_posix() for p in b.rglob("*")
+               if p.is_file() and p.name != MANIFEST_NAME}
     differ = sorted(names_a ^ names_b)
     differ += [n for n in sorted(names_a & names_b)
                if not filecmp.cmp(a / n, b / n, shallow=False)]

@@ -173,18 +173,23 @@ def test_a_model_without_an_input_convention_is_refused_not_guessed() -> None:
     assert seg.input_convention.name == "torchvision_rgb"
 
 
-def test_a_georeferenced_rgb_raster_gives_the_labels_the_cli_writes(
-        make_checkpoint: Callable[[str], Path], tmp_path: Path) -> None:
+def _georeferenced_rgb(path: Path, height: int, width: int) -> Path:
+    """An 8-bit RGB GeoTIFF of random pixels whose top-left 6×7 corner is its nodata (0)."""
     rasterio = pytest.importorskip("rasterio")
     from rasterio.transform import Affine
 
-    image = np.random.default_rng(3).integers(1, 256, (200, 230, 3)).astype(np.uint8)
+    image = np.random.default_rng(3).integers(1, 256, (height, width, 3)).astype(np.uint8)
     image[:6, :7] = 0  # a corner without data, as the file's nodata tag says
-    path = tmp_path / "geo.tif"
-    with rasterio.open(path, "w", driver="GTiff", height=200, width=230, count=3, dtype="uint8",
-                       crs="EPSG:32632", transform=Affine(0.5, 0, 6e5, 0, -0.5, 52e5),
-                       nodata=0) as ds:
+    with rasterio.open(path, "w", driver="GTiff", height=height, width=width, count=3,
+                       dtype="uint8", crs="EPSG:32632",
+                       transform=Affine(0.5, 0, 6e5, 0, -0.5, 52e5), nodata=0) as ds:
         ds.write(np.moveaxis(image, -1, 0))
+    return path
+
+
+def test_a_georeferenced_rgb_raster_gives_the_labels_the_cli_writes(
+        make_checkpoint: Callable[[str], Path], tmp_path: Path) -> None:
+    path = _georeferenced_rgb(tmp_path / "geo.tif", 200, 230)
     checkpoint = make_checkpoint("same")
     assert main(["predict", "--checkpoint", str(checkpoint), str(path), "--tile", "96",
                  "--overlap", "16", "--out", str(tmp_path / "out"), "--no-progress"]) == 0
@@ -199,16 +204,7 @@ def test_a_georeferenced_rgb_raster_gives_the_labels_the_cli_writes(
 @pytest.mark.parametrize("tile", [None, 96])
 def test_a_colour_models_pixels_without_data_enter_it_as_its_mean_pixel(
         make_checkpoint: Callable[[str], Path], tmp_path: Path, tile: int | None) -> None:
-    rasterio = pytest.importorskip("rasterio")
-    from rasterio.transform import Affine
-
-    image = np.random.default_rng(3).integers(1, 256, (120, 130, 3)).astype(np.uint8)
-    image[:6, :7] = 0  # a corner without data, as the file's nodata tag says
-    path = tmp_path / "geo.tif"
-    with rasterio.open(path, "w", driver="GTiff", height=120, width=130, count=3, dtype="uint8",
-                       crs="EPSG:32632", transform=Affine(0.5, 0, 6e5, 0, -0.5, 52e5),
-                       nodata=0) as ds:
-        ds.write(np.moveaxis(image, -1, 0))
+    path = _georeferenced_rgb(tmp_path / "geo.tif", 120, 130)
     segmenter = Segmenter.from_checkpoint(make_checkpoint("same"), tile=tile, overlap=16)
     seen: list[torch.Tensor] = []
     segmenter.model.preprocess.register_forward_hook(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from fcnseg.data.annotations.shapes import (
     AnnotatedImage,
     Annotations,
     Shape,
+    find_picture,
     load_json,
     positive_size,
     printable,
@@ -88,23 +88,6 @@ def _category_names(data: dict, source: str) -> dict[int, str]:
     return names
 
 
-def _image_finder(json_path: Path, images: Path | None) -> Callable[[str], Path]:
-    if images is not None:
-        return lambda file_name: images / file_name
-    base = json_path.parent
-    split = json_path.stem.rsplit("_", 1)[-1]  # instances_val2017 -> val2017
-    roots = [base, base / "images", base.parent / split, base.parent / "images", base / split]
-
-    def find(file_name: str) -> Path:
-        for root in roots:
-            if (root / file_name).is_file():
-                return root / file_name
-        # Not found: name it in the images folder, if there is one (where it was expected).
-        return next((r for r in roots[1:] if r.is_dir()), base) / file_name
-
-    return find
-
-
 def read_coco(src: Path, images: Path | None = None, *, crowd_as_class: bool = False,
               panoptic_dir: Path | None = None) -> Annotations:
     """The images of a COCO instances, stuff or panoptic JSON file with their regions; the
@@ -120,17 +103,22 @@ def read_coco(src: Path, images: Path | None = None, *, crowd_as_class: bool = F
         if data.get(key) is not None and not isinstance(data[key], list):
             raise ValueError(f"{source}: '{key}' must be a list, not {type(data[key]).__name__}")
     categories = _category_names(data, source)
-    find = _image_finder(src, images)
+    split = src.stem.rsplit("_", 1)[-1]  # instances_val2017 -> val2017
+    folders = [images] if images is not None else [
+        src.parent, src.parent / "images", src.parent.parent / split,
+        src.parent.parent / "images", src.parent / split]
+    # A picture not found is named in the images folder, if there is one (where it was expected).
+    expected = next((f for f in folders[1:] if f.is_dir()), folders[0])
     items: dict[Any, AnnotatedImage] = {}
     for k, img in enumerate(data["images"]):
         img = fields_of(img)
         if "id" not in img or not isinstance(img.get("file_name"), str):
             raise ValueError(f"{source}: images[{k}] needs an 'id' and a 'file_name'")
         file_name = img["file_name"]
-        path = find(file_name)
         # fcnseg predict writes the plain name, and in 'path' where the picture lies.
-        if not path.is_file() and images is None and isinstance(img.get("path"), str):
-            path = src.parent / img["path"]
+        written = img.get("path") if images is None else None
+        path = find_picture([f / file_name for f in folders], src.parent / written
+                            if isinstance(written, str) else expected / file_name)
         # Tools export every image of a project, annotated or not: one without annotations
         # is all background only when the import asks for that.
         item = AnnotatedImage(name=sample_name(file_name), source=src, image_path=path,

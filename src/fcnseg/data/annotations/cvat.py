@@ -28,6 +28,7 @@ from fcnseg.data.annotations.shapes import (
     AnnotatedImage,
     Annotations,
     Shape,
+    find_picture,
     printable,
     sample_name,
     shape_pixels,
@@ -60,12 +61,8 @@ def read_labelmap(path: Path) -> list[tuple[str, tuple[int, int, int]]]:
 
 def _find_image(folders: list[Path], stem: str) -> Path:
     """The picture ``stem`` has in the first of ``folders`` (else where a JPEG is expected)."""
-    for folder in folders:
-        for ext in IMAGE_EXTENSIONS:
-            for cand in (folder / f"{stem}{ext}", folder / f"{stem}{ext.upper()}"):
-                if cand.is_file():
-                    return cand
-    return folders[0] / f"{stem}.jpg"
+    return find_picture((f / f"{stem}{e}" for f in folders for ext in IMAGE_EXTENSIONS
+                         for e in (ext, ext.upper())), folders[0] / f"{stem}.jpg")
 
 
 def _colour_mask(png: Path, colour: tuple[int, int, int], height: int, width: int) -> np.ndarray:
@@ -219,10 +216,10 @@ def read_cvat_xml(src: Path, images: Path | None = None) -> Annotations:
     items = []
     for image in root.iter("image"):
         name = image.get("name") or ""
-        path = next((f / name for f in folders if (f / name).is_file()), folders[0] / name)
         # fcnseg predict writes the task's image name, and in 'path' where the picture lies.
-        if not path.is_file() and images is None and image.get("path"):
-            path = xml_path.parent / str(image.get("path"))
+        written = image.get("path") if images is None else None
+        path = find_picture([f / name for f in folders],
+                            xml_path.parent / written if written else folders[0] / name)
         # A task's export holds an <image> for each of its images, annotated or not: one
         # without shapes is "nothing here" only when someone tagged the frame.
         item = AnnotatedImage(name=sample_name(name), source=xml_path, image_path=path,

@@ -58,6 +58,11 @@ def sample_name(file_name: str) -> str:
     return "__".join(p for p in parts if p not in ("", "."))
 
 
+def find_picture(candidates: Iterable[Path], expected: Path) -> Path:
+    """The first of ``candidates`` that is a file, else ``expected`` (messages name it)."""
+    return next((c for c in candidates if c.is_file()), expected)
+
+
 def load_json(path: Path, what: str) -> Any:
     """The JSON document in ``path``; a ValueError saying it is not ``what`` when it is not
     UTF-8 JSON."""
@@ -292,21 +297,35 @@ def fill_polygons(rings: Sequence[np.ndarray], height: int, width: int) -> np.nd
 Box = tuple[int, int, np.ndarray]  # (top row, left column, boolean pixels of the box)
 
 
+def _points_of(shape: Shape) -> np.ndarray:
+    """Every (x, y) point of a shape given by points, its rings' included."""
+    if shape.kind == "corner_polygon":
+        return np.concatenate([np.asarray(r, np.float64).reshape(-1, 2) for r in shape.rings])
+    return np.asarray(shape.points, np.float64).reshape(-1, 2)
+
+
+def _clipped_box(pts: np.ndarray, pad: int, height: int, width: int
+                 ) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1): the pixels around ``pts``, ``pad`` more on each side, in the image.
+    math.floor refuses NaN (a missing coordinate) with the ValueError of a malformed shape."""
+    x0 = min(max(int(math.floor(pts[:, 0].min())) - pad, 0), width)
+    y0 = min(max(int(math.floor(pts[:, 1].min())) - pad, 0), height)
+    x1 = max(min(int(math.ceil(pts[:, 0].max())) + pad, width), x0)
+    y1 = max(min(int(math.ceil(pts[:, 1].max())) + pad, height), y0)
+    return x0, y0, x1, y1
+
+
 def _draw_centre_shape(shape: Shape, height: int, width: int, line_width: float) -> Box:
     """A labelme shape drawn as labelme's ``shape_to_mask`` draws it (Pillow, outline on), in
-    the box around it."""
-    pts = np.asarray(shape.points, np.float64).reshape(-1, 2)
+    the box around it (shifted by whole pixels, which changes nothing)."""
+    pts = _points_of(shape)
     pad = int(math.ceil(line_width)) + 2 if shape.kind in ("line", "linestrip") else 2
     if shape.kind == "circle":
         (cx, cy), (px, py) = pts[0], pts[1]
         r = math.hypot(px - cx, py - cy)
         pts = np.array([[cx - r, cy - r], [cx + r, cy + r]])
-    # Drawn in a canvas around the shape (shifted by whole pixels, which changes nothing).
-    x0 = max(int(math.floor(pts[:, 0].min())) - pad, 0)
-    y0 = max(int(math.floor(pts[:, 1].min())) - pad, 0)
-    x1 = min(int(math.ceil(pts[:, 0].max())) + pad, width)
-    y1 = min(int(math.ceil(pts[:, 1].max())) + pad, height)
-    if x1 <= x0 or y1 <= y0:
+    x0, y0, x1, y1 = _clipped_box(pts, pad, height, width)
+    if x1 == x0 or y1 == y0:
         return 0, 0, np.zeros((0, 0), bool)
     canvas = Image.new("1", (x1 - x0, y1 - y0), 0)
     draw = ImageDraw.Draw(canvas)
@@ -323,20 +342,8 @@ def _draw_centre_shape(shape: Shape, height: int, width: int, line_width: float)
     return y0, x0, np.asarray(canvas, bool)
 
 
-def _points_of(shape: Shape) -> np.ndarray:
-    """Every (x, y) point of a shape given by points, its rings' included."""
-    if shape.kind == "corner_polygon":
-        return np.concatenate([np.asarray(r, np.float64).reshape(-1, 2) for r in shape.rings])
-    return np.asarray(shape.points, np.float64).reshape(-1, 2)
-
-
 def _corner_polygon_box(shape: Shape, height: int, width: int) -> Box:
-    pts = _points_of(shape)
-    # math.floor refuses NaN (a missing coordinate) with the ValueError of a malformed shape.
-    x0 = min(max(int(math.floor(pts[:, 0].min())), 0), width)
-    y0 = min(max(int(math.floor(pts[:, 1].min())), 0), height)
-    x1 = max(min(int(math.ceil(pts[:, 0].max())), width), x0)
-    y1 = max(min(int(math.ceil(pts[:, 1].max())), height), y0)
+    x0, y0, x1, y1 = _clipped_box(_points_of(shape), 0, height, width)
     shifted = [np.asarray(r, np.float64).reshape(-1, 2) - (x0, y0) for r in shape.rings]
     return y0, x0, fill_polygons(shifted, y1 - y0, x1 - x0)
 

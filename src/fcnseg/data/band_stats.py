@@ -13,7 +13,6 @@ modification times) and the band declaration, so an unchanged dataset is read on
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -25,7 +24,7 @@ import numpy as np
 from fcnseg.data.images import ImageError
 from fcnseg.data.rasters import nodata_mask, open_raster
 from fcnseg.utils.download import cache_dir as fcnseg_cache_dir
-from fcnseg.utils.files import atomic_write_bytes
+from fcnseg.utils.files import atomic_write_bytes, files_fingerprint
 
 #: Pixels sampled over the whole dataset for the percentiles of float images.
 SAMPLE_PIXELS = 2_000_000
@@ -99,19 +98,6 @@ class _Accumulator:
         return np.nanpercentile(np.concatenate(self.samples), q, axis=0).astype(np.float64)
 
 
-def _fingerprint(dataset: Any) -> str:
-    h = hashlib.sha256()
-    h.update(json.dumps([_CACHE_VERSION, list(dataset.bands), dataset.nodata]).encode())
-    for i in range(len(dataset)):
-        path = Path(dataset.image_path(i))
-        try:
-            st = path.stat()
-            h.update(f"{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-        except OSError:
-            h.update(f"{path}\0missing\n".encode())
-    return h.hexdigest()
-
-
 def band_statistics(dataset: Any, *, cache_dir: str | os.PathLike[str] | None = None,
                     use_cache: bool = True) -> BandStats:
     """Per-band statistics over a folder dataset that declares ``bands`` (module doc).
@@ -120,7 +106,9 @@ def band_statistics(dataset: Any, *, cache_dir: str | os.PathLike[str] | None = 
     """
     bands = list(dataset.bands)
     folder = Path(cache_dir) if cache_dir is not None else fcnseg_cache_dir() / "band_stats"
-    cached = folder / f"{_fingerprint(dataset)}.json"
+    fingerprint = files_fingerprint([_CACHE_VERSION, bands, dataset.nodata],
+                                    (dataset.image_path(i) for i in range(len(dataset))))
+    cached = folder / f"{fingerprint}.json"
     if use_cache:
         try:
             data = json.loads(cached.read_text(encoding="utf-8"))

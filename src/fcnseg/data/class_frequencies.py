@@ -21,7 +21,6 @@ weight; it gets ``max_weight`` (or the largest weight of the classes that occur)
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -34,7 +33,7 @@ import numpy as np
 
 from fcnseg.data.check import scan_dataset
 from fcnseg.utils.download import cache_dir as fcnseg_cache_dir
-from fcnseg.utils.files import atomic_write
+from fcnseg.utils.files import atomic_write, files_fingerprint
 from fcnseg.utils.validate import fields_of
 
 WEIGHT_METHODS = ("median_frequency", "inverse_frequency")
@@ -51,18 +50,9 @@ def dataset_fingerprint(dataset: Any) -> str | None:
     None for a dataset without mask files (generated data), which is not cached."""
     if not hasattr(dataset, "label_path"):
         return None
-    h = hashlib.sha256()
-    h.update(json.dumps([type(dataset).__name__, list(dataset.classes),
-                         int(dataset.ignore_index)]).encode())
-    for i in range(len(dataset)):
-        path = Path(dataset.label_path(i))
-        try:
-            st = path.stat()
-            entry = f"{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\n"
-        except OSError:
-            entry = f"{path}\0missing\n"
-        h.update(entry.encode())
-    return h.hexdigest()
+    return files_fingerprint(
+        [type(dataset).__name__, list(dataset.classes), int(dataset.ignore_index)],
+        (dataset.label_path(i) for i in range(len(dataset))))
 
 
 def class_pixel_counts(dataset: Any, *, cache_dir: str | os.PathLike[str] | None = None,

@@ -18,6 +18,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -25,7 +27,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from fcnseg.utils.typing import PathLike
 
@@ -173,6 +175,19 @@ def check_writable(path: PathLike, what: str = "--out") -> None:
     except OSError as e:
         raise ValueError(f"{what} {path}: cannot write a file in {path.parent} "
                          f"({e.strerror or type(e).__name__})") from None
+
+
+def files_fingerprint(header: Any, paths: Iterable[PathLike]) -> str:
+    """A hex digest of ``header`` (JSON) and of each file's path, size and modification time:
+    it changes when a file is edited, added or removed."""
+    h = hashlib.sha256(json.dumps(header).encode())
+    for path in map(Path, paths):
+        try:
+            st = path.stat()
+            h.update(f"{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        except OSError:
+            h.update(f"{path}\0missing\n".encode())
+    return h.hexdigest()
 
 
 def fsync_dir(path: PathLike) -> None:

@@ -55,9 +55,8 @@ class AnnotationDataset(SegmentationDataset):
                                      images=Path(images) if images else None,
                                      val_fraction=val_fraction,
                                      empty_as_background=bool(empty_as_background))
-        found = read_annotations(fmt, self.root, self.options.images)
-        if self.options.empty_as_background:
-            found = found.with_empty_as_background()
+        found = read_annotations(fmt, self.root, self.options.images,
+                                 empty_as_background=bool(empty_as_background))
         self.labels = label_set_for(found, self.options)
         self.classes = tuple(self.labels.classes)
         self.ignore_index = self.labels.ignore_index

@@ -11,6 +11,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
@@ -31,6 +32,7 @@ from fcnseg.data.annotations.shapes import (
     printable,
     rasterise,
 )
+from fcnseg.data.folder import load_folder_config
 from fcnseg.data.images import IMAGE_FORMATS, ImageError, open_upright
 from fcnseg.data.palette import palette_for
 
@@ -46,11 +48,14 @@ _READERS: dict[str, Callable[[Path, Path | None], Annotations]] = {
 FORMATS = tuple(_READERS)
 
 
-def read_annotations(fmt: str, src: Path, images: Path | None = None) -> Annotations:
-    """The annotations of ``src`` in format ``fmt`` (one of :data:`FORMATS`)."""
+def read_annotations(fmt: str, src: Path, images: Path | None = None, *,
+                     empty_as_background: bool = False) -> Annotations:
+    """The annotations of ``src`` in format ``fmt`` (one of :data:`FORMATS`); with
+    ``empty_as_background``, :meth:`Annotations.with_empty_as_background`."""
     if fmt not in _READERS:
         raise ValueError(f"format: unknown {fmt!r}; known: {', '.join(FORMATS)}")
-    return _READERS[fmt](Path(src), images)
+    found = _READERS[fmt](Path(src), images)
+    return found.with_empty_as_background() if empty_as_background else found
 
 
 @dataclass(frozen=True)
@@ -181,22 +186,22 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
     the image are skipped with a line in ``warnings``. ``report`` receives each line as it is
     found."""
     say = report or (lambda line: None)
-    found = read_annotations(fmt, src, options.images)
-    if options.empty_as_background:
-        found = found.with_empty_as_background()
+    found = read_annotations(fmt, src, options.images,
+                             empty_as_background=options.empty_as_background)
     out = Path(out)
-    labels = _labels_for_import(found, options, out, say)
+    earlier = _earlier_import(out)
+    labels = _labels_for_import(found, options, earlier, say)
     result = ImportReport(unannotated=list(found.unannotated))
 
     def warn(line: str) -> None:
         result.warnings.append(line)
         say(f"warning: {line}")
 
-    for line in [*found.problems, *_unlisted_labels(found, labels, options, out)]:
+    for line in [*found.problems, *_unlisted_labels(found, labels, options, earlier)]:
         warn(line)
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(exist_ok=True)
-    palette = _palette_for_import(labels, found, options, out)
+    palette = _palette_for_import(labels, found, options, earlier)
     seen: dict[str, str] = {}
     for item in found.items:
         for line in item.problems:
@@ -249,11 +254,11 @@ def _say_counts(result: ImportReport, found: Annotations, options: ImportOptions
             f"nothing to label, import with --empty-as-background")
 
 
-def _labels_for_import(found: Annotations, options: ImportOptions, out: Path,
+def _labels_for_import(found: Annotations, options: ImportOptions, earlier: dict[str, Any],
                        say: Callable[[str], None]) -> LabelSet:
     """The classes: the labels file's, or those found after the classes of an earlier import
     into ``out``; said in one line when only the labels used decide them."""
-    existing = _existing_classes(out)
+    existing = list(earlier.get("classes", ())) or None
     labels = label_set_for(found, options, existing)
     if options.labels is None and not found.classes and not existing:
         # labelme and Label Studio files name no class list: the classes are those used.
@@ -269,12 +274,12 @@ def _labels_for_import(found: Annotations, options: ImportOptions, out: Path,
 
 
 def _unlisted_labels(found: Annotations, labels: LabelSet, options: ImportOptions,
-                     out: Path) -> list[str]:
+                     earlier: dict[str, Any]) -> list[str]:
     """One warning per label that shapes use but the export's label list lacks (without
     --labels it becomes a class after the listed ones), naming its first shape."""
     if options.labels is not None or not found.classes:
         return []
-    listed = {*found.classes, *(_existing_classes(out) or []), BACKGROUND_LABEL, IGNORE_LABEL}
+    listed = {*found.classes, *earlier.get("classes", ()), BACKGROUND_LABEL, IGNORE_LABEL}
     first: dict[str, str] = {}
     for item in found.items:
         for shape in item.shapes:
@@ -285,29 +290,21 @@ def _unlisted_labels(found: Annotations, labels: LabelSet, options: ImportOption
 
 
 def _palette_for_import(labels: LabelSet, found: Annotations, options: ImportOptions,
-                        out: Path) -> np.ndarray:
-    """The 256 mask colours: those of an earlier import into ``out`` for its classes, the
-    tool's label colours (CVAT's) for the others, else the VOC palette."""
+                        earlier: dict[str, Any]) -> np.ndarray:
+    """The 256 mask colours: those of an earlier import for its classes, the tool's label
+    colours (CVAT's) for the others, else the VOC palette."""
     palette = palette_for(256, options.ignore_index).copy()
     for k, name in enumerate(labels.classes):
         if name in found.colours:
             palette[k] = found.colours[name]
-    if (out / "dataset.yaml").is_file():
-        from fcnseg.data.folder import load_folder_config
-
-        earlier = load_folder_config(out / "dataset.yaml").get("palette")
-        if earlier is not None:
-            palette[:len(earlier)] = np.asarray(earlier)[:256]
+    if earlier.get("palette") is not None:
+        palette[:len(earlier["palette"])] = np.asarray(earlier["palette"])[:256]
     return palette
 
 
-def _existing_classes(out: Path) -> list[str] | None:
-    """The classes of a dataset imported into ``out`` before (they keep their indices)."""
-    if not (out / "dataset.yaml").is_file():
-        return None
-    from fcnseg.data.folder import load_folder_config
-
-    return list(load_folder_config(out / "dataset.yaml").get("classes", ())) or None
+def _earlier_import(out: Path) -> dict[str, Any]:
+    """The dataset.yaml of an import into ``out`` before (its classes keep their indices)."""
+    return load_folder_config(out / "dataset.yaml") if (out / "dataset.yaml").is_file() else {}
 
 
 def _import_one(item: AnnotatedImage, labels: LabelSet, options: ImportOptions, out: Path,

@@ -18,7 +18,6 @@ from fcnseg.data.bit_depth import narrow_range_warning
 from fcnseg.data.build import build_dataset
 from fcnseg.data.check import scan_dataset
 from fcnseg.data.cityscapes import find_cityscapes_dir
-from fcnseg.data.folder import load_folder_config
 from fcnseg.data.nyud import NYUD_MODALITIES, find_nyud_dir
 from fcnseg.data.pascal_context import find_voc2010_dir
 from fcnseg.data.sbd import find_sbd_dir
@@ -151,11 +150,7 @@ def _open_splits(args: argparse.Namespace):  # the datasets of _SPLITS
 def _open_folder(args: argparse.Namespace):  # a folder dataset
     root = Path(args.root)
     base = FolderSegmentation(root, config=args.config)
-    cfg_path = Path(args.config) if args.config else root / "dataset.yaml"
-    found = set(load_folder_config(cfg_path).get("splits", {}) if cfg_path.is_file() else {})
-    found |= {p.stem for p in (root / "splits").glob("*.txt")}
-    found |= {s for s in ("train", "val", "test", "trainval") if (root / f"{s}.txt").is_file()}
-    splits = args.split or sorted(found)
+    splits = args.split or base.split_names()
     parts = {s: FolderSegmentation(root, s, config=args.config).ids for s in splits}
     counts = {"all images": len(base.ids), **{s: len(v) for s, v in parts.items()}}
     if args.split:

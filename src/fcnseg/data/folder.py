@@ -101,7 +101,7 @@ def check_folder_fields(fields: Mapping[str, Any], where: str) -> dict[str, Any]
 
     ``where`` starts each error message (the YAML file, or the keyword arguments' owner).
     """
-    return {key: _FIELDS[key](value, f"{where}: {key}")
+    return {key: _FIELDS[key](_plain(value), f"{where}: {key}")
             for key, value in fields.items() if value is not None}
 
 
@@ -118,7 +118,6 @@ def _plain(value: Any) -> Any:
 
 
 def _class_names(value: Any, where: str) -> tuple[str, ...]:
-    value = _plain(value)
     if not isinstance(value, list | tuple) or not value:
         raise ValueError(f"{where}: expected a non-empty list of class names (class k = k-th "
                          f"name), e.g. [background, road, car]; got {value!r}")
@@ -173,7 +172,6 @@ def _colour(value: Any, where: str) -> tuple[int, int, int]:
 
 
 def _colour_table(value: Any, where: str) -> np.ndarray:
-    value = _plain(value)
     if not isinstance(value, list | tuple) or not value:
         raise ValueError(f"{where}: expected a list of [r, g, b] colours (integers in 0-255), "
                          f"one per class; got {value!r}")
@@ -200,7 +198,6 @@ def _split_lists(value: Any, where: str) -> dict[str, str]:
 
 
 def _band_names(value: Any, where: str) -> tuple[str, ...]:
-    value = _plain(value)
     if (not isinstance(value, list | tuple) or not value
             or not all(isinstance(b, str) and b for b in value)):
         raise ValueError(f"{where}: expected a non-empty list of band names, e.g. "
@@ -289,7 +286,9 @@ class FolderSegmentation(FileSegmentationDataset):
         self._set_classes(cfg, where)
         self._set_bands(cfg, where)
         self.split = split
-        self.ids = self._split_ids(split, cfg.get("splits", {}), where)
+        #: The split list files 'splits' in dataset.yaml names.
+        self.split_lists: Mapping[str, str] = cfg.get("splits", {})
+        self.ids = self._split_ids(split, where)
 
     def _settings(self, config: PathLike | None,
                   overrides: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
@@ -357,13 +356,14 @@ class FolderSegmentation(FileSegmentationDataset):
                                  f"({', '.join(self.bands or ()) or 'none declared'}); got "
                                  f"{list(self.rgb_bands)}")
 
-    def _split_ids(self, split: str | None, splits: Mapping[str, str], where: str) -> list[str]:
+    def _split_ids(self, split: str | None, where: str) -> list[str]:
         """The ids of ``split``: its list's, or every image with a mask when there are no split
         lists (said once); every image for no split. Indexes the image and mask folders."""
         # The split list is read first, so that a name in it that is not UTF-8 is reported
         # against the list rather than as a stray file.
-        split_ids = (None if split is None or not self._has_split_lists(splits)
-                     else read_split_list(self._split_path(split, splits, where)))
+        has_lists = bool(self.split_names()) or (self.root / "splits").is_dir()
+        split_ids = (None if split is None or not has_lists
+                     else read_split_list(self._split_path(split, where)))
         self._images = self._index(self.image_dir,
                                    IMAGE_EXTENSIONS if self.bands is None else RASTER_EXTENSIONS,
                                    self.image_suffix)
@@ -393,10 +393,12 @@ class FolderSegmentation(FileSegmentationDataset):
                              f"8-bit masks (values 0-255) such as {first}: set it to the value "
                              f"of the masks' void pixels (often 255)")
 
-    def _has_split_lists(self, splits: Mapping[str, str]) -> bool:
-        """Whether the dataset has any split list (then a split without one is an error)."""
-        return bool(splits) or (self.root / "splits").is_dir() or any(
-            (self.root / f"{name}.txt").is_file() for name in ("train", "val", "test", "trainval"))
+    def split_names(self) -> list[str]:
+        """The splits that have a list: in 'splits', in ``splits/`` or as ``<split>.txt``."""
+        found = {*self.split_lists, *(p.stem for p in (self.root / "splits").glob("*.txt"))}
+        found |= {s for s in ("train", "val", "test", "trainval")
+                  if (self.root / f"{s}.txt").is_file()}
+        return sorted(found)
 
     @staticmethod
     def _index(folder: Path, extensions: Sequence[str],
@@ -422,9 +424,9 @@ class FolderSegmentation(FileSegmentationDataset):
             found[key] = p
         return found
 
-    def _split_path(self, split: str, splits: Mapping[str, str], where: str) -> Path:
-        if split in splits:
-            return self.root / splits[split]
+    def _split_path(self, split: str, where: str) -> Path:
+        if split in self.split_lists:
+            return self.root / self.split_lists[split]
         for p in (self.root / f"{split}.txt", self.root / "splits" / f"{split}.txt"):
             if p.is_file():
                 return p

@@ -45,15 +45,11 @@ class ConnectionFailed(DownloadError):
 
     def __init__(self, url: str, reason: str, dest: Path | None = None) -> None:
         self.url, self.reason, self.dest = url, reason, dest
-        hint = OFFLINE_HINT if dest is None else (
+        hint = ("If this machine has no internet access, download the file elsewhere and pass "
+                "its local path.") if dest is None else (
             f"If this machine has no internet access, download {dest.name} elsewhere (from "
             f"{url}) and put it in {dest.parent}: it is used from there without network access.")
         super().__init__(f"downloading {url} failed: {reason}. {hint}")
-
-
-#: Said once where downloads failed for want of a network.
-OFFLINE_HINT = ("If this machine has no internet access, download the file elsewhere and pass "
-                "its local path.")
 
 
 class ChecksumError(DownloadError):
@@ -77,14 +73,12 @@ def file_checksum(path: str | os.PathLike[str], algorithm: str = "md5") -> str:
 
 def _check(path: Path, md5: str | None, sha256: str | None) -> tuple[str, str, str] | None:
     """Return (algorithm, expected, actual) on mismatch, else None. sha256 may be a prefix."""
-    if md5:
-        got = file_checksum(path, "md5")
-        if got != md5.lower():
-            return "md5", md5.lower(), got
-    if sha256:
-        got = file_checksum(path, "sha256")
-        if not got.startswith(sha256.lower()):
-            return "sha256", sha256.lower(), got
+    for algorithm, expected in (("md5", md5), ("sha256", sha256)):
+        if not expected:
+            continue
+        expected, got = expected.lower(), file_checksum(path, algorithm)
+        if got != expected and not (algorithm == "sha256" and got.startswith(expected)):
+            return algorithm, expected, got
     return None
 
 
@@ -118,7 +112,7 @@ def download(
         return dest
     part = directory / (name + ".part")
     try:
-        _fetch(url, part, progress=progress, timeout=timeout)
+        _fetch(url, part, dest, progress=progress, timeout=timeout)
     except DownloadError as e:
         if stale is None:
             raise
@@ -145,12 +139,7 @@ def download(
     return dest
 
 
-def _destination(part: Path) -> Path:
-    """The file a download's ``NAME.part`` becomes."""
-    return part.with_name(part.name.removesuffix(".part"))
-
-
-def _fetch(url: str, part: Path, *, progress: bool, timeout: float) -> None:
+def _fetch(url: str, part: Path, dest: Path, *, progress: bool, timeout: float) -> None:
     start = part.stat().st_size if part.exists() else 0
     req = urllib.request.Request(url, headers={"User-Agent": "fcnseg"})
     if start:
@@ -164,25 +153,24 @@ def _fetch(url: str, part: Path, *, progress: bool, timeout: float) -> None:
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
         reason = getattr(reason, "strerror", None) or reason  # not "[Errno -2] ..."
-        raise ConnectionFailed(url, str(reason), _destination(part)) from None
+        raise ConnectionFailed(url, str(reason), dest) from None
     with resp:
         ctype = resp.headers.get("Content-Type", "")
         if ctype.startswith("text/html"):
             raise DownloadError(
                 f"downloading {url} returned an HTML page instead of the file (a login or "
                 f"confirmation page, or a dead link). Download it in a browser and save it as "
-                f"{_destination(part)}."
+                f"{dest}."
             )
         if start and resp.status != 206:
             start = 0  # server ignored the Range header: start over
         total = resp.headers.get("Content-Length")
         total_bytes = int(total) + start if total is not None else None
-        with tqdm(total=total_bytes, initial=start, unit="B", unit_scale=True,
-                  desc=part.name.removesuffix(".part"), leave=False, disable=not progress) as bar, \
+        with tqdm.wrapattr(resp, "read", total=total_bytes, initial=start, unit="B",
+                           unit_scale=True, desc=dest.name, leave=False,
+                           disable=not progress) as source, \
                 open(part, "ab" if start else "wb") as out:
-            for chunk in iter(lambda: resp.read(_CHUNK), b""):
-                out.write(chunk)
-                bar.update(len(chunk))
+            shutil.copyfileobj(source, out, _CHUNK)
     if total_bytes is not None and part.stat().st_size < total_bytes:
         raise DownloadError(
             f"downloading {url} stopped after {part.stat().st_size} of {total_bytes} bytes; "
@@ -239,8 +227,6 @@ def _extract_all(archive: Path, members: list[tuple[str, bool, Callable[[], obje
     for name, _, extract in members:
         try:
             extract()
-        except (tarfile.TarError, zipfile.BadZipFile, EOFError):
-            raise
         except OSError as e:
             reason = {errno.ENOTDIR: "a file earlier in the archive has the name of one of its "
                                      "folders",

@@ -136,11 +136,9 @@ def _remove_where(folder: PathLike, remove: Callable[[os.DirEntry], bool]) -> li
     return removed
 
 
-@functools.cache
-def _clear_once(folder: str) -> None:
-    """:func:`remove_dead_writers_temporaries` at this process's first write into ``folder``
-    (an absolute path; two threads may both clear it, which is harmless)."""
-    remove_dead_writers_temporaries(folder)
+# Run at this process's first write into a folder (an absolute path; two threads may both clear
+# it, which is harmless).
+_clear_once = functools.cache(remove_dead_writers_temporaries)
 
 
 def _new_temporary(path: Path) -> tuple[int, str]:

@@ -73,6 +73,15 @@ def test_split_lists_from_root_splits_folder_or_yaml(tmp_path):
     assert ds.ids == ["b"] and ds.classes == ("x", "y")
 
 
+def test_split_names_are_those_of_every_list_place(tmp_path):
+    make_folder(tmp_path, {"a": index_mask([[0, 1]])},
+                {"classes": ["x", "y"], "splits": {"test": "lists/test-set.txt"}})
+    (tmp_path / "splits").mkdir()
+    (tmp_path / "splits" / "val.txt").write_text("a\n")
+    (tmp_path / "train.txt").write_text("a\n")
+    assert FolderSegmentation(tmp_path).split_names() == ["test", "train", "val"]
+
+
 def test_keyword_arguments_need_no_yaml(tmp_path):
     make_folder(tmp_path, {"a": index_mask([[0, 9]])})
     ds = FolderSegmentation(tmp_path, classes=["bg", "fg"], remap={9: 1})

@@ -159,14 +159,11 @@ class SyntheticSegmentation(SegmentationDataset):
             angles = rng.uniform(0, 2 * np.pi) + np.array([0, 2, 4]) * np.pi / 3
             angles = angles + rng.uniform(-0.35, 0.35, size=3)
             px, py = cx + r * np.cos(angles), cy + r * np.sin(angles)
-            inside = np.ones_like(yy, dtype=bool)
-            pos = np.ones_like(yy, dtype=bool)
-            for i in range(3):
-                j = (i + 1) % 3
-                cross = (px[j] - px[i]) * (yy - py[i]) - (py[j] - py[i]) * (xx - px[i])
-                inside &= cross >= 0
-                pos &= cross <= 0
-            return inside | pos
+            # Inside: on the same side of all three edges, whichever way the vertices turn.
+            cross = [(px[j] - px[i]) * (yy - py[i]) - (py[j] - py[i]) * (xx - px[i])
+                     for i, j in ((0, 1), (1, 2), (2, 0))]
+            return (np.logical_and.reduce([c >= 0 for c in cross])
+                    | np.logical_and.reduce([c <= 0 for c in cross]))
         if cls == 5:  # ring: a thin circular outline
             r = rng.uniform(0.1, 0.22) * s
             t = max(1.5, rng.uniform(0.025, 0.045) * s)

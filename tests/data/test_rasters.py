@@ -425,3 +425,25 @@ def test_an_image_header_read_beside_a_raster_open_leaves_the_filters_as_they_we
         go_b.set()
         b.join(5)
         assert warnings.filters == before and not failures
+
+
+def test_a_cmyk_geotiff_read_as_stored_keeps_its_georeferencing(tmp_path):
+    inks = np.random.default_rng(4).integers(0, 256, (12, 10, 4), dtype=np.uint8)
+    transform = from_origin(500000.0, 4000000.0, 10.0, 10.0)
+    path = tmp_path / "cmyk.tif"
+    with rasterio.open(path, "w", driver="GTiff", height=12, width=10, count=4, dtype="uint8",
+                       crs="EPSG:32633", transform=transform, nodata=0,
+                       photometric="CMYK") as ds:
+        ds.write(np.moveaxis(inks, -1, 0))
+    with open_raster(path) as reader:
+        info = reader.info
+        np.testing.assert_array_equal(reader.read_all(), inks)  # the inks as stored
+    assert info.cmyk and info.crs.to_epsg() == 32633 and info.transform == transform
+    assert info.nodata == 0.0
+
+
+def test_a_32_bit_integer_tiffs_info_names_its_samples_for_every_reader(tmp_path, tiff_reader):
+    tifffile.imwrite(tmp_path / "x.tif", np.arange(20, dtype=np.uint32).reshape(4, 5) * 70000)
+    with open_raster(tmp_path / "x.tif") as reader:
+        assert reader.info.dtype == np.uint32  # the file's, though read as float32
+        assert reader.read_all().dtype == np.float32

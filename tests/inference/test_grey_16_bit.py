@@ -180,3 +180,77 @@ def test_a_tiff_read_by_tifffile_is_not_decoded_by_pillow_too(tmp_path, monkeypa
     monkeypatch.setattr(TiffImagePlugin.TiffImageFile, "load",
                         lambda self: pytest.fail("decoded by Pillow too"))
     np.testing.assert_array_equal(read_image(path), want)
+
+
+def grey_32_bit(path, h: int, w: int, kind: str) -> np.ndarray:
+    """A 32-bit integer grey TIFF of the 16-bit blobs: ``uint32``/``int32`` by tifffile, or
+    ``pillow-I`` (Pillow's mode "I", int32); returns the values written."""
+    from PIL import Image
+
+    values = grey_16_bit(h, w).astype(np.int64) * 20 - 3000  # beyond 16 bits, a few negative
+    if kind == "pillow-I":
+        Image.fromarray(values.astype(np.int32), "I").save(path)
+        return values
+    values = np.clip(values, 0, None) if kind == "uint32" else values
+    tifffile.imwrite(path, values.astype(kind))
+    return values
+
+
+@pytest.fixture(params=["rasterio", "tifffile"])
+def raster_reader(request, monkeypatch):
+    """Rasters read through rasterio and through tifffile (as without rasterio)."""
+    if request.param == "tifffile":
+        monkeypatch.setattr("fcnseg.data.rasters._rasterio", lambda: None)
+    return request.param
+
+
+@pytest.mark.parametrize("kind", ["uint32", "int32", "pillow-I"])
+def test_a_tile_of_a_32_bit_grey_tiff_reaches_a_colour_model_as_training_reads_it(
+        segmenter, tmp_path, monkeypatch, kind, raster_reader):
+    from fcnseg.data.images import integers_to_rgb
+
+    path = tmp_path / "cells.tif"
+    values = grey_32_bit(path, 40, 48, kind)
+    seen = []
+    preprocess = segmenter.preprocess
+    monkeypatch.setattr(segmenter, "preprocess",
+                        lambda rgb: seen.append(np.stack(list(rgb))) or preprocess(rgb))
+    with open_raster(path) as reader:
+        assert reader.info.dtype == np.dtype("uint32" if kind == "uint32" else "int32")
+        segmenter_tile_fn(segmenter, reader.info)(reader.read_all()[None])
+    trained_on = read_image(path)
+    np.testing.assert_array_equal(seen[0][0], trained_on)
+    np.testing.assert_array_equal(trained_on, integers_to_rgb(values))  # as 16-bit grey
+
+
+def test_predict_tiles_a_large_32_bit_grey_tiff_as_segmenter_segments_it(
+        make_checkpoint, segmenter, predicted_label_raster, tmp_path):
+    from floats import assert_labels_match
+
+    from fcnseg.inference import Segmenter
+
+    path = tmp_path / "cells.tif"
+    grey_32_bit(path, 72, 80, "uint32")
+    labels = predicted_label_raster(make_checkpoint("same"), path, tmp_path / "out",
+                                    "--tile", "32", "--overlap", "8", "--precision", "fp32")
+    tiled = Segmenter.from_checkpoint(make_checkpoint("same"), precision="fp32", tile=32,
+                                      overlap=8).predict(path, return_probs=True)
+    assert_labels_match(labels, tiled.label, tiled.probs)
+
+
+@pytest.mark.parametrize("dtype, bands", [("uint32", 3), ("int8", 1), ("uint64", 1)])
+def test_integer_samples_no_colour_model_takes_are_one_line_for_every_reader(
+        segmenter, tmp_path, dtype, bands):
+    from fcnseg.data.images import ImageError, load_image
+    from fcnseg.data.rasters import raster_info
+    from fcnseg.inference.rasters import colour_model_problem
+
+    path = tmp_path / "odd.tif"
+    tifffile.imwrite(path, np.ones((20, 24, bands) if bands > 1 else (20, 24), dtype),
+                     photometric="rgb" if bands == 3 else "minisblack")
+    with pytest.raises(ImageError) as e:
+        load_image(path)
+    line = (f"{bands} band(s) of {dtype}, but the model takes RGB or grey (1 or 3 bands of 8 "
+            f"or 16 bits")
+    assert str(e.value).startswith(f"{path}: {line}") and len(str(e.value).splitlines()) == 1
+    assert colour_model_problem(raster_info(path)) == e.value.problem  # predict's tiles

@@ -156,3 +156,31 @@ def test_predict_tiles_a_float_grey_or_cmyk_tiff_for_a_colour_model(
                "--precision", "fp32"])
     assert rc == 0, capsys.readouterr().err
     assert (tmp_path / "out" / "scan.tif").is_file()
+
+
+def test_a_32_bit_grey_tiff_reaches_a_colour_model_alike_everywhere(
+        segmenter, tmp_path, monkeypatch):
+    from fcnseg.data.images import integers_to_rgb
+
+    yy, xx = np.mgrid[0:H, 0:W]
+    values = (30000 + 29000 * np.sin(yy / 5.0) * np.cos(xx / 7.0)).astype(np.uint32)
+    path = tmp_path / "scan.tif"
+    tifffile.imwrite(path, values)
+    assert_all_equal(model_inputs(segmenter, path, monkeypatch), integers_to_rgb(values))
+
+
+def test_predict_keeps_a_cmyk_geotiffs_crs_and_transform(make_checkpoint, tmp_path):
+    rasterio = pytest.importorskip("rasterio")
+    from rasterio.transform import from_origin
+
+    inks = np.random.default_rng(1).integers(0, 256, (4, H, W), dtype=np.uint8)
+    transform = from_origin(500000.0, 4000000.0, 10.0, 10.0)
+    path = tmp_path / "scan.tif"
+    with rasterio.open(path, "w", driver="GTiff", height=H, width=W, count=4, dtype="uint8",
+                       crs="EPSG:32632", transform=transform, photometric="CMYK") as ds:
+        ds.write(inks)
+    assert main(["predict", "--checkpoint", str(make_checkpoint("same")), str(path), "--out",
+                 str(tmp_path / "out"), "--tile", "32", "--overlap", "8", "--no-progress",
+                 "--precision", "fp32"]) == 0
+    with rasterio.open(tmp_path / "out" / "scan.tif") as ds:
+        assert ds.crs.to_epsg() == 32632 and ds.transform == transform

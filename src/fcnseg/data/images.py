@@ -173,7 +173,8 @@ def colour_refusal(bands: int, dtype: Any, alpha: bool = False, cmyk: bool = Fal
     also = ", and a band the file marks as alpha" if unmarked else ""
     # Floats and inks: the line says which of them are read.
     also += ("; or 4 bands of 8-bit CMYK" if cmyk else
-             "; or 1 band of float32" if np.dtype(dtype).kind == "f" else "")
+             "; or 1 band of float32" if np.dtype(dtype).kind == "f" else
+             "; or 1 band of 16- or 32-bit integers" if _grey_only(dtype) else "")
     return (f"{bands} band(s) of {np.dtype(dtype)}{inks}{marked}, but the model takes RGB or "
             f"grey (1 or 3 bands of 8 or 16 bits{also}): segment it with a model trained on "
             f"these bands")
@@ -182,19 +183,29 @@ def colour_refusal(bands: int, dtype: Any, alpha: bool = False, cmyk: bool = Fal
 def colour_bands_problem(bands: int, dtype: Any, alpha: bool = False,
                          cmyk: bool = False) -> str | None:
     """Why an image of ``bands`` bands of ``dtype`` is no colour image (:func:`colour_refusal`),
-    or None: grey or RGB of 8 or 16 bits, with or without a last band the file marks as alpha
-    (``alpha``); 8-bit CMYK inks (``cmyk``, no alpha); or one band of 32-bit floats. The one
-    rule by which the image reader, ``Segmenter``, ``fcnseg serve`` and ``fcnseg predict`` take
-    a file for a colour model: a band not marked alpha is data, which a colour model cannot
-    take."""
+    or None: grey or RGB of 8 or 16 bits (unsigned), with or without a last band the file marks
+    as alpha (``alpha``); grey of 16- or 32-bit integers, signed or not (Pillow's mode "I"),
+    made 8-bit as 16-bit grey is (:func:`integers_to_rgb`); 8-bit CMYK inks (``cmyk``, no
+    alpha); or one band of 32-bit floats. The one rule by which the image reader,
+    ``Segmenter``, ``fcnseg serve`` and ``fcnseg predict`` (whole or by tiles) take a file for
+    a colour model: a band not marked alpha is data, which a colour model cannot take."""
     dtype = np.dtype(dtype)
     if cmyk:
         fits = bands == 4 and not alpha and dtype == np.uint8
     elif dtype.kind == "f":
         fits = bands == 1 and dtype == np.float32
-    else:
-        fits = bands - alpha in (1, 3) and dtype.kind in "uib"  # b: 1-bit
+    elif _grey_only(dtype):
+        fits = bands == 1
+    else:  # b: 1-bit
+        fits = bands - alpha in (1, 3) and (dtype.kind == "b" or dtype in (np.uint8, np.uint16))
     return None if fits else colour_refusal(bands, dtype, alpha, cmyk)
+
+
+def _grey_only(dtype: Any) -> bool:
+    """Whether integer samples of ``dtype`` make a colour image as grey alone: signed 16-bit
+    and 32-bit ones, which Pillow reads as its mode "I" (one band) and every reader scales as
+    16-bit grey. (Signed 8-bit and 64-bit samples make none.)"""
+    return np.dtype(dtype) in (np.int16, np.int32, np.uint32)
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,9 @@ _BY_WINDOWS = " read it by windows: fcnseg predict does"
 class RasterInfo:
     """What a raster's header says: size, bands, sample type and georeferencing.
 
+    ``dtype`` is the file's sample type (:func:`stored_dtype`); windows are read in
+    :func:`raster_dtype` of it (a ``uint32`` raster as float32).
+
     ``crs`` and ``transform`` are rasterio's objects (None for a raster without
     georeferencing, or when rasterio is not installed); ``band_names`` the band descriptions
     (None when the file names none); ``nodata`` the no-data value (None when none is set);
@@ -90,6 +93,13 @@ def raster_dtype(dtype: np.dtype) -> np.dtype:
     if dtype == np.bool_:
         return np.dtype(np.uint8)
     return dtype if dtype in (np.uint8, np.uint16, np.float32) else np.dtype(np.float32)
+
+
+def stored_dtype(dtype: np.dtype) -> np.dtype:
+    """The sample type a raster's :class:`RasterInfo` names: the file's (a 32-bit integer
+    raster is ``uint32``, as GDAL names it, though read as float32), booleans as uint8."""
+    dtype = np.dtype(dtype)
+    return dtype if dtype.kind in "iuf" else raster_dtype(dtype)
 
 
 def _as_raster(a: np.ndarray) -> np.ndarray:
@@ -190,7 +200,8 @@ class _ArrayReader(RasterReader):
 
     def __init__(self, array: np.ndarray, where: str, bands: Sequence[str] | None) -> None:
         h, w, n = array.shape
-        info = RasterInfo(path=where, height=h, width=w, bands=n, dtype=raster_dtype(array.dtype))
+        info = RasterInfo(path=where, height=h, width=w, bands=n,
+                          dtype=stored_dtype(array.dtype))
         super().__init__(info, _select_bands(where, n, None, bands))
         self._array = array  # H×W×N_file
 
@@ -228,13 +239,10 @@ def _rasterio_reader(rasterio: Any, path: Path, where: str, driver: str,
         raise ImageError(where, f"cannot be opened as a raster ({e})") from None
     try:
         names = tuple(d or "" for d in ds.descriptions)
-        georeferenced = ds.crs is not None or not ds.transform.is_identity
         info = RasterInfo(
             path=where, height=ds.height, width=ds.width, bands=ds.count,
             dtype=np.dtype(ds.dtypes[0]), band_names=names if any(names) else None,
-            crs=ds.crs if georeferenced else None,
-            transform=ds.transform if georeferenced else None,
-            nodata=None if ds.nodata is None else float(ds.nodata),
+            **_georeferencing(ds),
             alpha=ds.count > 1 and ds.colorinterp[-1] == rasterio.enums.ColorInterp.alpha)
         check_pixels(where, info.width, info.height, max_pixels, _BY_WINDOWS)
         index = _select_bands(where, info.bands, info.band_names, bands)
@@ -242,6 +250,29 @@ def _rasterio_reader(rasterio: Any, path: Path, where: str, driver: str,
         ds.close()
         raise
     return _RasterioReader(ds, info, index)
+
+
+def _georeferencing(ds: Any) -> dict[str, Any]:
+    """The ``crs``, ``transform`` and ``nodata`` of a raster opened by rasterio. A raster is
+    georeferenced when it has a CRS or a geotransform other than the identity (one without a
+    CRS keeps its transform: its pixels still lie on a grid of map units)."""
+    georeferenced = ds.crs is not None or not ds.transform.is_identity
+    return {"crs": ds.crs if georeferenced else None,
+            "transform": ds.transform if georeferenced else None,
+            "nodata": None if ds.nodata is None else float(ds.nodata)}
+
+
+def _with_georeferencing(reader: RasterReader, rasterio: Any, path: Path) -> RasterReader:
+    """``reader`` (tifffile's, which reads no GeoTIFF tags) with the CRS, geotransform and
+    nodata GDAL reads from the same header: a CMYK GeoTIFF, or one whose bands are pages, is
+    as georeferenced as any other (its label raster lies on its grid)."""
+    try:
+        with _quiet_gdal(rasterio), rasterio_open(path, driver="GTiff") as ds:
+            found = _georeferencing(ds)
+    except Exception:  # noqa: BLE001 - GDAL refusing the header leaves the pixels as read
+        return reader
+    reader.info = replace(reader.info, **found)
+    return reader
 
 
 class _TiffReader(RasterReader):
@@ -252,7 +283,7 @@ class _TiffReader(RasterReader):
         p = tif.pages[0]
         extras = tuple(int(e) for e in p.extrasamples)
         info = RasterInfo(path=where, height=int(p.imagelength), width=int(p.imagewidth),
-                          bands=int(p.samplesperpixel), dtype=raster_dtype(p.dtype),
+                          bands=int(p.samplesperpixel), dtype=stored_dtype(p.dtype),
                           alpha=bool(extras) and extras[-1] in ALPHA_EXTRA_SAMPLES)
         super().__init__(info, _select_bands(where, info.bands, None, bands))
         self._tif, self._page = tif, p
@@ -459,7 +490,8 @@ def open_raster(path: PathLike, *, bands: Sequence[str] | None = None,
         raise ImageError(where, f"a {name} file: reading it needs rasterio "
                                 f"(pip install 'fcnseg[geo]')")
     if driver == "GTiff":
-        return _with_samples(_tifffile_reader(p, where, bands, max_pixels), samples)
+        reader = _with_samples(_tifffile_reader(p, where, bands, max_pixels), samples)
+        return reader if rasterio is None else _with_georeferencing(reader, rasterio, p)
     # The formats of the one allow-list, decoded whole: the image reader checks the size.
     limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
     return _ArrayReader(_pillow_array(p, where, limit), where, bands)

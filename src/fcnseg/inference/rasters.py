@@ -48,7 +48,6 @@ from torch import nn
 from fcnseg.data.images import (
     ImageError,
     colour_bands_problem,
-    colour_refusal,
     float_scale,
     floats_to_rgb,
     integers_to_rgb,
@@ -846,7 +845,7 @@ def read_colour_raster(segmenter: Any, path: PathLike
         image = reader.read_all()
     nodata = info.nodata if info.nodata is not None else segmenter.input_convention.nodata
     missing = nodata_mask(image, nodata)
-    scale = float_scale(float(np.nanmax(image, initial=0.0))) if image.dtype.kind == "f" else 1.0
+    scale = float_scale(float(np.nanmax(image, initial=0.0))) if info.dtype.kind == "f" else 1.0
     return colour_pixels(image, info, scale), missing
 
 
@@ -858,8 +857,15 @@ def colour_pixels(values: np.ndarray, info: RasterInfo, scale: float = 1.0) -> n
     alpha premultiplied or not, CMYK)."""
     if info.dtype.kind == "f":
         return floats_to_rgb(values, scale)
+    if values.dtype.kind == "f":  # 32-bit or signed integers, which the reader reads as float32
+        values = np.clip(values.astype(np.float64), *_bounds(info.dtype)).astype(info.dtype)
     return integers_to_rgb(values, info.alpha, premultiplied=info.premultiplied,
                            cmyk=info.cmyk)
+
+
+def _bounds(dtype: np.dtype) -> tuple[int, int]:
+    limits = np.iinfo(dtype)
+    return int(limits.min), int(limits.max)
 
 
 #: Pixels read at a time when a float raster is scanned for its largest value.
@@ -885,14 +891,11 @@ def colour_model_reads(info: RasterInfo) -> bool:
 
 def colour_model_problem(info: RasterInfo) -> str | None:
     """Why a colour model cannot take a raster by tiles, or None: 8- or 16-bit grey (one band)
-    or RGB (three), with or without a band the file marks as alpha; 8-bit CMYK; one band of
-    32-bit floats (the image reader's rule,
+    or RGB (three), with or without a band the file marks as alpha; grey of 16- or 32-bit
+    integers; 8-bit CMYK; one band of 32-bit floats (the image reader's rule,
     :func:`~fcnseg.data.images.colour_bands_problem`), made 8-bit RGB by
     :func:`colour_pixels` as the image reader makes the same file for training."""
-    problem = colour_bands_problem(info.bands, info.dtype, info.alpha, info.cmyk)
-    if problem is None and info.dtype.kind != "f" and info.dtype not in (np.uint8, np.uint16):
-        problem = colour_refusal(info.bands, info.dtype, info.alpha, info.cmyk)
-    return problem
+    return colour_bands_problem(info.bands, info.dtype, info.alpha, info.cmyk)
 
 
 def segmenter_tile_fn(segmenter: Any, info: RasterInfo) -> TileFn:
@@ -921,9 +924,9 @@ def segmenter_tile_fn(segmenter: Any, info: RasterInfo) -> TileFn:
         missing = nodata_mask(batch, nodata)  # as read, before any scaling
         if bands is not None:  # a multi-band model takes the raw values
             batch = batch.astype(np.float32, copy=False)
-        elif batch.dtype.kind in "ui" or info.dtype.kind == "f":  # as the image reader reads
-            batch = colour_pixels(batch, info, scale)
-        # (float tiles of an integer raster are RGB 0-255 already: Segmenter's, filled)
+        elif batch.dtype.kind in "ui" or info.dtype not in (np.uint8, np.uint16):
+            batch = colour_pixels(batch, info, scale)  # as the image reader reads the file
+        # (float tiles of an 8-bit raster are RGB 0-255 already: Segmenter's, filled)
         batch = fill_nodata(batch, missing, neutral)
         return first_of(segmenter.logits(segmenter.preprocess(list(batch))))  # the first head's
     return run

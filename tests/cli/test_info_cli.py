@@ -480,3 +480,33 @@ def test_an_event_file_with_only_its_header_says_it_holds_no_records(tmp_path, c
     (path,) = tmp_path.glob("events.out.tfevents.*")
     assert main(["info", str(path)]) == 0
     assert "holds no records" in capsys.readouterr().out
+
+
+def test_a_raster_with_a_geotransform_but_no_crs_is_said_to_have_one_and_not_the_other(
+        tmp_path, capsys) -> None:
+    import numpy as np
+
+    rasterio = pytest.importorskip("rasterio")
+    from rasterio.transform import Affine
+
+    path = tmp_path / "grid.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=5, height=4, count=1, dtype="uint8",
+                       transform=Affine(10, 0, 500000, 0, -10, 4e6)) as ds:
+        ds.write(np.zeros((4, 5), np.uint8), 1)
+    assert main(["info", str(path)]) == 0
+    georef = next(line for line in capsys.readouterr().out.splitlines()
+                  if line.startswith("georef:"))
+    assert "geotransform present, CRS missing" in georef and "none" not in georef
+    assert "origin (500000, 4000000), pixel 10 × -10" in georef
+    assert main(["info", "--json", str(path)]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["crs"] is None and record["transform"] == [10, 0, 500000, 0, -10, 4e6]
+
+
+def test_a_plain_raster_is_said_to_have_neither_crs_nor_geotransform(tmp_path, capsys) -> None:
+    import numpy as np
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "plain.tif", np.zeros((4, 5, 3), np.uint8), photometric="rgb")
+    assert main(["info", str(tmp_path / "plain.tif")]) == 0
+    assert "georef:      none (no CRS, no geotransform)" in capsys.readouterr().out

@@ -761,3 +761,21 @@ def test_ctrl_c_says_how_many_rows_are_kept_and_that_the_same_command_continues(
 def test_tile_settings_overlap_defaults_to_a_quarter_of_the_tile_as_predict(tile, overlap):
     assert TileSettings(tile=tile).overlap == overlap
     assert TileSettings(tile=tile, overlap=0).overlap == 0
+
+
+def test_a_raster_with_a_geotransform_but_no_crs_is_tiled_onto_its_grid_without_a_crs(
+        make_checkpoint, smooth_image, tmp_path, capsys):
+    from fcnseg.cli.main import main
+    from fcnseg.inference.rasters import needs_tiling
+
+    path = tmp_path / "grid.tif"
+    h, w, _ = smooth_image.shape
+    with rasterio.open(path, "w", driver="GTiff", height=h, width=w, count=3, dtype="uint8",
+                       transform=TRANSFORM) as ds:
+        ds.write(np.moveaxis(smooth_image, -1, 0))
+    assert needs_tiling(path, None, 512)  # georeferenced, as fcnseg info says: small RGB too
+    assert main(["predict", "--checkpoint", str(make_checkpoint("same")), str(path), "--out",
+                 str(tmp_path / "out"), "--no-progress", "--precision", "fp32"]) == 0
+    assert "NotGeoreferenced" not in capsys.readouterr().err
+    with rasterio.open(tmp_path / "out" / "grid.tif") as ds:
+        assert ds.crs is None and ds.transform == TRANSFORM and ds.shape == (h, w)

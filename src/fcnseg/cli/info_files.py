@@ -92,12 +92,37 @@ def _raster_record(file: Path) -> dict[str, Any]:
                            "bands": info.bands, "dtype": str(info.dtype),
                            "band_names": list(info.band_names) if info.band_names else None,
                            "crs": str(info.crs) if info.crs is not None else None,
+                           "transform": _geotransform(info.transform),
                            # NaN (float outputs' nodata) as text: JSON has no NaN
                            "nodata": "nan" if info.nodata is not None and np.isnan(info.nodata)
                            else info.nodata}
     if info.bands == 1 and info.dtype.kind == "u" and info.pixels <= _MAX_VALUES_PIXELS:
         rec.update(_values(read_raster(file, max_pixels=None)[..., 0]))
     return rec
+
+
+def _geotransform(transform: Any) -> list[float] | None:
+    """A raster's geotransform as rasterio's six coefficients (pixel width, row rotation, west;
+    column rotation, pixel height, north); None without one (or the identity: pixel units)."""
+    if transform is None or transform.is_identity:
+        return None
+    return [float(v) for v in tuple(transform)[:6]]
+
+
+def _georef_text(rec: dict[str, Any]) -> str:
+    """The ``georef:`` line of a raster: what it has of a CRS and a geotransform. A raster with
+    either is georeferenced (``fcnseg predict`` segments it by tiles onto its grid)."""
+    transform, crs = rec.get("transform"), rec.get("crs")
+    if transform is None and crs is None:
+        return "none (no CRS, no geotransform)"
+    grid = "no geotransform (pixel coordinates)" if transform is None else (
+        f"origin ({transform[2]:.15g}, {transform[5]:.15g}), pixel {transform[0]:.15g} × "
+        f"{transform[4]:.15g}")
+    if crs is None:
+        return (f"geotransform present, CRS missing: {grid} in unnamed map units; fcnseg "
+                f"predict keeps the geotransform, without a CRS, in its label raster")
+    grid = grid if transform is None else f"geotransform: {grid}"
+    return f"CRS {crs}; {grid}"
 
 
 def _table_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
@@ -200,8 +225,7 @@ def data_file_summary(rec: dict[str, Any]) -> list[str]:
         if rec["band_names"]:
             bands += f" ({', '.join(rec['band_names'])})"
         lines = [f"contents:    raster, {rec['width']}×{rec['height']}, {bands}",
-                 f"georef:      CRS {rec['crs']}" if rec["crs"] else
-                 "georef:      none (no CRS)"]
+                 f"georef:      {_georef_text(rec)}"]
         if rec["nodata"] is not None:
             nodata = rec["nodata"]
             lines.append(f"nodata:      {nodata if isinstance(nodata, str) else f'{nodata:g}'}")

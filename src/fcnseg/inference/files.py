@@ -13,7 +13,10 @@ that a later run tells its own finished outputs from another model's (:func:`wri
 
 from __future__ import annotations
 
+import contextlib
 import glob
+import hashlib
+import json
 import os
 import re
 from collections import Counter
@@ -79,36 +82,43 @@ def record_outputs(out_dir: PathLike, paths: Iterable[PathLike],
     """Append ``paths`` (inside ``out_dir``) to the folder's manifest, before they are written;
     with ``digests`` (after they are written), each path's content digest, so that a later run
     can tell a file someone has since edited (see :meth:`OwnOutputs.edited`)."""
-    out_dir = Path(out_dir)
-    names = [Path(p).relative_to(out_dir).as_posix() for p in paths]
-    if digests is None:
-        lines = [f"{n}\n" for n in names]
-    else:
-        lines = [f"{n}\t{d}\n" for n, d in zip(names, digests, strict=True)]
-    # Flushed on close; losing the tail to a power cut only costs a re-segmented file.
-    with open(out_dir / MANIFEST_NAME, "a", encoding="utf-8") as f:
-        f.writelines(lines)
+    names = _names_in(out_dir, paths)
+    if digests is not None:
+        names = [f"{n}\t{d}" for n, d in zip(names, digests, strict=True)]
+    _append_to_manifest(out_dir, names)
 
 
 def record_written(out_dir: PathLike, job: str, paths: Iterable[PathLike]) -> None:
     """Record in the folder's manifest that ``paths`` (inside ``out_dir``), listed before, are
     now written whole by the run ``job`` (:func:`outputs_job`)."""
-    out_dir = Path(out_dir)
-    names = [Path(p).relative_to(out_dir).as_posix() for p in paths]
-    with open(out_dir / MANIFEST_NAME, "a", encoding="utf-8") as f:
-        f.write("\t".join(["", _WRITTEN, job, *names]) + "\n")
+    _append_to_manifest(out_dir, ["\t".join(["", _WRITTEN, job, *_names_in(out_dir, paths)])])
+
+
+def _names_in(out_dir: PathLike, paths: Iterable[PathLike]) -> list[str]:
+    return [Path(p).relative_to(out_dir).as_posix() for p in paths]
+
+
+def _append_to_manifest(out_dir: PathLike, lines: list[str]) -> None:
+    # Flushed on close; losing the tail to a power cut only costs a re-segmented file.
+    with open(Path(out_dir) / MANIFEST_NAME, "a", encoding="utf-8") as f:
+        f.writelines(f"{line}\n" for line in lines)
+
+
+def _manifest_lines(folder: Path) -> list[str]:
+    """The lines of ``folder``'s manifest; none when it has none (the usual case) or it cannot
+    be read."""
+    try:
+        return (folder / MANIFEST_NAME).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
 
 
 def written_by(out_dir: PathLike) -> dict[Path, str | None]:
     """Which run wrote each output listed in the manifest of ``out_dir`` (as ``out_dir / NAME``):
     the job of its latest :func:`record_written`; None where it was never recorded (an older
     fcnseg listed it) or listed again since (a later run that may have stopped mid-way)."""
-    try:
-        text = (Path(out_dir) / MANIFEST_NAME).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return {}
     writers: dict[Path, str | None] = {}
-    for line in text.splitlines():
+    for line in _manifest_lines(Path(out_dir)):
         fields = line.split("\t")
         if fields[0]:  # PATH or PATH<TAB>DIGEST: listed, about to be (re)written
             writers[Path(out_dir) / fields[0]] = None
@@ -121,19 +131,13 @@ def outputs_job(model_id: str, palette: np.ndarray, style: PictureStyle) -> str:
     """What names a run's image outputs in the manifest: the model and its settings
     (``model_id``, :func:`fcnseg.inference.rasters.model_identity`), the label colours and how
     the pictures are drawn; ``sha256=HEX``."""
-    import hashlib
-    import json
-
     described = {"model": model_id, "palette": np.asarray(palette).tolist(),
                  "style": asdict(style)}
-    text = json.dumps(described, sort_keys=True, default=str)
-    return "sha256=" + hashlib.sha256(text.encode()).hexdigest()
+    return content_digest(json.dumps(described, sort_keys=True, default=str).encode())
 
 
 def content_digest(data: bytes) -> str:
     """How the manifest records a file's content: ``sha256=HEX``."""
-    import hashlib
-
     return "sha256=" + hashlib.sha256(data).hexdigest()
 
 
@@ -146,12 +150,8 @@ class OwnOutputs:
 
     def _manifest(self, folder: Path) -> dict[Path, str | None]:
         if folder not in self._listed:
-            try:
-                text = (folder / MANIFEST_NAME).read_text(encoding="utf-8", errors="replace")
-            except OSError:  # no manifest (the usual case) or unreadable: nothing listed
-                text = ""
             listed: dict[Path, str | None] = {}
-            for line in text.splitlines():  # PATH, or PATH<TAB>DIGEST; a path's last digest counts
+            for line in _manifest_lines(folder):  # PATH or PATH<TAB>DIGEST; the last digest counts
                 name, _, digest = line.partition("\t")
                 if name:
                     listed[folder / name] = digest or listed.get(folder / name)
@@ -454,10 +454,6 @@ def _input_size(source: PathLike) -> tuple[int, int] | None:
     return info.width, info.height
 
 
-#: One set of files to draw: where they go, the prediction, its palette and picture style.
-_Drawing = tuple[OutputFiles, Prediction, np.ndarray, PictureStyle]
-
-
 @dataclass(frozen=True)
 class FileOutcome:
     """What became of one input: ``problem`` is None when its outputs were written, else one
@@ -487,33 +483,33 @@ def write_predictions(
     goes on with the next batch while the last one's outputs are written). With
     ``options.job``, each prediction's written files are recorded in the manifest as that
     run's (:func:`record_written`), in input order."""
-    for outcome in _write_all(predictions, out_dir, palette, options, workers, pending):
-        if options.job and outcome.written:
-            record_written(out_dir, options.job, outcome.written)
-        yield outcome
-
-
-def _write_all(predictions: Iterable[tuple[Path, str, Prediction | Exception]], out_dir: Path,
-               palette: np.ndarray, options: OutputOptions, workers: int | None,
-               pending: int) -> Iterator[FileOutcome]:
     jobs = (_write_job(path, name, pred, out_dir, palette, options)
             for path, name, pred in predictions)
-    if workers == 0:
-        for run in jobs:
-            yield run()
-        return
     count = workers or default_workers()
-    with background_pool(count, "fcnseg-write") as pool:
-        yield from in_order(jobs, pool, max(pending, 2 * count))
+    pool = background_pool(count, "fcnseg-write") if workers != 0 else None
+    with pool or contextlib.nullcontext():
+        outcomes = ((run() for run in jobs) if pool is None
+                    else in_order(jobs, pool, max(pending, 2 * count)))
+        for outcome in outcomes:
+            if options.job and outcome.written:
+                record_written(out_dir, options.job, outcome.written)
+            yield outcome
 
 
-def _reserve_heads(out_dir: Path, name: str, pred: Prediction, palette: np.ndarray,
-                   options: OutputOptions) -> tuple[list[_Drawing], Exception | None]:
-    """Each head's files, listed in the manifest (here, in input order), with what draws
-    them; and the error that stopped the listing, if any."""
+def _write_job(path: Path, name: str, pred: Prediction | Exception, out_dir: Path,
+               palette: np.ndarray, options: OutputOptions) -> Callable[[], FileOutcome]:
+    """What a writer thread runs for one item. Each head's files are listed in the manifest
+    here, in input order; an error that stops the listing is reported after the files listed
+    before it are written."""
+    if isinstance(pred, ImageError):  # its message names the file
+        return lambda: FileOutcome(path, name, f"skipped {pred}")
+    if isinstance(pred, Exception):
+        return lambda: FileOutcome(path, name, f"skipped {path}: prediction failed "
+                                               f"({type(pred).__name__}: {pred})")
     style = options.style
     plain = PictureStyle(alpha=style.alpha, legend=style.legend, outlines=style.outlines)
-    todo: list[_Drawing] = []
+    todo: list[tuple[OutputFiles, Prediction, np.ndarray, PictureStyle]] = []
+    stopped: Exception | None = None
     try:
         files = reserve_outputs(out_dir, name, pred, heatmap_classes=options.heatmaps_for(pred),
                                 uncertainty=options.uncertainty, probs=options.probs,
@@ -526,19 +522,7 @@ def _reserve_heads(out_dir: Path, name: str, pred: Prediction, palette: np.ndarr
                                     protected=options.protected)
             todo.append((files, head_pred, distinct_palette(head_pred.class_names), plain))
     except (OSError, ValueError) as e:
-        return todo, e
-    return todo, None
-
-
-def _write_job(path: Path, name: str, pred: Prediction | Exception, out_dir: Path,
-               palette: np.ndarray, options: OutputOptions) -> Callable[[], FileOutcome]:
-    """What a writer thread runs for one item; its files are reserved here, in input order."""
-    if isinstance(pred, ImageError):  # its message names the file
-        return lambda: FileOutcome(path, name, f"skipped {pred}")
-    if isinstance(pred, Exception):
-        return lambda: FileOutcome(path, name, f"skipped {path}: prediction failed "
-                                               f"({type(pred).__name__}: {pred})")
-    todo, stopped = _reserve_heads(out_dir, name, pred, palette, options)
+        stopped = e
 
     def write() -> FileOutcome:
         try:

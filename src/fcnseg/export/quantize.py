@@ -161,18 +161,13 @@ def sensitive_nodes(proto: Any, num_classes: int) -> list[str]:
 
 
 class _Reader:
-    """ONNX Runtime's calibration data reader over N×3×H×W float32 pixel batches."""
+    """ONNX Runtime's calibration data reader: each image as a 1×3×H×W float32 pixel batch."""
 
-    def __init__(self, name: str, images: Callable[[], Iterator[np.ndarray]]) -> None:
-        self.name, self.images = name, images
-        self.it = iter(self.images())
+    def __init__(self, name: str, images: Iterator[np.ndarray]) -> None:
+        self.batches = ({name: to_pixels(rgb)} for rgb in images)
 
     def get_next(self) -> dict[str, np.ndarray] | None:
-        rgb = next(self.it, None)
-        return None if rgb is None else {self.name: to_pixels(rgb)}
-
-    def rewind(self) -> None:
-        self.it = iter(self.images())
+        return next(self.batches, None)
 
 
 def to_pixels(rgb: np.ndarray) -> np.ndarray:
@@ -206,8 +201,7 @@ def quantize_model(
         A :class:`QuantizeResult`; ``path`` is None when the gate refused (``refused``: why).
 
     Raises:
-        QuantizeError: the engine is missing, the calibration set is empty, or the engine
-            cannot quantize the model (one line each).
+        QuantizeError: (one line) no engine, no calibration image, or the engine fails.
     """
     _check_quantizable(model, options)
     onnx, quantization = _require_engine()
@@ -216,14 +210,13 @@ def quantize_model(
     count = _count_images(calibration)
     with tempfile.TemporaryDirectory(prefix="fcnseg-quantize-") as tmp:
         tmp_dir = Path(tmp)
-        log("exporting the float model to ONNX (raw pixels in, verified against PyTorch)")
-        float_path, prepared = _float_onnx(quantization, model, description, tmp_dir)
+        float_path, prepared = _float_onnx(quantization, model, description, tmp_dir, log)
         proto = onnx.load(str(prepared))
         variants = _variants(proto, num_classes, options.keep_float, validation is not None)
         log(f"calibrating activation ranges on {count} images")
-        reader = _Reader(proto.graph.input[0].name, calibration)
         files = {name: _quantize_static(quantization, prepared, tmp_dir / f"int8-{name}.onnx",
-                                        reader, exclude, tmp_dir / "ranges.json", reduce_range)
+                                        _Reader(proto.graph.input[0].name, calibration()),
+                                        exclude, tmp_dir / "ranges.json", reduce_range)
                  for name, exclude in variants.items()}
         comparisons = _compare_variants(float_path, files, variants, validation, description,
                                         options.threads, log)
@@ -233,10 +226,12 @@ def quantize_model(
         forced = _accuracy_gate(result, description["class_names"], options, log)
         if result.refused:
             return result
-        data = _final_bytes(
-            onnx, files[chosen], float_path,
-            lambda final: _record(options, result, forced, reduce_range, pre_vnni_exact(final)),
-            num_classes if options.labels_out else None)
+        final = onnx.load(str(files[chosen]))
+        record = _record(options, result, forced, reduce_range, pre_vnni_exact(final))
+        _write_metadata(final, onnx.load(str(float_path), load_external_data=False), record)
+        if options.labels_out:
+            append_argmax(final, wide=num_classes > 256)
+    data = final.SerializeToString()
     atomic_write_bytes(out, data)
     result.path, result.size_bytes = str(out), len(data)
     return result
@@ -323,21 +318,11 @@ def _accuracy_gate(result: QuantizeResult, class_names: list[str], options: Quan
     return True
 
 
-def _final_bytes(onnx: Any, chosen: Path, float_path: Path,
-                 record: Callable[[Any], dict[str, Any]], labels_of: int | None) -> bytes:
-    """The chosen graph with the float export's metadata and ``record(graph)``, ending in
-    labels over ``labels_of`` classes unless None."""
-    final = onnx.load(str(chosen))
-    _write_metadata(final, onnx.load(str(float_path), load_external_data=False), record(final))
-    if labels_of is not None:
-        append_argmax(final, wide=labels_of > 256)
-    return final.SerializeToString()
-
-
 def _float_onnx(quantization: Any, model: nn.Module, description: dict[str, Any],
-                tmp_dir: Path) -> tuple[Path, Path]:
+                tmp_dir: Path, log: Callable[[str], None]) -> tuple[Path, Path]:
     """The float model as ONNX taking raw pixels (verified), and its copy prepared for
     quantization (shapes inferred, graph optimised; the export itself if that fails)."""
+    log("exporting the float model to ONNX (raw pixels in, verified against PyTorch)")
     float_path, prepared = tmp_dir / "float.onnx", tmp_dir / "prepared.onnx"
     try:
         export_onnx(model, float_path, description=description, sample_size=(96, 96),
@@ -399,7 +384,6 @@ def _quantize_static(quantization: Any, source: Path, target: Path, reader: _Rea
     kwargs: dict[str, Any] = {}
     if "calibration_cache_path" in inspect.signature(quantization.quantize_static).parameters:
         kwargs["calibration_cache_path"] = str(cache)
-    reader.rewind()
     try:
         with _quiet():
             quantization.quantize_static(

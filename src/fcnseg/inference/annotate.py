@@ -141,7 +141,8 @@ class PreAnnotations:
         if self.fmt is not None:
             chosen = self._unique_stems(chosen)
         if self.fmt == "labelme":
-            written += self._write_labelme(chosen)
+            written += [self._save(f"{e.path.stem}.json", json.dumps(
+                e.document, indent=1, ensure_ascii=False).encode("utf-8")) for e in chosen]
         elif self.fmt == "cvat":
             for k, e in enumerate(chosen):
                 e.document.set("id", str(k))
@@ -193,11 +194,6 @@ class PreAnnotations:
             rows.writerow([k, e.name, relative_path(e.path, self.out_dir),
                            f"{e.mean_entropy:.6f}", f"{e.uncertain_share:.6f}"])
         return self._save(RANKING_NAME, text.getvalue().encode("utf-8"))
-
-    def _write_labelme(self, entries: list[_Entry]) -> list[Path | None]:
-        return [self._save(f"{e.path.stem}.json", json.dumps(e.document, indent=1,
-                                                        ensure_ascii=False).encode("utf-8"))
-                for e in entries]
 
     def _coco_bytes(self, entries: list[_Entry]) -> bytes:
         images, annotations = [], []

@@ -390,7 +390,6 @@ def colorbar(
     ticks: int = 5,
 ) -> np.ndarray:
     """A vertical colour bar ``height`` pixels tall (``vmax`` at the top) with tick labels."""
-    lut = colormap_lut(colormap) if isinstance(colormap, str) else np.asarray(colormap, np.uint8)
     size = font_size or text_size_for(height)
     font = _font(size)
     pad = size // 2 + 1  # room for the top and bottom labels' halves
@@ -399,11 +398,10 @@ def colorbar(
     labels = [_format_tick(vmin + (vmax - vmin) * k / (ticks - 1)) for k in range(ticks)]
     width = bar_w + 8 + max(_text_width(font, t) for t in labels) + 4
     img = Image.new("RGB", (width, height), _PAPER)
-    t = np.linspace(1.0, 0.0, bar_h)
-    column = lut[np.round(t * 255).astype(np.int64)]
+    column = heatmap(np.linspace(1.0, 0.0, bar_h)[:, None], colormap, vmin=0.0, vmax=1.0)
     draw = ImageDraw.Draw(img)
     draw.rectangle([0, pad - 1, bar_w + 1, pad + bar_h], outline=_MUTED)  # a frame around it
-    img.paste(Image.fromarray(np.repeat(column[:, None], bar_w, axis=1)), (1, pad))
+    img.paste(Image.fromarray(np.repeat(column, bar_w, axis=1)), (1, pad))
     for k, text in enumerate(labels):
         y = pad + (bar_h - 1) * (1 - k / (ticks - 1))
         draw.line([bar_w + 2, y, bar_w + 5, y], fill=_INK)
@@ -425,7 +423,6 @@ class PictureStyle:
     outlines: bool = False
     unblended: tuple[int, ...] = ()
     heatmap_over_photo: bool = False
-
 
 
 @dataclass(frozen=True)

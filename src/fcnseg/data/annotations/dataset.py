@@ -67,9 +67,7 @@ class AnnotationDataset(SegmentationDataset):
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         item = self.items[index]
-        if item.error:
-            raise DataError(*item.error.split(": ", 1))
-        resolved = resolve_image(item)
+        resolved = item.error or resolve_image(item)
         if isinstance(resolved, str):
             raise DataError(*resolved.split(": ", 1))
         picture, (height, width) = resolved

@@ -312,10 +312,7 @@ def _import_one(item: AnnotatedImage, labels: LabelSet, options: ImportOptions, 
                 clipped: list[str]) -> str | None:
     """Write one image and its mask; one line when it cannot be imported. Shapes drawn
     clipped to the image are added to ``clipped``."""
-    problem = item.error or _name_problem(item, seen)
-    if problem:
-        return problem
-    resolved = resolve_image(item)
+    resolved = item.error or _name_problem(item, seen) or resolve_image(item)
     if isinstance(resolved, str):
         return resolved
     picture, (height, width) = resolved

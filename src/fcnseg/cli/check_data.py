@@ -99,9 +99,8 @@ def _open(args: argparse.Namespace):  # -> (dataset to scan, {split: count}, des
     if args.dataset in ANNOTATION_FORMATS:
         splits = args.split or ["train", "val"]
         spec = {"name": args.dataset, "root": args.root, "labels": args.labels}
-        parts = {s: build_dataset({**spec, "split": s}).ids for s in splits}
+        counts = {s: len(build_dataset({**spec, "split": s})) for s in splits}
         base = build_dataset({**spec, "split": splits[0] if len(splits) == 1 else None})
-        counts = {s: len(v) for s, v in parts.items()}
         return base, counts, f"{args.dataset} annotations at {args.root}"
     if args.dataset == "voc":
         return _open_voc(args)

@@ -137,7 +137,6 @@ def band_statistics(dataset: Any, *, cache_dir: str | os.PathLike[str] | None = 
                       pixels=acc.n, nodata_pixels=acc.nodata, nan_pixels=acc.nan.tolist(),
                       images=len(dataset), problems=problems)
     if use_cache:
-        folder.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(cached, json.dumps(asdict(stats)).encode("utf-8"))
     return stats
 

@@ -21,6 +21,7 @@ weight; it gets ``max_weight`` (or the largest weight of the classes that occur)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -84,12 +85,9 @@ def class_pixel_counts(dataset: Any, *, cache_dir: str | os.PathLike[str] | None
                          f"{report.problems[0]}{more}")
     counts = report.class_pixels.astype(np.int64)
     if cache_file is not None:
-        try:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_write(cache_file, "w") as f:
-                json.dump({"fingerprint": fingerprint, "counts": counts.tolist()}, f)
-        except OSError:  # a read-only cache only costs a recount next time
-            pass
+        # A read-only cache only costs a recount next time.
+        with contextlib.suppress(OSError), atomic_write(cache_file, "w") as f:
+            json.dump({"fingerprint": fingerprint, "counts": counts.tolist()}, f)
     return counts
 
 

@@ -18,6 +18,7 @@ CVAT for images 1.1 is ``annotations.xml`` (beside ``images/`` when the export s
 from __future__ import annotations
 
 import math
+import re
 import xml.etree.ElementTree as ET
 from functools import partial
 from pathlib import Path
@@ -183,15 +184,10 @@ def _xml_shape(el: ET.Element, where: str) -> Shape:
     return Shape(label, "corner_polygon", where=where, rings=[ring])
 
 
-def _hex_colour(text: str | None) -> tuple[int, int, int] | None:
+def _hex_colour(text: str | None) -> tuple[int, ...] | None:
     """CVAT's ``#rrggbb`` label colour; None when absent or not one."""
     text = (text or "").strip()
-    if len(text) != 7 or not text.startswith("#"):
-        return None
-    try:
-        return int(text[1:3], 16), int(text[3:5], 16), int(text[5:7], 16)
-    except ValueError:
-        return None
+    return tuple(bytes.fromhex(text[1:])) if re.fullmatch(r"#[0-9a-fA-F]{6}", text) else None
 
 
 def read_cvat_xml(src: Path, images: Path | None = None) -> Annotations:

@@ -50,11 +50,6 @@ def _ring_box(ring: np.ndarray, height: int, width: int) -> tuple[tuple[slice, s
     return (slice(y0, y0 + box.shape[0]), slice(x0, x0 + box.shape[1])), box
 
 
-def _paint(canvas: np.ndarray, value: int, shape: Shape) -> None:
-    y0, x0, box = shape_box(shape, *canvas.shape)
-    canvas[y0:y0 + box.shape[0], x0:x0 + box.shape[1]][box] = value
-
-
 def layered_regions(label: np.ndarray, *, background: int | None = 0,
                     ignore_index: int | None = None) -> list[tuple[int, np.ndarray]]:
     """(class, outer crack ring) of each region to draw, in drawing order: largest first, and
@@ -157,7 +152,8 @@ def _polygons(label: np.ndarray, class_names: Sequence[str], tolerance: float,
     empty = -1 if background is None else background
     drawn = np.full(label.shape, empty, np.int64)
     for c, pts in polygons:
-        _paint(drawn, c, shape_of(pts))
+        y0, x0, box = shape_box(shape_of(pts), *drawn.shape)
+        drawn[y0:y0 + box.shape[0], x0:x0 + box.shape[1]][box] = c
     # Where two simplified outlines part, pixels a region holds are left out: exact patches.
     gaps = (drawn == empty) & (label != empty) & _written(label, ignore_index)
     return polygons + [(c, outline(ring, 0.0)) for c, ring in _patches(label, gaps)]

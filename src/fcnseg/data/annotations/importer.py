@@ -189,7 +189,8 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
     found = read_annotations(fmt, src, options.images,
                              empty_as_background=options.empty_as_background)
     out = Path(out)
-    earlier = _earlier_import(out)
+    # An earlier import into ``out``: its classes keep their indices.
+    earlier = load_folder_config(out / "dataset.yaml") if (out / "dataset.yaml").is_file() else {}
     labels = _labels_for_import(found, options, earlier, say)
     result = ImportReport(unannotated=list(found.unannotated))
 
@@ -300,11 +301,6 @@ def _palette_for_import(labels: LabelSet, found: Annotations, options: ImportOpt
     if earlier.get("palette") is not None:
         palette[:len(earlier["palette"])] = np.asarray(earlier["palette"])[:256]
     return palette
-
-
-def _earlier_import(out: Path) -> dict[str, Any]:
-    """The dataset.yaml of an import into ``out`` before (its classes keep their indices)."""
-    return load_folder_config(out / "dataset.yaml") if (out / "dataset.yaml").is_file() else {}
 
 
 def _import_one(item: AnnotatedImage, labels: LabelSet, options: ImportOptions, out: Path,

@@ -342,12 +342,6 @@ def _draw_centre_shape(shape: Shape, height: int, width: int, line_width: float)
     return y0, x0, np.asarray(canvas, bool)
 
 
-def _corner_polygon_box(shape: Shape, height: int, width: int) -> Box:
-    x0, y0, x1, y1 = _clipped_box(_points_of(shape), 0, height, width)
-    shifted = [np.asarray(r, np.float64).reshape(-1, 2) - (x0, y0) for r in shape.rings]
-    return y0, x0, fill_polygons(shifted, y1 - y0, x1 - x0)
-
-
 def shape_box(shape: Shape, height: int, width: int, line_width: float = 10.0) -> Box:
     """One shape's pixels in the box around it: (top, left, boolean array), clipped to the
     H×W image."""
@@ -362,7 +356,9 @@ def shape_box(shape: Shape, height: int, width: int, line_width: float = 10.0) -
         box = shape.mask[max(-y, 0):max(height - y, 0), max(-x, 0):max(width - x, 0)]
         return max(y, 0), max(x, 0), box
     if shape.kind == "corner_polygon":
-        return _corner_polygon_box(shape, height, width)
+        x0, y0, x1, y1 = _clipped_box(_points_of(shape), 0, height, width)
+        shifted = [np.asarray(r, np.float64).reshape(-1, 2) - (x0, y0) for r in shape.rings]
+        return y0, x0, fill_polygons(shifted, y1 - y0, x1 - x0)
     return _draw_centre_shape(shape, height, width, line_width)
 
 

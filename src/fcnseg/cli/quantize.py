@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import yaml
-from PIL import Image
 
 from fcnseg.cli import options
 from fcnseg.data import build_dataset
@@ -21,6 +20,7 @@ from fcnseg.data.check import scan_dataset
 from fcnseg.data.errors import DataError
 from fcnseg.data.folder import IMAGE_EXTENSIONS
 from fcnseg.data.io import read_image
+from fcnseg.data.transforms import resize_input
 from fcnseg.export.common import checkpoint_record
 from fcnseg.export.quantize import KEEP_FLOAT, QuantizeError, QuantizeOptions, quantize_model
 from fcnseg.inference import Segmenter
@@ -123,8 +123,7 @@ def _scaled(rgb: np.ndarray, longest: int) -> np.ndarray:
     if max(h, w) <= longest:
         return rgb
     f = longest / max(h, w)
-    size = (max(1, round(w * f)), max(1, round(h * f)))
-    return np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR))
+    return resize_input(rgb, max(1, round(h * f)), max(1, round(w * f)))
 
 
 #: What to do about a bad sample of a dataset quantize reads (it has no data.skip_bad).
@@ -271,10 +270,8 @@ def run(args: argparse.Namespace) -> int:
     opts = QuantizeOptions(max_drop=args.max_drop, force=args.force,
                            keep_float=args.keep_float, labels_out=args.labels_out,
                            threads=args.threads, reduce_range=args.reduce_range)
-    result = quantize_model(
-        model, args.out, description=description,
-        calibration=calibration,
-        validation=validation, options=opts)
+    result = quantize_model(model, args.out, description=description, calibration=calibration,
+                            validation=validation, options=opts)
     if result.refused:
         raise QuantizeError(f"refused: {result.refused}")
     kept = (f"{len(result.keep_float)} layers kept in float ({', '.join(result.keep_float)})"

@@ -32,7 +32,7 @@ from fcnseg.data.collate import collate_segmentation
 from fcnseg.data.transforms import build_eval_transform
 from fcnseg.inference.class_match import ClassMatch, RelabeledDataset, match_classes
 from fcnseg.inference.runner import InferenceRunner
-from fcnseg.inference.sliding import PredictFn, forward_logits
+from fcnseg.inference.sliding import forward_logits
 from fcnseg.metrics import expected_calibration_error
 from fcnseg.utils.files import atomic_write
 from fcnseg.weightfiles.artifacts import artifact_kind
@@ -161,28 +161,25 @@ def collect_logits(
     *,
     ignore_index: int | None = 255,
     max_pixels: int = DEFAULT_MAX_PIXELS,
-    num_images: int | None = None,
-    predict_fn: PredictFn | None = None,
     seed: int = 0,
     progress: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits and labels of a random subsample of the scored pixels, on the CPU, of the model
     ``runner`` runs over ``loader``'s ``(images, labels)`` batches.
 
-    Each image contributes at most ``ceil(max_pixels / num_images)`` of its non-ignored pixels
-    (chosen at random, seeded), so memory stays bounded whatever the dataset's size.
+    Each image of the N in ``loader.dataset`` contributes at most ``ceil(max_pixels / N)`` of
+    its non-ignored pixels (chosen at random, seeded), so memory stays bounded whatever N.
 
     Returns:
         ``(P×C float32 logits, P int64 labels)``.
     """
-    count = num_images if num_images is not None else len(loader.dataset)
-    per_image = max(1, math.ceil(max_pixels / max(count, 1)))
+    per_image = max(1, math.ceil(max_pixels / max(len(loader.dataset), 1)))
     gen = torch.Generator().manual_seed(seed)
     kept: list[tuple[torch.Tensor, torch.Tensor]] = []
     with runner.session():
         for images, labels in tqdm(loader, desc="calibrate", unit="batch",
                                    disable=not progress, leave=False):
-            logits = runner.forward(images, predict_fn).float().cpu()
+            logits = runner.forward(images).float().cpu()
             if logits.shape[0] != labels.shape[0] or logits.shape[-2:] != labels.shape[-2:]:
                 raise ValueError(f"model output {tuple(logits.shape)} does not cover labels "
                                  f"{tuple(labels.shape)}")
@@ -353,8 +350,8 @@ def calibrate_checkpoint(
                         collate_fn=partial(collate_segmentation, ignore_index=ignore_index,
                                            fill=fill))
     logits, labels = collect_logits(runner, loader, ignore_index=ignore_index,
-                                    max_pixels=opts.max_pixels, num_images=len(data),
-                                    seed=opts.seed, progress=opts.progress)
+                                    max_pixels=opts.max_pixels, seed=opts.seed,
+                                    progress=opts.progress)
     fit = fit_temperature(logits, labels)
 
     def ece(t: float) -> float:

@@ -284,21 +284,18 @@ class OutputFiles:
 _NPZ_NAMES = {"entropy": "entropy", "maxprob": "maxprob_uncertainty"}
 
 
-def heatmap_file_part(class_name: str) -> str:
-    """A class name as it appears in heatmap file names (``potted plant`` → ``potted_plant``)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", class_name) or "class"
-
-
 def output_files(out_dir: PathLike, name: str, class_names: Sequence[str],
                  heatmap_classes: Iterable[int] = (), probs: bool = False,
                  uncertainty: Iterable[str] = ()) -> OutputFiles:
-    """Where the outputs of the input called ``name`` go (``name`` may hold subfolders)."""
+    """Where the outputs of the input called ``name`` go (``name`` may hold subfolders); heatmap
+    names hold the class name (``potted plant`` → ``NAME_heatmap_potted_plant.png``)."""
     stem = Path(out_dir) / name
+    parts = {c: re.sub(r"[^A-Za-z0-9._-]+", "_", class_names[c]) or "class"
+             for c in heatmap_classes}
     return OutputFiles(
         label=Path(f"{stem}_label.png"),
         overlay=Path(f"{stem}_overlay.png"),
-        heatmaps={c: Path(f"{stem}_heatmap_{heatmap_file_part(class_names[c])}.png")
-                  for c in heatmap_classes},
+        heatmaps={c: Path(f"{stem}_heatmap_{part}.png") for c, part in parts.items()},
         uncertainty={k: Path(f"{stem}_uncertainty_{k}.png") for k in uncertainty},
         probs=Path(f"{stem}_probs.npz") if probs else None,
     )

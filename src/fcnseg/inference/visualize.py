@@ -562,10 +562,10 @@ def reliability_diagram(calibration: Mapping[str, Any], *, title: str | None = N
     kx = plot.x0 + plot.side + 16
     key_width = 30 + max(_text_width(small, text) for _, text, _ in _RELIABILITY_KEY)
     img = Image.new("RGB", (kx + key_width + 24, plot.hist_top + plot.hist_h + 48), _PAPER)
-    _draw_reliability_heading(ImageDraw.Draw(img), plot, calibration, title)
-    bins = list(calibration.get("bins", []))
-    img = _draw_reliability_bins(img, plot, [b for b in bins if b["count"]])
     draw = ImageDraw.Draw(img)
+    _draw_reliability_heading(draw, plot, calibration, title)
+    bins = list(calibration.get("bins", []))
+    _draw_reliability_bins(img, plot, [b for b in bins if b["count"]])
     for i, (colour, text, as_line) in enumerate(_RELIABILITY_KEY):
         y = plot.y0 + i * 20
         if as_line:
@@ -594,9 +594,9 @@ def _draw_reliability_heading(draw: ImageDraw.ImageDraw, plot: _Plot,
 
 
 def _draw_reliability_bins(img: Image.Image, plot: _Plot,
-                           filled: Sequence[Mapping[str, Any]]) -> Image.Image:
+                           filled: Sequence[Mapping[str, Any]]) -> None:
     """The accuracy bars, the gaps to the mean confidence, the confidence lines, the diagonal,
-    the frame and the rotated axis label, drawn on ``img`` (returned)."""
+    the frame and the rotated axis label, drawn on ``img``."""
     px, py = plot.px, plot.py
     draw = ImageDraw.Draw(img)
     # Each bin: the bar up to the lower of accuracy and confidence, the gap (opaque, the key's
@@ -620,7 +620,6 @@ def _draw_reliability_bins(img: Image.Image, plot: _Plot,
     label = label.rotate(90, expand=True)
     img.paste(label, (plot.x0 - 40 - label.width // 2,
                       int(plot.y0 + plot.side / 2 - label.height / 2)))
-    return img
 
 
 def _draw_share_histogram(draw: ImageDraw.ImageDraw, plot: _Plot,

@@ -34,6 +34,9 @@ MODALITY_CHANNELS = {"color": 3, "hha": 3, "depth": 1}
 
 #: A verification sample: one tensor, or a dict of tensors keyed by modality.
 Sample = torch.Tensor | dict[str, torch.Tensor]
+#: Runs a written export on one sample, answering as the PyTorch model does: an array, or
+#: ``{head: array}`` for a model of several heads.
+RunExport = Callable[[Sample], Any]
 
 
 class ExportError(RuntimeError):
@@ -244,6 +247,34 @@ def export_subject(model: nn.Module, sample_size: tuple[int, int], *,
     if getattr(model, "output", "tensor") == "dict":  # one output: the logits
         model = LogitsOnly(model).eval()
     return ExportSubject(model, samples, inputs, outputs, raw_pixels)
+
+
+def verified_export(
+    model: nn.Module,
+    sample_size: tuple[int, int],
+    export: Callable[[ExportSubject], RunExport],
+    *,
+    what: str,
+    raw_pixels: bool | None = None,
+    atol: float = DEFAULT_ATOL,
+    rtol: float = DEFAULT_RTOL,
+) -> tuple[ExportSubject, RunExport, list[SampleCheck]]:
+    """What every exporter does around its own format: prepare ``model`` and its samples
+    (:func:`export_subject`), let ``export(subject)`` write the export and answer a function
+    running it as written (what users will load, not the in-memory trace), then compare it with
+    PyTorch on both samples (:func:`check_samples`).
+
+    Returns the subject, the export's runner and the checks. Raises :class:`ExportError`: a
+    failure of ``export`` becomes one line ``"<what> failed: <type>: <message>"``, and a
+    check beyond the tolerance its own line."""
+    subject = export_subject(model, sample_size, raw_pixels=raw_pixels)
+    try:
+        run = export(subject)
+    except ExportError:
+        raise
+    except Exception as e:
+        raise ExportError(f"{what} failed: {type(e).__name__}: {e}") from e
+    return subject, run, check_samples(subject.model, run, subject.samples, atol, rtol)
 
 
 def _several(names: Any) -> tuple[str, ...] | None:

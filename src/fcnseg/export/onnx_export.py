@@ -35,10 +35,11 @@ from fcnseg.export.common import (
     DEFAULT_ATOL,
     DEFAULT_RTOL,
     ExportError,
+    ExportSubject,
+    RunExport,
     SampleCheck,
-    check_samples,
-    export_subject,
     quiet_tracing,
+    verified_export,
 )
 from fcnseg.utils.files import atomic_path
 from fcnseg.utils.typing import PathLike
@@ -159,35 +160,40 @@ def export_onnx(model: nn.Module, path: PathLike, options: OnnxOptions | None = 
     if opts.exporter not in EXPORTERS:
         raise ValueError(f"exporter must be one of {EXPORTERS}, got {opts.exporter!r}")
     onnx = _require_onnx()
-    subject = export_subject(model, opts.sample_size, raw_pixels=opts.raw_pixels)
-    if opts.labels_out and subject.outputs:
-        raise ExportError("--labels-out: a model of several heads exports its logits only")
-    graph = _GraphIO(subject.model, subject.inputs, subject.outputs).eval()
     # The graph goes to a temporary beside ``path`` and is checked from there: one copy of the
     # weights in memory at a time (the model's, then the ONNX proto's, then onnxruntime's),
     # and ``path`` replaced only by a verified file.
     with atomic_path(path) as tmp:
-        try:
-            _export_to(tmp, graph, graph.positional(subject.samples[0]), opts.opset,
-                       opts.exporter, graph.inputs, graph.outputs)
-        except Exception as e:
-            raise ExportError(f"{opts.exporter} ONNX export failed: {type(e).__name__}: "
-                              f"{e}") from e
-        gc.collect()  # the tracer's graph and its constants
-        proto = onnx.load(str(tmp))
-        set_metadata(proto, subject.metadata(description))
-        onnx.save(proto, str(tmp))
-        del proto
-        onnx.checker.check_model(str(tmp))  # by path: checks without loading it again
-        run = graph.runner(onnx_session(str(tmp), lean=True))
-        checks = check_samples(subject.model, run, subject.samples, opts.atol, opts.rtol)
+        subject, run, checks = verified_export(
+            model, opts.sample_size, lambda subject: _write(tmp, subject, opts, description),
+            what=f"{opts.exporter} ONNX export",
+            raw_pixels=opts.raw_pixels, atol=opts.atol, rtol=opts.rtol)
         if opts.labels_out:
             wide = int(description.get("num_classes") or 0) > 256
-            data = _with_labels_out(onnx.load(str(tmp)), subject.samples, graph, run, wide)
+            data = _with_labels_out(onnx.load(str(tmp)), subject, run, wide)
             tmp.write_bytes(data)
             del data
         size = tmp.stat().st_size
     return OnnxExport(str(path), opts.opset, opts.exporter, checks, size)
+
+
+def _write(file: Path, subject: ExportSubject, opts: OnnxOptions,
+           description: Mapping[str, Any]) -> RunExport:
+    """Export ``subject`` into ``file`` with its metadata, checked by ``onnx.checker``; answer
+    a function running it in onnxruntime."""
+    onnx = _require_onnx()
+    if opts.labels_out and subject.outputs:
+        raise ExportError("--labels-out: a model of several heads exports its logits only")
+    graph = _GraphIO.of(subject)
+    _export_to(file, graph, graph.positional(subject.samples[0]), opts.opset, opts.exporter,
+               graph.inputs, graph.outputs)
+    gc.collect()  # the tracer's graph and its constants
+    proto = onnx.load(str(file))
+    set_metadata(proto, subject.metadata(description))
+    onnx.save(proto, str(file))
+    del proto
+    onnx.checker.check_model(str(file))  # by path: checks without loading it again
+    return graph.runner(onnx_session(str(file), lean=True))
 
 
 class _GraphIO(nn.Module):
@@ -199,6 +205,12 @@ class _GraphIO(nn.Module):
         super().__init__()
         self.model, self.modalities, self.heads = model, modalities, heads
         self.inputs, self.outputs = list(modalities or [INPUT_NAME]), list(heads or [OUTPUT_NAME])
+
+    @classmethod
+    def of(cls, subject: ExportSubject) -> _GraphIO:
+        """The graph of an export subject: its model with its inputs and outputs, in eval
+        mode."""
+        return cls(subject.model, subject.inputs, subject.outputs).eval()
 
     def forward(self, *x: torch.Tensor) -> Any:
         out = self.model(dict(zip(self.inputs, x, strict=True)) if self.modalities else x[0])
@@ -228,14 +240,14 @@ def set_metadata(proto: Any, metadata: Mapping[str, str]) -> None:
     proto.producer_name = "fcnseg"
 
 
-def _with_labels_out(proto: Any, samples: list[Any], graph: _GraphIO, run_logits: Any,
+def _with_labels_out(proto: Any, subject: ExportSubject, run_logits: RunExport,
                      wide: bool) -> bytes:
     """The verified logits graph ending in labels (:func:`labels_out`), checked to give the
     argmax of the logits graph on every sample."""
     append_argmax(proto, wide=wide)
     labelled = proto.SerializeToString()
-    run_labels = graph.runner(onnx_session(labelled))
-    for x in samples:
+    run_labels = _GraphIO.of(subject).runner(onnx_session(labelled))
+    for x in subject.samples:
         expected = np.asarray(run_logits(x)).argmax(1)
         got = run_labels(x)
         if got.shape != expected.shape or not np.array_equal(got.astype(np.int64), expected):

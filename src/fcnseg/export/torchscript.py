@@ -26,11 +26,11 @@ from torch import nn
 from fcnseg.export.common import (
     DEFAULT_ATOL,
     DEFAULT_RTOL,
-    ExportError,
+    ExportSubject,
+    RunExport,
     SampleCheck,
-    check_samples,
-    export_subject,
     quiet_tracing,
+    verified_export,
 )
 from fcnseg.utils.files import atomic_write_bytes
 from fcnseg.utils.typing import PathLike
@@ -66,30 +66,30 @@ def export_torchscript(
         ExportError: tracing failed or the saved module differs from PyTorch by ``atol`` or
             more on either sample; ``path`` is then left as it was.
     """
-    subject = export_subject(model, sample_size, raw_pixels=raw_pixels)
-    model, samples, heads = subject.model, subject.samples, subject.outputs
-    meta = {k: json.loads(v) for k, v in subject.metadata(description).items()}
-    try:
+    buf = io.BytesIO()
+
+    def trace(subject: ExportSubject) -> RunExport:
+        heads = subject.outputs
+        meta = {k: json.loads(v) for k, v in subject.metadata(description).items()}
         with quiet_tracing(), torch.no_grad():
             # A dict input or output is a fixed structure here (the modalities, the heads):
             # strict=False lets the trace keep it.
-            traced = torch.jit.trace(model, (samples[0],), check_trace=False,
+            traced = torch.jit.trace(subject.model, (subject.samples[0],), check_trace=False,
                                      strict=not (subject.inputs or heads))
-            buf = io.BytesIO()
             torch.jit.save(traced, buf, _extra_files={TORCHSCRIPT_METADATA: json.dumps(meta)})
-    except Exception as e:
-        raise ExportError(f"TorchScript tracing failed: {type(e).__name__}: {e}") from e
+        # Verify the saved bytes, not the in-memory trace: that is what users will load.
+        with quiet_tracing():
+            loaded = torch.jit.load(io.BytesIO(buf.getvalue()), map_location="cpu")
+
+        def run(x: Any) -> Any:
+            with torch.no_grad():
+                out = loaded(x)
+            return {k: v.numpy() for k, v in out.items()} if heads else out.numpy()
+
+        return run
+
+    _, _, checks = verified_export(model, sample_size, trace, what="TorchScript tracing",
+                                   raw_pixels=raw_pixels, atol=atol, rtol=rtol)
     data = buf.getvalue()
-    # Verify the saved bytes, not the in-memory trace: that is what users will load.
-    with quiet_tracing():
-        loaded = torch.jit.load(io.BytesIO(data), map_location="cpu")
-
-    def run(x: Any) -> Any:
-        with torch.no_grad():
-            out = loaded(x)
-        return {k: v.numpy() for k, v in out.items()} if heads else out.numpy()
-
-    checks = check_samples(model, run, samples, atol, rtol)
     atomic_write_bytes(path, data)
     return TorchScriptExport(str(path), checks, len(data))
-

@@ -130,3 +130,25 @@ def test_check_data_reports_a_cityscapes_mask_of_no_label_ids(tmp_path: Path, ca
     assert main(["check-data", "--dataset", "cityscapes", "--root", str(tmp_path),
                  "--num-workers", "0"]) == 1
     assert "0-33" in capsys.readouterr().out
+
+
+def test_cityscapes_ids_are_split_city_stem_and_name_both_files(tmp_path: Path) -> None:
+    write_cityscapes(tmp_path)
+    ds = Cityscapes(tmp_path, "train")
+    assert list(ds.ids) == ["train/aachen/aachen_000000_000010",
+                            "train/aachen/aachen_000000_000011"]
+    stem = "train/aachen/aachen_000000_000011"
+    assert ds.image_path(1) == tmp_path / "leftImg8bit" / f"{stem}_leftImg8bit.png"
+    assert ds.label_path(1) == tmp_path / "gtFine" / f"{stem}_gtFine_labelIds.png"
+
+
+def test_a_split_without_its_image_folder_is_named(tmp_path: Path) -> None:
+    write_cityscapes(tmp_path / "cs")
+    write_ade(tmp_path / "ade")
+    (tmp_path / "ade" / "images" / "validation" / "ADE_x_00000001.jpg").unlink()
+    (tmp_path / "ade" / "images" / "validation").rmdir()
+    with pytest.raises(FileNotFoundError, match=r"split 'test': .*leftImg8bit/test not found"):
+        Cityscapes(tmp_path / "cs", "test")
+    with pytest.raises(FileNotFoundError, match=r"split 'val': .*images/validation not found"):
+        ADE20K(tmp_path / "ade", "val")
+    assert list(ADE20K(tmp_path / "ade", "train").ids) == ["ADE_x_00000001"]

@@ -112,9 +112,7 @@ class ADE20K(FileSegmentationDataset):
         self.split = split
         self.image_dir = self.dir / "images" / _FOLDERS[split]
         self.label_dir = self.dir / "annotations" / _FOLDERS[split]
-        if not self.image_dir.is_dir():
-            raise FileNotFoundError(f"split {split!r}: {self.image_dir} not found")
-        self.ids = sorted(p.stem for p in self.image_dir.glob("*.jpg"))
+        self.ids = self.ids_of_images(self.image_dir)
         self.palette = ADE20K_PALETTE
 
     def read_label(self, index: int) -> np.ndarray:

@@ -149,6 +149,16 @@ class FileSegmentationDataset(SegmentationDataset):
     def label_path(self, index: int) -> Path:
         return self.label_dir / f"{self.ids[index]}{self.label_suffix}"
 
+    def ids_of_images(self, folder: Path, pattern: str = "*") -> list[str]:
+        """The ids of a split that is a folder of images rather than a list (Cityscapes,
+        ADE20K): each file ``folder/<pattern><image_suffix>`` as its path under ``image_dir``
+        without the suffix, sorted. A missing folder is a FileNotFoundError naming it."""
+        if not folder.is_dir():
+            raise FileNotFoundError(f"split {self.split!r}: {folder} not found")
+        cut = len(self.image_suffix)
+        return sorted(p.relative_to(self.image_dir).as_posix()[:-cut]
+                      for p in folder.glob(f"{pattern}{self.image_suffix}"))
+
     def read_label(self, index: int) -> np.ndarray:
         """The validated H×W int64 label of sample ``index``."""
         return read_label(self.label_path(index), num_classes=self.num_classes,

@@ -83,6 +83,8 @@ class Cityscapes(FileSegmentationDataset):
 
     classes = CITYSCAPES_CLASSES
     mask_advice = _MASK_ADVICE
+    image_suffix = "_leftImg8bit.png"
+    label_suffix = "_gtFine_labelIds.png"
 
     def __init__(self, root: PathLike, split: str = "train",
                  transform: Transform | None = None) -> None:
@@ -92,18 +94,8 @@ class Cityscapes(FileSegmentationDataset):
         # ids are split/city/stem, so that ids of several splits can be mixed (check-data).
         self.image_dir = self.dir / "leftImg8bit"
         self.label_dir = self.dir / "gtFine"
-        if not (self.image_dir / split).is_dir():
-            raise FileNotFoundError(f"split {split!r}: {self.image_dir / split} not found")
-        suffix = "_leftImg8bit.png"
-        self.ids = sorted(p.relative_to(self.image_dir).as_posix()[: -len(suffix)]
-                          for p in (self.image_dir / split).glob(f"*/*{suffix}"))
+        self.ids = self.ids_of_images(self.image_dir / split, "*/*")
         self.palette = CITYSCAPES_PALETTE
-
-    def image_path(self, index: int) -> Path:
-        return self.image_dir / f"{self.ids[index]}_leftImg8bit.png"
-
-    def label_path(self, index: int) -> Path:
-        return self.label_dir / f"{self.ids[index]}_gtFine_labelIds.png"
 
     def name(self, index: int) -> str:
         return Path(self.ids[index]).name

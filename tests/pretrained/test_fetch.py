@@ -221,3 +221,33 @@ def test_an_interrupted_caffemodel_download_resumes(loopback_server, tmp_path: P
     _assert_weights(fetch_pretrained("fcn8s_caffe", cache, progress=False), sd)
     assert loopback_server.range_requests == ["bytes=5000-"]
     assert (cache / "fcn8s-heavy-pascal.caffemodel").read_bytes() == served
+
+
+def test_a_published_backbone_name_from_python_is_fetched_as_the_error_says(
+        loopback_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from _caffe_files import imagenet_vgg16_layers
+
+    from fcnseg.conventions import CAFFE_BGR
+    from fcnseg.models import WeightsError, build_model
+    from fcnseg.pretrained.caffemodel import write_caffemodel
+    from fcnseg.pretrained.fetch import backbone_weights_file
+
+    layers = imagenet_vgg16_layers()
+    write_caffemodel(loopback_server.root / "VGG_ILSVRC_16_layers.caffemodel", layers, v1=True)
+    entry = replace(fetch_mod.PRETRAINED["vgg16_caffe"], build_kwargs=SMALL,
+                    sources=(Source(loopback_server.url("VGG_ILSVRC_16_layers.caffemodel"),
+                                    "VGG_ILSVRC_16_layers.caffemodel", format="caffemodel"),))
+    monkeypatch.setitem(fetch_mod.PRETRAINED, "vgg16_caffe", entry)
+    monkeypatch.setenv("FCNSEG_HOME", str(tmp_path / "cache"))
+    with pytest.raises(WeightsError, match=r"fetch_pretrained\('vgg16_caffe'\)"):
+        build_model("fcn32s", num_classes=5, width=WIDTH, fc_channels=FC,
+                    backbone_weights="vgg16_caffe")
+    assert loopback_server.requests == []  # the builders never download
+    # What the message says to call, and what a recipe's model.backbone_weights resolves to:
+    path = fetch_pretrained("vgg16_caffe", progress=False)
+    assert backbone_weights_file("vgg16_caffe") == path
+    model = build_model("fcn32s", num_classes=5, width=WIDTH, fc_channels=FC,
+                        backbone_weights=path)
+    assert model.input_convention == CAFFE_BGR
+    assert torch.equal(model.trunk.conv2_1.weight, torch.from_numpy(layers[3][2][0]))
+    assert len(loopback_server.requests) == 1  # downloaded once, then from the cache

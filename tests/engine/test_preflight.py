@@ -60,6 +60,20 @@ def test_a_warm_up_as_long_as_the_run_is_warned_about() -> None:
     assert "schedule.warmup_iters is 12" in messages[0] and "train.iterations (12)" in messages[0]
 
 
+@pytest.mark.parametrize(("iterations", "suggested"), [
+    (6, "schedule.warmup_iters=1 (about 17% of the run)"),
+    (200, "schedule.warmup_iters=10 (about 5% of the run)"),
+    (30, "schedule.warmup_iters=1 (about 3% of the run)"),
+    (1, "schedule.warmup_iters=0 (no warm-up"),
+])
+def test_the_warm_up_suggested_says_its_true_share_of_the_run(iterations: int,
+                                                              suggested: str) -> None:
+    config = _config(schedule={"name": "poly", "warmup_iters": iterations},
+                     train={"iterations": iterations})
+    (message,) = preflight_warnings(config, TWO_CORES)
+    assert suggested in message
+
+
 def test_an_eta_over_a_day_on_a_cpu_suggests_the_cpu_recipe() -> None:
     config = _config(train={"iterations": 100_000})
     message = eta_warning(config, "cpu", seconds_per_iteration=12.0, remaining_iterations=99_980)

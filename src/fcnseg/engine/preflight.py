@@ -70,8 +70,17 @@ def preflight_warnings(config: TrainConfig, machine: MachineFacts,
         messages.append(
             f"schedule.warmup_iters is {warmup}, not fewer than train.iterations ({total}): "
             f"the learning rate never reaches optim.lr. Set schedule.warmup_iters="
-            f"{max(1, total // 20)} (about 5% of the run)")
+            f"{_suggested_warmup(total)}")
     return messages
+
+
+def _suggested_warmup(total: int) -> str:
+    """A warm-up for a run of ``total`` iterations, about 5% of it (at least 1), and the share
+    of the run it is, as a setting's value and its explanation."""
+    if total < 2:
+        return "0 (no warm-up: a run of one iteration has no room for one)"
+    warmup = max(1, total // 20)
+    return f"{warmup} (about {round(100 * warmup / total)}% of the run)"
 
 
 def eta_warning(config: TrainConfig, device_type: str, seconds_per_iteration: float,

@@ -93,6 +93,37 @@ def test_a_corrupt_val_image_stops_the_run_at_start_up(tmp_path: Path) -> None:
     assert not (tmp_path / "run" / "last.pt").exists()  # no training time spent
 
 
+def test_a_corrupt_train_image_the_cache_decoded_stops_the_run_at_start_up(
+        tmp_path: Path) -> None:
+    from fcnseg.engine import BadSampleError
+
+    spec = write_folder_dataset(tmp_path / "data", count=4)
+    cut = _with_truncated_val_image(tmp_path / "data")
+    (tmp_path / "data" / "train.txt").write_text("0\n1\ncut\n2\n3\n")
+    (tmp_path / "data" / "val.txt").write_text("0\n1\n")
+    # a loader worker: the cache decodes every sample at start-up, before the workers fork
+    recipe = tiny_recipe(data={"train": spec, "val": {**spec, "split": "val"}, "cache": "ram",
+                               "num_workers": 1}, train={"iterations": 4, "eval_every": 4})
+    with pytest.raises(BadSampleError) as raised:
+        train(load_config(recipe), out=tmp_path / "run")
+    message = str(raised.value)
+    assert message.startswith(f"data.train: {cut}: ") and "\n" not in message
+    assert not (tmp_path / "run" / "last.pt").exists()  # no training time spent
+
+
+def test_without_the_cache_a_val_image_cut_short_stops_the_run_at_start_up(
+        tmp_path: Path) -> None:
+    from fcnseg.engine import BadSampleError
+
+    spec = write_folder_dataset(tmp_path / "data", count=4)
+    cut = _with_truncated_val_image(tmp_path / "data")
+    recipe = tiny_recipe(data={"train": spec, "val": {**spec, "split": "val"}, "cache": "none",
+                               "num_workers": 0}, train={"iterations": 4, "eval_every": 4})
+    with pytest.raises(BadSampleError, match=f"^data.val: {cut}: unreadable image"):
+        train(load_config(recipe), out=tmp_path / "run")
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
 def test_skip_bad_leaves_a_corrupt_val_image_out_and_trains(tmp_path: Path) -> None:
     spec = write_folder_dataset(tmp_path / "data", count=4)
     _with_truncated_val_image(tmp_path / "data")

@@ -110,6 +110,22 @@ def test_the_start_up_check_names_a_missing_image(tmp_path: Path) -> None:
         f"{tmp_path / 'data' / 'images' / '1.png'}: missing image (no such file)"]
 
 
+def test_the_start_up_check_decodes_only_files_cut_short(tmp_path: Path, monkeypatch) -> None:
+    spec = write_folder_dataset(tmp_path / "data", count=3)
+    dataset = build_dataset(spec, split="val")
+    images = tmp_path / "data" / "images"
+    cut = images / "1.png"
+    cut.write_bytes(cut.read_bytes()[:60])  # the header whole, the pixels cut short
+    with open(images / "2.png", "ab") as f:
+        f.write(b"appended by a camera")  # no PNG ending, but whole: it decodes
+    loaded: list[int] = []
+    load = dataset.load
+    monkeypatch.setattr(dataset, "load", lambda i: loaded.append(i) or load(i))
+    (problem,) = sample_file_problems(dataset)
+    assert problem.startswith(f"{cut}: unreadable image: ") and "\n" not in problem
+    assert loaded == [1, 2]
+
+
 @pytest.mark.parametrize(("setting", "expected"), [(None, True), (False, False)])
 def test_training_on_the_cpu_is_channels_last_unless_the_recipe_says_otherwise(
     setting: bool | None, expected: bool

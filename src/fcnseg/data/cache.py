@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from fcnseg.data.errors import DataError
+from fcnseg.data.errors import problem_line
 from fcnseg.data.images import upright_size
 from fcnseg.utils.keyed import keyed
 
@@ -125,17 +125,18 @@ class DecodedSamples:
         return _unflatten(self.kept[index])
 
 
-def cached_problems(dataset: Any) -> list[str] | None:
+def cached_problems(dataset: Any, *, decode_rest: bool = True) -> list[str] | None:
     """The problems (``"file: what is wrong"``) of every sample of a dataset whose samples the
     cache keeps (:func:`cache_decoded`), decoding those not decoded yet, which are then kept:
-    each is decoded once, now rather than at its first use. None when the dataset is not cached
-    (then only decoding every sample again could tell)."""
+    each is decoded once, now rather than at its first use. ``decode_rest=False``: only the
+    problems of the samples decoded so far. None when the dataset is not cached (then only
+    decoding every sample again could tell)."""
     store = getattr(dataset, "load", None)
     if not isinstance(store, DecodedSamples):
         return None
-    store.decode_rest()
-    return [f"{e.path}: {e.problem}" if isinstance(e, DataError) else str(e)
-            for _, e in sorted(store.errors.items())]
+    if decode_rest:
+        store.decode_rest()
+    return [problem_line(e) for _, e in sorted(store.errors.items())]
 
 
 def _unflatten(stored: _Stored) -> tuple[Any, Any]:

@@ -42,3 +42,9 @@ class DataError(ValueError):
 
     def __reduce__(self) -> tuple:
         return type(self), (self.path, self.problem, self.hint)
+
+
+def problem_line(error: Exception) -> str:
+    """A bad sample's error as ``"file: what is wrong"``, without the advice a
+    :class:`DataError` ends with (said once for all the problems listed)."""
+    return f"{error.path}: {error.problem}" if isinstance(error, DataError) else str(error)

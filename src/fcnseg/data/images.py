@@ -288,6 +288,27 @@ def file_orientation(path: PathLike) -> int:
     return 1
 
 
+#: The bytes a whole file of each format ends with: a PNG's IEND chunk, a JPEG's EOI marker.
+_FILE_ENDINGS = {".png": b"IEND\xaeB`\x82", ".jpg": b"\xff\xd9", ".jpeg": b"\xff\xd9"}
+
+
+def looks_cut_short(path: PathLike) -> bool:
+    """Whether a PNG or JPEG file does not end as a whole one does (a copy or download cut
+    short, whose header still reads), from its last bytes only. A hint, not a verdict: a file
+    with data after its end (some cameras append some) looks cut short too, so decode the file
+    to be sure. False for other formats and for files that cannot be opened."""
+    ending = _FILE_ENDINGS.get(Path(path).suffix.lower())
+    if ending is None:
+        return False
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - len(ending)))
+            return f.read() != ending
+    except OSError:
+        return False
+
+
 def upright_size(path: PathLike) -> tuple[int, int]:
     """``(width, height)`` of the image file at ``path`` as it is shown, after its EXIF
     orientation, read from the header without decoding the pixels.

@@ -29,7 +29,8 @@ from fcnseg.data import SkipBad, build_dataset, collate_segmentation
 from fcnseg.data.bit_depth import narrow_range_warning
 from fcnseg.data.cache import cache_decoded, cached_problems
 from fcnseg.data.check import scan_dataset
-from fcnseg.data.images import ImageError
+from fcnseg.data.errors import problem_line
+from fcnseg.data.images import ImageError, looks_cut_short
 from fcnseg.data.transforms import build_eval_transform, build_train_transform
 from fcnseg.engine.checkpoint_writer import CheckpointWriter
 from fcnseg.engine.config import TrainConfig, config_to_dict
@@ -409,17 +410,28 @@ def build_datasets(config: TrainConfig,
         train_ds = SkipBad(train_ds)
         if val_ds is not None:
             val_ds = _without_bad_samples(val_ds)
-    elif val_ds is not None:
-        # Cached: every validation sample decoded now (once: the cache keeps it), so a bad
-        # one stops the run before training; else its files' headers only.
-        problems = cached_problems(val_ds)
-        if problems is None:
-            problems = sample_file_problems(val_ds)
-        if problems:
-            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            raise BadSampleError(f"data.val: {problems[0]}{more}; {FIX_DATA} to leave bad "
-                                 f"samples out")
+    else:
+        _stop_at_bad_samples(train_ds, val_ds)
     return train_ds, val_ds
+
+
+def _stop_at_bad_samples(train_ds: Any, val_ds: Any) -> None:
+    """Raise :class:`BadSampleError` (one line: the split, the first file and its problem) for
+    a bad sample known now rather than when first used: a training sample the data cache
+    already failed to decode (an eager cache has tried them all; a lazy one none yet), and
+    any validation sample, every one of which the cache decodes now (once: it keeps them),
+    else read from its files' headers, decoded only where a file looks cut short."""
+    _stop_at("data.train", cached_problems(train_ds, decode_rest=False))
+    if val_ds is not None:
+        problems = cached_problems(val_ds)
+        _stop_at("data.val", sample_file_problems(val_ds) if problems is None else problems)
+
+
+def _stop_at(field: str, problems: list[str] | None) -> None:
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise BadSampleError(f"{field}: {problems[0]}{more}; {FIX_DATA} to leave bad samples "
+                             f"out")
 
 
 def _auto_crop(config: TrainConfig, dataset: Any, notes: list[str] | None) -> int | None:
@@ -462,8 +474,10 @@ def sample_file_problems(dataset: Any) -> list[str]:
     """Problems found by reading only the headers of a file dataset's images and masks:
     missing or unreadable files, and masks whose size differs from their image's.
 
-    Milliseconds per sample. Mask values need a full decode: a bad one is found when the
-    evaluation reads it (``fcnseg check-data`` reads everything)."""
+    Milliseconds per sample: a sample is decoded only where a PNG or JPEG file does not end
+    as a whole one does (:func:`~fcnseg.data.images.looks_cut_short`: a copy cut short).
+    Mask values need a full decode: a bad one is found when the evaluation reads it
+    (``fcnseg check-data`` reads everything)."""
     if not (hasattr(dataset, "image_path") and hasattr(dataset, "label_path")):
         return []  # generated data (synthetic): no files to check
     problems = []
@@ -475,9 +489,20 @@ def sample_file_problems(dataset: Any) -> list[str]:
             if problem is None and mask_size is not None and mask_size != image_size:
                 problem = (f"{mask}: mask is {mask_size[0]}×{mask_size[1]} but its image "
                            f"{image.name} is {image_size[0]}×{image_size[1]} (W×H)")
+        if problem is None and (looks_cut_short(image) or looks_cut_short(mask)):
+            problem = _load_problem(dataset, i)
         if problem is not None:
             problems.append(problem)
     return problems
+
+
+def _load_problem(dataset: Any, index: int) -> str | None:
+    """What is wrong with sample ``index`` when read in full, or None when it reads."""
+    try:
+        dataset.load(index)
+    except (ValueError, OSError) as e:
+        return problem_line(e)
+    return None
 
 
 def _header_size(path: Path, what: str) -> tuple[tuple[int, int] | None, str | None]:

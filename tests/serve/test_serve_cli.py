@@ -140,3 +140,83 @@ def test_serve_start_line_reports_the_batching_decision(checkpoint_path: Path, c
     if not option:
         assert "on this CPU a batch of two took" in decision.reason
     assert apps[0].state.service.batcher.max_batch == (4 if decision.enabled else 1)
+
+
+def test_serve_takes_predicts_tile_and_overlap_options_with_their_defaults():
+    def tiles(command: str, *given: str) -> tuple[int, int | None]:
+        args = build_parser().parse_args([command, "--checkpoint", "m.pt", *given, "--out", "o"]
+                                         if command == "predict" else
+                                         [command, "--checkpoint", "m.pt", *given])
+        return args.tile, args.overlap
+
+    assert tiles("serve") == tiles("predict") == (512, None)
+    assert tiles("serve", "--tile", "64", "--overlap", "8") == (64, 8)
+
+
+def test_serve_refuses_an_overlap_of_half_the_tile_in_one_line(checkpoint_path: Path, capsys):
+    code = main(["serve", "--checkpoint", str(checkpoint_path), "--tile", "32",
+                 "--overlap", "16"])
+    assert code != 0
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("--overlap must be less than half of --tile (32), got 16")
+    assert len(err.splitlines()) == 1
+
+
+@pytest.fixture(scope="module")
+def band_checkpoint(tmp_path_factory) -> Path:
+    from tiny_models import tiny_band_model
+
+    from fcnseg.checkpoint import save_checkpoint
+
+    model = tiny_band_model(["nir", "red", "green"], [2000.0, 1000.0, 1100.0],
+                            [500.0, 300.0, 300.0])
+    return save_checkpoint(tmp_path_factory.mktemp("bands") / "bands.pt", model,
+                           class_names=["background", "vegetation", "bare"])
+
+
+def served_app(monkeypatch, *arguments: str):
+    """The application ``fcnseg serve *arguments`` builds, not served (uvicorn stubbed)."""
+    import torch
+    import uvicorn
+
+    apps = []
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # the test process's stay
+    monkeypatch.setattr(uvicorn, "Config", lambda app, **kwargs: apps.append(app))
+    monkeypatch.setattr(uvicorn.Server, "__init__", lambda self, config: None)
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: None)
+    assert main(["serve", "--port", "0", *arguments]) == 0
+    return apps[0]
+
+
+def test_serve_tile_gives_the_labels_of_predict_tile(band_checkpoint, predicted_label_raster,
+                                                     tmp_path, monkeypatch):
+    import io
+
+    import numpy as np
+    import tifffile
+    from fastapi.testclient import TestClient
+    from floats import assert_labels_match
+    from PIL import Image
+
+    from fcnseg.data.rasters import rasterio_open
+
+    yy, xx = np.mgrid[0:72, 0:80]
+    bands = [np.sin(yy / 9.0 + b) * np.cos(xx / 13.0 - b) * 800 + 1500 for b in range(3)]
+    path = tmp_path / "scene.tif"
+    tifffile.imwrite(path, np.stack(bands, -1).astype(np.uint16), photometric="minisblack",
+                     planarconfig="contig")
+    app = served_app(monkeypatch, "--checkpoint", str(band_checkpoint), "--tile", "32",
+                     "--precision", "fp32", "--batching", "off")
+    tiles = app.state.service.segmenter.tiles
+    assert (tiles.tile, tiles.overlap) == (32, 8)  # predict's default overlap for 32
+    with TestClient(app) as client:
+        answer = client.post("/v1/segment", content=path.read_bytes(),
+                             headers={"Content-Type": "image/tiff"})
+    assert answer.status_code == 200, answer.text
+    served = np.asarray(Image.open(io.BytesIO(answer.content)))
+    out = tmp_path / "out"
+    predicted = predicted_label_raster(band_checkpoint, path, out, "--tile", "32",
+                                       "--precision", "fp32", "--probs")
+    with rasterio_open(out / "scene_probs.tif") as ds:
+        probs = ds.read()
+    assert_labels_match(served, predicted, probs)

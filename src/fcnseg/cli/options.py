@@ -18,6 +18,7 @@ import yaml
 
 from fcnseg.data.build import DATASET_NAMES, EVAL_SPLIT
 from fcnseg.engine.config import ConfigError, upgrade_recipe
+from fcnseg.inference.rasters import default_overlap
 from fcnseg.inference.sliding import TTA, SlidingWindow
 from fcnseg.models.factories import allow_factory_modules
 from fcnseg.utils.hardware import PRECISIONS
@@ -228,6 +229,35 @@ def add_window_and_tta(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> 
     p.add_argument("--tta-scales", nargs="+", metavar="S",
                    help="test-time augmentation: average over these input scales, e.g. "
                         "0.75,1,1.25 or 0.75 1 1.25")
+
+
+#: ``--tile``'s default, in ``fcnseg predict`` and ``fcnseg serve`` (Segmenter's too).
+DEFAULT_TILE = 512
+
+
+def add_tiles(p: argparse.ArgumentParser | argparse._ArgumentGroup, tile_help: str) -> None:
+    """``--tile`` and ``--overlap``, one definition for ``fcnseg predict`` and ``fcnseg serve``
+    (same defaults, same checks: read them with :func:`tiles_from_args`); ``tile_help`` says
+    what the command cuts into tiles."""
+    p.add_argument("--tile", type=positive_int, default=DEFAULT_TILE, metavar="PIXELS",
+                   help=tile_help)
+    p.add_argument("--overlap", type=non_negative_int, default=None, metavar="PIXELS",
+                   help="pixels shared by neighbouring tiles, blended smoothly; less than "
+                        "half the tile (default: a quarter of --tile, 128 for 512)")
+
+
+def tiles_from_args(args: argparse.Namespace) -> tuple[int, int]:
+    """``(tile, overlap)`` of ``--tile`` and ``--overlap``: the overlap a quarter of the tile
+    where none is given (:func:`~fcnseg.inference.rasters.default_overlap`); what
+    :class:`~fcnseg.inference.rasters.TileSettings` refuses is a ValueError naming the
+    options as typed."""
+    overlap = default_overlap(args.tile) if args.overlap is None else args.overlap
+    if args.tile < 16:
+        raise ValueError(f"--tile must be at least 16 pixels, got {args.tile}")
+    if not 2 * overlap < args.tile:
+        raise ValueError(f"--overlap must be less than half of --tile ({args.tile}), got "
+                         f"{overlap}")
+    return args.tile, overlap
 
 
 def positive_int(text: str) -> int:

@@ -46,7 +46,6 @@ from fcnseg.inference.rasters import (
     TILING_RULE,
     RasterJob,
     TileSettings,
-    default_overlap,
     merge_parts,
     model_bands,
     model_identity,
@@ -95,15 +94,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     _add_annotations(p)
     options.add_batch_size(p, default=4)
     options.add_window_and_tta(p)
-    p.add_argument("--tile", type=options.positive_int, default=512, metavar="PIXELS",
-                   help=f"{TILING_RULE[0].upper()}{TILING_RULE[1:]} is segmented by tiles "
-                        f"of PIXELS×PIXELS into NAME.tif, a label GeoTIFF on the input's grid, "
-                        f"with bounded memory and resumable; every other file (a photo, a "
-                        f"small TIFF of one tile such as a microscopy image) is segmented as an "
-                        f"image: NAME_label.png, overlay, heatmaps")
-    p.add_argument("--overlap", type=options.non_negative_int, default=None, metavar="PIXELS",
-                   help="pixels shared by neighbouring raster tiles, blended smoothly; less "
-                        "than half the tile (default: a quarter of --tile, 128 for 512)")
+    options.add_tiles(p, f"{TILING_RULE[0].upper()}{TILING_RULE[1:]} is segmented by tiles "
+                         f"of PIXELS×PIXELS into NAME.tif, a label GeoTIFF on the input's grid, "
+                         f"with bounded memory and resumable; every other file (a photo, a "
+                         f"small TIFF of one tile such as a microscopy image) is segmented as "
+                         f"an image: NAME_label.png, overlay, heatmaps (default: %(default)d)")
     _add_pictures(p)
     _add_reading(p)
     options.add_device(p)
@@ -191,8 +186,7 @@ def _add_reading(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.overlap is None:  # the default follows the tile
-        args.overlap = default_overlap(args.tile)
+    args.tile, args.overlap = options.tiles_from_args(args)  # the overlap follows the tile
     _check_options(args)
     sliding, tta = options.sliding_window_from_args(args), options.tta_from_args(args)
     inputs, problems = collect_inputs(args.inputs, Path(args.out))
@@ -208,8 +202,8 @@ def run(args: argparse.Namespace) -> int:
     limits = {} if args.max_pixels is None else {"max_pixels": args.max_pixels}
     seg = Segmenter.from_checkpoint(args.checkpoint,
                                     device=ranks.device if ranks.distributed else args.device,
-                                    sliding_window=sliding, tta=tta,
-                                    precision=args.precision, **limits)
+                                    sliding_window=sliding, tta=tta, tile=args.tile,
+                                    overlap=args.overlap, precision=args.precision, **limits)
     if seg.labels_only and (wanted := _probability_options(args)):
         raise ValueError(labels_only_error(args.checkpoint, " and ".join(wanted)))
     work = _plan(args, seg, inputs, problems, ranks)
@@ -289,12 +283,6 @@ def _check_options(args: argparse.Namespace) -> None:
                          "--rank uncertainty and --format")
     if args.tolerance < 0:
         raise ValueError(f"--tolerance must be 0 or more pixels, got {args.tolerance}")
-    # What TileSettings refuses, said with the options' names as typed.
-    if args.tile < 16:
-        raise ValueError(f"--tile must be at least 16 pixels, got {args.tile}")
-    if not 2 * args.overlap < args.tile:
-        raise ValueError(f"--overlap must be less than half of --tile ({args.tile}), got "
-                         f"{args.overlap}")
 
 
 def _report(message: str) -> None:

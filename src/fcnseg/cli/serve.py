@@ -55,6 +55,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     options.add_device(p)
     options.add_precision(p)
     options.add_compile(p)
+    options.add_tiles(p, "an upload to a model of declared bands (a multi-band raster) taller "
+                         "or wider than PIXELS is segmented by tiles of PIXELS×PIXELS, blended "
+                         "as fcnseg predict --tile blends them: the same labels as its label "
+                         "GeoTIFF (default: %(default)d); colour images are segmented whole")
     defaults = ServiceLimits()
     for option, field, kind, unit, help_text in _LIMIT_OPTIONS:
         p.add_argument(option, type=kind, default=kind(getattr(defaults, field) / unit),
@@ -120,13 +124,15 @@ def run(args: argparse.Namespace) -> int:
         if not getattr(args, name) > 0:
             raise ValueError(f"--{name.replace('_', '-')} must be a positive number of seconds, "
                              f"got {getattr(args, name)}")
+    tile, overlap = options.tiles_from_args(args)
     # Bind first: a busy port is reported before the model is loaded, never after "serving".
     sock = bind_listening_socket(args.host, args.port)
     try:
         threads = args.torch_threads or max(1, os.cpu_count() or 1)
         torch.set_num_threads(threads)
         segmenter = Segmenter.from_checkpoint(args.checkpoint, device=args.device,
-                                              precision=args.precision)
+                                              precision=args.precision, tile=tile,
+                                              overlap=overlap)
         if args.compile:  # compiled and warmed up before the service says it is ready
             failure = segmenter.compile()
             if failure is not None:

@@ -225,10 +225,10 @@ def test_data_arguments_name_folders_datasets_or_the_recipes_validation_set(tmp_
     (tmp_path / "dataset.yaml").write_text("classes: [a, b]\n")
     assert parse_data(str(tmp_path)) == {"name": "folder", "root": str(tmp_path),
                                          "split": "train"}
-    recipe = {"data": {"val": {"name": "synthetic", "split": "val"}}}
-    assert parse_data("recipe", ckpt_recipe=recipe) == {"name": "synthetic", "split": "val"}
+    recipe_val = {"name": "synthetic", "split": "val"}
+    assert parse_data("recipe", recipe_val=recipe_val) == {"name": "synthetic", "split": "val"}
     with pytest.raises(ValueError, match="names no validation set"):
-        parse_data("recipe", ckpt_recipe={})
+        parse_data("recipe", recipe_val=None)
     with pytest.raises(ValueError, match="no such folder"):
         parse_data(str(tmp_path / "missing" / "images"))
 

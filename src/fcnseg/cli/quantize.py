@@ -74,20 +74,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="ONNX Runtime threads (default: all cores)")
 
 
-def parse_data(text: str, *, ckpt_recipe: dict[str, Any] | None = None,
+def parse_data(text: str, *, recipe_val: dict[str, Any] | None = None,
                split: str = "train") -> dict[str, Any] | Path:
     """A ``--calib`` / ``--val`` value: a folder of images (a Path), or a dataset spec; a
-    folder dataset (with dataset.yaml) is read at ``split`` (``--val``: ``"val"``)."""
+    folder dataset (with dataset.yaml) is read at ``split`` (``--val``: ``"val"``); ``recipe``
+    is ``recipe_val``, the validation set the checkpoint's recipe records."""
     path = Path(text)
     if path.is_dir():
         if (path / "dataset.yaml").is_file():
             return {"name": "folder", "root": str(path), "split": split}
         return path
     if text == "recipe":
-        val = ((ckpt_recipe or {}).get("data") or {}).get("val")
-        if not val:
+        if not recipe_val:
             raise ValueError("--val recipe: the checkpoint's recipe names no validation set")
-        return dict(val)
+        return dict(recipe_val)
     name, _, rest = text.partition(":")
     if not name or "/" in name or name.startswith("."):
         raise ValueError(f"{text}: no such folder, and not a dataset spec NAME[:KEY=VALUE,...]")
@@ -100,9 +100,9 @@ def parse_data(text: str, *, ckpt_recipe: dict[str, Any] | None = None,
     return spec
 
 
-def _spread(count: int, limit: int | None) -> list[int]:
+def _spread(count: int, limit: int) -> list[int]:
     """Up to ``limit`` indices spread evenly over ``range(count)``."""
-    if limit is None or count <= limit:
+    if count <= limit:
         return list(range(count))
     return sorted({int(i) for i in np.linspace(0, count - 1, limit)})
 
@@ -230,8 +230,7 @@ def _validation(args: argparse.Namespace, seg: Segmenter) -> Any:
     split said in one line: a folder dataset is scored on its ``val`` split."""
     if not args.val:
         return None
-    recipe = {"data": {"val": seg.validation_data}}  # what the checkpoint's recipe records
-    val = parse_data(args.val, ckpt_recipe=recipe, split="val")
+    val = parse_data(args.val, recipe_val=seg.validation_data, split="val")
     if isinstance(val, Path):
         raise ValueError(f"--val {args.val}: a folder of images has no labels; give a folder "
                          f"dataset (with dataset.yaml) or a dataset spec")

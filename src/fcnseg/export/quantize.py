@@ -40,9 +40,6 @@ from fcnseg.utils.typing import PathLike
 from fcnseg.weightfiles.artifacts import onnx_session
 
 ENGINE = "onnxruntime"
-#: Without int8 dot products (INT8_DOT_FLAGS), x86 int8 kernels (``vpmaddubsw``) add each pair
-#: of u8·s8 products into a saturating int16.
-INT16_MAX = 32767
 #: ``keep_float`` choices: decide by measurement, all layers int8, or the sensitive ones float.
 KEEP_FLOAT = ("auto", "none", "sensitive")
 #: The float export's check: it guards against a wrong graph here (int8 differs far more),
@@ -444,8 +441,9 @@ def compare_models(reference: Any, int8: Any,
 
 def pre_vnni_exact(proto: Any) -> bool:
     """Whether x86 CPUs without VNNI compute this QDQ model's integer products exactly: their
-    kernels add each pair of uint8-activation × int8-weight products into a saturating int16,
-    so every int8 weight must satisfy 2·255·|w| ≤ 32767 (|w| ≤ 64: reduce_range)."""
+    kernels (``vpmaddubsw``) add each pair of uint8-activation × int8-weight products into a
+    saturating int16, so every int8 weight must satisfy 2·255·|w| ≤ 32767 (|w| ≤ 64:
+    reduce_range)."""
     from onnx import TensorProto, numpy_helper
 
     weights = {t.name: t for t in proto.graph.initializer if t.data_type == TensorProto.INT8}
@@ -454,7 +452,7 @@ def pre_vnni_exact(proto: Any) -> bool:
         if node.op_type == "DequantizeLinear" and node.input[0] in weights:
             w = numpy_helper.to_array(weights[node.input[0]]).astype(np.int32)
             largest = max(largest, int(np.abs(w).max(initial=0)))
-    return 2 * 255 * largest <= INT16_MAX
+    return 2 * 255 * largest <= 32767
 
 
 def _write_metadata(proto: Any, float_proto: Any, record: dict[str, Any]) -> None:

@@ -61,9 +61,7 @@ def normalize_palette(palette: np.ndarray | Iterable[Iterable[int]]) -> np.ndarr
     return pal
 
 
-#: The classes an overlay leaves unblended: the one declared as background (a dataset's
-#: ``background:``, kept in its checkpoints), else those named background, void or unlabeled
-#: (:data:`BACKGROUND_NAMES`, any case); never a class for its position alone.
+#: The classes an overlay leaves unblended (:func:`fcnseg.data.palette.background_indices`).
 background_classes = background_indices
 
 
@@ -235,8 +233,7 @@ _GAP = (244, 185, 175)  # and the gap between them, drawn as in the key
 
 @functools.lru_cache(maxsize=16)
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    """Pillow's bundled font at ``size`` pixels (no font files needed)."""
-    try:
+    try:  # Pillow's bundled font: no font files needed
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1 has only its small fixed bitmap font
         return ImageFont.load_default()

@@ -67,15 +67,6 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff", ".gif")
 RASTER_EXTENSIONS = (*IMAGE_EXTENSIONS, ".jp2")
 
-#: A folder dataset's masks are read as its dataset.yaml (or FolderSegmentation's arguments)
-#: says: that is where a bad mask's message points.
-FOLDER_MASK_ADVICE = MaskAdvice(
-    rgb="save masks as index or palette PNGs, or give a colour table ('colors' in "
-        "dataset.yaml, or FolderSegmentation(colors=...))",
-    values="fix the masks, or map the values with 'remap' in dataset.yaml or "
-           "FolderSegmentation(remap=...) (e.g. {255: 1} for 0/255 binary masks)")
-
-
 def load_folder_config(path: PathLike) -> dict[str, Any]:
     """Read and check a ``dataset.yaml``; errors name the file, the field and what is expected.
 
@@ -254,7 +245,12 @@ class FolderSegmentation(FileSegmentationDataset):
     a mask is used, for any split, and that is said once.
     """
 
-    mask_advice = FOLDER_MASK_ADVICE
+    # The masks are read as dataset.yaml (or the arguments) says: a bad mask's message points there.
+    mask_advice = MaskAdvice(
+        rgb="save masks as index or palette PNGs, or give a colour table ('colors' in "
+            "dataset.yaml, or FolderSegmentation(colors=...))",
+        values="fix the masks, or map the values with 'remap' in dataset.yaml or "
+               "FolderSegmentation(remap=...) (e.g. {255: 1} for 0/255 binary masks)")
 
     def __init__(
         self,

@@ -60,12 +60,6 @@ def read_labelmap(path: Path) -> list[tuple[str, tuple[int, int, int]]]:
     return out
 
 
-def _find_image(folders: list[Path], stem: str) -> Path:
-    """The picture ``stem`` has in the first of ``folders`` (else where a JPEG is expected)."""
-    return find_picture((f / f"{stem}{e}" for f in folders for ext in IMAGE_EXTENSIONS
-                         for e in (ext, ext.upper())), folders[0] / f"{stem}.jpg")
-
-
 def _colour_mask(png: Path, colour: tuple[int, int, int], height: int, width: int) -> np.ndarray:
     """The pixels of ``colour`` in a colour mask."""
     from fcnseg.data.io import read_raw
@@ -93,8 +87,10 @@ def read_cvat_mask(src: Path, images: Path | None = None) -> Annotations:
     items = []
     code_of = {(r << 16) | (g << 8) | b: k for k, (r, g, b) in enumerate(colours)}
     for png in sorted(mask_dir.glob("*.png")):
-        item = AnnotatedImage(name=png.stem, source=png,
-                              image_path=_find_image(image_dirs, png.stem))
+        # The picture in the first folder that has it, else where a JPEG is expected.
+        item = AnnotatedImage(name=png.stem, source=png, image_path=find_picture(
+            (d / f"{png.stem}{e}" for d in image_dirs for ext in IMAGE_EXTENSIONS
+             for e in (ext, ext.upper())), image_dirs[0] / f"{png.stem}.jpg"))
         items.append(item)
         try:
             rgb = read_raw(png, "mask")

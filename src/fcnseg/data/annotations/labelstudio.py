@@ -190,10 +190,8 @@ def read_labelstudio(src: Path, images: Path | None = None) -> Annotations:
             except (ValueError, TypeError, KeyError) as e:
                 item.refuse_shape(f"{source}: {where}: {e}")
                 continue
-            if shape is None:
-                continue
-            item.shapes.append(shape)
-            if item.size is None:
-                item.size = (result["original_height"], result["original_width"])
+            if shape is not None:
+                item.shapes.append(shape)
+                item.size = item.size or (result["original_height"], result["original_width"])
         items.append(item)
     return Annotations.sorted_out(items, problems=problems, image_folders=folders)

@@ -9,24 +9,14 @@ from fcnseg.data.annotations.importer import (
     import_annotations,
     read_annotations,
 )
-from fcnseg.data.annotations.shapes import (
-    AnnotatedImage,
-    Annotations,
-    LabelSet,
-    RasterOptions,
-    Shape,
-    rasterise,
-)
+from fcnseg.data.annotations.shapes import LabelSet, RasterOptions, rasterise
 
 __all__ = [
     "FORMATS",
-    "AnnotatedImage",
-    "Annotations",
     "ImportOptions",
     "ImportReport",
     "LabelSet",
     "RasterOptions",
-    "Shape",
     "import_annotations",
     "rasterise",
     "read_annotations",

@@ -15,8 +15,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["centre_chain", "corners", "crack_rings", "region_polygons", "ring_area", "simplify"]
-
 # Directions: 0 = +x, 1 = +y, 2 = -x, 3 = -y; the step of each.
 _STEP = ((1, 0), (0, 1), (-1, 0), (0, -1))
 

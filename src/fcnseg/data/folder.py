@@ -329,14 +329,11 @@ class FolderSegmentation(FileSegmentationDataset):
                 f"{where}: 'colors' has {len(self.colors)} entries for {self.num_classes} classes"
             )
         self.ignore_color = cfg.get("ignore_color")
+        # No colours given: well-separated ones, background black (not VOC's, whose early
+        # entries are dark and close to each other once blended).
         display = cfg.get("palette", self.colors)
-        if display is not None:
-            self.palette = display
-        else:
-            # No colours given: well-separated ones, background black (not VOC's, whose
-            # early entries are dark and close to each other once blended).
-            self.palette = distinct_palette(self.classes, self.ignore_index,
-                                            self.background_class)
+        self.palette = display if display is not None else distinct_palette(
+            self.classes, self.ignore_index, self.background_class)
 
     def _set_bands(self, cfg: Mapping[str, Any], where: str) -> None:
         """The bands of multi-band rasters, and the three shown as RGB."""

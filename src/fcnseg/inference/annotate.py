@@ -102,19 +102,16 @@ class PreAnnotations:
             self._entries[name] = entry
 
     def _document(self, path: Path, label: np.ndarray) -> Any:
-        names = self.class_names
+        names, where = self.class_names, relative_path(path, self.out_dir)
+        outlines = {"tolerance": self.tolerance, "ignore_index": self.ignore_index}
         if self.fmt == "labelme":
             # Flat, by the picture's own name: labelme opens OUT/<basename>.json.
-            return labelme_document(label, names, relative_path(path, self.out_dir),
-                                    tolerance=self.tolerance, ignore_index=self.ignore_index)
+            return labelme_document(label, names, where, **outlines)
         if self.fmt == "cvat":
-            return cvat_image_element(label, names, path.name, 0,
-                                      tolerance=self.tolerance, ignore_index=self.ignore_index,
-                                      path=relative_path(path, self.out_dir))
+            return cvat_image_element(label, names, path.name, 0, path=where, **outlines)
         if self.fmt == "coco":
             return label.shape[:2], coco_annotations(
-                label, 0, 1, tolerance=self.tolerance, ignore_index=self.ignore_index,
-                background=implicit_background(names))
+                label, 0, 1, background=implicit_background(names), **outlines)
         raise ValueError(f"--format: unknown {self.fmt!r}; known: {', '.join(EXPORT_FORMATS)}")
 
     def ranked(self) -> list[_Entry]:

@@ -25,7 +25,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
-from fcnseg.checkpoint import build_model_from_checkpoint, load_checkpoint
+from fcnseg.checkpoint import build_model_from_checkpoint, load_checkpoint, write_checkpoint
 from fcnseg.conventions import refuse_other_bands
 from fcnseg.data.build import build_dataset, eval_split
 from fcnseg.data.collate import collate_segmentation
@@ -34,7 +34,6 @@ from fcnseg.inference.class_match import ClassMatch, RelabeledDataset, match_cla
 from fcnseg.inference.runner import InferenceRunner
 from fcnseg.inference.sliding import forward_logits
 from fcnseg.metrics import expected_calibration_error
-from fcnseg.utils.files import atomic_write
 from fcnseg.weightfiles.artifacts import artifact_kind
 
 #: What ``uncertainty_maps`` can compute: the entropy, and 1 − the largest probability.
@@ -234,9 +233,7 @@ def save_with_temperature(
         return save_checkpoint_safetensors(out, ckpt)
     ckpt.pop("path", None)  # added on load; the file's own location is not stored
     ckpt.pop("source", None)  # likewise the pretrained files it was read from
-    with atomic_write(out) as f:
-        torch.save(ckpt, f)
-    return out
+    return write_checkpoint(out, ckpt)
 
 
 #: Names of torch checkpoints (``.pth.tar`` is the PyTorch FCN port's); ``.safetensors`` is the

@@ -125,7 +125,7 @@ def decide_batching(segmenter: Segmenter, *, max_pixels: int, rounds: int = 3,
 
 @dataclass
 class _Job:
-    image: np.ndarray
+    image: np.ndarray | str  # a raster file's path: segmented alone, by Segmenter.predict
     return_probs: bool
     answer: Future[Prediction] = field(default_factory=Future)
 
@@ -179,9 +179,11 @@ class InferenceBatcher:
         self._thread: threading.Thread | None = None
         self._closed = False
 
-    def predict(self, image: np.ndarray, *, return_probs: bool = False) -> Prediction:
-        """Segment one decoded H×W×3 uint8 image in the next batch; blocks until it is done
-        (call it from a worker thread). Raises what the segmenter raised for this image."""
+    def predict(self, image: np.ndarray | str, *, return_probs: bool = False) -> Prediction:
+        """Segment one decoded H×W×3 uint8 image in the next batch, or the raster file at the
+        path ``image`` alone (as :meth:`Segmenter.predict` reads it: by tiles where larger
+        than one); blocks until it is done (call it from a worker thread). Raises what the
+        segmenter raised for this image."""
         job = _Job(image, return_probs)
         with self._lock:
             if self._closed:
@@ -237,6 +239,9 @@ class InferenceBatcher:
         each group cut into passes of at most ``max_batch`` images and ``max_pixels`` pixels."""
         groups: dict[tuple[Any, ...], list[_Job]] = {}
         for job in jobs:
+            if isinstance(job.image, str):  # a raster file: alone
+                yield [job]
+                continue
             groups.setdefault((job.image.shape, job.return_probs), []).append(job)
         for group in groups.values():
             height, width = group[0].image.shape[:2]

@@ -7,9 +7,12 @@ import base64
 import contextlib
 import io
 import logging
+import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -27,6 +30,7 @@ from fcnseg.inference.classnames import (
     shown_token,
 )
 from fcnseg.inference.files import PictureStyle, overlay_picture
+from fcnseg.inference.rasters import needs_tiling
 from fcnseg.inference.visualize import (
     background_classes,
     heatmap,
@@ -40,7 +44,8 @@ from fcnseg.weightfiles.artifacts import labels_only_error
 
 log = logging.getLogger("fcnseg.serve")
 
-#: ``predict(image, return_probs=...)``: a decoded image's prediction.
+#: ``predict(image, return_probs=...)``: a decoded image's prediction, or a raster file's
+#: (its path) as :meth:`Segmenter.predict` segments it.
 Predict = Callable[..., Prediction]
 
 
@@ -210,7 +215,8 @@ def segment_upload(segmenter: Segmenter, data: bytes, options: SegmentOptions,
     else the JSON payload (a dict). Slow: run it in a worker thread, never on the event loop.
     ``predict(image, return_probs=...)`` segments the decoded image (default:
     ``segmenter.predict``; the service passes its batcher's, which shares forward passes
-    between requests).
+    between requests), or the upload as a raster file where ``fcnseg predict`` would segment
+    it by tiles (:func:`raster_by_tiles`), so that the labels are those of its label GeoTIFF.
 
     Raises:
         RequestError: 413 for too many pixels, 400 for an image that fails to decode, 500 when
@@ -220,10 +226,35 @@ def segment_upload(segmenter: Segmenter, data: bytes, options: SegmentOptions,
     with image_errors():
         image = load_image(data, name="upload", max_pixels=max_pixels)
     t1 = time.perf_counter()
-    with inference_errors(f"an upload of {image.shape[1]}×{image.shape[0]}"):
-        pred = (predict or segmenter.predict)(image, return_probs=options.wants_probs)
+    with inference_errors(f"an upload of {image.shape[1]}×{image.shape[0]}"), \
+            raster_by_tiles(segmenter, data, image.shape) as raster:
+        pred = (predict or segmenter.predict)(image if raster is None else str(raster),
+                                              return_probs=options.wants_probs)
     return encode_answer(segmenter, pred, options, decode_s=t1 - t0,
                          inference_s=time.perf_counter() - t1)
+
+
+@contextlib.contextmanager
+def raster_by_tiles(segmenter: Segmenter, data: bytes,
+                    shape: tuple[int, ...]) -> Iterator[Path | None]:
+    """A TIFF upload of ``shape`` (as the image reader read it, so already checked) that
+    ``fcnseg predict`` segments by tiles (:func:`~fcnseg.inference.rasters.needs_tiling`: a
+    GeoTIFF, or one not 8-bit RGB), taller or wider than the segmenter's tile, as a temporary
+    file (removed after): :meth:`Segmenter.predict` segments it by the tiles and blending of
+    ``fcnseg predict --tile``, so its labels are those of the label GeoTIFF. None for every
+    other upload (segmented whole, as an image)."""
+    tiles = segmenter.tiles
+    if not data.startswith(TIFF_MAGIC) or tiles is None or max(shape[:2]) <= tiles.tile:
+        yield None
+        return
+    fd, name = tempfile.mkstemp(prefix="fcnseg-upload-", suffix=".tif")  # a file: as predict
+    path = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        yield path if needs_tiling(path, segmenter.max_pixels, tiles.tile) else None
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def encode_answer(segmenter: Segmenter, pred: Prediction, options: SegmentOptions, *,

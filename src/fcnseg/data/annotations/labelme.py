@@ -104,14 +104,12 @@ def read_labelme_file(path: Path, name: str) -> AnnotatedImage:
             else:
                 item.refuse_shape(line)
             continue
-        if kind == "mask":
-            box = _mask_shape(raw, where, item.size)
-            if isinstance(box, str):
-                item.refuse_shape(f"{source}: {box}")
-                continue
+        if kind != "mask":
+            item.shapes.append(Shape(label, kind, points, where))
+        elif isinstance(box := _mask_shape(raw, where, item.size), str):
+            item.refuse_shape(f"{source}: {box}")
+        else:
             item.shapes.append(Shape(label, "box_mask", points[:2], where, mask=box))
-            continue
-        item.shapes.append(Shape(label, kind, points, where))
     return item
 
 

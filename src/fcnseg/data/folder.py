@@ -153,13 +153,10 @@ def _remap(value: Any, where: str) -> dict[int, int]:
     return {int(src): int(dst) for src, dst in value.items()}
 
 
-def _colour(value: Any, where: str) -> tuple[int, int, int]:
-    value = _plain(value)
-    if not (isinstance(value, list | tuple) and len(value) == 3
-            and all(_is_int(c) and 0 <= c <= 255 for c in value)):
-        raise ValueError(f"{where}: expected an [r, g, b] colour of integers in 0-255, "
-                         f"got {value!r}")
-    return int(value[0]), int(value[1]), int(value[2])
+_colour = _check(lambda v: isinstance(v, list | tuple) and len(v) == 3
+                 and all(_is_int(c) and 0 <= c <= 255 for c in v),
+                 lambda v: tuple(int(c) for c in v),
+                 "expected an [r, g, b] colour of integers in 0-255, got {}")
 
 
 def _colour_table(value: Any, where: str) -> np.ndarray:
@@ -168,7 +165,7 @@ def _colour_table(value: Any, where: str) -> np.ndarray:
                          f"one per class; got {value!r}")
     if len(value) > 256:
         raise ValueError(f"{where}: {len(value)} colours; at most 256 are used")
-    return np.array([_colour(c, f"{where}[{k}]") for k, c in enumerate(value)], np.uint8)
+    return np.array([_colour(_plain(c), f"{where}[{k}]") for k, c in enumerate(value)], np.uint8)
 
 
 def _ignore_index(value: Any, where: str) -> int:

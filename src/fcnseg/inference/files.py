@@ -239,11 +239,11 @@ def _unique_names(found: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
     parent folder (``in/x_png``, ``sub/x_png``), then a counter."""
 
     def qualify(name: str, path: Path, level: int) -> str:
-        if level >= 1 and path.suffix:
+        if path.suffix:
             name = f"{name}_{path.suffix.lstrip('.').lower()}"
         # The resolved parent: "../x.png" must not give "../x", which would write outside --out.
         parent = path.resolve().parent.name
-        if level >= 2 and parent:
+        if level == 2 and parent:
             name = f"{parent}/{name}"
         return name
 

@@ -258,7 +258,7 @@ def _say_counts(result: ImportReport, found: Annotations, options: ImportOptions
 def _labels_for_import(found: Annotations, options: ImportOptions, earlier: dict[str, Any],
                        say: Callable[[str], None]) -> LabelSet:
     """The classes: the labels file's, or those found after the classes of an earlier import
-    into ``out``; said in one line when only the labels used decide them."""
+    (``earlier``, its dataset.yaml); said in one line when only the labels used decide them."""
     existing = list(earlier.get("classes", ())) or None
     labels = label_set_for(found, options, existing)
     if options.labels is None and not found.classes and not existing:

@@ -22,14 +22,7 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 
-from fcnseg.data.annotations.shapes import (
-    AnnotatedImage,
-    Annotations,
-    Shape,
-    find_picture,
-    load_json,
-    printable,
-)
+from fcnseg.data.annotations.shapes import AnnotatedImage, Annotations, Shape, load_json, printable
 from fcnseg.utils.validate import expect_mapping, fields_of
 
 _UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")
@@ -111,7 +104,8 @@ def _find_picture(url: str, folders: list[Path], beside: Path | None) -> Path:
     media = Path(url.removeprefix("/data/"))
     if beside is not None and url.startswith("/data/") and ".." not in media.parts:
         candidates.append(beside / media)
-    return find_picture(candidates, folders[0] / _UPLOAD_PREFIX.sub("", name))
+    return next((c for c in candidates if c.is_file()),
+                folders[0] / _UPLOAD_PREFIX.sub("", name))
 
 
 def _kind_and_label(result: object) -> tuple[Any, Mapping[str, Any], Any]:

@@ -105,8 +105,7 @@ def _append_to_manifest(out_dir: PathLike, lines: list[str]) -> None:
 
 
 def _manifest_lines(folder: Path) -> list[str]:
-    """The lines of ``folder``'s manifest; none when it has none (the usual case) or it cannot
-    be read."""
+    """The lines of ``folder``'s manifest (none when it has none, the usual case, or unreadable)."""
     try:
         return (folder / MANIFEST_NAME).read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:

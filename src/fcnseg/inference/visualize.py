@@ -512,8 +512,7 @@ def comparison_strip(
 
 @dataclass(frozen=True)
 class _Plot:
-    """Where a reliability diagram's parts lie, in pixels: the square plot's top-left corner
-    and side, the share histogram's top and height."""
+    """Where a reliability diagram's parts lie, in pixels."""
 
     x0: int = 58
     y0: int = 56
@@ -592,8 +591,7 @@ def _draw_reliability_heading(draw: ImageDraw.ImageDraw, plot: _Plot,
 
 def _draw_reliability_bins(img: Image.Image, plot: _Plot,
                            filled: Sequence[Mapping[str, Any]]) -> None:
-    """The accuracy bars, the gaps to the mean confidence, the confidence lines, the diagonal,
-    the frame and the rotated axis label, drawn on ``img``."""
+    """The bars, gaps, confidence lines, diagonal, frame and axis label, drawn on ``img``."""
     px, py = plot.px, plot.py
     draw = ImageDraw.Draw(img)
     # Each bin: the bar up to the lower of accuracy and confidence, the gap (opaque, the key's

@@ -12,7 +12,6 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from fcnseg.cli import options
@@ -20,8 +19,13 @@ from fcnseg.cli.progress import Progress
 from fcnseg.data.annotations.export import DEFAULT_TOLERANCE
 from fcnseg.data.images import DEFAULT_MAX_PIXELS, ImageError, upright_size
 from fcnseg.data.rasters import open_raster
-from fcnseg.engine.distributed import DistInfo, all_gather_objects, setup_distributed
-from fcnseg.inference import Segmenter
+from fcnseg.engine.distributed import (
+    DistInfo,
+    all_gather_objects,
+    setup_distributed,
+    teardown_distributed,
+)
+from fcnseg.inference import TTA, Segmenter, SlidingWindow
 from fcnseg.inference.annotate import (
     EXPORT_FORMATS,
     RANKING_NAME,
@@ -196,6 +200,22 @@ def run(args: argparse.Namespace) -> int:
     _refuse_labels_only(args)  # read from the model file's description, before any output
     out_dir = prepare_output_folder(args.out)
     ranks = setup_distributed(args.device)  # torchrun: this process's share of the inputs
+    finished = False
+    try:
+        status = _predict(args, ranks, out_dir, (inputs, problems), (sliding, tta))
+        finished = True
+        return status
+    finally:
+        teardown_distributed(ranks, finished=finished)
+
+
+def _predict(args: argparse.Namespace, ranks: DistInfo, out_dir: Path,
+             collected: tuple[list[tuple[Path, str]], list[tuple[str, str]]],
+             window: tuple[SlidingWindow | None, TTA | None]) -> int:
+    """Segment this process's share of the inputs (``collected``: the inputs and the specs
+    that gave none, as :func:`collect_inputs` returns them; ``window``: the sliding window and
+    TTA that the options describe); the exit status."""
+    (inputs, problems), (sliding, tta) = collected, window
     if ranks.distributed and (args.format or args.rank):
         raise ValueError("--format and --rank gather every image into one file: run them in "
                          "one process, not under torchrun")
@@ -506,11 +526,6 @@ def _finish(tally: _Tally, given: int, out_dir: Path, ranks: DistInfo) -> int:
               + (f" ({ranks.world_size} processes)" if ranks.distributed else "")
               + (f"; {skipped} complete already, skipped" if skipped else "")
               + (f"; {failed} failed" if failed else ""))
-    if ranks.owns_group:
-        # every rank finishes before the group goes away: a rank that tears gloo down while
-        # another is still in its last collective can abort that one at exit
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
     return 1 if failed else 0
 
 

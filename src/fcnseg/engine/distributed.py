@@ -2,6 +2,10 @@
 
 ``torchrun`` sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``;
 a process started without them (or with ``WORLD_SIZE=1``) trains alone.
+
+A run joins the group with :func:`setup_distributed` and leaves it with
+:func:`teardown_distributed` on every path out, so that the group (with gloo, its worker and
+I/O threads) is gone before the interpreter exits.
 """
 
 from __future__ import annotations
@@ -60,11 +64,38 @@ def setup_distributed(device: str = "auto") -> DistInfo:
     rank = int(os.environ["RANK"])
     local = int(os.environ.get("LOCAL_RANK", rank))
     dev = resolve_device(device, local)
-    if dev.type == "cuda":
-        torch.cuda.set_device(dev)
-    dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo",
-                            device_id=dev if dev.type == "cuda" else None)
+    join_process_group(dev)
     return DistInfo(rank, world, local, dev, owns_group=True)
+
+
+def join_process_group(device: torch.device) -> None:
+    """Initialise the default group from torchrun's environment: NCCL for a GPU, gloo else."""
+    # torch.distributed.nn.functional takes ``group.WORLD`` as its functions' default group
+    # when it is first imported. Imported after the group exists (torch._dynamo imports it, and
+    # DistributedDataParallel imports torch._dynamo), it keeps the group alive past
+    # destroy_process_group: gloo's threads then run on until the interpreter's finalization
+    # destroys the group, after the other processes have gone. Imported now, it takes None.
+    import torch.distributed.nn.functional  # noqa: F401
+
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo",
+                            device_id=device if device.type == "cuda" else None)
+
+
+def teardown_distributed(info: DistInfo, *, finished: bool) -> None:
+    """Leave the group that :func:`setup_distributed` joined (nothing if it joined none).
+
+    ``finished``: this process reached the end of its work. Then a barrier first lets every
+    process finish its last collective before any of them takes the group down. After an
+    error the group goes at once: a barrier would wait for processes that may never come."""
+    if not info.owns_group:
+        return
+    try:
+        if finished:
+            dist.barrier()
+    finally:
+        dist.destroy_process_group()
 
 
 def all_gather_objects(obj: Any, info: DistInfo) -> list[Any]:

@@ -39,7 +39,7 @@ from fcnseg.checkpoint import load_checkpoint
 from fcnseg.data.class_frequencies import format_class_table
 from fcnseg.engine.budget import TIMED_EVAL_BATCHES, TimeBudget, format_duration, parse_duration
 from fcnseg.engine.config import TrainConfig, load_config
-from fcnseg.engine.distributed import DistInfo, setup_distributed
+from fcnseg.engine.distributed import DistInfo, setup_distributed, teardown_distributed
 from fcnseg.engine.errors import (
     CONTINUE_RUN,
     BadSampleError,
@@ -120,16 +120,14 @@ def train(config: TrainConfig | dict[str, Any] | str, *, resume: bool = False,
         torch.set_num_threads(config.threads)
     started = time.time() if started is None else started
     info = setup_distributed(config.device)
+    finished = False
     try:
         result = _train(config, info, resume, started)
-        if info.owns_group:
-            # every rank finishes before the group goes away (only on success: after an error
-            # on one rank, a barrier would wait forever for it)
-            dist.barrier()
+        finished = True
         return result
     finally:
-        if info.owns_group:
-            dist.destroy_process_group()
+        # after _train's own clean-up (loader workers, checkpoint writer, loggers)
+        teardown_distributed(info, finished=finished)
 
 
 def _announce(config: TrainConfig, setup: TrainSetup, say: Callable[[str], None]) -> None:

@@ -184,3 +184,19 @@ def test_predict_keeps_a_cmyk_geotiffs_crs_and_transform(make_checkpoint, tmp_pa
                  "--precision", "fp32"]) == 0
     with rasterio.open(tmp_path / "out" / "scan.tif") as ds:
         assert ds.crs.to_epsg() == 32632 and ds.transform == transform
+
+
+@pytest.mark.parametrize("reader", ["rasterio", "tifffile"])
+def test_a_palette_tiff_reaches_a_colour_model_as_its_colours_alike_everywhere(
+        segmenter, tmp_path, monkeypatch, reader):
+    from PIL import Image
+
+    if reader == "tifffile":  # as without rasterio
+        monkeypatch.setattr("fcnseg.data.rasters._rasterio", lambda: None)
+    indices = (np.arange(H * W).reshape(H, W) % 7).astype(np.uint8)
+    colours = np.random.default_rng(2).integers(0, 256, (256, 3), dtype=np.uint8)
+    picture = Image.fromarray(indices, "P")
+    picture.putpalette(colours.tobytes())
+    path = tmp_path / "map.tif"
+    picture.save(path)
+    assert_all_equal(model_inputs(segmenter, path, monkeypatch), colours[indices])

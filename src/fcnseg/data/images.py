@@ -35,7 +35,7 @@ import contextlib
 import io
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -157,6 +157,8 @@ ALPHA_EXTRA_SAMPLES: tuple[int, ...] = (1, 2)
 
 #: TIFF Photometric "separated" (CMYK inks): four bands that Pillow turns into RGB.
 _SEPARATED = 5
+#: TIFF Photometric "palette": one band of indices into the file's colour map.
+_PALETTE = 3
 
 
 #: TIFF ExtraSamples value of associated alpha: colour samples premultiplied by alpha.
@@ -212,13 +214,15 @@ def _grey_only(dtype: Any) -> bool:
 class TiffSamples:
     """What a TIFF's first image holds, from its header: ``bands`` samples per pixel of
     ``dtype``; whether the last is alpha (ExtraSamples) and ``premultiplied`` (associated
-    alpha); whether the others are CMYK inks (Photometric separated)."""
+    alpha); whether the others are CMYK inks (Photometric separated); a palette image's colour
+    map as N×3 8-bit RGB (``palette``, :func:`palette_colours`), else None."""
 
     bands: int
     dtype: np.dtype
     alpha: bool = False
     premultiplied: bool = False
     cmyk: bool = False
+    palette: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 def tiff_samples(source: Any) -> TiffSamples | None:
@@ -236,14 +240,23 @@ def tiff_samples(source: Any) -> TiffSamples | None:
             alpha = bool(extras) and extras[-1] in ALPHA_EXTRA_SAMPLES
             if page.dtype is None:
                 return None
+            palette = (palette_colours(page.colormap) if int(page.photometric) == _PALETTE
+                       and page.colormap is not None else None)
             return TiffSamples(int(page.samplesperpixel), np.dtype(page.dtype), alpha,
                                alpha and extras[-1] == PREMULTIPLIED_ALPHA,
-                               int(page.photometric) == _SEPARATED)
+                               int(page.photometric) == _SEPARATED, palette)
     except Exception:  # noqa: BLE001 - a bad header is for the decoder to report
         return None
     finally:
         if stream:
             source.seek(0)
+
+
+def palette_colours(colormap: Any) -> np.ndarray:
+    """A TIFF ColorMap (3 × N 16-bit values: the reds, the greens, the blues) as N×3 8-bit
+    RGB, each value's high byte, as Pillow makes a palette TIFF RGB."""
+    table = np.asarray(colormap, dtype=np.uint16).reshape(3, -1)
+    return np.ascontiguousarray((table >> 8).T, dtype=np.uint8)
 
 
 def tiff_bands_problem(source: Any) -> str | None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,9 @@ class RasterInfo:
     ``alpha`` whether the file marks its last band as alpha (TIFF ExtraSamples, GDAL's alpha
     colour interpretation): transparency, not a band of data; ``premultiplied`` whether that
     alpha is associated (TIFF ExtraSamples 1: the colour bands are multiplied by it already);
-    ``cmyk`` whether the bands are CMYK inks (TIFF Photometric separated), read as stored.
+    ``cmyk`` whether the bands are CMYK inks (TIFF Photometric separated), read as stored;
+    ``palette`` a palette TIFF's colour map (N×3 8-bit RGB), its one band read as the indices
+    stored (None for any other raster).
     """
 
     path: str
@@ -80,6 +82,7 @@ class RasterInfo:
     alpha: bool = False
     premultiplied: bool = False
     cmyk: bool = False
+    palette: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def pixels(self) -> int:
@@ -499,10 +502,12 @@ def open_raster(path: PathLike, *, bands: Sequence[str] | None = None,
 
 def _with_samples(reader: RasterReader, samples: TiffSamples | None) -> RasterReader:
     """``reader`` whose info says, from the TIFF header, whether its alpha is premultiplied
-    and its bands are CMYK inks."""
-    if samples is not None and (samples.premultiplied or samples.cmyk):
+    and its bands are CMYK inks, and a palette image's colours."""
+    if samples is not None and (samples.premultiplied or samples.cmyk or
+                                samples.palette is not None):
         reader.info = replace(reader.info, alpha=reader.info.alpha and not samples.cmyk,
-                              premultiplied=samples.premultiplied, cmyk=samples.cmyk)
+                              premultiplied=samples.premultiplied, cmyk=samples.cmyk,
+                              palette=samples.palette)
     return reader
 
 

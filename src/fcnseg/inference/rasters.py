@@ -854,9 +854,11 @@ def colour_pixels(values: np.ndarray, info: RasterInfo, scale: float = 1.0) -> n
     8-bit RGB a colour model takes, by the image reader's rules: floats by
     :func:`~fcnseg.data.images.floats_to_rgb` (``scale``: :func:`raster_float_scale` of the
     whole file), integers by :func:`~fcnseg.data.images.integers_to_rgb` (16-bit, grey,
-    alpha premultiplied or not, CMYK)."""
+    alpha premultiplied or not, CMYK), a palette TIFF's indices as the colours of its map."""
     if info.dtype.kind == "f":
         return floats_to_rgb(values, scale)
+    if info.palette is not None and values.shape[-1] == 1:  # indices: their colours
+        return info.palette[np.minimum(values[..., 0], len(info.palette) - 1).astype(np.intp)]
     if values.dtype.kind == "f":  # 32-bit or signed integers, which the reader reads as float32
         values = np.clip(values.astype(np.float64), *_bounds(info.dtype)).astype(info.dtype)
     return integers_to_rgb(values, info.alpha, premultiplied=info.premultiplied,

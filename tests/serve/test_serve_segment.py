@@ -101,3 +101,22 @@ def test_segment_upload_overlay_leaves_the_background_unblended_like_predict(seg
     assert picture.shape == pixels.shape  # under the preview size: no resize, no legend
     np.testing.assert_array_equal(picture[background], pixels[background])
     assert (picture[~background] != pixels[~background]).any(axis=-1).mean() > 0.5
+
+
+def test_a_turned_tiff_upload_larger_than_a_tile_is_answered_upright(segmenter, monkeypatch):
+    from dataclasses import replace
+
+    import tifffile
+
+    from fcnseg.data.images import load_image
+
+    rgb = np.random.default_rng(3).integers(0, 65536, (40, 56, 3)).astype(np.uint16)
+    stream = io.BytesIO()  # 16-bit RGB, which fcnseg predict tiles; Orientation 6: turned 90°
+    tifffile.imwrite(stream, rgb, photometric="rgb", extratags=[(274, 3, 1, 6, True)])
+    data = stream.getvalue()
+    monkeypatch.setattr(segmenter, "tiles", replace(segmenter.tiles, tile=16, overlap=4))
+    answer = segment_upload(segmenter, data, SegmentOptions(format="png"), max_pixels=96 * 96)
+    shown = load_image(data)  # as the image reader turns it, and training reads it
+    assert shown.shape[:2] == (56, 40)
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(answer))),
+                                  segmenter.predict(shown).label)

@@ -20,7 +20,13 @@ from PIL import Image, UnidentifiedImageError
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
-from fcnseg.data.images import IMAGE_FORMATS, TIFF_MAGIC, bomb_size, tiff_bands_problem
+from fcnseg.data.images import (
+    IMAGE_FORMATS,
+    TIFF_MAGIC,
+    bomb_size,
+    exif_orientation,
+    tiff_bands_problem,
+)
 from fcnseg.data.palette import distinct_palette
 from fcnseg.inference import ImageError, ImageTooLargeError, Prediction, Segmenter, load_image
 from fcnseg.inference.classnames import (
@@ -242,9 +248,12 @@ def raster_by_tiles(segmenter: Segmenter, data: bytes,
     GeoTIFF, or one not 8-bit RGB), taller or wider than the segmenter's tile, as a temporary
     file (removed after): :meth:`Segmenter.predict` segments it by the tiles and blending of
     ``fcnseg predict --tile``, so its labels are those of the label GeoTIFF. None for every
-    other upload (segmented whole, as an image)."""
+    other upload (segmented whole, as an image), and for one whose orientation tag turns it:
+    the raster readers read its pixels as stored, the image reader (and so training, and the
+    client's viewer) upright."""
     tiles = segmenter.tiles
-    if not data.startswith(TIFF_MAGIC) or tiles is None or max(shape[:2]) <= tiles.tile:
+    if not data.startswith(TIFF_MAGIC) or tiles is None or max(shape[:2]) <= tiles.tile \
+            or _turned(data):
         yield None
         return
     fd, name = tempfile.mkstemp(prefix="fcnseg-upload-", suffix=".tif")  # a file: as predict
@@ -255,6 +264,12 @@ def raster_by_tiles(segmenter: Segmenter, data: bytes,
         yield path if needs_tiling(path, segmenter.max_pixels, tiles.tile) else None
     finally:
         path.unlink(missing_ok=True)
+
+
+def _turned(data: bytes) -> bool:
+    """Whether an image upload's orientation tag turns its stored pixels (header only)."""
+    with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as img:
+        return exif_orientation(img) != 1
 
 
 def encode_answer(segmenter: Segmenter, pred: Prediction, options: SegmentOptions, *,

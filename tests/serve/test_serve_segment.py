@@ -120,3 +120,25 @@ def test_a_turned_tiff_upload_larger_than_a_tile_is_answered_upright(segmenter, 
     assert shown.shape[:2] == (56, 40)
     np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(answer))),
                                   segmenter.predict(shown).label)
+
+
+def test_a_geotiff_upload_within_one_tile_has_its_nodata_labelled_as_predict_labels_it(
+        segmenter, tmp_path):
+    rasterio = pytest.importorskip("rasterio")
+    from rasterio.transform import from_origin
+
+    from fcnseg.inference.rasters import NODATA_LABEL
+
+    rgb = np.random.default_rng(4).integers(1, 65536, (3, 40, 56)).astype(np.uint16)
+    rgb[:, :10, :12] = 0  # the file's nodata: no data there
+    path = tmp_path / "scene.tif"
+    with rasterio.open(path, "w", driver="GTiff", height=40, width=56, count=3, dtype="uint16",
+                       photometric="RGB", crs="EPSG:32633", nodata=0,
+                       transform=from_origin(500000.0, 4000000.0, 10.0, 10.0)) as ds:
+        ds.write(rgb)
+    assert max(rgb.shape[1:]) <= segmenter.tiles.tile  # one tile: segmented whole
+    answer = segment_upload(segmenter, path.read_bytes(), SegmentOptions(format="png"),
+                            max_pixels=96 * 96)
+    served = np.asarray(Image.open(io.BytesIO(answer)))
+    assert (served[:10, :12] == NODATA_LABEL).all()
+    np.testing.assert_array_equal(served, segmenter.predict(str(path)).label)

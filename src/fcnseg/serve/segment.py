@@ -233,7 +233,7 @@ def segment_upload(segmenter: Segmenter, data: bytes, options: SegmentOptions,
         image = load_image(data, name="upload", max_pixels=max_pixels)
     t1 = time.perf_counter()
     with inference_errors(f"an upload of {image.shape[1]}×{image.shape[0]}"), \
-            raster_by_tiles(segmenter, data, image.shape) as raster:
+            raster_by_tiles(segmenter, data) as raster:
         pred = (predict or segmenter.predict)(image if raster is None else str(raster),
                                               return_probs=options.wants_probs)
     return encode_answer(segmenter, pred, options, decode_s=t1 - t0,
@@ -241,19 +241,17 @@ def segment_upload(segmenter: Segmenter, data: bytes, options: SegmentOptions,
 
 
 @contextlib.contextmanager
-def raster_by_tiles(segmenter: Segmenter, data: bytes,
-                    shape: tuple[int, ...]) -> Iterator[Path | None]:
-    """A TIFF upload of ``shape`` (as the image reader read it, so already checked) that
-    ``fcnseg predict`` segments by tiles (:func:`~fcnseg.inference.rasters.needs_tiling`: a
-    GeoTIFF, or one not 8-bit RGB), taller or wider than the segmenter's tile, as a temporary
-    file (removed after): :meth:`Segmenter.predict` segments it by the tiles and blending of
-    ``fcnseg predict --tile``, so its labels are those of the label GeoTIFF. None for every
-    other upload (segmented whole, as an image), and for one whose orientation tag turns it:
-    the raster readers read its pixels as stored, the image reader (and so training, and the
-    client's viewer) upright."""
+def raster_by_tiles(segmenter: Segmenter, data: bytes) -> Iterator[Path | None]:
+    """A TIFF upload (read by the image reader already, so checked) that ``fcnseg predict``
+    segments by tiles (:func:`~fcnseg.inference.rasters.needs_tiling`: a GeoTIFF, or one not
+    8-bit RGB taller or wider than the segmenter's tile), as a temporary file (removed after):
+    :meth:`Segmenter.predict` segments it as ``fcnseg predict --tile`` does, its pixels without
+    data (a GeoTIFF's nodata) labelled 255 and by the same blended tiles where larger than one,
+    so its labels are those of the label GeoTIFF. None for every other upload (segmented whole,
+    as an image), and for one whose orientation tag turns it: the raster readers read its
+    pixels as stored, the image reader (and so training, and the client's viewer) upright."""
     tiles = segmenter.tiles
-    if not data.startswith(TIFF_MAGIC) or tiles is None or max(shape[:2]) <= tiles.tile \
-            or _turned(data):
+    if not data.startswith(TIFF_MAGIC) or tiles is None or _turned(data):
         yield None
         return
     fd, name = tempfile.mkstemp(prefix="fcnseg-upload-", suffix=".tif")  # a file: as predict

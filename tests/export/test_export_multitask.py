@@ -112,3 +112,72 @@ def test_export_command_writes_a_siftflow_checkpoint(tmp_path: Path) -> None:
                  "--height", "32", "--width", "32"]) == 0
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     assert [o.name for o in session.get_outputs()] == ["semantic", "geometric"]
+
+
+GEOMETRIC = ["sky", "horizontal", "vertical"]
+
+
+def _task_checkpoint(arch: str, folder: Path) -> Path:
+    """A tiny NYUDv2-fusion or SIFT Flow checkpoint, with its heads' class names."""
+    model = tiny_task_model(arch, seed=3)
+    if arch.startswith("siftflow"):
+        return save_checkpoint(folder / f"{arch}.pt", model, class_names=list(SIFT_FLOW_CLASSES),
+                               palette=voc_palette(),
+                               head_classes={"semantic": SIFT_FLOW_CLASSES, "geometric": GEOMETRIC})
+    from fcnseg.pretrained.reference import NYUD_CLASSES
+    return save_checkpoint(folder / f"{arch}.pt", model, class_names=list(NYUD_CLASSES),
+                           palette=voc_palette())
+
+
+def _scenes(root: Path, modalities: tuple[str, ...]) -> Path:
+    """Two scenes in NYUDv2's layout: ``images/NAME.png`` with ``MODALITY/NAME.png`` beside."""
+    from PIL import Image
+    rng = np.random.default_rng(7)
+    for modality in ("images", *[m for m in modalities if m != "color"]):
+        (root / modality).mkdir(parents=True)
+        for stem in ("a", "b"):
+            if modality == "depth":
+                pixels = rng.integers(500, 9000, (36, 44), dtype=np.uint16)
+            else:
+                pixels = rng.integers(0, 256, (36, 44, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / modality / f"{stem}.png")
+    return root / "images"
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+@pytest.mark.parametrize(("arch", "fmt"), [("siftflow_fcn16s", "onnx"),
+                                           ("nyud_fcn32s_color_hha", "onnx"),
+                                           ("nyud_fcn32s_color_d", "torchscript")])
+def test_predict_of_a_multi_input_or_head_export_equals_its_checkpoint(arch, fmt,
+                                                                        tmp_path) -> None:
+    from PIL import Image
+    ckpt = _task_checkpoint(arch, tmp_path)
+    export = tmp_path / f"model.{fmt}"
+    assert main(["export", "--checkpoint", str(ckpt), "--format", fmt, "--out", str(export),
+                 "--height", "32", "--width", "32"]) == 0
+    images = _scenes(tmp_path / "data", tiny_task_model(arch).input_names)
+    for name, model in (("pt", ckpt), ("export", export)):
+        assert main(["predict", "--checkpoint", str(model), str(images), "--out",
+                     str(tmp_path / name), "--precision", "fp32", "--no-progress"]) == 0
+    written = sorted(p.name for p in (tmp_path / "pt").glob("*_label.png"))
+    assert written == sorted(p.name for p in (tmp_path / "export").glob("*_label.png"))
+    assert len(written) == (4 if arch.startswith("siftflow") else 2)
+    for name in written:
+        got = np.asarray(Image.open(tmp_path / "export" / name))
+        expected = np.asarray(Image.open(tmp_path / "pt" / name))
+        assert (got != expected).sum() == 0, name
+
+
+@pytest.mark.parametrize("arch", ["siftflow_fcn16s", "nyud_fcn32s_color_d"])
+def test_info_describes_the_inputs_and_heads_of_an_export(arch, tmp_path, capsys) -> None:
+    ckpt, export = _task_checkpoint(arch, tmp_path), tmp_path / "model.onnx"
+    assert main(["export", "--checkpoint", str(ckpt), "--format", "onnx", "--out", str(export),
+                 "--height", "32", "--width", "32"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(export)]) == 0
+    printed = capsys.readouterr().out
+    if arch.startswith("siftflow"):
+        assert "heads:       semantic 33 classes" in printed
+        assert "geometric 3 classes: sky, horizontal, vertical" in printed
+    else:
+        assert "inputs:      color N×3×H×W RGB 0-255; depth N×1×H×W millimetres" in printed

@@ -308,6 +308,8 @@ def summary(rec: dict[str, Any]) -> str:
         f"input:       {_convention_text(convention)}",
         f"classes:     {len(classes)}: {first_few(classes, 8)}; ignore value "
         f"{rec['classes'].get('ignore_index')}",
+        *heads_lines(rec["classes"]),
+        *inputs_lines(artifact),
         f"exported:    {artifact_text(artifact, convention.get('bands'))}" if artifact
         else f"trained:     {_trained_text(rec)}",
         *([f"recipe:      {recipe}"] if recipe else []),
@@ -326,6 +328,36 @@ def summary(rec: dict[str, Any]) -> str:
     return "\n".join([*lines, f"size:        {size}"])
 
 
+#: What each modality's raw input holds, as an export with several inputs takes it.
+_RAW_INPUTS = {"color": "RGB 0-255", "hha": "HHA 0-255 as stored",
+               "depth": "millimetres, 0 where unknown"}
+#: What each modality's input holds where the export takes normalised input.
+_NORMALISED_INPUTS = {"color": "normalised per the input convention",
+                      "hha": "minus the HHA mean", "depth": "log depth minus its mean"}
+
+
+def heads_lines(classes: dict[str, Any]) -> list[str]:
+    """The heads of a model with several (SIFT Flow's semantic and geometric), each with its
+    classes, in a line; none for a model of one head."""
+    heads = fields_of(classes.get("heads"))
+    if len(heads) < 2:
+        return []
+    return ["heads:       " + "; ".join(f"{h} {len(n)} classes: {first_few(list(n), 8)}"
+                                       for h, n in heads.items())]
+
+
+def inputs_lines(artifact: dict[str, Any]) -> list[str]:
+    """The named inputs of an export taking several (a NYUDv2 fusion model's), each with its
+    shape and what its values are, in a line; none for an export of one input."""
+    names = artifact.get("input_names") or []
+    if len(names) < 2:
+        return []
+    meaning = _RAW_INPUTS if artifact.get("input_pixels") == "rgb_0_255" else _NORMALISED_INPUTS
+    return ["inputs:      " + "; ".join(
+        f"{m} N×{1 if m == 'depth' else 3}×H×W {meaning.get(m, 'as stored')}" for m in names)
+        + " (float32, all of one size)"]
+
+
 def artifact_text(artifact: dict[str, Any], bands: list[str] | None = None) -> str:
     """What an exported model file is, takes and answers, in a line (``bands``: a
     multi-band model's, whose raw values it takes instead of RGB pixels)."""
@@ -333,9 +365,13 @@ def artifact_text(artifact: dict[str, Any], bands: list[str] | None = None) -> s
     if artifact.get("quantization"):
         kind = "int8 " + kind
     raw = f"the raw values of its {len(bands)} bands" if bands else "RGB pixels 0-255"
+    if len(artifact.get("input_names") or []) > 1:
+        raw = "one raw input per modality (see inputs)"
     takes = (f"{raw} (normalised inside)" if artifact.get("input_pixels") ==
              "rgb_0_255" else "normalised input")
     gives = "uint8 labels" if artifact.get("outputs") == "labels" else "float logits"
+    if len(artifact.get("output_names") or []) > 1:
+        gives += f" per head ({', '.join(artifact['output_names'])})"
     version = artifact.get("fcnseg_version")
     return f"{kind}; takes {takes}; answers {gives}" + (
         f"; written by fcnseg {version}" if version else "")

@@ -32,18 +32,23 @@ LABEL_LOGIT = 1000.0
 
 
 class ArtifactModel(nn.Module):
-    """An exported model behind a PyTorch module's interface: normalised N×3×H×W input,
-    N×C×H×W float32 logits (see the module docstring).
+    """An exported model behind a PyTorch module's interface: raw N×3×H×W input (or
+    ``{modality: raw input}`` for a model of several inputs), N×C×H×W float32 logits (or
+    ``{head: logits}`` for a model of several heads), as the model it came from (see the
+    module docstring).
 
     Attributes:
         runtime: ``"onnxruntime"`` or ``"torchscript"``.
         precision: ``"int8"`` for a quantized model, else ``"fp32"``: the arithmetic is the
             file's own, whatever autocast says around it.
+        input_names: the input modalities (``("color",)`` for one colour input).
+        head_classes: ``{head: classes}`` of a model with several heads, else empty.
     """
 
     def __init__(self, run: Any, *, runtime: str, arch: str, geometry: str | None,
                  num_classes: int, convention: InputConvention, raw_pixels: bool,
-                 labels_out: bool, precision: str) -> None:
+                 labels_out: bool, precision: str, input_names: tuple[str, ...] = ("color",),
+                 head_classes: Mapping[str, int] | None = None) -> None:
         super().__init__()
         self._run = run
         self.runtime = runtime
@@ -51,19 +56,26 @@ class ArtifactModel(nn.Module):
         self.geometry = geometry
         self.num_classes = int(num_classes)
         self.input_convention = convention
+        self.input_names = tuple(input_names)
+        self.head_classes = dict(head_classes or {})
         #: What the file does to raw pixels: inside its graph (``raw_pixels``), else here.
-        self.preprocess = Preprocess(("color",), convention)
+        self.preprocess = Preprocess(self.input_names, convention)
         self.raw_pixels = raw_pixels
         self.labels_out = labels_out
         self.precision = precision
         self.optimizations = [f"runtime: {runtime}" + (" int8" if precision == "int8" else "")]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        device = x.device
-        x = x.detach().float().cpu()
+    def forward(self, x: torch.Tensor | dict[str, torch.Tensor]) -> Any:
+        several = isinstance(x, dict)
+        device = next(iter(x.values())).device if several else x.device
+        x = ({m: t.detach().float().cpu() for m, t in x.items()} if several
+             else x.detach().float().cpu())
         if not self.raw_pixels:
             x = self.preprocess(x)
-        out = self._run(x.contiguous())
+        out = self._run({m: t.contiguous() for m, t in x.items()} if several
+                        else x.contiguous())
+        if isinstance(out, dict):
+            return {h: t.float().to(device) for h, t in out.items()}
         if self.labels_out:
             labels = out.long()
             out = torch.zeros(labels.shape[0], self.num_classes, *labels.shape[1:])
@@ -81,8 +93,10 @@ def artifact_model(ckpt: Mapping[str, Any], *, threads: int | None = None) -> Ar
         if warning:
             warnings.warn(warning, RuntimeWarning, stacklevel=2)
     onnx = art["kind"] == "onnx"
+    heads = fields_of(ckpt["classes"].get("heads"))
     return ArtifactModel(
-        _onnx_runner(path, threads) if onnx else _torchscript_runner(path),
+        _onnx_runner(path, threads, art.get("output_names")) if onnx
+        else _torchscript_runner(path),
         runtime="onnxruntime" if onnx else "torchscript", arch=str(ckpt["model"]["arch"]),
         geometry=ckpt["model"]["build_kwargs"].get("geometry"),
         num_classes=int(ckpt["model"]["build_kwargs"]["num_classes"]),
@@ -90,6 +104,8 @@ def artifact_model(ckpt: Mapping[str, Any], *, threads: int | None = None) -> Ar
         raw_pixels=art.get("input_pixels") == RAW_PIXELS,
         labels_out=labels_only(ckpt),
         precision="int8" if quantized else "fp32",
+        input_names=tuple(art.get("input_names") or ("color",)),
+        head_classes={h: len(names) for h, names in heads.items()},
     ).eval()
 
 
@@ -114,7 +130,9 @@ def int8_kernel_warning(path: str, record: Any, flags: Iterable[str]) -> str | N
             f"--reduce-range")
 
 
-def _onnx_runner(path: str, threads: int | None) -> Any:
+def _onnx_runner(path: str, threads: int | None, heads: list[str] | None = None) -> Any:
+    """Runs the graph on a tensor (its one input) or ``{modality: tensor}`` (its named
+    inputs); answers a tensor, or ``{head: tensor}`` for the named outputs ``heads``."""
     try:
         session = onnx_session(path, threads)
     except ArtifactError:
@@ -124,8 +142,13 @@ def _onnx_runner(path: str, threads: int | None) -> Any:
         raise ArtifactError(f"{path}: ONNX Runtime cannot load the model ({first})") from None
     name = session.get_inputs()[0].name
 
-    def run(x: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(np.asarray(session.run(None, {name: x.numpy()})[0]))
+    def run(x: torch.Tensor | dict[str, torch.Tensor]) -> Any:
+        feed = ({m: t.numpy() for m, t in x.items()} if isinstance(x, dict)
+                else {name: x.numpy()})
+        if heads:
+            got = session.run(heads, feed)
+            return {h: torch.from_numpy(np.asarray(o)) for h, o in zip(heads, got, strict=True)}
+        return torch.from_numpy(np.asarray(session.run(None, feed)[0]))
 
     return run
 
@@ -135,8 +158,8 @@ def _torchscript_runner(path: str) -> Any:
         warnings.simplefilter("ignore", DeprecationWarning)
         module = torch.jit.load(path, map_location="cpu").eval()
 
-    def run(x: torch.Tensor) -> torch.Tensor:
+    def run(x: torch.Tensor | dict[str, torch.Tensor]) -> Any:
         with torch.no_grad():
-            return module(x)
+            return module(x)  # a dict in (several inputs), a dict out (several heads)
 
     return run

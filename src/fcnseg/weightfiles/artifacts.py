@@ -123,9 +123,8 @@ def read_artifact(path: str | os.PathLike[str]) -> dict[str, Any]:
     names = meta["class_names"]
     if not isinstance(names, list):
         raise ArtifactError(f"{p}: class_names: expected a list of names")
-    if len(meta.get("output_names") or []) > 1 or len(meta.get("input_names") or []) > 1:
-        raise ArtifactError(f"{p}: a model of several inputs or heads runs from its checkpoint "
-                            f"(.pt); its export is for other runtimes")
+    inputs, heads = _names(p, meta, "input_names"), _names(p, meta, "output_names")
+    head_classes = _head_classes(p, meta, heads)
     ignore_index = meta.get("ignore_index", 255)
     palette = list(meta["palette"]) if isinstance(meta["palette"], list) else meta["palette"]
     if isinstance(palette, list) and isinstance(meta.get("ignore_color"), list) \
@@ -137,7 +136,8 @@ def read_artifact(path: str | os.PathLike[str]) -> dict[str, Any]:
         {"arch": meta.get("arch", "exported"),
          "build_kwargs": {"num_classes": len(names), "geometry": meta.get("geometry")},
          "input_convention": meta["input_convention"]},
-        {"names": names, "palette": palette, "ignore_index": ignore_index},
+        {"names": names, "palette": palette, "ignore_index": ignore_index,
+         **({"heads": head_classes} if head_classes else {})},
         # The validation set of the checkpoint it was exported from: what fcnseg evaluate
         # scores by default, as it does for the checkpoint.
         recipe={"data": {"val": meta["validation_data"]}}
@@ -149,11 +149,42 @@ def read_artifact(path: str | os.PathLike[str]) -> dict[str, Any]:
             "outputs": meta.get("outputs", "logits"),
             "quantization": meta.get("quantization"),
             "fcnseg_version": meta.get("fcnseg_version"),
+            # The graph's named inputs (one per modality) and outputs (one per head), where it
+            # has several; a graph of one input and one output has neither.
+            "input_names": inputs,
+            "output_names": heads,
             # Already applied: the exported logits are divided by it (no "temperature" key,
             # so that nothing divides them again).
             "temperature": meta.get("temperature", 1.0),
         },
     )
+
+
+def _names(path: Path, meta: Mapping[str, Any], key: str) -> list[str] | None:
+    """The input or output names an export records (``key``), where it has several."""
+    names = meta.get(key)
+    if names is None:
+        return None
+    if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
+        raise ArtifactError(f"{path}: {key}: expected a list of names")
+    return list(names) if len(names) > 1 else None
+
+
+def _head_classes(path: Path, meta: Mapping[str, Any],
+                  heads: list[str] | None) -> dict[str, list[str]] | None:
+    """``{head: class names}`` of an export with several heads (its ``heads`` metadata, each
+    head ``class_i`` where it names none)."""
+    if not heads:
+        return None
+    recorded = meta.get("heads")
+    if recorded is None:
+        recorded = {}
+    if not isinstance(recorded, dict) or not all(isinstance(v, list) for v in recorded.values()):
+        raise ArtifactError(f"{path}: heads: expected {{head: [class names]}}")
+    missing = [h for h in heads if h not in recorded]
+    if missing:
+        raise ArtifactError(f"{path}: heads: no class names for the output(s) {missing}")
+    return {h: [str(n) for n in recorded[h]] for h in heads}
 
 
 def labels_only(ckpt: Mapping[str, Any]) -> bool:

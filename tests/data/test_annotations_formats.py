@@ -13,7 +13,7 @@ from PIL import Image
 
 from fcnseg.cli.main import main
 from fcnseg.data import build_dataset
-from fcnseg.data.annotations import ImportOptions, import_annotations
+from fcnseg.data.annotations import ImportOptions, RasterOptions, import_annotations
 from fcnseg.data.annotations.labelstudio import decode_brush_rle, encode_brush_rle
 
 # pycocotools 2.0 on NumPy 2 warns when it decodes (its __array__ lacks the copy keyword).
@@ -68,10 +68,13 @@ def test_coco_polygons_and_rle_import_to_pycocotools_masks(tmp_path: Path) -> No
     np.testing.assert_array_equal(read_mask(tmp_path / "out", "c"), dog * 2)
 
 
-def test_coco_crowd_regions_are_ignored(tmp_path: Path) -> None:
+def test_coco_crowd_regions_keep_their_class_unless_crowd_as_ignore(tmp_path: Path) -> None:
     path = coco_file(tmp_path, [{"id": 1, "image_id": 1, "category_id": 3, "iscrowd": 1,
                                  "segmentation": [[0, 0, 10, 0, 10, 10, 0, 10]]}])
     import_annotations("coco", path, tmp_path / "out")
+    assert read_mask(tmp_path / "out", "a")[5, 5] == 1
+    import_annotations("coco", path, tmp_path / "out",
+                       ImportOptions(raster=RasterOptions(crowd_as_ignore=True)))
     assert read_mask(tmp_path / "out", "a")[5, 5] == 255
 
 
@@ -105,7 +108,10 @@ def test_coco_panoptic_segments_become_their_classes(tmp_path: Path) -> None:
     (tmp_path / "coco" / "panoptic.json").write_text(json.dumps(doc))
     import_annotations("coco", tmp_path / "coco" / "panoptic.json", tmp_path / "out")
     mask = read_mask(tmp_path / "out", "a")
-    assert (mask[:10] == 1).all() and (mask[10:20] == 0).all() and (mask[20:] == 255).all()
+    assert (mask[:10] == 1).all() and (mask[10:20] == 0).all() and (mask[20:] == 2).all()
+    import_annotations("coco", tmp_path / "coco" / "panoptic.json", tmp_path / "out",
+                       ImportOptions(raster=RasterOptions(crowd_as_ignore=True)))
+    assert (read_mask(tmp_path / "out", "a")[20:] == 255).all()
 
 
 # -- CVAT ---------------------------------------------------------------------------------------

@@ -30,6 +30,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="labelme's labels.txt: one label a line, __ignore__ the ignore value, "
                         "_background_ class 0, the others 1, 2, ... in order; shapes with other "
                         "labels are refused (default: the labels found, _background_ first)")
+    p.add_argument("--rename", action="append", type=_rename_pair, default=[],
+                   metavar="FROM=TO",
+                   help="import the export's label FROM as TO (repeatable; spaces around FROM "
+                        "do not count): merges two spellings of a class, or matches --labels "
+                        "or the classes of the folder imported into (class names that differ "
+                        "only in case or spaces are refused)")
     p.add_argument("--add-unknown-labels", action="store_true",
                    help="with --labels: add labels that are not listed after the listed ones "
                         "instead of refusing their images")
@@ -43,12 +49,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="width in pixels of line shapes (labelme's labelme2voc uses 10)")
     p.add_argument("--ignore-index", type=int, default=255, metavar="VALUE",
                    help="mask value of ignored pixels, 0-255 (the masks are 8-bit PNGs)")
+    p.add_argument("--crowd-as-ignore", action="store_true",
+                   help="coco: give iscrowd regions the ignore value, as detection does "
+                        "(default: their class, as semantic segmentation reads them; CVAT's "
+                        "COCO export marks every mask iscrowd)")
     p.add_argument("--empty-as-background", action="store_true",
                    help="cvat, coco: import the images the export lists without any shape as "
                         "all background (default: left to annotate, listed in unannotated.txt, "
                         "as these exports list every image of a task, labelled or not)")
     p.add_argument("--val-fraction", type=float, default=0.2, metavar="FRACTION",
                    help="share of the images listed in val.txt (the rest in train.txt)")
+
+
+def _rename_pair(text: str) -> tuple[str, str]:
+    old, sep, new = text.partition("=")
+    if not sep or not old.strip() or not new.strip():
+        raise argparse.ArgumentTypeError(f"expected FROM=TO (two label names), got {text!r}")
+    return old, new.strip()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,10 +77,11 @@ def run(args: argparse.Namespace) -> int:
     options = ImportOptions(
         labels=Path(args.labels) if args.labels else None,
         add_unknown=args.add_unknown_labels,
-        raster=RasterOptions(overlap=args.overlap, line_width=args.line_width),
+        raster=RasterOptions(overlap=args.overlap, line_width=args.line_width,
+                             crowd_as_ignore=args.crowd_as_ignore),
         ignore_index=args.ignore_index, val_fraction=args.val_fraction,
         images=Path(args.images) if args.images else None,
-        empty_as_background=args.empty_as_background)
+        empty_as_background=args.empty_as_background, rename=_renames(args.rename))
     if args.add_unknown_labels and options.labels is None:
         raise ValueError("--add-unknown-labels needs --labels")
     report = import_annotations(args.format, Path(args.src), Path(args.out), options,
@@ -73,3 +91,14 @@ def run(args: argparse.Namespace) -> int:
           + (f"; {len(report.errors)} not imported" if report.errors else "")
           + (f"; {len(report.unannotated)} without annotations" if report.unannotated else ""))
     return 1 if report.errors else 0
+
+
+def _renames(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """--rename's pairs as a mapping; ValueError when one label is renamed twice."""
+    renames: dict[str, str] = {}
+    for old, new in pairs:
+        if renames.get(old.strip(), new) != new:
+            raise ValueError(f"--rename: {old.strip()!r} renamed twice "
+                             f"({renames[old.strip()]!r} and {new!r})")
+        renames[old.strip()] = new
+    return renames

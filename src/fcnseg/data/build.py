@@ -22,7 +22,7 @@ from fcnseg.utils.validate import expect_mapping
 
 #: Options of the annotation datasets (AnnotationDataset's keyword arguments).
 _ANNOTATION_OPTIONS = {"split", "labels", "overlap", "line_width", "images", "val_fraction",
-                       "empty_as_background"}
+                       "empty_as_background", "crowd_as_ignore", "rename"}
 
 #: Folder dataset fields a spec (``--set data.train.images=JPEGImages``) may give beside
 #: dataset.yaml's: where the images and masks are and how their names end.

@@ -1,11 +1,13 @@
 """COCO JSON: instances and stuff (polygons and RLE), and panoptic (PNG segment maps).
 
-Category ids become contiguous classes in id order after ``_background_`` (0); regions marked
-``iscrowd`` get the ignore value unless ``crowd_as_class``. Polygons and RLE are decoded by
-``pycocotools`` (the ``annotations`` extra), so that they give exactly the masks the COCO tools
-give. Pictures are found by ``file_name`` under ``images`` or, by default, beside the JSON
-file, in ``images/`` there, or in COCO's own layout (``annotations/instances_val2017.json``
-beside ``val2017/``).
+Category ids become contiguous classes in id order after ``_background_`` (0). Regions marked
+``iscrowd`` keep their class, as semantic segmentation reads them (torchvision's segmentation
+reference draws every annotation; CVAT's COCO export marks every mask ``iscrowd``); they are
+shapes marked ``crowd``, which ``RasterOptions.crowd_as_ignore`` draws as ignored. Polygons
+and RLE are decoded by ``pycocotools`` (the ``annotations`` extra), so that they give exactly
+the masks the COCO tools give. Pictures are found by ``file_name`` under ``images`` or, by
+default, beside the JSON file, in ``images/`` there, or in COCO's own layout
+(``annotations/instances_val2017.json`` beside ``val2017/``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from fcnseg.data.annotations.shapes import (
-    IGNORE_LABEL,
     AnnotatedImage,
     Annotations,
     Shape,
@@ -88,7 +89,7 @@ def _category_names(data: dict, source: str) -> dict[int, str]:
     return names
 
 
-def read_coco(src: Path, images: Path | None = None, *, crowd_as_class: bool = False,
+def read_coco(src: Path, images: Path | None = None, *,
               panoptic_dir: Path | None = None) -> Annotations:
     """The images of a COCO instances, stuff or panoptic JSON file with their regions; the
     images with no region; and the category names in id order (the classes after 0)."""
@@ -128,7 +129,7 @@ def read_coco(src: Path, images: Path | None = None, *, crowd_as_class: bool = F
         if item.size is None:
             item.error = f"{source}: image {file_name!r}: no positive 'height' and 'width'"
         items[img["id"]] = item
-    problems = _add_regions(data, src, items, categories, crowd_as_class, panoptic_dir)
+    problems = _add_regions(data, src, items, categories, panoptic_dir)
     return Annotations.sorted_out(items.values(), classes=list(categories.values()),
                                   problems=problems)
 
@@ -149,8 +150,7 @@ def _panoptic_segment(png: Path, segment_id: int, height: int, width: int) -> np
 
 
 def _add_regions(data: dict, src: Path, items: dict[Any, AnnotatedImage],
-                 categories: dict[int, str], crowd_as_class: bool,
-                 panoptic_dir: Path | None) -> list[str]:
+                 categories: dict[int, str], panoptic_dir: Path | None) -> list[str]:
     """Each annotation's regions (an instance's segmentation, or the segments of a panoptic
     PNG) as mask shapes of its image; one line per instance of no image."""
     source = printable(src)
@@ -172,11 +172,13 @@ def _add_regions(data: dict, src: Path, items: dict[Any, AnnotatedImage],
             if region.get("category_id") not in categories:
                 item.refuse_shape(f"{source}: {where}: category_id not in 'categories'")
                 continue
-            crowd = region.get("iscrowd") and not crowd_as_class
-            label = IGNORE_LABEL if crowd else categories[region["category_id"]]
+            crowd = bool(region.get("iscrowd"))
+            if crowd:
+                where = f"{where[:-1]}, iscrowd)"
             # Partials, not closures: datasets holding them can be pickled (DataLoader workers).
             decode = (functools.partial(_panoptic_segment, png, int(region.get("id", -1)))
                       if panoptic else
                       functools.partial(decode_coco_segmentation, ann.get("segmentation")))
-            item.shapes.append(Shape(label, "mask", where=where, decode=decode))
+            item.shapes.append(Shape(categories[region["category_id"]], "mask", where=where,
+                                     decode=decode, crowd=crowd))
     return problems

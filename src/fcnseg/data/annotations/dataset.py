@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from fcnseg.data.annotations.importer import (
     label_set_for,
     read_annotations,
     resolve_image,
+    spelling_clash,
     split_of,
 )
 from fcnseg.data.annotations.shapes import RasterOptions, printable, rasterise
@@ -39,25 +41,36 @@ class AnnotationDataset(SegmentationDataset):
         empty_as_background: the images a CVAT or COCO export lists without any shape are
             samples, all background (else left out as not yet annotated), as
             ``fcnseg import --empty-as-background``.
+        crowd_as_ignore: COCO ``iscrowd`` regions are ignored (else their class), as
+            ``fcnseg import --crowd-as-ignore``.
+        rename: label names to the names they are read as, as ``fcnseg import --rename``;
+            names that differ only in case or surrounding spaces are refused (ValueError).
     """
 
     def __init__(self, fmt: str, root: PathLike, split: str | None = None,
                  transform: Transform | None = None, *, labels: PathLike | None = None,
                  overlap: str = "top", line_width: float = 10.0,
                  images: PathLike | None = None, val_fraction: float = 0.2,
-                 empty_as_background: bool = False) -> None:
+                 empty_as_background: bool = False, crowd_as_ignore: bool = False,
+                 rename: Mapping[str, str] | None = None) -> None:
         super().__init__(transform)
         if split not in (None, "train", "val"):
             raise ValueError(f"split: expected train or val for {fmt} annotations, got {split!r}")
         self.format, self.root, self.split = fmt, Path(root), split
         self.options = ImportOptions(labels=Path(labels) if labels else None,
-                                     raster=RasterOptions(overlap, line_width),
+                                     raster=RasterOptions(overlap, line_width,
+                                                          bool(crowd_as_ignore)),
                                      images=Path(images) if images else None,
                                      val_fraction=val_fraction,
-                                     empty_as_background=bool(empty_as_background))
+                                     empty_as_background=bool(empty_as_background),
+                                     rename=dict(rename or {}))
         found = read_annotations(fmt, self.root, self.options.images,
                                  empty_as_background=bool(empty_as_background))
+        found = found.renamed(self.options.rename)[0]
         self.labels = label_set_for(found, self.options)
+        clash = spelling_clash(found, self.options, self.labels, self.root)
+        if clash:
+            raise ValueError(clash)
         self.classes = tuple(self.labels.classes)
         self.ignore_index = self.labels.ignore_index
         self.items = [i for i in found.items

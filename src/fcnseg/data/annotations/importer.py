@@ -4,11 +4,14 @@ read."""
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import io
 import os
+import shlex
 import shutil
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,9 @@ from fcnseg.data.annotations.labelstudio import read_labelstudio
 from fcnseg.data.annotations.shapes import (
     BACKGROUND_LABEL,
     IGNORE_LABEL,
+    IGNORED_CROWD,
+    IGNORED_LABEL,
+    IGNORED_OVERLAP,
     AnnotatedImage,
     Annotations,
     LabelSet,
@@ -75,6 +81,9 @@ class ImportOptions:
         empty_as_background: import the images a CVAT or COCO export lists without any shape
             as all background (else they are left to annotate: such exports list every
             image, labelled or not).
+        rename: label names of the export to the names they are imported as (spaces around
+            a name not counting): merges two spellings of one class, or matches a labels
+            file or the classes of the folder imported into.
     """
 
     labels: Path | None = None
@@ -84,6 +93,7 @@ class ImportOptions:
     val_fraction: float = 0.2
     images: Path | None = None
     empty_as_background: bool = False
+    rename: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -101,6 +111,11 @@ class ImportReport:
     missing: list[AnnotatedImage] = field(default_factory=list)
     #: The shapes drawn clipped to their image (partly outside it), as messages name them.
     clipped: list[str] = field(default_factory=list)
+    #: The ignored pixels of the masks written, by why (``iscrowd``, ``__ignore__``,
+    #: ``overlap``: see :func:`rasterise`).
+    ignored: dict[str, int] = field(default_factory=dict)
+    #: The ``iscrowd`` regions of the images written, by class.
+    crowd: Counter[str] = field(default_factory=Counter)
 
 
 def label_set_for(found: Annotations, options: ImportOptions,
@@ -179,19 +194,21 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
     """Read ``src`` (format ``fmt``) and write the folder dataset ``out``.
 
     Importing into a folder imported into before adds (or replaces, by name) its images and
-    masks; its classes keep their indices, new labels come after them.
+    masks; its classes keep their indices, new labels come after them, and the fields of its
+    dataset.yaml the import does not write are kept. Class names that differ only in case or
+    surrounding spaces are refused (ValueError, nothing written): ``options.rename`` merges
+    them.
 
     Images that cannot be imported (missing picture, a refused label, a shape that cannot be
     drawn, a malformed file) are left out, each with one line in ``errors``; shapes outside
     the image are skipped with a line in ``warnings``. ``report`` receives each line as it is
-    found."""
+    found (a label the labels file lacks: one line per label, not per image)."""
     say = report or (lambda line: None)
-    found = read_annotations(fmt, src, options.images,
-                             empty_as_background=options.empty_as_background)
+    found = _read_renamed(fmt, Path(src), options, say)
     out = Path(out)
     # An earlier import into ``out``: its classes keep their indices.
     earlier = load_folder_config(out / "dataset.yaml") if (out / "dataset.yaml").is_file() else {}
-    labels = _labels_for_import(found, options, earlier, say)
+    labels = _labels_for_import(found, options, earlier, say, Path(src), out)
     result = ImportReport(unannotated=list(found.unannotated))
 
     def warn(line: str) -> None:
@@ -203,22 +220,52 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(exist_ok=True)
     palette = _palette_for_import(labels, found, options, earlier)
+    refused, refused_lines = _refused_labels(found, labels, options)
     seen: dict[str, str] = {}
     for item in found.items:
         for line in item.problems:
             warn(line)
-        problem = _import_one(item, labels, options, out, palette, seen, warn, result.clipped)
-        if problem and not item.error and f": {MISSING} " in problem:
-            result.errors.append(problem)
-            result.missing.append(item)  # said in one line below
+        problem = refused.get(item.name) or _import_one(
+            item, labels, options, out, palette, seen, warn, result)
+        if problem and (item.name in refused or not item.error and f": {MISSING} " in problem):
+            result.errors.append(problem)  # said in one line below
+            if item.name not in refused:
+                result.missing.append(item)
         elif problem:
             result.errors.append(problem)
             say(f"error: {problem}")
         else:
             result.written.append(item.name)
+            result.crowd.update(s.label for s in item.shapes if s.crowd)
             if not any(s.kind != "point" for s in item.shapes):
                 result.background.append(item.name)
+    for line in refused_lines:
+        say(f"error: {line}")
     _say_counts(result, found, options, out, say)
+    _finish(out, found, options, result, warn)
+    result.classes = list(labels.classes)  # grown while drawing when labels are not fixed
+    _write_config(out, labels, palette, say)
+    return result
+
+
+def _read_renamed(fmt: str, src: Path, options: ImportOptions,
+                  say: Callable[[str], None]) -> Annotations:
+    """The annotations of ``src``, their labels renamed as ``options.rename`` says; one
+    warning for the names to rename that no label has."""
+    found = read_annotations(fmt, src, options.images,
+                             empty_as_background=options.empty_as_background)
+    if not options.rename:
+        return found
+    found, unused = found.renamed(options.rename)
+    if unused:
+        say(f"warning: --rename: no label {', '.join(repr(n) for n in unused)} in "
+            f"{printable(src)} (nothing renamed from it)")
+    return found
+
+
+def _finish(out: Path, found: Annotations, options: ImportOptions, result: ImportReport,
+            warn: Callable[[str], None]) -> None:
+    """Writes the split lists; one warning when nothing fell into the validation split."""
     written = set(result.written)
     imported = [item.image_path for item in found.items
                 if item.name in written and item.image_path is not None]
@@ -229,9 +276,6 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
              f"{options.val_fraction:g} of the names go there, chosen by a hash of the name): "
              f"training with data.val on this folder would have nothing to validate on; "
              f"import again with a larger --val-fraction")
-    result.classes = list(labels.classes)  # grown while drawing when labels are not fixed
-    _write_config(out, labels, palette)
-    return result
 
 
 def _say_counts(result: ImportReport, found: Annotations, options: ImportOptions, out: Path,
@@ -246,6 +290,8 @@ def _say_counts(result: ImportReport, found: Annotations, options: ImportOptions
     if result.background:
         say(f"{len(result.background)} image(s) listed in the export without any shape "
             f"imported as all background (the first: {result.background[0]})")
+    for line in _ignore_lines(result, options):
+        say(line)
     for path in result.unannotated:
         say(f"warning: {printable(path)}: no annotations (not imported; listed in "
             f"{out / 'unannotated.txt'})")
@@ -256,11 +302,15 @@ def _say_counts(result: ImportReport, found: Annotations, options: ImportOptions
 
 
 def _labels_for_import(found: Annotations, options: ImportOptions, earlier: dict[str, Any],
-                       say: Callable[[str], None]) -> LabelSet:
+                       say: Callable[[str], None], src: Path, out: Path) -> LabelSet:
     """The classes: the labels file's, or those found after the classes of an earlier import
-    (``earlier``, its dataset.yaml); said in one line when only the labels used decide them."""
+    (``earlier``, its dataset.yaml); said in one line when only the labels used decide them.
+    ValueError when two names differ only in case or surrounding spaces."""
     existing = list(earlier.get("classes", ())) or None
     labels = label_set_for(found, options, existing)
+    clash = spelling_clash(found, options, labels, src, (existing or [], out / "dataset.yaml"))
+    if clash:
+        raise ValueError(clash)
     if options.labels is None and not found.classes and not existing:
         # labelme and Label Studio files name no class list: the classes are those used.
         found_labels = len(labels.classes) - (labels.classes[:1] == [BACKGROUND_LABEL])
@@ -272,6 +322,99 @@ def _labels_for_import(found: Annotations, options: ImportOptions, earlier: dict
                          f"masks hold at most {min(options.ignore_index, 256)} classes below the "
                          f"ignore value {options.ignore_index}")
     return labels
+
+
+def _region_labels(found: Annotations) -> list[str]:
+    """The export's label list, then the other labels its region shapes use."""
+    used = (s.label for item in found.items for s in item.shapes if s.kind != "point")
+    return list(dict.fromkeys([*found.classes, *used]))
+
+
+def spelling_clash(found: Annotations, options: ImportOptions, labels: LabelSet, src: Path,
+                   earlier: tuple[list[str], Path] = ([], Path())) -> str | None:
+    """One line naming the class names (each with its file: the ``earlier`` classes of a
+    dataset.yaml, the labels file, the export ``src``) that differ only in case or
+    surrounding spaces, and the ``--rename`` that names each class one way; None when there
+    are none."""
+    existing, config = earlier
+    named = [*((c, printable(config)) for c in existing),
+             *((c, printable(options.labels)) for c in labels.classes if options.labels),
+             *((c, printable(src)) for c in _region_labels(found))]
+    return _clash_line(named, printable(src))
+
+
+def _clash_line(named: list[tuple[str, str]], src: str) -> str | None:
+    groups: dict[str, dict[str, str]] = {}
+    for name, where in named:
+        groups.setdefault(name.strip().casefold(), {}).setdefault(name, where)
+    clashes = [g for g in groups.values() if len(g) > 1]
+    if not clashes:
+        return None
+    shown = "; ".join(" and ".join(f"{n!r} ({w})" for n, w in g.items()) for g in clashes)
+    fixes = [f"--rename {shlex.quote(f'{n}={next(iter(g))}')}"
+             for g in clashes for n, w in list(g.items())[1:] if w == src]
+    fix = (f"import with {' '.join(fixes)}" if fixes else
+           "spell the class one way in the labels file")
+    return (f"class names that differ only in case or surrounding spaces would be separate "
+            f"classes: {shown}: {fix} (nothing imported)")
+
+
+def _refused_labels(found: Annotations, labels: LabelSet, options: ImportOptions
+                    ) -> tuple[dict[str, str], list[str]]:
+    """With a fixed labels file: the error of each image using a label it lacks (by image
+    name), and one line per such label: how many shapes and images, and the closest class."""
+    if not labels.fixed:
+        return {}, []
+    shapes: Counter[str] = Counter()
+    images: dict[str, set[str]] = {}
+    errors: dict[str, str] = {}
+    for item in found.items:
+        unknown = [s for s in item.shapes if s.kind != "point" and s.label not in labels.ids
+                   and not (s.crowd and options.raster.crowd_as_ignore)]
+        for shape in unknown:
+            shapes[shape.label] += 1
+            images.setdefault(shape.label, set()).add(item.name)
+        if unknown:
+            more = f"; and {len(unknown) - 1} more shape(s)" if len(unknown) > 1 else ""
+            errors[item.name] = (f"{printable(item.source)}: {unknown[0].where}: label "
+                                 f"{unknown[0].label!r} is not in the label list (add it to "
+                                 f"the labels file, or import without --labels){more}")
+    lines = [f"label {name!r} is not in {printable(options.labels)}: {n} shape(s) in "
+             f"{len(images[name])} image(s) refused, those images not imported"
+             f"{_closest_hint(name, labels.classes)}" for name, n in shapes.items()]
+    return errors, lines
+
+
+def _closest_hint(name: str, classes: list[str]) -> str:
+    """How to import a label the labels file lacks: as its closest class, else added."""
+    folded = {c.casefold(): c for c in classes}
+    close = difflib.get_close_matches(name.strip().casefold(), list(folded), n=1, cutoff=0.6)
+    if close:
+        closest = folded[close[0]]
+        return (f" (did you mean {closest!r}? import with "
+                f"--rename {shlex.quote(f'{name}={closest}')})")
+    return " (add it to the labels file, or import with --add-unknown-labels)"
+
+
+def _ignore_lines(result: ImportReport, options: ImportOptions) -> list[str]:
+    """How the ``iscrowd`` regions were imported, and how many pixels were ignored and why."""
+    lines = []
+    crowd = sum(result.crowd.values())
+    by_class = ", ".join(f"{n} {name}" for name, n in result.crowd.most_common())
+    if crowd and not options.raster.crowd_as_ignore:
+        lines.append(f"{crowd} iscrowd region(s) imported as their class ({by_class}), as "
+                     f"semantic segmentation reads them (CVAT's COCO export marks every mask "
+                     f"iscrowd); --crowd-as-ignore ignores them instead")
+    if result.ignored:
+        why = {IGNORED_CROWD: f"in {crowd} iscrowd region(s) ({by_class}), as "
+                              f"--crowd-as-ignore asks",
+               IGNORED_LABEL: f"in shapes labelled {IGNORE_LABEL}",
+               IGNORED_OVERLAP: "where shapes of different classes overlap, as --overlap "
+                                "ignore asks"}
+        parts = "; ".join(f"{n} {why[k]}" for k, n in result.ignored.items())
+        lines.append(f"{sum(result.ignored.values())} pixel(s) of the masks written are ignored "
+                     f"(value {options.ignore_index}): {parts}")
+    return lines
 
 
 def _unlisted_labels(found: Annotations, labels: LabelSet, options: ImportOptions,
@@ -305,19 +448,22 @@ def _palette_for_import(labels: LabelSet, found: Annotations, options: ImportOpt
 
 def _import_one(item: AnnotatedImage, labels: LabelSet, options: ImportOptions, out: Path,
                 palette: np.ndarray, seen: dict[str, str], warn: Callable[[str], None],
-                clipped: list[str]) -> str | None:
+                result: ImportReport) -> str | None:
     """Write one image and its mask; one line when it cannot be imported. Shapes drawn
-    clipped to the image are added to ``clipped``."""
+    clipped to the image and the mask's ignored pixels are added to ``result``."""
     resolved = item.error or _name_problem(item, seen) or resolve_image(item)
     if isinstance(resolved, str):
         return resolved
     picture, (height, width) = resolved
-    label, lines = rasterise(item, labels, height, width, options.raster)
+    ignored: dict[str, int] = {}
+    label, lines = rasterise(item, labels, height, width, options.raster, ignored)
     if label is None:
         return "; ".join(lines)
     for line in lines:
         warn(line)
-    clipped += [f"{printable(item.source)}: {s.where}" for s in item.shapes
+    for why, n in ignored.items():
+        result.ignored[why] = result.ignored.get(why, 0) + n
+    result.clipped += [f"{printable(item.source)}: {s.where}" for s in item.shapes
                 if partly_outside(s, height, width)]
     for old in (out / "images").glob(f"{item.name}.*"):
         old.unlink()
@@ -392,11 +538,28 @@ def _resolved(path: Path) -> Path:
         return path
 
 
-def _write_config(out: Path, labels: LabelSet, palette: np.ndarray) -> None:
-    config: dict[str, object] = {"classes": list(labels.classes),
-                                 "ignore_index": labels.ignore_index,
-                                 "palette": palette[:len(labels.classes)].tolist()}
+#: The fields of dataset.yaml an import writes; it keeps the others as they are.
+_IMPORT_FIELDS = ("classes", "ignore_index", "palette", "background")
+
+
+def _write_config(out: Path, labels: LabelSet, palette: np.ndarray,
+                  say: Callable[[str], None]) -> None:
+    """Writes dataset.yaml: the classes, ignore value and palette, keeping the other fields of
+    the one there (bands, ...); one line when a value it held must change."""
+    path = out / "dataset.yaml"
+    earlier: dict[str, Any] = {}
+    if path.is_file():  # read and checked before importing
+        earlier = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    config: dict[str, Any] = dict(earlier)
+    config.update({"classes": list(labels.classes), "ignore_index": labels.ignore_index,
+                   "palette": palette[:len(labels.classes)].tolist()})
     if labels.classes and labels.classes[0] == BACKGROUND_LABEL:
-        config["background"] = BACKGROUND_LABEL  # overlays leave it unblended
-    (out / "dataset.yaml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True,
-                                                     default_flow_style=None), encoding="utf-8")
+        config.setdefault("background", BACKGROUND_LABEL)  # overlays leave it unblended
+    changed = [f"{key} {earlier[key]!r} -> {config[key]!r}" for key in ("ignore_index",)
+               if earlier.get(key) is not None and earlier[key] != config[key]]
+    if changed:
+        kept = [k for k in earlier if k not in _IMPORT_FIELDS]
+        say(f"warning: {printable(path)}: changed {', '.join(changed)} (the masks imported "
+            f"before hold the earlier value)" + (f"; kept {', '.join(kept)}" if kept else ""))
+    path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True,
+                                   default_flow_style=None), encoding="utf-8")

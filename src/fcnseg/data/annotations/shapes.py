@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -94,6 +94,8 @@ class Shape:
         where: how a message names the shape, e.g. ``shape 3 (polygon 'car')``.
         rings: ``corner_polygon``'s rings.
         mask: ``mask``'s H×W boolean array.
+        crowd: a COCO ``iscrowd`` region: its class, or ignored with
+            :attr:`RasterOptions.crowd_as_ignore`.
     """
 
     label: str
@@ -104,6 +106,7 @@ class Shape:
     mask: np.ndarray | None = None
     #: For ``mask`` shapes decoded on demand: ``decode(height, width)`` gives the array.
     decode: Callable[[int, int], np.ndarray] | None = None
+    crowd: bool = False
 
 
 @dataclass
@@ -187,6 +190,29 @@ class Annotations:
         return cls(used, [i.image_path for i in empty],
                    listed_empty=[i for i in empty if i.listed], **extra)
 
+    def renamed(self, rename: Mapping[str, str]) -> tuple[Annotations, list[str]]:
+        """These annotations with each label ``rename`` maps (spaces around names not
+        counting) given its new name, which merges it with a label of that name; and the
+        names of ``rename`` no label has."""
+        lookup = {old.strip(): new for old, new in rename.items()}
+        used: set[str] = set()
+
+        def new_name(name: str) -> str:
+            if name.strip() in lookup:
+                used.add(name.strip())
+                return lookup[name.strip()]
+            return name
+
+        for item in [*self.items, *self.listed_empty]:
+            for shape in item.shapes:
+                shape.label = new_name(shape.label)
+        colours: dict[str, tuple[int, int, int]] = {}
+        for name, colour in self.colours.items():
+            colours.setdefault(new_name(name), colour)
+        classes = list(dict.fromkeys(new_name(c) for c in self.classes))
+        unused = [old for old in rename if old.strip() not in used]
+        return replace(self, classes=classes, colours=colours), unused
+
     def with_empty_as_background(self) -> Annotations:
         """These annotations with the images listed without shapes (``listed_empty``) among
         ``items``, all background, instead of left to annotate."""
@@ -253,10 +279,14 @@ class RasterOptions:
             covered by shapes of different classes get the ignore value.
         line_width: width in pixels of lines and line strips without their own (labelme's
             labelme2voc uses 10).
+        crowd_as_ignore: COCO ``iscrowd`` regions get the ignore value, as detection and
+            instance segmentation treat them; else their class, as semantic segmentation
+            reads them (torchvision's segmentation reference, pycocotools' ``annToMask``).
     """
 
     overlap: str = "top"
     line_width: float = 10.0
+    crowd_as_ignore: bool = False
 
     def __post_init__(self) -> None:
         if self.overlap not in ("top", "ignore"):
@@ -393,18 +423,25 @@ def partly_outside(shape: Shape, height: int, width: int) -> bool:
                 or pts[:, 1].max() > height + low)
 
 
+#: Why pixels of an imported mask are ignored, as :func:`rasterise` counts them.
+IGNORED_CROWD, IGNORED_LABEL, IGNORED_OVERLAP = "iscrowd", IGNORE_LABEL, "overlap"
+
+
 def rasterise(item: AnnotatedImage, labels: LabelSet, height: int, width: int,
-              options: RasterOptions = RasterOptions()) -> tuple[np.ndarray | None, list[str]]:
+              options: RasterOptions = RasterOptions(),
+              ignored: dict[str, int] | None = None) -> tuple[np.ndarray | None, list[str]]:
     """Draw ``item``'s shapes into an H×W uint8 label map (0 where none is).
 
     Returns the map and one line per problem: warnings (a shape outside the image is
     skipped, points are not drawn) when the map is returned, errors (a label not in a fixed
-    label list, a shape that cannot be drawn) when it is None.
+    label list, a shape that cannot be drawn) when it is None. ``ignored`` (if given) gets
+    the map's ignored pixels counted by why (:data:`IGNORED_CROWD`, ``_LABEL``, ``_OVERLAP``).
     """
     source = printable(item.source)
     label = np.zeros((height, width), np.uint8)
     covered = np.full((height, width), -1, np.int16)
     conflict = np.zeros((height, width), bool)
+    crowd = np.zeros((height, width), bool)  # ignored as a crowd region, not as labelled
     problems: list[str] = []
     errors: list[str] = []
     points: list[Shape] = []
@@ -412,7 +449,8 @@ def rasterise(item: AnnotatedImage, labels: LabelSet, height: int, width: int,
         if shape.kind == "point":  # no region, so no class: its label needs no list entry
             points.append(shape)
             continue
-        value = labels.index(shape.label)
+        as_crowd = shape.crowd and options.crowd_as_ignore
+        value = labels.ignore_index if as_crowd else labels.index(shape.label)
         if value is None:
             errors.append(f"{source}: {shape.where}: label {shape.label!r} is not in the label "
                           f"list (add it to the labels file, or import without --labels)")
@@ -435,12 +473,29 @@ def rasterise(item: AnnotatedImage, labels: LabelSet, height: int, width: int,
             conflict[box] |= pixels & (covered[box] >= 0) & (covered[box] != value)
         covered[box][pixels] = value
         label[box][pixels] = value
+        crowd[box][pixels] = as_crowd
     if errors:
         return None, errors
     if options.overlap == "ignore":
         label[conflict] = labels.ignore_index
+    if ignored is not None:
+        _count_ignored(label == labels.ignore_index, covered == labels.ignore_index, crowd,
+                       conflict, ignored)
     if points:
         # A file of several images (CVAT, COCO, Label Studio) needs the shape's place in it.
         problems.append(f"{source}: {len(points)} point shape(s) not drawn (points mark no "
                         f"region), the first: {points[0].where}")
     return label, problems
+
+
+def _count_ignored(ignored_pixels: np.ndarray, drawn_ignored: np.ndarray, crowd: np.ndarray,
+                   conflict: np.ndarray, counts: dict[str, int]) -> None:
+    """Adds the ignored pixels to ``counts`` by why: an overlap first, else a crowd region,
+    else a shape labelled ignore (pixels no shape covers are not counted)."""
+    overlap = int(np.count_nonzero(ignored_pixels & conflict))
+    as_crowd = int(np.count_nonzero(ignored_pixels & crowd & ~conflict))
+    labelled = int(np.count_nonzero(ignored_pixels & drawn_ignored & ~crowd & ~conflict))
+    for why, n in ((IGNORED_OVERLAP, overlap), (IGNORED_CROWD, as_crowd),
+                   (IGNORED_LABEL, labelled)):
+        if n:
+            counts[why] = counts.get(why, 0) + n

@@ -1,0 +1,236 @@
+"""fcnseg import across tools and imports: spellings of one class, labels a labels file lacks,
+COCO crowd regions, and the fields of dataset.yaml kept when importing more."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from fcnseg.cli.main import main
+from fcnseg.data import build_dataset
+from fcnseg.data.annotations import ImportOptions, RasterOptions, import_annotations
+
+# pycocotools 2.0 on NumPy 2 warns when it decodes (its __array__ lacks the copy keyword).
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
+
+def labelme_file(folder: Path, stem: str, labels: list[str], size=(30, 40)) -> Path:
+    """``stem.png`` and ``stem.json``: one 8×8 rectangle per label, side by side."""
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((*size, 3), 90, np.uint8)).save(folder / f"{stem}.png")
+    shapes = [{"label": name, "points": [[10 * k, 0], [10 * k + 7, 7]], "group_id": None,
+               "shape_type": "rectangle", "flags": {}} for k, name in enumerate(labels)]
+    doc = {"version": "5.4.1", "flags": {}, "shapes": shapes, "imagePath": f"{stem}.png",
+           "imageData": None, "imageHeight": size[0], "imageWidth": size[1]}
+    (folder / f"{stem}.json").write_text(json.dumps(doc))
+    return folder / f"{stem}.json"
+
+
+def coco_file(root: Path, categories: list[str], annotations: list[dict]) -> Path:
+    """A COCO file of one 30×40 picture ``c.png``, the categories numbered from 1."""
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((30, 40, 3), 90, np.uint8)).save(root / "images" / "c.png")
+    doc = {"images": [{"id": 1, "file_name": "c.png", "height": 30, "width": 40}],
+           "categories": [{"id": k + 1, "name": n} for k, n in enumerate(categories)],
+           "annotations": [{"id": k + 1, "image_id": 1, **a} for k, a in enumerate(annotations)]}
+    (root / "instances.json").write_text(json.dumps(doc))
+    return root / "instances.json"
+
+
+def mask_rle(rows: slice, cols: slice) -> dict:
+    """An uncompressed COCO RLE of a 30×40 mask, as CVAT writes masks."""
+    mask = np.zeros((30, 40), np.uint8)
+    mask[rows, cols] = 1
+    flat = mask.reshape(-1, order="F")
+    runs = np.diff(np.flatnonzero(np.r_[True, flat[1:] != flat[:-1], True])).tolist()
+    return {"size": [30, 40], "counts": runs if flat[0] == 0 else [0, *runs]}
+
+
+def read_mask(out: Path, stem: str) -> np.ndarray:
+    return np.asarray(Image.open(out / "masks" / f"{stem}.png"))
+
+
+SQUARE = [[0, 0, 8, 0, 8, 8, 0, 8]]
+
+
+# -- one class, two spellings -------------------------------------------------------------------
+
+def test_a_class_spelled_in_another_case_by_a_second_tool_is_refused_in_one_line(
+        tmp_path: Path, capsys) -> None:
+    out = tmp_path / "ds"
+    labelme_file(tmp_path / "ls", "a", ["Nucleus"])
+    assert main(["import", "labelme", str(tmp_path / "ls"), "--out", str(out)]) == 0
+    before = (out / "dataset.yaml").read_text()
+    src = coco_file(tmp_path / "cvat", ["nucleus"], [{"category_id": 1, "segmentation": SQUARE}])
+    capsys.readouterr()
+    assert main(["import", "coco", str(src), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    [line] = err.splitlines()
+    assert f"'Nucleus' ({out / 'dataset.yaml'}) and 'nucleus' ({src})" in line
+    assert "--rename nucleus=Nucleus" in line and "nothing imported" in line
+    assert (out / "dataset.yaml").read_text() == before
+    assert sorted(p.name for p in (out / "masks").iterdir()) == ["a.png"]
+
+
+def test_spellings_within_one_export_that_differ_only_in_case_or_spaces_are_refused(
+        tmp_path: Path) -> None:
+    labelme_file(tmp_path / "src", "a", ["cell"])
+    labelme_file(tmp_path / "src", "b", ["Cell "])
+    with pytest.raises(ValueError, match=r"'cell' \(.*\) and 'Cell ' \(.*\)"):
+        import_annotations("labelme", tmp_path / "src", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_rename_merges_the_second_tool_s_spelling_into_the_class_already_there(
+        tmp_path: Path, capsys) -> None:
+    out = tmp_path / "ds"
+    labelme_file(tmp_path / "ls", "a", ["Membrane", "Nucleus"])
+    import_annotations("labelme", tmp_path / "ls", out)
+    src = coco_file(tmp_path / "cvat", ["nucleus", "membrane"], [
+        {"category_id": 1, "segmentation": SQUARE},
+        {"category_id": 2, "segmentation": [[20, 20, 28, 20, 28, 28, 20, 28]]}])
+    assert main(["import", "coco", str(src), "--out", str(out), "--rename", "nucleus=Nucleus",
+                 "--rename", " membrane =Membrane"]) == 0
+    assert "(3 classes: _background_, Membrane, Nucleus)" in capsys.readouterr().out
+    mask = read_mask(out, "c")
+    assert mask[4, 4] == 2 and mask[24, 24] == 1 and mask[15, 15] == 0
+
+
+def test_a_name_to_rename_that_no_label_has_is_one_warning(tmp_path: Path) -> None:
+    labelme_file(tmp_path / "src", "a", ["cell"])
+    lines: list[str] = []
+    import_annotations("labelme", tmp_path / "src", tmp_path / "out",
+                       ImportOptions(rename={"Cel": "cell"}), report=lines.append)
+    assert [ln for ln in lines if "--rename" in ln] == [
+        f"warning: --rename: no label 'Cel' in {tmp_path / 'src'} (nothing renamed from it)"]
+
+
+def test_a_malformed_rename_is_refused_by_the_command(tmp_path: Path, capsys) -> None:
+    labelme_file(tmp_path / "src", "a", ["cell"])
+    with pytest.raises(SystemExit):
+        main(["import", "labelme", str(tmp_path / "src"), "--out", str(tmp_path / "o"),
+              "--rename", "cell"])
+    assert "expected FROM=TO" in capsys.readouterr().err
+
+
+# -- labels a labels file lacks -----------------------------------------------------------------
+
+def test_a_label_the_labels_file_lacks_is_one_line_with_its_count_and_closest_class(
+        tmp_path: Path) -> None:
+    for stem in ("a", "b", "c"):
+        labelme_file(tmp_path / "src", stem, ["nucleis", "nucleis", "membrane"])
+    labels = tmp_path / "labels.txt"
+    labels.write_text("__ignore__\n_background_\nnucleus\nmembrane\n")
+    lines: list[str] = []
+    report = import_annotations("labelme", tmp_path / "src", tmp_path / "out",
+                                ImportOptions(labels=labels), report=lines.append)
+    assert [ln for ln in lines if "nucleis" in ln] == [
+        f"error: label 'nucleis' is not in {labels}: 6 shape(s) in 3 image(s) refused, those "
+        f"images not imported (did you mean 'nucleus'? import with --rename nucleis=nucleus)"]
+    assert report.written == [] and len(report.errors) == 3
+
+
+def test_a_label_like_no_class_is_told_to_be_added(tmp_path: Path) -> None:
+    labelme_file(tmp_path / "src", "a", ["xyz"])
+    labels = tmp_path / "labels.txt"
+    labels.write_text("__ignore__\n_background_\nnucleus\n")
+    lines: list[str] = []
+    import_annotations("labelme", tmp_path / "src", tmp_path / "out",
+                       ImportOptions(labels=labels), report=lines.append)
+    [line] = [ln for ln in lines if "'xyz'" in ln]
+    assert line.endswith("(add it to the labels file, or import with --add-unknown-labels)")
+
+
+# -- COCO iscrowd -------------------------------------------------------------------------------
+
+def test_cvat_coco_masks_marked_iscrowd_keep_their_class_and_are_counted(
+        tmp_path: Path) -> None:
+    src = coco_file(tmp_path / "cvat", ["nucleus", "membrane"], [
+        {"category_id": 1, "segmentation": SQUARE, "iscrowd": 0},
+        {"category_id": 2, "segmentation": mask_rle(slice(20, 25), slice(10, 30)),
+         "iscrowd": 1, "attributes": {"occluded": False}}])
+    lines: list[str] = []
+    report = import_annotations("coco", src, tmp_path / "out", report=lines.append)
+    mask = read_mask(tmp_path / "out", "c")
+    assert (mask[20:25, 10:30] == 2).all() and mask[4, 4] == 1 and (mask != 255).all()
+    assert report.ignored == {}
+    [line] = [ln for ln in lines if "iscrowd" in ln]
+    assert line.startswith("1 iscrowd region(s) imported as their class (1 membrane)")
+    assert "--crowd-as-ignore" in line
+
+
+def test_crowd_as_ignore_ignores_them_and_counts_their_pixels(tmp_path: Path) -> None:
+    src = coco_file(tmp_path / "cvat", ["nucleus", "membrane"], [
+        {"category_id": 2, "segmentation": mask_rle(slice(20, 25), slice(10, 30)),
+         "iscrowd": 1}])
+    lines: list[str] = []
+    report = import_annotations("coco", src, tmp_path / "out",
+                                ImportOptions(raster=RasterOptions(crowd_as_ignore=True)),
+                                report=lines.append)
+    assert (read_mask(tmp_path / "out", "c")[20:25, 10:30] == 255).all()
+    assert report.ignored == {"iscrowd": 100}
+    assert ("100 pixel(s) of the masks written are ignored (value 255): 100 in 1 iscrowd "
+            "region(s) (1 membrane), as --crowd-as-ignore asks") in lines
+
+
+def test_pixels_ignored_by_label_and_by_overlap_are_counted_by_why(tmp_path: Path) -> None:
+    labelme_file(tmp_path / "src", "a", ["__ignore__", "cell"])
+    folder = tmp_path / "src"
+    doc = json.loads((folder / "a.json").read_text())
+    doc["shapes"].append({**doc["shapes"][1], "label": "nucleus",
+                          "points": [[14, 0], [21, 7]]})  # overlaps 'cell' by 4×8 pixels
+    (folder / "a.json").write_text(json.dumps(doc))
+    report = import_annotations("labelme", folder, tmp_path / "out",
+                                ImportOptions(raster=RasterOptions(overlap="ignore")))
+    assert report.ignored == {"__ignore__": 64, "overlap": 32}
+
+
+# -- dataset.yaml -------------------------------------------------------------------------------
+
+def test_importing_more_keeps_the_fields_of_dataset_yaml_the_import_does_not_write(
+        tmp_path: Path) -> None:
+    out = tmp_path / "ds"
+    labelme_file(tmp_path / "one", "a", ["cell"])
+    import_annotations("labelme", tmp_path / "one", out)
+    with (out / "dataset.yaml").open("a") as f:
+        f.write("bands: [intensity]\nbackground: cell\n")
+    labelme_file(tmp_path / "two", "b", ["cell", "nucleus"])
+    lines: list[str] = []
+    import_annotations("labelme", tmp_path / "two", out, report=lines.append)
+    config = yaml.safe_load((out / "dataset.yaml").read_text())
+    assert config["bands"] == ["intensity"] and config["background"] == "cell"
+    assert config["classes"] == ["_background_", "cell", "nucleus"]
+    assert not [ln for ln in lines if "dataset.yaml" in ln]
+
+
+def test_an_import_that_must_change_a_field_of_dataset_yaml_says_so(tmp_path: Path) -> None:
+    out = tmp_path / "ds"
+    labelme_file(tmp_path / "one", "a", ["cell"])
+    import_annotations("labelme", tmp_path / "one", out)
+    with (out / "dataset.yaml").open("a") as f:
+        f.write("bands: [intensity]\n")
+    lines: list[str] = []
+    import_annotations("labelme", tmp_path / "one", out, ImportOptions(ignore_index=200),
+                       report=lines.append)
+    assert [ln for ln in lines if "dataset.yaml" in ln] == [
+        f"warning: {out / 'dataset.yaml'}: changed ignore_index 255 -> 200 (the masks imported "
+        f"before hold the earlier value); kept bands"]
+    assert yaml.safe_load((out / "dataset.yaml").read_text())["bands"] == ["intensity"]
+
+
+def test_the_dataset_read_directly_renames_and_ignores_crowds_as_the_import_does(
+        tmp_path: Path) -> None:
+    src = coco_file(tmp_path / "cvat", ["nucleus", "membrane"], [
+        {"category_id": 1, "segmentation": SQUARE},
+        {"category_id": 2, "segmentation": mask_rle(slice(20, 25), slice(10, 30)),
+         "iscrowd": 1}])
+    dataset = build_dataset({"name": "coco", "root": str(src), "crowd_as_ignore": True,
+                             "rename": {"nucleus": "Nucleus"}})
+    _, label = dataset.load(0)
+    assert dataset.classes == ("_background_", "Nucleus", "membrane")
+    assert label[4, 4] == 1 and (label[20:25, 10:30] == 255).all()

@@ -12,7 +12,8 @@ from scipy.io import savemat
 
 from fcnseg.cli.main import main
 from fcnseg.data import NYUD_CLASSES, NYUDv2, build_dataset, collate_segmentation
-from fcnseg.data.modalities import HHA_MEAN, LOG_DEPTH_MEAN
+from fcnseg.data.errors import DataError
+from fcnseg.data.modalities import HHA_MEAN, LOG_DEPTH_MEAN, modality_problem
 from fcnseg.data.nyud import NYUD_BGR
 from fcnseg.data.transforms import RandomCrop, RandomHorizontalFlip, RandomScale, ToTensor
 from fcnseg.models.preprocess import Preprocess
@@ -158,3 +159,76 @@ def test_check_data_reads_only_the_modalities_asked_for(nyud_root, capsys):
     assert main([*args, "--modality", "color"]) == 0
     assert main([*args, "--modality", "color", "--modality", "hha"]) == 1
     assert "img_5002.png: unreadable" in capsys.readouterr().out
+
+
+def _save_depth(nyud_root, stem, values):
+    """Overwrite sample ``stem``'s depth file with ``values`` (PNG, or float TIFF for floats)."""
+    folder = nyud_root / "nyud" / "data" / "depth"
+    (folder / f"img_{stem}.png").unlink()
+    path = folder / f"img_{stem}.png"
+    Image.fromarray(values).save(path, format="TIFF" if values.dtype.kind == "f" else "PNG")
+    return path
+
+
+def test_depth_in_metres_is_refused_in_one_line_naming_the_file(nyud_root):
+    metres = np.random.default_rng(0).integers(1, 8, (24, 32)).astype(np.uint16)
+    path = _save_depth(nyud_root, "5001", metres)
+    with pytest.raises(DataError) as e:
+        NYUDv2(nyud_root, "train", modalities=("color", "depth"))[0]
+    assert e.value.path == str(path)
+    assert e.value.problem == ("depth values 1–7 look like metres; NYUDv2 depth is millimetres "
+                               "(×1000)")
+
+
+def test_a_float_depth_in_metres_is_refused_and_one_in_millimetres_read(nyud_root):
+    metres = np.linspace(0.4, 9.8, 24 * 32, dtype=np.float32).reshape(24, 32)
+    _save_depth(nyud_root, "5001", metres)
+    _save_depth(nyud_root, "5002", metres * 1000)
+    ds = NYUDv2(nyud_root, "train", modalities=("depth",))
+    with pytest.raises(DataError, match="depth values 0.4–9.8 look like metres"):
+        ds[0]
+    np.testing.assert_allclose(ds[1][0]["depth"], metres * 1000)
+
+
+def test_an_8_bit_depth_picture_is_refused(nyud_root):
+    _save_depth(nyud_root, "5001", np.full((24, 32), 200, np.uint8))
+    with pytest.raises(DataError, match=r"8-bit depth image \(values 200–200\): NYUDv2 depth "
+                                        r"is a 16-bit PNG of millimetres"):
+        NYUDv2(nyud_root, "train", modalities=("depth",))[0]
+
+
+def test_an_hha_image_of_one_channel_is_refused(nyud_root):
+    path = nyud_root / "nyud" / "data" / "hha" / "img_5001.png"
+    Image.fromarray(np.full((24, 32), 90, np.uint8)).save(path)
+    with pytest.raises(DataError, match=r"HHA image has shape \(24, 32\): expected 3 "
+                                        r"channels of 8 bits \(disparity, height, angle\)"):
+        NYUDv2(nyud_root, "train", modalities=("color", "hha"))[0]
+
+
+def test_check_data_names_the_depth_in_metres(nyud_root, capsys):
+    _save_depth(nyud_root, "5002", np.full((24, 32), 3, np.uint16))
+    assert main(["check-data", "--dataset", "nyud", "--root", str(nyud_root)]) == 1
+    assert re.search(r"depth/img_5002.png: depth values 3–3 look like metres; NYUDv2 depth is "
+                     r"millimetres \(×1000\)", capsys.readouterr().out)
+
+
+@pytest.mark.parametrize(("values", "problem"), [
+    (np.array([[0.0, 2.0]], np.float32), "depth values 2–2 look like metres"),
+    (np.array([[np.nan, 2000.0]], np.float32), "1 depth value is NaN or infinite"),
+    (np.array([[-5, 2000]], np.int32), "negative depth values (down to -5)"),
+    (np.zeros((2, 3, 3), np.uint16), "depth image has shape (2, 3, 3): expected one channel"),
+    (np.ones((2, 2, 3), np.uint16) * 300, "HHA image of uint16 values: expected 8 bits"),
+])
+def test_modality_problems_name_what_is_wrong(values, problem):
+    modality = "hha" if "HHA" in problem else "depth"
+    assert problem in modality_problem(modality, values)
+
+
+@pytest.mark.parametrize(("modality", "values"), [
+    ("depth", np.array([[0, 450, 9800]], np.uint16)),   # millimetres, 0 unknown
+    ("depth", np.zeros((2, 2), np.uint16)),             # nothing known: no unit to judge
+    ("depth", np.array([[450.5, 9800.0]], np.float32)),
+    ("hha", np.zeros((2, 2, 3), np.uint8)),
+])
+def test_inputs_as_the_reference_stores_them_pass(modality, values):
+    assert modality_problem(modality, values) is None

@@ -201,3 +201,17 @@ def test_fusion_request_with_a_modality_sent_twice_names_the_field(fusion_client
                                                  ("hha", files["hha"])])
     assert r.status_code == 400
     assert r.json()["detail"].startswith("the field 'color' is sent more than once")
+
+
+def test_a_depth_upload_in_metres_is_refused_naming_its_field(tmp_path: Path,
+                                                              tiny_task_model) -> None:
+    ckpt = save_checkpoint(tmp_path / "rgbd.pt", tiny_task_model("nyud_fcn32s_color_d"),
+                           class_names=list(NYUD_CLASSES), palette=voc_palette())
+    metres = np.full((32, 40), 3, np.uint16)
+    with TestClient(create_app(Segmenter.from_checkpoint(ckpt))) as client:
+        r = client.post("/v1/segment", files={"color": ("c.png", _png(_image(32, 40, 3)),
+                                                        "image/png"),
+                                              "depth": ("d.png", _png(metres), "image/png")})
+    assert r.status_code == 400
+    assert r.json()["detail"] == ("depth: depth values 3–3 look like metres; NYUDv2 depth is "
+                                  "millimetres (×1000)")

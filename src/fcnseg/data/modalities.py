@@ -4,12 +4,16 @@ A dataset with several inputs returns them as a dict keyed by modality name (``{
 "hha": ..., "depth": ...}``), raw as stored: colour and HHA H×W×3 uint8, depth H×W in the
 16-bit PNGs' units (millimetres, 0 where unknown). The model normalises each
 (:class:`fcnseg.models.preprocess.Preprocess`); here are the raw values that it maps to zero,
-which crops and batches pad with.
+which crops and batches pad with, and :func:`modality_problem`, the check that a file read as
+depth or HHA holds what the model was trained on (depth in millimetres, not metres or an 8-bit
+picture; HHA as 3 channels of 8 bits).
 """
 
 from __future__ import annotations
 
 import math
+
+import numpy as np
 
 from fcnseg.conventions import CAFFE_BGR, HHA_MEAN, LOG_DEPTH_MEAN, InputConvention
 
@@ -29,3 +33,62 @@ def pad_values(convention: InputConvention | None = None
     dataset's own, else the ImageNet mean of the reference's VGG16), for the others
     :data:`MODALITY_FILL`."""
     return {COLOR: (convention or CAFFE_BGR).mean_pixel(), **MODALITY_FILL}
+
+
+#: Depth whose largest known value is below this is not in millimetres: NYUDv2's Kinect sees
+#: 0.5-10 m, so a depth map in millimetres reaches hundreds at least, one in metres about 10.
+METRES_BELOW = 100.0
+#: What the NYUDv2 inputs other than colour are, for the messages about them.
+DEPTH_UNIT = "NYUDv2 depth is millimetres"
+HHA_CHANNELS = "3 channels of 8 bits (disparity, height, angle)"
+
+
+def _span(values: np.ndarray) -> str:
+    return f"{float(values.min()):.3g}–{float(values.max()):.3g}"
+
+
+def depth_problem(depth: np.ndarray) -> str | None:
+    """What is wrong with a depth map as read (its stored values), in one line, or None when it
+    can be millimetres: one channel, more than 8 bits, finite, not negative, and where anything
+    is known (0 is unknown) reaching :data:`METRES_BELOW` at least."""
+    if depth.ndim != 2:
+        return (f"depth image has shape {depth.shape}: expected one channel (a 16-bit grey PNG "
+                f"of millimetres)")
+    if depth.dtype in (np.uint8, np.int8, np.bool_):
+        return (f"8-bit depth image (values {_span(depth)}): NYUDv2 depth is a 16-bit PNG of "
+                f"millimetres, not a picture of depth in 256 grey levels")
+    if depth.dtype.kind == "f":
+        bad = int(np.count_nonzero(~np.isfinite(depth)))
+        if bad:
+            values = "value is" if bad == 1 else "values are"
+            return f"{bad} depth {values} NaN or infinite: {DEPTH_UNIT}, 0 where unknown"
+    if depth.size == 0:
+        return None
+    low, high = depth.min(), depth.max()
+    if low < 0:
+        return f"negative depth values (down to {float(low):.3g}): {DEPTH_UNIT}, 0 where unknown"
+    if 0 < high < METRES_BELOW:
+        return f"depth values {_span(depth[depth > 0])} look like metres; {DEPTH_UNIT} (×1000)"
+    return None
+
+
+def hha_problem(hha: np.ndarray) -> str | None:
+    """What is wrong with an HHA image as read, in one line, or None: HHA is stored as 3
+    channels of 8 bits."""
+    if hha.ndim != 3 or hha.shape[2] != 3:
+        return f"HHA image has shape {hha.shape}: expected {HHA_CHANNELS}"
+    if hha.dtype != np.uint8:
+        return f"HHA image of {hha.dtype} values: expected 8 bits, as the HHA encoding stores them"
+    return None
+
+
+def modality_problem(modality: str, values: np.ndarray) -> str | None:
+    """What is wrong with one input of a NYUDv2 sample as read from its file (depth in
+    millimetres, HHA as 8-bit), in one line; None when it is fine or the modality has no rule
+    (colour). Cheap: a few passes over values already read. ``check-data``, the NYUDv2
+    dataset, ``predict`` and ``serve`` all apply it."""
+    if modality == "depth":
+        return depth_problem(values)
+    if modality == "hha":
+        return hha_problem(values)
+    return None

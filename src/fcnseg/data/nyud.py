@@ -5,7 +5,7 @@ On disk (the layout of the FCN reference's ``nyud`` folder)::
     ROOT/{train,val,test}.txt                 ids, one per line (795 train, 654 test)
     ROOT/data/images/img_<id>.png             colour
     ROOT/data/hha/img_<id>.png                HHA: 3 channels (disparity, height, angle)
-    ROOT/data/depth/img_<id>.png              depth, 16-bit
+    ROOT/data/depth/img_<id>.png              depth, 16-bit, millimetres (0 unknown)
     ROOT/segmentation/img_<id>.mat            field ``segmentation``: 0 void, 1-40 classes
 
 ``dataset[i]`` is ``(inputs, label)``: ``inputs`` is a dict keyed by modality, in the order
@@ -27,6 +27,7 @@ from fcnseg.data.base import FileSegmentationDataset, Transform, check_same_size
 from fcnseg.data.errors import DataError
 from fcnseg.data.io import read_image, read_mat_label, read_raw, void_first
 from fcnseg.data.layout import find_dataset_dir, read_split
+from fcnseg.data.modalities import modality_problem
 from fcnseg.utils.typing import PathLike
 
 #: The 40 classes of Gupta et al., in model output order.
@@ -49,6 +50,19 @@ def find_nyud_dir(root: PathLike) -> Path:
         what="NYUDv2 data", looked_for="data/ and segmentation/",
         advice=" (fcnseg.data.download_nyud fetches it)",
     )
+
+
+def read_modality(path: PathLike, modality: str) -> np.ndarray:
+    """The HHA (H×W×3 uint8) or depth (H×W float32, millimetres) file at ``path``, its values
+    as stored and checked (:func:`~fcnseg.data.modalities.modality_problem`): a DataError
+    naming the file otherwise."""
+    values = read_raw(path, f"{modality} image")
+    problem = modality_problem(modality, values)
+    if problem:
+        raise DataError(path, problem)
+    if modality == "depth":
+        return values.astype(np.float32)
+    return values if values.flags.writeable else values.copy()  # transforms write in place
 
 
 class NYUDv2(FileSegmentationDataset):
@@ -99,13 +113,9 @@ class NYUDv2(FileSegmentationDataset):
     def read_input(self, index: int, modality: str) -> np.ndarray:
         """One input, untransformed: H×W×3 uint8 (color, hha) or H×W float32 depth."""
         path = self.input_path(index, modality)
-        if modality == "depth":
-            depth = read_raw(path, "depth image")
-            if depth.ndim != 2:
-                raise DataError(path, f"depth image has shape {depth.shape}: expected one "
-                                      f"channel (a 16-bit grey PNG)")
-            return depth.astype(np.float32)
-        return read_image(path)
+        if modality == "color":
+            return read_image(path)
+        return read_modality(path, modality)
 
     def read_label(self, index: int) -> np.ndarray:
         path = self.label_path(index)

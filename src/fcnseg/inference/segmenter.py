@@ -21,7 +21,8 @@ from torch import nn
 
 from fcnseg.checkpoint import build_model_from_checkpoint, load_checkpoint
 from fcnseg.conventions import InputConvention, get_convention
-from fcnseg.data.io import read_raw
+from fcnseg.data.images import open_upright
+from fcnseg.data.modalities import modality_problem
 from fcnseg.data.rasters import display_rgb, fill_nodata
 from fcnseg.inference.images import DEFAULT_MAX_PIXELS, to_rgb_uint8
 from fcnseg.inference.rasters import (
@@ -427,9 +428,10 @@ class Segmenter:
         """Inputs of one size (each an array and the mask of its pixels without data) run
         together."""
         if len(self.input_names) > 1:
-            raise ValueError(f"{self.arch} takes the inputs {list(self.input_names)}; the "
-                             f"segmenter predicts from colour images alone (call the model "
-                             f"with a dict of inputs instead)")
+            example = ", ".join(f"{m!r}: ..." for m in self.input_names)
+            raise ValueError(f"{self.arch} takes the inputs {list(self.input_names)}; predict "
+                             f"reads one image: give each input to "
+                             f"Segmenter.predict_inputs({{{example}}}) (a file, or an array)")
         bands = self.input_convention.bands
         arrays = [a for a, _ in inputs]
         values = [self._neutral(a, missing) for a, missing in inputs]
@@ -454,9 +456,11 @@ class Segmenter:
     def predict_inputs(self, inputs: Mapping[str, Any], *,
                        return_probs: bool = False) -> Prediction:
         """Segment one sample given as ``{modality: input}``, for a model with several input
-        modalities (NYUDv2 RGB-D, RGB-HHA). ``color`` and ``hha`` are anything :meth:`predict`
-        accepts (3-channel 8-bit images); ``depth`` is a 16-bit depth PNG path or an H×W array.
-        The model normalises each as its modality is in training. The prediction's ``image`` is the
+        modalities (NYUDv2 RGB-D, RGB-HHA). ``color`` is anything :meth:`predict` accepts;
+        ``hha`` a file, bytes, PIL image or array of 3 channels of 8 bits; ``depth`` a 16-bit
+        PNG (or float TIFF) of millimetres, or an H×W array of them. Depth in metres, an 8-bit
+        depth picture or a grey HHA image is refused in one line naming the file. The model
+        normalises each as its modality is in training. The prediction's ``image`` is the
         colour input (else the first one, as a picture)."""
         missing = [m for m in self.input_names if m not in inputs]
         if missing:
@@ -470,19 +474,37 @@ class Segmenter:
         return self._by_head(logits, [_picture(arrays)], return_probs)[0]
 
     def _read_input(self, modality: str, source: Any) -> np.ndarray:
-        if modality != "depth":
+        """Colour as :meth:`predict` reads it; HHA and depth as stored, checked as training's
+        data is (:func:`~fcnseg.data.modalities.modality_problem`): a ValueError naming the
+        file (or ``<depth array>``) otherwise."""
+        if modality == "color":
             return self.to_rgb(source)
-        depth = source if isinstance(source, np.ndarray) else read_raw(source, "depth image")
-        if depth.ndim != 2:
-            raise ValueError(f"depth input has shape {depth.shape}: expected one channel (a "
-                             f"16-bit grey PNG)")
-        return depth.astype(np.float32)
+        where, values = _stored_values(modality, source, self.max_pixels)
+        problem = modality_problem(modality, values)
+        if problem:
+            raise ValueError(f"{where}: {problem}")
+        return values.astype(np.float32) if modality == "depth" else values
 
     def __repr__(self) -> str:
         # A geometry only where the model has one (the VGG trunks), as the FCN's own repr.
         geometry = f", geometry={self.geometry!r}" if self.geometry else ""
         return (f"Segmenter(arch={self.arch!r}{geometry}, classes={self.num_classes}, "
                 f"device={str(self.device)!r}, precision={self.precision!r})")
+
+
+def _stored_values(modality: str, source: Any, max_pixels: int | None
+                   ) -> tuple[str, np.ndarray]:
+    """``(name for messages, values as stored)`` of an HHA or depth input: an array as it is
+    (a tensor C×H×W as H×W×C, one channel as H×W), a file, its bytes or a PIL image decoded
+    upright without conversion (16-bit stays 16-bit)."""
+    if isinstance(source, torch.Tensor):
+        source = source.detach().cpu().numpy()
+        if source.ndim == 3:
+            source = source[0] if source.shape[0] == 1 else np.moveaxis(source, 0, -1)
+    if isinstance(source, np.ndarray):
+        return f"<{modality} array>", source
+    where = str(source) if isinstance(source, str | os.PathLike) else f"<{modality} input>"
+    return where, np.asarray(open_upright(source, name=where, max_pixels=max_pixels))
 
 
 def _tile_settings(options: SegmenterOptions) -> TileSettings | None:

@@ -16,6 +16,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from fcnseg.data.images import open_upright
+from fcnseg.data.modalities import modality_problem
 from fcnseg.inference import ImageError, Segmenter, load_image
 from fcnseg.serve.errors import RequestError
 from fcnseg.serve.segment import (
@@ -90,19 +91,21 @@ def probe_inputs(uploads: Mapping[str, bytes], max_pixels: int) -> tuple[int, in
 
 
 def decode_input(modality: str, data: bytes, max_pixels: int) -> np.ndarray:
-    """One upload's pixels: H×W×3 uint8 RGB for ``color`` and ``hha``; for ``depth`` the
-    stored H×W values (a one-channel, usually 16-bit, PNG).
+    """One upload's pixels: H×W×3 uint8 RGB for ``color``; for ``hha`` and ``depth`` the stored
+    values (H×W×3 uint8; H×W millimetres, a 16-bit PNG).
 
     Raises:
-        ImageError: data that cannot be decoded, or a depth image with several channels.
+        ImageError: data that cannot be decoded, or HHA or depth that is not what the model was
+            trained on (:func:`~fcnseg.data.modalities.modality_problem`: depth in metres, an
+            8-bit depth picture, a grey HHA image).
     """
-    if modality != "depth":
+    if modality == "color":
         return load_image(data, name=modality, max_pixels=max_pixels)
-    depth = np.asarray(open_upright(data, name=modality, max_pixels=max_pixels))
-    if depth.ndim != 2:
-        raise ImageError(modality, f"has shape {depth.shape}: expected one channel (a 16-bit "
-                                   f"grey PNG)")
-    return depth
+    values = np.asarray(open_upright(data, name=modality, max_pixels=max_pixels))
+    problem = modality_problem(modality, values)
+    if problem:
+        raise ImageError(modality, problem)
+    return values
 
 
 def segment_inputs(segmenter: Segmenter, uploads: Mapping[str, bytes], options: SegmentOptions,

@@ -310,3 +310,36 @@ def test_convert_help_names_where_the_files_come_from_and_the_extra(capsys) -> N
     assert "fcn8s-heavy-pascal" in text and "siftflow-fcn8s-heavy" in text
     assert "VGG_ILSVRC_16_layers.caffemodel" in text
     assert "pip install 'fcnseg[caffe]'" in text
+
+
+@pytest.mark.parametrize(("name", "dataset"), [("nyud-fcn32s-color-heavy", "nyud"),
+                                               ("siftflow-fcn16s-heavy", "siftflow"),
+                                               ("pascalcontext-fcn8s-heavy", "context"),
+                                               ("fcn8s-heavy-pascal", "voc")])
+def test_a_converted_model_draws_with_its_datasets_palette(tmp_path: Path, name: str,
+                                                           dataset: str) -> None:
+    # One palette per dataset, whether the checkpoint was converted or trained by fcnseg.
+    from ondisk import write_nyud, write_pascal_context, write_siftflow
+
+    from fcnseg.data import NYUDv2, PascalContext, SIFTFlow
+    from fcnseg.data.palette import voc_palette
+
+    ref = REFERENCE_MODELS[name]
+    path = write_reference_fcn(tmp_path / f"{name}.caffemodel", ref,
+                               random_fcn_state_dict(ref.arch, ref.num_classes))
+    palette = np.asarray(load_checkpoint(convert_caffemodel(path).save(
+        tmp_path / "converted.pt"))["classes"]["palette"])
+    data = tmp_path / "data"
+    if dataset == "nyud":
+        expected = NYUDv2(write_nyud(data, {"train": ["0001"]}), "train").palette
+    elif dataset == "siftflow":
+        expected = SIFTFlow(write_siftflow(data, {"trainval": ["a"]}), "trainval").palette
+    elif dataset == "context":
+        expected = PascalContext(write_pascal_context(data, {"train": ["2008_000002"]}),
+                                 "train").palette
+    else:
+        expected = voc_palette()
+    n = ref.num_classes
+    assert np.array_equal(palette[:n], expected[:n])
+    if dataset != "voc":
+        assert palette[0].tolist() != [0, 0, 0] or ref.classes[0] == "background"

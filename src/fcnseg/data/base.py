@@ -14,7 +14,7 @@ from fcnseg.data.errors import DataError
 from fcnseg.data.images import file_orientation
 from fcnseg.data.io import MASK_ADVICE, MaskAdvice, read_image, read_label
 from fcnseg.data.modalities import pad_values
-from fcnseg.data.palette import VOC_CLASSES, distinct_palette, palette_for
+from fcnseg.data.palette import dataset_palette, palette_for
 
 #: A joint transform: ``(image, label) -> (image, label)``.
 Transform = Callable[[Any, Any], tuple[Any, Any]]
@@ -72,9 +72,7 @@ class SegmentationDataset(Dataset):
         ones for any others (:func:`~fcnseg.data.palette.distinct_palette`: background black,
         a class 0 that is no background tinted like the rest)."""
         if self._palette is None:
-            if tuple(self.classes) == VOC_CLASSES:
-                return palette_for(self.num_classes, self.ignore_index)
-            return distinct_palette(self.classes, self.ignore_index, self.background_class)
+            return dataset_palette(self.classes, self.ignore_index, self.background_class)
         return self._palette
 
     @palette.setter

@@ -77,6 +77,15 @@ def distinct_palette(class_names: Sequence[str], ignore_index: int | None = VOC_
     return pal
 
 
+def dataset_palette(class_names: Sequence[str], ignore_index: int | None = VOC_IGNORE_INDEX,
+                    background: str | None = None) -> np.ndarray:
+    """The 256×3 palette fcnseg draws a dataset's classes with, whether its model was trained
+    here or converted: the VOC colours for the VOC classes, else :func:`distinct_palette`."""
+    if tuple(class_names) == VOC_CLASSES:
+        return palette_for(len(class_names), ignore_index)
+    return distinct_palette(class_names, ignore_index, background)
+
+
 def _distinct_colours() -> Iterator[tuple[int, ...]]:
     yield from DISTINCT_COLOURS
     for k in itertools.count():  # then hues a golden angle apart, two saturations and values

@@ -19,7 +19,7 @@ from torch import nn
 
 from fcnseg.checkpoint import save_checkpoint, save_safetensors_checkpoint
 from fcnseg.conventions import InputConvention
-from fcnseg.data.palette import voc_palette
+from fcnseg.data.palette import dataset_palette, voc_palette
 from fcnseg.models import build_model
 from fcnseg.models.weights import save_backbone_weights, vgg16_torchvision_keys
 from fcnseg.utils.typing import PathLike
@@ -323,6 +323,12 @@ def _fcn(net: CaffeNet, ref: ReferenceModel) -> nn.Module:
     return model.eval()
 
 
+def _palette(ref: ReferenceModel) -> np.ndarray:
+    """A reference model's palette: its dataset's, as a model trained on it gets (VOC's for
+    a model of no known classes)."""
+    return dataset_palette(ref.classes) if ref.classes is not None else voc_palette()
+
+
 def convert_caffemodel(path: PathLike | CaffeNet, arch: str | None = None) -> ConvertedModel:
     """Read a ``.caffemodel`` and convert it.
 
@@ -341,4 +347,4 @@ def convert_caffemodel(path: PathLike | CaffeNet, arch: str | None = None) -> Co
     n = model.num_classes
     names = list(ref.classes) if ref.classes is not None else [f"class_{i}" for i in range(n)]
     return ConvertedModel(net.path, ref, ref.convention, dict(model.state_dict()), model,
-                          class_names=names, palette=voc_palette().tolist())
+                          class_names=names, palette=_palette(ref).tolist())

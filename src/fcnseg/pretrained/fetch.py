@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from fcnseg.checkpoint import save_checkpoint
-from fcnseg.data.palette import voc_palette
+from fcnseg.data.palette import dataset_palette, voc_palette
 from fcnseg.models import build_model, load_backbone_weights, load_fcn_weights
 from fcnseg.models.alexnet import CAFFE_ALEXNET_KEYS, read_alexnet_caffemodel
 from fcnseg.models.weights import copy_convolutionalized, vgg16_torchvision_keys
@@ -124,7 +124,8 @@ def _convert(w: PublishedWeights, raw: Path, source: Source, out: Path) -> None:
         model = build_model(ref.arch, num_classes=expected["num_classes"], **arch_kwargs)
         load_fcn_weights(model, raw, convention=w.convention)
         save_checkpoint(out, model, class_names=list(ref.classes or ()),
-                        palette=voc_palette().tolist(),
+                        palette=(dataset_palette(ref.classes) if ref.classes
+                                 else voc_palette()).tolist(),
                         metrics={f"published_{k}": v for k, v in ref.published.items()},
                         recipe={"converted_from": source.url, "reference": ref.name})
         return

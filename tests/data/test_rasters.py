@@ -447,3 +447,13 @@ def test_a_32_bit_integer_tiffs_info_names_its_samples_for_every_reader(tmp_path
     with open_raster(tmp_path / "x.tif") as reader:
         assert reader.info.dtype == np.uint32  # the file's, though read as float32
         assert reader.read_all().dtype == np.float32
+
+
+@pytest.mark.parametrize("nodata", [-9999.0, 0.0, float("nan")])
+def test_a_tiffs_gdal_nodata_tag_is_read_alike_by_every_reader(tmp_path, tiff_reader, nodata):
+    a = np.random.default_rng(5).random((6, 7, 2)).astype(np.float32)
+    a[1, 2] = nodata
+    write_geotiff(tmp_path / "x.tif", a, nodata=nodata)
+    with open_raster(tmp_path / "x.tif") as reader:
+        found = reader.info.nodata
+    assert found is not None and (found == nodata or np.isnan(found) and np.isnan(nodata))

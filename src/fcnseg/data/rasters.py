@@ -278,6 +278,20 @@ def _with_georeferencing(reader: RasterReader, rasterio: Any, path: Path) -> Ras
     return reader
 
 
+#: The TIFF tag in which GDAL writes a raster's no-data value, as text ("-9999", "nan").
+GDAL_NODATA_TAG = 42113
+
+
+def gdal_nodata(page: Any) -> float | None:
+    """The no-data value a TIFF page (tifffile's) names in its GDAL_NODATA tag, as GDAL reads
+    it (None when there is none, or its text is no number)."""
+    tag = page.tags.get(GDAL_NODATA_TAG)
+    try:
+        return None if tag is None else float(str(tag.value).strip().strip("\x00"))
+    except ValueError:
+        return None
+
+
 class _TiffReader(RasterReader):
     """Windows of a tiled or striped TIFF through tifffile: only the tiles (strips) under a
     window are read and decoded."""
@@ -287,6 +301,7 @@ class _TiffReader(RasterReader):
         extras = tuple(int(e) for e in p.extrasamples)
         info = RasterInfo(path=where, height=int(p.imagelength), width=int(p.imagewidth),
                           bands=int(p.samplesperpixel), dtype=stored_dtype(p.dtype),
+                          nodata=gdal_nodata(p),
                           alpha=bool(extras) and extras[-1] in ALPHA_EXTRA_SAMPLES)
         super().__init__(info, _select_bands(where, info.bands, None, bands))
         self._tif, self._page = tif, p
@@ -357,8 +372,11 @@ def _tifffile_reader(path: Path, where: str, bands: Sequence[str] | None,
     except BaseException:
         tif.close()
         raise
+    nodata = gdal_nodata(page)
     tif.close()
-    return _ArrayReader(_tifffile_array(path, where, axes), where, bands)  # bands as pages
+    reader = _ArrayReader(_tifffile_array(path, where, axes), where, bands)  # bands as pages
+    reader.info = replace(reader.info, nodata=nodata)
+    return reader
 
 
 #: A TIFF's first image as its header says: (shape, axes, pages, samples per pixel), and

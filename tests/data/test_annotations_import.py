@@ -234,3 +234,12 @@ def test_the_dataset_read_directly_renames_and_ignores_crowds_as_the_import_does
     _, label = dataset.load(0)
     assert dataset.classes == ("_background_", "Nucleus", "membrane")
     assert label[4, 4] == 1 and (label[20:25, 10:30] == 255).all()
+
+
+def test_two_spellings_in_the_labels_file_are_told_to_be_fixed_there(tmp_path: Path) -> None:
+    labelme_file(tmp_path / "src", "a", ["cell"])
+    labels = tmp_path / "labels.txt"
+    labels.write_text("__ignore__\n_background_\ncell\nCell\n")
+    with pytest.raises(ValueError, match=f"spell each class one way in {labels} "):
+        import_annotations("labelme", tmp_path / "src", tmp_path / "out",
+                           ImportOptions(labels=labels))

@@ -353,8 +353,9 @@ def _clash_line(named: list[tuple[str, str]], src: str) -> str | None:
     shown = "; ".join(" and ".join(f"{n!r} ({w})" for n, w in g.items()) for g in clashes)
     fixes = [f"--rename {shlex.quote(f'{n}={next(iter(g))}')}"
              for g in clashes for n, w in list(g.items())[1:] if w == src]
+    files = dict.fromkeys(w for g in clashes for w in g.values() if w != src)
     fix = (f"import with {' '.join(fixes)}" if fixes else
-           "spell the class one way in the labels file")
+           f"spell each class one way in {' and '.join(files)}")
     return (f"class names that differ only in case or surrounding spaces would be separate "
             f"classes: {shown}: {fix} (nothing imported)")
 

@@ -26,14 +26,16 @@ def tiny_task_model(arch: str, seed: int = 4) -> torch.nn.Module:
 
 
 def tiny_band_model(bands: list[str], mean: list[float], std: list[float], num_classes: int = 3,
-                    nodata: float | None = None) -> torch.nn.Module:
+                    nodata: float | None = None,
+                    sample_types: list[str] | None = None) -> torch.nn.Module:
     """A tiny FCN-8s ("same" geometry) taking ``bands`` (raw values; their dataset ``mean`` and
-    ``std``, its ``nodata`` if any), seeded, whose score layers are random (N(0, 0.5)), so that
-    its labels vary over an image."""
+    ``std``, its ``nodata`` and its training images' ``sample_types`` if any), seeded, whose
+    score layers are random (N(0, 0.5)), so that its labels vary over an image."""
     torch.manual_seed(0)
     model = build_model("fcn8s", num_classes=num_classes, width=0.0625, fc_channels=16,
                         geometry="same",
-                        input_convention=band_convention(bands, mean, std, nodata=nodata))
+                        input_convention=band_convention(bands, mean, std, nodata=nodata,
+                                                         sample_types=sample_types))
     with torch.no_grad():
         for name in ("score_fr", "score_pool4", "score_pool3"):
             getattr(model.head, name).weight.normal_(0.0, 0.5)

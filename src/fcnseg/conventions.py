@@ -37,6 +37,11 @@ class InputConvention:
     #: without data (every band at it), which prediction leaves unlabelled where a file sets
     #: no no-data value of its own. None: none declared.
     nodata: float | None = None
+    #: A multi-band model's training images' sample types (``("uint16",)``), as found when
+    #: its band statistics were taken; None where not recorded (earlier checkpoints).
+    #: Inputs of another integer depth are refused (8-bit into a 16-bit model and back):
+    #: :func:`fcnseg.inference.rasters.check_sample_type`.
+    sample_types: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.channel_order not in ("RGB", "BGR"):
@@ -69,6 +74,8 @@ class InputConvention:
             del d["bands"]  # colour conventions keep their recorded form
         if self.nodata is None:
             del d["nodata"]
+        if self.sample_types is None:
+            del d["sample_types"]
         return d
 
     @classmethod
@@ -82,6 +89,8 @@ class InputConvention:
                 std=tuple(float(v) for v in d["std"]),  # type: ignore[arg-type]
                 bands=None if d.get("bands") is None else tuple(str(b) for b in d["bands"]),
                 nodata=None if d.get("nodata") is None else float(d["nodata"]),
+                sample_types=None if d.get("sample_types") is None
+                else tuple(str(t) for t in d["sample_types"]),
             )
         except KeyError as e:
             raise ValueError(f"input convention is missing field {e.args[0]!r}: {d!r}") from None
@@ -134,15 +143,19 @@ def get_convention(spec: str | Mapping[str, Any] | InputConvention) -> InputConv
 
 def band_convention(bands: list[str] | tuple[str, ...], mean: list[float] | tuple[float, ...],
                     std: list[float] | tuple[float, ...],
-                    nodata: float | None = None) -> InputConvention:
+                    nodata: float | None = None,
+                    sample_types: Sequence[str] | None = None) -> InputConvention:
     """The convention of a model on multi-band images: each band (raw values) minus its
     dataset mean, divided by its dataset std (a band without variance is divided by 1);
-    ``nodata`` the dataset's no-data value, if it declares one."""
+    ``nodata`` the dataset's no-data value, if it declares one; ``sample_types`` its images'
+    sample types (``"uint16"``), where known."""
     return InputConvention(name="bands", channel_order="RGB", scale=1.0,
                            mean=tuple(float(m) for m in mean),
                            std=tuple(float(s) if s > 0 else 1.0 for s in std),
                            bands=tuple(str(b) for b in bands),
-                           nodata=None if nodata is None else float(nodata))
+                           nodata=None if nodata is None else float(nodata),
+                           sample_types=None if sample_types is None
+                           else tuple(sorted(str(t) for t in sample_types)))
 
 
 def _bands_text(bands: Sequence[str] | None) -> str:

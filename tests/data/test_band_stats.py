@@ -89,3 +89,54 @@ def test_check_data_prints_bands_and_names_images_of_another_band_count(tmp_path
         f"{root / 'images' / 'odd.tif'}: has 3 band(s) but 4 are declared (red, green, blue, "
         f"nir)"]
     assert any(line.startswith("nir ") for line in out.splitlines())
+
+
+def _one_band_folder(root, kinds):
+    """A 1-band folder dataset whose images are of the sample types ``kinds`` (stem: dtype),
+    the 8-bit ones PNGs, the others TIFFs."""
+    from PIL import Image
+
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    for stem, dtype in kinds.items():
+        a = rng.integers(0, 256 if dtype == np.uint8 else 4096, (16, 20)).astype(dtype)
+        if dtype == np.uint8:
+            Image.fromarray(a).save(root / "images" / f"{stem}.png")
+        else:
+            tifffile.imwrite(root / "images" / f"{stem}.tif", a)
+        Image.fromarray(np.zeros((16, 20), np.uint8)).save(root / "masks" / f"{stem}.png")
+    (root / "dataset.yaml").write_text(yaml.safe_dump({"classes": ["a", "b"],
+                                                       "bands": ["intensity"]}))
+    return root
+
+
+def test_the_band_convention_records_the_images_sample_types(tmp_path, monkeypatch):
+    monkeypatch.setenv("FCNSEG_HOME", str(tmp_path / "home"))
+    root = _one_band_folder(tmp_path / "d", {"a": np.uint16, "b": np.uint16})
+    stats = band_statistics(FolderSegmentation(root), use_cache=False)
+    assert stats.sample_types == {"uint16": [2, str(root / "images" / "a.tif")]}
+    assert FolderSegmentation(root).band_convention().sample_types == ("uint16",)
+
+
+def test_check_data_names_an_image_of_each_sample_type_when_they_mix(tmp_path, capsys,
+                                                                   monkeypatch):
+    monkeypatch.setenv("FCNSEG_HOME", str(tmp_path / "home"))
+    root = _one_band_folder(tmp_path / "d", {"a": np.uint16, "b": np.uint16, "c": np.uint8})
+    assert main(["check-data", "--dataset", "folder", "--root", str(root),
+                 "--workers", "0"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "sample types" in line]
+    assert lines == [
+        f"warning: the images mix sample types: 2 of uint16 (e.g. {root / 'images' / 'a.tif'}),"
+        f" 1 of uint8 (e.g. {root / 'images' / 'c.png'}); their values lie on other scales, "
+        f"which the band statistics standardise differently: convert them to one type on one "
+        f"scale"]
+
+
+def test_check_data_says_nothing_of_sample_types_when_they_agree(tmp_path, capsys,
+                                                                monkeypatch):
+    monkeypatch.setenv("FCNSEG_HOME", str(tmp_path / "home"))
+    root = _one_band_folder(tmp_path / "d", {"a": np.uint16, "b": np.uint16})
+    assert main(["check-data", "--dataset", "folder", "--root", str(root),
+                 "--workers", "0"]) == 0
+    assert "sample types" not in capsys.readouterr().out

@@ -222,3 +222,107 @@ def test_without_an_overlap_the_segmenter_and_the_cli_take_a_quarter_of_the_tile
     np.testing.assert_array_equal(quarter, expected)  # the CLI's default overlap: 32
     default = Segmenter.from_checkpoint(checkpoint, tile=128).predict(raster).label
     np.testing.assert_array_equal(default, expected)
+
+
+def _grey_model(tmp_path: Path, sample_types: list[str] | None,
+                mean: float = 250.0, std: float = 330.0) -> Path:
+    """A 1-band model of microscopy intensities (mean and std as a 12-bit camera's give),
+    trained on images of ``sample_types`` (None: not recorded, as earlier checkpoints)."""
+    model = tiny_band_model(["intensity"], [mean], [std], sample_types=sample_types)
+    return save_checkpoint(tmp_path / "grey.pt", model, class_names=CLASSES)
+
+
+def _cells(dtype: Any = np.uint16) -> np.ndarray:
+    rng = np.random.default_rng(2)
+    a = rng.normal(180, 40, (40, 48)).clip(0, None)
+    a[10:25, 12:30] += 1500
+    return (a if dtype == np.uint16 else a / 16).astype(dtype)
+
+
+def test_an_8_bit_image_to_a_model_of_16_bit_images_is_refused_in_one_line(
+        tmp_path: Path) -> None:
+    from PIL import Image
+
+    segmenter = Segmenter.from_checkpoint(_grey_model(tmp_path, ["uint16"]))
+    png = tmp_path / "png8.png"
+    Image.fromarray(_cells(np.uint8)).save(png)
+    for source, where in ((png, str(png)), (_cells(np.uint8), "<array>")):
+        with pytest.raises(ImageError) as e:
+            segmenter.predict(source)
+        assert str(e.value) == (
+            f"{where}: 8-bit samples (uint8), but the model was trained on 16-bit (uint16) "
+            f"images: their values lie on another scale and would be segmented wrongly; "
+            f"convert it to the training images' sample type on their scale, or segment it "
+            f"with a model trained on 8-bit images")
+
+
+def test_a_16_bit_image_to_a_model_of_8_bit_images_is_refused(tmp_path: Path) -> None:
+    segmenter = Segmenter.from_checkpoint(_grey_model(tmp_path, ["uint8"], 20.0, 10.0))
+    with pytest.raises(ImageError, match=r"^<array>: 16-bit samples \(uint16\), but the model "
+                                         r"was trained on 8-bit \(uint8\) images"):
+        segmenter.predict(_cells())
+
+
+def test_the_tile_function_of_fcnseg_predict_refuses_another_depth(tmp_path: Path) -> None:
+    segmenter = Segmenter.from_checkpoint(_grey_model(tmp_path, ["uint16"]))
+    raster = _write(tmp_path / "eight.tif", _cells(np.uint8))
+    with open_raster(raster) as reader, pytest.raises(ImageError, match="8-bit samples"):
+        segmenter_tile_fn(segmenter, reader.info)
+
+
+def test_inputs_of_the_training_depth_and_floats_are_taken(tmp_path: Path) -> None:
+    segmenter = Segmenter.from_checkpoint(_grey_model(tmp_path, ["uint16"]))
+    expected = segmenter.predict(_cells()[..., None]).label
+    np.testing.assert_array_equal(segmenter.predict(_cells().astype(np.float32)).label,
+                                  expected)
+
+
+def test_an_earlier_checkpoint_refuses_8_bits_where_its_statistics_prove_more(
+        tmp_path: Path) -> None:
+    # No sample types recorded: a std of 330 about a mean of 250 is beyond what 0-255 allow.
+    segmenter = Segmenter.from_checkpoint(_grey_model(tmp_path, None))
+    with pytest.raises(ImageError, match=r"^<array>: 8-bit samples \(uint8\), but the model "
+                                         r"was trained on values beyond 8 bits \(band "
+                                         r"intensity: mean 250, std 330\)"):
+        segmenter.predict(_cells(np.uint8))
+
+
+def test_an_earlier_checkpoint_whose_statistics_fit_8_bits_takes_8_bits(tmp_path: Path) -> None:
+    segmenter = Segmenter.from_checkpoint(_grey_model(tmp_path, None, 120.0, 60.0))
+    assert segmenter.predict(_cells(np.uint8)).label.shape == (40, 48)
+
+
+def test_a_one_band_model_takes_an_h_by_w_array_as_tifffile_reads_it(tmp_path: Path) -> None:
+    segmenter = Segmenter.from_checkpoint(_grey_model(tmp_path, ["uint16"]))
+    tif = tmp_path / "cells.tif"
+    tifffile.imwrite(tif, _cells())
+    plain = tifffile.imread(tif)
+    assert plain.shape == (40, 48)
+    np.testing.assert_array_equal(segmenter.predict(plain).label,
+                                  segmenter.predict(plain[..., None]).label)
+    np.testing.assert_array_equal(segmenter.predict(plain).label, segmenter.predict(tif).label)
+
+
+def test_an_h_by_w_array_to_a_model_of_several_bands_is_still_refused(checkpoint: Path) -> None:
+    with pytest.raises(ImageError, match=r"^<array>: expected an H×W×6 array"):
+        Segmenter.from_checkpoint(checkpoint).predict(_scene()[..., 0])
+
+
+def test_fcnseg_predict_skips_an_8_bit_image_for_a_16_bit_model_in_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    model = _grey_model(tmp_path, ["uint16"])
+    folder = tmp_path / "new"
+    folder.mkdir()
+    tifffile.imwrite(folder / "cells.tif", _cells())
+    Image.fromarray(_cells(np.uint8)).save(folder / "png8.png")
+    assert main(["predict", "--checkpoint", str(model), str(folder), "--out",
+                 str(tmp_path / "out"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if "png8.png" in line] == [
+        f"fcnseg predict: skipped {folder / 'png8.png'}: 8-bit samples (uint8), but the model "
+        f"was trained on 16-bit (uint16) images: their values lie on another scale and would "
+        f"be segmented wrongly; convert it to the training images' sample type on their "
+        f"scale, or segment it with a model trained on 8-bit images"]
+    assert (tmp_path / "out" / "cells_label.png").is_file()

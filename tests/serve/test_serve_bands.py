@@ -100,6 +100,19 @@ def test_a_colour_image_is_refused_naming_the_bands(client: TestClient, tmp_path
                                        "these bands")
 
 
+def test_an_8_bit_upload_to_a_model_of_more_than_8_bits_is_refused_in_one_line(
+        client: TestClient) -> None:
+    image, _ = _raster()
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, (image // 257).astype(np.uint8), photometric="minisblack",
+                     planarconfig="contig")
+    answer = client.post("/v1/segment", files={"image": ("s8.tif", buf.getvalue())})
+    assert answer.status_code == 400
+    assert answer.json()["detail"].startswith(
+        "upload: 8-bit samples (uint8), but the model was trained on values beyond 8 bits "
+        "(band nir: mean 2000, std 500): its values lie on another scale")
+
+
 def test_a_file_that_is_no_image_is_415(client: TestClient) -> None:
     answer = client.post("/v1/segment", files={"image": ("x.tif", b"hello, not a raster")})
     assert answer.status_code == 415

@@ -5,7 +5,10 @@ For each declared band: mean and standard deviation (exact, over every pixel wit
 uint8 or uint16, else from a seeded sample of :data:`SAMPLE_PIXELS` pixels spread over the
 images.
 Pixels without data (every band at the dataset's ``nodata``, or a NaN) are left out and
-counted. Bands whose values never vary are reported (they carry nothing to learn from).
+counted. Bands whose values never vary are reported (they carry nothing to learn from), and so
+are images of mixed sample types (8-bit beside 16-bit, say): their values lie on other scales,
+which one mean and std per band cannot standardise alike. The sample types found are recorded
+with the model (:attr:`fcnseg.conventions.InputConvention.sample_types`).
 
 The statistics are cached in a JSON file named by a fingerprint of the images (paths, sizes,
 modification times) and the band declaration, so an unchanged dataset is read once.
@@ -28,7 +31,7 @@ from fcnseg.utils.files import atomic_write_bytes, files_fingerprint
 
 #: Pixels sampled over the whole dataset for the percentiles of float images.
 SAMPLE_PIXELS = 2_000_000
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 
 
 @dataclass
@@ -46,6 +49,8 @@ class BandStats:
     images: int = 0
     #: ``[(image path, problem)]``: unreadable images, or a band count other than declared.
     problems: list[tuple[str, str]] = field(default_factory=list)
+    #: ``{sample type: [images, first image path]}`` of the readable images (``"uint16"``).
+    sample_types: dict[str, list[Any]] = field(default_factory=dict)
 
     @property
     def constant_bands(self) -> list[str]:
@@ -118,15 +123,18 @@ def band_statistics(dataset: Any, *, cache_dir: str | os.PathLike[str] | None = 
             pass  # absent or damaged: computed again
     acc = _Accumulator(len(bands), len(dataset))
     problems: list[tuple[str, str]] = []
+    sample_types: dict[str, list[Any]] = {}
     for i in range(len(dataset)):
         path = Path(dataset.image_path(i))
         try:
             with open_raster(path, bands=bands) as r:
-                image = r.read_all()
+                image, info_dtype = r.read_all(), r.info.dtype
         except ImageError as e:
             problems.append((str(path), e.problem))
             continue
         acc.add(image, dataset.nodata, seed=i)
+        found = sample_types.setdefault(str(info_dtype), [0, str(path)])
+        found[0] += 1
     n = max(acc.n, 1)
     mean = acc.sum / n
     std = np.sqrt(np.maximum(acc.sq / n - mean**2, 0.0))
@@ -135,7 +143,7 @@ def band_statistics(dataset: Any, *, cache_dir: str | os.PathLike[str] | None = 
     stats = BandStats(bands=bands, mean=mean.tolist(), std=std.tolist(),
                       p2=acc.percentiles(2).tolist(), p98=acc.percentiles(98).tolist(),
                       pixels=acc.n, nodata_pixels=acc.nodata, nan_pixels=acc.nan.tolist(),
-                      images=len(dataset), problems=problems)
+                      images=len(dataset), problems=problems, sample_types=sample_types)
     if use_cache:
         atomic_write_bytes(cached, json.dumps(asdict(stats)).encode("utf-8"))
     return stats
@@ -156,5 +164,20 @@ def format_band_table(stats: BandStats) -> list[str]:
     for b, n in zip(stats.bands, stats.nan_pixels, strict=True):
         if n:
             lines.append(f"warning: band {b!r} has {n} NaN pixel(s)")
+    if (mixed := mixed_sample_types(stats)) is not None:
+        lines.append(f"warning: {mixed}")
     return lines
+
+
+def mixed_sample_types(stats: BandStats) -> str | None:
+    """One line when the images are of several sample types (8-bit beside 16-bit, say),
+    naming an image of each; else None. Their raw values lie on other scales: one mean and
+    std per band standardise them differently, and the model learns each scale apart."""
+    if len(stats.sample_types) < 2:
+        return None
+    kinds = sorted(stats.sample_types.items(), key=lambda kv: -kv[1][0])
+    each = ", ".join(f"{n} of {t} (e.g. {path})" for t, (n, path) in kinds)
+    return (f"the images mix sample types: {each}; their values lie on other scales, which "
+            f"the band statistics standardise differently: convert them to one type on one "
+            f"scale")
 

@@ -502,7 +502,7 @@ class FolderSegmentation(FileSegmentationDataset):
                     str(self.image_dir), "no image pixel with data to take band statistics from")
                 raise DataError(path, problem)
             self._band_convention = band_convention(stats.bands, stats.mean, stats.std,
-                                                    self.nodata)
+                                                    self.nodata, list(stats.sample_types))
         return self._band_convention
 
     def unmatched_masks(self) -> list[Path]:

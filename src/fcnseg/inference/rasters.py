@@ -783,6 +783,59 @@ def check_band_count(where: object, found: int, bands: Sequence[str]) -> None:
                                 f"these bands")
 
 
+#: The integer sample types whose depth fixes the scale of a band's raw values.
+_DEPTHS = {"uint8": "8-bit", "uint16": "16-bit"}
+#: Where a variance beyond the largest 0-255 values allow counts as proof (rounding aside).
+_RTOL = 1e-6
+
+
+def _beyond_eight_bits(convention: Any) -> str | None:
+    """The band whose recorded mean and std prove the training values went beyond 0-255
+    (a mean above 255, or a variance above ``mean × (255 - mean)``, the most values in 0-255
+    can have), in words; None where they may all lie in 0-255."""
+    for band, mean, std in zip(convention.bands, convention.mean, convention.std, strict=True):
+        if mean > 255 * (1 + _RTOL) or std * std > max(mean * (255 - mean), 0.0) * (1 + _RTOL) \
+                + _RTOL:
+            return f"band {band}: mean {mean:.4g}, std {std:.4g}"
+    return None
+
+
+def sample_type_problem(dtype: Any, convention: Any) -> str | None:
+    """Why an input of samples ``dtype`` is refused by a multi-band model of ``convention``,
+    or None: an 8-bit input to a model trained on 16-bit images, or the reverse. The depth
+    of integer samples fixes their scale (a 12-bit camera's 16-bit values against an 8-bit
+    export's), so another depth would be standardised by statistics of another scale and
+    segmented wrongly (all background, typically), with nothing said. Where the training
+    images' types were not recorded (earlier checkpoints), an 8-bit input is refused when the
+    band statistics prove the training values went beyond 0-255. Floats, and models trained
+    on floats, are not judged: their scale is not in their type."""
+    have = np.dtype(dtype).name
+    if convention.bands is None or have not in _DEPTHS:
+        return None
+    trained = convention.sample_types
+    fix = (f"convert it to the training images' sample type on their scale, or segment it "
+           f"with a model trained on {_DEPTHS[have]} images")
+    if trained is not None:
+        if have in trained or not trained or not all(t in _DEPTHS for t in trained):
+            return None
+        kinds = " and ".join(f"{_DEPTHS[t]} ({t})" for t in trained)
+        return (f"{_DEPTHS[have]} samples ({have}), but the model was trained on {kinds} "
+                f"images: their values lie on another scale and would be segmented "
+                f"wrongly; {fix}")
+    proof = _beyond_eight_bits(convention) if have == "uint8" else None
+    if proof is None:
+        return None
+    return (f"8-bit samples (uint8), but the model was trained on values beyond 8 bits "
+            f"({proof}): its values lie on another scale and would be segmented wrongly; {fix}")
+
+
+def check_sample_type(where: object, dtype: Any, convention: Any) -> None:
+    """Refuse an input whose sample type is not the model's (:func:`sample_type_problem`) in
+    one line naming ``where``."""
+    if (problem := sample_type_problem(dtype, convention)) is not None:
+        raise ImageError(where, problem)
+
+
 #: The bands drawn as a picture's red, green and blue, where the model has all three.
 COLOUR_BANDS = ("red", "green", "blue")
 
@@ -798,26 +851,33 @@ def read_model_bands(segmenter: Any, source: Any) -> tuple[np.ndarray, np.ndarra
     takes them as float32): a raster
     file (read as ``fcnseg predict`` reads it: the model's bands by name where the file names
     them, else every band in file order), an open :class:`RasterReader` of its bands (e.g.
-    :func:`held_raster`), or an H×W×N array. Another band count is one line naming the file
-    (or ``<array>``). Also the H×W mask of the pixels without data (every band the file's
+    :func:`held_raster`), or an H×W×N array (H×W for a model of one band, as
+    ``tifffile.imread`` gives it). Another band count, or another integer depth than the
+    model was trained on (:func:`sample_type_problem`), is one line naming the file (or
+    ``<array>``). Also the H×W mask of the pixels without data (every band the file's
     nodata, else the model's; or NaN), None where every pixel has data."""
     bands = segmenter.input_convention.bands
     nodata = segmenter.input_convention.nodata
     if isinstance(source, RasterReader):
         check_band_count(source.info.path, len(source.band_index), bands)
+        check_sample_type(source.info.path, source.info.dtype, segmenter.input_convention)
         nodata = source.info.nodata if source.info.nodata is not None else nodata
         image = source.read_all()
     elif isinstance(source, np.ndarray):
+        if source.ndim == 2 and len(bands) == 1:  # H×W, as tifffile.imread gives one band
+            source = source[..., None]
         if source.ndim != 3 or source.shape[0] == 0 or source.shape[1] == 0:
             raise ImageError("<array>", f"expected an H×W×{len(bands)} array of the bands "
                                         f"{', '.join(bands)}, got shape {source.shape}")
         check_band_count("<array>", source.shape[2], bands)
+        check_sample_type("<array>", source.dtype, segmenter.input_convention)
         image = source
     elif isinstance(source, str | os.PathLike):
         with open_raster(source, max_pixels=segmenter.max_pixels) as reader:
             picked = model_bands(segmenter, reader.info)
             check_band_count(reader.info.path,
                              len(bands) if picked is not None else reader.info.bands, bands)
+            check_sample_type(reader.info.path, reader.info.dtype, segmenter.input_convention)
             nodata = reader.info.nodata if reader.info.nodata is not None else nodata
         with open_raster(source, bands=picked, max_pixels=segmenter.max_pixels) as reader:
             image = reader.read_all()
@@ -914,6 +974,7 @@ def segmenter_tile_fn(segmenter: Any, info: RasterInfo) -> TileFn:
     if bands is not None:
         count = len(bands) if model_bands(segmenter, info) is not None else info.bands
         check_band_count(info.path, count, bands)
+        check_sample_type(info.path, info.dtype, segmenter.input_convention)
     elif (problem := colour_model_problem(info)) is not None:
         raise ImageError(info.path, problem)
     elif info.dtype.kind == "f":  # scaled as the whole file is scaled (a file: not in memory)

@@ -156,6 +156,20 @@ def test_check_data_refuses_a_tiff_of_several_rgb_images_naming_how_many(tmp_pat
     assert "holds 3 images" in line and "only files of one image are read" in line
 
 
+def test_a_fiji_hyperstack_of_channels_to_a_colour_model_says_they_are_bands(tmp_path):
+    import tifffile
+
+    path = tmp_path / "fiji.tif"
+    tifffile.imwrite(path, np.zeros((2, 10, 16), np.uint16), imagej=True,
+                     metadata={"axes": "CYX"})
+    with pytest.raises(ValueError) as err:
+        load_image(path)
+    assert str(err.value) == (
+        f"{path}: holds 2 channels, one a page (TIFF axes CYX, shape 2×10×16): the bands of "
+        f"one image, read by a model of declared bands (dataset.yaml `bands:`); a colour "
+        f"model reads the RGB or grey samples of one page")
+
+
 def test_a_tiff_with_reduced_resolution_pages_reads_as_its_one_image(tmp_path):
     import tifffile
 

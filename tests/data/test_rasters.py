@@ -322,6 +322,43 @@ def test_a_tiff_of_several_images_is_one_line_naming_how_many(tmp_path, tiff_rea
     assert "holds 3 images" in message and "only files of one image are read" in message
 
 
+@pytest.mark.parametrize("how", [{"imagej": True}, {"photometric": "minisblack"}])
+def test_channels_one_a_page_are_the_bands_of_one_image(tmp_path, tiff_reader, how):
+    # A Fiji hyperstack (ImageJ metadata channels=2), or tifffile's axes CYX: two pages.
+    channels = np.moveaxis(uint16_scene(h=12, w=14, n=2), -1, 0)
+    tifffile.imwrite(tmp_path / "x.tif", channels, metadata={"axes": "CYX"}, **how)
+    with tifffile.TiffFile(tmp_path / "x.tif") as tif:
+        assert len(tif.pages) == 2 and tif.series[0].axes == "CYX"
+    np.testing.assert_array_equal(read_raster(tmp_path / "x.tif", bands=["dapi", "membrane"]),
+                                  np.moveaxis(channels, 0, -1))
+
+
+@pytest.mark.parametrize(("axes", "found"), [
+    ("ZYX", "holds 2 z-slices (TIFF axes ZYX, shape 2×12×14); only files of one image are "
+            "read: write each of the z-slices to a file of its own"),
+    ("TYX", "holds 2 time points (TIFF axes TYX, shape 2×12×14); only files of one image "
+            "are read: write each of the time points to a file of its own")])
+def test_a_fiji_stack_of_slices_or_times_is_one_line_saying_what_it_holds(
+        tmp_path, tiff_reader, axes, found):
+    stack = np.moveaxis(uint16_scene(h=12, w=14, n=2), -1, 0)
+    tifffile.imwrite(tmp_path / "x.tif", stack, imagej=True, metadata={"axes": axes})
+    with pytest.raises(ImageError) as err:
+        open_raster(tmp_path / "x.tif")
+    assert str(err.value) == f"{tmp_path / 'x.tif'}: {found}"
+
+
+def test_a_fiji_time_series_of_channels_names_both(tmp_path, tiff_reader):
+    stack = np.stack([np.moveaxis(uint16_scene(h=12, w=14, n=2, seed=s), -1, 0)
+                      for s in range(3)])
+    tifffile.imwrite(tmp_path / "x.tif", stack, imagej=True, metadata={"axes": "TCYX"})
+    with pytest.raises(ImageError) as err:
+        open_raster(tmp_path / "x.tif")
+    assert str(err.value).endswith(
+        "holds 3 time points of 2 channels each (TIFF axes TCYX, shape 3×2×12×14); only files "
+        "of one image are read (its channels, one a page, as its bands): write each of the "
+        "time points to a file of its own")
+
+
 def test_a_geotiff_with_overviews_and_a_mask_is_one_image(tmp_path, tiff_reader):
     a = uint16_scene(h=64, w=64, n=3)
     path = tmp_path / "x.tif"

@@ -113,6 +113,16 @@ def test_an_8_bit_upload_to_a_model_of_more_than_8_bits_is_refused_in_one_line(
         "(band nir: mean 2000, std 500): its values lie on another scale")
 
 
+def test_a_fiji_hyperstack_of_the_models_channels_is_segmented_as_its_bands(
+        client: TestClient) -> None:
+    image, data = _raster()
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, np.moveaxis(image, -1, 0), imagej=True, metadata={"axes": "CYX"})
+    stacked = client.post("/v1/segment", files={"image": ("fiji.tif", buf.getvalue())})
+    assert stacked.status_code == 200, stacked.text
+    assert stacked.content == client.post("/v1/segment", files={"image": ("s.tif", data)}).content
+
+
 def test_a_file_that_is_no_image_is_415(client: TestClient) -> None:
     answer = client.post("/v1/segment", files={"image": ("x.tif", b"hello, not a raster")})
     assert answer.status_code == 415

@@ -131,10 +131,53 @@ def full_resolution(subfiletype: int) -> bool:
     return not subfiletype & _REDUCED_OR_MASK
 
 
-def multi_image_problem(images: int) -> str:
-    """The line for a file holding several images, of which readers would take the first."""
-    return (f"holds {images} images (TIFF pages); only files of one image are read: "
-            f"write each image to a file of its own")
+def multi_image_problem(images: int, axes: str = "", shape: tuple[int, ...] = ()) -> str:
+    """The line for a file holding several images, of which readers would take the first:
+    what its axes (tifffile's letters, where known) say they are: time points, z-slices or
+    images, each to be written to a file of its own. Channels (ImageJ's axis C), one a page,
+    are the bands of one image (:mod:`fcnseg.data.rasters` reads them so), not images."""
+    stack = [(a, n) for a, n in zip(axes, shape, strict=False) if a in _STACK_AXES and n > 1]
+    if not stack or all(a in "QI" for a, _ in stack):
+        return (f"holds {images} images (TIFF pages); only files of one image are read: "
+                f"write each image to a file of its own")
+    found = " of ".join(f"{n} {_STACK_AXES[a]}" for a, n in stack if a != "C")
+    channels = next((n for a, n in stack if a == "C"), None)
+    where = f"TIFF axes {axes}, shape {'×'.join(map(str, shape))}"
+    if not found:  # channels alone: one image, which only a model of declared bands reads
+        return (f"holds {channels} channels, one a page ({where}): the bands of one image, "
+                f"read by a model of declared bands (dataset.yaml `bands:`); a colour model "
+                f"reads the RGB or grey samples of one page")
+    each = next(_STACK_AXES[a] for a, _ in stack if a != "C")
+    return (f"holds {found}{f' of {channels} channels each' if channels else ''} ({where}); "
+            f"only files of one image are read"
+            f"{' (its channels, one a page, as its bands)' if channels else ''}: write each of "
+            f"the {each} to a file of its own")
+
+
+#: The stack axes of a TIFF (tifffile's letters) in the words messages use.
+_STACK_AXES = {"T": "time points", "Z": "z-slices", "C": "channels", "Q": "images",
+               "I": "images", "R": "angles", "H": "phases", "E": "lambdas", "V": "views",
+               "L": "exposures", "P": "positions", "A": "angles", "M": "mosaic tiles"}
+
+
+def tiff_stack(source: Any) -> tuple[str, tuple[int, ...]] | None:
+    """The axes and shape tifffile gives a TIFF's first series (a path or a seekable
+    stream; ``("CYX", (2, 512, 512))`` for a Fiji hyperstack of two channels), or None for a
+    header tifffile cannot read."""
+    import tifffile
+
+    stream = not isinstance(source, str | os.PathLike)
+    try:
+        if stream:
+            source.seek(0)
+        with tifffile.TiffFile(source) as tif:
+            series = tif.series[0]
+            return str(series.axes), tuple(int(n) for n in series.shape)
+    except Exception:  # noqa: BLE001 - a bad header is for the decoder to report
+        return None
+    finally:
+        if stream:
+            source.seek(0)
 
 
 def _tiff_images(img: Image.Image) -> int:
@@ -432,7 +475,7 @@ def _opened(source: ImageSource, where: str, max_pixels: int | None,
     with img:
         check_pixels(where, *img.size, max_pixels)
         if img.format == "TIFF" and (images := _tiff_images(img)) > 1:
-            raise ImageError(where, multi_image_problem(images))
+            raise ImageError(where, multi_image_problem(images, *(tiff_stack(stream) or ())))
         if decode:  # now, so that truncation shows up here rather than later
             _decoded(img.load, where)
         yield img

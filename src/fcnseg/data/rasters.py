@@ -408,9 +408,10 @@ def full_resolution_pages(pages: Any) -> int:
 
 def _pages_are_bands(layout: _TiffLayout) -> bool:
     """Whether a TIFF's first image is a stack of pages, one per band (bands×H×W as
-    ``tifffile.imwrite`` writes it), not one page of H×W×bands (what GDAL reads)."""
+    ``tifffile.imwrite`` writes it, or the channels of a Fiji/ImageJ hyperstack, axes CYX),
+    not one page of H×W×bands (what GDAL reads)."""
     shape, axes, pages, samples, _ = layout
-    return len(shape) == 3 and axes[0] in "QI" and pages > 1 and samples == 1
+    return len(shape) == 3 and axes[0] in "QIC" and pages > 1 and samples == 1
 
 
 #: Most bands a TIFF page of W×B pixels may have to be taken for an H×W×B array that
@@ -437,10 +438,10 @@ def _several_images(layout: _TiffLayout) -> str | None:
     """One line when a TIFF holds several images (pages that are neither the bands of one
     image nor its overviews or masks), of which GDAL and tifffile would read the first alone;
     else None."""
-    images = layout[4]
+    shape, axes, _, _, images = layout
     if images <= 1 or _pages_are_bands(layout):
         return None
-    return multi_image_problem(images)
+    return multi_image_problem(images, axes, shape)
 
 
 def _tifffile_array(path: Path, where: str, axes: str) -> np.ndarray:

@@ -152,3 +152,99 @@ def test_a_split_without_its_image_folder_is_named(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"split 'val': .*images/validation not found"):
         ADE20K(tmp_path / "ade", "val")
     assert list(ADE20K(tmp_path / "ade", "train").ids) == ["ADE_x_00000001"]
+
+
+#: A street scene in label ids (sky 23, building 11, road 7, car 26, pole 17, ego vehicle 1).
+_SCENE_LABEL_IDS = np.array([[23, 23, 23, 23, 23, 23, 23, 23],
+                             [11, 11, 11, 11, 11, 17, 23, 23],
+                             [7, 7, 7, 26, 26, 17, 7, 7],
+                             [1, 1, 1, 1, 1, 1, 1, 1]], np.uint8)
+
+
+def _train_ids(label_ids: np.ndarray) -> np.ndarray:
+    table = np.full(256, 255, np.uint8)
+    table[[7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33]] = range(19)
+    return table[label_ids]
+
+
+def write_scenes(root: Path, label_ids_file_holds_train_ids: bool = False) -> None:
+    """Two val images with both masks, as createTrainIdLabelImgs.py leaves them: the labelIds
+    mask (or, the mix-up, the train-id mask saved under its name) and the labelTrainIds one."""
+    for k in range(2):
+        folder = root / "gtFine" / "val" / "lindau"
+        folder.mkdir(parents=True, exist_ok=True)
+        (root / "leftImg8bit" / "val" / "lindau").mkdir(parents=True, exist_ok=True)
+        stem = f"lindau_000000_00001{k}"
+        Image.new("RGB", (8, 4)).save(root / "leftImg8bit" / "val" / "lindau" /
+                                      f"{stem}_leftImg8bit.png")
+        train_ids = _train_ids(_SCENE_LABEL_IDS)
+        ids = train_ids if label_ids_file_holds_train_ids else _SCENE_LABEL_IDS
+        Image.fromarray(ids).save(folder / f"{stem}_gtFine_labelIds.png")
+        Image.fromarray(train_ids).save(folder / f"{stem}_gtFine_labelTrainIds.png")
+
+
+def test_labels_train_ids_reads_the_label_train_ids_masks_as_they_are(tmp_path: Path) -> None:
+    write_scenes(tmp_path)
+    by_ids = build_dataset({"name": "cityscapes", "root": str(tmp_path), "split": "val"})
+    by_train_ids = build_dataset({"name": "cityscapes", "root": str(tmp_path), "split": "val",
+                                  "labels": "train_ids"})
+    assert by_train_ids.label_path(0).name == "lindau_000000_000010_gtFine_labelTrainIds.png"
+    np.testing.assert_array_equal(by_train_ids[0][1], by_ids[0][1])
+    assert by_train_ids[0][1][2, 3] == CITYSCAPES_CLASSES.index("car")
+
+
+def test_a_train_id_mask_saved_as_label_ids_is_one_line_naming_the_option(
+        tmp_path: Path) -> None:
+    write_scenes(tmp_path, label_ids_file_holds_train_ids=True)
+    ds = build_dataset({"name": "cityscapes", "root": str(tmp_path), "split": "val"})
+    with pytest.raises(DataError) as info:
+        ds[0]
+    assert info.value.path == str(ds.label_path(0))
+    assert "train ids" in info.value.problem and "`labels: train_ids`" in info.value.problem
+    assert "\n" not in str(info.value)
+
+
+def test_check_data_reports_train_id_masks_saved_as_label_ids(tmp_path: Path, capsys) -> None:
+    write_scenes(tmp_path, label_ids_file_holds_train_ids=True)
+    assert main(["check-data", "--dataset", "cityscapes", "--root", str(tmp_path),
+                 "--num-workers", "0"]) == 1
+    out = capsys.readouterr().out
+    assert "no problems found" not in out
+    lines = [line for line in out.splitlines() if "lindau_000000_000010_gtFine_labelIds" in line]
+    assert len(lines) == 1 and "labels train_ids" in lines[0]
+
+
+def test_check_data_labels_train_ids_reads_the_label_train_ids_masks(tmp_path: Path,
+                                                                      capsys) -> None:
+    write_scenes(tmp_path, label_ids_file_holds_train_ids=True)
+    assert main(["check-data", "--dataset", "cityscapes", "--root", str(tmp_path),
+                 "--labels", "train_ids", "--num-workers", "0"]) == 0
+    assert "no problems found" in capsys.readouterr().out
+
+
+def test_label_ids_of_a_street_scene_or_all_void_are_not_taken_for_train_ids(
+        tmp_path: Path) -> None:
+    write_scenes(tmp_path)
+    void = np.zeros((4, 8), np.uint8)  # the test split's masks: all void
+    void[3] = 1
+    Image.fromarray(void).save(tmp_path / "gtFine" / "val" / "lindau" /
+                               "lindau_000000_000011_gtFine_labelIds.png")
+    ds = build_dataset({"name": "cityscapes", "root": str(tmp_path), "split": "val"})
+    assert (ds[0][1] != 255).sum() == 24 and (ds[1][1] == 255).all()
+
+
+def test_label_ids_read_as_train_ids_name_the_other_option(tmp_path: Path) -> None:
+    write_scenes(tmp_path)
+    for mask in (tmp_path / "gtFine" / "val" / "lindau").glob("*_labelIds.png"):
+        mask.replace(str(mask).replace("_labelIds", "_labelTrainIds"))
+    ds = build_dataset({"name": "cityscapes", "root": str(tmp_path), "split": "val",
+                        "labels": "train_ids"})
+    with pytest.raises(DataError, match=r"_labelTrainIds\.png: .*23, 26 .*labels: label_ids"):
+        ds[0]
+
+
+def test_an_unknown_labels_value_is_one_line_naming_both(tmp_path: Path) -> None:
+    write_scenes(tmp_path)
+    with pytest.raises(ValueError, match=r"^dataset\.labels: expected label_ids .* or "
+                                         r"train_ids .*got 'trainIds'$"):
+        build_dataset({"name": "cityscapes", "root": str(tmp_path), "labels": "trainIds"})

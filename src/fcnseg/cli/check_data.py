@@ -17,7 +17,7 @@ from fcnseg.data.band_stats import band_statistics, format_band_table
 from fcnseg.data.bit_depth import narrow_range_warning
 from fcnseg.data.build import build_dataset
 from fcnseg.data.check import scan_dataset
-from fcnseg.data.cityscapes import find_cityscapes_dir
+from fcnseg.data.cityscapes import checked_labels, find_cityscapes_dir
 from fcnseg.data.nyud import NYUD_MODALITIES, find_nyud_dir
 from fcnseg.data.pascal_context import find_voc2010_dir
 from fcnseg.data.sbd import find_sbd_dir
@@ -46,8 +46,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                          "(default: ROOT/pascal-context)")
     p.add_argument("--modality", action="append", choices=["color", "hha", "depth"],
                    help="nyud: input to check (repeatable; default: every one on disk)")
-    p.add_argument("--labels", metavar="FILE",
-                   help=f"{', '.join(ANNOTATION_FORMATS)}: the labels.txt that fcnseg import "
+    p.add_argument("--labels", metavar="LABELS",
+                   help=f"cityscapes: label_ids (default: the *_gtFine_labelIds.png masks) or "
+                        f"train_ids (the *_gtFine_labelTrainIds.png masks), as the recipe's "
+                        f"data section says it; "
+                        f"{', '.join(ANNOTATION_FORMATS)}: the labels.txt that fcnseg import "
                         f"--labels takes (one label a line, __ignore__ the ignore value, "
                         f"_background_ class 0, the others 1, 2, ... in order; shapes with "
                         f"other labels are bad), so that the classes are checked in the order "
@@ -80,8 +83,8 @@ def _union(lists: list[list[str]]) -> list[str]:
 
 
 def _open(args: argparse.Namespace):  # -> (dataset to scan, {split: count}, description)
-    if args.labels is not None and args.dataset not in ANNOTATION_FORMATS:
-        raise ValueError(f"--labels: only for the annotation datasets "
+    if args.labels is not None and args.dataset not in (*ANNOTATION_FORMATS, "cityscapes"):
+        raise ValueError(f"--labels: only for cityscapes and the annotation datasets "
                          f"({', '.join(ANNOTATION_FORMATS)}), not --dataset {args.dataset}")
     if args.dataset == "synthetic":
         ds = SyntheticSegmentation(args.num_images, args.size, seed=args.seed)
@@ -137,6 +140,8 @@ def _open_splits(args: argparse.Namespace):  # the datasets of _SPLITS
     spec = {"name": args.dataset, "root": args.root}
     if args.dataset == "pascal_context":
         spec["context_dir"] = args.context_dir
+    if args.dataset == "cityscapes":
+        spec["labels"] = checked_labels(args.labels or "label_ids", "--labels")
     if args.dataset == "nyud":
         spec["modalities"] = args.modality or [m for m, sub in NYUD_MODALITIES.items()
                                                if (folder / "data" / sub).is_dir()] or ["color"]

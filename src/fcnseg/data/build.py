@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 from fcnseg.data.ade20k import ADE20K
 from fcnseg.data.annotations.dataset import AnnotationDataset
 from fcnseg.data.base import SegmentationDataset, Transform
-from fcnseg.data.cityscapes import Cityscapes
+from fcnseg.data.cityscapes import Cityscapes, checked_labels
 from fcnseg.data.folder import FolderSegmentation
 from fcnseg.data.nyud import NYUDv2
 from fcnseg.data.pascal_context import PascalContext
@@ -59,6 +59,7 @@ def build_dataset(
         {"name": "nyud", "root": "data/nyud", "split": "test", "modalities": ["color", "hha"]}
         {"name": "siftflow", "root": "data/sift-flow", "split": "test"}
         {"name": "cityscapes", "root": "data/cityscapes", "split": "val"}
+        {"name": "cityscapes", "root": "data/cityscapes", "labels": "train_ids"}
         {"name": "ade20k", "root": "data/ADEChallengeData2016", "split": "val"}
         {"name": "labelme", "root": "data/labelme", "split": "train", "labels": "labels.txt"}
         {"name": "coco", "root": "data/coco/annotations/instances_val2017.json"}
@@ -119,6 +120,12 @@ def _nyud(spec: dict[str, Any], split: str | None,
                   transform=transform)
 
 
+def _cityscapes(spec: dict[str, Any], split: str | None,
+                transform: Transform | None) -> SegmentationDataset:
+    labels = checked_labels(_field(spec, "labels", "label_ids"), "dataset.labels")
+    return Cityscapes(spec["root"], split=split or "train", transform=transform, labels=labels)
+
+
 def _annotations(spec: dict[str, Any], split: str | None,
                  transform: Transform | None) -> SegmentationDataset:
     options = {k: spec[k] for k in _ANNOTATION_OPTIONS - {"split"} if spec.get(k) is not None}
@@ -176,8 +183,8 @@ _DATASETS: dict[str, _Dataset] = {
     "nyud": _Dataset(("root",), {"split", "modalities"}, _nyud),
     "siftflow": _Dataset(("root",), {"split"}, lambda spec, split, transform: SIFTFlow(
         spec["root"], split=split or "trainval", transform=transform)),
-    "cityscapes": _Dataset(("root",), {"split"}, lambda spec, split, transform: Cityscapes(
-        spec["root"], split=split or "train", transform=transform)),
+    # labels: label_ids (*_gtFine_labelIds.png) or train_ids (*_gtFine_labelTrainIds.png).
+    "cityscapes": _Dataset(("root",), {"split", "labels"}, _cityscapes),
     "ade20k": _Dataset(("root",), {"split"}, lambda spec, split, transform: ADE20K(
         spec["root"], split=split or "train", transform=transform)),
     # Windows of large rasters (a folder dataset declaring its bands), read by window.

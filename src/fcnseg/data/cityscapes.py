@@ -10,7 +10,12 @@ label id (void, and the classes not evaluated) becomes 255, ignored. The label i
 -1 for the license plate, which cityscapesScripts never draws but other tools write as 255 in
 8 bits: 255 is ignored too. Any other value (34-254) is no Cityscapes label id: the file is
 not a labelIds mask (or is damaged), a :class:`~fcnseg.data.errors.DataError`, as ADE20K's
-values above 150 are.
+values above 150 are. So is a labelIds file whose values look like train ids (only 0-18 and 255,
+most of its pixels void as label ids): the classic mix-up of a ``*_gtFine_labelTrainIds.png``
+saved under the labelIds name, which would otherwise train every class shifted.
+
+``labels="train_ids"`` reads ``*_gtFine_labelTrainIds.png`` instead (as cityscapesScripts'
+createTrainIdLabelImgs.py writes them): train ids 0-18 as they are, 255 ignored.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from fcnseg.data.base import FileSegmentationDataset, Transform
+from fcnseg.data.errors import DataError
 from fcnseg.data.io import MaskAdvice, benchmark_advice, check_label_values, read_label
 from fcnseg.data.layout import find_dataset_dir
 from fcnseg.utils.typing import PathLike
@@ -44,8 +50,45 @@ _MASK_ADVICE: MaskAdvice = benchmark_advice(
     "Cityscapes *_gtFine_labelIds.png masks hold one channel of label ids 0-33 (255 read as the "
     "license plate's -1), not the colours of *_gtFine_color.png")
 
+_TRAIN_ID_ADVICE: MaskAdvice = benchmark_advice(
+    "Cityscapes *_gtFine_labelTrainIds.png masks hold one channel of train ids 0-18 and 255 "
+    "(void); read *_gtFine_labelIds.png files with labels: label_ids")
+
 _TRAIN_ID = np.full(256, 255, np.int64)
 _TRAIN_ID[list(CITYSCAPES_LABEL_IDS)] = np.arange(len(CITYSCAPES_LABEL_IDS))
+
+#: The mask files each value of the ``labels`` option reads.
+CITYSCAPES_LABELS: dict[str, str] = {"label_ids": "_gtFine_labelIds.png",
+                                     "train_ids": "_gtFine_labelTrainIds.png"}
+
+
+def checked_labels(value: object, field: str = "labels") -> str:
+    """``value`` if it names a kind of Cityscapes mask (:data:`CITYSCAPES_LABELS`), else a
+    ValueError naming ``field``."""
+    if value not in CITYSCAPES_LABELS:
+        raise ValueError(f"{field}: expected label_ids (the *_gtFine_labelIds.png files) or "
+                         f"train_ids (the *_gtFine_labelTrainIds.png files), got {value!r}")
+    return str(value)
+
+
+def train_id_share(raw: np.ndarray) -> float | None:
+    """For a labelIds mask whose values look like train ids, the share of its labelled pixels
+    (those not 255) that are void as label ids; None for any other mask.
+
+    Train ids 0-18 are label ids too, but road, building and sky (train ids 0, 2, 10) read as
+    label ids are void (unlabeled, rectification border, rail track): a train-id mask read as
+    label ids is mostly void, with no value above 18. A labelIds mask of a street scene has
+    sky (23), vegetation (21) or cars (26), and little void. A mask with no class at all as
+    label ids (the test split's, all void) is no train-id mask either."""
+    counts = np.bincount(raw.ravel(), minlength=256)
+    if counts[len(CITYSCAPES_CLASSES):255].any():  # a value above 18, the last train id
+        return None
+    labelled = int(counts[:255].sum())
+    classes = int(counts[list(CITYSCAPES_LABEL_IDS)].sum())
+    void = labelled - classes
+    if classes == 0 or 2 * void <= labelled:
+        return None
+    return void / labelled
 
 
 def find_cityscapes_dir(root: PathLike) -> Path:
@@ -74,21 +117,31 @@ class Cityscapes(FileSegmentationDataset):
     255, the license plate's -1 as 8 bits hold it) becomes 255, ignored by the loss and the
     metrics. Values 34-254 are no Cityscapes label id: a :class:`~fcnseg.data.errors.DataError`
     naming the file (a mask of another kind, or a damaged one), as ADE20K's values above 150.
+    So is a labelIds file whose values look like train ids (only 0-18 and 255, most of its
+    pixels void as label ids: see :func:`train_id_share`).
+
+    With ``labels="train_ids"`` the masks are ``*_gtFine_labelTrainIds.png`` (as
+    cityscapesScripts' createTrainIdLabelImgs.py writes them), read as they are: train ids
+    0-18, 255 ignored; any other value is a DataError naming the file.
 
     Args:
         root: the folder holding ``leftImg8bit/`` and ``gtFine/`` (or its parent).
         split: ``train``, ``val`` or ``test`` (test labels are all void).
         transform: optional joint transform.
+        labels: ``label_ids`` (default) or ``train_ids``: which masks of ``gtFine/`` to read.
     """
 
     classes = CITYSCAPES_CLASSES
     mask_advice = _MASK_ADVICE
     image_suffix = "_leftImg8bit.png"
-    label_suffix = "_gtFine_labelIds.png"
+    label_suffix = CITYSCAPES_LABELS["label_ids"]
 
     def __init__(self, root: PathLike, split: str = "train",
-                 transform: Transform | None = None) -> None:
+                 transform: Transform | None = None, labels: str = "label_ids") -> None:
         super().__init__(transform)
+        self.labels = checked_labels(labels)
+        self.label_suffix = CITYSCAPES_LABELS[self.labels]
+        self.mask_advice = _TRAIN_ID_ADVICE if self.labels == "train_ids" else _MASK_ADVICE
         self.dir = find_cityscapes_dir(root)
         self.split = split
         # ids are split/city/stem, so that ids of several splits can be mixed (check-data).
@@ -103,6 +156,18 @@ class Cityscapes(FileSegmentationDataset):
     def read_label(self, index: int) -> np.ndarray:
         path = self.label_path(index)
         raw = read_label(path, advice=self.mask_advice)
+        if self.labels == "train_ids":
+            check_label_values(path, raw, len(CITYSCAPES_CLASSES), 255,
+                               advice=self.mask_advice.values)
+            return raw
         check_label_values(path, raw, max(CITYSCAPES_LABEL_IDS) + 1, _LICENSE_PLATE,
                            advice=self.mask_advice.values)
+        share = train_id_share(raw)
+        if share is not None:
+            raise DataError(path, f"looks like train ids saved under the labelIds name (only "
+                                  f"values 0-18 and 255, {share:.0%} of its labelled pixels "
+                                  f"void as label ids): save train-id masks as "
+                                  f"*_gtFine_labelTrainIds.png and read them with `labels: "
+                                  f"train_ids` in the recipe's data section (fcnseg check-data "
+                                  f"--labels train_ids)", hint=None)
         return _TRAIN_ID[raw]

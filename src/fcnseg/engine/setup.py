@@ -430,8 +430,9 @@ def _stop_at_bad_samples(train_ds: Any, val_ds: Any) -> None:
 def _stop_at(field: str, problems: list[str] | None) -> None:
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise BadSampleError(f"{field}: {problems[0]}{more}; {FIX_DATA} to leave bad samples "
-                             f"out")
+        # A problem that says its own fix (one naming check-data) needs no general advice.
+        fix = "" if "check-data" in problems[0] else f"; {FIX_DATA} to leave bad samples out"
+        raise BadSampleError(f"{field}: {problems[0]}{more}{fix}")
 
 
 def _auto_crop(config: TrainConfig, dataset: Any, notes: list[str] | None) -> int | None:

@@ -32,10 +32,37 @@ import numpy as np
 import torch
 
 __all__ = ["METRIC_NAMES", "CalibrationBins", "ConfusionMatrix", "confusion_matrix",
-           "confusion_matrix_torch", "expected_calibration_error", "scores"]
+           "confusion_matrix_torch", "expected_calibration_error", "other_heads_text",
+           "scores"]
 
 #: The four summary metrics of the FCN paper, in its order.
 METRIC_NAMES = ("pixel_acc", "mean_acc", "mean_iu", "fw_iu")
+
+
+def other_heads_text(metrics: Any) -> str:
+    """The headline scores of every head after the first (SIFT Flow's geometric one), in
+    percent, as the summaries that give the first head's mean IU and pixel acc show them:
+    ``"geometric pixel acc 94.30, mean IU 80.12"``, heads joined by ``"; "``; ``""`` for
+    scores of one head. ``metrics`` holds them under ``heads`` (checkpoints, report.json), or
+    flat as ``<head>/<metric>`` (metrics.jsonl records)."""
+    metrics = metrics if isinstance(metrics, dict) else {}
+    heads = metrics.get("heads")
+    if not isinstance(heads, dict):
+        flat: dict[str, dict[str, Any]] = {}
+        for key, value in metrics.items():
+            if isinstance(key, str) and "/" in key:
+                head, name = key.split("/", 1)
+                flat.setdefault(head, {})[name] = value
+        heads = flat
+    parts = []
+    for head, scores in list(heads.items())[1:]:
+        shown = [f"{label} {100 * scores[key]:.2f}" for key, label in
+                 (("pixel_acc", "pixel acc"), ("mean_iu", "mean IU"))
+                 if isinstance(scores, dict) and isinstance(scores.get(key), (int, float))
+                 and not math.isnan(scores[key])]
+        if shown:
+            parts.append(f"{head} " + ", ".join(shown))
+    return "; ".join(parts)
 
 
 def _check_shapes(label_shape: tuple[int, ...], pred_shape: tuple[int, ...]) -> None:

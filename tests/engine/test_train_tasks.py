@@ -240,3 +240,34 @@ def test_predict_normalises_the_images_of_an_hha_model_as_hha(tmp_path):
     expected = _val_inputs(tmp_path, ["hha"], best)["hha"]
     assert isinstance(seen[0], dict), "the image must go in as the model's hha input"
     torch.testing.assert_close(seen[0]["hha"][0].float(), expected, rtol=1e-5, atol=1e-4)
+
+
+def test_siftflow_training_line_shows_the_geometric_pixel_acc(capsys, siftflow_run):
+    _, metrics = siftflow_run
+    printed = capsys.readouterr()
+    line = next(x for x in (printed.out + printed.err).splitlines() if ": mean IU" in x)
+    pixel_acc = 100 * metrics["heads"]["geometric"]["pixel_acc"]
+    assert f"geometric pixel acc {pixel_acc:.2f}" in line
+
+
+def test_info_shows_the_geometric_pixel_acc_of_a_siftflow_run(siftflow_run, capsys):
+    root, metrics = siftflow_run
+    pixel_acc = f"geometric pixel acc {100 * metrics['heads']['geometric']['pixel_acc']:.2f}"
+    _evaluate(root / "run" / "best.pt", root / "eval", capsys)
+    for path in ("run/best.pt", "run/metrics.jsonl", "eval/report.json"):
+        assert main(["info", str(root / path)]) == 0
+        printed = capsys.readouterr().out
+        assert pixel_acc in printed, path
+    assert main(["info", str(root / "run" / "best.pt")]) == 0
+    assert "heads:       semantic 33 classes" in capsys.readouterr().out
+
+
+def test_predict_probs_writes_the_probabilities_of_each_head(siftflow_run, capsys):
+    root, _ = siftflow_run
+    image = sorted((root / "SiftFlowDataset" / "Images").rglob("*.jpg"))[0]
+    assert main(["predict", "--checkpoint", str(root / "run" / "best.pt"), str(image),
+                 "--out", str(root / "pred"), "--probs", "--no-progress"]) == 0
+    semantic = np.load(root / "pred" / f"{image.stem}_probs.npz")
+    geometric = np.load(root / "pred" / f"{image.stem}_geometric_probs.npz")
+    assert semantic["probs"].shape[0] == 33 and geometric["probs"].shape[0] == 3
+    assert np.allclose(geometric["probs"].sum(0), 1, atol=1e-3)

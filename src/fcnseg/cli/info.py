@@ -25,6 +25,7 @@ from fcnseg.cli.info_files import (
 )
 from fcnseg.cli.info_outputs import OUTPUT_KINDS, output_file_record, output_file_summary
 from fcnseg.engine.budget import format_duration, parse_duration
+from fcnseg.metrics import other_heads_text
 from fcnseg.models.builders import NOT_RECORDED, builder_defaults
 from fcnseg.models.weights import WeightsError, read_weights, vgg16_torchvision_keys
 from fcnseg.utils.validate import fields_of
@@ -150,7 +151,10 @@ def _document_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
                 "last_loss": train[-1]["loss"] if train else None,
                 "evaluations": len(val), "best": best}
     if fields_of(doc.get("metrics")) and "per_class" in doc:
-        return {**base, "kind": "evaluation_report", "metrics": doc["metrics"],
+        heads = {h: {k: v for k, v in fields_of(scores).items() if k in METRICS}
+                 for h, scores in fields_of(doc.get("heads")).items()}
+        return {**base, "kind": "evaluation_report",
+                "metrics": {**doc["metrics"], **({"heads": heads} if heads else {})},
                 "num_images": doc.get("num_images"),
                 "checkpoint": fields_of(doc.get("checkpoint")).get("path"),
                 "dataset": fields_of(doc.get("dataset")).get("name"),
@@ -169,6 +173,8 @@ def _run_file_summary(rec: dict[str, Any]) -> list[str]:
         scores = (f"best mean IU {100 * best['mean_iu']:.2f} at iteration {best['iteration']}"
                   if best and isinstance(best.get("mean_iu"), (int, float)) else
                   "no evaluation yet")
+        if best and other_heads_text(best):  # SIFT Flow's geometric head, at that iteration
+            scores += f" ({other_heads_text(best)})"
         loss = f", last loss {rec['last_loss']:.4g}" if rec["last_loss"] is not None else ""
         return [f"contents:    training log (metrics.jsonl): {rec['records']} records up to "
                 f"iteration {rec['last_iteration']}{loss}",
@@ -281,9 +287,14 @@ def _metrics_text(metrics: dict[str, Any]) -> str:
                 if number(metrics.get(key))]
     published = [f"{label} {metrics['published_' + key]:.1f}" for key, label in METRICS.items()
                  if number(metrics.get("published_" + key))]
+    published += [f"{key[len('published_'):-len(metric) - 1]} {label} {metrics[key]:.1f}"
+                  for key in metrics for metric, label in METRICS.items()
+                  if key.startswith("published_") and key.endswith("_" + metric)
+                  and key != f"published_{metric}" and number(metrics[key])]
     parts = []
     if measured:
-        parts.append(", ".join(measured) + " (percent)")
+        heads = other_heads_text(metrics)  # SIFT Flow's geometric head
+        parts.append(", ".join(measured) + (f"; {heads}" if heads else "") + " (percent)")
     if published:
         parts.append("published " + ", ".join(published) + " (percent; not measured here)")
     if isinstance(metrics.get("checkpoint"), dict):  # an int8 model: its float checkpoint's

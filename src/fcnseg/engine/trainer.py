@@ -61,6 +61,7 @@ from fcnseg.engine.setup import (
 from fcnseg.engine.signals import StopRequest, start_batches
 from fcnseg.engine.state import TrainState, kept_checkpoint, seed_everything
 from fcnseg.inference.runner import InferenceRunner
+from fcnseg.metrics import other_heads_text
 from fcnseg.utils.batches import to_device
 from fcnseg.utils.files import (
     DiskFullError,
@@ -552,8 +553,10 @@ def maybe_evaluate(setup: TrainSetup, state: TrainState, log: _RunLog,
             viewer.images(state.iteration, strips)
     miu = state.metrics.get("mean_iu")
     _count_stale_evaluation(setup, state, miu)
+    heads = other_heads_text(state.metrics)  # SIFT Flow's geometric pixel acc
     progress.write(f"iteration {state.iteration}: mean IU {_pct(miu)}, pixel acc "
-                   f"{_pct(state.metrics.get('pixel_acc'))} ({precision})")
+                   f"{_pct(state.metrics.get('pixel_acc'))}{'; ' + heads if heads else ''} "
+                   f"({precision})")
     if miu is not None and (state.best_mean_iu is None or miu > state.best_mean_iu):
         state.best_mean_iu = float(miu)
         state.save(setup, setup.best_path, with_state=False, background=True)

@@ -512,9 +512,11 @@ def _write_job(path: Path, name: str, pred: Prediction | Exception, out_dir: Pat
                                 protected=options.protected)
         todo.append((files, pred, palette, style))
         # A model with several heads (SIFT Flow): each further head writes its label map
-        # and overlay as NAME_<head>_label.png ...
+        # and overlay as NAME_<head>_label.png ..., and its probabilities (--probs) as
+        # NAME_<head>_probs.npz
         for head, head_pred in list(pred.heads.items())[1:]:
             files = reserve_outputs(out_dir, f"{name}_{head}", head_pred,
+                                    probs=options.probs and head_pred.probs is not None,
                                     protected=options.protected)
             todo.append((files, head_pred, distinct_palette(head_pred.class_names), plain))
     except (OSError, ValueError) as e:

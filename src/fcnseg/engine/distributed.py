@@ -98,6 +98,20 @@ def teardown_distributed(info: DistInfo, *, finished: bool) -> None:
         dist.destroy_process_group()
 
 
+def share_main_buffers(module: torch.nn.Module, info: DistInfo) -> None:
+    """Give every process rank 0's buffers of ``module`` (BatchNorm's running statistics).
+
+    DistributedDataParallel keeps the parameters equal, but each process then updates the
+    buffers in its forward pass from its own batch (rank 0's reach the others only at the next
+    training forward). Rank 0's are the ones checkpoints save: a validation that every process
+    scores a share of must use them, so that its result is what the saved model scores."""
+    if not info.distributed:
+        return
+    with torch.no_grad():
+        for buffer in module.buffers():
+            dist.broadcast(buffer, src=0)
+
+
 def all_gather_objects(obj: Any, info: DistInfo) -> list[Any]:
     """Every process's ``obj``, in rank order (just ``[obj]`` on one process)."""
     if not info.distributed:

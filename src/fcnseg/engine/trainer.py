@@ -39,7 +39,12 @@ from fcnseg.checkpoint import load_checkpoint
 from fcnseg.data.class_frequencies import format_class_table
 from fcnseg.engine.budget import TIMED_EVAL_BATCHES, TimeBudget, format_duration, parse_duration
 from fcnseg.engine.config import TrainConfig, load_config
-from fcnseg.engine.distributed import DistInfo, setup_distributed, teardown_distributed
+from fcnseg.engine.distributed import (
+    DistInfo,
+    setup_distributed,
+    share_main_buffers,
+    teardown_distributed,
+)
 from fcnseg.engine.errors import (
     CONTINUE_RUN,
     BadSampleError,
@@ -532,6 +537,7 @@ def maybe_evaluate(setup: TrainSetup, state: TrainState, log: _RunLog,
         return False
     state.eval_pending = True
     state.save(setup, setup.last_path, background=True)  # written while evaluating
+    share_main_buffers(setup.eval_model, setup.info)  # score what the checkpoints hold
     result, problem = _unless_bad_sample(lambda: evaluate_model(
         setup.eval_model, setup.val_loader, num_classes=setup.eval_num_classes,
         ignore_index=setup.ignore_index, device=setup.device, precision=setup.precision,

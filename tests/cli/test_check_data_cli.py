@@ -77,3 +77,53 @@ def test_a_dataset_without_any_image_is_no_success(tmp_path, capsys) -> None:
     assert captured.err.splitlines() == [
         f"fcnseg check-data: error: folder dataset at {tmp_path}: no images to check"]
     assert "no problems found" not in captured.out
+
+
+def test_two_spellings_of_a_class_in_dataset_yaml_are_one_problem(tmp_path, capsys) -> None:
+    import numpy as np
+    from PIL import Image
+
+    for folder in ("images", "masks"):
+        (tmp_path / folder).mkdir()
+    Image.fromarray(np.full((8, 8, 3), 90, np.uint8)).save(tmp_path / "images" / "a.png")
+    Image.fromarray(np.arange(64, dtype=np.uint8).reshape(8, 8) % 3).save(
+        tmp_path / "masks" / "a.png")
+    config = tmp_path / "dataset.yaml"
+    config.write_text("classes: [_background_, Nucleus, ' nucleus']\n")
+    assert main(["check-data", "--dataset", "folder", "--root", str(tmp_path),
+                 "--num-workers", "0"]) == 1
+    out = capsys.readouterr().out
+    [line] = [ln for ln in out.splitlines() if "Nucleus" in ln and "nucleus" in ln]
+    assert line.strip() == (
+        f"{config}: classes 'Nucleus' (1) and ' nucleus' (2) differ only in case or "
+        f"surrounding spaces, so a model learns each spelling as a class of its own: merge "
+        f"them by importing the annotations again into a new folder with "
+        f"--rename ' nucleus=Nucleus', or edit the classes in {config}")
+    assert "no problems found" not in out
+
+
+def test_a_label_the_labels_file_lacks_is_one_line_with_its_count_and_closest_class(
+        tmp_path, capsys) -> None:
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for stem in ("a", "b", "c"):
+        Image.fromarray(np.full((30, 40, 3), 90, np.uint8)).save(src / f"{stem}.png")
+        shapes = [{"label": name, "points": [[10 * k, 0], [10 * k + 7, 7]], "group_id": None,
+                   "shape_type": "rectangle", "flags": {}}
+                  for k, name in enumerate(["nucleis", "nucleis", "membrane"])]
+        (src / f"{stem}.json").write_text(json.dumps({
+            "version": "5.4.1", "flags": {}, "shapes": shapes, "imagePath": f"{stem}.png",
+            "imageData": None, "imageHeight": 30, "imageWidth": 40}))
+    labels = tmp_path / "labels.txt"
+    labels.write_text("__ignore__\n_background_\nnucleus\nmembrane\n")
+    assert main(["check-data", "--dataset", "labelme", "--root", str(src), "--labels",
+                 str(labels), "--num-workers", "0"]) == 1
+    out = capsys.readouterr().out
+    assert [ln.strip() for ln in out.splitlines() if "nucleis" in ln] == [
+        f"label 'nucleis' is not in {labels}: 6 shape(s) in 3 image(s) refused, those images "
+        f"would not be imported (did you mean 'nucleus'? import with --rename nucleis=nucleus)"]

@@ -243,3 +243,68 @@ def test_two_spellings_in_the_labels_file_are_told_to_be_fixed_there(tmp_path: P
     with pytest.raises(ValueError, match=f"spell each class one way in {labels} "):
         import_annotations("labelme", tmp_path / "src", tmp_path / "out",
                            ImportOptions(labels=labels))
+
+
+# -- one-channel images deeper than 8 bits ------------------------------------------------------
+
+def labelme_tiff(folder: Path, stem: str, image: np.ndarray) -> Path:
+    """``stem.tif`` (``image`` as it is) and ``stem.json``: one 8×8 'cell' rectangle."""
+    import tifffile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tifffile.imwrite(folder / f"{stem}.tif", image)
+    shapes = [{"label": "cell", "points": [[0, 0], [7, 7]], "group_id": None,
+               "shape_type": "rectangle", "flags": {}}]
+    doc = {"version": "5.4.1", "flags": {}, "shapes": shapes, "imagePath": f"{stem}.tif",
+           "imageData": None, "imageHeight": image.shape[0], "imageWidth": image.shape[1]}
+    (folder / f"{stem}.json").write_text(json.dumps(doc))
+    return folder / f"{stem}.json"
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int32])
+def test_one_channel_images_deeper_than_8_bits_are_declared_one_band(
+        tmp_path: Path, dtype) -> None:
+    for stem in ("a", "b"):
+        labelme_tiff(tmp_path / "src", stem, np.full((30, 40), 3000, dtype))
+    lines: list[str] = []
+    out = tmp_path / "out"
+    import_annotations("labelme", tmp_path / "src", out, report=lines.append)
+    assert yaml.safe_load((out / "dataset.yaml").read_text())["bands"] == ["intensity"]
+    assert [ln for ln in lines if "bands" in ln] == [
+        f"{out / 'dataset.yaml'}: wrote bands: [intensity]: the 2 image(s) are one channel of "
+        f"{np.dtype(dtype).name} samples, which training then reads as they are (without it, "
+        f"as 8-bit RGB, value / 257)"]
+    image, _ = build_dataset({"name": "folder", "root": str(out)}).load(0)
+    assert image.shape == (30, 40, 1) and image.max() == 3000
+
+
+def test_images_of_8_bits_or_of_several_channels_are_declared_no_bands(tmp_path: Path) -> None:
+    labelme_tiff(tmp_path / "src", "a", np.full((30, 40), 3000, np.uint16))
+    labelme_tiff(tmp_path / "src", "b", np.full((30, 40, 3), 3000, np.uint16))
+    labelme_file(tmp_path / "src", "c", ["cell"])
+    import_annotations("labelme", tmp_path / "src", tmp_path / "out")
+    assert "bands" not in yaml.safe_load((tmp_path / "out" / "dataset.yaml").read_text())
+
+
+def test_bands_a_dataset_yaml_declares_are_kept(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "dataset.yaml").write_text("classes: [_background_, cell]\nbands: [dapi]\n")
+    labelme_tiff(tmp_path / "src", "a", np.full((30, 40), 3000, np.uint16))
+    import_annotations("labelme", tmp_path / "src", out)
+    assert yaml.safe_load((out / "dataset.yaml").read_text())["bands"] == ["dapi"]
+
+
+def test_a_dataset_yaml_without_bands_over_such_images_is_told_the_line_to_add(
+        tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "dataset.yaml").write_text("classes: [_background_, cell]\n")
+    labelme_tiff(tmp_path / "src", "a", np.full((30, 40), 3000, np.uint16))
+    lines: list[str] = []
+    import_annotations("labelme", tmp_path / "src", out, report=lines.append)
+    assert "bands" not in yaml.safe_load((out / "dataset.yaml").read_text())
+    assert [ln for ln in lines if "bands" in ln] == [
+        f"warning: {out / 'dataset.yaml'}: declares no bands, so its 1 image(s) of one channel "
+        f"of uint16 samples are read as 8-bit RGB (value / 257); to keep their depth add "
+        f"`bands: [intensity]`"]

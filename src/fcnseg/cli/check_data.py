@@ -18,6 +18,7 @@ from fcnseg.data.bit_depth import narrow_range_warning
 from fcnseg.data.build import build_dataset
 from fcnseg.data.check import scan_dataset
 from fcnseg.data.cityscapes import checked_labels, find_cityscapes_dir
+from fcnseg.data.class_names import class_spelling_problem
 from fcnseg.data.nyud import NYUD_MODALITIES, find_nyud_dir
 from fcnseg.data.pascal_context import find_voc2010_dir
 from fcnseg.data.sbd import find_sbd_dir
@@ -177,6 +178,20 @@ def _print_counts(counts, ignore_index: int) -> None:  # a ScanReport or HeadCou
     print(f"{ignore_index:>3}  {'(ignored)':<16} {ignore_pixels:>14} {share:>6.2f}% of all pixels")
 
 
+def _problems(args: argparse.Namespace, dataset, report) -> list[str]:
+    """The lines of the dataset's problems: two spellings of a class in a folder's
+    dataset.yaml, one per label a labels file lacks (instead of one per sample using it), then
+    those of the other bad samples."""
+    lines = []
+    if args.dataset == "folder":
+        config = Path(args.config) if args.config else Path(args.root) / "dataset.yaml"
+        clash = class_spelling_problem(dataset.classes, config)
+        lines += [clash] if clash else []
+    refused, label_lines = getattr(dataset, "refused_labels", lambda: ({}, []))()
+    return [*lines, *label_lines,
+            *(str(p) for p in report.problems if p.name not in refused)]
+
+
 def run(args: argparse.Namespace) -> int:
     dataset, split_counts, description = _open(args)
     if len(dataset) == 0:  # an empty scan is no success
@@ -212,9 +227,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {narrow}")
     for path in getattr(dataset, "unmatched_masks", lambda: [])():
         print(f"warning: {path}: mask without an image (not used)")
-    if report.problems:
-        print(f"\n{len(report.problems)} problem(s):")
-        for problem in report.problems:
+    problems = _problems(args, dataset, report)
+    if problems:
+        print(f"\n{len(problems)} problem(s):")
+        for problem in problems:
             print(f"  {problem}")
         return 1
     print("\nno problems found")

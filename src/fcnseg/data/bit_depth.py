@@ -10,6 +10,7 @@ can afford it at start.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +75,21 @@ def narrow_range_warning(dataset: Any, limit: int = 8) -> str | None:
             f"they span {round(low / SIXTEEN_TO_EIGHT_BITS)}-{top} of 0-255, nearly black; "
             f"declare the band{'s' if bands > 1 else ''} in {root / 'dataset.yaml'} to keep "
             f"their depth: `{snippet}`")
+
+
+def deep_one_band_types(paths: Sequence[Path]) -> list[str] | None:
+    """The sample types (``uint16``, ...) of ``paths`` when every one is an image of one band
+    of integer samples deeper than 8 bits (a microscope's 12- or 16-bit grey TIFF), which a
+    dataset without ``bands`` reads as 8-bit RGB; None when any is not (or cannot be read: the
+    data checks report it), or there are none. Stops at the first that is not."""
+    types = set()
+    for path in paths:
+        try:
+            with open_raster(path) as reader:
+                info = reader.info
+        except (ImageError, OSError, ValueError):
+            return None
+        if info.bands != 1 or info.dtype.kind not in "iu" or info.dtype.itemsize < 2:
+            return None
+        types.add(info.dtype.name)
+    return sorted(types) or None

@@ -13,6 +13,7 @@ from fcnseg.data.annotations.importer import (
     ImportOptions,
     label_set_for,
     read_annotations,
+    refused_labels,
     resolve_image,
     spelling_clash,
     split_of,
@@ -97,6 +98,12 @@ class AnnotationDataset(SegmentationDataset):
             raise DataError(printable(item.source), "; ".join(
                 p.split(": ", 1)[-1] for p in problems))
         return image, label.astype(np.int64)
+
+    def refused_labels(self) -> tuple[dict[str, str], list[str]]:
+        """With a labels file: each sample using a label it lacks (by name, its problem), and
+        one line per such label with its count and closest class, as ``fcnseg import`` says."""
+        return refused_labels(self.items, self.labels, self.options,
+                              outcome="those images would not be imported")
 
     def __repr__(self) -> str:
         return (f"AnnotationDataset({self.format}, {self.root}, split={self.split!r}, "

@@ -11,7 +11,7 @@ import os
 import shlex
 import shutil
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,8 @@ from fcnseg.data.annotations.shapes import (
     printable,
     rasterise,
 )
+from fcnseg.data.bit_depth import BANDS_SNIPPET, deep_one_band_types
+from fcnseg.data.class_names import spelling_groups
 from fcnseg.data.folder import load_folder_config
 from fcnseg.data.images import IMAGE_FORMATS, ImageError, open_upright
 from fcnseg.data.palette import palette_for
@@ -220,7 +222,7 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(exist_ok=True)
     palette = _palette_for_import(labels, found, options, earlier)
-    refused, refused_lines = _refused_labels(found, labels, options)
+    refused, refused_lines = refused_labels(found.items, labels, options)
     seen: dict[str, str] = {}
     for item in found.items:
         for line in item.problems:
@@ -344,10 +346,7 @@ def spelling_clash(found: Annotations, options: ImportOptions, labels: LabelSet,
 
 
 def _clash_line(named: list[tuple[str, str]], src: str) -> str | None:
-    groups: dict[str, dict[str, str]] = {}
-    for name, where in named:
-        groups.setdefault(name.strip().casefold(), {}).setdefault(name, where)
-    clashes = [g for g in groups.values() if len(g) > 1]
+    clashes = spelling_groups(named)
     if not clashes:
         return None
     shown = "; ".join(" and ".join(f"{n!r} ({w})" for n, w in g.items()) for g in clashes)
@@ -360,16 +359,18 @@ def _clash_line(named: list[tuple[str, str]], src: str) -> str | None:
             f"classes: {shown}: {fix} (nothing imported)")
 
 
-def _refused_labels(found: Annotations, labels: LabelSet, options: ImportOptions
-                    ) -> tuple[dict[str, str], list[str]]:
+def refused_labels(items: Iterable[AnnotatedImage], labels: LabelSet, options: ImportOptions,
+                   outcome: str = "those images not imported"
+                   ) -> tuple[dict[str, str], list[str]]:
     """With a fixed labels file: the error of each image using a label it lacks (by image
-    name), and one line per such label: how many shapes and images, and the closest class."""
+    name), and one line per such label: how many shapes and images, ``outcome``, and the
+    closest class (``fcnseg import`` and ``fcnseg check-data`` print these lines)."""
     if not labels.fixed:
         return {}, []
     shapes: Counter[str] = Counter()
     images: dict[str, set[str]] = {}
     errors: dict[str, str] = {}
-    for item in found.items:
+    for item in items:
         unknown = [s for s in item.shapes if s.kind != "point" and s.label not in labels.ids
                    and not (s.crowd and options.raster.crowd_as_ignore)]
         for shape in unknown:
@@ -381,7 +382,7 @@ def _refused_labels(found: Annotations, labels: LabelSet, options: ImportOptions
                                  f"{unknown[0].label!r} is not in the label list (add it to "
                                  f"the labels file, or import without --labels){more}")
     lines = [f"label {name!r} is not in {printable(options.labels)}: {n} shape(s) in "
-             f"{len(images[name])} image(s) refused, those images not imported"
+             f"{len(images[name])} image(s) refused, {outcome}"
              f"{_closest_hint(name, labels.classes)}" for name, n in shapes.items()]
     return errors, lines
 
@@ -546,7 +547,8 @@ _IMPORT_FIELDS = ("classes", "ignore_index", "palette", "background")
 def _write_config(out: Path, labels: LabelSet, palette: np.ndarray,
                   say: Callable[[str], None]) -> None:
     """Writes dataset.yaml: the classes, ignore value and palette, keeping the other fields of
-    the one there (bands, ...); one line when a value it held must change."""
+    the one there (bands, ...), and ``bands`` as :func:`_declare_bands` says; one line when a
+    value it held must change."""
     path = out / "dataset.yaml"
     earlier: dict[str, Any] = {}
     if path.is_file():  # read and checked before importing
@@ -556,6 +558,7 @@ def _write_config(out: Path, labels: LabelSet, palette: np.ndarray,
                    "palette": palette[:len(labels.classes)].tolist()})
     if labels.classes and labels.classes[0] == BACKGROUND_LABEL:
         config.setdefault("background", BACKGROUND_LABEL)  # overlays leave it unblended
+    _declare_bands(out, config, not path.is_file(), say)
     changed = [f"{key} {earlier[key]!r} -> {config[key]!r}" for key in ("ignore_index",)
                if earlier.get(key) is not None and earlier[key] != config[key]]
     if changed:
@@ -564,3 +567,27 @@ def _write_config(out: Path, labels: LabelSet, palette: np.ndarray,
             f"before hold the earlier value)" + (f"; kept {', '.join(kept)}" if kept else ""))
     path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True,
                                    default_flow_style=None), encoding="utf-8")
+
+
+def _declare_bands(out: Path, config: dict[str, Any], new: bool,
+                   say: Callable[[str], None]) -> None:
+    """When the folder's images are all one channel deeper than 8 bits (a microscope's 16-bit
+    grey TIFFs), a new dataset.yaml declares that band, so that training keeps their depth
+    rather than reading them as 8-bit RGB; one that exists without ``bands`` is kept as it is
+    (the user's choice), and told the line to add. Either is one line."""
+    if "bands" in config:
+        return
+    masks = {p.stem for p in (out / "masks").glob("*.png")}
+    images = sorted(p for p in (out / "images").iterdir() if p.stem in masks and p.is_file())
+    types = deep_one_band_types(images)
+    if types is None:
+        return
+    path = printable(out / "dataset.yaml")
+    kind = f"one channel of {' and '.join(types)} samples"
+    if new:
+        config["bands"] = ["intensity"]
+        say(f"{path}: wrote {BANDS_SNIPPET[1]}: the {len(images)} image(s) are {kind}, which "
+            f"training then reads as they are (without it, as 8-bit RGB, value / 257)")
+    else:
+        say(f"warning: {path}: declares no bands, so its {len(images)} image(s) of {kind} are "
+            f"read as 8-bit RGB (value / 257); to keep their depth add `{BANDS_SNIPPET[1]}`")

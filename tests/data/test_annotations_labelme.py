@@ -345,7 +345,7 @@ def test_check_data_labels_is_refused_for_a_dataset_without_annotations(tmp_path
                                                                         capsys) -> None:
     assert main(["check-data", "--dataset", "synthetic", "--labels",
                  str(tmp_path / "labels.txt")]) == 2
-    assert "--labels: only for the annotation datasets" in capsys.readouterr().err
+    assert "--labels: only for cityscapes and the annotation datasets" in capsys.readouterr().err
 
 
 def test_a_prediction_nobody_edited_is_left_out_as_not_reviewed(src: Path, tmp_path: Path,

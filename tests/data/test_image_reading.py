@@ -178,3 +178,22 @@ def test_a_tiff_with_reduced_resolution_pages_reads_as_its_one_image(tmp_path):
         tif.write(a, photometric="rgb")
         tif.write(a[::2, ::2], photometric="rgb", subfiletype=1)  # an overview
     np.testing.assert_array_equal(load_image(tmp_path / "pyramid.tif"), a)
+
+
+@pytest.mark.parametrize("dtype", [">u4", "<u4", ">i4", ">i2"])
+def test_a_32_bit_grey_tiff_of_either_byte_order_reads_as_the_raster_path_reads_it(
+        tmp_path, dtype):
+    import tifffile
+
+    from fcnseg.data.rasters import open_raster
+    from fcnseg.inference.rasters import colour_pixels
+
+    info = np.iinfo(np.dtype(dtype))
+    extremes = [info.min, info.max, 0, 128, 129, 65535, 65536, 2**31 - 1, 2**31, 2**32 - 1]
+    values = np.random.default_rng(6).integers(info.min, info.max, (12, 10), endpoint=True)
+    values.flat[:len(extremes)] = np.clip(extremes, info.min, info.max)
+    path = tmp_path / "grey.tif"
+    tifffile.imwrite(path, values.astype(dtype))  # Pillow refuses big-endian uint32
+    with open_raster(path) as reader:
+        tiles_see = colour_pixels(reader.read_all(), reader.info)
+    np.testing.assert_array_equal(load_image(path), tiles_see)

@@ -494,3 +494,30 @@ def test_a_tiffs_gdal_nodata_tag_is_read_alike_by_every_reader(tmp_path, tiff_re
     with open_raster(tmp_path / "x.tif") as reader:
         found = reader.info.nodata
     assert found is not None and (found == nodata or np.isnan(found) and np.isnan(nodata))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_plain_tiffs_orientation_tag_turns_it_upright_as_the_image_reader_does(
+        tmp_path, tiff_reader, orientation):
+    from fcnseg.data.images import integers_to_rgb, load_image
+
+    stored = np.random.default_rng(orientation).integers(0, 65536, (50, 37, 3), np.uint16)
+    path = tmp_path / "turned.tif"
+    tifffile.imwrite(path, stored, photometric="rgb", tile=(16, 16),
+                     extratags=[(274, 3, 1, orientation, True)])
+    with open_raster(path) as reader:
+        whole = reader.read_all()
+        window = reader.read(9, 5, 21, 17)
+    np.testing.assert_array_equal(integers_to_rgb(whole), load_image(path))  # upright alike
+    np.testing.assert_array_equal(window, whole[9:30, 5:22])
+
+
+def test_a_georeferenced_tiffs_orientation_tag_leaves_its_grid_as_stored(tmp_path, tiff_reader):
+    stored = uint16_scene(12, 9, n=1)
+    write_geotiff(tmp_path / "geo.tif", stored)
+    tifffile.imwrite(tmp_path / "turned.tif", tifffile.imread(tmp_path / "geo.tif"),
+                     extratags=[(274, 3, 1, 6, True),
+                                *[(t.code, t.dtype, t.count, t.value, True) for t in
+                                  tifffile.TiffFile(tmp_path / "geo.tif").pages[0].tags
+                                  if t.code in (33550, 33922, 34735)]])
+    np.testing.assert_array_equal(read_raster(tmp_path / "turned.tif")[..., 0], stored[..., 0])

@@ -779,3 +779,20 @@ def test_a_raster_with_a_geotransform_but_no_crs_is_tiled_onto_its_grid_without_
     assert "NotGeoreferenced" not in capsys.readouterr().err
     with rasterio.open(tmp_path / "out" / "grid.tif") as ds:
         assert ds.crs is None and ds.transform == TRANSFORM and ds.shape == (h, w)
+
+
+def test_predict_tiles_a_turned_tiff_upright_as_the_image_reader_shows_it(
+        make_checkpoint, predicted_label_raster, tmp_path):
+    import tifffile
+
+    stored = np.random.default_rng(8).integers(0, 65536, (40, 56, 3)).astype(np.uint16)
+    turned, upright = tmp_path / "a" / "turned.tif", tmp_path / "b" / "turned.tif"
+    for path in (turned, upright):
+        path.parent.mkdir()
+    tifffile.imwrite(turned, stored, photometric="rgb", extratags=[(274, 3, 1, 8, True)])
+    tifffile.imwrite(upright, np.rot90(stored), photometric="rgb")  # 8: turned 90° anticlockwise
+    options = ("--tile", "16", "--overlap", "4", "--precision", "fp32")
+    labels = predicted_label_raster(make_checkpoint(), turned, tmp_path / "out_a", *options)
+    want = predicted_label_raster(make_checkpoint(), upright, tmp_path / "out_b", *options)
+    assert labels.shape == (56, 40)
+    np.testing.assert_array_equal(labels, want)

@@ -103,7 +103,8 @@ def test_segment_upload_overlay_leaves_the_background_unblended_like_predict(seg
     assert (picture[~background] != pixels[~background]).any(axis=-1).mean() > 0.5
 
 
-def test_a_turned_tiff_upload_larger_than_a_tile_is_answered_upright(segmenter, monkeypatch):
+def test_a_turned_tiff_upload_larger_than_a_tile_is_answered_upright(segmenter, monkeypatch,
+                                                                      tmp_path):
     from dataclasses import replace
 
     import tifffile
@@ -116,10 +117,11 @@ def test_a_turned_tiff_upload_larger_than_a_tile_is_answered_upright(segmenter, 
     data = stream.getvalue()
     monkeypatch.setattr(segmenter, "tiles", replace(segmenter.tiles, tile=16, overlap=4))
     answer = segment_upload(segmenter, data, SegmentOptions(format="png"), max_pixels=96 * 96)
-    shown = load_image(data)  # as the image reader turns it, and training reads it
-    assert shown.shape[:2] == (56, 40)
+    assert load_image(data).shape[:2] == (56, 40)  # as the image reader turns it
+    upright = tmp_path / "upright.tif"  # the same pixels stored upright, tiled alike
+    tifffile.imwrite(upright, np.rot90(rgb, k=-1), photometric="rgb")
     np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(answer))),
-                                  segmenter.predict(shown).label)
+                                  segmenter.predict(upright).label)
 
 
 def test_a_geotiff_upload_within_one_tile_has_its_nodata_labelled_as_predict_labels_it(
@@ -142,3 +144,19 @@ def test_a_geotiff_upload_within_one_tile_has_its_nodata_labelled_as_predict_lab
     served = np.asarray(Image.open(io.BytesIO(answer)))
     assert (served[:10, :12] == NODATA_LABEL).all()
     np.testing.assert_array_equal(served, segmenter.predict(str(path)).label)
+
+
+def test_a_big_endian_32_bit_grey_tiff_upload_is_segmented_as_the_image_reader_reads_it(
+        segmenter):
+    import tifffile
+
+    from fcnseg.data.images import load_image
+
+    values = np.random.default_rng(4).integers(0, 70000, (40, 56)).astype(">u4")
+    stream = io.BytesIO()
+    tifffile.imwrite(stream, values)  # a byte order Pillow cannot decode at this depth
+    data = stream.getvalue()
+    assert probe_image(data, max_pixels=96 * 96) == (56, 40)
+    answer = segment_upload(segmenter, data, SegmentOptions(format="png"), max_pixels=96 * 96)
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(answer))),
+                                  segmenter.predict(load_image(data)).label)

@@ -258,7 +258,9 @@ class TiffSamples:
     """What a TIFF's first image holds, from its header: ``bands`` samples per pixel of
     ``dtype``; whether the last is alpha (ExtraSamples) and ``premultiplied`` (associated
     alpha); whether the others are CMYK inks (Photometric separated); a palette image's colour
-    map as N×3 8-bit RGB (``palette``, :func:`palette_colours`), else None."""
+    map as N×3 8-bit RGB (``palette``, :func:`palette_colours`), else None; its
+    ``orientation`` tag (:func:`tiff_orientation`), ``width`` and ``height`` as stored, and
+    whether it holds GeoTIFF tags (``geotiff``: its pixels lie on a map grid)."""
 
     bands: int
     dtype: np.dtype
@@ -266,6 +268,10 @@ class TiffSamples:
     premultiplied: bool = False
     cmyk: bool = False
     palette: np.ndarray | None = field(default=None, compare=False, repr=False)
+    orientation: int = 1
+    width: int = 0
+    height: int = 0
+    geotiff: bool = False
 
 
 def tiff_samples(source: Any) -> TiffSamples | None:
@@ -287,12 +293,44 @@ def tiff_samples(source: Any) -> TiffSamples | None:
                        and page.colormap is not None else None)
             return TiffSamples(int(page.samplesperpixel), np.dtype(page.dtype), alpha,
                                alpha and extras[-1] == PREMULTIPLIED_ALPHA,
-                               int(page.photometric) == _SEPARATED, palette)
+                               int(page.photometric) == _SEPARATED, palette,
+                               tiff_orientation(page), int(page.imagewidth),
+                               int(page.imagelength),
+                               any(t in page.tags for t in _GEOTIFF_TAGS))
     except Exception:  # noqa: BLE001 - a bad header is for the decoder to report
         return None
     finally:
         if stream:
             source.seek(0)
+
+
+#: GeoTIFF's tags (ModelPixelScale, ModelTiepoint, ModelTransformation, GeoKeyDirectory): a
+#: TIFF holding any lies on a map grid, whatever its orientation tag says.
+_GEOTIFF_TAGS = (33550, 33922, 34264, 34735)
+
+
+def tiff_orientation(page: Any) -> int:
+    """The orientation tag (274) of a TIFF page (tifffile's): 1 (as stored) to 8, as
+    :func:`exif_orientation` reads it; 1 when absent or of another value."""
+    tag = page.tags.get(EXIF_ORIENTATION_TAG)
+    with contextlib.suppress(TypeError, ValueError):
+        value = int(tag.value) if tag is not None else 1
+        return value if value in _UPRIGHT else 1
+    return 1
+
+
+def upright_array(a: np.ndarray, orientation: int) -> np.ndarray:
+    """An H×W(×N) array of stored pixels turned upright by an EXIF/TIFF ``orientation`` (1 to
+    8), as Pillow's transposes turn an image (:func:`open_upright`): a view, not a copy."""
+    rows, cols, transposed = orientation_flips(orientation)
+    a = a[::-1 if rows else 1, ::-1 if cols else 1]
+    return a.swapaxes(0, 1) if transposed else a
+
+
+def orientation_flips(orientation: int) -> tuple[bool, bool, bool]:
+    """How an ``orientation`` (1 to 8) turns stored pixels upright: whether the stored rows are
+    reversed, whether the stored columns are, then whether rows and columns swap."""
+    return orientation in (3, 4, 6, 7), orientation in (2, 3, 7, 8), orientation >= 5
 
 
 def palette_colours(colormap: Any) -> np.ndarray:
@@ -529,6 +567,9 @@ def load_image(source: ImageSource, *, name: str | None = None,
     if isinstance(source, Image.Image):
         check_pixels(where, *source.size, max_pixels)
         return pil_to_rgb(_upright(source), where)
+    grey = _integer_grey_tiff(source, where, max_pixels)
+    if grey is not None:
+        return grey
     with _opened(source, where, max_pixels, decode=False) as img:
         samples = _samples_of_tiff(img, source)
         if samples is not None:  # read as fcnseg predict's raster tiles read the file
@@ -539,6 +580,44 @@ def load_image(source: ImageSource, *, name: str | None = None,
             return rgb if method is None else np.array(Image.fromarray(rgb).transpose(method))
         _decoded(img.load, where)
         return pil_to_rgb(_upright(img), where)
+
+
+def _integer_grey_tiff(source: Any, where: str, max_pixels: int | None) -> np.ndarray | None:
+    """A TIFF of one band of 16- or 32-bit integers, signed or not, read by tifffile and
+    :func:`integers_to_rgb` as ``fcnseg predict``'s raster tiles read it, upright: Pillow reads
+    uint32 as signed (values from 2**31 become negative) and refuses big-endian uint32. None
+    for any other source (read by Pillow)."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        source = io.BytesIO(bytes(source))
+    stream = Path(source) if isinstance(source, str | os.PathLike) else source
+    if file_head(stream, 4) not in TIFF_MAGIC:
+        return None
+    samples = integer_grey_tiff(source)
+    if samples is None:
+        return None
+    check_pixels(where, samples.width, samples.height, max_pixels)
+    import tifffile
+
+    def decode() -> tuple[np.ndarray, int]:
+        with tifffile.TiffFile(source) as tif:
+            images = sum(full_resolution(int(p.subfiletype)) for p in tif.pages)
+            return tif.pages[0].asarray(), images
+
+    pixels, images = _decoded(decode, where)
+    if images > 1:
+        raise ImageError(where, multi_image_problem(images))
+    rgb = integers_to_rgb(pixels.reshape(samples.height, samples.width))
+    return np.ascontiguousarray(upright_array(rgb, samples.orientation))
+
+
+def integer_grey_tiff(source: Any) -> TiffSamples | None:
+    """The samples of a TIFF (a path or a seekable stream) that the image reader reads by
+    tifffile rather than Pillow: one band of 16- or 32-bit integers, signed or not (which
+    Pillow reads in its mode "I", or not at all); None for any other file."""
+    samples = tiff_samples(source)
+    if samples is None or samples.bands != 1 or not _grey_only(samples.dtype):
+        return None
+    return samples
 
 
 def _samples_of_tiff(img: Image.Image, source: Any) -> TiffSamples | None:

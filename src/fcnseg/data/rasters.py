@@ -42,8 +42,10 @@ from fcnseg.data.images import (
     full_resolution,
     multi_image_problem,
     open_upright,
+    orientation_flips,
     pil_to_rgb,
     tiff_samples,
+    upright_array,
 )
 from fcnseg.utils.quiet import ignoring
 from fcnseg.utils.typing import PathLike
@@ -506,17 +508,58 @@ def open_raster(path: PathLike, *, bands: Sequence[str] | None = None,
     # make CMYK inks RGB by its own rounding (tifffile reads them as stored).
     if rasterio is not None and driver is not None and not cmyk and not (
             layout is not None and _pages_are_bands(layout)):
-        return _with_samples(_rasterio_reader(rasterio, p, where, driver, bands, max_pixels),
-                             samples)
+        return _upright(_with_samples(_rasterio_reader(rasterio, p, where, driver, bands,
+                                                       max_pixels), samples), samples)
     if driver is not None and driver != "GTiff":
         raise ImageError(where, f"a {name} file: reading it needs rasterio "
                                 f"(pip install 'fcnseg[geo]')")
     if driver == "GTiff":
         reader = _with_samples(_tifffile_reader(p, where, bands, max_pixels), samples)
-        return reader if rasterio is None else _with_georeferencing(reader, rasterio, p)
+        if rasterio is not None:
+            reader = _with_georeferencing(reader, rasterio, p)
+        return _upright(reader, samples)
     # The formats of the one allow-list, decoded whole: the image reader checks the size.
     limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
     return _ArrayReader(_pillow_array(p, where, limit), where, bands)
+
+
+class _UprightReader(RasterReader):
+    """The windows of a raster whose orientation tag turns its stored pixels, in the upright
+    frame the image reader reads the whole file in: each window read is the stored window
+    under it, turned (:func:`~fcnseg.data.images.upright_array`)."""
+
+    def __init__(self, stored: RasterReader, orientation: int) -> None:
+        info = stored.info
+        self._flips = orientation_flips(orientation)
+        turned = self._flips[2]
+        super().__init__(replace(info, height=info.width if turned else info.height,
+                                 width=info.height if turned else info.width),
+                         stored.band_index)
+        self._stored, self._orientation = stored, orientation
+
+    def read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
+        stored = self._stored.info
+        flip_rows, flip_cols, turned = self._flips
+        (r0, rows), (c0, cols) = ((col, width), (row, height)) if turned else \
+            ((row, height), (col, width))
+        r0 = stored.height - r0 - rows if flip_rows else r0
+        c0 = stored.width - c0 - cols if flip_cols else c0
+        window = self._stored.read(r0, c0, rows, cols)  # errors name the stored window
+        return np.ascontiguousarray(upright_array(window, self._orientation))
+
+    def close(self) -> None:
+        self._stored.close()
+
+
+def _upright(reader: RasterReader, samples: TiffSamples | None) -> RasterReader:
+    """``reader`` of a TIFF read upright where its orientation tag turns its pixels, as the
+    image reader (and so training on it as an image, and the viewers) turns them: the one rule
+    of ``fcnseg predict``, :class:`~fcnseg.inference.Segmenter` and ``fcnseg serve``. Not a
+    georeferenced raster's: its grid is its geotransform, whatever the tag says."""
+    if samples is None or samples.orientation == 1 or samples.geotiff or \
+            reader.info.transform is not None:
+        return reader
+    return _UprightReader(reader, samples.orientation)
 
 
 def _with_samples(reader: RasterReader, samples: TiffSamples | None) -> RasterReader:

@@ -24,7 +24,7 @@ from fcnseg.data.images import (
     IMAGE_FORMATS,
     TIFF_MAGIC,
     bomb_size,
-    exif_orientation,
+    integer_grey_tiff,
     tiff_bands_problem,
 )
 from fcnseg.data.palette import distinct_palette
@@ -185,8 +185,11 @@ def probe_image(data: bytes, max_pixels: int) -> tuple[int, int]:
             raise RequestError(413, f"image refused as a decompression bomb ({e})") from None
         width, height = size
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
-        raise RequestError(415, f"upload is not an image in an accepted format "
-                                f"({', '.join(IMAGE_FORMATS)})") from None
+        grey = integer_grey_tiff(stream) if data.startswith(TIFF_MAGIC) else None
+        if grey is None:  # else one the image reader reads by tifffile (big-endian uint32)
+            raise RequestError(415, f"upload is not an image in an accepted format "
+                                    f"({', '.join(IMAGE_FORMATS)})") from None
+        width, height = grey.width, grey.height
     if width * height > max_pixels:
         raise RequestError(413, f"image of {width}×{height} = {width * height} pixels is over "
                                 f"the limit of {max_pixels} pixels")
@@ -247,11 +250,11 @@ def raster_by_tiles(segmenter: Segmenter, data: bytes) -> Iterator[Path | None]:
     8-bit RGB taller or wider than the segmenter's tile), as a temporary file (removed after):
     :meth:`Segmenter.predict` segments it as ``fcnseg predict --tile`` does, its pixels without
     data (a GeoTIFF's nodata) labelled 255 and by the same blended tiles where larger than one,
-    so its labels are those of the label GeoTIFF. None for every other upload (segmented whole,
-    as an image), and for one whose orientation tag turns it: the raster readers read its
-    pixels as stored, the image reader (and so training, and the client's viewer) upright."""
+    so its labels are those of the label GeoTIFF (upright where its orientation tag turns it,
+    as the image reader reads it: :func:`~fcnseg.data.rasters.open_raster`). None for every
+    other upload (segmented whole, as an image)."""
     tiles = segmenter.tiles
-    if not data.startswith(TIFF_MAGIC) or tiles is None or _turned(data):
+    if not data.startswith(TIFF_MAGIC) or tiles is None:
         yield None
         return
     fd, name = tempfile.mkstemp(prefix="fcnseg-upload-", suffix=".tif")  # a file: as predict
@@ -262,12 +265,6 @@ def raster_by_tiles(segmenter: Segmenter, data: bytes) -> Iterator[Path | None]:
         yield path if needs_tiling(path, segmenter.max_pixels, tiles.tile) else None
     finally:
         path.unlink(missing_ok=True)
-
-
-def _turned(data: bytes) -> bool:
-    """Whether an image upload's orientation tag turns its stored pixels (header only)."""
-    with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as img:
-        return exif_orientation(img) != 1
 
 
 def encode_answer(segmenter: Segmenter, pred: Prediction, options: SegmentOptions, *,

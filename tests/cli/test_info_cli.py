@@ -510,3 +510,63 @@ def test_a_plain_raster_is_said_to_have_neither_crs_nor_geotransform(tmp_path, c
     tifffile.imwrite(tmp_path / "plain.tif", np.zeros((4, 5, 3), np.uint8), photometric="rgb")
     assert main(["info", str(tmp_path / "plain.tif")]) == 0
     assert "georef:      none (no CRS, no geotransform)" in capsys.readouterr().out
+
+
+def test_a_16_bit_label_raster_lists_its_values_and_shares(tmp_path, capsys) -> None:
+    import json
+
+    import numpy as np
+    import tifffile
+
+    label = np.repeat(np.array([0, 7, 300, 65535], np.uint16), 25).reshape(10, 10)
+    tifffile.imwrite(tmp_path / "label.tif", label)
+    assert main(["info", str(tmp_path / "label.tif")]) == 0
+    assert "values:      4: 0 (25.0%), 7 (25.0%), 300 (25.0%), 65535 (25.0%) (class indices" \
+        in capsys.readouterr().out
+    assert main(["info", "--json", str(tmp_path / "label.tif")]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["values"] == [0, 7, 300, 65535] and rec["shares"] == [0.25] * 4
+
+
+@pytest.mark.parametrize("dtype", ["uint16", "uint32"])
+def test_a_raster_of_too_many_values_to_list_says_more_than_the_count_it_stopped_at(
+        tmp_path, capsys, monkeypatch, dtype) -> None:
+    import json
+
+    import numpy as np
+    import tifffile
+
+    from fcnseg.cli import info_files
+
+    monkeypatch.setattr(info_files, "_VALUES_ROWS_PIXELS", 1000)  # read 10 rows at a time
+    values = np.random.default_rng(2).permutation(200 * 100).reshape(200, 100).astype(dtype)
+    tifffile.imwrite(tmp_path / "dem.tif", values)
+    reads = []
+    monkeypatch.setattr(info_files, "open_raster", lambda *a, **k: _Counting(reads, *a, **k))
+    assert main(["info", str(tmp_path / "dem.tif")]) == 0
+    limit = info_files.MAX_LISTED_VALUES
+    assert f"values:      more than {limit} distinct values" in capsys.readouterr().out
+    assert sum(reads) <= limit + 1000  # stopped once past the limit, not read whole
+    assert main(["info", "--json", str(tmp_path / "dem.tif")]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["more_values_than"] == limit and "values" not in rec
+
+
+class _Counting:
+    """A raster reader that counts the pixels read (into ``reads``)."""
+
+    def __init__(self, reads, *args, **kwargs) -> None:
+        from fcnseg.data.rasters import open_raster
+
+        self._reader, self._reads = open_raster(*args, **kwargs), reads
+        self.info = self._reader.info
+
+    def read(self, row, col, height, width):
+        self._reads.append(height * width)
+        return self._reader.read(row, col, height, width)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._reader.close()

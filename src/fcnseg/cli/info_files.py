@@ -8,13 +8,14 @@ import csv
 import io
 import xml.etree.ElementTree as ET
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fcnseg.data.images import RASTER_FORMATS, open_upright
-from fcnseg.data.rasters import raster_info, read_raster
+from fcnseg.data.rasters import open_raster, raster_info
 from fcnseg.utils.validate import fields_of
 
 #: What ``fcnseg info`` describes, for the message about a file it does not.
@@ -31,6 +32,11 @@ _IMAGE_MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"BM"
 _RASTER_MAGIC = tuple(magic for magic, _, _ in RASTER_FORMATS)
 # Single-band rasters up to this size are read to list the values present (labels).
 _MAX_VALUES_PIXELS = 64_000_000
+#: Most distinct values listed (more than any label map's classes: ADE20K's full set has
+#: 3,688); a raster of more (a DEM, a 16-bit photo) is said to have more, read no further.
+MAX_LISTED_VALUES = 4096
+# Pixels of a raster read at a time while its values are counted (memory: this × 4 bytes).
+_VALUES_ROWS_PIXELS = 1 << 22
 #: The kinds of :func:`data_file_record`'s records.
 DATA_KINDS = ("image", "label_map", "raster", "table", "annotations")
 
@@ -69,9 +75,31 @@ def data_file_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _values(label: np.ndarray) -> dict[str, Any]:
-    values, counts = np.unique(label, return_counts=True)
-    return {"values": [int(v) for v in values],
-            "shares": [float(c) / label.size for c in counts]}
+    return _counted_values([label], label.size)
+
+
+def _counted_values(pieces: Iterable[np.ndarray], total: int) -> dict[str, Any]:
+    """The distinct values of ``pieces`` (an image's pixels, ``total`` of them) and the share
+    of each: ``{"values", "shares"}``; ``{"more_values_than": MAX_LISTED_VALUES}`` as soon as
+    more distinct values than that are seen (the rest is not read)."""
+    counts: Counter[int] = Counter()
+    for piece in pieces:
+        values, found = np.unique(piece, return_counts=True)
+        counts.update(dict(zip((int(v) for v in values), (int(c) for c in found),
+                               strict=True)))
+        if len(counts) > MAX_LISTED_VALUES:
+            return {"more_values_than": MAX_LISTED_VALUES}
+    values = sorted(counts)
+    return {"values": values, "shares": [counts[v] / total for v in values]}
+
+
+def _raster_values(file: Path) -> dict[str, Any]:
+    """:func:`_counted_values` of a one-band raster, read by strips of rows."""
+    with open_raster(file) as reader:
+        h, w = reader.info.height, reader.info.width
+        rows = max(1, _VALUES_ROWS_PIXELS // max(w, 1))
+        strips = (reader.read(y, 0, min(rows, h - y), w)[..., 0] for y in range(0, h, rows))
+        return _counted_values(strips, h * w)
 
 
 def _image_record(file: Path, image_format: str) -> dict[str, Any]:
@@ -97,7 +125,7 @@ def _raster_record(file: Path) -> dict[str, Any]:
                            "nodata": "nan" if info.nodata is not None and np.isnan(info.nodata)
                            else info.nodata}
     if info.bands == 1 and info.dtype.kind == "u" and info.pixels <= _MAX_VALUES_PIXELS:
-        rec.update(_values(read_raster(file, max_pixels=None)[..., 0]))
+        rec.update(_raster_values(file))
     return rec
 
 
@@ -194,6 +222,8 @@ def first_few(items: list[Any], count: int) -> str:
 
 
 def _values_text(rec: dict[str, Any]) -> str:
+    if "more_values_than" in rec:
+        return f"more than {rec['more_values_than']} distinct values"
     values = rec["values"]
     shown = [f"{v} ({100 * s:.1f}%)" for v, s in zip(values, rec["shares"], strict=True)]
     ignore = "; 255 is the ignore value" if 255 in values else ""
@@ -229,6 +259,8 @@ def data_file_summary(rec: dict[str, Any]) -> list[str]:
         if rec["nodata"] is not None:
             nodata = rec["nodata"]
             lines.append(f"nodata:      {nodata if isinstance(nodata, str) else f'{nodata:g}'}")
-    if "values" in rec:
+    if "more_values_than" in rec:
+        lines.append(f"values:      {_values_text(rec)} (not a label map of classes)")
+    elif "values" in rec:
         lines.append(f"values:      {_values_text(rec)} (class indices, if a label map)")
     return lines

@@ -332,3 +332,24 @@ def test_the_header_says_sliding_windows_and_tta_not_as_training_validated(
     assert "as training validated" not in header
     assert "32×32 sliding windows at stride 21" in header
     assert "test-time augmentation: flips" in header
+
+
+def test_the_cityscapes_test_split_is_refused_in_one_line_saying_its_labels_are_withheld(
+        tmp_path, capsys):
+    from PIL import Image
+
+    from fcnseg.data.cityscapes import CITYSCAPES_CLASSES
+
+    for kind, suffix in (("leftImg8bit", "leftImg8bit"), ("gtFine", "gtFine_labelIds")):
+        folder = tmp_path / "cs" / kind / "test" / "berlin"
+        folder.mkdir(parents=True)
+        picture = Image.new("RGB" if kind == "leftImg8bit" else "L", (32, 32))  # masks all void
+        picture.save(folder / f"berlin_000000_000019_{suffix}.png")
+    ckpt = _checkpoint(tmp_path / "cs.pt", list(CITYSCAPES_CLASSES))
+    rc = main(["evaluate", "--checkpoint", str(ckpt), "--dataset", "cityscapes", "--root",
+               str(tmp_path / "cs"), "--split", "test", "--out", str(tmp_path / "eval")])
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "test labels are withheld (all void)" in err
+    assert "nothing to score" in err and "benchmark server" in err
+    assert not (tmp_path / "eval" / "report.json").exists()

@@ -135,24 +135,28 @@ def test_skip_bad_leaves_a_corrupt_val_image_out_and_trains(tmp_path: Path) -> N
     assert load_checkpoint(tmp_path / "run" / "last.pt")["iteration"] == 2
 
 
-def test_train_id_masks_saved_as_label_ids_stop_the_run_at_start_up(tmp_path: Path) -> None:
-    # Train ids read as label ids would train every class shifted (car as fence, road void).
+def _write_cityscapes(root: Path, mask: np.ndarray, splits: tuple[str, ...]) -> None:
+    """Two 8×4 images a split, each with ``mask`` as its *_gtFine_labelIds.png."""
     from PIL import Image
 
+    for split in splits:
+        for k in range(2):
+            stem = f"{split}/lindau/lindau_000000_00001{k}"
+            image = root / "leftImg8bit" / f"{stem}_leftImg8bit.png"
+            label = root / "gtFine" / f"{stem}_gtFine_labelIds.png"
+            image.parent.mkdir(parents=True, exist_ok=True)
+            label.parent.mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (8, 4)).save(image)
+            Image.fromarray(mask).save(label)
+
+
+def test_train_id_masks_saved_as_label_ids_stop_the_run_at_start_up(tmp_path: Path) -> None:
+    # Train ids read as label ids would train every class shifted (car as fence, road void).
     from fcnseg.engine import BadSampleError
 
     train_ids = np.array([[10] * 8, [2, 2, 2, 2, 2, 5, 10, 10], [0, 0, 0, 13, 13, 5, 0, 0],
                           [255] * 8], np.uint8)  # sky, building, pole, road, car; void
-    for split in ("train", "val"):
-        for k in range(2):
-            stem = f"{split}/lindau/lindau_000000_00001{k}"
-            for path in (tmp_path / "cs" / "leftImg8bit" / f"{stem}_leftImg8bit.png",
-                         tmp_path / "cs" / "gtFine" / f"{stem}_gtFine_labelIds.png"):
-                path.parent.mkdir(parents=True, exist_ok=True)
-            Image.new("RGB", (8, 4)).save(tmp_path / "cs" / "leftImg8bit" /
-                                          f"{stem}_leftImg8bit.png")
-            Image.fromarray(train_ids).save(tmp_path / "cs" / "gtFine" /
-                                            f"{stem}_gtFine_labelIds.png")
+    _write_cityscapes(tmp_path / "cs", train_ids, ("train", "val"))
     spec = {"name": "cityscapes", "root": str(tmp_path / "cs")}
     recipe = tiny_recipe(data={"train": spec, "val": {**spec, "split": "val"}, "cache": "ram",
                                "num_workers": 0}, train={"iterations": 4, "eval_every": 4})
@@ -162,4 +166,17 @@ def test_train_id_masks_saved_as_label_ids_stop_the_run_at_start_up(tmp_path: Pa
     assert message.startswith("data.val: ") and "lindau_000000_000010_gtFine_labelIds" in message
     assert "`labels: train_ids`" in message and "\n" not in message
     assert "skip_bad" not in message  # leaving every sample out is no fix
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_validating_on_the_cityscapes_test_split_is_refused_at_start_up(tmp_path: Path) -> None:
+    label_ids = np.full((4, 8), 7, np.uint8)  # road
+    _write_cityscapes(tmp_path / "cs", label_ids, ("train",))
+    _write_cityscapes(tmp_path / "cs", np.zeros((4, 8), np.uint8), ("test",))  # all void
+    spec = {"name": "cityscapes", "root": str(tmp_path / "cs")}
+    recipe = tiny_recipe(data={"train": spec, "val": {**spec, "split": "test"},
+                               "num_workers": 0}, train={"iterations": 4, "eval_every": 4})
+    with pytest.raises(ValueError, match=r"^data\.val: Cityscapes test labels are withheld "
+                                         r"\(all void\): nothing to score; [^\n]*$"):
+        train(load_config(recipe), out=tmp_path / "run")
     assert not (tmp_path / "run" / "last.pt").exists()

@@ -271,3 +271,21 @@ def test_calibrate_refuses_an_out_it_cannot_write_before_the_fit(
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"fcnseg calibrate: error: --out {out}: ")
     assert len(err.splitlines()) == 1
+
+
+def test_calibrate_refuses_the_cityscapes_test_split_whose_labels_are_withheld(
+        tiny_checkpoint, tmp_path, capsys) -> None:
+    from fcnseg.data.cityscapes import CITYSCAPES_CLASSES
+
+    for kind, suffix in (("leftImg8bit", "leftImg8bit"), ("gtFine", "gtFine_labelIds")):
+        folder = tmp_path / "cs" / kind / "test" / "berlin"
+        folder.mkdir(parents=True)
+        picture = Image.new("RGB" if kind == "leftImg8bit" else "L", (32, 32))  # masks all void
+        picture.save(folder / f"berlin_000000_000019_{suffix}.png")
+    out = tmp_path / "out.pt"
+    assert main(["calibrate", "--checkpoint", str(tiny_checkpoint(list(CITYSCAPES_CLASSES))),
+                 "--dataset", "cityscapes", "--root", str(tmp_path / "cs"), "--split", "test",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "test labels are withheld (all void)" in err
+    assert not out.exists()

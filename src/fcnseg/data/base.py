@@ -48,6 +48,9 @@ class SegmentationDataset(Dataset):
     excluded_ids: tuple[str, ...] = ()
     #: The reference's colour normalisation for this dataset, where it has its own.
     input_convention: InputConvention | None = None
+    #: Why this split's labels cannot be scored (a benchmark's withheld test labels, published
+    #: all void), said in one line by what would score them; None when they can.
+    labels_withheld: str | None = None
 
     @property
     def pad_values(self) -> dict[str, float | tuple[float, ...]]:
@@ -118,6 +121,14 @@ class SegmentationDataset(Dataset):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({len(self)} images, {self.num_classes} classes)"
+
+
+def refuse_withheld_labels(dataset: Any, where: str) -> None:
+    """A ValueError (``"<where>: <why>"``, one line) when ``dataset``'s split has labels
+    withheld (:attr:`SegmentationDataset.labels_withheld`): nothing there can be scored."""
+    why = getattr(dataset, "labels_withheld", None)
+    if why:
+        raise ValueError(f"{where}: {why}")
 
 
 class FileSegmentationDataset(SegmentationDataset):

@@ -150,6 +150,15 @@ class Cityscapes(FileSegmentationDataset):
         self.ids = self.ids_of_images(self.image_dir / split, "*/*")
         self.palette = CITYSCAPES_PALETTE
 
+    @property  # type: ignore[override]
+    def labels_withheld(self) -> str | None:
+        """The test split's labels are withheld by the benchmark: every mask is all void."""
+        if self.split != "test":
+            return None
+        return ("Cityscapes test labels are withheld (all void): nothing to score; score the "
+                "val split, or submit predictions (fcnseg predict) to the benchmark server at "
+                "cityscapes-dataset.com")
+
     def name(self, index: int) -> str:
         return Path(self.ids[index]).name
 

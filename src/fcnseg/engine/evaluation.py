@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from fcnseg.checkpoint import as_checkpoint, build_model_from_checkpoint
 from fcnseg.conventions import refuse_other_bands
+from fcnseg.data.base import refuse_withheld_labels
 from fcnseg.data.build import build_dataset, eval_split
 from fcnseg.data.collate import collate_segmentation
 from fcnseg.data.transforms import build_eval_transform
@@ -436,6 +437,7 @@ def _eval_data(dataset: Mapping[str, Any] | Dataset, ckpt: Mapping[str, Any],
         if getattr(dataset, "transform", None) is None:
             data = _WithTransform(dataset, transform)
     where = described.get("root") or described.get("name", described.get("repr"))
+    refuse_withheld_labels(source, f"{where} split {described['split']!r}")
     refuse_other_bands(ckpt["model"]["input_convention"], getattr(source, "bands", None),
                        str(where), str(ckpt.get("path", "<checkpoint>")))
     data_classes = [str(c) for c in getattr(source, "classes", ())]

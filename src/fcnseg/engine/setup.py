@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from fcnseg.checkpoint import CheckpointError, load_checkpoint
 from fcnseg.conventions import InputConvention, get_convention
 from fcnseg.data import SkipBad, build_dataset, collate_segmentation
+from fcnseg.data.base import refuse_withheld_labels
 from fcnseg.data.bit_depth import narrow_range_warning
 from fcnseg.data.cache import cache_decoded, cached_problems
 from fcnseg.data.check import scan_dataset
@@ -395,6 +396,7 @@ def build_datasets(config: TrainConfig,
     val_ds = None
     if d.val:
         val_ds = _recipe_dataset(config, "val", build_eval_transform())
+        refuse_withheld_labels(val_ds, "data.val")
         if val_ds.num_classes != train_ds.num_classes:
             raise ValueError(f"data.val: {val_ds.num_classes} classes, but data.train has "
                              f"{train_ds.num_classes}")

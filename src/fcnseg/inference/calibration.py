@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from fcnseg.checkpoint import build_model_from_checkpoint, load_checkpoint, write_checkpoint
 from fcnseg.conventions import refuse_other_bands
+from fcnseg.data.base import refuse_withheld_labels
 from fcnseg.data.build import build_dataset, eval_split
 from fcnseg.data.collate import collate_segmentation
 from fcnseg.data.transforms import build_eval_transform
@@ -299,6 +300,7 @@ def _fitting_data(ckpt: Mapping[str, Any], dataset: Mapping[str, Any],
     data = build_dataset(dict(dataset), split=eval_split(dict(dataset)),
                          transform=build_eval_transform())
     where = str(dataset.get("root") or dataset.get("name"))
+    refuse_withheld_labels(data, f"{where} split {eval_split(dict(dataset))!r}")
     refuse_other_bands(ckpt["model"]["input_convention"], getattr(data, "bands", None), where,
                        checkpoint)
     match = match_classes(list(getattr(data, "classes", ()) or ()), ckpt["classes"]["names"],

@@ -278,3 +278,17 @@ def test_tile_and_overlap_errors_name_the_option_as_typed(tiling, named, tmp_pat
                  str(tmp_path / "out"), *tiling]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and f"{named} must" in err
+
+
+def test_the_summary_line_says_the_precision_auto_chose(make_checkpoint, smooth_image,
+                                                        tmp_path, capsys) -> None:
+    from fcnseg.utils.hardware import auto_precision
+
+    Image.fromarray(smooth_image).save(tmp_path / "x.png")
+    assert main(["predict", "--checkpoint", str(make_checkpoint("same")),
+                 str(tmp_path / "x.png"), "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    summary = capsys.readouterr().out.strip().splitlines()[-1]
+    chosen = auto_precision("cpu")
+    assert summary.startswith("wrote outputs for 1 of 1")
+    assert f", precision {chosen}, chosen automatically on this CPU" in summary
+    assert ("--precision fp32 for float32" in summary) == (chosen != "fp32")

@@ -70,7 +70,7 @@ def test_two_processes_write_each_output_once_and_a_rerun_writes_only_the_rest(
     done = predict(checkpoint, images, out, 2)
     summaries = [line for line in done.stdout.splitlines() if line.startswith("wrote outputs")]
     assert summaries == [f"wrote outputs for {IMAGES} of {IMAGES} input(s) to {out} "
-                         f"(2 processes)"]
+                         f"(2 processes), precision fp32"]
     lines = (out / MANIFEST_NAME).read_text().splitlines()
     listed = [line for line in lines if not line.startswith("\t")]  # not the written records
     assert len(listed) == len(set(listed)) == 2 * IMAGES  # label and overlay, each once

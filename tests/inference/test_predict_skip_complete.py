@@ -43,7 +43,7 @@ def test_the_same_model_and_settings_skip_the_images(capsys, checkpoint, photos,
     out = tmp_path / "out"
     predict(capsys, checkpoint, photos, out)
     summary, said = predict(capsys, checkpoint, photos, out, "--skip-complete")
-    assert summary == f"wrote outputs for 0 of 2 input(s) to {out}; 2 complete already, skipped"
+    assert summary == f"wrote outputs for 0 of 2 input(s) to {out}, precision fp32; 2 complete already, skipped"
     assert not [line for line in said if "predicted again" in line]
 
 
@@ -53,7 +53,7 @@ def test_a_checkpoint_trained_again_at_the_same_path_predicts_again(
     predict(capsys, checkpoint, photos, out)
     shutil.copy(tiny_checkpoint(class_names, "same", score_std=0.07), checkpoint)  # new weights
     summary, said = predict(capsys, checkpoint, photos, out, "--skip-complete")
-    assert summary == f"wrote outputs for 2 of 2 input(s) to {out}"
+    assert summary == f"wrote outputs for 2 of 2 input(s) to {out}, precision fp32"
     again = [line for line in said if "predicted again" in line]
     assert again == [f"fcnseg predict: {out}: the outputs of 2 image(s) were written by another "
                      f"model or with other settings; predicted again"]
@@ -68,7 +68,7 @@ def test_other_settings_predict_again(capsys, checkpoint, photos, tmp_path, chan
     out = tmp_path / "out"
     predict(capsys, checkpoint, photos, out)
     summary, said = predict(capsys, checkpoint, photos, out, "--skip-complete", *changed)
-    assert summary == f"wrote outputs for 2 of 2 input(s) to {out}"
+    assert summary == f"wrote outputs for 2 of 2 input(s) to {out}, precision fp32"
     assert len([line for line in said if "other settings; predicted again" in line]) == 1
 
 
@@ -80,7 +80,7 @@ def test_a_folder_written_without_a_record_predicts_again(capsys, checkpoint, ph
     manifest.write_text("".join(f"{line}\n" for line in manifest.read_text().splitlines()
                                 if not line.startswith("\t")))
     summary, said = predict(capsys, checkpoint, photos, out, "--skip-complete")
-    assert summary == f"wrote outputs for 2 of 2 input(s) to {out}"
+    assert summary == f"wrote outputs for 2 of 2 input(s) to {out}, precision fp32"
     again = [line for line in said if "predicted again" in line]
     assert len(again) == 1 and "no record of the model" in again[0]
 

@@ -258,7 +258,7 @@ def _predict(args: argparse.Namespace, ranks: DistInfo, out_dir: Path,
     _segment_images(args, seg, work, out_dir, outputs, tally)
     if pre is not None:
         _write_annotations(pre, out_dir, tally)
-    return _finish(tally, work.given, out_dir, ranks)
+    return _finish(tally, work.given, out_dir, ranks, precision_text(seg, args.precision))
 
 
 def _note_raster_options(args: argparse.Namespace, work: _Work, ranks: DistInfo) -> None:
@@ -516,14 +516,30 @@ def _write_annotations(pre: PreAnnotations, out_dir: Path, tally: _Tally) -> Non
         print(f"wrote {len(extra)} annotation file(s) to {out_dir}: {shown}")
 
 
-def _finish(tally: _Tally, given: int, out_dir: Path, ranks: DistInfo) -> int:
-    """The summary line over every process, and the exit status (1 when any input failed)."""
+def precision_text(seg: Segmenter, asked: str | None) -> str:
+    """The precision the model ran at, as the summary line says it: an export's own (and its
+    runtime), or what ``--precision`` asked, or what ``auto`` chose on this device (bf16 on
+    CPUs with native bf16, whose results differ from float32 ones by bf16's rounding)."""
+    if seg.runtime:
+        return f"{seg.runner.reported_precision} ({seg.runtime})"
+    if asked not in (None, "auto"):
+        return seg.precision
+    device = "CPU" if seg.device.type == "cpu" else "GPU"
+    return (f"{seg.precision}, chosen automatically on this {device}"
+            + ("; --precision fp32 for float32" if seg.precision != "fp32" else ""))
+
+
+def _finish(tally: _Tally, given: int, out_dir: Path, ranks: DistInfo,
+            precision: str) -> int:
+    """The summary line over every process (with the ``precision`` the model ran at), and
+    the exit status (1 when any input failed)."""
     counts = np.sum(all_gather_objects((tally.written, tally.failed, tally.skipped, given),
                                        ranks), axis=0)
     written, failed, skipped, total = (int(c) for c in counts)
     if ranks.is_main:
         print(f"wrote outputs for {written} of {total} input(s) to {out_dir}"
               + (f" ({ranks.world_size} processes)" if ranks.distributed else "")
+              + f", precision {precision}"
               + (f"; {skipped} complete already, skipped" if skipped else "")
               + (f"; {failed} failed" if failed else ""))
     return 1 if failed else 0

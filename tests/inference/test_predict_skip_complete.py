@@ -43,7 +43,8 @@ def test_the_same_model_and_settings_skip_the_images(capsys, checkpoint, photos,
     out = tmp_path / "out"
     predict(capsys, checkpoint, photos, out)
     summary, said = predict(capsys, checkpoint, photos, out, "--skip-complete")
-    assert summary == f"wrote outputs for 0 of 2 input(s) to {out}, precision fp32; 2 complete already, skipped"
+    assert summary == (f"wrote outputs for 0 of 2 input(s) to {out}, precision fp32; "
+                       f"2 complete already, skipped")
     assert not [line for line in said if "predicted again" in line]
 
 

@@ -11,7 +11,13 @@ from PIL import Image
 from fcnseg.data import FolderSegmentation
 from fcnseg.data.errors import DataError
 from fcnseg.data.images import ImageError
-from fcnseg.data.rasters import open_raster, raster_info, read_raster
+from fcnseg.data.rasters import (
+    cached_blocks,
+    nodata_mask,
+    open_raster,
+    raster_info,
+    read_raster,
+)
 
 rasterio = pytest.importorskip("rasterio")
 from rasterio.transform import Affine  # noqa: E402
@@ -231,6 +237,66 @@ def test_tifffile_reads_a_window_from_its_tiles_or_strips(tmp_path, monkeypatch,
     with open_raster(tmp_path / "x.tif", bands=["a", "b", "c"]) as r:
         np.testing.assert_array_equal(r.read(9, 14, 23, 30), a[9:32, 14:44])
         np.testing.assert_array_equal(r.read_all(), a)
+
+
+@pytest.mark.parametrize("layout", [
+    {"tile": (16, 16), "compression": "zlib", "planarconfig": "contig"},
+    {"rowsperstrip": 7, "compression": "zlib", "planarconfig": "contig"},
+    {"tile": (16, 32), "planarconfig": "separate"},
+], ids=["tiles", "strips", "planar tiles"])
+def test_cached_blocks_give_the_readers_windows_decoding_each_block_once(tmp_path, tiff_reader,
+                                                                         layout):
+    a = uint16_scene(50, 45, n=3)
+    data = np.moveaxis(a, -1, 0) if layout["planarconfig"] == "separate" else a
+    tifffile.imwrite(tmp_path / "x.tif", data, photometric="minisblack", **layout)
+    with open_raster(tmp_path / "x.tif") as reader:
+        rows, cols = reader.block_shape()
+        decoded = []
+        read = reader.read
+        reader.read = lambda *window: decoded.append(window) or read(*window)
+        cached = cached_blocks(reader)
+        # Overlapping windows in raster order, as predict's tiles are read.
+        for y in (0, 12, 24, 30):
+            for x in (0, 12, 24, 25):
+                np.testing.assert_array_equal(cached.read(y, x, 20, 20), a[y:y + 20, x:x + 20])
+    blocks = -(-50 // rows) * -(-45 // cols)
+    assert len(decoded) == len(set(decoded)) == blocks
+
+
+def test_cached_blocks_hold_no_more_than_their_budget(tmp_path):
+    a = uint16_scene(64, 64, n=3)
+    tifffile.imwrite(tmp_path / "x.tif", a, photometric="minisblack", planarconfig="contig",
+                     tile=(16, 16))
+    with open_raster(tmp_path / "x.tif") as reader:
+        cached = cached_blocks(reader, budget=8 * 16 * 16 * 3 * 2)  # eight blocks
+        np.testing.assert_array_equal(cached.read(0, 0, 64, 64), a)
+        assert sum(b.nbytes for b in cached._held.values()) <= 8 * 16 * 16 * 3 * 2
+
+
+def test_windows_of_a_raster_in_memory_or_of_one_strip_are_read_as_they_are(tmp_path):
+    a = uint16_scene(64, 64, n=3)
+    tifffile.imwrite(tmp_path / "x.tif", a, photometric="minisblack", planarconfig="contig",
+                     rowsperstrip=64)
+    with open_raster(tmp_path / "x.tif") as reader:
+        assert cached_blocks(reader, budget=64 * 64 * 3 * 2) is reader  # one block: none held
+    Image.fromarray(a[..., 0].astype(np.uint8)).save(tmp_path / "x.png")
+    with open_raster(tmp_path / "x.png") as reader:
+        assert cached_blocks(reader) is reader
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_nodata_mask_marks_pixels_of_every_band_nodata_or_any_band_nan(dtype):
+    image = np.random.default_rng(0).integers(1, 9, (2, 6, 7, 4)).astype(dtype)
+    image[0, 1, 2] = 0  # every band nodata
+    image[1, 3, 4, :3] = 0  # not every band
+    if dtype == np.float32:
+        image[1, 5, 6, 2] = np.nan  # one band NaN
+    expected = np.zeros((2, 6, 7), bool)
+    expected[0, 1, 2] = True
+    expected[1, 5, 6] = dtype == np.float32
+    np.testing.assert_array_equal(nodata_mask(image, 0), expected)
+    assert nodata_mask(image, 99) is None or dtype == np.float32
+    assert nodata_mask(image[:, :, :2], 0) is None
 
 
 def test_a_huge_tiff_header_is_refused_before_decoding(tmp_path, tiff_reader):

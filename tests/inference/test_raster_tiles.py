@@ -120,6 +120,15 @@ def test_tiles_held_in_memory_equal_the_rasters_written(predicted):
         np.testing.assert_array_equal(held["probs"], probs.read())
 
 
+def test_the_labels_are_the_same_with_or_without_the_probabilities(predicted):
+    tmp_path, array, model, _ = predicted
+    labels_only = segment_tiles(tile_fn(model), held_raster(array), CLASSES,
+                                replace(SETTINGS, probs=False))
+    assert set(labels_only) == {"label"}
+    with rasterio.open(tmp_path / "out.tif") as labels:
+        np.testing.assert_array_equal(labels_only["label"], labels.read(1))
+
+
 @pytest.mark.parametrize("axis", [1, 2], ids=["rows", "columns"])
 def test_no_seam_where_tiles_meet(predicted, axis):
     # The largest jump of a class probability across a tile's first or last pixel (down or

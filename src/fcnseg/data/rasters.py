@@ -24,6 +24,7 @@ is an :class:`~fcnseg.data.images.ImageError`: one line naming the file.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -136,8 +137,14 @@ def _quiet_gdal(rasterio: Any) -> Any:
     """A context in which GDAL's own messages ("Warning 1: TIFFReadDirectory ...") are not
     printed: inside a rasterio Env they go to the ``rasterio._env`` logger, which is silenced;
     a bad file is then reported in our one line (GDAL's last error is in it)."""
-    logging.getLogger("rasterio._env").setLevel(logging.CRITICAL + 1)
+    logger = logging.getLogger("rasterio._env")
+    if logger.level != _SILENT:  # once: each setLevel clears the cache of every logger
+        logger.setLevel(_SILENT)
     return rasterio.Env()
+
+
+#: A level above every message's: GDAL's own messages through rasterio are not printed.
+_SILENT = logging.CRITICAL + 1
 
 
 def _gdal_reason(e: BaseException) -> str:
@@ -173,6 +180,12 @@ class RasterReader:
     def read_all(self) -> np.ndarray:
         return self.read(0, 0, self.info.height, self.info.width)
 
+    def block_shape(self) -> tuple[int, int] | None:
+        """The rows and columns of the blocks the file stores its pixels in (a tiled TIFF's
+        tiles, a striped one's strips), each decoded whole by any window over it; None where
+        windows decode nothing of their own (an array in memory) or are not read by blocks."""
+        return None
+
     def close(self) -> None:
         """Release the file."""
 
@@ -187,14 +200,33 @@ class _RasterioReader(RasterReader):
     def __init__(self, dataset: Any, info: RasterInfo, band_index: Sequence[int]) -> None:
         super().__init__(info, band_index)
         self._ds = dataset
+        self._indexes = [i + 1 for i in self.band_index]
+        # Bands of one type that is returned as it is are read by GDAL straight into an
+        # H×W×N array (the bands-first array and its transposed copy skipped).
+        types = {np.dtype(dataset.dtypes[i]) for i in self.band_index}
+        self._direct_type = next(iter(types)) if len(types) == 1 else None
+        if self._direct_type is not None and self._direct_type != raster_dtype(self._direct_type):
+            self._direct_type = None
 
     def _read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
         from rasterio.windows import Window
 
+        window = Window(col, row, width, height)
         with _quiet_gdal(_rasterio()):
-            a = self._ds.read([i + 1 for i in self.band_index],
-                              window=Window(col, row, width, height))
+            if self._direct_type is not None:
+                out = np.empty((height, width, len(self._indexes)), self._direct_type)
+                self._ds.read(self._indexes, window=window, out=out.transpose(2, 0, 1))
+                return out
+            a = self._ds.read(self._indexes, window=window)
         return _as_raster(np.moveaxis(a, 0, -1))
+
+    def block_shape(self) -> tuple[int, int] | None:
+        # GeoTIFF blocks decode alone, so a window is the same pixels read whole or by its
+        # blocks; other drivers (JPEG 2000, VRT) may draw a window as a whole.
+        if self._ds.driver != "GTiff":
+            return None
+        rows, cols = self._ds.block_shapes[0]
+        return int(rows), int(cols)
 
     def close(self) -> None:
         self._ds.close()
@@ -213,6 +245,75 @@ class _ArrayReader(RasterReader):
     def _read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
         window = self._array[row:row + height, col:col + width]
         return _as_raster(window[..., list(self.band_index)])
+
+
+#: What :func:`cached_blocks` holds of a raster's decoded blocks at most (bytes).
+BLOCK_CACHE_BYTES = 16 << 20
+
+
+class _CachedBlocks(RasterReader):
+    """Windows of a reader put together from its blocks, each decoded once while it is held
+    (see :func:`cached_blocks`)."""
+
+    def __init__(self, reader: RasterReader, block: tuple[int, int], budget: int) -> None:
+        super().__init__(reader.info, reader.band_index)
+        self._reader, self._block, self._budget = reader, block, budget
+        self._held: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
+        self._held_bytes = 0
+
+    def read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
+        # The reader's own read names a block that cannot be decoded, in one line.
+        return self._read(row, col, height, width)
+
+    def _read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
+        if height <= 0 or width <= 0:
+            return self._reader.read(row, col, height, width)
+        bh, bw = self._block
+        out: np.ndarray | None = None
+        for by in range(row // bh, (row + height - 1) // bh + 1):
+            for bx in range(col // bw, (col + width - 1) // bw + 1):
+                block = self._get(by, bx)
+                if out is None:
+                    out = np.empty((height, width, block.shape[2]), block.dtype)
+                y0, x0 = by * bh, bx * bw
+                ya, yb = max(row, y0), min(row + height, y0 + block.shape[0])
+                xa, xb = max(col, x0), min(col + width, x0 + block.shape[1])
+                out[ya - row:yb - row, xa - col:xb - col] = block[ya - y0:yb - y0,
+                                                                  xa - x0:xb - x0]
+        assert out is not None
+        return out
+
+    def _get(self, by: int, bx: int) -> np.ndarray:
+        """Block (by, bx), decoded now unless held; the least recently used go beyond the
+        budget."""
+        block = self._held.get((by, bx))
+        if block is not None:
+            self._held.move_to_end((by, bx))
+            return block
+        bh, bw = self._block
+        y, x = by * bh, bx * bw
+        block = self._reader.read(y, x, min(bh, self.info.height - y),
+                                  min(bw, self.info.width - x))
+        self._held[(by, bx)] = block
+        self._held_bytes += block.nbytes
+        while self._held_bytes > self._budget and len(self._held) > 1:
+            self._held_bytes -= self._held.popitem(last=False)[1].nbytes
+        return block
+
+
+def cached_blocks(reader: RasterReader, budget: int = BLOCK_CACHE_BYTES) -> RasterReader:
+    """``reader`` whose windows are put together from the file's blocks, each decoded once and
+    held (up to ``budget`` bytes, the least recently used dropped first) rather than decoded
+    again by every window over it: overlapping tiles read in raster order decode each block
+    about once instead of up to four times. The same pixels as ``reader``'s windows. ``reader``
+    itself where that gains nothing: a raster in memory, or blocks too large to hold several
+    (a TIFF of one strip)."""
+    block = reader.block_shape()
+    if block is None:
+        return reader
+    itemsize = np.dtype(raster_dtype(reader.info.dtype)).itemsize
+    block_bytes = block[0] * block[1] * len(reader.band_index) * itemsize
+    return reader if block_bytes * 8 > budget else _CachedBlocks(reader, block, budget)
 
 
 def _select_bands(where: str, have: int, names: tuple[str, ...] | None,
@@ -341,6 +442,9 @@ class _TiffReader(RasterReader):
                     else:
                         target[...] = part
         return _as_raster(out[..., list(self.band_index)])
+
+    def block_shape(self) -> tuple[int, int] | None:
+        return self._seg
 
     def close(self) -> None:
         self._tif.close()
@@ -613,11 +717,24 @@ def nodata_mask(image: np.ndarray, nodata: float | None) -> np.ndarray | None:
     (None when there are none, the common case, so callers skip the masking)."""
     missing = None
     if nodata is not None:
-        missing = np.all(image == np.asarray(nodata, dtype=image.dtype), axis=-1)
+        equal = image == np.asarray(nodata, dtype=image.dtype)
+        if equal.any():  # else no pixel can be without data: the common case, found at once
+            missing = _across_bands(np.logical_and, equal)
     if image.dtype.kind == "f":
-        nan = np.isnan(image).any(axis=-1)
-        missing = nan if missing is None else missing | nan
+        nan = np.isnan(image)
+        if nan.any():
+            nan = _across_bands(np.logical_or, nan)
+            missing = nan if missing is None else missing | nan
     return missing if missing is not None and missing.any() else None
+
+
+def _across_bands(combine: np.ufunc, flags: np.ndarray) -> np.ndarray:
+    """``combine`` (and, or) of ``flags``' bands (its last axis), band by band: NumPy's
+    reduction over a short last axis (np.all(axis=-1)) takes many times as long."""
+    out = flags[..., 0].copy()
+    for band in range(1, flags.shape[-1]):
+        combine(out, flags[..., band], out=out)
+    return out
 
 
 def fill_nodata(image: np.ndarray, missing: np.ndarray | None,

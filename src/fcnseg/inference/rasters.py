@@ -31,6 +31,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -55,6 +56,7 @@ from fcnseg.data.images import (
 from fcnseg.data.rasters import (
     RasterInfo,
     RasterReader,
+    cached_blocks,
     display_rgb,
     fill_nodata,
     nodata_mask,
@@ -71,8 +73,10 @@ from fcnseg.utils.validate import fields_of
 
 #: The label written where the input has no data (the output raster's nodata value).
 NODATA_LABEL = 255
-#: GDAL's block cache while writing (MB): blocks are written whole, so little is needed.
-_GDAL_CACHE_MB = 16
+#: GDAL's block cache while predicting, in bytes (as rasterio sets it): next to none. Output
+#: blocks are written whole, each going to the file as it is written, in the order written;
+#: the input's blocks are held by the tile reader itself (cached_blocks).
+_GDAL_CACHE_BYTES = 16
 
 #: ``run(batch) -> logits``: a B×h×w×N raster batch (as read) to B×C×h×w float32 logits.
 TileFn = Callable[[np.ndarray], torch.Tensor]
@@ -383,26 +387,31 @@ def _argmax_classes(sums: np.ndarray) -> np.ndarray:
     """The class of the largest blended sum at each pixel, as uint8 (the weights are positive,
     so it is the largest weighted mean: no division). One pass per class plane, which is many
     times faster than an argmax across the planes of a column slice (the first class wins
-    ties, as argmax does)."""
+    ties, as argmax does). A class is marked by arithmetic, not by a masked store (which
+    takes several times as long as the rest of the pass): every label so far is below ``c``,
+    so where ``c`` is better the larger of the label and ``c`` is ``c``."""
     best = sums[0].copy()
     labels = np.zeros(best.shape, np.uint8)
     better = np.empty(best.shape, bool)
+    mark = np.empty(best.shape, np.uint8)
     for c in range(1, sums.shape[0]):
         np.greater(sums[c], best, out=better)
-        labels[better] = c
+        np.multiply(better.view(np.uint8), np.uint8(c), out=mark)
+        np.maximum(labels, mark, out=labels)
         np.maximum(best, sums[c], out=best)
     return labels
 
 
 def _write(put: PutPiece, kinds: frozenset[str], row: int, col: int, sums: np.ndarray,
-           weights: np.ndarray, missing: np.ndarray | None) -> None:
-    """One final piece (C×h×w sums, h×w weights) put as labels, probabilities, entropy;
-    pixels without data (``missing``) as the outputs' nodata: 255, NaN, NaN."""
+           weights: np.ndarray | None, missing: np.ndarray | None) -> None:
+    """One final piece (C×h×w sums, h×w weights: given where probabilities or entropy are
+    written) put as labels, probabilities, entropy; pixels without data (``missing``) as the
+    outputs' nodata: 255, NaN, NaN."""
     labels = _argmax_classes(sums)
     if missing is not None:
         labels[missing] = NODATA_LABEL
     put("label", row, col, labels)
-    if "probs" in kinds or "uncertainty" in kinds:
+    if weights is not None:
         logits = sums / weights
         z = logits - logits.max(axis=0, keepdims=True)
         probs = np.exp(z)
@@ -437,7 +446,7 @@ class _Carry:
     def put(self, piece: np.ndarray) -> None:
         f = self._files[self._write]
         self._next.append((f.tell(), piece.shape))
-        f.write(np.ascontiguousarray(piece, np.float32).tobytes())
+        f.write(np.ascontiguousarray(piece, np.float32).data)  # no bytes copy
 
     def get(self, k: int) -> np.ndarray | None:
         if k >= len(self._pieces):
@@ -522,7 +531,7 @@ def predict_raster(
         return RasterOutcome(out, 0, skipped=True)
     replaced, removed = _forget_other_job(out, settings) if record is None else (False, ())
     with open_raster(source, bands=job.bands) as reader, \
-            rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB):
+            rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_BYTES):
         info = _with_nodata(reader.info, job.nodata)
         ys, xs, th, tw = tile_grid(info.height, info.width, settings.tile, settings.overlap)
         k0, k1 = _share(len(ys), job.part)
@@ -559,7 +568,9 @@ def _blend_rows(run: TileFn, reader: RasterReader, info: RasterInfo,
     (None: held in memory)."""
     ys, xs, th, tw = tile_grid(info.height, info.width, settings.tile, settings.overlap)
     carry = _Carry(spill)
-    tiles = _tile_logits(run, reader, ys, xs, rows, th, tw, settings.batch_size, progress)
+    # Overlapping tiles share the file's blocks: each is decoded once, not once per tile.
+    tiles = _tile_logits(run, cached_blocks(reader), ys, xs, rows, th, tw, settings.batch_size,
+                         progress)
     try:
         for k in rows:
             _tile_row(tiles, info, outputs, carry, ys, xs, k, th, tw, settings,
@@ -654,7 +665,7 @@ def merge_parts(source: PathLike, out: PathLike, classes: Sequence[str],
         record.unlink(missing_ok=True)
     outputs = _Outputs(out, info, classes, settings, fresh=True, palette=palette)
     step = 1024
-    with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB), outputs.band() as put:
+    with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_BYTES), outputs.band() as put:
         for k, part in enumerate(parts):
             k0, k1 = _share(len(ys), (k, n))
             if k0 >= k1:
@@ -699,20 +710,27 @@ def _tile_row(tiles: Iterator[tuple[np.ndarray, np.ndarray]], info: RasterInfo,
     final_end = ys[k + 1] if k + 1 < len(ys) else info.height
     split = final_end - y0
     wy = blend_profile(th, settings.overlap, k == 0, k == len(ys) - 1)
-    pending: np.ndarray | None = None  # C+1 × th × tw sums and weights from the frontier on
+
+    @functools.cache
+    def tile_weight(first: bool, last: bool) -> np.ndarray:  # the same for every inner tile
+        return wy[:, None] * blend_profile(tw, settings.overlap, first, last)[None, :]
+
+    # The sum of the weights is kept only for the probabilities: the labels need none.
+    weighed = not outputs.kinds.isdisjoint(EXTRA_OUTPUTS)
+    pending: np.ndarray | None = None  # C(+1) × th × tw sums (and weights) from the frontier on
     with contextlib.ExitStack() as stack:
         put = stack.enter_context(outputs.band()) if write else None
         for j, x0 in enumerate(xs):
             tile_input, logits = next(tiles)
             if pending is None:
-                pending = np.zeros((logits.shape[0] + 1, th, tw), np.float32)
-            wx = blend_profile(tw, settings.overlap, j == 0, j == len(xs) - 1)
-            weight = wy[:, None] * wx[None, :]
+                pending = np.zeros((logits.shape[0] + weighed, th, tw), np.float32)
+            weight = tile_weight(j == 0, j == len(xs) - 1)
             # pending holds exactly this tile's columns; in place, fused and threaded:
             # pending += logits × weight.
-            torch.from_numpy(pending[:-1]).addcmul_(torch.from_numpy(logits),
-                                                    torch.from_numpy(weight))
-            pending[-1] += weight
+            torch.from_numpy(pending[:logits.shape[0]]).addcmul_(torch.from_numpy(logits),
+                                                                 torch.from_numpy(weight))
+            if weighed:
+                pending[-1] += weight
             # Columns up to the next tile's start are final now.
             done = (xs[j + 1] if j + 1 < len(xs) else info.width) - x0
             piece = pending[:, :, :done]
@@ -720,7 +738,9 @@ def _tile_row(tiles: Iterator[tuple[np.ndarray, np.ndarray]], info: RasterInfo,
             if previous is not None:
                 piece[:, :previous.shape[1]] += previous
             if put is not None:
-                _write(put, outputs.kinds, y0, x0, piece[:-1, :split], piece[-1, :split],
+                sums, weights = (piece[:-1], piece[-1]) if weighed else (piece, None)
+                _write(put, outputs.kinds, y0, x0, sums[:, :split],
+                       None if weights is None else weights[:split],
                        nodata_mask(tile_input[:split, :done], info.nodata))
             if split < th:
                 carry.put(piece[:, split:])
@@ -991,7 +1011,7 @@ def segmenter_tile_fn(segmenter: Any, info: RasterInfo) -> TileFn:
             batch = colour_pixels(batch, info, scale)  # as the image reader reads the file
         # (float tiles of an 8-bit raster are RGB 0-255 already: Segmenter's, filled)
         batch = fill_nodata(batch, missing, neutral)
-        return first_of(segmenter.logits(segmenter.preprocess(list(batch))))  # the first head's
+        return first_of(segmenter.logits(segmenter.preprocess(batch)))  # the first head's
     return run
 
 

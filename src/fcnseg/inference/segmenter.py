@@ -313,10 +313,14 @@ class Segmenter:
         return to_rgb_uint8(image, max_pixels=self.max_pixels)
 
     def preprocess(self, rgb: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
-        """H×W×3 uint8 RGB image(s) (a multi-band model's H×W×N band values) of one size as the
-        N×C×H×W batch the model takes, on the device (the model normalises it)."""
-        arrays = [rgb] if isinstance(rgb, np.ndarray) else list(rgb)
-        return torch.from_numpy(np.stack(arrays)).to(self.device).permute(0, 3, 1, 2)
+        """H×W×3 uint8 RGB image(s) (a multi-band model's H×W×N band values) of one size, or
+        an N×H×W×3 batch of them, as the N×C×H×W batch the model takes, on the device (the
+        model normalises it)."""
+        if isinstance(rgb, np.ndarray) and rgb.ndim == 4:  # a batch already: not copied
+            batch = rgb if rgb.flags.c_contiguous and rgb.flags.writeable else rgb.copy()
+        else:
+            batch = np.stack([rgb] if isinstance(rgb, np.ndarray) else list(rgb))
+        return torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2)
 
     def logits(self, x: Any) -> torch.Tensor | dict[str, torch.Tensor]:
         """N×C×H×W logits of a batch of raw pixels (or ``{modality: pixels}``), with sliding

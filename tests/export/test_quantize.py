@@ -347,14 +347,72 @@ def _band_checkpoint(path: Path) -> Path:
                            palette=voc_palette())
 
 
-def test_a_multi_band_model_is_refused_in_one_line_naming_its_bands(tmp_path, capsys) -> None:
-    path = _band_checkpoint(tmp_path / "bands.pt")
-    assert main(["quantize", str(path), "--calib", CALIB, "--out",
-                 str(tmp_path / "m.onnx")]) == 2
+def _cells_folder(root: Path, count: int = 6) -> Path:
+    """A 1-band folder dataset of 16-bit microscopy-like images (12-bit values: a dim
+    background, bright nuclei) with their label masks, split train/val."""
+    import tifffile
+    import yaml
+
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(count):
+        label = np.zeros((48, 56), np.uint8)
+        top, left = rng.integers(4, 24, 2)
+        label[top:top + 18, left:left + 22] = 1
+        image = rng.normal(180, 40, label.shape) + 1500.0 * label
+        tifffile.imwrite(root / "images" / f"c{k}.tif", image.clip(0, 4095).astype(np.uint16))
+        Image.fromarray(label).save(root / "masks" / f"c{k}.png")
+    (root / "dataset.yaml").write_text(yaml.safe_dump(
+        {"classes": ["background", "nucleus"], "bands": ["intensity"]}))
+    (root / "train.txt").write_text("\n".join(f"c{k}" for k in range(count - 2)))
+    (root / "val.txt").write_text("\n".join(f"c{k}" for k in range(count - 2, count)))
+    return root
+
+
+def _grey_checkpoint(path: Path) -> Path:
+    """A tiny 1-band FCN-8s whose labels vary over a cell image (random score layers), with
+    a 12-bit camera's band statistics, trained on 16-bit images."""
+    from tiny_models import tiny_band_model
+
+    from fcnseg.checkpoint import save_checkpoint
+
+    model = tiny_band_model(["intensity"], [250.0], [330.0], num_classes=2,
+                            sample_types=["uint16"])
+    return save_checkpoint(path, model, class_names=["background", "nucleus"])
+
+
+def test_a_16_bit_band_model_quantizes_to_int8_labels_that_agree_with_float(tmp_path,
+                                                                              capsys) -> None:
+    import tifffile
+
+    from fcnseg.inference import Segmenter
+
+    data = _cells_folder(tmp_path / "cells")
+    path, out = _grey_checkpoint(tmp_path / "grey.pt"), tmp_path / "grey.int8.onnx"
+    assert main(["quantize", str(path), "--calib", str(data), "--val", str(data), "--out",
+                 str(out), "--keep-float", "none", "--max-drop", "100"]) == 0
+    printed = capsys.readouterr().out
+    assert "calibrating activation ranges on 4 images" in printed  # the train split
+    assert read_onnx_metadata(out)["quantization"]["validation"]["images"] == 2
+    floating, int8 = Segmenter.from_checkpoint(path), Segmenter.from_checkpoint(out)
+    assert int8.input_convention.bands == ("intensity",)
+    for k in range(6):
+        image = tifffile.imread(data / "images" / f"c{k}.tif")  # H×W uint16
+        expected, got = floating.predict(image).label, int8.predict(image).label
+        assert len(np.unique(expected)) == 2
+        assert (expected == got).mean() >= 0.95
+
+
+def test_an_8_bit_calibration_image_for_a_16_bit_band_model_is_one_line(tmp_path,
+                                                                          capsys) -> None:
+    data = tmp_path / "calib"
+    data.mkdir()
+    Image.fromarray(np.full((20, 24), 30, np.uint8)).save(data / "png8.png")
+    assert main(["quantize", str(_grey_checkpoint(tmp_path / "grey.pt")), "--calib",
+                 str(data), "--out", str(tmp_path / "m.onnx")]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1
-    assert "5 bands (red, green, blue, nir, swir1)" in err and "RGB images" in err
-    assert "takes RGB images (3 bands)" not in err  # not blamed on the calibration images
+    assert len(err.splitlines()) == 1 and f"{data / 'png8.png'}: 8-bit samples (uint8)" in err
     assert not (tmp_path / "m.onnx").exists()
 
 

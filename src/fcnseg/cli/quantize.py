@@ -19,7 +19,9 @@ from fcnseg.data import build_dataset
 from fcnseg.data.check import scan_dataset
 from fcnseg.data.errors import DataError
 from fcnseg.data.folder import IMAGE_EXTENSIONS
+from fcnseg.data.images import ImageError
 from fcnseg.data.io import read_image
+from fcnseg.data.rasters import fill_nodata
 from fcnseg.data.transforms import resize_input
 from fcnseg.export.common import checkpoint_record
 from fcnseg.export.quantize import KEEP_FLOAT, QuantizeError, QuantizeOptions, quantize_model
@@ -27,6 +29,7 @@ from fcnseg.inference import Segmenter
 from fcnseg.inference.calibration import TemperatureScaled
 from fcnseg.inference.class_match import ClassMatch, match_classes
 from fcnseg.inference.images import to_rgb_uint8
+from fcnseg.inference.rasters import read_model_bands
 from fcnseg.utils.files import check_writable
 
 NAME = "quantize"
@@ -107,6 +110,20 @@ def _spread(count: int, limit: int) -> list[int]:
     return sorted({int(i) for i in np.linspace(0, count - 1, limit)})
 
 
+def _model_input(image: Any, where: str, seg: Segmenter | None) -> np.ndarray:
+    """A sample's image as the model takes it: a multi-band model's raw band values (its
+    band count and sample type checked as ``fcnseg predict`` checks them, pixels without
+    data at the band means, as in training) as H×W×N float32; else :func:`_rgb`."""
+    if seg is None or seg.input_convention.bands is None:
+        return _rgb(image, where)
+    try:
+        values, missing = read_model_bands(seg, image)
+    except ImageError as e:
+        raise ValueError(f"{where}: {e.problem}") from None
+    filled = fill_nodata(values, missing, seg.input_convention.mean_pixel())
+    return np.asarray(filled, dtype=np.float32)
+
+
 def _rgb(image: Any, where: str) -> np.ndarray:
     """A sample's image as H×W×3 uint8 RGB; one line naming it when it is not 3 bands (RGBA
     pictures are composited, as everywhere in fcnseg)."""
@@ -140,11 +157,16 @@ def _quantize_advice(hint: str) -> Iterator[None]:
         raise DataError(e.path, e.problem, hint) from None
 
 
-def calibration_images(source: dict[str, Any] | Path, limit: int, longest: int) -> Any:
-    """A function returning a fresh iterator of the calibration images (H×W×3 uint8).
+def calibration_images(source: dict[str, Any] | Path, limit: int, longest: int,
+                       seg: Segmenter | None = None) -> Any:
+    """A function returning a fresh iterator of the calibration images as the model takes
+    them (:func:`_model_input`: H×W×3 uint8, or a multi-band model's raw bands, float32),
+    read as training reads them: a folder's files by the image reader, or by the raster
+    reader for a model of ``seg``'s bands; a dataset's samples.
 
     Raises ValueError naming the folder (or dataset) when it holds no image; a bad image is a
     DataError naming it, with advice that fits quantize."""
+    bands = None if seg is None else seg.input_convention.bands
     if isinstance(source, Path):
         files: list[Path] = []
         for folder in (source, source / "images"):
@@ -159,7 +181,7 @@ def calibration_images(source: dict[str, Any] | Path, limit: int, longest: int) 
         hint = f"remove it from {source}, or give --calib another folder"
 
         def load(f: Path) -> tuple[Any, str]:  # as training reads them: grey, 16-bit ...
-            return read_image(f, "calibration image"), str(f)
+            return (f if bands is not None else read_image(f, "calibration image")), str(f)
     else:
         dataset = build_dataset(dict(source))
         if len(dataset) == 0:
@@ -175,7 +197,7 @@ def calibration_images(source: dict[str, Any] | Path, limit: int, longest: int) 
         for item in chosen:
             with _quantize_advice(hint):
                 image, where = load(item)
-            yield _scaled(_rgb(image, where), longest)
+            yield _scaled(_model_input(image, where, seg), longest)
 
     return images
 
@@ -215,7 +237,7 @@ def validation_pairs(spec: dict[str, Any], limit: int | None,
         for i in indices:
             with _quantize_advice(_BAD_DATASET_SAMPLE):
                 image, label = dataset.sample(i)
-            yield (_rgb(image, f"{spec.get('name')} sample {dataset.name(i)}"),
+            yield (_model_input(image, f"{spec.get('name')} sample {dataset.name(i)}", seg),
                    match.relabel(np.asarray(label)))
 
     return ValidationSet(pairs, len(indices), match.note)
@@ -249,16 +271,13 @@ def run(args: argparse.Namespace) -> int:
     # The output and the calibration set are checked before the model is loaded or anything
     # exported.
     check_writable(args.out)
-    calibration = calibration_images(parse_data(args.calib), args.calib_images,
-                                     args.calib_size)
+    calib = parse_data(args.calib)
+    calibration = calibration_images(calib, args.calib_images, args.calib_size)
     seg = Segmenter.from_checkpoint(path, device="cpu")
     if seg.runtime is not None:
         raise ValueError(f"{path}: already an exported model; quantize its checkpoint (.pt)")
-    bands = seg.input_convention.bands
-    if bands is not None:  # calibration, the gate and the int8 graph read RGB images
-        raise ValueError(f"{path}: a model of {len(bands)} bands ({', '.join(bands)}): int8 "
-                         f"quantization takes models of RGB images; run it from its checkpoint "
-                         f"or its float ONNX export (fcnseg export)")
+    if seg.input_convention.bands is not None:  # read by the raster reader, raw band values
+        calibration = calibration_images(calib, args.calib_images, args.calib_size, seg)
     validation = _validation(args, seg)  # read and checked before the slow calibration
     settings = ("sliding_window", "tta", "precision", "optimizations")  # of this run only
     description = {k: v for k, v in seg.describe().items() if k not in settings}

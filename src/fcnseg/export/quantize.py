@@ -158,7 +158,7 @@ def sensitive_nodes(proto: Any, num_classes: int) -> list[str]:
 
 
 class _Reader:
-    """ONNX Runtime's calibration data reader: each image as a 1×3×H×W float32 pixel batch."""
+    """ONNX Runtime's calibration data reader: each image as a 1×C×H×W float32 pixel batch."""
 
     def __init__(self, name: str, images: Iterator[np.ndarray]) -> None:
         self.batches = ({name: to_pixels(rgb)} for rgb in images)
@@ -168,7 +168,8 @@ class _Reader:
 
 
 def to_pixels(rgb: np.ndarray) -> np.ndarray:
-    """An H×W×3 uint8 RGB image as the 1×3×H×W float32 pixel batch the exports take."""
+    """An H×W×3 uint8 RGB image (or H×W×N raw band values) as the 1×C×H×W float32 pixel
+    batch the exports take."""
     return np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32)
 
 
@@ -185,11 +186,11 @@ def quantize_model(
     """Quantize ``model`` to an int8 ONNX file at ``out``, gated on accuracy.
 
     Args:
-        model: the float model (one colour input, one output of N×C×H×W logits).
+        model: the float model (one input: colour or bands; one output of N×C×H×W logits).
         description: what :meth:`fcnseg.inference.Segmenter.describe` gives (class names,
-            palette, input convention, ...): stored in the file's metadata with the
-            quantization record.
-        calibration: a function returning a fresh iterator of H×W×3 uint8 RGB images.
+            palette, input convention, ...): stored in the metadata with the quantization.
+        calibration: a function returning a fresh iterator of images as the model takes
+            them: H×W×3 uint8 RGB, or a multi-band model's H×W×N raw band values.
         validation: a function returning a fresh iterator of (image, label) pairs, or None.
         options: see :class:`QuantizeOptions`.
         log: where progress lines go.

@@ -13,6 +13,7 @@ from fcnseg.conventions import (
     InputConvention,
     band_convention,
     get_convention,
+    refuse_other_bands,
 )
 from fcnseg.models.preprocess import ChannelNormalize
 
@@ -53,6 +54,21 @@ def test_a_band_conventions_nodata_round_trips_and_an_old_record_has_none() -> N
     old = {k: v for k, v in conv.to_dict().items() if k != "nodata"}  # recorded before nodata
     assert get_convention(old).nodata is None
     assert "nodata" not in band_convention(["red"], [1.0], [1.0]).to_dict()
+
+
+def test_a_band_conventions_sample_types_round_trip_and_an_old_record_has_none() -> None:
+    conv = band_convention(["intensity"], [250.0], [330.0], sample_types=["uint16"])
+    assert get_convention(conv.to_dict()) == conv
+    assert conv.to_dict()["sample_types"] == ["uint16"]
+    old = {k: v for k, v in conv.to_dict().items() if k != "sample_types"}
+    assert get_convention(old).sample_types is None
+    assert "sample_types" not in band_convention(["red"], [1.0], [1.0]).to_dict()
+
+
+def test_a_dataset_of_one_band_against_a_colour_model_says_1_band() -> None:
+    with pytest.raises(ValueError, match=r"declares 1 band \(intensity\) but checkpoint "
+                                         r"m\.pt takes RGB colour"):
+        refuse_other_bands(CAFFE_BGR, ["intensity"], "cells", "m.pt")
 
 
 @pytest.mark.parametrize("name, module, constant", [

@@ -158,10 +158,15 @@ def band_convention(bands: list[str] | tuple[str, ...], mean: list[float] | tupl
                            else tuple(sorted(str(t) for t in sample_types)))
 
 
+def bands_count(count: int) -> str:
+    """``"1 band"``, ``"5 bands"``: a band count in words, singular where it is one."""
+    return f"{count} band{'' if count == 1 else 's'}"
+
+
 def _bands_text(bands: Sequence[str] | None) -> str:
     if bands is None:
         return "RGB colour (3 channels: red, green, blue)"
-    return f"{len(bands)} bands ({', '.join(bands)})"
+    return f"{bands_count(len(bands))} ({', '.join(bands)})"
 
 
 def refuse_other_bands(convention: str | Mapping[str, Any] | InputConvention,

@@ -22,6 +22,15 @@ def test_without_a_terminal_a_line_says_the_count_speed_and_time_left() -> None:
     assert len(lines) == 3  # the last item gets the closing line only
 
 
+def test_the_last_line_counts_failed_items_apart() -> None:
+    log = io.StringIO()
+    with Progress(4, unit="image", desc="predict", every=3600.0, file=log) as bar:
+        for failed in (False, True, False, True):
+            bar.update(1, failed=failed)
+    line = log.getvalue().splitlines()[-1]
+    assert line.startswith("predict: 2 images in ") and line.endswith("images/s); 2 failed")
+
+
 def test_lines_come_no_more_often_than_asked() -> None:
     log = io.StringIO()
     with Progress(1000, unit="image", desc="predict", every=3600.0, file=log) as bar:

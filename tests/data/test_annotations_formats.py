@@ -537,8 +537,10 @@ def test_label_studio_pictures_not_found_are_one_line_naming_the_first_as_export
     said = capsys.readouterr().out
     assert "missing image file" not in said
     [line] = [ln for ln in said.splitlines() if "not found" in ln]
+    ls = tmp_path / "ls"
     assert line.startswith(f"fcnseg import: error: 3 picture(s) not found, the first "
-                           f"'0a1b2c3d-p0.png' of {export}, looked for in {tmp_path / 'ls'}")
+                           f"'0a1b2c3d-p0.png' of {export}, looked for in {ls}, "
+                           f"{ls / 'images'}, {ls / 'upload'}, {ls / 'upload' / '1'};")
     assert line.endswith("if they are in another folder, name it with --images DIR")
 
 

@@ -318,8 +318,11 @@ def test_fcnseg_predict_skips_an_8_bit_image_for_a_16_bit_model_in_one_line(
     tifffile.imwrite(folder / "cells.tif", _cells())
     Image.fromarray(_cells(np.uint8)).save(folder / "png8.png")
     assert main(["predict", "--checkpoint", str(model), str(folder), "--out",
-                 str(tmp_path / "out"), "--no-progress"]) == 1
+                 str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if " in " in line and "images/s" in line][0] \
+        .startswith("predict: 1 image in ")  # the skipped one is not counted as predicted
+    assert err.splitlines()[-1].endswith("; 1 failed")
     assert [line for line in err.splitlines() if "png8.png" in line] == [
         f"fcnseg predict: skipped {folder / 'png8.png'}: 8-bit samples (uint8), but the model "
         f"was trained on 16-bit (uint16) images: their values lie on another scale and would "

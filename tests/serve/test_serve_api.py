@@ -139,7 +139,8 @@ def test_image_over_pixel_limit_is_413(client, make_image):
     _, png = make_image(97, 96)  # one row more than 96×96
     r = client.post("/v1/segment", files={"image": ("wide.png", png, "image/png")})
     assert r.status_code == 413
-    assert "pixels" in r.json()["detail"]
+    assert r.json()["detail"] == ("image of 96×97 = 9312 pixels is over the limit of 9216 "
+                                  "pixels (fcnseg serve --max-pixels PIXELS raises it)")
 
 
 def test_decompression_bomb_is_refused_before_decoding(client):

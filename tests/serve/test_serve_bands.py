@@ -123,6 +123,17 @@ def test_a_fiji_hyperstack_of_the_models_channels_is_segmented_as_its_bands(
     assert stacked.content == client.post("/v1/segment", files={"image": ("s.tif", data)}).content
 
 
+def test_a_raster_over_the_pixel_limit_names_the_option_that_raises_it(
+        client: TestClient) -> None:
+    _, data = _raster()  # 56×40
+    app = create_app(client.segmenter, max_concurrency=1, max_pixels=1000)  # type: ignore[attr-defined]
+    with TestClient(app) as small:
+        answer = small.post("/v1/segment", files={"image": ("mosaic.tif", data)})
+    assert answer.status_code == 413
+    assert answer.json()["detail"] == ("upload: 56×40 = 2240 pixels is over the limit of 1000 "
+                                       "pixels (fcnseg serve --max-pixels PIXELS raises it)")
+
+
 def test_a_file_that_is_no_image_is_415(client: TestClient) -> None:
     answer = client.post("/v1/segment", files={"image": ("x.tif", b"hello, not a raster")})
     assert answer.status_code == 415

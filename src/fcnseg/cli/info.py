@@ -24,6 +24,7 @@ from fcnseg.cli.info_files import (
     looks_like_torch_file,
 )
 from fcnseg.cli.info_outputs import OUTPUT_KINDS, output_file_record, output_file_summary
+from fcnseg.conventions import bands_count
 from fcnseg.engine.budget import format_duration, parse_duration
 from fcnseg.metrics import other_heads_text
 from fcnseg.models.builders import NOT_RECORDED, builder_defaults
@@ -194,8 +195,8 @@ def _convention_text(convention: dict[str, Any]) -> str:
     if convention.get("bands"):  # raw band values, standardised band by band
         bands = list(convention["bands"])
         nodata = convention.get("nodata")
-        return (f"{len(bands)} bands ({', '.join(bands)}): raw values, each band minus its mean, "
-                f"over its std" + (f"; nodata {nodata:g}" if nodata is not None else ""))
+        return (f"{bands_count(len(bands))} ({', '.join(bands)}): raw values, each band minus "
+                f"its mean, over its std" + (f"; nodata {nodata:g}" if nodata is not None else ""))
     if convention.get("channel_order"):
         scale = "0-1" if convention.get("scale") not in (1, 1.0) else "0-255"
         text += f" ({convention['channel_order']} {scale}, minus the mean"
@@ -375,7 +376,7 @@ def artifact_text(artifact: dict[str, Any], bands: list[str] | None = None) -> s
     kind = {"onnx": "ONNX", "torchscript": "TorchScript"}.get(artifact.get("kind"), "?")
     if artifact.get("quantization"):
         kind = "int8 " + kind
-    raw = f"the raw values of its {len(bands)} bands" if bands else "RGB pixels 0-255"
+    raw = f"the raw values of its {bands_count(len(bands))}" if bands else "RGB pixels 0-255"
     if len(artifact.get("input_names") or []) > 1:
         raw = "one raw input per modality (see inputs)"
     takes = (f"{raw} (normalised inside)" if artifact.get("input_pixels") ==

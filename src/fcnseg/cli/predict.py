@@ -501,7 +501,7 @@ def _segment_images(args: argparse.Namespace, seg: Segmenter, work: _Work, out_d
             outcomes = write_predictions(predictions, out_dir, seg.palette, outputs,
                                          workers=args.io_workers)
         for outcome in outcomes:
-            bar.update(1)
+            bar.update(1, failed=outcome.problem is not None)
             tally.count(outcome.problem)
 
 

@@ -29,12 +29,15 @@ class Progress:
         self.bar = tqdm(total=total, unit=unit, desc=desc, file=self.file,
                         disable=off or self.lines)
         self.done, self.started = 0, time.perf_counter()
+        self.failed = 0
         self.line_at = self.started
 
-    def update(self, n: int = 1) -> None:
-        """``n`` more items done."""
+    def update(self, n: int = 1, *, failed: bool = False) -> None:
+        """``n`` more items done (``failed``: tried and skipped, counted apart in the last
+        line)."""
         self.bar.update(n)
         self.done += n
+        self.failed += n if failed else 0
         if not self.lines:
             return
         now = time.perf_counter()
@@ -50,8 +53,10 @@ class Progress:
         self.bar.close()
         if self.lines and self.done:
             took = time.perf_counter() - self.started
-            self._say(f"{self.done} {self.unit}s in {format_duration(took)} "
-                      f"({self.done / max(took, 1e-9):.3g} {self.unit}s/s)")
+            ok = self.done - self.failed
+            self._say(f"{ok} {self.unit}{'' if ok == 1 else 's'} in {format_duration(took)} "
+                      f"({ok / max(took, 1e-9):.3g} {self.unit}s/s)"
+                      + (f"; {self.failed} failed" if self.failed else ""))
             self.lines = False
 
     def _say(self, line: str) -> None:

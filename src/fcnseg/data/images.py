@@ -106,7 +106,13 @@ class ImageError(ValueError):
 
 
 class ImageTooLargeError(ImageError):
-    """An image has more pixels than allowed (possibly a decompression bomb)."""
+    """An image has more pixels than allowed (possibly a decompression bomb): ``width`` ×
+    ``height`` over ``limit`` (None where not known), for callers that name their own
+    option for the limit."""
+
+    width: int | None = None
+    height: int | None = None
+    limit: int | None = None
 
 
 def _source_name(source: Any, name: str | None) -> str:
@@ -353,9 +359,11 @@ def check_pixels(where: str, width: int, height: int, max_pixels: int | None,
     """Raise :class:`ImageTooLargeError` naming ``where`` when an image of ``width``×``height``
     has more than ``max_pixels`` pixels (None: no limit); ``advice`` ends the message."""
     if max_pixels is not None and width * height > max_pixels:
-        raise ImageTooLargeError(where, f"{width}×{height} = {width * height} pixels is more "
-                                        f"than the limit of {max_pixels} (a decompression "
-                                        f"bomb?{advice})")
+        error = ImageTooLargeError(where, f"{width}×{height} = {width * height} pixels is more "
+                                          f"than the limit of {max_pixels} (a decompression "
+                                          f"bomb?{advice})")
+        error.width, error.height, error.limit = width, height, max_pixels
+        raise error
 
 
 def _allow_pillow(max_pixels: int | None) -> None:

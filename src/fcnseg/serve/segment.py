@@ -191,9 +191,15 @@ def probe_image(data: bytes, max_pixels: int) -> tuple[int, int]:
                                     f"({', '.join(IMAGE_FORMATS)})") from None
         width, height = grey.width, grey.height
     if width * height > max_pixels:
-        raise RequestError(413, f"image of {width}×{height} = {width * height} pixels is over "
-                                f"the limit of {max_pixels} pixels")
+        raise RequestError(413, f"image of {over_the_limit(width, height, max_pixels)}")
     return width, height
+
+
+def over_the_limit(width: int, height: int, limit: int) -> str:
+    """An upload's size over the server's pixel limit, naming the option that sets it: a
+    stitched mosaic is a legitimate upload, not only a decompression bomb."""
+    return (f"{width}×{height} = {width * height} pixels is over the limit of {limit} pixels "
+            f"(fcnseg serve --max-pixels PIXELS raises it)")
 
 
 @contextlib.contextmanager
@@ -202,6 +208,8 @@ def image_errors(message: Callable[[ImageError], str] = str) -> Iterator[None]:
     try:
         yield
     except ImageTooLargeError as e:
+        if e.width is not None and e.height is not None and e.limit is not None:
+            e = ImageTooLargeError(e.source, over_the_limit(e.width, e.height, e.limit))
         raise RequestError(413, message(e)) from None
     except ImageError as e:
         raise RequestError(400, message(e)) from None

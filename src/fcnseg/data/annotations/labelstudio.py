@@ -101,11 +101,18 @@ def _find_picture(url: str, folders: list[Path], beside: Path | None) -> Path:
     (``/data/upload/1/x.jpg`` -> ``upload/1/x.jpg``); where it was expected when nowhere."""
     name = Path(url).name or url
     candidates = [folder / c for c in (name, _UPLOAD_PREFIX.sub("", name)) for folder in folders]
-    media = Path(url.removeprefix("/data/"))
-    if beside is not None and url.startswith("/data/") and ".." not in media.parts:
+    media = _media_path(url)
+    if beside is not None and media is not None:
         candidates.append(beside / media)
     return next((c for c in candidates if c.is_file()),
                 folders[0] / _UPLOAD_PREFIX.sub("", name))
+
+
+def _media_path(url: str) -> Path | None:
+    """The path a task's picture has in Label Studio's media folder (``/data/upload/1/x.jpg``
+    -> ``upload/1/x.jpg``); None for a URL outside it."""
+    media = Path(url.removeprefix("/data/"))
+    return media if url.startswith("/data/") and ".." not in media.parts else None
 
 
 def _kind_and_label(result: object) -> tuple[Any, Mapping[str, Any], Any]:
@@ -158,6 +165,7 @@ def read_labelstudio(src: Path, images: Path | None = None) -> Annotations:
     folders = ([images] if images is not None
                else [src.parent, src.parent / "images", src.parent / "upload"])
     items, problems = [], []
+    searched = list(folders)
     for t, task in enumerate(tasks):
         task = fields_of(task)
         url = _image_url(task)
@@ -166,6 +174,9 @@ def read_labelstudio(src: Path, images: Path | None = None) -> Annotations:
             continue
         name = Path(url).name or url
         path = _find_picture(url, folders, src.parent if images is None else None)
+        if images is None and (media := _media_path(url)) is not None \
+                and src.parent / media.parent not in searched:
+            searched.append(src.parent / media.parent)  # named where pictures are missing
         item = AnnotatedImage(name=Path(_UPLOAD_PREFIX.sub("", name)).stem, source=src,
                               image_path=path, where=f"task {task.get('id', t)}",
                               image_name=name)
@@ -188,4 +199,4 @@ def read_labelstudio(src: Path, images: Path | None = None) -> Annotations:
                 item.shapes.append(shape)
                 item.size = item.size or (result["original_height"], result["original_width"])
         items.append(item)
-    return Annotations.sorted_out(items, problems=problems, image_folders=folders)
+    return Annotations.sorted_out(items, problems=problems, image_folders=searched)

@@ -343,3 +343,56 @@ def test_a_converted_model_draws_with_its_datasets_palette(tmp_path: Path, name:
     assert np.array_equal(palette[:n], expected[:n])
     if dataset != "voc":
         assert palette[0].tolist() != [0, 0, 0] or ref.classes[0] == "background"
+
+
+@pytest.mark.parametrize("name", sorted(n for n in REFERENCE_MODELS
+                                        if n.startswith(("pascalcontext-", "nyud-", "siftflow-"))))
+def test_a_reference_model_records_the_scores_its_recipe_publishes(name: str) -> None:
+    # What fcnseg info shows of a converted model is what fcnseg recipes lists for it.
+    from fcnseg.engine.config import load_recipe
+
+    published = load_recipe(name.removesuffix("-heavy")).get("published") or {}
+    scores = {k: v for k, v in published.items() if isinstance(v, (int, float))}
+    got = {k: v for k, v in REFERENCE_MODELS[name].published.items() if k in scores}
+    assert got == scores
+
+
+def test_info_of_a_caffemodel_names_its_reference_model_and_how_to_convert_it(
+        tmp_path: Path, capsys) -> None:
+    from fcnseg.cli.main import main
+
+    ref = REFERENCE_MODELS["nyud-fcn32s-color-hha-heavy"]
+    path = write_reference_fcn(tmp_path / "mine.caffemodel", ref,
+                               random_fcn_state_dict(ref.arch, ref.num_classes))
+    assert main(["info", str(path)]) == 0
+    lines = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines())
+    assert "the reference model nyud-fcn32s-color-hha-heavy (nyud_fcn32s_color_hha" in \
+        lines["contents"]
+    assert lines["classes"].strip().startswith("40: wall, floor")
+    assert "published mean IU 32.8" in lines["metrics"]
+    assert f"fcnseg convert {path} --out" in lines["convert"]
+
+
+def test_a_caffemodel_read_without_weights_keeps_shapes_and_holds_no_values(
+        tmp_path: Path) -> None:
+    from fcnseg.pretrained.caffemodel import read_caffemodel
+
+    ref = REFERENCE_MODELS["fcn32s-heavy-pascal"]
+    path = write_reference_fcn(tmp_path / "fcn32s-heavy-pascal.caffemodel", ref,
+                               random_fcn_state_dict(ref.arch, ref.num_classes))
+    full, shapes = read_caffemodel(path), read_caffemodel(path, weights=False)
+    for got, expected in zip(shapes.layers, full.layers, strict=True):
+        assert [b.shape for b in got.blobs] == [b.shape for b in expected.blobs]
+        assert all(b.data.strides == (0,) * b.data.ndim for b in got.blobs)
+
+
+def test_info_of_a_converted_pascal_context_model_shows_its_published_score(
+        tmp_path: Path, capsys) -> None:
+    from fcnseg.cli.main import main
+
+    ref = REFERENCE_MODELS["pascalcontext-fcn8s-heavy"]
+    path = write_reference_fcn(tmp_path / f"{ref.name}.caffemodel", ref,
+                               random_fcn_state_dict(ref.arch, ref.num_classes))
+    converted = convert_caffemodel(path).save(tmp_path / "context.pt")
+    assert main(["info", str(converted)]) == 0
+    assert "published mean IU 39.1" in capsys.readouterr().out

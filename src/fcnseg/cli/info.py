@@ -35,7 +35,7 @@ from fcnseg.weightfiles.resolve import checkpoint_files
 NAME = "info"
 HELP = ("Show what a checkpoint describes: architecture, geometry, classes, input convention, "
         "metrics, size (--json: the full record); also the other files fcnseg reads and "
-        "writes (backbone weights, ONNX exports, run files, label maps, rasters, CSV tables, "
+        "writes (backbone weights, ONNX exports, Caffe .caffemodel files, run files, label maps, rasters, CSV tables, "
         "annotation files, predicted probabilities (.npz), raster resume records, dataset.yaml, "
         "bench reports, predict's output list, TensorBoard event files).")
 
@@ -103,6 +103,8 @@ def other_file_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None
     convert``'s ImageNet VGG16, a backbone file); None for anything else."""
     if file.suffix.lower() in (".json", ".jsonl", ".yaml", ".yml"):
         return _document_record(file, base)
+    if file.suffix.lower() == ".caffemodel":
+        return _caffemodel_record(file, base)
     if file.suffix == ".onnx":
         from fcnseg.export.onnx_export import read_onnx_metadata
 
@@ -121,6 +123,39 @@ def other_file_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None
             "input_convention": convention,
             "tensors": len(state),
             "parameters": sum(int(t.numel()) for t in state.values())}
+
+
+def _caffemodel_record(file: Path, base: dict[str, Any]) -> dict[str, Any]:
+    """A Caffe ``.caffemodel``: the model it holds (read without its weights), to convert."""
+    from fcnseg.pretrained.convert import describe_caffemodel
+    from fcnseg.weightfiles.caffemodel import CaffeModelError
+
+    try:
+        return {**base, "kind": "caffemodel", **describe_caffemodel(file)}
+    except CaffeModelError as e:
+        raise ValueError(str(e)) from None
+
+
+def _caffemodel_summary(rec: dict[str, Any]) -> list[str]:
+    layers = f"{rec['layers_with_weights']} layers with weights ({rec['layer_format']} format)"
+    convert = f"fcnseg convert {rec['path']} --out MODEL.pt"
+    if rec.get("problem"):
+        return [f"contents:    Caffe model, {layers}; {rec['problem']}",
+                f"convert:     {convert} --arch ARCH"]
+    what = (f"the reference model {rec['reference']}" if rec.get("reference")
+            else f"an FCN of fcnseg's {rec['arch']}")
+    lines = [f"contents:    Caffe model: {what} ({rec['arch']}"
+             + (f", {rec['dataset']}" if rec.get("dataset") else "") + f"); {layers}"]
+    if rec.get("class_names"):
+        lines.append(f"classes:     {len(rec['class_names'])}: "
+                     f"{first_few(rec['class_names'], 8)}")
+    elif rec.get("num_classes"):
+        lines.append(f"classes:     {rec['num_classes']} (unnamed)")
+    published = {f"published_{k}": v for k, v in (rec.get("published") or {}).items()}
+    if any(isinstance(v, (int, float)) for v in published.values()):
+        lines.append(f"metrics:     {_metrics_text(published)}")
+    target = "backbone weights" if rec["arch"] == "vgg16" else "a checkpoint"
+    return [*lines, f"convert:     {convert} (into {target} fcnseg runs)"]
 
 
 def _document_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
@@ -414,6 +449,8 @@ def other_summary(rec: dict[str, Any]) -> str:
         lines = output_file_summary(rec)
     elif kind in ("training_log", "evaluation_report", "recipe"):
         lines = _run_file_summary(rec)
+    elif kind == "caffemodel":
+        lines = _caffemodel_summary(rec)
     elif kind == "onnx":
         meta = rec["metadata"]
         convention = fields_of(meta.get("input_convention"))

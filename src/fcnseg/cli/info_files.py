@@ -19,7 +19,7 @@ from fcnseg.data.rasters import open_raster, raster_info
 from fcnseg.utils.validate import fields_of
 
 #: What ``fcnseg info`` describes, for the message about a file it does not.
-DESCRIBED = ("checkpoints, exported models, weights, run files (metrics.jsonl, report.json, "
+DESCRIBED = ("checkpoints, exported models, weights, Caffe .caffemodel files, run files (metrics.jsonl, report.json, "
              "recipe.yaml), label maps and images, rasters, CSV tables and annotation files "
              "(labelme, COCO, Label Studio, CVAT), predicted probabilities (.npz), raster resume "
              "records, dataset.yaml, bench reports, predict's output list and TensorBoard "

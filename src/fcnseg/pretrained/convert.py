@@ -133,6 +133,33 @@ def recognise(net: CaffeNet) -> ReferenceModel:
     )
 
 
+def describe_caffemodel(path: PathLike) -> dict[str, Any]:
+    """What a ``.caffemodel`` holds, read without its weights (its layers and blob shapes
+    only, so a 500 MB file costs little memory): ``layer_format``, ``layers_with_weights``
+    and, when :func:`recognise` tells the model, ``reference`` (a reference model's name, else
+    None), ``arch``, ``dataset``, ``num_classes``, ``class_names``, ``published``; else
+    ``problem``, why it cannot tell (the line ``fcnseg convert`` would say).
+
+    Raises:
+        CaffeModelError: not a ``.caffemodel``, or a truncated one.
+    """
+    net = _read(path, weights=False)
+    record: dict[str, Any] = {"layer_format": net.layer_format,
+                              "layers_with_weights": len(net.with_blobs())}
+    try:
+        _check_blob_shapes(net)
+        ref = recognise(net)
+    except CaffeModelError as e:
+        return {**record, "problem": str(e).removeprefix(f"{net.path}: ")}
+    known = REFERENCE_MODELS.get(ref.name) is ref
+    count = None if ref.arch == "vgg16" else (ref.num_classes
+                                              or _output_channels(net.with_blobs(), ref))
+    return {**record, "reference": ref.name if known else None, "arch": ref.arch,
+            "dataset": ref.dataset, "num_classes": count,
+            "class_names": list(ref.classes) if ref.classes else None,
+            "published": dict(ref.published)}
+
+
 def _resolve_arch(arch: str) -> ReferenceModel:
     key = arch.removesuffix(".caffemodel")
     if key in REFERENCE_MODELS:

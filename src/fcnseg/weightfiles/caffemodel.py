@@ -133,6 +133,8 @@ class _Stream:
         self.size = size
         self.budget = ENTRY_BUDGET_FLOOR + size // BYTES_PER_ENTRY
         self.entries = 0
+        #: blobs' packed values are skipped, not read (:func:`read_caffemodel` ``weights=False``)
+        self.skip_values = False
         #: where :meth:`fields` goes on from after the current field, when its consumer read
         #: past it (a run of unpacked values read at once); None: just past the field
         self.resume_at: int | None = None
@@ -216,6 +218,8 @@ def _read_floats(s: _Stream, length: int, dtype: str, where: str) -> np.ndarray:
     if length % itemsize:
         raise CaffeModelError(f"{s.path}: {where}: packed data of {length} bytes is not a whole "
                               f"number of {itemsize}-byte values")
+    if s.skip_values:  # the shape alone: zeros that take no memory, the data left unread
+        return np.broadcast_to(np.zeros(1, dtype=dtype), (length // itemsize,))
     arr = np.empty(length // itemsize, dtype=dtype)
     got = s.f.readinto(memoryview(arr).cast("B"))
     if got != length:
@@ -356,12 +360,14 @@ def _peek_name(s: _Stream, payload: int, end: int, name_field: int) -> str:
     return ""
 
 
-def read_caffemodel(path: PathLike) -> CaffeNet:
+def read_caffemodel(path: PathLike, *, weights: bool = True) -> CaffeNet:
     """Read every layer of a ``.caffemodel`` and its blobs (float32 numpy arrays).
 
     Peak memory is about one copy of the weights: each blob's data is read from the file
-    directly into its array. Raises :class:`CaffeModelError` for a truncated file or one that is
-    not a serialized ``NetParameter``.
+    directly into its array. ``weights=False`` reads the layers and their blobs' shapes only
+    (each blob's values are read-only zeros that take no memory; the file's data is skipped):
+    enough to recognise the model. Raises :class:`CaffeModelError` for a truncated file or one
+    that is not a serialized ``NetParameter``.
     """
     path = Path(path)
     if not path.is_file():
@@ -374,6 +380,7 @@ def read_caffemodel(path: PathLike) -> CaffeNet:
     head = bytearray()
     with open(path, "rb", buffering=1 << 16) as f:
         s = _Stream(f, path, size)
+        s.skip_values = not weights
         for number, wire, start, length in s.fields(size, "the NetParameter", (100, 2)):
             if number in (100, 2) and wire == _LEN:
                 fmt = "layer" if number == 100 else "V1"

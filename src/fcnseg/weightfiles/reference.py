@@ -76,11 +76,24 @@ def _voc(name: str, arch: str, head: str, mean_iu: float, **kw: object) -> Refer
                           published={"mean_iu": mean_iu, "split": "seg11valid"}, **kw)
 
 
+def _scores(mean_iu: float, pixel_acc: float, mean_acc: float, fw_iu: float,
+            split: str, **more: float) -> dict[str, float | str]:
+    """A published-scores block in percent (what the recipes' ``published`` hold)."""
+    return {"mean_iu": mean_iu, "pixel_acc": pixel_acc, "mean_acc": mean_acc, "fw_iu": fw_iu,
+            **more, "split": split}
+
+
+#: PASCAL-Context (59 classes) val scores of the PAMI version of the paper.
+_CONTEXT_SCORES = {"fcn32s": (36.7, 65.5, 49.1, 50.9), "fcn16s": (38.4, 66.9, 51.3, 52.3),
+                   "fcn8s": (39.1, 67.5, 52.3, 53.0)}
+
+
 def _context(variant: str) -> ReferenceModel:
     return ReferenceModel(f"pascalcontext-{variant}-heavy", variant,
                           VGG16_TRUNK + HEADS[variant], PASCAL_CONTEXT_CLASSES,
                           "pascal_context",
-                          published={"split": "PASCAL-Context val, 59 classes (PAMI)"})
+                          published=_scores(*_CONTEXT_SCORES[variant],
+                                            split="PASCAL-Context val, 59 classes (PAMI)"))
 
 
 def _siftflow(variant: str) -> ReferenceModel:
@@ -89,8 +102,8 @@ def _siftflow(variant: str) -> ReferenceModel:
     return ReferenceModel(
         f"siftflow-{variant}-heavy", f"siftflow_{variant}", VGG16_TRUNK + heads,
         SIFT_FLOW_CLASSES, "sift_flow", convention=SIFTFLOW_BGR,
-        published={"mean_iu": 39.5, "split": "SIFT Flow test (FCN-16s)"}
-        if variant == "fcn16s" else {},
+        published=_scores(39.5, 85.2, 51.7, 76.1, geometric_pixel_acc=94.3,
+                          split="SIFT Flow test (FCN-16s)") if variant == "fcn16s" else {},
         heads={"semantic": SIFT_FLOW_CLASSES, "geometric": SIFTFLOW_GEOMETRIC_CLASSES},
     )
 
@@ -124,17 +137,18 @@ REFERENCE_MODELS: dict[str, ReferenceModel] = {m.name: m for m in (
     # NYUDv2 colour: FCN-32s with 40 outputs and the NYUD colour mean.
     ReferenceModel("nyud-fcn32s-color-heavy", "nyud_fcn32s_color", VGG16_TRUNK + HEADS["fcn32s"],
                    NYUD_CLASSES, "nyud", convention=NYUD_BGR,
-                   published={"mean_iu": 29.2, "split": "NYUDv2 test (RGB)"}),
+                   published=_scores(29.2, 60.0, 42.2, 43.9, split="NYUDv2 test (RGB)")),
     # FCN-AlexNet (voc-fcn-alexnet): grouped conv2/4/5, 6×6 fc6, upscore 63/32.
     ReferenceModel("fcn-alexnet-pascal", "fcn_alexnet", ALEXNET_TRUNK + ("score_fr", "upscore"),
                    VOC_CLASSES, "voc", published={"mean_iu": 48.0, "split": "seg11valid"}),
     ReferenceModel("nyud-fcn32s-hha-heavy", "nyud_fcn32s_hha", VGG16_TRUNK + HEADS["fcn32s"],
                    NYUD_CLASSES, "nyud", convention=NYUD_HHA,
-                   published={"mean_iu": 24.2, "split": "NYUDv2 test (HHA)"}),
+                   published=_scores(24.2, 57.1, 35.2, 40.4, split="NYUDv2 test (HHA)")),
     # RGB-HHA late fusion: two suffixed streams, one shared upscore.
     ReferenceModel("nyud-fcn32s-color-hha-heavy", "nyud_fcn32s_color_hha", _COLOR_HHA_LAYERS,
                    NYUD_CLASSES, "nyud", convention=NYUD_BGR, rename=_COLOR_HHA_RENAME,
-                   published={"mean_iu": 32.8, "split": "NYUDv2 test (RGB-HHA)"}),
+                   published=_scores(32.8, 64.3, 44.9, 48.0,
+                                     split="NYUDv2 test (RGB-HHA)")),
     # SIFT Flow: one trunk, semantic and geometric heads.
     _siftflow("fcn32s"), _siftflow("fcn16s"), _siftflow("fcn8s"),
 )}

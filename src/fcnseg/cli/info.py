@@ -35,9 +35,10 @@ from fcnseg.weightfiles.resolve import checkpoint_files
 NAME = "info"
 HELP = ("Show what a checkpoint describes: architecture, geometry, classes, input convention, "
         "metrics, size (--json: the full record); also the other files fcnseg reads and "
-        "writes (backbone weights, ONNX exports, Caffe .caffemodel files, run files, label maps, rasters, CSV tables, "
-        "annotation files, predicted probabilities (.npz), raster resume records, dataset.yaml, "
-        "bench reports, predict's output list, TensorBoard event files).")
+        "writes (backbone weights, ONNX exports, Caffe .caffemodel files, run files, label "
+        "maps, rasters, CSV tables, annotation files, predicted probabilities (.npz), raster "
+        "resume records, dataset.yaml, bench reports, predict's output list, TensorBoard "
+        "event files).")
 
 #: Scalar metrics shown in the summary, in this order, with their names in the paper.
 METRICS = {"mean_iu": "mean IU", "pixel_acc": "pixel acc", "mean_acc": "mean acc",

@@ -19,11 +19,11 @@ from fcnseg.data.rasters import open_raster, raster_info
 from fcnseg.utils.validate import fields_of
 
 #: What ``fcnseg info`` describes, for the message about a file it does not.
-DESCRIBED = ("checkpoints, exported models, weights, Caffe .caffemodel files, run files (metrics.jsonl, report.json, "
-             "recipe.yaml), label maps and images, rasters, CSV tables and annotation files "
-             "(labelme, COCO, Label Studio, CVAT), predicted probabilities (.npz), raster resume "
-             "records, dataset.yaml, bench reports, predict's output list and TensorBoard "
-             "event files")
+DESCRIBED = ("checkpoints, exported models, weights, Caffe .caffemodel files, run files "
+             "(metrics.jsonl, report.json, recipe.yaml), label maps and images, rasters, CSV "
+             "tables and annotation files (labelme, COCO, Label Studio, CVAT), predicted "
+             "probabilities (.npz), raster resume records, dataset.yaml, bench reports, "
+             "predict's output list and TensorBoard event files")
 
 # First bytes of the images Pillow decodes here (the image reader's allow-list).
 _IMAGE_MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"BM", "BMP"),

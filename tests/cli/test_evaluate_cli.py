@@ -5,14 +5,17 @@ import json
 import numpy as np
 import pytest
 import torch
-from ondisk import write_folder
+from ondisk import write_folder, write_nyud
+from tiny_models import tiny_task_model
 
 from fcnseg.checkpoint import save_checkpoint
 from fcnseg.cli.main import main
 from fcnseg.data import SYNTHETIC_CLASSES, palette_for
+from fcnseg.data.palette import voc_palette
 from fcnseg.engine.evaluation import evaluate_checkpoint
 from fcnseg.metrics import scores
 from fcnseg.models import fcn8s
+from fcnseg.pretrained.reference import NYUD_CLASSES
 
 
 def _checkpoint(path, class_names, recipe=None):
@@ -193,7 +196,7 @@ def test_an_explicit_out_holding_a_report_is_replaced_with_a_note(synthetic_chec
     assert f"replacing the earlier evaluation in {out}" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(("amp", "expected"), [("none", "fp32"), ("bf16", "bf16"), (None, "fp32")])
+@pytest.mark.parametrize(("amp", "expected"), [("none", "fp32"), ("bf16", "bf16")])
 def test_default_precision_is_the_one_training_validated_at(tmp_path, capsys, amp, expected):
     recipe = None if amp is None else {"name": "synthetic-fcn8s", "amp": amp}
     checkpoint = _checkpoint(tmp_path / "m.pt", list(SYNTHETIC_CLASSES), recipe=recipe)
@@ -353,3 +356,67 @@ def test_the_cityscapes_test_split_is_refused_in_one_line_saying_its_labels_are_
     assert "\n" not in err and "test labels are withheld (all void)" in err
     assert "nothing to score" in err and "benchmark server" in err
     assert not (tmp_path / "eval" / "report.json").exists()
+
+
+@pytest.mark.parametrize(("recipe", "source"), [
+    (None, "the default, as the checkpoint records no training precision"),
+    ({"converted_from": "fcn8s-heavy-pascal.caffemodel", "reference": "fcn8s-heavy-pascal"},
+     "the default for a converted model, never validated in training"),
+])
+def test_an_untrained_or_converted_checkpoint_is_not_said_to_be_as_training_validated(
+        tmp_path, capsys, recipe, source):
+    checkpoint = _checkpoint(tmp_path / "m.pt", list(SYNTHETIC_CLASSES), recipe=recipe)
+    out = tmp_path / "eval"
+    assert _evaluate(checkpoint, "--out", str(out)) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert header.endswith(f"precision fp32, {source})")
+    report = json.loads((out / "report.json").read_text())
+    assert (report["precision"], report["options"]["precision_from"]) == ("fp32", source)
+
+
+@pytest.fixture
+def nyud_val(tmp_path):
+    write_nyud(tmp_path, {"val": ["1", "2"]}, size=(32, 32))
+    return tmp_path / "nyud"
+
+
+def _nyud_checkpoint(path, arch):
+    return save_checkpoint(path, tiny_task_model(arch), class_names=list(NYUD_CLASSES),
+                           palette=voc_palette())
+
+
+@pytest.mark.parametrize(("arch", "modalities"), [("nyud_fcn32s_color_hha", ["color", "hha"]),
+                                                  ("nyud_fcn32s_hha", ["hha"])])
+def test_evaluate_on_nyud_reads_the_modalities_the_model_takes(nyud_val, tmp_path, capsys,
+                                                                arch, modalities):
+    checkpoint = _nyud_checkpoint(tmp_path / "m.pt", arch)
+    args = ["evaluate", "--checkpoint", str(checkpoint), "--dataset", "nyud", "--root",
+            str(nyud_val), "--device", "cpu", "--no-calibration"]
+    assert main([*args, "--out", str(tmp_path / "eval")]) == 0
+    report = json.loads((tmp_path / "eval" / "report.json").read_text())
+    assert report["dataset"]["modalities"] == modalities
+    listed = f"modalities=[{', '.join(modalities)}]"
+    assert main([*args, "--out", str(tmp_path / "given"), "--data", listed]) == 0
+    given = json.loads((tmp_path / "given" / "report.json").read_text())
+    assert report["confusion"] == given["confusion"]
+
+
+def test_modalities_the_model_lacks_are_refused_naming_its_inputs_and_how_to_give_them(
+        nyud_val, tmp_path, capsys):
+    checkpoint = _nyud_checkpoint(tmp_path / "m.pt", "nyud_fcn32s_color_hha")
+    rc = main(["evaluate", "--checkpoint", str(checkpoint), "--dataset", "nyud", "--root",
+               str(nyud_val), "--data", "modalities=[color]", "--out", str(tmp_path / "eval"),
+               "--device", "cpu"])
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "the model takes the inputs ['color', 'hha']; the dataset gives ['color']" in err
+    assert '--data "modalities=[color, hha]"' in err
+    assert not (tmp_path / "eval").exists()
+
+
+def test_evaluate_checkpoint_gives_a_nyud_spec_the_models_modalities(nyud_val, tmp_path):
+    checkpoint = _nyud_checkpoint(tmp_path / "m.pt", "nyud_fcn32s_color_d")
+    result = evaluate_checkpoint(checkpoint, {"name": "nyud", "root": str(nyud_val)},
+                                 calibration=False)
+    assert result["dataset"]["modalities"] == ["color", "depth"]

@@ -8,20 +8,24 @@ import math
 import numpy as np
 import pytest
 import torch
-from ondisk import write_folder
+from ondisk import write_folder, write_nyud
 from PIL import Image
+from tiny_models import tiny_task_model
 
-from fcnseg.checkpoint import load_checkpoint
+from fcnseg.checkpoint import load_checkpoint, save_checkpoint
 from fcnseg.cli.main import main
+from fcnseg.data.palette import voc_palette
 from fcnseg.data.synthetic import SYNTHETIC_CLASSES
 from fcnseg.inference import Segmenter
 from fcnseg.inference.calibration import (
     TEMPERATURE_RANGE,
+    calibrate_checkpoint,
     entropy,
     fit_temperature,
     maxprob_uncertainty,
     save_with_temperature,
 )
+from fcnseg.pretrained.reference import NYUD_CLASSES
 
 
 def _labels_drawn_from(logits: torch.Tensor, temperature: float, seed: int) -> torch.Tensor:
@@ -289,3 +293,13 @@ def test_calibrate_refuses_the_cityscapes_test_split_whose_labels_are_withheld(
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "test labels are withheld (all void)" in err
     assert not out.exists()
+
+
+def test_calibrate_reads_the_nyud_modalities_the_model_takes(tmp_path) -> None:
+    write_nyud(tmp_path, {"val": ["1"]}, size=(32, 32))
+    ckpt = save_checkpoint(tmp_path / "m.pt", tiny_task_model("nyud_fcn32s_color_hha"),
+                           class_names=list(NYUD_CLASSES), palette=voc_palette())
+    result = calibrate_checkpoint(ckpt, {"name": "nyud", "root": str(tmp_path)},
+                                  tmp_path / "cal.pt")
+    assert result["dataset"]["modalities"] == ["color", "hha"]
+    assert (tmp_path / "cal.pt").is_file()

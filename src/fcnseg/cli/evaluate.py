@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(args.checkpoint)
     spec = options.dataset_spec(args, ckpt)
     out = output_folder(args.checkpoint, args.out)
-    precision_from = "--precision" if args.precision else "as training validated"
+    precision_from = "--precision" if args.precision else default_precision_text(ckpt)
     if ckpt.get("artifact"):
         precision_from = exported_precision_text(ckpt["artifact"], args.precision)
     result = evaluate_checkpoint(  # without --precision, at evaluate_checkpoint's default
@@ -148,6 +148,18 @@ def header_method(args: argparse.Namespace, precision_from: str) -> str:
     if precision_from == "as training validated":
         precision_from = "the precision training validated at"
     return "; ".join([precision_from, *ways])
+
+
+def default_precision_text(ckpt: dict[str, Any]) -> str:
+    """Where the default precision comes from: the precision the checkpoint's training
+    validated at when its recipe records one; else fp32, the default, for a converted model
+    or one whose training is not recorded."""
+    recipe = ckpt.get("recipe") or {}
+    if "precision" in recipe or "amp" in recipe:
+        return "as training validated"
+    if recipe.get("converted_from"):
+        return "the default for a converted model, never validated in training"
+    return "the default, as the checkpoint records no training precision"
 
 
 def exported_precision_text(artifact: dict[str, Any], asked: str | None) -> str:

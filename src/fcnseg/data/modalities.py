@@ -11,7 +11,10 @@ picture; HHA as 3 channels of 8 bits).
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -92,3 +95,24 @@ def modality_problem(modality: str, values: np.ndarray) -> str | None:
     if modality == "hha":
         return hha_problem(values)
     return None
+
+
+def spec_for_inputs(spec: Mapping[str, Any], input_names: Sequence[str]) -> dict[str, Any]:
+    """A :func:`~fcnseg.data.build_dataset` spec that reads the inputs a model takes: a NYUDv2
+    spec that names no ``modalities`` gets the model's ``input_names`` (an RGB-HHA model is
+    scored on colour and HHA, not on the dataset's default, colour alone)."""
+    spec = dict(spec)
+    if spec.get("name") == "nyud" and spec.get("modalities") is None:
+        spec["modalities"] = list(input_names)
+    return spec
+
+
+def missing_inputs_problem(given: Sequence[str], input_names: Sequence[str]) -> str | None:
+    """One line when a dataset's ``given`` modalities lack one the model takes: every input
+    the model takes and how to ask for them; None when none is missing."""
+    if all(m in given for m in input_names):
+        return None
+    names = list(input_names)
+    return (f"the model takes the inputs {names}; the dataset gives {list(given)}: ask for "
+            f"every one, --data \"modalities=[{', '.join(names)}]\" to fcnseg evaluate or "
+            f"calibrate, \"modalities\": {json.dumps(names)} in a dataset spec")

@@ -28,6 +28,7 @@ from fcnseg.conventions import refuse_other_bands
 from fcnseg.data.base import refuse_withheld_labels
 from fcnseg.data.build import build_dataset, eval_split
 from fcnseg.data.collate import collate_segmentation
+from fcnseg.data.modalities import missing_inputs_problem, spec_for_inputs
 from fcnseg.data.transforms import build_eval_transform
 from fcnseg.engine.config import upgrade_recipe
 from fcnseg.inference.class_match import ClassMatch, RelabeledDataset, match_classes
@@ -351,7 +352,7 @@ def evaluate_checkpoint(checkpoint: PathLike | Mapping[str, Any],
     precision = opts.precision if opts.precision is not None else training_precision(ckpt)
     runner = InferenceRunner(build_model_from_checkpoint(ckpt), device=opts.device,
                              precision=precision)
-    data, source, described, match = _eval_data(dataset, ckpt, opts.limit)
+    data, source, described, match = _eval_data(dataset, ckpt, opts.limit, runner.model)
     head_classes = {str(h): list(n) for h, n in (ckpt["classes"].get("heads") or {}).items()}
     scoring = _scoring(ckpt, source, runner, opts, match)
     ignore_index = scoring.ignore_index
@@ -421,13 +422,18 @@ def calibration_skipped(ckpt: Mapping[str, Any]) -> str | None:
 
 
 def _eval_data(dataset: Mapping[str, Any] | Dataset, ckpt: Mapping[str, Any],
-               limit: int | None) -> tuple[Any, Any, dict[str, Any], ClassMatch]:
+               limit: int | None, model: nn.Module | None = None,
+               ) -> tuple[Any, Any, dict[str, Any], ClassMatch]:
     """The data to score (transformed, labels in the checkpoint's class indices, cut to
     ``limit``), the dataset it comes from, its description and how its classes match the
     checkpoint's (:func:`~fcnseg.inference.class_match.match_classes`: the same names in
-    another order by name; other names are refused)."""
+    another order by name; other names are refused). A spec reads the inputs ``model`` takes
+    unless it names its modalities; a dataset of modalities lacking one the model takes is
+    refused in one line."""
+    input_names = tuple(getattr(model, "input_names", ("color",)))
     transform = build_eval_transform()
     if isinstance(dataset, Mapping):
+        dataset = spec_for_inputs(dataset, input_names)
         described: dict[str, Any] = {**dataset, "split": eval_split(dict(dataset))}
         source = data = build_dataset(dict(dataset), split=described["split"],
                                       transform=transform)
@@ -438,6 +444,9 @@ def _eval_data(dataset: Mapping[str, Any] | Dataset, ckpt: Mapping[str, Any],
             data = _WithTransform(dataset, transform)
     where = described.get("root") or described.get("name", described.get("repr"))
     refuse_withheld_labels(source, f"{where} split {described['split']!r}")
+    given = getattr(source, "modalities", None)
+    if given is not None and (problem := missing_inputs_problem(given, input_names)):
+        raise ValueError(f"{where}: {problem}")
     refuse_other_bands(ckpt["model"]["input_convention"], getattr(source, "bands", None),
                        str(where), str(ckpt.get("path", "<checkpoint>")))
     data_classes = [str(c) for c in getattr(source, "classes", ())]

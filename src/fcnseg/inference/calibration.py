@@ -30,6 +30,7 @@ from fcnseg.conventions import refuse_other_bands
 from fcnseg.data.base import refuse_withheld_labels
 from fcnseg.data.build import build_dataset, eval_split
 from fcnseg.data.collate import collate_segmentation
+from fcnseg.data.modalities import missing_inputs_problem, spec_for_inputs
 from fcnseg.data.transforms import build_eval_transform
 from fcnseg.inference.class_match import ClassMatch, RelabeledDataset, match_classes
 from fcnseg.inference.runner import InferenceRunner
@@ -293,19 +294,25 @@ class CalibrateOptions:
     progress: bool = False
 
 
-def _fitting_data(ckpt: Mapping[str, Any], dataset: Mapping[str, Any],
-                  checkpoint: str) -> tuple[Any, ClassMatch]:
-    """The dataset to fit on and how its classes match the checkpoint's (refused in one line
-    when they, or its bands, cannot be the checkpoint's)."""
+def _fitting_data(ckpt: Mapping[str, Any], dataset: Mapping[str, Any], checkpoint: str,
+                  model: nn.Module) -> tuple[Any, ClassMatch, dict[str, Any]]:
+    """The dataset to fit on, how its classes match the checkpoint's, and its spec (NYUDv2:
+    reading the modalities the model takes unless it names them); refused in one line when its
+    classes, bands or modalities cannot be the checkpoint's."""
+    input_names = tuple(getattr(model, "input_names", ("color",)))
+    dataset = spec_for_inputs(dataset, input_names)
     data = build_dataset(dict(dataset), split=eval_split(dict(dataset)),
                          transform=build_eval_transform())
     where = str(dataset.get("root") or dataset.get("name"))
     refuse_withheld_labels(data, f"{where} split {eval_split(dict(dataset))!r}")
+    given = getattr(data, "modalities", None)
+    if given is not None and (problem := missing_inputs_problem(given, input_names)):
+        raise ValueError(f"{where}: {problem}")
     refuse_other_bands(ckpt["model"]["input_convention"], getattr(data, "bands", None), where,
                        checkpoint)
     match = match_classes(list(getattr(data, "classes", ()) or ()), ckpt["classes"]["names"],
                           dataset=where, model=checkpoint)
-    return data, match
+    return data, match, dataset
 
 
 def calibrate_checkpoint(
@@ -335,15 +342,15 @@ def calibrate_checkpoint(
     ckpt = load_checkpoint(checkpoint)
     if ckpt.get("artifact"):  # e.g. a Hub repository holding an export
         refuse_exported(checkpoint, str(ckpt["artifact"].get("kind")))
-    data, match = _fitting_data(ckpt, dataset, str(checkpoint))
+    model = build_model_from_checkpoint(ckpt)
+    data, match, dataset = _fitting_data(ckpt, dataset, str(checkpoint), model)
     ignore_index = int(getattr(data, "ignore_index", ckpt["classes"]["ignore_index"]))
     fill = getattr(data, "pad_values", None)
     if match.lookup is not None:
         data = RelabeledDataset(data, match)
     if opts.limit is not None:
         data = Subset(data, range(min(int(opts.limit), len(data))))
-    runner = InferenceRunner(build_model_from_checkpoint(ckpt), device=opts.device,
-                             precision="fp32")
+    runner = InferenceRunner(model, device=opts.device, precision="fp32")
     loader = DataLoader(data, batch_size=opts.batch_size, shuffle=False,
                         num_workers=opts.num_workers,
                         collate_fn=partial(collate_segmentation, ignore_index=ignore_index,

@@ -151,16 +151,21 @@ def _reference_names(heads: Mapping[str, SkipHead], trunk_name: str | None,
     return KeyMap(pairs)
 
 
+def require_inputs(x: Mapping[str, torch.Tensor], input_names: Sequence[str]) -> None:
+    """A ValueError naming every input the model takes and those ``x`` lacks, if any."""
+    missing = [n for n in input_names if n not in x]
+    if missing:
+        raise ValueError(f"the model takes inputs {list(input_names)}; the input dict lacks "
+                         f"{missing} (it has {sorted(x)})")
+
+
 def stack_inputs(x: torch.Tensor | Mapping[str, torch.Tensor],
                  input_names: Sequence[str]) -> torch.Tensor:
     """A tensor input as it is; a dict input's tensors for ``input_names``, stacked along the
     channels in that order. A missing modality is a ValueError naming it."""
     if not isinstance(x, Mapping):
         return x
-    missing = [n for n in input_names if n not in x]
-    if missing:
-        raise ValueError(f"the model takes inputs {list(input_names)}; the input dict lacks "
-                         f"{missing} (it has {sorted(x)})")
+    require_inputs(x, input_names)
     if len(input_names) == 1:
         return x[input_names[0]]
     return torch.cat([x[n] for n in input_names], dim=1)

@@ -197,3 +197,55 @@ def test_a_32_bit_grey_tiff_of_either_byte_order_reads_as_the_raster_path_reads_
     with open_raster(path) as reader:
         tiles_see = colour_pixels(reader.read_all(), reader.info)
     np.testing.assert_array_equal(load_image(path), tiles_see)
+
+
+def _integers_to_rgb_in_float64(values, alpha=False, premultiplied=False):
+    """integers_to_rgb as first written, in float64: the results the integer arithmetic keeps."""
+    if alpha:
+        opacity = values[..., -1:].astype(np.float64) / np.iinfo(values.dtype).max
+        rgb = _integers_to_rgb_in_float64(values[..., :-1]).astype(np.float64)
+        background = np.asarray(ALPHA_BACKGROUND, dtype=np.float64) * (1.0 - opacity)
+        rgb = rgb + background if premultiplied else rgb * opacity + background
+        return np.clip(np.round(rgb), 0, 255).astype(np.uint8)
+    values = values if values.ndim > 2 else values[..., None]
+    if values.dtype != np.uint8:
+        values = np.clip(np.round(values.astype(np.float64) / 257.0), 0, 255).astype(np.uint8)
+    return np.repeat(values, 3, axis=-1) if values.shape[-1] == 1 else values
+
+
+def _random_with_extremes(dtype, shape, seed):
+    info = np.iinfo(dtype)
+    a = np.random.default_rng(seed).integers(info.min, info.max, shape, endpoint=True)
+    edges = [info.min, info.max, 0, 1, 128, 129, 385, 386, 65406, 65407, 65535, 65536, -1,
+             -128, -129, -9999, 2**31 - 1]  # and the nodata values of scenes (0, -9999, max)
+    edges = [v for v in edges if info.min <= v <= info.max]
+    a.flat[:len(edges)] = edges
+    a.flat[len(edges):2 * len(edges)] = np.arange(len(edges)) * 257 + 128  # rounding edges
+    return a.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", ">u2", "int16", "int32", "uint32"])
+@pytest.mark.parametrize("bands", [None, 1, 3])
+def test_integers_to_rgb_gives_the_float64_results_in_integers(dtype, bands):
+    from fcnseg.data.images import integers_to_rgb
+
+    shape = (2, 33, 40) + ((bands,) if bands else ())
+    for seed in range(3):
+        values = _random_with_extremes(dtype, shape, seed)
+        np.testing.assert_array_equal(integers_to_rgb(values),
+                                      _integers_to_rgb_in_float64(values))
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16"])
+@pytest.mark.parametrize("bands", [2, 4])
+@pytest.mark.parametrize("premultiplied", [False, True])
+def test_integers_to_rgb_composites_alpha_as_in_float64(dtype, bands, premultiplied):
+    from fcnseg.data.images import integers_to_rgb
+
+    for seed in range(3):
+        values = _random_with_extremes(dtype, (33, 40, bands), seed)
+        values[:5, ..., -1] = np.iinfo(dtype).max  # opaque
+        values[5:9, ..., -1] = 0  # transparent
+        np.testing.assert_array_equal(
+            integers_to_rgb(values, True, premultiplied=premultiplied),
+            _integers_to_rgb_in_float64(values, True, premultiplied))

@@ -160,3 +160,38 @@ def test_a_big_endian_32_bit_grey_tiff_upload_is_segmented_as_the_image_reader_r
     answer = segment_upload(segmenter, data, SegmentOptions(format="png"), max_pixels=96 * 96)
     np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(answer))),
                                   segmenter.predict(load_image(data)).label)
+
+
+def _tiled_16_bit_upload(segmenter, monkeypatch, tmp_path):
+    """A 16-bit RGB TIFF upload larger than the segmenter's (small) tile, its bytes and path."""
+    from dataclasses import replace
+
+    import tifffile
+
+    rgb = np.random.default_rng(9).integers(0, 65536, (40, 56, 3)).astype(np.uint16)
+    path = tmp_path / "scene.tif"
+    tifffile.imwrite(path, rgb, photometric="rgb")
+    monkeypatch.setattr(segmenter, "tiles", replace(segmenter.tiles, tile=16, overlap=4))
+    return path.read_bytes(), path
+
+
+def test_a_tiled_tiff_upload_is_decoded_once_by_the_raster_reader(segmenter, monkeypatch,
+                                                                  tmp_path):
+    data, path = _tiled_16_bit_upload(segmenter, monkeypatch, tmp_path)
+    monkeypatch.setattr("fcnseg.serve.segment.load_image",
+                        lambda *a, **k: pytest.fail("decoded whole by the image reader too"))
+    answer = segment_upload(segmenter, data, SegmentOptions(format="png"), max_pixels=96 * 96)
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(answer))),
+                                  segmenter.predict(path).label)
+
+
+def test_a_tiled_tiff_upload_over_the_limit_or_corrupt_is_refused_as_a_bad_upload(
+        segmenter, monkeypatch, tmp_path):
+    data, _ = _tiled_16_bit_upload(segmenter, monkeypatch, tmp_path)
+    with pytest.raises(RequestError) as e:
+        segment_upload(segmenter, data, SegmentOptions(format="png"), max_pixels=40 * 50)
+    assert e.value.status_code == 413
+    with pytest.raises(RequestError) as e:
+        segment_upload(segmenter, data[:len(data) // 2], SegmentOptions(format="png"),
+                       max_pixels=96 * 96)
+    assert e.value.status_code == 400 and e.value.detail.startswith("upload")

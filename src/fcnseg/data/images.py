@@ -708,23 +708,53 @@ def integers_to_rgb(values: np.ndarray, alpha: bool = False, *, premultiplied: b
     is alpha (as the file marks it), composited on :data:`ALPHA_BACKGROUND`: colour × alpha +
     background × (1 - alpha), or where ``premultiplied`` (TIFF associated alpha, the colour
     multiplied by alpha already) colour + background × (1 - alpha). With ``cmyk`` the four
-    bands are 8-bit inks, made RGB as Pillow makes them (:func:`cmyk_to_rgb`)."""
+    bands are 8-bit inks, made RGB as Pillow makes them (:func:`cmyk_to_rgb`).
+
+    Computed in integers (a few bytes a pixel, not float64's dozens), with the results of
+    rounding the exact quotients: no quotient here is ever halfway between two integers (257
+    and the alpha maxima are odd), so round-half-to-even and round-half-up agree."""
     if alpha:
-        opacity = values[..., -1:].astype(np.float64) / np.iinfo(values.dtype).max
-        rgb = integers_to_rgb(values[..., :-1]).astype(np.float64)
-        background = np.asarray(ALPHA_BACKGROUND, dtype=np.float64) * (1.0 - opacity)
-        rgb = rgb + background if premultiplied else rgb * opacity + background
-        return np.clip(np.round(rgb), 0, 255).astype(np.uint8)
+        return _composited(values, premultiplied)
     if cmyk:
         return cmyk_to_rgb(values)
     if values.ndim == 2:
         values = values[..., None]
     if values.dtype != np.uint8:
-        scaled = np.round(values.astype(np.float64) / SIXTEEN_TO_EIGHT_BITS)
-        values = np.clip(scaled, 0, 255).astype(np.uint8)
+        values = _eight_bits(values)
     if values.shape[-1] == 1:
         values = np.repeat(values, 3, axis=-1)
     return np.ascontiguousarray(values)
+
+
+def _eight_bits(values: np.ndarray) -> np.ndarray:
+    """Integer samples divided by 257, rounded, clipped to 0-255, as uint8: negative values
+    0, from 65,407 up 255 (those between are exact in uint32: (v + 128) // 257)."""
+    if values.dtype.kind not in "ui":  # booleans: as float64 arithmetic gives them
+        return np.zeros(values.shape, np.uint8)
+    limits = np.iinfo(values.dtype)
+    if limits.min < 0 or limits.max > 65535:
+        values = np.clip(values, max(limits.min, 0), min(limits.max, 65535))
+    wide = values.astype(np.uint32)
+    wide += 128
+    wide //= 257
+    return wide.astype(np.uint8)
+
+
+def _composited(values: np.ndarray, premultiplied: bool) -> np.ndarray:
+    """Colour (or grey) and a last band of alpha composited on :data:`ALPHA_BACKGROUND`, in
+    integers: round((colour × alpha + background × (M - alpha)) / M), M the largest alpha
+    (``colour × M`` for ``premultiplied`` colour), clipped to 0-255."""
+    top = int(np.iinfo(values.dtype).max)
+    # 510 × M + M fits uint32 for alphas of up to 16 bits.
+    wide = np.uint32 if top <= 65535 else np.uint64
+    opacity = values[..., -1:].astype(wide)
+    colour = integers_to_rgb(values[..., :-1]).astype(wide)
+    colour *= wide(top) if premultiplied else opacity
+    colour += (top - opacity) * np.asarray(ALPHA_BACKGROUND, wide)
+    colour *= 2  # round(n / M) = (2n + M) // 2M, no n / M being halfway
+    colour += wide(top)
+    colour //= wide(2 * top)
+    return np.minimum(colour, 255).astype(np.uint8)
 
 
 def cmyk_to_rgb(inks: np.ndarray) -> np.ndarray:

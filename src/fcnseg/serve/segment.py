@@ -24,10 +24,12 @@ from fcnseg.data.images import (
     IMAGE_FORMATS,
     TIFF_MAGIC,
     bomb_size,
+    check_pixels,
     integer_grey_tiff,
     tiff_bands_problem,
 )
 from fcnseg.data.palette import distinct_palette
+from fcnseg.data.rasters import raster_info
 from fcnseg.inference import ImageError, ImageTooLargeError, Prediction, Segmenter, load_image
 from fcnseg.inference.classnames import (
     AmbiguousClassName,
@@ -221,6 +223,8 @@ def inference_errors(what: str) -> Iterator[None]:
     one failed request must not end the service."""
     try:
         yield
+    except ImageError:  # the input's fault (a corrupt tile of a raster): for image_errors
+        raise
     except Exception as e:  # noqa: BLE001
         log.exception("segmenting %s failed", what)
         raise RequestError(500, f"inference failed ({type(e).__name__})") from None
@@ -240,20 +244,31 @@ def segment_upload(segmenter: Segmenter, data: bytes, options: SegmentOptions,
             inference itself fails (logged with its traceback).
     """
     t0 = time.perf_counter()
-    with image_errors():
-        image = load_image(data, name="upload", max_pixels=max_pixels)
-    t1 = time.perf_counter()
-    with inference_errors(f"an upload of {image.shape[1]}×{image.shape[0]}"), \
-            raster_by_tiles(segmenter, data) as raster:
-        pred = (predict or segmenter.predict)(image if raster is None else str(raster),
-                                              return_probs=options.wants_probs)
+    with raster_by_tiles(segmenter, data) as raster:
+        if raster is None:
+            with image_errors():
+                source: Any = load_image(data, name="upload", max_pixels=max_pixels)
+            what = f"an upload of {source.shape[1]}×{source.shape[0]}"
+        else:  # decoded once, as fcnseg predict decodes it: not whole by the image reader too
+            with image_errors(_as_upload):
+                info = raster_info(raster)
+                check_pixels("upload", info.width, info.height, max_pixels)
+            source, what = str(raster), f"a TIFF upload of {info.width}×{info.height}"
+        t1 = time.perf_counter()
+        with image_errors(_as_upload), inference_errors(what):
+            pred = (predict or segmenter.predict)(source, return_probs=options.wants_probs)
     return encode_answer(segmenter, pred, options, decode_s=t1 - t0,
                          inference_s=time.perf_counter() - t1)
 
 
+def _as_upload(e: ImageError) -> str:
+    """An image error of the upload's temporary file, naming the upload instead."""
+    return f"upload: {e.problem}"
+
+
 @contextlib.contextmanager
 def raster_by_tiles(segmenter: Segmenter, data: bytes) -> Iterator[Path | None]:
-    """A TIFF upload (read by the image reader already, so checked) that ``fcnseg predict``
+    """A TIFF upload that ``fcnseg predict``
     segments by tiles (:func:`~fcnseg.inference.rasters.needs_tiling`: a GeoTIFF, or one not
     8-bit RGB taller or wider than the segmenter's tile), as a temporary file (removed after):
     :meth:`Segmenter.predict` segments it as ``fcnseg predict --tile`` does, its pixels without
@@ -270,7 +285,11 @@ def raster_by_tiles(segmenter: Segmenter, data: bytes) -> Iterator[Path | None]:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        yield path if needs_tiling(path, segmenter.max_pixels, tiles.tile) else None
+        try:  # not yet decoded: a header the raster reader refuses is the image reader's
+            tiled = needs_tiling(path, segmenter.max_pixels, tiles.tile)
+        except Exception:  # noqa: BLE001 - to report, in one line
+            tiled = False
+        yield path if tiled else None
     finally:
         path.unlink(missing_ok=True)
 

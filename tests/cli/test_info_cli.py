@@ -292,12 +292,14 @@ def test_a_one_band_model_is_one_band_not_one_bands(tmp_path, capsys) -> None:
     from fcnseg.conventions import band_convention
     from fcnseg.models import build_model
 
+    convention = band_convention(["intensity"], [250.0], [330.0], sample_types=["uint16"])
     model = build_model("fcn8s", num_classes=3, width=0.0625, fc_channels=16, geometry="same",
-                        input_convention=band_convention(["intensity"], [250.0], [330.0]))
+                        input_convention=convention)
     path = save_checkpoint(tmp_path / "grey.pt", model, class_names=CLASSES)
     assert main(["info", str(path)]) == 0
     lines = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines())
     assert lines["input"].strip().startswith("1 band (intensity): raw values")
+    assert lines["input"].endswith("; trained on uint16 images")  # what predict takes
 
 
 def test_a_label_studio_export_is_described_with_its_labels(tmp_path, capsys) -> None:

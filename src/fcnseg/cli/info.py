@@ -231,8 +231,10 @@ def _convention_text(convention: dict[str, Any]) -> str:
     if convention.get("bands"):  # raw band values, standardised band by band
         bands = list(convention["bands"])
         nodata = convention.get("nodata")
+        types = convention.get("sample_types")
         return (f"{bands_count(len(bands))} ({', '.join(bands)}): raw values, each band minus "
-                f"its mean, over its std" + (f"; nodata {nodata:g}" if nodata is not None else ""))
+                f"its mean, over its std" + (f"; nodata {nodata:g}" if nodata is not None else "")
+                + (f"; trained on {', '.join(types)} images" if types else ""))
     if convention.get("channel_order"):
         scale = "0-1" if convention.get("scale") not in (1, 1.0) else "0-255"
         text += f" ({convention['channel_order']} {scale}, minus the mean"

@@ -215,3 +215,20 @@ def test_a_depth_upload_in_metres_is_refused_naming_its_field(tmp_path: Path,
     assert r.status_code == 400
     assert r.json()["detail"] == ("depth: depth values 3–3 look like metres; NYUDv2 depth is "
                                   "millimetres (×1000)")
+
+
+def test_the_onnx_export_of_a_fusion_model_serves_as_its_checkpoint(fusion_segmenter,
+                                                                     tmp_path) -> None:
+    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+    from fcnseg.cli.main import main
+
+    export = tmp_path / "fusion.onnx"
+    assert main(["export", "--checkpoint", str(fusion_segmenter.checkpoint_path), "--format",
+                 "onnx", "--out", str(export), "--height", "32", "--width", "32"]) == 0
+    color, hha, files = _pair()
+    with TestClient(create_app(Segmenter.from_checkpoint(export), max_pixels=64 * 64)) as c:
+        assert c.get("/v1/model").json()["input_names"] == ["color", "hha"]
+        r = c.post("/v1/segment", params={"format": "json"}, files=files)
+    assert r.status_code == 200, r.text
+    expected = fusion_segmenter.predict_inputs({"color": color, "hha": hha})
+    np.testing.assert_array_equal(_label(r.json()["label_png"]), expected.label)

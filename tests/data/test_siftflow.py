@@ -158,3 +158,30 @@ def test_skipping_bad_samples_keeps_the_heads_and_exclusions(siftflow_root):
     assert wrapped.heads == SIFTFlow.heads
     assert wrapped.eval_exclude_classes == {"semantic": (8, 10, 15)}
     assert wrapped.excluded_ids == ("highway_bost181", "street_urb506")
+
+
+@pytest.mark.parametrize("recipe", ["siftflow-fcn32s", "siftflow-fcn16s", "siftflow-fcn8s"])
+def test_the_recipes_default_root_is_the_folder_download_siftflow_writes(
+        tmp_path, monkeypatch, recipe):
+    from fcnseg.engine.config import load_config
+
+    write_siftflow(tmp_path / "data", {"trainval": ["coast_a"], "test": ["mountain_c"]})
+    monkeypatch.chdir(tmp_path)  # download_siftflow("data") → data/SiftFlowDataset
+    data = load_config(recipe).data
+    assert data.train["root"] == data.val["root"] == "data/SiftFlowDataset"
+    assert SIFTFlow(data.val["root"], data.val["split"]).ids == ["mountain_c"]
+
+
+def test_the_reference_folder_name_beside_it_serves_the_same_root(tmp_path, monkeypatch):
+    write_siftflow(tmp_path / "data", {"test": ["mountain_c"]})
+    (tmp_path / "data" / "SiftFlowDataset").rename(tmp_path / "data" / "sift-flow")
+    monkeypatch.chdir(tmp_path)
+    for root in ("data/SiftFlowDataset", "data/sift-flow", "data"):
+        assert SIFTFlow(root, "test").dir.resolve() == tmp_path / "data" / "sift-flow"
+
+
+def test_no_siftflow_folder_names_both_places_looked_in(tmp_path):
+    (tmp_path / "data").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"looked for .* in .*SiftFlowDataset, "
+                                                r".*sift-flow"):
+        SIFTFlow(tmp_path / "data" / "SiftFlowDataset", "test")

@@ -57,7 +57,7 @@ def build_dataset(
         {"name": "folder", "root": "data/mine", "split": "val"}
         {"name": "pascal_context", "root": "data/pascal", "split": "val"}
         {"name": "nyud", "root": "data/nyud", "split": "test", "modalities": ["color", "hha"]}
-        {"name": "siftflow", "root": "data/sift-flow", "split": "test"}
+        {"name": "siftflow", "root": "data/SiftFlowDataset", "split": "test"}
         {"name": "cityscapes", "root": "data/cityscapes", "split": "val"}
         {"name": "cityscapes", "root": "data/cityscapes", "labels": "train_ids"}
         {"name": "ade20k", "root": "data/ADEChallengeData2016", "split": "val"}

@@ -46,10 +46,23 @@ SIFTFLOW_EXCLUDED_IDS: tuple[str, ...] = ("highway_bost181", "street_urb506")
 _SUBDIR = "spatial_envelope_256x256_static_8outdoorcategories"
 
 
+#: The names the SIFT Flow folder goes by: the archive's (what download_siftflow writes and the
+#: recipes default to) and the FCN reference release's.
+SIFTFLOW_FOLDER_NAMES: tuple[str, ...] = ("SiftFlowDataset", "sift-flow")
+
+
 def find_siftflow_dir(root: PathLike) -> Path:
-    """Locate the SIFT Flow folder (Images/, SemanticLabels/, GeoLabels/) given it or its parent."""
+    """Locate the SIFT Flow folder (Images/, SemanticLabels/, GeoLabels/) given it or its
+    parent. A ``root`` named by one of :data:`SIFTFLOW_FOLDER_NAMES` that does not exist is
+    also looked for under the other name beside it (``data/SiftFlowDataset`` finds
+    ``data/sift-flow``, and the other way round)."""
+    root = Path(root).expanduser()
+    base, places = root, [".", *SIFTFLOW_FOLDER_NAMES]
+    if root.name in SIFTFLOW_FOLDER_NAMES and not root.exists():
+        base = root.parent
+        places = [root.name, *(n for n in SIFTFLOW_FOLDER_NAMES if n != root.name)]
     return find_dataset_dir(
-        root, [".", "SiftFlowDataset", "sift-flow"],
+        base, places,
         lambda c: all((c / d / _SUBDIR).is_dir()
                       for d in ("Images", "SemanticLabels", "GeoLabels")),
         what="SIFT Flow data",

@@ -292,3 +292,14 @@ def test_the_summary_line_says_the_precision_auto_chose(make_checkpoint, smooth_
     assert summary.startswith("wrote outputs for 1 of 1")
     assert f", precision {chosen}, chosen automatically on this CPU" in summary
     assert ("--precision fp32 for float32" in summary) == (chosen != "fp32")
+
+
+def test_the_speed_line_counts_only_the_images_written(make_checkpoint, images, tmp_path,
+                                                       capsys) -> None:
+    # stderr is no terminal here: the closing line of the progress says the speed
+    rc = main(["predict", "--checkpoint", str(make_checkpoint("same")), str(images),
+               "--out", str(tmp_path / "out"), "--precision", "fp32"])
+    assert rc == 1  # broken.png failed
+    speed = [line for line in capsys.readouterr().err.splitlines() if " images/s)" in line]
+    assert len(speed) == 1 and speed[0].startswith("predict: 3 images in "), speed
+

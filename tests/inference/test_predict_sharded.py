@@ -32,12 +32,14 @@ def env() -> dict[str, str]:
 
 
 def predict(checkpoint: Path, images: Path, out: Path, processes: int,
-            *extra: str) -> subprocess.CompletedProcess:
+            *extra: str, progress: bool = False) -> subprocess.CompletedProcess:
     """``fcnseg predict`` in one process, or under torchrun with ``processes`` (batch 1 and
-    one thread each, so every image runs the same kernels whichever process takes it)."""
+    one thread each, so every image runs the same kernels whichever process takes it);
+    ``progress``: its lines, as a log gets them (stderr is no terminal)."""
     command = [str(Path(sys.executable).parent / "fcnseg"), "predict", "--checkpoint",
                str(checkpoint), str(images), "--out", str(out), "--batch-size", "1",
-               "--no-progress", "--precision", "fp32", "--device", "cpu", *extra]
+               *([] if progress else ["--no-progress"]), "--precision", "fp32", "--device",
+               "cpu", *extra]
     if processes > 1:
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                    "--nproc_per_node", str(processes), *command]
@@ -123,3 +125,16 @@ def test_two_processes_share_the_tiles_of_one_raster(make_checkpoint, tmp_path):
         np.testing.assert_array_equal(b.read(), a.read())
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == [
         "scene.tif", "scene.tif.done.json", "scene_overlay.png"]
+
+
+def test_two_processes_say_one_speed_line_for_all_the_images_written(make_checkpoint, images,
+                                                                     tmp_path):
+    done = predict(make_checkpoint("same"), images, tmp_path / "two", 2, progress=True)
+    speed = [line for line in done.stderr.splitlines() if line.startswith("predict (2 proc")]
+    assert len(speed) == 1, done.stderr
+    assert speed[0].startswith(f"predict (2 processes): {IMAGES} images in ")
+    assert speed[0].endswith(" images/s)")
+    # any other progress line names its process
+    others = [line for line in done.stderr.splitlines() if "images" in line and line not in speed]
+    assert all(line.startswith(("predict (process 1 of 2): ", "predict (process 2 of 2): "))
+               for line in others), others

@@ -15,7 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from fcnseg.cli import options
-from fcnseg.cli.progress import Progress
+from fcnseg.cli.progress import Progress, closing_text
 from fcnseg.data.annotations.export import DEFAULT_TOLERANCE
 from fcnseg.data.images import DEFAULT_MAX_PIXELS, ImageError, upright_size
 from fcnseg.data.rasters import open_raster
@@ -255,7 +255,7 @@ def _predict(args: argparse.Namespace, ranks: DistInfo, out_dir: Path,
                       job=job)
     _note_raster_options(args, work, ranks)
     _segment_rasters(args, seg, work, out_dir, bool(kinds), model_id, ranks, tally)
-    _segment_images(args, seg, work, out_dir, outputs, tally)
+    _segment_images(args, seg, work, (out_dir, outputs), tally, ranks)
     if pre is not None:
         _write_annotations(pre, out_dir, tally)
     return _finish(tally, work.given, out_dir, ranks, precision_text(seg, args.precision))
@@ -316,6 +316,13 @@ class _Tally:
     written: int = 0
     failed: int = 0
     skipped: int = 0
+    #: Images this process predicted and failed and the seconds they took, for the closing
+    #: progress line of a sharded run.
+    images: int = 0
+    images_failed: int = 0
+    seconds: float = 0.0
+    #: Whether a speed line is due (progress goes to a log, not a terminal, nor off).
+    speed_line: bool = False
 
     def count(self, problem: str | None) -> None:
         if problem is None:
@@ -485,11 +492,16 @@ def _raster_preview(seg: Segmenter, path: Path, out: Path, args: argparse.Namesp
     return None
 
 
-def _segment_images(args: argparse.Namespace, seg: Segmenter, work: _Work, out_dir: Path,
-                    outputs: OutputOptions, tally: _Tally) -> None:
-    """Each image (with its other modalities) into its outputs, behind a progress bar."""
-    with Progress(len(work.images), unit="image", desc="predict",
-                  off=args.no_progress) as bar:
+def _segment_images(args: argparse.Namespace, seg: Segmenter, work: _Work,
+                    where: tuple[Path, OutputOptions], tally: _Tally, ranks: DistInfo) -> None:
+    """Each image (with its other modalities) into its outputs (``where``: the folder and
+    what to write), behind a progress bar; under torchrun each process's bar and lines name
+    the process, and :func:`_finish` says the speed of them all."""
+    out_dir, outputs = where
+    desc = (f"predict (process {ranks.rank + 1} of {ranks.world_size})" if ranks.distributed
+            else "predict")
+    with Progress(len(work.images), unit="image", desc=desc, off=args.no_progress,
+                  closing_line=not ranks.distributed) as bar:
         if not work.images:
             outcomes = iter(())
         elif work.input_dirs is None:
@@ -503,6 +515,8 @@ def _segment_images(args: argparse.Namespace, seg: Segmenter, work: _Work, out_d
         for outcome in outcomes:
             bar.update(1, failed=outcome.problem is not None)
             tally.count(outcome.problem)
+    tally.images, tally.images_failed = bar.done - bar.failed, bar.failed
+    tally.seconds, tally.speed_line = bar.elapsed(), bar.in_log
 
 
 def _write_annotations(pre: PreAnnotations, out_dir: Path, tally: _Tally) -> None:
@@ -532,10 +546,17 @@ def precision_text(seg: Segmenter, asked: str | None) -> str:
 def _finish(tally: _Tally, given: int, out_dir: Path, ranks: DistInfo,
             precision: str) -> int:
     """The summary line over every process (with the ``precision`` the model ran at), and
-    the exit status (1 when any input failed)."""
-    counts = np.sum(all_gather_objects((tally.written, tally.failed, tally.skipped, given),
-                                       ranks), axis=0)
-    written, failed, skipped, total = (int(c) for c in counts)
+    the exit status (1 when any input failed); under torchrun, also the one closing progress
+    line of the images all processes predicted."""
+    shares = all_gather_objects((tally.written, tally.failed, tally.skipped, given,
+                                 tally.images, tally.images_failed, tally.seconds), ranks)
+    written, failed, skipped, total, images, images_failed = (
+        int(c) for c in np.sum(shares, axis=0)[:6])
+    if ranks.distributed and ranks.is_main and tally.speed_line and images + images_failed:
+        seconds = max(share[6] for share in shares)  # the processes ran side by side
+        print(f"predict ({ranks.world_size} processes): "
+              f"{closing_text(images, images_failed, seconds, 'image')}",
+              file=sys.stderr, flush=True)
     if ranks.is_main:
         print(f"wrote outputs for {written} of {total} input(s) to {out_dir}"
               + (f" ({ranks.world_size} processes)" if ranks.distributed else "")

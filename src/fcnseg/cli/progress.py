@@ -21,11 +21,17 @@ class Progress:
     ``--no-progress``) shows neither. Updating costs one clock read."""
 
     def __init__(self, total: int, *, unit: str, desc: str, off: bool = False,
-                 every: float | None = None, file: IO[str] | None = None) -> None:
+                 every: float | None = None, file: IO[str] | None = None,
+                 closing_line: bool = True) -> None:
         self.file = file if file is not None else sys.stderr
         self.total, self.unit, self.desc = total, unit, desc
         self.every = LINE_EVERY_S if every is None else every
-        self.lines = not off and not _is_terminal(self.file)
+        #: Whether progress goes to a log as lines (not off, and no terminal).
+        self.in_log = not off and not _is_terminal(self.file)
+        self.lines = self.in_log
+        #: Whether the last line is this one's (off: a caller says it for several, e.g. the
+        #: processes of a torchrun).
+        self.closing_line = closing_line
         self.bar = tqdm(total=total, unit=unit, desc=desc, file=self.file,
                         disable=off or self.lines)
         self.done, self.started = 0, time.perf_counter()
@@ -48,16 +54,18 @@ class Progress:
             self._say(f"{self.done}/{self.total} {self.unit}s ({100 * self.done / self.total:.0f}%"
                       f"), {speed:.3g} {self.unit}s/s, ETA {eta}")
 
+    def elapsed(self) -> float:
+        """Seconds since the progress began."""
+        return time.perf_counter() - self.started
+
     def close(self) -> None:
-        """The bar closed; in a log, a last line when anything was done."""
+        """The bar closed; in a log, a last line when anything was done (unless
+        ``closing_line`` is off)."""
         self.bar.close()
-        if self.lines and self.done:
-            took = time.perf_counter() - self.started
-            ok = self.done - self.failed
-            self._say(f"{ok} {self.unit}{'' if ok == 1 else 's'} in {format_duration(took)} "
-                      f"({ok / max(took, 1e-9):.3g} {self.unit}s/s)"
-                      + (f"; {self.failed} failed" if self.failed else ""))
-            self.lines = False
+        if self.lines and self.closing_line and self.done:
+            self._say(closing_text(self.done - self.failed, self.failed, self.elapsed(),
+                                   self.unit))
+        self.lines = False
 
     def _say(self, line: str) -> None:
         print(f"{self.desc}: {line}", file=self.file, flush=True)
@@ -69,6 +77,14 @@ class Progress:
         if kind is not None:  # stopped by an error: no line claiming it finished
             self.lines = False
         self.close()
+
+
+def closing_text(done: int, failed: int, seconds: float, unit: str) -> str:
+    """The last line's text: ``"2 images in 1s (2.1 images/s); 2 failed"``, the speed of the
+    ``done`` items only."""
+    return (f"{done} {unit}{'' if done == 1 else 's'} in {format_duration(seconds)} "
+            f"({done / max(seconds, 1e-9):.3g} {unit}s/s)"
+            + (f"; {failed} failed" if failed else ""))
 
 
 def _is_terminal(file: IO[str]) -> bool:

@@ -399,3 +399,22 @@ def test_an_empty_training_split_is_one_line_naming_it(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"^data\.train: the 'train' split of .*data holds no "
                                          r"images"):
         train(config)
+
+
+def test_a_lost_process_is_named_with_gloo_s_reason_and_the_resume_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from fcnseg.engine.errors import is_process_lost, process_lost_message
+
+    monkeypatch.setattr("sys.argv", ["/venv/bin/fcnseg", "train"])
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    gloo = RuntimeError("[/gloo/transport/tcp/pair.cc:537] Read error [127.0.0.1]:38019: "
+                        "Connection reset by peer. This is typically caused by a remote worker "
+                        "hanging or bugs in the application. GLHF!")
+    assert is_process_lost(gloo) and not is_process_lost(RuntimeError("out of memory"))
+    line = process_lost_message(gloo, 0, 2, "runs/r/last.pt (iteration 20) is kept",
+                                Path("runs/r"))
+    assert line == ("lost rank 1 of 2 training processes (Read error [127.0.0.1]:38019: "
+                    "Connection reset by peer); runs/r/last.pt (iteration 20) is kept; continue "
+                    "the run with: torchrun --standalone --nproc_per_node 2 /venv/bin/fcnseg "
+                    "train --out runs/r --resume")

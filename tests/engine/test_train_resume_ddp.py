@@ -110,3 +110,40 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(
     records = [json.loads(line) for line in (tmp_path / "ddp" / "metrics.jsonl").open()]
     assert [r["num_images"] for r in records if r.get("split") == "val"] == [4, 4]
 
+
+
+def _worker_with_rank(launcher: subprocess.Popen, rank: int,
+                      timeout: float = HANG_TIMEOUT_S) -> int:
+    """The pid of the torchrun worker (a child of ``launcher``) whose RANK is ``rank``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+                environ = (stat.parent / "environ").read_bytes().split(b"\0")
+            except (OSError, IndexError, ValueError):
+                continue  # a process that ended meanwhile, or another user's
+            if parent == launcher.pid and f"RANK={rank}".encode() in environ:
+                return int(stat.parent.name)
+        time.sleep(0.05)
+    raise AssertionError(f"no torchrun worker of rank {rank}")
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").is_file(), reason="processes read in /proc")
+def test_losing_a_process_says_what_was_saved_and_how_to_resume(tmp_path: Path) -> None:
+    recipe = write_recipe(tmp_path / "tiny.yaml", tiny_recipe(
+        train={"iterations": 100000, "checkpoint_every": 3, "eval_every": 100000,
+               "log_every": 100000}))
+    run = tmp_path / "run"
+    launcher = start_ddp_training(recipe, run)
+    _wait_for(run / "last.pt", launcher)
+    subprocess.run(["kill", "-9", str(_worker_with_rank(launcher, 1))], check=True)
+    out, _ = launcher.communicate(timeout=HANG_TIMEOUT_S)
+    assert launcher.returncode != 0
+    saved_at = load_checkpoint(run / "last.pt")["iteration"]
+    lines = [line for line in out.splitlines() if line.startswith("fcnseg train: error:")]
+    assert len(lines) == 1, out
+    assert "lost rank 1 of 2 training processes" in lines[0]
+    assert f"{run / 'last.pt'} (iteration {saved_at}) is kept" in lines[0]
+    assert lines[0].endswith(f"train --out {run} --resume")
+    assert "torchrun --standalone --nproc_per_node 2 " in lines[0]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import sys
+from pathlib import Path
 
 from fcnseg.data import DataError
 
@@ -20,6 +23,46 @@ class TrainingDiverged(RuntimeError):
 class BadSampleError(ValueError):
     """A training or validation sample could not be read; the message names the file, says
     what was saved and how to go on."""
+
+
+class ProcessLost(RuntimeError):
+    """Another process of a torchrun run ended (killed, out of memory, its node lost); the
+    message says which, what was saved and the command that continues the run."""
+
+
+#: How gloo and NCCL describe a peer whose connection went away.
+_PEER_GONE = re.compile(r"(?:Read|Write) error \[[^\]]*\](?::\d+)?: [^.]*"
+                        r"|Connection (?:reset|closed) by peer"
+                        r"|NCCL communicator was aborted[^.]*")
+
+
+def is_process_lost(error: BaseException) -> bool:
+    """Whether ``error`` is a collective that failed because another process is gone."""
+    import torch.distributed as dist  # only where a run is distributed
+
+    return isinstance(error, dist.DistError) or bool(_PEER_GONE.search(str(error)))
+
+
+def process_lost_message(error: BaseException, rank: int, world_size: int, kept: str,
+                         out: Path) -> str:
+    """One line: which process was lost (gloo's words for it), ``kept`` (what the run saved)
+    and the command that resumes it."""
+    found = _PEER_GONE.search(str(error))
+    why = found.group(0) if found else " ".join(str(error).split())[:200]
+    peer = f"rank {1 - rank}" if world_size == 2 else "another"
+    return (f"lost {peer} of {world_size} training processes ({why.strip()}); {kept}; "
+            f"continue the run with: {resume_command(out, world_size)}")
+
+
+def resume_command(out: Path, world_size: int) -> str:
+    """The torchrun command line that resumes the run in ``out`` on ``world_size`` processes
+    (each node's for a run over several nodes)."""
+    script = sys.argv[0] if Path(sys.argv[0]).name == "fcnseg" else "$(which fcnseg)"
+    per_node = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
+    launch = (f"torchrun --standalone --nproc_per_node {per_node}" if per_node >= world_size
+              else f"torchrun --nnodes {world_size // max(per_node, 1)} --nproc_per_node "
+                   f"{per_node} --node_rank N (your rendezvous options)")
+    return f"{launch} {script} train --out {out} --resume"
 
 
 def data_error_message(error: BaseException) -> str | None:

@@ -48,9 +48,12 @@ from fcnseg.engine.distributed import (
 from fcnseg.engine.errors import (
     CONTINUE_RUN,
     BadSampleError,
+    ProcessLost,
     TrainingDiverged,
     bad_sample,
     data_error_message,
+    is_process_lost,
+    process_lost_message,
 )
 from fcnseg.engine.evaluation import evaluate_model
 from fcnseg.engine.loggers import check_loggers, open_loggers, prediction_previews
@@ -112,6 +115,8 @@ def train(config: TrainConfig | dict[str, Any] | str, *, resume: bool = False,
     Raises:
         TrainingDiverged: the loss became NaN or infinite (the last good checkpoint is kept).
         BadSampleError: a sample could not be read (``last.pt`` is saved first).
+        ProcessLost: under torchrun, another process ended; says what was saved and the
+            command that resumes the run.
     """
     if not isinstance(config, TrainConfig):
         config = load_config(config)
@@ -131,6 +136,14 @@ def train(config: TrainConfig | dict[str, Any] | str, *, resume: bool = False,
         result = _train(config, info, resume, started)
         finished = True
         return result
+    except RuntimeError as e:
+        if not (info.distributed and is_process_lost(e)):
+            raise
+        # after _train's clean-up: the checkpoint written in the background has landed
+        out_dir = Path(config.out)
+        raise ProcessLost(process_lost_message(
+            e, info.rank, info.world_size, kept_checkpoint(out_dir / "last.pt"),
+            out_dir)) from None
     finally:
         # after _train's own clean-up (loader workers, checkpoint writer, loggers)
         teardown_distributed(info, finished=finished)

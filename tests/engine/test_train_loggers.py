@@ -173,3 +173,24 @@ def test_metrics_csv_leaves_out_the_time_budget_record_as_the_docs_say(tmp_path:
     docs = (Path(__file__).parents[2] / "docs" / "training.md").read_text()
     row = next(line for line in docs.splitlines() if line.startswith("| `metrics.csv`"))
     assert "time-budget" in row and "metrics.jsonl` only" in row
+
+
+def test_a_resumed_run_redoing_an_evaluation_leaves_one_point_per_step(tmp_path: Path) -> None:
+    # A run killed during its evaluation at iteration 2 left last.pt awaiting it (saved just
+    # before it) and, in TensorBoard, whatever of the evaluation was written: the resumed run
+    # redoes it and its point replaces the first.
+    pytest.importorskip("tensorboard")
+    import torch
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = tmp_path / "run"
+    train(load_config(_recipe(["tensorboard"], iterations=2)), out=run)
+    ckpt = torch.load(run / "last.pt", weights_only=True)
+    ckpt["state"]["eval_pending"] = True
+    torch.save(ckpt, run / "last.pt")
+    train(load_config(_recipe(["tensorboard"], iterations=4)), out=run, resume=True)
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("val/mean_iu")] == [2, 4]
+    assert [e.step for e in events.Scalars("val_iu/background")] == [2, 4]
+    assert [e.step for e in events.Scalars("train/loss")] == [1, 2, 3, 4]

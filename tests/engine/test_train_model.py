@@ -89,3 +89,30 @@ def test_recipes_set_the_input_convention_of_torchvision_fcn(convention: str) ->
                                             "options": {"base_channels": 8}}))
     model = build_training_model(config, 7)
     assert model.arch == "fcn_resnet50" and model.input_convention.name == convention
+
+
+def test_sync_batchnorm_on_cpu_processes_is_one_line_naming_the_field() -> None:
+    from fcnseg.engine.distributed import DistInfo
+    from fcnseg.engine.setup import check_sync_batchnorm
+
+    config = load_config(tiny_recipe(), ["train.sync_batchnorm=true"])
+    two_cpus = DistInfo(0, 2, 0, torch.device("cpu"), owns_group=False)
+    with pytest.raises(ValueError, match=r"^train\.sync_batchnorm: torch's SyncBatchNorm runs "
+                                         r"on CUDA GPUs only, not on cpu processes"):
+        check_sync_batchnorm(config, two_cpus)
+    # one process has nothing to synchronise: asked for, it changes nothing
+    check_sync_batchnorm(config, DistInfo(0, 1, 0, torch.device("cpu"), owns_group=False))
+
+
+def test_sync_batchnorm_keeps_the_parameters_statistics_and_state_dict_keys() -> None:
+    from fcnseg.engine.setup import sync_batchnorm
+
+    config = load_config(tiny_recipe(model={"options": {"batch_norm": True}}))
+    model = build_training_model(config, 7)
+    before = {k: v for k, v in model.state_dict(keep_vars=True).items()}
+    synced = sync_batchnorm(model)
+    assert any(isinstance(m, torch.nn.SyncBatchNorm) for m in synced.modules())
+    assert not any(type(m) is torch.nn.BatchNorm2d for m in synced.modules())
+    after = synced.state_dict(keep_vars=True)
+    assert after.keys() == before.keys()
+    assert all(after[k] is before[k] for k in before)  # the optimizer's tensors, not copies

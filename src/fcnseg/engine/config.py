@@ -79,6 +79,7 @@ _FIELD_CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("train.loggers", lambda v: v is None or (isinstance(v, list)
                                               and all(x in _LOGGERS for x in v)),
      f"expected a list of {', '.join(_LOGGERS)}"),
+    ("train.sync_batchnorm", lambda v: isinstance(v, bool), "expected true or false"),
     ("train.ema", lambda v: v is None or (_number(v) and 0.0 < v < 1.0),
      "expected a decay between 0 and 1 (e.g. 0.999) or null"),
     ("data.scale_range", lambda v: v is None or (isinstance(v, (list, tuple)) and len(v) == 2),
@@ -226,6 +227,10 @@ class RunConfig:
     #: Keep an exponential moving average of the weights with this decay (e.g. 0.999); the
     #: average is what evaluations score and checkpoints hold as the model. null = none.
     ema: float | None = None
+    #: Under torchrun on CUDA GPUs: BatchNorm layers normalise by the statistics of the whole
+    #: global batch (torch's SyncBatchNorm) rather than of each process's own batch. torch's
+    #: SyncBatchNorm does not run on CPUs (gloo); one process has nothing to synchronise.
+    sync_batchnorm: bool = False
     #: Stop when the first head's mean IU has not risen by more than ``min_delta`` for
     #: ``patience`` evaluations in a row: ``{patience: 5, min_delta: 0.001}``. null = never.
     early_stop: dict[str, Any] | None = None

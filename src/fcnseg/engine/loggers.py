@@ -47,9 +47,11 @@ EVENT_FILE_PREFIX = "events.out.tfevents."
 
 class TensorBoardLog:
     """TensorBoard events in ``folder``: every number of every record, and validation
-    previews. Events from ``purge_step`` on (about to be redone by a resumed run) are dropped."""
+    previews. Events from ``purge_step`` on (about to be redone by a resumed run) are dropped;
+    ``replay``: records at ``purge_step`` that are not redone, written again."""
 
-    def __init__(self, folder: Path, purge_step: int, fresh: bool = False) -> None:
+    def __init__(self, folder: Path, purge_step: int, fresh: bool = False,
+                 replay: Sequence[Mapping[str, Any]] = ()) -> None:
         # tensorboard is an optional extra (fcnseg[tensorboard]): imported only when asked for
         from torch.utils.tensorboard import SummaryWriter
 
@@ -60,6 +62,8 @@ class TensorBoardLog:
                 if stale.is_file():
                     stale.unlink()
         self.writer = SummaryWriter(str(folder), purge_step=purge_step)
+        for record in replay:
+            self.write(record)
 
     def write(self, record: Mapping[str, Any]) -> None:
         for key, value in _scalars(record).items():
@@ -168,15 +172,21 @@ _MLFLOW_MISSING = ("train.loggers: mlflow is not installed; pip install 'fcnseg[
 
 def open_loggers(names: Sequence[str], out: Path, *, classes: Sequence[str],
                  kept: Sequence[Mapping[str, Any]], recipe: Mapping[str, Any],
-                 resume_at: int | None) -> list[Any]:
+                 resume_at: int | None, eval_pending: bool = False) -> list[Any]:
     """The loggers named in ``names``; TensorBoard only where it is installed. ``resume_at``:
-    the iteration a resumed run continues from (None for a new run)."""
+    the iteration a resumed run continues from (None for a new run); ``eval_pending``: its
+    evaluation at ``resume_at`` is redone (``kept`` holds no record of it)."""
     check_loggers(names)
     loggers: list[Any] = []
     if "tensorboard" in names:
+        # TensorBoard drops every event from the purge step on: a redone evaluation's step
+        # too, with the records kept at that step written again.
+        redo = resume_at is not None and eval_pending
+        purge = (resume_at or 0) + (0 if redo else 1)
+        replay = [r for r in kept if redo and r.get("iteration") == resume_at]
         with contextlib.suppress(ImportError):  # tensorboard not installed
-            loggers.append(TensorBoardLog(out / "tensorboard", (resume_at or 0) + 1,
-                                          fresh=resume_at is None))
+            loggers.append(TensorBoardLog(out / "tensorboard", purge,
+                                          fresh=resume_at is None, replay=replay))
     if "csv" in names:
         loggers.append(CsvLog(out / "metrics.csv", classes, kept))
     if "mlflow" in names:

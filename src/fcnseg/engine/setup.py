@@ -154,6 +154,7 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
     pretrained weights are read: the run's own checkpoint supplies weights and input
     convention. ``train_model`` is ``model`` until :func:`wrap_model`, which comes after the
     checkpoint is restored."""
+    check_sync_batchnorm(config, info)
     # Data first (the classes size the model), opened once; the model normalises its pixels.
     notes: list[str] = []
     train_ds, val_ds = build_datasets(config, notes)
@@ -247,12 +248,32 @@ def _saved_class_weights(resume_ckpt: Mapping[str, Any] | None) -> list[float] |
     return saved if isinstance(saved, list) else None
 
 
+def check_sync_batchnorm(config: TrainConfig, info: DistInfo) -> None:
+    """``train.sync_batchnorm`` asked for where torch cannot do it (processes on CPUs) is one
+    line, before anything is built."""
+    if config.train.sync_batchnorm and info.distributed and info.device.type != "cuda":
+        raise ValueError(
+            f"train.sync_batchnorm: torch's SyncBatchNorm runs on CUDA GPUs only, not on "
+            f"{info.device.type} processes (gloo); set train.sync_batchnorm=false (each process "
+            f"then normalises by its own batch's statistics)")
+
+
+def sync_batchnorm(model: nn.Module) -> nn.Module:
+    """``model`` with its BatchNorm layers turned into SyncBatchNorm in place: the same
+    parameters and running statistics (an optimizer built on them still holds them), the
+    same state dict keys."""
+    return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
+
 def wrap_model(setup: TrainSetup) -> None:
     """Put DistributedDataParallel (under torchrun) and torch.compile (``compile: true``)
-    around ``setup.model`` for the training steps."""
+    around ``setup.model`` for the training steps; with ``train.sync_batchnorm``, its
+    BatchNorm layers synchronise their batch statistics over the processes."""
     train_model: nn.Module = setup.model
     if setup.info.distributed:
         device = setup.device
+        if setup.config.train.sync_batchnorm:
+            train_model = setup.model = sync_batchnorm(train_model)
         train_model = nn.parallel.DistributedDataParallel(
             train_model, device_ids=[device.index] if device.type == "cuda" else None)
     if setup.config.compile:

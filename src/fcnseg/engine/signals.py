@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from torch.utils.data import DataLoader
@@ -23,11 +23,15 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 class StopRequest:
     """SIGINT/SIGTERM set :attr:`signum`, which the loop checks between iterations; a second
-    SIGINT interrupts at once. The previous handlers come back on exit."""
+    SIGINT interrupts at once. The previous handlers come back on exit, except after an error
+    for which ``ignore_after(error)`` is true: then both signals are ignored, so that the
+    process can report that error (torchrun sends SIGTERM to the processes left when one
+    fails); :func:`restore_handlers` puts the previous ones back."""
 
-    def __init__(self) -> None:
+    def __init__(self, ignore_after: Callable[[BaseException], bool] | None = None) -> None:
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
+        self._ignore_after = ignore_after
 
     def __enter__(self) -> StopRequest:
         if threading.current_thread() is threading.main_thread():
@@ -40,8 +44,24 @@ class StopRequest:
             raise KeyboardInterrupt
         self.signum = signum
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, exc_type: Any, error: BaseException | None, traceback: Any) -> None:
+        ignore = error is not None and self._ignore_after is not None \
+            and self._ignore_after(error)
         for sig, handler in self._previous.items():
+            signal.signal(sig, signal.SIG_IGN if ignore else handler)
+
+
+def stop_handlers() -> dict[int, Any]:
+    """The current SIGINT and SIGTERM handlers (none outside the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+
+
+def restore_handlers(handlers: dict[int, Any]) -> None:
+    """Put back what :func:`stop_handlers` returned."""
+    for sig, handler in handlers.items():
+        if handler is not None:  # None: a handler not set from Python, left as it is
             signal.signal(sig, handler)
 
 

@@ -66,7 +66,12 @@ from fcnseg.engine.setup import (
     shutdown_workers,
     wrap_model,
 )
-from fcnseg.engine.signals import StopRequest, start_batches
+from fcnseg.engine.signals import (
+    StopRequest,
+    restore_handlers,
+    start_batches,
+    stop_handlers,
+)
 from fcnseg.engine.state import TrainState, kept_checkpoint, seed_everything
 from fcnseg.inference.runner import InferenceRunner
 from fcnseg.metrics import other_heads_text
@@ -131,7 +136,7 @@ def train(config: TrainConfig | dict[str, Any] | str, *, resume: bool = False,
         torch.set_num_threads(config.threads)
     started = time.time() if started is None else started
     info = setup_distributed(config.device)
-    finished = False
+    finished, handlers = False, stop_handlers()
     try:
         result = _train(config, info, resume, started)
         finished = True
@@ -147,6 +152,7 @@ def train(config: TrainConfig | dict[str, Any] | str, *, resume: bool = False,
     finally:
         # after _train's own clean-up (loader workers, checkpoint writer, loggers)
         teardown_distributed(info, finished=finished)
+        restore_handlers(handlers)  # ignored once a process was lost
 
 
 def _announce(config: TrainConfig, setup: TrainSetup, say: Callable[[str], None]) -> None:
@@ -189,7 +195,7 @@ def _train(config: TrainConfig, info: DistInfo, resume: bool, started: float) ->
                   recipe=setup.recipe)
     progress = _Progress(setup, state.iteration, started)
     try:
-        with StopRequest() as stop:
+        with StopRequest(is_process_lost if info.distributed else None) as stop:
             stop_signal = _loop(setup, state, log, progress, stop, budget)
             if stop_signal is not None:
                 state.save(setup, setup.last_path)
@@ -726,7 +732,8 @@ class _RunLog:
         self.file = self.path.open("a", encoding="utf-8")
         self.loggers = open_loggers(loggers, out, classes=classes,
                                     kept=[json.loads(line) for line in kept],
-                                    recipe=recipe or {}, resume_at=resume_at)
+                                    recipe=recipe or {}, resume_at=resume_at,
+                                    eval_pending=eval_pending)
 
     def write(self, record: dict[str, Any]) -> None:
         if not self.enabled:

@@ -248,6 +248,8 @@ def test_siftflow_training_line_shows_the_geometric_pixel_acc(capsys, siftflow_r
     line = next(x for x in (printed.out + printed.err).splitlines() if ": mean IU" in x)
     pixel_acc = 100 * metrics["heads"]["geometric"]["pixel_acc"]
     assert f"geometric pixel acc {pixel_acc:.2f}" in line
+    done = next(x for x in (printed.out + printed.err).splitlines() if x.startswith("done:"))
+    assert f"(geometric pixel acc {pixel_acc:.2f}" in done  # the best evaluation is the last
 
 
 def test_info_shows_the_geometric_pixel_acc_of_a_siftflow_run(siftflow_run, capsys):

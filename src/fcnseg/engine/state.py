@@ -38,6 +38,9 @@ class TrainState:
     #: Batches of ``epoch`` already used (a resumed run skips them).
     position: int = 0
     best_mean_iu: float | None = None
+    #: The headline scores of each head at the best evaluation (several heads only): what
+    #: the run's last line shows beside the best mean IU (SIFT Flow's geometric pixel acc).
+    best_heads: dict[str, Any] = field(default_factory=dict)
     #: The latest evaluation's scores (saved in checkpoints, returned in TrainResult).
     metrics: dict[str, Any] = field(default_factory=dict)
     #: The evaluation at ``iteration`` has not finished (last.pt is saved before each one); a
@@ -88,6 +91,7 @@ class TrainState:
         state = cls(iteration=int(ckpt["iteration"]), epoch=int(saved["data"]["epoch"]),
                     position=int(saved["data"]["position"]),
                     best_mean_iu=saved.get("best_mean_iu"),
+                    best_heads=dict(saved.get("best_heads") or {}),
                     metrics=dict(ckpt.get("metrics") or {}),
                     eval_pending=bool(saved.get("eval_pending", False)),
                     stale_evals=int(saved.get("stale_evals", 0)),
@@ -138,6 +142,7 @@ class TrainState:
                 "data": {"epoch": self.epoch, "position": self.position,
                          "generator": setup.loader_generator.get_state()},
                 "best_mean_iu": self.best_mean_iu,
+                "best_heads": self.best_heads,
                 "eval_pending": self.eval_pending,
                 "world_size": setup.info.world_size,
                 "stale_evals": self.stale_evals,

@@ -217,8 +217,9 @@ def _train(config: TrainConfig, info: DistInfo, resume: bool, started: float) ->
             f"{setup.config.train.early_stop.get('min_delta', 0.0)} for {state.stale_evals} "
             f"evaluations (train.early_stop)")
     if stop_signal is None:
-        say(f"done: {state.iteration} iterations; best mean IU {_pct(state.best_mean_iu)}; "
-            f"checkpoints in {run_dir}")
+        heads = other_heads_text({"heads": state.best_heads})
+        say(f"done: {state.iteration} iterations; best mean IU {_pct(state.best_mean_iu)}"
+            f"{f' ({heads})' if heads else ''}; checkpoints in {run_dir}")
     return TrainResult(out=run_dir, iteration=state.iteration,
                        status=("interrupted" if stop_signal is not None else
                                "stopped_early" if stopped_early else "completed"),
@@ -584,6 +585,8 @@ def maybe_evaluate(setup: TrainSetup, state: TrainState, log: _RunLog,
                    f"({precision})")
     if miu is not None and (state.best_mean_iu is None or miu > state.best_mean_iu):
         state.best_mean_iu = float(miu)
+        state.best_heads = {h: {k: v for k, v in scores.items() if k in ("pixel_acc", "mean_iu")}
+                            for h, scores in (state.metrics.get("heads") or {}).items()}
         state.save(setup, setup.best_path, with_state=False, background=True)
     return True
 

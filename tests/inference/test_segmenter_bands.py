@@ -292,6 +292,18 @@ def test_an_earlier_checkpoint_whose_statistics_fit_8_bits_takes_8_bits(tmp_path
     assert segmenter.predict(_cells(np.uint8)).label.shape == (40, 48)
 
 
+def test_an_earlier_checkpoint_with_a_band_without_variance_takes_8_bits(
+        tmp_path: Path) -> None:
+    # Bands without variance are recorded with std 1: an opaque alpha (255) or an empty band
+    # (0) of 8-bit training images proves nothing beyond 8 bits.
+    for mean in (255.0, 0.0):
+        model = tiny_band_model(["intensity", "alpha"], [120.0, mean], [60.0, 0.0])
+        segmenter = Segmenter.from_checkpoint(
+            save_checkpoint(tmp_path / "rgba.pt", model, class_names=CLASSES))
+        image = np.dstack([_cells(np.uint8), np.full((40, 48), mean, np.uint8)])
+        assert segmenter.predict(image).label.shape == (40, 48)
+
+
 def test_a_one_band_model_takes_an_h_by_w_array_as_tifffile_reads_it(tmp_path: Path) -> None:
     segmenter = Segmenter.from_checkpoint(_grey_model(tmp_path, ["uint16"]))
     tif = tmp_path / "cells.tif"

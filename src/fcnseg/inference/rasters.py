@@ -812,10 +812,11 @@ _RTOL = 1e-6
 def _beyond_eight_bits(convention: Any) -> str | None:
     """The band whose recorded mean and std prove the training values went beyond 0-255
     (a mean above 255, or a variance above ``mean × (255 - mean)``, the most values in 0-255
-    can have), in words; None where they may all lie in 0-255."""
+    can have), in words; None where they may all lie in 0-255. A std of 1 proves nothing: a
+    band without variance (an opaque alpha at 255, an empty band of zeros) is recorded so."""
     for band, mean, std in zip(convention.bands, convention.mean, convention.std, strict=True):
-        if mean > 255 * (1 + _RTOL) or std * std > max(mean * (255 - mean), 0.0) * (1 + _RTOL) \
-                + _RTOL:
+        spread = std != 1.0 and std * std > max(mean * (255 - mean), 0.0) * (1 + _RTOL) + _RTOL
+        if mean > 255 * (1 + _RTOL) or spread:
             return f"band {band}: mean {mean:.4g}, std {std:.4g}"
     return None
 

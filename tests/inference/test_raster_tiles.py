@@ -544,6 +544,39 @@ def test_the_model_is_identified_by_its_weights_not_its_path(tiny_checkpoint, cl
                                                     temperature=2.0)) != identity
 
 
+def test_predict_identifies_the_model_by_its_checkpoint_file_as_read(tiny_checkpoint,
+                                                                    class_names, tmp_path):
+    import shutil
+
+    from fcnseg.inference import Segmenter
+    from fcnseg.inference.rasters import model_identity
+
+    def as_loaded(path, **options):
+        return model_identity(Segmenter.from_checkpoint(path, precision="fp32", **options),
+                              as_loaded=True)
+
+    first = tiny_checkpoint(class_names)
+    shutil.copy(first, tmp_path / "copy.pt")
+    identity = as_loaded(first)
+    assert as_loaded(tmp_path / "copy.pt") == identity  # the file's content, not its path
+    assert as_loaded(tiny_checkpoint(class_names, score_std=0.5)) != identity
+    assert as_loaded(first, temperature=2.0) != identity
+
+
+def test_a_checkpoint_written_after_it_was_loaded_is_identified_by_the_weights_loaded(
+        tiny_checkpoint, class_names, tmp_path):
+    import shutil
+
+    from fcnseg.inference import Segmenter
+    from fcnseg.inference.rasters import model_identity
+
+    path = tmp_path / "model.pt"
+    shutil.copy(tiny_checkpoint(class_names), path)
+    segmenter = Segmenter.from_checkpoint(path, precision="fp32")
+    shutil.copy(tiny_checkpoint(class_names, score_std=0.5), path)  # retrained meanwhile
+    assert model_identity(segmenter, as_loaded=True) == model_identity(segmenter)
+
+
 def test_the_model_identity_hashes_channels_last_weights_in_row_major_order_piecewise():
     import torch
 

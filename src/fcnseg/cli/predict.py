@@ -182,7 +182,7 @@ def _add_reading(p: argparse.ArgumentParser) -> None:
                    help="leave out inputs whose outputs are all written already by this same "
                         "model and settings (each checked: present, the label PNG of the "
                         "input's size, and recorded in --out's .fcnseg-outputs.txt as written "
-                        "by a model of the same weights digest, precision, window/TTA, colours "
+                        "by a model of the same checkpoint digest, precision, window/TTA, colours "
                         "and picture options): a run stopped half-way and started again writes "
                         "only the rest; outputs of another or retrained model, other settings "
                         "or an older fcnseg (no record) are predicted again. Label GeoTIFFs of "
@@ -239,7 +239,7 @@ def _predict(args: argparse.Namespace, ranks: DistInfo, out_dir: Path,
     kinds = list(UNCERTAINTY_KINDS) if kind == "both" else [kind] if kind else []
     # The model by its weights and settings, not its path: a retrained model is another one.
     # Hashed once per run; the images' outputs are recorded as this job's.
-    model_id = model_identity(seg) if work.images or work.rasters else ""
+    model_id = model_identity(seg, as_loaded=True) if work.images or work.rasters else ""
     style = _picture_style(args, seg)
     job = outputs_job(model_id, seg.palette, style) if work.images else ""
     if args.skip_complete:

@@ -41,6 +41,7 @@ from fcnseg.inference.sliding import TTA, PredictFn, SlidingWindow, forward_logi
 from fcnseg.inference.visualize import normalize_palette
 from fcnseg.models.preprocess import Preprocess, with_preprocess
 from fcnseg.utils.batches import same_size_batches
+from fcnseg.utils.files import FileSignature, file_signature
 from fcnseg.utils.keyed import keyed, unkeyed
 from fcnseg.utils.validate import fields_of
 from fcnseg.weightfiles.artifacts import labels_only_error
@@ -198,6 +199,9 @@ class Segmenter:
         self.max_pixels = opts.max_pixels
         self.temperature = float(opts.temperature)
         self.checkpoint_path: str | None = None
+        #: The checkpoint file as it was when its weights were read (device, inode, size,
+        #: modification and change times; :func:`fcnseg.utils.files.file_signature`), or None.
+        self.checkpoint_signature: FileSignature | None = None
         #: The training dataset's name as the checkpoint's recipe records it (e.g. "synthetic").
         self.trained_on: str | None = None
         #: The validation dataset spec the checkpoint's recipe records (``recipe.data.val``),
@@ -217,7 +221,10 @@ class Segmenter:
         """Build a segmenter from a checkpoint: architecture, geometry, input convention,
         class names, palette and ignore value all come from the file. ``options`` are the
         remaining keyword arguments of the constructor (``sliding_window``, ``tta``, ...)."""
+        before = file_signature(path)
         ckpt = load_checkpoint(path)
+        # The file as read, where it did not change while it was read (see model_identity).
+        loaded = before if before is not None and file_signature(path) == before else None
         model = build_model_from_checkpoint(ckpt)
         classes = ckpt["classes"]
         options.setdefault("temperature", float(ckpt.get("temperature", 1.0)))
@@ -228,6 +235,7 @@ class Segmenter:
         seg = cls(model, class_names=classes["names"], palette=classes["palette"],
                   ignore_index=classes["ignore_index"], device=device, **options)
         seg.checkpoint_path = str(path)
+        seg.checkpoint_signature = loaded
         data = fields_of(fields_of(ckpt.get("recipe")).get("data"))
         train_spec = fields_of(data.get("train"))
         seg.trained_on = str(train_spec["name"]) if train_spec.get("name") else None

@@ -188,6 +188,45 @@ def files_fingerprint(header: Any, paths: Iterable[PathLike]) -> str:
     return h.hexdigest()
 
 
+#: A file as :func:`file_signature` sees it.
+FileSignature = tuple[int, int, int, int, int]
+
+
+def file_signature(path: PathLike) -> FileSignature | None:
+    """What changes whenever a file's content may have: its device and inode (another file put
+    in its place has another), size, and modification and status-change times in ns (any write
+    sets both; the status-change time cannot be set back). None when it cannot be read."""
+    try:
+        return _signature(os.stat(path))
+    except OSError:
+        return None
+
+
+def _signature(st: os.stat_result) -> FileSignature:
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def digest_if_unchanged(path: PathLike, signature: FileSignature,
+                        algorithm: str = "sha256") -> str | None:
+    """The hex digest of the file at ``path`` read whole, where it is the file ``signature``
+    (:func:`file_signature`) describes before and after the read; None otherwise (written to,
+    replaced, gone, or not a file). Read in 1 MiB pieces into one buffer."""
+    h = hashlib.new(algorithm)
+    buffer = bytearray(1 << 20)
+    view = memoryview(buffer)
+    try:
+        with open(path, "rb") as f:
+            if _signature(os.fstat(f.fileno())) != signature:
+                return None
+            while n := f.readinto(buffer):
+                h.update(view[:n])
+            if _signature(os.fstat(f.fileno())) != signature:
+                return None
+    except OSError:
+        return None
+    return h.hexdigest()
+
+
 def fsync_dir(path: PathLike) -> None:
     """fsync a directory so that a rename inside it is durable (no-op where unsupported)."""
     try:

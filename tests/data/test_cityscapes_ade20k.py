@@ -233,6 +233,21 @@ def test_label_ids_of_a_street_scene_or_all_void_are_not_taken_for_train_ids(
     assert (ds[0][1] != 255).sum() == 24 and (ds[1][1] == 255).all()
 
 
+def test_label_ids_of_a_scene_under_a_bridge_are_not_taken_for_train_ids(
+        tmp_path: Path) -> None:
+    # Bridge (15), guard rail (14), tunnel (16), ego vehicle (1): void as label ids, with only
+    # road (7) and a wall (12) to learn from and no value above 18, but no 255 either.
+    write_scenes(tmp_path)
+    under_bridge = np.array([[15] * 8, [16, 16, 12, 12, 15, 15, 15, 15],
+                             [14, 7, 7, 7, 7, 7, 7, 14], [1] * 8], np.uint8)
+    Image.fromarray(under_bridge).save(tmp_path / "gtFine" / "val" / "lindau" /
+                                       "lindau_000000_000010_gtFine_labelIds.png")
+    ds = build_dataset({"name": "cityscapes", "root": str(tmp_path), "split": "val"})
+    label = ds[0][1]
+    assert (label == CITYSCAPES_CLASSES.index("road")).sum() == 6
+    assert (label == CITYSCAPES_CLASSES.index("wall")).sum() == 2 and (label == 255).sum() == 24
+
+
 def test_label_ids_read_as_train_ids_name_the_other_option(tmp_path: Path) -> None:
     write_scenes(tmp_path)
     for mask in (tmp_path / "gtFine" / "val" / "lindau").glob("*_labelIds.png"):

@@ -79,9 +79,14 @@ def train_id_share(raw: np.ndarray) -> float | None:
     label ids are void (unlabeled, rectification border, rail track): a train-id mask read as
     label ids is mostly void, with no value above 18. A labelIds mask of a street scene has
     sky (23), vegetation (21) or cars (26), and little void. A mask with no class at all as
-    label ids (the test split's, all void) is no train-id mask either."""
+    label ids (the test split's, all void) is no train-id mask either. Nor is one without 255:
+    createTrainIdLabelImgs.py writes the ego vehicle and rectification border of every frame as
+    255, which a labelIds mask holds only for a license plate; a real labelIds mask of a scene
+    under a bridge or in a tunnel (void 14-16, no sky or car) has values up to 18 alone."""
     counts = np.bincount(raw.ravel(), minlength=256)
     if counts[len(CITYSCAPES_CLASSES):255].any():  # a value above 18, the last train id
+        return None
+    if not counts[255]:  # no void as train ids
         return None
     labelled = int(counts[:255].sum())
     classes = int(counts[list(CITYSCAPES_LABEL_IDS)].sum())

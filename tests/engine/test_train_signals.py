@@ -4,9 +4,14 @@ the main process, while the main process can still end its workers."""
 from __future__ import annotations
 
 import multiprocessing
+import signal
 import subprocess
 import time
+from pathlib import Path
 
+import pytest
+import torch
+from _train_helpers import tiny_recipe
 from torch.utils.data import DataLoader
 
 from fcnseg.engine.signals import ignore_stop_signals, start_batches
@@ -32,3 +37,36 @@ def test_a_worker_outlives_sigterm_from_another_process_and_ends_on_its_parents(
         if worker.is_alive():
             worker.kill()
         del batches
+
+
+def test_stop_signals_come_back_when_leaving_the_group_fails_after_a_lost_process(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    # A lost process leaves SIGINT/SIGTERM ignored while the survivor reports it; taking the
+    # broken group down may raise too, and the handlers must come back all the same.
+    from fcnseg.engine import trainer
+    from fcnseg.engine.config import load_config
+    from fcnseg.engine.distributed import DistInfo
+    from fcnseg.engine.errors import is_process_lost
+    from fcnseg.engine.signals import StopRequest
+
+    def lose_a_process(*args: object) -> None:
+        with StopRequest(is_process_lost):
+            raise RuntimeError("Connection reset by peer")
+
+    def broken_teardown(info: DistInfo, *, finished: bool) -> None:
+        raise RuntimeError("NCCL communicator was aborted")
+
+    two = DistInfo(0, 2, 0, torch.device("cpu"), owns_group=True)
+    monkeypatch.setattr(trainer, "setup_distributed", lambda device: two)
+    monkeypatch.setattr(trainer, "_train", lose_a_process)
+    monkeypatch.setattr(trainer, "teardown_distributed", broken_teardown)
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with pytest.raises(RuntimeError):
+            trainer.train(load_config(tiny_recipe()), out=tmp_path / "run")
+        after = {sig: signal.getsignal(sig) for sig in before}
+    finally:
+        for sig, handler in before.items():  # this test process keeps its own either way
+            signal.signal(sig, handler)
+    assert after == before

@@ -150,9 +150,11 @@ def train(config: TrainConfig | dict[str, Any] | str, *, resume: bool = False,
             e, info.rank, info.world_size, kept_checkpoint(out_dir / "last.pt"),
             out_dir)) from None
     finally:
-        # after _train's own clean-up (loader workers, checkpoint writer, loggers)
-        teardown_distributed(info, finished=finished)
-        restore_handlers(handlers)  # ignored once a process was lost
+        try:
+            # after _train's own clean-up (loader workers, checkpoint writer, loggers)
+            teardown_distributed(info, finished=finished)
+        finally:
+            restore_handlers(handlers)  # ignored once a process was lost
 
 
 def _announce(config: TrainConfig, setup: TrainSetup, say: Callable[[str], None]) -> None:

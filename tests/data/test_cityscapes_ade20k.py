@@ -248,6 +248,22 @@ def test_label_ids_of_a_scene_under_a_bridge_are_not_taken_for_train_ids(
     assert (label == CITYSCAPES_CLASSES.index("wall")).sum() == 2 and (label == 255).sum() == 24
 
 
+def test_a_test_split_with_labels_of_its_own_is_not_refused_as_withheld(tmp_path: Path) -> None:
+    # A folder in the Cityscapes layout whose test images are labelled (the user's own data);
+    # the benchmark's test masks are all void (unlabeled, 0).
+    for root, ids in (("own", _SCENE_LABEL_IDS), ("benchmark", np.zeros((4, 8), np.uint8))):
+        for kind, suffix in (("leftImg8bit", "leftImg8bit"), ("gtFine", "gtFine_labelIds")):
+            folder = tmp_path / root / kind / "test" / "berlin"
+            folder.mkdir(parents=True)
+            picture = Image.new("RGB", (8, 4)) if kind == "leftImg8bit" else Image.fromarray(ids)
+            picture.save(folder / f"berlin_000000_000019_{suffix}.png")
+    own = build_dataset({"name": "cityscapes", "root": str(tmp_path / "own"), "split": "test"})
+    assert own.labels_withheld is None
+    benchmark = build_dataset({"name": "cityscapes", "root": str(tmp_path / "benchmark"),
+                               "split": "test"})
+    assert "test labels are withheld (all void)" in benchmark.labels_withheld
+
+
 def test_label_ids_read_as_train_ids_name_the_other_option(tmp_path: Path) -> None:
     write_scenes(tmp_path)
     for mask in (tmp_path / "gtFine" / "val" / "lindau").glob("*_labelIds.png"):

@@ -157,12 +157,24 @@ class Cityscapes(FileSegmentationDataset):
 
     @property  # type: ignore[override]
     def labels_withheld(self) -> str | None:
-        """The test split's labels are withheld by the benchmark: every mask is all void."""
-        if self.split != "test":
+        """The test split's labels are withheld by the benchmark: every mask is all void. A
+        test split whose first mask holds a class (a folder in the Cityscapes layout with
+        labelled test images of its own) is scored as any other."""
+        if self.split != "test" or (len(self) and self._labelled(0)):
             return None
         return ("Cityscapes test labels are withheld (all void): nothing to score; score the "
                 "val split, or submit predictions (fcnseg predict) to the benchmark server at "
                 "cityscapes-dataset.com")
+
+    def _labelled(self, index: int) -> bool:
+        """Whether mask ``index`` holds a class; True too for a mask that cannot be read, so
+        that scoring it names its problem."""
+        if not self.label_path(index).is_file():
+            return False
+        try:
+            return bool((self.read_label(index) != 255).any())
+        except DataError:
+            return True
 
     def name(self, index: int) -> str:
         return Path(self.ids[index]).name

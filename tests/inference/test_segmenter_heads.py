@@ -106,3 +106,22 @@ def test_a_grey_hha_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"hha.png: HHA image has shape \(24, 32\): expected 3 "
                                          r"channels of 8 bits"):
         Segmenter.from_checkpoint(ckpt).predict_inputs({"color": COLOR, "hha": path})
+
+
+def test_an_hha_model_refuses_a_grey_hha_file_in_predict_and_the_command(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from fcnseg.cli.main import main
+
+    ckpt = save_checkpoint(tmp_path / "hha.pt", tiny_task_model("nyud_fcn32s_hha"),
+                           class_names=list(NYUD_CLASSES), palette=voc_palette())
+    grey, good = tmp_path / "grey.png", tmp_path / "good.png"
+    Image.fromarray(np.full((24, 32), 90, np.uint8)).save(grey)
+    Image.fromarray(COLOR).save(good)
+    seg = Segmenter.from_checkpoint(ckpt)
+    with pytest.raises(ValueError, match=r"grey.png: HHA image has shape \(24, 32\)"):
+        seg.predict(grey)
+    assert seg.predict(good).label.shape == (24, 32)
+    assert main(["predict", "--checkpoint", str(ckpt), str(grey), str(good), "--out",
+                 str(tmp_path / "out"), "--device", "cpu", "--no-progress"]) == 1
+    assert "grey.png: HHA image has shape (24, 32): expected 3 channels" in capsys.readouterr().err
+    assert (tmp_path / "out" / "good_label.png").is_file()

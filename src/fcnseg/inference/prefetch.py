@@ -103,11 +103,12 @@ def segment_files(
     Files are decoded in ``read_workers`` threads (default: one per two cores, 1 to 4) while the
     model runs, up to two batches ahead; 0 reads each batch just before it runs. A multi-band
     model reads each file itself, when its batch runs (its bands by name, with the file's
-    nodata: :func:`~fcnseg.inference.rasters.read_model_bands`).
+    nodata: :func:`~fcnseg.inference.rasters.read_model_bands`), and so does an HHA model
+    (its files as stored, checked: :func:`~fcnseg.data.modalities.modality_problem`).
     """
     loaded: Iterator[tuple[Path, str, Any]]
-    if segmenter.input_convention.bands is not None:
-        loaded = ((path, name, path) for path, name in inputs)
+    if segmenter.input_convention.bands is not None or segmenter.input_names == ("hha",):
+        loaded = ((path, name, path) for path, name in inputs)  # read and checked as stored
     elif read_workers == 0:
         loaded = ((path, name, read_or_error(path, segmenter.max_pixels)) for path, name in inputs)
     else:

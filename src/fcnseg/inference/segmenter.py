@@ -425,6 +425,8 @@ class Segmenter:
         (:func:`~fcnseg.inference.rasters.read_colour_raster`), not photos."""
         if self.input_convention.bands is not None:
             return *read_model_bands(self, image), True
+        if self.input_names == ("hha",):  # HHA as stored, checked as training's data is
+            return self._read_input("hha", image), None, False
         if isinstance(image, str | os.PathLike) and (
                 raster := read_colour_raster(self, image)) is not None:
             return *raster, True

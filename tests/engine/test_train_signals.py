@@ -70,3 +70,33 @@ def test_stop_signals_come_back_when_leaving_the_group_fails_after_a_lost_proces
         for sig, handler in before.items():  # this test process keeps its own either way
             signal.signal(sig, handler)
     assert after == before
+
+
+def test_a_stuck_teardown_after_a_lost_process_can_still_be_ended_by_sigterm(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    # Taking NCCL down after a peer is lost can hang in the library; SIGTERM must end the
+    # process then, so the handlers are back before the group is left.
+    from fcnseg.engine import trainer
+    from fcnseg.engine.config import load_config
+    from fcnseg.engine.distributed import DistInfo
+    from fcnseg.engine.errors import ProcessLost, is_process_lost
+    from fcnseg.engine.signals import StopRequest
+
+    def lose_a_process(*args: object) -> None:
+        with StopRequest(is_process_lost):
+            raise RuntimeError("Connection reset by peer")
+
+    during_teardown = []
+    two = DistInfo(0, 2, 0, torch.device("cpu"), owns_group=True)
+    monkeypatch.setattr(trainer, "setup_distributed", lambda device: two)
+    monkeypatch.setattr(trainer, "_train", lose_a_process)
+    monkeypatch.setattr(trainer, "teardown_distributed", lambda info, *, finished:
+                        during_teardown.append(signal.getsignal(signal.SIGTERM)))
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(ProcessLost):
+            trainer.train(load_config(tiny_recipe()), out=tmp_path / "run")
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert during_teardown == [before]

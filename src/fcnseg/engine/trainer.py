@@ -150,11 +150,12 @@ def train(config: TrainConfig | dict[str, Any] | str, *, resume: bool = False,
             e, info.rank, info.world_size, kept_checkpoint(out_dir / "last.pt"),
             out_dir)) from None
     finally:
-        try:
-            # after _train's own clean-up (loader workers, checkpoint writer, loggers)
-            teardown_distributed(info, finished=finished)
-        finally:
-            restore_handlers(handlers)  # ignored once a process was lost
+        # Ignored once a process was lost, while _train cleaned up and the message was made;
+        # back before the group is left: NCCL's teardown can hang after a lost peer, and
+        # SIGTERM must still end the process then.
+        restore_handlers(handlers)
+        # after _train's own clean-up (loader workers, checkpoint writer, loggers)
+        teardown_distributed(info, finished=finished)
 
 
 def _announce(config: TrainConfig, setup: TrainSetup, say: Callable[[str], None]) -> None:

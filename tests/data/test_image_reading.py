@@ -249,3 +249,22 @@ def test_integers_to_rgb_composites_alpha_as_in_float64(dtype, bands, premultipl
         np.testing.assert_array_equal(
             integers_to_rgb(values, True, premultiplied=premultiplied),
             _integers_to_rgb_in_float64(values, True, premultiplied))
+
+
+@pytest.mark.parametrize("orientation", [5, 6, 7, 8])
+def test_an_uncompressed_grey_tiff_turned_by_its_orientation_reads_upright(tmp_path,
+                                                                          orientation):
+    # Pillow decodes such a file into its swapped size, scrambling the pixels.
+    import tifffile
+
+    from fcnseg.data.images import open_upright, upright_array
+    from fcnseg.data.rasters import open_raster
+
+    stored = np.arange(5 * 7, dtype=np.uint8).reshape(5, 7)
+    path = tmp_path / "turned.tif"
+    tifffile.imwrite(path, stored, extratags=[(274, 3, 1, orientation, True)])
+    upright = upright_array(stored, orientation)
+    np.testing.assert_array_equal(load_image(path)[..., 0], upright)
+    np.testing.assert_array_equal(np.asarray(open_upright(path.read_bytes())), upright)
+    with open_raster(path) as reader:
+        np.testing.assert_array_equal(reader.read_all()[..., 0], upright)

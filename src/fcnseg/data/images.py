@@ -551,7 +551,11 @@ def open_upright(source: ImageSource, *, name: str | None = None,
     :func:`load_image` does.
     """
     where = _source_name(source, name)
-    with _opened(source, where, max_pixels) as img:
+    with _opened(source, where, max_pixels, decode=False) as img:
+        turned = _turned_grey_tiff(img, source, where)
+        if turned is not None:
+            return Image.fromarray(turned)
+        _decoded(img.load, where)
         upright = _upright(img)
         # A copy keeps the decoded pixels once the file (and so ``img``) is closed.
         return img.copy() if upright is img else upright
@@ -586,8 +590,33 @@ def load_image(source: ImageSource, *, name: str | None = None,
                                   cmyk=samples.cmyk)
             method = _UPRIGHT.get(exif_orientation(img))
             return rgb if method is None else np.array(Image.fromarray(rgb).transpose(method))
+        turned = _turned_grey_tiff(img, source, where)
+        if turned is not None:
+            return pil_to_rgb(Image.fromarray(turned), where)
         _decoded(img.load, where)
         return pil_to_rgb(_upright(img), where)
+
+
+#: Pillow modes of one band whose TIFFs :func:`_turned_grey_tiff` reads by tifffile.
+_GREY_MODES = ("L", "I;16", "I;16B", "I;16L", "I", "F")
+
+
+def _turned_grey_tiff(img: Image.Image, source: Any, where: str) -> np.ndarray | None:
+    """The pixels, upright, of a one-band TIFF (opened, not decoded) whose orientation tag
+    swaps rows and columns (5 to 8), decoded by tifffile: Pillow decodes an uncompressed one
+    (stripped or tiled) into its swapped size, which scrambles the pixels, where tifffile and
+    the raster reader read them as stored and turn them. None for any other image."""
+    if img.format != "TIFF" or img.mode not in _GREY_MODES:
+        return None
+    orientation = exif_orientation(img)
+    if orientation < 5:
+        return None
+    pixels = _decoded(lambda: _first_tiff_page(source), where)
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[..., 0]
+    if pixels.ndim != 2:
+        return None
+    return np.ascontiguousarray(upright_array(pixels, orientation))
 
 
 def _integer_grey_tiff(source: Any, where: str, max_pixels: int | None) -> np.ndarray | None:

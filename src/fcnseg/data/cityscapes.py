@@ -83,10 +83,10 @@ def train_id_share(raw: np.ndarray) -> float | None:
     createTrainIdLabelImgs.py writes the ego vehicle and rectification border of every frame as
     255, which a labelIds mask holds only for a license plate; a real labelIds mask of a scene
     under a bridge or in a tunnel (void 14-16, no sky or car) has values up to 18 alone."""
+    if raw.size == 0 or raw.max() != 255:  # no void as train ids: one pass, not a count
+        return None
     counts = np.bincount(raw.ravel(), minlength=256)
     if counts[len(CITYSCAPES_CLASSES):255].any():  # a value above 18, the last train id
-        return None
-    if not counts[255]:  # no void as train ids
         return None
     labelled = int(counts[:255].sum())
     classes = int(counts[list(CITYSCAPES_LABEL_IDS)].sum())

@@ -418,3 +418,16 @@ def test_a_lost_process_is_named_with_gloo_s_reason_and_the_resume_command(
                     "Connection reset by peer); runs/r/last.pt (iteration 20) is kept; continue "
                     "the run with: torchrun --standalone --nproc_per_node 2 /venv/bin/fcnseg "
                     "train --out runs/r --resume")
+
+
+def test_the_resume_command_of_a_lost_process_quotes_a_run_folder_with_spaces(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import shlex
+
+    from fcnseg.engine.errors import resume_command
+
+    monkeypatch.setattr("sys.argv", ["/my venv/bin/fcnseg", "train"])
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    words = shlex.split(resume_command(Path("runs/my run"), 2))
+    assert words[-5:] == ["/my venv/bin/fcnseg", "train", "--out", "runs/my run", "--resume"]

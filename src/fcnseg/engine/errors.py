@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -57,12 +58,13 @@ def process_lost_message(error: BaseException, rank: int, world_size: int, kept:
 def resume_command(out: Path, world_size: int) -> str:
     """The torchrun command line that resumes the run in ``out`` on ``world_size`` processes
     (each node's for a run over several nodes)."""
-    script = sys.argv[0] if Path(sys.argv[0]).name == "fcnseg" else "$(which fcnseg)"
+    script = (shlex.quote(sys.argv[0]) if Path(sys.argv[0]).name == "fcnseg"
+              else "$(which fcnseg)")
     per_node = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
     launch = (f"torchrun --standalone --nproc_per_node {per_node}" if per_node >= world_size
               else f"torchrun --nnodes {world_size // max(per_node, 1)} --nproc_per_node "
                    f"{per_node} --node_rank N (your rendezvous options)")
-    return f"{launch} {script} train --out {out} --resume"
+    return f"{launch} {script} train --out {shlex.quote(str(out))} --resume"
 
 
 def data_error_message(error: BaseException) -> str | None:

@@ -431,3 +431,16 @@ def test_the_resume_command_of_a_lost_process_quotes_a_run_folder_with_spaces(
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
     words = shlex.split(resume_command(Path("runs/my run"), 2))
     assert words[-5:] == ["/my venv/bin/fcnseg", "train", "--out", "runs/my run", "--resume"]
+
+
+def test_a_lost_process_is_one_line_when_gloo_s_reason_runs_onto_a_cpp_stack_trace() -> None:
+    from fcnseg.engine.errors import process_lost_message
+
+    # as torch words it with TORCH_SHOW_CPP_STACKTRACES=1: the reason, then the C++ frames
+    gloo = RuntimeError("[/gloo/transport/tcp/pair.cc:537] Read error [10.0.0.2]:38019: "
+                        "Connection reset by peer\nException raised from recvHandler at "
+                        "../gloo/pair.cc:537 (most recent call first):\nframe #0: ...")
+    line = process_lost_message(gloo, 1, 2, "kept", Path("runs/r"))
+    assert "\n" not in line
+    assert line.startswith("lost rank 0 of 2 training processes (Read error [10.0.0.2]:38019: "
+                           "Connection reset by peer); kept; ")

@@ -32,9 +32,10 @@ class ProcessLost(RuntimeError):
 
 
 #: How gloo and NCCL describe a peer whose connection went away.
-_PEER_GONE = re.compile(r"(?:Read|Write) error \[[^\]]*\](?::\d+)?: [^.]*"
+#: (A reason ends at its sentence's end or its line's: C++ stack traces may follow.)
+_PEER_GONE = re.compile(r"(?:Read|Write) error \[[^\]]*\](?::\d+)?: [^.\n]*"
                         r"|Connection (?:reset|closed) by peer"
-                        r"|NCCL communicator was aborted[^.]*")
+                        r"|NCCL communicator was aborted[^.\n]*")
 
 
 def is_process_lost(error: BaseException) -> bool:

@@ -181,3 +181,46 @@ def refuse_other_bands(convention: str | Mapping[str, Any] | InputConvention,
         raise ValueError(
             f"dataset {dataset} declares {_bands_text(dataset_bands)} but checkpoint "
             f"{checkpoint} takes {_bands_text(model_bands)}; use a dataset of the model's bands")
+
+
+def _numbers(values: Sequence[float]) -> str:
+    return "(" + ", ".join(f"{v:.8g}" for v in values) + ")"
+
+
+def normalisation_text(convention: str | Mapping[str, Any] | InputConvention) -> str:
+    """The steps from raw pixels to the network's input under ``convention``, with its
+    numbers: what a caller of a bare network (``preprocess=False``) must do itself."""
+    c = get_convention(convention)
+    if c.bands is not None:
+        steps = [f"the raw values of the bands {', '.join(c.bands)}, in that order"]
+    else:
+        steps = ["RGB pixel values 0-255"]
+        if c.channel_order == "BGR":
+            steps.append("reordered to BGR")
+    if c.scale != 1:
+        steps.append("divided by 255" if abs(c.scale * 255 - 1) < 1e-9
+                     else f"times {c.scale:.8g}")
+    order = " in B, G, R order" if c.channel_order == "BGR" else ""
+    steps.append(f"{'each ' if c.bands else ''}minus the mean {_numbers(c.mean)}{order}")
+    if any(s != 1 for s in c.std):
+        steps.append(f"over the std {_numbers(c.std)}")
+    return ", ".join(steps)
+
+
+def input_text(convention: str | Mapping[str, Any] | InputConvention, *, raw_pixels: bool,
+               inside: str = "the graph", dtype: str = "float32") -> str:
+    """What a model or exported graph of one input takes, in words: raw pixels (RGB 0-255, or
+    a multi-band model's raw band values) that ``inside`` normalises itself (``raw_pixels``),
+    else input normalised by the caller, with the mean and std to apply
+    (:func:`normalisation_text`)."""
+    c = get_convention(convention)
+    shape = f"N×{c.channels}×H×W {dtype}"
+    if not raw_pixels:
+        return f"{shape} normalised by the caller: {normalisation_text(c)}"
+    if c.bands is None:
+        return (f"{shape} RGB pixel values 0-255 (normalisation inside {inside}, per "
+                f"{c.name}: do not normalise them)")
+    nodata = f"; nodata {c.nodata:g}" if c.nodata is not None else ""
+    return (f"{shape} raw values of the bands {', '.join(c.bands)}, in that order "
+            f"(normalisation inside {inside}, each band minus its mean, over its std: do not "
+            f"normalise them){nodata}")

@@ -34,7 +34,9 @@ def test_summary_names_model_geometry_classes_convention_metrics_and_size(checkp
     out = capsys.readouterr().out
     lines = dict(line.split(":", 1) for line in out.splitlines())
     assert "fcn8s, geometry same" in lines["model"]
-    assert "caffe_bgr (BGR 0-255" in lines["input"]
+    # What model(x) takes: raw RGB pixels, which the model normalises itself.
+    assert "N×3×H×W float32 RGB pixel values 0-255 (normalisation inside the model, per " \
+           "caffe_bgr" in lines["input"]
     assert lines["classes"].strip() == "3: background, cat, dog; ignore value 255"
     assert "iteration 1200, epoch 3, recipe synthetic-fcn8s" in lines["trained"]
     # Percent, as every other command prints scores.
@@ -61,6 +63,15 @@ RESNET_RECORD = {
                "optim": {"name": "sgd", "lr": 0.01}, "schedule": {"name": "poly"},
                "train": {"iterations": 30}},
 }
+
+
+def test_a_checkpoint_of_a_0_1_convention_says_model_x_takes_pixels_0_255(capsys) -> None:
+    from fcnseg.cli.info import summary
+
+    lines = dict(line.split(":", 1) for line in summary(RESNET_RECORD).splitlines())
+    assert "RGB pixel values 0-255 (normalisation inside the model, per torchvision_rgb" in \
+        lines["input"]
+    assert "0-1" not in lines["input"] and "over the std" not in lines["input"]
 
 
 def test_summary_leaves_builder_internals_out(capsys) -> None:
@@ -167,6 +178,54 @@ def test_an_onnx_export_is_described(checkpoint, tmp_path, capsys) -> None:
     assert main(["info", str(path)]) == 0
     out = capsys.readouterr().out
     assert "not a checkpoint" not in out and "3: background, cat, dog" in out
+
+
+@pytest.fixture(scope="module")
+def torchvision_checkpoint(tmp_path_factory):
+    """A tiny model of torchvision's convention (RGB 0-1, ImageNet mean and std), as the
+    ResNet recipes train."""
+    torch.manual_seed(0)
+    model = fcn8s(num_classes=3, geometry="same", width=0.0625, fc_channels=16,
+                  input_convention="torchvision_rgb")
+    path = tmp_path_factory.mktemp("info_tv") / "model.pt"
+    return save_checkpoint(path, model, class_names=CLASSES, palette=voc_palette())
+
+
+def _input_line(path, capsys) -> str:
+    capsys.readouterr()
+    assert main(["info", str(path)]) == 0
+    lines = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines())
+    return lines["input"].strip()
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_an_export_taking_pixels_says_its_graph_takes_0_255_normalised_inside(
+        fmt, torchvision_checkpoint, tmp_path, capsys) -> None:
+    if fmt == "onnx":
+        pytest.importorskip("onnxruntime")
+    out = tmp_path / "model.bin"
+    assert main(["export", "--checkpoint", str(torchvision_checkpoint), "--format", fmt,
+                 "--out", str(out), "--height", "32", "--width", "32"]) == 0
+    line = _input_line(out, capsys)
+    assert line == ("N×3×H×W float32 RGB pixel values 0-255 (normalisation inside the graph, "
+                    "per torchvision_rgb: do not normalise them)")
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_an_export_of_the_bare_network_states_the_normalisation_the_caller_applies(
+        fmt, torchvision_checkpoint, tmp_path, capsys) -> None:
+    if fmt == "onnx":
+        pytest.importorskip("onnxruntime")
+    out = tmp_path / "bare.bin"
+    assert main(["export", "--checkpoint", str(torchvision_checkpoint), "--format", fmt,
+                 "--out", str(out), "--height", "32", "--width", "32",
+                 "--input", "normalized"]) == 0
+    line = _input_line(out, capsys)
+    assert line == ("N×3×H×W float32 normalised by the caller: RGB pixel values 0-255, "
+                    "divided by 255, minus the mean (0.485, 0.456, 0.406), over the std "
+                    "(0.229, 0.224, 0.225)")
 
 
 def test_a_run_folders_other_files_are_described(tmp_path, capsys) -> None:
@@ -284,8 +343,26 @@ def test_a_multi_band_model_is_described_by_its_bands_not_as_rgb(tmp_path, capsy
     assert main(["info", str(path)]) == 0
     lines = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines())
     assert "RGB" not in lines["input"] and "0-255" not in lines["input"]
-    assert "5 bands (red, green, blue, nir, swir1)" in lines["input"]
-    assert "raw values, each band minus its mean, over its std" in lines["input"]
+    assert "5 bands (red, green, blue, nir, swir1): raw values, N×5×H×W float32, each band " \
+           "minus its mean, over its std inside the model" in lines["input"]
+
+
+def test_a_bare_multi_band_export_states_each_bands_mean_and_std(tmp_path, capsys) -> None:
+    pytest.importorskip("onnxruntime")
+    from fcnseg.conventions import band_convention
+    from fcnseg.models import build_model
+
+    convention = band_convention(["red", "nir"], [8000.0, 7000.0], [300.0, 250.0])
+    model = build_model("fcn8s", num_classes=3, input_convention=convention, width=0.0625,
+                        fc_channels=16, geometry="same")
+    path = save_checkpoint(tmp_path / "bands.pt", model, class_names=CLASSES)
+    out = tmp_path / "bare.onnx"
+    assert main(["export", "--checkpoint", str(path), "--format", "onnx", "--out", str(out),
+                 "--height", "32", "--width", "32", "--input", "normalized"]) == 0
+    assert _input_line(out, capsys) == (
+        "2 bands (red, nir): N×2×H×W float32 normalised by the caller: the raw values of the "
+        "bands red, nir, in that order, each minus the mean (8000, 7000), over the std (300, "
+        "250)")
 
 
 def test_a_one_band_model_is_one_band_not_one_bands(tmp_path, capsys) -> None:

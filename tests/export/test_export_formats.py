@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -81,6 +82,21 @@ def test_onnx_metadata_describes_the_model(export_checkpoint, export_classes, tm
     assert meta["geometry"] == "same" and meta["arch"] == "fcn8s"
     assert meta["input_convention"]["name"] == "caffe_bgr"
     assert meta["ignore_index"] == 255 and meta["num_classes"] == 4
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_export_metadata_leaves_out_how_the_pytorch_model_ran(fmt, export_checkpoint,
+                                                             tmp_path) -> None:
+    # channels_last, oneDNN prepacked weights, fc6/fc7 as GEMM: PyTorch's fast paths, which
+    # step aside under tracing; none of them is in the graph.
+    ckpt, out = export_checkpoint("same"), tmp_path / f"model.{fmt}"
+    assert main(["export", "--checkpoint", str(ckpt), "--format", fmt, "--out", str(out),
+                 "--height", "32", "--width", "32"]) == 0
+    meta = (read_onnx_metadata if fmt == "onnx" else read_torchscript_metadata)(out)
+    assert "optimizations" not in meta
+    assert "channels_last" not in json.dumps(meta) and "oneDNN" not in json.dumps(meta)
+    assert meta["input_pixels"] == "rgb_0_255"
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")

@@ -3,6 +3,7 @@ need them are refused in one line, and evaluate leaves calibration out saying wh
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from PIL import Image
 
 from fcnseg.cli.main import main
 from fcnseg.data.synthetic import SyntheticSegmentation
+from fcnseg.export import read_onnx_metadata
 from fcnseg.inference import Segmenter
 
 pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
@@ -123,3 +125,83 @@ def test_segmenter_refuses_probabilities_of_a_labels_only_model_in_one_line(labe
                                          r"labels only") as e:
         seg.predict(photo, return_probs=True)
     assert len(str(e.value).splitlines()) == 1
+
+
+def test_a_labels_out_graph_names_its_output_labels(labels_model, logits_model) -> None:
+    import onnxruntime as ort
+
+    labels = ort.InferenceSession(str(labels_model)).get_outputs()
+    assert [(o.name, o.type) for o in labels] == [("labels", "tensor(uint8)")]
+    assert [o.name for o in ort.InferenceSession(str(logits_model)).get_outputs()] == ["logits"]
+    assert "'labels'" in read_onnx_metadata(labels_model)["output"]
+
+
+@pytest.fixture(scope="module")
+def old_labels_model(labels_model, tmp_path_factory) -> Path:
+    """``labels_model`` as fcnseg wrote it before its output was named ``labels``: the uint8
+    labels in an output named ``logits``, and the metadata of then."""
+    import onnx
+
+    from fcnseg.export.onnx_export import set_metadata
+
+    proto = onnx.load(str(labels_model))
+    # The old names: the logits tensor "logits_logits", the argmax "logits_argmax".
+    old = {"logits": "logits_logits", "labels_argmax": "logits_argmax", "labels": "logits"}
+    for node in proto.graph.node:
+        node.input[:] = [old.get(i, i) for i in node.input]
+        node.output[:] = [old.get(o, o) for o in node.output]
+    proto.graph.output[0].name = "logits"
+    meta = {e.key: e.value for e in proto.metadata_props}
+    meta["output"] = json.dumps("N×H×W labels (uint8; int32 past 256 classes): the argmax "
+                                "over the classes of the logits")
+    set_metadata(proto, meta)
+    onnx.checker.check_model(proto)
+    path = tmp_path_factory.mktemp("old") / "old.onnx"
+    onnx.save(proto, str(path))
+    return path
+
+
+def test_a_labels_out_file_of_the_old_output_name_still_segments(old_labels_model,
+                                                                labels_model, photo) -> None:
+    import onnxruntime as ort
+
+    assert [o.name for o in ort.InferenceSession(str(old_labels_model)).get_outputs()] == \
+        ["logits"]
+    old = Segmenter.from_checkpoint(old_labels_model)
+    assert old.labels_only
+    np.testing.assert_array_equal(old.predict(photo).label,
+                                  Segmenter.from_checkpoint(labels_model).predict(photo).label)
+
+
+def test_predict_and_info_run_a_labels_out_file_of_the_old_output_name(old_labels_model, photo,
+                                                                      tmp_path, capsys) -> None:
+    out = tmp_path / "preds"
+    assert main(["predict", "--checkpoint", str(old_labels_model), str(photo), "--out",
+                 str(out)]) == 0
+    assert (out / "photo_label.png").is_file()
+    capsys.readouterr()
+    assert main(["info", str(old_labels_model)]) == 0
+    assert "answers uint8 labels" in capsys.readouterr().out
+
+
+def test_evaluate_runs_a_labels_out_file_of_the_old_output_name(old_labels_model, tmp_path,
+                                                                capsys) -> None:
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--checkpoint", str(old_labels_model), *DATA, "--out",
+                 str(out)]) == 0
+    assert "mean_iu" in json.loads((out / "report.json").read_text())["metrics"]
+
+
+def test_serve_runs_a_labels_out_file_of_the_old_output_name(old_labels_model, photo) -> None:
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from fcnseg.serve import create_app
+
+    seg = Segmenter.from_checkpoint(old_labels_model)
+    with TestClient(create_app(seg)) as client:
+        r = client.post("/v1/segment", files={"image": ("a.png", photo.read_bytes(),
+                                                        "image/png")})
+    assert r.status_code == 200
+    label = np.asarray(Image.open(io.BytesIO(r.content)))
+    np.testing.assert_array_equal(label, seg.predict(photo).label)

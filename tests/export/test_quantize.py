@@ -123,6 +123,10 @@ def test_an_int8_labels_out_model_describes_its_output_as_labels(synthetic_check
     meta = read_onnx_metadata(out)
     assert meta["outputs"] == "labels"
     assert meta["output"].startswith("N×H×W labels") and "logits at" not in meta["output"]
+    import onnxruntime as ort
+
+    outputs = ort.InferenceSession(str(out)).get_outputs()
+    assert [(o.name, o.type) for o in outputs] == [("labels", "tensor(uint8)")]
 
 
 def test_evaluate_says_the_precision_is_the_int8_models_own(int8_model, tmp_path,

@@ -24,12 +24,13 @@ from fcnseg.cli.info_files import (
     looks_like_torch_file,
 )
 from fcnseg.cli.info_outputs import OUTPUT_KINDS, output_file_record, output_file_summary
-from fcnseg.conventions import bands_count
+from fcnseg.conventions import bands_count, input_text, normalisation_text
 from fcnseg.engine.budget import format_duration, parse_duration
 from fcnseg.metrics import other_heads_text
 from fcnseg.models.builders import NOT_RECORDED, builder_defaults
 from fcnseg.models.weights import WeightsError, read_weights, vgg16_torchvision_keys
 from fcnseg.utils.validate import fields_of
+from fcnseg.weightfiles.artifacts import RAW_PIXELS
 from fcnseg.weightfiles.resolve import checkpoint_files
 
 NAME = "info"
@@ -242,6 +243,42 @@ def _convention_text(convention: dict[str, Any]) -> str:
     return text
 
 
+def input_line(model: dict[str, Any], artifact: dict[str, Any] | None) -> str:
+    """What ``model(x)`` of a checkpoint, or the graph of an exported file (``artifact``: its
+    record or metadata, ``input_pixels`` and ``input_names``), takes: raw pixels normalised
+    inside, or input the caller normalises (with the mean and std to apply)."""
+    convention = fields_of(model.get("input_convention"))
+    if not convention:
+        return "not recorded"
+    where = "the graph" if artifact else "the model"
+    raw = not artifact or artifact.get("input_pixels") == RAW_PIXELS
+    names = artifact.get("input_names") if artifact else \
+        list(fields_of(model.get("preprocess")))
+    if isinstance(names, list) and len(names) > 1:  # one input per modality
+        meaning = _RAW_INPUTS if raw else _NORMALISED_INPUTS
+        return "; ".join(f"{m} {meaning.get(m, 'as stored')}" for m in names) + (
+            f" (normalisation inside {where})" if raw else "")
+    try:
+        if convention.get("bands"):
+            return _bands_input_text(convention, raw, where)
+        return input_text(convention, raw_pixels=raw, inside=where)
+    except (ValueError, TypeError):  # a convention recorded incompletely: as recorded
+        return _convention_text(convention)
+
+
+def _bands_input_text(convention: dict[str, Any], raw: bool, where: str) -> str:
+    """:func:`input_line` of a multi-band model: its bands, then what it takes of them."""
+    bands = list(convention["bands"])
+    shape = f"N×{len(bands)}×H×W float32"
+    takes = (f"raw values, {shape}, each band minus its mean, over its std inside {where} "
+             f"(do not normalise them)" if raw else
+             f"{shape} normalised by the caller: {normalisation_text(convention)}")
+    nodata, types = convention.get("nodata"), convention.get("sample_types")
+    return (f"{bands_count(len(bands))} ({', '.join(bands)}): {takes}"
+            + (f"; nodata {nodata:g}" if nodata is not None else "")
+            + (f"; trained on {', '.join(types)} images" if types else ""))
+
+
 def _trained_text(rec: dict[str, Any]) -> str:
     """How the weights came to be: converted, trained (iteration, epoch, recipe), or unknown."""
     recipe = rec.get("recipe") or {}
@@ -355,7 +392,7 @@ def summary(rec: dict[str, Any]) -> str:
     lines = [
         f"{'model file' if artifact else 'checkpoint'}:  {rec['path']}",
         f"model:       {model_text(model)}",
-        f"input:       {_convention_text(convention)}",
+        f"input:       {input_line(model, artifact)}",
         f"classes:     {len(classes)}: {first_few(classes, 8)}; ignore value "
         f"{rec['classes'].get('ignore_index')}",
         *heads_lines(rec["classes"]),
@@ -459,7 +496,7 @@ def other_summary(rec: dict[str, Any]) -> str:
         convention = fields_of(meta.get("input_convention"))
         lines = [f"contents:    ONNX export of {meta.get('arch', 'an fcnseg model')} "
                  f"({meta.get('precision', 'float32')} graph); run it with onnxruntime",
-                 f"input:       {_convention_text(convention) if convention else 'not recorded'}"]
+                 f"input:       {input_line({'input_convention': convention}, meta)}"]
         if meta.get("class_names"):
             classes = meta["class_names"]
             lines.append(f"classes:     {len(classes)}: {first_few(classes, 8)}")

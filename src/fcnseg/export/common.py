@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from fcnseg import __version__
+from fcnseg.conventions import input_text
 from fcnseg.inference.sliding import forward_logits
 from fcnseg.models.fastpath import is_plain, plain_copy
 from fcnseg.utils.keyed import keyed
@@ -28,6 +29,10 @@ DEFAULT_ATOL = 1e-4
 #: terms, so a fixed absolute bound fails models whose logits reach the thousands (the
 #: reference FCN-8s's do) while meaning nothing for small ones.
 DEFAULT_RTOL = 1e-4
+
+#: Description keys of how the PyTorch model ran (channels_last, oneDNN prepacked weights,
+#: torch.compile): none of it is in an exported graph, so its metadata leaves them out.
+PYTORCH_ONLY = ("optimizations",)
 
 #: Channels of each input modality a model may take by name.
 MODALITY_CHANNELS = {"color": 3, "hha": 3, "depth": 1}
@@ -81,7 +86,7 @@ class LogitsOnly(nn.Module):
         return forward_logits(self.model, x)
 
 
-def _input_text(raw_pixels: bool, bands: Sequence[str] | None, several: bool) -> str:
+def _input_text(raw_pixels: bool, convention: Mapping[str, Any] | None, several: bool) -> str:
     """What the graph takes, in words, for the ``input`` metadata."""
     if several:
         if raw_pixels:
@@ -91,15 +96,10 @@ def _input_text(raw_pixels: bool, bands: Sequence[str] | None, several: bool) ->
         return ("one N×C×H×W float32 input per modality, all of one size: color normalised per "
                 "input_convention; hha minus the HHA mean (3 channels); depth log depth minus "
                 "its mean (1 channel)")
-    if bands:  # a multi-band model takes its bands' raw values
-        return (f"N×{len(bands)}×H×W float32 raw values of the bands {', '.join(bands)}, in "
-                f"that order ({'normalised in the graph' if raw_pixels else 'normalised'} per "
-                f"input_convention)")
-    if raw_pixels:
-        return ("N×3×H×W float32 RGB pixel values 0-255 (normalised in the graph per "
-                "input_convention)")
-    return ("N×3×H×W float32, RGB 0-255 normalised per input_convention (channel order, scale, "
-            "mean, std)")
+    if not convention:  # a description without one: the input in general terms
+        return ("N×3×H×W float32 RGB pixel values 0-255 (normalisation inside the graph)"
+                if raw_pixels else "N×3×H×W float32, normalised per input_convention")
+    return input_text(convention, raw_pixels=raw_pixels)
 
 
 def metadata_strings(description: Mapping[str, Any], *,
@@ -109,9 +109,10 @@ def metadata_strings(description: Mapping[str, Any], *,
     """A model description as string metadata: each value JSON-encoded under its key.
     ``inputs`` / ``outputs`` name the inputs (modalities) and outputs (heads) of a model with
     several; they are recorded as ``input_names`` / ``output_names``. ``raw_pixels``: the graph
-    takes RGB 0-255 values (``input_pixels`` = ``"rgb_0_255"``), else normalised input."""
-    bands = (description.get("input_convention") or {}).get("bands")
-    meta = {str(k): v for k, v in description.items()}
+    takes RGB 0-255 values (``input_pixels`` = ``"rgb_0_255"``), else normalised input. How
+    the PyTorch model ran (:data:`PYTORCH_ONLY`) is left out: it is not in the graph."""
+    convention = description.get("input_convention")
+    meta = {str(k): v for k, v in description.items() if k not in PYTORCH_ONLY}
     meta.update({
         "fcnseg_version": __version__,
         # The graph's own precision: exports are float32 whatever the model ran in before (a
@@ -119,7 +120,7 @@ def metadata_strings(description: Mapping[str, Any], *,
         "precision": "fp32",
         "input_pixels": RAW_PIXELS if raw_pixels else "normalized",
         "outputs": "logits",
-        "input": _input_text(raw_pixels, bands, bool(inputs)),
+        "input": _input_text(raw_pixels, convention, bool(inputs)),
         "output": "N×C×H×W float32 logits at the input's size; argmax over C is the label",
     })
     if inputs:

@@ -3,7 +3,8 @@
 A model of several inputs (NYUDv2's late and early fusion) has one graph input per modality,
 named by it (``color``, ``hha``, ``depth``); a model of several heads (SIFT Flow) one output per
 head (``semantic``, ``geometric``). Otherwise the graph has one input ``input`` and one output
-``logits``. The names are also recorded in the metadata (``input_names``, ``output_names``).
+``logits`` (``labels`` where the graph ends in an argmax, ``labels_out``). The names are
+also recorded in the metadata (``input_names``, ``output_names``).
 
 The FCN's crops (Caffe geometry) and tail trims (same geometry) slice by sizes that depend on
 the input; both exporters turn them into Shape → Slice subgraphs rather than constants, which
@@ -51,6 +52,8 @@ __all__ = ["EXPORTERS", "OnnxExport", "OnnxOptions", "export_onnx", "append_argm
 EXPORTERS = ("legacy", "dynamo")
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
+#: The output of a graph that ends in an argmax (``labels_out``).
+LABELS_NAME = "labels"
 
 
 @dataclass(frozen=True)
@@ -128,9 +131,10 @@ class OnnxOptions:
             normalised input (``"normalized"``). None (default): raw pixels, unless the
             model is a bare network (built with ``preprocess=False``), whose graph can only
             take normalised input; asking True of such a model is an :class:`ExportError`.
-        labels_out: the graph ends in an argmax: N×H×W uint8 labels (int32 past 256
-            classes) instead of logits (metadata ``outputs`` = ``"labels"``); verified on the
-            logits first, then on the labels (equal to the verified logits' argmax).
+        labels_out: the graph ends in an argmax: an output ``labels``, N×H×W uint8 (int32
+            past 256 classes), instead of ``logits`` (metadata ``outputs`` = ``"labels"``);
+            verified on the logits first, then on the labels (equal to the verified logits'
+            argmax).
     """
 
     sample_size: tuple[int, int] = (64, 64)
@@ -225,7 +229,8 @@ class _GraphIO(nn.Module):
         def run(x: Any) -> Any:
             feed = {name: t.numpy() for name, t in
                     zip(self.inputs, self.positional(x), strict=True)}
-            got = session.run(self.outputs, feed)
+            # One output: whatever its name (``labels`` once an argmax ends the graph).
+            got = session.run(self.outputs if self.heads else None, feed)
             return dict(zip(self.outputs, got, strict=True)) if self.heads else got[0]
 
         return run
@@ -258,29 +263,27 @@ def _with_labels_out(proto: Any, subject: ExportSubject, run_logits: RunExport,
 
 def append_argmax(proto: Any, *, wide: bool = False) -> None:
     """End an ONNX graph of one N×C×H×W logits output in ArgMax over C and a Cast to uint8
-    (int32 when ``wide``): the output keeps its name and becomes N×H×W labels, and the
-    metadata (``outputs``, ``output``) says so."""
+    (int32 when ``wide``): its output becomes N×H×W labels named :data:`LABELS_NAME`
+    (``labels``; files written before this name kept ``logits``, and fcnseg's readers take
+    either), and the metadata (``outputs``, ``output``) says so."""
     onnx = _require_onnx()
     from onnx import TensorProto, helper
 
     graph = proto.graph
     out = graph.output[0]
-    logits = out.name + "_logits"
-    for node in graph.node:  # rename the logits where they are produced
-        node.output[:] = [logits if o == out.name else o for o in node.output]
     label_type = TensorProto.INT32 if wide else TensorProto.UINT8
     graph.node.extend([
-        helper.make_node("ArgMax", [logits], [out.name + "_argmax"], axis=1, keepdims=0),
-        helper.make_node("Cast", [out.name + "_argmax"], [out.name], to=label_type),
+        helper.make_node("ArgMax", [out.name], [LABELS_NAME + "_argmax"], axis=1, keepdims=0),
+        helper.make_node("Cast", [LABELS_NAME + "_argmax"], [LABELS_NAME], to=label_type),
     ])
     dims = [d.dim_param or d.dim_value for d in out.type.tensor_type.shape.dim]
-    new_out = helper.make_tensor_value_info(out.name, label_type,
+    new_out = helper.make_tensor_value_info(LABELS_NAME, label_type,
                                             [dims[0], *dims[2:]] if len(dims) == 4 else None)
     graph.output.remove(out)
     graph.output.append(new_out)
     onnx.checker.check_model(proto)
     meta = {e.key: e.value for e in proto.metadata_props}
     meta["outputs"] = json.dumps("labels")
-    meta["output"] = json.dumps("N×H×W labels (uint8; int32 past 256 classes): the argmax "
-                                "over the classes of the logits")
+    meta["output"] = json.dumps(f"N×H×W labels (uint8; int32 past 256 classes), output "
+                                f"{LABELS_NAME!r}: the argmax over the classes of the logits")
     set_metadata(proto, meta)

@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from fcnseg.utils.validate import fields_of
+
 __all__ = ["METRIC_NAMES", "CalibrationBins", "ConfusionMatrix", "confusion_matrix",
            "confusion_matrix_torch", "expected_calibration_error", "other_heads_text",
            "scores"]
@@ -45,9 +47,9 @@ def other_heads_text(metrics: Any) -> str:
     ``"geometric pixel acc 94.30, mean IU 80.12"``, heads joined by ``"; "``; ``""`` for
     scores of one head. ``metrics`` holds them under ``heads`` (checkpoints, report.json), or
     flat as ``<head>/<metric>`` (metrics.jsonl records)."""
-    metrics = metrics if isinstance(metrics, dict) else {}
-    heads = metrics.get("heads")
-    if not isinstance(heads, dict):
+    metrics = fields_of(metrics)
+    heads = fields_of(metrics.get("heads"))
+    if not heads:
         flat: dict[str, dict[str, Any]] = {}
         for key, value in metrics.items():
             if isinstance(key, str) and "/" in key:
@@ -56,10 +58,10 @@ def other_heads_text(metrics: Any) -> str:
         heads = flat
     parts = []
     for head, scores in list(heads.items())[1:]:
+        scores = fields_of(scores)
         shown = [f"{label} {100 * scores[key]:.2f}" for key, label in
                  (("pixel_acc", "pixel acc"), ("mean_iu", "mean IU"))
-                 if isinstance(scores, dict) and isinstance(scores.get(key), (int, float))
-                 and not math.isnan(scores[key])]
+                 if isinstance(scores.get(key), (int, float)) and not math.isnan(scores[key])]
         if shown:
             parts.append(f"{head} " + ", ".join(shown))
     return "; ".join(parts)

@@ -164,11 +164,7 @@ class Segmenter:
     ) -> None:
         opts = replace(options or SegmenterOptions(), **option_fields)
         model, convention = _with_preprocessing(model, opts.input_convention)
-        if len(class_names) != (num_classes := getattr(model, "num_classes", len(class_names))):
-            raise ValueError(f"{len(class_names)} class names for a model with {num_classes} "
-                             f"classes")
-        if not (math.isfinite(opts.temperature) and opts.temperature > 0):
-            raise ValueError(f"temperature must be a positive number, got {opts.temperature}")
+        _check_arguments(model, class_names, opts.temperature)
         #: How the model runs: device, precision, channels-last, fast paths.
         self.runner = InferenceRunner(model, device=opts.device, precision=opts.precision,
                                       channels_last=opts.channels_last)
@@ -615,3 +611,12 @@ def _head_names(model: nn.Module, class_names: Sequence[str],
         if len(heads[h]) != c:
             raise ValueError(f"{len(heads[h])} class names for head {h!r} with {c} classes")
     return heads
+
+
+def _check_arguments(model: nn.Module, class_names: Sequence[str], temperature: float) -> None:
+    """A name for each of the model's classes, and a temperature that scales scores."""
+    if len(class_names) != (num_classes := getattr(model, "num_classes", len(class_names))):
+        raise ValueError(f"{len(class_names)} class names for a model with {num_classes} "
+                         f"classes")
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a positive number, got {temperature}")

@@ -22,6 +22,7 @@ from torch import nn
 from fcnseg.conventions import InputConvention, get_convention
 from fcnseg.models.preprocess import Preprocess
 from fcnseg.utils.hardware import INT8_DOT_FLAGS, cpu_info
+from fcnseg.utils.keyed import first_of, keyed, unkeyed
 from fcnseg.utils.validate import fields_of
 from fcnseg.weightfiles.artifacts import RAW_PIXELS, ArtifactError, labels_only, onnx_session
 
@@ -66,16 +67,16 @@ class ArtifactModel(nn.Module):
         self.optimizations = [f"runtime: {runtime}" + (" int8" if precision == "int8" else "")]
 
     def forward(self, x: torch.Tensor | dict[str, torch.Tensor]) -> Any:
-        several = isinstance(x, dict)
-        device = next(iter(x.values())).device if several else x.device
-        x = ({m: t.detach().float().cpu() for m, t in x.items()} if several
-             else x.detach().float().cpu())
+        inputs, several = keyed(x)
+        device = first_of(inputs).device
+        x = unkeyed({m: t.detach().float().cpu() for m, t in inputs.items()}, several)
         if not self.raw_pixels:
             x = self.preprocess(x)
-        out = self._run({m: t.contiguous() for m, t in x.items()} if several
-                        else x.contiguous())
-        if isinstance(out, dict):
-            return {h: t.float().to(device) for h, t in out.items()}
+        contiguous = {m: t.contiguous() for m, t in keyed(x)[0].items()}
+        heads, several_heads = keyed(self._run(unkeyed(contiguous, several)))
+        if several_heads:
+            return {h: t.float().to(device) for h, t in heads.items()}
+        out = heads[None]
         if self.labels_out:
             labels = out.long()
             out = torch.zeros(labels.shape[0], self.num_classes, *labels.shape[1:])
@@ -143,8 +144,8 @@ def _onnx_runner(path: str, threads: int | None, heads: list[str] | None = None)
     name = session.get_inputs()[0].name
 
     def run(x: torch.Tensor | dict[str, torch.Tensor]) -> Any:
-        feed = ({m: t.numpy() for m, t in x.items()} if isinstance(x, dict)
-                else {name: x.numpy()})
+        inputs, several = keyed(x)
+        feed = {(m if several else name): t.numpy() for m, t in inputs.items()}
         if heads:
             got = session.run(heads, feed)
             return {h: torch.from_numpy(np.asarray(o)) for h, o in zip(heads, got, strict=True)}

@@ -176,11 +176,12 @@ def _head_classes(path: Path, meta: Mapping[str, Any],
     head ``class_i`` where it names none)."""
     if not heads:
         return None
+    what = "{head: [class names]}"
     recorded = meta.get("heads")
-    if recorded is None:
-        recorded = {}
-    if not isinstance(recorded, dict) or not all(isinstance(v, list) for v in recorded.values()):
-        raise ArtifactError(f"{path}: heads: expected {{head: [class names]}}")
+    recorded = expect_mapping({} if recorded is None else recorded, f"{path}: heads", what,
+                              error=ArtifactError)
+    if not all(isinstance(v, list) for v in recorded.values()):
+        raise ArtifactError(f"{path}: heads: expected {what}")
     missing = [h for h in heads if h not in recorded]
     if missing:
         raise ArtifactError(f"{path}: heads: no class names for the output(s) {missing}")

@@ -95,3 +95,53 @@ def test_a_model_given_on_another_path_with_the_same_weights_skips(
     shutil.copy(checkpoint, copy)
     summary, _ = predict(capsys, copy, photos, out, "--skip-complete")
     assert summary.endswith("2 complete already, skipped")
+
+
+def written_as_earlier_versions_did(monkeypatch) -> None:
+    """``fcnseg predict`` identifies the model by its weights as earlier versions did (not by
+    its checkpoint file)."""
+    import fcnseg.cli.predict as predict_cli
+    from fcnseg.inference.rasters import model_identity
+
+    monkeypatch.setattr(predict_cli, "model_identity",
+                        lambda seg, as_loaded=False: model_identity(seg))
+
+
+def test_outputs_of_an_earlier_version_by_the_same_model_skip(capsys, checkpoint, photos,
+                                                              tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    with monkeypatch.context() as m:
+        written_as_earlier_versions_did(m)
+        predict(capsys, checkpoint, photos, out)
+    summary, said = predict(capsys, checkpoint, photos, out, "--skip-complete")
+    assert summary.endswith("2 complete already, skipped")
+    assert not [line for line in said if "predicted again" in line]
+
+
+def test_outputs_of_an_earlier_version_by_another_model_predict_again(
+        capsys, checkpoint, photos, tiny_checkpoint, class_names, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    with monkeypatch.context() as m:
+        written_as_earlier_versions_did(m)
+        predict(capsys, tiny_checkpoint(class_names, "same", score_std=0.07), photos, out)
+    summary, said = predict(capsys, checkpoint, photos, out, "--skip-complete")
+    assert summary == f"wrote outputs for 2 of 2 input(s) to {out}, precision fp32"
+    assert len([line for line in said if "another model" in line]) == 1
+
+
+def test_the_weights_are_hashed_only_for_outputs_recorded_under_another_identity(
+        capsys, checkpoint, photos, tmp_path, monkeypatch):
+    import fcnseg.cli.predict as predict_cli
+
+    real, by_weights = predict_cli.model_identity, []
+
+    def counted(seg, as_loaded=False):
+        by_weights.extend([] if as_loaded else [1])
+        return real(seg, as_loaded=as_loaded)
+
+    monkeypatch.setattr(predict_cli, "model_identity", counted)
+    out = tmp_path / "out"
+    predict(capsys, checkpoint, photos, out, "--skip-complete")
+    summary, _ = predict(capsys, checkpoint, photos, out, "--skip-complete")
+    assert summary.endswith("2 complete already, skipped")
+    assert by_weights == []

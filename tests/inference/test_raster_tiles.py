@@ -838,3 +838,58 @@ def test_predict_tiles_a_turned_tiff_upright_as_the_image_reader_shows_it(
     want = predicted_label_raster(make_checkpoint(), upright, tmp_path / "out_b", *options)
     assert labels.shape == (56, 40)
     np.testing.assert_array_equal(labels, want)
+
+
+def test_a_raster_an_earlier_version_half_wrote_with_the_same_model_resumes(
+        tiny_checkpoint, class_names, smooth_image, tmp_path, capsys, monkeypatch):
+    """Earlier versions recorded the model by its weights' digest, not its file's."""
+    import fcnseg.cli.predict as predict_cli
+    from fcnseg.cli.main import main
+    from fcnseg.inference.rasters import model_identity
+
+    write_tif(tmp_path / "scene.tif", np.concatenate([smooth_image, smooth_image]))  # 96 rows
+    args = ["predict", "--checkpoint", str(tiny_checkpoint(class_names)),
+            str(tmp_path / "scene.tif"), "--out", str(tmp_path / "out"), "--no-progress",
+            "--tile", "32", "--overlap", "8", "--batch-size", "1", "--skip-complete"]
+    real = predict_cli.segmenter_tile_fn
+
+    def stopped_in_the_second_tile_row(seg, info):
+        run, calls = real(seg, info), []
+
+        def counted(batch):
+            calls.append(1)
+            if len(calls) == 4:  # three tiles across: the first of the second row
+                raise KeyboardInterrupt
+            return run(batch)
+        return counted
+
+    with monkeypatch.context() as m:
+        m.setattr(predict_cli, "segmenter_tile_fn", stopped_in_the_second_tile_row)
+        m.setattr(predict_cli, "model_identity", lambda seg, as_loaded=False: model_identity(seg))
+        assert main(args) == 130
+    capsys.readouterr()
+    assert main(args) == 0
+    scene_out = tmp_path / "out" / "scene.tif"
+    assert f"fcnseg predict: {scene_out}: resumed at row 24" in capsys.readouterr().err
+    assert main(args) == 0  # and then complete
+    assert "; 1 complete already, skipped" in capsys.readouterr().out
+
+
+def test_a_raster_an_earlier_version_wrote_with_another_model_is_predicted_again(
+        tiny_checkpoint, class_names, smooth_image, tmp_path, capsys, monkeypatch):
+    import fcnseg.cli.predict as predict_cli
+    from fcnseg.cli.main import main
+    from fcnseg.inference.rasters import model_identity
+
+    write_tif(tmp_path / "scene.tif", smooth_image)
+    args = [str(tmp_path / "scene.tif"), "--out", str(tmp_path / "out"), "--no-progress",
+            "--skip-complete"]
+    with monkeypatch.context() as m:
+        m.setattr(predict_cli, "model_identity", lambda seg, as_loaded=False: model_identity(seg))
+        assert main(["predict", "--checkpoint", str(tiny_checkpoint(class_names, score_std=0.5)),
+                     *args]) == 0
+    capsys.readouterr()
+    assert main(["predict", "--checkpoint", str(tiny_checkpoint(class_names)), *args]) == 0
+    captured = capsys.readouterr()
+    assert "wrote outputs for 1 of 1 input(s)" in captured.out
+    assert "written by another model or with other settings; predicted again" in captured.err

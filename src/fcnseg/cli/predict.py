@@ -8,7 +8,7 @@ import argparse
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +57,7 @@ from fcnseg.inference.rasters import (
     output_complete,
     part_path,
     predict_raster,
+    recorded_model_id,
     rows_written,
     segmenter_tile_fn,
     tile_count,
@@ -182,7 +183,8 @@ def _add_reading(p: argparse.ArgumentParser) -> None:
                    help="leave out inputs whose outputs are all written already by this same "
                         "model and settings (each checked: present, the label PNG of the "
                         "input's size, and recorded in --out's .fcnseg-outputs.txt as written "
-                        "by a model of the same checkpoint digest, precision, window/TTA, colours "
+                        "by a model of the same checkpoint (or weights) digest, precision, "
+                        "window/TTA, colours "
                         "and picture options): a run stopped half-way and started again writes "
                         "only the rest; outputs of another or retrained model, other settings "
                         "or an older fcnseg (no record) are predicted again. Label GeoTIFFs of "
@@ -239,13 +241,15 @@ def _predict(args: argparse.Namespace, ranks: DistInfo, out_dir: Path,
     kinds = list(UNCERTAINTY_KINDS) if kind == "both" else [kind] if kind else []
     # The model by its weights and settings, not its path: a retrained model is another one.
     # Hashed once per run; the images' outputs are recorded as this job's.
-    model_id = model_identity(seg, as_loaded=True) if work.images or work.rasters else ""
+    ids = _ModelIds(model_identity(seg, as_loaded=True) if work.images or work.rasters else "",
+                    cache(partial(model_identity, seg)))
     style = _picture_style(args, seg)
-    job = outputs_job(model_id, seg.palette, style) if work.images else ""
+    job = outputs_job(ids.current, seg.palette, style) if work.images else ""
     if args.skip_complete:
         expected = partial(output_files, out_dir, class_names=seg.class_names,
                            heatmap_classes=heat_classes, probs=args.probs, uncertainty=kinds)
-        work.images = _left_to_do(work.images, expected, out_dir, job, ranks, tally)
+        earlier = cache(lambda: outputs_job(ids.earlier(), seg.palette, style))
+        work.images = _left_to_do(work.images, expected, out_dir, (job, earlier), ranks, tally)
     pre = None
     if args.format or args.rank:
         pre = PreAnnotations(out_dir, args.format, rank=args.rank is not None, top=args.top,
@@ -254,7 +258,7 @@ def _predict(args: argparse.Namespace, ranks: DistInfo, out_dir: Path,
     outputs = replace(_output_options(args, heat_classes, kinds, style, work.protected, pre),
                       job=job)
     _note_raster_options(args, work, ranks)
-    _segment_rasters(args, seg, work, out_dir, bool(kinds), model_id, ranks, tally)
+    _segment_rasters(args, seg, work, out_dir, bool(kinds), ids, ranks, tally)
     _segment_images(args, seg, work, (out_dir, outputs), tally, ranks)
     if pre is not None:
         _write_annotations(pre, out_dir, tally)
@@ -307,6 +311,23 @@ def _check_options(args: argparse.Namespace) -> None:
 
 def _report(message: str) -> None:
     tqdm.write(f"fcnseg predict: {message}", file=sys.stderr)
+
+
+@dataclass(frozen=True)
+class _ModelIds:
+    """The model's identity as recorded now (:func:`model_identity` as loaded: its checkpoint
+    file's digest) and as earlier versions recorded it (its weights' digest; computed when a
+    record holds neither, at most once: ``cache``), so their outputs are not predicted again."""
+
+    current: str
+    earlier: Callable[[], str]
+
+    def matching(self, recorded: str | None) -> str:
+        """The identity that counts for a record of ``recorded``: the earlier one where it is
+        that (the record goes on under it), else the current one."""
+        if recorded is None or recorded == self.current:
+            return self.current
+        return recorded if recorded == self.earlier() else self.current
 
 
 @dataclass
@@ -398,10 +419,13 @@ def _picture_style(args: argparse.Namespace, seg: Segmenter) -> PictureStyle:
 
 
 def _left_to_do(images: list[tuple[Path, str]], expected: Callable[..., OutputFiles],
-                out_dir: Path, job: str, ranks: DistInfo, tally: _Tally) -> list[tuple[Path, str]]:
+                out_dir: Path, jobs_now: tuple[str, Callable[[], str]], ranks: DistInfo,
+                tally: _Tally) -> list[tuple[Path, str]]:
     """``--skip-complete``: the images whose outputs are not all written by this same job
     (model and settings, as the manifest records), counting the others as skipped; one line
-    for those whose outputs are there but another job's, or of no recorded job."""
+    for those whose outputs are there but another job's, or of no recorded job. ``jobs_now``:
+    this job, and the same job as earlier versions named it (computed only when needed)."""
+    job, earlier = jobs_now
     writers = written_by(out_dir)
     todo, other, unrecorded = [], 0, 0
     for path, name in images:
@@ -410,11 +434,11 @@ def _left_to_do(images: list[tuple[Path, str]], expected: Callable[..., OutputFi
             todo.append((path, name))
             continue
         jobs = {writers.get(p) for p in files.all()}
-        if jobs == {job}:
+        if jobs == {job} or (None not in jobs and jobs <= {job, earlier()}):
             tally.skipped += 1
             continue
         todo.append((path, name))
-        if jobs - {job, None}:
+        if jobs - {job, None}:  # (not the earlier name of this job: that was skipped)
             other += 1
         else:
             unrecorded += 1
@@ -449,13 +473,14 @@ def _output_options(args: argparse.Namespace, heat_classes: list[int], kinds: li
 
 
 def _segment_rasters(args: argparse.Namespace, seg: Segmenter, work: _Work, out_dir: Path,
-                     uncertainty: bool, model_id: str, ranks: DistInfo, tally: _Tally) -> None:
-    """Each raster by tiles into ``NAME.tif``, recorded as ``model_id``'s
-    (:func:`model_identity`)."""
+                     uncertainty: bool, ids: _ModelIds, ranks: DistInfo, tally: _Tally) -> None:
+    """Each raster by tiles into ``NAME.tif``, recorded as the model's (:class:`_ModelIds`):
+    one that an earlier version began or finished for this model goes on under its record."""
     tiles = TileSettings(tile=args.tile, overlap=args.overlap, batch_size=args.batch_size,
                          probs=args.probs, uncertainty=uncertainty)
     for path, name in work.rasters:
         out = out_dir / f"{name}.tif"
+        model_id = ids.matching(recorded_model_id(out))
         # from an earlier run of this same model and settings
         complete = output_complete(out, path, seg.class_names, tiles, model_id)
         problem = _predict_raster(seg, path, out, tiles, model_id, args, work, ranks)

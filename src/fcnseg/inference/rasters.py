@@ -206,6 +206,14 @@ def _recorded(out: Path) -> dict[str, Any] | None:
     return None
 
 
+def recorded_model_id(out: PathLike) -> str | None:
+    """The model identity (:func:`model_identity`) in the record beside ``out``, finished or
+    partial; None where there is none."""
+    record = _recorded(Path(out))
+    model = fields_of(record.get("job")).get("model") if record is not None else None
+    return model if isinstance(model, str) else None
+
+
 def _settle_finished(out: Path) -> None:
     """Leave the finished record alone beside a finished output: a partial record that says
     it is complete (as earlier versions left it) becomes the finished one, any other goes."""

@@ -231,3 +231,66 @@ def test_raster_windows_are_measured_as_windows_not_as_generated_images(tmp_path
     spec = {"name": "raster_windows", "root": str(root), "window": 64, "windows": 8}
     assert sorted(sample_image_sizes(build_dataset(spec, split="train"))) == [(60, 64),
                                                                               (64, 64)]
+
+
+def _train_on_grey_cells(tmp_path: Path, monkeypatch, capsys, png_sample: bool) -> list[str]:
+    """The start-up lines of `fcnseg train` on a one-band dataset of two images: 16-bit TIFFs,
+    or one of them an 8-bit PNG; the lines that speak of sample types."""
+    import numpy as np
+    import yaml
+    from ondisk import write_grey_16_bit_cells
+    from PIL import Image
+
+    from fcnseg.cli.main import main
+
+    monkeypatch.setenv("FCNSEG_HOME", str(tmp_path / "home"))
+    root = write_grey_16_bit_cells(tmp_path / "d", 2500, count=2,
+                                   bands_line="bands: [intensity]\n")
+    if png_sample:
+        (root / "images" / "c1.tif").unlink()
+        Image.fromarray(np.full((32, 32), 90, np.uint8)).save(root / "images" / "c1.png")
+    spec = {"name": "folder", "root": str(root)}
+    recipe = tiny_recipe(data={"train": {**spec, "split": "train"},
+                               "val": {**spec, "split": "val"}, "batch_size": 2},
+                         train={"iterations": 1, "eval_every": 1, "log_every": 1,
+                                "progress": False, "tensorboard": False})
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    assert main(["train", "--recipe", str(tmp_path / "r.yaml"), "--out",
+                 str(tmp_path / "run")]) == 0
+    out = capsys.readouterr()
+    return [x for x in (out.out + out.err).splitlines() if "sample types" in x]
+
+
+def test_train_warns_once_at_start_of_band_images_of_mixed_sample_types(
+        tmp_path, monkeypatch, capsys):
+    lines = _train_on_grey_cells(tmp_path, monkeypatch, capsys, png_sample=True)
+    assert len(lines) == 1
+    assert lines[0].startswith("warning: the images mix sample types: ")
+    assert "1 of uint16 (e.g. " in lines[0] and "c0.tif" in lines[0]
+    assert "1 of uint8 (e.g. " in lines[0] and "c1.png" in lines[0]
+
+
+def test_train_says_nothing_of_sample_types_when_the_band_images_share_one(
+        tmp_path, monkeypatch, capsys):
+    assert _train_on_grey_cells(tmp_path, monkeypatch, capsys, png_sample=False) == []
+
+
+def test_the_train_warning_takes_the_band_statistics_training_computes_anyway(
+        tmp_path, monkeypatch, capsys):
+    import traceback
+
+    import fcnseg.data.band_stats as band_stats
+
+    callers = []
+    computed = band_stats.band_statistics
+
+    def counted(*args, **kwargs):
+        callers.append({frame.name for frame in traceback.extract_stack()})
+        return computed(*args, **kwargs)
+
+    monkeypatch.setattr(band_stats, "band_statistics", counted)
+    assert len(_train_on_grey_cells(tmp_path, monkeypatch, capsys, png_sample=True)) == 1
+    # The datasets' normalisation computes them (train, and val for its padding); the start-up
+    # warnings read those.
+    assert callers and all("band_convention" in names for names in callers)
+    assert not any("startup_warnings" in names for names in callers)

@@ -38,7 +38,7 @@ import numbers
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
@@ -62,6 +62,9 @@ from fcnseg.data.rasters import (
 from fcnseg.utils.typing import PathLike
 from fcnseg.utils.validate import expect_mapping
 from fcnseg.utils.yaml_errors import yaml_problem
+
+if TYPE_CHECKING:
+    from fcnseg.data.band_stats import BandStats
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff", ".gif")
@@ -338,6 +341,7 @@ class FolderSegmentation(FileSegmentationDataset):
         self.rgb_bands: tuple[str, ...] | None = cfg.get("rgb")
         self.nodata: float | None = cfg.get("nodata")
         self._band_convention: InputConvention | None = None
+        self._band_stats: BandStats | None = None
         if self.rgb_bands is not None:
             missing = [b for b in self.rgb_bands
                        if b.lower() not in {n.lower() for n in self.bands or ()}]
@@ -494,9 +498,7 @@ class FolderSegmentation(FileSegmentationDataset):
         if self.bands is None:
             raise ValueError(f"{self.root}: the dataset declares no 'bands'")
         if self._band_convention is None:
-            from fcnseg.data.band_stats import band_statistics  # noqa: PLC0415 - import cycle
-
-            stats = band_statistics(self)
+            stats = self.band_statistics()
             if stats.pixels == 0:  # unreadable images are left out (and reported elsewhere)
                 path, problem = stats.problems[0] if stats.problems else (
                     str(self.image_dir), "no image pixel with data to take band statistics from")
@@ -504,6 +506,17 @@ class FolderSegmentation(FileSegmentationDataset):
             self._band_convention = band_convention(stats.bands, stats.mean, stats.std,
                                                     self.nodata, list(stats.sample_types))
         return self._band_convention
+
+    def band_statistics(self) -> BandStats:
+        """The per-band statistics of the readable images
+        (:func:`fcnseg.data.band_stats.band_statistics`, cached on disk and here)."""
+        if self.bands is None:
+            raise ValueError(f"{self.root}: the dataset declares no 'bands'")
+        if self._band_stats is None:
+            from fcnseg.data.band_stats import band_statistics  # noqa: PLC0415 - import cycle
+
+            self._band_stats = band_statistics(self)
+        return self._band_stats
 
     def unmatched_masks(self) -> list[Path]:
         """Masks whose stem has no image (reported by ``fcnseg check-data``)."""

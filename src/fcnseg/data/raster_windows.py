@@ -19,7 +19,7 @@ label raster on its image's pixel grid, label values in range; pixels without da
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,6 +37,9 @@ from fcnseg.data.rasters import (
     open_raster,
 )
 from fcnseg.utils.windows import window_starts
+
+if TYPE_CHECKING:
+    from fcnseg.data.band_stats import BandStats
 
 SAMPLINGS = ("random", "grid")
 
@@ -89,6 +92,10 @@ class RasterWindows(SegmentationDataset):
     def band_convention(self) -> InputConvention:
         """The rasters' band convention (:meth:`FolderSegmentation.band_convention`)."""
         return self.rasters.band_convention()
+
+    def band_statistics(self) -> BandStats:
+        """The rasters' band statistics (:meth:`FolderSegmentation.band_statistics`)."""
+        return self.rasters.band_statistics()
 
     def __len__(self) -> int:
         return len(self._grid) if self.sampling == "grid" else self.count

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fcnseg.data.band_stats import mixed_sample_types
 from fcnseg.data.images import upright_size
 from fcnseg.data.rasters import raster_info
 from fcnseg.engine.config import TrainConfig
@@ -163,4 +164,16 @@ def sample_image_sizes(dataset: Any, limit: int = 64) -> list[tuple[int, int]]:
 def startup_warnings(config: TrainConfig, dataset: Any) -> list[str]:
     """:func:`preflight_warnings` with the facts gathered: this machine and ``dataset``."""
     sizes = sample_image_sizes(dataset) if config.data.crop_size else []
-    return preflight_warnings(config, machine_facts(), sizes)
+    found = preflight_warnings(config, machine_facts(), sizes)
+    if (mixed := mixed_sample_type_warning(dataset)) is not None:
+        found.append(mixed)
+    return found
+
+
+def mixed_sample_type_warning(dataset: Any) -> str | None:
+    """:func:`~fcnseg.data.band_stats.mixed_sample_types` of a multi-band dataset, from the
+    band statistics its model's normalisation was taken from (no further pass over the
+    files); None for other datasets."""
+    if getattr(dataset, "bands", None) is None or not hasattr(dataset, "band_statistics"):
+        return None
+    return mixed_sample_types(dataset.band_statistics())

@@ -778,14 +778,7 @@ def test_ctrl_c_says_how_many_rows_are_kept_and_that_the_same_command_continues(
     real = predict_cli.segmenter_tile_fn
 
     def stopped_in_the_second_tile_row(seg, info):
-        run, calls = real(seg, info), []
-
-        def counted(batch):
-            calls.append(1)
-            if len(calls) == 4:  # three tiles across: the first of the second row
-                raise KeyboardInterrupt
-            return run(batch)
-        return counted
+        return stopped_at_call(4, real(seg, info))  # three tiles across: the second row's first
 
     monkeypatch.setattr(predict_cli, "segmenter_tile_fn", stopped_in_the_second_tile_row)
     assert main(args) == 130
@@ -854,14 +847,7 @@ def test_a_raster_an_earlier_version_half_wrote_with_the_same_model_resumes(
     real = predict_cli.segmenter_tile_fn
 
     def stopped_in_the_second_tile_row(seg, info):
-        run, calls = real(seg, info), []
-
-        def counted(batch):
-            calls.append(1)
-            if len(calls) == 4:  # three tiles across: the first of the second row
-                raise KeyboardInterrupt
-            return run(batch)
-        return counted
+        return stopped_at_call(4, real(seg, info))  # three tiles across: the second row's first
 
     with monkeypatch.context() as m:
         m.setattr(predict_cli, "segmenter_tile_fn", stopped_in_the_second_tile_row)

@@ -188,17 +188,35 @@ def served_app(monkeypatch, *arguments: str):
     return apps[0]
 
 
-def test_serve_tile_gives_the_labels_of_predict_tile(band_checkpoint, predicted_label_raster,
-                                                     tmp_path, monkeypatch):
+def assert_served_as_predicted(app, checkpoint: Path, path: Path, predicted_label_raster) -> None:
+    """The labels ``app`` answers for the TIFF ``path`` are those of ``fcnseg predict --tile 32``
+    (to float rounding, judged by predict's probabilities)."""
     import io
 
     import numpy as np
-    import tifffile
     from fastapi.testclient import TestClient
     from floats import assert_labels_match
     from PIL import Image
 
     from fcnseg.data.rasters import rasterio_open
+
+    with TestClient(app) as client:
+        answer = client.post("/v1/segment", content=path.read_bytes(),
+                             headers={"Content-Type": "image/tiff"})
+    assert answer.status_code == 200, answer.text
+    served = np.asarray(Image.open(io.BytesIO(answer.content)))
+    out = path.parent / "out"
+    predicted = predicted_label_raster(checkpoint, path, out, "--tile", "32",
+                                       "--precision", "fp32", "--probs")
+    with rasterio_open(out / f"{path.stem}_probs.tif") as ds:
+        probs = ds.read()
+    assert_labels_match(served, predicted, probs)
+
+
+def test_serve_tile_gives_the_labels_of_predict_tile(band_checkpoint, predicted_label_raster,
+                                                     tmp_path, monkeypatch):
+    import numpy as np
+    import tifffile
 
     yy, xx = np.mgrid[0:72, 0:80]
     bands = [np.sin(yy / 9.0 + b) * np.cos(xx / 13.0 - b) * 800 + 1500 for b in range(3)]
@@ -209,30 +227,13 @@ def test_serve_tile_gives_the_labels_of_predict_tile(band_checkpoint, predicted_
                      "--precision", "fp32", "--batching", "off")
     tiles = app.state.service.segmenter.tiles
     assert (tiles.tile, tiles.overlap) == (32, 8)  # predict's default overlap for 32
-    with TestClient(app) as client:
-        answer = client.post("/v1/segment", content=path.read_bytes(),
-                             headers={"Content-Type": "image/tiff"})
-    assert answer.status_code == 200, answer.text
-    served = np.asarray(Image.open(io.BytesIO(answer.content)))
-    out = tmp_path / "out"
-    predicted = predicted_label_raster(band_checkpoint, path, out, "--tile", "32",
-                                       "--precision", "fp32", "--probs")
-    with rasterio_open(out / "scene_probs.tif") as ds:
-        probs = ds.read()
-    assert_labels_match(served, predicted, probs)
+    assert_served_as_predicted(app, band_checkpoint, path, predicted_label_raster)
 
 
 def test_serve_tile_gives_a_colour_models_labels_of_predict_tile_for_a_raster_it_tiles(
         checkpoint_path, predicted_label_raster, tmp_path, monkeypatch):
-    import io
-
     import numpy as np
     import tifffile
-    from fastapi.testclient import TestClient
-    from floats import assert_labels_match
-    from PIL import Image
-
-    from fcnseg.data.rasters import rasterio_open
 
     yy, xx = np.mgrid[0:72, 0:80]
     rgb = [np.sin(yy / 9.0 + b) * np.cos(xx / 13.0 - b) * 25000 + 30000 for b in range(3)]
@@ -240,14 +241,4 @@ def test_serve_tile_gives_a_colour_models_labels_of_predict_tile_for_a_raster_it
     tifffile.imwrite(path, np.stack(rgb, -1).astype(np.uint16), photometric="rgb")
     app = served_app(monkeypatch, "--checkpoint", str(checkpoint_path), "--tile", "32",
                      "--precision", "fp32", "--batching", "off")
-    with TestClient(app) as client:
-        answer = client.post("/v1/segment", content=path.read_bytes(),
-                             headers={"Content-Type": "image/tiff"})
-    assert answer.status_code == 200, answer.text
-    served = np.asarray(Image.open(io.BytesIO(answer.content)))
-    out = tmp_path / "out"
-    predicted = predicted_label_raster(checkpoint_path, path, out, "--tile", "32",
-                                       "--precision", "fp32", "--probs")
-    with rasterio_open(out / "scan_probs.tif") as ds:
-        probs = ds.read()
-    assert_labels_match(served, predicted, probs)
+    assert_served_as_predicted(app, checkpoint_path, path, predicted_label_raster)

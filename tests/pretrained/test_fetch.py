@@ -184,12 +184,11 @@ def test_torchvision_sources_check_the_sha256_prefix_of_their_names() -> None:
         assert source.filename.split("-")[-1] == f"{source.sha256}.pth"
 
 
-def test_imagenet_vgg16_caffemodel_becomes_backbone_weights(
-        loopback_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _serve_small_vgg16_caffe(loopback_server, monkeypatch: pytest.MonkeyPatch):
+    """A small ImageNet VGG16 .caffemodel on the loopback server as the ``vgg16_caffe`` entry:
+    its layers and the entry."""
     from _caffe_files import imagenet_vgg16_layers
 
-    from fcnseg.conventions import CAFFE_BGR
-    from fcnseg.models import fcn32s, load_backbone_weights
     from fcnseg.pretrained.caffemodel import write_caffemodel
 
     layers = imagenet_vgg16_layers()
@@ -198,6 +197,15 @@ def test_imagenet_vgg16_caffemodel_becomes_backbone_weights(
                     sources=(Source(loopback_server.url("VGG_ILSVRC_16_layers.caffemodel"),
                                     "VGG_ILSVRC_16_layers.caffemodel", format="caffemodel"),))
     monkeypatch.setitem(fetch_mod.PRETRAINED, "vgg16_caffe", entry)
+    return layers, entry
+
+
+def test_imagenet_vgg16_caffemodel_becomes_backbone_weights(
+        loopback_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fcnseg.conventions import CAFFE_BGR
+    from fcnseg.models import fcn32s, load_backbone_weights
+
+    layers, entry = _serve_small_vgg16_caffe(loopback_server, monkeypatch)
     path = fetch_pretrained("vgg16_caffe", tmp_path / "cache", progress=False)
     model = load_backbone_weights(fcn32s(width=WIDTH, fc_channels=FC), path)
     assert model.input_convention == CAFFE_BGR
@@ -225,19 +233,11 @@ def test_an_interrupted_caffemodel_download_resumes(loopback_server, tmp_path: P
 
 def test_a_published_backbone_name_from_python_is_fetched_as_the_error_says(
         loopback_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from _caffe_files import imagenet_vgg16_layers
-
     from fcnseg.conventions import CAFFE_BGR
     from fcnseg.models import WeightsError, build_model
-    from fcnseg.pretrained.caffemodel import write_caffemodel
     from fcnseg.pretrained.fetch import backbone_weights_file
 
-    layers = imagenet_vgg16_layers()
-    write_caffemodel(loopback_server.root / "VGG_ILSVRC_16_layers.caffemodel", layers, v1=True)
-    entry = replace(fetch_mod.PRETRAINED["vgg16_caffe"], build_kwargs=SMALL,
-                    sources=(Source(loopback_server.url("VGG_ILSVRC_16_layers.caffemodel"),
-                                    "VGG_ILSVRC_16_layers.caffemodel", format="caffemodel"),))
-    monkeypatch.setitem(fetch_mod.PRETRAINED, "vgg16_caffe", entry)
+    layers, _ = _serve_small_vgg16_caffe(loopback_server, monkeypatch)
     monkeypatch.setenv("FCNSEG_HOME", str(tmp_path / "cache"))
     with pytest.raises(WeightsError, match=r"fetch_pretrained\('vgg16_caffe'\)"):
         build_model("fcn32s", num_classes=5, width=WIDTH, fc_channels=FC,

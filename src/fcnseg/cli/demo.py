@@ -21,13 +21,12 @@ from fcnseg.engine import load_config, train
 from fcnseg.engine.evaluation import evaluate_checkpoint, format_report, write_report
 from fcnseg.inference import Segmenter
 from fcnseg.inference.visualize import (
-    add_legend,
+    PictureStyle,
     background_classes,
     comparison_strip,
     enlarge,
     heatmap_picture,
-    legend_entries,
-    overlay,
+    labelled_overlay,
     save_png,
 )
 
@@ -178,9 +177,8 @@ def _save_scene_pictures(segmenter, pred, folder: Path, name: str) -> list[Path]
     names, palette = segmenter.class_names, segmenter.palette
     background = background_classes(names, segmenter.background_class)
     image, label = enlarge(pred.image), enlarge(pred.label)
-    picture = overlay(image, label, palette, 0.5, exclude=background, outlines=True)
-    picture = add_legend(picture, legend_entries(label, palette, names, exclude=background),
-                         empty_text="background only")
+    picture = labelled_overlay(image, label, palette, names,
+                               PictureStyle(outlines=True, unblended=tuple(background)))
     overlay_path = folder / f"overlay_{name}.png"
     save_png(overlay_path, picture)
     counts = np.bincount(pred.label.reshape(-1), minlength=len(names))

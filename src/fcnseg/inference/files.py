@@ -37,10 +37,8 @@ from fcnseg.inference.segmenter import Prediction
 from fcnseg.inference.visualize import (
     HeatmapStyle,
     PictureStyle,
-    add_legend,
     heatmap_picture,
-    legend_entries,
-    overlay,
+    labelled_overlay,
     save_label_png,
     save_png,
 )
@@ -411,12 +409,7 @@ def write_outputs(files: OutputFiles, pred: Prediction, palette: np.ndarray,
 def overlay_picture(pred: Prediction, palette: np.ndarray, style: PictureStyle) -> np.ndarray:
     """The photo with its label colours over it, and a legend of the classes present beside
     it when ``style.legend``."""
-    picture = overlay(pred.image, pred.label, palette, style.alpha, exclude=style.unblended,
-                      outlines=style.outlines)
-    if not style.legend:
-        return picture
-    entries = legend_entries(pred.label, palette, pred.class_names, exclude=style.unblended)
-    return add_legend(picture, entries, empty_text="background only")
+    return labelled_overlay(pred.image, pred.label, palette, pred.class_names, style)
 
 
 def outputs_complete(source: PathLike, files: OutputFiles) -> bool:

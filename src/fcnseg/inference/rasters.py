@@ -64,7 +64,7 @@ from fcnseg.data.rasters import (
     rasterio_open,
 )
 from fcnseg.inference.sliding import window_starts
-from fcnseg.inference.visualize import PictureStyle, add_legend, legend_entries, overlay
+from fcnseg.inference.visualize import PictureStyle, labelled_overlay
 from fcnseg.utils.download import file_checksum
 from fcnseg.utils.files import atomic_write, digest_if_unchanged
 from fcnseg.utils.keyed import first_of
@@ -1116,11 +1116,8 @@ def write_raster_preview(source: PathLike, label_path: PathLike, out: PathLike,
     with rasterio_open(label_path) as ds:
         label = _decimated(lambda r, n: ds.read(1, window=Window(0, r, ds.width, n)), ds.height,
                            step)
-    keep = [*style.unblended, NODATA_LABEL]
-    picture = overlay(picture, label, palette, style.alpha, exclude=keep, outlines=style.outlines)
-    if style.legend:
-        entries = legend_entries(label, palette, class_names, exclude=keep)
-        picture = add_legend(picture, entries, empty_text="background only")
+    picture = labelled_overlay(picture, label, palette, class_names, style,
+                               exclude=[*style.unblended, NODATA_LABEL])
     path = Path(out)
     with atomic_write(path) as tmp:
         Image.fromarray(picture).save(tmp, format="PNG")

@@ -422,6 +422,20 @@ class PictureStyle:
     heatmap_over_photo: bool = False
 
 
+def labelled_overlay(image: np.ndarray, label: np.ndarray, palette: np.ndarray,
+                     class_names: Sequence[str], style: PictureStyle,
+                     exclude: Iterable[int] | None = None) -> np.ndarray:
+    """:func:`overlay` of ``label`` on ``image`` as ``style`` draws it and, when
+    ``style.legend``, a legend of the classes present beside it; the classes in ``exclude``
+    (default ``style.unblended``) keep the image's colours and stay out of the legend."""
+    keep = tuple(style.unblended if exclude is None else exclude)
+    picture = overlay(image, label, palette, style.alpha, exclude=keep, outlines=style.outlines)
+    if not style.legend:
+        return picture
+    entries = legend_entries(label, palette, class_names, exclude=keep)
+    return add_legend(picture, entries, empty_text="background only")
+
+
 @dataclass(frozen=True)
 class HeatmapStyle:
     """How :func:`heatmap_picture` draws a map.

@@ -65,3 +65,41 @@ def test_calibration_images_are_read_as_training_reads_them(tmp_path) -> None:
     assert len(got) == 3
     for image, name in zip(got, ("a_grey.png", "b_pal.png", "c_rgb16.tif"), strict=True):
         np.testing.assert_array_equal(image, read_image(tmp_path / name))
+
+
+class _Stop(Exception):
+    """Raised by the stand-in for quantize_model once the calibration images are read."""
+
+
+def test_a_band_models_calibration_folder_is_listed_once(tmp_path, monkeypatch) -> None:
+    import tifffile
+    from tiny_models import tiny_band_model
+
+    import fcnseg.cli.quantize as quantize_cli
+    from fcnseg.checkpoint import save_checkpoint
+    from fcnseg.cli.main import main
+
+    model = tiny_band_model(["b1", "b2"], [100.0, 200.0], [10.0, 20.0])
+    ckpt = save_checkpoint(tmp_path / "bands.pt", model, class_names=["a", "b", "c"])
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for k in range(3):
+        tifffile.imwrite(calib / f"s{k}.tif", np.full((8, 8, 2), 100 * k, np.uint16),
+                         photometric="minisblack", planarconfig="contig")
+    listed = []
+    iterdir = type(calib).iterdir
+
+    def counting_iterdir(self):
+        if self == calib:
+            listed.append(self)
+        return iterdir(self)
+
+    def read_calibration(model, out, *, calibration, **_):
+        assert len(list(calibration())) == 3
+        raise _Stop
+
+    monkeypatch.setattr(type(calib), "iterdir", counting_iterdir)
+    monkeypatch.setattr(quantize_cli, "quantize_model", read_calibration)
+    with pytest.raises(_Stop):
+        main(["quantize", str(ckpt), "--calib", str(calib), "--out", str(tmp_path / "m.onnx")])
+    assert len(listed) == 1

@@ -157,16 +157,46 @@ def _quantize_advice(hint: str) -> Iterator[None]:
         raise DataError(e.path, e.problem, hint) from None
 
 
-def calibration_images(source: dict[str, Any] | Path, limit: int, longest: int,
-                       seg: Segmenter | None = None) -> Any:
-    """A function returning a fresh iterator of the calibration images as the model takes
-    them (:func:`_model_input`: H×W×3 uint8, or a multi-band model's raw bands, float32),
-    read as training reads them: a folder's files by the image reader, or by the raster
-    reader for a model of ``seg``'s bands; a dataset's samples.
+@dataclass(frozen=True)
+class CalibrationSet:
+    """The calibration samples chosen, the folder listed or the dataset built once: ``chosen``
+    holds a folder's files or a dataset's indices; ``hint`` says what to do about a bad one."""
 
-    Raises ValueError naming the folder (or dataset) when it holds no image; a bad image is a
-    DataError naming it, with advice that fits quantize."""
-    bands = None if seg is None else seg.input_convention.bands
+    source: dict[str, Any] | Path
+    chosen: list[Any]
+    hint: str
+    dataset: Any = None
+
+    def images(self, longest: int, seg: Segmenter | None = None) -> Callable[[], Iterator[Any]]:
+        """A function returning a fresh iterator of the chosen images as the model takes them
+        (:func:`_model_input`: H×W×3 uint8, or a multi-band model's raw bands, float32), read
+        as training reads them: a folder's files by the image reader, or by the raster reader
+        for a model of ``seg``'s bands; a dataset's samples. A bad image is a DataError naming
+        it, with advice that fits quantize."""
+        bands = None if seg is None else seg.input_convention.bands
+
+        def load(item: Any) -> tuple[Any, str]:
+            if self.dataset is not None:
+                name = self.source.get("name") if isinstance(self.source, dict) else None
+                return self.dataset.sample(item)[0], f"{name} sample {self.dataset.name(item)}"
+            # as training reads them: grey, 16-bit ...
+            image = item if bands is not None else read_image(item, "calibration image")
+            return image, str(item)
+
+        def images() -> Iterator[np.ndarray]:
+            for item in self.chosen:
+                with _quantize_advice(self.hint):
+                    image, where = load(item)
+                yield _scaled(_model_input(image, where, seg), longest)
+
+        return images
+
+
+def calibration_set(source: dict[str, Any] | Path, limit: int) -> CalibrationSet:
+    """Up to ``limit`` calibration samples spread over a folder's images (its own, else those
+    of its ``images`` subfolder) or a dataset's samples, listed once.
+
+    Raises ValueError naming the folder (or dataset) when it holds no image."""
     if isinstance(source, Path):
         files: list[Path] = []
         for folder in (source, source / "images"):
@@ -177,29 +207,21 @@ def calibration_images(source: dict[str, Any] | Path, limit: int, longest: int,
             raise ValueError(f"--calib {source}: the calibration set is empty: no images "
                              f"({', '.join(sorted(IMAGE_EXTENSIONS))}) in {source} or in "
                              f"{source / 'images'}")
-        chosen: list[Any] = [files[i] for i in _spread(len(files), limit)]
-        hint = f"remove it from {source}, or give --calib another folder"
+        return CalibrationSet(source, [files[i] for i in _spread(len(files), limit)],
+                              f"remove it from {source}, or give --calib another folder")
+    dataset = build_dataset(dict(source))
+    if len(dataset) == 0:
+        raise ValueError(f"--calib: the calibration set is empty: dataset {source} has no "
+                         f"images")
+    return CalibrationSet(source, _spread(len(dataset), limit), _BAD_DATASET_SAMPLE, dataset)
 
-        def load(f: Path) -> tuple[Any, str]:  # as training reads them: grey, 16-bit ...
-            return (f if bands is not None else read_image(f, "calibration image")), str(f)
-    else:
-        dataset = build_dataset(dict(source))
-        if len(dataset) == 0:
-            raise ValueError(f"--calib: the calibration set is empty: dataset {source} has no "
-                             f"images")
-        chosen = _spread(len(dataset), limit)
-        hint = _BAD_DATASET_SAMPLE
 
-        def load(i: int) -> tuple[Any, str]:
-            return dataset.sample(i)[0], f"{source.get('name')} sample {dataset.name(i)}"
+def calibration_images(source: dict[str, Any] | Path, limit: int, longest: int,
+                       seg: Segmenter | None = None) -> Callable[[], Iterator[Any]]:
+    """:meth:`CalibrationSet.images` of :func:`calibration_set` (``source``, ``limit``).
 
-    def images() -> Iterator[np.ndarray]:
-        for item in chosen:
-            with _quantize_advice(hint):
-                image, where = load(item)
-            yield _scaled(_model_input(image, where, seg), longest)
-
-    return images
+    Raises ValueError naming the folder (or dataset) when it holds no image."""
+    return calibration_set(source, limit).images(longest, seg)
 
 
 @dataclass(frozen=True)
@@ -271,13 +293,12 @@ def run(args: argparse.Namespace) -> int:
     # The output and the calibration set are checked before the model is loaded or anything
     # exported.
     check_writable(args.out)
-    calib = parse_data(args.calib)
-    calibration = calibration_images(calib, args.calib_images, args.calib_size)
+    chosen = calibration_set(parse_data(args.calib), args.calib_images)  # listed once
     seg = Segmenter.from_checkpoint(path, device="cpu")
     if seg.runtime is not None:
         raise ValueError(f"{path}: already an exported model; quantize its checkpoint (.pt)")
-    if seg.input_convention.bands is not None:  # read by the raster reader, raw band values
-        calibration = calibration_images(calib, args.calib_images, args.calib_size, seg)
+    # A model of bands reads them by the raster reader, raw band values; others as RGB.
+    calibration = chosen.images(args.calib_size, seg)
     validation = _validation(args, seg)  # read and checked before the slow calibration
     settings = ("sliding_window", "tta", "precision", "optimizations")  # of this run only
     description = {k: v for k, v in seg.describe().items() if k not in settings}

@@ -194,3 +194,72 @@ def test_a_resumed_run_redoing_an_evaluation_leaves_one_point_per_step(tmp_path:
     assert [e.step for e in events.Scalars("val/mean_iu")] == [2, 4]
     assert [e.step for e in events.Scalars("val_iu/background")] == [2, 4]
     assert [e.step for e in events.Scalars("train/loss")] == [1, 2, 3, 4]
+
+
+def _mlflow_holding(points: dict[str, list[tuple[int, float]]]) -> types.SimpleNamespace:
+    """A stand-in for the mlflow module whose one run keeps its metric history in ``points``
+    (key → [(step, value), ...]), as a tracking store does: a point logged again at a step
+    is a second point there."""
+    info = types.SimpleNamespace(run_id="abc123")
+
+    def log_metrics(values: dict[str, float], step: int) -> None:
+        for key, value in values.items():
+            points.setdefault(key, []).append((step, value))
+
+    class MlflowClient:
+        def get_run(self, run_id: str) -> types.SimpleNamespace:
+            latest = {key: history[-1][1] for key, history in points.items()}
+            return types.SimpleNamespace(info=info, data=types.SimpleNamespace(metrics=latest))
+
+        def get_metric_history(self, run_id: str, key: str) -> list[types.SimpleNamespace]:
+            return [types.SimpleNamespace(key=key, step=step, value=value)
+                    for step, value in points.get(key, [])]
+
+    return types.SimpleNamespace(
+        set_tracking_uri=lambda uri: None,
+        start_run=lambda run_id=None, run_name=None: types.SimpleNamespace(info=info),
+        log_params=lambda params: None, log_metrics=log_metrics, end_run=lambda: None,
+        MlflowClient=MlflowClient)
+
+
+def _steps(points: dict[str, list[tuple[int, float]]], key: str) -> list[int]:
+    return [step for step, _ in points[key]]
+
+
+def test_mlflow_gets_one_point_per_step_when_a_resumed_run_redoes_its_evaluation(
+        tmp_path: Path, monkeypatch) -> None:
+    # last.pt saved just before the evaluation at iteration 2, which MLflow got before the
+    # kill: the resumed run redoes it.
+    import torch
+
+    points: dict[str, list[tuple[int, float]]] = {}
+    monkeypatch.setitem(sys.modules, "mlflow", _mlflow_holding(points))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    run = tmp_path / "run"
+    train(load_config(_recipe(["mlflow"], iterations=2)), out=run)
+    ckpt = torch.load(run / "last.pt", weights_only=True)
+    ckpt["state"]["eval_pending"] = True
+    torch.save(ckpt, run / "last.pt")
+    train(load_config(_recipe(["mlflow"], iterations=4)), out=run, resume=True)
+    assert _steps(points, "val/mean_iu") == [2, 4]
+    assert _steps(points, "val_iu/background") == [2, 4]
+    assert _steps(points, "train/loss") == [1, 2, 3, 4]
+
+
+def test_mlflow_gets_one_point_per_step_when_a_resumed_run_redoes_steps_after_its_checkpoint(
+        tmp_path: Path, monkeypatch) -> None:
+    # The run went on to iteration 4 past its checkpoint at 2 (MLflow got those points),
+    # then lost what followed the checkpoint: the resumed run redoes iterations 3 and 4.
+    import shutil
+
+    points: dict[str, list[tuple[int, float]]] = {}
+    monkeypatch.setitem(sys.modules, "mlflow", _mlflow_holding(points))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    run = tmp_path / "run"
+    train(load_config(_recipe(["mlflow"], iterations=2)), out=run)
+    shutil.copy(run / "last.pt", tmp_path / "at2.pt")
+    train(load_config(_recipe(["mlflow"], iterations=4)), out=run, resume=True)
+    shutil.copy(tmp_path / "at2.pt", run / "last.pt")
+    train(load_config(_recipe(["mlflow"], iterations=4)), out=run, resume=True)
+    assert _steps(points, "train/loss") == [1, 2, 3, 4]
+    assert _steps(points, "val/mean_iu") == [2, 4]

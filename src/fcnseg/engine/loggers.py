@@ -115,9 +115,11 @@ class MlflowLog:
     """An MLflow run: the recipe as parameters once, then every number of every record as a
     metric at its iteration (``val/mean_iu``, ``val_iu/<class>``, ``train/loss`` ...). The
     tracking URI is ``MLFLOW_TRACKING_URI`` or the run folder's ``mlruns``; a resumed run
-    continues the MLflow run it started (its id is kept in ``mlflow_run_id``)."""
+    continues the MLflow run it started (its id is kept in ``mlflow_run_id``). ``redo_from``:
+    the first step a resumed run redoes (None for a new run); MLflow cannot drop points, so a
+    redone step's numbers that the run already holds are not logged a second time."""
 
-    def __init__(self, out: Path, recipe: Mapping[str, Any], resume: bool) -> None:
+    def __init__(self, out: Path, recipe: Mapping[str, Any], redo_from: int | None) -> None:
         try:
             import mlflow  # optional: fcnseg[mlflow]
         except ImportError:
@@ -126,19 +128,31 @@ class MlflowLog:
         if not os.environ.get("MLFLOW_TRACKING_URI"):
             mlflow.set_tracking_uri((out / "mlruns").resolve().as_uri())
         id_file = out / "mlflow_run_id"
+        resume = redo_from is not None
         run_id = id_file.read_text().strip() if resume and id_file.is_file() else None
         run = mlflow.start_run(run_id=run_id, run_name=out.name)
         id_file.write_text(run.info.run_id)
+        self.held: set[tuple[str, int]] = set()
         if run_id is None:
             mlflow.log_params({k: str(v)[:500] for k, v in _flat(recipe).items()})
+        elif redo_from is not None:
+            self.held = _points_from(mlflow.MlflowClient(), run_id, redo_from)
 
     def write(self, record: Mapping[str, Any]) -> None:
-        values = _scalars(record, _metric_name)
+        step = int(record.get("iteration", 0))
+        values = {k: v for k, v in _scalars(record, _metric_name).items()
+                  if (k, step) not in self.held}
         if values:
-            self.mlflow.log_metrics(values, step=int(record.get("iteration", 0)))
+            self.mlflow.log_metrics(values, step=step)
 
     def close(self) -> None:
         self.mlflow.end_run()
+
+
+def _points_from(client: Any, run_id: str, first_step: int) -> set[tuple[str, int]]:
+    """The (metric, step) points of an MLflow run at ``first_step`` or later."""
+    return {(key, int(point.step)) for key in client.get_run(run_id).data.metrics
+            for point in client.get_metric_history(run_id, key) if point.step >= first_step}
 
 
 def _metric_name(name: str) -> str:
@@ -177,20 +191,22 @@ def open_loggers(names: Sequence[str], out: Path, *, classes: Sequence[str],
     the iteration a resumed run continues from (None for a new run); ``eval_pending``: its
     evaluation at ``resume_at`` is redone (``kept`` holds no record of it)."""
     check_loggers(names)
+    # A resumed run redoes the steps past its checkpoint, and the checkpoint's own when its
+    # evaluation is pending: every logger keeps one point per step of those.
+    redo_from = None if resume_at is None else resume_at + (0 if eval_pending else 1)
     loggers: list[Any] = []
     if "tensorboard" in names:
-        # TensorBoard drops every event from the purge step on: a redone evaluation's step
-        # too, with the records kept at that step written again.
-        redo = resume_at is not None and eval_pending
-        purge = (resume_at or 0) + (0 if redo else 1)
-        replay = [r for r in kept if redo and r.get("iteration") == resume_at]
+        # TensorBoard drops every event from the purge step on; the records kept at that step
+        # (the training record of a redone evaluation's step) are written again.
+        replay = [r for r in kept if redo_from is not None and r.get("iteration") == redo_from]
         with contextlib.suppress(ImportError):  # tensorboard not installed
-            loggers.append(TensorBoardLog(out / "tensorboard", purge,
+            loggers.append(TensorBoardLog(out / "tensorboard",
+                                          1 if redo_from is None else redo_from,
                                           fresh=resume_at is None, replay=replay))
     if "csv" in names:
         loggers.append(CsvLog(out / "metrics.csv", classes, kept))
     if "mlflow" in names:
-        loggers.append(MlflowLog(out, recipe, resume_at is not None))
+        loggers.append(MlflowLog(out, recipe, redo_from))
     return loggers
 
 

@@ -190,6 +190,27 @@ def test_a_float_depth_in_metres_is_refused_and_one_in_millimetres_read(nyud_roo
     np.testing.assert_allclose(ds[1][0]["depth"], metres * 1000)
 
 
+def test_depth_in_centimetres_is_refused_in_one_line_naming_the_file(nyud_root):
+    centimetres = np.linspace(50, 1000, 24 * 32).reshape(24, 32).astype(np.uint16)
+    path = _save_depth(nyud_root, "5001", centimetres)
+    with pytest.raises(DataError) as e:
+        NYUDv2(nyud_root, "train", modalities=("color", "depth"))[0]
+    assert e.value.path == str(path)
+    assert e.value.problem == ("depth values 50–1000 look like centimetres (in millimetres "
+                               "the whole scene would lie within 1 m); NYUDv2 depth is "
+                               "millimetres (×10)")
+
+
+def test_a_float_depth_in_centimetres_is_refused_and_one_in_millimetres_read(nyud_root):
+    centimetres = np.linspace(52.5, 987.5, 24 * 32, dtype=np.float32).reshape(24, 32)
+    _save_depth(nyud_root, "5001", centimetres)
+    _save_depth(nyud_root, "5002", centimetres * 10)
+    ds = NYUDv2(nyud_root, "train", modalities=("depth",))
+    with pytest.raises(DataError, match="depth values 52.5–988 look like centimetres"):
+        ds[0]
+    np.testing.assert_allclose(ds[1][0]["depth"], centimetres * 10)
+
+
 def test_an_8_bit_depth_picture_is_refused(nyud_root):
     _save_depth(nyud_root, "5001", np.full((24, 32), 200, np.uint8))
     with pytest.raises(DataError, match=r"8-bit depth image \(values 200–200\): NYUDv2 depth "
@@ -214,6 +235,7 @@ def test_check_data_names_the_depth_in_metres(nyud_root, capsys):
 
 @pytest.mark.parametrize(("values", "problem"), [
     (np.array([[0.0, 2.0]], np.float32), "depth values 2–2 look like metres"),
+    (np.array([[0, 120, 640]], np.uint16), "depth values 120–640 look like centimetres"),
     (np.array([[np.nan, 2000.0]], np.float32), "1 depth value is NaN or infinite"),
     (np.array([[-5, 2000]], np.int32), "negative depth values (down to -5)"),
     (np.zeros((2, 3, 3), np.uint16), "depth image has shape (2, 3, 3): expected one channel"),
@@ -228,6 +250,7 @@ def test_modality_problems_name_what_is_wrong(values, problem):
     ("depth", np.array([[0, 450, 9800]], np.uint16)),   # millimetres, 0 unknown
     ("depth", np.zeros((2, 2), np.uint16)),             # nothing known: no unit to judge
     ("depth", np.array([[450.5, 9800.0]], np.float32)),
+    ("depth", np.array([[0, 520, 1400]], np.uint16)),    # a near scene, up to 1.4 m
     ("hha", np.zeros((2, 2, 3), np.uint8)),
 ])
 def test_inputs_as_the_reference_stores_them_pass(modality, values):

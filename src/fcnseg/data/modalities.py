@@ -5,8 +5,8 @@ A dataset with several inputs returns them as a dict keyed by modality name (``{
 16-bit PNGs' units (millimetres, 0 where unknown). The model normalises each
 (:class:`fcnseg.models.preprocess.Preprocess`); here are the raw values that it maps to zero,
 which crops and batches pad with, and :func:`modality_problem`, the check that a file read as
-depth or HHA holds what the model was trained on (depth in millimetres, not metres or an 8-bit
-picture; HHA as 3 channels of 8 bits).
+depth or HHA holds what the model was trained on (depth in millimetres, not metres, centimetres
+or an 8-bit picture; HHA as 3 channels of 8 bits).
 """
 
 from __future__ import annotations
@@ -41,19 +41,28 @@ def pad_values(convention: InputConvention | None = None
 #: Depth whose largest known value is below this is not in millimetres: NYUDv2's Kinect sees
 #: 0.5-10 m, so a depth map in millimetres reaches hundreds at least, one in metres about 10.
 METRES_BELOW = 100.0
+#: Depth whose largest known value is at least :data:`METRES_BELOW` and at most this is not in
+#: millimetres but centimetres: NYUDv2's farthest depth, 10 m, is 1000 cm, while in millimetres
+#: it would put the whole scene within 1 m, nearer than a room's walls.
+CENTIMETRES_UP_TO = 1000.0
 #: What the NYUDv2 inputs other than colour are, for the messages about them.
 DEPTH_UNIT = "NYUDv2 depth is millimetres"
 HHA_CHANNELS = "3 channels of 8 bits (disparity, height, angle)"
 
 
+def _number(value: float) -> str:
+    return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+
+
 def _span(values: np.ndarray) -> str:
-    return f"{float(values.min()):.3g}–{float(values.max()):.3g}"
+    return f"{_number(float(values.min()))}–{_number(float(values.max()))}"
 
 
 def depth_problem(depth: np.ndarray) -> str | None:
     """What is wrong with a depth map as read (its stored values), in one line, or None when it
     can be millimetres: one channel, more than 8 bits, finite, not negative, and where anything
-    is known (0 is unknown) reaching :data:`METRES_BELOW` at least."""
+    is known (0 is unknown) reaching beyond :data:`CENTIMETRES_UP_TO` (below
+    :data:`METRES_BELOW` it looks like metres, up to it like centimetres)."""
     if depth.ndim != 2:
         return (f"depth image has shape {depth.shape}: expected one channel (a 16-bit grey PNG "
                 f"of millimetres)")
@@ -72,6 +81,9 @@ def depth_problem(depth: np.ndarray) -> str | None:
         return f"negative depth values (down to {float(low):.3g}): {DEPTH_UNIT}, 0 where unknown"
     if 0 < high < METRES_BELOW:
         return f"depth values {_span(depth[depth > 0])} look like metres; {DEPTH_UNIT} (×1000)"
+    if METRES_BELOW <= high <= CENTIMETRES_UP_TO:
+        return (f"depth values {_span(depth[depth > 0])} look like centimetres (in millimetres "
+                f"the whole scene would lie within 1 m); {DEPTH_UNIT} (×10)")
     return None
 
 

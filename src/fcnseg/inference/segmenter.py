@@ -468,10 +468,10 @@ class Segmenter:
         """Segment one sample given as ``{modality: input}``, for a model with several input
         modalities (NYUDv2 RGB-D, RGB-HHA). ``color`` is anything :meth:`predict` accepts;
         ``hha`` a file, bytes, PIL image or array of 3 channels of 8 bits; ``depth`` a 16-bit
-        PNG (or float TIFF) of millimetres, or an H×W array of them. Depth in metres, an 8-bit
-        depth picture or a grey HHA image is refused in one line naming the file. The model
-        normalises each as its modality is in training. The prediction's ``image`` is the
-        colour input (else the first one, as a picture)."""
+        PNG (or float TIFF) of millimetres, or an H×W array of them. Depth in metres or
+        centimetres, an 8-bit depth picture or a grey HHA image is refused in one line naming
+        the file. The model normalises each as its modality is in training. The prediction's
+        ``image`` is the colour input (else the first one, as a picture)."""
         missing = [m for m in self.input_names if m not in inputs]
         if missing:
             raise ValueError(f"{self.arch} takes the inputs {list(self.input_names)}; missing "

@@ -96,8 +96,8 @@ def decode_input(modality: str, data: bytes, max_pixels: int) -> np.ndarray:
 
     Raises:
         ImageError: data that cannot be decoded, or HHA or depth that is not what the model was
-            trained on (:func:`~fcnseg.data.modalities.modality_problem`: depth in metres, an
-            8-bit depth picture, a grey HHA image).
+            trained on (:func:`~fcnseg.data.modalities.modality_problem`: depth in metres or
+            centimetres, an 8-bit depth picture, a grey HHA image).
     """
     if modality == "color":
         return load_image(data, name=modality, max_pixels=max_pixels)

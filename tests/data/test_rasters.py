@@ -273,6 +273,38 @@ def test_cached_blocks_hold_no_more_than_their_budget(tmp_path):
         assert sum(b.nbytes for b in cached._held.values()) <= 8 * 16 * 16 * 3 * 2
 
 
+@pytest.mark.parametrize("layout", [{"tile": (16, 16)}, {"rowsperstrip": 8}],
+                         ids=["tiles", "strips"])
+def test_cached_blocks_of_rows_of_windows_hold_one_strip_of_the_raster_however_wide(tmp_path,
+                                                                                    layout):
+    h, w, rows = 512, 4000, 48  # windows 48 rows high; the raster ten times as high
+    a = np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "x.tif", a, photometric="rgb", **layout)
+    with open_raster(tmp_path / "x.tif") as reader:
+        block_rows, block_cols = reader.block_shape()
+        decoded = []
+        read = reader.read
+        reader.read = lambda *window: decoded.append(window) or read(*window)
+        cached = cached_blocks(reader, budget=0, window_rows=rows)
+        held = 0
+        for y in range(0, h - rows + 1, 32):  # overlapping windows in raster order
+            for x in range(0, w - 64 + 1, 48):
+                np.testing.assert_array_equal(cached.read(y, x, rows, 64),
+                                              a[y:y + rows, x:x + 64])
+                held = max(held, cached._held_bytes)
+    assert len(decoded) == len(set(decoded))  # each block decoded once
+    strip = (rows + 2 * block_rows) * (w + 2 * min(block_cols, w)) * 3
+    assert held <= strip < a.nbytes / 2
+
+
+def test_blocks_taller_than_the_windows_are_held_by_the_fixed_budget(tmp_path):
+    a = uint16_scene(64, 64, n=3)
+    tifffile.imwrite(tmp_path / "x.tif", a, photometric="minisblack", planarconfig="contig",
+                     rowsperstrip=64)
+    with open_raster(tmp_path / "x.tif") as reader:
+        assert cached_blocks(reader, budget=64 * 64 * 3 * 2, window_rows=16) is reader
+
+
 def test_windows_of_a_raster_in_memory_or_of_one_strip_are_read_as_they_are(tmp_path):
     a = uint16_scene(64, 64, n=3)
     tifffile.imwrite(tmp_path / "x.tif", a, photometric="minisblack", planarconfig="contig",

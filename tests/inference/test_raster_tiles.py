@@ -879,3 +879,24 @@ def test_a_raster_an_earlier_version_wrote_with_another_model_is_predicted_again
     captured = capsys.readouterr()
     assert "wrote outputs for 1 of 1 input(s)" in captured.out
     assert "written by another model or with other settings; predicted again" in captured.err
+
+
+def test_tiles_of_a_wide_raster_decode_each_block_once(tmp_path):
+    # 4 bands of 16 bits 9,000 px wide: one row of 256-pixel tiles is 18 MB of blocks.
+    h, w, bands = 300, 9000, 4
+    a = np.broadcast_to(np.arange(w, dtype=np.uint16)[None, :, None], (h, w, bands))
+    with rasterio.open(tmp_path / "wide.tif", "w", driver="GTiff", height=h, width=w,
+                       count=bands, dtype="uint16", crs="EPSG:32632", transform=TRANSFORM,
+                       tiled=True, blockxsize=64, blockysize=64) as ds:
+        ds.write(np.ascontiguousarray(np.moveaxis(a, -1, 0)))
+    from fcnseg.data.rasters import open_raster
+
+    def run(batch: np.ndarray) -> torch.Tensor:
+        return torch.zeros(len(batch), len(CLASSES), *batch.shape[1:3])
+
+    with open_raster(tmp_path / "wide.tif") as reader:
+        decoded = []
+        read = reader.read
+        reader.read = lambda *window: decoded.append(window) or read(*window)
+        segment_tiles(run, reader, CLASSES, TileSettings(tile=256, overlap=64, batch_size=8))
+    assert len(decoded) == len(set(decoded)) == -(-h // 64) * -(-w // 64)

@@ -301,19 +301,50 @@ class _CachedBlocks(RasterReader):
         return block
 
 
-def cached_blocks(reader: RasterReader, budget: int = BLOCK_CACHE_BYTES) -> RasterReader:
+def cached_blocks(reader: RasterReader, budget: int = BLOCK_CACHE_BYTES, *,
+                  window_rows: int | None = None) -> RasterReader:
     """``reader`` whose windows are put together from the file's blocks, each decoded once and
     held (up to ``budget`` bytes, the least recently used dropped first) rather than decoded
     again by every window over it: overlapping tiles read in raster order decode each block
-    about once instead of up to four times. The same pixels as ``reader``'s windows. ``reader``
-    itself where that gains nothing: a raster in memory, or blocks too large to hold several
-    (a TIFF of one strip)."""
+    about once instead of up to four times. The same pixels as ``reader``'s windows.
+
+    ``window_rows``: the height of the windows, read in raster order (predict's tiles). The
+    budget is then at least what a row of them across the raster needs
+    (:func:`row_cache_bytes`), so that the blocks the next row shares are still held however
+    wide the raster: memory set by one strip of windows, never by the whole raster. ``reader``
+    itself where caching gains nothing: a raster in memory, or blocks too large to hold
+    several (a TIFF of one strip) or taller than the windows."""
     block = reader.block_shape()
     if block is None:
         return reader
+    if window_rows is not None and block[0] <= window_rows:
+        row_budget = row_cache_bytes(reader, block, window_rows)
+        return _CachedBlocks(reader, block, max(budget, row_budget))
+    return reader if _block_bytes(reader, block) * 8 > budget else \
+        _CachedBlocks(reader, block, budget)
+
+
+def _block_bytes(reader: RasterReader, block: tuple[int, int]) -> int:
+    """Bytes of one decoded block of ``reader`` (cut to the raster: a TIFF's tiles may be
+    larger than its image)."""
+    rows, cols = min(block[0], reader.info.height), min(block[1], reader.info.width)
     itemsize = np.dtype(raster_dtype(reader.info.dtype)).itemsize
-    block_bytes = block[0] * block[1] * len(reader.band_index) * itemsize
-    return reader if block_bytes * 8 > budget else _CachedBlocks(reader, block, budget)
+    return rows * cols * len(reader.band_index) * itemsize
+
+
+def row_cache_bytes(reader: RasterReader, block: tuple[int, int], window_rows: int) -> int:
+    """Bytes that windows ``window_rows`` high, read in raster order with any overlap, need
+    held for each of ``reader``'s blocks (``block`` rows × columns) to be decoded once.
+
+    A window spans at most R = ceil(rows / block rows) + 1 block rows. A block shared by two
+    rows of windows is last used by the first row at its block column c and next used by the
+    second row at c: in between come the first row's blocks right of c and the second row's
+    left of c, at most R × (columns - 1), plus one column of both rows (at most 2R blocks).
+    So R × (columns + 1) blocks: about (rows + 2 block rows) × (width + 2 block columns)
+    pixels, one strip of windows across the raster."""
+    rows = -(-window_rows // block[0]) + 1
+    columns = -(-reader.info.width // block[1]) + 1
+    return rows * columns * _block_bytes(reader, block)
 
 
 def _select_bands(where: str, have: int, names: tuple[str, ...] | None,

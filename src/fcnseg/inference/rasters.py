@@ -13,7 +13,10 @@
 - **Bounded memory.** Tiles are taken in raster order. A pixel is final once the tiles after it
   cannot reach it: what is final is written at once; the sums a tile row leaves for the next
   (its overlap rows) go to a temporary file beside the output and are read back as the next
-  row reaches them. Memory is set by the tile, the batch and the classes, never the image.
+  row reaches them. The input's blocks under one row of tiles are held until the next row
+  has read those it shares, so each is decoded once however wide the raster
+  (:func:`~fcnseg.data.rasters.cached_blocks`). Memory is set by the tile, the batch, the
+  classes and one strip of tiles across the raster, never the whole image.
 - **Output.** A tiled, deflate-compressed GeoTIFF of class indices (uint8; the input's CRS and
   geotransform kept; pixels without data set to the output's nodata value 255), with optional
   ``NAME_probs.tif`` (one float32 band per class) and ``NAME_uncertainty.tif`` (entropy), NaN
@@ -576,9 +579,10 @@ def _blend_rows(run: TileFn, reader: RasterReader, info: RasterInfo,
     (None: held in memory)."""
     ys, xs, th, tw = tile_grid(info.height, info.width, settings.tile, settings.overlap)
     carry = _Carry(spill)
-    # Overlapping tiles share the file's blocks: each is decoded once, not once per tile.
-    tiles = _tile_logits(run, cached_blocks(reader), ys, xs, rows, th, tw, settings.batch_size,
-                         progress)
+    # Overlapping tiles share the file's blocks: each is decoded once, not once per tile,
+    # a row of tiles' blocks held until the next row has read the ones it shares.
+    tiles = _tile_logits(run, cached_blocks(reader, window_rows=th), ys, xs, rows, th, tw,
+                         settings.batch_size, progress)
     try:
         for k in rows:
             _tile_row(tiles, info, outputs, carry, ys, xs, k, th, tw, settings,

@@ -204,6 +204,27 @@ def test_a_train_id_mask_saved_as_label_ids_is_one_line_naming_the_option(
     assert "\n" not in str(info.value)
 
 
+def test_a_train_id_mask_without_255_saved_as_label_ids_is_refused(tmp_path: Path) -> None:
+    # A crop above the ego vehicle: train ids 0-18 only, road (0) and building (2) the most,
+    # which read as label ids are unlabeled and rectification border.
+    write_scenes(tmp_path)
+    scene = _SCENE_LABEL_IDS.copy()
+    scene[3] = 7  # road where the ego vehicle was
+    train_ids = _train_ids(scene)
+    assert train_ids.max() <= 18
+    mask = tmp_path / "gtFine" / "val" / "lindau" / "lindau_000000_000010_gtFine_labelIds.png"
+    Image.fromarray(train_ids).save(mask)
+    ds = build_dataset({"name": "cityscapes", "root": str(tmp_path), "split": "val"})
+    with pytest.raises(DataError) as info:
+        ds[0]
+    assert info.value.path == str(mask)
+    assert info.value.problem.startswith(
+        "looks like train ids saved under the labelIds name (only values 0-18, 56% of its "
+        "pixels unlabeled, rectification border or out of roi as label ids: road, building "
+        "and wall as train ids)")
+    assert "`labels: train_ids`" in info.value.problem
+
+
 def test_check_data_reports_train_id_masks_saved_as_label_ids(tmp_path: Path, capsys) -> None:
     write_scenes(tmp_path, label_ids_file_holds_train_ids=True)
     assert main(["check-data", "--dataset", "cityscapes", "--root", str(tmp_path),

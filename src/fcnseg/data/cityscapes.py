@@ -10,9 +10,11 @@ label id (void, and the classes not evaluated) becomes 255, ignored. The label i
 -1 for the license plate, which cityscapesScripts never draws but other tools write as 255 in
 8 bits: 255 is ignored too. Any other value (34-254) is no Cityscapes label id: the file is
 not a labelIds mask (or is damaged), a :class:`~fcnseg.data.errors.DataError`, as ADE20K's
-values above 150 are. So is a labelIds file whose values look like train ids (only 0-18 and 255,
-most of its pixels void as label ids): the classic mix-up of a ``*_gtFine_labelTrainIds.png``
-saved under the labelIds name, which would otherwise train every class shifted.
+values above 150 are. So is a labelIds file whose values look like train ids (only 0-18, and
+either 255 with most of its pixels void as label ids, or over a third of them unlabeled,
+rectification border or out of roi: road, building and wall as train ids): the classic mix-up of
+a ``*_gtFine_labelTrainIds.png`` saved under the labelIds name, which would otherwise train every
+class shifted.
 
 ``labels="train_ids"`` reads ``*_gtFine_labelTrainIds.png`` instead (as cityscapesScripts'
 createTrainIdLabelImgs.py writes them): train ids 0-18 as they are, 255 ignored.
@@ -71,29 +73,49 @@ def checked_labels(value: object, field: str = "labels") -> str:
     return str(value)
 
 
-def train_id_share(raw: np.ndarray) -> float | None:
-    """For a labelIds mask whose values look like train ids, the share of its labelled pixels
-    (those not 255) that are void as label ids; None for any other mask.
+#: The label ids a labelIds mask gives what the annotation leaves out (unlabeled, rectification
+#: border, out of roi): road, building and wall as train ids, a street scene's largest classes.
+#: With the ego vehicle (1), the label ids up to 3.
+_LEFT_OUT_IDS = (0, 2, 3)
+
+
+def train_id_evidence(raw: np.ndarray) -> str | None:
+    """For a labelIds mask whose values look like train ids, why (what its values are and how
+    they read as label ids); None for any other mask.
 
     Train ids 0-18 are label ids too, but road, building and sky (train ids 0, 2, 10) read as
     label ids are void (unlabeled, rectification border, rail track): a train-id mask read as
     label ids is mostly void, with no value above 18. A labelIds mask of a street scene has
     sky (23), vegetation (21) or cars (26), and little void. A mask with no class at all as
-    label ids (the test split's, all void) is no train-id mask either. Nor is one without 255:
-    createTrainIdLabelImgs.py writes the ego vehicle and rectification border of every frame as
-    255, which a labelIds mask holds only for a license plate; a real labelIds mask of a scene
-    under a bridge or in a tunnel (void 14-16, no sky or car) has values up to 18 alone."""
-    if raw.size == 0 or raw.max() != 255:  # no void as train ids: one pass, not a count
+    label ids (the test split's, all void) is no train-id mask either. With 255 (the ego
+    vehicle and rectification border createTrainIdLabelImgs.py writes so, a labelIds mask's
+    license plate) a mask is one when most of its labelled pixels are void as label ids.
+    Without 255 (a crop above the ego vehicle) it is one when unlabeled, rectification border
+    and out of roi (0, 2, 3) make up over a third of its pixels: in a train-id mask they are
+    road, building and wall, in a labelIds mask what the annotation leaves out, never that
+    much; a real labelIds mask of a scene under a bridge or in a tunnel (void 14-16 and the
+    ego vehicle, no sky or car) has values up to 18 alone, but not those."""
+    if raw.size == 0:
         return None
+    high = int(raw.max())
+    if len(CITYSCAPES_CLASSES) <= high < 255:  # a value above 18: one pass, not a count
+        return None
+    if high < 255:  # two passes (0-3, less the ego vehicle's 1) before any count
+        left_out = int(np.count_nonzero(raw <= max(_LEFT_OUT_IDS)) - np.count_nonzero(raw == 1))
+        if 3 * left_out <= raw.size:
+            return None
     counts = np.bincount(raw.ravel(), minlength=256)
-    if counts[len(CITYSCAPES_CLASSES):255].any():  # a value above 18, the last train id
-        return None
     labelled = int(counts[:255].sum())
     classes = int(counts[list(CITYSCAPES_LABEL_IDS)].sum())
-    void = labelled - classes
-    if classes == 0 or 2 * void <= labelled:
+    if classes == 0 or counts[len(CITYSCAPES_CLASSES):255].any():
         return None
-    return void / labelled
+    if high < 255:
+        return (f"only values 0-18, {left_out / labelled:.0%} of its pixels unlabeled, "
+                f"rectification border or out of roi as label ids: road, building and wall "
+                f"as train ids")
+    void = labelled - classes
+    return (f"only values 0-18 and 255, {void / labelled:.0%} of its labelled pixels void as "
+            f"label ids") if 2 * void > labelled else None
 
 
 def find_cityscapes_dir(root: PathLike) -> Path:
@@ -122,8 +144,8 @@ class Cityscapes(FileSegmentationDataset):
     255, the license plate's -1 as 8 bits hold it) becomes 255, ignored by the loss and the
     metrics. Values 34-254 are no Cityscapes label id: a :class:`~fcnseg.data.errors.DataError`
     naming the file (a mask of another kind, or a damaged one), as ADE20K's values above 150.
-    So is a labelIds file whose values look like train ids (only 0-18 and 255, most of its
-    pixels void as label ids: see :func:`train_id_share`).
+    So is a labelIds file whose values look like train ids (only 0-18: see
+    :func:`train_id_evidence`).
 
     With ``labels="train_ids"`` the masks are ``*_gtFine_labelTrainIds.png`` (as
     cityscapesScripts' createTrainIdLabelImgs.py writes them), read as they are: train ids
@@ -188,11 +210,10 @@ class Cityscapes(FileSegmentationDataset):
             return raw
         check_label_values(path, raw, max(CITYSCAPES_LABEL_IDS) + 1, _LICENSE_PLATE,
                            advice=self.mask_advice.values)
-        share = train_id_share(raw)
-        if share is not None:
-            raise DataError(path, f"looks like train ids saved under the labelIds name (only "
-                                  f"values 0-18 and 255, {share:.0%} of its labelled pixels "
-                                  f"void as label ids): save train-id masks as "
+        evidence = train_id_evidence(raw)
+        if evidence is not None:
+            raise DataError(path, f"looks like train ids saved under the labelIds name "
+                                  f"({evidence}): save train-id masks as "
                                   f"*_gtFine_labelTrainIds.png and read them with `labels: "
                                   f"train_ids` in the recipe's data section (fcnseg check-data "
                                   f"--labels train_ids)", hint=None)

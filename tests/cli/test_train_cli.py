@@ -1,5 +1,7 @@
 """``fcnseg train``: what the command line says about a recipe's data fields."""
 
+import pytest
+
 from fcnseg.cli.main import main
 
 
@@ -22,3 +24,22 @@ def test_a_bad_budget_names_the_option_it_came_from(tmp_path, capsys):
     assert len(lines) == 1
     assert lines[0].startswith("fcnseg train: error: --budget: '5mn' is not a duration")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("reported_elsewhere", [False, True])
+def test_a_lost_process_is_printed_only_by_the_process_that_reports_it(
+        tmp_path, monkeypatch, capsys, reported_elsewhere):
+    from fcnseg.cli import train as train_command
+    from fcnseg.engine.errors import ProcessLost
+
+    def lose_a_process(*args, **kwargs):
+        raise ProcessLost("lost another of 3 training processes (...)",
+                          reported_elsewhere=reported_elsewhere)
+
+    monkeypatch.setattr(train_command, "train", lose_a_process)
+    rc = main(["train", "--recipe", "folder-cpu", "--out", str(tmp_path / "run")])
+    assert rc == 2
+    out = capsys.readouterr()
+    expected = [] if reported_elsewhere else \
+        ["fcnseg train: error: lost another of 3 training processes (...)"]
+    assert out.err.splitlines() == expected and out.out == ""

@@ -444,3 +444,58 @@ def test_a_lost_process_is_one_line_when_gloo_s_reason_runs_onto_a_cpp_stack_tra
     assert "\n" not in line
     assert line.startswith("lost rank 0 of 2 training processes (Read error [10.0.0.2]:38019: "
                            "Connection reset by peer); kept; ")
+
+
+def _group_with_store(monkeypatch: pytest.MonkeyPatch, store: object):
+    """This process's view of a 3-process group whose store is ``store``."""
+    import torch.distributed as dist
+
+    from fcnseg.engine.distributed import DistInfo
+
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist.distributed_c10d, "_get_default_store", lambda: store)
+    return DistInfo(1, 3, 1, torch.device("cpu"), owns_group=True)
+
+
+def test_of_the_processes_left_after_a_loss_only_the_first_reports_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from fcnseg.engine.distributed import first_to_report_loss
+
+    class Store:  # torchrun's store, shared by the processes left
+        counts: dict[str, int] = {}
+
+        def add(self, key: str, amount: int) -> int:
+            self.counts[key] = self.counts.get(key, 0) + amount
+            return self.counts[key]
+
+    info = _group_with_store(monkeypatch, Store())
+    assert [first_to_report_loss(info) for _ in range(2)] == [True, False]
+
+
+def test_a_process_left_reports_the_loss_when_the_store_does_not_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+
+    from fcnseg.engine import distributed
+
+    class SilentStore:  # on a machine that is gone
+        def add(self, key: str, amount: int) -> int:
+            threading.Event().wait()
+            raise AssertionError("unreachable")
+
+    monkeypatch.setattr(distributed, "STORE_WAIT_S", 0.05)
+    assert distributed.first_to_report_loss(_group_with_store(monkeypatch, SilentStore()))
+
+
+def test_a_process_left_reports_the_loss_when_the_store_went_with_the_lost_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from fcnseg.engine.distributed import first_to_report_loss
+
+    class GoneStore:  # rank 0 held it, and rank 0 was lost
+        def add(self, key: str, amount: int) -> int:
+            raise RuntimeError("Connection reset by peer")
+
+    assert first_to_report_loss(_group_with_store(monkeypatch, GoneStore()))

@@ -147,3 +147,24 @@ def test_losing_a_process_says_what_was_saved_and_how_to_resume(tmp_path: Path) 
     assert f"{run / 'last.pt'} (iteration {saved_at}) is kept" in lines[0]
     assert lines[0].endswith(f"train --out {run} --resume")
     assert "torchrun --standalone --nproc_per_node 2 " in lines[0]
+
+
+# Three torch start-ups at once: on a loaded machine they alone can outlast the suite's 300 s.
+@pytest.mark.timeout(HANG_TIMEOUT_S)
+@pytest.mark.skipif(not Path("/proc/self/environ").is_file(), reason="processes read in /proc")
+def test_a_lost_process_is_reported_once_by_the_processes_left(tmp_path: Path) -> None:
+    # Rank 0 lost: the two processes left both see it, and one of them says it.
+    recipe = write_recipe(tmp_path / "tiny.yaml", tiny_recipe(
+        train={"iterations": 100000, "checkpoint_every": 3, "eval_every": 100000,
+               "log_every": 100000}))
+    run = tmp_path / "run"
+    launcher = start_ddp_training(recipe, run, processes=3)
+    _wait_for(run / "last.pt", launcher)
+    subprocess.run(["kill", "-9", str(_worker_with_rank(launcher, 0))], check=True)
+    out, _ = launcher.communicate(timeout=HANG_TIMEOUT_S)
+    assert launcher.returncode != 0
+    lines = [line for line in out.splitlines() if line.startswith("fcnseg train: error:")]
+    assert len(lines) == 1, out
+    assert "lost another of 3 training processes" in lines[0]
+    assert lines[0].endswith(f"train --out {run} --resume")
+    assert "torchrun --standalone --nproc_per_node 3 " in lines[0]

@@ -10,6 +10,7 @@ from fcnseg.cli import options
 from fcnseg.engine import load_config, train
 from fcnseg.engine.budget import parse_duration, process_start_time
 from fcnseg.engine.config import TrainConfig, apply_overrides
+from fcnseg.engine.errors import ProcessLost
 from fcnseg.models.factories import allow_factory_modules
 
 NAME = "train"
@@ -46,7 +47,12 @@ def run(args: argparse.Namespace) -> int:
     # given (--recipe, --set) is the user's own word.
     own = config if args.recipe is not None else apply_overrides(TrainConfig(), overrides)
     _trust_own_factory(own)
-    result = train(config, resume=args.resume, started=process_start_time())
+    try:
+        result = train(config, resume=args.resume, started=process_start_time())
+    except ProcessLost as e:
+        if e.reported_elsewhere:
+            return 2  # another process left prints the line, once for the whole run
+        raise
     if result.status == "interrupted":
         return 128 + int(result.signal or signal.SIGTERM)
     return 0

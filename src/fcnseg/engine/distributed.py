@@ -10,7 +10,9 @@ I/O threads) is gone before the interpreter exits.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,3 +121,32 @@ def all_gather_objects(obj: Any, info: DistInfo) -> list[Any]:
     out: list[Any] = [None] * info.world_size
     dist.all_gather_object(out, obj)
     return out
+
+
+#: The counter in the group's store under which the processes left after a loss report it.
+_LOSS_REPORTS = "fcnseg/process_lost_reports"
+#: How long a process left waits for the store before reporting anyway (a store on a machine
+#: that is gone may not answer at all).
+STORE_WAIT_S = 5.0
+
+
+def first_to_report_loss(info: DistInfo) -> bool:
+    """Whether this process, left after another of the run was lost, is the one that tells the
+    user: the first of those left to count itself in the group's store. Under torchrun the
+    launcher holds that store, so exactly one process does, rank 0 lost or not. Call it before
+    leaving the group. Where the store went with the lost process (rank 0 holds it when
+    started without torchrun) or does not answer, every process left reports: a line repeated
+    rather than none."""
+    if not (info.distributed and dist.is_available() and dist.is_initialized()):
+        return True
+    counts: list[int] = []
+
+    def count() -> None:
+        with contextlib.suppress(Exception):  # however the store fails: this process reports
+            store = dist.distributed_c10d._get_default_store()
+            counts.append(int(store.add(_LOSS_REPORTS, 1)))
+
+    counter = threading.Thread(target=count, daemon=True, name="fcnseg-loss-report")
+    counter.start()
+    counter.join(STORE_WAIT_S)
+    return counts in ([], [1])

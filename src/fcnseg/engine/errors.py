@@ -28,7 +28,13 @@ class BadSampleError(ValueError):
 
 class ProcessLost(RuntimeError):
     """Another process of a torchrun run ended (killed, out of memory, its node lost); the
-    message says which, what was saved and the command that continues the run."""
+    message says which, what was saved and the command that continues the run.
+    ``reported_elsewhere``: another process left reports it (``fcnseg train`` then prints
+    nothing here, so the user reads the line once)."""
+
+    def __init__(self, message: str, reported_elsewhere: bool = False) -> None:
+        super().__init__(message)
+        self.reported_elsewhere = reported_elsewhere
 
 
 #: How gloo and NCCL describe a peer whose connection went away.

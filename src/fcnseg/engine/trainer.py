@@ -41,6 +41,7 @@ from fcnseg.engine.budget import TIMED_EVAL_BATCHES, TimeBudget, format_duration
 from fcnseg.engine.config import TrainConfig, load_config
 from fcnseg.engine.distributed import (
     DistInfo,
+    first_to_report_loss,
     setup_distributed,
     share_main_buffers,
     teardown_distributed,
@@ -121,7 +122,8 @@ def train(config: TrainConfig | dict[str, Any] | str, *, resume: bool = False,
         TrainingDiverged: the loss became NaN or infinite (the last good checkpoint is kept).
         BadSampleError: a sample could not be read (``last.pt`` is saved first).
         ProcessLost: under torchrun, another process ended; says what was saved and the
-            command that resumes the run.
+            command that resumes the run (``reported_elsewhere`` on all processes left but
+            one, the one that reports it).
     """
     if not isinstance(config, TrainConfig):
         config = load_config(config)
@@ -147,8 +149,8 @@ def train(config: TrainConfig | dict[str, Any] | str, *, resume: bool = False,
         # after _train's clean-up: the checkpoint written in the background has landed
         out_dir = Path(config.out)
         raise ProcessLost(process_lost_message(
-            e, info.rank, info.world_size, kept_checkpoint(out_dir / "last.pt"),
-            out_dir)) from None
+            e, info.rank, info.world_size, kept_checkpoint(out_dir / "last.pt"), out_dir),
+            reported_elsewhere=not first_to_report_loss(info)) from None
     finally:
         # Ignored once a process was lost, while _train cleaned up and the message was made;
         # back before the group is left: NCCL's teardown can hang after a lost peer, and

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 import types
 from pathlib import Path
@@ -263,3 +264,21 @@ def test_mlflow_gets_one_point_per_step_when_a_resumed_run_redoes_steps_after_it
     train(load_config(_recipe(["mlflow"], iterations=4)), out=run, resume=True)
     assert _steps(points, "train/loss") == [1, 2, 3, 4]
     assert _steps(points, "val/mean_iu") == [2, 4]
+
+
+def test_each_run_in_one_process_gets_its_own_mlruns(tmp_path: Path, monkeypatch) -> None:
+    # mlflow.set_tracking_uri also sets MLFLOW_TRACKING_URI (for subprocesses), which must not
+    # read as the user's choice when the next run starts.
+    uris: list[str] = []
+
+    def set_tracking_uri(uri: str) -> None:
+        uris.append(uri)
+        os.environ["MLFLOW_TRACKING_URI"] = uri
+
+    fake = _mlflow_holding({})
+    fake.set_tracking_uri = set_tracking_uri
+    monkeypatch.setitem(sys.modules, "mlflow", fake)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "")  # unset, and unset again after the test
+    for name in ("a", "b"):
+        train(load_config(_recipe(["mlflow"], iterations=2)), out=tmp_path / name)
+    assert uris == [(tmp_path / name / "mlruns").resolve().as_uri() for name in ("a", "b")]

@@ -127,6 +127,9 @@ class MlflowLog:
         self.mlflow = mlflow
         if not os.environ.get("MLFLOW_TRACKING_URI"):
             mlflow.set_tracking_uri((out / "mlruns").resolve().as_uri())
+            # which sets MLFLOW_TRACKING_URI too: the next run in this process would take it
+            # for the user's and log into this run's folder
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
         id_file = out / "mlflow_run_id"
         resume = redo_from is not None
         run_id = id_file.read_text().strip() if resume and id_file.is_file() else None

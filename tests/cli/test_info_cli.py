@@ -619,6 +619,20 @@ def test_a_16_bit_label_raster_lists_its_values_and_shares(tmp_path, capsys) -> 
     assert rec["values"] == [0, 7, 300, 65535] and rec["shares"] == [0.25] * 4
 
 
+def test_a_32_bit_label_rasters_values_are_listed_exactly(tmp_path, capsys) -> None:
+    import json
+
+    import numpy as np
+    import tifffile
+
+    values = [0, 2**24, 2**24 + 1, 2**32 - 1]  # float32 would merge 2**24 and 2**24 + 1
+    tifffile.imwrite(tmp_path / "ids.tif", np.repeat(np.array(values, np.uint32), 5)
+                     .reshape(4, 5))
+    assert main(["info", "--json", str(tmp_path / "ids.tif")]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["values"] == values and rec["shares"] == [0.25] * 4
+
+
 @pytest.mark.parametrize("dtype", ["uint16", "uint32"])
 def test_a_raster_of_too_many_values_to_list_says_more_than_the_count_it_stopped_at(
         tmp_path, capsys, monkeypatch, dtype) -> None:

@@ -75,6 +75,21 @@ def test_nodata_and_nan_pixels_are_counted_and_left_out(tmp_path):
     np.testing.assert_allclose(stats.mean, kept.mean(0), rtol=1e-6)
 
 
+def test_statistics_of_32_bit_integer_bands_are_those_of_the_values_stored(tmp_path):
+    rng = np.random.default_rng(0)
+    # Large values that vary little: float32 steps are 256 apart here; 2**32 - 1 is nodata.
+    a = (4_000_000_000 + rng.integers(0, 7, (10, 10, 4))).astype(np.uint32)
+    a[0, 0] = 2**32 - 1
+    a[0, 1] = 2**32 - 2  # data, though float32 would take it for the nodata value
+    ds = FolderSegmentation(write_folder(tmp_path / "d", {"x": a}, {"nodata": 2**32 - 1}))
+    stats = band_statistics(ds, use_cache=False)
+    kept = np.delete(a.reshape(-1, 4), [0], axis=0).astype(np.float64)
+    assert stats.nodata_pixels == 1 and stats.pixels == 99
+    np.testing.assert_allclose(stats.mean, kept.mean(0), rtol=1e-15)
+    np.testing.assert_allclose(stats.std, kept.std(0), rtol=1e-9)
+    np.testing.assert_array_equal(stats.p98, np.percentile(kept, 98, axis=0, method="linear"))
+
+
 def test_check_data_prints_bands_and_names_images_of_another_band_count(tmp_path, capsys,
                                                                         monkeypatch):
     monkeypatch.setenv("FCNSEG_HOME", str(tmp_path / "home"))

@@ -584,6 +584,30 @@ def test_a_32_bit_integer_tiffs_info_names_its_samples_for_every_reader(tmp_path
         assert reader.read_all().dtype == np.float32
 
 
+@pytest.mark.parametrize("dtype", [np.uint32, np.int32])
+def test_a_32_bit_integer_tiff_read_exactly_keeps_every_value_as_stored(tmp_path, tiff_reader,
+                                                                        dtype):
+    top, bottom = np.iinfo(dtype).max, np.iinfo(dtype).min
+    a = np.array([[2**24, 2**24 + 1, top - 1, top], [bottom, bottom + 1, 0, 7]], dtype)
+    tifffile.imwrite(tmp_path / "x.tif", a)  # float32 would make 2**24 + 1 and top - 1 others
+    with open_raster(tmp_path / "x.tif", exact=True) as reader:
+        whole, window = reader.read_all(), reader.read(0, 1, 2, 2)
+    assert whole.dtype == dtype
+    np.testing.assert_array_equal(whole[..., 0], a)
+    np.testing.assert_array_equal(window[..., 0], a[:, 1:3])
+    assert read_raster(tmp_path / "x.tif", exact=True).dtype == dtype
+    assert read_raster(tmp_path / "x.tif").dtype == np.float32  # what a model takes
+
+
+def test_a_nodata_value_no_integer_sample_can_hold_marks_no_pixel():
+    image = np.zeros((2, 3, 1), np.uint16)
+    assert nodata_mask(image, -9999.0) is None and nodata_mask(image, 0.5) is None
+    assert nodata_mask(image, float("nan")) is None and nodata_mask(image, 70000.0) is None
+    wide = np.full((2, 3, 1), 2**32 - 2, np.uint32)
+    wide[0, 0] = 2**32 - 1
+    np.testing.assert_array_equal(nodata_mask(wide, 2**32 - 1), [[1, 0, 0], [0, 0, 0]])
+
+
 @pytest.mark.parametrize("nodata", [-9999.0, 0.0, float("nan")])
 def test_a_tiffs_gdal_nodata_tag_is_read_alike_by_every_reader(tmp_path, tiff_reader, nodata):
     a = np.random.default_rng(5).random((6, 7, 2)).astype(np.float32)

@@ -94,8 +94,9 @@ def _counted_values(pieces: Iterable[np.ndarray], total: int) -> dict[str, Any]:
 
 
 def _raster_values(file: Path) -> dict[str, Any]:
-    """:func:`_counted_values` of a one-band raster, read by strips of rows."""
-    with open_raster(file) as reader:
+    """:func:`_counted_values` of a one-band raster, read by strips of rows, each value as
+    stored (a uint32 raster's above 2**24 are not rounded as float32 would)."""
+    with open_raster(file, exact=True) as reader:
         h, w = reader.info.height, reader.info.width
         rows = max(1, _VALUES_ROWS_PIXELS // max(w, 1))
         strips = (reader.read(y, 0, min(rows, h - y), w)[..., 0] for y in range(0, h, rows))

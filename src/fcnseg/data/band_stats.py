@@ -3,7 +3,9 @@
 For each declared band: mean and standard deviation (exact, over every pixel with data) and the
 2nd and 98th percentiles (for contrast stretching): exact from a histogram when every image is
 uint8 or uint16, else from a seeded sample of :data:`SAMPLE_PIXELS` pixels spread over the
-images.
+images. The values are read as stored (a uint32 image's values above 2**24 are not rounded
+as float32 would round them) and summed about the first image's mean, so that a band of large
+values that vary little keeps its standard deviation.
 Pixels without data (every band at the dataset's ``nodata``, or a NaN) are left out and
 counted. Bands whose values never vary are reported (they carry nothing to learn from), and so
 are images of mixed sample types (8-bit beside 16-bit, say): their values lie on other scales,
@@ -31,7 +33,7 @@ from fcnseg.utils.files import atomic_write_bytes, files_fingerprint
 
 #: Pixels sampled over the whole dataset for the percentiles of float images.
 SAMPLE_PIXELS = 2_000_000
-_CACHE_VERSION = 2
+_CACHE_VERSION = 3
 
 
 @dataclass
@@ -61,6 +63,7 @@ class BandStats:
 class _Accumulator:
     def __init__(self, bands: int, images: int) -> None:
         self.n = 0
+        self.shift: np.ndarray | None = None  # sums are taken about it (first image's mean)
         self.sum = np.zeros(bands, np.float64)
         self.sq = np.zeros(bands, np.float64)
         self.hist = np.zeros((bands, 65536), np.int64)  # exact, while every image is integer
@@ -79,6 +82,10 @@ class _Accumulator:
             self.nodata += int(missing.sum())
             pixels = pixels[~missing.ravel()]
         values = pixels.astype(np.float64)
+        if self.shift is None and len(values):
+            self.shift = values.mean(axis=0)
+        if self.shift is not None:
+            values -= self.shift
         self.n += len(values)
         self.sum += values.sum(axis=0)
         self.sq += np.square(values).sum(axis=0)
@@ -89,8 +96,21 @@ class _Accumulator:
             self.all_integer = False
         rng = np.random.default_rng(seed)
         take = min(len(pixels), self.per_image)
-        self.samples.append(pixels[rng.choice(len(pixels), take, replace=False)]
-                            .astype(np.float32))
+        # float32 holds 8- and 16-bit values and float32 ones exactly; wider types need float64
+        exact = np.float32 if pixels.dtype.itemsize <= 2 or pixels.dtype == np.float32 \
+            else np.float64
+        self.samples.append(pixels[rng.choice(len(pixels), take, replace=False)].astype(exact))
+
+    def mean_std(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each band's mean and standard deviation over the pixels added."""
+        n = max(self.n, 1)
+        offset = self.sum / n
+        std = np.sqrt(np.maximum(self.sq / n - offset**2, 0.0))
+        mean = offset + (self.shift if self.shift is not None else 0.0)
+        # A band of one value has a variance of 0 exactly, its sums' rounding about the shift
+        # aside (a few float64 epsilons of the mean; a band varying by 1 in 2**32 stays).
+        std[std < 1e-12 * np.maximum(1.0, np.abs(mean))] = 0.0
+        return mean, std
 
     def percentiles(self, q: float) -> np.ndarray:
         bands = len(self.sum)
@@ -127,7 +147,7 @@ def band_statistics(dataset: Any, *, cache_dir: str | os.PathLike[str] | None = 
     for i in range(len(dataset)):
         path = Path(dataset.image_path(i))
         try:
-            with open_raster(path, bands=bands) as r:
+            with open_raster(path, bands=bands, exact=True) as r:
                 image, info_dtype = r.read_all(), r.info.dtype
         except ImageError as e:
             problems.append((str(path), e.problem))
@@ -135,11 +155,7 @@ def band_statistics(dataset: Any, *, cache_dir: str | os.PathLike[str] | None = 
         acc.add(image, dataset.nodata, seed=i)
         found = sample_types.setdefault(str(info_dtype), [0, str(path)])
         found[0] += 1
-    n = max(acc.n, 1)
-    mean = acc.sum / n
-    std = np.sqrt(np.maximum(acc.sq / n - mean**2, 0.0))
-    # Tiny negative rounding aside, a band of one value has a variance of 0 exactly.
-    std[std < 1e-9 * np.maximum(1.0, np.abs(mean))] = 0.0
+    mean, std = acc.mean_std()
     stats = BandStats(bands=bands, mean=mean.tolist(), std=std.tolist(),
                       p2=acc.percentiles(2).tolist(), p98=acc.percentiles(98).tolist(),
                       pixels=acc.n, nodata_pixels=acc.nodata, nan_pixels=acc.nan.tolist(),

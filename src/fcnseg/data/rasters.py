@@ -1,7 +1,11 @@
 """Rasters of any number of bands and any bit depth: satellite scenes, microscopy, depth.
 
 :func:`read_raster` reads an image file as an H×W×N array keeping its bands and its depth:
-``uint8`` and ``uint16`` stay as they are, every other sample type becomes ``float32``.
+``uint8`` and ``uint16`` stay as they are, every other sample type becomes ``float32`` (what a
+model takes). Read ``exact=True``, integers keep their own type (a ``uint32`` raster stays
+``uint32``: float32 holds integers exactly only up to 2**24) and float64 stays float64, for
+what is counted or computed from the values themselves (``fcnseg info``'s values, the band
+statistics).
 
 - **TIFF** (plain or GeoTIFF, any band count) through ``tifffile`` (or ``rasterio`` when it is
   installed, which also gives the georeferencing).
@@ -60,7 +64,8 @@ class RasterInfo:
     """What a raster's header says: size, bands, sample type and georeferencing.
 
     ``dtype`` is the file's sample type (:func:`stored_dtype`); windows are read in
-    :func:`raster_dtype` of it (a ``uint32`` raster as float32).
+    :func:`raster_dtype` of it (a ``uint32`` raster as float32), or, read exactly, in
+    :func:`exact_dtype` of it (a ``uint32`` raster as uint32).
 
     ``crs`` and ``transform`` are rasterio's objects (None for a raster without
     georeferencing, or when rasterio is not installed); ``band_names`` the band descriptions
@@ -101,6 +106,16 @@ def raster_dtype(dtype: np.dtype) -> np.dtype:
     return dtype if dtype in (np.uint8, np.uint16, np.float32) else np.dtype(np.float32)
 
 
+def exact_dtype(dtype: np.dtype) -> np.dtype:
+    """The type a raster of samples ``dtype`` is returned in when read exactly
+    (``open_raster(..., exact=True)``): integers as stored (native byte order; booleans as
+    uint8), float64 as float64, other floats as float32: every value as the file holds it."""
+    dtype = np.dtype(dtype)
+    if dtype.kind in "iu" or dtype == np.float64:
+        return dtype.newbyteorder("=")
+    return raster_dtype(dtype)
+
+
 def stored_dtype(dtype: np.dtype) -> np.dtype:
     """The sample type a raster's :class:`RasterInfo` names: the file's (a 32-bit integer
     raster is ``uint32``, as GDAL names it, though read as float32), booleans as uint8."""
@@ -108,9 +123,9 @@ def stored_dtype(dtype: np.dtype) -> np.dtype:
     return dtype if dtype.kind in "iuf" else raster_dtype(dtype)
 
 
-def _as_raster(a: np.ndarray) -> np.ndarray:
+def _as_raster(a: np.ndarray, exact: bool = False) -> np.ndarray:
     a = a if a.ndim == 3 else a[..., None]
-    return np.ascontiguousarray(a, dtype=raster_dtype(a.dtype))
+    return np.ascontiguousarray(a, dtype=exact_dtype(a.dtype) if exact else raster_dtype(a.dtype))
 
 
 def _rasterio() -> Any:
@@ -157,12 +172,20 @@ class RasterReader:
     """Windows of one raster file, decoded on demand (use :func:`open_raster`).
 
     ``read(row, col, height, width)`` returns that window as an h×w×N array (N the selected
-    bands); ``info`` describes the whole raster.
+    bands), in :func:`raster_dtype` of the file's samples, or :func:`exact_dtype` where
+    ``exact``; ``info`` describes the whole raster.
     """
+
+    #: Windows come in :func:`exact_dtype` of the samples (set by ``open_raster(exact=True)``).
+    exact: bool = False
 
     def __init__(self, info: RasterInfo, band_index: Sequence[int]) -> None:
         self.info = info
         self.band_index = tuple(band_index)  # 0-based indices of the bands returned
+
+    def sample_type(self, stored: np.dtype) -> np.dtype:
+        """The type windows of samples ``stored`` are returned in."""
+        return exact_dtype(stored) if self.exact else raster_dtype(stored)
 
     def read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
         try:
@@ -201,24 +224,24 @@ class _RasterioReader(RasterReader):
         super().__init__(info, band_index)
         self._ds = dataset
         self._indexes = [i + 1 for i in self.band_index]
-        # Bands of one type that is returned as it is are read by GDAL straight into an
-        # H×W×N array (the bands-first array and its transposed copy skipped).
         types = {np.dtype(dataset.dtypes[i]) for i in self.band_index}
-        self._direct_type = next(iter(types)) if len(types) == 1 else None
-        if self._direct_type is not None and self._direct_type != raster_dtype(self._direct_type):
-            self._direct_type = None
+        self._one_type = next(iter(types)) if len(types) == 1 else None
 
     def _read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
         from rasterio.windows import Window
 
         window = Window(col, row, width, height)
+        # Bands of one type that is returned as it is are read by GDAL straight into an
+        # H×W×N array (the bands-first array and its transposed copy skipped).
+        direct = self._one_type is not None and \
+            self.sample_type(self._one_type) == self._one_type
         with _quiet_gdal(_rasterio()):
-            if self._direct_type is not None:
-                out = np.empty((height, width, len(self._indexes)), self._direct_type)
+            if direct:
+                out = np.empty((height, width, len(self._indexes)), self._one_type)
                 self._ds.read(self._indexes, window=window, out=out.transpose(2, 0, 1))
                 return out
             a = self._ds.read(self._indexes, window=window)
-        return _as_raster(np.moveaxis(a, 0, -1))
+        return _as_raster(np.moveaxis(a, 0, -1), self.exact)
 
     def block_shape(self) -> tuple[int, int] | None:
         # GeoTIFF blocks decode alone, so a window is the same pixels read whole or by its
@@ -244,7 +267,7 @@ class _ArrayReader(RasterReader):
 
     def _read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
         window = self._array[row:row + height, col:col + width]
-        return _as_raster(window[..., list(self.band_index)])
+        return _as_raster(window[..., list(self.band_index)], self.exact)
 
 
 #: What :func:`cached_blocks` holds of a raster's decoded blocks at most (bytes).
@@ -328,7 +351,7 @@ def _block_bytes(reader: RasterReader, block: tuple[int, int]) -> int:
     """Bytes of one decoded block of ``reader`` (cut to the raster: a TIFF's tiles may be
     larger than its image)."""
     rows, cols = min(block[0], reader.info.height), min(block[1], reader.info.width)
-    itemsize = np.dtype(raster_dtype(reader.info.dtype)).itemsize
+    itemsize = reader.sample_type(reader.info.dtype).itemsize
     return rows * cols * len(reader.band_index) * itemsize
 
 
@@ -472,7 +495,7 @@ class _TiffReader(RasterReader):
                         target[..., plane] = part[..., 0]
                     else:
                         target[...] = part
-        return _as_raster(out[..., list(self.band_index)])
+        return _as_raster(out[..., list(self.band_index)], self.exact)
 
     def block_shape(self) -> tuple[int, int] | None:
         return self._seg
@@ -612,7 +635,7 @@ def _pillow_array(path: Path, where: str, max_pixels: int | None) -> np.ndarray:
 
 
 def open_raster(path: PathLike, *, bands: Sequence[str] | None = None,
-                max_pixels: int | None = None) -> RasterReader:
+                max_pixels: int | None = None, exact: bool = False) -> RasterReader:
     """A window reader of the raster at ``path`` (see the module doc).
 
     Args:
@@ -621,10 +644,19 @@ def open_raster(path: PathLike, *, bands: Sequence[str] | None = None,
         max_pixels: refuse rasters with more pixels than this (None: any size; windows are
             read one at a time). PNG/JPEG are decoded whole, so their limit is the image
             reader's default when None.
+        exact: windows in :func:`exact_dtype` of the samples (a ``uint32`` raster as
+            ``uint32``), not in :func:`raster_dtype` (as float32, what a model takes).
 
     Raises:
         ImageError: missing, unreadable or corrupt, or without the bands asked for.
     """
+    reader = _open_raster(path, bands, max_pixels)
+    reader.exact = exact
+    return reader
+
+
+def _open_raster(path: PathLike, bands: Sequence[str] | None,
+                 max_pixels: int | None) -> RasterReader:
     p = Path(path)
     where = str(path)
     if not p.is_file():
@@ -672,6 +704,14 @@ class _UprightReader(RasterReader):
                          stored.band_index)
         self._stored, self._orientation = stored, orientation
 
+    @property  # type: ignore[override]
+    def exact(self) -> bool:
+        return self._stored.exact
+
+    @exact.setter
+    def exact(self, value: bool) -> None:
+        self._stored.exact = value
+
     def read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
         stored = self._stored.info
         flip_rows, flip_cols, turned = self._flips
@@ -715,14 +755,15 @@ def raster_info(path: PathLike) -> RasterInfo:
 
 
 def read_raster(path: PathLike, *, bands: Sequence[str] | None = None,
-                max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Read a whole raster as an H×W×N array in uint8, uint16 or float32 (the module doc).
+                max_pixels: int | None = DEFAULT_MAX_PIXELS, exact: bool = False) -> np.ndarray:
+    """Read a whole raster as an H×W×N array in uint8, uint16 or float32 (the module doc), or,
+    ``exact``, every value as stored (:func:`exact_dtype`).
 
     Raises:
         ImageError: missing, unreadable, corrupt, without the bands asked for, or (an
             :class:`~fcnseg.data.images.ImageTooLargeError`) above ``max_pixels``.
     """
-    with open_raster(path, bands=bands, max_pixels=max_pixels) as r:
+    with open_raster(path, bands=bands, max_pixels=max_pixels, exact=exact) as r:
         return r.read_all()
 
 
@@ -747,8 +788,9 @@ def nodata_mask(image: np.ndarray, nodata: float | None) -> np.ndarray | None:
     """H×W bool of the pixels without data: every band equal to ``nodata``, or any band NaN
     (None when there are none, the common case, so callers skip the masking)."""
     missing = None
-    if nodata is not None:
-        equal = image == np.asarray(nodata, dtype=image.dtype)
+    value = _as_sample(nodata, image.dtype)
+    if value is not None:
+        equal = image == value
         if equal.any():  # else no pixel can be without data: the common case, found at once
             missing = _across_bands(np.logical_and, equal)
     if image.dtype.kind == "f":
@@ -757,6 +799,20 @@ def nodata_mask(image: np.ndarray, nodata: float | None) -> np.ndarray | None:
             nan = _across_bands(np.logical_or, nan)
             missing = nan if missing is None else missing | nan
     return missing if missing is not None and missing.any() else None
+
+
+def _as_sample(value: float | None, dtype: np.dtype) -> np.ndarray | None:
+    """``value`` as a sample of ``dtype``; None where no sample of it can equal ``value``
+    (NaN, a fraction or a value out of range for integers, e.g. -9999 for uint16)."""
+    if value is None:
+        return None
+    if dtype.kind in "iu":
+        limits = np.iinfo(dtype)
+        if not (np.isfinite(value) and value == int(value)
+                and limits.min <= int(value) <= limits.max):
+            return None
+        return np.asarray(int(value), dtype=dtype)
+    return np.asarray(value, dtype=dtype)
 
 
 def _across_bands(combine: np.ufunc, flags: np.ndarray) -> np.ndarray:

@@ -38,6 +38,32 @@ def save_palette_png(path: Path, label: np.ndarray) -> None:
     img.save(path)
 
 
+#: Adam7's passes: (first row, first column, row step, column step).
+_ADAM7 = ((0, 0, 8, 8), (0, 4, 8, 8), (4, 0, 8, 4), (0, 2, 4, 4), (2, 0, 4, 2), (0, 1, 2, 2),
+          (1, 0, 2, 1))
+
+
+def save_png_16(path: Path, samples: np.ndarray, interlaced: bool = False) -> Path:
+    """Write H×W×3 (RGB) or H×W×4 (RGBA) 16-bit samples as a PNG of 16 bits per sample (which
+    Pillow cannot write), optionally Adam7-interlaced."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data)))
+
+    h, w, n = samples.shape
+    big = samples.astype(">u2")
+    passes = _ADAM7 if interlaced else ((0, 0, 1, 1),)
+    raw = b"".join(b"\x00" + row.tobytes() for y, x, dy, dx in passes
+                   for row in big[y::dy, x::dx] if row.size)
+    header = struct.pack(">IIBBBBB", w, h, 16, {3: 2, 4: 6}[n], 0, 0, int(interlaced))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return path
+
+
 def save_jpeg(path: Path, image: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(image).save(path, quality=95)

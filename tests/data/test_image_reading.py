@@ -268,3 +268,60 @@ def test_an_uncompressed_grey_tiff_turned_by_its_orientation_reads_upright(tmp_p
     np.testing.assert_array_equal(np.asarray(open_upright(path.read_bytes())), upright)
     with open_raster(path) as reader:
         np.testing.assert_array_equal(reader.read_all()[..., 0], upright)
+
+
+def _samples_16(n: int) -> np.ndarray:
+    """16-bit samples of which Pillow's high bytes are not what dividing by 257 gives."""
+    values = np.random.default_rng(n).integers(0, 65536, (6, 9, n)).astype(np.uint16)
+    values[0, 0] = 255  # 0 as a high byte, 1 divided by 257
+    return values
+
+
+@pytest.mark.parametrize("interlaced", [False, True])
+def test_a_png_of_16_bit_rgb_is_read_as_a_16_bit_rgb_tiff(tmp_path, interlaced) -> None:
+    import tifffile
+    from ondisk import save_png_16
+
+    rgb = _samples_16(3)
+    png = save_png_16(tmp_path / "rgb16.png", rgb, interlaced)
+    tifffile.imwrite(tmp_path / "rgb16.tif", rgb, photometric="rgb")
+    np.testing.assert_array_equal(load_image(png), load_image(tmp_path / "rgb16.tif"))
+    np.testing.assert_array_equal(load_image(png), ((rgb.astype(np.uint32) + 128) // 257))
+
+
+def test_a_png_of_16_bit_rgba_is_composited_at_16_bits(tmp_path) -> None:
+    from ondisk import save_png_16
+
+    from fcnseg.data.images import integers_to_rgb
+
+    rgba = _samples_16(4)
+    png = save_png_16(tmp_path / "rgba16.png", rgba)
+    np.testing.assert_array_equal(load_image(png), integers_to_rgb(rgba, alpha=True))
+
+
+@pytest.mark.parametrize(("bands", "interlaced"), [(3, False), (3, True), (4, False)])
+def test_read_samples_gives_a_16_bit_colour_pngs_samples(tmp_path, bands, interlaced) -> None:
+    from ondisk import save_png_16
+
+    from fcnseg.data.images import read_samples
+
+    samples = _samples_16(bands)
+    png = save_png_16(tmp_path / "c16.png", samples, interlaced)
+    for source in (png, str(png), png.read_bytes()):
+        got = read_samples(source)
+        assert got.dtype == np.uint16
+        np.testing.assert_array_equal(got, samples)
+
+
+def test_a_16_bit_colour_png_this_pillow_cannot_read_whole_is_one_line(tmp_path,
+                                                                        monkeypatch) -> None:
+    from ondisk import save_png_16
+
+    import fcnseg.data.images as images
+
+    png = save_png_16(tmp_path / "c16.png", _samples_16(3))
+    monkeypatch.setattr(images, "_PNG_LOW_BYTES", {})
+    with pytest.raises(images.ImageError) as e:
+        images.read_samples(png)
+    assert str(e.value) == (f"{png}: a PNG of 16 bits per colour sample, which this Pillow "
+                            f"does not decode at full depth: save it as a 16-bit TIFF")

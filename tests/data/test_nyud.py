@@ -226,6 +226,19 @@ def test_an_hha_image_of_one_channel_is_refused(nyud_root):
         NYUDv2(nyud_root, "train", modalities=("color", "hha"))[0]
 
 
+def test_an_hha_png_of_16_bit_samples_is_refused_in_one_line_naming_the_file(nyud_root):
+    from ondisk import save_png_16
+
+    path = nyud_root / "nyud" / "data" / "hha" / "img_5001.png"
+    save_png_16(path, np.full((24, 32, 3), 200, np.uint16))  # 0-255 values: 0 as high bytes
+    with pytest.raises(DataError) as e:
+        NYUDv2(nyud_root, "train", modalities=("color", "hha"))[0]
+    assert e.value.path == str(path)
+    assert e.value.problem == ("HHA image of uint16 values: expected 8 bits, as the HHA "
+                               "encoding stores them (0-255; these span 200–200): save HHA as "
+                               "8-bit PNGs")
+
+
 def test_check_data_names_the_depth_in_metres(nyud_root, capsys):
     _save_depth(nyud_root, "5002", np.full((24, 32), 3, np.uint16))
     assert main(["check-data", "--dataset", "nyud", "--root", str(nyud_root)]) == 1

@@ -77,6 +77,15 @@ def test_png_keeps_grey_and_16_bit_as_one_band(tmp_path):
     np.testing.assert_array_equal(out[..., 0], grey)
 
 
+def test_png_of_16_bit_rgb_keeps_its_three_bands_of_16_bits(tmp_path):
+    from ondisk import save_png_16
+
+    rgb = np.random.default_rng(3).integers(0, 65536, (5, 7, 3)).astype(np.uint16)
+    out = read_raster(save_png_16(tmp_path / "rgb16.png", rgb))
+    assert out.dtype == np.uint16
+    np.testing.assert_array_equal(out, rgb)
+
+
 def test_geotiff_bands_chosen_by_name_in_the_declared_order(tmp_path):
     a = uint16_scene()
     write_geotiff(tmp_path / "g.tif", a, names=BANDS)

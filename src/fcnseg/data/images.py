@@ -10,8 +10,9 @@ So that the same file gives the same pixels everywhere:
   Partly transparent pixels are blended with white in proportion to their alpha; a TIFF's
   premultiplied (associated) alpha as colour + white × (1 - alpha).
 - **Other modes.** Grayscale, palette and CMYK images become RGB; 16-bit images, grey or
-  colour, are scaled to 8 bits (divided by 257). Alpha, CMYK and 16-bit colour TIFFs are read
-  by :func:`integers_to_rgb`, which ``predict`` applies to the rasters it tiles too;
+  colour, are scaled to 8 bits (divided by 257). Alpha, CMYK and 16-bit colour TIFFs, and PNGs
+  of 16-bit colour samples (which Pillow alone decodes to their high bytes), are read by
+  :func:`integers_to_rgb`, which ``predict`` applies to the rasters it tiles too;
   floating-point grey is scaled by :func:`floats_to_rgb` (× 255 where the whole image is
   in [0, 1]), which ``predict``'s tiles apply with the whole file's factor.
 - **Bands.** Grey or RGB, with or without a band the file marks as alpha (TIFF
@@ -26,7 +27,9 @@ So that the same file gives the same pixels everywhere:
   runs, with one line naming the file.
 
 :func:`load_image` is the reader (``fcnseg.inference.load_image`` is the same function);
-:func:`open_upright` gives the decoded, upright PIL image for readers of other things (masks).
+:func:`open_upright` gives the decoded, upright PIL image for readers of other things (masks),
+:func:`read_samples` the values as stored (HHA, depth, the bands of a raster), 16-bit colour
+included.
 """
 
 from __future__ import annotations
@@ -542,6 +545,68 @@ def _decoded(decode: Callable[[], Any], where: str) -> Any:
                                 f"({type(e).__name__}: {e})") from None
 
 
+#: The first bytes of every PNG.
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+#: PNG colour types (IHDR) of RGB and RGBA samples.
+_PNG_COLOUR_TYPES = (2, 6)
+#: Pillow's raw mode for 16-bit colour PNG samples (which keeps each sample's high byte) and
+#: the one that keeps its low byte: the same decoder, unfiltering alike, run twice.
+_PNG_LOW_BYTES = {"RGB;16B": "RGB;16L", "RGBA;16B": "RGBA;16L"}
+
+
+def sixteen_bit_colour_png(source: Any) -> bool:
+    """Whether ``source`` (a path, encoded bytes or a seekable stream) is a PNG of 16-bit RGB
+    or RGBA samples, by its IHDR's bit depth and colour type: Pillow decodes these to 8 bits
+    by keeping each sample's high byte (:func:`read_samples` reads them whole)."""
+    if isinstance(source, Image.Image):
+        return False
+    if isinstance(source, bytes | bytearray | memoryview):
+        head = bytes(source[:26])
+    else:
+        head = file_head(Path(source) if isinstance(source, str | os.PathLike) else source, 26)
+    return (len(head) == 26 and head.startswith(PNG_MAGIC) and head[12:16] == b"IHDR"
+            and head[24] == 16 and head[25] in _PNG_COLOUR_TYPES)
+
+
+def _png_samples(img: Image.Image, source: Any, where: str, max_pixels: int | None
+                 ) -> np.ndarray:
+    """The 16-bit samples (H×W×3 or ×4 uint16, as stored) of a PNG of 16-bit colour samples
+    that Pillow has opened, not decoded: Pillow's decoder run twice, keeping the samples' high
+    bytes (as it reads such a file), then their low bytes. One line naming the file where this
+    Pillow decodes them otherwise."""
+    tile = img.tile[0] if len(img.tile) == 1 else None
+    low_mode = _PNG_LOW_BYTES.get(tile[3]) if tile is not None else None
+    if tile is None or low_mode is None or img.mode not in ("RGB", "RGBA"):
+        raise ImageError(where, "a PNG of 16 bits per colour sample, which this Pillow does not "
+                                "decode at full depth: save it as a 16-bit TIFF")
+    _decoded(img.load, where)
+    high = np.asarray(img)
+    if isinstance(source, bytes | bytearray | memoryview):
+        source = io.BytesIO(bytes(source))
+    stream = Path(source) if isinstance(source, str | os.PathLike) else source
+    with _open_header(stream, where, max_pixels) as low_img:
+        low_img.tile = [tile._replace(args=low_mode) if hasattr(tile, "_replace")
+                        else (tile[0], tile[1], tile[2], low_mode)]
+        _decoded(low_img.load, where)
+        low = np.asarray(low_img)
+    return (high.astype(np.uint16) << 8) | low
+
+
+def read_samples(source: ImageSource, *, name: str | None = None,
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """The pixel values of an image as stored, upright by its EXIF orientation: 16-bit stays
+    16-bit, colour included (a PNG of 16-bit RGB or RGBA samples, which Pillow alone reads as
+    8 bits, gives its uint16 samples); otherwise the array of :func:`open_upright`'s image.
+    For values that are data (HHA, depth, a raster's bands). Raises :class:`ImageError` (or
+    :class:`ImageTooLargeError`) naming the source, as :func:`load_image` does."""
+    if not sixteen_bit_colour_png(source):
+        return np.asarray(open_upright(source, name=name, max_pixels=max_pixels))
+    where = _source_name(source, name)
+    with _opened(source, where, max_pixels, decode=False) as img:
+        samples = _png_samples(img, source, where, max_pixels)
+        return np.ascontiguousarray(upright_array(samples, exif_orientation(img)))
+
+
 def open_upright(source: ImageSource, *, name: str | None = None,
                  max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Decode an image file (or bytes, or a stream) and turn it upright by its EXIF orientation.
@@ -582,6 +647,9 @@ def load_image(source: ImageSource, *, name: str | None = None,
     grey = _integer_grey_tiff(source, where, max_pixels)
     if grey is not None:
         return grey
+    if sixteen_bit_colour_png(source):  # divided by 257, as a 16-bit TIFF's samples
+        samples = read_samples(source, name=where, max_pixels=max_pixels)
+        return integers_to_rgb(samples, alpha=samples.shape[-1] == 4)
     with _opened(source, where, max_pixels, decode=False) as img:
         samples = _samples_of_tiff(img, source)
         if samples is not None:  # read as fcnseg predict's raster tiles read the file

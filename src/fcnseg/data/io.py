@@ -21,6 +21,7 @@ from fcnseg.data.images import (
     ImageTooLargeError,
     load_image,
     open_upright,
+    read_samples,
 )
 from fcnseg.utils.typing import PathLike
 
@@ -66,9 +67,9 @@ def read_image(path: PathLike, what: str = "image") -> np.ndarray:
 
 
 def read_raw(path: PathLike, what: str) -> np.ndarray:
-    """The pixel values of an image file as stored (upright; 16-bit stays 16-bit), e.g. depth."""
-    with _open(Path(path), what) as img:
-        return np.asarray(img)
+    """The pixel values of an image file as stored (upright; 16-bit stays 16-bit, colour
+    included: :func:`~fcnseg.data.images.read_samples`), e.g. depth."""
+    return _open(Path(path), what, read_samples)
 
 
 def load_mat(path: Path, **options: bool) -> dict:

@@ -93,7 +93,8 @@ def hha_problem(hha: np.ndarray) -> str | None:
     if hha.ndim != 3 or hha.shape[2] != 3:
         return f"HHA image has shape {hha.shape}: expected {HHA_CHANNELS}"
     if hha.dtype != np.uint8:
-        return f"HHA image of {hha.dtype} values: expected 8 bits, as the HHA encoding stores them"
+        return (f"HHA image of {hha.dtype} values: expected 8 bits, as the HHA encoding stores "
+                f"them (0-255; these span {_span(hha)}): save HHA as 8-bit PNGs")
     return None
 
 

@@ -49,6 +49,8 @@ from fcnseg.data.images import (
     open_upright,
     orientation_flips,
     pil_to_rgb,
+    read_samples,
+    sixteen_bit_colour_png,
     tiff_samples,
     upright_array,
 )
@@ -625,6 +627,8 @@ def _tifffile_array(path: Path, where: str, axes: str) -> np.ndarray:
 
 
 def _pillow_array(path: Path, where: str, max_pixels: int | None) -> np.ndarray:
+    if sixteen_bit_colour_png(path):  # Pillow alone keeps only the high bytes
+        return read_samples(path, name=where, max_pixels=max_pixels)
     img = open_upright(path, name=where, max_pixels=max_pixels)
     if img.mode in ("L", "I;16", "I;16B", "I;16L", "I;16N", "F", "I", "1"):
         a = np.asarray(img)

@@ -21,7 +21,7 @@ from torch import nn
 
 from fcnseg.checkpoint import build_model_from_checkpoint, load_checkpoint
 from fcnseg.conventions import InputConvention, get_convention
-from fcnseg.data.images import open_upright
+from fcnseg.data.images import read_samples
 from fcnseg.data.modalities import modality_problem
 from fcnseg.data.rasters import display_rgb, fill_nodata
 from fcnseg.inference.images import DEFAULT_MAX_PIXELS, to_rgb_uint8
@@ -514,7 +514,7 @@ def _stored_values(modality: str, source: Any, max_pixels: int | None
     if isinstance(source, np.ndarray):
         return f"<{modality} array>", source
     where = str(source) if isinstance(source, str | os.PathLike) else f"<{modality} input>"
-    return where, np.asarray(open_upright(source, name=where, max_pixels=max_pixels))
+    return where, read_samples(source, name=where, max_pixels=max_pixels)
 
 
 def _tile_settings(options: SegmenterOptions) -> TileSettings | None:

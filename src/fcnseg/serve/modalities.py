@@ -15,7 +15,7 @@ import numpy as np
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
-from fcnseg.data.images import open_upright
+from fcnseg.data.images import read_samples
 from fcnseg.data.modalities import modality_problem
 from fcnseg.inference import ImageError, Segmenter, load_image
 from fcnseg.serve.errors import RequestError
@@ -101,7 +101,7 @@ def decode_input(modality: str, data: bytes, max_pixels: int) -> np.ndarray:
     """
     if modality == "color":
         return load_image(data, name=modality, max_pixels=max_pixels)
-    values = np.asarray(open_upright(data, name=modality, max_pixels=max_pixels))
+    values = read_samples(data, name=modality, max_pixels=max_pixels)
     problem = modality_problem(modality, values)
     if problem:
         raise ImageError(modality, problem)

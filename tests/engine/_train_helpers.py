@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from fcnseg.engine.config import model_fields_not_taken
+
 
 def tiny_recipe(**sections: Any) -> dict[str, Any]:
     """A recipe small enough to train in seconds on a CPU: FCN-8s at 1/16 width on 32-pixel
@@ -31,6 +33,12 @@ def tiny_recipe(**sections: Any) -> dict[str, Any]:
         "device": "cpu",
         "seed": 0,
     }
+    model = sections.get("model")
+    if isinstance(model, dict) and "arch" in model:
+        # another model keeps only the tiny VGG16's fields it takes, as a recipe based on
+        # this one would (its width, fc_channels, ... describe the VGG16)
+        recipe["model"] = {k: v for k, v in recipe["model"].items()
+                           if k not in model_fields_not_taken(model["arch"])}
     for key, value in sections.items():
         if isinstance(value, dict) and isinstance(recipe.get(key), dict):
             recipe[key] = {**recipe[key], **value}

@@ -11,6 +11,7 @@ from fcnseg.engine.config import (
     list_recipes,
     load_config,
     load_recipe,
+    model_fields_not_taken,
     recipe_path,
 )
 
@@ -58,7 +59,10 @@ def run(args: argparse.Namespace) -> int:
     if args.raw:
         print(recipe_path(args.name).read_text(encoding="utf-8"), end="")
     else:
-        print(yaml.safe_dump(config_to_dict(load_config(args.name)), sort_keys=False), end="")
+        config = config_to_dict(load_config(args.name))
+        for name in model_fields_not_taken(config["model"]["arch"]):
+            del config["model"][name]  # at their defaults, which change nothing on this model
+        print(yaml.safe_dump(config, sort_keys=False), end="")
     return 0
 
 

@@ -110,6 +110,23 @@ class ModelConfig:
     options: dict[str, Any] = field(default_factory=dict)
 
 
+#: The fields of :class:`ModelConfig` that go to the builder as its keyword arguments of the
+#: same name, where it takes them (``geometry`` … ``dropout``: the VGG16 trunk's; AlexNet's and
+#: GoogLeNet's take some; a ResNet's none).
+_BUILDER_FIELDS = ("geometry", "width", "fc_channels", "dropout", "input_convention",
+                   "backbone_weights", "backbone_convention")
+
+
+def model_fields_not_taken(arch: str) -> tuple[str, ...]:
+    """The fields of :class:`ModelConfig` that model ``arch``'s builder does not take (a
+    ResNet's: ``geometry``, ``width``, ``fc_channels``, ``dropout``). Raises ValueError for an
+    unknown model."""
+    from fcnseg.models.builders import builder_parameters
+
+    taken = builder_parameters(arch)
+    return tuple(name for name in _BUILDER_FIELDS if name not in taken)
+
+
 @dataclass
 class DataConfig:
     """Datasets (specs for :func:`fcnseg.data.build_dataset`), augmentation and batching."""
@@ -277,6 +294,7 @@ class TrainConfig:
         for key, right, expected in _FIELD_CHECKS:
             if not right(value := _field_value(self, key)):
                 raise ConfigError(f"{key}: {expected}, got {value!r}")
+        self._validate_model()
         self._validate_class_weights()
         self._validate_loss_name()
         if self.train.time_budget is not None:
@@ -293,6 +311,23 @@ class TrainConfig:
         if "name" not in expect_mapping(self.data.train, "data.train", spec, error=ConfigError):
             raise ConfigError(f"data.train: expected {spec}")
         return self
+
+    def _validate_model(self) -> None:
+        """A model field the architecture does not take is refused unless it holds its default:
+        a default changes nothing on any model, and saved recipes list every field."""
+        m = self.model
+        if not isinstance(m.arch, str):
+            raise ConfigError(f"model.arch: expected a model name, got {m.arch!r}")
+        try:
+            not_taken = model_fields_not_taken(m.arch)
+        except ValueError as e:
+            raise ConfigError(f"model.arch: {e}") from None
+        defaults = ModelConfig()
+        for name in not_taken:
+            if (value := getattr(m, name)) != getattr(defaults, name):
+                raise ConfigError(f"model.{name}: {m.arch} takes no {name} (given {value!r}); "
+                                  f"its own options, under model.options: "
+                                  f"{', '.join(_own_options(m.arch)) or 'none'}")
 
     def _validate_class_weights(self) -> None:
         weights = self.loss.class_weights
@@ -339,6 +374,15 @@ class TrainConfig:
         if not self.loss.sample_rate_scales_batch or self.loss.sample_rate >= 1.0:
             return self.data.batch_size
         return max(1, round(self.data.batch_size / self.loss.sample_rate))
+
+
+def _own_options(arch: str) -> list[str]:
+    """The builder arguments of model ``arch`` that a recipe gives in ``model.options``: all but
+    the model's own fields, the classes (the dataset's) and a live ``backbone`` module."""
+    from fcnseg.models.builders import builder_parameters
+
+    return [name for name in builder_parameters(arch)
+            if name not in (*_BUILDER_FIELDS, "num_classes", "backbone")]
 
 
 # -- dict <-> dataclass ----------------------------------------------------------------------
@@ -578,7 +622,29 @@ def resolve_recipe(data: dict[str, Any], where: str = "recipe",
     merged: dict[str, Any] = {}
     for layer in reversed(layers):  # each in today's vocabulary before they meet
         merged = _merge_recipe(merged, upgrade_recipe(layer), where)
-    return merged
+    return _without_other_models_fields(merged, layers)
+
+
+def _without_other_models_fields(merged: dict[str, Any],
+                                 layers: list[dict[str, Any]]) -> dict[str, Any]:
+    """``merged`` less the model fields that its model does not take and that only recipes
+    below the one choosing that model set: they describe the model of those recipes (a slim
+    VGG16's ``width``), not this one. Fields set alongside the model or above it stay, so
+    that :meth:`TrainConfig.validate` refuses them."""
+    model = merged.get("model")
+    if not isinstance(model, dict) or not isinstance(model.get("arch"), str):
+        return merged
+    since_arch: set[str] = set()
+    for layer in reversed(layers):  # from the deepest base up
+        section = layer.get("model")
+        if isinstance(section, dict):
+            since_arch = set(section) if "arch" in section else since_arch | set(section)
+    try:
+        not_taken = model_fields_not_taken(model["arch"])
+    except ValueError:
+        return merged  # an unknown model: validate names it
+    drop = {name for name in not_taken if name not in since_arch}
+    return {**merged, "model": {k: v for k, v in model.items() if k not in drop}}
 
 
 def _recipe_key(where: str) -> str:
@@ -611,10 +677,44 @@ def load_config(recipe: PathLike | dict[str, Any] | None = None,
         data, where = resolve_recipe(dict(recipe or {})), "recipe"
     try:
         config = config_from_dict(data)
+        if not _model_fields_named(overrides, fields):
+            config._validate_model()  # the recipe's own model: named with its file
     except ConfigError as e:
         raise ConfigError(f"{where}: {e}") from None
+    arch = config.model.arch
     apply_overrides(config, list(overrides))
     _fill(config, fields, "")
+    if config.model.arch != arch:
+        _reset_fields_not_taken(config.model, _model_fields_named(overrides, fields))
     if config.name == "custom" and isinstance(recipe, str) and not recipe.endswith(".yaml"):
         config.name = recipe
     return config.validate()
+
+
+def _model_fields_named(overrides: list[str] | tuple[str, ...],
+                        fields: dict[str, Any]) -> set[str]:
+    """The model fields that ``model.X=...`` overrides or a ``model`` mapping name."""
+    named = set(fields.get("model") or {}) if isinstance(fields.get("model"), dict) else set()
+    for item in overrides:
+        key, _, raw = item.partition("=")
+        parts = key.strip().split(".")
+        if parts[0] == "model" and len(parts) > 1:
+            named.add(parts[1])
+        elif parts == ["model"]:
+            value = yaml.safe_load(raw) if raw.strip() else None
+            named |= set(value) if isinstance(value, dict) else set()
+    return named
+
+
+def _reset_fields_not_taken(model: ModelConfig, named: set[str]) -> None:
+    """After an override chose another model: the recipe's fields that model does not take
+    go back to their defaults (they described the recipe's model); those the overrides name
+    stay, for validate to refuse."""
+    try:
+        not_taken = model_fields_not_taken(model.arch)
+    except (ValueError, AttributeError):
+        return  # not a model name: validate names it
+    defaults = ModelConfig()
+    for name in not_taken:
+        if name not in named:
+            setattr(model, name, getattr(defaults, name))

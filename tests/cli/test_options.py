@@ -105,11 +105,28 @@ def test_a_misspelt_option_names_the_one_meant(capsys: pytest.CaptureFixture) ->
     assert "did you mean --json?" in capsys.readouterr().err
 
 
-def test_an_abbreviated_option_is_not_taken_for_a_misspelling(
+def test_an_abbreviated_option_is_refused_naming_the_option_in_full(
         tmp_path, capsys: pytest.CaptureFixture) -> None:
-    assert main(["info", "--check", str(tmp_path / "none.pt")]) == 2
+    with pytest.raises(SystemExit) as exited:
+        main(["info", "--check", str(tmp_path / "none.pt")])
+    assert exited.value.code == 2
+    assert ("unrecognized option --check; did you mean --checkpoint? (options are written "
+            "in full)") in capsys.readouterr().err
+
+
+def test_check_datas_data_option_is_not_taken_for_dataset(
+        tmp_path, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["check-data", "--dataset", "labelme", "--root", str(tmp_path),
+              "--data", "labels=labels.txt"])
+    assert exited.value.code == 2
     err = capsys.readouterr().err
-    assert "no such checkpoint" in err and "did you mean" not in err
+    assert "unrecognized option --data;" in err and "invalid choice" not in err
+
+
+def test_no_parser_takes_abbreviated_options() -> None:
+    assert not build_parser().allow_abbrev
+    assert [name for name, sub in _commands().items() if sub.allow_abbrev] == []
 
 
 @pytest.mark.parametrize(("option", "message"), [

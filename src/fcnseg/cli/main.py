@@ -38,15 +38,18 @@ COMMANDS = [demo, train, recipes, info, evaluate, calibrate, serve, check_data, 
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The fcnseg parser. Options are written in full (allow_abbrev=False): argparse would
+    otherwise take ``--data`` for ``--dataset`` where a command has no ``--data``."""
     parser = argparse.ArgumentParser(
         prog="fcnseg",
         description="Fully Convolutional Networks for semantic segmentation.",
+        allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"fcnseg {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMANDS:
         p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP,
-                           formatter_class=options.HelpFormatter)
+                           formatter_class=options.HelpFormatter, allow_abbrev=False)
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser
@@ -67,11 +70,13 @@ def refuse_misspelt_options(parser: argparse.ArgumentParser, argv: Sequence[str]
         if token == "--":
             break
         name = token.split("=", 1)[0]
-        if not name.startswith("--") or any(k.startswith(name) for k in known):
-            continue  # a value, or an option (argparse takes unambiguous prefixes)
-        close = difflib.get_close_matches(name, known, n=1)
+        if not name.startswith("--") or name in known:
+            continue  # a value, or an option
+        longer = [k for k in known if k.startswith(name)]
+        close = longer[:1] if len(longer) == 1 else difflib.get_close_matches(name, known, n=1)
         if close:
-            sub.error(f"unrecognized option {name}; did you mean {close[0]}?")
+            note = " (options are written in full)" if longer else ""
+            sub.error(f"unrecognized option {name}; did you mean {close[0]}?{note}")
 
 
 def warning_printer(command: str) -> Callable[..., None]:

@@ -72,7 +72,19 @@ def test_every_shape_kind_is_drawn_as_labelme_draws_it(src: Path, tmp_path: Path
     assert (mask[19:22, 0:60] == classes.index("wire")).all() and mask[23, 10] == 0
     assert (mask[0:9, 20] == classes.index("wire")).all()
     assert mask[2, 50] == 0  # points mark no region
-    assert any("1 point shape(s) not drawn" in w for w in report.warnings)
+    assert any("1 point shape(s) in 1 image(s) not drawn" in w for w in report.warnings)
+
+
+def test_point_shapes_of_many_files_are_one_line(src: Path, tmp_path: Path, capsys) -> None:
+    for stem in ("a", "b", "c"):
+        write_labelme(src, stem, [shape("car", [[0, 0], [9, 9]], "rectangle"),
+                                  shape("dent", [[5, 5]], "point"),
+                                  shape("dent", [[6, 6]], "point")])
+    assert main(["import", "labelme", str(src), "--out", str(tmp_path / "out")]) == 0
+    said = [line for line in capsys.readouterr().out.splitlines() if "point shape" in line]
+    assert said == [f"fcnseg import: warning: 6 point shape(s) in 3 image(s) not drawn: points "
+                    f"mark no region, so the masks leave them out (the first: "
+                    f"{src / 'a.json'}: shape 1 (point 'dent'))"]
 
 
 def test_later_shapes_are_drawn_on_top(src: Path, tmp_path: Path) -> None:

@@ -118,6 +118,9 @@ class ImportReport:
     ignored: dict[str, int] = field(default_factory=dict)
     #: The ``iscrowd`` regions of the images written, by class.
     crowd: Counter[str] = field(default_factory=Counter)
+    #: The point shapes of the images written (not drawn: points mark no region), by image
+    #: name, as messages name them.
+    points: dict[str, list[str]] = field(default_factory=dict)
 
 
 def label_set_for(found: Annotations, options: ImportOptions,
@@ -282,13 +285,20 @@ def _finish(out: Path, found: Annotations, options: ImportOptions, result: Impor
 
 def _say_counts(result: ImportReport, found: Annotations, options: ImportOptions, out: Path,
                 say: Callable[[str], None]) -> None:
-    """One line each for the pictures not found, the clipped shapes and the images imported
-    all background; one per image left to annotate."""
+    """One line each for the pictures not found, the clipped shapes, the point shapes and
+    the images imported all background; one per image left to annotate."""
     if result.missing:
         say(f"error: {_missing_line(result.missing, found.image_folders, options)}")
     if result.clipped:
         say(f"{len(result.clipped)} shape(s) partly outside their image were clipped to it "
             f"(the first: {result.clipped[0]})")
+    if result.points:
+        first = next(iter(result.points.values()))[0]
+        result.warnings.append(
+            f"{sum(map(len, result.points.values()))} point shape(s) in {len(result.points)} "
+            f"image(s) not drawn: points mark no region, so the masks leave them out (the "
+            f"first: {first})")
+        say(f"warning: {result.warnings[-1]}")
     if result.background:
         say(f"{len(result.background)} image(s) listed in the export without any shape "
             f"imported as all background (the first: {result.background[0]})")
@@ -467,6 +477,9 @@ def _import_one(item: AnnotatedImage, labels: LabelSet, options: ImportOptions, 
         result.ignored[why] = result.ignored.get(why, 0) + n
     result.clipped += [f"{printable(item.source)}: {s.where}" for s in item.shapes
                 if partly_outside(s, height, width)]
+    points = [f"{printable(item.source)}: {s.where}" for s in item.shapes if s.kind == "point"]
+    if points:
+        result.points[item.name] = points
     for old in (out / "images").glob(f"{item.name}.*"):
         old.unlink()
     _write_image(picture, out / "images", item.name)

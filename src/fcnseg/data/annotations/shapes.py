@@ -433,9 +433,10 @@ def rasterise(item: AnnotatedImage, labels: LabelSet, height: int, width: int,
     """Draw ``item``'s shapes into an H×W uint8 label map (0 where none is).
 
     Returns the map and one line per problem: warnings (a shape outside the image is
-    skipped, points are not drawn) when the map is returned, errors (a label not in a fixed
-    label list, a shape that cannot be drawn) when it is None. ``ignored`` (if given) gets
-    the map's ignored pixels counted by why (:data:`IGNORED_CROWD`, ``_LABEL``, ``_OVERLAP``).
+    skipped) when the map is returned, errors (a label not in a fixed
+    label list, a shape that cannot be drawn) when it is None. Point shapes mark no region
+    and are not drawn (their caller counts them). ``ignored`` (if given) gets the map's
+    ignored pixels counted by why (:data:`IGNORED_CROWD`, ``_LABEL``, ``_OVERLAP``).
     """
     source = printable(item.source)
     label = np.zeros((height, width), np.uint8)
@@ -444,10 +445,8 @@ def rasterise(item: AnnotatedImage, labels: LabelSet, height: int, width: int,
     crowd = np.zeros((height, width), bool)  # ignored as a crowd region, not as labelled
     problems: list[str] = []
     errors: list[str] = []
-    points: list[Shape] = []
     for shape in item.shapes:
         if shape.kind == "point":  # no region, so no class: its label needs no list entry
-            points.append(shape)
             continue
         as_crowd = shape.crowd and options.crowd_as_ignore
         value = labels.ignore_index if as_crowd else labels.index(shape.label)
@@ -481,10 +480,6 @@ def rasterise(item: AnnotatedImage, labels: LabelSet, height: int, width: int,
     if ignored is not None:
         _count_ignored(label == labels.ignore_index, covered == labels.ignore_index, crowd,
                        conflict, ignored)
-    if points:
-        # A file of several images (CVAT, COCO, Label Studio) needs the shape's place in it.
-        problems.append(f"{source}: {len(points)} point shape(s) not drawn (points mark no "
-                        f"region), the first: {points[0].where}")
     return label, problems
 
 

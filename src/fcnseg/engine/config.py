@@ -328,6 +328,28 @@ class TrainConfig:
                 raise ConfigError(f"model.{name}: {m.arch} takes no {name} (given {value!r}); "
                                   f"its own options, under model.options: "
                                   f"{', '.join(_own_options(m.arch)) or 'none'}")
+        self._validate_model_options()
+
+    def _validate_model_options(self) -> None:
+        """``model.options`` against the builder's signature, so that a misspelt or mistyped
+        option is one line now, not an error from deep inside the builder later."""
+        from fcnseg.models.builders import check_builder_options
+
+        arch = self.model.arch
+        options = expect_mapping(self.model.options, "model.options", error=ConfigError)
+        for key in options:
+            if key in _BUILDER_FIELDS and key not in model_fields_not_taken(arch):
+                raise ConfigError(f"model.options.{key}: a field of model: set model.{key}")
+            if key == "num_classes":
+                raise ConfigError("model.options.num_classes: set by the dataset's classes "
+                                  "(data.train)")
+            if key not in _own_options(arch):
+                raise ConfigError(f"model.options.{key}: unknown option of {arch}; known: "
+                                  f"{', '.join(_own_options(arch)) or 'none'}")
+        try:
+            check_builder_options(arch, options)
+        except ValueError as e:
+            raise ConfigError(f"model.options.{e}") from None
 
     def _validate_class_weights(self) -> None:
         weights = self.loss.class_weights

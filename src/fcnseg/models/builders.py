@@ -553,6 +553,34 @@ def check_build_kwargs(name: str, kwargs: Mapping[str, Any]) -> None:
             raise ValueError(f"build_kwargs.{e}") from None
 
 
+def check_builder_options(name: str, options: Mapping[str, Any]) -> None:
+    """Check keyword arguments for model ``name``'s builder without building anything (no file
+    read, no module imported): each must be an argument of the builder, of its type where that
+    is a plain one, and of a value its options dataclass accepts.
+
+    Raises ValueError starting with the argument's name: ``base_channel: unknown option of
+    fcn8s_resnet18; known: ...``, ``base_channels: expected int, got 'sixteen'``.
+    """
+    row = ARCHITECTURES.get(name.replace("-", "_").lower())
+    params = _signature(name).parameters
+    for key in options:
+        if key not in params:
+            known = [p for p in params if p != "num_classes"]
+            raise ValueError(f"{key}: unknown option of {name}; known: {', '.join(known)}")
+    hints = typing.get_type_hints(row.options if row is not None else get_builder(name))
+    for key, value in options.items():
+        kinds = _SCALARS.get(hints.get(key))
+        if kinds and value is not None and (
+                not isinstance(value, kinds)
+                or (isinstance(value, bool) and hints[key] is not bool)):
+            raise ValueError(f"{key}: expected {hints[key].__name__}, got {repr(value)[:100]}")
+    if row is not None:
+        try:  # each options dataclass checks the fields a scalar type cannot describe
+            row.options(**options)
+        except (TypeError, ValueError) as e:
+            raise ValueError(str(e)) from None
+
+
 def build_model(name: str, *, preprocess: bool = True, **kwargs: Any) -> nn.Module:
     """Build a model by name (``fcn32s``, ``fcn16s``, ``fcn8s``, ``fcn8s_atonce``, ...).
 

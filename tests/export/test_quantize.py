@@ -218,6 +218,13 @@ def test_serve_answers_with_the_int8_model(int8_model) -> None:
     assert np.array_equal(label, seg.predict(image).label)
 
 
+def test_an_int8_segmenter_says_it_runs_int8_as_serve_announces_it(int8_model) -> None:
+    from fcnseg.inference import Segmenter
+
+    described = repr(Segmenter.from_checkpoint(int8_model))
+    assert "precision='int8', runtime='onnxruntime')" in described
+
+
 def test_data_arguments_name_folders_datasets_or_the_recipes_validation_set(tmp_path) -> None:
     from fcnseg.cli.quantize import parse_data
 

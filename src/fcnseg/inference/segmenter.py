@@ -497,9 +497,12 @@ class Segmenter:
 
     def __repr__(self) -> str:
         # A geometry only where the model has one (the VGG trunks), as the FCN's own repr.
+        # The precision it runs: an export's own (int8 when quantized), as fcnseg serve announces.
         geometry = f", geometry={self.geometry!r}" if self.geometry else ""
+        runtime = f", runtime={self.runtime!r}" if self.runtime else ""
         return (f"Segmenter(arch={self.arch!r}{geometry}, classes={self.num_classes}, "
-                f"device={str(self.device)!r}, precision={self.precision!r})")
+                f"device={str(self.device)!r}, precision={self.runner.reported_precision!r}"
+                f"{runtime})")
 
 
 def _stored_values(modality: str, source: Any, max_pixels: int | None

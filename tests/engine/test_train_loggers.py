@@ -8,6 +8,7 @@ import os
 import sys
 import types
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _train_helpers import tiny_recipe
@@ -282,3 +283,152 @@ def test_each_run_in_one_process_gets_its_own_mlruns(tmp_path: Path, monkeypatch
     for name in ("a", "b"):
         train(load_config(_recipe(["mlflow"], iterations=2)), out=tmp_path / name)
     assert uris == [(tmp_path / name / "mlruns").resolve().as_uri() for name in ("a", "b")]
+
+
+_FILE_STORE_REFUSED = (
+    "The filesystem tracking backend (e.g., './mlruns') is in maintenance mode and will not "
+    "receive further updates.\nIf the filesystem backend is required for your workflow, set "
+    "`MLFLOW_ALLOW_FILE_STORE=true` to opt out of this exception.")
+
+
+def _refusing_file_stores(call: Any) -> Any:
+    """``call`` as MLflow 3.x makes it on a file store: refused unless allowed."""
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        if os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() != "true":
+            raise RuntimeError(_FILE_STORE_REFUSED)
+        return call(*args, **kwargs)
+    return guarded
+
+
+def test_mlflow_logs_into_the_run_folders_store_that_current_mlflow_refuses_unless_allowed(
+        tmp_path: Path, monkeypatch) -> None:
+    points: dict[str, list[tuple[int, float]]] = {}
+    fake = _mlflow_holding(points)
+    for name in ("start_run", "log_params", "log_metrics", "end_run"):
+        setattr(fake, name, _refusing_file_stores(getattr(fake, name)))
+    monkeypatch.setitem(sys.modules, "mlflow", fake)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    train(load_config(_recipe(["mlflow"], iterations=2)), out=tmp_path / "run")
+    assert _steps(points, "train/loss") == [1, 2]
+    assert "MLFLOW_ALLOW_FILE_STORE" not in os.environ  # allowed for fcnseg's calls only
+
+
+_NO_SERVER = (
+    "API request to http://127.0.0.1:9/api/2.0/mlflow/experiments/search failed with exception "
+    "HTTPConnectionPool(host='127.0.0.1', port=9): Max retries exceeded with url: "
+    "/api/2.0/mlflow/experiments/search (Caused by NewConnectionError(\"HTTPConnection(host="
+    "'127.0.0.1', port=9): Failed to establish a new connection: [Errno 111] Connection "
+    "refused\"))")
+
+
+def _mlflow_with_store(read: Any) -> types.SimpleNamespace:
+    """A stand-in for mlflow whose client's first read of the store is ``read()``."""
+    fake = _mlflow_holding({})
+
+    class MlflowClient:
+        def __init__(self, tracking_uri: str | None = None) -> None:
+            self.tracking_uri = tracking_uri
+
+        def search_experiments(self, max_results: int | None = None) -> list[Any]:
+            return read()
+
+    fake.MlflowClient = MlflowClient
+    return fake
+
+
+def _refuse(message: str) -> Any:
+    def read() -> list[Any]:
+        raise RuntimeError(message)
+    return read
+
+
+def test_a_tracking_server_that_does_not_answer_is_one_line_before_anything_is_written(
+        tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "mlflow", _mlflow_with_store(_refuse(_NO_SERVER)))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    with pytest.raises(ValueError) as error:
+        train(load_config(_recipe(["mlflow"], iterations=2)), out=tmp_path / "run")
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith("train.loggers: mlflow cannot use "
+                              "MLFLOW_TRACKING_URI=http://127.0.0.1:9: no answer (Connection "
+                              "refused); set MLFLOW_TRACKING_URI to a running tracking server")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_tracking_server_that_does_not_answer_is_given_up_in_seconds(
+        tmp_path: Path, monkeypatch) -> None:
+    # MLflow's own retries wait about 4 minutes on a server that is down
+    seen: list[str | None] = []
+
+    def read() -> list[Any]:
+        seen.append(os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES"))
+        raise RuntimeError(_NO_SERVER)
+
+    monkeypatch.setitem(sys.modules, "mlflow", _mlflow_with_store(read))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
+    with pytest.raises(ValueError, match="no answer"):
+        train(load_config(_recipe(["mlflow"], iterations=2)), out=tmp_path / "run")
+    assert seen == ["2"]
+    assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ
+
+
+def test_a_users_file_store_that_mlflow_refuses_is_one_line_saying_how_to_allow_it(
+        tmp_path: Path, monkeypatch) -> None:
+    uri = (tmp_path / "store").as_uri()
+    monkeypatch.setitem(sys.modules, "mlflow",
+                        _mlflow_with_store(_refusing_file_stores(lambda: [])))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    with pytest.raises(ValueError) as error:
+        train(load_config(_recipe(["mlflow"], iterations=2)), out=tmp_path / "run")
+    assert str(error.value).startswith(
+        f"train.loggers: mlflow cannot use MLFLOW_TRACKING_URI={uri}: this MLflow refuses "
+        f"file stores unless MLFLOW_ALLOW_FILE_STORE=true; set MLFLOW_TRACKING_URI to ")
+
+
+def test_a_database_store_this_mlflow_cannot_open_is_one_line_saying_what_to_install(
+        tmp_path: Path, monkeypatch) -> None:
+    # mlflow-skinny has no SQLAlchemy: MLflow says so as a model registry error
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    unsupported = (f" Model registry functionality is unavailable; got unsupported URI '{uri}' "
+                   f"for model registry data storage. Supported URI schemes are: ['', 'file', "
+                   f"'databricks', 'databricks-uc', 'uc', 'http', 'https']. See https://www."
+                   f"mlflow.org/docs/latest/tracking.html#storage for how to run an MLflow "
+                   f"server against one of the supported backend storage locations.")
+    monkeypatch.setitem(sys.modules, "mlflow", _mlflow_with_store(_refuse(unsupported)))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    with pytest.raises(ValueError) as error:
+        train(load_config(_recipe(["mlflow"], iterations=2)), out=tmp_path / "run")
+    assert str(error.value).startswith(
+        f"train.loggers: mlflow cannot use MLFLOW_TRACKING_URI={uri}: this MLflow cannot open "
+        f"sqlite: stores (mlflow-skinny has no database support: pip install mlflow); ")
+
+
+def test_a_tracking_store_that_refuses_a_resumed_run_leaves_the_run_folder_as_it_was(
+        tmp_path: Path, monkeypatch) -> None:
+    import shutil
+
+    fake = _mlflow_holding({})
+    monkeypatch.setitem(sys.modules, "mlflow", fake)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    run = tmp_path / "run"
+    train(load_config(_recipe(["csv", "mlflow"], iterations=2)), out=run)
+    shutil.copy(run / "last.pt", tmp_path / "at2.pt")
+    train(load_config(_recipe(["csv", "mlflow"], iterations=4)), out=run, resume=True)
+    shutil.copy(tmp_path / "at2.pt", run / "last.pt")  # records past the checkpoint
+    files = ("metrics.jsonl", "metrics.csv", "recipe.yaml", "last.pt", "mlflow_run_id")
+    before = {name: (run / name).read_bytes() for name in files}
+
+    def start_run(run_id: str | None = None, run_name: str | None = None) -> Any:
+        raise RuntimeError("RESOURCE_DOES_NOT_EXIST: Run 'abc123' not found")
+
+    fake.start_run = start_run
+    with pytest.raises(ValueError) as error:
+        train(load_config(_recipe(["csv", "mlflow"], iterations=6)), out=run, resume=True)
+    assert str(error.value).startswith(
+        f"train.loggers: mlflow cannot use the run folder's store "
+        f"{(run / 'mlruns').resolve().as_uri()}: RESOURCE_DOES_NOT_EXIST: Run 'abc123' not found;")
+    assert {name: (run / name).read_bytes() for name in files} == before

@@ -9,7 +9,8 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
-from collections.abc import Callable, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -117,39 +118,96 @@ class MlflowLog:
     tracking URI is ``MLFLOW_TRACKING_URI`` or the run folder's ``mlruns``; a resumed run
     continues the MLflow run it started (its id is kept in ``mlflow_run_id``). ``redo_from``:
     the first step a resumed run redoes (None for a new run); MLflow cannot drop points, so a
-    redone step's numbers that the run already holds are not logged a second time."""
+    redone step's numbers that the run already holds are not logged a second time.
+
+    A store that cannot be used raises the one-line ValueError of :func:`tracking_store_error`
+    (the MLflow run it may have started is ended)."""
 
     def __init__(self, out: Path, recipe: Mapping[str, Any], redo_from: int | None) -> None:
+        self.mlflow = mlflow = _import_mlflow()
+        users = os.environ.get("MLFLOW_TRACKING_URI")
+        self.uri = users or (out / "mlruns").resolve().as_uri()
+        # fcnseg's own store is a file store, which MLflow 3.x refuses unless
+        # MLFLOW_ALLOW_FILE_STORE is set: allowed around fcnseg's own calls only
+        self.allowed = {} if users else {"MLFLOW_ALLOW_FILE_STORE": "true"}
+        self.started = False
         try:
-            import mlflow  # optional: fcnseg[mlflow]
-        except ImportError:
-            raise ValueError(_MLFLOW_MISSING) from None
-        self.mlflow = mlflow
-        if not os.environ.get("MLFLOW_TRACKING_URI"):
-            mlflow.set_tracking_uri((out / "mlruns").resolve().as_uri())
-            # which sets MLFLOW_TRACKING_URI too: the next run in this process would take it
-            # for the user's and log into this run's folder
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
+            with _environ(self.allowed):
+                if not users:
+                    mlflow.set_tracking_uri(self.uri)
+                    # which sets MLFLOW_TRACKING_URI too: the next run in this process would
+                    # take it for the user's and log into this run's folder
+                    os.environ.pop("MLFLOW_TRACKING_URI", None)
+                self.held = self._start(out, recipe, redo_from)
+        except Exception as e:
+            if self.started:
+                with contextlib.suppress(Exception), _environ(self.allowed):
+                    mlflow.end_run()
+            raise tracking_store_error(self.uri, e, users is None) from None
+
+    def _start(self, out: Path, recipe: Mapping[str, Any],
+               redo_from: int | None) -> set[tuple[str, int]]:
+        """Start (or continue) the run; the points a resumed run already holds from
+        ``redo_from`` on."""
         id_file = out / "mlflow_run_id"
         resume = redo_from is not None
         run_id = id_file.read_text().strip() if resume and id_file.is_file() else None
-        run = mlflow.start_run(run_id=run_id, run_name=out.name)
+        run = self.mlflow.start_run(run_id=run_id, run_name=out.name)
+        self.started = True
         id_file.write_text(run.info.run_id)
-        self.held: set[tuple[str, int]] = set()
         if run_id is None:
-            mlflow.log_params({k: str(v)[:500] for k, v in _flat(recipe).items()})
+            self.mlflow.log_params({k: str(v)[:500] for k, v in _flat(recipe).items()})
         elif redo_from is not None:
-            self.held = _points_from(mlflow.MlflowClient(), run_id, redo_from)
+            return _points_from(self.mlflow.MlflowClient(), run_id, redo_from)
+        return set()
 
     def write(self, record: Mapping[str, Any]) -> None:
         step = int(record.get("iteration", 0))
         values = {k: v for k, v in _scalars(record, _metric_name).items()
                   if (k, step) not in self.held}
         if values:
-            self.mlflow.log_metrics(values, step=step)
+            with _environ(self.allowed):
+                self.mlflow.log_metrics(values, step=step)
 
     def close(self) -> None:
-        self.mlflow.end_run()
+        with _environ(self.allowed):
+            self.mlflow.end_run()
+
+
+@contextlib.contextmanager
+def _environ(values: Mapping[str, str]) -> Iterator[None]:
+    """``values`` in the environment for the block only, where the variable is not set
+    already (the user's setting wins)."""
+    added = [key for key in values if key not in os.environ]
+    os.environ.update({key: values[key] for key in added})
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
+def tracking_store_error(uri: str, error: BaseException, own: bool = False) -> ValueError:
+    """The one line that says the MLflow tracking store ``uri`` cannot be used (``error``, in
+    short) and what to do; ``own``: the store is the run folder's ``mlruns``, which fcnseg
+    chose because ``MLFLOW_TRACKING_URI`` is not set."""
+    text = str(error).strip()
+    reason = text.splitlines()[0] if text else type(error).__name__
+    refused = re.search(r"\[Errno -?\d+\] ([^\"')]+)", text)
+    if "MLFLOW_ALLOW_FILE_STORE" in text:
+        reason = "this MLflow refuses file stores unless MLFLOW_ALLOW_FILE_STORE=true"
+    elif "failed with exception" in text and refused:  # a server MLflow could not reach
+        reason = f"no answer ({refused.group(1).strip()})"
+    elif "unsupported URI" in text:  # e.g. sqlite: with mlflow-skinny, which has no SQLAlchemy
+        reason = (f"this MLflow cannot open {uri.split(':', 1)[0]}: stores (mlflow-skinny has "
+                  f"no database support: pip install mlflow)")
+    if len(reason) > 200:
+        reason = reason[:199] + "…"
+    where = f"the run folder's store {uri}" if own else f"MLFLOW_TRACKING_URI={uri}"
+    return ValueError(
+        f"train.loggers: mlflow cannot use {where}: {reason}; set MLFLOW_TRACKING_URI to a "
+        f"running tracking server (http://HOST:5000) or to sqlite:///PATH/mlflow.db (with "
+        f"pip install mlflow), or leave mlflow out of train.loggers")
 
 
 def _points_from(client: Any, run_id: str, first_step: int) -> set[tuple[str, int]]:
@@ -177,10 +235,38 @@ def check_loggers(names: Sequence[str]) -> None:
     """Raise the one-line error of a logger in ``names`` that cannot run here, before any
     logger writes a file (TensorBoard, when not installed, is left out quietly instead)."""
     if "mlflow" in names:
-        try:
-            import mlflow  # noqa: F401  optional: fcnseg[mlflow]
-        except ImportError:
-            raise ValueError(_MLFLOW_MISSING) from None
+        _import_mlflow()
+
+
+#: The retries of the first request to a tracking server: MLflow's own (7, with backoff) wait
+#: about 4 minutes on a server that is down before they give up.
+_FIRST_REQUEST = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+                  "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
+
+
+def check_tracking_store(names: Sequence[str]) -> None:
+    """Where ``names`` holds mlflow and ``MLFLOW_TRACKING_URI`` is set: raise the one-line
+    error of :func:`tracking_store_error` when that store cannot be read, early (before the
+    data is set up) and within seconds for a server that does not answer. fcnseg's own store,
+    the run folder's ``mlruns``, is opened with the run, by :class:`MlflowLog`."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if "mlflow" not in names or not uri:
+        return
+    mlflow = _import_mlflow()
+    try:
+        with _environ(_FIRST_REQUEST):
+            mlflow.MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except Exception as e:
+        raise tracking_store_error(uri, e) from None
+
+
+def _import_mlflow() -> Any:
+    try:
+        import mlflow  # optional: fcnseg[mlflow]
+    except ImportError:
+        raise ValueError(_MLFLOW_MISSING) from None
+    return mlflow
 
 
 _MLFLOW_MISSING = ("train.loggers: mlflow is not installed; pip install 'fcnseg[mlflow]' or "
@@ -198,6 +284,24 @@ def open_loggers(names: Sequence[str], out: Path, *, classes: Sequence[str],
     # evaluation is pending: every logger keeps one point per step of those.
     redo_from = None if resume_at is None else resume_at + (0 if eval_pending else 1)
     loggers: list[Any] = []
+    try:
+        _open_each(loggers, names, out, classes=classes, kept=kept, recipe=recipe,
+                   redo_from=redo_from, fresh=resume_at is None)
+    except BaseException:
+        for logger in loggers:
+            with contextlib.suppress(Exception):
+                logger.close()
+        raise
+    return loggers
+
+
+def _open_each(loggers: list[Any], names: Sequence[str], out: Path, *, classes: Sequence[str],
+               kept: Sequence[Mapping[str, Any]], recipe: Mapping[str, Any],
+               redo_from: int | None, fresh: bool) -> None:
+    """Append the loggers of ``names`` to ``loggers``, MLflow first: the tracking store is
+    the one that may refuse, before TensorBoard and metrics.csv touch their files."""
+    if "mlflow" in names:
+        loggers.append(MlflowLog(out, recipe, redo_from))
     if "tensorboard" in names:
         # TensorBoard drops every event from the purge step on; the records kept at that step
         # (the training record of a redone evaluation's step) are written again.
@@ -205,12 +309,9 @@ def open_loggers(names: Sequence[str], out: Path, *, classes: Sequence[str],
         with contextlib.suppress(ImportError):  # tensorboard not installed
             loggers.append(TensorBoardLog(out / "tensorboard",
                                           1 if redo_from is None else redo_from,
-                                          fresh=resume_at is None, replay=replay))
+                                          fresh=fresh, replay=replay))
     if "csv" in names:
         loggers.append(CsvLog(out / "metrics.csv", classes, kept))
-    if "mlflow" in names:
-        loggers.append(MlflowLog(out, recipe, redo_from))
-    return loggers
 
 
 #: Pixels of white between the panels of a validation preview.

@@ -57,7 +57,12 @@ from fcnseg.engine.errors import (
     process_lost_message,
 )
 from fcnseg.engine.evaluation import evaluate_model
-from fcnseg.engine.loggers import check_loggers, open_loggers, prediction_previews
+from fcnseg.engine.loggers import (
+    check_loggers,
+    check_tracking_store,
+    open_loggers,
+    prediction_previews,
+)
 from fcnseg.engine.loss import loss_normalizer, segmentation_loss
 from fcnseg.engine.optim import build_optimizer, stretch_schedule
 from fcnseg.engine.preflight import eta_warning
@@ -140,6 +145,8 @@ def train(config: TrainConfig | dict[str, Any] | str, *, resume: bool = False,
     info = setup_distributed(config.device)
     finished, handlers = False, stop_handlers()
     try:
+        if info.is_main:  # in seconds, before the data is set up
+            check_tracking_store(_logger_names(config))
         result = _train(config, info, resume, started)
         finished = True
         return result
@@ -190,14 +197,14 @@ def _train(config: TrainConfig, info: DistInfo, resume: bool, started: float) ->
         state = TrainState.restore(resume_ckpt, setup, say)
     else:
         state = TrainState.start(setup)
-    if info.is_main:
-        _write_recipe(run_dir, setup.recipe)
     budget = _time_budget(setup, state, started)
     wrap_model(setup)
     log = _RunLog(run_dir, info.is_main, _logger_names(config),
                   state.iteration if resume_ckpt is not None else None,
                   eval_pending=state.eval_pending, classes=setup.class_names,
                   recipe=setup.recipe)
+    if info.is_main:  # once the loggers have started: one that refuses leaves the run as it was
+        _write_recipe(run_dir, setup.recipe)
     progress = _Progress(setup, state.iteration, started)
     try:
         with StopRequest(is_process_lost if info.distributed else None) as stop:
@@ -726,22 +733,26 @@ class _RunLog:
         self.loggers: list[Any] = []
         if not enabled:
             return
+        out.mkdir(parents=True, exist_ok=True)
         kept: list[str] = []
+        if resume_at is not None and self.path.exists():
+            kept = [line for line in self.path.read_text().splitlines()
+                    if _kept(line, resume_at, eval_pending)]
+        # before metrics.jsonl changes: a logger that cannot start (a tracking store that
+        # refuses) leaves the log as it was
+        self.loggers = open_loggers(loggers, out, classes=classes,
+                                    kept=[json.loads(line) for line in kept],
+                                    recipe=recipe or {}, resume_at=resume_at,
+                                    eval_pending=eval_pending)
         if resume_at is None:
             # A log left by an earlier attempt killed before its first checkpoint would
             # otherwise repeat its iterations.
             self.path.unlink(missing_ok=True)
         elif self.path.exists():
-            kept = [line for line in self.path.read_text().splitlines()
-                    if _kept(line, resume_at, eval_pending)]
             # atomically: a crash here must not cost the log of the iterations already run
             with atomic_write(self.path, "w") as f:
                 f.write("".join(line + "\n" for line in kept))
         self.file = self.path.open("a", encoding="utf-8")
-        self.loggers = open_loggers(loggers, out, classes=classes,
-                                    kept=[json.loads(line) for line in kept],
-                                    recipe=recipe or {}, resume_at=resume_at,
-                                    eval_pending=eval_pending)
 
     def write(self, record: dict[str, Any]) -> None:
         if not self.enabled:

@@ -378,3 +378,26 @@ def test_a_prediction_nobody_edited_is_left_out_as_not_reviewed(src: Path, tmp_p
             "labelme and save (saving one unchanged accepts it)\n") in said
     assert not (out / "masks" / "a.png").exists() and (out / "masks" / "b.png").exists()
     assert (out / "unannotated.txt").read_text() == f"{src / 'a.png'}\n"
+
+
+def test_an_image_left_out_as_not_reviewed_is_reported_once(src: Path, tmp_path: Path,
+                                                            capsys) -> None:
+    from fcnseg.inference.files import content_digest, record_outputs
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    beside = write_labelme(src, "a", [shape("dog", [[0, 0], [9, 9]], "rectangle")])
+    apart = write_labelme(photos, "b", [shape("dog", [[0, 0], [9, 9]], "rectangle")])
+    moved = src / "b.json"
+    moved.write_text(apart.read_text().replace('"b.png"', '"../photos/b.png"'))
+    apart.unlink()
+    write_labelme(src, "c", [shape("dog", [[0, 0], [9, 9]], "rectangle")])
+    record_outputs(src, [beside, moved],
+                   [content_digest(beside.read_bytes()), content_digest(moved.read_bytes())])
+    out = tmp_path / "out"
+    assert main(["import", "labelme", str(src), "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "2 labelme file(s) fcnseg predict wrote and nobody saved since" in said
+    assert "no annotations" not in said
+    assert set((out / "unannotated.txt").read_text().splitlines()) == {
+        str(photos / "b.png"), str(src / "a.png")}

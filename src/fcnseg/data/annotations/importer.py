@@ -286,7 +286,8 @@ def _finish(out: Path, found: Annotations, options: ImportOptions, result: Impor
 def _say_counts(result: ImportReport, found: Annotations, options: ImportOptions, out: Path,
                 say: Callable[[str], None]) -> None:
     """One line each for the pictures not found, the clipped shapes, the point shapes and
-    the images imported all background; one per image left to annotate."""
+    the images imported all background; one per image left to annotate (but those left out
+    as not reviewed, which one line of ``found.problems`` names)."""
     if result.missing:
         say(f"error: {_missing_line(result.missing, found.image_folders, options)}")
     if result.clipped:
@@ -304,9 +305,11 @@ def _say_counts(result: ImportReport, found: Annotations, options: ImportOptions
             f"imported as all background (the first: {result.background[0]})")
     for line in _ignore_lines(result, options):
         say(line)
+    unreviewed = set(found.unreviewed)  # said in one line already, with the reason
     for path in result.unannotated:
-        say(f"warning: {printable(path)}: no annotations (not imported; listed in "
-            f"{out / 'unannotated.txt'})")
+        if path not in unreviewed:
+            say(f"warning: {printable(path)}: no annotations (not imported; listed in "
+                f"{out / 'unannotated.txt'})")
     if found.listed_empty:
         say(f"{len(found.listed_empty)} image(s) the export lists without any shape left out "
             f"as not yet annotated (the first: {found.listed_empty[0].name}): if they hold "

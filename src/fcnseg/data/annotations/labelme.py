@@ -167,14 +167,17 @@ def read_labelme(src: Path) -> Annotations:
     used = {item.source.with_suffix("").resolve() for item in items}
     used |= {item.image_path.resolve() for item in items if item.image_path is not None}
     used |= set(listed)  # predictions are no images to annotate
+    # The pictures of predictions not reviewed are left to annotate, for that reason alone.
+    unreviewed = list({i.image_path.resolve(): i.image_path for i in pending
+                       if i.image_path is not None
+                       and i.image_path.resolve() not in used}.values())
+    used |= {p.resolve() for p in unreviewed}
     unannotated = [p for p in sorted(src.rglob("*"))
                    if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
                    and p.resolve() not in used and p.with_suffix("").resolve() not in used]
-    seen = {p.resolve() for p in unannotated}
-    unannotated += [i.image_path for i in pending
-                    if i.image_path is not None and i.image_path.resolve() not in seen]
     problems = [f"{printable(src)}: {len(pending)} labelme file(s) fcnseg predict wrote and "
                 f"nobody saved since left out as not reviewed (the first: "
                 f"{printable(pending[0].source)}): correct them in labelme and save (saving "
                 f"one unchanged accepts it)"] if pending else []
-    return Annotations(items, unannotated, problems=problems)
+    return Annotations(items, unannotated + unreviewed, problems=problems,
+                       unreviewed=unreviewed)

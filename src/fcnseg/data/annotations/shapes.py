@@ -170,6 +170,8 @@ class Annotations:
         colours: the tool's colour of each label (CVAT's), as (r, g, b).
         listed_empty: the images among ``unannotated`` the export lists without any shape
             or mark (:attr:`AnnotatedImage.listed`).
+        unreviewed: the pictures among ``unannotated`` whose annotation is a prediction
+            nobody reviewed (one line of ``problems`` says so for all of them).
     """
 
     items: list[AnnotatedImage]
@@ -179,6 +181,7 @@ class Annotations:
     image_folders: list[Path] = field(default_factory=list)
     colours: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     listed_empty: list[AnnotatedImage] = field(default_factory=list)
+    unreviewed: list[Path] = field(default_factory=list)
 
     @classmethod
     def sorted_out(cls, items: Iterable[AnnotatedImage], **extra: Any) -> Annotations:

@@ -291,3 +291,52 @@ def test_two_processes_all_reduce_one_matrix(tmp_path):
 def test_unknown_precision_is_rejected_before_any_work():
     with pytest.raises(ValueError, match="precision: expected one of auto, fp32, bf16, fp16"):
         evaluate_model(LabelEchoModel(), [], num_classes=K, precision="int8")
+
+
+def _full_and_bare(seed: int = 0):
+    """A tiny FCN-8s with random scorers, and its bare network holding the same weights."""
+    from fcnseg.models import build_model
+
+    options = {"num_classes": K, "width": 0.0625, "fc_channels": 16, "geometry": "same"}
+    torch.manual_seed(seed)
+    full = build_model("fcn8s", **options)
+    with torch.no_grad():
+        for name in ("score_fr", "score_pool4", "score_pool3"):
+            getattr(full.head, name).weight.normal_(0.0, 0.5)
+    bare = build_model("fcn8s", preprocess=False, **options)
+    bare.load_state_dict(full.state_dict())
+    return full.eval(), bare.eval()
+
+
+def _raw_pixel_batches():
+    g = torch.Generator().manual_seed(1)
+    return [(torch.randint(0, 256, (2, 3, 40, 48), generator=g).float(),
+             torch.randint(0, K, (2, 40, 48), generator=g)) for _ in range(2)]
+
+
+def test_a_bare_network_is_scored_on_raw_pixels_as_the_full_model() -> None:
+    full, bare = _full_and_bare()
+    batches = _raw_pixel_batches()  # float 0-255, as collate_segmentation gives them
+    want = evaluate_model(full, batches, num_classes=K)
+    got = evaluate_model(bare, batches, num_classes=K)
+    assert got["confusion"] == want["confusion"]
+    assert isinstance(bare.preprocess, nn.Identity)  # the caller's network stays bare
+    with torch.no_grad():
+        assert torch.equal(bare(full.preprocess(batches[0][0])), full(batches[0][0]))
+
+
+def test_a_bare_network_given_normalised_input_is_refused_unless_raw_pixels_false() -> None:
+    full, bare = _full_and_bare()
+    normalised = [(full.preprocess(x), y) for x, y in _raw_pixel_batches()]
+    with pytest.raises(ValueError, match="raw_pixels=False") as e:
+        evaluate_model(bare, normalised, num_classes=K)
+    assert "\n" not in str(e.value)
+    got = evaluate_model(bare, normalised, num_classes=K, raw_pixels=False)
+    assert got["confusion"] == evaluate_model(full, _raw_pixel_batches(),
+                                              num_classes=K)["confusion"]
+
+
+def test_raw_pixels_false_refuses_a_model_that_normalises_its_input() -> None:
+    full, _ = _full_and_bare()
+    with pytest.raises(ValueError, match="raw_pixels=False: the model normalises"):
+        evaluate_model(full, _raw_pixel_batches(), num_classes=K, raw_pixels=False)

@@ -100,3 +100,22 @@ def test_evaluate_model_takes_its_options_as_a_dataclass_or_as_keywords() -> Non
     by_options = evaluate_model(Echo(), [batch], EvalOptions(num_classes=5), num_classes=3)
     assert by_keywords["confusion"] == by_options["confusion"] == [[1, 0, 0], [0, 1, 1],
                                                                    [0, 0, 0]]
+
+
+def test_a_runner_gives_a_bare_network_its_preprocessing_for_raw_pixels() -> None:
+    """What calibration (collect_logits) and evaluation run models through."""
+    from fcnseg.models import build_model
+    from fcnseg.models.preprocess import BareInput
+
+    options = {"num_classes": 3, "width": 0.0625, "fc_channels": 8}
+    torch.manual_seed(0)
+    full = build_model("fcn8s", **options).eval()
+    with torch.no_grad():
+        full.head.score_fr.weight.normal_(0.0, 0.5)  # zero scorers would give zero logits
+    bare = build_model("fcn8s", preprocess=False, **options).eval()
+    bare.load_state_dict(full.state_dict())
+    raw = torch.randint(0, 256, (1, 3, 36, 40), generator=torch.Generator().manual_seed(0))
+    got = InferenceRunner(bare, precision="fp32", prepare=False)(raw.float())
+    with torch.no_grad():
+        assert torch.equal(got, full(raw))
+    assert isinstance(bare.preprocess, BareInput)

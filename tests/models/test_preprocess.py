@@ -11,7 +11,7 @@ from torch import nn
 from fcnseg.checkpoint import build_model_from_checkpoint, describe_model, save_checkpoint
 from fcnseg.conventions import NYUD_BGR, TORCHVISION_RGB
 from fcnseg.models import build_model
-from fcnseg.models.preprocess import Preprocess
+from fcnseg.models.preprocess import BareInput, Preprocess, with_preprocess
 
 TINY = {"width": 0.0625, "fc_channels": 8}
 
@@ -113,3 +113,35 @@ def test_the_two_float_conventions_are_documented_side_by_side() -> None:
     for doc in (build_model.__doc__, FCN.__doc__):
         assert "float 0-255" in doc and "Segmenter.predict" in doc and "x / 255" in doc
     assert "model(x)" in Segmenter.predict.__doc__ and "0-255" in Segmenter.predict.__doc__
+
+
+@pytest.mark.parametrize("convention", ["caffe_bgr", "torchvision_rgb"])
+def test_the_bare_network_refuses_float_raw_pixels_in_one_line(convention: str) -> None:
+    model = build_model("fcn8s", num_classes=3, input_convention=convention, **TINY).eval()
+    bare = build_model("fcn8s", num_classes=3, input_convention=convention, preprocess=False,
+                       **TINY).eval()
+    raw = _raw(1, 3, 40, 40).float()  # what collate_segmentation gives
+    with torch.no_grad():
+        bare(model.preprocess(raw))  # normalised input passes
+        with pytest.raises(ValueError, match="preprocess=False") as e:
+            bare(raw)
+    assert "\n" not in str(e.value) and convention in str(e.value)
+
+
+def test_the_bare_network_tells_raw_pixels_by_the_convention_its_weights_set() -> None:
+    bare = build_model("fcn8s", num_classes=3, preprocess=False, **TINY).eval()
+    bare.input_convention = TORCHVISION_RGB  # as loading torchvision weights sets it
+    with torch.no_grad(), pytest.raises(ValueError, match="torchvision_rgb"):
+        bare(torch.full((1, 3, 40, 40), 140.0))  # passes for caffe_bgr, raw for torchvision
+
+
+def test_with_preprocess_leaves_the_bare_network_bare() -> None:
+    model = build_model("fcn8s", num_classes=3, **TINY).eval()
+    bare = build_model("fcn8s", num_classes=3, preprocess=False, **TINY).eval()
+    bare.load_state_dict(model.state_dict())
+    raw = _raw(1, 3, 40, 40)
+    full = with_preprocess(bare, bare.input_convention)
+    with torch.no_grad():
+        assert torch.equal(full(raw), model(raw))
+    assert isinstance(bare.preprocess, BareInput)
+    assert full.trunk is bare.trunk  # the same layers and weights

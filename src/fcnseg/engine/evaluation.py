@@ -127,6 +127,11 @@ class EvalOptions:
             reports.
         exclude_classes: classes left out of the class means (see :func:`scores_excluding`),
             e.g. a dataset's ``eval_exclude_classes``; ``{head: classes}`` with several heads.
+        raw_pixels: the loader's images are raw pixels, as fcnseg's datasets and
+            :func:`~fcnseg.data.collate_segmentation` give them: a bare network (built with
+            ``preprocess=False``) is scored behind the preprocessing of its input convention,
+            as :class:`~fcnseg.inference.Segmenter` runs it (the network itself is left bare).
+            False: a loader of your own gives a bare network its input normalised already.
     """
 
     num_classes: int | Mapping[str, int]
@@ -139,6 +144,7 @@ class EvalOptions:
     temperature: float = 1.0
     coverages: Sequence[float] = DEFAULT_COVERAGES
     exclude_classes: Sequence[int] | Mapping[str, Sequence[int]] = ()
+    raw_pixels: bool = True
 
     @property
     def several_heads(self) -> bool:
@@ -171,8 +177,10 @@ def evaluate_model(model: nn.Module, loader: Any, options: EvalOptions | None = 
     Runs in eval mode under ``torch.inference_mode`` (the model's mode is restored after).
     ``loader`` yields ``(images N×3×H×W, labels N×H×W)``, padded pixels at ``ignore_index`` (as
     :func:`fcnseg.data.collate_segmentation` pads them); ``model`` returns N×C×H×W logits (a DDP
-    wrapper is unwrapped). Under ``torch.distributed`` each process scores its own shard
-    (:class:`ShardedEvalSampler`) and every process returns the summed matrices' scores.
+    wrapper is unwrapped; a bare network is run behind its preprocessing unless
+    ``raw_pixels=False``, see :class:`EvalOptions`). Under ``torch.distributed`` each process
+    scores its own shard (:class:`ShardedEvalSampler`) and every process returns the summed
+    matrices' scores.
     ``options`` (:class:`EvalOptions`) says what is scored and how; keyword ``fields``
     (``num_classes=21, device="cuda"``) replace its fields.
 
@@ -185,7 +193,8 @@ def evaluate_model(model: nn.Module, loader: Any, options: EvalOptions | None = 
     opts = replace(options, **fields) if options is not None else EvalOptions(**fields)
     net = model.module if isinstance(
         model, nn.parallel.DistributedDataParallel | nn.DataParallel) else model
-    runner = InferenceRunner(net, device=opts.device, precision=opts.precision, prepare=False)
+    runner = InferenceRunner(net, device=opts.device, precision=opts.precision, prepare=False,
+                             raw_pixels=opts.raw_pixels)
     exclude = opts.exclusions()
     matrices = {h: ConfusionMatrix(n, opts.ignore_index, device=runner.device)
                 for h, n in opts.heads.items()}

@@ -19,6 +19,7 @@ from fcnseg import __version__
 from fcnseg.conventions import input_text
 from fcnseg.inference.sliding import forward_logits
 from fcnseg.models.fastpath import is_plain, plain_copy
+from fcnseg.models.preprocess import Preprocess, raw_pixel_model
 from fcnseg.utils.keyed import keyed
 from fcnseg.weightfiles.artifacts import RAW_PIXELS  # what readers of the graph look for
 
@@ -241,9 +242,12 @@ def export_subject(model: nn.Module, sample_size: tuple[int, int], *,
     samples = sample_batches(sample_size, modalities=inputs, channels=channels)  # raw pixels
     preprocess = getattr(model, "preprocess", None)
     if not raw_pixels and preprocess is not None:
-        # The bare network, verified on what its preprocessing makes of the raw samples.
+        # The bare network, verified on what its preprocessing makes of the raw samples
+        # (a bare network's is that of its input convention).
+        normalise = preprocess if isinstance(preprocess, Preprocess) else \
+            raw_pixel_model(model).preprocess
         with torch.no_grad():
-            samples = [preprocess(x) for x in samples]
+            samples = [normalise(x) for x in samples]
         model.preprocess = nn.Identity()
     if getattr(model, "output", "tensor") == "dict":  # one output: the logits
         model = LogitsOnly(model).eval()

@@ -15,6 +15,7 @@ from torch import nn
 
 from fcnseg.inference.sliding import PredictFn, forward_logits
 from fcnseg.models.fastpath import optimize
+from fcnseg.models.preprocess import Preprocess, raw_pixel_model
 from fcnseg.utils.batches import to_device
 from fcnseg.utils.hardware import default_channels_last, resolve_precision
 from fcnseg.utils.precision import autocast
@@ -42,11 +43,23 @@ class InferenceRunner:
         prepare: put the model in its fast inference set-up on the device
             (:func:`fcnseg.models.optimize`); False runs it as it is (a model being trained, a
             benchmark's variant), on the device it is already on.
+        raw_pixels: the inputs are raw pixels, as fcnseg's datasets and loaders give them: a
+            bare network (built with ``preprocess=False``) is run behind the preprocessing of
+            its input convention (:func:`~fcnseg.models.preprocess.raw_pixel_model`; the
+            network itself is left bare). False: the inputs are normalised already and go to
+            the model as they are (a bare network only: a model that normalises its input
+            itself is refused).
     """
 
     def __init__(self, model: nn.Module, *, device: str | torch.device = "cpu",
                  precision: str | None = "auto", channels_last: bool | None = None,
-                 prepare: bool = True) -> None:
+                 prepare: bool = True, raw_pixels: bool = True) -> None:
+        if raw_pixels:
+            model = raw_pixel_model(model)
+        elif isinstance(getattr(model, "preprocess", None), Preprocess):
+            raise ValueError("raw_pixels=False: the model normalises its input itself (it has "
+                             "its preprocessing), so its input must be raw pixels; give it a "
+                             "bare network (preprocess=False) for normalised input")
         self.device = resolve_device(device)
         #: The runtime of an exported model (``"onnxruntime"``, ``"torchscript"``), else None.
         self.runtime: str | None = getattr(model, "runtime", None)

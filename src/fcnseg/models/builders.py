@@ -46,7 +46,7 @@ from fcnseg.models.multitask import (
     init_late_fusion,
     siftflow_fcn,
 )
-from fcnseg.models.preprocess import BareInput
+from fcnseg.models.preprocess import COLOR, BareInput, Preprocess
 from fcnseg.models.resnet import ResNetBackbone, load_resnet_weights
 from fcnseg.models.torchvision_fcn import TorchvisionFCN, load_torchvision_fcn_weights
 from fcnseg.models.vgg import VGG16Trunk
@@ -589,9 +589,12 @@ def build_model(name: str, *, preprocess: bool = True, **kwargs: Any) -> nn.Modu
     ``model(x / 255)`` is not checked and sees a near-black image) and normalises them in
     ``model.preprocess``;
     ``preprocess=False`` leaves that an ``nn.Identity()`` (a
-    :class:`~fcnseg.models.preprocess.BareInput`, which refuses integer pixels): the bare
-    network, taking float input already normalised in the model's ``input_convention``."""
+    :class:`~fcnseg.models.preprocess.BareInput`, which refuses integer pixels and float
+    colour images too bright to be normalised ones): the bare network, taking float input
+    already normalised in the model's ``input_convention``."""
     model = get_builder(name)(**kwargs)
     if not preprocess:
-        model.preprocess = BareInput()
+        own = getattr(model, "preprocess", None)
+        model.preprocess = BareInput(getattr(model, "input_convention", None),
+                                     own.image_input if isinstance(own, Preprocess) else COLOR)
     return model

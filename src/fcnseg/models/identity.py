@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fcnseg.conventions import InputConvention, get_convention
-from fcnseg.models.preprocess import Preprocess
+from fcnseg.models.preprocess import BareInput, Preprocess
 
 
 @dataclass
@@ -61,3 +61,5 @@ class DescribedModel:
         preprocess = getattr(self, "preprocess", None)
         if isinstance(preprocess, Preprocess):  # not when replaced by nn.Identity()
             preprocess.set_convention(conv)
+        elif isinstance(preprocess, BareInput):  # what it tells raw pixels by
+            preprocess.convention = conv

@@ -10,6 +10,8 @@ keys. This is the only place where images are normalised; ``nn.Identity()`` in i
 
 from __future__ import annotations
 
+import copy
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -155,30 +157,119 @@ class _Preprocessed(nn.Module):
         return self.network(self.preprocess(x))
 
 
+class _RawPixels(Preprocess):
+    """A :class:`Preprocess` put in front of a bare network by :func:`raw_pixel_model`: it
+    also refuses colour input holding a negative value, which raw pixels never do (input
+    normalised already would be normalised twice)."""
+
+    def _normalise(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        step = self.steps[name]
+        if (isinstance(step, ChannelNormalize) and step.convention.bands is None
+                and x.is_floating_point() and x.numel() and not _exporting()
+                and (lowest := float(x.detach().amin())) < 0):
+            raise ValueError(
+                f"{name}: the bare network (built with preprocess=False) is given its "
+                f"preprocessing ({step.convention.name}) here, as it is run on raw pixels "
+                f"(0-255), but this input holds negative values (down to {lowest:.4g}): "
+                f"normalised already? Run it with raw_pixels=False to give it such input "
+                f"as it is")
+        return super()._normalise(name, x)
+
+
+def _twin_with(network: nn.Module, preprocess: Preprocess) -> nn.Module:
+    """A twin of the fcnseg model ``network`` sharing its layers and weights, with
+    ``preprocess`` in front; ``network`` itself keeps its own."""
+    twin = copy.copy(network)
+    twin._modules = dict(network._modules)  # type: ignore[assignment]
+    twin._parameters = dict(network._parameters)  # type: ignore[assignment]
+    twin._buffers = dict(network._buffers)  # type: ignore[assignment]
+    ref = next(itertools.chain(network.parameters(), network.buffers()), None)
+    twin.preprocess = preprocess if ref is None else preprocess.to(ref.device)
+    return twin
+
+
 def with_preprocess(network: nn.Module, convention: InputConvention | str | Mapping[str, Any],
                     ) -> nn.Module:
     """``network`` (taking normalised input) behind a :class:`Preprocess` in ``convention``:
-    a model taking raw pixels. A bare fcnseg model gets its own ``preprocess`` back instead."""
+    a model taking raw pixels. For a bare fcnseg model that is a twin sharing its layers and
+    weights, with a ``preprocess`` of its own (the bare model is left bare)."""
     input_names = tuple(getattr(network, "input_names", (COLOR,)))
     preprocess = Preprocess(input_names, convention)
     if hasattr(network, "preprocess") and hasattr(network, "identity"):
-        network.preprocess = preprocess
-        return network
+        return _twin_with(network, preprocess)
     return _Preprocessed(preprocess, network)
+
+
+def raw_pixel_model(model: nn.Module) -> nn.Module:
+    """``model`` as a model taking raw pixels (what fcnseg's datasets, loaders and
+    :class:`~fcnseg.inference.runner.InferenceRunner` give): ``model`` itself, unless it is a
+    bare network (``preprocess=False``) that knows its ``input_convention``; then a twin
+    sharing its layers and weights, with the preprocessing of that convention in front (which
+    also refuses input holding negative colour values: normalised already). The bare network
+    itself is left as it is."""
+    convention = getattr(model, "input_convention", None)
+    if convention is None or not isinstance(getattr(model, "preprocess", None), nn.Identity):
+        return model
+    return _twin_with(model, _RawPixels(tuple(getattr(model, "input_names", (COLOR,))),
+                                        convention))
+
+
+def raw_pixel_bound(convention: InputConvention | None) -> float | None:
+    """The value above which a bare network's input of colour ``convention`` is taken for raw
+    pixels: halfway between the largest value an image normalises to and the raw 255 (203 for
+    Caffe's BGR minus mean, 129 for torchvision's). None for a multi-band convention, whose
+    raw values have no fixed range."""
+    if convention is None or convention.bands is not None:
+        return None
+    largest = max((255.0 * convention.scale - m) / s
+                  for m, s in zip(convention.mean, convention.std, strict=True))
+    return (largest + 255.0) / 2
+
+
+def _exporting() -> bool:
+    """Whether the forward pass runs to be traced, compiled or exported (no data-dependent
+    checks there)."""
+    return bool(torch.jit.is_tracing() or torch.jit.is_scripting()
+                or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export())
 
 
 class BareInput(nn.Identity):
     """What stands in for :class:`Preprocess` in a bare network (``preprocess=False``): the
-    input passes unchanged, as through ``nn.Identity`` (which it is), but integer pixels are
-    refused in one line (a dtype test, nothing per value): the bare network takes float input
-    already normalised per its input convention."""
+    input passes unchanged, as through ``nn.Identity`` (which it is), but raw pixels are
+    refused in one line where they can be told from normalised input: integer pixels (a
+    dtype test), and float colour images holding a value above :func:`raw_pixel_bound` of the
+    network's ``convention`` (one max over the image input; not while tracing or compiling).
+    The bare network takes float input already normalised per its input convention."""
+
+    def __init__(self, convention: InputConvention | str | Mapping[str, Any] | None = None,
+                 image_input: str = COLOR) -> None:
+        super().__init__()
+        self.convention = None if convention is None else get_convention(convention)  # type: ignore[arg-type]
+        self.image_input = image_input
 
     def forward(self, x: Any) -> Any:
-        for name, t in keyed(x)[0].items():
+        inputs, several = keyed(x)
+        for name, t in inputs.items():
             if isinstance(t, torch.Tensor) and not t.is_floating_point():
                 dtype = str(t.dtype).removeprefix("torch.")
                 raise TypeError(f"{name or 'input'}: a bare network (built with "
                                 f"preprocess=False) takes normalised float input, got {dtype}"
                                 f"; normalise it per the model's input convention, or build "
                                 f"the model with its preprocessing to give it raw pixels")
+        image = inputs.get(self.image_input if several else None)
+        if isinstance(image, torch.Tensor) and not _exporting():
+            self._refuse_raw_floats(self.image_input if several else "input", image)
         return x
+
+    def _refuse_raw_floats(self, name: str, image: torch.Tensor) -> None:
+        convention = getattr(self, "convention", None)  # absent from pickles of older models
+        bound = raw_pixel_bound(convention)
+        if bound is None or image.dim() != 4 or image.shape[1] != 3 or image.numel() == 0:
+            return
+        largest = float(image.detach().amax())
+        if largest > bound:
+            raise ValueError(
+                f"{name}: a bare network (built with preprocess=False) takes input normalised "
+                f"per its input convention ({convention.name}, whose images stay at or below "
+                f"{2 * bound - 255:.4g}), got values up to {largest:.4g}: raw pixels? Normalise "
+                f"them first, or build the model with its preprocessing to give it raw pixels")

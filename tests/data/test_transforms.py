@@ -96,6 +96,25 @@ def test_to_tensor_keeps_the_raw_pixels():
     assert torch.equal(x, torch.from_numpy(image).permute(2, 0, 1))
 
 
+def test_to_tensor_shares_a_writable_images_memory():
+    image, label = pattern()
+    x, _ = ToTensor()(image, label)
+    assert x.data_ptr() == image.ctypes.data  # no copy on the way to the batch
+
+
+def test_a_rescaled_image_cropped_to_its_whole_width_becomes_a_tensor_of_its_own_memory():
+    # RandomScale resizes through PIL, whose pixels NumPy sees as a read-only view of
+    # immutable bytes; a crop of whole rows of it is contiguous, so the tensor would alias them.
+    image, label = pattern(60, 80)
+    scaled, scaled_label = RandomScale(0.8, 0.8)(image, label)
+    crop = (slice(4, 36), slice(None))
+    x, _ = ToTensor()(scaled[crop], scaled_label[crop])
+    assert not scaled.flags.writeable  # what made the tensor share read-only memory before
+    assert x.data_ptr() != scaled[crop].ctypes.data
+    x[0, 0, 0] ^= 255  # an in-place change of the sample leaves the resized pixels alone
+    assert x[0, 0, 0] != scaled[4, 0, 0]
+
+
 @pytest.mark.parametrize("convention", [CAFFE_BGR, TORCHVISION_RGB])
 def test_train_transform_pads_with_the_given_mean_pixel(convention):
     image, label = pattern(20, 20)

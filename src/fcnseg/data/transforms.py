@@ -78,7 +78,9 @@ class JointTransform:
 
 def resize_input(image: np.ndarray, height: int, width: int) -> np.ndarray:
     """Bilinear resize of one input: H×W×3 uint8 through PIL's RGB path, anything else (depth,
-    H×W or H×W×C of any dtype) channel by channel in float32."""
+    H×W or H×W×C of any dtype) channel by channel in float32. The uint8 result is NumPy's
+    read-only view of PIL's pixels (no copy here; a crop usually copies next, and
+    :class:`ToTensor` copies what is still read-only)."""
     if image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
         return np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR))
     planes = image[..., None] if image.ndim == 2 else image
@@ -254,15 +256,18 @@ class ToTensor(JointTransform):
     H×W input (depth) → 1×H×W, a label → int64 H×W. Dicts become dicts of tensors.
 
     A C×H×W image is a view of the H×W×C pixels (channels-last strides), not a copy: batching
-    copies it once, into whichever layout the batch has."""
+    copies it once, into whichever layout the batch has. An array that is read-only (NumPy's
+    view of a PIL image, as :func:`resize_input` gives, is one of its immutable bytes) and
+    contiguous, so that the tensor would share that memory, is copied: only then."""
 
     @staticmethod
     def _input(image: np.ndarray) -> torch.Tensor:
-        t = torch.from_numpy(np.ascontiguousarray(image))
+        t = torch.from_numpy(np.require(image, requirements=("C", "W")))
         return t[None] if t.dim() == 2 else t.permute(2, 0, 1)
 
     def apply(self, images: Arrays, labels: Arrays) -> tuple[Arrays, Arrays]:
-        labels = _each(labels, lambda lb: torch.from_numpy(np.ascontiguousarray(lb, np.int64)))
+        labels = _each(labels, lambda lb: torch.from_numpy(
+            np.require(lb, np.int64, requirements=("C", "W"))))
         return _each(images, self._input), labels
 
     def __repr__(self) -> str:

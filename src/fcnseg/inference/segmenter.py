@@ -134,7 +134,12 @@ class Segmenter:
 
     Args:
         model: a segmentation model; its ``input_convention``, ``geometry`` and ``arch``
-            attributes are read where present.
+            attributes are read where present. It is prepared for inference in place
+            (:func:`fcnseg.models.optimize`: moved to ``device``, eval mode, fast paths such
+            as prepacked weights; ``model.optimizations`` lists them). Parameters and
+            state-dict keys stay the model's and outputs change by float rounding at most, so
+            a model being trained can go on (after ``model.train()``) and the segmenter sees
+            its new weights; pass ``copy.deepcopy(model)`` to leave the module untouched.
         class_names: one name per output channel.
         palette: colours for label values (n×3, padded to 256×3).
         ignore_index: the label value meaning "void" in the training data (never predicted; kept

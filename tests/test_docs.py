@@ -443,3 +443,13 @@ def test_the_docs_say_which_loader_default_applies_on_2_cores() -> None:
 def test_the_training_docs_say_a_run_folder_is_not_trained_into_twice() -> None:
     training = (ROOT / "docs" / "training.md").read_text()
     assert "already holds a run" in training and "--resume" in training
+
+
+def test_random_images_in_the_docs_are_raw_pixels() -> None:
+    # Models take raw pixels (0-255, as files hold them); torch.rand alone is 0-1, a
+    # near-black image that a reader copying the snippet would learn as the convention.
+    for path in DOCS:
+        for _, line, _, code in python_blocks(path):
+            for k, text in enumerate(code.splitlines()):
+                if "torch.rand(" in text:
+                    assert "* 255" in text, f"{path.name}:{line + k}: {text.strip()}"

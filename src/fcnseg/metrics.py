@@ -79,6 +79,16 @@ def _check_num_classes(num_classes: int) -> None:
         raise ValueError(f"num_classes must be at least 1, got {num_classes}")
 
 
+def _check_integral(what: str, values: np.ndarray | torch.Tensor) -> None:
+    """Refuse class indices of a non-integer dtype (float label maps would be truncated)."""
+    exact = values.dtype.kind in "iub" if isinstance(values, np.ndarray) else \
+        not (values.is_floating_point() or values.is_complex())
+    if not exact:
+        dtype = str(values.dtype).removeprefix("torch.")
+        raise ValueError(f"{what}: expected integer class indices, got {dtype} values (a label "
+                         f"map resized other than by nearest neighbour?)")
+
+
 def _out_of_range_error(what: str, values: np.ndarray | torch.Tensor, num_classes: int,
                         ignore_index: int | None) -> ValueError:
     """The error naming the distinct ``values`` (numpy or torch) outside ``[0, num_classes)``."""
@@ -95,6 +105,8 @@ def _out_of_range_error(what: str, values: np.ndarray | torch.Tensor, num_classe
 def _counts(label: Any, pred: Any, n: int, ignore_index: int | None) -> Any:
     """The n×n counts of ``label``/``pred``: numpy arrays (a numpy result), or torch tensors on
     an accelerator (a tensor there)."""
+    _check_integral("label", label)
+    _check_integral("prediction", pred)
     if isinstance(label, np.ndarray):
         label, pred = (a.reshape(-1).astype(np.int64, copy=False) for a in (label, pred))
         where, bincount = np.where, np.bincount
@@ -139,8 +151,10 @@ def confusion_matrix_torch(
         ``num_classes × num_classes`` int64 tensor, rows = ground truth, columns = prediction.
 
     Raises:
-        ValueError: shapes differ, or a label (other than ``ignore_index``) or a prediction lies
-            outside ``[0, num_classes)``; the message lists the offending values.
+        ValueError: shapes differ, labels or predictions are not of an integer dtype (float
+            label maps are refused, not truncated), or a label (other than ``ignore_index``)
+            or a prediction lies outside ``[0, num_classes)``; the message lists the
+            offending values.
     """
     _check_num_classes(num_classes)
     _check_shapes(tuple(label.shape), tuple(pred.shape))
@@ -423,7 +437,9 @@ class CalibrationBins:
         (C inserted after the first axis of S)."""
         device = self.count.device
         probs_t = torch.as_tensor(probs, device=device)
-        label_t = torch.as_tensor(label, device=device).long()
+        label_t = torch.as_tensor(label, device=device)
+        _check_integral("label", label_t)
+        label_t = label_t.long()
         if probs_t.dim() != label_t.dim() + 1 or probs_t.shape[1] != self.num_classes or \
                 probs_t.shape[:1] + probs_t.shape[2:] != label_t.shape:
             raise ValueError(f"probabilities {tuple(probs_t.shape)} do not fit labels "

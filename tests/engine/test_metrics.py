@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from fcnseg.metrics import (
+    CalibrationBins,
     ConfusionMatrix,
     _counts,
     confusion_matrix,
@@ -58,6 +59,25 @@ def test_label_outside_the_classes_is_an_error_naming_the_values(to):
     pred = to(np.zeros(6, dtype=np.int64))
     with pytest.raises(ValueError, match=r"\[0, 3\).*-2, 7, 300"):
         confusion_matrix(label, pred, 3)
+
+
+@pytest.mark.parametrize("to", [np.asarray, torch.as_tensor])
+def test_float_labels_are_refused_in_one_line_not_truncated(to):
+    label = to(np.array([0.7, 1.9, 2.5]))
+    with pytest.raises(ValueError, match="label: expected integer class indices, got float64") \
+            as e:
+        confusion_matrix(label, to(np.array([0, 1, 2])), 3)
+    assert "\n" not in str(e.value)
+    with pytest.raises(ValueError, match="prediction: expected integer"):
+        confusion_matrix(to(np.array([0, 1, 2])), to(np.array([0.0, 1.0, 2.0])), 3)
+
+
+def test_float_labels_are_refused_by_the_accumulators():
+    with pytest.raises(ValueError, match="label: expected integer class indices"):
+        ConfusionMatrix(3).update(torch.tensor([0.7, 1.9]), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="label: expected integer class indices"):
+        CalibrationBins(2).update(torch.tensor([0.7, 1.0]),
+                                  torch.tensor([[0.9, 0.2], [0.1, 0.8]]))
 
 
 def test_prediction_outside_the_classes_is_an_error():

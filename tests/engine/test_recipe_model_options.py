@@ -63,3 +63,13 @@ def test_a_vgg_trunk_option_given_to_a_resnet_is_an_unknown_option() -> None:
     with pytest.raises(ConfigError, match=r"^model.options.width: unknown option of "
                                           r"fcn8s_resnet18"):
         load_config("folder-cpu", ["model.options={width: 0.5}"])
+
+
+def test_the_custom_backbone_recipe_in_the_docs_reads_as_it_says(tmp_path) -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "backbones.md").read_text()
+    block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert "arch: fcn_custom_backbone" in block
+    model = load_config(_recipe(tmp_path, block)).model
+    assert model.arch == "fcn_custom_backbone" and model.backbone_weights is None
+    assert model.options == {"factory": "mypkg.backbones:make_backbone",
+                             "factory_kwargs": {"width": 16}, "variant": "8s"}

@@ -133,3 +133,20 @@ def test_training_on_the_cpu_is_channels_last_unless_the_recipe_says_otherwise(
     setup = _setup(load_config(tiny_recipe(channels_last=setting), out="unused"))
     assert setup.channels_last is expected
     assert ("channels_last" in setup.model.optimizations) is expected
+
+
+def test_the_stage_by_stage_example_of_the_docs_resumes_at_its_next_batch(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "training.md").read_text()
+    section = text.split("## The code, stage by stage", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    code = code.replace('load_config("synthetic-fcn8s", out="runs/x")',
+                        'load_config(tiny_recipe(), out="runs/x")')
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "training.md", "exec"), {"tiny_recipe": tiny_recipe})
+    # what `fcnseg train --out runs/x --resume` does: the run folder's recipe, then last.pt
+    config = load_config(tmp_path / "runs" / "x" / "recipe.yaml", out="runs/x")
+    ckpt = load_checkpoint(tmp_path / "runs" / "x" / "last.pt")
+    said: list[str] = []
+    TrainState.restore(ckpt, _setup(config, ckpt), said.append)
+    assert len(said) == 1 and said[0].endswith("last.pt at iteration 1 (epoch 0, batch 1)")

@@ -59,3 +59,27 @@ def test_a_published_name_as_backbone_weights_says_how_to_fetch_it() -> None:
                        ) as e:
         build_model("fcn8s", num_classes=3, width=0.0625, backbone_weights="vgg16_caffe")
     assert "\n" not in str(e.value)
+
+
+def test_model_names_lists_every_name_build_model_takes() -> None:
+    from fcnseg.models import MODEL_BUILDERS, get_builder, model_names
+
+    names = model_names()
+    assert names == sorted(MODEL_BUILDERS)
+    assert {"fcn8s", "fcn8s_resnet18", "fcn_alexnet", "fcn_custom_backbone"} <= set(names)
+    assert all(get_builder(name) for name in names)
+
+
+@pytest.mark.parametrize("builder", ["fcn32s", "fcn16s", "fcn8s", "fcn8s_atonce"])
+def test_the_paper_functions_show_their_arguments_to_help(builder: str) -> None:
+    import pydoc
+
+    import fcnseg.models
+
+    function = getattr(fcnseg.models, builder)
+    parameters = inspect.signature(function).parameters
+    assert {"geometry", "width", "fc_channels", "dropout", "batch_norm",
+            "backbone_weights"} <= set(parameters)
+    assert parameters["input_convention"].default == "caffe_bgr"  # what it builds
+    shown = pydoc.render_doc(function, renderer=pydoc.plaintext)
+    assert "fc_channels" in shown and "**options" not in shown

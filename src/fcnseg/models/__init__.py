@@ -53,6 +53,7 @@ from fcnseg.models.builders import (
     fcn_resnet101,
     fcn_resnet_skip,
     get_builder,
+    model_names,
     nyud_fcn16s_color_hha,
     nyud_fcn32s_color,
     nyud_fcn32s_color_d,

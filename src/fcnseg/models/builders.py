@@ -433,7 +433,8 @@ def fcn32s(num_classes: int = 21, **options: Any) -> FCN:
 
     ``options`` are :class:`VGGOptions`'s fields: ``geometry``, ``width``, ``fc_channels``,
     ``dropout``, ``batch_norm``, ``input_convention``, ``backbone_weights``,
-    ``backbone_convention``."""
+    ``backbone_convention`` (the signature ``help`` shows lists them with this model's
+    defaults)."""
     return ARCHITECTURES["fcn32s"](num_classes, **options)
 
 
@@ -452,6 +453,12 @@ def fcn8s_atonce(num_classes: int = 21, **options: Any) -> FCN:
     """FCN-8s trained at once: pool4 scaled by 0.01 and pool3 by 0.0001 before scoring;
     ``options`` as :func:`fcn32s`."""
     return ARCHITECTURES["fcn8s_atonce"](num_classes, **options)
+
+
+# help(fcn8s) and inspect.signature show the arguments (VGGOptions's fields, this model's
+# defaults) rather than **options.
+for _builder in (fcn32s, fcn16s, fcn8s, fcn8s_atonce):
+    _builder.__signature__ = ARCHITECTURES[_builder.__name__].__signature__  # type: ignore[attr-defined]
 
 
 #: Every builder by model name: the functions above, the table's rows, custom backbones.
@@ -486,6 +493,13 @@ def fcn_googlenet(variant: str, num_classes: int = 21, **options: Any) -> FCN:
     """FCN-``variant`` (``"32s"``, ``"16s"``, ``"8s"``) on GoogLeNet: the model
     ``fcn{variant}_googlenet`` (:class:`GoogLeNetOptions`)."""
     return get_builder(f"fcn{variant}_googlenet")(num_classes, **options)
+
+
+def model_names() -> list[str]:
+    """Every model name :func:`build_model` takes, sorted: the paper's VGG16 nets, the table's
+    rows (:data:`ARCHITECTURES`) and ``fcn_custom_backbone``. ``inspect.signature`` (or
+    ``help``) of :func:`get_builder`'s result lists a model's arguments."""
+    return sorted(MODEL_BUILDERS)
 
 
 def get_builder(name: str) -> Callable[..., nn.Module]:

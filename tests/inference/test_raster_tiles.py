@@ -351,6 +351,39 @@ def test_the_preview_blends_the_labels_over_the_rgb_bands_at_a_bounded_size(tmp_
     np.testing.assert_array_equal(picture[:3], stretched[:3])  # nodata: the picture
 
 
+@pytest.mark.parametrize("blocks", [None, 64], ids=["strips", "tiles"])
+def test_the_preview_holds_a_strip_of_the_raster_not_the_whole_raster(tmp_path, monkeypatch,
+                                                                      blocks):
+    import tracemalloc
+
+    import fcnseg.inference.rasters as rasters
+    from fcnseg.data.palette import voc_palette
+    from fcnseg.inference.files import PictureStyle
+
+    monkeypatch.setattr(rasters, "PREVIEW_SIDE", 96)
+    h, w = 4800, 1000  # every 50th pixel, read 300 rows at a time (tiles: across blocks)
+    array = np.random.default_rng(0).integers(0, 9000, (h, w, 3), dtype=np.uint16)
+    tiling = {} if blocks is None else {"tiled": True, "blockxsize": blocks,
+                                        "blockysize": blocks}
+    for name, a in (("in.tif", array), ("label.tif", np.ones((h, w, 1), np.uint8))):
+        with rasterio.open(tmp_path / name, "w", driver="GTiff", height=h, width=w,
+                           count=a.shape[2], dtype=a.dtype, crs="EPSG:32632",
+                           transform=TRANSFORM, **tiling) as ds:
+            ds.write(np.moveaxis(a, -1, 0))
+    tracemalloc.start()
+    try:
+        rasters.write_raster_preview(tmp_path / "in.tif", tmp_path / "label.tif",
+                                     tmp_path / "in_overlay.png", voc_palette(),
+                                     style=PictureStyle(legend=False))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < array.nbytes / 4  # a few strips of the 29 MB raster, not all of it
+    pixels, _, step = rasters._picture_pixels(tmp_path / "in.tif", None, None)
+    assert step == 50
+    np.testing.assert_array_equal(pixels, array[::50, ::50])
+
+
 def _write_label(path, label: np.ndarray) -> None:
     with rasterio.open(path, "w", driver="GTiff", height=label.shape[0], width=label.shape[1],
                        count=1, dtype="uint8") as ds:

@@ -38,6 +38,7 @@ import functools
 import hashlib
 import io
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -1086,7 +1087,7 @@ def _row_major_bytes(value: torch.Tensor, chunk: int = 1 << 24) -> Iterator[np.n
 
 #: The longest side of the picture written beside a label raster.
 PREVIEW_SIDE = 2048
-#: Rows of the input read at a time for the picture (memory: rows × width × bands).
+#: Rows of the input read at a time for the picture, at least (memory: rows × width × bands).
 _PREVIEW_ROWS = 256
 
 
@@ -1105,21 +1106,19 @@ def write_raster_preview(source: PathLike, label_path: PathLike, out: PathLike,
     it is, other data each band stretched from its 2nd to its 98th percentile, or the first
     band so stretched in grey.
     Read by strips: memory is set by the preview and the raster's width, not its height."""
+    import rasterio
     from PIL import Image
-    from rasterio.windows import Window
 
     style = style or PictureStyle()
-    with open_raster(source, bands=bands) as reader:
-        info = reader.info
-        step = max(1, -(-max(info.height, info.width) // PREVIEW_SIDE))
-        image = _decimated(lambda r, n: reader.read(r, 0, n, info.width), info.height, step)
+    # GDAL would keep every block read in its cache (the whole raster, by the end): the
+    # blocks under a strip are held by cached_blocks instead.
+    with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_BYTES):
+        image, info, step = _picture_pixels(source, bands, None)
+        label = _picture_pixels(label_path, None, step)[0][..., 0]
     names = list(band_names or bands or info.band_names or [])
     have = {n.lower() for n in names}
     rgb = ("red", "green", "blue") if have >= {"red", "green", "blue"} else None
     picture = display_rgb(image, names or None, rgb)
-    with rasterio_open(label_path) as ds:
-        label = _decimated(lambda r, n: ds.read(1, window=Window(0, r, ds.width, n)), ds.height,
-                           step)
     picture = labelled_overlay(picture, label, palette, class_names, style,
                                exclude=[*style.unblended, NODATA_LABEL])
     path = Path(out)
@@ -1128,8 +1127,30 @@ def write_raster_preview(source: PathLike, label_path: PathLike, out: PathLike,
     return path
 
 
-def _decimated(read: Callable[[int, int], np.ndarray], height: int, step: int) -> np.ndarray:
-    """Every ``step``-th pixel of ``read(row, rows)``, read by strips of rows."""
-    rows = max(step, _PREVIEW_ROWS // step * step)
-    return np.concatenate([read(r, min(rows, height - r))[::step, ::step]
+def _picture_pixels(path: PathLike, bands: Sequence[str] | None, step: int | None
+                    ) -> tuple[np.ndarray, RasterInfo, int]:
+    """Every ``step``-th pixel of the raster at ``path`` (None: the step that makes its
+    longest side at most :data:`PREVIEW_SIDE`), its info and the step. Read by strips of
+    whole blocks where a few blocks high make a whole number of steps; else the blocks two
+    strips share are held (:func:`~fcnseg.data.rasters.cached_blocks`): each decoded once."""
+    with open_raster(path, bands=bands) as reader:
+        info = reader.info
+        step = step or max(1, -(-max(info.height, info.width) // PREVIEW_SIDE))
+        block_rows = (reader.block_shape() or (1, 1))[0]
+        unit = math.lcm(step, block_rows)
+        unit = unit if unit <= 4 * _PREVIEW_ROWS else step
+        rows = unit * -(-_PREVIEW_ROWS // unit)
+        strips = reader if rows % block_rows == 0 else \
+            cached_blocks(reader, budget=0, window_rows=rows)
+        image = _decimated(lambda r, n: strips.read(r, 0, n, info.width), info.height, step,
+                           rows)
+    return image, info, step
+
+
+def _decimated(read: Callable[[int, int], np.ndarray], height: int, step: int,
+               rows: int) -> np.ndarray:
+    """Every ``step``-th pixel of ``read(row, rows)``, read by strips of ``rows`` (a multiple
+    of ``step``). Each strip's pixels are copied out of it: a view would keep the whole
+    strip, and so the whole raster, in memory until the end."""
+    return np.concatenate([np.ascontiguousarray(read(r, min(rows, height - r))[::step, ::step])
                            for r in range(0, height, rows)], axis=0)

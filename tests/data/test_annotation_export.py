@@ -18,6 +18,7 @@ from fcnseg.data.annotations.export import (
     coco_document,
     cvat_document,
     cvat_image_element,
+    fill_small_regions,
     labelme_document,
 )
 from fcnseg.data.annotations.labelme import read_labelme_file
@@ -163,3 +164,28 @@ def test_a_class_0_that_is_no_background_is_drawn_with_its_name(tmp_path: Path) 
     back, _ = rasterise(read_labelme_file(path, "x"), LabelSet(["__ignore__", *names]),
                         *label.shape)
     assert min(iou_per_class(label, back).values()) >= 0.99
+
+
+def test_specks_are_filled_into_the_class_around_them() -> None:
+    label = np.zeros((30, 40), np.uint8)
+    label[5:25, 5:35] = 1  # a region of class 1 ...
+    label[10:12, 10:12] = 2  # ... holding a speck of class 2 (4 pixels)
+    label[15, 20] = 0  # ... and a one-pixel hole
+    label[0, 39] = 2  # a speck on the background
+    label[20:24, 28:34] = 2  # a region of class 2 large enough to keep (24 pixels)
+    label[2, 2] = 255  # ignored: kept, and never a speck
+    filled = fill_small_regions(label, 20, ignore_index=255)
+    expected = label.copy()
+    expected[10:12, 10:12] = expected[15, 20] = 1
+    expected[0, 39] = 0
+    assert np.array_equal(filled, expected)
+    assert np.array_equal(fill_small_regions(label, 0, ignore_index=255), label)
+
+
+def test_min_area_leaves_out_the_outline_patches_of_fewer_pixels() -> None:
+    label = np.zeros((60, 80), np.uint8)
+    yy, xx = np.mgrid[:60, :80]
+    label[(yy - 30) ** 2 + (xx - 40) ** 2 < 24 ** 2] = 1  # a disc: simplified, then patched
+    exact = labelme_document(label, CLASSES, "a.png")["shapes"]
+    assert len(exact) > 1  # the pixels simplification left out come back as patches
+    assert len(labelme_document(label, CLASSES, "a.png", min_area=20)["shapes"]) == 1

@@ -190,3 +190,54 @@ def test_pre_annotations_keep_input_order_whatever_order_the_writers_finish_in(t
     for name in ("im2", "im3", "im1", "im0"):  # as writer threads might finish
         pre.add(tmp_path / f"{name}.png", name, Prediction(label, np.zeros((4, 4, 3), np.uint8)))
     assert [e.name for e in pre.ranked()] == list(names)
+
+
+def speckled_label() -> np.ndarray:
+    """A region of class 1 holding 33 one-pixel specks of class 2."""
+    label = np.zeros((40, 60), np.uint8)
+    label[5:35, 5:55] = 1
+    label[8:32:8, 8:52:4] = 2
+    return label
+
+
+def polygons_written(out, fmt: str) -> int:
+    if fmt == "labelme":
+        return len(json.loads((out / "p.json").read_text())["shapes"])
+    if fmt == "coco":
+        return len(json.loads((out / "annotations.coco.json").read_text())["annotations"])
+    return (out / "annotations.xml").read_text().count("<polygon ")
+
+
+@pytest.mark.parametrize("fmt", ["labelme", "coco", "cvat"])
+def test_min_area_fills_specks_in_every_format(fmt, tmp_path) -> None:
+    counts = []
+    for min_area in (0, 20):
+        out = tmp_path / f"out{min_area}"
+        out.mkdir()
+        pre = PreAnnotations(out, fmt, min_area=min_area, class_names=("background", "a", "b"))
+        pre.add(tmp_path / "p.png", "p", Prediction(speckled_label(), np.zeros((40, 60, 3))))
+        pre.write()
+        counts.append(polygons_written(out, fmt))
+    assert counts == [34, 1]
+
+
+@pytest.mark.parametrize("fmt", ["labelme", "coco", "cvat"])
+def test_specks_written_without_min_area_are_counted_in_one_line(fmt, tmp_path) -> None:
+    pre = PreAnnotations(tmp_path, fmt, class_names=("background", "a", "b"))
+    pre.add(tmp_path / "p.png", "p", Prediction(speckled_label(), np.zeros((40, 60, 3))))
+    assert pre.speck_line() == ("33 of the 34 polygons outlined cover under 20 pixels each: "
+                                "--min-area 20 leaves out regions and outline patches of fewer "
+                                "pixels, filling them into the class around them")
+
+
+def test_predict_min_area_fills_specks_and_skips_small_patches(
+        make_checkpoint, photos, tmp_path, class_names) -> None:
+    from fcnseg.data.annotations.export import fill_small_regions, labelme_document
+
+    out = tmp_path / "out"
+    assert predict(make_checkpoint(), photos, out, "--format", "labelme", "--min-area", "40") == 0
+    predicted = read_label_png(out / "p0_label.png")
+    assert not np.array_equal(fill_small_regions(predicted, 40, 255), predicted)  # has specks
+    shapes = json.loads((out / "p0.json").read_text())["shapes"]
+    assert shapes == labelme_document(predicted, class_names, "p0.png", min_area=40)["shapes"]
+    assert len(shapes) < len(labelme_document(predicted, class_names, "p0.png")["shapes"])

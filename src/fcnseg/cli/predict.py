@@ -5,6 +5,7 @@ status 1 when any input failed (after all the others are written), 2 for bad opt
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -140,6 +141,11 @@ def _add_annotations(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE, metavar="PIXELS",
                    help="with --format: how far simplified outlines may stray from the "
                         "predicted regions (0: every corner)")
+    p.add_argument("--min-area", type=options.non_negative_int, default=0, metavar="PIXELS",
+                   help="with --format: no polygon of fewer pixels: predicted regions that "
+                        "small (specks) are filled into the class around them, outline patches "
+                        "that small left out (the label PNGs keep them; 0, the default: every "
+                        "region and patch)")
     p.add_argument("--rank", choices=["uncertainty"], default=None,
                    help=f"write {RANKING_NAME}: the images ordered by how much a label would "
                         f"teach the model, most first (mean entropy of the class "
@@ -253,7 +259,8 @@ def _predict(args: argparse.Namespace, ranks: DistInfo, out_dir: Path,
     pre = None
     if args.format or args.rank:
         pre = PreAnnotations(out_dir, args.format, rank=args.rank is not None, top=args.top,
-                             tolerance=args.tolerance, class_names=tuple(seg.class_names),
+                             tolerance=args.tolerance, min_area=args.min_area,
+                             class_names=tuple(seg.class_names),
                              order=tuple(name for _, name in work.images))
     outputs = replace(_output_options(args, heat_classes, kinds, style, work.protected, pre),
                       job=job)
@@ -307,6 +314,8 @@ def _check_options(args: argparse.Namespace) -> None:
                          "--rank uncertainty and --format")
     if args.tolerance < 0:
         raise ValueError(f"--tolerance must be 0 or more pixels, got {args.tolerance}")
+    if args.min_area > 1 and importlib.util.find_spec("scipy") is None:
+        raise ValueError("--min-area needs scipy: pip install 'fcnseg[data]'")
 
 
 def _report(message: str) -> None:
@@ -547,7 +556,7 @@ def _segment_images(args: argparse.Namespace, seg: Segmenter, work: _Work,
 def _write_annotations(pre: PreAnnotations, out_dir: Path, tally: _Tally) -> None:
     """The polygons (``--format``) and the ranking (``--rank``) of every image at once."""
     extra, refused = pre.write()
-    for line in [*pre.kept, *refused]:
+    for line in [*pre.kept, *refused, *filter(None, [pre.speck_line()])]:
         _report(line)
     tally.failed += len(refused)
     if extra:

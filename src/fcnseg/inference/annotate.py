@@ -41,6 +41,9 @@ RANKING_NAME = "ranking.csv"
 UNCERTAIN_BELOW = 0.5
 #: The single files of the formats that hold every image in one.
 COCO_NAME, CVAT_NAME = "annotations.coco.json", "annotations.xml"
+#: Polygons of fewer pixels are specks: without ``min_area``, one line suggests it when they
+#: are most of the polygons written.
+SPECK_AREA = 20
 
 
 def image_uncertainty(probs: np.ndarray) -> tuple[float, float]:
@@ -49,6 +52,18 @@ def image_uncertainty(probs: np.ndarray) -> tuple[float, float]:
     p = np.asarray(probs, np.float64)
     entropy = -(p * np.log(np.clip(p, 1e-12, None))).sum(0)
     return float(entropy.mean()), float((p.max(0) < UNCERTAIN_BELOW).mean())
+
+
+def _shoelace(points: np.ndarray) -> float:
+    x, y = points[:, 0], points[:, 1]
+    return abs(float((x * np.roll(y, -1) - np.roll(x, -1) * y).sum())) / 2
+
+
+def _lattice_pixels(points: np.ndarray) -> float:
+    """The pixel centres inside or on a polygon whose vertices are pixel centres (Pick's
+    theorem: area + boundary points / 2 + 1)."""
+    step = np.abs(np.roll(points, -1, axis=0) - points).astype(np.int64)
+    return _shoelace(points) + float(np.gcd(step[:, 0], step[:, 1]).sum()) / 2 + 1
 
 
 @dataclass
@@ -70,6 +85,9 @@ class PreAnnotations:
         rank: whether to rank by uncertainty (the predictions must carry probabilities).
         top: with ``rank``, polygons only for the ``top`` most uncertain images.
         tolerance: how far (pixels) simplified outlines may stray.
+        min_area: no polygon of fewer pixels, in every format: regions that small are
+            filled into the class around them (:func:`fill_small_regions`), outline patches
+            that small left out; 0: every region and patch is written.
         class_names: the model's classes.
         ignore_index: a label value never written as a region.
         order: the output names in input order. Writer threads record predictions as they
@@ -82,11 +100,15 @@ class PreAnnotations:
     rank: bool = False
     top: int | None = None
     tolerance: float = DEFAULT_TOLERANCE
+    min_area: int = 0
     class_names: tuple[str, ...] = ()
     ignore_index: int | None = 255
     order: tuple[str, ...] = ()
     _entries: dict[str, _Entry] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: (polygons of fewer than :data:`SPECK_AREA` pixels, polygons) written without
+    #: ``min_area``.
+    specks: list[int] = field(default_factory=lambda: [0, 0])
 
     def add(self, path: Path, name: str, pred: Prediction) -> None:
         """Record one prediction (thread-safe; called by the writer threads)."""
@@ -97,13 +119,17 @@ class PreAnnotations:
             entry.mean_entropy, entry.uncertain_share = image_uncertainty(pred.probs)
         if self.fmt is not None:
             entry.document = self._document(path, pred.label)
+        areas = self._polygon_pixels(entry.document) if self.min_area == 0 else []
         with self._lock:
+            self.specks[0] += sum(a < SPECK_AREA for a in areas)
+            self.specks[1] += len(areas)
             self._entries.pop(name, None)  # a name recorded again goes last, as it came
             self._entries[name] = entry
 
     def _document(self, path: Path, label: np.ndarray) -> Any:
         names, where = self.class_names, relative_path(path, self.out_dir)
-        outlines = {"tolerance": self.tolerance, "ignore_index": self.ignore_index}
+        outlines = {"tolerance": self.tolerance, "ignore_index": self.ignore_index,
+                    "min_area": self.min_area}
         if self.fmt == "labelme":
             # Flat, by the picture's own name: labelme opens OUT/<basename>.json.
             return labelme_document(label, names, where, **outlines)
@@ -113,6 +139,26 @@ class PreAnnotations:
             return label.shape[:2], coco_annotations(
                 label, 0, 1, background=implicit_background(names), **outlines)
         raise ValueError(f"--format: unknown {self.fmt!r}; known: {', '.join(EXPORT_FORMATS)}")
+
+    def _polygon_pixels(self, document: Any) -> list[float]:
+        """The pixels each polygon of one image's ``document`` draws."""
+        if self.fmt == "coco":
+            return [float(ann["area"]) for ann in document[1]]
+        if self.fmt == "cvat":  # corner polygons: their area is their pixels
+            return [_shoelace(np.array([p.split(",") for p in el.get("points").split(";")],
+                                       float)) for el in document.iter("polygon")]
+        if self.fmt == "labelme":  # through pixel centres: the pixels inside and on it
+            return [_lattice_pixels(np.asarray(s["points"], float)) for s in document["shapes"]]
+        return []
+
+    def speck_line(self) -> str | None:
+        """One line when most polygons written are specks and ``min_area`` was not given."""
+        specks, polygons = self.specks
+        if not specks or 2 * specks < polygons:
+            return None
+        return (f"{specks} of the {polygons} polygons outlined cover under {SPECK_AREA} pixels "
+                f"each: --min-area {SPECK_AREA} leaves out regions and outline patches of fewer "
+                f"pixels, filling them into the class around them")
 
     def ranked(self) -> list[_Entry]:
         """Entries most uncertain first (input order without ranking, and among ties)."""

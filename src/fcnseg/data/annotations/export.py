@@ -29,6 +29,50 @@ DEFAULT_TOLERANCE = 1.0
 EXPORT_FORMATS = ("labelme", "coco", "cvat")
 
 
+def small_regions(label: np.ndarray, min_area: int,
+                  ignore_index: int | None = None) -> tuple[np.ndarray, int, int]:
+    """The pixels of the regions (8-connected, as outlines follow them) of fewer than
+    ``min_area`` pixels, of every class but ``ignore_index``; how many such regions, and how
+    many regions in all. Needs scipy (the ``data`` extra)."""
+    from scipy import ndimage  # lazy: scipy is the optional 'data' extra
+
+    label = np.asarray(label)
+    small = np.zeros(label.shape, bool)
+    count = regions = 0
+    for c in np.unique(label):
+        if c == ignore_index:
+            continue
+        components, n = ndimage.label(label == c, structure=np.ones((3, 3), bool))
+        too_small = np.bincount(components.reshape(-1), minlength=n + 1) < min_area
+        too_small[0] = False  # the pixels of other classes
+        small |= too_small[components]
+        count, regions = count + int(too_small.sum()), regions + n
+    return small, count, regions
+
+
+def fill_small_regions(label: np.ndarray, min_area: int,
+                       ignore_index: int | None = None) -> np.ndarray:
+    """``label`` with each region of fewer than ``min_area`` pixels (a speck) given the class
+    of the nearest pixel outside any speck: specks inside a region become part of it, so they
+    leave no polygon and no hole. Ignored pixels stay as they are and give no class. A map of
+    specks only is returned unchanged. Needs scipy (the ``data`` extra)."""
+    from scipy import ndimage
+
+    label = np.asarray(label)
+    if min_area <= 1:
+        return label
+    specks = small_regions(label, min_area, ignore_index)[0]
+    ignored = label == ignore_index if ignore_index is not None else np.zeros(label.shape, bool)
+    if not specks.any() or (specks | ignored).all():
+        return label
+    # The index of the nearest pixel that is neither a speck nor ignored, for every pixel.
+    nearest = ndimage.distance_transform_edt(specks | ignored, return_distances=False,
+                                             return_indices=True)
+    filled = label.copy()
+    filled[specks] = label[nearest[0][specks], nearest[1][specks]]
+    return filled
+
+
 def implicit_background(class_names: Sequence[str]) -> int | None:
     """0 when class 0 is a background class (named like one: see
     :func:`fcnseg.data.palette.background_indices`), else None: then every class, class 0
@@ -118,10 +162,13 @@ def _simplified(points: np.ndarray, tolerance: float, shape_of: Callable[[Any], 
     return simplify(points, 0.01)  # straight runs only: the same pixels
 
 
-def _patches(label: np.ndarray, wrong: np.ndarray) -> list[tuple[int, np.ndarray]]:
-    """(class, outer ring) of the regions that ``label``'s ``wrong`` pixels form."""
+def _patches(label: np.ndarray, wrong: np.ndarray,
+             min_area: int = 0) -> list[tuple[int, np.ndarray]]:
+    """(class, outer ring) of the regions that ``label``'s ``wrong`` pixels form, of
+    ``min_area`` pixels or more."""
     only = np.where(wrong, label.astype(np.int64), -1)
-    return [(c, ring) for c, ring, _ in region_polygons(only, np.unique(label[wrong]))]
+    return [(c, ring) for c, ring, area in region_polygons(only, np.unique(label[wrong]))
+            if area >= min_area]
 
 
 def _written(label: np.ndarray, ignore_index: int | None) -> np.ndarray:
@@ -141,11 +188,15 @@ def _corner_points(ring: np.ndarray, tolerance: float) -> np.ndarray:
 
 
 def _polygons(label: np.ndarray, class_names: Sequence[str], tolerance: float,
-              ignore_index: int | None, tool: str) -> list[tuple[int, Any]]:
+              ignore_index: int | None, tool: str, min_area: int = 0) -> list[tuple[int, Any]]:
     """(class, points) of each polygon for ``tool`` (labelme or CVAT) in drawing order: the
-    layered regions' simplified outlines, then exact patches of the pixels they left out."""
+    layered regions' simplified outlines, then exact patches of the pixels they left out.
+    With ``min_area``, regions of fewer pixels are filled first (:func:`fill_small_regions`)
+    and patches of fewer pixels are not written (those pixels stay as the outlines draw them,
+    within ``tolerance``)."""
     outline, shape_of = ((_labelme_points, _labelme_shape) if tool == "labelme"
                          else (_corner_points, _cvat_shape))
+    label = fill_small_regions(label, min_area, ignore_index)
     background = implicit_background(class_names)
     polygons = [(c, outline(ring, tolerance)) for c, ring in
                 layered_regions(label, background=background, ignore_index=ignore_index)]
@@ -156,17 +207,18 @@ def _polygons(label: np.ndarray, class_names: Sequence[str], tolerance: float,
         drawn[y0:y0 + box.shape[0], x0:x0 + box.shape[1]][box] = c
     # Where two simplified outlines part, pixels a region holds are left out: exact patches.
     gaps = (drawn == empty) & (label != empty) & _written(label, ignore_index)
-    return polygons + [(c, outline(ring, 0.0)) for c, ring in _patches(label, gaps)]
+    return polygons + [(c, outline(ring, 0.0)) for c, ring in _patches(label, gaps, min_area)]
 
 
 def labelme_document(label: np.ndarray, class_names: Sequence[str], image_path: str,
                      *, tolerance: float = DEFAULT_TOLERANCE,
-                     ignore_index: int | None = 255) -> dict[str, Any]:
+                     ignore_index: int | None = 255, min_area: int = 0) -> dict[str, Any]:
     """A labelme JSON document (polygons, later on top) for ``label`` of the image at
-    ``image_path`` (as labelme stores it: relative to the JSON file)."""
+    ``image_path`` (as labelme stores it: relative to the JSON file); regions under
+    ``min_area`` pixels filled into the class around them (:func:`fill_small_regions`)."""
     label = np.asarray(label)
     height, width = label.shape
-    polygons = _polygons(label, class_names, tolerance, ignore_index, "labelme")
+    polygons = _polygons(label, class_names, tolerance, ignore_index, "labelme", min_area)
     shapes = [{"label": labelme_label(class_names, c), "points": pts, "group_id": None,
                "description": "", "shape_type": "polygon", "flags": {}, "mask": None}
               for c, pts in polygons]
@@ -176,16 +228,19 @@ def labelme_document(label: np.ndarray, class_names: Sequence[str], image_path: 
 
 def cvat_image_element(label: np.ndarray, class_names: Sequence[str], name: str, image_id: int,
                        *, tolerance: float = DEFAULT_TOLERANCE,
-                       ignore_index: int | None = 255, path: str | None = None) -> ET.Element:
+                       ignore_index: int | None = 255, path: str | None = None,
+                       min_area: int = 0) -> ET.Element:
     """One ``<image>`` of "CVAT for images 1.1": a polygon per region, ``z_order`` rising.
     ``name`` is the image's name in a CVAT task; ``path`` (optional, an attribute CVAT does
-    not read) where the picture lies relative to the XML file."""
+    not read) where the picture lies relative to the XML file. Regions under ``min_area``
+    pixels are filled into the class around them (:func:`fill_small_regions`)."""
     label = np.asarray(label)
     height, width = label.shape
     image = ET.Element("image", id=str(image_id), name=name, width=str(width), height=str(height))
     if path is not None:
         image.set("path", path)
-    for z, (c, pts) in enumerate(_polygons(label, class_names, tolerance, ignore_index, "cvat")):
+    polygons = _polygons(label, class_names, tolerance, ignore_index, "cvat", min_area)
+    for z, (c, pts) in enumerate(polygons):
         ET.SubElement(image, "polygon", label=labelme_label(class_names, c), source="auto",
                       occluded="0", z_order=str(z),
                       points=";".join(f"{x:g},{y:g}" for x, y in pts))
@@ -219,11 +274,13 @@ def _coco_rle(mask: np.ndarray) -> dict[str, Any]:
 
 def coco_annotations(label: np.ndarray, image_id: int, first_id: int, *,
                      tolerance: float = DEFAULT_TOLERANCE, background: int | None = 0,
-                     ignore_index: int | None = 255) -> list[dict[str, Any]]:
+                     ignore_index: int | None = 255, min_area: int = 0
+                     ) -> list[dict[str, Any]]:
     """COCO annotations of one label map: one per region of a class other than ``background``
     (category id = class index; None: every class); polygons, or RLE for regions with
-    holes."""
-    label = np.asarray(label)
+    holes. Regions under ``min_area`` pixels are first filled into the class around them
+    (:func:`fill_small_regions`)."""
+    label = fill_small_regions(np.asarray(label), min_area, ignore_index)
     height, width = label.shape
     out = []
     for c, ring, area in region_polygons(label):

@@ -143,6 +143,17 @@ def test_image_over_pixel_limit_is_413(client, make_image):
                                   "pixels (fcnseg serve --max-pixels PIXELS raises it)")
 
 
+def test_a_phone_photo_over_the_pixel_limit_is_sized_as_it_is_shown(client):
+    # Stored 90 wide and 120 high, EXIF orientation 6: shown 120×90, as a phone shows it.
+    buf = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGB", (90, 120), (40, 90, 160)).save(buf, format="JPEG", exif=exif.tobytes())
+    r = client.post("/v1/segment", files={"image": ("phone.jpg", buf.getvalue(), "image/jpeg")})
+    assert r.status_code == 413
+    assert r.json()["detail"].startswith("image of 120×90 = 10800 pixels is over the limit")
+
+
 def test_decompression_bomb_is_refused_before_decoding(client):
     # A tiny PNG whose header claims 20000×20000 pixels: the refusal must come from the header
     # alone, before any pixel is decoded (decoding would fail here, giving 400 instead).

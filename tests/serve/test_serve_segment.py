@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import io
+import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from fcnseg.serve.errors import RequestError, validation_detail
+from fcnseg.serve.limits import ServiceLimits
 from fcnseg.serve.segment import (
     SegmentOptions,
     parse_heatmap_classes,
@@ -53,6 +55,27 @@ def test_probe_image_reads_the_size_and_refuses_too_many_pixels(make_image):
     with pytest.raises(RequestError) as refused:
         probe_image(png, max_pixels=599)
     assert refused.value.status_code == 413
+
+
+def _png_header_of(width: int, height: int) -> bytes:
+    """A one-pixel PNG whose header states ``width``×``height`` (only the header is read)."""
+    buf = io.BytesIO()
+    Image.new("RGB", (1, 1)).save(buf, format="PNG")
+    data = bytearray(buf.getvalue())
+    data[16:24] = width.to_bytes(4, "big") + height.to_bytes(4, "big")
+    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")
+    return bytes(data)
+
+
+@pytest.mark.parametrize("size", [(4000, 3000), (6000, 4000), (8064, 6048), (8160, 6120)])
+def test_the_default_pixel_limit_admits_phone_and_camera_photos(size):
+    assert probe_image(_png_header_of(*size), ServiceLimits().max_pixels) == size
+
+
+def test_the_default_limits_take_a_50_megapixel_jpeg_in_time_over_3_mbit_per_s():
+    limits = ServiceLimits()
+    assert limits.max_upload_bytes >= 25 * 10**6  # a 50-megapixel JPEG: 10-25 MB
+    assert limits.body_timeout_s >= limits.max_upload_bytes * 8 / 3e6
 
 
 def test_probe_image_refuses_data_that_is_no_image_with_415():

@@ -424,11 +424,16 @@ def upright_size(path: PathLike) -> tuple[int, int]:
         ImageTooLargeError: Pillow refuses the header's size as a decompression bomb.
     """
     with _open_header(path, path) as img:
-        w, h = img.size
-        if img.format == "PNG" and "exif" not in img.info:
-            return w, h  # Pillow would decode the whole PNG looking for a late EXIF block
-        turned = exif_orientation(img) in (5, 6, 7, 8)
-    return (h, w) if turned else (w, h)
+        return header_upright_size(img)
+
+
+def header_upright_size(img: Image.Image) -> tuple[int, int]:
+    """``(width, height)`` of an opened (not decoded) image as it is shown, after its EXIF
+    orientation: a phone photo stored 3000×4000 with orientation 6 is 4000×3000."""
+    w, h = img.size
+    if img.format == "PNG" and "exif" not in img.info:
+        return w, h  # Pillow would decode the whole PNG looking for a late EXIF block
+    return (h, w) if exif_orientation(img) in (5, 6, 7, 8) else (w, h)
 
 
 def _open_header(source: Any, where: Any, max_pixels: int | None = None) -> Image.Image:
@@ -522,7 +527,7 @@ def _opened(source: ImageSource, where: str, max_pixels: int | None,
         raise ImageError(where, f"cannot be opened, corrupt header "
                                 f"({type(e).__name__}: {e})") from None
     with img:
-        check_pixels(where, *img.size, max_pixels)
+        check_pixels(where, *header_upright_size(img), max_pixels)  # sized as it is shown
         if img.format == "TIFF" and (images := _tiff_images(img)) > 1:
             raise ImageError(where, multi_image_problem(images, *(tiff_stack(stream) or ())))
         if decode:  # now, so that truncation shows up here rather than later

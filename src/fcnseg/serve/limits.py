@@ -22,21 +22,24 @@ __all__ = [
     "connection_cap",
 ]
 
-#: Largest request body accepted (10 MiB).
-DEFAULT_MAX_UPLOAD_BYTES = 10 * 2**20
-#: Largest image accepted, 2048×2048. Memory per request grows with pixels × classes (scores,
-#: probabilities), so the default is modest; the page scales larger photos down in the browser
-#: before uploading them.
-DEFAULT_MAX_PIXELS = 2048 * 2048
+#: Largest request body accepted (32 MiB): a 50-megapixel phone photo as JPEG (10-25 MB).
+DEFAULT_MAX_UPLOAD_BYTES = 32 * 2**20
+#: Largest image accepted, 50 million pixels: photos of the 48- and 50-megapixel phone sensors
+#: (8064×6048, 8160×6120) and of 24- to 45-megapixel cameras are segmented whole, as fcnseg
+#: predict segments them. It bounds the memory of a forward pass (one runs at a time; a batch
+#: never holds more pixels than this), which grows with pixels: measured per pixel of the
+#: largest image, about 350 bytes for FCN-8s (VGG16) in bf16 and 700 in fp32, 90 and 135 for
+#: fcn8s_resnet18 (docs/serve.md); lower it on smaller machines.
+DEFAULT_MAX_PIXELS = 50_000_000
 #: Images decoded and segmented at once. One thread runs the model, on all cores, and the
 #: requests waiting for it share a forward pass (a batch of up to this many images), while the
 #: others decode and encode beside it.
 DEFAULT_MAX_CONCURRENCY = 4
 #: Requests that may wait for a worker before new ones get 503.
 DEFAULT_MAX_QUEUE = 8
-#: Seconds a client has to send a request's whole body; slower uploads get 408. 30 s lets the
-#: default 10 MiB arrive over a link of about 3 Mbit/s.
-DEFAULT_BODY_TIMEOUT_S = 30.0
+#: Seconds a client has to send a request's whole body; slower uploads get 408. 90 s lets the
+#: default 32 MiB arrive over a link of about 3 Mbit/s.
+DEFAULT_BODY_TIMEOUT_S = 90.0
 #: Seconds a connection has to send a request's complete headers (from its opening, or from
 #: its previous response); slower ones get 408 and are closed.
 DEFAULT_HEADER_TIMEOUT_S = 10.0

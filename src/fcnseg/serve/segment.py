@@ -25,6 +25,7 @@ from fcnseg.data.images import (
     TIFF_MAGIC,
     bomb_size,
     check_pixels,
+    header_upright_size,
     integer_grey_tiff,
     tiff_bands_problem,
 )
@@ -169,9 +170,10 @@ async def read_upload(request: Request) -> bytes:
 
 
 def probe_image(data: bytes, max_pixels: int) -> tuple[int, int]:
-    """Width and height from the image header, no pixel decoded: 415 for data that is no image
-    in an accepted format, 413 for more than ``max_pixels`` pixels, 400 for a TIFF of bands a
-    colour model does not take (the image reader's line)."""
+    """Width and height from the image header, as the image is shown (after its EXIF
+    orientation), no pixel decoded: 415 for data that is no image in an accepted format, 413
+    for more than ``max_pixels`` pixels, 400 for a TIFF of bands a colour model does not take
+    (the image reader's line)."""
     stream = io.BytesIO(data)
     if data.startswith(TIFF_MAGIC) and (problem := tiff_bands_problem(stream)):
         raise RequestError(400, f"upload: {problem}")
@@ -180,7 +182,7 @@ def probe_image(data: bytes, max_pixels: int) -> tuple[int, int]:
     try:
         with ignoring(Image.DecompressionBombWarning), \
                 Image.open(stream, formats=IMAGE_FORMATS) as img:
-            width, height = img.size
+            width, height = header_upright_size(img)
     except Image.DecompressionBombError as e:
         size = bomb_size(stream)  # the service's limit is the one to name, not Pillow's
         if size is None:

@@ -323,3 +323,24 @@ def test_legend_drawn_again_for_the_same_classes_is_the_same_and_writable() -> N
     assert again.flags.writeable
     other = add_legend(picture, entries[:1])
     assert other.shape[0] == first.shape[0] and not np.array_equal(other, first)
+
+
+def test_the_legend_of_a_large_photo_scales_with_it() -> None:
+    """A 4000×3000 photo shown at screen size shows its legend as a 640×480 one does."""
+    entries = [("product", (128, 0, 0)), ("scratch", (0, 128, 0)), ("dent", (128, 128, 0))]
+    small = np.zeros((480, 640, 3), np.uint8)
+    large = np.zeros((3000, 4000, 3), np.uint8)
+    legend_small = add_legend(small, entries).shape[1] - 640
+    legend_large = add_legend(large, entries).shape[1] - 4000
+    assert 0.8 * 6.25 < legend_large / legend_small < 1.2 * 6.25
+    # text, swatches and padding alike: the legend's ink spans a like share of its height
+    ink_small = np.flatnonzero((add_legend(small, entries)[:, 640:] < 250).any(axis=(1, 2)))
+    ink_large = np.flatnonzero((add_legend(large, entries)[:, 4000:] < 250).any(axis=(1, 2)))
+    assert ink_large.max() / 3000 == pytest.approx(ink_small.max() / 480, rel=0.1)
+
+
+def test_text_of_a_tall_narrow_picture_is_bounded_by_its_width() -> None:
+    from fcnseg.inference.visualize import text_size_for
+
+    assert text_size_for(480) == 22 and text_size_for(3000, 4000) == 136
+    assert text_size_for(8000, 1000) == 83 and text_size_for(100, 50) == 12

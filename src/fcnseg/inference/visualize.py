@@ -243,9 +243,15 @@ def _text_width(font: ImageFont.ImageFont | ImageFont.FreeTypeFont, text: str) -
     return int(math.ceil(font.getbbox(text)[2]))
 
 
-def text_size_for(height: int) -> int:
-    """A legible font size for annotating a picture ``height`` pixels tall."""
-    return int(np.clip(round(height / 22), 12, 40))
+def text_size_for(height: int, width: int | None = None) -> int:
+    """A font size for annotating a picture ``height`` pixels tall (and ``width`` wide): in
+    proportion to it, so that the text reads alike when the picture is shown at screen size
+    (a 4000×3000 photo as a 640×480 one), but never below 12 pixels, nor above a twelfth of
+    the width (a tall narrow picture)."""
+    size = round(height / 22)
+    if width is not None:
+        size = min(size, round(width / 12))
+    return max(12, int(size))
 
 
 def _side_by_side(pictures: Sequence[np.ndarray], gap: int) -> np.ndarray:
@@ -316,7 +322,8 @@ def legend_panel(
                 draw.text((x, y), str(name), fill=_MUTED, font=font)
                 continue
             draw.rectangle([x, y, x + swatch - 1, y + swatch - 1],
-                           fill=tuple(int(v) for v in colour), outline=_MUTED)
+                           fill=tuple(int(v) for v in colour), outline=_MUTED,
+                           width=max(1, size // 20))
             draw.text((x + swatch + pad, y + swatch / 2), str(name), fill=_INK, font=font,
                       anchor="lm")
         x += w + 2 * pad
@@ -331,9 +338,11 @@ def add_legend(
     empty_text: str = "no classes",
 ) -> np.ndarray:
     """``picture`` with a :func:`legend_panel` beside it on the right (the picture is never
-    covered; a legend taller than the picture extends the canvas downwards)."""
+    covered; a legend taller than the picture extends the canvas downwards). Its text,
+    swatches and spacing scale with the picture (:func:`text_size_for`) unless ``font_size``
+    is given."""
     picture = np.asarray(picture)
-    size = font_size or text_size_for(picture.shape[0])
+    size = font_size or text_size_for(*picture.shape[:2])
     key = tuple((str(name), None if colour is None else tuple(int(v) for v in colour))
                 for name, colour in entries)
     panel = _legend_panel_once(key, picture.shape[0], size, empty_text)
@@ -476,7 +485,7 @@ def heatmap_picture(scores: np.ndarray, *, title: str | None = None,
         picture = blend(image, picture, style.alpha)
     if not style.annotate:
         return picture
-    size = style.font_size or text_size_for(picture.shape[0])
+    size = style.font_size or text_size_for(*picture.shape[:2])
     bar = colorbar(picture.shape[0], style.colormap, vmin=lo, vmax=hi if hi > lo else lo + 1,
                    font_size=size)
     body = _side_by_side([picture, bar], gap=max(4, size // 2))

@@ -643,30 +643,25 @@ def resolve_recipe(data: dict[str, Any], where: str = "recipe",
         layers.append(resolved)
     merged: dict[str, Any] = {}
     for layer in reversed(layers):  # each in today's vocabulary before they meet
-        merged = _merge_recipe(merged, upgrade_recipe(layer), where)
-    return _without_other_models_fields(merged, layers)
+        layer = upgrade_recipe(layer)
+        merged = _merge_recipe(_without_fields_not_taken(merged, layer), layer, where)
+    return merged
 
 
-def _without_other_models_fields(merged: dict[str, Any],
-                                 layers: list[dict[str, Any]]) -> dict[str, Any]:
-    """``merged`` less the model fields that its model does not take and that only recipes
-    below the one choosing that model set: they describe the model of those recipes (a slim
-    VGG16's ``width``), not this one. Fields set alongside the model or above it stay, so
-    that :meth:`TrainConfig.validate` refuses them."""
-    model = merged.get("model")
-    if not isinstance(model, dict) or not isinstance(model.get("arch"), str):
+def _without_fields_not_taken(merged: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
+    """``merged`` (the recipes below ``layer``) less the model fields that the model ``layer``
+    chooses does not take: they describe the model of the recipes below (a slim VGG16's
+    ``width``), not this one, nor one chosen above it. Fields set alongside the model or above
+    it stay, so that :meth:`TrainConfig.validate` refuses them."""
+    section, model = layer.get("model"), merged.get("model")
+    if not (isinstance(section, dict) and isinstance(section.get("arch"), str)
+            and isinstance(model, dict)):
         return merged
-    since_arch: set[str] = set()
-    for layer in reversed(layers):  # from the deepest base up
-        section = layer.get("model")
-        if isinstance(section, dict):
-            since_arch = set(section) if "arch" in section else since_arch | set(section)
     try:
-        not_taken = model_fields_not_taken(model["arch"])
+        not_taken = model_fields_not_taken(section["arch"])
     except ValueError:
         return merged  # an unknown model: validate names it
-    drop = {name for name in not_taken if name not in since_arch}
-    return {**merged, "model": {k: v for k, v in model.items() if k not in drop}}
+    return {**merged, "model": {k: v for k, v in model.items() if k not in not_taken}}
 
 
 def _recipe_key(where: str) -> str:

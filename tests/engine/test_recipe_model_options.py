@@ -73,3 +73,11 @@ def test_the_custom_backbone_recipe_in_the_docs_reads_as_it_says(tmp_path) -> No
     assert model.arch == "fcn_custom_backbone" and model.backbone_weights is None
     assert model.options == {"factory": "mypkg.backbones:make_backbone",
                              "factory_kwargs": {"width": 16}, "variant": "8s"}
+
+
+def test_options_a_base_recipe_gave_its_own_model_are_dropped_for_another(tmp_path) -> None:
+    _recipe(tmp_path, "base: folder-cpu\nmodel: {options: {base_channels: 16}}\n", "slim.yaml")
+    path = _recipe(tmp_path, "base: slim.yaml\nmodel: {arch: fcn8s, backbone_weights: null}\n")
+    assert load_config(path).model.options == {}
+    kept = _recipe(tmp_path, "base: slim.yaml\nmodel: {arch: fcn8s_resnet34}\n", "deeper.yaml")
+    assert load_config(kept).model.options == {"base_channels": 16}

@@ -649,19 +649,23 @@ def resolve_recipe(data: dict[str, Any], where: str = "recipe",
 
 
 def _without_fields_not_taken(merged: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
-    """``merged`` (the recipes below ``layer``) less the model fields that the model ``layer``
-    chooses does not take: they describe the model of the recipes below (a slim VGG16's
-    ``width``), not this one, nor one chosen above it. Fields set alongside the model or above
-    it stay, so that :meth:`TrainConfig.validate` refuses them."""
+    """``merged`` (the recipes below ``layer``) less the model fields and ``options`` that the
+    model ``layer`` chooses does not take: they describe the model of the recipes below (a
+    slim VGG16's ``width``), not this one, nor one chosen above it. Fields set alongside the
+    model or above it stay, so that :meth:`TrainConfig.validate` refuses them."""
     section, model = layer.get("model"), merged.get("model")
     if not (isinstance(section, dict) and isinstance(section.get("arch"), str)
             and isinstance(model, dict)):
         return merged
     try:
         not_taken = model_fields_not_taken(section["arch"])
+        own = _own_options(section["arch"])
     except ValueError:
         return merged  # an unknown model: validate names it
-    return {**merged, "model": {k: v for k, v in model.items() if k not in not_taken}}
+    model = {k: v for k, v in model.items() if k not in not_taken}
+    if isinstance(model.get("options"), dict):  # a ResNet's base_channels, for a VGG16
+        model["options"] = {k: v for k, v in model["options"].items() if k in own}
+    return {**merged, "model": model}
 
 
 def _recipe_key(where: str) -> str:

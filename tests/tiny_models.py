@@ -41,3 +41,9 @@ def tiny_band_model(bands: list[str], mean: list[float], std: list[float], num_c
             getattr(model.head, name).weight.normal_(0.0, 0.5)
             getattr(model.head, name).bias.normal_(0.0, 0.5)
     return model
+
+
+def export_description(model: torch.nn.Module, **extra: object) -> dict[str, object]:
+    """The least description an export takes (what fcnseg loads the file by), plus ``extra``."""
+    return {"class_names": ["a", "b", "c"], "palette": [[0, 0, 0], [128, 0, 0], [0, 128, 0]],
+            "input_convention": model.input_convention.to_dict(), **extra}

@@ -8,6 +8,7 @@ import re
 import pytest
 import torch
 from floats import assert_close_to_scale, assert_labels_match
+from tiny_models import export_description
 
 from fcnseg.checkpoint import build_model_from_checkpoint
 from fcnseg.cli.main import main
@@ -140,7 +141,7 @@ def test_a_model_answering_a_dict_exports_its_logits(tmp_path) -> None:
     torch.manual_seed(0)
     model = build_model("fcn_resnet50", num_classes=3, output="dict", aux_loss=True,
                         base_channels=8).eval()
-    description = {"class_names": ["a", "b", "c"]}
+    description = export_description(model)
     onnx_result = export_onnx(model, tmp_path / "m.onnx", description=description,
                               sample_size=(40, 48))
     ts_result = export_torchscript(model, tmp_path / "m.pt", description=description,
@@ -186,6 +187,26 @@ def test_onnx_metadata_says_the_graph_is_float32(tmp_path) -> None:
     out = tmp_path / "m.onnx"
     # A segmenter's description says the precision it ran in (bf16 on CPUs with AVX512-BF16);
     # the graph exported is float32 whatever.
-    export_onnx(model, out, description={"arch": "fcn8s", "precision": "bf16"},
+    export_onnx(model, out, description=export_description(
+        model, arch="fcn8s", precision="bf16"),
                 sample_size=(32, 32))
     assert read_onnx_metadata(out)["precision"] == "fp32"
+
+
+@pytest.mark.parametrize("kind", ["onnx", "torchscript"])
+def test_a_description_fcnseg_could_not_load_is_refused_before_anything_is_written(
+        kind, tmp_path) -> None:
+    from fcnseg.export import export_onnx, export_torchscript
+    from fcnseg.export.common import ExportError
+    from fcnseg.models import fcn8s
+
+    model = fcn8s(num_classes=3, geometry="same", width=0.0625, fc_channels=16).eval()
+    export = export_onnx if kind == "onnx" else export_torchscript
+    out = tmp_path / "m.onnx"
+    with pytest.raises(ExportError, match=r"description lacks \['class_names', 'palette', "
+                                          r"'input_convention'\].*describe\(\)") as e:
+        export(model, out, description={}, sample_size=(32, 32))
+    assert "\n" not in str(e.value) and not out.exists()
+    no_palette = {k: v for k, v in export_description(model).items() if k != "palette"}
+    with pytest.raises(ExportError, match=r"description lacks \['palette'\]"):
+        export(model, out, description=no_palette, sample_size=(32, 32))

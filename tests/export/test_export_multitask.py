@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from floats import assert_close_to_scale, assert_labels_match
-from tiny_models import tiny_task_model
+from tiny_models import export_description, tiny_task_model
 
 from fcnseg.checkpoint import save_checkpoint
 from fcnseg.cli.main import main
@@ -32,7 +32,8 @@ def _inputs(names: tuple[str, ...], n: int, h: int, w: int) -> dict[str, torch.T
 
 def test_siftflow_onnx_has_one_output_per_head(tmp_path: Path) -> None:
     model, out = tiny_task_model("siftflow_fcn16s", seed=3), tmp_path / "sift.onnx"
-    export_onnx(model, out, description={"arch": model.arch}, sample_size=(40, 36))
+    export_onnx(model, out, description=export_description(model, arch=model.arch),
+                sample_size=(40, 36))
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     assert [o.name for o in session.get_outputs()] == ["semantic", "geometric"]
     assert [i.name for i in session.get_inputs()] == ["input"]
@@ -51,7 +52,8 @@ def test_siftflow_onnx_has_one_output_per_head(tmp_path: Path) -> None:
                                                 ("nyud_fcn32s_color_d", "legacy")])
 def test_fusion_onnx_takes_one_named_input_per_modality(arch, exporter, tmp_path: Path) -> None:
     model, out = tiny_task_model(arch, seed=3), tmp_path / "fusion.onnx"
-    export_onnx(model, out, description={"arch": arch}, sample_size=(36, 40), exporter=exporter)
+    export_onnx(model, out, description=export_description(model, arch=arch), sample_size=(36, 40),
+                exporter=exporter)
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     names = tuple(i.name for i in session.get_inputs())
     assert names == model.input_names and [o.name for o in session.get_outputs()] == ["logits"]
@@ -66,7 +68,8 @@ def test_fusion_onnx_takes_one_named_input_per_modality(arch, exporter, tmp_path
 
 def test_a_fusion_onnx_with_labels_out_answers_the_labels_of_its_logits(tmp_path: Path) -> None:
     model, out = tiny_task_model("nyud_fcn32s_color_hha", seed=3), tmp_path / "labels.onnx"
-    export_onnx(model, out, description={"arch": model.arch}, sample_size=(36, 40),
+    export_onnx(model, out, description=export_description(model, arch=model.arch),
+                sample_size=(36, 40),
                 labels_out=True)
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     x = _inputs(model.input_names, 2, 47, 33)
@@ -82,7 +85,8 @@ def test_a_fusion_onnx_with_labels_out_answers_the_labels_of_its_logits(tmp_path
 def test_torchscript_keeps_dict_inputs_and_dict_outputs(tmp_path: Path) -> None:
     for arch in ("siftflow_fcn8s", "nyud_fcn32s_color_hha"):
         model, out = tiny_task_model(arch, seed=3), tmp_path / f"{arch}.pt"
-        export_torchscript(model, out, description={"arch": arch}, sample_size=(38, 34))
+        export_torchscript(model, out, description=export_description(model, arch=arch),
+                           sample_size=(38, 34))
         loaded = torch.jit.load(str(out))
         x = _inputs(model.input_names, 2, 41, 49)
         x = x if len(model.input_names) > 1 else x["color"]

@@ -7,6 +7,7 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
+from tiny_models import export_description
 
 from fcnseg.checkpoint import build_model_from_checkpoint, load_checkpoint
 from fcnseg.data import SyntheticSegmentation
@@ -32,7 +33,8 @@ def test_onnx_on_raw_pixels_labels_a_photo_as_predict_does(geometry, export_chec
     ckpt = load_checkpoint(export_checkpoint(geometry))
     model = build_model_from_checkpoint(ckpt)
     path = tmp_path / "model.onnx"
-    export_onnx(model, path, description={"arch": model.arch}, sample_size=(64, 80))
+    export_onnx(model, path, description=export_description(model, arch=model.arch),
+                sample_size=(64, 80))
     photo = _photo()
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     raw = photo.transpose(2, 0, 1)[None].astype(np.float32)  # RGB 0-255, no other step

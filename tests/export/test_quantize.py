@@ -519,3 +519,16 @@ def test_a_bad_val_set_fails_in_one_line_before_calibration(synthetic_checkpoint
                  str(renamed), "--out", str(tmp_path / "q.onnx")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "[c0, c1, c2, c3, c4, c5, c6]" in err
+
+
+def test_a_description_without_what_fcnseg_loads_by_is_refused_before_quantizing(
+        tmp_path: Path) -> None:
+    from fcnseg.export.quantize import QuantizeError, quantize_model
+    from fcnseg.models import fcn8s
+
+    model = fcn8s(num_classes=3, geometry="same", width=0.0625, fc_channels=16).eval()
+    out = tmp_path / "m.int8.onnx"
+    with pytest.raises(QuantizeError, match=r"description lacks \['class_names', 'palette', "
+                                            r"'input_convention'\]"):
+        quantize_model(model, out, description={}, calibration=lambda: iter(()))
+    assert not out.exists()

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from tiny_models import export_description
 
 from fcnseg.checkpoint import build_model_from_checkpoint, save_checkpoint
 from fcnseg.conventions import CAFFE_BGR, TORCHVISION_RGB
@@ -245,7 +246,7 @@ def test_onnx_export_at_small_width(tmp_path: Path) -> None:
     from fcnseg.export import export_onnx
 
     model = _randomize(fcn_alexnet(3, **SMALL), seed=4)
-    export_onnx(model, tmp_path / "alexnet.onnx", description={"class_names": ["a", "b", "c"]},
+    export_onnx(model, tmp_path / "alexnet.onnx", description=export_description(model),
                 sample_size=(48, 56))
     session = ort.InferenceSession(str(tmp_path / "alexnet.onnx"),
                                    providers=["CPUExecutionProvider"])

@@ -21,7 +21,10 @@ from fcnseg.inference.sliding import forward_logits
 from fcnseg.models.fastpath import is_plain, plain_copy
 from fcnseg.models.preprocess import Preprocess, raw_pixel_model
 from fcnseg.utils.keyed import keyed
-from fcnseg.weightfiles.artifacts import RAW_PIXELS  # what readers of the graph look for
+from fcnseg.weightfiles.artifacts import (  # what readers of the graph look for
+    RAW_PIXELS,
+    REQUIRED_DESCRIPTION,
+)
 
 #: Largest absolute difference to PyTorch accepted when verifying an export (float32).
 DEFAULT_ATOL = 1e-4
@@ -101,6 +104,24 @@ def _input_text(raw_pixels: bool, convention: Mapping[str, Any] | None, several:
         return ("N×3×H×W float32 RGB pixel values 0-255 (normalisation inside the graph)"
                 if raw_pixels else "N×3×H×W float32, normalised per input_convention")
     return input_text(convention, raw_pixels=raw_pixels)
+
+
+def check_description(description: Any, error: type[Exception] = ExportError) -> None:
+    """Refuse (one line) an export ``description`` without what fcnseg reads the file back
+    by: ``class_names`` (a list, one name per class), ``palette`` and ``input_convention``
+    (:data:`~fcnseg.weightfiles.artifacts.REQUIRED_DESCRIPTION`), before anything is
+    written."""
+    if not isinstance(description, Mapping):
+        raise error(f"description: expected a dict (Segmenter.describe() gives one), got "
+                    f"{type(description).__name__}")
+    missing = [k for k in REQUIRED_DESCRIPTION if k not in description]
+    if missing:
+        raise error(f"description lacks {missing}, without which fcnseg cannot load the "
+                    f"export: pass Segmenter(...).describe() (or a dict with class_names, "
+                    f"palette and input_convention, e.g. model.input_convention.to_dict())")
+    if not isinstance(description["class_names"], list | tuple):
+        raise error(f"description: class_names: expected a list of names, got "
+                    f"{type(description['class_names']).__name__}")
 
 
 def metadata_strings(description: Mapping[str, Any], *,

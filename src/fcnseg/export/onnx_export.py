@@ -39,6 +39,7 @@ from fcnseg.export.common import (
     ExportSubject,
     RunExport,
     SampleCheck,
+    check_description,
     quiet_tracing,
     verified_export,
 )
@@ -151,15 +152,21 @@ def export_onnx(model: nn.Module, path: PathLike, options: OnnxOptions | None = 
     """Export ``model`` to ONNX at ``path``, verified before the file is written.
 
     ``model`` is the PyTorch model (run in eval mode on the CPU, float32); ``description``
-    JSON-able facts stored in the ONNX ``metadata_props``, one JSON string per key (class
-    names, palette, input convention, geometry, arch, ...). How it is exported is ``options``,
+    JSON-able facts stored in the ONNX ``metadata_props``, one JSON string per key. It must
+    hold what fcnseg loads the file by: ``class_names`` (a list, one per class), ``palette``
+    (``[r, g, b]`` per class) and ``input_convention`` (``model.input_convention.to_dict()``);
+    ``geometry``, ``arch``, ``ignore_index`` ... are read where present.
+    :meth:`Segmenter(model, ...).describe() <fcnseg.inference.Segmenter.describe>` gives them
+    all. How it is exported is ``options``,
     or the :class:`OnnxOptions` that the keyword ``option_fields`` make
     (``export_onnx(model, path, description=d, sample_size=(96, 96))``).
 
     Raises:
-        ExportError: the export failed, or onnxruntime's outputs differ from PyTorch's by
-            ``atol`` or more, or have another shape. ``path`` is then left as it was.
+        ExportError: the description lacks a key above (one line naming them), the export
+            failed, or onnxruntime's outputs differ from PyTorch's by ``atol`` or more, or
+            have another shape. ``path`` is then left as it was.
     """
+    check_description(description)
     opts = dataclasses.replace(options or OnnxOptions(), **option_fields)
     if opts.exporter not in EXPORTERS:
         raise ValueError(f"exporter must be one of {EXPORTERS}, got {opts.exporter!r}")

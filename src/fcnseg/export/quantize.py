@@ -22,7 +22,7 @@ import json
 import logging
 import math
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from fcnseg.export.common import ExportError, is_bare, quiet_tracing
+from fcnseg.export.common import ExportError, check_description, is_bare, quiet_tracing
 from fcnseg.export.onnx_export import append_argmax, export_onnx, set_metadata
 from fcnseg.metrics import confusion_matrix, scores
 from fcnseg.models.exported import int8_dot_products
@@ -187,8 +187,8 @@ def quantize_model(
 
     Args:
         model: the float model (one input: colour or bands; one output of N×C×H×W logits).
-        description: what :meth:`fcnseg.inference.Segmenter.describe` gives (class names,
-            palette, input convention, ...): stored in the metadata with the quantization.
+        description: what :meth:`fcnseg.inference.Segmenter.describe` gives (``class_names``,
+            ``palette``, ``input_convention``: required; ...), stored with the quantization.
         calibration: a function returning a fresh iterator of images as the model takes
             them: H×W×3 uint8 RGB, or a multi-band model's H×W×N raw band values.
         validation: a function returning a fresh iterator of (image, label) pairs, or None.
@@ -199,9 +199,9 @@ def quantize_model(
         A :class:`QuantizeResult`; ``path`` is None when the gate refused (``refused``: why).
 
     Raises:
-        QuantizeError: (one line) no engine, no calibration image, or the engine fails.
+        QuantizeError: (one line) a bad description, no engine or calibration image, or fails.
     """
-    _check_quantizable(model, options)
+    _check_quantizable(model, options, description)
     onnx, quantization = _require_engine()
     num_classes = len(description["class_names"])
     reduce_range = _reduce_range(options, log)
@@ -235,7 +235,9 @@ def quantize_model(
     return result
 
 
-def _check_quantizable(model: nn.Module, options: QuantizeOptions) -> None:
+def _check_quantizable(model: nn.Module, options: QuantizeOptions,
+                       description: Mapping[str, Any]) -> None:
+    check_description(description, QuantizeError)
     if options.keep_float not in KEEP_FLOAT:
         raise ValueError(f"keep_float must be one of {KEEP_FLOAT}, got {options.keep_float!r}")
     if getattr(model, "input_names", ("color",)) not in (("color",), ["color"]) \

@@ -29,6 +29,7 @@ from fcnseg.export.common import (
     ExportSubject,
     RunExport,
     SampleCheck,
+    check_description,
     quiet_tracing,
     verified_export,
 )
@@ -60,12 +61,17 @@ def export_torchscript(
     ``raw_pixels``: the module takes RGB 0-255 values and normalises them itself, as the model
     does; False traces the bare network, taking normalised input; None (default) decides by
     the model, raw pixels unless it was built with ``preprocess=False`` (recorded so in the
-    metadata; True for such a model is an :class:`ExportError`).
+    metadata; True for such a model is an :class:`ExportError`). ``description`` is stored in
+    the archive as :func:`~fcnseg.export.onnx_export.export_onnx` stores it, and must hold
+    the same keys: ``class_names``, ``palette`` and ``input_convention``
+    (``Segmenter(model, ...).describe()`` gives them).
 
     Raises:
-        ExportError: tracing failed or the saved module differs from PyTorch by ``atol`` or
-            more on either sample; ``path`` is then left as it was.
+        ExportError: the description lacks one of those keys (one line naming them), tracing
+            failed or the saved module differs from PyTorch by ``atol`` or more on either
+            sample; ``path`` is then left as it was.
     """
+    check_description(description)
     buf = io.BytesIO()
 
     def trace(subject: ExportSubject) -> RunExport:

@@ -23,6 +23,8 @@ from fcnseg.weightfiles.resolve import checkpoint_dict
 
 #: What ``input_pixels`` says of a graph that takes RGB pixel values 0-255 (N×3×H×W float32).
 RAW_PIXELS = "rgb_0_255"
+#: What an export's description must hold for fcnseg to load the file again.
+REQUIRED_DESCRIPTION = ("class_names", "palette", "input_convention")
 #: The TorchScript archive's metadata file (see :mod:`fcnseg.export.torchscript`).
 TORCHSCRIPT_METADATA = "fcnseg.json"
 #: Largest metadata we read from an artifact (class names, palettes and figures are far less).
@@ -99,6 +101,16 @@ def read_torchscript_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     return dict(expect_mapping(meta, f"{path}: {name}", "a JSON object", error=ArtifactError))
 
 
+def _check_required(path: Path, kind: str, meta: Mapping[str, Any]) -> None:
+    """Refuse (one line) metadata without :data:`REQUIRED_DESCRIPTION`."""
+    missing = [k for k in REQUIRED_DESCRIPTION if k not in meta]
+    if missing:
+        raise ArtifactError(f"{path}: the {kind} model's metadata lacks {missing}; export it "
+                            f"with fcnseg export (or fcnseg quantize), or from Python with a "
+                            f"description holding them (Segmenter(...).describe()), which "
+                            f"record them")
+
+
 def read_artifact(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The checkpoint-shaped description of an exported model at ``path``: ``model``
     (``arch``, ``build_kwargs`` with ``num_classes`` and ``geometry``, ``input_convention``),
@@ -116,10 +128,7 @@ def read_artifact(path: str | os.PathLike[str]) -> dict[str, Any]:
     if kind is None:
         raise ArtifactError(f"{p}: not an ONNX or TorchScript model")
     meta = read_onnx_metadata(p) if kind == "onnx" else read_torchscript_metadata(p)
-    missing = [k for k in ("class_names", "palette", "input_convention") if k not in meta]
-    if missing:
-        raise ArtifactError(f"{p}: the {kind} model's metadata lacks {missing}; export it with "
-                            f"fcnseg export (or fcnseg quantize), which records them")
+    _check_required(p, kind, meta)
     names = meta["class_names"]
     if not isinstance(names, list):
         raise ArtifactError(f"{p}: class_names: expected a list of names")

@@ -81,3 +81,10 @@ def test_options_a_base_recipe_gave_its_own_model_are_dropped_for_another(tmp_pa
     assert load_config(path).model.options == {}
     kept = _recipe(tmp_path, "base: slim.yaml\nmodel: {arch: fcn8s_resnet34}\n", "deeper.yaml")
     assert load_config(kept).model.options == {"base_channels": 16}
+
+
+def test_an_override_of_the_model_drops_the_recipes_options_it_does_not_take(tmp_path) -> None:
+    path = _recipe(tmp_path, "base: folder-cpu\nmodel: {options: {base_channels: 16}}\n")
+    assert load_config(path, ["model.arch=fcn8s"]).model.options == {}
+    with pytest.raises(ConfigError, match="^model.options.base_channels: unknown option of fcn8s"):
+        load_config(path, ["model.arch=fcn8s", "model.options={base_channels: 8}"])

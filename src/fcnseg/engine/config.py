@@ -728,9 +728,9 @@ def _model_fields_named(overrides: list[str] | tuple[str, ...],
 
 
 def _reset_fields_not_taken(model: ModelConfig, named: set[str]) -> None:
-    """After an override chose another model: the recipe's fields that model does not take
-    go back to their defaults (they described the recipe's model); those the overrides name
-    stay, for validate to refuse."""
+    """After an override chose another model: the recipe's fields (and options) that model
+    does not take go back to their defaults (they described the recipe's model); those the
+    overrides name stay, for validate to refuse."""
     try:
         not_taken = model_fields_not_taken(model.arch)
     except (ValueError, AttributeError):
@@ -739,3 +739,6 @@ def _reset_fields_not_taken(model: ModelConfig, named: set[str]) -> None:
     for name in not_taken:
         if name not in named:
             setattr(model, name, getattr(defaults, name))
+    if "options" not in named and isinstance(model.options, dict):
+        own = _own_options(model.arch)
+        model.options = {k: v for k, v in model.options.items() if k in own}

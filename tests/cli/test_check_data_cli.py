@@ -127,3 +127,24 @@ def test_a_label_the_labels_file_lacks_is_one_line_with_its_count_and_closest_cl
     assert [ln.strip() for ln in out.splitlines() if "nucleis" in ln] == [
         f"label 'nucleis' is not in {labels}: 6 shape(s) in 3 image(s) refused, those images "
         f"would not be imported (did you mean 'nucleus'? import with --rename nucleis=nucleus)"]
+
+
+def test_images_over_2048_pixels_are_counted_in_one_warning(tmp_path, capsys) -> None:
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path / "data"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    (root / "dataset.yaml").write_text("classes: [bg, thing]\n")
+    for n, (h, w) in enumerate([(3000, 16), (24, 32), (16, 2100)]):
+        Image.fromarray(np.zeros((h, w, 3), np.uint8)).save(root / "images" / f"{n}.png")
+        Image.fromarray(np.zeros((h, w), np.uint8)).save(root / "masks" / f"{n}.png")
+    assert main(["check-data", "--dataset", "folder", "--root", str(root),
+                 "--num-workers", "0"]) == 0
+    lines = [x for x in capsys.readouterr().out.splitlines() if "long side" in x]
+    assert lines == [
+        "warning: 2 of the 3 images checked are over 2048 pixels on the long side (the largest "
+        "16×3000): a training crop shows a tiny part of such a photo. Resize them to about "
+        "500-1000 pixels on the long side first (docs/own-data-cpu.md, \"Large photos\"), or "
+        "narrow data.scale_range"]

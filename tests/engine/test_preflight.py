@@ -294,3 +294,29 @@ def test_the_train_warning_takes_the_band_statistics_training_computes_anyway(
     # warnings read those.
     assert callers and all("band_convention" in names for names in callers)
     assert not any("startup_warnings" in names for names in callers)
+
+
+def test_training_images_over_2048_pixels_are_counted_in_one_warning() -> None:
+    sizes = [(3000, 4000), (480, 640), (4000, 3000), (2048, 1536)]
+    messages = preflight_warnings(_config(data={"crop_size": 224}), TWO_CORES, sizes)
+    assert messages == [
+        "2 of the 4 training images looked at are over 2048 pixels on the long side (the "
+        "largest 4000×3000): a training crop shows a tiny part of such a photo. Resize them "
+        "to about 500-1000 pixels on the long side first (docs/own-data-cpu.md, \"Large "
+        "photos\"), or narrow data.scale_range"]
+
+
+def test_start_up_warns_of_large_training_images_whatever_the_crop(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from fcnseg.data import build_dataset
+    from fcnseg.engine.preflight import startup_warnings
+
+    spec = write_folder_dataset(tmp_path / "data", count=3, size=32)
+    Image.fromarray(np.zeros((16, 2100, 3), np.uint8)).save(tmp_path / "data/images/1.png")
+    Image.fromarray(np.zeros((16, 2100), np.uint8)).save(tmp_path / "data/masks/1.png")
+    dataset = build_dataset(spec, split="train")
+    config = _config(data={"crop_size": None, "num_workers": 0})
+    (line,) = startup_warnings(config, dataset)
+    assert line.startswith("1 of the 3 training images looked at are over 2048 pixels")

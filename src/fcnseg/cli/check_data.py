@@ -24,6 +24,7 @@ from fcnseg.data.pascal_context import find_voc2010_dir
 from fcnseg.data.sbd import find_sbd_dir
 from fcnseg.data.siftflow import find_siftflow_dir
 from fcnseg.data.voc import find_voc_dir
+from fcnseg.engine.preflight import large_images_warning, sample_image_sizes
 
 NAME = "check-data"
 #: The labelling tools' formats read directly (fcnseg.data.annotations).
@@ -225,6 +226,10 @@ def run(args: argparse.Namespace) -> int:
     narrow = narrow_range_warning(dataset)
     if narrow is not None:
         print(f"warning: {narrow}")
+    large = large_images_warning(sample_image_sizes(dataset, limit=len(dataset)),
+                                 images="images checked")
+    if large is not None:
+        print(f"warning: {large}")
     for path in getattr(dataset, "unmatched_masks", lambda: [])():
         print(f"warning: {path}: mask without an image (not used)")
     problems = _problems(args, dataset, report)

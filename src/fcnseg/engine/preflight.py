@@ -23,6 +23,9 @@ from fcnseg.engine.config import TrainConfig
 CPU_RECIPE = "folder-cpu"
 #: A CPU run whose first iterations promise more than this many seconds gets a warning.
 ETA_LIMIT_S = 24 * 3600.0
+#: Training images longer than this (pixels, on the long side) are counted in one warning:
+#: a crop shows a tiny part of them (docs/own-data-cpu.md advises 500-1000 pixels).
+LARGE_IMAGE_SIDE = 2048
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ def preflight_warnings(config: TrainConfig, machine: MachineFacts,
                        image_sizes: Sequence[tuple[int, int]] = ()) -> list[str]:
     """Warnings about the resolved ``config`` on ``machine`` for training images of
     ``image_sizes`` ((height, width) of some or all of them; empty when unknown, as for
-    generated data, which skips the crop check): one message per problem, each naming the
+    generated data, which skips the size checks): one message per problem, each naming the
     setting and a value to try."""
     messages = []
     workers = config.data.num_workers  # "auto" is sized to the machine
@@ -66,6 +69,8 @@ def preflight_warnings(config: TrainConfig, machine: MachineFacts,
                 f"training images looked at are smaller on at least one side (median shorter "
                 f"side {median} pixels): their crops are mostly padding, which costs time and "
                 f"teaches nothing. Set data.crop_size={suggest} or less")
+    if (large := large_images_warning(image_sizes)) is not None:
+        messages.append(large)
     warmup, total = config.schedule.warmup_iters, config.train.iterations
     if warmup and warmup >= total:
         messages.append(
@@ -73,6 +78,20 @@ def preflight_warnings(config: TrainConfig, machine: MachineFacts,
             f"the learning rate never reaches optim.lr. Set schedule.warmup_iters="
             f"{_suggested_warmup(total)}")
     return messages
+
+
+def large_images_warning(image_sizes: Sequence[tuple[int, int]],
+                         images: str = "training images looked at") -> str | None:
+    """One line counting the ``image_sizes`` ((height, width)) over :data:`LARGE_IMAGE_SIDE`
+    pixels on the long side, with the largest, and what to do; None when there are none."""
+    large = [(h, w) for h, w in image_sizes if max(h, w) > LARGE_IMAGE_SIDE]
+    if not large:
+        return None
+    h, w = max(large, key=lambda size: size[0] * size[1])
+    return (f"{len(large)} of the {len(image_sizes)} {images} are over {LARGE_IMAGE_SIDE} "
+            f"pixels on the long side (the largest {w}×{h}): a training crop shows a tiny part "
+            f"of such a photo. Resize them to about 500-1000 pixels on the long side first "
+            f"(docs/own-data-cpu.md, \"Large photos\"), or narrow data.scale_range")
 
 
 def _suggested_warmup(total: int) -> str:
@@ -163,7 +182,7 @@ def sample_image_sizes(dataset: Any, limit: int = 64) -> list[tuple[int, int]]:
 
 def startup_warnings(config: TrainConfig, dataset: Any) -> list[str]:
     """:func:`preflight_warnings` with the facts gathered: this machine and ``dataset``."""
-    sizes = sample_image_sizes(dataset) if config.data.crop_size else []
+    sizes = sample_image_sizes(dataset)
     found = preflight_warnings(config, machine_facts(), sizes)
     if (mixed := mixed_sample_type_warning(dataset)) is not None:
         found.append(mixed)

@@ -253,6 +253,20 @@ def scores(confusion: np.ndarray | torch.Tensor | list[list[int]],
     }
 
 
+def _subset_scores(subset: np.ndarray, whole: np.ndarray,
+                   exclude: Sequence[int]) -> dict[str, Any]:
+    """:func:`scores` of a subset of the pixels (confusion ``subset``) with the classes the
+    whole ground truth (``whole``) holds but the subset's does not left out of the means, and
+    ``classes``: how many classes its mean IU averages."""
+    absent = (subset.sum(axis=1) == 0) & (whole.sum(axis=1) > 0)
+    left_out = sorted({int(c) for c in exclude} | {int(c) for c in np.flatnonzero(absent)})
+    kept = scores(subset, left_out)
+    counted = np.ones(subset.shape[0], dtype=bool)
+    counted[left_out] = False
+    kept["classes"] = int(np.count_nonzero(counted & ~np.isnan(np.asarray(kept["iu"]))))
+    return kept
+
+
 def _sum_over_processes(tensors: list[torch.Tensor], group: Any) -> None:
     """Sum each tensor, in place, over the processes of ``torch.distributed`` (if initialised)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -481,7 +495,8 @@ class CalibrationBins:
                             group)
         return self
 
-    def compute(self, coverages: Sequence[float] = DEFAULT_COVERAGES) -> dict[str, Any]:
+    def compute(self, coverages: Sequence[float] = DEFAULT_COVERAGES, *,
+                exclude: Sequence[int] = ()) -> dict[str, Any]:
         """The calibration summary.
 
         Returns:
@@ -491,9 +506,18 @@ class CalibrationBins:
             for each requested fraction F, the scores of the most confident pixels, taken
             level by level from the most confident until at least F of all pixels are in:
             ``{fraction, pixels_fraction (what was taken), max_doubt (the largest
-            1 − confidence taken), min_confidence (1 − max_doubt), mean_iu, pixel_acc}``;
-            ``confidence_levels``: how many levels hold pixels (1: confidence ranks no pixel
-            above another, so every fraction takes them all).
+            1 − confidence taken), min_confidence (1 − max_doubt), mean_iu, pixel_acc,
+            mean_iu_classes}``; ``confidence_levels``: how many levels hold pixels (1:
+            confidence ranks no pixel above another, so every fraction takes them all);
+            ``mean_iu_classes``: how many classes the mean IU of all pixels averages.
+
+            A fraction's ``mean_iu`` averages the classes that its pixels' ground truth holds
+            (``mean_iu_classes`` of them), and those absent from the whole ground truth (which
+            count as they do in the headline mean IU): a class the dataset holds but the
+            confident pixels do not would otherwise count IU 0 for a handful of pixels
+            predicted as it. Those pixels still count as errors, in ``pixel_acc`` and in the
+            IU of the class they belong to. With fraction 1 the mean IU is the headline one.
+            ``exclude``: classes left out of every mean, as the headline's.
         """
         count = self.count.cpu().numpy().astype(np.float64)
         correct = self.correct.cpu().numpy().astype(np.float64)
@@ -507,25 +531,7 @@ class CalibrationBins:
                  "accuracy": float(acc_b[b])} for b in range(self.num_bins)]
         levels = self.level_confusion.cpu().numpy()
         per_level = levels.sum(axis=(1, 2))
-        coverage = []
-        for fraction in coverages:
-            if not 0.0 < float(fraction) <= 1.0:
-                raise ValueError(f"coverage fractions must be in (0, 1], got {fraction}")
-            if not total:
-                coverage.append({"fraction": float(fraction), **dict.fromkeys(
-                    ("pixels_fraction", "max_doubt", "min_confidence", "mean_iu", "pixel_acc"),
-                    math.nan)})
-                continue
-            taken = np.cumsum(per_level[::-1])  # most confident level first
-            need = max(1, math.ceil(float(fraction) * total - 1e-6))
-            k = min(int(np.searchsorted(taken, need)), self.num_levels - 1)
-            lowest = self.num_levels - 1 - k
-            kept = scores(levels[lowest:].sum(axis=0))
-            coverage.append({"fraction": float(fraction),
-                             "pixels_fraction": float(taken[k] / total),
-                             "max_doubt": self.level_max_doubt(lowest),
-                             "min_confidence": 1.0 - self.level_max_doubt(lowest),
-                             "mean_iu": kept["mean_iu"], "pixel_acc": kept["pixel_acc"]})
+        coverage = [self._coverage(float(f), levels, exclude) for f in coverages]
         return {
             "pixels": int(total),
             "ece": ece,
@@ -535,7 +541,32 @@ class CalibrationBins:
             "bins": bins,
             "coverage": coverage,
             "confidence_levels": int(np.count_nonzero(per_level)),
+            "mean_iu_classes": _subset_scores(levels.sum(axis=0), levels.sum(axis=0),
+                                              exclude)["classes"] if total else 0,
         }
+
+    def _coverage(self, fraction: float, levels: np.ndarray,
+                  exclude: Sequence[int]) -> dict[str, Any]:
+        """One ``coverage`` entry of :meth:`compute`: the scores of the most confident
+        ``fraction`` of the pixels counted in ``levels`` (one confusion matrix per level)."""
+        if not 0.0 < fraction <= 1.0:
+            raise ValueError(f"coverage fractions must be in (0, 1], got {fraction}")
+        per_level = levels.sum(axis=(1, 2))
+        total = per_level.sum()
+        if not total:
+            return {"fraction": fraction, **dict.fromkeys(
+                ("pixels_fraction", "max_doubt", "min_confidence", "mean_iu", "pixel_acc"),
+                math.nan), "mean_iu_classes": 0}
+        taken = np.cumsum(per_level[::-1])  # most confident level first
+        need = max(1, math.ceil(fraction * total - 1e-6))
+        k = min(int(np.searchsorted(taken, need)), self.num_levels - 1)
+        lowest = self.num_levels - 1 - k
+        kept = _subset_scores(levels[lowest:].sum(axis=0), levels.sum(axis=0), exclude)
+        return {"fraction": fraction, "pixels_fraction": float(taken[k] / total),
+                "max_doubt": self.level_max_doubt(lowest),
+                "min_confidence": 1.0 - self.level_max_doubt(lowest),
+                "mean_iu": kept["mean_iu"], "pixel_acc": kept["pixel_acc"],
+                "mean_iu_classes": kept["classes"]}
 
     def __repr__(self) -> str:
         return (f"CalibrationBins(num_classes={self.num_classes}, num_bins={self.num_bins}, "

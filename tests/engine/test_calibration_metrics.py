@@ -138,3 +138,46 @@ def test_low_confidences_are_ranked_too() -> None:
     (half,) = bins.compute(coverages=(0.5,))["coverage"]
     assert half["pixels_fraction"] == 0.5 and half["pixel_acc"] == 1.0
     assert 0.08 < half["min_confidence"] <= 0.12
+
+
+def _one_hot_probs(pred: np.ndarray, conf: np.ndarray, num_classes: int) -> np.ndarray:
+    """C×P probabilities: ``conf`` on the predicted class, the rest spread evenly."""
+    probs = np.repeat(((1 - conf) / (num_classes - 1))[None], num_classes, axis=0)
+    probs[pred, np.arange(pred.size)] = conf
+    return probs
+
+
+def test_a_class_absent_from_the_confident_pixels_truth_is_left_out_of_their_mean_iu() -> None:
+    # Confident (0.999): class 0 ×40 (2 predicted as class 3), classes 1 and 2 ×30, all right.
+    # Unsure (0.6): class 3 ×100, half predicted as class 0. The confident half's truth holds
+    # no class 3: its mean IU averages classes 0-2, (38/40 + 1 + 1) / 3, and not a class-3 IU
+    # of 0 for its 2 stray pixels (which would give 0.7375); they still cost pixel accuracy.
+    labels = np.array([0] * 40 + [1] * 30 + [2] * 30 + [3] * 100)
+    pred = np.array([0] * 38 + [3] * 2 + [1] * 30 + [2] * 30 + [3] * 50 + [0] * 50)
+    conf = np.where(np.arange(200) < 100, 0.999, 0.6)
+    bins = CalibrationBins(4, num_bins=15)
+    bins.update(torch.from_numpy(labels)[None],
+                torch.from_numpy(_one_hot_probs(pred, conf, 4))[None])
+    result = bins.compute(coverages=(0.5, 1.0))
+    half, everything = result["coverage"]
+    assert half["pixels_fraction"] == 0.5
+    assert half["mean_iu"] == pytest.approx((38 / 40 + 1 + 1) / 3, rel=1e-12)
+    assert half["pixel_acc"] == pytest.approx(98 / 100, rel=1e-12)
+    assert half["mean_iu_classes"] == 3 and result["mean_iu_classes"] == 4
+    whole = scores(confusion_matrix(labels, pred, 4))
+    assert everything["mean_iu"] == pytest.approx(whole["mean_iu"], rel=1e-12)
+    assert everything["mean_iu_classes"] == 4
+
+
+def test_a_class_absent_from_all_the_truth_but_predicted_counts_as_in_the_headline() -> None:
+    # Class 2 is in no ground truth yet predicted twice among the confident pixels: the
+    # headline mean IU counts its IU 0, and so does every fraction's.
+    labels = np.array([0] * 50 + [1] * 50)
+    pred = np.array([0] * 48 + [2] * 2 + [1] * 50)
+    conf = np.where(np.arange(100) < 50, 0.999, 0.6)
+    bins = CalibrationBins(3, num_bins=15)
+    bins.update(torch.from_numpy(labels)[None],
+                torch.from_numpy(_one_hot_probs(pred, conf, 3))[None])
+    (half,) = bins.compute(coverages=(0.5,))["coverage"]
+    assert half["mean_iu"] == pytest.approx((48 / 50 + 0) / 2, rel=1e-12)
+    assert half["mean_iu_classes"] == 2

@@ -94,3 +94,22 @@ def test_pixels_of_one_confidence_are_said_not_to_rank() -> None:
     text = format_calibration({"temperature": 1.0, **bins.compute()})
     assert "took" not in text and "confidence ≥" not in text
     assert "most confident 50%, 80%, 90% of pixels: not told apart" in text
+
+
+def test_the_summary_says_how_many_classes_the_confident_mean_iu_averages() -> None:
+    # Classes 0 and 1 sure and right; class 2 unsure: the confident half's truth holds 2 of
+    # the 3 classes, and its line says its mean IU is over those.
+    from fcnseg.engine.evaluation import format_calibration
+
+    labels = torch.tensor([[0, 0, 1, 1, 2, 2, 2, 2]])
+    probs = torch.full((1, 3, 8), 0.2)
+    probs[0, labels[0], torch.arange(8)] = torch.tensor([0.999] * 4 + [0.6] * 4)
+    probs[:, :, :4] = torch.where(probs[:, :, :4] == 0.2, 0.0005, probs[:, :, :4])
+    bins = CalibrationBins(3)
+    bins.update(labels, probs)
+    text = format_calibration({"temperature": 1.0, **bins.compute(coverages=(0.5, 1.0))})
+    assert "most confident 50% of pixels" in text
+    half_line = next(line for line in text.splitlines() if "most confident 50%" in line)
+    assert "mean IU 100.00 over 2 of 3 classes, pixel acc 100.00" in half_line
+    full_line = next(line for line in text.splitlines() if "most confident 100%" in line)
+    assert "over" not in full_line

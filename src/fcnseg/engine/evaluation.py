@@ -211,7 +211,8 @@ def evaluate_model(model: nn.Module, loader: Any, options: EvalOptions | None = 
     result = {**heads[None], "num_images": num_images}
     if bins is not None:
         result["calibration"] = {"temperature": float(opts.temperature),
-                                 **bins.all_reduce().compute(opts.coverages)}
+                                 **bins.all_reduce().compute(
+                                     opts.coverages, exclude=exclude.get(None, ()))}
     return result
 
 
@@ -552,9 +553,18 @@ def format_calibration(calibration: Mapping[str, Any]) -> str:
     for c in coverage:
         lines.append(f"  most confident {100 * c['fraction']:.0f}% of pixels "
                      f"(took {pct(c['pixels_fraction'])}%, "
-                     f"{confidence(c['max_doubt'])}): mean IU {pct(c['mean_iu'])}, "
-                     f"pixel acc {pct(c['pixel_acc'])}")
+                     f"{confidence(c['max_doubt'])}): mean IU {pct(c['mean_iu'])}"
+                     f"{_classes_note(c, calibration)}, pixel acc {pct(c['pixel_acc'])}")
     return "\n".join(lines)
+
+
+def _classes_note(coverage: Mapping[str, Any], calibration: Mapping[str, Any]) -> str:
+    """`` over 3 of 4 classes`` when the confident pixels' ground truth holds fewer classes
+    than all pixels' (their mean IU averages those only); ``""`` otherwise or when unknown."""
+    shown, most = coverage.get("mean_iu_classes"), calibration.get("mean_iu_classes")
+    if not isinstance(shown, int) or not isinstance(most, int) or shown >= most:
+        return ""
+    return f" over {shown} of {most} classes"
 
 
 def plot_confusion(

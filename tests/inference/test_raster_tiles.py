@@ -822,7 +822,35 @@ def test_ctrl_c_says_how_many_rows_are_kept_and_that_the_same_command_continues(
                    "interrupted"]
     monkeypatch.setattr(predict_cli, "segmenter_tile_fn", real)
     assert main(args) == 0
-    assert f"fcnseg predict: {scene_out}: resumed at row 24" in capsys.readouterr().err
+    assert f"fcnseg predict: {scene_out}: resuming at row 24 (" in capsys.readouterr().err
+
+
+def test_a_resumed_run_says_so_first_and_counts_its_progress_over_the_tiles_left(
+        tiny_checkpoint, class_names, smooth_image, tmp_path, capsys, monkeypatch):
+    import fcnseg.cli.predict as predict_cli
+    import fcnseg.cli.progress as progress
+    from fcnseg.cli.main import main
+
+    write_tif(tmp_path / "scene.tif", np.concatenate([smooth_image, smooth_image]))  # 96 rows
+    args = ["predict", "--checkpoint", str(tiny_checkpoint(class_names)),
+            str(tmp_path / "scene.tif"), "--out", str(tmp_path / "out"),
+            "--tile", "32", "--overlap", "8", "--batch-size", "1"]
+    real = predict_cli.segmenter_tile_fn
+    with monkeypatch.context() as m:  # stopped in the third of four tile rows of three
+        m.setattr(predict_cli, "segmenter_tile_fn",
+                  lambda seg, info: stopped_at_call(7, real(seg, info)))
+        assert main(args) == 130
+    capsys.readouterr()
+    monkeypatch.setattr(progress, "LINE_EVERY_S", 0.0)  # a progress line after every tile
+    assert main(args) == 0
+    err = capsys.readouterr().err.splitlines()
+    scene_out = tmp_path / "out" / "scene.tif"
+    # Row 48 written: the tile row from 24 runs again (its overlap), then the last two rows.
+    assert err[0] == f"fcnseg predict: {scene_out}: resuming at row 48 (9 of 12 tiles left)"
+    lines = [line for line in err if line.startswith("predict scene.tif: ")]
+    assert lines[0].startswith("predict scene.tif: 1/9 tiles (11%)")
+    assert lines[-1].startswith("predict scene.tif: 9 tiles in ")
+    assert not any("resumed at row" in line for line in err)
 
 
 @pytest.mark.parametrize(("tile", "overlap"), [(512, 128), (256, 64), (128, 32)])
@@ -889,7 +917,7 @@ def test_a_raster_an_earlier_version_half_wrote_with_the_same_model_resumes(
     capsys.readouterr()
     assert main(args) == 0
     scene_out = tmp_path / "out" / "scene.tif"
-    assert f"fcnseg predict: {scene_out}: resumed at row 24" in capsys.readouterr().err
+    assert f"fcnseg predict: {scene_out}: resuming at row 24 (" in capsys.readouterr().err
     assert main(args) == 0  # and then complete
     assert "; 1 complete already, skipped" in capsys.readouterr().out
 

@@ -634,10 +634,10 @@ def _predict_raster_part(seg: Segmenter, path: Path, out: Path, tiles: TileSetti
         with open_raster(path) as reader:
             info = reader.info
         run = segmenter_tile_fn(seg, info)
-        with Progress(tile_count(info.height, info.width, tiles), unit="tile",
-                      desc=f"predict {path.name}", off=args.no_progress) as bar:
+        with _TileProgress(out, path, tile_count(info.height, info.width, tiles),
+                           off=args.no_progress) as bar:
             job = replace(job, bands=model_bands(seg, info), progress=bar.update,
-                          nodata=seg.input_convention.nodata)
+                          started=bar.start, nodata=seg.input_convention.nodata)
             try:
                 outcome = predict_raster(run, path, out, seg.class_names, tiles, job)
             except KeyboardInterrupt:
@@ -653,9 +653,35 @@ def _predict_raster_part(seg: Segmenter, path: Path, out: Path, tiles: TileSetti
         _report(f"{out}: removed the earlier run's "
                 f"{' and '.join(p.name for p in outcome.removed)} (not written with these "
                 f"settings)")
-    elif outcome.resumed_from_row:
-        _report(f"{out}: resumed at row {outcome.resumed_from_row}")
     return None
+
+
+class _TileProgress:
+    """The progress of one raster's tiles, its bar begun when :func:`predict_raster` says how
+    many tiles it runs: a resumed run's are those left (so are its rate and time left),
+    after one line saying where it resumes."""
+
+    def __init__(self, out: Path, path: Path, total: int, *, off: bool) -> None:
+        self.out, self.path, self.total, self.off = out, path, total, off
+        self.bar: Progress | None = None
+
+    def start(self, tiles: int, resumed_from_row: int) -> None:
+        if resumed_from_row:
+            _report(f"{self.out}: resuming at row {resumed_from_row:,} ({tiles:,} of "
+                    f"{self.total:,} tiles left)")
+        self.bar = Progress(tiles, unit="tile", desc=f"predict {self.path.name}",
+                            off=self.off)
+
+    def update(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def __enter__(self) -> _TileProgress:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(kind, *exc)
 
 
 def _interrupted_note(out: Path, height: int) -> str:

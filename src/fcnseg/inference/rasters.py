@@ -493,6 +493,9 @@ class RasterJob:
         model_name: the model as people know it (its checkpoint's path), shown by
             ``fcnseg info`` and never compared.
         progress: called with the number of tiles done after each batch.
+        started: called once before the first tile with the number of tiles this run
+            predicts (fewer than the whole grid's when it resumes) and the row it resumes
+            from (0: a run from the start).
         part: ``(k, n)``: write only the k-th of n shares of the tile rows (one process's
             share under torchrun; :func:`merge_parts` joins the shares). ``out`` then holds
             the whole grid with only that share's rows written.
@@ -506,6 +509,7 @@ class RasterJob:
     model_id: str = ""
     model_name: str = ""
     progress: Callable[[int], None] | None = None
+    started: Callable[[int, int], None] | None = None
     part: tuple[int, int] | None = None
     nodata: float | None = None
     palette: np.ndarray | None = None
@@ -549,6 +553,9 @@ def predict_raster(
         k0, k1 = _share(len(ys), job.part)
         resume_row = max(int(record["rows_done"]) if record is not None else 0, ys[k0])
         first = _first_tile_row(ys, k0, resume_row)
+        resumed = resume_row if record is not None else 0
+        if job.started is not None:
+            job.started((k1 - first) * len(xs), resumed)
         outputs = _Outputs(out, info, classes, settings, fresh=record is None,
                            palette=job.palette)
         if record is None:
@@ -565,7 +572,6 @@ def predict_raster(
                     _write_sidecar(out, fingerprint, rows_done, complete=k + 1 == k1,
                                    model_name=job.model_name)
     extra = tuple(p for kind, p in outputs.paths.items() if kind != "label")
-    resumed = resume_row if record is not None else 0
     return RasterOutcome(out, tiles, resumed_from_row=resumed, extra_outputs=extra,
                          replaced=replaced, removed=removed)
 

@@ -68,6 +68,20 @@ def test_class_names_must_match_the_model(tmp_path: Path) -> None:
         save_checkpoint(tmp_path / "x.pt", _model(), class_names=NAMES[:2], palette=voc_palette())
 
 
+@pytest.mark.parametrize(("palette", "shown"), [
+    ([[0, 0, 0], [1, 2, 3], [300, 0, 0]], r"colour 2 is \[300, 0, 0\]"),
+    ([[0, 0, 0], [1, 2], [3, 3, 3]], r"colour 1 is \[1, 2\]"),
+    ([[0, 0, 0], [1.5, 0, 0], [3, 3, 3]], r"colour 1 is \[1.5, 0, 0\]"),
+])
+def test_a_palette_loading_would_refuse_is_refused_before_writing(tmp_path: Path, palette,
+                                                                   shown) -> None:
+    out = tmp_path / "x.pt"
+    with pytest.raises(CheckpointError, match=f"palette: {shown}: expected \\[r, g, b\\] "
+                                              f"integers in 0-255") as e:
+        save_checkpoint(out, _model(), class_names=NAMES, palette=palette)
+    assert "\n" not in str(e.value) and not out.exists()
+
+
 def test_a_failed_write_leaves_the_previous_checkpoint_intact(tmp_path: Path) -> None:
     path = save_checkpoint(tmp_path / "last.pt", _model(), class_names=NAMES,
                            palette=voc_palette(), iteration=1)

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping, Sequence
+import numbers
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,9 @@ def save_checkpoint(path: PathLike, model: nn.Module,
 
     Raises:
         TypeError: ``class_names`` missing or a field unknown (one line naming it).
+        CheckpointError: a field loading would refuse (class names not one per class, a
+            palette colour that is not ``[r, g, b]`` integers in 0-255, ...), in one line,
+            before anything is written.
     """
     return write_checkpoint(path, checkpoint_payload(model, contents, **fields))
 
@@ -207,8 +211,30 @@ def _class_table(model: nn.Module, class_names: Sequence[str], palette: Any, ign
     if len(names) != getattr(model, "num_classes", len(names)):
         raise error(f"{len(names)} class names given for a model with {model.num_classes} "
                     f"classes")
-    pal = [[int(c) for c in rgb] for rgb in list(palette)[: max(len(names), ignore_index + 1)]]
+    pal = _palette_rows(palette, max(len(names), ignore_index + 1), error)
     return {"names": names, "palette": pal, "ignore_index": int(ignore_index)}
+
+
+def _palette_rows(palette: Any, count: int, error: type[Exception]) -> list[list[int]]:
+    """The first ``count`` colours of ``palette`` as ``[r, g, b]`` ints, each checked as
+    loading checks them (so that a checkpoint is never written unreadable)."""
+    rows = []
+    for i, rgb in enumerate(list(palette)[:count]):
+        values = list(rgb) if isinstance(rgb, Iterable) and not isinstance(rgb, str) else []
+        if len(values) != 3 or not all(
+                isinstance(v, numbers.Real) and float(v).is_integer() and 0 <= v <= 255
+                for v in values):
+            raise error(f"palette: colour {i} is {_shown(rgb)}: expected [r, g, b] integers "
+                        f"in 0-255")
+        rows.append([int(v) for v in values])
+    return rows
+
+
+def _shown(rgb: Any) -> str:
+    """A palette entry as the message shows it: ``[300, 0, 0]``."""
+    if isinstance(rgb, Iterable) and not isinstance(rgb, str):
+        return "[" + ", ".join(str(v.item() if hasattr(v, "item") else v) for v in rgb) + "]"
+    return repr(rgb)[:60]
 
 
 def _head_classes(model: nn.Module, names: list[str],

@@ -11,12 +11,41 @@ from _train_helpers import tiny_recipe, write_recipe
 from fcnseg.checkpoint import save_checkpoint
 from fcnseg.engine import load_config
 from fcnseg.engine.setup import build_training_model
+from fcnseg.models import WeightsError
 
 
 def test_missing_backbone_file_is_a_clear_error_naming_the_field() -> None:
     config = load_config(tiny_recipe(), ["model.backbone_weights=/nowhere/vgg16.pth"])
     with pytest.raises(FileNotFoundError, match=r"model\.backbone_weights: /nowhere/vgg16\.pth"):
         build_training_model(config, 7)
+
+
+def _unnamed_vgg16_file(path: Path) -> Path:
+    """A torchvision-layout VGG16 file for the tiny recipe's trunk, under a name of one's own
+    (so its input convention cannot be recognised)."""
+    chans = [3, 4, 4, 8, 8, 16, 16, 16, 32, 32, 32, 32, 32, 32]
+    sd = {}
+    for i, j in enumerate((0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)):
+        sd[f"features.{j}.weight"] = torch.zeros(chans[i + 1], chans[i], 3, 3)
+        sd[f"features.{j}.bias"] = torch.zeros(chans[i + 1])
+    for name, shape in (("0", (16, 32 * 49)), ("3", (16, 16)), ("6", (1000, 16))):
+        sd[f"classifier.{name}.weight"] = torch.zeros(shape)
+        sd[f"classifier.{name}.bias"] = torch.zeros(shape[0])
+    torch.save(sd, path)
+    return path
+
+
+def test_a_backbone_of_unknown_convention_is_one_line_naming_the_recipe_field(
+        tmp_path: Path) -> None:
+    weights = _unnamed_vgg16_file(tmp_path / "my_vgg16.pth")
+    config = load_config(tiny_recipe(), [f"model.backbone_weights={weights}"])
+    with pytest.raises(WeightsError, match=r"my_vgg16\.pth: .*set model\.backbone_convention: "
+                                        r"caffe_bgr .* or torchvision_rgb") as e:
+        build_training_model(config, 7)
+    assert "\n" not in str(e.value) and "pass convention=" not in str(e.value)
+    config = load_config(tiny_recipe(), [f"model.backbone_weights={weights}",
+                                         "model.backbone_convention=caffe_bgr"])
+    assert build_training_model(config, 7).input_convention.name == "caffe_bgr"
 
 
 def test_staged_init_copies_the_previous_stage_and_keeps_new_scorers_at_zero(

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from fcnseg.conventions import CAFFE_BGR, TORCHVISION_RGB
 from fcnseg.models import (
     WeightsError,
+    build_model,
     fcn8s,
     fcn16s,
     fcn32s,
@@ -94,6 +95,18 @@ def test_unrecognised_weights_need_an_explicit_convention(tmp_path: Path) -> Non
         load_backbone_weights(model, path)
     load_backbone_weights(model, path, convention="caffe_bgr")
     assert model.input_convention == CAFFE_BGR
+
+
+def test_the_convention_advice_names_the_builders_argument_which_then_works(
+        tmp_path: Path) -> None:
+    path = tmp_path / "my_vgg.pth"
+    torch.save(_vgg16_state_dict(), path)
+    options = {"num_classes": 3, "width": WIDTH, "fc_channels": FC, "backbone_weights": path}
+    with pytest.raises(WeightsError, match="pass backbone_convention='caffe_bgr'") as e:
+        build_model("fcn8s", **options)
+    assert "\n" not in str(e.value) and "pass convention=" not in str(e.value)
+    model = build_model("fcn8s", **options, backbone_convention="torchvision_rgb")
+    assert model.input_convention == TORCHVISION_RGB
 
 
 def test_backbone_shape_mismatch_names_file_and_keys(vgg_file: Path) -> None:

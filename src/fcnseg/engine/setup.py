@@ -56,6 +56,7 @@ from fcnseg.models import build_model, init_from
 from fcnseg.models.builders import builder_parameters
 from fcnseg.models.fastpath import optimize
 from fcnseg.models.multitask import LateFusionFCN, init_late_fusion
+from fcnseg.models.weights import ConventionUnknown
 from fcnseg.pretrained.fetch import PRETRAINED, backbone_weights_file
 from fcnseg.utils.batches import same_size_batches
 from fcnseg.utils.hardware import default_channels_last, resolve_precision
@@ -330,7 +331,10 @@ def build_training_model(
         # every builder loads its own backbone's ImageNet file and records its convention
         kwargs["backbone_weights"] = _backbone_file(m.backbone_weights)
         kwargs["backbone_convention"] = m.backbone_convention
-    model = build_model(m.arch, **kwargs)
+    try:
+        model = build_model(m.arch, **kwargs)
+    except ConventionUnknown as e:  # its advice names the recipe's field
+        raise e.naming("model.backbone_convention") from None
     if config.init and pretrained:
         _init_from_file(model, config.init)
     for layer in model.upsampling_layers():

@@ -51,7 +51,7 @@ from fcnseg.models.resnet import ResNetBackbone, load_resnet_weights
 from fcnseg.models.torchvision_fcn import TorchvisionFCN, load_torchvision_fcn_weights
 from fcnseg.models.vgg import VGG16Trunk
 from fcnseg.models.vgg16_bn import load_vgg16_bn_weights
-from fcnseg.models.weights import WeightsError, load_backbone_weights
+from fcnseg.models.weights import ConventionUnknown, WeightsError, load_backbone_weights
 from fcnseg.utils.typing import PathLike
 from fcnseg.weightfiles.published import PRETRAINED
 
@@ -381,7 +381,10 @@ class Architecture:
             o.backbone_weights = _weights_file(o.backbone_weights)
         recorded = {f.name: getattr(o, f.name) for f in fields(o)
                     if f.name not in (*NOT_RECORDED, "input_convention")}
-        return self.build(self, o, ModelIdentity(self.name, recorded, o.input_convention))
+        try:
+            return self.build(self, o, ModelIdentity(self.name, recorded, o.input_convention))
+        except ConventionUnknown as e:  # its advice names this builder's argument
+            raise e.naming("backbone_convention") from None
 
 
 def _weights_file(spec: Any) -> Any:

@@ -194,6 +194,28 @@ def _guess_convention(path: Path) -> InputConvention | None:
     return None
 
 
+class ConventionUnknown(WeightsError):
+    """Weights whose input convention cannot be told: the message says how to give it, by
+    the argument of the caller (``convention=`` of :func:`load_backbone_weights`,
+    ``backbone_convention=`` of the builders, ``model.backbone_convention`` of a recipe)."""
+
+    def __init__(self, path: Path, what: str, argument: str = "convention") -> None:
+        self.path, self.what, self.argument = path, what, argument
+        caffe, torchvision = ("(BGR, 0-255, mean subtracted)",
+                              "(RGB, [0, 1], ImageNet mean/std)")
+        if "." in argument:  # a recipe's field
+            advice = (f"set {argument}: caffe_bgr {caffe} or torchvision_rgb {torchvision} "
+                      f"in the recipe")
+        else:
+            advice = f"pass {argument}='caffe_bgr' {caffe} or 'torchvision_rgb' {torchvision}"
+        super().__init__(f"{path}: cannot tell which input convention these {what} weights "
+                         f"expect; {advice}")
+
+    def naming(self, argument: str) -> ConventionUnknown:
+        """The same error, its advice naming ``argument`` instead."""
+        return ConventionUnknown(self.path, self.what, argument)
+
+
 def load_backbone_weights(
     model: nn.Module,
     path: PathLike,
@@ -217,11 +239,7 @@ def load_backbone_weights(
     else:
         conv = get_convention(recorded) if recorded else _guess_convention(path)
     if conv is None:
-        raise WeightsError(
-            f"{path}: cannot tell which input convention these VGG16 weights expect; pass "
-            f"convention='caffe_bgr' (BGR, 0-255, mean subtracted) or 'torchvision_rgb' "
-            f"(RGB, [0, 1], ImageNet mean/std)"
-        )
+        raise ConventionUnknown(path, "VGG16")
     return copy_imagenet_trunk(model, path, sd, vgg16_torchvision_keys(), "VGG16", conv)
 
 

@@ -450,11 +450,27 @@ def _group_with_store(monkeypatch: pytest.MonkeyPatch, store: object):
     """This process's view of a 3-process group whose store is ``store``."""
     import torch.distributed as dist
 
-    from fcnseg.engine.distributed import DistInfo
+    from fcnseg.engine import distributed
 
     monkeypatch.setattr(dist, "is_initialized", lambda: True)
-    monkeypatch.setattr(dist.distributed_c10d, "_get_default_store", lambda: store)
-    return DistInfo(1, 3, 1, torch.device("cpu"), owns_group=True)
+    monkeypatch.setattr(distributed, "run_store", lambda: store)
+    return distributed.DistInfo(1, 3, 1, torch.device("cpu"), owns_group=True)
+
+
+def test_the_processes_left_count_themselves_in_the_store_torchrun_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A real store at MASTER_ADDR:MASTER_PORT, as torchrun's launcher holds it.
+    import torch.distributed as dist
+
+    from fcnseg.engine.distributed import DistInfo, first_to_report_loss
+
+    server = dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(server.port))
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    info = DistInfo(1, 3, 1, torch.device("cpu"), owns_group=True)
+    assert [first_to_report_loss(info) for _ in range(2)] == [True, False]
 
 
 def test_of_the_processes_left_after_a_loss_only_the_first_reports_it(

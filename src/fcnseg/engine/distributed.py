@@ -14,6 +14,7 @@ import contextlib
 import os
 import threading
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import torch
@@ -132,7 +133,7 @@ STORE_WAIT_S = 5.0
 
 def first_to_report_loss(info: DistInfo) -> bool:
     """Whether this process, left after another of the run was lost, is the one that tells the
-    user: the first of those left to count itself in the group's store. Under torchrun the
+    user: the first of those left to count itself in the run's store. Under torchrun the
     launcher holds that store, so exactly one process does, rank 0 lost or not. Call it before
     leaving the group. Where the store went with the lost process (rank 0 holds it when
     started without torchrun) or does not answer, every process left reports: a line repeated
@@ -143,10 +144,21 @@ def first_to_report_loss(info: DistInfo) -> bool:
 
     def count() -> None:
         with contextlib.suppress(Exception):  # however the store fails: this process reports
-            store = dist.distributed_c10d._get_default_store()
-            counts.append(int(store.add(_LOSS_REPORTS, 1)))
+            counts.append(int(run_store().add(_loss_reports_key(), 1)))
 
     counter = threading.Thread(target=count, daemon=True, name="fcnseg-loss-report")
     counter.start()
     counter.join(STORE_WAIT_S)
     return counts in ([], [1])
+
+
+def run_store() -> dist.Store:
+    """A new client of the store at ``MASTER_ADDR:MASTER_PORT`` that the group was set up
+    through: torchrun's launcher holds it (``TORCHELASTIC_USE_AGENT_STORE``), else rank 0."""
+    return dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]),
+                         is_master=False, timeout=timedelta(seconds=STORE_WAIT_S))
+
+
+def _loss_reports_key() -> str:
+    # A launcher that restarts its workers may keep its store: each attempt counts afresh.
+    return f"{_LOSS_REPORTS}/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}"

@@ -420,3 +420,40 @@ def test_evaluate_checkpoint_gives_a_nyud_spec_the_models_modalities(nyud_val, t
     result = evaluate_checkpoint(checkpoint, {"name": "nyud", "root": str(nyud_val)},
                                  calibration=False)
     assert result["dataset"]["modalities"] == ["color", "depth"]
+
+
+def _relative_root_checkpoint(tmp_path):
+    """A checkpoint as training wrote them before it recorded absolute roots: the recipe
+    keeps data/mine and runs/r1 as typed in ``tmp_path``."""
+    classes = list(SYNTHETIC_CLASSES)
+    write_folder(tmp_path / "data" / "mine", classes, {"val": 2})
+    val = {"name": "folder", "root": "data/mine", "split": "val"}
+    (tmp_path / "runs" / "r1").mkdir(parents=True)
+    return _checkpoint(tmp_path / "runs" / "r1" / "best.pt", classes,
+                       recipe={"name": "tiny", "out": "runs/r1", "data": {"val": val}})
+
+
+def test_an_older_checkpoint_with_a_relative_root_evaluates_where_it_was_trained(
+        tmp_path, monkeypatch) -> None:
+    ckpt = _relative_root_checkpoint(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert main(["evaluate", "--checkpoint", "runs/r1/best.pt", "--out", "eval"]) == 0
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # found beside the run folder that holds it
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--out", "eval"]) == 0
+
+
+def test_a_recipe_root_found_nowhere_is_one_line_naming_it_the_folder_and_the_option(
+        tmp_path, monkeypatch, capsys) -> None:
+    ckpt = _relative_root_checkpoint(tmp_path)
+    moved = tmp_path / "moved" / "best.pt"
+    moved.parent.mkdir()
+    ckpt.rename(moved)
+    monkeypatch.chdir(tmp_path / "moved")
+    assert main(["evaluate", "--checkpoint", str(moved), "--out", "eval"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip() == (
+        f"fcnseg evaluate: error: root from {moved}'s recipe: data/mine is not in "
+        f"{tmp_path / 'moved'}, the folder relative paths are taken from; pass "
+        f"--data root=DIR with the dataset's folder")
+    assert "writing to" not in captured.out and not (tmp_path / "moved" / "eval").exists()

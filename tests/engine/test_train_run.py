@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from _train_helpers import tiny_recipe
+from _train_helpers import tiny_recipe, write_folder_dataset
 
 from fcnseg.checkpoint import load_checkpoint, save_checkpoint
+from fcnseg.cli.main import main
 from fcnseg.engine import TrainingDiverged, load_config, train
 from fcnseg.models import fcn8s
 
@@ -296,3 +297,26 @@ def test_validation_records_say_their_precision(tmp_path: Path) -> None:
     train(load_config(recipe, out=str(tmp_path / "run")))
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
     assert [r["precision"] for r in records if r.get("split") == "val"] == ["fp32"]
+
+
+def _train_in(folder, monkeypatch) -> None:
+    """Train a tiny model in ``folder`` as a user types it there: data/mine, runs/r1."""
+    write_folder_dataset(folder / "data" / "mine", count=2)
+    monkeypatch.chdir(folder)
+    mine = {"name": "folder", "root": "data/mine"}
+    recipe = tiny_recipe(data={"train": mine, "val": {**mine, "split": "val"}},
+                         train={"iterations": 2, "eval_every": 2, "checkpoint_every": 2,
+                                "progress": False, "tensorboard": False})
+    train(load_config(recipe, out="runs/r1"))
+
+
+def test_a_checkpoint_trained_on_a_relative_root_evaluates_from_another_folder(
+        tmp_path, monkeypatch, capsys) -> None:
+    _train_in(tmp_path, monkeypatch)
+    ckpt = tmp_path / "runs" / "r1" / "best.pt"
+    val = load_checkpoint(ckpt)["recipe"]["data"]["val"]
+    assert val["root"] == str(tmp_path / "data" / "mine")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--out", "eval"]) == 0
+    assert f"'root': '{tmp_path / 'data' / 'mine'}'" in capsys.readouterr().out

@@ -28,6 +28,7 @@ from fcnseg.conventions import InputConvention, get_convention
 from fcnseg.data import SkipBad, build_dataset, collate_segmentation
 from fcnseg.data.base import refuse_withheld_labels
 from fcnseg.data.bit_depth import narrow_range_warning
+from fcnseg.data.build import with_absolute_paths
 from fcnseg.data.cache import cache_decoded, cached_problems
 from fcnseg.data.check import scan_dataset
 from fcnseg.data.errors import problem_line
@@ -175,7 +176,7 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
         _saved_class_weights(resume_ckpt) or config.loss.class_weights, plain,
         max_weight=config.loss.max_weight, workers=loader_workers(config.data.num_workers),
         distributed=info.distributed, is_main=info.is_main)
-    recipe = config_to_dict(config)
+    recipe = recorded_recipe(config)
     if class_weights is not None:
         recipe["loss"]["class_weights"] = class_weights.tolist()
     cell, offset = score_grid(model)
@@ -204,6 +205,18 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
         channels_last=channels_last, precision=precision, head_classes=head_classes,
         eval_exclude_classes=getattr(plain, "eval_exclude_classes", ()), ema=ema,
         notes=notes, background_class=getattr(plain, "background_class", None))
+
+
+def recorded_recipe(config: TrainConfig) -> dict[str, Any]:
+    """The recipe as checkpoints and the run folder's recipe.yaml record it: the datasets'
+    relative paths made absolute (taken from the folder training runs in), so that
+    ``fcnseg evaluate`` and ``--resume`` find the data from any folder."""
+    recipe = config_to_dict(config)
+    data = recipe.get("data")
+    for split in ("train", "val"):
+        if isinstance(data, dict) and isinstance(data.get(split), Mapping):
+            data[split] = with_absolute_paths(data[split], Path.cwd())
+    return recipe
 
 
 def _run_model(config: TrainConfig, info: DistInfo, plain: Any, num_classes: int,

@@ -399,5 +399,7 @@ def test_an_image_left_out_as_not_reviewed_is_reported_once(src: Path, tmp_path:
     said = capsys.readouterr().out
     assert "2 labelme file(s) fcnseg predict wrote and nobody saved since" in said
     assert "no annotations" not in said
+    assert f"imported 1 image(s) into {out} (2 classes: _background_, dog); 2 not reviewed\n" \
+        in said
     assert set((out / "unannotated.txt").read_text().splitlines()) == {
         str(photos / "b.png"), str(src / "a.png")}

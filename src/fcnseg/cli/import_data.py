@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fcnseg.data.annotations import FORMATS, ImportOptions, RasterOptions, import_annotations
+from fcnseg.data.annotations import (
+    FORMATS,
+    ImportOptions,
+    ImportReport,
+    RasterOptions,
+    import_annotations,
+)
 
 NAME = "import"
 HELP = ("Import annotations (labelme, COCO, CVAT, Label Studio) as a folder dataset: images/, "
@@ -89,8 +95,16 @@ def run(args: argparse.Namespace) -> int:
     print(f"imported {len(report.written)} image(s) into {args.out} "
           f"({len(report.classes)} classes: {', '.join(report.classes)})"
           + (f"; {len(report.errors)} not imported" if report.errors else "")
-          + (f"; {len(report.unannotated)} without annotations" if report.unannotated else ""))
+          + _left_to_annotate(report))
     return 1 if report.errors else 0
+
+
+def _left_to_annotate(report: ImportReport) -> str:
+    """The summary's count of the images left out as unannotated, and as not reviewed."""
+    unreviewed = len(report.unreviewed)
+    without = len(report.unannotated) - unreviewed
+    return ((f"; {without} without annotations" if without else "")
+            + (f"; {unreviewed} not reviewed" if unreviewed else ""))
 
 
 def _renames(pairs: list[tuple[str, str]]) -> dict[str, str]:

@@ -106,6 +106,8 @@ class ImportReport:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     unannotated: list[Path] = field(default_factory=list)
+    #: The pictures among ``unannotated`` whose annotation is a prediction nobody reviewed.
+    unreviewed: list[Path] = field(default_factory=list)
     classes: list[str] = field(default_factory=list)
     #: Names of the images written all background: labelled in the export, without a shape.
     background: list[str] = field(default_factory=list)
@@ -214,7 +216,8 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
     # An earlier import into ``out``: its classes keep their indices.
     earlier = load_folder_config(out / "dataset.yaml") if (out / "dataset.yaml").is_file() else {}
     labels = _labels_for_import(found, options, earlier, say, Path(src), out)
-    result = ImportReport(unannotated=list(found.unannotated))
+    result = ImportReport(unannotated=list(found.unannotated),
+                          unreviewed=list(found.unreviewed))
 
     def warn(line: str) -> None:
         result.warnings.append(line)
@@ -305,7 +308,7 @@ def _say_counts(result: ImportReport, found: Annotations, options: ImportOptions
             f"imported as all background (the first: {result.background[0]})")
     for line in _ignore_lines(result, options):
         say(line)
-    unreviewed = set(found.unreviewed)  # said in one line already, with the reason
+    unreviewed = set(result.unreviewed)  # said in one line already, with the reason
     for path in result.unannotated:
         if path not in unreviewed:
             say(f"warning: {printable(path)}: no annotations (not imported; listed in "

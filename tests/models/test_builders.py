@@ -22,6 +22,28 @@ def test_a_misspelt_argument_is_one_line_naming_the_model_and_the_argument(name:
         build_model(name, colour="red")
 
 
+@pytest.mark.parametrize(("name", "argument", "value", "expected"), [
+    ("fcn8s", "width", "0.25", "float"),
+    ("fcn8s", "fc_channels", 8.0, "int"),
+    ("fcn8s", "dropout", True, "float"),
+    ("fcn8s_resnet18", "base_channels", "16", "int"),
+])
+def test_an_argument_of_the_wrong_type_is_one_line_naming_the_model_and_the_argument(
+        name: str, argument: str, value: object, expected: str) -> None:
+    with pytest.raises(TypeError, match=rf"^{name}: {argument}: expected {expected}, "
+                                        rf"got {value!r}$"):
+        build_model(name, num_classes=3, **{argument: value})
+
+
+def test_numpy_numbers_are_taken_and_recorded_as_plain_ones() -> None:
+    np = pytest.importorskip("numpy")
+    model = build_model("fcn8s", num_classes=np.int64(3), width=np.float32(1 / 64),
+                        fc_channels=np.int64(4))
+    assert model.build_kwargs["num_classes"] == 3 and model.build_kwargs["width"] == 1 / 64
+    assert {type(model.build_kwargs[k]) for k in ("num_classes", "width", "fc_channels")} \
+        == {int, float}
+
+
 def test_the_paper_functions_take_the_same_arguments_as_their_names() -> None:
     by_function = fcn8s(3, geometry="same", **TINY_VGG)
     by_name = build_model("fcn8s", num_classes=3, geometry="same", **TINY_VGG)

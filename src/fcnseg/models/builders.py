@@ -10,7 +10,9 @@ its options except files (:data:`NOT_RECORDED`); checkpoints rebuild it with
 
 from __future__ import annotations
 
+import functools
 import inspect
+import numbers
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import KW_ONLY, dataclass, field, fields
@@ -375,6 +377,11 @@ class Architecture:
             bound = self.__signature__.bind(*args, **kwargs)  # type: ignore[attr-defined]
         except TypeError as e:
             raise TypeError(f"{self.name}: {e}") from None
+        hints = _hints(self.options)
+        for key, value in bound.arguments.items():  # before the options compare values
+            if problem := _type_problem(hints.get(key), value):
+                raise TypeError(f"{self.name}: {key}: {problem}")
+            bound.arguments[key] = _plain(hints.get(key), value)
         bound.apply_defaults()
         o = self.options(**bound.arguments)
         if getattr(o, "backbone_weights", None) is not None:
@@ -536,9 +543,34 @@ def builder_parameters(name: str) -> tuple[str, ...]:
     return tuple(_signature(name).parameters)
 
 
-#: Types a checkpoint's plain data is checked against before anything is built.
-_SCALARS: dict[Any, tuple[type, ...]] = {bool: (bool,), int: (int,), float: (int, float),
-                                         str: (str,)}
+#: What a builder argument annotated with a plain type takes (NumPy's numbers too); checked
+#: before anything is built, for builder calls, checkpoints and recipes alike.
+_SCALARS: dict[Any, tuple[type, ...]] = {bool: (bool,), int: (numbers.Integral,),
+                                         float: (numbers.Real,), str: (str,)}
+
+
+@functools.cache
+def _hints(options: Any) -> dict[str, Any]:
+    """The type hints of a builder's options dataclass (or of a builder function)."""
+    return typing.get_type_hints(options)
+
+
+def _type_problem(hint: Any, value: Any) -> str | None:
+    """What is wrong with ``value`` for an argument annotated ``hint`` where that is a plain
+    type (``"expected float, got '0.25'"``), else None."""
+    kinds = _SCALARS.get(hint)
+    if kinds is None or (isinstance(value, kinds)
+                         and (hint is bool or not isinstance(value, bool))):
+        return None
+    return f"expected {hint.__name__}, got {repr(value)[:100]}"
+
+
+def _plain(hint: Any, value: Any) -> Any:
+    """A number of another kind (NumPy's) as the plain int or float ``hint`` names, so that
+    what is recorded stays plain data."""
+    if hint in (int, float) and type(value) not in (int, float):
+        return int(value) if isinstance(value, numbers.Integral) else float(value)
+    return value
 
 
 def check_build_kwargs(name: str, kwargs: Mapping[str, Any]) -> None:
@@ -556,13 +588,10 @@ def check_build_kwargs(name: str, kwargs: Mapping[str, Any]) -> None:
         key = next(k for k in kwargs if k not in recordable.parameters)
         raise ValueError(f"build_kwargs.{key}: not an argument of {name} "
                          f"(known: {list(recordable.parameters)})") from None
-    hints = typing.get_type_hints(row.options if row is not None else get_builder(name))
+    hints = _hints(row.options if row is not None else get_builder(name))
     for key, value in kwargs.items():
-        kinds = _SCALARS.get(hints.get(key))
-        if kinds and (not isinstance(value, kinds) or
-                      (isinstance(value, bool) and hints[key] is not bool)):
-            raise ValueError(f"build_kwargs.{key}: expected {hints[key].__name__}, "
-                             f"got {repr(value)[:100]}")
+        if problem := _type_problem(hints.get(key), value):
+            raise ValueError(f"build_kwargs.{key}: {problem}")
     if row is not None:
         try:  # each options dataclass checks the fields a scalar type cannot describe
             row.options(**kwargs)
@@ -584,13 +613,10 @@ def check_builder_options(name: str, options: Mapping[str, Any]) -> None:
         if key not in params:
             known = [p for p in params if p != "num_classes"]
             raise ValueError(f"{key}: unknown option of {name}; known: {', '.join(known)}")
-    hints = typing.get_type_hints(row.options if row is not None else get_builder(name))
+    hints = _hints(row.options if row is not None else get_builder(name))
     for key, value in options.items():
-        kinds = _SCALARS.get(hints.get(key))
-        if kinds and value is not None and (
-                not isinstance(value, kinds)
-                or (isinstance(value, bool) and hints[key] is not bool)):
-            raise ValueError(f"{key}: expected {hints[key].__name__}, got {repr(value)[:100]}")
+        if value is not None and (problem := _type_problem(hints.get(key), value)):
+            raise ValueError(f"{key}: {problem}")
     if row is not None:
         try:  # each options dataclass checks the fields a scalar type cannot describe
             row.options(**options)
@@ -608,7 +634,11 @@ def build_model(name: str, *, preprocess: bool = True, **kwargs: Any) -> nn.Modu
     ``preprocess=False`` leaves that an ``nn.Identity()`` (a
     :class:`~fcnseg.models.preprocess.BareInput`, which refuses integer pixels and float
     colour images too bright to be normalised ones): the bare network, taking float input
-    already normalised in the model's ``input_convention``."""
+    already normalised in the model's ``input_convention``.
+
+    An argument the builder does not take, or one not of its plain type (``width="0.25"``), is
+    a one-line TypeError naming the model and the argument (``fcn8s: width: expected float,
+    got '0.25'``); NumPy numbers are taken as Python ones."""
     model = get_builder(name)(**kwargs)
     if not preprocess:
         own = getattr(model, "preprocess", None)

@@ -633,6 +633,34 @@ def test_a_32_bit_label_rasters_values_are_listed_exactly(tmp_path, capsys) -> N
     assert rec["values"] == values and rec["shares"] == [0.25] * 4
 
 
+def test_a_label_raster_over_64_megapixels_lists_its_shares_read_by_strips(
+        tmp_path, capsys, monkeypatch) -> None:
+    import json
+
+    import numpy as np
+    import rasterio
+
+    from fcnseg.cli import info_files
+
+    height, width = 8200, 8000  # 65.6 million pixels
+    path = tmp_path / "scene_labels.tif"
+    with rasterio.open(path, "w", driver="GTiff", height=height, width=width, count=1,
+                       dtype="uint8", tiled=True, compress="deflate", crs="EPSG:32633",
+                       transform=rasterio.Affine(3, 0, 600000, 0, -3, 4700000)) as ds:
+        label = np.zeros((height, width), np.uint8)
+        label[:2050] = 3  # a quarter
+        label[-820:, :4000] = 255  # nodata: 5%
+        ds.write(label, 1)
+    del label
+    reads = []
+    monkeypatch.setattr(info_files, "open_raster", lambda *a, **k: _Counting(reads, *a, **k))
+    assert main(["info", "--json", str(path)]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["values"] == [0, 3, 255] and rec["shares"] == [0.7, 0.25, 0.05]
+    assert sum(reads) == height * width
+    assert max(reads) <= info_files._VALUES_ROWS_PIXELS  # by strips, never the whole raster
+
+
 @pytest.mark.parametrize("dtype", ["uint16", "uint32"])
 def test_a_raster_of_too_many_values_to_list_says_more_than_the_count_it_stopped_at(
         tmp_path, capsys, monkeypatch, dtype) -> None:

@@ -30,8 +30,6 @@ _IMAGE_MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"BM"
                 (b"RIFF", "WEBP"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
                 *((f"P{k}".encode(), "PPM") for k in range(1, 7)))
 _RASTER_MAGIC = tuple(magic for magic, _, _ in RASTER_FORMATS)
-# Single-band rasters up to this size are read to list the values present (labels).
-_MAX_VALUES_PIXELS = 64_000_000
 #: Most distinct values listed (more than any label map's classes: ADE20K's full set has
 #: 3,688); a raster of more (a DEM, a 16-bit photo) is said to have more, read no further.
 MAX_LISTED_VALUES = 4096
@@ -84,13 +82,23 @@ def _counted_values(pieces: Iterable[np.ndarray], total: int) -> dict[str, Any]:
     more distinct values than that are seen (the rest is not read)."""
     counts: Counter[int] = Counter()
     for piece in pieces:
-        values, found = np.unique(piece, return_counts=True)
+        values, found = _piece_counts(piece)
         counts.update(dict(zip((int(v) for v in values), (int(c) for c in found),
                                strict=True)))
         if len(counts) > MAX_LISTED_VALUES:
             return {"more_values_than": MAX_LISTED_VALUES}
     values = sorted(counts)
     return {"values": values, "shares": [counts[v] / total for v in values]}
+
+
+def _piece_counts(piece: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of ``piece`` and how many times each occurs: by counting for 8- and
+    16-bit samples (many times faster than sorting a strip of millions of pixels)."""
+    if piece.dtype in (np.uint8, np.uint16):
+        found = np.bincount(piece.reshape(-1))
+        values = np.flatnonzero(found)
+        return values, found[values]
+    return np.unique(piece, return_counts=True)
 
 
 def _raster_values(file: Path) -> dict[str, Any]:
@@ -125,7 +133,7 @@ def _raster_record(file: Path) -> dict[str, Any]:
                            # NaN (float outputs' nodata) as text: JSON has no NaN
                            "nodata": "nan" if info.nodata is not None and np.isnan(info.nodata)
                            else info.nodata}
-    if info.bands == 1 and info.dtype.kind == "u" and info.pixels <= _MAX_VALUES_PIXELS:
+    if info.bands == 1 and info.dtype.kind == "u":  # read by strips: any size
         rec.update(_raster_values(file))
     return rec
 

@@ -92,10 +92,15 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--add-unknown-labels needs --labels")
     report = import_annotations(args.format, Path(args.src), Path(args.out), options,
                                 report=lambda line: print(f"fcnseg import: {line}"))
+    left = (f"; {len(report.errors)} not imported" if report.errors else "") + \
+        _left_to_annotate(report)
+    if not report.written:
+        print(f"imported no image, so no dataset was written to {args.out}{left}"
+              + (f" (listed in {Path(args.out) / 'unannotated.txt'})"
+                 if report.unannotated else ""))
+        return 1 if report.errors else 0
     print(f"imported {len(report.written)} image(s) into {args.out} "
-          f"({len(report.classes)} classes: {', '.join(report.classes)})"
-          + (f"; {len(report.errors)} not imported" if report.errors else "")
-          + _left_to_annotate(report))
+          f"({len(report.classes)} classes: {', '.join(report.classes)}){left}")
     return 1 if report.errors else 0
 
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from fcnseg.data.annotations.importer import (
     ImportOptions,
+    band_raster,
     label_set_for,
     read_annotations,
     refused_labels,
@@ -23,7 +24,14 @@ from fcnseg.data.base import SegmentationDataset, Transform
 from fcnseg.data.errors import DataError
 from fcnseg.data.images import ImageError, load_image
 from fcnseg.data.io import read_image
+from fcnseg.data.rasters import raster_info
 from fcnseg.utils.typing import PathLike
+
+#: Why a picture of bands no colour image holds is no sample of a dataset read directly.
+_BANDS_PROBLEM = ("{bands} band(s) of {dtype}, but annotations read directly give RGB or "
+                  "grey pictures: import them (fcnseg import {fmt} {src} --out DIR), which "
+                  "copies the pictures as they are and declares their bands in "
+                  "DIR/dataset.yaml, and train on DIR")
 
 
 class AnnotationDataset(SegmentationDataset):
@@ -85,6 +93,11 @@ class AnnotationDataset(SegmentationDataset):
         if isinstance(resolved, str):
             raise DataError(*resolved.split(": ", 1))
         picture, (height, width) = resolved
+        if band_raster(picture):
+            info = raster_info(picture)
+            raise DataError(picture, _BANDS_PROBLEM.format(
+                bands=info.bands, dtype=info.dtype, fmt=self.format.replace("_", "-"),
+                src=printable(self.root)))
         if isinstance(picture, Path):
             image = read_image(picture)
         else:

@@ -4,6 +4,7 @@ read."""
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import io
@@ -38,11 +39,19 @@ from fcnseg.data.annotations.shapes import (
     printable,
     rasterise,
 )
-from fcnseg.data.bit_depth import BANDS_SNIPPET, deep_one_band_types
+from fcnseg.data.bit_depth import deep_one_band_types
 from fcnseg.data.class_names import spelling_groups
 from fcnseg.data.folder import load_folder_config
-from fcnseg.data.images import IMAGE_FORMATS, ImageError, open_upright
+from fcnseg.data.images import (
+    IMAGE_FORMATS,
+    TIFF_MAGIC,
+    ImageError,
+    file_head,
+    open_upright,
+    tiff_bands_problem,
+)
 from fcnseg.data.palette import palette_for
+from fcnseg.data.rasters import raster_info
 
 #: The readers of ``fcnseg import``'s formats, each given the source and the images folder.
 _READERS: dict[str, Callable[[Path, Path | None], Annotations]] = {
@@ -163,9 +172,7 @@ def resolve_image(item: AnnotatedImage) -> tuple[bytes | Path, tuple[int, int]] 
         return f"{source}: {MISSING} {missing}"
     picture: bytes | Path = item.image_path if have_file else item.image_bytes  # type: ignore
     try:
-        what = picture if isinstance(picture, Path) else io.BytesIO(picture)
-        with open_upright(what) as img:
-            size = (img.height, img.width)
+        size = picture_size(picture)
     except (ImageError, OSError) as e:
         shown = printable(picture) if isinstance(picture, Path) else "its embedded image"
         return f"{source}: unreadable image {shown} ({e})"
@@ -174,6 +181,30 @@ def resolve_image(item: AnnotatedImage) -> tuple[bytes | Path, tuple[int, int]] 
         return (f"{source}: the annotation is for a {item.size[1]}×{item.size[0]} image, but "
                 f"the image is {size[1]}×{size[0]} (W×H)")
     return picture, size
+
+
+def band_raster(picture: bytes | Path) -> bool:
+    """Whether ``picture`` is a TIFF of bands no colour image holds (4 bands of uint16, a
+    satellite chip's): data a model of those bands reads as they are, never made RGB."""
+    if not isinstance(picture, Path):
+        return False
+    with open(picture, "rb") as f:
+        if file_head(f, 4) not in TIFF_MAGIC:
+            return False
+    return tiff_bands_problem(picture) is not None
+
+
+def picture_size(picture: bytes | Path) -> tuple[int, int]:
+    """The upright (height, width) of a picture (its file, or its embedded bytes): a band
+    raster's from its header (:func:`band_raster`: its bands kept, nothing made RGB), any
+    other picture's decoded as the image reader decodes it (so that a corrupt one is refused
+    now). Raises :class:`ImageError` or OSError when it cannot be read."""
+    if band_raster(picture):
+        info = raster_info(picture)
+        return info.height, info.width
+    what = picture if isinstance(picture, Path) else io.BytesIO(picture)
+    with open_upright(what) as img:
+        return img.height, img.width
 
 
 def split_of(name: str, val_fraction: float) -> str:
@@ -208,8 +239,12 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
 
     Images that cannot be imported (missing picture, a refused label, a shape that cannot be
     drawn, a malformed file) are left out, each with one line in ``errors``; shapes outside
-    the image are skipped with a line in ``warnings``. ``report`` receives each line as it is
-    found (a label the labels file lacks: one line per label, not per image)."""
+    the image are skipped with a line in ``warnings``. ``report`` receives the lines (a label
+    the labels file lacks: one line per label, not per image; images not imported for one
+    reason: one line for all of them). When no image is imported, nothing is written: a
+    folder the import made is removed again, and one imported into before is left as it
+    was. Pictures of bands no colour image holds (a satellite's 4-band uint16 GeoTIFFs) are
+    copied as they are, and a new dataset.yaml declares their bands."""
     say = report or (lambda line: None)
     found = _read_renamed(fmt, Path(src), options, say)
     out = Path(out)
@@ -225,11 +260,40 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
 
     for line in [*found.problems, *_unlisted_labels(found, labels, options, earlier)]:
         warn(line)
+    created = [d for d in (out, out / "images", out / "masks") if not d.exists()]
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(exist_ok=True)
     palette = _palette_for_import(labels, found, options, earlier)
     refused, refused_lines = refused_labels(found.items, labels, options)
+    failed = _import_items(found, (labels, palette, refused), options, out, result, warn)
+    for line in _grouped_errors(failed):
+        say(f"error: {line}")
+    for line in refused_lines:
+        say(f"error: {line}")
+    _say_counts(result, found, options, out, say)
+    result.classes = list(labels.classes)  # grown while drawing when labels are not fixed
+    if not result.written:  # no dataset of no image: what this import made goes again
+        for folder in reversed(created):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        if result.unannotated:  # still the list of what is left to annotate
+            out.mkdir(parents=True, exist_ok=True)
+            _write_unannotated(out, result.unannotated, [])
+        return result
+    _finish(out, found, options, result, warn)
+    _write_config(out, labels, palette, say)
+    return result
+
+
+def _import_items(found: Annotations, drawn: tuple[LabelSet, np.ndarray, dict[str, str]],
+                  options: ImportOptions, out: Path, result: ImportReport,
+                  warn: Callable[[str], None]) -> list[tuple[AnnotatedImage, str]]:
+    """Import each image of ``found`` with the classes, palette and refused images of
+    ``drawn``, into ``result``; the images not imported with the line saying why, but those
+    said otherwise (refused labels, missing pictures: one line each for all)."""
+    labels, palette, refused = drawn
     seen: dict[str, str] = {}
+    failed = []
     for item in found.items:
         for line in item.problems:
             warn(line)
@@ -241,19 +305,34 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
                 result.missing.append(item)
         elif problem:
             result.errors.append(problem)
-            say(f"error: {problem}")
+            failed.append((item, problem))
         else:
             result.written.append(item.name)
             result.crowd.update(s.label for s in item.shapes if s.crowd)
             if not any(s.kind != "point" for s in item.shapes):
                 result.background.append(item.name)
-    for line in refused_lines:
-        say(f"error: {line}")
-    _say_counts(result, found, options, out, say)
-    _finish(out, found, options, result, warn)
-    result.classes = list(labels.classes)  # grown while drawing when labels are not fixed
-    _write_config(out, labels, palette, say)
-    return result
+    return failed
+
+
+def _grouped_errors(failed: list[tuple[AnnotatedImage, str]]) -> list[str]:
+    """One line per reason images were not imported: an image's own line when it alone
+    failed so, else how many, and the first one's line."""
+    groups: dict[str, list[str]] = {}
+    for item, problem in failed:
+        groups.setdefault(_reason_of(item, problem), []).append(problem)
+    return [lines[0] if len(lines) == 1 else
+            f"{len(lines)} images not imported, all for one reason; the first: {lines[0]}"
+            for lines in groups.values()]
+
+
+def _reason_of(item: AnnotatedImage, problem: str) -> str:
+    """``problem`` less what names ``item`` (its file, picture and name): the same for
+    images that failed for the same reason."""
+    names = {printable(item.source), item.name, item.image_name or "",
+             printable(item.image_path) if item.image_path is not None else ""}
+    for name in sorted(names - {""}, key=len, reverse=True):
+        problem = problem.replace(name, "\0")
+    return problem
 
 
 def _read_renamed(fmt: str, src: Path, options: ImportOptions,
@@ -535,8 +614,13 @@ def _write_lists(out: Path, unannotated_now: list[Path], val_fraction: float,
     for name in ("train", "val"):
         chosen = "".join(f"{n}\n" for n in names if split[n] == name)
         (out / f"{name}.txt").write_text(chosen, encoding="utf-8")
-    # The images still to annotate: those of earlier imports, less the ones imported now, and
-    # those of this import.
+    _write_unannotated(out, unannotated_now, imported)
+    return "val" in split.values()
+
+
+def _write_unannotated(out: Path, unannotated_now: list[Path], imported: list[Path]) -> None:
+    """Writes unannotated.txt: the images still to annotate, those of earlier imports less
+    the ones ``imported`` now, and those of this import (removed when there are none)."""
     unannotated = out / "unannotated.txt"
     done = {_resolved(p) for p in imported}
     listed = (unannotated.read_text(encoding="utf-8", errors="replace")
@@ -549,7 +633,6 @@ def _write_lists(out: Path, unannotated_now: list[Path], val_fraction: float,
         unannotated.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
     elif unannotated.exists():
         unannotated.unlink()
-    return "val" in split.values()
 
 
 def _resolved(path: Path) -> Path:
@@ -591,22 +674,85 @@ def _write_config(out: Path, labels: LabelSet, palette: np.ndarray,
 def _declare_bands(out: Path, config: dict[str, Any], new: bool,
                    say: Callable[[str], None]) -> None:
     """When the folder's images are all one channel deeper than 8 bits (a microscope's 16-bit
-    grey TIFFs), a new dataset.yaml declares that band, so that training keeps their depth
-    rather than reading them as 8-bit RGB; one that exists without ``bands`` is kept as it is
-    (the user's choice), and told the line to add. Either is one line."""
+    grey TIFFs), or all band rasters of one layout (:func:`band_raster`: a satellite's 4-band
+    uint16 GeoTIFFs), a new dataset.yaml declares their bands (and ``rgb`` and ``nodata`` when
+    the files say them), so that training reads them as they are rather than as 8-bit RGB;
+    one that exists without ``bands`` is kept as it is (the user's choice), and told the
+    lines to add. Either is one line."""
     if "bands" in config:
         return
     masks = {p.stem for p in (out / "masks").glob("*.png")}
     images = sorted(p for p in (out / "images").iterdir() if p.stem in masks and p.is_file())
-    types = deep_one_band_types(images)
-    if types is None:
+    declared = _deep_grey_bands(images) or _raster_bands(images)
+    if declared is None:
         return
     path = printable(out / "dataset.yaml")
-    kind = f"one channel of {' and '.join(types)} samples"
+    lines = "; ".join(f"{k}: {_flow(v)}" for k, v in declared.fields.items())
     if new:
-        config["bands"] = ["intensity"]
-        say(f"{path}: wrote {BANDS_SNIPPET[1]}: the {len(images)} image(s) are {kind}, which "
-            f"training then reads as they are (without it, as 8-bit RGB, value / 257)")
+        config.update(declared.fields)
+        say(f"{path}: wrote {lines}: the {len(images)} image(s) are {declared.kind}, which "
+            f"training then reads as they are (without it, {declared.without})")
     else:
-        say(f"warning: {path}: declares no bands, so its {len(images)} image(s) of {kind} are "
-            f"read as 8-bit RGB (value / 257); to keep their depth add `{BANDS_SNIPPET[1]}`")
+        say(f"warning: {path}: declares no bands, so its {len(images)} image(s) of "
+            f"{declared.kind} are {declared.read_as}; to keep {declared.keep} add `{lines}`")
+
+
+@dataclass(frozen=True)
+class _Bands:
+    """The dataset.yaml fields that declare a folder's bands, and how messages speak of
+    them: what the images are, how they read without the fields (once as the line after
+    "without it", once after "are"), and what the fields keep."""
+
+    fields: dict[str, Any]
+    kind: str
+    without: str
+    read_as: str
+    keep: str
+
+
+def _flow(value: Any) -> str:
+    """A value as dataset.yaml's flow style writes it: ``[blue, green]``, ``0``."""
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def _deep_grey_bands(images: list[Path]) -> _Bands | None:
+    """``bands: [intensity]`` for images all one channel of integers deeper than 8 bits."""
+    types = deep_one_band_types(images)
+    if types is None:
+        return None
+    return _Bands({"bands": ["intensity"]}, f"one channel of {' and '.join(types)} samples",
+                  "as 8-bit RGB, value / 257", "read as 8-bit RGB (value / 257)", "their depth")
+
+
+def _raster_bands(images: list[Path]) -> _Bands | None:
+    """The ``bands`` of images all band rasters with the same count of bands: their names
+    where every file names them alike, else ``band1``, ``band2``, ...; ``rgb`` where red,
+    green and blue are among the names, ``nodata`` where every file sets the same one."""
+    infos = []
+    for path in images:
+        try:
+            if not band_raster(path):
+                return None
+            infos.append(raster_info(path))
+        except (ImageError, OSError, ValueError):
+            return None  # the data checks report it
+    counts = {i.bands for i in infos}
+    if len(counts) != 1:
+        return None
+    names = {tuple(n.lower() for n in i.band_names) if i.band_names and all(i.band_names)
+             else None for i in infos}
+    count = counts.pop()
+    named = names.pop() if len(names) == 1 else None
+    if len(names) > 1 or named is not None and len(set(named)) != count:
+        return None  # named unlike each other: only the user can say which band is which
+    bands = list(named) if named is not None else [f"band{k + 1}" for k in range(count)]
+    fields: dict[str, Any] = {"bands": bands}
+    if {"red", "green", "blue"} <= set(bands):
+        fields["rgb"] = ["red", "green", "blue"]
+    nodata = {i.nodata for i in infos}
+    if len(nodata) == 1 and (value := nodata.pop()) is not None and value == value:
+        fields["nodata"] = int(value) if float(value).is_integer() else float(value)
+    types = sorted({i.dtype.name for i in infos})
+    return _Bands(fields, f"{count} band(s) of {' and '.join(types)}",
+                  "as RGB or grey, which they are not: none could be read",
+                  "read as RGB or grey, which they are not (none can be read)", "their bands")

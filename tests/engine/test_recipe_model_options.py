@@ -88,3 +88,10 @@ def test_an_override_of_the_model_drops_the_recipes_options_it_does_not_take(tmp
     assert load_config(path, ["model.arch=fcn8s"]).model.options == {}
     with pytest.raises(ConfigError, match="^model.options.base_channels: unknown option of fcn8s"):
         load_config(path, ["model.arch=fcn8s", "model.options={base_channels: 8}"])
+
+
+def test_a_null_option_of_a_plain_type_is_refused_naming_it() -> None:
+    # base_channels: null would otherwise pass and fail inside the ResNet builder.
+    with pytest.raises(ConfigError, match=r"^model.options.base_channels: expected int, "
+                                          r"got None$"):
+        load_config("folder-cpu", ["model.options.base_channels=null"])

@@ -578,7 +578,6 @@ def check_build_kwargs(name: str, kwargs: Mapping[str, Any]) -> None:
 
     Raises ValueError naming the field: ``build_kwargs.width: expected float, got 'abc'``.
     """
-    row = ARCHITECTURES.get(name.replace("-", "_").lower())
     sig = _signature(name)
     recordable = sig.replace(parameters=[p for p in sig.parameters.values()
                                          if p.name not in NOT_RECORDED])
@@ -588,15 +587,26 @@ def check_build_kwargs(name: str, kwargs: Mapping[str, Any]) -> None:
         key = next(k for k in kwargs if k not in recordable.parameters)
         raise ValueError(f"build_kwargs.{key}: not an argument of {name} "
                          f"(known: {list(recordable.parameters)})") from None
+    try:
+        _check_values(name, kwargs)
+    except ValueError as e:
+        raise ValueError(f"build_kwargs.{e}") from None
+
+
+def _check_values(name: str, kwargs: Mapping[str, Any]) -> None:
+    """Each of ``kwargs`` (arguments model ``name``'s builder takes) of its type where that is
+    a plain one (None is no int, as the builder refuses it), and of a value its options
+    dataclass accepts; a ValueError starting with the argument's name."""
+    row = ARCHITECTURES.get(name.replace("-", "_").lower())
     hints = _hints(row.options if row is not None else get_builder(name))
     for key, value in kwargs.items():
         if problem := _type_problem(hints.get(key), value):
-            raise ValueError(f"build_kwargs.{key}: {problem}")
+            raise ValueError(f"{key}: {problem}")
     if row is not None:
         try:  # each options dataclass checks the fields a scalar type cannot describe
             row.options(**kwargs)
         except (TypeError, ValueError) as e:
-            raise ValueError(f"build_kwargs.{e}") from None
+            raise ValueError(str(e)) from None
 
 
 def check_builder_options(name: str, options: Mapping[str, Any]) -> None:
@@ -607,21 +617,12 @@ def check_builder_options(name: str, options: Mapping[str, Any]) -> None:
     Raises ValueError starting with the argument's name: ``base_channel: unknown option of
     fcn8s_resnet18; known: ...``, ``base_channels: expected int, got 'sixteen'``.
     """
-    row = ARCHITECTURES.get(name.replace("-", "_").lower())
     params = _signature(name).parameters
     for key in options:
         if key not in params:
             known = [p for p in params if p != "num_classes"]
             raise ValueError(f"{key}: unknown option of {name}; known: {', '.join(known)}")
-    hints = _hints(row.options if row is not None else get_builder(name))
-    for key, value in options.items():
-        if value is not None and (problem := _type_problem(hints.get(key), value)):
-            raise ValueError(f"{key}: {problem}")
-    if row is not None:
-        try:  # each options dataclass checks the fields a scalar type cannot describe
-            row.options(**options)
-        except (TypeError, ValueError) as e:
-            raise ValueError(str(e)) from None
+    _check_values(name, options)
 
 
 def build_model(name: str, *, preprocess: bool = True, **kwargs: Any) -> nn.Module:

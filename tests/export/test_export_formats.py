@@ -85,6 +85,16 @@ def test_onnx_metadata_describes_the_model(export_checkpoint, export_classes, tm
     assert meta["ignore_index"] == 255 and meta["num_classes"] == 4
 
 
+def test_onnx_metadata_says_how_to_read_an_image_as_fcnseg_predict(export_checkpoint,
+                                                                   tmp_path) -> None:
+    out = tmp_path / "model.onnx"
+    assert main(["export", "--checkpoint", str(export_checkpoint("same")), "--format", "onnx",
+                 "--out", str(out), "--height", "32", "--width", "32"]) == 0
+    reading = read_onnx_metadata(out)["image_reading"]
+    assert "upright by its EXIF orientation" in reading
+    assert "transparent pixels blended with white" in reading
+
+
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_export_metadata_leaves_out_how_the_pytorch_model_ran(fmt, export_checkpoint,

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from fcnseg import __version__
-from fcnseg.conventions import input_text
+from fcnseg.conventions import get_convention, input_text
 from fcnseg.inference.sliding import forward_logits
 from fcnseg.models.fastpath import is_plain, plain_copy
 from fcnseg.models.preprocess import Preprocess, raw_pixel_model
@@ -124,6 +124,13 @@ def check_description(description: Any, error: type[Exception] = ExportError) ->
                     f"{type(description['class_names']).__name__}")
 
 
+#: How fcnseg reads an image file into the RGB 0-255 pixels a colour graph takes (the
+#: ``image_reading`` metadata): what a caller does to get the labels of ``fcnseg predict``.
+IMAGE_READING = ("as fcnseg predict reads an image file: turned upright by its EXIF "
+                 "orientation tag; transparent pixels blended with white (255, 255, 255) by "
+                 "their alpha; grey repeated into RGB; 16-bit samples divided by 257")
+
+
 def metadata_strings(description: Mapping[str, Any], *,
                      inputs: Sequence[str] | None = None,
                      outputs: Sequence[str] | None = None,
@@ -145,6 +152,9 @@ def metadata_strings(description: Mapping[str, Any], *,
         "input": _input_text(raw_pixels, convention, bool(inputs)),
         "output": "N×C×H×W float32 logits at the input's size; argmax over C is the label",
     })
+    if raw_pixels and not inputs and (convention is None
+                                      or get_convention(convention).bands is None):
+        meta["image_reading"] = IMAGE_READING
     if inputs:
         meta["input_names"] = list(inputs)
     if outputs:

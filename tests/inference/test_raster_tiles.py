@@ -351,6 +351,35 @@ def test_the_preview_blends_the_labels_over_the_rgb_bands_at_a_bounded_size(tmp_
     np.testing.assert_array_equal(picture[:3], stretched[:3])  # nodata: the picture
 
 
+def test_the_preview_of_bands_shows_each_class_in_its_legend_colour(tmp_path):
+    from PIL import Image
+
+    from fcnseg.inference.files import PictureStyle
+    from fcnseg.inference.rasters import write_raster_preview
+
+    # 4-band uint16 (blue, green, red, nir): bright in blue, dark in red on the left half
+    # (water as a stretched picture shows it, bright blue), the reverse on the right.
+    array = np.zeros((40, 60, 4), np.uint16)
+    array[:, :30] = (3000, 900, 300, 200)
+    array[:, 30:] = (300, 900, 3000, 2000)
+    with rasterio.open(tmp_path / "in.tif", "w", driver="GTiff", height=40, width=60, count=4,
+                       dtype="uint16") as ds:
+        ds.write(np.moveaxis(array, -1, 0))
+        ds.descriptions = ("blue", "green", "red", "nir")
+    label = np.full((40, 60), 2, np.uint8)  # water everywhere: green in the legend
+    _write_label(tmp_path / "label.tif", label)
+    palette = np.array([[0, 0, 0], [230, 25, 75], [60, 180, 75], [0, 130, 200]], np.uint8)
+    path = write_raster_preview(tmp_path / "in.tif", tmp_path / "label.tif",
+                                tmp_path / "in_overlay.png", palette,
+                                style=PictureStyle(alpha=0.5, legend=False))
+    picture = np.asarray(Image.open(path)).astype(int)
+    for side in (picture[:, :30], picture[:, 30:]):
+        # The class colour over the picture's lightness alone: the legend's hue, whatever
+        # the bands' own (half the colour's differences between channels).
+        np.testing.assert_allclose(side[..., 1] - side[..., 2], (180 - 75) / 2, atol=1)
+        np.testing.assert_allclose(side[..., 1] - side[..., 0], (180 - 60) / 2, atol=1)
+
+
 @pytest.mark.parametrize("blocks", [None, 64], ids=["strips", "tiles"])
 def test_the_preview_holds_a_strip_of_the_raster_not_the_whole_raster(tmp_path, monkeypatch,
                                                                       blocks):

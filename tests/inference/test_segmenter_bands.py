@@ -341,3 +341,17 @@ def test_fcnseg_predict_skips_an_8_bit_image_for_a_16_bit_model_in_one_line(
         f"be segmented wrongly; convert it to the training images' sample type on their "
         f"scale, or segment it with a model trained on 8-bit images"]
     assert (tmp_path / "out" / "cells_label.png").is_file()
+
+
+def test_the_overlay_of_bands_blends_the_class_colours_over_the_pictures_lightness(
+        checkpoint: Path) -> None:
+    from fcnseg.inference.files import PictureStyle, overlay_picture
+    from fcnseg.inference.visualize import blend, colorize, grey_picture
+
+    pred = Segmenter.from_checkpoint(checkpoint, precision="fp32").predict(_scene())
+    assert pred.stretched_picture
+    palette = np.array([[0, 0, 0], [60, 180, 75], [0, 130, 200]], np.uint8)
+    drawn = overlay_picture(pred, palette, PictureStyle(alpha=0.5, legend=False))
+    # Each class in its legend colour's hue, the stretched bands' own hues left out.
+    want = blend(grey_picture(pred.image), colorize(pred.label, palette), 0.5)
+    np.testing.assert_array_equal(drawn, want)

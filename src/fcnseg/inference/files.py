@@ -409,7 +409,8 @@ def write_outputs(files: OutputFiles, pred: Prediction, palette: np.ndarray,
 def overlay_picture(pred: Prediction, palette: np.ndarray, style: PictureStyle) -> np.ndarray:
     """The photo with its label colours over it, and a legend of the classes present beside
     it when ``style.legend``."""
-    return labelled_overlay(pred.image, pred.label, palette, pred.class_names, style)
+    return labelled_overlay(pred.image, pred.label, palette, pred.class_names, style,
+                            grey_under=pred.stretched_picture)
 
 
 def outputs_complete(source: PathLike, files: OutputFiles) -> bool:

@@ -1110,7 +1110,9 @@ def write_raster_preview(source: PathLike, label_path: PathLike, out: PathLike,
     the bands named red, green and blue (``bands`` selects them by the file's band names;
     ``band_names`` names the bands read where the file does not): an 8-bit RGB(A) raster as
     it is, other data each band stretched from its 2nd to its 98th percentile, or the first
-    band so stretched in grey.
+    band so stretched in grey; the labels of a stretched picture are blended over its
+    lightness (:func:`~fcnseg.inference.visualize.grey_picture`), so that each class shows
+    its legend colour whatever the stretch's hues.
     Read by strips: memory is set by the preview and the raster's width, not its height."""
     import rasterio
     from PIL import Image
@@ -1125,8 +1127,12 @@ def write_raster_preview(source: PathLike, label_path: PathLike, out: PathLike,
     have = {n.lower() for n in names}
     rgb = ("red", "green", "blue") if have >= {"red", "green", "blue"} else None
     picture = display_rgb(image, names or None, rgb)
+    # Stretched bands have strong hues of their own (water bright blue): the labels go over
+    # the picture's lightness, so that each shows its legend colour. An 8-bit RGB raster is
+    # shown as photos are.
+    stretched = not (image.dtype == np.uint8 and image.shape[-1] in (3, 4))
     picture = labelled_overlay(picture, label, palette, class_names, style,
-                               exclude=[*style.unblended, NODATA_LABEL])
+                               exclude=[*style.unblended, NODATA_LABEL], grey_under=stretched)
     path = Path(out)
     with atomic_write(path) as tmp:
         Image.fromarray(picture).save(tmp, format="PNG")

@@ -58,6 +58,9 @@ class Prediction:
         class_names: the model's class names, indexed by label value.
         heads: for a model with several heads, the prediction of each head by name (the
             attributes above are then the first head's); empty otherwise.
+        stretched_picture: ``image`` is drawn from a multi-band input's bands, each stretched
+            (:func:`~fcnseg.data.rasters.display_rgb`), not a photo: overlays blend the label
+            colours over its lightness, as its hues are the stretch's.
     """
 
     label: np.ndarray
@@ -65,6 +68,7 @@ class Prediction:
     probs: np.ndarray | None = None
     class_names: tuple[str, ...] = field(default=())
     heads: dict[str, Prediction] = field(default_factory=dict)
+    stretched_picture: bool = False
 
     def class_pixel_counts(self) -> dict[str, int]:
         """Pixels predicted for each class, by class name (every class, zero included)."""
@@ -416,7 +420,8 @@ class Segmenter:
         bands = self.input_convention.bands
         picture = array if bands is None else display_rgb(array, bands, picture_bands(bands))
         return Prediction(label=out["label"], image=picture, probs=out.get("probs"),
-                          class_names=tuple(self.class_names))
+                          class_names=tuple(self.class_names),
+                          stretched_picture=_is_stretched(array, bands))
 
     def _model_input(self, image: Any) -> tuple[np.ndarray, np.ndarray | None, bool]:
         """An input as the H×W×C array the model takes (8-bit RGB, or a multi-band model's
@@ -454,7 +459,9 @@ class Segmenter:
             return self._by_head(self.logits(self.preprocess(values)), arrays, return_probs)
         pictures = [display_rgb(a, bands, picture_bands(bands)) for a in arrays]
         values = [v.astype(np.float32, copy=False) for v in values]  # raw band values
-        return self._by_head(self.logits(self.preprocess(values)), pictures, return_probs)
+        preds = self._by_head(self.logits(self.preprocess(values)), pictures, return_probs)
+        return [replace(p, stretched_picture=_is_stretched(a, bands))
+                for p, a in zip(preds, arrays, strict=True)]
 
     def _by_head(self, logits: Any, pictures: list[np.ndarray],
                  return_probs: bool) -> list[Prediction]:
@@ -586,6 +593,12 @@ def _picture(arrays: Mapping[str, np.ndarray]) -> np.ndarray:
     span = float(depth.max() - depth.min()) or 1.0
     grey = ((depth - depth.min()) / span * 255).astype(np.uint8)
     return np.repeat(grey[..., None], 3, axis=2)
+
+
+def _is_stretched(array: np.ndarray, bands: Sequence[str] | None) -> bool:
+    """Whether :func:`~fcnseg.data.rasters.display_rgb` draws a multi-band model's input by
+    stretching its bands (all but 8-bit RGB, shown as it is)."""
+    return bands is not None and not (array.dtype == np.uint8 and array.shape[-1] in (3, 4))
 
 
 def _predictions(logits: torch.Tensor, rgbs: list[np.ndarray], class_names: Sequence[str],

@@ -96,12 +96,16 @@ def overlay(
     *,
     exclude: Iterable[int] = (),
     outlines: bool = False,
+    grey_under: bool = False,
 ) -> np.ndarray:
     """Blend the label colours over an H×W×3 uint8 image: ``(1-alpha)·image + alpha·colour``.
 
     Pixels whose label is in ``exclude`` (e.g. :func:`background_classes`) keep the image's
     colour. With ``outlines``, the border pixels of every other class's regions (see
-    :func:`class_outlines`) are drawn in the class colour at full strength.
+    :func:`class_outlines`) are drawn in the class colour at full strength. With
+    ``grey_under``, the colours are blended over the image's lightness alone
+    (:func:`grey_picture`), so that each class shows its legend colour's hue whatever the
+    image's own: for pictures of stretched bands, whose strong hues would change them.
     """
     image = np.asarray(image)
     label = np.asarray(label)
@@ -109,7 +113,7 @@ def overlay(
         raise ValueError(f"overlay needs an H×W×3 image and an H×W label of the same size, "
                          f"got {image.shape} and {label.shape}")
     colour = colorize(label, palette)
-    out = blend(image, colour, alpha)
+    out = blend(grey_picture(image) if grey_under else image, colour, alpha)
     skip = list(exclude)
     if skip:
         keep = np.isin(label, skip)
@@ -118,6 +122,14 @@ def overlay(
         edge = class_outlines(label, skip)
         out[edge] = colour[edge]
     return out
+
+
+def grey_picture(image: np.ndarray) -> np.ndarray:
+    """An H×W×3 uint8 image's lightness (ITU-R 601 luma, as Pillow's "L"), in its three
+    channels."""
+    luma = np.asarray(image, np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    grey = np.clip(np.round(luma), 0, 255).astype(np.uint8)
+    return np.repeat(grey[..., None], 3, axis=-1)
 
 
 def blend(image: np.ndarray, picture: np.ndarray, alpha: float) -> np.ndarray:
@@ -433,12 +445,15 @@ class PictureStyle:
 
 def labelled_overlay(image: np.ndarray, label: np.ndarray, palette: np.ndarray,
                      class_names: Sequence[str], style: PictureStyle,
-                     exclude: Iterable[int] | None = None) -> np.ndarray:
+                     exclude: Iterable[int] | None = None, *,
+                     grey_under: bool = False) -> np.ndarray:
     """:func:`overlay` of ``label`` on ``image`` as ``style`` draws it and, when
     ``style.legend``, a legend of the classes present beside it; the classes in ``exclude``
-    (default ``style.unblended``) keep the image's colours and stay out of the legend."""
+    (default ``style.unblended``) keep the image's colours and stay out of the legend.
+    ``grey_under``: the colours blended over the image's lightness (see :func:`overlay`)."""
     keep = tuple(style.unblended if exclude is None else exclude)
-    picture = overlay(image, label, palette, style.alpha, exclude=keep, outlines=style.outlines)
+    picture = overlay(image, label, palette, style.alpha, exclude=keep, outlines=style.outlines,
+                      grey_under=grey_under)
     if not style.legend:
         return picture
     entries = legend_entries(label, palette, class_names, exclude=keep)

@@ -882,6 +882,22 @@ def test_a_resumed_run_says_so_first_and_counts_its_progress_over_the_tiles_left
     assert not any("resumed at row" in line for line in err)
 
 
+def test_a_resumed_share_counts_the_tiles_left_of_its_own_share(tmp_path):
+    # One process's share under torchrun: its tiles left are told against the tiles its
+    # share runs from the start (the row before it too, for the overlap), not the whole grid's.
+    write_tif(tmp_path / "in.tif", scene(120, 90))
+    settings = TileSettings(tile=32, overlap=8, batch_size=1, block=16)  # 5 rows of 4 tiles
+    told = []
+    job = RasterJob(part=(1, 2), started=lambda *a: told.append(a))  # tile rows 1-4 run
+    with pytest.raises(KeyboardInterrupt):  # in the share's last tile row
+        predict_raster(stopped_at_call(14, tile_fn(local_model())), tmp_path / "in.tif",
+                       tmp_path / "out.tif", CLASSES, settings, job)
+    outcome = predict_raster(tile_fn(local_model()), tmp_path / "in.tif", tmp_path / "out.tif",
+                             CLASSES, settings, job)
+    assert told == [(16, 16, 0), (outcome.tiles, 16, outcome.resumed_from_row)]
+    assert outcome.resumed_from_row > 0 and outcome.tiles < 16
+
+
 @pytest.mark.parametrize(("tile", "overlap"), [(512, 128), (256, 64), (128, 32)])
 def test_tile_settings_overlap_defaults_to_a_quarter_of_the_tile_as_predict(tile, overlap):
     assert TileSettings(tile=tile).overlap == overlap

@@ -61,7 +61,6 @@ from fcnseg.inference.rasters import (
     recorded_model_id,
     rows_written,
     segmenter_tile_fn,
-    tile_count,
     write_raster_preview,
 )
 from fcnseg.inference.visualize import COLORMAPS, background_classes
@@ -634,8 +633,7 @@ def _predict_raster_part(seg: Segmenter, path: Path, out: Path, tiles: TileSetti
         with open_raster(path) as reader:
             info = reader.info
         run = segmenter_tile_fn(seg, info)
-        with _TileProgress(out, path, tile_count(info.height, info.width, tiles),
-                           off=args.no_progress) as bar:
+        with _TileProgress(out, path, off=args.no_progress) as bar:
             job = replace(job, bands=model_bands(seg, info), progress=bar.update,
                           started=bar.start, nodata=seg.input_convention.nodata)
             try:
@@ -661,14 +659,14 @@ class _TileProgress:
     many tiles it runs: a resumed run's are those left (so are its rate and time left),
     after one line saying where it resumes."""
 
-    def __init__(self, out: Path, path: Path, total: int, *, off: bool) -> None:
-        self.out, self.path, self.total, self.off = out, path, total, off
+    def __init__(self, out: Path, path: Path, *, off: bool) -> None:
+        self.out, self.path, self.off = out, path, off
         self.bar: Progress | None = None
 
-    def start(self, tiles: int, resumed_from_row: int) -> None:
+    def start(self, tiles: int, total: int, resumed_from_row: int) -> None:
         if resumed_from_row:
             _report(f"{self.out}: resuming at row {resumed_from_row:,} ({tiles:,} of "
-                    f"{self.total:,} tiles left)")
+                    f"{total:,} tiles left)")
         self.bar = Progress(tiles, unit="tile", desc=f"predict {self.path.name}",
                             off=self.off)
 

@@ -494,7 +494,8 @@ class RasterJob:
             ``fcnseg info`` and never compared.
         progress: called with the number of tiles done after each batch.
         started: called once before the first tile with the number of tiles this run
-            predicts (fewer than the whole grid's when it resumes) and the row it resumes
+            predicts, the number a run of its share from the start predicts (the whole
+            grid's without ``part``; fewer are left when it resumes) and the row it resumes
             from (0: a run from the start).
         part: ``(k, n)``: write only the k-th of n shares of the tile rows (one process's
             share under torchrun; :func:`merge_parts` joins the shares). ``out`` then holds
@@ -509,7 +510,7 @@ class RasterJob:
     model_id: str = ""
     model_name: str = ""
     progress: Callable[[int], None] | None = None
-    started: Callable[[int, int], None] | None = None
+    started: Callable[[int, int, int], None] | None = None
     part: tuple[int, int] | None = None
     nodata: float | None = None
     palette: np.ndarray | None = None
@@ -555,7 +556,8 @@ def predict_raster(
         first = _first_tile_row(ys, k0, resume_row)
         resumed = resume_row if record is not None else 0
         if job.started is not None:
-            job.started((k1 - first) * len(xs), resumed)
+            whole = k1 - _first_tile_row(ys, k0, ys[k0])  # what a fresh run of the share runs
+            job.started((k1 - first) * len(xs), whole * len(xs), resumed)
         outputs = _Outputs(out, info, classes, settings, fresh=record is None,
                            palette=job.palette)
         if record is None:

@@ -123,7 +123,7 @@ def test_bands_the_files_do_not_name_are_declared_by_number(tmp_path: Path, caps
     assert image.shape == (24, 32, 4) and image.dtype == np.uint16
 
 
-def test_the_dataset_read_directly_says_to_import_band_rasters(tmp_path: Path) -> None:
+def test_the_dataset_read_directly_names_the_bands_to_declare(tmp_path: Path) -> None:
     pytest.importorskip("pycocotools")
     src = band_source("coco", tmp_path / "src")
     direct = build_dataset({"name": "coco", "root": str(src),
@@ -131,8 +131,34 @@ def test_the_dataset_read_directly_says_to_import_band_rasters(tmp_path: Path) -
     with pytest.raises(DataError) as caught:
         direct[0]
     line = str(caught.value)
-    assert "\n" not in line and "4 band(s) of uint16" in line
-    assert "the model" not in line and f"fcnseg import coco {src} --out DIR" in line
+    assert "\n" not in line and "4 band(s) of uint16" in line and "the model" not in line
+    assert "bands: [blue, green, red, nir] in the dataset's spec" in line
+    assert f"fcnseg import coco {src} --out DIR" in line
+
+
+@pytest.mark.parametrize("fmt", ["labelme", "coco", "cvat", "cvat-mask", "labelstudio"])
+def test_the_dataset_read_directly_with_bands_equals_the_imported_folder(fmt, tmp_path: Path,
+                                                                         capsys) -> None:
+    if fmt == "coco":
+        pytest.importorskip("pycocotools")
+    src = band_source(fmt, tmp_path / "src")
+    out = tmp_path / "out"
+    assert main(import_args(fmt, src, out, tmp_path / "src")) == 0
+    capsys.readouterr()
+    folder = FolderSegmentation(out)
+    images = {"images": str(tmp_path / "src" / "images")} if fmt != "labelme" else {}
+    direct = build_dataset({"name": fmt.replace("-", "_"), "root": str(src), **images,
+                            "bands": BANDS, "rgb": ["red", "green", "blue"], "nodata": 0})
+    assert direct.bands == folder.bands and direct.rgb_bands == folder.rgb_bands
+    for k, name in enumerate(folder.ids):
+        image, label = direct.load(list(direct.ids).index(name))
+        want_image, want_label = folder.load(k)
+        assert image.dtype == np.uint16
+        np.testing.assert_array_equal(image, want_image)
+        np.testing.assert_array_equal(label, want_label)  # nodata ignored alike
+    assert direct.band_convention().mean == folder.band_convention().mean
+    filled, _ = direct[0]  # pixels without data take each band's mean, as the folder's do
+    assert np.isclose(filled[0, 0], direct.band_convention().mean, rtol=1e-6).all()
 
 
 def test_images_not_imported_for_one_reason_are_one_line(tmp_path: Path, capsys) -> None:

@@ -24,7 +24,8 @@ from fcnseg.utils.validate import expect_mapping
 
 #: Options of the annotation datasets (AnnotationDataset's keyword arguments).
 _ANNOTATION_OPTIONS = {"split", "labels", "overlap", "line_width", "images", "val_fraction",
-                       "empty_as_background", "crowd_as_ignore", "rename"}
+                       "empty_as_background", "crowd_as_ignore", "rename", "bands", "rgb",
+                       "nodata"}
 
 #: Folder dataset fields a spec (``--set data.train.images=JPEGImages``) may give beside
 #: dataset.yaml's: where the images and masks are and how their names end.

@@ -38,14 +38,14 @@ import numbers
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import yaml
 from PIL import Image
 
-from fcnseg.conventions import InputConvention, band_convention
 from fcnseg.data import io
+from fcnseg.data.band_images import BandImages
 from fcnseg.data.base import FileSegmentationDataset, Transform, check_same_size
 from fcnseg.data.errors import DataError
 from fcnseg.data.images import IMAGE_FORMATS, ImageError
@@ -53,7 +53,6 @@ from fcnseg.data.io import MaskAdvice, read_label
 from fcnseg.data.layout import read_split_list, read_utf8, say_once
 from fcnseg.data.palette import distinct_palette
 from fcnseg.data.rasters import (
-    fill_nodata,
     grid_problem,
     nodata_mask,
     open_raster,
@@ -62,9 +61,6 @@ from fcnseg.data.rasters import (
 from fcnseg.utils.typing import PathLike
 from fcnseg.utils.validate import expect_mapping
 from fcnseg.utils.yaml_errors import yaml_problem
-
-if TYPE_CHECKING:
-    from fcnseg.data.band_stats import BandStats
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff", ".gif")
@@ -226,7 +222,7 @@ _FIELDS: dict[str, Callable[[Any, str], Any]] = {
 }
 
 
-class FolderSegmentation(FileSegmentationDataset):
+class FolderSegmentation(BandImages, FileSegmentationDataset):
     """Images and masks from ``root/images`` and ``root/masks``, matched by file stem.
 
     Settings come from ``root/dataset.yaml`` (or ``config``); keyword arguments override them.
@@ -337,18 +333,7 @@ class FolderSegmentation(FileSegmentationDataset):
 
     def _set_bands(self, cfg: Mapping[str, Any], where: str) -> None:
         """The bands of multi-band rasters, and the three shown as RGB."""
-        self.bands: tuple[str, ...] | None = cfg.get("bands")
-        self.rgb_bands: tuple[str, ...] | None = cfg.get("rgb")
-        self.nodata: float | None = cfg.get("nodata")
-        self._band_convention: InputConvention | None = None
-        self._band_stats: BandStats | None = None
-        if self.rgb_bands is not None:
-            missing = [b for b in self.rgb_bands
-                       if b.lower() not in {n.lower() for n in self.bands or ()}]
-            if self.bands is None or missing or len(self.rgb_bands) != 3:
-                raise ValueError(f"{where}: 'rgb' must name three of the declared 'bands' "
-                                 f"({', '.join(self.bands or ()) or 'none declared'}); got "
-                                 f"{list(self.rgb_bands)}")
+        self.set_bands(cfg.get("bands"), cfg.get("rgb"), cfg.get("nodata"), where)
 
     def _split_ids(self, split: str | None, where: str) -> list[str]:
         """The ids of ``split``: its list's, or every image with a mask when there are no split
@@ -475,48 +460,6 @@ class FolderSegmentation(FileSegmentationDataset):
         if missing is not None:
             label = np.where(missing, self.ignore_index, label)
         return image, label
-
-    def fill_missing(self, image: Any) -> Any:
-        """Pixels without data (every band at ``nodata``, or NaN) take each band's mean
-        (:func:`~fcnseg.data.rasters.fill_nodata`); :meth:`load` keeps the file's values, so
-        that the data cache holds them in their own bit depth, not as float32."""
-        missing = None if self.bands is None else nodata_mask(image, self.nodata)
-        return image if missing is None else fill_nodata(image, missing, self.pad_values["color"])
-
-    @property
-    def pad_values(self) -> dict[str, float | tuple[float, ...]]:
-        """Raw values crops and batches pad with: for multi-band images each band's mean (what
-        the model normalises to zero), else the colour mean pixel."""
-        if self.bands is None:
-            return super().pad_values
-        return {"color": self.band_convention().mean_pixel()}
-
-    def band_convention(self) -> InputConvention:
-        """The input convention of a model on this dataset's bands: each band standardised by
-        its mean and std over the readable images
-        (:func:`fcnseg.data.band_stats.band_statistics`, cached on disk and here)."""
-        if self.bands is None:
-            raise ValueError(f"{self.root}: the dataset declares no 'bands'")
-        if self._band_convention is None:
-            stats = self.band_statistics()
-            if stats.pixels == 0:  # unreadable images are left out (and reported elsewhere)
-                path, problem = stats.problems[0] if stats.problems else (
-                    str(self.image_dir), "no image pixel with data to take band statistics from")
-                raise DataError(path, problem)
-            self._band_convention = band_convention(stats.bands, stats.mean, stats.std,
-                                                    self.nodata, list(stats.sample_types))
-        return self._band_convention
-
-    def band_statistics(self) -> BandStats:
-        """The per-band statistics of the readable images
-        (:func:`fcnseg.data.band_stats.band_statistics`, cached on disk and here)."""
-        if self.bands is None:
-            raise ValueError(f"{self.root}: the dataset declares no 'bands'")
-        if self._band_stats is None:
-            from fcnseg.data.band_stats import band_statistics  # noqa: PLC0415 - import cycle
-
-            self._band_stats = band_statistics(self)
-        return self._band_stats
 
     def unmatched_masks(self) -> list[Path]:
         """Masks whose stem has no image (reported by ``fcnseg check-data``)."""

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
 
+from fcnseg.data import io
 from fcnseg.data.annotations.importer import (
     ImportOptions,
     band_raster,
@@ -19,22 +20,24 @@ from fcnseg.data.annotations.importer import (
     spelling_clash,
     split_of,
 )
-from fcnseg.data.annotations.shapes import RasterOptions, printable, rasterise
+from fcnseg.data.annotations.shapes import AnnotatedImage, RasterOptions, printable, rasterise
+from fcnseg.data.band_images import BandImages
 from fcnseg.data.base import SegmentationDataset, Transform
 from fcnseg.data.errors import DataError
+from fcnseg.data.folder import check_folder_fields
 from fcnseg.data.images import ImageError, load_image
 from fcnseg.data.io import read_image
-from fcnseg.data.rasters import raster_info
+from fcnseg.data.rasters import nodata_mask, open_raster, raster_info
 from fcnseg.utils.typing import PathLike
 
 #: Why a picture of bands no colour image holds is no sample of a dataset read directly.
-_BANDS_PROBLEM = ("{bands} band(s) of {dtype}, but annotations read directly give RGB or "
-                  "grey pictures: import them (fcnseg import {fmt} {src} --out DIR), which "
-                  "copies the pictures as they are and declares their bands in "
-                  "DIR/dataset.yaml, and train on DIR")
+_BANDS_PROBLEM = ("{bands} band(s) of {dtype}, which no RGB or grey picture holds: declare "
+                  "them to read them as they are (bands: [{names}] in the dataset's spec, "
+                  "beside root), or import them (fcnseg import {fmt} {src} --out DIR), which "
+                  "declares them in DIR/dataset.yaml")
 
 
-class AnnotationDataset(SegmentationDataset):
+class AnnotationDataset(BandImages, SegmentationDataset):
     """The images of a labelme folder, COCO file, CVAT export or Label Studio export, with
     label maps drawn from their shapes as ``fcnseg import`` draws them.
 
@@ -54,6 +57,10 @@ class AnnotationDataset(SegmentationDataset):
             ``fcnseg import --crowd-as-ignore``.
         rename: label names to the names they are read as, as ``fcnseg import --rename``;
             names that differ only in case or surrounding spaces are refused (ValueError).
+        bands, rgb, nodata: as a folder dataset's ``dataset.yaml`` fields: pictures read as
+            H×W×N arrays of their ``bands`` (a satellite's 4-band uint16 GeoTIFFs), pixels
+            without data ignored. Without ``bands``, pictures are read as RGB, and one of
+            bands no colour image holds is refused in one line that names its bands.
     """
 
     def __init__(self, fmt: str, root: PathLike, split: str | None = None,
@@ -61,8 +68,12 @@ class AnnotationDataset(SegmentationDataset):
                  overlap: str = "top", line_width: float = 10.0,
                  images: PathLike | None = None, val_fraction: float = 0.2,
                  empty_as_background: bool = False, crowd_as_ignore: bool = False,
-                 rename: Mapping[str, str] | None = None) -> None:
+                 rename: Mapping[str, str] | None = None, bands: Sequence[str] | None = None,
+                 rgb: Sequence[str] | None = None, nodata: float | None = None) -> None:
         super().__init__(transform)
+        where = f"{fmt} dataset {printable(root)}"
+        declared = check_folder_fields({"bands": bands, "rgb": rgb, "nodata": nodata}, where)
+        self.set_bands(declared.get("bands"), declared.get("rgb"), declared.get("nodata"), where)
         if split not in (None, "train", "val"):
             raise ValueError(f"split: expected train or val for {fmt} annotations, got {split!r}")
         self.format, self.root, self.split = fmt, Path(root), split
@@ -93,24 +104,46 @@ class AnnotationDataset(SegmentationDataset):
         if isinstance(resolved, str):
             raise DataError(*resolved.split(": ", 1))
         picture, (height, width) = resolved
-        if band_raster(picture):
-            info = raster_info(picture)
-            raise DataError(picture, _BANDS_PROBLEM.format(
-                bands=info.bands, dtype=info.dtype, fmt=self.format.replace("_", "-"),
-                src=printable(self.root)))
-        if isinstance(picture, Path):
-            image = read_image(picture)
-        else:
-            try:
-                image = load_image(io.BytesIO(picture))
-            except ImageError as e:
-                raise DataError(printable(item.source),
-                                f"unreadable embedded image: {e.problem}") from None
+        image = self._read_picture(item, picture)
         label, problems = rasterise(item, self.labels, height, width, self.options.raster)
         if label is None:
             raise DataError(printable(item.source), "; ".join(
                 p.split(": ", 1)[-1] for p in problems))
+        missing = None if self.bands is None else nodata_mask(image, self.nodata)
+        if missing is not None:
+            label = np.where(missing, self.ignore_index, label)
         return image, label.astype(np.int64)
+
+    def _read_picture(self, item: AnnotatedImage, picture: bytes | Path) -> np.ndarray:
+        """The picture as RGB, or as its declared bands (H×W×N, as stored)."""
+        if self.bands is not None:
+            if not isinstance(picture, Path):
+                raise DataError(printable(item.source), "an image embedded in the annotations "
+                                "has no bands to read: declare no 'bands' for it")
+            try:
+                with open_raster(picture, bands=self.bands, max_pixels=io.MAX_PIXELS) as r:
+                    return r.read_all()
+            except ImageError as e:
+                raise DataError(picture, e.problem) from None
+        if band_raster(picture):
+            info = raster_info(picture)
+            names = list(info.band_names) if info.band_names and all(info.band_names) else \
+                [f"band{k + 1}" for k in range(info.bands)]
+            raise DataError(picture, _BANDS_PROBLEM.format(
+                bands=info.bands, dtype=info.dtype, names=", ".join(names),
+                fmt=self.format.replace("_", "-"), src=printable(self.root)))
+        if isinstance(picture, Path):
+            return read_image(picture)
+        try:
+            return load_image(BytesIO(picture))
+        except ImageError as e:
+            raise DataError(printable(item.source),
+                            f"unreadable embedded image: {e.problem}") from None
+
+    def image_path(self, index: int) -> Path:
+        """The picture file of sample ``index`` (its annotation file when it is embedded)."""
+        item = self.items[index]
+        return item.image_path if item.image_path is not None else item.source
 
     def refused_labels(self) -> tuple[dict[str, str], list[str]]:
         """With a labels file: each sample using a label it lacks (by name, its problem), and

@@ -1,0 +1,86 @@
+"""Datasets of multi-band images (``bands`` declared): the per-band statistics a model on them
+is standardised by, the values crops pad with, and the filling of pixels without data. Shared
+by the folder dataset and annotations read directly as a dataset."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from fcnseg.conventions import InputConvention, band_convention
+from fcnseg.data.errors import DataError
+from fcnseg.data.rasters import fill_nodata, nodata_mask
+
+if TYPE_CHECKING:
+    from fcnseg.data.band_stats import BandStats
+
+
+class BandImages:
+    """A dataset mix-in for images read as H×W×N arrays of their declared ``bands`` (None:
+    colour images, and every method here is the plain dataset's). The dataset gives ``root``,
+    ``image_path(index)`` and ``__len__``; :meth:`set_bands` sets the bands."""
+
+    bands: tuple[str, ...] | None = None
+    rgb_bands: tuple[str, ...] | None = None
+    nodata: float | None = None
+
+    def set_bands(self, bands: Sequence[str] | None, rgb: Sequence[str] | None,
+                  nodata: float | None, where: str) -> None:
+        """The bands of multi-band rasters (checked names), the three shown as RGB and the
+        image value of pixels without data; ValueError naming ``where`` when ``rgb`` is not
+        three of the bands."""
+        self.bands = tuple(bands) if bands is not None else None
+        self.rgb_bands = tuple(rgb) if rgb is not None else None
+        self.nodata = nodata
+        self._band_convention: InputConvention | None = None
+        self._band_stats: BandStats | None = None
+        if self.rgb_bands is not None:
+            missing = [b for b in self.rgb_bands
+                       if b.lower() not in {n.lower() for n in self.bands or ()}]
+            if self.bands is None or missing or len(self.rgb_bands) != 3:
+                raise ValueError(f"{where}: 'rgb' must name three of the declared 'bands' "
+                                 f"({', '.join(self.bands or ()) or 'none declared'}); got "
+                                 f"{list(self.rgb_bands)}")
+
+    def fill_missing(self, image: Any) -> Any:
+        """Pixels without data (every band at ``nodata``, or NaN) take each band's mean
+        (:func:`~fcnseg.data.rasters.fill_nodata`); :meth:`load` keeps the file's values, so
+        that the data cache holds them in their own bit depth, not as float32."""
+        missing = None if self.bands is None else nodata_mask(image, self.nodata)
+        return image if missing is None else fill_nodata(image, missing, self.pad_values["color"])
+
+    @property
+    def pad_values(self) -> dict[str, float | tuple[float, ...]]:
+        """Raw values crops and batches pad with: for multi-band images each band's mean (what
+        the model normalises to zero), else the colour mean pixel."""
+        if self.bands is None:
+            return super().pad_values  # type: ignore[misc]
+        return {"color": self.band_convention().mean_pixel()}
+
+    def band_convention(self) -> InputConvention:
+        """The input convention of a model on this dataset's bands: each band standardised by
+        its mean and std over the readable images
+        (:func:`fcnseg.data.band_stats.band_statistics`, cached on disk and here)."""
+        if self.bands is None:
+            raise ValueError(f"{self.root}: the dataset declares no 'bands'")  # type: ignore
+        if self._band_convention is None:
+            stats = self.band_statistics()
+            if stats.pixels == 0:  # unreadable images are left out (and reported elsewhere)
+                path, problem = stats.problems[0] if stats.problems else (
+                    str(getattr(self, "image_dir", self.root)),  # type: ignore[attr-defined]
+                    "no image pixel with data to take band statistics from")
+                raise DataError(path, problem)
+            self._band_convention = band_convention(stats.bands, stats.mean, stats.std,
+                                                    self.nodata, list(stats.sample_types))
+        return self._band_convention
+
+    def band_statistics(self) -> BandStats:
+        """The per-band statistics of the readable images
+        (:func:`fcnseg.data.band_stats.band_statistics`, cached on disk and here)."""
+        if self.bands is None:
+            raise ValueError(f"{self.root}: the dataset declares no 'bands'")  # type: ignore
+        if self._band_stats is None:
+            from fcnseg.data.band_stats import band_statistics  # noqa: PLC0415 - import cycle
+
+            self._band_stats = band_statistics(self)
+        return self._band_stats

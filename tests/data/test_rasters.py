@@ -363,6 +363,24 @@ def test_pictures_stretch_the_rgb_bands_from_2_to_98_percent():
     assert (picture == 0).mean() > 0.015 and (picture == 255).mean() > 0.015
 
 
+def test_a_picture_of_bands_takes_a_few_bytes_a_pixel_beyond_itself():
+    import tracemalloc
+
+    from fcnseg.data.rasters import display_rgb
+
+    a = uint16_scene(1000, 1000, n=5)
+    tracemalloc.start()
+    try:
+        display_rgb(a, BANDS, ["red", "green", "blue"])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # A band at a time in float64 (8 bytes), its float32 copy (4) and the picture (3), not
+    # three float64 bands stacked and rounded (80 bytes a pixel): a raster preview of
+    # 2,048² pixels takes about 80 MB here, not 340.
+    assert peak < 24 * a.shape[0] * a.shape[1]
+
+
 def test_pictures_without_rgb_bands_show_the_first_band_in_grey():
     from fcnseg.data.rasters import display_rgb
 
@@ -652,3 +670,36 @@ def test_a_georeferenced_tiffs_orientation_tag_leaves_its_grid_as_stored(tmp_pat
                                   tifffile.TiffFile(tmp_path / "geo.tif").pages[0].tags
                                   if t.code in (33550, 33922, 34735)]])
     np.testing.assert_array_equal(read_raster(tmp_path / "turned.tif")[..., 0], stored[..., 0])
+
+
+class _CacheSpy:
+    """A rasterio dataset whose reads record the GDAL block cache they run under."""
+
+    def __init__(self, dataset, seen: list) -> None:
+        self._dataset, self._seen = dataset, seen
+
+    def read(self, *args, **kwargs):
+        import rasterio.env
+
+        self._seen.append(rasterio.env.getenv().get("GDAL_CACHEMAX"))
+        return self._dataset.read(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._dataset, name)
+
+
+def test_raster_reads_run_under_a_bounded_gdal_cache_or_the_callers(tmp_path):
+    import rasterio
+
+    from fcnseg.data.rasters import GDAL_CACHE_BYTES, open_raster
+
+    tifffile.imwrite(tmp_path / "s.tif", uint16_scene(64, 48), photometric="minisblack",
+                     planarconfig="contig")
+    seen: list = []
+    with open_raster(tmp_path / "s.tif") as reader:
+        reader._ds = _CacheSpy(reader._ds, seen)
+        reader.read(0, 0, 32, 48)  # GDAL's default: 5% of the memory, every block read kept
+        with rasterio.Env(GDAL_CACHEMAX=16):  # fcnseg predict's
+            reader.read(32, 0, 32, 48)
+    assert seen == [GDAL_CACHE_BYTES, 16]
+    assert GDAL_CACHE_BYTES <= 64 << 20

@@ -413,6 +413,40 @@ def test_the_preview_holds_a_strip_of_the_raster_not_the_whole_raster(tmp_path, 
     np.testing.assert_array_equal(pixels, array[::50, ::50])
 
 
+def test_the_preview_reads_windows_of_a_few_blocks_however_wide_the_raster(tmp_path,
+                                                                          monkeypatch):
+    import fcnseg.inference.rasters as rasters
+    from fcnseg.data.rasters import open_raster
+
+    monkeypatch.setattr(rasters, "PREVIEW_SIDE", 900)
+    h, w = 700, 6000  # every 7th pixel: steps across the 64-pixel blocks
+    array = np.random.default_rng(0).integers(0, 9000, (h, w, 4), dtype=np.uint16)
+    with rasterio.open(tmp_path / "in.tif", "w", driver="GTiff", height=h, width=w, count=4,
+                       dtype="uint16", crs="EPSG:32632", transform=TRANSFORM, tiled=True,
+                       blockxsize=64, blockysize=64) as ds:
+        ds.write(np.moveaxis(array, -1, 0))
+    windows = []
+
+    def recording(*args, **kwargs):
+        reader = open_raster(*args, **kwargs)
+        read = reader.read
+
+        def read_window(row, col, height, width):
+            windows.append((row, col, height, width))
+            return read(row, col, height, width)
+        reader.read = read_window
+        return reader
+
+    monkeypatch.setattr(rasters, "open_raster", recording)
+    pixels, _, step = rasters._picture_pixels(tmp_path / "in.tif", None, None)
+    assert step == 7
+    np.testing.assert_array_equal(pixels, array[::7, ::7])
+    # Memory set by the window, not the raster's width: whole blocks, each read once.
+    assert max(hh * ww for _, _, hh, ww in windows) <= 512 * 512
+    assert all(r % 64 == 0 and c % 64 == 0 for r, c, _, _ in windows)
+    assert sum(hh * ww for _, _, hh, ww in windows) == h * w
+
+
 def _write_label(path, label: np.ndarray) -> None:
     with rasterio.open(path, "w", driver="GTiff", height=label.shape[0], width=label.shape[1],
                        count=1, dtype="uint8") as ds:

@@ -150,14 +150,23 @@ def rasterio_open(path: PathLike, mode: str = "r", **kwargs: Any) -> Any:
         return rasterio.open(path, mode, **kwargs)
 
 
+#: GDAL's block cache while fcnseg reads a raster, in bytes: GDAL's own default (5% of the
+#: memory) would keep up to that much of every raster read, decoded. A caller's own (in a
+#: rasterio.Env; ``fcnseg predict``'s, next to none: its tile reader holds the blocks) is kept.
+GDAL_CACHE_BYTES = 64 << 20
+
+
 def _quiet_gdal(rasterio: Any) -> Any:
     """A context in which GDAL's own messages ("Warning 1: TIFFReadDirectory ...") are not
     printed: inside a rasterio Env they go to the ``rasterio._env`` logger, which is silenced;
-    a bad file is then reported in our one line (GDAL's last error is in it)."""
+    a bad file is then reported in our one line (GDAL's last error is in it). Its block cache
+    is at most :data:`GDAL_CACHE_BYTES`."""
     logger = logging.getLogger("rasterio._env")
     if logger.level != _SILENT:  # once: each setLevel clears the cache of every logger
         logger.setLevel(_SILENT)
-    return rasterio.Env()
+    if rasterio.env.hasenv() and "GDAL_CACHEMAX" in rasterio.env.getenv():
+        return rasterio.Env()  # the enclosing one's
+    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES)
 
 
 #: A level above every message's: GDAL's own messages through rasterio are not printed.
@@ -861,11 +870,28 @@ def display_rgb(image: np.ndarray, bands: Sequence[str] | None = None,
         return np.ascontiguousarray(image[..., index if named else [0, 1, 2]])
     if not named:
         index = [0, 0, 0]
-    planes = []
-    for i in index:
-        plane = image[..., i].astype(np.float32)
-        finite = plane[np.isfinite(plane)]
-        low, high = np.percentile(finite, (2, 98)) if finite.size else (0.0, 0.0)
-        scale = 255.0 / (high - low) if high > low else 0.0
-        planes.append(np.clip((np.nan_to_num(plane, nan=low) - low) * scale, 0, 255))
-    return np.round(np.stack(planes, axis=-1)).astype(np.uint8)
+    picture = np.empty((*image.shape[:2], 3), np.uint8)
+    for k, i in enumerate(index):
+        if i in index[:k]:  # grey: the one band, stretched once
+            picture[..., k] = picture[..., index.index(i)]
+        else:
+            picture[..., k] = _stretched(image[..., i])
+    return picture
+
+
+def _stretched(band: np.ndarray) -> np.ndarray:
+    """One band from its 2nd to its 98th percentile to 0-255 (NaN as the 2nd), rounded to
+    uint8: computed in place, a plane at a time, so that a picture of a few million pixels
+    takes a few bytes a pixel beyond itself rather than several copies of all its bands."""
+    plane = band.astype(np.float32)
+    finite = plane[np.isfinite(plane)] if band.dtype.kind == "f" else plane
+    low, high = np.percentile(finite, (2, 98)) if finite.size else (0.0, 0.0)
+    del finite
+    scale = 255.0 / (high - low) if high > low else 0.0
+    work = plane.astype(np.result_type(plane, low, scale))
+    del plane
+    np.nan_to_num(work, copy=False, nan=low)
+    work -= low
+    work *= scale
+    np.clip(work, 0, 255, out=work)
+    return np.round(work, out=work).astype(np.uint8)

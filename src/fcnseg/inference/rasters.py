@@ -38,7 +38,6 @@ import functools
 import hashlib
 import io
 import json
-import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -1095,8 +1094,8 @@ def _row_major_bytes(value: torch.Tensor, chunk: int = 1 << 24) -> Iterator[np.n
 
 #: The longest side of the picture written beside a label raster.
 PREVIEW_SIDE = 2048
-#: Rows of the input read at a time for the picture, at least (memory: rows × width × bands).
-_PREVIEW_ROWS = 256
+#: The side of the windows the picture is read by, about (whole blocks; memory: a window).
+_PREVIEW_WINDOW = 512
 
 
 def write_raster_preview(source: PathLike, label_path: PathLike, out: PathLike,
@@ -1115,13 +1114,14 @@ def write_raster_preview(source: PathLike, label_path: PathLike, out: PathLike,
     band so stretched in grey; the labels of a stretched picture are blended over its
     lightness (:func:`~fcnseg.inference.visualize.grey_picture`), so that each class shows
     its legend colour whatever the stretch's hues.
-    Read by strips: memory is set by the preview and the raster's width, not its height."""
+    Read by windows of whole blocks, every block once: memory is set by the preview and a
+    window, not the raster's size."""
     import rasterio
     from PIL import Image
 
     style = style or PictureStyle()
-    # GDAL would keep every block read in its cache (the whole raster, by the end): the
-    # blocks under a strip are held by cached_blocks instead.
+    # GDAL would keep every block read in its cache (the whole raster, by the end); the
+    # windows are whole blocks, each read once, so none needs keeping.
     with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_BYTES):
         image, info, step = _picture_pixels(source, bands, None)
         label = _picture_pixels(label_path, None, step)[0][..., 0]
@@ -1144,27 +1144,47 @@ def write_raster_preview(source: PathLike, label_path: PathLike, out: PathLike,
 def _picture_pixels(path: PathLike, bands: Sequence[str] | None, step: int | None
                     ) -> tuple[np.ndarray, RasterInfo, int]:
     """Every ``step``-th pixel of the raster at ``path`` (None: the step that makes its
-    longest side at most :data:`PREVIEW_SIDE`), its info and the step. Read by strips of
-    whole blocks where a few blocks high make a whole number of steps; else the blocks two
-    strips share are held (:func:`~fcnseg.data.rasters.cached_blocks`): each decoded once."""
+    longest side at most :data:`PREVIEW_SIDE`), its info and the step. Read by windows of
+    whole blocks about :data:`_PREVIEW_WINDOW` a side (:func:`_picture_window`), each block
+    decoded once: memory is set by a window and the picture, however large the raster."""
     with open_raster(path, bands=bands) as reader:
         info = reader.info
         step = step or max(1, -(-max(info.height, info.width) // PREVIEW_SIDE))
-        block_rows = (reader.block_shape() or (1, 1))[0]
-        unit = math.lcm(step, block_rows)
-        unit = unit if unit <= 4 * _PREVIEW_ROWS else step
-        rows = unit * -(-_PREVIEW_ROWS // unit)
-        strips = reader if rows % block_rows == 0 else \
-            cached_blocks(reader, budget=0, window_rows=rows)
-        image = _decimated(lambda r, n: strips.read(r, 0, n, info.width), info.height, step,
-                           rows)
+        rows, cols = _picture_window(reader.block_shape(), info.height, info.width)
+        image = _decimated(reader.read, (info.height, info.width), step, (rows, cols))
     return image, info, step
 
 
-def _decimated(read: Callable[[int, int], np.ndarray], height: int, step: int,
-               rows: int) -> np.ndarray:
-    """Every ``step``-th pixel of ``read(row, rows)``, read by strips of ``rows`` (a multiple
-    of ``step``). Each strip's pixels are copied out of it: a view would keep the whole
-    strip, and so the whole raster, in memory until the end."""
-    return np.concatenate([np.ascontiguousarray(read(r, min(rows, height - r))[::step, ::step])
-                           for r in range(0, height, rows)], axis=0)
+def _picture_window(block: tuple[int, int] | None, height: int,
+                    width: int) -> tuple[int, int]:
+    """Rows and columns of the windows a picture is read by: whole blocks (a TIFF's tiles, or
+    its strips, which are as wide as the raster), as many as make about
+    :data:`_PREVIEW_WINDOW` a side; that size where the file has no blocks."""
+    block_rows, block_cols = block or (_PREVIEW_WINDOW, _PREVIEW_WINDOW)
+    rows = block_rows * max(1, _PREVIEW_WINDOW // block_rows)
+    cols = block_cols * max(1, _PREVIEW_WINDOW // block_cols)
+    return min(rows, height), min(cols, width)
+
+
+def _decimated(read: Callable[[int, int, int, int], np.ndarray], size: tuple[int, int],
+               step: int, window: tuple[int, int]) -> np.ndarray:
+    """Every ``step``-th pixel (rows and columns 0, step, 2·step, ...) of a raster of
+    ``size`` read by ``read(row, col, rows, cols)``, a ``window`` at a time; each window's
+    pixels are copied into the picture (a view would keep the whole window)."""
+    (height, width), (rows, cols) = size, window
+    picture: np.ndarray | None = None
+    for r in range(0, height, rows):
+        r0 = -r % step  # the window's first row on the picture's grid
+        for c in range(0, width, cols):
+            c0 = -c % step
+            h, w = min(rows, height - r), min(cols, width - c)
+            if r0 >= h or c0 >= w:
+                continue
+            piece = read(r, c, h, w)[r0::step, c0::step]
+            if picture is None:  # the first window, (0, 0): the samples' type
+                picture = np.empty((-(-height // step), -(-width // step), piece.shape[2]),
+                                   piece.dtype)
+            y, x = (r + r0) // step, (c + c0) // step
+            picture[y:y + piece.shape[0], x:x + piece.shape[1]] = piece
+    assert picture is not None  # the window at (0, 0) always has pixel (0, 0)
+    return picture

@@ -127,8 +127,11 @@ def overlay(
 def grey_picture(image: np.ndarray) -> np.ndarray:
     """An H×W×3 uint8 image's lightness (ITU-R 601 luma, as Pillow's "L"), in its three
     channels."""
-    luma = np.asarray(image, np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    grey = np.clip(np.round(luma), 0, 255).astype(np.uint8)
+    image = np.asarray(image)
+    luma = image[..., 0] * np.float32(0.299)  # a channel at a time: 4 bytes a pixel
+    luma += image[..., 1] * np.float32(0.587)
+    luma += image[..., 2] * np.float32(0.114)
+    grey = np.clip(np.round(luma, out=luma), 0, 255).astype(np.uint8)
     return np.repeat(grey[..., None], 3, axis=-1)
 
 

@@ -90,6 +90,27 @@ def test_band_rasters_are_imported_as_they_are_with_their_bands(fmt, tmp_path: P
         np.testing.assert_array_equal(label, expected)
 
 
+def test_a_band_raster_embedded_in_labelme_json_is_imported_as_it_is(tmp_path: Path,
+                                                                     capsys) -> None:
+    import base64
+
+    src = band_source("labelme", tmp_path / "src")
+    for k in range(3):  # the picture only inside the JSON (labelme's imageData)
+        picture = tmp_path / "src" / "images" / f"i{k}.tif"
+        doc = json.loads(picture.with_suffix(".json").read_text())
+        doc["imageData"] = base64.b64encode(picture.read_bytes()).decode()
+        picture.with_suffix(".json").write_text(json.dumps(doc))
+        (tmp_path / "src" / "embedded" / f"i{k}.tif").parent.mkdir(exist_ok=True)
+        picture.rename(tmp_path / "src" / "embedded" / f"i{k}.tif")
+    out = tmp_path / "out"
+    assert main(import_args("labelme", src, out, tmp_path / "src")) == 0
+    assert "imported 3 image(s)" in capsys.readouterr().out
+    assert yaml.safe_load((out / "dataset.yaml").read_text())["bands"] == BANDS
+    for k in range(3):
+        assert (out / "images" / f"i{k}.tif").read_bytes() == \
+            (tmp_path / "src" / "embedded" / f"i{k}.tif").read_bytes()
+
+
 def test_a_dataset_yaml_declaring_the_bands_is_kept(tmp_path: Path, capsys) -> None:
     pytest.importorskip("pycocotools")
     src = band_source("coco", tmp_path / "src")

@@ -49,6 +49,7 @@ from fcnseg.data.images import (
     file_head,
     open_upright,
     tiff_bands_problem,
+    tiff_samples,
 )
 from fcnseg.data.palette import palette_for
 from fcnseg.data.rasters import raster_info
@@ -184,14 +185,15 @@ def resolve_image(item: AnnotatedImage) -> tuple[bytes | Path, tuple[int, int]] 
 
 
 def band_raster(picture: bytes | Path) -> bool:
-    """Whether ``picture`` is a TIFF of bands no colour image holds (4 bands of uint16, a
-    satellite chip's): data a model of those bands reads as they are, never made RGB."""
-    if not isinstance(picture, Path):
-        return False
-    with open(picture, "rb") as f:
-        if file_head(f, 4) not in TIFF_MAGIC:
-            return False
-    return tiff_bands_problem(picture) is not None
+    """Whether ``picture`` (a file, or embedded bytes) is a TIFF of bands no colour image
+    holds (4 bands of uint16, a satellite chip's): data a model of those bands reads as they
+    are, never made RGB."""
+    with _stream(picture) as f:
+        return file_head(f, 4) in TIFF_MAGIC and tiff_bands_problem(f) is not None
+
+
+def _stream(picture: bytes | Path) -> Any:
+    return open(picture, "rb") if isinstance(picture, Path) else io.BytesIO(picture)
 
 
 def picture_size(picture: bytes | Path) -> tuple[int, int]:
@@ -200,10 +202,16 @@ def picture_size(picture: bytes | Path) -> tuple[int, int]:
     other picture's decoded as the image reader decodes it (so that a corrupt one is refused
     now). Raises :class:`ImageError` or OSError when it cannot be read."""
     if band_raster(picture):
-        info = raster_info(picture)
-        return info.height, info.width
-    what = picture if isinstance(picture, Path) else io.BytesIO(picture)
-    with open_upright(what) as img:
+        if isinstance(picture, Path):
+            info = raster_info(picture)
+            return info.height, info.width
+        with _stream(picture) as f:
+            header = tiff_samples(f)
+        if header is None:
+            raise ImageError("its embedded image", "unreadable TIFF header")
+        turned = header.orientation in (5, 6, 7, 8) and not header.geotiff
+        return (header.width, header.height) if turned else (header.height, header.width)
+    with open_upright(picture if isinstance(picture, Path) else io.BytesIO(picture)) as img:
         return img.height, img.width
 
 
@@ -217,6 +225,9 @@ def split_of(name: str, val_fraction: float) -> str:
 def _write_image(picture: bytes | Path, out_dir: Path, name: str) -> None:
     if isinstance(picture, Path):
         shutil.copyfile(picture, out_dir / f"{name}{picture.suffix.lower()}")
+        return
+    if band_raster(picture):  # bands Pillow does not open: the TIFF as it is
+        (out_dir / f"{name}.tif").write_bytes(picture)
         return
     with Image.open(io.BytesIO(picture), formats=IMAGE_FORMATS) as img:  # the one allow-list
         suffix = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "TIFF": ".tif",

@@ -255,10 +255,12 @@ def scores(confusion: np.ndarray | torch.Tensor | list[list[int]],
 
 def _subset_scores(subset: np.ndarray, whole: np.ndarray,
                    exclude: Sequence[int]) -> dict[str, Any]:
-    """:func:`scores` of a subset of the pixels (confusion ``subset``) with the classes the
-    whole ground truth (``whole``) holds but the subset's does not left out of the means, and
-    ``classes``: how many classes its mean IU averages."""
-    absent = (subset.sum(axis=1) == 0) & (whole.sum(axis=1) > 0)
+    """:func:`scores` of a subset of the pixels (confusion ``subset``) with a class left out of
+    the means where the subset lacks it on a side the whole evaluation (``whole``) has it: in
+    the ground truth, or among the predictions; and ``classes``: how many classes its mean IU
+    averages."""
+    absent = ((subset.sum(axis=1) == 0) & (whole.sum(axis=1) > 0)) | \
+        ((subset.sum(axis=0) == 0) & (whole.sum(axis=0) > 0))
     left_out = sorted({int(c) for c in exclude} | {int(c) for c in np.flatnonzero(absent)})
     kept = scores(subset, left_out)
     counted = np.ones(subset.shape[0], dtype=bool)
@@ -511,13 +513,16 @@ class CalibrationBins:
             confidence ranks no pixel above another, so every fraction takes them all);
             ``mean_iu_classes``: how many classes the mean IU of all pixels averages.
 
-            A fraction's ``mean_iu`` averages the classes that its pixels' ground truth holds
-            (``mean_iu_classes`` of them), and those absent from the whole ground truth (which
-            count as they do in the headline mean IU): a class the dataset holds but the
-            confident pixels do not would otherwise count IU 0 for a handful of pixels
-            predicted as it. Those pixels still count as errors, in ``pixel_acc`` and in the
-            IU of the class they belong to. With fraction 1 the mean IU is the headline one.
-            ``exclude``: classes left out of every mean, as the headline's.
+            A fraction's ``mean_iu`` averages the classes (``mean_iu_classes`` of them) that
+            its pixels hold on every side where all pixels hold them: in their ground truth
+            where the ground truth has the class anywhere, and among their predictions where
+            the model predicts it anywhere. A class the model is sure of nowhere has no
+            confident pixels of its own (and one absent from their truth none to find), so
+            it would count IU 0 for a few hundred pixels among millions. Those pixels still
+            count as errors, in ``pixel_acc`` and in the IU of the other class of each error.
+            A class never predicted at all, or predicted but in no ground truth, counts as in
+            the headline mean IU, which fraction 1 equals. ``exclude``: classes left out of
+            every mean, as the headline's.
         """
         count = self.count.cpu().numpy().astype(np.float64)
         correct = self.correct.cpu().numpy().astype(np.float64)

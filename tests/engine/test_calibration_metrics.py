@@ -181,3 +181,34 @@ def test_a_class_absent_from_all_the_truth_but_predicted_counts_as_in_the_headli
     (half,) = bins.compute(coverages=(0.5,))["coverage"]
     assert half["mean_iu"] == pytest.approx((48 / 50 + 0) / 2, rel=1e-12)
     assert half["mean_iu_classes"] == 2
+
+
+def test_a_class_the_confident_pixels_never_predict_is_left_out_of_their_mean_iu() -> None:
+    # Field (class 3) is predicted only where the model is unsure; the confident half holds
+    # 5 field pixels, all predicted background. Its IU there would be 0/5 and bring the mean
+    # IU of pixels 99.9% right down to about 75; left out, the mean averages classes 0-2,
+    # background's IU paying for the 5 errors.
+    labels = np.array([0] * 400 + [1] * 50 + [2] * 45 + [3] * 5 + [3] * 500)
+    pred = np.array([0] * 400 + [1] * 50 + [2] * 45 + [0] * 5 + [3] * 500)
+    conf = np.where(np.arange(1000) < 500, 0.999, 0.6)
+    bins = CalibrationBins(4, num_bins=15)
+    bins.update(torch.from_numpy(labels)[None],
+                torch.from_numpy(_one_hot_probs(pred, conf, 4))[None])
+    (half,) = bins.compute(coverages=(0.5,))["coverage"]
+    assert half["mean_iu_classes"] == 3
+    assert half["mean_iu"] == pytest.approx((400 / 405 + 1 + 1) / 3, rel=1e-12)
+    assert half["pixel_acc"] == pytest.approx(495 / 500, rel=1e-12)
+
+
+def test_a_class_never_predicted_anywhere_counts_as_in_the_headline() -> None:
+    # Class 2 is in the ground truth but the model never predicts it: IU 0, in every mean.
+    labels = np.array([0] * 50 + [1] * 45 + [2] * 5)
+    pred = np.array([0] * 50 + [1] * 45 + [0] * 5)
+    conf = np.full(100, 0.999)
+    bins = CalibrationBins(3, num_bins=15)
+    bins.update(torch.from_numpy(labels)[None],
+                torch.from_numpy(_one_hot_probs(pred, conf, 3))[None])
+    (everything,) = bins.compute(coverages=(1.0,))["coverage"]
+    assert everything["mean_iu_classes"] == 3
+    assert everything["mean_iu"] == pytest.approx(scores(
+        confusion_matrix(labels, pred, 3))["mean_iu"], rel=1e-12)

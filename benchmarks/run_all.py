@@ -196,6 +196,7 @@ BENCHMARKS = (
                                       "predict_outputs_identical")),
     Benchmark("model_identity.py", ("model_identity_over_load",)),
     Benchmark("serve_load.py", ("serve_concurrent_over_model", "serve_default_over_best_batching")),
+    Benchmark("serve_memory.py", ("serve_fcn8s_bf16_gb_at_default_limit",)),
     Benchmark("train_loop.py", ("train_loop_ratio",)),
     Benchmark("train_files.py", ("train_files_ratio",)),
     Benchmark("train_precision.py", ("bf16_train_speedup", "bf16_train_mean_iu_delta")),

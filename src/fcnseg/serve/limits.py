@@ -27,9 +27,9 @@ DEFAULT_MAX_UPLOAD_BYTES = 32 * 2**20
 #: Largest image accepted, 50 million pixels: photos of the 48- and 50-megapixel phone sensors
 #: (8064×6048, 8160×6120) and of 24- to 45-megapixel cameras are segmented whole, as fcnseg
 #: predict segments them. It bounds the memory of a forward pass (one runs at a time; a batch
-#: never holds more pixels than this), which grows with pixels: measured per pixel of the
-#: largest image, about 350 bytes for FCN-8s (VGG16) in bf16 and 700 in fp32, 90 and 135 for
-#: fcn8s_resnet18 (docs/serve.md); lower it on smaller machines.
+#: never holds more pixels than this), which grows with pixels: about 330 bytes per pixel for
+#: FCN-8s (VGG16) in bf16 and 600 in fp32, 170 and 140 for fcn8s_resnet18, 21 classes
+#: (benchmarks/serve_memory.py, docs/serve.md); lower it on smaller machines.
 DEFAULT_MAX_PIXELS = 50_000_000
 #: Images decoded and segmented at once. One thread runs the model, on all cores, and the
 #: requests waiting for it share a forward pass (a batch of up to this many images), while the

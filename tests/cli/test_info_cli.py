@@ -679,7 +679,8 @@ def test_a_raster_of_too_many_values_to_list_says_more_than_the_count_it_stopped
     assert main(["info", str(tmp_path / "dem.tif")]) == 0
     limit = info_files.MAX_LISTED_VALUES
     assert f"values:      more than {limit} distinct values" in capsys.readouterr().out
-    assert sum(reads) <= limit + 1000  # stopped once past the limit, not read whole
+    # Stopped at the strip that passed the limit (every value distinct), not read whole.
+    assert sum(reads[:-1]) <= limit < sum(reads) < values.size
     assert main(["info", "--json", str(tmp_path / "dem.tif")]) == 0
     rec = json.loads(capsys.readouterr().out)
     assert rec["more_values_than"] == limit and "values" not in rec
@@ -698,8 +699,51 @@ class _Counting:
         self._reads.append(height * width)
         return self._reader.read(row, col, height, width)
 
+    def block_shape(self):
+        return self._reader.block_shape()
+
     def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:
         self._reader.close()
+
+
+def test_a_tiled_label_rasters_values_are_counted_by_whole_blocks_under_a_small_gdal_cache(
+        tmp_path, capsys, monkeypatch) -> None:
+    """Strips of whole block rows, each block decoded once, with GDAL keeping next to no
+    block: memory set by a strip, not by the raster (GDAL's default cache, 5% of the
+    machine's memory, kept every block read, the whole raster by the end)."""
+    import json
+
+    import numpy as np
+    import rasterio
+    import rasterio.env
+
+    from fcnseg.cli import info_files
+
+    height, width, block = 1100, 3000, 512  # strips of 4M pixels would be 1398 rows
+    monkeypatch.setattr(info_files, "_VALUES_ROWS_PIXELS", 300 * width)  # 300 rows
+    path = tmp_path / "labels.tif"
+    with rasterio.open(path, "w", driver="GTiff", height=height, width=width, count=1,
+                       dtype="uint16", tiled=True, blockxsize=block, blockysize=block,
+                       compress="deflate") as ds:
+        label = np.zeros((height, width), np.uint16)
+        label[:550] = 7
+        ds.write(label, 1)
+    windows, caches = [], []
+
+    class Recording(_Counting):
+        def read(self, row, col, height, width):
+            windows.append((row, height))
+            try:
+                caches.append(rasterio.env.getenv().get("GDAL_CACHEMAX"))
+            except rasterio.errors.EnvError:  # no Env set: GDAL's default cache
+                caches.append(None)
+            return super().read(row, col, height, width)
+
+    monkeypatch.setattr(info_files, "open_raster", lambda *a, **k: Recording([], *a, **k))
+    assert main(["info", "--json", str(path)]) == 0
+    assert json.loads(capsys.readouterr().out)["shares"] == [0.5, 0.5]
+    assert windows == [(0, 512), (512, 512), (1024, 76)]  # each block row read once
+    assert all(c is not None and c <= 16 * 2**20 for c in caches)

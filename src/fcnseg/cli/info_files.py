@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from fcnseg.data.images import RASTER_FORMATS, open_upright
-from fcnseg.data.rasters import open_raster, raster_info
+from fcnseg.data.rasters import little_gdal_cache, open_raster, raster_info
 from fcnseg.utils.validate import fields_of
 
 #: What ``fcnseg info`` describes, for the message about a file it does not.
@@ -95,7 +95,11 @@ def _piece_counts(piece: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct values of ``piece`` and how many times each occurs: by counting for 8- and
     16-bit samples (many times faster than sorting a strip of millions of pixels)."""
     if piece.dtype in (np.uint8, np.uint16):
-        found = np.bincount(piece.reshape(-1))
+        flat = piece.reshape(-1)  # counted by chunks: bincount copies them as int64
+        found = np.zeros(1 << (8 * piece.dtype.itemsize), np.int64)
+        for start in range(0, flat.size, _VALUES_ROWS_PIXELS):
+            found += np.bincount(flat[start:start + _VALUES_ROWS_PIXELS],
+                                 minlength=found.size)
         values = np.flatnonzero(found)
         return values, found[values]
     return np.unique(piece, return_counts=True)
@@ -104,9 +108,12 @@ def _piece_counts(piece: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _raster_values(file: Path) -> dict[str, Any]:
     """:func:`_counted_values` of a one-band raster, read by strips of rows, each value as
     stored (a uint32 raster's above 2**24 are not rounded as float32 would)."""
-    with open_raster(file, exact=True) as reader:
+    with little_gdal_cache(), open_raster(file, exact=True) as reader:
         h, w = reader.info.height, reader.info.width
         rows = max(1, _VALUES_ROWS_PIXELS // max(w, 1))
+        # Strips of whole block rows: each block decoded once, none held after its strip.
+        block_rows = (reader.block_shape() or (1, 1))[0]
+        rows = max(1, rows // block_rows) * block_rows
         strips = (reader.read(y, 0, min(rows, h - y), w)[..., 0] for y in range(0, h, rows))
         return _counted_values(strips, h * w)
 

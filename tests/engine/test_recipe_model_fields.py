@@ -90,6 +90,7 @@ def test_recipes_name_prints_only_the_model_fields_that_apply(capsys) -> None:
 def test_a_field_dropped_by_a_model_that_does_not_take_it_stays_dropped_after_it(
         tmp_path) -> None:
     # voc-fcn8s-modern sets geometry: same; folder-cpu's ResNet takes none; a VGG16 chosen on
-    # top of folder-cpu starts from the default geometry, not from two recipes below.
-    path = _recipe(tmp_path, "base: folder-cpu\nmodel: {arch: fcn8s}\n")
+    # top of folder-cpu starts from the default geometry, not from two recipes below (its
+    # ResNet-18 weights do not fit a VGG16: they are set to null).
+    path = _recipe(tmp_path, "base: folder-cpu\nmodel: {arch: fcn8s, backbone_weights: null}\n")
     assert load_config(path).model.geometry == "caffe"

@@ -79,13 +79,15 @@ def test_options_a_base_recipe_gave_its_own_model_are_dropped_for_another(tmp_pa
     _recipe(tmp_path, "base: folder-cpu\nmodel: {options: {base_channels: 16}}\n", "slim.yaml")
     path = _recipe(tmp_path, "base: slim.yaml\nmodel: {arch: fcn8s, backbone_weights: null}\n")
     assert load_config(path).model.options == {}
-    kept = _recipe(tmp_path, "base: slim.yaml\nmodel: {arch: fcn8s_resnet34}\n", "deeper.yaml")
+    kept = _recipe(tmp_path, "base: slim.yaml\nmodel: {arch: fcn8s_resnet34, backbone_weights: "
+                             "resnet34}\n", "deeper.yaml")
     assert load_config(kept).model.options == {"base_channels": 16}
 
 
 def test_an_override_of_the_model_drops_the_recipes_options_it_does_not_take(tmp_path) -> None:
     path = _recipe(tmp_path, "base: folder-cpu\nmodel: {options: {base_channels: 16}}\n")
-    assert load_config(path, ["model.arch=fcn8s"]).model.options == {}
+    vgg16 = ["model.arch=fcn8s", "model.backbone_weights=null"]  # ResNet-18 weights do not fit
+    assert load_config(path, vgg16).model.options == {}
     with pytest.raises(ConfigError, match="^model.options.base_channels: unknown option of fcn8s"):
         load_config(path, ["model.arch=fcn8s", "model.options={base_channels: 8}"])
 

@@ -12,6 +12,8 @@ from fcnseg.models import (
     fcn8s,
     fcn8s_vgg16_bn,
 )
+from fcnseg.models.builders import backbone_trunk, builder_parameters, model_names
+from fcnseg.weightfiles.published import PRETRAINED, TRUNKS, backbones_fitting
 
 TINY_VGG = {"width": 1 / 64, "fc_channels": 4}
 
@@ -105,3 +107,26 @@ def test_the_paper_functions_show_their_arguments_to_help(builder: str) -> None:
     assert parameters["input_convention"].default == "caffe_bgr"  # what it builds
     shown = pydoc.render_doc(function, renderer=pydoc.plaintext)
     assert "fc_channels" in shown and "**options" not in shown
+
+
+@pytest.mark.parametrize("name, options, trunk", [
+    ("fcn8s", {}, "VGG16"), ("fcn8s", {"batch_norm": True}, "VGG16-BN"),
+    ("fcn32s_vgg16_bn", {}, "VGG16-BN"), ("siftflow_fcn8s", {}, "VGG16"),
+    ("nyud_fcn32s_hha", {}, "VGG16"), ("fcn16s_resnet34", {}, "ResNet-34"),
+    ("fcn_resnet101", {}, "ResNet-101"), ("fcn_alexnet", {}, "AlexNet (Caffe)"),
+    ("fcn_alexnet", {"variant": "torchvision"}, "AlexNet (torchvision)"),
+    ("fcn8s_googlenet", {}, "GoogLeNet"), ("nyud_fcn32s_color_hha", {}, None),
+    ("fcn_custom_backbone", {}, None),
+])
+def test_backbone_trunk_names_the_family_of_weights_a_model_takes(name, options, trunk) -> None:
+    assert backbone_trunk(name, options) == trunk
+
+
+def test_every_published_backbone_names_a_trunk_some_model_takes() -> None:
+    taken = {backbone_trunk(n, o) for n in model_names()
+             for o in ({}, {"batch_norm": True}, {"variant": "torchvision"})
+             if o.keys() <= set(builder_parameters(n))}
+    backbones = [w for w in PRETRAINED.values() if w.kind == "backbone"]
+    assert {w.trunk for w in backbones} <= taken & set(TRUNKS)
+    assert all(backbones_fitting(w.trunk) for w in backbones)
+    assert backbones_fitting("ResNet-50") == ["resnet50"]

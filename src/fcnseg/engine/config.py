@@ -97,8 +97,9 @@ class ModelConfig:
     width: float = 1.0
     fc_channels: int = 4096
     dropout: float = 0.5
-    #: ImageNet VGG16 file to convolutionalize into the trunk, or a name from
-    #: ``fcnseg.models.PRETRAINED`` (e.g. ``vgg16_caffe``) to download; null = random init.
+    #: ImageNet file to convolutionalize into the trunk, or a name from
+    #: ``fcnseg.models.PRETRAINED`` (e.g. ``vgg16_caffe``) to download, which must fit the
+    #: model's trunk (checked when the recipe is read); null = random init.
     backbone_weights: str | None = None
     backbone_convention: str | None = None
     #: Input convention when no backbone weights set it ("caffe_bgr" or "torchvision_rgb").
@@ -312,9 +313,12 @@ class TrainConfig:
             raise ConfigError(f"data.train: expected {spec}")
         return self
 
-    def _validate_model(self) -> None:
+    def _validate_model(self, weights_origin: str = "",
+                        weights_advice: str = "set model.backbone_weights to ") -> None:
         """A model field the architecture does not take is refused unless it holds its default:
-        a default changes nothing on any model, and saved recipes list every field."""
+        a default changes nothing on any model, and saved recipes list every field. Published
+        backbone weights must fit the model's trunk (``weights_origin`` says where they came
+        from and ``weights_advice`` how to change them, see :func:`backbone_weights_problem`)."""
         m = self.model
         if not isinstance(m.arch, str):
             raise ConfigError(f"model.arch: expected a model name, got {m.arch!r}")
@@ -329,6 +333,8 @@ class TrainConfig:
                                   f"its own options, under model.options: "
                                   f"{', '.join(_own_options(m.arch)) or 'none'}")
         self._validate_model_options()
+        if problem := backbone_weights_problem(m, weights_origin, weights_advice):
+            raise ConfigError(f"model.backbone_weights: {problem}")
 
     def _validate_model_options(self) -> None:
         """``model.options`` against the builder's signature, so that a misspelt or mistyped
@@ -405,6 +411,34 @@ def _own_options(arch: str) -> list[str]:
 
     return [name for name in builder_parameters(arch)
             if name not in (*_BUILDER_FIELDS, "num_classes", "backbone")]
+
+
+def backbone_weights_problem(model: ModelConfig, origin: str = "",
+                             advice: str = "set model.backbone_weights to ") -> str | None:
+    """Why ``model.backbone_weights``, a published name (:data:`fcnseg.models.PRETRAINED`),
+    does not fit the model's trunk, in one line that lists what does, else None: also None
+    for a file (its loader checks its keys), null, or a model that takes none. ``origin``
+    follows the name (``", set by voc-fcn32s for its fcn32s,"``), ``advice`` precedes the
+    values that fit."""
+    from fcnseg.models.builders import backbone_trunk
+    from fcnseg.weightfiles.published import PRETRAINED, backbones_fitting
+
+    name = model.backbone_weights
+    if not isinstance(name, str) or name not in PRETRAINED or Path(name).is_file():
+        return None
+    try:
+        trunk = backbone_trunk(model.arch, model.options)
+    except (ValueError, TypeError):
+        return None  # an unknown model or options: validate names them
+    weights = PRETRAINED[name]
+    if trunk is None or (weights.kind == "backbone" and weights.trunk == trunk):
+        return None
+    held = (f"{weights.trunk} trunk weights" if weights.kind == "backbone"
+            else "a whole trained model, not trunk weights")
+    names = backbones_fitting(trunk)
+    fitting = f"{' or '.join(names)} (published {trunk} weights), " if names else ""
+    return (f"{name}{origin} holds {held}, and {model.arch}'s trunk is {trunk}: {advice}"
+            f"{fitting}the path of a {trunk} file, or null (random trunk weights)")
 
 
 # -- dict <-> dataclass ----------------------------------------------------------------------
@@ -699,17 +733,33 @@ def load_config(recipe: PathLike | dict[str, Any] | None = None,
     try:
         config = config_from_dict(data)
         if not _model_fields_named(overrides, fields):
-            config._validate_model()  # the recipe's own model: named with its file
+            # the recipe's own model: named with its file
+            config._validate_model(_inherited_weights_origin(recipe))
     except ConfigError as e:
         raise ConfigError(f"{where}: {e}") from None
     arch = config.model.arch
     apply_overrides(config, list(overrides))
     _fill(config, fields, "")
     if config.model.arch != arch:
-        _reset_fields_not_taken(config.model, _model_fields_named(overrides, fields))
+        named = _model_fields_named(overrides, fields)
+        _reset_fields_not_taken(config.model, named)
+        if "backbone_weights" not in named:  # the recipe's, set for its own model
+            config._validate_model(f", set by {where} for its {arch},",
+                                   "add --set model.backbone_weights=")
     if config.name == "custom" and isinstance(recipe, str) and not recipe.endswith(".yaml"):
         config.name = recipe
     return config.validate()
+
+
+def _inherited_weights_origin(recipe: PathLike | dict[str, Any] | None) -> str:
+    """``", inherited from its base NAME,"`` where the recipe has a base and sets no
+    ``model.backbone_weights`` of its own (they were set for the base's model), else ``""``."""
+    top = dict(recipe or {}) if not isinstance(recipe, (str, os.PathLike)) else (
+        _read_recipe(recipe)[0] if recipe else {})
+    own = top.get("model")
+    if "base" not in top or (isinstance(own, dict) and "backbone_weights" in own):
+        return ""
+    return f", inherited from its base {top['base']},"
 
 
 def _model_fields_named(overrides: list[str] | tuple[str, ...],

@@ -543,6 +543,29 @@ def builder_parameters(name: str) -> tuple[str, ...]:
     return tuple(_signature(name).parameters)
 
 
+def backbone_trunk(name: str, options: Mapping[str, Any] | None = None) -> str | None:
+    """The trunk family whose ImageNet ``backbone_weights`` model ``name`` takes, with builder
+    ``options`` (``batch_norm``, AlexNet's ``variant``): one of
+    :data:`fcnseg.weightfiles.published.TRUNKS` (``"VGG16"``, ``"ResNet-50"``, ...), as
+    published weights name theirs; None for a model that takes no ``backbone_weights``.
+    Raises ValueError for an unknown model."""
+    if "backbone_weights" not in builder_parameters(name):
+        return None
+    row = ARCHITECTURES[name.replace("-", "_").lower()]
+    chosen = {**builder_defaults(name), **(options or {})}
+    if row.build is _vgg16:
+        return "VGG16-BN" if chosen.get("batch_norm") else "VGG16"
+    if row.build in (_siftflow, _nyud):
+        return "VGG16"
+    if row.build in (_resnet, _torchvision_fcn):
+        return f"ResNet-{row.depth}"
+    if row.build is _alexnet:
+        return "AlexNet (Caffe)" if chosen.get("variant") == "caffe" else "AlexNet (torchvision)"
+    if row.build is _googlenet:
+        return "GoogLeNet"
+    return None
+
+
 #: What a builder argument annotated with a plain type takes (NumPy's numbers too); checked
 #: before anything is built, for builder calls, checkpoints and recipes alike.
 _SCALARS: dict[Any, tuple[type, ...]] = {bool: (bool,), int: (numbers.Integral,),

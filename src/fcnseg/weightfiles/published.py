@@ -53,17 +53,26 @@ class PublishedWeights:
     #: fcnseg builder whose ``backbone_weights`` a converted ImageNet ``.caffemodel`` fills,
     #: when it is not VGG16 (``"fcn_alexnet"`` for Caffe's AlexNet)
     backbone_arch: str = ""
+    #: for ``kind="backbone"``: the trunk family the weights fit, as
+    #: :func:`fcnseg.models.builders.backbone_trunk` names a model's (see :data:`TRUNKS`)
+    trunk: str = ""
 
 
 def _drive(file_id: str) -> str:
     return f"https://drive.google.com/uc?id={file_id}&export=download"
 
 
-def _torchvision(name: str, filename: str, kind: str = "backbone") -> PublishedWeights:
+#: The trunk families published backbone weights fit (:attr:`PublishedWeights.trunk`).
+TRUNKS = ("VGG16", "VGG16-BN", "AlexNet (Caffe)", "AlexNet (torchvision)", "GoogLeNet",
+          "ResNet-18", "ResNet-34", "ResNet-50", "ResNet-101")
+
+
+def _torchvision(name: str, filename: str, trunk: str = "", kind: str = "backbone"
+                 ) -> PublishedWeights:
     sha = filename.rsplit("-", 1)[1].split(".")[0]
     return PublishedWeights(name, kind, TORCHVISION_RGB,
                             (Source(f"https://download.pytorch.org/models/{filename}", filename,
-                                    sha256=sha),))
+                                    sha256=sha),), trunk=trunk)
 
 
 def _reference_fcn(name: str, reference: str, drive: tuple[str, str, str] | None = None
@@ -84,7 +93,7 @@ PRETRAINED: dict[str, PublishedWeights] = {w.name: w for w in (
         (Source(OXFORD_VGG16_URL, "VGG_ILSVRC_16_layers.caffemodel", format="caffemodel"),
          Source(_drive("1adDBTGY3GcEB_47dvcibajyzi872RAs3"), "vgg16_from_caffe.pth",
                 md5="aa75b158f4181e7f6230029eb96c1b13")),
-        reference="VGG_ILSVRC_16_layers", converted="vgg16_caffe_converted.pth"),
+        reference="VGG_ILSVRC_16_layers", converted="vgg16_caffe_converted.pth", trunk="VGG16"),
     _reference_fcn("fcn32s_caffe", "fcn32s-heavy-pascal",
                    ("11k2Q0bvRQgQbT6-jYWeh6nmAsWlSCY3f", "fcn32s_from_caffe.pth",
                     "d3eb467a80e7da0468a20dfcbc13e6c8")),
@@ -107,19 +116,27 @@ PRETRAINED: dict[str, PublishedWeights] = {w.name: w for w in (
     _reference_fcn("siftflow_fcn32s", "siftflow-fcn32s-heavy"),
     _reference_fcn("siftflow_fcn16s", "siftflow-fcn16s-heavy"),
     _reference_fcn("siftflow_fcn8s", "siftflow-fcn8s-heavy"),
-    _torchvision("vgg16_torchvision", "vgg16-397923af.pth"),
-    _torchvision("vgg16_bn", "vgg16_bn-6c64b313.pth"),
+    _torchvision("vgg16_torchvision", "vgg16-397923af.pth", "VGG16"),
+    _torchvision("vgg16_bn", "vgg16_bn-6c64b313.pth", "VGG16-BN"),
     PublishedWeights(
         "alexnet_caffe", "backbone", CAFFE_BGR,
         (Source(f"{CAFFE_HOST}/bvlc_alexnet.caffemodel", "bvlc_alexnet.caffemodel",
                 format="caffemodel"),),
-        converted="alexnet_caffe_converted.pth", backbone_arch="fcn_alexnet"),
-    _torchvision("alexnet", "alexnet-owt-7be5be79.pth"),
-    _torchvision("googlenet", "googlenet-1378be20.pth"),
-    _torchvision("resnet18", "resnet18-f37072fd.pth"),
-    _torchvision("resnet34", "resnet34-b627a593.pth"),
-    _torchvision("resnet50", "resnet50-0676ba61.pth"),
-    _torchvision("resnet101", "resnet101-63fe2227.pth"),
+        converted="alexnet_caffe_converted.pth", backbone_arch="fcn_alexnet",
+        trunk="AlexNet (Caffe)"),
+    _torchvision("alexnet", "alexnet-owt-7be5be79.pth", "AlexNet (torchvision)"),
+    _torchvision("googlenet", "googlenet-1378be20.pth", "GoogLeNet"),
+    _torchvision("resnet18", "resnet18-f37072fd.pth", "ResNet-18"),
+    _torchvision("resnet34", "resnet34-b627a593.pth", "ResNet-34"),
+    _torchvision("resnet50", "resnet50-0676ba61.pth", "ResNet-50"),
+    _torchvision("resnet101", "resnet101-63fe2227.pth", "ResNet-101"),
     _torchvision("fcn_resnet50_coco", "fcn_resnet50_coco-1167a1af.pth", kind="weights"),
     _torchvision("fcn_resnet101_coco", "fcn_resnet101_coco-7ecb50ca.pth", kind="weights"),
 )}
+
+
+def backbones_fitting(trunk: str) -> list[str]:
+    """The names of the published backbone weights that fit trunk family ``trunk``
+    (``"ResNet-50"`` -> ``["resnet50"]``), in :data:`PRETRAINED`'s order."""
+    return [w.name for w in PRETRAINED.values() if w.kind == "backbone" and w.trunk == trunk]
+

@@ -67,9 +67,15 @@ def _png_header_of(width: int, height: int) -> bytes:
     return bytes(data)
 
 
-@pytest.mark.parametrize("size", [(4000, 3000), (6000, 4000), (8064, 6048), (8160, 6120)])
+@pytest.mark.parametrize("size", [(4000, 3000), (3000, 4000), (5472, 3648), (6000, 4000)])
 def test_the_default_pixel_limit_admits_phone_and_camera_photos(size):
     assert probe_image(_png_header_of(*size), ServiceLimits().max_pixels) == size
+
+
+def test_the_default_pixel_limit_refuses_a_50_megapixel_photo_naming_the_option():
+    with pytest.raises(RequestError, match="--max-pixels") as refused:
+        probe_image(_png_header_of(8160, 6120), ServiceLimits().max_pixels)
+    assert refused.value.status_code == 413
 
 
 def test_the_default_limits_take_a_50_megapixel_jpeg_in_time_over_3_mbit_per_s():

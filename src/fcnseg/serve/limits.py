@@ -24,13 +24,14 @@ __all__ = [
 
 #: Largest request body accepted (32 MiB): a 50-megapixel phone photo as JPEG (10-25 MB).
 DEFAULT_MAX_UPLOAD_BYTES = 32 * 2**20
-#: Largest image accepted, 50 million pixels: photos of the 48- and 50-megapixel phone sensors
-#: (8064×6048, 8160×6120) and of 24- to 45-megapixel cameras are segmented whole, as fcnseg
-#: predict segments them. It bounds the memory of a forward pass (one runs at a time; a batch
-#: never holds more pixels than this), which grows with pixels: about 330 bytes per pixel for
-#: FCN-8s (VGG16) in bf16 and 600 in fp32, 170 and 140 for fcn8s_resnet18, 21 classes
-#: (benchmarks/serve_memory.py, docs/serve.md); lower it on smaller machines.
-DEFAULT_MAX_PIXELS = 50_000_000
+#: Largest image accepted, 24 million pixels: photos of 12- and 20-megapixel phones and of
+#: 24-megapixel cameras (6000×4000) are segmented whole, as fcnseg predict segments them. It
+#: bounds the memory of a forward pass (one runs at a time; a batch never holds more pixels
+#: than this), which grows with pixels: about 330 bytes per pixel for FCN-8s (VGG16) in bf16
+#: and 600 in fp32, 170 and 140 for fcn8s_resnet18, 21 classes (benchmarks/serve_memory.py,
+#: docs/serve.md), so about 8 GB at this limit for FCN-8s in bf16. Raise it for the 48- and
+#: 50-megapixel modes of phone sensors on machines with the memory; lower it on smaller ones.
+DEFAULT_MAX_PIXELS = 24_000_000
 #: Images decoded and segmented at once. One thread runs the model, on all cores, and the
 #: requests waiting for it share a forward pass (a batch of up to this many images), while the
 #: others decode and encode beside it.

@@ -43,9 +43,11 @@ from fcnseg.data.bit_depth import deep_one_band_types
 from fcnseg.data.class_names import spelling_groups
 from fcnseg.data.folder import load_folder_config
 from fcnseg.data.images import (
+    DEFAULT_MAX_PIXELS,
     IMAGE_FORMATS,
     TIFF_MAGIC,
     ImageError,
+    check_pixels,
     file_head,
     open_upright,
     tiff_bands_problem,
@@ -202,13 +204,18 @@ def picture_size(picture: bytes | Path) -> tuple[int, int]:
     other picture's decoded as the image reader decodes it (so that a corrupt one is refused
     now). Raises :class:`ImageError` or OSError when it cannot be read."""
     if band_raster(picture):
+        # Sized from the header alone: the image reader's pixel limit keeps a header claiming
+        # a huge size from allocating masks the file's few bytes do not justify.
+        where = printable(picture) if isinstance(picture, Path) else "its embedded image"
         if isinstance(picture, Path):
             info = raster_info(picture)
+            check_pixels(where, info.width, info.height, DEFAULT_MAX_PIXELS)
             return info.height, info.width
         with _stream(picture) as f:
             header = tiff_samples(f)
         if header is None:
-            raise ImageError("its embedded image", "unreadable TIFF header")
+            raise ImageError(where, "unreadable TIFF header")
+        check_pixels(where, header.width, header.height, DEFAULT_MAX_PIXELS)
         turned = header.orientation in (5, 6, 7, 8) and not header.geotiff
         return (header.width, header.height) if turned else (header.height, header.width)
     with open_upright(picture if isinstance(picture, Path) else io.BytesIO(picture)) as img:

@@ -1,0 +1,77 @@
+"""Hostile files (a few KB whose headers claim huge sizes) are refused in one line naming the
+file, before anything their claimed size would need is allocated."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fcnseg.cli.main import main
+
+tifffile = pytest.importorskip("tifffile")
+
+#: A claimed size over the image reader's pixel limit (144 megapixels) in a file of a few KB.
+HUGE = 12_000
+
+
+def claimed_size_tiff(values: np.ndarray, width: int, height: int) -> bytes:
+    """A little-endian TIFF of ``values`` whose ImageWidth and ImageLength tags are rewritten
+    to claim ``width``×``height``: a few hundred bytes that say they hold far more."""
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, values, photometric="minisblack", planarconfig="contig")
+    data = bytearray(buf.getvalue())
+    ifd = struct.unpack_from("<I", data, 4)[0]
+    for i in range(struct.unpack_from("<H", data, ifd)[0]):
+        entry = ifd + 2 + 12 * i
+        tag = struct.unpack_from("<H", data, entry)[0]
+        if tag in (256, 257):  # ImageWidth, ImageLength, rewritten as one LONG each
+            struct.pack_into("<HHII", data, entry, tag, 4, 1, width if tag == 256 else height)
+    return bytes(data)
+
+
+def band_bomb() -> bytes:
+    """A 4-band uint16 TIFF (a satellite chip's bands) claiming HUGE×HUGE pixels."""
+    return claimed_size_tiff(np.zeros((16, 16, 4), np.uint16), HUGE, HUGE)
+
+
+def labelme_doc(image_path: str, image_data: bytes | None) -> dict:
+    return {"version": "5.0.1", "flags": {}, "imagePath": image_path,
+            "imageData": base64.b64encode(image_data).decode() if image_data else None,
+            "imageHeight": HUGE, "imageWidth": HUGE,
+            "shapes": [{"label": "a", "points": [[0, 0], [10, 0], [10, 10]],
+                        "shape_type": "polygon", "group_id": None, "flags": {}}]}
+
+
+def refused_in_one_line(capsys: pytest.CaptureFixture[str], src: Path, out: Path) -> str:
+    code = main(["import", "labelme", str(src), "--out", str(out)])
+    said = capsys.readouterr()
+    assert code != 0
+    lines = (said.out + said.err).splitlines()
+    line = next(x for x in lines if "pixels is more than the limit" in x)
+    assert "x.json" in line and f"{HUGE}×{HUGE}" in line
+    return line
+
+
+def test_import_refuses_an_embedded_band_tiff_whose_header_claims_a_huge_size(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "x.json").write_text(json.dumps(labelme_doc("x.tif", band_bomb())))
+    line = refused_in_one_line(capsys, src, tmp_path / "out")
+    assert "embedded image" in line
+
+
+def test_import_refuses_a_band_tiff_file_whose_header_claims_a_huge_size(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "x.tif").write_bytes(band_bomb())
+    (src / "x.json").write_text(json.dumps(labelme_doc("x.tif", None)))
+    line = refused_in_one_line(capsys, src, tmp_path / "out")
+    assert "x.tif" in line

@@ -7,6 +7,7 @@ import base64
 import io
 import json
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -75,3 +76,32 @@ def test_import_refuses_a_band_tiff_file_whose_header_claims_a_huge_size(
     (src / "x.json").write_text(json.dumps(labelme_doc("x.tif", None)))
     line = refused_in_one_line(capsys, src, tmp_path / "out")
     assert "x.tif" in line
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A 4×4 grey PNG whose IHDR (its CRC fixed) claims ``width``×``height``."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (4, 4)).save(buf, "PNG")
+    data = bytearray(buf.getvalue())
+    struct.pack_into(">II", data, 16, width, height)
+    struct.pack_into(">I", data, 29, zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+def test_import_refuses_a_labelme_mask_png_claiming_a_huge_size_in_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    src = tmp_path / "src"
+    src.mkdir()
+    Image.new("RGB", (20, 20)).save(src / "x.png")
+    doc = labelme_doc("x.png", None) | {"imageHeight": 20, "imageWidth": 20}
+    doc["shapes"] = [{"label": "a", "points": [[0, 0], [10, 10]], "shape_type": "mask",
+                      "mask": base64.b64encode(png_claiming(20_000, 20_000)).decode()}]
+    (src / "x.json").write_text(json.dumps(doc))
+    main(["import", "labelme", str(src), "--out", str(tmp_path / "out")])
+    said = capsys.readouterr()
+    lines = [x for x in (said.out + said.err).splitlines() if "shape 0" in x]
+    assert len(lines) == 1 and "x.json" in lines[0] and "claims more pixels" in lines[0]

@@ -59,6 +59,8 @@ def _mask_shape(raw: dict, where: str, size: tuple[int, int] | None) -> np.ndarr
             if img.width > w or img.height > h or img.width * img.height > (MAX_PIXELS or 1 << 30):
                 return f"{where}: its {img.width}×{img.height} mask is larger than the image"
             return np.asarray(img.convert("L")) > 0
+    except Image.DecompressionBombError:  # a header past twice Pillow's limit
+        return f"{where}: its mask's PNG header claims more pixels than any image is read with"
     except (binascii.Error, OSError, ValueError):
         return f"{where}: 'mask' is not a base64 PNG"
 

@@ -44,6 +44,11 @@ def tiny_band_model(bands: list[str], mean: list[float], std: list[float], num_c
 
 
 def export_description(model: torch.nn.Module, **extra: object) -> dict[str, object]:
-    """The least description an export takes (what fcnseg loads the file by), plus ``extra``."""
-    return {"class_names": ["a", "b", "c"], "palette": [[0, 0, 0], [128, 0, 0], [0, 128, 0]],
+    """The least description an export takes (what fcnseg loads the file by): a name and a
+    colour per class of ``model`` ("a", "b", "c" ...), plus ``extra``."""
+    n = getattr(model, "num_classes", 3)
+    names = ["a", "b", "c"] if n == 3 else [f"class_{i}" for i in range(n)]
+    palette = [[0, 0, 0], [128, 0, 0], [0, 128, 0]] if n == 3 else \
+        [[(40 * i) % 256, (90 * i) % 256, (150 * i) % 256] for i in range(n)]
+    return {"class_names": names, "palette": palette,
             "input_convention": model.input_convention.to_dict(), **extra}

@@ -211,13 +211,14 @@ def _class_table(model: nn.Module, class_names: Sequence[str], palette: Any, ign
     if len(names) != getattr(model, "num_classes", len(names)):
         raise error(f"{len(names)} class names given for a model with {model.num_classes} "
                     f"classes")
-    pal = _palette_rows(palette, max(len(names), ignore_index + 1), error)
+    pal = palette_rows(palette, max(len(names), ignore_index + 1), error)
     return {"names": names, "palette": pal, "ignore_index": int(ignore_index)}
 
 
-def _palette_rows(palette: Any, count: int, error: type[Exception]) -> list[list[int]]:
+def palette_rows(palette: Any, count: int, error: type[Exception]) -> list[list[int]]:
     """The first ``count`` colours of ``palette`` as ``[r, g, b]`` ints, each checked as
-    loading checks them (so that a checkpoint is never written unreadable)."""
+    loading checks them (so that a checkpoint or export is never written unreadable): one
+    line, ``palette: colour 2 is [300, 0, 0]: expected [r, g, b] integers in 0-255``."""
     rows = []
     for i, rgb in enumerate(list(palette)[:count]):
         values = list(rgb) if isinstance(rgb, Iterable) and not isinstance(rgb, str) else []

@@ -220,3 +220,27 @@ def test_a_description_fcnseg_could_not_load_is_refused_before_anything_is_writt
     no_palette = {k: v for k, v in export_description(model).items() if k != "palette"}
     with pytest.raises(ExportError, match=r"description lacks \['palette'\]"):
         export(model, out, description=no_palette, sample_size=(32, 32))
+
+
+@pytest.mark.parametrize("kind", ["onnx", "torchscript"])
+def test_class_names_or_a_palette_fcnseg_would_misread_are_refused_before_writing(
+        kind, tmp_path) -> None:
+    """One name for a 3-class graph was written and loaded as a 1-class model; a colour out
+    of 0-255 was written, then refused by every fcnseg command loading the file."""
+    from fcnseg.export import export_onnx, export_torchscript
+    from fcnseg.export.common import ExportError
+    from fcnseg.models import fcn8s
+
+    model = fcn8s(num_classes=3, geometry="same", width=0.0625, fc_channels=16).eval()
+    export = export_onnx if kind == "onnx" else export_torchscript
+    out = tmp_path / "m.onnx"
+    with pytest.raises(ExportError, match=r"description: class_names: 1 names for a model "
+                                          r"with 3 classes") as e:
+        export(model, out, description=export_description(model, class_names=["a"]),
+               sample_size=(32, 32))
+    assert "\n" not in str(e.value) and not out.exists()
+    bright = export_description(model, palette=[[0, 0, 0], [300, 0, 0], [0, 128, 0]])
+    with pytest.raises(ExportError, match=r"description: palette: colour 1 is \[300, 0, 0\]: "
+                                          r"expected \[r, g, b\] integers in 0-255"):
+        export(model, out, description=bright, sample_size=(32, 32))
+    assert not out.exists()

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from fcnseg import __version__
+from fcnseg.checkpoint import palette_rows
 from fcnseg.conventions import get_convention, input_text
 from fcnseg.inference.sliding import forward_logits
 from fcnseg.models.fastpath import is_plain, plain_copy
@@ -106,11 +107,13 @@ def _input_text(raw_pixels: bool, convention: Mapping[str, Any] | None, several:
     return input_text(convention, raw_pixels=raw_pixels)
 
 
-def check_description(description: Any, error: type[Exception] = ExportError) -> None:
+def check_description(description: Any, error: type[Exception] = ExportError,
+                      num_classes: int | None = None) -> None:
     """Refuse (one line) an export ``description`` without what fcnseg reads the file back
-    by: ``class_names`` (a list, one name per class), ``palette`` and ``input_convention``
-    (:data:`~fcnseg.weightfiles.artifacts.REQUIRED_DESCRIPTION`), before anything is
-    written."""
+    by: ``class_names`` (a list, one name per class: ``num_classes`` of them where given),
+    ``palette`` (``[r, g, b]`` integers in 0-255, as loading checks them) and
+    ``input_convention`` (:data:`~fcnseg.weightfiles.artifacts.REQUIRED_DESCRIPTION`), before
+    anything is written."""
     if not isinstance(description, Mapping):
         raise error(f"description: expected a dict (Segmenter.describe() gives one), got "
                     f"{type(description).__name__}")
@@ -122,6 +125,18 @@ def check_description(description: Any, error: type[Exception] = ExportError) ->
     if not isinstance(description["class_names"], list | tuple):
         raise error(f"description: class_names: expected a list of names, got "
                     f"{type(description['class_names']).__name__}")
+    names = description["class_names"]
+    if isinstance(num_classes, int) and len(names) != num_classes:
+        raise error(f"description: class_names: {len(names)} names for a model with "
+                    f"{num_classes} classes")
+    palette = description["palette"]
+    if not isinstance(palette, list | tuple):
+        raise error(f"description: palette: expected a list of [r, g, b] colours, got "
+                    f"{type(palette).__name__}")
+    try:
+        palette_rows(palette, len(palette), error)
+    except error as e:
+        raise error(f"description: {e}") from None
 
 
 #: How fcnseg reads an image file into the RGB 0-255 pixels a colour graph takes (the

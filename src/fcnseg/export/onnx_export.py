@@ -166,7 +166,7 @@ def export_onnx(model: nn.Module, path: PathLike, options: OnnxOptions | None = 
             failed, or onnxruntime's outputs differ from PyTorch's by ``atol`` or more, or
             have another shape. ``path`` is then left as it was.
     """
-    check_description(description)
+    check_description(description, num_classes=getattr(model, "num_classes", None))
     opts = dataclasses.replace(options or OnnxOptions(), **option_fields)
     if opts.exporter not in EXPORTERS:
         raise ValueError(f"exporter must be one of {EXPORTERS}, got {opts.exporter!r}")

@@ -237,7 +237,7 @@ def quantize_model(
 
 def _check_quantizable(model: nn.Module, options: QuantizeOptions,
                        description: Mapping[str, Any]) -> None:
-    check_description(description, QuantizeError)
+    check_description(description, QuantizeError, getattr(model, "num_classes", None))
     if options.keep_float not in KEEP_FLOAT:
         raise ValueError(f"keep_float must be one of {KEEP_FLOAT}, got {options.keep_float!r}")
     if getattr(model, "input_names", ("color",)) not in (("color",), ["color"]) \

@@ -71,7 +71,7 @@ def export_torchscript(
             failed or the saved module differs from PyTorch by ``atol`` or more on either
             sample; ``path`` is then left as it was.
     """
-    check_description(description)
+    check_description(description, num_classes=getattr(model, "num_classes", None))
     buf = io.BytesIO()
 
     def trace(subject: ExportSubject) -> RunExport:

@@ -105,3 +105,17 @@ def test_import_refuses_a_labelme_mask_png_claiming_a_huge_size_in_one_line(
     said = capsys.readouterr()
     lines = [x for x in (said.out + said.err).splitlines() if "shape 0" in x]
     assert len(lines) == 1 and "x.json" in lines[0] and "claims more pixels" in lines[0]
+
+
+@pytest.mark.parametrize("text", ['{"shapes": ' + "[" * 100_000 + "]" * 100_000 + "}",
+                                  '{"shapes": [], "imageHeight": ' + "9" * 5000 + "}"],
+                         ids=["nested-100000-deep", "integer-of-5000-digits"])
+def test_import_refuses_hostile_json_in_one_line_naming_the_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "x.json").write_text(text)
+    main(["import", "labelme", str(src), "--out", str(tmp_path / "out")])
+    said = capsys.readouterr()
+    lines = [x for x in (said.out + said.err).splitlines() if "error" in x]
+    assert len(lines) == 1 and "x.json: not a labelme JSON file" in lines[0]

@@ -70,6 +70,10 @@ def load_json(path: Path, what: str) -> Any:
         return json.loads(path.read_bytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"{printable(path)}: not a {what} ({e})") from None
+    except RecursionError:  # arrays or objects nested thousands deep
+        raise ValueError(f"{printable(path)}: not a {what} (nested too deeply)") from None
+    except ValueError as e:  # a number of more digits than Python converts
+        raise ValueError(f"{printable(path)}: not a {what} ({e})") from None
 
 
 def positive_size(height: Any, width: Any) -> tuple[int, int] | None:

@@ -80,6 +80,10 @@ def read_onnx_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
             meta[entry.key] = json.loads(entry.value)
         except json.JSONDecodeError:
             meta[entry.key] = entry.value
+        except (RecursionError, ValueError):  # nested thousands deep; thousands of digits
+            raise ArtifactError(f"{path}: metadata {entry.key[:40]!r} is no value fcnseg "
+                                f"export writes (nested too deeply or too long a number)"
+                                ) from None
     return meta
 
 
@@ -98,6 +102,9 @@ def read_torchscript_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
         meta = json.loads(text) if text else {}
     except json.JSONDecodeError as e:
         raise ArtifactError(f"{path}: {name} is not JSON ({e.msg})") from None
+    except (RecursionError, ValueError):  # nested thousands deep; thousands of digits
+        raise ArtifactError(f"{path}: {name} is no description fcnseg export writes "
+                            f"(nested too deeply or too long a number)") from None
     return dict(expect_mapping(meta, f"{path}: {name}", "a JSON object", error=ArtifactError))
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from fcnseg.data.images import RASTER_FORMATS, open_upright
-from fcnseg.data.rasters import little_gdal_cache, open_raster, raster_info
+from fcnseg.data.rasters import open_raster, raster_info
 from fcnseg.utils.validate import fields_of
 
 #: What ``fcnseg info`` describes, for the message about a file it does not.
@@ -108,10 +108,10 @@ def _piece_counts(piece: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _raster_values(file: Path) -> dict[str, Any]:
     """:func:`_counted_values` of a one-band raster, read by strips of rows, each value as
     stored (a uint32 raster's above 2**24 are not rounded as float32 would)."""
-    with little_gdal_cache(), open_raster(file, exact=True) as reader:
+    with open_raster(file, exact=True) as reader:
         h, w = reader.info.height, reader.info.width
         rows = max(1, _VALUES_ROWS_PIXELS // max(w, 1))
-        # Strips of whole block rows: each block decoded once, none held after its strip.
+        # Strips of whole block rows: each block decoded once (GDAL's cache is bounded).
         block_rows = (reader.block_shape() or (1, 1))[0]
         rows = max(1, rows // block_rows) * block_rows
         strips = (reader.read(y, 0, min(rows, h - y), w)[..., 0] for y in range(0, h, rows))

@@ -27,7 +27,6 @@ is an :class:`~fcnseg.data.images.ImageError`: one line naming the file.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -168,21 +167,6 @@ def _quiet_gdal(rasterio: Any) -> Any:
     if rasterio.env.hasenv() and "GDAL_CACHEMAX" in rasterio.env.getenv():
         return rasterio.Env()  # the enclosing one's
     return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES)
-
-
-def little_gdal_cache() -> contextlib.AbstractContextManager[Any]:
-    """A context in which GDAL keeps next to no decoded block (its default cache, 5% of the
-    machine's memory, would keep every block read: a large raster read by strips whole by the
-    end), for readers that read each block once; nothing where rasterio is not installed."""
-    try:
-        import rasterio
-    except ImportError:
-        return contextlib.nullcontext()
-    return rasterio.Env(GDAL_CACHEMAX=_LITTLE_GDAL_CACHE_BYTES)
-
-
-#: GDAL's block cache in :func:`little_gdal_cache`, in bytes (as rasterio sets it).
-_LITTLE_GDAL_CACHE_BYTES = 16
 
 
 #: A level above every message's: GDAL's own messages through rasterio are not printed.

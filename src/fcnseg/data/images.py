@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -585,7 +586,13 @@ def _png_samples(img: Image.Image, source: Any, where: str, max_pixels: int | No
         raise ImageError(where, "a PNG of 16 bits per colour sample, which this Pillow does not "
                                 "decode at full depth: save it as a 16-bit TIFF")
     _decoded(img.load, where)
-    high = np.asarray(img)
+    # Each decode's bytes go straight into their half of the uint16 samples: the samples and
+    # one decode's copy at a time, never a uint16 temporary (a PNG bomb at the pixel limit
+    # would otherwise take several times its samples' size).
+    samples = np.empty((img.height, img.width, len(img.getbands())), np.uint16)
+    halves = samples.view(np.uint8).reshape(*samples.shape, 2)
+    high_byte = 1 if sys.byteorder == "little" else 0  # of each native uint16
+    halves[..., high_byte] = np.asarray(img)
     if isinstance(source, bytes | bytearray | memoryview):
         source = io.BytesIO(bytes(source))
     stream = Path(source) if isinstance(source, str | os.PathLike) else source
@@ -593,8 +600,10 @@ def _png_samples(img: Image.Image, source: Any, where: str, max_pixels: int | No
         low_img.tile = [tile._replace(args=low_mode) if hasattr(tile, "_replace")
                         else (tile[0], tile[1], tile[2], low_mode)]
         _decoded(low_img.load, where)
-        low = np.asarray(low_img)
-    return (high.astype(np.uint16) << 8) | low
+        if low_img.size != img.size or low_img.mode != img.mode:
+            raise ImageError(where, "cannot be decoded: its two reads disagree")
+        halves[..., 1 - high_byte] = np.asarray(low_img)
+    return samples
 
 
 def read_samples(source: ImageSource, *, name: str | None = None,

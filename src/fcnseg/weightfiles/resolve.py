@@ -181,7 +181,7 @@ def _read_folder(folder: Path, where: str) -> dict[str, Any]:
                            f"{CONFIG_NAME} and {WEIGHTS_NAME})")
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+    except (ValueError, RecursionError) as e:  # ValueError: also numbers of 4300+ digits
         raise HubError(f"{config_path}: not valid JSON ({e})") from e
     state_dict, _ = _read_safetensors(weights)
     return _checkpoint_from(config, state_dict, where, checkpoint_source(where)["config"])
@@ -195,7 +195,7 @@ def _read_safetensors_checkpoint(path: Path) -> dict[str, Any]:
                        f"fcnseg.hub.save_pretrained")
     try:
         config = json.loads(metadata[METADATA_KEY])
-    except (json.JSONDecodeError, RecursionError) as e:
+    except (ValueError, RecursionError) as e:  # ValueError: also numbers of 4300+ digits
         raise HubError(f"{path}: its fcnseg metadata is not valid JSON ({e})") from e
     return _checkpoint_from(config, state_dict, str(path), checkpoint_source(path)["config"])
 

@@ -141,3 +141,13 @@ def test_a_16_bit_colour_png_takes_little_more_than_its_samples_to_read(tmp_path
     # The samples, plus one decode's 8-bit copy (Pillow joins its bytes from chunks: twice
     # that at its peak); the uint16 temporaries of a shift and an OR took over 3 times.
     assert peak < 2.6 * samples.nbytes
+
+
+def test_a_dataset_yaml_nested_thousands_deep_is_one_line_naming_it(tmp_path: Path) -> None:
+    from fcnseg.data.folder import load_folder_config
+
+    path = tmp_path / "dataset.yaml"
+    path.write_text("classes: " + "[" * 50_000 + "]" * 50_000 + "\n")
+    with pytest.raises(ValueError) as e:
+        load_folder_config(path)
+    assert str(e.value) == f"{path}: not valid YAML: nested too deeply"

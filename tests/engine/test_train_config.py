@@ -178,3 +178,11 @@ def test_a_scale_range_given_from_python_as_a_tuple_is_accepted() -> None:
     assert tuple(config.data.scale_range) == (0.5, 2.0)
     with pytest.raises(ConfigError, match=r"data\.scale_range: expected \[min, max\]"):
         load_config({"data": {"train": {"name": "synthetic"}, "scale_range": (0.5, 1.0, 2.0)}})
+
+
+def test_a_recipe_nested_thousands_deep_is_one_line_naming_it(tmp_path) -> None:
+    path = tmp_path / "deep.yaml"
+    path.write_text("name: " + "[" * 50_000 + "]" * 50_000 + "\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert str(e.value) == f"{path}: not valid YAML (nested too deeply)"

@@ -79,6 +79,8 @@ def load_folder_config(path: PathLike) -> dict[str, Any]:
         data = yaml.safe_load(read_utf8(path, "dataset config")) or {}
     except yaml.YAMLError as e:
         raise ValueError(f"{path}: not valid YAML: {yaml_problem(e)}") from None
+    except RecursionError:  # lists or mappings nested thousands deep
+        raise ValueError(f"{path}: not valid YAML: nested too deeply") from None
     expect_mapping(data, str(path), "a mapping of fields")
     unknown = sorted(set(data) - set(_FIELDS), key=str)
     if unknown:

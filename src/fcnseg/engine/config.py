@@ -634,6 +634,8 @@ def _read_recipe(name_or_path: PathLike) -> tuple[dict[str, Any], str, Path | No
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{where}: not valid YAML ({yaml_problem(e)})") from None
+    except RecursionError:  # lists or mappings nested thousands deep
+        raise ConfigError(f"{where}: not valid YAML (nested too deeply)") from None
     data = dict(expect_mapping(data, where, "a mapping at the top level", error=ConfigError))
     return data, where, folder
 

@@ -571,3 +571,28 @@ def test_cvat_label_missing_from_the_task_label_list_is_one_warning(tmp_path: Pa
     assert [w for w in report.warnings if "bird" in w] == [
         f"{src / 'annotations.xml'}: image 'a.jpg' polygon 3 ('bird'): label 'bird' is not in "
         f"the export's label list: imported as class 3"]
+
+
+def test_coco_compressed_rle_whose_runs_stop_short_of_the_image_is_one_line(
+        tmp_path: Path) -> None:
+    # pycocotools would leave the pixels after the last run as the heap held them.
+    short = mask_api.frPyObjects({"size": [1, 50], "counts": [10, 40]}, 1, 50)["counts"]
+    path = coco_file(tmp_path, [{"id": 4, "image_id": 1, "category_id": 3, "iscrowd": 0,
+                                 "segmentation": {"size": [30, 40], "counts": short.decode()}}])
+    report = import_annotations("coco", path, tmp_path / "out")
+    assert report.errors == [
+        f"{path}: annotation 4 (category 3): RLE counts add up to 50 pixels, not the image's "
+        f"30×40: the shape cannot be drawn; image not imported (fix or delete the shape)"]
+
+
+def test_coco_compressed_rle_counts_decode_as_pycocotools_encodes_them() -> None:
+    from fcnseg.data.annotations.coco import compressed_rle_counts
+
+    rng = np.random.default_rng(0)
+    for shape in [(30, 40), (1, 1), (300, 4000)]:
+        for mask in (rng.random(shape) < 0.5, np.ones(shape, bool), np.zeros(shape, bool)):
+            flat = mask.reshape(-1, order="F")
+            runs = np.diff(np.flatnonzero(np.r_[True, flat[1:] != flat[:-1], True])).tolist()
+            runs = runs if not flat[0] else [0, *runs]
+            encoded = mask_api.encode(np.asfortranarray(mask.astype(np.uint8)))["counts"]
+            assert compressed_rle_counts(encoded.decode()).tolist() == runs

@@ -151,3 +151,25 @@ def test_a_dataset_yaml_nested_thousands_deep_is_one_line_naming_it(tmp_path: Pa
     with pytest.raises(ValueError) as e:
         load_folder_config(path)
     assert str(e.value) == f"{path}: not valid YAML: nested too deeply"
+
+
+def test_a_label_studio_picture_url_never_names_a_file_outside_the_export(
+        tmp_path: Path) -> None:
+    # "/data//x/secret.png" once read as the absolute /x/secret.png and was copied into the
+    # dataset; pictures are looked for in the images folder and under the export only.
+    from PIL import Image
+
+    from fcnseg.data.annotations import import_annotations
+
+    secret = tmp_path / "elsewhere" / "secret.png"
+    secret.parent.mkdir()
+    Image.new("RGB", (8, 8), (200, 0, 0)).save(secret)
+    export = tmp_path / "export"
+    export.mkdir()
+    tasks = [{"id": 1, "data": {"image": f"/data/{secret}"}, "annotations": [{"result": [
+        {"type": "polygonlabels", "original_width": 8, "original_height": 8,
+         "value": {"points": [[0, 0], [50, 0], [50, 50]], "polygonlabels": ["a"]}}]}]}]
+    (export / "tasks.json").write_text(json.dumps(tasks))
+    report = import_annotations("labelstudio", export / "tasks.json", tmp_path / "out")
+    assert not list((tmp_path / "out").glob("images/*"))
+    assert len(report.errors) == 1 and "missing image" in report.errors[0]

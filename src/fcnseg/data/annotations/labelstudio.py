@@ -112,7 +112,8 @@ def _media_path(url: str) -> Path | None:
     """The path a task's picture has in Label Studio's media folder (``/data/upload/1/x.jpg``
     -> ``upload/1/x.jpg``); None for a URL outside it."""
     media = Path(url.removeprefix("/data/"))
-    return media if url.startswith("/data/") and ".." not in media.parts else None
+    inside = not media.is_absolute() and ".." not in media.parts  # "/data//etc/x": outside
+    return media if url.startswith("/data/") and inside else None
 
 
 def _kind_and_label(result: object) -> tuple[Any, Mapping[str, Any], Any]:

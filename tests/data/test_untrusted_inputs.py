@@ -173,3 +173,47 @@ def test_a_label_studio_picture_url_never_names_a_file_outside_the_export(
     report = import_annotations("labelstudio", export / "tasks.json", tmp_path / "out")
     assert not list((tmp_path / "out").glob("images/*"))
     assert len(report.errors) == 1 and "missing image" in report.errors[0]
+
+
+def sparse_band_tiff(width: int, height: int, bands: int, tile: int = 1024) -> bytes:
+    """A tiled uint16 TIFF of ``bands`` separate planes whose tiles are all absent (offset and
+    byte count 0, which readers take as zeros): a few KB that declare gigabytes of samples."""
+    tiles = -(-width // tile) * -(-height // tile) * bands
+    tags = [(256, 4, [width]), (257, 4, [height]), (258, 3, [16] * bands), (259, 3, [1]),
+            (262, 3, [1]), (277, 3, [bands]), (284, 3, [2]), (322, 3, [tile]),
+            (323, 3, [tile]), (324, 4, [0] * tiles), (325, 4, [0] * tiles),
+            (339, 3, [1] * bands)]
+    data_at = 8 + 2 + 12 * len(tags) + 4
+    ifd, blobs = struct.pack("<H", len(tags)), b""
+    for tag, kind, values in tags:
+        raw = struct.pack(f"<{len(values)}{'H' if kind == 3 else 'I'}", *values)
+        if len(raw) <= 4:
+            ifd += struct.pack("<HHI", tag, kind, len(values)) + raw.ljust(4, b"\0")
+        else:
+            ifd += struct.pack("<HHII", tag, kind, len(values), data_at + len(blobs))
+            blobs += raw
+    return b"II*\0" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0) + blobs
+
+
+def test_a_raster_declaring_hundreds_of_absent_bands_is_refused_before_reading(
+        tmp_path: Path) -> None:
+    from fcnseg.data.images import ImageTooLargeError
+    from fcnseg.data.rasters import open_raster, read_raster
+
+    path = tmp_path / "sparse.tif"
+    path.write_bytes(sparse_band_tiff(4000, 4000, 500))  # 16 GB of samples in 66 KB
+    with pytest.raises(ImageTooLargeError) as e:
+        read_raster(path)
+    assert str(e.value).startswith(f"{path}: 4000×4000 pixels of 500 bands")
+    with open_raster(path) as reader:  # by windows (fcnseg predict): any size
+        assert reader.read(0, 0, 8, 8).shape == (8, 8, 500)
+
+
+def test_a_raster_of_many_bands_whose_file_holds_them_is_read(tmp_path: Path) -> None:
+    from fcnseg.data.rasters import read_raster
+
+    values = np.arange(40 * 30 * 20, dtype=np.uint16).reshape(40, 30, 20)
+    tifffile.imwrite(tmp_path / "bands.tif", values, photometric="minisblack",
+                     planarconfig="contig")
+    np.testing.assert_array_equal(read_raster(tmp_path / "bands.tif", max_pixels=1200),
+                                  values)  # 5 times the values of 1200 RGBA pixels

@@ -41,6 +41,7 @@ from fcnseg.data.images import (
     DEFAULT_MAX_PIXELS,
     RASTER_FORMATS,
     ImageError,
+    ImageTooLargeError,
     TiffSamples,
     check_pixels,
     file_head,
@@ -665,7 +666,34 @@ def open_raster(path: PathLike, *, bands: Sequence[str] | None = None,
     """
     reader = _open_raster(path, bands, max_pixels)
     reader.exact = exact
+    if max_pixels is not None:
+        try:
+            _check_samples(reader, str(path), Path(path).stat().st_size, max_pixels)
+        except BaseException:
+            reader.close()
+            raise
     return reader
+
+
+#: The most samples a pixel of a colour image has (RGBA): a raster of no more samples than
+#: ``max_pixels`` such pixels is read whatever its file's size.
+COLOUR_SAMPLES = 4
+#: The most bytes one byte of a file decodes to (deflate's limit is about 1032).
+MAX_EXPANSION = 1032
+
+
+def _check_samples(reader: RasterReader, where: str, file_bytes: int, max_pixels: int) -> None:
+    """Refuse a raster whose selected bands hold more values than ``max_pixels`` colour pixels
+    and more bytes than its file could decode to: a header declaring hundreds of bands whose
+    blocks are absent (a sparse TIFF of a few KB) would otherwise be read as gigabytes."""
+    info = reader.info
+    values = info.width * info.height * len(reader.band_index)
+    decoded = values * info.dtype.itemsize
+    if values > max_pixels * COLOUR_SAMPLES and decoded > file_bytes * MAX_EXPANSION:
+        raise ImageTooLargeError(where, f"{info.width}×{info.height} pixels of "
+                                        f"{len(reader.band_index)} bands = {values} values "
+                                        f"({decoded} bytes) from a file of {file_bytes} bytes "
+                                        f"(a decompression bomb?)")
 
 
 def _open_raster(path: PathLike, bands: Sequence[str] | None,

@@ -120,6 +120,9 @@ class CheckpointContents:
     state: Mapping[str, Any] | None = None
     head_classes: Mapping[str, Sequence[str]] | None = None
     background: str | None = None
+    #: The folder training ran in (absolute): where the recipe's relative dataset paths are
+    #: looked for after the current folder (see :mod:`fcnseg.dataset_paths`).
+    trained_in: str | None = None
 
 
 def save_checkpoint(path: PathLike, model: nn.Module,
@@ -137,7 +140,9 @@ def save_checkpoint(path: PathLike, model: nn.Module,
     - ``metrics``: validation figures (``{"mean_iu": ...}``), ``state``: training state for
       resume;
     - ``head_classes``: ``{head: class names}`` of a multi-head model;
-    - ``background``: the class declared as background.
+    - ``background``: the class declared as background;
+    - ``trained_in``: the folder training ran in (absolute), where the recipe's relative
+      dataset paths were taken from.
 
     Raises:
         TypeError: ``class_names`` missing or a field unknown (one line naming it).
@@ -200,7 +205,8 @@ def checkpoint_payload(model: nn.Module, contents: CheckpointContents | None = N
         {k: v.detach().cpu() for k, v in model_to_save.state_dict().items()},
         describe_model(model_to_save), classes, recipe=dict(contents.recipe or {}),
         iteration=int(contents.iteration), epoch=int(contents.epoch),
-        metrics=dict(contents.metrics or {}), state=dict(contents.state or {}))
+        metrics=dict(contents.metrics or {}), state=dict(contents.state or {}),
+        **({"trained_in": str(contents.trained_in)} if contents.trained_in else {}))
 
 
 def _class_table(model: nn.Module, class_names: Sequence[str], palette: Any, ignore_index: int,

@@ -52,3 +52,27 @@ def test_an_unwritable_out_is_refused_before_calibrating(tmp_path, capsys) -> No
     out = tmp_path / "a_file" / "m.int8.onnx"
     assert main(["quantize", str(ckpt), "--calib", CALIB, "--out", str(out)]) == 2
     assert capsys.readouterr().err.startswith(f"fcnseg quantize: error: --out {out}: ")
+
+
+def test_val_recipe_finds_a_relative_root_where_the_checkpoint_was_trained(
+        tmp_path, monkeypatch) -> None:
+    from ondisk import write_folder
+
+    from fcnseg.export import read_onnx_metadata
+
+    write_folder(tmp_path / "project" / "data" / "mine", list(SyntheticSegmentation.classes),
+                 {"val": 2})
+    val = {"name": "folder", "root": "data/mine", "split": "val"}
+    torch.manual_seed(0)
+    names = list(SyntheticSegmentation.classes)
+    ckpt = save_checkpoint(
+        tmp_path / "m.pt", fcn8s(num_classes=len(names), geometry="same", width=0.0625,
+                                 fc_channels=16),
+        class_names=names, recipe={"data": {"val": val}},
+        trained_in=str(tmp_path / "project"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["quantize", str(ckpt), "--calib", CALIB, "--val", "recipe",
+                 "--out", "m.int8.onnx", "--keep-float", "none", "--max-drop", "100"]) == 0
+    meta = read_onnx_metadata(tmp_path / "m.int8.onnx")
+    assert meta["quantization"]["validation"]["images"] == 2
+    assert meta["validation_data"] == val  # as typed: no folder of this machine

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import threading
 import time
@@ -314,9 +315,66 @@ def test_a_checkpoint_trained_on_a_relative_root_evaluates_from_another_folder(
         tmp_path, monkeypatch, capsys) -> None:
     _train_in(tmp_path, monkeypatch)
     ckpt = tmp_path / "runs" / "r1" / "best.pt"
-    val = load_checkpoint(ckpt)["recipe"]["data"]["val"]
-    assert val["root"] == str(tmp_path / "data" / "mine")
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
     assert main(["evaluate", "--checkpoint", str(ckpt), "--out", "eval"]) == 0
     assert f"'root': '{tmp_path / 'data' / 'mine'}'" in capsys.readouterr().out
+
+
+def test_a_checkpoint_records_the_paths_as_typed_and_the_folder_it_was_trained_in(
+        tmp_path, monkeypatch) -> None:
+    _train_in(tmp_path, monkeypatch)
+    ckpt = load_checkpoint(tmp_path / "runs" / "r1" / "best.pt")
+    assert ckpt["recipe"]["data"]["val"]["root"] == "data/mine"
+    assert ckpt["trained_in"] == str(tmp_path)
+    saved = yaml.safe_load((tmp_path / "runs" / "r1" / "recipe.yaml").read_text())
+    assert saved["data"]["train"]["root"] == "data/mine"
+
+
+def test_a_project_moved_as_a_whole_evaluates_from_inside_it_and_from_elsewhere(
+        tmp_path, monkeypatch) -> None:
+    _train_in(tmp_path / "old", monkeypatch)
+    shutil.copytree(tmp_path / "old", tmp_path / "new")
+    monkeypatch.chdir(tmp_path)
+    shutil.rmtree(tmp_path / "old")
+    monkeypatch.chdir(tmp_path / "new")
+    assert main(["evaluate", "--checkpoint", "runs/r1/best.pt", "--out", "eval"]) == 0
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "new" / "runs" / "r1" / "best.pt"),
+                 "--out", "eval"]) == 0
+
+
+def test_a_checkpoint_copied_out_of_its_run_folder_evaluates_from_anywhere(
+        tmp_path, monkeypatch, capsys) -> None:
+    _train_in(tmp_path / "project", monkeypatch)
+    copy = tmp_path / "shared" / "model.pt"
+    copy.parent.mkdir()
+    shutil.copy(tmp_path / "project" / "runs" / "r1" / "best.pt", copy)
+    assert load_checkpoint(copy)["recipe"]["data"]["val"]["root"] == "data/mine"
+    monkeypatch.chdir(tmp_path / "shared")  # found where training ran, as recorded
+    assert main(["evaluate", "--checkpoint", "model.pt", "--out", "eval"]) == 0
+    assert f"'root': '{tmp_path / 'project' / 'data' / 'mine'}'" in capsys.readouterr().out
+
+
+def test_a_moved_project_resumes_from_another_folder(tmp_path, monkeypatch) -> None:
+    _train_in(tmp_path / "old", monkeypatch)
+    shutil.copytree(tmp_path / "old", tmp_path / "new")
+    monkeypatch.chdir(tmp_path)
+    shutil.rmtree(tmp_path / "old")
+    run = tmp_path / "new" / "runs" / "r1"
+    assert main(["train", "--resume", "--out", str(run),
+                 "--set", "train.iterations=4", "train.eval_every=4"]) == 0
+    last = load_checkpoint(run / "last.pt")
+    assert last["iteration"] == 4 and last["recipe"]["data"]["train"]["root"] == "data/mine"
+    assert last["trained_in"] == str(tmp_path / "new")
+
+
+def test_an_export_records_the_validation_root_as_typed(tmp_path, monkeypatch) -> None:
+    from fcnseg.export import read_torchscript_metadata
+
+    _train_in(tmp_path, monkeypatch)
+    assert main(["export", "--checkpoint", "runs/r1/best.pt", "--format", "torchscript",
+                 "--out", "model.ts"]) == 0
+    assert read_torchscript_metadata(tmp_path / "model.ts")["validation_data"]["root"] == \
+        "data/mine"

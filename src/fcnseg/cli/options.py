@@ -8,17 +8,16 @@ is read. :class:`HelpFormatter` shows every default the same way, ``(default: X)
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import textwrap
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 import yaml
 
-from fcnseg.data.build import DATASET_NAMES, EVAL_SPLIT, relative_paths
+from fcnseg.data.build import DATASET_NAMES, EVAL_SPLIT
+from fcnseg.dataset_paths import recipe_paths_found, training_folders
 from fcnseg.engine.config import ConfigError, upgrade_recipe
 from fcnseg.inference.rasters import default_overlap
 from fcnseg.inference.sliding import TTA, SlidingWindow
@@ -390,54 +389,12 @@ def dataset_spec(args: argparse.Namespace, ckpt: dict[str, Any]) -> dict[str, An
             flag = "--" + key.replace("_", "-")
             raise ValueError(f"{flag}: required for --dataset {spec['name']}")
     if name is None or spec.get("name") == recipe_val.get("name"):
-        spec = recipe_paths_found(spec, recipe_val, ckpt, args.checkpoint)
+        kept = {k for k, v in spec.items() if k in recipe_val and recipe_val[k] == v}
+        spec = recipe_paths_found(spec, training_folders(ckpt, args.checkpoint),
+                                  source=str(args.checkpoint), kept=kept)
     if name is None:
         print(f"dataset from the checkpoint's recipe: {spec}")
     return spec
-
-
-#: The dataset fields whose folder must exist before anything is read.
-_ROOT_FIELDS = ("root", "voc_root", "sbd_root")
-
-
-def recipe_paths_found(spec: dict[str, Any], recipe_val: Mapping[str, Any],
-                       ckpt: Mapping[str, Any], checkpoint: Any) -> dict[str, Any]:
-    """``spec`` with the paths it keeps from the checkpoint's recipe (``recipe_val``) found:
-    a relative one missing from the current folder is taken from the folder the checkpoint was
-    trained in (known from the recipe's relative ``out`` and where the checkpoint lies), as
-    checkpoints written before training recorded absolute paths need. A root found nowhere is
-    one line naming it, the folder it was looked for in and ``--data KEY=...``."""
-    spec = dict(spec)
-    kept = {k for k, v in spec.items() if k in recipe_val and recipe_val[k] == v}
-    trained_in = training_folder(ckpt, checkpoint)
-    for key, value in relative_paths(spec).items():
-        if key in kept and not Path(value).expanduser().exists() and trained_in is not None \
-                and (trained_in / value).exists():
-            spec[key] = os.path.normpath(trained_in / value)
-    for key in _ROOT_FIELDS:
-        value = spec.get(key)
-        if key not in kept or not isinstance(value, str) or Path(value).expanduser().exists():
-            continue
-        where = (f"{value} does not exist" if Path(value).is_absolute() else
-                 f"{value} is not in {Path.cwd()}, the folder relative paths are taken from")
-        also = (f" (nor in {trained_in}, where the checkpoint was trained)"
-                if trained_in is not None and not Path(value).is_absolute() else "")
-        raise FileNotFoundError(f"{key} from {checkpoint}'s recipe: {where}{also}; pass "
-                                f"--data {key}=DIR with the dataset's folder")
-    return spec
-
-
-def training_folder(ckpt: Mapping[str, Any], checkpoint: Any) -> Path | None:
-    """The folder a checkpoint was trained in: where its run folder (the recipe's relative
-    ``out``, which holds the checkpoint) lies; None where the checkpoint lies elsewhere."""
-    out = fields_of(ckpt.get("recipe")).get("out")
-    if not isinstance(out, str) or not out or Path(out).is_absolute() or checkpoint is None:
-        return None
-    parts = Path(os.path.normpath(out)).parts
-    run = Path(os.path.abspath(checkpoint)).parent
-    if ".." in parts or run.parts[-len(parts):] != parts:
-        return None
-    return Path(*run.parts[:-len(parts)])
 
 
 def _data_fields(items: Sequence[str]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from fcnseg.data.images import ImageError
 from fcnseg.data.io import read_image
 from fcnseg.data.rasters import fill_nodata
 from fcnseg.data.transforms import resize_input
+from fcnseg.dataset_paths import recipe_paths_found
 from fcnseg.export.common import checkpoint_record
 from fcnseg.export.quantize import KEEP_FLOAT, QuantizeError, QuantizeOptions, quantize_model
 from fcnseg.inference import Segmenter
@@ -275,6 +276,9 @@ def _validation(args: argparse.Namespace, seg: Segmenter) -> Any:
     if not args.val:
         return None
     val = parse_data(args.val, recipe_val=seg.validation_data, split="val")
+    if args.val == "recipe" and isinstance(val, dict):
+        val = recipe_paths_found(val, seg.recipe_folders, source=str(seg.checkpoint_path),
+                                 option="--val {name}:{key}=DIR")
     if isinstance(val, Path):
         raise ValueError(f"--val {args.val}: a folder of images has no labels; give a folder "
                          f"dataset (with dataset.yaml) or a dataset spec")

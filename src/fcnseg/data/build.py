@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -211,19 +210,6 @@ def relative_paths(spec: Mapping[str, Any]) -> dict[str, str]:
     """The fields of :data:`PATH_FIELDS` in ``spec`` that are relative paths, as written."""
     return {k: v for k, v in spec.items() if k in PATH_FIELDS and isinstance(v, str) and v
             and not Path(v).expanduser().is_absolute()}
-
-
-def with_absolute_paths(spec: Mapping[str, Any], folder: str | os.PathLike[str]
-                        ) -> dict[str, Any]:
-    """``spec`` with each relative path field that exists in ``folder`` made absolute there
-    (``data/mine`` → ``/home/me/project/data/mine``), so that the spec reads the same data
-    from any folder; other fields, and paths that do not exist there, are kept as written."""
-    out = dict(spec)
-    for key, value in relative_paths(spec).items():
-        path = Path(folder) / Path(value).expanduser()
-        if path.exists():
-            out[key] = os.path.normpath(path)
-    return out
 
 
 def _size(value: Any) -> int | tuple[int, int]:

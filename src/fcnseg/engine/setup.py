@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -28,12 +29,12 @@ from fcnseg.conventions import InputConvention, get_convention
 from fcnseg.data import SkipBad, build_dataset, collate_segmentation
 from fcnseg.data.base import refuse_withheld_labels
 from fcnseg.data.bit_depth import narrow_range_warning
-from fcnseg.data.build import with_absolute_paths
 from fcnseg.data.cache import cache_decoded, cached_problems
 from fcnseg.data.check import scan_dataset
 from fcnseg.data.errors import problem_line
 from fcnseg.data.images import ImageError, looks_cut_short
 from fcnseg.data.transforms import build_eval_transform, build_train_transform
+from fcnseg.dataset_paths import folder_holding, recipe_paths_found, training_folders
 from fcnseg.engine.checkpoint_writer import CheckpointWriter
 from fcnseg.engine.config import TrainConfig, config_to_dict
 from fcnseg.engine.distributed import DistInfo
@@ -116,6 +117,9 @@ class TrainSetup:
     checkpoint_writer: CheckpointWriter = field(default_factory=CheckpointWriter)
     #: The class the dataset declares as background (dataset.yaml ``background:``), or None.
     background_class: str | None = None
+    #: The folder training runs in (absolute), where the recipe's relative paths are found;
+    #: checkpoints record it (see :mod:`fcnseg.dataset_paths`).
+    trained_in: str | None = None
 
     @property
     def eval_model(self) -> nn.Module:
@@ -159,7 +163,8 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
     check_sync_batchnorm(config, info)
     # Data first (the classes size the model), opened once; the model normalises its pixels.
     notes: list[str] = []
-    train_ds, val_ds = build_datasets(config, notes)
+    with _paths_found(config, resume_ckpt) as trained_in:
+        train_ds, val_ds = build_datasets(config, notes)
     plain = _unwrapped(train_ds)
     if info.is_main and (narrow := narrow_range_warning(plain)) is not None:
         warnings.warn(narrow, UserWarning, stacklevel=2)  # one line, from the command line
@@ -204,19 +209,39 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
         class_pixels=class_pixels, warnings=startup_warnings(config, plain),
         channels_last=channels_last, precision=precision, head_classes=head_classes,
         eval_exclude_classes=getattr(plain, "eval_exclude_classes", ()), ema=ema,
-        notes=notes, background_class=getattr(plain, "background_class", None))
+        notes=notes, background_class=getattr(plain, "background_class", None),
+        trained_in=str(trained_in))
 
 
 def recorded_recipe(config: TrainConfig) -> dict[str, Any]:
-    """The recipe as checkpoints and the run folder's recipe.yaml record it: the datasets'
-    relative paths made absolute (taken from the folder training runs in), so that
-    ``fcnseg evaluate`` and ``--resume`` find the data from any folder."""
-    recipe = config_to_dict(config)
-    data = recipe.get("data")
-    for split in ("train", "val"):
-        if isinstance(data, dict) and isinstance(data.get(split), Mapping):
-            data[split] = with_absolute_paths(data[split], Path.cwd())
-    return recipe
+    """The recipe as checkpoints and the run folder's recipe.yaml record it: every field, the
+    datasets' paths as typed (relative ones stay relative, so that the project folder can be
+    moved; checkpoints record the folder training ran in apart, ``trained_in``)."""
+    return config_to_dict(config)
+
+
+@contextmanager
+def _paths_found(config: TrainConfig, resume_ckpt: Mapping[str, Any] | None
+                 ) -> Iterator[Path]:
+    """While the datasets are built: for a resumed run, ``data.train``'s and ``data.val``'s
+    relative paths that the current folder lacks taken from where its checkpoint was trained
+    (:func:`fcnseg.dataset_paths.recipe_paths_found`); the recipe keeps them as typed. Yields
+    the folder training runs in, as checkpoints record it: the first that holds the roots."""
+    here = Path.cwd()
+    if resume_ckpt is None:
+        yield here
+        return
+    folders = training_folders(resume_ckpt)
+    typed = config.data.train, config.data.val
+    source = str(resume_ckpt.get("path") or config.out)
+    config.data.train, config.data.val = (
+        recipe_paths_found(spec, folders, source=source,
+                           option=f"--set data.{split}.{{key}}=DIR") if spec else spec
+        for split, spec in zip(("train", "val"), typed, strict=True))
+    try:
+        yield folder_holding(typed[0], [here, *folders]) or here
+    finally:
+        config.data.train, config.data.val = typed
 
 
 def _run_model(config: TrainConfig, info: DistInfo, plain: Any, num_classes: int,

@@ -13,6 +13,7 @@ import os
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ from fcnseg.conventions import InputConvention, get_convention
 from fcnseg.data.images import read_samples
 from fcnseg.data.modalities import modality_problem
 from fcnseg.data.rasters import display_rgb, fill_nodata
+from fcnseg.dataset_paths import training_folders
 from fcnseg.inference.images import DEFAULT_MAX_PIXELS, to_rgb_uint8
 from fcnseg.inference.rasters import (
     NODATA_LABEL,
@@ -209,11 +211,12 @@ class Segmenter:
         self.checkpoint_signature: FileSignature | None = None
         #: The training dataset's name as the checkpoint's recipe records it (e.g. "synthetic").
         self.trained_on: str | None = None
-        #: The validation dataset spec the checkpoint's recipe records (``recipe.data.val``),
-        #: what ``fcnseg evaluate`` scores by default; None when it records none.
+        #: The validation set the recipe records (``recipe.data.val``, what evaluate scores
+        #: by default; None without one) and where its relative paths are found after the
+        #: current folder (:func:`fcnseg.dataset_paths.training_folders`).
         self.validation_data: dict[str, Any] | None = None
-        #: The metrics the checkpoint records (empty when none).
-        self.checkpoint_metrics: dict[str, Any] = {}
+        self.recipe_folders: list[Path] = []
+        self.checkpoint_metrics: dict[str, Any] = {}  # the checkpoint's metrics, if any
         #: The compiled model the forward passes run through, once :meth:`compile` succeeded.
         self.compiled: nn.Module | None = None
         if opts.compile and (failure := self.compile()) is not None:
@@ -245,6 +248,7 @@ class Segmenter:
         train_spec = fields_of(data.get("train"))
         seg.trained_on = str(train_spec["name"]) if train_spec.get("name") else None
         seg.validation_data = dict(fields_of(data.get("val"))) or None
+        seg.recipe_folders = training_folders(ckpt)
         seg.checkpoint_metrics = dict(fields_of(ckpt.get("metrics")))
         return seg
 

@@ -1,0 +1,98 @@
+"""Where the relative dataset paths of a checkpoint's recipe are found.
+
+Training records the datasets' paths as they were typed (``root: data/mine`` stays relative,
+so that a project folder can be moved or copied) and, apart from the recipe, the folder it
+ran in (:data:`TRAINED_IN`, absolute). Whatever rebuilds a checkpoint's datasets (evaluate,
+calibrate, ``quantize --val recipe``, ``train --resume``) finds a relative path with
+:func:`recipe_paths_found`: in the current folder, then in the folder the checkpoint's run
+folder lies in, then in the recorded training folder (:func:`training_folders`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from fcnseg.data.build import relative_paths
+from fcnseg.utils.validate import fields_of
+
+#: The checkpoint key of the folder training ran in (absolute), where relative paths of its
+#: recipe were taken from.
+TRAINED_IN = "trained_in"
+
+#: The dataset fields whose folder must exist before anything is read.
+ROOT_FIELDS = ("root", "voc_root", "sbd_root")
+
+
+def training_folder(ckpt: Mapping[str, Any], checkpoint: Any) -> Path | None:
+    """The folder a checkpoint was trained in as its location says: where its run folder
+    (the recipe's relative ``out``, which holds the checkpoint) lies; None where the
+    checkpoint lies elsewhere."""
+    out = fields_of(ckpt.get("recipe")).get("out")
+    if not isinstance(out, str) or not out or Path(out).is_absolute() or checkpoint is None:
+        return None
+    parts = Path(os.path.normpath(out)).parts
+    run = Path(os.path.abspath(checkpoint)).parent
+    if ".." in parts or run.parts[-len(parts):] != parts:
+        return None
+    return Path(*run.parts[:-len(parts)])
+
+
+def training_folders(ckpt: Mapping[str, Any], checkpoint: Any = None) -> list[Path]:
+    """The folders, after the current one, that a checkpoint's relative dataset paths are
+    looked for in: where its run folder lies (:func:`training_folder`; ``checkpoint`` is its
+    file, by default the one it was loaded from), then the recorded :data:`TRAINED_IN`."""
+    derived = training_folder(ckpt, checkpoint if checkpoint is not None else ckpt.get("path"))
+    recorded = ckpt.get(TRAINED_IN)
+    folders: list[Path] = []
+    for folder in (derived, Path(recorded) if isinstance(recorded, str) else None):
+        if folder is not None and folder.is_absolute() and folder not in folders:
+            folders.append(folder)
+    return folders
+
+
+def recipe_paths_found(spec: Mapping[str, Any], folders: Sequence[Path], *, source: str,
+                       option: str = "--data {key}=DIR",
+                       kept: Collection[str] | None = None) -> dict[str, Any]:
+    """``spec`` (a dataset of a checkpoint's recipe) with each relative path field (of
+    ``kept``: by default all) that the current folder lacks taken from the first of
+    ``folders`` (:func:`training_folders`) that holds it, made absolute there.
+
+    Raises:
+        FileNotFoundError: a root (:data:`ROOT_FIELDS`) found nowhere, in one line naming it,
+            ``source`` (the checkpoint as the user gave it), the folders it was looked for in
+            and ``option`` (formatted with ``key`` and the dataset's ``name``).
+    """
+    spec = dict(spec)
+    keys = set(spec) if kept is None else set(kept)
+    for key, value in relative_paths(spec).items():
+        if key not in keys or Path(value).expanduser().exists():
+            continue
+        found = next((f / value for f in folders if (f / value).exists()), None)
+        if found is not None:
+            spec[key] = os.path.normpath(found)
+    for key in ROOT_FIELDS:
+        value = spec.get(key)
+        if key in keys and isinstance(value, str) and not Path(value).expanduser().exists():
+            hint = option.format(key=key, name=spec.get("name"))
+            raise FileNotFoundError(f"{key} from {source}'s recipe: "
+                                    f"{_not_found(value, folders)}; pass {hint} with the "
+                                    f"dataset's folder")
+    return spec
+
+
+def _not_found(value: str, folders: Sequence[Path]) -> str:
+    if Path(value).expanduser().is_absolute():
+        return f"{value} does not exist"
+    also = (f" (nor in {' or '.join(map(str, folders))}, where the checkpoint was trained)"
+            if folders else "")
+    return f"{value} is not in {Path.cwd()}, the folder relative paths are taken from{also}"
+
+
+def folder_holding(spec: Mapping[str, Any], folders: Sequence[Path]) -> Path | None:
+    """The first of ``folders`` that holds every relative root (:data:`ROOT_FIELDS`) of
+    ``spec``; None where none does."""
+    roots = [v for k, v in relative_paths(spec).items() if k in ROOT_FIELDS]
+    return next((f for f in folders if all((f / v).exists() for v in roots)), None)

@@ -217,3 +217,38 @@ def test_a_raster_of_many_bands_whose_file_holds_them_is_read(tmp_path: Path) ->
                      planarconfig="contig")
     np.testing.assert_array_equal(read_raster(tmp_path / "bands.tif", max_pixels=1200),
                                   values)  # 5 times the values of 1200 RGBA pixels
+
+
+def test_a_mat_mask_whose_compressed_variables_decode_past_the_limit_is_refused_unread(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("scipy")
+    from scipy.io import savemat
+
+    import fcnseg.data.io as data_io
+    from fcnseg.data.errors import DataError
+
+    path = tmp_path / "bomb.mat"  # 2 MB of zeros in a few KB
+    savemat(path, {"GTcls": {"Segmentation": np.zeros((2000, 1000), np.uint8)}},
+            do_compression=True)
+    assert path.stat().st_size < 20_000
+    monkeypatch.setattr(data_io, "MAX_PIXELS", 1000)  # a limit of 8000 bytes + 1 MB
+    with pytest.raises(DataError) as e:
+        data_io.load_mat(path)
+    assert str(e.value).startswith(f"{path}: refusing mask: its compressed variables decode")
+
+
+def test_a_mat_label_of_more_pixels_than_the_limit_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("scipy")
+    from scipy.io import savemat
+
+    import fcnseg.data.io as data_io
+    from fcnseg.data.errors import DataError
+
+    savemat(tmp_path / "big.mat", {"LabelMap": np.zeros((40, 30), np.uint8)})
+    monkeypatch.setattr(data_io, "MAX_PIXELS", 1000)
+    with pytest.raises(DataError) as e:
+        data_io.read_mat_label(tmp_path / "big.mat", "LabelMap")
+    assert "30×40 = 1200 pixels is more than the limit of 1000" in str(e.value)
+    monkeypatch.setattr(data_io, "MAX_PIXELS", 1200)
+    assert data_io.read_mat_label(tmp_path / "big.mat", "LabelMap").shape == (40, 30)

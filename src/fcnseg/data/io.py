@@ -7,6 +7,9 @@ decoded and turned upright by the same code.
 
 from __future__ import annotations
 
+import os
+import struct
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,13 +75,50 @@ def read_raw(path: PathLike, what: str) -> np.ndarray:
     return _open(Path(path), what, read_samples)
 
 
+#: MATLAB v5 data type of a zlib-compressed variable.
+_MI_COMPRESSED = 15
+
+
+def mat_decoded_bytes(path: Path, limit: int) -> int:
+    """How many bytes the compressed variables of a MATLAB v5 ``.mat`` file decode to, counted
+    by streaming (nothing kept, constant memory), stopping once past ``limit``; 0 for a file
+    that is no v5 ``.mat`` (:func:`scipy.io.loadmat` says what is wrong)."""
+    total = 0
+    with open(path, "rb") as f:
+        head = f.read(128)
+        order = {b"IM": "<", b"MI": ">"}.get(head[126:128])
+        while order is not None and total <= limit and len(tag := f.read(8)) == 8:
+            kind, nbytes = struct.unpack(order + "II", tag)
+            if kind != _MI_COMPRESSED:  # stored as is: the file's own bytes, 8-byte aligned
+                f.seek(nbytes + -nbytes % 8, os.SEEK_CUR)
+                continue
+            stream, left = zlib.decompressobj(), nbytes
+            while left > 0 and total <= limit and (chunk := f.read(min(left, 1 << 16))):
+                left -= len(chunk)
+                try:
+                    while chunk and total <= limit:
+                        total += len(stream.decompress(chunk, 1 << 20))
+                        chunk = stream.unconsumed_tail
+                except zlib.error:
+                    return total  # corrupt: for loadmat to report
+    return total
+
+
 def load_mat(path: Path, **options: bool) -> dict:
     """A MATLAB ``.mat`` mask file's variables (:func:`scipy.io.loadmat` ``options``), or a
-    DataError naming the file."""
+    DataError naming the file. Compressed variables decoding to more than a float64 mask of
+    :data:`MAX_PIXELS` pixels are refused before anything is decoded into memory."""
     from scipy.io import loadmat  # lazy: scipy is the optional 'data' extra
 
     if not path.is_file():
         raise DataError(path, "missing mask (no such file)")
+    if MAX_PIXELS is not None:
+        limit = 8 * MAX_PIXELS + (1 << 20)  # float64 pixels, and the variables' headers
+        if (decoded := mat_decoded_bytes(path, limit)) > limit:
+            raise DataError(path, f"refusing mask: its compressed variables decode to more "
+                                  f"than {limit} bytes ({decoded} so far), more than a mask of "
+                                  f"{MAX_PIXELS} pixels holds (if it is genuine, raise "
+                                  f"fcnseg.data.io.MAX_PIXELS)")
     try:
         return loadmat(path, **options)
     except Exception as e:  # scipy raises many types (ValueError, TypeError, OSError) on bad files
@@ -96,6 +136,11 @@ def read_mat_label(path: PathLike, field: str) -> np.ndarray:
     if value.ndim != 2 or not np.issubdtype(value.dtype, np.number):
         raise DataError(path, f"field {field!r} is a {value.dtype} array of shape "
                               f"{value.shape}: expected an H×W array of numbers")
+    if MAX_PIXELS is not None and value.size > MAX_PIXELS:  # before 8 bytes a pixel
+        raise DataError(path, f"refusing mask: field {field!r} of {value.shape[1]}×"
+                              f"{value.shape[0]} = {value.size} pixels is more than the limit "
+                              f"of {MAX_PIXELS} (if it is genuine, raise "
+                              f"fcnseg.data.io.MAX_PIXELS)")
     return value.astype(np.int64)
 
 

@@ -596,3 +596,19 @@ def test_coco_compressed_rle_counts_decode_as_pycocotools_encodes_them() -> None
             runs = runs if not flat[0] else [0, *runs]
             encoded = mask_api.encode(np.asfortranarray(mask.astype(np.uint8)))["counts"]
             assert compressed_rle_counts(encoded.decode()).tolist() == runs
+
+
+@pytest.mark.parametrize(("polygon", "problem"), [
+    ([0, 0, 3e5, 0, 3e5, 3e5], "polygon edges run 900000 pixels, more than 100 times the "
+                               "image's 40+30 (coordinates far outside the image?)"),
+    ([0, 0, float("nan"), 0, 9, 9], "polygon coordinates must be finite numbers")],
+    ids=["far-outside", "nan"])
+def test_coco_polygons_pycocotools_cannot_draw_in_bounded_memory_are_one_line(
+        tmp_path: Path, polygon: list, problem: str) -> None:
+    # Coordinates of 3e8 made pycocotools ask for gigabytes and crash the process.
+    path = coco_file(tmp_path, [{"id": 5, "image_id": 1, "category_id": 3, "iscrowd": 0,
+                                 "segmentation": [polygon]}])
+    report = import_annotations("coco", path, tmp_path / "out")
+    assert report.errors == [
+        f"{path}: annotation 5 (category 3): 'segmentation' {problem}: the shape cannot be "
+        f"drawn; image not imported (fix or delete the shape)"]

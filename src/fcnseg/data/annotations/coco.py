@@ -32,6 +32,29 @@ from fcnseg.data.annotations.shapes import (
 from fcnseg.data.errors import DataError
 from fcnseg.utils.validate import fields_of
 
+#: How many times the image's width + height the edges of one annotation's polygons may run
+#: in all: pycocotools allocates memory in proportion to it (8 ints a pixel of edge, at 5 times
+#: the resolution), and coordinates far outside the image (1e9) crash it.
+MAX_EDGE_FACTOR = 100
+
+
+def _check_polygon_lengths(rings: list[list[float]], height: int, width: int) -> None:
+    """ValueError for polygons pycocotools cannot draw in memory their image justifies:
+    coordinates that are not finite, or edges running more than :data:`MAX_EDGE_FACTOR` times
+    the image's width + height in all (each edge as long as its larger side)."""
+    total = 0.0
+    for ring in rings:
+        xy = np.asarray(ring, np.float64).reshape(-1, 2)
+        if not np.isfinite(xy).all():
+            raise ValueError("'segmentation' polygon coordinates must be finite numbers")
+        total += float(np.abs(xy - np.roll(xy, 1, axis=0)).max(axis=1).sum())
+    limit = MAX_EDGE_FACTOR * (height + width)
+    if total > limit:
+        shown = f"{total:.0f}" if total < 1e15 else f"{total:.3g}"
+        raise ValueError(f"'segmentation' polygon edges run {shown} pixels, more than "
+                         f"{MAX_EDGE_FACTOR} times the image's {width}+{height} (coordinates "
+                         f"far outside the image?)")
+
 
 def compressed_rle_counts(counts: str) -> np.ndarray:
     """The run lengths (int64) of a COCO compressed RLE ``counts`` string, decoded as
@@ -75,8 +98,9 @@ def decode_coco_segmentation(segmentation: Any, height: int, width: int) -> np.n
                 or any(len(p) < 6 or len(p) % 2 for p in polygons)
                 or not all(isinstance(v, int | float) for p in polygons for v in p)):
             raise ValueError("'segmentation' polygons must be lists of at least 3 x, y pairs")
-        rle = mask_api.merge(mask_api.frPyObjects([[float(v) for v in p] for p in polygons],
-                                                  height, width))
+        rings = [[float(v) for v in p] for p in polygons]
+        _check_polygon_lengths(rings, height, width)
+        rle = mask_api.merge(mask_api.frPyObjects(rings, height, width))
     elif "counts" in fields_of(segmentation):
         size = segmentation.get("size")
         if list(size or []) != [height, width]:

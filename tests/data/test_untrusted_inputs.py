@@ -252,3 +252,21 @@ def test_a_mat_label_of_more_pixels_than_the_limit_is_refused(
     assert "30×40 = 1200 pixels is more than the limit of 1000" in str(e.value)
     monkeypatch.setattr(data_io, "MAX_PIXELS", 1200)
     assert data_io.read_mat_label(tmp_path / "big.mat", "LabelMap").shape == (40, 30)
+
+
+def test_an_sbd_mask_of_more_pixels_than_the_limit_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("scipy")
+    from scipy.io import savemat
+
+    import fcnseg.data.io as data_io
+    from fcnseg.data.errors import DataError
+    from fcnseg.data.sbd import read_sbd_mat
+
+    savemat(tmp_path / "2008_000001.mat",
+            {"GTcls": {"Segmentation": np.zeros((40, 30), np.uint8)}})
+    monkeypatch.setattr(data_io, "MAX_PIXELS", 1000)
+    with pytest.raises(DataError) as e:
+        read_sbd_mat(tmp_path / "2008_000001.mat")
+    expected = "GTcls.Segmentation of 30×40 = 1200 pixels is more than the limit of 1000"
+    assert expected in str(e.value)

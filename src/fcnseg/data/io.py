@@ -136,12 +136,17 @@ def read_mat_label(path: PathLike, field: str) -> np.ndarray:
     if value.ndim != 2 or not np.issubdtype(value.dtype, np.number):
         raise DataError(path, f"field {field!r} is a {value.dtype} array of shape "
                               f"{value.shape}: expected an H×W array of numbers")
-    if MAX_PIXELS is not None and value.size > MAX_PIXELS:  # before 8 bytes a pixel
-        raise DataError(path, f"refusing mask: field {field!r} of {value.shape[1]}×"
-                              f"{value.shape[0]} = {value.size} pixels is more than the limit "
-                              f"of {MAX_PIXELS} (if it is genuine, raise "
-                              f"fcnseg.data.io.MAX_PIXELS)")
+    check_mat_pixels(path, f"field {field!r}", value)
     return value.astype(np.int64)
+
+
+def check_mat_pixels(path: Path, what: str, value: np.ndarray) -> None:
+    """A DataError naming ``path`` when the H×W mask ``value`` (``what`` of a ``.mat`` file)
+    has more than :data:`MAX_PIXELS` pixels: checked before it is widened to 8 bytes a pixel."""
+    if MAX_PIXELS is not None and value.size > MAX_PIXELS:
+        raise DataError(path, f"refusing mask: {what} of {value.shape[1]}×{value.shape[0]} = "
+                              f"{value.size} pixels is more than the limit of {MAX_PIXELS} (if "
+                              f"it is genuine, raise fcnseg.data.io.MAX_PIXELS)")
 
 
 #: What a bad mask's message advises for an RGB mask and for values outside the classes,

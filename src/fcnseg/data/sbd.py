@@ -8,7 +8,7 @@ import numpy as np
 
 from fcnseg.data.base import FileSegmentationDataset, Transform
 from fcnseg.data.errors import DataError
-from fcnseg.data.io import check_label_values, load_mat
+from fcnseg.data.io import check_label_values, check_mat_pixels, load_mat
 from fcnseg.data.layout import find_dataset_dir, read_split
 from fcnseg.data.palette import VOC_CLASSES, VOC_IGNORE_INDEX
 from fcnseg.utils.typing import PathLike
@@ -34,6 +34,7 @@ def read_sbd_mat(path: PathLike) -> np.ndarray:
     seg = np.asarray(seg)
     if seg.ndim != 2:
         raise DataError(path, f"GTcls.Segmentation has shape {seg.shape}: expected H×W")
+    check_mat_pixels(path, "GTcls.Segmentation", seg)
     return seg.astype(np.int64)
 
 

@@ -302,3 +302,30 @@ def test_save_checkpoint_help_lists_its_fields() -> None:
     for field in ("class_names", "palette", "ignore_index", "metrics", "head_classes",
                   "background", "recipe", "iteration"):
         assert field in doc, field
+
+
+def _deflated(path: Path, out: Path) -> Path:
+    """``path`` (a torch.save zip) rewritten with its members deflated."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info.filename))
+    return out
+
+
+def test_a_checkpoint_of_compressed_members_is_refused_before_it_is_inflated(
+        tmp_path: Path) -> None:
+    # torch.load inflates deflated members to their declared size: 4 MB from 5 KB here.
+    from fcnseg.models.weights import WeightsError, read_weights
+
+    torch.save({"model_state_dict": {"w": torch.zeros(1_000_000)}}, tmp_path / "plain.pt")
+    bomb = _deflated(tmp_path / "plain.pt", tmp_path / "bomb.pt")
+    assert bomb.stat().st_size < 50_000
+    with pytest.raises(checkpoint.NotACheckpoint) as e:
+        checkpoint.load_checkpoint(bomb)
+    assert str(e.value).startswith(f"{bomb}: not a checkpoint: its members declare")
+    with pytest.raises(WeightsError) as e:
+        read_weights(bomb)
+    assert str(e.value).startswith(f"{bomb}: not a weights file: its members declare")
+    assert read_weights(tmp_path / "plain.pt")[0]["w"].shape == (1_000_000,)

@@ -38,7 +38,7 @@ from fcnseg.models.identity import ModelIdentity
 from fcnseg.models.preprocess import Preprocess
 from fcnseg.models.trunk import BackboneError
 from fcnseg.models.weights import load_exactly
-from fcnseg.utils.file_kinds import what_file_is
+from fcnseg.utils.file_kinds import what_file_is, zip_expansion_problem
 from fcnseg.utils.files import atomic_write
 from fcnseg.utils.typing import PathLike
 from fcnseg.utils.validate import expect_mapping, fields_of
@@ -307,6 +307,8 @@ def load_checkpoint(path: PathLike) -> dict[str, Any]:
         _check_metadata(path, ckpt)
         ckpt["path"] = str(path)
         return ckpt
+    if (problem := zip_expansion_problem(path)) is not None:
+        raise NotACheckpoint(f"{path}: not a checkpoint: {problem}", readable=False)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:

@@ -20,7 +20,7 @@ from torch import nn
 
 from fcnseg.conventions import CAFFE_BGR, TORCHVISION_RGB, InputConvention, get_convention
 from fcnseg.models.vgg import VGG16_BLOCKS
-from fcnseg.utils.file_kinds import what_file_is
+from fcnseg.utils.file_kinds import what_file_is, zip_expansion_problem
 from fcnseg.utils.files import atomic_write
 from fcnseg.utils.typing import PathLike
 from fcnseg.utils.validate import expect_mapping
@@ -71,6 +71,8 @@ def read_weights(path: PathLike) -> tuple[StateDict, str | None]:
     if not path.is_file():
         raise WeightsError(f"{path}: no such weights file")
     recorded: Any = None
+    if path.suffix != ".safetensors" and (problem := zip_expansion_problem(path)) is not None:
+        raise WeightsError(f"{path}: not a weights file: {problem}")
     try:
         if path.suffix == ".safetensors":
             obj, metadata = read_safetensors(path)

@@ -70,3 +70,23 @@ def _text_kind(head: bytes) -> str | None:
     if any(ord(c) < 128 and c not in _TEXT for c in text):
         return None
     return "a text file (JSON)" if text.lstrip()[:1] in ("{", "[") else "a text file"
+
+
+def zip_expansion_problem(path: PathLike) -> str | None:
+    """Why a zip file (a ``torch.save`` checkpoint) must not be loaded, or None: members that
+    declare more bytes than the file holds. ``torch.save`` stores its members uncompressed, yet
+    ``torch.load`` inflates compressed ones, allocating each member's declared size: a deflated
+    checkpoint of a few hundred KB would be read as gigabytes. None for a file that is no zip
+    (the loader says what is wrong)."""
+    try:
+        size = Path(path).stat().st_size
+        if not zipfile.is_zipfile(path):
+            return None
+        with zipfile.ZipFile(path) as z:
+            declared = sum(info.file_size for info in z.infolist())
+    except (OSError, zipfile.BadZipFile):
+        return None
+    if declared > size:
+        return (f"its members declare {declared} bytes in a file of {size} bytes (compressed "
+                f"members, which torch.save never writes)")
+    return None

@@ -76,3 +76,16 @@ def test_val_recipe_finds_a_relative_root_where_the_checkpoint_was_trained(
     meta = read_onnx_metadata(tmp_path / "m.int8.onnx")
     assert meta["quantization"]["validation"]["images"] == 2
     assert meta["validation_data"] == val  # as typed: no folder of this machine
+
+
+def test_the_synthetic_example_of_the_help_quantizes_as_written(tmp_path) -> None:
+    import re
+
+    from fcnseg.cli.quantize import DATA_HELP
+
+    example = next(e for e in re.findall(r"(\S+:\S+)", DATA_HELP) if e.startswith("synthetic:"))
+    ckpt = _checkpoint(tmp_path / "m.pt", {"name": "mine"})
+    out = tmp_path / "m.int8.onnx"
+    assert main(["quantize", str(ckpt), "--calib", example, "--calib-images", "2",
+                 "--calib-size", "32", "--keep-float", "none", "--out", str(out)]) == 0
+    assert out.is_file()

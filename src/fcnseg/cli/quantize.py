@@ -39,7 +39,7 @@ HELP = ("Quantize a checkpoint to an int8 ONNX model (ONNX Runtime, per-channel 
         "--max-drop.")
 
 DATA_HELP = ("a folder of images (or a folder dataset with dataset.yaml), or a dataset spec "
-             "NAME[:KEY=VALUE,...] such as synthetic:split=train or "
+             "NAME[:KEY=VALUE,...] such as synthetic:num_images=64,split=train or "
              "voc:root=data/VOCdevkit,split=train")
 
 

@@ -242,3 +242,14 @@ def test_serve_tile_gives_a_colour_models_labels_of_predict_tile_for_a_raster_it
     app = served_app(monkeypatch, "--checkpoint", str(checkpoint_path), "--tile", "32",
                      "--precision", "fp32", "--batching", "off")
     assert_served_as_predicted(app, checkpoint_path, path, predicted_label_raster)
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_serve_on_a_missing_cuda_says_so_in_predicts_one_line(checkpoint_path: Path, capsys):
+    code = main(["serve", "--checkpoint", str(checkpoint_path), "--port", "0",
+                 "--device", "cuda"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "fcnseg serve: error: device: 'cuda:0' requested but CUDA is not available; "
+        "use device=cpu"]

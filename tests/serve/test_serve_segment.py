@@ -224,3 +224,11 @@ def test_a_tiled_tiff_upload_over_the_limit_or_corrupt_is_refused_as_a_bad_uploa
         segment_upload(segmenter, data[:len(data) // 2], SegmentOptions(format="png"),
                        max_pixels=96 * 96)
     assert e.value.status_code == 400 and e.value.detail.startswith("upload")
+
+
+def test_probe_image_calls_a_png_signature_with_corrupt_content_corrupt_with_400():
+    garbage = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
+    with pytest.raises(RequestError) as refused:
+        probe_image(garbage, max_pixels=10**6)
+    assert refused.value.status_code == 400
+    assert "PNG" in refused.value.detail and "corrupt" in refused.value.detail

@@ -10,7 +10,7 @@ import sys
 import torch
 
 from fcnseg.cli import options
-from fcnseg.inference import Segmenter
+from fcnseg.inference import Segmenter, resolve_device
 
 # fcnseg.serve.limits imports no FastAPI, so --help works without the serve extra.
 from fcnseg.serve.limits import ServiceLimits
@@ -127,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--{name.replace('_', '-')} must be a positive number of seconds, "
                              f"got {getattr(args, name)}")
     tile, overlap = options.tiles_from_args(args)
+    resolve_device(args.device)  # a GPU that is not there: predict's one line, before loading
     # Bind first: a busy port is reported before the model is loaded, never after "serving".
     sock = bind_listening_socket(args.host, args.port)
     try:

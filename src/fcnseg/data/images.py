@@ -82,6 +82,23 @@ _KNOWN_OTHERS: tuple[tuple[bytes, str], ...] = (
     (b"8BPS", "a Photoshop file"),
 )
 
+#: The first bytes of the accepted image formats: data that starts so but cannot be opened is
+#: a corrupt image of that format, not an image of another format.
+_ACCEPTED_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"),
+    *((b"P%d\n" % n, "PPM") for n in range(1, 7)), *((b"P%d " % n, "PPM") for n in range(1, 7)),
+)
+
+
+def signature_format(head: bytes) -> str | None:
+    """The accepted image format whose signature ``head`` starts with (``"PNG"`` ...), else
+    None. BMP's two-letter signature is too weak to tell."""
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "WEBP"
+    return next((name for magic, name in _ACCEPTED_SIGNATURES if head.startswith(magic)), None)
+
+
 #: The colour transparent pixels are composited on, everywhere images are read.
 ALPHA_BACKGROUND: tuple[int, int, int] = (255, 255, 255)
 

@@ -20,6 +20,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from fcnseg.utils.hardware import require_available
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -48,10 +50,7 @@ def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
         spec = "cuda" if torch.cuda.is_available() else "cpu"
     if spec == "cuda":
         spec = f"cuda:{local_rank}"
-    device = torch.device(spec)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device: {spec!r} requested but CUDA is not available; use device=cpu")
-    return device
+    return require_available(torch.device(spec))
 
 
 def setup_distributed(device: str = "auto") -> DistInfo:

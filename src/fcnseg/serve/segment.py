@@ -27,6 +27,7 @@ from fcnseg.data.images import (
     check_pixels,
     header_upright_size,
     integer_grey_tiff,
+    signature_format,
     tiff_bands_problem,
 )
 from fcnseg.data.palette import distinct_palette
@@ -191,6 +192,9 @@ def probe_image(data: bytes, max_pixels: int) -> tuple[int, int]:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
         grey = integer_grey_tiff(stream) if data.startswith(TIFF_MAGIC) else None
         if grey is None:  # else one the image reader reads by tifffile (big-endian uint32)
+            if (kind := signature_format(data[:16])) is not None:
+                raise RequestError(400, f"upload: cannot be opened, a {kind} signature but "
+                                        f"truncated or corrupt data") from None
             raise RequestError(415, f"upload is not an image in an accepted format "
                                     f"({', '.join(IMAGE_FORMATS)})") from None
         width, height = grey.width, grey.height

@@ -73,6 +73,15 @@ def cpu_info() -> CpuInfo:
                        flags=frozenset())
 
 
+def require_available(device: torch.device) -> torch.device:
+    """``device`` itself, or a one-line ValueError (every command's) when it is a GPU that
+    this torch cannot reach: said before any model is loaded or moved."""
+    if device.type == "cuda" and not torch.cuda.is_available():
+        name = f"cuda:{device.index or 0}"  # the GPU that "cuda" would mean
+        raise ValueError(f"device: {name!r} requested but CUDA is not available; use device=cpu")
+    return device
+
+
 def auto_precision(
     device: str | torch.device,
     *,

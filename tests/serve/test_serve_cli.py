@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import socket
@@ -253,3 +254,39 @@ def test_serve_on_a_missing_cuda_says_so_in_predicts_one_line(checkpoint_path: P
     assert err.strip().splitlines() == [
         "fcnseg serve: error: device: 'cuda:0' requested but CUDA is not available; "
         "use device=cpu"]
+
+
+SERVE_MD = Path(__file__).resolve().parents[2] / "docs" / "serve.md"
+
+
+def _serve_options_table() -> dict[str, str]:
+    """docs/serve.md's options table: option → its default column, backquotes dropped."""
+    rows = {}
+    for line in SERVE_MD.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].startswith("`--"):
+            rows[cells[0].strip("`").split()[0]] = cells[1].strip("`")
+    return rows
+
+
+def test_serve_md_options_table_lists_every_option_with_the_codes_default():
+    parser = build_parser()
+    serve = parser._subparsers._group_actions[0].choices["serve"]
+    table = _serve_options_table()
+    for action in serve._actions:
+        option = next((o for o in action.option_strings if o.startswith("--")), None)
+        if option is None or option == "--help":
+            continue
+        assert option in table, f"{option} is missing from docs/serve.md's options table"
+        if isinstance(action.default, (int, float, str)) and not isinstance(action.default, bool):
+            assert table[option] == f"{action.default:g}" if isinstance(action.default, float) \
+                else table[option] == str(action.default), option
+
+
+def test_serve_docs_prose_gives_the_codes_default_timeouts():
+    text = " ".join(SERVE_MD.read_text().split())
+    defaults = ServiceLimits()
+    for option, value in (("--body-timeout", defaults.body_timeout_s),
+                          ("--header-timeout", defaults.header_timeout_s)):
+        for said in re.findall(rf"`{option}` seconds \((\d+) by default", text):
+            assert float(said) == value, f"docs/serve.md says {option} defaults to {said}"

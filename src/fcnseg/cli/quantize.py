@@ -32,6 +32,7 @@ from fcnseg.inference.class_match import ClassMatch, match_classes
 from fcnseg.inference.images import to_rgb_uint8
 from fcnseg.inference.rasters import read_model_bands
 from fcnseg.utils.files import check_writable
+from fcnseg.utils.validate import fields_of
 
 NAME = "quantize"
 HELP = ("Quantize a checkpoint to an int8 ONNX model (ONNX Runtime, per-channel weights) "
@@ -178,7 +179,7 @@ class CalibrationSet:
 
         def load(item: Any) -> tuple[Any, str]:
             if self.dataset is not None:
-                name = self.source.get("name") if isinstance(self.source, dict) else None
+                name = fields_of(self.source).get("name")
                 return self.dataset.sample(item)[0], f"{name} sample {self.dataset.name(item)}"
             # as training reads them: grey, 16-bit ...
             image = item if bands is not None else read_image(item, "calibration image")
@@ -276,12 +277,12 @@ def _validation(args: argparse.Namespace, seg: Segmenter) -> Any:
     if not args.val:
         return None
     val = parse_data(args.val, recipe_val=seg.validation_data, split="val")
-    if args.val == "recipe" and isinstance(val, dict):
-        val = recipe_paths_found(val, seg.recipe_folders, source=str(seg.checkpoint_path),
-                                 option="--val {name}:{key}=DIR")
     if isinstance(val, Path):
         raise ValueError(f"--val {args.val}: a folder of images has no labels; give a folder "
                          f"dataset (with dataset.yaml) or a dataset spec")
+    if args.val == "recipe":
+        val = recipe_paths_found(val, seg.recipe_folders, source=str(seg.checkpoint_path),
+                                 option="--val {name}:{key}=DIR")
     chosen = validation_pairs(val, args.val_images, seg)
     print(f"accuracy gate: {chosen.count} images of {val.get('root') or val.get('name')} "
           f"({_split_text(val)})")

@@ -22,7 +22,7 @@ import yaml
 
 from fcnseg.utils.hardware import PRECISIONS
 from fcnseg.utils.typing import PathLike
-from fcnseg.utils.validate import expect_mapping
+from fcnseg.utils.validate import expect_mapping, fields_of
 from fcnseg.utils.yaml_errors import yaml_problem
 
 
@@ -689,9 +689,8 @@ def _without_fields_not_taken(merged: dict[str, Any], layer: dict[str, Any]) -> 
     model ``layer`` chooses does not take: they describe the model of the recipes below (a
     slim VGG16's ``width``), not this one, nor one chosen above it. Fields set alongside the
     model or above it stay, so that :meth:`TrainConfig.validate` refuses them."""
-    section, model = layer.get("model"), merged.get("model")
-    if not (isinstance(section, dict) and isinstance(section.get("arch"), str)
-            and isinstance(model, dict)):
+    section, model = fields_of(layer.get("model")), fields_of(merged.get("model"))
+    if not (isinstance(section.get("arch"), str) and model):
         return merged
     try:
         not_taken = model_fields_not_taken(section["arch"])
@@ -758,8 +757,7 @@ def _inherited_weights_origin(recipe: PathLike | dict[str, Any] | None) -> str:
     ``model.backbone_weights`` of its own (they were set for the base's model), else ``""``."""
     top = dict(recipe or {}) if not isinstance(recipe, (str, os.PathLike)) else (
         _read_recipe(recipe)[0] if recipe else {})
-    own = top.get("model")
-    if "base" not in top or (isinstance(own, dict) and "backbone_weights" in own):
+    if "base" not in top or "backbone_weights" in fields_of(top.get("model")):
         return ""
     return f", inherited from its base {top['base']},"
 
@@ -767,7 +765,7 @@ def _inherited_weights_origin(recipe: PathLike | dict[str, Any] | None) -> str:
 def _model_fields_named(overrides: list[str] | tuple[str, ...],
                         fields: dict[str, Any]) -> set[str]:
     """The model fields that ``model.X=...`` overrides or a ``model`` mapping name."""
-    named = set(fields.get("model") or {}) if isinstance(fields.get("model"), dict) else set()
+    named = set(fields_of(fields.get("model")))
     for item in overrides:
         key, _, raw = item.partition("=")
         parts = key.strip().split(".")
@@ -775,7 +773,7 @@ def _model_fields_named(overrides: list[str] | tuple[str, ...],
             named.add(parts[1])
         elif parts == ["model"]:
             value = yaml.safe_load(raw) if raw.strip() else None
-            named |= set(value) if isinstance(value, dict) else set()
+            named |= set(fields_of(value))
     return named
 
 
@@ -791,6 +789,6 @@ def _reset_fields_not_taken(model: ModelConfig, named: set[str]) -> None:
     for name in not_taken:
         if name not in named:
             setattr(model, name, getattr(defaults, name))
-    if "options" not in named and isinstance(model.options, dict):
+    if "options" not in named:  # a mapping: the recipe's were checked when it was read
         own = _own_options(model.arch)
         model.options = {k: v for k, v in model.options.items() if k in own}

@@ -22,6 +22,7 @@ from fcnseg.inference.sliding import forward_logits
 from fcnseg.models.fastpath import is_plain, plain_copy
 from fcnseg.models.preprocess import Preprocess, raw_pixel_model
 from fcnseg.utils.keyed import keyed
+from fcnseg.utils.validate import expect_mapping
 from fcnseg.weightfiles.artifacts import (  # what readers of the graph look for
     RAW_PIXELS,
     REQUIRED_DESCRIPTION,
@@ -114,9 +115,8 @@ def check_description(description: Any, error: type[Exception] = ExportError,
     ``palette`` (``[r, g, b]`` integers in 0-255, as loading checks them) and
     ``input_convention`` (:data:`~fcnseg.weightfiles.artifacts.REQUIRED_DESCRIPTION`), before
     anything is written."""
-    if not isinstance(description, Mapping):
-        raise error(f"description: expected a dict (Segmenter.describe() gives one), got "
-                    f"{type(description).__name__}")
+    expect_mapping(description, "description", "a dict (Segmenter.describe() gives one)",
+                   error=error)
     missing = [k for k in REQUIRED_DESCRIPTION if k not in description]
     if missing:
         raise error(f"description lacks {missing}, without which fcnseg cannot load the "

@@ -176,17 +176,41 @@ def onnx_file(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
                 sample_size=(64, 64))
 
 
-def uvicorn_server(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``uvicorn.run(app, ...)`` starts no server: the app answers /healthz in-process."""
-    import uvicorn
-    from fastapi.testclient import TestClient
+def guarded_server(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``serve_app(app, host, port)`` serves on a free loopback port instead, until its
+    ``/healthz``, asked over a real socket, reports the connection cap it enforces."""
+    import socket
+    import threading
+    import time
 
-    def answer_health(app, **kwargs) -> None:
-        with TestClient(app) as client:
-            response = client.get("/healthz")
-        assert response.status_code == 200, response.text
+    from fcnseg.serve import server
 
-    monkeypatch.setattr(uvicorn, "run", answer_health)
+    def loopback(host: str, port: int) -> socket.socket:
+        return socket.create_server(("127.0.0.1", 0))
+
+    def serve_once(app, sock, limits, gauge, **kwargs) -> None:
+        guarded = server.build_server(app, limits, gauge, log_level="warning")
+        thread = threading.Thread(target=guarded.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 20
+            while not guarded.started:
+                assert time.monotonic() < deadline and thread.is_alive(), "no server started"
+                time.sleep(0.02)
+            with socket.create_connection(sock.getsockname(), timeout=10) as client:
+                client.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                answer = b""
+                while chunk := client.recv(4096):
+                    answer += chunk
+            health = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+            assert health["connections"]["limit"] == gauge.limit, health
+            assert health["connections"]["open"] == 1, health
+        finally:
+            guarded.should_exit = True
+            thread.join(timeout=10)
+
+    monkeypatch.setattr(server, "bind_socket", loopback)
+    monkeypatch.setattr(server, "serve", serve_once)
 
 
 def vgg16_weights(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -354,7 +378,7 @@ STAND_INS: dict[str, Callable[[Path, pytest.MonkeyPatch], None]] = {
     "vgg16-weights": vgg16_weights,
     "onnx": onnx_file,
     "int8-model": int8_model,
-    "uvicorn": uvicorn_server,
+    "server": guarded_server,
     "voc": voc,
     "folder": folder,
     "nyud-streams": nyud_streams,

@@ -20,7 +20,7 @@ import pytest
 
 from fcnseg.inference import Segmenter
 from fcnseg.serve import create_app
-from fcnseg.serve.server import AcceptErrorLog, build_server
+from fcnseg.serve.server import AcceptErrorLog, GuardedServer, build_server, serve_app
 
 _GET_HEALTH = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 
@@ -128,6 +128,52 @@ def test_connections_beyond_the_cap_get_503_and_healthz_reports_them(running) ->
     finally:
         first.close()
         second.close()
+
+
+def test_under_another_server_healthz_claims_no_connection_cap(segmenter: Segmenter) -> None:
+    from fastapi.testclient import TestClient
+
+    # The test client calls the app directly, as plain uvicorn.run(app) would serve it:
+    # nothing counts, caps or times out connections, so nothing may claim to.
+    with TestClient(create_app(segmenter, batching=False, max_connections=2)) as client:
+        assert client.get("/healthz").json()["connections"] is None
+        limits = client.get("/v1/model").json()["limits"]
+    assert limits["header_timeout_s"] is None and limits["max_connections"] is None
+    assert limits["max_pixels"] > 0  # the app's own limits still apply and are reported
+
+
+def test_serve_app_keeps_the_header_timeout_and_the_connection_cap(
+        segmenter: Segmenter, monkeypatch: pytest.MonkeyPatch) -> None:
+    servers: list[GuardedServer] = []
+    startup = GuardedServer.startup
+
+    async def remember(self: GuardedServer, sockets=None) -> None:
+        servers.append(self)
+        await startup(self, sockets=sockets)
+
+    monkeypatch.setattr(GuardedServer, "startup", remember)
+    with socket.socket() as s:  # a free port (released just before serve_app takes it)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = create_app(segmenter, batching=False, header_timeout_s=0.3, max_connections=3)
+    thread = threading.Thread(target=serve_app, args=(app, "127.0.0.1", port),
+                              kwargs={"log_level": "warning"}, daemon=True)
+    thread.start()
+    try:
+        _until(lambda: servers and servers[0].started, "serve_app to start")
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as slow:
+            slow.sendall(b"GET /healthz HTTP/1.1\r\n")  # and never the rest
+            assert _read_all(slow).startswith(b"HTTP/1.1 408 ")
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as check:
+            check.sendall(_GET_HEALTH)
+            body = _read_all(check).split(b"\r\n\r\n", 1)[1]
+        assert json.loads(body)["connections"] == {"open": 1, "limit": 3, "refused": 0,
+                                                   "header_timeouts": 1}
+    finally:
+        if servers:
+            servers[0].should_exit = True
+        thread.join(timeout=10)
+    assert not thread.is_alive()
 
 
 def test_accept_errors_are_logged_once_per_interval_with_a_count(caplog) -> None:

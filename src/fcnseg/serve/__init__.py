@@ -26,8 +26,8 @@ from fcnseg.serve.limits import (
     connection_cap,
 )
 
-# The limits (readable without FastAPI), and the app's two names, imported on first use.
-__all__ = limits.__all__ + ["create_app", "encode_label_png"]
+# The limits (readable without FastAPI), and the app's names, imported on first use.
+__all__ = limits.__all__ + ["create_app", "encode_label_png", "serve_app"]
 
 
 def __getattr__(name: str) -> Any:
@@ -37,4 +37,8 @@ def __getattr__(name: str) -> Any:
         from fcnseg.serve import app
 
         return getattr(app, name)
+    if name == "serve_app":  # needs uvicorn, the same extra
+        from fcnseg.serve import server
+
+        return server.serve_app
     raise AttributeError(f"module 'fcnseg.serve' has no attribute {name!r}")

@@ -101,12 +101,18 @@ class ServiceLimits:
 
 @dataclass
 class ConnectionGauge:
-    """The open connections of one server and its cap, as ``GET /healthz`` reports them."""
+    """The open connections of one server and its cap, as ``GET /healthz`` reports them.
+
+    ``enforced`` turns true once fcnseg's server (:mod:`fcnseg.serve.server`) accepts a
+    connection counting into it: under another server (plain ``uvicorn.run(app)``) nothing
+    counts connections, caps them or times out their headers, and ``/healthz`` says so.
+    """
 
     limit: int
     open: int = 0
     refused: int = 0
     header_timeouts: int = 0
+    enforced: bool = False
 
     def to_dict(self) -> dict[str, int]:
         """The counts as ``GET /healthz`` reports them."""

@@ -10,7 +10,8 @@ The app bounds what a request may cost once its headers are in (:mod:`fcnseg.ser
 - **Connection cap.** At most ``max_connections`` connections are open at once (lowered to fit
   the process's open-file limit); one more is answered 503 and closed at once.
   ``GET /healthz`` reports the open connections, the cap and how many were refused or timed
-  out (:class:`ConnectionGauge`).
+  out (:class:`ConnectionGauge`); under another server, which applies neither guard, it
+  reports ``"connections": null``.
 - **Accept errors.** When the process runs out of file descriptors anyway, asyncio reports every
   failed ``accept()`` with a traceback, up to thousands a second. They are logged as one line at
   most every :data:`ACCEPT_ERROR_LOG_INTERVAL_S` seconds, with the count of those folded in.
@@ -61,6 +62,7 @@ def guarded_protocol(gauge: ConnectionGauge, header_timeout_s: float) -> type[H1
         _counted = False
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            gauge.enforced = True
             if gauge.open >= gauge.limit:
                 gauge.refused += 1
                 transport.write(_REFUSED)
@@ -157,3 +159,21 @@ def serve(app: Any, sock: socket.socket, limits: ServiceLimits, gauge: Connectio
     """Serve ``app`` on the bound socket ``sock`` until interrupted, with the guards of the
     module doc (``gauge.limit`` is the connection cap)."""
     build_server(app, limits, gauge, log_level=log_level).run(sockets=[sock])
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening socket bound to ``host:port`` (IPv6 when ``host`` has a colon)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family)
+
+
+def serve_app(app: Any, host: str = "127.0.0.1", port: int = 8000, *,
+              log_level: str = "info") -> None:
+    """Serve an app of :func:`~fcnseg.serve.app.create_app` on ``host:port`` until
+    interrupted, as ``fcnseg serve`` serves it: with the header timeout, the connection cap
+    (lowered to fit the open-file limit) and the rate-limited accept errors of the module doc,
+    all taken from the app's limits. Plain ``uvicorn.run(app)`` applies none of these three.
+    """
+    service = app.state.service
+    with bind_socket(host, port) as sock:
+        serve(app, sock, service.limits, service.connections, log_level=log_level)

@@ -53,10 +53,12 @@ class SegmentationService:
 
     def health(self) -> dict[str, Any]:
         """``GET /healthz``: liveness, how busy the service is, its open connections and their
-        cap (with those refused and timed out), whether it batches (and why), and how its
-        forward passes were batched."""
+        cap (with those refused and timed out; ``None`` under a server that enforces neither,
+        see :class:`~fcnseg.serve.limits.ConnectionGauge`), whether it batches (and why), and
+        how its forward passes were batched."""
         return {"status": "ok", **self.admission.load(),
-                "connections": self.connections.to_dict(),
+                "connections": self.connections.to_dict() if self.connections.enforced
+                else None,
                 "batching": {**self.batching.to_dict(), **self.batcher.stats.to_dict()}}
 
     def close(self) -> None:
@@ -67,7 +69,7 @@ class SegmentationService:
         """``GET /v1/model``: classes, palette, architecture, geometry, input convention, the
         inputs a request carries (``input_names``: one file per modality when several), each
         head's classes and colours (``heads``, for a model with several) and the service's
-        limits."""
+        limits (those a server of fcnseg's applies ``None`` under another one)."""
         seg = self.segmenter
         description = seg.describe()
         heads = {h: {"class_names": list(names),
@@ -75,7 +77,15 @@ class SegmentationService:
                  for h, names in seg.heads.items()}
         return {**{key: description[key] for key in _MODEL_FIELDS},
                 "input_names": list(seg.input_names), "heads": heads,
-                "limits": self.limits.to_dict()}
+                "limits": self._limits_applied()}
+
+    def _limits_applied(self) -> dict[str, Any]:
+        """The limits, with the header timeout and connection cap ``None`` while no server
+        of fcnseg's applies them (under plain ``uvicorn.run(app)``)."""
+        limits = self.limits.to_dict()
+        if not self.connections.enforced:
+            limits["header_timeout_s"] = limits["max_connections"] = None
+        return limits
 
     async def segment(self, request: Request, options: SegmentOptions) -> Response:
         """``POST /v1/segment``: admit (503 when full), check the image header, then decode,

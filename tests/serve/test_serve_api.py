@@ -107,6 +107,21 @@ def test_healthz(client):
     assert r.json()["status"] == "ok"
 
 
+def test_head_healthz_and_head_page_answer_as_get_without_a_body(client):
+    for path in ("/healthz", "/"):
+        r = client.head(path)
+        assert r.status_code == 200, path
+        assert r.headers["content-type"] == client.get(path).headers["content-type"]
+        assert r.content == b""
+
+
+def test_no_docs_pages_that_need_a_cdn_but_the_schema_is_served(client):
+    assert client.get("/docs").status_code == 404
+    assert client.get("/redoc").status_code == 404
+    schema = client.get("/openapi.json")
+    assert schema.status_code == 200 and "/v1/segment" in schema.json()["paths"]
+
+
 def test_page_and_its_assets_are_served_locally(client):
     page = client.get("/")
     assert page.status_code == 200

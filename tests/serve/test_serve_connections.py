@@ -176,6 +176,30 @@ def test_serve_app_keeps_the_header_timeout_and_the_connection_cap(
     assert not thread.is_alive()
 
 
+def test_access_log_lines_begin_with_the_time(segmenter: Segmenter, capsys) -> None:
+    import re
+
+    app = create_app(segmenter, batching=False)
+    service = app.state.service
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        server = build_server(app, service.limits, service.connections, log_level="info")
+        server.config.lifespan = "off"
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        try:
+            _until(lambda: server.started, "the server to start")
+            with socket.create_connection(sock.getsockname(), timeout=5) as check:
+                check.sendall(_GET_HEALTH)
+                assert _read_all(check).startswith(b"HTTP/1.1 200 ")
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
+    access = [line for line in capsys.readouterr().out.splitlines() if "GET /healthz" in line]
+    assert len(access) == 1
+    assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} INFO: ", access[0]), access
+
+
 def test_accept_errors_are_logged_once_per_interval_with_a_count(caplog) -> None:
     handler = AcceptErrorLog(interval_s=3600)
     loop_errors: list[dict] = []

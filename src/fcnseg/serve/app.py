@@ -2,7 +2,8 @@
 
 Endpoints: ``POST /v1/segment`` (an image in, or one file per modality for a model with several
 inputs; a palette PNG label map or JSON out, with each head's result for a model with several),
-``GET /v1/model``, ``GET /healthz`` and a static page at ``/``. The routes here only wire
+``GET /v1/model``, ``GET /healthz`` (and ``HEAD``), the schema at ``/openapi.json`` and a static
+page at ``/``. The routes here only wire
 HTTP to :class:`~fcnseg.serve.service.SegmentationService`; the work is in ``segment.py``.
 
 The service is meant to stay up and bounded whatever it is sent:
@@ -66,7 +67,10 @@ def _page() -> str:
     return resources.files("fcnseg.serve").joinpath("static/index.html").read_text("utf-8")
 
 
-@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+# HEAD is answered as GET, without the body (the server drops it): uptime checkers and load
+# balancers probe with HEAD.
+@router.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse,
+                  include_in_schema=False)
 async def index() -> HTMLResponse:
     return HTMLResponse(_page(), headers={"Content-Security-Policy": _PAGE_CSP})
 
@@ -74,6 +78,11 @@ async def index() -> HTMLResponse:
 @router.get("/healthz")
 async def healthz(service: Service) -> dict[str, Any]:
     """Liveness, and how busy the service is."""
+    return service.health()
+
+
+@router.head("/healthz", include_in_schema=False)
+async def healthz_head(service: Service) -> dict[str, Any]:
     return service.health()
 
 
@@ -146,9 +155,11 @@ def create_app(segmenter: Segmenter, limits: ServiceLimits | None = None, /, *,
             decision.
     """
     limits = dataclasses.replace(limits or ServiceLimits(), **limit_fields)
+    # No /docs or /redoc: FastAPI's pages load their scripts from CDNs, blank on the offline
+    # machines the service runs on; the schema itself stays at /openapi.json.
     app = FastAPI(title="fcnseg", version=__version__,
                   summary="Semantic segmentation with a Fully Convolutional Network",
-                  lifespan=_lifespan)
+                  lifespan=_lifespan, docs_url=None, redoc_url=None)
     app.state.service = SegmentationService(segmenter, limits, batching)
     app.add_middleware(ReadBodyFirst, max_bytes=limits.max_upload_bytes,
                        timeout_s=limits.body_timeout_s)

@@ -20,6 +20,7 @@ The app bounds what a request may cost once its headers are in (:mod:`fcnseg.ser
 from __future__ import annotations
 
 import asyncio
+import copy
 import errno
 import json
 import logging
@@ -30,6 +31,7 @@ from typing import Any
 
 import h11
 import uvicorn
+import uvicorn.config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from fcnseg.serve.limits import ConnectionGauge, ServiceLimits
@@ -146,11 +148,23 @@ class GuardedServer(uvicorn.Server):
         await super().startup(sockets=sockets)
 
 
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging configuration with the time (ISO 8601, with its UTC offset) at the
+    start of every line, fcnseg's own messages (logger ``fcnseg.serve``) written as uvicorn's."""
+    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    for formatter in config["formatters"].values():
+        formatter["fmt"] = "%(asctime)s " + formatter["fmt"]
+        formatter["datefmt"] = "%Y-%m-%dT%H:%M:%S%z"
+    config["loggers"]["fcnseg.serve"] = {"handlers": ["default"]}
+    return config
+
+
 def build_server(app: Any, limits: ServiceLimits, gauge: ConnectionGauge, *,
                  log_level: str = "info") -> GuardedServer:
     """The server of :func:`serve`, to be run (``.run(sockets=[sock])``) and stopped
-    (``.should_exit = True``) by its caller."""
-    return GuardedServer(uvicorn.Config(app, log_level=log_level,
+    (``.should_exit = True``) by its caller; its log lines begin with the time
+    (:func:`log_config`)."""
+    return GuardedServer(uvicorn.Config(app, log_level=log_level, log_config=log_config(),
                                         http=guarded_protocol(gauge, limits.header_timeout_s)))
 
 

@@ -67,6 +67,18 @@ def segmenter(checkpoint_path: Path) -> Segmenter:
     return Segmenter.from_checkpoint(checkpoint_path)
 
 
+@pytest.fixture(scope="session")
+def labels_only_segmenter(checkpoint_path: Path, tmp_path_factory: pytest.TempPathFactory
+                          ) -> Segmenter:
+    """The checkpoint exported as docs/deploy.md recommends: ONNX with labels only."""
+    from fcnseg.cli.main import main
+
+    out = tmp_path_factory.mktemp("labels_only") / "m.labels.onnx"
+    assert main(["export", "--checkpoint", str(checkpoint_path), "--format", "onnx",
+                 "--out", str(out), "--labels-out"]) == 0
+    return Segmenter.from_checkpoint(out)
+
+
 def _encode(image: np.ndarray, fmt: str) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format=fmt)

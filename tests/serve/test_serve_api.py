@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import threading
 import time
 import zlib
@@ -398,3 +399,24 @@ def test_create_app_takes_limits_whole_and_single_ones_over_them(segmenter):
     with TestClient(create_app(segmenter, limits, max_queue=5)) as c:
         served = c.get("/v1/model").json()["limits"]
     assert (served["max_pixels"], served["max_queue"]) == (64 * 64, 5)
+
+
+def test_model_says_a_checkpoint_gives_probabilities(client):
+    assert client.get("/v1/model").json()["probabilities"] is True
+
+
+def test_model_says_a_labels_only_export_gives_no_probabilities(labels_only_segmenter):
+    with TestClient(create_app(labels_only_segmenter)) as c:
+        assert c.get("/v1/model").json()["probabilities"] is False
+
+
+def test_a_labels_only_exports_heatmap_refusal_names_no_server_path(labels_only_segmenter,
+                                                                    make_image):
+    _, png = make_image(32, 32)
+    with TestClient(create_app(labels_only_segmenter)) as c:
+        r = c.post("/v1/segment", params={"format": "json", "heatmap": "all"},
+                   files={"image": ("a.png", png, "image/png")})
+    assert r.status_code == 400
+    detail = r.json()["detail"]
+    assert "m.labels.onnx" in detail and "--labels-out" in detail
+    assert os.path.dirname(labels_only_segmenter.checkpoint_path) not in detail

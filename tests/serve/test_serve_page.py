@@ -168,3 +168,19 @@ def test_a_model_with_several_inputs_takes_one_file_per_modality(
     expect(page.locator("#overlay")).to_have_js_property("naturalWidth", 64, timeout=20_000)
     assert "c.png + h.png: 64×48 pixels" in page.locator("#status").inner_text()
     assert page.locator("#legend tbody tr").count() > 0
+
+
+def test_a_labels_only_export_shows_overlay_and_classes_without_heatmaps(
+        open_page, labels_only_segmenter, make_image):
+    page = open_page(labels_only_segmenter)
+    expect(page.locator("#model-summary")).to_contain_text("fcn8s", timeout=10_000)
+    _, png = make_image(72, 96, seed=5)
+    page.set_input_files("#file", files=[{"name": "scene.png", "mimeType": "image/png",
+                                          "buffer": png}])
+    expect(page.locator("#overlay")).to_have_js_property("naturalWidth", 96, timeout=20_000)
+    assert "scene.png: 96×72 pixels" in page.locator("#status").inner_text()
+    assert page.locator("#legend tbody tr").count() > 0
+    expect(page.locator("#heatmap")).to_be_hidden()
+    expect(page.locator("#heatmap-class")).to_be_hidden()
+    expect(page.locator("#no-heatmaps")).to_be_visible()
+    expect(page.locator("#no-heatmaps")).to_contain_text("No heatmaps for this model")

@@ -126,7 +126,9 @@ def heatmap_options(spec: str | None, segmenter: Segmenter) -> dict[str, Any]:
     ``heatmap_classes``, and ``head_heatmap_classes`` for a model with several heads. A model
     exported with labels only has no probabilities to draw: its heatmaps are refused (400)."""
     if spec and getattr(segmenter, "labels_only", False):
-        model = segmenter.checkpoint_path or "the model"
+        # Its file name only: where the server keeps its files is none of a client's business.
+        path = segmenter.checkpoint_path
+        model = Path(path).name if path else "the model"
         raise RequestError(400, labels_only_error(model, "heatmap"))
     if not segmenter.heads:
         return {"heatmap_classes": parse_heatmap_classes(spec, segmenter.class_names)}

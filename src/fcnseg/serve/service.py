@@ -68,8 +68,10 @@ class SegmentationService:
     def model_info(self) -> dict[str, Any]:
         """``GET /v1/model``: classes, palette, architecture, geometry, input convention, the
         inputs a request carries (``input_names``: one file per modality when several), each
-        head's classes and colours (``heads``, for a model with several) and the service's
-        limits (those a server of fcnseg's applies ``None`` under another one)."""
+        head's classes and colours (``heads``, for a model with several), whether the model gives
+        probabilities (``probabilities``: False for an export with labels only, whose heatmaps
+        are refused) and the service's limits (those a server of fcnseg's applies ``None``
+        under another one)."""
         seg = self.segmenter
         description = seg.describe()
         heads = {h: {"class_names": list(names),
@@ -77,6 +79,7 @@ class SegmentationService:
                  for h, names in seg.heads.items()}
         return {**{key: description[key] for key in _MODEL_FIELDS},
                 "input_names": list(seg.input_names), "heads": heads,
+                "probabilities": not getattr(seg, "labels_only", False),
                 "limits": self._limits_applied()}
 
     def _limits_applied(self) -> dict[str, Any]:

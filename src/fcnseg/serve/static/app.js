@@ -27,6 +27,16 @@ function severalInputs() {
   return Boolean(state.model && state.model.input_names && state.model.input_names.length > 1);
 }
 
+// A model exported with labels only (--labels-out) gives no probabilities: no heatmaps to ask.
+function givesProbabilities() {
+  return Boolean(state.model) && state.model.probabilities !== false;
+}
+
+function showHeatmapPanel(shown) {
+  for (const id of ["heatmap-chooser", "heatmap", "heatmap-scale"]) $(id).hidden = !shown;
+  $("no-heatmaps").hidden = shown;
+}
+
 async function loadModel() {
   const response = await fetch("/v1/model");
   if (!response.ok) throw new Error(`GET /v1/model answered ${response.status}`);
@@ -50,6 +60,7 @@ async function loadModel() {
       `${(limits.max_pixels / 1e6).toFixed(1)} megapixels, every image of the same size.`
     : `Up to ${megabytes(limits.max_upload_bytes)}; images over ` +
       `${(limits.max_pixels / 1e6).toFixed(1)} megapixels are scaled down here first.`;
+  showHeatmapPanel(givesProbabilities());
   const select = $("heatmap-class");
   select.replaceChildren();
   for (const [head, info] of headsOf(model)) {
@@ -246,7 +257,8 @@ async function sendForm(form, original, title, note) {
   if (state.originalUrl) URL.revokeObjectURL(state.originalUrl);
   state.originalUrl = URL.createObjectURL(original);
   const started = performance.now();
-  const response = await fetch("/v1/segment?format=json&overlay=true&heatmap=all", {
+  const query = "format=json&overlay=true" + (givesProbabilities() ? "&heatmap=all" : "");
+  const response = await fetch(`/v1/segment?${query}`, {
     method: "POST",
     body: form,
   });
@@ -267,8 +279,10 @@ async function sendForm(form, original, title, note) {
   $("overlay").src = "data:image/png;base64," + result.overlay_png;
   showHeadOverlays(result);
   state.heatmaps = collectHeatmaps(result);
-  $("heatmap-class").value = defaultHeatmapClass(result);
-  showHeatmap();
+  if (givesProbabilities()) {
+    $("heatmap-class").value = defaultHeatmapClass(result);
+    showHeatmap();
+  }
   fillLegend(result);
   $("results").hidden = false;
   const seconds = ((performance.now() - started) / 1000).toFixed(2);

@@ -24,7 +24,8 @@ def test_busy_text_reports_the_numbers_healthz_reports():
     assert admission.load() == {"running": 0, "waiting": 3, "max_concurrency": 2,
                                 "max_queue": 1}
     detail = admission.busy_detail()
-    assert "0 running and 3 waiting" in detail
+    assert detail.startswith("server busy: all 3 places taken")
+    assert "0 running, 3 waiting for a worker or having their image checked" in detail
     assert "max_concurrency 2" in detail and "max_queue 1" in detail
 
 

@@ -290,3 +290,24 @@ def test_serve_docs_prose_gives_the_codes_default_timeouts():
                           ("--header-timeout", defaults.header_timeout_s)):
         for said in re.findall(rf"`{option}` seconds \((\d+) by default", text):
             assert float(said) == value, f"docs/serve.md says {option} defaults to {said}"
+
+
+def test_serve_warns_in_one_line_when_the_open_file_limit_leaves_too_few_connections(
+        checkpoint_path: Path, capsys, monkeypatch):
+    import resource
+
+    import torch
+
+    import fcnseg.serve.server
+
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # the test process's stay
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (64, 64))  # as under ulimit -n 64
+    monkeypatch.setattr(fcnseg.serve.server, "serve", lambda *args, **kwargs: None)
+    code = main(["serve", "--checkpoint", str(checkpoint_path), "--port", "0",
+                 "--batching", "off"])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert "at most 1 connection (" in out
+    warnings = [line for line in err.splitlines() if "warning" in line]
+    assert len(warnings) == 1
+    assert "open-file limit" in warnings[0] and "ulimit -n" in warnings[0]

@@ -13,7 +13,7 @@ from fcnseg.cli import options
 from fcnseg.inference import Segmenter, resolve_device
 
 # fcnseg.serve.limits imports no FastAPI, so --help works without the serve extra.
-from fcnseg.serve.limits import ServiceLimits
+from fcnseg.serve.limits import ServiceLimits, connection_cap_problem
 
 NAME = "serve"
 HELP = "Serve a checkpoint over HTTP: a segmentation API and a web page to try it."
@@ -148,9 +148,14 @@ def run(args: argparse.Namespace) -> int:
         connections = service.connections.limit
         lowered = (f" (--max-connections {args.max_connections} lowered to fit the open-file "
                    f"limit)" if connections < args.max_connections else "")
+        plural = "s" if connections != 1 else ""
+        few = connection_cap_problem(connections, args.max_connections,
+                                     args.workers_concurrency + args.queue)
+        if few is not None:
+            print(f"fcnseg serve: warning: {few}", file=sys.stderr, flush=True)
         print(f"serving {segmenter!r} from {args.checkpoint} on http://{args.host}:{port}/ "
               f"({args.workers_concurrency} at once, queue {args.queue}, {threads} torch "
-              f"threads{compiled}, at most {connections} connections{lowered}); batching "
+              f"threads{compiled}, at most {connections} connection{plural}{lowered}); batching "
               f"{service.batching.reason}", flush=True)
         serve(app, sock, service.limits, service.connections, log_level=args.log_level)
     finally:

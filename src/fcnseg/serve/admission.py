@@ -42,11 +42,14 @@ class Admission:
                 "max_concurrency": self.max_concurrency, "max_queue": self.max_queue}
 
     def busy_detail(self) -> str:
-        """The 503 text: the same numbers, in the same words, as :meth:`load`."""
+        """The 503 text: every place taken, and the numbers of :meth:`load` in its words
+        (``waiting`` counts the admitted requests whose image header is still being checked,
+        so a full service may have 0 running)."""
         load = self.load()
-        return (f"server busy: {load['running']} running and {load['waiting']} waiting, as many "
-                f"as it admits (max_concurrency {load['max_concurrency']} + max_queue "
-                f"{load['max_queue']}); retry shortly")
+        return (f"server busy: all {self.admitted} places taken (max_concurrency "
+                f"{load['max_concurrency']} + max_queue {load['max_queue']}): "
+                f"{load['running']} running, {load['waiting']} waiting for a worker or having "
+                f"their image checked; retry shortly")
 
     def try_admit(self) -> bool:
         """Take a place if one is free."""

@@ -20,6 +20,7 @@ __all__ = [
     "ConnectionGauge",
     "ServiceLimits",
     "connection_cap",
+    "connection_cap_problem",
 ]
 
 #: Largest request body accepted (32 MiB): a 50-megapixel phone photo as JPEG (10-25 MB).
@@ -130,3 +131,15 @@ def connection_cap(max_connections: int) -> int:
     if soft == resource.RLIM_INFINITY:
         return max_connections
     return max(1, min(max_connections, soft - _RESERVED_FILES))
+
+
+def connection_cap_problem(cap: int, max_connections: int, admitted: int) -> str | None:
+    """One line when the open-file limit lowered the connection cap below the ``admitted``
+    requests the service holds at once plus a health check's connection, else None."""
+    if cap >= max_connections or cap > admitted:
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return (f"the open-file limit (ulimit -n {soft}) leaves room for only {cap} "
+            f"connection{'s' if cap != 1 else ''} at once, fewer than the {admitted} requests "
+            f"the service admits plus a health check; raise it to at least "
+            f"{admitted + 1 + _RESERVED_FILES} (ulimit -n, or LimitNOFILE= under systemd)")

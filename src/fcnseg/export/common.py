@@ -306,11 +306,13 @@ def verified_export(
     export: Callable[[ExportSubject], RunExport],
     *,
     what: str,
+    description: Any,
     raw_pixels: bool | None = None,
     atol: float = DEFAULT_ATOL,
     rtol: float = DEFAULT_RTOL,
 ) -> tuple[ExportSubject, RunExport, list[SampleCheck]]:
-    """What every exporter does around its own format: prepare ``model`` and its samples
+    """What every exporter does around its own format: refuse a ``description`` fcnseg could
+    not load the export by (:func:`check_description`), prepare ``model`` and its samples
     (:func:`export_subject`), let ``export(subject)`` write the export and answer a function
     running it as written (what users will load, not the in-memory trace), then compare it with
     PyTorch on both samples (:func:`check_samples`).
@@ -318,6 +320,7 @@ def verified_export(
     Returns the subject, the export's runner and the checks. Raises :class:`ExportError`: a
     failure of ``export`` becomes one line ``"<what> failed: <type>: <message>"``, and a
     check beyond the tolerance its own line."""
+    check_description(description, num_classes=getattr(model, "num_classes", None))
     subject = export_subject(model, sample_size, raw_pixels=raw_pixels)
     try:
         run = export(subject)

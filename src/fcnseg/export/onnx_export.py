@@ -39,7 +39,6 @@ from fcnseg.export.common import (
     ExportSubject,
     RunExport,
     SampleCheck,
-    check_description,
     quiet_tracing,
     verified_export,
 )
@@ -166,7 +165,6 @@ def export_onnx(model: nn.Module, path: PathLike, options: OnnxOptions | None = 
             failed, or onnxruntime's outputs differ from PyTorch's by ``atol`` or more, or
             have another shape. ``path`` is then left as it was.
     """
-    check_description(description, num_classes=getattr(model, "num_classes", None))
     opts = dataclasses.replace(options or OnnxOptions(), **option_fields)
     if opts.exporter not in EXPORTERS:
         raise ValueError(f"exporter must be one of {EXPORTERS}, got {opts.exporter!r}")
@@ -177,7 +175,7 @@ def export_onnx(model: nn.Module, path: PathLike, options: OnnxOptions | None = 
     with atomic_path(path) as tmp:
         subject, run, checks = verified_export(
             model, opts.sample_size, lambda subject: _write(tmp, subject, opts, description),
-            what=f"{opts.exporter} ONNX export",
+            what=f"{opts.exporter} ONNX export", description=description,
             raw_pixels=opts.raw_pixels, atol=opts.atol, rtol=opts.rtol)
         if opts.labels_out:
             wide = int(description.get("num_classes") or 0) > 256

@@ -29,7 +29,6 @@ from fcnseg.export.common import (
     ExportSubject,
     RunExport,
     SampleCheck,
-    check_description,
     quiet_tracing,
     verified_export,
 )
@@ -71,7 +70,6 @@ def export_torchscript(
             failed or the saved module differs from PyTorch by ``atol`` or more on either
             sample; ``path`` is then left as it was.
     """
-    check_description(description, num_classes=getattr(model, "num_classes", None))
     buf = io.BytesIO()
 
     def trace(subject: ExportSubject) -> RunExport:
@@ -95,7 +93,8 @@ def export_torchscript(
         return run
 
     _, _, checks = verified_export(model, sample_size, trace, what="TorchScript tracing",
-                                   raw_pixels=raw_pixels, atol=atol, rtol=rtol)
+                                   description=description, raw_pixels=raw_pixels,
+                                   atol=atol, rtol=rtol)
     data = buf.getvalue()
     atomic_write_bytes(path, data)
     return TorchScriptExport(str(path), checks, len(data))

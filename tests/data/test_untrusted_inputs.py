@@ -270,3 +270,35 @@ def test_an_sbd_mask_of_more_pixels_than_the_limit_is_refused(
         read_sbd_mat(tmp_path / "2008_000001.mat")
     expected = "GTcls.Segmentation of 30×40 = 1200 pixels is more than the limit of 1000"
     assert expected in str(e.value)
+
+
+def test_import_sizes_a_band_tiff_past_the_default_limit_once_max_pixels_is_raised(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fcnseg.data import io as mask_io
+    from fcnseg.data.annotations.importer import picture_size
+
+    # A genuine raster of HUGE×HUGE (a satellite scene) is imported once the documented limit,
+    # fcnseg.data.io.MAX_PIXELS, is raised: the same limit its pixels are later read under.
+    monkeypatch.setattr(mask_io, "MAX_PIXELS", 2 * HUGE * HUGE)
+    (tmp_path / "x.tif").write_bytes(band_bomb())
+    assert picture_size(tmp_path / "x.tif") == (HUGE, HUGE)
+    assert picture_size(band_bomb()) == (HUGE, HUGE)
+
+
+def test_import_holds_a_band_tiff_to_a_lowered_max_pixels(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fcnseg.data import io as mask_io
+    from fcnseg.data.annotations.importer import picture_size
+    from fcnseg.data.images import ImageTooLargeError
+
+    monkeypatch.setattr(mask_io, "MAX_PIXELS", 100)
+    (tmp_path / "x.tif").write_bytes(tifffile_bands(16, 16))
+    with pytest.raises(ImageTooLargeError, match="raise fcnseg.data.io.MAX_PIXELS"):
+        picture_size(tmp_path / "x.tif")
+
+
+def tifffile_bands(width: int, height: int) -> bytes:
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, np.zeros((height, width, 4), np.uint16), photometric="minisblack",
+                     planarconfig="contig")
+    return buf.getvalue()

@@ -21,6 +21,7 @@ import numpy as np
 import yaml
 from PIL import Image
 
+from fcnseg.data import io as mask_io
 from fcnseg.data.annotations.coco import read_coco
 from fcnseg.data.annotations.cvat import read_cvat_mask, read_cvat_xml
 from fcnseg.data.annotations.labelme import read_labelme
@@ -43,7 +44,6 @@ from fcnseg.data.bit_depth import deep_one_band_types
 from fcnseg.data.class_names import spelling_groups
 from fcnseg.data.folder import load_folder_config
 from fcnseg.data.images import (
-    DEFAULT_MAX_PIXELS,
     IMAGE_FORMATS,
     TIFF_MAGIC,
     ImageError,
@@ -202,24 +202,32 @@ def picture_size(picture: bytes | Path) -> tuple[int, int]:
     """The upright (height, width) of a picture (its file, or its embedded bytes): a band
     raster's from its header (:func:`band_raster`: its bands kept, nothing made RGB), any
     other picture's decoded as the image reader decodes it (so that a corrupt one is refused
-    now). Raises :class:`ImageError` or OSError when it cannot be read."""
+    now). Both are held to :data:`fcnseg.data.io.MAX_PIXELS`, the limit the dataset later reads
+    them under. Raises :class:`ImageError` or OSError when it cannot be read."""
+    limit = mask_io.MAX_PIXELS
     if band_raster(picture):
-        # Sized from the header alone: the image reader's pixel limit keeps a header claiming
-        # a huge size from allocating masks the file's few bytes do not justify.
+        # Sized from the header alone: the pixel limit keeps a header claiming a huge size from
+        # allocating masks the file's few bytes do not justify.
         where = printable(picture) if isinstance(picture, Path) else "its embedded image"
         if isinstance(picture, Path):
             info = raster_info(picture)
-            check_pixels(where, info.width, info.height, DEFAULT_MAX_PIXELS)
-            return info.height, info.width
-        with _stream(picture) as f:
-            header = tiff_samples(f)
-        if header is None:
-            raise ImageError(where, "unreadable TIFF header")
-        check_pixels(where, header.width, header.height, DEFAULT_MAX_PIXELS)
-        turned = header.orientation in (5, 6, 7, 8) and not header.geotiff
-        return (header.width, header.height) if turned else (header.height, header.width)
-    with open_upright(picture if isinstance(picture, Path) else io.BytesIO(picture)) as img:
+            height, width, turned = info.height, info.width, False
+        else:
+            with _stream(picture) as f:
+                header = tiff_samples(f)
+            if header is None:
+                raise ImageError(where, "unreadable TIFF header")
+            height, width = header.height, header.width
+            turned = header.orientation in (5, 6, 7, 8) and not header.geotiff
+        check_pixels(where, width, height, limit, advice=_RAISE_LIMIT)
+        return (width, height) if turned else (height, width)
+    with open_upright(picture if isinstance(picture, Path) else io.BytesIO(picture),
+                      max_pixels=limit) as img:
         return img.height, img.width
+
+
+#: What a picture over the pixel limit's message advises.
+_RAISE_LIMIT = "; if it is genuine, raise fcnseg.data.io.MAX_PIXELS"
 
 
 def split_of(name: str, val_fraction: float) -> str:

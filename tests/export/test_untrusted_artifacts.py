@@ -46,3 +46,19 @@ def test_info_refuses_a_torchscript_description_that_is_hostile_json(
         z.writestr("m/code/__torch__.py", "")
         z.writestr(f"m/extra/{TORCHSCRIPT_METADATA}", '{"classes": ' + value + "}")
     assert TORCHSCRIPT_METADATA in refused_in_one_line(capsys, path)
+
+
+def test_a_torchscript_archive_of_compressed_members_is_refused_before_it_is_inflated(
+        tmp_path: Path) -> None:
+    # torch.jit.load, like torch.load, inflates deflated members to their declared size.
+    from fcnseg.checkpoint import CheckpointError, load_checkpoint
+
+    path = tmp_path / "m.ts"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("m/code/__torch__.py", "")
+        z.writestr(f"m/extra/{TORCHSCRIPT_METADATA}", "{}")
+        z.writestr("m/data/0", bytes(4_000_000))
+    assert path.stat().st_size < 50_000
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(path)
+    assert str(e.value).startswith(f"{path}: not an exported model: its members declare")

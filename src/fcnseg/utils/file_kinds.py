@@ -72,12 +72,18 @@ def _text_kind(head: bytes) -> str | None:
     return "a text file (JSON)" if text.lstrip()[:1] in ("{", "[") else "a text file"
 
 
-def zip_expansion_problem(path: PathLike) -> str | None:
-    """Why a zip file (a ``torch.save`` checkpoint) must not be loaded, or None: members that
-    declare more bytes than the file holds. ``torch.save`` stores its members uncompressed, yet
-    ``torch.load`` inflates compressed ones, allocating each member's declared size: a deflated
-    checkpoint of a few hundred KB would be read as gigabytes. None for a file that is no zip
-    (the loader says what is wrong)."""
+#: How many times its size the members of a TorchScript archive may declare: ``torch.jit.save``
+#: deflates its code (a few times smaller), never the tensors that make up most of the file.
+TORCHSCRIPT_EXPANSION = 16
+
+
+def zip_expansion_problem(path: PathLike, expansion: int = 1) -> str | None:
+    """Why a zip file (a ``torch.save`` checkpoint, or with ``expansion`` a TorchScript
+    archive) must not be loaded, or None: members that declare more than ``expansion`` times
+    the bytes the file holds. ``torch.save`` stores its members uncompressed, yet ``torch.load``
+    (and ``torch.jit.load``) inflates compressed ones, allocating each member's declared size:
+    a deflated checkpoint of a few hundred KB would be read as gigabytes. None for a file that
+    is no zip (the loader says what is wrong)."""
     try:
         size = Path(path).stat().st_size
         if not zipfile.is_zipfile(path):
@@ -86,7 +92,10 @@ def zip_expansion_problem(path: PathLike) -> str | None:
             declared = sum(info.file_size for info in z.infolist())
     except (OSError, zipfile.BadZipFile):
         return None
-    if declared > size:
-        return (f"its members declare {declared} bytes in a file of {size} bytes (compressed "
-                f"members, which torch.save never writes)")
+    if declared > expansion * size:
+        if expansion == 1:
+            return (f"its members declare {declared} bytes in a file of {size} bytes "
+                    f"(compressed members, which torch.save never writes)")
+        return (f"its members declare {declared} bytes in a file of {size} bytes, more than "
+                f"{expansion} times what it holds (a decompression bomb?)")
     return None

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from fcnseg.utils.file_kinds import TORCHSCRIPT_EXPANSION, zip_expansion_problem
 from fcnseg.utils.validate import expect_mapping, fields_of
 from fcnseg.weightfiles.resolve import checkpoint_dict
 
@@ -134,6 +135,9 @@ def read_artifact(path: str | os.PathLike[str]) -> dict[str, Any]:
     kind = artifact_kind(p)
     if kind is None:
         raise ArtifactError(f"{p}: not an ONNX or TorchScript model")
+    problem = zip_expansion_problem(p, TORCHSCRIPT_EXPANSION) if kind == "torchscript" else None
+    if problem is not None:  # before torch.jit.load inflates its members
+        raise ArtifactError(f"{p}: not an exported model: {problem}")
     meta = read_onnx_metadata(p) if kind == "onnx" else read_torchscript_metadata(p)
     _check_required(p, kind, meta)
     names = meta["class_names"]

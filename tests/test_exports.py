@@ -8,7 +8,8 @@ import types
 import pytest
 
 
-@pytest.mark.parametrize("package, lazy", [("fcnseg.serve", ("create_app", "encode_label_png"))])
+@pytest.mark.parametrize("package, lazy",
+                         [("fcnseg.serve", ("create_app", "encode_label_png", "serve_app"))])
 def test_all_lists_every_public_name_and_only_defined_ones(package, lazy):
     module = importlib.import_module(package)
     exported = set(module.__all__)

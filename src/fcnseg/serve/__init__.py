@@ -24,6 +24,7 @@ from fcnseg.serve.limits import (
     ConnectionGauge,
     ServiceLimits,
     connection_cap,
+    connection_cap_problem,
 )
 
 # The limits (readable without FastAPI), and the app's names, imported on first use.

@@ -612,3 +612,15 @@ def test_coco_polygons_pycocotools_cannot_draw_in_bounded_memory_are_one_line(
     assert report.errors == [
         f"{path}: annotation 5 (category 3): 'segmentation' {problem}: the shape cannot be "
         f"drawn; image not imported (fix or delete the shape)"]
+
+
+def test_label_studio_pictures_of_local_file_storage_are_found_by_their_file_name(
+        tmp_path: Path) -> None:
+    # Local storage tasks name the picture in the query: /data/local-files/?d=photos/p0.png.
+    export = label_studio_export(tmp_path / "ls", stems=("p0",))
+    tasks = json.loads(export.read_text())
+    tasks[0]["data"]["image"] = "/data/local-files/?d=photos%2Fp0.png"
+    export.write_text(json.dumps(tasks))
+    picture(tmp_path / "ls" / "images" / "p0.png")
+    report = import_annotations("labelstudio", export, tmp_path / "out")
+    assert report.written == ["p0"] and report.errors == []

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 import numpy as np
 
@@ -85,14 +85,20 @@ def encode_brush_rle(mask: np.ndarray) -> list[int]:
 
 def _image_url(task: dict) -> str | None:
     """The task's picture as its ``data`` names it, the URL's path decoded
-    (``/data/upload/1/1a2b3c4d-photo.jpg``)."""
+    (``/data/upload/1/1a2b3c4d-photo.jpg``), or for local file storage the path its query
+    names (``/data/local-files/?d=photos/x.jpg`` -> ``photos/x.jpg``)."""
     data = fields_of(task.get("data"))
     value = data.get("image")
     if not isinstance(value, str):
         value = next((v for v in data.values() if isinstance(v, str)), None)
     if value is None:
         return None
-    return unquote(urlparse(value).path or value)
+    url = urlparse(value)
+    if url.path.rstrip("/").endswith("/data/local-files"):  # local storage: ?d=photos/x.jpg
+        named = parse_qs(url.query).get("d")
+        if named:
+            return named[0]
+    return unquote(url.path or value)
 
 
 def _find_picture(url: str, folders: list[Path], beside: Path | None) -> Path:

@@ -624,3 +624,15 @@ def test_label_studio_pictures_of_local_file_storage_are_found_by_their_file_nam
     picture(tmp_path / "ls" / "images" / "p0.png")
     report = import_annotations("labelstudio", export, tmp_path / "out")
     assert report.written == ["p0"] and report.errors == []
+
+
+def test_a_coco_ring_of_two_points_beside_real_rings_is_left_out(tmp_path: Path) -> None:
+    # COCO 2017 has annotations whose polygon list holds a ring of 4 numbers beside real ones.
+    ring = [2.5, 3.0, 20.2, 4.7, 11.0, 18.9]
+    path = coco_file(tmp_path, [
+        {"id": 1, "image_id": 1, "category_id": 3, "iscrowd": 0,
+         "segmentation": [ring, [30.0, 5.0, 31.0, 6.0]]}])
+    report = import_annotations("coco", path, tmp_path / "out")
+    assert report.written == ["a"] and report.errors == []
+    expected = mask_api.decode(mask_api.merge(mask_api.frPyObjects([ring], 30, 40)))
+    assert np.array_equal(read_mask(tmp_path / "out", "a") == 1, expected.astype(bool))

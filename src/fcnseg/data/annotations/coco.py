@@ -94,11 +94,13 @@ def decode_coco_segmentation(segmentation: Any, height: int, width: int) -> np.n
                            "pip install 'fcnseg[annotations]'") from None
     if isinstance(segmentation, list):
         polygons = [p for p in segmentation if isinstance(p, list)]
-        if (len(polygons) != len(segmentation) or not polygons
-                or any(len(p) < 6 or len(p) % 2 for p in polygons)
+        # A ring of one or two points encloses nothing (COCO 2017 holds a few beside real
+        # rings): it is left out, and the annotation refused only where no ring is left.
+        rings = [[float(v) for v in p] for p in polygons if len(p) >= 6]
+        if (len(polygons) != len(segmentation) or not rings
+                or any(len(p) % 2 for p in polygons)
                 or not all(isinstance(v, int | float) for p in polygons for v in p)):
             raise ValueError("'segmentation' polygons must be lists of at least 3 x, y pairs")
-        rings = [[float(v) for v in p] for p in polygons]
         _check_polygon_lengths(rings, height, width)
         rle = mask_api.merge(mask_api.frPyObjects(rings, height, width))
     elif "counts" in fields_of(segmentation):

@@ -32,6 +32,8 @@ from fcnseg.utils.typing import PathLike
 #: default limit). Raise it (``fcnseg.data.io.MAX_PIXELS = ...``) for genuinely huge images;
 #: ``None`` leaves only Pillow's own limit.
 MAX_PIXELS: int | None = DEFAULT_MAX_PIXELS
+#: What a refusal for the limit advises.
+RAISE_LIMIT = "if it is genuine, raise fcnseg.data.io.MAX_PIXELS"
 
 T = TypeVar("T")
 
@@ -57,8 +59,7 @@ def _open(path: Path, what: str, reader: Callable[..., T] = open_upright) -> T:
     try:
         return reader(path, max_pixels=MAX_PIXELS)
     except ImageTooLargeError as e:
-        raise DataError(path, f"refusing {what}: {e.problem} (if it is genuine, raise "
-                              f"fcnseg.data.io.MAX_PIXELS)") from None
+        raise DataError(path, f"refusing {what}: {e.problem} ({RAISE_LIMIT})") from None
     except ImageError as e:
         raise DataError(path, f"unreadable {what}: {e.problem}") from None
 
@@ -117,8 +118,7 @@ def load_mat(path: Path, **options: bool) -> dict:
         if (decoded := mat_decoded_bytes(path, limit)) > limit:
             raise DataError(path, f"refusing mask: its compressed variables decode to more "
                                   f"than {limit} bytes ({decoded} so far), more than a mask of "
-                                  f"{MAX_PIXELS} pixels holds (if it is genuine, raise "
-                                  f"fcnseg.data.io.MAX_PIXELS)")
+                                  f"{MAX_PIXELS} pixels holds ({RAISE_LIMIT})")
     try:
         return loadmat(path, **options)
     except Exception as e:  # scipy raises many types (ValueError, TypeError, OSError) on bad files
@@ -145,8 +145,8 @@ def check_mat_pixels(path: Path, what: str, value: np.ndarray) -> None:
     has more than :data:`MAX_PIXELS` pixels: checked before it is widened to 8 bytes a pixel."""
     if MAX_PIXELS is not None and value.size > MAX_PIXELS:
         raise DataError(path, f"refusing mask: {what} of {value.shape[1]}×{value.shape[0]} = "
-                              f"{value.size} pixels is more than the limit of {MAX_PIXELS} (if "
-                              f"it is genuine, raise fcnseg.data.io.MAX_PIXELS)")
+                              f"{value.size} pixels is more than the limit of {MAX_PIXELS} "
+                              f"({RAISE_LIMIT})")
 
 
 #: What a bad mask's message advises for an RGB mask and for values outside the classes,

@@ -219,15 +219,11 @@ def picture_size(picture: bytes | Path) -> tuple[int, int]:
                 raise ImageError(where, "unreadable TIFF header")
             height, width = header.height, header.width
             turned = header.orientation in (5, 6, 7, 8) and not header.geotiff
-        check_pixels(where, width, height, limit, advice=_RAISE_LIMIT)
+        check_pixels(where, width, height, limit, advice=f"; {mask_io.RAISE_LIMIT}")
         return (width, height) if turned else (height, width)
     with open_upright(picture if isinstance(picture, Path) else io.BytesIO(picture),
                       max_pixels=limit) as img:
         return img.height, img.width
-
-
-#: What a picture over the pixel limit's message advises.
-_RAISE_LIMIT = "; if it is genuine, raise fcnseg.data.io.MAX_PIXELS"
 
 
 def split_of(name: str, val_fraction: float) -> str:

@@ -7,6 +7,7 @@ every test folder.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -246,3 +247,11 @@ def write_folder(root: Path, classes: list[str], splits: dict[str, int] | None =
         (root / f"{split}.txt").write_text("".join(f"{x}\n" for x in names))
     (root / "dataset.yaml").write_text(f"classes: [{', '.join(classes)}]\n")
     return root
+
+
+def record_reads(reader: Any) -> list[tuple[int, int, int, int]]:
+    """The windows (row, col, height, width) ``reader`` decodes from now on, as a list that
+    fills as it reads: for tests of how often raster blocks are decoded."""
+    read, windows = reader.read, []
+    reader.read = lambda *window: windows.append(window) or read(*window)
+    return windows

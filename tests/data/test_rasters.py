@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tifffile
 import yaml
+from ondisk import record_reads
 from PIL import Image
 
 from fcnseg.data import FolderSegmentation
@@ -260,9 +261,7 @@ def test_cached_blocks_give_the_readers_windows_decoding_each_block_once(tmp_pat
     tifffile.imwrite(tmp_path / "x.tif", data, photometric="minisblack", **layout)
     with open_raster(tmp_path / "x.tif") as reader:
         rows, cols = reader.block_shape()
-        decoded = []
-        read = reader.read
-        reader.read = lambda *window: decoded.append(window) or read(*window)
+        decoded = record_reads(reader)
         cached = cached_blocks(reader)
         # Overlapping windows in raster order, as predict's tiles are read.
         for y in (0, 12, 24, 30):
@@ -291,9 +290,7 @@ def test_cached_blocks_of_rows_of_windows_hold_one_strip_of_the_raster_however_w
     tifffile.imwrite(tmp_path / "x.tif", a, photometric="rgb", **layout)
     with open_raster(tmp_path / "x.tif") as reader:
         block_rows, block_cols = reader.block_shape()
-        decoded = []
-        read = reader.read
-        reader.read = lambda *window: decoded.append(window) or read(*window)
+        decoded = record_reads(reader)
         cached = cached_blocks(reader, budget=0, window_rows=rows)
         held = 0
         for y in range(0, h - rows + 1, 32):  # overlapping windows in raster order

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from floats import assert_close_to_scale, assert_labels_match
+from ondisk import record_reads
 from torch import nn
 
 from fcnseg.inference.rasters import (
@@ -1035,8 +1036,6 @@ def test_tiles_of_a_wide_raster_decode_each_block_once(tmp_path):
         return torch.zeros(len(batch), len(CLASSES), *batch.shape[1:3])
 
     with open_raster(tmp_path / "wide.tif") as reader:
-        decoded = []
-        read = reader.read
-        reader.read = lambda *window: decoded.append(window) or read(*window)
+        decoded = record_reads(reader)
         segment_tiles(run, reader, CLASSES, TileSettings(tile=256, overlap=64, batch_size=8))
     assert len(decoded) == len(set(decoded)) == -(-h // 64) * -(-w // 64)

@@ -63,14 +63,21 @@ def import_args(fmt: str, src: Path, out: Path, root: Path) -> list[str]:
     return ["import", fmt, str(src), "--out", str(out), *images]
 
 
+def imported(fmt: str, tmp_path: Path) -> tuple[Path, Path]:
+    """The annotations of ``band_source`` and the folder ``fcnseg import FMT`` writes from
+    them."""
+    if fmt == "coco":
+        pytest.importorskip("pycocotools")
+    out = tmp_path / "out"
+    src = band_source(fmt, tmp_path / "src")
+    assert main(import_args(fmt, src, out, tmp_path / "src")) == 0
+    return src, out
+
+
 @pytest.mark.parametrize("fmt", ["labelme", "coco", "cvat", "cvat-mask", "labelstudio"])
 def test_band_rasters_are_imported_as_they_are_with_their_bands(fmt, tmp_path: Path,
                                                                capsys) -> None:
-    if fmt == "coco":
-        pytest.importorskip("pycocotools")
-    src = band_source(fmt, tmp_path / "src")
-    out = tmp_path / "out"
-    assert main(import_args(fmt, src, out, tmp_path / "src")) == 0
+    _, out = imported(fmt, tmp_path)
     said = capsys.readouterr().out
     assert "error" not in said and "imported 3 image(s)" in said
     assert "wrote bands: [blue, green, red, nir]; rgb: [red, green, blue]; nodata: 0" in said
@@ -160,11 +167,7 @@ def test_the_dataset_read_directly_names_the_bands_to_declare(tmp_path: Path) ->
 @pytest.mark.parametrize("fmt", ["labelme", "coco", "cvat", "cvat-mask", "labelstudio"])
 def test_the_dataset_read_directly_with_bands_equals_the_imported_folder(fmt, tmp_path: Path,
                                                                          capsys) -> None:
-    if fmt == "coco":
-        pytest.importorskip("pycocotools")
-    src = band_source(fmt, tmp_path / "src")
-    out = tmp_path / "out"
-    assert main(import_args(fmt, src, out, tmp_path / "src")) == 0
+    src, out = imported(fmt, tmp_path)
     capsys.readouterr()
     folder = FolderSegmentation(out)
     images = {"images": str(tmp_path / "src" / "images")} if fmt != "labelme" else {}

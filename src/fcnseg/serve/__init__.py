@@ -12,23 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from fcnseg.serve import limits
-from fcnseg.serve.limits import (
-    DEFAULT_BODY_TIMEOUT_S,
-    DEFAULT_HEADER_TIMEOUT_S,
-    DEFAULT_MAX_CONCURRENCY,
-    DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_PIXELS,
-    DEFAULT_MAX_QUEUE,
-    DEFAULT_MAX_UPLOAD_BYTES,
-    PREVIEW_MAX_SIDE,
-    ConnectionGauge,
-    ServiceLimits,
-    connection_cap,
-    connection_cap_problem,
-)
+from fcnseg.serve.limits import *  # noqa: F403 - the limits, by limits.__all__
 
 # The limits (readable without FastAPI), and the app's names, imported on first use.
-__all__ = limits.__all__ + ["create_app", "encode_label_png", "serve_app"]
+__all__ = limits.__all__ + ["create_app", "encode_label_png", "serve_app"]  # noqa: F405
 
 
 def __getattr__(name: str) -> Any:

@@ -76,13 +76,9 @@ async def index() -> HTMLResponse:
 
 
 @router.get("/healthz")
+@router.head("/healthz", include_in_schema=False)
 async def healthz(service: Service) -> dict[str, Any]:
     """Liveness, and how busy the service is."""
-    return service.health()
-
-
-@router.head("/healthz", include_in_schema=False)
-async def healthz_head(service: Service) -> dict[str, Any]:
     return service.health()
 
 

@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,6 +34,7 @@ from fcnseg.serve.segment import (
     inference_errors,
     preview_size,
     probe_image,
+    upload_file,
 )
 
 
@@ -54,18 +52,12 @@ def _opened(data: bytes, segmenter: Segmenter,
     for other bands or a corrupt file."""
     if not data.startswith(TIFF_MAGIC):
         probe_image(data, max_pixels)  # other formats: those of the image reader, else 415
-    # The raster readers (tifffile, rasterio) read files: the upload goes to a private
-    # temporary one, removed at once after.
-    fd, name = tempfile.mkstemp(prefix="fcnseg-upload-", suffix=".tif")
-    path = Path(name)
+    with upload_file(data) as path:
 
-    def named(e: ImageError) -> str:  # about the upload rather than its temporary file
-        message = " ".join(f"upload: {e.problem}".split())  # one line
-        return message.replace(str(path), "upload").replace(path.name, "upload")
+        def named(e: ImageError) -> str:  # about the upload rather than its temporary file
+            message = " ".join(f"upload: {e.problem}".split())  # one line
+            return message.replace(str(path), "upload").replace(path.name, "upload")
 
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
         with image_errors(named):
             reader = open_raster(path, max_pixels=max_pixels)
             bands = model_bands(segmenter, reader.info)
@@ -78,8 +70,6 @@ def _opened(data: bytes, segmenter: Segmenter,
             yield reader, named
         finally:
             reader.close()
-    finally:
-        path.unlink(missing_ok=True)
 
 
 def probe_raster(data: bytes, segmenter: Segmenter, max_pixels: int) -> tuple[int, int]:

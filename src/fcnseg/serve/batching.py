@@ -60,28 +60,25 @@ class BatchingDecision:
 
     def to_dict(self) -> dict[str, Any]:
         """As ``GET /healthz`` reports it."""
-        out: dict[str, Any] = {"enabled": self.enabled, "reason": self.reason}
-        if self.single_s is not None and self.batch_s is not None:
-            out["probe"] = {"two_single_s": round(self.single_s, 4),
-                            "batch_of_two_s": round(self.batch_s, 4)}
-        return out
+        if self.single_s is None or self.batch_s is None:
+            return {"enabled": self.enabled, "reason": self.reason}
+        return {"enabled": self.enabled, "reason": self.reason,
+                "probe": {"two_single_s": round(self.single_s, 4),
+                          "batch_of_two_s": round(self.batch_s, 4)}}
 
 
 def batching_from_probe(single_s: float, batch_s: float, *,
                         gain: float = BATCH_GAIN) -> BatchingDecision:
     """The decision from a probe's times: two images one by one (``single_s``) against the
     same two as one batch (``batch_s``); batching only when ``batch_s <= gain * single_s``."""
-    enabled = batch_s <= gain * single_s
     ratio = batch_s / single_s
     took = f"on this CPU a batch of two took {ratio:.2f}× the time of two single passes"
     needs = f"(batching needs {gain:.2f}× or less)"
-    if enabled:
-        reason = f"on: {took} {needs}"
-    elif ratio < 1.0:
-        reason = f"off: {took}, a gain too small to pay for waiting to fill a batch {needs}"
-    else:
-        reason = f"off: {took}, no faster than one image at a time"
-    return BatchingDecision(enabled, reason, single_s, batch_s)
+    if batch_s <= gain * single_s:
+        return BatchingDecision(True, f"on: {took} {needs}", single_s, batch_s)
+    why = (f"a gain too small to pay for waiting to fill a batch {needs}" if ratio < 1.0
+           else "no faster than one image at a time")
+    return BatchingDecision(False, f"off: {took}, {why}", single_s, batch_s)
 
 
 _decisions: weakref.WeakKeyDictionary[Segmenter, BatchingDecision] = weakref.WeakKeyDictionary()
@@ -218,16 +215,14 @@ class InferenceBatcher:
                 return
 
     def _gather(self, first: _Job) -> tuple[list[_Job], bool]:
-        """The first job and those waiting behind it (up to ``max_wait_s`` for more), and
-        whether the batcher was closed meanwhile."""
+        """The first job, those behind it within ``max_wait_s``, and whether it was closed."""
         jobs = [first]
         if self.max_batch == 1:  # nothing to wait for: each image runs alone anyway
             return jobs, False
         deadline = time.monotonic() + self.max_wait_s
         while True:
             try:
-                timeout = deadline - time.monotonic()
-                job = self._jobs.get_nowait() if timeout <= 0 else self._jobs.get(timeout=timeout)
+                job = self._jobs.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 return jobs, False
             if job is None:
@@ -251,12 +246,11 @@ class InferenceBatcher:
 
     def _answer(self, batch: list[_Job]) -> None:
         """Run one forward pass and give each job its prediction (or its error)."""
-        seg = self.segmenter
         probs = batch[0].return_probs
         if len(batch) > 1:
             try:
-                preds = seg.predict_batch([j.image for j in batch], return_probs=probs,
-                                          batch_size=len(batch))
+                preds = self.segmenter.predict_batch([j.image for j in batch],
+                                                     return_probs=probs, batch_size=len(batch))
             except Exception:  # noqa: BLE001 - run them one by one to find the one at fault
                 pass
             else:
@@ -266,7 +260,7 @@ class InferenceBatcher:
                 return
         for job in batch:
             try:
-                pred = seg.predict(job.image, return_probs=probs)
+                pred = self.segmenter.predict(job.image, return_probs=probs)
             except BaseException as e:  # noqa: BLE001 - handed to the request that waits
                 job.answer.set_exception(e)
             else:

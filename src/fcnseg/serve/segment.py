@@ -33,12 +33,7 @@ from fcnseg.data.images import (
 from fcnseg.data.palette import distinct_palette
 from fcnseg.data.rasters import raster_info
 from fcnseg.inference import ImageError, ImageTooLargeError, Prediction, Segmenter, load_image
-from fcnseg.inference.classnames import (
-    AmbiguousClassName,
-    find_class,
-    parse_classes,
-    shown_token,
-)
+from fcnseg.inference.classnames import AmbiguousClassName, find_class, parse_classes, shown_token
 from fcnseg.inference.files import PictureStyle, overlay_picture
 from fcnseg.inference.rasters import needs_tiling
 from fcnseg.inference.visualize import (
@@ -173,10 +168,9 @@ async def read_upload(request: Request) -> bytes:
 
 
 def probe_image(data: bytes, max_pixels: int) -> tuple[int, int]:
-    """Width and height from the image header, as the image is shown (after its EXIF
-    orientation), no pixel decoded: 415 for data that is no image in an accepted format, 413
-    for more than ``max_pixels`` pixels, 400 for a TIFF of bands a colour model does not take
-    (the image reader's line)."""
+    """Width and height from the image header, after its EXIF orientation, no pixel decoded:
+    415 for no image in an accepted format, 413 for more than ``max_pixels`` pixels, 400 for a
+    TIFF of bands a colour model does not take."""
     stream = io.BytesIO(data)
     if data.startswith(TIFF_MAGIC) and (problem := tiff_bands_problem(stream)):
         raise RequestError(400, f"upload: {problem}")
@@ -206,8 +200,8 @@ def probe_image(data: bytes, max_pixels: int) -> tuple[int, int]:
 
 
 def over_the_limit(width: int, height: int, limit: int) -> str:
-    """An upload's size over the server's pixel limit, naming the option that sets it: a
-    stitched mosaic is a legitimate upload, not only a decompression bomb."""
+    """An upload's size over the pixel limit, naming the option that raises it (a stitched
+    mosaic is a legitimate upload, not only a decompression bomb)."""
     return (f"{width}×{height} = {width * height} pixels is over the limit of {limit} pixels "
             f"(fcnseg serve --max-pixels PIXELS raises it)")
 
@@ -227,8 +221,8 @@ def image_errors(message: Callable[[ImageError], str] = str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def inference_errors(what: str) -> Iterator[None]:
-    """A failed inference as 500, logged with its traceback (naming ``what`` was segmented):
-    one failed request must not end the service."""
+    """A failed inference as 500, logged with its traceback: one failed request must not end
+    the service."""
     try:
         yield
     except ImageError:  # the input's fault (a corrupt tile of a raster): for image_errors
@@ -242,10 +236,9 @@ def segment_upload(segmenter: Segmenter, data: bytes, options: SegmentOptions,
                    max_pixels: int, predict: Predict | None = None) -> bytes | dict[str, Any]:
     """Decode, segment and encode one upload: the label map as PNG bytes for ``format="png"``,
     else the JSON payload (a dict). Slow: run it in a worker thread, never on the event loop.
-    ``predict(image, return_probs=...)`` segments the decoded image (default:
-    ``segmenter.predict``; the service passes its batcher's, which shares forward passes
-    between requests), or the upload as a raster file where ``fcnseg predict`` would segment
-    it by tiles (:func:`raster_by_tiles`), so that the labels are those of its label GeoTIFF.
+    ``predict(image, return_probs=...)`` (default ``segmenter.predict``; the service passes
+    its batcher's) segments the decoded image, or the upload as a raster file where ``fcnseg
+    predict`` would segment it by tiles (:func:`raster_by_tiles`).
 
     Raises:
         RequestError: 413 for too many pixels, 400 for an image that fails to decode, 500 when
@@ -270,36 +263,38 @@ def segment_upload(segmenter: Segmenter, data: bytes, options: SegmentOptions,
 
 
 def _as_upload(e: ImageError) -> str:
-    """An image error of the upload's temporary file, naming the upload instead."""
-    return f"upload: {e.problem}"
+    return f"upload: {e.problem}"  # not the upload's temporary file
 
 
 @contextlib.contextmanager
-def raster_by_tiles(segmenter: Segmenter, data: bytes) -> Iterator[Path | None]:
-    """A TIFF upload that ``fcnseg predict``
-    segments by tiles (:func:`~fcnseg.inference.rasters.needs_tiling`: a GeoTIFF, or one not
-    8-bit RGB taller or wider than the segmenter's tile), as a temporary file (removed after):
-    :meth:`Segmenter.predict` segments it as ``fcnseg predict --tile`` does, its pixels without
-    data (a GeoTIFF's nodata) labelled 255 and by the same blended tiles where larger than one,
-    so its labels are those of the label GeoTIFF (upright where its orientation tag turns it,
-    as the image reader reads it: :func:`~fcnseg.data.rasters.open_raster`). None for every
-    other upload (segmented whole, as an image)."""
-    tiles = segmenter.tiles
-    if not data.startswith(TIFF_MAGIC) or tiles is None:
-        yield None
-        return
-    fd, name = tempfile.mkstemp(prefix="fcnseg-upload-", suffix=".tif")  # a file: as predict
+def upload_file(data: bytes) -> Iterator[Path]:
+    """The upload as a private temporary file (the raster readers read files), removed after."""
+    fd, name = tempfile.mkstemp(prefix="fcnseg-upload-", suffix=".tif")
     path = Path(name)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def raster_by_tiles(segmenter: Segmenter, data: bytes) -> Iterator[Path | None]:
+    """A TIFF upload that ``fcnseg predict`` segments by tiles
+    (:func:`~fcnseg.inference.rasters.needs_tiling`), as a temporary file: segmented as
+    ``fcnseg predict --tile`` does (nodata labelled 255, the same blended tiles), so its
+    labels are those of the label GeoTIFF. None for every other upload (segmented whole)."""
+    tiles = segmenter.tiles
+    if not data.startswith(TIFF_MAGIC) or tiles is None:
+        yield None
+        return
+    with upload_file(data) as path:
         try:  # not yet decoded: a header the raster reader refuses is the image reader's
             tiled = needs_tiling(path, segmenter.max_pixels, tiles.tile)
         except Exception:  # noqa: BLE001 - to report, in one line
             tiled = False
         yield path if tiled else None
-    finally:
-        path.unlink(missing_ok=True)
 
 
 def encode_answer(segmenter: Segmenter, pred: Prediction, options: SegmentOptions, *,
@@ -311,40 +306,20 @@ def encode_answer(segmenter: Segmenter, pred: Prediction, options: SegmentOption
     label_png = label_png_bytes(pred.label, segmenter.palette)
     if options.format == "png":
         return label_png
-    heads = pred.heads or {}
-    body = _payload(pred, label_png, segmenter.palette, segmenter.class_names, options,
-                    options.heatmap_classes, getattr(segmenter, "background_class", None))
-    if heads:
-        body["heads"] = {
-            h: {"class_names": list(p.class_names),
-                "palette": head_palette(segmenter, h)[: len(p.class_names)].tolist(),
-                **_payload(p, None, head_palette(segmenter, h), p.class_names, options,
-                           options.head_heatmap_classes.get(h, ()))}
-            for h, p in heads.items()}
+    body = _payload(pred, segmenter.palette, segmenter.class_names, options,
+                    options.heatmap_classes, getattr(segmenter, "background_class", None),
+                    label_png)
+    if pred.heads:
+        body["heads"] = {}
+        for h, p in pred.heads.items():
+            palette = head_palette(segmenter, h)
+            body["heads"][h] = {"class_names": list(p.class_names),
+                                "palette": palette[: len(p.class_names)].tolist(),
+                                **_payload(p, palette, p.class_names, options,
+                                           options.head_heatmap_classes.get(h, ()))}
     body["timing_ms"] = {"decode": round(decode_s * 1e3, 1),
                          "inference": round(inference_s * 1e3, 1),
                          "encode": round((time.perf_counter() - t2) * 1e3, 1)}
-    return body
-
-
-def _payload(pred: Prediction, label_png: bytes | None, palette: np.ndarray,
-             class_names: Sequence[str], options: SegmentOptions,
-             heatmap_classes: Sequence[int], background: str | None = None) -> dict[str, Any]:
-    """One head's JSON: size, pixel counts, classes present, label PNG and the pictures."""
-    if label_png is None:
-        label_png = label_png_bytes(pred.label, palette)
-    height, width = pred.label.shape
-    counts = pred.class_pixel_counts()
-    body: dict[str, Any] = {
-        "width": width,
-        "height": height,
-        "pixel_counts": counts,
-        "present": [name for name, n in counts.items() if n > 0],
-        "label_png": _b64(label_png),
-    }
-    if options.overlay or heatmap_classes:
-        body.update(_pictures(pred, palette, class_names, options, tuple(heatmap_classes),
-                              background))
     return body
 
 
@@ -354,13 +329,24 @@ def preview_size(height: int, width: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def _pictures(pred: Prediction, palette: np.ndarray, class_names: Sequence[str],
-              options: SegmentOptions, heatmap_classes: tuple[int, ...],
-              background: str | None = None) -> dict[str, Any]:
-    """The overlay and heatmaps asked for, as base64 PNGs at preview size."""
+def _payload(pred: Prediction, palette: np.ndarray, class_names: Sequence[str],
+             options: SegmentOptions, heatmap_classes: Sequence[int],
+             background: str | None = None, label_png: bytes | None = None) -> dict[str, Any]:
+    """One head's JSON: size, pixel counts, classes present, label PNG, and the overlay and
+    heatmaps asked for (base64 PNGs at preview size)."""
     height, width = pred.label.shape
+    counts = pred.class_pixel_counts()
+    body: dict[str, Any] = {
+        "width": width,
+        "height": height,
+        "pixel_counts": counts,
+        "present": [name for name, n in counts.items() if n > 0],
+        "label_png": _b64(label_png or label_png_bytes(pred.label, palette)),
+    }
+    if not (options.overlay or heatmap_classes):
+        return body
     size = preview_size(height, width)
-    out: dict[str, Any] = {"preview_size": list(size)}
+    body["preview_size"] = list(size)
     if options.overlay:
         small = Image.fromarray(pred.image).resize(size, Image.BILINEAR)
         # uint8 labels up to 256 classes, int64 beyond (Pillow takes those as int32).
@@ -373,19 +359,17 @@ def _pictures(pred: Prediction, palette: np.ndarray, class_names: Sequence[str],
                              unblended=tuple(background_classes(class_names, background)))
         picture = overlay_picture(replace(pred, image=np.asarray(small), label=small_label),
                                   palette, style)
-        out["overlay_png"] = _b64(picture_png_bytes(picture))
+        body["overlay_png"] = _b64(picture_png_bytes(picture))
     if heatmap_classes:
         if pred.probs is None:
             raise RuntimeError("the segmenter returned no probabilities for the heatmaps")
-        heatmaps = {}
+        body["heatmaps"] = {}
         for c in heatmap_classes:
             prob = Image.fromarray(np.ascontiguousarray(pred.probs[c], dtype=np.float32))
-            prob = prob.resize(size, Image.BILINEAR)
             # Fixed [0, 1] range: the colours then mean the same probability in every map.
-            picture = heatmap(np.asarray(prob), vmin=0.0, vmax=1.0)
-            heatmaps[class_names[c]] = _b64(picture_png_bytes(picture))
-        out["heatmaps"] = heatmaps
-    return out
+            picture = heatmap(np.asarray(prob.resize(size, Image.BILINEAR)), vmin=0.0, vmax=1.0)
+            body["heatmaps"][class_names[c]] = _b64(picture_png_bytes(picture))
+    return body
 
 
 def _b64(data: bytes) -> str:

@@ -53,12 +53,10 @@ class SegmentationService:
 
     def health(self) -> dict[str, Any]:
         """``GET /healthz``: liveness, how busy the service is, its open connections and their
-        cap (with those refused and timed out; ``None`` under a server that enforces neither,
-        see :class:`~fcnseg.serve.limits.ConnectionGauge`), whether it batches (and why), and
-        how its forward passes were batched."""
-        return {"status": "ok", **self.admission.load(),
-                "connections": self.connections.to_dict() if self.connections.enforced
-                else None,
+        cap (``None`` under a server that enforces neither, see
+        :class:`~fcnseg.serve.limits.ConnectionGauge`), and how (and why) it batches."""
+        connections = self.connections.to_dict() if self.connections.enforced else None
+        return {"status": "ok", **self.admission.load(), "connections": connections,
                 "batching": {**self.batching.to_dict(), **self.batcher.stats.to_dict()}}
 
     def close(self) -> None:
@@ -77,18 +75,12 @@ class SegmentationService:
         heads = {h: {"class_names": list(names),
                      "palette": head_palette(seg, h)[: len(names)].tolist()}
                  for h, names in seg.heads.items()}
+        limits = self.limits.to_dict()
+        if not self.connections.enforced:  # under plain uvicorn.run(app)
+            limits["header_timeout_s"] = limits["max_connections"] = None
         return {**{key: description[key] for key in _MODEL_FIELDS},
                 "input_names": list(seg.input_names), "heads": heads,
-                "probabilities": not getattr(seg, "labels_only", False),
-                "limits": self._limits_applied()}
-
-    def _limits_applied(self) -> dict[str, Any]:
-        """The limits, with the header timeout and connection cap ``None`` while no server
-        of fcnseg's applies them (under plain ``uvicorn.run(app)``)."""
-        limits = self.limits.to_dict()
-        if not self.connections.enforced:
-            limits["header_timeout_s"] = limits["max_connections"] = None
-        return limits
+                "probabilities": not getattr(seg, "labels_only", False), "limits": limits}
 
     async def segment(self, request: Request, options: SegmentOptions) -> Response:
         """``POST /v1/segment``: admit (503 when full), check the image header, then decode,

@@ -30,7 +30,6 @@ _ANNOTATION_OPTIONS = {"split", "labels", "overlap", "line_width", "images", "va
 #: dataset.yaml's: where the images and masks are and how their names end.
 _FOLDER_LAYOUT = ("images", "masks", "image_suffix", "mask_suffix")
 
-
 #: The split scored when a dataset spec names none: the one training validates on (``data.val``),
 #: and what ``fcnseg evaluate``, ``fcnseg calibrate`` and their Python functions default to.
 EVAL_SPLIT = "val"
@@ -79,19 +78,16 @@ def _checked_name(spec: dict[str, Any]) -> str:
     expect_mapping(spec, "dataset")
     name = spec.get("name")
     if name not in DATASET_NAMES:
-        raise ValueError(
-            f"dataset.name: unknown dataset {name!r}; known: {', '.join(DATASET_NAMES)}"
-        )
+        raise ValueError(f"dataset.name: unknown dataset {name!r}; known: "
+                         f"{', '.join(DATASET_NAMES)}")
     for key in DATASET_NAMES[name]:
         if spec.get(key) is None:
             raise ValueError(f"dataset.{key}: required for dataset {name!r}")
     known = set(DATASET_NAMES[name]) | _DATASETS[name].optional | {"name"}
     unknown = sorted(set(spec) - known)
     if unknown:
-        raise ValueError(
-            f"dataset.{unknown[0]}: unknown field for dataset {name!r}; "
-            f"allowed: {', '.join(sorted(known))}"
-        )
+        raise ValueError(f"dataset.{unknown[0]}: unknown field for dataset {name!r}; "
+                         f"allowed: {', '.join(sorted(known))}")
     return name
 
 
@@ -99,17 +95,11 @@ def _checked_name(spec: dict[str, Any]) -> str:
 
 def _synthetic(spec: dict[str, Any], split: str | None,
                transform: Transform | None) -> SegmentationDataset:
-    seed = int(_field(spec, "seed", 0))
     # A "val" split draws from other seeds than "train", so they never share a scene.
-    if split not in (None, "train"):
-        seed += 1_000_003
-    return SyntheticSegmentation(
-        int(spec["num_images"]),
-        size=_size(spec.get("size", 128)),
-        seed=seed,
-        transform=transform,
-        ignore_border=int(_field(spec, "ignore_border", 0)),
-    )
+    seed = int(_field(spec, "seed", 0)) + (0 if split in (None, "train") else 1_000_003)
+    return SyntheticSegmentation(int(spec["num_images"]), size=_size(spec.get("size", 128)),
+                                 seed=seed, transform=transform,
+                                 ignore_border=int(_field(spec, "ignore_border", 0)))
 
 
 def _nyud(spec: dict[str, Any], split: str | None,
@@ -137,9 +127,7 @@ def _annotations(spec: dict[str, Any], split: str | None,
 
 def _raster_windows(spec: dict[str, Any], split: str | None,
                     transform: Transform | None) -> SegmentationDataset:
-    layout = {k: spec[k] for k in _FOLDER_LAYOUT if spec.get(k) is not None}
-    rasters = FolderSegmentation(spec["root"], split=split, config=_field(spec, "config"),
-                                 **layout)
+    rasters = _folder(spec, split, None)
     # Training draws random windows; every other split scores a grid covering each raster.
     sampling = _field(spec, "sampling", "random" if split in (None, "train") else "grid")
     return RasterWindows(rasters, int(_field(spec, "window", 512)), sampling=sampling,
@@ -154,15 +142,12 @@ def _folder(spec: dict[str, Any], split: str | None,
                               config=_field(spec, "config"), **layout)
 
 
-_Opener = Callable[[dict[str, Any], str | None, Transform | None], SegmentationDataset]
-
-
 class _Dataset(NamedTuple):
-    """What a dataset name takes and how it is opened."""
+    """What a dataset name takes (the fields it needs, those it may have) and how it opens."""
 
-    required: tuple[str, ...]  # the fields it needs
-    optional: set[str]  # the fields it may have
-    opener: _Opener  # how it is opened
+    required: tuple[str, ...]
+    optional: set[str]
+    opener: Callable[[dict[str, Any], str | None, Transform | None], SegmentationDataset]
 
 
 #: Each dataset name (in the order messages list them), its fields and its opener.

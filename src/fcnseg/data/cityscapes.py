@@ -5,19 +5,7 @@ On disk, as the official archives unpack (leftImg8bit_trainvaltest.zip, gtFine_t
     ROOT/leftImg8bit/{train,val,test}/<city>/<city>_<seq>_<frame>_leftImg8bit.png
     ROOT/gtFine/{train,val,test}/<city>/<city>_<seq>_<frame>_gtFine_labelIds.png
 
-The label ids of ``*_labelIds.png`` become the 19 train ids (road 0 ... bicycle 18); every other
-label id (void, and the classes not evaluated) becomes 255, ignored. The label ids are 0-33, and
--1 for the license plate, which cityscapesScripts never draws but other tools write as 255 in
-8 bits: 255 is ignored too. Any other value (34-254) is no Cityscapes label id: the file is
-not a labelIds mask (or is damaged), a :class:`~fcnseg.data.errors.DataError`, as ADE20K's
-values above 150 are. So is a labelIds file whose values look like train ids (only 0-18, and
-either 255 with most of its pixels void as label ids, or over a third of them unlabeled,
-rectification border or out of roi: road, building and wall as train ids): the classic mix-up of
-a ``*_gtFine_labelTrainIds.png`` saved under the labelIds name, which would otherwise train every
-class shifted.
-
-``labels="train_ids"`` reads ``*_gtFine_labelTrainIds.png`` instead (as cityscapesScripts'
-createTrainIdLabelImgs.py writes them): train ids 0-18 as they are, 255 ignored.
+:class:`Cityscapes` says how the masks are read.
 """
 
 from __future__ import annotations
@@ -83,18 +71,13 @@ def train_id_evidence(raw: np.ndarray) -> str | None:
     """For a labelIds mask whose values look like train ids, why (what its values are and how
     they read as label ids); None for any other mask.
 
-    Train ids 0-18 are label ids too, but road, building and sky (train ids 0, 2, 10) read as
-    label ids are void (unlabeled, rectification border, rail track): a train-id mask read as
-    label ids is mostly void, with no value above 18. A labelIds mask of a street scene has
-    sky (23), vegetation (21) or cars (26), and little void. A mask with no class at all as
-    label ids (the test split's, all void) is no train-id mask either. With 255 (the ego
-    vehicle and rectification border createTrainIdLabelImgs.py writes so, a labelIds mask's
-    license plate) a mask is one when most of its labelled pixels are void as label ids.
-    Without 255 (a crop above the ego vehicle) it is one when unlabeled, rectification border
-    and out of roi (0, 2, 3) make up over a third of its pixels: in a train-id mask they are
-    road, building and wall, in a labelIds mask what the annotation leaves out, never that
-    much; a real labelIds mask of a scene under a bridge or in a tunnel (void 14-16 and the
-    ego vehicle, no sky or car) has values up to 18 alone, but not those."""
+    A train-id mask read as label ids has no value above 18 and is mostly void (road,
+    building, sky are label ids of void); a street scene's labelIds mask has sky, vegetation
+    or cars, and little void; one with no class at all (the test split's) is no train-id mask.
+    With 255 a mask is one when most of its labelled pixels are void as label ids; without
+    (a crop above the ego vehicle), when label ids 0, 2, 3 (road, building, wall as train
+    ids; what the annotation leaves out as label ids, never that much, even in a tunnel)
+    make up over a third of its pixels."""
     if raw.size == 0:
         return None
     high = int(raw.max())
@@ -131,25 +114,21 @@ def find_cityscapes_dir(root: PathLike) -> Path:
 class Cityscapes(FileSegmentationDataset):
     """Cityscapes fine annotations: images with their 19 evaluation classes.
 
-    Reads ``ROOT/leftImg8bit/SPLIT/<city>/*_leftImg8bit.png`` and the label ids of
-    ``ROOT/gtFine/SPLIT/<city>/*_gtFine_labelIds.png`` (as the official archives unpack), and
-    maps label ids to train ids, ``label id → train id class``:
+    Reads ``ROOT/leftImg8bit/SPLIT/<city>/*_leftImg8bit.png`` and maps the label ids of
+    ``ROOT/gtFine/SPLIT/<city>/*_gtFine_labelIds.png`` to train ids, ``label id → train id``:
 
         7 → 0 road, 8 → 1 sidewalk, 11 → 2 building, 12 → 3 wall, 13 → 4 fence, 17 → 5 pole,
         19 → 6 traffic light, 20 → 7 traffic sign, 21 → 8 vegetation, 22 → 9 terrain,
         23 → 10 sky, 24 → 11 person, 25 → 12 rider, 26 → 13 car, 27 → 14 truck, 28 → 15 bus,
         31 → 16 train, 32 → 17 motorcycle, 33 → 18 bicycle.
 
-    Every other label id (0-6 void, the classes not evaluated: 9, 10, 14-16, 18, 29, 30, and
-    255, the license plate's -1 as 8 bits hold it) becomes 255, ignored by the loss and the
-    metrics. Values 34-254 are no Cityscapes label id: a :class:`~fcnseg.data.errors.DataError`
-    naming the file (a mask of another kind, or a damaged one), as ADE20K's values above 150.
-    So is a labelIds file whose values look like train ids (only 0-18: see
-    :func:`train_id_evidence`).
-
-    With ``labels="train_ids"`` the masks are ``*_gtFine_labelTrainIds.png`` (as
-    cityscapesScripts' createTrainIdLabelImgs.py writes them), read as they are: train ids
-    0-18, 255 ignored; any other value is a DataError naming the file.
+    Every other label id (void, the classes not evaluated, and 255, the license plate's -1 in
+    8 bits) becomes 255, ignored. Values 34-254 are no label id: a
+    :class:`~fcnseg.data.errors.DataError` naming the file, as is a labelIds file whose values
+    look like train ids (:func:`train_id_evidence`: a ``*_gtFine_labelTrainIds.png`` saved
+    under the labelIds name would train every class shifted). With ``labels="train_ids"`` the
+    masks are ``*_gtFine_labelTrainIds.png`` (as createTrainIdLabelImgs.py writes them): train
+    ids 0-18, 255 ignored, any other value a DataError.
 
     Args:
         root: the folder holding ``leftImg8bit/`` and ``gtFine/`` (or its parent).
@@ -171,9 +150,9 @@ class Cityscapes(FileSegmentationDataset):
         self.mask_advice = _TRAIN_ID_ADVICE if self.labels == "train_ids" else _MASK_ADVICE
         self.dir = find_cityscapes_dir(root)
         self.split = split
-        # ids are split/city/stem, so that ids of several splits can be mixed (check-data).
         self.image_dir = self.dir / "leftImg8bit"
         self.label_dir = self.dir / "gtFine"
+        # ids are split/city/stem, so that ids of several splits can be mixed (check-data).
         self.ids = self.ids_of_images(self.image_dir / split, "*/*")
         self.palette = CITYSCAPES_PALETTE
 

@@ -1,13 +1,10 @@
 """Pixel counts per class over a training set, and the class-balancing weights made from them.
 
-The counts come from one parallel pass of check-data's reader
-(:func:`fcnseg.data.check.scan_dataset`) over the untransformed masks, the ignore value
-excluded. A file dataset's counts are cached in a JSON file named by a fingerprint of its masks
-(paths, sizes and modification times, plus the class list and ignore value), so that editing,
-adding or removing one mask recounts and an unchanged dataset is never read twice. A cache file
-that cannot be trusted (not JSON, counts that are no pixel counts, no labelled pixel at all) is
-named in a warning and counted again. Generated
-data (synthetic) has no files to fingerprint and is counted at every start.
+The counts come from one parallel pass of check-data's reader (:func:`scan_dataset`) over the
+untransformed masks, the ignore value excluded. A file dataset's counts are cached in a JSON
+file named by a fingerprint of its masks (:func:`dataset_fingerprint`), so that editing, adding
+or removing one mask recounts; a cache file that cannot be trusted is named in a warning and
+counted again. Generated data (synthetic) is counted at every start.
 
 Weights (``loss.class_weights``), with ``f_c`` the share of class c among labelled pixels:
 
@@ -71,7 +68,6 @@ def class_pixel_counts(dataset: Any, *, cache_dir: str | os.PathLike[str] | None
     if fingerprint is not None:
         folder = fcnseg_cache_dir() / "class_frequencies" if cache_dir is None else Path(cache_dir)
         cache_file = folder / f"{fingerprint[:32]}.json"
-        # A damaged cache file is named, counted again and rewritten.
         cached = _read_cache(cache_file, fingerprint, dataset.num_classes)
         if isinstance(cached, np.ndarray):
             return cached
@@ -155,10 +151,7 @@ def format_class_table(class_names: Sequence[str], counts: Sequence[int] | np.nd
     lines = [f"{'class':<{width}}  {'pixels':>12}  {'share':>7}  {'weight':>8}"]
     total = float(np.sum(counts)) if counts is not None else 0.0
     for c, name in enumerate(class_names):
-        if counts is None:
-            pixels, share = "-", "-"
-        else:
-            pixels = str(int(counts[c]))
-            share = f"{100 * counts[c] / total:.2f}%" if total else "-"
+        pixels = str(int(counts[c])) if counts is not None else "-"
+        share = f"{100 * counts[c] / total:.2f}%" if total else "-"
         lines.append(f"{name:<{width}}  {pixels:>12}  {share:>7}  {float(weights[c]):>8.4g}")
     return "\n".join(lines)

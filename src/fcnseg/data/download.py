@@ -33,40 +33,24 @@ class Archive:
 
 
 #: The archives, by dataset key.
+_VOC = "http://host.robots.ox.ac.uk/pascal/VOC"
+_CONTEXT = "http://www.cs.stanford.edu/~roozbeh/pascal-context"
 ARCHIVES: dict[str, Archive] = {
-    "voc2012": Archive(
-        "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar",
-        "6cd6e144f989b92b3379bac3b3de84fd",
-        "VOCtrainval_11-May-2012.tar",
-    ),
-    "voc2011": Archive(
-        "http://host.robots.ox.ac.uk/pascal/VOC/voc2011/VOCtrainval_25-May-2011.tar",
-        "6c3384ef61512963050cb5d687e5bf1e",
-        "VOCtrainval_25-May-2011.tar",
-    ),
-    "sbd": Archive(
-        "http://www.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/semantic_contours/"
-        "benchmark.tgz",
-        "82b4d87ceb2ed10f6038a1cba92111cb",
-        "benchmark.tgz",
-    ),
-    "voc2010": Archive(
-        "http://host.robots.ox.ac.uk/pascal/VOC/voc2010/VOCtrainval_03-May-2010.tar",
-        "da459979d0c395079b5c75ee67908abb",
-        "VOCtrainval_03-May-2010.tar",
-    ),
-    "pascal_context": Archive(
-        "http://www.cs.stanford.edu/~roozbeh/pascal-context/trainval.tar.gz", None,
-        "pascal-context-trainval.tar.gz",
-    ),
-    "pascal_context_59": Archive(
-        "http://www.cs.stanford.edu/~roozbeh/pascal-context/59_labels.txt", None, "59_labels.txt",
-    ),
+    "voc2012": Archive(f"{_VOC}/voc2012/VOCtrainval_11-May-2012.tar",
+                       "6cd6e144f989b92b3379bac3b3de84fd", "VOCtrainval_11-May-2012.tar"),
+    "voc2011": Archive(f"{_VOC}/voc2011/VOCtrainval_25-May-2011.tar",
+                       "6c3384ef61512963050cb5d687e5bf1e", "VOCtrainval_25-May-2011.tar"),
+    "sbd": Archive("http://www.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/"
+                   "semantic_contours/benchmark.tgz", "82b4d87ceb2ed10f6038a1cba92111cb",
+                   "benchmark.tgz"),
+    "voc2010": Archive(f"{_VOC}/voc2010/VOCtrainval_03-May-2010.tar",
+                       "da459979d0c395079b5c75ee67908abb", "VOCtrainval_03-May-2010.tar"),
+    "pascal_context": Archive(f"{_CONTEXT}/trainval.tar.gz", None,
+                              "pascal-context-trainval.tar.gz"),
+    "pascal_context_59": Archive(f"{_CONTEXT}/59_labels.txt", None, "59_labels.txt"),
     "nyud": Archive("http://dl.caffe.berkeleyvision.org/nyud.tar.gz", None, "nyud.tar.gz"),
-    "siftflow": Archive(
-        "http://www.cs.unc.edu/~jtighe/Papers/ECCV10/siftflow/SiftFlowDataset.zip", None,
-        "SiftFlowDataset.zip",
-    ),
+    "siftflow": Archive("http://www.cs.unc.edu/~jtighe/Papers/ECCV10/siftflow/"
+                        "SiftFlowDataset.zip", None, "SiftFlowDataset.zip"),
 }
 
 
@@ -93,14 +77,8 @@ def _fetch_and_extract(key: str, root: Path, archive_dir: PathLike | None, progr
         archive.unlink()
 
 
-def download_voc(
-    root: PathLike,
-    year: str = "2012",
-    *,
-    archive_dir: PathLike | None = None,
-    keep_archive: bool = True,
-    progress: bool = True,
-) -> Path:
+def download_voc(root: PathLike, year: str = "2012", *, archive_dir: PathLike | None = None,
+                 keep_archive: bool = True, progress: bool = True) -> Path:
     """Make PASCAL VOC ``year`` ("2012" or "2011") available under ``root``; return its folder.
 
     VOC2012 extracts to ``root/VOCdevkit/VOC2012``, VOC2011 to
@@ -114,13 +92,8 @@ def download_voc(
                           progress, keep_archive)
 
 
-def download_pascal_context(
-    root: PathLike,
-    *,
-    archive_dir: PathLike | None = None,
-    keep_archive: bool = True,
-    progress: bool = True,
-) -> Path:
+def download_pascal_context(root: PathLike, *, archive_dir: PathLike | None = None,
+                            keep_archive: bool = True, progress: bool = True) -> Path:
     """Make PASCAL-Context available under ``root``; return ``root``.
 
     VOC2010 (checksummed) extracts to ``root/VOCdevkit/VOC2010``, the full-scene annotations to

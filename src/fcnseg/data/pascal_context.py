@@ -59,10 +59,10 @@ def read_label_names(path: PathLike) -> dict[int, str]:
             continue
         key, sep, name = line.partition(":")
         try:
-            ident = int(key)
+            ident = int(key) if sep else None
         except ValueError:
             ident = None
-        if not sep or ident is None:
+        if ident is None:
             raise ValueError(f"{path}: line {n}: expected '<id>: <name>', got {line.strip()!r}")
         names[ident] = name.replace(" ", "").strip()
     return names
@@ -74,8 +74,7 @@ def find_voc2010_dir(root: PathLike) -> Path:
         root, [".", "VOC2010", "VOCdevkit/VOC2010"],
         lambda c: (c / "JPEGImages").is_dir() and (c / "ImageSets" / "Main").is_dir(),
         what="VOC2010 images", looked_for="JPEGImages and ImageSets/Main",
-        advice=" (fcnseg.data.download_pascal_context fetches it)",
-    )
+        advice=" (fcnseg.data.download_pascal_context fetches it)")
 
 
 def find_context_dir(root: PathLike) -> Path:
@@ -83,18 +82,15 @@ def find_context_dir(root: PathLike) -> Path:
     return find_dataset_dir(
         root, [".", "pascal-context", "PASCAL-Context"], _is_context_dir,
         what="PASCAL-Context annotations", looked_for="trainval/ and labels.txt",
-        advice=" (fcnseg.data.download_pascal_context fetches them)",
-    )
+        advice=" (fcnseg.data.download_pascal_context fetches them)")
 
 
 def _is_context_dir(folder: Path) -> bool:
     if not ((folder / "trainval").is_dir() and (folder / "labels.txt").is_file()):
         return False
     if not (folder / "59_labels.txt").is_file():
-        raise FileNotFoundError(
-            f"{folder / '59_labels.txt'} is missing: the 59-class task needs the dataset's "
-            f"59_labels.txt beside labels.txt"
-        )
+        raise FileNotFoundError(f"{folder / '59_labels.txt'} is missing: the 59-class task "
+                                f"needs the dataset's 59_labels.txt beside labels.txt")
     return True
 
 
@@ -108,10 +104,8 @@ def _task_table(context_dir: Path) -> tuple[tuple[str, ...], np.ndarray]:
     for k, (_, name) in enumerate(sorted(task.items()), start=1):
         full_name = _FULL_NAME.get(name, name)
         if full_name not in by_name:
-            raise ValueError(
-                f"{context_dir / '59_labels.txt'}: class {name!r} is not in "
-                f"{context_dir / 'labels.txt'}"
-            )
+            raise ValueError(f"{context_dir / '59_labels.txt'}: class {name!r} is not in "
+                             f"{context_dir / 'labels.txt'}")
         table[by_name[full_name]] = k
         names.append(name)
     return tuple(names), table
@@ -131,14 +125,9 @@ class PascalContext(FileSegmentationDataset):
     input_convention = PASCAL_CONTEXT_BGR
     label_suffix = ".mat"
 
-    def __init__(
-        self,
-        root: PathLike,
-        split: str = "train",
-        transform: Transform | None = None,
-        *,
-        context_dir: PathLike | None = None,
-    ) -> None:
+    def __init__(self, root: PathLike, split: str = "train",
+                 transform: Transform | None = None, *,
+                 context_dir: PathLike | None = None) -> None:
         super().__init__(transform)
         self.split = split
         self.voc_dir = find_voc2010_dir(root)

@@ -17,9 +17,8 @@ from PIL import Image
 
 from fcnseg.data.base import SegmentationDataset, Transform
 
-SYNTHETIC_CLASSES: tuple[str, ...] = (
-    "background", "disc", "rectangle", "triangle", "bar", "ring", "blob",
-)
+SYNTHETIC_CLASSES: tuple[str, ...] = ("background", "disc", "rectangle", "triangle", "bar",
+                                      "ring", "blob")
 
 # Hue centre of each object class (degrees); objects jitter around it. 60 degrees apart so that
 # colour alone nearly separates the classes and shape/texture settle the rest.
@@ -68,15 +67,8 @@ class SyntheticSegmentation(SegmentationDataset):
     classes = SYNTHETIC_CLASSES
     ignore_index = 255
 
-    def __init__(
-        self,
-        num_images: int,
-        size: int | tuple[int, int] = 128,
-        seed: int = 0,
-        transform: Transform | None = None,
-        *,
-        ignore_border: int = 0,
-    ) -> None:
+    def __init__(self, num_images: int, size: int | tuple[int, int] = 128, seed: int = 0,
+                 transform: Transform | None = None, *, ignore_border: int = 0) -> None:
         super().__init__(transform)
         if int(num_images) < 0:
             raise ValueError(f"num_images must be >= 0, got {num_images}")
@@ -123,8 +115,6 @@ class SyntheticSegmentation(SegmentationDataset):
             label = self._void_band(label)
         return image, label
 
-    # -- scene parts -----------------------------------------------------------------------
-
     @staticmethod
     def _background(rng: np.random.Generator, h: int, w: int, s: float) -> np.ndarray:
         hue = rng.random()
@@ -136,10 +126,8 @@ class SyntheticSegmentation(SegmentationDataset):
         return (value[..., None] * base[None, None, :] * 255.0).astype(np.float32)
 
     @staticmethod
-    def _shape(
-        rng: np.random.Generator, cls: int, yy: np.ndarray, xx: np.ndarray, h: int, w: int,
-        s: float,
-    ) -> np.ndarray:
+    def _shape(rng: np.random.Generator, cls: int, yy: np.ndarray, xx: np.ndarray, h: int,
+               w: int, s: float) -> np.ndarray:
         cy, cx = rng.uniform(0.1, 0.9) * h, rng.uniform(0.1, 0.9) * w
         if cls == 1:  # disc
             r = rng.uniform(0.08, 0.2) * s
@@ -179,10 +167,8 @@ class SyntheticSegmentation(SegmentationDataset):
         return mask
 
     @staticmethod
-    def _texture(
-        rng: np.random.Generator, cls: int, yy: np.ndarray, xx: np.ndarray, mask: np.ndarray,
-        s: float,
-    ) -> np.ndarray:
+    def _texture(rng: np.random.Generator, cls: int, yy: np.ndarray, xx: np.ndarray,
+                 mask: np.ndarray, s: float) -> np.ndarray:
         """A brightness multiplier around 1 that differs in kind between classes."""
         if cls == 1:  # shading: brighter towards one side
             a = rng.uniform(0, 2 * np.pi)

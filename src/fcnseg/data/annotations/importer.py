@@ -89,12 +89,11 @@ class ImportOptions:
             refusing the images that use them.
         raster: overlaps and line widths (:class:`RasterOptions`).
         ignore_index: the mask value of ignored pixels.
-        val_fraction: the share of images listed in val.txt (chosen by a hash of the name,
-            so that importing more images later keeps each one in its split).
+        val_fraction: the share of images listed in val.txt (by a hash of the name, so that
+            importing more images later keeps each one in its split).
         images: where the pictures are when not where the format says.
         empty_as_background: import the images a CVAT or COCO export lists without any shape
-            as all background (else they are left to annotate: such exports list every
-            image, labelled or not).
+            as all background (else they are left to annotate).
         rename: label names of the export to the names they are imported as (spaces around
             a name not counting): merges two spellings of one class, or matches a labels
             file or the classes of the folder imported into.
@@ -112,28 +111,27 @@ class ImportOptions:
 
 @dataclass
 class ImportReport:
-    """What an import did: names written, and one line per problem."""
+    """What an import did: names written, and one line per problem.
+
+    ``unreviewed``: the pictures among ``unannotated`` whose annotation is a prediction nobody
+    reviewed; ``background``: the images written all background (labelled, without a shape);
+    ``missing``: the images whose picture was not found (each also in ``errors``);
+    ``clipped``: the shapes drawn clipped to their image; ``ignored``: the ignored pixels of
+    the masks written, by why (see :func:`rasterise`); ``crowd``: the ``iscrowd`` regions
+    written, by class; ``points``: the point shapes (not drawn), by image name.
+    """
 
     written: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     unannotated: list[Path] = field(default_factory=list)
-    #: The pictures among ``unannotated`` whose annotation is a prediction nobody reviewed.
     unreviewed: list[Path] = field(default_factory=list)
     classes: list[str] = field(default_factory=list)
-    #: Names of the images written all background: labelled in the export, without a shape.
     background: list[str] = field(default_factory=list)
-    #: The images whose picture was not found (each also in ``errors``).
     missing: list[AnnotatedImage] = field(default_factory=list)
-    #: The shapes drawn clipped to their image (partly outside it), as messages name them.
     clipped: list[str] = field(default_factory=list)
-    #: The ignored pixels of the masks written, by why (``iscrowd``, ``__ignore__``,
-    #: ``overlap``: see :func:`rasterise`).
     ignored: dict[str, int] = field(default_factory=dict)
-    #: The ``iscrowd`` regions of the images written, by class.
     crowd: Counter[str] = field(default_factory=Counter)
-    #: The point shapes of the images written (not drawn: points mark no region), by image
-    #: name, as messages name them.
     points: dict[str, list[str]] = field(default_factory=dict)
 
 
@@ -177,13 +175,20 @@ def resolve_image(item: AnnotatedImage) -> tuple[bytes | Path, tuple[int, int]] 
     try:
         size = picture_size(picture)
     except (ImageError, OSError) as e:
-        shown = printable(picture) if isinstance(picture, Path) else "its embedded image"
-        return f"{source}: unreadable image {shown} ({e})"
+        return f"{source}: unreadable image {_shown(picture)} ({e})"
     if item.size is not None and tuple(item.size) != size:
         source = f"{source}: {item.where}" if item.where else source
         return (f"{source}: the annotation is for a {item.size[1]}×{item.size[0]} image, but "
                 f"the image is {size[1]}×{size[0]} (W×H)")
     return picture, size
+
+
+def _shown(picture: bytes | Path) -> str:
+    return printable(picture) if isinstance(picture, Path) else "its embedded image"
+
+
+def _stream(picture: bytes | Path) -> Any:
+    return open(picture, "rb") if isinstance(picture, Path) else io.BytesIO(picture)
 
 
 def band_raster(picture: bytes | Path) -> bool:
@@ -194,36 +199,31 @@ def band_raster(picture: bytes | Path) -> bool:
         return file_head(f, 4) in TIFF_MAGIC and tiff_bands_problem(f) is not None
 
 
-def _stream(picture: bytes | Path) -> Any:
-    return open(picture, "rb") if isinstance(picture, Path) else io.BytesIO(picture)
-
-
 def picture_size(picture: bytes | Path) -> tuple[int, int]:
     """The upright (height, width) of a picture (its file, or its embedded bytes): a band
-    raster's from its header (:func:`band_raster`: its bands kept, nothing made RGB), any
-    other picture's decoded as the image reader decodes it (so that a corrupt one is refused
-    now). Both are held to :data:`fcnseg.data.io.MAX_PIXELS`, the limit the dataset later reads
-    them under. Raises :class:`ImageError` or OSError when it cannot be read."""
+    raster's from its header (:func:`band_raster`), any other picture's decoded as the image
+    reader decodes it (so that a corrupt one is refused now). Both are held to
+    :data:`fcnseg.data.io.MAX_PIXELS`, the limit the dataset later reads them under. Raises
+    :class:`ImageError` or OSError when it cannot be read."""
     limit = mask_io.MAX_PIXELS
-    if band_raster(picture):
-        # Sized from the header alone: the pixel limit keeps a header claiming a huge size from
-        # allocating masks the file's few bytes do not justify.
-        where = printable(picture) if isinstance(picture, Path) else "its embedded image"
-        if isinstance(picture, Path):
-            info = raster_info(picture)
-            height, width, turned = info.height, info.width, False
-        else:
-            with _stream(picture) as f:
-                header = tiff_samples(f)
-            if header is None:
-                raise ImageError(where, "unreadable TIFF header")
-            height, width = header.height, header.width
-            turned = header.orientation in (5, 6, 7, 8) and not header.geotiff
-        check_pixels(where, width, height, limit, advice=f"; {mask_io.RAISE_LIMIT}")
-        return (width, height) if turned else (height, width)
-    with open_upright(picture if isinstance(picture, Path) else io.BytesIO(picture),
-                      max_pixels=limit) as img:
-        return img.height, img.width
+    if not band_raster(picture):
+        with open_upright(picture if isinstance(picture, Path) else io.BytesIO(picture),
+                          max_pixels=limit) as img:
+            return img.height, img.width
+    # Sized from the header alone: the pixel limit keeps a header claiming a huge size from
+    # allocating masks the file's few bytes do not justify.
+    if isinstance(picture, Path):
+        info = raster_info(picture)
+        height, width, turned = info.height, info.width, False
+    else:
+        with _stream(picture) as f:
+            header = tiff_samples(f)
+        if header is None:
+            raise ImageError(_shown(picture), "unreadable TIFF header")
+        height, width = header.height, header.width
+        turned = header.orientation in (5, 6, 7, 8) and not header.geotiff
+    check_pixels(_shown(picture), width, height, limit, advice=f"; {mask_io.RAISE_LIMIT}")
+    return (width, height) if turned else (height, width)
 
 
 def split_of(name: str, val_fraction: float) -> str:
@@ -254,21 +254,22 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
     """Read ``src`` (format ``fmt``) and write the folder dataset ``out``.
 
     Importing into a folder imported into before adds (or replaces, by name) its images and
-    masks; its classes keep their indices, new labels come after them, and the fields of its
-    dataset.yaml the import does not write are kept. Class names that differ only in case or
-    surrounding spaces are refused (ValueError, nothing written): ``options.rename`` merges
-    them.
-
-    Images that cannot be imported (missing picture, a refused label, a shape that cannot be
-    drawn, a malformed file) are left out, each with one line in ``errors``; shapes outside
-    the image are skipped with a line in ``warnings``. ``report`` receives the lines (a label
-    the labels file lacks: one line per label, not per image; images not imported for one
-    reason: one line for all of them). When no image is imported, nothing is written: a
-    folder the import made is removed again, and one imported into before is left as it
-    was. Pictures of bands no colour image holds (a satellite's 4-band uint16 GeoTIFFs) are
-    copied as they are, and a new dataset.yaml declares their bands."""
+    masks; its classes keep their indices, and dataset.yaml's other fields are kept. Class
+    names that differ only in case or surrounding spaces are refused (ValueError, nothing
+    written): ``options.rename`` merges them. Images that cannot be imported are left out,
+    each with one line in ``errors``; shapes outside the image are skipped with one in
+    ``warnings``. ``report`` receives the lines (one per refused label, one for the images
+    not imported for one reason). When no image is imported, nothing is written (a folder
+    the import made is removed again). Pictures of bands no colour image holds (4-band uint16
+    GeoTIFFs) are copied as they are, and a new dataset.yaml declares their bands."""
     say = report or (lambda line: None)
-    found = _read_renamed(fmt, Path(src), options, say)
+    found = read_annotations(fmt, Path(src), options.images,
+                             empty_as_background=options.empty_as_background)
+    if options.rename:
+        found, unused = found.renamed(options.rename)
+        if unused:
+            say(f"warning: --rename: no label {', '.join(repr(n) for n in unused)} in "
+                f"{printable(src)} (nothing renamed from it)")
     out = Path(out)
     # An earlier import into ``out``: its classes keep their indices.
     earlier = load_folder_config(out / "dataset.yaml") if (out / "dataset.yaml").is_file() else {}
@@ -288,9 +289,7 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
     palette = _palette_for_import(labels, found, options, earlier)
     refused, refused_lines = refused_labels(found.items, labels, options)
     failed = _import_items(found, (labels, palette, refused), options, out, result, warn)
-    for line in _grouped_errors(failed):
-        say(f"error: {line}")
-    for line in refused_lines:
+    for line in [*_grouped_errors(failed), *refused_lines]:
         say(f"error: {line}")
     _say_counts(result, found, options, out, say)
     result.classes = list(labels.classes)  # grown while drawing when labels are not fixed
@@ -302,7 +301,7 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
             out.mkdir(parents=True, exist_ok=True)
             _write_unannotated(out, result.unannotated, [])
         return result
-    _finish(out, found, options, result, warn)
+    _write_lists(out, found, options, result, warn)
     _write_config(out, labels, palette, say)
     return result
 
@@ -310,9 +309,8 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
 def _import_items(found: Annotations, drawn: tuple[LabelSet, np.ndarray, dict[str, str]],
                   options: ImportOptions, out: Path, result: ImportReport,
                   warn: Callable[[str], None]) -> list[tuple[AnnotatedImage, str]]:
-    """Import each image of ``found`` with the classes, palette and refused images of
-    ``drawn``, into ``result``; the images not imported with the line saying why, but those
-    said otherwise (refused labels, missing pictures: one line each for all)."""
+    """Import each image into ``result``; the images not imported with the line saying why,
+    but those said in one line for all (refused labels, missing pictures)."""
     labels, palette, refused = drawn
     seen: dict[str, str] = {}
     failed = []
@@ -321,12 +319,12 @@ def _import_items(found: Annotations, drawn: tuple[LabelSet, np.ndarray, dict[st
             warn(line)
         problem = refused.get(item.name) or _import_one(
             item, labels, options, out, palette, seen, warn, result)
+        if problem:
+            result.errors.append(problem)
         if problem and (item.name in refused or not item.error and f": {MISSING} " in problem):
-            result.errors.append(problem)  # said in one line below
             if item.name not in refused:
                 result.missing.append(item)
         elif problem:
-            result.errors.append(problem)
             failed.append((item, problem))
         else:
             result.written.append(item.name)
@@ -341,50 +339,16 @@ def _grouped_errors(failed: list[tuple[AnnotatedImage, str]]) -> list[str]:
     failed so, else how many, and the first one's line."""
     groups: dict[str, list[str]] = {}
     for item, problem in failed:
-        groups.setdefault(_reason_of(item, problem), []).append(problem)
+        # The problem less what names the image: the same for images failed alike.
+        names = {printable(item.source), item.name, item.image_name or "",
+                 printable(item.image_path) if item.image_path is not None else ""}
+        reason = problem
+        for name in sorted(names - {""}, key=len, reverse=True):
+            reason = reason.replace(name, "\0")
+        groups.setdefault(reason, []).append(problem)
     return [lines[0] if len(lines) == 1 else
             f"{len(lines)} images not imported, all for one reason; the first: {lines[0]}"
             for lines in groups.values()]
-
-
-def _reason_of(item: AnnotatedImage, problem: str) -> str:
-    """``problem`` less what names ``item`` (its file, picture and name): the same for
-    images that failed for the same reason."""
-    names = {printable(item.source), item.name, item.image_name or "",
-             printable(item.image_path) if item.image_path is not None else ""}
-    for name in sorted(names - {""}, key=len, reverse=True):
-        problem = problem.replace(name, "\0")
-    return problem
-
-
-def _read_renamed(fmt: str, src: Path, options: ImportOptions,
-                  say: Callable[[str], None]) -> Annotations:
-    """The annotations of ``src``, their labels renamed as ``options.rename`` says; one
-    warning for the names to rename that no label has."""
-    found = read_annotations(fmt, src, options.images,
-                             empty_as_background=options.empty_as_background)
-    if not options.rename:
-        return found
-    found, unused = found.renamed(options.rename)
-    if unused:
-        say(f"warning: --rename: no label {', '.join(repr(n) for n in unused)} in "
-            f"{printable(src)} (nothing renamed from it)")
-    return found
-
-
-def _finish(out: Path, found: Annotations, options: ImportOptions, result: ImportReport,
-            warn: Callable[[str], None]) -> None:
-    """Writes the split lists; one warning when nothing fell into the validation split."""
-    written = set(result.written)
-    imported = [item.image_path for item in found.items
-                if item.name in written and item.image_path is not None]
-    has_val = _write_lists(out, result.unannotated, options.val_fraction, imported)
-    if not has_val and options.val_fraction > 0 and result.written:
-        # The split is by a hash of each name: a few images can all fall into train.
-        warn(f"{out / 'val.txt'}: no image fell into the validation split (about "
-             f"{options.val_fraction:g} of the names go there, chosen by a hash of the name): "
-             f"training with data.val on this folder would have nothing to validate on; "
-             f"import again with a larger --val-fraction")
 
 
 def _say_counts(result: ImportReport, found: Annotations, options: ImportOptions, out: Path,
@@ -393,16 +357,23 @@ def _say_counts(result: ImportReport, found: Annotations, options: ImportOptions
     the images imported all background; one per image left to annotate (but those left out
     as not reviewed, which one line of ``found.problems`` names)."""
     if result.missing:
-        say(f"error: {_missing_line(result.missing, found.image_folders, options)}")
+        first = result.missing[0]
+        shown = first.image_name or printable(first.image_path or "none named")
+        places = ", ".join(printable(f) for f in found.image_folders) or printable(
+            first.image_path.parent if first.image_path is not None else first.source.parent)
+        hint = ("; if they are in another folder, name it with --images DIR"
+                if options.images is None else "")
+        say(f"error: {len(result.missing)} picture(s) not found, the first {shown!r} of "
+            f"{printable(first.source)}, looked for in {places}{hint}")
     if result.clipped:
         say(f"{len(result.clipped)} shape(s) partly outside their image were clipped to it "
             f"(the first: {result.clipped[0]})")
     if result.points:
-        first = next(iter(result.points.values()))[0]
+        first_point = next(iter(result.points.values()))[0]
         result.warnings.append(
             f"{sum(map(len, result.points.values()))} point shape(s) in {len(result.points)} "
             f"image(s) not drawn: points mark no region, so the masks leave them out (the "
-            f"first: {first})")
+            f"first: {first_point})")
         say(f"warning: {result.warnings[-1]}")
     if result.background:
         say(f"{len(result.background)} image(s) listed in the export without any shape "
@@ -443,12 +414,6 @@ def _labels_for_import(found: Annotations, options: ImportOptions, earlier: dict
     return labels
 
 
-def _region_labels(found: Annotations) -> list[str]:
-    """The export's label list, then the other labels its region shapes use."""
-    used = (s.label for item in found.items for s in item.shapes if s.kind != "point")
-    return list(dict.fromkeys([*found.classes, *used]))
-
-
 def spelling_clash(found: Annotations, options: ImportOptions, labels: LabelSet, src: Path,
                    earlier: tuple[list[str], Path] = ([], Path())) -> str | None:
     """One line naming the class names (each with its file: the ``earlier`` classes of a
@@ -456,20 +421,19 @@ def spelling_clash(found: Annotations, options: ImportOptions, labels: LabelSet,
     surrounding spaces, and the ``--rename`` that names each class one way; None when there
     are none."""
     existing, config = earlier
-    named = [*((c, printable(config)) for c in existing),
-             *((c, printable(options.labels)) for c in labels.classes if options.labels),
-             *((c, printable(src)) for c in _region_labels(found))]
-    return _clash_line(named, printable(src))
-
-
-def _clash_line(named: list[tuple[str, str]], src: str) -> str | None:
-    clashes = spelling_groups(named)
+    source = printable(src)
+    # The export's label list, then the other labels its region shapes use.
+    used = (s.label for item in found.items for s in item.shapes if s.kind != "point")
+    clashes = spelling_groups([
+        *((c, printable(config)) for c in existing),
+        *((c, printable(options.labels)) for c in labels.classes if options.labels),
+        *((c, source) for c in dict.fromkeys([*found.classes, *used]))])
     if not clashes:
         return None
     shown = "; ".join(" and ".join(f"{n!r} ({w})" for n, w in g.items()) for g in clashes)
     fixes = [f"--rename {shlex.quote(f'{n}={next(iter(g))}')}"
-             for g in clashes for n, w in list(g.items())[1:] if w == src]
-    files = dict.fromkeys(w for g in clashes for w in g.values() if w != src)
+             for g in clashes for n, w in list(g.items())[1:] if w == source]
+    files = dict.fromkeys(w for g in clashes for w in g.values() if w != source)
     fix = (f"import with {' '.join(fixes)}" if fixes else
            f"spell each class one way in {' and '.join(files)}")
     return (f"class names that differ only in case or surrounding spaces would be separate "
@@ -568,8 +532,8 @@ def _palette_for_import(labels: LabelSet, found: Annotations, options: ImportOpt
 def _import_one(item: AnnotatedImage, labels: LabelSet, options: ImportOptions, out: Path,
                 palette: np.ndarray, seen: dict[str, str], warn: Callable[[str], None],
                 result: ImportReport) -> str | None:
-    """Write one image and its mask; one line when it cannot be imported. Shapes drawn
-    clipped to the image and the mask's ignored pixels are added to ``result``."""
+    """Write one image and its mask, adding its clipped shapes and ignored pixels to
+    ``result``; one line when it cannot be imported."""
     resolved = item.error or _name_problem(item, seen) or resolve_image(item)
     if isinstance(resolved, str):
         return resolved
@@ -583,7 +547,7 @@ def _import_one(item: AnnotatedImage, labels: LabelSet, options: ImportOptions, 
     for why, n in ignored.items():
         result.ignored[why] = result.ignored.get(why, 0) + n
     result.clipped += [f"{printable(item.source)}: {s.where}" for s in item.shapes
-                if partly_outside(s, height, width)]
+                       if partly_outside(s, height, width)]
     points = [f"{printable(item.source)}: {s.where}" for s in item.shapes if s.kind == "point"]
     if points:
         result.points[item.name] = points
@@ -595,20 +559,6 @@ def _import_one(item: AnnotatedImage, labels: LabelSet, options: ImportOptions, 
     mask.save(out / "masks" / f"{item.name}.png")
     seen[item.name] = printable(item.source)
     return None
-
-
-def _missing_line(missing: list[AnnotatedImage], folders: list[Path],
-                  options: ImportOptions) -> str:
-    """One line for every picture not found: how many, the first as its annotation names it,
-    and where it was looked for."""
-    first = missing[0]
-    shown = first.image_name or printable(first.image_path or "none named")
-    places = ", ".join(printable(f) for f in folders) or printable(
-        first.image_path.parent if first.image_path is not None else first.source.parent)
-    hint = ("; if they are in another folder, name it with --images DIR"
-            if options.images is None else "")
-    return (f"{len(missing)} picture(s) not found, the first {shown!r} of "
-            f"{printable(first.source)}, looked for in {places}{hint}")
 
 
 def _name_problem(item: AnnotatedImage, seen: dict[str, str]) -> str | None:
@@ -627,17 +577,26 @@ def _name_problem(item: AnnotatedImage, seen: dict[str, str]) -> str | None:
     return None
 
 
-def _write_lists(out: Path, unannotated_now: list[Path], val_fraction: float,
-                 imported: list[Path]) -> bool:
-    """Writes train.txt, val.txt and unannotated.txt; whether val.txt lists any name."""
+def _write_lists(out: Path, found: Annotations, options: ImportOptions, result: ImportReport,
+                 warn: Callable[[str], None]) -> None:
+    """Writes train.txt, val.txt and unannotated.txt; one warning when nothing fell into the
+    validation split."""
     # Every mask in the folder, those of earlier imports included: a name stays in its split.
     names = sorted(p.stem for p in (out / "masks").glob("*.png"))
-    split = {n: split_of(n, val_fraction) for n in names}
+    split = {n: split_of(n, options.val_fraction) for n in names}
     for name in ("train", "val"):
         chosen = "".join(f"{n}\n" for n in names if split[n] == name)
         (out / f"{name}.txt").write_text(chosen, encoding="utf-8")
-    _write_unannotated(out, unannotated_now, imported)
-    return "val" in split.values()
+    written = set(result.written)
+    _write_unannotated(out, result.unannotated, [
+        item.image_path for item in found.items
+        if item.name in written and item.image_path is not None])
+    if "val" not in split.values() and options.val_fraction > 0:
+        # The split is by a hash of each name: a few images can all fall into train.
+        warn(f"{out / 'val.txt'}: no image fell into the validation split (about "
+             f"{options.val_fraction:g} of the names go there, chosen by a hash of the name): "
+             f"training with data.val on this folder would have nothing to validate on; "
+             f"import again with a larger --val-fraction")
 
 
 def _write_unannotated(out: Path, unannotated_now: list[Path], imported: list[Path]) -> None:
@@ -671,8 +630,8 @@ _IMPORT_FIELDS = ("classes", "ignore_index", "palette", "background")
 def _write_config(out: Path, labels: LabelSet, palette: np.ndarray,
                   say: Callable[[str], None]) -> None:
     """Writes dataset.yaml: the classes, ignore value and palette, keeping the other fields of
-    the one there (bands, ...), and ``bands`` as :func:`_declare_bands` says; one line when a
-    value it held must change."""
+    the one there, and the bands :func:`_declare_bands` finds; one line when a value it held
+    must change."""
     path = out / "dataset.yaml"
     earlier: dict[str, Any] = {}
     if path.is_file():  # read and checked before importing
@@ -695,12 +654,10 @@ def _write_config(out: Path, labels: LabelSet, palette: np.ndarray,
 
 def _declare_bands(out: Path, config: dict[str, Any], new: bool,
                    say: Callable[[str], None]) -> None:
-    """When the folder's images are all one channel deeper than 8 bits (a microscope's 16-bit
-    grey TIFFs), or all band rasters of one layout (:func:`band_raster`: a satellite's 4-band
-    uint16 GeoTIFFs), a new dataset.yaml declares their bands (and ``rgb`` and ``nodata`` when
-    the files say them), so that training reads them as they are rather than as 8-bit RGB;
-    one that exists without ``bands`` is kept as it is (the user's choice), and told the
-    lines to add. Either is one line."""
+    """When the folder's images are all one channel deeper than 8 bits, or all band rasters
+    of one layout, a new dataset.yaml declares their bands (so that training reads them as
+    they are, not as 8-bit RGB); one that exists without ``bands`` is kept (the user's
+    choice) and told the lines to add. Either is one line."""
     if "bands" in config:
         return
     masks = {p.stem for p in (out / "masks").glob("*.png")}
@@ -708,33 +665,25 @@ def _declare_bands(out: Path, config: dict[str, Any], new: bool,
     declared = _deep_grey_bands(images) or _raster_bands(images)
     if declared is None:
         return
+    fields, kind, without, read_as, keep = declared
     path = printable(out / "dataset.yaml")
-    lines = "; ".join(f"{k}: {_flow(v)}" for k, v in declared.fields.items())
+    # Each value as dataset.yaml's flow style writes it: ``[blue, green]``, ``0``.
+    lines = "; ".join(
+        f"{k}: {yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}"
+        for k, v in fields.items())
     if new:
-        config.update(declared.fields)
-        say(f"{path}: wrote {lines}: the {len(images)} image(s) are {declared.kind}, which "
-            f"training then reads as they are (without it, {declared.without})")
+        config.update(fields)
+        say(f"{path}: wrote {lines}: the {len(images)} image(s) are {kind}, which "
+            f"training then reads as they are (without it, {without})")
     else:
         say(f"warning: {path}: declares no bands, so its {len(images)} image(s) of "
-            f"{declared.kind} are {declared.read_as}; to keep {declared.keep} add `{lines}`")
+            f"{kind} are {read_as}; to keep {keep} add `{lines}`")
 
 
-@dataclass(frozen=True)
-class _Bands:
-    """The dataset.yaml fields that declare a folder's bands, and how messages speak of
-    them: what the images are, how they read without the fields (once as the line after
-    "without it", once after "are"), and what the fields keep."""
-
-    fields: dict[str, Any]
-    kind: str
-    without: str
-    read_as: str
-    keep: str
-
-
-def _flow(value: Any) -> str:
-    """A value as dataset.yaml's flow style writes it: ``[blue, green]``, ``0``."""
-    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+#: The dataset.yaml fields declaring a folder's bands, and how messages speak of them: what
+#: the images are, how they read without the fields (after "without it", after "are"), and
+#: what the fields keep.
+_Bands = tuple[dict[str, Any], str, str, str, str]
 
 
 def _deep_grey_bands(images: list[Path]) -> _Bands | None:
@@ -742,8 +691,8 @@ def _deep_grey_bands(images: list[Path]) -> _Bands | None:
     types = deep_one_band_types(images)
     if types is None:
         return None
-    return _Bands({"bands": ["intensity"]}, f"one channel of {' and '.join(types)} samples",
-                  "as 8-bit RGB, value / 257", "read as 8-bit RGB (value / 257)", "their depth")
+    return ({"bands": ["intensity"]}, f"one channel of {' and '.join(types)} samples",
+            "as 8-bit RGB, value / 257", "read as 8-bit RGB (value / 257)", "their depth")
 
 
 def _raster_bands(images: list[Path]) -> _Bands | None:
@@ -759,14 +708,13 @@ def _raster_bands(images: list[Path]) -> _Bands | None:
         except (ImageError, OSError, ValueError):
             return None  # the data checks report it
     counts = {i.bands for i in infos}
-    if len(counts) != 1:
-        return None
     names = {tuple(n.lower() for n in i.band_names) if i.band_names and all(i.band_names)
              else None for i in infos}
-    count = counts.pop()
-    named = names.pop() if len(names) == 1 else None
-    if len(names) > 1 or named is not None and len(set(named)) != count:
+    if len(counts) != 1 or len(names) != 1:
         return None  # named unlike each other: only the user can say which band is which
+    count, named = counts.pop(), names.pop()
+    if named is not None and len(set(named)) != count:
+        return None
     bands = list(named) if named is not None else [f"band{k + 1}" for k in range(count)]
     fields: dict[str, Any] = {"bands": bands}
     if {"red", "green", "blue"} <= set(bands):
@@ -775,6 +723,6 @@ def _raster_bands(images: list[Path]) -> _Bands | None:
     if len(nodata) == 1 and (value := nodata.pop()) is not None and value == value:
         fields["nodata"] = int(value) if float(value).is_integer() else float(value)
     types = sorted({i.dtype.name for i in infos})
-    return _Bands(fields, f"{count} band(s) of {' and '.join(types)}",
-                  "as RGB or grey, which they are not: none could be read",
-                  "read as RGB or grey, which they are not (none can be read)", "their bands")
+    return (fields, f"{count} band(s) of {' and '.join(types)}",
+            "as RGB or grey, which they are not: none could be read",
+            "read as RGB or grey, which they are not (none can be read)", "their bands")

@@ -1,15 +1,11 @@
 """Shapes drawn in annotation tools, and turning them into a label map.
 
-Every reader (labelme, COCO, CVAT, Label Studio) gives, per image, an :class:`AnnotatedImage`:
-where its picture is and the :class:`Shape` list in the order the tool draws them. Drawing
-them into one H×W label map follows one rule: **later shapes are drawn on top** (labelme's
-order, and CVAT's ``z_order``), or, with ``overlap="ignore"``, pixels that shapes of two
-different classes cover become the ignore value.
-
-Two coordinate conventions occur. labelme puts pixel ``(x, y)``'s centre at ``(x, y)`` and
-draws shapes as Pillow does (outline included), as its own ``labelme2voc`` example does. COCO,
-CVAT and Label Studio put pixel ``(x, y)`` on the square ``[x, x+1) × [y, y+1)``: a pixel
-belongs to a polygon when its centre is inside (even-odd rule, as ``pycocotools`` rasterises).
+Every reader gives, per image, an :class:`AnnotatedImage`: its picture and its :class:`Shape`
+list in drawing order. **Later shapes are drawn on top** (labelme's order, CVAT's ``z_order``),
+or, with ``overlap="ignore"``, pixels that shapes of two classes cover become the ignore value.
+labelme puts pixel ``(x, y)``'s centre at ``(x, y)`` and draws shapes as Pillow does (outline
+included, as its ``labelme2voc``); COCO, CVAT and Label Studio put pixel ``(x, y)`` on the
+square ``[x, x+1) × [y, y+1)``, inside a polygon when its centre is (even-odd, as pycocotools).
 """
 
 from __future__ import annotations
@@ -68,12 +64,10 @@ def load_json(path: Path, what: str) -> Any:
     UTF-8 JSON."""
     try:
         return json.loads(path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except ValueError as e:  # not UTF-8, not JSON, or a number of too many digits
         raise ValueError(f"{printable(path)}: not a {what} ({e})") from None
     except RecursionError:  # arrays or objects nested thousands deep
         raise ValueError(f"{printable(path)}: not a {what} (nested too deeply)") from None
-    except ValueError as e:  # a number of more digits than Python converts
-        raise ValueError(f"{printable(path)}: not a {what} ({e})") from None
 
 
 def positive_size(height: Any, width: Any) -> tuple[int, int] | None:
@@ -85,21 +79,14 @@ def positive_size(height: Any, width: Any) -> tuple[int, int] | None:
 
 @dataclass
 class Shape:
-    """One annotated region.
+    """One annotated region, named in messages by ``where`` (``shape 3 (polygon 'car')``).
 
-    Attributes:
-        label: the tool's label name.
-        kind: ``polygon``, ``rectangle``, ``circle``, ``line``, ``linestrip`` or ``point``
-            (labelme's kinds, pixel centres at integer coordinates); ``corner_polygon`` (one or
-            more rings in pixel-square coordinates, even-odd), ``mask`` (an H×W boolean array,
-            or ``decode``) or ``box_mask`` (a boolean array whose top-left pixel is
-            ``points[0]``).
-        points: the (x, y) points (for ``corner_polygon``, ``rings`` holds them).
-        where: how a message names the shape, e.g. ``shape 3 (polygon 'car')``.
-        rings: ``corner_polygon``'s rings.
-        mask: ``mask``'s H×W boolean array.
-        crowd: a COCO ``iscrowd`` region: its class, or ignored with
-            :attr:`RasterOptions.crowd_as_ignore`.
+    ``kind``: labelme's ``polygon``, ``rectangle``, ``circle``, ``line``, ``linestrip`` or
+    ``point`` (of ``points``, pixel centres at integer coordinates); ``corner_polygon`` (its
+    ``rings`` in pixel-square coordinates, even-odd); ``mask`` (``mask``, an H×W boolean array,
+    or ``decode(height, width)`` giving it); or ``box_mask`` (``mask`` with its top-left pixel
+    at ``points[0]``). ``crowd``: a COCO ``iscrowd`` region (ignored with
+    :attr:`RasterOptions.crowd_as_ignore`).
     """
 
     label: str
@@ -108,7 +95,6 @@ class Shape:
     where: str = ""
     rings: list[np.ndarray] = field(default_factory=list)
     mask: np.ndarray | None = None
-    #: For ``mask`` shapes decoded on demand: ``decode(height, width)`` gives the array.
     decode: Callable[[int, int], np.ndarray] | None = None
     crowd: bool = False
 
@@ -120,20 +106,18 @@ class AnnotatedImage:
     Attributes:
         name: the stem its image and mask get in an imported folder.
         source: the annotation file (messages name it).
-        image_path: the picture on disk (None when only ``image_bytes`` hold it).
-        image_bytes: the picture's encoded bytes when the annotation embeds them.
+        image_path, image_bytes: the picture on disk, or its bytes the annotation embeds.
         size: (height, width) the annotation says, or None.
         shapes: in drawing order.
         problems: one line each, found while reading (the image is still usable).
-        error: one line when the image cannot be imported at all.
+        error: one line when the image cannot be imported at all; ``broken``: one line per
+            shape that cannot be drawn (:meth:`refuse_shape`).
         where: how a message names the image in a file of several (``image 'a.jpg'``).
         image_name: the picture's name as the annotation file gives it.
-        labelled: the export marks the image as labelled (a labelme file, a CVAT ``<image>``
-            holding a frame ``<tag>``, a submitted Label Studio annotation): without any
-            shape it is all background; unlabelled, it is left to annotate.
-        listed: the export lists every image whether labelled or not (CVAT's ``<image>``
-            elements, COCO's ``images``): without shapes and unlabelled, it is all
-            background only when the import asks for that (``empty_as_background``).
+        labelled: the export marks the image as labelled (a labelme file, a CVAT frame
+            ``<tag>``, a submitted Label Studio annotation): without shapes, all background.
+        listed: the export lists every image, labelled or not (CVAT, COCO): without shapes
+            and unlabelled, all background only with ``empty_as_background``.
     """
 
     name: str
@@ -148,7 +132,6 @@ class AnnotatedImage:
     listed: bool = False
     where: str = ""
     image_name: str = ""
-    #: One line per shape that cannot be drawn (the image is then not imported).
     broken: list[str] = field(default_factory=list)
 
     def refuse_shape(self, line: str) -> None:
@@ -168,14 +151,13 @@ class Annotations:
         items: the annotated images.
         unannotated: images the export does not mark as labelled (listed, not imported).
         classes: the label names in the tool's own order (COCO categories, CVAT's label
-            list), which the classes follow when no labels file is given; empty: sorted.
+            list), which the classes follow without a labels file; empty: sorted.
         problems: one line each about the annotations as a whole.
         image_folders: where the pictures were looked for (empty: beside each file).
         colours: the tool's colour of each label (CVAT's), as (r, g, b).
-        listed_empty: the images among ``unannotated`` the export lists without any shape
-            or mark (:attr:`AnnotatedImage.listed`).
-        unreviewed: the pictures among ``unannotated`` whose annotation is a prediction
-            nobody reviewed (one line of ``problems`` says so for all of them).
+        listed_empty: the images of ``unannotated`` listed without any shape or mark.
+        unreviewed: the pictures of ``unannotated`` whose annotation is a prediction nobody
+            reviewed (one line of ``problems`` says so).
     """
 
     items: list[AnnotatedImage]
@@ -252,15 +234,12 @@ class LabelSet:
 
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no such labels file (one label name a line)")
-        names = [ln.strip() for ln in read_utf8(Path(path), "labels file").splitlines()]
-        names = [n for n in names if n]
+        names = [n for ln in read_utf8(Path(path), "labels file").splitlines() if (n := ln.strip())]
         if not names:
             raise ValueError(f"{path}: no labels (expected one label name a line)")
-        seen: set[str] = set()
-        for n in names:
-            if n in seen:
+        for k, n in enumerate(names):
+            if n in names[:k]:
                 raise ValueError(f"{path}: label {n!r} listed twice")
-            seen.add(n)
         return cls(names, fixed=fixed, ignore_index=ignore_index)
 
     def add(self, name: str) -> int:
@@ -284,11 +263,9 @@ class RasterOptions:
     Attributes:
         overlap: ``"top"``: later shapes are drawn over earlier ones; ``"ignore"``: pixels
             covered by shapes of different classes get the ignore value.
-        line_width: width in pixels of lines and line strips without their own (labelme's
-            labelme2voc uses 10).
-        crowd_as_ignore: COCO ``iscrowd`` regions get the ignore value, as detection and
-            instance segmentation treat them; else their class, as semantic segmentation
-            reads them (torchvision's segmentation reference, pycocotools' ``annToMask``).
+        line_width: width in pixels of lines and line strips (labelme2voc uses 10).
+        crowd_as_ignore: COCO ``iscrowd`` regions get the ignore value, as detection treats
+            them; else their class, as semantic segmentation reads them.
     """
 
     overlap: str = "top"

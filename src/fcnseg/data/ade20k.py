@@ -1,14 +1,4 @@
-"""ADE20K SceneParsing (Zhou et al. 2017), the 150-class benchmark (ADEChallengeData2016).
-
-On disk, as ADEChallengeData2016.zip unpacks::
-
-    ROOT/images/{training,validation}/ADE_train_00000001.jpg
-    ROOT/annotations/{training,validation}/ADE_train_00000001.png
-
-The PNGs hold 1-150 for the classes and 0 for "other": class k is value k + 1, and 0 becomes
-255, ignored. Splits are named ``train`` and ``val`` (``training`` and ``validation`` on disk).
-Colours: the benchmark's own table.
-"""
+"""ADE20K SceneParsing (Zhou et al. 2017), the 150-class benchmark (ADEChallengeData2016)."""
 
 from __future__ import annotations
 
@@ -89,10 +79,9 @@ class ADE20K(FileSegmentationDataset):
     """ADE20K SceneParsing (ADEChallengeData2016): images with their 150 classes.
 
     Reads ``ROOT/images/{training,validation}/*.jpg`` and ``ROOT/annotations/.../*.png`` (as
-    ADEChallengeData2016.zip unpacks; splits ``train`` and ``val``). A mask value k + 1 is class
-    k (1 → 0 wall, 2 → 1 building, ... 150 → 149 flag); 0 ("other") becomes 255, ignored by
-    the loss and the metrics; a value above 150 is an error naming the file (a mask of
-    another dataset, or a damaged one), never silently ignored.
+    ADEChallengeData2016.zip unpacks; splits ``train`` and ``val``), with the benchmark's
+    colours. A mask value k + 1 is class k (1 → 0 wall, ... 150 → 149 flag); 0 ("other")
+    becomes 255, ignored; a value above 150 is an error naming the file, never ignored.
 
     Args:
         root: the ADEChallengeData2016 folder or its parent.

@@ -112,12 +112,8 @@ def _iterate(scan: _Scan, workers: int) -> Iterable[Any]:
                       generator=torch.Generator().manual_seed(0))
 
 
-def scan_dataset(
-    dataset: SegmentationDataset,
-    indices: list[int] | None = None,
-    workers: int = 0,
-    progress: bool = False,
-) -> ScanReport:
+def scan_dataset(dataset: SegmentationDataset, indices: list[int] | None = None,
+                 workers: int = 0, progress: bool = False) -> ScanReport:
     """Read every sample (or ``indices``) untransformed, collecting pixel counts and problems."""
     indices = list(range(len(dataset))) if indices is None else list(indices)
     report = ScanReport(tuple(dataset.classes), dataset.ignore_index,

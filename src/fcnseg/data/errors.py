@@ -6,10 +6,8 @@ import re
 
 #: What a user can do about a bad sample; every :class:`DataError` ends with it by default.
 #: Said for the command line and for Python alike.
-BAD_SAMPLE_HINT = (
-    "run 'fcnseg check-data' to list every bad sample, or skip them: data.skip_bad: true in a "
-    "recipe, fcnseg.data.SkipBad(dataset) in Python"
-)
+BAD_SAMPLE_HINT = ("run 'fcnseg check-data' to list every bad sample, or skip them: "
+                   "data.skip_bad: true in a recipe, fcnseg.data.SkipBad(dataset) in Python")
 
 # The last line of a formatted traceback that ends in a DataError ("pkg.mod.DataError: ...").
 _FINAL_LINE = re.compile(r"^[\w.]*DataError: (.*)$", re.MULTILINE)

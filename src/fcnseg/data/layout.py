@@ -21,15 +21,8 @@ def say_once(message: str) -> None:
         log.warning(message)
 
 
-def find_dataset_dir(
-    root: PathLike,
-    places: Sequence[str],
-    looks_right: Callable[[Path], bool],
-    *,
-    what: str,
-    looked_for: str,
-    advice: str,
-) -> Path:
+def find_dataset_dir(root: PathLike, places: Sequence[str], looks_right: Callable[[Path], bool],
+                     *, what: str, looked_for: str, advice: str) -> Path:
     """The first of ``root / place`` (``"."`` is ``root`` itself) that ``looks_right``.
 
     ``looks_right`` may raise to say why a folder that looks like the dataset is not usable.
@@ -41,10 +34,8 @@ def find_dataset_dir(
     for c in candidates:
         if looks_right(c):
             return c
-    raise FileNotFoundError(
-        f"no {what} under {root}: looked for {looked_for} in "
-        + ", ".join(str(c) for c in candidates) + advice
-    )
+    raise FileNotFoundError(f"no {what} under {root}: looked for {looked_for} in "
+                            + ", ".join(str(c) for c in candidates) + advice)
 
 
 def read_utf8(path: Path, what: str) -> str:
@@ -54,11 +45,9 @@ def read_utf8(path: Path, what: str) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
         line = raw.count(b"\n", 0, e.start) + 1
-        raise ValueError(
-            f"{path}: line {line}: byte 0x{raw[e.start]:02x} is not UTF-8: the {what} must be "
-            f"UTF-8 text, file names included (save it as UTF-8, and rename files whose names "
-            f"are not UTF-8)"
-        ) from None
+        raise ValueError(f"{path}: line {line}: byte 0x{raw[e.start]:02x} is not UTF-8: the "
+                         f"{what} must be UTF-8 text, file names included (save it as UTF-8, "
+                         f"and rename files whose names are not UTF-8)") from None
 
 
 def read_split_list(path: PathLike, *, first_word: bool = False) -> list[str]:

@@ -48,8 +48,7 @@ def find_nyud_dir(root: PathLike) -> Path:
     return find_dataset_dir(
         root, [".", "nyud"], lambda c: (c / "data").is_dir() and (c / "segmentation").is_dir(),
         what="NYUDv2 data", looked_for="data/ and segmentation/",
-        advice=" (fcnseg.data.download_nyud fetches it)",
-    )
+        advice=" (fcnseg.data.download_nyud fetches it)")
 
 
 def read_modality(path: PathLike, modality: str) -> np.ndarray:
@@ -80,21 +79,15 @@ class NYUDv2(FileSegmentationDataset):
     ignore_index = 255
     input_convention = NYUD_BGR
 
-    def __init__(
-        self,
-        root: PathLike,
-        split: str = "train",
-        modalities: Sequence[str] = ("color",),
-        transform: Transform | None = None,
-    ) -> None:
+    def __init__(self, root: PathLike, split: str = "train",
+                 modalities: Sequence[str] = ("color",),
+                 transform: Transform | None = None) -> None:
         super().__init__(transform)
         modalities = (modalities,) if isinstance(modalities, str) else tuple(modalities)
         unknown = [m for m in modalities if m not in NYUD_MODALITIES]
         if not modalities or unknown or len(set(modalities)) != len(modalities):
-            raise ValueError(
-                f"modalities: expected distinct names among {', '.join(NYUD_MODALITIES)}, got "
-                f"{list(modalities)}"
-            )
+            raise ValueError(f"modalities: expected distinct names among "
+                             f"{', '.join(NYUD_MODALITIES)}, got {list(modalities)}")
         self.modalities = modalities
         self.split = split
         self.dir = find_nyud_dir(root)

@@ -11,19 +11,15 @@ import numpy as np
 VOC_CLASSES: tuple[str, ...] = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
     "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
-    "train", "tvmonitor",
-)
+    "train", "tvmonitor")
 
 #: Label value of void pixels (object borders, unlabelled regions): ignored by loss and metrics.
 VOC_IGNORE_INDEX = 255
 
 
 def voc_palette(n: int = 256) -> np.ndarray:
-    """The VOC palette as an n×3 uint8 array.
-
-    Class c gets its colour by bit interleaving: for j in 0..7, bits 0, 1, 2 of ``c >> 3j`` go to
-    bit ``7 - j`` of red, green and blue. Entry 255 (void) is (224, 224, 192).
-    """
+    """The VOC palette as an n×3 uint8 array: for j in 0..7, bits 0, 1, 2 of ``c >> 3j`` go
+    to bit ``7 - j`` of class c's red, green and blue. Entry 255 (void) is (224, 224, 192)."""
     c = np.arange(n)
     pal = np.zeros((n, 3), dtype=np.int64)
     for j in range(8):

@@ -20,8 +20,7 @@ def find_sbd_dir(root: PathLike) -> Path:
         root, [".", "dataset", "benchmark_RELEASE/dataset"],
         lambda c: (c / "cls").is_dir() and (c / "img").is_dir(),
         what="SBD data", looked_for="cls/ and img/",
-        advice=" (fcnseg.data.download_sbd fetches it)",
-    )
+        advice=" (fcnseg.data.download_sbd fetches it)")
 
 
 def read_sbd_mat(path: PathLike) -> np.ndarray:
@@ -51,10 +50,8 @@ class SBDSegmentation(FileSegmentationDataset):
     ignore_index = VOC_IGNORE_INDEX
     label_suffix = ".mat"
 
-    def __init__(
-        self, root: PathLike, split: str = "train",
-        transform: Transform | None = None,
-    ) -> None:
+    def __init__(self, root: PathLike, split: str = "train",
+                 transform: Transform | None = None) -> None:
         super().__init__(transform)
         self.dir = find_sbd_dir(root)
         self.split = split

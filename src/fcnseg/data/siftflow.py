@@ -42,9 +42,8 @@ SIFTFLOW_EXCLUDED_CLASSES: tuple[int, ...] = tuple(
 #: The two images without annotations, left out of every split.
 SIFTFLOW_EXCLUDED_IDS: tuple[str, ...] = ("highway_bost181", "street_urb506")
 
-
 _SUBDIR = "spatial_envelope_256x256_static_8outdoorcategories"
-
+_FOLDERS = {"image": "Images", "semantic": "SemanticLabels", "geometric": "GeoLabels"}
 
 #: The names the SIFT Flow folder goes by: the archive's (what download_siftflow writes and the
 #: recipes default to) and the FCN reference release's.
@@ -62,13 +61,10 @@ def find_siftflow_dir(root: PathLike) -> Path:
         base = root.parent
         places = [root.name, *(n for n in SIFTFLOW_FOLDER_NAMES if n != root.name)]
     return find_dataset_dir(
-        base, places,
-        lambda c: all((c / d / _SUBDIR).is_dir()
-                      for d in ("Images", "SemanticLabels", "GeoLabels")),
+        base, places, lambda c: all((c / d / _SUBDIR).is_dir() for d in _FOLDERS.values()),
         what="SIFT Flow data",
         looked_for=f"Images/, SemanticLabels/ and GeoLabels/ (each with {_SUBDIR}/)",
-        advice=" (fcnseg.data.download_siftflow fetches it)",
-    )
+        advice=" (fcnseg.data.download_siftflow fetches it)")
 
 
 class SIFTFlow(FileSegmentationDataset):
@@ -88,9 +84,8 @@ class SIFTFlow(FileSegmentationDataset):
     excluded_ids = SIFTFLOW_EXCLUDED_IDS
     input_convention = SIFTFLOW_BGR
 
-    def __init__(
-        self, root: PathLike, split: str = "trainval", transform: Transform | None = None
-    ) -> None:
+    def __init__(self, root: PathLike, split: str = "trainval",
+                 transform: Transform | None = None) -> None:
         super().__init__(transform)
         self.split = split
         self.dir = find_siftflow_dir(root)
@@ -98,11 +93,10 @@ class SIFTFlow(FileSegmentationDataset):
                          hint="the FCN reference's trainval.txt and test.txt (data/sift-flow/ "
                               "in its release) go beside Images/")
         self.ids = [i for i in ids if i not in self.excluded_ids]
-        self.image_dir = self.dir / "Images" / _SUBDIR
+        self.image_dir = self.dir / _FOLDERS["image"] / _SUBDIR
 
     def label_path(self, index: int, head: str = "semantic") -> Path:
-        folder = {"semantic": "SemanticLabels", "geometric": "GeoLabels"}[head]
-        return self.dir / folder / _SUBDIR / f"{self.ids[index]}.mat"
+        return self.dir / _FOLDERS[head] / _SUBDIR / f"{self.ids[index]}.mat"
 
     def read_label(self, index: int) -> dict[str, np.ndarray]:  # type: ignore[override]
         labels = {}

@@ -62,7 +62,8 @@ class SkipBad(SegmentationDataset):
 
     def __getitem__(self, index: int) -> Any:
         n = len(self.dataset)
-        for step in range(min(self.max_tries, n)):
+        tries = min(self.max_tries, n)
+        for step in range(tries):
             i = (index + step) % n
             if i in self.bad or self._known_bad[i]:
                 continue
@@ -74,11 +75,9 @@ class SkipBad(SegmentationDataset):
                     self._known_bad[i] = True
                     log.warning("skipping bad sample %d (%s): %s: %s", i, self.dataset.name(i),
                                 e.path, e.problem)
-        raise DataError(
-            self.dataset.name(index % n) if n else "dataset",
-            f"no good sample found in {min(self.max_tries, n)} tries from index {index}",
-            "run 'fcnseg check-data' on this dataset to list the bad samples",
-        )
+        raise DataError(self.dataset.name(index % n) if n else "dataset",
+                        f"no good sample found in {tries} tries from index {index}",
+                        "run 'fcnseg check-data' on this dataset to list the bad samples")
 
     def __repr__(self) -> str:
         return f"SkipBad({self.dataset!r})"

@@ -26,11 +26,8 @@ log = logging.getLogger(__name__)
 SEG11VALID_SIZE = 736
 
 
-def seg11valid_ids(
-    voc_root: PathLike,
-    sbd_root: PathLike,
-    cache_dir: PathLike | None = None,
-) -> list[str]:
+def seg11valid_ids(voc_root: PathLike, sbd_root: PathLike,
+                   cache_dir: PathLike | None = None) -> list[str]:
     """The ids of VOC2011 segmentation val images not in SBD train, in VOC's order.
 
     ``voc_root`` is anything :func:`~fcnseg.data.voc.find_voc_dir` accepts for VOC2011 and
@@ -49,7 +46,6 @@ def seg11valid_ids(
     cached = folder / f"seg11valid-{digest.hexdigest()[:16]}.txt"
     if cached.is_file():
         return read_split_list(cached, first_word=True)
-
     exclude = set(read_split_list(sbd_train, first_word=True))
     ids = [i for i in read_split_list(voc_val, first_word=True) if i not in exclude]
     try:
@@ -62,12 +58,8 @@ def seg11valid_ids(
     return ids
 
 
-def seg11valid(
-    voc_root: PathLike,
-    sbd_root: PathLike,
-    transform: Transform | None = None,
-    cache_dir: PathLike | None = None,
-) -> VOCSegmentation:
+def seg11valid(voc_root: PathLike, sbd_root: PathLike, transform: Transform | None = None,
+               cache_dir: PathLike | None = None) -> VOCSegmentation:
     """The seg11valid evaluation set as a :class:`VOCSegmentation` over VOC2011."""
     ids = seg11valid_ids(voc_root, sbd_root, cache_dir=cache_dir)
     return VOCSegmentation(voc_root, year="2011", split="seg11valid", transform=transform,

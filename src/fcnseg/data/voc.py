@@ -13,10 +13,8 @@ from fcnseg.utils.typing import PathLike
 
 
 def find_voc_dir(root: PathLike, year: str) -> Path:
-    """Locate ``VOC<year>`` given it, ``VOCdevkit`` or the folder holding ``VOCdevkit``.
-
-    The VOC2011 archive extracts to ``TrainVal/VOCdevkit/VOC2011``; that is found too.
-    """
+    """Locate ``VOC<year>`` given it, ``VOCdevkit`` or the folder holding ``VOCdevkit`` (or
+    ``TrainVal/VOCdevkit``, where the VOC2011 archive extracts)."""
     root = Path(root).expanduser()
     places = [".", f"VOC{year}", f"VOCdevkit/VOC{year}", f"TrainVal/VOCdevkit/VOC{year}"]
     beside = root.parent / "TrainVal" / "VOCdevkit" / f"VOC{year}"
@@ -60,15 +58,9 @@ class VOCSegmentation(FileSegmentationDataset):
         "VOC's SegmentationClass masks are palette PNGs of class indices, 255 for void")
     ignore_index = VOC_IGNORE_INDEX
 
-    def __init__(
-        self,
-        root: PathLike,
-        year: str = "2012",
-        split: str = "train",
-        transform: Transform | None = None,
-        *,
-        ids: Sequence[str] | None = None,
-    ) -> None:
+    def __init__(self, root: PathLike, year: str = "2012", split: str = "train",
+                 transform: Transform | None = None, *,
+                 ids: Sequence[str] | None = None) -> None:
         super().__init__(transform)
         self.year = str(year)
         self.split = split
@@ -99,5 +91,4 @@ class VOCSegmentation(FileSegmentationDataset):
                  f"{len(ids)} annotated images is used, for training and validation alike; "
                  f"add ImageSets/Segmentation/train.txt and val.txt to split them")
         return ids
-
 

@@ -1,19 +1,17 @@
 """Label maps written back as polygons that labelme, CVAT and COCO tools open for correction.
 
 Each region of each class becomes one polygon (its outline, simplified within ``tolerance``
-pixels). labelme and CVAT polygons have no holes: the regions are listed largest first, and
-a region's holes are filled by the smaller regions drawn over it (labelme draws later shapes on
-top; CVAT gets increasing ``z_order``), background regions inside others included (labelme's
-``_background_`` label, class 0, when class 0 is named like background; otherwise every region of
-every class is drawn). COCO annotations are unordered: a region with holes is
-written as run-length (RLE) ``segmentation``, the others as polygons.
+pixels). labelme and CVAT polygons have no holes: regions are listed largest first, a region's
+holes filled by the smaller regions drawn over it (later on top; CVAT's ``z_order`` rising),
+background regions inside others included (as ``_background_`` when class 0 is named like
+background). COCO annotations are unordered: a region with holes is written as RLE.
 """
 
 from __future__ import annotations
 
 import os
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,39 +27,25 @@ DEFAULT_TOLERANCE = 1.0
 EXPORT_FORMATS = ("labelme", "coco", "cvat")
 
 
-def small_regions(label: np.ndarray, min_area: int,
-                  ignore_index: int | None = None) -> tuple[np.ndarray, int, int]:
-    """The pixels of the regions (8-connected, as outlines follow them) of fewer than
-    ``min_area`` pixels, of every class but ``ignore_index``; how many such regions, and how
-    many regions in all. Needs scipy (the ``data`` extra)."""
-    from scipy import ndimage  # lazy: scipy is the optional 'data' extra
-
-    label = np.asarray(label)
-    small = np.zeros(label.shape, bool)
-    count = regions = 0
-    for c in np.unique(label):
-        if c == ignore_index:
-            continue
-        components, n = ndimage.label(label == c, structure=np.ones((3, 3), bool))
-        too_small = np.bincount(components.reshape(-1), minlength=n + 1) < min_area
-        too_small[0] = False  # the pixels of other classes
-        small |= too_small[components]
-        count, regions = count + int(too_small.sum()), regions + n
-    return small, count, regions
-
-
 def fill_small_regions(label: np.ndarray, min_area: int,
                        ignore_index: int | None = None) -> np.ndarray:
-    """``label`` with each region of fewer than ``min_area`` pixels (a speck) given the class
-    of the nearest pixel outside any speck: specks inside a region become part of it, so they
-    leave no polygon and no hole. Ignored pixels stay as they are and give no class. A map of
-    specks only is returned unchanged. Needs scipy (the ``data`` extra)."""
-    from scipy import ndimage
+    """``label`` with each region (8-connected, as outlines follow them) of fewer than
+    ``min_area`` pixels (a speck) given the class of the nearest pixel outside any speck:
+    specks inside a region become part of it, so they leave no polygon and no hole. Ignored
+    pixels stay as they are and give no class. A map of specks only is returned unchanged.
+    Needs scipy (the ``data`` extra)."""
+    from scipy import ndimage  # lazy: scipy is the optional 'data' extra
 
     label = np.asarray(label)
     if min_area <= 1:
         return label
-    specks = small_regions(label, min_area, ignore_index)[0]
+    specks = np.zeros(label.shape, bool)
+    for c in np.unique(label):
+        if c != ignore_index:
+            components, n = ndimage.label(label == c, structure=np.ones((3, 3), bool))
+            too_small = np.bincount(components.reshape(-1), minlength=n + 1) < min_area
+            too_small[0] = False  # the pixels of other classes
+            specks |= too_small[components]
     ignored = label == ignore_index if ignore_index is not None else np.zeros(label.shape, bool)
     if not specks.any() or (specks | ignored).all():
         return label
@@ -96,14 +80,11 @@ def _ring_box(ring: np.ndarray, height: int, width: int) -> tuple[tuple[slice, s
 
 def layered_regions(label: np.ndarray, *, background: int | None = 0,
                     ignore_index: int | None = None) -> list[tuple[int, np.ndarray]]:
-    """(class, outer crack ring) of each region to draw, in drawing order: largest first, and
-    ``background`` regions only where they lie inside another region (elsewhere the canvas is
-    background already; None: every region is drawn). ``ignore_index`` regions are left
-    out.
-
-    Drawn in this order (each ring filled, later ones on top), they give ``label`` back
-    exactly: where two classes cross at a pixel corner (both diagonal pairs), the region drawn
-    first would cover a pixel of the other, and that pixel gets a ring of its own on top."""
+    """(class, outer crack ring) of each region to draw, in drawing order: largest first,
+    ``background`` regions only inside another region (None: every region is drawn),
+    ``ignore_index`` regions left out. Drawn so (later on top) they give ``label`` back
+    exactly: where two classes cross at a pixel corner, the pixel the region drawn first
+    would cover gets a ring of its own on top."""
     label = np.asarray(label)
     height, width = label.shape
     regions = region_polygons(label)
@@ -133,23 +114,21 @@ def layered_regions(label: np.ndarray, *, background: int | None = 0,
     return out
 
 
-def _labelme_shape(points: Any) -> Shape:
-    return Shape("", "polygon", [tuple(p) for p in np.asarray(points, float).tolist()])
-
-
-def _cvat_shape(points: Any) -> Shape:
+def _polygon_shape(points: Any, tool: str) -> Shape:
+    """The shape ``tool`` (labelme or CVAT) draws for ``points``."""
+    if tool == "labelme":
+        return Shape("", "polygon", [tuple(p) for p in np.asarray(points, float).tolist()])
     return Shape("", "corner_polygon", rings=[np.asarray(points, float)])
 
 
-def _simplified(points: np.ndarray, tolerance: float, shape_of: Callable[[Any], Shape]
-                ) -> np.ndarray:
+def _simplified(points: np.ndarray, tolerance: float, tool: str) -> np.ndarray:
     """``points`` simplified within ``tolerance``, or less where that would change more than
-    one pixel in 200 of what ``shape_of`` draws (small and thin regions keep their shape)."""
+    one pixel in 200 of what ``tool`` draws (small and thin regions keep their shape)."""
     lo = np.floor(points.min(0)) - 2  # drawn in the box around the points, a margin of 2
     width, height = (np.ceil(points.max(0)) + 3 - lo).astype(int).tolist()
 
     def render(pts: np.ndarray) -> np.ndarray:
-        return shape_pixels(shape_of(np.asarray(pts, float) - lo), height, width)
+        return shape_pixels(_polygon_shape(np.asarray(pts, float) - lo, tool), height, width)
 
     exact = render(points)
     budget = max(exact.sum() // 200, 0)
@@ -176,15 +155,15 @@ def _written(label: np.ndarray, ignore_index: int | None) -> np.ndarray:
     return np.ones(label.shape, bool) if ignore_index is None else label != ignore_index
 
 
-def _labelme_points(ring: np.ndarray, tolerance: float) -> list[list[float]]:
-    pts = _simplified(centre_chain(ring).astype(float), tolerance, _labelme_shape)
+def _outline(ring: np.ndarray, tolerance: float, tool: str) -> Any:
+    """The simplified outline ``tool`` draws a crack ring's region with: labelme's polygon
+    through the border pixels' centres, else the ring's corners."""
+    if tool != "labelme":
+        return _simplified(corners(ring).astype(float), tolerance, tool)
+    pts = _simplified(centre_chain(ring).astype(float), tolerance, tool)
     while len(pts) < 3:  # labelme needs three points; a repeated one draws the same pixels
         pts = np.concatenate([pts, pts[-1:]])
     return [[float(x), float(y)] for x, y in pts]
-
-
-def _corner_points(ring: np.ndarray, tolerance: float) -> np.ndarray:
-    return _simplified(corners(ring).astype(float), tolerance, _cvat_shape)
 
 
 def _polygons(label: np.ndarray, class_names: Sequence[str], tolerance: float,
@@ -192,22 +171,20 @@ def _polygons(label: np.ndarray, class_names: Sequence[str], tolerance: float,
     """(class, points) of each polygon for ``tool`` (labelme or CVAT) in drawing order: the
     layered regions' simplified outlines, then exact patches of the pixels they left out.
     With ``min_area``, regions of fewer pixels are filled first (:func:`fill_small_regions`)
-    and patches of fewer pixels are not written (those pixels stay as the outlines draw them,
-    within ``tolerance``)."""
-    outline, shape_of = ((_labelme_points, _labelme_shape) if tool == "labelme"
-                         else (_corner_points, _cvat_shape))
+    and patches of fewer pixels are not written."""
     label = fill_small_regions(label, min_area, ignore_index)
     background = implicit_background(class_names)
-    polygons = [(c, outline(ring, tolerance)) for c, ring in
+    polygons = [(c, _outline(ring, tolerance, tool)) for c, ring in
                 layered_regions(label, background=background, ignore_index=ignore_index)]
     empty = -1 if background is None else background
     drawn = np.full(label.shape, empty, np.int64)
     for c, pts in polygons:
-        y0, x0, box = shape_box(shape_of(pts), *drawn.shape)
+        y0, x0, box = shape_box(_polygon_shape(pts, tool), *drawn.shape)
         drawn[y0:y0 + box.shape[0], x0:x0 + box.shape[1]][box] = c
     # Where two simplified outlines part, pixels a region holds are left out: exact patches.
     gaps = (drawn == empty) & (label != empty) & _written(label, ignore_index)
-    return polygons + [(c, outline(ring, 0.0)) for c, ring in _patches(label, gaps, min_area)]
+    return polygons + [(c, _outline(ring, 0.0, tool))
+                       for c, ring in _patches(label, gaps, min_area)]
 
 
 def labelme_document(label: np.ndarray, class_names: Sequence[str], image_path: str,
@@ -231,9 +208,8 @@ def cvat_image_element(label: np.ndarray, class_names: Sequence[str], name: str,
                        ignore_index: int | None = 255, path: str | None = None,
                        min_area: int = 0) -> ET.Element:
     """One ``<image>`` of "CVAT for images 1.1": a polygon per region, ``z_order`` rising.
-    ``name`` is the image's name in a CVAT task; ``path`` (optional, an attribute CVAT does
-    not read) where the picture lies relative to the XML file. Regions under ``min_area``
-    pixels are filled into the class around them (:func:`fill_small_regions`)."""
+    ``name`` is the image's name in a CVAT task; ``path`` (an attribute CVAT does not read)
+    where the picture lies relative to the XML file; ``min_area`` as :func:`labelme_document`."""
     label = np.asarray(label)
     height, width = label.shape
     image = ET.Element("image", id=str(image_id), name=name, width=str(width), height=str(height))
@@ -278,8 +254,7 @@ def coco_annotations(label: np.ndarray, image_id: int, first_id: int, *,
                      ) -> list[dict[str, Any]]:
     """COCO annotations of one label map: one per region of a class other than ``background``
     (category id = class index; None: every class); polygons, or RLE for regions with
-    holes. Regions under ``min_area`` pixels are first filled into the class around them
-    (:func:`fill_small_regions`)."""
+    holes; ``min_area`` as :func:`labelme_document`."""
     label = fill_small_regions(np.asarray(label), min_area, ignore_index)
     height, width = label.shape
     out = []
@@ -289,18 +264,17 @@ def coco_annotations(label: np.ndarray, image_id: int, first_id: int, *,
         where, filled = _ring_box(ring, height, width)
         region = filled & (label[where] == c)
         if region.sum() == area:
-            pts = _corner_points(ring, tolerance)
+            pts = _outline(ring, tolerance, "cvat")  # on pixel corners, as CVAT's
             segmentation: Any = [[float(v) for v in pts.reshape(-1)]]
         else:
             full = np.zeros(label.shape, bool)
             full[where] = region
             segmentation = _coco_rle(full)
         ys, xs = np.nonzero(region)
-        x0, y0 = int(xs.min()) + where[1].start, int(ys.min()) + where[0].start
+        bbox = [int(xs.min()) + where[1].start, int(ys.min()) + where[0].start,
+                int(xs.max() - xs.min()) + 1, int(ys.max() - ys.min()) + 1]
         out.append({"id": first_id + len(out), "image_id": image_id, "category_id": c,
-                    "segmentation": segmentation, "area": int(region.sum()),
-                    "bbox": [x0, y0, int(xs.max()) - int(xs.min()) + 1,
-                             int(ys.max()) - int(ys.min()) + 1],
+                    "segmentation": segmentation, "area": int(region.sum()), "bbox": bbox,
                     "iscrowd": 0})
     return out
 

@@ -26,9 +26,8 @@ class BandImages:
 
     def set_bands(self, bands: Sequence[str] | None, rgb: Sequence[str] | None,
                   nodata: float | None, where: str) -> None:
-        """The bands of multi-band rasters (checked names), the three shown as RGB and the
-        image value of pixels without data; ValueError naming ``where`` when ``rgb`` is not
-        three of the bands."""
+        """The bands, the three shown as RGB and the image value of pixels without data; a
+        ValueError naming ``where`` when ``rgb`` is not three of the bands."""
         self.bands = tuple(bands) if bands is not None else None
         self.rgb_bands = tuple(rgb) if rgb is not None else None
         self.nodata = nodata
@@ -43,9 +42,8 @@ class BandImages:
                                  f"{list(self.rgb_bands)}")
 
     def fill_missing(self, image: Any) -> Any:
-        """Pixels without data (every band at ``nodata``, or NaN) take each band's mean
-        (:func:`~fcnseg.data.rasters.fill_nodata`); :meth:`load` keeps the file's values, so
-        that the data cache holds them in their own bit depth, not as float32."""
+        """Pixels without data take each band's mean (:func:`~fcnseg.data.rasters.fill_nodata`),
+        after the data cache, which so holds the file's own bit depth."""
         missing = None if self.bands is None else nodata_mask(image, self.nodata)
         return image if missing is None else fill_nodata(image, missing, self.pad_values["color"])
 
@@ -59,8 +57,7 @@ class BandImages:
 
     def band_convention(self) -> InputConvention:
         """The input convention of a model on this dataset's bands: each band standardised by
-        its mean and std over the readable images
-        (:func:`fcnseg.data.band_stats.band_statistics`, cached on disk and here)."""
+        its mean and std over the readable images (:meth:`band_statistics`)."""
         if self.bands is None:
             raise ValueError(f"{self.root}: the dataset declares no 'bands'")  # type: ignore
         if self._band_convention is None:

@@ -1,19 +1,12 @@
 """Per-band statistics of a multi-band dataset's images (``fcnseg check-data``).
 
-For each declared band: mean and standard deviation (exact, over every pixel with data) and the
-2nd and 98th percentiles (for contrast stretching): exact from a histogram when every image is
-uint8 or uint16, else from a seeded sample of :data:`SAMPLE_PIXELS` pixels spread over the
-images. The values are read as stored (a uint32 image's values above 2**24 are not rounded
-as float32 would round them) and summed about the first image's mean, so that a band of large
-values that vary little keeps its standard deviation.
-Pixels without data (every band at the dataset's ``nodata``, or a NaN) are left out and
-counted. Bands whose values never vary are reported (they carry nothing to learn from), and so
-are images of mixed sample types (8-bit beside 16-bit, say): their values lie on other scales,
-which one mean and std per band cannot standardise alike. The sample types found are recorded
-with the model (:attr:`fcnseg.conventions.InputConvention.sample_types`).
-
-The statistics are cached in a JSON file named by a fingerprint of the images (paths, sizes,
-modification times) and the band declaration, so an unchanged dataset is read once.
+For each declared band: mean and standard deviation (exact, over every pixel with data, the
+values read as stored and summed about the first image's mean) and the 2nd and 98th
+percentiles: exact from a histogram when every image is uint8 or uint16, else from a seeded
+sample of :data:`SAMPLE_PIXELS` pixels. Pixels without data are left out and counted; bands
+that never vary and images of mixed sample types (values on other scales) are reported; the
+sample types found are recorded with the model. The statistics are cached in a JSON file
+named by a fingerprint of the images and the band declaration.
 """
 
 from __future__ import annotations
@@ -96,7 +89,7 @@ class _Accumulator:
             self.all_integer = False
         rng = np.random.default_rng(seed)
         take = min(len(pixels), self.per_image)
-        # float32 holds 8- and 16-bit values and float32 ones exactly; wider types need float64
+        # float32 holds 8- and 16-bit and float32 values exactly; wider types need float64
         exact = np.float32 if pixels.dtype.itemsize <= 2 or pixels.dtype == np.float32 \
             else np.float64
         self.samples.append(pixels[rng.choice(len(pixels), take, replace=False)].astype(exact))
@@ -125,10 +118,8 @@ class _Accumulator:
 
 def band_statistics(dataset: Any, *, cache_dir: str | os.PathLike[str] | None = None,
                     use_cache: bool = True) -> BandStats:
-    """Per-band statistics over a folder dataset that declares ``bands`` (module doc).
-
-    Taken from the cache (default ``$FCNSEG_HOME/band_stats``) when the images are unchanged.
-    """
+    """Per-band statistics over a folder dataset that declares ``bands`` (module doc), from
+    the cache (default ``$FCNSEG_HOME/band_stats``) when the images are unchanged."""
     bands = list(dataset.bands)
     folder = Path(cache_dir) if cache_dir is not None else fcnseg_cache_dir() / "band_stats"
     fingerprint = files_fingerprint([_CACHE_VERSION, bands, dataset.nodata],
@@ -187,8 +178,7 @@ def format_band_table(stats: BandStats) -> list[str]:
 
 def mixed_sample_types(stats: BandStats) -> str | None:
     """One line when the images are of several sample types (8-bit beside 16-bit, say),
-    naming an image of each; else None. Their raw values lie on other scales: one mean and
-    std per band standardise them differently, and the model learns each scale apart."""
+    naming an image of each (one mean and std per band cannot standardise them alike)."""
     if len(stats.sample_types) < 2:
         return None
     kinds = sorted(stats.sample_types.items(), key=lambda kv: -kv[1][0])

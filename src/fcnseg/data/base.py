@@ -24,13 +24,10 @@ class SegmentationDataset(Dataset):
     """Base class: ``dataset[i]`` is ``(image, label)`` or ``transform(image, label)``.
 
     Without a transform the image is an H×W×3 uint8 RGB array and the label an H×W int64 array
-    of class indices, with ``ignore_index`` marking pixels that count in neither loss nor metrics.
-    Subclasses set ``classes``, ``palette``, ``ignore_index`` and implement :meth:`load` and
-    ``__len__``; they may set ``ids`` (file stems) so that :meth:`name` can report them.
-
-    A dataset may also return several inputs as a dict keyed by modality (``{"color": ...,
-    "hha": ...}``) and several label maps as a dict keyed by head (``{"semantic": ...,
-    "geometric": ...}``); it then names its heads and their classes in ``heads``.
+    of class indices, ``ignore_index`` marking pixels that count in neither loss nor metrics.
+    Subclasses set ``classes``, ``palette``, ``ignore_index`` (and ``ids``, file stems, for
+    :meth:`name`) and implement :meth:`load` and ``__len__``. Several inputs are a dict keyed
+    by modality, several label maps one keyed by head (named with their classes in ``heads``).
     """
 
     classes: tuple[str, ...] = ()
@@ -69,11 +66,9 @@ class SegmentationDataset(Dataset):
 
     @property
     def palette(self) -> np.ndarray:
-        """A 256×3 uint8 palette: one colour per class, the VOC void colour at the ignore value.
-
-        Unless a dataset sets its own: the VOC colours for the VOC classes, well-separated
-        ones for any others (:func:`~fcnseg.data.palette.distinct_palette`: background black,
-        a class 0 that is no background tinted like the rest)."""
+        """A 256×3 uint8 palette: one colour per class, the VOC void colour at the ignore value;
+        unless a dataset sets its own, the VOC colours for the VOC classes, well-separated ones
+        (:func:`~fcnseg.data.palette.distinct_palette`) for any others."""
         if self._palette is None:
             return dataset_palette(self.classes, self.ignore_index, self.background_class)
         return self._palette
@@ -88,9 +83,7 @@ class SegmentationDataset(Dataset):
 
     def name(self, index: int) -> str:
         """A readable name for sample ``index``: its file stem where there is one."""
-        if self.ids:
-            return str(self.ids[index])
-        return f"{index:06d}"
+        return str(self.ids[index]) if self.ids else f"{index:06d}"
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Read sample ``index`` as (H×W×3 uint8 RGB image, H×W int64 label), untransformed:
@@ -132,14 +125,10 @@ def refuse_withheld_labels(dataset: Any, where: str) -> None:
 
 
 class FileSegmentationDataset(SegmentationDataset):
-    """A dataset of image files and mask files: subclasses give the two paths per sample.
-
-    Sample ``i``'s files are ``image_dir / f"{ids[i]}{image_suffix}"`` and ``label_dir /
-    f"{ids[i]}{label_suffix}"``: subclasses set the two folders (and suffixes), or override
-    :meth:`image_path` and :meth:`label_path`.
-
-    :meth:`load` reads both, validates the label values against ``num_classes`` and checks that
-    image and mask have the same size, raising :class:`DataError` naming the file otherwise.
+    """A dataset of image files and mask files: sample ``i``'s are ``image_dir /
+    f"{ids[i]}{image_suffix}"`` and ``label_dir / f"{ids[i]}{label_suffix}"`` (or what
+    :meth:`image_path` and :meth:`label_path` say). :meth:`load` reads both, checks the label
+    values and that both have one size, raising :class:`DataError` naming the file otherwise.
     """
 
     #: The dataset's folder and split, as ``repr`` shows them (set by the subclass).
@@ -159,9 +148,8 @@ class FileSegmentationDataset(SegmentationDataset):
         return self.label_dir / f"{self.ids[index]}{self.label_suffix}"
 
     def ids_of_images(self, folder: Path, pattern: str = "*") -> list[str]:
-        """The ids of a split that is a folder of images rather than a list (Cityscapes,
-        ADE20K): each file ``folder/<pattern><image_suffix>`` as its path under ``image_dir``
-        without the suffix, sorted. A missing folder is a FileNotFoundError naming it."""
+        """The ids of a split that is a folder of images (Cityscapes, ADE20K): the paths under
+        ``image_dir`` of ``folder/<pattern><image_suffix>`` without the suffix, sorted."""
         if not folder.is_dir():
             raise FileNotFoundError(f"split {self.split!r}: {folder} not found")
         cut = len(self.image_suffix)
@@ -200,7 +188,7 @@ def _rotation_hint(image_path: Path, image_shape: tuple[int, ...]) -> str:
     """The EXIF rotation that explains a mask not fitting its image, if there is one."""
     ih, iw = image_shape[:2]
     orientation = file_orientation(image_path)
-    if orientation < 5:  # only orientations 5-8 swap width and height
+    if orientation < 5:  # only 5-8 swap width and height
         return ""
     return (f" upright: its EXIF orientation tag ({orientation}) turns the stored {ih}×{iw} "
             f"pixels by 90°. Images are read upright, as viewers show them: draw the mask on "

@@ -1,11 +1,9 @@
 """A warning for 16-bit images read as 8-bit RGB that fill only a small part of their range.
 
-Without ``bands:`` in ``dataset.yaml``, a folder dataset's images are read as 8-bit RGB: 16-bit
-values are divided by 257. A 12-bit microscopy camera (values up to 4,095) then gives images of
-0-16 out of 255, nearly black, and the model learns little from them. Declaring the band keeps
-the values as they are, each band standardised by the dataset's statistics.
-:func:`narrow_range_warning` looks at a few images only, so that ``check-data`` and ``train``
-can afford it at start.
+Without ``bands:`` in ``dataset.yaml``, 16-bit values are divided by 257: a 12-bit camera's
+images (up to 4,095) become 0-16 of 255, nearly black. Declaring the band keeps the values.
+:func:`narrow_range_warning` looks at a few images only, so ``check-data`` and ``train`` can
+afford it at start.
 """
 
 from __future__ import annotations
@@ -33,8 +31,7 @@ def _sampled_paths(dataset: Any, limit: int) -> list[Path]:
 
 
 def _sixteen_bit_range(path: Path) -> tuple[int, int, int] | None:
-    """``(lowest, highest, bands)`` of a 16-bit image file; None for any other file (or one
-    that cannot be read: the data checks report it)."""
+    """``(lowest, highest, bands)`` of a 16-bit image file; None for any other (or unreadable)."""
     try:
         with open_raster(path) as reader:
             if reader.info.dtype != np.uint16:
@@ -51,10 +48,9 @@ def _named(paths: list[Path], root: Path) -> str:
 
 
 def narrow_range_warning(dataset: Any, limit: int = 8) -> str | None:
-    """One line when a file dataset read as 8-bit RGB (no ``bands``) has 16-bit images that,
-    divided by 257, stay below :data:`NARROW_BELOW` of 255: the files, the range and the
-    ``dataset.yaml`` line that keeps their depth. Looks at up to ``limit`` images spread over
-    the dataset; None when they are fine, or for other datasets."""
+    """One line when a file dataset read as 8-bit RGB has 16-bit images that, divided by 257,
+    stay below :data:`NARROW_BELOW`: the files, the range and the ``dataset.yaml`` line that
+    keeps their depth. Looks at up to ``limit`` images; None when fine or for other datasets."""
     if getattr(dataset, "bands", None) is not None or not hasattr(dataset, "image_path") \
             or len(dataset) == 0:
         return None
@@ -79,9 +75,8 @@ def narrow_range_warning(dataset: Any, limit: int = 8) -> str | None:
 
 def deep_one_band_types(paths: Sequence[Path]) -> list[str] | None:
     """The sample types (``uint16``, ...) of ``paths`` when every one is an image of one band
-    of integer samples deeper than 8 bits (a microscope's 12- or 16-bit grey TIFF), which a
-    dataset without ``bands`` reads as 8-bit RGB; None when any is not (or cannot be read: the
-    data checks report it), or there are none. Stops at the first that is not."""
+    of integers deeper than 8 bits (which a dataset without ``bands`` reads as 8-bit RGB);
+    None when any is not (or is unreadable), or there are none."""
     types = set()
     for path in paths:
         try:

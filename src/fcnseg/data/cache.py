@@ -70,12 +70,14 @@ class DecodedSamples:
             self._decode_all(threads)
 
     def _decode(self, index: int) -> _Stored | None:
+        """Sample ``index``'s arrays, kept; None where reading it failed (the error kept)."""
         try:
             image, label = self.load(index)
         except (ValueError, OSError) as e:  # a bad sample: raised again when it is used
             self.errors[index] = e
             return None
-        return _flatten(image, label)
+        self.kept[index] = _flatten(image, label)
+        return self.kept[index]
 
     def _decode_all(self, threads: int) -> None:
         with ThreadPoolExecutor(max(1, threads)) as pool:
@@ -85,7 +87,7 @@ class DecodedSamples:
         for index, sample in enumerate(decoded):
             if sample is None:
                 continue
-            self.kept[index] = []
+            self.kept[index] = []  # the sample's views of the buffer
             for part, key, array in sample:
                 view = buffer[offset:offset + array.nbytes].view(array.dtype).reshape(array.shape)
                 view[...] = array
@@ -94,13 +96,11 @@ class DecodedSamples:
             decoded[index] = None  # free the sample once copied
 
     def decode_rest(self) -> None:
-        """Decode (and keep) every sample not decoded yet, recording the errors: what an eager
-        cache did at once, so that a bad sample is known now rather than when first used."""
+        """Decode (and keep) every sample not decoded yet, recording the errors, as an eager
+        cache did at once."""
         for index in range(self.count):
             if index not in self.kept and index not in self.errors:
-                sample = self._decode(index)
-                if sample is not None:
-                    self.kept[index] = sample
+                self._decode(index)
 
     @property
     def nbytes(self) -> int:
@@ -114,23 +114,17 @@ class DecodedSamples:
         return image.shape
 
     def __call__(self, index: int) -> tuple[Any, Any]:
-        error = self.errors.get(index)
-        if error is not None:
-            raise error
-        if index not in self.kept:
-            sample = self._decode(index)
-            if sample is None:
-                raise self.errors[index]
-            self.kept[index] = sample
+        if index not in self.kept and index not in self.errors:
+            self._decode(index)
+        if index in self.errors:
+            raise self.errors[index]
         return _unflatten(self.kept[index])
 
 
 def cached_problems(dataset: Any, *, decode_rest: bool = True) -> list[str] | None:
     """The problems (``"file: what is wrong"``) of every sample of a dataset whose samples the
-    cache keeps (:func:`cache_decoded`), decoding those not decoded yet, which are then kept:
-    each is decoded once, now rather than at its first use. ``decode_rest=False``: only the
-    problems of the samples decoded so far. None when the dataset is not cached (then only
-    decoding every sample again could tell)."""
+    cache keeps, decoding (and keeping) those not decoded yet; ``decode_rest=False``: only
+    those decoded so far. None when the dataset is not cached."""
     store = getattr(dataset, "load", None)
     if not isinstance(store, DecodedSamples):
         return None
@@ -140,8 +134,7 @@ def cached_problems(dataset: Any, *, decode_rest: bool = True) -> list[str] | No
 
 
 def _unflatten(stored: _Stored) -> tuple[Any, Any]:
-    """Fresh ``(image, label)`` from stored arrays: labels as int64, images copied (transforms
-    may write into them)."""
+    """Fresh ``(image, label)``: labels as int64, images copied (transforms may write them)."""
     image: dict[Any, np.ndarray] = {}
     label: dict[Any, np.ndarray] = {}
     for part, key, array in stored:
@@ -177,8 +170,8 @@ class CachePlan:
 
 
 def _estimated_bytes(dataset: Any) -> int:
-    """The decoded size of ``dataset``: sample 0's stored bytes per image pixel, times the
-    pixels its image headers give (or times the number of samples without files)."""
+    """The decoded size of ``dataset``: sample 0's bytes per pixel times every image's pixels
+    (by their headers), or times the number of samples without files."""
     count = len(dataset)
     if count == 0:
         return 0

@@ -28,16 +28,10 @@ def collate_segmentation(
     Images (3×H×W tensors of raw pixels) are padded bottom/right with ``fill`` (by modality;
     default :func:`fcnseg.data.modalities.pad_values`, pass the dataset's ``pad_values``) and
     labels (H×W) with ``ignore_index`` to the largest height and width in the batch, giving
-    (N×3×H×W float32, N×H×W int64). Use ``functools.partial(collate_segmentation,
-    ignore_index=..., fill=...)`` as a DataLoader ``collate_fn``.
-
-    ``channels_last=True`` lays the image batches out channels-last (same values), as a model
-    in that memory format takes them: copying each H×W×C sample into them is a straight copy,
-    where converting an N×C×H×W batch afterwards would be a second, transposing one.
-
-    Dicts are batched key by key: inputs ``{modality: C×H×W}`` become ``{modality: N×C×H×W}``
-    and labels ``{head: H×W}`` become ``{head: N×H×W}``. Every sample must have the same keys,
-    and all of one sample's inputs and label maps the same H×W.
+    (N×3×H×W float32, N×H×W int64); use ``functools.partial`` of it as a ``collate_fn``.
+    ``channels_last=True`` lays the image batches out channels-last (one straight copy of each
+    sample rather than a second, transposing one). Dicts are batched key by key; every sample
+    must have the same keys, and all of one sample's inputs and label maps the same H×W.
     """
     if not batch:
         raise ValueError("cannot collate an empty batch")
@@ -75,23 +69,18 @@ def _check_samples(samples: Sequence[tuple[tuple[dict, bool], tuple[dict, bool]]
     for i, ((images, im_dict), (labels, lb_dict)) in enumerate(samples):
         if (im_dict, lb_dict) != (images_are_dict, labels_are_dict) or \
                 list(images) != list(first_images) or list(labels) != list(first_labels):
-            raise ValueError(
-                f"sample {i}: its inputs {list(images)} and labels {list(labels)} differ from "
-                f"sample 0's ({list(first_images)}, {list(first_labels)})"
-            )
+            raise ValueError(f"sample {i}: its inputs {list(images)} and labels {list(labels)} "
+                             f"differ from sample 0's ({list(first_images)}, {list(first_labels)})")
         size = first_of(labels).shape
         for key, im in images.items():
             if im.dim() != 3 or im.shape[-2:] != size:
-                raise ValueError(
-                    f"sample {i}: expected a C×H×W {_what('image', key)} of its label's size "
-                    f"{tuple(size)}, got {tuple(im.shape)} (apply ToTensor before batching)"
-                )
+                raise ValueError(f"sample {i}: expected a C×H×W {_what('image', key)} of its "
+                                 f"label's size {tuple(size)}, got {tuple(im.shape)} (apply "
+                                 f"ToTensor before batching)")
         for key, lb in labels.items():
             if lb.dim() != 2 or lb.shape != size:
-                raise ValueError(
-                    f"sample {i}: expected an H×W {_what('label', key)} of size {tuple(size)}, "
-                    f"got {tuple(lb.shape)}"
-                )
+                raise ValueError(f"sample {i}: expected an H×W {_what('label', key)} of size "
+                                 f"{tuple(size)}, got {tuple(lb.shape)}")
 
 
 def _batch(shape: tuple[int, int, int, int], value: float | Sequence[float] | None,

@@ -89,10 +89,8 @@ def load_folder_config(path: PathLike) -> dict[str, Any]:
 
 
 def check_folder_fields(fields: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """Check and convert the given ``dataset.yaml`` fields (see :func:`load_folder_config`).
-
-    ``where`` starts each error message (the YAML file, or the keyword arguments' owner).
-    """
+    """Check and convert the given ``dataset.yaml`` fields (see :func:`load_folder_config`);
+    ``where`` starts each error message (the YAML file, or the keyword arguments' owner)."""
     return {key: _FIELDS[key](_plain(value), f"{where}: {key}")
             for key, value in fields.items() if value is not None}
 
@@ -124,8 +122,7 @@ def _class_names(value: Any, where: str) -> tuple[str, ...]:
 
 def _check(ok: Callable[[Any], bool], convert: Callable[[Any], Any],
            problem: str) -> Callable[[Any, str], Any]:
-    """A field's check: ``convert(value)`` where ``ok(value)``, else a ValueError
-    ``<where>: <problem>`` with the value's repr in the ``{}`` of ``problem``."""
+    """A field's check: ``convert(value)`` where ``ok(value)``, else ``<where>: <problem>``."""
 
     def check(value: Any, where: str) -> Any:
         if not ok(value):
@@ -137,8 +134,7 @@ def _check(ok: Callable[[Any], bool], convert: Callable[[Any], Any],
 
 def _mapping(value: Any, where: str, *, of: str, entries: str, example: str,
              key_ok: Callable[[Any], bool], value_ok: Callable[[Any], bool]) -> Mapping:
-    """``value`` checked to be a mapping (``of`` what) whose every key and value pass
-    ``key_ok`` and ``value_ok`` (``entries`` says what those must be)."""
+    """``value`` checked to be a mapping of ``of`` whose keys and values pass the checks."""
     expect_mapping(value, where, f"a mapping of {of} ({example})")
     for key, item in value.items():
         if not key_ok(key) or not value_ok(item):
@@ -278,7 +274,7 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
         cfg, where = self._settings(config, overrides)
         self._set_folders(cfg)
         self._set_classes(cfg, where)
-        self._set_bands(cfg, where)
+        self.set_bands(cfg.get("bands"), cfg.get("rgb"), cfg.get("nodata"), where)
         self.split = split
         #: The split list files 'splits' in dataset.yaml names.
         self.split_lists: Mapping[str, str] = cfg.get("splits", {})
@@ -286,8 +282,7 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
 
     def _settings(self, config: PathLike | None,
                   overrides: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
-        """The checked ``dataset.yaml`` fields with the keyword arguments over them, and the
-        YAML file's name for messages."""
+        """The checked ``dataset.yaml`` fields, the keyword arguments over them, and its name."""
         cfg_path = Path(config) if config is not None else self.root / "dataset.yaml"
         if config is not None and not cfg_path.is_file():
             raise FileNotFoundError(f"dataset config {cfg_path} not found")
@@ -333,15 +328,10 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
         self.palette = display if display is not None else distinct_palette(
             self.classes, self.ignore_index, self.background_class)
 
-    def _set_bands(self, cfg: Mapping[str, Any], where: str) -> None:
-        """The bands of multi-band rasters, and the three shown as RGB."""
-        self.set_bands(cfg.get("bands"), cfg.get("rgb"), cfg.get("nodata"), where)
-
     def _split_ids(self, split: str | None, where: str) -> list[str]:
         """The ids of ``split``: its list's, or every image with a mask when there are no split
         lists (said once); every image for no split. Indexes the image and mask folders."""
-        # The split list is read first, so that a name in it that is not UTF-8 is reported
-        # against the list rather than as a stray file.
+        # The list is read first, so that a name in it that is not UTF-8 is reported there.
         has_lists = bool(self.split_names()) or (self.root / "splits").is_dir()
         split_ids = (None if split is None or not has_lists
                      else read_split_list(self._split_path(split, where)))
@@ -432,14 +422,11 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
         )
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The image and label of sample ``index``; with ``bands``, an H×W×N image of them and
+        its label on one pixel grid, pixels without data ``ignore_index`` in the label
+        (:meth:`fill_missing` gives them each band's mean in the image)."""
         if self.bands is None:
             return super().load(index)
-        return self._load_raster(index)
-
-    def _load_raster(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """An H×W×N multi-band image (its declared bands) and its label, on one pixel grid;
-        pixels without data (every band at ``nodata``, or NaN) become ``ignore_index`` in the
-        label (:meth:`fill_missing` gives them each band's mean in the image)."""
         image_path, label_path = self.image_path(index), self.label_path(index)
         if not image_path.is_file():
             raise DataError(image_path, "missing image (no such file)")

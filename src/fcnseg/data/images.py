@@ -10,26 +10,18 @@ So that the same file gives the same pixels everywhere:
   Partly transparent pixels are blended with white in proportion to their alpha; a TIFF's
   premultiplied (associated) alpha as colour + white × (1 - alpha).
 - **Other modes.** Grayscale, palette and CMYK images become RGB; 16-bit images, grey or
-  colour, are scaled to 8 bits (divided by 257). Alpha, CMYK and 16-bit colour TIFFs, and PNGs
-  of 16-bit colour samples (which Pillow alone decodes to their high bytes), are read by
-  :func:`integers_to_rgb`, which ``predict`` applies to the rasters it tiles too;
-  floating-point grey is scaled by :func:`floats_to_rgb` (× 255 where the whole image is
-  in [0, 1]), which ``predict``'s tiles apply with the whole file's factor.
-- **Bands.** Grey or RGB, with or without a band the file marks as alpha (TIFF
-  ExtraSamples); 8-bit CMYK; one band of 32-bit floats: a TIFF of other bands (5, or 2 none
-  marked alpha, or float RGB) is refused in one line (:func:`colour_bands_problem`, the rule
-  ``predict`` applies to the rasters it tiles too).
+  colour, are divided by 257 (:func:`integers_to_rgb`, which ``predict`` applies to its raster
+  tiles too); floating-point grey is scaled by :func:`floats_to_rgb`.
+- **Bands.** Grey or RGB, with or without a band the file marks as alpha; 8-bit CMYK; one band
+  of 32-bit floats: other bands are refused in one line (:func:`colour_bands_problem`).
 - **Size.** Pixel counts above a limit are refused before decoding, so that a small compressed
   file cannot make the process allocate gigabytes.
 - **Formats.** Only the raster formats of :data:`IMAGE_FORMATS` are read, whatever the file's
-  name: Pillow is never let to try its other plugins, some of which hand the data to outside
-  programs (EPS and PostScript to Ghostscript). Anything else is refused before any decoder
-  runs, with one line naming the file.
+  name: Pillow never tries its other plugins (EPS hands the data to Ghostscript). Anything
+  else is refused before any decoder runs, with one line naming the file.
 
-:func:`load_image` is the reader (``fcnseg.inference.load_image`` is the same function);
-:func:`open_upright` gives the decoded, upright PIL image for readers of other things (masks),
-:func:`read_samples` the values as stored (HHA, depth, the bands of a raster), 16-bit colour
-included.
+:func:`load_image` is the reader; :func:`open_upright` gives the decoded, upright PIL image
+(masks), :func:`read_samples` the values as stored (HHA, depth, a raster's bands).
 """
 
 from __future__ import annotations
@@ -38,7 +30,7 @@ import contextlib
 import io
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -136,6 +128,13 @@ class ImageTooLargeError(ImageError):
     limit: int | None = None
 
 
+def _stream(source: Any) -> Any:
+    """A path as a Path, encoded bytes as a stream, a stream (or PIL image) as it is."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        return io.BytesIO(bytes(source))
+    return Path(source) if isinstance(source, str | os.PathLike) else source
+
+
 def _source_name(source: Any, name: str | None) -> str:
     if name is not None:
         return name
@@ -159,10 +158,9 @@ def full_resolution(subfiletype: int) -> bool:
 
 
 def multi_image_problem(images: int, axes: str = "", shape: tuple[int, ...] = ()) -> str:
-    """The line for a file holding several images, of which readers would take the first:
-    what its axes (tifffile's letters, where known) say they are: time points, z-slices or
-    images, each to be written to a file of its own. Channels (ImageJ's axis C), one a page,
-    are the bands of one image (:mod:`fcnseg.data.rasters` reads them so), not images."""
+    """The line for a file holding several images, of which readers would take the first,
+    named by its axes (tifffile's letters, where known). Channels (ImageJ's axis C), one a
+    page, are the bands of one image, not images."""
     stack = [(a, n) for a, n in zip(axes, shape, strict=False) if a in _STACK_AXES and n > 1]
     if not stack or all(a in "QI" for a, _ in stack):
         return (f"holds {images} images (TIFF pages); only files of one image are read: "
@@ -187,29 +185,36 @@ _STACK_AXES = {"T": "time points", "Z": "z-slices", "C": "channels", "Q": "image
                "L": "exposures", "P": "positions", "A": "angles", "M": "mosaic tiles"}
 
 
-def tiff_stack(source: Any) -> tuple[str, tuple[int, ...]] | None:
-    """The axes and shape tifffile gives a TIFF's first series (a path or a seekable
-    stream; ``("CYX", (2, 512, 512))`` for a Fiji hyperstack of two channels), or None for a
-    header tifffile cannot read."""
+@contextlib.contextmanager
+def _tiff_file(source: Any) -> Iterator[Any]:
+    """tifffile's TiffFile of a path or a seekable stream, which is read from its start and
+    left there (tifffile reads a stream from where it stands)."""
     import tifffile
 
     stream = not isinstance(source, str | os.PathLike)
+    if stream:
+        source.seek(0)
     try:
-        if stream:
-            source.seek(0)
         with tifffile.TiffFile(source) as tif:
-            series = tif.series[0]
-            return str(series.axes), tuple(int(n) for n in series.shape)
-    except Exception:  # noqa: BLE001 - a bad header is for the decoder to report
-        return None
+            yield tif
     finally:
         if stream:
             source.seek(0)
 
 
+def tiff_stack(source: Any) -> tuple[str, tuple[int, ...]] | None:
+    """The axes and shape of a TIFF's first series (``("CYX", (2, 512, 512))``), or None for
+    a header tifffile cannot read."""
+    try:
+        with _tiff_file(source) as tif:
+            series = tif.series[0]
+            return str(series.axes), tuple(int(n) for n in series.shape)
+    except Exception:  # noqa: BLE001 - a bad header is for the decoder to report
+        return None
+
+
 def _tiff_images(img: Image.Image) -> int:
-    """How many full-resolution images a TIFF opened by Pillow holds (overviews and masks
-    left out); Pillow is left at the first."""
+    """Full-resolution images in a TIFF opened by Pillow (left at the first)."""
     frames = int(getattr(img, "n_frames", 1))
     if frames == 1:
         return 1
@@ -224,43 +229,18 @@ def _tiff_images(img: Image.Image) -> int:
 #: TIFF ExtraSamples values that mark a sample as alpha: associated (premultiplied) and
 #: unassociated. Any other extra sample is a band of data.
 ALPHA_EXTRA_SAMPLES: tuple[int, ...] = (1, 2)
-
-#: TIFF Photometric "separated" (CMYK inks): four bands that Pillow turns into RGB.
-_SEPARATED = 5
-#: TIFF Photometric "palette": one band of indices into the file's colour map.
-_PALETTE = 3
-
-
-#: TIFF ExtraSamples value of associated alpha: colour samples premultiplied by alpha.
-PREMULTIPLIED_ALPHA = 1
-
-
-def colour_refusal(bands: int, dtype: Any, alpha: bool = False, cmyk: bool = False) -> str:
-    """The line (after the file's name) refusing ``bands`` bands of ``dtype`` (the last one
-    alpha where ``alpha``; CMYK inks where ``cmyk``) for a model of colour images."""
-    # Where one band more than grey or RGB is there, the line says alpha is read when marked.
-    unmarked = not alpha and not cmyk and bands - 1 in (1, 3)
-    marked = " (the last one alpha)" if alpha else " (none marked alpha)" if unmarked else ""
-    inks = " as CMYK" if cmyk else ""
-    also = ", and a band the file marks as alpha" if unmarked else ""
-    # Floats and inks: the line says which of them are read.
-    also += ("; or 4 bands of 8-bit CMYK" if cmyk else
-             "; or 1 band of float32" if np.dtype(dtype).kind == "f" else
-             "; or 1 band of 16- or 32-bit integers" if _grey_only(dtype) else "")
-    return (f"{bands} band(s) of {np.dtype(dtype)}{inks}{marked}, but the model takes RGB or "
-            f"grey (1 or 3 bands of 8 or 16 bits{also}): segment it with a model trained on "
-            f"these bands")
+#: TIFF Photometric "separated" (CMYK inks) and "palette" (indices into a colour map).
+_SEPARATED, _PALETTE = 5, 3
 
 
 def colour_bands_problem(bands: int, dtype: Any, alpha: bool = False,
                          cmyk: bool = False) -> str | None:
-    """Why an image of ``bands`` bands of ``dtype`` is no colour image (:func:`colour_refusal`),
-    or None: grey or RGB of 8 or 16 bits (unsigned), with or without a last band the file marks
-    as alpha (``alpha``); grey of 16- or 32-bit integers, signed or not (Pillow's mode "I"),
-    made 8-bit as 16-bit grey is (:func:`integers_to_rgb`); 8-bit CMYK inks (``cmyk``, no
-    alpha); or one band of 32-bit floats. The one rule by which the image reader,
-    ``Segmenter``, ``fcnseg serve`` and ``fcnseg predict`` (whole or by tiles) take a file for
-    a colour model: a band not marked alpha is data, which a colour model cannot take."""
+    """Why an image of ``bands`` bands of ``dtype`` (the last one alpha where ``alpha``; CMYK
+    inks where ``cmyk``) is no colour image, in one line after the file's name, or None: grey
+    or RGB of 8 or 16 bits, with or without a marked alpha band; grey of 16- or 32-bit
+    integers; 8-bit CMYK without alpha; or one band of float32. The one rule by which the
+    image reader, ``Segmenter``, ``fcnseg serve`` and ``fcnseg predict`` take a file for a
+    colour model: a band not marked alpha is data, which a colour model cannot take."""
     dtype = np.dtype(dtype)
     if cmyk:
         fits = bands == 4 and not alpha and dtype == np.uint8
@@ -270,24 +250,32 @@ def colour_bands_problem(bands: int, dtype: Any, alpha: bool = False,
         fits = bands == 1
     else:  # b: 1-bit
         fits = bands - alpha in (1, 3) and (dtype.kind == "b" or dtype in (np.uint8, np.uint16))
-    return None if fits else colour_refusal(bands, dtype, alpha, cmyk)
+    if fits:
+        return None
+    # Where one band more than grey or RGB is there, the line says alpha is read when marked.
+    unmarked = not alpha and not cmyk and bands - 1 in (1, 3)
+    marked = " (the last one alpha)" if alpha else " (none marked alpha)" if unmarked else ""
+    also = ", and a band the file marks as alpha" if unmarked else ""
+    also += ("; or 4 bands of 8-bit CMYK" if cmyk else
+             "; or 1 band of float32" if dtype.kind == "f" else
+             "; or 1 band of 16- or 32-bit integers" if _grey_only(dtype) else "")
+    return (f"{bands} band(s) of {dtype}{' as CMYK' if cmyk else ''}{marked}, but the model "
+            f"takes RGB or grey (1 or 3 bands of 8 or 16 bits{also}): segment it with a model "
+            f"trained on these bands")
 
 
 def _grey_only(dtype: Any) -> bool:
-    """Whether integer samples of ``dtype`` make a colour image as grey alone: signed 16-bit
-    and 32-bit ones, which Pillow reads as its mode "I" (one band) and every reader scales as
-    16-bit grey. (Signed 8-bit and 64-bit samples make none.)"""
+    """Signed 16-bit and 32-bit integers (and uint32): Pillow's mode "I", one band, which
+    every reader scales as 16-bit grey."""
     return np.dtype(dtype) in (np.int16, np.int32, np.uint32)
 
 
 @dataclass(frozen=True)
 class TiffSamples:
     """What a TIFF's first image holds, from its header: ``bands`` samples per pixel of
-    ``dtype``; whether the last is alpha (ExtraSamples) and ``premultiplied`` (associated
-    alpha); whether the others are CMYK inks (Photometric separated); a palette image's colour
-    map as N×3 8-bit RGB (``palette``, :func:`palette_colours`), else None; its
-    ``orientation`` tag (:func:`tiff_orientation`), ``width`` and ``height`` as stored, and
-    whether it holds GeoTIFF tags (``geotiff``: its pixels lie on a map grid)."""
+    ``dtype``; whether the last is alpha and ``premultiplied``; whether they are CMYK inks; a
+    palette image's colour map as N×3 8-bit RGB; its orientation tag (1 to 8), its stored
+    size, and whether it holds GeoTIFF tags (its pixels lie on a map grid)."""
 
     bands: int
     dtype: np.dtype
@@ -304,46 +292,34 @@ class TiffSamples:
 def tiff_samples(source: Any) -> TiffSamples | None:
     """The :class:`TiffSamples` of a TIFF (a path or a seekable stream), or None for a header
     tifffile cannot read (the decoder then says what is wrong)."""
-    import tifffile
-
-    stream = not isinstance(source, str | os.PathLike)
     try:
-        if stream:
-            source.seek(0)  # tifffile reads a stream from where it stands
-        with tifffile.TiffFile(source) as tif:
+        with _tiff_file(source) as tif:
             page = tif.pages[0]
             extras = tuple(int(e) for e in page.extrasamples)
             alpha = bool(extras) and extras[-1] in ALPHA_EXTRA_SAMPLES
             if page.dtype is None:
                 return None
-            palette = (palette_colours(page.colormap) if int(page.photometric) == _PALETTE
-                       and page.colormap is not None else None)
+            palette = None
+            if int(page.photometric) == _PALETTE and page.colormap is not None:
+                # 3 × N 16-bit values as N×3 8-bit RGB, their high bytes, as Pillow reads them
+                table = np.asarray(page.colormap, dtype=np.uint16).reshape(3, -1)
+                palette = np.ascontiguousarray((table >> 8).T, dtype=np.uint8)
+            tag, orientation = page.tags.get(EXIF_ORIENTATION_TAG), 1
+            with contextlib.suppress(TypeError, ValueError):
+                orientation = int(tag.value) if tag is not None else 1
             return TiffSamples(int(page.samplesperpixel), np.dtype(page.dtype), alpha,
-                               alpha and extras[-1] == PREMULTIPLIED_ALPHA,
+                               alpha and extras[-1] == 1,  # associated alpha: premultiplied
                                int(page.photometric) == _SEPARATED, palette,
-                               tiff_orientation(page), int(page.imagewidth),
-                               int(page.imagelength),
+                               orientation if orientation in _UPRIGHT else 1,
+                               int(page.imagewidth), int(page.imagelength),
                                any(t in page.tags for t in _GEOTIFF_TAGS))
     except Exception:  # noqa: BLE001 - a bad header is for the decoder to report
         return None
-    finally:
-        if stream:
-            source.seek(0)
 
 
 #: GeoTIFF's tags (ModelPixelScale, ModelTiepoint, ModelTransformation, GeoKeyDirectory): a
 #: TIFF holding any lies on a map grid, whatever its orientation tag says.
 _GEOTIFF_TAGS = (33550, 33922, 34264, 34735)
-
-
-def tiff_orientation(page: Any) -> int:
-    """The orientation tag (274) of a TIFF page (tifffile's): 1 (as stored) to 8, as
-    :func:`exif_orientation` reads it; 1 when absent or of another value."""
-    tag = page.tags.get(EXIF_ORIENTATION_TAG)
-    with contextlib.suppress(TypeError, ValueError):
-        value = int(tag.value) if tag is not None else 1
-        return value if value in _UPRIGHT else 1
-    return 1
 
 
 def upright_array(a: np.ndarray, orientation: int) -> np.ndarray:
@@ -360,16 +336,8 @@ def orientation_flips(orientation: int) -> tuple[bool, bool, bool]:
     return orientation in (3, 4, 6, 7), orientation in (2, 3, 7, 8), orientation >= 5
 
 
-def palette_colours(colormap: Any) -> np.ndarray:
-    """A TIFF ColorMap (3 × N 16-bit values: the reds, the greens, the blues) as N×3 8-bit
-    RGB, each value's high byte, as Pillow makes a palette TIFF RGB."""
-    table = np.asarray(colormap, dtype=np.uint16).reshape(3, -1)
-    return np.ascontiguousarray((table >> 8).T, dtype=np.uint8)
-
-
 def tiff_bands_problem(source: Any) -> str | None:
-    """:func:`colour_bands_problem` for the first image of a TIFF (a path or a seekable
-    stream), from its header (SamplesPerPixel, ExtraSamples, Photometric); None too for a
+    """:func:`colour_bands_problem` for a TIFF's first image, from its header; None too for a
     header tifffile cannot read (the decoder then says what is wrong)."""
     s = tiff_samples(source)
     return None if s is None else colour_bands_problem(s.bands, s.dtype, s.alpha, s.cmyk)
@@ -388,8 +356,8 @@ def check_pixels(where: str, width: int, height: int, max_pixels: int | None,
 
 
 def _allow_pillow(max_pixels: int | None) -> None:
-    """Let Pillow open what a larger finite ``max_pixels`` allows (Pillow refuses twice its own
-    limit outright); never lowered, and ``None`` leaves Pillow's process-wide guard on."""
+    """Raise Pillow's limit (it refuses twice its own outright) to a larger finite
+    ``max_pixels``; never lowered, and ``None`` leaves Pillow's process-wide guard on."""
     current = Image.MAX_IMAGE_PIXELS
     if current is not None and max_pixels is not None and max_pixels > current:
         Image.MAX_IMAGE_PIXELS = max_pixels
@@ -416,10 +384,9 @@ _FILE_ENDINGS = {".png": b"IEND\xaeB`\x82", ".jpg": b"\xff\xd9", ".jpeg": b"\xff
 
 
 def looks_cut_short(path: PathLike) -> bool:
-    """Whether a PNG or JPEG file does not end as a whole one does (a copy or download cut
-    short, whose header still reads), from its last bytes only. A hint, not a verdict: a file
-    with data after its end (some cameras append some) looks cut short too, so decode the file
-    to be sure. False for other formats and for files that cannot be opened."""
+    """Whether a PNG or JPEG file does not end as a whole one does (cut short), from its last
+    bytes only: a hint (data after its end looks cut short too), so decode to be sure. False
+    for other formats and for files that cannot be opened."""
     ending = _FILE_ENDINGS.get(Path(path).suffix.lower())
     if ending is None:
         return False
@@ -455,9 +422,8 @@ def header_upright_size(img: Image.Image) -> tuple[int, int]:
 
 
 def _open_header(source: Any, where: Any, max_pixels: int | None = None) -> Image.Image:
-    """``source`` opened by Pillow, its header read, the pixels not yet decoded; a size over
-    Pillow's limit is an :class:`ImageTooLargeError` naming ``where`` and, where one is given,
-    the caller's limit ``max_pixels`` rather than Pillow's."""
+    """``source`` opened by Pillow, the pixels not yet decoded; a size over Pillow's limit is
+    an :class:`ImageTooLargeError` naming ``where`` and the caller's ``max_pixels``."""
     try:
         # Pillow only warns between its limit and twice it; the callers decide on size.
         with ignoring(Image.DecompressionBombWarning):
@@ -471,9 +437,9 @@ def _open_header(source: Any, where: Any, max_pixels: int | None = None) -> Imag
 
 
 def bomb_size(source: Any) -> tuple[int, int] | None:
-    """``(width, height)`` that the header of a file Pillow refuses as a decompression bomb
-    states, read by the plugin of its format (one of :data:`IMAGE_FORMATS`) without Pillow's
-    size check; nothing is decoded. None when no plugin reads the header."""
+    """``(width, height)`` in the header of a file Pillow refuses as a decompression bomb,
+    read by its format's plugin (of :data:`IMAGE_FORMATS`) without Pillow's size check; None
+    when no plugin reads the header."""
     Image.init()
     head = file_head(source)
     for name in IMAGE_FORMATS:
@@ -495,8 +461,7 @@ def _upright(img: Image.Image) -> Image.Image:
 
 
 def image_format_problem(head: bytes) -> str:
-    """Why data starting with ``head`` is refused, as the end of a one-line message: what it is
-    when its first bytes say so (a PostScript file ...), and the formats that are read."""
+    """Why data starting with ``head`` is refused: what it is, where its first bytes say so."""
     if not head:  # a download or copy cut short before its first byte
         return "an empty file (0 bytes): nothing to read"
     kind = next((what for magic, what in _KNOWN_OTHERS if head.startswith(magic)), None)
@@ -520,18 +485,11 @@ def file_head(stream: Any, size: int = 16) -> bytes:
 @contextlib.contextmanager
 def _opened(source: ImageSource, where: str, max_pixels: int | None,
             decode: bool = True) -> Any:
-    """Open, check the size of, and decode ``source``; every failure becomes an ImageError.
-    Without ``decode``, the pixels are left for the caller to decode (:func:`_decoded`), or to
-    read otherwise (by tifffile: :func:`load_image`), once."""
-    if isinstance(source, str | os.PathLike):
-        path = Path(source)
-        if not path.is_file():
-            raise ImageError(where, "no such file" if not path.exists() else "not a file")
-        stream: Any = path
-    elif isinstance(source, bytes | bytearray | memoryview):
-        stream = io.BytesIO(bytes(source))
-    else:
-        stream = source
+    """Open, check the size of, and decode ``source`` (without ``decode``, the caller does, or
+    reads it otherwise); every failure becomes an ImageError."""
+    stream = _stream(source)
+    if isinstance(stream, Path) and not stream.is_file():
+        raise ImageError(where, "no such file" if not stream.exists() else "not a file")
     if file_head(stream, 4) in TIFF_MAGIC and (problem := tiff_bands_problem(stream)):
         raise ImageError(where, problem)  # as fcnseg predict refuses the file
     _allow_pillow(max_pixels)
@@ -554,23 +512,18 @@ def _opened(source: ImageSource, where: str, max_pixels: int | None,
 
 
 def _decoded(decode: Callable[[], Any], where: str) -> Any:
-    """``decode()``, any failure but running out of memory an :class:`ImageError` naming
-    ``where``."""
+    """``decode()``, any failure but running out of memory an :class:`ImageError`."""
     try:
         return decode()
     except MemoryError:
         raise
-    except Exception as e:  # noqa: BLE001 - decoders raise many kinds on bad data
-        # Truncated or corrupt data surfaces as OSError, SyntaxError, ValueError, EOFError,
-        # but also struct.error, IndexError or NotImplementedError depending on the codec:
-        # all of them mean this one input is unusable, never that the caller should stop.
+    except Exception as e:  # noqa: BLE001 - codecs raise many kinds (struct.error, ...)
         raise ImageError(where, f"cannot be decoded, truncated or corrupt "
                                 f"({type(e).__name__}: {e})") from None
 
 
-#: The first bytes of every PNG.
+#: The first bytes of every PNG, and its IHDR colour types of RGB and RGBA samples.
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-#: PNG colour types (IHDR) of RGB and RGBA samples.
 _PNG_COLOUR_TYPES = (2, 6)
 #: Pillow's raw mode for 16-bit colour PNG samples (which keeps each sample's high byte) and
 #: the one that keeps its low byte: the same decoder, unfiltering alike, run twice.
@@ -578,9 +531,8 @@ _PNG_LOW_BYTES = {"RGB;16B": "RGB;16L", "RGBA;16B": "RGBA;16L"}
 
 
 def sixteen_bit_colour_png(source: Any) -> bool:
-    """Whether ``source`` (a path, encoded bytes or a seekable stream) is a PNG of 16-bit RGB
-    or RGBA samples, by its IHDR's bit depth and colour type: Pillow decodes these to 8 bits
-    by keeping each sample's high byte (:func:`read_samples` reads them whole)."""
+    """Whether ``source`` is a PNG of 16-bit RGB or RGBA samples (by its IHDR), which Pillow
+    decodes to their high bytes (:func:`read_samples` reads them whole)."""
     if isinstance(source, Image.Image):
         return False
     if isinstance(source, bytes | bytearray | memoryview):
@@ -593,10 +545,8 @@ def sixteen_bit_colour_png(source: Any) -> bool:
 
 def _png_samples(img: Image.Image, source: Any, where: str, max_pixels: int | None
                  ) -> np.ndarray:
-    """The 16-bit samples (H×W×3 or ×4 uint16, as stored) of a PNG of 16-bit colour samples
-    that Pillow has opened, not decoded: Pillow's decoder run twice, keeping the samples' high
-    bytes (as it reads such a file), then their low bytes. One line naming the file where this
-    Pillow decodes them otherwise."""
+    """The uint16 samples of a 16-bit colour PNG Pillow has opened: its decoder run twice,
+    keeping the high bytes (as it reads such a file), then the low bytes."""
     tile = img.tile[0] if len(img.tile) == 1 else None
     low_mode = _PNG_LOW_BYTES.get(tile[3]) if tile is not None else None
     if tile is None or low_mode is None or img.mode not in ("RGB", "RGBA"):
@@ -610,10 +560,7 @@ def _png_samples(img: Image.Image, source: Any, where: str, max_pixels: int | No
     halves = samples.view(np.uint8).reshape(*samples.shape, 2)
     high_byte = 1 if sys.byteorder == "little" else 0  # of each native uint16
     halves[..., high_byte] = np.asarray(img)
-    if isinstance(source, bytes | bytearray | memoryview):
-        source = io.BytesIO(bytes(source))
-    stream = Path(source) if isinstance(source, str | os.PathLike) else source
-    with _open_header(stream, where, max_pixels) as low_img:
+    with _open_header(_stream(source), where, max_pixels) as low_img:
         low_img.tile = [tile._replace(args=low_mode) if hasattr(tile, "_replace")
                         else (tile[0], tile[1], tile[2], low_mode)]
         _decoded(low_img.load, where)
@@ -626,10 +573,8 @@ def _png_samples(img: Image.Image, source: Any, where: str, max_pixels: int | No
 def read_samples(source: ImageSource, *, name: str | None = None,
                  max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """The pixel values of an image as stored, upright by its EXIF orientation: 16-bit stays
-    16-bit, colour included (a PNG of 16-bit RGB or RGBA samples, which Pillow alone reads as
-    8 bits, gives its uint16 samples); otherwise the array of :func:`open_upright`'s image.
-    For values that are data (HHA, depth, a raster's bands). Raises :class:`ImageError` (or
-    :class:`ImageTooLargeError`) naming the source, as :func:`load_image` does."""
+    16-bit, colour included; for values that are data (HHA, depth, a raster's bands). Raises
+    :class:`ImageError` (or :class:`ImageTooLargeError`) naming the source."""
     if not sixteen_bit_colour_png(source):
         return np.asarray(open_upright(source, name=name, max_pixels=max_pixels))
     where = _source_name(source, name)
@@ -640,12 +585,9 @@ def read_samples(source: ImageSource, *, name: str | None = None,
 
 def open_upright(source: ImageSource, *, name: str | None = None,
                  max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Decode an image file (or bytes, or a stream) and turn it upright by its EXIF orientation.
-
-    The returned image is fully decoded and no longer tied to the file. Raises
-    :class:`ImageError` (or :class:`ImageTooLargeError`) naming the source, as
-    :func:`load_image` does.
-    """
+    """Decode an image file (or bytes, or a stream), turned upright by its EXIF orientation
+    and no longer tied to the file. Raises :class:`ImageError` (or
+    :class:`ImageTooLargeError`) naming the source."""
     where = _source_name(source, name)
     with _opened(source, where, max_pixels, decode=False) as img:
         turned = _turned_grey_tiff(img, source, where)
@@ -701,10 +643,8 @@ _GREY_MODES = ("L", "I;16", "I;16B", "I;16L", "I", "F")
 
 
 def _turned_grey_tiff(img: Image.Image, source: Any, where: str) -> np.ndarray | None:
-    """The pixels, upright, of a one-band TIFF (opened, not decoded) whose orientation tag
-    swaps rows and columns (5 to 8), decoded by tifffile: Pillow decodes an uncompressed one
-    (stripped or tiled) into its swapped size, which scrambles the pixels, where tifffile and
-    the raster reader read them as stored and turn them. None for any other image."""
+    """The upright pixels of a one-band TIFF whose orientation tag swaps rows and columns,
+    decoded by tifffile (Pillow scrambles an uncompressed one); None for any other image."""
     if img.format != "TIFF" or img.mode not in _GREY_MODES:
         return None
     orientation = exif_orientation(img)
@@ -719,14 +659,10 @@ def _turned_grey_tiff(img: Image.Image, source: Any, where: str) -> np.ndarray |
 
 
 def _integer_grey_tiff(source: Any, where: str, max_pixels: int | None) -> np.ndarray | None:
-    """A TIFF of one band of 16- or 32-bit integers, signed or not, read by tifffile and
-    :func:`integers_to_rgb` as ``fcnseg predict``'s raster tiles read it, upright: Pillow reads
-    uint32 as signed (values from 2**31 become negative) and refuses big-endian uint32. None
-    for any other source (read by Pillow)."""
-    if isinstance(source, bytes | bytearray | memoryview):
-        source = io.BytesIO(bytes(source))
-    stream = Path(source) if isinstance(source, str | os.PathLike) else source
-    if file_head(stream, 4) not in TIFF_MAGIC:
+    """A TIFF of one band of 16- or 32-bit integers read by tifffile, as ``fcnseg predict``'s
+    tiles read it (Pillow reads uint32 as signed, or not at all); None for any other source."""
+    source = _stream(source)
+    if file_head(source, 4) not in TIFF_MAGIC:
         return None
     samples = integer_grey_tiff(source)
     if samples is None:
@@ -747,9 +683,8 @@ def _integer_grey_tiff(source: Any, where: str, max_pixels: int | None) -> np.nd
 
 
 def integer_grey_tiff(source: Any) -> TiffSamples | None:
-    """The samples of a TIFF (a path or a seekable stream) that the image reader reads by
-    tifffile rather than Pillow: one band of 16- or 32-bit integers, signed or not (which
-    Pillow reads in its mode "I", or not at all); None for any other file."""
+    """The samples of a TIFF the image reader reads by tifffile rather than Pillow: one band
+    of 16- or 32-bit integers; None for any other file."""
     samples = tiff_samples(source)
     if samples is None or samples.bands != 1 or not _grey_only(samples.dtype):
         return None
@@ -757,26 +692,22 @@ def integer_grey_tiff(source: Any) -> TiffSamples | None:
 
 
 def _samples_of_tiff(img: Image.Image, source: Any) -> TiffSamples | None:
-    """The samples of a TIFF that the image reader reads by tifffile and
-    :func:`integers_to_rgb`, the function ``fcnseg predict`` applies to its raster tiles: colour
-    samples wider than 8 bits (of which Pillow keeps the high byte), samples with alpha
-    (premultiplied or not) and CMYK inks. None for any other image (read by Pillow)."""
+    """The samples of a TIFF read by tifffile and :func:`integers_to_rgb`, as ``fcnseg
+    predict``'s tiles: colour wider than 8 bits, alpha, CMYK. None for others (Pillow's)."""
     if img.format != "TIFF" or img.mode not in ("RGB", "RGBA", "RGBa", "LA", "La", "CMYK"):
         return None
     wide = _wide_colour_tiff(img)
     if img.mode == "RGB" and not wide:
         return None  # 8-bit RGB: Pillow's pixels are the file's
-    if isinstance(source, bytes | bytearray | memoryview):
-        source = io.BytesIO(bytes(source))
-    samples = tiff_samples(source)
+    samples = tiff_samples(_stream(source))
     if samples is None or samples.dtype.kind not in "ui":
         return None
     return samples if samples.alpha or samples.cmyk or wide else None
 
 
 def _wide_colour_tiff(img: Image.Image) -> bool:
-    """Whether ``img`` is a TIFF of colour samples wider than 8 bits, which Pillow decodes to
-    8 bits by keeping their high byte (``fcnseg predict``'s raster tiles divide by 257)."""
+    """Whether ``img`` is a TIFF of colour samples wider than 8 bits (Pillow keeps the high
+    byte; ``fcnseg predict``'s tiles divide by 257)."""
     if img.format != "TIFF" or img.mode not in ("RGB", "RGBA"):
         return False
     bits = img.tag_v2.get(258, (8,))  # BitsPerSample
@@ -784,15 +715,8 @@ def _wide_colour_tiff(img: Image.Image) -> bool:
 
 
 def _first_tiff_page(source: Any) -> np.ndarray:
-    """The samples of a TIFF's first page (its header already checked by Pillow) as H×W×S
-    integers, decoded by tifffile."""
-    import tifffile
-
-    if isinstance(source, bytes | bytearray | memoryview):
-        source = io.BytesIO(bytes(source))
-    elif not isinstance(source, str | os.PathLike):
-        source.seek(0)
-    with tifffile.TiffFile(source) as tif:
+    """The samples of a TIFF's first page as H×W×S integers, decoded by tifffile."""
+    with _tiff_file(_stream(source)) as tif:
         page = tif.pages[0]
         pixels = page.asarray()
         separate = int(page.planarconfig) == 2  # PLANARCONFIG_SEPARATE: S×H×W
@@ -826,21 +750,16 @@ SIXTEEN_TO_EIGHT_BITS = 257.0
 
 def integers_to_rgb(values: np.ndarray, alpha: bool = False, *, premultiplied: bool = False,
                     cmyk: bool = False) -> np.ndarray:
-    """Integer pixels (H×W grey, or ...×H×W×1 grey, or ...×H×W×3 RGB, or ...×H×W×4 CMYK) as
-    the 8-bit RGB a colour model takes: 8-bit values as they are, wider ones (16-bit, 32-bit)
-    divided by 257 and rounded (65535 becomes 255), grey repeated into red, green and blue.
+    """Integer pixels (H×W grey, or ...×H×W×1 grey, ×3 RGB, ×4 CMYK) as the 8-bit RGB a
+    colour model takes: 8-bit values as they are, wider ones divided by 257 and rounded, grey
+    repeated. The one rule for these pixels, in the image reader and in ``fcnseg predict``'s
+    tiles, so that a file gives a model the same input in training and prediction.
 
-    The one rule for these pixels: the image reader applies it to 16-bit, CMYK and alpha
-    TIFFs, ``fcnseg predict`` to the raster tiles it reads, so a file gives a colour model the
-    same input in training and in prediction, whole or by tiles. With ``alpha`` the last band
-    is alpha (as the file marks it), composited on :data:`ALPHA_BACKGROUND`: colour × alpha +
-    background × (1 - alpha), or where ``premultiplied`` (TIFF associated alpha, the colour
-    multiplied by alpha already) colour + background × (1 - alpha). With ``cmyk`` the four
-    bands are 8-bit inks, made RGB as Pillow makes them (:func:`cmyk_to_rgb`).
-
-    Computed in integers (a few bytes a pixel, not float64's dozens), with the results of
-    rounding the exact quotients: no quotient here is ever halfway between two integers (257
-    and the alpha maxima are odd), so round-half-to-even and round-half-up agree."""
+    With ``alpha`` the last band is alpha, composited on :data:`ALPHA_BACKGROUND` (colour ×
+    alpha + background × (1 - alpha); ``premultiplied``: colour + background × (1 - alpha));
+    with ``cmyk`` the bands are 8-bit inks, made RGB as Pillow makes them. Computed in
+    integers; no quotient here is ever halfway (257 and the alpha maxima are odd), so the
+    rounding is exact."""
     if alpha:
         return _composited(values, premultiplied)
     if cmyk:
@@ -855,8 +774,7 @@ def integers_to_rgb(values: np.ndarray, alpha: bool = False, *, premultiplied: b
 
 
 def _eight_bits(values: np.ndarray) -> np.ndarray:
-    """Integer samples divided by 257, rounded, clipped to 0-255, as uint8: negative values
-    0, from 65,407 up 255 (those between are exact in uint32: (v + 128) // 257)."""
+    """Integer samples divided by 257, rounded and clipped to 0-255, as uint8."""
     if values.dtype.kind not in "ui":  # booleans: as float64 arithmetic gives them
         return np.zeros(values.shape, np.uint8)
     limits = np.iinfo(values.dtype)
@@ -869,9 +787,8 @@ def _eight_bits(values: np.ndarray) -> np.ndarray:
 
 
 def _composited(values: np.ndarray, premultiplied: bool) -> np.ndarray:
-    """Colour (or grey) and a last band of alpha composited on :data:`ALPHA_BACKGROUND`, in
-    integers: round((colour × alpha + background × (M - alpha)) / M), M the largest alpha
-    (``colour × M`` for ``premultiplied`` colour), clipped to 0-255."""
+    """round((colour × alpha + background × (M - alpha)) / M), M the largest alpha (colour ×
+    M for ``premultiplied`` colour), clipped to 0-255."""
     top = int(np.iinfo(values.dtype).max)
     # 510 × M + M fits uint32 for alphas of up to 16 bits.
     wide = np.uint32 if top <= 65535 else np.uint64
@@ -894,17 +811,14 @@ def cmyk_to_rgb(inks: np.ndarray) -> np.ndarray:
 
 
 def float_scale(peak: float) -> float:
-    """What float pixels are multiplied by to become 0-255, given the largest value of the
-    whole image (NaN aside): 255 where it is at most 1 (values in [0, 1]), else 1 (values in
-    0-255 already). Decided on the whole image, so that its tiles are scaled alike."""
+    """What float pixels are multiplied by to become 0-255, given the whole image's largest
+    value (so that its tiles are scaled alike): 255 where it is at most 1, else 1."""
     return 255.0 if peak <= 1.0 else 1.0
 
 
 def floats_to_rgb(values: np.ndarray, scale: float) -> np.ndarray:
     """Float grey pixels (H×W or ...×H×W×1) as 8-bit RGB: multiplied by ``scale``
-    (:func:`float_scale` of the whole image), rounded, NaN as 0, clipped to 0-255, grey
-    repeated. The one rule for float images: the image reader and ``fcnseg predict``'s raster
-    tiles apply it."""
+    (:func:`float_scale`), rounded, NaN as 0, clipped to 0-255: the one rule for float images."""
     a = values.astype(np.float64) * scale
     gray = np.clip(np.round(np.nan_to_num(a)), 0, 255).astype(np.uint8)
     if gray.ndim == 2 or gray.shape[-1] != 1:

@@ -40,13 +40,9 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class MaskAdvice:
-    """What a bad mask's message tells the user to do, in the terms of the dataset's kind: a
-    folder dataset's ``dataset.yaml`` settings, or a benchmark's own files.
-
-    Attributes:
-        rgb: for an RGB mask where class indices are expected.
-        values: for values outside the classes (other than the ignore value).
-    """
+    """What a bad mask's message tells the user to do, in the terms of the dataset's kind:
+    ``rgb`` for an RGB mask where class indices are expected, ``values`` for values outside
+    the classes (other than the ignore value)."""
 
     rgb: str
     values: str
@@ -82,8 +78,7 @@ _MI_COMPRESSED = 15
 
 def mat_decoded_bytes(path: Path, limit: int) -> int:
     """How many bytes the compressed variables of a MATLAB v5 ``.mat`` file decode to, counted
-    by streaming (nothing kept, constant memory), stopping once past ``limit``; 0 for a file
-    that is no v5 ``.mat`` (:func:`scipy.io.loadmat` says what is wrong)."""
+    in constant memory up to past ``limit``; 0 for no v5 ``.mat`` (loadmat says what is wrong)."""
     total = 0
     with open(path, "rb") as f:
         head = f.read(128)
@@ -107,8 +102,8 @@ def mat_decoded_bytes(path: Path, limit: int) -> int:
 
 def load_mat(path: Path, **options: bool) -> dict:
     """A MATLAB ``.mat`` mask file's variables (:func:`scipy.io.loadmat` ``options``), or a
-    DataError naming the file. Compressed variables decoding to more than a float64 mask of
-    :data:`MAX_PIXELS` pixels are refused before anything is decoded into memory."""
+    DataError naming the file; compressed variables decoding to more than a float64 mask of
+    :data:`MAX_PIXELS` pixels are refused first."""
     from scipy.io import loadmat  # lazy: scipy is the optional 'data' extra
 
     if not path.is_file():
@@ -142,7 +137,7 @@ def read_mat_label(path: PathLike, field: str) -> np.ndarray:
 
 def check_mat_pixels(path: Path, what: str, value: np.ndarray) -> None:
     """A DataError naming ``path`` when the H×W mask ``value`` (``what`` of a ``.mat`` file)
-    has more than :data:`MAX_PIXELS` pixels: checked before it is widened to 8 bytes a pixel."""
+    has more than :data:`MAX_PIXELS` pixels, before it is widened to 8 bytes a pixel."""
     if MAX_PIXELS is not None and value.size > MAX_PIXELS:
         raise DataError(path, f"refusing mask: {what} of {value.shape[1]}×{value.shape[0]} = "
                               f"{value.size} pixels is more than the limit of {MAX_PIXELS} "
@@ -155,8 +150,7 @@ MASK_ADVICE = MaskAdvice(rgb="save masks as index or palette PNGs", values="fix 
 
 
 def benchmark_advice(masks: str) -> MaskAdvice:
-    """The advice for a benchmark's masks, which are read as the benchmark publishes them:
-    ``masks`` says what they hold."""
+    """The advice for a benchmark's masks (read as published): ``masks`` says what they hold."""
     text = f"{masks}; use the files as the benchmark publishes them"
     return MaskAdvice(rgb=text, values=text)
 
@@ -185,16 +179,14 @@ def read_label(
         mode = img.mode
         if mode in ("RGB", "RGBA"):
             if colors is None:
-                raise DataError(
-                    path, f"RGB mask where class indices are expected: {advice.rgb}")
+                raise DataError(path, f"RGB mask where class indices are expected: {advice.rgb}")
             rgb = np.asarray(img.convert("RGB"))
             label = _rgb_to_index(path, rgb, np.asarray(colors), color_ignore, ignore_index)
         elif mode in ("P", "L", "1", "I;16", "I;16B", "I;16L", "I"):
             label = np.asarray(img).astype(np.int64)
         else:
-            raise DataError(
-                path, f"mask has unsupported mode {mode}: expected an index or palette PNG"
-            )
+            raise DataError(path, f"mask has unsupported mode {mode}: expected an index or "
+                                  f"palette PNG")
     label = remap_values(label, remap)
     if num_classes is not None:
         depth = "16-bit mask: " if mode.startswith("I") else ""
@@ -203,15 +195,12 @@ def read_label(
     return label
 
 
-def _rgb_to_index(
-    path: Path, rgb: np.ndarray, colors: np.ndarray, color_ignore: tuple[int, int, int] | None,
-    ignore_index: int,
-) -> np.ndarray:
+def _rgb_to_index(path: Path, rgb: np.ndarray, colors: np.ndarray,
+                  color_ignore: tuple[int, int, int] | None, ignore_index: int) -> np.ndarray:
     code = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]
-    table = {(int(r) << 16) | (int(g) << 8) | int(b): k for k, (r, g, b) in enumerate(colors)}
-    if color_ignore is not None:
-        r, g, b = color_ignore
-        table[(int(r) << 16) | (int(g) << 8) | int(b)] = ignore_index
+    ignored = [] if color_ignore is None else [(ignore_index, color_ignore)]
+    table = {(int(r) << 16) | (int(g) << 8) | int(b): k
+             for k, (r, g, b) in [*enumerate(colors), *ignored]}
     keys = np.array(sorted(table), dtype=np.int64)
     values = np.array([table[k] for k in keys], dtype=np.int64)
     pos = np.searchsorted(keys, code).clip(0, len(keys) - 1)
@@ -219,10 +208,8 @@ def _rgb_to_index(
     if not known.all():
         bad = np.unique(code[~known])[:5]
         shown = ", ".join(f"({c >> 16}, {(c >> 8) & 255}, {c & 255})" for c in bad)
-        raise DataError(
-            path,
-            f"{int((~known).sum())} pixels have colours not in the colour table, e.g. {shown}",
-        )
+        raise DataError(path, f"{int((~known).sum())} pixels have colours not in the colour "
+                              f"table, e.g. {shown}")
     return values[pos]
 
 
@@ -267,8 +254,6 @@ def check_label_values(
     the message ends with ``advice``."""
     bad = ((label < 0) | (label >= num_classes)) & (label != ignore_index)
     if bad.any():
-        raise DataError(
-            path,
-            f"{prefix}label values outside [0, {num_classes}) other than the ignore value "
-            f"{ignore_index}: {_values(label, bad)}. {_sentence(advice)}",
-        )
+        raise DataError(path, f"{prefix}label values outside [0, {num_classes}) other than the "
+                              f"ignore value {ignore_index}: {_values(label, bad)}. "
+                              f"{_sentence(advice)}")

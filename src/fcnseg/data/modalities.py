@@ -1,12 +1,10 @@
 """Input modalities other than colour (NYUDv2's HHA and depth), as datasets return them.
 
-A dataset with several inputs returns them as a dict keyed by modality name (``{"color": ...,
-"hha": ..., "depth": ...}``), raw as stored: colour and HHA H×W×3 uint8, depth H×W in the
-16-bit PNGs' units (millimetres, 0 where unknown). The model normalises each
-(:class:`fcnseg.models.preprocess.Preprocess`); here are the raw values that it maps to zero,
-which crops and batches pad with, and :func:`modality_problem`, the check that a file read as
-depth or HHA holds what the model was trained on (depth in millimetres, not metres, centimetres
-or an 8-bit picture; HHA as 3 channels of 8 bits).
+A dataset with several inputs returns them as a dict keyed by modality name, raw as stored:
+colour and HHA H×W×3 uint8, depth H×W in millimetres (0 where unknown). The model normalises
+each; here are the raw values it maps to zero (what crops and batches pad with) and
+:func:`modality_problem`, the check that a file read as depth or HHA holds what the model was
+trained on.
 """
 
 from __future__ import annotations
@@ -24,10 +22,8 @@ from fcnseg.conventions import CAFFE_BGR, HHA_MEAN, LOG_DEPTH_MEAN, InputConvent
 COLOR = "color"
 
 #: The raw value of each non-colour modality that normalises to zero: what crops pad with.
-MODALITY_FILL: dict[str, float | tuple[float, ...]] = {
-    "hha": HHA_MEAN,
-    "depth": math.exp(LOG_DEPTH_MEAN),
-}
+MODALITY_FILL: dict[str, float | tuple[float, ...]] = {"hha": HHA_MEAN,
+                                                       "depth": math.exp(LOG_DEPTH_MEAN)}
 
 
 def pad_values(convention: InputConvention | None = None
@@ -59,10 +55,9 @@ def _span(values: np.ndarray) -> str:
 
 
 def depth_problem(depth: np.ndarray) -> str | None:
-    """What is wrong with a depth map as read (its stored values), in one line, or None when it
-    can be millimetres: one channel, more than 8 bits, finite, not negative, and where anything
-    is known (0 is unknown) reaching beyond :data:`CENTIMETRES_UP_TO` (below
-    :data:`METRES_BELOW` it looks like metres, up to it like centimetres)."""
+    """What is wrong with a depth map as read, in one line, or None when it can be millimetres:
+    one channel, more than 8 bits, finite, not negative, reaching beyond
+    :data:`CENTIMETRES_UP_TO` (below :data:`METRES_BELOW` it looks like metres)."""
     if depth.ndim != 2:
         return (f"depth image has shape {depth.shape}: expected one channel (a 16-bit grey PNG "
                 f"of millimetres)")
@@ -100,9 +95,7 @@ def hha_problem(hha: np.ndarray) -> str | None:
 
 def modality_problem(modality: str, values: np.ndarray) -> str | None:
     """What is wrong with one input of a NYUDv2 sample as read from its file (depth in
-    millimetres, HHA as 8-bit), in one line; None when it is fine or the modality has no rule
-    (colour). Cheap: a few passes over values already read. ``check-data``, the NYUDv2
-    dataset, ``predict`` and ``serve`` all apply it."""
+    millimetres, HHA as 8-bit), in one line; None when it is fine or has no rule (colour)."""
     if modality == "depth":
         return depth_problem(values)
     if modality == "hha":
@@ -112,8 +105,7 @@ def modality_problem(modality: str, values: np.ndarray) -> str | None:
 
 def spec_for_inputs(spec: Mapping[str, Any], input_names: Sequence[str]) -> dict[str, Any]:
     """A :func:`~fcnseg.data.build_dataset` spec that reads the inputs a model takes: a NYUDv2
-    spec that names no ``modalities`` gets the model's ``input_names`` (an RGB-HHA model is
-    scored on colour and HHA, not on the dataset's default, colour alone)."""
+    spec that names no ``modalities`` gets the model's ``input_names``."""
     spec = dict(spec)
     if spec.get("name") == "nyud" and spec.get("modalities") is None:
         spec["modalities"] = list(input_names)
@@ -121,8 +113,8 @@ def spec_for_inputs(spec: Mapping[str, Any], input_names: Sequence[str]) -> dict
 
 
 def missing_inputs_problem(given: Sequence[str], input_names: Sequence[str]) -> str | None:
-    """One line when a dataset's ``given`` modalities lack one the model takes: every input
-    the model takes and how to ask for them; None when none is missing."""
+    """One line when a dataset's ``given`` modalities lack one the model takes, saying how to
+    ask for them; None when none is missing."""
     if all(m in given for m in input_names):
         return None
     names = list(input_names)

@@ -1,19 +1,12 @@
 """Training and evaluation on rasters too large to load: windows read from the files.
 
-:class:`RasterWindows` turns a folder dataset of large rasters (``images/*.tif`` with their
-label rasters ``masks/*.tif``, bands declared in ``dataset.yaml``) into samples of
-``window``×``window`` pixels read by window (:func:`fcnseg.data.rasters.open_raster`), so a
-50,000² GeoTIFF never sits in memory:
-
-- ``sampling="random"`` (training): ``windows`` samples, each at a position drawn from a
-  generator seeded by ``seed`` and the sample's index (a run is repeatable), in a raster chosen
-  in proportion to its area.
-- ``sampling="grid"`` (evaluation): every window of a grid covering each raster, the last
-  window of each row and column moved back to end at the border, so every pixel is scored.
-
-Each image window is checked as the folder dataset checks whole files: the declared bands, the
-label raster on its image's pixel grid, label values in range; pixels without data become
-``ignore_index``, and their image values each band's mean (as in the folder dataset).
+:class:`RasterWindows` turns a folder dataset of large rasters (bands declared) into samples of
+``window``×``window`` pixels read by window, so a 50,000² GeoTIFF never sits in memory:
+``sampling="random"`` (training) gives ``windows`` samples, each in a raster chosen in
+proportion to its area, at a position seeded by ``seed`` and the sample's index;
+``sampling="grid"`` (evaluation) every window of a grid covering each raster, the last of each
+row and column moved back inside, so every pixel is scored. Each window is checked as the
+folder dataset checks whole files, and its pixels without data are handled alike.
 """
 
 from __future__ import annotations

@@ -1,38 +1,29 @@
 """Rasters of any number of bands and any bit depth: satellite scenes, microscopy, depth.
 
 :func:`read_raster` reads an image file as an H×W×N array keeping its bands and its depth:
-``uint8`` and ``uint16`` stay as they are, every other sample type becomes ``float32`` (what a
-model takes). Read ``exact=True``, integers keep their own type (a ``uint32`` raster stays
-``uint32``: float32 holds integers exactly only up to 2**24) and float64 stays float64, for
-what is counted or computed from the values themselves (``fcnseg info``'s values, the band
-statistics).
+``uint8`` and ``uint16`` stay, every other sample type becomes ``float32`` (what a model
+takes); read ``exact=True``, integers and float64 keep their type (float32 holds integers
+exactly only up to 2**24), for what is computed from the values (``fcnseg info``, the band
+statistics). TIFF goes through ``tifffile`` (or ``rasterio``, which also gives the
+georeferencing), JPEG 2000 through ``rasterio`` (``pip install fcnseg[geo]``; GDAL only ever
+opens a file with the driver its first bytes name, :data:`~fcnseg.data.images.RASTER_FORMATS`),
+the formats of :data:`~fcnseg.data.images.IMAGE_FORMATS` through the one image reader, bands
+kept. :func:`open_raster` reads windows of rasters too large to hold in memory.
 
-- **TIFF** (plain or GeoTIFF, any band count) through ``tifffile`` (or ``rasterio`` when it is
-  installed, which also gives the georeferencing).
-- **JPEG 2000** through ``rasterio`` (``pip install fcnseg[geo]``). GDAL opens a file only with
-  the driver its first bytes name (:data:`fcnseg.data.images.RASTER_FORMATS`), never by
-  trying its other formats.
-- **PNG, JPEG and the other formats of** :data:`fcnseg.data.images.IMAGE_FORMATS` through the
-  one image reader (its allow-list and its size limit), bands kept: a grey PNG is one band, a
-  16-bit PNG stays 16-bit.
-
-:func:`open_raster` gives a reader of windows for rasters too large to hold in memory
-(``fcnseg predict big.tif``): only the window asked for is decoded.
-
-Bands may be selected by name (``bands=("red", "nir")``): a raster whose bands carry
-descriptions (GeoTIFF band descriptions) gives those bands in that order; one without
-descriptions must have exactly as many bands as are named, taken in file order. Every problem
-is an :class:`~fcnseg.data.images.ImageError`: one line naming the file.
+Bands may be selected by name (``bands=("red", "nir")``): from the band descriptions where
+the raster has them, else the raster must have exactly as many bands as are named. Every
+problem is an :class:`~fcnseg.data.images.ImageError`: one line naming the file.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -66,19 +57,12 @@ _BY_WINDOWS = " read it by windows: fcnseg predict does"
 class RasterInfo:
     """What a raster's header says: size, bands, sample type and georeferencing.
 
-    ``dtype`` is the file's sample type (:func:`stored_dtype`); windows are read in
-    :func:`raster_dtype` of it (a ``uint32`` raster as float32), or, read exactly, in
-    :func:`exact_dtype` of it (a ``uint32`` raster as uint32).
-
-    ``crs`` and ``transform`` are rasterio's objects (None for a raster without
-    georeferencing, or when rasterio is not installed); ``band_names`` the band descriptions
-    (None when the file names none); ``nodata`` the no-data value (None when none is set);
-    ``alpha`` whether the file marks its last band as alpha (TIFF ExtraSamples, GDAL's alpha
-    colour interpretation): transparency, not a band of data; ``premultiplied`` whether that
-    alpha is associated (TIFF ExtraSamples 1: the colour bands are multiplied by it already);
-    ``cmyk`` whether the bands are CMYK inks (TIFF Photometric separated), read as stored;
-    ``palette`` a palette TIFF's colour map (N×3 8-bit RGB), its one band read as the indices
-    stored (None for any other raster).
+    ``dtype`` is the file's sample type (:func:`stored_dtype`). ``crs`` and ``transform`` are
+    rasterio's (None without georeferencing or rasterio); ``band_names`` the band descriptions
+    and ``nodata`` the no-data value (None when absent); ``alpha``: the last band is marked
+    alpha (transparency, not data), ``premultiplied`` (associated alpha); ``cmyk``: the bands
+    are CMYK inks, read as stored; ``palette``: a palette TIFF's N×3 8-bit colour map, its
+    one band read as the indices stored.
     """
 
     path: str
@@ -101,8 +85,7 @@ class RasterInfo:
 
 
 def raster_dtype(dtype: np.dtype) -> np.dtype:
-    """The type a raster of samples ``dtype`` is returned in: uint8 (booleans too), uint16, or
-    float32 for every other type."""
+    """The type samples ``dtype`` are returned in: uint8 (booleans too), uint16, else float32."""
     dtype = np.dtype(dtype)
     if dtype == np.bool_:
         return np.dtype(np.uint8)
@@ -110,9 +93,8 @@ def raster_dtype(dtype: np.dtype) -> np.dtype:
 
 
 def exact_dtype(dtype: np.dtype) -> np.dtype:
-    """The type a raster of samples ``dtype`` is returned in when read exactly
-    (``open_raster(..., exact=True)``): integers as stored (native byte order; booleans as
-    uint8), float64 as float64, other floats as float32: every value as the file holds it."""
+    """The type samples ``dtype`` are returned in read ``exact``: integers and float64 as
+    stored (native byte order; booleans as uint8), other floats as float32."""
     dtype = np.dtype(dtype)
     if dtype.kind in "iu" or dtype == np.float64:
         return dtype.newbyteorder("=")
@@ -120,8 +102,8 @@ def exact_dtype(dtype: np.dtype) -> np.dtype:
 
 
 def stored_dtype(dtype: np.dtype) -> np.dtype:
-    """The sample type a raster's :class:`RasterInfo` names: the file's (a 32-bit integer
-    raster is ``uint32``, as GDAL names it, though read as float32), booleans as uint8."""
+    """The sample type :class:`RasterInfo` names: the file's (``uint32`` though read as
+    float32), booleans as uint8."""
     dtype = np.dtype(dtype)
     return dtype if dtype.kind in "iuf" else raster_dtype(dtype)
 
@@ -140,11 +122,8 @@ def _rasterio() -> Any:
 
 
 def rasterio_open(path: PathLike, mode: str = "r", **kwargs: Any) -> Any:
-    """``rasterio.open`` without rasterio's NotGeoreferencedWarning, which it gives when it
-    opens a plain TIFF: a valid input, whose label raster is plain too, so there is nothing to
-    warn about (a georeferenced file never gives it). Hidden under the lock every swap of the
-    process's warning filters takes (:func:`fcnseg.utils.quiet.ignoring`): opened from
-    several threads (serve's requests), beside image header reads, none undoes another's."""
+    """``rasterio.open`` without the NotGeoreferencedWarning a plain TIFF (a valid input)
+    gives, hidden under the lock of :func:`fcnseg.utils.quiet.ignoring` (serve's threads)."""
     import rasterio
 
     with ignoring(rasterio.errors.NotGeoreferencedWarning):
@@ -158,20 +137,15 @@ GDAL_CACHE_BYTES = 64 << 20
 
 
 def _quiet_gdal(rasterio: Any) -> Any:
-    """A context in which GDAL's own messages ("Warning 1: TIFFReadDirectory ...") are not
-    printed: inside a rasterio Env they go to the ``rasterio._env`` logger, which is silenced;
-    a bad file is then reported in our one line (GDAL's last error is in it). Its block cache
-    is at most :data:`GDAL_CACHE_BYTES`."""
+    """A rasterio Env in which GDAL's own messages are not printed (our one line names the
+    problem) and whose block cache is at most :data:`GDAL_CACHE_BYTES`."""
     logger = logging.getLogger("rasterio._env")
-    if logger.level != _SILENT:  # once: each setLevel clears the cache of every logger
-        logger.setLevel(_SILENT)
+    silent = logging.CRITICAL + 1
+    if logger.level != silent:  # once: each setLevel clears the cache of every logger
+        logger.setLevel(silent)
     if rasterio.env.hasenv() and "GDAL_CACHEMAX" in rasterio.env.getenv():
         return rasterio.Env()  # the enclosing one's
     return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES)
-
-
-#: A level above every message's: GDAL's own messages through rasterio are not printed.
-_SILENT = logging.CRITICAL + 1
 
 
 def _gdal_reason(e: BaseException) -> str:
@@ -196,7 +170,6 @@ class RasterReader:
         self.band_index = tuple(band_index)  # 0-based indices of the bands returned
 
     def sample_type(self, stored: np.dtype) -> np.dtype:
-        """The type windows of samples ``stored`` are returned in."""
         return exact_dtype(stored) if self.exact else raster_dtype(stored)
 
     def read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
@@ -216,9 +189,8 @@ class RasterReader:
         return self.read(0, 0, self.info.height, self.info.width)
 
     def block_shape(self) -> tuple[int, int] | None:
-        """The rows and columns of the blocks the file stores its pixels in (a tiled TIFF's
-        tiles, a striped one's strips), each decoded whole by any window over it; None where
-        windows decode nothing of their own (an array in memory) or are not read by blocks."""
+        """Rows and columns of the blocks (tiles, strips) any window over them decodes whole;
+        None for an array in memory or a file not read by blocks."""
         return None
 
     def close(self) -> None:
@@ -286,6 +258,20 @@ class _ArrayReader(RasterReader):
 BLOCK_CACHE_BYTES = 16 << 20
 
 
+def _blocks_under(row: int, col: int, height: int, width: int,
+                  block: tuple[int, int]) -> Iterator[tuple[int, int]]:
+    """``(block row, block column)`` of every block of ``block`` shape under a window."""
+    (bh, bw), bottom, right = block, row + height - 1, col + width - 1
+    return itertools.product(range(row // bh, bottom // bh + 1), range(col // bw, right // bw + 1))
+
+
+def _paste(out: np.ndarray, row: int, col: int, block: np.ndarray, y0: int, x0: int) -> None:
+    """Copy what of ``block`` (its corner at y0, x0) lies under ``out`` (at row, col) into it."""
+    ya, yb = max(row, y0), min(row + out.shape[0], y0 + block.shape[0])
+    xa, xb = max(col, x0), min(col + out.shape[1], x0 + block.shape[1])
+    out[ya - row:yb - row, xa - col:xb - col] = block[ya - y0:yb - y0, xa - x0:xb - x0]
+
+
 class _CachedBlocks(RasterReader):
     """Windows of a reader put together from its blocks, each decoded once while it is held
     (see :func:`cached_blocks`)."""
@@ -303,24 +289,17 @@ class _CachedBlocks(RasterReader):
     def _read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
         if height <= 0 or width <= 0:
             return self._reader.read(row, col, height, width)
-        bh, bw = self._block
         out: np.ndarray | None = None
-        for by in range(row // bh, (row + height - 1) // bh + 1):
-            for bx in range(col // bw, (col + width - 1) // bw + 1):
-                block = self._get(by, bx)
-                if out is None:
-                    out = np.empty((height, width, block.shape[2]), block.dtype)
-                y0, x0 = by * bh, bx * bw
-                ya, yb = max(row, y0), min(row + height, y0 + block.shape[0])
-                xa, xb = max(col, x0), min(col + width, x0 + block.shape[1])
-                out[ya - row:yb - row, xa - col:xb - col] = block[ya - y0:yb - y0,
-                                                                  xa - x0:xb - x0]
+        for by, bx in _blocks_under(row, col, height, width, self._block):
+            block = self._get(by, bx)
+            if out is None:
+                out = np.empty((height, width, block.shape[2]), block.dtype)
+            _paste(out, row, col, block, by * self._block[0], bx * self._block[1])
         assert out is not None
         return out
 
     def _get(self, by: int, bx: int) -> np.ndarray:
-        """Block (by, bx), decoded now unless held; the least recently used go beyond the
-        budget."""
+        """Block (by, bx), decoded unless held; the least recently used go beyond the budget."""
         block = self._held.get((by, bx))
         if block is not None:
             self._held.move_to_end((by, bx))
@@ -339,47 +318,30 @@ class _CachedBlocks(RasterReader):
 def cached_blocks(reader: RasterReader, budget: int = BLOCK_CACHE_BYTES, *,
                   window_rows: int | None = None) -> RasterReader:
     """``reader`` whose windows are put together from the file's blocks, each decoded once and
-    held (up to ``budget`` bytes, the least recently used dropped first) rather than decoded
-    again by every window over it: overlapping tiles read in raster order decode each block
-    about once instead of up to four times. The same pixels as ``reader``'s windows.
+    held (up to ``budget`` bytes, the least recently used dropped first): overlapping tiles
+    read in raster order decode each block about once instead of up to four times. The same
+    pixels as ``reader``'s windows.
 
-    ``window_rows``: the height of the windows, read in raster order (predict's tiles). The
-    budget is then at least what a row of them across the raster needs
-    (:func:`row_cache_bytes`), so that the blocks the next row shares are still held however
-    wide the raster: memory set by one strip of windows, never by the whole raster. ``reader``
-    itself where caching gains nothing: a raster in memory, or blocks too large to hold
-    several (a TIFF of one strip) or taller than the windows."""
+    ``window_rows``: the height of windows read in raster order (predict's tiles); the budget
+    is then at least what one strip of them across the raster needs, so that the blocks the
+    next strip shares are still held however wide the raster. ``reader`` itself where caching
+    gains nothing: a raster in memory, blocks too large to hold several, or taller than the
+    windows."""
     block = reader.block_shape()
     if block is None:
         return reader
+    info = reader.info
+    block_bytes = (min(block[0], info.height) * min(block[1], info.width)  # tiles may overhang
+                   * len(reader.band_index) * reader.sample_type(info.dtype).itemsize)
     if window_rows is not None and block[0] <= window_rows:
-        row_budget = row_cache_bytes(reader, block, window_rows)
-        return _CachedBlocks(reader, block, max(budget, row_budget))
-    return reader if _block_bytes(reader, block) * 8 > budget else \
-        _CachedBlocks(reader, block, budget)
-
-
-def _block_bytes(reader: RasterReader, block: tuple[int, int]) -> int:
-    """Bytes of one decoded block of ``reader`` (cut to the raster: a TIFF's tiles may be
-    larger than its image)."""
-    rows, cols = min(block[0], reader.info.height), min(block[1], reader.info.width)
-    itemsize = reader.sample_type(reader.info.dtype).itemsize
-    return rows * cols * len(reader.band_index) * itemsize
-
-
-def row_cache_bytes(reader: RasterReader, block: tuple[int, int], window_rows: int) -> int:
-    """Bytes that windows ``window_rows`` high, read in raster order with any overlap, need
-    held for each of ``reader``'s blocks (``block`` rows × columns) to be decoded once.
-
-    A window spans at most R = ceil(rows / block rows) + 1 block rows. A block shared by two
-    rows of windows is last used by the first row at its block column c and next used by the
-    second row at c: in between come the first row's blocks right of c and the second row's
-    left of c, at most R × (columns - 1), plus one column of both rows (at most 2R blocks).
-    So R × (columns + 1) blocks: about (rows + 2 block rows) × (width + 2 block columns)
-    pixels, one strip of windows across the raster."""
-    rows = -(-window_rows // block[0]) + 1
-    columns = -(-reader.info.width // block[1]) + 1
-    return rows * columns * _block_bytes(reader, block)
+        # A window spans at most R = ceil(rows / block rows) + 1 block rows. Between a shared
+        # block's last use by one strip and its next by the following strip (both at its block
+        # column c) come at most R × (columns - 1) blocks, plus one column of both strips (2R):
+        # so R × (columns + 1) blocks.
+        rows = -(-window_rows // block[0]) + 1
+        columns = -(-info.width // block[1]) + 1
+        return _CachedBlocks(reader, block, max(budget, rows * columns * block_bytes))
+    return reader if block_bytes * 8 > budget else _CachedBlocks(reader, block, budget)
 
 
 def _select_bands(where: str, have: int, names: tuple[str, ...] | None,
@@ -402,8 +364,8 @@ def _select_bands(where: str, have: int, names: tuple[str, ...] | None,
 
 def _rasterio_reader(rasterio: Any, path: Path, where: str, driver: str,
                      bands: Sequence[str] | None, max_pixels: int | None) -> RasterReader:
-    """A reader through GDAL, which is given the one ``driver`` the file's first bytes name:
-    never let GDAL guess (some of its formats read other files)."""
+    """A reader through GDAL given the one ``driver`` the file's first bytes name: never let
+    GDAL guess (some of its formats read other files)."""
     try:
         with _quiet_gdal(rasterio):  # a plain TIFF is read as pixels, without a warning
             ds = rasterio_open(path, driver=driver)
@@ -425,9 +387,8 @@ def _rasterio_reader(rasterio: Any, path: Path, where: str, driver: str,
 
 
 def _georeferencing(ds: Any) -> dict[str, Any]:
-    """The ``crs``, ``transform`` and ``nodata`` of a raster opened by rasterio. A raster is
-    georeferenced when it has a CRS or a geotransform other than the identity (one without a
-    CRS keeps its transform: its pixels still lie on a grid of map units)."""
+    """The ``crs``, ``transform`` and ``nodata`` of a raster opened by rasterio: georeferenced
+    when it has a CRS or a non-identity geotransform (which is kept without a CRS)."""
     georeferenced = ds.crs is not None or not ds.transform.is_identity
     return {"crs": ds.crs if georeferenced else None,
             "transform": ds.transform if georeferenced else None,
@@ -436,8 +397,7 @@ def _georeferencing(ds: Any) -> dict[str, Any]:
 
 def _with_georeferencing(reader: RasterReader, rasterio: Any, path: Path) -> RasterReader:
     """``reader`` (tifffile's, which reads no GeoTIFF tags) with the CRS, geotransform and
-    nodata GDAL reads from the same header: a CMYK GeoTIFF, or one whose bands are pages, is
-    as georeferenced as any other (its label raster lies on its grid)."""
+    nodata GDAL reads from the same header."""
     try:
         with _quiet_gdal(rasterio), rasterio_open(path, driver="GTiff") as ds:
             found = _georeferencing(ds)
@@ -452,8 +412,8 @@ GDAL_NODATA_TAG = 42113
 
 
 def gdal_nodata(page: Any) -> float | None:
-    """The no-data value a TIFF page (tifffile's) names in its GDAL_NODATA tag, as GDAL reads
-    it (None when there is none, or its text is no number)."""
+    """The no-data value in a TIFF page's (tifffile's) GDAL_NODATA tag, as GDAL reads it
+    (None when absent or no number)."""
     tag = page.tags.get(GDAL_NODATA_TAG)
     try:
         return None if tag is None else float(str(tag.value).strip().strip("\x00"))
@@ -462,8 +422,7 @@ def gdal_nodata(page: Any) -> float | None:
 
 
 class _TiffReader(RasterReader):
-    """Windows of a tiled or striped TIFF through tifffile: only the tiles (strips) under a
-    window are read and decoded."""
+    """Windows of a tiled or striped TIFF through tifffile: only the tiles under one decoded."""
 
     def __init__(self, tif: Any, where: str, bands: Sequence[str] | None) -> None:
         p = tif.pages[0]
@@ -492,21 +451,13 @@ class _TiffReader(RasterReader):
         info, (sh, sw) = self.info, self._seg
         out = np.zeros((height, width, int(self._page.samplesperpixel)), self._page.dtype)
         across, down = -(-info.width // sw), -(-info.height // sh)
-        for ty in range(row // sh, (row + height - 1) // sh + 1):
-            for tx in range(col // sw, (col + width - 1) // sw + 1):
-                for plane in range(self._planes):
-                    seg = self._segment((plane * down + ty) * across + tx)
-                    if seg is None:
-                        continue
-                    y0, x0 = ty * sh, tx * sw
-                    ya, yb = max(row, y0), min(row + height, y0 + seg.shape[0])
-                    xa, xb = max(col, x0), min(col + width, x0 + seg.shape[1])
-                    part = seg[ya - y0:yb - y0, xa - x0:xb - x0]
-                    target = out[ya - row:yb - row, xa - col:xb - col]
-                    if self._planes > 1:
-                        target[..., plane] = part[..., 0]
-                    else:
-                        target[...] = part
+        for ty, tx in _blocks_under(row, col, height, width, self._seg):
+            for plane in range(self._planes):  # separate planes: one segment a band
+                seg = self._segment((plane * down + ty) * across + tx)
+                if seg is not None:
+                    target, seg = (out[..., plane:plane + 1], seg[..., :1]) \
+                        if self._planes > 1 else (out, seg)
+                    _paste(target, row, col, seg, ty * sh, tx * sw)
         return _as_raster(out[..., list(self.band_index)], self.exact)
 
     def block_shape(self) -> tuple[int, int] | None:
@@ -518,9 +469,8 @@ class _TiffReader(RasterReader):
 
 def _tifffile_reader(path: Path, where: str, bands: Sequence[str] | None,
                      max_pixels: int | None) -> RasterReader:
-    """A reader of the first image of a TIFF: by tiles or strips when it is one page of
-    H×W×bands; memory-mapped (uncompressed) or decoded whole otherwise. The size is checked
-    against ``max_pixels`` from the header, before anything is decoded."""
+    """A reader of a TIFF's first image: by tiles or strips when it is one page of H×W×bands,
+    else memory-mapped or decoded whole; its size checked from the header first."""
     import tifffile
 
     try:
@@ -551,39 +501,37 @@ def _tifffile_reader(path: Path, where: str, bands: Sequence[str] | None,
     return reader
 
 
-#: A TIFF's first image as its header says: (shape, axes, pages, samples per pixel), and
-#: how many of its pages are full-resolution images (not overviews or masks).
-_TiffLayout = tuple[tuple[int, ...], str, int, int, int]
+class _TiffLayout(NamedTuple):
+    """A TIFF's first image as its header says, and how many of its pages are full-resolution
+    images (not overviews, masks, or damaged directories without pixels)."""
 
+    shape: tuple[int, ...]
+    axes: str
+    pages: int
+    samples: int
+    images: int
 
-def _tiff_layout(path: Path) -> _TiffLayout | None:
-    """The layout of a TIFF's first image (None when the header is bad: the reader reports
-    that)."""
-    import tifffile
+    @property
+    def pages_are_bands(self) -> bool:
+        """A stack of pages, one per band (bands×H×W as ``tifffile.imwrite`` writes it, or a
+        Fiji hyperstack's channels), not one page of H×W×bands (what GDAL reads)."""
+        return len(self.shape) == 3 and self.axes[0] in "QIC" and self.pages > 1 \
+            and self.samples == 1
 
-    try:
-        with tifffile.TiffFile(path) as tif:
-            series = tif.series[0]
-            return (tuple(series.shape), series.axes, len(tif.pages),
-                    int(tif.pages[0].samplesperpixel), full_resolution_pages(tif.pages))
-    except Exception:  # noqa: BLE001 - a bad header is for the reader to report
-        return None
-
-
-def full_resolution_pages(pages: Any) -> int:
-    """How many of a TIFF's pages (tifffile's) are full-resolution images, not the
-    reduced-resolution overviews or the masks a GeoTIFF may hold beside its image. A page
-    without pixels (a damaged directory) is no image: the reader reports the damage."""
-    return sum(full_resolution(int(p.subfiletype)) and bool(np.prod(p.shape or (0,)))
-               for p in pages)
-
-
-def _pages_are_bands(layout: _TiffLayout) -> bool:
-    """Whether a TIFF's first image is a stack of pages, one per band (bands×H×W as
-    ``tifffile.imwrite`` writes it, or the channels of a Fiji/ImageJ hyperstack, axes CYX),
-    not one page of H×W×bands (what GDAL reads)."""
-    shape, axes, pages, samples, _ = layout
-    return len(shape) == 3 and axes[0] in "QIC" and pages > 1 and samples == 1
+    def problem(self) -> str | None:
+        """One line when the file is no one raster that GDAL and tifffile read right: an
+        H×W×B array ``tifffile.imwrite`` stored by default as H pages of W×B pixels (B up to
+        :data:`_MAX_STRAY_BANDS`), or several images of which they would read the first."""
+        h, w, b = self.shape if len(self.shape) == 3 else (0, 0, 0)
+        if self.pages_are_bands and self.pages == h and b <= _MAX_STRAY_BANDS and b < min(h, w):
+            return (f"holds {h} pages of {w}×{b} pixels, as tifffile.imwrite stores an H×W×{b} "
+                    f"array by default, not a {h}×{w} raster of {b} bands; write it as one page "
+                    f"with tifffile.imwrite(path, a, photometric='minisblack', "
+                    f"planarconfig='contig'), or bands first: tifffile.imwrite(path, "
+                    f"a.transpose(2, 0, 1))")
+        if self.images <= 1 or self.pages_are_bands:
+            return None
+        return multi_image_problem(self.images, self.axes, self.shape)
 
 
 #: Most bands a TIFF page of W×B pixels may have to be taken for an H×W×B array that
@@ -591,34 +539,23 @@ def _pages_are_bands(layout: _TiffLayout) -> bool:
 _MAX_STRAY_BANDS = 16
 
 
-def _rows_as_pages(layout: _TiffLayout) -> str | None:
-    """One line when a TIFF looks like an H×W×B array (B bands, not 3 or 4) that
-    ``tifffile.imwrite`` wrote with its defaults: H pages, each W pixels wide and B high,
-    whose bands would be read wrongly; else None."""
-    shape, _, pages, _, _ = layout
-    if not (_pages_are_bands(layout) and pages == shape[0] and shape[2] <= _MAX_STRAY_BANDS
-            and shape[2] < min(shape[0], shape[1])):
-        return None
-    h, w, b = shape
-    return (f"holds {h} pages of {w}×{b} pixels, as tifffile.imwrite stores an H×W×{b} array "
-            f"by default, not a {h}×{w} raster of {b} bands; write it as one page with "
-            f"tifffile.imwrite(path, a, photometric='minisblack', planarconfig='contig'), or "
-            f"bands first: tifffile.imwrite(path, a.transpose(2, 0, 1))")
+def _tiff_layout(path: Path) -> _TiffLayout | None:
+    """The layout of a TIFF's first image (None for a bad header: the reader reports it)."""
+    import tifffile
 
-
-def _several_images(layout: _TiffLayout) -> str | None:
-    """One line when a TIFF holds several images (pages that are neither the bands of one
-    image nor its overviews or masks), of which GDAL and tifffile would read the first alone;
-    else None."""
-    shape, axes, _, _, images = layout
-    if images <= 1 or _pages_are_bands(layout):
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            images = sum(full_resolution(int(p.subfiletype)) and bool(np.prod(p.shape or (0,)))
+                         for p in tif.pages)
+            return _TiffLayout(tuple(series.shape), series.axes, len(tif.pages),
+                               int(tif.pages[0].samplesperpixel), images)
+    except Exception:  # noqa: BLE001 - a bad header is for the reader to report
         return None
-    return multi_image_problem(images, axes, shape)
 
 
 def _tifffile_array(path: Path, where: str, axes: str) -> np.ndarray:
-    """A TIFF whose bands are pages as an H×W×N array: memory-mapped when stored
-    uncompressed and contiguous, else decoded whole (its size checked already)."""
+    """A TIFF whose bands are pages as H×W×N: memory-mapped where it can be, else decoded."""
     import tifffile
 
     try:
@@ -684,8 +621,8 @@ MAX_EXPANSION = 1032
 
 def _check_samples(reader: RasterReader, where: str, file_bytes: int, max_pixels: int) -> None:
     """Refuse a raster whose selected bands hold more values than ``max_pixels`` colour pixels
-    and more bytes than its file could decode to: a header declaring hundreds of bands whose
-    blocks are absent (a sparse TIFF of a few KB) would otherwise be read as gigabytes."""
+    and more bytes than its file could decode to (a sparse TIFF of a few KB declaring hundreds
+    of bands would otherwise be read as gigabytes)."""
     info = reader.info
     values = info.width * info.height * len(reader.band_index)
     decoded = values * info.dtype.itemsize
@@ -706,8 +643,7 @@ def _open_raster(path: PathLike, bands: Sequence[str] | None,
     driver, name = next(((d, n) for magic, d, n in RASTER_FORMATS if head.startswith(magic)),
                         (None, None))
     layout = _tiff_layout(p) if driver == "GTiff" else None
-    if layout is not None and (problem := _rows_as_pages(layout) or
-                               _several_images(layout)) is not None:
+    if layout is not None and (problem := layout.problem()) is not None:
         raise ImageError(where, problem)
     samples = tiff_samples(p) if driver == "GTiff" else None
     cmyk = samples is not None and samples.cmyk
@@ -715,26 +651,25 @@ def _open_raster(path: PathLike, bands: Sequence[str] | None,
     # GDAL would read the first page alone of a TIFF whose pages are its bands, and would
     # make CMYK inks RGB by its own rounding (tifffile reads them as stored).
     if rasterio is not None and driver is not None and not cmyk and not (
-            layout is not None and _pages_are_bands(layout)):
-        return _upright(_with_samples(_rasterio_reader(rasterio, p, where, driver, bands,
-                                                       max_pixels), samples), samples)
+            layout is not None and layout.pages_are_bands):
+        return _as_header_says(_rasterio_reader(rasterio, p, where, driver, bands, max_pixels),
+                               samples)
     if driver is not None and driver != "GTiff":
         raise ImageError(where, f"a {name} file: reading it needs rasterio "
                                 f"(pip install 'fcnseg[geo]')")
     if driver == "GTiff":
-        reader = _with_samples(_tifffile_reader(p, where, bands, max_pixels), samples)
+        reader = _tifffile_reader(p, where, bands, max_pixels)
         if rasterio is not None:
             reader = _with_georeferencing(reader, rasterio, p)
-        return _upright(reader, samples)
+        return _as_header_says(reader, samples)
     # The formats of the one allow-list, decoded whole: the image reader checks the size.
     limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
     return _ArrayReader(_pillow_array(p, where, limit), where, bands)
 
 
 class _UprightReader(RasterReader):
-    """The windows of a raster whose orientation tag turns its stored pixels, in the upright
-    frame the image reader reads the whole file in: each window read is the stored window
-    under it, turned (:func:`~fcnseg.data.images.upright_array`)."""
+    """A raster whose orientation tag turns its pixels, read upright as the image reader reads
+    it: each window is the stored window under it, turned."""
 
     def __init__(self, stored: RasterReader, orientation: int) -> None:
         info = stored.info
@@ -767,26 +702,19 @@ class _UprightReader(RasterReader):
         self._stored.close()
 
 
-def _upright(reader: RasterReader, samples: TiffSamples | None) -> RasterReader:
-    """``reader`` of a TIFF read upright where its orientation tag turns its pixels, as the
-    image reader (and so training on it as an image, and the viewers) turns them: the one rule
-    of ``fcnseg predict``, :class:`~fcnseg.inference.Segmenter` and ``fcnseg serve``. Not a
-    georeferenced raster's: its grid is its geotransform, whatever the tag says."""
-    if samples is None or samples.orientation == 1 or samples.geotiff or \
-            reader.info.transform is not None:
+def _as_header_says(reader: RasterReader, samples: TiffSamples | None) -> RasterReader:
+    """``reader`` with the TIFF header's premultiplied alpha, CMYK and palette in its info,
+    read upright by its orientation tag as the image reader and viewers read it (not a
+    georeferenced raster: its grid is its geotransform)."""
+    if samples is None:
         return reader
-    return _UprightReader(reader, samples.orientation)
-
-
-def _with_samples(reader: RasterReader, samples: TiffSamples | None) -> RasterReader:
-    """``reader`` whose info says, from the TIFF header, whether its alpha is premultiplied
-    and its bands are CMYK inks, and a palette image's colours."""
-    if samples is not None and (samples.premultiplied or samples.cmyk or
-                                samples.palette is not None):
+    if samples.premultiplied or samples.cmyk or samples.palette is not None:
         reader.info = replace(reader.info, alpha=reader.info.alpha and not samples.cmyk,
                               premultiplied=samples.premultiplied, cmyk=samples.cmyk,
                               palette=samples.palette)
-    return reader
+    if samples.orientation == 1 or samples.geotiff or reader.info.transform is not None:
+        return reader
+    return _UprightReader(reader, samples.orientation)
 
 
 def raster_info(path: PathLike) -> RasterInfo:
@@ -827,7 +755,7 @@ def grid_problem(image: RasterInfo, label: RasterInfo) -> str | None:
 
 def nodata_mask(image: np.ndarray, nodata: float | None) -> np.ndarray | None:
     """H×W bool of the pixels without data: every band equal to ``nodata``, or any band NaN
-    (None when there are none, the common case, so callers skip the masking)."""
+    (None when there are none, the common case)."""
     missing = None
     value = _as_sample(nodata, image.dtype)
     if value is not None:
@@ -843,8 +771,7 @@ def nodata_mask(image: np.ndarray, nodata: float | None) -> np.ndarray | None:
 
 
 def _as_sample(value: float | None, dtype: np.dtype) -> np.ndarray | None:
-    """``value`` as a sample of ``dtype``; None where no sample of it can equal ``value``
-    (NaN, a fraction or a value out of range for integers, e.g. -9999 for uint16)."""
+    """``value`` as a sample of ``dtype``; None where none can equal it (-9999 for uint16)."""
     if value is None:
         return None
     if dtype.kind in "iu":
@@ -857,8 +784,7 @@ def _as_sample(value: float | None, dtype: np.dtype) -> np.ndarray | None:
 
 
 def _across_bands(combine: np.ufunc, flags: np.ndarray) -> np.ndarray:
-    """``combine`` (and, or) of ``flags``' bands (its last axis), band by band: NumPy's
-    reduction over a short last axis (np.all(axis=-1)) takes many times as long."""
+    """``combine`` of ``flags``' bands, band by band: np.all(axis=-1) is many times slower."""
     out = flags[..., 0].copy()
     for band in range(1, flags.shape[-1]):
         combine(out, flags[..., band], out=out)
@@ -868,11 +794,9 @@ def _across_bands(combine: np.ufunc, flags: np.ndarray) -> np.ndarray:
 def fill_nodata(image: np.ndarray, missing: np.ndarray | None,
                 values: Sequence[float]) -> np.ndarray:
     """``image`` (H×W×N, or B×H×W×N with a B×H×W ``missing``) with its pixels without data set
-    to ``values``, one per band: the raw values a model's preprocessing takes to zero (its
-    band means, :meth:`~fcnseg.conventions.InputConvention.mean_pixel`, what crops are padded
-    with). Left as they are (raw zeros, say: "very dark") they would leak into the predictions
-    of their neighbours. A float32 copy where any pixel is missing (means are rarely whole
-    numbers), else ``image`` itself. Training and prediction both fill this way."""
+    to ``values``, one per band: the band means a model takes to zero, so that raw zeros do
+    not leak into their neighbours' predictions. A float32 copy where any pixel is missing,
+    else ``image`` itself. Training and prediction both fill this way."""
     if missing is None:
         return image
     out = image.astype(np.float32)
@@ -908,9 +832,8 @@ def display_rgb(image: np.ndarray, bands: Sequence[str] | None = None,
 
 
 def _stretched(band: np.ndarray) -> np.ndarray:
-    """One band from its 2nd to its 98th percentile to 0-255 (NaN as the 2nd), rounded to
-    uint8: computed in place, a plane at a time, so that a picture of a few million pixels
-    takes a few bytes a pixel beyond itself rather than several copies of all its bands."""
+    """One band from its 2nd to its 98th percentile to 0-255 (NaN as the 2nd) as uint8,
+    computed in place, one plane at a time, to keep the memory a few bytes a pixel."""
     plane = band.astype(np.float32)
     finite = plane[np.isfinite(plane)] if band.dtype.kind == "f" else plane
     low, high = np.percentile(finite, (2, 98)) if finite.size else (0.0, 0.0)

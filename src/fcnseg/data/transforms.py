@@ -1,20 +1,12 @@
 """Joint image/mask transforms: each is a callable ``(image, label) -> (image, label)``.
 
 Images are H×W×3 uint8 RGB arrays and labels H×W integer arrays until the final
-:class:`ToTensor`, which turns them into a 3×H×W tensor of the same raw pixels and an int64 H×W
-tensor: transforms do geometry and photometry only, and the model normalises
-(:mod:`fcnseg.models.preprocess`). Masks are only ever resampled by nearest neighbour, so no
-transform invents a class value.
-
-Several inputs or several label maps travel as dicts: ``image`` may be ``{modality: array}``
-(e.g. ``{"color": H×W×3 uint8, "hha": H×W×3 uint8, "depth": H×W float}``) and ``label``
-``{head: H×W array}`` (e.g. ``{"semantic": ..., "geometric": ...}``). Every geometric transform
-(scale, crop, flip) draws once per sample and applies the same change to every input and every
-label map; colour jitter touches only the colour input; :class:`ToTensor` returns dicts of
-tensors.
-
-Random draws come from torch's RNG (or an explicit ``generator``), so
-``torch.manual_seed`` and the DataLoader's per-worker seeding make augmentation reproducible.
+:class:`ToTensor` (3×H×W raw pixels, int64 H×W): transforms do geometry and photometry only,
+the model normalises. Masks are only resampled by nearest neighbour: no transform invents a
+class value. Several inputs (``{modality: array}``) or label maps (``{head: array}``) travel
+as dicts: a geometric transform draws once per sample and changes every one alike; colour
+jitter touches only the colour input. Random draws come from torch's RNG (or a
+``generator``), so ``torch.manual_seed`` and the DataLoader's seeding make them reproducible.
 """
 
 from __future__ import annotations
@@ -43,18 +35,16 @@ Arrays = dict[Any, Any]
 
 
 def _each(arrays: Arrays, fn: Callable[[Any], Any]) -> Arrays:
-    """``fn`` applied to every array (keys kept in order)."""
     return {k: fn(v) for k, v in arrays.items()}
 
 
 def _size_of(labels: Arrays) -> tuple[int, int]:
-    """The H×W of the first label map (all of a sample's maps agree)."""
     h, w = np.shape(first_of(labels))[:2]
     return int(h), int(w)
 
 
 def _pad(array: np.ndarray, height: int, width: int, value: Any) -> np.ndarray:
-    """``array`` padded bottom and right to height×width with ``value`` (one per channel or one)."""
+    """``array`` padded bottom and right to height×width with ``value``."""
     out = np.empty((height, width, *array.shape[2:]), dtype=array.dtype)
     out[...] = value
     out[: array.shape[0], : array.shape[1]] = array
@@ -62,9 +52,8 @@ def _pad(array: np.ndarray, height: int, width: int, value: Any) -> np.ndarray:
 
 
 class JointTransform:
-    """The base of the transforms: :meth:`apply` changes a sample's inputs ``{modality:
-    array}`` and label maps ``{head: array}`` together. Called with a plain image or label it
-    takes it as ``{None: array}`` and gives back the same shape it was given."""
+    """The base of the transforms: :meth:`apply` changes a sample's inputs and label maps
+    together, as dicts (a plain array as ``{None: array}``, given back plain)."""
 
     def __call__(self, image: Any, label: Any) -> tuple[Any, Any]:
         images, images_keyed = keyed(image)
@@ -77,10 +66,8 @@ class JointTransform:
 
 
 def resize_input(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Bilinear resize of one input: H×W×3 uint8 through PIL's RGB path, anything else (depth,
-    H×W or H×W×C of any dtype) channel by channel in float32. The uint8 result is NumPy's
-    read-only view of PIL's pixels (no copy here; a crop usually copies next, and
-    :class:`ToTensor` copies what is still read-only)."""
+    """Bilinear resize of one input: H×W×3 uint8 through PIL's RGB path (a read-only view of
+    its pixels: :class:`ToTensor` copies it), anything else channel by channel in float32."""
     if image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
         return np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR))
     planes = image[..., None] if image.ndim == 2 else image
@@ -116,10 +103,8 @@ class Compose:
 
 
 class RandomScale(JointTransform):
-    """Resize by a factor drawn uniformly from ``[min_scale, max_scale]``.
-
-    The image is resampled bilinearly, the label by nearest neighbour.
-    """
+    """Resize by a factor drawn uniformly from ``[min_scale, max_scale]`` (the image
+    bilinearly, the label by nearest neighbour)."""
 
     def __init__(
         self, min_scale: float, max_scale: float, generator: torch.Generator | None = None
@@ -143,14 +128,9 @@ class RandomScale(JointTransform):
 
 
 class RandomCrop(JointTransform):
-    """Crop a random ``size`` window; pad first (bottom/right) when the sample is smaller.
-
-    Padding fills the image with ``fill`` (a grey level or an RGB triple, e.g. the dataset mean)
-    and the label with ``ignore_index``, so padded pixels count in neither loss nor metrics.
-    With dict inputs ``fill`` may be a dict keyed by modality (a modality it does not name is
-    padded with 0; a plain image takes the ``"color"`` entry). Every label map of a dict is
-    padded with ``ignore_index``.
-    """
+    """Crop a random ``size`` window; pad first (bottom/right) when the sample is smaller: the
+    image with ``fill`` (a grey level or an RGB triple; by modality for dict inputs, 0 for one
+    it does not name, ``"color"`` for a plain image), labels with ``ignore_index``."""
 
     def __init__(
         self,
@@ -208,11 +188,8 @@ class RandomHorizontalFlip(JointTransform):
 
 
 class ColorJitter(JointTransform):
-    """Random brightness, contrast and saturation changes on the image only.
-
-    Each factor is drawn from ``[1 - x, 1 + x]``; 0 leaves that property alone. With dict
-    inputs only the ``"color"`` input changes (HHA and depth are measurements, not colours).
-    """
+    """Random brightness, contrast and saturation changes on the colour input only (HHA and
+    depth are measurements); each factor is drawn from ``[1 - x, 1 + x]``, 0 leaves it."""
 
     def __init__(
         self,
@@ -253,12 +230,8 @@ class ColorJitter(JointTransform):
 
 class ToTensor(JointTransform):
     """Convert to tensors of the same values: an H×W×C image → C×H×W (uint8 stays uint8), an
-    H×W input (depth) → 1×H×W, a label → int64 H×W. Dicts become dicts of tensors.
-
-    A C×H×W image is a view of the H×W×C pixels (channels-last strides), not a copy: batching
-    copies it once, into whichever layout the batch has. An array that is read-only (NumPy's
-    view of a PIL image, as :func:`resize_input` gives, is one of its immutable bytes) and
-    contiguous, so that the tensor would share that memory, is copied: only then."""
+    H×W input (depth) → 1×H×W, a label → int64 H×W; dicts become dicts of tensors. An image
+    is a view of its pixels (batching copies it once), copied only where read-only."""
 
     @staticmethod
     def _input(image: np.ndarray) -> torch.Tensor:
@@ -286,16 +259,13 @@ def build_train_transform(
     """The training pipeline: [scale] → [crop] → [flip] → [jitter] → to tensors.
 
     Crops pad each input with ``fill`` (by modality; default
-    :func:`fcnseg.data.modalities.pad_values`: the ImageNet mean pixel, which models
-    normalise to about zero; pass the dataset's ``pad_values``) and the label with
-    ``ignore_index``. ``jitter=True`` means brightness, contrast and saturation 0.3; a float
-    sets all three.
+    :func:`fcnseg.data.modalities.pad_values`; pass the dataset's ``pad_values``) and the
+    label with ``ignore_index``. ``jitter=True`` is 0.3 for each property; a float sets all.
     """
     steps: list[Any] = []
     if scale_range is not None:
         steps.append(RandomScale(*scale_range))
     if crop_size is not None:
-        # Every modality pads with the raw value that normalises to (about) zero.
         fill = dict(pad_values() if fill is None else fill)
         steps.append(RandomCrop(crop_size, ignore_index=ignore_index, fill=fill))
     if flip:

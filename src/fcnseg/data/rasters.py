@@ -108,11 +108,6 @@ def stored_dtype(dtype: np.dtype) -> np.dtype:
     return dtype if dtype.kind in "iuf" else raster_dtype(dtype)
 
 
-def _as_raster(a: np.ndarray, exact: bool = False) -> np.ndarray:
-    a = a if a.ndim == 3 else a[..., None]
-    return np.ascontiguousarray(a, dtype=exact_dtype(a.dtype) if exact else raster_dtype(a.dtype))
-
-
 def _rasterio() -> Any:
     try:
         import rasterio
@@ -172,6 +167,10 @@ class RasterReader:
     def sample_type(self, stored: np.dtype) -> np.dtype:
         return exact_dtype(stored) if self.exact else raster_dtype(stored)
 
+    def _returned(self, a: np.ndarray) -> np.ndarray:
+        a = a if a.ndim == 3 else a[..., None]
+        return np.ascontiguousarray(a, dtype=self.sample_type(a.dtype))
+
     def read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
         try:
             return self._read(row, col, height, width)
@@ -225,7 +224,7 @@ class _RasterioReader(RasterReader):
                 self._ds.read(self._indexes, window=window, out=out.transpose(2, 0, 1))
                 return out
             a = self._ds.read(self._indexes, window=window)
-        return _as_raster(np.moveaxis(a, 0, -1), self.exact)
+        return self._returned(np.moveaxis(a, 0, -1))
 
     def block_shape(self) -> tuple[int, int] | None:
         # GeoTIFF blocks decode alone, so a window is the same pixels read whole or by its
@@ -251,7 +250,7 @@ class _ArrayReader(RasterReader):
 
     def _read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
         window = self._array[row:row + height, col:col + width]
-        return _as_raster(window[..., list(self.band_index)], self.exact)
+        return self._returned(window[..., list(self.band_index)])
 
 
 #: What :func:`cached_blocks` holds of a raster's decoded blocks at most (bytes).
@@ -458,7 +457,7 @@ class _TiffReader(RasterReader):
                     target, seg = (out[..., plane:plane + 1], seg[..., :1]) \
                         if self._planes > 1 else (out, seg)
                     _paste(target, row, col, seg, ty * sh, tx * sw)
-        return _as_raster(out[..., list(self.band_index)], self.exact)
+        return self._returned(out[..., list(self.band_index)])
 
     def block_shape(self) -> tuple[int, int] | None:
         return self._seg
@@ -603,12 +602,17 @@ def open_raster(path: PathLike, *, bands: Sequence[str] | None = None,
     """
     reader = _open_raster(path, bands, max_pixels)
     reader.exact = exact
-    if max_pixels is not None:
-        try:
-            _check_samples(reader, str(path), Path(path).stat().st_size, max_pixels)
-        except BaseException:
-            reader.close()
-            raise
+    info, bands_read = reader.info, len(reader.band_index)
+    values = info.width * info.height * bands_read
+    decoded = values * info.dtype.itemsize
+    # More values than max_pixels colour pixels must be what the file could decode to: a sparse
+    # TIFF of a few KB declaring hundreds of bands would otherwise be read as gigabytes.
+    if max_pixels is not None and values > max_pixels * COLOUR_SAMPLES \
+            and decoded > (file_bytes := Path(path).stat().st_size) * MAX_EXPANSION:
+        reader.close()
+        raise ImageTooLargeError(str(path), f"{info.width}×{info.height} pixels of {bands_read} "
+                                            f"bands = {values} values ({decoded} bytes) from a "
+                                            f"file of {file_bytes} bytes (a decompression bomb?)")
     return reader
 
 
@@ -617,20 +621,6 @@ def open_raster(path: PathLike, *, bands: Sequence[str] | None = None,
 COLOUR_SAMPLES = 4
 #: The most bytes one byte of a file decodes to (deflate's limit is about 1032).
 MAX_EXPANSION = 1032
-
-
-def _check_samples(reader: RasterReader, where: str, file_bytes: int, max_pixels: int) -> None:
-    """Refuse a raster whose selected bands hold more values than ``max_pixels`` colour pixels
-    and more bytes than its file could decode to (a sparse TIFF of a few KB declaring hundreds
-    of bands would otherwise be read as gigabytes)."""
-    info = reader.info
-    values = info.width * info.height * len(reader.band_index)
-    decoded = values * info.dtype.itemsize
-    if values > max_pixels * COLOUR_SAMPLES and decoded > file_bytes * MAX_EXPANSION:
-        raise ImageTooLargeError(where, f"{info.width}×{info.height} pixels of "
-                                        f"{len(reader.band_index)} bands = {values} values "
-                                        f"({decoded} bytes) from a file of {file_bytes} bytes "
-                                        f"(a decompression bomb?)")
 
 
 def _open_raster(path: PathLike, bands: Sequence[str] | None,
@@ -680,15 +670,8 @@ class _UprightReader(RasterReader):
                          stored.band_index)
         self._stored, self._orientation = stored, orientation
 
-    @property  # type: ignore[override]
-    def exact(self) -> bool:
-        return self._stored.exact
-
-    @exact.setter
-    def exact(self, value: bool) -> None:
-        self._stored.exact = value
-
     def read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
+        self._stored.exact = self.exact
         stored = self._stored.info
         flip_rows, flip_cols, turned = self._flips
         (r0, rows), (c0, cols) = ((col, width), (row, height)) if turned else \

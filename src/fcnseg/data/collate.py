@@ -18,11 +18,9 @@ def _as_dict(x: Any) -> tuple[dict[str | None, torch.Tensor], bool]:
             for k, v in values.items()}, was_dict
 
 
-def collate_segmentation(
-    batch: Sequence[tuple[Any, Any]], ignore_index: int = 255,
-    fill: Mapping[str, float | Sequence[float]] | None = None, *,
-    channels_last: bool = False,
-) -> tuple[Any, Any]:
+def collate_segmentation(batch: Sequence[tuple[Any, Any]], ignore_index: int = 255,
+                         fill: Mapping[str, float | Sequence[float]] | None = None, *,
+                         channels_last: bool = False) -> tuple[Any, Any]:
     """Stack (image, label) pairs of possibly different sizes into one batch.
 
     Images (3×H×W tensors of raw pixels) are padded bottom/right with ``fill`` (by modality;

@@ -52,12 +52,7 @@ from fcnseg.data.images import IMAGE_FORMATS, ImageError
 from fcnseg.data.io import MaskAdvice, read_label
 from fcnseg.data.layout import read_split_list, read_utf8, say_once
 from fcnseg.data.palette import distinct_palette
-from fcnseg.data.rasters import (
-    grid_problem,
-    nodata_mask,
-    open_raster,
-    raster_info,
-)
+from fcnseg.data.rasters import grid_problem, nodata_mask, open_raster, raster_info
 from fcnseg.utils.typing import PathLike
 from fcnseg.utils.validate import expect_mapping
 from fcnseg.utils.yaml_errors import yaml_problem
@@ -246,25 +241,15 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
         values="fix the masks, or map the values with 'remap' in dataset.yaml or "
                "FolderSegmentation(remap=...) (e.g. {255: 1} for 0/255 binary masks)")
 
-    def __init__(
-        self,
-        root: PathLike,
-        split: str | None = None,
-        transform: Transform | None = None,
-        *,
-        config: PathLike | None = None,
-        classes: Sequence[str] | None = None,
-        ignore_index: int | None = None,
-        remap: Mapping[int, int] | None = None,
-        colors: Sequence[Sequence[int]] | None = None,
-        ignore_color: Sequence[int] | None = None,
-        palette: Sequence[Sequence[int]] | None = None,
-        images: str | None = None,
-        masks: str | None = None,
-        image_suffix: str | None = None,
-        mask_suffix: str | None = None,
-        background: str | None = None,
-    ) -> None:
+    def __init__(self, root: PathLike, split: str | None = None,
+                 transform: Transform | None = None, *, config: PathLike | None = None,
+                 classes: Sequence[str] | None = None, ignore_index: int | None = None,
+                 remap: Mapping[int, int] | None = None,
+                 colors: Sequence[Sequence[int]] | None = None,
+                 ignore_color: Sequence[int] | None = None,
+                 palette: Sequence[Sequence[int]] | None = None, images: str | None = None,
+                 masks: str | None = None, image_suffix: str | None = None,
+                 mask_suffix: str | None = None, background: str | None = None) -> None:
         super().__init__(transform)
         self.root = Path(root).expanduser()
         overrides = {"classes": classes, "ignore_index": ignore_index, "remap": remap,
@@ -295,19 +280,18 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
         self.mask_dir = self.root / cfg.get("masks", "masks")
         for d, key in ((self.image_dir, "images"), (self.mask_dir, "masks")):
             if not d.is_dir():
-                raise FileNotFoundError(
-                    f"{d} not found: a folder dataset needs an image and a mask folder "
-                    f"({self.image_dir.name}/ and {self.mask_dir.name}/; name others with "
-                    f"'{key}:' in dataset.yaml, e.g. images: JPEGImages, masks: "
-                    f"SegmentationClass)")
+                raise FileNotFoundError(f"{d} not found: a folder dataset needs an image and a "
+                                        f"mask folder ({self.image_dir.name}/ and "
+                                        f"{self.mask_dir.name}/; name others with '{key}:' in "
+                                        f"dataset.yaml, e.g. images: JPEGImages, masks: "
+                                        f"SegmentationClass)")
         self.image_suffix, self.mask_suffix = cfg.get("image_suffix"), cfg.get("mask_suffix")
 
     def _set_classes(self, cfg: Mapping[str, Any], where: str) -> None:
         """Classes, background, ignore value, remapping and colours."""
         if "classes" not in cfg:
-            raise ValueError(
-                f"{where}: 'classes' is required: a list of class names (class k = k-th name)"
-            )
+            raise ValueError(f"{where}: 'classes' is required: a list of class names (class k = "
+                             f"k-th name)")
         self.classes = cfg["classes"]
         if "background" in cfg:
             if cfg["background"] not in self.classes:
@@ -318,9 +302,8 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
         self.remap = cfg.get("remap", {})
         self.colors = cfg.get("colors")
         if self.colors is not None and len(self.colors) != self.num_classes:
-            raise ValueError(
-                f"{where}: 'colors' has {len(self.colors)} entries for {self.num_classes} classes"
-            )
+            raise ValueError(f"{where}: 'colors' has {len(self.colors)} entries for "
+                             f"{self.num_classes} classes")
         self.ignore_color = cfg.get("ignore_color")
         # No colours given: well-separated ones, background black (not VOC's, whose early
         # entries are dark and close to each other once blended).
@@ -385,9 +368,8 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
             try:
                 p.name.encode("utf-8")
             except UnicodeEncodeError:  # the name's bytes were not UTF-8 (kept as surrogates)
-                raise ValueError(
-                    f"{folder}: file name {os.fsencode(p.name)!r} is not UTF-8: rename it"
-                ) from None
+                raise ValueError(f"{folder}: file name {os.fsencode(p.name)!r} is not UTF-8: "
+                                 f"rename it") from None
             key = p.name[: -len(suffix)] if suffix is not None else p.stem
             if key in found:
                 raise ValueError(f"{folder}: two files with stem {key!r}: "
@@ -401,10 +383,9 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
         for p in (self.root / f"{split}.txt", self.root / "splits" / f"{split}.txt"):
             if p.is_file():
                 return p
-        raise ValueError(
-            f"split: no list for split {split!r}: looked for {self.root / f'{split}.txt'}, "
-            f"{self.root / 'splits' / f'{split}.txt'} and 'splits' in {where}"
-        )
+        raise ValueError(f"split: no list for split {split!r}: looked for "
+                         f"{self.root / f'{split}.txt'}, {self.root / 'splits' / f'{split}.txt'} "
+                         f"and 'splits' in {where}")
 
     def image_path(self, index: int) -> Path:
         stem = self.ids[index]
@@ -415,11 +396,9 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
         return self._masks.get(stem, self.mask_dir / f"{stem}{self.mask_suffix or '.png'}")
 
     def read_label(self, index: int) -> np.ndarray:
-        return read_label(
-            self.label_path(index), num_classes=self.num_classes, ignore_index=self.ignore_index,
-            remap=self.remap, colors=self.colors, color_ignore=self.ignore_color,
-            advice=self.mask_advice,
-        )
+        return read_label(self.label_path(index), num_classes=self.num_classes,
+                          ignore_index=self.ignore_index, remap=self.remap, colors=self.colors,
+                          color_ignore=self.ignore_color, advice=self.mask_advice)
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The image and label of sample ``index``; with ``bands``, an H×W×N image of them and
@@ -433,18 +412,16 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
         try:
             with open_raster(image_path, bands=self.bands, max_pixels=io.MAX_PIXELS) as r:
                 image, info = r.read_all(), r.info
-        except ImageError as e:
-            raise DataError(image_path, e.problem) from None
-        label = self.read_label(index)
-        check_same_size(label_path, "label raster", label.shape, "image", image_path, image.shape)
-        if info.transform is not None and label_path.suffix.lower() in (".tif", ".tiff"):
-            try:
-                label_info = raster_info(label_path)
-            except ImageError as e:
-                raise DataError(label_path, e.problem) from None
-            problem = grid_problem(info, label_info)
-            if problem is not None:
-                raise DataError(label_path, problem)
+            label = self.read_label(index)
+            check_same_size(label_path, "label raster", label.shape, "image", image_path,
+                            image.shape)
+            georeferenced = info.transform is not None and \
+                label_path.suffix.lower() in (".tif", ".tiff")
+            problem = grid_problem(info, raster_info(label_path)) if georeferenced else None
+        except ImageError as e:  # naming the image or the label raster
+            raise DataError(e.source, e.problem) from None
+        if problem is not None:
+            raise DataError(label_path, problem)
         missing = nodata_mask(image, self.nodata)
         if missing is not None:
             label = np.where(missing, self.ignore_index, label)

@@ -355,14 +355,6 @@ def check_pixels(where: str, width: int, height: int, max_pixels: int | None,
         raise error
 
 
-def _allow_pillow(max_pixels: int | None) -> None:
-    """Raise Pillow's limit (it refuses twice its own outright) to a larger finite
-    ``max_pixels``; never lowered, and ``None`` leaves Pillow's process-wide guard on."""
-    current = Image.MAX_IMAGE_PIXELS
-    if current is not None and max_pixels is not None and max_pixels > current:
-        Image.MAX_IMAGE_PIXELS = max_pixels
-
-
 def exif_orientation(img: Image.Image) -> int:
     """The EXIF orientation of a loaded image: 1 (as stored) to 8; 1 when absent or broken."""
     with contextlib.suppress(Exception):  # a broken EXIF block must not lose the pixels
@@ -400,14 +392,9 @@ def looks_cut_short(path: PathLike) -> bool:
 
 
 def upright_size(path: PathLike) -> tuple[int, int]:
-    """``(width, height)`` of the image file at ``path`` as it is shown, after its EXIF
-    orientation, read from the header without decoding the pixels.
-
-    Raises:
-        OSError: the file is missing or unreadable (``UnidentifiedImageError`` when it is no
-            image in one of :data:`IMAGE_FORMATS`).
-        ImageTooLargeError: Pillow refuses the header's size as a decompression bomb.
-    """
+    """``(width, height)`` of the image file at ``path`` as it is shown (after its EXIF
+    orientation), from the header. Raises OSError (``UnidentifiedImageError`` for no image of
+    :data:`IMAGE_FORMATS`), or ImageTooLargeError where Pillow refuses the size as a bomb."""
     with _open_header(path, path) as img:
         return header_upright_size(img)
 
@@ -492,7 +479,11 @@ def _opened(source: ImageSource, where: str, max_pixels: int | None,
         raise ImageError(where, "no such file" if not stream.exists() else "not a file")
     if file_head(stream, 4) in TIFF_MAGIC and (problem := tiff_bands_problem(stream)):
         raise ImageError(where, problem)  # as fcnseg predict refuses the file
-    _allow_pillow(max_pixels)
+    # Pillow refuses twice its own limit outright: raised to a larger finite max_pixels, never
+    # lowered; None leaves Pillow's process-wide guard on.
+    if Image.MAX_IMAGE_PIXELS is not None and max_pixels is not None \
+            and max_pixels > Image.MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = max_pixels
     try:
         img = _open_header(stream, where, max_pixels)
     except (ImageTooLargeError, MemoryError):
@@ -696,22 +687,15 @@ def _samples_of_tiff(img: Image.Image, source: Any) -> TiffSamples | None:
     predict``'s tiles: colour wider than 8 bits, alpha, CMYK. None for others (Pillow's)."""
     if img.format != "TIFF" or img.mode not in ("RGB", "RGBA", "RGBa", "LA", "La", "CMYK"):
         return None
-    wide = _wide_colour_tiff(img)
+    # Colour samples wider than 8 bits, of which Pillow keeps the high byte.
+    bits = img.tag_v2.get(258, (8,))  # BitsPerSample
+    wide = img.mode in ("RGB", "RGBA") and max(bits if isinstance(bits, tuple) else (bits,)) > 8
     if img.mode == "RGB" and not wide:
         return None  # 8-bit RGB: Pillow's pixels are the file's
     samples = tiff_samples(_stream(source))
     if samples is None or samples.dtype.kind not in "ui":
         return None
     return samples if samples.alpha or samples.cmyk or wide else None
-
-
-def _wide_colour_tiff(img: Image.Image) -> bool:
-    """Whether ``img`` is a TIFF of colour samples wider than 8 bits (Pillow keeps the high
-    byte; ``fcnseg predict``'s tiles divide by 257)."""
-    if img.format != "TIFF" or img.mode not in ("RGB", "RGBA"):
-        return False
-    bits = img.tag_v2.get(258, (8,))  # BitsPerSample
-    return max(bits if isinstance(bits, tuple) else (bits,)) > 8
 
 
 def _first_tiff_page(source: Any) -> np.ndarray:

@@ -155,16 +155,10 @@ def benchmark_advice(masks: str) -> MaskAdvice:
     return MaskAdvice(rgb=text, values=text)
 
 
-def read_label(
-    path: PathLike,
-    *,
-    num_classes: int | None = None,
-    ignore_index: int = 255,
-    remap: Mapping[int, int] | None = None,
-    colors: np.ndarray | None = None,
-    color_ignore: tuple[int, int, int] | None = None,
-    advice: MaskAdvice = MASK_ADVICE,
-) -> np.ndarray:
+def read_label(path: PathLike, *, num_classes: int | None = None, ignore_index: int = 255,
+               remap: Mapping[int, int] | None = None, colors: np.ndarray | None = None,
+               color_ignore: tuple[int, int, int] | None = None,
+               advice: MaskAdvice = MASK_ADVICE) -> np.ndarray:
     """Read a label map as an H×W int64 array of class indices.
 
     Palette ("P") PNGs give their indices (never converted to RGB); greyscale and 16-bit masks
@@ -246,10 +240,8 @@ def _values(label: np.ndarray, bad: np.ndarray) -> str:
     return f"{shown} ({int(bad.sum())} pixels)"
 
 
-def check_label_values(
-    path: PathLike, label: np.ndarray, num_classes: int, ignore_index: int,
-    *, prefix: str = "", advice: str = MASK_ADVICE.values,
-) -> None:
+def check_label_values(path: PathLike, label: np.ndarray, num_classes: int, ignore_index: int,
+                       *, prefix: str = "", advice: str = MASK_ADVICE.values) -> None:
     """Raise :class:`DataError` if a value is outside ``[0, num_classes)`` and not the ignore;
     the message ends with ``advice``."""
     bad = ((label < 0) | (label >= num_classes)) & (label != ignore_index)

@@ -22,13 +22,7 @@ from fcnseg.data.errors import DataError
 from fcnseg.data.folder import FolderSegmentation
 from fcnseg.data.images import ImageError
 from fcnseg.data.io import check_label_values
-from fcnseg.data.rasters import (
-    RasterInfo,
-    fill_nodata,
-    grid_problem,
-    nodata_mask,
-    open_raster,
-)
+from fcnseg.data.rasters import RasterInfo, fill_nodata, grid_problem, nodata_mask, open_raster
 from fcnseg.utils.windows import window_starts
 
 if TYPE_CHECKING:
@@ -117,9 +111,6 @@ class RasterWindows(SegmentationDataset):
         try:
             with open_raster(image_path, bands=self.bands) as r:
                 image = r.read(y, x, h, w)
-        except ImageError as e:
-            raise DataError(image_path, e.problem) from None
-        try:
             with open_raster(label_path) as r:
                 problem = grid_problem(info, r.info)
                 if problem is None and r.info.bands != 1:
@@ -127,8 +118,8 @@ class RasterWindows(SegmentationDataset):
                 if problem is not None:
                     raise DataError(label_path, problem)
                 label = r.read(y, x, h, w)[..., 0].astype(np.int64)
-        except ImageError as e:
-            raise DataError(label_path, e.problem) from None
+        except ImageError as e:  # naming the image or the label raster
+            raise DataError(e.source, e.problem) from None
         check_label_values(label_path, label, self.num_classes, self.ignore_index)
         missing = nodata_mask(image, self.nodata)
         if missing is not None:

@@ -143,12 +143,6 @@ def _quiet_gdal(rasterio: Any) -> Any:
     return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES)
 
 
-def _gdal_reason(e: BaseException) -> str:
-    """The GDAL error behind a rasterio exception ("See previous exception" names none)."""
-    cause = e.__cause__ or e.__context__
-    return f"{type(e).__name__}: {cause if cause is not None else e}"
-
-
 class RasterReader:
     """Windows of one raster file, decoded on demand (use :func:`open_raster`).
 
@@ -177,9 +171,10 @@ class RasterReader:
         except MemoryError:
             raise
         except Exception as e:  # noqa: BLE001 - GDAL's and tifffile's codecs raise many kinds
+            cause = e.__cause__ or e.__context__  # GDAL's error ("See previous exception")
             raise ImageError(self.info.path, f"cannot be decoded at window (row {row}, column "
-                                             f"{col}): truncated or corrupt "
-                                             f"({_gdal_reason(e)})") from None
+                                             f"{col}): truncated or corrupt ({type(e).__name__}: "
+                                             f"{cause if cause is not None else e})") from None
 
     def _read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
         raise NotImplementedError

@@ -106,9 +106,8 @@ class RandomScale(JointTransform):
     """Resize by a factor drawn uniformly from ``[min_scale, max_scale]`` (the image
     bilinearly, the label by nearest neighbour)."""
 
-    def __init__(
-        self, min_scale: float, max_scale: float, generator: torch.Generator | None = None
-    ) -> None:
+    def __init__(self, min_scale: float, max_scale: float,
+                 generator: torch.Generator | None = None) -> None:
         if not 0 < min_scale <= max_scale:
             raise ValueError(f"need 0 < min_scale <= max_scale, got {min_scale}, {max_scale}")
         self.min_scale, self.max_scale = float(min_scale), float(max_scale)
@@ -132,13 +131,9 @@ class RandomCrop(JointTransform):
     image with ``fill`` (a grey level or an RGB triple; by modality for dict inputs, 0 for one
     it does not name, ``"color"`` for a plain image), labels with ``ignore_index``."""
 
-    def __init__(
-        self,
-        size: int | tuple[int, int],
-        ignore_index: int = 255,
-        fill: float | Sequence[float] | Mapping[str, float | Sequence[float]] = 0,
-        generator: torch.Generator | None = None,
-    ) -> None:
+    def __init__(self, size: int | tuple[int, int], ignore_index: int = 255,
+                 fill: float | Sequence[float] | Mapping[str, float | Sequence[float]] = 0,
+                 generator: torch.Generator | None = None) -> None:
         self.size = (int(size), int(size)) if isinstance(size, int) else tuple(map(int, size))
         if min(self.size) < 1:
             raise ValueError(f"crop size must be positive, got {size}")
@@ -191,13 +186,8 @@ class ColorJitter(JointTransform):
     """Random brightness, contrast and saturation changes on the colour input only (HHA and
     depth are measurements); each factor is drawn from ``[1 - x, 1 + x]``, 0 leaves it."""
 
-    def __init__(
-        self,
-        brightness: float = 0.0,
-        contrast: float = 0.0,
-        saturation: float = 0.0,
-        generator: torch.Generator | None = None,
-    ) -> None:
+    def __init__(self, brightness: float = 0.0, contrast: float = 0.0, saturation: float = 0.0,
+                 generator: torch.Generator | None = None) -> None:
         for name, v in (("brightness", brightness), ("contrast", contrast),
                         ("saturation", saturation)):
             if not 0 <= v < 1:
@@ -247,15 +237,10 @@ class ToTensor(JointTransform):
         return f"{type(self).__name__}()"
 
 
-def build_train_transform(
-    *,
-    crop_size: int | tuple[int, int] | None = None,
-    scale_range: tuple[float, float] | None = None,
-    flip: bool = True,
-    jitter: bool | float = False,
-    ignore_index: int = 255,
-    fill: Mapping[str, float | Sequence[float]] | None = None,
-) -> Compose:
+def build_train_transform(*, crop_size: int | tuple[int, int] | None = None,
+                          scale_range: tuple[float, float] | None = None, flip: bool = True,
+                          jitter: bool | float = False, ignore_index: int = 255,
+                          fill: Mapping[str, float | Sequence[float]] | None = None) -> Compose:
     """The training pipeline: [scale] → [crop] → [flip] → [jitter] → to tensors.
 
     Crops pad each input with ``fill`` (by modality; default

@@ -7,13 +7,9 @@ or removing one mask recounts; a cache file that cannot be trusted is named in a
 counted again. Generated data (synthetic) is counted at every start.
 
 Weights (``loss.class_weights``), with ``f_c`` the share of class c among labelled pixels:
-
-- ``median_frequency``: ``median(f) / f_c``, the median over the classes that occur;
-- ``inverse_frequency``: ``1 / (K · f_c)`` for K classes (1 for every class of a perfectly
-  balanced set);
-
-each clipped at ``max_weight`` (none when null). A class that never occurs would get an infinite
-weight; it gets ``max_weight`` (or the largest weight of the classes that occur) and a warning.
+``median_frequency`` is ``median(f) / f_c`` (the median over the classes that occur),
+``inverse_frequency`` ``1 / (K · f_c)`` for K classes; each clipped at ``max_weight``. A class
+that never occurs gets ``max_weight`` (or the largest weight) and a warning.
 """
 
 from __future__ import annotations
@@ -55,14 +51,10 @@ def dataset_fingerprint(dataset: Any) -> str | None:
 
 def class_pixel_counts(dataset: Any, *, cache_dir: str | os.PathLike[str] | None = None,
                        workers: int = 0) -> np.ndarray:
-    """Labelled pixels per class over ``dataset`` (untransformed; the ignore value excluded).
-
-    Read with ``workers`` loader processes, or taken from ``cache_dir`` (default: the fcnseg
-    cache, ``$FCNSEG_HOME/class_frequencies``) when the dataset's fingerprint matches.
-
-    Raises:
-        ValueError: a sample cannot be read (the first problem is named).
-    """
+    """Labelled pixels per class over ``dataset`` (untransformed; the ignore value excluded),
+    read with ``workers`` loader processes, or taken from ``cache_dir`` (default
+    ``$FCNSEG_HOME/class_frequencies``) when the dataset's fingerprint matches. ValueError
+    naming the first problem when a sample cannot be read."""
     fingerprint = dataset_fingerprint(dataset)
     cache_file = None
     if fingerprint is not None:

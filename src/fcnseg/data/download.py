@@ -1,11 +1,6 @@
 """Download and extract the datasets: PASCAL VOC 2012 / 2011, SBD, PASCAL-Context (with VOC2010),
-NYUDv2 and SIFT Flow.
-
-Archives are fetched with :func:`fcnseg.utils.download.download` (cache, resume of partial
-files, checksum before use where one is published: VOC and SBD; PASCAL-Context's annotations,
-NYUDv2 and SIFT Flow publish none) and unpacked with
-:func:`~fcnseg.utils.download.extract_archive`. A dataset that is already extracted is found and
-returned without any network access.
+NYUDv2 and SIFT Flow (:func:`fcnseg.utils.download.download`: cache, resume, and a checksum
+where one is published). A dataset already extracted is found without any network access.
 """
 
 from __future__ import annotations
@@ -79,12 +74,9 @@ def _fetch_and_extract(key: str, root: Path, archive_dir: PathLike | None, progr
 
 def download_voc(root: PathLike, year: str = "2012", *, archive_dir: PathLike | None = None,
                  keep_archive: bool = True, progress: bool = True) -> Path:
-    """Make PASCAL VOC ``year`` ("2012" or "2011") available under ``root``; return its folder.
-
-    VOC2012 extracts to ``root/VOCdevkit/VOC2012``, VOC2011 to
-    ``root/TrainVal/VOCdevkit/VOC2011`` (both found by :class:`VOCSegmentation` from ``root``).
-    The archive is kept in ``archive_dir`` (default ``root``) so a later call needs no network.
-    """
+    """Make PASCAL VOC ``year`` ("2012" or "2011") available under ``root`` (where
+    :class:`VOCSegmentation` finds it); return its folder. The archive is kept in
+    ``archive_dir`` (default ``root``) so a later call needs no network."""
     year = str(year)
     if year not in ("2012", "2011"):  # VOC2010 comes with PASCAL-Context only
         raise ValueError(f"year: no download for VOC{year}; available: 2012, 2011")
@@ -94,12 +86,9 @@ def download_voc(root: PathLike, year: str = "2012", *, archive_dir: PathLike | 
 
 def download_pascal_context(root: PathLike, *, archive_dir: PathLike | None = None,
                             keep_archive: bool = True, progress: bool = True) -> Path:
-    """Make PASCAL-Context available under ``root``; return ``root``.
-
-    VOC2010 (checksummed) extracts to ``root/VOCdevkit/VOC2010``, the full-scene annotations to
-    ``root/pascal-context`` (``trainval/``, ``labels.txt``), and ``59_labels.txt`` goes beside
-    them: the layout :class:`~fcnseg.data.PascalContext` reads from ``root``.
-    """
+    """Make PASCAL-Context available under ``root`` (VOC2010 in ``VOCdevkit/VOC2010``, the
+    annotations and ``59_labels.txt`` in ``pascal-context``, as :class:`PascalContext` reads
+    them); return ``root``."""
     root = Path(root).expanduser()
     _find_or_fetch("voc2010", root, find_voc2010_dir, archive_dir, progress, keep_archive)
     context = root / "pascal-context"

@@ -23,12 +23,9 @@ def say_once(message: str) -> None:
 
 def find_dataset_dir(root: PathLike, places: Sequence[str], looks_right: Callable[[Path], bool],
                      *, what: str, looked_for: str, advice: str) -> Path:
-    """The first of ``root / place`` (``"."`` is ``root`` itself) that ``looks_right``.
-
-    ``looks_right`` may raise to say why a folder that looks like the dataset is not usable.
-    When none does, a FileNotFoundError reads ``no <what> under <root>: looked for <looked_for>
-    in <every place><advice>`` (``advice``, e.g. how to fetch the data, follows verbatim).
-    """
+    """The first of ``root / place`` (``"."`` is ``root`` itself) that ``looks_right`` (which
+    may raise to say why a folder is not usable); else a FileNotFoundError naming ``what``,
+    ``looked_for``, every place, and ``advice`` verbatim."""
     root = Path(root).expanduser()
     candidates = [root / place for place in places]
     for c in candidates:
@@ -51,14 +48,9 @@ def read_utf8(path: Path, what: str) -> str:
 
 
 def read_split_list(path: PathLike, *, first_word: bool = False) -> list[str]:
-    """Read a split list: one image name per line, the whole line (a name may hold spaces:
-    ``IMG 0001``), without the spaces around it; blank lines are skipped.
-
-    ``first_word`` keeps only each line's first word: the benchmarks' lists (VOC, SBD, NYUDv2,
-    SIFT Flow) hold ids without spaces, and VOC's per-class lists add a column
-    (``2008_000002 -1``). The list must be UTF-8 text (file names included); anything else is
-    a ValueError naming the list and the line.
-    """
+    """Read a split list (UTF-8): one image name a line (a name may hold spaces: ``IMG
+    0001``), without the spaces around it; blank lines skipped. ``first_word`` keeps only each
+    line's first word (the benchmarks' ids; VOC's per-class lists add a column)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"split list {path} not found")
@@ -70,12 +62,8 @@ def read_split_list(path: PathLike, *, first_word: bool = False) -> list[str]:
 
 def read_split(path: Path, split: str, *, dataset: str, kind: str = "split",
                hint: str | None = None) -> list[str]:
-    """The ids of a benchmark dataset's ``split``, read from its list ``path`` (the first
-    word of each line, as :func:`read_split_list` with ``first_word``).
-
-    A missing list is a ValueError: ``split: <dataset> has no <kind> '<split>' (<path>
-    missing); <hint>``, the hint by default naming the lists beside it.
-    """
+    """The ids of a benchmark dataset's ``split`` (the first word of each line of ``path``);
+    a missing list is a ValueError with ``hint`` (default: the lists beside it)."""
     if not path.is_file():
         if hint is None:
             have = sorted(p.stem for p in path.parent.glob("*.txt"))

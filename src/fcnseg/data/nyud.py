@@ -8,10 +8,9 @@ On disk (the layout of the FCN reference's ``nyud`` folder)::
     ROOT/data/depth/img_<id>.png              depth, 16-bit, millimetres (0 unknown)
     ROOT/segmentation/img_<id>.mat            field ``segmentation``: 0 void, 1-40 classes
 
-``dataset[i]`` is ``(inputs, label)``: ``inputs`` is a dict keyed by modality, in the order
-asked for (``{"color": H×W×3 uint8 RGB, "hha": H×W×3 uint8, "depth": H×W float32 raw depth}``),
-and ``label`` an H×W int64 array with classes 0-39 and 255 for void (the stored values minus 1).
-The model normalises each modality its own way (:class:`~fcnseg.models.preprocess.Preprocess`).
+``dataset[i]`` is ``(inputs, label)``: a dict keyed by modality, in the order asked for
+(``{"color": H×W×3 uint8 RGB, "hha": H×W×3 uint8, "depth": H×W float32 raw depth}``), and
+classes 0-39 with 255 for void (the stored values minus 1).
 """
 
 from __future__ import annotations

@@ -8,10 +8,9 @@ On disk (the dataset's own layout, as the FCN reference reads it)::
     ROOT/pascal-context/labels.txt                             ("<id>: <name>", 459 labels)
     ROOT/pascal-context/59_labels.txt                          ("<k>: <name>", the 59 task classes)
 
-Each full-scene label is mapped to its task class by name, through the two label files; every
-label not among the 59 becomes class 0 (background). Three task names differ from the full
-list's (diningtable/table, bedcloth/bedclothes, clothes/cloth) and are matched to it as the
-reference does. There is no void: every pixel is labelled.
+Each full-scene label is mapped to its task class by name (diningtable/table,
+bedcloth/bedclothes and clothes/cloth matched as the reference does); every other label becomes
+class 0 (background). There is no void.
 """
 
 from __future__ import annotations
@@ -44,12 +43,9 @@ _FULL_NAME = {"diningtable": "table", "bedcloth": "bedclothes", "clothes": "clot
 
 
 def read_label_names(path: PathLike) -> dict[int, str]:
-    """Read a PASCAL-Context label file (``<id>: <name>`` per line) as ``{id: name}``.
-
-    Names lose their spaces, as the reference compares them (``"potted plant"`` is
-    ``"pottedplant"``). A line without ``:`` or with a non-integer id is a ValueError naming the
-    file and line.
-    """
+    """Read a PASCAL-Context label file (``<id>: <name>`` per line) as ``{id: name}``, names
+    without their spaces, as the reference compares them (``"potted plant"`` is
+    ``"pottedplant"``); a malformed line is a ValueError naming the file and line."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"PASCAL-Context label file {path} not found")

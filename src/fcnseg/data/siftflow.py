@@ -8,11 +8,10 @@ On disk (the dataset's archive plus the FCN reference's split lists)::
     ROOT/SemanticLabels/spatial_envelope_256x256_static_8outdoorcategories/<id>.mat   field S
     ROOT/GeoLabels/spatial_envelope_256x256_static_8outdoorcategories/<id>.mat        field S
 
-Semantic ``S`` holds 0 (void) and 1-33; geometric ``S`` holds -1 (void) and 1-3. Both are
-shifted down by one, void becoming 255. ``dataset[i]`` is ``(image, {"semantic": H×W,
-"geometric": H×W})``. The two images without annotations are left out of every split
-(``excluded_ids``); cow, desert and moon never occur in the test set and are left out of the
-semantic class means (``eval_exclude_classes``), as the reference evaluates.
+Semantic ``S`` holds 0 (void) and 1-33, geometric ``S`` -1 (void) and 1-3: both shifted down
+by one, void becoming 255. The two images without annotations are left out of every split;
+cow, desert and moon, absent from the test set, are left out of the semantic class means, as
+the reference evaluates.
 """
 
 from __future__ import annotations
@@ -52,9 +51,8 @@ SIFTFLOW_FOLDER_NAMES: tuple[str, ...] = ("SiftFlowDataset", "sift-flow")
 
 def find_siftflow_dir(root: PathLike) -> Path:
     """Locate the SIFT Flow folder (Images/, SemanticLabels/, GeoLabels/) given it or its
-    parent. A ``root`` named by one of :data:`SIFTFLOW_FOLDER_NAMES` that does not exist is
-    also looked for under the other name beside it (``data/SiftFlowDataset`` finds
-    ``data/sift-flow``, and the other way round)."""
+    parent, or beside it under its other name (:data:`SIFTFLOW_FOLDER_NAMES`:
+    ``data/SiftFlowDataset`` finds ``data/sift-flow``, and the other way round)."""
     root = Path(root).expanduser()
     base, places = root, [".", *SIFTFLOW_FOLDER_NAMES]
     if root.name in SIFTFLOW_FOLDER_NAMES and not root.exists():
@@ -68,14 +66,13 @@ def find_siftflow_dir(root: PathLike) -> Path:
 
 
 class SIFTFlow(FileSegmentationDataset):
-    """SIFT Flow with its two label maps: ``(image, {"semantic": ..., "geometric": ...})``.
+    """SIFT Flow with its two label maps: ``(image, {"semantic": ..., "geometric": ...})``;
+    ``classes`` are the semantic classes, ``heads`` names both heads' classes.
 
     Args:
         root: the SIFT Flow folder or the folder holding ``SiftFlowDataset`` (module doc).
         split: "trainval" or "test" (a ``ROOT/<split>.txt`` list, as in the FCN reference).
         transform: optional joint transform (it receives the dict of label maps).
-
-    ``classes`` are the semantic classes; ``heads`` names both heads' classes.
     """
 
     classes = SIFTFLOW_SEMANTIC_CLASSES

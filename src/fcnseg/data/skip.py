@@ -26,17 +26,12 @@ class SkipBad(SegmentationDataset):
     """Wrap a dataset so that a bad sample is replaced by the next good one, with a warning.
 
     When ``dataset[i]`` raises :class:`DataError`, a warning naming the file and problem is
-    logged and samples ``i + 1, i + 2, ...`` (wrapping around) are tried in turn, so the
-    replacement is deterministic. Gives up after ``max_tries`` bad samples in a row. Class names,
-    palette and ignore value are the wrapped dataset's.
-
-    Each bad sample is warned about once per run, and not read again: the record of bad samples
-    lives in shared memory, so DataLoader workers (started afresh every epoch unless
-    ``persistent_workers``) share it with each other and with later epochs. (Two workers that
-    meet the same bad file at the same moment may both warn.)
+    logged and samples ``i + 1, i + 2, ...`` (wrapping around) are tried in turn, up to
+    ``max_tries``. Each bad sample is warned about once per run and not read again: the record
+    lives in shared memory, shared by DataLoader workers and later epochs. What the dataset is
+    (classes, palette, ignore value, ids) is the wrapped dataset's.
     """
 
-    # What the dataset is (its classes, palette, ids, ...) is the wrapped dataset's.
     classes = _wrapped("classes")
     ignore_index = _wrapped("ignore_index")
     palette = _wrapped("palette")

@@ -1,9 +1,5 @@
-"""The FCN paper's evaluation split, seg11valid: VOC2011 segmentation val minus SBD train.
-
-The paper trains on SBD train and evaluates on the 736 VOC2011 val images that SBD train does not
-contain. The list is derived from the user's own copies of both datasets (keeping VOC's order),
-and cached under the fcnseg cache directory, keyed by a hash of the two input lists, so a changed
-copy never reuses a stale list and a read-only dataset folder is never written to.
+"""The FCN paper's evaluation split, seg11valid: the 736 VOC2011 segmentation val images not in
+SBD train, derived from the user's copies of both and cached by a hash of the two lists.
 """
 
 from __future__ import annotations
@@ -28,13 +24,9 @@ SEG11VALID_SIZE = 736
 
 def seg11valid_ids(voc_root: PathLike, sbd_root: PathLike,
                    cache_dir: PathLike | None = None) -> list[str]:
-    """The ids of VOC2011 segmentation val images not in SBD train, in VOC's order.
-
-    ``voc_root`` is anything :func:`~fcnseg.data.voc.find_voc_dir` accepts for VOC2011 and
-    ``sbd_root`` anything :func:`~fcnseg.data.sbd.find_sbd_dir` accepts. The result is cached in
-    ``cache_dir`` (default ``<fcnseg cache>/splits``) as ``seg11valid-<hash>.txt``; if that folder
-    cannot be written, the list is still returned (computing it again is cheap).
-    """
+    """The ids of VOC2011 segmentation val images not in SBD train, in VOC's order, cached in
+    ``cache_dir`` (default ``<fcnseg cache>/splits``; a folder that cannot be written only
+    costs a recount). The roots are as :func:`find_voc_dir` and :func:`find_sbd_dir` take."""
     voc_val = find_voc_dir(voc_root, "2011") / "ImageSets" / "Segmentation" / "val.txt"
     sbd_train = find_sbd_dir(sbd_root) / "train.txt"
     digest = hashlib.sha256()

@@ -1,11 +1,8 @@
 """The embedded default dataset: procedurally generated scenes of textured shapes.
 
-Each scene has a textured, low-saturation background and several objects drawn over each other.
 Every object class has its own shape, hue family and texture, so the classes are separable by
-local cues, yet the scenes still reward fine output resolution: bars and rings are a few pixels
-thick and blobs are small, which a stride-32 prediction (FCN-32s) blurs and a stride-8 one
-(FCN-8s) resolves. Samples are generated on the fly from ``(seed, index)`` alone, so any sample
-is reproducible without storing anything, at any image size.
+local cues, yet thin bars, rings and small blobs reward fine output resolution (FCN-32s blurs
+what FCN-8s resolves). Samples are generated from ``(seed, index)`` alone, at any size.
 """
 
 from __future__ import annotations
@@ -50,10 +47,8 @@ class SyntheticSegmentation(SegmentationDataset):
     """Procedurally generated segmentation scenes: the built-in dataset that needs no download.
 
     Classes: background, disc, rectangle, triangle, bar (thin, long), ring (thin outline) and
-    blob (small ellipses in clusters). Each object class has a hue family (red, yellow, green,
-    cyan, blue, magenta, with jitter) and a texture (shading, stripes, checks, flat, noise,
-    speckle); the background is a low-saturation mix of smooth and fine noise. 3-7 objects per
-    scene at random scales, overlapping.
+    blob (small ellipses in clusters), each with a hue family and a texture, 3-7 objects per
+    scene over a low-saturation noise background.
 
     Args:
         num_images: length of the dataset.

@@ -1,13 +1,11 @@
 """COCO JSON: instances and stuff (polygons and RLE), and panoptic (PNG segment maps).
 
-Category ids become contiguous classes in id order after ``_background_`` (0). Regions marked
-``iscrowd`` keep their class, as semantic segmentation reads them (torchvision's segmentation
-reference draws every annotation; CVAT's COCO export marks every mask ``iscrowd``); they are
-shapes marked ``crowd``, which ``RasterOptions.crowd_as_ignore`` draws as ignored. Polygons
-and RLE are decoded by ``pycocotools`` (the ``annotations`` extra), so that they give exactly
-the masks the COCO tools give. Pictures are found by ``file_name`` under ``images`` or, by
-default, beside the JSON file, in ``images/`` there, or in COCO's own layout
-(``annotations/instances_val2017.json`` beside ``val2017/``).
+Category ids become classes in id order after ``_background_`` (0). ``iscrowd`` regions are
+shapes marked ``crowd`` (their class unless ``RasterOptions.crowd_as_ignore``). Polygons and RLE
+are decoded by ``pycocotools`` (the ``annotations`` extra), exactly as the COCO tools decode
+them. Pictures are found by ``file_name`` under ``images`` or, by default, beside the JSON
+file, in ``images/`` there, or in COCO's layout (``annotations/instances_val2017.json`` beside
+``val2017/``).
 """
 
 from __future__ import annotations
@@ -39,9 +37,8 @@ MAX_EDGE_FACTOR = 100
 
 
 def _check_polygon_lengths(rings: list[list[float]], height: int, width: int) -> None:
-    """ValueError for polygons pycocotools cannot draw in memory their image justifies:
-    coordinates that are not finite, or edges running more than :data:`MAX_EDGE_FACTOR` times
-    the image's width + height in all (each edge as long as its larger side)."""
+    """ValueError for polygons pycocotools cannot draw in memory their image justifies (each
+    edge counted as long as its larger side)."""
     total = 0.0
     for ring in rings:
         xy = np.asarray(ring, np.float64).reshape(-1, 2)
@@ -57,10 +54,9 @@ def _check_polygon_lengths(rings: list[list[float]], height: int, width: int) ->
 
 
 def compressed_rle_counts(counts: str) -> np.ndarray:
-    """The run lengths (int64) of a COCO compressed RLE ``counts`` string, decoded as
-    pycocotools decodes it (6 bits a character from '0', 5 of them value, the 6th "more";
-    sign-extended; each run from the third on stored as its difference from the run two
-    before; kept as uint32); ValueError when it is no such string."""
+    """The run lengths (int64) of a COCO compressed RLE ``counts`` string, as pycocotools
+    decodes it (6 bits a character from '0', 5 of value, one "more"; sign-extended; runs from
+    the third on as differences from the run two before; uint32); ValueError when it is not."""
     c = np.frombuffer(counts.encode("ascii", errors="replace"), np.uint8).astype(np.int64) - 48
     if c.size == 0:
         return np.zeros(0, np.int64)
@@ -136,8 +132,7 @@ def _category_names(data: dict, source: str) -> dict[int, str]:
     names: dict[int, str] = {}
     categories = data.get("categories") or []
     for cat in categories:
-        cat_id = fields_of(cat).get("id")
-        if not isinstance(cat_id, int) or isinstance(cat_id, bool):
+        if type(fields_of(cat).get("id")) is not int:  # bool is no id
             raise ValueError(f"{source}: a category without an integer 'id': {cat!r}")
     for cat in sorted(categories, key=lambda c: c["id"]):
         name = str(cat.get("name") or cat["id"])
@@ -151,8 +146,8 @@ def _category_names(data: dict, source: str) -> dict[int, str]:
 
 def read_coco(src: Path, images: Path | None = None, *,
               panoptic_dir: Path | None = None) -> Annotations:
-    """The images of a COCO instances, stuff or panoptic JSON file with their regions; the
-    images with no region; and the category names in id order (the classes after 0)."""
+    """The images of a COCO instances, stuff or panoptic JSON file with their regions, the
+    images with no region, and the category names in id order (the classes after 0)."""
     src = Path(src)
     source = printable(src)
     if not src.is_file():
@@ -206,7 +201,7 @@ def _panoptic_ids(png: Path) -> np.ndarray:
 
 
 def _panoptic_segment(png: Path, segment_id: int, height: int, width: int) -> np.ndarray:
-    return _panoptic_ids(png) == segment_id
+    return _panoptic_ids(png) == segment_id  # a shape's decode(height, width)
 
 
 def _add_regions(data: dict, src: Path, items: dict[Any, AnnotatedImage],

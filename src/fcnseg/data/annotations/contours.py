@@ -1,12 +1,9 @@
 """Region outlines of a label map, for writing predictions back as polygons.
 
-:func:`crack_rings` follows the pixel edges between a region and the rest: each ring runs along
-pixel corners (pixel (x, y) is the square ``[x, x+1) × [y, y+1)``), with the region on its
-right (in image coordinates, y down): outer rings have positive area, holes negative. Regions
-are 8-connected (pixels touching at a corner are one region), so holes are 4-connected.
-:func:`centre_chain` turns a ring into the path through the centres of the region's border
-pixels, which Pillow (and so labelme) fills back to exactly those pixels. :func:`simplify`
-drops points within a tolerance in pixels (Douglas-Peucker on the closed ring).
+:func:`crack_rings` follows the pixel edges between a region and the rest, along pixel corners
+(pixel (x, y) is ``[x, x+1) × [y, y+1)``), the region on its right (y down). Regions are
+8-connected, so holes are 4-connected. :func:`centre_chain` gives the path through the border
+pixels' centres, which Pillow (and so labelme) fills back to exactly those pixels.
 """
 
 from __future__ import annotations

@@ -8,10 +8,9 @@ Segmentation mask 1.1 is a folder::
     ImageSets/Segmentation/default.txt
     JPEGImages/<name>.jpg             # when the export saved the images
 
-CVAT for images 1.1 is ``annotations.xml`` (beside ``images/`` when the export saved them):
-``<image name= width= height=>`` elements holding ``polygon``, ``box``, ``ellipse``,
-``polyline``, ``mask`` (run lengths in its box) and ``points`` (counted, not drawn), drawn in
-``z_order`` then document order; coordinates put pixel (x, y) on the square
+CVAT for images 1.1 is ``annotations.xml`` (beside ``images/``): ``<image>`` elements holding
+``polygon``, ``box``, ``ellipse``, ``polyline``, ``mask`` (run lengths in its box) and ``points``
+(counted, not drawn), drawn in ``z_order`` then document order, pixel (x, y) on the square
 ``[x, x+1) × [y, y+1)``.
 """
 

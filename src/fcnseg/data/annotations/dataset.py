@@ -44,23 +44,16 @@ class AnnotationDataset(BandImages, SegmentationDataset):
     Args:
         fmt: ``labelme``, ``coco``, ``cvat-mask``, ``cvat`` or ``labelstudio``.
         root: the annotations (as ``fcnseg import`` takes them).
-        split: ``train`` or ``val`` (the images ``fcnseg import`` would list there, by a hash
-            of the name), or None for all.
+        split: ``train`` or ``val`` (the images ``fcnseg import`` would list there), or None
+            for all.
         labels: labelme's labels.txt; labels not in it make their samples bad.
-        overlap, line_width: as :class:`RasterOptions`.
-        images: where the pictures are when not where the format says.
-        val_fraction: the share of images in ``val``.
-        empty_as_background: the images a CVAT or COCO export lists without any shape are
-            samples, all background (else left out as not yet annotated), as
-            ``fcnseg import --empty-as-background``.
-        crowd_as_ignore: COCO ``iscrowd`` regions are ignored (else their class), as
-            ``fcnseg import --crowd-as-ignore``.
-        rename: label names to the names they are read as, as ``fcnseg import --rename``;
-            names that differ only in case or surrounding spaces are refused (ValueError).
+        overlap, line_width, crowd_as_ignore: as :class:`RasterOptions`.
+        images, val_fraction, empty_as_background: as :class:`ImportOptions`.
+        rename: as ``fcnseg import --rename``; names that differ only in case or surrounding
+            spaces are refused (ValueError).
         bands, rgb, nodata: as a folder dataset's ``dataset.yaml`` fields: pictures read as
-            H×W×N arrays of their ``bands`` (a satellite's 4-band uint16 GeoTIFFs), pixels
-            without data ignored. Without ``bands``, pictures are read as RGB, and one of
-            bands no colour image holds is refused in one line that names its bands.
+            H×W×N arrays of their ``bands``, pixels without data ignored. Without ``bands``,
+            a picture of bands no colour image holds is refused in one line naming them.
     """
 
     def __init__(self, fmt: str, root: PathLike, split: str | None = None,
@@ -77,9 +70,8 @@ class AnnotationDataset(BandImages, SegmentationDataset):
         if split not in (None, "train", "val"):
             raise ValueError(f"split: expected train or val for {fmt} annotations, got {split!r}")
         self.format, self.root, self.split = fmt, Path(root), split
-        self.options = ImportOptions(labels=Path(labels) if labels else None,
-                                     raster=RasterOptions(overlap, line_width,
-                                                          bool(crowd_as_ignore)),
+        raster = RasterOptions(overlap, line_width, bool(crowd_as_ignore))
+        self.options = ImportOptions(labels=Path(labels) if labels else None, raster=raster,
                                      images=Path(images) if images else None,
                                      val_fraction=val_fraction,
                                      empty_as_background=bool(empty_as_background),

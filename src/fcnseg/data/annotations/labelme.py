@@ -1,9 +1,6 @@
-"""labelme's JSON files: one per image, beside it or in a folder of their own.
-
-Read here (labelme itself is not needed): ``shapes`` with ``shape_type`` polygon, rectangle,
-circle, line, linestrip, point (counted, not drawn) and mask (a PNG of the shape's box);
-the picture from ``imagePath`` (relative to the JSON file), else from the embedded
-``imageData``.
+"""labelme's JSON files (one per image), read without labelme: ``shapes`` of ``shape_type``
+polygon, rectangle, circle, line, linestrip, point (counted, not drawn) and mask (a PNG of the
+shape's box); the picture from ``imagePath`` (relative to the JSON file), else ``imageData``.
 """
 
 from __future__ import annotations

@@ -1,13 +1,11 @@
 """Label Studio's JSON export: a list of tasks, each with its image and annotations.
 
-Read from each task's first annotation that was not cancelled: ``polygonlabels`` (points in
-percent of the image), ``rectanglelabels`` (x, y, width, height in percent, turned by
-``rotation`` degrees about the top-left corner), ``brushlabels`` (Label Studio's brush run-length
-code of the RGBA picture, alpha marking the stroke) and ``keypointlabels`` (counted, not
-drawn). Pictures are found by file name under ``images`` (default: beside the JSON file, in
-``images/`` or ``upload/`` there, or at the task's path in Label Studio's media folder,
-``upload/1/1a2b3c4d-photo.jpg`` beside the JSON file); Label Studio's upload prefix
-(``1a2b3c4d-photo.jpg``) is tried without it.
+Read from each task's first annotation not cancelled: ``polygonlabels`` (points in percent),
+``rectanglelabels`` (in percent, turned by ``rotation`` degrees about the top-left corner),
+``brushlabels`` (the brush run-length code of RGBA, alpha marking the stroke) and
+``keypointlabels`` (counted, not drawn). Pictures are found by file name (with and without
+the upload prefix ``1a2b3c4d-``) under ``images`` (default: beside the JSON file, in ``images/``
+or ``upload/`` there, or at the task's path in the media folder, ``upload/1/...``).
 """
 
 from __future__ import annotations

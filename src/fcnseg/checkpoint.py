@@ -85,10 +85,9 @@ def describe_model(model: nn.Module) -> dict[str, Any]:
     arch = getattr(model, "arch", None)
     build_kwargs = getattr(model, "build_kwargs", None)
     if arch is None or build_kwargs is None:
-        raise CheckpointError(
-            f"{type(model).__name__} does not describe itself (needs .arch and .build_kwargs); "
-            f"build it with fcnseg.models.build_model or a builder function"
-        )
+        raise CheckpointError(f"{type(model).__name__} does not describe itself (needs .arch and "
+                              f".build_kwargs); build it with fcnseg.models.build_model or a "
+                              f"builder function")
     conv: InputConvention = getattr(model, "input_convention", CAFFE_BGR)
     return {"arch": arch, "build_kwargs": dict(build_kwargs),
             "input_convention": conv.to_dict()}
@@ -96,18 +95,7 @@ def describe_model(model: nn.Module) -> dict[str, Any]:
 
 @dataclass
 class CheckpointContents:
-    """What a checkpoint records besides the model (see the module docstring).
-
-    ``head_classes`` (``{head: class names}``) names the classes of every head of a multi-head
-    model (``model(x)`` returning ``{head: logits}``); ``class_names`` are then its first
-    head's. Without it, heads after the first are named ``class_0``, ``class_1`` ...
-
-    ``background`` names the class declared as background (a dataset's ``background:``):
-    pictures leave it as the photo (see :func:`fcnseg.data.palette.background_indices`).
-
-    Without a ``palette`` the classes get the well-separated colours that datasets without
-    colours get (:func:`fcnseg.data.palette.distinct_palette`).
-    """
+    """What a checkpoint records besides the model: the fields of :func:`save_checkpoint`."""
 
     class_names: Sequence[str]
     palette: Sequence[Sequence[int]] | Any | None = None
@@ -116,12 +104,9 @@ class CheckpointContents:
     iteration: int = 0
     epoch: int = 0
     metrics: Mapping[str, Any] | None = None
-    #: Training state (optimizer, scheduler, scaler, RNG, data order) for resume.
     state: Mapping[str, Any] | None = None
     head_classes: Mapping[str, Sequence[str]] | None = None
     background: str | None = None
-    #: The folder training ran in (absolute): where the recipe's relative dataset paths are
-    #: looked for after the current folder (see :mod:`fcnseg.dataset_paths`).
     trained_in: str | None = None
 
 
@@ -133,16 +118,20 @@ def save_checkpoint(path: PathLike, model: nn.Module,
     ``fields`` make (``save_checkpoint(path, model, class_names=..., palette=...)``):
 
     - ``class_names`` (required): the names of the model's classes, in output order;
-    - ``palette``: 256×3 (or one row per class) RGB colours; by default well-separated
-      colours, background classes black (:func:`fcnseg.data.palette.distinct_palette`);
+    - ``palette``: 256×3 (or one row per class) RGB colours; by default the well-separated
+      colours of datasets without colours, background classes black
+      (:func:`fcnseg.data.palette.distinct_palette`);
     - ``ignore_index``: the label of pixels without ground truth (255);
     - ``recipe``: the training configuration, ``iteration`` and ``epoch``: where training was;
-    - ``metrics``: validation figures (``{"mean_iu": ...}``), ``state``: training state for
-      resume;
-    - ``head_classes``: ``{head: class names}`` of a multi-head model;
-    - ``background``: the class declared as background;
+    - ``metrics``: validation figures (``{"mean_iu": ...}``), ``state``: training state
+      (optimizer, scheduler, scaler, RNG, data order) for resume;
+    - ``head_classes``: ``{head: class names}`` of every head of a multi-head model
+      (``model(x)`` returning ``{head: logits}``); ``class_names`` are then its first head's.
+      Without it, heads after the first are named ``class_0``, ``class_1`` ...;
+    - ``background``: the class declared as background (a dataset's ``background:``):
+      pictures leave it as the photo (:func:`fcnseg.data.palette.background_indices`);
     - ``trained_in``: the folder training ran in (absolute), where the recipe's relative
-      dataset paths were taken from.
+      dataset paths are looked for after the current folder (:mod:`fcnseg.dataset_paths`).
 
     Raises:
         TypeError: ``class_names`` missing or a field unknown (one line naming it).
@@ -315,11 +304,9 @@ def load_checkpoint(path: PathLike) -> dict[str, Any]:
         kind = what_file_is(path)
         if kind is not None:  # a file of another kind, not a damaged checkpoint
             raise NotACheckpoint(f"{path} is {kind}, not a checkpoint", readable=False) from None
-        raise NotACheckpoint(
-            f"{path}: cannot be read as a checkpoint ({type(e).__name__}); the file may be "
-            f"truncated or corrupt, or hold objects that are not loaded for safety",
-            readable=False,
-        ) from e
+        raise NotACheckpoint(f"{path}: cannot be read as a checkpoint ({type(e).__name__}); the "
+                             f"file may be truncated or corrupt, or hold objects that are not "
+                             f"loaded for safety", readable=False) from e
     if "model_state_dict" not in fields_of(ckpt):
         raise NotACheckpoint(f"{path}: not a checkpoint (no 'model_state_dict')", readable=True)
     if ckpt.get("format") != FORMAT:
@@ -341,10 +328,9 @@ def as_checkpoint(checkpoint: PathLike | Mapping[str, Any]) -> Mapping[str, Any]
 def _from_port(path: Path, ckpt: dict[str, Any]) -> dict[str, Any]:
     arch = _PORT_ARCHS.get(str(ckpt.get("arch")))
     if arch is None:
-        raise CheckpointError(
-            f"{path}: not an fcnseg checkpoint and its 'arch' ({ckpt.get('arch')!r}) is none "
-            f"of the PyTorch FCN port's {sorted(_PORT_ARCHS)}"
-        )
+        raise CheckpointError(f"{path}: not an fcnseg checkpoint and its 'arch' "
+                              f"({ckpt.get('arch')!r}) is none of the PyTorch FCN port's "
+                              f"{sorted(_PORT_ARCHS)}")
     return checkpoint_dict(
         ckpt["model_state_dict"],
         {"arch": arch, "build_kwargs": {"num_classes": 21, "geometry": "caffe"},
@@ -462,13 +448,9 @@ def _check_sizes(where: Any, arch: str, kwargs: Mapping[str, Any],
             f"{tuple(state_dict[key].shape)} vs {tuple(shapes[key].shape)} from the metadata")
 
 
-def build_model_from_checkpoint(
-    ckpt: PathLike | Mapping[str, Any],
-    *,
-    load_weights: bool = True,
-    backbone: nn.Module | None = None,
-    preprocess: bool = True,
-) -> nn.Module:
+def build_model_from_checkpoint(ckpt: PathLike | Mapping[str, Any], *, load_weights: bool = True,
+                                backbone: nn.Module | None = None,
+                                preprocess: bool = True) -> nn.Module:
     """Rebuild the model a checkpoint describes (in eval mode) and load its weights.
 
     The model takes raw pixels; ``preprocess=False`` gives the bare network, taking input
@@ -530,16 +512,10 @@ def pretrained_config(model: nn.Module, class_names: Sequence[str], palette: Any
     fields (a calibrated temperature)."""
     classes = _class_table(model, class_names, palette, ignore_index, HubError)
     desc = describe_model(model)
-    return {
-        "format": CONFIG_FORMAT,
-        "arch": desc["arch"],
-        "build_kwargs": desc["build_kwargs"],
-        "input_convention": desc["input_convention"],
-        "classes": classes,
-        "metrics": dict(metrics or {}),
-        "source": dict(source or {}),
-        **extra,
-    }
+    return {"format": CONFIG_FORMAT,
+            **{k: desc[k] for k in ("arch", "build_kwargs", "input_convention")},
+            "classes": classes, "metrics": dict(metrics or {}), "source": dict(source or {}),
+            **extra}
 
 
 def write_model_safetensors(path: Path, model: nn.Module, metadata: dict[str, str]) -> None:

@@ -69,29 +69,20 @@ class InputConvention:
         return tuple(mean)
 
     def to_dict(self) -> dict[str, Any]:
-        d = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-        if self.bands is None:
-            del d["bands"]  # colour conventions keep their recorded form
-        if self.nodata is None:
-            del d["nodata"]
-        if self.sample_types is None:
-            del d["sample_types"]
-        return d
+        # Only the multi-band fields can be None: colour conventions keep their recorded form.
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()
+                if v is not None}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> InputConvention:
         try:
-            return cls(
-                name=str(d["name"]),
-                channel_order=str(d["channel_order"]),
-                scale=float(d["scale"]),
-                mean=tuple(float(v) for v in d["mean"]),  # type: ignore[arg-type]
-                std=tuple(float(v) for v in d["std"]),  # type: ignore[arg-type]
-                bands=None if d.get("bands") is None else tuple(str(b) for b in d["bands"]),
-                nodata=None if d.get("nodata") is None else float(d["nodata"]),
-                sample_types=None if d.get("sample_types") is None
-                else tuple(str(t) for t in d["sample_types"]),
-            )
+            return cls(name=str(d["name"]), channel_order=str(d["channel_order"]),
+                       scale=float(d["scale"]), mean=tuple(float(v) for v in d["mean"]),
+                       std=tuple(float(v) for v in d["std"]),
+                       bands=None if d.get("bands") is None else tuple(map(str, d["bands"])),
+                       nodata=None if d.get("nodata") is None else float(d["nodata"]),
+                       sample_types=None if d.get("sample_types") is None
+                       else tuple(map(str, d["sample_types"])))
         except KeyError as e:
             raise ValueError(f"input convention is missing field {e.args[0]!r}: {d!r}") from None
 
@@ -136,13 +127,10 @@ def get_convention(spec: str | Mapping[str, Any] | InputConvention) -> InputConv
     try:
         return _BY_NAME[spec]
     except KeyError:
-        raise ValueError(
-            f"unknown input convention {spec!r}; known: {sorted(_BY_NAME)}"
-        ) from None
+        raise ValueError(f"unknown input convention {spec!r}; known: {sorted(_BY_NAME)}") from None
 
 
-def band_convention(bands: list[str] | tuple[str, ...], mean: list[float] | tuple[float, ...],
-                    std: list[float] | tuple[float, ...],
+def band_convention(bands: Sequence[str], mean: Sequence[float], std: Sequence[float],
                     nodata: float | None = None,
                     sample_types: Sequence[str] | None = None) -> InputConvention:
     """The convention of a model on multi-band images: each band (raw values) minus its

@@ -33,10 +33,6 @@ import torch
 
 from fcnseg.utils.validate import fields_of
 
-__all__ = ["METRIC_NAMES", "CalibrationBins", "ConfusionMatrix", "confusion_matrix",
-           "confusion_matrix_torch", "expected_calibration_error", "other_heads_text",
-           "scores"]
-
 #: The four summary metrics of the FCN paper, in its order.
 METRIC_NAMES = ("pixel_acc", "mean_acc", "mean_iu", "fw_iu")
 
@@ -69,9 +65,8 @@ def other_heads_text(metrics: Any) -> str:
 
 def _check_shapes(label_shape: tuple[int, ...], pred_shape: tuple[int, ...]) -> None:
     if tuple(label_shape) != tuple(pred_shape):
-        raise ValueError(
-            f"label and prediction shapes differ: {tuple(label_shape)} vs {tuple(pred_shape)}"
-        )
+        raise ValueError(f"label and prediction shapes differ: {tuple(label_shape)} vs "
+                         f"{tuple(pred_shape)}")
 
 
 def _check_num_classes(num_classes: int) -> None:
@@ -135,9 +130,8 @@ def _counts(label: Any, pred: Any, n: int, ignore_index: int | None) -> Any:
     return bincount(index, minlength=n * n + 1)[: n * n].reshape(n, n)
 
 
-def confusion_matrix_torch(
-    label: torch.Tensor, pred: torch.Tensor, num_classes: int, ignore_index: int | None = 255
-) -> torch.Tensor:
+def confusion_matrix_torch(label: torch.Tensor, pred: torch.Tensor, num_classes: int,
+                           ignore_index: int | None = 255) -> torch.Tensor:
     """Confusion matrix of one batch as an int64 tensor on the inputs' device.
 
     Args:
@@ -167,12 +161,8 @@ def confusion_matrix_torch(
     return _counts(label, pred, num_classes, ignore_index)
 
 
-def confusion_matrix(
-    label: np.ndarray | torch.Tensor,
-    pred: np.ndarray | torch.Tensor,
-    num_classes: int,
-    ignore_index: int | None = 255,
-) -> np.ndarray:
+def confusion_matrix(label: np.ndarray | torch.Tensor, pred: np.ndarray | torch.Tensor,
+                     num_classes: int, ignore_index: int | None = 255) -> np.ndarray:
     """Confusion matrix of label/prediction arrays of any shape, as an int64 numpy array.
 
     Accepts numpy arrays or torch tensors (tensors on an accelerator are counted there, then
@@ -185,8 +175,7 @@ def confusion_matrix(
         pred_t = torch.as_tensor(pred, device=label_t.device)
         return confusion_matrix_torch(label_t, pred_t, num_classes, ignore_index).cpu().numpy()
     _check_num_classes(num_classes)
-    label = np.asarray(label)
-    pred = np.asarray(pred)
+    label, pred = np.asarray(label), np.asarray(pred)
     _check_shapes(label.shape, pred.shape)
     return _counts(label, pred, num_classes, ignore_index)
 
@@ -291,18 +280,13 @@ class ConfusionMatrix:
         print(cm.compute()["mean_iu"])
     """
 
-    def __init__(
-        self,
-        num_classes: int,
-        ignore_index: int | None = 255,
-        device: torch.device | str | None = None,
-    ) -> None:
+    def __init__(self, num_classes: int, ignore_index: int | None = 255,
+                 device: torch.device | str | None = None) -> None:
         _check_num_classes(num_classes)
         self.num_classes = int(num_classes)
         self.ignore_index = ignore_index
-        self.matrix = torch.zeros(
-            (self.num_classes, self.num_classes), dtype=torch.int64, device=device
-        )
+        self.matrix = torch.zeros((self.num_classes, self.num_classes), dtype=torch.int64,
+                                  device=device)
 
     def reset(self) -> None:
         """Zero the counts."""
@@ -319,10 +303,8 @@ class ConfusionMatrix:
         counts = other.matrix if isinstance(other, ConfusionMatrix) else other
         counts = torch.as_tensor(counts, dtype=torch.int64, device=self.matrix.device)
         if tuple(counts.shape) != tuple(self.matrix.shape):
-            raise ValueError(
-                f"cannot merge a {tuple(counts.shape)} confusion matrix into a "
-                f"{tuple(self.matrix.shape)} one"
-            )
+            raise ValueError(f"cannot merge a {tuple(counts.shape)} confusion matrix into a "
+                             f"{tuple(self.matrix.shape)} one")
         self.matrix += counts
         return self
 
@@ -371,9 +353,8 @@ def _ece_bin(confidence: torch.Tensor | np.ndarray, num_bins: int) -> Any:
     return np.clip((confidence * num_bins).astype(np.int64), 0, num_bins - 1)
 
 
-def expected_calibration_error(
-    confidence: np.ndarray, correct: np.ndarray, num_bins: int = DEFAULT_ECE_BINS
-) -> float:
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray,
+                               num_bins: int = DEFAULT_ECE_BINS) -> float:
     """``Σ_b (n_b / N) · |accuracy_b − mean confidence_b|`` over ``num_bins`` equal-width bins.
 
     Args:
@@ -407,14 +388,9 @@ class CalibrationBins:
     ``device``; :meth:`all_reduce` sums them over processes.
     """
 
-    def __init__(
-        self,
-        num_classes: int,
-        ignore_index: int | None = 255,
-        *,
-        num_bins: int = DEFAULT_ECE_BINS,
-        device: torch.device | str | None = None,
-    ) -> None:
+    def __init__(self, num_classes: int, ignore_index: int | None = 255, *,
+                 num_bins: int = DEFAULT_ECE_BINS,
+                 device: torch.device | str | None = None) -> None:
         _check_num_classes(num_classes)
         if num_bins < 1:
             raise ValueError(f"num_bins must be at least 1, got {num_bins}")
@@ -425,9 +401,8 @@ class CalibrationBins:
         self.count = torch.zeros(self.num_bins, dtype=torch.int64, device=device)
         self.correct = torch.zeros(self.num_bins, dtype=torch.int64, device=device)
         self.confidence = torch.zeros(self.num_bins, dtype=torch.float64, device=device)
-        self.level_confusion = torch.zeros(
-            (self.num_levels, self.num_classes, self.num_classes), dtype=torch.int64,
-            device=device)
+        self.level_confusion = torch.zeros((self.num_levels, self.num_classes, self.num_classes),
+                                           dtype=torch.int64, device=device)
 
     def _level(self, confidence: torch.Tensor, doubt: torch.Tensor) -> torch.Tensor:
         """Confidence level of each pixel (higher levels are more confident): below confidence

@@ -28,7 +28,6 @@ from fcnseg.bench.timing import (
     OtherLoad,
     agreement,
     count_flops,
-    matmul_peak,
     matmul_variants,
     peak_rss_mb,
     reset_peak_rss,
@@ -168,8 +167,7 @@ def fit_scorers(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) ->
 def _pair_of_models(cfg: BenchConfig, arch: str, device: str, *,
                     optimized: bool = True) -> dict[str, nn.Module]:
     """One set of weights in both geometries (the same geometry loads the Caffe state dict),
-    in eval mode on ``device``; with the fast layers of :func:`fcnseg.models.optimize` unless
-    ``optimized`` is False."""
+    in eval mode on ``device``, optimized (:func:`fcnseg.models.optimize`) unless told not."""
     torch.manual_seed(cfg.seed)
     kwargs = {"num_classes": cfg.num_classes, "width": cfg.width, "fc_channels": cfg.fc_channels}
     caffe = trained_looking(build_model(arch, geometry="caffe", **kwargs), cfg.seed)
@@ -207,7 +205,7 @@ _PEAK = "__mm_peak__"
 
 def _mm_variants(cfg: BenchConfig, device: str, dtype: torch.dtype,
                  key: str = _PEAK) -> dict[str, Callable[[], object]]:
-    """Large matrix products to time alongside the models: the peak under the same load, one
+    """Large matrix products timed alongside the models (the peak under the same load), one
     per GEMM library (:func:`~fcnseg.bench.timing.matmul_variants`), keyed ``key|library``.
 
     On CUDA, float32 convolutions run on TF32 tensor cores when cuDNN allows it (PyTorch's
@@ -229,8 +227,8 @@ def _mm_variants(cfg: BenchConfig, device: str, dtype: torch.dtype,
 
 
 def _peak_from(times: dict[str, Any], cfg: BenchConfig, key: str = _PEAK) -> float:
-    """FLOP/s of the fastest interleaved matrix product (by its median, as for the models
-    timed with it); its timings are removed from ``times``."""
+    """FLOP/s of the fastest interleaved matrix product (by its median, as for the models);
+    its timings are removed from ``times``."""
     mine = [k for k in times if k.startswith(f"{key}|")]
     return max(2 * cfg.peak_size**3 / times.pop(k).median for k in mine)
 
@@ -250,10 +248,6 @@ def _timing_fields(t: Any, images: int, flops: int | None, peak: float | None) -
 Log = Callable[[str], None]
 
 
-def _quiet(message: str) -> None:
-    """The default ``log`` of the sections: say nothing."""
-
-
 def _size(size: Any) -> str:
     return "×".join(map(str, size))
 
@@ -263,38 +257,40 @@ def _clock(cfg: BenchConfig, device: str) -> str:
     return cfg.clock if device == "cpu" else "wall"
 
 
-def machine_info(
-    devices: tuple[str, ...], peak_size: int = 4096, clock: str = "wall",
-    measure_peak: bool = True,
-) -> dict[str, Any]:
-    """torch build, threads, CPU model/flags and matrix-multiply peaks (measured now unless
-    ``measure_peak`` is False: :func:`run_suite` quotes the peaks timed with its rows)."""
+def machine_info() -> dict[str, Any]:
+    """torch build, threads and CPU model/flags (:func:`run_suite` adds the mm peaks timed
+    with its rows)."""
     cpu = cpu_info()
-    info: dict[str, Any] = {
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "threads": torch.get_num_threads(),
-        "cpu": cpu.model,
-        "cpu_flags": [f for f in ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
-                      if f in cpu.flags],
-        "mm_peak_gflop_per_s": {},
-    }
-    for device in devices if measure_peak else ():
-        dtypes = [torch.float32, torch.bfloat16]
-        if device == "cuda":
-            dtypes.append(torch.float16)
-            info["cuda_device"] = torch.cuda.get_device_name()
-        for dtype in dtypes:
-            key = f"{device}_{str(dtype).removeprefix('torch.')}"
-            info["mm_peak_gflop_per_s"][key] = matmul_peak(
-                dtype, device, size=peak_size, clock=clock if device == "cpu" else "wall") / 1e9
-    return info
+    return {"torch": torch.__version__, "python": platform.python_version(),
+            "threads": torch.get_num_threads(), "cpu": cpu.model,
+            "cpu_flags": [f for f in ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+                          if f in cpu.flags],
+            "mm_peak_gflop_per_s": {}}
 
 
-def bench_inference(cfg: BenchConfig, device: str, log: Log = _quiet) -> list[dict[str, Any]]:
+def _per_geometry(cfg: BenchConfig, device: str, arch: str, shape: dict[str, Any],
+                  variants: dict[str, Callable[[], object]], flops: dict[str, int],
+                  progress: Callable[[int, int], None]) -> list[dict[str, Any]]:
+    """One row per geometry: its ``variants[geometry]`` timed interleaved with a float32 mm
+    (for the fraction-of-peak column) under the block's peak memory, on ``shape["batch"]``
+    images; the last row gets the same/caffe speed-up."""
+    memory: dict[str, Any] = {}
+    with _peak_memory(device, memory):
+        times = time_interleaved({**variants, **_mm_variants(cfg, device, torch.float32)},
+                                 warmup=cfg.warmup, repeats=cfg.repeats, device=device,
+                                 clock=_clock(cfg, device), progress=progress)
+    peak = _peak_from(times, cfg)
+    rows = [{"device": device, "model": arch, "geometry": g, **shape,
+             **_timing_fields(times[g], shape["batch"], flops[g], peak),
+             "mm_peak_gflop_per_s": peak / 1e9, **memory} for g in GEOMETRIES]
+    rows[-1]["speedup_vs_caffe"] = times["caffe"].median / times["same"].median
+    return rows
+
+
+def bench_inference(cfg: BenchConfig, device: str, log: Log) -> list[dict[str, Any]]:
     """Latency and throughput per model, size and batch; both geometries interleaved, with a
     float32 matrix multiply timed among them for the fraction-of-peak column."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     count = len(cfg.models) * len(cfg.sizes) * len(cfg.batches)
     step = 0
     for arch in cfg.models:
@@ -307,26 +303,15 @@ def bench_inference(cfg: BenchConfig, device: str, log: Log = _quiet) -> list[di
                 step += 1
                 what = f"[{device}] inference {step}/{count}: {arch} {_size(size)} batch {batch}"
                 x = _input(cfg, batch, size, device)
-                memory: dict[str, Any] = {}
-                variants = {g: (lambda r=r, x=x: r.forward(x)) for g, r in runners.items()}
-                variants.update(_mm_variants(cfg, device, torch.float32))
-                with torch.inference_mode(), _peak_memory(device, memory):
-                    times = time_interleaved(variants, warmup=cfg.warmup, repeats=cfg.repeats,
-                                             device=device, clock=_clock(cfg, device),
-                                             progress=round_logger(log, what))
-                peak = _peak_from(times, cfg)
-                for g in GEOMETRIES:
-                    rows.append({
-                        "device": device, "model": arch, "geometry": g, "size": list(size),
-                        "batch": batch, "dtype": "float32",
-                        **_timing_fields(times[g], batch, flops1[g] * batch, peak),
-                        "mm_peak_gflop_per_s": peak / 1e9, **memory,
-                    })
-                rows[-1]["speedup_vs_caffe"] = times["caffe"].median / times["same"].median
+                with torch.inference_mode():
+                    rows += _per_geometry(
+                        cfg, device, arch, {"size": list(size), "batch": batch, "dtype": "float32"},
+                        {g: (lambda r=r, x=x: r.forward(x)) for g, r in runners.items()},
+                        {g: f * batch for g, f in flops1.items()}, round_logger(log, what))
     return rows
 
 
-def bench_training(cfg: BenchConfig, device: str, log: Log = _quiet) -> list[dict[str, Any]]:
+def bench_training(cfg: BenchConfig, device: str, log: Log) -> list[dict[str, Any]]:
     """One SGD step (forward, pixel-averaged cross-entropy, backward, update) per geometry."""
     models = _pair_of_models(cfg, cfg.train_model, device)
     for m in models.values():
@@ -335,37 +320,19 @@ def bench_training(cfg: BenchConfig, device: str, log: Log = _quiet) -> list[dic
     x = _input(cfg, cfg.train_batch, crop, device)
     g = torch.Generator().manual_seed(cfg.seed)
     y = torch.randint(0, cfg.num_classes, (cfg.train_batch, *crop), generator=g).to(device)
-    optimizers = {
-        name: torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=1e-6,
-                              momentum=0.9)
-        for name, m in models.items()
-    }
+    optimizers = {name: torch.optim.SGD([p for p in m.parameters() if p.requires_grad],
+                                        lr=1e-6, momentum=0.9) for name, m in models.items()}
 
     def step(name: str) -> None:
-        model, opt = models[name], optimizers[name]
-        opt.zero_grad(set_to_none=True)
-        loss = nn.functional.cross_entropy(model(x), y, ignore_index=255)
-        loss.backward()
-        opt.step()
+        optimizers[name].zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(models[name](x), y, ignore_index=255).backward()
+        optimizers[name].step()
 
-    flops = {name: count_flops(m, x, backward=True) for name, m in models.items()}
-    memory: dict[str, Any] = {}
-    variants: dict[str, Callable[[], object]] = {name: (lambda n=name: step(n))
-                                                 for name in models}
-    variants.update(_mm_variants(cfg, device, torch.float32))
-    with _peak_memory(device, memory):
-        times = time_interleaved(variants,
-                                 warmup=cfg.warmup, repeats=cfg.repeats, device=device,
-                                 clock=_clock(cfg, device),
-                                 progress=round_logger(log, f"[{device}] training step"))
-    peak = _peak_from(times, cfg)
-    rows = [{"device": device, "model": cfg.train_model, "geometry": name, "crop": list(crop),
-             "batch": cfg.train_batch, **_timing_fields(times[name], cfg.train_batch,
-                                                         flops[name], peak),
-             "mm_peak_gflop_per_s": peak / 1e9, **memory}
-            for name in GEOMETRIES]
-    rows[-1]["speedup_vs_caffe"] = times["caffe"].median / times["same"].median
-    return rows
+    return _per_geometry(cfg, device, cfg.train_model,
+                         {"crop": list(crop), "batch": cfg.train_batch},
+                         {name: (lambda n=name: step(n)) for name in models},
+                         {name: count_flops(m, x, backward=True) for name, m in models.items()},
+                         round_logger(log, f"[{device}] training step"))
 
 
 def _loader(dataset: Any, workers: int, pin: bool, persistent: bool) -> Any:
@@ -374,7 +341,7 @@ def _loader(dataset: Any, workers: int, pin: bool, persistent: bool) -> Any:
                       collate_fn=collate_segmentation)
 
 
-def bench_evaluation(cfg: BenchConfig, device: str, log: Log = _quiet) -> dict[str, Any]:
+def bench_evaluation(cfg: BenchConfig, device: str, log: Log) -> dict[str, Any]:
     """decode → transform → model → argmax → confusion matrix, against the model alone.
 
     The model is FCN-8s in the same geometry; the pipeline reads JPEG/PNG files through
@@ -459,7 +426,7 @@ def _fast(model: nn.Module, *, gemm: bool = True, channels_last: bool = False) -
                     cudnn_benchmark=False)
 
 
-def bench_options(cfg: BenchConfig, device: str, log: Log = _quiet) -> dict[str, Any]:
+def bench_options(cfg: BenchConfig, device: str, log: Log) -> dict[str, Any]:
     """FCN-8s at ``option_size``, batch 1: each fast path against the plain path, one run.
 
     "plain" runs every layer as its plain module (no :func:`fcnseg.models.optimize`), NCHW,
@@ -470,25 +437,22 @@ def bench_options(cfg: BenchConfig, device: str, log: Log = _quiet) -> dict[str,
     models, x = _fitted_pair(cfg, device)
     variants, compile_note = _option_variants(cfg, device, models, x)
     timed: dict[str, Callable[[], object]] = {k: fn for k, (fn, _) in variants.items()}
-    timed.update(_mm_variants(cfg, device, torch.float32, _PEAK + "float32"))
-    timed.update(_mm_variants(cfg, device, torch.bfloat16, _PEAK + "bfloat16"))
+    mm_dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+    for name, dtype in mm_dtypes.items():
+        timed.update(_mm_variants(cfg, device, dtype, _PEAK + name))
     # Fast paths are the central comparison: at least 5 rounds, whatever --repeats says.
     times = time_interleaved(timed, warmup=cfg.warmup, repeats=max(5, cfg.repeats),
                              device=device, clock=_clock(cfg, device),
                              progress=round_logger(log, f"[{device}] fast paths, "
                                                         f"{len(timed)} variants"))
-    peak = {f"{device}_float32": _peak_from(times, cfg, _PEAK + "float32"),
-            f"{device}_bfloat16": _peak_from(times, cfg, _PEAK + "bfloat16")}
-    result: dict[str, Any] = {"device": device, "size": list(cfg.option_size),
-                              "rows": _option_rows(variants, times, models, x, peak),
-                              "mm_peak_gflop_per_s": {k: v / 1e9 for k, v in peak.items()}}
-    result["cudnn_benchmark"] = ("n/a on CPU" if device != "cuda"
-                                 else "see the cuda rows (enabled by fcnseg.models.optimize)")
-    if compile_note:
-        result["torch_compile"] = compile_note
-    elif not cfg.compile:
-        result["torch_compile"] = "not measured (pass --compile)"
-    return result
+    peak = {f"{device}_{name}": _peak_from(times, cfg, _PEAK + name) for name in mm_dtypes}
+    return {"device": device, "size": list(cfg.option_size),
+            "rows": _option_rows(variants, times, models, x, peak),
+            "mm_peak_gflop_per_s": {k: v / 1e9 for k, v in peak.items()},
+            "cudnn_benchmark": ("n/a on CPU" if device != "cuda"
+                                else "see the cuda rows (enabled by fcnseg.models.optimize)"),
+            # compile_note is None exactly when cfg.compile is False
+            "torch_compile": compile_note or "not measured (pass --compile)"}
 
 
 def _fitted_pair(cfg: BenchConfig, device: str) -> tuple[dict[str, nn.Module], torch.Tensor]:
@@ -606,31 +570,27 @@ def run_suite(cfg: BenchConfig, log: Callable[[str], None] = print,
     ``on_section`` gets the report so far (``complete`` False) after each finished section, so
     that a run stopped later still keeps what it measured."""
     devices = [d for d in cfg.devices if d != "cuda" or torch.cuda.is_available()]
-    report = Report(config=asdict(cfg), machine=machine_info(tuple(devices), cfg.peak_size,
-                                                                  cfg.clock, measure_peak=False))
+    report = Report(config=asdict(cfg), machine=machine_info())
     if "cuda" in cfg.devices and "cuda" not in devices:
         report.not_measured.append("cuda: no CUDA device on this machine")
+    sections = {"inference": (bench_inference, report.inference.extend),
+                "training": (bench_training, report.training.extend),
+                "evaluation": (bench_evaluation, report.evaluation.append),
+                "options": (bench_options, report.options.append)}
     load: dict[str, float | None] = {}
     for device in devices:
-        sections: dict[str, Callable[[], None]] = {
-            "inference": lambda d=device: report.inference.extend(
-                bench_inference(cfg, d, log)),
-            "training": lambda d=device: report.training.extend(bench_training(cfg, d, log)),
-            "evaluation": lambda d=device: report.evaluation.append(
-                bench_evaluation(cfg, d, log)),
-            "options": lambda d=device: report.options.append(bench_options(cfg, d, log)),
-        }
-        for name, section in sections.items():
-            if name in cfg.sections:
-                log(f"[{device}] {name} ...")
-                start = time.perf_counter()
-                with OtherLoad() as other:
-                    section()
-                load[f"{device} {name}"] = other.fraction
-                log(f"[{device}] {name} done in {time.perf_counter() - start:.0f} s")
-                report.finished_sections.append(f"{device} {name}")
-                if on_section is not None:
-                    on_section(_snapshot(report, load))
+        for name, (bench, keep) in sections.items():
+            if name not in cfg.sections:
+                continue
+            log(f"[{device}] {name} ...")
+            start = time.perf_counter()
+            with OtherLoad() as other:
+                keep(bench(cfg, device, log))
+            load[f"{device} {name}"] = other.fraction
+            log(f"[{device}] {name} done in {time.perf_counter() - start:.0f} s")
+            report.finished_sections.append(f"{device} {name}")
+            if on_section is not None:
+                on_section(_snapshot(report, load))
     report.complete = True
     return _snapshot(report, load)
 
@@ -702,12 +662,10 @@ def check_targets(report: Report) -> list[dict[str, Any]]:
     return targets
 
 
-def _fmt(v: Any, spec: str = ".3g") -> str:
+def _fmt(v: Any) -> str:
     if v is None:
         return "-"
-    if isinstance(v, float):
-        return format(v, spec)
-    return str(v)
+    return format(v, ".3g") if isinstance(v, float) else str(v)
 
 
 def _table(headers: list[str], rows: list[list[Any]]) -> str:

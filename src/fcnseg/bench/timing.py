@@ -62,15 +62,9 @@ def synchronize(device: torch.device | str) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_interleaved(
-    variants: Mapping[str, Callable[[], object]],
-    *,
-    warmup: int = 1,
-    repeats: int = 5,
-    device: torch.device | str = "cpu",
-    clock: str = "wall",
-    progress: Callable[[int, int], None] | None = None,
-) -> dict[str, Timing]:
+def time_interleaved(variants: Mapping[str, Callable[[], object]], *, warmup: int = 1,
+                     repeats: int = 5, device: torch.device | str = "cpu", clock: str = "wall",
+                     progress: Callable[[int, int], None] | None = None) -> dict[str, Timing]:
     """Time each callable ``repeats`` times, round-robin, after ``warmup`` rounds.
 
     Returns one :class:`Timing` per variant name. Round-robin order means slow phases of a busy
@@ -86,21 +80,16 @@ def time_interleaved(
         raise ValueError(f"clock must be 'wall' or 'cpu', got {clock!r}")
     now = time.perf_counter if clock == "wall" else time.process_time
     rounds = warmup + repeats
-    for done in range(1, warmup + 1):
-        for fn in variants.values():
-            fn()
-        if progress is not None:
-            progress(done, rounds)
-    synchronize(device)
     samples: dict[str, list[float]] = {name: [] for name in variants}
-    for done in range(warmup + 1, rounds + 1):
+    for done in range(1, rounds + 1):
         for name, fn in variants.items():
             gc.collect()
             synchronize(device)
             start = now()
             fn()
             synchronize(device)
-            samples[name].append(now() - start)
+            if done > warmup:
+                samples[name].append(now() - start)
         if progress is not None:
             progress(done, rounds)
     return {name: Timing(tuple(s)) for name, s in samples.items()}
@@ -136,13 +125,8 @@ def count_flops(model: nn.Module, *inputs: torch.Tensor, backward: bool = False)
     return int(counter.get_total_flops())
 
 
-def matmul_variants(
-    dtype: torch.dtype = torch.float32,
-    device: torch.device | str = "cpu",
-    *,
-    size: int = 4096,
-    seed: int = 0,
-) -> dict[str, Callable[[], torch.Tensor]]:
+def matmul_variants(dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu", *,
+                    size: int = 4096, seed: int = 0) -> dict[str, Callable[[], torch.Tensor]]:
     """A ``size``³ matrix product through each GEMM library PyTorch reaches on ``device``.
 
     ``"torch.mm"`` always; on a CPU with oneDNN also ``"oneDNN"`` (its matmul called directly,
@@ -164,26 +148,6 @@ def matmul_variants(
         variants["oneDNN"] = lambda: torch.ops.mkldnn._linear_pointwise(a, w, None, "none", [],
                                                                         "")
     return variants
-
-
-def matmul_peak(
-    dtype: torch.dtype = torch.float32,
-    device: torch.device | str = "cpu",
-    *,
-    size: int = 4096,
-    repeats: int = 5,
-    clock: str = "wall",
-) -> float:
-    """This machine's matrix-multiply throughput (FLOP/s): the best of ``repeats`` large
-    products, over the GEMM libraries of :func:`matmul_variants`.
-
-    The best rather than the median: the peak is what the hardware can do, and a shared machine
-    only ever makes a sample slower. ``clock`` as in :func:`time_interleaved`.
-    """
-    with torch.inference_mode():
-        times = time_interleaved(matmul_variants(dtype, device, size=size), repeats=repeats,
-                                 device=device, clock=clock)
-    return 2 * size**3 / min(t.low for t in times.values())
 
 
 def peak_rss_mb() -> float:

@@ -25,6 +25,7 @@ import torch.hub
 from tqdm import tqdm
 
 from fcnseg.utils.files import fsync_dir
+from fcnseg.utils.typing import PathLike
 
 _CHUNK = 1 << 20
 
@@ -62,7 +63,7 @@ def cache_dir() -> Path:
     return Path(env) if env else Path(torch.hub.get_dir()) / "fcnseg"
 
 
-def file_checksum(path: str | os.PathLike[str], algorithm: str = "md5") -> str:
+def file_checksum(path: PathLike, algorithm: str = "md5") -> str:
     """Hex digest of a file, read in chunks."""
     h = hashlib.new(algorithm)
     with open(path, "rb") as f:
@@ -82,16 +83,9 @@ def _check(path: Path, md5: str | None, sha256: str | None) -> tuple[str, str, s
     return None
 
 
-def download(
-    url: str,
-    *,
-    filename: str | None = None,
-    md5: str | None = None,
-    sha256: str | None = None,
-    directory: str | os.PathLike[str] | None = None,
-    progress: bool = True,
-    timeout: float = 60.0,
-) -> Path:
+def download(url: str, *, filename: str | None = None, md5: str | None = None,
+             sha256: str | None = None, directory: PathLike | None = None,
+             progress: bool = True, timeout: float = 60.0) -> Path:
     """Download ``url`` into the cache and return the local path.
 
     - A cached file with the right checksum is returned without any network access.
@@ -118,20 +112,17 @@ def download(
             raise
         # Offline, the copy already here is what the user meant: say why it was not used.
         algo, expected, got = stale
-        raise ChecksumError(
-            f"{dest}: checksum mismatch: {algo} is {got}, the published one is {expected} (a "
-            f"damaged, truncated or different file), and fetching a fresh copy failed ({e}). "
-            f"Replace it with the published file."
-        ) from e
+        raise ChecksumError(f"{dest}: checksum mismatch: {algo} is {got}, the published one is "
+                            f"{expected} (a damaged, truncated or different file), and fetching "
+                            f"a fresh copy failed ({e}). Replace it with the published file."
+                            ) from e
     bad = _check(part, md5, sha256)
     if bad is not None:
         algo, expected, got = bad
         part.unlink(missing_ok=True)
-        raise ChecksumError(
-            f"checksum mismatch for {url} (saved as {dest}): {algo} expected {expected}, "
-            f"got {got}. The partial file was deleted; try again, or download it by hand and "
-            f"check it."
-        )
+        raise ChecksumError(f"checksum mismatch for {url} (saved as {dest}): {algo} expected "
+                            f"{expected}, got {got}. The partial file was deleted; try again, or "
+                            f"download it by hand and check it.")
     with open(part, "rb+") as f:
         os.fsync(f.fileno())
     os.replace(part, dest)
@@ -157,11 +148,9 @@ def _fetch(url: str, part: Path, dest: Path, *, progress: bool, timeout: float) 
     with resp:
         ctype = resp.headers.get("Content-Type", "")
         if ctype.startswith("text/html"):
-            raise DownloadError(
-                f"downloading {url} returned an HTML page instead of the file (a login or "
-                f"confirmation page, or a dead link). Download it in a browser and save it as "
-                f"{dest}."
-            )
+            raise DownloadError(f"downloading {url} returned an HTML page instead of the file (a "
+                                f"login or confirmation page, or a dead link). Download it in a "
+                                f"browser and save it as {dest}.")
         if start and resp.status != 206:
             start = 0  # server ignored the Range header: start over
         total = resp.headers.get("Content-Length")
@@ -172,20 +161,17 @@ def _fetch(url: str, part: Path, dest: Path, *, progress: bool, timeout: float) 
                 open(part, "ab" if start else "wb") as out:
             shutil.copyfileobj(source, out, _CHUNK)
     if total_bytes is not None and part.stat().st_size < total_bytes:
-        raise DownloadError(
-            f"downloading {url} stopped after {part.stat().st_size} of {total_bytes} bytes; "
-            f"run again to resume from {part}"
-        )
+        raise DownloadError(f"downloading {url} stopped after {part.stat().st_size} of "
+                            f"{total_bytes} bytes; run again to resume from {part}")
 
 
-def extract_archive(archive: str | os.PathLike[str], into: str | os.PathLike[str]) -> Path:
+def extract_archive(archive: PathLike, into: PathLike) -> Path:
     """Extract a .tar, .tar.gz/.tgz or .zip archive into ``into``, refusing unsafe member paths.
 
     Extraction goes to a temporary folder beside ``into`` first and is moved into place member by
     member, so an interrupted extraction never leaves a half-written tree that looks complete.
     """
-    archive = Path(archive)
-    into = Path(into)
+    archive, into = Path(archive), Path(into)
     into.mkdir(parents=True, exist_ok=True)
     tmp = into / f".extract-{archive.name}"
     shutil.rmtree(tmp, ignore_errors=True)

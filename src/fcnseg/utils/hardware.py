@@ -50,10 +50,8 @@ def parse_cpuinfo(text: str) -> CpuInfo:
     ``Features``)."""
     model, flags = "", frozenset[str]()
     for line in text.splitlines():
-        key, sep, value = line.partition(":")
+        key, _, value = line.partition(":")
         key = key.strip().lower()
-        if not sep:
-            continue
         if key == "model name" and not model:
             model = value.strip()
         elif key in ("flags", "features") and not flags:
@@ -82,12 +80,8 @@ def require_available(device: torch.device) -> torch.device:
     return device
 
 
-def auto_precision(
-    device: str | torch.device,
-    *,
-    cpu: CpuInfo | None = None,
-    capability: tuple[int, int] | None = None,
-) -> str:
+def auto_precision(device: str | torch.device, *, cpu: CpuInfo | None = None,
+                   capability: tuple[int, int] | None = None) -> str:
     """The fastest precision this hardware runs natively (see the module docstring).
 
     Args:
@@ -120,6 +114,4 @@ def default_channels_last(device: str | torch.device, precision: str) -> bool:
     1.2-1.4× on FCN-8s here), on CUDA with bf16/fp16 (tensor-core kernels want NHWC), not for
     float32 on CUDA (cuDNN's NCHW kernels are as fast)."""
     device = torch.device(device)
-    if device.type == "cpu":
-        return True
-    return device.type == "cuda" and precision in ("bf16", "fp16")
+    return device.type == "cpu" or (device.type == "cuda" and precision in ("bf16", "fp16"))

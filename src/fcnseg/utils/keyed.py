@@ -8,8 +8,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-__all__ = ["first_of", "keyed", "unkeyed"]
-
 T = TypeVar("T")
 
 

@@ -3,6 +3,7 @@ wrong place ("p0.png is an image (PNG), not a checkpoint") instead of calling it
 
 from __future__ import annotations
 
+import codecs
 import string
 import zipfile
 from pathlib import Path
@@ -59,13 +60,9 @@ def _text_kind(head: bytes) -> str | None:
     """A text file (JSON, or other text) when the first bytes are UTF-8 text."""
     if not head or head[:1] == b"\x80":  # a pickle's protocol byte
         return None
-    for cut in range(4):  # the head may end inside a multi-byte character
-        try:
-            text = head[: len(head) - cut].decode("utf-8")
-            break
-        except UnicodeDecodeError:
-            continue
-    else:
+    try:  # not final: a character cut at the end of the head is held back, not an error
+        text = codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
         return None
     if any(ord(c) < 128 and c not in _TEXT for c in text):
         return None

@@ -31,8 +31,6 @@ from typing import IO, Any
 
 from fcnseg.utils.typing import PathLike
 
-_FULL = (errno.ENOSPC, errno.EDQUOT)
-
 #: Seconds a temporary whose writer's process is gone must have stayed unchanged to be removed.
 STALE_AFTER_S = 60.0
 # Temporaries without a process id (older versions) are removed after this long unchanged.
@@ -63,7 +61,7 @@ def is_disk_full(error: BaseException) -> bool:
     seen: set[int] = set()
     e: BaseException | None = error
     while e is not None and id(e) not in seen:
-        if isinstance(e, OSError) and e.errno in _FULL:
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
             return True
         seen.add(id(e))
         e = e.__cause__ or e.__context__
@@ -139,23 +137,6 @@ def _remove_where(folder: PathLike, remove: Callable[[os.DirEntry], bool]) -> li
 # Run at this process's first write into a folder (an absolute path; two threads may both clear
 # it, which is harmless).
 _clear_once = functools.cache(remove_dead_writers_temporaries)
-
-
-def _new_temporary(path: Path) -> tuple[int, str]:
-    """An open file descriptor and the name of a new temporary beside ``path``, named for the
-    target and this process (module doc); the folder's stale temporaries are cleared first."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _clear_once(os.path.abspath(path.parent))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}_", suffix=".tmp",
-                               dir=path.parent)
-    try:
-        # mkstemp creates the file 0600; give it the mode an ordinary open() would (umask applies)
-        os.chmod(tmp, 0o666 & ~_umask())
-    except BaseException:
-        os.close(fd)
-        os.unlink(tmp)
-        raise
-    return fd, tmp
 
 
 def check_writable(path: PathLike, what: str = "--out") -> None:
@@ -256,41 +237,23 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO]:
-    """Open a temporary file beside ``path``; on success fsync it and rename it over ``path``.
-
-    On any exception the temporary file is removed and ``path`` is untouched; running out of
-    space raises :class:`DiskFullError` instead of the low-level error. A temporary left by a
-    process killed mid-write is removed by a later write (module doc).
-    """
-    path = Path(path)
-    fd, tmp = _new_temporary(path)
-    with _replacing(path, tmp), os.fdopen(fd, mode) as f:
-        yield f
-        f.flush()
-        os.fsync(f.fileno())
-
-
-@contextlib.contextmanager
 def atomic_path(path: PathLike) -> Iterator[Path]:
     """:func:`atomic_write` for writers that take a file name (``safetensors.save_file``):
-    yields the temporary's path, to be written whole; on success it is fsynced and renamed over
-    ``path``, on any exception removed."""
+    yields the path of a new temporary beside ``path`` (named for the target and this process:
+    module doc), to be written whole; on success it is fsynced and renamed over ``path``, on any
+    exception removed. The folder's stale temporaries are cleared first."""
     path = Path(path)
-    fd, tmp = _new_temporary(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _clear_once(os.path.abspath(path.parent))
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}_", suffix=".tmp",
+                               dir=path.parent)
     os.close(fd)
-    with _replacing(path, tmp):
+    try:
+        # mkstemp creates the file 0600; give it the mode an ordinary open() would (umask applies)
+        os.chmod(tmp, 0o666 & ~_umask())
         yield Path(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
-
-
-@contextlib.contextmanager
-def _replacing(path: Path, tmp: str) -> Iterator[None]:
-    """Around writing the whole of ``tmp``: then rename it over ``path`` (and fsync the folder);
-    on any exception remove it instead."""
-    try:
-        yield
         os.replace(tmp, path)
         fsync_dir(path.parent)
     except BaseException as e:
@@ -301,6 +264,18 @@ def _replacing(path: Path, tmp: str) -> Iterator[None]:
                     else f"{path.name} was not written")
             raise DiskFullError(path, kept) from e
         raise
+
+
+@contextlib.contextmanager
+def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary file beside ``path``; on success fsync it and rename it over ``path``.
+
+    On any exception the temporary file is removed and ``path`` is untouched; running out of
+    space raises :class:`DiskFullError` instead of the low-level error. A temporary left by a
+    process killed mid-write is removed by a later write (module doc).
+    """
+    with atomic_path(path) as tmp, open(tmp, mode) as f:
+        yield f
 
 
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:

@@ -132,17 +132,11 @@ def _counts(label: Any, pred: Any, n: int, ignore_index: int | None) -> Any:
 
 def confusion_matrix_torch(label: torch.Tensor, pred: torch.Tensor, num_classes: int,
                            ignore_index: int | None = 255) -> torch.Tensor:
-    """Confusion matrix of one batch as an int64 tensor on the inputs' device.
+    """Confusion matrix of one batch as a ``num_classes × num_classes`` int64 tensor on the
+    inputs' device (rows = ground truth, columns = prediction).
 
-    Args:
-        label: ground-truth class indices, any shape; pixels equal to ``ignore_index`` are
-            left out.
-        pred: predicted class indices, same shape as ``label``.
-        num_classes: size of the square matrix.
-        ignore_index: label value that counts nowhere (``None``: every pixel counts).
-
-    Returns:
-        ``num_classes × num_classes`` int64 tensor, rows = ground truth, columns = prediction.
+    ``label`` and ``pred`` hold class indices, in any one shape; pixels whose label equals
+    ``ignore_index`` count nowhere (``None``: every pixel counts).
 
     Raises:
         ValueError: shapes differ, labels or predictions are not of an integer dtype (float
@@ -355,16 +349,12 @@ def _ece_bin(confidence: torch.Tensor | np.ndarray, num_bins: int) -> Any:
 
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray,
                                num_bins: int = DEFAULT_ECE_BINS) -> float:
-    """``Σ_b (n_b / N) · |accuracy_b − mean confidence_b|`` over ``num_bins`` equal-width bins.
+    """``Σ_b (n_b / N) · |accuracy_b − mean confidence_b|`` over ``num_bins`` equal-width bins:
+    the expected calibration error in [0, 1] (NaN without pixels).
 
-    Args:
-        confidence: the probability the model gave its prediction, one value per pixel.
-        correct: whether that prediction was right, same shape.
-        num_bins: bin ``b`` holds confidences in ``[b/num_bins, (b+1)/num_bins)`` (1.0 goes to
-            the last bin).
-
-    Returns:
-        The expected calibration error in [0, 1]; NaN when there are no pixels.
+    ``confidence`` is the probability the model gave its prediction, one value per pixel, and
+    ``correct`` whether that prediction was right (same shape); bin ``b`` holds confidences in
+    ``[b/num_bins, (b+1)/num_bins)``, 1.0 the last bin.
     """
     conf = np.asarray(confidence, dtype=np.float64).reshape(-1)
     hit = np.asarray(correct, dtype=np.float64).reshape(-1)

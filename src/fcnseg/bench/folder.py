@@ -17,20 +17,13 @@ from fcnseg.data import SyntheticSegmentation
 from fcnseg.utils.typing import PathLike
 
 
-def write_synthetic_folder(
-    root: PathLike, train: int = 240, val: int = 60, size: int | tuple[int, int] = 320,
-    seed: int = 0,
-) -> Path:
-    """Write ``train + val`` synthetic scenes (JPEG images, PNG masks) as a folder dataset.
+def write_synthetic_folder(root: PathLike, train: int = 240, val: int = 60,
+                           size: int | tuple[int, int] = 320, seed: int = 0) -> Path:
+    """Write ``train + val`` synthetic scenes (JPEG images, PNG masks) as a folder dataset in
+    ``root`` (which must not hold ``images/`` or ``masks/`` yet) and return it as a Path.
 
-    Args:
-        root: the dataset folder to create (it must not hold ``images/`` or ``masks/`` yet).
-        train, val: number of scenes in ``train.txt`` and ``val.txt`` (disjoint).
-        size: image size, ``S`` or ``(H, W)``.
-        seed: scene ``i`` depends only on ``(seed, i)``.
-
-    Returns:
-        ``root`` as a Path.
+    ``train`` and ``val`` scenes are listed in ``train.txt`` and ``val.txt`` (disjoint); ``size``
+    is ``S`` or ``(H, W)``; scene ``i`` depends only on ``(seed, i)``.
     """
     if train < 1 or val < 0:
         raise ValueError(f"write_synthetic_folder: need train >= 1 and val >= 0, got {train}, "

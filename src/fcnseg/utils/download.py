@@ -37,11 +37,9 @@ class DownloadError(RuntimeError):
 class ConnectionFailed(DownloadError):
     """The server could not be reached (no network, unknown host, refused, timed out).
 
-    Attributes:
-        url: what was asked for.
-        reason: the network's answer, short (``"Name or service not known"``).
-        dest: where the file goes (the message then says where to put a copy fetched
-            elsewhere), or None.
+    ``url`` is what was asked for, ``reason`` the network's answer, short (``"Name or service
+    not known"``), ``dest`` where the file goes (the message then says where to put a copy
+    fetched elsewhere) or None.
     """
 
     def __init__(self, url: str, reason: str, dest: Path | None = None) -> None:

@@ -82,13 +82,9 @@ def require_available(device: torch.device) -> torch.device:
 
 def auto_precision(device: str | torch.device, *, cpu: CpuInfo | None = None,
                    capability: tuple[int, int] | None = None) -> str:
-    """The fastest precision this hardware runs natively (see the module docstring).
-
-    Args:
-        device: where the model runs.
-        cpu: the CPU to decide for (default: this machine's, :func:`cpu_info`).
-        capability: a CUDA device's compute capability (default: read from ``device``).
-    """
+    """The fastest precision ``device`` runs natively (see the module docstring), decided for
+    ``cpu`` (default: this machine's, :func:`cpu_info`) or a CUDA device's ``capability``
+    (default: read from ``device``)."""
     device = torch.device(device)
     if device.type == "cpu":
         return "bf16" if (cpu or cpu_info()).native_bf16 else "fp32"

@@ -40,12 +40,9 @@ class HeadCounts:
 
 @dataclass
 class ScanReport:
-    """Pixel counts per class (and of the ignore value) and the problems found.
-
-    For a dataset with several label maps, ``heads`` holds the counts of each (``{head:
-    HeadCounts}``) and ``classes``/``class_pixels``/``ignore_pixels`` are those of the head
-    that ``dataset.classes`` names (the first one, e.g. semantic).
-    """
+    """Pixel counts per class (and of the ignore value) and the problems found; for several
+    label maps, ``heads`` holds each one's counts, and the others are those of the head that
+    ``dataset.classes`` names."""
 
     classes: tuple[str, ...]
     ignore_index: int

@@ -37,8 +37,7 @@ MAX_EDGE_FACTOR = 100
 
 
 def _check_polygon_lengths(rings: list[list[float]], height: int, width: int) -> None:
-    """ValueError for polygons pycocotools cannot draw in memory their image justifies (each
-    edge counted as long as its larger side)."""
+    """ValueError for polygons pycocotools cannot draw in the memory they justify."""
     total = 0.0
     for ring in rings:
         xy = np.asarray(ring, np.float64).reshape(-1, 2)
@@ -206,8 +205,7 @@ def _panoptic_segment(png: Path, segment_id: int, height: int, width: int) -> np
 
 def _add_regions(data: dict, src: Path, items: dict[Any, AnnotatedImage],
                  categories: dict[int, str], panoptic_dir: Path | None) -> list[str]:
-    """Each annotation's regions (an instance's segmentation, or the segments of a panoptic
-    PNG) as mask shapes of its image; one line per instance of no image."""
+    """Each annotation's regions as mask shapes of its image; one line per orphan."""
     source = printable(src)
     annotations = [fields_of(a) for a in data.get("annotations") or []]
     panoptic = any("segments_info" in a for a in annotations)

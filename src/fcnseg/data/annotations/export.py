@@ -122,8 +122,7 @@ def _polygon_shape(points: Any, tool: str) -> Shape:
 
 
 def _simplified(points: np.ndarray, tolerance: float, tool: str) -> np.ndarray:
-    """``points`` simplified within ``tolerance``, or less where that would change more than
-    one pixel in 200 of what ``tool`` draws (small and thin regions keep their shape)."""
+    """points simplified within tolerance, or less where that changes over 1 in 200 pixels."""
     lo = np.floor(points.min(0)) - 2  # drawn in the box around the points, a margin of 2
     width, height = (np.ceil(points.max(0)) + 3 - lo).astype(int).tolist()
 
@@ -143,8 +142,7 @@ def _simplified(points: np.ndarray, tolerance: float, tool: str) -> np.ndarray:
 
 def _patches(label: np.ndarray, wrong: np.ndarray,
              min_area: int = 0) -> list[tuple[int, np.ndarray]]:
-    """(class, outer ring) of the regions that ``label``'s ``wrong`` pixels form, of
-    ``min_area`` pixels or more."""
+    """(class, outer ring) of the regions of wrong pixels, of min_area pixels or more."""
     only = np.where(wrong, label.astype(np.int64), -1)
     return [(c, ring) for c, ring, area in region_polygons(only, np.unique(label[wrong]))
             if area >= min_area]
@@ -156,8 +154,7 @@ def _written(label: np.ndarray, ignore_index: int | None) -> np.ndarray:
 
 
 def _outline(ring: np.ndarray, tolerance: float, tool: str) -> Any:
-    """The simplified outline ``tool`` draws a crack ring's region with: labelme's polygon
-    through the border pixels' centres, else the ring's corners."""
+    """The simplified outline tool draws a ring's region with (labelme: pixel centres)."""
     if tool != "labelme":
         return _simplified(corners(ring).astype(float), tolerance, tool)
     pts = _simplified(centre_chain(ring).astype(float), tolerance, tool)
@@ -168,10 +165,7 @@ def _outline(ring: np.ndarray, tolerance: float, tool: str) -> Any:
 
 def _polygons(label: np.ndarray, class_names: Sequence[str], tolerance: float,
               ignore_index: int | None, tool: str, min_area: int = 0) -> list[tuple[int, Any]]:
-    """(class, points) of each polygon for ``tool`` (labelme or CVAT) in drawing order: the
-    layered regions' simplified outlines, then exact patches of the pixels they left out.
-    With ``min_area``, regions of fewer pixels are filled first (:func:`fill_small_regions`)
-    and patches of fewer pixels are not written."""
+    """(class, points) of each polygon for tool, in drawing order, gaps patched exactly."""
     label = fill_small_regions(label, min_area, ignore_index)
     background = implicit_background(class_names)
     polygons = [(c, _outline(ring, tolerance, tool)) for c, ring in

@@ -83,20 +83,17 @@ class ImportOptions:
     """How annotations become a dataset.
 
     Attributes:
-        labels: labelme's labels.txt (``__ignore__`` the ignore value, ``_background_`` 0, the
-            others 1, 2, ... in order); None: the labels found, ``_background_`` first.
-        add_unknown: with ``labels``, add labels not in it after the listed ones instead of
-            refusing the images that use them.
+        labels: labelme's labels.txt (:class:`LabelSet`); None: the labels found,
+            ``_background_`` first.
+        add_unknown: with ``labels``, add labels not in it instead of refusing their images.
         raster: overlaps and line widths (:class:`RasterOptions`).
         ignore_index: the mask value of ignored pixels.
-        val_fraction: the share of images listed in val.txt (by a hash of the name, so that
-            importing more images later keeps each one in its split).
+        val_fraction: the share of images listed in val.txt (by a hash of the name).
         images: where the pictures are when not where the format says.
         empty_as_background: import the images a CVAT or COCO export lists without any shape
             as all background (else they are left to annotate).
         rename: label names of the export to the names they are imported as (spaces around
-            a name not counting): merges two spellings of one class, or matches a labels
-            file or the classes of the folder imported into.
+            a name not counting).
     """
 
     labels: Path | None = None
@@ -309,8 +306,7 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
 def _import_items(found: Annotations, drawn: tuple[LabelSet, np.ndarray, dict[str, str]],
                   options: ImportOptions, out: Path, result: ImportReport,
                   warn: Callable[[str], None]) -> list[tuple[AnnotatedImage, str]]:
-    """Import each image into ``result``; the images not imported with the line saying why,
-    but those said in one line for all (refused labels, missing pictures)."""
+    """Import each image; those that failed alone with the line saying why."""
     labels, palette, refused = drawn
     seen: dict[str, str] = {}
     failed = []
@@ -335,8 +331,7 @@ def _import_items(found: Annotations, drawn: tuple[LabelSet, np.ndarray, dict[st
 
 
 def _grouped_errors(failed: list[tuple[AnnotatedImage, str]]) -> list[str]:
-    """One line per reason images were not imported: an image's own line when it alone
-    failed so, else how many, and the first one's line."""
+    """One line per reason images were not imported."""
     groups: dict[str, list[str]] = {}
     for item, problem in failed:
         # The problem less what names the image: the same for images failed alike.
@@ -353,9 +348,7 @@ def _grouped_errors(failed: list[tuple[AnnotatedImage, str]]) -> list[str]:
 
 def _say_counts(result: ImportReport, found: Annotations, options: ImportOptions, out: Path,
                 say: Callable[[str], None]) -> None:
-    """One line each for the pictures not found, the clipped shapes, the point shapes and
-    the images imported all background; one per image left to annotate (but those left out
-    as not reviewed, which one line of ``found.problems`` names)."""
+    """One line each for what the import did with some of the images."""
     if result.missing:
         first = result.missing[0]
         shown = first.image_name or printable(first.image_path or "none named")
@@ -393,9 +386,7 @@ def _say_counts(result: ImportReport, found: Annotations, options: ImportOptions
 
 def _labels_for_import(found: Annotations, options: ImportOptions, earlier: dict[str, Any],
                        say: Callable[[str], None], src: Path, out: Path) -> LabelSet:
-    """The classes: the labels file's, or those found after the classes of an earlier import
-    (``earlier``, its dataset.yaml); said in one line when only the labels used decide them.
-    ValueError when two names differ only in case or surrounding spaces."""
+    """The classes (after an earlier import's); ValueError on a spelling clash."""
     existing = list(earlier.get("classes", ())) or None
     labels = label_set_for(found, options, existing)
     clash = spelling_clash(found, options, labels, src, (existing or [], out / "dataset.yaml"))
@@ -502,8 +493,7 @@ def _ignore_lines(result: ImportReport, options: ImportOptions) -> list[str]:
 
 def _unlisted_labels(found: Annotations, labels: LabelSet, options: ImportOptions,
                      earlier: dict[str, Any]) -> list[str]:
-    """One warning per label that shapes use but the export's label list lacks (without
-    --labels it becomes a class after the listed ones), naming its first shape."""
+    """One warning per label that shapes use but the export's label list lacks."""
     if options.labels is not None or not found.classes:
         return []
     listed = {*found.classes, *earlier.get("classes", ()), BACKGROUND_LABEL, IGNORE_LABEL}
@@ -518,8 +508,7 @@ def _unlisted_labels(found: Annotations, labels: LabelSet, options: ImportOption
 
 def _palette_for_import(labels: LabelSet, found: Annotations, options: ImportOptions,
                         earlier: dict[str, Any]) -> np.ndarray:
-    """The 256 mask colours: those of an earlier import for its classes, the tool's label
-    colours (CVAT's) for the others, else the VOC palette."""
+    """The mask colours: an earlier import's, the tool's, else VOC's."""
     palette = palette_for(256, options.ignore_index).copy()
     for k, name in enumerate(labels.classes):
         if name in found.colours:
@@ -532,8 +521,7 @@ def _palette_for_import(labels: LabelSet, found: Annotations, options: ImportOpt
 def _import_one(item: AnnotatedImage, labels: LabelSet, options: ImportOptions, out: Path,
                 palette: np.ndarray, seen: dict[str, str], warn: Callable[[str], None],
                 result: ImportReport) -> str | None:
-    """Write one image and its mask, adding its clipped shapes and ignored pixels to
-    ``result``; one line when it cannot be imported."""
+    """Write one image and its mask; one line when it cannot be imported."""
     resolved = item.error or _name_problem(item, seen) or resolve_image(item)
     if isinstance(resolved, str):
         return resolved
@@ -579,8 +567,7 @@ def _name_problem(item: AnnotatedImage, seen: dict[str, str]) -> str | None:
 
 def _write_lists(out: Path, found: Annotations, options: ImportOptions, result: ImportReport,
                  warn: Callable[[str], None]) -> None:
-    """Writes train.txt, val.txt and unannotated.txt; one warning when nothing fell into the
-    validation split."""
+    """Writes train.txt, val.txt and unannotated.txt."""
     # Every mask in the folder, those of earlier imports included: a name stays in its split.
     names = sorted(p.stem for p in (out / "masks").glob("*.png"))
     split = {n: split_of(n, options.val_fraction) for n in names}
@@ -600,8 +587,7 @@ def _write_lists(out: Path, found: Annotations, options: ImportOptions, result: 
 
 
 def _write_unannotated(out: Path, unannotated_now: list[Path], imported: list[Path]) -> None:
-    """Writes unannotated.txt: the images still to annotate, those of earlier imports less
-    the ones ``imported`` now, and those of this import (removed when there are none)."""
+    """Writes unannotated.txt: the images still to annotate, earlier ones kept."""
     unannotated = out / "unannotated.txt"
     done = {_resolved(p) for p in imported}
     listed = (unannotated.read_text(encoding="utf-8", errors="replace")
@@ -629,9 +615,7 @@ _IMPORT_FIELDS = ("classes", "ignore_index", "palette", "background")
 
 def _write_config(out: Path, labels: LabelSet, palette: np.ndarray,
                   say: Callable[[str], None]) -> None:
-    """Writes dataset.yaml: the classes, ignore value and palette, keeping the other fields of
-    the one there, and the bands :func:`_declare_bands` finds; one line when a value it held
-    must change."""
+    """Writes dataset.yaml, keeping the other fields of the one there."""
     path = out / "dataset.yaml"
     earlier: dict[str, Any] = {}
     if path.is_file():  # read and checked before importing
@@ -654,10 +638,7 @@ def _write_config(out: Path, labels: LabelSet, palette: np.ndarray,
 
 def _declare_bands(out: Path, config: dict[str, Any], new: bool,
                    say: Callable[[str], None]) -> None:
-    """When the folder's images are all one channel deeper than 8 bits, or all band rasters
-    of one layout, a new dataset.yaml declares their bands (so that training reads them as
-    they are, not as 8-bit RGB); one that exists without ``bands`` is kept (the user's
-    choice) and told the lines to add. Either is one line."""
+    """Declares a folder's deep grey or band-raster images in a new dataset.yaml."""
     if "bands" in config:
         return
     masks = {p.stem for p in (out / "masks").glob("*.png")}
@@ -696,9 +677,7 @@ def _deep_grey_bands(images: list[Path]) -> _Bands | None:
 
 
 def _raster_bands(images: list[Path]) -> _Bands | None:
-    """The ``bands`` of images all band rasters with the same count of bands: their names
-    where every file names them alike, else ``band1``, ``band2``, ...; ``rgb`` where red,
-    green and blue are among the names, ``nodata`` where every file sets the same one."""
+    """The bands (rgb, nodata) of images all band rasters of one layout named alike."""
     infos = []
     for path in images:
         try:

@@ -118,8 +118,7 @@ PREDICT_MANIFEST = ".fcnseg-outputs.txt"
 
 
 def _predict_outputs(folder: Path) -> dict[Path, str | None]:
-    """The files ``fcnseg predict`` listed in ``folder``'s manifest, each with the content
-    digest it recorded last (None: none)."""
+    """The files fcnseg predict listed in folder's manifest, with their last digest."""
     try:
         text = (folder / PREDICT_MANIFEST).read_text(encoding="utf-8", errors="replace")
     except OSError:
@@ -136,8 +135,7 @@ def _predict_outputs(folder: Path) -> dict[Path, str | None]:
 
 
 def _unreviewed(item: AnnotatedImage, listed: dict[Path, str | None]) -> bool:
-    """Whether ``item``'s file is a prediction ``fcnseg predict`` wrote that nobody saved since
-    (its content still has the digest recorded): the model's guess, not a label."""
+    """Whether item's file is a prediction nobody saved since (its digest unchanged)."""
     digest = listed.get(item.source.resolve())
     if digest is None:
         return False

@@ -82,9 +82,7 @@ def encode_brush_rle(mask: np.ndarray) -> list[int]:
 
 
 def _image_url(task: dict) -> str | None:
-    """The task's picture as its ``data`` names it, the URL's path decoded
-    (``/data/upload/1/1a2b3c4d-photo.jpg``), or for local file storage the path its query
-    names (``/data/local-files/?d=photos/x.jpg`` -> ``photos/x.jpg``)."""
+    """The task's picture as its data names it (a local-files URL: the path it names)."""
     data = fields_of(task.get("data"))
     value = data.get("image")
     if not isinstance(value, str):
@@ -100,9 +98,7 @@ def _image_url(task: dict) -> str | None:
 
 
 def _find_picture(url: str, folders: list[Path], beside: Path | None) -> Path:
-    """The picture ``url`` names: by its file name (and without the upload prefix) in
-    ``folders``, else under ``beside`` at its path in Label Studio's media folder
-    (``/data/upload/1/x.jpg`` -> ``upload/1/x.jpg``); where it was expected when nowhere."""
+    """The picture url names, in folders or Label Studio's media folder under beside."""
     name = Path(url).name or url
     candidates = [folder / c for c in (name, _UPLOAD_PREFIX.sub("", name)) for folder in folders]
     media = _media_path(url)
@@ -113,8 +109,7 @@ def _find_picture(url: str, folders: list[Path], beside: Path | None) -> Path:
 
 
 def _media_path(url: str) -> Path | None:
-    """The path a task's picture has in Label Studio's media folder (``/data/upload/1/x.jpg``
-    -> ``upload/1/x.jpg``); None for a URL outside it."""
+    """url's path in Label Studio's media folder; None for a URL outside it."""
     media = Path(url.removeprefix("/data/"))
     inside = not media.is_absolute() and ".." not in media.parts  # "/data//etc/x": outside
     return media if url.startswith("/data/") and inside else None

@@ -135,8 +135,7 @@ class AnnotatedImage:
     broken: list[str] = field(default_factory=list)
 
     def refuse_shape(self, line: str) -> None:
-        """A shape that cannot be drawn: the image is left out (its region would otherwise
-        become background); ``error`` names the first such shape."""
+        """A shape that cannot be drawn: the image is left out, error names the first."""
         self.broken.append(line)
         more = f" (and {len(self.broken) - 1} more shape(s))" if len(self.broken) > 1 else ""
         self.error = (f"{self.broken[0]}: the shape cannot be drawn{more}; image not imported "
@@ -171,8 +170,7 @@ class Annotations:
 
     @classmethod
     def sorted_out(cls, items: Iterable[AnnotatedImage], **extra: Any) -> Annotations:
-        """The images labelled or with shapes or problems as ``items``, the others' pictures
-        as ``unannotated``."""
+        """The images labelled or with shapes or problems, the others as unannotated."""
         items = list(items)
         used = [i for i in items if i.labelled or i.shapes or i.error or i.problems]
         empty = [i for i in items if not (i.labelled or i.shapes or i.error or i.problems)]
@@ -203,20 +201,16 @@ class Annotations:
         return replace(self, classes=classes, colours=colours), unused
 
     def with_empty_as_background(self) -> Annotations:
-        """These annotations with the images listed without shapes (``listed_empty``) among
-        ``items``, all background, instead of left to annotate."""
+        """These annotations with listed_empty among items, all background."""
         paths = {i.image_path for i in self.listed_empty}
         return replace(self, items=[*self.items, *self.listed_empty], listed_empty=[],
                        unannotated=[p for p in self.unannotated if p not in paths])
 
 
 class LabelSet:
-    """Label names to class indices.
-
-    From a labels file (labelme's labels.txt: one name a line, ``__ignore__`` the ignore value,
-    ``_background_`` class 0, the others 1, 2, ... in order), or grown from the labels found.
-    ``fixed`` refuses labels that are not listed.
-    """
+    """Label names to class indices, from a labels file (labelme's labels.txt: ``__ignore__``
+    the ignore value, the others 0, 1, ... in order) or grown from the labels found; ``fixed``
+    refuses labels that are not listed."""
 
     def __init__(self, names: Sequence[str] = (), *, fixed: bool = False,
                  ignore_index: int = 255) -> None:
@@ -320,8 +314,7 @@ def _points_of(shape: Shape) -> np.ndarray:
 
 def _clipped_box(pts: np.ndarray, pad: int, height: int, width: int
                  ) -> tuple[int, int, int, int]:
-    """(x0, y0, x1, y1): the pixels around ``pts``, ``pad`` more on each side, in the image.
-    math.floor refuses NaN (a missing coordinate) with the ValueError of a malformed shape."""
+    """(x0, y0, x1, y1) around pts, pad more on each side, in the image; NaN refused."""
     x0 = min(max(int(math.floor(pts[:, 0].min())) - pad, 0), width)
     y0 = min(max(int(math.floor(pts[:, 1].min())) - pad, 0), height)
     x1 = max(min(int(math.ceil(pts[:, 0].max())) + pad, width), x0)
@@ -330,8 +323,7 @@ def _clipped_box(pts: np.ndarray, pad: int, height: int, width: int
 
 
 def _draw_centre_shape(shape: Shape, height: int, width: int, line_width: float) -> Box:
-    """A labelme shape drawn as labelme's ``shape_to_mask`` draws it (Pillow, outline on), in
-    the box around it (shifted by whole pixels, which changes nothing)."""
+    """A labelme shape as labelme's shape_to_mask draws it, in its box."""
     pts = _points_of(shape)
     pad = int(math.ceil(line_width)) + 2 if shape.kind in ("line", "linestrip") else 2
     if shape.kind == "circle":
@@ -357,8 +349,7 @@ def _draw_centre_shape(shape: Shape, height: int, width: int, line_width: float)
 
 
 def shape_box(shape: Shape, height: int, width: int, line_width: float = 10.0) -> Box:
-    """One shape's pixels in the box around it: (top, left, boolean array), clipped to the
-    H×W image."""
+    """One shape's pixels in its box, clipped to the H×W image: (top, left, array)."""
     if shape.kind == "mask":
         mask = shape.mask if shape.mask is not None else shape.decode(height, width)
         if mask.shape != (height, width):
@@ -397,8 +388,7 @@ def _outside(shape: Shape, height: int, width: int) -> bool:
 
 
 def partly_outside(shape: Shape, height: int, width: int) -> bool:
-    """Whether a shape given by points reaches beyond the H×W image without lying wholly
-    outside it: it is drawn clipped to the image."""
+    """Whether a shape given by points reaches beyond the H×W image, not wholly."""
     if shape.kind in ("mask", "box_mask", "point") or _outside(shape, height, width):
         return False
     pts = _points_of(shape)
@@ -414,14 +404,11 @@ IGNORED_CROWD, IGNORED_LABEL, IGNORED_OVERLAP = "iscrowd", IGNORE_LABEL, "overla
 def rasterise(item: AnnotatedImage, labels: LabelSet, height: int, width: int,
               options: RasterOptions = RasterOptions(),
               ignored: dict[str, int] | None = None) -> tuple[np.ndarray | None, list[str]]:
-    """Draw ``item``'s shapes into an H×W uint8 label map (0 where none is).
-
-    Returns the map and one line per problem: warnings (a shape outside the image is
-    skipped) when the map is returned, errors (a label not in a fixed
-    label list, a shape that cannot be drawn) when it is None. Point shapes mark no region
-    and are not drawn (their caller counts them). ``ignored`` (if given) gets the map's
-    ignored pixels counted by why (:data:`IGNORED_CROWD`, ``_LABEL``, ``_OVERLAP``).
-    """
+    """Draw ``item``'s shapes (but points, which mark no region) into an H×W uint8 label map
+    (0 where none is). Returns the map and one warning per shape skipped, or None and one
+    error per label not in a fixed label list or shape that cannot be drawn. ``ignored`` (if
+    given) gets the ignored pixels counted by why (:data:`IGNORED_CROWD`, ``_LABEL``,
+    ``_OVERLAP``)."""
     source = printable(item.source)
     label = np.zeros((height, width), np.uint8)
     covered = np.full((height, width), -1, np.int16)
@@ -469,8 +456,7 @@ def rasterise(item: AnnotatedImage, labels: LabelSet, height: int, width: int,
 
 def _count_ignored(ignored_pixels: np.ndarray, drawn_ignored: np.ndarray, crowd: np.ndarray,
                    conflict: np.ndarray, counts: dict[str, int]) -> None:
-    """Adds the ignored pixels to ``counts`` by why: an overlap first, else a crowd region,
-    else a shape labelled ignore (pixels no shape covers are not counted)."""
+    """Adds the ignored pixels to counts by why: an overlap, a crowd, else a label."""
     overlap = int(np.count_nonzero(ignored_pixels & conflict))
     as_crowd = int(np.count_nonzero(ignored_pixels & crowd & ~conflict))
     labelled = int(np.count_nonzero(ignored_pixels & drawn_ignored & ~crowd & ~conflict))

@@ -1,17 +1,12 @@
 """Decode once: a dataset's decoded samples (before any random augmentation) kept in memory.
 
-``data.cache`` decides: ``ram`` keeps them, ``none`` decodes every sample every time it is used,
+``data.cache`` decides: ``ram`` keeps them, ``none`` decodes every sample at every use,
 ``auto`` keeps them when they fit in a quarter of the memory available now (for every training
-process of this machine together). :func:`cache_decoded` decodes every sample once, in threads
-(image decoders release the GIL), into one contiguous buffer; the dataset's ``load`` then copies
-its sample out of it, and the dataset's transform (augmentation) runs on that copy as before, so
-the samples, and every random draw made on them, are exactly those of an uncached run.
-
-The buffer is one NumPy array built before the loader's worker processes start: forked workers
-share its pages (reading never copies them). Labels are kept as uint8 where their values fit
-(int32 otherwise) and handed out as int64, as :meth:`SegmentationDataset.load` returns them. A
-sample that cannot be read keeps its error, raised when the sample is used, as without the cache
-(so ``data.skip_bad`` and the run's one-line report of a bad file work the same).
+process of this machine together). :func:`cache_decoded` decodes every sample once, in threads,
+into one NumPy buffer that forked loader workers share; ``load`` copies a sample out of it and
+the augmentation runs on that copy, so every sample and random draw is an uncached run's.
+Labels are kept as uint8 where they fit (int32 otherwise), handed out as int64. A sample that
+cannot be read keeps its error, raised when it is used, as without the cache.
 """
 
 from __future__ import annotations

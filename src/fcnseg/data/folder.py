@@ -8,28 +8,13 @@ Layout::
       masks/  a.png b.png ...   # index PNGs, palette PNGs or colour-coded RGB
       train.txt val.txt   # optional split lists (one stem a line); also splits/<split>.txt
 
-``dataset.yaml``::
-
-    classes: [background, road, car]   # required: class k is the k-th name
-    ignore_index: 255                  # mask value that is ignored (default 255)
-    remap: {255: 1}                    # optional raw value → class (e.g. 0/255 binary masks)
-    colors: [[0, 0, 0], [128, 64, 128], [0, 0, 142]]   # optional: masks are RGB, class k's colour
-    ignore_color: [255, 255, 255]      # optional: RGB colour of ignored pixels
-    palette: [[0, 0, 0], [128, 64, 128], [0, 0, 142]]  # optional display colours
-    splits: {train: lists/train.txt}   # optional split list paths, relative to root
-    images: JPEGImages                 # optional: the image sub-folder (default images)
-    masks: SegmentationClass           # optional: the mask sub-folder (default masks)
-    image_suffix: _leftImg8bit.png     # optional: what follows the id in image file names
-    mask_suffix: _gtFine_labelIds.png  # optional: what follows the id in mask file names
-    bands: [red, green, blue, nir, swir1]   # optional: multi-band images (TIFF, GeoTIFF, ...)
-    rgb: [red, green, blue]            # optional: the bands pictures are drawn from
-    nodata: 0                          # optional: image value of pixels without data
-
-With ``bands``, images are read as H×W×N arrays (uint8, uint16 or float32) by
-:func:`fcnseg.data.rasters.read_raster`: bands are picked by name where the files describe their
-bands, else the files must have exactly that many bands. Pixels whose every band is ``nodata``
-are labelled ``ignore_index`` (left out of loss and metrics) and take each band's mean in the
-image, which the model normalises to zero, as prediction fills them.
+``dataset.yaml`` (every field in docs/data.md) requires ``classes: [background, road, car]``
+(class k is the k-th name); optional fields say how to read the masks (``ignore_index``,
+``remap``, ``colors``, ``ignore_color``), how to show them (``palette``, ``background``), where
+the files are (``splits``, ``images``, ``masks``, ``image_suffix``, ``mask_suffix``) and, for
+multi-band images, ``bands``, ``rgb`` and ``nodata``: images are then read as H×W×N arrays by
+:func:`fcnseg.data.rasters.read_raster` (bands picked by name where the files name them), and
+pixels whose every band is ``nodata`` are labelled ``ignore_index`` and take each band's mean.
 """
 
 from __future__ import annotations

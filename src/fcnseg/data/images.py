@@ -620,8 +620,7 @@ def load_image(source: ImageSource, *, name: str | None = None,
             pixels = _decoded(lambda: _first_tiff_page(source), where)  # Pillow decodes none
             rgb = integers_to_rgb(pixels, samples.alpha, premultiplied=samples.premultiplied,
                                   cmyk=samples.cmyk)
-            method = _UPRIGHT.get(exif_orientation(img))
-            return rgb if method is None else np.array(Image.fromarray(rgb).transpose(method))
+            return np.ascontiguousarray(upright_array(rgb, exif_orientation(img)))
         turned = _turned_grey_tiff(img, source, where)
         if turned is not None:
             return pil_to_rgb(Image.fromarray(turned), where)
@@ -659,10 +658,9 @@ def _integer_grey_tiff(source: Any, where: str, max_pixels: int | None) -> np.nd
     if samples is None:
         return None
     check_pixels(where, samples.width, samples.height, max_pixels)
-    import tifffile
 
     def decode() -> tuple[np.ndarray, int]:
-        with tifffile.TiffFile(source) as tif:
+        with _tiff_file(source) as tif:
             images = sum(full_resolution(int(p.subfiletype)) for p in tif.pages)
             return tif.pages[0].asarray(), images
 

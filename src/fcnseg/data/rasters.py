@@ -278,9 +278,6 @@ class _CachedBlocks(RasterReader):
 
     def read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
         # The reader's own read names a block that cannot be decoded, in one line.
-        return self._read(row, col, height, width)
-
-    def _read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
         if height <= 0 or width <= 0:
             return self._reader.read(row, col, height, width)
         out: np.ndarray | None = None

@@ -44,15 +44,12 @@ from fcnseg.utils.typing import PathLike
 #: Default pixel limit: Pillow's own decompression-bomb threshold (about 89 million pixels).
 DEFAULT_MAX_PIXELS: int = int(Image.MAX_IMAGE_PIXELS or 89_478_485)
 
-#: The image formats read, as Pillow names them, and the only plugins Pillow may try: plain
-#: raster formats decoded in-process. ("JPEG" includes the multi-picture JPEGs, MPO, of many
-#: cameras; "GIF" is read at its first frame; "PPM" covers PBM, PGM and PPM.) The raster reader
-#: adds TIFF and JPEG 2000 through GDAL (:data:`RASTER_FORMATS`), and nothing else.
+#: The image formats read, as Pillow names them, and the only plugins Pillow may try ("JPEG"
+#: includes MPO, "GIF" is read at its first frame, "PPM" covers PBM and PGM).
 IMAGE_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "BMP", "TIFF", "WEBP", "GIF", "PPM")
 
-#: What the raster reader (:mod:`fcnseg.data.rasters`) hands to GDAL, by the file's first bytes:
-#: ``(magic, GDAL driver, name)``. GDAL is only ever asked to open a file with the one driver
-#: its first bytes name: never to try its other drivers (VRT files would read other files).
+#: What the raster reader hands to GDAL, by the file's first bytes: ``(magic, GDAL driver,
+#: name)``. GDAL never tries its other drivers (VRT files would read other files).
 RASTER_FORMATS: tuple[tuple[bytes, str, str], ...] = (
     (b"II*\x00", "GTiff", "TIFF"), (b"MM\x00*", "GTiff", "TIFF"),
     (b"II+\x00", "GTiff", "BigTIFF"), (b"MM\x00+", "GTiff", "BigTIFF"),

@@ -28,9 +28,8 @@ from fcnseg.data.images import (
 )
 from fcnseg.utils.typing import PathLike
 
-#: Images larger than this many pixels are refused as possible decompression bombs (Pillow's own
-#: default limit). Raise it (``fcnseg.data.io.MAX_PIXELS = ...``) for genuinely huge images;
-#: ``None`` leaves only Pillow's own limit.
+#: Images larger than this many pixels are refused as possible decompression bombs (Pillow's
+#: default); raise it for genuinely huge images (``None`` leaves only Pillow's own limit).
 MAX_PIXELS: int | None = DEFAULT_MAX_PIXELS
 #: What a refusal for the limit advises.
 RAISE_LIMIT = "if it is genuine, raise fcnseg.data.io.MAX_PIXELS"

@@ -37,9 +37,8 @@ def pad_values(convention: InputConvention | None = None
 #: Depth whose largest known value is below this is not in millimetres: NYUDv2's Kinect sees
 #: 0.5-10 m, so a depth map in millimetres reaches hundreds at least, one in metres about 10.
 METRES_BELOW = 100.0
-#: Depth whose largest known value is at least :data:`METRES_BELOW` and at most this is not in
-#: millimetres but centimetres: NYUDv2's farthest depth, 10 m, is 1000 cm, while in millimetres
-#: it would put the whole scene within 1 m, nearer than a room's walls.
+#: Depth whose largest known value is at least :data:`METRES_BELOW` and at most this is in
+#: centimetres: NYUDv2's farthest, 10 m, is 1000 cm; in millimetres the scene would be 1 m deep.
 CENTIMETRES_UP_TO = 1000.0
 #: What the NYUDv2 inputs other than colour are, for the messages about them.
 DEPTH_UNIT = "NYUDv2 depth is millimetres"

@@ -125,9 +125,8 @@ def rasterio_open(path: PathLike, mode: str = "r", **kwargs: Any) -> Any:
         return rasterio.open(path, mode, **kwargs)
 
 
-#: GDAL's block cache while fcnseg reads a raster, in bytes: GDAL's own default (5% of the
-#: memory) would keep up to that much of every raster read, decoded. A caller's own (in a
-#: rasterio.Env; ``fcnseg predict``'s, next to none: its tile reader holds the blocks) is kept.
+#: GDAL's block cache while fcnseg reads a raster, in bytes, rather than GDAL's 5% of the memory;
+#: a caller's own (in a rasterio.Env: ``fcnseg predict``'s, next to none) is kept.
 GDAL_CACHE_BYTES = 64 << 20
 
 

@@ -102,13 +102,6 @@ def _as_is(item: Any) -> Any:
     return item  # a named function, not a lambda: workers started by "spawn" must pickle it
 
 
-def _iterate(scan: _Scan, workers: int) -> Iterable[Any]:
-    if workers <= 0:
-        return (scan[k] for k in range(len(scan)))
-    return DataLoader(scan, batch_size=None, num_workers=workers, collate_fn=_as_is,
-                      generator=torch.Generator().manual_seed(0))
-
-
 def scan_dataset(dataset: SegmentationDataset, indices: list[int] | None = None,
                  workers: int = 0, progress: bool = False) -> ScanReport:
     """Read every sample (or ``indices``) untransformed, collecting pixel counts and problems."""
@@ -117,7 +110,11 @@ def scan_dataset(dataset: SegmentationDataset, indices: list[int] | None = None,
                         class_pixels=np.zeros(dataset.num_classes, np.int64))
     heads = {head: HeadCounts(tuple(names), np.zeros(len(names), np.int64))
              for head, names in _head_classes(dataset).items()}
-    items = _iterate(_Scan(dataset, indices), workers)
+    scan = _Scan(dataset, indices)
+    items: Iterable[Any] = (scan[k] for k in range(len(scan)))
+    if workers > 0:
+        items = DataLoader(scan, batch_size=None, num_workers=workers, collate_fn=_as_is,
+                           generator=torch.Generator().manual_seed(0))
     if progress:
         items = tqdm(items, total=len(indices), desc="checking", leave=False, disable=None)
     for item in items:

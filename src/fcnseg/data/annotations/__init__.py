@@ -10,14 +10,3 @@ from fcnseg.data.annotations.importer import (
     read_annotations,
 )
 from fcnseg.data.annotations.shapes import LabelSet, RasterOptions, rasterise
-
-__all__ = [
-    "FORMATS",
-    "ImportOptions",
-    "ImportReport",
-    "LabelSet",
-    "RasterOptions",
-    "import_annotations",
-    "rasterise",
-    "read_annotations",
-]

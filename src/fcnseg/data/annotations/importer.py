@@ -315,18 +315,17 @@ def _import_items(found: Annotations, drawn: tuple[LabelSet, np.ndarray, dict[st
             warn(line)
         problem = refused.get(item.name) or _import_one(
             item, labels, options, out, palette, seen, warn, result)
-        if problem:
-            result.errors.append(problem)
-        if problem and (item.name in refused or not item.error and f": {MISSING} " in problem):
-            if item.name not in refused:
-                result.missing.append(item)
-        elif problem:
-            failed.append((item, problem))
-        else:
+        if not problem:
             result.written.append(item.name)
             result.crowd.update(s.label for s in item.shapes if s.crowd)
             if not any(s.kind != "point" for s in item.shapes):
                 result.background.append(item.name)
+            continue
+        result.errors.append(problem)
+        if not item.error and f": {MISSING} " in problem and item.name not in refused:
+            result.missing.append(item)
+        elif item.name not in refused:
+            failed.append((item, problem))
     return failed
 
 

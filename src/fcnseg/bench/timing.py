@@ -145,8 +145,7 @@ def matmul_variants(dtype: torch.dtype = torch.float32, device: torch.device | s
             and dtype in onednn_dtypes):
         # oneDNN's linear computes a·wᵀ: b.t() as w makes it a·b.
         w = b.t().contiguous()
-        variants["oneDNN"] = lambda: torch.ops.mkldnn._linear_pointwise(a, w, None, "none", [],
-                                                                        "")
+        variants["oneDNN"] = lambda: torch.ops.mkldnn._linear_pointwise(a, w, None, "none", [], "")
     return variants
 
 
@@ -226,7 +225,5 @@ def agreement(reference: torch.Tensor, other: torch.Tensor) -> dict[str, float]:
     """How far ``other`` logits are from ``reference``: max |Δ| and argmax agreement (%)."""
     reference, other = reference.float(), other.float()
     same_label = (reference.argmax(1) == other.argmax(1)).float().mean().item()
-    return {
-        "max_abs_diff": (reference - other).abs().max().item(),
-        "argmax_agreement_pct": 100.0 * same_label,
-    }
+    return {"max_abs_diff": (reference - other).abs().max().item(),
+            "argmax_agreement_pct": 100.0 * same_label}

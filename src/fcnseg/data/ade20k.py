@@ -82,11 +82,7 @@ class ADE20K(FileSegmentationDataset):
     ADEChallengeData2016.zip unpacks; splits ``train`` and ``val``), with the benchmark's
     colours. A mask value k + 1 is class k (1 → 0 wall, ... 150 → 149 flag); 0 ("other")
     becomes 255, ignored; a value above 150 is an error naming the file, never ignored.
-
-    Args:
-        root: the ADEChallengeData2016 folder or its parent.
-        split: ``train`` or ``val``.
-        transform: optional joint transform.
+    ``root``: the ADEChallengeData2016 folder or its parent.
     """
 
     classes = ADE20K_CLASSES

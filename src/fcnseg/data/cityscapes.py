@@ -128,13 +128,9 @@ class Cityscapes(FileSegmentationDataset):
     look like train ids (:func:`train_id_evidence`: a ``*_gtFine_labelTrainIds.png`` saved
     under the labelIds name would train every class shifted). With ``labels="train_ids"`` the
     masks are ``*_gtFine_labelTrainIds.png`` (as createTrainIdLabelImgs.py writes them): train
-    ids 0-18, 255 ignored, any other value a DataError.
-
-    Args:
-        root: the folder holding ``leftImg8bit/`` and ``gtFine/`` (or its parent).
-        split: ``train``, ``val`` or ``test`` (test labels are all void).
-        transform: optional joint transform.
-        labels: ``label_ids`` (default) or ``train_ids``: which masks of ``gtFine/`` to read.
+    ids 0-18, 255 ignored, any other value a DataError. ``root``: the folder holding
+    ``leftImg8bit/`` and ``gtFine/`` (or its parent); ``split``: ``train``, ``val`` or
+    ``test`` (test labels are all void).
     """
 
     classes = CITYSCAPES_CLASSES

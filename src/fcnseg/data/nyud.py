@@ -64,15 +64,9 @@ def read_modality(path: PathLike, modality: str) -> np.ndarray:
 
 
 class NYUDv2(FileSegmentationDataset):
-    """NYUDv2, 40 classes, 255 = void, with colour, HHA and depth inputs.
-
-    Args:
-        root: the NYUDv2 folder or the folder holding ``nyud`` (see the module doc).
-        split: "train", "val" or "test" (a ``ROOT/<split>.txt`` list).
-        modalities: which inputs each sample has, in this order: any of "color", "hha",
-            "depth".
-        transform: optional joint transform (it receives the dict of inputs).
-    """
+    """NYUDv2, 40 classes, 255 = void, from ``root`` (the NYUDv2 folder or the one holding
+    ``nyud``); ``split`` "train", "val" or "test"; ``modalities`` the inputs of each sample, in
+    this order: any of "color", "hha", "depth" (``transform`` receives their dict)."""
 
     classes = NYUD_CLASSES
     ignore_index = 255

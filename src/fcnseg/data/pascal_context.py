@@ -108,14 +108,9 @@ def _task_table(context_dir: Path) -> tuple[tuple[str, ...], np.ndarray]:
 
 
 class PascalContext(FileSegmentationDataset):
-    """PASCAL-Context, 59-class task: 60 outputs, 0 = background, no void.
-
-    Args:
-        root: the folder holding ``VOCdevkit`` and ``pascal-context`` (see the module doc).
-        split: a list in VOC2010's ``ImageSets/Main`` ("train" or "val").
-        transform: optional joint transform.
-        context_dir: the annotations' folder when it is not ``root/pascal-context``.
-    """
+    """PASCAL-Context, 59-class task: 60 outputs, 0 = background, no void, from ``root`` (the
+    folder holding ``VOCdevkit`` and ``pascal-context``, or ``context_dir`` for the latter);
+    ``split`` a list in VOC2010's ``ImageSets/Main`` ("train" or "val")."""
 
     classes = PASCAL_CONTEXT_CLASSES
     input_convention = PASCAL_CONTEXT_BGR

@@ -38,13 +38,9 @@ def read_sbd_mat(path: PathLike) -> np.ndarray:
 
 
 class SBDSegmentation(FileSegmentationDataset):
-    """SBD segmentation masks (``cls/*.mat``) over its JPEG images, with VOC's 21 classes.
-
-    Args:
-        root: ``benchmark_RELEASE/dataset``, ``benchmark_RELEASE`` or the folder holding it.
-        split: "train" (8,498 images) or "val" (2,857), from ``train.txt`` / ``val.txt``.
-        transform: optional joint transform.
-    """
+    """SBD segmentation masks (``cls/*.mat``) over its JPEG images, with VOC's 21 classes, from
+    ``root`` (``benchmark_RELEASE/dataset``, ``benchmark_RELEASE`` or the folder holding it);
+    ``split`` "train" (8,498 images) or "val" (2,857)."""
 
     classes = VOC_CLASSES
     ignore_index = VOC_IGNORE_INDEX

@@ -67,12 +67,9 @@ def find_siftflow_dir(root: PathLike) -> Path:
 
 class SIFTFlow(FileSegmentationDataset):
     """SIFT Flow with its two label maps: ``(image, {"semantic": ..., "geometric": ...})``;
-    ``classes`` are the semantic classes, ``heads`` names both heads' classes.
-
-    Args:
-        root: the SIFT Flow folder or the folder holding ``SiftFlowDataset`` (module doc).
-        split: "trainval" or "test" (a ``ROOT/<split>.txt`` list, as in the FCN reference).
-        transform: optional joint transform (it receives the dict of label maps).
+    ``classes`` are the semantic classes, ``heads`` names both heads' classes. ``root``: the
+    SIFT Flow folder or the one holding it; ``split``: "trainval" or "test" (the FCN
+    reference's ``ROOT/<split>.txt`` lists).
     """
 
     classes = SIFTFLOW_SEMANTIC_CLASSES

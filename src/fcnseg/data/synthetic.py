@@ -48,15 +48,10 @@ class SyntheticSegmentation(SegmentationDataset):
 
     Classes: background, disc, rectangle, triangle, bar (thin, long), ring (thin outline) and
     blob (small ellipses in clusters), each with a hue family and a texture, 3-7 objects per
-    scene over a low-saturation noise background.
-
-    Args:
-        num_images: length of the dataset.
-        size: image size, ``S`` or ``(H, W)``; object sizes scale with it.
-        seed: sample ``i`` depends only on ``(seed, i)``: use different seeds for train and val.
-        transform: optional joint transform ``(image, label) -> anything``.
-        ignore_border: width in pixels of a void band (label ``ignore_index``) drawn on object
-            boundaries, like VOC's; 0 (default) draws none.
+    scene over a low-saturation noise background. ``num_images`` of ``size`` (``S`` or
+    ``(H, W)``; objects scale with it); sample ``i`` depends only on ``(seed, i)``: use
+    different seeds for train and val. ``ignore_border`` draws a void band that many pixels
+    wide on object boundaries, like VOC's (0: none).
     """
 
     classes = SYNTHETIC_CLASSES

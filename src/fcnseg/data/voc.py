@@ -41,15 +41,11 @@ class VOCSegmentation(FileSegmentationDataset):
     """PASCAL VOC semantic segmentation: 21 classes, 255 = void.
 
     Labels are the indices of the palette PNGs in ``SegmentationClass``, never RGB colours.
-
-    Args:
-        root: the folder holding ``VOCdevkit``, ``VOCdevkit`` itself, or ``VOC<year>``.
-        year: "2012", "2011" or "2007" (any year with the same layout works).
-        split: a list in ``ImageSets/Segmentation`` ("train", "val", "trainval"). A folder
-            without ``ImageSets`` (labelme's VOC-style export) uses every image that has a
-            mask, for any split, and says so once; its ``class_names.txt`` names the classes.
-        transform: optional joint transform.
-        ids: use these image ids instead of a split list (e.g. seg11valid).
+    ``root``: the folder holding ``VOCdevkit``, ``VOCdevkit`` itself, or ``VOC<year>`` (any
+    year of this layout); ``split``: a list in ``ImageSets/Segmentation``, or ``ids`` instead
+    (seg11valid). A folder without ``ImageSets`` (labelme's VOC-style export) uses every
+    image that has a mask, for any split, saying so once; its ``class_names.txt`` names the
+    classes.
     """
 
     classes = VOC_CLASSES

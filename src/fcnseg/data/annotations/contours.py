@@ -22,27 +22,25 @@ def crack_rings(mask: np.ndarray) -> list[np.ndarray]:
     :func:`ring_area`, holes negative."""
     m = np.pad(np.asarray(mask, bool), 1)
     inside = m[1:-1, 1:-1]
-    ys, xs, ds = [], [], []
+    edges = []
     # Each boundary edge, starting at the corner it leaves (the region on its right).
     for d, (dy, dx), (cy, cx) in ((0, (-1, 0), (0, 0)), (1, (0, 1), (0, 1)),
                                   (2, (1, 0), (1, 1)), (3, (0, -1), (1, 0))):
         neighbour = m[1 + dy:m.shape[0] - 1 + dy, 1 + dx:m.shape[1] - 1 + dx]
         y, x = np.nonzero(inside & ~neighbour)
-        ys.append(y + cy)
-        xs.append(x + cx)
-        ds.append(np.full(len(y), d))
-    y, x, d = np.concatenate(ys), np.concatenate(xs), np.concatenate(ds)
+        edges.append(np.stack([y + cy, x + cx, np.full(len(y), d)]))
+    y, x, d = np.concatenate(edges, axis=1)
     width = mask.shape[1] + 1
     corner = y * width + x
     order = np.lexsort((d, corner))
-    corner, x, y, d = corner[order], x[order], y[order], d[order]
+    corner = corner[order]
+    xl, yl, dl = x[order].tolist(), y[order].tolist(), d[order].tolist()
     # Outgoing edges per corner: one, or two at a saddle (two pixels touching diagonally).
     first = {}
     for i, c in enumerate(corner.tolist()):
         first.setdefault(c, []).append(i)
     used = np.zeros(len(corner), bool)
     rings = []
-    xl, yl, dl = x.tolist(), y.tolist(), d.tolist()
     for start in range(len(corner)):
         if used[start]:
             continue

@@ -97,17 +97,6 @@ def _image_url(task: dict) -> str | None:
     return unquote(url.path or value)
 
 
-def _find_picture(url: str, folders: list[Path], beside: Path | None) -> Path:
-    """The picture url names, in folders or Label Studio's media folder under beside."""
-    name = Path(url).name or url
-    candidates = [folder / c for c in (name, _UPLOAD_PREFIX.sub("", name)) for folder in folders]
-    media = _media_path(url)
-    if beside is not None and media is not None:
-        candidates.append(beside / media)
-    return next((c for c in candidates if c.is_file()),
-                folders[0] / _UPLOAD_PREFIX.sub("", name))
-
-
 def _media_path(url: str) -> Path | None:
     """url's path in Label Studio's media folder; None for a URL outside it."""
     media = Path(url.removeprefix("/data/"))
@@ -172,14 +161,18 @@ def read_labelstudio(src: Path, images: Path | None = None) -> Annotations:
         if url is None:
             problems.append(f"{source}: task {t}: no image in 'data' (skipped)")
             continue
+        # By its file name (also without the upload prefix), else at its media path.
         name = Path(url).name or url
-        path = _find_picture(url, folders, src.parent if images is None else None)
-        if images is None and (media := _media_path(url)) is not None \
-                and src.parent / media.parent not in searched:
-            searched.append(src.parent / media.parent)  # named where pictures are missing
-        item = AnnotatedImage(name=Path(_UPLOAD_PREFIX.sub("", name)).stem, source=src,
-                              image_path=path, where=f"task {task.get('id', t)}",
-                              image_name=name)
+        plain = _UPLOAD_PREFIX.sub("", name)
+        candidates = [folder / c for c in (name, plain) for folder in folders]
+        media = _media_path(url) if images is None else None
+        if media is not None:
+            candidates.append(src.parent / media)
+            if src.parent / media.parent not in searched:
+                searched.append(src.parent / media.parent)  # named where pictures are missing
+        path = next((c for c in candidates if c.is_file()), folders[0] / plain)
+        item = AnnotatedImage(name=Path(plain).stem, source=src, image_path=path,
+                              where=f"task {task.get('id', t)}", image_name=name)
         annotations = [a for a in map(fields_of, task.get("annotations") or [])
                        if a and not a.get("was_cancelled")]
         # A submitted annotation without results is "nothing here"; a task nobody annotated,

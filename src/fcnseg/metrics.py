@@ -246,9 +246,8 @@ def _subset_scores(subset: np.ndarray, whole: np.ndarray,
         ((subset.sum(axis=0) == 0) & (whole.sum(axis=0) > 0))
     left_out = sorted({int(c) for c in exclude} | {int(c) for c in np.flatnonzero(absent)})
     kept = scores(subset, left_out)
-    counted = np.ones(subset.shape[0], dtype=bool)
-    counted[left_out] = False
-    kept["classes"] = int(np.count_nonzero(counted & ~np.isnan(np.asarray(kept["iu"]))))
+    kept["classes"] = sum(not math.isnan(iu) for c, iu in enumerate(kept["iu"])
+                          if c not in left_out)
     return kept
 
 

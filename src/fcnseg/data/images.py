@@ -467,10 +467,9 @@ def file_head(stream: Any, size: int = 16) -> bytes:
 
 
 @contextlib.contextmanager
-def _opened(source: ImageSource, where: str, max_pixels: int | None,
-            decode: bool = True) -> Any:
-    """Open, check the size of, and decode ``source`` (without ``decode``, the caller does, or
-    reads it otherwise); every failure becomes an ImageError."""
+def _opened(source: ImageSource, where: str, max_pixels: int | None) -> Any:
+    """Open ``source`` and check it, its pixels left for the caller to decode (or read
+    otherwise); every failure becomes an ImageError."""
     stream = _stream(source)
     if isinstance(stream, Path) and not stream.is_file():
         raise ImageError(where, "no such file" if not stream.exists() else "not a file")
@@ -494,8 +493,6 @@ def _opened(source: ImageSource, where: str, max_pixels: int | None,
         check_pixels(where, *header_upright_size(img), max_pixels)  # sized as it is shown
         if img.format == "TIFF" and (images := _tiff_images(img)) > 1:
             raise ImageError(where, multi_image_problem(images, *(tiff_stack(stream) or ())))
-        if decode:  # now, so that truncation shows up here rather than later
-            _decoded(img.load, where)
         yield img
 
 
@@ -526,7 +523,7 @@ def sixteen_bit_colour_png(source: Any) -> bool:
     if isinstance(source, bytes | bytearray | memoryview):
         head = bytes(source[:26])
     else:
-        head = file_head(Path(source) if isinstance(source, str | os.PathLike) else source, 26)
+        head = file_head(_stream(source), 26)
     return (len(head) == 26 and head.startswith(PNG_MAGIC) and head[12:16] == b"IHDR"
             and head[24] == 16 and head[25] in _PNG_COLOUR_TYPES)
 
@@ -566,7 +563,7 @@ def read_samples(source: ImageSource, *, name: str | None = None,
     if not sixteen_bit_colour_png(source):
         return np.asarray(open_upright(source, name=name, max_pixels=max_pixels))
     where = _source_name(source, name)
-    with _opened(source, where, max_pixels, decode=False) as img:
+    with _opened(source, where, max_pixels) as img:
         samples = _png_samples(img, source, where, max_pixels)
         return np.ascontiguousarray(upright_array(samples, exif_orientation(img)))
 
@@ -577,7 +574,7 @@ def open_upright(source: ImageSource, *, name: str | None = None,
     and no longer tied to the file. Raises :class:`ImageError` (or
     :class:`ImageTooLargeError`) naming the source."""
     where = _source_name(source, name)
-    with _opened(source, where, max_pixels, decode=False) as img:
+    with _opened(source, where, max_pixels) as img:
         turned = _turned_grey_tiff(img, source, where)
         if turned is not None:
             return Image.fromarray(turned)
@@ -611,7 +608,7 @@ def load_image(source: ImageSource, *, name: str | None = None,
     if sixteen_bit_colour_png(source):  # divided by 257, as a 16-bit TIFF's samples
         samples = read_samples(source, name=where, max_pixels=max_pixels)
         return integers_to_rgb(samples, alpha=samples.shape[-1] == 4)
-    with _opened(source, where, max_pixels, decode=False) as img:
+    with _opened(source, where, max_pixels) as img:
         samples = _samples_of_tiff(img, source)
         if samples is not None:  # read as fcnseg predict's raster tiles read the file
             pixels = _decoded(lambda: _first_tiff_page(source), where)  # Pillow decodes none

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
 import threading
@@ -16,6 +15,7 @@ import torch
 from fcnseg.bench import BenchConfig, format_report, run_suite
 from fcnseg.cli import options
 from fcnseg.engine.signals import STOP_SIGNALS
+from fcnseg.utils.files import atomic_write_bytes
 
 NAME = "bench"
 HELP = "Benchmark the models (CPU, and CUDA when present): tables plus a JSON file."
@@ -25,14 +25,12 @@ SECTIONS = ("inference", "training", "evaluation", "options")
 
 def _size(text: str) -> tuple[int, int]:
     """``500`` or ``512x1024`` → (h, w)."""
-    parts = text.lower().replace("×", "x").split("x")
-    try:
-        h, w = (int(parts[0]), int(parts[0])) if len(parts) == 1 else (int(parts[0]), int(parts[1]))
-    except (ValueError, IndexError):
-        raise argparse.ArgumentTypeError(f"size must be N or HxW, got {text!r}") from None
-    if h < 1 or w < 1 or len(parts) > 2:
+    parts = options.size_parts(text)
+    if parts is None:
+        raise argparse.ArgumentTypeError(f"size must be N or HxW, got {text!r}")
+    if min(parts) < 1 or len(parts) > 2:
         raise argparse.ArgumentTypeError(f"size must be N or HxW with positive N, got {text!r}")
-    return h, w
+    return parts[0], parts[-1]
 
 
 def _csv(text: str) -> tuple[str, ...]:
@@ -106,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     kept: list[dict[str, Any]] = []  # the latest report written
 
     def keep(report: dict[str, Any]) -> None:
-        write_report(args.out, report)
+        _write(args.out, report)
         kept[:] = [report]
 
     try:
@@ -115,17 +113,14 @@ def run(args: argparse.Namespace) -> int:
     except _Stopped as stop:
         return _say_stopped(args.out, kept[0] if kept else None, stop.signum)
     print(format_report(report, targets=args.targets))
-    write_report(args.out, report)
+    _write(args.out, report)
     print(f"wrote {args.out}")
     return 0
 
 
-def write_report(path: Path, report: dict[str, Any]) -> None:
-    """Write the JSON report atomically: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(report, indent=2))
-    os.replace(tmp, path)
+def _write(path: Path, report: dict[str, Any]) -> None:
+    """The JSON report, written atomically: a reader never sees half a file."""
+    atomic_write_bytes(path, json.dumps(report, indent=2).encode())
 
 
 def _say_stopped(out: Path, report: dict[str, Any] | None, signum: int) -> int:
@@ -136,7 +131,7 @@ def _say_stopped(out: Path, report: dict[str, Any] | None, signum: int) -> int:
               f"nothing written to {out}", file=sys.stderr, flush=True)
     else:
         report["stopped_by_signal"] = signum
-        write_report(out, report)
+        _write(out, report)
         print(f"fcnseg bench: stopped by signal {signum}; kept the finished sections "
               f"({', '.join(report['finished_sections'])}) in {out}, marked partial",
               file=sys.stderr, flush=True)

@@ -151,9 +151,8 @@ def header_method(args: argparse.Namespace, precision_from: str) -> str:
 
 
 def default_precision_text(ckpt: dict[str, Any]) -> str:
-    """Where the default precision comes from: the precision the checkpoint's training
-    validated at when its recipe records one; else fp32, the default, for a converted model
-    or one whose training is not recorded."""
+    """Where the default precision comes from: the one training validated at where the recipe
+    records it; else fp32, the default."""
     recipe = ckpt.get("recipe") or {}
     if "precision" in recipe or "amp" in recipe:
         return "as training validated"

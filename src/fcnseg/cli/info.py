@@ -100,9 +100,8 @@ def record(path: str) -> dict[str, Any]:
 
 
 def other_file_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
-    """The record (``base`` and more) of a file fcnseg writes that is not a checkpoint: a run
-    file, an ONNX export (its metadata) or weights without a model description (``fcnseg
-    convert``'s ImageNet VGG16, a backbone file); None for anything else."""
+    """The record (``base`` and more) of a run file, an ONNX export or weights without a model
+    description (a backbone file); None for anything else."""
     if file.suffix.lower() in (".json", ".jsonl", ".yaml", ".yml"):
         return _document_record(file, base)
     if file.suffix.lower() == ".caffemodel":
@@ -230,12 +229,7 @@ def _run_file_summary(rec: dict[str, Any]) -> list[str]:
 def _convention_text(convention: dict[str, Any]) -> str:
     text = convention.get("name") or "not recorded"
     if convention.get("bands"):  # raw band values, standardised band by band
-        bands = list(convention["bands"])
-        nodata = convention.get("nodata")
-        types = convention.get("sample_types")
-        return (f"{bands_count(len(bands))} ({', '.join(bands)}): raw values, each band minus "
-                f"its mean, over its std" + (f"; nodata {nodata:g}" if nodata is not None else "")
-                + (f"; trained on {', '.join(types)} images" if types else ""))
+        return _bands_text(convention, "raw values, each band minus its mean, over its std")
     if convention.get("channel_order"):
         scale = "0-1" if convention.get("scale") not in (1, 1.0) else "0-255"
         text += f" ({convention['channel_order']} {scale}, minus the mean"
@@ -245,8 +239,7 @@ def _convention_text(convention: dict[str, Any]) -> str:
 
 def input_line(model: dict[str, Any], artifact: dict[str, Any] | None) -> str:
     """What ``model(x)`` of a checkpoint, or the graph of an exported file (``artifact``: its
-    record or metadata, ``input_pixels`` and ``input_names``), takes: raw pixels normalised
-    inside, or input the caller normalises (with the mean and std to apply)."""
+    record or metadata), takes: raw pixels normalised inside, or input the caller normalises."""
     convention = fields_of(model.get("input_convention"))
     if not convention:
         return "not recorded"
@@ -260,19 +253,19 @@ def input_line(model: dict[str, Any], artifact: dict[str, Any] | None) -> str:
             f" (normalisation inside {where})" if raw else "")
     try:
         if convention.get("bands"):
-            return _bands_input_text(convention, raw, where)
+            shape = f"N×{len(convention['bands'])}×H×W float32"
+            return _bands_text(convention, f"raw values, {shape}, each band minus its mean, "
+                               f"over its std inside {where} (do not normalise them)" if raw
+                               else f"{shape} normalised by the caller: "
+                               f"{normalisation_text(convention)}")
         return input_text(convention, raw_pixels=raw, inside=where)
     except (ValueError, TypeError):  # a convention recorded incompletely: as recorded
         return _convention_text(convention)
 
 
-def _bands_input_text(convention: dict[str, Any], raw: bool, where: str) -> str:
-    """:func:`input_line` of a multi-band model: its bands, then what it takes of them."""
+def _bands_text(convention: dict[str, Any], takes: str) -> str:
+    """A multi-band model's bands, what it ``takes`` of them, its nodata and sample types."""
     bands = list(convention["bands"])
-    shape = f"N×{len(bands)}×H×W float32"
-    takes = (f"raw values, {shape}, each band minus its mean, over its std inside {where} "
-             f"(do not normalise them)" if raw else
-             f"{shape} normalised by the caller: {normalisation_text(convention)}")
     nodata, types = convention.get("nodata"), convention.get("sample_types")
     return (f"{bands_count(len(bands))} ({', '.join(bands)}): {takes}"
             + (f"; nodata {nodata:g}" if nodata is not None else "")
@@ -327,9 +320,8 @@ def _length_text(train: dict[str, Any], planned: int | None) -> list[str]:
 
 
 def _recipe_text(recipe: dict[str, Any], planned: int | None = None) -> str | None:
-    """The training recipe in a line: data, length (``planned``: the one a time budget chose),
-    batch and crop, optimiser, loss; None when the checkpoint records none (a converted
-    model)."""
+    """The training recipe in a line (``planned``: the length a time budget chose); None when
+    the checkpoint records none (a converted model)."""
     data, train = fields_of(recipe.get("data")), fields_of(recipe.get("train"))
     source = fields_of(data.get("train"))
     parts = []

@@ -72,14 +72,9 @@ def data_file_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def _values(label: np.ndarray) -> dict[str, Any]:
-    return _counted_values([label], label.size)
-
-
 def _counted_values(pieces: Iterable[np.ndarray], total: int) -> dict[str, Any]:
-    """The distinct values of ``pieces`` (an image's pixels, ``total`` of them) and the share
-    of each: ``{"values", "shares"}``; ``{"more_values_than": MAX_LISTED_VALUES}`` as soon as
-    more distinct values than that are seen (the rest is not read)."""
+    """``{"values", "shares"}`` of ``pieces`` (``total`` pixels); ``{"more_values_than": N}``
+    as soon as more than :data:`MAX_LISTED_VALUES` distinct values are seen (read no further)."""
     counts: Counter[int] = Counter()
     for piece in pieces:
         values, found = _piece_counts(piece)
@@ -126,7 +121,8 @@ def _image_record(file: Path, image_format: str) -> dict[str, Any]:
     # may be label maps too: their values are the class indices.
     if img.mode in ("P", "L", "I", "I;16", "I;16B"):
         label = np.asarray(img)
-        return {**rec, "kind": "label_map" if img.mode != "L" else "image", **_values(label)}
+        return {**rec, "kind": "label_map" if img.mode != "L" else "image",
+                **_counted_values([label], label.size)}
     return {**rec, "kind": "image"}
 
 

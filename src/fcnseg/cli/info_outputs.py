@@ -117,9 +117,8 @@ def _dataset_record(file: Path, doc: dict[str, Any], base: dict[str, Any]) -> di
 
 
 def _bench_record(doc: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
-    """The machine and the headline figures: the fastest inference per model (in the default,
-    Caffe geometry where the report has it), how many rows each other section holds, the
-    targets met."""
+    """The machine, the fastest inference per model (in Caffe geometry where the report has
+    it), the rows of each section and the targets met."""
     rows = [fields_of(r) for r in doc.get("inference") or []]
     if any(r.get("geometry") == "caffe" for r in rows):
         rows = [r for r in rows if r.get("geometry") == "caffe"]

@@ -184,9 +184,8 @@ def _older_precision(text: str) -> str:
 def add_precision(p: argparse.ArgumentParser | argparse._ArgumentGroup,
                   help: str = PRECISION_HELP, amp_alias: bool = False,
                   default: str | None = "auto") -> None:
-    """``--precision auto|fp32|bf16|fp16`` (``auto`` by default; see
-    :func:`fcnseg.utils.hardware.auto_precision`); with ``amp_alias``, ``--amp`` is kept as a
-    hidden older spelling."""
+    """``--precision auto|fp32|bf16|fp16``; with ``amp_alias``, ``--amp`` is kept as a hidden
+    older spelling."""
     p.add_argument("--precision", type=_precision, default=default,
                    metavar="{auto,fp32,bf16,fp16}", help=help)
     if amp_alias:
@@ -237,9 +236,8 @@ DEFAULT_TILE = 512
 
 
 def add_tiles(p: argparse.ArgumentParser | argparse._ArgumentGroup, tile_help: str) -> None:
-    """``--tile`` and ``--overlap``, one definition for ``fcnseg predict`` and ``fcnseg serve``
-    (same defaults, same checks: read them with :func:`tiles_from_args`); ``tile_help`` says
-    what the command cuts into tiles."""
+    """``--tile`` and ``--overlap`` of ``fcnseg predict`` and ``fcnseg serve`` (read them with
+    :func:`tiles_from_args`); ``tile_help`` says what the command cuts into tiles."""
     p.add_argument("--tile", type=positive_int, default=DEFAULT_TILE, metavar="PIXELS",
                    help=tile_help)
     p.add_argument("--overlap", type=non_negative_int, default=None, metavar="PIXELS",
@@ -248,10 +246,8 @@ def add_tiles(p: argparse.ArgumentParser | argparse._ArgumentGroup, tile_help: s
 
 
 def tiles_from_args(args: argparse.Namespace) -> tuple[int, int]:
-    """``(tile, overlap)`` of ``--tile`` and ``--overlap``: the overlap a quarter of the tile
-    where none is given (:func:`~fcnseg.inference.rasters.default_overlap`); what
-    :class:`~fcnseg.inference.rasters.TileSettings` refuses is a ValueError naming the
-    options as typed."""
+    """``(tile, overlap)`` of ``--tile`` and ``--overlap`` (the overlap a quarter of the tile
+    where none is given); what ``TileSettings`` refuses is a ValueError naming the options."""
     overlap = default_overlap(args.tile) if args.overlap is None else args.overlap
     if args.tile < 16:
         raise ValueError(f"--tile must be at least 16 pixels, got {args.tile}")
@@ -345,16 +341,13 @@ def add_dataset(p: argparse.ArgumentParser, split_help: str, limit_help: str) ->
     d.add_argument("--limit", type=positive_int, help=limit_help)
 
 
-def _parse_size(text: str) -> int | list[int]:
+def size_parts(text: str) -> list[int] | None:
+    """The integers of a size written ``S`` or ``HxW`` (or ``H×W``); None when one is not an
+    integer."""
     try:
-        parts = [int(v) for v in text.lower().replace("×", "x").split("x")]
+        return [int(v) for v in text.lower().replace("×", "x").split("x")]
     except ValueError:
-        raise ValueError(f"--size: expected S or HxW, got {text!r}") from None
-    if len(parts) == 1:
-        return parts[0]
-    if len(parts) == 2:
-        return parts
-    raise ValueError(f"--size: expected S or HxW, got {text!r}")
+        return None
 
 
 def dataset_spec(args: argparse.Namespace, ckpt: dict[str, Any]) -> dict[str, Any]:
@@ -381,7 +374,10 @@ def dataset_spec(args: argparse.Namespace, ckpt: dict[str, Any]) -> dict[str, An
                                              "num_images", "size", "seed", "config")}
     spec.update({k: v for k, v in fields.items() if v is not None})
     if args.size is not None:
-        spec["size"] = _parse_size(args.size)
+        parts = size_parts(args.size)
+        if parts is None or len(parts) > 2:
+            raise ValueError(f"--size: expected S or HxW, got {args.size!r}")
+        spec["size"] = parts[0] if len(parts) == 1 else parts
     spec.update(data)
     required = () if spec.get("name") == "synthetic" else DATASET_NAMES.get(spec.get("name"), ())
     for key in required:

@@ -5,6 +5,7 @@ status 1 when any input failed (after all the others are written), 2 for bad opt
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import sys
 from collections.abc import Callable
@@ -204,7 +205,12 @@ def run(args: argparse.Namespace) -> int:
     if not inputs:
         raise FileNotFoundError("nothing to segment: " + "; ".join(
             f"{spec}: {problem}" for spec, problem in problems))
-    _refuse_labels_only(args)  # read from the model file's description, before any output
+    # An exported model answering labels only says so in its file's description: refused
+    # before any output.
+    wanted = _probability_options(args)
+    if wanted and artifact_kind(args.checkpoint) is not None \
+            and labels_only(read_artifact(args.checkpoint)):
+        raise ValueError(labels_only_error(args.checkpoint, " and ".join(wanted)))
     out_dir = prepare_output_folder(args.out)
     ranks = setup_distributed(args.device)  # torchrun: this process's share of the inputs
     finished = False
@@ -220,8 +226,7 @@ def _predict(args: argparse.Namespace, ranks: DistInfo, out_dir: Path,
              collected: tuple[list[tuple[Path, str]], list[tuple[str, str]]],
              window: tuple[SlidingWindow | None, TTA | None]) -> int:
     """Segment this process's share of the inputs (``collected``: the inputs and the specs
-    that gave none, as :func:`collect_inputs` returns them; ``window``: the sliding window and
-    TTA that the options describe); the exit status."""
+    that gave none; ``window``: the sliding window and TTA); the exit status."""
     (inputs, problems), (sliding, tta) = collected, window
     if ranks.distributed and (args.format or args.rank):
         raise ValueError("--format and --rank gather every image into one file: run them in "
@@ -245,7 +250,6 @@ def _predict(args: argparse.Namespace, ranks: DistInfo, out_dir: Path,
     kind = args.uncertainty_kind or ("entropy" if args.uncertainty else None)
     kinds = list(UNCERTAINTY_KINDS) if kind == "both" else [kind] if kind else []
     # The model by its weights and settings, not its path: a retrained model is another one.
-    # Hashed once per run; the images' outputs are recorded as this job's.
     ids = _ModelIds(model_identity(seg, as_loaded=True) if work.images or work.rasters else "",
                     cache(partial(model_identity, seg)))
     style = _picture_style(args, seg)
@@ -261,8 +265,11 @@ def _predict(args: argparse.Namespace, ranks: DistInfo, out_dir: Path,
                              tolerance=args.tolerance, min_area=args.min_area,
                              class_names=tuple(seg.class_names),
                              order=tuple(name for _, name in work.images))
-    outputs = replace(_output_options(args, heat_classes, kinds, style, work.protected, pre),
-                      job=job)
+    outputs = OutputOptions(
+        heatmap_classes=tuple(heat_classes), heatmaps_present=args.heatmaps_present,
+        uncertainty=tuple(kinds), probs=args.probs, style=style, protected=work.protected,
+        observe=pre.add if pre is not None else None,
+        observe_needs_probs=args.rank is not None, job=job)
     _note_raster_options(args, work, ranks)
     _segment_rasters(args, seg, work, out_dir, bool(kinds), ids, ranks, tally)
     _segment_images(args, seg, work, (out_dir, outputs), tally, ranks)
@@ -292,15 +299,6 @@ def _probability_options(args: argparse.Namespace) -> list[str]:
         ("--rank uncertainty", args.rank)) if given]
 
 
-def _refuse_labels_only(args: argparse.Namespace) -> None:
-    """One line when options needing probabilities are given for an exported model that
-    answers labels only (what its file's description says)."""
-    wanted = _probability_options(args)
-    if wanted and artifact_kind(args.checkpoint) is not None \
-            and labels_only(read_artifact(args.checkpoint)):
-        raise ValueError(labels_only_error(args.checkpoint, " and ".join(wanted)))
-
-
 def _check_options(args: argparse.Namespace) -> None:
     """The option values and combinations refused before anything is read."""
     if not args.inputs:
@@ -323,16 +321,16 @@ def _report(message: str) -> None:
 
 @dataclass(frozen=True)
 class _ModelIds:
-    """The model's identity as recorded now (:func:`model_identity` as loaded: its checkpoint
-    file's digest) and as earlier versions recorded it (its weights' digest; computed when a
-    record holds neither, at most once: ``cache``), so their outputs are not predicted again."""
+    """The model's identity as recorded now (its checkpoint file's digest) and as earlier
+    versions recorded it (its weights' digest, hashed at most once, only when a record holds
+    neither), so that their outputs are not predicted again."""
 
     current: str
     earlier: Callable[[], str]
 
     def matching(self, recorded: str | None) -> str:
-        """The identity that counts for a record of ``recorded``: the earlier one where it is
-        that (the record goes on under it), else the current one."""
+        """The earlier identity where ``recorded`` is that (the record goes on under it), else
+        the current one."""
         if recorded is None or recorded == self.current:
             return self.current
         return recorded if recorded == self.earlier() else self.current
@@ -340,17 +338,16 @@ class _ModelIds:
 
 @dataclass
 class _Tally:
-    """Outputs written, inputs failed (each reported as it fails) and skipped as complete."""
+    """Outputs written, inputs failed (each reported as it fails) and skipped as complete;
+    the images predicted, failed and their seconds, and whether a speed line is due (progress
+    to a log), for the closing line of a sharded run."""
 
     written: int = 0
     failed: int = 0
     skipped: int = 0
-    #: Images this process predicted and failed and the seconds they took, for the closing
-    #: progress line of a sharded run.
     images: int = 0
     images_failed: int = 0
     seconds: float = 0.0
-    #: Whether a speed line is due (progress goes to a log, not a terminal, nor off).
     speed_line: bool = False
 
     def count(self, problem: str | None) -> None:
@@ -420,19 +417,22 @@ def _prepare(args: argparse.Namespace, seg: Segmenter, images: list[tuple[Path, 
 
 
 def _picture_style(args: argparse.Namespace, seg: Segmenter) -> PictureStyle:
-    """How the images' overlays and heatmaps look."""
+    """How overlays and heatmaps look; the background stays untinted unless
+    --blend-background."""
+    unblended = () if args.blend_background else tuple(
+        background_classes(seg.class_names, seg.background_class))
     return PictureStyle(
         alpha=args.alpha, colormap=args.colormap, legend=args.legend, outlines=args.outlines,
-        unblended=_unblended(args, seg), heatmap_over_photo=args.heatmap_over_photo)
+        unblended=unblended, heatmap_over_photo=args.heatmap_over_photo)
 
 
 def _left_to_do(images: list[tuple[Path, str]], expected: Callable[..., OutputFiles],
                 out_dir: Path, jobs_now: tuple[str, Callable[[], str]], ranks: DistInfo,
                 tally: _Tally) -> list[tuple[Path, str]]:
     """``--skip-complete``: the images whose outputs are not all written by this same job
-    (model and settings, as the manifest records), counting the others as skipped; one line
-    for those whose outputs are there but another job's, or of no recorded job. ``jobs_now``:
-    this job, and the same job as earlier versions named it (computed only when needed)."""
+    (model and settings, as the manifest records), the others counted as skipped; one line
+    for those predicted again as another job's or no recorded job's. ``jobs_now``: this job,
+    and the same job as earlier versions named it (computed only when needed)."""
     job, earlier = jobs_now
     writers = written_by(out_dir)
     todo, other, unrecorded = [], 0, 0
@@ -450,13 +450,8 @@ def _left_to_do(images: list[tuple[Path, str]], expected: Callable[..., OutputFi
             other += 1
         else:
             unrecorded += 1
-    counts = np.sum(all_gather_objects((other, unrecorded), ranks), axis=0)
-    if ranks.is_main:
-        _note_predicted_again(out_dir, *(int(c) for c in counts))
-    return todo
-
-
-def _note_predicted_again(out_dir: Path, other: int, unrecorded: int) -> None:
+    other, unrecorded = (int(c) for c in
+                         np.sum(all_gather_objects((other, unrecorded), ranks), axis=0))
     reasons = []
     if other:
         reasons.append(f"the outputs of {other} image(s) were written by another model or "
@@ -465,25 +460,15 @@ def _note_predicted_again(out_dir: Path, other: int, unrecorded: int) -> None:
         reasons.append(f"{'those' if other else 'the outputs'} of {unrecorded} image(s) have "
                        f"no record of the model that wrote them (an older fcnseg, or a run "
                        f"stopped while writing them)")
-    if reasons:
+    if reasons and ranks.is_main:
         _report(f"{out_dir}: {' and '.join(reasons)}; predicted again")
-
-
-def _output_options(args: argparse.Namespace, heat_classes: list[int], kinds: list[str],
-                    style: PictureStyle, protected: frozenset[Path],
-                    pre: PreAnnotations | None) -> OutputOptions:
-    """What is written for each image, and how its pictures look."""
-    return OutputOptions(
-        heatmap_classes=tuple(heat_classes), heatmaps_present=args.heatmaps_present,
-        uncertainty=tuple(kinds), probs=args.probs, style=style, protected=protected,
-        observe=pre.add if pre is not None else None,
-        observe_needs_probs=args.rank is not None)
+    return todo
 
 
 def _segment_rasters(args: argparse.Namespace, seg: Segmenter, work: _Work, out_dir: Path,
                      uncertainty: bool, ids: _ModelIds, ranks: DistInfo, tally: _Tally) -> None:
-    """Each raster by tiles into ``NAME.tif``, recorded as the model's (:class:`_ModelIds`):
-    one that an earlier version began or finished for this model goes on under its record."""
+    """Each raster by tiles into ``NAME.tif``, recorded as the model's: one that an earlier
+    version began or finished for this model goes on under its record."""
     tiles = TileSettings(tile=args.tile, overlap=args.overlap, batch_size=args.batch_size,
                          probs=args.probs, uncertainty=uncertainty)
     for path, name in work.rasters:
@@ -501,13 +486,6 @@ def _segment_rasters(args: argparse.Namespace, seg: Segmenter, work: _Work, out_
                 tally.count(problem)
 
 
-def _unblended(args: argparse.Namespace, seg: Segmenter) -> tuple[int, ...]:
-    """The classes overlays leave untinted: the background, unless --blend-background."""
-    if args.blend_background:
-        return ()
-    return tuple(background_classes(seg.class_names, seg.background_class))
-
-
 def _raster_preview(seg: Segmenter, path: Path, out: Path, args: argparse.Namespace) -> str | None:
     """``NAME_overlay.png`` beside a label raster (a problem as one line)."""
     preview = out.with_name(f"{out.stem}_overlay.png")
@@ -516,10 +494,9 @@ def _raster_preview(seg: Segmenter, path: Path, out: Path, args: argparse.Namesp
     try:
         with open_raster(path) as reader:
             bands = model_bands(seg, reader.info)
-        style = PictureStyle(alpha=args.alpha, legend=args.legend, outlines=args.outlines,
-                             unblended=_unblended(args, seg))
         write_raster_preview(path, out, preview, seg.palette, seg.class_names, bands=bands,
-                             band_names=seg.input_convention.bands, style=style)
+                             band_names=seg.input_convention.bands,
+                             style=_picture_style(args, seg))
     except ImageError as e:
         return str(e)
     return None
@@ -528,8 +505,7 @@ def _raster_preview(seg: Segmenter, path: Path, out: Path, args: argparse.Namesp
 def _segment_images(args: argparse.Namespace, seg: Segmenter, work: _Work,
                     where: tuple[Path, OutputOptions], tally: _Tally, ranks: DistInfo) -> None:
     """Each image (with its other modalities) into its outputs (``where``: the folder and
-    what to write), behind a progress bar; under torchrun each process's bar and lines name
-    the process, and :func:`_finish` says the speed of them all."""
+    what to write), behind a progress bar that names the process under torchrun."""
     out_dir, outputs = where
     desc = (f"predict (process {ranks.rank + 1} of {ranks.world_size})" if ranks.distributed
             else "predict")
@@ -578,9 +554,8 @@ def precision_text(seg: Segmenter, asked: str | None) -> str:
 
 def _finish(tally: _Tally, given: int, out_dir: Path, ranks: DistInfo,
             precision: str) -> int:
-    """The summary line over every process (with the ``precision`` the model ran at), and
-    the exit status (1 when any input failed); under torchrun, also the one closing progress
-    line of the images all processes predicted."""
+    """The summary line over every process, and the exit status (1 when any input failed);
+    under torchrun, also the one closing progress line of all processes' images."""
     shares = all_gather_objects((tally.written, tally.failed, tally.skipped, given,
                                  tally.images, tally.images_failed, tally.seconds), ranks)
     written, failed, skipped, total, images, images_failed = (
@@ -633,7 +608,8 @@ def _predict_raster_part(seg: Segmenter, path: Path, out: Path, tiles: TileSetti
         with open_raster(path) as reader:
             info = reader.info
         run = segmenter_tile_fn(seg, info)
-        with _TileProgress(out, path, off=args.no_progress) as bar:
+        with contextlib.ExitStack() as stack:
+            bar = _TileProgress(stack, out, path, off=args.no_progress)
             job = replace(job, bands=model_bands(seg, info), progress=bar.update,
                           started=bar.start, nodata=seg.input_convention.nodata)
             try:
@@ -654,32 +630,28 @@ def _predict_raster_part(seg: Segmenter, path: Path, out: Path, tiles: TileSetti
     return None
 
 
+@dataclass
 class _TileProgress:
-    """The progress of one raster's tiles, its bar begun when :func:`predict_raster` says how
-    many tiles it runs: a resumed run's are those left (so are its rate and time left),
-    after one line saying where it resumes."""
+    """The progress bar of one raster's tiles, begun (in ``stack``) when
+    :func:`predict_raster` says how many tiles it runs: a resumed run's are those left, after
+    one line saying where it resumes."""
 
-    def __init__(self, out: Path, path: Path, *, off: bool) -> None:
-        self.out, self.path, self.off = out, path, off
-        self.bar: Progress | None = None
+    stack: contextlib.ExitStack
+    out: Path
+    path: Path
+    off: bool
+    bar: Progress | None = None
 
     def start(self, tiles: int, total: int, resumed_from_row: int) -> None:
         if resumed_from_row:
             _report(f"{self.out}: resuming at row {resumed_from_row:,} ({tiles:,} of "
                     f"{total:,} tiles left)")
-        self.bar = Progress(tiles, unit="tile", desc=f"predict {self.path.name}",
-                            off=self.off)
+        self.bar = self.stack.enter_context(
+            Progress(tiles, unit="tile", desc=f"predict {self.path.name}", off=self.off))
 
     def update(self, n: int) -> None:
         if self.bar is not None:
             self.bar.update(n)
-
-    def __enter__(self) -> _TileProgress:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(kind, *exc)
 
 
 def _interrupted_note(out: Path, height: int) -> str:

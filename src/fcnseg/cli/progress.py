@@ -14,10 +14,9 @@ LINE_EVERY_S = 30.0
 
 
 class Progress:
-    """Counts done items of ``total``: a tqdm bar when ``file`` is a terminal; otherwise (output
-    to a log file or a pipe, as under nohup or cron) one line every ``every`` seconds with the
-    count, the speed and the time left (every ``LINE_EVERY_S`` by default), and a last line
-    with the time taken. ``off`` (as
+    """Counts done items of ``total``: a tqdm bar when ``file`` is a terminal; otherwise (a log
+    file or a pipe, as under nohup or cron) a line with the count, speed and time left every
+    ``every`` seconds (``LINE_EVERY_S``), and a last line with the time taken. ``off`` (as
     ``--no-progress``) shows neither. Updating costs one clock read."""
 
     def __init__(self, total: int, *, unit: str, desc: str, off: bool = False,
@@ -27,16 +26,14 @@ class Progress:
         self.total, self.unit, self.desc = total, unit, desc
         self.every = LINE_EVERY_S if every is None else every
         #: Whether progress goes to a log as lines (not off, and no terminal).
-        self.in_log = not off and not _is_terminal(self.file)
-        self.lines = self.in_log
+        self.in_log = self.lines = not off and not _is_terminal(self.file)
         #: Whether the last line is this one's (off: a caller says it for several, e.g. the
         #: processes of a torchrun).
         self.closing_line = closing_line
         self.bar = tqdm(total=total, unit=unit, desc=desc, file=self.file,
                         disable=off or self.lines)
-        self.done, self.started = 0, time.perf_counter()
-        self.failed = 0
-        self.line_at = self.started
+        self.done = self.failed = 0
+        self.started = self.line_at = time.perf_counter()
 
     def update(self, n: int = 1, *, failed: bool = False) -> None:
         """``n`` more items done (``failed``: tried and skipped, counted apart in the last

@@ -8,6 +8,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -113,9 +114,9 @@ def _spread(count: int, limit: int) -> list[int]:
 
 
 def _model_input(image: Any, where: str, seg: Segmenter | None) -> np.ndarray:
-    """A sample's image as the model takes it: a multi-band model's raw band values (its
-    band count and sample type checked as ``fcnseg predict`` checks them, pixels without
-    data at the band means, as in training) as H×W×N float32; else :func:`_rgb`."""
+    """A sample's image as the model takes it: a multi-band model's raw band values, checked
+    as ``fcnseg predict`` checks them and nodata at the band means, as H×W×N float32; else
+    :func:`_rgb`."""
     if seg is None or seg.input_convention.bands is None:
         return _rgb(image, where)
     try:
@@ -159,46 +160,17 @@ def _quantize_advice(hint: str) -> Iterator[None]:
         raise DataError(e.path, e.problem, hint) from None
 
 
-@dataclass(frozen=True)
-class CalibrationSet:
-    """The calibration samples chosen, the folder listed or the dataset built once: ``chosen``
-    holds a folder's files or a dataset's indices; ``hint`` says what to do about a bad one."""
-
-    source: dict[str, Any] | Path
-    chosen: list[Any]
-    hint: str
-    dataset: Any = None
-
-    def images(self, longest: int, seg: Segmenter | None = None) -> Callable[[], Iterator[Any]]:
-        """A function returning a fresh iterator of the chosen images as the model takes them
-        (:func:`_model_input`: H×W×3 uint8, or a multi-band model's raw bands, float32), read
-        as training reads them: a folder's files by the image reader, or by the raster reader
-        for a model of ``seg``'s bands; a dataset's samples. A bad image is a DataError naming
-        it, with advice that fits quantize."""
-        bands = None if seg is None else seg.input_convention.bands
-
-        def load(item: Any) -> tuple[Any, str]:
-            if self.dataset is not None:
-                name = fields_of(self.source).get("name")
-                return self.dataset.sample(item)[0], f"{name} sample {self.dataset.name(item)}"
-            # as training reads them: grey, 16-bit ...
-            image = item if bands is not None else read_image(item, "calibration image")
-            return image, str(item)
-
-        def images() -> Iterator[np.ndarray]:
-            for item in self.chosen:
-                with _quantize_advice(self.hint):
-                    image, where = load(item)
-                yield _scaled(_model_input(image, where, seg), longest)
-
-        return images
-
-
-def calibration_set(source: dict[str, Any] | Path, limit: int) -> CalibrationSet:
+def calibration_images(source: dict[str, Any] | Path, limit: int, longest: int
+                       ) -> Callable[..., Iterator[Any]]:
     """Up to ``limit`` calibration samples spread over a folder's images (its own, else those
-    of its ``images`` subfolder) or a dataset's samples, listed once.
+    of its ``images`` subfolder) or a dataset's samples, listed once now; a ValueError naming
+    the folder (or dataset) when it holds no image.
 
-    Raises ValueError naming the folder (or dataset) when it holds no image."""
+    Returns ``images(seg=None)``, a fresh iterator of the chosen images as the model of
+    ``seg`` takes them (:func:`_model_input`), scaled to at most ``longest`` pixels a side,
+    read as training reads them; a bad image is a DataError naming it, with advice that fits
+    quantize."""
+    dataset = None
     if isinstance(source, Path):
         files: list[Path] = []
         for folder in (source, source / "images"):
@@ -209,21 +181,30 @@ def calibration_set(source: dict[str, Any] | Path, limit: int) -> CalibrationSet
             raise ValueError(f"--calib {source}: the calibration set is empty: no images "
                              f"({', '.join(sorted(IMAGE_EXTENSIONS))}) in {source} or in "
                              f"{source / 'images'}")
-        return CalibrationSet(source, [files[i] for i in _spread(len(files), limit)],
-                              f"remove it from {source}, or give --calib another folder")
-    dataset = build_dataset(dict(source))
-    if len(dataset) == 0:
-        raise ValueError(f"--calib: the calibration set is empty: dataset {source} has no "
-                         f"images")
-    return CalibrationSet(source, _spread(len(dataset), limit), _BAD_DATASET_SAMPLE, dataset)
+        chosen: list[Any] = [files[i] for i in _spread(len(files), limit)]
+        hint = f"remove it from {source}, or give --calib another folder"
+    else:
+        dataset = build_dataset(dict(source))
+        if len(dataset) == 0:
+            raise ValueError(f"--calib: the calibration set is empty: dataset {source} has no "
+                             f"images")
+        chosen, hint = _spread(len(dataset), limit), _BAD_DATASET_SAMPLE
 
+    def load(item: Any, seg: Segmenter | None) -> tuple[Any, str]:
+        if dataset is not None:
+            name = fields_of(source).get("name")
+            return dataset.sample(item)[0], f"{name} sample {dataset.name(item)}"
+        if seg is not None and seg.input_convention.bands is not None:
+            return item, str(item)  # read by the raster reader, as the model's bands
+        return read_image(item, "calibration image"), str(item)  # grey, 16-bit ...
 
-def calibration_images(source: dict[str, Any] | Path, limit: int, longest: int,
-                       seg: Segmenter | None = None) -> Callable[[], Iterator[Any]]:
-    """:meth:`CalibrationSet.images` of :func:`calibration_set` (``source``, ``limit``).
+    def images(seg: Segmenter | None = None) -> Iterator[np.ndarray]:
+        for item in chosen:
+            with _quantize_advice(hint):
+                image, where = load(item, seg)
+            yield _scaled(_model_input(image, where, seg), longest)
 
-    Raises ValueError naming the folder (or dataset) when it holds no image."""
-    return calibration_set(source, limit).images(longest, seg)
+    return images
 
 
 @dataclass(frozen=True)
@@ -298,12 +279,12 @@ def run(args: argparse.Namespace) -> int:
     # The output and the calibration set are checked before the model is loaded or anything
     # exported.
     check_writable(args.out)
-    chosen = calibration_set(parse_data(args.calib), args.calib_images)  # listed once
+    images = calibration_images(parse_data(args.calib), args.calib_images, args.calib_size)
     seg = Segmenter.from_checkpoint(path, device="cpu")
     if seg.runtime is not None:
         raise ValueError(f"{path}: already an exported model; quantize its checkpoint (.pt)")
     # A model of bands reads them by the raster reader, raw band values; others as RGB.
-    calibration = chosen.images(args.calib_size, seg)
+    calibration = partial(images, seg)
     validation = _validation(args, seg)  # read and checked before the slow calibration
     settings = ("sliding_window", "tta", "precision", "optimizations")  # of this run only
     description = {k: v for k, v in seg.describe().items() if k not in settings}

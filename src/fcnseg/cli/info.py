@@ -79,23 +79,19 @@ def record(path: str) -> dict[str, Any]:
     names = list(ckpt["classes"]["names"])
     state = ckpt.get("model_state_dict") or {}
     return {
-        "kind": "checkpoint",
-        "path": str(path),
+        "kind": "checkpoint", "path": str(path),
         # A pretrained folder or hf:// is the size of its files, not of the cached copy.
         "file_bytes": sum(os.path.getsize(f) for f in checkpoint_files(path)),
         "parameters": sum(int(t.numel()) for t in state.values() if hasattr(t, "numel")),
         "model": ckpt.get("model"),
         "classes": {**ckpt["classes"], "palette": list(ckpt["classes"]["palette"])[: len(names)]},
-        "iteration": ckpt.get("iteration"),
-        "epoch": ckpt.get("epoch"),
+        "iteration": ckpt.get("iteration"), "epoch": ckpt.get("epoch"),
         # The length a time budget chose (train.time_budget); None without one.
         "planned_iterations": fields_of(ckpt.get("state")).get("planned_iterations"),
-        "metrics": ckpt.get("metrics") or {},
-        "recipe": ckpt.get("recipe") or {},
-        # Present once ``fcnseg calibrate`` has stored one; None for an uncalibrated model.
-        "temperature": ckpt.get("temperature"),
-        # An exported model fcnseg runs (ONNX, int8 ONNX, TorchScript): format, quantization.
-        "artifact": ckpt.get("artifact"),
+        "metrics": ckpt.get("metrics") or {}, "recipe": ckpt.get("recipe") or {},
+        # The temperature ``fcnseg calibrate`` stored (None: uncalibrated), and the format
+        # and quantization of an exported model fcnseg runs.
+        "temperature": ckpt.get("temperature"), "artifact": ckpt.get("artifact"),
     }
 
 

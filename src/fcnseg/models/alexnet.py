@@ -25,11 +25,7 @@ from fcnseg.models.geometry import CoordMap, trace
 from fcnseg.models.head import AlignedUpsampling
 from fcnseg.models.trunk import ConvolutionalizedTrunk, check_batch
 from fcnseg.models.upsample import bilinear_upsampling
-from fcnseg.models.weights import (
-    WeightsError,
-    copy_imagenet_trunk,
-    read_state_dict,
-)
+from fcnseg.models.weights import WeightsError, copy_imagenet_trunk, read_state_dict
 from fcnseg.utils.typing import PathLike
 from fcnseg.weightfiles.reference import ALEXNET_TRUNK
 
@@ -137,16 +133,13 @@ def torchvision_alexnet_key_map(model: nn.Module) -> dict[str, str]:
     prefix = "backbone."
     mapping = {k: k.removeprefix(prefix) for k in model.state_dict()
                if k.startswith(prefix + "features.")}
-    for ours, theirs in (("fc6", "classifier.1"), ("fc7", "classifier.4")):
-        mapping[f"{prefix}{ours}.weight"] = f"{theirs}.weight"
-        mapping[f"{prefix}{ours}.bias"] = f"{theirs}.bias"
-    return mapping
+    fc = (("fc6", "classifier.1"), ("fc7", "classifier.4"))
+    return mapping | {f"{prefix}{ours}.{p}": f"{theirs}.{p}" for ours, theirs in fc
+                      for p in ("weight", "bias")}
 
 
-def load_alexnet_weights(
-    model: nn.Module, path: PathLike, *,
-    convention: InputConvention | str = TORCHVISION_RGB,
-) -> nn.Module:
+def load_alexnet_weights(model: nn.Module, path: PathLike, *,
+                         convention: InputConvention | str = TORCHVISION_RGB) -> nn.Module:
     """Copy torchvision's ImageNet ``alexnet`` file (``alexnet-owt-7be5be79.pth``) into an
     ``fcn_alexnet(variant="torchvision")`` model: ``features.*`` as they are, the Linear fc6/fc7
     reshaped into the 6×6 and 1×1 convolutions, ``classifier.6`` dropped. The convention
@@ -167,10 +160,8 @@ CAFFE_ALEXNET_KEYS = {f"{n}.{kind}": f"{n}.{kind}" for n in CAFFE_ALEXNET_LAYERS
                       for kind in ("weight", "bias")}
 
 
-def load_alexnet_caffe_weights(
-    model: nn.Module, path: PathLike, *,
-    convention: InputConvention | str | None = None,
-) -> nn.Module:
+def load_alexnet_caffe_weights(model: nn.Module, path: PathLike, *,
+                               convention: InputConvention | str | None = None) -> nn.Module:
     """Copy Caffe's ImageNet AlexNet (``bvlc_alexnet.caffemodel``, or a state dict with keys
     ``conv1.weight`` … ``fc7.bias``) into an ``fcn_alexnet`` model: conv1 … conv5 one to one,
     the InnerProduct fc6/fc7 reshaped into the 6×6 and 1×1 convolutions, fc8 dropped. The

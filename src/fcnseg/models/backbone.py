@@ -18,15 +18,11 @@ from fcnseg.models.head import BACKBONE_NAMES, VARIANTS, SkipHead, edge_upsampli
 from fcnseg.models.identity import ModelIdentity
 from fcnseg.models.trunk import BackboneError, trunk_channels, trunk_coord_maps
 
+Convention = InputConvention | str | Mapping[str, Any]
 
-def backbone_fcn(
-    backbone: nn.Module,
-    num_classes: int,
-    identity: ModelIdentity,
-    *,
-    variant: str = "8s",
-    skip_scales: Sequence[float] = (1.0, 1.0),
-) -> FCN:
+
+def backbone_fcn(backbone: nn.Module, num_classes: int, identity: ModelIdentity, *,
+                 variant: str = "8s", skip_scales: Sequence[float] = (1.0, 1.0)) -> FCN:
     """An :class:`~fcnseg.models.FCN` with a skip head on ``backbone`` (state-dict prefix
     ``backbone.``, head layers ``score32`` …, ``up32to16.up`` …, ``upscore.up``)."""
     if variant not in VARIANTS:
@@ -37,16 +33,11 @@ def backbone_fcn(
     return FCN(backbone, head, identity)
 
 
-def fcn_from_backbone(
-    backbone: nn.Module,
-    num_classes: int,
-    *,
-    variant: str = "8s",
-    factory: str | Callable[..., nn.Module] | None = None,
-    factory_kwargs: Mapping[str, Any] | None = None,
-    input_convention: InputConvention | str | Mapping[str, Any] = TORCHVISION_RGB,
-    skip_scales: Sequence[float] = (1.0, 1.0),
-) -> FCN:
+def fcn_from_backbone(backbone: nn.Module, num_classes: int, *, variant: str = "8s",
+                      factory: str | Callable[..., nn.Module] | None = None,
+                      factory_kwargs: Mapping[str, Any] | None = None,
+                      input_convention: Convention = TORCHVISION_RGB,
+                      skip_scales: Sequence[float] = (1.0, 1.0)) -> FCN:
     """FCN-32s/16s/8s heads on your own ``backbone`` (see the module docstring's protocol).
 
     ``factory`` (``"package.module:function"`` or the function itself, marked with
@@ -70,15 +61,10 @@ def fcn_from_backbone(
                         skip_scales=skip_scales)
 
 
-def fcn_from_factory(
-    factory: str | Callable[..., nn.Module],
-    num_classes: int,
-    *,
-    variant: str = "8s",
-    factory_kwargs: Mapping[str, Any] | None = None,
-    input_convention: InputConvention | str | Mapping[str, Any] = TORCHVISION_RGB,
-    skip_scales: Sequence[float] = (1.0, 1.0),
-) -> FCN:
+def fcn_from_factory(factory: str | Callable[..., nn.Module], num_classes: int, *,
+                     variant: str = "8s", factory_kwargs: Mapping[str, Any] | None = None,
+                     input_convention: Convention = TORCHVISION_RGB,
+                     skip_scales: Sequence[float] = (1.0, 1.0)) -> FCN:
     """Build the backbone with ``factory(**factory_kwargs)`` and put FCN heads on it."""
     fn = resolve_factory(factory if isinstance(factory, str) else factory_path(factory))
     backbone = fn(**dict(factory_kwargs or {}))
@@ -87,33 +73,27 @@ def fcn_from_factory(
                              skip_scales=skip_scales)
 
 
-def fcn_custom_backbone(
-    num_classes: int = 21,
-    *,
-    variant: str = "8s",
-    factory: str | None = None,
-    factory_kwargs: Mapping[str, Any] | None = None,
-    input_convention: InputConvention | str | Mapping[str, Any] = TORCHVISION_RGB.name,
-    skip_scales: Sequence[float] = (1.0, 1.0),
-    backbone: nn.Module | None = None,
-) -> FCN:
+def fcn_custom_backbone(num_classes: int = 21, *, variant: str = "8s",
+                        factory: str | None = None,
+                        factory_kwargs: Mapping[str, Any] | None = None,
+                        input_convention: Convention = TORCHVISION_RGB.name,
+                        skip_scales: Sequence[float] = (1.0, 1.0),
+                        backbone: nn.Module | None = None) -> FCN:
     """Builder behind ``build_model("fcn_custom_backbone", ...)``, which checkpoints call.
 
     Rebuilds the backbone from its recorded ``factory``, or takes ``backbone`` (a freshly built
     module of the same architecture) when the checkpoint names no factory or the factory's code
     is not importable here.
     """
-    scales = (float(skip_scales[0]), float(skip_scales[1]))
-    if backbone is None:
-        if factory is None:
-            raise BackboneError(
-                "this custom-backbone model records no backbone factory, so its backbone cannot "
-                "be rebuilt automatically; build the backbone yourself and pass it: "
-                "build_model_from_checkpoint(path, backbone=my_backbone)")
-        # fcn_from_factory also takes the marked function itself (recorded as its path).
-        return fcn_from_factory(factory, num_classes, variant=variant,
-                                factory_kwargs=factory_kwargs, input_convention=input_convention,
-                                skip_scales=scales)
-    return fcn_from_backbone(backbone, num_classes, variant=variant, factory=factory,
-                             factory_kwargs=factory_kwargs, input_convention=input_convention,
-                             skip_scales=scales)
+    options = {"variant": variant, "factory_kwargs": factory_kwargs,
+               "input_convention": input_convention,
+               "skip_scales": (float(skip_scales[0]), float(skip_scales[1]))}
+    if backbone is not None:
+        return fcn_from_backbone(backbone, num_classes, factory=factory, **options)
+    if factory is None:
+        raise BackboneError(
+            "this custom-backbone model records no backbone factory, so its backbone cannot "
+            "be rebuilt automatically; build the backbone yourself and pass it: "
+            "build_model_from_checkpoint(path, backbone=my_backbone)")
+    # fcn_from_factory also takes the marked function itself (recorded as its path).
+    return fcn_from_factory(factory, num_classes, **options)

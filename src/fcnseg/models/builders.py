@@ -72,17 +72,13 @@ class ModelOptions:
 
     Args:
         num_classes: output channels (21 for PASCAL VOC).
-        input_convention: pixel convention of the weights, which the model's ``preprocess``
-            applies to raw pixels (replaced by that of ``backbone_weights`` when loaded). Its
-            default is the architecture's own, which each builder's signature shows
-            (``help(fcn8s)``, ``inspect.signature``): ``caffe_bgr`` for the reference VGG16
-            FCNs (``fcn32s`` … ``fcn8s_atonce``), the datasets' BGR conventions for the SIFT
-            Flow and NYUDv2 nets, ``torchvision_rgb`` for the ResNet and VGG16-BN ones;
-            ``None`` there (``fcn_alexnet``) leaves the choice to the builder's options. The
-            field's own default below applies only where neither sets one. A bare
-            network (``preprocess=False``) takes input normalised in this convention: name it
-            when you normalise your input differently, so that checkpoints record what the
-            model was trained on.
+        input_convention: pixel convention of the weights, which ``model.preprocess`` applies
+            to raw pixels (replaced by that of ``backbone_weights`` when loaded). Its default is
+            the architecture's own, as each builder's signature shows (``help(fcn8s)``):
+            ``caffe_bgr`` for ``fcn32s`` … ``fcn8s_atonce``, the datasets' BGR conventions for
+            SIFT Flow and NYUDv2, ``torchvision_rgb`` for ResNet and VGG16-BN; ``fcn_alexnet``'s
+            follows its ``variant``. A bare network (``preprocess=False``) takes input
+            normalised in it: name yours, so that checkpoints record what the model saw.
     """
 
     num_classes: int = 21
@@ -373,15 +369,11 @@ class Architecture:
 
     def __call__(self, *args: Any, **kwargs: Any) -> nn.Module:
         """Build the model: arguments bound to the options, then the family assembles it."""
-        try:
+        try:  # the types checked before the options compare values
             bound = self.__signature__.bind(*args, **kwargs)  # type: ignore[attr-defined]
-        except TypeError as e:
+            bound.arguments.update(_plain_values(_hints(self.options), bound.arguments))
+        except (TypeError, ValueError) as e:
             raise TypeError(f"{self.name}: {e}") from None
-        hints = _hints(self.options)
-        for key, value in bound.arguments.items():  # before the options compare values
-            if problem := _type_problem(hints.get(key), value):
-                raise TypeError(f"{self.name}: {key}: {problem}")
-            bound.arguments[key] = _plain(hints.get(key), value)
         bound.apply_defaults()
         o = self.options(**bound.arguments)
         if getattr(o, "backbone_weights", None) is not None:
@@ -493,18 +485,6 @@ fcn_alexnet, fcn_resnet50, fcn_resnet101 = (
     "32s_color", "32s_hha", "32s_color_d", "32s_color_hha", "16s_color_hha"))
 
 
-def fcn_resnet_skip(variant: str, depth: int, num_classes: int = 21, **options: Any) -> FCN:
-    """FCN-``variant`` heads (``"32s"``, ``"16s"``, ``"8s"``) on a ResNet of ``depth`` (18, 34,
-    50 or 101): the model ``fcn{variant}_resnet{depth}`` (:class:`ResNetOptions`)."""
-    return get_builder(f"fcn{variant}_resnet{depth}")(num_classes, **options)
-
-
-def fcn_googlenet(variant: str, num_classes: int = 21, **options: Any) -> FCN:
-    """FCN-``variant`` (``"32s"``, ``"16s"``, ``"8s"``) on GoogLeNet: the model
-    ``fcn{variant}_googlenet`` (:class:`GoogLeNetOptions`)."""
-    return get_builder(f"fcn{variant}_googlenet")(num_classes, **options)
-
-
 def model_names() -> list[str]:
     """Every model name :func:`build_model` takes, sorted: the paper's VGG16 nets, the table's
     rows (:data:`ARCHITECTURES`) and ``fcn_custom_backbone``. ``inspect.signature`` (or
@@ -514,16 +494,19 @@ def model_names() -> list[str]:
 
 def get_builder(name: str) -> Callable[..., nn.Module]:
     """The builder of model ``name`` (``fcn8s``, ``fcn8s-resnet50``, ...)."""
-    key = name.replace("-", "_").lower()
     try:
-        return MODEL_BUILDERS[key]
+        return MODEL_BUILDERS[_key(name)]
     except KeyError:
         raise ValueError(f"unknown model {name!r}; known: {sorted(MODEL_BUILDERS)}") from None
 
 
+def _key(name: str) -> str:
+    return name.replace("-", "_").lower()
+
+
 def _signature(name: str) -> inspect.Signature:
     """Model ``name``'s arguments: its table row's, or its builder function's."""
-    row = ARCHITECTURES.get(name.replace("-", "_").lower())
+    row = ARCHITECTURES.get(_key(name))
     return inspect.signature(row if row is not None else get_builder(name))
 
 
@@ -551,19 +534,15 @@ def backbone_trunk(name: str, options: Mapping[str, Any] | None = None) -> str |
     Raises ValueError for an unknown model."""
     if "backbone_weights" not in builder_parameters(name):
         return None
-    row = ARCHITECTURES[name.replace("-", "_").lower()]
+    row = ARCHITECTURES[_key(name)]
     chosen = {**builder_defaults(name), **(options or {})}
-    if row.build is _vgg16:
-        return "VGG16-BN" if chosen.get("batch_norm") else "VGG16"
-    if row.build in (_siftflow, _nyud):
-        return "VGG16"
     if row.build in (_resnet, _torchvision_fcn):
         return f"ResNet-{row.depth}"
     if row.build is _alexnet:
         return "AlexNet (Caffe)" if chosen.get("variant") == "caffe" else "AlexNet (torchvision)"
     if row.build is _googlenet:
         return "GoogLeNet"
-    return None
+    return "VGG16-BN" if row.build is _vgg16 and chosen.get("batch_norm") else "VGG16"
 
 
 #: What a builder argument annotated with a plain type takes (NumPy's numbers too); checked
@@ -572,28 +551,24 @@ _SCALARS: dict[Any, tuple[type, ...]] = {bool: (bool,), int: (numbers.Integral,)
                                          float: (numbers.Real,), str: (str,)}
 
 
-@functools.cache
-def _hints(options: Any) -> dict[str, Any]:
-    """The type hints of a builder's options dataclass (or of a builder function)."""
-    return typing.get_type_hints(options)
+#: The type hints of a builder's options dataclass (or of a builder function).
+_hints = functools.cache(typing.get_type_hints)
 
 
-def _type_problem(hint: Any, value: Any) -> str | None:
-    """What is wrong with ``value`` for an argument annotated ``hint`` where that is a plain
-    type (``"expected float, got '0.25'"``), else None."""
-    kinds = _SCALARS.get(hint)
-    if kinds is None or (isinstance(value, kinds)
-                         and (hint is bool or not isinstance(value, bool))):
-        return None
-    return f"expected {hint.__name__}, got {repr(value)[:100]}"
-
-
-def _plain(hint: Any, value: Any) -> Any:
-    """A number of another kind (NumPy's) as the plain int or float ``hint`` names, so that
-    what is recorded stays plain data."""
-    if hint in (int, float) and type(value) not in (int, float):
-        return int(value) if isinstance(value, numbers.Integral) else float(value)
-    return value
+def _plain_values(hints: Mapping[str, Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with NumPy numbers as the plain int or float their hint names (what is
+    recorded stays plain data); a ValueError ``width: expected float, got '0.25'`` for a value
+    not of the plain type its hint names (None is no int, as the builder refuses it)."""
+    plain = dict(kwargs)
+    for key, value in kwargs.items():
+        hint = hints.get(key)
+        kinds = _SCALARS.get(hint)
+        if kinds is not None and (not isinstance(value, kinds)
+                                  or (hint is not bool and isinstance(value, bool))):
+            raise ValueError(f"{key}: expected {hint.__name__}, got {repr(value)[:100]}")
+        if hint in (int, float) and type(value) not in (int, float):
+            plain[key] = int(value) if isinstance(value, numbers.Integral) else float(value)
+    return plain
 
 
 def check_build_kwargs(name: str, kwargs: Mapping[str, Any]) -> None:
@@ -620,11 +595,8 @@ def _check_values(name: str, kwargs: Mapping[str, Any]) -> None:
     """Each of ``kwargs`` (arguments model ``name``'s builder takes) of its type where that is
     a plain one (None is no int, as the builder refuses it), and of a value its options
     dataclass accepts; a ValueError starting with the argument's name."""
-    row = ARCHITECTURES.get(name.replace("-", "_").lower())
-    hints = _hints(row.options if row is not None else get_builder(name))
-    for key, value in kwargs.items():
-        if problem := _type_problem(hints.get(key), value):
-            raise ValueError(f"{key}: {problem}")
+    row = ARCHITECTURES.get(_key(name))
+    _plain_values(_hints(row.options if row is not None else get_builder(name)), kwargs)
     if row is not None:
         try:  # each options dataclass checks the fields a scalar type cannot describe
             row.options(**kwargs)
@@ -654,8 +626,7 @@ def build_model(name: str, *, preprocess: bool = True, **kwargs: Any) -> nn.Modu
     The model takes raw pixels (RGB as uint8 or float 0-255, not torchvision's float 0-1
     that :meth:`Segmenter.predict <fcnseg.inference.Segmenter.predict>` reads floats as;
     ``model(x / 255)`` is not checked and sees a near-black image) and normalises them in
-    ``model.preprocess``;
-    ``preprocess=False`` leaves that an ``nn.Identity()`` (a
+    ``model.preprocess``. ``preprocess=False`` makes that an ``nn.Identity()`` (a
     :class:`~fcnseg.models.preprocess.BareInput`, which refuses integer pixels and float
     colour images too bright to be normalised ones): the bare network, taking float input
     already normalised in the model's ``input_convention``.

@@ -114,26 +114,15 @@ class _PreparedWeights:
 
 
 # -- fc6 / fc7 as one GEMM ------------------------------------------------------------------------
-def _gemm_applies(conv: nn.Conv2d, x: torch.Tensor) -> bool:
-    return (
-        x.device.type == "cpu"
-        and x.dim() == 4
-        and not _exporting()
-        and conv.groups == 1
-        and conv.stride == (1, 1)
-        and conv.dilation == (1, 1)
-        and conv.padding_mode == "zeros"
-        and isinstance(conv.padding, tuple)
-    )
-
-
 def conv_gemm(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     """``conv(x)`` computed as im2col and one matrix product (CPU, stride 1, no groups), laid
     out channels-last, with gradients to ``x``, the weight and the bias (training keeps the
     im2col buffer: ~25 MB per 500×500 image for fc6). Elsewhere (other devices, strided or
     grouped convolutions, other weight layouts, tracing, exporting) the plain convolution runs.
     """
-    if not _gemm_applies(conv, x):
+    if (x.device.type != "cpu" or x.dim() != 4 or _exporting() or conv.groups != 1
+            or conv.stride != (1, 1) or conv.dilation != (1, 1) or conv.padding_mode != "zeros"
+            or not isinstance(conv.padding, tuple)):
         return nn.Conv2d.forward(conv, x)
     (kh, kw), (ph, pw) = conv.kernel_size, conv.padding
     n, _, h, w = x.shape
@@ -182,9 +171,8 @@ def _gemm_matrix(weight: torch.Tensor) -> tuple[torch.Tensor | None, bool]:
     return None, False
 
 
-def _gemm_operands(
-    weight: torch.Tensor, bias: torch.Tensor | None, dtype: torch.dtype
-) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _gemm_operands(weight: torch.Tensor, bias: torch.Tensor | None,
+                   dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor | None]:
     matrix = _gemm_matrix(weight)[0]
     assert matrix is not None  # conv_gemm checked the layout
     return matrix.detach().to(dtype), None if bias is None else bias.detach().to(dtype)
@@ -235,10 +223,8 @@ class PackedConv2d(_PreparedWeights, nn.Conv2d):
 
 # -- separable bilinear upsampling -----------------------------------------------------------------
 @functools.lru_cache(maxsize=64)
-def _axis_matrix(
-    kernel: int, stride: int, padding: int, in_len: int, start: int, out_len: int,
-    dtype: torch.dtype, device: torch.device,
-) -> torch.Tensor:
+def _axis_matrix(kernel: int, stride: int, padding: int, in_len: int, start: int,
+                 out_len: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """Rows ``start … start+out_len-1`` of the 1-D bilinear transposed convolution as a matrix
     (rows outside the deconvolution's output are zero)."""
     f = (kernel + 1) // 2
@@ -263,9 +249,7 @@ class SeparableBilinearUpsampling(_PreparedWeights, BilinearUpsampling):
         """Whether the weight is still the bilinear kernel (checked again after any change)."""
         return self._prepare("bilinear", lambda weight, bias, key: _separable(self))
 
-    def forward_window(
-        self, x: torch.Tensor, offset: int, size: Sequence[int]
-    ) -> torch.Tensor:
+    def forward_window(self, x: torch.Tensor, offset: int, size: Sequence[int]) -> torch.Tensor:
         weight_grad = self.weight.requires_grad and torch.is_grad_enabled()
         if (weight_grad or x.dim() != 4 or _exporting() or torch.compiler.is_compiling()
                 or not self._still_bilinear()):
@@ -324,17 +308,10 @@ def _replace(model: nn.Module, choose) -> dict[str, nn.Module]:  # type: ignore[
     return replaced
 
 
-def optimize(
-    model: nn.Module,
-    for_: str = "inference",
-    *,
-    device: str | torch.device | None = None,
-    channels_last: bool = False,
-    gemm: bool = True,
-    separable_upsampling: bool = True,
-    packed_convolutions: bool = True,
-    cudnn_benchmark: bool = True,
-) -> nn.Module:
+def optimize(model: nn.Module, for_: str = "inference", *,
+             device: str | torch.device | None = None, channels_last: bool = False,
+             gemm: bool = True, separable_upsampling: bool = True,
+             packed_convolutions: bool = True, cudnn_benchmark: bool = True) -> nn.Module:
     """Put ``model`` in its fast set-up for inference or training (in place; returns it).
 
     Moves it to ``device`` (when given), sets eval or train mode, and swaps layers for fast

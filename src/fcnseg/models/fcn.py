@@ -37,25 +37,17 @@ class FCN(DescribedModel, nn.Module):
         layer_names: top-level trunk layers registered under another name (``{"conv1_1":
             "conv1_1_bgrd"}`` for the reference's early fusion).
 
-    ``forward(x)`` returns N×num_classes×H×W scores for N×3×H×W raw pixels (RGB 0-255, which
-    ``model.preprocess`` normalises) or a dict of them keyed by input name.
-
-    Raw pixels are uint8 or float 0-255, as the files hold them: not torchvision's float 0-1,
-    which :meth:`Segmenter.predict <fcnseg.inference.Segmenter.predict>` takes (as images, and
-    checks). ``model(x / 255)`` is not checked (no scan of the data on every forward) and
-    gives a near-black image.
+    ``forward(x)`` returns N×num_classes×H×W scores for N×3×H×W raw pixels (RGB, uint8 or
+    float 0-255 as files hold them, which ``model.preprocess`` normalises) or a dict of them
+    keyed by input name. Not torchvision's float 0-1, which :meth:`Segmenter.predict
+    <fcnseg.inference.Segmenter.predict>` takes: ``model(x / 255)`` is not checked (no scan of
+    the data on every forward) and gives a near-black image.
     """
 
-    def __init__(
-        self,
-        trunk: nn.Module,
-        heads: SkipHead | Mapping[str, SkipHead],
-        identity: ModelIdentity,
-        *,
-        trunk_name: str | None = "backbone",
-        input_names: Sequence[str] = ("color",),
-        layer_names: Mapping[str, str] | None = None,
-    ) -> None:
+    def __init__(self, trunk: nn.Module, heads: SkipHead | Mapping[str, SkipHead],
+                 identity: ModelIdentity, *, trunk_name: str | None = "backbone",
+                 input_names: Sequence[str] = ("color",),
+                 layer_names: Mapping[str, str] | None = None) -> None:
         super().__init__()
         self.input_names = tuple(input_names)
         #: Raw pixels → the network's input (see :mod:`fcnseg.models.preprocess`).
@@ -125,9 +117,8 @@ class FCN(DescribedModel, nn.Module):
                              f"{tuple(x.shape)}")
         return trunk_features(self.trunk, self.trunk(x), self._channels)
 
-    def forward(
-        self, x: torch.Tensor | Mapping[str, torch.Tensor]
-    ) -> torch.Tensor | dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor | Mapping[str, torch.Tensor]
+                ) -> torch.Tensor | dict[str, torch.Tensor]:
         x = stack_inputs(self.preprocess(x), self.input_names)
         features = self.features(x)
         size = x.shape[-2:]
@@ -171,14 +162,9 @@ def stack_inputs(x: torch.Tensor | Mapping[str, torch.Tensor],
     return torch.cat([x[n] for n in input_names], dim=1)
 
 
-def vgg16_head(
-    trunk: VGG16Trunk,
-    num_classes: int,
-    variant: str,
-    *,
-    skip_scales: Sequence[float] = (1.0, 1.0),
-    names: HeadNames = VGG_NAMES,
-) -> SkipHead:
+def vgg16_head(trunk: VGG16Trunk, num_classes: int, variant: str, *,
+               skip_scales: Sequence[float] = (1.0, 1.0), names: HeadNames = VGG_NAMES
+               ) -> SkipHead:
     """The reference's FCN-``variant`` head on a VGG16 trunk: its layer names and its
     upsampling, cropped in the Caffe geometry and padded to the input in the "same" one."""
     upsampling = partial(reference_upsampling, pad_to_target=trunk.geometry == "same")
@@ -186,15 +172,9 @@ def vgg16_head(
                     upsampling=upsampling, skip_scales=skip_scales, names=names)
 
 
-def vgg16_fcn(
-    trunk: VGG16Trunk,
-    num_classes: int,
-    variant: str,
-    identity: ModelIdentity,
-    *,
-    skip_scales: Sequence[float] = (1.0, 1.0),
-    input_names: Sequence[str] = ("color",),
-) -> FCN:
+def vgg16_fcn(trunk: VGG16Trunk, num_classes: int, variant: str, identity: ModelIdentity, *,
+              skip_scales: Sequence[float] = (1.0, 1.0),
+              input_names: Sequence[str] = ("color",)) -> FCN:
     """FCN-``variant`` on a VGG16 trunk, its layers at the top level as in the reference (the
     builders in :mod:`fcnseg.models.builders` call this with the model's identity)."""
     head = vgg16_head(trunk, num_classes, variant, skip_scales=skip_scales)

@@ -185,10 +185,8 @@ class GoogLeNetTrunk(nn.Module):
 DROPPED_PREFIXES = ("aux1.", "aux2.", "fc.")
 
 
-def load_googlenet_weights(
-    model: nn.Module, path: PathLike, *,
-    convention: InputConvention | str = TORCHVISION_RGB,
-) -> nn.Module:
+def load_googlenet_weights(model: nn.Module, path: PathLike, *,
+                           convention: InputConvention | str = TORCHVISION_RGB) -> nn.Module:
     """Copy torchvision's ImageNet ``googlenet`` file (``googlenet-1378be20.pth``) into an
     FCN-GoogLeNet: every trunk key one to one, ``aux1``, ``aux2`` and ``fc`` dropped; errors name
     the file and the offending keys. The input convention (torchvision's RGB) is recorded on

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -97,9 +97,8 @@ class AlignedUpsampling(nn.Module):
         return f"offset={self.offset}, edge_pad={self.edge_pad}"
 
 
-def reference_upsampling(
-    channels: int, src: CoordMap, target: CoordMap, *, pad_to_target: bool
-) -> AlignedUpsampling:
+def reference_upsampling(channels: int, src: CoordMap, target: CoordMap, *,
+                         pad_to_target: bool) -> AlignedUpsampling:
     """The paper's bilinear deconvolution for factor r = src.scale / target.scale: kernel 2r,
     stride r; padded to land on ``target``'s pixel centres when ``pad_to_target`` (the "same"
     geometry), unpadded as in the Caffe reference otherwise."""
@@ -149,7 +148,7 @@ class HeadNames:
     score: Mapping[int, str]
     up: Mapping[tuple[int, int], str]
     final: Mapping[str, str]
-    suffix: str = field(default="")
+    suffix: str = ""
 
     def suffixed(self, suffix: str) -> HeadNames:
         """The names of one head of a multi-head model: ``score_fr`` → ``score_fr{suffix}``."""
@@ -194,17 +193,11 @@ class SkipHead(nn.Module):
     N×num_classes×H×W scores.
     """
 
-    def __init__(
-        self,
-        in_channels: Mapping[int, int],
-        coord_maps: Mapping[int, CoordMap],
-        num_classes: int,
-        *,
-        variant: str = "8s",
-        upsampling: UpsamplingFactory = edge_upsampling,
-        skip_scales: Sequence[float] = (1.0, 1.0),
-        names: HeadNames = BACKBONE_NAMES,
-    ) -> None:
+    def __init__(self, in_channels: Mapping[int, int], coord_maps: Mapping[int, CoordMap],
+                 num_classes: int, *, variant: str = "8s",
+                 upsampling: UpsamplingFactory = edge_upsampling,
+                 skip_scales: Sequence[float] = (1.0, 1.0),
+                 names: HeadNames = BACKBONE_NAMES) -> None:
         super().__init__()
         if num_classes < 1:
             raise ValueError(f"num_classes must be at least 1, got {num_classes}")
@@ -224,8 +217,7 @@ class SkipHead(nn.Module):
                               if fcn8 else None)
         self.upscore = upsampling(num_classes, coord_maps[self.strides[-1]], IDENTITY)
 
-    def forward(self, features: Mapping[int, torch.Tensor],
-                size: Sequence[int]) -> torch.Tensor:
+    def forward(self, features: Mapping[int, torch.Tensor], size: Sequence[int]) -> torch.Tensor:
         score = self.score_fr(features[32])
         if self.upscore2 is not None:  # FCN-16s and FCN-8s: stride 32 → 16
             pool4 = features[16]

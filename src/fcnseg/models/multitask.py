@@ -95,16 +95,10 @@ class LateFusionFCN(DescribedModel, nn.Module):
     :func:`init_late_fusion`.
     """
 
-    def __init__(
-        self,
-        streams: Mapping[str, VGG16Trunk],
-        num_classes: int,
-        identity: ModelIdentity,
-        *,
-        variant: str = "32s",
-        fusion_weights: Sequence[float] | None = None,
-        pad_to_target: bool = False,
-    ) -> None:
+    def __init__(self, streams: Mapping[str, VGG16Trunk], num_classes: int,
+                 identity: ModelIdentity, *, variant: str = "32s",
+                 fusion_weights: Sequence[float] | None = None,
+                 pad_to_target: bool = False) -> None:
         super().__init__()
         if variant not in ("32s", "16s"):
             raise ValueError(f"late fusion is built for FCN-32s and FCN-16s, got {variant!r}")

@@ -33,17 +33,9 @@ class ResidualBlock(nn.Module):
     after the residual sum); ``downsample`` fits the shortcut when the shape changes.
     """
 
-    def __init__(
-        self,
-        in_ch: int,
-        planes: int,
-        *,
-        bottleneck: bool,
-        stride: int = 1,
-        downsample: nn.Module | None = None,
-        dilation: int = 1,
-        first_dilation: int | None = None,
-    ) -> None:
+    def __init__(self, in_ch: int, planes: int, *, bottleneck: bool, stride: int = 1,
+                 downsample: nn.Module | None = None, dilation: int = 1,
+                 first_dilation: int | None = None) -> None:
         super().__init__()
         first = first_dilation or dilation
         if bottleneck:
@@ -96,16 +88,9 @@ class ResNet(nn.Module):
             with the same structure and names).
     """
 
-    def __init__(
-        self,
-        depth: int = 50,
-        *,
-        num_classes: int = 1000,
-        include_top: bool = True,
-        replace_stride_with_dilation: Sequence[bool] | None = None,
-        base_channels: int = 64,
-        in_channels: int = 3,
-    ) -> None:
+    def __init__(self, depth: int = 50, *, num_classes: int = 1000, include_top: bool = True,
+                 replace_stride_with_dilation: Sequence[bool] | None = None,
+                 base_channels: int = 64, in_channels: int = 3) -> None:
         super().__init__()
         if depth not in RESNET_DEPTHS:
             raise ValueError(f"ResNet depth must be one of {sorted(RESNET_DEPTHS)}, got {depth}")
@@ -120,7 +105,6 @@ class ResNet(nn.Module):
         self.replace_stride_with_dilation = [bool(d) for d in dilate]
         self._in_ch = base_channels
         self._dilation = 1
-
         self.conv1 = nn.Conv2d(in_channels, base_channels, 7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(base_channels)
         self.relu = nn.ReLU(inplace=True)
@@ -167,11 +151,9 @@ class ResNet(nn.Module):
     def stages(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Outputs of layer1 … layer4 for an input batch."""
         check_batch(x, self.conv1.in_channels)
-        out = []
-        x = self.stem(x)
-        for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
-            x = layer(x)
-            out.append(x)
+        out = [self.layer1(self.stem(x))]
+        for layer in (self.layer2, self.layer3, self.layer4):
+            out.append(layer(out[-1]))
         return out
 
     def coord_maps(self) -> list[CoordMap]:
@@ -201,14 +183,9 @@ class ResNetBackbone(ResNet):
     are dilated. Its state-dict keys are torchvision's minus ``fc.*``.
     """
 
-    def __init__(
-        self,
-        depth: int = 50,
-        *,
-        replace_stride_with_dilation: Sequence[bool] | None = None,
-        base_channels: int = 64,
-        in_channels: int = 3,
-    ) -> None:
+    def __init__(self, depth: int = 50, *,
+                 replace_stride_with_dilation: Sequence[bool] | None = None,
+                 base_channels: int = 64, in_channels: int = 3) -> None:
         super().__init__(depth, include_top=False,
                          replace_stride_with_dilation=replace_stride_with_dilation,
                          base_channels=base_channels, in_channels=in_channels)
@@ -225,14 +202,9 @@ class ResNetBackbone(ResNet):
         return {8: c8, 16: c16, 32: c32}
 
 
-def load_resnet_weights(
-    module: nn.Module,
-    path: PathLike,
-    *,
-    prefix: str | None = None,
-    convention: InputConvention | str = TORCHVISION_RGB,
-    bands: Sequence[str] | None = None,
-) -> nn.Module:
+def load_resnet_weights(module: nn.Module, path: PathLike, *, prefix: str | None = None,
+                        convention: InputConvention | str = TORCHVISION_RGB,
+                        bands: Sequence[str] | None = None) -> nn.Module:
     """Load torchvision-layout ResNet ImageNet weights (``resnet50-*.pth`` …) from a local file.
 
     ``module`` is a :class:`ResNet`, or a model holding one as ``backbone`` or ``trunk`` (or at

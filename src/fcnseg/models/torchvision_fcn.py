@@ -8,6 +8,7 @@ load unchanged with :func:`load_torchvision_fcn_weights`."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -28,13 +29,9 @@ class FCNHead(nn.Sequential):
 
     def __init__(self, in_channels: int, channels: int) -> None:
         inter = in_channels // 4
-        super().__init__(
-            nn.Conv2d(in_channels, inter, 3, padding=1, bias=False),
-            nn.BatchNorm2d(inter),
-            nn.ReLU(),
-            nn.Dropout(0.1),
-            nn.Conv2d(inter, channels, 1),
-        )
+        super().__init__(nn.Conv2d(in_channels, inter, 3, padding=1, bias=False),
+                         nn.BatchNorm2d(inter), nn.ReLU(), nn.Dropout(0.1),
+                         nn.Conv2d(inter, channels, 1))
 
 
 class TorchvisionFCN(DescribedModel, nn.Module):
@@ -43,12 +40,11 @@ class TorchvisionFCN(DescribedModel, nn.Module):
     Args:
         num_classes: output channels (21 in torchvision's published COCO-VOC models).
         depth: ResNet depth, 50 or 101 for torchvision's models (18/34 also work).
-        aux_loss: add ``aux_classifier`` on layer3. Its scores come out only with
-            ``output="dict"``: ``model(x)`` stays the N×C×H×W logits tensor in training mode
-            too, so a training loop of your own that wants the auxiliary loss sets
-            ``model.output = "dict"`` (or builds with it) and adds a loss on ``out["aux"]``
-            (torchvision weighs it 0.5). A model with the head that trains on the tensor warns
-            once that the head is left out. ``fcnseg train`` trains on ``"out"`` alone.
+        aux_loss: add ``aux_classifier`` on layer3, whose scores come out only with
+            ``output="dict"`` (``model(x)`` is the logits tensor in training too, warning once
+            that the head is left out): a training loop of your own sets ``model.output =
+            "dict"`` and adds a loss on ``out["aux"]`` (torchvision weighs it 0.5). ``fcnseg
+            train`` trains on ``"out"`` alone.
         output: ``"tensor"`` (the N×C×H×W logits) or ``"dict"`` (torchvision's ``{"out",
             "aux"}``).
         base_channels: stem width of the ResNet (64 in torchvision; smaller for tests).
@@ -56,17 +52,10 @@ class TorchvisionFCN(DescribedModel, nn.Module):
         identity: what rebuilds it (by default these arguments and torchvision's RGB).
     """
 
-    def __init__(
-        self,
-        num_classes: int = 21,
-        *,
-        depth: int = 50,
-        aux_loss: bool = False,
-        output: str = "tensor",
-        base_channels: int = 64,
-        replace_stride_with_dilation: tuple[bool, bool, bool] | list[bool] = (False, True, True),
-        identity: ModelIdentity | None = None,
-    ) -> None:
+    def __init__(self, num_classes: int = 21, *, depth: int = 50, aux_loss: bool = False,
+                 output: str = "tensor", base_channels: int = 64,
+                 replace_stride_with_dilation: Sequence[bool] = (False, True, True),
+                 identity: ModelIdentity | None = None) -> None:
         super().__init__()
         if num_classes < 1:
             raise ValueError(f"num_classes must be at least 1, got {num_classes}")
@@ -122,12 +111,9 @@ class TorchvisionFCN(DescribedModel, nn.Module):
         return f"arch={self.arch}, num_classes={self.num_classes}, output={self.output}"
 
 
-def load_torchvision_fcn_weights(
-    model: TorchvisionFCN,
-    path: PathLike,
-    *,
-    convention: InputConvention | str = TORCHVISION_RGB,
-) -> TorchvisionFCN:
+def load_torchvision_fcn_weights(model: TorchvisionFCN, path: PathLike, *,
+                                 convention: InputConvention | str = TORCHVISION_RGB
+                                 ) -> TorchvisionFCN:
     """Load a torchvision FCN checkpoint (``fcn_resnet50_coco-1167a1af.pth`` …) strictly,
     except that its ``aux_classifier.*`` keys (only the training loss uses them) are skipped for a
     model built without ``aux_loss``. Errors name the file and the offending keys.

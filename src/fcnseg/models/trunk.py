@@ -108,9 +108,8 @@ def trunk_coord_maps(trunk: nn.Module) -> dict[int, CoordMap]:
     return maps
 
 
-def trunk_features(
-    trunk: nn.Module, output: Any, channels: Mapping[int, int]
-) -> dict[int, torch.Tensor]:
+def trunk_features(trunk: nn.Module, output: Any,
+                   channels: Mapping[int, int]) -> dict[int, torch.Tensor]:
     """The trunk's ``forward`` output as ``{stride: feature}``, checked against ``channels``."""
     if isinstance(output, Mapping):
         missing = [s for s in channels if s not in output]

@@ -57,9 +57,7 @@ class BilinearUpsampling(nn.ConvTranspose2d):
             self.weight[diagonal, diagonal] = bilinear_kernel(self.kernel_size[0]).to(
                 self.weight.device, self.weight.dtype)
 
-    def forward_window(
-        self, x: torch.Tensor, offset: int, size: Sequence[int]
-    ) -> torch.Tensor:
+    def forward_window(self, x: torch.Tensor, offset: int, size: Sequence[int]) -> torch.Tensor:
         """Rows and columns ``offset … offset + size - 1`` of ``self(x)``.
 
         A negative ``offset`` (or a window past the end) reaches outside the deconvolution's

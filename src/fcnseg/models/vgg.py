@@ -34,16 +34,8 @@ class VGG16Trunk(ConvolutionalizedTrunk):
             fusion of colour and depth).
     """
 
-    def __init__(
-        self,
-        *,
-        geometry: str = "caffe",
-        width: float = 1.0,
-        fc_channels: int = 4096,
-        dropout: float = 0.5,
-        batch_norm: bool = False,
-        in_channels: int = 3,
-    ) -> None:
+    def __init__(self, *, geometry: str = "caffe", width: float = 1.0, fc_channels: int = 4096,
+                 dropout: float = 0.5, batch_norm: bool = False, in_channels: int = 3) -> None:
         super().__init__()
         if geometry not in GEOMETRIES:
             raise ValueError(f"geometry must be one of {GEOMETRIES}, got {geometry!r}")

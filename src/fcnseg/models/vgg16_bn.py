@@ -22,12 +22,8 @@ def vgg16_bn_key_map() -> dict[str, str]:
     return vgg16_torchvision_keys(batch_norm=True)
 
 
-def load_vgg16_bn_weights(
-    model: nn.Module,
-    path: PathLike,
-    *,
-    convention: InputConvention | str = TORCHVISION_RGB,
-) -> nn.Module:
+def load_vgg16_bn_weights(model: nn.Module, path: PathLike, *,
+                          convention: InputConvention | str = TORCHVISION_RGB) -> nn.Module:
     """Copy torchvision ``vgg16_bn`` ImageNet weights into an FCN built with ``batch_norm=True``:
     as :func:`fcnseg.models.load_backbone_weights`, with each BatchNorm to ``bn{b}_{i}``. The
     input convention (torchvision's RGB) is recorded on ``model.input_convention``; a multi-band

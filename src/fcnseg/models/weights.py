@@ -119,18 +119,13 @@ def load_exactly(path: Path, model: nn.Module, sd: Mapping[str, torch.Tensor],
     model.load_state_dict(sd)
 
 
-def describe_mismatch(
-    path: Path, model: nn.Module, sd: Mapping[str, torch.Tensor]
-) -> str | None:
+def describe_mismatch(path: Path, model: nn.Module, sd: Mapping[str, torch.Tensor]) -> str | None:
     """A message naming missing, unexpected and mis-shaped keys, or None if ``sd`` fits."""
     own = model.state_dict()
     missing = sorted(set(own) - set(sd))
     unexpected = sorted(set(sd) - set(own))
-    shapes = [
-        f"{k}: file {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in sorted(set(own) & set(sd))
-        if sd[k].shape != own[k].shape
-    ]
+    shapes = [f"{k}: file {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in sorted(set(own) & set(sd)) if sd[k].shape != own[k].shape]
     parts = [f"{what} {_listing(keys)}" for what, keys in (
         ("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes))
         if keys]
@@ -144,12 +139,8 @@ def _listing(items: list[str], limit: int = 12) -> str:
     return "[" + ", ".join(items[:limit]) + "]" + more
 
 
-def load_fcn_weights(
-    model: nn.Module,
-    path: PathLike,
-    *,
-    convention: InputConvention | str | None = None,
-) -> nn.Module:
+def load_fcn_weights(model: nn.Module, path: PathLike, *,
+                     convention: InputConvention | str | None = None) -> nn.Module:
     """Load a whole-model state dict (ours, or the PyTorch FCN port's) into ``model``, strictly.
 
     The port's published models were converted from the Caffe release, so their convention is
@@ -218,12 +209,8 @@ class ConventionUnknown(WeightsError):
         return ConventionUnknown(self.path, self.what, argument)
 
 
-def load_backbone_weights(
-    model: nn.Module,
-    path: PathLike,
-    *,
-    convention: InputConvention | str | None = None,
-) -> nn.Module:
+def load_backbone_weights(model: nn.Module, path: PathLike, *,
+                          convention: InputConvention | str | None = None) -> nn.Module:
     """Copy ImageNet VGG16 weights (torchvision's state-dict layout) into an FCN: the
     convolutionalization.
 
@@ -236,10 +223,8 @@ def load_backbone_weights(
     """
     path = Path(path)
     sd, recorded = read_weights(path)
-    if convention is not None:
-        conv = get_convention(convention)
-    else:
-        conv = get_convention(recorded) if recorded else _guess_convention(path)
+    given = convention or recorded
+    conv = get_convention(given) if given else _guess_convention(path)
     if conv is None:
         raise ConventionUnknown(path, "VGG16")
     return copy_imagenet_trunk(model, path, sd, vgg16_torchvision_keys(), "VGG16", conv)
@@ -272,10 +257,8 @@ def copy_convolutionalized(model: nn.Module, path: Path, sd: Mapping[str, torch.
     missing = sorted(v for v in mapping.values()
                      if v not in sd and not v.endswith("num_batches_tracked"))
     if missing:
-        raise WeightsError(
-            f"{path}: not a {what} state dict in torchvision's layout; missing keys "
-            f"{_listing(missing)}"
-        )
+        raise WeightsError(f"{path}: not a {what} state dict in torchvision's layout; missing "
+                           f"keys {_listing(missing)}")
     new: StateDict = {}
     bad: list[str] = []
     for dst, src in mapping.items():
@@ -473,19 +456,15 @@ def _widen_colour_source(model: nn.Module, sd: Mapping[str, torch.Tensor],
     """``sd`` with a colour first convolution widened to a multi-band ``model``'s bands, and
     the keys so set; a source of other bands than the model's is refused."""
     bands = model_bands(model)
-    if convention is None:
-        return sd, []
-    source = get_convention(convention)  # type: ignore[arg-type]
-    if source.bands is not None:
+    source = None if convention is None else get_convention(convention)  # type: ignore[arg-type]
+    if source is not None and source.bands is not None:
+        takes = f"init: {what} takes bands {', '.join(source.bands)}, the model"
         if bands is None:
-            raise WeightsError(f"init: {what} takes bands {', '.join(source.bands)}, the model "
-                               f"colour images: initialise from colour weights")
+            raise WeightsError(f"{takes} colour images: initialise from colour weights")
         if [b.lower() for b in source.bands] != [b.lower() for b in bands]:
-            raise WeightsError(f"init: {what} takes bands {', '.join(source.bands)}, the model "
-                               f"{', '.join(bands)}: initialise from colour weights or a "
-                               f"model of the same bands")
-        return sd, []
-    if bands is None:
+            raise WeightsError(f"{takes} {', '.join(bands)}: initialise from colour weights or "
+                               f"a model of the same bands")
+    if source is None or source.bands is not None or bands is None:
         return sd, []
     out = dict(sd)
     return out, widen_first_conv(out, bands, source, *first_conv_keys(model))
@@ -527,8 +506,7 @@ def _matched(model: nn.Module, sd: Mapping[str, torch.Tensor],
             f"{len(trunk_copied)} of the model's {len(trunk)} trunk tensors have the same name "
             f"and shape in {report.source}: {_listing(trunk_why)}; source keys "
             f"{_listing(sorted(sd))}. Initialise from a checkpoint of the same backbone, width "
-            f"and bands."
-        )
+            f"and bands.")
     return report
 
 
@@ -544,13 +522,9 @@ def trunk_description(model: nn.Module) -> str:
     return name + (f" ({', '.join(shaping)})" if shaping else "")
 
 
-def init_from(
-    model: nn.Module,
-    source: nn.Module | Mapping[str, torch.Tensor] | PathLike,
-    *,
-    name: str | None = None,
-    convention: InputConvention | str | Mapping[str, Any] | None = None,
-) -> InitReport:
+def init_from(model: nn.Module, source: nn.Module | Mapping[str, torch.Tensor] | PathLike, *,
+              name: str | None = None,
+              convention: InputConvention | str | Mapping[str, Any] | None = None) -> InitReport:
     """Staged initialisation: copy every parameter of ``source`` (a model, a state dict
     or a file) whose name and shape match.
 

@@ -69,18 +69,15 @@ class ConvertedModel:
         out.parent.mkdir(parents=True, exist_ok=True)
         if self.model is None:
             return save_backbone_weights(self.state_dict, out, self.convention)
-        # The published scores, prefixed: they were not measured here.
-        metrics = {f"published_{k}": v for k, v in self.reference.published.items()}
+        described = {"class_names": self.class_names, "palette": self.palette,
+                     # The published scores, prefixed: they were not measured here.
+                     "metrics": {f"published_{k}": v for k, v in self.reference.published.items()}}
         if out.suffix == ".safetensors":
-            return save_safetensors_checkpoint(
-                out, self.model, class_names=self.class_names, palette=self.palette,
-                metrics=metrics, source={"caffemodel": self.source.name,
-                                                "reference": self.reference.name})
+            return save_safetensors_checkpoint(out, self.model, **described, source={
+                "caffemodel": self.source.name, "reference": self.reference.name})
         return save_checkpoint(
-            out, self.model, class_names=self.class_names, palette=self.palette,
-            metrics=metrics, head_classes=dict(self.reference.heads) or None,
-            recipe={"converted_from": self.source.name, "reference": self.reference.name},
-        )
+            out, self.model, **described, head_classes=dict(self.reference.heads) or None,
+            recipe={"converted_from": self.source.name, "reference": self.reference.name})
 
 
 def _fits_structure(ref: ReferenceModel, present: set[str]) -> bool:

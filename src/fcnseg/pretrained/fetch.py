@@ -120,9 +120,7 @@ def _convert(w: PublishedWeights, raw: Path, source: Source, out: Path) -> None:
         return
     if w.kind == "checkpoint":  # the port's state dict of a reference FCN
         ref = REFERENCE_MODELS[w.reference or ""]
-        arch_kwargs = {k: v for k, v in expected.items() if k != "num_classes"}
-        model = build_model(ref.arch, num_classes=expected["num_classes"], **arch_kwargs)
-        load_fcn_weights(model, raw, convention=w.convention)
+        model = load_fcn_weights(build_model(ref.arch, **expected), raw, convention=w.convention)
         save_checkpoint(out, model, class_names=list(ref.classes or ()),
                         palette=(dataset_palette(ref.classes) if ref.classes
                                  else voc_palette()).tolist(),

@@ -38,15 +38,10 @@ from fcnseg.weightfiles.resolve import (
 )
 
 
-def save_pretrained(
-    model_or_checkpoint: nn.Module | PathLike | Mapping[str, Any],
-    folder: PathLike,
-    *,
-    class_names: Sequence[str] | None = None,
-    palette: Any = None,
-    ignore_index: int = 255,
-    metrics: Mapping[str, Any] | None = None,
-) -> Path:
+def save_pretrained(model_or_checkpoint: nn.Module | PathLike | Mapping[str, Any],
+                    folder: PathLike, *, class_names: Sequence[str] | None = None,
+                    palette: Any = None, ignore_index: int = 255,
+                    metrics: Mapping[str, Any] | None = None) -> Path:
     """Write ``folder/config.json`` and ``folder/model.safetensors``.
 
     ``model_or_checkpoint`` is a model built by fcnseg (then ``class_names`` are needed; the
@@ -97,15 +92,9 @@ def from_pretrained(spec: PathLike, *, revision: str | None = None,
     return model
 
 
-def push_to_hub(
-    model_or_checkpoint: nn.Module | PathLike | Mapping[str, Any],
-    repo_id: str,
-    *,
-    private: bool | None = None,
-    token: str | None = None,
-    commit_message: str = "Upload fcnseg model",
-    **pretrained: Any,
-) -> str:
+def push_to_hub(model_or_checkpoint: nn.Module | PathLike | Mapping[str, Any], repo_id: str, *,
+                private: bool | None = None, token: str | None = None,
+                commit_message: str = "Upload fcnseg model", **pretrained: Any) -> str:
     """Save the model as a pretrained folder and upload it to ``repo_id`` (created if needed).
     ``pretrained`` are :func:`save_pretrained`'s options (``class_names``, ``palette``,
     ``ignore_index``, ``metrics``). Returns the commit URL. Needs ``huggingface_hub`` and a

@@ -11,7 +11,6 @@ file, in ``images/`` there, or in COCO's layout (``annotations/instances_val2017
 from __future__ import annotations
 
 import functools
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from fcnseg.data.annotations.shapes import (
     sample_name,
 )
 from fcnseg.data.errors import DataError
+from fcnseg.utils.quiet import ignoring
 from fcnseg.utils.validate import fields_of
 
 #: How many times the image's width + height the edges of one annotation's polygons may run
@@ -121,8 +121,7 @@ def decode_coco_segmentation(segmentation: Any, height: int, width: int) -> np.n
             raise ValueError("RLE 'counts' must be a list or a string")
     else:
         raise ValueError("'segmentation' must be a polygon list or an RLE dict")
-    with warnings.catch_warnings():  # pycocotools 2.0 on NumPy 2 warns about __array__'s copy
-        warnings.simplefilter("ignore", DeprecationWarning)
+    with ignoring(DeprecationWarning):  # pycocotools 2.0 on NumPy 2 warns about __array__
         return mask_api.decode(rle).astype(bool)
 
 

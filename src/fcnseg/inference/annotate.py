@@ -1,12 +1,11 @@
 """Predictions back into the labelling tool, and which images to label next.
 
 :class:`PreAnnotations` collects, per prediction, its polygons (labelme, COCO or CVAT, see
-:mod:`fcnseg.data.annotations.export`) and its uncertainty: the mean entropy of the pixels'
-class probabilities (calibrated when the checkpoint carries a temperature, as the
-:class:`~fcnseg.inference.Segmenter` applies it) and the share of uncertain pixels (largest
-probability below :data:`UNCERTAIN_BELOW`). :meth:`PreAnnotations.write` then writes
-``ranking.csv`` (most uncertain first: the images whose labels would teach the model most) and
-the polygons of all images, or of the ``top`` most uncertain ones.
+:mod:`fcnseg.data.annotations.export`) and its uncertainty: the mean entropy of its (calibrated)
+class probabilities and the share of pixels whose largest probability is below
+:data:`UNCERTAIN_BELOW`. :meth:`PreAnnotations.write` then writes ``ranking.csv`` (most
+uncertain first: the images whose labels would teach the model most) and the polygons of all
+images, or of the ``top`` most uncertain ones.
 """
 
 from __future__ import annotations
@@ -60,8 +59,7 @@ def _shoelace(points: np.ndarray) -> float:
 
 
 def _lattice_pixels(points: np.ndarray) -> float:
-    """The pixel centres inside or on a polygon whose vertices are pixel centres (Pick's
-    theorem: area + boundary points / 2 + 1)."""
+    """The pixel centres inside or on a polygon through pixel centres (Pick's theorem)."""
     step = np.abs(np.roll(points, -1, axis=0) - points).astype(np.int64)
     return _shoelace(points) + float(np.gcd(step[:, 0], step[:, 1]).sum()) / 2 + 1
 
@@ -85,14 +83,13 @@ class PreAnnotations:
         rank: whether to rank by uncertainty (the predictions must carry probabilities).
         top: with ``rank``, polygons only for the ``top`` most uncertain images.
         tolerance: how far (pixels) simplified outlines may stray.
-        min_area: no polygon of fewer pixels, in every format: regions that small are
-            filled into the class around them (:func:`fill_small_regions`), outline patches
-            that small left out; 0: every region and patch is written.
+        min_area: no polygon of fewer pixels: smaller regions are filled into the class
+            around them (:func:`fill_small_regions`), smaller outline patches left out; 0:
+            every region and patch is written.
         class_names: the model's classes.
         ignore_index: a label value never written as a region.
-        order: the output names in input order. Writer threads record predictions as they
-            finish, so entries are put back in this order (names not in it come after, as
-            recorded).
+        order: the output names in input order, in which the entries (recorded as writer
+            threads finish) are put back; names not in it come after, as recorded.
     """
 
     out_dir: Path
@@ -171,9 +168,8 @@ class PreAnnotations:
 
     def write(self) -> tuple[list[Path], list[str]]:
         """Write ranking.csv and the polygons; returns the files written and one line per file
-        that was not. An existing file that an earlier ``fcnseg predict`` did not write (a
-        labelme JSON someone annotated), or that was edited since it wrote it (a corrected
-        prediction), is never replaced: the latter are kept with one line each in ``kept``."""
+        that was not. A file that ``fcnseg predict`` did not write (a labelme JSON someone
+        annotated), or edited since it did, is never replaced (the latter noted in ``kept``)."""
         entries = self.ranked()
         written: list[Path] = []
         self._problems: list[str] = []
@@ -196,8 +192,7 @@ class PreAnnotations:
         return [p for p in written if p is not None], self._problems
 
     def _unique_stems(self, entries: list[_Entry]) -> list[_Entry]:
-        """The entries whose picture's name (without suffix) no earlier entry has: annotation
-        files name images by it (labelme's OUT/<name>.json, COCO's and CVAT's image names)."""
+        """The entries whose picture's stem no earlier entry has: annotations name images by it."""
         first: dict[str, _Entry] = {}
         for e in entries:
             if e.path.stem in first:
@@ -242,8 +237,7 @@ class PreAnnotations:
         images, annotations = [], []
         for image_id, e in enumerate(entries, start=1):
             (height, width), anns = e.document
-            # file_name: the name in the images folder (as tools match it); path: where the
-            # picture lies relative to this file.
+            # file_name: as tools match it; path: the picture relative to this file.
             images.append({"id": image_id, "file_name": e.path.name,
                            "path": relative_path(e.path, self.out_dir),
                            "height": int(height), "width": int(width)})

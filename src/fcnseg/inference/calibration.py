@@ -2,10 +2,9 @@
 
 A segmentation model's softmax is usually over-confident. Temperature scaling (Guo et al.,
 2017) divides the logits by one number T > 0, fitted on held-out pixels to minimise the
-negative log-likelihood: probabilities become honest while every label (the argmax) stays the
-same. :func:`calibrate_checkpoint` fits T on a validation split and writes it into a
-checkpoint (``checkpoint["temperature"]``), which :class:`~fcnseg.inference.Segmenter`, and so
-``fcnseg predict``, ``serve`` and ``export``, then apply.
+negative log-likelihood: probabilities become honest while every label stays the same.
+:func:`calibrate_checkpoint` fits T on a validation split and writes it into a checkpoint
+(``checkpoint["temperature"]``), which the :class:`~fcnseg.inference.Segmenter` applies.
 """
 
 from __future__ import annotations
@@ -61,9 +60,8 @@ def maxprob_uncertainty(probs: np.ndarray) -> np.ndarray:
     return (1.0 - np.asarray(probs, dtype=np.float32).max(axis=0)).astype(np.float32)
 
 
-def uncertainty_maps(
-    probs: np.ndarray, kinds: Sequence[str] = UNCERTAINTY_KINDS
-) -> dict[str, tuple[np.ndarray, float, str]]:
+def uncertainty_maps(probs: np.ndarray, kinds: Sequence[str] = UNCERTAINTY_KINDS
+                     ) -> dict[str, tuple[np.ndarray, float, str]]:
     """For each kind in ``kinds``, ``(H×W map, its largest possible value, a title)`` of
     C×H×W probabilities: ``"entropy"`` in nats (at most log C), ``"maxprob"`` 1 − the largest
     probability (at most 1 − 1/C)."""
@@ -87,8 +85,7 @@ class TemperatureScaled(nn.Module):
 
     def __init__(self, model: nn.Module, temperature: float) -> None:
         super().__init__()
-        if not (math.isfinite(temperature) and temperature > 0):
-            raise ValueError(f"temperature must be a positive number, got {temperature}")
+        _check_temperature(temperature)
         self.model = model
         self.temperature = float(temperature)
         for name in ("input_convention", "geometry", "arch", "num_classes"):
@@ -97,6 +94,11 @@ class TemperatureScaled(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return forward_logits(self.model, x) / self.temperature
+
+
+def _check_temperature(temperature: float) -> None:
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a positive number, got {temperature}")
 
 
 @dataclass(frozen=True)
@@ -110,23 +112,12 @@ class TemperatureFit:
     pixels: int
 
 
-def fit_temperature(
-    logits: torch.Tensor,
-    labels: torch.Tensor,
-    *,
-    max_iter: int = 100,
-) -> TemperatureFit:
-    """The temperature T minimising the mean NLL of ``softmax(logits / T)``.
-
-    Args:
-        logits: P×C logits of P pixels (ignored pixels already left out).
-        labels: P class indices.
-        max_iter: L-BFGS iterations (it converges in a few dozen on this 1-D problem).
-
-    Optimises ``log T`` (so T stays positive) with L-BFGS in float64, within
-    ``TEMPERATURE_RANGE``: on pixels that are all predicted right the NLL keeps falling as T
-    goes to 0, and the bound keeps the result finite.
-    """
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, *,
+                    max_iter: int = 100) -> TemperatureFit:
+    """The temperature T minimising the mean NLL of ``softmax(logits / T)`` of P×C ``logits``
+    (ignored pixels left out) and P ``labels``: ``log T`` (so T stays positive) optimised by
+    L-BFGS (``max_iter`` iterations) in float64, within ``TEMPERATURE_RANGE`` (on pixels all
+    predicted right the NLL keeps falling as T goes to 0)."""
     if logits.dim() != 2 or labels.shape != logits.shape[:1]:
         raise ValueError(f"fit_temperature needs P×C logits and P labels, got "
                          f"{tuple(logits.shape)} and {tuple(labels.shape)}")
@@ -156,24 +147,13 @@ def fit_temperature(
     return TemperatureFit(temperature, before, after, int(y.numel()))
 
 
-def collect_logits(
-    runner: InferenceRunner,
-    loader: Any,
-    *,
-    ignore_index: int | None = 255,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    seed: int = 0,
-    progress: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and labels of a random subsample of the scored pixels, on the CPU, of the model
-    ``runner`` runs over ``loader``'s ``(images, labels)`` batches.
-
-    Each image of the N in ``loader.dataset`` contributes at most ``ceil(max_pixels / N)`` of
-    its non-ignored pixels (chosen at random, seeded), so memory stays bounded whatever N.
-
-    Returns:
-        ``(P×C float32 logits, P int64 labels)``.
-    """
+def collect_logits(runner: InferenceRunner, loader: Any, *, ignore_index: int | None = 255,
+                   max_pixels: int = DEFAULT_MAX_PIXELS, seed: int = 0,
+                   progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(P×C float32 logits, P int64 labels)`` on the CPU of a random subsample of the scored
+    pixels of the model ``runner`` runs over ``loader``'s ``(images, labels)`` batches: each
+    of the N images contributes at most ``ceil(max_pixels / N)`` of its non-ignored pixels
+    (seeded), so memory stays bounded whatever N."""
     per_image = max(1, math.ceil(max_pixels / max(len(loader.dataset), 1)))
     gen = torch.Generator().manual_seed(seed)
     kept: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -209,21 +189,12 @@ def _sample_pixels(logits: torch.Tensor, label: torch.Tensor, ignore_index: int 
     return flat_z[:, where].T.contiguous(), flat_y[where]
 
 
-def save_with_temperature(
-    checkpoint: str | os.PathLike[str],
-    out: str | os.PathLike[str],
-    temperature: float,
-    info: Mapping[str, Any] | None = None,
-) -> Path:
+def save_with_temperature(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str],
+                          temperature: float, info: Mapping[str, Any] | None = None) -> Path:
     """Write ``checkpoint`` with ``temperature`` (and ``info`` as ``calibration``) to ``out``,
-    in the format its name says (:func:`output_format`): a ``.safetensors`` file as ``fcnseg
-    convert`` writes them, else a torch checkpoint.
-
-    The file is written atomically (temporary file, fsync, rename), so ``out`` may be
-    ``checkpoint`` itself: a crash leaves either the old or the new file, never a broken one.
-    """
-    if not (math.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"temperature must be a positive number, got {temperature}")
+    in the format its name says (:func:`output_format`), atomically: ``out`` may be
+    ``checkpoint`` itself, and a crash leaves either the old or the new file."""
+    _check_temperature(temperature)
     out = Path(out)
     fmt = output_format(out)
     ckpt = load_checkpoint(checkpoint)
@@ -244,12 +215,8 @@ TORCH_SUFFIXES = (".pt", ".pth", ".tar", ".ckpt", ".bin")
 
 
 def output_format(path: str | os.PathLike[str]) -> str:
-    """``"safetensors"`` or ``"torch"``: the checkpoint format a file name says.
-
-    Raises:
-        ValueError: a name that says another format (``.onnx``, ``.json`` ...), one line
-            naming it.
-    """
+    """``"safetensors"`` or ``"torch"``: the checkpoint format a file name says (another,
+    ``.onnx`` say, is one line naming it)."""
     suffix = Path(path).suffix.lower()
     if suffix == ".safetensors":
         return "safetensors"
@@ -260,9 +227,8 @@ def output_format(path: str | os.PathLike[str]) -> str:
 
 
 def refuse_exported(checkpoint: str | os.PathLike[str], kind: str | None = None) -> None:
-    """One line when ``checkpoint`` is an exported model (ONNX, int8 ONNX, TorchScript; ``kind``
-    when already known): its graph is fixed, so only the checkpoint it came from can take a
-    temperature."""
+    """One line when ``checkpoint`` is an exported model (``kind`` when already known): only
+    the checkpoint it came from can take a temperature."""
     kind = kind or artifact_kind(checkpoint)
     if kind is not None:
         shown = {"onnx": "ONNX", "torchscript": "TorchScript"}.get(kind, kind)
@@ -296,9 +262,8 @@ class CalibrateOptions:
 
 def _fitting_data(ckpt: Mapping[str, Any], dataset: Mapping[str, Any], checkpoint: str,
                   model: nn.Module) -> tuple[Any, ClassMatch, dict[str, Any]]:
-    """The dataset to fit on, how its classes match the checkpoint's, and its spec (NYUDv2:
-    reading the modalities the model takes unless it names them); refused in one line when its
-    classes, bands or modalities cannot be the checkpoint's."""
+    """The dataset to fit on, how its classes match the checkpoint's, and its spec (reading the
+    modalities the model takes); refused in one line where they cannot be the checkpoint's."""
     input_names = tuple(getattr(model, "input_names", ("color",)))
     dataset = spec_for_inputs(dataset, input_names)
     data = build_dataset(dict(dataset), split=eval_split(dict(dataset)),
@@ -315,26 +280,16 @@ def _fitting_data(ckpt: Mapping[str, Any], dataset: Mapping[str, Any], checkpoin
     return data, match, dataset
 
 
-def calibrate_checkpoint(
-    checkpoint: str | os.PathLike[str],
-    dataset: Mapping[str, Any],
-    out: str | os.PathLike[str],
-    options: CalibrateOptions | None = None,
-    **fields: Any,
-) -> dict[str, Any]:
+def calibrate_checkpoint(checkpoint: str | os.PathLike[str], dataset: Mapping[str, Any],
+                         out: str | os.PathLike[str], options: CalibrateOptions | None = None,
+                         **fields: Any) -> dict[str, Any]:
     """Fit a temperature on a dataset (a :func:`fcnseg.data.build_dataset` spec; without a
-    ``split``, its val split, as ``fcnseg calibrate`` fits) and write the checkpoint with it
-    to ``out``.
-
-    ``options`` (:class:`CalibrateOptions`) says how; ``fields`` are its fields as keywords
-    (``device="cuda", batch_size=4``), which replace those of ``options``. Any temperature the
-    checkpoint already holds is ignored: the fit starts from its raw logits. Returns the fit
-    (``temperature``, ``nll_before``, ``nll_after``, ``pixels``) with the expected calibration
-    error of the sampled pixels before and after (``ece_before``, ``ece_after``),
-    ``num_images`` and the ``dataset`` spec. The temperature written
-    (``written_temperature``) is the fitted one, or 1 (the model's own probabilities) when the
-    fitted one raises the expected calibration error of those pixels.
-    """
+    ``split``, its val split) from the checkpoint's raw logits, and write the checkpoint with
+    it to ``out``. ``options`` says how; ``fields`` are its fields as keywords, which replace
+    those of ``options``. Returns the fit (``temperature``, ``nll_before``, ``nll_after``,
+    ``pixels``), the expected calibration error of the sampled pixels before and after
+    (``ece_before``, ``ece_after``), ``num_images``, the ``dataset`` spec and the
+    ``written_temperature``: the fitted one, or 1 where it raises that error."""
     opts = replace(options or CalibrateOptions(), **fields)
     if opts.max_pixels < 1:
         raise ValueError(f"max_pixels must be at least 1, got {opts.max_pixels}")
@@ -368,8 +323,8 @@ def calibrate_checkpoint(
                               "ece_after": ece(fit.temperature), "num_images": len(data),
                               "dataset": {**dataset, "split": eval_split(dict(dataset))},
                               **({"classes_matched_by_name": match.note} if match.note else {})}
-    # A temperature that makes the calibration error worse on the very pixels it was fitted on
-    # is not one to ship: the model's own probabilities (temperature 1) are written instead.
+    # One that makes the calibration error worse on the very pixels it was fitted on is not
+    # one to ship.
     result["written_temperature"] = (fit.temperature if result["ece_after"]
                                      <= result["ece_before"] else 1.0)
     save_with_temperature(checkpoint, out, result["written_temperature"], result)

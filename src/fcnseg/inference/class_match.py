@@ -59,14 +59,9 @@ class ClassMatch:
 
 def match_classes(data_classes: Sequence[str], model_classes: Sequence[str], *,
                   dataset: str, model: str) -> ClassMatch:
-    """The :class:`ClassMatch` of a dataset's class names with a model's (module docstring).
-
-    A dataset without class names (or the same list) is taken as it is.
-
-    Raises:
-        ValueError: the names are not the model's (other names, another count, or a name
-            listed twice in another order), one line naming both lists.
-    """
+    """The :class:`ClassMatch` of a dataset's class names with a model's (module docstring); a
+    dataset without class names is taken as it is. Names that are not the model's are one
+    line (a ValueError) naming both lists."""
     data, names = [str(c) for c in data_classes], [str(c) for c in model_classes]
     if not data or data == names:
         return ClassMatch()
@@ -81,8 +76,7 @@ def match_classes(data_classes: Sequence[str], model_classes: Sequence[str], *,
 
 
 def _first_few(names: Sequence[str], shown: int = 6) -> str:
-    """A list of names for a one-line message: all of a short one, the first ``shown`` of a
-    long one (ADE20K's 150 would take 2 KB)."""
+    """A list of names for a one-line message: all of a short one, the first of a long one."""
     if len(names) <= shown + 2:
         return ", ".join(names)
     return f"{', '.join(names[:shown])}, ... {len(names) - shown} more"

@@ -15,11 +15,7 @@ class AmbiguousClassName(ValueError):
 
 def class_by_name(token: str, names: Sequence[str]) -> int | None:
     """The index of the class named ``token``: the exact name first, else the one class whose
-    name equals it ignoring case; None when no class has that name.
-
-    Raises:
-        AmbiguousClassName: several classes match ignoring case and none exactly.
-    """
+    name equals it ignoring case (:class:`AmbiguousClassName` for several); None for none."""
     names = list(names)
     if token in names:
         return names.index(token)
@@ -34,10 +30,8 @@ def class_by_name(token: str, names: Sequence[str]) -> int | None:
 
 def find_class(token: str, names: Sequence[str], *, indices: bool = True) -> int | None:
     """The class ``token`` names: by name first (:func:`class_by_name`), else, when
-    ``indices``, as a class index; None when it is neither.
-
-    Only ASCII digits make an index: ``str.isdigit`` also accepts ``²`` or ``①``, which ``int``
-    then refuses, and ``int`` refuses numbers of thousands of digits."""
+    ``indices``, as a class index; None when it is neither. (Only up to 18 ASCII digits make
+    an index: ``int`` refuses ``²`` and numbers of thousands of digits.)"""
     index = class_by_name(token, names)
     if index is None and indices and token.isascii() and token.isdigit() and len(token) <= 18:
         index = int(token) if int(token) < len(names) else None
@@ -51,14 +45,9 @@ def shown_token(token: str, limit: int = 40) -> str:
 
 def parse_classes(items: str | Iterable[str], class_names: Sequence[str]) -> list[int]:
     """Class indices for names or indices, each item possibly comma-separated (``"cat,3"``);
-    ``"all"`` means every class (unless a class is named so); names match ignoring case when
-    that is unambiguous (:func:`class_by_name`) and win over indices. Duplicates are dropped,
-    the order kept.
-
-    Raises:
-        ValueError: an unknown class, named in one line with the model's classes
-            (:class:`AmbiguousClassName` for an ambiguous name).
-    """
+    ``"all"`` means every class (unless a class is named so); names (:func:`find_class`) win
+    over indices. Duplicates are dropped, the order kept; an unknown class is one line (a
+    ValueError) naming the model's classes."""
     if isinstance(items, str):
         items = [items]
     names = list(class_names)

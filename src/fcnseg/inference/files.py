@@ -1,14 +1,12 @@
-"""The files of ``fcnseg predict``: finding the inputs and writing every output (one
-prediction's files, or many predictions' files in threads behind the model).
+"""The files of ``fcnseg predict``: finding the inputs and writing every output.
 
 For an input named ``NAME`` the writer puts into the output folder ``NAME_label.png`` (class
-indices with the model's palette), ``NAME_overlay.png`` (with a legend beside it),
-``NAME_heatmap_CLASS.png`` for the classes asked for (titled, with a colour bar),
-``NAME_uncertainty_KIND.png`` and ``NAME_probs.npz`` when asked. Every file it writes is
-listed first in the folder's manifest (:data:`MANIFEST_NAME`), so that a later run reading that
-folder, or a folder above it, never takes them for inputs. Once an input's files are written,
-the manifest also records which model and settings wrote them (:func:`record_written`), so
-that a later run tells its own finished outputs from another model's (:func:`written_by`).
+indices with the model's palette), ``NAME_overlay.png`` (with a legend),
+``NAME_heatmap_CLASS.png`` (titled, with a colour bar), ``NAME_uncertainty_KIND.png`` and
+``NAME_probs.npz`` when asked. Every file it writes is listed first in the folder's manifest
+(:data:`MANIFEST_NAME`), so that a later run never takes them for inputs; once an input's
+files are written, the manifest records which model and settings wrote them
+(:func:`record_written`, :func:`written_by`).
 """
 
 from __future__ import annotations
@@ -78,8 +76,7 @@ def prepare_output_folder(out_dir: PathLike) -> Path:
 def record_outputs(out_dir: PathLike, paths: Iterable[PathLike],
                    digests: Iterable[str] | None = None) -> None:
     """Append ``paths`` (inside ``out_dir``) to the folder's manifest, before they are written;
-    with ``digests`` (after they are written), each path's content digest, so that a later run
-    can tell a file someone has since edited (see :meth:`OwnOutputs.edited`)."""
+    with ``digests`` (after), each path's content digest (see :meth:`OwnOutputs.edited`)."""
     names = _names_in(out_dir, paths)
     if digests is not None:
         names = [f"{n}\t{d}" for n, d in zip(names, digests, strict=True)]
@@ -111,9 +108,9 @@ def _manifest_lines(folder: Path) -> list[str]:
 
 
 def written_by(out_dir: PathLike) -> dict[Path, str | None]:
-    """Which run wrote each output listed in the manifest of ``out_dir`` (as ``out_dir / NAME``):
-    the job of its latest :func:`record_written`; None where it was never recorded (an older
-    fcnseg listed it) or listed again since (a later run that may have stopped mid-way)."""
+    """Which run wrote each output listed in the manifest of ``out_dir``: the job of its latest
+    :func:`record_written`; None where never recorded, or listed again since (a later run that
+    may have stopped mid-way)."""
     writers: dict[Path, str | None] = {}
     for line in _manifest_lines(Path(out_dir)):
         fields = line.split("\t")
@@ -125,9 +122,8 @@ def written_by(out_dir: PathLike) -> dict[Path, str | None]:
 
 
 def outputs_job(model_id: str, palette: np.ndarray, style: PictureStyle) -> str:
-    """What names a run's image outputs in the manifest: the model and its settings
-    (``model_id``, :func:`fcnseg.inference.rasters.model_identity`), the label colours and how
-    the pictures are drawn; ``sha256=HEX``."""
+    """What names a run's image outputs in the manifest (``sha256=HEX``): the model and its
+    settings (:func:`fcnseg.inference.rasters.model_identity`), the colours and the style."""
     described = {"model": model_id, "palette": np.asarray(palette).tolist(),
                  "style": asdict(style)}
     return content_digest(json.dumps(described, sort_keys=True, default=str).encode())
@@ -162,8 +158,7 @@ class OwnOutputs:
         return any(path in self._manifest(folder) for folder in path.parents)
 
     def edited(self, path: PathLike) -> bool:
-        """Whether ``path``, listed with a digest, no longer holds what was written (someone
-        edited it since: it is theirs now)."""
+        """Whether ``path``, listed with a digest, was edited since (it is someone's now)."""
         path = Path(path).resolve()
         for folder in path.parents:
             digest = self._manifest(folder).get(path)
@@ -175,19 +170,13 @@ class OwnOutputs:
         return False
 
 
-def collect_inputs(
-    specs: Sequence[str], out_dir: PathLike | None = None
-) -> tuple[list[tuple[Path, str]], list[tuple[str, str]]]:
+def collect_inputs(specs: Sequence[str], out_dir: PathLike | None = None
+                   ) -> tuple[list[tuple[Path, str]], list[tuple[str, str]]]:
     """Expand files, folders and globs into (file, output name) pairs, and (spec, problem)
-    pairs for specs that give nothing to segment.
-
-    Files that an earlier run wrote (see :class:`OwnOutputs`) are never inputs. A folder that
-    contains ``out_dir`` below it is scanned without ``out_dir``.
-
-    Output names are the file stem, or the path relative to the folder given (without its
-    suffix) for files found in a folder; colliding names are made unique (see
-    :func:`_unique_names`), so no two inputs write the same outputs.
-    """
+    pairs for specs that give nothing to segment. Files an earlier run wrote
+    (:class:`OwnOutputs`) are never inputs, nor is ``out_dir`` inside a folder given. Output
+    names are the file stem, or the path relative to the folder given (without suffix),
+    made unique (:func:`_unique_names`)."""
     out_dir = None if out_dir is None else Path(out_dir)
     own = OwnOutputs()
     found: dict[Path, tuple[Path, str]] = {}  # by resolved path: a file found twice is one input
@@ -224,9 +213,8 @@ def collect_inputs(
 
 
 def _utf8_name(name: str) -> str:
-    """An output name that is valid UTF-8: the bytes of a file name that is not (Python holds
-    them as lone surrogates, ``caf\udce9``) become ``%XX`` (``caf%E9``), so that the outputs
-    and the manifest can be written and their names printed."""
+    """An output name that is valid UTF-8: a file name's undecodable bytes (lone surrogates,
+    ``caf\udce9``) become ``%XX`` (``caf%E9``), so that outputs and manifest can be written."""
     return "".join(f"%{ord(c) - 0xDC00:02X}" if "\udc80" <= c <= "\udcff" else c
                    for c in name)
 
@@ -284,8 +272,8 @@ _NPZ_NAMES = {"entropy": "entropy", "maxprob": "maxprob_uncertainty"}
 def output_files(out_dir: PathLike, name: str, class_names: Sequence[str],
                  heatmap_classes: Iterable[int] = (), probs: bool = False,
                  uncertainty: Iterable[str] = ()) -> OutputFiles:
-    """Where the outputs of the input called ``name`` go (``name`` may hold subfolders); heatmap
-    names hold the class name (``potted plant`` → ``NAME_heatmap_potted_plant.png``)."""
+    """Where the outputs of the input called ``name`` go (``name`` may hold subfolders), heatmaps
+    by class name (``potted plant`` → ``NAME_heatmap_potted_plant.png``)."""
     stem = Path(out_dir) / name
     parts = {c: re.sub(r"[^A-Za-z0-9._-]+", "_", class_names[c]) or "class"
              for c in heatmap_classes}
@@ -309,11 +297,11 @@ class OutputOptions:
         probs: also write ``NAME_probs.npz``.
         style: how overlays and heatmaps are drawn.
         protected: resolved paths never to be replaced (the inputs).
-        observe: called with (input path, output name, prediction) for each prediction
-            after its files are written (in a writer thread): pre-annotations and
-            uncertainty ranking gather theirs this way.
-        job: the model and settings that write these outputs (:func:`outputs_job`), recorded
-            in the manifest once each prediction's files are written; empty: not recorded.
+        observe: called with (input path, output name, prediction) after its files are
+            written (in a writer thread): pre-annotations and ranking gather theirs so.
+        observe_needs_probs: ``observe`` needs the class probabilities.
+        job: the run's :func:`outputs_job`, recorded in the manifest once each prediction's
+            files are written; empty: not recorded.
     """
 
     heatmap_classes: tuple[int, ...] = ()
@@ -339,15 +327,9 @@ class OutputOptions:
 
 def write_prediction(out_dir: PathLike, name: str, pred: Prediction, palette: np.ndarray,
                      options: OutputOptions = OutputOptions()) -> OutputFiles:
-    """Write the outputs of one prediction into ``out_dir`` as ``options`` say; return where
-    they went (its first head's; ``options.observe`` is not called).
-
-    The files are listed in the folder's manifest before they are written. ``options.protected``
-    holds resolved paths that must never be replaced (the inputs): if an output would land on
-    one, :class:`FileExistsError` is raised before anything is written. Heatmaps, uncertainty
-    maps and probabilities need ``pred.probs``. This is :func:`reserve_outputs` followed by
-    :func:`write_outputs`.
-    """
+    """Write the outputs of one prediction (its first head's) into ``out_dir`` as ``options``
+    say and return where they went: :func:`reserve_outputs` then :func:`write_outputs`
+    (``options.observe`` is not called)."""
     files = reserve_outputs(out_dir, name, pred, heatmap_classes=options.heatmaps_for(pred),
                             uncertainty=options.uncertainty, probs=options.probs,
                             protected=options.protected)
@@ -357,19 +339,14 @@ def write_prediction(out_dir: PathLike, name: str, pred: Prediction, palette: np
     return files
 
 
-def reserve_outputs(
-    out_dir: PathLike,
-    name: str,
-    pred: Prediction,
-    *,
-    heatmap_classes: Iterable[int] = (),
-    uncertainty: Sequence[str] = (),
-    probs: bool = False,
-    protected: Collection[Path] = frozenset(),
-) -> OutputFiles:
+def reserve_outputs(out_dir: PathLike, name: str, pred: Prediction, *,
+                    heatmap_classes: Iterable[int] = (), uncertainty: Sequence[str] = (),
+                    probs: bool = False, protected: Collection[Path] = frozenset()
+                    ) -> OutputFiles:
     """The first half of :func:`write_prediction`: check that the outputs of ``pred`` may be
-    written (none replaces a ``protected`` path; probabilities present when needed), create
-    their folder and list them in the manifest. Nothing is drawn yet."""
+    written (a :class:`FileExistsError` before anything is written where one would replace a
+    ``protected`` path, the inputs; probabilities present when needed), create their folder
+    and list them in the manifest."""
     heatmap_classes = list(heatmap_classes)
     if (heatmap_classes or uncertainty or probs) and pred.probs is None:
         raise ValueError("heatmaps, uncertainty maps and probabilities need a prediction made "
@@ -407,15 +384,18 @@ def write_outputs(files: OutputFiles, pred: Prediction, palette: np.ndarray,
 
 
 def overlay_picture(pred: Prediction, palette: np.ndarray, style: PictureStyle) -> np.ndarray:
-    """The photo with its label colours over it, and a legend of the classes present beside
-    it when ``style.legend``."""
+    """The photo with its label colours over it (and a legend when ``style.legend``)."""
     return labelled_overlay(pred.image, pred.label, palette, pred.class_names, style,
                             grey_under=pred.stretched_picture)
 
 
 def outputs_complete(source: PathLike, files: OutputFiles) -> bool:
     """Whether every output in ``files`` of the input ``source`` is written: each present (they
-    are written whole, by rename) and the label PNG of the input's upright size."""
+    are written whole, by rename) and the label PNG of the input's upright size (by Pillow,
+    else by the raster reader: a multi-band TIFF)."""
+    from fcnseg.data.images import upright_size
+    from fcnseg.data.rasters import raster_info
+
     if not all(Path(p).is_file() for p in files.all()):
         return False
     try:
@@ -423,25 +403,13 @@ def outputs_complete(source: PathLike, files: OutputFiles) -> bool:
             size = label.size
     except (OSError, ValueError):
         return False
-    return size == _input_size(source)
-
-
-def _input_size(source: PathLike) -> tuple[int, int] | None:
-    """``(width, height)`` of an input as shown, from its header: upright by Pillow, else by
-    the raster reader (a multi-band TIFF a multi-band model segments as an image); None when
-    neither reads it."""
-    from fcnseg.data.images import upright_size
-    from fcnseg.data.rasters import raster_info
-
-    try:
-        return upright_size(source)
-    except (OSError, ValueError):
-        pass
+    with contextlib.suppress(OSError, ValueError):
+        return size == upright_size(source)
     try:
         info = raster_info(source)
     except (OSError, ValueError):
-        return None
-    return info.width, info.height
+        return False
+    return size == (info.width, info.height)
 
 
 @dataclass(frozen=True)
@@ -456,23 +424,15 @@ class FileOutcome:
     written: tuple[Path, ...] = ()
 
 
-def write_predictions(
-    predictions: Iterable[tuple[Path, str, Prediction | Exception]],
-    out_dir: Path,
-    palette: np.ndarray,
-    options: OutputOptions = OutputOptions(),
-    *,
-    workers: int | None = None,
-    pending: int = 8,
-) -> Iterator[FileOutcome]:
-    """Write the outputs of each prediction into ``out_dir`` in ``workers`` threads; yield one
-    :class:`FileOutcome` per item, in order. An item that is an exception (the file could not
-    be read or segmented) is reported and skipped; a prediction whose outputs cannot be written
-    is reported, and the others are still written. ``workers=0`` writes in the calling thread.
-    At most ``pending`` predictions wait to be written (more than a batch, so that the model
-    goes on with the next batch while the last one's outputs are written). With
-    ``options.job``, each prediction's written files are recorded in the manifest as that
-    run's (:func:`record_written`), in input order."""
+def write_predictions(predictions: Iterable[tuple[Path, str, Prediction | Exception]],
+                      out_dir: Path, palette: np.ndarray, options: OutputOptions = OutputOptions(),
+                      *, workers: int | None = None, pending: int = 8) -> Iterator[FileOutcome]:
+    """Write the outputs of each prediction into ``out_dir`` in ``workers`` threads (0: in the
+    calling thread); yield one :class:`FileOutcome` per item, in order. An item that is an
+    exception (the file could not be read or segmented), or whose outputs cannot be written,
+    is reported, and the others are still written. At most ``pending`` predictions wait (more
+    than a batch, so that the model goes on meanwhile). With ``options.job``, each
+    prediction's files are recorded as that run's (:func:`record_written`), in input order."""
     jobs = (_write_job(path, name, pred, out_dir, palette, options)
             for path, name, pred in predictions)
     count = workers or default_workers()
@@ -505,9 +465,8 @@ def _write_job(path: Path, name: str, pred: Prediction | Exception, out_dir: Pat
                                 uncertainty=options.uncertainty, probs=options.probs,
                                 protected=options.protected)
         todo.append((files, pred, palette, style))
-        # A model with several heads (SIFT Flow): each further head writes its label map
-        # and overlay as NAME_<head>_label.png ..., and its probabilities (--probs) as
-        # NAME_<head>_probs.npz
+        # Each further head (SIFT Flow) writes NAME_<head>_label.png, its overlay and, with
+        # --probs, NAME_<head>_probs.npz
         for head, head_pred in list(pred.heads.items())[1:]:
             files = reserve_outputs(out_dir, f"{name}_{head}", head_pred,
                                     probs=options.probs and head_pred.probs is not None,

@@ -25,14 +25,10 @@ from fcnseg.data.images import (
 
 
 def to_rgb_uint8(image: Any, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Any accepted input as an H×W×3 uint8 RGB array.
-
-    Paths, bytes, file objects and PIL images go through :func:`load_image`. Arrays are H×W
-    (grayscale), H×W×3 or H×W×4 (alpha composited on white, as files are). Tensors are 3×H×W
-    (or 1×3×H×W).
-    uint8 values are 0-255; uint16 values are scaled from 0-65535; floating-point values are
-    read as 0-1 (torchvision's convention) and anything outside is an error rather than a guess.
-    """
+    """Any accepted input as an H×W×3 uint8 RGB array. Paths, bytes, file objects and PIL
+    images go through :func:`load_image`. Arrays are H×W, H×W×3 or H×W×4 (alpha composited on
+    white, as files are); tensors 3×H×W (or 1×3×H×W). uint8 values are 0-255, uint16 scaled
+    from 0-65535, floats read as 0-1 (values outside are an error rather than a guess)."""
     if isinstance(image, torch.Tensor):
         t = image.detach().cpu()
         if t.dim() == 4 and t.shape[0] == 1:
@@ -43,20 +39,16 @@ def to_rgb_uint8(image: Any, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> 
     if isinstance(image, np.ndarray):
         return _array_to_rgb(image, "<array>", max_pixels)
     if not isinstance(image, _READABLE) and not hasattr(image, "read"):
-        raise ImageError("<input>", unsupported_type(image))
+        several = ("; one image per call: Segmenter.predict_batch takes several"
+                   if isinstance(image, list | tuple) else "")
+        raise ImageError("<input>", f"unsupported input type {type(image).__name__} (give a "
+                                    f"path, bytes, a file object, a PIL image, an array or a "
+                                    f"tensor){several}")
     return load_image(image, max_pixels=max_pixels)
 
 
 #: What :func:`load_image` reads, besides file objects (anything with ``read``).
 _READABLE = (str, os.PathLike, bytes, bytearray, memoryview, Image.Image)
-
-
-def unsupported_type(image: Any) -> str:
-    """Why ``image`` is no image, in words: its type, and for a sequence where several go."""
-    several = ("; one image per call: Segmenter.predict_batch takes several"
-               if isinstance(image, list | tuple) else "")
-    return (f"unsupported input type {type(image).__name__} (give a path, bytes, a file object, "
-            f"a PIL image, an array or a tensor){several}")
 
 
 _FULL_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(np.bool_): 1.0}
@@ -72,7 +64,6 @@ def _array_to_rgb(a: np.ndarray, where: str, max_pixels: int | None) -> np.ndarr
     if max_pixels is not None and a.shape[0] * a.shape[1] > max_pixels:
         raise ImageTooLargeError(where, f"{a.shape[1]}×{a.shape[0]} pixels is more than the "
                                         f"limit of {max_pixels}")
-    # Full-scale value of each dtype: the colour and alpha channels are read relative to it.
     full = _FULL_SCALE.get(a.dtype, 1.0)
     if np.issubdtype(a.dtype, np.floating):
         lo, hi = float(np.nanmin(a)), float(np.nanmax(a))

@@ -45,11 +45,8 @@ def companion_candidates(image: Path, modality: str) -> list[Path]:
 
 
 def find_companion(image: Path, modality: str) -> Path:
-    """``image``'s file of ``modality`` by the convention above.
-
-    Raises:
-        CompanionNotFoundError: naming the image and every path tried.
-    """
+    """``image``'s file of ``modality`` by the convention above (else a
+    :class:`CompanionNotFoundError` naming the image and every path tried)."""
     candidates = companion_candidates(image, modality)
     for path in candidates:
         if path.is_file():
@@ -79,17 +76,13 @@ def _check_distinct_files(image: Path, sample: Mapping[str, Path]) -> None:
         seen[real] = modality
 
 
-def segment_modalities(
-    segmenter: Segmenter, inputs: Sequence[tuple[Path, str]], folders: Mapping[str, Path],
-    *, return_probs: bool = False,
-) -> Iterator[tuple[Path, str, Prediction | Exception]]:
-    """``(file, name, prediction or error)`` for each INPUT of a model with several inputs.
-
-    The INPUT files are :func:`given_modality`; each modality in ``folders`` is read from the
-    file of the same name there, and each other one is found by :func:`find_companion`. A file
-    that is missing or unreadable gives its error in place of the prediction, and the other
-    inputs are still segmented.
-    """
+def segment_modalities(segmenter: Segmenter, inputs: Sequence[tuple[Path, str]],
+                       folders: Mapping[str, Path], *, return_probs: bool = False
+                       ) -> Iterator[tuple[Path, str, Prediction | Exception]]:
+    """``(file, name, prediction or error)`` for each INPUT of a model with several inputs
+    (:func:`given_modality`): each modality in ``folders`` read from the file of the same name
+    there, each other found by :func:`find_companion`. A file missing or unreadable gives its
+    error in place of the prediction; the other inputs are still segmented."""
     given = given_modality(segmenter.input_names, folders)
     for path, name in inputs:
         try:

@@ -1,12 +1,7 @@
 """``fcnseg predict`` for files at the model's pace: images are read ahead, segmented in batches,
-and their outputs written behind (by :func:`fcnseg.inference.files.write_predictions`).
-
-Decoding (Pillow) and encoding (PNG's zlib) release the GIL, so they run in threads beside the
-model's forward passes instead of between them. Results and problems still come back in input
-order, and the files written are byte for byte those of reading, segmenting and writing one
-file after another: the batches are the same (``batch_size`` consecutive inputs, the
-same-size ones stacked) and each prediction's outputs are listed in the folder's manifest, in
-input order, before a writer thread draws them.
+and their outputs written behind (:func:`fcnseg.inference.files.write_predictions`), in
+threads beside the model's forward passes (decoding and zlib release the GIL). Results come
+back in input order, and the files written are byte for byte those of one file after another.
 """
 
 from __future__ import annotations
@@ -19,15 +14,9 @@ from fcnseg.inference.prefetch import segment_files as segment_files  # re-expor
 from fcnseg.inference.segmenter import Segmenter
 
 
-def predict_files(
-    segmenter: Segmenter,
-    inputs: Sequence[tuple[Path, str]],
-    out_dir: Path,
-    options: OutputOptions = OutputOptions(),
-    *,
-    batch_size: int = 4,
-    workers: int | None = None,
-) -> Iterator[FileOutcome]:
+def predict_files(segmenter: Segmenter, inputs: Sequence[tuple[Path, str]], out_dir: Path,
+                  options: OutputOptions = OutputOptions(), *, batch_size: int = 4,
+                  workers: int | None = None) -> Iterator[FileOutcome]:
     """Read, segment and write ``inputs`` (file, output name) into ``out_dir``: what
     ``fcnseg predict`` does for colour images. Reading and writing overlap the model's work
     (``workers`` threads each; 0 does everything in the calling thread, one file after another).

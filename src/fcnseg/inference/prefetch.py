@@ -22,24 +22,22 @@ import numpy as np
 from fcnseg.inference.images import ImageError, load_image
 from fcnseg.inference.segmenter import Prediction, Segmenter
 
-#: How much lower the reading and writing threads run than the model's (Linux nice levels): the
-#: scheduler then gives them the cores the model leaves idle, rather than slowing every parallel
-#: region of the model by taking a core from one of its threads.
+#: How much lower the reading and writing threads run than the model's (Linux nice levels): they
+#: get the cores the model leaves idle rather than slowing its parallel regions.
 BACKGROUND_NICENESS = 10
 
 T = TypeVar("T")
 
 
 def default_workers() -> int:
-    """Threads for reading, and as many for writing: one per two cores, at least 1 and at most
-    4. One writer keeps up with a model that takes more than a few tenths of a second per
-    image; more threads only contend with the model's for the cores (and the GIL)."""
+    """Threads for reading, and as many for writing: one per two cores, 1 to 4 (more only
+    contend with the model's for the cores and the GIL)."""
     return max(1, min(4, (os.cpu_count() or 1) // 2))
 
 
 def _run_in_background() -> None:
-    """Lower the calling thread's priority by :data:`BACKGROUND_NICENESS` (on Linux a nice
-    level applies to one thread; elsewhere, or where refused, nothing changes)."""
+    """Lower the calling thread's priority by :data:`BACKGROUND_NICENESS` (Linux; elsewhere, or
+    where refused, nothing changes)."""
     with contextlib.suppress(AttributeError, OSError):
         tid = threading.get_native_id()
         os.setpriority(os.PRIO_PROCESS, tid,
@@ -54,9 +52,8 @@ def background_pool(workers: int, name: str) -> ThreadPoolExecutor:
 
 def in_order(jobs: Iterable[Callable[[], T]], pool: ThreadPoolExecutor,
              ahead: int) -> Iterator[T]:
-    """Run ``jobs`` in ``pool``, at most ``ahead`` submitted and not yet handed back, and yield
-    their results in submission order, each as soon as it and those before it are done (an
-    exception a job raised is raised here, in turn)."""
+    """Run ``jobs`` in ``pool``, at most ``ahead`` submitted and not yet handed back; yield
+    their results (or raise their exceptions) in submission order, each as soon as ready."""
     pending: deque[Future[T]] = deque()
     for job in jobs:
         pending.append(pool.submit(job))
@@ -79,9 +76,8 @@ def read_ahead(
     inputs: Sequence[tuple[Path, str]], *, max_pixels: int | None, workers: int | None = None,
     ahead: int = 8,
 ) -> Iterator[tuple[Path, str, np.ndarray | ImageError]]:
-    """``(file, name, RGB array or ImageError)`` for each input, in order, decoded by
-    :func:`~fcnseg.data.images.load_image` in ``workers`` threads up to ``ahead`` files ahead
-    of the consumer."""
+    """``(file, name, RGB array or ImageError)`` for each input, in order, decoded in
+    ``workers`` threads up to ``ahead`` files ahead of the consumer."""
 
     def read(path: Path, name: str) -> Callable[[], tuple[Path, str, np.ndarray | ImageError]]:
         return lambda: (path, name, read_or_error(path, max_pixels))
@@ -90,22 +86,16 @@ def read_ahead(
         yield from in_order((read(p, n) for p, n in inputs), pool, max(1, ahead))
 
 
-def segment_files(
-    segmenter: Segmenter, inputs: Sequence[tuple[Path, str]], *, batch_size: int = 4,
-    return_probs: bool = False, read_workers: int | None = None,
-) -> Iterator[tuple[Path, str, Prediction | Exception]]:
-    """Read and segment ``inputs`` (file, name) ``batch_size`` at a time, in order.
-
-    Yields ``(file, name, prediction)`` in input order, or ``(file, name, error)`` for a file
-    that cannot be read (:class:`ImageError`) or segmented; the other files are still
-    segmented. When a batch fails (out of memory, say), its images are retried one by one to
-    find the one at fault.
-    Files are decoded in ``read_workers`` threads (default: one per two cores, 1 to 4) while the
-    model runs, up to two batches ahead; 0 reads each batch just before it runs. A multi-band
-    model reads each file itself, when its batch runs (its bands by name, with the file's
-    nodata: :func:`~fcnseg.inference.rasters.read_model_bands`), and so does an HHA model
-    (its files as stored, checked: :func:`~fcnseg.data.modalities.modality_problem`).
-    """
+def segment_files(segmenter: Segmenter, inputs: Sequence[tuple[Path, str]], *,
+                  batch_size: int = 4, return_probs: bool = False,
+                  read_workers: int | None = None
+                  ) -> Iterator[tuple[Path, str, Prediction | Exception]]:
+    """Read and segment ``inputs`` (file, name) ``batch_size`` at a time; yield ``(file, name,
+    prediction)`` in input order, or ``(file, name, error)`` for a file that cannot be read or
+    segmented (a failing batch is retried image by image to find the one at fault). Files are
+    decoded in ``read_workers`` threads (default :func:`default_workers`) up to two batches
+    ahead; 0 reads each batch just before it runs. A multi-band or HHA model reads each file
+    itself as its batch runs (:func:`~fcnseg.inference.rasters.read_model_bands`)."""
     loaded: Iterator[tuple[Path, str, Any]]
     if segmenter.input_convention.bands is not None or segmenter.input_names == ("hha",):
         loaded = ((path, name, path) for path, name in inputs)  # read and checked as stored
@@ -123,8 +113,7 @@ def _segment_chunk(
     segmenter: Segmenter, chunk: list[tuple[Path, str, Any]], batch_size: int,
     return_probs: bool,
 ) -> list[tuple[Path, str, Prediction | Exception]]:
-    """One chunk of read inputs (arrays, or files a multi-band model reads) segmented together
-    (same-size images stacked)."""
+    """One chunk of read inputs segmented together (same-size images stacked)."""
     images = [image for _, _, image in chunk if not isinstance(image, ImageError)]
     try:
         preds = segmenter.predict_batch(images, return_probs=return_probs, batch_size=batch_size)

@@ -2,33 +2,26 @@
 
 :func:`predict_raster` segments a raster too large to hold in memory (a 50,000² GeoTIFF):
 
-- **Tiles.** The raster is cut into ``tile``-pixel tiles every ``tile - overlap`` pixels, on
-  one grid over the whole image (:func:`fcnseg.inference.sliding.window_starts`, the last tile
-  moved back to end at the border). Only the tiles of one batch are read at a time (windowed
-  reads, :func:`fcnseg.data.rasters.open_raster`).
+- **Tiles** of ``tile`` pixels every ``tile - overlap`` pixels, on one grid over the image
+  (:func:`fcnseg.inference.sliding.window_starts`); only one batch of tiles is read at a time.
 - **Blending.** Overlapping logits are averaged with a smooth weight (:func:`blend_profile`):
   zero at a tile's inner edges, where its view of the scene is cut short, rising on a cosine
-  ramp to one; flat at the image's borders. Each pixel is the weighted mean of the tiles over
-  it, so no seam shows where tiles meet.
-- **Bounded memory.** Tiles are taken in raster order. A pixel is final once the tiles after it
-  cannot reach it: what is final is written at once; the sums a tile row leaves for the next
-  (its overlap rows) go to a temporary file beside the output and are read back as the next
-  row reaches them. The input's blocks under one row of tiles are held until the next row
-  has read those it shares, so each is decoded once however wide the raster
-  (:func:`~fcnseg.data.rasters.cached_blocks`). Memory is set by the tile, the batch, the
-  classes and one strip of tiles across the raster, never the whole image.
-- **Output.** A tiled, deflate-compressed GeoTIFF of class indices (uint8; the input's CRS and
-  geotransform kept; pixels without data set to the output's nodata value 255), with optional
-  ``NAME_probs.tif`` (one float32 band per class) and ``NAME_uncertainty.tif`` (entropy), NaN
-  (their nodata value) where the input has no data. The label band carries the model's palette
-  as its colour table and the class names as tags, so a GIS shows the classes in colour.
-- **Resumable.** ``OUT.partial.json`` records the rows written; a run started again on the
-  same input with the same model and settings recomputes one tile row (for the sums it leaves)
-  and goes on from there. A finished run replaces it with ``OUT.done.json``, and a later run of
-  the same job skips the output. The model is recorded by its content (:func:`model_identity`),
-  not its path: a retrained or other model, or other tiles, precision or outputs, predict the
-  raster again; the probability or uncertainty raster the earlier run wrote and this one does
-  not is then removed, so that none is left that disagrees with the labels.
+  ramp to one; flat at the image's borders. So no seam shows where tiles meet.
+- **Bounded memory.** Tiles go in raster order; what is final is written at once, and the sums
+  a tile row leaves for the next (its overlap rows) go to a temporary file beside the output.
+  The input's blocks under one tile row are held until the next row has read those it shares,
+  so each is decoded once (:func:`~fcnseg.data.rasters.cached_blocks`). Memory is set by the
+  tile, the batch, the classes and one strip of tiles, never the whole image.
+- **Output.** A tiled, deflate-compressed GeoTIFF of class indices (uint8; CRS and
+  geotransform kept; nodata 255), with optional ``NAME_probs.tif`` (float32 per class) and
+  ``NAME_uncertainty.tif`` (entropy), NaN where the input has no data. The label band carries
+  the model's palette as its colour table and the class names as tags.
+- **Resumable.** ``OUT.partial.json`` records the rows written; a run of the same job (input,
+  model, settings) recomputes one tile row and goes on from there. A finished run leaves
+  ``OUT.done.json`` instead, and a later run of the same job skips the output. The model is
+  recorded by its content (:func:`model_identity`), not its path: another model, or other
+  tiles, precision or outputs, predict the raster again, and removes the probability or
+  uncertainty raster the earlier run wrote and this one does not.
 """
 
 from __future__ import annotations
@@ -76,9 +69,8 @@ from fcnseg.utils.validate import fields_of
 
 #: The label written where the input has no data (the output raster's nodata value).
 NODATA_LABEL = 255
-#: GDAL's block cache while predicting, in bytes (as rasterio sets it): next to none. Output
-#: blocks are written whole, each going to the file as it is written, in the order written;
-#: the input's blocks are held by the tile reader itself (cached_blocks).
+#: GDAL's block cache while predicting, in bytes: next to none. Output blocks are written
+#: whole, in order; the input's blocks are held by the tile reader itself (cached_blocks).
 _GDAL_CACHE_BYTES = 16
 
 #: ``run(batch) -> logits``: a B×h×w×N raster batch (as read) to B×C×h×w float32 logits.
@@ -99,14 +91,13 @@ class TileSettings:
 
     Attributes:
         tile: tile height and width in pixels (cut to the image where it is smaller).
-        overlap: pixels shared by neighbouring tiles; must be less than half the tile.
-            None (the default): :func:`default_overlap`, a quarter of the tile.
+        overlap: pixels shared by neighbouring tiles, less than half the tile; None (the
+            default): :func:`default_overlap`.
         batch_size: tiles run through the model at once.
         probs: also write ``NAME_probs.tif`` (float32, one band per class).
         uncertainty: also write ``NAME_uncertainty.tif`` (entropy of the class probabilities).
-        block: the output GeoTIFF's internal tile size (a multiple of 16); None: the
-            largest of 512, 256 ... 16 that divides the tile step, so that every output block
-            is written once, whole (:meth:`output_block`).
+        block: the output GeoTIFF's internal tile size (a multiple of 16); None: the largest of
+            512, 256 ... 16 that divides the tile step, so that every block is written once.
     """
 
     tile: int = 512
@@ -182,14 +173,9 @@ def blend_profile(size: int, overlap: int, at_start_border: bool,
 
 # -- resumption -----------------------------------------------------------------------------
 
-def _sidecar(out: Path) -> Path:
-    """The record of a run still under way (or stopped): the rows written so far."""
-    return out.with_name(out.name + ".partial.json")
-
-
-def _finished(out: Path) -> Path:
-    """The record of a finished run, which replaces its partial record."""
-    return out.with_name(out.name + ".done.json")
+def _record_path(out: Path, finished: bool) -> Path:
+    """The record of a finished run, or of one still under way (or stopped)."""
+    return out.with_name(out.name + (".done.json" if finished else ".partial.json"))
 
 
 def _fingerprint(path: Path, settings: TileSettings, classes: Sequence[str], model_id: str,
@@ -201,11 +187,10 @@ def _fingerprint(path: Path, settings: TileSettings, classes: Sequence[str], mod
 
 
 def _recorded(out: Path) -> dict[str, Any] | None:
-    """The record beside ``out``, the finished one first (None when there is none or it
-    cannot be read)."""
-    for path in (_finished(out), _sidecar(out)):
+    """The record beside ``out``, the finished one first (None when none can be read)."""
+    for finished in (True, False):
         with contextlib.suppress(OSError, ValueError):
-            return dict(fields_of(json.loads(path.read_text(encoding="utf-8"))))
+            return dict(fields_of(json.loads(_record_path(out, finished).read_text("utf-8"))))
     return None
 
 
@@ -218,12 +203,12 @@ def recorded_model_id(out: PathLike) -> str | None:
 
 
 def _settle_finished(out: Path) -> None:
-    """Leave the finished record alone beside a finished output: a partial record that says
-    it is complete (as earlier versions left it) becomes the finished one, any other goes."""
-    if not _finished(out).is_file():
+    """Leave the finished record alone: a partial record that says it is complete (as earlier
+    versions left it) becomes the finished one, any other goes."""
+    if not _record_path(out, True).is_file():
         with contextlib.suppress(OSError):
-            os.replace(_sidecar(out), _finished(out))
-    _sidecar(out).unlink(missing_ok=True)
+            os.replace(_record_path(out, False), _record_path(out, True))
+    _record_path(out, False).unlink(missing_ok=True)
 
 
 def _read_sidecar(out: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
@@ -236,14 +221,13 @@ def _read_sidecar(out: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | No
 
 def _write_sidecar(out: Path, fingerprint: dict[str, Any], rows_done: int,
                    complete: bool, model_name: str = "") -> None:
-    # Atomic: a run killed here leaves the previous record, and its temporary is removed by a
-    # later write (fcnseg.utils.files). A finished run's record replaces the partial one.
-    with atomic_write(_finished(out) if complete else _sidecar(out), "w") as f:
-        # model_name (the checkpoint's path) is for people (fcnseg info); the job is compared
+    # Atomic: a run killed here leaves the previous record. model_name (the checkpoint's
+    # path) is for people (fcnseg info); the job is what is compared.
+    with atomic_write(_record_path(out, complete), "w") as f:
         f.write(json.dumps({"job": fingerprint, "rows_done": rows_done, "complete": complete,
                             **({"model_name": model_name} if model_name else {})}))
     if complete:
-        _sidecar(out).unlink(missing_ok=True)
+        _record_path(out, False).unlink(missing_ok=True)
 
 
 def output_complete(out: PathLike, source: PathLike, classes: Sequence[str],
@@ -259,13 +243,13 @@ def output_complete(out: PathLike, source: PathLike, classes: Sequence[str],
 
 
 def _forget_other_job(out: Path, settings: TileSettings) -> tuple[bool, tuple[Path, ...]]:
-    """Remove the record of another job's output at ``out`` before the output is overwritten
-    (so that a run stopped then never finds it), and the probability and uncertainty rasters
-    that job wrote and this one does not (they would no longer match the labels; only those its
-    record names). Whether that output was finished, and the rasters removed."""
+    """Remove another job's records at ``out`` before it is overwritten (so that a stopped run
+    never finds them), and the extra rasters its record names that this job does not write
+    (they would no longer match the labels). Whether that output was finished, and those
+    removed."""
     record = _recorded(out)
-    _finished(out).unlink(missing_ok=True)
-    _sidecar(out).unlink(missing_ok=True)
+    for finished in (True, False):
+        _record_path(out, finished).unlink(missing_ok=True)
     if record is None:
         return False, ()
     earlier = fields_of(fields_of(record.get("job")).get("settings"))
@@ -302,9 +286,8 @@ def extra_output_path(out: PathLike, kind: str) -> Path:
 
 
 class _Outputs:
-    """The label raster and the optional probability and uncertainty rasters, opened for
-    writing one row band at a time (reopened per band so that each is on disk when the record
-    says so)."""
+    """The label raster and the optional extra rasters, opened for writing one row band at a
+    time (reopened per band so that each is on disk when the record says so)."""
 
     def __init__(self, out: Path, info: RasterInfo, classes: Sequence[str],
                  settings: TileSettings, fresh: bool, palette: np.ndarray | None = None) -> None:
@@ -314,6 +297,7 @@ class _Outputs:
         for kind in EXTRA_OUTPUTS:
             if getattr(settings, kind):
                 self.paths[kind] = extra_output_path(out, kind)
+        self.kinds = frozenset(self.paths)
         if fresh:
             for kind, path in self.paths.items():
                 self._create(kind, path)
@@ -322,16 +306,17 @@ class _Outputs:
         count = {"label": 1, "probs": len(self.classes), "uncertainty": 1}[kind]
         block = self.settings.output_block()
         tiled = self.info.width >= block and self.info.height >= block
+        # Pixels without data: 255 in the labels, NaN in the float rasters.
+        label = kind == "label"
         profile: dict[str, Any] = {
             "driver": "GTiff", "height": self.info.height, "width": self.info.width,
-            "count": count, "dtype": "uint8" if kind == "label" else "float32",
+            "count": count, "dtype": "uint8" if label else "float32",
             "compress": "deflate", "tiled": tiled, "BIGTIFF": "IF_SAFER",
             "crs": self.info.crs, "transform": self.info.transform,
+            "nodata": NODATA_LABEL if label else float("nan"),
         }
         if tiled:
             profile.update(blockxsize=block, blockysize=block)
-        # Pixels without data: 255 in the labels, NaN in the float rasters.
-        profile["nodata"] = NODATA_LABEL if kind == "label" else float("nan")
         return profile
 
     def _create(self, kind: str, path: Path) -> None:
@@ -340,23 +325,16 @@ class _Outputs:
                 "class" if kind == "label" else "entropy"]
             for i, name in enumerate(names):
                 ds.set_band_description(i + 1, name)
-            if kind == "label":
-                self._describe_classes(ds)
-
-    def _describe_classes(self, ds: Any) -> None:
-        """The label band's colour table (the model's palette; nodata transparent) and class
-        names (tags ``class_<i>`` and ``class_names``, a JSON list), so that a GIS shows the
-        classes in colour and by name."""
-        ds.update_tags(class_names=json.dumps(self.classes))
-        ds.update_tags(1, **{f"class_{i}": name for i, name in enumerate(self.classes)})
-        if self.palette is not None and len(self.classes) <= NODATA_LABEL:
-            colours = {i: (*(int(v) for v in self.palette[i][:3]), 255)
-                       for i in range(min(len(self.classes), len(self.palette)))}
-            ds.write_colormap(1, {**colours, NODATA_LABEL: (0, 0, 0, 0)})
-
-    @property
-    def kinds(self) -> frozenset[str]:
-        return frozenset(self.paths)
+            if kind != "label":
+                return
+            # The palette as colour table (nodata transparent) and the class names as tags,
+            # so that a GIS shows the classes in colour and by name.
+            ds.update_tags(class_names=json.dumps(self.classes))
+            ds.update_tags(1, **{f"class_{i}": name for i, name in enumerate(self.classes)})
+            if self.palette is not None and len(self.classes) <= NODATA_LABEL:
+                colours = {i: (*(int(v) for v in self.palette[i][:3]), 255)
+                           for i in range(min(len(self.classes), len(self.palette)))}
+                ds.write_colormap(1, {**colours, NODATA_LABEL: (0, 0, 0, 0)})
 
     @contextlib.contextmanager
     def band(self) -> Iterator[PutPiece]:
@@ -381,10 +359,7 @@ class _HeldOutputs:
         if probs:
             self.arrays["probs"] = np.zeros((len(classes), info.height, info.width),
                                             np.float32)
-
-    @property
-    def kinds(self) -> frozenset[str]:
-        return frozenset(self.arrays)
+        self.kinds = frozenset(self.arrays)
 
     @contextlib.contextmanager
     def band(self) -> Iterator[PutPiece]:
@@ -395,12 +370,11 @@ class _HeldOutputs:
 
 
 def _argmax_classes(sums: np.ndarray) -> np.ndarray:
-    """The class of the largest blended sum at each pixel, as uint8 (the weights are positive,
-    so it is the largest weighted mean: no division). One pass per class plane, which is many
-    times faster than an argmax across the planes of a column slice (the first class wins
-    ties, as argmax does). A class is marked by arithmetic, not by a masked store (which
-    takes several times as long as the rest of the pass): every label so far is below ``c``,
-    so where ``c`` is better the larger of the label and ``c`` is ``c``."""
+    """The class of the largest blended sum at each pixel, as uint8 (the weights are positive:
+    no division needed). One pass per class plane, many times faster than an argmax across the
+    planes of a column slice (the first class wins ties, as argmax). A class is marked by
+    arithmetic, not by a masked store (several times slower): every label so far is below
+    ``c``, so where ``c`` is better the larger of the label and ``c`` is ``c``."""
     best = sums[0].copy()
     labels = np.zeros(best.shape, np.uint8)
     better = np.empty(best.shape, bool)
@@ -415,9 +389,8 @@ def _argmax_classes(sums: np.ndarray) -> np.ndarray:
 
 def _write(put: PutPiece, kinds: frozenset[str], row: int, col: int, sums: np.ndarray,
            weights: np.ndarray | None, missing: np.ndarray | None) -> None:
-    """One final piece (C×h×w sums, h×w weights: given where probabilities or entropy are
-    written) put as labels, probabilities, entropy; pixels without data (``missing``) as the
-    outputs' nodata: 255, NaN, NaN."""
+    """One final piece (C×h×w sums; h×w weights where probabilities or entropy are written)
+    put as labels, probabilities, entropy; pixels without data as 255, NaN, NaN."""
     labels = _argmax_classes(sums)
     if missing is not None:
         labels[missing] = NODATA_LABEL
@@ -487,20 +460,17 @@ class RasterJob:
     Attributes:
         bands: band names to read (None: all, in file order).
         model_id: identifies the model and its settings in the resumption record
-            (:func:`model_identity`); another model's outputs, whole or partial, are written
-            anew.
+            (:func:`model_identity`); another model's outputs are written anew.
         model_name: the model as people know it (its checkpoint's path), shown by
             ``fcnseg info`` and never compared.
         progress: called with the number of tiles done after each batch.
-        started: called once before the first tile with the number of tiles this run
-            predicts, the number a run of its share from the start predicts (the whole
-            grid's without ``part``; fewer are left when it resumes) and the row it resumes
-            from (0: a run from the start).
+        started: called once before the first tile with the tiles this run predicts, the
+            tiles a run of its share from the start predicts, and the row it resumes from.
         part: ``(k, n)``: write only the k-th of n shares of the tile rows (one process's
-            share under torchrun; :func:`merge_parts` joins the shares). ``out`` then holds
-            the whole grid with only that share's rows written.
-        nodata: the input value of pixels without data where the file sets none of its own
-            (the model's, from its training data); None: only the file's.
+            share under torchrun; :func:`merge_parts` joins them). ``out`` then holds the
+            whole grid with only that share's rows written.
+        nodata: the input value of pixels without data where the file sets none (the
+            model's, from its training data); None: only the file's.
         palette: the classes' colours (n×3 uint8), the label raster's colour table; None:
             none (its class names are written either way).
     """
@@ -548,8 +518,10 @@ def predict_raster(
     replaced, removed = _forget_other_job(out, settings) if record is None else (False, ())
     with open_raster(source, bands=job.bands) as reader, \
             rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_BYTES):
-        info = _with_nodata(reader.info, job.nodata)
-        ys, xs, th, tw = tile_grid(info.height, info.width, settings.tile, settings.overlap)
+        info = reader.info
+        if info.nodata is None and job.nodata is not None:  # the file's own comes first
+            info = replace(info, nodata=job.nodata)
+        ys, xs, _, _ = tile_grid(info.height, info.width, settings.tile, settings.overlap)
         k0, k1 = _share(len(ys), job.part)
         resume_row = max(int(record["rows_done"]) if record is not None else 0, ys[k0])
         first = _first_tile_row(ys, k0, resume_row)
@@ -581,14 +553,12 @@ def _blend_rows(run: TileFn, reader: RasterReader, info: RasterInfo,
                 outputs: _Outputs | _HeldOutputs, settings: TileSettings, rows: range, *,
                 resume_row: int = 0, progress: Callable[[int], None] | None = None,
                 spill: Path | None = None) -> Iterator[int]:
-    """Run and blend the tile rows ``rows`` in order (the module doc), putting into
-    ``outputs`` what is final from row ``resume_row`` on; yields each tile row's index once it
-    is put. The sums a tile row leaves for the next go to a temporary file in ``spill``
-    (None: held in memory)."""
+    """Run and blend the tile rows ``rows`` in order, putting into ``outputs`` what is final
+    from row ``resume_row`` on; yields each tile row's index once it is put. The sums a tile
+    row leaves for the next go to a temporary file in ``spill`` (None: held in memory)."""
     ys, xs, th, tw = tile_grid(info.height, info.width, settings.tile, settings.overlap)
     carry = _Carry(spill)
-    # Overlapping tiles share the file's blocks: each is decoded once, not once per tile,
-    # a row of tiles' blocks held until the next row has read the ones it shares.
+    # Overlapping tiles share the file's blocks: each is decoded once, not once per tile.
     tiles = _tile_logits(run, cached_blocks(reader, window_rows=th), ys, xs, rows, th, tw,
                          settings.batch_size, progress)
     try:
@@ -625,9 +595,9 @@ def held_raster(image: np.ndarray, where: str = "<array>",
 def segment_tiles(run: TileFn, reader: RasterReader, classes: Sequence[str],
                   settings: TileSettings = TileSettings()) -> dict[str, np.ndarray]:
     """Segment ``reader``'s raster by the tiles and blending of :func:`predict_raster`, into
-    memory: the labels are those :func:`predict_raster` writes for the same raster, pixel
-    for pixel. Returns ``{"label": H×W uint8}`` (pixels without data
-    :data:`NODATA_LABEL`), with ``"probs"`` (C×H×W float32) when ``settings.probs``."""
+    memory, with the same labels pixel for pixel. Returns ``{"label": H×W uint8}`` (pixels
+    without data :data:`NODATA_LABEL`), with ``"probs"`` (C×H×W float32) when
+    ``settings.probs``."""
     info = reader.info
     outputs = _HeldOutputs(info, classes, settings.probs)
     ys, _, _, _ = tile_grid(info.height, info.width, settings.tile, settings.overlap)
@@ -636,15 +606,10 @@ def segment_tiles(run: TileFn, reader: RasterReader, classes: Sequence[str],
     return outputs.arrays
 
 
-def _with_nodata(info: RasterInfo, nodata: float | None) -> RasterInfo:
-    """``info`` with ``nodata`` as its no-data value where the file sets none of its own."""
-    return replace(info, nodata=nodata) if info.nodata is None and nodata is not None else info
-
-
 def _first_tile_row(ys: Sequence[int], k0: int, resume_row: int) -> int:
-    """The first tile row to run: the one whose final rows start at ``resume_row``, less one,
-    whose sums over the next row are needed again (its own rows are not rewritten); never
-    before the share's first row ``k0`` less one."""
+    """The first tile row to run: the one whose final rows start at ``resume_row``, less one
+    (its sums over the next row are needed again); never before the share's first row less
+    one."""
     first = max(0, next((k for k, y in enumerate(ys) if y >= resume_row), len(ys)) - 1)
     return max(first, k0 - 1, 0)
 
@@ -681,8 +646,8 @@ def merge_parts(source: PathLike, out: PathLike, classes: Sequence[str],
     ys, _, _, _ = tile_grid(info.height, info.width, settings.tile, settings.overlap)
     parts = [_Outputs(part_path(out, k), info, classes, settings, fresh=False).paths
              for k in range(n)]
-    for record in (_finished(out), _sidecar(out)):  # an earlier output's, before it is replaced
-        record.unlink(missing_ok=True)
+    for finished in (True, False):  # an earlier output's, before it is replaced
+        _record_path(out, finished).unlink(missing_ok=True)
     outputs = _Outputs(out, info, classes, settings, fresh=True, palette=palette)
     step = 1024
     with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_BYTES), outputs.band() as put:
@@ -700,7 +665,8 @@ def merge_parts(source: PathLike, out: PathLike, classes: Sequence[str],
     _write_sidecar(out, _fingerprint(source, settings, classes, model_id, None), info.height,
                    complete=True, model_name=model_name)
     for part in parts:
-        for path in [*part.values(), _sidecar(part["label"]), _finished(part["label"])]:
+        for path in [*part.values(), _record_path(part["label"], False),
+                     _record_path(part["label"], True)]:
             path.unlink(missing_ok=True)
 
 
@@ -721,10 +687,9 @@ def _tile_logits(run: TileFn, reader: RasterReader, ys: list[int], xs: list[int]
 
 def _tile_row(tiles: Iterator[tuple[np.ndarray, np.ndarray]], info: RasterInfo,
               outputs: _Outputs | _HeldOutputs, carry: _Carry, ys: list[int], xs: list[int], k: int,
-              th: int, tw: int, settings: TileSettings, *, write: bool) -> int:
+              th: int, tw: int, settings: TileSettings, *, write: bool) -> None:
     """Blend tile row ``k`` (its tiles taken from ``tiles``) left to right: final pieces
-    written (when ``write``), its sums over the next tile row put in ``carry``. Returns the
-    number of tiles blended."""
+    written (when ``write``), its sums over the next tile row put in ``carry``."""
     y0 = ys[k]
     # Rows [y0, final_end) are final after this row; rows [final_end, y0 + th) carry on.
     final_end = ys[k + 1] if k + 1 < len(ys) else info.height
@@ -766,7 +731,6 @@ def _tile_row(tiles: Iterator[tuple[np.ndarray, np.ndarray]], info: RasterInfo,
                 carry.put(piece[:, split:])
             pending[:, :, :tw - done] = pending[:, :, done:].copy()
             pending[:, :, tw - done:] = 0.0
-    return len(xs)
 
 
 def tile_count(height: int, width: int, settings: TileSettings) -> int:
@@ -777,8 +741,6 @@ def tile_count(height: int, width: int, settings: TileSettings) -> int:
 
 #: File suffixes that may hold georeferenced or huge rasters (tiled by ``fcnseg predict``).
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".img", ".vrt")
-
-
 #: Which files ``fcnseg predict`` segments by tiles, in words (its help and messages say it).
 TILING_RULE = ("a raster file (.tif, .tiff, .jp2, .img, .vrt) that is georeferenced, has more "
                "pixels than --max-pixels, or is larger than one --tile and not 8-bit RGB")
@@ -786,11 +748,9 @@ TILING_RULE = ("a raster file (.tif, .tiff, .jp2, .img, .vrt) that is georeferen
 
 def needs_tiling(path: PathLike, max_pixels: int | None, tile: int | None = None) -> bool:
     """Whether ``fcnseg predict`` segments ``path`` by tiles into a label GeoTIFF
-    (:data:`TILING_RULE`): a raster file that is georeferenced, has more than ``max_pixels``
-    pixels, or is not 8-bit RGB and has a side over ``tile`` (None: of any size). Every other
-    file (a photo, a small image of one tile such as a microscopy TIFF) is segmented as an
-    image. (A file that cannot be read is left to the image reader, which says why in one
-    line.)"""
+    (:data:`TILING_RULE`; ``tile`` None: a side of any size). Every other file (a photo, a
+    small image of one tile) is segmented as an image, and so is one that cannot be read
+    (the image reader says why in one line)."""
     if Path(path).suffix.lower() not in RASTER_SUFFIXES:
         return False
     try:
@@ -823,6 +783,12 @@ def check_band_count(where: object, found: int, bands: Sequence[str]) -> None:
                                 f"these bands")
 
 
+def _check_model_input(segmenter: Any, info: RasterInfo, found: int) -> None:
+    """A multi-band model's input refused in one line unless of its band count and depth."""
+    check_band_count(info.path, found, segmenter.input_convention.bands)
+    check_sample_type(info.path, info.dtype, segmenter.input_convention)
+
+
 #: The integer sample types whose depth fixes the scale of a band's raw values.
 _DEPTHS = {"uint8": "8-bit", "uint16": "16-bit"}
 #: Where a variance beyond the largest 0-255 values allow counts as proof (rounding aside).
@@ -830,10 +796,10 @@ _RTOL = 1e-6
 
 
 def _beyond_eight_bits(convention: Any) -> str | None:
-    """The band whose recorded mean and std prove the training values went beyond 0-255
-    (a mean above 255, or a variance above ``mean × (255 - mean)``, the most values in 0-255
-    can have), in words; None where they may all lie in 0-255. A std of 1 proves nothing: a
-    band without variance (an opaque alpha at 255, an empty band of zeros) is recorded so."""
+    """The band whose recorded mean and std prove the training values went beyond 0-255 (a
+    mean above 255, or a variance above ``mean × (255 - mean)``, the most values in 0-255 can
+    have), in words; None where they may all lie in 0-255. A std of 1 proves nothing: a band
+    without variance (an opaque alpha, an empty band) is recorded so."""
     for band, mean, std in zip(convention.bands, convention.mean, convention.std, strict=True):
         spread = std != 1.0 and std * std > max(mean * (255 - mean), 0.0) * (1 + _RTOL) + _RTOL
         if mean > 255 * (1 + _RTOL) or spread:
@@ -843,13 +809,12 @@ def _beyond_eight_bits(convention: Any) -> str | None:
 
 def sample_type_problem(dtype: Any, convention: Any) -> str | None:
     """Why an input of samples ``dtype`` is refused by a multi-band model of ``convention``,
-    or None: an 8-bit input to a model trained on 16-bit images, or the reverse. The depth
-    of integer samples fixes their scale (a 12-bit camera's 16-bit values against an 8-bit
-    export's), so another depth would be standardised by statistics of another scale and
-    segmented wrongly (all background, typically), with nothing said. Where the training
-    images' types were not recorded (earlier checkpoints), an 8-bit input is refused when the
-    band statistics prove the training values went beyond 0-255. Floats, and models trained
-    on floats, are not judged: their scale is not in their type."""
+    or None: an 8-bit input to a model trained on 16-bit images, or the reverse. The depth of
+    integer samples fixes their scale, so another depth would be standardised by statistics
+    of another scale and segmented wrongly (all background, typically), with nothing said.
+    Where the training images' types were not recorded (earlier checkpoints), an 8-bit input
+    is refused when the band statistics prove the training values went beyond 0-255. Floats,
+    and models trained on floats, are not judged: their scale is not in their type."""
     have = np.dtype(dtype).name
     if convention.bands is None or have not in _DEPTHS:
         return None
@@ -888,60 +853,54 @@ def picture_bands(bands: Sequence[str]) -> tuple[str, ...] | None:
 
 
 def read_model_bands(segmenter: Any, source: Any) -> tuple[np.ndarray, np.ndarray | None]:
-    """A multi-band model's input as the H×W×N raw band values it takes (as read: the model
-    takes them as float32): a raster
-    file (read as ``fcnseg predict`` reads it: the model's bands by name where the file names
-    them, else every band in file order), an open :class:`RasterReader` of its bands (e.g.
-    :func:`held_raster`), or an H×W×N array (H×W for a model of one band, as
-    ``tifffile.imread`` gives it). Another band count, or another integer depth than the
-    model was trained on (:func:`sample_type_problem`), is one line naming the file (or
-    ``<array>``). Also the H×W mask of the pixels without data (every band the file's
-    nodata, else the model's; or NaN), None where every pixel has data."""
+    """A multi-band model's input as the H×W×N raw band values it takes, and the H×W mask of
+    its pixels without data (every band the file's nodata, else the model's; or NaN; None
+    where every pixel has data). ``source``: a raster file (read as ``fcnseg predict`` reads
+    it: the model's bands by name where the file names them, else every band in file order),
+    an open :class:`RasterReader` of its bands (e.g. :func:`held_raster`), or an H×W×N array
+    (H×W for a model of one band, as ``tifffile.imread`` gives it). Another band count, or
+    another integer depth than the model was trained on (:func:`sample_type_problem`), is one
+    line naming the file (or ``<array>``)."""
     bands = segmenter.input_convention.bands
-    nodata = segmenter.input_convention.nodata
-    if isinstance(source, RasterReader):
-        check_band_count(source.info.path, len(source.band_index), bands)
-        check_sample_type(source.info.path, source.info.dtype, segmenter.input_convention)
-        nodata = source.info.nodata if source.info.nodata is not None else nodata
-        image = source.read_all()
-    elif isinstance(source, np.ndarray):
+    if isinstance(source, np.ndarray):
         if source.ndim == 2 and len(bands) == 1:  # H×W, as tifffile.imread gives one band
             source = source[..., None]
         if source.ndim != 3 or source.shape[0] == 0 or source.shape[1] == 0:
             raise ImageError("<array>", f"expected an H×W×{len(bands)} array of the bands "
                                         f"{', '.join(bands)}, got shape {source.shape}")
-        check_band_count("<array>", source.shape[2], bands)
-        check_sample_type("<array>", source.dtype, segmenter.input_convention)
-        image = source
+        source = held_raster(source)
+    if isinstance(source, RasterReader):
+        info = source.info
+        _check_model_input(segmenter, info, len(source.band_index))
+        image = source.read_all()
     elif isinstance(source, str | os.PathLike):
         with open_raster(source, max_pixels=segmenter.max_pixels) as reader:
-            picked = model_bands(segmenter, reader.info)
-            check_band_count(reader.info.path,
-                             len(bands) if picked is not None else reader.info.bands, bands)
-            check_sample_type(reader.info.path, reader.info.dtype, segmenter.input_convention)
-            nodata = reader.info.nodata if reader.info.nodata is not None else nodata
+            info = reader.info
+            picked = model_bands(segmenter, info)
+            _check_model_input(segmenter, info, len(bands) if picked is not None else info.bands)
         with open_raster(source, bands=picked, max_pixels=segmenter.max_pixels) as reader:
             image = reader.read_all()
     else:
         raise ImageError(f"<{type(source).__name__}>",
                          f"a model of the bands {', '.join(bands)} takes a raster file path "
                          f"or an H×W×{len(bands)} array")
+    nodata = info.nodata if info.nodata is not None else segmenter.input_convention.nodata
     return image, nodata_mask(image, nodata)
 
 
 def read_colour_raster(segmenter: Any, path: PathLike
                        ) -> tuple[np.ndarray, np.ndarray | None] | None:
     """A raster file that ``fcnseg predict`` segments by tiles (:func:`needs_tiling`: a
-    GeoTIFF, say) read for a colour model as it reads it: 8-bit RGB (grey, 16-bit, float, CMYK
-    or alpha made so by :func:`colour_pixels`), with the H×W mask of its pixels without
-    data (every band the file's nodata, else the model's), or None. None for a file it takes
-    as an image, or of other bands (left to the image reader, which says why)."""
+    GeoTIFF, say) read for a colour model as it reads it: 8-bit RGB (:func:`colour_pixels`),
+    with the H×W mask of its pixels without data (every band the file's nodata, else the
+    model's), or None: for a file it takes as an image, or of other bands (left to the image
+    reader, which says why)."""
     tile = segmenter.tiles.tile if segmenter.tiles is not None else None
     if not needs_tiling(path, segmenter.max_pixels, tile):
         return None
     with open_raster(path, max_pixels=segmenter.max_pixels) as reader:
         info = reader.info
-        if not colour_model_reads(info):
+        if colour_model_problem(info) is not None:
             return None
         image = reader.read_all()
     nodata = info.nodata if info.nodata is not None else segmenter.input_convention.nodata
@@ -961,14 +920,11 @@ def colour_pixels(values: np.ndarray, info: RasterInfo, scale: float = 1.0) -> n
     if info.palette is not None and values.shape[-1] == 1:  # indices: their colours
         return info.palette[np.minimum(values[..., 0], len(info.palette) - 1).astype(np.intp)]
     if values.dtype.kind == "f":  # 32-bit or signed integers, which the reader reads as float32
-        values = np.clip(values.astype(np.float64), *_bounds(info.dtype)).astype(info.dtype)
+        limits = np.iinfo(info.dtype)
+        values = np.clip(values.astype(np.float64), int(limits.min), int(limits.max))
+        values = values.astype(info.dtype)
     return integers_to_rgb(values, info.alpha, premultiplied=info.premultiplied,
                            cmyk=info.cmyk)
-
-
-def _bounds(dtype: np.dtype) -> tuple[int, int]:
-    limits = np.iinfo(dtype)
-    return int(limits.min), int(limits.max)
 
 
 #: Pixels read at a time when a float raster is scanned for its largest value.
@@ -986,12 +942,6 @@ def raster_float_scale(path: str) -> float:
     return float_scale(peak)
 
 
-def colour_model_reads(info: RasterInfo) -> bool:
-    """Whether a colour model takes a raster of these bands by tiles (see
-    :func:`colour_model_problem`)."""
-    return colour_model_problem(info) is None
-
-
 def colour_model_problem(info: RasterInfo) -> str | None:
     """Why a colour model cannot take a raster by tiles, or None: 8- or 16-bit grey (one band)
     or RGB (three), with or without a band the file marks as alpha; grey of 16- or 32-bit
@@ -1003,24 +953,21 @@ def colour_model_problem(info: RasterInfo) -> str | None:
 
 def segmenter_tile_fn(segmenter: Any, info: RasterInfo) -> TileFn:
     """:meth:`Segmenter.logits` on raster tiles. A model of 8-bit RGB input takes the rasters
-    the image reader reads as colour (8- or 16-bit grey or RGB, alpha, CMYK, float grey), made
-    8-bit RGB as training reads them (:func:`colour_pixels`); a multi-band model takes rasters
-    of its own bands (picked by name where the file names them, see :func:`model_bands`), raw
-    values. Pixels without data (every band the file's nodata, else the model's; or NaN) go
-    in as the model's mean pixel, which it normalises to zero
-    (:func:`~fcnseg.data.rasters.fill_nodata`, as training fills them), so that they change no
-    neighbour's label. A raster of other bands is one line naming it."""
+    the image reader reads as colour, made 8-bit RGB as training reads them
+    (:func:`colour_pixels`); a multi-band model takes rasters of its own bands (by name where
+    the file names them, :func:`model_bands`), raw values. Pixels without data (every band
+    the file's nodata, else the model's; or NaN) go in as the model's mean pixel, which it
+    normalises to zero (:func:`~fcnseg.data.rasters.fill_nodata`, as training fills them), so
+    that they change no neighbour's label. A raster of other bands is one line naming it."""
     bands = segmenter.input_convention.bands
     scale = 1.0
     if bands is not None:
-        count = len(bands) if model_bands(segmenter, info) is not None else info.bands
-        check_band_count(info.path, count, bands)
-        check_sample_type(info.path, info.dtype, segmenter.input_convention)
+        _check_model_input(segmenter, info, len(bands) if model_bands(segmenter, info)
+                           is not None else info.bands)
     elif (problem := colour_model_problem(info)) is not None:
         raise ImageError(info.path, problem)
     elif info.dtype.kind == "f":  # scaled as the whole file is scaled (a file: not in memory)
         scale = raster_float_scale(info.path)
-
     nodata = info.nodata if info.nodata is not None else segmenter.input_convention.nodata
     neutral = segmenter.input_convention.mean_pixel()
 
@@ -1038,18 +985,22 @@ def segmenter_tile_fn(segmenter: Any, info: RasterInfo) -> TileFn:
 
 def model_identity(segmenter: Any, *, as_loaded: bool = False) -> str:
     """What names a segmenter's predictions in a raster's record: a SHA-256 of the weights it
-    runs (of its file for an exported ONNX or TorchScript model) and of the settings that change its
-    outputs (precision, temperature, input convention, sliding window, TTA, classes), so that
-    a retrained or other model never counts another's output as its own, whatever its path.
+    runs (of its file for an exported ONNX or TorchScript model) and of the settings that
+    change its outputs (precision, temperature, input convention, sliding window, TTA,
+    classes), so that another model never counts another's output as its own, whatever its
+    path.
 
     ``as_loaded``: the segmenter runs the weights of its checkpoint file as they were loaded
-    (``fcnseg predict``, which changes none of them): the file is hashed instead, read in one
-    pass without the copies that channels-last weights need (a third of the time, or less),
-    provided it is still the file that was read (:attr:`Segmenter.checkpoint_signature`);
-    else, as without it, the weights."""
+    (``fcnseg predict``): the file is hashed instead, in one pass without the copies that
+    channels-last weights need (a third of the time, or less), provided it is still the file
+    that was read (:attr:`Segmenter.checkpoint_signature`); else, the weights."""
     digest = hashlib.sha256()
     model = segmenter.model
-    checkpoint = _checkpoint_digest(segmenter) if as_loaded else None
+    signature = getattr(segmenter, "checkpoint_signature", None)
+    checkpoint = None
+    if as_loaded and not segmenter.runtime and segmenter.checkpoint_path is not None \
+            and signature is not None:
+        checkpoint = digest_if_unchanged(segmenter.checkpoint_path, signature)
     # An exported model's weights live in its runtime, not in torch tensors: its file then.
     weights = model.state_dict() if isinstance(model, nn.Module) and not segmenter.runtime \
         and checkpoint is None else {}
@@ -1070,20 +1021,10 @@ def model_identity(segmenter: Any, *, as_loaded: bool = False) -> str:
     return "sha256=" + digest.hexdigest()
 
 
-def _checkpoint_digest(segmenter: Any) -> str | None:
-    """SHA-256 of the checkpoint file a segmenter's torch weights were loaded from, while it is
-    the file that was read; None for an export, a model not loaded from a file, or a file
-    changed since."""
-    signature = getattr(segmenter, "checkpoint_signature", None)
-    if segmenter.runtime or segmenter.checkpoint_path is None or signature is None:
-        return None
-    return digest_if_unchanged(segmenter.checkpoint_path, signature)
-
-
 def _row_major_bytes(value: torch.Tensor, chunk: int = 1 << 24) -> Iterator[np.ndarray]:
     """The bytes of ``value`` in row-major order, in pieces of about ``chunk`` bytes: a
-    channels-last weight is copied a few rows at a time (while they are in cache) rather than
-    whole (a VGG fc6 is 400 MB)."""
+    channels-last weight is copied a few rows at a time rather than whole (a VGG fc6 is
+    400 MB)."""
     if value.dim() == 0 or value.is_contiguous():
         yield value.reshape(-1).view(torch.uint8).numpy()
         return
@@ -1105,33 +1046,26 @@ def write_raster_preview(source: PathLike, label_path: PathLike, out: PathLike,
                          style: PictureStyle | None = None) -> Path:
     """``out``: a PNG of the raster at ``source`` with the labels of ``label_path`` blended
     over it (``style.alpha``; classes in ``style.unblended`` and nodata left as the picture),
-    every ``step``-th pixel so that its longest side is at most :data:`PREVIEW_SIDE`, and,
-    when ``style.legend``, a legend of the classes present (named by ``class_names``) beside
-    it, as for photos. The picture is drawn by :func:`~fcnseg.data.rasters.display_rgb` from
-    the bands named red, green and blue (``bands`` selects them by the file's band names;
-    ``band_names`` names the bands read where the file does not): an 8-bit RGB(A) raster as
-    it is, other data each band stretched from its 2nd to its 98th percentile, or the first
-    band so stretched in grey; the labels of a stretched picture are blended over its
-    lightness (:func:`~fcnseg.inference.visualize.grey_picture`), so that each class shows
-    its legend colour whatever the stretch's hues.
-    Read by windows of whole blocks, every block once: memory is set by the preview and a
-    window, not the raster's size."""
+    every ``step``-th pixel so that its longest side is at most :data:`PREVIEW_SIDE`, with a
+    legend of the classes present when ``style.legend``, as for photos. The picture is drawn
+    by :func:`~fcnseg.data.rasters.display_rgb` from the bands named red, green and blue
+    (``bands`` selects them by the file's band names; ``band_names`` names the bands read
+    where the file does not): an 8-bit RGB(A) raster as it is, other data each band
+    stretched from its 2nd to its 98th percentile, or the first band so stretched in grey;
+    the labels of a stretched picture are blended over its lightness
+    (:func:`~fcnseg.inference.visualize.grey_picture`), so that each class shows its legend
+    colour whatever the stretch's hues. Read by windows of whole blocks, every block once:
+    memory is set by the preview and a window, not the raster's size."""
     import rasterio
     from PIL import Image
 
     style = style or PictureStyle()
-    # GDAL would keep every block read in its cache (the whole raster, by the end); the
-    # windows are whole blocks, each read once, so none needs keeping.
+    # GDAL would keep every block read in its cache; each is read once, so none needs keeping.
     with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_BYTES):
         image, info, step = _picture_pixels(source, bands, None)
         label = _picture_pixels(label_path, None, step)[0][..., 0]
     names = list(band_names or bands or info.band_names or [])
-    have = {n.lower() for n in names}
-    rgb = ("red", "green", "blue") if have >= {"red", "green", "blue"} else None
-    picture = display_rgb(image, names or None, rgb)
-    # Stretched bands have strong hues of their own (water bright blue): the labels go over
-    # the picture's lightness, so that each shows its legend colour. An 8-bit RGB raster is
-    # shown as photos are.
+    picture = display_rgb(image, names or None, picture_bands(names))
     stretched = not (image.dtype == np.uint8 and image.shape[-1] in (3, 4))
     picture = labelled_overlay(picture, label, palette, class_names, style,
                                exclude=[*style.unblended, NODATA_LABEL], grey_under=stretched)
@@ -1145,32 +1079,22 @@ def _picture_pixels(path: PathLike, bands: Sequence[str] | None, step: int | Non
                     ) -> tuple[np.ndarray, RasterInfo, int]:
     """Every ``step``-th pixel of the raster at ``path`` (None: the step that makes its
     longest side at most :data:`PREVIEW_SIDE`), its info and the step. Read by windows of
-    whole blocks about :data:`_PREVIEW_WINDOW` a side (:func:`_picture_window`), each block
-    decoded once: memory is set by a window and the picture, however large the raster."""
+    whole blocks (a TIFF's tiles, or its strips) about :data:`_PREVIEW_WINDOW` a side, each
+    block decoded once."""
     with open_raster(path, bands=bands) as reader:
         info = reader.info
         step = step or max(1, -(-max(info.height, info.width) // PREVIEW_SIDE))
-        rows, cols = _picture_window(reader.block_shape(), info.height, info.width)
+        block_rows, block_cols = reader.block_shape() or (_PREVIEW_WINDOW, _PREVIEW_WINDOW)
+        rows = min(block_rows * max(1, _PREVIEW_WINDOW // block_rows), info.height)
+        cols = min(block_cols * max(1, _PREVIEW_WINDOW // block_cols), info.width)
         image = _decimated(reader.read, (info.height, info.width), step, (rows, cols))
     return image, info, step
 
 
-def _picture_window(block: tuple[int, int] | None, height: int,
-                    width: int) -> tuple[int, int]:
-    """Rows and columns of the windows a picture is read by: whole blocks (a TIFF's tiles, or
-    its strips, which are as wide as the raster), as many as make about
-    :data:`_PREVIEW_WINDOW` a side; that size where the file has no blocks."""
-    block_rows, block_cols = block or (_PREVIEW_WINDOW, _PREVIEW_WINDOW)
-    rows = block_rows * max(1, _PREVIEW_WINDOW // block_rows)
-    cols = block_cols * max(1, _PREVIEW_WINDOW // block_cols)
-    return min(rows, height), min(cols, width)
-
-
 def _decimated(read: Callable[[int, int, int, int], np.ndarray], size: tuple[int, int],
                step: int, window: tuple[int, int]) -> np.ndarray:
-    """Every ``step``-th pixel (rows and columns 0, step, 2·step, ...) of a raster of
-    ``size`` read by ``read(row, col, rows, cols)``, a ``window`` at a time; each window's
-    pixels are copied into the picture (a view would keep the whole window)."""
+    """Every ``step``-th pixel of a raster of ``size`` read by ``read(row, col, rows, cols)``,
+    a ``window`` at a time; each window's pixels are copied (a view would keep the window)."""
     (height, width), (rows, cols) = size, window
     picture: np.ndarray | None = None
     for r in range(0, height, rows):

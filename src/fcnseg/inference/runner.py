@@ -1,7 +1,6 @@
 """One way to run a model for inference, shared by the Segmenter, evaluation, calibration and
-the benchmarks: the model on its device with its fast paths, in eval and inference mode, under
-its precision's autocast, channels-last where that is faster, inputs of one size batched
-together.
+the benchmarks: on its device with its fast paths, in eval and inference mode, under its
+precision's autocast, channels-last where that is faster.
 """
 
 from __future__ import annotations
@@ -22,11 +21,8 @@ from fcnseg.utils.precision import autocast
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` picks CUDA when available; anything else is passed to ``torch.device``.
-
-    Raises:
-        ValueError: a CUDA device asked for where CUDA is not available (one line).
-    """
+    """``"auto"`` picks CUDA when available; anything else is passed to ``torch.device`` (a
+    CUDA device where CUDA is not available is one line)."""
     if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return require_available(torch.device(device))
@@ -38,21 +34,17 @@ class InferenceRunner:
     Args:
         model: a segmentation model (or an exported one, with a ``runtime`` attribute).
         device: where to run (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"auto"``).
-        precision: ``"auto"`` (what the hardware runs natively,
-            :func:`fcnseg.utils.hardware.auto_precision`), ``"fp32"``, ``"bf16"`` or ``"fp16"``
-            (autocast). An exported model computes in its own precision: ``"fp32"`` here.
+        precision: ``"auto"`` (:func:`fcnseg.utils.hardware.auto_precision`), ``"fp32"``,
+            ``"bf16"`` or ``"fp16"`` (autocast); ``"fp32"`` for an export (its own precision).
         channels_last: run the model and its inputs channels-last; None decides by device and
             precision (:func:`fcnseg.utils.hardware.default_channels_last`), never for an
-            export (its runtime lays out its own data) nor for a model run as it is.
+            export nor for a model run as it is.
         prepare: put the model in its fast inference set-up on the device
-            (:func:`fcnseg.models.optimize`); False runs it as it is (a model being trained, a
-            benchmark's variant), on the device it is already on.
-        raw_pixels: the inputs are raw pixels, as fcnseg's datasets and loaders give them: a
-            bare network (built with ``preprocess=False``) is run behind the preprocessing of
-            its input convention (:func:`~fcnseg.models.preprocess.raw_pixel_model`; the
-            network itself is left bare). False: the inputs are normalised already and go to
-            the model as they are (a bare network only: a model that normalises its input
-            itself is refused).
+            (:func:`fcnseg.models.optimize`); False runs it as it is, where it is.
+        raw_pixels: the inputs are raw pixels, as fcnseg's loaders give them: a bare network
+            is run behind its input convention's preprocessing
+            (:func:`~fcnseg.models.preprocess.raw_pixel_model`). False: the inputs are
+            normalised already (a model that normalises its input itself is refused).
     """
 
     def __init__(self, model: nn.Module, *, device: str | torch.device = "cpu",
@@ -78,8 +70,7 @@ class InferenceRunner:
 
     @property
     def reported_precision(self) -> str:
-        """The precision to report: an export's own (``int8`` when quantized), else
-        :attr:`precision`."""
+        """The precision to report: an export's own (``int8`` when quantized), else this."""
         return getattr(self.model, "precision", self.precision) if self.runtime else \
             self.precision
 
@@ -101,10 +92,10 @@ class InferenceRunner:
 
     def forward(self, x: Any, predict_fn: PredictFn | None = None,
                 model: nn.Module | None = None) -> Any:
-        """The outputs of a batch (a tensor, or ``{modality: tensor}``), moved to the device,
-        under the precision's autocast: ``predict_fn(model, x)`` (default: the plain forward,
-        :func:`~fcnseg.inference.sliding.forward_logits`) with this runner's model unless
-        ``model`` (e.g. its compiled form) is given. Call it inside :meth:`session`."""
+        """``predict_fn(model, x)`` (default :func:`~fcnseg.inference.sliding.forward_logits`)
+        of a batch (a tensor, or ``{modality: tensor}``) moved to the device, under the
+        precision's autocast, by this runner's model unless ``model`` (e.g. compiled) is
+        given. Call it inside :meth:`session`."""
         x = to_device(x, self.device, channels_last=self.channels_last)
         with autocast(self.device, self.precision):
             return (predict_fn or forward_logits)(self.model if model is None else model, x)

@@ -94,32 +94,24 @@ class SegmenterOptions:
             ``{"window": ..., "stride": ...}`` or a :class:`SlidingWindow`.
         tta: None, a mapping ``{"scales": [...], "flip": bool}`` or a :class:`TTA`.
         max_pixels: images with more pixels are refused before decoding.
-        input_convention: the model's preprocessing, when the model does not carry it as a
-            :class:`~fcnseg.models.preprocess.Preprocess` (a bare network, or a model of your
-            own): it is then put in front of the model. A model with neither a ``Preprocess``
-            nor an ``input_convention`` is refused rather than guessed.
-        temperature: logits are divided by it before the softmax (``fcnseg calibrate`` fits it
-            and stores it in the checkpoint); it changes probabilities, never labels.
-        precision: ``"auto"`` (the fastest the hardware runs natively, see
-            :func:`fcnseg.utils.hardware.auto_precision`: bf16 on CPUs with AVX512-BF16/AMX
-            and on GPUs from compute capability 8.0, fp16 on older GPUs, else fp32),
-            ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast). Logits and probabilities are
-            always returned in float32.
+        input_convention: the model's preprocessing, put in front of a model that does not
+            carry it as a :class:`~fcnseg.models.preprocess.Preprocess`; a model with
+            neither is refused rather than guessed.
+        temperature: logits are divided by it before the softmax (``fcnseg calibrate`` fits
+            it); it changes probabilities, never labels.
+        precision: ``"auto"`` (the fastest the hardware runs natively,
+            :func:`fcnseg.utils.hardware.auto_precision`), ``"fp32"``, ``"bf16"`` or
+            ``"fp16"`` (autocast). Logits and probabilities are always float32.
         channels_last: run the model channels-last; None decides by device and precision
-            (:func:`fcnseg.utils.hardware.default_channels_last`: on CPUs, and on GPUs in
-            bf16/fp16). Recorded in ``model.optimizations``.
-        compile: compile the model with ``torch.compile`` and run a warm-up forward now (see
-            :meth:`Segmenter.compile`); if compiling fails here, a :class:`RuntimeWarning`
-            says why and the model runs uncompiled.
-        tile: a multi-band model's inputs taller or wider than this are segmented by tiles of
-            ``tile``×``tile`` pixels, blended as ``fcnseg predict --tile`` blends them
-            (:func:`fcnseg.inference.rasters.segment_tiles`), so that both give the same
-            labels; None: every input whole, in one pass. (A model with several heads, or
+            (:func:`fcnseg.utils.hardware.default_channels_last`).
+        compile: compile the model now (:meth:`Segmenter.compile`); if that fails, a
+            :class:`RuntimeWarning` says why and the model runs uncompiled.
+        tile: a multi-band model's inputs larger than this are segmented by blended tiles as
+            ``fcnseg predict --tile`` does (:func:`fcnseg.inference.rasters.segment_tiles`),
+            with the same labels; None: every input whole. (A model with several heads, or
             over 256 classes, takes its inputs whole.)
-        overlap: pixels shared by neighbouring tiles (``fcnseg predict --overlap``); less
-            than half the tile. None: a quarter of the tile (128 for 512,
-            :func:`~fcnseg.inference.rasters.default_overlap`), as ``fcnseg predict`` takes
-            by default.
+        overlap: pixels shared by neighbouring tiles (``fcnseg predict --overlap``); None: a
+            quarter of the tile (:func:`~fcnseg.inference.rasters.default_overlap`).
     """
 
     device: str | torch.device = "cpu"
@@ -141,38 +133,26 @@ class Segmenter:
     Args:
         model: a segmentation model; its ``input_convention``, ``geometry`` and ``arch``
             attributes are read where present. It is prepared for inference in place
-            (:func:`fcnseg.models.optimize`: moved to ``device``, eval mode, fast paths such
-            as prepacked weights; ``model.optimizations`` lists them). Parameters and
-            state-dict keys stay the model's and outputs change by float rounding at most, so
-            a model being trained can go on (after ``model.train()``) and the segmenter sees
-            its new weights; pass ``copy.deepcopy(model)`` to leave the module untouched.
+            (:func:`fcnseg.models.optimize`; ``model.optimizations`` lists what it did).
+            Parameters and state-dict keys stay the model's and outputs change by float
+            rounding at most, so a model being trained can go on (after ``model.train()``);
+            pass ``copy.deepcopy(model)`` to leave the module untouched.
         class_names: one name per output channel.
         palette: colours for label values (n×3, padded to 256×3).
-        ignore_index: the label value meaning "void" in the training data (never predicted; kept
-            so that palettes and label files agree with the data).
+        ignore_index: the label value meaning "void" in the training data (never predicted).
         head_classes: ``{head: class names}`` of a model with several heads (``model(x)``
-            returning ``{head: logits}``, e.g. SIFT Flow's ``semantic`` and ``geometric``);
-            ``class_names`` are then the first head's. Missing heads are named ``class_i``.
-            Sliding windows and TTA average every head's logits alike, and cut, resize and
-            mirror every input modality alike.
+            returning ``{head: logits}``, e.g. SIFT Flow's); ``class_names`` are then the
+            first head's, missing heads named ``class_i``.
         background: the class declared as background (a checkpoint's ``classes.background``).
         options: how it runs (:class:`SegmenterOptions`); ``option_fields`` are its fields
-            given as keywords (``device="cuda", precision="fp32"``), which replace those of
-            ``options``.
+            as keywords (``device="cuda"``), which replace those of ``options``.
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        *,
-        class_names: Sequence[str],
-        palette: np.ndarray | Sequence[Sequence[int]],
-        ignore_index: int = 255,
-        head_classes: Mapping[str, Sequence[str]] | None = None,
-        background: str | None = None,
-        options: SegmenterOptions | None = None,
-        **option_fields: Any,
-    ) -> None:
+    def __init__(self, model: nn.Module, *, class_names: Sequence[str],
+                 palette: np.ndarray | Sequence[Sequence[int]], ignore_index: int = 255,
+                 head_classes: Mapping[str, Sequence[str]] | None = None,
+                 background: str | None = None, options: SegmenterOptions | None = None,
+                 **option_fields: Any) -> None:
         opts = replace(options or SegmenterOptions(), **option_fields)
         model, convention = _with_preprocessing(model, opts.input_convention)
         _check_arguments(model, class_names, opts.temperature)
@@ -196,7 +176,7 @@ class Segmenter:
         self.geometry: str | None = getattr(model, "geometry", None)
         self.arch: str = str(getattr(model, "arch", type(model).__name__))
         #: How inputs larger than a tile are cut and blended (None: every input whole).
-        self.tiles = _tile_settings(opts)
+        self.tiles = None if opts.tile is None else TileSettings(opts.tile, opts.overlap)
         self.sliding_window = SlidingWindow.coerce(opts.sliding_window)
         self.tta = TTA.coerce(opts.tta)
         #: ``{head: class names}`` of a model with several heads; empty for one head.
@@ -206,14 +186,13 @@ class Segmenter:
         self.max_pixels = opts.max_pixels
         self.temperature = float(opts.temperature)
         self.checkpoint_path: str | None = None
-        #: The checkpoint file as it was when its weights were read (device, inode, size,
-        #: modification and change times; :func:`fcnseg.utils.files.file_signature`), or None.
+        #: The checkpoint file as it was when its weights were read
+        #: (:func:`fcnseg.utils.files.file_signature`), or None.
         self.checkpoint_signature: FileSignature | None = None
         #: The training dataset's name as the checkpoint's recipe records it (e.g. "synthetic").
         self.trained_on: str | None = None
-        #: The validation set the recipe records (``recipe.data.val``, what evaluate scores
-        #: by default; None without one) and where its relative paths are found after the
-        #: current folder (:func:`fcnseg.dataset_paths.training_folders`).
+        #: The validation set the recipe records (``recipe.data.val``; None without one) and
+        #: where its relative paths are found (:func:`fcnseg.dataset_paths.training_folders`).
         self.validation_data: dict[str, Any] | None = None
         self.recipe_folders: list[Path] = []
         self.checkpoint_metrics: dict[str, Any] = {}  # the checkpoint's metrics, if any
@@ -223,9 +202,8 @@ class Segmenter:
             warnings.warn(failure, RuntimeWarning, stacklevel=2)
 
     @classmethod
-    def from_checkpoint(
-        cls, path: str | os.PathLike[str], device: str | torch.device = "cpu", **options: Any
-    ) -> Segmenter:
+    def from_checkpoint(cls, path: str | os.PathLike[str], device: str | torch.device = "cpu",
+                        **options: Any) -> Segmenter:
         """Build a segmenter from a checkpoint: architecture, geometry, input convention,
         class names, palette and ignore value all come from the file. ``options`` are the
         remaining keyword arguments of the constructor (``sliding_window``, ``tta``, ...)."""
@@ -264,13 +242,9 @@ class Segmenter:
         ``heads``, the class names of each head, for a model with several)."""
         heads = {"heads": {h: list(n) for h, n in self.heads.items()}} if self.heads else {}
         return {
-            **heads,
-            "arch": self.arch,
-            "geometry": self.geometry,
-            "num_classes": self.num_classes,
-            "class_names": list(self.class_names),
-            "palette": self.palette[: self.num_classes].tolist(),
-            "ignore_index": self.ignore_index,
+            **heads, "arch": self.arch, "geometry": self.geometry,
+            "num_classes": self.num_classes, "class_names": list(self.class_names),
+            "palette": self.palette[: self.num_classes].tolist(), "ignore_index": self.ignore_index,
             "ignore_color": self.palette[self.ignore_index].tolist()
             if 0 <= self.ignore_index < 256 else None,
             "input_convention": self.input_convention.to_dict(),
@@ -287,19 +261,14 @@ class Segmenter:
     # -- compilation ---------------------------------------------------------------------------
     def compile(self, size: tuple[int, int] = (256, 256), batch_size: int = 1, *,
                 backend: str = "inductor") -> str | None:
-        """Compile the model with ``torch.compile`` and run a warm-up forward on a
-        ``batch_size``×3×``size`` batch, so that the first images of that shape do not pay for
-        the compilation (another shape compiles again when first met). Compiled code is cached
-        on disk by PyTorch's inductor (``TORCHINDUCTOR_CACHE_DIR``), so a later start with the
-        same model and shapes compiles faster. Outputs are unchanged beyond float rounding.
-        ``backend`` is ``torch.compile``'s (``"inductor"`` generates C++/OpenMP code on CPUs
-        and needs a C compiler).
+        """Compile the model with ``torch.compile`` (``backend``; ``"inductor"`` needs a C
+        compiler on CPUs) and run a warm-up forward on a ``batch_size``×3×``size`` batch, so
+        that the first images of that shape do not pay for it (inductor caches compiled code on
+        disk, ``TORCHINDUCTOR_CACHE_DIR``). Outputs are unchanged beyond float rounding.
 
-        Returns None when the model is now compiled, else one line saying why it is not (no C
-        compiler, an unsupported platform, ...); the model then runs uncompiled as before. A
-        compiled forward pass that fails later (a new shape the compiler cannot handle) is run
-        again uncompiled, and the model stays uncompiled from then on, with a
-        :class:`RuntimeWarning`.
+        Returns None when the model is now compiled, else one line saying why not; the model
+        then runs uncompiled. A compiled forward pass that fails later (a shape the compiler
+        cannot handle) is run again uncompiled, and stays so, with a :class:`RuntimeWarning`.
         """
         if self.compiled is not None:
             return None
@@ -346,7 +315,9 @@ class Segmenter:
         with self.runner.session():
             out, several = keyed(self._forward(x))
         heads = self.heads if several else out
-        return unkeyed({h: _scaled(out[h].float(), self.temperature) for h in heads}, several)
+        scale = self.temperature
+        return unkeyed({h: out[h].float() if scale == 1.0 else out[h].float() / scale
+                        for h in heads}, several)
 
     def _forward(self, x: Any) -> Any:
         """The model's output for a batch: compiled when :meth:`compile` made it so, unless that
@@ -379,42 +350,38 @@ class Segmenter:
         """
         return self.predict_batch([image], return_probs=return_probs)[0]
 
-    def predict_batch(
-        self, images: Iterable[Any], *, return_probs: bool = False, batch_size: int = 4
-    ) -> list[Prediction]:
-        """Segment several images; those of equal size run together, ``batch_size`` at a time.
-
-        Returns one :class:`Prediction` per input, in input order. A model exported with
-        labels only (:attr:`labels_only`) refuses ``return_probs`` in one line.
-        """
+    def predict_batch(self, images: Iterable[Any], *, return_probs: bool = False,
+                      batch_size: int = 4) -> list[Prediction]:
+        """Segment several images, those of equal size together, ``batch_size`` at a time: one
+        :class:`Prediction` per input, in input order. A model exported with labels only
+        (:attr:`labels_only`) refuses ``return_probs`` in one line."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if return_probs and self.labels_only:  # its "probabilities" would be 0s and 1s
             raise ValueError(labels_only_error(self.checkpoint_path or "the model",
                                                "return_probs=True"))
         inputs = [self._model_input(im) for im in images]
-        results: list[Prediction | None] = [None] * len(inputs)
-        whole = [i for i, (array, missing, raster) in enumerate(inputs)
-                 if not (raster and self._by_tiles(array))]
-        for i in sorted(set(range(len(inputs))) - set(whole)):
-            results[i] = self._predict_tiles(*inputs[i][:2], return_probs, batch_size)
+        results: dict[int, Prediction] = {}
+        whole = []
+        for i, (array, missing, raster) in enumerate(inputs):
+            if raster and self._by_tiles(array):
+                results[i] = self._predict_tiles(array, missing, return_probs, batch_size)
+            else:
+                whole.append(i)
         for chunk in same_size_batches([inputs[i][0].shape[:2] for i in whole], batch_size):
             indices = [whole[j] for j in chunk]
             preds = self._predict_same_size([inputs[i][:2] for i in indices], return_probs)
-            for i, pred in zip(indices, preds, strict=True):
-                results[i] = pred
-        return [_without_data(r, inputs[i][1]) for i, r in enumerate(results) if r is not None]
+            results.update(zip(indices, preds, strict=True))
+        return [_without_data(results[i], inputs[i][1]) for i in range(len(inputs))]
 
     def _by_tiles(self, array: np.ndarray) -> bool:
-        """Whether a raster input is segmented by tiles: larger than a tile, for a model of
-        one head and up to 256 classes (what ``fcnseg predict`` writes)."""
+        """Whether a raster input is segmented by tiles (as ``fcnseg predict`` writes them)."""
         return (self.tiles is not None and not self.heads and self.num_classes <= 256
                 and max(array.shape[:2]) > self.tiles.tile)
 
     def _predict_tiles(self, array: np.ndarray, missing: np.ndarray | None,
                        return_probs: bool, batch_size: int) -> Prediction:
-        """A multi-band input segmented by blended tiles, ``batch_size`` tiles at a time: the
-        code and labels of ``fcnseg predict``'s label rasters."""
+        """A raster input segmented by blended tiles, as ``fcnseg predict`` does."""
         assert self.tiles is not None
         # Checked as read (8-bit RGB, the model's bands); run on the filled values.
         run = segmenter_tile_fn(self, held_raster(array).info)
@@ -428,11 +395,9 @@ class Segmenter:
                           stretched_picture=_is_stretched(array, bands))
 
     def _model_input(self, image: Any) -> tuple[np.ndarray, np.ndarray | None, bool]:
-        """An input as the H×W×C array the model takes (8-bit RGB, or a multi-band model's
-        raw band values as read), the mask of its pixels without data, and whether it is a
-        raster as ``fcnseg predict`` takes it (segmented by tiles where larger than one):
-        every input of a multi-band model, and an RGB raster file it tiles for a colour model
-        (:func:`~fcnseg.inference.rasters.read_colour_raster`), not photos."""
+        """An input as the H×W×C array the model takes (8-bit RGB, or raw band values), the
+        mask of its pixels without data, and whether it is a raster ``fcnseg predict`` tiles
+        (every multi-band input, and :func:`~fcnseg.inference.rasters.read_colour_raster`)."""
         if self.input_convention.bands is not None:
             return *read_model_bands(self, image), True
         if self.input_names == ("hha",):  # HHA as stored, checked as training's data is
@@ -443,14 +408,12 @@ class Segmenter:
         return self.to_rgb(image), None, False
 
     def _neutral(self, array: np.ndarray, missing: np.ndarray | None) -> np.ndarray:
-        """``array`` with its pixels without data at the model's mean pixel, as ``fcnseg
-        predict`` and training give them (:func:`~fcnseg.data.rasters.fill_nodata`)."""
+        """``array`` with its pixels without data at the model's mean pixel, as training has."""
         return fill_nodata(array, missing, self.input_convention.mean_pixel())
 
     def _predict_same_size(self, inputs: list[tuple[np.ndarray, np.ndarray | None]],
                            return_probs: bool) -> list[Prediction]:
-        """Inputs of one size (each an array and the mask of its pixels without data) run
-        together."""
+        """Inputs of one size (array, mask of pixels without data) run together."""
         if len(self.input_names) > 1:
             example = ", ".join(f"{m!r}: ..." for m in self.input_names)
             raise ValueError(f"{self.arch} takes the inputs {list(self.input_names)}; predict "
@@ -485,9 +448,8 @@ class Segmenter:
         modalities (NYUDv2 RGB-D, RGB-HHA). ``color`` is anything :meth:`predict` accepts;
         ``hha`` a file, bytes, PIL image or array of 3 channels of 8 bits; ``depth`` a 16-bit
         PNG (or float TIFF) of millimetres, or an H×W array of them. Depth in metres or
-        centimetres, an 8-bit depth picture or a grey HHA image is refused in one line naming
-        the file. The model normalises each as its modality is in training. The prediction's
-        ``image`` is the colour input (else the first one, as a picture)."""
+        centimetres, an 8-bit depth picture or a grey HHA image is refused in one line. The
+        prediction's ``image`` is the colour input (else the first one, as a picture)."""
         missing = [m for m in self.input_names if m not in inputs]
         if missing:
             raise ValueError(f"{self.arch} takes the inputs {list(self.input_names)}; missing "
@@ -501,8 +463,7 @@ class Segmenter:
 
     def _read_input(self, modality: str, source: Any) -> np.ndarray:
         """Colour as :meth:`predict` reads it; HHA and depth as stored, checked as training's
-        data is (:func:`~fcnseg.data.modalities.modality_problem`): a ValueError naming the
-        file (or ``<depth array>``) otherwise."""
+        data is (:func:`~fcnseg.data.modalities.modality_problem`)."""
         if modality == "color":
             return self.to_rgb(source)
         where, values = _stored_values(modality, source, self.max_pixels)
@@ -512,8 +473,6 @@ class Segmenter:
         return values.astype(np.float32) if modality == "depth" else values
 
     def __repr__(self) -> str:
-        # A geometry only where the model has one (the VGG trunks), as the FCN's own repr.
-        # The precision it runs: an export's own (int8 when quantized), as fcnseg serve announces.
         geometry = f", geometry={self.geometry!r}" if self.geometry else ""
         runtime = f", runtime={self.runtime!r}" if self.runtime else ""
         return (f"Segmenter(arch={self.arch!r}{geometry}, classes={self.num_classes}, "
@@ -523,9 +482,8 @@ class Segmenter:
 
 def _stored_values(modality: str, source: Any, max_pixels: int | None
                    ) -> tuple[str, np.ndarray]:
-    """``(name for messages, values as stored)`` of an HHA or depth input: an array as it is
-    (a tensor C×H×W as H×W×C, one channel as H×W), a file, its bytes or a PIL image decoded
-    upright without conversion (16-bit stays 16-bit)."""
+    """``(name for messages, values as stored)`` of an HHA or depth input (a tensor C×H×W as
+    H×W×C; a file, bytes or PIL image decoded upright without conversion)."""
     if isinstance(source, torch.Tensor):
         source = source.detach().cpu().numpy()
         if source.ndim == 3:
@@ -534,13 +492,6 @@ def _stored_values(modality: str, source: Any, max_pixels: int | None
         return f"<{modality} array>", source
     where = str(source) if isinstance(source, str | os.PathLike) else f"<{modality} input>"
     return where, read_samples(source, name=where, max_pixels=max_pixels)
-
-
-def _tile_settings(options: SegmenterOptions) -> TileSettings | None:
-    """The tiles of ``options`` (checked as ``fcnseg predict`` checks them), None without."""
-    if options.tile is None:
-        return None
-    return TileSettings(tile=options.tile, overlap=options.overlap)
 
 
 def _without_data(pred: Prediction, missing: np.ndarray | None) -> Prediction:
@@ -554,8 +505,7 @@ def _without_data(pred: Prediction, missing: np.ndarray | None) -> Prediction:
 
 
 def _input_tensor(array: np.ndarray) -> torch.Tensor:
-    """An H×W×C image or an H×W map (depth) as a C×H×W tensor of the same values."""
-    # A read-only array (an upload decoded in place) is copied: torch warns on sharing one.
+    """An H×W×C image or an H×W map (depth) as a C×H×W tensor (a read-only array copied)."""
     array = np.ascontiguousarray(array) if array.flags.writeable else np.array(array)
     t = torch.from_numpy(array)
     return t[None] if t.dim() == 2 else t.permute(2, 0, 1)
@@ -569,8 +519,8 @@ def _compile_failure(e: BaseException) -> str:
 
 def _with_preprocessing(model: nn.Module, convention: InputConvention | str | None
                         ) -> tuple[nn.Module, InputConvention | str]:
-    """``model`` with a :class:`Preprocess` in front (its own, else one for ``convention``), and
-    its input convention; a model with neither is refused rather than guessed."""
+    """``model`` with a :class:`Preprocess` in front (its own, else ``convention``'s), and its
+    input convention."""
     convention = convention or getattr(model, "input_convention", None)
     if convention is None:
         raise ValueError(
@@ -583,13 +533,9 @@ def _with_preprocessing(model: nn.Module, convention: InputConvention | str | No
     return model, convention
 
 
-def _scaled(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    return logits if temperature == 1.0 else logits / temperature
-
-
 def _picture(arrays: Mapping[str, np.ndarray]) -> np.ndarray:
-    """The H×W×3 uint8 picture of a multi-input sample: its colour input, else its first
-    3-channel input, else its depth scaled to grey."""
+    """A multi-input sample's picture: its colour input, else its first 3-channel one, else
+    its depth scaled to grey."""
     for m in ("color", *arrays):
         if m in arrays and arrays[m].ndim == 3:
             return arrays[m]
@@ -600,8 +546,7 @@ def _picture(arrays: Mapping[str, np.ndarray]) -> np.ndarray:
 
 
 def _is_stretched(array: np.ndarray, bands: Sequence[str] | None) -> bool:
-    """Whether :func:`~fcnseg.data.rasters.display_rgb` draws a multi-band model's input by
-    stretching its bands (all but 8-bit RGB, shown as it is)."""
+    """Whether a multi-band input's picture is stretched (all but 8-bit RGB)."""
     return bands is not None and not (array.dtype == np.uint8 and array.shape[-1] in (3, 4))
 
 
@@ -619,8 +564,7 @@ def _predictions(logits: torch.Tensor, rgbs: list[np.ndarray], class_names: Sequ
 
 def _head_names(model: nn.Module, class_names: Sequence[str],
                 given: Mapping[str, Sequence[str]] | None) -> dict[str, list[str]]:
-    """``{head: class names}`` of a model with several heads (checked against its heads);
-    empty for a model with one."""
+    """``{head: class names}`` of a model with several heads; empty for one."""
     counts = dict(getattr(model, "head_classes", {}) or {})
     if len(counts) < 2:
         return {}

@@ -52,30 +52,14 @@ def forward_logits(model: nn.Module, x: Batch) -> Logits:
     return by_head.get("out", out)
 
 
-def sliding_window_logits(
-    model: nn.Module,
-    x: Batch,
-    window: int | Sequence[int],
-    stride: int | Sequence[int] | None = None,
-    *,
-    predict_fn: PredictFn | None = None,
-) -> Logits:
-    """Logits of an N×3×H×W batch computed window by window, averaged where windows overlap.
-
-    Args:
-        model: a segmentation model returning N×C×h×w logits for an N×3×h×w input (or a dict
-            of them, one per head; or taking a dict of inputs, one per modality).
-        x: the input batch (raw pixels), or ``{modality: batch}`` (each cut at the same windows).
-        window: window height and width (an int for a square window); a window larger than the
-            image is cut to the image.
-        stride: step between windows (default: two thirds of the window, i.e. one third
-            overlap). Must not exceed the window, or pixels would be skipped.
-        predict_fn: how to run the model on one window (default: ``model(window)``).
-
-    Returns:
-        N×C×H×W float32 logits (``{head: logits}`` for a model with several heads): each pixel
-        the mean of the logits of the windows that cover it.
-    """
+def sliding_window_logits(model: nn.Module, x: Batch, window: int | Sequence[int],
+                          stride: int | Sequence[int] | None = None, *,
+                          predict_fn: PredictFn | None = None) -> Logits:
+    """N×C×H×W float32 logits (or ``{head: logits}``) of an N×3×H×W batch (or ``{modality:
+    batch}``, each cut alike) computed window by window by ``predict_fn`` (default:
+    ``model(window)``), each pixel the mean of the windows over it. ``window``: height and
+    width (an int: square), cut to the image; ``stride``: the step between windows (default:
+    two thirds of the window), at most the window, or pixels would be skipped."""
     shape = tuple(first_of(x).shape)
     if len(shape) != 4:
         raise ValueError(f"expected an N×3×H×W batch, got shape {shape}")
@@ -106,8 +90,7 @@ def sliding_window_logits(
 
 def _window_and_stride(window: int | Sequence[int], stride: int | Sequence[int] | None
                        ) -> tuple[tuple[int, int], tuple[int, int]]:
-    """Window and stride as (height, width) pairs; the stride defaults to 2/3 of the window
-    and must not exceed it."""
+    """Window and stride as (height, width) pairs (the stride checked, 2/3 window by default)."""
     wh, ww = _pair(window, "window")
     if stride is None:
         stride = (max(1, wh * 2 // 3), max(1, ww * 2 // 3))
@@ -125,32 +108,15 @@ def _resize(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(t, size=size, mode="bilinear", align_corners=False)
 
 
-def tta_logits(
-    model: nn.Module,
-    x: Batch,
-    scales: Sequence[float] = (1.0,),
-    flip: bool = False,
-    predict_fn: PredictFn | None = None,
-    *,
-    average: str = "logits",
-) -> Logits:
-    """Test-time augmentation: logits averaged over input scales and horizontal flips.
-
-    For each scale the input is resized bilinearly (``round(H*s) × round(W*s)``), run through
-    ``predict_fn`` (default: the whole-image forward; pass a sliding-window function for large
-    images), and the logits are resized back to H×W bilinearly; with ``flip`` the mirrored
-    input is run too and its logits mirrored back. A dict of inputs (one per modality) is
-    resized and mirrored input by input; a dict of logits (one per head) is averaged head by
-    head, each exactly as a single head's would be.
-
-    Args:
-        average: ``"logits"`` averages the raw logits; ``"probs"`` averages softmax
-            probabilities and returns their logarithm (whose softmax is the averaged
-            probabilities, so argmax and probabilities read the same way).
-
-    Returns:
-        N×C×H×W float32 logits, or ``{head: logits}``.
-    """
+def tta_logits(model: nn.Module, x: Batch, scales: Sequence[float] = (1.0,), flip: bool = False,
+               predict_fn: PredictFn | None = None, *, average: str = "logits") -> Logits:
+    """Test-time augmentation: N×C×H×W float32 logits (or ``{head: logits}``) averaged over
+    input scales and horizontal flips. For each scale the input (each modality alike) is
+    resized bilinearly (``round(H*s) × round(W*s)``), run through ``predict_fn`` (default: the
+    whole-image forward), and the logits resized back; with ``flip`` the mirrored input is
+    run too and its logits mirrored back. ``average``: ``"logits"`` averages the raw logits;
+    ``"probs"`` averages softmax probabilities and returns their logarithm (whose softmax is
+    the averaged probabilities)."""
     if average not in ("logits", "probs"):
         raise ValueError(f"average must be 'logits' or 'probs', got {average!r}")
     scales = tuple(float(s) for s in scales)

@@ -66,12 +66,9 @@ background_classes = background_indices
 
 
 def class_outlines(label: np.ndarray, exclude: Iterable[int] = ()) -> np.ndarray:
-    """An H×W bool mask of region borders: pixels with a 4-neighbour of another label.
-
-    Pixels of the ``exclude`` classes are never marked, so an object's outline against the
-    background lies on the object's side, one pixel thin; where two objects touch, both sides
-    are marked, each in its own colour.
-    """
+    """An H×W bool mask of region borders: pixels with a 4-neighbour of another label. Pixels
+    of the ``exclude`` classes are never marked, so an outline against the background lies on
+    the object's side, one pixel thin; where two objects touch, both sides are marked."""
     label = np.asarray(label)
     if label.ndim != 2:
         raise ValueError(f"a label map must be H×W, got shape {label.shape}")
@@ -88,25 +85,14 @@ def class_outlines(label: np.ndarray, exclude: Iterable[int] = ()) -> np.ndarray
     return edge
 
 
-def overlay(
-    image: np.ndarray,
-    label: np.ndarray,
-    palette: np.ndarray,
-    alpha: float = 0.5,
-    *,
-    exclude: Iterable[int] = (),
-    outlines: bool = False,
-    grey_under: bool = False,
-) -> np.ndarray:
+def overlay(image: np.ndarray, label: np.ndarray, palette: np.ndarray, alpha: float = 0.5, *,
+            exclude: Iterable[int] = (), outlines: bool = False,
+            grey_under: bool = False) -> np.ndarray:
     """Blend the label colours over an H×W×3 uint8 image: ``(1-alpha)·image + alpha·colour``.
-
     Pixels whose label is in ``exclude`` (e.g. :func:`background_classes`) keep the image's
-    colour. With ``outlines``, the border pixels of every other class's regions (see
-    :func:`class_outlines`) are drawn in the class colour at full strength. With
-    ``grey_under``, the colours are blended over the image's lightness alone
-    (:func:`grey_picture`), so that each class shows its legend colour's hue whatever the
-    image's own: for pictures of stretched bands, whose strong hues would change them.
-    """
+    colour; with ``outlines``, the other classes' region borders (:func:`class_outlines`) are
+    drawn at full strength; with ``grey_under``, the colours go over the image's lightness
+    (:func:`grey_picture`), so that stretched bands' strong hues do not change them."""
     image = np.asarray(image)
     label = np.asarray(label)
     if image.ndim != 3 or image.shape[-1] != 3 or image.shape[:2] != label.shape:
@@ -165,19 +151,12 @@ def _blend_table(alpha: float) -> np.ndarray:
     return table
 
 
-def heatmap(
-    scores: np.ndarray,
-    colormap: str | np.ndarray = "viridis",
-    *,
-    vmin: float | None = None,
-    vmax: float | None = None,
-) -> np.ndarray:
-    """Colour an H×W score map (e.g. one class's probabilities) as an H×W×3 uint8 image.
-
-    Scores map linearly from ``[vmin, vmax]`` (default: the map's own minimum and maximum) onto
-    the colormap, values outside clipped; a constant map gets the colormap's first colour.
-    ``colormap`` is a name from :data:`COLORMAPS` or a 256×3 lookup table.
-    """
+def heatmap(scores: np.ndarray, colormap: str | np.ndarray = "viridis", *,
+            vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
+    """Colour an H×W score map (e.g. one class's probabilities) as an H×W×3 uint8 image:
+    scores map linearly from ``[vmin, vmax]`` (default: the map's own range) onto
+    ``colormap`` (a name from :data:`COLORMAPS` or a 256×3 table), values outside clipped; a
+    constant map gets the colormap's first colour."""
     s = np.asarray(scores, dtype=np.float64)
     if s.ndim != 2:
         raise ValueError(f"heatmap needs an H×W score map, got shape {s.shape}")
@@ -192,12 +171,9 @@ def heatmap(
 
 
 def label_png_bytes(label: np.ndarray, palette: np.ndarray) -> bytes:
-    """An H×W label map as PNG bytes whose pixel values are the class indices.
-
-    Models of up to 256 classes get a palette ("P" mode) PNG with the model's colours, so viewers
-    show colours while ``np.array(Image.open(...))`` gives the labels back exactly; wider models
-    get a 16-bit grayscale PNG.
-    """
+    """An H×W label map as PNG bytes whose pixel values are the class indices: a palette PNG
+    in the model's colours for up to 256 classes (``np.array(Image.open(...))`` gives the
+    labels back exactly), a 16-bit grayscale PNG for more."""
     label = np.asarray(label)
     if label.ndim != 2:
         raise ValueError(f"a label map must be H×W, got shape {label.shape}")
@@ -214,9 +190,7 @@ def label_png_bytes(label: np.ndarray, palette: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def save_label_png(
-    path: str | os.PathLike[str], label: np.ndarray, palette: np.ndarray
-) -> None:
+def save_label_png(path: str | os.PathLike[str], label: np.ndarray, palette: np.ndarray) -> None:
     """Write an H×W label map as :func:`label_png_bytes` does, atomically."""
     try:
         data = label_png_bytes(label, palette)
@@ -226,8 +200,7 @@ def save_label_png(
 
 
 def read_label_png(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read a label PNG's indices (never its colours): uint8 for palette or 8-bit grayscale
-    files, int64 for the 16-bit ones written for models of more than 256 classes."""
+    """A label PNG's indices (never its colours): uint8, or int64 for 16-bit files."""
     with Image.open(path, formats=("PNG",)) as img:  # no other plugin ever sees the data
         if img.mode in ("P", "L"):
             return np.array(img, dtype=np.uint8)
@@ -260,9 +233,8 @@ def _text_width(font: ImageFont.ImageFont | ImageFont.FreeTypeFont, text: str) -
 
 def text_size_for(height: int, width: int | None = None) -> int:
     """A font size for annotating a picture ``height`` pixels tall (and ``width`` wide): in
-    proportion to it, so that the text reads alike when the picture is shown at screen size
-    (a 4000×3000 photo as a 640×480 one), but never below 12 pixels, nor above a twelfth of
-    the width (a tall narrow picture)."""
+    proportion, so that text reads alike at screen size, never below 12 pixels nor above a
+    twelfth of the width."""
     size = round(height / 22)
     if width is not None:
         size = min(size, round(width / 12))
@@ -280,19 +252,11 @@ def _side_by_side(pictures: Sequence[np.ndarray], gap: int) -> np.ndarray:
     return out
 
 
-def legend_entries(
-    label: np.ndarray,
-    palette: np.ndarray,
-    class_names: Sequence[str],
-    *,
-    exclude: Iterable[int] = (),
-    ignore_index: int | None = None,
-) -> list[tuple[str, tuple[int, int, int]]]:
-    """(name, colour) for each class present in ``label``, in class order, except ``exclude``.
-
-    A pixel value equal to ``ignore_index`` is listed as "ignored"; other values without a name
-    are listed by number.
-    """
+def legend_entries(label: np.ndarray, palette: np.ndarray, class_names: Sequence[str], *,
+                   exclude: Iterable[int] = (), ignore_index: int | None = None
+                   ) -> list[tuple[str, tuple[int, int, int]]]:
+    """(name, colour) for each class present in ``label``, in class order, except ``exclude``;
+    ``ignore_index`` is listed as "ignored", other values without a name by number."""
     pal = normalize_palette(palette)
     skip = set(int(c) for c in exclude)
     entries = []
@@ -305,15 +269,10 @@ def legend_entries(
     return entries
 
 
-def legend_panel(
-    entries: Sequence[tuple[str, Sequence[int]]],
-    *,
-    height: int,
-    font_size: int | None = None,
-    empty_text: str = "no classes",
-) -> np.ndarray:
-    """A white panel listing colour swatches and names, in columns that fit ``height`` when it
-    holds at least three rows (otherwise one column, taller than ``height``)."""
+def legend_panel(entries: Sequence[tuple[str, Sequence[int]]], *, height: int,
+                 font_size: int | None = None, empty_text: str = "no classes") -> np.ndarray:
+    """A white panel of colour swatches and names, in columns that fit ``height`` when it
+    holds three rows or more (else one column, taller)."""
     size = font_size or text_size_for(height)
     font = _font(size)
     row = round(size * 1.6)
@@ -345,17 +304,10 @@ def legend_panel(
     return np.asarray(img)
 
 
-def add_legend(
-    picture: np.ndarray,
-    entries: Sequence[tuple[str, Sequence[int]]],
-    *,
-    font_size: int | None = None,
-    empty_text: str = "no classes",
-) -> np.ndarray:
-    """``picture`` with a :func:`legend_panel` beside it on the right (the picture is never
-    covered; a legend taller than the picture extends the canvas downwards). Its text,
-    swatches and spacing scale with the picture (:func:`text_size_for`) unless ``font_size``
-    is given."""
+def add_legend(picture: np.ndarray, entries: Sequence[tuple[str, Sequence[int]]], *,
+               font_size: int | None = None, empty_text: str = "no classes") -> np.ndarray:
+    """``picture`` with a :func:`legend_panel` on its right (a taller legend extends the
+    canvas downwards), scaled with the picture (:func:`text_size_for`) unless ``font_size``."""
     picture = np.asarray(picture)
     size = font_size or text_size_for(*picture.shape[:2])
     key = tuple((str(name), None if colour is None else tuple(int(v) for v in colour))
@@ -386,9 +338,8 @@ def _with_title(body: np.ndarray, text: str, size: int) -> np.ndarray:
     return out
 
 
-def titled_panels(
-    panels: Sequence[np.ndarray], titles: Sequence[str], *, font_size: int | None = None
-) -> np.ndarray:
+def titled_panels(panels: Sequence[np.ndarray], titles: Sequence[str], *,
+                  font_size: int | None = None) -> np.ndarray:
     """Pictures side by side, each with its title above it."""
     if len(panels) != len(titles):
         raise ValueError(f"{len(panels)} panels but {len(titles)} titles")
@@ -401,15 +352,8 @@ def _format_tick(v: float) -> str:
     return f"{v:.2f}".rstrip("0").rstrip(".") if abs(v) < 100 else f"{v:.3g}"
 
 
-def colorbar(
-    height: int,
-    colormap: str | np.ndarray = "viridis",
-    *,
-    vmin: float = 0.0,
-    vmax: float = 1.0,
-    font_size: int | None = None,
-    ticks: int = 5,
-) -> np.ndarray:
+def colorbar(height: int, colormap: str | np.ndarray = "viridis", *, vmin: float = 0.0,
+             vmax: float = 1.0, font_size: int | None = None, ticks: int = 5) -> np.ndarray:
     """A vertical colour bar ``height`` pixels tall (``vmax`` at the top) with tick labels."""
     size = font_size or text_size_for(height)
     font = _font(size)
@@ -432,11 +376,9 @@ def colorbar(
 
 @dataclass(frozen=True)
 class PictureStyle:
-    """How overlays and heatmaps are drawn.
-
-    ``unblended`` lists the classes left as the photo in overlays (the background, usually);
-    ``legend`` adds a legend beside overlays and a title and colour bar to heatmaps;
-    ``heatmap_over_photo`` draws heatmaps over the photo at ``alpha``."""
+    """How overlays and heatmaps are drawn: ``unblended``, the classes left as the photo in
+    overlays (the background, usually); ``legend``, a legend beside overlays and a title and
+    colour bar on heatmaps; ``heatmap_over_photo``, heatmaps over the photo at ``alpha``."""
 
     alpha: float = 0.5
     colormap: str = "viridis"
@@ -450,10 +392,9 @@ def labelled_overlay(image: np.ndarray, label: np.ndarray, palette: np.ndarray,
                      class_names: Sequence[str], style: PictureStyle,
                      exclude: Iterable[int] | None = None, *,
                      grey_under: bool = False) -> np.ndarray:
-    """:func:`overlay` of ``label`` on ``image`` as ``style`` draws it and, when
-    ``style.legend``, a legend of the classes present beside it; the classes in ``exclude``
-    (default ``style.unblended``) keep the image's colours and stay out of the legend.
-    ``grey_under``: the colours blended over the image's lightness (see :func:`overlay`)."""
+    """:func:`overlay` of ``label`` on ``image`` as ``style`` draws it, with a legend of the
+    classes present when ``style.legend``; the ``exclude`` classes (default
+    ``style.unblended``) keep the image's colours and stay out of the legend."""
     keep = tuple(style.unblended if exclude is None else exclude)
     picture = overlay(image, label, palette, style.alpha, exclude=keep, outlines=style.outlines,
                       grey_under=grey_under)
@@ -487,10 +428,7 @@ def heatmap_picture(scores: np.ndarray, *, title: str | None = None,
                     image: np.ndarray | None = None,
                     style: HeatmapStyle = HeatmapStyle()) -> np.ndarray:
     """A :func:`heatmap` with a title above and a colour bar beside it, drawn as ``style``
-    says.
-
-    With ``image`` (H×W×3 uint8), the heatmap is blended over the photo at ``style.alpha``.
-    """
+    says; over ``image`` (H×W×3 uint8) at ``style.alpha`` when given."""
     s = np.nan_to_num(np.asarray(scores, dtype=np.float64))
     lo = float(s.min()) if style.vmin is None else float(style.vmin)
     hi = float(s.max()) if style.vmax is None else float(style.vmax)
@@ -513,8 +451,8 @@ def heatmap_picture(scores: np.ndarray, *, title: str | None = None,
 
 
 def enlarge(picture: np.ndarray, min_height: int = 256) -> np.ndarray:
-    """``picture`` (H×W or H×W×C) repeated by the smallest whole factor that makes it at least
-    ``min_height`` pixels tall, so that every pixel stays visible as it is."""
+    """``picture`` repeated by the smallest whole factor that makes it ``min_height`` tall or
+    more, so that every pixel stays visible as it is."""
     picture = np.asarray(picture)
     factor = max(1, math.ceil(min_height / max(picture.shape[0], 1)))
     if factor == 1:
@@ -522,20 +460,12 @@ def enlarge(picture: np.ndarray, min_height: int = 256) -> np.ndarray:
     return np.repeat(np.repeat(picture, factor, axis=0), factor, axis=1)
 
 
-def comparison_strip(
-    image: np.ndarray,
-    truth: np.ndarray,
-    pred: np.ndarray,
-    palette: np.ndarray,
-    class_names: Sequence[str],
-    *,
-    ignore_index: int | None = 255,
-    min_height: int = 256,
-) -> np.ndarray:
-    """image | ground truth | prediction, titled, enlarged by whole pixels to at least
-    ``min_height`` (so every pixel stays visible as it is), with a legend of the classes
-    present in either label map. The prediction's title gives its pixel accuracy (pixels
-    labelled ``ignore_index`` not counted)."""
+def comparison_strip(image: np.ndarray, truth: np.ndarray, pred: np.ndarray,
+                     palette: np.ndarray, class_names: Sequence[str], *,
+                     ignore_index: int | None = 255, min_height: int = 256) -> np.ndarray:
+    """image | ground truth | prediction, titled, enlarged to ``min_height`` (:func:`enlarge`),
+    with a legend of the classes in either map; the prediction's title gives its pixel
+    accuracy (``ignore_index`` not counted)."""
     image, truth, pred = np.asarray(image), np.asarray(truth), np.asarray(pred)
     if not (image.shape[:2] == truth.shape == pred.shape) or image.ndim != 3:
         raise ValueError(f"a comparison strip needs an H×W×3 image and two H×W label maps of "
@@ -588,12 +518,9 @@ _RELIABILITY_KEY = [
 
 def reliability_diagram(calibration: Mapping[str, Any], *, title: str | None = None) -> np.ndarray:
     """A reliability diagram as an RGB array: per confidence bin, the accuracy (bars) against
-    the mean confidence (the gap shaded), the diagonal of perfect calibration, and below it the
-    share of pixels in each bin.
-
-    ``calibration`` is what :meth:`fcnseg.metrics.CalibrationBins.compute` returns: ``ece``,
-    ``pixels`` and ``bins``, a list of ``{lower, upper, count, confidence, accuracy}``.
-    """
+    the mean confidence (the gap shaded), the diagonal of perfect calibration, and below it
+    each bin's share of pixels. ``calibration``: what
+    :meth:`fcnseg.metrics.CalibrationBins.compute` returns (``ece``, ``pixels``, ``bins``)."""
     plot, small = _Plot(), _font(_SMALL)
     # The key goes beside the plot, outside the axes: bars may reach any height in any bin.
     kx = plot.x0 + plot.side + 16
@@ -680,10 +607,9 @@ def _draw_share_histogram(draw: ImageDraw.ImageDraw, plot: _Plot,
               "confidence (largest class probability)", fill=_INK, font=small, anchor="mt")
 
 
-#: zlib strategy for pictures: run-length matches only. On photos (overlays, heatmaps over
-#: the photo) Pillow's filtered rows hold few longer repeats, so this compresses 3-4 times
-#: faster than Pillow's default (level 6, Z_FILTERED) into files as small or a little smaller;
-#: flat drawings (plain heatmaps) come out about a quarter larger. Lossless either way.
+#: zlib strategy for pictures: run-length matches only. On photos it compresses 3-4 times
+#: faster than Pillow's default (level 6, Z_FILTERED) into files as small; flat drawings
+#: (plain heatmaps) come out about a quarter larger. Lossless either way.
 PICTURE_PNG_STRATEGY = zlib.Z_RLE
 
 

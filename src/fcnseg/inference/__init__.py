@@ -18,26 +18,3 @@ from fcnseg.inference.sliding import (
     tta_logits,
 )
 from fcnseg.inference.visualize import colorize, heatmap, overlay, save_label_png
-
-__all__ = [
-    "DEFAULT_MAX_PIXELS",
-    "TTA",
-    "ImageError",
-    "ImageTooLargeError",
-    "PredictFn",
-    "Prediction",
-    "Segmenter",
-    "SegmenterOptions",
-    "SlidingWindow",
-    "colorize",
-    "forward_logits",
-    "heatmap",
-    "load_image",
-    "overlay",
-    "resolve_device",
-    "save_label_png",
-    "sliding_window_logits",
-    "to_rgb_uint8",
-    "tta_logits",
-    "visualize",
-]

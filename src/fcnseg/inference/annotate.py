@@ -78,9 +78,9 @@ class PreAnnotations:
     """Polygons and uncertainty of each prediction, gathered while ``fcnseg predict`` runs.
 
     Attributes:
-        out_dir: the output folder (files are written there, image paths relative to it).
+        out_dir: the output folder (image paths relative to it).
         fmt: ``labelme``, ``coco``, ``cvat`` or None (no polygons).
-        rank: whether to rank by uncertainty (the predictions must carry probabilities).
+        rank: rank by uncertainty (the predictions carry probabilities).
         top: with ``rank``, polygons only for the ``top`` most uncertain images.
         tolerance: how far (pixels) simplified outlines may stray.
         min_area: no polygon of fewer pixels: smaller regions are filled into the class

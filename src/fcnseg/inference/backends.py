@@ -10,13 +10,3 @@ from fcnseg.weightfiles.artifacts import (
     onnx_session,
     read_artifact,
 )
-
-__all__ = [
-    "RAW_PIXELS",
-    "ArtifactError",
-    "ArtifactModel",
-    "artifact_kind",
-    "artifact_model",
-    "onnx_session",
-    "read_artifact",
-]

@@ -1,12 +1,8 @@
 """A dataset's classes against a model's: the one rule of ``fcnseg evaluate``, ``calibrate``
-and ``quantize --val``.
-
-The same annotations imported from two labelling tools can number the same classes in another
-order (CVAT keeps its label list's order, Label Studio sorts). Scoring such a dataset by index
-would compare "cat" with "bird". So: the same names in the same order are used as they are;
-the same names in another order are matched by name (the dataset's label values are mapped to
-the model's, said in one line); other names are refused in one line naming both lists (the
-first few names of a long one).
+and ``quantize --val``. Two labelling tools can number the same classes in another order
+(CVAT keeps its list's order, Label Studio sorts), and scoring by index would compare "cat"
+with "bird". So the same names in another order are matched by name (said in one line), and
+other names are refused in one line naming both lists.
 """
 
 from __future__ import annotations
@@ -24,13 +20,9 @@ from fcnseg.utils.keyed import keyed
 
 @dataclass(frozen=True)
 class ClassMatch:
-    """How a dataset's label values become the model's class indices.
-
-    Attributes:
-        lookup: ``lookup[v]`` is the model's index of the dataset's class ``v``; None when the
-            values are the model's already.
-        note: one line saying the classes were matched by name (None when they were not).
-    """
+    """How a dataset's label values become the model's class indices: ``lookup[v]`` is the
+    model's index of the dataset's class ``v`` (None: the same already), ``note`` one line
+    saying the classes were matched by name (None when they were not)."""
 
     lookup: tuple[int, ...] | None = None
     note: str | None = None

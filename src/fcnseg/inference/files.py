@@ -288,21 +288,13 @@ def output_files(out_dir: PathLike, name: str, class_names: Sequence[str],
 
 @dataclass(frozen=True)
 class OutputOptions:
-    """What :func:`write_prediction` and :func:`write_predictions` write for each prediction.
-
-    Attributes:
-        heatmap_classes: class indices whose heatmaps are written.
-        heatmaps_present: write heatmaps for the classes present in each prediction instead.
-        uncertainty: uncertainty maps to write (``"entropy"``, ``"maxprob"``).
-        probs: also write ``NAME_probs.npz``.
-        style: how overlays and heatmaps are drawn.
-        protected: resolved paths never to be replaced (the inputs).
-        observe: called with (input path, output name, prediction) after its files are
-            written (in a writer thread): pre-annotations and ranking gather theirs so.
-        observe_needs_probs: ``observe`` needs the class probabilities.
-        job: the run's :func:`outputs_job`, recorded in the manifest once each prediction's
-            files are written; empty: not recorded.
-    """
+    """What :func:`write_prediction` and :func:`write_predictions` write for each prediction:
+    heatmaps of ``heatmap_classes`` (or of the classes present, ``heatmaps_present``),
+    ``uncertainty`` maps (``"entropy"``, ``"maxprob"``), ``NAME_probs.npz`` (``probs``), drawn
+    as ``style`` says, never over the ``protected`` resolved paths (the inputs). ``observe``
+    is called with (input path, output name, prediction) after its files are written (in a
+    writer thread; ``observe_needs_probs``: with probabilities); ``job``, the run's
+    :func:`outputs_job`, is recorded in the manifest for each (empty: not recorded)."""
 
     heatmap_classes: tuple[int, ...] = ()
     heatmaps_present: bool = False

@@ -1,9 +1,6 @@
-"""Any image a user may hand to inference as an H×W×3 uint8 RGB array.
-
-Files, bytes, streams and PIL images are read by :func:`fcnseg.data.images.load_image`, the one
-reader that training and ``check-data`` use too, so a file gives the same pixels everywhere
-(upright by its EXIF orientation, transparency composited on white). Arrays and tensors follow
-the same transparency rule.
+"""Any image a user may hand to inference as an H×W×3 uint8 RGB array: files, bytes, streams
+and PIL images by :func:`fcnseg.data.images.load_image`, the reader training uses too, so a
+file gives the same pixels everywhere; arrays and tensors by the same transparency rule.
 """
 
 from __future__ import annotations

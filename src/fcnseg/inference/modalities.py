@@ -1,15 +1,8 @@
 """The other inputs of a model with several (NYUDv2 RGB-HHA, RGB-D): where each image's
-companion files are, and segmenting files with them.
-
-A fusion model is given its colour images; each other modality's file is found either in a
-folder named for it (``--input-dir hha=DIR``: the file of the same name there) or, without
-one, next to the colour image by this convention, first match wins:
-
-1. ``DIR/NAME_hha.EXT`` then ``DIR/NAME.hha.EXT`` beside ``DIR/NAME.EXT``;
-2. ``DIR/../hha/NAME.EXT``, a sibling folder named for the modality, as in NYUDv2's own
-   layout (``data/images/img_5001.png`` with ``data/hha/img_5001.png``).
-
-``EXT`` is the image's own extension, then ``.png``. The same applies to ``depth``.
+companion files are, and segmenting files with them. Each other modality's file is the file of
+the same name in its folder (``--input-dir hha=DIR``) or, without one, the first of
+``DIR/NAME_hha.EXT``, ``DIR/NAME.hha.EXT`` and ``DIR/../hha/NAME.EXT`` (NYUDv2's own layout)
+for ``DIR/NAME.EXT``, ``EXT`` the image's extension, then ``.png``; the same for ``depth``.
 """
 
 from __future__ import annotations

@@ -1,27 +1,17 @@
 """Rasters of any size with bounded memory: tiles with overlap, blended, written by windows.
 
-:func:`predict_raster` segments a raster too large to hold in memory (a 50,000² GeoTIFF):
-
-- **Tiles** of ``tile`` pixels every ``tile - overlap`` pixels, on one grid over the image
-  (:func:`fcnseg.inference.sliding.window_starts`); only one batch of tiles is read at a time.
-- **Blending.** Overlapping logits are averaged with a smooth weight (:func:`blend_profile`):
-  zero at a tile's inner edges, where its view of the scene is cut short, rising on a cosine
-  ramp to one; flat at the image's borders. So no seam shows where tiles meet.
-- **Bounded memory.** Tiles go in raster order; what is final is written at once, and the sums
-  a tile row leaves for the next (its overlap rows) go to a temporary file beside the output.
-  The input's blocks under one tile row are held until the next row has read those it shares,
-  so each is decoded once (:func:`~fcnseg.data.rasters.cached_blocks`). Memory is set by the
-  tile, the batch, the classes and one strip of tiles, never the whole image.
-- **Output.** A tiled, deflate-compressed GeoTIFF of class indices (uint8; CRS and
-  geotransform kept; nodata 255), with optional ``NAME_probs.tif`` (float32 per class) and
-  ``NAME_uncertainty.tif`` (entropy), NaN where the input has no data. The label band carries
-  the model's palette as its colour table and the class names as tags.
-- **Resumable.** ``OUT.partial.json`` records the rows written; a run of the same job (input,
-  model, settings) recomputes one tile row and goes on from there. A finished run leaves
-  ``OUT.done.json`` instead, and a later run of the same job skips the output. The model is
-  recorded by its content (:func:`model_identity`), not its path: another model, or other
-  tiles, precision or outputs, predict the raster again, and removes the probability or
-  uncertainty raster the earlier run wrote and this one does not.
+:func:`predict_raster` segments a raster too large to hold in memory (a 50,000² GeoTIFF) by
+``tile``-pixel tiles every ``tile - overlap`` pixels, their logits averaged with a smooth
+weight (:func:`blend_profile`: zero at a tile's inner edges, a cosine ramp to one, flat at the
+image's borders), so that no seam shows. Tiles go in raster order: what is final is written at
+once, the sums a tile row leaves for the next go to a temporary file, and the input's blocks
+are each decoded once (:func:`~fcnseg.data.rasters.cached_blocks`): memory is set by the tile,
+the batch, the classes and one strip of tiles. The output is a tiled, deflate-compressed
+GeoTIFF of class indices (CRS and geotransform kept, nodata 255, the palette as colour table,
+class names as tags), with optional ``NAME_probs.tif`` and ``NAME_uncertainty.tif`` (NaN
+without data). ``OUT.partial.json`` records the rows written, so that a run of the same job
+(input, model by content, :func:`model_identity`, settings) goes on from there;
+``OUT.done.json`` makes a later one skip it. Another job predicts the raster again.
 """
 
 from __future__ import annotations
@@ -285,6 +275,11 @@ def extra_output_path(out: PathLike, kind: str) -> Path:
     return out.with_name(f"{out.stem}_{kind}{out.suffix}")
 
 
+def _output_paths(out: Path, settings: TileSettings) -> dict[str, Path]:
+    return {"label": out, **{kind: extra_output_path(out, kind) for kind in EXTRA_OUTPUTS
+                             if getattr(settings, kind)}}
+
+
 class _Outputs:
     """The label raster and the optional extra rasters, opened for writing one row band at a
     time (reopened per band so that each is on disk when the record says so)."""
@@ -293,10 +288,7 @@ class _Outputs:
                  settings: TileSettings, fresh: bool, palette: np.ndarray | None = None) -> None:
         self.info, self.classes, self.settings = info, list(classes), settings
         self.palette = palette
-        self.paths: dict[str, Path] = {"label": out}
-        for kind in EXTRA_OUTPUTS:
-            if getattr(settings, kind):
-                self.paths[kind] = extra_output_path(out, kind)
+        self.paths = _output_paths(out, settings)
         self.kinds = frozenset(self.paths)
         if fresh:
             for kind, path in self.paths.items():
@@ -459,20 +451,16 @@ class RasterJob:
 
     Attributes:
         bands: band names to read (None: all, in file order).
-        model_id: identifies the model and its settings in the resumption record
-            (:func:`model_identity`); another model's outputs are written anew.
-        model_name: the model as people know it (its checkpoint's path), shown by
-            ``fcnseg info`` and never compared.
+        model_id: the model and its settings in the record (:func:`model_identity`).
+        model_name: the model as people know it (its checkpoint's path), never compared.
         progress: called with the number of tiles done after each batch.
         started: called once before the first tile with the tiles this run predicts, the
             tiles a run of its share from the start predicts, and the row it resumes from.
-        part: ``(k, n)``: write only the k-th of n shares of the tile rows (one process's
-            share under torchrun; :func:`merge_parts` joins them). ``out`` then holds the
-            whole grid with only that share's rows written.
+        part: ``(k, n)``: write only the k-th of n shares of the tile rows (under torchrun;
+            :func:`merge_parts` joins them) into a file of the whole grid.
         nodata: the input value of pixels without data where the file sets none (the
-            model's, from its training data); None: only the file's.
-        palette: the classes' colours (n×3 uint8), the label raster's colour table; None:
-            none (its class names are written either way).
+            model's); None: only the file's.
+        palette: the classes' colours (n×3 uint8), the label raster's colour table.
     """
 
     bands: Sequence[str] | None = None
@@ -493,19 +481,9 @@ def predict_raster(
     settings: TileSettings = TileSettings(),
     job: RasterJob = RasterJob(),
 ) -> RasterOutcome:
-    """Segment the raster ``source`` tile by tile into the label GeoTIFF ``out`` (module doc).
-
-    Args:
-        run: the model on a batch: B×h×w×N raster values (as read) to B×C×h×w logits.
-        source: the input raster (any format :func:`~fcnseg.data.rasters.open_raster` reads).
-        out: the label raster to write (``.tif``).
-        classes: the class names (the probability bands' descriptions).
-        settings: tile, overlap, batch and extra outputs.
-        job: bands read, resumption record, progress and share (:class:`RasterJob`).
-
-    Raises:
-        ImageError: the input cannot be read (one line naming it and, for a corrupt tile, where).
-    """
+    """Segment the raster ``source`` tile by tile by ``run`` (B×h×w×N raster values to
+    B×C×h×w logits) into the label GeoTIFF ``out`` (module doc) of ``classes``. An input that
+    cannot be read is an :class:`ImageError` naming it (and, for a corrupt tile, where)."""
     import rasterio
 
     source, out = Path(source), Path(out)
@@ -644,8 +622,7 @@ def merge_parts(source: PathLike, out: PathLike, classes: Sequence[str],
     with open_raster(source) as reader:
         info = reader.info
     ys, _, _, _ = tile_grid(info.height, info.width, settings.tile, settings.overlap)
-    parts = [_Outputs(part_path(out, k), info, classes, settings, fresh=False).paths
-             for k in range(n)]
+    parts = [_output_paths(part_path(out, k), settings) for k in range(n)]
     for finished in (True, False):  # an earlier output's, before it is replaced
         _record_path(out, finished).unlink(missing_ok=True)
     outputs = _Outputs(out, info, classes, settings, fresh=True, palette=palette)
@@ -774,18 +751,14 @@ def model_bands(segmenter: Any, info: RasterInfo) -> tuple[str, ...] | None:
     return tuple(bands) if all(b.lower() in have for b in bands) else None
 
 
-def check_band_count(where: object, found: int, bands: Sequence[str]) -> None:
-    """Refuse ``found`` bands for a model of ``bands``: one line naming ``where``, the bands
-    the model takes and the count found."""
-    if found != len(bands):
-        raise ImageError(where, f"{found} band(s), but the model takes {len(bands)} "
-                                f"({', '.join(bands)}): segment it with a model trained on "
-                                f"these bands")
-
-
 def _check_model_input(segmenter: Any, info: RasterInfo, found: int) -> None:
-    """A multi-band model's input refused in one line unless of its band count and depth."""
-    check_band_count(info.path, found, segmenter.input_convention.bands)
+    """A multi-band model's input of ``found`` bands refused in one line naming it unless of
+    the model's band count and depth."""
+    bands = segmenter.input_convention.bands
+    if found != len(bands):
+        raise ImageError(info.path, f"{found} band(s), but the model takes {len(bands)} "
+                                    f"({', '.join(bands)}): segment it with a model trained on "
+                                    f"these bands")
     check_sample_type(info.path, info.dtype, segmenter.input_convention)
 
 
@@ -854,13 +827,10 @@ def picture_bands(bands: Sequence[str]) -> tuple[str, ...] | None:
 
 def read_model_bands(segmenter: Any, source: Any) -> tuple[np.ndarray, np.ndarray | None]:
     """A multi-band model's input as the H×W×N raw band values it takes, and the H×W mask of
-    its pixels without data (every band the file's nodata, else the model's; or NaN; None
-    where every pixel has data). ``source``: a raster file (read as ``fcnseg predict`` reads
-    it: the model's bands by name where the file names them, else every band in file order),
-    an open :class:`RasterReader` of its bands (e.g. :func:`held_raster`), or an H×W×N array
-    (H×W for a model of one band, as ``tifffile.imread`` gives it). Another band count, or
-    another integer depth than the model was trained on (:func:`sample_type_problem`), is one
-    line naming the file (or ``<array>``)."""
+    its pixels without data (None where all have data). ``source``: a raster file (the
+    model's bands by name where the file names them, else all), a :class:`RasterReader` of
+    its bands, or an H×W×N array (H×W for one band). Another band count or integer depth
+    (:func:`sample_type_problem`) is one line naming the file (or ``<array>``)."""
     bands = segmenter.input_convention.bands
     if isinstance(source, np.ndarray):
         if source.ndim == 2 and len(bands) == 1:  # H×W, as tifffile.imread gives one band
@@ -890,11 +860,9 @@ def read_model_bands(segmenter: Any, source: Any) -> tuple[np.ndarray, np.ndarra
 
 def read_colour_raster(segmenter: Any, path: PathLike
                        ) -> tuple[np.ndarray, np.ndarray | None] | None:
-    """A raster file that ``fcnseg predict`` segments by tiles (:func:`needs_tiling`: a
-    GeoTIFF, say) read for a colour model as it reads it: 8-bit RGB (:func:`colour_pixels`),
-    with the H×W mask of its pixels without data (every band the file's nodata, else the
-    model's), or None: for a file it takes as an image, or of other bands (left to the image
-    reader, which says why)."""
+    """A raster file that ``fcnseg predict`` tiles (:func:`needs_tiling`) read for a colour
+    model as 8-bit RGB (:func:`colour_pixels`) with the mask of its pixels without data; None
+    for any other file (left to the image reader)."""
     tile = segmenter.tiles.tile if segmenter.tiles is not None else None
     if not needs_tiling(path, segmenter.max_pixels, tile):
         return None
@@ -910,11 +878,9 @@ def read_colour_raster(segmenter: Any, path: PathLike
 
 
 def colour_pixels(values: np.ndarray, info: RasterInfo, scale: float = 1.0) -> np.ndarray:
-    """Pixels of a raster described by ``info`` (as read, whole or a batch of tiles) as the
-    8-bit RGB a colour model takes, by the image reader's rules: floats by
-    :func:`~fcnseg.data.images.floats_to_rgb` (``scale``: :func:`raster_float_scale` of the
-    whole file), integers by :func:`~fcnseg.data.images.integers_to_rgb` (16-bit, grey,
-    alpha premultiplied or not, CMYK), a palette TIFF's indices as the colours of its map."""
+    """Pixels of a raster described by ``info`` (as read) as the 8-bit RGB a colour model
+    takes, by the image reader's rules (floats scaled by ``scale``, the whole file's
+    :func:`raster_float_scale`; a palette TIFF's indices as its colours)."""
     if info.dtype.kind == "f":
         return floats_to_rgb(values, scale)
     if info.palette is not None and values.shape[-1] == 1:  # indices: their colours
@@ -943,22 +909,17 @@ def raster_float_scale(path: str) -> float:
 
 
 def colour_model_problem(info: RasterInfo) -> str | None:
-    """Why a colour model cannot take a raster by tiles, or None: 8- or 16-bit grey (one band)
-    or RGB (three), with or without a band the file marks as alpha; grey of 16- or 32-bit
-    integers; 8-bit CMYK; one band of 32-bit floats (the image reader's rule,
-    :func:`~fcnseg.data.images.colour_bands_problem`), made 8-bit RGB by
-    :func:`colour_pixels` as the image reader makes the same file for training."""
+    """Why a colour model cannot take a raster by tiles, or None: the image reader's rule
+    (:func:`~fcnseg.data.images.colour_bands_problem`)."""
     return colour_bands_problem(info.bands, info.dtype, info.alpha, info.cmyk)
 
 
 def segmenter_tile_fn(segmenter: Any, info: RasterInfo) -> TileFn:
-    """:meth:`Segmenter.logits` on raster tiles. A model of 8-bit RGB input takes the rasters
-    the image reader reads as colour, made 8-bit RGB as training reads them
-    (:func:`colour_pixels`); a multi-band model takes rasters of its own bands (by name where
-    the file names them, :func:`model_bands`), raw values. Pixels without data (every band
-    the file's nodata, else the model's; or NaN) go in as the model's mean pixel, which it
-    normalises to zero (:func:`~fcnseg.data.rasters.fill_nodata`, as training fills them), so
-    that they change no neighbour's label. A raster of other bands is one line naming it."""
+    """:meth:`Segmenter.logits` on raster tiles: for a colour model made 8-bit RGB as training
+    reads them (:func:`colour_pixels`), for a multi-band model its bands' raw values. Pixels
+    without data go in as the model's mean pixel (:func:`~fcnseg.data.rasters.fill_nodata`,
+    as in training), so that they change no neighbour's label. A raster of other bands is
+    one line naming it."""
     bands = segmenter.input_convention.bands
     scale = 1.0
     if bands is not None:
@@ -985,15 +946,10 @@ def segmenter_tile_fn(segmenter: Any, info: RasterInfo) -> TileFn:
 
 def model_identity(segmenter: Any, *, as_loaded: bool = False) -> str:
     """What names a segmenter's predictions in a raster's record: a SHA-256 of the weights it
-    runs (of its file for an exported ONNX or TorchScript model) and of the settings that
-    change its outputs (precision, temperature, input convention, sliding window, TTA,
-    classes), so that another model never counts another's output as its own, whatever its
-    path.
-
-    ``as_loaded``: the segmenter runs the weights of its checkpoint file as they were loaded
-    (``fcnseg predict``): the file is hashed instead, in one pass without the copies that
-    channels-last weights need (a third of the time, or less), provided it is still the file
-    that was read (:attr:`Segmenter.checkpoint_signature`); else, the weights."""
+    runs (of its file for an export) and of the settings that change its outputs, so that
+    another model never counts another's output as its own. ``as_loaded``: it runs its
+    checkpoint's weights as loaded (``fcnseg predict``): the file is hashed instead (faster,
+    no channels-last copies), while it is the file that was read."""
     digest = hashlib.sha256()
     model = segmenter.model
     signature = getattr(segmenter, "checkpoint_signature", None)
@@ -1044,18 +1000,12 @@ def write_raster_preview(source: PathLike, label_path: PathLike, out: PathLike,
                          bands: Sequence[str] | None = None,
                          band_names: Sequence[str] | None = None,
                          style: PictureStyle | None = None) -> Path:
-    """``out``: a PNG of the raster at ``source`` with the labels of ``label_path`` blended
-    over it (``style.alpha``; classes in ``style.unblended`` and nodata left as the picture),
-    every ``step``-th pixel so that its longest side is at most :data:`PREVIEW_SIDE`, with a
-    legend of the classes present when ``style.legend``, as for photos. The picture is drawn
-    by :func:`~fcnseg.data.rasters.display_rgb` from the bands named red, green and blue
-    (``bands`` selects them by the file's band names; ``band_names`` names the bands read
-    where the file does not): an 8-bit RGB(A) raster as it is, other data each band
-    stretched from its 2nd to its 98th percentile, or the first band so stretched in grey;
-    the labels of a stretched picture are blended over its lightness
-    (:func:`~fcnseg.inference.visualize.grey_picture`), so that each class shows its legend
-    colour whatever the stretch's hues. Read by windows of whole blocks, every block once:
-    memory is set by the preview and a window, not the raster's size."""
+    """``out``: a PNG of the raster at ``source`` with the labels of ``label_path`` over it as
+    ``style`` draws overlays (nodata left as the picture), at most :data:`PREVIEW_SIDE` a
+    side. The picture is :func:`~fcnseg.data.rasters.display_rgb` of the bands named red,
+    green and blue (``bands`` selects them by the file's names; ``band_names`` names those
+    read); the labels of a stretched picture go over its lightness. Read by windows of whole
+    blocks, each once: memory is set by the preview and a window."""
     import rasterio
     from PIL import Image
 

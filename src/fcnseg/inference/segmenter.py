@@ -1,9 +1,8 @@
 """``Segmenter``: a trained model with everything needed to segment an image.
 
-The model carries its geometry and its preprocessing (``model.preprocess``: it takes raw pixels);
-the checkpoint adds the class names, palette and ignore value. ``predict`` takes an image in any
-common form, hands its pixels to the model, and returns a :class:`Prediction` at the image's own
-size.
+The model carries its geometry and its preprocessing (it takes raw pixels); the checkpoint adds
+the class names, palette and ignore value. ``predict`` takes an image in any common form and
+returns a :class:`Prediction` at the image's own size.
 """
 
 from __future__ import annotations
@@ -60,9 +59,8 @@ class Prediction:
         class_names: the model's class names, indexed by label value.
         heads: for a model with several heads, the prediction of each head by name (the
             attributes above are then the first head's); empty otherwise.
-        stretched_picture: ``image`` is drawn from a multi-band input's bands, each stretched
-            (:func:`~fcnseg.data.rasters.display_rgb`), not a photo: overlays blend the label
-            colours over its lightness, as its hues are the stretch's.
+        stretched_picture: ``image`` is a multi-band input's bands stretched, not a photo:
+            overlays blend the label colours over its lightness.
     """
 
     label: np.ndarray
@@ -334,18 +332,15 @@ class Segmenter:
         """Segment one image.
 
         Args:
-            image: a file path, encoded image bytes, a PIL image, an H×W×3 (or H×W, H×W×4) NumPy
-                array (uint8 0-255, uint16, or float 0-1), or a 3×H×W tensor (uint8 0-255 or float
-                0-1; a float image above 1 is refused, since ``model(x)``'s float 0-255 is the other
-                convention: pass such pixels as uint8). For a multi-band model (its input convention
-                names N bands): a path to a raster of its bands (read as ``fcnseg predict`` reads
-                it), an open :class:`~fcnseg.data.rasters.RasterReader` of its bands, or an H×W×N
-                array of raw band values; the prediction's ``image`` is then the red, green and blue
-                bands (else the first) stretched 2/98. One larger than the tile
-                (:class:`SegmenterOptions`) is segmented by blended tiles, as ``fcnseg predict``
-                segments it; pixels without data are labelled 255. So is a 3-band raster file that
-                ``fcnseg predict`` segments by tiles (a GeoTIFF, say) for a colour model; photos are
-                segmented whole, as it segments them.
+            image: a file path, encoded image bytes, a PIL image, an H×W×3 (or H×W, H×W×4)
+                array (uint8 0-255, uint16, or float 0-1), or a 3×H×W tensor (uint8 0-255 or
+                float 0-1; floats above 1 are refused: pass 0-255 pixels as uint8). For a
+                multi-band model: a raster file of its bands, a
+                :class:`~fcnseg.data.rasters.RasterReader` of them, or an H×W×N array of raw
+                band values (the prediction's ``image`` is then its red, green and blue bands,
+                else the first, stretched 2/98). Such an input, or a raster file ``fcnseg predict``
+                tiles, larger than the tile is segmented by blended tiles as ``fcnseg
+                predict`` does; pixels without data are labelled 255.
             return_probs: also return the C×H×W softmax probabilities.
         """
         return self.predict_batch([image], return_probs=return_probs)[0]
@@ -388,11 +383,18 @@ class Segmenter:
         settings = replace(self.tiles, batch_size=batch_size, probs=return_probs)
         out = segment_tiles(run, held_raster(self._neutral(array, missing)), self.class_names,
                             settings)
-        bands = self.input_convention.bands
-        picture = array if bands is None else display_rgb(array, bands, picture_bands(bands))
+        picture, stretched = self._shown(array)
         return Prediction(label=out["label"], image=picture, probs=out.get("probs"),
-                          class_names=tuple(self.class_names),
-                          stretched_picture=_is_stretched(array, bands))
+                          class_names=tuple(self.class_names), stretched_picture=stretched)
+
+    def _shown(self, array: np.ndarray) -> tuple[np.ndarray, bool]:
+        """An input's picture (a multi-band one's bands drawn) and whether it is stretched
+        (:func:`~fcnseg.data.rasters.display_rgb` stretches all but 8-bit RGB)."""
+        bands = self.input_convention.bands
+        if bands is None:
+            return array, False
+        stretched = not (array.dtype == np.uint8 and array.shape[-1] in (3, 4))
+        return display_rgb(array, bands, picture_bands(bands)), stretched
 
     def _model_input(self, image: Any) -> tuple[np.ndarray, np.ndarray | None, bool]:
         """An input as the H×W×C array the model takes (8-bit RGB, or raw band values), the
@@ -419,16 +421,14 @@ class Segmenter:
             raise ValueError(f"{self.arch} takes the inputs {list(self.input_names)}; predict "
                              f"reads one image: give each input to "
                              f"Segmenter.predict_inputs({{{example}}}) (a file, or an array)")
-        bands = self.input_convention.bands
-        arrays = [a for a, _ in inputs]
+        shown = [self._shown(a) for a, _ in inputs]
         values = [self._neutral(a, missing) for a, missing in inputs]
-        if bands is None:
-            return self._by_head(self.logits(self.preprocess(values)), arrays, return_probs)
-        pictures = [display_rgb(a, bands, picture_bands(bands)) for a in arrays]
-        values = [v.astype(np.float32, copy=False) for v in values]  # raw band values
-        preds = self._by_head(self.logits(self.preprocess(values)), pictures, return_probs)
-        return [replace(p, stretched_picture=_is_stretched(a, bands))
-                for p, a in zip(preds, arrays, strict=True)]
+        if self.input_convention.bands is not None:  # raw band values
+            values = [v.astype(np.float32, copy=False) for v in values]
+        preds = self._by_head(self.logits(self.preprocess(values)), [p for p, _ in shown],
+                              return_probs)
+        return [replace(p, stretched_picture=True) if stretched else p
+                for p, (_, stretched) in zip(preds, shown, strict=True)]
 
     def _by_head(self, logits: Any, pictures: list[np.ndarray],
                  return_probs: bool) -> list[Prediction]:
@@ -543,11 +543,6 @@ def _picture(arrays: Mapping[str, np.ndarray]) -> np.ndarray:
     span = float(depth.max() - depth.min()) or 1.0
     grey = ((depth - depth.min()) / span * 255).astype(np.uint8)
     return np.repeat(grey[..., None], 3, axis=2)
-
-
-def _is_stretched(array: np.ndarray, bands: Sequence[str] | None) -> bool:
-    """Whether a multi-band input's picture is stretched (all but 8-bit RGB)."""
-    return bands is not None and not (array.dtype == np.uint8 and array.shape[-1] in (3, 4))
 
 
 def _predictions(logits: torch.Tensor, rgbs: list[np.ndarray], class_names: Sequence[str],

@@ -1,10 +1,7 @@
-"""Sliding-window inference and test-time augmentation, as ``predict_fn``-shaped functions.
-
-Both take a model and an N×3×H×W batch of raw pixels and return N×C×H×W logits at the input's
-size, so they plug into evaluation (``predict_fn(model, images) -> logits``) as well as into
-:class:`fcnseg.inference.Segmenter`. Models with several inputs or several heads work the same
-way: a batch may be ``{modality: N×c×H×W}`` (every modality cut, resized and flipped alike) and
-logits may be ``{head: N×C×H×W}`` (every head averaged alike).
+"""Sliding-window inference and test-time augmentation, as ``predict_fn``-shaped functions:
+a model and an N×3×H×W batch of raw pixels (or ``{modality: N×c×H×W}``, each cut, resized and
+flipped alike) to N×C×H×W logits at the input's size (or ``{head: logits}``, each averaged
+alike), for evaluation as well as for :class:`fcnseg.inference.Segmenter`.
 """
 
 from __future__ import annotations

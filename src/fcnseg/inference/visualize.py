@@ -1,9 +1,8 @@
 """Pictures of predictions: colour label maps, overlays, per-class heatmaps and index PNGs.
 
-Heatmaps colour a per-class score map (the paper's "heatmaps") through a 256-entry lookup
-table computed here from a formula or a few anchor colours, so no plotting library is needed.
-The annotated pictures (legends, colour bars, titled panels, reliability diagrams) are drawn
-with Pillow alone, for the same reason: the core install has no matplotlib.
+Heatmaps use 256-entry lookup tables computed here, and the annotated pictures (legends, colour
+bars, titled panels, reliability diagrams) are drawn with Pillow alone: the core install has no
+matplotlib.
 """
 
 from __future__ import annotations
@@ -406,15 +405,9 @@ def labelled_overlay(image: np.ndarray, label: np.ndarray, palette: np.ndarray,
 
 @dataclass(frozen=True)
 class HeatmapStyle:
-    """How :func:`heatmap_picture` draws a map.
-
-    Attributes:
-        colormap: a colormap name or a 256×3 table (see :func:`heatmap`).
-        vmin, vmax: the scores at the colormap's ends; None for the map's own minimum / maximum.
-        alpha: the heatmap's opacity over a photo.
-        font_size: the title's and colour bar's text size (None: by the picture's height).
-        annotate: add the title and colour bar (False: the picture is H×W×3).
-    """
+    """How :func:`heatmap_picture` draws a map: ``colormap`` (see :func:`heatmap`) from
+    ``vmin`` to ``vmax`` (None: the map's own), at ``alpha`` over a photo, with a title and a
+    colour bar (``annotate``) in ``font_size`` text (None: by the picture's height)."""
 
     colormap: str | np.ndarray = "viridis"
     vmin: float | None = 0.0

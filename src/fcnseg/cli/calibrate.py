@@ -12,7 +12,6 @@ import argparse
 import re
 import sys
 from pathlib import Path
-from typing import Any
 
 from fcnseg.checkpoint import load_checkpoint
 from fcnseg.cli import options
@@ -38,9 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                             "NAME_calibrated.pt next to the input, in its format; for hf:// "
                             "in the current folder); the input is never modified")
     where.add_argument("--in-place", action="store_true",
-                       help="replace the checkpoint file itself, in its own format "
-                            "(atomically: a crash leaves the old file or the new one, never a "
-                            "broken one)")
+                       help="replace the checkpoint file itself, in its own format (atomically: a "
+                            "crash leaves the old file or the new one, never a broken one)")
     options.add_dataset(p, split_help="split to fit on (default: val; never the test split)",
                         limit_help="use only the first N images")
     r = p.add_argument_group("running")
@@ -104,7 +102,10 @@ def run(args: argparse.Namespace) -> int:
           f"{result['nll_after']:.4f}, expected calibration error "
           f"{100 * result['ece_before']:.2f}% → {100 * result['ece_after']:.2f}%")
     if args.split is None:
-        print(f"fitted on {split_text(result['dataset'])}, the split fcnseg evaluate scores by "
+        data = result["dataset"]
+        where = data.get("root") or data.get("name")
+        fitted = f"the {data['split']} split of {where}" if data.get("split") else f"{where}"
+        print(f"fitted on {fitted}, the split fcnseg evaluate scores by "
               f"default, so its calibration figures there will look better than on new "
               f"images; --split NAME fits on another labelled split")
     if result["written_temperature"] != result["temperature"]:
@@ -115,8 +116,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {out} (predict, serve, export and evaluate apply the temperature)")
     return 0
 
-
-def split_text(spec: dict[str, Any]) -> str:
-    """``the val split of data/mine`` for a dataset spec."""
-    where = spec.get("root") or spec.get("name")
-    return f"the {spec['split']} split of {where}" if spec.get("split") else f"{where}"

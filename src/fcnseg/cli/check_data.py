@@ -50,14 +50,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="nyud: input to check (repeatable; default: every one on disk)")
     p.add_argument("--labels", metavar="LABELS",
                    help=f"cityscapes: label_ids (default: the *_gtFine_labelIds.png masks) or "
-                        f"train_ids (the *_gtFine_labelTrainIds.png masks), as the recipe's "
-                        f"data section says it; "
-                        f"{', '.join(ANNOTATION_FORMATS)}: the labels.txt that fcnseg import "
-                        f"--labels takes (one label a line, __ignore__ the ignore value, "
-                        f"_background_ class 0, the others 1, 2, ... in order; shapes with "
-                        f"other labels are bad), so that the classes are checked in the order "
-                        f"the import gives them (default: the labels found, _background_ "
-                        f"first)")
+                        f"train_ids (the *_gtFine_labelTrainIds.png masks), as the recipe's data "
+                        f"section says it; {', '.join(ANNOTATION_FORMATS)}: the labels.txt that "
+                        f"fcnseg import --labels takes (one label a line, __ignore__ the ignore "
+                        f"value, _background_ class 0, the others 1, 2, ... in order; shapes with "
+                        f"other labels are bad), so that the classes are checked in the order the "
+                        f"import gives them (default: the labels found, _background_ first)")
     p.add_argument("--num-images", type=int, default=200, help="synthetic: how many images")
     p.add_argument("--size", type=int, default=128, help="synthetic: image size")
     p.add_argument("--seed", type=int, default=0, help="synthetic: seed")
@@ -94,8 +92,7 @@ def _open(args: argparse.Namespace):  # -> (dataset to scan, {split: count}, des
     required = ("voc_root", "sbd_root") if args.dataset == "seg11valid" else ("root",)
     for name in required:
         if getattr(args, name) is None:
-            raise ValueError(f"--{name.replace('_', '-')} is required for --dataset "
-                             f"{args.dataset}")
+            raise ValueError(f"--{name.replace('_', '-')} is required for --dataset {args.dataset}")
     if args.dataset == "seg11valid":
         ds = seg11valid(args.voc_root, args.sbd_root)
         return ds, {"seg11valid": len(ds)}, f"seg11valid over {ds.dir}"

@@ -101,9 +101,8 @@ def run(args: argparse.Namespace) -> int:
     written = write_report(out, result)
     split = result["dataset"].get("split")
     print(f"{args.checkpoint} on {spec['name']}{f' {split}' if split else ''} "
-          f"({result['num_images']} images, "
-          f"{result['seconds']:.1f} s, precision {result['precision']}, "
-          f"{header_method(args, precision_from)})")
+          f"({result['num_images']} images, {result['seconds']:.1f} s, precision "
+          f"{result['precision']}, {header_method(args, precision_from)})")
     if result["dataset"].get("classes_matched_by_name"):
         print(result["dataset"]["classes_matched_by_name"])
     for head, scores in (result.get("heads") or {None: result}).items():

@@ -36,9 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--atol", type=float, default=DEFAULT_ATOL,
                    help="absolute difference to PyTorch accepted")
     p.add_argument("--rtol", type=float, default=DEFAULT_RTOL,
-                   help="difference to PyTorch accepted as a fraction of the largest logit, "
-                        "where that is more than --atol (float32 rounding grows with the "
-                        "logits)")
+                   help="difference to PyTorch accepted as a fraction of the largest logit, where "
+                        "that is more than --atol (float32 rounding grows with the logits)")
     p.add_argument("--input", choices=("pixels", "normalized"), default="pixels",
                    help="what the graph takes: RGB pixel values 0-255 (N×3×H×W float32, "
                         "normalised inside the graph; no preprocessing code needed), or input "

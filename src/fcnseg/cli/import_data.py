@@ -8,7 +8,6 @@ from pathlib import Path
 from fcnseg.data.annotations import (
     FORMATS,
     ImportOptions,
-    ImportReport,
     RasterOptions,
     import_annotations,
 )
@@ -20,8 +19,7 @@ HELP = ("Import annotations (labelme, COCO, CVAT, Label Studio) as a folder data
 FORMAT_HELP = {
     "labelme": "a folder of labelme JSON files (searched recursively) or one file",
     "coco": "a COCO instances, stuff or panoptic JSON file",
-    "cvat-mask": "a CVAT 'Segmentation mask 1.1' export folder (labelmap.txt, "
-                 "SegmentationClass/)",
+    "cvat-mask": "a CVAT 'Segmentation mask 1.1' export folder (labelmap.txt, SegmentationClass/)",
     "cvat": "a CVAT 'CVAT for images 1.1' annotations.xml (or its folder)",
     "labelstudio": "a Label Studio JSON export",
 }
@@ -92,24 +90,19 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--add-unknown-labels needs --labels")
     report = import_annotations(args.format, Path(args.src), Path(args.out), options,
                                 report=lambda line: print(f"fcnseg import: {line}"))
-    left = (f"; {len(report.errors)} not imported" if report.errors else "") + \
-        _left_to_annotate(report)
-    if not report.written:
+    unreviewed = len(report.unreviewed)
+    without = len(report.unannotated) - unreviewed
+    left = ((f"; {len(report.errors)} not imported" if report.errors else "")
+            + (f"; {without} without annotations" if without else "")
+            + (f"; {unreviewed} not reviewed" if unreviewed else ""))
+    if report.written:
+        print(f"imported {len(report.written)} image(s) into {args.out} "
+              f"({len(report.classes)} classes: {', '.join(report.classes)}){left}")
+    else:
         print(f"imported no image, so no dataset was written to {args.out}{left}"
               + (f" (listed in {Path(args.out) / 'unannotated.txt'})"
                  if report.unannotated else ""))
-        return 1 if report.errors else 0
-    print(f"imported {len(report.written)} image(s) into {args.out} "
-          f"({len(report.classes)} classes: {', '.join(report.classes)}){left}")
     return 1 if report.errors else 0
-
-
-def _left_to_annotate(report: ImportReport) -> str:
-    """The summary's count of the images left out as unannotated, and as not reviewed."""
-    unreviewed = len(report.unreviewed)
-    without = len(report.unannotated) - unreviewed
-    return ((f"; {without} without annotations" if without else "")
-            + (f"; {unreviewed} not reviewed" if unreviewed else ""))
 
 
 def _renames(pairs: list[tuple[str, str]]) -> dict[str, str]:

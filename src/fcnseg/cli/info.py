@@ -35,11 +35,10 @@ from fcnseg.weightfiles.resolve import checkpoint_files
 
 NAME = "info"
 HELP = ("Show what a checkpoint describes: architecture, geometry, classes, input convention, "
-        "metrics, size (--json: the full record); also the other files fcnseg reads and "
-        "writes (backbone weights, ONNX exports, Caffe .caffemodel files, run files, label "
-        "maps, rasters, CSV tables, annotation files, predicted probabilities (.npz), raster "
-        "resume records, dataset.yaml, bench reports, predict's output list, TensorBoard "
-        "event files).")
+        "metrics, size (--json: the full record); also the other files fcnseg reads and writes "
+        "(backbone weights, ONNX exports, Caffe .caffemodel files, run files, label maps, rasters, "
+        "CSV tables, annotation files, predicted probabilities (.npz), raster resume records, "
+        "dataset.yaml, bench reports, predict's output list, TensorBoard event files).")
 
 #: Scalar metrics shown in the summary, in this order, with their names in the paper.
 METRICS = {"mean_iu": "mean IU", "pixel_acc": "pixel acc", "mean_acc": "mean acc",
@@ -144,8 +143,7 @@ def _caffemodel_summary(rec: dict[str, Any]) -> list[str]:
     lines = [f"contents:    Caffe model: {what} ({rec['arch']}"
              + (f", {rec['dataset']}" if rec.get("dataset") else "") + f"); {layers}"]
     if rec.get("class_names"):
-        lines.append(f"classes:     {len(rec['class_names'])}: "
-                     f"{first_few(rec['class_names'], 8)}")
+        lines.append(f"classes:     {len(rec['class_names'])}: {first_few(rec['class_names'], 8)}")
     elif rec.get("num_classes"):
         lines.append(f"classes:     {rec['num_classes']} (unnamed)")
     published = {f"published_{k}": v for k, v in (rec.get("published") or {}).items()}
@@ -217,9 +215,8 @@ def _run_file_summary(rec: dict[str, Any]) -> list[str]:
                 f"{rec['dataset'] or 'a dataset'} ({rec['num_images']} images, precision "
                 f"{rec['precision'] or 'not recorded'})",
                 f"metrics:     {_metrics_text(rec['metrics'])}"]
-    return [f"contents:    training recipe {rec['name'] or ''}: {rec['arch']} on "
-            f"{rec['dataset']}, {rec['iterations']} iterations (fcnseg train --recipe "
-            f"{rec['path']})"]
+    return [f"contents:    training recipe {rec['name'] or ''}: {rec['arch']} on {rec['dataset']}, "
+            f"{rec['iterations']} iterations (fcnseg train --recipe {rec['path']})"]
 
 
 def _convention_text(convention: dict[str, Any]) -> str:

@@ -167,8 +167,7 @@ def _precision(text: str) -> str:
     """A ``--precision`` value: one of auto, fp32, bf16, fp16."""
     value = text.strip().lower()
     if value not in PRECISIONS:
-        raise argparse.ArgumentTypeError(f"expected one of {', '.join(PRECISIONS)}, got "
-                                         f"{text!r}")
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(PRECISIONS)}, got {text!r}")
     return value
 
 
@@ -196,9 +195,8 @@ def add_precision(p: argparse.ArgumentParser | argparse._ArgumentGroup,
 def add_compile(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """``--compile``: torch.compile with a warm-up at start-up (see ``Segmenter.compile``)."""
     p.add_argument("--compile", action="store_true",
-                   help="compile the model with torch.compile and warm it up at start-up "
-                        "(a slower start; where compiling fails, a warning and the "
-                        "uncompiled model)")
+                   help="compile the model with torch.compile and warm it up at start-up (a slower "
+                        "start; where compiling fails, a warning and the uncompiled model)")
 
 
 def add_no_progress(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
@@ -252,8 +250,7 @@ def tiles_from_args(args: argparse.Namespace) -> tuple[int, int]:
     if args.tile < 16:
         raise ValueError(f"--tile must be at least 16 pixels, got {args.tile}")
     if not 2 * overlap < args.tile:
-        raise ValueError(f"--overlap must be less than half of --tile ({args.tile}), got "
-                         f"{overlap}")
+        raise ValueError(f"--overlap must be less than half of --tile ({args.tile}), got {overlap}")
     return args.tile, overlap
 
 
@@ -288,9 +285,8 @@ def parse_numbers(items: Sequence[str], bad: str) -> tuple[float, ...]:
 
 def parse_scales(items: Sequence[str]) -> tuple[float, ...]:
     """``--tta-scales`` values (space- or comma-separated) as positive floats."""
-    scales = parse_numbers(items, "--tta-scales: expected numbers like 0.75 1 1.25, got {} "
-                                  "(give the inputs before --tta-scales, or the scales as "
-                                  "0.75,1,1.25)")
+    scales = parse_numbers(items, "--tta-scales: expected numbers like 0.75 1 1.25, got {} (give "
+                                  "the inputs before --tta-scales, or the scales as 0.75,1,1.25)")
     if not scales or min(scales) <= 0:
         raise ValueError(f"--tta-scales: scales must be positive, got {items}")
     return scales
@@ -408,8 +404,7 @@ def _chosen_dataset(args: argparse.Namespace, data_name: Any) -> str | None:
     if data_name is None:
         return args.dataset
     if data_name not in DATASETS:
-        raise ValueError(f"--data name={data_name}: unknown dataset; known: "
-                         f"{', '.join(DATASETS)}")
+        raise ValueError(f"--data name={data_name}: unknown dataset; known: {', '.join(DATASETS)}")
     if args.dataset is not None and args.dataset != data_name:
         raise ValueError(f"--data name={data_name} and --dataset {args.dataset} name two "
                          f"datasets; give one")

@@ -147,11 +147,10 @@ def _add_annotations(p: argparse.ArgumentParser) -> None:
                         "that small left out (the label PNGs keep them; 0, the default: every "
                         "region and patch)")
     p.add_argument("--rank", choices=["uncertainty"], default=None,
-                   help=f"write {RANKING_NAME}: the images ordered by how much a label would "
-                        f"teach the model, most first (mean entropy of the class "
-                        f"probabilities, calibrated when the checkpoint has a temperature, "
-                        f"and the share of pixels whose top probability is below "
-                        f"{UNCERTAIN_BELOW})")
+                   help=f"write {RANKING_NAME}: the images ordered by how much a label would teach "
+                        f"the model, most first (mean entropy of the class probabilities, "
+                        f"calibrated when the checkpoint has a temperature, and the share of "
+                        f"pixels whose top probability is below {UNCERTAIN_BELOW})")
     p.add_argument("--top", type=options.positive_int, default=None, metavar="K",
                    help="with --rank and --format: polygons for the K most uncertain images "
                         "only (the ones to correct first)")
@@ -186,15 +185,14 @@ def _add_reading(p: argparse.ArgumentParser) -> None:
                         "it (default: one per two cores, 1 to 4; 0: one file after another in "
                         "the main thread)")
     p.add_argument("--skip-complete", action="store_true",
-                   help="leave out inputs whose outputs are all written already by this same "
-                        "model and settings (each checked: present, the label PNG of the "
-                        "input's size, and recorded in --out's .fcnseg-outputs.txt as written "
-                        "by a model of the same checkpoint (or weights) digest, precision, "
-                        "window/TTA, colours "
-                        "and picture options): a run stopped half-way and started again writes "
-                        "only the rest; outputs of another or retrained model, other settings "
-                        "or an older fcnseg (no record) are predicted again. Label GeoTIFFs of "
-                        "rasters always resume")
+                   help="leave out inputs whose outputs are all written already by this same model "
+                        "and settings (each checked: present, the label PNG of the input's size, "
+                        "and recorded in --out's .fcnseg-outputs.txt as written by a model of the "
+                        "same checkpoint (or weights) digest, precision, window/TTA, colours and "
+                        "picture options): a run stopped half-way and started again writes only "
+                        "the rest; outputs of another or retrained model, other settings or an "
+                        "older fcnseg (no record) are predicted again. Label GeoTIFFs of rasters "
+                        "always resume")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -624,9 +622,8 @@ def _predict_raster_part(seg: Segmenter, path: Path, out: Path, tiles: TileSetti
     elif outcome.replaced:
         _report(f"{out}: written by another model or with other settings; predicted again")
     if outcome.removed:
-        _report(f"{out}: removed the earlier run's "
-                f"{' and '.join(p.name for p in outcome.removed)} (not written with these "
-                f"settings)")
+        _report(f"{out}: removed the earlier run's {' and '.join(p.name for p in outcome.removed)} "
+                f"(not written with these settings)")
     return None
 
 
@@ -712,6 +709,5 @@ def _check_separate_folders(inputs: list[tuple[Path, str]], dirs: dict[str, Path
         modality = owner.get(path.parent.resolve())
         if modality is not None:
             raise ValueError(f"--input-dir {modality}={dirs[modality]}: the same folder as the "
-                             f"{given} images given ({path.name} is in it), so each image would "
-                             f"be its own {modality} input; give the folder of the {modality} "
-                             f"images")
+                             f"{given} images given ({path.name} is in it), so each image would be "
+                             f"its own {modality} input; give the folder of the {modality} images")

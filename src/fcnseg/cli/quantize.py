@@ -37,8 +37,7 @@ from fcnseg.utils.validate import fields_of
 
 NAME = "quantize"
 HELP = ("Quantize a checkpoint to an int8 ONNX model (ONNX Runtime, per-channel weights) "
-        "calibrated on your images; with --val, refuse it when mean IU drops more than "
-        "--max-drop.")
+        "calibrated on your images; with --val, refuse it when mean IU drops more than --max-drop.")
 
 DATA_HELP = ("a folder of images (or a folder dataset with dataset.yaml), or a dataset spec "
              "NAME[:KEY=VALUE,...] such as synthetic:num_images=64,split=train or "
@@ -301,9 +300,8 @@ def run(args: argparse.Namespace) -> int:
         raise QuantizeError(f"refused: {result.refused}")
     kept = (f"{len(result.keep_float)} layers kept in float ({', '.join(result.keep_float)})"
             if result.keep_float else "every layer int8")
-    print(f"wrote int8 ONNX {result.path} ({result.size_bytes / 1e6:.1f} MB, {kept}, "
-          f"calibrated on {result.calibration_images} images) in "
-          f"{time.perf_counter() - start:.1f} s")
+    print(f"wrote int8 ONNX {result.path} ({result.size_bytes / 1e6:.1f} MB, {kept}, calibrated on "
+          f"{result.calibration_images} images) in {time.perf_counter() - start:.1f} s")
     if result.comparison is None:
         print("note: no --val given, so the accuracy was not measured; run fcnseg evaluate "
               f"--checkpoint {result.path} to score it")

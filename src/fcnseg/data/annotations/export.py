@@ -58,9 +58,8 @@ def fill_small_regions(label: np.ndarray, min_area: int,
 
 
 def implicit_background(class_names: Sequence[str]) -> int | None:
-    """0 when class 0 is a background class (named like one: see
-    :func:`fcnseg.data.palette.background_indices`), else None: then every class, class 0
-    included, is written with its own name and drawn."""
+    """0 when class 0 is named like background (:func:`background_indices`), else None: then
+    every class, class 0 included, is written with its own name and drawn."""
     return 0 if 0 in background_indices(class_names) else None
 
 

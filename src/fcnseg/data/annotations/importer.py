@@ -406,10 +406,9 @@ def _labels_for_import(found: Annotations, options: ImportOptions, earlier: dict
 
 def spelling_clash(found: Annotations, options: ImportOptions, labels: LabelSet, src: Path,
                    earlier: tuple[list[str], Path] = ([], Path())) -> str | None:
-    """One line naming the class names (each with its file: the ``earlier`` classes of a
-    dataset.yaml, the labels file, the export ``src``) that differ only in case or
-    surrounding spaces, and the ``--rename`` that names each class one way; None when there
-    are none."""
+    """One line naming the class names that differ only in case or surrounding spaces, each
+    with its file (the ``earlier`` dataset.yaml, the labels file, the export ``src``), and the
+    ``--rename`` that names each class one way; None when there are none."""
     existing, config = earlier
     source = printable(src)
     # The export's label list, then the other labels its region shapes use.
@@ -525,14 +524,12 @@ def _import_one(item: AnnotatedImage, labels: LabelSet, options: ImportOptions, 
     if isinstance(resolved, str):
         return resolved
     picture, (height, width) = resolved
-    ignored: dict[str, int] = {}
-    label, lines = rasterise(item, labels, height, width, options.raster, ignored)
+    # Counted only when the map is drawn, and an image whose map is drawn is written.
+    label, lines = rasterise(item, labels, height, width, options.raster, result.ignored)
     if label is None:
         return "; ".join(lines)
     for line in lines:
         warn(line)
-    for why, n in ignored.items():
-        result.ignored[why] = result.ignored.get(why, 0) + n
     result.clipped += [f"{printable(item.source)}: {s.where}" for s in item.shapes
                        if partly_outside(s, height, width)]
     points = [f"{printable(item.source)}: {s.where}" for s in item.shapes if s.kind == "point"]

@@ -43,10 +43,9 @@ def printable(path: Path | str) -> str:
 
 
 def sample_name(file_name: str) -> str:
-    """The name an image of an annotation file gets in an imported dataset: its path under the
-    images folder without the suffix, folders joined by ``__`` (``train/a.jpg`` ->
-    ``train__a``); a path that leaves that folder (``../photos/img00.jpg``, as a file written
-    beside predictions refers to its picture) gives the picture's own stem (``img00``)."""
+    """The name an image of an annotation file gets in an imported dataset: its path without
+    the suffix, folders joined by ``__`` (``train/a.jpg`` -> ``train__a``); a path that leaves
+    the images folder (``../photos/img00.jpg``) gives the picture's own stem (``img00``)."""
     path = PurePosixPath(file_name.replace("\\", "/"))
     parts = path.with_suffix("").parts
     if ".." in parts or path.is_absolute():

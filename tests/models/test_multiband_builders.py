@@ -22,7 +22,6 @@ from fcnseg.conventions import (
 from fcnseg.models import WeightsError, build_model, init_from
 from fcnseg.models.alexnet import CAFFE_ALEXNET_LAYERS, torchvision_alexnet_key_map
 from fcnseg.models.googlenet import GOOGLENET_INPUT
-from fcnseg.models.vgg16_bn import vgg16_bn_key_map
 from fcnseg.models.weights import (
     IMAGENET_RGB_MEAN,
     IMAGENET_RGB_STD,
@@ -53,8 +52,8 @@ CASES: dict[str, tuple[str, dict[str, Any], Callable[[Any], dict[str, str]], str
                     "vgg16_from_caffe.pth", CAFFE_BGR, "conv1_1.weight", "features.0.weight",
                     "features.0.bias"),
     "fcn8s_vgg16_bn": ("fcn8s_vgg16_bn", {**SMALL, "geometry": "same"},
-                       lambda m: vgg16_bn_key_map(), "vgg16_bn.pth", TORCHVISION_RGB,
-                       "conv1_1.weight", "features.0.weight", "features.0.bias"),
+                       lambda m: vgg16_torchvision_keys(batch_norm=True), "vgg16_bn.pth",
+                       TORCHVISION_RGB, "conv1_1.weight", "features.0.weight", "features.0.bias"),
     "fcn_alexnet-caffe": ("fcn_alexnet", SMALL, _alexnet_caffe_keys, "bvlc_alexnet.pth",
                           CAFFE_BGR, "conv1.weight", "conv1.weight", "conv1.bias"),
     "fcn_alexnet-torchvision": ("fcn_alexnet", {**SMALL, "variant": "torchvision"},

@@ -4,11 +4,9 @@ The models' ``forward`` only ever runs plain PyTorch layers. :func:`optimize` ch
 model in place, keeping every parameter and state-dict key, and records what it did in
 ``model.optimizations``:
 
-- **fc GEMM** (:class:`GemmConv2d`): fc6 (7×7, 512→4096) and fc7 (1×1) have large weights but
-  few output positions per image; oneDNN's convolution re-lays out such a weight on every call
-  and runs far below the matrix-multiply peak on CPU, while one im2col copy and a single GEMM
-  (oneDNN's, under bf16 autocast against a bfloat16 copy made once) run close to it. Trunks
-  name these layers in ``fully_connected``.
+- **fc GEMM** (:class:`GemmConv2d`, the trunks' ``fully_connected`` fc6/fc7): large weights,
+  few output positions; oneDNN's convolution re-lays out such a weight on every call, far
+  below the CPU's matrix-multiply peak, while one im2col copy and one GEMM run close to it.
 - **prepared convolutions** (:class:`PackedConv2d`): in CPU inference, oneDNN's convolution on
   a weight laid out (and under autocast, cast) once rather than on every call.
 - **separable upsampling** (:class:`SeparableBilinearUpsampling`): a frozen channel-diagonal
@@ -16,12 +14,11 @@ model in place, keeping every parameter and state-dict key, and records what it 
   crop that follows; two small products replace a dense C×C transposed convolution.
 - **channels_last** memory format, eval or train mode, cuDNN autotuning on CUDA.
 
-The fast layers hold the very parameter objects of the layers they replace (hooks are not
-carried over) and fall back to the plain computation where they do not apply (other devices,
-a trained upsampling weight, gradients, tracing, exporting, ``torch.compile``, dispatch modes
-such as FLOP counters). :func:`plain_copy` gives a copy with the plain layers back, which is
-what the exporters trace. Prepared weight copies live outside the state dict, follow the
-parameters' version counters and are dropped when a layer is copied or pickled."""
+The fast layers hold the very parameters of the layers they replace (not their hooks) and run
+the plain computation where they do not apply (other devices, a trained upsampling weight,
+gradients, tracing, exporting, ``torch.compile``, dispatch modes such as FLOP counters).
+:func:`plain_copy` gives the plain layers back, for the exporters. Prepared weight copies live
+outside the state dict, follow the parameters' versions and are not copied or pickled."""
 
 from __future__ import annotations
 

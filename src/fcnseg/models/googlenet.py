@@ -170,10 +170,9 @@ class GoogLeNetTrunk(nn.Module):
         x = self.maxpool1(self.conv1(x))
         x = self.maxpool2(self.conv3(self.conv2(x)))
         s8 = self.inception3b(self.inception3a(x))
-        x = self.maxpool3(s8)
+        s16 = self.maxpool3(s8)
         for name in ("inception4a", "inception4b", "inception4c", "inception4d", "inception4e"):
-            x = getattr(self, name)(x)
-        s16 = x
+            s16 = getattr(self, name)(s16)
         s32 = self.inception5b(self.inception5a(self.maxpool4(s16)))
         return {8: s8, 16: s16, 32: s32}
 

@@ -188,8 +188,8 @@ def _twin_with(network: nn.Module, preprocess: Preprocess) -> nn.Module:
     return twin
 
 
-def with_preprocess(network: nn.Module, convention: InputConvention | str | Mapping[str, Any],
-                    ) -> nn.Module:
+def with_preprocess(network: nn.Module,
+                    convention: InputConvention | str | Mapping[str, Any]) -> nn.Module:
     """``network`` (taking normalised input) behind a :class:`Preprocess` in ``convention``:
     a model taking raw pixels. For a bare fcnseg model that is a twin sharing its layers and
     weights, with a ``preprocess`` of its own (the bare model is left bare)."""

@@ -83,24 +83,20 @@ class TorchvisionFCN(DescribedModel, nn.Module):
         out = F.interpolate(self.classifier(layer4), size=size, mode="bilinear",
                             align_corners=False)
         if self.output == "tensor":
-            if self.training and self.aux_classifier is not None:
-                self._say_aux_unused()
+            if (self.training and self.aux_classifier is not None
+                    and not getattr(self, "_aux_unused_said", False)):
+                self._aux_unused_said = True  # warned once
+                warnings.warn(f"{self.arch}: built with aux_loss=True, but model.output is "
+                              f"'tensor', so training sees the main logits only and "
+                              f"aux_classifier gets no loss; set model.output = 'dict' for "
+                              f"{{'out', 'aux'}}", UserWarning,
+                              stacklevel=4)  # the caller of model(x), past nn.Module's call
             return out
         result = {"out": out}
         if self.aux_classifier is not None:
             result["aux"] = F.interpolate(self.aux_classifier(layer3), size=size,
                                           mode="bilinear", align_corners=False)
         return result
-
-    def _say_aux_unused(self) -> None:
-        """Warn once that training on the logits tensor leaves the auxiliary head out."""
-        if getattr(self, "_aux_unused_said", False):
-            return
-        self._aux_unused_said = True
-        warnings.warn(f"{self.arch}: built with aux_loss=True, but model.output is 'tensor', "
-                      f"so training sees the main logits only and aux_classifier gets no "
-                      f"loss; set model.output = 'dict' for {{'out', 'aux'}}", UserWarning,
-                      stacklevel=5)  # the caller of model(x), past nn.Module's call
 
     def upsampling_layers(self) -> list[nn.ConvTranspose2d]:
         """None: this model resizes with ``F.interpolate``, which has no weights (the method

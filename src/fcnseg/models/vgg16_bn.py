@@ -17,11 +17,6 @@ from fcnseg.models.weights import (
 from fcnseg.utils.typing import PathLike
 
 
-def vgg16_bn_key_map() -> dict[str, str]:
-    """Our FCN key → torchvision vgg16_bn key, for the trunk, fc6 and fc7."""
-    return vgg16_torchvision_keys(batch_norm=True)
-
-
 def load_vgg16_bn_weights(model: nn.Module, path: PathLike, *,
                           convention: InputConvention | str = TORCHVISION_RGB) -> nn.Module:
     """Copy torchvision ``vgg16_bn`` ImageNet weights into an FCN built with ``batch_norm=True``:
@@ -32,5 +27,5 @@ def load_vgg16_bn_weights(model: nn.Module, path: PathLike, *,
     path = Path(path)
     if not getattr(model, "batch_norm", False):
         raise WeightsError(f"{path}: vgg16_bn weights need a model built with batch_norm=True")
-    return copy_imagenet_trunk(model, path, read_state_dict(path), vgg16_bn_key_map(), "vgg16_bn",
-                               convention)
+    return copy_imagenet_trunk(model, path, read_state_dict(path),
+                               vgg16_torchvision_keys(batch_norm=True), "vgg16_bn", convention)

@@ -230,10 +230,9 @@ def load_backbone_weights(model: nn.Module, path: PathLike, *,
     return copy_imagenet_trunk(model, path, sd, vgg16_torchvision_keys(), "VGG16", conv)
 
 
-def copy_imagenet_trunk(
-    model: nn.Module, path: Path, sd: dict[str, torch.Tensor], mapping: Mapping[str, str],
-    what: str, convention: InputConvention | str, *, record: bool = True,
-) -> nn.Module:
+def copy_imagenet_trunk(model: nn.Module, path: Path, sd: dict[str, torch.Tensor],
+                        mapping: Mapping[str, str], what: str, convention: InputConvention | str,
+                        *, record: bool = True) -> nn.Module:
     """:func:`copy_convolutionalized` for a colour ImageNet file trained on ``convention``: a
     colour model records that convention (when ``record``); a multi-band model keeps its own and
     gets the file's first convolution (:func:`first_conv_keys`) widened to its bands first."""
@@ -525,23 +524,21 @@ def trunk_description(model: nn.Module) -> str:
 def init_from(model: nn.Module, source: nn.Module | Mapping[str, torch.Tensor] | PathLike, *,
               name: str | None = None,
               convention: InputConvention | str | Mapping[str, Any] | None = None) -> InitReport:
-    """Staged initialisation: copy every parameter of ``source`` (a model, a state dict
-    or a file) whose name and shape match.
+    """Staged initialisation: copy every parameter of ``source`` (a model, a state dict or a
+    file) whose name and shape match.
 
     FCN-16s starts from a trained FCN-32s and FCN-8s from an FCN-16s: the trunk, fc6/fc7 and
     score_fr are copied and the new skip scorers keep their zero start, so the new model
     computes exactly what the previous stage did. A module source also passes on its input
-    convention; ``name`` says where the source came from in the report. A multi-band model
-    started from colour weights gets the source's first convolution widened to its bands by
-    :func:`band_conv1`, given the source's input ``convention`` (a module brings its own); a
-    source of other bands is refused.
+    convention; ``name`` says where the source came from. A multi-band model started from
+    colour weights gets their first convolution widened to its bands (:func:`band_conv1`, from
+    the source's ``convention``; a module brings its own); a source of other bands is refused.
 
     Returns an :class:`InitReport` (iterating gives the copied keys; ``summary()`` names every
-    key left at its own initialisation and why) and logs that summary at INFO, printing
-    nothing; where trunk layers (not score or upsampling ones) kept their own
-    initialisation, it is also a ``UserWarning``. Raises :class:`WeightsError` when
-    less than half of the trunk (all but the score and upsampling layers) matched, since such
-    an "initialisation" would silently train from scratch.
+    key left alone and why), logged at INFO, printing nothing; a ``UserWarning`` too where trunk
+    layers (not score or upsampling ones) kept their own initialisation. Raises
+    :class:`WeightsError` when less than half of the trunk matched: such an "initialisation"
+    would silently train from scratch.
     """
     sd, kind = state_dict_of(source)
     what = name or {"module": f"the given {trunk_description(source)} module",

@@ -6,10 +6,9 @@ and the Hub.
 - :mod:`fcnseg.pretrained.hub`: writing pretrained folders, the Hub upload, ``from_pretrained``.
 
 These build on models and checkpoints. What those read themselves (the published-weights and
-reference tables, the ``.caffemodel`` reader, the checkpoint format and the resolver of every
-``--checkpoint`` form) lives below them in :mod:`fcnseg.weightfiles`; the names
-``fcnseg.pretrained.reference``, ``.published``, ``.resolve``, ``.caffemodel`` and
-``.caffe_proto`` still import those modules.
+reference tables, the ``.caffemodel`` reader, the checkpoint resolver) lives below them in
+:mod:`fcnseg.weightfiles`, which the earlier names ``fcnseg.pretrained.reference``,
+``.published``, ``.resolve``, ``.caffemodel`` and ``.caffe_proto`` still import.
 
 The package imports none of its modules.
 """

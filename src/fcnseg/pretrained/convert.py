@@ -109,25 +109,18 @@ def recognise(net: CaffeNet) -> ReferenceModel:
         with_fixed = [r for r in matching if r.fixed and set(r.fixed) <= present]
         by_layers = with_fixed or [r for r in matching if not r.fixed]
         matching = named or by_layers or matching
-    if len(matching) == 1:
-        return matching[0]
-    if not matching:
-        generic = [g for g in GENERIC_ARCHS.values() if _fits_structure(g, present)]
-        if len(generic) == 1:
-            return generic[0]
-        candidates = generic or refs
-    else:
-        candidates = matching
+    generic = [g for g in GENERIC_ARCHS.values() if _fits_structure(g, present)]
+    if len(matching) == 1 or (not matching and len(generic) == 1):
+        return (matching or generic)[0]
+    candidates = matching or generic or refs
     if candidates:
         raise CaffeModelError(
             f"{net.path}: cannot tell which model this is; it fits "
-            f"{', '.join(c.name for c in candidates)}. Pass --arch with one of them."
-        )
+            f"{', '.join(c.name for c in candidates)}. Pass --arch with one of them.")
     raise CaffeModelError(
         f"{net.path}: its layers with weights ({', '.join(sorted(present)) or 'none'}) match no "
         f"known model. Known reference models: {', '.join(sorted(REFERENCE_MODELS))}; "
-        f"generic: {', '.join(GENERIC_ARCHS)} (pass --arch)"
-    )
+        f"generic: {', '.join(GENERIC_ARCHS)} (pass --arch)")
 
 
 def describe_caffemodel(path: PathLike) -> dict[str, Any]:

@@ -50,8 +50,6 @@ class FetchError(DownloadError):
 
 
 # -- the manifest: SHA-256 of files verified by structure ------------------------------------
-
-
 def _read_manifest(directory: Path) -> dict[str, Any]:
     path = directory / MANIFEST
     if not path.is_file():
@@ -88,8 +86,6 @@ def _check_recorded(directory: Path, path: Path, notes: list[str]) -> bool:
 
 
 # -- conversion and structural checks -----------------------------------------------------------
-
-
 def _expected_kwargs(w: PublishedWeights) -> dict[str, Any]:
     ref = REFERENCE_MODELS[w.reference] if w.reference else None
     kwargs: dict[str, Any] = {"width": 1.0, "fc_channels": 4096}
@@ -167,8 +163,6 @@ def _check_vgg16_shapes(raw: Path, probe: nn.Module, sd: Mapping[str, Any]) -> N
 
 
 # -- fetching -----------------------------------------------------------------------------------
-
-
 def _answer(e: BaseException, url: str = "") -> str:
     """What ``e`` says, short: the URL and the offline hint are said once, by the caller."""
     if isinstance(e, ConnectionFailed):

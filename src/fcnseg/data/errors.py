@@ -14,13 +14,9 @@ _FINAL_LINE = re.compile(r"^[\w.]*DataError: (.*)$", re.MULTILINE)
 
 
 class DataError(ValueError):
-    """A sample on disk is bad.
-
-    ``str(error)`` is one line: the file, the problem, and what to do about it (``hint``). The
-    parts are kept as ``path``, ``problem`` and ``hint``. A DataLoader worker's DataError is
-    re-raised in the main process as a DataError built from the worker's whole formatted
-    traceback; it keeps only the original one-line message, so a caller can print it as is.
-    """
+    """A sample on disk is bad: ``str(error)`` is one line of its ``path``, ``problem`` and
+    ``hint`` (what to do about it). Built from a DataLoader worker's formatted traceback (one
+    argument), it keeps only the original one-line message, so a caller can print it as is."""
 
     def __init__(self, path: object, problem: str | None = None,
                  hint: str | None = BAD_SAMPLE_HINT) -> None:

@@ -251,15 +251,11 @@ class LabelSet:
 
 @dataclass(frozen=True)
 class RasterOptions:
-    """How shapes become a label map.
-
-    Attributes:
-        overlap: ``"top"``: later shapes are drawn over earlier ones; ``"ignore"``: pixels
-            covered by shapes of different classes get the ignore value.
-        line_width: width in pixels of lines and line strips (labelme2voc uses 10).
-        crowd_as_ignore: COCO ``iscrowd`` regions get the ignore value, as detection treats
-            them; else their class, as semantic segmentation reads them.
-    """
+    """How shapes become a label map: ``overlap="top"`` draws later shapes over earlier ones,
+    ``"ignore"`` gives pixels covered by shapes of different classes the ignore value;
+    ``line_width`` is that of lines and line strips, in pixels (labelme2voc uses 10);
+    ``crowd_as_ignore`` ignores COCO ``iscrowd`` regions (else their class, as semantic
+    segmentation reads them)."""
 
     overlap: str = "top"
     line_width: float = 10.0

@@ -77,19 +77,12 @@ class _Entry:
 class PreAnnotations:
     """Polygons and uncertainty of each prediction, gathered while ``fcnseg predict`` runs.
 
-    Attributes:
-        out_dir: the output folder (image paths relative to it).
-        fmt: ``labelme``, ``coco``, ``cvat`` or None (no polygons).
-        rank: rank by uncertainty (the predictions carry probabilities).
-        top: with ``rank``, polygons only for the ``top`` most uncertain images.
-        tolerance: how far (pixels) simplified outlines may stray.
-        min_area: no polygon of fewer pixels: smaller regions are filled into the class
-            around them (:func:`fill_small_regions`), smaller outline patches left out; 0:
-            every region and patch is written.
-        class_names: the model's classes.
-        ignore_index: a label value never written as a region.
-        order: the output names in input order, in which the entries (recorded as writer
-            threads finish) are put back; names not in it come after, as recorded.
+    In ``out_dir`` (image paths relative to it), polygons in ``fmt`` (``labelme``, ``coco``,
+    ``cvat`` or None) of ``class_names`` but ``ignore_index``, simplified within ``tolerance``
+    pixels, none under ``min_area`` pixels (smaller regions filled into the class around them,
+    :func:`fill_small_regions`; 0: all); with ``rank`` (by uncertainty), for the ``top`` most
+    uncertain images only. Entries, recorded as writer threads finish, are put back in input
+    ``order`` (names not in it after, as recorded).
     """
 
     out_dir: Path

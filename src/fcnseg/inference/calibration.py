@@ -239,17 +239,10 @@ def refuse_exported(checkpoint: str | os.PathLike[str], kind: str | None = None)
 
 @dataclass(frozen=True)
 class CalibrateOptions:
-    """How :func:`calibrate_checkpoint` reads the data and runs the model.
-
-    Attributes:
-        device: where to run (in float32).
-        batch_size: images per batch.
-        num_workers: DataLoader workers.
-        max_pixels: pixels kept for the fit (see :func:`collect_logits`).
-        limit: use only the first ``limit`` images.
-        seed: seeds the choice of pixels.
-        progress: show a progress bar.
-    """
+    """How :func:`calibrate_checkpoint` reads the data and runs the model: on ``device`` (in
+    float32), ``batch_size`` images a batch read by ``num_workers`` DataLoader workers, at most
+    ``max_pixels`` pixels kept for the fit (:func:`collect_logits`, chosen by ``seed``) from
+    the first ``limit`` images (None: all), with a progress bar when ``progress``."""
 
     device: str | torch.device = "cpu"
     batch_size: int = 1

@@ -79,15 +79,12 @@ def default_overlap(tile: int) -> int:
 class TileSettings:
     """How a raster is cut and what is written.
 
-    Attributes:
-        tile: tile height and width in pixels (cut to the image where it is smaller).
-        overlap: pixels shared by neighbouring tiles, less than half the tile; None (the
-            default): :func:`default_overlap`.
-        batch_size: tiles run through the model at once.
-        probs: also write ``NAME_probs.tif`` (float32, one band per class).
-        uncertainty: also write ``NAME_uncertainty.tif`` (entropy of the class probabilities).
-        block: the output GeoTIFF's internal tile size (a multiple of 16); None: the largest of
-            512, 256 ... 16 that divides the tile step, so that every block is written once.
+    Tiles of ``tile`` pixels a side (cut to the image) sharing ``overlap`` pixels (less
+    than half the tile; None: :func:`default_overlap`), ``batch_size`` at a time; ``probs``
+    and ``uncertainty`` also write ``NAME_probs.tif`` (float32 per class) and
+    ``NAME_uncertainty.tif`` (entropy); ``block`` is the output GeoTIFF's internal tile size,
+    a multiple of 16 (None: the largest of 512 ... 16 dividing the tile step, so that every
+    block is written once).
     """
 
     tile: int = 512

@@ -50,18 +50,12 @@ from fcnseg.weightfiles.artifacts import labels_only_error
 
 @dataclass
 class Prediction:
-    """The segmentation of one image.
-
-    Attributes:
-        label: H×W class indices (uint8 for up to 256 classes, else int64).
-        image: the H×W×3 uint8 RGB image as fed to the model (upright after EXIF).
-        probs: C×H×W float32 class probabilities, when asked for.
-        class_names: the model's class names, indexed by label value.
-        heads: for a model with several heads, the prediction of each head by name (the
-            attributes above are then the first head's); empty otherwise.
-        stretched_picture: ``image`` is a multi-band input's bands stretched, not a photo:
-            overlays blend the label colours over its lightness.
-    """
+    """The segmentation of one image: ``label``, H×W class indices (uint8 for up to 256
+    classes, else int64), of the H×W×3 uint8 RGB ``image`` as fed to the model (upright), with
+    C×H×W float32 ``probs`` when asked for, and the model's ``class_names``. ``heads``: each
+    head's prediction by name for a model with several (the rest is the first head's).
+    ``stretched_picture``: ``image`` is a multi-band input's bands stretched, not a photo
+    (overlays blend the label colours over its lightness)."""
 
     label: np.ndarray
     image: np.ndarray

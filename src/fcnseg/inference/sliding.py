@@ -131,14 +131,11 @@ def tta_logits(model: nn.Module, x: Batch, scales: Sequence[float] = (1.0,), fli
     for s in scales:
         scaled_size = (max(1, round(size[0] * s)), max(1, round(size[1] * s)))
         xs = _apply(lambda t, sz=scaled_size: _resize(t, sz), x)
-        out, heads = keyed(run(model, xs))
-        outs = [out]
-        if flip:
-            flipped, _ = keyed(run(model, _apply(lambda t: t.flip(-1), xs)))
-            outs.append({head: t.flip(-1) for head, t in flipped.items()})
-        for out in outs:
+        for mirrored in (False, True) if flip else (False,):
+            out, heads = keyed(run(model, _apply(lambda t: t.flip(-1), xs) if mirrored else xs))
             for head, t in out.items():
-                total[head] = back(t) if head not in total else total[head] + back(t)
+                t = back(t.flip(-1) if mirrored else t)
+                total[head] = t if head not in total else total[head] + t
             passes += 1
 
     def mean(t: torch.Tensor) -> torch.Tensor:

@@ -153,9 +153,7 @@ class Segmenter:
                                       channels_last=opts.channels_last)
         self.model = self.runner.model
         self.device = self.runner.device
-        #: The runtime of an exported model (``"onnxruntime"``, ``"torchscript"``), else None.
-        self.runtime: str | None = self.runner.runtime
-        #: The precision the model runs in: "fp32", "bf16" or "fp16" ("auto" resolved).
+        self.runtime: str | None = self.runner.runtime  # an export's, as the runner's
         self.precision: str = self.runner.precision
         self.channels_last = self.runner.channels_last
         self.class_names: list[str] = [str(n) for n in class_names]

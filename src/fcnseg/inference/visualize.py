@@ -474,25 +474,22 @@ def comparison_strip(image: np.ndarray, truth: np.ndarray, pred: np.ndarray,
                                             ignore_index=ignore_index))
 
 
-@dataclass(frozen=True)
-class _Plot:
-    """Where a reliability diagram's parts lie, in pixels."""
+# Where a reliability diagram's parts lie, in pixels: the plot's square, the histogram below.
+_X0, _Y0, _SIDE = 58, 56, 400
+_HIST_TOP, _HIST_H = _Y0 + _SIDE + 22, 80
 
-    x0: int = 58
-    y0: int = 56
-    side: int = 400
-    hist_top: int = 56 + 400 + 22
-    hist_h: int = 80
 
-    def px(self, v: float) -> float:
-        return self.x0 + v * self.side
+def _px(v: float) -> float:
+    return _X0 + v * _SIDE
 
-    def py(self, v: float) -> float:
-        return self.y0 + (1 - v) * self.side
 
-    def bin_box(self, b: Mapping[str, Any], top: float, bottom: float) -> list[float]:
-        """The rectangle over bin ``b``'s confidence range, one pixel in from each side."""
-        return [self.px(b["lower"]) + 1, top, self.px(b["upper"]) - 1, bottom]
+def _py(v: float) -> float:
+    return _Y0 + (1 - v) * _SIDE
+
+
+def _bin_box(b: Mapping[str, Any], top: float, bottom: float) -> list[float]:
+    """The rectangle over bin ``b``'s confidence range, one pixel in from each side."""
+    return [_px(b["lower"]) + 1, top, _px(b["upper"]) - 1, bottom]
 
 
 _TEXT_SIZE = 14
@@ -514,46 +511,44 @@ def reliability_diagram(calibration: Mapping[str, Any], *, title: str | None = N
     the mean confidence (the gap shaded), the diagonal of perfect calibration, and below it
     each bin's share of pixels. ``calibration``: what
     :meth:`fcnseg.metrics.CalibrationBins.compute` returns (``ece``, ``pixels``, ``bins``)."""
-    plot, small = _Plot(), _font(_SMALL)
+    small = _font(_SMALL)
     # The key goes beside the plot, outside the axes: bars may reach any height in any bin.
-    kx = plot.x0 + plot.side + 16
+    kx = _X0 + _SIDE + 16
     key_width = 30 + max(_text_width(small, text) for _, text, _ in _RELIABILITY_KEY)
-    img = Image.new("RGB", (kx + key_width + 24, plot.hist_top + plot.hist_h + 48), _PAPER)
+    img = Image.new("RGB", (kx + key_width + 24, _HIST_TOP + _HIST_H + 48), _PAPER)
     draw = ImageDraw.Draw(img)
-    _draw_reliability_heading(draw, plot, calibration, title)
+    _draw_reliability_heading(draw, calibration, title)
     bins = list(calibration.get("bins", []))
-    _draw_reliability_bins(img, plot, [b for b in bins if b["count"]])
+    _draw_reliability_bins(img, [b for b in bins if b["count"]])
     for i, (colour, text, as_line) in enumerate(_RELIABILITY_KEY):
-        y = plot.y0 + i * 20
+        y = _Y0 + i * 20
         if as_line:
             draw.line([kx, y + 6, kx + 14, y + 6], fill=colour, width=2)
         else:
             draw.rectangle([kx, y, kx + 14, y + 12], fill=colour, outline=_MUTED)
         draw.text((kx + 20, y + 6), text, fill=_INK, font=small, anchor="lm")
-    _draw_share_histogram(draw, plot, bins)
+    _draw_share_histogram(draw, bins)
     return np.asarray(img)
 
 
-def _draw_reliability_heading(draw: ImageDraw.ImageDraw, plot: _Plot,
-                              calibration: Mapping[str, Any], title: str | None) -> None:
+def _draw_reliability_heading(draw: ImageDraw.ImageDraw, calibration: Mapping[str, Any],
+                              title: str | None) -> None:
     """The title, the calibration error, and the plot's grid with its value labels."""
     small = _font(_SMALL)
     ece = calibration.get("ece")
     pixels = int(calibration.get("pixels", 0))
-    draw.text((plot.x0, 8), title or "reliability diagram", fill=_INK, font=_font(_TEXT_SIZE))
+    draw.text((_X0, 8), title or "reliability diagram", fill=_INK, font=_font(_TEXT_SIZE))
     ece_text = "n/a" if ece is None or not math.isfinite(ece) else f"{100 * ece:.2f}%"
-    draw.text((plot.x0, 28), f"expected calibration error {ece_text} over {pixels:,} pixels",
+    draw.text((_X0, 28), f"expected calibration error {ece_text} over {pixels:,} pixels",
               fill=_MUTED, font=small)
     for v in _TICKS:
-        draw.line([plot.px(v), plot.y0, plot.px(v), plot.y0 + plot.side], fill=(232, 232, 232))
-        draw.line([plot.x0, plot.py(v), plot.x0 + plot.side, plot.py(v)], fill=(232, 232, 232))
-        draw.text((plot.x0 - 6, plot.py(v)), f"{v:.1f}", fill=_INK, font=small, anchor="rm")
+        draw.line([_px(v), _Y0, _px(v), _Y0 + _SIDE], fill=(232, 232, 232))
+        draw.line([_X0, _py(v), _X0 + _SIDE, _py(v)], fill=(232, 232, 232))
+        draw.text((_X0 - 6, _py(v)), f"{v:.1f}", fill=_INK, font=small, anchor="rm")
 
 
-def _draw_reliability_bins(img: Image.Image, plot: _Plot,
-                           filled: Sequence[Mapping[str, Any]]) -> None:
+def _draw_reliability_bins(img: Image.Image, filled: Sequence[Mapping[str, Any]]) -> None:
     """The bars, gaps, confidence lines, diagonal, frame and axis label, drawn on ``img``."""
-    px, py = plot.px, plot.py
     draw = ImageDraw.Draw(img)
     # Each bin: the bar up to the lower of accuracy and confidence, the gap (opaque, the key's
     # colour either way) up to the higher, then the accuracy bar's outline over both, so that
@@ -561,28 +556,26 @@ def _draw_reliability_bins(img: Image.Image, plot: _Plot,
     for b in filled:
         accuracy, confidence = float(b["accuracy"]), float(b["confidence"])
         lo, hi = sorted((accuracy, confidence))
-        draw.rectangle(plot.bin_box(b, py(lo), py(0)), fill=_BAR)
+        draw.rectangle(_bin_box(b, _py(lo), _py(0)), fill=_BAR)
         if hi > lo:
-            draw.rectangle(plot.bin_box(b, py(hi), py(lo)), fill=_GAP)
-        draw.rectangle(plot.bin_box(b, py(accuracy), py(0)), outline=(40, 70, 110))
+            draw.rectangle(_bin_box(b, _py(hi), _py(lo)), fill=_GAP)
+        draw.rectangle(_bin_box(b, _py(accuracy), _py(0)), outline=(40, 70, 110))
     for b in filled:
-        y = py(float(b["confidence"]))
-        draw.line(plot.bin_box(b, y, y), fill=_CONFIDENCE, width=2)
-    draw.line([px(0), py(0), px(1), py(1)], fill=(90, 90, 90), width=2)
-    draw.rectangle([plot.x0, plot.y0, plot.x0 + plot.side, plot.y0 + plot.side], outline=_INK)
+        y = _py(float(b["confidence"]))
+        draw.line(_bin_box(b, y, y), fill=_CONFIDENCE, width=2)
+    draw.line([_px(0), _py(0), _px(1), _py(1)], fill=(90, 90, 90), width=2)
+    draw.rectangle([_X0, _Y0, _X0 + _SIDE, _Y0 + _SIDE], outline=_INK)
     small = _font(_SMALL)
     label = Image.new("RGB", (_text_width(small, "accuracy") + 4, _TEXT_SIZE + 4), _PAPER)
     ImageDraw.Draw(label).text((2, 2), "accuracy", fill=_INK, font=small)
     label = label.rotate(90, expand=True)
-    img.paste(label, (plot.x0 - 40 - label.width // 2,
-                      int(plot.y0 + plot.side / 2 - label.height / 2)))
+    img.paste(label, (_X0 - 40 - label.width // 2, int(_Y0 + _SIDE / 2 - label.height / 2)))
 
 
-def _draw_share_histogram(draw: ImageDraw.ImageDraw, plot: _Plot,
-                          bins: Sequence[Mapping[str, Any]]) -> None:
+def _draw_share_histogram(draw: ImageDraw.ImageDraw, bins: Sequence[Mapping[str, Any]]) -> None:
     """Below the plot: each bin's share of the pixels, scaled to the tallest, and the x axis."""
     small = _font(_SMALL)
-    hy, hist_h = plot.hist_top, plot.hist_h
+    hy, hist_h = _HIST_TOP, _HIST_H
     counts = np.array([b["count"] for b in bins], dtype=np.float64)
     share = counts / counts.sum() if counts.sum() > 0 else counts
     top_share = float(share.max()) if share.size else 0.0
@@ -590,13 +583,13 @@ def _draw_share_histogram(draw: ImageDraw.ImageDraw, plot: _Plot,
         if s <= 0:
             continue
         bar = max(1.0, hist_h * s / top_share)
-        draw.rectangle(plot.bin_box(b, hy + hist_h - bar, hy + hist_h), fill=(150, 150, 150))
-    draw.rectangle([plot.x0, hy, plot.x0 + plot.side, hy + hist_h], outline=_INK)
-    draw.text((plot.x0 + 4, hy + 2), f"share of pixels (tallest {100 * top_share:.1f}%)",
+        draw.rectangle(_bin_box(b, hy + hist_h - bar, hy + hist_h), fill=(150, 150, 150))
+    draw.rectangle([_X0, hy, _X0 + _SIDE, hy + hist_h], outline=_INK)
+    draw.text((_X0 + 4, hy + 2), f"share of pixels (tallest {100 * top_share:.1f}%)",
               fill=_MUTED, font=small)
     for v in _TICKS:
-        draw.text((plot.px(v), hy + hist_h + 4), f"{v:.1f}", fill=_INK, font=small, anchor="mt")
-    draw.text((plot.x0 + plot.side / 2, hy + hist_h + 24),
+        draw.text((_px(v), hy + hist_h + 4), f"{v:.1f}", fill=_INK, font=small, anchor="mt")
+    draw.text((_X0 + _SIDE / 2, hy + hist_h + 24),
               "confidence (largest class probability)", fill=_INK, font=small, anchor="mt")
 
 

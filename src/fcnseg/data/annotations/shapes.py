@@ -230,9 +230,11 @@ class LabelSet:
         names = [n for ln in read_utf8(Path(path), "labels file").splitlines() if (n := ln.strip())]
         if not names:
             raise ValueError(f"{path}: no labels (expected one label name a line)")
-        for k, n in enumerate(names):
-            if n in names[:k]:
+        seen: set[str] = set()  # not names[:k]: that would compare every pair of labels
+        for n in names:
+            if n in seen:
                 raise ValueError(f"{path}: label {n!r} listed twice")
+            seen.add(n)
         return cls(names, fixed=fixed, ignore_index=ignore_index)
 
     def add(self, name: str) -> int:

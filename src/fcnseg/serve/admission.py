@@ -14,10 +14,8 @@ class Admission:
     """At most ``max_concurrency`` requests running and ``max_queue`` more admitted.
 
     ``limiter`` caps the worker threads that decode and segment; ``admitted`` counts the
-    requests holding a place (waiting for a thread, or running). Both change only on the event
-    loop, so the check and the increment in :meth:`try_admit` cannot interleave with another
-    request's. A request is admitted once its body has been read, so a stalled upload never
-    holds a place.
+    requests holding a place (waiting for a thread, or running), changed only on the event
+    loop, so that :meth:`try_admit`'s check and increment cannot interleave with another's.
     """
 
     def __init__(self, max_concurrency: int, max_queue: int) -> None:
@@ -42,9 +40,8 @@ class Admission:
                 "max_concurrency": self.max_concurrency, "max_queue": self.max_queue}
 
     def busy_detail(self) -> str:
-        """The 503 text: every place taken, and the numbers of :meth:`load` in its words
-        (``waiting`` counts the admitted requests whose image header is still being checked,
-        so a full service may have 0 running)."""
+        """The 503 text: every place taken, and the numbers of :meth:`load` (``waiting`` counts
+        those whose image header is being checked: a full service may have 0 running)."""
         load = self.load()
         return (f"server busy: all {self.admitted} places taken (max_concurrency "
                 f"{load['max_concurrency']} + max_queue {load['max_queue']}): "

@@ -3,22 +3,16 @@
 Endpoints: ``POST /v1/segment`` (an image in, or one file per modality for a model with several
 inputs; a palette PNG label map or JSON out, with each head's result for a model with several),
 ``GET /v1/model``, ``GET /healthz`` (and ``HEAD``), the schema at ``/openapi.json`` and a static
-page at ``/``. The routes here only wire
-HTTP to :class:`~fcnseg.serve.service.SegmentationService`; the work is in ``segment.py``.
+page at ``/``. The routes only wire HTTP to :class:`~fcnseg.serve.service.SegmentationService`.
 
-The service is meant to stay up and bounded whatever it is sent:
-
-- each request body is read whole before anything else (:class:`~fcnseg.serve.body.ReadBodyFirst`):
-  a declared ``Content-Length`` over ``max_upload_bytes`` gets 413 at once, a body growing past
-  it gets 413 as it streams in, and one not complete within ``body_timeout_s`` gets 408;
-- image headers are read before any decoding: more than ``max_pixels`` pixels gives 413, data
-  that is no image gives 415, an image that fails to decode gives 400;
-- a request whose body has arrived is admitted, or refused with 503 at once: at most
-  ``max_concurrency`` are decoded and segmented at once, in worker threads (never on the event
-  loop), and at most ``max_queue`` more wait; one thread runs the model, on batches of the
-  images those requests hand it (:mod:`fcnseg.serve.batching`);
-- nothing is cached between requests: each request's buffers go when its response is sent;
-- every error is ``{"detail": "<one line>"}``, validation errors included.
+The service stays up and bounded whatever it is sent: each body is read whole first, within
+``max_upload_bytes`` (413) and ``body_timeout_s`` (408) (:mod:`~fcnseg.serve.body`); image
+headers are read before any decoding (413 over ``max_pixels``, 415 for no image, 400 for one
+that fails to decode); a request is admitted or refused with 503 at once, ``max_concurrency``
+decoded and segmented in worker threads and ``max_queue`` more waiting
+(:mod:`~fcnseg.serve.admission`), one thread running the model on batches
+(:mod:`~fcnseg.serve.batching`); nothing is cached between requests; every error is
+``{"detail": "<one line>"}``, validation errors included.
 """
 
 from __future__ import annotations
@@ -40,7 +34,7 @@ from fcnseg import __version__
 from fcnseg.inference import Segmenter
 from fcnseg.inference.visualize import label_png_bytes as encode_label_png
 from fcnseg.serve.body import ReadBodyFirst
-from fcnseg.serve.errors import RequestError, request_error_response, validation_error_response
+from fcnseg.serve.errors import validation_error_response
 from fcnseg.serve.limits import ServiceLimits
 from fcnseg.serve.segment import SegmentOptions, heatmap_options
 from fcnseg.serve.service import SegmentationService
@@ -159,7 +153,6 @@ def create_app(segmenter: Segmenter, limits: ServiceLimits | None = None, /, *,
     app.state.service = SegmentationService(segmenter, limits, batching)
     app.add_middleware(ReadBodyFirst, max_bytes=limits.max_upload_bytes,
                        timeout_s=limits.body_timeout_s)
-    app.add_exception_handler(RequestError, request_error_response)
     app.add_exception_handler(RequestValidationError, validation_error_response)
     app.include_router(router)
     app.mount("/static", StaticFiles(packages=[("fcnseg.serve", "static")]), name="static")

@@ -1,14 +1,9 @@
 """Requests to a multi-band model: one raster upload (a TIFF of the model's bands, or any
 format the raster reader takes), its header checked, read, and segmented as
-:meth:`~fcnseg.inference.Segmenter.predict` segments a raster file, the same code ``fcnseg
-predict`` blends its tiles with: pixels without data (every band at the upload's nodata
-value, else at the model's) labelled 255, and one larger than the segmenter's tile segmented
-by blended tiles. It is answered like a colour image; the overlay is drawn from the bands named
-red, green and blue, each stretched from its 2nd to its 98th percentile (else the first band
-in grey; an 8-bit RGB(A) upload is drawn as it is): :func:`fcnseg.data.rasters.display_rgb`,
-as for ``fcnseg predict``.
-
-A colour model keeps the image API of :mod:`fcnseg.serve.segment`.
+:meth:`~fcnseg.inference.Segmenter.predict` segments a raster file for ``fcnseg predict``
+(pixels without data labelled 255, one larger than a tile segmented by blended tiles). It is
+answered like a colour image, the overlay drawn by :func:`fcnseg.data.rasters.display_rgb` as
+for ``fcnseg predict``. A colour model keeps the image API of :mod:`fcnseg.serve.segment`.
 """
 
 from __future__ import annotations
@@ -46,10 +41,8 @@ def takes_bands(segmenter: Segmenter) -> bool:
 @contextlib.contextmanager
 def _opened(data: bytes, segmenter: Segmenter,
             max_pixels: int) -> Iterator[tuple[RasterReader, Callable[[ImageError], str]]]:
-    """The upload as a raster reader of the model's bands (by name where the file names them;
-    else every band in file order), with what names the upload in its errors. Errors are
-    :class:`RequestError` naming the upload: 415 for no image, 413 for too many pixels, 400
-    for other bands or a corrupt file."""
+    """The upload as a raster reader of the model's bands, with what names the upload in its
+    errors: 415 for no image, 413 for too many pixels, 400 for other bands or a corrupt file."""
     if not data.startswith(TIFF_MAGIC):
         probe_image(data, max_pixels)  # other formats: those of the image reader, else 415
     with upload_file(data) as path:
@@ -80,9 +73,8 @@ def probe_raster(data: bytes, segmenter: Segmenter, max_pixels: int) -> tuple[in
 
 def segment_raster(segmenter: Segmenter, data: bytes, options: SegmentOptions,
                    max_pixels: int) -> bytes | dict[str, Any]:
-    """Read, segment and encode one multi-band upload (see the module doc): the label map as
-    PNG bytes for ``format="png"``, else the JSON payload, with ``image_png``, the picture of
-    the raster (its red, green and blue bands, as :func:`display_rgb` draws them) at the
+    """Read, segment and encode one multi-band upload: the label map as PNG bytes for
+    ``format="png"``, else the JSON payload with ``image_png``, the raster's picture at the
     preview size. Slow: run it in a worker thread."""
     t0 = time.perf_counter()
     with _opened(data, segmenter, max_pixels) as (reader, named), image_errors(named):
@@ -90,8 +82,6 @@ def segment_raster(segmenter: Segmenter, data: bytes, options: SegmentOptions,
     t1 = time.perf_counter()
     height, width = raster.info.height, raster.info.width
     with inference_errors(f"a raster upload of {width}×{height}"):
-        # As Segmenter.predict segments a raster file: its nodata (else the model's) labelled
-        # 255, one larger than a tile blended by tiles as fcnseg predict blends them.
         pred = segmenter.predict(raster, return_probs=options.wants_probs)
     answer = encode_answer(segmenter, pred, options, decode_s=t1 - t0,
                            inference_s=time.perf_counter() - t1)

@@ -6,19 +6,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 
-class RequestError(Exception):
-    """A request the service refuses: an HTTP status and a one-line reason for the client."""
-
-    def __init__(self, status_code: int, detail: str,
-                 headers: Mapping[str, str] | None = None) -> None:
-        super().__init__(detail)
-        self.status_code = status_code
-        self.detail = detail
-        self.headers = dict(headers or {})
+class RequestError(HTTPException):
+    """A request the service refuses: an HTTP status, a one-line reason for the client (and
+    headers), answered ``{"detail": ...}`` as FastAPI answers every HTTPException."""
 
 
 def validation_detail(errors: Sequence[Mapping[str, Any]]) -> str:
@@ -36,13 +31,6 @@ def validation_detail(errors: Sequence[Mapping[str, Any]]) -> str:
             part += f" (got {error['input']!r})"
         parts.append(part)
     return "; ".join(parts) or "invalid request"
-
-
-async def request_error_response(request: Request, exc: Exception) -> JSONResponse:
-    """The answer to a :class:`RequestError`."""
-    assert isinstance(exc, RequestError)
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
-                        headers=exc.headers)
 
 
 async def validation_error_response(request: Request, exc: Exception) -> JSONResponse:

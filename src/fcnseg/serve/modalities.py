@@ -38,12 +38,9 @@ def _fields(names: Sequence[str]) -> str:
 
 
 async def read_modality_uploads(request: Request, input_names: Sequence[str]) -> dict[str, bytes]:
-    """``{modality: bytes}`` of a multipart request with one file per input of the model.
-
-    Raises:
-        RequestError: 415 for a body that is no multipart form; 400 naming the missing,
-            unexpected or repeated file fields, or an empty file.
-    """
+    """``{modality: bytes}`` of a multipart request with one file per input of the model;
+    RequestError 415 for a body that is no multipart form, 400 naming the missing, unexpected
+    or repeated file fields, or an empty file."""
     expected = f"one file per input, in the multipart fields {_fields(input_names)}"
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "multipart/form-data":
@@ -92,13 +89,9 @@ def probe_inputs(uploads: Mapping[str, bytes], max_pixels: int) -> tuple[int, in
 
 def decode_input(modality: str, data: bytes, max_pixels: int) -> np.ndarray:
     """One upload's pixels: H×W×3 uint8 RGB for ``color``; for ``hha`` and ``depth`` the stored
-    values (H×W×3 uint8; H×W millimetres, a 16-bit PNG).
-
-    Raises:
-        ImageError: data that cannot be decoded, or HHA or depth that is not what the model was
-            trained on (:func:`~fcnseg.data.modalities.modality_problem`: depth in metres or
-            centimetres, an 8-bit depth picture, a grey HHA image).
-    """
+    values (H×W×3 uint8; H×W millimetres, a 16-bit PNG). Raises ImageError for data that
+    cannot be decoded, or HHA or depth unlike the model's training data
+    (:func:`~fcnseg.data.modalities.modality_problem`)."""
     if modality == "color":
         return load_image(data, name=modality, max_pixels=max_pixels)
     values = read_samples(data, name=modality, max_pixels=max_pixels)
@@ -110,14 +103,10 @@ def decode_input(modality: str, data: bytes, max_pixels: int) -> np.ndarray:
 
 def segment_inputs(segmenter: Segmenter, uploads: Mapping[str, bytes], options: SegmentOptions,
                    max_pixels: int) -> bytes | dict[str, Any]:
-    """Decode, segment and encode the uploads of one request (``{modality: bytes}``), each
-    normalised by the model as its modality is in training; the answer is as for one image
-    (:func:`~fcnseg.serve.segment.encode_answer`). Slow: run it in a worker thread.
-
-    Raises:
-        RequestError: 413 for too many pixels, 400 for an upload that fails to decode (both
-            naming the field), 500 when inference itself fails (logged).
-    """
+    """Decode, segment and encode the uploads of one request (``{modality: bytes}``), answered
+    as one image is (:func:`~fcnseg.serve.segment.encode_answer`). Slow: run it in a worker
+    thread. RequestError: 413 for too many pixels, 400 for an upload that fails to decode,
+    500 when inference itself fails (logged)."""
     t0 = time.perf_counter()
     with image_errors():
         arrays = {m: decode_input(m, data, max_pixels) for m, data in uploads.items()}

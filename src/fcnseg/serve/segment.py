@@ -132,9 +132,8 @@ def heatmap_options(spec: str | None, segmenter: Segmenter) -> dict[str, Any]:
 
 
 def head_palette(segmenter: Segmenter, head: str) -> np.ndarray:
-    """The colours of a head's label map: the checkpoint's palette for the first head (or the
-    only one), the standard palette for its number of classes for the others (as ``fcnseg
-    predict`` writes them)."""
+    """The colours of a head's label map, as ``fcnseg predict`` writes them: the checkpoint's
+    palette for the first (or only) head, the standard one for its classes for the others."""
     if not segmenter.heads or head == next(iter(segmenter.heads)):
         return segmenter.palette
     return distinct_palette(segmenter.heads[head])
@@ -238,12 +237,8 @@ def segment_upload(segmenter: Segmenter, data: bytes, options: SegmentOptions,
     else the JSON payload (a dict). Slow: run it in a worker thread, never on the event loop.
     ``predict(image, return_probs=...)`` (default ``segmenter.predict``; the service passes
     its batcher's) segments the decoded image, or the upload as a raster file where ``fcnseg
-    predict`` would segment it by tiles (:func:`raster_by_tiles`).
-
-    Raises:
-        RequestError: 413 for too many pixels, 400 for an image that fails to decode, 500 when
-            inference itself fails (logged with its traceback).
-    """
+    predict`` would segment it by tiles (:func:`raster_by_tiles`). RequestError: 413 for too
+    many pixels, 400 for an image that fails to decode, 500 when inference fails (logged)."""
     t0 = time.perf_counter()
     with raster_by_tiles(segmenter, data) as raster:
         if raster is None:

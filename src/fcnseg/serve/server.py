@@ -162,8 +162,7 @@ def log_config() -> dict[str, Any]:
 def build_server(app: Any, limits: ServiceLimits, gauge: ConnectionGauge, *,
                  log_level: str = "info") -> GuardedServer:
     """The server of :func:`serve`, to be run (``.run(sockets=[sock])``) and stopped
-    (``.should_exit = True``) by its caller; its log lines begin with the time
-    (:func:`log_config`)."""
+    (``.should_exit = True``) by its caller."""
     return GuardedServer(uvicorn.Config(app, log_level=log_level, log_config=log_config(),
                                         http=guarded_protocol(gauge, limits.header_timeout_s)))
 
@@ -184,10 +183,8 @@ def bind_socket(host: str, port: int) -> socket.socket:
 def serve_app(app: Any, host: str = "127.0.0.1", port: int = 8000, *,
               log_level: str = "info") -> None:
     """Serve an app of :func:`~fcnseg.serve.app.create_app` on ``host:port`` until
-    interrupted, as ``fcnseg serve`` serves it: with the header timeout, the connection cap
-    (lowered to fit the open-file limit) and the rate-limited accept errors of the module doc,
-    all taken from the app's limits. Plain ``uvicorn.run(app)`` applies none of these three.
-    """
+    interrupted, as ``fcnseg serve`` does: with the three guards of the module doc, from the
+    app's limits (plain ``uvicorn.run(app)`` applies none of them)."""
     service = app.state.service
     with bind_socket(host, port) as sock:
         serve(app, sock, service.limits, service.connections, log_level=log_level)

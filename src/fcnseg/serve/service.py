@@ -65,11 +65,9 @@ class SegmentationService:
 
     def model_info(self) -> dict[str, Any]:
         """``GET /v1/model``: classes, palette, architecture, geometry, input convention, the
-        inputs a request carries (``input_names``: one file per modality when several), each
-        head's classes and colours (``heads``, for a model with several), whether the model gives
-        probabilities (``probabilities``: False for an export with labels only, whose heatmaps
-        are refused) and the service's limits (those a server of fcnseg's applies ``None``
-        under another one)."""
+        inputs a request carries (``input_names``), each head's classes and colours (``heads``),
+        whether it gives probabilities (False for an export with labels only) and the limits
+        (those a server of fcnseg's applies ``None`` under another one)."""
         seg = self.segmenter
         description = seg.describe()
         heads = {h: {"class_names": list(names),
@@ -83,15 +81,10 @@ class SegmentationService:
                 "probabilities": not getattr(seg, "labels_only", False), "limits": limits}
 
     async def segment(self, request: Request, options: SegmentOptions) -> Response:
-        """``POST /v1/segment``: admit (503 when full), check the image header, then decode,
-        segment and encode in a worker thread (at most ``max_concurrency`` at once); the
-        segmenting is done by the batcher's thread, in one forward pass with the other
-        requests waiting for it.
-
-        The body is already read in full (:class:`~fcnseg.serve.body.ReadBodyFirst`), so a
-        place is only ever held by a request whose upload has arrived. A model with several
-        inputs takes one file per modality (:mod:`~fcnseg.serve.modalities`).
-        """
+        """``POST /v1/segment``: admit (503 when full; the body is already here), check the
+        image header, then decode, segment (in the batcher's thread) and encode in a worker
+        thread, at most ``max_concurrency`` at once. A model with several inputs takes one file
+        per modality (:mod:`~fcnseg.serve.modalities`), a multi-band model one raster."""
         seg, max_pixels = self.segmenter, self.limits.max_pixels
         with self.admission.place():
             if takes_several_inputs(seg):

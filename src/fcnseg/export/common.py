@@ -6,6 +6,7 @@ import contextlib
 import copy
 import itertools
 import json
+import logging
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -71,13 +72,22 @@ class SampleCheck:
 
 
 @contextlib.contextmanager
-def quiet_tracing(*also: type[Warning]) -> Iterator[None]:
+def quiet_tracing(*also: type[Warning], logger: str | None = None) -> Iterator[None]:
     """Silence tracing's warnings about shape checks in the model's forward (evaluated once
-    while tracing: expected), TorchScript's deprecation notice, and the categories ``also``."""
+    while tracing: expected), TorchScript's deprecation notice, the categories ``also``, and
+    where given the records below ERROR of ``logger`` (``""``: the root logger)."""
+    quieted = None if logger is None else logging.getLogger(logger)
+    level = quieted.level if quieted else logging.NOTSET
     with warnings.catch_warnings():
         for category in (torch.jit.TracerWarning, DeprecationWarning, *also):
             warnings.simplefilter("ignore", category)
-        yield
+        try:
+            if quieted:
+                quieted.setLevel(logging.ERROR)
+            yield
+        finally:
+            if quieted:
+                quieted.setLevel(level)
 
 
 class LogitsOnly(nn.Module):
@@ -110,11 +120,9 @@ def _input_text(raw_pixels: bool, convention: Mapping[str, Any] | None, several:
 
 def check_description(description: Any, error: type[Exception] = ExportError,
                       num_classes: int | None = None) -> None:
-    """Refuse (one line) an export ``description`` without what fcnseg reads the file back
-    by: ``class_names`` (a list, one name per class: ``num_classes`` of them where given),
-    ``palette`` (``[r, g, b]`` integers in 0-255, as loading checks them) and
-    ``input_convention`` (:data:`~fcnseg.weightfiles.artifacts.REQUIRED_DESCRIPTION`), before
-    anything is written."""
+    """Refuse (one line, before anything is written) an export ``description`` without what
+    fcnseg reads the file back by: ``class_names`` (a list; ``num_classes`` of them where
+    given), ``palette`` (``[r, g, b]`` integers in 0-255) and ``input_convention``."""
     expect_mapping(description, "description", "a dict (Segmenter.describe() gives one)",
                    error=error)
     missing = [k for k in REQUIRED_DESCRIPTION if k not in description]
@@ -150,11 +158,10 @@ def metadata_strings(description: Mapping[str, Any], *,
                      inputs: Sequence[str] | None = None,
                      outputs: Sequence[str] | None = None,
                      raw_pixels: bool = True) -> dict[str, str]:
-    """A model description as string metadata: each value JSON-encoded under its key.
-    ``inputs`` / ``outputs`` name the inputs (modalities) and outputs (heads) of a model with
-    several; they are recorded as ``input_names`` / ``output_names``. ``raw_pixels``: the graph
-    takes RGB 0-255 values (``input_pixels`` = ``"rgb_0_255"``), else normalised input. How
-    the PyTorch model ran (:data:`PYTORCH_ONLY`) is left out: it is not in the graph."""
+    """A model description as string metadata: each value JSON-encoded under its key, with
+    ``input_names`` / ``output_names`` (``inputs`` / ``outputs``: the modalities and heads of
+    a model with several) and ``input_pixels`` (``raw_pixels``: RGB 0-255 values, else
+    normalised input); how the PyTorch model ran (:data:`PYTORCH_ONLY`) is left out."""
     convention = description.get("input_convention")
     meta = {str(k): v for k, v in description.items() if k not in PYTORCH_ONLY}
     meta.update({
@@ -189,19 +196,12 @@ def checkpoint_record(validation_data: Mapping[str, Any] | None,
     return {k: json.loads(json.dumps(dict(v), default=str)) for k, v in given.items() if v}
 
 
-def sample_batches(
-    size: tuple[int, int],
-    *,
-    seed: int = 0,
-    modalities: Sequence[str] | None = None,
-    channels: int = 3,
-) -> list[Sample]:
-    """Two batches of random raw images (float32 0-255): 1×3×H×W at ``size``, and 2×3×H'×W' at
+def sample_batches(size: tuple[int, int], *, modalities: Sequence[str] | None = None,
+                   channels: int = 3) -> list[Sample]:
+    """Two batches of random raw images (float32 0-255): 1×C×H×W at ``size``, and 2×C×H'×W' at
     a different size (odd offsets, so that rounding in pools and crops differs) to prove
-    dynamic axes. ``channels``: the bands of a multi-band model (3 for colour).
-
-    With ``modalities`` each sample is a dict of one batch per modality: colour and HHA as
-    0-255 pixels, depth in millimetres (0.5 to 10 m, a few pixels unknown)."""
+    dynamic axes; C is ``channels``. With ``modalities``, each sample is ``{modality: batch}``:
+    colour and HHA 0-255, depth in millimetres (0.5 to 10 m, a few pixels unknown)."""
     h, w = size
     if h < 1 or w < 1:
         raise ValueError(f"sample size must be positive, got {size}")
@@ -210,7 +210,7 @@ def sample_batches(
         raise ExportError(f"no sample inputs for modality {unknown[0]!r}; known: "
                           f"{sorted(MODALITY_CHANNELS)}")
     second = (h + 37, max(1, w - 19) if w > 40 else w + 23)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(0)
 
     def image(n: int, hh: int, ww: int) -> torch.Tensor:
         return torch.randint(0, 256, (n, channels, hh, ww), generator=gen).float()
@@ -239,8 +239,7 @@ class ExportSubject:
     raw_pixels: bool = True
 
     def metadata(self, description: Mapping[str, Any]) -> dict[str, str]:
-        """:func:`metadata_strings` of ``description`` with this model's input and output
-        names."""
+        """:func:`metadata_strings` of ``description`` with this model's inputs and outputs."""
         return metadata_strings(description, inputs=self.inputs, outputs=self.outputs,
                                 raw_pixels=self.raw_pixels)
 
@@ -251,28 +250,20 @@ def is_bare(model: nn.Module) -> bool:
     return isinstance(getattr(model, "preprocess", None), nn.Identity)
 
 
-def graph_takes_raw_pixels(model: nn.Module, raw_pixels: bool | None) -> bool:
-    """Whether an export of ``model`` takes raw pixels: ``raw_pixels`` as asked, or where None
-    whether the model normalises them itself. Raises :class:`ExportError` (one line) when raw
-    pixels are asked of a bare network, whose graph could only take normalised input."""
-    if raw_pixels is None:
-        return not is_bare(model)
-    if raw_pixels and is_bare(model):
-        raise ExportError("the model has no preprocessing (built with preprocess=False), so its "
-                          "graph takes input normalised per its input convention, not raw "
-                          "pixels: export it with raw_pixels=False (recorded as normalised "
-                          "input), or export the model built with its preprocessing")
-    return bool(raw_pixels)
-
-
 def export_subject(model: nn.Module, sample_size: tuple[int, int], *,
                    raw_pixels: bool | None = None) -> ExportSubject:
     """``model`` prepared for export, with samples of ``sample_size`` (see
     :func:`sample_batches`). ``raw_pixels``: the export takes raw pixels and normalises them
     itself (the model with its ``preprocess``); False exports the bare network, taking input
-    normalised per the model's input convention; None (default) decides by the model: raw
-    pixels unless it is a bare network (:func:`graph_takes_raw_pixels`)."""
-    raw_pixels = graph_takes_raw_pixels(model, raw_pixels)
+    normalised per the model's input convention; None (default): raw pixels unless it is a
+    bare network, whose graph can only take normalised input (True for it: ExportError)."""
+    if raw_pixels is None:
+        raw_pixels = not is_bare(model)
+    elif raw_pixels and is_bare(model):
+        raise ExportError("the model has no preprocessing (built with preprocess=False), so its "
+                          "graph takes input normalised per its input convention, not raw "
+                          "pixels: export it with raw_pixels=False (recorded as normalised "
+                          "input), or export the model built with its preprocessing")
     # Plain float32 layers on the CPU for the tracer: the model itself when it is so already
     # (a VGG16 FCN is over 500 MB; a copy would be held through the whole export), unless
     # its preprocessing is to be left out (then a copy loses it).
@@ -300,26 +291,17 @@ def export_subject(model: nn.Module, sample_size: tuple[int, int], *,
     return ExportSubject(model, samples, inputs, outputs, raw_pixels)
 
 
-def verified_export(
-    model: nn.Module,
-    sample_size: tuple[int, int],
-    export: Callable[[ExportSubject], RunExport],
-    *,
-    what: str,
-    description: Any,
-    raw_pixels: bool | None = None,
-    atol: float = DEFAULT_ATOL,
-    rtol: float = DEFAULT_RTOL,
-) -> tuple[ExportSubject, RunExport, list[SampleCheck]]:
-    """What every exporter does around its own format: refuse a ``description`` fcnseg could
-    not load the export by (:func:`check_description`), prepare ``model`` and its samples
-    (:func:`export_subject`), let ``export(subject)`` write the export and answer a function
-    running it as written (what users will load, not the in-memory trace), then compare it with
-    PyTorch on both samples (:func:`check_samples`).
-
-    Returns the subject, the export's runner and the checks. Raises :class:`ExportError`: a
-    failure of ``export`` becomes one line ``"<what> failed: <type>: <message>"``, and a
-    check beyond the tolerance its own line."""
+def verified_export(model: nn.Module, sample_size: tuple[int, int],
+                    export: Callable[[ExportSubject], RunExport], *, what: str, description: Any,
+                    raw_pixels: bool | None = None, atol: float = DEFAULT_ATOL,
+                    rtol: float = DEFAULT_RTOL
+                    ) -> tuple[ExportSubject, RunExport, list[SampleCheck]]:
+    """What every exporter does around its own format: check ``description``
+    (:func:`check_description`), prepare ``model`` and its samples (:func:`export_subject`),
+    let ``export(subject)`` write the export and answer a function running it as written (what
+    users will load, not the in-memory trace), then compare it with PyTorch
+    (:func:`check_samples`). Returns the subject, the export's runner and the checks; a failure
+    of ``export`` is one line ``"<what> failed: <type>: <message>"`` (ExportError)."""
     check_description(description, num_classes=getattr(model, "num_classes", None))
     subject = export_subject(model, sample_size, raw_pixels=raw_pixels)
     try:
@@ -339,10 +321,9 @@ def _several(names: Any) -> tuple[str, ...] | None:
 
 def _arrays(value: Any) -> dict[str, np.ndarray]:
     """Outputs as ``{head: array}``; a single one as ``"logits"``."""
-    def array(v: Any) -> np.ndarray:
-        return v.float().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
-
-    return {"logits" if k is None else str(k): array(v) for k, v in keyed(value)[0].items()}
+    return {"logits" if k is None else str(k):
+            v.float().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
+            for k, v in keyed(value)[0].items()}
 
 
 def _shape(x: Sample) -> tuple[int, ...]:
@@ -353,20 +334,12 @@ def _shape(x: Sample) -> tuple[int, ...]:
     return (first.shape[0], sum(t.shape[1] for t in x.values()), *first.shape[2:])
 
 
-def check_samples(
-    model: nn.Module,
-    run_export: Callable[[Any], Any],
-    samples: Sequence[Sample],
-    atol: float = DEFAULT_ATOL,
-    rtol: float = DEFAULT_RTOL,
-) -> list[SampleCheck]:
+def check_samples(model: nn.Module, run_export: Callable[[Any], Any], samples: Sequence[Sample],
+                  atol: float = DEFAULT_ATOL, rtol: float = DEFAULT_RTOL) -> list[SampleCheck]:
     """Run each sample through PyTorch and the export; raise :class:`ExportError` if a shape
     differs or the largest absolute difference reaches the tolerance: ``atol``, or ``rtol``
-    times the largest logit where that is more (the logits' float32 rounding scales with
-    them, as tests/floats.py explains).
-
-    A sample may be a dict of inputs and the outputs dicts of heads (``run_export`` returns
-    ``{head: array}``); every head is compared."""
+    times the largest logit where that is more (float32 rounding scales with the logits). A
+    sample may be a dict of inputs, and the outputs dicts of heads: every head is compared."""
     checks = []
     for x in samples:
         with torch.inference_mode():
@@ -384,12 +357,11 @@ def check_samples(
                                   f"{where}, PyTorch {ref.shape} (sizes did not stay dynamic)")
             diff = max(diff, float(np.abs(got.astype(np.float64) - ref).max()))
             largest = max(largest, float(np.abs(ref).max()))
-        tolerance = max(atol, rtol * largest)
-        check = SampleCheck(_shape(x), diff, largest, tolerance)
+        check = SampleCheck(_shape(x), diff, largest, max(atol, rtol * largest))
         checks.append(check)
-        if not diff < tolerance:
+        if not diff < check.tolerance:
             noise = _float32_noise(model, x, refs["logits"]) if "logits" in refs else ""
-            raise ExportError(f"{check}: not below the tolerance {tolerance:.3g} (--atol "
+            raise ExportError(f"{check}: not below the tolerance {check.tolerance:.3g} (--atol "
                               f"{atol:g}, or --rtol {rtol:g} of the largest logit){noise}")
     return checks
 

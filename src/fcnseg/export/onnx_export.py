@@ -21,7 +21,6 @@ import dataclasses
 import gc
 import io
 import json
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,8 +67,7 @@ class OnnxExport:
 
 
 def _require_onnx() -> Any:
-    """The ``onnx`` module, where onnxruntime is installed too: an optional extra
-    (fcnseg[onnx]), imported only to export."""
+    """The ``onnx`` module, where onnxruntime is installed too (the fcnseg[onnx] extra)."""
     try:
         import onnx
         import onnxruntime  # noqa: F401 - the exports are checked with it
@@ -79,37 +77,31 @@ def _require_onnx() -> Any:
     return onnx
 
 
-def _export_to(file: Path, model: nn.Module, sample: tuple[torch.Tensor, ...], opset: int,
-               exporter: str, inputs: list[str], outputs: list[str]) -> None:
+def _export_to(file: Path, graph: _GraphIO, sample: Any, opset: int, exporter: str) -> None:
     """Write the ONNX model into ``file``, with dynamic batch, height and width (straight to
     the file: a VGG16 FCN's graph is over 500 MB, never held twice in memory)."""
-    with quiet_tracing(FutureWarning, UserWarning):  # UserWarning: shape-inference notes
+    # UserWarning: shape-inference notes. The dynamo exporter logs that torchvision's operators
+    # are unavailable (we use none) and prints progress: keep the command's output ours.
+    with quiet_tracing(FutureWarning, UserWarning,
+                       logger="torch.onnx._internal.exporter._registration"):
         if exporter == "legacy":
             axes = {0: "batch", 2: "height", 3: "width"}
             with torch.inference_mode(False), torch.no_grad():
                 torch.onnx.export(
-                    model, sample, str(file), dynamo=False, opset_version=opset,
-                    input_names=inputs, output_names=outputs,
-                    dynamic_axes={name: axes for name in (*inputs, *outputs)},
+                    graph, graph.positional(sample), str(file), dynamo=False,
+                    opset_version=opset, input_names=graph.inputs, output_names=graph.outputs,
+                    dynamic_axes={name: axes for name in (*graph.inputs, *graph.outputs)},
                     do_constant_folding=True,
                 )
             return
-        # The dynamo exporter prints progress to stdout and logs that torchvision's operators
-        # are unavailable (we use none); keep the command's output ours.
-        quiet_logger = logging.getLogger("torch.onnx._internal.exporter._registration")
-        level = quiet_logger.level
-        quiet_logger.setLevel(logging.ERROR)
         dims = {0: Dim("batch"), 2: Dim("height"), 3: Dim("width")}  # shared by every input
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):
-                program = torch.onnx.export(
-                    model, sample, None, dynamo=True, opset_version=opset,
-                    input_names=inputs, output_names=outputs,
-                    # _GraphIO takes *inputs: one argument holding a tuple of tensors.
-                    dynamic_shapes=(tuple(dims for _ in inputs),),
-                )
-        finally:
-            quiet_logger.setLevel(level)
+        with contextlib.redirect_stdout(io.StringIO()):
+            program = torch.onnx.export(
+                graph, graph.positional(sample), None, dynamo=True, opset_version=opset,
+                input_names=graph.inputs, output_names=graph.outputs,
+                # _GraphIO takes *inputs: one argument holding a tuple of tensors.
+                dynamic_shapes=(tuple(dims for _ in graph.inputs),),
+            )
         program.save(str(file))
 
 
@@ -118,23 +110,21 @@ class OnnxOptions:
     """How :func:`export_onnx` exports and verifies.
 
     Attributes:
-        sample_size: height and width of the export sample; a second sample of another size
-            and batch 2 checks that the axes are dynamic. Small by default: the graph takes
-            any size, and small samples keep the check's memory small.
+        sample_size: height and width of the export sample (a second one, of another size and
+            batch 2, checks that the axes are dynamic); small samples keep the check's memory
+            small.
         opset: ONNX opset version.
         exporter: ``"legacy"`` (TorchScript-based) or ``"dynamo"``.
         atol: the largest absolute difference to PyTorch accepted on either sample...
         rtol: ... or this fraction of the largest logit, where that is more.
         raw_pixels: the graph takes N×3×H×W float32 RGB values 0-255 (raw inputs per
-            modality) and normalises them itself (metadata ``input_pixels`` =
-            ``"rgb_0_255"``), as the model does; False exports the bare network, taking
-            normalised input (``"normalized"``). None (default): raw pixels, unless the
-            model is a bare network (built with ``preprocess=False``), whose graph can only
-            take normalised input; asking True of such a model is an :class:`ExportError`.
+            modality) and normalises them itself (``input_pixels`` = ``"rgb_0_255"``); False
+            exports the bare network, taking normalised input (``"normalized"``). None
+            (default): raw pixels, unless the model is a bare network (``preprocess=False``),
+            for which True is an :class:`ExportError`.
         labels_out: the graph ends in an argmax: an output ``labels``, N×H×W uint8 (int32
-            past 256 classes), instead of ``logits`` (metadata ``outputs`` = ``"labels"``);
-            verified on the logits first, then on the labels (equal to the verified logits'
-            argmax).
+            past 256 classes), instead of ``logits`` (``outputs`` = ``"labels"``), checked
+            equal to the verified logits' argmax.
     """
 
     sample_size: tuple[int, int] = (64, 64)
@@ -156,9 +146,8 @@ def export_onnx(model: nn.Module, path: PathLike, options: OnnxOptions | None = 
     (``[r, g, b]`` per class) and ``input_convention`` (``model.input_convention.to_dict()``);
     ``geometry``, ``arch``, ``ignore_index`` ... are read where present.
     :meth:`Segmenter(model, ...).describe() <fcnseg.inference.Segmenter.describe>` gives them
-    all. How it is exported is ``options``,
-    or the :class:`OnnxOptions` that the keyword ``option_fields`` make
-    (``export_onnx(model, path, description=d, sample_size=(96, 96))``).
+    all. How it is exported is ``options``, or the :class:`OnnxOptions` that the keyword
+    ``option_fields`` make (``export_onnx(model, path, description=d, sample_size=(96, 96))``).
 
     Raises:
         ExportError: the description lacks a key above (one line naming them), the export
@@ -179,9 +168,7 @@ def export_onnx(model: nn.Module, path: PathLike, options: OnnxOptions | None = 
             raw_pixels=opts.raw_pixels, atol=opts.atol, rtol=opts.rtol)
         if opts.labels_out:
             wide = int(description.get("num_classes") or 0) > 256
-            data = _with_labels_out(onnx.load(str(tmp)), subject, run, wide)
-            tmp.write_bytes(data)
-            del data
+            tmp.write_bytes(_with_labels_out(onnx.load(str(tmp)), subject, run, wide))
         size = tmp.stat().st_size
     return OnnxExport(str(path), opts.opset, opts.exporter, checks, size)
 
@@ -193,9 +180,8 @@ def _write(file: Path, subject: ExportSubject, opts: OnnxOptions,
     onnx = _require_onnx()
     if opts.labels_out and subject.outputs:
         raise ExportError("--labels-out: a model of several heads exports its logits only")
-    graph = _GraphIO.of(subject)
-    _export_to(file, graph, graph.positional(subject.samples[0]), opts.opset, opts.exporter,
-               graph.inputs, graph.outputs)
+    graph = _GraphIO(subject)
+    _export_to(file, graph, subject.samples[0], opts.opset, opts.exporter)
     gc.collect()  # the tracer's graph and its constants
     proto = onnx.load(str(file))
     set_metadata(proto, subject.metadata(description))
@@ -206,20 +192,16 @@ def _write(file: Path, subject: ExportSubject, opts: OnnxOptions,
 
 
 class _GraphIO(nn.Module):
-    """The model with the graph's positional inputs and outputs, named ``inputs`` and
-    ``outputs``: one of each, or one per modality (a dict for the model) and head."""
+    """An export subject's model (in eval mode) with the graph's positional inputs and
+    outputs, named ``inputs`` and ``outputs``: one of each, or one per modality (a dict for the
+    model) and head."""
 
-    def __init__(self, model: nn.Module, modalities: tuple[str, ...] | None,
-                 heads: tuple[str, ...] | None) -> None:
+    def __init__(self, subject: ExportSubject) -> None:
         super().__init__()
-        self.model, self.modalities, self.heads = model, modalities, heads
-        self.inputs, self.outputs = list(modalities or [INPUT_NAME]), list(heads or [OUTPUT_NAME])
-
-    @classmethod
-    def of(cls, subject: ExportSubject) -> _GraphIO:
-        """The graph of an export subject: its model with its inputs and outputs, in eval
-        mode."""
-        return cls(subject.model, subject.inputs, subject.outputs).eval()
+        self.model, self.modalities, self.heads = subject.model, subject.inputs, subject.outputs
+        self.inputs = list(self.modalities or [INPUT_NAME])
+        self.outputs = list(self.heads or [OUTPUT_NAME])
+        self.eval()
 
     def forward(self, *x: torch.Tensor) -> Any:
         out = self.model(dict(zip(self.inputs, x, strict=True)) if self.modalities else x[0])
@@ -232,8 +214,7 @@ class _GraphIO(nn.Module):
     def runner(self, session: Any) -> Any:
         """A function running ``session`` on a sample, answering as the model does."""
         def run(x: Any) -> Any:
-            feed = {name: t.numpy() for name, t in
-                    zip(self.inputs, self.positional(x), strict=True)}
+            feed = {n: t.numpy() for n, t in zip(self.inputs, self.positional(x), strict=True)}
             # One output: whatever its name (``labels`` once an argmax ends the graph).
             got = session.run(self.outputs if self.heads else None, feed)
             return dict(zip(self.outputs, got, strict=True)) if self.heads else got[0]
@@ -252,11 +233,10 @@ def set_metadata(proto: Any, metadata: Mapping[str, str]) -> None:
 
 def _with_labels_out(proto: Any, subject: ExportSubject, run_logits: RunExport,
                      wide: bool) -> bytes:
-    """The verified logits graph ending in labels (:func:`labels_out`), checked to give the
-    argmax of the logits graph on every sample."""
+    """The verified logits graph ending in labels, checked to give its argmax on each sample."""
     append_argmax(proto, wide=wide)
     labelled = proto.SerializeToString()
-    run_labels = _GraphIO.of(subject).runner(onnx_session(labelled))
+    run_labels = _GraphIO(subject).runner(onnx_session(labelled))
     for x in subject.samples:
         expected = np.asarray(run_logits(x)).argmax(1)
         got = run_labels(x)

@@ -2,24 +2,20 @@
 with an accuracy gate against the float model.
 
 The float model is exported to ONNX taking raw pixels (verified as ``fcnseg export`` does),
-activation ranges are calibrated on the calibration images (min/max over every image), weights
-are quantized per output channel (int8, symmetric) and activations per tensor (uint8), in the
-QDQ format: QuantizeLinear/DequantizeLinear pairs around float operators, which ONNX Runtime
-fuses into int8 kernels (VNNI on CPUs that have it) and which other runtimes (OpenVINO,
-TensorRT) read as well. docs/performance.md says why this engine and how fast it runs.
+activation ranges are calibrated (min/max over every calibration image), weights are quantized
+per output channel (int8, symmetric) and activations per tensor (uint8), in the QDQ format,
+which ONNX Runtime fuses into int8 kernels and other runtimes (OpenVINO, TensorRT) read too.
+docs/performance.md says why this engine and how fast it runs.
 
-The layers that lose most to int8 (the first convolution, on raw colours; the score layers,
-whose outputs are the logits; the upsampling deconvolutions) can stay in float: with
-``keep_float="auto"`` and a validation set, both variants are scored and the float layers are
-kept only when that measurably raises mean IU.
+The layers that lose most to int8 (the first convolution, on raw colours; the score layers; the
+upsampling deconvolutions) can stay in float: with ``keep_float="auto"`` and a validation set,
+both variants are scored and the float layers kept only when that measurably raises mean IU.
 """
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import json
-import logging
 import math
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -168,39 +164,24 @@ class _Reader:
 
 
 def to_pixels(rgb: np.ndarray) -> np.ndarray:
-    """An H×W×3 uint8 RGB image (or H×W×N raw band values) as the 1×C×H×W float32 pixel
-    batch the exports take."""
+    """An H×W×C image (RGB, or raw band values) as the 1×C×H×W float32 batch exports take."""
     return np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32)
 
 
-def quantize_model(
-    model: nn.Module,
-    out: PathLike,
-    *,
-    description: dict[str, Any],
-    calibration: Callable[[], Iterator[np.ndarray]],
-    validation: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]] | None = None,
-    options: QuantizeOptions = QuantizeOptions(),
-    log: Callable[[str], None] = print,
-) -> QuantizeResult:
-    """Quantize ``model`` to an int8 ONNX file at ``out``, gated on accuracy.
-
-    Args:
-        model: the float model (one input: colour or bands; one output of N×C×H×W logits).
-        description: what :meth:`fcnseg.inference.Segmenter.describe` gives (``class_names``,
-            ``palette``, ``input_convention``: required; ...), stored with the quantization.
-        calibration: a function returning a fresh iterator of images as the model takes
-            them: H×W×3 uint8 RGB, or a multi-band model's H×W×N raw band values.
-        validation: a function returning a fresh iterator of (image, label) pairs, or None.
-        options: see :class:`QuantizeOptions`.
-        log: where progress lines go.
-
-    Returns:
-        A :class:`QuantizeResult`; ``path`` is None when the gate refused (``refused``: why).
-
-    Raises:
-        QuantizeError: (one line) a bad description, no engine or calibration image, or fails.
-    """
+def quantize_model(model: nn.Module, out: PathLike, *, description: dict[str, Any],
+                   calibration: Callable[[], Iterator[np.ndarray]],
+                   validation: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]] | None = None,
+                   options: QuantizeOptions = QuantizeOptions(),
+                   log: Callable[[str], None] = print) -> QuantizeResult:
+    """Quantize ``model`` (one input: colour or bands; one output of N×C×H×W logits) to an
+    int8 ONNX file at ``out``, gated on accuracy. ``description``: what
+    :meth:`fcnseg.inference.Segmenter.describe` gives (``class_names``, ``palette``,
+    ``input_convention`` required), stored with the quantization; ``calibration`` and
+    ``validation`` (or None): functions returning a fresh iterator of images as the model takes
+    them (H×W×3 uint8 RGB, or H×W×N raw band values), of (image, label) pairs; ``log``: where
+    progress lines go. Returns a :class:`QuantizeResult`, whose ``path`` is None when the gate
+    refused (``refused``: why); raises :class:`QuantizeError` (one line) for a bad
+    description, no engine or calibration image, or a failure."""
     _check_quantizable(model, options, description)
     onnx, quantization = _require_engine()
     num_classes = len(description["class_names"])
@@ -240,14 +221,14 @@ def _check_quantizable(model: nn.Module, options: QuantizeOptions,
     check_description(description, QuantizeError, getattr(model, "num_classes", None))
     if options.keep_float not in KEEP_FLOAT:
         raise ValueError(f"keep_float must be one of {KEEP_FLOAT}, got {options.keep_float!r}")
+    arch = getattr(model, "arch", type(model).__name__)
     if getattr(model, "input_names", ("color",)) not in (("color",), ["color"]) \
             or len(getattr(model, "head_classes", {}) or {}) > 1:
-        raise QuantizeError(f"{getattr(model, 'arch', type(model).__name__)}: int8 "
-                            f"quantization takes models of one colour input and one output")
+        raise QuantizeError(f"{arch}: int8 quantization takes models of one colour input and "
+                            f"one output")
     if is_bare(model):  # calibration feeds raw pixels; the int8 graph takes them
-        raise QuantizeError(f"{getattr(model, 'arch', type(model).__name__)}: int8 "
-                            f"quantization takes a model with its preprocessing (raw pixels "
-                            f"in), not a bare network built with preprocess=False")
+        raise QuantizeError(f"{arch}: int8 quantization takes a model with its preprocessing "
+                            f"(raw pixels in), not a bare network built with preprocess=False")
 
 
 def _reduce_range(options: QuantizeOptions, log: Callable[[str], None]) -> bool:
@@ -273,10 +254,10 @@ def _count_images(calibration: Callable[[], Iterator[np.ndarray]]) -> int:
 def _variants(proto: Any, num_classes: int, keep_float: str,
               validated: bool) -> dict[str, list[str]]:
     """``{variant: nodes kept in float}``; ``auto`` makes both only when it can compare them."""
+    if keep_float == "auto" and not validated:
+        return {"none": []}
     variants = {"none": [], "sensitive": sensitive_nodes(proto, num_classes)}
-    if keep_float != "auto":
-        return {keep_float: variants[keep_float]}
-    return variants if validated else {"none": []}
+    return variants if keep_float == "auto" else {keep_float: variants[keep_float]}
 
 
 def _compare_variants(float_path: Path, files: dict[str, Path],
@@ -301,8 +282,7 @@ def _compare_variants(float_path: Path, files: dict[str, Path],
 
 def _accuracy_gate(result: QuantizeResult, class_names: list[str], options: QuantizeOptions,
                    log: Callable[[str], None]) -> bool:
-    """Apply ``--max-drop`` to the chosen variant: sets ``result.refused`` when it drops too
-    far (unless ``--force``); True when it is written anyway (forced)."""
+    """``--max-drop``: sets ``result.refused`` (unless ``--force``); True when forced."""
     comparison = result.comparison
     if comparison is None:
         return False
@@ -321,7 +301,7 @@ def _accuracy_gate(result: QuantizeResult, class_names: list[str], options: Quan
 def _float_onnx(quantization: Any, model: nn.Module, description: dict[str, Any],
                 tmp_dir: Path, log: Callable[[str], None]) -> tuple[Path, Path]:
     """The float model as ONNX taking raw pixels (verified), and its copy prepared for
-    quantization (shapes inferred, graph optimised; the export itself if that fails)."""
+    quantization (the export itself where preparing fails)."""
     log("exporting the float model to ONNX (raw pixels in, verified against PyTorch)")
     float_path, prepared = tmp_dir / "float.onnx", tmp_dir / "prepared.onnx"
     try:
@@ -331,7 +311,7 @@ def _float_onnx(quantization: Any, model: nn.Module, description: dict[str, Any]
         raise QuantizeError(f"{ENGINE} cannot quantize this model: its ONNX export failed "
                             f"({str(e).splitlines()[0][:200]})") from None
     try:
-        with _quiet():
+        with quiet_tracing(Warning, logger=""):
             quantization.shape_inference.quant_pre_process(
                 str(float_path), str(prepared), skip_symbolic_shape=True)
     except Exception:  # noqa: BLE001 - pre-processing is an optimisation, not required
@@ -385,7 +365,8 @@ def _quantize_static(quantization: Any, source: Path, target: Path, reader: _Rea
     if "calibration_cache_path" in inspect.signature(quantization.quantize_static).parameters:
         kwargs["calibration_cache_path"] = str(cache)
     try:
-        with _quiet():
+        # The root logger at ERROR: the quantizer warns of every shape tensor left in float.
+        with quiet_tracing(Warning, logger=""):
             quantization.quantize_static(
                 str(source), str(target), reader,
                 quant_format=quantization.QuantFormat.QDQ, per_channel=True,
@@ -399,20 +380,6 @@ def _quantize_static(quantization: Any, source: Path, target: Path, reader: _Rea
         first = " ".join(str(e).split())[:200] or type(e).__name__
         raise QuantizeError(f"{ENGINE} cannot quantize this model: {first}") from None
     return target
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """No warnings, and the root logger at ERROR: ONNX Runtime's quantizer logs a warning for
-    every shape tensor it leaves in float."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        with quiet_tracing(Warning):
-            yield
-    finally:
-        root.setLevel(level)
 
 
 def compare_models(reference: Any, int8: Any,

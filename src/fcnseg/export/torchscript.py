@@ -1,15 +1,11 @@
 """TorchScript export by tracing, verified on a second input size.
 
-Tracing records the crops' sizes as shape computations on the input (not constants), so one
-trace serves every input size; :func:`export_torchscript` checks that on a sample of another
-size and batch before writing. The model description travels inside the archive as the extra
-file ``fcnseg.json``, which :func:`fcnseg.export.read_torchscript_metadata` reads from the zip
-without loading the code.
-
-A model of several inputs (NYUDv2's fusion nets) is traced with a ``Dict[str, Tensor]`` input
-keyed by modality, and a model of several heads (SIFT Flow) returns ``Dict[str, Tensor]`` keyed
-by head, as the PyTorch models do. TorchScript's deprecation notice is silenced: most deployment
-tools still load TorchScript (``torch.export`` is its successor).
+Tracing records the crops' sizes as shape computations on the input, so one trace serves every
+input size (checked on a sample of another size and batch). The description travels in the
+archive as the extra file ``fcnseg.json``, which :func:`fcnseg.export.read_torchscript_metadata`
+reads without loading the code. A model of several inputs or heads takes and returns
+``Dict[str, Tensor]`` keyed by modality or head, as the PyTorch models do. TorchScript's
+deprecation notice is silenced: most deployment tools still load TorchScript.
 """
 
 from __future__ import annotations
@@ -46,24 +42,14 @@ class TorchScriptExport:
     size_bytes: int
 
 
-def export_torchscript(
-    model: nn.Module,
-    path: PathLike,
-    *,
-    description: Mapping[str, Any],
-    sample_size: tuple[int, int] = (224, 224),
-    atol: float = DEFAULT_ATOL,
-    rtol: float = DEFAULT_RTOL,
-    raw_pixels: bool | None = None,
-) -> TorchScriptExport:
+def export_torchscript(model: nn.Module, path: PathLike, *, description: Mapping[str, Any],
+                       sample_size: tuple[int, int] = (224, 224), atol: float = DEFAULT_ATOL,
+                       rtol: float = DEFAULT_RTOL,
+                       raw_pixels: bool | None = None) -> TorchScriptExport:
     """Trace ``model`` on the CPU and save it at ``path`` after checking two sample sizes.
-    ``raw_pixels``: the module takes RGB 0-255 values and normalises them itself, as the model
-    does; False traces the bare network, taking normalised input; None (default) decides by
-    the model, raw pixels unless it was built with ``preprocess=False`` (recorded so in the
-    metadata; True for such a model is an :class:`ExportError`). ``description`` is stored in
-    the archive as :func:`~fcnseg.export.onnx_export.export_onnx` stores it, and must hold
-    the same keys: ``class_names``, ``palette`` and ``input_convention``
-    (``Segmenter(model, ...).describe()`` gives them).
+    ``raw_pixels`` and ``description`` (``class_names``, ``palette``, ``input_convention``
+    required; ``Segmenter(model, ...).describe()`` gives them) are as for
+    :func:`~fcnseg.export.onnx_export.export_onnx`.
 
     Raises:
         ExportError: the description lacks one of those keys (one line naming them), tracing

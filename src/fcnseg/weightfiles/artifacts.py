@@ -110,7 +110,6 @@ def read_torchscript_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def _check_required(path: Path, kind: str, meta: Mapping[str, Any]) -> None:
-    """Refuse (one line) metadata without :data:`REQUIRED_DESCRIPTION`."""
     missing = [k for k in REQUIRED_DESCRIPTION if k not in meta]
     if missing:
         raise ArtifactError(f"{path}: the {kind} model's metadata lacks {missing}; export it "
@@ -120,12 +119,11 @@ def _check_required(path: Path, kind: str, meta: Mapping[str, Any]) -> None:
 
 
 def read_artifact(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The checkpoint-shaped description of an exported model at ``path``: ``model``
-    (``arch``, ``build_kwargs`` with ``num_classes`` and ``geometry``, ``input_convention``),
-    ``classes``, ``metrics``, ``recipe`` (``data.val`` only: the validation set recorded at
-    export, when there was one) and ``artifact`` (``kind``, ``input_pixels``, ``outputs``,
-    ``quantization`` when it is an int8 model, ``fcnseg_version``, ``temperature``: already
-    applied inside the graph), no weights.
+    """The checkpoint-shaped description of an exported model at ``path``, no weights:
+    ``model`` (``arch``, ``build_kwargs`` with ``num_classes`` and ``geometry``,
+    ``input_convention``), ``classes``, ``metrics``, ``recipe`` (``data.val``: the validation
+    set recorded at export, if any) and ``artifact`` (``kind``, ``input_pixels``, ``outputs``,
+    ``quantization`` of an int8 model, ``fcnseg_version``, ``temperature``).
 
     Raises:
         ArtifactError: not an exported model, or its metadata lacks the description that
@@ -169,12 +167,11 @@ def read_artifact(path: str | os.PathLike[str]) -> dict[str, Any]:
             "outputs": meta.get("outputs", "logits"),
             "quantization": meta.get("quantization"),
             "fcnseg_version": meta.get("fcnseg_version"),
-            # The graph's named inputs (one per modality) and outputs (one per head), where it
-            # has several; a graph of one input and one output has neither.
+            # A graph's named inputs (one per modality) and outputs (one per head), if several.
             "input_names": inputs,
             "output_names": heads,
-            # Already applied: the exported logits are divided by it (no "temperature" key,
-            # so that nothing divides them again).
+            # Applied inside the graph, so not under the top-level "temperature" key (which
+            # would divide the logits again).
             "temperature": meta.get("temperature", 1.0),
         },
     )

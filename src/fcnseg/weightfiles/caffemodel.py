@@ -1,22 +1,19 @@
 """Read (and write) Caffe ``.caffemodel`` files with no Caffe installed.
 
-A ``.caffemodel`` is one serialized ``NetParameter`` (see :mod:`fcnseg.weightfiles.caffe_proto`
-for the messages and their field numbers). The reference files are 500-550 MB, nearly all of it
-packed float ``data`` of a few blobs, so the reader walks the protobuf wire format one field at a
-time: each blob's packed ``data`` goes from the file straight into its numpy array (one copy of the
-weights in memory, no intermediate ``bytes``), and every other part of a layer or blob (names,
-types, shapes, legacy ``num``/``channels``/``height``/``width``) is decoded by protobuf from the
-message definitions. Both layer formats are read: ``layer`` (field 100, current) and the V1
-``layers`` (field 2; the ImageNet VGG16), including a V0 layer nested in a V1 one.
-
-Errors name the file, and the layer where one is involved.
+A ``.caffemodel`` is one serialized ``NetParameter`` (messages and field numbers:
+:mod:`fcnseg.weightfiles.caffe_proto`). The reference files are 500-550 MB, nearly all packed
+float ``data`` of a few blobs, so the reader walks the protobuf wire format one field at a time:
+each blob's packed ``data`` goes from the file straight into its numpy array (one copy of the
+weights in memory), and protobuf decodes the rest of a layer or blob (names, types, shapes,
+legacy ``num``/``channels``/``height``/``width``). Both layer formats are read: ``layer``
+(field 100, current) and the V1 ``layers`` (field 2; the ImageNet VGG16), including a V0 layer
+nested in a V1 one. Errors name the file, and the layer where one is involved.
 
 A file is untrusted input (``fetch_pretrained`` reads what a download returns), so memory and
 time are bounded by its size: every value is read into an array sized by the bytes that hold it;
-layers, blobs and other fields, which cost far more memory than their few bytes, are counted
-against a budget that grows with the file (:data:`ENTRY_BUDGET_FLOOR` plus one per
-:data:`BYTES_PER_ENTRY` bytes); only the fields that are used (names, types, shapes, values) are
-handed to protobuf; a blob shape has at most Caffe's 32 axes.
+layers, blobs and other fields are counted against a budget that grows with the file
+(:data:`ENTRY_BUDGET_FLOOR` plus one per :data:`BYTES_PER_ENTRY` bytes); only the fields used
+are handed to protobuf; a blob shape has at most Caffe's 32 axes.
 """
 
 from __future__ import annotations
@@ -173,14 +170,10 @@ class _Stream:
 
     def fields(self, end: int, where: str | _LayerLabel, overflow_ok: tuple[int, ...] = ()
                ) -> Iterator[tuple[int, int, int, int]]:
-        """Yield ``(number, wire_type, start, length)`` for each field up to ``end``.
-
-        ``start`` is where the field's tag begins; for length-delimited fields the stream is
-        left at the payload, whose ``length`` is given, and the walker moves past it after the
-        consumer is done (whatever the consumer read). Varints are decoded into ``length``.
-        A field running past ``end`` is an error, except for numbers in ``overflow_ok``, which
-        the consumer reports itself (naming the layer that was cut short).
-        """
+        """Yield ``(number, wire_type, start, length)`` for each field up to ``end``: ``start``
+        where its tag begins, the stream left at its payload (a varint's value is ``length``),
+        then moved past it whatever the consumer read. A field running past ``end`` is an
+        error, except for numbers in ``overflow_ok``, which the consumer reports itself."""
         while self.f.tell() < end:
             start = self.f.tell()
             tag = self.varint(end, where)
@@ -228,8 +221,6 @@ def _read_floats(s: _Stream, length: int, dtype: str, where: str) -> np.ndarray:
 
 
 def _parse(message: Any, data: bytes, s: _Stream, where: str, what: str) -> Any:
-    """``data`` parsed as the protobuf ``message`` type; a :class:`CaffeModelError` naming the
-    file and ``where`` when it is not a valid ``what``."""
     try:
         return message.FromString(data)
     except DecodeError as e:
@@ -237,9 +228,8 @@ def _parse(message: Any, data: bytes, s: _Stream, where: str, what: str) -> Any:
 
 
 def _read_unpacked(s: _Stream, start: int, end: int, dtype: str, tag: int) -> np.ndarray:
-    """The values of a run of unpacked fields (tag, value, tag, value ...) that begins at
-    ``start``, read in bulk (a Python step per value would take minutes for a few MB);
-    :meth:`_Stream.fields` goes on after the run."""
+    """The values of a run of unpacked fields (tag, value, tag, value ...) from ``start``, read
+    in bulk: a Python step per value would take minutes for a few MB."""
     value_size = np.dtype(dtype).itemsize
     if s.f.tell() - start != 1:  # a tag of several bytes: not Caffe's writing; one value
         return np.frombuffer(s.f.read(value_size), dtype=dtype).copy()
@@ -300,8 +290,7 @@ def _read_blob(s: _Stream, end: int, where: str) -> CaffeBlob:
 
 @dataclass
 class _LayerLabel:
-    """A layer's label in messages, named once its name has been read (the walker's errors
-    format it when they happen, not when the walk starts)."""
+    """A layer's label in messages, named once its name has been read (errors format it)."""
 
     index: int
     name: str = ""
@@ -318,8 +307,8 @@ _LAYER_FORMATS = {"layer": (LayerParameter, 7, 1, (1, 2)),
 
 
 def _read_layer(s: _Stream, end: int, fmt: str, label: str | _LayerLabel) -> CaffeLayer:
-    """A layer of format ``fmt``, named in messages by ``label``: a :class:`_LayerLabel`, which
-    takes the layer's name once read, or for a V0 layer the label of the V1 layer holding it."""
+    """A layer of format ``fmt``; ``label`` takes its name once read (a V0 layer's: the V1
+    layer's label)."""
     message, blob_field, name_field, kept = _LAYER_FORMATS[fmt]
     rest = bytearray()
     blobs: list[CaffeBlob] = []
@@ -432,27 +421,18 @@ def _blob_bytes(array: np.ndarray, legacy: bool, double: bool) -> bytes:
         blob.num, blob.channels, blob.height, blob.width = dims
     else:
         blob.shape.CopyFrom(BlobShape(dim=list(arr.shape)))
+    number, dtype, repeated = (8, "<f8", blob.double_data) if double else (5, "<f4", blob.data)
     if arr.size > _DIRECT_VALUES:  # same encoding: the packed field, little-endian values
-        number, dtype = (8, "<f8") if double else (5, "<f4")
         values = np.ascontiguousarray(arr, dtype=dtype).tobytes()
         return (blob.SerializeToString() + _varint((number << 3) | _LEN)
                 + _varint(len(values)) + values)
-    if double:
-        blob.double_data.extend(arr.astype(np.float64).ravel().tolist())
-    else:
-        blob.data.extend(arr.astype(np.float32).ravel().tolist())
+    repeated.extend(arr.astype(dtype).ravel().tolist())
     return blob.SerializeToString()
 
 
-def write_caffemodel(
-    path: PathLike,
-    layers: Iterable[tuple[str, str, Sequence[np.ndarray]]],
-    *,
-    v1: bool = False,
-    legacy_shapes: bool | None = None,
-    double: bool = False,
-    name: str = "",
-) -> Path:
+def write_caffemodel(path: PathLike, layers: Iterable[tuple[str, str, Sequence[np.ndarray]]], *,
+                     v1: bool = False, legacy_shapes: bool | None = None, double: bool = False,
+                     name: str = "") -> Path:
     """Write a ``.caffemodel`` holding ``(name, type, blobs)`` layers, one layer at a time.
 
     ``v1`` writes the old ``layers`` format (types as V1 enum values; legacy 4-D blob shapes by

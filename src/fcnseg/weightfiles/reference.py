@@ -83,17 +83,10 @@ def _scores(mean_iu: float, pixel_acc: float, mean_acc: float, fw_iu: float,
             **more, "split": split}
 
 
-#: PASCAL-Context (59 classes) val scores of the PAMI version of the paper.
-_CONTEXT_SCORES = {"fcn32s": (36.7, 65.5, 49.1, 50.9), "fcn16s": (38.4, 66.9, 51.3, 52.3),
-                   "fcn8s": (39.1, 67.5, 52.3, 53.0)}
-
-
-def _context(variant: str) -> ReferenceModel:
-    return ReferenceModel(f"pascalcontext-{variant}-heavy", variant,
-                          VGG16_TRUNK + HEADS[variant], PASCAL_CONTEXT_CLASSES,
-                          "pascal_context",
-                          published=_scores(*_CONTEXT_SCORES[variant],
-                                            split="PASCAL-Context val, 59 classes (PAMI)"))
+def _context(variant: str, *scores: float) -> ReferenceModel:
+    return ReferenceModel(f"pascalcontext-{variant}-heavy", variant, VGG16_TRUNK + HEADS[variant],
+                          PASCAL_CONTEXT_CLASSES, "pascal_context",
+                          published=_scores(*scores, split="PASCAL-Context val, 59 classes (PAMI)"))
 
 
 def _siftflow(variant: str) -> ReferenceModel:
@@ -108,15 +101,10 @@ def _siftflow(variant: str) -> ReferenceModel:
     )
 
 
-def _late_fusion_layers(*streams: str) -> tuple[dict[str, str], tuple[str, ...]]:
-    """The reference's RGB-HHA net names each stream's layers by appending the modality with no
-    separator (``conv1_1color``, ``score_frhha``); fcnseg separates it (``conv1_1_color``)."""
-    rename = {f"{layer}{s}": f"{layer}_{s}" for s in streams
-              for layer in (*VGG16_TRUNK, "score_fr")}
-    return rename, (*rename, "upscore")
-
-
-_COLOR_HHA_RENAME, _COLOR_HHA_LAYERS = _late_fusion_layers("color", "hha")
+# The reference's RGB-HHA net names each stream's layers by appending the modality with no
+# separator (``conv1_1color``, ``score_frhha``); fcnseg separates it (``conv1_1_color``).
+_COLOR_HHA_RENAME = {f"{layer}{s}": f"{layer}_{s}" for s in ("color", "hha")
+                     for layer in (*VGG16_TRUNK, "score_fr")}
 
 
 #: The ImageNet VGG16 (V1 layer format), from the Oxford VGG page.
@@ -132,8 +120,10 @@ REFERENCE_MODELS: dict[str, ReferenceModel] = {m.name: m for m in (
     # The at-once net scales pool4 and pool3 by fixed Scale layers (lr 0) before scoring.
     _voc("fcn8s-atonce-pascal", "fcn8s_atonce", "fcn8s", 65.4,
          fixed={"scale_pool4": 0.01, "scale_pool3": 0.0001}),
-    # PASCAL-Context, 59 classes + background: the VGG FCNs with 60 outputs.
-    _context("fcn32s"), _context("fcn16s"), _context("fcn8s"),
+    # PASCAL-Context, 59 classes + background: the VGG FCNs with 60 outputs; val scores of
+    # the PAMI version of the paper.
+    _context("fcn32s", 36.7, 65.5, 49.1, 50.9), _context("fcn16s", 38.4, 66.9, 51.3, 52.3),
+    _context("fcn8s", 39.1, 67.5, 52.3, 53.0),
     # NYUDv2 colour: FCN-32s with 40 outputs and the NYUD colour mean.
     ReferenceModel("nyud-fcn32s-color-heavy", "nyud_fcn32s_color", VGG16_TRUNK + HEADS["fcn32s"],
                    NYUD_CLASSES, "nyud", convention=NYUD_BGR,
@@ -145,10 +135,10 @@ REFERENCE_MODELS: dict[str, ReferenceModel] = {m.name: m for m in (
                    NYUD_CLASSES, "nyud", convention=NYUD_HHA,
                    published=_scores(24.2, 57.1, 35.2, 40.4, split="NYUDv2 test (HHA)")),
     # RGB-HHA late fusion: two suffixed streams, one shared upscore.
-    ReferenceModel("nyud-fcn32s-color-hha-heavy", "nyud_fcn32s_color_hha", _COLOR_HHA_LAYERS,
-                   NYUD_CLASSES, "nyud", convention=NYUD_BGR, rename=_COLOR_HHA_RENAME,
-                   published=_scores(32.8, 64.3, 44.9, 48.0,
-                                     split="NYUDv2 test (RGB-HHA)")),
+    ReferenceModel("nyud-fcn32s-color-hha-heavy", "nyud_fcn32s_color_hha",
+                   (*_COLOR_HHA_RENAME, "upscore"), NYUD_CLASSES, "nyud", convention=NYUD_BGR,
+                   rename=_COLOR_HHA_RENAME,
+                   published=_scores(32.8, 64.3, 44.9, 48.0, split="NYUDv2 test (RGB-HHA)")),
     # SIFT Flow: one trunk, semantic and geometric heads.
     _siftflow("fcn32s"), _siftflow("fcn16s"), _siftflow("fcn8s"),
 )}

@@ -58,9 +58,7 @@ class HubError(ValueError):
 
 def _checkpoint_from(config: Any, state_dict: dict[str, torch.Tensor], spec: str,
                      where: str) -> dict[str, Any]:
-    """The checkpoint dict (see :mod:`fcnseg.checkpoint`) that a config describes, for the
-    ``--checkpoint`` value ``spec``; ``where`` names the config in errors (the user's
-    config.json, never the cached copy)."""
+    """The checkpoint dict a config describes; ``where`` names the user's config in errors."""
     def bad(problem: str) -> HubError:
         return _refused(f"{where}: {problem}")
 
@@ -179,12 +177,16 @@ def _read_folder(folder: Path, where: str) -> dict[str, Any]:
                                f"{WEIGHTS_NAME})")
             raise HubError(f"{where}: no {p.name} in {folder} (a pretrained folder holds "
                            f"{CONFIG_NAME} and {WEIGHTS_NAME})")
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (ValueError, RecursionError) as e:  # ValueError: also numbers of 4300+ digits
-        raise HubError(f"{config_path}: not valid JSON ({e})") from e
+    config = _json(config_path.read_text(encoding="utf-8"), f"{config_path}: not valid JSON")
     state_dict, _ = _read_safetensors(weights)
     return _checkpoint_from(config, state_dict, where, checkpoint_source(where)["config"])
+
+
+def _json(text: str, problem: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as e:  # ValueError: also numbers of 4300+ digits
+        raise HubError(f"{problem} ({e})") from e
 
 
 def _read_safetensors_checkpoint(path: Path) -> dict[str, Any]:
@@ -193,10 +195,7 @@ def _read_safetensors_checkpoint(path: Path) -> dict[str, Any]:
         raise HubError(f"{path}: a .safetensors file without fcnseg's description in its "
                        f"metadata; convert it with `fcnseg convert` or save it with "
                        f"fcnseg.hub.save_pretrained")
-    try:
-        config = json.loads(metadata[METADATA_KEY])
-    except (ValueError, RecursionError) as e:  # ValueError: also numbers of 4300+ digits
-        raise HubError(f"{path}: its fcnseg metadata is not valid JSON ({e})") from e
+    config = _json(metadata[METADATA_KEY], f"{path}: its fcnseg metadata is not valid JSON")
     return _checkpoint_from(config, state_dict, str(path), checkpoint_source(path)["config"])
 
 
@@ -209,13 +208,13 @@ def _hf_folder(spec: str) -> Path:
     repo, revision = m["repo"], m["rev"]
     try:
         # optional extra (fcnseg[hub]); imported here so that checkpoints need no Hub client
+        from huggingface_hub import constants, hf_hub_download
         from huggingface_hub import errors as hf_errors
-        from huggingface_hub import hf_hub_download
     except ImportError:
         raise HubError(f"{spec}: hf:// checkpoints need huggingface_hub "
                        f"(pip install 'fcnseg[hub]')") from None
     offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-    endpoint = hub_endpoint()
+    endpoint = str(constants.ENDPOINT).rstrip("/")  # HF_ENDPOINT, else huggingface.co
     # The client retries an unreachable Hub for about 25 s before failing; one connection
     # attempt says as much at once, and then the cache alone answers, as offline.
     cache_only = offline or not hub_reachable(endpoint)
@@ -244,13 +243,6 @@ def _hf_folder(spec: str) -> Path:
         except (hf_errors.HfHubHTTPError, OSError) as e:
             raise HubError(f"{spec}: download failed ({type(e).__name__}: {e})") from e
     return paths[0].parent
-
-
-def hub_endpoint() -> str:
-    """The Hugging Face Hub's address the client uses (``HF_ENDPOINT``, else huggingface.co)."""
-    from huggingface_hub import constants
-
-    return str(constants.ENDPOINT).rstrip("/")
 
 
 def hub_reachable(endpoint: str, timeout: float = 3.0) -> bool:
@@ -298,8 +290,8 @@ def checkpoint_files(spec: PathLike) -> list[Path]:
 
 
 def _materialised(sources: Sequence[Path], build: Any) -> Path:
-    """A checkpoint file built by ``build()`` once for these source files (keyed by their real
-    paths, sizes and modification times) and kept in the cache."""
+    """The cached checkpoint ``build()`` makes once per version (path, size, mtime) of
+    ``sources``."""
     h = hashlib.sha256()
     for src in sources:
         real = src.resolve()

@@ -114,7 +114,7 @@ def _pct(v: float) -> str:
 @dataclass
 class QuantizeResult:
     """What :func:`quantize_model` did: the file (None when refused), the layers kept in float,
-    the comparison of the chosen variant (None without a validation set), every variant's."""
+    the chosen variant's comparison (None without a validation set), every variant's."""
 
     path: str | None
     keep_float: list[str]

@@ -103,11 +103,9 @@ class ServiceLimits:
 @dataclass
 class ConnectionGauge:
     """The open connections of one server and its cap, as ``GET /healthz`` reports them.
-
-    ``enforced`` turns true once fcnseg's server (:mod:`fcnseg.serve.server`) accepts a
-    connection counting into it: under another server (plain ``uvicorn.run(app)``) nothing
-    counts connections, caps them or times out their headers, and ``/healthz`` says so.
-    """
+    ``enforced`` turns true once fcnseg's server (:mod:`fcnseg.serve.server`) counts a
+    connection: under another one (plain ``uvicorn.run(app)``) nothing does, and ``/healthz``
+    says so."""
 
     limit: int
     open: int = 0

@@ -117,9 +117,9 @@ def parse_head_heatmap_classes(spec: str | None,
 
 
 def heatmap_options(spec: str | None, segmenter: Segmenter) -> dict[str, Any]:
-    """The heatmap fields of :class:`SegmentOptions` for the ``heatmap`` query parameter:
-    ``heatmap_classes``, and ``head_heatmap_classes`` for a model with several heads. A model
-    exported with labels only has no probabilities to draw: its heatmaps are refused (400)."""
+    """The heatmap fields of :class:`SegmentOptions` for the ``heatmap`` query parameter
+    (``head_heatmap_classes`` too for a model with several heads); 400 for a model exported
+    with labels only, which has no probabilities to draw."""
     if spec and getattr(segmenter, "labels_only", False):
         # Its file name only: where the server keeps its files is none of a client's business.
         path = segmenter.checkpoint_path

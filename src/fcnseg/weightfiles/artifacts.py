@@ -53,10 +53,8 @@ def artifact_kind(path: str | os.PathLike[str]) -> str | None:
                 names = z.namelist()
         except (zipfile.BadZipFile, OSError):
             return None
-        if any(n.endswith(f"/extra/{TORCHSCRIPT_METADATA}") for n in names) and any(
-                "/code/" in n for n in names):
-            return "torchscript"
-        return None
+        scripted = any(n.endswith(f"/extra/{TORCHSCRIPT_METADATA}") for n in names)
+        return "torchscript" if scripted and any("/code/" in n for n in names) else None
     if head[:1] == b"\x08" and p.suffix.lower() not in (".pt", ".pth", ".tar", ".safetensors"):
         return "onnx"  # field 1 (ir_version), varint
     return None

@@ -42,9 +42,8 @@ HF_SPEC = re.compile(r"hf://(?P<repo>[\w.\-]+/[\w.\-]+)(?:@(?P<rev>[\w.\-/]+))?"
 
 def checkpoint_dict(state_dict: Mapping[str, torch.Tensor], model: Mapping[str, Any],
                     classes: Mapping[str, Any], **fields: Any) -> dict[str, Any]:
-    """A checkpoint of :data:`FORMAT` (see :mod:`fcnseg.checkpoint`); ``fields`` set its
-    ``recipe``, ``iteration``, ``epoch``, ``metrics`` and ``state`` (else empty or 0) or add
-    others."""
+    """A checkpoint of :data:`FORMAT`; ``fields`` set its ``recipe``, ``iteration``, ``epoch``,
+    ``metrics`` and ``state`` (else empty or 0) or add others."""
     return {"format": FORMAT, "model_state_dict": state_dict, "model": model, "classes": classes,
             "recipe": {}, "iteration": 0, "epoch": 0, "metrics": {}, "state": {}, **fields}
 
@@ -96,8 +95,7 @@ def _checkpoint_from(config: Any, state_dict: dict[str, torch.Tensor], spec: str
 
 
 def _refused(message: str) -> HubError:
-    """A HubError of at most 400 characters (a config can quote a long value)."""
-    return HubError(message[:400])
+    return HubError(message[:400])  # a config can quote a long value
 
 
 def _calibration(config: Mapping[str, Any], bad: Any, where: str) -> dict[str, Any]:

@@ -1,13 +1,9 @@
-"""A time budget for a run (``train.time_budget: 5m``, ``--budget 5m``): the number of iterations
-chosen from the measured step time so that the run, its final evaluation and its last checkpoint
-end within the budget, counted from the start of the process.
-
-After a short warm-up (the first step, often slow, is not counted; then
-:data:`TIMED_STEPS` steps or a twentieth of the budget, whichever comes first),
-:class:`TimeBudget` measures the seconds per step, times the evaluation on a few validation
-batches and a checkpoint write, and sets the run's length to what fits. ``train.iterations`` is
-the upper bound; the learning-rate schedule (decay and warm-up) is stretched to the chosen
-length. The decision is saved in ``last.pt``: a resumed run keeps it.
+"""A time budget for a run (``train.time_budget: 5m``, ``--budget 5m``), counted from the start of
+the process: after the first step (not counted, often slow) :class:`TimeBudget` times
+:data:`TIMED_STEPS` steps (or a twentieth of the budget), an evaluation on a few validation
+batches and a checkpoint write, and sets the run's length so that the run, its final evaluation
+and its last checkpoint fit, at most ``train.iterations``. The schedule is stretched to that
+length, which ``last.pt`` saves for a resumed run.
 """
 
 from __future__ import annotations
@@ -27,23 +23,18 @@ import torch.distributed as dist
 TIMED_STEPS = 5
 #: Validation batches timed to estimate an evaluation.
 TIMED_EVAL_BATCHES = 2
-#: After the length is chosen, the step time is measured again every this many steps: when
-#: steps have slowed (a machine shared with other work), the run ends earlier to fit; when they
-#: have sped up, it runs longer.
+#: Once the length is chosen, steps are timed again every this many: slower steps (a shared
+#: machine) end the run earlier, faster ones run it longer.
 RECHECK_EVERY = 10
-#: A longer plan is taken only when it adds more than this share, so that the noise of a few
-#: steps does not restretch the schedule at every check.
+#: A longer plan is taken only when it adds more than this share (not at every bit of noise).
 GROW_MARGIN = 0.05
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def parse_duration(value: Any, where: str = "train.time_budget") -> float:
-    """Seconds in ``300``, ``"300s"``, ``"5m"``, ``"1h30m"`` or ``"1.5h"``.
-
-    Raises:
-        ValueError: anything else, naming ``where``.
-    """
+    """Seconds in ``300``, ``"300s"``, ``"5m"``, ``"1h30m"`` or ``"1.5h"``; anything else is a
+    ValueError naming ``where``."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         seconds = float(value)
     else:
@@ -104,9 +95,8 @@ class Timings:
 def choose_iterations(timings: Timings, *, budget_s: float, elapsed_s: float, done: int,
                       eval_every: int, cap: int, has_val: bool) -> BudgetPlan:
     """The most iterations (≥ ``done``, ≤ ``cap``) whose remaining steps, evaluations (every
-    ``eval_every`` and one at the end) and final checkpoint, each taking its ``timings``, fit
-    in what is left of the budget, less a margin of 3 % + 2 s for what is not measured
-    (start-up of workers, the end)."""
+    ``eval_every`` and one at the end) and final checkpoint fit in what is left of the budget,
+    less 3 % + 2 s for what is not measured."""
     step_s, eval_s, save_s = timings.step_s, timings.eval_s, timings.save_s
     left = budget_s * 0.97 - 2.0 - elapsed_s - save_s
 
@@ -138,10 +128,9 @@ def format_duration(seconds: float) -> str:
 
 
 class TimeBudget:
-    """Times the first steps of a run and then chooses its length (see the module docstring).
-
-    ``after_step()`` is called after each step; it returns the :class:`BudgetPlan` once, when
-    the length has just been chosen, and None otherwise."""
+    """Times the first steps of a run and then chooses its length (see the module docstring):
+    ``after_step()``, called after each step, returns the :class:`BudgetPlan` when the length
+    has just been chosen (or changed), else None."""
 
     def __init__(self, budget_s: float, started: float, *, distributed: bool = False,
                  device: torch.device | None = None) -> None:
@@ -185,10 +174,9 @@ class TimeBudget:
     def _recheck(self, plan: BudgetPlan, done: int, eval_every: int,
                  cap: int) -> BudgetPlan | None:
         """Every :data:`RECHECK_EVERY` steps, once the steps since the last check span a
-        twentieth of the budget: a shorter plan when they were too slow for the planned end to
-        fit, a longer one (up to ``cap``) when they were fast enough to fit more than
-        :data:`GROW_MARGIN` more. A stretch of steps that held an evaluation (and its
-        checkpoint) measures those too, not steps: it is skipped."""
+        twentieth of the budget: a shorter plan when they were too slow, a longer one when
+        they fit more than :data:`GROW_MARGIN` more. A stretch that held an evaluation is
+        skipped (it did not time steps alone)."""
         if done % RECHECK_EVERY or done >= plan.iterations:
             return None
         now = time.time()

@@ -1,9 +1,8 @@
 """Training configuration: plain dataclasses, read once from a recipe (YAML) at the edge.
 
-A recipe is a YAML file whose keys mirror :class:`TrainConfig`; the recipes shipped with the
-package live in ``fcnseg/recipes`` and are listed by :func:`list_recipes`. Any field can be
-overridden with ``section.field=value`` strings (values parsed as YAML); an unknown key is an
-error that names it.
+A recipe's keys mirror :class:`TrainConfig`; shipped recipes live in ``fcnseg/recipes``
+(:func:`list_recipes`). ``section.field=value`` strings (values parsed as YAML) override any
+field; an unknown key is an error that names it.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ import dataclasses
 import functools
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -31,7 +30,7 @@ class ConfigError(ValueError):
 
 
 def _count(value: Any, least: int) -> bool:
-    """Whether ``value`` is an integer (YAML's true and false are not) of at least ``least``."""
+    """Whether ``value`` is an integer (not YAML's true or false) of at least ``least``."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= least
 
 
@@ -39,15 +38,8 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _field_value(config: Any, key: str) -> Any:
-    """The value of a dotted field name, e.g. ``optim.lr``."""
-    return functools.reduce(getattr, key.split("."), config)
-
-
-#: The values ``train.loggers`` may list.
 _LOGGERS = ("tensorboard", "mlflow", "csv")
 
-#: The fields with a fixed set of values.
 _CHOICES = {
     "loss.reduction": ("sum", "mean"),
     "optim.name": ("sgd", "adam", "adamw"),
@@ -93,27 +85,24 @@ class ModelConfig:
 
     arch: str = "fcn8s"
     geometry: str = "caffe"
-    #: Channel multiplier of the VGG16 trunk (1.0 = VGG16; smaller for the CPU demo preset).
+    #: Channel multiplier of the VGG16 trunk (smaller for the CPU demo preset).
     width: float = 1.0
     fc_channels: int = 4096
     dropout: float = 0.5
     #: ImageNet file to convolutionalize into the trunk, or a name from
-    #: ``fcnseg.models.PRETRAINED`` (e.g. ``vgg16_caffe``) to download, which must fit the
-    #: model's trunk (checked when the recipe is read); null = random init.
+    #: ``fcnseg.models.PRETRAINED`` to download (it must fit the trunk); null = random init.
     backbone_weights: str | None = None
     backbone_convention: str | None = None
     #: Input convention when no backbone weights set it ("caffe_bgr" or "torchvision_rgb").
     input_convention: str | None = None
     #: Train the bilinear upsampling layers too (the reference keeps them frozen).
     train_upsampling: bool = False
-    #: Further keyword arguments for the builder, e.g. ``{base_channels: 32}`` for a slim ResNet
-    #: or ``{replace_stride_with_dilation: [false, true, true]}``.
+    #: Further builder keyword arguments, e.g. ``{base_channels: 32}`` for a slim ResNet.
     options: dict[str, Any] = field(default_factory=dict)
 
 
-#: The fields of :class:`ModelConfig` that go to the builder as its keyword arguments of the
-#: same name, where it takes them (``geometry`` … ``dropout``: the VGG16 trunk's; AlexNet's and
-#: GoogLeNet's take some; a ResNet's none).
+#: The fields of :class:`ModelConfig` passed to the builder as keyword arguments of the same
+#: name where it takes them (a ResNet's takes none of ``geometry`` … ``dropout``).
 _BUILDER_FIELDS = ("geometry", "width", "fc_channels", "dropout", "input_convention",
                    "backbone_weights", "backbone_convention")
 
@@ -135,55 +124,42 @@ class DataConfig:
     train: dict[str, Any] = field(default_factory=lambda: {"name": "synthetic",
                                                            "num_images": 200})
     val: dict[str, Any] | None = None
-    #: Images per step on each process (the global batch is this × the number of processes).
+    #: Images per step on each process.
     batch_size: int = 1
-    #: Side of the square training crops; null = whole images; "auto" = chosen from the
-    #: training images at start-up (and said): the largest multiple of 32 not above the
-    #: shorter side of most of them, at most ``crop_size_max``.
+    #: Side of the square training crops; null = whole images; "auto" = the largest multiple
+    #: of 32 not above the shorter side of most training images, at most ``crop_size_max``.
     crop_size: int | str | None = None
-    #: The largest crop ``crop_size: auto`` may choose (null: no bound).
     crop_size_max: int | None = None
     scale_range: list[float] | None = None
     flip: bool = False
     jitter: bool | float = False
-    #: DataLoader worker processes, or "auto": sized to the machine (none on 2 cores or
-    #: fewer, where they would compete with the model for the cores; see
-    #: :func:`fcnseg.engine.setup.loader_workers`). Workers are kept between epochs and
-    #: evaluations, and ended when the run ends or stops.
+    #: DataLoader worker processes, or "auto" (see :func:`fcnseg.engine.setup.loader_workers`).
     num_workers: int | str = "auto"
-    #: Validation images per batch, or "auto": as many as fit (at most 16), each batch of
-    #: images of one size so that nothing is padded (see fcnseg.engine.eval_batching).
+    #: Validation images per batch, or "auto": as many as fit (at most 16), of one size each.
     val_batch_size: int | str = "auto"
     #: Skip unreadable samples with a warning instead of stopping.
     skip_bad: bool = False
-    #: Decode once: "ram" keeps the decoded images and masks (before augmentation) in memory,
-    #: shared by the loader's workers; "auto" does so when they fit in a quarter of the memory
-    #: available (said at start-up); "none" decodes every sample at every use.
+    #: Keep decoded samples in memory: "ram", "auto" (when they fit a quarter of the memory
+    #: available) or "none".
     cache: str = "auto"
 
 
 @dataclass
 class LossConfig:
-    """Per-pixel softmax cross-entropy; ``sum`` is the reference, ``mean`` modern practice
-    (the weighted mean over the step's valid pixels, see :mod:`fcnseg.engine.loss`)."""
+    """The training loss (see :mod:`fcnseg.engine.loss`); ``sum`` is the reference."""
 
-    #: ``ce`` (softmax cross-entropy, the reference), ``focal``, ``dice``, ``lovasz``
-    #: (Lovász-softmax), or a sum such as ``ce+dice`` or ``ce+0.5*lovasz``.
+    #: ``ce``, ``focal``, ``dice``, ``lovasz``, or a sum such as ``ce+0.5*lovasz``.
     name: str = "ce"
     reduction: str = "sum"
-    #: The focal loss's γ: ``(1 - p)^γ`` down-weights well-classified pixels (0 = CE).
+    #: The focal loss's γ in ``(1 - p)^γ`` (0 = CE).
     focal_gamma: float = 2.0
-    #: Loss sampling ("patchwise training"): keep each cell of the stride-32 score grid in the
-    #: loss with this probability, drawn anew per image and per iteration (1 = whole images).
+    #: Loss sampling: keep each cell of the stride-32 score grid with this probability.
     sample_rate: float = 1.0
-    #: Scale the images per batch by 1/sample_rate (the paper's compensation), so that a step
-    #: sees as many loss cells on average as whole-image training.
+    #: Scale the images per batch by 1/sample_rate (the paper's compensation).
     sample_rate_scales_batch: bool = False
-    #: Class balancing: "none" (the paper's choice), "median_frequency", "inverse_frequency",
-    #: or a list with one weight per class. Frequencies are counted over the training labels.
+    #: "none" (the paper's), "median_frequency", "inverse_frequency", or one weight per class.
     class_weights: str | list[float] = "none"
-    #: Clip computed class weights at this value (also the weight of a class that never
-    #: occurs); null = no clip.
+    #: Clip computed class weights at this value (null = no clip).
     max_weight: float | None = 10.0
 
 
@@ -197,14 +173,13 @@ class OptimConfig:
     weight_decay: float = 5e-4
     nesterov: bool = False
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    #: Biases learn at this multiple of the learning rate (the reference uses 2).
+    #: Biases learn at this multiple of the learning rate (the reference: 2), without weight
+    #: decay unless ``bias_decay``.
     bias_lr_mult: float = 2.0
-    #: Whether weight decay applies to biases (the reference: no).
     bias_decay: bool = False
     #: Clip the gradient norm to this value; null = no clipping.
     grad_clip: float | None = None
-    #: Accumulate gradients over this many batches per optimisation step (Caffe's iter_size):
-    #: exactly one step on their concatenation, for summed and averaged loss alike.
+    #: Accumulate gradients over this many batches per step (Caffe's iter_size).
     accumulate: int = 1
 
 
@@ -229,28 +204,21 @@ class RunConfig:
     checkpoint_every: int = 1000
     log_every: int = 20
     progress: bool = True
-    #: Without a terminal (output to a file or a pipe), where no progress bar is drawn: print
-    #: one progress line (iteration, loss, images/s, ETA) every this many seconds.
+    #: Without a terminal: one progress line every this many seconds.
     progress_every: float = 30.0
     tensorboard: bool = True
-    #: Where records go besides metrics.jsonl: any of "tensorboard" (scalars, per-class IU and
-    #: validation previews), "csv" (metrics.csv), "mlflow" (fcnseg[mlflow]). null =
-    #: TensorBoard when ``tensorboard`` is true.
+    #: Any of "tensorboard", "csv", "mlflow" besides metrics.jsonl; null = TensorBoard when
+    #: ``tensorboard`` is true.
     loggers: list[str] | None = None
     #: Train for as long as fits in this time ("5m", "1h30m", 300 = seconds), counted from
-    #: the start of the process, final evaluation and checkpoint included: the iteration
-    #: count is chosen from the measured step time (``iterations`` is then the upper bound)
-    #: and the schedule stretched to it. null = run ``iterations``.
+    #: the start of the process (``iterations`` is then the upper bound); null = no budget.
     time_budget: str | float | None = None
-    #: Keep an exponential moving average of the weights with this decay (e.g. 0.999); the
-    #: average is what evaluations score and checkpoints hold as the model. null = none.
+    #: Evaluate and save a moving average of the weights with this decay (e.g. 0.999).
     ema: float | None = None
-    #: Under torchrun on CUDA GPUs: BatchNorm layers normalise by the statistics of the whole
-    #: global batch (torch's SyncBatchNorm) rather than of each process's own batch. torch's
-    #: SyncBatchNorm does not run on CPUs (gloo); one process has nothing to synchronise.
+    #: Under torchrun on CUDA GPUs: BatchNorm normalises by the whole global batch.
     sync_batchnorm: bool = False
-    #: Stop when the first head's mean IU has not risen by more than ``min_delta`` for
-    #: ``patience`` evaluations in a row: ``{patience: 5, min_delta: 0.001}``. null = never.
+    #: ``{patience: 5, min_delta: 0.001}``: stop when the first head's mean IU has not risen
+    #: by more than ``min_delta`` for ``patience`` evaluations in a row. null = never.
     early_stop: dict[str, Any] | None = None
 
 
@@ -265,35 +233,32 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train: RunConfig = field(default_factory=RunConfig)
-    #: Checkpoint or weights file to initialise from (staged training: 16s from 32s, 8s from 16s);
-    #: for a late-fusion net, ``{modality: checkpoint}`` of trained single-modality nets.
+    #: Checkpoint or weights file to start from (staged training); for a late-fusion net,
+    #: ``{modality: checkpoint}``.
     init: str | dict[str, str] | None = None
     #: Output folder (set by ``--out``).
     out: str | None = None
     seed: int = 0
     #: "cpu", "cuda", "cuda:N" or "auto" (CUDA when available).
     device: str = "auto"
-    #: Arithmetic precision: "fp32", "bf16" or "fp16" (autocast; fp16 uses a gradient
-    #: scaler), or "auto" (what the hardware runs natively, see
-    #: :func:`fcnseg.utils.hardware.auto_precision`).
+    #: "fp32", "bf16", "fp16" (autocast; fp16 with a gradient scaler) or "auto" (what the
+    #: hardware runs natively).
     precision: str = "fp32"
-    #: Channels-last memory format; null = by device (on CPUs; on GPUs with bf16/fp16).
+    #: Channels-last memory format; null = by device.
     channels_last: bool | None = None
     compile: bool = False
-    #: CPU threads for torch (null = torch's default, one per core). On a busy machine 1 is
-    #: often much faster than several threads competing for the same cores.
+    #: CPU threads for torch (null = one per core; 1 is often faster on a busy machine).
     threads: int | None = None
-    #: What a run of this recipe should reach, as published (shown by ``fcnseg recipes``; not
-    #: used in training): ``{mean_iu: 63.6, split: seg11valid, source: ...}``.
+    #: What a run of this recipe should reach, as published (shown by ``fcnseg recipes``).
     published: dict[str, Any] | None = None
 
     def validate(self) -> TrainConfig:
         """Check values whose errors would otherwise surface deep inside training."""
         for key, allowed in _CHOICES.items():
-            if (value := _field_value(self, key)) not in allowed:
+            if (value := functools.reduce(getattr, key.split("."), self)) not in allowed:
                 raise ConfigError(f"{key}: {value!r} is not one of {', '.join(allowed)}")
         for key, right, expected in _FIELD_CHECKS:
-            if not right(value := _field_value(self, key)):
+            if not right(value := functools.reduce(getattr, key.split("."), self)):
                 raise ConfigError(f"{key}: {expected}, got {value!r}")
         self._validate_model()
         self._validate_class_weights()
@@ -315,10 +280,9 @@ class TrainConfig:
 
     def _validate_model(self, weights_origin: str = "",
                         weights_advice: str = "set model.backbone_weights to ") -> None:
-        """A model field the architecture does not take is refused unless it holds its default:
-        a default changes nothing on any model, and saved recipes list every field. Published
-        backbone weights must fit the model's trunk (``weights_origin`` says where they came
-        from and ``weights_advice`` how to change them, see :func:`backbone_weights_problem`)."""
+        """A model field the architecture does not take must hold its default (saved recipes
+        list every field); published backbone weights must fit the trunk
+        (:func:`backbone_weights_problem`)."""
         m = self.model
         if not isinstance(m.arch, str):
             raise ConfigError(f"model.arch: expected a model name, got {m.arch!r}")
@@ -337,8 +301,8 @@ class TrainConfig:
             raise ConfigError(f"model.backbone_weights: {problem}")
 
     def _validate_model_options(self) -> None:
-        """``model.options`` against the builder's signature, so that a misspelt or mistyped
-        option is one line now, not an error from deep inside the builder later."""
+        """``model.options`` against the builder's signature: a misspelt option is one line
+        now, not an error from deep inside the builder later."""
         from fcnseg.models.builders import check_builder_options
 
         arch = self.model.arch
@@ -405,8 +369,8 @@ class TrainConfig:
 
 
 def _own_options(arch: str) -> list[str]:
-    """The builder arguments of model ``arch`` that a recipe gives in ``model.options``: all but
-    the model's own fields, the classes (the dataset's) and a live ``backbone`` module."""
+    """The builder arguments of ``arch`` that go in ``model.options``: all but the model's
+    fields, the classes (the dataset's) and a live ``backbone`` module."""
     from fcnseg.models.builders import builder_parameters
 
     return [name for name in builder_parameters(arch)
@@ -441,17 +405,14 @@ def backbone_weights_problem(model: ModelConfig, origin: str = "",
             f"{fitting}the path of a {trunk} file, or null (random trunk weights)")
 
 
-# -- dict <-> dataclass ----------------------------------------------------------------------
-
-
 def config_to_dict(config: TrainConfig) -> dict[str, Any]:
     """The config as plain data (what ``recipe.yaml`` and checkpoints store)."""
     return dataclasses.asdict(config)
 
 
 def _coerce(key: str, value: Any, default: Any) -> Any:
-    """Accept YAML's spellings where they are unambiguous (1e-10 parses as a string in YAML 1.1,
-    an int where a float is expected); reject the rest naming ``key``."""
+    """Accept YAML's unambiguous spellings (1e-10 is a string in YAML 1.1, an int where a
+    float is expected); reject the rest naming ``key``."""
     if value is None or default is None:
         return value
     if isinstance(default, bool):
@@ -479,8 +440,8 @@ def _fill(obj: Any, data: dict[str, Any], prefix: str) -> Any:
 
 
 def _field(obj: Any, name: str, where: str, *, sort_known: bool = False) -> Any:
-    """Field ``name`` of dataclass ``obj``; an unknown name is refused (``where`` is its dotted
-    key), listing the known ones in declaration order or, with ``sort_known``, sorted."""
+    """Field ``name`` of dataclass ``obj``; an unknown one is refused, listing the known ones
+    (sorted with ``sort_known``)."""
     names = [f.name for f in dataclasses.fields(obj)]
     if name not in names:
         known = sorted(names) if sort_known else names
@@ -489,8 +450,7 @@ def _field(obj: Any, name: str, where: str, *, sort_known: bool = False) -> Any:
 
 
 def _set_field(obj: Any, name: str, value: Any, where: str) -> None:
-    """Set field ``name`` of dataclass ``obj``: a nested section is filled from a mapping, a
-    plain field is type-checked."""
+    """Set field ``name`` of dataclass ``obj``: a section from a mapping, a field checked."""
     current = _field(obj, name, where)
     if dataclasses.is_dataclass(current):
         _fill(current, value, f"{where}.")
@@ -505,7 +465,7 @@ _AMP_PRECISIONS = {"none": "fp32", "bf16": "bf16", "fp16": "fp16"}
 def upgrade_recipe(data: dict[str, Any]) -> dict[str, Any]:
     """A recipe's plain data in today's vocabulary: the older ``amp: none|bf16|fp16`` becomes
     ``precision: fp32|bf16|fp16``. Every recipe (file, mapping, override, checkpoint) is read
-    through here, and nothing else knows the older key."""
+    through here."""
     if "amp" not in data:
         return data
     data = dict(data)
@@ -570,9 +530,6 @@ def _child(target: Any, part: str, where: str) -> Any:
     return section.setdefault(part, {})  # type: ignore[attr-defined]  # a dict, from YAML
 
 
-# -- recipes -----------------------------------------------------------------------------------
-
-
 def _recipe_dir() -> Any:
     return resources.files("fcnseg") / "recipes"
 
@@ -580,16 +537,13 @@ def _recipe_dir() -> Any:
 def list_recipes() -> dict[str, str]:
     """Names of the shipped recipes and the first sentence of each one's description (the
     comment at the top of its file, which may wrap over several lines)."""
-    found: dict[str, str] = {}
-    for entry in sorted(_recipe_dir().iterdir(), key=lambda p: p.name):
-        if entry.name.endswith(".yaml"):
-            found[entry.name[: -len(".yaml")]] = _first_sentence(
-                entry.read_text(encoding="utf-8"))
-    return found
+    return {entry.name.removesuffix(".yaml"): _first_sentence(entry.read_text(encoding="utf-8"))
+            for entry in sorted(_recipe_dir().iterdir(), key=lambda p: p.name)
+            if entry.name.endswith(".yaml")}
 
 
 def _first_sentence(text: str) -> str:
-    """The first sentence of the leading comment's first paragraph of a recipe file."""
+    """The first sentence of a recipe file's leading comment."""
     words: list[str] = []
     for line in text.splitlines():
         if not line.startswith("#"):
@@ -620,8 +574,8 @@ def load_recipe(name_or_path: PathLike) -> dict[str, Any]:
 
 
 def _read_recipe(name_or_path: PathLike) -> tuple[dict[str, Any], str, Path | None]:
-    """One recipe file as written (``base`` not applied), how to name it in errors, and the
-    folder its relative ``base`` paths start from (None for a shipped recipe)."""
+    """One recipe file as written, how errors name it, and the folder its relative ``base``
+    paths start from (None for a shipped recipe)."""
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.is_file():
         if not path.is_file():
@@ -640,8 +594,7 @@ def _read_recipe(name_or_path: PathLike) -> tuple[dict[str, Any], str, Path | No
     return data, where, folder
 
 
-#: The top-level keys whose value is a section of fields (a dataclass of :class:`TrainConfig`):
-#: a recipe's section is merged field by field into its base's; any other value replaces.
+#: The top-level keys a recipe merges field by field into its base's (the dataclasses).
 _SECTIONS = tuple(f.name for f in dataclasses.fields(TrainConfig)
                   if isinstance(f.default_factory, type)
                   and dataclasses.is_dataclass(f.default_factory))
@@ -686,31 +639,36 @@ def resolve_recipe(data: dict[str, Any], where: str = "recipe",
 
 def _without_fields_not_taken(merged: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
     """``merged`` (the recipes below ``layer``) less the model fields and ``options`` that the
-    model ``layer`` chooses does not take: they describe the model of the recipes below (a
-    slim VGG16's ``width``), not this one, nor one chosen above it. Fields set alongside the
-    model or above it stay, so that :meth:`TrainConfig.validate` refuses them."""
+    model ``layer`` chooses does not take (they described the model below); fields set beside
+    it or above stay, for :meth:`TrainConfig.validate` to refuse."""
     section, model = fields_of(layer.get("model")), fields_of(merged.get("model"))
-    if not (isinstance(section.get("arch"), str) and model):
-        return merged
+    arch = section.get("arch")
+    fitted = _fit_model(model, arch) if isinstance(arch, str) and model else None
+    return merged if fitted is None else {**merged, "model": fitted}
+
+
+def _fit_model(model: Mapping[str, Any], arch: Any,
+               keep: Collection[str] = ()) -> dict[str, Any] | None:
+    """``model``'s fields less those model ``arch`` does not take, and its ``options`` less
+    the options ``arch`` does not (a ResNet's base_channels, for a VGG16): they described
+    another model. Those in ``keep`` stay; None for an unknown model (validate names it)."""
     try:
-        not_taken = model_fields_not_taken(section["arch"])
-        own = _own_options(section["arch"])
-    except ValueError:
-        return merged  # an unknown model: validate names it
-    model = {k: v for k, v in model.items() if k not in not_taken}
-    if isinstance(model.get("options"), dict):  # a ResNet's base_channels, for a VGG16
-        model["options"] = {k: v for k, v in model["options"].items() if k in own}
-    return {**merged, "model": model}
+        not_taken, own = model_fields_not_taken(arch), _own_options(arch)
+    except (ValueError, AttributeError):
+        return None
+    fitted = {k: v for k, v in model.items() if k not in not_taken or k in keep}
+    if "options" not in keep and isinstance(fitted.get("options"), dict):
+        fitted["options"] = {k: v for k, v in fitted["options"].items() if k in own}
+    return fitted
 
 
 def _recipe_key(where: str) -> str:
-    """One spelling per recipe for finding loops: ``recipe NAME``, or a file's real path."""
+    """One spelling per recipe, for finding loops."""
     return where if where.startswith("recipe ") or where == "recipe" else os.path.realpath(where)
 
 
 def _merge_recipe(base: dict[str, Any], child: dict[str, Any], where: str) -> dict[str, Any]:
-    """``child`` over ``base``: sections merged field by field (a section that is no mapping
-    is refused, naming ``where``), other values replaced."""
+    """``child`` over ``base``: sections merged field by field, other values replaced."""
     merged = dict(base)
     for key, value in child.items():
         if key in _SECTIONS:
@@ -742,8 +700,11 @@ def load_config(recipe: PathLike | dict[str, Any] | None = None,
     apply_overrides(config, list(overrides))
     _fill(config, fields, "")
     if config.model.arch != arch:
+        # the recipe's fields that the chosen model does not take go back to their defaults
         named = _model_fields_named(overrides, fields)
-        _reset_fields_not_taken(config.model, named)
+        fitted = _fit_model(dataclasses.asdict(config.model), config.model.arch, named)
+        if fitted is not None:
+            config.model = ModelConfig(**fitted)
         if "backbone_weights" not in named:  # the recipe's, set for its own model
             config._validate_model(f", set by {where} for its {arch},",
                                    "add --set model.backbone_weights=")
@@ -753,8 +714,8 @@ def load_config(recipe: PathLike | dict[str, Any] | None = None,
 
 
 def _inherited_weights_origin(recipe: PathLike | dict[str, Any] | None) -> str:
-    """``", inherited from its base NAME,"`` where the recipe has a base and sets no
-    ``model.backbone_weights`` of its own (they were set for the base's model), else ``""``."""
+    """``", inherited from its base NAME,"`` where the recipe's backbone weights come from its
+    base, else ``""``."""
     top = dict(recipe or {}) if not isinstance(recipe, (str, os.PathLike)) else (
         _read_recipe(recipe)[0] if recipe else {})
     if "base" not in top or "backbone_weights" in fields_of(top.get("model")):
@@ -776,19 +737,3 @@ def _model_fields_named(overrides: list[str] | tuple[str, ...],
             named |= set(fields_of(value))
     return named
 
-
-def _reset_fields_not_taken(model: ModelConfig, named: set[str]) -> None:
-    """After an override chose another model: the recipe's fields (and options) that model
-    does not take go back to their defaults (they described the recipe's model); those the
-    overrides name stay, for validate to refuse."""
-    try:
-        not_taken = model_fields_not_taken(model.arch)
-    except (ValueError, AttributeError):
-        return  # not a model name: validate names it
-    defaults = ModelConfig()
-    for name in not_taken:
-        if name not in named:
-            setattr(model, name, getattr(defaults, name))
-    if "options" not in named:  # a mapping: the recipe's were checked when it was read
-        own = _own_options(model.arch)
-        model.options = {k: v for k, v in model.options.items() if k in own}

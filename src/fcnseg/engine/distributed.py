@@ -1,11 +1,7 @@
-"""torch.distributed set-up for ``torchrun``: NCCL on GPUs, gloo on CPUs.
-
-``torchrun`` sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``;
-a process started without them (or with ``WORLD_SIZE=1``) trains alone.
-
-A run joins the group with :func:`setup_distributed` and leaves it with
-:func:`teardown_distributed` on every path out, so that the group (with gloo, its worker and
-I/O threads) is gone before the interpreter exits.
+"""torch.distributed set-up for ``torchrun`` (NCCL on GPUs, gloo on CPUs); a process started
+without torchrun's environment (or with ``WORLD_SIZE=1``) trains alone. A run joins the group with
+:func:`setup_distributed` and leaves it with :func:`teardown_distributed` on every path out, so
+that the group (and gloo's threads) is gone before the interpreter exits.
 """
 
 from __future__ import annotations
@@ -31,7 +27,7 @@ class DistInfo:
     world_size: int
     local_rank: int
     device: torch.device
-    #: True when this call initialised the process group (and so should destroy it).
+    #: Whether this process initialised the group (and so destroys it).
     owns_group: bool
 
     @property
@@ -86,11 +82,9 @@ def join_process_group(device: torch.device) -> None:
 
 
 def teardown_distributed(info: DistInfo, *, finished: bool) -> None:
-    """Leave the group that :func:`setup_distributed` joined (nothing if it joined none).
-
-    ``finished``: this process reached the end of its work. Then a barrier first lets every
-    process finish its last collective before any of them takes the group down. After an
-    error the group goes at once: a barrier would wait for processes that may never come."""
+    """Leave the group that :func:`setup_distributed` joined. ``finished`` (the work is done):
+    a barrier first lets every process finish its last collective; after an error the group
+    goes at once, as a barrier would wait for processes that may never come."""
     if not info.owns_group:
         return
     try:
@@ -101,12 +95,9 @@ def teardown_distributed(info: DistInfo, *, finished: bool) -> None:
 
 
 def share_main_buffers(module: torch.nn.Module, info: DistInfo) -> None:
-    """Give every process rank 0's buffers of ``module`` (BatchNorm's running statistics).
-
-    DistributedDataParallel keeps the parameters equal, but each process then updates the
-    buffers in its forward pass from its own batch (rank 0's reach the others only at the next
-    training forward). Rank 0's are the ones checkpoints save: a validation that every process
-    scores a share of must use them, so that its result is what the saved model scores."""
+    """Give every process rank 0's buffers of ``module`` (BatchNorm's running statistics, which
+    each process updates from its own batch): checkpoints save rank 0's, and a validation
+    shared by all processes must score what is saved."""
     if not info.distributed:
         return
     with torch.no_grad():
@@ -123,8 +114,6 @@ def all_gather_objects(obj: Any, info: DistInfo) -> list[Any]:
     return out
 
 
-#: The counter in the group's store under which the processes left after a loss report it.
-_LOSS_REPORTS = "fcnseg/process_lost_reports"
 #: How long a process left waits for the store before reporting anyway (a store on a machine
 #: that is gone may not answer at all).
 STORE_WAIT_S = 5.0
@@ -132,18 +121,18 @@ STORE_WAIT_S = 5.0
 
 def first_to_report_loss(info: DistInfo) -> bool:
     """Whether this process, left after another of the run was lost, is the one that tells the
-    user: the first of those left to count itself in the run's store. Under torchrun the
-    launcher holds that store, so exactly one process does, rank 0 lost or not. Call it before
-    leaving the group. Where the store went with the lost process (rank 0 holds it when
-    started without torchrun) or does not answer, every process left reports: a line repeated
-    rather than none."""
+    user: the first of those left to count itself in the run's store (torchrun's launcher
+    holds it). Call it before leaving the group. Where the store is gone or does not answer,
+    every process left reports: a line repeated rather than none."""
     if not (info.distributed and dist.is_available() and dist.is_initialized()):
         return True
     counts: list[int] = []
+    # a launcher that restarts its workers may keep its store: each attempt counts afresh
+    key = f"fcnseg/process_lost_reports/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}"
 
     def count() -> None:
         with contextlib.suppress(Exception):  # however the store fails: this process reports
-            counts.append(int(run_store().add(_loss_reports_key(), 1)))
+            counts.append(int(run_store().add(key, 1)))
 
     counter = threading.Thread(target=count, daemon=True, name="fcnseg-loss-report")
     counter.start()
@@ -156,8 +145,3 @@ def run_store() -> dist.Store:
     through: torchrun's launcher holds it (``TORCHELASTIC_USE_AGENT_STORE``), else rank 0."""
     return dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]),
                          is_master=False, timeout=timedelta(seconds=STORE_WAIT_S))
-
-
-def _loss_reports_key() -> str:
-    # A launcher that restarts its workers may keep its store: each attempt counts afresh.
-    return f"{_LOSS_REPORTS}/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}"

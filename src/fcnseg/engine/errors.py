@@ -10,8 +10,7 @@ from pathlib import Path
 
 from fcnseg.data import DataError
 
-#: What to do about a sample that cannot be read (a recipe's field, in a file or given to
-#: ``train`` from Python).
+#: What to do about a sample that cannot be read.
 FIX_DATA = "find every bad sample with `fcnseg check-data`, or set data.skip_bad: true"
 #: How to go on with a stopped run, from the command line and from Python.
 CONTINUE_RUN = "continue it with --resume (train(..., resume=True) from Python)"
@@ -27,18 +26,17 @@ class BadSampleError(ValueError):
 
 
 class ProcessLost(RuntimeError):
-    """Another process of a torchrun run ended (killed, out of memory, its node lost); the
-    message says which, what was saved and the command that continues the run.
-    ``reported_elsewhere``: another process left reports it (``fcnseg train`` then prints
-    nothing here, so the user reads the line once)."""
+    """Another process of a torchrun run ended; the message says which, what was saved and the
+    command that continues the run. ``reported_elsewhere``: another process left reports it
+    (``fcnseg train`` then prints nothing here, so the user reads the line once)."""
 
     def __init__(self, message: str, reported_elsewhere: bool = False) -> None:
         super().__init__(message)
         self.reported_elsewhere = reported_elsewhere
 
 
-#: How gloo and NCCL describe a peer whose connection went away.
-#: (A reason ends at its sentence's end or its line's: C++ stack traces may follow.)
+#: How gloo and NCCL describe a peer whose connection went away (to the end of the sentence or
+#: line: C++ stack traces may follow).
 _PEER_GONE = re.compile(r"(?:Read|Write) error \[[^\]]*\](?::\d+)?: [^.\n]*"
                         r"|Connection (?:reset|closed) by peer"
                         r"|NCCL communicator was aborted[^.\n]*")
@@ -75,9 +73,8 @@ def resume_command(out: Path, world_size: int) -> str:
 
 
 def data_error_message(error: BaseException) -> str | None:
-    """``"<file>: <problem>"`` when ``error`` is a sample that could not be read, in this
-    process or in a DataLoader worker (whose DataError arrives as a RuntimeError holding the
-    worker's traceback as text); None for any other error."""
+    """``"<file>: <problem>"`` when ``error`` is a sample that could not be read, here or in a
+    DataLoader worker (a RuntimeError holding its traceback as text); None otherwise."""
     if isinstance(error, DataError):
         return str(error)
     text = str(error)

@@ -1,9 +1,8 @@
 """The evaluation loop and reports: one confusion matrix over a whole dataset.
 
-:func:`evaluate_model` is what the trainer calls for periodic validation;
-:func:`evaluate_checkpoint` rebuilds a model from a checkpoint and scores it on any dataset
-(``fcnseg evaluate`` and the demo call it); :func:`write_report` writes ``report.json`` and
-``confusion.png``; :func:`format_report` is the printed table.
+:func:`evaluate_model` scores a model (the trainer's validation); :func:`evaluate_checkpoint`
+rebuilds one from a checkpoint and scores it on any dataset (``fcnseg evaluate``);
+:func:`write_report` writes ``report.json`` and ``confusion.png``; :func:`format_report` prints.
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -46,15 +45,9 @@ from fcnseg.weightfiles.artifacts import labels_only
 #: forward by default; sliding-window or test-time augmentation plug in here).
 PredictFn = Callable[[nn.Module, torch.Tensor], torch.Tensor]
 
+
 def _is_distributed() -> bool:
     return torch.distributed.is_available() and torch.distributed.is_initialized()
-
-
-def _progress_bar(loader: Iterable[Any], progress: bool) -> tqdm:
-    """The loader's batches with a progress bar, shown by one process only."""
-    show = progress and (not _is_distributed() or torch.distributed.get_rank() == 0)
-    return tqdm(loader, desc="evaluate", unit="batch", disable=not show, dynamic_ncols=True,
-                leave=False)
 
 
 def scores_excluding(confusion: Any, exclude: Sequence[int] = ()) -> dict[str, Any]:
@@ -62,14 +55,6 @@ def scores_excluding(confusion: Any, exclude: Sequence[int] = ()) -> dict[str, A
     (see there), and ``excluded_classes`` listing them."""
     exclude = sorted({int(c) for c in exclude})
     return {**scores(confusion, exclude), "excluded_classes": exclude}
-
-
-def _split_batch(batch: Any) -> tuple[Any, Any]:
-    if isinstance(batch, Sequence) and len(batch) >= 2:
-        return batch[0], batch[1]
-    raise ValueError(
-        f"evaluation loader must yield (images, labels) pairs, got {type(batch).__name__}"
-    )
 
 
 class BatchError(ValueError):
@@ -83,11 +68,8 @@ class BatchError(ValueError):
 
 class ShardedEvalSampler(Sampler[int]):
     """Every ``world_size``-th index from ``rank``: each sample on exactly one process.
-
     Unlike ``DistributedSampler``, nothing is repeated to even out the shards, so the
-    all-reduced confusion matrix counts every image exactly once (processes may see one sample
-    more or less than each other, which evaluation does not mind).
-    """
+    all-reduced confusion matrix counts every image once."""
 
     def __init__(self, dataset: Dataset | int, rank: int | None = None,
                  world_size: int | None = None) -> None:
@@ -127,11 +109,9 @@ class EvalOptions:
             reports.
         exclude_classes: classes left out of the class means (see :func:`scores_excluding`),
             e.g. a dataset's ``eval_exclude_classes``; ``{head: classes}`` with several heads.
-        raw_pixels: the loader's images are raw pixels, as fcnseg's datasets and
-            :func:`~fcnseg.data.collate_segmentation` give them: a bare network (built with
-            ``preprocess=False``) is scored behind the preprocessing of its input convention,
-            as :class:`~fcnseg.inference.Segmenter` runs it (the network itself is left bare).
-            False: a loader of your own gives a bare network its input normalised already.
+        raw_pixels: the loader's images are raw pixels, as fcnseg's datasets give them: a bare
+            network (``preprocess=False``) is scored behind its input convention's
+            preprocessing. False: your loader gives a bare network normalised input.
     """
 
     num_classes: int | Mapping[str, int]
@@ -175,14 +155,11 @@ def evaluate_model(model: nn.Module, loader: Any, options: EvalOptions | None = 
     """Score ``model`` on every batch of ``loader`` with one confusion matrix (per head).
 
     Runs in eval mode under ``torch.inference_mode`` (the model's mode is restored after).
-    ``loader`` yields ``(images N×3×H×W, labels N×H×W)``, padded pixels at ``ignore_index`` (as
-    :func:`fcnseg.data.collate_segmentation` pads them); ``model`` returns N×C×H×W logits (a DDP
-    wrapper is unwrapped; a bare network is run behind its preprocessing unless
-    ``raw_pixels=False``, see :class:`EvalOptions`). Under ``torch.distributed`` each process
-    scores its own shard (:class:`ShardedEvalSampler`) and every process returns the summed
-    matrices' scores.
-    ``options`` (:class:`EvalOptions`) says what is scored and how; keyword ``fields``
-    (``num_classes=21, device="cuda"``) replace its fields.
+    ``loader`` yields ``(images N×3×H×W, labels N×H×W)``, padding at ``ignore_index``; ``model``
+    returns N×C×H×W logits (a DDP wrapper is unwrapped). Under ``torch.distributed`` each
+    process scores its own shard (:class:`ShardedEvalSampler`) and all return the summed
+    matrices' scores. ``options`` (:class:`EvalOptions`) says what is scored and how; keyword
+    ``fields`` (``num_classes=21, device="cuda"``) replace its fields.
 
     Returns :func:`scores_excluding` of the matrix plus ``confusion`` (rows = ground truth) and
     ``num_images`` (over all processes). With several heads (labels ``{head: N×H×W}``, logits
@@ -221,11 +198,16 @@ def _run_model(runner: InferenceRunner, loader: Any, opts: EvalOptions,
     """Every batch of ``loader`` counted in ``matrices`` and ``bins``; returns the images seen
     by all processes."""
     num_images = torch.zeros((), dtype=torch.int64, device=runner.device)
-    batches = _progress_bar(loader, opts.progress)
+    show = opts.progress and (not _is_distributed() or torch.distributed.get_rank() == 0)
+    batches = tqdm(loader, desc="evaluate", unit="batch", disable=not show, dynamic_ncols=True,
+                   leave=False)
     try:
         with runner.session():
             for batch_index, batch in enumerate(batches):
-                images, labels = _split_batch(batch)
+                if not (isinstance(batch, Sequence) and len(batch) >= 2):
+                    raise ValueError(f"evaluation loader must yield (images, labels) pairs, "
+                                     f"got {type(batch).__name__}")
+                images, labels = batch[0], batch[1]
                 labels = keyed(to_device(labels, runner.device))[0]
                 outputs = keyed(runner.forward(images, opts.predict_fn))[0]
                 _score_batch(matrices, bins, opts.temperature, batch_index, outputs, labels)
@@ -240,8 +222,8 @@ def _run_model(runner: InferenceRunner, loader: Any, opts: EvalOptions,
 def _score_batch(matrices: dict[Any, ConfusionMatrix], bins: CalibrationBins | None,
                  temperature: float, batch_index: int, outputs: dict[Any, Any],
                  labels: dict[Any, Any]) -> None:
-    """Count one batch (``{head: tensor}`` on the device; ``{None: tensor}`` for one head) in
-    each head's matrix, and the single head's in ``bins``."""
+    """Count one batch (``{head: tensor}``; ``{None: tensor}`` for one head) in each head's
+    matrix, and the single head's in ``bins``."""
     def expected(what: str) -> str:
         return f"one {what}" if list(matrices) == [None] else \
             f"a dict with the heads {sorted(matrices)}"
@@ -308,12 +290,9 @@ class CheckpointEvalOptions:
         batch_size: images per batch; 1 (default) evaluates each whole image exactly, more pad
             a batch to its largest image (padded pixels are not scored).
         num_workers: DataLoader workers.
-        precision: "auto" (what the hardware runs natively, see
-            :func:`fcnseg.utils.hardware.auto_precision`), "fp32", "bf16" or "fp16"; None
-            (default): :func:`training_precision`, as ``fcnseg evaluate`` defaults, so that the
-            scores repeat those training logged. Reported as ``precision`` (an exported model
-            runs in its own). The model runs channels-last where that is faster
-            (:func:`fcnseg.utils.hardware.default_channels_last`).
+        precision: "auto" (what the hardware runs natively), "fp32", "bf16" or "fp16"; None
+            (default): :func:`training_precision`, so that the scores repeat those training
+            logged. Reported as ``precision`` (an exported model runs in its own).
         predict_fn: ``predict_fn(model, images) -> logits`` (sliding window, TTA).
         limit: score only the first ``limit`` images.
         progress: show a progress bar.
@@ -349,13 +328,11 @@ def evaluate_checkpoint(checkpoint: PathLike | Mapping[str, Any],
             batch_size=4``) replace its fields.
 
     Returns the :func:`evaluate_model` result plus ``class_names``, ``pixels`` (ground-truth
-    pixels per class), ``checkpoint`` and ``dataset`` descriptions (the dataset's ``split``
-    included: the one scored), ``precision``,
-    ``optimizations`` (what :func:`fcnseg.models.optimize` did), ``seconds`` and
-    ``images_per_s``. A model with several heads (``classes.heads``) is scored per head:
-    ``result["heads"][head]`` holds each head's scores, class names and confusion matrix, the
-    top level repeats the first head's, and calibration is not measured. A dataset whose class
-    count differs from the checkpoint's is a ValueError.
+    pixels per class), ``checkpoint`` and ``dataset`` descriptions (``split``: the one scored),
+    ``precision``, ``optimizations`` (what :func:`fcnseg.models.optimize` did), ``seconds`` and
+    ``images_per_s``. A model with several heads is scored per head (``result["heads"]``, the
+    first head's repeated at the top level, no calibration). A dataset whose class count
+    differs from the checkpoint's is a ValueError.
     """
     opts = replace(options or CheckpointEvalOptions(), **fields)
     ckpt = as_checkpoint(checkpoint)
@@ -396,19 +373,16 @@ def evaluate_checkpoint(checkpoint: PathLike | Mapping[str, Any],
 
 
 def training_precision(ckpt: Mapping[str, Any]) -> str:
-    """The precision a checkpoint's training validated at: its recipe's ``precision`` (read as
-    every recipe is, older spellings included), fp32 when it records no recipe. What
-    :func:`evaluate_checkpoint` and ``fcnseg evaluate`` run at unless told otherwise, so that
-    they reproduce the scores training logged."""
+    """The precision a checkpoint's training validated at (its recipe's, fp32 without one):
+    what ``fcnseg evaluate`` runs at unless told otherwise, to repeat the scores logged."""
     recipe = upgrade_recipe(dict(ckpt.get("recipe") or {}))
     return str(recipe.get("precision") or "fp32")
 
 
 def _scoring(ckpt: Mapping[str, Any], source: Any, runner: InferenceRunner,
              opts: CheckpointEvalOptions, match: ClassMatch) -> EvalOptions:
-    """The checkpoint's classes (per head), the dataset's ignore value and excluded classes
-    (as the checkpoint's indices), calibration (of one head only) at the checkpoint's
-    temperature."""
+    """What to score: the checkpoint's classes (per head), the dataset's ignore value and
+    excluded classes, calibration (one head only) at the checkpoint's temperature."""
     heads = ckpt["classes"].get("heads") or {}
     return EvalOptions(
         num_classes=({str(h): len(n) for h, n in heads.items()} if heads
@@ -436,10 +410,8 @@ def _eval_data(dataset: Mapping[str, Any] | Dataset, ckpt: Mapping[str, Any],
                ) -> tuple[Any, Any, dict[str, Any], ClassMatch]:
     """The data to score (transformed, labels in the checkpoint's class indices, cut to
     ``limit``), the dataset it comes from, its description and how its classes match the
-    checkpoint's (:func:`~fcnseg.inference.class_match.match_classes`: the same names in
-    another order by name; other names are refused). A spec reads the inputs ``model`` takes
-    unless it names its modalities; a dataset of modalities lacking one the model takes is
-    refused in one line."""
+    checkpoint's (:func:`~fcnseg.inference.class_match.match_classes`). A dataset lacking an
+    input the model takes is refused in one line."""
     input_names = tuple(getattr(model, "input_names", ("color",)))
     transform = build_eval_transform()
     if isinstance(dataset, Mapping):
@@ -475,7 +447,7 @@ def _eval_data(dataset: Mapping[str, Any] | Dataset, ckpt: Mapping[str, Any],
 def _first_head_on_top(result: dict[str, Any],
                        head_classes: Mapping[str, list[str]]) -> dict[str, Any]:
     """A multi-head result with each head's ``class_names`` and ``pixels``, and the first head's
-    scores (SIFT Flow: semantic) also at the top level, where single-head reports read them."""
+    scores also at the top level, where single-head reports read them."""
     for head, head_scores in result["heads"].items():
         head_scores["class_names"] = list(head_classes[head])
         head_scores["pixels"] = [int(v)

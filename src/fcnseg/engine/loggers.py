@@ -1,7 +1,6 @@
 """Where a run's records go besides ``metrics.jsonl`` (``train.loggers``): ``tensorboard``
-(scalars, per-class IU and validation previews), ``csv`` (``metrics.csv``, one row per record)
-and ``mlflow`` (the optional extra ``fcnseg[mlflow]``). Also the validation previews (image |
-truth | prediction) that TensorBoard shows at each evaluation.
+(scalars, per-class IU and the validation previews made here), ``csv`` (``metrics.csv``, one
+row per record) and ``mlflow`` (the optional extra ``fcnseg[mlflow]``).
 """
 
 from __future__ import annotations
@@ -30,8 +29,7 @@ CSV_COLUMNS = ("iteration", "epoch", "split", "loss", "lr", "images_per_s", "pix
 def _scalars(record: Mapping[str, Any],
              class_name: Callable[[str], str] = str) -> dict[str, float]:
     """The numbers of a record as ``<split>/<key>`` (``train/loss``, ``val/mean_iu`` ...) and
-    ``val_iu/<class>``; an event's (the time budget's plan) as ``<event>/<key>``
-    (``time_budget/iterations``), apart from the training curves."""
+    ``val_iu/<class>``; an event's (the time budget's plan) as ``<event>/<key>``."""
     prefix = record.get("event") or record.get("split", "train")
     values = {f"{prefix}/{k}": float(v) for k, v in record.items()
               if isinstance(v, (int, float)) and not isinstance(v, bool)
@@ -53,12 +51,9 @@ class TensorBoardLog:
 
     def __init__(self, folder: Path, purge_step: int, fresh: bool = False,
                  replay: Sequence[Mapping[str, Any]] = ()) -> None:
-        # tensorboard is an optional extra (fcnseg[tensorboard]): imported only when asked for
-        from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard import SummaryWriter  # optional: fcnseg[tensorboard]
 
-        if fresh:
-            # A new run starts new curves, as it starts a new metrics.jsonl: events an earlier
-            # attempt left (killed before its first checkpoint) would otherwise mix in.
+        if fresh:  # new curves, as a new metrics.jsonl: drop an earlier attempt's events
             for stale in folder.glob(f"{EVENT_FILE_PREFIX}*"):
                 if stale.is_file():
                     stale.unlink()
@@ -114,14 +109,11 @@ class CsvLog:
 
 class MlflowLog:
     """An MLflow run: the recipe as parameters once, then every number of every record as a
-    metric at its iteration (``val/mean_iu``, ``val_iu/<class>``, ``train/loss`` ...). The
-    tracking URI is ``MLFLOW_TRACKING_URI`` or the run folder's ``mlruns``; a resumed run
-    continues the MLflow run it started (its id is kept in ``mlflow_run_id``). ``redo_from``:
-    the first step a resumed run redoes (None for a new run); MLflow cannot drop points, so a
-    redone step's numbers that the run already holds are not logged a second time.
-
-    A store that cannot be used raises the one-line ValueError of :func:`tracking_store_error`
-    (the MLflow run it may have started is ended)."""
+    metric at its iteration. The tracking URI is ``MLFLOW_TRACKING_URI`` or the run folder's
+    ``mlruns``; a resumed run continues its MLflow run (id kept in ``mlflow_run_id``).
+    ``redo_from``: the first step a resumed run redoes (None for a new run); MLflow cannot drop
+    points, so those the run already holds are not logged again. A store that cannot be used
+    raises :func:`tracking_store_error`'s ValueError."""
 
     def __init__(self, out: Path, recipe: Mapping[str, Any], redo_from: int | None) -> None:
         self.mlflow = mlflow = _import_mlflow()
@@ -176,8 +168,7 @@ class MlflowLog:
 
 @contextlib.contextmanager
 def _environ(values: Mapping[str, str]) -> Iterator[None]:
-    """``values`` in the environment for the block only, where the variable is not set
-    already (the user's setting wins)."""
+    """``values`` in the environment for the block, where not set already (the user's wins)."""
     added = [key for key in values if key not in os.environ]
     os.environ.update({key: values[key] for key in added})
     try:
@@ -189,8 +180,7 @@ def _environ(values: Mapping[str, str]) -> Iterator[None]:
 
 def tracking_store_error(uri: str, error: BaseException, own: bool = False) -> ValueError:
     """The one line that says the MLflow tracking store ``uri`` cannot be used (``error``, in
-    short) and what to do; ``own``: the store is the run folder's ``mlruns``, which fcnseg
-    chose because ``MLFLOW_TRACKING_URI`` is not set."""
+    short) and what to do; ``own``: the store is the run folder's ``mlruns``."""
     text = str(error).strip()
     reason = text.splitlines()[0] if text else type(error).__name__
     refused = re.search(r"\[Errno -?\d+\] ([^\"')]+)", text)
@@ -246,10 +236,9 @@ _FIRST_REQUEST = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
 
 
 def check_tracking_store(names: Sequence[str]) -> None:
-    """Where ``names`` holds mlflow and ``MLFLOW_TRACKING_URI`` is set: raise the one-line
-    error of :func:`tracking_store_error` when that store cannot be read, early (before the
-    data is set up) and within seconds for a server that does not answer. fcnseg's own store,
-    the run folder's ``mlruns``, is opened with the run, by :class:`MlflowLog`."""
+    """Where ``names`` holds mlflow and ``MLFLOW_TRACKING_URI`` is set: raise
+    :func:`tracking_store_error` when that store cannot be read, early and within seconds for
+    a server that does not answer."""
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     if "mlflow" not in names or not uri:
         return
@@ -265,12 +254,9 @@ def _import_mlflow() -> Any:
     try:
         import mlflow  # optional: fcnseg[mlflow]
     except ImportError:
-        raise ValueError(_MLFLOW_MISSING) from None
+        raise ValueError("train.loggers: mlflow is not installed; pip install 'fcnseg[mlflow]' "
+                         "or leave it out of the list") from None
     return mlflow
-
-
-_MLFLOW_MISSING = ("train.loggers: mlflow is not installed; pip install 'fcnseg[mlflow]' or "
-                   "leave it out of the list")
 
 
 def open_loggers(names: Sequence[str], out: Path, *, classes: Sequence[str],
@@ -285,33 +271,25 @@ def open_loggers(names: Sequence[str], out: Path, *, classes: Sequence[str],
     redo_from = None if resume_at is None else resume_at + (0 if eval_pending else 1)
     loggers: list[Any] = []
     try:
-        _open_each(loggers, names, out, classes=classes, kept=kept, recipe=recipe,
-                   redo_from=redo_from, fresh=resume_at is None)
+        # MLflow first: its store may refuse before TensorBoard and metrics.csv touch files
+        if "mlflow" in names:
+            loggers.append(MlflowLog(out, recipe, redo_from))
+        if "tensorboard" in names:
+            # TensorBoard drops every event from the purge step on: the records kept at that
+            # step (the training record of a redone evaluation's step) are written again
+            replay = [r for r in kept if redo_from is not None and r.get("iteration") == redo_from]
+            with contextlib.suppress(ImportError):  # tensorboard not installed
+                loggers.append(TensorBoardLog(out / "tensorboard",
+                                              1 if redo_from is None else redo_from,
+                                              fresh=resume_at is None, replay=replay))
+        if "csv" in names:
+            loggers.append(CsvLog(out / "metrics.csv", classes, kept))
     except BaseException:
         for logger in loggers:
             with contextlib.suppress(Exception):
                 logger.close()
         raise
     return loggers
-
-
-def _open_each(loggers: list[Any], names: Sequence[str], out: Path, *, classes: Sequence[str],
-               kept: Sequence[Mapping[str, Any]], recipe: Mapping[str, Any],
-               redo_from: int | None, fresh: bool) -> None:
-    """Append the loggers of ``names`` to ``loggers``, MLflow first: the tracking store is
-    the one that may refuse, before TensorBoard and metrics.csv touch their files."""
-    if "mlflow" in names:
-        loggers.append(MlflowLog(out, recipe, redo_from))
-    if "tensorboard" in names:
-        # TensorBoard drops every event from the purge step on; the records kept at that step
-        # (the training record of a redone evaluation's step) are written again.
-        replay = [r for r in kept if redo_from is not None and r.get("iteration") == redo_from]
-        with contextlib.suppress(ImportError):  # tensorboard not installed
-            loggers.append(TensorBoardLog(out / "tensorboard",
-                                          1 if redo_from is None else redo_from,
-                                          fresh=fresh, replay=replay))
-    if "csv" in names:
-        loggers.append(CsvLog(out / "metrics.csv", classes, kept))
 
 
 #: Pixels of white between the panels of a validation preview.
@@ -321,9 +299,8 @@ PREVIEW_GAP = 2
 def prediction_previews(model: nn.Module, dataset: Any, palette: np.ndarray, *,
                         count: int = 4, device: torch.device | None = None) -> list[np.ndarray]:
     """Up to ``count`` validation samples as H×(3W+4)×3 uint8 strips: image | truth |
-    prediction with :data:`PREVIEW_GAP` white columns between them, labels in the dataset's
-    palette (a multi-band image drawn by :func:`fcnseg.data.rasters.display_rgb`). Empty for
-    data whose samples are not one RGB image and one label map (several modalities or heads)."""
+    prediction, :data:`PREVIEW_GAP` white columns apart, labels in the dataset's palette.
+    Empty for data whose samples are not one image and one label map."""
     base, indices = dataset, list(range(len(dataset)))
     if hasattr(dataset, "indices") and hasattr(dataset, "dataset"):  # a Subset
         base, indices = dataset.dataset, list(dataset.indices)
@@ -346,11 +323,9 @@ def prediction_previews(model: nn.Module, dataset: Any, palette: np.ndarray, *,
             pred = scores[0].argmax(0).cpu().numpy()
             h, w = label.shape
             pred = pred[:h, :w]
-            # Multi-band or 16-bit data: its rgb bands (else its first band) stretched 2/98.
             picture = display_rgb(image, getattr(base, "bands", None),
                                   getattr(base, "rgb_bands", None))
-            # White columns between the panels: truth and prediction share their colours, so
-            # without them one runs into the other.
+            # truth and prediction share their colours: without a gap one runs into the other
             gap = np.full((h, PREVIEW_GAP, 3), 255, np.uint8)
             strips.append(np.concatenate([picture, gap, colours[label.clip(0, 255)], gap,
                                           colours[pred]], axis=1))

@@ -3,20 +3,16 @@ of them) with an ignore index, summed or averaged, optionally class-weighted, ov
 that loss sampling keeps.
 
 - **Summed** (the reference): ``Σ w[y]·CE`` over the valid pixels of the batch.
-- **Averaged**: that sum divided by ``Σ w[y]`` over the same pixels (the number of valid pixels
-  without class weights), which is the weighted mean ``F.cross_entropy(reduction="mean")``
-  computes. With gradient accumulation and data parallelism the divisor is the total over every
-  micro-batch of the step on every process (:func:`loss_normalizer`), so that N accumulated
-  micro-batches on P processes give exactly the loss and gradient of one batch of all of them.
-- **Loss sampling** (the paper's "patchwise training", §4.3): :class:`LossSampler` keeps each
-  cell of the stride-32 score grid with probability p; the pixels of dropped cells are set to
-  the ignore index, so they leave both the sum and the divisor.
-- **Other losses** (``loss.name``): ``focal`` is a per-pixel loss like cross-entropy and is
-  summed or averaged the same way; ``dice`` and ``lovasz`` (Lovász-softmax) score the batch's
-  valid pixels as a whole (a class-weighted mean over the classes present in the labels, each
-  in [0, 1]) and need the averaged reduction; with accumulation or several processes each
-  micro-batch's value counts by its share of the step's valid pixels. ``"ce+dice"`` or
-  ``"ce+0.5*lovasz"`` add terms, each optionally scaled.
+- **Averaged**: that sum divided by ``Σ w[y]`` over the same pixels, the weighted mean of
+  ``F.cross_entropy``. With accumulation and data parallelism the divisor is the step's total
+  over every micro-batch and process (:func:`loss_normalizer`), so that the loss and gradient
+  are exactly those of one batch of all of them.
+- **Loss sampling** (the paper's "patchwise training", §4.3): :class:`LossSampler` sets the
+  pixels of dropped cells of the stride-32 score grid to the ignore index.
+- **Other losses** (``loss.name``): ``focal`` is per-pixel like cross-entropy; ``dice`` and
+  ``lovasz`` score the batch's valid pixels as a whole (a class-weighted mean over the classes
+  present) and need the averaged reduction, each micro-batch counting by its share of the
+  step's valid pixels. ``"ce+0.5*lovasz"`` adds scaled terms.
 """
 
 from __future__ import annotations
@@ -42,12 +38,8 @@ SET_TERMS = ("dice", "lovasz")
 
 
 def parse_loss_name(name: str) -> list[tuple[float, str]]:
-    """``[(scale, term), ...]`` of a loss name: ``"ce"``, ``"ce+dice"``, ``"ce+0.5*lovasz"``.
-
-    Raises:
-        ValueError: an unknown term or a scale that is not a positive number (naming
-            ``loss.name``).
-    """
+    """``[(scale, term), ...]`` of a loss name: ``"ce"``, ``"ce+dice"``, ``"ce+0.5*lovasz"``;
+    a ValueError naming ``loss.name`` for an unknown term or a scale that is not positive."""
     terms: list[tuple[float, str]] = []
     for part in str(name).replace(" ", "").split("+"):
         scale_text, star, term = part.rpartition("*")
@@ -69,22 +61,19 @@ def segmentation_loss(logits: torch.Tensor | Mapping[str, torch.Tensor],
                       normalizer: float | torch.Tensor | Mapping[str, Any] | None = None,
                       weight: torch.Tensor | None = None, name: str = "ce",
                       focal_gamma: float = 2.0) -> torch.Tensor:
-    """The loss ``name`` (default: softmax cross-entropy) over the valid (non-ignored) pixels,
-    weighted per class by ``weight`` (None: all ones); see the module docstring.
+    """The loss ``name`` (default: softmax cross-entropy) over the valid pixels, weighted per
+    class by ``weight`` (None: all ones); see the module docstring.
 
     ``reduction="sum"`` is the reference FCN loss, whose gradient grows with image size (hence
     the paper's tiny learning rates); ``"mean"`` divides it by the valid pixels' total class
-    weight, or by ``normalizer`` (the step's total, :func:`loss_normalizer`). A batch without
-    valid pixels gives a zero loss, not NaN. ``name`` sums terms (:func:`parse_loss_name`):
-    ``ce``; ``focal``, ``Σ w[y]·(1 - p_y)^γ·CE`` with γ = ``focal_gamma``; ``dice``, the
-    class-weighted mean over the classes in ``target`` of ``1 - 2|P∩G| / (|P| + |G|)`` on the
-    probabilities; ``lovasz``, that mean of the Lovász extension of the Jaccard loss (Berman et
-    al., 2018). Dice and Lovász need ``"mean"`` and are scaled by this batch's share of
-    ``normalizer``.
+    weight, or by ``normalizer`` (the step's, :func:`loss_normalizer`). A batch without valid
+    pixels gives zero, not NaN. ``name`` sums terms (:func:`parse_loss_name`): ``ce``;
+    ``focal``, ``Σ w[y]·(1 - p_y)^γ·CE`` with γ = ``focal_gamma``; ``dice``, the class mean of
+    ``1 - 2|P∩G| / (|P| + |G|)``; ``lovasz``, that of the Lovász extension of the Jaccard loss
+    (Berman et al., 2018).
 
-    A model with several heads (``logits`` a mapping) gets the sum of its heads' losses, each
-    against ``target[head]`` when ``target`` is a mapping too, else the one ``target``;
-    ``normalizer`` may be ``{head: divisor}`` (each head averaged over its own valid pixels).
+    Several heads (``logits`` a mapping) sum their losses, each against ``target[head]`` (or
+    the one ``target``); ``normalizer`` may be ``{head: divisor}``.
     """
     if reduction not in ("sum", "mean"):
         raise ValueError(f"loss reduction must be 'sum' or 'mean', got {reduction!r}")
@@ -227,10 +216,8 @@ def loss_normalizer(targets: Sequence[torch.Tensor], ignore_index: int = 255,
 
 def score_grid(model: nn.Module) -> tuple[int, float]:
     """``(cell, offset)``: the stride-32 score map's cells cover input pixels
-    ``[offset + cell·i, offset + cell·(i+1))`` on each axis.
-
-    Read from the model's stride-32 coordinate map where it has one (the FCNs: cell i is centred
-    on ``scale·i + shift``); other models get the plain grid from pixel 0."""
+    ``[offset + cell·i, offset + cell·(i+1))`` on each axis, from the model's stride-32
+    coordinate map where it has one (else the plain grid from pixel 0)."""
     maps_of = getattr(model, "coord_maps", None)
     maps = maps_of() if callable(maps_of) else None
     if maps and 32 in maps:
@@ -247,13 +234,9 @@ def _sampler_seed(seed: int, rank: int) -> int:
 
 class LossSampler:
     """Drops cells of the score grid from the loss: each cell of each image is kept with
-    probability ``rate``, independently per image and per call, and the pixels of dropped cells
-    become ``ignore_index``.
-
-    The draws come from :attr:`generator` (a CPU generator seeded from ``(seed, rank)``); its
-    state is saved in checkpoints so that a resumed run draws the same cells. With
-    ``rate == 1`` nothing is drawn and labels are returned unchanged.
-    """
+    probability ``rate`` (drawn anew per call), the pixels of dropped ones set to
+    ``ignore_index``. :attr:`generator` (seeded from ``(seed, rank)``) is saved in checkpoints;
+    with ``rate == 1`` nothing is drawn."""
 
     def __init__(self, rate: float, *, ignore_index: int = 255, cell: int = 32,
                  offset: float = 0.0, seed: int = 0, rank: int = 0) -> None:
@@ -303,13 +286,10 @@ def build_class_weights(
     spec: str | Sequence[float], dataset: Any, *, max_weight: float | None = None,
     workers: int = 0, distributed: bool = False, is_main: bool = True,
 ) -> tuple[torch.Tensor | None, np.ndarray | None]:
-    """The loss's class weights for ``loss.class_weights`` and the pixel counts they came from.
-
-    ``"none"`` gives ``(None, None)``; a list is taken as given (one weight per class of
-    ``dataset``); a method counts the pixels of ``dataset`` (untransformed, cached, see
-    :mod:`fcnseg.data.class_frequencies`). Under torchrun rank 0 counts and broadcasts the
-    weights, so that every process trains with the very same numbers (an error on rank 0 is
-    raised on every process)."""
+    """The loss's class weights for ``loss.class_weights`` and the pixel counts they came from:
+    ``(None, None)`` for ``"none"``, a list as given, a method from the pixels of ``dataset``
+    (:mod:`fcnseg.data.class_frequencies`). Under torchrun rank 0 counts and broadcasts them
+    (and its error)."""
     num_classes = dataset.num_classes
     if isinstance(spec, str) and spec == "none":
         return None, None

@@ -15,9 +15,8 @@ from fcnseg.engine.loss import segmentation_loss as segmentation_loss  # its hom
 
 def parameter_groups(model: nn.Module, config: OptimConfig) -> list[dict[str, Any]]:
     """The reference's two groups: weights (lr, weight decay) and biases (``bias_lr_mult`` × lr,
-    no decay unless ``bias_decay``); plus, for backbones with normalisation layers, their other
-    1-D parameters (BatchNorm scales) at the plain lr without decay. Parameters that do not
-    require gradients (the frozen bilinear upsampling) are left out of the optimizer."""
+    no decay unless ``bias_decay``); plus other 1-D parameters (BatchNorm scales) at the plain
+    lr without decay. Frozen parameters (the bilinear upsampling) are left out."""
     weights, biases, norms = [], [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
@@ -76,17 +75,14 @@ def build_scheduler(
     optimizer: torch.optim.Optimizer, total: int, config: ScheduleConfig
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """A LambdaLR stepped once per iteration; its state is the iteration count alone."""
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda it: lr_factor(it, total, config)
-    )
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: lr_factor(it, total, config))
 
 
 def stretch_schedule(scheduler: torch.optim.lr_scheduler.LambdaLR, total: int, cap: int,
                      config: ScheduleConfig) -> None:
-    """Make ``scheduler`` (from :func:`build_scheduler` for ``cap`` iterations) run over
-    ``total`` iterations instead, its warm-up scaled alike, from the iteration it is at; the
-    optimizer's learning rates are set for that iteration. (The schedule's functions are not
-    part of its saved state: a resumed run stretches it again.)"""
+    """Make ``scheduler`` (built for ``cap`` iterations) run over ``total`` instead, its warm-up
+    scaled alike, and set the learning rates for the iteration it is at. (Its functions are
+    not saved: a resumed run stretches it again.)"""
     warmup = round(config.warmup_iters * total / cap) if cap else config.warmup_iters
     stretched = dataclasses.replace(config, warmup_iters=min(config.warmup_iters, warmup))
     scheduler.lr_lambdas = [lambda it: lr_factor(it, total, stretched)

@@ -1,9 +1,7 @@
-"""Start-up warnings: settings that would make a run slow or wasteful, each with its fix.
-
-:func:`preflight_warnings` is a pure function of the config, the training images' sizes and
-the machine (CPU count, device type); :func:`startup_warnings` gathers those facts for the
-trainer. :func:`eta_warning` judges the speed of the first logged iterations. Nothing here
-stops a run: every message says what to change, and the user decides.
+"""Start-up warnings: settings that would make a run slow or wasteful, each with its fix (none
+stops a run). :func:`preflight_warnings` is a pure function of the config, the training images'
+sizes and the machine; :func:`startup_warnings` gathers those facts; :func:`eta_warning` judges
+the speed of the first logged iterations.
 """
 
 from __future__ import annotations
@@ -23,8 +21,8 @@ from fcnseg.engine.config import TrainConfig
 CPU_RECIPE = "folder-cpu"
 #: A CPU run whose first iterations promise more than this many seconds gets a warning.
 ETA_LIMIT_S = 24 * 3600.0
-#: Training images longer than this (pixels, on the long side) are counted in one warning:
-#: a crop shows a tiny part of them (docs/own-data-cpu.md advises 500-1000 pixels).
+#: Training images longer than this (pixels) are counted in one warning: a crop shows a tiny
+#: part of them.
 LARGE_IMAGE_SIDE = 2048
 
 
@@ -46,10 +44,9 @@ def machine_facts() -> MachineFacts:
 
 def preflight_warnings(config: TrainConfig, machine: MachineFacts,
                        image_sizes: Sequence[tuple[int, int]] = ()) -> list[str]:
-    """Warnings about the resolved ``config`` on ``machine`` for training images of
-    ``image_sizes`` ((height, width) of some or all of them; empty when unknown, as for
-    generated data, which skips the size checks): one message per problem, each naming the
-    setting and a value to try."""
+    """Warnings about ``config`` on ``machine`` for training images of ``image_sizes`` ((height,
+    width) of some of them; empty when unknown): one per problem, naming the setting and a
+    value to try."""
     messages = []
     workers = config.data.num_workers  # "auto" is sized to the machine
     if isinstance(workers, int) and workers > machine.cpu_count:
@@ -83,7 +80,7 @@ def preflight_warnings(config: TrainConfig, machine: MachineFacts,
 def large_images_warning(image_sizes: Sequence[tuple[int, int]],
                          images: str = "training images looked at") -> str | None:
     """One line counting the ``image_sizes`` ((height, width)) over :data:`LARGE_IMAGE_SIDE`
-    pixels on the long side, with the largest, and what to do; None when there are none."""
+    pixels, with the largest, and what to do; None when there are none."""
     large = [(h, w) for h, w in image_sizes if max(h, w) > LARGE_IMAGE_SIDE]
     if not large:
         return None
@@ -95,8 +92,7 @@ def large_images_warning(image_sizes: Sequence[tuple[int, int]],
 
 
 def _suggested_warmup(total: int) -> str:
-    """A warm-up for a run of ``total`` iterations, about 5% of it (at least 1), and the share
-    of the run it is, as a setting's value and its explanation."""
+    """A warm-up of about 5% of ``total`` iterations, with its explanation."""
     if total < 2:
         return "0 (no warm-up: a run of one iteration has no room for one)"
     warmup = max(1, total // 20)
@@ -127,9 +123,9 @@ def eta_warning(config: TrainConfig, device_type: str, seconds_per_iteration: fl
 
 def crop_from_sizes(image_sizes: Sequence[tuple[int, int]],
                     upper: int | None = None) -> tuple[int, int]:
-    """The crop ``data.crop_size: auto`` chooses for training images of ``image_sizes``
-    (height, width): the largest multiple of 32 not above the shorter side that three in four
-    of them reach, at most ``upper`` (and at least 32); with that shorter side."""
+    """The crop ``data.crop_size: auto`` chooses, and the shorter side it came from: the largest
+    multiple of 32 (at least 32, at most ``upper``) not above the shorter side that three in
+    four of ``image_sizes`` (height, width) reach."""
     sides = sorted(min(h, w) for h, w in image_sizes)
     side = sides[len(sides) // 4]
     crop = max(32, side // 32 * 32)
@@ -137,8 +133,7 @@ def crop_from_sizes(image_sizes: Sequence[tuple[int, int]],
 
 
 def images_reaching(image_sizes: Sequence[tuple[int, int]], side: int) -> str:
-    """How many of ``image_sizes`` have a shorter side of ``side`` or more, as said: ``all
-    18`` or ``15 of the 18``."""
+    """How many of ``image_sizes`` reach ``side``: ``all 18`` or ``15 of the 18``."""
     reach = sum(min(h, w) >= side for h, w in image_sizes)
     return f"all {reach}" if reach == len(image_sizes) else f"{reach} of the {len(image_sizes)}"
 
@@ -149,10 +144,9 @@ RASTER_HEADER_SUFFIXES = (".tif", ".tiff", ".jp2", ".img", ".vrt")
 
 
 def header_size(path: str | os.PathLike[str]) -> tuple[int, int]:
-    """``(width, height)`` read from the file's header: rasters (TIFF, GeoTIFF, JPEG 2000 ...,
-    any band count) by :func:`fcnseg.data.rasters.raster_info`, other images by Pillow,
-    upright as their EXIF orientation turns them. Raises ``OSError``/``ValueError``
-    (``ImageError``) for a file neither can read."""
+    """``(width, height)`` from the file's header: rasters (any band count) by
+    :func:`fcnseg.data.rasters.raster_info`, other images by Pillow, upright. Raises
+    ``OSError``/``ValueError`` for a file neither can read."""
     if Path(path).suffix.lower() in RASTER_HEADER_SUFFIXES:
         info = raster_info(path)
         return info.width, info.height
@@ -160,9 +154,8 @@ def header_size(path: str | os.PathLike[str]) -> tuple[int, int]:
 
 
 def sample_image_sizes(dataset: Any, limit: int = 64) -> list[tuple[int, int]]:
-    """(height, width) of up to ``limit`` images spread over a file dataset, read from their
-    headers (upright, after EXIF rotation); for windows of large rasters, the windows' (each
-    raster's size clipped to the window); empty for generated data or unreadable files."""
+    """(height, width) of up to ``limit`` images spread over a file dataset, from their headers
+    (upright); for windows of large rasters, the windows'; empty for generated data."""
     window, rasters = getattr(dataset, "window", None), getattr(dataset, "rasters", None)
     if isinstance(window, int) and rasters is not None:
         return [(min(h, window), min(w, window)) for h, w in sample_image_sizes(rasters, limit)]
@@ -181,18 +174,11 @@ def sample_image_sizes(dataset: Any, limit: int = 64) -> list[tuple[int, int]]:
 
 
 def startup_warnings(config: TrainConfig, dataset: Any) -> list[str]:
-    """:func:`preflight_warnings` with the facts gathered: this machine and ``dataset``."""
-    sizes = sample_image_sizes(dataset)
-    found = preflight_warnings(config, machine_facts(), sizes)
-    if (mixed := mixed_sample_type_warning(dataset)) is not None:
+    """:func:`preflight_warnings` with the facts gathered: this machine and ``dataset``; for a
+    multi-band dataset, :func:`~fcnseg.data.band_stats.mixed_sample_types` from the band
+    statistics already taken."""
+    found = preflight_warnings(config, machine_facts(), sample_image_sizes(dataset))
+    if getattr(dataset, "bands", None) is not None and hasattr(dataset, "band_statistics") \
+            and (mixed := mixed_sample_types(dataset.band_statistics())) is not None:
         found.append(mixed)
     return found
-
-
-def mixed_sample_type_warning(dataset: Any) -> str | None:
-    """:func:`~fcnseg.data.band_stats.mixed_sample_types` of a multi-band dataset, from the
-    band statistics its model's normalisation was taken from (no further pass over the
-    files); None for other datasets."""
-    if getattr(dataset, "bands", None) is None or not hasattr(dataset, "band_statistics"):
-        return None
-    return mixed_sample_types(dataset.band_statistics())

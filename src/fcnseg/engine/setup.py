@@ -1,8 +1,6 @@
-"""Everything a run trains with, built once from the recipe: data, model, optimizer, schedule,
-gradient scaler and the DDP wrap, gathered in a :class:`TrainSetup`.
-
-Nothing here is resumed: :class:`~fcnseg.engine.state.TrainState` restores a checkpoint into
-a setup built from the same recipe.
+"""Everything a run trains with, built once from the recipe into a :class:`TrainSetup`: data,
+model, optimizer, schedule, gradient scaler and the DDP wrap. Nothing here is resumed:
+:class:`~fcnseg.engine.state.TrainState` restores a checkpoint into it.
 """
 
 from __future__ import annotations
@@ -90,41 +88,33 @@ class TrainSetup:
     class_names: list[str]
     palette: Any
     ignore_index: int
-    #: The resolved recipe, as saved in every checkpoint (computed class weights included).
+    #: The resolved recipe, as checkpoints save it (computed class weights included).
     recipe: dict[str, Any]
-    #: Drops score-grid cells from the loss (``loss.sample_rate``); its RNG state is saved.
     loss_sampler: LossSampler
     #: Settings that look wrong for this machine or data (printed at start, not fatal).
     warnings: list[str]
-    #: One loss weight per class (``loss.class_weights``), or None.
     class_weights: torch.Tensor | None = None
     #: Training pixels per class, when the weights were computed from them.
     class_pixels: np.ndarray | None = None
-    #: Whether model and batches are channels-last (``config.channels_last``, or by device).
     channels_last: bool = False
-    #: The arithmetic precision of steps and validation: ``config.precision``, "auto" resolved.
+    #: The precision of steps and validation ("auto" resolved).
     precision: str = "fp32"
     #: ``{head: class names}`` for data labelled per head (SIFT Flow); None with one head.
     head_classes: dict[str, list[str]] | None = None
-    #: Classes the validation scores leave out of the class means (the dataset's
-    #: ``eval_exclude_classes``: a list, or ``{head: classes}`` with several heads).
+    #: The dataset's ``eval_exclude_classes`` (``{head: classes}`` with several heads).
     eval_exclude_classes: Any = ()
-    #: The moving average of the weights (``train.ema``), or None.
     ema: WeightAverage | None = None
     #: What start-up decided and the run should say (e.g. the data cache's line).
     notes: list[str] = field(default_factory=list)
-    #: Writes checkpoints, in the background where the loop allows it.
     checkpoint_writer: CheckpointWriter = field(default_factory=CheckpointWriter)
     #: The class the dataset declares as background (dataset.yaml ``background:``), or None.
     background_class: str | None = None
-    #: The folder training runs in (absolute), where the recipe's relative paths are found;
-    #: checkpoints record it (see :mod:`fcnseg.dataset_paths`).
+    #: The folder training runs in, which checkpoints record (see :mod:`fcnseg.dataset_paths`).
     trained_in: str | None = None
 
     @property
     def eval_model(self) -> nn.Module:
-        """What evaluations score and checkpoints hold: the weights' moving average with
-        ``train.ema``, else the model."""
+        """What evaluations score and checkpoints hold (the moving average with ``train.ema``)."""
         return self.model if self.ema is None else self.ema.module
 
     @property
@@ -155,11 +145,10 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
                 *, make_optimizer: OptimizerFactory = build_optimizer) -> TrainSetup:
     """Build the run's data, model and optimisation from ``config``.
 
-    The model is created from the torch RNG: seed it with ``config.seed`` first, the same on
-    every process (:func:`fcnseg.engine.state.seed_everything`). With ``resume_ckpt`` no
-    pretrained weights are read: the run's own checkpoint supplies weights and input
-    convention. ``train_model`` is ``model`` until :func:`wrap_model`, which comes after the
-    checkpoint is restored."""
+    Seed the torch RNG with ``config.seed`` first, the same on every process
+    (:func:`fcnseg.engine.state.seed_everything`). With ``resume_ckpt`` no pretrained weights
+    are read: the run's own checkpoint supplies them. ``train_model`` is ``model`` until
+    :func:`wrap_model`, called after the checkpoint is restored."""
     check_sync_batchnorm(config, info)
     # Data first (the classes size the model), opened once; the model normalises its pixels.
     notes: list[str] = []
@@ -181,16 +170,16 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
         _saved_class_weights(resume_ckpt) or config.loss.class_weights, plain,
         max_weight=config.loss.max_weight, workers=loader_workers(config.data.num_workers),
         distributed=info.distributed, is_main=info.is_main)
-    recipe = recorded_recipe(config)
+    # every field; relative dataset paths stay as typed (``trained_in`` records the folder)
+    recipe = config_to_dict(config)
     if class_weights is not None:
         recipe["loss"]["class_weights"] = class_weights.tolist()
     cell, offset = score_grid(model)
     loss_sampler = LossSampler(config.loss.sample_rate, ignore_index=ignore_index, cell=cell,
                                offset=offset, seed=config.seed, rank=info.rank)
     precision = resolve_precision(config.precision, info.device)
-    channels_last = config.channels_last
-    if channels_last is None:
-        channels_last = default_channels_last(info.device, precision)
+    channels_last = (default_channels_last(info.device, precision)
+                     if config.channels_last is None else config.channels_last)
     optimize(model, "training", device=info.device, channels_last=channels_last)
     optimizer = make_optimizer(model, config.optim)
     ema = WeightAverage(model, config.train.ema) if config.train.ema else None
@@ -213,20 +202,12 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
         trained_in=str(trained_in))
 
 
-def recorded_recipe(config: TrainConfig) -> dict[str, Any]:
-    """The recipe as checkpoints and the run folder's recipe.yaml record it: every field, the
-    datasets' paths as typed (relative ones stay relative, so that the project folder can be
-    moved; checkpoints record the folder training ran in apart, ``trained_in``)."""
-    return config_to_dict(config)
-
-
 @contextmanager
 def _paths_found(config: TrainConfig, resume_ckpt: Mapping[str, Any] | None
                  ) -> Iterator[Path]:
-    """While the datasets are built: for a resumed run, ``data.train``'s and ``data.val``'s
-    relative paths that the current folder lacks taken from where its checkpoint was trained
-    (:func:`fcnseg.dataset_paths.recipe_paths_found`); the recipe keeps them as typed. Yields
-    the folder training runs in, as checkpoints record it: the first that holds the roots."""
+    """While the datasets are built: for a resumed run, the dataset paths the current folder
+    lacks taken from where its checkpoint was trained (the recipe keeps them as typed). Yields
+    the folder training runs in: the first that holds the roots."""
     here = Path.cwd()
     if resume_ckpt is None:
         yield here
@@ -252,12 +233,10 @@ def _run_model(config: TrainConfig, info: DistInfo, plain: Any, num_classes: int
         if info.is_main:
             _backbone_file(config.model.backbone_weights)
         dist.barrier()
-    # Multi-band images: the model takes their bands, standardised by the dataset's statistics.
     convention = plain.band_convention() if getattr(plain, "bands", None) else None
     model = build_training_model(config, num_classes, pretrained=resume_ckpt is None,
                                  convention=convention)
     if resume_ckpt is not None:
-        # The run's own checkpoint says how its weights expect their pixels.
         model.input_convention = get_convention(resume_ckpt["model"]["input_convention"])
     return model
 
@@ -271,16 +250,14 @@ def _unwrapped(dataset: Any) -> Any:
 
 def _collate(dataset: Any, ignore_index: int,
              channels_last: bool = False) -> Callable[..., Any]:
-    """The collate function of ``dataset``'s loaders: pads with its ``pad_values``; batches
-    channels-last for a channels-last model (no conversion of each batch afterwards)."""
+    """The collate function of ``dataset``'s loaders: pads with its ``pad_values``."""
     return partial(collate_segmentation, ignore_index=ignore_index,
                    fill=getattr(_unwrapped(dataset), "pad_values", None),
                    channels_last=channels_last)
 
 
 def _saved_class_weights(resume_ckpt: Mapping[str, Any] | None) -> list[float] | None:
-    """The weights a resumed run trained with (its checkpoint's recipe holds them computed),
-    so that a mask edited since does not change them mid-run."""
+    """The weights a resumed run trained with, so that a mask edited since changes nothing."""
     if resume_ckpt is None:
         return None
     saved = (resume_ckpt.get("recipe") or {}).get("loss", {}).get("class_weights")
@@ -288,8 +265,7 @@ def _saved_class_weights(resume_ckpt: Mapping[str, Any] | None) -> list[float] |
 
 
 def check_sync_batchnorm(config: TrainConfig, info: DistInfo) -> None:
-    """``train.sync_batchnorm`` asked for where torch cannot do it (processes on CPUs) is one
-    line, before anything is built."""
+    """Refuse ``train.sync_batchnorm`` where torch cannot do it (processes on CPUs)."""
     if config.train.sync_batchnorm and info.distributed and info.device.type != "cuda":
         raise ValueError(
             f"train.sync_batchnorm: torch's SyncBatchNorm runs on CUDA GPUs only, not on "
@@ -298,16 +274,14 @@ def check_sync_batchnorm(config: TrainConfig, info: DistInfo) -> None:
 
 
 def sync_batchnorm(model: nn.Module) -> nn.Module:
-    """``model`` with its BatchNorm layers turned into SyncBatchNorm in place: the same
-    parameters and running statistics (an optimizer built on them still holds them), the
-    same state dict keys."""
+    """``model`` with its BatchNorm layers turned into SyncBatchNorm in place (the same
+    parameters, statistics and state dict keys)."""
     return nn.SyncBatchNorm.convert_sync_batchnorm(model)
 
 
 def wrap_model(setup: TrainSetup) -> None:
-    """Put DistributedDataParallel (under torchrun) and torch.compile (``compile: true``)
-    around ``setup.model`` for the training steps; with ``train.sync_batchnorm``, its
-    BatchNorm layers synchronise their batch statistics over the processes."""
+    """Put DistributedDataParallel (under torchrun, with ``train.sync_batchnorm``'s layers)
+    and torch.compile (``compile: true``) around ``setup.model`` for the training steps."""
     train_model: nn.Module = setup.model
     if setup.info.distributed:
         device = setup.device
@@ -320,11 +294,8 @@ def wrap_model(setup: TrainSetup) -> None:
     setup.train_model = train_model
 
 
-# -- model -----------------------------------------------------------------------------------
-
-
-#: Builders whose first convolution takes any number of bands (from a multi-band convention):
-#: the VGG16 FCNs (with or without batch norm), FCN-AlexNet, FCN-GoogLeNet and the ResNet FCNs.
+#: Builders whose first convolution takes any number of bands: the VGG16 FCNs, FCN-AlexNet,
+#: FCN-GoogLeNet and the ResNet FCNs.
 _BAND_ARCH_PREFIXES = ("fcn32s", "fcn16s", "fcn8s", "fcn_alexnet")
 
 
@@ -344,16 +315,12 @@ def build_training_model(
     config: TrainConfig, num_classes: int, *, pretrained: bool = True,
     convention: InputConvention | None = None,
 ) -> nn.Module:
-    """Build the recipe's model: backbone weights, staged ``init``, frozen or trained
-    upsampling. Parameters are created from the torch RNG, so seed it first.
-
-    ``pretrained=False`` skips the backbone weights and ``init`` (a resumed run takes its
-    weights and input convention from its own checkpoint, so those files need not exist).
-    ``convention`` (a multi-band dataset's, :func:`fcnseg.conventions.band_convention`) sizes
-    the first convolution for its bands; ImageNet colour weights are widened to them."""
+    """Build the recipe's model (seed the torch RNG first): backbone weights, staged ``init``,
+    frozen or trained upsampling. ``pretrained=False`` skips the backbone weights and ``init``
+    (a resumed run takes its weights from its checkpoint). ``convention`` (a multi-band
+    dataset's) sizes the first convolution for its bands, to which colour weights widen."""
     m = config.model
     kwargs: dict[str, Any] = {"num_classes": num_classes, **m.options}
-    # The VGG16 trunk's own fields, for the builders that take them; others take `options`.
     vgg_fields = {"geometry": m.geometry, "width": m.width, "fc_channels": m.fc_channels,
                   "dropout": m.dropout}
     kwargs.update({k: v for k, v in vgg_fields.items() if k in builder_parameters(m.arch)})
@@ -409,13 +376,9 @@ def _init_from_file(model: nn.Module, init: str | Mapping[str, str]) -> None:
     print(init_from(model, init).summary())
 
 
-# -- data ------------------------------------------------------------------------------------
-
-
 def _recipe_dataset(config: TrainConfig, split: str, transform: Any = None) -> Dataset:
-    """:func:`build_dataset` for ``data.<split>``. A root that is missing (a recipe's
-    placeholder such as data/mine) or a split without images (an import of a few images can
-    leave a split list empty) is one line naming the field and what to do."""
+    """:func:`build_dataset` for ``data.<split>``; a missing root (a recipe's placeholder) or a
+    split without images is one line naming the field and what to do."""
     field, spec = f"data.{split}", dict(getattr(config.data, split))
     try:
         dataset = build_dataset(spec, split=spec.get("split") or split, transform=transform)
@@ -441,14 +404,11 @@ def _recipe_dataset(config: TrainConfig, split: str, transform: Any = None) -> D
 
 def build_datasets(config: TrainConfig,
                    notes: list[str] | None = None) -> tuple[Dataset, Dataset | None]:
-    """The training set (augmented) and the validation set (or None), checked: with
-    ``data.skip_bad`` bad samples are skipped, otherwise the validation samples are read now
-    (decoded into the cache when it keeps them, else their files' headers) so that a bad one
-    stops the run before training rather than at its first evaluation. Both give raw pixels;
-    crops pad with the training set's ``pad_values``. Their
-    decoded samples are kept in memory per ``data.cache``
-    (:func:`fcnseg.data.cache.cache_decoded`); what was decided is added to ``notes``."""
-    d = config.data
+    """The training set (augmented) and the validation set (or None), giving raw pixels, kept
+    in memory per ``data.cache`` (what was decided is added to ``notes``), and checked: with
+    ``data.skip_bad`` bad samples are skipped, else a bad validation sample stops the run now
+    rather than at its first evaluation."""
+    d, notes = config.data, [] if notes is None else notes
     train_ds = _recipe_dataset(config, "train")
     if d.crop_size == "auto":
         d.crop_size = _auto_crop(config, train_ds, notes)
@@ -469,8 +429,7 @@ def build_datasets(config: TrainConfig,
                          processes=int(os.environ.get("LOCAL_WORLD_SIZE", "1")),
                          threads=min(4, machine_facts().cpu_count),
                          eager=loader_workers(d.num_workers) > 0)
-    if notes is not None:
-        notes.append(plan.message)
+    notes.append(plan.message)
     if d.skip_bad:
         train_ds = SkipBad(train_ds)
         if val_ds is not None:
@@ -481,11 +440,9 @@ def build_datasets(config: TrainConfig,
 
 
 def _stop_at_bad_samples(train_ds: Any, val_ds: Any) -> None:
-    """Raise :class:`BadSampleError` (one line: the split, the first file and its problem) for
-    a bad sample known now rather than when first used: a training sample the data cache
-    already failed to decode (an eager cache has tried them all; a lazy one none yet), and
-    any validation sample, every one of which the cache decodes now (once: it keeps them),
-    else read from its files' headers, decoded only where a file looks cut short."""
+    """Raise :class:`BadSampleError` for a bad sample known now: a training sample the data
+    cache failed to decode, or any validation sample (decoded by the cache, else its files'
+    headers read)."""
     _stop_at("data.train", cached_problems(train_ds, decode_rest=False))
     if val_ds is not None:
         problems = cached_problems(val_ds)
@@ -500,9 +457,9 @@ def _stop_at(field: str, problems: list[str] | None) -> None:
         raise BadSampleError(f"{field}: {problems[0]}{more}{fix}")
 
 
-def _auto_crop(config: TrainConfig, dataset: Any, notes: list[str] | None) -> int | None:
-    """``data.crop_size: auto`` resolved from the training images' sizes (read from their
-    headers), said in ``notes``; the recipe written to the run folder then holds the number."""
+def _auto_crop(config: TrainConfig, dataset: Any, notes: list[str]) -> int | None:
+    """``data.crop_size: auto`` resolved from the training images' header sizes, said in
+    ``notes``."""
     upper = config.data.crop_size_max
     sizes = sample_image_sizes(dataset)
     if not sizes:  # generated data, or no readable file: nothing to measure
@@ -517,16 +474,13 @@ def _auto_crop(config: TrainConfig, dataset: Any, notes: list[str] | None) -> in
                    f"shorter side that 3 in 4 training images reach ({side} pixels: "
                    f"{images_reaching(sizes, side)} looked at reach it){bound}; set "
                    f"data.crop_size=N to fix it")
-    if notes is not None:
-        notes.append(message)
+    notes.append(message)
     return crop
 
 
 def _without_bad_samples(dataset: Any) -> Any:
-    """``dataset`` less its bad samples, each named in a logged warning.
-
-    Validation leaves bad samples out rather than standing the next one in for them (as
-    :class:`~fcnseg.data.SkipBad` does for training), so that no image is scored twice."""
+    """``dataset`` less its bad samples, each named in a logged warning (not replaced, as
+    :class:`~fcnseg.data.SkipBad` does for training, so that no image is scored twice)."""
     problems = scan_dataset(dataset).problems
     if not problems:
         return dataset
@@ -537,13 +491,9 @@ def _without_bad_samples(dataset: Any) -> Any:
 
 
 def sample_file_problems(dataset: Any) -> list[str]:
-    """Problems found by reading only the headers of a file dataset's images and masks:
-    missing or unreadable files, and masks whose size differs from their image's.
-
-    Milliseconds per sample: a sample is decoded only where a PNG or JPEG file does not end
-    as a whole one does (:func:`~fcnseg.data.images.looks_cut_short`: a copy cut short).
-    Mask values need a full decode: a bad one is found when the evaluation reads it
-    (``fcnseg check-data`` reads everything)."""
+    """Problems found in a file dataset's image and mask headers: missing or unreadable files,
+    masks whose size differs from their image's. A sample is decoded only where a file looks
+    cut short (:func:`~fcnseg.data.images.looks_cut_short`); bad mask values are found later."""
     if not (hasattr(dataset, "image_path") and hasattr(dataset, "label_path")):
         return []  # generated data (synthetic): no files to check
     problems = []
@@ -572,9 +522,8 @@ def _load_problem(dataset: Any, index: int) -> str | None:
 
 
 def _header_size(path: Path, what: str) -> tuple[tuple[int, int] | None, str | None]:
-    """``((width, height), None)`` read from the file's header, upright as its EXIF
-    orientation turns it; ``(None, problem)`` if it is missing or unreadable; ``(None, None)``
-    for a mask that is no image file (SBD's .mat), read in full only later."""
+    """``((width, height), None)`` from the file's header (upright), ``(None, problem)``, or
+    ``(None, None)`` for a mask that is no image file (SBD's .mat)."""
     if not path.is_file():
         return None, f"{path}: missing {what} (no such file)"
     try:
@@ -590,9 +539,9 @@ def _header_size(path: Path, what: str) -> tuple[tuple[int, int] | None, str | N
 
 
 def loader_workers(setting: int | str, cpus: int | None = None) -> int:
-    """DataLoader worker processes for ``data.num_workers``: a number as given; ``"auto"``
-    leaves two cores to the model and gives half of the rest to loading, at most 4 (none on
-    2 cores or fewer: there, decoding in the training process measured fastest)."""
+    """DataLoader workers for ``data.num_workers``: ``"auto"`` leaves two cores to the model and
+    gives half the rest to loading, at most 4 (none on 2 cores: decoding in the training
+    process measured fastest there)."""
     if setting != "auto":
         return int(setting)
     if cpus is None:
@@ -601,12 +550,9 @@ def loader_workers(setting: int | str, cpus: int | None = None) -> int:
 
 
 def shutdown_workers(*loaders: DataLoader | None) -> None:
-    """End the worker processes that persistent loaders keep between epochs, now.
-
-    Left to themselves they end when their loader is garbage-collected; after an error that
-    can be much later (the traceback holds the loader) or at interpreter exit, where
-    multiprocessing waits for every child. Safe to call on loaders without workers, and
-    more than once; a loader used again afterwards starts new workers."""
+    """End the workers that persistent loaders keep between epochs, now rather than when the
+    loader is collected (after an error, perhaps at interpreter exit). Safe on any loader, more
+    than once; a loader used again starts new workers."""
     for loader in loaders:
         iterator = getattr(loader, "_iterator", None)  # DataLoader's persistent iterator
         if iterator is None:
@@ -625,14 +571,11 @@ def _train_loader(config: TrainConfig, info: DistInfo, train_ds: Dataset, ignore
     sampler = ResumableSampler(len(train_ds), seed=config.seed,  # type: ignore[arg-type]
                                rank=info.rank, world_size=info.world_size)
     if sampler.per_epoch() // batch < 1:
-        # The largest data.batch_size whose batches (scaled as images_per_batch scales them)
-        # still fit the images each process gets.
         fits = max(1, sampler.per_epoch() * config.data.batch_size // batch)
         raise ValueError(f"data.batch_size: {batch} per process is more than the "
                          f"{sampler.per_epoch()} training images each process gets; set "
                          f"data.batch_size={fits} or less (or add training images)")
-    # The loader's own generator only seeds worker processes; keeping it off the global RNG
-    # means creating a loader never shifts the model's random stream.
+    # off the global RNG: creating a loader never shifts the model's random stream
     generator = torch.Generator().manual_seed(config.seed)
     loader = DataLoader(SeededSamples(train_ds, config.seed), batch_size=batch, sampler=sampler,
                         drop_last=True, num_workers=workers, persistent_workers=workers > 0,

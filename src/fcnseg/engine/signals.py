@@ -1,11 +1,9 @@
 """Stopping a run cleanly on SIGINT/SIGTERM, with DataLoader workers running.
 
 The main process turns the signal into a flag that the loop checks between iterations, then
-saves ``last.pt``. `timeout`, Slurm and Kubernetes signal every process of the group, so the
-loader's workers must survive the signal: a worker killed by it would fail the main process's
-next fetch before it could save. A SIGTERM from the main process itself (``Process.terminate``,
-how the DataLoader and multiprocessing end a worker that does not stop by itself) still ends a
-worker, or the main process could wait for it forever on its way out.
+saves ``last.pt``. `timeout`, Slurm and Kubernetes signal the whole process group, so the
+loader's workers must survive it (else the main process's next fetch fails before it saves);
+a SIGTERM from the main process itself (how DataLoader ends a stuck worker) still ends one.
 """
 
 from __future__ import annotations
@@ -24,9 +22,8 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 class StopRequest:
     """SIGINT/SIGTERM set :attr:`signum`, which the loop checks between iterations; a second
     SIGINT interrupts at once. The previous handlers come back on exit, except after an error
-    for which ``ignore_after(error)`` is true: then both signals are ignored, so that the
-    process can report that error (torchrun sends SIGTERM to the processes left when one
-    fails); :func:`restore_handlers` puts the previous ones back."""
+    for which ``ignore_after(error)`` is true: both signals are then ignored so that the
+    process can report it (torchrun sends SIGTERM to the others when one fails)."""
 
     def __init__(self, ignore_after: Callable[[BaseException], bool] | None = None) -> None:
         self.signum: int | None = None
@@ -71,8 +68,8 @@ _KNOWS_SENDER = hasattr(signal, "sigwaitinfo") and hasattr(signal, "pthread_sigm
 
 def ignore_stop_signals(worker_id: int) -> None:
     """DataLoader ``worker_init_fn``: leave SIGINT and SIGTERM to the main process, which saves
-    a checkpoint and then shuts the workers down itself. A SIGTERM sent by the main process
-    still ends the worker (where the sender can be told; elsewhere SIGTERM is ignored)."""
+    and then shuts the workers down; its own SIGTERM still ends the worker (where the sender
+    can be told; elsewhere SIGTERM is ignored)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if not _KNOWS_SENDER:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -93,9 +90,8 @@ def _exit_on_sigterm_from(parent: int) -> None:
 
 def start_batches(loader: DataLoader) -> Iterator[Any]:
     """``iter(loader)``, which forks the workers, with SIGINT/SIGTERM blocked: a signal to the
-    whole group between a fork and the worker's :func:`ignore_stop_signals` stays pending in
-    the worker (which then discards it) instead of killing it. The main process receives its
-    own copy as soon as the fork is done."""
+    group before a worker's :func:`ignore_stop_signals` stays pending there (then discarded)
+    instead of killing it; the main process receives its copy once the fork is done."""
     if loader.num_workers == 0 or not hasattr(signal, "pthread_sigmask"):
         return iter(loader)
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)

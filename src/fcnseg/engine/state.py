@@ -1,12 +1,10 @@
-"""Where a run stands: :class:`TrainState` (iteration, epoch, position in the epoch, best
-score, last evaluation) and the RNG states, saved with the model, optimizer, schedule and
-gradient scaler into ``last.pt`` and restored from it bit for bit.
+"""Where a run stands: :class:`TrainState` and the RNG states, saved with the model, optimizer,
+schedule and gradient scaler into ``last.pt`` and restored from it bit for bit.
 
 Exact resumption rests on three things: the data order is a function of ``(seed, epoch)`` and
-the position in the epoch is saved; augmentation draws are seeded per sample; and the
-model-side RNG states (torch, CUDA, numpy, Python, per process) and the loss sampler's
-generator (per process) are saved at every checkpoint. Checkpoints are written only between
-optimisation steps, never inside a gradient accumulation.
+the position in the epoch is saved; augmentation draws are seeded per sample; and every
+process's RNG states and loss-sampler generator are saved at each checkpoint, written only
+between optimisation steps.
 """
 
 from __future__ import annotations
@@ -38,13 +36,11 @@ class TrainState:
     #: Batches of ``epoch`` already used (a resumed run skips them).
     position: int = 0
     best_mean_iu: float | None = None
-    #: The headline scores of each head at the best evaluation (several heads only): what
-    #: the run's last line shows beside the best mean IU (SIFT Flow's geometric pixel acc).
+    #: Each head's headline scores at the best evaluation (several heads only).
     best_heads: dict[str, Any] = field(default_factory=dict)
     #: The latest evaluation's scores (saved in checkpoints, returned in TrainResult).
     metrics: dict[str, Any] = field(default_factory=dict)
-    #: The evaluation at ``iteration`` has not finished (last.pt is saved before each one); a
-    #: resumed run does it first.
+    #: The evaluation at ``iteration`` has not finished; a resumed run does it first.
     eval_pending: bool = False
     #: Evaluations in a row without a rise of ``train.early_stop.min_delta`` in mean IU.
     stale_evals: int = 0
@@ -66,8 +62,7 @@ class TrainState:
         saved = ckpt["state"]
         if not saved or "optimizer" not in saved:
             raise ValueError(f"{path}: holds no training state to resume from")
-        # With train.ema the checkpoint's model is the average; the trained weights are kept
-        # beside it.
+        # with train.ema the checkpoint's model is the average, the trained weights beside it
         weights = saved.get("train_weights") or ckpt["model_state_dict"]
         problem = describe_mismatch(path, setup.model, weights)
         if problem:
@@ -104,16 +99,11 @@ class TrainState:
              background: bool = False) -> None:
         """Write a checkpoint of the model at this state (every process calls it; rank 0
         writes). ``with_state=False`` leaves out what only resuming needs (``best.pt``).
-        ``background``: copy it now and write it in a thread while training goes on
-        (:class:`~fcnseg.engine.checkpoint_writer.CheckpointWriter`).
-
-        Raises:
-            TrainingDiverged: the weights hold NaN or infinite values; the last good
-                checkpoint is kept.
+        ``background``: write a copy in a thread while training goes on. Raises
+        :class:`TrainingDiverged` for NaN or infinite weights (the last good checkpoint kept).
         """
-        # An overflowing step can leave NaN/inf weights behind a finite loss; writing them would
-        # replace the last good checkpoint with a broken one. Every process holds the same
-        # weights, so all of them stop here together.
+        # An overflowing step can leave NaN/inf weights behind a finite loss; every process
+        # holds the same weights, so all stop here together.
         bad = non_finite_parameters(setup.model)
         if setup.ema is not None:
             bad += [f"average of {name}" for name in non_finite_parameters(setup.ema.module)]
@@ -161,9 +151,6 @@ class TrainState:
         setup.checkpoint_writer.write(path, payload, background=background)
 
 
-# -- RNG states ------------------------------------------------------------------------------
-
-
 def seed_everything(seed: int) -> None:
     """Seed Python's, numpy's and torch's global RNGs."""
     random.seed(seed)
@@ -195,9 +182,6 @@ def set_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
     random.setstate((p[0], tuple(p[1]), p[2]))
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"], device)
-
-
-# -- what a stopped run kept -------------------------------------------------------------------
 
 
 def non_finite_parameters(model: nn.Module) -> list[str]:

@@ -1,17 +1,13 @@
 """The training loop: recipes in, checkpoints and metrics out, resumable bit for bit.
 
-One call, :func:`train`, runs a whole recipe on one process or under ``torchrun``, in three
-stages: :func:`~fcnseg.engine.setup.build_setup` builds data, model and optimisation;
-:class:`~fcnseg.engine.state.TrainState` starts or restores where the run stands; the loop
-(:func:`_loop`) calls :func:`accumulated_step`, :func:`log_step`, :func:`maybe_evaluate` and
-``state.save``. The run folder holds ``recipe.yaml`` (the resolved config), ``metrics.jsonl``
-(one JSON record per log step and per evaluation), ``last.pt`` (everything needed to resume)
-and ``best.pt`` (the highest mean IU so far), plus the records of ``train.loggers``
-(TensorBoard events by default, where it is installed).
-
-Batches may hold dicts: inputs keyed by modality (NYUDv2) go to the model as a dict; labels keyed
-by head (SIFT Flow) give the sum of the heads' losses, and validation scores each head, with
-``best.pt`` chosen by the first head's mean IU (the semantic head, which the paper ranks by).
+:func:`train` runs a recipe on one process or under ``torchrun``:
+:func:`~fcnseg.engine.setup.build_setup` builds data, model and optimisation,
+:class:`~fcnseg.engine.state.TrainState` starts or restores the run, and :func:`_loop` steps,
+logs, evaluates and saves. The run folder holds ``recipe.yaml`` (the resolved config),
+``metrics.jsonl`` (one record per log step and per evaluation), ``last.pt`` (all a resume needs),
+``best.pt`` (the highest mean IU) and the records of ``train.loggers`` (TensorBoard by default).
+Inputs keyed by modality (NYUDv2) go to the model as a dict; labels keyed by head (SIFT Flow) sum
+the heads' losses, and ``best.pt`` follows the first head's mean IU (the paper's ranking).
 """
 
 from __future__ import annotations
@@ -48,7 +44,6 @@ from fcnseg.engine.distributed import (
 )
 from fcnseg.engine.errors import (
     CONTINUE_RUN,
-    BadSampleError,
     ProcessLost,
     TrainingDiverged,
     bad_sample,
@@ -66,28 +61,13 @@ from fcnseg.engine.loggers import (
 from fcnseg.engine.loss import loss_normalizer, segmentation_loss
 from fcnseg.engine.optim import build_optimizer, stretch_schedule
 from fcnseg.engine.preflight import eta_warning
-from fcnseg.engine.setup import (
-    TrainSetup,
-    build_setup,
-    shutdown_workers,
-    wrap_model,
-)
-from fcnseg.engine.signals import (
-    StopRequest,
-    restore_handlers,
-    start_batches,
-    stop_handlers,
-)
+from fcnseg.engine.setup import TrainSetup, build_setup, shutdown_workers, wrap_model
+from fcnseg.engine.signals import StopRequest, restore_handlers, start_batches, stop_handlers
 from fcnseg.engine.state import TrainState, kept_checkpoint, seed_everything
 from fcnseg.inference.runner import InferenceRunner
 from fcnseg.metrics import other_heads_text
 from fcnseg.utils.batches import to_device
-from fcnseg.utils.files import (
-    DiskFullError,
-    atomic_write,
-    is_disk_full,
-    remove_stale_temporaries,
-)
+from fcnseg.utils.files import DiskFullError, atomic_write, is_disk_full, remove_stale_temporaries
 from fcnseg.utils.jsonable import json_safe
 from fcnseg.utils.keyed import first_of, keyed, unkeyed
 from fcnseg.utils.precision import autocast
@@ -159,11 +139,9 @@ def train(config: TrainConfig | dict[str, Any] | str, *, resume: bool = False,
             e, info.rank, info.world_size, kept_checkpoint(out_dir / "last.pt"), out_dir),
             reported_elsewhere=not first_to_report_loss(info)) from None
     finally:
-        # Ignored once a process was lost, while _train cleaned up and the message was made;
-        # back before the group is left: NCCL's teardown can hang after a lost peer, and
-        # SIGTERM must still end the process then.
+        # Signals, ignored once a process was lost, come back before the group is left: NCCL's
+        # teardown can hang after a lost peer, and SIGTERM must still end the process then.
         restore_handlers(handlers)
-        # after _train's own clean-up (loader workers, checkpoint writer, loggers)
         teardown_distributed(info, finished=finished)
 
 
@@ -183,20 +161,17 @@ def _announce(config: TrainConfig, setup: TrainSetup, say: Callable[[str], None]
 
 def _train(config: TrainConfig, info: DistInfo, resume: bool, started: float) -> TrainResult:
     run_dir = Path(config.out)
-    say: Callable[[str], None] = print if info.is_main else _silent
+    say: Callable[[str], None] = print if info.is_main else lambda message: None
     resume_ckpt = _checkpoint_to_resume(run_dir, resume, say)
-    # files a kill cut short while they were being written (never read, up to a checkpoint's
-    # size each)
+    # files a kill cut short while being written (up to a checkpoint's size each)
     if info.is_main and remove_stale_temporaries(run_dir, RUN_FILES):
         say("removed temporary files left by an interrupted write")
     seed_everything(config.seed)  # the same on every process for the model (DDP broadcasts)
     # build_optimizer is looked up here, so that it can be substituted (tests do)
     setup = build_setup(config, info, resume_ckpt, make_optimizer=build_optimizer)
     _announce(config, setup, say)
-    if resume_ckpt is not None:
-        state = TrainState.restore(resume_ckpt, setup, say)
-    else:
-        state = TrainState.start(setup)
+    state = (TrainState.start(setup) if resume_ckpt is None
+             else TrainState.restore(resume_ckpt, setup, say))
     budget = _time_budget(setup, state, started)
     wrap_model(setup)
     log = _RunLog(run_dir, info.is_main, _logger_names(config),
@@ -214,12 +189,10 @@ def _train(config: TrainConfig, info: DistInfo, resume: bool, started: float) ->
                 say(f"\nstopped by signal {stop_signal} at iteration {state.iteration}; saved "
                     f"{setup.last_path}; {CONTINUE_RUN}.")
     finally:
-        # The loaders' persistent workers end here, on success and on error alike, rather
-        # than whenever the loaders are collected (an error's traceback keeps them alive).
+        # now rather than when the loaders are collected (an error's traceback keeps them)
         shutdown_workers(setup.loader, setup.val_loader)
         progress.bar.close()
         log.close()
-        # the checkpoint written in the background, finished before the run returns
         written = setup.checkpoint_writer.finish()
     if written is not None:
         raise written
@@ -244,10 +217,6 @@ def _logger_names(config: TrainConfig) -> list[str]:
     if config.train.loggers is not None:
         return list(config.train.loggers)
     return ["tensorboard"] if config.train.tensorboard else []
-
-
-def _silent(message: str) -> None:
-    """Processes other than rank 0 print nothing."""
 
 
 def _checkpoint_to_resume(run_dir: Path, resume: bool,
@@ -310,8 +279,7 @@ def _loop(setup: TrainSetup, state: TrainState, log: _RunLog, progress: _Progres
 
 
 def _time_budget(setup: TrainSetup, state: TrainState, started: float) -> TimeBudget | None:
-    """The run's :class:`TimeBudget` (None without ``train.time_budget``); a resumed run that
-    had chosen its length takes it up again."""
+    """The run's :class:`TimeBudget`, if any; a resumed run takes up the length it chose."""
     config = setup.config
     if config.train.time_budget is None:
         return None
@@ -352,8 +320,7 @@ def _budget_decides(setup: TrainSetup, state: TrainState, log: _RunLog, progress
 
 
 def _time_evaluation(setup: TrainSetup) -> float:
-    """Seconds a whole evaluation should take, from the first few validation batches run as
-    the evaluation runs them."""
+    """Seconds a whole evaluation should take, from its first few batches."""
     assert setup.val_loader is not None
     runner = InferenceRunner(setup.eval_model, device=setup.device, precision=setup.precision,
                              prepare=False)
@@ -370,7 +337,6 @@ def _time_evaluation(setup: TrainSetup) -> float:
 
 
 def _time_save(setup: TrainSetup, state: TrainState) -> float:
-    """Seconds a checkpoint takes: ``last.pt`` written now, timed."""
     start = time.perf_counter()
     state.save(setup, setup.last_path)
     return time.perf_counter() - start
@@ -378,9 +344,8 @@ def _time_save(setup: TrainSetup, state: TrainState) -> float:
 
 def _step_batches(setup: TrainSetup,
                   state: TrainState) -> Iterator[tuple[list[Any], tuple[int, int]]]:
-    """The batches of each optimisation step (``optim.accumulate`` of them, possibly across an
-    epoch's end), from where ``state`` stands, each group with the ``(epoch, position)`` after
-    it: the state moves only when the step is done, so checkpoints fall between steps."""
+    """The ``optim.accumulate`` batches of each step (perhaps across an epoch's end), each group
+    with the ``(epoch, position)`` after it: the state moves only once the step is done."""
     n = setup.config.optim.accumulate
     epoch, position = state.epoch, state.position
     group: list[Any] = []
@@ -403,7 +368,12 @@ def _epoch_batches(setup: TrainSetup, state: TrainState, epoch: int,
     while True:
         batch, problem = _unless_bad_sample(lambda: next(batches, None))
         if problem is not None:
-            raise _stopped_by_bad_sample(setup, state, problem)
+            # Under torchrun the other processes wait in a collective: only a lone one saves.
+            saved = "nothing saved (several processes)"
+            if not setup.info.distributed:
+                state.save(setup, setup.last_path)
+                saved = f"saved {setup.last_path}; {CONTINUE_RUN}"
+            raise bad_sample(problem, f"Training stopped at iteration {state.iteration}", saved)
         if batch is None:
             break
         yield batch
@@ -420,17 +390,6 @@ def _unless_bad_sample(read: Callable[[], Any], default: Any = None) -> tuple[An
         if problem is None:
             raise
     return default, problem
-
-
-def _stopped_by_bad_sample(setup: TrainSetup, state: TrainState,
-                           message: str) -> BadSampleError:
-    # The batch was not used: this is the state after the last step. Under torchrun the other
-    # processes wait in a collective, so only a lone process can save here.
-    saved = "nothing saved (several processes)"
-    if not setup.info.distributed:
-        state.save(setup, setup.last_path)
-        saved = f"saved {setup.last_path}; {CONTINUE_RUN}"
-    return bad_sample(message, f"Training stopped at iteration {state.iteration}", saved)
 
 
 def _agree(setup: TrainSetup, stopping: bool,
@@ -459,11 +418,9 @@ def step(setup: TrainSetup, images: Any, labels: Any,
 
 def accumulated_step(setup: TrainSetup, batches: list[tuple[Any, Any]],
                      normalizer: float | dict[str, float]) -> float:
-    """One optimisation step on the gradients of ``batches`` together; returns the loss over
-    all of them on all processes. ``normalizer`` is the averaged loss's divisor for the whole
-    step (:func:`_agree`), so the result equals one step on the concatenated batch. Under DDP
-    only the last batch's backward all-reduces gradients. A non-finite loss is returned with
-    no update made."""
+    """One optimisation step on the gradients of ``batches`` together, equal to one step on
+    their concatenation (``normalizer``: the step's divisor, :func:`_agree`); returns the loss
+    over all of them on all processes, a non-finite one with no update made."""
     config, world = setup.config, setup.info.world_size
     setup.train_model.train()
     setup.optimizer.zero_grad(set_to_none=True)
@@ -471,8 +428,8 @@ def accumulated_step(setup: TrainSetup, batches: list[tuple[Any, Any]],
     for k, (images, labels) in enumerate(batches):
         with _no_sync(setup.train_model, inner=k < len(batches) - 1):
             loss = _batch_loss(setup, images, labels, normalizer)
-            # DDP averages gradients over processes; scale so they add up instead, which makes
-            # N processes × batch b equal one process × batch N·b.
+            # DDP averages gradients over processes; scaled, they add up: N processes × batch b
+            # equal one process × batch N·b.
             setup.scaler.scale(loss * world if setup.info.distributed else loss).backward()
         total += loss.detach()
     if setup.info.distributed:
@@ -497,8 +454,7 @@ def accumulated_step(setup: TrainSetup, batches: list[tuple[Any, Any]],
 
 def _batch_loss(setup: TrainSetup, images: Any, labels: Any,
                 normalizer: float | dict[str, float]) -> torch.Tensor:
-    """The batch's loss; dict inputs go to the model as they are, dict labels (one map per
-    head) give the sum of the heads' losses."""
+    """The batch's loss; dict labels (one map per head) sum the heads' losses."""
     config, device = setup.config, setup.device
     images = to_device(images, device, channels_last=setup.channels_last)
     labels = to_device(labels, device)
@@ -511,8 +467,8 @@ def _batch_loss(setup: TrainSetup, images: Any, labels: Any,
 
 
 def _no_sync(model: nn.Module, *, inner: bool) -> contextlib.AbstractContextManager:
-    """DDP's ``no_sync`` for the inner batches of an accumulation (their gradients are
-    all-reduced together by the last backward); nothing otherwise."""
+    """DDP's ``no_sync`` for the inner batches of an accumulation (the last backward
+    all-reduces them all)."""
     ddp = getattr(model, "_orig_mod", model)  # torch.compile wraps the DDP module
     if inner and isinstance(ddp, nn.parallel.DistributedDataParallel):
         return ddp.no_sync()
@@ -550,9 +506,8 @@ def log_step(setup: TrainSetup, state: TrainState, log: _RunLog, progress: _Prog
     if progress.eta_pending and speed > 0:  # the first logged speed, judged once
         progress.eta_pending = False
         images = setup.config.data.batch_size * setup.info.world_size
-        too_slow = eta_warning(setup.config, setup.device.type, images / speed,
-                               setup.config.train.iterations - state.iteration)
-        if too_slow:
+        if too_slow := eta_warning(setup.config, setup.device.type, images / speed,
+                                   setup.config.train.iterations - state.iteration):
             progress.write(f"warning: {too_slow}")
 
 
@@ -579,8 +534,7 @@ def maybe_evaluate(setup: TrainSetup, state: TrainState, log: _RunLog,
                          f"saved {setup.last_path}; {CONTINUE_RUN}")
     state.eval_pending = False
     state.metrics = _saved_metrics(result)
-    # The precision of the validation, which `fcnseg evaluate` uses too.
-    precision = setup.precision
+    precision = setup.precision  # the validation's, which `fcnseg evaluate` uses too
     log.write({"iteration": state.iteration, "epoch": state.epoch, "split": "val",
                **_scalar_metrics(state.metrics), "precision": precision,
                "class_iu": _class_iu(state.metrics, setup.class_names)})
@@ -604,8 +558,7 @@ def maybe_evaluate(setup: TrainSetup, state: TrainState, log: _RunLog,
 
 
 def _count_stale_evaluation(setup: TrainSetup, state: TrainState, miu: Any) -> None:
-    """With ``train.early_stop``: reset the count of evaluations without progress when mean
-    IU beats the best so far by more than ``min_delta``, else add one."""
+    """With ``train.early_stop``: count the evaluations in a row without progress."""
     stop = setup.config.train.early_stop
     if stop is None or miu is None:
         return
@@ -623,9 +576,8 @@ def patience_exhausted(setup: TrainSetup, state: TrainState) -> bool:
 
 
 def _saved_metrics(result: dict[str, Any]) -> dict[str, Any]:
-    """The scores kept in checkpoints (no confusion matrices). With several heads, each head's
-    scores stay under ``heads`` and the first head's (SIFT Flow: semantic) are also copied to the
-    top level: ``mean_iu`` there is what ``best.pt`` is chosen by."""
+    """The scores kept in checkpoints (no confusion matrices); with several heads, the first
+    head's also at the top level, whose ``mean_iu`` chooses ``best.pt``."""
     if "heads" not in result:
         return {k: json_safe(v) for k, v in result.items() if k != "confusion"}
     heads = {h: {k: json_safe(v) for k, v in scores.items() if k != "confusion"}
@@ -642,8 +594,7 @@ def _class_iu(metrics: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
 
 
 def _scalar_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The numbers of a validation record: ``mean_iu`` ..., and ``<head>/mean_iu`` ... per
-    head (a score that is not defined, null, kept)."""
+    """The numbers of a validation record, ``<head>/mean_iu`` ... per head (null kept)."""
     def numbers(scores: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         return {f"{prefix}{k}": v for k, v in scores.items()
                 if v is None or isinstance(v, Number)}
@@ -662,14 +613,13 @@ def _pct(value: Any) -> str:
 
 
 class _Progress:
-    """The progress bar (rank 0; drawn only on a terminal) and the images/s since the last
-    log record."""
+    """The progress bar (rank 0, on a terminal) and the images/s since the last record."""
 
     def __init__(self, setup: TrainSetup, start: int, started: float | None = None) -> None:
         self.is_main = setup.info.is_main
         self.started, self.loop_started = started, time.time()
         show = self.is_main and setup.config.train.progress
-        # disable=None: tqdm draws only on a terminal; logs get metrics.jsonl and eval lines.
+        # disable=None: tqdm draws only on a terminal
         self.bar = tqdm(total=setup.config.train.iterations, initial=start,
                         disable=None if show else True, dynamic_ncols=True, unit="it",
                         desc=setup.config.name)
@@ -693,8 +643,8 @@ class _Progress:
             self.started = None
 
     def line(self, iteration: int, loss: float) -> None:
-        """Without a terminal, every ``train.progress_every`` seconds: one line with the
-        iteration, the loss, images/s and the time left at that speed."""
+        """Without a terminal, every ``train.progress_every`` seconds: iteration, loss,
+        images/s and the time left."""
         now = time.perf_counter()
         elapsed = now - self.line_at
         if not self.lines or elapsed < self.line_every:
@@ -708,9 +658,9 @@ class _Progress:
 
     def images_per_second(self) -> float:
         """Images per second since the last call (all processes together)."""
-        elapsed = max(time.perf_counter() - self.window_start, 1e-9)
-        speed = self.window_images / elapsed
-        self.window_start, self.window_images = time.perf_counter(), 0
+        now = time.perf_counter()
+        speed = self.window_images / max(now - self.window_start, 1e-9)
+        self.window_start, self.window_images = now, 0
         return speed
 
     def write(self, line: str) -> None:
@@ -779,8 +729,8 @@ class _RunLog:
 
 
 def _kept(line: str, resume_at: int, eval_pending: bool) -> bool:
-    """Whether a metrics.jsonl line stays when a run resumes at ``resume_at``; a line cut short
-    by a crash is dropped."""
+    """Whether a metrics.jsonl line stays when a run resumes at ``resume_at`` (not one cut
+    short by a crash)."""
     try:
         record = json.loads(line)
         iteration = float(record.get("iteration", 0))

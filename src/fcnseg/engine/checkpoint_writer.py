@@ -1,10 +1,8 @@
 """Checkpoints written in a background thread while training goes on.
 
-The payload is copied on the training thread first (a memory copy, much shorter than
-serialising and writing it), so the next steps may change the weights freely; the write itself
-is atomic as always (temporary file, fsync, rename). One write is in flight at a time: the next
-save waits for the previous one, and a failed write is raised by the next save or by
-:meth:`CheckpointWriter.finish`, which the run calls before it returns.
+The payload is copied on the training thread first (much quicker than writing it), so the next
+steps may change the weights freely; the write is atomic as always. One write is in flight at a
+time; a failed one is raised by the next save or returned by :meth:`CheckpointWriter.finish`.
 """
 
 from __future__ import annotations

@@ -146,7 +146,8 @@ class DataConfig:
 
 @dataclass
 class LossConfig:
-    """The training loss (see :mod:`fcnseg.engine.loss`); ``sum`` is the reference."""
+    """Per-pixel softmax cross-entropy; ``sum`` is the reference, ``mean`` modern practice
+    (the weighted mean over the step's valid pixels, see :mod:`fcnseg.engine.loss`)."""
 
     #: ``ce``, ``focal``, ``dice``, ``lovasz``, or a sum such as ``ce+0.5*lovasz``.
     name: str = "ce"
@@ -380,10 +381,9 @@ def _own_options(arch: str) -> list[str]:
 def backbone_weights_problem(model: ModelConfig, origin: str = "",
                              advice: str = "set model.backbone_weights to ") -> str | None:
     """Why ``model.backbone_weights``, a published name (:data:`fcnseg.models.PRETRAINED`),
-    does not fit the model's trunk, in one line that lists what does, else None: also None
-    for a file (its loader checks its keys), null, or a model that takes none. ``origin``
-    follows the name (``", set by voc-fcn32s for its fcn32s,"``), ``advice`` precedes the
-    values that fit."""
+    does not fit the model's trunk, in one line that lists what does; None otherwise (a file,
+    null). ``origin`` follows the name (``", set by voc-fcn32s for its fcn32s,"``), ``advice``
+    precedes the values that fit."""
     from fcnseg.models.builders import backbone_trunk
     from fcnseg.weightfiles.published import PRETRAINED, backbones_fitting
 
@@ -604,13 +604,11 @@ def resolve_recipe(data: dict[str, Any], where: str = "recipe",
                    folder: Path | None = None) -> dict[str, Any]:
     """A recipe with its ``base`` chain applied.
 
-    ``base: voc-fcn32s`` (a shipped recipe's name or a YAML file's path) starts from that
-    recipe, itself resolved; the recipe then states only what differs. Sections (``model``,
-    ``data``, ``loss``, ``optim``, ``schedule``, ``train``) merge field by field; any other
-    value, a field's value inside a section included (a dataset spec, ``init``,
-    ``published``), replaces the base's whole; ``null`` sets a field to null. A relative file
-    path is taken from ``folder`` (the folder of the recipe that names it). An unknown base or
-    a chain that comes back to a recipe raises one :class:`ConfigError` naming ``where``.
+    ``base: voc-fcn32s`` (a shipped recipe's name or a YAML file's path, relative to
+    ``folder``) starts from that recipe, itself resolved. Sections (``model``, ``data`` ...)
+    merge field by field; any other value, a section's field's included (a dataset spec),
+    replaces the base's whole; ``null`` sets a field to null. An unknown base or a chain that
+    comes back to a recipe raises one :class:`ConfigError` naming ``where``.
     """
     chain = [where]
     resolved = dict(data)

@@ -51,19 +51,16 @@ def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
 
 def setup_distributed(device: str = "auto") -> DistInfo:
     """Join the process group described by torchrun's environment, if any."""
-    if dist.is_available() and dist.is_initialized():
-        rank, world = dist.get_rank(), dist.get_world_size()
-        local = int(os.environ.get("LOCAL_RANK", rank))
-        dev = resolve_device(device, local)
-        return DistInfo(rank, world, local, dev, owns_group=False)
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    joined = dist.is_available() and dist.is_initialized()
+    world = dist.get_world_size() if joined else int(os.environ.get("WORLD_SIZE", "1"))
+    if not joined and world <= 1:
         return DistInfo(0, 1, 0, resolve_device(device), owns_group=False)
-    rank = int(os.environ["RANK"])
+    rank = dist.get_rank() if joined else int(os.environ["RANK"])
     local = int(os.environ.get("LOCAL_RANK", rank))
     dev = resolve_device(device, local)
-    join_process_group(dev)
-    return DistInfo(rank, world, local, dev, owns_group=True)
+    if not joined:
+        join_process_group(dev)
+    return DistInfo(rank, world, local, dev, owns_group=not joined)
 
 
 def join_process_group(device: torch.device) -> None:

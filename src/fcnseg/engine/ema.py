@@ -13,12 +13,9 @@ from torch import nn
 
 class WeightAverage:
     """``average ← d·average + (1 − d)·weights`` after every optimisation step, over every
-    floating-point parameter and buffer (batch-norm statistics too); integer buffers are copied.
-
-    The decay ramps up as ``d = min(decay, (1 + n) / (10 + n))`` after n updates, so that the
-    first steps do not leave the random start in the average for thousands of iterations on
-    short runs. :attr:`module` is a full copy of the model (same class, input convention and
-    description), so it evaluates and saves like the model itself.
+    floating-point parameter and buffer; integer buffers are copied. The decay ramps up as
+    ``d = min(decay, (1 + n) / (10 + n))`` after n updates, so that short runs do not keep the
+    random start. :attr:`module` is a full copy of the model, evaluated and saved like it.
     """
 
     def __init__(self, model: nn.Module, decay: float) -> None:

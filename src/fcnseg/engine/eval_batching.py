@@ -1,6 +1,5 @@
-"""Validation batches during training: as large as memory allows (``data.val_batch_size:
-auto``), each of images of one size, so that no image is padded and every score is the one
-whole-image evaluation gives.
+"""Validation batches during training as large as memory allows (``data.val_batch_size: auto``),
+each of images of one size, so that no image is padded and scores equal whole-image ones.
 """
 
 from __future__ import annotations
@@ -74,9 +73,9 @@ def activation_bytes(model: nn.Module, sample: Any) -> int:
 
 def auto_eval_batch(model: nn.Module, dataset: Any, sizes: Sequence[tuple[int, int]],
                     device: torch.device, limit: int = AUTO_LIMIT) -> tuple[int, str]:
-    """The largest validation batch whose layer outputs, for the largest image, fit in a
-    quarter of the available memory (half of the GPU's free memory), at most ``limit``; and
-    the start-up line saying so."""
+    """The largest validation batch whose layer outputs for the largest image fit in a quarter
+    of the available memory (half the GPU's free memory), at most ``limit``; and a line saying
+    so."""
     largest = max(range(len(sizes)), key=lambda i: sizes[i][0] * sizes[i][1])
     sample = dataset[largest][0]
     if device.type == "cuda":

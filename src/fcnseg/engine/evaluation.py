@@ -97,18 +97,17 @@ class EvalOptions:
         num_classes: number of classes C; ``{head: C}`` for a model with several heads.
         ignore_index: label value left out of the metrics.
         device: where images, labels and the confusion matrix go (the model must be there).
-        precision: "fp32" (full precision), "bf16" or "fp16" (autocast), or "auto" (what the
-            hardware runs natively, :func:`fcnseg.utils.hardware.auto_precision`).
+        precision: "fp32", "bf16" or "fp16" (autocast), or "auto" (what the hardware runs
+            natively).
         predict_fn: ``predict_fn(model, images) -> logits``; default the plain forward pass.
         progress: show a progress bar (on rank 0 only).
-        calibration: also count calibration statistics of ``softmax(logits / temperature)``
-            (:class:`fcnseg.metrics.CalibrationBins`), returned as ``calibration``.
-        temperature: divides the logits for the calibration statistics (labels and metrics
-            do not depend on it).
+        calibration: also return ``calibration`` statistics of ``softmax(logits /
+            temperature)`` (:class:`fcnseg.metrics.CalibrationBins`).
+        temperature: divides the logits for the calibration statistics only.
         coverages: fractions of the most confident pixels whose mean IU ``calibration``
             reports.
-        exclude_classes: classes left out of the class means (see :func:`scores_excluding`),
-            e.g. a dataset's ``eval_exclude_classes``; ``{head: classes}`` with several heads.
+        exclude_classes: classes left out of the class means (:func:`scores_excluding`);
+            ``{head: classes}`` with several heads.
         raw_pixels: the loader's images are raw pixels, as fcnseg's datasets give them: a bare
             network (``preprocess=False``) is scored behind its input convention's
             preprocessing. False: your loader gives a bare network normalised input.

@@ -89,11 +89,8 @@ class CsvLog:
         self.path, self.classes = path, list(classes)
         header = [*CSV_COLUMNS, *(f"iu_{name}" for name in self.classes)]
         with atomic_write(path, "w") as f:
-            writer = csv.writer(f)
-            writer.writerow(header)
-            for record in kept:
-                if "event" not in record:
-                    writer.writerow(_row(record, self.classes))
+            csv.writer(f).writerows([header, *(_row(record, self.classes) for record in kept
+                                               if "event" not in record)])
         self.file = path.open("a", encoding="utf-8", newline="")
         self.writer = csv.writer(self.file)
 
@@ -149,9 +146,10 @@ class MlflowLog:
         id_file.write_text(run.info.run_id)
         if run_id is None:
             self.mlflow.log_params({k: str(v)[:500] for k, v in _flat(recipe).items()})
-        elif redo_from is not None:
-            return _points_from(self.mlflow.MlflowClient(), run_id, redo_from)
-        return set()
+            return set()
+        client = self.mlflow.MlflowClient()
+        return {(key, int(point.step)) for key in client.get_run(run_id).data.metrics
+                for point in client.get_metric_history(run_id, key) if point.step >= redo_from}
 
     def write(self, record: Mapping[str, Any]) -> None:
         step = int(record.get("iteration", 0))
@@ -198,12 +196,6 @@ def tracking_store_error(uri: str, error: BaseException, own: bool = False) -> V
         f"train.loggers: mlflow cannot use {where}: {reason}; set MLFLOW_TRACKING_URI to a "
         f"running tracking server (http://HOST:5000) or to sqlite:///PATH/mlflow.db (with "
         f"pip install mlflow), or leave mlflow out of train.loggers")
-
-
-def _points_from(client: Any, run_id: str, first_step: int) -> set[tuple[str, int]]:
-    """The (metric, step) points of an MLflow run at ``first_step`` or later."""
-    return {(key, int(point.step)) for key in client.get_run(run_id).data.metrics
-            for point in client.get_metric_history(run_id, key) if point.step >= first_step}
 
 
 def _metric_name(name: str) -> str:

@@ -211,9 +211,6 @@ def loss_normalizer(targets: Sequence[torch.Tensor], ignore_index: int = 255,
     return total
 
 
-# -- loss sampling ---------------------------------------------------------------------------
-
-
 def score_grid(model: nn.Module) -> tuple[int, float]:
     """``(cell, offset)``: the stride-32 score map's cells cover input pixels
     ``[offset + cell·i, offset + cell·(i+1))`` on each axis, from the model's stride-32
@@ -277,9 +274,6 @@ class LossSampler:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.set_state(state["generator"])
-
-
-# -- class balancing -------------------------------------------------------------------------
 
 
 def build_class_weights(

@@ -1,12 +1,10 @@
 """Data order that can be resumed exactly, on one process or many.
 
-Each epoch's order is a permutation drawn from ``(seed, epoch)`` alone and shared by all
-processes; process ``rank`` takes every ``world_size``-th index of it (like
-``DistributedSampler``), so the union of one step's per-process batches is the batch a single
-process would see with the global batch size. Resuming inside an epoch skips the batches already
-consumed. Augmentation randomness is drawn per sample from ``(seed, epoch, index)``
-(:class:`SeededSamples`), so it does not depend on worker processes, on how many processes
-share the work, or on where a run was resumed.
+Each epoch's order is a permutation drawn from ``(seed, epoch)`` alone; process ``rank`` takes
+every ``world_size``-th index of it (like ``DistributedSampler``), so one step's batches together
+are the batch one process would see. Resuming inside an epoch skips the batches already used.
+Augmentation draws are seeded per sample from ``(seed, epoch, index)`` (:class:`SeededSamples`),
+whatever the workers, processes or resumption.
 """
 
 from __future__ import annotations
@@ -66,9 +64,8 @@ def _sample_seed(seed: int, epoch: int, index: int) -> int:
 
 class SeededSamples(Dataset):
     """Wraps a dataset indexed by ``(epoch, index)``: every random draw made while loading the
-    sample (torch, numpy and Python RNGs) is seeded from ``(seed, epoch, index)``, and the
-    callers' RNG states are restored afterwards, so model-side randomness (dropout) is untouched.
-    """
+    sample is seeded from ``(seed, epoch, index)``, and the caller's RNG states are restored
+    afterwards (dropout's stream is untouched)."""
 
     def __init__(self, dataset: Dataset, seed: int) -> None:
         self.dataset, self.seed = dataset, seed
@@ -82,10 +79,9 @@ class SeededSamples(Dataset):
         np_state, py_state = np.random.get_state(), random.getstate()
         try:
             with torch.random.fork_rng(devices=[]):
-                # The CPU generator only: loading draws nowhere else, and fork_rng restores
-                # only it. torch.manual_seed would also reseed every GPU (the model's dropout
-                # stream, when loading runs in the training process) and record the caller's
-                # stack each time, which cost more than the rest of the seeding together.
+                # The CPU generator only (loading draws nowhere else): torch.manual_seed would
+                # also reseed every GPU and record the caller's stack, which costs more than the
+                # rest of the seeding together.
                 torch.default_generator.manual_seed(s)
                 np.random.seed(s % (1 << 32))
                 random.seed(s)

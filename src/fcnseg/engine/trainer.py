@@ -107,8 +107,7 @@ def train(config: TrainConfig | dict[str, Any] | str, *, resume: bool = False,
         TrainingDiverged: the loss became NaN or infinite (the last good checkpoint is kept).
         BadSampleError: a sample could not be read (``last.pt`` is saved first).
         ProcessLost: under torchrun, another process ended; says what was saved and the
-            command that resumes the run (``reported_elsewhere`` on all processes left but
-            one, the one that reports it).
+            command that resumes the run.
     """
     if not isinstance(config, TrainConfig):
         config = load_config(config)
@@ -237,9 +236,6 @@ def _write_recipe(run_dir: Path, recipe: dict[str, Any]) -> None:
     # atomically: `--resume` without `--recipe` reads this file back
     with atomic_write(run_dir / "recipe.yaml", "w") as f:
         f.write(yaml.safe_dump(recipe, sort_keys=False))
-
-
-# -- the loop --------------------------------------------------------------------------------
 
 
 def _loop(setup: TrainSetup, state: TrainState, log: _RunLog, progress: _Progress,
@@ -538,7 +534,7 @@ def maybe_evaluate(setup: TrainSetup, state: TrainState, log: _RunLog,
     log.write({"iteration": state.iteration, "epoch": state.epoch, "split": "val",
                **_scalar_metrics(state.metrics), "precision": precision,
                "class_iu": _class_iu(state.metrics, setup.class_names)})
-    if viewers := log.image_loggers():
+    if viewers := [logger for logger in log.loggers if hasattr(logger, "images")]:
         strips = prediction_previews(setup.eval_model, setup.val_loader.dataset, setup.palette,
                                      device=setup.device)
         for viewer in viewers:
@@ -607,9 +603,6 @@ def _scalar_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
 
 def _pct(value: Any) -> str:
     return "n/a" if value is None else f"{100 * float(value):.2f}"
-
-
-# -- output ------------------------------------------------------------------------------------
 
 
 class _Progress:
@@ -716,10 +709,6 @@ class _RunLog:
             raise
         for logger in self.loggers:
             logger.write(record)
-
-    def image_loggers(self) -> list[Any]:
-        """The loggers that show validation previews (TensorBoard)."""
-        return [logger for logger in self.loggers if hasattr(logger, "images")]
 
     def close(self) -> None:
         if self.enabled:

@@ -134,12 +134,11 @@ def test_sync_batchnorm_on_cpu_processes_is_one_line_naming_the_field() -> None:
 
 
 def test_sync_batchnorm_keeps_the_parameters_statistics_and_state_dict_keys() -> None:
-    from fcnseg.engine.setup import sync_batchnorm
-
+    # wrap_model converts the model after the optimizer was built on its parameters
     config = load_config(tiny_recipe(model={"options": {"batch_norm": True}}))
     model = build_training_model(config, 7)
     before = {k: v for k, v in model.state_dict(keep_vars=True).items()}
-    synced = sync_batchnorm(model)
+    synced = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     assert any(isinstance(m, torch.nn.SyncBatchNorm) for m in synced.modules())
     assert not any(type(m) is torch.nn.BatchNorm2d for m in synced.modules())
     after = synced.state_dict(keep_vars=True)

@@ -342,12 +342,10 @@ def evaluate_checkpoint(checkpoint: PathLike | Mapping[str, Any],
     head_classes = {str(h): list(n) for h, n in (ckpt["classes"].get("heads") or {}).items()}
     scoring = _scoring(ckpt, source, runner, opts, match)
     ignore_index = scoring.ignore_index
-    loader = DataLoader(
-        data, batch_size=opts.batch_size, shuffle=False, num_workers=opts.num_workers,
-        collate_fn=partial(collate_segmentation, ignore_index=ignore_index,
-                           fill=getattr(source, "pad_values", None)),
-        pin_memory=runner.device.type == "cuda",
-    )
+    loader = DataLoader(data, batch_size=opts.batch_size, shuffle=False,
+                        num_workers=opts.num_workers, pin_memory=runner.device.type == "cuda",
+                        collate_fn=partial(collate_segmentation, ignore_index=ignore_index,
+                                           fill=getattr(source, "pad_values", None)))
     start = time.perf_counter()
     try:
         result = evaluate_model(runner.model, loader, scoring)
@@ -538,9 +536,8 @@ def _classes_note(coverage: Mapping[str, Any], calibration: Mapping[str, Any]) -
     return f" over {shown} of {most} classes"
 
 
-def plot_confusion(
-    confusion: Any, class_names: Sequence[str], path: PathLike, *, title: str | None = None
-) -> Path | None:
+def plot_confusion(confusion: Any, class_names: Sequence[str], path: PathLike, *,
+                   title: str | None = None) -> Path | None:
     """Save a row-normalised confusion matrix (rows = ground truth) as a PNG.
 
     Returns the path, or None when matplotlib (the ``viz`` extra) is not installed.
@@ -580,9 +577,8 @@ def plot_confusion(
     return path
 
 
-def write_report(
-    out_dir: PathLike, result: Mapping[str, Any], class_names: Sequence[str] | None = None
-) -> dict[str, Path | None]:
+def write_report(out_dir: PathLike, result: Mapping[str, Any],
+                 class_names: Sequence[str] | None = None) -> dict[str, Path | None]:
     """Write ``report.json`` and ``confusion.png`` into ``out_dir``, and ``reliability.png``
     when ``result`` holds a ``calibration`` entry.
 

@@ -257,7 +257,6 @@ def open_loggers(names: Sequence[str], out: Path, *, classes: Sequence[str],
     """The loggers named in ``names``; TensorBoard only where it is installed. ``resume_at``:
     the iteration a resumed run continues from (None for a new run); ``eval_pending``: its
     evaluation at ``resume_at`` is redone (``kept`` holds no record of it)."""
-    check_loggers(names)
     # A resumed run redoes the steps past its checkpoint, and the checkpoint's own when its
     # evaluation is pending: every logger keeps one point per step of those.
     redo_from = None if resume_at is None else resume_at + (0 if eval_pending else 1)

@@ -71,9 +71,8 @@ def lr_factor(iteration: int, total: int, config: ScheduleConfig) -> float:
     return factor
 
 
-def build_scheduler(
-    optimizer: torch.optim.Optimizer, total: int, config: ScheduleConfig
-) -> torch.optim.lr_scheduler.LambdaLR:
+def build_scheduler(optimizer: torch.optim.Optimizer, total: int,
+                    config: ScheduleConfig) -> torch.optim.lr_scheduler.LambdaLR:
     """A LambdaLR stepped once per iteration; its state is the iteration count alone."""
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: lr_factor(it, total, config))
 

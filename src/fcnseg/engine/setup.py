@@ -273,20 +273,14 @@ def check_sync_batchnorm(config: TrainConfig, info: DistInfo) -> None:
             f"then normalises by its own batch's statistics)")
 
 
-def sync_batchnorm(model: nn.Module) -> nn.Module:
-    """``model`` with its BatchNorm layers turned into SyncBatchNorm in place (the same
-    parameters, statistics and state dict keys)."""
-    return nn.SyncBatchNorm.convert_sync_batchnorm(model)
-
-
 def wrap_model(setup: TrainSetup) -> None:
     """Put DistributedDataParallel (under torchrun, with ``train.sync_batchnorm``'s layers)
     and torch.compile (``compile: true``) around ``setup.model`` for the training steps."""
     train_model: nn.Module = setup.model
     if setup.info.distributed:
         device = setup.device
-        if setup.config.train.sync_batchnorm:
-            train_model = setup.model = sync_batchnorm(train_model)
+        if setup.config.train.sync_batchnorm:  # in place: the optimizer's parameters stay
+            train_model = setup.model = nn.SyncBatchNorm.convert_sync_batchnorm(train_model)
         train_model = nn.parallel.DistributedDataParallel(
             train_model, device_ids=[device.index] if device.type == "cuda" else None)
     if setup.config.compile:
@@ -306,15 +300,12 @@ def _backbone_file(spec: str) -> Path:
             f"model.backbone_weights: {path}: no such file. Give the path of the backbone's "
             f"ImageNet weights (--set model.backbone_weights=PATH), one of "
             f"{sorted(PRETRAINED)} to download them (fcnseg.pretrained.fetch.fetch_pretrained("
-            f"NAME) fetches one ahead of time), or null to start from random weights"
-        )
+            f"NAME) fetches one ahead of time), or null to start from random weights")
     return path
 
 
-def build_training_model(
-    config: TrainConfig, num_classes: int, *, pretrained: bool = True,
-    convention: InputConvention | None = None,
-) -> nn.Module:
+def build_training_model(config: TrainConfig, num_classes: int, *, pretrained: bool = True,
+                         convention: InputConvention | None = None) -> nn.Module:
     """Build the recipe's model (seed the torch RNG first): backbone weights, staged ``init``,
     frozen or trained upsampling. ``pretrained=False`` skips the backbone weights and ``init``
     (a resumed run takes its weights from its checkpoint). ``convention`` (a multi-band

@@ -112,8 +112,7 @@ class TrainState:
             raise TrainingDiverged(
                 f"weights became NaN or infinite by iteration {self.iteration} ({_listing(bad)}); "
                 f"not saving {path.name}: {kept_checkpoint(setup.last_path)}. Lower optim.lr, "
-                f"use loss.reduction=mean, set optim.grad_clip, or precision=fp32."
-            )
+                f"use loss.reduction=mean, set optim.grad_clip, or precision=fp32.")
         rngs = all_gather_objects(rng_state(setup.device), setup.info) if with_state else None
         sampling = (all_gather_objects(setup.loss_sampler.state_dict(), setup.info)
                     if with_state else None)

@@ -19,18 +19,6 @@ from fcnseg.engine.setup import TrainSetup, build_setup
 from fcnseg.engine.state import TrainState
 from fcnseg.engine.trainer import TrainResult, train
 
-__all__ = [
-    "BadSampleError",
-    "ConfigError",
-    "TrainConfig",
-    "TrainResult",
-    "TrainSetup",
-    "TrainState",
-    "TrainingDiverged",
-    "apply_overrides",
-    "build_setup",
-    "list_recipes",
-    "load_config",
-    "load_recipe",
-    "train",
-]
+__all__ = ["BadSampleError", "ConfigError", "TrainConfig", "TrainResult", "TrainSetup",
+           "TrainState", "TrainingDiverged", "apply_overrides", "build_setup", "list_recipes",
+           "load_config", "load_recipe", "train"]

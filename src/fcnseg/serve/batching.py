@@ -67,14 +67,14 @@ class BatchingDecision:
                           "batch_of_two_s": round(self.batch_s, 4)}}
 
 
-def batching_from_probe(single_s: float, batch_s: float, *,
-                        gain: float = BATCH_GAIN) -> BatchingDecision:
+def batching_from_probe(single_s: float, batch_s: float) -> BatchingDecision:
     """The decision from a probe's times: two images one by one (``single_s``) against the
-    same two as one batch (``batch_s``); batching only when ``batch_s <= gain * single_s``."""
+    same two as one batch (``batch_s``); batching only when ``batch_s <= BATCH_GAIN *
+    single_s``."""
     ratio = batch_s / single_s
     took = f"on this CPU a batch of two took {ratio:.2f}× the time of two single passes"
-    needs = f"(batching needs {gain:.2f}× or less)"
-    if batch_s <= gain * single_s:
+    needs = f"(batching needs {BATCH_GAIN:.2f}× or less)"
+    if batch_s <= BATCH_GAIN * single_s:
         return BatchingDecision(True, f"on: {took} {needs}", single_s, batch_s)
     why = (f"a gain too small to pay for waiting to fill a batch {needs}" if ratio < 1.0
            else "no faster than one image at a time")
@@ -158,18 +158,18 @@ class InferenceBatcher:
         segmenter: the model.
         max_batch: most images in one forward pass.
         max_pixels: most pixels in one forward pass (a larger single image still runs alone).
-        max_wait_s: after the first image arrives, how long to wait for others before running
-            (not at all with ``max_batch`` 1).
     """
 
-    def __init__(self, segmenter: Segmenter, *, max_batch: int, max_pixels: int,
-                 max_wait_s: float = 0.002) -> None:
+    #: After the first image arrives, how long to wait for others (not at all with
+    #: ``max_batch`` 1).
+    max_wait_s = 0.002
+
+    def __init__(self, segmenter: Segmenter, *, max_batch: int, max_pixels: int) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         self.segmenter = segmenter
         self.max_batch = max_batch
         self.max_pixels = max_pixels
-        self.max_wait_s = max_wait_s
         self.stats = BatchStats()
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._lock = threading.Lock()

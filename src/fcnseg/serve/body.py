@@ -6,19 +6,12 @@ socket, never a place another request could use.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
 import anyio
 from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("fcnseg.serve")
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class ReadBodyFirst:
@@ -51,14 +44,10 @@ class ReadBodyFirst:
         body = await self._read(scope, receive, send, declared)
         if body is None:
             return
-        replayed = False
+        messages = iter([{"type": "http.request", "body": body, "more_body": False}])
 
         async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()  # after the body: the disconnect, when it comes
+            return next(messages, None) or await receive()  # then the disconnect, when it comes
 
         await self.app(scope, replay, send)
 

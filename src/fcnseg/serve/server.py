@@ -26,7 +26,7 @@ import json
 import logging
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import h11
@@ -121,7 +121,6 @@ class AcceptErrorLog:
     error to the loop's default handler."""
 
     interval_s: float = ACCEPT_ERROR_LOG_INTERVAL_S
-    logger: logging.Logger = field(default=log)
     _last: float = float("-inf")
     _folded: int = 0
 
@@ -135,8 +134,8 @@ class AcceptErrorLog:
             self._folded += 1
             return
         folded = f" ({self._folded} more since the last report)" if self._folded else ""
-        self.logger.error("cannot accept connections: %s%s; lower --max-connections or raise "
-                          "the open-file limit (ulimit -n)", exc.strerror or exc, folded)
+        log.error("cannot accept connections: %s%s; lower --max-connections or raise the "
+                  "open-file limit (ulimit -n)", exc.strerror or exc, folded)
         self._last, self._folded = now, 0
 
 

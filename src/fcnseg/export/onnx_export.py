@@ -252,8 +252,7 @@ def append_argmax(proto: Any, *, wide: bool = False) -> None:
     (``labels``; files written before this name kept ``logits``, and fcnseg's readers take
     either), and the metadata (``outputs``, ``output``) says so."""
     onnx = _require_onnx()
-    from onnx import TensorProto, helper
-
+    TensorProto, helper = onnx.TensorProto, onnx.helper
     graph = proto.graph
     out = graph.output[0]
     label_type = TensorProto.INT32 if wide else TensorProto.UINT8

@@ -2,9 +2,7 @@
 
 ``create_app`` needs the ``serve`` extra (``pip install "fcnseg[serve]"``); it is imported on
 first use so that the limits here can be read without FastAPI installed. The work behind each
-route is in plain modules: ``segment`` (an upload to its answer), ``service`` (one segmenter
-with its limits), ``admission`` (the queue), ``body`` (reading bodies within limits) and
-``errors`` (one error shape).
+route is in plain modules (``segment``, ``service``, ``admission``, ``body``, ``errors``).
 """
 
 from __future__ import annotations

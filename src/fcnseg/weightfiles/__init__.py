@@ -4,9 +4,8 @@
 - :mod:`fcnseg.weightfiles.published`: the published weights and where they come from;
 - :mod:`fcnseg.weightfiles.caffemodel`: read and write ``.caffemodel`` files (the ``caffe``
   extra), with :mod:`fcnseg.weightfiles.caffe_proto`;
-- :mod:`fcnseg.weightfiles.resolve`: the checkpoint format, ``.safetensors`` reading and
-  writing, and :func:`~fcnseg.weightfiles.resolve.resolve_checkpoint` (every form
-  ``--checkpoint`` takes as a local checkpoint file);
+- :mod:`fcnseg.weightfiles.resolve`: the checkpoint format, ``.safetensors`` files, and every
+  form ``--checkpoint`` takes as a local checkpoint file (``resolve_checkpoint``);
 - :mod:`fcnseg.weightfiles.artifacts`: exported models (ONNX, TorchScript): what kind a file is,
   its metadata as a checkpoint-shaped description, and ONNX Runtime sessions.
 

@@ -285,7 +285,7 @@ def build_class_weights(
     (:mod:`fcnseg.data.class_frequencies`). Under torchrun rank 0 counts and broadcasts them
     (and its error)."""
     num_classes = dataset.num_classes
-    if spec == "none":
+    if isinstance(spec, str) and spec == "none":  # not ==: a NumPy array compares per item
         return None, None
     if not isinstance(spec, str):
         if len(spec) != num_classes:

@@ -16,7 +16,7 @@ from fcnseg.models.alexnet import (
     load_alexnet_caffe_weights,
     load_alexnet_weights,
 )
-from fcnseg.models.backbone import backbone_fcn, fcn_from_backbone, fcn_from_factory
+from fcnseg.models.backbone import fcn_from_backbone, fcn_from_factory
 from fcnseg.models.builders import (
     ARCHITECTURES,
     MODEL_BUILDERS,
@@ -63,7 +63,7 @@ from fcnseg.models.builders import (
 )
 from fcnseg.models.factories import allow_factory_modules, backbone_factory
 from fcnseg.models.fastpath import optimize, plain_copy
-from fcnseg.models.fcn import FCN, vgg16_fcn
+from fcnseg.models.fcn import FCN
 from fcnseg.models.googlenet import GoogLeNetTrunk, load_googlenet_weights
 from fcnseg.models.head import (
     BACKBONE_NAMES,

@@ -175,10 +175,8 @@ class TorchvisionFCNOptions(ResNetOptions):
     """torchvision's FCN: ``aux_loss`` adds the auxiliary FCNHead on layer3; ``output``
     ``"tensor"`` (logits) or ``"dict"`` (torchvision's ``{"out", "aux"}``); ``weights`` a
     torchvision FCN checkpoint (``fcn_resnet50_coco-*.pth``), loaded with its keys unchanged.
-
-    The auxiliary scores come out only with ``output="dict"``: ``model(x)`` is the logits
-    tensor in training mode too (warned once when the head is there), so a training loop of
-    your own sets ``model.output = "dict"`` to add the auxiliary loss on ``out["aux"]``."""
+    The auxiliary scores come out only with ``output="dict"`` (see
+    :class:`~fcnseg.models.torchvision_fcn.TorchvisionFCN`)."""
 
     aux_loss: bool = False
     output: str = "tensor"
@@ -576,15 +574,10 @@ def check_build_kwargs(name: str, kwargs: Mapping[str, Any]) -> None:
 
     Raises ValueError naming the field: ``build_kwargs.width: expected float, got 'abc'``.
     """
-    sig = _signature(name)
-    recordable = sig.replace(parameters=[p for p in sig.parameters.values()
-                                         if p.name not in NOT_RECORDED])
-    try:
-        recordable.bind(**kwargs)
-    except TypeError:
-        key = next(k for k in kwargs if k not in recordable.parameters)
-        raise ValueError(f"build_kwargs.{key}: not an argument of {name} "
-                         f"(known: {list(recordable.parameters)})") from None
+    known = [p for p in _signature(name).parameters if p not in NOT_RECORDED]
+    for key in kwargs:
+        if key not in known:
+            raise ValueError(f"build_kwargs.{key}: not an argument of {name} (known: {known})")
     try:
         _check_values(name, kwargs)
     except ValueError as e:

@@ -70,7 +70,6 @@ def read_weights(path: PathLike) -> tuple[StateDict, str | None]:
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: no such weights file")
-    recorded: Any = None
     if path.suffix != ".safetensors" and (problem := zip_expansion_problem(path)) is not None:
         raise WeightsError(f"{path}: not a weights file: {problem}")
     try:

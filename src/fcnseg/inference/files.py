@@ -420,11 +420,9 @@ def write_predictions(predictions: Iterable[tuple[Path, str, Prediction | Except
                       out_dir: Path, palette: np.ndarray, options: OutputOptions = OutputOptions(),
                       *, workers: int | None = None, pending: int = 8) -> Iterator[FileOutcome]:
     """Write the outputs of each prediction into ``out_dir`` in ``workers`` threads (0: in the
-    calling thread); yield one :class:`FileOutcome` per item, in order. An item that is an
-    exception (the file could not be read or segmented), or whose outputs cannot be written,
-    is reported, and the others are still written. At most ``pending`` predictions wait (more
-    than a batch, so that the model goes on meanwhile). With ``options.job``, each
-    prediction's files are recorded as that run's (:func:`record_written`), in input order."""
+    calling thread), at most ``pending`` waiting; yield one :class:`FileOutcome` per item, in
+    order (an exception, or outputs that cannot be written, reported; the rest still
+    written), each recorded as ``options.job``'s when set (:func:`record_written`)."""
     jobs = (_write_job(path, name, pred, out_dir, palette, options)
             for path, name, pred in predictions)
     count = workers or default_workers()

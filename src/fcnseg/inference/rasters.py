@@ -716,7 +716,7 @@ def tile_count(height: int, width: int, settings: TileSettings) -> int:
 #: File suffixes that may hold georeferenced or huge rasters (tiled by ``fcnseg predict``).
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".img", ".vrt")
 #: Which files ``fcnseg predict`` segments by tiles, in words (its help and messages say it).
-TILING_RULE = ("a raster file (.tif, .tiff, .jp2, .img, .vrt) that is georeferenced, has more "
+TILING_RULE = (f"a raster file ({', '.join(RASTER_SUFFIXES)}) that is georeferenced, has more "
                "pixels than --max-pixels, or is larger than one --tile and not 8-bit RGB")
 
 
@@ -779,12 +779,10 @@ def _beyond_eight_bits(convention: Any) -> str | None:
 
 def sample_type_problem(dtype: Any, convention: Any) -> str | None:
     """Why an input of samples ``dtype`` is refused by a multi-band model of ``convention``,
-    or None: an 8-bit input to a model trained on 16-bit images, or the reverse. The depth of
-    integer samples fixes their scale, so another depth would be standardised by statistics
-    of another scale and segmented wrongly (all background, typically), with nothing said.
-    Where the training images' types were not recorded (earlier checkpoints), an 8-bit input
-    is refused when the band statistics prove the training values went beyond 0-255. Floats,
-    and models trained on floats, are not judged: their scale is not in their type."""
+    or None: an 8-bit input to a model trained on 16-bit images, or the reverse (its values
+    would be standardised on another scale and segmented wrongly); without recorded types,
+    an 8-bit input where the band statistics prove the training values went beyond 0-255.
+    Floats are not judged: their scale is not in their type."""
     have = np.dtype(dtype).name
     if convention.bands is None or have not in _DEPTHS:
         return None

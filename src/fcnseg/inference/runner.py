@@ -41,9 +41,8 @@ class InferenceRunner:
             export nor for a model run as it is.
         prepare: put the model in its fast inference set-up on the device
             (:func:`fcnseg.models.optimize`); False runs it as it is, where it is.
-        raw_pixels: the inputs are raw pixels, as fcnseg's loaders give them: a bare network
-            is run behind its input convention's preprocessing
-            (:func:`~fcnseg.models.preprocess.raw_pixel_model`). False: the inputs are
+        raw_pixels: the inputs are raw pixels (a bare network is run behind its convention's
+            preprocessing, :func:`~fcnseg.models.preprocess.raw_pixel_model`); False: they are
             normalised already (a model that normalises its input itself is refused).
     """
 

@@ -86,14 +86,11 @@ class SegmenterOptions:
             ``{"window": ..., "stride": ...}`` or a :class:`SlidingWindow`.
         tta: None, a mapping ``{"scales": [...], "flip": bool}`` or a :class:`TTA`.
         max_pixels: images with more pixels are refused before decoding.
-        input_convention: the model's preprocessing, put in front of a model that does not
-            carry it as a :class:`~fcnseg.models.preprocess.Preprocess`; a model with
-            neither is refused rather than guessed.
-        temperature: logits are divided by it before the softmax (``fcnseg calibrate`` fits
-            it); it changes probabilities, never labels.
-        precision: ``"auto"`` (the fastest the hardware runs natively,
-            :func:`fcnseg.utils.hardware.auto_precision`), ``"fp32"``, ``"bf16"`` or
-            ``"fp16"`` (autocast). Logits and probabilities are always float32.
+        input_convention: the preprocessing put in front of a model without its own
+            :class:`~fcnseg.models.preprocess.Preprocess` (one with neither is refused).
+        temperature: divides the logits before the softmax (``fcnseg calibrate`` fits it).
+        precision: ``"auto"`` (:func:`fcnseg.utils.hardware.auto_precision`), ``"fp32"``,
+            ``"bf16"`` or ``"fp16"`` (autocast); logits and probabilities are float32.
         channels_last: run the model channels-last; None decides by device and precision
             (:func:`fcnseg.utils.hardware.default_channels_last`).
         compile: compile the model now (:meth:`Segmenter.compile`); if that fails, a
@@ -252,14 +249,10 @@ class Segmenter:
     def compile(self, size: tuple[int, int] = (256, 256), batch_size: int = 1, *,
                 backend: str = "inductor") -> str | None:
         """Compile the model with ``torch.compile`` (``backend``; ``"inductor"`` needs a C
-        compiler on CPUs) and run a warm-up forward on a ``batch_size``×3×``size`` batch, so
-        that the first images of that shape do not pay for it (inductor caches compiled code on
-        disk, ``TORCHINDUCTOR_CACHE_DIR``). Outputs are unchanged beyond float rounding.
-
-        Returns None when the model is now compiled, else one line saying why not; the model
-        then runs uncompiled. A compiled forward pass that fails later (a shape the compiler
-        cannot handle) is run again uncompiled, and stays so, with a :class:`RuntimeWarning`.
-        """
+        compiler on CPUs) and run a warm-up forward on a ``batch_size``×3×``size`` batch.
+        Returns None when compiled, else one line saying why not (it then runs uncompiled). A
+        compiled pass that fails later is run again uncompiled, and stays so, with a
+        :class:`RuntimeWarning`. Outputs are unchanged beyond float rounding."""
         if self.compiled is not None:
             return None
         if len(self.input_names) > 1:

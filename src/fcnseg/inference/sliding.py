@@ -108,12 +108,9 @@ def _resize(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 def tta_logits(model: nn.Module, x: Batch, scales: Sequence[float] = (1.0,), flip: bool = False,
                predict_fn: PredictFn | None = None, *, average: str = "logits") -> Logits:
     """Test-time augmentation: N×C×H×W float32 logits (or ``{head: logits}``) averaged over
-    input scales and horizontal flips. For each scale the input (each modality alike) is
-    resized bilinearly (``round(H*s) × round(W*s)``), run through ``predict_fn`` (default: the
-    whole-image forward), and the logits resized back; with ``flip`` the mirrored input is
-    run too and its logits mirrored back. ``average``: ``"logits"`` averages the raw logits;
-    ``"probs"`` averages softmax probabilities and returns their logarithm (whose softmax is
-    the averaged probabilities)."""
+    the input resized bilinearly by each of ``scales`` (and mirrored, with ``flip``), each
+    run through ``predict_fn`` (default: the whole-image forward) and its logits brought back.
+    ``average="probs"`` averages softmax probabilities and returns their logarithm."""
     if average not in ("logits", "probs"):
         raise ValueError(f"average must be 'logits' or 'probs', got {average!r}")
     scales = tuple(float(s) for s in scales)

@@ -36,7 +36,7 @@ from fcnseg.models.alexnet import (
     load_alexnet_caffe_weights,
     load_alexnet_weights,
 )
-from fcnseg.models.backbone import backbone_fcn, fcn_custom_backbone
+from fcnseg.models.backbone import Convention, backbone_fcn, fcn_custom_backbone
 from fcnseg.models.fcn import FCN, vgg16_fcn
 from fcnseg.models.googlenet import GOOGLENET_NAMES, GoogLeNetTrunk, load_googlenet_weights
 from fcnseg.models.head import VARIANTS, VGG_NAMES, SkipHead, edge_upsampling
@@ -61,9 +61,6 @@ from fcnseg.weightfiles.published import PRETRAINED
 #: read from a checkpoint's ``build_kwargs``.
 NOT_RECORDED = ("backbone_weights", "backbone_convention", "weights", "backbone",
                 "stream_weights")
-
-Convention = InputConvention | str | dict[str, Any]
-
 
 # -- the options each trunk family takes (a builder's keyword arguments) -------------------------
 @dataclass

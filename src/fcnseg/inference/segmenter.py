@@ -319,7 +319,8 @@ class Segmenter:
         Args:
             image: a file path, encoded image bytes, a PIL image, an H×W×3 (or H×W, H×W×4)
                 array (uint8 0-255, uint16, or float 0-1), or a 3×H×W tensor (uint8 0-255 or
-                float 0-1; floats above 1 are refused: pass 0-255 pixels as uint8). For a
+                float 0-1; floats above 1 are refused, as ``model(x)``'s float 0-255 is the
+                other convention: pass 0-255 pixels as uint8). For a
                 multi-band model: a raster file of its bands, a
                 :class:`~fcnseg.data.rasters.RasterReader` of them, or an H×W×N array of raw
                 band values (the prediction's ``image`` is then its red, green and blue bands,

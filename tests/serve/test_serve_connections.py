@@ -4,9 +4,11 @@ errors logged in one line at most every few seconds, on loopback sockets."""
 from __future__ import annotations
 
 import errno
+import io
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -110,6 +112,15 @@ def test_a_connection_that_sends_nothing_is_closed_after_the_header_timeout(runn
     _until(lambda: server.gauge.open == 0, "the connection to be counted closed")
 
 
+def test_a_header_timeout_is_logged_once_with_the_client_address(running, caplog) -> None:
+    server = running(header_timeout_s=0.3)
+    with caplog.at_level(logging.WARNING, logger="fcnseg.serve"), server.connect() as idle:
+        client = "{}:{}".format(*idle.getsockname())
+        assert _read_all(idle).startswith(b"HTTP/1.1 408 ")
+    closed = [r.getMessage() for r in caplog.records if "--header-timeout" in r.getMessage()]
+    assert len(closed) == 1 and client in closed[0], closed
+
+
 def test_connections_beyond_the_cap_get_503_and_healthz_reports_them(running) -> None:
     server = running(max_connections=2, header_timeout_s=30)
     first, second = server.connect(), server.connect()
@@ -176,14 +187,14 @@ def test_serve_app_keeps_the_header_timeout_and_the_connection_cap(
     assert not thread.is_alive()
 
 
-def test_access_log_lines_begin_with_the_time(segmenter: Segmenter, capsys) -> None:
-    import re
-
+def _serve_one_health_check(segmenter: Segmenter, log_level: str = "info") -> None:
+    """Start ``fcnseg serve``'s server (its logging configured as the command configures it),
+    answer one ``GET /healthz`` and stop."""
     app = create_app(segmenter, batching=False)
     service = app.state.service
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        server = build_server(app, service.limits, service.connections, log_level="info")
+        server = build_server(app, service.limits, service.connections, log_level=log_level)
         server.config.lifespan = "off"
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()
@@ -195,9 +206,69 @@ def test_access_log_lines_begin_with_the_time(segmenter: Segmenter, capsys) -> N
         finally:
             server.should_exit = True
             thread.join(timeout=10)
+
+
+def test_access_log_lines_begin_with_the_time(segmenter: Segmenter, capsys) -> None:
+    _serve_one_health_check(segmenter)
     access = [line for line in capsys.readouterr().out.splitlines() if "GET /healthz" in line]
     assert len(access) == 1
     assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} INFO: ", access[0]), access
+
+
+def test_each_request_is_logged_once_with_its_status_and_milliseconds(segmenter: Segmenter,
+                                                                      capsys) -> None:
+    _serve_one_health_check(segmenter)
+    captured = capsys.readouterr()
+    lines = [line for line in (captured.out + captured.err).splitlines() if "/healthz" in line]
+    assert len(lines) == 1, lines  # not uvicorn's line beside fcnseg's
+    assert re.search(r'127\.0\.0\.1:\d+ - "GET /healthz HTTP/1\.1" 200 \d+\.\d ms$',
+                     lines[0]), lines
+
+
+def test_a_refused_connection_is_logged_once_with_the_client_address(running, caplog) -> None:
+    server = running(max_connections=1, header_timeout_s=30)
+    with server.connect() as first:
+        _until(lambda: server.gauge.open == 1, "one open connection")
+        with caplog.at_level(logging.WARNING, logger="fcnseg.serve"), \
+                server.connect() as second:
+            client = "{}:{}".format(*second.getsockname())
+            assert _read_all(second).startswith(b"HTTP/1.1 503 ")
+        first.close()
+    refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refusals) == 1 and client in refusals[0], refusals
+    assert "--max-connections" in refusals[0]
+
+
+def test_serve_messages_go_once_to_the_handler_the_application_configured(
+        segmenter: Segmenter, capsys) -> None:
+    root = logging.getLogger()
+    saved, stream = root.handlers[:], io.StringIO()
+    application_handler = logging.StreamHandler(stream)  # as logging.basicConfig() adds
+    application_handler.setFormatter(logging.Formatter("%(levelname)s:%(name)s:%(message)s"))
+    root.handlers[:] = [application_handler]
+    try:
+        _serve_one_health_check(segmenter, log_level="warning")
+        logging.getLogger("fcnseg.serve").warning("a client hung up")
+    finally:
+        root.handlers[:] = saved
+    assert stream.getvalue() == "WARNING:fcnseg.serve:a client hung up\n"
+    assert "a client hung up" not in capsys.readouterr().err
+
+
+def test_serve_messages_carry_their_level_without_an_application_handler(
+        segmenter: Segmenter, capsys) -> None:
+    root, serve_log = logging.getLogger(), logging.getLogger("fcnseg.serve")
+    saved = root.handlers[:]
+    root.handlers[:] = []
+    try:
+        _serve_one_health_check(segmenter, log_level="warning")
+        serve_log.warning("a client hung up")
+    finally:
+        root.handlers[:] = saved
+        serve_log.handlers.clear()  # its handler writes to this test's captured stderr
+        serve_log.propagate = True
+    lines = [line for line in capsys.readouterr().err.splitlines() if "hung up" in line]
+    assert len(lines) == 1 and re.search(r" WARNING: +a client hung up$", lines[0]), lines
 
 
 def test_accept_errors_are_logged_once_per_interval_with_a_count(caplog) -> None:

@@ -12,6 +12,9 @@ The app bounds what a request may cost once its headers are in (:mod:`fcnseg.ser
   ``GET /healthz`` reports the open connections, the cap and how many were refused or timed
   out (:class:`ConnectionGauge`); under another server, which applies neither guard, it
   reports ``"connections": null``.
+- **Logs.** One access line per answered request, with its status and duration in
+  milliseconds (logger ``fcnseg.serve.access``, in place of uvicorn's line); each refused
+  connection and each header timeout in one line naming the client (logger ``fcnseg.serve``).
 - **Accept errors.** When the process runs out of file descriptors anyway, asyncio reports every
   failed ``accept()`` with a traceback, up to thousands a second. They are logged as one line at
   most every :data:`ACCEPT_ERROR_LOG_INTERVAL_S` seconds, with the count of those folded in.
@@ -32,11 +35,13 @@ from typing import Any
 import h11
 import uvicorn
 import uvicorn.config
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
+from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string, get_remote_addr
 
 from fcnseg.serve.limits import ConnectionGauge, ServiceLimits
 
 log = logging.getLogger("fcnseg.serve")
+access_log = logging.getLogger("fcnseg.serve.access")
 
 #: Accept errors are logged at most once per this many seconds.
 ACCEPT_ERROR_LOG_INTERVAL_S = 10.0
@@ -46,7 +51,7 @@ _OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 def _raw_response(status: str, detail: str) -> bytes:
     """A whole HTTP/1.1 error response that closes its connection, written before (or instead
     of) any request cycle."""
-    body = json.dumps({"detail": detail}).encode()
+    body = json.dumps({"detail": detail}, separators=(",", ":")).encode()  # as FastAPI's
     return (f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\nconnection: close\r\n"
             f"content-length: {len(body)}\r\n\r\n").encode() + body
 
@@ -66,9 +71,7 @@ def guarded_protocol(gauge: ConnectionGauge, header_timeout_s: float) -> type[H1
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             gauge.enforced = True
             if gauge.open >= gauge.limit:
-                gauge.refused += 1
-                transport.write(_REFUSED)
-                transport.close()
+                _refuse(transport, gauge)
                 return
             gauge.open += 1
             self._counted = True
@@ -84,7 +87,10 @@ def guarded_protocol(gauge: ConnectionGauge, header_timeout_s: float) -> type[H1
             super().connection_lost(exc)
 
         def handle_events(self) -> None:
+            cycle = self.cycle
             super().handle_events()
+            if self.cycle is not cycle:  # a new request: answered into the access log
+                _log_when_answered(self.cycle)
             if self.conn.their_state is not h11.IDLE:  # a request's headers are in
                 self._stop_waiting()
 
@@ -104,14 +110,59 @@ def guarded_protocol(gauge: ConnectionGauge, header_timeout_s: float) -> type[H1
 
         def _headers_late(self) -> None:
             self._header_timer = None
-            if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
-                return
-            gauge.header_timeouts += 1
-            if self.cycle is None or self.cycle.response_complete:
-                self.transport.write(_TIMED_OUT)
-            self.transport.close()
+            if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+                _close_for_late_headers(self, gauge, header_timeout_s)
 
     return GuardedH11Protocol
+
+
+def _close_for_late_headers(protocol: H11Protocol, gauge: ConnectionGauge,
+                            header_timeout_s: float) -> None:
+    """Close a connection whose request headers are late (answered 408 unless a response is
+    still being written on it) and log it in one line."""
+    gauge.header_timeouts += 1
+    answered = protocol.cycle is None or protocol.cycle.response_complete
+    if answered:
+        protocol.transport.write(_TIMED_OUT)
+    protocol.transport.close()
+    log.warning("closed the connection from %s: no complete request headers within %g s "
+                "(--header-timeout)%s", _peer(protocol.client), header_timeout_s,
+                "; answered 408" if answered else "")
+
+
+def _refuse(transport: asyncio.Transport, gauge: ConnectionGauge) -> None:
+    """Answer a connection over the cap 503, close it and log it in one line."""
+    gauge.refused += 1
+    log.warning("refused a connection from %s: %d connections are open, as many as "
+                "--max-connections allows; answered 503", _peer(get_remote_addr(transport)),
+                gauge.limit)
+    transport.write(_REFUSED)
+    transport.close()
+
+
+def _peer(address: tuple[str, int] | None) -> str:
+    """A client's ``host:port``, as access lines name it."""
+    return f"{address[0]}:{address[1]}" if address else "an unknown client"
+
+
+def _log_when_answered(cycle: RequestResponseCycle) -> None:
+    """Log the request of ``cycle`` once its response is complete: one access line with the
+    status and the milliseconds from its headers' arrival to its last byte."""
+    started, send, status = time.perf_counter(), cycle.send, 0
+
+    async def timed_send(message: Any) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        await send(message)
+        if cycle.response_complete and status:
+            scope = cycle.scope
+            access_log.info('%s - "%s %s HTTP/%s" %d %.1f ms', get_client_addr(scope),
+                            scope["method"], get_path_with_query_string(scope),
+                            scope["http_version"], status, (time.perf_counter() - started) * 1e3)
+            status = 0
+
+    cycle.send = timed_send  # type: ignore[method-assign]  # before the app first calls it
 
 
 @dataclass
@@ -147,14 +198,23 @@ class GuardedServer(uvicorn.Server):
         await super().startup(sockets=sockets)
 
 
-def log_config() -> dict[str, Any]:
-    """uvicorn's logging configuration with the time (ISO 8601, with its UTC offset) at the
-    start of every line, fcnseg's own messages (logger ``fcnseg.serve``) written as uvicorn's."""
+def log_config(log_level: str = "info") -> dict[str, Any]:
+    """uvicorn's logging configuration with the time (ISO 8601, with its UTC offset) and the
+    level at the start of every line, and fcnseg's loggers at ``log_level``: the access lines
+    (``fcnseg.serve.access``) on stdout, where uvicorn writes its own; fcnseg's other messages
+    (``fcnseg.serve``) on stderr as uvicorn's, or, where the application configured the root
+    logger (``logging.basicConfig``), to its handlers alone: never twice."""
     config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
     for formatter in config["formatters"].values():
         formatter["fmt"] = "%(asctime)s " + formatter["fmt"]
         formatter["datefmt"] = "%Y-%m-%dT%H:%M:%S%z"
-    config["loggers"]["fcnseg.serve"] = {"handlers": ["default"]}
+    config["handlers"]["fcnseg.access"] = {**config["handlers"]["default"],
+                                           "stream": "ext://sys.stdout"}
+    level = uvicorn.config.LOG_LEVELS[log_level.lower()]
+    config["loggers"]["fcnseg.serve.access"] = {"handlers": ["fcnseg.access"], "level": level,
+                                                "propagate": False}
+    own = [] if logging.getLogger().handlers else ["default"]
+    config["loggers"]["fcnseg.serve"] = {"handlers": own, "level": level, "propagate": not own}
     return config
 
 
@@ -162,7 +222,9 @@ def build_server(app: Any, limits: ServiceLimits, gauge: ConnectionGauge, *,
                  log_level: str = "info") -> GuardedServer:
     """The server of :func:`serve`, to be run (``.run(sockets=[sock])``) and stopped
     (``.should_exit = True``) by its caller."""
-    return GuardedServer(uvicorn.Config(app, log_level=log_level, log_config=log_config(),
+    # access_log=False: fcnseg's access line, with its duration, replaces uvicorn's.
+    return GuardedServer(uvicorn.Config(app, log_level=log_level,
+                                        log_config=log_config(log_level), access_log=False,
                                         http=guarded_protocol(gauge, limits.header_timeout_s)))
 
 

@@ -20,7 +20,8 @@ FORMAT_HELP = {
     "labelme": "a folder of labelme JSON files (searched recursively) or one file",
     "coco": "a COCO instances, stuff or panoptic JSON file",
     "cvat-mask": "a CVAT 'Segmentation mask 1.1' export folder (labelmap.txt, SegmentationClass/)",
-    "cvat": "a CVAT 'CVAT for images 1.1' annotations.xml (or its folder)",
+    "cvat": "a CVAT 'CVAT for images 1.1' or 'CVAT for video 1.1' annotations.xml (or its "
+            "folder; a video's frames as images/frame_000000.png, ...)",
     "labelstudio": "a Label Studio JSON export",
 }
 

@@ -12,6 +12,13 @@ CVAT for images 1.1 is ``annotations.xml`` (beside ``images/``): ``<image>`` ele
 ``polygon``, ``box``, ``ellipse``, ``polyline``, ``mask`` (run lengths in its box) and ``points``
 (counted, not drawn), drawn in ``z_order`` then document order, pixel (x, y) on the square
 ``[x, x+1) × [y, y+1)``.
+
+CVAT for video 1.1 is the same file holding ``<track label=...>`` elements instead: each the
+same shapes, one per frame of the track's range (``frame``; ``keyframe="0"`` where CVAT
+interpolated it; ``outside="1"`` where the object is not in the frame), standalone shapes
+written as tracks of one frame. The task's frames are ``start_frame`` to ``stop_frame`` every
+``frame_filter`` ``step=N``, each ``<original_size>``, their pictures ``images/frame_%06d.PNG``
+(numbered as the video's frames) when the export saved them.
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ from __future__ import annotations
 import math
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -149,9 +158,8 @@ def _cvat_rle(element: ET.Element, height: int, width: int) -> np.ndarray:
     return shape_pixels(Shape("", "box_mask", [(left, top)], mask=runs), height, width)
 
 
-def _xml_shape(el: ET.Element, where: str) -> Shape:
-    """One shape element of "CVAT for images 1.1" (ValueError when malformed)."""
-    label = el.get("label") or ""
+def _xml_shape(el: ET.Element, label: str, where: str) -> Shape:
+    """One shape element of a CVAT XML file, of ``label`` (ValueError when malformed)."""
     tag = el.tag
     f = partial(_number, el)
     if tag == "polyline":
@@ -185,51 +193,179 @@ def _hex_colour(text: str | None) -> tuple[int, ...] | None:
     return tuple(bytes.fromhex(text[1:])) if re.fullmatch(r"#[0-9a-fA-F]{6}", text) else None
 
 
+def _drawn_shapes(item: AnnotatedImage, shapes: Iterable[tuple[ET.Element, str, str]],
+                  source: str) -> None:
+    """``item``'s shapes from (element, label, where), in ``z_order`` then the order given; a
+    shape that cannot be drawn is refused (:meth:`AnnotatedImage.refuse_shape`)."""
+    drawn = []
+    for k, (el, label, where) in enumerate(shapes):
+        try:
+            drawn.append((int(el.get("z_order", 0) or 0), k, _xml_shape(el, label, where)))
+        except (ValueError, TypeError) as e:
+            item.refuse_shape(f"{source}: {where}: {e}")
+    item.shapes = [s for _, _, s in sorted(drawn, key=lambda t: t[:2])]
+
+
+def _image_item(image: ET.Element, xml_path: Path, folders: list[Path],
+                images: Path | None) -> AnnotatedImage:
+    """One ``<image>`` of CVAT for images."""
+    source, name = printable(xml_path), image.get("name") or ""
+    # fcnseg predict writes the task's image name, and in 'path' where the picture lies.
+    written = image.get("path") if images is None else None
+    path = find_picture([f / name for f in folders],
+                        xml_path.parent / written if written else folders[0] / name)
+    # A task's export holds an <image> for each of its images, annotated or not: one
+    # without shapes is "nothing here" only when someone tagged the frame.
+    item = AnnotatedImage(name=sample_name(name), source=xml_path, image_path=path,
+                          labelled=image.find("tag") is not None, listed=True,
+                          where=f"image {name!r}", image_name=name)
+    try:
+        item.size = (int(image.get("height", "")), int(image.get("width", "")))
+    except ValueError:
+        item.error = f"{source}: image {name!r}: no integer 'width' and 'height'"
+    _drawn_shapes(item, ((el, el.get("label") or "", f"image {name!r} {el.tag} {k} "
+                          f"({el.get('label')!r})")
+                         for k, el in enumerate(image) if el.tag != "tag"), source)
+    return item
+
+
+@dataclass(frozen=True)
+class VideoTask:
+    """The frames of a CVAT for video export: ``start`` to ``stop`` (None: no end given)
+    every ``step``, each ``size`` (height, width) when the export says; ``video`` the file
+    the task was made of, when named."""
+
+    start: int = 0
+    stop: int | None = None
+    step: int = 1
+    size: tuple[int, int] | None = None
+    video: str = ""
+
+    def covers(self, frame: int) -> bool:
+        """Whether ``frame`` is one of the task's frames."""
+        return (frame >= self.start and (self.stop is None or frame <= self.stop)
+                and (frame - self.start) % self.step == 0)
+
+
+def _whole_number(text: str | None, what: str, source: str) -> int | None:
+    """``text`` as a whole number >= 0; None when absent; ValueError naming ``what``."""
+    if text is None or not text.strip():
+        return None
+    if not re.fullmatch(r"\s*\d{1,12}\s*", text):
+        raise ValueError(f"{source}: {what} is {text!r}, not a whole number")
+    return int(text)
+
+
+def video_task(root: ET.Element, source: str) -> VideoTask:
+    """The frame range and size ``<meta>`` gives (a task's or a job's export)."""
+    meta = root.find("meta/task")
+    meta = meta if meta is not None else root.find("meta/job")
+    if meta is None:
+        return VideoTask()
+
+    def number(path: str) -> int | None:
+        return _whole_number(meta.findtext(path), f"<{path}>", source)
+
+    step = re.fullmatch(r"\s*step\s*=\s*(\d{1,9})\s*", meta.findtext("frame_filter") or "")
+    start, stop, count = number("start_frame") or 0, number("stop_frame"), number("size")
+    every = max(int(step.group(1)), 1) if step else 1
+    if stop is None and count:
+        stop = start + (count - 1) * every
+    height, width = number("original_size/height"), number("original_size/width")
+    size = (height, width) if height and width else None
+    return VideoTask(start, stop, every, size, root.findtext("meta/source") or "")
+
+
+def _frame_pictures(folders: list[Path], task: VideoTask) -> dict[int, Path]:
+    """The task's frame pictures (``frame_000012.PNG``: frame 12) in ``folders``, the first
+    folder's where two have one."""
+    found: dict[int, Path] = {}
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            number = re.fullmatch(r"frame_(\d{1,12})", path.stem)
+            if (number and path.suffix.lower() in IMAGE_EXTENSIONS
+                    and task.covers(int(number.group(1))) and path.is_file()):
+                found.setdefault(int(number.group(1)), path)
+    return found
+
+
+def _track_shapes(root: ET.Element, source: str) -> dict[int, list[tuple[ET.Element, str, str]]]:
+    """Each frame's shapes of the tracks (element, label, where), in track order; shapes
+    ``outside`` their frame left out."""
+    frames: dict[int, list[tuple[ET.Element, str, str]]] = {}
+    for k, track in enumerate(root.iterfind("track")):
+        label = track.get("label") or ""
+        named = f"track {track.get('id', k)} ({label!r})"
+        for el in track:
+            frame = _whole_number(el.get("frame", ""), f"{named} <{el.tag}> 'frame'", source)
+            if frame is None:
+                raise ValueError(f"{source}: {named} <{el.tag}>: no 'frame'")
+            if el.get("outside", "0").strip() not in ("1", "true", "True"):
+                frames.setdefault(frame, []).append(
+                    (el, label, f"frame {frame} {named} {el.tag}"))
+    return frames
+
+
+def _frames_not_saved(xml_path: Path, folders: list[Path], task: VideoTask) -> str:
+    """One line: the export's frame pictures are missing, and how to get them."""
+    video = task.video or "VIDEO"
+    return (f"{printable(xml_path)}: a CVAT for video export without its frames: no "
+            f"frame_NNNNNN picture of an annotated frame in "
+            f"{', '.join(printable(f) for f in folders)}; extract the video's frames to "
+            f"{printable(folders[0] / 'frame_%06d.png')} (ffmpeg -i {video} -start_number 0 "
+            f"{printable(folders[0] / 'frame_%06d.png')}), or export the task again as CVAT "
+            f"for video 1.1 with 'Save images' ticked")
+
+
+def _video_frames(root: ET.Element, xml_path: Path, folders: list[Path]) -> list[AnnotatedImage]:
+    """The frames of a CVAT for video export: each a listed image, its tracks' shapes."""
+    source = printable(xml_path)
+    if root.find("meta/project") is not None:
+        raise ValueError(f"{source}: a CVAT project export of video tasks, whose frames of "
+                         f"different videos share names (frame_000000, ...): export each task "
+                         f"as CVAT for video 1.1 and import each into a folder of its own")
+    task = video_task(root, source)
+    shapes = _track_shapes(root, source)
+    pictures = _frame_pictures(folders, task)
+    if shapes and not pictures.keys() & shapes.keys():
+        raise FileNotFoundError(_frames_not_saved(xml_path, folders, task))
+    items = []
+    for frame in sorted(shapes.keys() | pictures.keys()):
+        name = f"frame_{frame:06d}"
+        item = AnnotatedImage(name=name, source=xml_path, size=task.size, listed=True,
+                              image_path=pictures.get(frame, folders[0] / f"{name}.png"),
+                              where=f"frame {frame}", image_name=f"{name}.png")
+        _drawn_shapes(item, shapes.get(frame, ()), source)
+        items.append(item)
+    return items
+
+
 def read_cvat_xml(src: Path, images: Path | None = None) -> Annotations:
-    """A "CVAT for images 1.1" ``annotations.xml`` (or the folder holding it)."""
+    """A "CVAT for images 1.1" or "CVAT for video 1.1" ``annotations.xml`` (or the folder
+    holding it): the images, or the frames of the video, with their shapes."""
     src = Path(src)
     xml_path = src / "annotations.xml" if src.is_dir() else src
     source = printable(xml_path)
     if not xml_path.is_file():
-        raise FileNotFoundError(f"{source}: no such file (CVAT for images 1.1 annotations.xml)")
+        raise FileNotFoundError(f"{source}: no such file (CVAT for images or video 1.1 "
+                                f"annotations.xml)")
     try:
         root = ET.fromstring(xml_path.read_bytes())
     except ET.ParseError as e:
         raise ValueError(f"{source}: not valid XML ({e})") from None
     if root.tag != "annotations":
-        raise ValueError(f"{source}: not a CVAT for images file (root <{root.tag}>)")
+        raise ValueError(f"{source}: not a CVAT for images or video file (root <{root.tag}>)")
     labels = [el for path in ("meta/*/labels", "meta/*/*/labels")
               for el in root.iterfind(f"{path}/label")]
     classes = [el.findtext("name") or "" for el in labels]
     colours = {name: rgb for el, name in zip(labels, classes, strict=True)
                if name and (rgb := _hex_colour(el.findtext("color"))) is not None}
     folders = [images] if images is not None else [xml_path.parent / "images", xml_path.parent]
-    items = []
-    for image in root.iter("image"):
-        name = image.get("name") or ""
-        # fcnseg predict writes the task's image name, and in 'path' where the picture lies.
-        written = image.get("path") if images is None else None
-        path = find_picture([f / name for f in folders],
-                            xml_path.parent / written if written else folders[0] / name)
-        # A task's export holds an <image> for each of its images, annotated or not: one
-        # without shapes is "nothing here" only when someone tagged the frame.
-        item = AnnotatedImage(name=sample_name(name), source=xml_path, image_path=path,
-                              labelled=image.find("tag") is not None, listed=True,
-                              where=f"image {name!r}", image_name=name)
-        try:
-            item.size = (int(image.get("height", "")), int(image.get("width", "")))
-        except ValueError:
-            item.error = f"{source}: image {name!r}: no integer 'width' and 'height'"
-        shapes = []
-        for k, el in enumerate(image):
-            if el.tag == "tag":
-                continue
-            where = f"image {name!r} {el.tag} {k} ({el.get('label')!r})"
-            try:
-                shapes.append((int(el.get("z_order", 0) or 0), k, _xml_shape(el, where)))
-            except (ValueError, TypeError) as e:
-                item.refuse_shape(f"{source}: {where}: {e}")
-        item.shapes = [s for _, _, s in sorted(shapes, key=lambda t: t[:2])]
-        items.append(item)
+    video = root.find("track") is not None or root.find("image") is None and (
+        root.findtext("meta/task/mode") or root.findtext("meta/job/mode")) == "interpolation"
+    items = (_video_frames(root, xml_path, folders) if video else
+             [_image_item(image, xml_path, folders, images) for image in root.iter("image")])
     return Annotations.sorted_out(items, classes=list(dict.fromkeys(c for c in classes if c)),
                                   image_folders=folders, colours=colours)

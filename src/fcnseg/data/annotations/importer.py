@@ -372,9 +372,10 @@ def _say_counts(result: ImportReport, found: Annotations, options: ImportOptions
             f"imported as all background (the first: {result.background[0]})")
     for line in _ignore_lines(result, options):
         say(line)
-    unreviewed = set(result.unreviewed)  # said in one line already, with the reason
+    # Said in one line already, with the reason: a video's thousands of empty frames too.
+    counted = {*result.unreviewed, *(i.image_path for i in found.listed_empty)}
     for path in result.unannotated:
-        if path not in unreviewed:
+        if path not in counted:
             say(f"warning: {printable(path)}: no annotations (not imported; listed in "
                 f"{out / 'unannotated.txt'})")
     if found.listed_empty:

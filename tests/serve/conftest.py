@@ -68,6 +68,17 @@ def segmenter(checkpoint_path: Path) -> Segmenter:
 
 
 @pytest.fixture(scope="session")
+def onnx_path(checkpoint_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The checkpoint exported to ONNX (logits)."""
+    from fcnseg.cli.main import main
+
+    out = tmp_path_factory.mktemp("onnx") / "m.onnx"
+    assert main(["export", "--checkpoint", str(checkpoint_path), "--format", "onnx",
+                 "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
 def labels_only_segmenter(checkpoint_path: Path, tmp_path_factory: pytest.TempPathFactory
                           ) -> Segmenter:
     """The checkpoint exported as docs/deploy.md recommends: ONNX with labels only."""

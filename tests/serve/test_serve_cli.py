@@ -163,6 +163,47 @@ def test_serve_refuses_an_overlap_of_half_the_tile_in_one_line(checkpoint_path: 
     assert len(err.splitlines()) == 1
 
 
+def _start_line(monkeypatch, capsys, *arguments: str) -> tuple[str, list[int]]:
+    """The ``serving …`` line of ``fcnseg serve *arguments`` (not served), and the counts
+    given to ``torch.set_num_threads``."""
+    import torch
+
+    import fcnseg.serve.server
+
+    counts: list[int] = []
+    before, set_threads = torch.get_num_threads(), torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: counts.append(n) or set_threads(n))
+    monkeypatch.setattr(fcnseg.serve.server, "serve", lambda *args, **kwargs: None)
+    try:
+        assert main(["serve", "--port", "0", "--batching", "off", *arguments]) == 0
+    finally:
+        set_threads(before)  # the test process's count
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("serving"))
+    return line, counts
+
+
+def test_serve_threads_sets_torchs_threads_for_a_checkpoint(checkpoint_path: Path, capsys,
+                                                            monkeypatch):
+    line, counts = _start_line(monkeypatch, capsys, "--checkpoint", str(checkpoint_path),
+                               "--threads", "3")
+    assert counts == [3] and ", 3 torch threads" in line
+
+
+def test_serve_threads_sets_onnx_runtimes_intra_op_threads_and_says_so(onnx_path: Path, capsys,
+                                                                      monkeypatch):
+    import fcnseg.models.exported
+
+    sessions = []
+    opened = fcnseg.models.exported.onnx_session
+    monkeypatch.setattr(fcnseg.models.exported, "onnx_session",
+                        lambda *args: sessions.append(opened(*args)) or sessions[-1])
+    line, counts = _start_line(monkeypatch, capsys, "--checkpoint", str(onnx_path),
+                               "--threads", "3")
+    assert counts == [3]
+    assert [s.get_session_options().intra_op_num_threads for s in sessions] == [3]
+    assert ", 3 ONNX Runtime threads" in line and "torch threads" not in line
+
+
 @pytest.fixture(scope="module")
 def band_checkpoint(tmp_path_factory) -> Path:
     from tiny_models import tiny_band_model
@@ -301,13 +342,29 @@ def test_serve_warns_in_one_line_when_the_open_file_limit_leaves_too_few_connect
     import fcnseg.serve.server
 
     monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # the test process's stay
-    monkeypatch.setattr(resource, "getrlimit", lambda which: (64, 64))  # as under ulimit -n 64
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (70, 70))  # as under ulimit -n 70
     monkeypatch.setattr(fcnseg.serve.server, "serve", lambda *args, **kwargs: None)
     code = main(["serve", "--checkpoint", str(checkpoint_path), "--port", "0",
                  "--batching", "off"])
     out, err = capsys.readouterr()
     assert code == 0
-    assert "at most 1 connection (" in out
+    assert "at most 6 connections (" in out
     warnings = [line for line in err.splitlines() if "warning" in line]
     assert len(warnings) == 1
     assert "open-file limit" in warnings[0] and "ulimit -n" in warnings[0]
+
+
+def test_serve_refuses_in_one_line_an_open_file_limit_that_leaves_one_connection(
+        checkpoint_path: Path, capsys, monkeypatch):
+    import resource
+
+    import fcnseg.serve.server
+
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (64, 64))  # as under ulimit -n 64
+    monkeypatch.setattr(fcnseg.serve.server, "serve", lambda *args, **kwargs: None)
+    code = main(["serve", "--checkpoint", str(checkpoint_path), "--port", "0",
+                 "--batching", "off"])
+    out, err = capsys.readouterr()
+    assert code == 2 and "serving" not in out
+    assert len(err.strip().splitlines()) == 1
+    assert "--max-connections" in err and "ulimit -n 64" in err and "at least 66" in err

@@ -254,6 +254,14 @@ def tiles_from_args(args: argparse.Namespace) -> tuple[int, int]:
     return args.tile, overlap
 
 
+def add_threads(p: argparse.ArgumentParser | argparse._ArgumentGroup, help: str,
+                *aliases: str) -> None:
+    """``--threads N`` (and ``aliases``): the threads a command's model runs on; None (the
+    default) leaves the count to the command (all cores)."""
+    p.add_argument("--threads", *aliases, type=positive_int, default=None, metavar="N",
+                   help=help)
+
+
 def positive_int(text: str) -> int:
     """An argparse ``type``: an integer of at least 1."""
     return _int_at_least(text, 1)

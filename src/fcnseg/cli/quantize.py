@@ -75,8 +75,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "kernels can saturate full-range weights, never 7-bit ones, so they "
                         "compute exactly what the gate measured); default: on only when "
                         "this CPU has no VNNI/AMX-INT8")
-    p.add_argument("--threads", type=options.positive_int, default=None,
-                   help="ONNX Runtime threads (default: all cores)")
+    options.add_threads(p, "ONNX Runtime's intra-op threads (default: all cores)")
 
 
 def parse_data(text: str, *, recipe_val: dict[str, Any] | None = None,

@@ -13,7 +13,12 @@ from fcnseg.cli import options
 from fcnseg.inference import Segmenter, resolve_device
 
 # fcnseg.serve.limits imports no FastAPI, so --help works without the serve extra.
-from fcnseg.serve.limits import ServiceLimits, connection_cap_problem
+from fcnseg.serve.limits import (
+    ServiceLimits,
+    connection_cap,
+    connection_cap_problem,
+    too_few_connections,
+)
 
 NAME = "serve"
 HELP = "Serve a checkpoint over HTTP: a segmentation API and a web page to try it."
@@ -39,6 +44,10 @@ _LIMIT_OPTIONS: tuple[tuple[str, str, type, int, str], ...] = (
      "connections open at once, at most the open-file limit allows (default: %(default)d); "
      "more: 503 and closed; GET /healthz reports them"),
 )
+
+
+#: Whose threads run a model, by its runtime (a checkpoint's model has none: torch).
+_THREADS_OF = {"onnxruntime": "ONNX Runtime"}
 
 
 class PortUnavailableError(RuntimeError):
@@ -68,9 +77,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="whether requests waiting for the model share a forward pass: on, "
                         "off, or auto = on a GPU, and on a CPU only when a short probe at "
                         "start-up finds a batch faster per image than single passes")
-    p.add_argument("--torch-threads", type=int, default=None,
-                   help="intra-op threads of torch (default: the CPU cores; one forward pass "
-                        "runs at a time)")
+    options.add_threads(p, "intra-op threads of the model: torch's for a checkpoint or a "
+                           "TorchScript file, ONNX Runtime's for an .onnx one (default: the CPU "
+                           "cores; one forward pass runs at a time; --torch-threads is the "
+                           "same option)", "--torch-threads")
     p.add_argument("--log-level", default="info",
                    choices=["critical", "error", "warning", "info", "debug"],
                    help="least severe server messages shown")
@@ -107,14 +117,10 @@ def bind_listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run(args: argparse.Namespace) -> int:
-    try:
-        from fcnseg.serve import create_app
-        from fcnseg.serve.server import serve
-    except ImportError as e:
-        raise RuntimeError(f"fcnseg serve needs the 'serve' extra ({e.name} is missing): "
-                           f"pip install 'fcnseg[serve]'") from None
-
+def check_limit_options(args: argparse.Namespace) -> None:
+    """Refuse, in one line, limit options the service cannot work with, before anything is
+    loaded: a count that is not positive, a timeout that is not a positive number of seconds,
+    an open-file limit that leaves fewer connections than a health check beside one request."""
     for name in ("workers_concurrency", "max_pixels", "port", "max_connections"):
         if getattr(args, name) < (0 if name == "port" else 1):
             raise ValueError(f"--{name.replace('_', '-')} must be positive, got "
@@ -125,13 +131,27 @@ def run(args: argparse.Namespace) -> int:
         if not getattr(args, name) > 0:
             raise ValueError(f"--{name.replace('_', '-')} must be a positive number of seconds, "
                              f"got {getattr(args, name)}")
+    too_few = too_few_connections(connection_cap(args.max_connections), args.max_connections)
+    if too_few is not None:
+        raise ValueError(too_few)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        from fcnseg.serve import create_app
+        from fcnseg.serve.server import serve
+    except ImportError as e:
+        raise RuntimeError(f"fcnseg serve needs the 'serve' extra ({e.name} is missing): "
+                           f"pip install 'fcnseg[serve]'") from None
+
+    check_limit_options(args)
     tile, overlap = options.tiles_from_args(args)
     resolve_device(args.device)  # a GPU that is not there: predict's one line, before loading
     # Bind first: a busy port is reported before the model is loaded, never after "serving".
     sock = bind_listening_socket(args.host, args.port)
     try:
-        threads = args.torch_threads or max(1, os.cpu_count() or 1)
-        torch.set_num_threads(threads)
+        threads = args.threads or max(1, os.cpu_count() or 1)
+        torch.set_num_threads(threads)  # ONNX Runtime sessions take torch's count (onnx_session)
         segmenter = Segmenter.from_checkpoint(args.checkpoint, device=args.device,
                                               precision=args.precision, tile=tile,
                                               overlap=overlap)
@@ -152,9 +172,10 @@ def run(args: argparse.Namespace) -> int:
                                      args.workers_concurrency + args.queue)
         if few is not None:
             print(f"fcnseg serve: warning: {few}", file=sys.stderr, flush=True)
+        runs_on = f"{threads} {_THREADS_OF.get(segmenter.runtime, 'torch')} threads"
         print(f"serving {segmenter!r} from {args.checkpoint} on http://{args.host}:{port}/ "
-              f"({args.workers_concurrency} at once, queue {args.queue}, {threads} torch "
-              f"threads{compiled}, at most {connections} connection{plural}{lowered}); batching "
+              f"({args.workers_concurrency} at once, queue {args.queue}, {runs_on}{compiled}, "
+              f"at most {connections} connection{plural}{lowered}); batching "
               f"{service.batching.reason}", flush=True)
         serve(app, sock, service.limits, service.connections, log_level=args.log_level)
     finally:

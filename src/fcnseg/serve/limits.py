@@ -16,11 +16,13 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_MAX_QUEUE",
     "DEFAULT_MAX_UPLOAD_BYTES",
+    "MIN_CONNECTIONS",
     "PREVIEW_MAX_SIDE",
     "ConnectionGauge",
     "ServiceLimits",
     "connection_cap",
     "connection_cap_problem",
+    "too_few_connections",
 ]
 
 #: Largest request body accepted (32 MiB): a 50-megapixel phone photo as JPEG (10-25 MB).
@@ -48,6 +50,8 @@ DEFAULT_HEADER_TIMEOUT_S = 10.0
 #: Connections open at once; one more gets 503 and is closed. Each holds a file descriptor:
 #: well below the common open-file limit of 1,024.
 DEFAULT_MAX_CONNECTIONS = 256
+#: Fewest connections a service works with: a health check beside one request.
+MIN_CONNECTIONS = 2
 # Descriptors kept for everything but client connections (the listening socket, the model's
 # files, logs, worker threads' pipes).
 _RESERVED_FILES = 64
@@ -129,6 +133,18 @@ def connection_cap(max_connections: int) -> int:
     if soft == resource.RLIM_INFINITY:
         return max_connections
     return max(1, min(max_connections, soft - _RESERVED_FILES))
+
+
+def too_few_connections(cap: int, max_connections: int) -> str | None:
+    """One line when the open-file limit lowered the connection cap below
+    :data:`MIN_CONNECTIONS` (a health check would block the only request), else None."""
+    if cap >= min(max_connections, MIN_CONNECTIONS):
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return (f"--max-connections: the open-file limit (ulimit -n {soft}) leaves room for only "
+            f"{cap} connection{'s' if cap != 1 else ''}, fewer than the {MIN_CONNECTIONS} a "
+            f"health check beside one request needs; raise it to at least "
+            f"{MIN_CONNECTIONS + _RESERVED_FILES} (ulimit -n, or LimitNOFILE= under systemd)")
 
 
 def connection_cap_problem(cap: int, max_connections: int, admitted: int) -> str | None:

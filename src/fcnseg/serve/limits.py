@@ -140,11 +140,8 @@ def too_few_connections(cap: int, max_connections: int) -> str | None:
     :data:`MIN_CONNECTIONS` (a health check would block the only request), else None."""
     if cap >= min(max_connections, MIN_CONNECTIONS):
         return None
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return (f"--max-connections: the open-file limit (ulimit -n {soft}) leaves room for only "
-            f"{cap} connection{'s' if cap != 1 else ''}, fewer than the {MIN_CONNECTIONS} a "
-            f"health check beside one request needs; raise it to at least "
-            f"{MIN_CONNECTIONS + _RESERVED_FILES} (ulimit -n, or LimitNOFILE= under systemd)")
+    return "--max-connections: " + _too_few(cap, f"the {MIN_CONNECTIONS} a health check beside "
+                                                 f"one request needs", MIN_CONNECTIONS)
 
 
 def connection_cap_problem(cap: int, max_connections: int, admitted: int) -> str | None:
@@ -152,8 +149,14 @@ def connection_cap_problem(cap: int, max_connections: int, admitted: int) -> str
     requests the service holds at once plus a health check's connection, else None."""
     if cap >= max_connections or cap > admitted:
         return None
+    return _too_few(cap, f"the {admitted} requests the service admits plus a health check",
+                    admitted + 1)
+
+
+def _too_few(cap: int, needed: str, least: int) -> str:
+    """The open-file limit leaves room for ``cap`` connections, fewer than ``needed``
+    (``least`` connections): raise it."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     return (f"the open-file limit (ulimit -n {soft}) leaves room for only {cap} "
-            f"connection{'s' if cap != 1 else ''} at once, fewer than the {admitted} requests "
-            f"the service admits plus a health check; raise it to at least "
-            f"{admitted + 1 + _RESERVED_FILES} (ulimit -n, or LimitNOFILE= under systemd)")
+            f"connection{'s' if cap != 1 else ''} at once, fewer than {needed}; raise it to at "
+            f"least {least + _RESERVED_FILES} (ulimit -n, or LimitNOFILE= under systemd)")

@@ -212,3 +212,10 @@ def test_video_export_of_nested_entities_is_refused_as_not_valid_xml(tmp_path: P
     src = video_export(tmp_path, bomb)
     with pytest.raises(ValueError, match="not valid XML"):
         import_annotations("cvat", src, tmp_path / "out")
+
+
+def test_video_export_without_any_track_lists_its_frames_to_annotate(tmp_path: Path) -> None:
+    xml = VIDEO_XML[:VIDEO_XML.index("  <track")] + "</annotations>\n"
+    src = video_export(tmp_path, xml)
+    report = import_annotations("cvat", src, tmp_path / "out")
+    assert not report.written and len(report.unannotated) == 3

@@ -256,7 +256,7 @@ def _whole_number(text: str | None, what: str, source: str) -> int | None:
     return int(text)
 
 
-def video_task(root: ET.Element, source: str) -> VideoTask:
+def _video_task(root: ET.Element, source: str) -> VideoTask:
     """The frame range and size ``<meta>`` gives (a task's or a job's export)."""
     meta = root.find("meta/task")
     meta = meta if meta is not None else root.find("meta/job")
@@ -310,13 +310,13 @@ def _track_shapes(root: ET.Element, source: str) -> dict[int, list[tuple[ET.Elem
 
 def _frames_not_saved(xml_path: Path, folders: list[Path], task: VideoTask) -> str:
     """One line: the export's frame pictures are missing, and how to get them."""
-    video = task.video or "VIDEO"
     return (f"{printable(xml_path)}: a CVAT for video export without its frames: no "
-            f"frame_NNNNNN picture of an annotated frame in "
-            f"{', '.join(printable(f) for f in folders)}; extract the video's frames to "
-            f"{printable(folders[0] / 'frame_%06d.png')} (ffmpeg -i {video} -start_number 0 "
-            f"{printable(folders[0] / 'frame_%06d.png')}), or export the task again as CVAT "
-            f"for video 1.1 with 'Save images' ticked")
+            f"frame_NNNNNN picture of its annotated frames in "
+            f"{', '.join(printable(f) for f in folders)}; export the task again as CVAT for "
+            f"video 1.1 with 'Save images' ticked, or extract every frame of the video under "
+            f"its number: mkdir -p {printable(folders[0])} && ffmpeg -i "
+            f"{task.video or 'VIDEO'} -vsync passthrough -start_number 0 "
+            f"{printable(folders[0] / 'frame_%06d.png')}")
 
 
 def _video_frames(root: ET.Element, xml_path: Path, folders: list[Path]) -> list[AnnotatedImage]:
@@ -326,7 +326,7 @@ def _video_frames(root: ET.Element, xml_path: Path, folders: list[Path]) -> list
         raise ValueError(f"{source}: a CVAT project export of video tasks, whose frames of "
                          f"different videos share names (frame_000000, ...): export each task "
                          f"as CVAT for video 1.1 and import each into a folder of its own")
-    task = video_task(root, source)
+    task = _video_task(root, source)
     shapes = _track_shapes(root, source)
     pictures = _frame_pictures(folders, task)
     if shapes and not pictures.keys() & shapes.keys():

@@ -116,6 +116,14 @@ def test_head_healthz_and_head_page_answer_as_get_without_a_body(client):
         assert r.content == b""
 
 
+def test_a_method_healthz_does_not_take_is_405_allowing_get(client):
+    # Allow names GET, the method /healthz is for (not only the HEAD answered beside it).
+    r = client.post("/healthz")
+    assert r.status_code == 405
+    assert "GET" in r.headers["allow"].split(", ")
+    assert "head" not in client.get("/openapi.json").json()["paths"]["/healthz"]
+
+
 def test_no_docs_pages_that_need_a_cdn_but_the_schema_is_served(client):
     assert client.get("/docs").status_code == 404
     assert client.get("/redoc").status_code == 404

@@ -69,8 +69,9 @@ async def index() -> HTMLResponse:
     return HTMLResponse(_page(), headers={"Content-Security-Policy": _PAGE_CSP})
 
 
-@router.get("/healthz")
+# GET registered first: a 405 on /healthz names the first route's methods in Allow.
 @router.head("/healthz", include_in_schema=False)
+@router.get("/healthz")
 async def healthz(service: Service) -> dict[str, Any]:
     """Liveness, and how busy the service is."""
     return service.health()

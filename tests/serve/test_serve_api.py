@@ -366,16 +366,32 @@ def test_full_queue_gives_503_and_queued_requests_finish(segmenter, make_image, 
 
 def test_failing_inference_is_500_and_service_stays_up(segmenter, make_image, monkeypatch):
     def broken_predict(image, **kwargs):
-        raise RuntimeError("out of memory (simulated)")
+        raise RuntimeError("a kernel failed (simulated)")
 
     monkeypatch.setattr(segmenter, "predict", broken_predict)
     _, png = make_image(32, 32)
-    with TestClient(create_app(segmenter)) as client:
+    with TestClient(create_app(segmenter, batching=False)) as client:
         r = client.post("/v1/segment", files={"image": ("a.png", png, "image/png")})
         assert r.status_code == 500
         assert "RuntimeError" in r.json()["detail"]
         health = client.get("/healthz").json()
         assert (health["status"], health["running"], health["waiting"]) == ("ok", 0, 0)
+
+
+def test_inference_out_of_memory_is_a_500_that_says_so_and_what_to_do(segmenter, make_image,
+                                                                    monkeypatch):
+    def starved_predict(image, **kwargs):  # torch's CPU allocator's words
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: "
+                           "can't allocate memory: you tried to allocate 9437184000 bytes.")
+
+    monkeypatch.setattr(segmenter, "predict", starved_predict)
+    _, png = make_image(30, 40)  # height, width
+    with TestClient(create_app(segmenter, batching=False)) as client:
+        r = client.post("/v1/segment", files={"image": ("a.png", png, "image/png")})
+    assert r.status_code == 500
+    detail = r.json()["detail"]
+    assert "out of memory segmenting an upload of 40×30" in detail
+    assert "smaller image" in detail and "--max-pixels" in detail
 
 
 def test_create_app_rejects_bad_limits(segmenter):

@@ -219,3 +219,27 @@ def test_video_export_without_any_track_lists_its_frames_to_annotate(tmp_path: P
     src = video_export(tmp_path, xml)
     report = import_annotations("cvat", src, tmp_path / "out")
     assert not report.written and len(report.unannotated) == 3
+
+
+def test_rotated_box_is_drawn_turned_clockwise_about_its_centre(tmp_path: Path) -> None:
+    xml = VIDEO_XML.replace('xtl="5.00" ytl="5.00" xbr="20.00"\n      ybr="20.00"',
+                            'xtl="10.00" ytl="20.00" xbr="40.00" ybr="24.00" rotation="30.00"')
+    src = video_export(tmp_path, xml)
+    import_annotations("cvat", src, tmp_path / "out")
+    car = read_mask(tmp_path / "out", "frame_000000") == 1
+    # The centre (25, 22) and 12 pixels along the long side, turned 30° clockwise on screen.
+    assert car[22, 25] and car[22 + 6, 25 + 10] and car[22 - 6, 25 - 10]
+    assert not car[22 - 6, 25 + 10] and not car[22, 38]
+
+
+def test_video_frames_without_shapes_are_one_line_however_many(tmp_path: Path, capsys) -> None:
+    src = video_export(tmp_path, frames=3)
+    for k in range(3, 40):  # the rest of the video, saved with the task's frames
+        (src / "images" / f"frame_{k:06d}.PNG").write_bytes(
+            (src / "images" / "frame_000000.PNG").read_bytes())
+    xml = VIDEO_XML.replace("<stop_frame>2</stop_frame>", "<stop_frame>39</stop_frame>")
+    (src / "annotations.xml").write_text(xml)
+    assert main(["import", "cvat", str(src), "--out", str(tmp_path / "out")]) == 0
+    said = capsys.readouterr().out
+    assert "38 image(s) the export lists without any shape left out" in said
+    assert "frame_000003" not in said and "no annotations" not in said

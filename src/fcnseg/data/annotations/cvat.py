@@ -9,9 +9,9 @@ Segmentation mask 1.1 is a folder::
     JPEGImages/<name>.jpg             # when the export saved the images
 
 CVAT for images 1.1 is ``annotations.xml`` (beside ``images/``): ``<image>`` elements holding
-``polygon``, ``box``, ``ellipse``, ``polyline``, ``mask`` (run lengths in its box) and ``points``
-(counted, not drawn), drawn in ``z_order`` then document order, pixel (x, y) on the square
-``[x, x+1) × [y, y+1)``.
+``polygon``, ``box`` and ``ellipse`` (turned ``rotation`` degrees clockwise about their centre),
+``polyline``, ``mask`` (run lengths in its box) and ``points`` (counted, not drawn), drawn in
+``z_order`` then document order, pixel (x, y) on the square ``[x, x+1) × [y, y+1)``.
 
 CVAT for video 1.1 is the same file holding ``<track label=...>`` elements instead: each the
 same shapes, one per frame of the track's range (``frame``; ``keyframe="0"`` where CVAT
@@ -184,6 +184,11 @@ def _xml_shape(el: ET.Element, label: str, where: str) -> Shape:
         ring = np.stack([cx + rx * np.cos(t), cy + ry * np.sin(t)], 1)
     else:
         raise ValueError(f"unknown shape <{tag}>")
+    if tag != "polygon" and el.get("rotation"):  # degrees, clockwise on screen, about the centre
+        turn = math.radians(f("rotation"))
+        centre = (ring.max(0) + ring.min(0)) / 2
+        ring = centre + (ring - centre) @ np.array([[math.cos(turn), math.sin(turn)],
+                                                    [-math.sin(turn), math.cos(turn)]])
     return Shape(label, "corner_polygon", where=where, rings=[ring])
 
 

@@ -243,3 +243,15 @@ def test_video_frames_without_shapes_are_one_line_however_many(tmp_path: Path, c
     said = capsys.readouterr().out
     assert "38 image(s) the export lists without any shape left out" in said
     assert "frame_000003" not in said and "no annotations" not in said
+
+
+def test_images_export_of_a_video_task_finds_its_frames(tmp_path: Path) -> None:
+    xml = """<annotations><version>1.1</version><meta><task><mode>interpolation</mode>
+      <labels><label><name>car</name></label></labels></task></meta>
+      <image id="1" name="frame_000001" width="64" height="48">
+        <box label="car" occluded="0" xtl="10" ytl="5" xbr="25" ybr="20" z_order="0"/>
+      </image></annotations>"""
+    src = video_export(tmp_path, xml)  # CVAT for images names a video's frames without .PNG
+    report = import_annotations("cvat", src, tmp_path / "out")
+    assert report.written == ["frame_000001"] and not report.errors
+    assert read_mask(tmp_path / "out", "frame_000001")[10, 24] == 1

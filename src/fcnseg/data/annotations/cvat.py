@@ -217,7 +217,10 @@ def _image_item(image: ET.Element, xml_path: Path, folders: list[Path],
     source, name = printable(xml_path), image.get("name") or ""
     # fcnseg predict writes the task's image name, and in 'path' where the picture lies.
     written = image.get("path") if images is None else None
-    path = find_picture([f / name for f in folders],
+    # A video task's frames are named without a suffix (frame_000012), saved as .PNG.
+    suffixes = [""] if Path(name).suffix.lower() in IMAGE_EXTENSIONS else [
+        "", *(e for ext in IMAGE_EXTENSIONS for e in (ext, ext.upper()))]
+    path = find_picture([f / f"{name}{e}" for f in folders for e in suffixes],
                         xml_path.parent / written if written else folders[0] / name)
     # A task's export holds an <image> for each of its images, annotated or not: one
     # without shapes is "nothing here" only when someone tagged the frame.

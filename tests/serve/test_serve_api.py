@@ -131,6 +131,12 @@ def test_no_docs_pages_that_need_a_cdn_but_the_schema_is_served(client):
     assert schema.status_code == 200 and "/v1/segment" in schema.json()["paths"]
 
 
+def test_the_browsers_favicon_request_gets_no_content_not_404(client):
+    r = client.get("/favicon.ico")
+    assert r.status_code == 204 and r.content == b""
+    assert "/favicon.ico" not in client.get("/openapi.json").json()["paths"]
+
+
 def test_page_and_its_assets_are_served_locally(client):
     page = client.get("/")
     assert page.status_code == 200

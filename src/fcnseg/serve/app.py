@@ -69,6 +69,12 @@ async def index() -> HTMLResponse:
     return HTMLResponse(_page(), headers={"Content-Security-Policy": _PAGE_CSP})
 
 
+# Browsers ask for it on every page load; no content rather than a 404 in their consoles.
+@router.api_route("/favicon.ico", methods=["GET", "HEAD"], include_in_schema=False)
+async def favicon() -> Response:
+    return Response(status_code=204)
+
+
 # GET registered first: a 405 on /healthz names the first route's methods in Allow.
 @router.head("/healthz", include_in_schema=False)
 @router.get("/healthz")

@@ -255,3 +255,16 @@ def test_images_export_of_a_video_task_finds_its_frames(tmp_path: Path) -> None:
     report = import_annotations("cvat", src, tmp_path / "out")
     assert report.written == ["frame_000001"] and not report.errors
     assert read_mask(tmp_path / "out", "frame_000001")[10, 24] == 1
+
+
+def test_skeleton_track_is_counted_as_points_not_refused(tmp_path: Path) -> None:
+    skeleton = """<track id="3" label="person" source="manual">
+    <skeleton frame="0" keyframe="1" z_order="0">
+      <points label="head" keyframe="1" outside="0" occluded="0" points="50.00,10.00"/>
+      <points label="foot" keyframe="1" outside="0" occluded="0" points="50.00,30.00"/>
+    </skeleton></track></annotations>"""
+    src = video_export(tmp_path, VIDEO_XML.replace("</annotations>", skeleton))
+    report = import_annotations("cvat", src, tmp_path / "out")
+    assert report.written == ["frame_000000", "frame_000001"] and not report.errors
+    assert report.points == {"frame_000000": [
+        f"{src / 'annotations.xml'}: frame 0 track 3 ('person') skeleton"]}

@@ -10,8 +10,9 @@ Segmentation mask 1.1 is a folder::
 
 CVAT for images 1.1 is ``annotations.xml`` (beside ``images/``): ``<image>`` elements holding
 ``polygon``, ``box`` and ``ellipse`` (turned ``rotation`` degrees clockwise about their centre),
-``polyline``, ``mask`` (run lengths in its box) and ``points`` (counted, not drawn), drawn in
-``z_order`` then document order, pixel (x, y) on the square ``[x, x+1) × [y, y+1)``.
+``polyline``, ``mask`` (run lengths in its box), ``points`` and ``skeleton`` (counted, not
+drawn), drawn in ``z_order`` then document order, pixel (x, y) on the square
+``[x, x+1) × [y, y+1)``.
 
 CVAT for video 1.1 is the same file holding ``<track label=...>`` elements instead: each the
 same shapes, one per frame of the track's range (``frame``; ``keyframe="0"`` where CVAT
@@ -169,6 +170,9 @@ def _xml_shape(el: ET.Element, label: str, where: str) -> Shape:
         return Shape(label, "linestrip", pts, where)
     if tag == "points":
         return Shape(label, "point", _points(el.get("points")), where)
+    if tag == "skeleton":  # keypoints joined by edges: points, which mark no region either
+        return Shape(label, "point", [p for part in el.iterfind("points")
+                                      for p in _points(part.get("points"))], where)
     if tag == "mask":
         return Shape(label, "mask", where=where, decode=partial(_cvat_rle, el))
     if tag == "polygon":

@@ -129,6 +129,9 @@ def test_connections_beyond_the_cap_get_503_and_healthz_reports_them(running) ->
         with server.connect() as third:
             answer = _read_all(third)
         assert answer.startswith(b"HTTP/1.1 503 ") and b"too many open connections" in answer
+        head, body = answer.split(b"\r\n\r\n", 1)
+        assert b"\r\ndate: " in head and b"\r\nserver: " in head  # as every other answer's
+        assert body == b'{"detail":"too many open connections; try again later"}'
         first.close()
         _until(lambda: server.gauge.open == 1, "the first connection to be counted closed")
         with server.connect() as check:

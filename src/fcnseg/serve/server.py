@@ -48,16 +48,18 @@ ACCEPT_ERROR_LOG_INTERVAL_S = 10.0
 _OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
-def _raw_response(status: str, detail: str) -> bytes:
+def _raw_response(status: str, detail: str, headers: list[tuple[bytes, bytes]]) -> bytes:
     """A whole HTTP/1.1 error response that closes its connection, written before (or instead
-    of) any request cycle."""
+    of) any request cycle, with uvicorn's default ``headers`` (date, server) as its others."""
     body = json.dumps({"detail": detail}, separators=(",", ":")).encode()  # as FastAPI's
-    return (f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\nconnection: close\r\n"
-            f"content-length: {len(body)}\r\n\r\n").encode() + body
+    given = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+    return (f"HTTP/1.1 {status}\r\n".encode() + given
+            + f"content-type: application/json\r\nconnection: close\r\n"
+              f"content-length: {len(body)}\r\n\r\n".encode() + body)
 
 
-_REFUSED = _raw_response("503 Service Unavailable", "too many open connections; try again later")
-_TIMED_OUT = _raw_response("408 Request Timeout", "the request headers did not arrive in time")
+_REFUSED = ("503 Service Unavailable", "too many open connections; try again later")
+_TIMED_OUT = ("408 Request Timeout", "the request headers did not arrive in time")
 
 
 def guarded_protocol(gauge: ConnectionGauge, header_timeout_s: float) -> type[H11Protocol]:
@@ -71,7 +73,7 @@ def guarded_protocol(gauge: ConnectionGauge, header_timeout_s: float) -> type[H1
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             gauge.enforced = True
             if gauge.open >= gauge.limit:
-                _refuse(transport, gauge)
+                _refuse(transport, gauge, self.server_state.default_headers)
                 return
             gauge.open += 1
             self._counted = True
@@ -123,20 +125,22 @@ def _close_for_late_headers(protocol: H11Protocol, gauge: ConnectionGauge,
     gauge.header_timeouts += 1
     answered = protocol.cycle is None or protocol.cycle.response_complete
     if answered:
-        protocol.transport.write(_TIMED_OUT)
+        protocol.transport.write(_raw_response(*_TIMED_OUT,
+                                               protocol.server_state.default_headers))
     protocol.transport.close()
     log.warning("closed the connection from %s: no complete request headers within %g s "
                 "(--header-timeout)%s", _peer(protocol.client), header_timeout_s,
                 "; answered 408" if answered else "")
 
 
-def _refuse(transport: asyncio.Transport, gauge: ConnectionGauge) -> None:
+def _refuse(transport: asyncio.Transport, gauge: ConnectionGauge,
+            headers: list[tuple[bytes, bytes]]) -> None:
     """Answer a connection over the cap 503, close it and log it in one line."""
     gauge.refused += 1
     log.warning("refused a connection from %s: %d connections are open, as many as "
                 "--max-connections allows; answered 503", _peer(get_remote_addr(transport)),
                 gauge.limit)
-    transport.write(_REFUSED)
+    transport.write(_raw_response(*_REFUSED, headers))
     transport.close()
 
 

@@ -190,9 +190,16 @@ def test_serve_app_keeps_the_header_timeout_and_the_connection_cap(
     assert not thread.is_alive()
 
 
-def _serve_one_health_check(segmenter: Segmenter, log_level: str = "info") -> None:
+def _health_check(address: tuple[str, int]) -> None:
+    with socket.create_connection(address, timeout=5) as check:
+        check.sendall(_GET_HEALTH)
+        assert _read_all(check).startswith(b"HTTP/1.1 200 ")
+
+
+def _serve_one_health_check(segmenter: Segmenter, log_level: str = "info",
+                            client: Callable[[tuple[str, int]], None] = _health_check) -> None:
     """Start ``fcnseg serve``'s server (its logging configured as the command configures it),
-    answer one ``GET /healthz`` and stop."""
+    let ``client`` talk to its address (default: one ``GET /healthz``) and stop."""
     app = create_app(segmenter, batching=False)
     service = app.state.service
     with socket.socket() as sock:
@@ -203,9 +210,7 @@ def _serve_one_health_check(segmenter: Segmenter, log_level: str = "info") -> No
         thread.start()
         try:
             _until(lambda: server.started, "the server to start")
-            with socket.create_connection(sock.getsockname(), timeout=5) as check:
-                check.sendall(_GET_HEALTH)
-                assert _read_all(check).startswith(b"HTTP/1.1 200 ")
+            client(sock.getsockname())
         finally:
             server.should_exit = True
             thread.join(timeout=10)
@@ -226,6 +231,22 @@ def test_each_request_is_logged_once_with_its_status_and_milliseconds(segmenter:
     assert len(lines) == 1, lines  # not uvicorn's line beside fcnseg's
     assert re.search(r'127\.0\.0\.1:\d+ - "GET /healthz HTTP/1\.1" 200 \d+\.\d ms$',
                      lines[0]), lines
+
+
+def test_a_request_whose_client_hangs_up_unanswered_gets_an_access_line_without_status(
+        segmenter: Segmenter, capsys) -> None:
+    def hang_up_mid_upload(address: tuple[str, int]) -> None:
+        with socket.create_connection(address, timeout=5) as client:
+            client.sendall(b"POST /v1/segment HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                           b"Content-Length: 1000\r\n\r\n" + b"x" * 10)
+            time.sleep(0.2)
+        time.sleep(0.3)  # the server sees the connection lost
+
+    _serve_one_health_check(segmenter, client=hang_up_mid_upload)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "/v1/segment" in line]
+    assert len(lines) == 1, lines
+    assert re.search(r'"POST /v1/segment HTTP/1\.1" - \d+\.\d ms \(the client hung up before the '
+                     r'answer\)$', lines[0]), lines
 
 
 def test_a_refused_connection_is_logged_once_with_the_client_address(running, caplog) -> None:

@@ -69,6 +69,7 @@ def guarded_protocol(gauge: ConnectionGauge, header_timeout_s: float) -> type[H1
     class GuardedH11Protocol(H11Protocol):
         _header_timer: asyncio.TimerHandle | None = None
         _counted = False
+        _access: _AccessLine | None = None
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             gauge.enforced = True
@@ -86,13 +87,15 @@ def guarded_protocol(gauge: ConnectionGauge, header_timeout_s: float) -> type[H1
             gauge.open -= 1
             self._counted = False
             self._stop_waiting()
+            if self._access is not None:  # no line yet if it is not answered
+                self._access.write("-", " (the client hung up before the answer)")
             super().connection_lost(exc)
 
         def handle_events(self) -> None:
             cycle = self.cycle
             super().handle_events()
-            if self.cycle is not cycle:  # a new request: answered into the access log
-                _log_when_answered(self.cycle)
+            if self.cycle is not cycle:  # a new request
+                self._access = _AccessLine(self.cycle)
             if self.conn.their_state is not h11.IDLE:  # a request's headers are in
                 self._stop_waiting()
 
@@ -149,24 +152,32 @@ def _peer(address: tuple[str, int] | None) -> str:
     return f"{address[0]}:{address[1]}" if address else "an unknown client"
 
 
-def _log_when_answered(cycle: RequestResponseCycle) -> None:
-    """Log the request of ``cycle`` once its response is complete: one access line with the
-    status and the milliseconds from its headers' arrival to its last byte."""
-    started, send, status = time.perf_counter(), cycle.send, 0
+class _AccessLine:
+    """The access line of one request: written once its response is complete, with the status
+    and the milliseconds from its headers' arrival to its last byte; or, should the client hang
+    up first, with ``-`` for the status. Wraps ``cycle.send`` before the app first calls it."""
 
-    async def timed_send(message: Any) -> None:
-        nonlocal status
+    def __init__(self, cycle: RequestResponseCycle) -> None:
+        self.cycle, self.started, self.status, self.written = cycle, time.perf_counter(), 0, False
+        self._send = cycle.send
+        cycle.send = self.send  # type: ignore[method-assign]
+
+    async def send(self, message: Any) -> None:
         if message["type"] == "http.response.start":
-            status = message["status"]
-        await send(message)
-        if cycle.response_complete and status:
-            scope = cycle.scope
-            access_log.info('%s - "%s %s HTTP/%s" %d %.1f ms', get_client_addr(scope),
-                            scope["method"], get_path_with_query_string(scope),
-                            scope["http_version"], status, (time.perf_counter() - started) * 1e3)
-            status = 0
+            self.status = message["status"]
+        await self._send(message)
+        if self.cycle.response_complete:
+            self.write(str(self.status))
 
-    cycle.send = timed_send  # type: ignore[method-assign]  # before the app first calls it
+    def write(self, status: str, note: str = "") -> None:
+        """Log the line, once."""
+        if self.written:
+            return
+        self.written, scope = True, self.cycle.scope
+        access_log.info('%s - "%s %s HTTP/%s" %s %.1f ms%s', get_client_addr(scope),
+                        scope["method"], get_path_with_query_string(scope),
+                        scope["http_version"], status, (time.perf_counter() - self.started) * 1e3,
+                        note)
 
 
 @dataclass

@@ -79,35 +79,35 @@ def test_video_tracks_become_each_frames_mask(tmp_path: Path) -> None:
     src = video_export(tmp_path)
     report = import_annotations("cvat", src, tmp_path / "out")
     assert report.classes == ["_background_", "car", "road"]
-    assert report.written == ["frame_000000", "frame_000001"]
-    first = read_mask(tmp_path / "out", "frame_000000")
+    assert report.written == ["street__frame_000000", "street__frame_000001"]
+    first = read_mask(tmp_path / "out", "street__frame_000000")
     assert (first[5:20, 5:20] == 1).all() and first[10, 20] == 0 and first[4, 10] == 0
     assert (first[15:, 20:] == 2).all() and (first[15:, :5] == 2).all()
-    second = read_mask(tmp_path / "out", "frame_000001")
+    second = read_mask(tmp_path / "out", "street__frame_000001")
     assert (second[5:20, 10:25] == 1).all() and (second[10, 5:10] == 0).all()  # box moved
     assert (second[2:4, 42:44] == 1).all() and second[2, 41] == 0  # the standalone mask
-    assert (tmp_path / "out" / "images" / "frame_000000.png").is_file()
+    assert (tmp_path / "out" / "images" / "street__frame_000000.png").is_file()
 
 
 def test_video_z_order_draws_a_track_earlier_in_the_file_on_top(tmp_path: Path) -> None:
     src = video_export(tmp_path)
     import_annotations("cvat", src, tmp_path / "out")
-    assert (read_mask(tmp_path / "out", "frame_000000")[15:20, 5:20] == 1).all()
+    assert (read_mask(tmp_path / "out", "street__frame_000000")[15:20, 5:20] == 1).all()
     flat = video_export(tmp_path / "flat", VIDEO_XML.replace('z_order="1"', 'z_order="0"'))
     import_annotations("cvat", flat, tmp_path / "flat_out")
-    assert (read_mask(tmp_path / "flat_out", "frame_000000")[15:20, 5:20] == 2).all()
+    assert (read_mask(tmp_path / "flat_out", "street__frame_000000")[15:20, 5:20] == 2).all()
 
 
 def test_video_frame_whose_tracks_are_all_outside_follows_the_empty_image_rule(
         tmp_path: Path) -> None:
     src = video_export(tmp_path)
     report = import_annotations("cvat", src, tmp_path / "out")
-    assert "frame_000002" not in report.written
+    assert "street__frame_000002" not in report.written
     assert report.unannotated == [src / "images" / "frame_000002.PNG"]
     report = import_annotations("cvat", src, tmp_path / "bg",
                                 ImportOptions(empty_as_background=True))
-    assert "frame_000002" in report.background
-    assert not read_mask(tmp_path / "bg", "frame_000002").any()
+    assert "street__frame_000002" in report.background
+    assert not read_mask(tmp_path / "bg", "street__frame_000002").any()
 
 
 def test_video_export_without_its_frames_is_one_line_saying_what_to_do(
@@ -127,14 +127,15 @@ def test_video_frames_are_found_with_the_images_option(tmp_path: Path) -> None:
     (src / "images").rename(tmp_path / "extracted")
     report = import_annotations("cvat", src, tmp_path / "out",
                                 ImportOptions(images=tmp_path / "extracted"))
-    assert report.written == ["frame_000000", "frame_000001"] and not report.errors
+    assert report.written == ["street__frame_000000", "street__frame_000001"]
+    assert not report.errors
 
 
 def test_video_frame_of_another_size_than_the_task_says_is_one_line(tmp_path: Path) -> None:
     src = video_export(tmp_path)
     Image.fromarray(np.zeros((24, 32, 3), np.uint8)).save(src / "images" / "frame_000001.PNG")
     report = import_annotations("cvat", src, tmp_path / "out")
-    assert report.written == ["frame_000000"]
+    assert report.written == ["street__frame_000000"]
     assert report.errors == [f"{src / 'annotations.xml'}: frame 1: the annotation is for a "
                              f"64×48 image, but the image is 32×24 (W×H)"]
 
@@ -142,7 +143,7 @@ def test_video_frame_of_another_size_than_the_task_says_is_one_line(tmp_path: Pa
 def test_video_shape_that_cannot_be_drawn_leaves_out_its_frame_only(tmp_path: Path) -> None:
     src = video_export(tmp_path, VIDEO_XML.replace('xtl="10.00"', 'xtl="ten"', 1))
     report = import_annotations("cvat", src, tmp_path / "out")
-    assert report.written == ["frame_000000"]
+    assert report.written == ["street__frame_000000"]
     [line] = report.errors
     assert line.startswith(f"{src / 'annotations.xml'}: frame 1 track 0 ('car') box: 'xtl' is "
                            f"'ten', not a number: the shape cannot be drawn")
@@ -164,14 +165,14 @@ def test_video_frame_step_and_start_name_the_frames_as_cvat_does(tmp_path: Path)
     src = video_export(tmp_path, xml, frames=16)  # frames outside the task are not its own
     report = import_annotations("cvat", src, tmp_path / "out",
                                 ImportOptions(empty_as_background=True))
-    assert sorted(report.written) == ["frame_000010", "frame_000012", "frame_000014"]
+    assert sorted(report.written) == [f"street__frame_{k:06d}" for k in (10, 12, 14)]
 
 
 def test_video_export_is_a_cvat_dataset(tmp_path: Path) -> None:
     src = video_export(tmp_path)
     ds = build_dataset({"name": "cvat", "root": str(src), "empty_as_background": True})
     assert ds.classes == ("_background_", "car", "road") and len(ds) == 3
-    image, label = ds[ds.ids.index("frame_000001")]
+    image, label = ds[ds.ids.index("street__frame_000001")]
     assert image.shape[:2] == (48, 64) and label[10, 24] == 1 and label[10, 5] == 0
 
 
@@ -192,7 +193,8 @@ def test_video_job_export_holds_the_frames_of_its_segment(tmp_path: Path) -> Non
     src = video_export(tmp_path, xml)  # the task's third frame saved beside the job's two
     report = import_annotations("cvat", src, tmp_path / "out",
                                 ImportOptions(empty_as_background=True))
-    assert report.written == ["frame_000000", "frame_000001"] and not report.unannotated
+    assert report.written == ["street__frame_000000", "street__frame_000001"]
+    assert not report.unannotated
 
 
 def test_video_tasks_of_a_project_export_are_refused_in_one_line(tmp_path: Path) -> None:
@@ -226,7 +228,7 @@ def test_rotated_box_is_drawn_turned_clockwise_about_its_centre(tmp_path: Path) 
                             'xtl="10.00" ytl="20.00" xbr="40.00" ybr="24.00" rotation="30.00"')
     src = video_export(tmp_path, xml)
     import_annotations("cvat", src, tmp_path / "out")
-    car = read_mask(tmp_path / "out", "frame_000000") == 1
+    car = read_mask(tmp_path / "out", "street__frame_000000") == 1
     # The centre (25, 22) and 12 pixels along the long side, turned 30° clockwise on screen.
     assert car[22, 25] and car[22 + 6, 25 + 10] and car[22 - 6, 25 - 10]
     assert not car[22 - 6, 25 + 10] and not car[22, 38]
@@ -247,14 +249,14 @@ def test_video_frames_without_shapes_are_one_line_however_many(tmp_path: Path, c
 
 def test_images_export_of_a_video_task_finds_its_frames(tmp_path: Path) -> None:
     xml = """<annotations><version>1.1</version><meta><task><mode>interpolation</mode>
-      <labels><label><name>car</name></label></labels></task></meta>
+      <labels><label><name>car</name></label></labels></task><source>street.mp4</source></meta>
       <image id="1" name="frame_000001" width="64" height="48">
         <box label="car" occluded="0" xtl="10" ytl="5" xbr="25" ybr="20" z_order="0"/>
       </image></annotations>"""
     src = video_export(tmp_path, xml)  # CVAT for images names a video's frames without .PNG
     report = import_annotations("cvat", src, tmp_path / "out")
-    assert report.written == ["frame_000001"] and not report.errors
-    assert read_mask(tmp_path / "out", "frame_000001")[10, 24] == 1
+    assert report.written == ["street__frame_000001"] and not report.errors
+    assert read_mask(tmp_path / "out", "street__frame_000001")[10, 24] == 1
 
 
 def test_skeleton_track_is_counted_as_points_not_refused(tmp_path: Path) -> None:
@@ -265,6 +267,24 @@ def test_skeleton_track_is_counted_as_points_not_refused(tmp_path: Path) -> None
     </skeleton></track></annotations>"""
     src = video_export(tmp_path, VIDEO_XML.replace("</annotations>", skeleton))
     report = import_annotations("cvat", src, tmp_path / "out")
-    assert report.written == ["frame_000000", "frame_000001"] and not report.errors
-    assert report.points == {"frame_000000": [
+    assert report.written == ["street__frame_000000", "street__frame_000001"]
+    assert not report.errors
+    assert report.points == {"street__frame_000000": [
         f"{src / 'annotations.xml'}: frame 0 track 3 ('person') skeleton"]}
+
+
+def test_frames_of_two_videos_share_a_dataset_by_the_videos_names(tmp_path: Path) -> None:
+    street = video_export(tmp_path)
+    park = video_export(tmp_path / "park", VIDEO_XML.replace("street.mp4", "park.mp4"))
+    import_annotations("cvat", street, tmp_path / "out")
+    import_annotations("cvat", park, tmp_path / "out")
+    assert sorted(p.stem for p in (tmp_path / "out" / "masks").iterdir()) == [
+        "park__frame_000000", "park__frame_000001", "street__frame_000000",
+        "street__frame_000001"]
+
+
+def test_frames_of_an_export_that_names_no_video_are_cvats_picture_names(
+        tmp_path: Path) -> None:
+    src = video_export(tmp_path, VIDEO_XML.replace("<source>street.mp4</source>", ""))
+    report = import_annotations("cvat", src, tmp_path / "out")
+    assert report.written == ["frame_000000", "frame_000001"]

@@ -19,7 +19,7 @@ same shapes, one per frame of the track's range (``frame``; ``keyframe="0"`` whe
 interpolated it; ``outside="1"`` where the object is not in the frame), standalone shapes
 written as tracks of one frame. The task's frames are ``start_frame`` to ``stop_frame`` every
 ``frame_filter`` ``step=N``, each ``<original_size>``, their pictures ``images/frame_%06d.PNG``
-(numbered as the video's frames) when the export saved them.
+(numbered as the video's frames) when the export saved them; ``<meta><source>`` names the video.
 """
 
 from __future__ import annotations
@@ -336,8 +336,8 @@ def _video_frames(root: ET.Element, xml_path: Path, folders: list[Path]) -> list
     source = printable(xml_path)
     if root.find("meta/project") is not None:
         raise ValueError(f"{source}: a CVAT project export of video tasks, whose frames of "
-                         f"different videos share names (frame_000000, ...): export each task "
-                         f"as CVAT for video 1.1 and import each into a folder of its own")
+                         f"different videos share their pictures' names (frame_000000, ...): "
+                         f"export each task as CVAT for video 1.1 and import each")
     task = _video_task(root, source)
     shapes = _track_shapes(root, source)
     pictures = _frame_pictures(folders, task)
@@ -379,5 +379,10 @@ def read_cvat_xml(src: Path, images: Path | None = None) -> Annotations:
         root.findtext("meta/task/mode") or root.findtext("meta/job/mode")) == "interpolation"
     items = (_video_frames(root, xml_path, folders) if video else
              [_image_item(image, xml_path, folders, images) for image in root.iter("image")])
+    # A video task's frames (either format) are named after the video too, as the picture
+    # street/frame_000012.png would be: several videos share a dataset, never replacing frames.
+    if source_video := Path(root.findtext("meta/source") or "").name:
+        for item in items:
+            item.name = f"{sample_name(source_video)}__{item.name}"
     return Annotations.sorted_out(items, classes=list(dict.fromkeys(c for c in classes if c)),
                                   image_folders=folders, colours=colours)

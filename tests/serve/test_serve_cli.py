@@ -186,6 +186,9 @@ def test_serve_threads_sets_torchs_threads_for_a_checkpoint(checkpoint_path: Pat
     line, counts = _start_line(monkeypatch, capsys, "--checkpoint", str(checkpoint_path),
                                "--threads", "3")
     assert counts == [3] and ", 3 torch threads" in line
+    line, _ = _start_line(monkeypatch, capsys, "--checkpoint", str(checkpoint_path),
+                          "--threads", "1")
+    assert ", 1 torch thread," in line
 
 
 def test_serve_threads_sets_onnx_runtimes_intra_op_threads_and_says_so(onnx_path: Path, capsys,

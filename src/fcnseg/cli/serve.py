@@ -172,7 +172,8 @@ def run(args: argparse.Namespace) -> int:
                                      args.workers_concurrency + args.queue)
         if few is not None:
             print(f"fcnseg serve: warning: {few}", file=sys.stderr, flush=True)
-        runs_on = f"{threads} {_THREADS_OF.get(segmenter.runtime, 'torch')} threads"
+        runs_on = (f"{threads} {_THREADS_OF.get(segmenter.runtime, 'torch')} "
+                   f"thread{'s' if threads != 1 else ''}")
         print(f"serving {segmenter!r} from {args.checkpoint} on http://{args.host}:{port}/ "
               f"({args.workers_concurrency} at once, queue {args.queue}, {runs_on}{compiled}, "
               f"at most {connections} connection{plural}{lowered}); batching "

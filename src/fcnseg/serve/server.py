@@ -140,8 +140,8 @@ def _refuse(transport: asyncio.Transport, gauge: ConnectionGauge,
             headers: list[tuple[bytes, bytes]]) -> None:
     """Answer a connection over the cap 503, close it and log it in one line."""
     gauge.refused += 1
-    log.warning("refused a connection from %s: %d connections are open, as many as "
-                "--max-connections allows; answered 503", _peer(get_remote_addr(transport)),
+    log.warning("refused a connection from %s: as many connections are open as "
+                "--max-connections allows (%d); answered 503", _peer(get_remote_addr(transport)),
                 gauge.limit)
     transport.write(_raw_response(*_REFUSED, headers))
     transport.close()

@@ -225,3 +225,50 @@ def test_a_folder_imported_into_before_is_left_as_it_was_when_nothing_is_importe
     assert main(import_args("coco", src, out, tmp_path / "src")) == 1
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert "imported no image, so no dataset was written" in capsys.readouterr().out
+
+
+def write_hyperstack(path: Path, values: np.ndarray) -> None:
+    """A Fiji/ImageJ hyperstack of ``values`` (channels×H×W uint16): one channel a page, axes
+    CYX, as Fiji saves a multi-channel image."""
+    tifffile.imwrite(path, values, imagej=True, metadata={"axes": "CYX"})
+
+
+@pytest.mark.parametrize("fmt", ["labelme", "coco", "cvat", "cvat-mask", "labelstudio"])
+def test_a_hyperstack_of_channels_one_a_page_is_imported_as_its_bands(fmt, tmp_path: Path,
+                                                                     capsys) -> None:
+    if fmt == "coco":
+        pytest.importorskip("pycocotools")
+    src = band_source(fmt, tmp_path / "src", names=None)
+    for k in range(3):  # 2 channels, one a page, as every other reader reads them: 2 bands
+        write_hyperstack(tmp_path / "src" / "images" / f"i{k}.tif", chip(k)[:2])
+    out = tmp_path / "out"
+    assert main(import_args(fmt, src, out, tmp_path / "src")) == 0
+    said = capsys.readouterr().out
+    assert "error" not in said and "imported 3 image(s)" in said
+    assert yaml.safe_load((out / "dataset.yaml").read_text())["bands"] == ["band1", "band2"]
+    folder = FolderSegmentation(out)
+    for k, name in enumerate(folder.ids):
+        assert (out / "images" / f"{name}.tif").read_bytes() == \
+            (tmp_path / "src" / "images" / f"{name}.tif").read_bytes()
+        image, label = folder.load(k)
+        np.testing.assert_array_equal(image, chip(int(name[-1]))[:2].transpose(1, 2, 0))
+        np.testing.assert_array_equal(label, label_map(int(name[-1])))
+
+
+def test_a_hyperstack_embedded_in_labelme_json_is_imported_as_its_bands(tmp_path: Path,
+                                                                       capsys) -> None:
+    import base64
+
+    src = band_source("labelme", tmp_path / "src", names=None)
+    for k in range(3):  # the hyperstack only inside the JSON (labelme's imageData)
+        picture = tmp_path / "src" / "images" / f"i{k}.tif"
+        write_hyperstack(picture, chip(k)[:2])
+        doc = json.loads(picture.with_suffix(".json").read_text())
+        doc["imageData"] = base64.b64encode(picture.read_bytes()).decode()
+        picture.with_suffix(".json").write_text(json.dumps(doc))
+        picture.unlink()
+    out = tmp_path / "out"
+    assert main(import_args("labelme", src, out, tmp_path / "src")) == 0
+    assert "imported 3 image(s)" in capsys.readouterr().out
+    image, _ = FolderSegmentation(out).load(0)
+    assert image.shape == (24, 32, 2) and image.dtype == np.uint16

@@ -23,7 +23,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 import numpy as np
 
@@ -491,7 +491,7 @@ def _tifffile_reader(path: Path, where: str, bands: Sequence[str] | None,
     return reader
 
 
-class _TiffLayout(NamedTuple):
+class TiffLayout(NamedTuple):
     """A TIFF's first image as its header says, and how many of its pages are full-resolution
     images (not overviews, masks, or damaged directories without pixels)."""
 
@@ -529,17 +529,21 @@ class _TiffLayout(NamedTuple):
 _MAX_STRAY_BANDS = 16
 
 
-def _tiff_layout(path: Path) -> _TiffLayout | None:
-    """The layout of a TIFF's first image (None for a bad header: the reader reports it)."""
+def tiff_layout(source: Path | BinaryIO) -> TiffLayout | None:
+    """The layout of a TIFF's first image (a path, or a seekable stream read from its start);
+    None for a bad header (the reader reports it). Its ``pages_are_bands`` is how the raster
+    reader tells a file of bands one a page (a Fiji hyperstack's channels)."""
     import tifffile
 
     try:
-        with tifffile.TiffFile(path) as tif:
+        if not isinstance(source, Path):
+            source.seek(0)
+        with tifffile.TiffFile(source) as tif:
             series = tif.series[0]
             images = sum(full_resolution(int(p.subfiletype)) and bool(np.prod(p.shape or (0,)))
                          for p in tif.pages)
-            return _TiffLayout(tuple(series.shape), series.axes, len(tif.pages),
-                               int(tif.pages[0].samplesperpixel), images)
+            return TiffLayout(tuple(series.shape), series.axes, len(tif.pages),
+                              int(tif.pages[0].samplesperpixel), images)
     except Exception:  # noqa: BLE001 - a bad header is for the reader to report
         return None
 
@@ -623,7 +627,7 @@ def _open_raster(path: PathLike, bands: Sequence[str] | None,
     head = file_head(p)
     driver, name = next(((d, n) for magic, d, n in RASTER_FORMATS if head.startswith(magic)),
                         (None, None))
-    layout = _tiff_layout(p) if driver == "GTiff" else None
+    layout = tiff_layout(p) if driver == "GTiff" else None
     if layout is not None and (problem := layout.problem()) is not None:
         raise ImageError(where, problem)
     samples = tiff_samples(p) if driver == "GTiff" else None

@@ -54,7 +54,7 @@ from fcnseg.data.images import (
     tiff_samples,
 )
 from fcnseg.data.palette import palette_for
-from fcnseg.data.rasters import raster_info
+from fcnseg.data.rasters import raster_info, tiff_layout
 
 #: The readers of ``fcnseg import``'s formats, each given the source and the images folder.
 _READERS: dict[str, Callable[[Path, Path | None], Annotations]] = {
@@ -190,10 +190,16 @@ def _stream(picture: bytes | Path) -> Any:
 
 def band_raster(picture: bytes | Path) -> bool:
     """Whether ``picture`` (a file, or embedded bytes) is a TIFF of bands no colour image
-    holds (4 bands of uint16, a satellite chip's): data a model of those bands reads as they
-    are, never made RGB."""
+    holds (4 bands of uint16, a satellite chip's), or of bands one a page as the raster
+    reader reads them (a Fiji hyperstack's channels): data a model of those bands reads as
+    they are, never made RGB."""
     with _stream(picture) as f:
-        return file_head(f, 4) in TIFF_MAGIC and tiff_bands_problem(f) is not None
+        if file_head(f, 4) not in TIFF_MAGIC:
+            return False
+        if tiff_bands_problem(f) is not None:
+            return True
+        layout = tiff_layout(picture if isinstance(picture, Path) else f)
+        return layout is not None and layout.pages_are_bands
 
 
 def picture_size(picture: bytes | Path) -> tuple[int, int]:
@@ -214,9 +220,11 @@ def picture_size(picture: bytes | Path) -> tuple[int, int]:
         height, width, turned = info.height, info.width, False
     else:
         with _stream(picture) as f:
-            header = tiff_samples(f)
+            header, layout = tiff_samples(f), tiff_layout(f)
         if header is None:
             raise ImageError(_shown(picture), "unreadable TIFF header")
+        if layout is not None and (problem := layout.problem()) is not None:
+            raise ImageError(_shown(picture), problem)  # as the raster reader refuses a file
         height, width = header.height, header.width
         turned = header.orientation in (5, 6, 7, 8) and not header.geotiff
     check_pixels(_shown(picture), width, height, limit, advice=f"; {mask_io.RAISE_LIMIT}")

@@ -241,3 +241,23 @@ def test_predict_min_area_fills_specks_and_skips_small_patches(
     shapes = json.loads((out / "p0.json").read_text())["shapes"]
     assert shapes == labelme_document(predicted, class_names, "p0.png", min_area=40)["shapes"]
     assert len(shapes) < len(labelme_document(predicted, class_names, "p0.png")["shapes"])
+
+
+@pytest.mark.parametrize("fmt", ["labelme", "coco", "cvat"])
+def test_no_annotation_file_when_every_input_is_a_raster_segmented_by_tiles(
+        fmt, make_checkpoint, smooth_image, tmp_path, capsys) -> None:
+    rasterio = pytest.importorskip("rasterio")
+    scene = tmp_path / "scene.tif"
+    with rasterio.open(scene, "w", driver="GTiff", height=smooth_image.shape[0],
+                       width=smooth_image.shape[1], count=3, dtype="uint8", crs="EPSG:32631",
+                       transform=rasterio.Affine(1, 0, 500000, 0, -1, 4000000)) as dst:
+        dst.write(np.moveaxis(smooth_image, -1, 0))
+    out = tmp_path / "out"
+    assert predict(make_checkpoint(), scene, out, "--format", fmt, "--rank",
+                   "uncertainty") == 0
+    captured = capsys.readouterr()
+    written = {p.name for p in out.iterdir() if not p.name.startswith(".")}
+    assert written == {"scene.tif", "scene.tif.done.json", "scene_overlay.png"}
+    assert "annotation file" not in captured.out
+    [line] = [x for x in captured.err.splitlines() if "apply to images" in x]
+    assert "no annotation or ranking file is written" in line

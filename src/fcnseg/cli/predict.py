@@ -283,10 +283,13 @@ def _note_raster_options(args: argparse.Namespace, work: _Work, ranks: DistInfo)
                                       ("--format", args.format), ("--rank", args.rank))
              if value]
     if given and work.rasters and ranks.is_main:
+        none = "" if work.images or not (args.format or args.rank) else \
+            "; with no image to segment, no annotation or ranking file is written"
         _report(f"{' and '.join(given)} apply to images, not to the {len(work.rasters)} "
                 f"raster(s) segmented by tiles (e.g. {work.rasters[0][0]}), as is {TILING_RULE}: "
                 f"those get NAME.tif and NAME_overlay.png; their class probabilities come as "
-                f"NAME_probs.tif with --probs (and NAME_uncertainty.tif with --uncertainty)")
+                f"NAME_probs.tif with --probs (and NAME_uncertainty.tif with --uncertainty)"
+                f"{none}")
 
 
 def _probability_options(args: argparse.Namespace) -> list[str]:

@@ -160,13 +160,16 @@ class PreAnnotations:
         return entries
 
     def write(self) -> tuple[list[Path], list[str]]:
-        """Write ranking.csv and the polygons; returns the files written and one line per file
-        that was not. A file that ``fcnseg predict`` did not write (a labelme JSON someone
-        annotated), or edited since it did, is never replaced (the latter noted in ``kept``)."""
+        """Write ranking.csv and the polygons (nothing without a prediction recorded); returns
+        the files written and one line per file that was not. A file that ``fcnseg predict``
+        did not write (a labelme JSON someone annotated), or edited since it did, is never
+        replaced (the latter noted in ``kept``)."""
         entries = self.ranked()
         written: list[Path] = []
         self._problems: list[str] = []
         self.kept: list[str] = []
+        if not entries:  # no image segmented: an empty file would read as "nothing found"
+            return written, self._problems
         if self.rank:
             written.append(self._write_ranking(entries))
         chosen = entries[: self.top] if self.rank and self.top is not None else entries

@@ -255,3 +255,24 @@ def record_reads(reader: Any) -> list[tuple[int, int, int, int]]:
     read, windows = reader.read, []
     reader.read = lambda *window: windows.append(window) or read(*window)
     return windows
+
+
+def write_grey_16_bit_cvat(root: Path, high: int, count: int = 4) -> Path:
+    """A CVAT for images 1.1 export (``root/annotations.xml`` and ``root/images/``) of 32×32 grey
+    uint16 TIFFs as :func:`write_grey_16_bit_cells` draws them, a polygon per cell; the XML's
+    path (what ``--dataset cvat --root`` takes)."""
+    import tifffile
+
+    from fcnseg.data.annotations.export import cvat_document, cvat_image_element
+
+    (root / "images").mkdir(parents=True)
+    yy, xx = np.mgrid[0:32, 0:32]
+    elements = []
+    for n in range(count):
+        cell = (yy - 16) ** 2 + (xx - 10 - n) ** 2 < 64
+        tifffile.imwrite(root / "images" / f"c{n}.tif",
+                         np.where(cell, high, 300).astype(np.uint16))
+        elements.append(cvat_image_element(cell.astype(np.uint8), ["background", "cell"],
+                                           f"c{n}.tif", n))
+    (root / "annotations.xml").write_bytes(cvat_document(elements, ["background", "cell"]))
+    return root / "annotations.xml"

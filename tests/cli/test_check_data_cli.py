@@ -148,3 +148,33 @@ def test_images_over_2048_pixels_are_counted_in_one_warning(tmp_path, capsys) ->
         "16×3000): a training crop shows a tiny part of such a photo. Resize them to about "
         "500-1000 pixels on the long side first (docs/own-data-cpu.md, \"Large photos\"), or "
         "narrow data.scale_range"]
+
+
+def test_an_export_read_directly_takes_its_bands_from_the_data_option(tmp_path, capsys) -> None:
+    from ondisk import write_grey_16_bit_cvat
+
+    xml = write_grey_16_bit_cvat(tmp_path / "export", 2500)
+    assert main(["check-data", "--dataset", "cvat", "--root", str(xml), "--num-workers", "0",
+                 "--data", "bands=[intensity]"]) == 0
+    out = capsys.readouterr().out
+    assert "bands: intensity (" in out and "nearly black" not in out
+
+
+def test_the_data_option_is_evaluates_own(capsys) -> None:
+    from fcnseg.cli.main import build_parser
+
+    sub = next(a for a in build_parser()._actions if hasattr(a, "choices")
+               and isinstance(a.choices, dict))
+    data = {name: next(a for a in sub.choices[name]._actions if a.dest == "data")
+            for name in ("check-data", "evaluate")}
+    assert data["check-data"].help == data["evaluate"].help
+    assert data["check-data"].metavar == "KEY=VALUE"
+
+
+def test_a_data_field_the_dataset_does_not_take_is_named(tmp_path, capsys) -> None:
+    from ondisk import write_grey_16_bit_cells
+
+    root = write_grey_16_bit_cells(tmp_path / "d", 2500)
+    assert main(["check-data", "--dataset", "folder", "--root", str(root),
+                 "--data", "bands=[intensity]"]) == 2
+    assert "dataset.bands: unknown field for dataset 'folder'" in capsys.readouterr().err

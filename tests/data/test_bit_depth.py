@@ -5,9 +5,10 @@
 from __future__ import annotations
 
 import pytest
-from ondisk import write_grey_16_bit_cells
+from ondisk import write_grey_16_bit_cells, write_grey_16_bit_cvat
 
 from fcnseg.cli.main import main
+from fcnseg.data import build_dataset
 from fcnseg.data.bit_depth import narrow_range_warning
 from fcnseg.data.folder import FolderSegmentation
 
@@ -53,3 +54,12 @@ def test_check_data_prints_the_warning(tmp_path, capsys):
                  "--num-workers", "0"]) == 0
     [line] = [x for x in capsys.readouterr().out.splitlines() if "16-bit" in x]
     assert line.startswith("warning: images/c0.tif") and "`bands: [intensity]`" in line
+
+
+def test_an_export_read_directly_is_told_the_spec_field_not_a_dataset_yaml(tmp_path):
+    xml = write_grey_16_bit_cvat(tmp_path / "export", 2500)
+    message = narrow_range_warning(build_dataset({"name": "cvat", "root": str(xml)}))
+    assert message is not None and "nearly black" in message
+    assert "dataset.yaml" not in message.split("nearly black")[1]
+    assert "--data 'bands=[intensity]'" in message
+    assert "data.train.bands=[intensity] data.val.bands=[intensity]" in message

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from fcnseg.cli import options
-from fcnseg.data import (
-    FolderSegmentation,
-    SyntheticSegmentation,
-    VOCSegmentation,
-    seg11valid,
-)
+from fcnseg.data import VOCSegmentation
 from fcnseg.data.ade20k import find_ade20k_dir
 from fcnseg.data.band_stats import band_statistics, format_band_table
 from fcnseg.data.bit_depth import narrow_range_warning
@@ -56,6 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         f"value, _background_ class 0, the others 1, 2, ... in order; shapes with "
                         f"other labels are bad), so that the classes are checked in the order the "
                         f"import gives them (default: the labels found, _background_ first)")
+    options.add_data_fields(p)
     p.add_argument("--num-images", type=int, default=200, help="synthetic: how many images")
     p.add_argument("--size", type=int, default=128, help="synthetic: image size")
     p.add_argument("--seed", type=int, default=0, help="synthetic: seed")
@@ -86,49 +83,63 @@ def _open(args: argparse.Namespace):  # -> (dataset to scan, {split: count}, des
     if args.labels is not None and args.dataset not in (*ANNOTATION_FORMATS, "cityscapes"):
         raise ValueError(f"--labels: only for cityscapes and the annotation datasets "
                          f"({', '.join(ANNOTATION_FORMATS)}), not --dataset {args.dataset}")
+    data = _data(args)
     if args.dataset == "synthetic":
-        ds = SyntheticSegmentation(args.num_images, args.size, seed=args.seed)
+        ds = build_dataset({"name": "synthetic", "num_images": args.num_images,
+                            "size": args.size, "seed": args.seed, **data})
         return ds, {"all": len(ds)}, f"synthetic ({args.num_images} images, seed {args.seed})"
     required = ("voc_root", "sbd_root") if args.dataset == "seg11valid" else ("root",)
     for name in required:
         if getattr(args, name) is None:
             raise ValueError(f"--{name.replace('_', '-')} is required for --dataset {args.dataset}")
     if args.dataset == "seg11valid":
-        ds = seg11valid(args.voc_root, args.sbd_root)
+        ds = build_dataset({"name": "seg11valid", "voc_root": args.voc_root,
+                            "sbd_root": args.sbd_root, **data})
         return ds, {"seg11valid": len(ds)}, f"seg11valid over {ds.dir}"
     if args.dataset in _SPLITS:
-        return _open_splits(args)
+        return _open_splits(args, data)
     if args.dataset in ANNOTATION_FORMATS:
         splits = args.split or ["train", "val"]
-        spec = {"name": args.dataset, "root": args.root, "labels": args.labels}
+        spec = {"name": args.dataset, "root": args.root, "labels": args.labels, **data}
         counts = {s: len(build_dataset({**spec, "split": s})) for s in splits}
         base = build_dataset({**spec, "split": splits[0] if len(splits) == 1 else None})
         return base, counts, f"{args.dataset} annotations at {args.root}"
     if args.dataset == "voc":
-        return _open_voc(args)
-    return _open_folder(args)
+        return _open_voc(args, data)
+    return _open_folder(args, data)
 
 
-def _open_voc(args: argparse.Namespace):  # -> as _open
+def _data(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``--data KEY=VALUE`` fields of the dataset's spec; a ``split`` among them is one
+    more ``--split``."""
+    data = options.data_fields(args)[1]
+    if data.get("split") is not None:
+        args.split = [*(args.split or []), str(data["split"])]
+    data.pop("split", None)
+    return data
+
+
+def _open_voc(args: argparse.Namespace, data: dict[str, Any]):  # -> as _open
     voc_dir = find_voc_dir(args.root, args.year)
     lists = voc_dir / "ImageSets" / "Segmentation"
     splits = args.split or sorted(p.stem for p in lists.glob("*.txt"))
     if not splits and lists.is_dir():
         raise ValueError(f"{lists}: no split lists in it (train.txt, val.txt): add them, or "
                          f"remove the empty folder to check every annotated image")
+    spec = {"name": "voc", "root": args.root, "year": args.year, **data}
     if splits:
-        parts = {s: VOCSegmentation(args.root, args.year, s).ids for s in splits}
+        parts = {s: build_dataset(spec, split=s).ids for s in splits}
     else:  # no split lists (labelme's VOC-style export): every annotated image
-        parts = {"all images": VOCSegmentation(args.root, args.year).ids}
+        parts = {"all images": VOCSegmentation(args.root, str(spec["year"])).ids}
     if not any(parts.values()):
         empty = ", ".join(str(lists / f"{s}.txt") for s in parts)
         raise ValueError(f"{empty} list{'s' if len(parts) == 1 else ''} no images: "
                          f"nothing to check")
-    base = VOCSegmentation(args.root, args.year, ids=_union(list(parts.values())))
+    base = VOCSegmentation(args.root, str(spec["year"]), ids=_union(list(parts.values())))
     return base, {s: len(v) for s, v in parts.items()}, f"VOC{args.year} at {voc_dir}"
 
 
-def _open_splits(args: argparse.Namespace):  # the datasets of _SPLITS
+def _open_splits(args: argparse.Namespace, data: dict[str, Any]):  # the datasets of _SPLITS
     label, find, markers = _SPLITS[args.dataset]
     folder = find(args.root)
     splits = args.split or [s for s, marker in markers.items() if (folder / marker).exists()]
@@ -144,17 +155,19 @@ def _open_splits(args: argparse.Namespace):  # the datasets of _SPLITS
     if args.dataset == "nyud":
         spec["modalities"] = args.modality or [m for m, sub in NYUD_MODALITIES.items()
                                                if (folder / "data" / sub).is_dir()] or ["color"]
+    spec.update(data)
     parts = {s: list(build_dataset(spec, split=s).ids) for s in splits}
     base = build_dataset(spec, split=splits[0])
     base.ids = _union(list(parts.values()))
     return base, {s: len(v) for s, v in parts.items()}, f"{label} at {folder}"
 
 
-def _open_folder(args: argparse.Namespace):  # a folder dataset
+def _open_folder(args: argparse.Namespace, data: dict[str, Any]):  # a folder dataset
     root = Path(args.root)
-    base = FolderSegmentation(root, config=args.config)
+    spec = {"name": "folder", "root": args.root, "config": args.config, **data}
+    base = build_dataset(spec)
     splits = args.split or base.split_names()
-    parts = {s: FolderSegmentation(root, s, config=args.config).ids for s in splits}
+    parts = {s: build_dataset(spec, split=s).ids for s in splits}
     counts = {"all images": len(base.ids), **{s: len(v) for s, v in parts.items()}}
     if args.split:
         base.ids = _union(list(parts.values()))

@@ -339,10 +339,25 @@ def add_dataset(p: argparse.ArgumentParser, split_help: str, limit_help: str) ->
                    help="synthetic: how many images (default: 50)")
     d.add_argument("--size", help="synthetic: image size, S or HxW (default: 128)")
     d.add_argument("--seed", type=int, help="synthetic: seed (default: 0)")
-    d.add_argument("--data", action="append", default=[], metavar="KEY=VALUE",
-                   help="any other dataset field (repeatable), e.g. --data cache_dir=cache "
-                        "(seg11valid); --data name=NAME is --dataset NAME")
+    add_data_fields(d)
     d.add_argument("--limit", type=positive_int, help=limit_help)
+
+
+def add_data_fields(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--data KEY=VALUE``: any other field of the dataset's spec (:func:`data_fields` reads
+    them), as evaluate, calibrate and check-data take it."""
+    p.add_argument("--data", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other dataset field (repeatable; the value is YAML), e.g. --data "
+                        "cache_dir=cache (seg11valid), --data 'bands=[intensity]' (labelme, "
+                        "coco, cvat, cvat_mask, labelstudio: images read as their bands, at "
+                        "their depth); --data name=NAME is --dataset NAME")
+
+
+def data_fields(args: argparse.Namespace) -> tuple[str | None, dict[str, Any]]:
+    """The dataset that ``--dataset`` or ``--data name=`` names (None: neither) and the other
+    ``--data KEY=VALUE`` fields, their values read as YAML."""
+    fields = _data_fields(args.data)
+    return _chosen_dataset(args, fields.pop("name", None)), fields
 
 
 def size_parts(text: str) -> list[int] | None:
@@ -362,8 +377,7 @@ def dataset_spec(args: argparse.Namespace, ckpt: dict[str, Any]) -> dict[str, An
     validation set recorded in the checkpoint's recipe, said on stdout. The dataset options
     given, then ``--data KEY=VALUE`` fields, go on top.
     """
-    data = _data_fields(args.data)
-    name = _chosen_dataset(args, data.pop("name", None))
+    name, data = data_fields(args)
     recipe_val = fields_of(((ckpt.get("recipe") or {}).get("data") or {}).get("val"))
     if name is None:
         if not recipe_val:

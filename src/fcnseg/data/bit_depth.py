@@ -1,7 +1,8 @@
 """A warning for 16-bit images read as 8-bit RGB that fill only a small part of their range.
 
-Without ``bands:`` in ``dataset.yaml``, 16-bit values are divided by 257: a 12-bit camera's
-images (up to 4,095) become 0-16 of 255, nearly black. Declaring the band keeps the values.
+Without ``bands`` declared (in ``dataset.yaml``, or in the spec of an export read directly),
+16-bit values are divided by 257: a 12-bit camera's images (up to 4,095) become 0-16 of 255,
+nearly black. Declaring the band keeps the values.
 :func:`narrow_range_warning` looks at a few images only, so ``check-data`` and ``train`` can
 afford it at start.
 """
@@ -20,8 +21,8 @@ from fcnseg.data.rasters import open_raster
 #: 16-bit images whose brightest value, read as 8 bits, stays below this (a quarter of 0-255)
 #: are warned about.
 NARROW_BELOW = 64
-#: The ``dataset.yaml`` line the warning suggests, by the images' band count.
-BANDS_SNIPPET = {1: "bands: [intensity]", 3: "bands: [red, green, blue]"}
+#: The band names the warning suggests, by the images' band count.
+BAND_NAMES = {1: ["intensity"], 3: ["red", "green", "blue"]}
 
 
 def _sampled_paths(dataset: Any, limit: int) -> list[Path]:
@@ -64,13 +65,24 @@ def narrow_range_warning(dataset: Any, limit: int = 8) -> str | None:
     if top >= NARROW_BELOW:
         return None
     root = Path(getattr(dataset, "root", "."))
+    root = root.parent if root.is_file() else root  # an export's annotation file
     bands = max(r[2] for r in found.values())
-    snippet = BANDS_SNIPPET.get(bands, f"bands: [{', '.join(f'b{k + 1}' for k in range(bands))}]")
+    names = BAND_NAMES.get(bands, [f"b{k + 1}" for k in range(bands)])
+    where, how = _declaration(dataset, names)
     return (f"{_named(list(found), root)} ({len(found)} of the {len(looked)} images looked at): "
             f"16-bit values {low:,}-{high:,} of 0-65,535, read as 8-bit RGB (value / 257) "
             f"they span {round(low / SIXTEEN_TO_EIGHT_BITS)}-{top} of 0-255, nearly black; "
-            f"declare the band{'s' if bands > 1 else ''} in {root / 'dataset.yaml'} to keep "
-            f"their depth: `{snippet}`")
+            f"declare the band{'s' if bands > 1 else ''} in {where} to keep their depth: {how}")
+
+
+def _declaration(dataset: Any, names: list[str]) -> tuple[str, str]:
+    """Where ``dataset`` declares its bands and how (the dataset's own
+    ``bands_declaration``; else its root's ``dataset.yaml``)."""
+    declaration = getattr(dataset, "bands_declaration", None)
+    if declaration is not None:
+        return declaration(names)
+    return str(Path(getattr(dataset, "root", ".")) / "dataset.yaml"), \
+        f"`bands: [{', '.join(names)}]`"
 
 
 def deep_one_band_types(paths: Sequence[Path]) -> list[str] | None:

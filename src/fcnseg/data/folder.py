@@ -257,6 +257,7 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
         if config is not None and not cfg_path.is_file():
             raise FileNotFoundError(f"dataset config {cfg_path} not found")
         cfg = load_folder_config(cfg_path) if cfg_path.is_file() else {}
+        self.config_path = cfg_path
         cfg.update(check_folder_fields(overrides, f"{type(self).__name__} argument"))
         return cfg, str(cfg_path)
 
@@ -331,6 +332,11 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
             raise ValueError(f"{where}: ignore_index: {self.ignore_index} cannot occur in "
                              f"8-bit masks (values 0-255) such as {first}: set it to the value "
                              f"of the masks' void pixels (often 255)")
+
+    def bands_declaration(self, names: Sequence[str]) -> tuple[str, str]:
+        """Where this dataset declares ``names`` as its bands (its ``dataset.yaml``) and the
+        line that does, for messages."""
+        return str(self.config_path), f"`bands: [{', '.join(names)}]`"
 
     def split_names(self) -> list[str]:
         """The splits that have a list: in 'splits', in ``splits/`` or as ``<split>.txt``."""

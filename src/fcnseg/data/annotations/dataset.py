@@ -137,6 +137,15 @@ class AnnotationDataset(BandImages, SegmentationDataset):
         item = self.items[index]
         return item.image_path if item.image_path is not None else item.source
 
+    def bands_declaration(self, names: Sequence[str]) -> tuple[str, str]:
+        """Where this dataset declares ``names`` as its bands, for messages: its spec's
+        ``bands`` field (an export read directly has no ``dataset.yaml``), as the commands
+        spell it."""
+        listed = f"[{', '.join(names)}]"
+        return "the dataset's spec (beside its root)", (
+            f"`bands: {listed}` (fcnseg check-data or evaluate: --data 'bands={listed}'; "
+            f"fcnseg train: --set data.train.bands={listed} data.val.bands={listed})")
+
     def refused_labels(self) -> tuple[dict[str, str], list[str]]:
         """With a labels file: each sample using a label it lacks (by name, its problem), and
         one line per such label with its count and closest class, as ``fcnseg import`` says."""

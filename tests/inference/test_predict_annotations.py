@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,6 +34,14 @@ def photos(tmp_path, smooth_image):
 def predict(checkpoint, photos, out, *extra: str) -> int:
     return main(["predict", "--checkpoint", str(checkpoint), str(photos), "--out", str(out),
                  "--no-progress", "--precision", "fp32", "--io-workers", "0", *extra])
+
+
+def exported(path: Path) -> Path:
+    """The tool's export of the reviewed predictions of ``path`` (here unchanged), a file of
+    its own beside it: the file predict wrote, nobody having saved it since, is no label."""
+    export = path.with_name(f"reviewed_{path.name}")
+    shutil.copyfile(path, export)
+    return export
 
 
 def iou_per_class(a: np.ndarray, b: np.ndarray) -> list[float]:
@@ -65,7 +75,7 @@ def test_coco_and_cvat_files_import_to_the_predictions(fmt, make_checkpoint, pho
     out = tmp_path / "out"
     assert predict(make_checkpoint(), photos, out, "--format", fmt) == 0
     name = "annotations.coco.json" if fmt == "coco" else "annotations.xml"
-    report = import_annotations(fmt, out / name, tmp_path / "imported")
+    report = import_annotations(fmt, exported(out / name), tmp_path / "imported")
     assert not report.errors and len(report.written) == 3
     for stem in report.written:
         imported = np.asarray(Image.open(tmp_path / "imported" / "masks" / f"{stem}.png"))
@@ -75,6 +85,21 @@ def test_coco_and_cvat_files_import_to_the_predictions(fmt, make_checkpoint, pho
         model = ["_background_", "cat", "dog", "potted plant"]
         remapped = np.array([names.index(n) for n in model])[predicted]
         assert min(iou_per_class(remapped, imported)) >= 0.99
+
+
+@pytest.mark.parametrize("fmt", ["coco", "cvat"])
+def test_coco_and_cvat_files_nobody_reviewed_are_left_out_of_an_import(
+        fmt, make_checkpoint, photos, tmp_path) -> None:
+    if fmt == "coco":
+        pytest.importorskip("pycocotools")
+    out = tmp_path / "out"
+    assert predict(make_checkpoint(), photos, out, "--format", fmt) == 0
+    name = "annotations.coco.json" if fmt == "coco" else "annotations.xml"
+    report = import_annotations(fmt, out / name, tmp_path / "imported")
+    assert report.written == [] and not report.errors
+    assert sorted(p.name for p in report.unreviewed) == ["p0.png", "p1.png", "p2.png"]
+    assert any("fcnseg predict wrote and nobody saved since left out as not reviewed" in w
+               for w in report.warnings)
 
 
 def test_rank_orders_images_by_mean_entropy_with_the_calibrated_temperature(
@@ -150,11 +175,13 @@ def test_coco_and_cvat_name_images_by_their_file_name_and_import_under_their_ste
     if fmt == "coco":
         doc = json.loads((out / "annotations.coco.json").read_text())
         assert sorted(i["file_name"] for i in doc["images"]) == ["p0.png", "p1.png", "p2.png"]
-        report = import_annotations(fmt, out / "annotations.coco.json", tmp_path / "imported")
+        report = import_annotations(fmt, exported(out / "annotations.coco.json"),
+                                    tmp_path / "imported")
     else:
         xml = (out / "annotations.xml").read_text()
         assert 'name="p0.png"' in xml and "../" not in xml.split('name="p0.png"')[0][-60:]
-        report = import_annotations(fmt, out / "annotations.xml", tmp_path / "imported")
+        report = import_annotations(fmt, exported(out / "annotations.xml"),
+                                    tmp_path / "imported")
     assert sorted(report.written) == ["p0", "p1", "p2"] and not report.errors
 
 

@@ -26,6 +26,7 @@ from fcnseg.data.annotations.coco import read_coco
 from fcnseg.data.annotations.cvat import read_cvat_mask, read_cvat_xml
 from fcnseg.data.annotations.labelme import read_labelme
 from fcnseg.data.annotations.labelstudio import read_labelstudio
+from fcnseg.data.annotations.reviewed import left_out_unreviewed
 from fcnseg.data.annotations.shapes import (
     BACKGROUND_LABEL,
     IGNORE_LABEL,
@@ -70,11 +71,12 @@ FORMATS = tuple(_READERS)
 
 def read_annotations(fmt: str, src: Path, images: Path | None = None, *,
                      empty_as_background: bool = False) -> Annotations:
-    """The annotations of ``src`` in format ``fmt`` (one of :data:`FORMATS`); with
+    """The annotations of ``src`` in format ``fmt`` (one of :data:`FORMATS`), less those of
+    files ``fcnseg predict`` wrote that nobody saved since (:func:`left_out_unreviewed`); with
     ``empty_as_background``, :meth:`Annotations.with_empty_as_background`."""
     if fmt not in _READERS:
         raise ValueError(f"format: unknown {fmt!r}; known: {', '.join(FORMATS)}")
-    found = _READERS[fmt](Path(src), images)
+    found = left_out_unreviewed(_READERS[fmt](Path(src), images), fmt, Path(src))
     return found.with_empty_as_background() if empty_as_background else found
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import io
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from fcnseg.data.annotations.reviewed import PREDICT_MANIFEST as PREDICT_MANIFEST
+from fcnseg.data.annotations.reviewed import predict_outputs
 from fcnseg.data.annotations.shapes import (
     AnnotatedImage,
     Annotations,
@@ -112,44 +113,11 @@ def read_labelme_file(path: Path, name: str) -> AnnotatedImage:
     return item
 
 
-#: The list of files ``fcnseg predict`` wrote into a folder (its label maps and pictures are
-#: no images to annotate); the name is that of :data:`fcnseg.inference.files.MANIFEST_NAME`.
-PREDICT_MANIFEST = ".fcnseg-outputs.txt"
-
-
-def _predict_outputs(folder: Path) -> dict[Path, str | None]:
-    """The files fcnseg predict listed in folder's manifest, with their last digest."""
-    try:
-        text = (folder / PREDICT_MANIFEST).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return {}
-    # One path a line, optionally followed by a tab and the content digest; lines that start
-    # with a tab record who wrote what, and name no file of their own.
-    listed: dict[Path, str | None] = {}
-    for line in text.splitlines():
-        name, _, digest = line.partition("\t")
-        if name:
-            path = (folder / name).resolve()
-            listed[path] = digest or listed.get(path)
-    return listed
-
-
-def _unreviewed(item: AnnotatedImage, listed: dict[Path, str | None]) -> bool:
-    """Whether item's file is a prediction nobody saved since (its digest unchanged)."""
-    digest = listed.get(item.source.resolve())
-    if digest is None:
-        return False
-    try:
-        data = item.source.read_bytes()
-    except OSError:
-        return False
-    return "sha256=" + hashlib.sha256(data).hexdigest() == digest
-
-
 def read_labelme(src: Path) -> Annotations:
     """Every labelme JSON file under ``src`` (a folder, searched recursively, or one file),
-    and the images under ``src`` that no JSON file annotates. Predictions ``fcnseg predict``
-    wrote there that nobody saved since are left out, their images listed as unannotated."""
+    and the images under ``src`` that no JSON file annotates (not the files ``fcnseg predict``
+    wrote there; those of its predictions nobody saved since are left out by
+    :func:`~fcnseg.data.annotations.importer.read_annotations`)."""
     src = Path(src)
     if src.is_file():
         return Annotations([read_labelme_file(src, src.stem)])
@@ -158,23 +126,11 @@ def read_labelme(src: Path) -> Annotations:
     files = sorted(p for p in src.rglob("*.json") if not p.name.startswith("."))
     items = [read_labelme_file(p, "__".join(p.relative_to(src).with_suffix("").parts))
              for p in files]
-    listed = _predict_outputs(src)
-    pending = [item for item in items if _unreviewed(item, listed)]
-    items = [item for item in items if item not in pending]
+    # Predictions are no images to annotate (those nobody reviewed: read_annotations).
     used = {item.source.with_suffix("").resolve() for item in items}
     used |= {item.image_path.resolve() for item in items if item.image_path is not None}
-    used |= set(listed)  # predictions are no images to annotate
-    # The pictures of predictions not reviewed are left to annotate, for that reason alone.
-    unreviewed = list({i.image_path.resolve(): i.image_path for i in pending
-                       if i.image_path is not None
-                       and i.image_path.resolve() not in used}.values())
-    used |= {p.resolve() for p in unreviewed}
+    used |= set(predict_outputs(src))
     unannotated = [p for p in sorted(src.rglob("*"))
                    if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
                    and p.resolve() not in used and p.with_suffix("").resolve() not in used]
-    problems = [f"{printable(src)}: {len(pending)} labelme file(s) fcnseg predict wrote and "
-                f"nobody saved since left out as not reviewed (the first: "
-                f"{printable(pending[0].source)}): correct them in labelme and save (saving "
-                f"one unchanged accepts it)"] if pending else []
-    return Annotations(items, unannotated + unreviewed, problems=problems,
-                       unreviewed=unreviewed)
+    return Annotations(items, unannotated)

@@ -1,0 +1,97 @@
+"""Pre-annotations ``fcnseg predict`` wrote (``--format labelme``, ``cvat`` or ``coco``) that
+nobody saved since: the model's guess, not labels. Every import format leaves them out by one
+rule: a file listed in the ``.fcnseg-outputs.txt`` of its folder with the digest of its content
+now is not reviewed; saving it (labelme), or importing the tool's own export (another file, or
+the same path rewritten), makes it a label."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+from dataclasses import replace
+from pathlib import Path
+
+from fcnseg.data.annotations.shapes import Annotations, printable
+
+#: The list of files ``fcnseg predict`` wrote into a folder (its label maps and pictures are
+#: no images to annotate); the name is that of :data:`fcnseg.inference.files.MANIFEST_NAME`.
+PREDICT_MANIFEST = ".fcnseg-outputs.txt"
+
+#: How each format's files are named in the line that leaves them out, and how they become
+#: labels.
+_ACCEPT = {
+    "labelme": ("labelme", "correct them in labelme and save (saving one unchanged accepts it)"),
+    "cvat": ("CVAT XML", "upload it to the CVAT task as pre-annotations, correct them there and "
+                         "import the task's export ('CVAT for images 1.1')"),
+    "coco": ("COCO JSON", "correct them in the annotation tool and import its COCO export"),
+}
+
+
+def predict_outputs(folder: Path) -> dict[Path, str | None]:
+    """The files (resolved) fcnseg predict listed in ``folder``'s manifest, with their last
+    content digest (None where it recorded none)."""
+    try:
+        text = (folder / PREDICT_MANIFEST).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return {}
+    # One path a line, optionally followed by a tab and the content digest; lines that start
+    # with a tab record who wrote what, and name no file of their own.
+    listed: dict[Path, str | None] = {}
+    for line in text.splitlines():
+        name, _, digest = line.partition("\t")
+        if name:
+            path = (folder / name).resolve()
+            listed[path] = digest or listed.get(path)
+    return listed
+
+
+def unreviewed_files(files: Iterable[Path]) -> set[Path]:
+    """The files among ``files`` (as given) that fcnseg predict wrote and nobody saved since:
+    listed in the manifest of their folder with the digest of their content now."""
+    manifests: dict[Path, dict[Path, str | None]] = {}
+    found = set()
+    for file in set(files):
+        folder = Path(os.path.abspath(file)).parent
+        if folder not in manifests:
+            manifests[folder] = predict_outputs(folder)
+        digest = manifests[folder].get(file.resolve())
+        if digest is None:
+            continue
+        try:
+            data = file.read_bytes()
+        except OSError:
+            continue
+        if "sha256=" + hashlib.sha256(data).hexdigest() == digest:
+            found.add(file)
+    return found
+
+
+def left_out_unreviewed(found: Annotations, fmt: str, src: Path) -> Annotations:
+    """``found`` less the images whose annotation file is a prediction nobody reviewed
+    (:func:`unreviewed_files`): their pictures (those no other image uses) listed as
+    unannotated and unreviewed, with one line of ``problems`` saying so."""
+    sources = [i.source for i in [*found.items, *found.listed_empty]]
+    pending = unreviewed_files(sources)
+    if not pending:
+        return found
+    items = [i for i in found.items if i.source not in pending]
+    left = [i for i in [*found.items, *found.listed_empty] if i.source in pending]
+    used = {p.resolve() for p in [*(i.image_path for i in items), *found.unreviewed]
+            if p is not None}
+    pictures = list({i.image_path.resolve(): i.image_path for i in left
+                     if i.image_path is not None and i.image_path.resolve() not in used}.values())
+    listed = {p.resolve() for p in found.unannotated}
+    kind, accept = _ACCEPT.get(fmt, (fmt, "correct them in the annotation tool and import its "
+                                          "export"))
+    first = left[0].source
+    # A file imported by its own path is named once.
+    named = "" if first == src else f" (the first: {printable(first)})"
+    line = (f"{printable(src)}: {len(pending)} {kind} file(s) fcnseg predict wrote and nobody "
+            f"saved since left out as not reviewed{named}: {accept}")
+    return replace(found, items=items,
+                   listed_empty=[i for i in found.listed_empty if i.source not in pending],
+                   unannotated=[*found.unannotated,
+                                *(p for p in pictures if p.resolve() not in listed)],
+                   unreviewed=[*found.unreviewed, *pictures],
+                   problems=[*found.problems, line])

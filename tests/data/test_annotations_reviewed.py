@@ -1,0 +1,81 @@
+"""Pre-annotations ``fcnseg predict`` wrote (CVAT XML, COCO JSON; labelme's in
+test_annotations_labelme.py) that nobody saved since are left out of an import as not
+reviewed; the tool's export after review (another file, or the same path rewritten) imports."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from fcnseg.cli.main import main
+from fcnseg.data import build_dataset
+from fcnseg.inference.files import content_digest, record_outputs
+from tests.data.test_annotations_every_format import write_source
+
+# The file each format's source is, as fcnseg predict would have written it.
+FILES = {"cvat": "annotations.xml", "coco": "coco.json"}
+
+
+def predicted(fmt: str, root: Path) -> Path:
+    """:func:`write_source`'s annotations of three images, recorded in the folder's
+    ``.fcnseg-outputs.txt`` as fcnseg predict records the file it writes; the path to import."""
+    if fmt == "coco":
+        pytest.importorskip("pycocotools")
+    src = write_source(fmt, root)
+    file = root / FILES[fmt]
+    record_outputs(root, [file])
+    record_outputs(root, [file], [content_digest(file.read_bytes())])
+    return src
+
+
+def import_args(src: Path, fmt: str, out: Path) -> list[str]:
+    images = src / "images" if src.is_dir() else src.parent / "images"
+    return ["import", fmt, str(src), "--out", str(out), "--images", str(images)]
+
+
+@pytest.mark.parametrize("fmt", ["cvat", "coco"])
+def test_a_prediction_nobody_edited_is_left_out_as_not_reviewed(fmt, tmp_path: Path,
+                                                                capsys) -> None:
+    src = predicted(fmt, tmp_path / "preds")
+    out = tmp_path / "out"
+    assert main(import_args(src, fmt, out)) == 0
+    said = capsys.readouterr().out
+    kind = {"cvat": "CVAT XML", "coco": "COCO JSON"}[fmt]
+    first = f" (the first: {tmp_path / 'preds' / FILES[fmt]})" if src.is_dir() else ""
+    assert (f"fcnseg import: warning: {src}: 1 {kind} file(s) fcnseg predict wrote and nobody "
+            f"saved since left out as not reviewed{first}: ") in said
+    assert "no annotations" not in said and "not yet annotated" not in said
+    assert said.splitlines()[-1] == (f"imported no image, so no dataset was written to {out}; "
+                                     f"3 not reviewed (listed in {out / 'unannotated.txt'})")
+    assert not (out / "masks").exists()
+    assert sorted((out / "unannotated.txt").read_text().splitlines()) == [
+        str(tmp_path / "preds" / "images" / f"i{k}.png") for k in range(3)]
+
+
+@pytest.mark.parametrize("fmt", ["cvat", "coco"])
+def test_the_same_path_rewritten_after_review_imports(fmt, tmp_path: Path, capsys) -> None:
+    src = predicted(fmt, tmp_path / "preds")
+    file = tmp_path / "preds" / FILES[fmt]
+    file.write_bytes(file.read_bytes() + b"\n")  # the tool's export saved over it
+    assert main(import_args(src, fmt, tmp_path / "out")) == 0
+    said = capsys.readouterr().out
+    assert "not reviewed" not in said and "imported 3 image(s)" in said
+
+
+@pytest.mark.parametrize("fmt", ["cvat", "coco"])
+def test_another_file_beside_the_prediction_imports(fmt, tmp_path: Path, capsys) -> None:
+    predicted(fmt, tmp_path / "preds")
+    file = tmp_path / "preds" / FILES[fmt]
+    exported = file.with_name(f"reviewed{file.suffix}")
+    shutil.copyfile(file, exported)  # an export of the reviewed task, unchanged or not
+    assert main(import_args(exported, fmt, tmp_path / "out")) == 0
+    assert "imported 3 image(s)" in capsys.readouterr().out
+
+
+def test_a_prediction_read_directly_as_a_dataset_has_no_sample(tmp_path: Path) -> None:
+    src = predicted("cvat", tmp_path / "preds")
+    direct = build_dataset({"name": "cvat", "root": str(src),
+                            "images": str(src / "images")})
+    assert len(direct) == 0

@@ -122,6 +122,18 @@ def test_cvat_round_trip_is_exact(tmp_path: Path) -> None:
         assert min(iou_per_class(labels[item.name], back).values()) >= 0.99
 
 
+def test_cvat_labels_carry_their_palette_colours_as_cvat_writes_them(tmp_path: Path) -> None:
+    palette = [(1, 2, 3), (61, 61, 245), (250, 50, 83), (50, 183, 250)]
+    images = [cvat_image_element(scene(0), CLASSES, "s0.png", 0)]
+    xml = cvat_document(images, CLASSES, colours=palette)
+    assert b"<name>a</name>\n          <color>#3d3df5</color>" in xml
+    (tmp_path / "annotations.xml").write_bytes(xml)
+    Image.fromarray(scene(0)).save(tmp_path / "s0.png")
+    found = read_cvat_xml(tmp_path)
+    assert found.classes == ["_background_", "a", "b", "c"]
+    assert [found.colours[c] for c in found.classes] == palette
+
+
 def test_coco_export_decodes_with_pycocotools_to_the_label_map() -> None:
     mask_api = pytest.importorskip("pycocotools.mask")
     label = scene(3)

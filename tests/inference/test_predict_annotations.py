@@ -102,6 +102,22 @@ def test_coco_and_cvat_files_nobody_reviewed_are_left_out_of_an_import(
                for w in report.warnings)
 
 
+def test_cvat_labels_carry_the_checkpoint_colours_which_an_import_keeps(
+        make_checkpoint, photos, tmp_path) -> None:
+    import yaml
+
+    out = tmp_path / "out"
+    assert predict(make_checkpoint(), photos, out, "--format", "cvat") == 0
+    palette = Segmenter.from_checkpoint(make_checkpoint()).palette[:4].tolist()
+    xml = (out / "annotations.xml").read_text()
+    assert [f"#{r:02x}{g:02x}{b:02x}" for r, g, b in palette] == \
+        [line.strip()[7:14] for line in xml.splitlines() if "<color>" in line]
+    report = import_annotations("cvat", exported(out / "annotations.xml"), tmp_path / "imported")
+    assert report.classes == ["_background_", "cat", "dog", "potted plant"]
+    assert yaml.safe_load((tmp_path / "imported" / "dataset.yaml").read_text())["palette"] == \
+        palette
+
+
 def test_rank_orders_images_by_mean_entropy_with_the_calibrated_temperature(
         make_checkpoint, photos, tmp_path) -> None:
     calibrated = save_with_temperature(make_checkpoint(), tmp_path / "calibrated.pt", 3.0)

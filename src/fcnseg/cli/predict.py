@@ -261,7 +261,7 @@ def _predict(args: argparse.Namespace, ranks: DistInfo, out_dir: Path,
     if args.format or args.rank:
         pre = PreAnnotations(out_dir, args.format, rank=args.rank is not None, top=args.top,
                              tolerance=args.tolerance, min_area=args.min_area,
-                             class_names=tuple(seg.class_names),
+                             class_names=tuple(seg.class_names), palette=seg.palette,
                              order=tuple(name for _, name in work.images))
     outputs = OutputOptions(
         heatmap_classes=tuple(heat_classes), heatmaps_present=args.heatmaps_present,

@@ -81,8 +81,9 @@ class PreAnnotations:
     ``cvat`` or None) of ``class_names`` but ``ignore_index``, simplified within ``tolerance``
     pixels, none under ``min_area`` pixels (smaller regions filled into the class around them,
     :func:`fill_small_regions`; 0: all); with ``rank`` (by uncertainty), for the ``top`` most
-    uncertain images only. Entries, recorded as writer threads finish, are put back in input
-    ``order`` (names not in it after, as recorded).
+    uncertain images only; CVAT's labels coloured by ``palette`` (class index to RGB). Entries,
+    recorded as writer threads finish, are put back in input ``order`` (names not in it after,
+    as recorded).
     """
 
     out_dir: Path
@@ -92,6 +93,7 @@ class PreAnnotations:
     tolerance: float = DEFAULT_TOLERANCE
     min_area: int = 0
     class_names: tuple[str, ...] = ()
+    palette: np.ndarray | None = None
     ignore_index: int | None = 255
     order: tuple[str, ...] = ()
     _entries: dict[str, _Entry] = field(default_factory=dict)
@@ -181,7 +183,8 @@ class PreAnnotations:
         elif self.fmt == "cvat":
             for k, e in enumerate(chosen):
                 e.document.set("id", str(k))
-            document = cvat_document([e.document for e in chosen], self.class_names)
+            document = cvat_document([e.document for e in chosen], self.class_names,
+                                     colours=self.palette)
             written.append(self._save(CVAT_NAME, document))
         elif self.fmt == "coco":
             written.append(self._save(COCO_NAME, self._coco_bytes(chosen)))

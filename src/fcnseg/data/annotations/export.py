@@ -216,8 +216,12 @@ def cvat_image_element(label: np.ndarray, class_names: Sequence[str], name: str,
     return image
 
 
-def cvat_document(images: Sequence[ET.Element], class_names: Sequence[str]) -> bytes:
-    """A "CVAT for images 1.1" annotations.xml holding ``images``."""
+def cvat_document(images: Sequence[ET.Element], class_names: Sequence[str], *,
+                  colours: Sequence[Sequence[int]] | None = None) -> bytes:
+    """A "CVAT for images 1.1" annotations.xml holding ``images``; each label with its colour
+    of ``colours`` (class index to RGB, a palette) as CVAT writes it (``#rrggbb``), so that
+    ``fcnseg import cvat`` gives the masks those colours again. A background class 0 is the
+    label ``_background_``, which the import makes class 0 again with its colour."""
     root = ET.Element("annotations")
     ET.SubElement(root, "version").text = "1.1"
     meta = ET.SubElement(ET.SubElement(root, "meta"), "task")
@@ -225,6 +229,9 @@ def cvat_document(images: Sequence[ET.Element], class_names: Sequence[str]) -> b
     for k in range(len(class_names)):
         lab = ET.SubElement(labels, "label")
         ET.SubElement(lab, "name").text = labelme_label(class_names, k)
+        if colours is not None and k < len(colours):
+            ET.SubElement(lab, "color").text = "#" + bytes(
+                int(v) for v in colours[k][:3]).hex()
         ET.SubElement(lab, "type").text = "polygon"
     root.extend(images)
     ET.indent(root)

@@ -10,7 +10,7 @@ its checkpoints. A convention is a description: the model's
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -158,13 +158,23 @@ def _bands_text(bands: Sequence[str] | None) -> str:
 
 
 def refuse_other_bands(convention: str | Mapping[str, Any] | InputConvention,
-                       dataset_bands: Sequence[str] | None, dataset: str,
-                       checkpoint: str) -> None:
+                       dataset_bands: Sequence[str] | None, dataset: str, checkpoint: str,
+                       declare: Callable[[Sequence[str]], tuple[str, str]] | None = None,
+                       ) -> None:
     """Refuse, in one line naming both, a dataset whose images carry another number of bands
-    than the model takes (``dataset_bands`` None: RGB images), before any image is read."""
+    than the model takes (``dataset_bands`` None: RGB images), before any image is read. A
+    dataset that declares no bands is told to declare the model's: ``declare(names)`` says
+    where and how (default: ``bands: [...]`` in the dataset's spec)."""
     model_bands = get_convention(convention).bands
     have = 3 if dataset_bands is None else len(dataset_bands)
     want = 3 if model_bands is None else len(model_bands)
+    if have != want and dataset_bands is None and model_bands is not None:
+        where, how = declare(model_bands) if declare is not None else (
+            "the dataset's spec", f"`bands: [{', '.join(model_bands)}]`")
+        raise ValueError(
+            f"dataset {dataset} declares no bands, so its images are read as "
+            f"{_bands_text(None)}, but checkpoint {checkpoint} takes "
+            f"{_bands_text(model_bands)}; declare the checkpoint's bands in {where}: {how}")
     if have != want:
         raise ValueError(
             f"dataset {dataset} declares {_bands_text(dataset_bands)} but checkpoint "

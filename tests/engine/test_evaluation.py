@@ -340,3 +340,50 @@ def test_raw_pixels_false_refuses_a_model_that_normalises_its_input() -> None:
     full, _ = _full_and_bare()
     with pytest.raises(ValueError, match="raw_pixels=False: the model normalises"):
         evaluate_model(full, _raw_pixel_batches(), num_classes=K, raw_pixels=False)
+
+
+@pytest.fixture
+def intensity_export(tmp_path):
+    """A CVAT export of 16-bit grey cells (c0 and c1 fall in its val split, c2 and c3 in train)
+    and a checkpoint of a model taking their one band."""
+    pytest.importorskip("tifffile")
+    from ondisk import write_grey_16_bit_cvat
+    from tiny_models import tiny_band_model
+
+    xml = write_grey_16_bit_cvat(tmp_path / "export", 2500)
+    model = tiny_band_model(["intensity"], [1000.0], [500.0], num_classes=2)
+    ckpt = save_checkpoint(tmp_path / "cells.pt", model, class_names=["_background_", "cell"])
+    return xml, ckpt
+
+
+def test_a_dataset_declaring_no_bands_is_told_to_declare_the_checkpoints(intensity_export):
+    xml, ckpt = intensity_export
+    with pytest.raises(ValueError) as refused:
+        evaluate_checkpoint(ckpt, {"name": "cvat", "root": str(xml)})
+    assert str(refused.value).startswith(f"dataset {xml} declares no bands, so its images are "
+                                         f"read as RGB colour")
+    assert "--data 'bands=[intensity]'" in str(refused.value)
+
+
+def test_an_empty_split_is_named_with_how_to_choose_another(intensity_export):
+    xml, ckpt = intensity_export
+    spec = {"name": "cvat", "root": str(xml), "bands": ["intensity"], "val_fraction": 0.0}
+    with pytest.raises(ValueError) as refused:
+        evaluate_checkpoint(ckpt, spec)
+    message = str(refused.value)
+    assert message.startswith(f"split 'val' of {xml} holds no image: choose another split")
+    assert "val_fraction" in message
+
+
+def test_a_band_dataset_is_scored_without_taking_its_band_statistics(intensity_export,
+                                                                     monkeypatch):
+    from fcnseg.data.band_images import BandImages
+
+    def refused(self):
+        raise AssertionError("band statistics taken")
+
+    monkeypatch.setattr(BandImages, "band_statistics", refused)
+    xml, ckpt = intensity_export
+    spec = {"name": "cvat", "root": str(xml), "bands": ["intensity"], "split": "train"}
+    result = evaluate_checkpoint(ckpt, spec, batch_size=2)
+    assert result["num_images"] == 2

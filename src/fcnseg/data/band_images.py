@@ -4,15 +4,49 @@ by the folder dataset and annotations read directly as a dataset."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fcnseg.conventions import InputConvention, band_convention
+from fcnseg.conventions import (
+    InputConvention,
+    band_convention,
+    get_convention,
+    refuse_other_bands,
+)
+from fcnseg.data.base import refuse_empty_split
 from fcnseg.data.errors import DataError
 from fcnseg.data.rasters import fill_nodata, nodata_mask
 
 if TYPE_CHECKING:
     from fcnseg.data.band_stats import BandStats
+
+
+def bands_declaration(dataset: Any, names: Sequence[str]) -> tuple[str, str]:
+    """Where ``dataset`` declares ``names`` as its bands and how, for messages: the dataset's
+    own ``bands_declaration`` (a folder's ``dataset.yaml``, an export's spec field), else its
+    root's ``dataset.yaml``."""
+    own = getattr(dataset, "bands_declaration", None)
+    if own is not None:
+        return own(names)
+    return str(Path(getattr(dataset, "root", ".")) / "dataset.yaml"), \
+        f"`bands: [{', '.join(names)}]`"
+
+
+def fit_to_model(dataset: Any, convention: str | Mapping[str, Any] | InputConvention,
+                 where: str, checkpoint: str, *, own: bool) -> None:
+    """Check, before any image is read, that ``dataset`` can be scored by a model of
+    ``convention`` (``checkpoint`` its name): the same number of bands (one line saying how to
+    declare the model's where the dataset declares none), and an image in its split. With
+    ``own`` (a dataset built for the model), a dataset of bands pads and fills with the model's
+    band means, so that its own statistics are never taken."""
+    refuse_other_bands(convention, getattr(dataset, "bands", None), where, checkpoint,
+                       partial(bands_declaration, dataset))
+    refuse_empty_split(dataset, where)
+    if own and getattr(dataset, "bands", None) is not None \
+            and hasattr(dataset, "use_band_convention"):
+        dataset.use_band_convention(get_convention(convention))
 
 
 class BandImages:
@@ -61,6 +95,7 @@ class BandImages:
         if self.bands is None:
             raise ValueError(f"{self.root}: the dataset declares no 'bands'")  # type: ignore
         if self._band_convention is None:
+            refuse_empty_split(self, str(self.root))  # type: ignore[attr-defined]
             stats = self.band_statistics()
             if stats.pixels == 0:  # unreadable images are left out (and reported elsewhere)
                 path, problem = stats.problems[0] if stats.problems else (
@@ -70,6 +105,12 @@ class BandImages:
             self._band_convention = band_convention(stats.bands, stats.mean, stats.std,
                                                     self.nodata, list(stats.sample_types))
         return self._band_convention
+
+    def use_band_convention(self, convention: InputConvention) -> None:
+        """Pad and fill with ``convention``'s band means (a trained model's: what it normalises
+        to zero) instead of this dataset's, whose statistics are then never taken: a model
+        scored on the dataset needs none of them."""
+        self._band_convention = convention
 
     def band_statistics(self) -> BandStats:
         """The per-band statistics of the readable images

@@ -124,6 +124,21 @@ def refuse_withheld_labels(dataset: Any, where: str) -> None:
         raise ValueError(f"{where}: {why}")
 
 
+def refuse_empty_split(dataset: Any, where: str) -> None:
+    """A ValueError (one line) when ``dataset``'s split holds no image: its name, ``where`` it
+    is, and how to choose another split (the dataset's ``split_rule`` says how its own are
+    chosen, where it has one)."""
+    if len(dataset) > 0:
+        return
+    split = getattr(dataset, "split", None)
+    if split is None:
+        raise ValueError(f"{where} holds no image")
+    rule = getattr(dataset, "split_rule", None)
+    raise ValueError(f"split {split!r} of {where} holds no image: choose another split "
+                     f"(--split NAME; in a spec or recipe, its split field)"
+                     + (f"; {rule}" if rule else ""))
+
+
 class FileSegmentationDataset(SegmentationDataset):
     """A dataset of image files and mask files: sample ``i``'s are ``image_dir /
     f"{ids[i]}{image_suffix}"`` and ``label_dir / f"{ids[i]}{label_suffix}"`` (or what

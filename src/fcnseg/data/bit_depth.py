@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from fcnseg.data.band_images import bands_declaration
 from fcnseg.data.images import SIXTEEN_TO_EIGHT_BITS, ImageError
 from fcnseg.data.rasters import open_raster
 
@@ -68,21 +69,11 @@ def narrow_range_warning(dataset: Any, limit: int = 8) -> str | None:
     root = root.parent if root.is_file() else root  # an export's annotation file
     bands = max(r[2] for r in found.values())
     names = BAND_NAMES.get(bands, [f"b{k + 1}" for k in range(bands)])
-    where, how = _declaration(dataset, names)
+    where, how = bands_declaration(dataset, names)
     return (f"{_named(list(found), root)} ({len(found)} of the {len(looked)} images looked at): "
             f"16-bit values {low:,}-{high:,} of 0-65,535, read as 8-bit RGB (value / 257) "
             f"they span {round(low / SIXTEEN_TO_EIGHT_BITS)}-{top} of 0-255, nearly black; "
             f"declare the band{'s' if bands > 1 else ''} in {where} to keep their depth: {how}")
-
-
-def _declaration(dataset: Any, names: list[str]) -> tuple[str, str]:
-    """Where ``dataset`` declares its bands and how (the dataset's own
-    ``bands_declaration``; else its root's ``dataset.yaml``)."""
-    declaration = getattr(dataset, "bands_declaration", None)
-    if declaration is not None:
-        return declaration(names)
-    return str(Path(getattr(dataset, "root", ".")) / "dataset.yaml"), \
-        f"`bands: [{', '.join(names)}]`"
 
 
 def deep_one_band_types(paths: Sequence[Path]) -> list[str] | None:

@@ -80,6 +80,11 @@ class RasterWindows(SegmentationDataset):
         """The rasters' band convention (:meth:`FolderSegmentation.band_convention`)."""
         return self.rasters.band_convention()
 
+    def use_band_convention(self, convention: InputConvention) -> None:
+        """Pad and fill with ``convention``'s band means
+        (:meth:`FolderSegmentation.use_band_convention`)."""
+        self.rasters.use_band_convention(convention)
+
     def band_statistics(self) -> BandStats:
         """The rasters' band statistics (:meth:`FolderSegmentation.band_statistics`)."""
         return self.rasters.band_statistics()

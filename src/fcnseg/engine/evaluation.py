@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 from tqdm.auto import tqdm
 
 from fcnseg.checkpoint import as_checkpoint, build_model_from_checkpoint
-from fcnseg.conventions import refuse_other_bands
+from fcnseg.data.band_images import fit_to_model
 from fcnseg.data.base import refuse_withheld_labels
 from fcnseg.data.build import build_dataset, eval_split
 from fcnseg.data.collate import collate_segmentation
@@ -416,9 +416,11 @@ def _eval_data(dataset: Mapping[str, Any] | Dataset, ckpt: Mapping[str, Any],
         described: dict[str, Any] = {**dataset, "split": eval_split(dict(dataset))}
         source = data = build_dataset(dict(dataset), split=described["split"],
                                       transform=transform)
+        built = True  # so the model's band statistics may be given to it
     else:
         described = {"repr": repr(dataset), "split": getattr(dataset, "split", None)}
         source = data = dataset
+        built = False
         if getattr(dataset, "transform", None) is None:
             data = _WithTransform(dataset, transform)
     where = described.get("root") or described.get("name", described.get("repr"))
@@ -426,8 +428,8 @@ def _eval_data(dataset: Mapping[str, Any] | Dataset, ckpt: Mapping[str, Any],
     given = getattr(source, "modalities", None)
     if given is not None and (problem := missing_inputs_problem(given, input_names)):
         raise ValueError(f"{where}: {problem}")
-    refuse_other_bands(ckpt["model"]["input_convention"], getattr(source, "bands", None),
-                       str(where), str(ckpt.get("path", "<checkpoint>")))
+    fit_to_model(source, ckpt["model"]["input_convention"], str(where),
+                 str(ckpt.get("path", "<checkpoint>")), own=built)
     data_classes = [str(c) for c in getattr(source, "classes", ())]
     described["classes"] = data_classes or None
     match = match_classes(data_classes, ckpt["classes"]["names"], dataset=str(where),

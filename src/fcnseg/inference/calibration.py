@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from fcnseg.checkpoint import build_model_from_checkpoint, load_checkpoint, write_checkpoint
-from fcnseg.conventions import refuse_other_bands
+from fcnseg.data.band_images import fit_to_model
 from fcnseg.data.base import refuse_withheld_labels
 from fcnseg.data.build import build_dataset, eval_split
 from fcnseg.data.collate import collate_segmentation
@@ -266,8 +266,7 @@ def _fitting_data(ckpt: Mapping[str, Any], dataset: Mapping[str, Any], checkpoin
     given = getattr(data, "modalities", None)
     if given is not None and (problem := missing_inputs_problem(given, input_names)):
         raise ValueError(f"{where}: {problem}")
-    refuse_other_bands(ckpt["model"]["input_convention"], getattr(data, "bands", None), where,
-                       checkpoint)
+    fit_to_model(data, ckpt["model"]["input_convention"], where, checkpoint, own=True)
     match = match_classes(list(getattr(data, "classes", ()) or ()), ckpt["classes"]["names"],
                           dataset=where, model=checkpoint)
     return data, match, dataset

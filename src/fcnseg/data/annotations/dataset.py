@@ -146,6 +146,14 @@ class AnnotationDataset(BandImages, SegmentationDataset):
             f"`bands: {listed}` (fcnseg check-data or evaluate: --data 'bands={listed}'; "
             f"fcnseg train: --set data.train.bands={listed} data.val.bands={listed})")
 
+    @property
+    def split_rule(self) -> str:
+        """How the annotations' images are split, for messages about a split."""
+        return (f"{self.format} annotations read directly put about "
+                f"{self.options.val_fraction:.0%} of their images, chosen by a hash of each "
+                f"name, in 'val' and the others in 'train' (val_fraction sets the share: "
+                f"--data val_fraction=0.5)")
+
     def refused_labels(self) -> tuple[dict[str, str], list[str]]:
         """With a labels file: each sample using a label it lacks (by name, its problem), and
         one line per such label with its count and closest class, as ``fcnseg import`` says."""

@@ -34,15 +34,23 @@ def test_a_tile_of_a_16_bit_grey_tiff_reaches_a_colour_model_as_training_reads_i
     np.testing.assert_array_equal(seen[0][0], read_image(path))  # what training reads
 
 
-def test_predict_segments_a_large_16_bit_grey_tiff_with_a_colour_model(
+def test_a_16_bit_grey_tiff_larger_than_a_tile_is_segmented_as_an_image_by_a_colour_model(
         make_checkpoint, tmp_path, capsys):
+    from fcnseg.inference import Segmenter
+    from fcnseg.inference.visualize import read_label_png
+
     path = tmp_path / "cells.tif"
     tifffile.imwrite(path, grey_16_bit(72, 80))
+    out = tmp_path / "out"
     rc = main(["predict", "--checkpoint", str(make_checkpoint("same")), str(path),
-               "--out", str(tmp_path / "out"), "--tile", "32", "--overlap", "8",
+               "--out", str(out), "--tile", "32", "--overlap", "8",
                "--no-progress", "--precision", "fp32"])
     assert rc == 0, capsys.readouterr().err
-    assert (tmp_path / "out" / "cells.tif").is_file()
+    assert written(out) == ["cells_label.png", "cells_overlay.png"]  # no label raster
+    api = Segmenter.from_checkpoint(make_checkpoint("same"), precision="fp32", tile=32,
+                                    overlap=8)
+    np.testing.assert_array_equal(read_label_png(out / "cells_label.png"),
+                                  api.predict(path).label)
 
 
 IMAGE_OUTPUTS = ["cells_heatmap_{}.png", "cells_label.png", "cells_overlay.png"]
@@ -101,9 +109,31 @@ def test_a_small_tiff_gets_an_images_outputs_with_a_model_of_its_band(
     np.testing.assert_array_equal(read_label_png(out / "cells_label.png"), expected.label)
 
 
-def test_a_tiff_larger_than_a_tile_keeps_the_label_geotiff(one_band_checkpoint, tmp_path):
+def test_a_microscopy_tiff_larger_than_a_tile_gets_an_images_outputs_and_polygons(
+        one_band_checkpoint, tmp_path, capsys):
+    from fcnseg.inference import Segmenter
+    from fcnseg.inference.visualize import read_label_png
+
     path = tmp_path / "cells.tif"
     tifffile.imwrite(path, grey_16_bit(72, 80))
+    out = tmp_path / "out"
+    rc = main(["predict", "--checkpoint", str(one_band_checkpoint), str(path), "--out",
+               str(out), "--tile", "64", "--format", "cvat", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 0 and "apply to images" not in err, err
+    assert written(out) == ["annotations.xml", "cells_label.png", "cells_overlay.png"]
+    assert "<image " in (out / "annotations.xml").read_text()
+    # the same blended tiles as Segmenter.predict of the file
+    api = Segmenter.from_checkpoint(one_band_checkpoint, tile=64).predict(path)
+    np.testing.assert_array_equal(read_label_png(out / "cells_label.png"), api.label)
+
+
+def test_a_georeferenced_tiff_larger_than_a_tile_keeps_the_label_geotiff(
+        one_band_checkpoint, tmp_path):
+    from geotags import GEOTIFF_TAGS
+
+    path = tmp_path / "cells.tif"
+    tifffile.imwrite(path, grey_16_bit(72, 80), extratags=GEOTIFF_TAGS)
     out = tmp_path / "out"
     assert main(["predict", "--checkpoint", str(one_band_checkpoint), str(path), "--out",
                  str(out), "--tile", "64", "--no-progress"]) == 0
@@ -182,9 +212,9 @@ def test_a_tiff_read_by_tifffile_is_not_decoded_by_pillow_too(tmp_path, monkeypa
     np.testing.assert_array_equal(read_image(path), want)
 
 
-def grey_32_bit(path, h: int, w: int, kind: str) -> np.ndarray:
-    """A 32-bit integer grey TIFF of the 16-bit blobs: ``uint32``/``int32`` by tifffile, or
-    ``pillow-I`` (Pillow's mode "I", int32); returns the values written."""
+def grey_32_bit(path, h: int, w: int, kind: str, extratags=()) -> np.ndarray:
+    """A 32-bit integer grey TIFF of the 16-bit blobs: ``uint32``/``int32`` by tifffile (with
+    ``extratags``), or ``pillow-I`` (Pillow's mode "I", int32); returns the values written."""
     from PIL import Image
 
     values = grey_16_bit(h, w).astype(np.int64) * 20 - 3000  # beyond 16 bits, a few negative
@@ -192,7 +222,7 @@ def grey_32_bit(path, h: int, w: int, kind: str) -> np.ndarray:
         Image.fromarray(values.astype(np.int32), "I").save(path)
         return values
     values = np.clip(values, 0, None) if kind == "uint32" else values
-    tifffile.imwrite(path, values.astype(kind))
+    tifffile.imwrite(path, values.astype(kind), extratags=extratags)
     return values
 
 
@@ -223,14 +253,15 @@ def test_a_tile_of_a_32_bit_grey_tiff_reaches_a_colour_model_as_training_reads_i
     np.testing.assert_array_equal(trained_on, integers_to_rgb(values))  # as 16-bit grey
 
 
-def test_predict_tiles_a_large_32_bit_grey_tiff_as_segmenter_segments_it(
+def test_predict_tiles_a_large_32_bit_grey_geotiff_as_segmenter_segments_it(
         make_checkpoint, segmenter, predicted_label_raster, tmp_path):
     from floats import assert_labels_match
+    from geotags import GEOTIFF_TAGS
 
     from fcnseg.inference import Segmenter
 
     path = tmp_path / "cells.tif"
-    grey_32_bit(path, 72, 80, "uint32")
+    grey_32_bit(path, 72, 80, "uint32", GEOTIFF_TAGS)  # georeferenced: a raster
     labels = predicted_label_raster(make_checkpoint("same"), path, tmp_path / "out",
                                     "--tile", "32", "--overlap", "8", "--precision", "fp32")
     tiled = Segmenter.from_checkpoint(make_checkpoint("same"), precision="fp32", tile=32,
@@ -254,3 +285,25 @@ def test_integer_samples_no_colour_model_takes_are_one_line_for_every_reader(
             f"or 16 bits")
     assert str(e.value).startswith(f"{path}: {line}") and len(str(e.value).splitlines()) == 1
     assert colour_model_problem(raster_info(path)) == e.value.problem  # predict's tiles
+
+
+@pytest.mark.parametrize("shape", [(72, 80), (2, 72, 80), (72, 80, 3)])
+def test_a_tiff_without_georeferencing_within_max_pixels_is_an_image_of_any_bands(
+        tmp_path, shape):
+    from fcnseg.inference.rasters import needs_tiling
+
+    path = tmp_path / "cells.tif"
+    tifffile.imwrite(path, np.full(shape, 1400, np.uint16),
+                     photometric="rgb" if shape[-1] == 3 else "minisblack")
+    assert not needs_tiling(path, 72 * 80, tile=32)  # larger than a tile, 16-bit
+    assert needs_tiling(path, 72 * 80 - 1, tile=32)  # more pixels than the limit
+
+
+def test_a_tiff_with_geotiff_tags_is_a_raster_for_every_reader(tmp_path, raster_reader):
+    from geotags import GEOTIFF_TAGS
+
+    from fcnseg.inference.rasters import needs_tiling
+
+    path = tmp_path / "scene.tif"
+    tifffile.imwrite(path, grey_16_bit(24, 24), extratags=GEOTIFF_TAGS)
+    assert needs_tiling(path, None, tile=512)  # of one tile too

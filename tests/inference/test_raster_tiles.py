@@ -967,7 +967,8 @@ def test_predict_tiles_a_turned_tiff_upright_as_the_image_reader_shows_it(
         path.parent.mkdir()
     tifffile.imwrite(turned, stored, photometric="rgb", extratags=[(274, 3, 1, 8, True)])
     tifffile.imwrite(upright, np.rot90(stored), photometric="rgb")  # 8: turned 90° anticlockwise
-    options = ("--tile", "16", "--overlap", "4", "--precision", "fp32")
+    # more pixels than --max-pixels: a raster (a TIFF within it is an image)
+    options = ("--tile", "16", "--overlap", "4", "--precision", "fp32", "--max-pixels", "2000")
     labels = predicted_label_raster(make_checkpoint(), turned, tmp_path / "out_a", *options)
     want = predicted_label_raster(make_checkpoint(), upright, tmp_path / "out_b", *options)
     assert labels.shape == (56, 40)

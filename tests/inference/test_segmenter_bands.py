@@ -3,7 +3,6 @@ the labels ``fcnseg predict`` writes; another band count is one line naming the 
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,8 +41,12 @@ def _scene(height: int = 48, width: int = 60, bands: int = 6) -> np.ndarray:
     return image
 
 
-def _write(path: Path, image: np.ndarray) -> Path:
-    tifffile.imwrite(path, image, photometric="minisblack", planarconfig="contig")
+def _write(path: Path, image: np.ndarray, georeferenced: bool = False) -> Path:
+    """``image`` as a TIFF; ``georeferenced``: on a map grid, a raster predict tiles."""
+    from geotags import GEOTIFF_TAGS
+
+    tifffile.imwrite(path, image, photometric="minisblack", planarconfig="contig",
+                     extratags=GEOTIFF_TAGS if georeferenced else ())
     return path
 
 
@@ -113,7 +116,7 @@ def test_a_raster_larger_than_a_tile_gives_the_labels_the_cli_writes(
         predicted_label_raster: Callable[..., np.ndarray]) -> None:
     pytest.importorskip("rasterio")  # the CLI writes label GeoTIFFs with it
     image = _scene(height=260, width=300)
-    raster = _write(tmp_path / "wide.tif", image)
+    raster = _write(tmp_path / "wide.tif", image, georeferenced=True)
     expected = predicted_label_raster(checkpoint, raster, tmp_path / "out",
                                       "--tile", "128", "--overlap", "32")
     whole = Segmenter.from_checkpoint(checkpoint, tile=None).predict(raster).label
@@ -197,15 +200,12 @@ def test_pixels_without_data_leave_their_neighbours_labels_as_the_band_means_wou
 def test_the_cli_label_raster_has_the_models_colours_and_class_names(checkpoint: Path,
                                                                     tmp_path: Path) -> None:
     rasterio = pytest.importorskip("rasterio")
-    raster = _write(tmp_path / "scene6.tif", _scene())
-    # larger than one tile: a label raster (a TIFF of one tile would get an image's label PNG)
+    raster = _write(tmp_path / "scene6.tif", _scene(), georeferenced=True)
+    # georeferenced: a label raster (a plain TIFF would get an image's label PNG)
     assert main(["predict", "--checkpoint", str(checkpoint), str(raster), "--tile", "32",
                  "--out", str(tmp_path / "out"), "--no-progress"]) == 0
     palette = Segmenter.from_checkpoint(checkpoint).palette
-    with warnings.catch_warnings():  # a plain TIFF's labels: no georeferencing, as the input
-        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-        ds = rasterio.open(tmp_path / "out" / "scene6.tif")
-    with ds:
+    with rasterio.open(tmp_path / "out" / "scene6.tif") as ds:
         colours = ds.colormap(1)
         assert [colours[i][:3] for i in range(3)] == [tuple(int(v) for v in palette[i])
                                                       for i in range(3)]
@@ -216,7 +216,7 @@ def test_without_an_overlap_the_segmenter_and_the_cli_take_a_quarter_of_the_tile
         checkpoint: Path, tmp_path: Path,
         predicted_label_raster: Callable[..., np.ndarray]) -> None:
     pytest.importorskip("rasterio")
-    raster = _write(tmp_path / "wide.tif", _scene(height=260, width=300))
+    raster = _write(tmp_path / "wide.tif", _scene(height=260, width=300), georeferenced=True)
     expected = predicted_label_raster(checkpoint, raster, tmp_path / "out", "--tile", "128")
     quarter = Segmenter.from_checkpoint(checkpoint, tile=128, overlap=32).predict(raster).label
     np.testing.assert_array_equal(quarter, expected)  # the CLI's default overlap: 32

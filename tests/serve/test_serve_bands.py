@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import pytest
 import tifffile
 import torch
 from fastapi.testclient import TestClient
+from geotags import GEOTIFF_TAGS
 from PIL import Image
 from tiny_models import tiny_band_model
 
@@ -40,12 +41,14 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
         yield c
 
 
-def _raster(height: int = 40, width: int = 56) -> tuple[np.ndarray, bytes]:
+def _raster(height: int = 40, width: int = 56,
+            extratags: Sequence[Any] = ()) -> tuple[np.ndarray, bytes]:
     rng = np.random.default_rng(0)
     image = (rng.random((height, width, len(BANDS))) * 4000 + 500).astype(np.uint16)
     image[:, : width // 2, 1] += 3000  # a brighter red half: the stretch shows it
     buf = io.BytesIO()
-    tifffile.imwrite(buf, image, photometric="minisblack", planarconfig="contig")
+    tifffile.imwrite(buf, image, photometric="minisblack", planarconfig="contig",
+                     extratags=extratags)
     return image, buf.getvalue()
 
 
@@ -205,7 +208,7 @@ def test_an_upload_larger_than_a_tile_is_blended_as_predict_blends_it(
         nodata_model: Path, tmp_path: Path,
         predicted_label_raster: Callable[..., np.ndarray]) -> None:
     pytest.importorskip("rasterio")  # the CLI writes label GeoTIFFs with it
-    image, data = _raster(height=150, width=170)
+    image, data = _raster(height=150, width=170, extratags=GEOTIFF_TAGS)  # a raster predict tiles
     (tmp_path / "wide.tif").write_bytes(data)
     expected = predicted_label_raster(nodata_model, tmp_path / "wide.tif", tmp_path / "out",
                                       "--tile", "64", "--overlap", "16")
@@ -224,7 +227,8 @@ def test_an_upload_with_pixels_without_data_gets_the_labels_predict_writes_aroun
     image, _ = _raster(height=150, width=170)
     image[:40, :50] = 0  # the model's nodata: its neighbours see the band means, not zeros
     buf = io.BytesIO()
-    tifffile.imwrite(buf, image, photometric="minisblack", planarconfig="contig")
+    tifffile.imwrite(buf, image, photometric="minisblack", planarconfig="contig",
+                     extratags=GEOTIFF_TAGS)
     (tmp_path / "corner.tif").write_bytes(buf.getvalue())
     expected = predicted_label_raster(nodata_model, tmp_path / "corner.tif", tmp_path / "out",
                                       "--tile", "64", "--overlap", "16")

@@ -261,12 +261,13 @@ def test_serve_tile_gives_the_labels_of_predict_tile(band_checkpoint, predicted_
                                                      tmp_path, monkeypatch):
     import numpy as np
     import tifffile
+    from geotags import GEOTIFF_TAGS
 
     yy, xx = np.mgrid[0:72, 0:80]
     bands = [np.sin(yy / 9.0 + b) * np.cos(xx / 13.0 - b) * 800 + 1500 for b in range(3)]
     path = tmp_path / "scene.tif"
     tifffile.imwrite(path, np.stack(bands, -1).astype(np.uint16), photometric="minisblack",
-                     planarconfig="contig")
+                     planarconfig="contig", extratags=GEOTIFF_TAGS)
     app = served_app(monkeypatch, "--checkpoint", str(band_checkpoint), "--tile", "32",
                      "--precision", "fp32", "--batching", "off")
     tiles = app.state.service.segmenter.tiles
@@ -278,11 +279,13 @@ def test_serve_tile_gives_a_colour_models_labels_of_predict_tile_for_a_raster_it
         checkpoint_path, predicted_label_raster, tmp_path, monkeypatch):
     import numpy as np
     import tifffile
+    from geotags import GEOTIFF_TAGS
 
     yy, xx = np.mgrid[0:72, 0:80]
     rgb = [np.sin(yy / 9.0 + b) * np.cos(xx / 13.0 - b) * 25000 + 30000 for b in range(3)]
-    path = tmp_path / "scan.tif"  # 16-bit RGB: fcnseg predict tiles it beyond one --tile
-    tifffile.imwrite(path, np.stack(rgb, -1).astype(np.uint16), photometric="rgb")
+    path = tmp_path / "scan.tif"  # a 16-bit RGB GeoTIFF: fcnseg predict tiles it
+    tifffile.imwrite(path, np.stack(rgb, -1).astype(np.uint16), photometric="rgb",
+                     extratags=GEOTIFF_TAGS)
     app = served_app(monkeypatch, "--checkpoint", str(checkpoint_path), "--tile", "32",
                      "--precision", "fp32", "--batching", "off")
     assert_served_as_predicted(app, checkpoint_path, path, predicted_label_raster)

@@ -192,14 +192,16 @@ def test_a_big_endian_32_bit_grey_tiff_upload_is_segmented_as_the_image_reader_r
 
 
 def _tiled_16_bit_upload(segmenter, monkeypatch, tmp_path):
-    """A 16-bit RGB TIFF upload larger than the segmenter's (small) tile, its bytes and path."""
+    """A 16-bit RGB GeoTIFF upload larger than the segmenter's (small) tile, its bytes and
+    path."""
     from dataclasses import replace
 
     import tifffile
+    from geotags import GEOTIFF_TAGS
 
     rgb = np.random.default_rng(9).integers(0, 65536, (40, 56, 3)).astype(np.uint16)
     path = tmp_path / "scene.tif"
-    tifffile.imwrite(path, rgb, photometric="rgb")
+    tifffile.imwrite(path, rgb, photometric="rgb", extratags=GEOTIFF_TAGS)
     monkeypatch.setattr(segmenter, "tiles", replace(segmenter.tiles, tile=16, overlap=4))
     return path.read_bytes(), path
 

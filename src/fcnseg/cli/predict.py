@@ -103,8 +103,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     options.add_tiles(p, f"{TILING_RULE[0].upper()}{TILING_RULE[1:]} is segmented by tiles "
                          f"of PIXELS×PIXELS into NAME.tif, a label GeoTIFF on the input's grid, "
                          f"with bounded memory and resumable; every other file (a photo, a "
-                         f"small TIFF of one tile such as a microscopy image) is segmented as "
-                         f"an image: NAME_label.png, overlay, heatmaps (default: %(default)d)")
+                         f"TIFF without georeferencing within --max-pixels, of any bit depth "
+                         f"and bands, such as a microscopy image) is segmented as an image: "
+                         f"NAME_label.png, overlay, heatmaps, --format; one larger than PIXELS "
+                         f"by blended tiles as well (default: %(default)d)")
     _add_pictures(p)
     _add_reading(p)
     options.add_device(p)

@@ -65,10 +65,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     options.add_precision(p)
     options.add_compile(p)
     options.add_tiles(p, "a raster upload taller or wider than PIXELS (any upload to a model of "
-                         "declared bands; a TIFF fcnseg predict tiles for a colour model: a "
-                         "GeoTIFF, or one not 8-bit RGB) is segmented by tiles of PIXELS×PIXELS, "
-                         "blended as fcnseg predict --tile blends them: the same labels as its "
-                         "label GeoTIFF (default: %(default)d); photos are segmented whole")
+                         "declared bands; a GeoTIFF for a colour model) is segmented by tiles "
+                         "of PIXELS×PIXELS, blended as fcnseg predict --tile blends them: the "
+                         "same labels as its label GeoTIFF (default: %(default)d); photos and "
+                         "TIFFs without georeferencing are segmented whole")
     defaults = ServiceLimits()
     for option, field, kind, unit, help_text in _LIMIT_OPTIONS:
         p.add_argument(option, type=kind, default=kind(getattr(defaults, field) / unit),

@@ -38,6 +38,7 @@ from fcnseg.data.images import (
     float_scale,
     floats_to_rgb,
     integers_to_rgb,
+    tiff_samples,
 )
 from fcnseg.data.rasters import (
     RasterInfo,
@@ -715,27 +716,46 @@ def tile_count(height: int, width: int, settings: TileSettings) -> int:
 
 #: File suffixes that may hold georeferenced or huge rasters (tiled by ``fcnseg predict``).
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".img", ".vrt")
+#: Raster suffixes the image reader reads too: such a file without georeferencing is an image.
+TIFF_SUFFIXES = (".tif", ".tiff")
 #: Which files ``fcnseg predict`` segments by tiles, in words (its help and messages say it).
-TILING_RULE = (f"a raster file ({', '.join(RASTER_SUFFIXES)}) that is georeferenced, has more "
-               "pixels than --max-pixels, or is larger than one --tile and not 8-bit RGB")
+TILING_RULE = (f"a raster file ({', '.join(RASTER_SUFFIXES)}) that is georeferenced (GeoTIFF "
+               f"tags, a CRS or a geotransform) or has more pixels than --max-pixels, or a "
+               f"{'/'.join(s for s in RASTER_SUFFIXES if s not in TIFF_SUFFIXES)} file larger "
+               f"than one --tile and not 8-bit RGB")
 
 
 def needs_tiling(path: PathLike, max_pixels: int | None, tile: int | None = None) -> bool:
     """Whether ``fcnseg predict`` segments ``path`` by tiles into a label GeoTIFF
     (:data:`TILING_RULE`; ``tile`` None: a side of any size). Every other file (a photo, a
-    small image of one tile) is segmented as an image, and so is one that cannot be read
-    (the image reader says why in one line)."""
-    if Path(path).suffix.lower() not in RASTER_SUFFIXES:
+    TIFF without georeferencing within ``max_pixels`` of any depth and bands, such as a
+    microscopy image) is segmented as an image, and so is one that cannot be read (the image
+    reader says why in one line)."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in RASTER_SUFFIXES:
         return False
     try:
         with open_raster(path) as r:
             info = r.info
     except ImageError:
         return False
-    if info.transform is not None or (max_pixels is not None and info.pixels > max_pixels):
+    if is_georeferenced(path, info) or (max_pixels is not None and info.pixels > max_pixels):
         return True
+    if suffix in TIFF_SUFFIXES:
+        return False
     beyond_a_tile = tile is None or max(info.height, info.width) > tile
     return beyond_a_tile and (info.bands != 3 or info.dtype != np.uint8)
+
+
+def is_georeferenced(path: PathLike, info: RasterInfo) -> bool:
+    """Whether a raster lies on a map grid: a CRS or geotransform as rasterio reads it, or a
+    TIFF's GeoTIFF tags (tifffile reads those without rasterio)."""
+    if info.transform is not None or info.crs is not None:
+        return True
+    if Path(path).suffix.lower() not in TIFF_SUFFIXES:
+        return False
+    samples = tiff_samples(path)
+    return samples is not None and samples.geotiff
 
 
 def model_bands(segmenter: Any, info: RasterInfo) -> tuple[str, ...] | None:

@@ -475,6 +475,16 @@ def test_an_imported_dataset_yaml_lists_classes_bands_and_splits(tmp_path, capsy
     assert "red, nir; nodata 0" in out and "train (train.txt)" in out
 
 
+def test_an_imported_dataset_yaml_does_not_take_unannotated_txt_for_a_split(tmp_path,
+                                                                            capsys) -> None:
+    (tmp_path / "dataset.yaml").write_text("classes: [other, cell]\n")
+    for name in ("train", "val"):
+        (tmp_path / f"{name}.txt").write_text("a\n")
+    (tmp_path / "unannotated.txt").write_text(f"{tmp_path / 'pictures' / 'b.tif'}\n")
+    assert main(["info", str(tmp_path / "dataset.yaml")]) == 0
+    assert "splits:      train (train.txt), val (val.txt)\n" in capsys.readouterr().out
+
+
 def test_a_bench_report_names_the_machine_and_the_fastest_inference(tmp_path, capsys) -> None:
     row = {"device": "cpu", "model": "fcn8s", "size": [64, 64], "batch": 1,
            "dtype": "float32"}
@@ -619,6 +629,29 @@ def test_a_16_bit_label_raster_lists_its_values_and_shares(tmp_path, capsys) -> 
     assert rec["values"] == [0, 7, 300, 65535] and rec["shares"] == [0.25] * 4
 
 
+def test_a_16_bit_intensity_image_gets_value_statistics_not_a_class_histogram(
+        tmp_path, capsys) -> None:
+    import json
+
+    import numpy as np
+    import tifffile
+
+    cells = (100 + np.arange(64 * 64) % 600).reshape(64, 64).astype(np.uint16)  # 600 values
+    tifffile.imwrite(tmp_path / "cells.tif", cells)
+    assert main(["info", str(tmp_path / "cells.tif")]) == 0
+    out = capsys.readouterr().out
+    assert "values:      600 distinct values: intensities, not a label map of classes" in out
+    assert "ignore value" not in out and "class indices" not in out
+    header, row = (line.split() for line in out.splitlines()
+                   if line.lstrip().startswith(("band ", "value ")))
+    assert header == ["band", "min", "max", "mean", "std", "p2", "p98"]
+    assert row[:3] == ["value", "100", "699"]
+    assert float(row[3]) == pytest.approx(cells.mean(), rel=1e-6)
+    assert main(["info", "--json", str(tmp_path / "cells.tif")]) == 0
+    stats = json.loads(capsys.readouterr().out)["statistics"]
+    assert (stats["low"], stats["high"]) == ([100.0], [699.0])
+
+
 def test_a_32_bit_label_rasters_values_are_listed_exactly(tmp_path, capsys) -> None:
     import json
 
@@ -679,8 +712,10 @@ def test_a_raster_of_too_many_values_to_list_says_more_than_the_count_it_stopped
     assert main(["info", str(tmp_path / "dem.tif")]) == 0
     limit = info_files.MAX_LISTED_VALUES
     assert f"values:      more than {limit} distinct values" in capsys.readouterr().out
-    # Stopped at the strip that passed the limit (every value distinct), not read whole.
-    assert sum(reads[:-1]) <= limit < sum(reads) < values.size
+    # Counting stopped at the strip that passed the limit (every value distinct); the
+    # statistics of these intensities then read the whole raster by strips.
+    counted = next(k for k in range(len(reads)) if sum(reads[:k + 1]) > limit) + 1
+    assert sum(reads[:counted]) < values.size and sum(reads[counted:]) == values.size
     assert main(["info", "--json", str(tmp_path / "dem.tif")]) == 0
     rec = json.loads(capsys.readouterr().out)
     assert rec["more_values_than"] == limit and "values" not in rec

@@ -9,11 +9,13 @@ import io
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fcnseg.data.band_stats import BandStats, format_band_table, image_statistics
 from fcnseg.data.images import RASTER_FORMATS, open_upright
 from fcnseg.data.rasters import open_raster, raster_info
 from fcnseg.utils.validate import fields_of
@@ -33,6 +35,9 @@ _RASTER_MAGIC = tuple(magic for magic, _, _ in RASTER_FORMATS)
 #: Most distinct values listed (more than any label map's classes: ADE20K's full set has
 #: 3,688); a raster of more (a DEM, a 16-bit photo) is said to have more, read no further.
 MAX_LISTED_VALUES = 4096
+#: Most distinct values one label map shows: no image holds more classes than an 8-bit label
+#: map's 256 values; a one-band image of more holds intensities, not class indices.
+MAX_LABEL_VALUES = 256
 # Pixels of a raster read at a time while its values are counted (memory: this × 4 bytes).
 _VALUES_ROWS_PIXELS = 1 << 22
 #: The kinds of :func:`data_file_record`'s records.
@@ -100,17 +105,43 @@ def _piece_counts(piece: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.unique(piece, return_counts=True)
 
 
+def _strip_rows(reader: Any) -> int:
+    """Rows of the strips a raster is read by: about :data:`_VALUES_ROWS_PIXELS` pixels, whole
+    block rows (each block decoded once: GDAL's cache is bounded)."""
+    rows = max(1, _VALUES_ROWS_PIXELS // max(reader.info.width, 1))
+    block_rows = (reader.block_shape() or (1, 1))[0]
+    return max(1, rows // block_rows) * block_rows
+
+
 def _raster_values(file: Path) -> dict[str, Any]:
     """:func:`_counted_values` of a one-band raster, read by strips of rows, each value as
     stored (a uint32 raster's above 2**24 are not rounded as float32 would)."""
     with open_raster(file, exact=True) as reader:
-        h, w = reader.info.height, reader.info.width
-        rows = max(1, _VALUES_ROWS_PIXELS // max(w, 1))
-        # Strips of whole block rows: each block decoded once (GDAL's cache is bounded).
-        block_rows = (reader.block_shape() or (1, 1))[0]
-        rows = max(1, rows // block_rows) * block_rows
+        h, w, rows = reader.info.height, reader.info.width, _strip_rows(reader)
         strips = (reader.read(y, 0, min(rows, h - y), w)[..., 0] for y in range(0, h, rows))
         return _counted_values(strips, h * w)
+
+
+def _is_intensity(rec: dict[str, Any], dtype: np.dtype) -> bool:
+    """Whether a one-band image holds intensities (a microscope's, a DEM's) rather than class
+    indices: of a type no label map has (floats, signed integers), or of more distinct values
+    than one image's classes could be (:data:`MAX_LABEL_VALUES`)."""
+    return dtype.kind in "fi" or "more_values_than" in rec \
+        or len(rec.get("values", ())) > MAX_LABEL_VALUES
+
+
+def _statistics(stats: BandStats) -> dict[str, Any]:
+    """``{"statistics": ...}`` of an image's values; nothing when no pixel has data."""
+    return {"statistics": asdict(stats)} if stats.pixels else {}
+
+
+def _raster_statistics(file: Path, nodata: float | None, band: str) -> dict[str, Any]:
+    """:func:`_statistics` of a one-band raster, read by strips (pixels without data left out),
+    as ``check-data`` takes a dataset's band statistics."""
+    with open_raster(file, exact=True) as reader:
+        h, w, rows = reader.info.height, reader.info.width, _strip_rows(reader)
+        strips = (reader.read(y, 0, min(rows, h - y), w) for y in range(0, h, rows))
+        return _statistics(image_statistics(strips, [band], -(-h // rows), nodata))
 
 
 def _image_record(file: Path, image_format: str) -> dict[str, Any]:
@@ -121,8 +152,11 @@ def _image_record(file: Path, image_format: str) -> dict[str, Any]:
     # may be label maps too: their values are the class indices.
     if img.mode in ("P", "L", "I", "I;16", "I;16B"):
         label = np.asarray(img)
-        return {**rec, "kind": "label_map" if img.mode != "L" else "image",
-                **_counted_values([label], label.size)}
+        counted = _counted_values([label], label.size)
+        if img.mode != "P" and _is_intensity(counted, label.dtype):  # e.g. 16-bit microscopy
+            return {**rec, "kind": "image", **counted,
+                    **_statistics(image_statistics([label[..., None]], ["value"], 1))}
+        return {**rec, "kind": "label_map" if img.mode != "L" else "image", **counted}
     return {**rec, "kind": "image"}
 
 
@@ -138,6 +172,9 @@ def _raster_record(file: Path) -> dict[str, Any]:
                            else info.nodata}
     if info.bands == 1 and info.dtype.kind == "u":  # read by strips: any size
         rec.update(_raster_values(file))
+    if info.bands == 1 and _is_intensity(rec, info.dtype):
+        band = info.band_names[0] if info.band_names and info.band_names[0] else "value"
+        rec.update(_raster_statistics(file, info.nodata, band))
     return rec
 
 
@@ -271,7 +308,14 @@ def data_file_summary(rec: dict[str, Any]) -> list[str]:
         if rec["nodata"] is not None:
             nodata = rec["nodata"]
             lines.append(f"nodata:      {nodata if isinstance(nodata, str) else f'{nodata:g}'}")
-    if "more_values_than" in rec:
+    if "statistics" in rec:  # intensities: their range and spread, not a class histogram
+        distinct = (f"more than {rec['more_values_than']}" if "more_values_than" in rec
+                    else len(rec.get("values") or ()) or "")
+        lines.append(f"values:      {f'{distinct} distinct values: ' if distinct else ''}"
+                     f"intensities, not a label map of classes")
+        stats = BandStats(**{**rec["statistics"], "problems": []})
+        lines += [f"             {line}" for line in format_band_table(stats)]
+    elif "more_values_than" in rec:
         lines.append(f"values:      {_values_text(rec)} (not a label map of classes)")
     elif "values" in rec:
         lines.append(f"values:      {_values_text(rec)} (class indices, if a label map)")

@@ -104,10 +104,11 @@ def _raster_rows(path: Any) -> int | None:
 def _dataset_record(file: Path, doc: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
     """The classes, bands and nodata value, and the split lists present beside it."""
     root = file.parent
-    splits = {str(k): str(v) for k, v in fields_of(doc.get("splits")).items()}
-    for listed in sorted(root.glob("*.txt")) + sorted((root / "splits").glob("*.txt")):
-        if listed.name != MANIFEST_NAME:
-            splits.setdefault(listed.stem, str(listed.relative_to(root)))
+    from fcnseg.data.folder import split_list_files
+
+    declared = {str(k): str(v) for k, v in fields_of(doc.get("splits")).items()}
+    splits = {s: declared.get(s) or str(p.relative_to(root))
+              for s, p in split_list_files(root, declared).items()}
     classes = doc.get("classes")
     return {**base, "kind": "dataset_config",
             "classes": list(classes) if isinstance(classes, (list, tuple)) else classes,

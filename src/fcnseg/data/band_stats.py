@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from fcnseg.utils.files import atomic_write_bytes, files_fingerprint
 
 #: Pixels sampled over the whole dataset for the percentiles of float images.
 SAMPLE_PIXELS = 2_000_000
-_CACHE_VERSION = 3
+_CACHE_VERSION = 4
 
 
 @dataclass
@@ -46,6 +47,9 @@ class BandStats:
     problems: list[tuple[str, str]] = field(default_factory=list)
     #: ``{sample type: [images, first image path]}`` of the readable images (``"uint16"``).
     sample_types: dict[str, list[Any]] = field(default_factory=dict)
+    #: Each band's smallest and largest value with data (empty in older caches).
+    low: list[float] = field(default_factory=list)
+    high: list[float] = field(default_factory=list)
 
     @property
     def constant_bands(self) -> list[str]:
@@ -65,6 +69,8 @@ class _Accumulator:
         self.per_image = max(256, SAMPLE_PIXELS // max(1, images))
         self.nan = np.zeros(bands, np.int64)
         self.nodata = 0
+        self.low = np.full(bands, np.nan)  # fmin/fmax: NaN pixels never count
+        self.high = np.full(bands, np.nan)
 
     def add(self, image: np.ndarray, nodata: float | None, seed: int) -> None:
         pixels = image.reshape(-1, image.shape[-1])
@@ -74,6 +80,9 @@ class _Accumulator:
         if missing is not None:
             self.nodata += int(missing.sum())
             pixels = pixels[~missing.ravel()]
+        if len(pixels):
+            self.low = np.fmin(self.low, np.fmin.reduce(pixels, axis=0))
+            self.high = np.fmax(self.high, np.fmax.reduce(pixels, axis=0))
         values = pixels.astype(np.float64)
         if self.shift is None and len(values):
             self.shift = values.mean(axis=0)
@@ -115,6 +124,17 @@ class _Accumulator:
                              for b in range(bands)])
         return np.nanpercentile(np.concatenate(self.samples), q, axis=0).astype(np.float64)
 
+    def stats(self, bands: list[str], images: int) -> BandStats:
+        """The statistics of the pixels added (``images`` images), without problems or
+        sample types (the caller's)."""
+        mean, std = self.mean_std()
+        return BandStats(bands=bands, mean=mean.tolist(), std=std.tolist(),
+                         p2=self.percentiles(2).tolist(), p98=self.percentiles(98).tolist(),
+                         pixels=self.n, nodata_pixels=self.nodata,
+                         nan_pixels=self.nan.tolist(), images=images,
+                         low=self.low.astype(np.float64).tolist(),
+                         high=self.high.astype(np.float64).tolist())
+
 
 def band_statistics(dataset: Any, *, cache_dir: str | os.PathLike[str] | None = None,
                     use_cache: bool = True) -> BandStats:
@@ -146,21 +166,32 @@ def band_statistics(dataset: Any, *, cache_dir: str | os.PathLike[str] | None = 
         acc.add(image, dataset.nodata, seed=i)
         found = sample_types.setdefault(str(info_dtype), [0, str(path)])
         found[0] += 1
-    mean, std = acc.mean_std()
-    stats = BandStats(bands=bands, mean=mean.tolist(), std=std.tolist(),
-                      p2=acc.percentiles(2).tolist(), p98=acc.percentiles(98).tolist(),
-                      pixels=acc.n, nodata_pixels=acc.nodata, nan_pixels=acc.nan.tolist(),
-                      images=len(dataset), problems=problems, sample_types=sample_types)
+    stats = replace(acc.stats(bands, len(dataset)), problems=problems,
+                    sample_types=sample_types)
     if use_cache:
         atomic_write_bytes(cached, json.dumps(asdict(stats)).encode("utf-8"))
     return stats
 
 
+def image_statistics(pieces: Iterable[np.ndarray], bands: list[str], count: int,
+                     nodata: float | None = None) -> BandStats:
+    """The statistics of one image read in ``count`` pieces (H×W×N arrays: strips of rows),
+    as :func:`band_statistics` takes them over a dataset's images (``fcnseg info``)."""
+    acc = _Accumulator(len(bands), count)
+    for k, piece in enumerate(pieces):
+        acc.add(piece, nodata, seed=k)
+    return acc.stats(bands, images=1)
+
+
 def format_band_table(stats: BandStats) -> list[str]:
     """The statistics as printed by ``fcnseg check-data``: one line per band, then warnings."""
-    lines = [f"{'band':<12} {'mean':>12} {'std':>12} {'p2':>12} {'p98':>12}"]
+    ranges = len(stats.low) == len(stats.bands)  # not in statistics cached before
+    lines = [f"{'band':<12}" + (f" {'min':>12} {'max':>12}" if ranges else "")
+             + f" {'mean':>12} {'std':>12} {'p2':>12} {'p98':>12}"]
     for k, b in enumerate(stats.bands):
-        lines.append(f"{b:<12} {stats.mean[k]:>12.6g} {stats.std[k]:>12.6g} "
+        lines.append(f"{b:<12}" + (f" {stats.low[k]:>12.6g} {stats.high[k]:>12.6g}"
+                                   if ranges else "")
+                     + f" {stats.mean[k]:>12.6g} {stats.std[k]:>12.6g} "
                      f"{stats.p2[k]:>12.6g} {stats.p98[k]:>12.6g}")
     for b in stats.constant_bands:
         lines.append(f"warning: band {b!r} has no variance (every pixel is "

@@ -200,6 +200,24 @@ _FIELDS: dict[str, Callable[[Any, str], Any]] = {
 }
 
 
+#: The splits whose lists a folder dataset finds in its root as ``<split>.txt``.
+ROOT_SPLITS = ("train", "val", "test", "trainval")
+
+
+def split_list_files(root: Path, split_lists: Mapping[str, str]) -> dict[str, Path]:
+    """The split lists of the folder dataset at ``root``, by split: those ``split_lists``
+    ('splits' in dataset.yaml) names, ``<split>.txt`` in the root for the splits of
+    :data:`ROOT_SPLITS`, and every list in ``splits/``. Other text files in the root (``fcnseg
+    import``'s unannotated.txt, a labels.txt) are no split."""
+    found = {str(s): root / f for s, f in split_lists.items()}
+    for split in ROOT_SPLITS:
+        if (root / f"{split}.txt").is_file():
+            found.setdefault(split, root / f"{split}.txt")
+    for listed in sorted((root / "splits").glob("*.txt")):
+        found.setdefault(listed.stem, listed)
+    return found
+
+
 class FolderSegmentation(BandImages, FileSegmentationDataset):
     """Images and masks from ``root/images`` and ``root/masks``, matched by file stem.
 
@@ -339,11 +357,8 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
         return str(self.config_path), f"`bands: [{', '.join(names)}]`"
 
     def split_names(self) -> list[str]:
-        """The splits that have a list: in 'splits', in ``splits/`` or as ``<split>.txt``."""
-        found = {*self.split_lists, *(p.stem for p in (self.root / "splits").glob("*.txt"))}
-        found |= {s for s in ("train", "val", "test", "trainval")
-                  if (self.root / f"{s}.txt").is_file()}
-        return sorted(found)
+        """The splits that have a list (:func:`split_list_files`)."""
+        return sorted(split_list_files(self.root, self.split_lists))
 
     @staticmethod
     def _index(folder: Path, extensions: Sequence[str],

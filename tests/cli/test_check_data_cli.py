@@ -178,3 +178,15 @@ def test_a_data_field_the_dataset_does_not_take_is_named(tmp_path, capsys) -> No
     assert main(["check-data", "--dataset", "folder", "--root", str(root),
                  "--data", "bands=[intensity]"]) == 2
     assert "dataset.bands: unknown field for dataset 'folder'" in capsys.readouterr().err
+
+
+def test_an_empty_split_of_an_export_read_directly_says_how_its_splits_are_chosen(
+        tmp_path, capsys) -> None:
+    from ondisk import write_grey_16_bit_cvat
+
+    xml = write_grey_16_bit_cvat(tmp_path / "export", 2500)
+    assert main(["check-data", "--dataset", "cvat", "--root", str(xml), "--num-workers", "0",
+                 "--data", "val_fraction=0"]) == 0
+    [line] = [x for x in capsys.readouterr().out.splitlines() if "holds no images" in x]
+    assert line.startswith("warning: split 'val' holds no images")
+    assert "--data val_fraction=0.5" in line

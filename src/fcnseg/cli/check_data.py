@@ -215,9 +215,10 @@ def run(args: argparse.Namespace) -> int:
     for split, n in split_counts.items():
         print(f"{split:<14} {n:>6}")
     print(f"{'checked':<14} {report.images:>6} distinct images")
+    rule = getattr(dataset, "split_rule", None)  # how an export read directly splits
     for split in (s for s, n in split_counts.items() if n == 0):
         print(f"warning: split {split!r} holds no images: a run that trains or validates on it "
-              f"stops before its first step")
+              f"stops before its first step" + (f"; {rule}" if rule else ""))
     excluded = tuple(getattr(dataset, "excluded_ids", ()))
     if excluded:
         print(f"left out of every split: {', '.join(excluded)}")

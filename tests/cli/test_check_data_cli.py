@@ -190,3 +190,37 @@ def test_an_empty_split_of_an_export_read_directly_says_how_its_splits_are_chose
     [line] = [x for x in capsys.readouterr().out.splitlines() if "holds no images" in x]
     assert line.startswith("warning: split 'val' holds no images")
     assert "--data val_fraction=0.5" in line
+
+
+def _cityscapes_ids_folder(root, remap):
+    import numpy as np
+    import yaml
+    from PIL import Image
+
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    Image.new("RGB", (4, 2)).save(root / "images" / "a.png")
+    ids = np.array([[7, 26, 3, 5], [8, 23, 24, 1]], np.uint8)
+    Image.fromarray(ids, mode="L").save(root / "masks" / "a.png")
+    (root / "dataset.yaml").write_text(yaml.safe_dump(
+        {"classes": ["background", "road", "sidewalk", "car", "person", "lane marking"],
+         "remap": remap}))
+
+
+def test_values_a_remap_table_leaves_as_classes_are_warned_about(tmp_path, capsys) -> None:
+    _cityscapes_ids_folder(tmp_path, {7: 1, 8: 2, 26: 3, 24: 4, 23: 0, 1: 255})
+    assert main(["check-data", "--dataset", "folder", "--root", str(tmp_path),
+                 "--num-workers", "0"]) == 0
+    warned = [line for line in capsys.readouterr().out.splitlines() if "warning" in line]
+    assert warned == [
+        f"warning: {tmp_path / 'dataset.yaml'}: remap does not list mask values 3, 5, so they "
+        f"stay class indices (3 → car, 5 → lane marking): list each in remap, or say what "
+        f"unlisted values become with 'other: ignore' (or 'other: <class index>')"]
+
+
+def test_remap_with_other_entry_is_not_warned_about(tmp_path, capsys) -> None:
+    _cityscapes_ids_folder(tmp_path, {7: 1, 8: 2, 26: 3, 24: 4, 23: 0, 1: 255, "other": "ignore"})
+    assert main(["check-data", "--dataset", "folder", "--root", str(tmp_path),
+                 "--num-workers", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "warning" not in out and "no problems found" in out

@@ -44,7 +44,12 @@ CASES = [
     ("ignore_index-above-8-bit", _yaml(b"ignore_index: 2555\n"), None,
      "dataset.yaml: ignore_index: 2555 cannot occur in 8-bit masks (values 0-255) such as "),
     ("remap-text-key", _yaml(b"remap: {abc: 1}\n"), None,
-     "dataset.yaml: remap: expected integer raw mask values mapped to integer class indices"),
+     "dataset.yaml: remap: expected integer raw mask values (or 'other': every value not "
+     "listed) mapped to integer class indices or 'ignore'"),
+    ("remap-other-text-value", _yaml(b"remap: {7: 1, other: void}\n"), None,
+     "dataset.yaml: remap: expected integer raw mask values (or 'other': every value not "
+     "listed) mapped to integer class indices or 'ignore', e.g. {255: 1} for 0/255 binary "
+     "masks, {7: 1, other: ignore}; got 'other': 'void'"),
     ("colors-text-entry", _yaml(b"colors: [[0, 0, 0], [1, 2, x]]\n"), None,
      "dataset.yaml: colors[1]: expected an [r, g, b] colour of integers in 0-255, "
      "got [1, 2, 'x']"),

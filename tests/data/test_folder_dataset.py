@@ -101,3 +101,46 @@ def test_missing_classes_and_bad_yaml_fields_are_named(tmp_path):
     (tmp_path / "train.txt").write_text("a\n")  # with some list, a missing one is an error
     with pytest.raises(ValueError, match="no list for split 'val'"):
         FolderSegmentation(tmp_path, "val", classes=["a"])
+
+
+CITYSCAPES_LIKE = {"classes": ["background", "road", "sidewalk", "car", "person", "lane marking"],
+                   "remap": {7: 1, 8: 2, 26: 3, 24: 4, 23: 0, 1: 255}}
+
+
+def test_remap_other_says_what_unlisted_values_become(tmp_path):
+    make_folder(tmp_path, {"x": index_mask([[7, 26, 3, 5], [1, 23, 0, 40]])},
+                {**CITYSCAPES_LIKE,
+                 "remap": {**CITYSCAPES_LIKE["remap"], "other": "ignore"}})
+    ds = FolderSegmentation(tmp_path)
+    np.testing.assert_array_equal(ds[0][1], [[1, 3, 255, 255], [255, 0, 255, 255]])
+    assert ds.unlisted_values(0) == set()
+
+
+def test_remap_other_and_ignore_entries_in_python(tmp_path):
+    make_folder(tmp_path, {"x": index_mask([[9, 3, 200]])})
+    ds = FolderSegmentation(tmp_path, classes=["bg", "fg"], ignore_index=250,
+                            remap={9: 1, 200: "ignore", "other": 0})
+    np.testing.assert_array_equal(ds[0][1], [[1, 0, 250]])
+
+
+def test_remap_without_other_keeps_unlisted_values_and_names_them(tmp_path):
+    make_folder(tmp_path, {"x": index_mask([[7, 26, 3, 5], [1, 23, 0, 255]])}, CITYSCAPES_LIKE)
+    ds = FolderSegmentation(tmp_path)
+    np.testing.assert_array_equal(ds[0][1], [[1, 3, 3, 5], [255, 0, 0, 255]])
+    assert ds.unlisted_values(0) == {0, 3, 5}
+    assert ds.remap_warning({3, 5}) == (
+        f"{tmp_path / 'dataset.yaml'}: remap does not list mask values 3, 5, so they stay "
+        f"class indices (3 → car, 5 → lane marking): list each in remap, or say what unlisted "
+        f"values become with 'other: ignore' (or 'other: <class index>')")
+
+
+def test_binary_remap_leaves_background_unremarked(tmp_path):
+    make_folder(tmp_path, {"x": index_mask([[0, 255], [255, 0]])},
+                {"classes": ["background", "object"], "remap": {255: 1}})
+    assert FolderSegmentation(tmp_path).unlisted_values(0) == set()
+
+
+def test_unlisted_value_sharing_a_class_with_a_listed_one_is_named(tmp_path):
+    make_folder(tmp_path, {"x": index_mask([[7, 1, 0]])},
+                {"classes": ["bg", "road", "car"], "remap": {7: 1}})
+    assert FolderSegmentation(tmp_path).unlisted_values(0) == {1}

@@ -320,3 +320,29 @@ def test_start_up_warns_of_large_training_images_whatever_the_crop(tmp_path: Pat
     config = _config(data={"crop_size": None, "num_workers": 0})
     (line,) = startup_warnings(config, dataset)
     assert line.startswith("1 of the 3 training images looked at are over 2048 pixels")
+
+
+def test_train_warns_at_start_of_mask_values_a_remap_table_leaves_as_classes(tmp_path, capsys):
+    import numpy as np
+    import yaml
+    from PIL import Image
+
+    from fcnseg.cli.main import main
+
+    spec = write_folder_dataset(tmp_path / "d", count=2, size=32)
+    (tmp_path / "d" / "dataset.yaml").write_text("classes: [bg, thing]\nremap: {7: 1}\n")
+    ids = np.zeros((32, 32), np.uint8)
+    ids[8:24, 8:24], ids[0, :4] = 7, 1  # raw id 1 is no class here, yet stays class 1
+    Image.fromarray(ids).save(tmp_path / "d" / "masks" / "0.png")
+    recipe = tiny_recipe(data={"train": {**spec, "split": "train"},
+                               "val": {**spec, "split": "val"}, "batch_size": 2},
+                         train={"iterations": 1, "eval_every": 1, "log_every": 1,
+                                "progress": False, "tensorboard": False})
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    assert main(["train", "--recipe", str(tmp_path / "r.yaml"), "--out",
+                 str(tmp_path / "run")]) == 0
+    lines = [x for x in capsys.readouterr().err.splitlines() if "remap" in x]
+    assert lines == [f"fcnseg train: warning: {tmp_path / 'd' / 'dataset.yaml'}: remap does not "
+                     f"list mask value 1, so it stays a class index (1 → thing): list it in "
+                     f"remap, or say what unlisted values become with 'other: ignore' (or "
+                     f"'other: <class index>')"]

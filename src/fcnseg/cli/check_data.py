@@ -241,6 +241,8 @@ def run(args: argparse.Namespace) -> int:
                                  images="images checked")
     if large is not None:
         print(f"warning: {large}")
+    if report.unlisted_values:
+        print(f"warning: {dataset.remap_warning(report.unlisted_values)}")
     for path in getattr(dataset, "unmatched_masks", lambda: [])():
         print(f"warning: {path}: mask without an image (not used)")
     problems = _problems(args, dataset, report)

@@ -51,6 +51,9 @@ class ScanReport:
     ignore_pixels: int = 0
     problems: list[Problem] = field(default_factory=list)
     heads: dict[str, HeadCounts] = field(default_factory=dict)
+    #: Mask values a folder dataset's remap table does not list that stayed class indices
+    #: (:meth:`fcnseg.data.folder.FolderSegmentation.unlisted_values`).
+    unlisted_values: set[int] = field(default_factory=set)
 
     @property
     def ok(self) -> bool:
@@ -67,7 +70,8 @@ class _Scan(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, k: int) -> Problem | dict[str | None, tuple[np.ndarray, int]]:
+    def __getitem__(self, k: int) -> Problem | tuple[dict[str | None, tuple[np.ndarray, int]],
+                                                      set[int]]:
         i = self.indices[k]
         ds = self.dataset
         try:
@@ -82,7 +86,8 @@ class _Scan(Dataset):
             n = len(classes.get(head, ds.classes))
             valid = lb != ds.ignore_index
             counts[head] = np.bincount(lb[valid].ravel(), minlength=n)[:n], int((~valid).sum())
-        return counts
+        unlisted = getattr(ds, "unlisted_values", None)
+        return counts, set() if unlisted is None else unlisted(i)
 
 
 def _head_classes(ds: SegmentationDataset) -> Mapping[str | None, tuple[str, ...]]:
@@ -122,6 +127,8 @@ def scan_dataset(dataset: SegmentationDataset, indices: list[int] | None = None,
         if isinstance(item, Problem):
             report.problems.append(item)
             continue
+        item, unlisted = item
+        report.unlisted_values |= unlisted
         for head, (counts, ignored) in item.items():
             if head not in heads:
                 raise ValueError(f"dataset returned a label map {head!r} that its heads "

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numbers
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +45,17 @@ from fcnseg.utils.yaml_errors import yaml_problem
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff", ".gif")
 RASTER_EXTENSIONS = (*IMAGE_EXTENSIONS, ".jp2")
+#: The ``remap`` key that says what every mask value the table does not list becomes.
+OTHER_VALUES = "other"
+#: The ``remap`` value that means the dataset's ``ignore_index``.
+IGNORE_VALUE = "ignore"
 
 def load_folder_config(path: PathLike) -> dict[str, Any]:
     """Read and check a ``dataset.yaml``; errors name the file, the field and what is expected.
 
     Returns the fields given (``null`` ones left out), each converted to its checked form:
-    ``classes`` a tuple of str, ``ignore_index`` an int, ``remap`` a dict of int to int,
+    ``classes`` a tuple of str, ``ignore_index`` an int, ``remap`` a dict of int (or
+    ``"other"``) to int (or ``"ignore"``),
     ``colors`` and ``palette`` K×3 uint8 arrays, ``ignore_color`` an (r, g, b) tuple and
     ``splits`` a dict of split name to list path (relative to the dataset folder).
     """
@@ -122,12 +127,15 @@ def _mapping(value: Any, where: str, *, of: str, entries: str, example: str,
     return value
 
 
-def _remap(value: Any, where: str) -> dict[int, int]:
+def _remap(value: Any, where: str) -> dict[int | str, int | str]:
     value = _mapping(value, where, of="raw mask values to class indices",
-                     entries="integer raw mask values mapped to integer class indices",
-                     example="e.g. {255: 1} for 0/255 binary masks",
-                     key_ok=_is_int, value_ok=_is_int)
-    return {int(src): int(dst) for src, dst in value.items()}
+                     entries="integer raw mask values (or 'other': every value not listed) "
+                             "mapped to integer class indices or 'ignore'",
+                     example="e.g. {255: 1} for 0/255 binary masks, {7: 1, other: ignore}",
+                     key_ok=lambda k: _is_int(k) or k == OTHER_VALUES,
+                     value_ok=lambda v: _is_int(v) or v == IGNORE_VALUE)
+    return {k if k == OTHER_VALUES else int(k): v if v == IGNORE_VALUE else int(v)
+            for k, v in value.items()}
 
 
 _colour = _check(lambda v: isinstance(v, list | tuple) and len(v) == 3
@@ -303,7 +311,11 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
                                  f"classes {list(self.classes)}")
             self.background_class: str | None = cfg["background"]
         self.ignore_index = cfg.get("ignore_index", 255)
-        self.remap = cfg.get("remap", {})
+        table = {k: self.ignore_index if v == IGNORE_VALUE else v
+                 for k, v in cfg.get("remap", {}).items()}
+        #: What the masks' values not in :attr:`remap` become; None: kept as they are.
+        self.remap_other: int | None = table.pop(OTHER_VALUES, None)
+        self.remap: dict[int, int] = table
         self.colors = cfg.get("colors")
         if self.colors is not None and len(self.colors) != self.num_classes:
             raise ValueError(f"{where}: 'colors' has {len(self.colors)} entries for "
@@ -338,7 +350,8 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
         """An ignore value above 255 must be one the masks can hold: refused for 8-bit masks
         (looked at in the first mask's header) unless colours or ``remap`` produce it."""
         if (self.ignore_index <= 255 or self.colors is not None
-                or self.ignore_index in self.remap.values() or not self._masks):
+                or self.ignore_index in (*self.remap.values(), self.remap_other)
+                or not self._masks):
             return
         first = next(iter(self._masks.values()))
         try:
@@ -404,7 +417,33 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
     def read_label(self, index: int) -> np.ndarray:
         return read_label(self.label_path(index), num_classes=self.num_classes,
                           ignore_index=self.ignore_index, remap=self.remap, colors=self.colors,
-                          color_ignore=self.ignore_color, advice=self.mask_advice)
+                          color_ignore=self.ignore_color, advice=self.mask_advice,
+                          remap_other=self.remap_other)
+
+    def unlisted_values(self, index: int) -> set[int]:
+        """The values of mask ``index`` that :attr:`remap` does not list yet that pass through
+        as class indices, where that looks unmeant (:func:`fcnseg.data.io.passed_through`);
+        empty without a remap table or with an ``other`` entry."""
+        if not self.remap or self.remap_other is not None:
+            return set()
+        raw = read_label(self.label_path(index), ignore_index=self.ignore_index,
+                         colors=self.colors, color_ignore=self.ignore_color,
+                         advice=self.mask_advice)
+        return io.passed_through(raw, self.remap, self.num_classes)
+
+    def remap_warning(self, values: Iterable[int]) -> str | None:
+        """One line naming the mask ``values`` that pass through :attr:`remap` unlisted as
+        classes (from :meth:`unlisted_values`) and the fix; None when there are none."""
+        found = sorted(set(values))
+        if not found:
+            return None
+        where = self.config_path if self.config_path.is_file() else self.root
+        shown = ", ".join(f"{v} → {self.classes[v]}" for v in found)
+        values, stay = (("values", "they stay class indices") if len(found) > 1
+                        else ("value", "it stays a class index"))
+        return (f"{where}: remap does not list mask {values} {', '.join(map(str, found))}, so "
+                f"{stay} ({shown}): list {'each' if len(found) > 1 else 'it'} in remap, or say "
+                f"what unlisted values become with 'other: ignore' (or 'other: <class index>')")
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The image and label of sample ``index``; with ``bands``, an H×W×N image of them and

@@ -157,13 +157,14 @@ def benchmark_advice(masks: str) -> MaskAdvice:
 def read_label(path: PathLike, *, num_classes: int | None = None, ignore_index: int = 255,
                remap: Mapping[int, int] | None = None, colors: np.ndarray | None = None,
                color_ignore: tuple[int, int, int] | None = None,
-               advice: MaskAdvice = MASK_ADVICE) -> np.ndarray:
+               advice: MaskAdvice = MASK_ADVICE, remap_other: int | None = None) -> np.ndarray:
     """Read a label map as an H×W int64 array of class indices.
 
     Palette ("P") PNGs give their indices (never converted to RGB); greyscale and 16-bit masks
     their values. RGB masks need ``colors`` (a K×3 array, class k has colour ``colors[k]``;
     ``color_ignore`` marks void); any other colour is an error naming the first few found.
-    ``remap`` then replaces raw values (e.g. ``{255: 1}``), and with ``num_classes`` every value
+    ``remap`` then replaces raw values (e.g. ``{255: 1}``), ``remap_other`` (when given) every
+    value ``remap`` does not list, and with ``num_classes`` every value
     must be in ``[0, num_classes)`` or equal ``ignore_index``. ``advice`` says what to do about
     an RGB mask without ``colors`` and about values outside the classes.
     """
@@ -180,7 +181,7 @@ def read_label(path: PathLike, *, num_classes: int | None = None, ignore_index: 
         else:
             raise DataError(path, f"mask has unsupported mode {mode}: expected an index or "
                                   f"palette PNG")
-    label = remap_values(label, remap)
+    label = remap_values(label, remap, remap_other)
     if num_classes is not None:
         depth = "16-bit mask: " if mode.startswith("I") else ""
         check_label_values(path, label, num_classes, ignore_index, prefix=depth,
@@ -206,14 +207,31 @@ def _rgb_to_index(path: Path, rgb: np.ndarray, colors: np.ndarray,
     return values[pos]
 
 
-def remap_values(label: np.ndarray, remap: Mapping[int, int] | None) -> np.ndarray:
-    """Replace raw mask values by others, e.g. ``{255: 1}`` for 0/255 binary masks."""
-    if not remap:
+def remap_values(label: np.ndarray, remap: Mapping[int, int] | None,
+                 other: int | None = None) -> np.ndarray:
+    """Replace raw mask values by others, e.g. ``{255: 1}`` for 0/255 binary masks; with
+    ``other``, every value ``remap`` does not list becomes ``other``."""
+    if not remap and other is None:
         return label
-    out = label.copy()
-    for src, dst in remap.items():
+    out = label.copy() if other is None else np.full_like(label, other)
+    for src, dst in (remap or {}).items():
         out[label == int(src)] = int(dst)
     return out
+
+
+def passed_through(raw: np.ndarray, remap: Mapping[int, int], num_classes: int) -> set[int]:
+    """The raw mask values that ``remap`` does not list and that stay as class indices
+    (``[0, num_classes)``), where that looks unmeant: the table maps a class index to
+    something else (so raw values are no class indices, as Cityscapes' ids), or it maps
+    other values onto the class a value keeps. A table such as ``{255: 1}`` for 0/255 masks
+    lets 0 stay class 0 unremarked."""
+    kept = set(range(num_classes)) - set(remap)
+    renames_classes = any(0 <= k < num_classes and v != k for k, v in remap.items())
+    suspect = kept if renames_classes else kept & set(remap.values())
+    if not suspect:
+        return set()
+    counts = np.bincount(raw[(raw >= 0) & (raw < num_classes)].ravel(), minlength=num_classes)
+    return {v for v in suspect if counts[v]}
 
 
 def void_first(path: PathLike, stored: np.ndarray, num_classes: int, ignore_index: int,

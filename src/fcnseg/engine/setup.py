@@ -29,7 +29,7 @@ from fcnseg.data.base import refuse_withheld_labels
 from fcnseg.data.bit_depth import narrow_range_warning
 from fcnseg.data.cache import cache_decoded, cached_problems
 from fcnseg.data.check import scan_dataset
-from fcnseg.data.errors import problem_line
+from fcnseg.data.errors import DataError, problem_line
 from fcnseg.data.images import ImageError, looks_cut_short
 from fcnseg.data.transforms import build_eval_transform, build_train_transform
 from fcnseg.dataset_paths import folder_holding, recipe_paths_found, training_folders
@@ -155,8 +155,8 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
     with _paths_found(config, resume_ckpt) as trained_in:
         train_ds, val_ds = build_datasets(config, notes)
     plain = _unwrapped(train_ds)
-    if info.is_main and (narrow := narrow_range_warning(plain)) is not None:
-        warnings.warn(narrow, UserWarning, stacklevel=2)  # one line, from the command line
+    if info.is_main:
+        _warn_about_data(plain)
     class_names, ignore_index = list(plain.classes), plain.ignore_index
     heads = getattr(plain, "heads", None)  # {head: class names} of data labelled per head
     head_classes = {str(h): [str(n) for n in names] for h, names in heads.items()} \
@@ -200,6 +200,26 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
         eval_exclude_classes=getattr(plain, "eval_exclude_classes", ()), ema=ema,
         notes=notes, background_class=getattr(plain, "background_class", None),
         trained_in=str(trained_in))
+
+
+def _warn_about_data(dataset: Any) -> None:
+    """Warn, one line each, of 16-bit images read as dark 8-bit ones and of mask values a
+    remap table leaves as classes."""
+    for found in (narrow_range_warning(dataset), _first_mask_unlisted(dataset)):
+        if found is not None:
+            warnings.warn(found, UserWarning, stacklevel=3)  # one line, from the command line
+
+
+def _first_mask_unlisted(dataset: Any) -> str | None:
+    """The dataset's warning about mask values its remap table leaves as classes, from its
+    first mask (``check-data`` looks at every one); None when fine or for other datasets."""
+    if not hasattr(dataset, "unlisted_values") or len(dataset) == 0:
+        return None
+    try:
+        values = dataset.unlisted_values(0)
+    except DataError:  # a bad mask is reported where training reads it
+        return None
+    return dataset.remap_warning(values)
 
 
 @contextmanager

@@ -80,3 +80,12 @@ def test_dataset_conventions_are_registered_by_name(name, module, constant):
     registered = get_convention(name)
     assert registered.name == name and registered.channel_order == "BGR"
     assert registered is getattr(importlib.import_module(module), constant)
+
+
+def test_a_dataset_that_cannot_declare_bands_is_told_which_can() -> None:
+    model = band_convention(["intensity"], [1000.0], [300.0])
+    with pytest.raises(ValueError, match=r"^dataset voc declares no bands, so its images are "
+                                         r"read as RGB colour .* declare the checkpoint's bands "
+                                         r"in a dataset that takes them \(a folder dataset's "
+                                         r"dataset.yaml"):
+        refuse_other_bands(model, None, "voc", "m.pt")

@@ -164,13 +164,14 @@ def refuse_other_bands(convention: str | Mapping[str, Any] | InputConvention,
     """Refuse, in one line naming both, a dataset whose images carry another number of bands
     than the model takes (``dataset_bands`` None: RGB images), before any image is read. A
     dataset that declares no bands is told to declare the model's: ``declare(names)`` says
-    where and how (default: ``bands: [...]`` in the dataset's spec)."""
+    where and how (None: a dataset of a kind that cannot, told which kinds can)."""
     model_bands = get_convention(convention).bands
     have = 3 if dataset_bands is None else len(dataset_bands)
     want = 3 if model_bands is None else len(model_bands)
     if have != want and dataset_bands is None and model_bands is not None:
         where, how = declare(model_bands) if declare is not None else (
-            "the dataset's spec", f"`bands: [{', '.join(model_bands)}]`")
+            "a dataset that takes them (a folder dataset's dataset.yaml, or the spec of a "
+            "labelling tool's export read directly)", f"`bands: [{', '.join(model_bands)}]`")
         raise ValueError(
             f"dataset {dataset} declares no bands, so its images are read as "
             f"{_bands_text(None)}, but checkpoint {checkpoint} takes "

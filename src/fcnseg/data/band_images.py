@@ -5,7 +5,6 @@ by the folder dataset and annotations read directly as a dataset."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +41,7 @@ def fit_to_model(dataset: Any, convention: str | Mapping[str, Any] | InputConven
     ``own`` (a dataset built for the model), a dataset of bands pads and fills with the model's
     band means, so that its own statistics are never taken."""
     refuse_other_bands(convention, getattr(dataset, "bands", None), where, checkpoint,
-                       partial(bands_declaration, dataset))
+                       getattr(dataset, "bands_declaration", None))
     refuse_empty_split(dataset, where)
     if own and getattr(dataset, "bands", None) is not None \
             and hasattr(dataset, "use_band_convention"):

@@ -288,3 +288,41 @@ def test_frames_of_an_export_that_names_no_video_are_cvats_picture_names(
     src = video_export(tmp_path, VIDEO_XML.replace("<source>street.mp4</source>", ""))
     report = import_annotations("cvat", src, tmp_path / "out")
     assert report.written == ["frame_000000", "frame_000001"]
+
+
+def _split_lists(out: Path) -> dict[str, list[str]]:
+    return {s: (out / f"{s}.txt").read_text().split() for s in ("train", "val")}
+
+
+def test_frames_of_several_videos_are_split_by_video(tmp_path: Path) -> None:
+    said: list[str] = []
+    for video in ("street", "park", "bridge", "tunnel"):
+        src = video_export(tmp_path / video, VIDEO_XML.replace("street.mp4", f"{video}.mp4"))
+        import_annotations("cvat", src, tmp_path / "out", ImportOptions(val_fraction=0.5),
+                           report=said.append)
+    lists = _split_lists(tmp_path / "out")
+    videos = {s: {n.split("__")[0] for n in names} for s, names in lists.items()}
+    assert videos["val"] and videos["train"] and not videos["val"] & videos["train"]
+    assert said[-1].startswith("frames split by video, every frame of a video on one side")
+    assert f"val.txt holds {', '.join(sorted(videos['val']))}," in said[-1]
+
+
+def test_frames_of_two_videos_hold_one_out_whatever_the_hashes(tmp_path: Path) -> None:
+    from fcnseg.data.annotations.val_split import split_names
+
+    names = [f"{v}__frame_{k:06d}" for v in ("clipA", "clipB") for k in range(8)]
+    split = split_names(names, 0.01)
+    assert len(split.val_videos) == 1 and split.fallback
+    assert sorted(split.of.values()) == ["train"] * 8 + ["val"] * 8
+
+
+def test_frames_of_one_video_are_split_by_frame_with_a_warning(tmp_path: Path) -> None:
+    report = import_annotations("cvat", video_export(tmp_path), tmp_path / "out",
+                                ImportOptions(val_fraction=0.5))
+    lists = _split_lists(tmp_path / "out")
+    assert sorted(lists["train"] + lists["val"]) == report.written
+    assert report.warnings == [
+        "the frames are of one video (street), so they are split frame by frame: validation "
+        "frames neighbour near-identical training frames and score higher than new footage "
+        "would; import the frames of more videos to hold out whole videos"]
+

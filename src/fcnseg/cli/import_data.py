@@ -63,7 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "all background (default: left to annotate, listed in unannotated.txt, "
                         "as these exports list every image of a task, labelled or not)")
     p.add_argument("--val-fraction", type=float, default=0.2, metavar="FRACTION",
-                   help="share of the images listed in val.txt (the rest in train.txt)")
+                   help="share of the images (of the videos, for frames) listed in val.txt")
 
 
 def _rename_pair(text: str) -> tuple[str, str]:

@@ -18,9 +18,9 @@ from fcnseg.data.annotations.importer import (
     refused_labels,
     resolve_image,
     spelling_clash,
-    split_of,
 )
 from fcnseg.data.annotations.shapes import AnnotatedImage, RasterOptions, printable, rasterise
+from fcnseg.data.annotations.val_split import split_names
 from fcnseg.data.band_images import BandImages
 from fcnseg.data.base import SegmentationDataset, Transform
 from fcnseg.data.errors import DataError
@@ -85,8 +85,9 @@ class AnnotationDataset(BandImages, SegmentationDataset):
             raise ValueError(clash)
         self.classes = tuple(self.labels.classes)
         self.ignore_index = self.labels.ignore_index
-        self.items = [i for i in found.items
-                      if split is None or split_of(i.name, val_fraction) == split]
+        # as fcnseg import splits them: a video's frames all on one side
+        splits = split_names((i.name for i in found.items), val_fraction).of
+        self.items = [i for i in found.items if split is None or splits[i.name] == split]
         self.ids = [i.name for i in self.items]
         self.unannotated = found.unannotated
 

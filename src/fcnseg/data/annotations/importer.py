@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import hashlib
 import io
 import os
 import shlex
@@ -41,6 +40,7 @@ from fcnseg.data.annotations.shapes import (
     printable,
     rasterise,
 )
+from fcnseg.data.annotations.val_split import split_names, video_split_line
 from fcnseg.data.bit_depth import deep_one_band_types
 from fcnseg.data.class_names import spelling_groups
 from fcnseg.data.folder import load_folder_config
@@ -90,7 +90,8 @@ class ImportOptions:
         add_unknown: with ``labels``, add labels not in it instead of refusing their images.
         raster: overlaps and line widths (:class:`RasterOptions`).
         ignore_index: the mask value of ignored pixels.
-        val_fraction: the share of images listed in val.txt (by a hash of the name).
+        val_fraction: the share of images listed in val.txt (by a hash of the name; the
+            frames of several videos by a hash of the video's, see :mod:`.val_split`).
         images: where the pictures are when not where the format says.
         empty_as_background: import the images a CVAT or COCO export lists without any shape
             as all background (else they are left to annotate).
@@ -233,13 +234,6 @@ def picture_size(picture: bytes | Path) -> tuple[int, int]:
     return (width, height) if turned else (height, width)
 
 
-def split_of(name: str, val_fraction: float) -> str:
-    """``"val"`` for about ``val_fraction`` of the names, by a hash of the name (stable
-    whatever else is imported), else ``"train"``."""
-    digest = hashlib.sha1(name.encode("utf-8")).digest()
-    return "val" if int.from_bytes(digest[:4], "big") / 2**32 < val_fraction else "train"
-
-
 def _write_image(picture: bytes | Path, out_dir: Path, name: str) -> None:
     if isinstance(picture, Path):
         shutil.copyfile(picture, out_dir / f"{name}{picture.suffix.lower()}")
@@ -308,7 +302,7 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
             out.mkdir(parents=True, exist_ok=True)
             _write_unannotated(out, result.unannotated, [])
         return result
-    _write_lists(out, found, options, result, warn)
+    _write_lists(out, found, options, result, (say, warn))
     _write_config(out, labels, palette, say)
     return result
 
@@ -573,11 +567,19 @@ def _name_problem(item: AnnotatedImage, seen: dict[str, str]) -> str | None:
 
 
 def _write_lists(out: Path, found: Annotations, options: ImportOptions, result: ImportReport,
-                 warn: Callable[[str], None]) -> None:
-    """Writes train.txt, val.txt and unannotated.txt."""
-    # Every mask in the folder, those of earlier imports included: a name stays in its split.
+                 tell: tuple[Callable[[str], None], Callable[[str], None]]) -> None:
+    """Writes train.txt, val.txt and unannotated.txt; ``tell`` says and warns."""
+    say, warn = tell
+    # Every mask in the folder, those of earlier imports included: a name stays in its split
+    # (a video's frames, with those of every video: see val_split).
     names = sorted(p.stem for p in (out / "masks").glob("*.png"))
-    split = {n: split_of(n, options.val_fraction) for n in names}
+    by_video = split_names(names, options.val_fraction)
+    split = by_video.of
+    if (line := video_split_line(by_video, options.val_fraction)) is not None:
+        if line.startswith("warning: "):
+            warn(line.removeprefix("warning: "))
+        else:
+            say(line)
     for name in ("train", "val"):
         chosen = "".join(f"{n}\n" for n in names if split[n] == name)
         (out / f"{name}.txt").write_text(chosen, encoding="utf-8")
@@ -588,7 +590,8 @@ def _write_lists(out: Path, found: Annotations, options: ImportOptions, result: 
     if "val" not in split.values() and options.val_fraction > 0:
         # The split is by a hash of each name: a few images can all fall into train.
         warn(f"{out / 'val.txt'}: no image fell into the validation split (about "
-             f"{options.val_fraction:g} of the names go there, chosen by a hash of the name): "
+             f"{options.val_fraction:g} of the names go there, chosen by a hash of the name, "
+             f"or of the video for its frames): "
              f"training with data.val on this folder would have nothing to validate on; "
              f"import again with a larger --val-fraction")
 

@@ -1,0 +1,96 @@
+"""Which imported images go to validation: by a hash of the name, whole videos together.
+
+A video's neighbouring frames are near copies of each other: split frame by frame, validation
+would score frames the model has all but seen. Frames named ``<video>__frame_NNNNNN`` (as
+imports name a video's frames) are therefore split by a hash of the video's name, every frame
+of one video on one side, when there are frames of several videos; other images by their own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+#: A video's frame as imports name it: ``<video>__frame_NNNNNN``.
+_FRAME = re.compile(r"(.+)__frame_\d+")
+
+
+def _share(name: str) -> float:
+    """Where ``name`` falls in [0, 1), by a hash (stable whatever else is imported)."""
+    digest = hashlib.sha1(name.encode("utf-8")).digest()
+    return int.from_bytes(digest[:4], "big") / 2**32
+
+
+def split_of(name: str, val_fraction: float) -> str:
+    """``"val"`` for about ``val_fraction`` of the names, by a hash of the name (stable
+    whatever else is imported), else ``"train"``."""
+    return "val" if _share(name) < val_fraction else "train"
+
+
+def video_of(name: str) -> str | None:
+    """The video whose frame ``name`` is (``clipA`` for ``clipA__frame_000012``); None for
+    names of other images."""
+    found = _FRAME.fullmatch(name)
+    return found.group(1) if found else None
+
+
+@dataclass
+class ValSplit:
+    """Each name's split; ``val_videos`` and ``train_videos`` the videos split whole (frames
+    of two or more videos), ``one_video`` the video of frames split one by one (the only
+    video among the names), ``fallback`` whether no video's hash fell into validation, so
+    that the first by hash was held out."""
+
+    of: dict[str, str] = field(default_factory=dict)
+    val_videos: list[str] = field(default_factory=list)
+    train_videos: list[str] = field(default_factory=list)
+    one_video: str | None = None
+    fallback: bool = False
+
+
+def split_names(names: Iterable[str], val_fraction: float) -> ValSplit:
+    """The split of each of ``names``: frames of two or more videos by their video (at least
+    one video in validation when ``val_fraction`` > 0), other names by their own hash."""
+    names = list(names)
+    videos = sorted({v for n in names if (v := video_of(n)) is not None})
+    result = ValSplit()
+    if len(videos) == 1:
+        result.one_video = videos[0]
+    if len(videos) < 2:
+        result.of = {n: split_of(n, val_fraction) for n in names}
+        return result
+    held = [v for v in videos if split_of(v, val_fraction) == "val"]
+    if not held and val_fraction > 0:
+        held, result.fallback = [min(videos, key=_share)], True
+    result.val_videos = held
+    result.train_videos = [v for v in videos if v not in held]
+    for n in names:
+        video = video_of(n)
+        result.of[n] = (split_of(n, val_fraction) if video is None
+                        else "val" if video in held else "train")
+    return result
+
+
+def _listed(videos: list[str]) -> str:
+    return ", ".join(videos[:5]) + (f" and {len(videos) - 5} more" if len(videos) > 5 else "")
+
+
+def video_split_line(split: ValSplit, val_fraction: float) -> str | None:
+    """One line saying how the frames of videos were split (None when no frame is a video's):
+    whole videos, or, for one video, frame by frame with validation frames next to training
+    ones (starting ``warning:``)."""
+    if split.one_video is not None:
+        return (f"warning: the frames are of one video ({split.one_video}), so they are split "
+                f"frame by frame: validation frames neighbour near-identical training frames "
+                f"and score higher than new footage would; import the frames of more videos "
+                f"to hold out whole videos")
+    if not split.val_videos and not split.train_videos:
+        return None
+    how = (f"no video's hash fell under --val-fraction {val_fraction:g}, so the first by hash "
+           f"is held out" if split.fallback else f"about {val_fraction:g} of the videos, by a "
+           f"hash of the video's name")
+    return (f"frames split by video, every frame of a video on one side ({how}): val.txt "
+            f"holds {_listed(split.val_videos) or 'none'}, train.txt "
+            f"{_listed(split.train_videos) or 'none'}")

@@ -217,7 +217,7 @@ def _first_mask_unlisted(dataset: Any) -> str | None:
         return None
     try:
         values = dataset.unlisted_values(0)
-    except DataError:  # a bad mask is reported where training reads it
+    except (DataError, ImageError, OSError):  # a bad mask is reported where training reads it
         return None
     return dataset.remap_warning(values)
 

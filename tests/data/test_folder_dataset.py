@@ -123,6 +123,14 @@ def test_remap_other_and_ignore_entries_in_python(tmp_path):
     np.testing.assert_array_equal(ds[0][1], [[1, 0, 250]])
 
 
+def test_remap_other_leaves_void_pixels_ignored(tmp_path):
+    # VOC-style masks: 255 outlines every object; 'other' merges the unlisted classes only
+    make_folder(tmp_path, {"x": index_mask([[15, 3, 255]])})
+    ds = FolderSegmentation(tmp_path, classes=["background", "person"],
+                            remap={15: 1, "other": 0})
+    np.testing.assert_array_equal(ds[0][1], [[1, 0, 255]])
+
+
 def test_remap_without_other_keeps_unlisted_values_and_names_them(tmp_path):
     make_folder(tmp_path, {"x": index_mask([[7, 26, 3, 5], [1, 23, 0, 255]])}, CITYSCAPES_LIKE)
     ds = FolderSegmentation(tmp_path)

@@ -313,7 +313,8 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
         self.ignore_index = cfg.get("ignore_index", 255)
         table = {k: self.ignore_index if v == IGNORE_VALUE else v
                  for k, v in cfg.get("remap", {}).items()}
-        #: What the masks' values not in :attr:`remap` become; None: kept as they are.
+        #: What the masks' values not in :attr:`remap` become (but ``ignore_index``, void
+        #: unless listed); None: kept as they are.
         self.remap_other: int | None = table.pop(OTHER_VALUES, None)
         self.remap: dict[int, int] = table
         self.colors = cfg.get("colors")

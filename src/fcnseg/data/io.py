@@ -164,7 +164,7 @@ def read_label(path: PathLike, *, num_classes: int | None = None, ignore_index: 
     their values. RGB masks need ``colors`` (a K×3 array, class k has colour ``colors[k]``;
     ``color_ignore`` marks void); any other colour is an error naming the first few found.
     ``remap`` then replaces raw values (e.g. ``{255: 1}``), ``remap_other`` (when given) every
-    value ``remap`` does not list, and with ``num_classes`` every value
+    value ``remap`` does not list but ``ignore_index``, and with ``num_classes`` every value
     must be in ``[0, num_classes)`` or equal ``ignore_index``. ``advice`` says what to do about
     an RGB mask without ``colors`` and about values outside the classes.
     """
@@ -181,7 +181,7 @@ def read_label(path: PathLike, *, num_classes: int | None = None, ignore_index: 
         else:
             raise DataError(path, f"mask has unsupported mode {mode}: expected an index or "
                                   f"palette PNG")
-    label = remap_values(label, remap, remap_other)
+    label = remap_values(label, remap, remap_other, void=ignore_index)
     if num_classes is not None:
         depth = "16-bit mask: " if mode.startswith("I") else ""
         check_label_values(path, label, num_classes, ignore_index, prefix=depth,
@@ -208,12 +208,18 @@ def _rgb_to_index(path: Path, rgb: np.ndarray, colors: np.ndarray,
 
 
 def remap_values(label: np.ndarray, remap: Mapping[int, int] | None,
-                 other: int | None = None) -> np.ndarray:
+                 other: int | None = None, void: int | None = None) -> np.ndarray:
     """Replace raw mask values by others, e.g. ``{255: 1}`` for 0/255 binary masks; with
-    ``other``, every value ``remap`` does not list becomes ``other``."""
+    ``other``, every value ``remap`` does not list becomes ``other``, but for ``void`` (the
+    ignore value: void pixels stay void unless ``remap`` lists it)."""
     if not remap and other is None:
         return label
-    out = label.copy() if other is None else np.full_like(label, other)
+    if other is None:
+        out = label.copy()
+    else:
+        out = np.full_like(label, other)
+        if void is not None:
+            out[label == void] = void
     for src, dst in (remap or {}).items():
         out[label == int(src)] = int(dst)
     return out

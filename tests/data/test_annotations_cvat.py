@@ -326,3 +326,21 @@ def test_frames_of_one_video_are_split_by_frame_with_a_warning(tmp_path: Path) -
         "frames neighbour near-identical training frames and score higher than new footage "
         "would; import the frames of more videos to hold out whole videos"]
 
+
+
+def test_frames_that_change_split_when_another_video_comes_are_warned_of(tmp_path: Path) -> None:
+    from fcnseg.data.annotations.val_split import split_of
+
+    # a video whose two annotated frames the first import splits frame by frame
+    video = next(v for v in ("street", "park", "bridge", "tunnel", "canal", "yard")
+                 if len({split_of(f"{v}__frame_{k:06d}", 0.5) for k in (0, 1)}) == 2)
+    out, options = tmp_path / "out", ImportOptions(val_fraction=0.5)
+    import_annotations("cvat", video_export(tmp_path / "a", VIDEO_XML.replace(
+        "street.mp4", f"{video}.mp4")), out, options)
+    report = import_annotations("cvat", video_export(tmp_path / "b", VIDEO_XML.replace(
+        "street.mp4", "other.mp4")), out, options)
+    moved = [w for w in report.warnings if "changed split" in w]
+    assert len(moved) == 1 and moved[0].startswith(f"{out / 'val.txt'}: 1 image(s) an earlier "
+                                                   f"import listed changed split (the first: "
+                                                   f"{video}__frame_00000")
+    assert "split by whole video" in moved[0] and "\n" not in moved[0]

@@ -152,7 +152,8 @@ class AnnotationDataset(BandImages, SegmentationDataset):
         """How the annotations' images are split, for messages about a split."""
         return (f"{self.format} annotations read directly put about "
                 f"{self.options.val_fraction:.0%} of their images, chosen by a hash of each "
-                f"name, in 'val' and the others in 'train' (val_fraction sets the share: "
+                f"name (of the video, for the frames of several videos), in 'val' and the "
+                f"others in 'train' (val_fraction sets the share: "
                 f"--data val_fraction=0.5)")
 
     def refused_labels(self) -> tuple[dict[str, str], list[str]]:

@@ -40,7 +40,7 @@ from fcnseg.data.annotations.shapes import (
     printable,
     rasterise,
 )
-from fcnseg.data.annotations.val_split import split_names, video_split_line
+from fcnseg.data.annotations.val_split import split_names, video_of, video_split_line
 from fcnseg.data.bit_depth import deep_one_band_types
 from fcnseg.data.class_names import spelling_groups
 from fcnseg.data.folder import load_folder_config
@@ -570,11 +570,13 @@ def _write_lists(out: Path, found: Annotations, options: ImportOptions, result: 
                  tell: tuple[Callable[[str], None], Callable[[str], None]]) -> None:
     """Writes train.txt, val.txt and unannotated.txt; ``tell`` says and warns."""
     say, warn = tell
-    # Every mask in the folder, those of earlier imports included: a name stays in its split
-    # (a video's frames, with those of every video: see val_split).
+    # Every mask in the folder, those of earlier imports included: a name stays in its split,
+    # but a video's frames, split with those of every video (val_split), may move: warned of.
     names = sorted(p.stem for p in (out / "masks").glob("*.png"))
     by_video = split_names(names, options.val_fraction)
     split = by_video.of
+    if (moved := _moved_line(out, split, options.val_fraction)) is not None:
+        warn(moved)
     if (line := video_split_line(by_video, options.val_fraction)) is not None:
         if line.startswith("warning: "):
             warn(line.removeprefix("warning: "))
@@ -594,6 +596,29 @@ def _write_lists(out: Path, found: Annotations, options: ImportOptions, result: 
              f"or of the video for its frames): "
              f"training with data.val on this folder would have nothing to validate on; "
              f"import again with a larger --val-fraction")
+
+
+def _moved_line(out: Path, split: dict[str, str], val_fraction: float) -> str | None:
+    """One line when names that the train.txt and val.txt of an earlier import listed change
+    split now (frames of a video once several videos' frames are split whole, or another
+    --val-fraction); None when every name stays where it was."""
+    was = {}
+    for name in ("train", "val"):
+        listed = out / f"{name}.txt"
+        if listed.is_file():
+            text = listed.read_text(encoding="utf-8", errors="replace")
+            was.update({n: name for n in text.splitlines() if n in split})
+    moved = [n for n, s in was.items() if split[n] != s]
+    if not moved:
+        return None
+    why = ("the frames of several videos are split by whole video"
+           if any(video_of(n) is not None for n in moved)
+           else f"--val-fraction {val_fraction:g} chose them")
+    first = moved[0]
+    return (f"{out / 'val.txt'}: {len(moved)} image(s) an earlier import listed changed split "
+            f"(the first: {first}, {was[first]} -> {split[first]}), as {why}: a model trained "
+            f"on the earlier train.txt may have trained on images val.txt now holds; train "
+            f"again on these lists before validating on them")
 
 
 def _write_unannotated(out: Path, unannotated_now: list[Path], imported: list[Path]) -> None:

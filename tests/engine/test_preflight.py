@@ -131,22 +131,30 @@ def test_the_trainer_prints_the_start_up_warnings(tmp_path: Path, capsys) -> Non
     assert "warning: schedule.warmup_iters is 4" in out
 
 
-def test_train_warns_once_at_start_of_16_bit_images_read_as_dark_8_bit_ones(tmp_path, capsys):
+def _train_cli(tmp_path: Path, spec: dict, capsys, iterations: int = 1) -> list[str]:
+    """``fcnseg train`` on a folder dataset's train and val splits for a few iterations: the
+    lines it printed (standard output, then standard error)."""
     import yaml
-    from ondisk import write_grey_16_bit_cells
 
     from fcnseg.cli.main import main
 
-    root = write_grey_16_bit_cells(tmp_path / "d", 2500)
-    spec = {"name": "folder", "root": str(root)}
     recipe = tiny_recipe(data={"train": {**spec, "split": "train"},
                                "val": {**spec, "split": "val"}, "batch_size": 2},
-                         train={"iterations": 2, "eval_every": 2, "log_every": 1,
-                                "progress": False, "tensorboard": False})
+                         train={"iterations": iterations, "eval_every": iterations,
+                                "log_every": 1, "progress": False, "tensorboard": False})
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
     assert main(["train", "--recipe", str(tmp_path / "r.yaml"), "--out",
                  str(tmp_path / "run")]) == 0
-    lines = [x for x in capsys.readouterr().err.splitlines() if "16-bit" in x]
+    out = capsys.readouterr()
+    return (out.out + out.err).splitlines()
+
+
+def test_train_warns_once_at_start_of_16_bit_images_read_as_dark_8_bit_ones(tmp_path, capsys):
+    from ondisk import write_grey_16_bit_cells
+
+    root = write_grey_16_bit_cells(tmp_path / "d", 2500)
+    spec = {"name": "folder", "root": str(root)}
+    lines = [x for x in _train_cli(tmp_path, spec, capsys, iterations=2) if "16-bit" in x]
     assert len(lines) == 1
     assert lines[0].startswith("fcnseg train: warning: images/c0.tif")
     assert lines[0].endswith("`bands: [intensity]`")
@@ -237,11 +245,9 @@ def _train_on_grey_cells(tmp_path: Path, monkeypatch, capsys, png_sample: bool) 
     """The start-up lines of `fcnseg train` on a one-band dataset of two images: 16-bit TIFFs,
     or one of them an 8-bit PNG; the lines that speak of sample types."""
     import numpy as np
-    import yaml
     from ondisk import write_grey_16_bit_cells
     from PIL import Image
 
-    from fcnseg.cli.main import main
 
     monkeypatch.setenv("FCNSEG_HOME", str(tmp_path / "home"))
     root = write_grey_16_bit_cells(tmp_path / "d", 2500, count=2,
@@ -250,15 +256,7 @@ def _train_on_grey_cells(tmp_path: Path, monkeypatch, capsys, png_sample: bool) 
         (root / "images" / "c1.tif").unlink()
         Image.fromarray(np.full((32, 32), 90, np.uint8)).save(root / "images" / "c1.png")
     spec = {"name": "folder", "root": str(root)}
-    recipe = tiny_recipe(data={"train": {**spec, "split": "train"},
-                               "val": {**spec, "split": "val"}, "batch_size": 2},
-                         train={"iterations": 1, "eval_every": 1, "log_every": 1,
-                                "progress": False, "tensorboard": False})
-    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
-    assert main(["train", "--recipe", str(tmp_path / "r.yaml"), "--out",
-                 str(tmp_path / "run")]) == 0
-    out = capsys.readouterr()
-    return [x for x in (out.out + out.err).splitlines() if "sample types" in x]
+    return [x for x in _train_cli(tmp_path, spec, capsys) if "sample types" in x]
 
 
 def test_train_warns_once_at_start_of_band_images_of_mixed_sample_types(
@@ -324,24 +322,15 @@ def test_start_up_warns_of_large_training_images_whatever_the_crop(tmp_path: Pat
 
 def test_train_warns_at_start_of_mask_values_a_remap_table_leaves_as_classes(tmp_path, capsys):
     import numpy as np
-    import yaml
     from PIL import Image
 
-    from fcnseg.cli.main import main
 
     spec = write_folder_dataset(tmp_path / "d", count=2, size=32)
     (tmp_path / "d" / "dataset.yaml").write_text("classes: [bg, thing]\nremap: {7: 1}\n")
     ids = np.zeros((32, 32), np.uint8)
     ids[8:24, 8:24], ids[0, :4] = 7, 1  # raw id 1 is no class here, yet stays class 1
     Image.fromarray(ids).save(tmp_path / "d" / "masks" / "0.png")
-    recipe = tiny_recipe(data={"train": {**spec, "split": "train"},
-                               "val": {**spec, "split": "val"}, "batch_size": 2},
-                         train={"iterations": 1, "eval_every": 1, "log_every": 1,
-                                "progress": False, "tensorboard": False})
-    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
-    assert main(["train", "--recipe", str(tmp_path / "r.yaml"), "--out",
-                 str(tmp_path / "run")]) == 0
-    lines = [x for x in capsys.readouterr().err.splitlines() if "remap" in x]
+    lines = [x for x in _train_cli(tmp_path, spec, capsys) if "remap" in x]
     assert lines == [f"fcnseg train: warning: {tmp_path / 'd' / 'dataset.yaml'}: remap does not "
                      f"list mask value 1, so it stays a class index (1 → thing): list it in "
                      f"remap, or say what unlisted values become with 'other: ignore' (or "

@@ -67,15 +67,20 @@ def test_labelme_files_lead_to_their_images_and_import_to_the_predictions(
     assert sorted(report.written) == ["p0", "p1", "p2"] and not report.errors
 
 
+def _predicted_file(fmt: str, checkpoint: Path, photos: Path, out: Path) -> Path:
+    """The COCO or CVAT file ``fcnseg predict --format fmt`` writes for ``photos`` in ``out``."""
+    if fmt == "coco":
+        pytest.importorskip("pycocotools")
+    assert predict(checkpoint, photos, out, "--format", fmt) == 0
+    return out / ("annotations.coco.json" if fmt == "coco" else "annotations.xml")
+
+
 @pytest.mark.parametrize("fmt", ["coco", "cvat"])
 def test_coco_and_cvat_files_import_to_the_predictions(fmt, make_checkpoint, photos,
                                                        tmp_path) -> None:
-    if fmt == "coco":
-        pytest.importorskip("pycocotools")
     out = tmp_path / "out"
-    assert predict(make_checkpoint(), photos, out, "--format", fmt) == 0
-    name = "annotations.coco.json" if fmt == "coco" else "annotations.xml"
-    report = import_annotations(fmt, exported(out / name), tmp_path / "imported")
+    written = _predicted_file(fmt, make_checkpoint(), photos, out)
+    report = import_annotations(fmt, exported(written), tmp_path / "imported")
     assert not report.errors and len(report.written) == 3
     for stem in report.written:
         imported = np.asarray(Image.open(tmp_path / "imported" / "masks" / f"{stem}.png"))
@@ -90,12 +95,8 @@ def test_coco_and_cvat_files_import_to_the_predictions(fmt, make_checkpoint, pho
 @pytest.mark.parametrize("fmt", ["coco", "cvat"])
 def test_coco_and_cvat_files_nobody_reviewed_are_left_out_of_an_import(
         fmt, make_checkpoint, photos, tmp_path) -> None:
-    if fmt == "coco":
-        pytest.importorskip("pycocotools")
-    out = tmp_path / "out"
-    assert predict(make_checkpoint(), photos, out, "--format", fmt) == 0
-    name = "annotations.coco.json" if fmt == "coco" else "annotations.xml"
-    report = import_annotations(fmt, out / name, tmp_path / "imported")
+    written = _predicted_file(fmt, make_checkpoint(), photos, tmp_path / "out")
+    report = import_annotations(fmt, written, tmp_path / "imported")
     assert report.written == [] and not report.errors
     assert sorted(p.name for p in report.unreviewed) == ["p0.png", "p1.png", "p2.png"]
     assert any("fcnseg predict wrote and nobody saved since left out as not reviewed" in w
@@ -184,20 +185,14 @@ def test_a_prediction_the_user_corrected_is_kept_with_one_line(
 @pytest.mark.parametrize("fmt", ["coco", "cvat"])
 def test_coco_and_cvat_name_images_by_their_file_name_and_import_under_their_stem(
         fmt, make_checkpoint, photos, tmp_path) -> None:
+    written = _predicted_file(fmt, make_checkpoint(), photos, tmp_path / "out")
     if fmt == "coco":
-        pytest.importorskip("pycocotools")
-    out = tmp_path / "out"
-    assert predict(make_checkpoint(), photos, out, "--format", fmt) == 0
-    if fmt == "coco":
-        doc = json.loads((out / "annotations.coco.json").read_text())
+        doc = json.loads(written.read_text())
         assert sorted(i["file_name"] for i in doc["images"]) == ["p0.png", "p1.png", "p2.png"]
-        report = import_annotations(fmt, exported(out / "annotations.coco.json"),
-                                    tmp_path / "imported")
     else:
-        xml = (out / "annotations.xml").read_text()
+        xml = written.read_text()
         assert 'name="p0.png"' in xml and "../" not in xml.split('name="p0.png"')[0][-60:]
-        report = import_annotations(fmt, exported(out / "annotations.xml"),
-                                    tmp_path / "imported")
+    report = import_annotations(fmt, exported(written), tmp_path / "imported")
     assert sorted(report.written) == ["p0", "p1", "p2"] and not report.errors
 
 

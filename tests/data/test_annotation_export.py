@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
@@ -132,6 +133,32 @@ def test_cvat_labels_carry_their_palette_colours_as_cvat_writes_them(tmp_path: P
     found = read_cvat_xml(tmp_path)
     assert found.classes == ["_background_", "a", "b", "c"]
     assert [found.colours[c] for c in found.classes] == palette
+
+
+def cvat_ids(names: list[str]) -> list[int]:
+    """The ``<image id>`` of each of ``names`` in the file :func:`cvat_document` writes."""
+    empty = np.zeros((4, 4), np.uint8)
+    xml = cvat_document([cvat_image_element(empty, CLASSES, n, 0) for n in names], CLASSES)
+    return [int(i.get("id")) for i in ET.fromstring(xml).iter("image")]
+
+
+def test_cvat_ids_of_a_video_s_frames_are_their_frame_numbers() -> None:
+    assert cvat_ids(["frame_000012.png", "frame_000003.png"]) == [12, 3]
+    assert cvat_ids(["street__frame_000012.png", "street__frame_000040.jpg"]) == [12, 40]
+
+
+def test_cvat_ids_of_other_images_among_frames_are_their_places() -> None:
+    assert cvat_ids(["frame_000012.png", "cat.png", "dog.jpg"]) == [12, 1, 2]
+    assert cvat_ids(["cat.png", "dog.png"]) == [0, 1]
+
+
+def test_cvat_ids_are_places_where_frame_numbers_would_clash() -> None:
+    # a place equal to a frame number
+    assert cvat_ids(["cat.png", "frame_000000.png"]) == [0, 1]
+    # frames of two videos, or CVAT's and an import's names, which could be two videos
+    assert cvat_ids(["street__frame_000012.png", "park__frame_000012.png"]) == [0, 1]
+    assert cvat_ids(["street__frame_000012.png", "park__frame_000013.png"]) == [0, 1]
+    assert cvat_ids(["frame_000012.png", "street__frame_000013.png"]) == [0, 1]
 
 
 def test_coco_export_decodes_with_pycocotools_to_the_label_map() -> None:

@@ -196,6 +196,23 @@ def test_coco_and_cvat_name_images_by_their_file_name_and_import_under_their_ste
     assert sorted(report.written) == ["p0", "p1", "p2"] and not report.errors
 
 
+def test_cvat_ids_of_predicted_video_frames_are_their_numbers_and_the_file_imports(
+        make_checkpoint, smooth_image, tmp_path) -> None:
+    import xml.etree.ElementTree as ET
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for number in (12, 3, 40):
+        Image.fromarray(np.ascontiguousarray(np.roll(smooth_image, number, axis=1))).save(
+            frames / f"street__frame_{number:06d}.png")
+    written = _predicted_file("cvat", make_checkpoint(), frames, tmp_path / "out")
+    ids = {i.get("name"): i.get("id") for i in ET.parse(written).getroot().iter("image")}
+    assert ids == {f"street__frame_{n:06d}.png": str(n) for n in (12, 3, 40)}
+    report = import_annotations("cvat", exported(written), tmp_path / "imported")
+    assert not report.errors
+    assert sorted(report.written) == [f"street__frame_{n:06d}" for n in (3, 12, 40)]
+
+
 def test_sample_name_drops_paths_that_leave_the_images_folder() -> None:
     from fcnseg.data.annotations.shapes import sample_name
 

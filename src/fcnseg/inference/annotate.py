@@ -181,8 +181,6 @@ class PreAnnotations:
             written += [self._save(f"{e.path.stem}.json", json.dumps(
                 e.document, indent=1, ensure_ascii=False).encode("utf-8")) for e in chosen]
         elif self.fmt == "cvat":
-            for k, e in enumerate(chosen):
-                e.document.set("id", str(k))
             document = cvat_document([e.document for e in chosen], self.class_names,
                                      colours=self.palette)
             written.append(self._save(CVAT_NAME, document))

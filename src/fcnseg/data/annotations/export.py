@@ -19,6 +19,7 @@ import numpy as np
 
 from fcnseg.data.annotations.contours import centre_chain, corners, region_polygons, simplify
 from fcnseg.data.annotations.shapes import BACKGROUND_LABEL, Shape, shape_box, shape_pixels
+from fcnseg.data.annotations.val_split import frame_of
 from fcnseg.data.palette import background_indices
 
 #: How far (pixels) a simplified outline may stray from the pixels' own; round trips through
@@ -216,12 +217,30 @@ def cvat_image_element(label: np.ndarray, class_names: Sequence[str], name: str,
     return image
 
 
+def cvat_image_ids(names: Sequence[str]) -> list[int]:
+    """The ``<image id>`` of each of ``names`` (file names, in the file's order): a video's
+    frame (``frame_000012.png``, ``street__frame_000012.png``) its number, 12, other images
+    their place in the file, as long as the frames are of one video and no two ids are equal;
+    else every image its place. CVAT falls back to the id where no frame of the task has the
+    name, so a video's predicted frames land on their own frames."""
+    places = list(range(len(names)))
+    frames = [frame_of(Path(n).stem) for n in names]
+    if len({f[0] for f in frames if f is not None}) != 1:
+        return places  # no frames, or frames of several videos: whose numbers would these be?
+    ids = [places[k] if f is None else f[1] for k, f in enumerate(frames)]
+    return ids if len(set(ids)) == len(ids) else places
+
+
 def cvat_document(images: Sequence[ET.Element], class_names: Sequence[str], *,
                   colours: Sequence[Sequence[int]] | None = None) -> bytes:
-    """A "CVAT for images 1.1" annotations.xml holding ``images``; each label with its colour
-    of ``colours`` (class index to RGB, a palette) as CVAT writes it (``#rrggbb``), so that
-    ``fcnseg import cvat`` gives the masks those colours again. A background class 0 is the
-    label ``_background_``, which the import makes class 0 again with its colour."""
+    """A "CVAT for images 1.1" annotations.xml holding ``images``, their ids set by
+    :func:`cvat_image_ids`; each label with its colour of ``colours`` (class index to RGB, a
+    palette) as CVAT writes it (``#rrggbb``), so that ``fcnseg import cvat`` gives the masks
+    those colours again. A background class 0 is the label ``_background_``, which the import
+    makes class 0 again with its colour."""
+    for image, image_id in zip(images, cvat_image_ids([i.get("name", "") for i in images]),
+                               strict=True):
+        image.set("id", str(image_id))
     root = ET.Element("annotations")
     ET.SubElement(root, "version").text = "1.1"
     meta = ET.SubElement(ET.SubElement(root, "meta"), "task")

@@ -13,8 +13,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-#: A video's frame as imports name it: ``<video>__frame_NNNNNN``.
-_FRAME = re.compile(r"(.+)__frame_\d+")
+#: A video's frame as imports name it (``<video>__frame_NNNNNN``) or as CVAT does
+#: (``frame_NNNNNN``, no video named).
+_FRAME = re.compile(r"(?:(.+)__)?frame_(\d+)")
 
 
 def _share(name: str) -> float:
@@ -34,6 +35,14 @@ def video_of(name: str) -> str | None:
     names of other images."""
     found = _FRAME.fullmatch(name)
     return found.group(1) if found else None
+
+
+def frame_of(name: str) -> tuple[str | None, int] | None:
+    """The video (None where the name gives none) and number of frame ``name``: ``("clipA",
+    12)`` for ``clipA__frame_000012``, ``(None, 12)`` for ``frame_000012``; None for names of
+    other images."""
+    found = _FRAME.fullmatch(name)
+    return (found.group(1), int(found.group(2))) if found else None
 
 
 @dataclass

@@ -518,7 +518,8 @@ def _segment_images(args: argparse.Namespace, seg: Segmenter, work: _Work,
             outcomes = iter(())
         elif work.input_dirs is None:
             outcomes = predict_files(seg, work.images, out_dir, outputs,
-                                     batch_size=args.batch_size, workers=args.io_workers)
+                                     batch_size=args.batch_size, workers=args.io_workers,
+                                     warn=lambda line: _report(f"warning: {line}"))
         else:
             predictions = segment_modalities(seg, work.images, work.input_dirs,
                                              return_probs=outputs.needs_probs)

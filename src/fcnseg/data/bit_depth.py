@@ -4,7 +4,8 @@ Without ``bands`` declared (in ``dataset.yaml``, or in the spec of an export rea
 16-bit values are divided by 257: a 12-bit camera's images (up to 4,095) become 0-16 of 255,
 nearly black. Declaring the band keeps the values.
 :func:`narrow_range_warning` looks at a few images only, so ``check-data`` and ``train`` can
-afford it at start.
+afford it at start; :func:`dim_sixteen_bit_warning` looks at an image a colour model is about
+to segment (``fcnseg predict``), by the 8-bit values already read.
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ from typing import Any
 import numpy as np
 
 from fcnseg.data.band_images import bands_declaration
-from fcnseg.data.images import SIXTEEN_TO_EIGHT_BITS, ImageError
+from fcnseg.data.images import (
+    PNG_MAGIC,
+    SIXTEEN_TO_EIGHT_BITS,
+    TIFF_MAGIC,
+    ImageError,
+    file_head,
+    tiff_samples,
+)
 from fcnseg.data.rasters import open_raster
 
 #: 16-bit images whose brightest value, read as 8 bits, stays below this (a quarter of 0-255)
@@ -63,7 +71,7 @@ def narrow_range_warning(dataset: Any, limit: int = 8) -> str | None:
     low = min(r[0] for r in found.values())
     high = max(r[1] for r in found.values())
     top = round(high / SIXTEEN_TO_EIGHT_BITS)
-    if top >= NARROW_BELOW:
+    if not _nearly_black(top):
         return None
     root = Path(getattr(dataset, "root", "."))
     root = root.parent if root.is_file() else root  # an export's annotation file
@@ -72,8 +80,50 @@ def narrow_range_warning(dataset: Any, limit: int = 8) -> str | None:
     where, how = bands_declaration(dataset, names)
     return (f"{_named(list(found), root)} ({len(found)} of the {len(looked)} images looked at): "
             f"16-bit values {low:,}-{high:,} of 0-65,535, read as 8-bit RGB (value / 257) "
-            f"they span {round(low / SIXTEEN_TO_EIGHT_BITS)}-{top} of 0-255, nearly black; "
+            f"they {_span(round(low / SIXTEEN_TO_EIGHT_BITS), top)}; "
             f"declare the band{'s' if bands > 1 else ''} in {where} to keep their depth: {how}")
+
+
+def _nearly_black(top: int) -> bool:
+    """Whether 16-bit images whose brightest value reads as ``top`` of 0-255 are warned about."""
+    return top < NARROW_BELOW
+
+
+def _span(low: int, top: int) -> str:
+    return f"span {low}-{top} of 0-255, nearly black"
+
+
+#: A PNG's colour types (IHDR) by their bands, alpha aside.
+_PNG_BANDS = {0: 1, 4: 1, 2: 3, 6: 3}
+
+
+def sixteen_bit_bands(path: Path) -> int | None:
+    """The bands (alpha aside) of a PNG or TIFF of 16-bit samples, from its header alone;
+    None for any other file."""
+    head = file_head(Path(path), 26)
+    if head.startswith(PNG_MAGIC) and len(head) == 26 and head[12:16] == b"IHDR":
+        return _PNG_BANDS.get(head[25]) if head[24] == 16 else None
+    if head[:4] in TIFF_MAGIC and (samples := tiff_samples(Path(path))) is not None \
+            and samples.dtype == np.uint16:
+        return samples.bands - samples.alpha
+    return None
+
+
+def dim_sixteen_bit_warning(path: Path, rgb: np.ndarray) -> str | None:
+    """One line when ``rgb``, the 8-bit RGB a colour model takes, read from the 16-bit image
+    at ``path``, is nearly black (the rule of :func:`narrow_range_warning`): the file, the
+    range the model sees and the fix; None otherwise. Costs one maximum over the pixels read,
+    and a look at the file's header for an image that dark only."""
+    if rgb.dtype != np.uint8 or rgb.size == 0:
+        return None
+    top = int(rgb.max())  # round(highest / 257): the rounding keeps the order
+    if not _nearly_black(top) or (bands := sixteen_bit_bands(path)) is None:
+        return None
+    names = BAND_NAMES.get(bands, [f"b{k + 1}" for k in range(bands)])
+    return (f"{path}: 16-bit values read as 8-bit RGB (value / 257) by this colour model "
+            f"{_span(int(rgb.min()), top)}; "
+            f"segment them with a model trained with the band{'s' if bands > 1 else ''} "
+            f"declared (`bands: [{', '.join(names)}]` in its dataset.yaml, see docs/data.md)")
 
 
 def deep_one_band_types(paths: Sequence[Path]) -> list[str] | None:

@@ -61,3 +61,29 @@ def test_a_model_of_the_intensity_band_is_not_warned_about(tmp_path, capsys):
     path = tmp_path / "a.tif"
     tifffile.imwrite(path, _grey(100, 4000))
     assert _warnings(checkpoint, [path], tmp_path / "out", capsys) == []
+
+
+def test_a_segmenter_warns_once_of_dim_16_bit_files(segmenter_factory, tmp_path):
+    first, second = tmp_path / "a.tif", tmp_path / "b.tif"
+    tifffile.imwrite(first, _grey(100, 4000))
+    tifffile.imwrite(second, _grey(200, 3000))
+    seg = segmenter_factory()
+    with pytest.warns(UserWarning, match="nearly black") as caught:
+        seg.predict_batch([first, second])
+        seg.predict(second)
+    lines = [str(w.message) for w in caught if "nearly black" in str(w.message)]
+    assert len(lines) == 1 and lines[0].startswith(f"{first}:")
+
+
+def test_a_segmenter_is_silent_for_an_8_bit_file(segmenter_factory, tmp_path, recwarn):
+    path = tmp_path / "night.png"
+    Image.fromarray(np.full((24, 28, 3), 10, np.uint8)).save(path)
+    segmenter_factory().predict(path)
+    assert not [w for w in recwarn if "nearly black" in str(w.message)]
+
+
+@pytest.fixture
+def segmenter_factory(make_checkpoint):
+    from fcnseg.inference import Segmenter
+
+    return lambda: Segmenter.from_checkpoint(make_checkpoint("same"), precision="fp32")

@@ -21,6 +21,7 @@ from torch import nn
 
 from fcnseg.checkpoint import build_model_from_checkpoint, load_checkpoint
 from fcnseg.conventions import InputConvention, get_convention
+from fcnseg.data.bit_depth import dim_sixteen_bit_warning
 from fcnseg.data.images import read_samples
 from fcnseg.data.modalities import modality_problem
 from fcnseg.data.rasters import display_rgb, fill_nodata
@@ -185,6 +186,7 @@ class Segmenter:
         self.checkpoint_metrics: dict[str, Any] = {}  # the checkpoint's metrics, if any
         #: The compiled model the forward passes run through, once :meth:`compile` succeeded.
         self.compiled: nn.Module | None = None
+        self.warned_dim_images = False  # once per Segmenter (:meth:`_warn_if_dim`)
         if opts.compile and (failure := self.compile()) is not None:
             warnings.warn(failure, RuntimeWarning, stacklevel=2)
 
@@ -341,7 +343,9 @@ class Segmenter:
         if return_probs and self.labels_only:  # its "probabilities" would be 0s and 1s
             raise ValueError(labels_only_error(self.checkpoint_path or "the model",
                                                "return_probs=True"))
+        images = list(images)
         inputs = [self._model_input(im) for im in images]
+        self._warn_if_dim(images, [array for array, _, _ in inputs])
         results: dict[int, Prediction] = {}
         whole = []
         for i, (array, missing, raster) in enumerate(inputs):
@@ -354,6 +358,19 @@ class Segmenter:
             preds = self._predict_same_size([inputs[i][:2] for i in indices], return_probs)
             results.update(zip(indices, preds, strict=True))
         return [_without_data(results[i], inputs[i][1]) for i in range(len(inputs))]
+
+    def _warn_if_dim(self, images: list[Any], arrays: list[np.ndarray]) -> None:
+        """A ``UserWarning``, once per Segmenter, when a colour model reads a 16-bit image file
+        as nearly black 8-bit RGB (:func:`~fcnseg.data.bit_depth.dim_sixteen_bit_warning`)."""
+        if self.warned_dim_images or self.input_convention.bands is not None \
+                or self.input_names != ("color",):
+            return
+        for image, array in zip(images, arrays, strict=True):
+            if isinstance(image, str | os.PathLike) \
+                    and (line := dim_sixteen_bit_warning(Path(image), array)) is not None:
+                warnings.warn(line, UserWarning, stacklevel=3)
+                self.warned_dim_images = True
+                return
 
     def _by_tiles(self, array: np.ndarray) -> bool:
         """Whether a raster input is segmented by tiles (as ``fcnseg predict`` writes them)."""

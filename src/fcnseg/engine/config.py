@@ -38,6 +38,11 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _field_value(config: Any, key: str) -> Any:
+    """The value of a dotted field name, e.g. ``optim.lr``."""
+    return functools.reduce(getattr, key.split("."), config)
+
+
 _LOGGERS = ("tensorboard", "mlflow", "csv")
 
 _CHOICES = {
@@ -256,10 +261,10 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         """Check values whose errors would otherwise surface deep inside training."""
         for key, allowed in _CHOICES.items():
-            if (value := functools.reduce(getattr, key.split("."), self)) not in allowed:
+            if (value := _field_value(self, key)) not in allowed:
                 raise ConfigError(f"{key}: {value!r} is not one of {', '.join(allowed)}")
         for key, right, expected in _FIELD_CHECKS:
-            if not right(value := functools.reduce(getattr, key.split("."), self)):
+            if not right(value := _field_value(self, key)):
                 raise ConfigError(f"{key}: {expected}, got {value!r}")
         self._validate_model()
         self._validate_class_weights()

@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from fcnseg.data.bit_depth import dim_sixteen_bit_warning
 from fcnseg.inference.files import FileOutcome, OutputOptions, write_predictions
 from fcnseg.inference.prefetch import segment_files as segment_files  # re-exported
 from fcnseg.inference.segmenter import Segmenter
@@ -25,23 +24,23 @@ def predict_files(segmenter: Segmenter, inputs: Sequence[tuple[Path, str]], out_
     (``workers`` threads each; 0 does everything in the calling thread, one file after another).
     Yields one :class:`FileOutcome` per input, in input order. ``warn`` is given one line, once,
     when a colour model reads an image as nearly black 8-bit RGB that holds 16-bit values
-    (:func:`~fcnseg.data.bit_depth.dim_sixteen_bit_warning`)."""
+    (:meth:`Segmenter.dim_image_warning`)."""
     predictions = segment_files(segmenter, inputs, batch_size=batch_size,
                                 return_probs=options.needs_probs, read_workers=workers)
-    if warn is not None and segmenter.input_convention.bands is None \
-            and segmenter.input_names == ("color",):
-        predictions = _warning_once_if_dim(predictions, warn)
+    if warn is not None:
+        predictions = _warning_once_if_dim(predictions, segmenter, warn)
     yield from write_predictions(predictions, out_dir, segmenter.palette, options,
                                  workers=workers, pending=2 * batch_size)
 
 
-def _warning_once_if_dim(predictions: Iterable[tuple[Path, str, Any]],
+def _warning_once_if_dim(predictions: Iterable[tuple[Path, str, Any]], segmenter: Segmenter,
                          warn: Callable[[str], None]) -> Iterator[tuple[Path, str, Any]]:
-    """``predictions`` as they come, the first nearly black 16-bit image told to ``warn``."""
+    """``predictions`` as they come, the first :meth:`Segmenter.dim_image_warning` told to
+    ``warn``."""
     warned = False
     for path, name, pred in predictions:
         if not warned and not isinstance(pred, Exception) \
-                and (line := dim_sixteen_bit_warning(path, pred.image)) is not None:
+                and (line := segmenter.dim_image_warning(path, pred.image)) is not None:
             warn(line)
             warned = True
         yield path, name, pred

@@ -359,15 +359,22 @@ class Segmenter:
             results.update(zip(indices, preds, strict=True))
         return [_without_data(results[i], inputs[i][1]) for i in range(len(inputs))]
 
+    def dim_image_warning(self, path: Path, array: np.ndarray) -> str | None:
+        """One line when this is a colour model and ``array``, the 8-bit RGB it takes of the
+        16-bit image file at ``path``, is nearly black
+        (:func:`~fcnseg.data.bit_depth.dim_sixteen_bit_warning`); None otherwise."""
+        if self.input_convention.bands is not None or self.input_names != ("color",):
+            return None
+        return dim_sixteen_bit_warning(path, array)
+
     def _warn_if_dim(self, images: list[Any], arrays: list[np.ndarray]) -> None:
-        """A ``UserWarning``, once per Segmenter, when a colour model reads a 16-bit image file
-        as nearly black 8-bit RGB (:func:`~fcnseg.data.bit_depth.dim_sixteen_bit_warning`)."""
-        if self.warned_dim_images or self.input_convention.bands is not None \
-                or self.input_names != ("color",):
+        """A ``UserWarning``, once per Segmenter, with the first :meth:`dim_image_warning` of
+        image files."""
+        if self.warned_dim_images:
             return
         for image, array in zip(images, arrays, strict=True):
             if isinstance(image, str | os.PathLike) \
-                    and (line := dim_sixteen_bit_warning(Path(image), array)) is not None:
+                    and (line := self.dim_image_warning(Path(image), array)) is not None:
                 warnings.warn(line, UserWarning, stacklevel=3)
                 self.warned_dim_images = True
                 return

@@ -33,8 +33,8 @@ def split_of(name: str, val_fraction: float) -> str:
 def video_of(name: str) -> str | None:
     """The video whose frame ``name`` is (``clipA`` for ``clipA__frame_000012``); None for
     names of other images."""
-    found = _FRAME.fullmatch(name)
-    return found.group(1) if found else None
+    found = frame_of(name)
+    return found[0] if found else None
 
 
 def frame_of(name: str) -> tuple[str | None, int] | None:
@@ -62,23 +62,21 @@ class ValSplit:
 def split_names(names: Iterable[str], val_fraction: float) -> ValSplit:
     """The split of each of ``names``: frames of two or more videos by their video (at least
     one video in validation when ``val_fraction`` > 0), other names by their own hash."""
-    names = list(names)
-    videos = sorted({v for n in names if (v := video_of(n)) is not None})
+    video = {n: video_of(n) for n in names}
+    videos = sorted({v for v in video.values() if v is not None})
     result = ValSplit()
     if len(videos) == 1:
         result.one_video = videos[0]
     if len(videos) < 2:
-        result.of = {n: split_of(n, val_fraction) for n in names}
+        result.of = {n: split_of(n, val_fraction) for n in video}
         return result
     held = [v for v in videos if split_of(v, val_fraction) == "val"]
     if not held and val_fraction > 0:
         held, result.fallback = [min(videos, key=_share)], True
     result.val_videos = held
     result.train_videos = [v for v in videos if v not in held]
-    for n in names:
-        video = video_of(n)
-        result.of[n] = (split_of(n, val_fraction) if video is None
-                        else "val" if video in held else "train")
+    for n, v in video.items():
+        result.of[n] = split_of(n, val_fraction) if v is None else "val" if v in held else "train"
     return result
 
 

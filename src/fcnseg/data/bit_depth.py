@@ -34,6 +34,11 @@ NARROW_BELOW = 64
 BAND_NAMES = {1: ["intensity"], 3: ["red", "green", "blue"]}
 
 
+def _band_names(bands: int) -> list[str]:
+    """The band names the warnings suggest for images of ``bands`` bands."""
+    return BAND_NAMES.get(bands, [f"b{k + 1}" for k in range(bands)])
+
+
 def _sampled_paths(dataset: Any, limit: int) -> list[Path]:
     n = len(dataset)
     picks = sorted({i * n // limit for i in range(limit)}) if n > limit else range(n)
@@ -76,7 +81,7 @@ def narrow_range_warning(dataset: Any, limit: int = 8) -> str | None:
     root = Path(getattr(dataset, "root", "."))
     root = root.parent if root.is_file() else root  # an export's annotation file
     bands = max(r[2] for r in found.values())
-    names = BAND_NAMES.get(bands, [f"b{k + 1}" for k in range(bands)])
+    names = _band_names(bands)
     where, how = bands_declaration(dataset, names)
     return (f"{_named(list(found), root)} ({len(found)} of the {len(looked)} images looked at): "
             f"16-bit values {low:,}-{high:,} of 0-65,535, read as 8-bit RGB (value / 257) "
@@ -119,7 +124,7 @@ def dim_sixteen_bit_warning(path: Path, rgb: np.ndarray) -> str | None:
     top = int(rgb.max())  # round(highest / 257): the rounding keeps the order
     if not _nearly_black(top) or (bands := sixteen_bit_bands(path)) is None:
         return None
-    names = BAND_NAMES.get(bands, [f"b{k + 1}" for k in range(bands)])
+    names = _band_names(bands)
     return (f"{path}: 16-bit values read as 8-bit RGB (value / 257) by this colour model "
             f"{_span(int(rgb.min()), top)}; "
             f"segment them with a model trained with the band{'s' if bands > 1 else ''} "

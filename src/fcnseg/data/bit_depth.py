@@ -18,11 +18,11 @@ import numpy as np
 
 from fcnseg.data.band_images import bands_declaration
 from fcnseg.data.images import (
-    PNG_MAGIC,
     SIXTEEN_TO_EIGHT_BITS,
     TIFF_MAGIC,
     ImageError,
     file_head,
+    png_depth_and_colour_type,
     tiff_samples,
 )
 from fcnseg.data.rasters import open_raster
@@ -106,8 +106,8 @@ def sixteen_bit_bands(path: Path) -> int | None:
     """The bands (alpha aside) of a PNG or TIFF of 16-bit samples, from its header alone;
     None for any other file."""
     head = file_head(Path(path), 26)
-    if head.startswith(PNG_MAGIC) and len(head) == 26 and head[12:16] == b"IHDR":
-        return _PNG_BANDS.get(head[25]) if head[24] == 16 else None
+    if (ihdr := png_depth_and_colour_type(head)) is not None:
+        return _PNG_BANDS.get(ihdr[1]) if ihdr[0] == 16 else None
     if head[:4] in TIFF_MAGIC and (samples := tiff_samples(Path(path))) is not None \
             and samples.dtype == np.uint16:
         return samples.bands - samples.alpha

@@ -515,6 +515,14 @@ _PNG_COLOUR_TYPES = (2, 6)
 _PNG_LOW_BYTES = {"RGB;16B": "RGB;16L", "RGBA;16B": "RGBA;16L"}
 
 
+def png_depth_and_colour_type(head: bytes) -> tuple[int, int] | None:
+    """The bit depth and colour type a PNG's first 26 bytes give (its IHDR); None for any
+    other file."""
+    if len(head) == 26 and head.startswith(PNG_MAGIC) and head[12:16] == b"IHDR":
+        return head[24], head[25]
+    return None
+
+
 def sixteen_bit_colour_png(source: Any) -> bool:
     """Whether ``source`` is a PNG of 16-bit RGB or RGBA samples (by its IHDR), which Pillow
     decodes to their high bytes (:func:`read_samples` reads them whole)."""
@@ -524,8 +532,8 @@ def sixteen_bit_colour_png(source: Any) -> bool:
         head = bytes(source[:26])
     else:
         head = file_head(_stream(source), 26)
-    return (len(head) == 26 and head.startswith(PNG_MAGIC) and head[12:16] == b"IHDR"
-            and head[24] == 16 and head[25] in _PNG_COLOUR_TYPES)
+    ihdr = png_depth_and_colour_type(head)
+    return ihdr is not None and ihdr[0] == 16 and ihdr[1] in _PNG_COLOUR_TYPES
 
 
 def _png_samples(img: Image.Image, source: Any, where: str, max_pixels: int | None

@@ -8,7 +8,7 @@ import csv
 import io
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -113,13 +113,19 @@ def _strip_rows(reader: Any) -> int:
     return max(1, rows // block_rows) * block_rows
 
 
+def _raster_strips(reader: Any) -> tuple[Iterator[np.ndarray], int]:
+    """A raster's strips of :func:`_strip_rows` rows, read as they are drawn, and how many."""
+    h, w, rows = reader.info.height, reader.info.width, _strip_rows(reader)
+    return (reader.read(y, 0, min(rows, h - y), w) for y in range(0, h, rows)), -(-h // rows)
+
+
 def _raster_values(file: Path) -> dict[str, Any]:
     """:func:`_counted_values` of a one-band raster, read by strips of rows, each value as
     stored (a uint32 raster's above 2**24 are not rounded as float32 would)."""
     with open_raster(file, exact=True) as reader:
-        h, w, rows = reader.info.height, reader.info.width, _strip_rows(reader)
-        strips = (reader.read(y, 0, min(rows, h - y), w)[..., 0] for y in range(0, h, rows))
-        return _counted_values(strips, h * w)
+        strips, _ = _raster_strips(reader)
+        return _counted_values((strip[..., 0] for strip in strips),
+                               reader.info.height * reader.info.width)
 
 
 def _is_intensity(rec: dict[str, Any], dtype: np.dtype) -> bool:
@@ -139,9 +145,8 @@ def _raster_statistics(file: Path, nodata: float | None, band: str) -> dict[str,
     """:func:`_statistics` of a one-band raster, read by strips (pixels without data left out),
     as ``check-data`` takes a dataset's band statistics."""
     with open_raster(file, exact=True) as reader:
-        h, w, rows = reader.info.height, reader.info.width, _strip_rows(reader)
-        strips = (reader.read(y, 0, min(rows, h - y), w) for y in range(0, h, rows))
-        return _statistics(image_statistics(strips, [band], -(-h // rows), nodata))
+        strips, count = _raster_strips(reader)
+        return _statistics(image_statistics(strips, [band], count, nodata))
 
 
 def _image_record(file: Path, image_format: str) -> dict[str, Any]:

@@ -1,25 +1,17 @@
-"""CVAT's exports: "Segmentation mask 1.1" and "CVAT for images 1.1".
+"""CVAT's exports: "Segmentation mask 1.1", "CVAT for images 1.1" and "CVAT for video 1.1".
 
-Segmentation mask 1.1 is a folder::
-
-    labelmap.txt                      # label:r,g,b:parts:actions, one label a line
-    SegmentationClass/<name>.png      # the class colours
-    SegmentationObject/<name>.png     # (instances, not read)
-    ImageSets/Segmentation/default.txt
-    JPEGImages/<name>.jpg             # when the export saved the images
+Segmentation mask 1.1 is a folder: ``labelmap.txt`` (``label:r,g,b:parts:actions`` a line),
+``SegmentationClass/<name>.png`` (the class colours) and, when saved, ``JPEGImages/``.
 
 CVAT for images 1.1 is ``annotations.xml`` (beside ``images/``): ``<image>`` elements holding
 ``polygon``, ``box`` and ``ellipse`` (turned ``rotation`` degrees clockwise about their centre),
 ``polyline``, ``mask`` (run lengths in its box), ``points`` and ``skeleton`` (counted, not
-drawn), drawn in ``z_order`` then document order, pixel (x, y) on the square
-``[x, x+1) × [y, y+1)``.
+drawn), drawn in ``z_order`` then document order, pixel (x, y) on ``[x, x+1) × [y, y+1)``.
 
-CVAT for video 1.1 is the same file holding ``<track label=...>`` elements instead: each the
-same shapes, one per frame of the track's range (``frame``; ``keyframe="0"`` where CVAT
-interpolated it; ``outside="1"`` where the object is not in the frame), standalone shapes
-written as tracks of one frame. The task's frames are ``start_frame`` to ``stop_frame`` every
-``frame_filter`` ``step=N``, each ``<original_size>``, their pictures ``images/frame_%06d.PNG``
-(numbered as the video's frames) when the export saved them; ``<meta><source>`` names the video.
+CVAT for video 1.1 holds ``<track>`` elements instead: the same shapes, one per ``frame``
+(``outside="1"``: not in it). The task's frames are ``start_frame`` to ``stop_frame`` every
+``frame_filter`` ``step=N``, their pictures ``images/frame_%06d.PNG`` when the export saved
+them; ``<meta><source>`` names the video.
 """
 
 from __future__ import annotations
@@ -46,6 +38,10 @@ from fcnseg.data.annotations.shapes import (
 from fcnseg.data.errors import DataError
 from fcnseg.data.folder import IMAGE_EXTENSIONS
 from fcnseg.data.layout import read_utf8
+
+#: Picture suffixes as CVAT saves them (``.PNG`` too).
+_SUFFIXES = [e for ext in IMAGE_EXTENSIONS for e in (ext, ext.upper())]
+
 
 
 def read_labelmap(path: Path) -> list[tuple[str, tuple[int, int, int]]]:
@@ -98,8 +94,8 @@ def read_cvat_mask(src: Path, images: Path | None = None) -> Annotations:
     for png in sorted(mask_dir.glob("*.png")):
         # The picture in the first folder that has it, else where a JPEG is expected.
         item = AnnotatedImage(name=png.stem, source=png, image_path=find_picture(
-            (d / f"{png.stem}{e}" for d in image_dirs for ext in IMAGE_EXTENSIONS
-             for e in (ext, ext.upper())), image_dirs[0] / f"{png.stem}.jpg"))
+            (d / f"{png.stem}{e}" for d in image_dirs for e in _SUFFIXES),
+            image_dirs[0] / f"{png.stem}.jpg"))
         items.append(item)
         try:
             rgb = read_raw(png, "mask")
@@ -204,8 +200,7 @@ def _hex_colour(text: str | None) -> tuple[int, ...] | None:
 
 def _drawn_shapes(item: AnnotatedImage, shapes: Iterable[tuple[ET.Element, str, str]],
                   source: str) -> None:
-    """``item``'s shapes from (element, label, where), in ``z_order`` then the order given; a
-    shape that cannot be drawn is refused (:meth:`AnnotatedImage.refuse_shape`)."""
+    """``item``'s shapes from (element, label, where), in ``z_order`` then the order given."""
     drawn = []
     for k, (el, label, where) in enumerate(shapes):
         try:
@@ -222,8 +217,7 @@ def _image_item(image: ET.Element, xml_path: Path, folders: list[Path],
     # fcnseg predict writes the task's image name, and in 'path' where the picture lies.
     written = image.get("path") if images is None else None
     # A video task's frames are named without a suffix (frame_000012), saved as .PNG.
-    suffixes = [""] if Path(name).suffix.lower() in IMAGE_EXTENSIONS else [
-        "", *(e for ext in IMAGE_EXTENSIONS for e in (ext, ext.upper()))]
+    suffixes = [""] if Path(name).suffix.lower() in IMAGE_EXTENSIONS else ["", *_SUFFIXES]
     path = find_picture([f / f"{name}{e}" for f in folders for e in suffixes],
                         xml_path.parent / written if written else folders[0] / name)
     # A task's export holds an <image> for each of its images, annotated or not: one
@@ -243,9 +237,8 @@ def _image_item(image: ET.Element, xml_path: Path, folders: list[Path],
 
 @dataclass(frozen=True)
 class VideoTask:
-    """The frames of a CVAT for video export: ``start`` to ``stop`` (None: no end given)
-    every ``step``, each ``size`` (height, width) when the export says; ``video`` the file
-    the task was made of, when named."""
+    """The frames of a CVAT for video export: ``start`` to ``stop`` (None: no end) every
+    ``step``, each ``size`` (height, width); ``video`` the file the task was made of."""
 
     start: int = 0
     stop: int | None = None
@@ -289,8 +282,7 @@ def _video_task(root: ET.Element, source: str) -> VideoTask:
 
 
 def _frame_pictures(folders: list[Path], task: VideoTask) -> dict[int, Path]:
-    """The task's frame pictures (``frame_000012.PNG``: frame 12) in ``folders``, the first
-    folder's where two have one."""
+    """The task's frame pictures (``frame_000012.PNG``: frame 12), the first folder's first."""
     found: dict[int, Path] = {}
     for folder in folders:
         if not folder.is_dir():
@@ -304,8 +296,7 @@ def _frame_pictures(folders: list[Path], task: VideoTask) -> dict[int, Path]:
 
 
 def _track_shapes(root: ET.Element, source: str) -> dict[int, list[tuple[ET.Element, str, str]]]:
-    """Each frame's shapes of the tracks (element, label, where), in track order; shapes
-    ``outside`` their frame left out."""
+    """Each frame's shapes of the tracks (element, label, where), less those ``outside``."""
     frames: dict[int, list[tuple[ET.Element, str, str]]] = {}
     for k, track in enumerate(root.iterfind("track")):
         label = track.get("label") or ""
@@ -320,17 +311,6 @@ def _track_shapes(root: ET.Element, source: str) -> dict[int, list[tuple[ET.Elem
     return frames
 
 
-def _frames_not_saved(xml_path: Path, folders: list[Path], task: VideoTask) -> str:
-    """One line: the export's frame pictures are missing, and how to get them."""
-    return (f"{printable(xml_path)}: a CVAT for video export without its frames: no "
-            f"frame_NNNNNN picture of its annotated frames in "
-            f"{', '.join(printable(f) for f in folders)}; export the task again as CVAT for "
-            f"video 1.1 with 'Save images' ticked, or extract every frame of the video under "
-            f"its number: mkdir -p {printable(folders[0])} && ffmpeg -i "
-            f"{task.video or 'VIDEO'} -vsync passthrough -start_number 0 "
-            f"{printable(folders[0] / 'frame_%06d.png')}")
-
-
 def _video_frames(root: ET.Element, xml_path: Path, folders: list[Path]) -> list[AnnotatedImage]:
     """The frames of a CVAT for video export: each a listed image, its tracks' shapes."""
     source = printable(xml_path)
@@ -342,7 +322,13 @@ def _video_frames(root: ET.Element, xml_path: Path, folders: list[Path]) -> list
     shapes = _track_shapes(root, source)
     pictures = _frame_pictures(folders, task)
     if shapes and not pictures.keys() & shapes.keys():
-        raise FileNotFoundError(_frames_not_saved(xml_path, folders, task))
+        raise FileNotFoundError(
+            f"{source}: a CVAT for video export without its frames: no frame_NNNNNN picture of "
+            f"its annotated frames in {', '.join(printable(f) for f in folders)}; export the "
+            f"task again as CVAT for video 1.1 with 'Save images' ticked, or extract every "
+            f"frame of the video under its number: mkdir -p {printable(folders[0])} && ffmpeg "
+            f"-i {task.video or 'VIDEO'} -vsync passthrough -start_number 0 "
+            f"{printable(folders[0] / 'frame_%06d.png')}")
     items = []
     for frame in sorted(shapes.keys() | pictures.keys()):
         name = f"frame_{frame:06d}"

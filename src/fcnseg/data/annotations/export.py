@@ -31,10 +31,9 @@ EXPORT_FORMATS = ("labelme", "coco", "cvat")
 def fill_small_regions(label: np.ndarray, min_area: int,
                        ignore_index: int | None = None) -> np.ndarray:
     """``label`` with each region (8-connected, as outlines follow them) of fewer than
-    ``min_area`` pixels (a speck) given the class of the nearest pixel outside any speck:
-    specks inside a region become part of it, so they leave no polygon and no hole. Ignored
-    pixels stay as they are and give no class. A map of specks only is returned unchanged.
-    Needs scipy (the ``data`` extra)."""
+    ``min_area`` pixels (a speck) given the class of the nearest pixel outside any speck, so
+    that it leaves no polygon and no hole. Ignored pixels stay and give no class; a map of
+    specks only is returned unchanged. Needs scipy (the ``data`` extra)."""
     from scipy import ndimage  # lazy: scipy is the optional 'data' extra
 
     label = np.asarray(label)
@@ -59,8 +58,8 @@ def fill_small_regions(label: np.ndarray, min_area: int,
 
 
 def implicit_background(class_names: Sequence[str]) -> int | None:
-    """0 when class 0 is named like background (:func:`background_indices`), else None: then
-    every class, class 0 included, is written with its own name and drawn."""
+    """0 when class 0 is named like background (:func:`background_indices`), else None (every
+    class is then written with its own name and drawn)."""
     return 0 if 0 in background_indices(class_names) else None
 
 
@@ -80,11 +79,10 @@ def _ring_box(ring: np.ndarray, height: int, width: int) -> tuple[tuple[slice, s
 
 def layered_regions(label: np.ndarray, *, background: int | None = 0,
                     ignore_index: int | None = None) -> list[tuple[int, np.ndarray]]:
-    """(class, outer crack ring) of each region to draw, in drawing order: largest first,
-    ``background`` regions only inside another region (None: every region is drawn),
-    ``ignore_index`` regions left out. Drawn so (later on top) they give ``label`` back
-    exactly: where two classes cross at a pixel corner, the pixel the region drawn first
-    would cover gets a ring of its own on top."""
+    """(class, outer crack ring) of each region to draw, largest first, ``background`` regions
+    only inside another (None: all drawn), ``ignore_index`` ones left out. Drawn in order they
+    give ``label`` back exactly: where two classes cross at a pixel corner, the pixel the first
+    drawn would cover gets a ring of its own on top."""
     label = np.asarray(label)
     height, width = label.shape
     regions = region_polygons(label)
@@ -201,9 +199,9 @@ def cvat_image_element(label: np.ndarray, class_names: Sequence[str], name: str,
                        *, tolerance: float = DEFAULT_TOLERANCE,
                        ignore_index: int | None = 255, path: str | None = None,
                        min_area: int = 0) -> ET.Element:
-    """One ``<image>`` of "CVAT for images 1.1": a polygon per region, ``z_order`` rising.
-    ``name`` is the image's name in a CVAT task; ``path`` (an attribute CVAT does not read)
-    where the picture lies relative to the XML file; ``min_area`` as :func:`labelme_document`."""
+    """One ``<image>`` of "CVAT for images 1.1", a polygon per region, ``z_order`` rising, for
+    the task's image ``name``; ``path`` (which CVAT does not read) where the picture lies
+    relative to the XML file; ``min_area`` as :func:`labelme_document`."""
     label = np.asarray(label)
     height, width = label.shape
     image = ET.Element("image", id=str(image_id), name=name, width=str(width), height=str(height))
@@ -218,11 +216,10 @@ def cvat_image_element(label: np.ndarray, class_names: Sequence[str], name: str,
 
 
 def cvat_image_ids(names: Sequence[str]) -> list[int]:
-    """The ``<image id>`` of each of ``names`` (file names, in the file's order): a video's
-    frame (``frame_000012.png``, ``street__frame_000012.png``) its number, 12, other images
-    their place in the file, as long as the frames are of one video and no two ids are equal;
-    else every image its place. CVAT falls back to the id where no frame of the task has the
-    name, so a video's predicted frames land on their own frames."""
+    """The ``<image id>`` of each of ``names`` (in the file's order): a video's frame
+    (``street__frame_000012.png``) its number, other images their place in the file, where
+    the frames are of one video and the ids differ; else each its place. CVAT falls back to
+    the id where no frame has the name, so predicted frames land on their own frames."""
     places = list(range(len(names)))
     frames = [frame_of(Path(n).stem) for n in names]
     if len({f[0] for f in frames if f is not None}) != 1:
@@ -233,11 +230,10 @@ def cvat_image_ids(names: Sequence[str]) -> list[int]:
 
 def cvat_document(images: Sequence[ET.Element], class_names: Sequence[str], *,
                   colours: Sequence[Sequence[int]] | None = None) -> bytes:
-    """A "CVAT for images 1.1" annotations.xml holding ``images``, their ids set by
-    :func:`cvat_image_ids`; each label with its colour of ``colours`` (class index to RGB, a
-    palette) as CVAT writes it (``#rrggbb``), so that ``fcnseg import cvat`` gives the masks
-    those colours again. A background class 0 is the label ``_background_``, which the import
-    makes class 0 again with its colour."""
+    """A "CVAT for images 1.1" annotations.xml holding ``images`` (ids by
+    :func:`cvat_image_ids`), each label with its colour of the palette ``colours`` as CVAT
+    writes it (``#rrggbb``), which ``fcnseg import cvat`` gives the masks again; a background
+    class 0 as ``_background_``."""
     for image, image_id in zip(images, cvat_image_ids([i.get("name", "") for i in images]),
                                strict=True):
         image.set("id", str(image_id))

@@ -82,57 +82,38 @@ def read_annotations(fmt: str, src: Path, images: Path | None = None, *,
 
 @dataclass(frozen=True)
 class ImportOptions:
-    """How annotations become a dataset.
+    """How annotations become a dataset. ``val_fraction``: the share of images in val.txt, by
+    a hash of the name (of the video, for the frames of several videos: :mod:`.val_split`);
+    ``empty_as_background``: import the images a CVAT or COCO export lists without a shape as
+    all background (else they are left to annotate)."""
 
-    Attributes:
-        labels: labelme's labels.txt (:class:`LabelSet`); None: the labels found,
-            ``_background_`` first.
-        add_unknown: with ``labels``, add labels not in it instead of refusing their images.
-        raster: overlaps and line widths (:class:`RasterOptions`).
-        ignore_index: the mask value of ignored pixels.
-        val_fraction: the share of images listed in val.txt (by a hash of the name; the
-            frames of several videos by a hash of the video's, see :mod:`.val_split`).
-        images: where the pictures are when not where the format says.
-        empty_as_background: import the images a CVAT or COCO export lists without any shape
-            as all background (else they are left to annotate).
-        rename: label names of the export to the names they are imported as (spaces around
-            a name not counting).
-    """
-
-    labels: Path | None = None
-    add_unknown: bool = False
+    labels: Path | None = None  # labelme's labels.txt; None: the labels found, background first
+    add_unknown: bool = False  # with labels: add those not in it instead of refusing images
     raster: RasterOptions = field(default_factory=RasterOptions)
-    ignore_index: int = 255
+    ignore_index: int = 255  # the mask value of ignored pixels
     val_fraction: float = 0.2
-    images: Path | None = None
+    images: Path | None = None  # where the pictures are when not where the format says
     empty_as_background: bool = False
-    rename: Mapping[str, str] = field(default_factory=dict)
+    rename: Mapping[str, str] = field(default_factory=dict)  # export's label -> imported name
 
 
 @dataclass
 class ImportReport:
-    """What an import did: names written, and one line per problem.
-
-    ``unreviewed``: the pictures among ``unannotated`` whose annotation is a prediction nobody
-    reviewed; ``background``: the images written all background (labelled, without a shape);
-    ``missing``: the images whose picture was not found (each also in ``errors``);
-    ``clipped``: the shapes drawn clipped to their image; ``ignored``: the ignored pixels of
-    the masks written, by why (see :func:`rasterise`); ``crowd``: the ``iscrowd`` regions
-    written, by class; ``points``: the point shapes (not drawn), by image name.
-    """
+    """What an import did: names written, and one line per problem."""
 
     written: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     unannotated: list[Path] = field(default_factory=list)
+    # Those of unannotated whose annotation is a prediction nobody reviewed.
     unreviewed: list[Path] = field(default_factory=list)
     classes: list[str] = field(default_factory=list)
-    background: list[str] = field(default_factory=list)
-    missing: list[AnnotatedImage] = field(default_factory=list)
-    clipped: list[str] = field(default_factory=list)
-    ignored: dict[str, int] = field(default_factory=dict)
-    crowd: Counter[str] = field(default_factory=Counter)
-    points: dict[str, list[str]] = field(default_factory=dict)
+    background: list[str] = field(default_factory=list)  # written all background, no shape
+    missing: list[AnnotatedImage] = field(default_factory=list)  # picture not found (errors too)
+    clipped: list[str] = field(default_factory=list)  # shapes drawn clipped to their image
+    ignored: dict[str, int] = field(default_factory=dict)  # pixels, by why (rasterise)
+    crowd: Counter[str] = field(default_factory=Counter)  # iscrowd regions written, by class
+    points: dict[str, list[str]] = field(default_factory=dict)  # point shapes, by image name
 
 
 def label_set_for(found: Annotations, options: ImportOptions,
@@ -192,10 +173,8 @@ def _stream(picture: bytes | Path) -> Any:
 
 
 def band_raster(picture: bytes | Path) -> bool:
-    """Whether ``picture`` (a file, or embedded bytes) is a TIFF of bands no colour image
-    holds (4 bands of uint16, a satellite chip's), or of bands one a page as the raster
-    reader reads them (a Fiji hyperstack's channels): data a model of those bands reads as
-    they are, never made RGB."""
+    """Whether ``picture`` (a file, or embedded bytes) is a TIFF of bands no colour image holds
+    (4 bands of uint16), or of bands one a page (a Fiji hyperstack): never made RGB."""
     with _stream(picture) as f:
         if file_head(f, 4) not in TIFF_MAGIC:
             return False
@@ -206,11 +185,9 @@ def band_raster(picture: bytes | Path) -> bool:
 
 
 def picture_size(picture: bytes | Path) -> tuple[int, int]:
-    """The upright (height, width) of a picture (its file, or its embedded bytes): a band
-    raster's from its header (:func:`band_raster`), any other picture's decoded as the image
-    reader decodes it (so that a corrupt one is refused now). Both are held to
-    :data:`fcnseg.data.io.MAX_PIXELS`, the limit the dataset later reads them under. Raises
-    :class:`ImageError` or OSError when it cannot be read."""
+    """The upright (height, width) of a picture (file or bytes): a band raster's from its
+    header, any other decoded as the image reader does (a corrupt one is refused now); both
+    held to :data:`fcnseg.data.io.MAX_PIXELS`. Raises :class:`ImageError` or OSError."""
     limit = mask_io.MAX_PIXELS
     if not band_raster(picture):
         with open_upright(picture if isinstance(picture, Path) else io.BytesIO(picture),
@@ -237,32 +214,29 @@ def picture_size(picture: bytes | Path) -> tuple[int, int]:
 def _write_image(picture: bytes | Path, out_dir: Path, name: str) -> None:
     if isinstance(picture, Path):
         shutil.copyfile(picture, out_dir / f"{name}{picture.suffix.lower()}")
-        return
-    if band_raster(picture):  # bands Pillow does not open: the TIFF as it is
+    elif band_raster(picture):  # bands Pillow does not open: the TIFF as it is
         (out_dir / f"{name}.tif").write_bytes(picture)
-        return
-    with Image.open(io.BytesIO(picture), formats=IMAGE_FORMATS) as img:  # the one allow-list
-        suffix = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "TIFF": ".tif",
-                  "WEBP": ".webp"}.get(img.format or "")
-        if suffix is None:
-            img.convert("RGB").save(out_dir / f"{name}.png")
-            return
-    (out_dir / f"{name}{suffix}").write_bytes(picture)
+    else:
+        with Image.open(io.BytesIO(picture), formats=IMAGE_FORMATS) as img:  # the allow-list
+            suffix = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "TIFF": ".tif",
+                      "WEBP": ".webp"}.get(img.format or "")
+            if suffix is None:
+                img.convert("RGB").save(out_dir / f"{name}.png")
+        if suffix is not None:
+            (out_dir / f"{name}{suffix}").write_bytes(picture)
 
 
 def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = ImportOptions(),
                        report: Callable[[str], None] | None = None) -> ImportReport:
     """Read ``src`` (format ``fmt``) and write the folder dataset ``out``.
 
-    Importing into a folder imported into before adds (or replaces, by name) its images and
-    masks; its classes keep their indices, and dataset.yaml's other fields are kept. Class
-    names that differ only in case or surrounding spaces are refused (ValueError, nothing
-    written): ``options.rename`` merges them. Images that cannot be imported are left out,
-    each with one line in ``errors``; shapes outside the image are skipped with one in
-    ``warnings``. ``report`` receives the lines (one per refused label, one for the images
-    not imported for one reason). When no image is imported, nothing is written (a folder
-    the import made is removed again). Pictures of bands no colour image holds (4-band uint16
-    GeoTIFFs) are copied as they are, and a new dataset.yaml declares their bands."""
+    Importing into an earlier import adds (or replaces, by name) images and masks; its classes
+    keep their indices and dataset.yaml its other fields. Class names that differ only in case
+    or surrounding spaces are refused (ValueError, nothing written; ``options.rename`` merges
+    them). An image that cannot be imported is left out with one line in ``errors``, a shape
+    outside its image skipped with one in ``warnings``; ``report`` receives the lines. When no
+    image is imported nothing is written. Band rasters (4-band uint16 GeoTIFFs) are copied as
+    they are, and a new dataset.yaml declares their bands."""
     say = report or (lambda line: None)
     found = read_annotations(fmt, Path(src), options.images,
                              empty_as_background=options.empty_as_background)
@@ -287,7 +261,12 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
     created = [d for d in (out, out / "images", out / "masks") if not d.exists()]
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(exist_ok=True)
-    palette = _palette_for_import(labels, found, options, earlier)
+    # The mask colours: an earlier import's, the tool's, else VOC's.
+    palette = palette_for(256, options.ignore_index).copy()
+    for k, name in enumerate(labels.classes):
+        palette[k] = found.colours.get(name, palette[k])
+    if earlier.get("palette") is not None:
+        palette[:len(earlier["palette"])] = np.asarray(earlier["palette"])[:256]
     refused, refused_lines = refused_labels(found.items, labels, options)
     failed = _import_items(found, (labels, palette, refused), options, out, result, warn)
     for line in [*_grouped_errors(failed), *refused_lines]:
@@ -310,26 +289,45 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
 def _import_items(found: Annotations, drawn: tuple[LabelSet, np.ndarray, dict[str, str]],
                   options: ImportOptions, out: Path, result: ImportReport,
                   warn: Callable[[str], None]) -> list[tuple[AnnotatedImage, str]]:
-    """Import each image; those that failed alone with the line saying why."""
+    """Write each image and its mask; those that failed alone with the line saying why."""
     labels, palette, refused = drawn
     seen: dict[str, str] = {}
     failed = []
     for item in found.items:
         for line in item.problems:
             warn(line)
-        problem = refused.get(item.name) or _import_one(
-            item, labels, options, out, palette, seen, warn, result)
-        if not problem:
-            result.written.append(item.name)
-            result.crowd.update(s.label for s in item.shapes if s.crowd)
-            if not any(s.kind != "point" for s in item.shapes):
-                result.background.append(item.name)
+        problem = (refused.get(item.name) or item.error or _name_problem(item, seen)
+                   or resolve_image(item))
+        if not isinstance(problem, str):
+            picture, (height, width) = problem
+            # Counted only when the map is drawn, and an image whose map is drawn is written.
+            label, lines = rasterise(item, labels, height, width, options.raster, result.ignored)
+            problem = "; ".join(lines) if label is None else ""
+        if problem:
+            result.errors.append(problem)
+            if not item.error and f": {MISSING} " in problem and item.name not in refused:
+                result.missing.append(item)
+            elif item.name not in refused:
+                failed.append((item, problem))
             continue
-        result.errors.append(problem)
-        if not item.error and f": {MISSING} " in problem and item.name not in refused:
-            result.missing.append(item)
-        elif item.name not in refused:
-            failed.append((item, problem))
+        for line in lines:
+            warn(line)
+        source = printable(item.source)
+        seen[item.name] = source
+        result.clipped += [f"{source}: {s.where}" for s in item.shapes
+                           if partly_outside(s, height, width)]
+        if points := [f"{source}: {s.where}" for s in item.shapes if s.kind == "point"]:
+            result.points[item.name] = points
+        for old in (out / "images").glob(f"{item.name}.*"):
+            old.unlink()
+        _write_image(picture, out / "images", item.name)
+        mask = Image.fromarray(label, mode="P")
+        mask.putpalette(palette.reshape(-1).tolist())
+        mask.save(out / "masks" / f"{item.name}.png")
+        result.written.append(item.name)
+        result.crowd.update(s.label for s in item.shapes if s.crowd)
+        if not any(s.kind != "point" for s in item.shapes):
+            result.background.append(item.name)
     return failed
 
 
@@ -412,8 +410,8 @@ def _labels_for_import(found: Annotations, options: ImportOptions, earlier: dict
 def spelling_clash(found: Annotations, options: ImportOptions, labels: LabelSet, src: Path,
                    earlier: tuple[list[str], Path] = ([], Path())) -> str | None:
     """One line naming the class names that differ only in case or surrounding spaces, each
-    with its file (the ``earlier`` dataset.yaml, the labels file, the export ``src``), and the
-    ``--rename`` that names each class one way; None when there are none."""
+    with its file (``earlier`` dataset.yaml, labels file, export ``src``), and the ``--rename``
+    that names each class one way; None when there are none."""
     existing, config = earlier
     source = printable(src)
     # The export's label list, then the other labels its region shapes use.
@@ -509,47 +507,6 @@ def _unlisted_labels(found: Annotations, labels: LabelSet, options: ImportOption
             f"{labels.ids[name]}" for name, where in first.items()]
 
 
-def _palette_for_import(labels: LabelSet, found: Annotations, options: ImportOptions,
-                        earlier: dict[str, Any]) -> np.ndarray:
-    """The mask colours: an earlier import's, the tool's, else VOC's."""
-    palette = palette_for(256, options.ignore_index).copy()
-    for k, name in enumerate(labels.classes):
-        if name in found.colours:
-            palette[k] = found.colours[name]
-    if earlier.get("palette") is not None:
-        palette[:len(earlier["palette"])] = np.asarray(earlier["palette"])[:256]
-    return palette
-
-
-def _import_one(item: AnnotatedImage, labels: LabelSet, options: ImportOptions, out: Path,
-                palette: np.ndarray, seen: dict[str, str], warn: Callable[[str], None],
-                result: ImportReport) -> str | None:
-    """Write one image and its mask; one line when it cannot be imported."""
-    resolved = item.error or _name_problem(item, seen) or resolve_image(item)
-    if isinstance(resolved, str):
-        return resolved
-    picture, (height, width) = resolved
-    # Counted only when the map is drawn, and an image whose map is drawn is written.
-    label, lines = rasterise(item, labels, height, width, options.raster, result.ignored)
-    if label is None:
-        return "; ".join(lines)
-    for line in lines:
-        warn(line)
-    result.clipped += [f"{printable(item.source)}: {s.where}" for s in item.shapes
-                       if partly_outside(s, height, width)]
-    points = [f"{printable(item.source)}: {s.where}" for s in item.shapes if s.kind == "point"]
-    if points:
-        result.points[item.name] = points
-    for old in (out / "images").glob(f"{item.name}.*"):
-        old.unlink()
-    _write_image(picture, out / "images", item.name)
-    mask = Image.fromarray(label, mode="P")
-    mask.putpalette(palette.reshape(-1).tolist())
-    mask.save(out / "masks" / f"{item.name}.png")
-    seen[item.name] = printable(item.source)
-    return None
-
-
 def _name_problem(item: AnnotatedImage, seen: dict[str, str]) -> str | None:
     """Why ``item``'s name cannot be that of an image of the dataset, if it cannot."""
     try:
@@ -599,9 +556,8 @@ def _write_lists(out: Path, found: Annotations, options: ImportOptions, result: 
 
 
 def _moved_line(out: Path, split: dict[str, str], val_fraction: float) -> str | None:
-    """One line when names that the train.txt and val.txt of an earlier import listed change
-    split now (frames of a video once several videos' frames are split whole, or another
-    --val-fraction); None when every name stays where it was."""
+    """One line when names an earlier import's train.txt and val.txt listed change split now
+    (a video's frames, once several videos are split whole; another --val-fraction)."""
     was = {}
     for name in ("train", "val"):
         listed = out / f"{name}.txt"
@@ -671,6 +627,15 @@ def _write_config(out: Path, labels: LabelSet, palette: np.ndarray,
                                    default_flow_style=None), encoding="utf-8")
 
 
+#: How messages speak of images a new dataset.yaml declares the bands of: how they read
+#: without the fields (after "without it", after "are"), and what the fields keep.
+_UNDECLARED = {
+    "grey": ("as 8-bit RGB, value / 257", "read as 8-bit RGB (value / 257)", "their depth"),
+    "raster": ("as RGB or grey, which they are not: none could be read",
+               "read as RGB or grey, which they are not (none can be read)", "their bands"),
+}
+
+
 def _declare_bands(out: Path, config: dict[str, Any], new: bool,
                    say: Callable[[str], None]) -> None:
     """Declares a folder's deep grey or band-raster images in a new dataset.yaml."""
@@ -678,10 +643,14 @@ def _declare_bands(out: Path, config: dict[str, Any], new: bool,
         return
     masks = {p.stem for p in (out / "masks").glob("*.png")}
     images = sorted(p for p in (out / "images").iterdir() if p.stem in masks and p.is_file())
-    declared = _deep_grey_bands(images) or _raster_bands(images)
-    if declared is None:
+    if (types := deep_one_band_types(images)) is not None:
+        fields: dict[str, Any] = {"bands": ["intensity"]}
+        kind, words = f"one channel of {' and '.join(types)} samples", _UNDECLARED["grey"]
+    elif (declared := _raster_bands(images)) is not None:
+        (fields, kind), words = declared, _UNDECLARED["raster"]
+    else:
         return
-    fields, kind, without, read_as, keep = declared
+    without, read_as, keep = words
     path = printable(out / "dataset.yaml")
     # Each value as dataset.yaml's flow style writes it: ``[blue, green]``, ``0``.
     lines = "; ".join(
@@ -696,23 +665,9 @@ def _declare_bands(out: Path, config: dict[str, Any], new: bool,
             f"{kind} are {read_as}; to keep {keep} add `{lines}`")
 
 
-#: The dataset.yaml fields declaring a folder's bands, and how messages speak of them: what
-#: the images are, how they read without the fields (after "without it", after "are"), and
-#: what the fields keep.
-_Bands = tuple[dict[str, Any], str, str, str, str]
-
-
-def _deep_grey_bands(images: list[Path]) -> _Bands | None:
-    """``bands: [intensity]`` for images all one channel of integers deeper than 8 bits."""
-    types = deep_one_band_types(images)
-    if types is None:
-        return None
-    return ({"bands": ["intensity"]}, f"one channel of {' and '.join(types)} samples",
-            "as 8-bit RGB, value / 257", "read as 8-bit RGB (value / 257)", "their depth")
-
-
-def _raster_bands(images: list[Path]) -> _Bands | None:
-    """The bands (rgb, nodata) of images all band rasters of one layout named alike."""
+def _raster_bands(images: list[Path]) -> tuple[dict[str, Any], str] | None:
+    """The fields (bands, rgb, nodata) of images all band rasters of one layout named alike,
+    and what the images are."""
     infos = []
     for path in images:
         try:
@@ -736,7 +691,4 @@ def _raster_bands(images: list[Path]) -> _Bands | None:
     nodata = {i.nodata for i in infos}
     if len(nodata) == 1 and (value := nodata.pop()) is not None and value == value:
         fields["nodata"] = int(value) if float(value).is_integer() else float(value)
-    types = sorted({i.dtype.name for i in infos})
-    return (fields, f"{count} band(s) of {' and '.join(types)}",
-            "as RGB or grey, which they are not: none could be read",
-            "read as RGB or grey, which they are not (none can be read)", "their bands")
+    return fields, f"{count} band(s) of {' and '.join(sorted({i.dtype.name for i in infos}))}"

@@ -100,38 +100,24 @@ class Shape:
 
 @dataclass
 class AnnotatedImage:
-    """One image's annotations.
+    """One image's annotations. ``labelled``: the export marks it labelled (a labelme file, a
+    CVAT frame ``<tag>``, a submitted Label Studio annotation), so without shapes it is all
+    background; ``listed``: the export lists every image, labelled or not (CVAT, COCO): then
+    without shapes and unlabelled, all background only with ``empty_as_background``."""
 
-    Attributes:
-        name: the stem its image and mask get in an imported folder.
-        source: the annotation file (messages name it).
-        image_path, image_bytes: the picture on disk, or its bytes the annotation embeds.
-        size: (height, width) the annotation says, or None.
-        shapes: in drawing order.
-        problems: one line each, found while reading (the image is still usable).
-        error: one line when the image cannot be imported at all; ``broken``: one line per
-            shape that cannot be drawn (:meth:`refuse_shape`).
-        where: how a message names the image in a file of several (``image 'a.jpg'``).
-        image_name: the picture's name as the annotation file gives it.
-        labelled: the export marks the image as labelled (a labelme file, a CVAT frame
-            ``<tag>``, a submitted Label Studio annotation): without shapes, all background.
-        listed: the export lists every image, labelled or not (CVAT, COCO): without shapes
-            and unlabelled, all background only with ``empty_as_background``.
-    """
-
-    name: str
-    source: Path
-    image_path: Path | None = None
-    image_bytes: bytes | None = None
-    size: tuple[int, int] | None = None
-    shapes: list[Shape] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    error: str | None = None
+    name: str  # the stem its image and mask get in an imported folder
+    source: Path  # the annotation file (messages name it)
+    image_path: Path | None = None  # the picture on disk
+    image_bytes: bytes | None = None  # or its bytes the annotation embeds
+    size: tuple[int, int] | None = None  # (height, width) the annotation says
+    shapes: list[Shape] = field(default_factory=list)  # in drawing order
+    problems: list[str] = field(default_factory=list)  # found reading; the image still usable
+    error: str | None = None  # one line when the image cannot be imported at all
     labelled: bool = False
     listed: bool = False
-    where: str = ""
-    image_name: str = ""
-    broken: list[str] = field(default_factory=list)
+    where: str = ""  # how messages name it in a file of several (``image 'a.jpg'``)
+    image_name: str = ""  # the picture's name as the annotation file gives it
+    broken: list[str] = field(default_factory=list)  # shapes that cannot be drawn
 
     def refuse_shape(self, line: str) -> None:
         """A shape that cannot be drawn: the image is left out, error names the first."""
@@ -143,28 +129,18 @@ class AnnotatedImage:
 
 @dataclass
 class Annotations:
-    """What a reader found.
-
-    Attributes:
-        items: the annotated images.
-        unannotated: images the export does not mark as labelled (listed, not imported).
-        classes: the label names in the tool's own order (COCO categories, CVAT's label
-            list), which the classes follow without a labels file; empty: sorted.
-        problems: one line each about the annotations as a whole.
-        image_folders: where the pictures were looked for (empty: beside each file).
-        colours: the tool's colour of each label (CVAT's), as (r, g, b).
-        listed_empty: the images of ``unannotated`` listed without any shape or mark.
-        unreviewed: the pictures of ``unannotated`` whose annotation is a prediction nobody
-            reviewed (one line of ``problems`` says so).
-    """
+    """What a reader found. ``classes``: the label names in the tool's own order (COCO
+    categories, CVAT's label list), which the classes follow without a labels file (empty:
+    sorted); ``unreviewed``: the pictures of ``unannotated`` whose annotation is a prediction
+    nobody reviewed (one line of ``problems`` says so)."""
 
     items: list[AnnotatedImage]
-    unannotated: list[Path] = field(default_factory=list)
+    unannotated: list[Path] = field(default_factory=list)  # not marked labelled: not imported
     classes: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    image_folders: list[Path] = field(default_factory=list)
-    colours: dict[str, tuple[int, int, int]] = field(default_factory=dict)
-    listed_empty: list[AnnotatedImage] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # about the annotations as a whole
+    image_folders: list[Path] = field(default_factory=list)  # where pictures were looked for
+    colours: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # the tool's (CVAT)
+    listed_empty: list[AnnotatedImage] = field(default_factory=list)  # no shape or mark
     unreviewed: list[Path] = field(default_factory=list)
 
     @classmethod
@@ -372,26 +348,24 @@ def shape_pixels(shape: Shape, height: int, width: int, line_width: float = 10.0
     return out
 
 
-def _outside(shape: Shape, height: int, width: int) -> bool:
-    """Whether a shape given by points lies wholly outside the image."""
+def _outside(shape: Shape, height: int, width: int, wholly: bool = True) -> bool:
+    """Whether a shape given by points lies wholly outside the H×W image (or, not
+    ``wholly``, reaches beyond it without being wholly outside)."""
     if shape.kind in ("mask", "box_mask"):
         return False
     pts = _points_of(shape)
     if not len(pts):
-        return True
+        return wholly
     low = -0.5 if shape.kind in CENTRE_KINDS else 0.0  # the image's edges in its coordinates
-    return bool(pts[:, 0].max() < low or pts[:, 1].max() < low
-                or pts[:, 0].min() > width + low or pts[:, 1].min() > height + low)
+    (x0, y0), (x1, y1) = pts.min(0), pts.max(0)
+    out = x1 < low or y1 < low or x0 > width + low or y0 > height + low
+    return bool(out if wholly else not out and (min(x0, y0) < low or x1 > width + low
+                                                   or y1 > height + low))
 
 
 def partly_outside(shape: Shape, height: int, width: int) -> bool:
     """Whether a shape given by points reaches beyond the H×W image, not wholly."""
-    if shape.kind in ("mask", "box_mask", "point") or _outside(shape, height, width):
-        return False
-    pts = _points_of(shape)
-    low = -0.5 if shape.kind in CENTRE_KINDS else 0.0  # the image's edges in its coordinates
-    return bool(pts.min() < low or pts[:, 0].max() > width + low
-                or pts[:, 1].max() > height + low)
+    return shape.kind != "point" and _outside(shape, height, width, wholly=False)
 
 
 #: Why pixels of an imported mask are ignored, as :func:`rasterise` counts them.

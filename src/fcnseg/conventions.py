@@ -1,10 +1,8 @@
 """Input conventions: how a set of weights expects its pixels.
 
-Caffe-converted VGG16 weights were trained on BGR images in 0-255 with the per-channel mean
-subtracted and no scaling; torchvision's take RGB in [0, 1] normalised by the ImageNet mean and
-std. Using one set of weights with the other preprocessing costs several points of mean IU and
-raises no error, so the convention travels with the model (``model.input_convention``) and with
-its checkpoints. A convention is a description: the model's
+Caffe-converted VGG16 weights take BGR 0-255 minus the mean; torchvision's RGB in [0, 1]
+normalised by the ImageNet mean and std. The wrong one costs points of mean IU silently, so the
+convention travels with the model (``model.input_convention``) and its checkpoints; the model's
 :class:`~fcnseg.models.preprocess.Preprocess` applies it (models take raw pixels).
 """
 
@@ -17,12 +15,9 @@ from typing import Any
 
 @dataclass(frozen=True)
 class InputConvention:
-    """Pixel preprocessing that a set of weights was trained with.
-
-    It maps RGB uint8-valued input (0-255) to the network's input: reorder channels to
-    ``channel_order``, multiply by ``scale`` (1/255 or 1), subtract ``mean`` and divide by
-    ``std`` (both given in the network's channel order and scaled units); see
-    :class:`fcnseg.models.preprocess.ChannelNormalize`.
+    """Pixel preprocessing that a set of weights was trained with: RGB 0-255 reordered to
+    ``channel_order``, times ``scale``, minus ``mean``, over ``std`` (both in the network's
+    channel order and scaled units); see :class:`fcnseg.models.preprocess.ChannelNormalize`.
     """
 
     name: str
@@ -33,14 +28,12 @@ class InputConvention:
     #: A multi-band model's input bands, in input order (None: three colour channels). Its
     #: ``mean`` and ``std`` then have one entry per band, in raw pixel units (``scale`` 1).
     bands: tuple[str, ...] | None = None
-    #: A multi-band model's no-data value: the raw value of its training images' pixels
-    #: without data (every band at it), which prediction leaves unlabelled where a file sets
-    #: no no-data value of its own. None: none declared.
+    #: A multi-band model's no-data value (raw, every band at it), which prediction leaves
+    #: unlabelled where a file sets none of its own. None: none declared.
     nodata: float | None = None
-    #: A multi-band model's training images' sample types (``("uint16",)``), as found when
-    #: its band statistics were taken; None where not recorded (earlier checkpoints).
-    #: Inputs of another integer depth are refused (8-bit into a 16-bit model and back):
-    #: :func:`fcnseg.inference.rasters.check_sample_type`.
+    #: A multi-band model's training images' sample types (``("uint16",)``); None where not
+    #: recorded (earlier checkpoints). Inputs of another integer depth are refused
+    #: (:func:`fcnseg.inference.rasters.check_sample_type`).
     sample_types: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
@@ -61,8 +54,8 @@ class InputConvention:
         return 3 if self.bands is None else len(self.bands)
 
     def mean_pixel(self) -> tuple[float, ...]:
-        """The raw pixel (0-255, RGB order for colour; one value per band for a multi-band
-        convention) that this convention maps to zero: what crops and batches pad images with."""
+        """The raw pixel (RGB order, or one value a band) this convention maps to zero: what
+        crops and batches pad images with."""
         mean = [m / self.scale for m in self.mean]
         if self.channel_order == "BGR":
             mean = mean[::-1]
@@ -134,9 +127,8 @@ def band_convention(bands: Sequence[str], mean: Sequence[float], std: Sequence[f
                     nodata: float | None = None,
                     sample_types: Sequence[str] | None = None) -> InputConvention:
     """The convention of a model on multi-band images: each band (raw values) minus its
-    dataset mean, divided by its dataset std (a band without variance is divided by 1);
-    ``nodata`` the dataset's no-data value, if it declares one; ``sample_types`` its images'
-    sample types (``"uint16"``), where known."""
+    dataset mean, over its dataset std (1 for a band without variance); ``nodata`` and
+    ``sample_types`` (``"uint16"``) the dataset's, where known."""
     return InputConvention(name="bands", channel_order="RGB", scale=1.0,
                            mean=tuple(float(m) for m in mean),
                            std=tuple(float(s) if s > 0 else 1.0 for s in std),
@@ -162,9 +154,8 @@ def refuse_other_bands(convention: str | Mapping[str, Any] | InputConvention,
                        declare: Callable[[Sequence[str]], tuple[str, str]] | None = None,
                        ) -> None:
     """Refuse, in one line naming both, a dataset whose images carry another number of bands
-    than the model takes (``dataset_bands`` None: RGB images), before any image is read. A
-    dataset that declares no bands is told to declare the model's: ``declare(names)`` says
-    where and how (None: a dataset of a kind that cannot, told which kinds can)."""
+    than the model takes (``dataset_bands`` None: RGB). One that declares none is told to
+    declare the model's where and how ``declare(names)`` says (None: which kinds can)."""
     model_bands = get_convention(convention).bands
     have = 3 if dataset_bands is None else len(dataset_bands)
     want = 3 if model_bands is None else len(model_bands)
@@ -187,8 +178,8 @@ def _numbers(values: Sequence[float]) -> str:
 
 
 def normalisation_text(convention: str | Mapping[str, Any] | InputConvention) -> str:
-    """The steps from raw pixels to the network's input under ``convention``, with its
-    numbers: what a caller of a bare network (``preprocess=False``) must do itself."""
+    """The steps from raw pixels to the network's input under ``convention``: what a caller
+    of a bare network (``preprocess=False``) must do itself."""
     c = get_convention(convention)
     if c.bands is not None:
         steps = [f"the raw values of the bands {', '.join(c.bands)}, in that order"]
@@ -208,10 +199,8 @@ def normalisation_text(convention: str | Mapping[str, Any] | InputConvention) ->
 
 def input_text(convention: str | Mapping[str, Any] | InputConvention, *, raw_pixels: bool,
                inside: str = "the graph", dtype: str = "float32") -> str:
-    """What a model or exported graph of one input takes, in words: raw pixels (RGB 0-255, or
-    a multi-band model's raw band values) that ``inside`` normalises itself (``raw_pixels``),
-    else input normalised by the caller, with the mean and std to apply
-    (:func:`normalisation_text`)."""
+    """What a model or exported graph of one input takes, in words: raw pixels that ``inside``
+    normalises (``raw_pixels``), else input the caller normalises (:func:`normalisation_text`)."""
     c = get_convention(convention)
     shape = f"N×{c.channels}×H×W {dtype}"
     if not raw_pixels:

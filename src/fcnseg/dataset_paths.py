@@ -1,11 +1,9 @@
 """Where the relative dataset paths of a checkpoint's recipe are found.
 
-Training records the datasets' paths as they were typed (``root: data/mine`` stays relative,
-so that a project folder can be moved or copied) and, apart from the recipe, the folder it
-ran in (:data:`TRAINED_IN`, absolute). Whatever rebuilds a checkpoint's datasets (evaluate,
-calibrate, ``quantize --val recipe``, ``train --resume``) finds a relative path with
-:func:`recipe_paths_found`: in the current folder, then in the folder the checkpoint's run
-folder lies in, then in the recorded training folder (:func:`training_folders`).
+Training records the paths as typed (a project folder can move) and the folder it ran in
+(:data:`TRAINED_IN`). Whatever rebuilds a checkpoint's datasets finds a relative path with
+:func:`recipe_paths_found`: in the current folder, then where the checkpoint's run folder
+lies, then in the recorded training folder (:func:`training_folders`).
 """
 
 from __future__ import annotations
@@ -27,9 +25,8 @@ ROOT_FIELDS = ("root", "voc_root", "sbd_root")
 
 
 def training_folder(ckpt: Mapping[str, Any], checkpoint: Any) -> Path | None:
-    """The folder a checkpoint was trained in as its location says: where its run folder
-    (the recipe's relative ``out``, which holds the checkpoint) lies; None where the
-    checkpoint lies elsewhere."""
+    """Where a checkpoint's run folder (the recipe's relative ``out``, which holds it) lies;
+    None where the checkpoint lies elsewhere."""
     out = fields_of(ckpt.get("recipe")).get("out")
     if not isinstance(out, str) or not out or Path(out).is_absolute() or checkpoint is None:
         return None
@@ -41,9 +38,9 @@ def training_folder(ckpt: Mapping[str, Any], checkpoint: Any) -> Path | None:
 
 
 def training_folders(ckpt: Mapping[str, Any], checkpoint: Any = None) -> list[Path]:
-    """The folders, after the current one, that a checkpoint's relative dataset paths are
-    looked for in: where its run folder lies (:func:`training_folder`; ``checkpoint`` is its
-    file, by default the one it was loaded from), then the recorded :data:`TRAINED_IN`."""
+    """The folders, after the current one, a checkpoint's relative dataset paths are looked for
+    in: :func:`training_folder` of ``checkpoint`` (default: the file it was loaded from), then
+    the recorded :data:`TRAINED_IN`."""
     derived = training_folder(ckpt, checkpoint if checkpoint is not None else ckpt.get("path"))
     recorded = ckpt.get(TRAINED_IN)
     folders: list[Path] = []
@@ -57,14 +54,9 @@ def recipe_paths_found(spec: Mapping[str, Any], folders: Sequence[Path], *, sour
                        option: str = "--data {key}=DIR",
                        kept: Collection[str] | None = None) -> dict[str, Any]:
     """``spec`` (a dataset of a checkpoint's recipe) with each relative path field (of
-    ``kept``: by default all) that the current folder lacks taken from the first of
-    ``folders`` (:func:`training_folders`) that holds it, made absolute there.
-
-    Raises:
-        FileNotFoundError: a root (:data:`ROOT_FIELDS`) found nowhere, in one line naming it,
-            ``source`` (the checkpoint as the user gave it), the folders it was looked for in
-            and ``option`` (formatted with ``key`` and the dataset's ``name``).
-    """
+    ``kept``, default all) the current folder lacks taken from the first of ``folders`` that
+    holds it. FileNotFoundError for a root found nowhere, in one line naming it, ``source``, the
+    folders and ``option`` (formatted with ``key`` and the dataset's ``name``)."""
     spec = dict(spec)
     keys = set(spec) if kept is None else set(kept)
     for key, value in relative_paths(spec).items():

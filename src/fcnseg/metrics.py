@@ -1,25 +1,17 @@
-"""Segmentation metrics from one confusion matrix over a whole dataset.
-
-The FCN paper's four numbers, with the reference implementation's semantics (rows of the
-confusion matrix are ground truth, columns predictions):
+"""Segmentation metrics from one confusion matrix over a whole dataset (rows ground truth,
+columns predictions), with the FCN reference's semantics:
 
 - pixel accuracy ``Σ diag / Σ all``;
-- mean accuracy: the mean over classes of ``diag / rowsum``; a class with no ground-truth pixels
-  has an undefined (NaN) accuracy and is left out of the mean;
-- mean IU: the mean over classes of ``diag / (rowsum + colsum - diag)``; a class that is neither
-  in the ground truth nor ever predicted has a NaN IU and is left out, but one that is absent
-  from the ground truth and yet predicted has IU 0 and counts;
+- mean accuracy: the mean of ``diag / rowsum``, a class without ground-truth pixels (NaN) left
+  out;
+- mean IU: the mean of ``diag / (rowsum + colsum - diag)``, a class neither in the ground truth
+  nor predicted (NaN) left out; one predicted but absent from the ground truth counts as 0;
 - frequency-weighted IU: ``Σ (rowsum / Σ all) · IU`` over the classes with ``rowsum > 0``.
 
-Scores are computed from the matrix summed over every image (and every process), never averaged
-per image. :class:`ConfusionMatrix` accumulates on the device of the predictions, so the
-evaluation loop does not copy labels back to the CPU.
-
-Calibration (how far the model's confidence, its largest class probability, matches how often
-it is right) is counted the same way, over all scored pixels of the dataset:
-:func:`expected_calibration_error` for arrays, :class:`CalibrationBins` as an accumulator that
-also keeps one confusion matrix per confidence level, for the mean IU of the most confident
-pixels.
+Scores come from the matrix summed over every image and process, never averaged per image.
+Calibration (confidence against how often the model is right) is counted the same way:
+:func:`expected_calibration_error`, and :class:`CalibrationBins`, which also keeps a confusion
+matrix per confidence level for the mean IU of the most confident pixels.
 """
 
 from __future__ import annotations
@@ -38,11 +30,10 @@ METRIC_NAMES = ("pixel_acc", "mean_acc", "mean_iu", "fw_iu")
 
 
 def other_heads_text(metrics: Any) -> str:
-    """The headline scores of every head after the first (SIFT Flow's geometric one), in
-    percent, as the summaries that give the first head's mean IU and pixel acc show them:
-    ``"geometric pixel acc 94.30, mean IU 80.12"``, heads joined by ``"; "``; ``""`` for
-    scores of one head. ``metrics`` holds them under ``heads`` (checkpoints, report.json), or
-    flat as ``<head>/<metric>`` (metrics.jsonl records)."""
+    """The headline scores of every head after the first, in percent:
+    ``"geometric pixel acc 94.30, mean IU 80.12"``, heads joined by ``"; "`` (``""`` for one
+    head). ``metrics`` holds them under ``heads`` (checkpoints, report.json), or flat as
+    ``<head>/<metric>`` (metrics.jsonl records)."""
     metrics = fields_of(metrics)
     heads = fields_of(metrics.get("heads"))
     if not heads:
@@ -132,17 +123,14 @@ def _counts(label: Any, pred: Any, n: int, ignore_index: int | None) -> Any:
 
 def confusion_matrix_torch(label: torch.Tensor, pred: torch.Tensor, num_classes: int,
                            ignore_index: int | None = 255) -> torch.Tensor:
-    """Confusion matrix of one batch as a ``num_classes × num_classes`` int64 tensor on the
-    inputs' device (rows = ground truth, columns = prediction).
-
-    ``label`` and ``pred`` hold class indices, in any one shape; pixels whose label equals
-    ``ignore_index`` count nowhere (``None``: every pixel counts).
+    """Confusion matrix of one batch (class indices of any one shape) as a ``num_classes ×
+    num_classes`` int64 tensor on the inputs' device; pixels labelled ``ignore_index`` count
+    nowhere (``None``: every pixel counts).
 
     Raises:
-        ValueError: shapes differ, labels or predictions are not of an integer dtype (float
-            label maps are refused, not truncated), or a label (other than ``ignore_index``)
-            or a prediction lies outside ``[0, num_classes)``; the message lists the
-            offending values.
+        ValueError: shapes differ, values are not integers (float label maps are refused, not
+            truncated), or a label (but ``ignore_index``) or prediction lies outside
+            ``[0, num_classes)``; the message lists the offending values.
     """
     _check_num_classes(num_classes)
     _check_shapes(tuple(label.shape), tuple(pred.shape))
@@ -157,13 +145,9 @@ def confusion_matrix_torch(label: torch.Tensor, pred: torch.Tensor, num_classes:
 
 def confusion_matrix(label: np.ndarray | torch.Tensor, pred: np.ndarray | torch.Tensor,
                      num_classes: int, ignore_index: int | None = 255) -> np.ndarray:
-    """Confusion matrix of label/prediction arrays of any shape, as an int64 numpy array.
-
-    Accepts numpy arrays or torch tensors (tensors on an accelerator are counted there, then
-    copied). Rows are ground truth, columns predictions; pixels whose label equals
-    ``ignore_index`` are left out. Sum the matrices of several images (or use
-    :class:`ConfusionMatrix`) to score a dataset. Raises as :func:`confusion_matrix_torch`.
-    """
+    """Confusion matrix of label/prediction arrays or tensors of any shape, as an int64 numpy
+    array (tensors on an accelerator are counted there); pixels labelled ``ignore_index`` are
+    left out. Raises as :func:`confusion_matrix_torch`."""
     if isinstance(label, torch.Tensor) or isinstance(pred, torch.Tensor):
         label_t = torch.as_tensor(label)
         pred_t = torch.as_tensor(pred, device=label_t.device)
@@ -182,22 +166,11 @@ def _nanmean(values: np.ndarray) -> float:
 
 def scores(confusion: np.ndarray | torch.Tensor | list[list[int]],
            exclude: Sequence[int] = ()) -> dict[str, Any]:
-    """The FCN paper's metrics from a confusion matrix (rows = ground truth).
-
-    Classes in ``exclude`` (e.g. one absent from a test set by construction) count in neither
-    mean accuracy, mean IU nor frequency-weighted IU; their per-class scores are still
-    reported, and their pixels (if any) still count in pixel accuracy.
-
-    Returns:
-        A dict with the floats ``pixel_acc``, ``mean_acc``, ``mean_iu`` and ``fw_iu``, and the
-        per-class lists ``iu`` and ``acc`` (NaN where undefined: accuracy for a class absent
-        from the ground truth; IU for a class absent from both ground truth and predictions).
-        Every value is NaN for an empty matrix.
-
-    Raises:
-        ValueError: the matrix is not square or has negative entries, or an excluded class is
-            not one of its classes.
-    """
+    """The FCN paper's metrics from a confusion matrix (rows = ground truth): the floats
+    ``pixel_acc``, ``mean_acc``, ``mean_iu`` and ``fw_iu`` (NaN for an empty matrix) and the
+    per-class lists ``iu`` and ``acc`` (NaN where undefined). Classes in ``exclude`` count in
+    no mean (their pixels still count in pixel accuracy). ValueError for a matrix not square,
+    with negative entries, or an excluded class not one of its classes."""
     if isinstance(confusion, torch.Tensor):
         confusion = confusion.detach().cpu().numpy()
     hist = np.asarray(confusion, dtype=np.float64)
@@ -238,9 +211,8 @@ def scores(confusion: np.ndarray | torch.Tensor | list[list[int]],
 
 def _subset_scores(subset: np.ndarray, whole: np.ndarray,
                    exclude: Sequence[int]) -> dict[str, Any]:
-    """:func:`scores` of a subset of the pixels (confusion ``subset``) with a class left out of
-    the means where the subset lacks it on a side the whole evaluation (``whole``) has it: in
-    the ground truth, or among the predictions; and ``classes``: how many classes its mean IU
+    """:func:`scores` of a subset of the pixels, a class left out of the means where the subset
+    lacks it on a side (truth, predictions) ``whole`` has it; ``classes``: how many the mean IU
     averages."""
     absent = ((subset.sum(axis=1) == 0) & (whole.sum(axis=1) > 0)) | \
         ((subset.sum(axis=0) == 0) & (whole.sum(axis=0) > 0))
@@ -259,10 +231,8 @@ def _sum_over_processes(tensors: list[torch.Tensor], group: Any) -> None:
 
 
 class ConfusionMatrix:
-    """Accumulates one confusion matrix over batches, processes and datasets.
-
-    The matrix lives on ``device`` (the device of the predictions) as int64, so updates need no
-    copies; :meth:`all_reduce` sums it over a ``torch.distributed`` process group.
+    """Accumulates one int64 confusion matrix on ``device`` (the predictions', so updates need
+    no copies) over batches; :meth:`all_reduce` sums it over a ``torch.distributed`` group.
 
     Example::
 
@@ -327,11 +297,9 @@ DEFAULT_ECE_BINS = 15
 #: Fractions of the most confident pixels whose mean IU is reported by default.
 DEFAULT_COVERAGES = (0.5, 0.8, 0.9)
 #: Confidence levels for the coverage scores: below confidence 0.5, four per halving of the
-#: confidence (down to 2**-9, so that even a many-class model unsure of everything ranks its
-#: pixels); above, four per halving of the doubt ``1 - confidence``, so that the many pixels a
-#: trained model is very sure of still spread over many levels. The doubt is summed from the
-#: other classes' probabilities, which float32 holds down to ~1e-38 (``1 - confidence`` itself
-#: would be 0 below 6e-8, where most of a trained model's pixels are).
+#: confidence (down to 2**-9); above, four per halving of the doubt ``1 - confidence``, summed
+#: from the other classes' probabilities (``1 - confidence`` itself is 0 below 6e-8, where
+#: most of a trained model's pixels are), so those pixels still spread over many levels.
 _LEVELS_PER_OCTAVE = 4
 _LOW_OCTAVES = 8  # confidence 2**-9 to 2**-1
 _LOW_LEVELS = _LOW_OCTAVES * _LEVELS_PER_OCTAVE
@@ -348,13 +316,9 @@ def _ece_bin(confidence: torch.Tensor | np.ndarray, num_bins: int) -> Any:
 
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray,
                                num_bins: int = DEFAULT_ECE_BINS) -> float:
-    """``Σ_b (n_b / N) · |accuracy_b − mean confidence_b|`` over ``num_bins`` equal-width bins:
-    the expected calibration error in [0, 1] (NaN without pixels).
-
-    ``confidence`` is the probability the model gave its prediction, one value per pixel, and
-    ``correct`` whether that prediction was right (same shape); bin ``b`` holds confidences in
-    ``[b/num_bins, (b+1)/num_bins)``, 1.0 the last bin.
-    """
+    """The expected calibration error ``Σ_b (n_b / N) · |accuracy_b − mean confidence_b|``
+    over ``num_bins`` equal-width bins, in [0, 1] (NaN without pixels), of each pixel's
+    ``confidence`` (the probability of its prediction) and whether it was ``correct``."""
     conf = np.asarray(confidence, dtype=np.float64).reshape(-1)
     hit = np.asarray(correct, dtype=np.float64).reshape(-1)
     _check_shapes(conf.shape, hit.shape)
@@ -368,14 +332,10 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray,
 
 
 class CalibrationBins:
-    """Accumulates calibration statistics of a dataset's pixels (ignored pixels left out).
-
-    For each of ``num_bins`` equal-width confidence bins: the pixel count, the summed
-    confidence and the number of correct predictions (what the expected calibration error and
-    a reliability diagram need); and one confusion matrix per confidence level, so that
-    :meth:`compute` can score the most confident fraction of pixels. Counters live on
-    ``device``; :meth:`all_reduce` sums them over processes.
-    """
+    """Accumulates calibration statistics of a dataset's pixels (ignored ones left out) on
+    ``device``: per equal-width confidence bin the pixel count, summed confidence and correct
+    predictions; and a confusion matrix per confidence level, so that :meth:`compute` can
+    score the most confident pixels. :meth:`all_reduce` sums them over processes."""
 
     def __init__(self, num_classes: int, ignore_index: int | None = 255, *,
                  num_bins: int = DEFAULT_ECE_BINS,
@@ -394,9 +354,7 @@ class CalibrationBins:
                                            dtype=torch.int64, device=device)
 
     def _level(self, confidence: torch.Tensor, doubt: torch.Tensor) -> torch.Tensor:
-        """Confidence level of each pixel (higher levels are more confident): below confidence
-        0.5, ``floor((log2(confidence) + 9) · 4)``; above, ``_LOW_LEVELS + floor((-log2(doubt)
-        - 1) · 4)`` of ``doubt = 1 - confidence``."""
+        """Confidence level of each pixel, higher more confident (see ``_LEVELS_PER_OCTAVE``)."""
         low = torch.floor((torch.log2(confidence.double().clamp(min=2.0 ** -1000))
                            + _LOW_OCTAVES + 1) * _LEVELS_PER_OCTAVE).clamp_(0, _LOW_LEVELS - 1)
         high = _LOW_LEVELS + torch.floor(
@@ -463,30 +421,19 @@ class CalibrationBins:
 
     def compute(self, coverages: Sequence[float] = DEFAULT_COVERAGES, *,
                 exclude: Sequence[int] = ()) -> dict[str, Any]:
-        """The calibration summary.
+        """The calibration summary: ``pixels``; ``ece`` (NaN without pixels); ``accuracy`` and
+        ``mean_confidence``; ``bins``, one ``{lower, upper, count, confidence, accuracy}`` per
+        bin (NaN when empty); ``confidence_levels``, how many levels hold pixels;
+        ``mean_iu_classes``, how many classes the mean IU of all pixels averages; and
+        ``coverage``: per fraction F, the scores of the most confident pixels, taken level by
+        level until at least F of all are in: ``{fraction, pixels_fraction, max_doubt (largest
+        1 − confidence taken), min_confidence, mean_iu, pixel_acc, mean_iu_classes}``.
 
-        Returns:
-            ``pixels``; ``ece`` (NaN without pixels); ``accuracy`` and ``mean_confidence``
-            over all pixels; ``bins``: one ``{lower, upper, count, confidence, accuracy}`` per
-            bin (mean confidence and accuracy of its pixels, NaN when empty); ``coverage``:
-            for each requested fraction F, the scores of the most confident pixels, taken
-            level by level from the most confident until at least F of all pixels are in:
-            ``{fraction, pixels_fraction (what was taken), max_doubt (the largest
-            1 − confidence taken), min_confidence (1 − max_doubt), mean_iu, pixel_acc,
-            mean_iu_classes}``; ``confidence_levels``: how many levels hold pixels (1:
-            confidence ranks no pixel above another, so every fraction takes them all);
-            ``mean_iu_classes``: how many classes the mean IU of all pixels averages.
-
-            A fraction's ``mean_iu`` averages the classes (``mean_iu_classes`` of them) that
-            its pixels hold on every side where all pixels hold them: in their ground truth
-            where the ground truth has the class anywhere, and among their predictions where
-            the model predicts it anywhere. A class the model is sure of nowhere has no
-            confident pixels of its own (and one absent from their truth none to find), so
-            it would count IU 0 for a few hundred pixels among millions. Those pixels still
-            count as errors, in ``pixel_acc`` and in the IU of the other class of each error.
-            A class never predicted at all, or predicted but in no ground truth, counts as in
-            the headline mean IU, which fraction 1 equals. ``exclude``: classes left out of
-            every mean, as the headline's.
+        A fraction's ``mean_iu`` averages the classes its pixels hold on every side (truth,
+        predictions) where all pixels hold them: a class the model is sure of nowhere would
+        count IU 0 for a few pixels among millions (they still count as errors, in
+        ``pixel_acc`` and the other class's IU). Fraction 1 equals the headline mean IU;
+        ``exclude``: classes left out of every mean, as the headline's.
         """
         count = self.count.cpu().numpy().astype(np.float64)
         correct = self.correct.cpu().numpy().astype(np.float64)
@@ -516,8 +463,7 @@ class CalibrationBins:
 
     def _coverage(self, fraction: float, levels: np.ndarray,
                   exclude: Sequence[int]) -> dict[str, Any]:
-        """One ``coverage`` entry of :meth:`compute`: the scores of the most confident
-        ``fraction`` of the pixels counted in ``levels`` (one confusion matrix per level)."""
+        """One ``coverage`` entry of :meth:`compute` (``levels``: a confusion matrix a level)."""
         if not 0.0 < fraction <= 1.0:
             raise ValueError(f"coverage fractions must be in (0, 1], got {fraction}")
         per_level = levels.sum(axis=(1, 2))

@@ -35,12 +35,9 @@ class DownloadError(RuntimeError):
 
 
 class ConnectionFailed(DownloadError):
-    """The server could not be reached (no network, unknown host, refused, timed out).
-
-    ``url`` is what was asked for, ``reason`` the network's answer, short (``"Name or service
-    not known"``), ``dest`` where the file goes (the message then says where to put a copy
-    fetched elsewhere) or None.
-    """
+    """The server could not be reached: ``reason`` is the network's short answer (``"Name or
+    service not known"``); ``dest`` where the file goes (the message says where to put a copy
+    fetched elsewhere) or None."""
 
     def __init__(self, url: str, reason: str, dest: Path | None = None) -> None:
         self.url, self.reason, self.dest = url, reason, dest
@@ -164,11 +161,8 @@ def _fetch(url: str, part: Path, dest: Path, *, progress: bool, timeout: float) 
 
 
 def extract_archive(archive: PathLike, into: PathLike) -> Path:
-    """Extract a .tar, .tar.gz/.tgz or .zip archive into ``into``, refusing unsafe member paths.
-
-    Extraction goes to a temporary folder beside ``into`` first and is moved into place member by
-    member, so an interrupted extraction never leaves a half-written tree that looks complete.
-    """
+    """Extract a .tar, .tar.gz/.tgz or .zip archive into ``into``, refusing unsafe member paths,
+    through a temporary folder (an interrupted extraction leaves no tree that looks complete)."""
     archive, into = Path(archive), Path(into)
     into.mkdir(parents=True, exist_ok=True)
     tmp = into / f".extract-{archive.name}"
@@ -198,9 +192,8 @@ def extract_archive(archive: PathLike, into: PathLike) -> Path:
 
 
 def _extract_all(archive: Path, members: list[tuple[str, bool, Callable[[], object]]]) -> None:
-    """Check every member (name, is a link, extract) before extracting any; a member that
-    clashes with one before it (a file ``a`` then ``a/b``, a folder then a file of its name) is
-    one error naming the archive and the member."""
+    """Check every member (name, is a link, extract) before extracting any; one that clashes
+    with an earlier one (a file ``a`` then ``a/b``) is one error naming archive and member."""
     for name, is_link, _ in members:
         if not name.strip():
             raise DownloadError(f"{archive}: refusing a member with an empty name")
@@ -221,8 +214,7 @@ def _extract_all(archive: Path, members: list[tuple[str, bool, Callable[[], obje
 
 
 def _merge(src: Path, dst: Path) -> None:
-    """Move ``src`` to ``dst``; where both are folders, move the entries of ``src`` in,
-    merging folders that exist on both sides (emptied folders stay behind in ``src``)."""
+    """Move ``src`` to ``dst``, merging folders that exist on both sides."""
     if src.is_dir() and dst.is_dir():
         for child in src.iterdir():
             target = dst / child.name

@@ -24,9 +24,8 @@ _HEAD_BYTES = 4096
 
 
 def what_file_is(path: PathLike) -> str | None:
-    """``"an image (PNG)"``, ``"a text file (JSON)"`` ... for a file whose first bytes say
-    what it is; None when they do not (a pickle or a ``torch.save`` zip among them), or for
-    an unreadable file."""
+    """``"an image (PNG)"``, ``"a text file (JSON)"`` ... as a file's first bytes say; None
+    when they do not (a pickle, a ``torch.save`` zip) or it cannot be read."""
     try:
         with open(path, "rb") as f:
             head = f.read(_HEAD_BYTES)
@@ -77,10 +76,8 @@ TORCHSCRIPT_EXPANSION = 16
 def zip_expansion_problem(path: PathLike, expansion: int = 1) -> str | None:
     """Why a zip file (a ``torch.save`` checkpoint, or with ``expansion`` a TorchScript
     archive) must not be loaded, or None: members that declare more than ``expansion`` times
-    the bytes the file holds. ``torch.save`` stores its members uncompressed, yet ``torch.load``
-    (and ``torch.jit.load``) inflates compressed ones, allocating each member's declared size:
-    a deflated checkpoint of a few hundred KB would be read as gigabytes. None for a file that
-    is no zip (the loader says what is wrong)."""
+    the file's bytes. ``torch.load`` allocates each compressed member's declared size (which
+    ``torch.save`` never writes). None for a file that is no zip."""
     try:
         size = Path(path).stat().st_size
         if not zipfile.is_zipfile(path):

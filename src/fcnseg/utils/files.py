@@ -1,16 +1,12 @@
-"""Atomic file writes: a crash at any moment leaves either the old file or the new one.
+"""Atomic file writes: a crash at any moment leaves either the old file or the new one; running
+out of space raises :class:`DiskFullError`, one line naming the file, the free space and what
+was kept.
 
-A write that runs out of space raises :class:`DiskFullError`, one line naming the file, the free
-space and what was kept.
-
-A process killed in the middle of a write leaves its temporary file beside the target
-(``.best.pt.<pid>_<random>.tmp``). Each process's first atomic write into a folder removes
-the temporaries there whose writer is gone: its process id (in the name) is no live process on
-this machine and the file has not changed for :data:`STALE_AFTER_S` seconds (the delay keeps
-the files of writers on other machines of a shared file system, whose ids mean nothing here);
-temporaries named without an id, by older versions, go once unchanged for an hour.
-:func:`remove_stale_temporaries` clears the temporaries of named files at once, for a process
-that knows no other one writes them (a training run starting in its folder).
+A process killed mid-write leaves its temporary beside the target (``.best.pt.<pid>_<random>
+.tmp``). Each process's first atomic write into a folder removes those whose writer is gone:
+its process id is no live process here and the file has not changed for :data:`STALE_AFTER_S`
+seconds (writers on other machines of a shared file system have ids that mean nothing here);
+those named without an id, by older versions, once unchanged for an hour.
 """
 
 from __future__ import annotations
@@ -40,11 +36,8 @@ _TEMPORARY = re.compile(r"\.(?P<target>.+)\.(?:(?P<pid>[0-9]+)_)?[A-Za-z0-9_]+\.
 
 
 class DiskFullError(RuntimeError):
-    """A write ran out of space (disk full or quota exceeded). The message names the file, the
-    free space left and what was kept.
-
-    A RuntimeError, so that the command line prints it as one line.
-    """
+    """A write ran out of space (disk full or quota): a RuntimeError, which the command line
+    prints as one line, naming the file, the free space left and what was kept."""
 
     def __init__(self, path: PathLike, kept: str) -> None:
         self.path = Path(path)
@@ -54,10 +47,8 @@ class DiskFullError(RuntimeError):
 
 
 def is_disk_full(error: BaseException) -> bool:
-    """Whether ``error``, or an error it was raised from or while handling, is ENOSPC/EDQUOT.
-
-    torch.save reports a full disk as ``RuntimeError: [enforce fail at inline_container.cc]
-    unexpected pos`` raised while handling the OSError, so the whole chain is searched."""
+    """Whether ``error``, or one in its cause/context chain, is ENOSPC/EDQUOT (torch.save
+    reports a full disk as a RuntimeError raised while handling the OSError)."""
     seen: set[int] = set()
     e: BaseException | None = error
     while e is not None and id(e) not in seen:
@@ -69,8 +60,7 @@ def is_disk_full(error: BaseException) -> bool:
 
 
 def free_space(folder: PathLike) -> str:
-    """The free space in ``folder`` for a message, e.g. ``"12.5 MB"``; "unknown" when it
-    cannot be read."""
+    """The free space in ``folder`` for a message (``"12.5 MB"``, or ``"unknown"``)."""
     try:
         free = float(shutil.disk_usage(folder).free)
     except OSError:
@@ -83,10 +73,9 @@ def free_space(folder: PathLike) -> str:
 
 
 def remove_stale_temporaries(folder: PathLike, names: Iterable[str]) -> list[Path]:
-    """Delete the temporary files that :func:`atomic_write` left in ``folder`` for ``names``
-    (``.last.pt.k3j2h1g0.tmp``) when its process was killed mid-write. Returns what was removed.
-
-    Call it only when no other process is writing those files."""
+    """Delete the temporaries :func:`atomic_write` left in ``folder`` for ``names``
+    (``.last.pt.k3j2h1g0.tmp``), for a process that knows no other one writes them (a
+    training run starting in its folder). Returns what was removed."""
     patterns = [re.compile(rf"\.{re.escape(name)}\.[A-Za-z0-9_]+\.tmp") for name in names]
     return _remove_where(folder, lambda entry: any(p.fullmatch(entry.name) for p in patterns)
                          and entry.is_file())
@@ -122,8 +111,7 @@ def remove_dead_writers_temporaries(folder: PathLike) -> list[Path]:
 
 
 def _remove_where(folder: PathLike, remove: Callable[[os.DirEntry], bool]) -> list[Path]:
-    """Delete the entries of ``folder`` that ``remove`` picks; one that goes away (or cannot
-    be read) meanwhile is left to whoever took it."""
+    """Delete the entries of ``folder`` that ``remove`` picks (one that goes meanwhile stays)."""
     removed: list[Path] = []
     with contextlib.suppress(OSError), os.scandir(folder) as entries:
         for entry in entries:
@@ -140,9 +128,8 @@ _clear_once = functools.cache(remove_dead_writers_temporaries)
 
 
 def check_writable(path: PathLike, what: str = "--out") -> None:
-    """Refuse an output file that cannot be written, before the slow work that makes it: a
-    ValueError naming ``what`` and ``path`` as given (never a temporary's name) when ``path``
-    is a folder, or its folder cannot be made or written in. The folder is made if missing."""
+    """Refuse an output file before the slow work that makes it: a ValueError naming ``what``
+    and ``path`` when it is a folder, or its folder (made if missing) cannot be written in."""
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{what} {path}: is a folder; give the file to write")
@@ -174,9 +161,8 @@ FileSignature = tuple[int, int, int, int, int]
 
 
 def file_signature(path: PathLike) -> FileSignature | None:
-    """What changes whenever a file's content may have: its device and inode (another file put
-    in its place has another), size, and modification and status-change times in ns (any write
-    sets both; the status-change time cannot be set back). None when it cannot be read."""
+    """What changes whenever a file's content may have (None when it cannot be read): device
+    and inode, size, and modification and status-change times in ns (which cannot be set back)."""
     try:
         return _signature(os.stat(path))
     except OSError:
@@ -189,9 +175,8 @@ def _signature(st: os.stat_result) -> FileSignature:
 
 def digest_if_unchanged(path: PathLike, signature: FileSignature,
                         algorithm: str = "sha256") -> str | None:
-    """The hex digest of the file at ``path`` read whole, where it is the file ``signature``
-    (:func:`file_signature`) describes before and after the read; None otherwise (written to,
-    replaced, gone, or not a file). Read in 1 MiB pieces into one buffer."""
+    """The hex digest of the file at ``path`` where it is the file ``signature`` describes
+    before and after the read; None otherwise (written to, replaced, gone, not a file)."""
     h = hashlib.new(algorithm)
     buffer = bytearray(1 << 20)
     view = memoryview(buffer)
@@ -210,20 +195,16 @@ def digest_if_unchanged(path: PathLike, signature: FileSignature,
 
 def fsync_dir(path: PathLike) -> None:
     """fsync a directory so that a rename inside it is durable (no-op where unsupported)."""
-    try:
+    with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
+        try:
             os.fsync(fd)
-    finally:
-        os.close(fd)
+        finally:
+            os.close(fd)
 
 
 def _umask() -> int:
-    """The process umask, read without changing it (os.umask can only be read by setting it,
-    which would briefly affect files other threads create)."""
+    """The process umask, read without setting it (which would affect other threads' files)."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
@@ -238,10 +219,9 @@ def _umask() -> int:
 
 @contextlib.contextmanager
 def atomic_path(path: PathLike) -> Iterator[Path]:
-    """:func:`atomic_write` for writers that take a file name (``safetensors.save_file``):
-    yields the path of a new temporary beside ``path`` (named for the target and this process:
-    module doc), to be written whole; on success it is fsynced and renamed over ``path``, on any
-    exception removed. The folder's stale temporaries are cleared first."""
+    """:func:`atomic_write` for writers that take a file name (``safetensors.save_file``): the
+    path of a new temporary beside ``path``, fsynced and renamed over it on success, removed
+    on any exception."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _clear_once(os.path.abspath(path.parent))
@@ -268,12 +248,8 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO]:
-    """Open a temporary file beside ``path``; on success fsync it and rename it over ``path``.
-
-    On any exception the temporary file is removed and ``path`` is untouched; running out of
-    space raises :class:`DiskFullError` instead of the low-level error. A temporary left by a
-    process killed mid-write is removed by a later write (module doc).
-    """
+    """Open a temporary file beside ``path``; on success fsync it and rename it over ``path``,
+    on any exception remove it (``path`` untouched; a full disk is :class:`DiskFullError`)."""
     with atomic_path(path) as tmp, open(tmp, mode) as f:
         yield f
 

@@ -1,12 +1,7 @@
-"""What the hardware computes natively: bfloat16 on this CPU, bf16/fp16 on a GPU.
-
-:func:`auto_precision` turns that into the inference precision ``"auto"`` means:
-
-- a CPU with native bfloat16 instructions (AVX512-BF16 or AMX-BF16): ``"bf16"``;
-- a CUDA GPU that supports bfloat16 (compute capability 8.0 and newer): ``"bf16"``;
-- an older CUDA GPU: ``"fp16"`` (tensor cores from 7.0; half the memory traffic before);
-- anything else (a CPU without them, MPS, ...): ``"fp32"``. Without native instructions
-  bfloat16 is emulated and slower than float32.
+"""What the hardware computes natively, and so the precision ``"auto"`` means
+(:func:`auto_precision`): ``"bf16"`` on a CPU with AVX512-BF16 or AMX-BF16 and on a CUDA GPU
+of compute capability 8.0 or newer, ``"fp16"`` on an older GPU, else ``"fp32"`` (emulated
+bfloat16 is slower than float32).
 """
 
 from __future__ import annotations
@@ -61,9 +56,8 @@ def parse_cpuinfo(text: str) -> CpuInfo:
 
 @functools.lru_cache(maxsize=1)
 def cpu_info() -> CpuInfo:
-    """This machine's CPU (read once). Where /proc/cpuinfo does not exist (macOS, Windows)
-    the flags are empty, so bfloat16 is never assumed; torch's detected SIMD level
-    (``torch.backends.cpu.get_cpu_capability()``) stands in for the model name."""
+    """This machine's CPU (read once). Without /proc/cpuinfo (macOS, Windows) the flags are
+    empty and torch's detected SIMD level stands in for the model name."""
     try:
         return parse_cpuinfo(Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace"))
     except OSError:
@@ -72,8 +66,7 @@ def cpu_info() -> CpuInfo:
 
 
 def require_available(device: torch.device) -> torch.device:
-    """``device`` itself, or a one-line ValueError (every command's) when it is a GPU that
-    this torch cannot reach: said before any model is loaded or moved."""
+    """``device`` itself, or a one-line ValueError when it is a GPU this torch cannot reach."""
     if device.type == "cuda" and not torch.cuda.is_available():
         name = f"cuda:{device.index or 0}"  # the GPU that "cuda" would mean
         raise ValueError(f"device: {name!r} requested but CUDA is not available; use device=cpu")
@@ -82,9 +75,8 @@ def require_available(device: torch.device) -> torch.device:
 
 def auto_precision(device: str | torch.device, *, cpu: CpuInfo | None = None,
                    capability: tuple[int, int] | None = None) -> str:
-    """The fastest precision ``device`` runs natively (see the module docstring), decided for
-    ``cpu`` (default: this machine's, :func:`cpu_info`) or a CUDA device's ``capability``
-    (default: read from ``device``)."""
+    """The fastest precision ``device`` runs natively (module docstring), for ``cpu`` (default:
+    this machine's) or a CUDA device's ``capability`` (default: read from ``device``)."""
     device = torch.device(device)
     if device.type == "cpu":
         return "bf16" if (cpu or cpu_info()).native_bf16 else "fp32"
@@ -96,8 +88,7 @@ def auto_precision(device: str | torch.device, *, cpu: CpuInfo | None = None,
 
 
 def resolve_precision(precision: str | None, device: str | torch.device, **hardware) -> str:
-    """``precision`` checked and with ``"auto"`` (or None) replaced by :func:`auto_precision`
-    (``hardware`` is passed on to it)."""
+    """``precision`` checked, ``"auto"`` (or None) replaced by :func:`auto_precision`."""
     name = "auto" if precision is None else str(precision).lower()
     if name not in PRECISIONS:
         raise ValueError(f"precision: expected one of {', '.join(PRECISIONS)}, got "
@@ -106,8 +97,7 @@ def resolve_precision(precision: str | None, device: str | torch.device, **hardw
 
 
 def default_channels_last(device: str | torch.device, precision: str) -> bool:
-    """Whether inference should run channels-last: always on the CPU (oneDNN's native layout:
-    1.2-1.4× on FCN-8s here), on CUDA with bf16/fp16 (tensor-core kernels want NHWC), not for
-    float32 on CUDA (cuDNN's NCHW kernels are as fast)."""
+    """Whether inference should run channels-last: on the CPU (oneDNN's layout: 1.2-1.4× on
+    FCN-8s), on CUDA with bf16/fp16 (tensor cores want NHWC), not fp32 on CUDA (as fast)."""
     device = torch.device(device)
     return device.type == "cpu" or (device.type == "cuda" and precision in ("bf16", "fp16"))

@@ -1,11 +1,11 @@
 """Label Studio's JSON export: a list of tasks, each with its image and annotations.
 
 Read from each task's first annotation not cancelled: ``polygonlabels`` (points in percent),
-``rectanglelabels`` (in percent, turned by ``rotation`` degrees about the top-left corner),
-``brushlabels`` (the brush run-length code of RGBA, alpha marking the stroke) and
-``keypointlabels`` (counted, not drawn). Pictures are found by file name (with and without
-the upload prefix ``1a2b3c4d-``) under ``images`` (default: beside the JSON file, in ``images/``
-or ``upload/`` there, or at the task's path in the media folder, ``upload/1/...``).
+``rectanglelabels`` (in percent, turned ``rotation`` degrees about the top-left corner),
+``brushlabels`` (run-length coded RGBA, alpha marking the stroke) and ``keypointlabels``
+(counted, not drawn). Pictures are found by file name (also without the upload prefix
+``1a2b3c4d-``) under ``images`` (default: beside the JSON file, in ``images/`` or ``upload/``
+there, or at the task's path in the media folder).
 """
 
 from __future__ import annotations

@@ -1,11 +1,10 @@
-"""Pre-annotations ``fcnseg predict`` wrote (``--format labelme``, ``cvat`` or ``coco``) that
-nobody saved since: the model's guess, not labels. Every import format leaves them out by one
-rule: a file listed in the ``.fcnseg-outputs.txt`` of its folder with the digest of its content
-now is not reviewed; saving it (labelme), or importing the tool's own export (another file, or
-the same path rewritten), makes it a label."""
+"""Pre-annotations ``fcnseg predict`` wrote that nobody saved since: the model's guess, not
+labels. A file listed in its folder's ``.fcnseg-outputs.txt`` with the digest of its content
+now is not reviewed; saving it, or importing the tool's own export, makes it a label."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections.abc import Iterable
@@ -14,12 +13,11 @@ from pathlib import Path
 
 from fcnseg.data.annotations.shapes import Annotations, printable
 
-#: The list of files ``fcnseg predict`` wrote into a folder (its label maps and pictures are
-#: no images to annotate); the name is that of :data:`fcnseg.inference.files.MANIFEST_NAME`.
+#: The list of files ``fcnseg predict`` wrote into a folder (no images to annotate); the name
+#: is that of :data:`fcnseg.inference.files.MANIFEST_NAME`.
 PREDICT_MANIFEST = ".fcnseg-outputs.txt"
 
-#: How each format's files are named in the line that leaves them out, and how they become
-#: labels.
+#: How each format's files are named in the line that leaves them out, and become labels.
 _ACCEPT = {
     "labelme": ("labelme", "correct them in labelme and save (saving one unchanged accepts it)"),
     "cvat": ("CVAT XML", "upload it to the CVAT task as pre-annotations, correct them there and "
@@ -35,8 +33,7 @@ def predict_outputs(folder: Path) -> dict[Path, str | None]:
         text = (folder / PREDICT_MANIFEST).read_text(encoding="utf-8", errors="replace")
     except OSError:
         return {}
-    # One path a line, optionally followed by a tab and the content digest; lines that start
-    # with a tab record who wrote what, and name no file of their own.
+    # "path[\tdigest]" a line; lines starting with a tab name no file.
     listed: dict[Path, str | None] = {}
     for line in text.splitlines():
         name, _, digest = line.partition("\t")
@@ -47,15 +44,11 @@ def predict_outputs(folder: Path) -> dict[Path, str | None]:
 
 
 def unreviewed_files(files: Iterable[Path]) -> set[Path]:
-    """The files among ``files`` (as given) that fcnseg predict wrote and nobody saved since:
-    listed in the manifest of their folder with the digest of their content now."""
-    manifests: dict[Path, dict[Path, str | None]] = {}
+    """The files among ``files`` (as given) that fcnseg predict wrote and nobody saved since."""
+    manifest = functools.cache(predict_outputs)  # read once a folder
     found = set()
     for file in set(files):
-        folder = Path(os.path.abspath(file)).parent
-        if folder not in manifests:
-            manifests[folder] = predict_outputs(folder)
-        digest = manifests[folder].get(file.resolve())
+        digest = manifest(Path(os.path.abspath(file)).parent).get(file.resolve())
         if digest is None:
             continue
         try:
@@ -68,9 +61,8 @@ def unreviewed_files(files: Iterable[Path]) -> set[Path]:
 
 
 def left_out_unreviewed(found: Annotations, fmt: str, src: Path) -> Annotations:
-    """``found`` less the images whose annotation file is a prediction nobody reviewed
-    (:func:`unreviewed_files`): their pictures (those no other image uses) listed as
-    unannotated and unreviewed, with one line of ``problems`` saying so."""
+    """``found`` less the images whose annotation file is a prediction nobody reviewed: their
+    pictures (those no other image uses) unannotated and unreviewed, one problem saying so."""
     sources = [i.source for i in [*found.items, *found.listed_empty]]
     pending = unreviewed_files(sources)
     if not pending:

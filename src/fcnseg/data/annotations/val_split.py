@@ -1,9 +1,8 @@
 """Which imported images go to validation: by a hash of the name, whole videos together.
 
-A video's neighbouring frames are near copies of each other: split frame by frame, validation
-would score frames the model has all but seen. Frames named ``<video>__frame_NNNNNN`` (as
-imports name a video's frames) are therefore split by a hash of the video's name, every frame
-of one video on one side, when there are frames of several videos; other images by their own.
+A video's neighbouring frames are near copies: split frame by frame, validation would score
+frames the model has all but seen. So frames of several videos (``<video>__frame_NNNNNN``) are
+split by a hash of the video's name, other images by their own.
 """
 
 from __future__ import annotations
@@ -25,14 +24,13 @@ def _share(name: str) -> float:
 
 
 def split_of(name: str, val_fraction: float) -> str:
-    """``"val"`` for about ``val_fraction`` of the names, by a hash of the name (stable
-    whatever else is imported), else ``"train"``."""
+    """``"val"`` for about ``val_fraction`` of the names, by a hash of the name, else
+    ``"train"``."""
     return "val" if _share(name) < val_fraction else "train"
 
 
 def video_of(name: str) -> str | None:
-    """The video whose frame ``name`` is (``clipA`` for ``clipA__frame_000012``); None for
-    names of other images."""
+    """The video whose frame ``name`` is (``clipA`` for ``clipA__frame_000012``), or None."""
     found = frame_of(name)
     return found[0] if found else None
 
@@ -47,10 +45,9 @@ def frame_of(name: str) -> tuple[str | None, int] | None:
 
 @dataclass
 class ValSplit:
-    """Each name's split; ``val_videos`` and ``train_videos`` the videos split whole (frames
-    of two or more videos), ``one_video`` the video of frames split one by one (the only
-    video among the names), ``fallback`` whether no video's hash fell into validation, so
-    that the first by hash was held out."""
+    """Each name's split (``of``), the videos split whole, the only video (``one_video``) when
+    frames are split one by one, and whether no video's hash fell into validation
+    (``fallback``: the first by hash was held out)."""
 
     of: dict[str, str] = field(default_factory=dict)
     val_videos: list[str] = field(default_factory=list)
@@ -85,9 +82,8 @@ def _listed(videos: list[str]) -> str:
 
 
 def video_split_line(split: ValSplit, val_fraction: float) -> str | None:
-    """One line saying how the frames of videos were split (None when no frame is a video's):
-    whole videos, or, for one video, frame by frame with validation frames next to training
-    ones (starting ``warning:``)."""
+    """One line saying how the frames of videos were split (None when no frame is a video's);
+    for one video, frame by frame, a line starting ``warning:``."""
     if split.one_video is not None:
         return (f"warning: the frames are of one video ({split.one_video}), so they are split "
                 f"frame by frame: validation frames neighbour near-identical training frames "

@@ -1,7 +1,5 @@
-"""Batches: a tensor, or ``{modality: N×c×H×W}`` inputs and ``{head: N×H×W}`` labels, read
-as dicts through :mod:`fcnseg.utils.keyed`. :func:`to_device` moves either and
-:func:`same_size_batches` groups inputs of one size.
-"""
+"""Batches: a tensor, or ``{modality: N×c×H×W}`` inputs and ``{head: N×H×W}`` labels (read
+through :mod:`fcnseg.utils.keyed`)."""
 
 from __future__ import annotations
 

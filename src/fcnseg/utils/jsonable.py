@@ -11,9 +11,8 @@ import numpy as np
 
 
 def json_safe(value: Any) -> Any:
-    """``value`` with NaN and infinities as None (JSON has no NaN, and other tools reject
-    Python's), numpy scalars and arrays as Python numbers and lists, and paths as strings;
-    mappings, lists and tuples are converted throughout."""
+    """``value`` with NaN and infinities as None (JSON has none), numpy values as Python ones
+    and paths as strings, throughout mappings, lists and tuples."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, Mapping):

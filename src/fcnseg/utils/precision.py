@@ -1,9 +1,6 @@
-"""Arithmetic precision by name: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast), or ``"auto"``.
-
-One vocabulary for training, evaluation and inference
-(:data:`fcnseg.utils.hardware.PRECISIONS`); ``"auto"`` is what the hardware runs natively
-(:func:`fcnseg.utils.hardware.auto_precision`).
-"""
+"""Arithmetic precision by name (:data:`fcnseg.utils.hardware.PRECISIONS`) for training,
+evaluation and inference: ``"fp32"``, ``"bf16"``, ``"fp16"`` (autocast), or ``"auto"``, what the
+hardware runs natively (:func:`fcnseg.utils.hardware.auto_precision`)."""
 
 from __future__ import annotations
 

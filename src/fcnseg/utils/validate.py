@@ -1,6 +1,6 @@
-"""Parsed JSON and YAML checked where it is read, in one place: a value that should be a mapping
-(a recipe, a ``dataset.yaml``, an annotation file's object, a checkpoint's section) either is
-one, or the reader gets one line naming the file or field, what was expected and what it found."""
+"""Parsed JSON and YAML checked where it is read: a value that should be a mapping (a recipe, a
+``dataset.yaml``, a checkpoint's section) is one, or the reader gets one line naming the file
+or field, what was expected and what it found."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ def expect_mapping(value: object, where: str, what: str = "a mapping", *,
 
 
 def fields_of(value: object) -> Mapping[str, Any]:
-    """The fields of a parsed JSON or YAML object, none for any other value: readers of
-    annotation exports that skip a malformed entry (and list it) read its fields through this."""
+    """The fields of a parsed JSON or YAML object, none for any other value (for readers that
+    skip a malformed entry and list it)."""
     return value if isinstance(value, Mapping) else {}
 
 

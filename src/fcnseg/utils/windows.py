@@ -5,12 +5,9 @@ from __future__ import annotations
 
 
 def window_starts(size: int, window: int, stride: int) -> list[int]:
-    """Start offsets of windows of ``window`` pixels every ``stride`` pixels covering ``size``.
-
-    The last window is moved back to end at the border instead of running past it, so every
-    window holds image content only and no padding is needed. A window at least as large as
-    the image gives one window at 0 (the window shrinks to the image).
-    """
+    """Start offsets of windows of ``window`` pixels every ``stride`` pixels covering ``size``,
+    the last moved back to end at the border (no padding needed); one at 0 for a window at
+    least as large as the image."""
     if window >= size:
         return [0]
     starts = list(range(0, size - window + 1, stride))

@@ -6,8 +6,7 @@ import yaml
 
 
 def yaml_problem(error: yaml.YAMLError) -> str:
-    """``line L, column C: PROBLEM`` for a PyYAML error (1-based, where the parser stopped),
-    instead of PyYAML's several lines quoting the text with a caret under it."""
+    """``line L, column C: PROBLEM`` for a PyYAML error (1-based), instead of its several lines."""
     mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
     problem = getattr(error, "problem", None) or str(error).splitlines()[0]
     context, context_mark = getattr(error, "context", None), getattr(error, "context_mark", None)

@@ -1,11 +1,10 @@
-"""COCO JSON: instances and stuff (polygons and RLE), and panoptic (PNG segment maps).
+"""COCO JSON: instances and stuff (polygons and RLE, decoded by ``pycocotools``, the
+``annotations`` extra), and panoptic (PNG segment maps).
 
-Category ids become classes in id order after ``_background_`` (0). ``iscrowd`` regions are
-shapes marked ``crowd`` (their class unless ``RasterOptions.crowd_as_ignore``). Polygons and RLE
-are decoded by ``pycocotools`` (the ``annotations`` extra), exactly as the COCO tools decode
-them. Pictures are found by ``file_name`` under ``images`` or, by default, beside the JSON
-file, in ``images/`` there, or in COCO's layout (``annotations/instances_val2017.json`` beside
-``val2017/``).
+Category ids become classes in id order after ``_background_`` (0); ``iscrowd`` regions are
+shapes marked ``crowd``. Pictures are found by ``file_name`` under ``images`` or, by default,
+beside the JSON file, in ``images/`` there, or in COCO's layout (``val2017/`` beside
+``annotations/instances_val2017.json``).
 """
 
 from __future__ import annotations
@@ -30,9 +29,8 @@ from fcnseg.data.errors import DataError
 from fcnseg.utils.quiet import ignoring
 from fcnseg.utils.validate import fields_of
 
-#: How many times the image's width + height the edges of one annotation's polygons may run
-#: in all: pycocotools allocates memory in proportion to it (8 ints a pixel of edge, at 5 times
-#: the resolution), and coordinates far outside the image (1e9) crash it.
+#: How many times the image's width + height one annotation's polygon edges may run in all:
+#: pycocotools allocates memory in proportion, and coordinates far outside (1e9) crash it.
 MAX_EDGE_FACTOR = 100
 
 
@@ -53,9 +51,9 @@ def _check_polygon_lengths(rings: list[list[float]], height: int, width: int) ->
 
 
 def compressed_rle_counts(counts: str) -> np.ndarray:
-    """The run lengths (int64) of a COCO compressed RLE ``counts`` string, as pycocotools
-    decodes it (6 bits a character from '0', 5 of value, one "more"; sign-extended; runs from
-    the third on as differences from the run two before; uint32); ValueError when it is not."""
+    """The run lengths (int64) of a COCO compressed RLE ``counts`` string as pycocotools
+    decodes it (6 bits a character from '0': 5 of value, one "more"; sign-extended; from the
+    third on, differences from the run two before; uint32); ValueError when malformed."""
     c = np.frombuffer(counts.encode("ascii", errors="replace"), np.uint8).astype(np.int64) - 48
     if c.size == 0:
         return np.zeros(0, np.int64)

@@ -1,9 +1,9 @@
 """Region outlines of a label map, for writing predictions back as polygons.
 
-:func:`crack_rings` follows the pixel edges between a region and the rest, along pixel corners
-(pixel (x, y) is ``[x, x+1) × [y, y+1)``), the region on its right (y down). Regions are
-8-connected, so holes are 4-connected. :func:`centre_chain` gives the path through the border
-pixels' centres, which Pillow (and so labelme) fills back to exactly those pixels.
+:func:`crack_rings` follows the pixel edges between an 8-connected region and the rest, along
+pixel corners (pixel (x, y) is ``[x, x+1) × [y, y+1)``), the region on its right (y down);
+:func:`centre_chain` the path through the border pixels' centres, which Pillow (so labelme)
+fills back to exactly those pixels.
 """
 
 from __future__ import annotations
@@ -61,8 +61,7 @@ def crack_rings(mask: np.ndarray) -> list[np.ndarray]:
 
 
 def ring_area(ring: np.ndarray) -> float:
-    """Signed area of a ring of (x, y, ...) points (shoelace; y down, positive for outer
-    crack rings)."""
+    """Signed area of a ring of (x, y, ...) points (shoelace; positive for outer crack rings)."""
     x, y = ring[:, 0].astype(float), ring[:, 1].astype(float)
     return float((x * np.roll(y, -1) - np.roll(x, -1) * y).sum() / 2)
 
@@ -122,8 +121,7 @@ def simplify(points: np.ndarray, tolerance: float) -> np.ndarray:
 def region_polygons(label: np.ndarray, classes: Sequence[int] | None = None
                     ) -> list[tuple[int, np.ndarray, float]]:
     """(class, outer crack ring, enclosed area) of every region of the ``classes`` present
-    (default: all), largest first: drawn in this order, later rings on top, they give the
-    label map back (each region's holes hold the smaller regions drawn over it)."""
+    (default: all), largest first: drawn in order, later on top, they give the map back."""
     label = np.asarray(label)
     present = np.unique(label) if classes is None else classes
     found = []

@@ -38,23 +38,13 @@ _BANDS_PROBLEM = ("{bands} band(s) of {dtype}, which no RGB or grey picture hold
 
 
 class AnnotationDataset(BandImages, SegmentationDataset):
-    """The images of a labelme folder, COCO file, CVAT export or Label Studio export, with
-    label maps drawn from their shapes as ``fcnseg import`` draws them.
-
-    Args:
-        fmt: ``labelme``, ``coco``, ``cvat-mask``, ``cvat`` or ``labelstudio``.
-        root: the annotations (as ``fcnseg import`` takes them).
-        split: ``train`` or ``val`` (the images ``fcnseg import`` would list there), or None
-            for all.
-        labels: labelme's labels.txt; labels not in it make their samples bad.
-        overlap, line_width, crowd_as_ignore: as :class:`RasterOptions`.
-        images, val_fraction, empty_as_background: as :class:`ImportOptions`.
-        rename: as ``fcnseg import --rename``; names that differ only in case or surrounding
-            spaces are refused (ValueError).
-        bands, rgb, nodata: as a folder dataset's ``dataset.yaml`` fields: pictures read as
-            H×W×N arrays of their ``bands``, pixels without data ignored. Without ``bands``,
-            a picture of bands no colour image holds is refused in one line naming them.
-    """
+    """The images of a labelme folder, COCO file, CVAT or Label Studio export (``fmt``: one of
+    :data:`~fcnseg.data.annotations.importer.FORMATS`), their label maps drawn as ``fcnseg
+    import`` draws them; ``split`` the images it would list in train or val (None: all).
+    ``labels`` (labels.txt: labels not in it make their samples bad), ``overlap``,
+    ``line_width``, ``crowd_as_ignore``, ``images``, ``val_fraction``, ``empty_as_background``
+    and ``rename`` as ``fcnseg import`` takes them; ``bands``, ``rgb``, ``nodata`` as a folder
+    dataset's ``dataset.yaml`` (without ``bands``, a band raster is refused in one line)."""
 
     def __init__(self, fmt: str, root: PathLike, split: str | None = None,
                  transform: Transform | None = None, *, labels: PathLike | None = None,
@@ -140,8 +130,7 @@ class AnnotationDataset(BandImages, SegmentationDataset):
 
     def bands_declaration(self, names: Sequence[str]) -> tuple[str, str]:
         """Where this dataset declares ``names`` as its bands, for messages: its spec's
-        ``bands`` field (an export read directly has no ``dataset.yaml``), as the commands
-        spell it."""
+        ``bands`` field (it has no ``dataset.yaml``), as the commands spell it."""
         listed = f"[{', '.join(names)}]"
         return "the dataset's spec (beside its root)", (
             f"`bands: {listed}` (fcnseg check-data or evaluate: --data 'bands={listed}'; "
@@ -158,7 +147,7 @@ class AnnotationDataset(BandImages, SegmentationDataset):
 
     def refused_labels(self) -> tuple[dict[str, str], list[str]]:
         """With a labels file: each sample using a label it lacks (by name, its problem), and
-        one line per such label with its count and closest class, as ``fcnseg import`` says."""
+        one line per such label, as ``fcnseg import`` says (:func:`refused_labels`)."""
         return refused_labels(self.items, self.labels, self.options,
                               outcome="those images would not be imported")
 

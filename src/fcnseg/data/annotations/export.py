@@ -46,7 +46,7 @@ def fill_small_regions(label: np.ndarray, min_area: int,
             too_small = np.bincount(components.reshape(-1), minlength=n + 1) < min_area
             too_small[0] = False  # the pixels of other classes
             specks |= too_small[components]
-    ignored = label == ignore_index if ignore_index is not None else np.zeros(label.shape, bool)
+    ignored = label == ignore_index  # none for None
     if not specks.any() or (specks | ignored).all():
         return label
     # The index of the nearest pixel that is neither a speck nor ignored, for every pixel.
@@ -105,7 +105,7 @@ def layered_regions(label: np.ndarray, *, background: int | None = 0,
         for c, ring in out:
             where, box = _ring_box(ring, height, width)
             drawn[where][box] = c
-        wrong = (drawn != label) & _written(label, ignore_index)
+        wrong = (drawn != label) & (label != ignore_index)  # all pixels for None
         if not wrong.any():
             break
         out += _patches(label, wrong)
@@ -146,11 +146,6 @@ def _patches(label: np.ndarray, wrong: np.ndarray,
             if area >= min_area]
 
 
-def _written(label: np.ndarray, ignore_index: int | None) -> np.ndarray:
-    """The pixels written back: all but the ignored ones."""
-    return np.ones(label.shape, bool) if ignore_index is None else label != ignore_index
-
-
 def _outline(ring: np.ndarray, tolerance: float, tool: str) -> Any:
     """The simplified outline tool draws a ring's region with (labelme: pixel centres)."""
     if tool != "labelme":
@@ -174,7 +169,7 @@ def _polygons(label: np.ndarray, class_names: Sequence[str], tolerance: float,
         y0, x0, box = shape_box(_polygon_shape(pts, tool), *drawn.shape)
         drawn[y0:y0 + box.shape[0], x0:x0 + box.shape[1]][box] = c
     # Where two simplified outlines part, pixels a region holds are left out: exact patches.
-    gaps = (drawn == empty) & (label != empty) & _written(label, ignore_index)
+    gaps = (drawn == empty) & (label != empty) & (label != ignore_index)
     return polygons + [(c, _outline(ring, 0.0, tool))
                        for c, ring in _patches(label, gaps, min_area)]
 

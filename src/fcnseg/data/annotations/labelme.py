@@ -115,9 +115,7 @@ def read_labelme_file(path: Path, name: str) -> AnnotatedImage:
 
 def read_labelme(src: Path) -> Annotations:
     """Every labelme JSON file under ``src`` (a folder, searched recursively, or one file),
-    and the images under ``src`` that no JSON file annotates (not the files ``fcnseg predict``
-    wrote there; those of its predictions nobody saved since are left out by
-    :func:`~fcnseg.data.annotations.importer.read_annotations`)."""
+    and the images there no JSON file annotates (not the files ``fcnseg predict`` wrote)."""
     src = Path(src)
     if src.is_file():
         return Annotations([read_labelme_file(src, src.stem)])
@@ -126,7 +124,6 @@ def read_labelme(src: Path) -> Annotations:
     files = sorted(p for p in src.rglob("*.json") if not p.name.startswith("."))
     items = [read_labelme_file(p, "__".join(p.relative_to(src).with_suffix("").parts))
              for p in files]
-    # Predictions are no images to annotate (those nobody reviewed: read_annotations).
     used = {item.source.with_suffix("").resolve() for item in items}
     used |= {item.image_path.resolve() for item in items if item.image_path is not None}
     used |= set(predict_outputs(src))

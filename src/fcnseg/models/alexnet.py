@@ -1,16 +1,10 @@
 """FCN-AlexNet: the reference's ``voc-fcn-alexnet`` and a torchvision-AlexNet variant.
 
-The Caffe net (``variant="caffe"``: LRN, grouped conv2/4/5) keeps the reference's layers at the
-top of the state dict under its names (``conv1`` … ``conv5``, ``fc6`` (6×6), ``fc7``,
-``score_fr``, and ``upscore``, a frozen bilinear deconvolution of kernel 63 and stride 32 cropped
-to the input), so the blobs of ``fcn-alexnet-pascal.caffemodel`` load one to one.
-``variant="torchvision"`` is torchvision's single-tower ``alexnet`` under ``backbone.``
-(``backbone.features.0`` …; its classifier's Linear layers as ``backbone.fc6`` / ``backbone.fc7``).
-
-Both keep the reference's geometry (conv1 padded by 100, ceil-mode pools; torchvision's pad of 2
-and floor-mode pools move the features, not the weights). No "same" geometry is built: fc6's
-kernel is even (6×6), so no padding centres it, and the unpadded 3×3/2 pools shift every level
-by a different amount."""
+``variant="caffe"`` (LRN, grouped conv2/4/5) keeps the reference's layer names at the top of the
+state dict (``conv1`` … ``fc7``, ``score_fr``, ``upscore``: kernel 63, stride 32), so
+``fcn-alexnet-pascal.caffemodel`` loads one to one. ``variant="torchvision"`` is torchvision's
+single tower under ``backbone.``. Both keep the reference's geometry (conv1 padded by 100,
+ceil-mode pools); no "same" geometry exists, as fc6's 6×6 kernel cannot be centred."""
 
 from __future__ import annotations
 
@@ -46,16 +40,9 @@ def _pool() -> nn.MaxPool2d:
 
 
 class AlexNetTrunk(ConvolutionalizedTrunk):
-    """AlexNet's convolutions and its convolutionalized fc6/fc7, following the trunk protocol
-    (:mod:`fcnseg.models.trunk`): ``forward`` returns ``{32: fc7}``.
-
-    Args:
-        variant: ``"caffe"`` (two towers: LRN, grouped conv2/4/5) or ``"torchvision"``.
-        width: multiplier of the convolution channels (the groups need even counts).
-        fc_channels: channels of fc6 and fc7 (4096 in AlexNet).
-        dropout: element-wise dropout after fc6 and fc7.
-        in_channels: input channels of conv1 (3 for colour; one per band for multi-band input).
-    """
+    """AlexNet's convolutions and convolutionalized fc6/fc7 (of ``fc_channels``) in the trunk
+    protocol: ``forward`` returns ``{32: fc7}``. ``variant`` ``"caffe"`` or ``"torchvision"``;
+    ``width`` multiplies the convolution channels (the groups need even counts)."""
 
     def __init__(self, *, variant: str = "caffe", width: float = 1.0, fc_channels: int = 4096,
                  dropout: float = 0.5, in_channels: int = 3) -> None:
@@ -99,8 +86,7 @@ class AlexNetTrunk(ConvolutionalizedTrunk):
             [self.fc6, self.fc7]
 
     def coord_maps(self) -> dict[int, CoordMap]:
-        """The coordinate map of fc7 (``CoordMap(32, 13)``: fc7 index i is centred on input
-        pixel 32·i + 13)."""
+        """The coordinate map of fc7: ``CoordMap(32, 13)``."""
         return {32: trace(self.spatial_layers())}
 
     def forward(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
@@ -121,15 +107,14 @@ class AlexNetTrunk(ConvolutionalizedTrunk):
 
 
 def alexnet_upsampling(channels: int, src: CoordMap, target: CoordMap) -> AlignedUpsampling:
-    """The reference's ``upscore``: a frozen bilinear deconvolution, kernel 63, stride 32, no
-    padding, placed by the coordinate maps (the reference's crop at 18)."""
+    """The reference's ``upscore``: a frozen bilinear deconvolution, kernel 63, stride 32."""
     return AlignedUpsampling(bilinear_upsampling(channels, UPSCORE_KERNEL, UPSCORE_STRIDE),
                              src, target)
 
 
 def torchvision_alexnet_key_map(model: nn.Module) -> dict[str, str]:
-    """Our key → torchvision ``alexnet`` key: ``features.*`` unchanged, the classifier's
-    ``classifier.1`` / ``classifier.4`` (Linear 9216→4096, 4096→4096) as fc6 / fc7."""
+    """Our key → torchvision ``alexnet`` key: ``features.*`` unchanged, fc6 / fc7 from
+    ``classifier.1`` / ``classifier.4``."""
     prefix = "backbone."
     mapping = {k: k.removeprefix(prefix) for k in model.state_dict()
                if k.startswith(prefix + "features.")}
@@ -140,11 +125,9 @@ def torchvision_alexnet_key_map(model: nn.Module) -> dict[str, str]:
 
 def load_alexnet_weights(model: nn.Module, path: PathLike, *,
                          convention: InputConvention | str = TORCHVISION_RGB) -> nn.Module:
-    """Copy torchvision's ImageNet ``alexnet`` file (``alexnet-owt-7be5be79.pth``) into an
-    ``fcn_alexnet(variant="torchvision")`` model: ``features.*`` as they are, the Linear fc6/fc7
-    reshaped into the 6×6 and 1×1 convolutions, ``classifier.6`` dropped. The convention
-    (torchvision's RGB) is recorded as :func:`fcnseg.models.load_backbone_weights` does.
-    """
+    """Copy torchvision's ``alexnet-owt-7be5be79.pth`` into ``fcn_alexnet(variant=
+    "torchvision")``, fc6/fc7 reshaped, ``classifier.6`` dropped, as
+    :func:`fcnseg.models.load_backbone_weights` does."""
     path = Path(path)
     if "backbone.features.0.weight" not in model.state_dict():
         raise WeightsError(f"{path}: torchvision's AlexNet weights need "
@@ -162,12 +145,10 @@ CAFFE_ALEXNET_KEYS = {f"{n}.{kind}": f"{n}.{kind}" for n in CAFFE_ALEXNET_LAYERS
 
 def load_alexnet_caffe_weights(model: nn.Module, path: PathLike, *,
                                convention: InputConvention | str | None = None) -> nn.Module:
-    """Copy Caffe's ImageNet AlexNet (``bvlc_alexnet.caffemodel``, or a state dict with keys
-    ``conv1.weight`` … ``fc7.bias``) into an ``fcn_alexnet`` model: conv1 … conv5 one to one,
-    the InnerProduct fc6/fc7 reshaped into the 6×6 and 1×1 convolutions, fc8 dropped. The
-    convention stays Caffe's BGR unless ``convention`` is given; a multi-band model gets conv1
-    widened to its bands from the file's (in ``convention``, default Caffe's BGR).
-    """
+    """Copy Caffe's ImageNet AlexNet (``bvlc_alexnet.caffemodel``, or a state dict ``conv1.weight``
+    … ``fc7.bias``) into an ``fcn_alexnet`` model, fc6/fc7 reshaped, fc8 dropped. The convention
+    stays the model's unless ``convention`` is given (a multi-band model's conv1 is widened from
+    it, Caffe's BGR by default)."""
     path = Path(path)
     if "conv1.weight" not in model.state_dict():
         raise WeightsError(f"{path}: Caffe AlexNet weights need fcn_alexnet(variant='caffe')")
@@ -177,9 +158,9 @@ def load_alexnet_caffe_weights(model: nn.Module, path: PathLike, *,
 
 
 def read_alexnet_caffemodel(path: PathLike) -> dict[str, torch.Tensor]:
-    """The weights of a Caffe ImageNet AlexNet file as a state dict ``conv1.weight`` …
-    ``fc7.bias`` (Caffe's shapes, legacy leading 1s dropped; fc8 left out)."""
-    # Lazy import: the .caffemodel reader needs protobuf, an optional extra (fcnseg[caffe]).
+    """A Caffe ImageNet AlexNet file as a state dict ``conv1.weight`` … ``fc7.bias`` (Caffe's
+    shapes without legacy leading 1s)."""
+    # Lazy: the .caffemodel reader needs protobuf, an optional extra (fcnseg[caffe]).
     from fcnseg.weightfiles.caffemodel import read_caffemodel
 
     layers = read_caffemodel(path).with_blobs()

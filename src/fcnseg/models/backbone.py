@@ -1,8 +1,6 @@
 """Bring your own backbone: FCN-32s/16s/8s heads on any module that follows the trunk protocol
-(:mod:`fcnseg.models.trunk`), with zero-initialised 1×1 scorers (``score32``, ``score16``,
-``score8``) and frozen bilinear upsamplings placed by the coordinate maps
-(:func:`~fcnseg.models.head.edge_upsampling`), so any input size gives an output of that size.
-Checkpoints record the backbone's factory (:mod:`fcnseg.models.factories`) and its arguments."""
+(:mod:`fcnseg.models.trunk`). Checkpoints record the backbone's factory
+(:mod:`fcnseg.models.factories`) and its arguments."""
 
 from __future__ import annotations
 
@@ -38,15 +36,12 @@ def fcn_from_backbone(backbone: nn.Module, num_classes: int, *, variant: str = "
                       factory_kwargs: Mapping[str, Any] | None = None,
                       input_convention: Convention = TORCHVISION_RGB,
                       skip_scales: Sequence[float] = (1.0, 1.0)) -> FCN:
-    """FCN-32s/16s/8s heads on your own ``backbone`` (see the module docstring's protocol).
+    """FCN-32s/16s/8s heads on your own ``backbone`` (following the trunk protocol).
 
-    ``factory`` (``"package.module:function"`` or the function itself, marked with
-    :func:`~fcnseg.models.factories.backbone_factory`) and ``factory_kwargs`` record how to
-    rebuild the backbone: checkpoints store them, and
-    :func:`~fcnseg.checkpoint.build_model_from_checkpoint` calls
-    ``factory(**factory_kwargs)`` then loads the weights. Without a factory the checkpoint says
-    that the backbone must be supplied: ``build_model_from_checkpoint(path, backbone=module)``.
-    ``factory_kwargs`` must be plain data (numbers, strings, lists, dicts).
+    ``factory`` (``"package.module:function"`` or the function, marked with
+    :func:`~fcnseg.models.factories.backbone_factory`) and ``factory_kwargs`` (plain data) are
+    recorded to rebuild the backbone from a checkpoint; without a factory it must be supplied:
+    ``build_model_from_checkpoint(path, backbone=module)``.
     """
     if callable(factory):
         factory = factory_path(factory)
@@ -79,12 +74,8 @@ def fcn_custom_backbone(num_classes: int = 21, *, variant: str = "8s",
                         input_convention: Convention = TORCHVISION_RGB.name,
                         skip_scales: Sequence[float] = (1.0, 1.0),
                         backbone: nn.Module | None = None) -> FCN:
-    """Builder behind ``build_model("fcn_custom_backbone", ...)``, which checkpoints call.
-
-    Rebuilds the backbone from its recorded ``factory``, or takes ``backbone`` (a freshly built
-    module of the same architecture) when the checkpoint names no factory or the factory's code
-    is not importable here.
-    """
+    """Builder behind ``build_model("fcn_custom_backbone", ...)``, which checkpoints call: the
+    backbone from its ``factory``, or ``backbone`` (a fresh module of the same architecture)."""
     options = {"variant": variant, "factory_kwargs": factory_kwargs,
                "input_convention": input_convention,
                "skip_scales": (float(skip_scales[0]), float(skip_scales[1]))}

@@ -1,12 +1,9 @@
 """Model builders: ``build_model(name, **options)`` and the table of named architectures.
 
-The paper's four VGG16 nets are plain functions (:func:`fcn32s`, :func:`fcn16s`, :func:`fcn8s`,
-:func:`fcn8s_atonce`). Every named model is one row of :data:`ARCHITECTURES`, called like a
-function (``fcnseg.models.fcn8s_resnet50(num_classes=5)``): its trunk family, head variant,
-starting pixel convention and options, a dataclass whose fields are the builder's keyword
-arguments (an unknown one fails in one line naming the model and the argument). A model records
-its options except files (:data:`NOT_RECORDED`); checkpoints rebuild it with
-``build_model(arch, **recorded)``."""
+The paper's four VGG16 nets are plain functions (:func:`fcn32s` … :func:`fcn8s_atonce`). Every
+named model is a row of :data:`ARCHITECTURES`, called like a function: trunk family, head
+variant, pixel convention and an options dataclass whose fields are its keyword arguments. A
+model records its options except files (:data:`NOT_RECORDED`), which checkpoints rebuild it from."""
 
 from __future__ import annotations
 
@@ -65,18 +62,11 @@ NOT_RECORDED = ("backbone_weights", "backbone_convention", "weights", "backbone"
 # -- the options each trunk family takes (a builder's keyword arguments) -------------------------
 @dataclass
 class ModelOptions:
-    """Arguments every model takes.
-
-    Args:
-        num_classes: output channels (21 for PASCAL VOC).
-        input_convention: pixel convention of the weights, which ``model.preprocess`` applies
-            to raw pixels (replaced by that of ``backbone_weights`` when loaded). Its default is
-            the architecture's own, as each builder's signature shows (``help(fcn8s)``):
-            ``caffe_bgr`` for ``fcn32s`` … ``fcn8s_atonce``, the datasets' BGR conventions for
-            SIFT Flow and NYUDv2, ``torchvision_rgb`` for ResNet and VGG16-BN; ``fcn_alexnet``'s
-            follows its ``variant``. A bare network (``preprocess=False``) takes input
-            normalised in it: name yours, so that checkpoints record what the model saw.
-    """
+    """Arguments every model takes: ``num_classes`` (21 for PASCAL VOC) and
+    ``input_convention``, the weights' pixel convention that ``model.preprocess`` applies
+    (replaced by that of loaded ``backbone_weights``). Its default is the architecture's own, as
+    each builder's signature shows (``help(fcn8s)``); a bare network (``preprocess=False``)
+    takes input normalised in it: name yours, so that checkpoints record what the model saw."""
 
     num_classes: int = 21
     _: KW_ONLY
@@ -90,8 +80,8 @@ class ModelOptions:
 
 @dataclass(kw_only=True)
 class _BackboneFile(ModelOptions):
-    """``backbone_weights``: an ImageNet file for the trunk (the family's loader says which
-    kinds); ``backbone_convention``: its input convention when it cannot be recognised."""
+    """``backbone_weights``: an ImageNet file for the trunk; ``backbone_convention``: its
+    input convention when it cannot be recognised."""
 
     backbone_weights: PathLike | None = None
     backbone_convention: str | None = None
@@ -99,10 +89,8 @@ class _BackboneFile(ModelOptions):
 
 @dataclass(kw_only=True)
 class _VGGTrunk(ModelOptions):
-    """The VGG16 trunk: ``geometry`` ``"caffe"`` (the reference, with the 100-pixel pad and
-    crops) or ``"same"`` (no pad, no crops, fewer FLOPs; same parameters); ``width`` and
-    ``fc_channels`` for slimmer trunks (channel multiplier of the convolutions; channels of
-    fc6/fc7); ``dropout`` after fc6 and fc7."""
+    """The VGG16 trunk: ``geometry`` ``"caffe"`` (the reference's pad and crops) or ``"same"``;
+    ``width`` (channel multiplier), ``fc_channels`` (of fc6/fc7), ``dropout`` after them."""
 
     geometry: str = "caffe"
     width: float = 1.0
@@ -116,33 +104,29 @@ class _VGGTrunk(ModelOptions):
 
 @dataclass(kw_only=True)
 class NYUDOptions(_VGGTrunk, _BackboneFile):
-    """The NYUDv2 single-modality and early-fusion FCNs: the VGG16 trunk's options and ImageNet
-    VGG16 weights (Caffe's keep the task's own mean, as the reference fine-tunes them)."""
+    """The NYUDv2 single-modality and early-fusion FCNs: the VGG16 trunk and ImageNet VGG16."""
 
 
 @dataclass(kw_only=True)
 class VGGOptions(NYUDOptions):
-    """The VGG16 FCNs: the trunk's options, ``batch_norm`` (a BatchNorm2d after each trunk
-    convolution, ``bn1_1`` ... ``bn5_3``) and ``backbone_weights``, an ImageNet VGG16 file to
-    convolutionalize into the model (:func:`fcnseg.models.load_backbone_weights`; torchvision's
-    ``vgg16_bn-*.pth`` with batch norm)."""
+    """The VGG16 FCNs: ``batch_norm`` adds ``bn1_1`` … ``bn5_3``; ``backbone_weights`` is an
+    ImageNet VGG16 file (:func:`fcnseg.models.load_backbone_weights`; ``vgg16_bn-*.pth``)."""
 
     batch_norm: bool = False
 
 
 @dataclass(kw_only=True)
 class SiftFlowOptions(NYUDOptions):
-    """SIFT Flow: the VGG16 trunk's options, ``num_classes`` of the semantic head (33) and
-    ``geometric_classes`` of the geometric one (3: sky, horizontal, vertical)."""
+    """SIFT Flow: ``num_classes`` of the semantic head (33), ``geometric_classes`` of the
+    geometric one (3: sky, horizontal, vertical)."""
 
     geometric_classes: int = 3
 
 
 @dataclass(kw_only=True)
 class LateFusionOptions(_VGGTrunk):
-    """NYUDv2 late fusion: the VGG16 trunk's options (every stream alike) and
-    ``stream_weights``, ``{"color": checkpoint, "hha": checkpoint}`` of trained single-stream
-    nets to start each stream from (:func:`fcnseg.models.multitask.init_late_fusion`)."""
+    """NYUDv2 late fusion: ``stream_weights``, ``{"color": checkpoint, "hha": checkpoint}`` of
+    single-stream nets to start each stream from (:func:`~fcnseg.models.init_late_fusion`)."""
 
     stream_weights: Mapping[str, PathLike] | None = None
 
@@ -150,8 +134,7 @@ class LateFusionOptions(_VGGTrunk):
 @dataclass(kw_only=True)
 class ResNetOptions(_BackboneFile):
     """ResNet trunks: ``replace_stride_with_dilation`` dilates layer2/3/4 instead of striding;
-    ``base_channels`` is the stem width (64 in torchvision). ``backbone_weights`` is a
-    torchvision ImageNet ResNet file; for multi-band input its conv1 is widened to the bands."""
+    ``base_channels`` is the stem width (64); ``backbone_weights`` a torchvision ImageNet file."""
 
     replace_stride_with_dilation: list[bool] | None = None
     base_channels: int = 64
@@ -169,11 +152,8 @@ class ResNetOptions(_BackboneFile):
 
 @dataclass(kw_only=True)
 class TorchvisionFCNOptions(ResNetOptions):
-    """torchvision's FCN: ``aux_loss`` adds the auxiliary FCNHead on layer3; ``output``
-    ``"tensor"`` (logits) or ``"dict"`` (torchvision's ``{"out", "aux"}``); ``weights`` a
-    torchvision FCN checkpoint (``fcn_resnet50_coco-*.pth``), loaded with its keys unchanged.
-    The auxiliary scores come out only with ``output="dict"`` (see
-    :class:`~fcnseg.models.torchvision_fcn.TorchvisionFCN`)."""
+    """torchvision's FCN: ``aux_loss`` adds the auxiliary FCNHead on layer3 (its scores come out
+    with ``output="dict"``, else ``"tensor"``); ``weights`` a torchvision FCN checkpoint."""
 
     aux_loss: bool = False
     output: str = "tensor"
@@ -182,10 +162,8 @@ class TorchvisionFCNOptions(ResNetOptions):
 
 @dataclass(kw_only=True)
 class AlexNetOptions(_BackboneFile):
-    """FCN-AlexNet: ``variant`` ``"caffe"`` (the reference: LRN, grouped conv2/4/5, keys
-    ``conv1`` … ``conv5``, Caffe's BGR) or ``"torchvision"`` (single tower, keys
-    ``features.0`` …, torchvision's RGB); ``width``, ``fc_channels``, ``dropout`` as VGG16's.
-    ``backbone_weights``: ``bvlc_alexnet.caffemodel`` or ``alexnet-owt-7be5be79.pth``."""
+    """FCN-AlexNet: ``variant`` ``"caffe"`` (the reference, Caffe's BGR) or ``"torchvision"``
+    (single tower, RGB); ``width``, ``fc_channels``, ``dropout`` as VGG16's."""
 
     variant: str = "caffe"
     width: float = 1.0
@@ -203,8 +181,7 @@ class AlexNetOptions(_BackboneFile):
 @dataclass(kw_only=True)
 class GoogLeNetOptions(_BackboneFile):
     """FCN-GoogLeNet: ``width`` multiplies every channel count; ``transform_input`` rescales
-    ImageNet-normalised input to torchvision's GoogLeNet scaling inside the model (True for
-    torchvision's ``googlenet-1378be20.pth``, whose aux1, aux2 and fc are dropped)."""
+    the input to torchvision's GoogLeNet scaling inside the model."""
 
     width: float = 1.0
     transform_input: bool = True
@@ -291,8 +268,7 @@ def _siftflow(row: Architecture, o: SiftFlowOptions, identity: ModelIdentity) ->
 
 
 def _nyud(row: Architecture, o: NYUDOptions, identity: ModelIdentity) -> FCN:
-    """NYUDv2 FCN-32s on one modality, or on colour and depth stacked (early fusion), whose
-    depth filter starts as the mean of ImageNet conv1_1 over the colour channels."""
+    """NYUDv2 FCN-32s on one modality, or on colour and depth stacked (early fusion)."""
     if row.inputs != ("color", "depth"):
         model = vgg16_fcn(o.trunk(), o.num_classes, row.variant, identity, input_names=row.inputs)
         _load_imagenet(model, o)
@@ -311,7 +287,7 @@ def _nyud(row: Architecture, o: NYUDOptions, identity: ModelIdentity) -> FCN:
 
 def _load_imagenet(model: FCN, o: NYUDOptions) -> None:
     """``o.backbone_weights`` (if any) into a VGG16 FCN; Caffe's keep the task's own mean, as
-    the reference fine-tunes them on the dataset's mean."""
+    the reference fine-tunes them."""
     if o.backbone_weights is None:
         return
     load_backbone_weights(model, o.backbone_weights, convention=o.backbone_convention)
@@ -333,14 +309,9 @@ def _late_fusion(row: Architecture, o: LateFusionOptions,
 # -- the table ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Architecture:
-    """One named model: plain data, called like a builder function.
-
-    ``build`` is the trunk family's function, ``options`` the dataclass of the arguments the
-    model takes, ``variant`` the head (``"32s"``, ``"16s"``, ``"8s"``), ``convention`` the pixel
-    convention its ``preprocess`` starts from (``None``: the options' own default), ``depth``
-    the ResNet depth, ``inputs`` the named inputs of the NYUDv2 nets, ``defaults`` the options
-    whose defaults differ from the dataclass's.
-    """
+    """One named model, called like a builder function: the trunk family's ``build``, its
+    ``options`` dataclass, head ``variant``, pixel ``convention`` (None: the options' own),
+    ResNet ``depth``, NYUDv2 ``inputs`` and the ``defaults`` that differ from the options'."""
 
     name: str
     build: Callable[[Architecture, Any, ModelIdentity], nn.Module]
@@ -382,9 +353,8 @@ class Architecture:
 
 
 def _weights_file(spec: Any) -> Any:
-    """``backbone_weights`` as given, unless it is a published name (``"vgg16_caffe"``, as
-    recipes take it) and no file: then a WeightsError saying how to fetch it. (The models
-    never download: the fetcher lives above them and builds models itself.)"""
+    """``backbone_weights`` as given; a published name that is no file is a WeightsError
+    saying how to fetch it (models never download: the fetcher lives above them)."""
     if isinstance(spec, str) and spec in PRETRAINED and not Path(spec).is_file():
         raise WeightsError(
             f"backbone_weights: {spec!r} is the name of published weights, not a file; from "
@@ -426,12 +396,8 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
 
 # -- the paper's VGG16 nets, as functions --------------------------------------------------------
 def fcn32s(num_classes: int = 21, **options: Any) -> FCN:
-    """FCN-32s on VGG16 (Fig. 3, top row), in Caffe's BGR convention.
-
-    ``options`` are :class:`VGGOptions`'s fields: ``geometry``, ``width``, ``fc_channels``,
-    ``dropout``, ``batch_norm``, ``input_convention``, ``backbone_weights``,
-    ``backbone_convention`` (the signature ``help`` shows lists them with this model's
-    defaults)."""
+    """FCN-32s on VGG16 (Fig. 3, top row), in Caffe's BGR convention; ``options`` are
+    :class:`VGGOptions`'s fields (``help`` shows them with this model's defaults)."""
     return ARCHITECTURES["fcn32s"](num_classes, **options)
 
 
@@ -441,8 +407,7 @@ def fcn16s(num_classes: int = 21, **options: Any) -> FCN:
 
 
 def fcn8s(num_classes: int = 21, **options: Any) -> FCN:
-    """FCN-8s on VGG16 (Fig. 3, bottom row), the paper's best; ``options`` as
-    :func:`fcn32s`."""
+    """FCN-8s on VGG16 (Fig. 3, bottom row), the paper's best; ``options`` as :func:`fcn32s`."""
     return ARCHITECTURES["fcn8s"](num_classes, **options)
 
 
@@ -481,9 +446,7 @@ fcn_alexnet, fcn_resnet50, fcn_resnet101 = (
 
 
 def model_names() -> list[str]:
-    """Every model name :func:`build_model` takes, sorted: the paper's VGG16 nets, the table's
-    rows (:data:`ARCHITECTURES`) and ``fcn_custom_backbone``. ``inspect.signature`` (or
-    ``help``) of :func:`get_builder`'s result lists a model's arguments."""
+    """Every model name :func:`build_model` takes, sorted."""
     return sorted(MODEL_BUILDERS)
 
 
@@ -499,17 +462,10 @@ def _key(name: str) -> str:
     return name.replace("-", "_").lower()
 
 
-def _signature(name: str) -> inspect.Signature:
-    """Model ``name``'s arguments: its table row's, or its builder function's."""
-    row = ARCHITECTURES.get(_key(name))
-    return inspect.signature(row if row is not None else get_builder(name))
-
-
 def builder_defaults(name: str) -> dict[str, Any]:
-    """The default of each keyword argument of model ``name``'s builder (empty for a model
-    not built by name)."""
+    """The default of each keyword argument of model ``name``'s builder (empty if unknown)."""
     try:
-        sig = _signature(name)
+        sig = inspect.signature(get_builder(name))
     except ValueError:
         return {}
     return {k: p.default for k, p in sig.parameters.items()
@@ -518,15 +474,13 @@ def builder_defaults(name: str) -> dict[str, Any]:
 
 def builder_parameters(name: str) -> tuple[str, ...]:
     """The keyword arguments that model ``name``'s builder takes."""
-    return tuple(_signature(name).parameters)
+    return tuple(inspect.signature(get_builder(name)).parameters)
 
 
 def backbone_trunk(name: str, options: Mapping[str, Any] | None = None) -> str | None:
-    """The trunk family whose ImageNet ``backbone_weights`` model ``name`` takes, with builder
-    ``options`` (``batch_norm``, AlexNet's ``variant``): one of
-    :data:`fcnseg.weightfiles.published.TRUNKS` (``"VGG16"``, ``"ResNet-50"``, ...), as
-    published weights name theirs; None for a model that takes no ``backbone_weights``.
-    Raises ValueError for an unknown model."""
+    """The trunk family (:data:`fcnseg.weightfiles.published.TRUNKS`: ``"VGG16"``,
+    ``"ResNet-50"``, ...) whose ``backbone_weights`` model ``name`` with ``options`` takes; None
+    if it takes none. Raises ValueError for an unknown model."""
     if "backbone_weights" not in builder_parameters(name):
         return None
     row = ARCHITECTURES[_key(name)]
@@ -540,8 +494,7 @@ def backbone_trunk(name: str, options: Mapping[str, Any] | None = None) -> str |
     return "VGG16-BN" if row.build is _vgg16 and chosen.get("batch_norm") else "VGG16"
 
 
-#: What a builder argument annotated with a plain type takes (NumPy's numbers too); checked
-#: before anything is built, for builder calls, checkpoints and recipes alike.
+#: What a builder argument annotated with a plain type takes (NumPy's numbers too).
 _SCALARS: dict[Any, tuple[type, ...]] = {bool: (bool,), int: (numbers.Integral,),
                                          float: (numbers.Real,), str: (str,)}
 
@@ -551,9 +504,8 @@ _hints = functools.cache(typing.get_type_hints)
 
 
 def _plain_values(hints: Mapping[str, Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """``kwargs`` with NumPy numbers as the plain int or float their hint names (what is
-    recorded stays plain data); a ValueError ``width: expected float, got '0.25'`` for a value
-    not of the plain type its hint names (None is no int, as the builder refuses it)."""
+    """``kwargs`` with NumPy numbers as the plain int or float their hint names; a ValueError
+    ``width: expected float, got '0.25'`` for a value not of that type (None is no int)."""
     plain = dict(kwargs)
     for key, value in kwargs.items():
         hint = hints.get(key)
@@ -567,11 +519,9 @@ def _plain_values(hints: Mapping[str, Any], kwargs: Mapping[str, Any]) -> dict[s
 
 
 def check_build_kwargs(name: str, kwargs: Mapping[str, Any]) -> None:
-    """Check recorded build arguments against the builder's signature, before building.
-
-    Raises ValueError naming the field: ``build_kwargs.width: expected float, got 'abc'``.
-    """
-    known = [p for p in _signature(name).parameters if p not in NOT_RECORDED]
+    """Check recorded build arguments against the builder's signature, before building: a
+    ValueError naming the field (``build_kwargs.width: expected float, got 'abc'``)."""
+    known = [p for p in inspect.signature(get_builder(name)).parameters if p not in NOT_RECORDED]
     for key in kwargs:
         if key not in known:
             raise ValueError(f"build_kwargs.{key}: not an argument of {name} (known: {known})")
@@ -582,9 +532,8 @@ def check_build_kwargs(name: str, kwargs: Mapping[str, Any]) -> None:
 
 
 def _check_values(name: str, kwargs: Mapping[str, Any]) -> None:
-    """Each of ``kwargs`` (arguments model ``name``'s builder takes) of its type where that is
-    a plain one (None is no int, as the builder refuses it), and of a value its options
-    dataclass accepts; a ValueError starting with the argument's name."""
+    """Each of ``kwargs`` of its plain type and of a value the options dataclass accepts; a
+    ValueError starting with the argument's name."""
     row = ARCHITECTURES.get(_key(name))
     _plain_values(_hints(row.options if row is not None else get_builder(name)), kwargs)
     if row is not None:
@@ -595,14 +544,10 @@ def _check_values(name: str, kwargs: Mapping[str, Any]) -> None:
 
 
 def check_builder_options(name: str, options: Mapping[str, Any]) -> None:
-    """Check keyword arguments for model ``name``'s builder without building anything (no file
-    read, no module imported): each must be an argument of the builder, of its type where that
-    is a plain one, and of a value its options dataclass accepts.
-
-    Raises ValueError starting with the argument's name: ``base_channel: unknown option of
-    fcn8s_resnet18; known: ...``, ``base_channels: expected int, got 'sixteen'``.
-    """
-    params = _signature(name).parameters
+    """Check keyword arguments for model ``name``'s builder without building (no file read):
+    a ValueError starting with the argument's name (``base_channel: unknown option of
+    fcn8s_resnet18; known: ...``, ``base_channels: expected int, got 'sixteen'``)."""
+    params = inspect.signature(get_builder(name)).parameters
     for key in options:
         if key not in params:
             known = [p for p in params if p != "num_classes"]
@@ -613,17 +558,14 @@ def check_builder_options(name: str, options: Mapping[str, Any]) -> None:
 def build_model(name: str, *, preprocess: bool = True, **kwargs: Any) -> nn.Module:
     """Build a model by name (``fcn32s``, ``fcn16s``, ``fcn8s``, ``fcn8s_atonce``, ...).
 
-    The model takes raw pixels (RGB as uint8 or float 0-255, not torchvision's float 0-1
-    that :meth:`Segmenter.predict <fcnseg.inference.Segmenter.predict>` reads floats as;
+    The model takes raw pixels (RGB as uint8 or float 0-255, not torchvision's float 0-1 that
+    :meth:`Segmenter.predict <fcnseg.inference.Segmenter.predict>` reads floats as;
     ``model(x / 255)`` is not checked and sees a near-black image) and normalises them in
-    ``model.preprocess``. ``preprocess=False`` makes that an ``nn.Identity()`` (a
-    :class:`~fcnseg.models.preprocess.BareInput`, which refuses integer pixels and float
-    colour images too bright to be normalised ones): the bare network, taking float input
-    already normalised in the model's ``input_convention``.
-
-    An argument the builder does not take, or one not of its plain type (``width="0.25"``), is
-    a one-line TypeError naming the model and the argument (``fcn8s: width: expected float,
-    got '0.25'``); NumPy numbers are taken as Python ones."""
+    ``model.preprocess``. ``preprocess=False`` gives the bare network (its preprocess a
+    :class:`~fcnseg.models.preprocess.BareInput`, an ``nn.Identity`` refusing raw pixels),
+    taking float input normalised in its ``input_convention``. An argument the builder does not
+    take, or not of its plain type, is a one-line TypeError naming the model and the argument
+    (``fcn8s: width: expected float, got '0.25'``)."""
     model = get_builder(name)(**kwargs)
     if not preprocess:
         own = getattr(model, "preprocess", None)

@@ -2,12 +2,8 @@
 runtime behind a PyTorch module's interface.
 
 :func:`artifact_model` turns a description from :func:`fcnseg.weightfiles.artifacts.read_artifact`
-into an ``nn.Module`` that answers like the model it came from (raw N×3×H×W RGB pixels in,
-N×C×H×W float32 logits out, with ``arch``, ``geometry``, ``num_classes``, ``input_convention``
-and ``preprocess``), so ``fcnseg predict``, ``evaluate``, ``serve`` and ``info`` take it by
-``--checkpoint`` as they take a ``.pt``. A graph taking normalised input gets the pixels through
-the model's :class:`~fcnseg.models.preprocess.Preprocess` first; a graph that ends in an argmax
-answers with one-hot logits scaled by :data:`LABEL_LOGIT`."""
+into an ``nn.Module`` that answers like the model it came from, so every command takes it by
+``--checkpoint`` as it takes a ``.pt``. A graph ending in an argmax answers one-hot logits."""
 
 from __future__ import annotations
 
@@ -26,25 +22,16 @@ from fcnseg.utils.keyed import first_of, keyed, unkeyed
 from fcnseg.utils.validate import fields_of
 from fcnseg.weightfiles.artifacts import RAW_PIXELS, ArtifactError, labels_only, onnx_session
 
-#: The logit of the class a labels-only graph answers (0 for the others): large enough that a
-#: softmax gives exactly 1 and 0 in float32 (e^-1000 underflows), so that heatmaps, uncertainty
-#: and calibration say "certain" instead of softmax([1, 0, 0]) = 0.58.
+#: The logit of the class a labels-only graph answers (0 for the others): its softmax is exactly
+#: 1 and 0 in float32, so heatmaps and calibration say "certain", not softmax([1, 0, 0]) = 0.58.
 LABEL_LOGIT = 1000.0
 
 
 class ArtifactModel(nn.Module):
     """An exported model behind a PyTorch module's interface: raw N×3×H×W input (or
-    ``{modality: raw input}`` for a model of several inputs), N×C×H×W float32 logits (or
-    ``{head: logits}`` for a model of several heads), as the model it came from (see the
-    module docstring).
-
-    Attributes:
-        runtime: ``"onnxruntime"`` or ``"torchscript"``.
-        precision: ``"int8"`` for a quantized model, else ``"fp32"``: the arithmetic is the
-            file's own, whatever autocast says around it.
-        input_names: the input modalities (``("color",)`` for one colour input).
-        head_classes: ``{head: classes}`` of a model with several heads, else empty.
-    """
+    ``{modality: input}``), N×C×H×W float32 logits (or ``{head: logits}``), with ``arch``,
+    ``num_classes``, ``input_convention``, ``preprocess``; ``runtime`` (``"onnxruntime"`` or
+    ``"torchscript"``) and ``precision`` (``"int8"`` or ``"fp32"``, whatever autocast says)."""
 
     def __init__(self, run: Any, *, runtime: str, arch: str, geometry: str | None,
                  num_classes: int, convention: InputConvention, raw_pixels: bool,
@@ -111,15 +98,14 @@ def artifact_model(ckpt: Mapping[str, Any], *, threads: int | None = None) -> Ar
 
 
 def int8_dot_products(flags: Iterable[str] | None = None) -> bool:
-    """Whether a CPU (this one by default; else its /proc/cpuinfo flags) has int8 dot products
-    that sum u8·s8 products in 32 bits (AVX512-VNNI, AVX-VNNI, AMX-INT8)."""
+    """Whether a CPU (this one, or of these /proc/cpuinfo flags) has int8 dot products summing
+    in 32 bits (AVX512-VNNI, AVX-VNNI, AMX-INT8)."""
     return bool(set(INT8_DOT_FLAGS) & set(cpu_info().flags if flags is None else flags))
 
 
 def int8_kernel_warning(path: str, record: Any, flags: Iterable[str]) -> str | None:
-    """One line when an int8 model runs on a CPU without int8 dot products (VNNI) and its
-    weights can saturate that CPU's kernels (full-range weights: ``fcnseg quantize`` without
-    ``--reduce-range``), so the accuracy its gate measured may not hold here; else None."""
+    """One line when a full-range int8 model runs on a CPU without VNNI, whose kernels its
+    weights can saturate; else None."""
     record = fields_of(record)  # no quantization record: no int8 weights
     if not record or int8_dot_products(flags):
         return None
@@ -132,8 +118,8 @@ def int8_kernel_warning(path: str, record: Any, flags: Iterable[str]) -> str | N
 
 
 def _onnx_runner(path: str, threads: int | None, heads: list[str] | None = None) -> Any:
-    """Runs the graph on a tensor (its one input) or ``{modality: tensor}`` (its named
-    inputs); answers a tensor, or ``{head: tensor}`` for the named outputs ``heads``."""
+    """Runs the graph on a tensor or ``{modality: tensor}``; answers a tensor, or ``{head:
+    tensor}`` for the named outputs ``heads``."""
     try:
         session = onnx_session(path, threads)
     except ArtifactError:

@@ -1,13 +1,10 @@
 """Backbone factories that checkpoints may name, and which modules may be imported for them.
 
-A custom-backbone checkpoint records ``"package.module:function"``, which rebuilding the model
-calls. A checkpoint is data from anywhere, so naming a module must never be enough to run its
-code (importing ``evilmod`` from the current folder would run it before any check). A factory
-is found without importing anything when its module has been imported by your own code
-(``@backbone_factory`` registers the function then), or else only when the module is allowed
-explicitly: :func:`allow_factory_modules` (the CLI's ``--allow-factory MODULE``) or
-``FCNSEG_ALLOW_FACTORIES`` (comma-separated; ``mypkg`` allows ``mypkg.*`` too). Either way the
-function must be marked with :func:`backbone_factory`."""
+A custom-backbone checkpoint records ``"package.module:function"``. A checkpoint is data from
+anywhere, so naming a module must never run its code: a factory is found when your code has
+imported its module (``@backbone_factory`` registers it), or when the module is allowed
+(:func:`allow_factory_modules`, ``--allow-factory MODULE``, or ``FCNSEG_ALLOW_FACTORIES``,
+comma-separated, ``mypkg`` allowing ``mypkg.*``), and the function must be marked."""
 
 from __future__ import annotations
 
@@ -36,12 +33,8 @@ def factory_path(fn: Callable[..., Any]) -> str:
 
 
 def backbone_factory(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    """Mark (and register) a function as a backbone factory that checkpoints may name.
-
-    Rebuilding a custom-backbone model calls the function its checkpoint names with the
-    recorded keyword arguments. Only marked functions are ever called, and only those whose
-    module your code has imported or allowed (see the module docstring).
-    """
+    """Mark (and register) a function as a backbone factory that checkpoints may name (only
+    marked functions of imported or allowed modules are ever called)."""
     setattr(fn, _FACTORY_MARK, True)
     _REGISTRY[factory_path(fn)] = fn
     return fn
@@ -57,27 +50,17 @@ def allow_factory_modules(*modules: str) -> None:
         _ALLOWED.add(name)
 
 
-def allowed_factory_modules() -> tuple[str, ...]:
-    """The allowed module names: :func:`allow_factory_modules` plus ``FCNSEG_ALLOW_FACTORIES``."""
-    from_env = (s.strip() for s in os.environ.get(ALLOW_ENV, "").split(","))
-    return tuple(sorted(_ALLOWED | {s for s in from_env if s}))
-
-
 def resolve_factory(path: str) -> Callable[..., nn.Module]:
-    """The factory named ``"package.module:function"``, without importing anything not allowed.
-
-    Raises :class:`~fcnseg.models.trunk.BackboneError` naming the factory and how to allow it
-    when its module is neither imported-and-registered nor allowed, or when the function is not
-    marked with :func:`backbone_factory`.
-    """
+    """The factory named ``"package.module:function"``, without importing anything not allowed:
+    else a :class:`~fcnseg.models.trunk.BackboneError` saying how to allow it."""
     module_name, sep, attr = str(path).partition(":")
     if not sep or not module_name or not attr:
         raise BackboneError(f"backbone factory {path!r} must be 'package.module:function'")
     registered = _REGISTRY.get(f"{module_name}:{attr}")
     if registered is not None:
         return registered
-    if not any(module_name == a or module_name.startswith(a + ".")
-               for a in allowed_factory_modules()):
+    allowed = _ALLOWED | {s.strip() for s in os.environ.get(ALLOW_ENV, "").split(",")} - {""}
+    if not any(module_name == a or module_name.startswith(a + ".") for a in allowed):
         raise BackboneError(
             f"backbone factory {path!r} is not registered and module {module_name!r} is not "
             f"allowed to be imported; if you trust it, pass --allow-factory {module_name} "

@@ -1,24 +1,21 @@
 """Fast paths as a transform: :func:`optimize` swaps layers for exact, faster equivalents.
 
-The models' ``forward`` only ever runs plain PyTorch layers. :func:`optimize` changes a built
-model in place, keeping every parameter and state-dict key, and records what it did in
+The models' ``forward`` only runs plain PyTorch layers. :func:`optimize` changes a built model in
+place, keeping every parameter and state-dict key, and records what it did in
 ``model.optimizations``:
 
-- **fc GEMM** (:class:`GemmConv2d`, the trunks' ``fully_connected`` fc6/fc7): large weights,
-  few output positions; oneDNN's convolution re-lays out such a weight on every call, far
-  below the CPU's matrix-multiply peak, while one im2col copy and one GEMM run close to it.
+- **fc GEMM** (:class:`GemmConv2d`, fc6/fc7): oneDNN's convolution re-lays out such large
+  weights on every call, while one im2col copy and one GEMM run near the matmul peak.
 - **prepared convolutions** (:class:`PackedConv2d`): in CPU inference, oneDNN's convolution on
   a weight laid out (and under autocast, cast) once rather than on every call.
-- **separable upsampling** (:class:`SeparableBilinearUpsampling`): a frozen channel-diagonal
-  bilinear deconvolution is ``U_h · x[c] · U_wᵀ`` for banded matrices U, which also absorb the
-  crop that follows; two small products replace a dense C×C transposed convolution.
-- **channels_last** memory format, eval or train mode, cuDNN autotuning on CUDA.
+- **separable upsampling** (:class:`SeparableBilinearUpsampling`): a frozen bilinear
+  deconvolution is ``U_h · x[c] · U_wᵀ`` for banded matrices U that also absorb the crop.
 
-The fast layers hold the very parameters of the layers they replace (not their hooks) and run
-the plain computation where they do not apply (other devices, a trained upsampling weight,
-gradients, tracing, exporting, ``torch.compile``, dispatch modes such as FLOP counters).
-:func:`plain_copy` gives the plain layers back, for the exporters. Prepared weight copies live
-outside the state dict, follow the parameters' versions and are not copied or pickled."""
+The fast layers hold the very parameters of the layers they replace and run the plain
+computation where they do not apply (other devices, a trained upsampling weight, gradients,
+tracing, exporting, ``torch.compile``, dispatch modes). :func:`plain_copy` gives the plain
+layers back. Prepared weights live outside the state dict, follow the parameters' versions and
+are not copied or pickled."""
 
 from __future__ import annotations
 
@@ -58,8 +55,7 @@ if not hasattr(torch.ops.fcnseg, "reaches_cpu_kernels"):
 
 
 def _onednn_dtype(layer: nn.Module, x: torch.Tensor) -> torch.dtype | None:
-    """The dtype (float32, or bfloat16 where the CPU has it) to run ``layer(x)`` in through
-    oneDNN directly in CPU inference, or None for the plain path."""
+    """The dtype to run ``layer(x)`` in through oneDNN in CPU inference, or None: plain path."""
     # torch.compile first: the checks after it are not traceable (graph breaks).
     if (torch.compiler.is_compiling() or _exporting() or x.device.type != "cpu"
             or x.dim() != 4 or not _HAS_ONEDNN or not torch.ops.fcnseg.reaches_cpu_kernels(x)):
@@ -81,10 +77,8 @@ def _onednn_dtype(layer: nn.Module, x: torch.Tensor) -> torch.dtype | None:
 
 
 class _PreparedWeights:
-    """What a layer derives from its weight and bias (per key: the oneDNN operands of a compute
-    dtype, or whether the weight is still bilinear), remade whenever the parameters are
-    replaced, changed in place or given new storage; kept outside the state dict and dropped
-    when the layer is copied or pickled."""
+    """What a layer derives from its weight and bias, per key, remade whenever the parameters
+    are replaced, changed in place or given new storage; dropped when copied or pickled."""
 
     _prepared: dict
 
@@ -112,11 +106,9 @@ class _PreparedWeights:
 
 # -- fc6 / fc7 as one GEMM ------------------------------------------------------------------------
 def conv_gemm(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    """``conv(x)`` computed as im2col and one matrix product (CPU, stride 1, no groups), laid
-    out channels-last, with gradients to ``x``, the weight and the bias (training keeps the
-    im2col buffer: ~25 MB per 500×500 image for fc6). Elsewhere (other devices, strided or
-    grouped convolutions, other weight layouts, tracing, exporting) the plain convolution runs.
-    """
+    """``conv(x)`` as im2col and one matrix product (CPU, stride 1, no groups), channels-last,
+    with gradients (training keeps the im2col buffer: ~25 MB per 500×500 image for fc6).
+    Elsewhere the plain convolution runs."""
     if (x.device.type != "cpu" or x.dim() != 4 or _exporting() or conv.groups != 1
             or conv.stride != (1, 1) or conv.dilation != (1, 1) or conv.padding_mode != "zeros"
             or not isinstance(conv.padding, tuple)):
@@ -160,7 +152,7 @@ def conv_gemm(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
 
 def _gemm_matrix(weight: torch.Tensor) -> tuple[torch.Tensor | None, bool]:
     """A convolution weight as an (out, in·kh·kw) matrix without a copy, and whether its
-    columns are (kh, kw, C) (channels-last) rather than (C, kh, kw); (None, False) otherwise."""
+    columns are channels-last; (None, False) otherwise."""
     if weight.is_contiguous():
         return weight.view(weight.shape[0], -1), False
     if weight.is_contiguous(memory_format=torch.channels_last):
@@ -176,9 +168,8 @@ def _gemm_operands(weight: torch.Tensor, bias: torch.Tensor | None,
 
 
 class GemmConv2d(_PreparedWeights, nn.Conv2d):
-    """``nn.Conv2d`` computed by :func:`conv_gemm` (for fc6/fc7-like layers on CPU). In CPU
-    inference the product runs in oneDNN, in float32 or (under autocast) bfloat16 against a
-    bfloat16 copy of the weight made once."""
+    """``nn.Conv2d`` computed by :func:`conv_gemm`; in CPU inference by oneDNN, against a weight
+    copy (bfloat16 under autocast) made once."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return conv_gemm(self, x)
@@ -204,9 +195,8 @@ def _packed_convolution(conv: nn.Conv2d, input_size: Sequence[int]):  # type: ig
 
 
 class PackedConv2d(_PreparedWeights, nn.Conv2d):
-    """``nn.Conv2d`` that, in CPU inference, runs oneDNN's convolution on a weight laid out for
-    it (and cast to bfloat16 under autocast) once, instead of on every call (about a sixth of a
-    500×500 FCN-8s's time in bfloat16). Anywhere else the plain convolution runs."""
+    """``nn.Conv2d`` that, in CPU inference, runs oneDNN's convolution on a weight laid out (and
+    cast under autocast) once, not on every call; anywhere else the plain convolution."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = _onednn_dtype(self, x)
@@ -223,7 +213,7 @@ class PackedConv2d(_PreparedWeights, nn.Conv2d):
 def _axis_matrix(kernel: int, stride: int, padding: int, in_len: int, start: int,
                  out_len: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """Rows ``start … start+out_len-1`` of the 1-D bilinear transposed convolution as a matrix
-    (rows outside the deconvolution's output are zero)."""
+    (zero outside its output)."""
     f = (kernel + 1) // 2
     c = f - 1 if kernel % 2 == 1 else f - 0.5
     taps = 1 - (torch.arange(kernel, dtype=torch.float64) - c).abs() / f
@@ -239,17 +229,13 @@ def _axis_matrix(kernel: int, stride: int, padding: int, in_len: int, start: int
 
 class SeparableBilinearUpsampling(_PreparedWeights, BilinearUpsampling):
     """:class:`BilinearUpsampling` whose windows are two matrix products computing only the
-    kept pixels. Used while the weight is frozen (or autograd is off), still bilinear, and
-    nothing is traced; otherwise the plain deconvolution runs."""
-
-    def _still_bilinear(self) -> bool:
-        """Whether the weight is still the bilinear kernel (checked again after any change)."""
-        return self._prepare("bilinear", lambda weight, bias, key: _separable(self))
+    kept pixels, while the weight is frozen (or autograd off), still bilinear (checked again
+    after any change), and nothing is traced; otherwise the plain deconvolution runs."""
 
     def forward_window(self, x: torch.Tensor, offset: int, size: Sequence[int]) -> torch.Tensor:
         weight_grad = self.weight.requires_grad and torch.is_grad_enabled()
         if (weight_grad or x.dim() != 4 or _exporting() or torch.compiler.is_compiling()
-                or not self._still_bilinear()):
+                or not self._prepare("bilinear", lambda weight, bias, key: _separable(self))):
             return super().forward_window(x, offset, size)
         k, s, p = self.kernel_size[0], self.stride[0], self.padding[0]
         n, ch, h, w = x.shape
@@ -312,13 +298,11 @@ def optimize(model: nn.Module, for_: str = "inference", *,
     """Put ``model`` in its fast set-up for inference or training (in place; returns it).
 
     Moves it to ``device`` (when given), sets eval or train mode, and swaps layers for fast
-    equivalents with the same parameters and state-dict keys: the trunk's ``fully_connected``
-    convolutions for :class:`GemmConv2d` (``gemm``), frozen bilinear deconvolutions for
-    :class:`SeparableBilinearUpsampling` (``separable_upsampling``), the other plain
-    convolutions for :class:`PackedConv2d` (``packed_convolutions``); optionally channels-last
-    memory, and cuDNN autotuning on CUDA for inference. Outputs change by float rounding at
-    most. What was done is appended to ``model.optimizations``. Reduced precision is the
-    caller's autocast (the fast layers then keep bfloat16 weight copies), ``torch.compile`` too.
+    equivalents with the same parameters and keys: fc6/fc7 for :class:`GemmConv2d` (``gemm``),
+    frozen bilinear deconvolutions for :class:`SeparableBilinearUpsampling`, other convolutions
+    for :class:`PackedConv2d`; optionally channels-last memory, and cuDNN autotuning on CUDA for
+    inference. Outputs change by float rounding at most; what was done is appended to
+    ``model.optimizations``. Reduced precision is the caller's autocast, ``torch.compile`` too.
     """
     if for_ not in ("inference", "training"):
         raise ValueError(f"optimize: for_ must be 'inference' or 'training', got {for_!r}")
@@ -355,15 +339,14 @@ def optimize(model: nn.Module, for_: str = "inference", *,
 
 
 def plain_copy(model: nn.Module) -> nn.Module:
-    """A deep copy of ``model`` with every fast layer back to a plain one (for tracing, export
-    and comparisons); ``optimizations`` is cleared. The original is unchanged."""
+    """A deep copy of ``model`` with every fast layer back to a plain one (for export and
+    comparisons); ``optimizations`` is cleared."""
     return make_plain(copy.deepcopy(model))
 
 
 def make_plain(model: nn.Module) -> nn.Module:
-    """``model`` itself with every fast layer replaced by a plain one holding the same
-    parameters, and prepared weights dropped (in place: for a model about to be exported and
-    dropped, where a copy would double the memory); ``optimizations`` is cleared."""
+    """:func:`plain_copy` in place, for a model about to be exported and dropped (a copy would
+    double the memory)."""
     _replace(model, lambda parent, name, layer: _plain(layer))
     for m in model.modules():
         m.__dict__.pop("_prepared", None)

@@ -1,10 +1,8 @@
 """An FCN: preprocessing, a trunk, one skip head (or several), and the identity that rebuilds it.
 
-Its state-dict keys are the reference's, kept by a key map (:mod:`fcnseg.models.keymap`): the
-VGG16 trunk's layers at the top level (``conv1_1.weight`` … ``fc7.bias``) as in the Caffe models
-and the PyTorch port, other trunks under ``backbone.``; the heads' layers under their
-:class:`~fcnseg.models.head.HeadNames` (``score_fr``, ``upscore2`` …; ``score32`` …). The VGG16
-models' crop offsets (19; 5, 27; 5, 9, 31) are derived from the layers, not typed in."""
+Its state-dict keys are the reference's (:mod:`fcnseg.models.keymap`): the VGG16 trunk's layers
+at the top level (``conv1_1.weight`` … ``fc7.bias``), other trunks under ``backbone.``; the
+heads' layers under their :class:`~fcnseg.models.head.HeadNames`."""
 
 from __future__ import annotations
 
@@ -24,24 +22,17 @@ from fcnseg.models.vgg import VGG16Trunk
 
 
 class FCN(DescribedModel, nn.Module):
-    """A trunk and its FCN head(s).
+    """A trunk (following the trunk protocol) and its FCN head(s).
 
-    Args:
-        trunk: a module following the trunk protocol.
-        heads: one :class:`SkipHead`, or ``{name: head}`` (``forward`` then returns
-            ``{name: scores}``).
-        identity: what :func:`fcnseg.models.build_model` needs to rebuild the model.
-        trunk_name: the trunk's state-dict prefix (``"backbone"``), or None for the top level
-            (the reference layout of the VGG16 FCNs).
-        input_names: the input modalities, in the order their channels are stacked.
-        layer_names: top-level trunk layers registered under another name (``{"conv1_1":
-            "conv1_1_bgrd"}`` for the reference's early fusion).
+    ``heads``: one :class:`SkipHead`, or ``{name: head}`` (``forward`` then returns ``{name:
+    scores}``); ``identity``: what rebuilds the model; ``trunk_name``: the trunk's state-dict
+    prefix, or None for the top level; ``input_names``: the modalities, in stacking order;
+    ``layer_names``: top-level trunk layers renamed (``{"conv1_1": "conv1_1_bgrd"}``).
 
     ``forward(x)`` returns N×num_classes×H×W scores for N×3×H×W raw pixels (RGB, uint8 or
-    float 0-255 as files hold them, which ``model.preprocess`` normalises) or a dict of them
-    keyed by input name. Not torchvision's float 0-1, which :meth:`Segmenter.predict
-    <fcnseg.inference.Segmenter.predict>` takes: ``model(x / 255)`` is not checked (no scan of
-    the data on every forward) and gives a near-black image.
+    float 0-255, which ``model.preprocess`` normalises) or a dict of them by input name. Not
+    torchvision's float 0-1, which :meth:`Segmenter.predict <fcnseg.inference.Segmenter.predict>`
+    takes: ``model(x / 255)`` is not checked and gives a near-black image.
     """
 
     def __init__(self, trunk: nn.Module, heads: SkipHead | Mapping[str, SkipHead],
@@ -129,8 +120,8 @@ class FCN(DescribedModel, nn.Module):
 
 def _reference_names(heads: Mapping[str, SkipHead], trunk_name: str | None,
                      layer_names: Mapping[str, str] | None) -> KeyMap:
-    """The key map of an FCN: its trunk at the top level (``trunk_name`` None, some layers
-    renamed by ``layer_names``) or under ``trunk_name``, its heads' layers under their names."""
+    """The key map of an FCN: its trunk at the top level or under ``trunk_name``, its heads'
+    layers under their names."""
     if trunk_name is None:
         pairs = [("trunk.", "")] + [(f"trunk.{old}.", f"{new}.")
                                     for old, new in (layer_names or {}).items()]
@@ -152,8 +143,8 @@ def require_inputs(x: Mapping[str, torch.Tensor], input_names: Sequence[str]) ->
 
 def stack_inputs(x: torch.Tensor | Mapping[str, torch.Tensor],
                  input_names: Sequence[str]) -> torch.Tensor:
-    """A tensor input as it is; a dict input's tensors for ``input_names``, stacked along the
-    channels in that order. A missing modality is a ValueError naming it."""
+    """A tensor input as it is; a dict input's tensors for ``input_names`` stacked along the
+    channels (a missing one is a ValueError naming it)."""
     if not isinstance(x, Mapping):
         return x
     require_inputs(x, input_names)
@@ -165,8 +156,7 @@ def stack_inputs(x: torch.Tensor | Mapping[str, torch.Tensor],
 def vgg16_head(trunk: VGG16Trunk, num_classes: int, variant: str, *,
                skip_scales: Sequence[float] = (1.0, 1.0), names: HeadNames = VGG_NAMES
                ) -> SkipHead:
-    """The reference's FCN-``variant`` head on a VGG16 trunk: its layer names and its
-    upsampling, cropped in the Caffe geometry and padded to the input in the "same" one."""
+    """The reference's FCN-``variant`` head on a VGG16 trunk (its layer names and upsampling)."""
     upsampling = partial(reference_upsampling, pad_to_target=trunk.geometry == "same")
     return SkipHead(trunk.out_channels, trunk.coord_maps(), num_classes, variant=variant,
                     upsampling=upsampling, skip_scales=skip_scales, names=names)
@@ -175,7 +165,6 @@ def vgg16_head(trunk: VGG16Trunk, num_classes: int, variant: str, *,
 def vgg16_fcn(trunk: VGG16Trunk, num_classes: int, variant: str, identity: ModelIdentity, *,
               skip_scales: Sequence[float] = (1.0, 1.0),
               input_names: Sequence[str] = ("color",)) -> FCN:
-    """FCN-``variant`` on a VGG16 trunk, its layers at the top level as in the reference (the
-    builders in :mod:`fcnseg.models.builders` call this with the model's identity)."""
+    """FCN-``variant`` on a VGG16 trunk, its layers at the top level as in the reference."""
     head = vgg16_head(trunk, num_classes, variant, skip_scales=skip_scales)
     return FCN(trunk, head, identity, trunk_name=None, input_names=input_names)

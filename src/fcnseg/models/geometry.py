@@ -45,12 +45,8 @@ def trace(layers: Iterable[nn.Module], start: CoordMap = IDENTITY) -> CoordMap:
 
 
 def crop_offset(big: CoordMap, ref: CoordMap, *, allow_negative: bool = False) -> int:
-    """Offset at which to crop the map ``big`` so that it lines up element for element with ``ref``.
-
-    Raises ValueError if the two maps have different scales, or do not align on whole elements,
-    or if ``big`` starts after ``ref`` (a negative offset would need padding, not cropping)
-    unless ``allow_negative``.
-    """
+    """Offset at which to crop the map ``big`` so that it lines up element for element with ``ref``
+    (a ValueError for other scales, a fractional offset, or a negative one unless allowed)."""
     if not math.isclose(big.scale, ref.scale):
         raise ValueError(f"cannot align maps of different scales: {big} vs {ref}")
     off = (ref.shift - big.shift) / big.scale
@@ -60,10 +56,7 @@ def crop_offset(big: CoordMap, ref: CoordMap, *, allow_negative: bool = False) -
 
 
 def deconv_padding_for(src: CoordMap, target: CoordMap, kernel: int, stride: int) -> int:
-    """Padding for a (kernel, stride) deconvolution of ``src`` to line up with ``target``.
-
-    Used by the "same" geometry: choosing this padding makes every crop offset zero.
-    """
+    """Padding for a (kernel, stride) deconvolution of ``src`` to line up with ``target``."""
     p = (target.shift - src.shift) * stride / src.scale + (kernel - 1) / 2
     if not math.isclose(p, round(p), abs_tol=1e-9) or round(p) < 0:
         raise ValueError(f"no whole non-negative padding aligns {src} to {target} (got {p})")

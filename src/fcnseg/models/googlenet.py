@@ -1,13 +1,7 @@
-"""FCN-GoogLeNet: the paper's Table 1 net (never released by the reference) on an Inception v1
-trunk with torchvision's ``googlenet`` module and key names, up to ``inception5b`` (torchvision's
-3×3 where the paper's third branch has 5×5). As in the paper only the final loss head is kept:
-``aux1``, ``aux2``, the average pooling, dropout and ``fc`` are dropped.
-
-The head scores inception3b, inception4e and inception5b (strides 8, 16, 32) and fuses them
-with frozen bilinear upsamplings placed by the coordinate maps
-(:func:`fcnseg.models.head.edge_upsampling`). Input: torchvision's RGB convention, which
-``transform_input=True`` rescales inside the model to the [-1, 1] torchvision's weights were
-trained on."""
+"""FCN-GoogLeNet: the paper's Table 1 net on an Inception v1 trunk with torchvision's
+``googlenet`` names, up to ``inception5b`` (its 3×3 where the paper's third branch has 5×5;
+``aux1``, ``aux2`` and ``fc`` dropped, as in the paper). The head scores inception3b, 4e and 5b
+(strides 8, 16, 32) with :func:`~fcnseg.models.head.edge_upsampling`."""
 
 from __future__ import annotations
 
@@ -44,16 +38,14 @@ INCEPTION_CONFIGS: dict[str, tuple[int, int, int, int, int, int, int]] = {
     "inception5b": (832, 384, 192, 384, 48, 128, 128),
 }
 
-#: Where the FCN head's layers sit: score_fr on inception5b, then the skips by the block they
-#: score (inception4e at stride 16, inception3b at stride 8).
+#: The FCN head's layers: score_fr on inception5b, the skips named by the block they score.
 GOOGLENET_NAMES = HeadNames(
     score={32: "score_fr", 16: "score_inception4e", 8: "score_inception3b"},
     up={(32, 16): "upscore2", (16, 8): "upscore_inception4e"},
     final={"32s": "upscore", "16s": "upscore16", "8s": "upscore8"},
 )
 
-#: The input torchvision's GoogLeNet weights were trained on: RGB scaled to [-1, 1] (what
-#: ``transform_input`` makes of torchvision's convention).
+#: The input torchvision's GoogLeNet weights were trained on: RGB scaled to [-1, 1].
 GOOGLENET_INPUT = InputConvention(name="torchvision_googlenet", channel_order="RGB",
                                   scale=1.0 / 255.0, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
 
@@ -92,18 +84,12 @@ class Inception(nn.Module):
 
 
 class GoogLeNetTrunk(nn.Module):
-    """Inception v1 up to inception5b, following the trunk protocol (:mod:`fcnseg.models.trunk`):
-    ``forward`` returns ``{8: inception3b, 16: inception4e, 32: inception5b}``.
+    """Inception v1 up to inception5b in the trunk protocol: ``forward`` returns ``{8:
+    inception3b, 16: inception4e, 32: inception5b}``.
 
-    Args:
-        width: multiplier of every channel count (slimmer trunks for CPUs and tests).
-        transform_input: rescale ImageNet-normalised RGB to the [-1, 1] torchvision's weights
-            were trained on, inside the model. Colour only: a multi-band trunk takes its
-            standardised bands as they are (loading the weights scales conv1 instead).
-        in_channels: input channels of conv1 (3 for colour; one per band for multi-band input).
-
-    Inputs under the net's 15-pixel minimum are zero-padded at the bottom and right (the heads
-    crop the output back; nothing added before the first pixel, so placement is unchanged).
+    ``width`` multiplies every channel count; ``transform_input`` rescales ImageNet-normalised
+    RGB to [-1, 1] inside the model (colour only: a multi-band trunk's conv1 is scaled when
+    loading instead). Inputs under the 15-pixel minimum are zero-padded at the bottom and right.
     """
 
     def __init__(self, *, width: float = 1.0, transform_input: bool = True,
@@ -143,8 +129,7 @@ class GoogLeNetTrunk(nn.Module):
                               if output_size(n, self.strided_layers(32)) >= 1)
 
     def strided_layers(self, stride: int) -> list[nn.Module]:
-        """The layers that move the grid, from the input to the feature at ``stride`` (the
-        Inception blocks keep it: "same" convolutions and 3×3/1 pad 1 pools)."""
+        """The layers that move the grid, from the input to the feature at ``stride``."""
         layers: list[nn.Module] = [self.conv1.conv, self.maxpool1, self.conv3.conv, self.maxpool2]
         if stride >= 16:
             layers.append(self.maxpool3)
@@ -157,8 +142,7 @@ class GoogLeNetTrunk(nn.Module):
         return {s: trace(self.strided_layers(s)) for s in (8, 16, 32)}
 
     def forward(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
-        """``{8: inception3b, 16: inception4e, 32: inception5b}`` of an N×C×H×W batch (C =
-        ``in_channels``)."""
+        """``{8: inception3b, 16: inception4e, 32: inception5b}`` of an N×C×H×W batch."""
         check_batch(x, self.in_channels)
         if self.transform_input:  # ImageNet mean/std normalisation → (x - 0.5) / 0.5
             scale = x.new_tensor([s / 0.5 for s in IMAGENET_RGB_STD]).view(1, 3, 1, 1)
@@ -186,13 +170,9 @@ DROPPED_PREFIXES = ("aux1.", "aux2.", "fc.")
 
 def load_googlenet_weights(model: nn.Module, path: PathLike, *,
                            convention: InputConvention | str = TORCHVISION_RGB) -> nn.Module:
-    """Copy torchvision's ImageNet ``googlenet`` file (``googlenet-1378be20.pth``) into an
-    FCN-GoogLeNet: every trunk key one to one, ``aux1``, ``aux2`` and ``fc`` dropped; errors name
-    the file and the offending keys. The input convention (torchvision's RGB) is recorded on
-    ``model.input_convention``; a multi-band model keeps its own and gets conv1 widened to its
-    bands from the [-1, 1] input the weights were trained on (:data:`GOOGLENET_INPUT`), the
-    mean response moved into conv1's BatchNorm.
-    """
+    """Copy torchvision's ImageNet ``googlenet-1378be20.pth`` into an FCN-GoogLeNet, one to one
+    (``aux1``, ``aux2``, ``fc`` dropped), recording ``convention``; a multi-band model gets conv1
+    widened from the [-1, 1] input (:data:`GOOGLENET_INPUT`) instead."""
     path = Path(path)
     layers = {"conv1", "conv2", "conv3", *INCEPTION_CONFIGS}
     trunk_keys = [k for k in model.state_dict() if k.split(".", 1)[0] in layers]
@@ -204,8 +184,7 @@ def load_googlenet_weights(model: nn.Module, path: PathLike, *,
         raise WeightsError(f"{path}: not torchvision's GoogLeNet; unexpected keys "
                            f"{unexpected[:12]}")
     trained_on = get_convention(convention)
-    # A multi-band model keeps its bands' convention; conv1 is widened from torchvision's file
-    # (the builder passes the model's own convention when none is given).
+    # The builder passes a multi-band model's own convention when none is given.
     if model_bands(model) is not None and (trained_on.bands is not None
                                            or trained_on.name == TORCHVISION_RGB.name):
         trained_on = GOOGLENET_INPUT

@@ -9,12 +9,10 @@ the input (Fig. 3 of the paper)::
     return upscore8(score)
 
 Each upsampling (:class:`AlignedUpsampling`) places its output on the grid of the map it is
-added to, from the coordinate maps of :mod:`fcnseg.models.geometry`. Unpadded (the Caffe
-geometry), the reference's deconvolutions (:func:`reference_upsampling`) give a map larger than
-its target, which the reference crops (offsets 5, 9 and 31 for FCN-8s); here it is placed onto
-the target's grid instead, so the same sums come out. Stride-aligned trunks (ResNets) use
-:func:`edge_upsampling`, whose borders interpolate towards the edge values. The layers are saved
-under the reference's names (:data:`VGG_NAMES`) or the backbone models' (:data:`BACKBONE_NAMES`)."""
+added to, from the coordinate maps (:mod:`fcnseg.models.geometry`): where the reference crops
+its larger deconvolution output (offsets 5, 9 and 31 for FCN-8s), the same window is taken.
+Stride-aligned trunks (ResNets) use :func:`edge_upsampling`. The layers are saved under the
+reference's names (:data:`VGG_NAMES`) or the backbone models' (:data:`BACKBONE_NAMES`)."""
 
 from __future__ import annotations
 
@@ -35,12 +33,9 @@ VARIANTS: dict[str, tuple[int, ...]] = {"32s": (32,), "16s": (32, 16), "8s": (32
 
 
 class Scorer(nn.Conv2d):
-    """A 1×1 convolution from features to class scores, starting at zero (as the reference:
-    training begins with no class preference and a new skip contributes nothing at first).
-
-    ``input_scale`` multiplies the feature first (FCN-8s trained at once: 0.01 for pool4,
-    0.0001 for pool3, fixed).
-    """
+    """A 1×1 convolution from features to class scores, starting at zero as the reference's (a
+    new skip contributes nothing at first); ``input_scale`` multiplies the feature first (FCN-8s
+    at once: 0.01 for pool4, 0.0001 for pool3)."""
 
     def __init__(self, in_channels: int, num_classes: int, input_scale: float = 1.0) -> None:
         super().__init__(in_channels, num_classes, 1)
@@ -61,10 +56,9 @@ class Scorer(nn.Conv2d):
 class AlignedUpsampling(nn.Module):
     """Upsampling of a score map from coordinate map ``src`` onto the grid of ``target``.
 
-    ``up`` is a :class:`~fcnseg.models.upsample.BilinearUpsampling` (None for the identity,
-    between equal maps), applied after edge-padding the input by ``edge_pad``. ``offset`` is
-    where the target's first pixel lies in its output (negative: before it, zeros there).
-    ``forward(x, like)`` returns the window of the target's size (``like``: the target or H, W).
+    ``up`` is a :class:`~fcnseg.models.upsample.BilinearUpsampling` (None between equal maps),
+    applied after edge-padding the input by ``edge_pad``; ``offset`` is where the target's first
+    pixel lies in its output. ``forward(x, like)`` returns the window of ``like``'s (H, W).
     """
 
     def __init__(self, up: nn.ConvTranspose2d | None, src: CoordMap, target: CoordMap,
@@ -99,21 +93,17 @@ class AlignedUpsampling(nn.Module):
 
 def reference_upsampling(channels: int, src: CoordMap, target: CoordMap, *,
                          pad_to_target: bool) -> AlignedUpsampling:
-    """The paper's bilinear deconvolution for factor r = src.scale / target.scale: kernel 2r,
-    stride r; padded to land on ``target``'s pixel centres when ``pad_to_target`` (the "same"
-    geometry), unpadded as in the Caffe reference otherwise."""
+    """The paper's bilinear deconvolution for factor r: kernel 2r, stride r; padded onto
+    ``target``'s pixel centres when ``pad_to_target`` ("same" geometry), else unpadded."""
     r = _ratio(src, target)
     pad = deconv_padding_for(src, target, 2 * r, r) if pad_to_target else 0
     return AlignedUpsampling(bilinear_upsampling(channels, 2 * r, r, pad), src, target)
 
 
 def edge_upsampling(channels: int, src: CoordMap, target: CoordMap) -> AlignedUpsampling:
-    """Bilinear upsampling between stride-aligned maps (ResNet-style), exact at the borders.
-
-    For stride ``r = src.scale / target.scale`` the kernel is ``2r - 1`` wide when the grids'
-    offset is a whole number of target pixels and ``2r`` when it is a half (VGG-style maps);
-    the input is edge-padded by one so that borders interpolate towards the edge value rather
-    than zero. ``r = 1`` between equal maps is the identity (dilated trunks).
+    """Bilinear upsampling between stride-aligned maps (ResNet-style), exact at the borders:
+    kernel ``2r - 1`` for a whole-pixel offset between the grids, ``2r`` for a half; the input
+    edge-padded by one; the identity for ``r = 1`` (dilated trunks).
     """
     r = _ratio(src, target)
     if r == 1:
@@ -137,13 +127,9 @@ def _ratio(src: CoordMap, target: CoordMap) -> int:
 
 @dataclass(frozen=True)
 class HeadNames:
-    """Where a head's layers sit in the model's state dict.
-
-    ``score``: stride → scorer name. ``up``: (coarse, fine) stride → name of the deconvolution
-    fusing them. ``final``: variant → name of the last deconvolution. A name ending in ``.up``
-    registers the :class:`AlignedUpsampling` itself under the part before it; otherwise the name
-    holds the deconvolution directly.
-    """
+    """Where a head's layers sit in the state dict: ``score`` by stride, ``up`` by (coarse,
+    fine) stride, ``final`` by variant. A name ending in ``.up`` registers the
+    :class:`AlignedUpsampling` under the part before it; otherwise the deconvolution itself."""
 
     score: Mapping[int, str]
     up: Mapping[tuple[int, int], str]
@@ -179,18 +165,10 @@ UpsamplingFactory = Callable[[int, CoordMap, CoordMap], AlignedUpsampling]
 class SkipHead(nn.Module):
     """FCN-32s, FCN-16s or FCN-8s scoring and fusion of a trunk's features.
 
-    Args:
-        in_channels: the trunk's channels by stride (``{8: c8, 16: c16, 32: c32}``).
-        coord_maps: the trunk's coordinate maps by stride.
-        num_classes: output channels.
-        variant: ``"32s"``, ``"16s"`` or ``"8s"``.
-        upsampling: ``make(channels, src, target)`` → :class:`AlignedUpsampling`
-            (:func:`reference_upsampling` or :func:`edge_upsampling`).
-        skip_scales: input scales of the stride-16 and stride-8 scorers.
-        names: where the layers sit in the model's state dict (:class:`HeadNames`).
-
-    ``forward(features, size)`` takes ``{stride: feature}`` and the output's (H, W) and returns
-    N×num_classes×H×W scores.
+    ``in_channels`` and ``coord_maps`` are the trunk's by stride; ``upsampling(channels, src,
+    target)`` gives an :class:`AlignedUpsampling`; ``skip_scales`` scale the stride-16 and
+    stride-8 scorers' input; ``names`` place the layers in the state dict.
+    ``forward({stride: feature}, (H, W))`` returns N×num_classes×H×W scores.
     """
 
     def __init__(self, in_channels: Mapping[int, int], coord_maps: Mapping[int, CoordMap],
@@ -228,8 +206,7 @@ class SkipHead(nn.Module):
         return self.upscore(score, size)  # onto the input's pixels
 
     def reference_names(self) -> dict[str, str]:
-        """``{path in this head: state-dict name}`` (see :class:`HeadNames`): ``{"score_fr":
-        "score_fr", "upscore2.up": "upscore2", ...}`` for the reference's names."""
+        """``{path in this head: state-dict name}``: ``{"upscore2.up": "upscore2", ...}``."""
         roles = [("score_fr", self.names.score[32]), ("upscore", self.names.final[self.variant])]
         if self.upscore2 is not None:
             roles += [("score_pool4", self.names.score[16]),
@@ -247,10 +224,9 @@ class SkipHead(nn.Module):
         return paths
 
     def crop_offsets(self) -> dict[str, int]:
-        """The Caffe reference's crop offsets for this head: at each fusion the larger of the
-        upsampled and skip maps is cropped at this offset to the smaller; ``final`` crops the
-        output. (19; 5, 27; 5, 9, 31 for FCN-32s, 16s, 8s in the Caffe geometry; 0 in "same".)
-        Derived from the coordinate maps, on the reference's chain of cropped maps."""
+        """The Caffe reference's crop offsets, from the coordinate maps: at each fusion the
+        larger map is cropped to the smaller, ``final`` crops the output (19; 5, 27; 5, 9, 31
+        for FCN-32s, 16s, 8s in the Caffe geometry; 0 in "same")."""
         offsets: dict[str, int] = {}
         current = self.coord_maps[32]
         for up, fine, key in ((self.upscore2, 16, "pool4"), (self.upscore_pool4, 8, "pool3")):

@@ -1,10 +1,7 @@
 """What a model is, recorded once when it is built: architecture, build arguments, convention.
 
 Checkpoints store :meth:`ModelIdentity.describe` and rebuild the model with
-``build_model(arch, **build_kwargs)``; the input convention says how its weights expect their
-pixels (:mod:`fcnseg.conventions`). Loading weights trained in another convention replaces it
-(``model.input_convention = ...``), which is the only change an identity ever sees.
-"""
+``build_model(arch, **build_kwargs)``; loading weights of another convention replaces it."""
 
 from __future__ import annotations
 
@@ -36,9 +33,8 @@ class ModelIdentity:
 
 
 class DescribedModel:
-    """Mixin for models that carry a :class:`ModelIdentity` as ``self.identity``: exposes
-    ``arch``, ``build_kwargs`` and ``input_convention`` (settable) from it. Setting the
-    convention also sets the model's :class:`~fcnseg.models.preprocess.Preprocess`."""
+    """Mixin exposing ``self.identity``'s ``arch``, ``build_kwargs`` and ``input_convention``
+    (setting it also sets the model's preprocessing)."""
 
     identity: ModelIdentity
 

@@ -1,9 +1,6 @@
-"""The reference's state-dict names, kept by a key map applied when saving and loading.
-
-A model's submodules are ordinary (``model.trunk.fc6``), but its state dict uses the names of
-the Caffe reference and the PyTorch port (``fc6.weight``, ``score_fr.weight``), so that earlier
-checkpoints and converted ``.caffemodel`` files load unchanged, wherever the model sits (inside
-DDP, a wrapper, ...)."""
+"""The reference's state-dict names, kept by a key map applied when saving and loading: the
+submodules are ordinary (``model.trunk.fc6``), the keys the Caffe reference's (``fc6.weight``),
+so earlier checkpoints and converted ``.caffemodel`` files load unchanged, wrapped or not."""
 
 from __future__ import annotations
 

@@ -42,10 +42,8 @@ HEAD_SUFFIXES: dict[str, str] = {"semantic": "_sem", "geometric": "_geo"}
 
 def siftflow_fcn(trunk: VGG16Trunk, variant: str, identity: ModelIdentity, num_classes: int = 33,
                  geometric_classes: int = 3) -> FCN:
-    """FCN-``variant`` on one VGG16 trunk with a ``semantic`` (``num_classes``) and a
-    ``geometric`` (``geometric_classes``: sky, horizontal, vertical) head, each with its own
-    scorers and upsampling (``score_fr_sem``, ``upscore2_geo`` ...); ``forward`` returns
-    ``{head: scores}``."""
+    """FCN-``variant`` on one VGG16 trunk with a ``semantic`` and a ``geometric`` head (layers
+    ``score_fr_sem``, ``upscore2_geo`` ...); ``forward`` returns ``{head: scores}``."""
     counts = {"semantic": num_classes, "geometric": geometric_classes}
     heads = {name: vgg16_head(trunk, counts[name], variant, names=VGG_NAMES.suffixed(suffix))
              for name, suffix in HEAD_SUFFIXES.items()}
@@ -53,18 +51,16 @@ def siftflow_fcn(trunk: VGG16Trunk, variant: str, identity: ModelIdentity, num_c
 
 
 def early_fusion_conv1(weight: torch.Tensor) -> torch.Tensor:
-    """The 4-channel (colour + depth) conv1_1 weight from a 3-channel ImageNet one: the colour
-    filters as they are, the depth filter the mean of each filter over its input channels
-    (:func:`widen_conv1` unscaled, as the reference does)."""
+    """The 4-channel (colour + depth) conv1_1 weight from a 3-channel one: the depth filter the
+    mean of the colour ones (:func:`widen_conv1` unscaled, as the reference does)."""
     # Channels 0-2 keep the weight's own order whatever it is: named here as if RGB.
     return widen_conv1(weight, (*COLOUR_BANDS, "depth"), keep_variance=False)
 
 
 def early_fusion_fcn(trunk: VGG16Trunk, num_classes: int, variant: str,
                      identity: ModelIdentity) -> FCN:
-    """FCN-``variant`` on a VGG16 trunk of 4 input channels whose first convolution, named
-    ``conv1_1_bgrd`` as in the reference, takes colour and depth stacked: ``model(x)`` takes
-    ``{"color": N×3×H×W, "depth": N×1×H×W}`` or the N×4×H×W stack (colour first)."""
+    """FCN-``variant`` on a 4-channel VGG16 trunk (``conv1_1_bgrd`` as in the reference): takes
+    ``{"color": N×3×H×W, "depth": N×1×H×W}`` or their N×4×H×W stack."""
     if trunk.in_channels != 4:
         raise ValueError(f"early fusion stacks colour and depth: 4 input channels, got a "
                          f"trunk of {trunk.in_channels}")
@@ -88,11 +84,8 @@ class LateFusionFCN(DescribedModel, nn.Module):
     summed with fixed ``fusion_weights`` before one shared upsampling.
 
     State-dict keys: each stream's layers suffixed by ``_<modality>`` (``conv1_1_color``,
-    ``fc7_hha``, ``score_fr_color``, ``score_pool4_hha``), the shared deconvolutions unsuffixed
-    (``upscore``; FCN-16s also fuses the streams' pool4 scores before ``upscore2`` and
-    ``upscore16``). ``forward(x)`` takes ``{modality: N×3×H×W}`` and returns
-    N×num_classes×H×W scores. Each stream starts from a trained single-modality net:
-    :func:`init_late_fusion`.
+    ``score_fr_hha``), the shared deconvolutions unsuffixed (``upscore2``, ``upscore16``).
+    ``forward({modality: N×3×H×W})`` returns N×num_classes×H×W scores.
     """
 
     def __init__(self, streams: Mapping[str, VGG16Trunk], num_classes: int,
@@ -123,8 +116,7 @@ class LateFusionFCN(DescribedModel, nn.Module):
         use_reference_keys(self, self._reference_names())
 
     def _reference_names(self) -> KeyMap:
-        """Each stream's layers suffixed by its modality, the shared deconvolutions as named
-        by the reference."""
+        """Each stream's layers suffixed by its modality, the shared ones as the reference's."""
         pairs = []
         for m, stream in self.streams.items():
             pairs += [(f"streams.{m}.trunk.{name}.", f"{name}_{m}.")
@@ -181,11 +173,9 @@ def init_late_fusion(model: LateFusionFCN, sources: Mapping[str, Any]) -> LateFu
     """Start each stream of ``model`` from a trained single-modality FCN, as the reference does.
 
     ``sources``: ``{modality: model | state dict | checkpoint path}`` of single-stream VGG16
-    FCNs (``nyud_fcn32s_color``, ``nyud_fcn32s_hha`` ...) with the same width and classes. Their
-    trunk and ``score_fr`` (and ``score_pool4``, when both have it) go to the stream's
-    suffixed layers; a stream's ``score_pool4`` that the source lacks (a 16s model from 32s
-    streams) keeps its zero start. Raises :class:`~fcnseg.models.WeightsError` naming the
-    source and the key when a tensor is missing or has another shape.
+    FCNs of the same width and classes, copied into the stream's suffixed layers (a
+    ``score_pool4`` the source lacks keeps its zero start). Raises
+    :class:`~fcnseg.models.WeightsError` naming the source and a missing or mis-shaped key.
     """
     unknown = sorted(set(sources) - set(model.input_names))
     if unknown:
@@ -194,8 +184,7 @@ def init_late_fusion(model: LateFusionFCN, sources: Mapping[str, Any]) -> LateFu
     own = model.state_dict()
     with torch.no_grad():
         for modality, source in sources.items():
-            # A file is a checkpoint, or anything else --checkpoint takes (a pretrained folder,
-            # hf://).
+            # A file is anything --checkpoint takes (a pretrained folder, hf://).
             sd, kind = state_dict_of(source, read=lambda s: read_state_dict(resolve_checkpoint(s)))
             where = {"module": f"the {modality} model",
                      "state dict": f"the {modality} state dict"}.get(kind, str(source))

@@ -1,12 +1,10 @@
 """The front of every model: raw pixels in, the network's normalised input out.
 
-A model takes what files hold (RGB 0-255 as uint8 or float, HHA images as stored, raw depth) and
-its :class:`Preprocess` submodule (``model.preprocess``) turns them into what its weights were
-trained on: channel order, scale, mean and std per input, or log depth minus its mean. The
+A model takes what files hold (RGB 0-255 as uint8 or float, HHA images, raw depth) and its
+:class:`Preprocess` (``model.preprocess``) turns them into what its weights were trained on. The
 constants are buffers outside the state dict (the checkpoint records the convention), so they
-follow the model to its device and into exported graphs and checkpoints keep the reference's
-keys. This is the only place where images are normalised; ``nn.Identity()`` in its place (or
-``preprocess=False``) gives the bare network, as the reference's Caffe nets are."""
+follow the model to its device and into exported graphs. This is the only place where images are
+normalised; ``preprocess=False`` gives the bare network, as the reference's Caffe nets are."""
 
 from __future__ import annotations
 
@@ -26,10 +24,8 @@ COLOR = "color"
 
 
 class ChannelNormalize(nn.Module):
-    """An :class:`~fcnseg.conventions.InputConvention` as a module: N×3×H×W values 0-255 (RGB
-    for colour; N×B×H×W raw values for a convention of B bands) → reordered, times ``scale``,
-    minus ``mean``, divided by ``std``, in float32 (autocast leaves these operations in
-    float32, as normalising ahead of the model did)."""
+    """An :class:`~fcnseg.conventions.InputConvention` as a module: N×C×H×W raw values →
+    reordered, times ``scale``, minus ``mean``, divided by ``std``, in float32."""
 
     def __init__(self, convention: InputConvention | str | Mapping[str, Any]) -> None:
         super().__init__()
@@ -83,10 +79,9 @@ def _step_for(name: str, convention: InputConvention) -> nn.Module:
 class Preprocess(nn.Module):
     """Raw inputs → network input, one step per input (modality) of the model.
 
-    ``forward`` takes one tensor (a single-input model; for several inputs, their channels
-    stacked in ``input_names`` order) or a dict keyed by input name, and returns the same
-    shape of thing, normalised. The image input (``"color"``, else the model's only input)
-    follows ``convention``; HHA beside colour takes the HHA mean; depth takes log depth.
+    ``forward`` takes one tensor (several inputs' channels stacked in ``input_names`` order) or
+    a dict keyed by input name, and returns the same, normalised. The image input (``"color"``,
+    else the only one) follows ``convention``; HHA beside colour the HHA mean; depth log depth.
     """
 
     def __init__(self, input_names: Sequence[str] = (COLOR,),
@@ -107,8 +102,7 @@ class Preprocess(nn.Module):
         return self.steps[self.image_input].convention
 
     def set_convention(self, convention: InputConvention | str | Mapping[str, Any]) -> None:
-        """Normalise the image input by ``convention`` from now on (weights trained in it were
-        loaded)."""
+        """Normalise the image input by ``convention`` from now on."""
         step = ChannelNormalize(convention)
         ref = next(iter(self.buffers()), None)
         self.steps[self.image_input] = step if ref is None else step.to(ref.device)
@@ -158,9 +152,8 @@ class _Preprocessed(nn.Module):
 
 
 class _RawPixels(Preprocess):
-    """A :class:`Preprocess` put in front of a bare network by :func:`raw_pixel_model`: it
-    also refuses colour input holding a negative value, which raw pixels never do (input
-    normalised already would be normalised twice)."""
+    """A :class:`Preprocess` in front of a bare network (:func:`raw_pixel_model`) that refuses
+    colour input holding a negative value: normalised already."""
 
     def _normalise(self, name: str, x: torch.Tensor) -> torch.Tensor:
         step = self.steps[name]
@@ -177,8 +170,7 @@ class _RawPixels(Preprocess):
 
 
 def _twin_with(network: nn.Module, preprocess: Preprocess) -> nn.Module:
-    """A twin of the fcnseg model ``network`` sharing its layers and weights, with
-    ``preprocess`` in front; ``network`` itself keeps its own."""
+    """A twin of the fcnseg model ``network`` sharing its layers, with ``preprocess`` in front."""
     twin = copy.copy(network)
     twin._modules = dict(network._modules)  # type: ignore[assignment]
     twin._parameters = dict(network._parameters)  # type: ignore[assignment]
@@ -190,9 +182,8 @@ def _twin_with(network: nn.Module, preprocess: Preprocess) -> nn.Module:
 
 def with_preprocess(network: nn.Module,
                     convention: InputConvention | str | Mapping[str, Any]) -> nn.Module:
-    """``network`` (taking normalised input) behind a :class:`Preprocess` in ``convention``:
-    a model taking raw pixels. For a bare fcnseg model that is a twin sharing its layers and
-    weights, with a ``preprocess`` of its own (the bare model is left bare)."""
+    """``network`` (taking normalised input) behind a :class:`Preprocess` in ``convention``; for
+    a bare fcnseg model, a twin sharing its layers (the bare model is left bare)."""
     input_names = tuple(getattr(network, "input_names", (COLOR,)))
     preprocess = Preprocess(input_names, convention)
     if hasattr(network, "preprocess") and hasattr(network, "identity"):
@@ -201,12 +192,9 @@ def with_preprocess(network: nn.Module,
 
 
 def raw_pixel_model(model: nn.Module) -> nn.Module:
-    """``model`` as a model taking raw pixels (what fcnseg's datasets, loaders and
-    :class:`~fcnseg.inference.runner.InferenceRunner` give): ``model`` itself, unless it is a
-    bare network (``preprocess=False``) that knows its ``input_convention``; then a twin
-    sharing its layers and weights, with the preprocessing of that convention in front (which
-    also refuses input holding negative colour values: normalised already). The bare network
-    itself is left as it is."""
+    """``model`` as a model taking raw pixels: itself, unless it is a bare network that knows its
+    ``input_convention``; then a twin sharing its layers, with that preprocessing in front
+    (refusing negative colour values: normalised already)."""
     convention = getattr(model, "input_convention", None)
     if convention is None or not isinstance(getattr(model, "preprocess", None), nn.Identity):
         return model
@@ -215,10 +203,9 @@ def raw_pixel_model(model: nn.Module) -> nn.Module:
 
 
 def raw_pixel_bound(convention: InputConvention | None) -> float | None:
-    """The value above which a bare network's input of colour ``convention`` is taken for raw
-    pixels: halfway between the largest value an image normalises to and the raw 255 (203 for
-    Caffe's BGR minus mean, 129 for torchvision's). None for a multi-band convention, whose
-    raw values have no fixed range."""
+    """The value above which a bare network's colour input is taken for raw pixels: halfway
+    between the largest normalised value and 255 (203 for Caffe's BGR, 129 for torchvision's);
+    None for a multi-band convention."""
     if convention is None or convention.bands is not None:
         return None
     largest = max((255.0 * convention.scale - m) / s
@@ -227,19 +214,15 @@ def raw_pixel_bound(convention: InputConvention | None) -> float | None:
 
 
 def _exporting() -> bool:
-    """Whether the forward pass runs to be traced, compiled or exported (no data-dependent
-    checks there)."""
+    """Whether the forward pass is traced, compiled or exported (no data-dependent checks)."""
     return bool(torch.jit.is_tracing() or torch.jit.is_scripting()
                 or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export())
 
 
 class BareInput(nn.Identity):
-    """What stands in for :class:`Preprocess` in a bare network (``preprocess=False``): the
-    input passes unchanged, as through ``nn.Identity`` (which it is), but raw pixels are
-    refused in one line where they can be told from normalised input: integer pixels (a
-    dtype test), and float colour images holding a value above :func:`raw_pixel_bound` of the
-    network's ``convention`` (one max over the image input; not while tracing or compiling).
-    The bare network takes float input already normalised per its input convention."""
+    """:class:`Preprocess`'s stand-in in a bare network (``preprocess=False``): an
+    ``nn.Identity`` that refuses, in one line, integer pixels and float colour images above
+    :func:`raw_pixel_bound` of its ``convention`` (not while tracing or compiling)."""
 
     def __init__(self, convention: InputConvention | str | Mapping[str, Any] | None = None,
                  image_input: str = COLOR) -> None:

@@ -1,8 +1,5 @@
-"""ResNet-18/34/50/101 in plain torch, with torchvision's module and state-dict names, so
-torchvision's ImageNet files (``resnet50-*.pth``, …) load unchanged with
-:func:`load_resnet_weights`. ``replace_stride_with_dilation`` dilates layer2/3/4 instead of
-striding them, as torchvision does. :class:`ResNetBackbone` is a ResNet without its classifier
-in the trunk protocol of :mod:`fcnseg.models.trunk`."""
+"""ResNet-18/34/50/101 in plain torch with torchvision's names, so its ImageNet files load
+unchanged (:func:`load_resnet_weights`); :class:`ResNetBackbone` follows the trunk protocol."""
 
 from __future__ import annotations
 
@@ -25,13 +22,9 @@ def _conv(in_ch: int, out_ch: int, kernel: int, stride: int = 1, dilation: int =
 
 
 class ResidualBlock(nn.Module):
-    """torchvision's ``BasicBlock`` (two 3×3 convolutions, ResNet-18/34; unlike torchvision's,
-    dilation > 1 is allowed) or, with ``bottleneck``, its ``Bottleneck`` (1×1 – 3×3 – 1×1 with
-    the stride on the 3×3: ResNet V1.5, as torchvision's ResNet-50/101).
-
-    Each convolution ``conv{i}`` is followed by its BatchNorm ``bn{i}`` and a ReLU (the last one
-    after the residual sum); ``downsample`` fits the shortcut when the shape changes.
-    """
+    """torchvision's ``BasicBlock`` (two 3×3 convolutions; dilation > 1 allowed) or, with
+    ``bottleneck``, its ``Bottleneck`` (1×1 – 3×3 – 1×1, stride on the 3×3: ResNet V1.5).
+    Each ``conv{i}`` is followed by ``bn{i}`` and a ReLU (the last after the residual sum)."""
 
     def __init__(self, in_ch: int, planes: int, *, bottleneck: bool, stride: int = 1,
                  downsample: nn.Module | None = None, dilation: int = 1,
@@ -53,7 +46,7 @@ class ResidualBlock(nn.Module):
         self.stride = stride
 
     def strided_layers(self) -> list[nn.Module]:
-        """The layers that change the coordinate map (for :func:`~fcnseg.models.geometry.trace`)."""
+        """The layers that change the coordinate map."""
         return [getattr(self, f"conv{i}") for i in range(1, self.num_convs + 1)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -76,16 +69,11 @@ RESNET_DEPTHS: dict[int, tuple[bool, tuple[int, int, int, int]]] = {
 
 
 class ResNet(nn.Module):
-    """A ResNet with torchvision's module names.
+    """A ResNet of ``depth`` 18, 34, 50 or 101 with torchvision's module names.
 
-    Args:
-        depth: 18, 34, 50 or 101.
-        num_classes: classes of the ImageNet classifier ``fc``; ignored without ``include_top``.
-        include_top: keep ``avgpool`` and ``fc`` (segmentation backbones drop them).
-        replace_stride_with_dilation: three booleans for layer2, layer3, layer4: replace that
-            stage's stride 2 by dilation (``[False, True, True]``: output stride 8).
-        base_channels: channels of the stem and layer1 (64 in the paper; fewer for light nets
-            with the same structure and names).
+    ``include_top`` keeps ``avgpool`` and ``fc`` (of ``num_classes``);
+    ``replace_stride_with_dilation`` (three booleans, layer2 … layer4) dilates instead of
+    striding (``[False, True, True]``: output stride 8); ``base_channels`` is the stem width (64).
     """
 
     def __init__(self, depth: int = 50, *, num_classes: int = 1000, include_top: bool = True,
@@ -125,8 +113,8 @@ class ResNet(nn.Module):
 
     def _make_layer(self, planes: int, blocks: int, stride: int = 1,
                     dilate: bool = False) -> nn.Sequential:
-        # torchvision's rule: the first block of a dilated stage keeps the previous dilation,
-        # the following blocks use the new one. Matching it keeps pretrained outputs identical.
+        # torchvision's rule, kept for identical outputs: the first block of a dilated stage
+        # keeps the previous dilation.
         previous_dilation = self._dilation
         if dilate:
             self._dilation *= stride
@@ -175,13 +163,8 @@ class ResNet(nn.Module):
 
 
 class ResNetBackbone(ResNet):
-    """A ResNet without classifier, in the backbone protocol of :mod:`fcnseg.models.trunk`.
-
-    ``forward`` returns ``{8: layer2, 16: layer3, 32: layer4}`` (the keys are nominal strides,
-    the FCN level each feature feeds); ``out_channels`` gives their channel counts and
-    ``coord_maps()`` their true placement, which differs from the nominal stride when stages
-    are dilated. Its state-dict keys are torchvision's minus ``fc.*``.
-    """
+    """A ResNet without classifier, in the trunk protocol: ``forward`` returns ``{8: layer2,
+    16: layer3, 32: layer4}`` (nominal strides; ``coord_maps()`` gives the true placement)."""
 
     def __init__(self, depth: int = 50, *,
                  replace_stride_with_dilation: Sequence[bool] | None = None,
@@ -207,12 +190,11 @@ def load_resnet_weights(module: nn.Module, path: PathLike, *, prefix: str | None
                         bands: Sequence[str] | None = None) -> nn.Module:
     """Load torchvision-layout ResNet ImageNet weights (``resnet50-*.pth`` …) from a local file.
 
-    ``module`` is a :class:`ResNet`, or a model holding one as ``backbone`` or ``trunk`` (or at
-    ``prefix``). The file's ``fc.*`` keys are skipped when the ResNet has no classifier; every
-    other key must fit, else the error names the file and the keys. The input convention
-    (torchvision's RGB by default) is recorded on ``module.input_convention``, except for a
-    ResNet of other than 3 input channels: give its input ``bands``, and the file's colour
-    ``conv1`` is widened to them by :func:`fcnseg.models.weights.band_conv1`.
+    ``module`` is a :class:`ResNet`, or holds one as ``backbone``, ``trunk`` or at ``prefix``.
+    ``fc.*`` is skipped without a classifier; every other key must fit (errors name the file and
+    keys). ``convention`` goes to ``module.input_convention``; a ResNet of other than 3 input
+    channels gets the colour ``conv1`` widened to its ``bands`` instead
+    (:func:`~fcnseg.models.weights.band_conv1`).
     """
     path = Path(path)
     if prefix is None:

@@ -1,9 +1,5 @@
-"""torchvision's FCN variant (``fcn_resnet50`` / ``fcn_resnet101``), with its state-dict keys.
-
-A dilated ResNet (output stride 8) feeds ``classifier``, an FCNHead, whose scores are
-bilinearly resized to the input; an optional ``aux_classifier`` scores layer3 for an auxiliary
-loss. The keys are torchvision's, so its published checkpoints (``fcn_resnet50_coco-*.pth``)
-load unchanged with :func:`load_torchvision_fcn_weights`."""
+"""torchvision's FCN variant (``fcn_resnet50`` / ``fcn_resnet101``) with its state-dict keys, so
+its published checkpoints load unchanged (:func:`load_torchvision_fcn_weights`)."""
 
 from __future__ import annotations
 
@@ -35,21 +31,12 @@ class FCNHead(nn.Sequential):
 
 
 class TorchvisionFCN(DescribedModel, nn.Module):
-    """FCN on a dilated ResNet, as torchvision's ``fcn_resnet50`` / ``fcn_resnet101``.
+    """FCN on a dilated ResNet of ``depth``: ``classifier`` (an FCNHead) scores layer4, resized
+    bilinearly to the input.
 
-    Args:
-        num_classes: output channels (21 in torchvision's published COCO-VOC models).
-        depth: ResNet depth, 50 or 101 for torchvision's models (18/34 also work).
-        aux_loss: add ``aux_classifier`` on layer3, whose scores come out only with
-            ``output="dict"`` (``model(x)`` is the logits tensor in training too, warning once
-            that the head is left out): a training loop of your own sets ``model.output =
-            "dict"`` and adds a loss on ``out["aux"]`` (torchvision weighs it 0.5). ``fcnseg
-            train`` trains on ``"out"`` alone.
-        output: ``"tensor"`` (the N×C×H×W logits) or ``"dict"`` (torchvision's ``{"out",
-            "aux"}``).
-        base_channels: stem width of the ResNet (64 in torchvision; smaller for tests).
-        replace_stride_with_dilation: as :class:`~fcnseg.models.resnet.ResNet` (output stride 8).
-        identity: what rebuilds it (by default these arguments and torchvision's RGB).
+    ``aux_loss`` adds ``aux_classifier`` on layer3, whose scores come out only with ``output=
+    "dict"`` (torchvision's ``{"out", "aux"}``; ``"tensor"``, the logits, warns once in
+    training that the head gets no loss). ``identity`` defaults to these arguments and RGB.
     """
 
     def __init__(self, num_classes: int = 21, *, depth: int = 50, aux_loss: bool = False,
@@ -99,8 +86,7 @@ class TorchvisionFCN(DescribedModel, nn.Module):
         return result
 
     def upsampling_layers(self) -> list[nn.ConvTranspose2d]:
-        """None: this model resizes with ``F.interpolate``, which has no weights (the method
-        exists so that training code can treat every model alike)."""
+        """None: this model resizes with ``F.interpolate`` (training code treats all alike)."""
         return []
 
     def extra_repr(self) -> str:
@@ -110,10 +96,8 @@ class TorchvisionFCN(DescribedModel, nn.Module):
 def load_torchvision_fcn_weights(model: TorchvisionFCN, path: PathLike, *,
                                  convention: InputConvention | str = TORCHVISION_RGB
                                  ) -> TorchvisionFCN:
-    """Load a torchvision FCN checkpoint (``fcn_resnet50_coco-1167a1af.pth`` …) strictly,
-    except that its ``aux_classifier.*`` keys (only the training loss uses them) are skipped for a
-    model built without ``aux_loss``. Errors name the file and the offending keys.
-    """
+    """Load a torchvision FCN checkpoint (``fcn_resnet50_coco-1167a1af.pth`` …) strictly, its
+    ``aux_classifier.*`` skipped for a model without ``aux_loss``; errors name file and keys."""
     path = Path(path)
     sd = read_state_dict(path)
     if model.aux_classifier is None:

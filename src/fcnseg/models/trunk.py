@@ -2,15 +2,13 @@
 
 A trunk is an ``nn.Module`` that
 
-- has ``out_channels``: a dict ``{8: c8, 16: c16, 32: c32}`` of the channel counts of its
-  features at nominal strides 8, 16 and 32 (FCN-32s needs only 32; FCN-16s 16 and 32);
-- returns from ``forward(x)`` those features, as a mapping keyed by the same strides or as a
-  sequence of three in ascending stride order;
-- optionally has ``coord_maps`` (a dict, or a method returning one) giving for each stride the
-  :class:`~fcnseg.models.geometry.CoordMap` of its feature (index ``i`` centred on input pixel
-  ``scale * i + shift``). The default, ``CoordMap(s, 0)``, is what stride-2 "same"-padded
-  convolutions and 3×3/2 pad 1 max pools give (ResNets, MobileNets); unpadded 2×2/2 pools (VGG)
-  give ``CoordMap(s, (s - 1) / 2)``, and dilated trunks declare their true scales.
+- has ``out_channels``: ``{8: c8, 16: c16, 32: c32}``, the channels of its features at nominal
+  strides 8, 16 and 32 (FCN-32s needs only 32; FCN-16s 16 and 32);
+- returns from ``forward(x)`` those features, keyed by stride or as a sequence of three;
+- optionally has ``coord_maps`` (a dict, or a method returning one): each feature's
+  :class:`~fcnseg.models.geometry.CoordMap`. The default, ``CoordMap(s, 0)``, is what "same"
+  padded stride-2 layers give (ResNets); unpadded 2×2/2 pools (VGG) give ``CoordMap(s, (s - 1)
+  / 2)``, and dilated trunks declare their true scales.
 
 Any module that follows it can be used with :func:`fcnseg.models.fcn_from_backbone`."""
 
@@ -35,17 +33,14 @@ class BackboneError(ValueError):
 
 
 class ConvolutionalizedTrunk(nn.Module):
-    """Base of the trunks that end in an ImageNet classifier's fully connected layers turned
-    into convolutions (VGG16, AlexNet): ``fc6`` and ``fc7`` (1×1), each followed by a ReLU and
-    Caffe's element-wise dropout ``drop6`` / ``drop7``; ``fully_connected`` names them for
-    :func:`fcnseg.models.optimize`, which runs each as one GEMM.
-    """
+    """Base of the trunks ending in a classifier's fully connected layers as convolutions
+    (VGG16, AlexNet): ``fc6``, ``fc7``, each with a ReLU and dropout ``drop6`` / ``drop7``;
+    ``fully_connected`` names them for :func:`fcnseg.models.optimize`."""
 
     fully_connected = ("fc6", "fc7")
 
     def set_input(self, in_channels: int, width: float, fc_channels: int) -> None:
-        """Record ``in_channels``; refuse it, a channel multiplier or an fc6/fc7 width that
-        builds no network."""
+        """Record ``in_channels``; refuse a size that builds no network."""
         if in_channels < 1:
             raise ValueError(f"in_channels must be >= 1, got {in_channels}")
         if width <= 0 or fc_channels < 1:
@@ -81,8 +76,7 @@ def check_batch(x: torch.Tensor, channels: int) -> None:
 
 def trunk_channels(trunk: nn.Module, strides: Sequence[int],
                    needed_by: str = "the head") -> dict[int, int]:
-    """The trunk's declared channel count at each of ``strides`` (``needed_by`` names what
-    needs them, for the error message)."""
+    """The trunk's declared channel count at each of ``strides`` (``needed_by``: for errors)."""
     channels = expect_mapping(
         getattr(trunk, "out_channels", None), type(trunk).__name__,
         "an out_channels dict {8: c8, 16: c16, 32: c32} (see fcnseg.models.trunk)",

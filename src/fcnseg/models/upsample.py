@@ -1,10 +1,5 @@
-"""Bilinear deconvolutions, as the FCN reference initialises its upsampling layers.
-
-:class:`BilinearUpsampling` is a plain ``nn.ConvTranspose2d`` (state-dict key ``weight``) that can
-also compute a window of its output (:meth:`~BilinearUpsampling.forward_window`), which is how
-the FCN heads place an upsampled score map onto the grid of the map it is fused with.
-:func:`fcnseg.models.optimize` swaps it for a separable equivalent that computes only the window.
-"""
+"""Bilinear deconvolutions, as the FCN reference initialises its upsampling layers: a plain
+``nn.ConvTranspose2d`` that can also compute a window of its output, as the heads need."""
 
 from __future__ import annotations
 
@@ -17,11 +12,7 @@ from torch import nn
 
 
 def bilinear_kernel(size: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """2-D bilinear interpolation kernel of ``size``×``size``.
-
-    factor f = (size + 1) // 2, centre c = f - 1 (odd size) or f - 0.5 (even size),
-    value(i, j) = (1 - |i - c| / f) * (1 - |j - c| / f). size 4 gives 0.25, 0.75, 0.75, 0.25.
-    """
+    """2-D bilinear interpolation kernel of ``size``×``size`` (size 4: 0.25, 0.75, 0.75, 0.25)."""
     if size < 1:
         raise ValueError(f"kernel size must be positive, got {size}")
     f = (size + 1) // 2
@@ -31,13 +22,8 @@ def bilinear_kernel(size: int, dtype: torch.dtype = torch.float32) -> torch.Tens
 
 
 class BilinearUpsampling(nn.ConvTranspose2d):
-    """A bias-free, channel-diagonal transposed convolution holding a bilinear kernel.
-
-    Channel ``c`` of the output is the bilinear upsampling of channel ``c`` of the input; the
-    off-diagonal kernels are zero. The weight starts frozen (``requires_grad=False``): the
-    reference never trains its upsampling layers (learning rate 0); set ``requires_grad`` back to
-    True to train them.
-    """
+    """A bias-free, channel-diagonal transposed convolution holding a bilinear kernel, frozen
+    as the reference's (learning rate 0); set ``requires_grad`` to train it."""
 
     def __init__(self, channels: int, kernel: int, stride: int, padding: int = 0) -> None:
         super().__init__(channels, channels, kernel, stride=stride, padding=padding, bias=False)
@@ -58,12 +44,8 @@ class BilinearUpsampling(nn.ConvTranspose2d):
                 self.weight.device, self.weight.dtype)
 
     def forward_window(self, x: torch.Tensor, offset: int, size: Sequence[int]) -> torch.Tensor:
-        """Rows and columns ``offset … offset + size - 1`` of ``self(x)``.
-
-        A negative ``offset`` (or a window past the end) reaches outside the deconvolution's
-        output, where no input contributes: those pixels are zero. The input is then zero-padded
-        first, which gives exactly that (only without padding, which would crop contributions).
-        """
+        """Rows and columns ``offset … offset + size - 1`` of ``self(x)``; zero outside its
+        output (a negative ``offset`` zero-pads the input, only without padding)."""
         h, w = size[0], size[1]  # no int(): tracing for export keeps them symbolic
         if offset < 0:
             if self.padding != (0, 0):
@@ -76,8 +58,7 @@ class BilinearUpsampling(nn.ConvTranspose2d):
         return self(x)[..., offset : offset + h, offset : offset + w]
 
 
-#: ``bilinear_upsampling(channels, kernel, stride, padding=0)``: a frozen channel-diagonal
-#: bilinear deconvolution (see :class:`BilinearUpsampling`).
+#: ``bilinear_upsampling(channels, kernel, stride, padding=0)``: a :class:`BilinearUpsampling`.
 bilinear_upsampling = BilinearUpsampling
 
 

@@ -1,10 +1,8 @@
 """The VGG16 trunk of the reference FCNs, in two geometries, with or without batch norm.
 
-``geometry="caffe"`` (default) is the reference network: conv1_1 padded by 100, ceil-mode pools
-and fc6 a 7×7 convolution without padding. ``geometry="same"`` drops the 100-pixel pad and pads
-fc6 by 3 (the heads then need no crops). Both have the same parameters, so a state dict loads
-into either. ``batch_norm=True`` adds a BatchNorm2d ``bn{b}_{i}`` after each convolution
-(torchvision's vgg16_bn). ``forward`` returns ``{8: pool3, 16: pool4, 32: fc7}``."""
+``geometry="caffe"`` is the reference: conv1_1 padded by 100, ceil-mode pools, fc6 7×7 unpadded.
+``"same"`` drops the 100-pixel pad and pads fc6 by 3 (no crops needed); both have the same
+parameters. ``batch_norm=True`` adds ``bn{b}_{i}`` after each convolution (vgg16_bn)."""
 
 from __future__ import annotations
 
@@ -22,17 +20,9 @@ VGG16_BLOCKS = ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))
 
 
 class VGG16Trunk(ConvolutionalizedTrunk):
-    """VGG16 convolutions, pools and the convolutionalized fc6/fc7.
-
-    Args:
-        geometry: ``"caffe"`` or ``"same"`` (see the module docstring).
-        width: multiplier of the convolution channels (slimmer trunks for CPUs and tests).
-        fc_channels: channels of fc6 and fc7 (4096 in VGG16).
-        dropout: element-wise dropout after fc6 and fc7, as Caffe's Dropout.
-        batch_norm: a BatchNorm2d after each convolution (VGG16-BN).
-        in_channels: input channels of conv1_1 (3 for images; 4 for the reference's early
-            fusion of colour and depth).
-    """
+    """VGG16 convolutions, pools and convolutionalized fc6/fc7 (of ``fc_channels``);
+    ``width`` multiplies the convolution channels. ``forward`` returns ``{8: pool3, 16: pool4,
+    32: fc7}``."""
 
     def __init__(self, *, geometry: str = "caffe", width: float = 1.0, fc_channels: int = 4096,
                  dropout: float = 0.5, batch_norm: bool = False, in_channels: int = 3) -> None:
@@ -48,8 +38,7 @@ class VGG16Trunk(ConvolutionalizedTrunk):
         for b, (n_convs, ch) in enumerate(VGG16_BLOCKS, start=1):
             ch = max(1, round(ch * width))
             for i in range(1, n_convs + 1):
-                # The reference pads conv1_1 by 100 so that any input of size >= 1 still leaves a
-                # 7×7 pool5 for fc6; the heads' crops remove the extra border again.
+                # The reference's pad of 100 leaves any input a 7×7 pool5 for fc6.
                 pad = 100 if (caffe and b == 1 and i == 1) else 1
                 setattr(self, f"conv{b}_{i}", nn.Conv2d(in_ch, ch, 3, padding=pad))
                 if batch_norm:

@@ -19,11 +19,8 @@ from fcnseg.utils.typing import PathLike
 
 def load_vgg16_bn_weights(model: nn.Module, path: PathLike, *,
                           convention: InputConvention | str = TORCHVISION_RGB) -> nn.Module:
-    """Copy torchvision ``vgg16_bn`` ImageNet weights into an FCN built with ``batch_norm=True``:
-    as :func:`fcnseg.models.load_backbone_weights`, with each BatchNorm to ``bn{b}_{i}``. The
-    input convention (torchvision's RGB) is recorded on ``model.input_convention``; a multi-band
-    model keeps its own and gets conv1_1 widened to its bands.
-    """
+    """Copy torchvision ``vgg16_bn`` ImageNet weights into an FCN built with ``batch_norm=True``,
+    as :func:`fcnseg.models.load_backbone_weights` does, each BatchNorm to ``bn{b}_{i}``."""
     path = Path(path)
     if not getattr(model, "batch_norm", False):
         raise WeightsError(f"{path}: vgg16_bn weights need a model built with batch_norm=True")

@@ -51,22 +51,18 @@ def _unwrap(obj: Any, path: Path) -> StateDict:
 
 
 def read_state_dict(path: PathLike) -> StateDict:
-    """Read a state dict from a ``.safetensors`` or ``torch.save`` file, safely.
-
-    Accepts a bare state dict or a checkpoint holding one under ``model_state_dict`` (the
-    PyTorch FCN port's ``.pth.tar``), ``state_dict`` or ``model``.
-    """
+    """Read a state dict from a ``.safetensors`` or ``torch.save`` file, safely: a bare one or
+    a checkpoint holding one under ``model_state_dict``, ``state_dict`` or ``model``."""
     return read_weights(path)[0]
 
 
-#: The input convention of weights fcnseg wrote (:func:`save_backbone_weights`): an attribute of
-#: the saved OrderedDict (``torch.save`` keeps it), or a ``.safetensors`` metadata key.
+#: Where weights fcnseg wrote record their input convention: an attribute of the saved
+#: OrderedDict (``torch.save`` keeps it), or a ``.safetensors`` metadata key.
 CONVENTION_FIELD = "input_convention"
 
 
 def read_weights(path: PathLike) -> tuple[StateDict, str | None]:
-    """:func:`read_state_dict` with the input convention the file records (its name, as
-    :func:`save_backbone_weights` writes it), or None for a file that records none."""
+    """:func:`read_state_dict` and the name of the input convention the file records, or None."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: no such weights file")
@@ -95,9 +91,9 @@ def read_weights(path: PathLike) -> tuple[StateDict, str | None]:
 
 def save_backbone_weights(state_dict: Mapping[str, torch.Tensor], out: PathLike,
                           convention: InputConvention) -> Path:
-    """Write backbone weights (torchvision's layout) that record their input convention, so
-    that :func:`load_backbone_weights` needs no ``convention=``: a ``.safetensors`` file with
-    it in the metadata, else a ``torch.save`` state dict that still loads anywhere as one."""
+    """Write backbone weights (torchvision's layout) recording their input convention, so that
+    :func:`load_backbone_weights` needs no ``convention=``: in ``.safetensors`` metadata, or on
+    a ``torch.save`` state dict that still loads anywhere as one."""
     out = Path(out)
     if out.suffix == ".safetensors":
         return write_safetensors(out, state_dict, metadata={CONVENTION_FIELD: convention.name})
@@ -110,8 +106,8 @@ def save_backbone_weights(state_dict: Mapping[str, torch.Tensor], out: PathLike,
 
 def load_exactly(path: Path, model: nn.Module, sd: Mapping[str, torch.Tensor],
                  expected: str = "") -> None:
-    """``model.load_state_dict(sd)``, or a :class:`WeightsError` naming ``path`` and the missing,
-    unexpected and mis-shaped keys (:func:`describe_mismatch`), then ``expected``."""
+    """``model.load_state_dict(sd)``, or a :class:`WeightsError` of :func:`describe_mismatch`
+    followed by ``expected``."""
     problem = describe_mismatch(path, model, sd)
     if problem:
         raise WeightsError(problem + expected)
@@ -140,11 +136,8 @@ def _listing(items: list[str], limit: int = 12) -> str:
 
 def load_fcn_weights(model: nn.Module, path: PathLike, *,
                      convention: InputConvention | str | None = None) -> nn.Module:
-    """Load a whole-model state dict (ours, or the PyTorch FCN port's) into ``model``, strictly.
-
-    The port's published models were converted from the Caffe release, so their convention is
-    Caffe BGR; pass ``convention`` for files trained otherwise.
-    """
+    """Load a whole-model state dict (ours, or the PyTorch FCN port's) into ``model``, strictly,
+    and set ``convention`` when given (the port's models are Caffe BGR)."""
     path = Path(path)
     load_exactly(path, model, read_state_dict(path))
     if convention is not None:
@@ -156,9 +149,8 @@ _BN_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracke
 
 
 def vgg16_torchvision_keys(batch_norm: bool = False) -> dict[str, str]:
-    """The VGG16 FCN's trunk keys (``conv1_1.weight`` … ``fc7.bias``; with ``batch_norm`` also
-    ``bn1_1.*`` …), each with the key of the same tensor in torchvision's ``vgg16`` (or
-    ``vgg16_bn``) state dict (``features.0.weight`` … ``classifier.3.bias``)."""
+    """The VGG16 FCN's trunk keys (``conv1_1.weight`` … ``fc7.bias``, ``bn1_1.*`` … with
+    ``batch_norm``) → torchvision's ``vgg16`` (``vgg16_bn``) keys (``features.0.weight`` …)."""
     keys: dict[str, str] = {}
     index = 0  # torchvision's features: convolution, (BatchNorm,) ReLU; a pool after each block
     for b, (n_convs, _) in enumerate(VGG16_BLOCKS, start=1):
@@ -187,9 +179,8 @@ def _guess_convention(path: Path) -> InputConvention | None:
 
 
 class ConventionUnknown(WeightsError):
-    """Weights whose input convention cannot be told: the message says how to give it, by
-    the argument of the caller (``convention=`` of :func:`load_backbone_weights`,
-    ``backbone_convention=`` of the builders, ``model.backbone_convention`` of a recipe)."""
+    """Weights whose input convention cannot be told: the message says how to give it, by the
+    caller's ``argument`` (``convention=``, ``backbone_convention=``, a recipe's field)."""
 
     def __init__(self, path: Path, what: str, argument: str = "convention") -> None:
         self.path, self.what, self.argument = path, what, argument
@@ -210,15 +201,12 @@ class ConventionUnknown(WeightsError):
 
 def load_backbone_weights(model: nn.Module, path: PathLike, *,
                           convention: InputConvention | str | None = None) -> nn.Module:
-    """Copy ImageNet VGG16 weights (torchvision's state-dict layout) into an FCN: the
-    convolutionalization.
+    """Copy ImageNet VGG16 weights (torchvision's layout) into an FCN: the convolutionalization.
 
-    ``features.*`` go to conv1_1 … conv5_3, the Linear ``classifier.0`` and ``classifier.3``
-    become fc6 (7×7) and fc7 (1×1), the 1000-way ``classifier.6`` is dropped: torchvision's
-    ``vgg16-397923af.pth`` (RGB) or the Caffe-converted ``vgg16_from_caffe.pth`` (BGR). The
-    file's input convention goes to ``model.input_convention``: the one it records (``fcnseg
-    convert`` writes it), else recognised from the published file names, else ``convention``.
-    A multi-band model keeps its own; conv1_1 is widened to its bands by :func:`band_conv1`.
+    ``features.*`` go to conv1_1 … conv5_3, the Linear ``classifier.0`` / ``classifier.3``
+    become fc6 (7×7) / fc7 (1×1), ``classifier.6`` is dropped. ``model.input_convention``
+    becomes ``convention``, else the one the file records, else the one its published name
+    says; a multi-band model keeps its own and gets conv1_1 widened (:func:`band_conv1`).
     """
     path = Path(path)
     sd, recorded = read_weights(path)
@@ -232,9 +220,8 @@ def load_backbone_weights(model: nn.Module, path: PathLike, *,
 def copy_imagenet_trunk(model: nn.Module, path: Path, sd: dict[str, torch.Tensor],
                         mapping: Mapping[str, str], what: str, convention: InputConvention | str,
                         *, record: bool = True) -> nn.Module:
-    """:func:`copy_convolutionalized` for a colour ImageNet file trained on ``convention``: a
-    colour model records that convention (when ``record``); a multi-band model keeps its own and
-    gets the file's first convolution (:func:`first_conv_keys`) widened to its bands first."""
+    """:func:`copy_convolutionalized` for a colour file trained on ``convention``: a colour model
+    records it (when ``record``); a multi-band model gets the first convolution widened."""
     bands = model_bands(model)
     if bands is not None:
         first_conv = [None if k is None else mapping.get(k) for k in first_conv_keys(model)]
@@ -247,9 +234,8 @@ def copy_imagenet_trunk(model: nn.Module, path: Path, sd: dict[str, torch.Tensor
 
 def copy_convolutionalized(model: nn.Module, path: Path, sd: Mapping[str, torch.Tensor],
                            mapping: Mapping[str, str], what: str) -> None:
-    """Copy ``sd[mapping[k]]`` into the model's ``k`` for every key of ``mapping``, reshaping the
-    Linear fc6/fc7 weights into their convolutions. Errors name the file and the missing or
-    mis-shaped keys."""
+    """Copy ``sd[mapping[k]]`` into the model's ``k`` for every key of ``mapping``, the Linear
+    fc6/fc7 weights reshaped; errors name the file and the missing or mis-shaped keys."""
     own = model.state_dict()
     # Files saved before PyTorch 0.4.1 lack BatchNorm's num_batches_tracked, only a counter.
     missing = sorted(v for v in mapping.values()
@@ -283,15 +269,12 @@ COLOUR_BANDS = ("red", "green", "blue")
 
 def widen_conv1(weight: torch.Tensor, bands: Sequence[str], *, weight_order: str = "RGB",
                 keep_variance: bool = True) -> torch.Tensor:
-    """A first-convolution weight for input ``bands`` (e.g. ``("red", "green", "blue",
-    "nir")``) from an (out, 3, k, k) colour one whose channels are in ``weight_order`` ("RGB"
-    or "BGR").
+    """A first-convolution weight for input ``bands`` (``("red", "green", "blue", "nir")``)
+    from an (out, 3, k, k) colour one in ``weight_order`` ("RGB" or "BGR").
 
-    Red, green and blue keep their own ImageNet filter; every other band (depth, near infrared
-    ...) starts from the mean of each filter over its colour channels. With ``keep_variance``
-    each output filter is then scaled so that the sum of its squared weights is unchanged (the
-    output variance kept for standardised, independent bands); False is the reference's
-    early-fusion rule, unscaled.
+    Red, green and blue keep their filter; every other band starts from the mean of each filter
+    over its colour channels. ``keep_variance`` then scales each output filter to its former
+    sum of squared weights; False is the reference's early-fusion rule, unscaled.
     """
     if weight.dim() != 4 or weight.shape[1] != 3:
         raise ValueError(f"expected a conv1_1 weight of shape (out, 3, k, k), got "
@@ -321,16 +304,14 @@ IMAGENET_RGB_STD = (0.229, 0.224, 0.225)
 
 def band_conv1(weight: torch.Tensor, bands: Sequence[str],
                convention: InputConvention | str) -> tuple[torch.Tensor, torch.Tensor]:
-    """A first convolution for standardised ``bands`` (a multi-band model's input, see
-    :func:`fcnseg.conventions.band_convention`) from a colour one trained in ``convention``.
+    """A first convolution for standardised ``bands`` from a colour one trained in
+    ``convention``, and the offset to add to its bias (or subtract from the next BatchNorm's
+    running mean).
 
-    Each colour channel's filter is scaled by the spread ImageNet pixels have in the
-    convention's units (about 58 for Caffe's 0-255 minus mean, 1 for torchvision's), so that a
-    standardised band drives it as much as the colour did; then :func:`widen_conv1` gives the
-    bands their filters. Also returns, per output channel, what the colour layer added at
-    ImageNet's mean pixel (0 for torchvision's convention): add it to the layer's bias (or
-    subtract it from the running mean of the BatchNorm that follows) so that the dataset's mean
-    pixel, which the band convention maps to 0, gives the response ImageNet's mean gave.
+    Each colour filter is scaled by the spread of ImageNet pixels in the convention's units
+    (about 58 for Caffe's, 1 for torchvision's), then :func:`widen_conv1` gives the bands their
+    filters. The offset, per output channel, is the colour layer's response to ImageNet's mean
+    pixel, which the dataset's mean pixel (0 in the band convention) then gives too.
     """
     conv = get_convention(convention)
     if conv.bands is not None:
@@ -357,10 +338,9 @@ def model_bands(model: nn.Module) -> tuple[str, ...] | None:
 def widen_first_conv(sd: dict[str, torch.Tensor], bands: Sequence[str],
                      convention: InputConvention | str, weight_key: str,
                      bias_key: str | None = None, bn_mean_key: str | None = None) -> list[str]:
-    """Replace a colour state dict's first convolution ``sd[weight_key]`` by
-    :func:`band_conv1`'s for ``bands``, its offset into ``sd[bias_key]`` or else out of the
-    BatchNorm running mean ``sd[bn_mean_key]``. Returns the keys set (none without a colour
-    ``weight_key``: the copy then names a missing key)."""
+    """Replace ``sd[weight_key]`` by :func:`band_conv1`'s for ``bands``, its offset into
+    ``sd[bias_key]`` or else out of ``sd[bn_mean_key]``; returns the keys set (none without a
+    colour ``weight_key``: the copy then names a missing key)."""
     weight = sd.get(weight_key)
     if weight is None or weight.dim() != 4 or weight.shape[1] != 3:
         return []
@@ -380,12 +360,9 @@ class InitReport:
 
     source: str
     copied: list[str] = field(default_factory=list)
-    #: model keys kept at their initialisation: ``{key: reason}``
-    kept: dict[str, str] = field(default_factory=dict)
-    #: source keys the model has no place for
-    unused: list[str] = field(default_factory=list)
-    #: model keys taken from a colour source's first convolution widened to the model's bands
-    #: (:func:`band_conv1`), with its bias or BatchNorm mean
+    kept: dict[str, str] = field(default_factory=dict)  # model key → why it was left alone
+    unused: list[str] = field(default_factory=list)  # source keys the model has no place for
+    #: model keys from a colour source's first convolution widened to the model's bands
     widened: list[str] = field(default_factory=list)
 
     def __iter__(self) -> Iterator[str]:
@@ -409,7 +386,6 @@ class InitReport:
         return "; ".join(parts)
 
 
-# Layers that belong to the task head rather than the trunk (feature extractor).
 _HEAD_PREFIXES = ("score", "upscore", "classifier", "aux_classifier")
 
 
@@ -417,7 +393,6 @@ def _is_trunk_key(key: str) -> bool:
     return not key.split(".", 1)[0].startswith(_HEAD_PREFIXES)
 
 
-#: Why a tensor holding NaN or infinity is refused as a starting point.
 NONFINITE = ("holds NaN or infinite values (saved from a run that diverged?); training from it "
              "would give a NaN loss at once")
 
@@ -430,8 +405,7 @@ def first_nonfinite(sd: Mapping[str, torch.Tensor], keys: Iterable[str]) -> str 
 
 def first_conv_keys(model: nn.Module) -> tuple[str, str | None, str | None]:
     """The state-dict keys of ``model``'s first convolution (the first Conv2d taking its input
-    channels): its weight, its bias (None without one) and the running mean of a BatchNorm
-    right after it (None without one)."""
+    channels): weight, bias and the running mean of a BatchNorm right after it (or None)."""
     channels = model.input_convention.channels  # type: ignore[union-attr]
     layers = [m for m in model.modules() if isinstance(m, nn.Conv2d | nn.BatchNorm2d)]
     first = next((i for i, m in enumerate(layers)
@@ -451,8 +425,7 @@ def first_conv_keys(model: nn.Module) -> tuple[str, str | None, str | None]:
 def _widen_colour_source(model: nn.Module, sd: Mapping[str, torch.Tensor],
                          convention: InputConvention | str | Mapping[str, Any] | None,
                          what: str) -> tuple[Mapping[str, torch.Tensor], list[str]]:
-    """``sd`` with a colour first convolution widened to a multi-band ``model``'s bands, and
-    the keys so set; a source of other bands than the model's is refused."""
+    """``sd`` with a colour first convolution widened to ``model``'s bands, and the keys set."""
     bands = model_bands(model)
     source = None if convention is None else get_convention(convention)  # type: ignore[arg-type]
     if source is not None and source.bands is not None:
@@ -471,8 +444,8 @@ def _widen_colour_source(model: nn.Module, sd: Mapping[str, torch.Tensor],
 def state_dict_of(source: nn.Module | Mapping[str, torch.Tensor] | PathLike, *,
                   read: Callable[[Any], StateDict] = read_state_dict,
                   ) -> tuple[Mapping[str, torch.Tensor], str]:
-    """The weights of ``source``, a model, a state dict or a file (read by ``read``), and which
-    of the three it was: ``"module"``, ``"state dict"`` or ``"file"``."""
+    """The weights of a model, a state dict or a file (read by ``read``), and which it was:
+    ``"module"``, ``"state dict"`` or ``"file"``."""
     if isinstance(source, nn.Module):
         return source.state_dict(), "module"
     if isinstance(source, Mapping):
@@ -509,8 +482,7 @@ def _matched(model: nn.Module, sd: Mapping[str, torch.Tensor],
 
 
 def trunk_description(model: nn.Module) -> str:
-    """``fcn16s (width 0.0625, fc_channels 8)``: the architecture and the build arguments that
-    set its trunk's shapes (its bands, for a multi-band model)."""
+    """``fcn16s (width 0.0625, fc_channels 8)``: the architecture and what shapes its trunk."""
     kwargs = getattr(model, "build_kwargs", None) or {}
     shaping = [f"{k} {kwargs[k]}" for k in ("backbone", "width", "fc_channels") if k in kwargs]
     bands = model_bands(model)
@@ -523,21 +495,17 @@ def trunk_description(model: nn.Module) -> str:
 def init_from(model: nn.Module, source: nn.Module | Mapping[str, torch.Tensor] | PathLike, *,
               name: str | None = None,
               convention: InputConvention | str | Mapping[str, Any] | None = None) -> InitReport:
-    """Staged initialisation: copy every parameter of ``source`` (a model, a state dict or a
-    file) whose name and shape match.
+    """Staged initialisation: copy every tensor of ``source`` (a model, a state dict or a
+    file; ``name`` says where it came from) whose name and shape match.
 
-    FCN-16s starts from a trained FCN-32s and FCN-8s from an FCN-16s: the trunk, fc6/fc7 and
-    score_fr are copied and the new skip scorers keep their zero start, so the new model
-    computes exactly what the previous stage did. A module source also passes on its input
-    convention; ``name`` says where the source came from. A multi-band model started from
-    colour weights gets their first convolution widened to its bands (:func:`band_conv1`, from
-    the source's ``convention``; a module brings its own); a source of other bands is refused.
+    FCN-16s starts from a trained FCN-32s and FCN-8s from an FCN-16s: the new skip scorers keep
+    their zero start, so the new model computes what the previous stage did. A module source
+    passes on its input convention. A multi-band model started from colour weights gets their
+    first convolution widened (:func:`band_conv1`, from ``convention``); other bands are refused.
 
-    Returns an :class:`InitReport` (iterating gives the copied keys; ``summary()`` names every
-    key left alone and why), logged at INFO, printing nothing; a ``UserWarning`` too where trunk
-    layers (not score or upsampling ones) kept their own initialisation. Raises
-    :class:`WeightsError` when less than half of the trunk matched: such an "initialisation"
-    would silently train from scratch.
+    Returns an :class:`InitReport`, logged at INFO; a ``UserWarning`` where trunk layers kept
+    their own initialisation. Raises :class:`WeightsError` when less than half of the trunk
+    matched: such an "initialisation" would silently train from scratch.
     """
     sd, kind = state_dict_of(source)
     what = name or {"module": f"the given {trunk_description(source)} module",
@@ -552,8 +520,7 @@ def init_from(model: nn.Module, source: nn.Module | Mapping[str, torch.Tensor] |
     if isinstance(source, nn.Module) and hasattr(source, "input_convention") and not widened:
         model.input_convention = source.input_convention
     model.load_state_dict({k: sd[k] for k in report.copied}, strict=False)
-    # A library says nothing on the terminal for what was asked: the report is returned (and
-    # logged at INFO; fcnseg train prints it). Only trunk layers left alone deserve a warning.
+    # Only trunk layers left alone deserve a warning; fcnseg train prints the report.
     log.info("%s", report.summary())
     if any(_is_trunk_key(k) for k in report.kept):
         warnings.warn(report.summary(), UserWarning, stacklevel=2)

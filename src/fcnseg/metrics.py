@@ -199,14 +199,8 @@ def scores(confusion: np.ndarray | torch.Tensor | list[list[int]],
         fw_iu = float((gt_pixels[counted] / total * iu[counted]).sum())
     else:
         pixel_acc = fw_iu = math.nan
-    return {
-        "pixel_acc": pixel_acc,
-        "mean_acc": _nanmean(acc[keep]),
-        "mean_iu": _nanmean(iu[keep]),
-        "fw_iu": fw_iu,
-        "iu": [float(v) for v in iu],
-        "acc": [float(v) for v in acc],
-    }
+    return {"pixel_acc": pixel_acc, "mean_acc": _nanmean(acc[keep]), "mean_iu": _nanmean(iu[keep]),
+            "fw_iu": fw_iu, "iu": [float(v) for v in iu], "acc": [float(v) for v in acc]}
 
 
 def _subset_scores(subset: np.ndarray, whole: np.ndarray,
@@ -446,20 +440,14 @@ class CalibrationBins:
                  "count": int(count[b]), "confidence": float(conf_b[b]),
                  "accuracy": float(acc_b[b])} for b in range(self.num_bins)]
         levels = self.level_confusion.cpu().numpy()
-        per_level = levels.sum(axis=(1, 2))
         coverage = [self._coverage(float(f), levels, exclude) for f in coverages]
-        return {
-            "pixels": int(total),
-            "ece": ece,
-            "num_bins": self.num_bins,
-            "accuracy": float(correct.sum() / total) if total else math.nan,
-            "mean_confidence": float(conf.sum() / total) if total else math.nan,
-            "bins": bins,
-            "coverage": coverage,
-            "confidence_levels": int(np.count_nonzero(per_level)),
-            "mean_iu_classes": _subset_scores(levels.sum(axis=0), levels.sum(axis=0),
-                                              exclude)["classes"] if total else 0,
-        }
+        return {"pixels": int(total), "ece": ece, "num_bins": self.num_bins,
+                "accuracy": float(correct.sum() / total) if total else math.nan,
+                "mean_confidence": float(conf.sum() / total) if total else math.nan,
+                "bins": bins, "coverage": coverage,
+                "confidence_levels": int(np.count_nonzero(levels.sum(axis=(1, 2)))),
+                "mean_iu_classes": _subset_scores(levels.sum(axis=0), levels.sum(axis=0),
+                                                  exclude)["classes"] if total else 0}
 
     def _coverage(self, fraction: float, levels: np.ndarray,
                   exclude: Sequence[int]) -> dict[str, Any]:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
-import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import torch
 
 from fcnseg.bench import BenchConfig, format_report, run_suite
 from fcnseg.cli import options
-from fcnseg.engine.signals import STOP_SIGNALS
+from fcnseg.engine.signals import STOP_SIGNALS, restore_handlers, stop_handlers
 from fcnseg.utils.files import atomic_write_bytes
 
 NAME = "bench"
@@ -108,10 +109,10 @@ def run(args: argparse.Namespace) -> int:
         kept[:] = [report]
 
     try:
-        with _StopOnSignal():
+        with _stop_on_signal():
             report = run_suite(cfg, log=lambda msg: print(msg, flush=True), on_section=keep)
     except _Stopped as stop:
-        return _say_stopped(args.out, kept[0] if kept else None, stop.signum)
+        return _say_stopped(args.out, kept[0] if kept else None, stop.args[0])
     print(format_report(report, targets=args.targets))
     _write(args.out, report)
     print(f"wrote {args.out}")
@@ -139,27 +140,22 @@ def _say_stopped(out: Path, report: dict[str, Any] | None, signum: int) -> int:
 
 
 class _Stopped(Exception):
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
+    """The run was stopped by the signal in ``args[0]``."""
 
 
-class _StopOnSignal:
+@contextlib.contextmanager
+def _stop_on_signal() -> Iterator[None]:
     """SIGINT/SIGTERM end the measurement at once (a section can run for minutes), raising
     :class:`_Stopped`; the previous handlers come back on exit."""
-
-    def __enter__(self) -> _StopOnSignal:
-        self._previous: dict[int, Any] = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in STOP_SIGNALS:
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
+    def handle(signum: int, frame: Any) -> None:
         for sig in STOP_SIGNALS:  # a second signal while the report is written waits
             signal.signal(sig, signal.SIG_IGN)
         raise _Stopped(signum)
 
-    def __exit__(self, *exc: Any) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
+    previous = stop_handlers()
+    for sig in previous:
+        signal.signal(sig, handle)
+    try:
+        yield
+    finally:
+        restore_handlers(previous)

@@ -47,7 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "pixels × classes × 4 bytes)")
     options.add_device(r)
     options.add_batch_size(r, default=1)
-    options.add_num_workers(r, help="DataLoader worker processes (0: load in this process)")
+    options.add_num_workers(r)
     options.add_no_progress(r)
 
 

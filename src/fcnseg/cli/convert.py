@@ -6,6 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
+from fcnseg.weightfiles.reference import CAFFE_HOST, OXFORD_VGG16_URL, REFERENCE_MODELS
+
 NAME = "convert"
 HELP = ("Convert a Caffe .caffemodel (the FCN reference release, or the ImageNet VGG16) into an "
         "fcnseg checkpoint that predict, evaluate, serve and export take as it is. No Caffe "
@@ -27,8 +29,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def where_the_files_are() -> str:
     """Where the reference ``.caffemodel`` files are downloaded from, and the extra needed."""
-    from fcnseg.weightfiles.reference import CAFFE_HOST, OXFORD_VGG16_URL, REFERENCE_MODELS
-
     names = ", ".join(name for name in REFERENCE_MODELS if name != "VGG_ILSVRC_16_layers")
     return (f"The reference release's files are {CAFFE_HOST}/NAME.caffemodel for NAME in "
             f"{names}; the ImageNet VGG16 is at {OXFORD_VGG16_URL} (the Oxford VGG page). "

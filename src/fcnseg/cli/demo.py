@@ -17,6 +17,7 @@ import torch
 
 from fcnseg.cli import options
 from fcnseg.data import build_dataset
+from fcnseg.data.rasters import display_rgb
 from fcnseg.engine import load_config, train
 from fcnseg.engine.evaluation import evaluate_checkpoint, format_report, write_report
 from fcnseg.inference import Segmenter
@@ -29,6 +30,7 @@ from fcnseg.inference.visualize import (
     labelled_overlay,
     save_png,
 )
+from fcnseg.utils.keyed import first_of
 
 NAME = "demo"
 HELP = "Run the embedded default: train FCN-8s on synthetic data, evaluate, write a report."
@@ -155,8 +157,6 @@ def save_predictions(checkpoint: Path, val_spec: dict, folder: Path, count: int,
 def _band_picture(dataset, image: np.ndarray) -> np.ndarray:
     """A multi-band sample drawn as its dataset's ``rgb`` bands stretched 2/98 (else its
     first band in grey)."""
-    from fcnseg.data.rasters import display_rgb
-
     described = getattr(dataset, "rasters", dataset)  # windows of rasters: the rasters' bands
     return display_rgb(image, getattr(described, "bands", None),
                        getattr(described, "rgb_bands", None))
@@ -165,8 +165,6 @@ def _band_picture(dataset, image: np.ndarray) -> np.ndarray:
 @torch.inference_mode()
 def _band_labels(segmenter: Segmenter, image: np.ndarray) -> np.ndarray:
     """The labels of a multi-band image: its raw band values through the model."""
-    from fcnseg.utils.keyed import first_of
-
     scores = first_of(segmenter.logits(segmenter.preprocess([image.astype(np.float32)])))
     return scores[0].argmax(0).cpu().numpy()
 

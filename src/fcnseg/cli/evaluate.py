@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     options.add_batch_size(r, default=1,
                            help="images per batch (1: each whole image; more pad each batch to "
                                 "its largest image, padded pixels unscored)")
-    options.add_num_workers(r, help="DataLoader worker processes (0: load in this process)")
+    options.add_num_workers(r)
     options.add_precision(r, amp_alias=True, default=None,
                           help=options.PRECISION_HELP + " (default: the precision the "
                                "checkpoint's training validated at, its recipe's precision: "
@@ -64,18 +64,12 @@ def _parse_coverage(items: list[str]) -> tuple[float, ...]:
     return values
 
 
-def predict_fn_from_args(args: argparse.Namespace) -> Any:
-    """The ``predict_fn`` for ``--sliding-window`` / ``--tta-*`` (the settings ``fcnseg
-    predict`` takes, checked before any image is read), or None for a plain forward."""
-    sliding = options.sliding_window_from_args(args)
-    inner = None if sliding is None else sliding.predict_fn()
-    tta = options.tta_from_args(args)
-    return inner if tta is None else tta.predict_fn(inner)
-
-
 def run(args: argparse.Namespace) -> int:
     device = str(resolve_device(args.device))
-    predict_fn = predict_fn_from_args(args)  # bad options fail before any data is read
+    # --sliding-window and --tta-* as fcnseg predict takes them, checked before any data is read
+    sliding, tta = options.sliding_window_from_args(args), options.tta_from_args(args)
+    inner = None if sliding is None else sliding.predict_fn()
+    scales = list(tta.scales) if args.tta_scales else None
     coverages = _parse_coverage(args.coverage) if args.coverage else DEFAULT_COVERAGES
     if args.strips < 0:
         raise ValueError(f"--strips: expected a number of images, 0 or more, got {args.strips}")
@@ -88,11 +82,10 @@ def run(args: argparse.Namespace) -> int:
     result = evaluate_checkpoint(  # without --precision, at evaluate_checkpoint's default
         ckpt, spec, device=device, batch_size=args.batch_size,
         num_workers=args.num_workers, precision=args.precision,
-        predict_fn=predict_fn, limit=args.limit,
+        predict_fn=inner if tta is None else tta.predict_fn(inner), limit=args.limit,
         progress=not args.no_progress and sys.stderr.isatty(),
         calibration=args.calibration, coverages=coverages,
     )
-    scales = list(options.parse_scales(args.tta_scales)) if args.tta_scales else None
     precision = args.precision or (None if ckpt.get("artifact") else result["precision"])
     result["options"] = {"device": device, "batch_size": args.batch_size,
                          "precision": precision, "precision_from": precision_from,
@@ -102,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     split = result["dataset"].get("split")
     print(f"{args.checkpoint} on {spec['name']}{f' {split}' if split else ''} "
           f"({result['num_images']} images, {result['seconds']:.1f} s, precision "
-          f"{result['precision']}, {header_method(args, precision_from)})")
+          f"{result['precision']}, {header_method(args, precision_from, scales)})")
     if result["dataset"].get("classes_matched_by_name"):
         print(result["dataset"]["classes_matched_by_name"])
     for head, scores in (result.get("heads") or {None: result}).items():
@@ -128,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def header_method(args: argparse.Namespace, precision_from: str) -> str:
+def header_method(args: argparse.Namespace, precision_from: str,
+                  scales: list[float] | None) -> str:
     """How the images were scored, for the header: where the precision comes from, and the
     sliding windows and test-time augmentation when asked for (then the scores are not those
     training validated, which ran whole images once)."""
@@ -138,7 +132,6 @@ def header_method(args: argparse.Namespace, precision_from: str) -> str:
         ways.append(f"{args.sliding_window}×{args.sliding_window} sliding windows at "
                     f"stride {stride}")
     if args.tta_flip or args.tta_scales:
-        scales = options.parse_scales(args.tta_scales) if args.tta_scales else None
         ways.append("test-time augmentation: " + " and ".join(
             ([f"scales {', '.join(f'{v:g}' for v in scales)}"] if scales else [])
             + (["flips"] if args.tta_flip else [])))

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from fcnseg.checkpoint import CheckpointError, NotACheckpoint, load_checkpoint
+from fcnseg.checkpoint import NotACheckpoint, load_checkpoint
 from fcnseg.cli import options
 from fcnseg.cli.info_files import (
     DATA_KINDS,
@@ -23,9 +23,15 @@ from fcnseg.cli.info_files import (
     first_few,
     looks_like_torch_file,
 )
-from fcnseg.cli.info_outputs import OUTPUT_KINDS, output_file_record, output_file_summary
+from fcnseg.cli.info_outputs import (
+    OUTPUT_KINDS,
+    output_document_record,
+    output_file_record,
+    output_file_summary,
+)
 from fcnseg.conventions import bands_count, input_text, normalisation_text
 from fcnseg.engine.budget import format_duration, parse_duration
+from fcnseg.export.onnx_export import read_onnx_metadata
 from fcnseg.metrics import other_heads_text
 from fcnseg.models.builders import NOT_RECORDED, builder_defaults
 from fcnseg.models.weights import WeightsError, read_weights, vgg16_torchvision_keys
@@ -57,24 +63,20 @@ def record(path: str) -> dict[str, Any]:
     another file fcnseg writes (backbone weights, an ONNX export), with ``kind`` saying which."""
     try:
         ckpt = load_checkpoint(path)
-    except CheckpointError as e:
-        # A checkpoint with bad metadata stays that error; only a file that is no checkpoint
-        # at all may be another file fcnseg writes.
+    except NotACheckpoint as e:  # (a checkpoint with bad metadata stays that error)
         file = Path(path)
-        unreadable = isinstance(e, NotACheckpoint) and not e.readable
-        other = None
-        if file.is_file() and isinstance(e, NotACheckpoint):
+        if file.is_file():
             base = {"path": str(path), "file_bytes": file.stat().st_size}
             other = output_file_record(file, base) or other_file_record(file, base) or (
-                data_file_record(file, base) if unreadable else None)
+                data_file_record(file, base) if not e.readable else None)
+            if other is not None:
+                return other
         # Only a file written as torch.save writes may be a damaged checkpoint; a valid file
         # of another kind is never called corrupt.
-        if other is None and unreadable and not looks_like_torch_file(file):
+        if not e.readable and not looks_like_torch_file(file):
             raise ValueError(f"{path}: not a file fcnseg info describes (it describes "
                              f"{DESCRIBED})") from None
-        if other is None:
-            raise e from None
-        return other
+        raise
     names = list(ckpt["classes"]["names"])
     state = ckpt.get("model_state_dict") or {}
     return {
@@ -99,11 +101,15 @@ def other_file_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None
     description (a backbone file); None for anything else."""
     if file.suffix.lower() in (".json", ".jsonl", ".yaml", ".yml"):
         return _document_record(file, base)
-    if file.suffix.lower() == ".caffemodel":
-        return _caffemodel_record(file, base)
-    if file.suffix == ".onnx":
-        from fcnseg.export.onnx_export import read_onnx_metadata
+    if file.suffix.lower() == ".caffemodel":  # the model it holds, read without its weights
+        from fcnseg.pretrained.convert import describe_caffemodel
+        from fcnseg.weightfiles.caffemodel import CaffeModelError
 
+        try:
+            return {**base, "kind": "caffemodel", **describe_caffemodel(file)}
+        except CaffeModelError as e:
+            raise ValueError(str(e)) from None
+    if file.suffix == ".onnx":
         try:
             metadata = read_onnx_metadata(file)
         except Exception:  # not ONNX after all: say what the checkpoint reader said
@@ -119,17 +125,6 @@ def other_file_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None
             "input_convention": convention,
             "tensors": len(state),
             "parameters": sum(int(t.numel()) for t in state.values())}
-
-
-def _caffemodel_record(file: Path, base: dict[str, Any]) -> dict[str, Any]:
-    """A Caffe ``.caffemodel``: the model it holds (read without its weights), to convert."""
-    from fcnseg.pretrained.convert import describe_caffemodel
-    from fcnseg.weightfiles.caffemodel import CaffeModelError
-
-    try:
-        return {**base, "kind": "caffemodel", **describe_caffemodel(file)}
-    except CaffeModelError as e:
-        raise ValueError(str(e)) from None
 
 
 def _caffemodel_summary(rec: dict[str, Any]) -> list[str]:
@@ -173,6 +168,9 @@ def _document_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
             raise ValueError(f"{file}: not valid JSON ({e})") from None
         return None
     doc = fields_of(records)
+    output = output_document_record(file, doc, base)
+    if output is not None:
+        return output
     if suffix == ".jsonl" and records and all(map(fields_of, records)):
         val = [r for r in records if r.get("split") == "val"]
         train = [r for r in records if "loss" in r]

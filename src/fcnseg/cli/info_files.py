@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from fcnseg.data.band_stats import BandStats, format_band_table, image_statistics
-from fcnseg.data.images import RASTER_FORMATS, open_upright
+from fcnseg.data.images import RASTER_FORMATS, open_upright, signature_format
 from fcnseg.data.rasters import open_raster, raster_info
 from fcnseg.utils.validate import fields_of
 
@@ -27,10 +27,6 @@ DESCRIBED = ("checkpoints, exported models, weights, Caffe .caffemodel files, ru
              "probabilities (.npz), raster resume records, dataset.yaml, bench reports, "
              "predict's output list and TensorBoard event files")
 
-# First bytes of the images Pillow decodes here (the image reader's allow-list).
-_IMAGE_MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"BM", "BMP"),
-                (b"RIFF", "WEBP"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
-                *((f"P{k}".encode(), "PPM") for k in range(1, 7)))
 _RASTER_MAGIC = tuple(magic for magic, _, _ in RASTER_FORMATS)
 #: Most distinct values listed (more than any label map's classes: ADE20K's full set has
 #: 3,688); a raster of more (a DEM, a 16-bit photo) is said to have more, read no further.
@@ -66,8 +62,8 @@ def data_file_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
     head = _head(file)
     if head.startswith(_RASTER_MAGIC):
         return {**base, **_raster_record(file)}
-    image_format = next((name for magic, name in _IMAGE_MAGIC if head.startswith(magic)), None)
-    if image_format is not None and (image_format != "WEBP" or head[8:12] == b"WEBP"):
+    image_format = signature_format(head) or ("BMP" if head.startswith(b"BM") else None)
+    if image_format is not None:
         return {**base, **_image_record(file, image_format)}
     suffix = file.suffix.lower()
     if suffix in (".csv", ".tsv"):
@@ -105,27 +101,14 @@ def _piece_counts(piece: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.unique(piece, return_counts=True)
 
 
-def _strip_rows(reader: Any) -> int:
-    """Rows of the strips a raster is read by: about :data:`_VALUES_ROWS_PIXELS` pixels, whole
-    block rows (each block decoded once: GDAL's cache is bounded)."""
-    rows = max(1, _VALUES_ROWS_PIXELS // max(reader.info.width, 1))
-    block_rows = (reader.block_shape() or (1, 1))[0]
-    return max(1, rows // block_rows) * block_rows
-
-
 def _raster_strips(reader: Any) -> tuple[Iterator[np.ndarray], int]:
-    """A raster's strips of :func:`_strip_rows` rows, read as they are drawn, and how many."""
-    h, w, rows = reader.info.height, reader.info.width, _strip_rows(reader)
+    """A raster's strips of about :data:`_VALUES_ROWS_PIXELS` pixels, whole block rows (each
+    block decoded once: GDAL's cache is bounded), read as they are drawn, and how many."""
+    h, w = reader.info.height, reader.info.width
+    block_rows = (reader.block_shape() or (1, 1))[0]
+    rows = max(1, _VALUES_ROWS_PIXELS // max(w, 1))
+    rows = max(1, rows // block_rows) * block_rows
     return (reader.read(y, 0, min(rows, h - y), w) for y in range(0, h, rows)), -(-h // rows)
-
-
-def _raster_values(file: Path) -> dict[str, Any]:
-    """:func:`_counted_values` of a one-band raster, read by strips of rows, each value as
-    stored (a uint32 raster's above 2**24 are not rounded as float32 would)."""
-    with open_raster(file, exact=True) as reader:
-        strips, _ = _raster_strips(reader)
-        return _counted_values((strip[..., 0] for strip in strips),
-                               reader.info.height * reader.info.width)
 
 
 def _is_intensity(rec: dict[str, Any], dtype: np.dtype) -> bool:
@@ -139,14 +122,6 @@ def _is_intensity(rec: dict[str, Any], dtype: np.dtype) -> bool:
 def _statistics(stats: BandStats) -> dict[str, Any]:
     """``{"statistics": ...}`` of an image's values; nothing when no pixel has data."""
     return {"statistics": asdict(stats)} if stats.pixels else {}
-
-
-def _raster_statistics(file: Path, nodata: float | None, band: str) -> dict[str, Any]:
-    """:func:`_statistics` of a one-band raster, read by strips (pixels without data left out),
-    as ``check-data`` takes a dataset's band statistics."""
-    with open_raster(file, exact=True) as reader:
-        strips, count = _raster_strips(reader)
-        return _statistics(image_statistics(strips, [band], count, nodata))
 
 
 def _image_record(file: Path, image_format: str) -> dict[str, Any]:
@@ -175,11 +150,18 @@ def _raster_record(file: Path) -> dict[str, Any]:
                            # NaN (float outputs' nodata) as text: JSON has no NaN
                            "nodata": "nan" if info.nodata is not None and np.isnan(info.nodata)
                            else info.nodata}
-    if info.bands == 1 and info.dtype.kind == "u":  # read by strips: any size
-        rec.update(_raster_values(file))
-    if info.bands == 1 and _is_intensity(rec, info.dtype):
+    # One-band rasters are read by strips (any size), each value as stored (a uint32
+    # raster's above 2**24 are not rounded as float32 would).
+    if info.bands == 1 and info.dtype.kind == "u":
+        with open_raster(file, exact=True) as reader:
+            strips, _ = _raster_strips(reader)
+            rec.update(_counted_values((strip[..., 0] for strip in strips),
+                                       info.height * info.width))
+    if info.bands == 1 and _is_intensity(rec, info.dtype):  # pixels without data left out
         band = info.band_names[0] if info.band_names and info.band_names[0] else "value"
-        rec.update(_raster_statistics(file, info.nodata, band))
+        with open_raster(file, exact=True) as reader:
+            strips, count = _raster_strips(reader)
+            rec.update(_statistics(image_statistics(strips, [band], count, info.nodata)))
     return rec
 
 

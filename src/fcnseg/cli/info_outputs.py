@@ -5,55 +5,49 @@ finished), ``fcnseg import``'s ``dataset.yaml``,
 
 from __future__ import annotations
 
-import json
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
+from fcnseg.data.folder import split_list_files
+from fcnseg.data.rasters import raster_info
+from fcnseg.inference.files import MANIFEST_NAME, written_by
 from fcnseg.utils.validate import fields_of
 
 #: The kinds of :func:`output_file_record`'s records.
 OUTPUT_KINDS = ("arrays", "raster_resume", "dataset_config", "bench_report",
                 "output_manifest", "tensorboard_events")
-MANIFEST_NAME = ".fcnseg-outputs.txt"  # as fcnseg.inference.files writes it
 # Class names are read from an .npz only when they are at most this many bytes.
 _MAX_NAMES_BYTES = 1 << 20
 
 
 def output_file_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
-    """The ``info`` record (``base`` and more) of one of the files above, told apart by name
-    and contents; None for any other file."""
-    name = file.name
-    if name.startswith("events.out.tfevents"):
+    """The ``info`` record (``base`` and more) of an event file, predict's output list or an
+    ``.npz``, told apart by name and contents; None for any other file."""
+    if file.name.startswith("events.out.tfevents"):
         return {**base, "kind": "tensorboard_events", "logdir": str(file.parent),
                 "empty": not _holds_summaries(file)}
-    if name == MANIFEST_NAME:
+    if file.name == MANIFEST_NAME:
         return _manifest_record(file, base)
     if file.suffix.lower() == ".npz":
         return _npz_record(file, base)
-    if file.suffix.lower() in (".json", ".yaml", ".yml"):
-        doc = _document(file)
-        if name.endswith((".partial.json", ".done.json")) and fields_of(doc.get("job")):
-            return _resume_record(doc, base)
-        if file.suffix.lower() == ".json" and fields_of(doc.get("machine")) and (
-                "inference" in doc or "config" in doc):
-            return _bench_record(doc, base)
-        if name == "dataset.yaml" and "classes" in doc:
-            return _dataset_record(file, doc, base)
     return None
 
 
-def _document(file: Path) -> dict[str, Any]:
-    """A JSON or YAML file's top-level mapping; empty when it is none (or cannot be read)."""
-    try:
-        text = file.read_text(encoding="utf-8")
-        return fields_of(json.loads(text) if file.suffix.lower() == ".json"
-                         else yaml.safe_load(text))
-    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError):
-        return {}
+def output_document_record(file: Path, doc: dict[str, Any],
+                           base: dict[str, Any]) -> dict[str, Any] | None:
+    """The record of a raster resume record, a bench report or a ``dataset.yaml`` from its
+    top-level mapping ``doc``; None for another document."""
+    if file.name.endswith((".partial.json", ".done.json")) and fields_of(doc.get("job")):
+        return _resume_record(doc, base)
+    if file.suffix.lower() == ".json" and fields_of(doc.get("machine")) and (
+            "inference" in doc or "config" in doc):
+        return _bench_record(doc, base)
+    if file.name == "dataset.yaml" and "classes" in doc:
+        return _dataset_record(file, doc, base)
+    return None
 
 
 def _npz_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
@@ -93,8 +87,6 @@ def _resume_record(doc: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
 
 def _raster_rows(path: Any) -> int | None:
     """The height of the raster at ``path`` (its header alone), or None when it is gone."""
-    from fcnseg.data.rasters import raster_info
-
     try:
         return int(raster_info(str(path)).height) if path else None
     except Exception:  # moved, deleted or unreadable since: the record still says how far
@@ -104,8 +96,6 @@ def _raster_rows(path: Any) -> int | None:
 def _dataset_record(file: Path, doc: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
     """The classes, bands and nodata value, and the split lists present beside it."""
     root = file.parent
-    from fcnseg.data.folder import split_list_files
-
     declared = {str(k): str(v) for k, v in fields_of(doc.get("splits")).items()}
     splits = {s: declared.get(s) or str(p.relative_to(root))
               for s, p in split_list_files(root, declared).items()}
@@ -143,8 +133,6 @@ def _bench_record(doc: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
 
 
 def _manifest_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
-    from fcnseg.inference.files import written_by
-
     try:
         file.read_bytes()
     except OSError:

@@ -19,7 +19,7 @@ import yaml
 from fcnseg.data.build import DATASET_NAMES, EVAL_SPLIT
 from fcnseg.dataset_paths import recipe_paths_found, training_folders
 from fcnseg.engine.config import ConfigError, upgrade_recipe
-from fcnseg.inference.rasters import default_overlap
+from fcnseg.inference.rasters import TileSettings, default_overlap
 from fcnseg.inference.sliding import TTA, SlidingWindow
 from fcnseg.models.factories import allow_factory_modules
 from fcnseg.utils.hardware import PRECISIONS
@@ -149,11 +149,11 @@ def add_batch_size(p: argparse.ArgumentParser | argparse._ArgumentGroup, default
 
 
 def add_num_workers(p: argparse.ArgumentParser | argparse._ArgumentGroup,
-                    help: str = "processes reading the data (0: read in this process)",
-                    default: int = 0, dest: str = "num_workers") -> None:
+                    help: str = "DataLoader worker processes (0: load in this process)",
+                    dest: str = "num_workers") -> None:
     """``--num-workers N``; ``--workers`` is kept as a hidden older spelling."""
-    p.add_argument("--num-workers", type=non_negative_int, default=default, metavar="N",
-                   dest=dest, help=help)
+    p.add_argument("--num-workers", type=non_negative_int, default=0, metavar="N", dest=dest,
+                   help=help)
     p.add_argument("--workers", type=non_negative_int, dest=dest, metavar="N",
                    action=DeprecatedAlias, replacement="--num-workers")
 
@@ -229,14 +229,10 @@ def add_window_and_tta(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> 
                         "0.75,1,1.25 or 0.75 1 1.25")
 
 
-#: ``--tile``'s default, in ``fcnseg predict`` and ``fcnseg serve`` (Segmenter's too).
-DEFAULT_TILE = 512
-
-
 def add_tiles(p: argparse.ArgumentParser | argparse._ArgumentGroup, tile_help: str) -> None:
     """``--tile`` and ``--overlap`` of ``fcnseg predict`` and ``fcnseg serve`` (read them with
     :func:`tiles_from_args`); ``tile_help`` says what the command cuts into tiles."""
-    p.add_argument("--tile", type=positive_int, default=DEFAULT_TILE, metavar="PIXELS",
+    p.add_argument("--tile", type=positive_int, default=TileSettings.tile, metavar="PIXELS",
                    help=tile_help)
     p.add_argument("--overlap", type=non_negative_int, default=None, metavar="PIXELS",
                    help="pixels shared by neighbouring tiles, blended smoothly; less than "
@@ -356,7 +352,12 @@ def add_data_fields(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> Non
 def data_fields(args: argparse.Namespace) -> tuple[str | None, dict[str, Any]]:
     """The dataset that ``--dataset`` or ``--data name=`` names (None: neither) and the other
     ``--data KEY=VALUE`` fields, their values read as YAML."""
-    fields = _data_fields(args.data)
+    fields: dict[str, Any] = {}
+    for item in args.data:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--data: expected KEY=VALUE, got {item!r}")
+        fields[key.strip()] = yaml.safe_load(value)
     return _chosen_dataset(args, fields.pop("name", None)), fields
 
 
@@ -409,16 +410,6 @@ def dataset_spec(args: argparse.Namespace, ckpt: dict[str, Any]) -> dict[str, An
     if name is None:
         print(f"dataset from the checkpoint's recipe: {spec}")
     return spec
-
-
-def _data_fields(items: Sequence[str]) -> dict[str, Any]:
-    fields: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--data: expected KEY=VALUE, got {item!r}")
-        fields[key.strip()] = yaml.safe_load(value)
-    return fields
 
 
 def _chosen_dataset(args: argparse.Namespace, data_name: Any) -> str | None:

@@ -382,10 +382,8 @@ def _plan(args: argparse.Namespace, seg: Segmenter, inputs: list[tuple[Path, str
     rasters = [(p, n) for p, n in inputs
                if needs_tiling(p, args.max_pixels or DEFAULT_MAX_PIXELS, args.tile)]
     inputs = [item for item in inputs if item not in rasters]
-    input_dirs = _input_dirs(args.input_dir, seg.input_names)
+    input_dirs, input_modality = _input_dirs(args.input_dir, seg.input_names, inputs)
     if input_dirs is not None:
-        input_modality = given_modality(seg.input_names, input_dirs)
-        _check_separate_folders(inputs, input_dirs, input_modality)
         # a folder given as INPUT holds the companions (x_hha.png, hha/x.png) of its images
         beside = [m for m in seg.input_names if m != input_modality and m not in input_dirs]
         if beside:
@@ -603,23 +601,37 @@ def _predict_raster_part(seg: Segmenter, path: Path, out: Path, tiles: TileSetti
                          protected: frozenset[Path]) -> str | None:
     if out.resolve() in protected:
         return f"{path}: its output {out} would replace an input; not segmented"
-    try:
-        import rasterio  # noqa: F401 - only checked for: label GeoTIFFs are written with it
-    except ImportError:
+    if importlib.util.find_spec("rasterio") is None:  # label GeoTIFFs are written with it
         return (f"{path}: segmenting a raster by tiles into a GeoTIFF needs rasterio "
                 f"(pip install 'fcnseg[geo]')")
+    bars: list[Progress] = []  # the tiles' bar, begun when predict_raster says how many
+
+    def start(count: int, total: int, resumed_from_row: int) -> None:
+        if resumed_from_row:
+            _report(f"{out}: resuming at row {resumed_from_row:,} ({count:,} of {total:,} "
+                    f"tiles left)")
+        bars.append(stack.enter_context(
+            Progress(count, unit="tile", desc=f"predict {path.name}", off=args.no_progress)))
+
+    def advance(count: int) -> None:
+        if bars:
+            bars[0].update(count)
+
     try:
         with open_raster(path) as reader:
             info = reader.info
-        run = segmenter_tile_fn(seg, info)
+        job = replace(job, bands=model_bands(seg, info), progress=advance, started=start,
+                      nodata=seg.input_convention.nodata)
         with contextlib.ExitStack() as stack:
-            bar = _TileProgress(stack, out, path, off=args.no_progress)
-            job = replace(job, bands=model_bands(seg, info), progress=bar.update,
-                          started=bar.start, nodata=seg.input_convention.nodata)
             try:
-                outcome = predict_raster(run, path, out, seg.class_names, tiles, job)
+                outcome = predict_raster(segmenter_tile_fn(seg, info), path, out,
+                                         seg.class_names, tiles, job)
             except KeyboardInterrupt:
-                _report(_interrupted_note(out, info.height))
+                rows = rows_written(out)
+                _report(f"{out}: stopped before its first rows were written; run the same "
+                        f"command again" if rows <= 0 else f"{out}: stopped with {rows:,} of "
+                        f"{info.height:,} rows written, which are kept; run the same command "
+                        f"again to continue from there")
                 raise
     except ImageError as e:
         return str(e)
@@ -633,39 +645,6 @@ def _predict_raster_part(seg: Segmenter, path: Path, out: Path, tiles: TileSetti
     return None
 
 
-@dataclass
-class _TileProgress:
-    """The progress bar of one raster's tiles, begun (in ``stack``) when
-    :func:`predict_raster` says how many tiles it runs: a resumed run's are those left, after
-    one line saying where it resumes."""
-
-    stack: contextlib.ExitStack
-    out: Path
-    path: Path
-    off: bool
-    bar: Progress | None = None
-
-    def start(self, tiles: int, total: int, resumed_from_row: int) -> None:
-        if resumed_from_row:
-            _report(f"{self.out}: resuming at row {resumed_from_row:,} ({tiles:,} of "
-                    f"{total:,} tiles left)")
-        self.bar = self.stack.enter_context(
-            Progress(tiles, unit="tile", desc=f"predict {self.path.name}", off=self.off))
-
-    def update(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
-
-
-def _interrupted_note(out: Path, height: int) -> str:
-    """What a raster run stopped by Ctrl-C keeps, and how to go on."""
-    rows = rows_written(out)
-    if rows <= 0:
-        return f"{out}: stopped before its first rows were written; run the same command again"
-    return (f"{out}: stopped with {rows:,} of {height:,} rows written, which are kept; run "
-            f"the same command again to continue from there")
-
-
 def _first_size(inputs: list[tuple[Path, str]]) -> tuple[int, int]:
     """(height, width) of the first readable input: compiled models warm up at that size."""
     for path, _ in inputs[:8]:
@@ -677,9 +656,11 @@ def _first_size(inputs: list[tuple[Path, str]]) -> tuple[int, int]:
     return 256, 256
 
 
-def _input_dirs(items: list[str], input_names: tuple[str, ...]) -> dict[str, Path] | None:
-    """``{modality: folder}`` from ``--input-dir``; None for a model that takes colour images
-    alone and no ``--input-dir``."""
+def _input_dirs(items: list[str], input_names: tuple[str, ...],
+                inputs: list[tuple[Path, str]]) -> tuple[dict[str, Path] | None, str]:
+    """``{modality: folder}`` from ``--input-dir`` (None for a model that takes colour images
+    alone and no ``--input-dir``) and the modality of the INPUTs. A folder that is another's
+    or the INPUTs' own is refused: every image would silently be its own other input."""
     dirs: dict[str, Path] = {}
     for item in items:
         modality, sep, folder = item.partition("=")
@@ -692,18 +673,11 @@ def _input_dirs(items: list[str], input_names: tuple[str, ...]) -> dict[str, Pat
             raise FileNotFoundError(f"--input-dir {item}: {folder} is not a folder")
         dirs[modality] = Path(folder)
     if not dirs and input_names == ("color",):
-        return None
+        return None, "color"
     try:
-        given_modality(input_names, dirs)
+        given = given_modality(input_names, dirs)
     except ValueError as e:
         raise ValueError(f"--input-dir: {e}") from None
-    return dirs
-
-
-def _check_separate_folders(inputs: list[tuple[Path, str]], dirs: dict[str, Path],
-                            given: str) -> None:
-    """Refuse an ``--input-dir`` folder that is another's or the INPUTs' own: every image
-    would silently be its own other input."""
     owner: dict[Path, str] = {}
     for modality, folder in dirs.items():
         real = folder.resolve()
@@ -717,3 +691,4 @@ def _check_separate_folders(inputs: list[tuple[Path, str]], dirs: dict[str, Path
             raise ValueError(f"--input-dir {modality}={dirs[modality]}: the same folder as the "
                              f"{given} images given ({path.name} is in it), so each image would be "
                              f"its own {modality} input; give the folder of the {modality} images")
+    return dirs, given

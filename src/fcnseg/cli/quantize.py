@@ -112,22 +112,16 @@ def _spread(count: int, limit: int) -> list[int]:
 
 
 def _model_input(image: Any, where: str, seg: Segmenter | None) -> np.ndarray:
-    """A sample's image as the model takes it: a multi-band model's raw band values, checked
-    as ``fcnseg predict`` checks them and nodata at the band means, as H×W×N float32; else
-    :func:`_rgb`."""
-    if seg is None or seg.input_convention.bands is None:
-        return _rgb(image, where)
-    try:
-        values, missing = read_model_bands(seg, image)
-    except ImageError as e:
-        raise ValueError(f"{where}: {e.problem}") from None
-    filled = fill_nodata(values, missing, seg.input_convention.mean_pixel())
-    return np.asarray(filled, dtype=np.float32)
-
-
-def _rgb(image: Any, where: str) -> np.ndarray:
-    """A sample's image as H×W×3 uint8 RGB; one line naming it when it is not 3 bands (RGBA
-    pictures are composited, as everywhere in fcnseg)."""
+    """A sample's image as the model takes it: a multi-band model's raw band values (checked
+    as ``fcnseg predict`` checks them, nodata at the band means) as H×W×N float32; else
+    H×W×3 uint8 RGB (RGBA pictures composited, as everywhere in fcnseg)."""
+    if seg is not None and seg.input_convention.bands is not None:
+        try:
+            values, missing = read_model_bands(seg, image)
+        except ImageError as e:
+            raise ValueError(f"{where}: {e.problem}") from None
+        filled = fill_nodata(values, missing, seg.input_convention.mean_pixel())
+        return np.asarray(filled, dtype=np.float32)
     a = np.asarray(image)
     bands = 1 if a.ndim == 2 else a.shape[-1] if a.ndim == 3 else None
     if bands not in (3, 4) or (bands == 4 and not where.lower().endswith((".png", ".webp"))):

@@ -46,10 +46,6 @@ _LIMIT_OPTIONS: tuple[tuple[str, str, type, int, str], ...] = (
 )
 
 
-#: Whose threads run a model, by its runtime (a checkpoint's model has none: torch).
-_THREADS_OF = {"onnxruntime": "ONNX Runtime"}
-
-
 class PortUnavailableError(RuntimeError):
     """The address to serve on cannot be bound (in use, not ours, or not an address here)."""
 
@@ -172,8 +168,8 @@ def run(args: argparse.Namespace) -> int:
                                      args.workers_concurrency + args.queue)
         if few is not None:
             print(f"fcnseg serve: warning: {few}", file=sys.stderr, flush=True)
-        runs_on = (f"{threads} {_THREADS_OF.get(segmenter.runtime, 'torch')} "
-                   f"thread{'s' if threads != 1 else ''}")
+        runtime = "ONNX Runtime" if segmenter.runtime == "onnxruntime" else "torch"
+        runs_on = f"{threads} {runtime} thread{'s' if threads != 1 else ''}"
         print(f"serving {segmenter!r} from {args.checkpoint} on http://{args.host}:{port}/ "
               f"({args.workers_concurrency} at once, queue {args.queue}, {runs_on}{compiled}, "
               f"at most {connections} connection{plural}{lowered}); batching "

@@ -33,15 +33,13 @@ _MIN_POINTS = {"polygon": 3, "rectangle": 2, "circle": 2, "line": 2, "linestrip"
 
 
 def _number_pairs(points: Any) -> list[tuple[float, float]] | None:
-    if not isinstance(points, list):
+    """``points`` as (x, y) floats; None unless a list of pairs of numbers (not booleans)."""
+    if not isinstance(points, list) or not all(
+            isinstance(p, list | tuple) and len(p) == 2
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in p)
+            for p in points):
         return None
-    out = []
-    for p in points:
-        if (not isinstance(p, list | tuple) or len(p) != 2
-                or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in p)):
-            return None
-        out.append((float(p[0]), float(p[1])))
-    return out
+    return [(float(x), float(y)) for x, y in points]
 
 
 def _mask_shape(raw: dict, where: str, size: tuple[int, int] | None) -> np.ndarray | str:

@@ -1,19 +1,11 @@
 """Self-describing checkpoints.
 
-A checkpoint is one ``torch.save`` file that is always read back with ``weights_only=True``
-(no code runs on load). Besides ``model_state_dict`` (the key the PyTorch FCN port uses, so its
-tools can read ours) it records everything needed to rebuild and use the model:
-
-- ``model``: ``arch``, ``build_kwargs`` (for :func:`fcnseg.models.build_model`) and
-  ``input_convention``;
-- ``classes``: ``names``, ``palette`` (list of [r, g, b]) and ``ignore_index``; a model with
-  several heads (SIFT Flow's ``semantic`` and ``geometric``) also has ``heads``: ``{head: class
-  names}``, and ``names`` are those of its first head (:func:`head_class_names` reads either);
-- ``recipe``, ``iteration``, ``epoch``, ``metrics``;
-- ``state``: optional training state (optimizer, scheduler, scaler, RNG, data order) for resume.
-
-Writes are atomic (temporary file, fsync, rename): a crash at any moment leaves the previous
-file intact.
+A checkpoint is one ``torch.save`` file, always read back with ``weights_only=True`` (no code
+runs on load). Besides ``model_state_dict`` (the PyTorch FCN port's key, so its tools read ours)
+it records ``model`` (``arch``, ``build_kwargs``, ``input_convention``), ``classes`` (``names``,
+``palette``, ``ignore_index``, and for several heads ``heads``: ``{head: class names}``, the
+first head's being ``names``), ``recipe``, ``iteration``, ``epoch``, ``metrics`` and an optional
+training ``state`` for resume. Writes are atomic: a crash leaves the previous file intact.
 """
 
 from __future__ import annotations
@@ -114,30 +106,19 @@ def save_checkpoint(path: PathLike, model: nn.Module,
                     contents: CheckpointContents | None = None, /, **fields: Any) -> Path:
     """Write a self-describing checkpoint atomically and return its path.
 
-    What it records is ``contents``, or the :class:`CheckpointContents` that the keyword
-    ``fields`` make (``save_checkpoint(path, model, class_names=..., palette=...)``):
-
-    - ``class_names`` (required): the names of the model's classes, in output order;
-    - ``palette``: 256×3 (or one row per class) RGB colours; by default the well-separated
-      colours of datasets without colours, background classes black
-      (:func:`fcnseg.data.palette.distinct_palette`);
-    - ``ignore_index``: the label of pixels without ground truth (255);
-    - ``recipe``: the training configuration, ``iteration`` and ``epoch``: where training was;
-    - ``metrics``: validation figures (``{"mean_iu": ...}``), ``state``: training state
-      (optimizer, scheduler, scaler, RNG, data order) for resume;
-    - ``head_classes``: ``{head: class names}`` of every head of a multi-head model
-      (``model(x)`` returning ``{head: logits}``); ``class_names`` are then its first head's.
-      Without it, heads after the first are named ``class_0``, ``class_1`` ...;
-    - ``background``: the class declared as background (a dataset's ``background:``):
-      pictures leave it as the photo (:func:`fcnseg.data.palette.background_indices`);
-    - ``trained_in``: the folder training ran in (absolute), where the recipe's relative
-      dataset paths are looked for after the current folder (:mod:`fcnseg.dataset_paths`).
+    It records ``contents``, or the :class:`CheckpointContents` the keyword ``fields`` make:
+    ``class_names`` (required, in output order); ``palette`` (256×3 or one row per class RGB;
+    default :func:`fcnseg.data.palette.distinct_palette`); ``ignore_index`` (255); ``recipe``,
+    ``iteration``, ``epoch``, ``metrics`` and ``state`` (for resume); ``head_classes`` (``{head:
+    class names}`` of a multi-head model, ``class_names`` being its first head's; other heads
+    default to ``class_0`` ...); ``background`` (the class pictures leave as the photo);
+    ``trained_in`` (the absolute folder where the recipe's relative dataset paths are looked
+    for after the current one, :mod:`fcnseg.dataset_paths`).
 
     Raises:
         TypeError: ``class_names`` missing or a field unknown (one line naming it).
-        CheckpointError: a field loading would refuse (class names not one per class, a
-            palette colour that is not ``[r, g, b]`` integers in 0-255, ...), in one line,
-            before anything is written.
+        CheckpointError: a field loading would refuse (class names not one per class, a bad
+            palette colour, ...), in one line, before anything is written.
     """
     return write_checkpoint(path, checkpoint_payload(model, contents, **fields))
 
@@ -275,15 +256,10 @@ _PORT_ARCHS = {"FCN32s": "fcn32s", "FCN16s": "fcn16s", "FCN8s": "fcn8s",
 
 def load_checkpoint(path: PathLike) -> dict[str, Any]:
     """Read a checkpoint safely and check its fields. Also accepts the PyTorch FCN port's
-    ``.pth.tar`` checkpoints, which are described as Caffe-geometry VOC models, and (through
-    :func:`fcnseg.weightfiles.resolve.resolve_checkpoint`) pretrained folders, fcnseg
-    ``.safetensors`` files and ``hf://user/repo[@revision]``; and exported models (ONNX, int8
-    ONNX from ``fcnseg quantize``, TorchScript), described by their metadata with an
-    ``artifact`` entry and no weights (see :mod:`fcnseg.weightfiles.artifacts`).
-
-    Malformed metadata (a palette of strings, a non-integer ignore value, a class-name count
-    that differs from ``num_classes`` ...) is a :class:`CheckpointError` naming the file and the
-    field."""
+    ``.pth.tar`` (as Caffe-geometry VOC models), pretrained folders, fcnseg ``.safetensors``
+    files, ``hf://user/repo[@revision]`` (through :func:`resolve_checkpoint`), and exported
+    models (ONNX, int8 ONNX, TorchScript: their metadata with an ``artifact`` entry and no
+    weights). Malformed metadata is a :class:`CheckpointError` naming the file and the field."""
     source = checkpoint_source(path)
     path = resolve_checkpoint(path)
     if not path.is_file():
@@ -454,15 +430,11 @@ def build_model_from_checkpoint(ckpt: PathLike | Mapping[str, Any], *, load_weig
     """Rebuild the model a checkpoint describes (in eval mode) and load its weights.
 
     The model takes raw pixels; ``preprocess=False`` gives the bare network, taking input
-    normalised in the recorded convention (``model.preprocess`` is then ``nn.Identity()``).
-
-    Before anything is built, the recorded ``build_kwargs`` are checked against the builder's
-    arguments and (with ``load_weights``) the weights' shapes, and weights holding NaN or
-    infinity are refused; each error names the file and the field or tensor.
-
-    ``backbone`` is for custom-backbone models (``fcnseg.models.fcn_from_backbone``): a freshly
-    built backbone module to use instead of calling the factory the checkpoint records (or
-    needed when it records none).
+    normalised in the recorded convention. Before anything is built, ``build_kwargs`` are
+    checked against the builder and (with ``load_weights``) the weights' shapes, and NaN or
+    infinite weights are refused; each error names the file and the field or tensor.
+    ``backbone``: for custom-backbone models (``fcnseg.models.fcn_from_backbone``), a freshly
+    built backbone used instead of the factory the checkpoint records (or does not).
     """
     ckpt = as_checkpoint(ckpt)
     if ckpt.get("artifact"):  # an exported model runs in its own runtime

@@ -97,13 +97,8 @@ class BenchConfig:
 
 # -- models and inputs ------------------------------------------------------------------------
 def trained_looking(model: nn.Module, seed: int = 0, std: float = 0.01) -> nn.Module:
-    """Give the (zero-initialised) score layers random normal weights, in place.
-
-    With zero scorers every logit is its bias and every label the same, which makes argmax
-    agreement meaningless; random scorers over the (Kaiming-initialised) trunk give varied,
-    non-trivial logits. This is *not* a trained model: agreement figures on real weights may
-    differ.
-    """
+    """Give the (zero-initialised) score layers random normal weights, in place, so that
+    logits vary (zero scorers give every pixel one label). Not a trained model."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.state_dict(keep_vars=True).items():  # the reference's names
@@ -123,11 +118,9 @@ def synthetic_batch(count: int, size: tuple[int, int],
 def fit_scorers(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> nn.Module:
     """Set the score layers to nearest-class-mean classifiers of the trunk's features, in place.
 
-    A closed-form stand-in for training (no optimizer, one forward): each scorer gets
-    ``w_c = μ_c`` and ``b_c = -|μ_c|²/2`` (μ_c = mean feature of class c at that stride, label
-    pixels aligned through the model's coordinate maps), centred and scaled to unit spread. Over a
-    random trunk this gives peaked, image-dependent logits like a trained model's, so argmax
-    agreement between precisions is meaningful; it is still not a trained model.
+    A closed-form stand-in for training: ``w_c = μ_c``, ``b_c = -|μ_c|²/2`` (μ_c: mean feature
+    of class c at that stride), centred and scaled to unit spread, so that logits are peaked
+    like a trained model's and argmax agreement between precisions means something.
     """
     maps = model.coord_maps()
     with torch.no_grad():
@@ -205,11 +198,8 @@ _PEAK = "__mm_peak__"
 def _mm_variants(cfg: BenchConfig, device: str, dtype: torch.dtype,
                  key: str = _PEAK) -> dict[str, Callable[[], object]]:
     """Large matrix products timed alongside the models (the peak under the same load), one
-    per GEMM library (:func:`~fcnseg.bench.timing.matmul_variants`), keyed ``key|library``.
-
-    On CUDA, float32 convolutions run on TF32 tensor cores when cuDNN allows it (PyTorch's
-    default) while float32 matrix multiplies do not; the mm then uses TF32 too, so that the
-    models are compared with the peak of the arithmetic they actually use."""
+    per GEMM library, keyed ``key|library``. On CUDA the float32 mm uses TF32 where cuDNN's
+    convolutions do, so that models meet the peak of the arithmetic they use."""
     variants = matmul_variants(dtype, device, size=cfg.peak_size, seed=cfg.seed)
     mm = variants["torch.mm"]
     if device == "cuda" and dtype == torch.float32 and torch.backends.cudnn.allow_tf32:
@@ -341,13 +331,9 @@ def _loader(dataset: Any, workers: int, pin: bool, persistent: bool) -> Any:
 
 
 def bench_evaluation(cfg: BenchConfig, device: str, log: Log) -> dict[str, Any]:
-    """decode → transform → model → argmax → confusion matrix, against the model alone.
-
-    The model is FCN-8s in the same geometry; the pipeline reads JPEG/PNG files through
-    ``FolderSegmentation`` with the evaluation transform and a DataLoader (no workers: on a
-    2-core machine a worker process competes with the model's threads).
-    """
-    # Run as evaluation runs it (float32, as evaluate_model does for training's validation).
+    """decode → transform → model → argmax → confusion matrix, against the model alone
+    (FCN-8s same, float32 as evaluate_model runs it; a DataLoader without workers, which on
+    2 cores would compete with the model's threads)."""
     runner = InferenceRunner(_pair_of_models(cfg, "fcn8s", device)["same"], device=device,
                              precision="fp32", prepare=False)
     out: dict[str, Any] = {"device": device, "model": "fcn8s", "geometry": "same",
@@ -358,14 +344,12 @@ def bench_evaluation(cfg: BenchConfig, device: str, log: Log) -> dict[str, Any]:
         dataset = FolderSegmentation(root, transform=build_eval_transform())
         preloaded = [dataset[i][0][None].to(device) for i in range(len(dataset))]
 
-        # Pass after pass over the files, each decoded anew.
+        # Pass after pass over the files, each decoded anew; counted on the device.
         batches = itertools.chain.from_iterable(itertools.repeat(_loader(dataset, 0, False, False)))
-        # counted on the device, as evaluate_model counts
         confusion = ConfusionMatrix(cfg.num_classes, device=runner.device)
         inputs = itertools.cycle(preloaded)
 
         def pipeline_step() -> None:
-            """Decode, transform and batch the next file, predict, count the confusion."""
             image, label = next(batches)
             confusion.update(label, runner.forward(image).argmax(1))
 
@@ -390,11 +374,8 @@ def bench_evaluation(cfg: BenchConfig, device: str, log: Log) -> dict[str, Any]:
 def bench_loader_options(cfg: BenchConfig, dataset: Any,
                          progress: Callable[[int, int], None] | None = None
                          ) -> list[dict[str, Any]]:
-    """Decoding throughput of the DataLoader settings: workers, pinned memory, persistence.
-
-    Two passes over the dataset per timing, so that persistent workers show their saving (no
-    re-spawn on the second pass). Pinned memory only matters when batches go to a GPU.
-    """
+    """Decoding throughput of the DataLoader settings (workers, pinned memory, persistence),
+    two passes per timing so that persistent workers show their saving."""
     max_workers = min(2, os.cpu_count() or 1)
     pin_ok = torch.cuda.is_available()
     settings = {"workers=0": (0, False, False)}
@@ -426,13 +407,9 @@ def _fast(model: nn.Module, *, gemm: bool = True, channels_last: bool = False) -
 
 
 def bench_options(cfg: BenchConfig, device: str, log: Log) -> dict[str, Any]:
-    """FCN-8s at ``option_size``, batch 1: each fast path against the plain path, one run.
-
-    "plain" runs every layer as its plain module (no :func:`fcnseg.models.optimize`), NCHW,
-    float32, under no_grad. Every other variant states its max |Δlogit| and argmax agreement
-    against the plain path of its geometry. Weights: Kaiming-random trunk, scorers from
-    :func:`fit_scorers`.
-    """
+    """FCN-8s at ``option_size``, batch 1: each fast path against the plain path (plain
+    modules, NCHW, float32, no_grad), with its max |Δlogit| and argmax agreement against the
+    plain path of its geometry. Weights: random trunk, scorers from :func:`fit_scorers`."""
     models, x = _fitted_pair(cfg, device)
     variants, compile_note = _option_variants(cfg, device, models, x)
     timed: dict[str, Callable[[], object]] = {k: fn for k, (fn, _) in variants.items()}
@@ -479,17 +456,10 @@ def _option_variants(cfg: BenchConfig, device: str, models: dict[str, nn.Module]
 
     def run(model: nn.Module, precision: str = "fp32") -> Callable[[], Any]:
         runner = InferenceRunner(model, device=device, precision=precision, prepare=False)
-
-        def call() -> Any:
-            with torch.inference_mode():
-                return runner.forward(x)
-        return call
+        return torch.inference_mode()(lambda: runner.forward(x))
 
     def no_grad(model: nn.Module) -> Callable[[], Any]:
-        def call() -> Any:
-            with torch.no_grad():
-                return model(x)
-        return call
+        return torch.no_grad()(lambda: model(x))
 
     variants = {
         "caffe plain": (no_grad(caffe), "float32"),
@@ -554,12 +524,9 @@ class Report:
     options: list[dict[str, Any]] = field(default_factory=list)
     targets: list[dict[str, Any]] = field(default_factory=list)
     not_measured: list[str] = field(default_factory=list)
-    #: False until every configured section has run; a stopped run's report stays False
-    complete: bool = False
-    #: "device section" of each section measured so far, in order
-    finished_sections: list[str] = field(default_factory=list)
-    #: the signal that stopped the run (set by ``fcnseg bench``), None when not stopped
-    stopped_by_signal: int | None = None
+    complete: bool = False  # stays False in a stopped run's report
+    finished_sections: list[str] = field(default_factory=list)  # "device section", in order
+    stopped_by_signal: int | None = None  # set by ``fcnseg bench``
 
 
 def run_suite(cfg: BenchConfig, log: Callable[[str], None] = print,
@@ -660,14 +627,9 @@ def check_targets(report: Report) -> list[dict[str, Any]]:
     return targets
 
 
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "-"
-    return format(v, ".3g") if isinstance(v, float) else str(v)
-
-
 def _table(headers: list[str], rows: list[list[Any]]) -> str:
-    cells = [[_fmt(c) for c in r] for r in rows]
+    cells = [["-" if c is None else format(c, ".3g") if isinstance(c, float) else str(c)
+              for c in r] for r in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
               for i, h in enumerate(headers)]
     line = lambda r: "  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True))  # noqa: E731

@@ -1,15 +1,9 @@
 """Export to ONNX and TorchScript, each verified against PyTorch before the file is written."""
 
 from fcnseg.export.common import DEFAULT_ATOL, ExportError, SampleCheck, metadata_strings
-from fcnseg.export.onnx_export import (
-    EXPORTERS,
-    OnnxExport,
-    OnnxOptions,
-    export_onnx,
-    read_onnx_metadata,
-)
+from fcnseg.export.onnx_export import EXPORTERS, OnnxExport, OnnxOptions, export_onnx
 from fcnseg.export.torchscript import TorchScriptExport, export_torchscript
-from fcnseg.weightfiles.artifacts import read_torchscript_metadata
+from fcnseg.weightfiles.artifacts import read_onnx_metadata, read_torchscript_metadata
 
 __all__ = [
     "DEFAULT_ATOL",

@@ -31,14 +31,11 @@ from fcnseg.weightfiles.artifacts import (  # what readers of the graph look for
 
 #: Largest absolute difference to PyTorch accepted when verifying an export (float32).
 DEFAULT_ATOL = 1e-4
-#: Differences are also accepted up to this fraction of the largest logit: float32 rounds the
-#: export's sums and PyTorch's differently, by a few units in the last place of their largest
-#: terms, so a fixed absolute bound fails models whose logits reach the thousands (the
-#: reference FCN-8s's do) while meaning nothing for small ones.
+#: ... or up to this fraction of the largest logit: float32 rounding scales with the logits,
+#: which reach the thousands in the reference FCN-8s.
 DEFAULT_RTOL = 1e-4
 
-#: Description keys of how the PyTorch model ran (channels_last, oneDNN prepacked weights,
-#: torch.compile): none of it is in an exported graph, so its metadata leaves them out.
+#: Description keys of how the PyTorch model ran, left out of an export's metadata.
 PYTORCH_ONLY = ("optimizations",)
 
 #: Channels of each input modality a model may take by name.
@@ -46,8 +43,7 @@ MODALITY_CHANNELS = {"color": 3, "hha": 3, "depth": 1}
 
 #: A verification sample: one tensor, or a dict of tensors keyed by modality.
 Sample = torch.Tensor | dict[str, torch.Tensor]
-#: Runs a written export on one sample, answering as the PyTorch model does: an array, or
-#: ``{head: array}`` for a model of several heads.
+#: Runs a written export on one sample: an array, or ``{head: array}`` for several heads.
 RunExport = Callable[[Sample], Any]
 
 
@@ -62,8 +58,7 @@ class SampleCheck:
     shape: tuple[int, ...]
     max_abs_diff: float
     max_abs_logit: float
-    #: The difference accepted: the absolute tolerance, or the relative one times the largest
-    #: logit where that is more.
+    #: The difference accepted: atol, or rtol times the largest logit where that is more.
     tolerance: float = DEFAULT_ATOL
 
     def __str__(self) -> str:
@@ -73,9 +68,8 @@ class SampleCheck:
 
 @contextlib.contextmanager
 def quiet_tracing(*also: type[Warning], logger: str | None = None) -> Iterator[None]:
-    """Silence tracing's warnings about shape checks in the model's forward (evaluated once
-    while tracing: expected), TorchScript's deprecation notice, the categories ``also``, and
-    where given the records below ERROR of ``logger`` (``""``: the root logger)."""
+    """Silence tracing's warnings, TorchScript's deprecation notice, the categories ``also``,
+    and where given the records below ERROR of ``logger`` (``""``: the root logger)."""
     quieted = None if logger is None else logging.getLogger(logger)
     level = quieted.level if quieted else logging.NOTSET
     with warnings.catch_warnings():
@@ -91,8 +85,7 @@ def quiet_tracing(*also: type[Warning], logger: str | None = None) -> Iterator[N
 
 
 class LogitsOnly(nn.Module):
-    """Wraps a model that answers torchvision-style ``{"out": logits, "aux": ...}`` so that it
-    returns the logits tensor alone: what an export's single output holds."""
+    """A model answering torchvision-style ``{"out": logits, ...}``, returning the logits."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
@@ -120,9 +113,8 @@ def _input_text(raw_pixels: bool, convention: Mapping[str, Any] | None, several:
 
 def check_description(description: Any, error: type[Exception] = ExportError,
                       num_classes: int | None = None) -> None:
-    """Refuse (one line, before anything is written) an export ``description`` without what
-    fcnseg reads the file back by: ``class_names`` (a list; ``num_classes`` of them where
-    given), ``palette`` (``[r, g, b]`` integers in 0-255) and ``input_convention``."""
+    """Refuse in one line an export ``description`` without what fcnseg reads the file back
+    by: ``class_names`` (``num_classes`` of them where given), ``palette``, ``input_convention``."""
     expect_mapping(description, "description", "a dict (Segmenter.describe() gives one)",
                    error=error)
     missing = [k for k in REQUIRED_DESCRIPTION if k not in description]
@@ -147,8 +139,7 @@ def check_description(description: Any, error: type[Exception] = ExportError,
         raise error(f"description: {e}") from None
 
 
-#: How fcnseg reads an image file into the RGB 0-255 pixels a colour graph takes (the
-#: ``image_reading`` metadata): what a caller does to get the labels of ``fcnseg predict``.
+#: How fcnseg reads an image file into the pixels a colour graph takes (``image_reading``).
 IMAGE_READING = ("as fcnseg predict reads an image file: turned upright by its EXIF "
                  "orientation tag; transparent pixels blended with white (255, 255, 255) by "
                  "their alpha; grey repeated into RGB; 16-bit samples divided by 257")
@@ -158,16 +149,13 @@ def metadata_strings(description: Mapping[str, Any], *,
                      inputs: Sequence[str] | None = None,
                      outputs: Sequence[str] | None = None,
                      raw_pixels: bool = True) -> dict[str, str]:
-    """A model description as string metadata: each value JSON-encoded under its key, with
-    ``input_names`` / ``output_names`` (``inputs`` / ``outputs``: the modalities and heads of
-    a model with several) and ``input_pixels`` (``raw_pixels``: RGB 0-255 values, else
-    normalised input); how the PyTorch model ran (:data:`PYTORCH_ONLY`) is left out."""
+    """A model description as string metadata, each value JSON-encoded, with ``input_names`` /
+    ``output_names`` (``inputs`` / ``outputs`` of a model with several) and ``input_pixels``."""
     convention = description.get("input_convention")
     meta = {str(k): v for k, v in description.items() if k not in PYTORCH_ONLY}
     meta.update({
         "fcnseg_version": __version__,
-        # The graph's own precision: exports are float32 whatever the model ran in before (a
-        # description from a Segmenter says bf16 where the CPU runs that).
+        # The graph's own precision, whatever the model ran in before.
         "precision": "fp32",
         "input_pixels": RAW_PIXELS if raw_pixels else "normalized",
         "outputs": "logits",
@@ -188,20 +176,17 @@ def metadata_strings(description: Mapping[str, Any], *,
 
 def checkpoint_record(validation_data: Mapping[str, Any] | None,
                       metrics: Mapping[str, Any] | None) -> dict[str, Any]:
-    """What an export keeps of the checkpoint it came from: ``validation_data``, the validation
-    dataset spec of its recipe (so that ``fcnseg evaluate`` scores the export on it without
-    ``--dataset``), and ``metrics``, the checkpoint's figures. JSON values only (a path in a
-    spec becomes its text); absent ones are left out."""
+    """What an export keeps of its checkpoint, as JSON values: ``validation_data`` (what
+    ``fcnseg evaluate`` scores the export on by default) and ``metrics``; absent ones left out."""
     given = {"validation_data": validation_data, "metrics": metrics}
     return {k: json.loads(json.dumps(dict(v), default=str)) for k, v in given.items() if v}
 
 
 def sample_batches(size: tuple[int, int], *, modalities: Sequence[str] | None = None,
                    channels: int = 3) -> list[Sample]:
-    """Two batches of random raw images (float32 0-255): 1×C×H×W at ``size``, and 2×C×H'×W' at
-    a different size (odd offsets, so that rounding in pools and crops differs) to prove
-    dynamic axes; C is ``channels``. With ``modalities``, each sample is ``{modality: batch}``:
-    colour and HHA 0-255, depth in millimetres (0.5 to 10 m, a few pixels unknown)."""
+    """Two batches of random raw images (float32 0-255): 1×C×H×W at ``size`` and 2×C×H'×W' at
+    an odd other size, to prove dynamic axes. With ``modalities``, ``{modality: batch}`` each
+    (depth in millimetres, 0.5 to 10 m, a few pixels unknown)."""
     h, w = size
     if h < 1 or w < 1:
         raise ValueError(f"sample size must be positive, got {size}")
@@ -228,9 +213,8 @@ def sample_batches(size: tuple[int, int], *, modalities: Sequence[str] | None = 
 
 @dataclass(frozen=True)
 class ExportSubject:
-    """What an exporter works on: the model as a plain float32 CPU copy in eval mode that
-    answers with logits, its two verification samples, and the names of its inputs
-    (modalities) and outputs (heads) when it has several (None for one)."""
+    """What an exporter works on: a plain float32 CPU model in eval mode answering logits, its
+    two verification samples, and its inputs and outputs where it has several (else None)."""
 
     model: nn.Module
     samples: list[Sample]
@@ -245,18 +229,14 @@ class ExportSubject:
 
 
 def is_bare(model: nn.Module) -> bool:
-    """Whether ``model`` is a bare network: built with ``preprocess=False``, so that it takes
-    input already normalised per its input convention instead of raw pixels."""
+    """Whether ``model`` is a bare network (``preprocess=False``), taking normalised input."""
     return isinstance(getattr(model, "preprocess", None), nn.Identity)
 
 
 def export_subject(model: nn.Module, sample_size: tuple[int, int], *,
                    raw_pixels: bool | None = None) -> ExportSubject:
-    """``model`` prepared for export, with samples of ``sample_size`` (see
-    :func:`sample_batches`). ``raw_pixels``: the export takes raw pixels and normalises them
-    itself (the model with its ``preprocess``); False exports the bare network, taking input
-    normalised per the model's input convention; None (default): raw pixels unless it is a
-    bare network, whose graph can only take normalised input (True for it: ExportError)."""
+    """``model`` prepared for export, with samples of ``sample_size``; ``raw_pixels`` as
+    :class:`~fcnseg.export.onnx_export.OnnxOptions` has it."""
     if raw_pixels is None:
         raw_pixels = not is_bare(model)
     elif raw_pixels and is_bare(model):
@@ -264,9 +244,8 @@ def export_subject(model: nn.Module, sample_size: tuple[int, int], *,
                           "graph takes input normalised per its input convention, not raw "
                           "pixels: export it with raw_pixels=False (recorded as normalised "
                           "input), or export the model built with its preprocessing")
-    # Plain float32 layers on the CPU for the tracer: the model itself when it is so already
-    # (a VGG16 FCN is over 500 MB; a copy would be held through the whole export), unless
-    # its preprocessing is to be left out (then a copy loses it).
+    # A plain float32 CPU copy for the tracer, unless the model is one already (a VGG16 FCN is
+    # over 500 MB) and keeps its preprocessing.
     ready = raw_pixels and (is_plain(model) and not model.training and all(
         t.device.type == "cpu" and t.dtype == torch.float32
         for t in itertools.chain(model.parameters(), model.buffers()) if t.is_floating_point()))
@@ -279,8 +258,7 @@ def export_subject(model: nn.Module, sample_size: tuple[int, int], *,
     samples = sample_batches(sample_size, modalities=inputs, channels=channels)  # raw pixels
     preprocess = getattr(model, "preprocess", None)
     if not raw_pixels and preprocess is not None:
-        # The bare network, verified on what its preprocessing makes of the raw samples
-        # (a bare network's is that of its input convention).
+        # The bare network, verified on what its preprocessing makes of the raw samples.
         normalise = preprocess if isinstance(preprocess, Preprocess) else \
             raw_pixel_model(model).preprocess
         with torch.no_grad():
@@ -296,12 +274,9 @@ def verified_export(model: nn.Module, sample_size: tuple[int, int],
                     raw_pixels: bool | None = None, atol: float = DEFAULT_ATOL,
                     rtol: float = DEFAULT_RTOL
                     ) -> tuple[ExportSubject, RunExport, list[SampleCheck]]:
-    """What every exporter does around its own format: check ``description``
-    (:func:`check_description`), prepare ``model`` and its samples (:func:`export_subject`),
-    let ``export(subject)`` write the export and answer a function running it as written (what
-    users will load, not the in-memory trace), then compare it with PyTorch
-    (:func:`check_samples`). Returns the subject, the export's runner and the checks; a failure
-    of ``export`` is one line ``"<what> failed: <type>: <message>"`` (ExportError)."""
+    """What every exporter does around its format: check ``description``, prepare ``model``,
+    let ``export(subject)`` write the file and answer a function running it as written, then
+    compare it with PyTorch. A failure of ``export`` is one line ``"<what> failed: ..."``."""
     check_description(description, num_classes=getattr(model, "num_classes", None))
     subject = export_subject(model, sample_size, raw_pixels=raw_pixels)
     try:
@@ -336,10 +311,9 @@ def _shape(x: Sample) -> tuple[int, ...]:
 
 def check_samples(model: nn.Module, run_export: Callable[[Any], Any], samples: Sequence[Sample],
                   atol: float = DEFAULT_ATOL, rtol: float = DEFAULT_RTOL) -> list[SampleCheck]:
-    """Run each sample through PyTorch and the export; raise :class:`ExportError` if a shape
-    differs or the largest absolute difference reaches the tolerance: ``atol``, or ``rtol``
-    times the largest logit where that is more (float32 rounding scales with the logits). A
-    sample may be a dict of inputs, and the outputs dicts of heads: every head is compared."""
+    """Run each sample through PyTorch and the export (every head of each); ExportError if a
+    shape differs or the largest difference reaches ``atol``, or ``rtol`` times the largest
+    logit where that is more."""
     checks = []
     for x in samples:
         with torch.inference_mode():

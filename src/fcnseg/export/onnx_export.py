@@ -1,17 +1,11 @@
 """ONNX export with dynamic batch, height and width, verified with onnxruntime.
 
-A model of several inputs (NYUDv2's late and early fusion) has one graph input per modality,
-named by it (``color``, ``hha``, ``depth``); a model of several heads (SIFT Flow) one output per
-head (``semantic``, ``geometric``). Otherwise the graph has one input ``input`` and one output
-``logits`` (``labels`` where the graph ends in an argmax, ``labels_out``). The names are
-also recorded in the metadata (``input_names``, ``output_names``).
-
-The FCN's crops (Caffe geometry) and tail trims (same geometry) slice by sizes that depend on
-the input; both exporters turn them into Shape → Slice subgraphs rather than constants, which
-the verification proves by running a second sample of another size and batch.
-
-``exporter="legacy"`` is the TorchScript-based exporter (fast, quiet); ``"dynamo"`` is the
-``torch.export``-based one (needs onnxscript). Both give the same graph semantics here.
+The graph has one input ``input`` and one output ``logits`` (``labels`` when it ends in an
+argmax), or one input per modality (``color``, ``hha``, ``depth``) and one output per head
+(``semantic``, ``geometric``), also named in the metadata (``input_names``, ``output_names``).
+The FCN's input-dependent crops become Shape → Slice subgraphs, which a second sample of another
+size and batch verifies. ``exporter="legacy"`` is TorchScript-based (fast, quiet); ``"dynamo"``
+is ``torch.export``-based (needs onnxscript).
 """
 
 from __future__ import annotations
@@ -43,10 +37,7 @@ from fcnseg.export.common import (
 )
 from fcnseg.utils.files import atomic_path
 from fcnseg.utils.typing import PathLike
-from fcnseg.weightfiles.artifacts import onnx_session, read_onnx_metadata
-
-__all__ = ["EXPORTERS", "OnnxExport", "OnnxOptions", "export_onnx", "append_argmax",
-           "read_onnx_metadata"]
+from fcnseg.weightfiles.artifacts import onnx_session, read_onnx_metadata  # noqa: F401
 
 EXPORTERS = ("legacy", "dynamo")
 INPUT_NAME = "input"
@@ -78,10 +69,9 @@ def _require_onnx() -> Any:
 
 
 def _export_to(file: Path, graph: _GraphIO, sample: Any, opset: int, exporter: str) -> None:
-    """Write the ONNX model into ``file``, with dynamic batch, height and width (straight to
-    the file: a VGG16 FCN's graph is over 500 MB, never held twice in memory)."""
-    # UserWarning: shape-inference notes. The dynamo exporter logs that torchvision's operators
-    # are unavailable (we use none) and prints progress: keep the command's output ours.
+    """Write the ONNX model straight into ``file`` (a VGG16 FCN's graph is over 500 MB), with
+    dynamic batch, height and width."""
+    # Quiet: shape-inference notes, the dynamo exporter's registration log and progress.
     with quiet_tracing(FutureWarning, UserWarning,
                        logger="torch.onnx._internal.exporter._registration"):
         if exporter == "legacy":
@@ -110,21 +100,17 @@ class OnnxOptions:
     """How :func:`export_onnx` exports and verifies.
 
     Attributes:
-        sample_size: height and width of the export sample (a second one, of another size and
-            batch 2, checks that the axes are dynamic); small samples keep the check's memory
-            small.
+        sample_size: height and width of the sample (a second, of another size and batch 2,
+            checks that the axes are dynamic).
         opset: ONNX opset version.
         exporter: ``"legacy"`` (TorchScript-based) or ``"dynamo"``.
         atol: the largest absolute difference to PyTorch accepted on either sample...
         rtol: ... or this fraction of the largest logit, where that is more.
-        raw_pixels: the graph takes N×3×H×W float32 RGB values 0-255 (raw inputs per
-            modality) and normalises them itself (``input_pixels`` = ``"rgb_0_255"``); False
-            exports the bare network, taking normalised input (``"normalized"``). None
-            (default): raw pixels, unless the model is a bare network (``preprocess=False``),
-            for which True is an :class:`ExportError`.
-        labels_out: the graph ends in an argmax: an output ``labels``, N×H×W uint8 (int32
-            past 256 classes), instead of ``logits`` (``outputs`` = ``"labels"``), checked
-            equal to the verified logits' argmax.
+        raw_pixels: the graph takes raw pixels (RGB 0-255, or raw inputs per modality) and
+            normalises them itself; False exports the bare network, taking normalised input;
+            None: raw pixels unless the model is bare (``preprocess=False``; True: ExportError).
+        labels_out: the graph ends in an argmax: output ``labels``, N×H×W uint8 (int32 past
+            256 classes), checked equal to the verified logits' argmax.
     """
 
     sample_size: tuple[int, int] = (64, 64)
@@ -138,16 +124,14 @@ class OnnxOptions:
 
 def export_onnx(model: nn.Module, path: PathLike, options: OnnxOptions | None = None, /, *,
                 description: Mapping[str, Any], **option_fields: Any) -> OnnxExport:
-    """Export ``model`` to ONNX at ``path``, verified before the file is written.
+    """Export ``model`` (run in eval mode on the CPU, float32) to ONNX at ``path``, verified
+    before the file is written.
 
-    ``model`` is the PyTorch model (run in eval mode on the CPU, float32); ``description``
-    JSON-able facts stored in the ONNX ``metadata_props``, one JSON string per key. It must
-    hold what fcnseg loads the file by: ``class_names`` (a list, one per class), ``palette``
-    (``[r, g, b]`` per class) and ``input_convention`` (``model.input_convention.to_dict()``);
-    ``geometry``, ``arch``, ``ignore_index`` ... are read where present.
-    :meth:`Segmenter(model, ...).describe() <fcnseg.inference.Segmenter.describe>` gives them
-    all. How it is exported is ``options``, or the :class:`OnnxOptions` that the keyword
-    ``option_fields`` make (``export_onnx(model, path, description=d, sample_size=(96, 96))``).
+    ``description``: JSON-able facts stored in ``metadata_props``, one JSON string per key; it
+    must hold ``class_names``, ``palette`` and ``input_convention``, as
+    :meth:`Segmenter(model, ...).describe() <fcnseg.inference.Segmenter.describe>` gives them.
+    How it is exported is ``options``, or the :class:`OnnxOptions` the keyword ``option_fields``
+    make (``export_onnx(model, path, description=d, sample_size=(96, 96))``).
 
     Raises:
         ExportError: the description lacks a key above (one line naming them), the export
@@ -158,9 +142,8 @@ def export_onnx(model: nn.Module, path: PathLike, options: OnnxOptions | None = 
     if opts.exporter not in EXPORTERS:
         raise ValueError(f"exporter must be one of {EXPORTERS}, got {opts.exporter!r}")
     onnx = _require_onnx()
-    # The graph goes to a temporary beside ``path`` and is checked from there: one copy of the
-    # weights in memory at a time (the model's, then the ONNX proto's, then onnxruntime's),
-    # and ``path`` replaced only by a verified file.
+    # Written to a temporary and checked from there: one copy of the weights in memory at a
+    # time, and ``path`` replaced only by a verified file.
     with atomic_path(path) as tmp:
         subject, run, checks = verified_export(
             model, opts.sample_size, lambda subject: _write(tmp, subject, opts, description),
@@ -192,9 +175,8 @@ def _write(file: Path, subject: ExportSubject, opts: OnnxOptions,
 
 
 class _GraphIO(nn.Module):
-    """An export subject's model (in eval mode) with the graph's positional inputs and
-    outputs, named ``inputs`` and ``outputs``: one of each, or one per modality (a dict for the
-    model) and head."""
+    """An export subject's model with the graph's positional, named ``inputs`` and ``outputs``
+    (one of each, or one per modality and head)."""
 
     def __init__(self, subject: ExportSubject) -> None:
         super().__init__()
@@ -248,9 +230,7 @@ def _with_labels_out(proto: Any, subject: ExportSubject, run_logits: RunExport,
 
 def append_argmax(proto: Any, *, wide: bool = False) -> None:
     """End an ONNX graph of one N×C×H×W logits output in ArgMax over C and a Cast to uint8
-    (int32 when ``wide``): its output becomes N×H×W labels named :data:`LABELS_NAME`
-    (``labels``; files written before this name kept ``logits``, and fcnseg's readers take
-    either), and the metadata (``outputs``, ``output``) says so."""
+    (int32 when ``wide``): N×H×W labels named :data:`LABELS_NAME`, as its metadata says."""
     onnx = _require_onnx()
     TensorProto, helper = onnx.TensorProto, onnx.helper
     graph = proto.graph

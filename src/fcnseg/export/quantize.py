@@ -1,15 +1,11 @@
 """Post-training static int8 quantization with ONNX Runtime, calibrated on the user's images,
 with an accuracy gate against the float model.
 
-The float model is exported to ONNX taking raw pixels (verified as ``fcnseg export`` does),
-activation ranges are calibrated (min/max over every calibration image), weights are quantized
-per output channel (int8, symmetric) and activations per tensor (uint8), in the QDQ format,
-which ONNX Runtime fuses into int8 kernels and other runtimes (OpenVINO, TensorRT) read too.
-docs/performance.md says why this engine and how fast it runs.
-
-The layers that lose most to int8 (the first convolution, on raw colours; the score layers; the
-upsampling deconvolutions) can stay in float: with ``keep_float="auto"`` and a validation set,
-both variants are scored and the float layers kept only when that measurably raises mean IU.
+The float model is exported to ONNX taking raw pixels (verified), activation ranges calibrated
+(min/max), weights quantized per output channel (int8, symmetric) and activations per tensor
+(uint8), in the QDQ format (docs/performance.md). The layers that lose most to int8 (the first
+convolution, the score layers, the upsampling) can stay in float: with ``keep_float="auto"`` and
+a validation set, they are only when that measurably raises mean IU.
 """
 
 from __future__ import annotations
@@ -19,7 +15,7 @@ import json
 import math
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,10 +55,9 @@ class QuantizeOptions:
         keep_float: ``"auto"``, ``"none"`` or ``"sensitive"`` (see the module docstring).
         labels_out: the written graph ends in an argmax (uint8 labels).
         threads: ONNX Runtime threads for calibration and evaluation (None: torch's count).
-        reduce_range: 7-bit weights (within ±64), for CPUs without int8 dot products (VNNI):
-            their u8·s8 kernels add pairs of products in 16 bits, which full-range weights
-            can saturate and 7-bit ones cannot (2·255·64 < 2¹⁵), so such a CPU computes
-            exactly what the gate measured. None: on when this CPU has no VNNI/AMX-INT8.
+        reduce_range: 7-bit weights (within ±64), which the 16-bit pair sums of CPUs without
+            int8 dot products (VNNI) cannot saturate (2·255·64 < 2¹⁵), so that such a CPU
+            computes what the gate measured. None: on when this CPU has no VNNI/AMX-INT8.
     """
 
     max_drop: float = 1.0
@@ -90,10 +85,7 @@ class Comparison:
         return 100.0 * (self.float_mean_iu - self.int8_mean_iu)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"images": self.images, "float_mean_iu": self.float_mean_iu,
-                "int8_mean_iu": self.int8_mean_iu, "mean_iu_drop_points": self.drop_points,
-                "float_iu": self.float_iu, "int8_iu": self.int8_iu,
-                "pixel_agreement": self.pixel_agreement}
+        return {**asdict(self), "mean_iu_drop_points": self.drop_points}
 
     def format(self, class_names: Sequence[str]) -> str:
         """Mean IU of both, per-class IU and its change, pixel agreement: the printed table."""
@@ -173,14 +165,11 @@ def quantize_model(model: nn.Module, out: PathLike, *, description: dict[str, An
                    validation: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]] | None = None,
                    options: QuantizeOptions = QuantizeOptions(),
                    log: Callable[[str], None] = print) -> QuantizeResult:
-    """Quantize ``model`` (one input: colour or bands; one output of N×C×H×W logits) to an
-    int8 ONNX file at ``out``, gated on accuracy. ``description``: what
-    :meth:`fcnseg.inference.Segmenter.describe` gives (``class_names``, ``palette``,
-    ``input_convention`` required), stored with the quantization; ``calibration`` and
-    ``validation`` (or None): functions returning a fresh iterator of images as the model takes
-    them (H×W×3 uint8 RGB, or H×W×N raw band values), of (image, label) pairs; ``log``: where
-    progress lines go. Returns a :class:`QuantizeResult`, whose ``path`` is None when the gate
-    refused (``refused``: why); raises :class:`QuantizeError` (one line) for a bad
+    """Quantize ``model`` (one input, one N×C×H×W logits output) to an int8 ONNX file at
+    ``out``, gated on accuracy. ``description``: as :meth:`fcnseg.inference.Segmenter.describe`
+    gives it; ``calibration`` and ``validation`` (or None): functions returning a fresh iterator
+    of images as the model takes them, of (image, label) pairs. The result's ``path`` is None
+    when the gate refused (``refused``: why); :class:`QuantizeError` (one line) for a bad
     description, no engine or calibration image, or a failure."""
     _check_quantizable(model, options, description)
     onnx, quantization = _require_engine()
@@ -410,10 +399,8 @@ def compare_models(reference: Any, int8: Any,
 
 
 def pre_vnni_exact(proto: Any) -> bool:
-    """Whether x86 CPUs without VNNI compute this QDQ model's integer products exactly: their
-    kernels (``vpmaddubsw``) add each pair of uint8-activation × int8-weight products into a
-    saturating int16, so every int8 weight must satisfy 2·255·|w| ≤ 32767 (|w| ≤ 64:
-    reduce_range)."""
+    """Whether x86 CPUs without VNNI compute this QDQ model exactly: their ``vpmaddubsw`` sums
+    pairs of u8 × s8 products in a saturating int16, so 2·255·|w| ≤ 32767 for every weight."""
     from onnx import TensorProto, numpy_helper
 
     weights = {t.name: t for t in proto.graph.initializer if t.data_type == TensorProto.INT8}

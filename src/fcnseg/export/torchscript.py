@@ -1,11 +1,8 @@
-"""TorchScript export by tracing, verified on a second input size.
+"""TorchScript export by tracing, verified on a second input size and batch.
 
-Tracing records the crops' sizes as shape computations on the input, so one trace serves every
-input size (checked on a sample of another size and batch). The description travels in the
-archive as the extra file ``fcnseg.json``, which :func:`fcnseg.export.read_torchscript_metadata`
-reads without loading the code. A model of several inputs or heads takes and returns
-``Dict[str, Tensor]`` keyed by modality or head, as the PyTorch models do. TorchScript's
-deprecation notice is silenced: most deployment tools still load TorchScript.
+The description travels in the archive as the extra file ``fcnseg.json``, read without loading
+the code (:func:`fcnseg.export.read_torchscript_metadata`). A model of several inputs or heads
+takes and returns ``Dict[str, Tensor]``, as the PyTorch models do.
 """
 
 from __future__ import annotations
@@ -46,15 +43,12 @@ def export_torchscript(model: nn.Module, path: PathLike, *, description: Mapping
                        sample_size: tuple[int, int] = (224, 224), atol: float = DEFAULT_ATOL,
                        rtol: float = DEFAULT_RTOL,
                        raw_pixels: bool | None = None) -> TorchScriptExport:
-    """Trace ``model`` on the CPU and save it at ``path`` after checking two sample sizes.
-    ``raw_pixels`` and ``description`` (``class_names``, ``palette``, ``input_convention``
-    required; ``Segmenter(model, ...).describe()`` gives them) are as for
-    :func:`~fcnseg.export.onnx_export.export_onnx`.
+    """Trace ``model`` on the CPU and save it at ``path`` after checking two sample sizes;
+    ``raw_pixels`` and ``description`` as for :func:`~fcnseg.export.onnx_export.export_onnx`.
 
     Raises:
-        ExportError: the description lacks one of those keys (one line naming them), tracing
-            failed or the saved module differs from PyTorch by ``atol`` or more on either
-            sample; ``path`` is then left as it was.
+        ExportError: a bad description, a failed trace, or the saved module differs from
+            PyTorch by ``atol`` or more on either sample; ``path`` is then left as it was.
     """
     buf = io.BytesIO()
 
@@ -62,8 +56,7 @@ def export_torchscript(model: nn.Module, path: PathLike, *, description: Mapping
         heads = subject.outputs
         meta = {k: json.loads(v) for k, v in subject.metadata(description).items()}
         with quiet_tracing(), torch.no_grad():
-            # A dict input or output is a fixed structure here (the modalities, the heads):
-            # strict=False lets the trace keep it.
+            # strict=False keeps a dict input or output (a fixed structure here).
             traced = torch.jit.trace(subject.model, (subject.samples[0],), check_trace=False,
                                      strict=not (subject.inputs or heads))
             torch.jit.save(traced, buf, _extra_files={TORCHSCRIPT_METADATA: json.dumps(meta)})

@@ -1,18 +1,11 @@
 """The web service: a :class:`~fcnseg.inference.Segmenter` behind FastAPI.
 
-Endpoints: ``POST /v1/segment`` (an image in, or one file per modality for a model with several
-inputs; a palette PNG label map or JSON out, with each head's result for a model with several),
-``GET /v1/model``, ``GET /healthz`` (and ``HEAD``), the schema at ``/openapi.json`` and a static
-page at ``/``. The routes only wire HTTP to :class:`~fcnseg.serve.service.SegmentationService`.
-
-The service stays up and bounded whatever it is sent: each body is read whole first, within
-``max_upload_bytes`` (413) and ``body_timeout_s`` (408) (:mod:`~fcnseg.serve.body`); image
-headers are read before any decoding (413 over ``max_pixels``, 415 for no image, 400 for one
-that fails to decode); a request is admitted or refused with 503 at once, ``max_concurrency``
-decoded and segmented in worker threads and ``max_queue`` more waiting
-(:mod:`~fcnseg.serve.admission`), one thread running the model on batches
-(:mod:`~fcnseg.serve.batching`); nothing is cached between requests; every error is
-``{"detail": "<one line>"}``, validation errors included.
+Endpoints: ``POST /v1/segment`` (an image, or one file per modality, in; a palette PNG or JSON
+out), ``GET /v1/model``, ``GET /healthz`` (and ``HEAD``), ``/openapi.json`` and a page at ``/``.
+The routes only wire HTTP to :class:`~fcnseg.serve.service.SegmentationService`, which stays
+bounded whatever it is sent: bodies within ``max_upload_bytes`` (413) and ``body_timeout_s``
+(408); image headers read before decoding (413, 415, 400); admission or 503 at once; one model
+thread; every error ``{"detail": "<one line>"}``.
 """
 
 from __future__ import annotations
@@ -138,18 +131,10 @@ def create_app(segmenter: Segmenter, limits: ServiceLimits | None = None, /, *,
                batching: bool | None = None, **limit_fields: Any) -> FastAPI:
     """The FastAPI application serving ``segmenter``.
 
-    Args:
-        segmenter: the model to serve (e.g. ``Segmenter.from_checkpoint(path)``).
-        limits: how much the service accepts and holds at once
-            (:class:`~fcnseg.serve.limits.ServiceLimits`: ``max_upload_bytes``, ``max_pixels``,
-            ``max_concurrency``, ``max_queue``, ``body_timeout_s``, ``header_timeout_s``,
-            ``max_connections``); ``limit_fields`` set single ones
-            (``create_app(segmenter, max_pixels=256 * 256)``).
-        batching: whether requests waiting for the model share a forward pass; ``None``
-            (default): on a GPU yes, on a CPU when a short probe at start-up finds a batch
-            faster per image than single passes
-            (:func:`~fcnseg.serve.batching.decide_batching`). ``GET /healthz`` reports the
-            decision.
+    ``limits`` (:class:`~fcnseg.serve.limits.ServiceLimits`) bound what the service accepts and
+    holds at once; ``limit_fields`` set single ones (``create_app(s, max_pixels=256 * 256)``).
+    ``batching``: whether requests waiting for the model share a forward pass; None decides as
+    :func:`~fcnseg.serve.batching.decide_batching` does (``GET /healthz`` reports it).
     """
     limits = dataclasses.replace(limits or ServiceLimits(), **limit_fields)
     # No /docs or /redoc: FastAPI's pages load their scripts from CDNs, blank on the offline

@@ -1,21 +1,13 @@
 """One thread runs the model for the whole service; requests that wait for it share a batch.
 
-Each request decodes its image in its own worker thread, then hands it to the
-:class:`InferenceBatcher` and waits. The batcher's thread takes every image waiting (after a
-short pause for the ones about to arrive), stacks those of the same size (and the same need for
-probabilities) into one forward pass, and answers each request with its own prediction. A
-forward pass never holds more images than ``max_batch`` nor more pixels than ``max_pixels``
-(one largest image allowed), so batching costs no more memory than the largest single request.
-When a batched pass fails, its images are run one by one, so that only the request at fault
-gets the error.
+The :class:`InferenceBatcher`'s thread takes every image waiting (after a short pause), stacks
+those of one size and need for probabilities into a forward pass of at most ``max_batch``
+images and ``max_pixels`` pixels (so no more memory than the largest single request), and
+answers each request; a failed batch is rerun image by image so only the request at fault fails.
 
-Whether to batch at all is decided when the service starts (:func:`decide_batching`): on a GPU a
-batch runs its images in parallel, so batching is on; on a CPU one image already keeps every
-core busy, and a batch is often no faster per image than the same images one by one (measured
-on a 2-core EPYC: FCN-8s at 500×375 in bf16, a batch of 3 took 1.05-1.3× as long as 3 single
-passes), while the requests of a batch all wait for its slowest part. So on a CPU a short probe
-times a batch of two against two single passes, and batching is on only when the batch is
-clearly faster per image.
+Whether to batch is decided at start (:func:`decide_batching`): on a GPU yes; on a CPU, where
+one image already keeps every core busy and a batch is often no faster per image, only when a
+short probe finds a batch of two clearly faster than two single passes.
 """
 
 from __future__ import annotations
@@ -43,15 +35,9 @@ PROBE_SIDE = 256
 
 @dataclass(frozen=True)
 class BatchingDecision:
-    """Whether requests that wait for the model share a forward pass, and why.
-
-    Attributes:
-        enabled: batch queued requests (up to the service's ``max_concurrency``) or run each
-            alone.
-        reason: one line, as ``GET /healthz`` and the serve start line report it.
-        single_s: the probe's seconds for two images one by one (``None`` without a probe).
-        batch_s: the probe's seconds for the same two as one batch.
-    """
+    """Whether requests that wait for the model share a forward pass, and why (``reason``: one
+    line, as ``GET /healthz`` reports it); the probe's seconds for two images one by one
+    (``single_s``) and as one batch (``batch_s``), None without a probe."""
 
     enabled: bool
     reason: str
@@ -60,11 +46,11 @@ class BatchingDecision:
 
     def to_dict(self) -> dict[str, Any]:
         """As ``GET /healthz`` reports it."""
-        if self.single_s is None or self.batch_s is None:
-            return {"enabled": self.enabled, "reason": self.reason}
-        return {"enabled": self.enabled, "reason": self.reason,
-                "probe": {"two_single_s": round(self.single_s, 4),
-                          "batch_of_two_s": round(self.batch_s, 4)}}
+        out: dict[str, Any] = {"enabled": self.enabled, "reason": self.reason}
+        if self.single_s is not None and self.batch_s is not None:
+            out["probe"] = {"two_single_s": round(self.single_s, 4),
+                            "batch_of_two_s": round(self.batch_s, 4)}
+        return out
 
 
 def batching_from_probe(single_s: float, batch_s: float) -> BatchingDecision:
@@ -86,14 +72,9 @@ _decisions: weakref.WeakKeyDictionary[Segmenter, BatchingDecision] = weakref.Wea
 
 def decide_batching(segmenter: Segmenter, *, max_pixels: int, rounds: int = 3,
                     clock: Any = time.perf_counter) -> BatchingDecision:
-    """Whether a service of ``segmenter`` should batch queued requests.
-
-    On a GPU (any device but the CPU): yes. On a CPU: time, interleaved, ``rounds`` times
-    after a warm-up, two random images of :data:`PROBE_SIDE`² pixels (at most ``max_pixels``)
-    one by one and as a batch, and batch only when the batch is clearly faster
-    (:func:`batching_from_probe`, on the fastest round of each: other work only adds time).
-    The decision is kept for the segmenter, so another service of it does not probe again.
-    """
+    """Whether a service of ``segmenter`` should batch queued requests: on a GPU yes; on a CPU
+    as :func:`batching_from_probe` finds over ``rounds`` interleaved rounds (the fastest of
+    each) of two :data:`PROBE_SIDE`² images. Kept per segmenter: no second probe."""
     known = _decisions.get(segmenter)
     if known is not None:
         return known
@@ -152,16 +133,10 @@ class BatchStats:
 
 
 class InferenceBatcher:
-    """Runs ``segmenter`` in one thread on batches of the images that requests hand it.
+    """Runs ``segmenter`` in one thread on batches of the images that requests hand it, at most
+    ``max_batch`` images and ``max_pixels`` pixels a pass (a larger single image runs alone)."""
 
-    Args:
-        segmenter: the model.
-        max_batch: most images in one forward pass.
-        max_pixels: most pixels in one forward pass (a larger single image still runs alone).
-    """
-
-    #: After the first image arrives, how long to wait for others (not at all with
-    #: ``max_batch`` 1).
+    #: After the first image arrives, how long to wait for others.
     max_wait_s = 0.002
 
     def __init__(self, segmenter: Segmenter, *, max_batch: int, max_pixels: int) -> None:
@@ -178,9 +153,8 @@ class InferenceBatcher:
 
     def predict(self, image: np.ndarray | str, *, return_probs: bool = False) -> Prediction:
         """Segment one decoded H×W×3 uint8 image in the next batch, or the raster file at the
-        path ``image`` alone (as :meth:`Segmenter.predict` reads it: by tiles where larger
-        than one); blocks until it is done (call it from a worker thread). Raises what the
-        segmenter raised for this image."""
+        path ``image`` alone; blocks (call it from a worker thread). Raises what the segmenter
+        raised for this image."""
         job = _Job(image, return_probs)
         with self._lock:
             if self._closed:

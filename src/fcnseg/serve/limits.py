@@ -27,36 +27,26 @@ __all__ = [
 
 #: Largest request body accepted (32 MiB): a 50-megapixel phone photo as JPEG (10-25 MB).
 DEFAULT_MAX_UPLOAD_BYTES = 32 * 2**20
-#: Largest image accepted, 24 million pixels: photos of 12- and 20-megapixel phones and of
-#: 24-megapixel cameras (6000×4000) are segmented whole, as fcnseg predict segments them. It
-#: bounds the memory of a forward pass (one runs at a time; a batch never holds more pixels
-#: than this), which grows with pixels: about 330 bytes per pixel for FCN-8s (VGG16) in bf16
-#: and 600 in fp32, 170 and 140 for fcn8s_resnet18, 21 classes (benchmarks/serve_memory.py,
-#: docs/serve.md), so about 8 GB at this limit for FCN-8s in bf16. Raise it for the 48- and
-#: 50-megapixel modes of phone sensors on machines with the memory; lower it on smaller ones.
+#: Largest image accepted: 24-megapixel cameras (6000×4000) are segmented whole. It bounds a
+#: forward pass's memory (a batch never holds more pixels): about 330 bytes per pixel for FCN-8s
+#: in bf16, so about 8 GB here (docs/serve.md, benchmarks/serve_memory.py).
 DEFAULT_MAX_PIXELS = 24_000_000
-#: Images decoded and segmented at once. One thread runs the model, on all cores, and the
-#: requests waiting for it share a forward pass (a batch of up to this many images), while the
-#: others decode and encode beside it.
+#: Images decoded and segmented at once (one thread runs the model; waiting requests share a
+#: forward pass of up to this many images).
 DEFAULT_MAX_CONCURRENCY = 4
 #: Requests that may wait for a worker before new ones get 503.
 DEFAULT_MAX_QUEUE = 8
-#: Seconds a client has to send a request's whole body; slower uploads get 408. 90 s lets the
-#: default 32 MiB arrive over a link of about 3 Mbit/s.
+#: Seconds a client has to send a request's whole body (32 MiB at about 3 Mbit/s); then 408.
 DEFAULT_BODY_TIMEOUT_S = 90.0
-#: Seconds a connection has to send a request's complete headers (from its opening, or from
-#: its previous response); slower ones get 408 and are closed.
+#: Seconds a connection has to send a request's complete headers; then 408 and closed.
 DEFAULT_HEADER_TIMEOUT_S = 10.0
-#: Connections open at once; one more gets 503 and is closed. Each holds a file descriptor:
-#: well below the common open-file limit of 1,024.
+#: Connections open at once (well below the common open-file limit of 1,024); one more: 503.
 DEFAULT_MAX_CONNECTIONS = 256
 #: Fewest connections a service works with: a health check beside one request.
 MIN_CONNECTIONS = 2
-# Descriptors kept for everything but client connections (the listening socket, the model's
-# files, logs, worker threads' pipes).
+# Descriptors kept for everything but client connections (listening socket, files, logs).
 _RESERVED_FILES = 64
-#: Overlays and heatmaps in JSON answers are pictures for a screen: their longer side is at
-#: most this many pixels (the label map is always at full size).
+#: Longer side of the overlays and heatmaps of JSON answers (the label map stays full size).
 PREVIEW_MAX_SIDE = 1024
 
 
@@ -119,13 +109,11 @@ class ConnectionGauge:
 
     def to_dict(self) -> dict[str, int]:
         """The counts as ``GET /healthz`` reports them."""
-        return {"open": self.open, "limit": self.limit, "refused": self.refused,
-                "header_timeouts": self.header_timeouts}
+        return {k: v for k, v in asdict(self).items() if k != "enforced"}
 
 
 def connection_cap(max_connections: int) -> int:
-    """``max_connections`` lowered, if need be, to what the process's open-file limit leaves
-    after the descriptors it needs for itself (never below 1)."""
+    """``max_connections`` lowered to what the open-file limit leaves (never below 1)."""
     try:
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     except (OSError, ValueError):
@@ -154,8 +142,7 @@ def connection_cap_problem(cap: int, max_connections: int, admitted: int) -> str
 
 
 def _too_few(cap: int, needed: str, least: int) -> str:
-    """The open-file limit leaves room for ``cap`` connections, fewer than ``needed``
-    (``least`` connections): raise it."""
+    """The open-file limit leaves ``cap`` connections, fewer than ``needed`` (``least``)."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     return (f"the open-file limit (ulimit -n {soft}) leaves room for only {cap} "
             f"connection{'s' if cap != 1 else ''} at once, fewer than {needed}; raise it to at "

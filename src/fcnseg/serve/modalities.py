@@ -1,8 +1,5 @@
 """Requests to a model with several inputs (NYUDv2 RGB-HHA, RGB-D): one uploaded file per
-modality, in multipart fields named by it (``color``, ``hha``, ``depth``), read, checked,
-decoded and segmented together.
-
-A model with one input keeps the one-file API of :mod:`fcnseg.serve.segment`.
+modality, in multipart fields named by it (``color``, ``hha``, ``depth``), segmented together.
 """
 
 from __future__ import annotations
@@ -88,10 +85,8 @@ def probe_inputs(uploads: Mapping[str, bytes], max_pixels: int) -> tuple[int, in
 
 
 def decode_input(modality: str, data: bytes, max_pixels: int) -> np.ndarray:
-    """One upload's pixels: H×W×3 uint8 RGB for ``color``; for ``hha`` and ``depth`` the stored
-    values (H×W×3 uint8; H×W millimetres, a 16-bit PNG). Raises ImageError for data that
-    cannot be decoded, or HHA or depth unlike the model's training data
-    (:func:`~fcnseg.data.modalities.modality_problem`)."""
+    """One upload's pixels: RGB for ``color``, the stored values for ``hha`` and ``depth``.
+    ImageError for undecodable data or values unlike the training data's."""
     if modality == "color":
         return load_image(data, name=modality, max_pixels=max_pixels)
     values = read_samples(data, name=modality, max_pixels=max_pixels)
@@ -103,10 +98,8 @@ def decode_input(modality: str, data: bytes, max_pixels: int) -> np.ndarray:
 
 def segment_inputs(segmenter: Segmenter, uploads: Mapping[str, bytes], options: SegmentOptions,
                    max_pixels: int) -> bytes | dict[str, Any]:
-    """Decode, segment and encode the uploads of one request (``{modality: bytes}``), answered
-    as one image is (:func:`~fcnseg.serve.segment.encode_answer`). Slow: run it in a worker
-    thread. RequestError: 413 for too many pixels, 400 for an upload that fails to decode,
-    500 when inference itself fails (logged)."""
+    """Decode, segment and encode one request's ``{modality: bytes}`` as
+    :func:`~fcnseg.serve.segment.segment_upload` does one image (in a worker thread)."""
     t0 = time.perf_counter()
     with image_errors():
         arrays = {m: decode_input(m, data, max_pixels) for m, data in uploads.items()}

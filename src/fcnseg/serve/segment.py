@@ -56,16 +56,9 @@ Predict = Callable[..., Prediction]
 
 @dataclass(frozen=True)
 class SegmentOptions:
-    """What a client asked for: the answer's format, and the pictures added to JSON answers.
-
-    Attributes:
-        format: ``"png"`` (the label map) or ``"json"`` (counts and base64 PNGs).
-        overlay: add the class colours blended over the image (JSON).
-        alpha: the overlay's opacity, 0 to 1.
-        heatmap_classes: class indices whose probability maps are added (JSON).
-        head_heatmap_classes: for a model with several heads, those of each head by name
-            (``heatmap_classes`` are then the first head's).
-    """
+    """What a client asked for: ``format`` ``"png"`` (the label map) or ``"json"`` (counts and
+    base64 PNGs), and for JSON an ``overlay`` of opacity ``alpha`` and the probability maps of
+    ``heatmap_classes`` (by head in ``head_heatmap_classes``; the first head's are both)."""
 
     format: Literal["png", "json"] = "png"
     overlay: bool = False
@@ -80,9 +73,8 @@ class SegmentOptions:
 
 
 def parse_heatmap_classes(spec: str | None, names: Sequence[str]) -> tuple[int, ...]:
-    """``"all"``, or comma-separated class names or indices, as class indices
-    (:func:`~fcnseg.inference.classnames.parse_classes`, as ``fcnseg predict --heatmaps``;
-    400 if unknown)."""
+    """``"all"``, or comma-separated class names or indices, as class indices (as ``fcnseg
+    predict --heatmaps``; 400 if unknown)."""
     try:
         return tuple(parse_classes(spec or "", names))
     except ValueError as e:
@@ -91,9 +83,8 @@ def parse_heatmap_classes(spec: str | None, names: Sequence[str]) -> tuple[int, 
 
 def parse_head_heatmap_classes(spec: str | None,
                                heads: Mapping[str, Sequence[str]]) -> dict[str, tuple[int, ...]]:
-    """:func:`parse_heatmap_classes` for a model with several heads: ``"all"`` gives every
-    class of every head, a class name the heads that have it, an index the first head's class
-    (400 for a name no head has)."""
+    """:func:`parse_heatmap_classes` for several heads: ``"all"`` every class of every head, a
+    name the heads that have it, an index the first head's class (400 for a name no head has)."""
     chosen: dict[str, list[int]] = {h: [] for h in heads}
     first = next(iter(heads))
     for token in (t.strip() for t in (spec or "").split(",")):
@@ -117,9 +108,8 @@ def parse_head_heatmap_classes(spec: str | None,
 
 
 def heatmap_options(spec: str | None, segmenter: Segmenter) -> dict[str, Any]:
-    """The heatmap fields of :class:`SegmentOptions` for the ``heatmap`` query parameter
-    (``head_heatmap_classes`` too for a model with several heads); 400 for a model exported
-    with labels only, which has no probabilities to draw."""
+    """The heatmap fields of :class:`SegmentOptions` for the ``heatmap`` query parameter; 400
+    for a model exported with labels only (no probabilities to draw)."""
     if spec and getattr(segmenter, "labels_only", False):
         # Its file name only: where the server keeps its files is none of a client's business.
         path = segmenter.checkpoint_path
@@ -132,8 +122,8 @@ def heatmap_options(spec: str | None, segmenter: Segmenter) -> dict[str, Any]:
 
 
 def head_palette(segmenter: Segmenter, head: str) -> np.ndarray:
-    """The colours of a head's label map, as ``fcnseg predict`` writes them: the checkpoint's
-    palette for the first (or only) head, the standard one for its classes for the others."""
+    """A head's colours as ``fcnseg predict`` draws them: the checkpoint's palette for the first
+    head, the standard one for the others."""
     if not segmenter.heads or head == next(iter(segmenter.heads)):
         return segmenter.palette
     return distinct_palette(segmenter.heads[head])
@@ -167,9 +157,8 @@ async def read_upload(request: Request) -> bytes:
 
 
 def probe_image(data: bytes, max_pixels: int) -> tuple[int, int]:
-    """Width and height from the image header, after its EXIF orientation, no pixel decoded:
-    415 for no image in an accepted format, 413 for more than ``max_pixels`` pixels, 400 for a
-    TIFF of bands a colour model does not take."""
+    """Upright width and height from the image header, no pixel decoded: 415 for no accepted
+    image, 413 over ``max_pixels``, 400 for a TIFF of bands a colour model does not take."""
     stream = io.BytesIO(data)
     if data.startswith(TIFF_MAGIC) and (problem := tiff_bands_problem(stream)):
         raise RequestError(400, f"upload: {problem}")
@@ -199,8 +188,7 @@ def probe_image(data: bytes, max_pixels: int) -> tuple[int, int]:
 
 
 def over_the_limit(width: int, height: int, limit: int) -> str:
-    """An upload's size over the pixel limit, naming the option that raises it (a stitched
-    mosaic is a legitimate upload, not only a decompression bomb)."""
+    """An upload's size over the pixel limit, naming the option that raises it."""
     return (f"{width}×{height} = {width * height} pixels is over the limit of {limit} pixels "
             f"(fcnseg serve --max-pixels PIXELS raises it)")
 
@@ -220,8 +208,7 @@ def image_errors(message: Callable[[ImageError], str] = str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def inference_errors(what: str) -> Iterator[None]:
-    """A failed inference as 500, logged with its traceback: one failed request must not end
-    the service."""
+    """A failed inference as 500, logged with its traceback (the service goes on)."""
     try:
         yield
     except ImageError:  # the input's fault (a corrupt tile of a raster): for image_errors
@@ -243,20 +230,17 @@ _OUT_OF_MEMORY_WORDS = ("out of memory", "not enough memory", "can't allocate me
 
 
 def out_of_memory(error: BaseException) -> bool:
-    """Whether ``error`` says the model ran out of memory (MemoryError, torch's
-    OutOfMemoryError, or an allocator's RuntimeError)."""
+    """Whether ``error`` says the model ran out of memory."""
     text = str(error).lower()
     return isinstance(error, MemoryError) or any(w in text for w in _OUT_OF_MEMORY_WORDS)
 
 
 def segment_upload(segmenter: Segmenter, data: bytes, options: SegmentOptions,
                    max_pixels: int, predict: Predict | None = None) -> bytes | dict[str, Any]:
-    """Decode, segment and encode one upload: the label map as PNG bytes for ``format="png"``,
-    else the JSON payload (a dict). Slow: run it in a worker thread, never on the event loop.
-    ``predict(image, return_probs=...)`` (default ``segmenter.predict``; the service passes
-    its batcher's) segments the decoded image, or the upload as a raster file where ``fcnseg
-    predict`` would segment it by tiles (:func:`raster_by_tiles`). RequestError: 413 for too
-    many pixels, 400 for an image that fails to decode, 500 when inference fails (logged)."""
+    """Decode, segment and encode one upload: PNG bytes for ``format="png"``, else the JSON
+    dict. Slow: run it in a worker thread. ``predict`` (default ``segmenter.predict``) segments
+    the decoded image, or the raster file ``fcnseg predict`` would tile (:func:`raster_by_tiles`).
+    RequestError: 413 for too many pixels, 400 for a bad image, 500 for a failed inference."""
     t0 = time.perf_counter()
     with raster_by_tiles(segmenter, data) as raster:
         if raster is None:
@@ -294,10 +278,8 @@ def upload_file(data: bytes) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def raster_by_tiles(segmenter: Segmenter, data: bytes) -> Iterator[Path | None]:
-    """A TIFF upload that ``fcnseg predict`` segments by tiles
-    (:func:`~fcnseg.inference.rasters.needs_tiling`), as a temporary file: segmented as
-    ``fcnseg predict --tile`` does (nodata labelled 255, the same blended tiles), so its
-    labels are those of the label GeoTIFF. None for every other upload (segmented whole)."""
+    """A TIFF upload that ``fcnseg predict`` segments by tiles, as a temporary file (so that its
+    labels are those of the label GeoTIFF); None for every other upload (segmented whole)."""
     tiles = segmenter.tiles
     if not data.startswith(TIFF_MAGIC) or tiles is None:
         yield None
@@ -312,9 +294,8 @@ def raster_by_tiles(segmenter: Segmenter, data: bytes) -> Iterator[Path | None]:
 
 def encode_answer(segmenter: Segmenter, pred: Prediction, options: SegmentOptions, *,
                   decode_s: float = 0.0, inference_s: float = 0.0) -> bytes | dict[str, Any]:
-    """A prediction as the answer: the (first head's) label map as PNG bytes for
-    ``format="png"``, else the JSON payload. For a model with several heads the JSON's top
-    level is the first head's, and ``heads`` holds every head's own payload by name."""
+    """A prediction as the answer: the (first head's) label map PNG for ``format="png"``, else
+    the JSON payload, with every head's own under ``heads`` for a model with several."""
     t2 = time.perf_counter()
     label_png = label_png_bytes(pred.label, segmenter.palette)
     if options.format == "png":
@@ -345,8 +326,7 @@ def preview_size(height: int, width: int) -> tuple[int, int]:
 def _payload(pred: Prediction, palette: np.ndarray, class_names: Sequence[str],
              options: SegmentOptions, heatmap_classes: Sequence[int],
              background: str | None = None, label_png: bytes | None = None) -> dict[str, Any]:
-    """One head's JSON: size, pixel counts, classes present, label PNG, and the overlay and
-    heatmaps asked for (base64 PNGs at preview size)."""
+    """One head's JSON: size, pixel counts, classes present, label PNG, overlay, heatmaps."""
     height, width = pred.label.shape
     counts = pred.class_pixel_counts()
     body: dict[str, Any] = {
@@ -366,8 +346,7 @@ def _payload(pred: Prediction, palette: np.ndarray, class_names: Sequence[str],
         label_img = Image.fromarray(pred.label if pred.label.dtype == np.uint8
                                     else pred.label.astype(np.int32))
         small_label = np.asarray(label_img.resize(size, Image.NEAREST)).astype(pred.label.dtype)
-        # As predict draws it: the background left as the photo; no legend, as the page and
-        # the JSON already list the classes present.
+        # As predict draws it, with no legend (the JSON lists the classes present).
         style = PictureStyle(alpha=options.alpha, legend=False,
                              unblended=tuple(background_classes(class_names, background)))
         picture = overlay_picture(replace(pred, image=np.asarray(small), label=small_label),

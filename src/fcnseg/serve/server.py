@@ -1,23 +1,17 @@
 """The HTTP server under the app: uvicorn, guarded against clients that hold sockets.
 
-The app bounds what a request may cost once its headers are in (:mod:`fcnseg.serve.body`,
-:mod:`fcnseg.serve.admission`); this module bounds the connections themselves:
+The app bounds a request once its headers are in; this module bounds the connections:
 
-- **Header timeout.** A connection must deliver a request's complete headers within
-  ``header_timeout_s`` seconds of opening (or of its previous response); one that trickles them
-  in, or sends nothing, gets 408 and is closed. Without it, a few hundred sockets that each send
-  a byte now and then hold every file descriptor of the process.
-- **Connection cap.** At most ``max_connections`` connections are open at once (lowered to fit
-  the process's open-file limit); one more is answered 503 and closed at once.
-  ``GET /healthz`` reports the open connections, the cap and how many were refused or timed
-  out (:class:`ConnectionGauge`); under another server, which applies neither guard, it
-  reports ``"connections": null``.
-- **Logs.** One access line per answered request, with its status and duration in
-  milliseconds (logger ``fcnseg.serve.access``, in place of uvicorn's line); each refused
-  connection and each header timeout in one line naming the client (logger ``fcnseg.serve``).
-- **Accept errors.** When the process runs out of file descriptors anyway, asyncio reports every
-  failed ``accept()`` with a traceback, up to thousands a second. They are logged as one line at
-  most every :data:`ACCEPT_ERROR_LOG_INTERVAL_S` seconds, with the count of those folded in.
+- **Header timeout.** A connection that does not deliver a request's complete headers within
+  ``header_timeout_s`` of opening (or of its previous response) gets 408 and is closed, so that
+  sockets trickling a byte now and then cannot hold every file descriptor.
+- **Connection cap.** One connection over ``max_connections`` (lowered to fit the open-file
+  limit) is answered 503 and closed. ``GET /healthz`` reports the counts
+  (:class:`ConnectionGauge`); under another server, which applies neither guard, ``null``.
+- **Logs.** One access line per request with status and milliseconds (``fcnseg.serve.access``,
+  in place of uvicorn's); each refusal and header timeout in one line naming the client.
+- **Accept errors.** Out of file descriptors, asyncio reports every failed ``accept()`` with a
+  traceback; they are logged as one line at most every :data:`ACCEPT_ERROR_LOG_INTERVAL_S` s.
 """
 
 from __future__ import annotations
@@ -49,8 +43,8 @@ _OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
 def _raw_response(status: str, detail: str, headers: list[tuple[bytes, bytes]]) -> bytes:
-    """A whole HTTP/1.1 error response that closes its connection, written before (or instead
-    of) any request cycle, with uvicorn's default ``headers`` (date, server) as its others."""
+    """A whole HTTP/1.1 error response that closes its connection, written outside any request
+    cycle, with uvicorn's default ``headers`` (date, server)."""
     body = json.dumps({"detail": detail}, separators=(",", ":")).encode()  # as FastAPI's
     given = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
     return (f"HTTP/1.1 {status}\r\n".encode() + given
@@ -153,9 +147,8 @@ def _peer(address: tuple[str, int] | None) -> str:
 
 
 class _AccessLine:
-    """The access line of one request: written once its response is complete, with the status
-    and the milliseconds from its headers' arrival to its last byte; or, should the client hang
-    up first, with ``-`` for the status. Wraps ``cycle.send`` before the app first calls it."""
+    """The access line of one request, written once its response is complete (status, ms from
+    headers to last byte), or with status ``-`` if the client hangs up first."""
 
     def __init__(self, cycle: RequestResponseCycle) -> None:
         self.cycle, self.started, self.status, self.written = cycle, time.perf_counter(), 0, False
@@ -214,11 +207,9 @@ class GuardedServer(uvicorn.Server):
 
 
 def log_config(log_level: str = "info") -> dict[str, Any]:
-    """uvicorn's logging configuration with the time (ISO 8601, with its UTC offset) and the
-    level at the start of every line, and fcnseg's loggers at ``log_level``: the access lines
-    (``fcnseg.serve.access``) on stdout, where uvicorn writes its own; fcnseg's other messages
-    (``fcnseg.serve``) on stderr as uvicorn's, or, where the application configured the root
-    logger (``logging.basicConfig``), to its handlers alone: never twice."""
+    """uvicorn's logging configuration with an ISO 8601 time on every line, and fcnseg's
+    loggers at ``log_level``: access lines on stdout as uvicorn's; other messages on stderr, or
+    to the root logger's handlers alone where the application configured it (never twice)."""
     config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
     for formatter in config["formatters"].values():
         formatter["fmt"] = "%(asctime)s " + formatter["fmt"]
@@ -245,8 +236,7 @@ def build_server(app: Any, limits: ServiceLimits, gauge: ConnectionGauge, *,
 
 def serve(app: Any, sock: socket.socket, limits: ServiceLimits, gauge: ConnectionGauge, *,
           log_level: str = "info") -> None:
-    """Serve ``app`` on the bound socket ``sock`` until interrupted, with the guards of the
-    module doc (``gauge.limit`` is the connection cap)."""
+    """Serve ``app`` on the bound ``sock`` until interrupted (``gauge.limit``: the cap)."""
     build_server(app, limits, gauge, log_level=log_level).run(sockets=[sock])
 
 
@@ -259,8 +249,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
 def serve_app(app: Any, host: str = "127.0.0.1", port: int = 8000, *,
               log_level: str = "info") -> None:
     """Serve an app of :func:`~fcnseg.serve.app.create_app` on ``host:port`` until
-    interrupted, as ``fcnseg serve`` does: with the three guards of the module doc, from the
-    app's limits (plain ``uvicorn.run(app)`` applies none of them)."""
+    interrupted, as ``fcnseg serve`` does, with the guards of the module doc from its limits."""
     service = app.state.service
     with bind_socket(host, port) as sock:
         serve(app, sock, service.limits, service.connections, log_level=log_level)

@@ -42,9 +42,7 @@ class SegmentationService:
         self.limits = limits
         self.admission = Admission(limits.max_concurrency, limits.max_queue)
         self.batching = _batching_decision(segmenter, limits, batching)
-        # One thread runs the model; with batching on, the requests in worker threads that
-        # wait for it at the same time share its forward passes (at most max_concurrency
-        # images, as many pixels as one largest image).
+        # With batching on, requests waiting for the model thread share its forward passes.
         max_batch = limits.max_concurrency if self.batching.enabled else 1
         self.batcher = InferenceBatcher(segmenter, max_batch=max_batch,
                                         max_pixels=limits.max_pixels)
@@ -52,9 +50,8 @@ class SegmentationService:
         self.connections = ConnectionGauge(connection_cap(limits.max_connections))
 
     def health(self) -> dict[str, Any]:
-        """``GET /healthz``: liveness, how busy the service is, its open connections and their
-        cap (``None`` under a server that enforces neither, see
-        :class:`~fcnseg.serve.limits.ConnectionGauge`), and how (and why) it batches."""
+        """``GET /healthz``: liveness, load, open connections and their cap (None under a
+        server that enforces neither), and how (and why) it batches."""
         connections = self.connections.to_dict() if self.connections.enforced else None
         return {"status": "ok", **self.admission.load(), "connections": connections,
                 "batching": {**self.batching.to_dict(), **self.batcher.stats.to_dict()}}
@@ -64,10 +61,9 @@ class SegmentationService:
         self.batcher.close()
 
     def model_info(self) -> dict[str, Any]:
-        """``GET /v1/model``: classes, palette, architecture, geometry, input convention, the
-        inputs a request carries (``input_names``), each head's classes and colours (``heads``),
-        whether it gives probabilities (False for an export with labels only) and the limits
-        (those a server of fcnseg's applies ``None`` under another one)."""
+        """``GET /v1/model``: the model's description, ``input_names``, each head's classes and
+        colours, whether it gives probabilities, and the limits (the server's own None under
+        another server)."""
         seg = self.segmenter
         description = seg.describe()
         heads = {h: {"class_names": list(names),
@@ -81,10 +77,9 @@ class SegmentationService:
                 "probabilities": not getattr(seg, "labels_only", False), "limits": limits}
 
     async def segment(self, request: Request, options: SegmentOptions) -> Response:
-        """``POST /v1/segment``: admit (503 when full; the body is already here), check the
-        image header, then decode, segment (in the batcher's thread) and encode in a worker
-        thread, at most ``max_concurrency`` at once. A model with several inputs takes one file
-        per modality (:mod:`~fcnseg.serve.modalities`), a multi-band model one raster."""
+        """``POST /v1/segment``: admit (503 when full), check the image header, then decode,
+        segment and encode in a worker thread: one file per modality for a model with several
+        inputs, one raster for a multi-band model, else one image."""
         seg, max_pixels = self.segmenter, self.limits.max_pixels
         with self.admission.place():
             if takes_several_inputs(seg):
@@ -107,9 +102,8 @@ class SegmentationService:
 
 def _batching_decision(segmenter: Segmenter, limits: ServiceLimits,
                        batching: bool | None) -> BatchingDecision:
-    """Batching as asked (``batching`` True or False), else as :func:`decide_batching`
-    measures it; off for a model with several inputs (its requests do not go through the
-    batcher) and with ``max_concurrency`` 1 (no two requests wait at once)."""
+    """Batching as asked, else off where requests never share the batcher, else as
+    :func:`decide_batching` measures it."""
     if batching is not None:
         return BatchingDecision(batching, f"{'on' if batching else 'off'}: as configured")
     if takes_several_inputs(segmenter):

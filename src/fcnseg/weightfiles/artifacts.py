@@ -1,10 +1,6 @@
 """Exported models (ONNX, int8 ONNX, TorchScript) as files: what kind a file is, its metadata
-as the description a checkpoint holds, and ONNX Runtime sessions.
-
-:func:`read_artifact` turns an exported file's metadata (class names, palette, input
-convention, geometry, quantization record) into the dict that
-:func:`fcnseg.checkpoint.load_checkpoint` returns; :mod:`fcnseg.models.exported` runs the file
-as a PyTorch module. Nothing here runs the graph or any code in the file.
+as a checkpoint-shaped description (:func:`read_artifact`), and ONNX Runtime sessions. Nothing
+here runs the graph or any code in the file.
 """
 
 from __future__ import annotations
@@ -37,9 +33,7 @@ class ArtifactError(ValueError):
 
 
 def artifact_kind(path: str | os.PathLike[str]) -> str | None:
-    """``"onnx"``, ``"torchscript"`` or None (a checkpoint, or not a file) for ``path``, from
-    its name and first bytes (an ONNX file is a protobuf whose first field is the IR version; a
-    TorchScript archive is a zip with ``code/`` and ``extra/fcnseg.json``)."""
+    """``"onnx"``, ``"torchscript"`` or None for ``path``, from its name and first bytes."""
     p = Path(path)
     if not p.is_file():
         return None
@@ -117,15 +111,10 @@ def _check_required(path: Path, kind: str, meta: Mapping[str, Any]) -> None:
 
 
 def read_artifact(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The checkpoint-shaped description of an exported model at ``path``, no weights:
-    ``model`` (``arch``, ``build_kwargs`` with ``num_classes`` and ``geometry``,
-    ``input_convention``), ``classes``, ``metrics``, ``recipe`` (``data.val``: the validation
-    set recorded at export, if any) and ``artifact`` (``kind``, ``input_pixels``, ``outputs``,
-    ``quantization`` of an int8 model, ``fcnseg_version``, ``temperature``).
-
-    Raises:
-        ArtifactError: not an exported model, or its metadata lacks the description that
-            ``fcnseg export`` writes (class names, palette, input convention).
+    """The checkpoint-shaped description of an exported model, no weights: ``model``,
+    ``classes``, ``metrics``, ``recipe`` (``data.val`` recorded at export) and ``artifact``
+    (``kind``, ``input_pixels``, ``outputs``, ``quantization``, ``fcnseg_version``,
+    ``temperature``). ArtifactError: not an exported model, or undescribed.
     """
     p = Path(path)
     kind = artifact_kind(p)
@@ -154,8 +143,6 @@ def read_artifact(path: str | os.PathLike[str]) -> dict[str, Any]:
          "input_convention": meta["input_convention"]},
         {"names": names, "palette": palette, "ignore_index": ignore_index,
          **({"heads": head_classes} if head_classes else {})},
-        # The validation set of the checkpoint it was exported from: what fcnseg evaluate
-        # scores by default, as it does for the checkpoint.
         recipe={"data": {"val": meta["validation_data"]}}
         if isinstance(meta.get("validation_data"), dict) else {},
         metrics=meta.get("metrics") if isinstance(meta.get("metrics"), dict) else {},
@@ -165,11 +152,9 @@ def read_artifact(path: str | os.PathLike[str]) -> dict[str, Any]:
             "outputs": meta.get("outputs", "logits"),
             "quantization": meta.get("quantization"),
             "fcnseg_version": meta.get("fcnseg_version"),
-            # A graph's named inputs (one per modality) and outputs (one per head), if several.
             "input_names": inputs,
             "output_names": heads,
-            # Applied inside the graph, so not under the top-level "temperature" key (which
-            # would divide the logits again).
+            # Applied inside the graph: not the top-level key, which would divide again.
             "temperature": meta.get("temperature", 1.0),
         },
     )
@@ -204,9 +189,8 @@ def _head_classes(path: Path, meta: Mapping[str, Any],
 
 
 def labels_only(ckpt: Mapping[str, Any]) -> bool:
-    """Whether a loaded model description (:func:`read_artifact`'s, or a checkpoint's) is of a
-    model exported with labels only (``--labels-out``): its graph ends in an argmax, so it
-    gives no probabilities (heatmaps, uncertainty, calibration)."""
+    """Whether a loaded description is of a model exported with labels only (``--labels-out``),
+    which gives no probabilities."""
     return fields_of(ckpt.get("artifact")).get("outputs") == "labels"
 
 
@@ -218,13 +202,9 @@ def labels_only_error(path: str | os.PathLike[str], what: str) -> str:
 
 
 def onnx_session(model: str | bytes, threads: int | None = None, *, lean: bool = False) -> Any:
-    """An ONNX Runtime CPU session of ``model`` (a path or serialized bytes), ``threads``
-    intra-op threads (None: PyTorch's thread count), all graph optimisations on.
-
-    ``lean``: a session that holds the weights about once, for a one-off check: the graph's
-    semantics-preserving optimisations only (the layout transforms of the higher levels copy
-    every weight: +2.2 GB at peak for a VGG16 FCN-8s, against +0.9 GB), no pre-packed copies,
-    no memory arena kept at the largest activation."""
+    """An ONNX Runtime CPU session of ``model`` (a path or bytes), ``threads`` intra-op threads
+    (None: PyTorch's count), all graph optimisations on; ``lean``: for a one-off check, holding
+    the weights about once (basic optimisations, no pre-packing, no memory arena)."""
     try:
         import onnxruntime as ort
     except ImportError:

@@ -1,19 +1,16 @@
 """Read (and write) Caffe ``.caffemodel`` files with no Caffe installed.
 
-A ``.caffemodel`` is one serialized ``NetParameter`` (messages and field numbers:
-:mod:`fcnseg.weightfiles.caffe_proto`). The reference files are 500-550 MB, nearly all packed
-float ``data`` of a few blobs, so the reader walks the protobuf wire format one field at a time:
-each blob's packed ``data`` goes from the file straight into its numpy array (one copy of the
-weights in memory), and protobuf decodes the rest of a layer or blob (names, types, shapes,
-legacy ``num``/``channels``/``height``/``width``). Both layer formats are read: ``layer``
-(field 100, current) and the V1 ``layers`` (field 2; the ImageNet VGG16), including a V0 layer
-nested in a V1 one. Errors name the file, and the layer where one is involved.
+A ``.caffemodel`` is one serialized ``NetParameter`` (:mod:`fcnseg.weightfiles.caffe_proto`),
+500-550 MB for the reference models, nearly all packed float ``data``. The reader walks the
+protobuf wire format field by field: each blob's data goes from the file straight into its numpy
+array (one copy of the weights in memory), and protobuf decodes only the small fields. Layers in
+the current ``layer`` (field 100) and V1 ``layers`` (field 2) formats are read, a V0 layer nested
+in a V1 one too. Errors name the file, and the layer where one is involved.
 
-A file is untrusted input (``fetch_pretrained`` reads what a download returns), so memory and
-time are bounded by its size: every value is read into an array sized by the bytes that hold it;
-layers, blobs and other fields are counted against a budget that grows with the file
-(:data:`ENTRY_BUDGET_FLOOR` plus one per :data:`BYTES_PER_ENTRY` bytes); only the fields used
-are handed to protobuf; a blob shape has at most Caffe's 32 axes.
+A file is untrusted, so memory and time are bounded by its size: values are read into arrays
+sized by the bytes holding them; layers, blobs and fields count against a budget growing with the
+file (:data:`ENTRY_BUDGET_FLOOR` plus one per :data:`BYTES_PER_ENTRY` bytes); a blob shape has at
+most Caffe's 32 axes.
 """
 
 from __future__ import annotations
@@ -41,19 +38,15 @@ from fcnseg.weightfiles.caffe_proto import (
 # Wire types of the protobuf encoding.
 _VARINT, _FIXED64, _LEN, _FIXED32 = 0, 1, 2, 5
 
-#: Layers, blobs and other fields (each a Python object or more, hundreds of bytes, however few
-#: bytes it takes in the file) a file may hold: this many ...
+#: Layers, blobs and other fields (each a Python object or more) a file may hold: this many ...
 ENTRY_BUDGET_FLOOR = 16_384
-#: ... plus one per this many bytes of the file. A reference FCN (about 540 MB) holds a few
-#: hundred; a file of empty blobs, two bytes each, is refused after reading at most this bound.
+#: ... plus one per this many bytes of the file (a reference FCN holds a few hundred).
 BYTES_PER_ENTRY = 1024
 #: Caffe's own limit on the axes of a blob (kMaxBlobAxes).
 MAX_BLOB_AXES = 32
-# The longest encoding of a BlobShape of MAX_BLOB_AXES dimensions (a tag and a 10-byte varint
-# each, or a packed field's header and the varints).
+# The longest encoding of a BlobShape of MAX_BLOB_AXES dimensions.
 _MAX_SHAPE_BYTES = MAX_BLOB_AXES * 11 + 16
-# The fields handed to protobuf (the rest is walked but never parsed): the net's name, and a
-# blob's legacy shape and shape; each layer format's are in _LAYER_FORMATS.
+# The fields handed to protobuf: the net's name, a blob's shapes (a layer's: _LAYER_FORMATS).
 _NET_FIELDS = (1,)
 _BLOB_FIELDS = (1, 2, 3, 4, 7)
 # A blob's values: field → (dtype, the wire type of one unpacked value).
@@ -130,10 +123,8 @@ class _Stream:
         self.size = size
         self.budget = ENTRY_BUDGET_FLOOR + size // BYTES_PER_ENTRY
         self.entries = 0
-        #: blobs' packed values are skipped, not read (:func:`read_caffemodel` ``weights=False``)
-        self.skip_values = False
-        #: where :meth:`fields` goes on from after the current field, when its consumer read
-        #: past it (a run of unpacked values read at once); None: just past the field
+        self.skip_values = False  # read_caffemodel(weights=False)
+        #: where :meth:`fields` goes on after a consumer read past the field; None: just past it
         self.resume_at: int | None = None
 
     def count(self, where: str | _LayerLabel) -> None:
@@ -170,10 +161,9 @@ class _Stream:
 
     def fields(self, end: int, where: str | _LayerLabel, overflow_ok: tuple[int, ...] = ()
                ) -> Iterator[tuple[int, int, int, int]]:
-        """Yield ``(number, wire_type, start, length)`` for each field up to ``end``: ``start``
-        where its tag begins, the stream left at its payload (a varint's value is ``length``),
-        then moved past it whatever the consumer read. A field running past ``end`` is an
-        error, except for numbers in ``overflow_ok``, which the consumer reports itself."""
+        """Yield ``(number, wire_type, start, length)`` for each field up to ``end`` (a varint's
+        value as ``length``), the stream at its payload, then moved past it. A field running
+        past ``end`` is an error, except for ``overflow_ok`` numbers (the consumer reports)."""
         while self.f.tell() < end:
             start = self.f.tell()
             tag = self.varint(end, where)
@@ -350,13 +340,10 @@ def _peek_name(s: _Stream, payload: int, end: int, name_field: int) -> str:
 
 
 def read_caffemodel(path: PathLike, *, weights: bool = True) -> CaffeNet:
-    """Read every layer of a ``.caffemodel`` and its blobs (float32 numpy arrays).
-
-    Peak memory is about one copy of the weights: each blob's data is read from the file
-    directly into its array. ``weights=False`` reads the layers and their blobs' shapes only
-    (each blob's values are read-only zeros that take no memory; the file's data is skipped):
-    enough to recognise the model. Raises :class:`CaffeModelError` for a truncated file or one
-    that is not a serialized ``NetParameter``.
+    """Read every layer of a ``.caffemodel`` and its blobs (float32 numpy arrays), in about
+    one copy of the weights. ``weights=False`` reads the shapes only (values are read-only
+    zeros that take no memory): enough to recognise the model. :class:`CaffeModelError` for a
+    truncated file or one that is not a serialized ``NetParameter``.
     """
     path = Path(path)
     if not path.is_file():
@@ -433,13 +420,9 @@ def _blob_bytes(array: np.ndarray, legacy: bool, double: bool) -> bytes:
 def write_caffemodel(path: PathLike, layers: Iterable[tuple[str, str, Sequence[np.ndarray]]], *,
                      v1: bool = False, legacy_shapes: bool | None = None, double: bool = False,
                      name: str = "") -> Path:
-    """Write a ``.caffemodel`` holding ``(name, type, blobs)`` layers, one layer at a time.
-
-    ``v1`` writes the old ``layers`` format (types as V1 enum values; legacy 4-D blob shapes by
-    default); otherwise the current ``layer`` format with ``BlobShape`` shapes. ``double`` stores
-    ``double_data`` instead of ``data``. Messages are serialized by protobuf from the
-    definitions in :mod:`fcnseg.weightfiles.caffe_proto`.
-    """
+    """Write a ``.caffemodel`` holding ``(name, type, blobs)`` layers, one layer at a time:
+    ``v1`` in the old ``layers`` format (V1 enum types, legacy 4-D shapes by default), else the
+    current one; ``double`` stores ``double_data`` instead of ``data``."""
     path = Path(path)
     legacy = v1 if legacy_shapes is None else legacy_shapes
     v1_numbers = {v: k for k, v in _V1_TYPE_NAMES.items()}

@@ -1,10 +1,8 @@
 """Every form a user may pass as ``--checkpoint``, turned into a local checkpoint file.
 
-:func:`resolve_checkpoint` (what :func:`fcnseg.checkpoint.load_checkpoint` calls first) keeps a
-checkpoint file as it is and builds a pretrained folder, an fcnseg ``.safetensors`` file or a
-Hub repository (``hf://``, through the Hugging Face cache) into a cached checkpoint. It reads
-files and writes plain checkpoint dicts; it builds no model, so the checkpoint module builds on
-it. Writing pretrained folders and the Hub upload are in :mod:`fcnseg.pretrained.hub`.
+:func:`resolve_checkpoint` keeps a checkpoint file as it is and builds a pretrained folder, an
+fcnseg ``.safetensors`` file or a Hub repository (``hf://``) into a cached checkpoint dict. It
+builds no model, so :mod:`fcnseg.checkpoint` builds on it.
 """
 
 from __future__ import annotations
@@ -49,10 +47,8 @@ def checkpoint_dict(state_dict: Mapping[str, torch.Tensor], model: Mapping[str, 
 
 
 class HubError(ValueError):
-    """A pretrained folder, ``.safetensors`` checkpoint or Hub repository cannot be used.
-
-    Not a :class:`~fcnseg.checkpoint.CheckpointError`: code that takes "not a checkpoint" to
-    mean "try it as a plain state dict" must not swallow a missing Hub repository."""
+    """A pretrained folder, ``.safetensors`` checkpoint or Hub repository cannot be used (not a
+    CheckpointError, which callers may take as "try it as a plain state dict")."""
 
 
 def _checkpoint_from(config: Any, state_dict: dict[str, torch.Tensor], spec: str,
@@ -136,9 +132,8 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
 
 def write_safetensors(path: PathLike, tensors: Mapping[str, torch.Tensor],
                       metadata: Mapping[str, str] | None = None) -> Path:
-    """Write ``tensors`` as a ``.safetensors`` file, whole or not at all (an earlier file there
-    is kept). A full disk is a :class:`~fcnseg.utils.files.DiskFullError` and any other failure
-    a RuntimeError, each one line naming ``path``."""
+    """Write ``tensors`` as a ``.safetensors`` file, whole or not at all; a full disk is a
+    :class:`~fcnseg.utils.files.DiskFullError`, another failure a RuntimeError naming ``path``."""
     from safetensors import SafetensorError  # optional extra (fcnseg[hub] or [safetensors])
     from safetensors.torch import save_file
 
@@ -148,7 +143,6 @@ def write_safetensors(path: PathLike, tensors: Mapping[str, torch.Tensor],
             try:
                 save_file(dict(tensors), str(tmp), metadata=dict(metadata or {}))
             except SafetensorError as e:
-                # safetensors gives the OS error as text only ("No space left on device").
                 if any(text in str(e) for text in _DISK_FULL_TEXTS):
                     raise OSError(errno.ENOSPC, str(e)) from e
                 raise
@@ -213,8 +207,7 @@ def _hf_folder(spec: str) -> Path:
                        f"(pip install 'fcnseg[hub]')") from None
     offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
     endpoint = str(constants.ENDPOINT).rstrip("/")  # HF_ENDPOINT, else huggingface.co
-    # The client retries an unreachable Hub for about 25 s before failing; one connection
-    # attempt says as much at once, and then the cache alone answers, as offline.
+    # The client retries an unreachable Hub for about 25 s: one connection attempt tells now.
     cache_only = offline or not hub_reachable(endpoint)
     cache = os.environ.get("HF_HUB_CACHE") or None
     where = f"{repo}" + (f" at revision {revision!r}" if revision else "")
@@ -244,8 +237,8 @@ def _hf_folder(spec: str) -> Path:
 
 
 def hub_reachable(endpoint: str, timeout: float = 3.0) -> bool:
-    """Whether ``endpoint`` accepts a connection within ``timeout`` seconds. True without trying
-    where a proxy carries the requests (the client reaches the Hub through it, not directly)."""
+    """Whether ``endpoint`` accepts a connection within ``timeout`` seconds (True behind a
+    proxy, which the client goes through)."""
     url = urllib.parse.urlsplit(endpoint)
     if not url.hostname:
         return True
@@ -262,9 +255,8 @@ def hub_reachable(endpoint: str, timeout: float = 3.0) -> bool:
 
 
 def checkpoint_source(spec: PathLike) -> dict[str, str] | None:
-    """How errors name the user's own files behind a pretrained ``spec`` (read through a cached
-    copy): ``{"config": its description, "weights": its tensors}``, what a checkpoint records
-    as ``source``; None for a plain checkpoint file (its own source). Reads nothing."""
+    """How errors name the user's files behind a pretrained ``spec``: ``{"config": ...,
+    "weights": ...}``, a checkpoint's ``source``; None for a plain checkpoint file."""
     s = os.fspath(spec)
     path = Path(s)
     if s.startswith("hf://"):
@@ -277,9 +269,7 @@ def checkpoint_source(spec: PathLike) -> dict[str, str] | None:
 
 
 def checkpoint_files(spec: PathLike) -> list[Path]:
-    """The files on this machine that ``spec`` is read from: a checkpoint file itself, a
-    pretrained folder's config and weights, or those of ``hf://`` in the Hugging Face cache
-    (fetched first, as :func:`resolve_checkpoint` does)."""
+    """The local files ``spec`` is read from (``hf://`` fetched into the cache first)."""
     s = os.fspath(spec)
     folder = _hf_folder(s) if s.startswith("hf://") else Path(s)
     if folder.is_dir():
@@ -307,12 +297,9 @@ def _materialised(sources: Sequence[Path], build: Any) -> Path:
 
 
 def resolve_checkpoint(spec: PathLike) -> Path:
-    """A local checkpoint file for anything a user may pass as ``--checkpoint``.
-
-    Plain files are returned as they are; pretrained folders, fcnseg ``.safetensors`` files and
-    ``hf://user/repo[@revision]`` (through ``HF_HUB_CACHE``; with ``HF_HUB_OFFLINE=1`` the cache
-    only) are turned into a cached checkpoint (``<cache>/checkpoints/``, built once per version
-    of the files). Errors name the spec and what is wrong.
+    """A local checkpoint file for anything a user may pass as ``--checkpoint``: plain files as
+    they are; pretrained folders, fcnseg ``.safetensors`` and ``hf://user/repo[@revision]``
+    (``HF_HUB_CACHE``, ``HF_HUB_OFFLINE``) as a checkpoint cached once per version of the files.
     """
     s = os.fspath(spec)
     path = _hf_folder(s) if s.startswith("hf://") else Path(s)

@@ -8,13 +8,12 @@ Layout::
       masks/  a.png b.png ...   # index PNGs, palette PNGs or colour-coded RGB
       train.txt val.txt   # optional split lists (one stem a line); also splits/<split>.txt
 
-``dataset.yaml`` (every field in docs/data.md) requires ``classes: [background, road, car]``
-(class k is the k-th name); optional fields say how to read the masks (``ignore_index``,
-``remap``, ``colors``, ``ignore_color``), how to show them (``palette``, ``background``), where
-the files are (``splits``, ``images``, ``masks``, ``image_suffix``, ``mask_suffix``) and, for
-multi-band images, ``bands``, ``rgb`` and ``nodata``: images are then read as H×W×N arrays by
-:func:`fcnseg.data.rasters.read_raster` (bands picked by name where the files name them), and
-pixels whose every band is ``nodata`` are labelled ``ignore_index`` and take each band's mean.
+``dataset.yaml`` (docs/data.md) requires ``classes: [background, road, car]`` (class k is the
+k-th name); optional fields say how to read the masks (``ignore_index``, ``remap``, ``colors``,
+``ignore_color``), show them (``palette``, ``background``), find the files (``splits``,
+``images``, ``masks``, ``image_suffix``, ``mask_suffix``) and read multi-band images as H×W×N
+rasters (``bands``, ``rgb``, ``nodata``: pixels whose every band is ``nodata`` are labelled
+``ignore_index`` and take each band's mean).
 """
 
 from __future__ import annotations
@@ -50,12 +49,12 @@ OTHER_VALUES = "other"
 #: The ``remap`` value that means the dataset's ``ignore_index``.
 IGNORE_VALUE = "ignore"
 
+
 def load_folder_config(path: PathLike) -> dict[str, Any]:
     """Read and check a ``dataset.yaml``; errors name the file, the field and what is expected.
 
-    Returns the fields given (``null`` ones left out), each converted to its checked form:
-    ``classes`` a tuple of str, ``ignore_index`` an int, ``remap`` a dict of int (or
-    ``"other"``) to int (or ``"ignore"``),
+    Returns the fields given (``null`` ones left out), checked: ``classes`` a tuple of str,
+    ``ignore_index`` an int, ``remap`` a dict of int (or ``"other"``) to int (or ``"ignore"``),
     ``colors`` and ``palette`` K×3 uint8 arrays, ``ignore_color`` an (r, g, b) tuple and
     ``splits`` a dict of split name to list path (relative to the dataset folder).
     """
@@ -82,10 +81,6 @@ def check_folder_fields(fields: Mapping[str, Any], where: str) -> dict[str, Any]
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)
-
-
-def _is_str(value: Any) -> bool:
-    return isinstance(value, str)
 
 
 def _plain(value: Any) -> Any:
@@ -167,7 +162,8 @@ def _split_lists(value: Any, where: str) -> dict[str, str]:
                          of="split names to list files (relative to the dataset folder)",
                          entries="split names mapped to list file paths",
                          example="e.g. {train: lists/train.txt, val: lists/val.txt}",
-                         key_ok=_is_str, value_ok=_is_str))
+                         key_ok=lambda k: isinstance(k, str),
+                         value_ok=lambda v: isinstance(v, str)))
 
 
 def _band_names(value: Any, where: str) -> tuple[str, ...]:
@@ -213,10 +209,9 @@ ROOT_SPLITS = ("train", "val", "test", "trainval")
 
 
 def split_list_files(root: Path, split_lists: Mapping[str, str]) -> dict[str, Path]:
-    """The split lists of the folder dataset at ``root``, by split: those ``split_lists``
-    ('splits' in dataset.yaml) names, ``<split>.txt`` in the root for the splits of
-    :data:`ROOT_SPLITS`, and every list in ``splits/``. Other text files in the root (``fcnseg
-    import``'s unannotated.txt, a labels.txt) are no split."""
+    """The split lists of the folder dataset at ``root`` by split: ``split_lists`` ('splits' in
+    dataset.yaml), ``<split>.txt`` in the root for :data:`ROOT_SPLITS` (not other text files,
+    such as unannotated.txt), and every list in ``splits/``."""
     found = {str(s): root / f for s, f in split_lists.items()}
     for split in ROOT_SPLITS:
         if (root / f"{split}.txt").is_file():
@@ -245,7 +240,6 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
     a mask is used, for any split, and that is said once.
     """
 
-    # The masks are read as dataset.yaml (or the arguments) says: a bad mask's message points there.
     mask_advice = MaskAdvice(
         rgb="save masks as index or palette PNGs, or give a colour table ('colors' in "
             "dataset.yaml, or FolderSegmentation(colors=...))",
@@ -300,7 +294,6 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
         self.image_suffix, self.mask_suffix = cfg.get("image_suffix"), cfg.get("mask_suffix")
 
     def _set_classes(self, cfg: Mapping[str, Any], where: str) -> None:
-        """Classes, background, ignore value, remapping and colours."""
         if "classes" not in cfg:
             raise ValueError(f"{where}: 'classes' is required: a list of class names (class k = "
                              f"k-th name)")
@@ -313,8 +306,7 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
         self.ignore_index = cfg.get("ignore_index", 255)
         table = {k: self.ignore_index if v == IGNORE_VALUE else v
                  for k, v in cfg.get("remap", {}).items()}
-        #: What the masks' values not in :attr:`remap` become (but ``ignore_index``, void
-        #: unless listed); None: kept as they are.
+        #: What mask values not in :attr:`remap` (but ``ignore_index``) become; None: kept.
         self.remap_other: int | None = table.pop(OTHER_VALUES, None)
         self.remap: dict[int, int] = table
         self.colors = cfg.get("colors")
@@ -322,15 +314,14 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
             raise ValueError(f"{where}: 'colors' has {len(self.colors)} entries for "
                              f"{self.num_classes} classes")
         self.ignore_color = cfg.get("ignore_color")
-        # No colours given: well-separated ones, background black (not VOC's, whose early
-        # entries are dark and close to each other once blended).
+        # No colours given: well-separated ones (VOC's early entries are dark and alike).
         display = cfg.get("palette", self.colors)
         self.palette = display if display is not None else distinct_palette(
             self.classes, self.ignore_index, self.background_class)
 
     def _split_ids(self, split: str | None, where: str) -> list[str]:
-        """The ids of ``split``: its list's, or every image with a mask when there are no split
-        lists (said once); every image for no split. Indexes the image and mask folders."""
+        """The ids of ``split``: its list's, or every image with a mask without split lists
+        (said once); every image for no split. Indexes the image and mask folders."""
         # The list is read first, so that a name in it that is not UTF-8 is reported there.
         has_lists = bool(self.split_names()) or (self.root / "splits").is_dir()
         split_ids = (None if split is None or not has_lists
@@ -348,8 +339,8 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
         return sorted(self._images) if split_ids is None else split_ids
 
     def _check_ignore_fits(self, where: str) -> None:
-        """An ignore value above 255 must be one the masks can hold: refused for 8-bit masks
-        (looked at in the first mask's header) unless colours or ``remap`` produce it."""
+        """Refuse an ignore value above 255 for 8-bit masks (by the first mask's header) unless
+        colours or ``remap`` produce it."""
         if (self.ignore_index <= 255 or self.colors is not None
                 or self.ignore_index in (*self.remap.values(), self.remap_other)
                 or not self._masks):
@@ -366,8 +357,7 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
                              f"of the masks' void pixels (often 255)")
 
     def bands_declaration(self, names: Sequence[str]) -> tuple[str, str]:
-        """Where this dataset declares ``names`` as its bands (its ``dataset.yaml``) and the
-        line that does, for messages."""
+        """Where this dataset declares ``names`` as its bands and the line that does."""
         return str(self.config_path), f"`bands: [{', '.join(names)}]`"
 
     def split_names(self) -> list[str]:
@@ -377,8 +367,8 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
     @staticmethod
     def _index(folder: Path, extensions: Sequence[str],
                suffix: str | None = None) -> dict[str, Path]:
-        """The files of ``folder`` by id: the name less ``suffix`` when given, else the stem
-        of each file with one of ``extensions``."""
+        """The files of ``folder`` by id: the name less ``suffix``, else the stem of each file
+        with one of ``extensions``."""
         found: dict[str, Path] = {}
         for p in sorted(folder.iterdir()):
             wanted = (p.name.endswith(suffix) and p.name != suffix if suffix is not None
@@ -422,9 +412,8 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
                           remap_other=self.remap_other)
 
     def unlisted_values(self, index: int) -> set[int]:
-        """The values of mask ``index`` that :attr:`remap` does not list yet that pass through
-        as class indices, where that looks unmeant (:func:`fcnseg.data.io.passed_through`);
-        empty without a remap table or with an ``other`` entry."""
+        """The values of mask ``index`` that pass through :attr:`remap` unlisted as class
+        indices where that looks unmeant (:func:`fcnseg.data.io.passed_through`)."""
         if not self.remap or self.remap_other is not None:
             return set()
         raw = read_label(self.label_path(index), ignore_index=self.ignore_index,
@@ -433,8 +422,8 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
         return io.passed_through(raw, self.remap, self.num_classes)
 
     def remap_warning(self, values: Iterable[int]) -> str | None:
-        """One line naming the mask ``values`` that pass through :attr:`remap` unlisted as
-        classes (from :meth:`unlisted_values`) and the fix; None when there are none."""
+        """One line naming the mask ``values`` of :meth:`unlisted_values` and the fix (None:
+        there are none)."""
         found = sorted(set(values))
         if not found:
             return None
@@ -447,9 +436,9 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
                 f"what unlisted values become with 'other: ignore' (or 'other: <class index>')")
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """The image and label of sample ``index``; with ``bands``, an H×W×N image of them and
-        its label on one pixel grid, pixels without data ``ignore_index`` in the label
-        (:meth:`fill_missing` gives them each band's mean in the image)."""
+        """The image and label of sample ``index``; with ``bands``, an H×W×N image and its label
+        on one pixel grid, pixels without data ``ignore_index`` (:meth:`fill_missing` fills
+        the image)."""
         if self.bands is None:
             return super().load(index)
         image_path, label_path = self.image_path(index), self.label_path(index)

@@ -1,24 +1,19 @@
-"""The one image reader: training, ``check-data``, ``predict`` and ``serve`` all read through it.
+"""The one image reader: training, ``check-data``, ``predict`` and ``serve`` all read through it,
+so that the same file gives the same pixels everywhere:
 
-So that the same file gives the same pixels everywhere:
-
-- **Orientation.** A photo's EXIF orientation tag is applied: the image is turned upright, as
-  image viewers (and annotation tools) show it. A mask is read upright too, and must have the
-  upright image's size.
-- **Transparency.** Transparent pixels are composited on white (:data:`ALPHA_BACKGROUND`): a
-  transparent pixel has no colour of its own, and white is what a viewer shows behind it.
-  Partly transparent pixels are blended with white in proportion to their alpha; a TIFF's
-  premultiplied (associated) alpha as colour + white × (1 - alpha).
-- **Other modes.** Grayscale, palette and CMYK images become RGB; 16-bit images, grey or
-  colour, are divided by 257 (:func:`integers_to_rgb`, which ``predict`` applies to its raster
-  tiles too); floating-point grey is scaled by :func:`floats_to_rgb`.
-- **Bands.** Grey or RGB, with or without a band the file marks as alpha; 8-bit CMYK; one band
-  of 32-bit floats: other bands are refused in one line (:func:`colour_bands_problem`).
-- **Size.** Pixel counts above a limit are refused before decoding, so that a small compressed
-  file cannot make the process allocate gigabytes.
-- **Formats.** Only the raster formats of :data:`IMAGE_FORMATS` are read, whatever the file's
-  name: Pillow never tries its other plugins (EPS hands the data to Ghostscript). Anything
-  else is refused before any decoder runs, with one line naming the file.
+- **Orientation.** The EXIF orientation tag turns the image upright, as viewers and annotation
+  tools show it; masks too, which must have the upright image's size.
+- **Transparency.** Transparent pixels are blended with white (:data:`ALPHA_BACKGROUND`, what
+  a viewer shows behind them) by their alpha; premultiplied TIFF alpha as colour + white ×
+  (1 - alpha).
+- **Other modes.** Grey, palette and CMYK become RGB; 16-bit grey or colour is divided by 257
+  (:func:`integers_to_rgb`, as ``predict``'s raster tiles); float grey is scaled by
+  :func:`floats_to_rgb`.
+- **Bands.** Grey or RGB, with or without a marked alpha band; 8-bit CMYK; one band of
+  float32: others are refused in one line (:func:`colour_bands_problem`).
+- **Size.** Pixel counts above a limit are refused before decoding (decompression bombs).
+- **Formats.** Only :data:`IMAGE_FORMATS` are read, whatever the file's name: Pillow never
+  tries its other plugins (EPS runs Ghostscript); anything else is refused in one line.
 
 :func:`load_image` is the reader; :func:`open_upright` gives the decoded, upright PIL image
 (masks), :func:`read_samples` the values as stored (HHA, depth, a raster's bands).
@@ -44,12 +39,12 @@ from fcnseg.utils.typing import PathLike
 #: Default pixel limit: Pillow's own decompression-bomb threshold (about 89 million pixels).
 DEFAULT_MAX_PIXELS: int = int(Image.MAX_IMAGE_PIXELS or 89_478_485)
 
-#: The image formats read, as Pillow names them, and the only plugins Pillow may try ("JPEG"
-#: includes MPO, "GIF" is read at its first frame, "PPM" covers PBM and PGM).
+#: The image formats read: the only Pillow plugins tried ("JPEG" includes MPO, "GIF" its first
+#: frame, "PPM" covers PBM and PGM).
 IMAGE_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "BMP", "TIFF", "WEBP", "GIF", "PPM")
 
-#: What the raster reader hands to GDAL, by the file's first bytes: ``(magic, GDAL driver,
-#: name)``. GDAL never tries its other drivers (VRT files would read other files).
+#: ``(magic, GDAL driver, name)``: what the raster reader hands to GDAL by the first bytes
+#: (never another driver: VRT files would read other files).
 RASTER_FORMATS: tuple[tuple[bytes, str, str], ...] = (
     (b"II*\x00", "GTiff", "TIFF"), (b"MM\x00*", "GTiff", "TIFF"),
     (b"II+\x00", "GTiff", "BigTIFF"), (b"MM\x00+", "GTiff", "BigTIFF"),
@@ -71,8 +66,7 @@ _KNOWN_OTHERS: tuple[tuple[bytes, str], ...] = (
     (b"8BPS", "a Photoshop file"),
 )
 
-#: The first bytes of the accepted image formats: data that starts so but cannot be opened is
-#: a corrupt image of that format, not an image of another format.
+#: The first bytes of the accepted formats: such data that cannot be opened is corrupt.
 _ACCEPTED_SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF87a", "GIF"),
     (b"GIF89a", "GIF"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"),
@@ -82,7 +76,7 @@ _ACCEPTED_SIGNATURES: tuple[tuple[bytes, str], ...] = (
 
 def signature_format(head: bytes) -> str | None:
     """The accepted image format whose signature ``head`` starts with (``"PNG"`` ...), else
-    None. BMP's two-letter signature is too weak to tell."""
+    None (BMP's two-letter signature is too weak to tell)."""
     if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
         return "WEBP"
     return next((name for magic, name in _ACCEPTED_SIGNATURES if head.startswith(magic)), None)
@@ -116,9 +110,8 @@ class ImageError(ValueError):
 
 
 class ImageTooLargeError(ImageError):
-    """An image has more pixels than allowed (possibly a decompression bomb): ``width`` ×
-    ``height`` over ``limit`` (None where not known), for callers that name their own
-    option for the limit."""
+    """An image has more pixels than allowed (a decompression bomb?): ``width`` × ``height``
+    over ``limit`` (None where not known), for callers naming their own option."""
 
     width: int | None = None
     height: int | None = None
@@ -144,8 +137,7 @@ def _source_name(source: Any, name: str | None) -> str:
     return str(getattr(source, "name", "<image stream>"))
 
 
-#: NewSubfileType bits of a TIFF page that is not an image of its own: a reduced-resolution
-#: version (an overview, a pyramid level) of another, or a transparency mask.
+#: NewSubfileType bits of a TIFF page that is no image of its own: an overview or a mask.
 _REDUCED_OR_MASK = 0b101
 
 
@@ -155,9 +147,8 @@ def full_resolution(subfiletype: int) -> bool:
 
 
 def multi_image_problem(images: int, axes: str = "", shape: tuple[int, ...] = ()) -> str:
-    """The line for a file holding several images, of which readers would take the first,
-    named by its axes (tifffile's letters, where known). Channels (ImageJ's axis C), one a
-    page, are the bands of one image, not images."""
+    """The line for a file of several images (readers would take the first), by its tifffile
+    axes where known; channels (ImageJ's C), one a page, are one image's bands."""
     stack = [(a, n) for a, n in zip(axes, shape, strict=False) if a in _STACK_AXES and n > 1]
     if not stack or all(a in "QI" for a, _ in stack):
         return (f"holds {images} images (TIFF pages); only files of one image are read: "
@@ -184,8 +175,7 @@ _STACK_AXES = {"T": "time points", "Z": "z-slices", "C": "channels", "Q": "image
 
 @contextlib.contextmanager
 def _tiff_file(source: Any) -> Iterator[Any]:
-    """tifffile's TiffFile of a path or a seekable stream, which is read from its start and
-    left there (tifffile reads a stream from where it stands)."""
+    """tifffile's TiffFile of a path or a seekable stream, read from its start and left there."""
     import tifffile
 
     stream = not isinstance(source, str | os.PathLike)
@@ -232,12 +222,11 @@ _SEPARATED, _PALETTE = 5, 3
 
 def colour_bands_problem(bands: int, dtype: Any, alpha: bool = False,
                          cmyk: bool = False) -> str | None:
-    """Why an image of ``bands`` bands of ``dtype`` (the last one alpha where ``alpha``; CMYK
-    inks where ``cmyk``) is no colour image, in one line after the file's name, or None: grey
-    or RGB of 8 or 16 bits, with or without a marked alpha band; grey of 16- or 32-bit
-    integers; 8-bit CMYK without alpha; or one band of float32. The one rule by which the
-    image reader, ``Segmenter``, ``fcnseg serve`` and ``fcnseg predict`` take a file for a
-    colour model: a band not marked alpha is data, which a colour model cannot take."""
+    """Why ``bands`` bands of ``dtype`` (the last alpha where ``alpha``; inks where ``cmyk``)
+    are no colour image, one line after the file's name, or None: grey or RGB of 8 or 16
+    bits, with or without marked alpha; grey of 16- or 32-bit integers; 8-bit CMYK; one band
+    of float32. The one rule of the image reader, ``Segmenter``, ``serve`` and ``predict``:
+    a band not marked alpha is data, which a colour model cannot take."""
     dtype = np.dtype(dtype)
     if cmyk:
         fits = bands == 4 and not alpha and dtype == np.uint8
@@ -262,17 +251,15 @@ def colour_bands_problem(bands: int, dtype: Any, alpha: bool = False,
 
 
 def _grey_only(dtype: Any) -> bool:
-    """Signed 16-bit and 32-bit integers (and uint32): Pillow's mode "I", one band, which
-    every reader scales as 16-bit grey."""
+    """Pillow's mode "I" (int16, int32, uint32): one band, scaled as 16-bit grey."""
     return np.dtype(dtype) in (np.int16, np.int32, np.uint32)
 
 
 @dataclass(frozen=True)
 class TiffSamples:
-    """What a TIFF's first image holds, from its header: ``bands`` samples per pixel of
-    ``dtype``; whether the last is alpha and ``premultiplied``; whether they are CMYK inks; a
-    palette image's colour map as N×3 8-bit RGB; its orientation tag (1 to 8), its stored
-    size, and whether it holds GeoTIFF tags (its pixels lie on a map grid)."""
+    """A TIFF's first image by its header: ``bands`` samples of ``dtype``, the last alpha
+    (``premultiplied``) or CMYK inks; a palette's N×3 8-bit colour map; its orientation tag
+    (1 to 8), stored size, and whether GeoTIFF tags put its pixels on a map grid."""
 
     bands: int
     dtype: np.dtype
@@ -287,8 +274,8 @@ class TiffSamples:
 
 
 def tiff_samples(source: Any) -> TiffSamples | None:
-    """The :class:`TiffSamples` of a TIFF (a path or a seekable stream), or None for a header
-    tifffile cannot read (the decoder then says what is wrong)."""
+    """The :class:`TiffSamples` of a TIFF (a path or a seekable stream); None for a header
+    tifffile cannot read (the decoder says what is wrong)."""
     try:
         with _tiff_file(source) as tif:
             page = tif.pages[0]
@@ -314,28 +301,27 @@ def tiff_samples(source: Any) -> TiffSamples | None:
         return None
 
 
-#: GeoTIFF's tags (ModelPixelScale, ModelTiepoint, ModelTransformation, GeoKeyDirectory): a
-#: TIFF holding any lies on a map grid, whatever its orientation tag says.
+#: GeoTIFF's tags (ModelPixelScale, ModelTiepoint, ModelTransformation, GeoKeyDirectory).
 _GEOTIFF_TAGS = (33550, 33922, 34264, 34735)
 
 
 def upright_array(a: np.ndarray, orientation: int) -> np.ndarray:
-    """An H×W(×N) array of stored pixels turned upright by an EXIF/TIFF ``orientation`` (1 to
-    8), as Pillow's transposes turn an image (:func:`open_upright`): a view, not a copy."""
+    """A view of H×W(×N) stored pixels turned upright by an EXIF ``orientation`` (1 to 8), as
+    Pillow's transposes turn an image."""
     rows, cols, transposed = orientation_flips(orientation)
     a = a[::-1 if rows else 1, ::-1 if cols else 1]
     return a.swapaxes(0, 1) if transposed else a
 
 
 def orientation_flips(orientation: int) -> tuple[bool, bool, bool]:
-    """How an ``orientation`` (1 to 8) turns stored pixels upright: whether the stored rows are
-    reversed, whether the stored columns are, then whether rows and columns swap."""
+    """Whether an ``orientation`` (1 to 8) reverses the stored rows, the stored columns, and
+    swaps rows and columns."""
     return orientation in (3, 4, 6, 7), orientation in (2, 3, 7, 8), orientation >= 5
 
 
 def tiff_bands_problem(source: Any) -> str | None:
-    """:func:`colour_bands_problem` for a TIFF's first image, from its header; None too for a
-    header tifffile cannot read (the decoder then says what is wrong)."""
+    """:func:`colour_bands_problem` for a TIFF's first image from its header (None: no header
+    tifffile reads)."""
     s = tiff_samples(source)
     return None if s is None else colour_bands_problem(s.bands, s.dtype, s.alpha, s.cmyk)
 
@@ -373,9 +359,8 @@ _FILE_ENDINGS = {".png": b"IEND\xaeB`\x82", ".jpg": b"\xff\xd9", ".jpeg": b"\xff
 
 
 def looks_cut_short(path: PathLike) -> bool:
-    """Whether a PNG or JPEG file does not end as a whole one does (cut short), from its last
-    bytes only: a hint (data after its end looks cut short too), so decode to be sure. False
-    for other formats and for files that cannot be opened."""
+    """Whether a PNG or JPEG file does not end as a whole one does, by its last bytes only (a
+    hint: decode to be sure); False for other formats and unopenable files."""
     ending = _FILE_ENDINGS.get(Path(path).suffix.lower())
     if ending is None:
         return False
@@ -389,16 +374,16 @@ def looks_cut_short(path: PathLike) -> bool:
 
 
 def upright_size(path: PathLike) -> tuple[int, int]:
-    """``(width, height)`` of the image file at ``path`` as it is shown (after its EXIF
-    orientation), from the header. Raises OSError (``UnidentifiedImageError`` for no image of
-    :data:`IMAGE_FORMATS`), or ImageTooLargeError where Pillow refuses the size as a bomb."""
+    """``(width, height)`` of the image file at ``path`` as shown (EXIF orientation applied),
+    from the header. Raises OSError (``UnidentifiedImageError``: no image of
+    :data:`IMAGE_FORMATS`), or ImageTooLargeError where Pillow refuses a bomb."""
     with _open_header(path, path) as img:
         return header_upright_size(img)
 
 
 def header_upright_size(img: Image.Image) -> tuple[int, int]:
-    """``(width, height)`` of an opened (not decoded) image as it is shown, after its EXIF
-    orientation: a phone photo stored 3000×4000 with orientation 6 is 4000×3000."""
+    """``(width, height)`` of an opened image as shown (EXIF orientation 6 turns 3000×4000
+    into 4000×3000)."""
     w, h = img.size
     if img.format == "PNG" and "exif" not in img.info:
         return w, h  # Pillow would decode the whole PNG looking for a late EXIF block
@@ -406,8 +391,8 @@ def header_upright_size(img: Image.Image) -> tuple[int, int]:
 
 
 def _open_header(source: Any, where: Any, max_pixels: int | None = None) -> Image.Image:
-    """``source`` opened by Pillow, the pixels not yet decoded; a size over Pillow's limit is
-    an :class:`ImageTooLargeError` naming ``where`` and the caller's ``max_pixels``."""
+    """``source`` opened by Pillow, not decoded; a size over Pillow's limit is an
+    :class:`ImageTooLargeError` naming ``where`` and ``max_pixels``."""
     try:
         # Pillow only warns between its limit and twice it; the callers decide on size.
         with ignoring(Image.DecompressionBombWarning):
@@ -421,9 +406,8 @@ def _open_header(source: Any, where: Any, max_pixels: int | None = None) -> Imag
 
 
 def bomb_size(source: Any) -> tuple[int, int] | None:
-    """``(width, height)`` in the header of a file Pillow refuses as a decompression bomb,
-    read by its format's plugin (of :data:`IMAGE_FORMATS`) without Pillow's size check; None
-    when no plugin reads the header."""
+    """``(width, height)`` of a file Pillow refuses as a bomb, read by its plugin without the
+    size check; None when no plugin of :data:`IMAGE_FORMATS` reads the header."""
     Image.init()
     head = file_head(source)
     for name in IMAGE_FORMATS:
@@ -468,15 +452,13 @@ def file_head(stream: Any, size: int = 16) -> bytes:
 
 @contextlib.contextmanager
 def _opened(source: ImageSource, where: str, max_pixels: int | None) -> Any:
-    """Open ``source`` and check it, its pixels left for the caller to decode (or read
-    otherwise); every failure becomes an ImageError."""
+    """Open and check ``source``, its pixels left to the caller; failures are ImageErrors."""
     stream = _stream(source)
     if isinstance(stream, Path) and not stream.is_file():
         raise ImageError(where, "no such file" if not stream.exists() else "not a file")
     if file_head(stream, 4) in TIFF_MAGIC and (problem := tiff_bands_problem(stream)):
         raise ImageError(where, problem)  # as fcnseg predict refuses the file
-    # Pillow refuses twice its own limit outright: raised to a larger finite max_pixels, never
-    # lowered; None leaves Pillow's process-wide guard on.
+    # Pillow refuses twice its limit outright: raised to a larger max_pixels, never lowered.
     if Image.MAX_IMAGE_PIXELS is not None and max_pixels is not None \
             and max_pixels > Image.MAX_IMAGE_PIXELS:
         Image.MAX_IMAGE_PIXELS = max_pixels
@@ -510,22 +492,20 @@ def _decoded(decode: Callable[[], Any], where: str) -> Any:
 #: The first bytes of every PNG, and its IHDR colour types of RGB and RGBA samples.
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _PNG_COLOUR_TYPES = (2, 6)
-#: Pillow's raw mode for 16-bit colour PNG samples (which keeps each sample's high byte) and
-#: the one that keeps its low byte: the same decoder, unfiltering alike, run twice.
+#: Pillow's raw mode for 16-bit colour PNGs (high bytes) and the one keeping the low bytes.
 _PNG_LOW_BYTES = {"RGB;16B": "RGB;16L", "RGBA;16B": "RGBA;16L"}
 
 
 def png_depth_and_colour_type(head: bytes) -> tuple[int, int] | None:
-    """The bit depth and colour type a PNG's first 26 bytes give (its IHDR); None for any
-    other file."""
+    """The bit depth and colour type in a PNG's first 26 bytes (IHDR); None for others."""
     if len(head) == 26 and head.startswith(PNG_MAGIC) and head[12:16] == b"IHDR":
         return head[24], head[25]
     return None
 
 
 def sixteen_bit_colour_png(source: Any) -> bool:
-    """Whether ``source`` is a PNG of 16-bit RGB or RGBA samples (by its IHDR), which Pillow
-    decodes to their high bytes (:func:`read_samples` reads them whole)."""
+    """Whether ``source`` is a PNG of 16-bit RGB(A) samples, whose high bytes alone Pillow
+    decodes (:func:`read_samples` reads them whole)."""
     if isinstance(source, Image.Image):
         return False
     if isinstance(source, bytes | bytearray | memoryview):
@@ -538,17 +518,16 @@ def sixteen_bit_colour_png(source: Any) -> bool:
 
 def _png_samples(img: Image.Image, source: Any, where: str, max_pixels: int | None
                  ) -> np.ndarray:
-    """The uint16 samples of a 16-bit colour PNG Pillow has opened: its decoder run twice,
-    keeping the high bytes (as it reads such a file), then the low bytes."""
+    """The uint16 samples of an opened 16-bit colour PNG: Pillow's decoder run twice, for
+    the high bytes, then the low bytes."""
     tile = img.tile[0] if len(img.tile) == 1 else None
     low_mode = _PNG_LOW_BYTES.get(tile[3]) if tile is not None else None
     if tile is None or low_mode is None or img.mode not in ("RGB", "RGBA"):
         raise ImageError(where, "a PNG of 16 bits per colour sample, which this Pillow does not "
                                 "decode at full depth: save it as a 16-bit TIFF")
     _decoded(img.load, where)
-    # Each decode's bytes go straight into their half of the uint16 samples: the samples and
-    # one decode's copy at a time, never a uint16 temporary (a PNG bomb at the pixel limit
-    # would otherwise take several times its samples' size).
+    # Each decode goes straight into its half of the samples: no uint16 temporary (a bomb at
+    # the pixel limit would take several times its samples' size).
     samples = np.empty((img.height, img.width, len(img.getbands())), np.uint16)
     halves = samples.view(np.uint8).reshape(*samples.shape, 2)
     high_byte = 1 if sys.byteorder == "little" else 0  # of each native uint16
@@ -565,9 +544,8 @@ def _png_samples(img: Image.Image, source: Any, where: str, max_pixels: int | No
 
 def read_samples(source: ImageSource, *, name: str | None = None,
                  max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """The pixel values of an image as stored, upright by its EXIF orientation: 16-bit stays
-    16-bit, colour included; for values that are data (HHA, depth, a raster's bands). Raises
-    :class:`ImageError` (or :class:`ImageTooLargeError`) naming the source."""
+    """An image's values as stored (16-bit stays 16-bit), upright: for data (HHA, depth, a
+    raster's bands). Raises :class:`ImageError` (or its ImageTooLargeError) naming it."""
     if not sixteen_bit_colour_png(source):
         return np.asarray(open_upright(source, name=name, max_pixels=max_pixels))
     where = _source_name(source, name)
@@ -578,9 +556,8 @@ def read_samples(source: ImageSource, *, name: str | None = None,
 
 def open_upright(source: ImageSource, *, name: str | None = None,
                  max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Decode an image file (or bytes, or a stream), turned upright by its EXIF orientation
-    and no longer tied to the file. Raises :class:`ImageError` (or
-    :class:`ImageTooLargeError`) naming the source."""
+    """Decode an image file (or bytes, a stream), upright and detached from the file. Raises
+    :class:`ImageError` (or its ImageTooLargeError) naming the source."""
     where = _source_name(source, name)
     with _opened(source, where, max_pixels) as img:
         turned = _turned_grey_tiff(img, source, where)
@@ -635,8 +612,8 @@ _GREY_MODES = ("L", "I;16", "I;16B", "I;16L", "I", "F")
 
 
 def _turned_grey_tiff(img: Image.Image, source: Any, where: str) -> np.ndarray | None:
-    """The upright pixels of a one-band TIFF whose orientation tag swaps rows and columns,
-    decoded by tifffile (Pillow scrambles an uncompressed one); None for any other image."""
+    """A one-band TIFF whose orientation swaps rows and columns, upright by tifffile (Pillow
+    scrambles an uncompressed one); None for others."""
     if img.format != "TIFF" or img.mode not in _GREY_MODES:
         return None
     orientation = exif_orientation(img)
@@ -651,8 +628,8 @@ def _turned_grey_tiff(img: Image.Image, source: Any, where: str) -> np.ndarray |
 
 
 def _integer_grey_tiff(source: Any, where: str, max_pixels: int | None) -> np.ndarray | None:
-    """A TIFF of one band of 16- or 32-bit integers read by tifffile, as ``fcnseg predict``'s
-    tiles read it (Pillow reads uint32 as signed, or not at all); None for any other source."""
+    """A TIFF of one band of 16- or 32-bit integers read by tifffile, as predict's tiles
+    (Pillow reads uint32 as signed, or not at all); None for others."""
     source = _stream(source)
     if file_head(source, 4) not in TIFF_MAGIC:
         return None
@@ -674,8 +651,8 @@ def _integer_grey_tiff(source: Any, where: str, max_pixels: int | None) -> np.nd
 
 
 def integer_grey_tiff(source: Any) -> TiffSamples | None:
-    """The samples of a TIFF the image reader reads by tifffile rather than Pillow: one band
-    of 16- or 32-bit integers; None for any other file."""
+    """The samples of a TIFF of one band of 16- or 32-bit integers (read by tifffile, not
+    Pillow); None for others."""
     samples = tiff_samples(source)
     if samples is None or samples.bands != 1 or not _grey_only(samples.dtype):
         return None
@@ -683,8 +660,8 @@ def integer_grey_tiff(source: Any) -> TiffSamples | None:
 
 
 def _samples_of_tiff(img: Image.Image, source: Any) -> TiffSamples | None:
-    """The samples of a TIFF read by tifffile and :func:`integers_to_rgb`, as ``fcnseg
-    predict``'s tiles: colour wider than 8 bits, alpha, CMYK. None for others (Pillow's)."""
+    """The samples of a TIFF read by tifffile, as predict's tiles: colour wider than 8 bits,
+    alpha, CMYK; None for others (Pillow's)."""
     if img.format != "TIFF" or img.mode not in ("RGB", "RGBA", "RGBa", "LA", "La", "CMYK"):
         return None
     # Colour samples wider than 8 bits, of which Pillow keeps the high byte.
@@ -734,16 +711,13 @@ SIXTEEN_TO_EIGHT_BITS = 257.0
 
 def integers_to_rgb(values: np.ndarray, alpha: bool = False, *, premultiplied: bool = False,
                     cmyk: bool = False) -> np.ndarray:
-    """Integer pixels (H×W grey, or ...×H×W×1 grey, ×3 RGB, ×4 CMYK) as the 8-bit RGB a
-    colour model takes: 8-bit values as they are, wider ones divided by 257 and rounded, grey
-    repeated. The one rule for these pixels, in the image reader and in ``fcnseg predict``'s
-    tiles, so that a file gives a model the same input in training and prediction.
+    """Integer pixels (H×W or ...×1 grey, ×3 RGB, ×4 CMYK) as the 8-bit RGB a colour model
+    takes: 8 bits as they are, wider divided by 257 and rounded, grey repeated; the one rule
+    of the image reader and predict's tiles, so training and prediction see the same input.
 
-    With ``alpha`` the last band is alpha, composited on :data:`ALPHA_BACKGROUND` (colour ×
-    alpha + background × (1 - alpha); ``premultiplied``: colour + background × (1 - alpha));
-    with ``cmyk`` the bands are 8-bit inks, made RGB as Pillow makes them. Computed in
-    integers; no quotient here is ever halfway (257 and the alpha maxima are odd), so the
-    rounding is exact."""
+    ``alpha``: the last band is composited on :data:`ALPHA_BACKGROUND` (colour × alpha +
+    background × (1 - alpha); ``premultiplied``: colour + ...); ``cmyk``: 8-bit inks, made
+    RGB as Pillow does. In integers: no quotient is halfway (257 and alpha maxima are odd)."""
     if alpha:
         return _composited(values, premultiplied)
     if cmyk:
@@ -771,8 +745,7 @@ def _eight_bits(values: np.ndarray) -> np.ndarray:
 
 
 def _composited(values: np.ndarray, premultiplied: bool) -> np.ndarray:
-    """round((colour × alpha + background × (M - alpha)) / M), M the largest alpha (colour ×
-    M for ``premultiplied`` colour), clipped to 0-255."""
+    """round((colour × alpha + background × (M - alpha)) / M), M the largest alpha, to uint8."""
     top = int(np.iinfo(values.dtype).max)
     # 510 × M + M fits uint32 for alphas of up to 16 bits.
     wide = np.uint32 if top <= 65535 else np.uint64
@@ -795,14 +768,14 @@ def cmyk_to_rgb(inks: np.ndarray) -> np.ndarray:
 
 
 def float_scale(peak: float) -> float:
-    """What float pixels are multiplied by to become 0-255, given the whole image's largest
-    value (so that its tiles are scaled alike): 255 where it is at most 1, else 1."""
+    """What float pixels are multiplied by for 0-255, by the whole image's largest value (so
+    its tiles scale alike): 255 where it is at most 1, else 1."""
     return 255.0 if peak <= 1.0 else 1.0
 
 
 def floats_to_rgb(values: np.ndarray, scale: float) -> np.ndarray:
-    """Float grey pixels (H×W or ...×H×W×1) as 8-bit RGB: multiplied by ``scale``
-    (:func:`float_scale`), rounded, NaN as 0, clipped to 0-255: the one rule for float images."""
+    """Float grey pixels (H×W or ...×1) as 8-bit RGB: times ``scale`` (:func:`float_scale`),
+    rounded, NaN as 0, clipped to 0-255."""
     a = values.astype(np.float64) * scale
     gray = np.clip(np.round(np.nan_to_num(a)), 0, 255).astype(np.uint8)
     if gray.ndim == 2 or gray.shape[-1] != 1:
@@ -811,8 +784,7 @@ def floats_to_rgb(values: np.ndarray, scale: float) -> np.ndarray:
 
 
 def composite_rgba_array(values: np.ndarray) -> np.ndarray:
-    """Composite an H×W×4 float array of RGBA values in [0, 1] on :data:`ALPHA_BACKGROUND`;
-    returns H×W×3 values in [0, 1]. (The array counterpart of :func:`pil_to_rgb`'s rule.)"""
+    """H×W×4 RGBA floats in [0, 1] composited on :data:`ALPHA_BACKGROUND`, as H×W×3."""
     alpha = values[..., 3:4]
     background = np.asarray(ALPHA_BACKGROUND, dtype=np.float64) / 255.0
     return values[..., :3] * alpha + background * (1.0 - alpha)

@@ -1,18 +1,16 @@
 """Rasters of any number of bands and any bit depth: satellite scenes, microscopy, depth.
 
-:func:`read_raster` reads an image file as an H×W×N array keeping its bands and its depth:
-``uint8`` and ``uint16`` stay, every other sample type becomes ``float32`` (what a model
-takes); read ``exact=True``, integers and float64 keep their type (float32 holds integers
-exactly only up to 2**24), for what is computed from the values (``fcnseg info``, the band
-statistics). TIFF goes through ``tifffile`` (or ``rasterio``, which also gives the
-georeferencing), JPEG 2000 through ``rasterio`` (``pip install fcnseg[geo]``; GDAL only ever
-opens a file with the driver its first bytes name, :data:`~fcnseg.data.images.RASTER_FORMATS`),
-the formats of :data:`~fcnseg.data.images.IMAGE_FORMATS` through the one image reader, bands
-kept. :func:`open_raster` reads windows of rasters too large to hold in memory.
+:func:`read_raster` reads a file as an H×W×N array: ``uint8`` and ``uint16`` stay, other
+samples become ``float32`` (what a model takes); ``exact=True`` keeps integers and float64
+(float32 is exact only up to 2**24) for statistics. TIFF goes through ``tifffile`` (or
+``rasterio``, which adds the georeferencing), JPEG 2000 through ``rasterio`` (``fcnseg[geo]``;
+GDAL only gets the driver the first bytes name, :data:`~fcnseg.data.images.RASTER_FORMATS`),
+other image formats through the one image reader, bands kept. :func:`open_raster` reads
+windows of rasters too large to hold in memory.
 
-Bands may be selected by name (``bands=("red", "nir")``): from the band descriptions where
-the raster has them, else the raster must have exactly as many bands as are named. Every
-problem is an :class:`~fcnseg.data.images.ImageError`: one line naming the file.
+Bands are selected by name (``bands=("red", "nir")``) from the band descriptions, else the
+raster must have as many bands as are named. Every problem is one-line
+:class:`~fcnseg.data.images.ImageError` naming the file.
 """
 
 from __future__ import annotations
@@ -57,12 +55,10 @@ _BY_WINDOWS = " read it by windows: fcnseg predict does"
 class RasterInfo:
     """What a raster's header says: size, bands, sample type and georeferencing.
 
-    ``dtype`` is the file's sample type (:func:`stored_dtype`). ``crs`` and ``transform`` are
-    rasterio's (None without georeferencing or rasterio); ``band_names`` the band descriptions
-    and ``nodata`` the no-data value (None when absent); ``alpha``: the last band is marked
-    alpha (transparency, not data), ``premultiplied`` (associated alpha); ``cmyk``: the bands
-    are CMYK inks, read as stored; ``palette``: a palette TIFF's N×3 8-bit colour map, its
-    one band read as the indices stored.
+    ``dtype`` is the file's sample type (booleans as uint8); ``crs`` and ``transform``
+    rasterio's (None without georeferencing); ``band_names``, ``nodata`` None when absent;
+    ``alpha``: the last band is transparency, ``premultiplied`` (associated); ``cmyk``: CMYK
+    inks, read as stored; ``palette``: a palette TIFF's N×3 colour map (the band: indices).
     """
 
     path: str
@@ -84,28 +80,21 @@ class RasterInfo:
         return self.height * self.width
 
 
-def raster_dtype(dtype: np.dtype) -> np.dtype:
-    """The type samples ``dtype`` are returned in: uint8 (booleans too), uint16, else float32."""
+def sample_dtype(dtype: np.dtype, exact: bool = False) -> np.dtype:
+    """The type samples ``dtype`` are returned in: uint8 (booleans too), uint16, else float32;
+    ``exact``: integers and float64 as stored (native byte order)."""
     dtype = np.dtype(dtype)
+    if exact and (dtype.kind in "iu" or dtype == np.float64):
+        return dtype.newbyteorder("=")
     if dtype == np.bool_:
         return np.dtype(np.uint8)
     return dtype if dtype in (np.uint8, np.uint16, np.float32) else np.dtype(np.float32)
 
 
-def exact_dtype(dtype: np.dtype) -> np.dtype:
-    """The type samples ``dtype`` are returned in read ``exact``: integers and float64 as
-    stored (native byte order; booleans as uint8), other floats as float32."""
+def _stored_dtype(dtype: np.dtype) -> np.dtype:
+    """The file's sample type (``uint32`` though read as float32), booleans as uint8."""
     dtype = np.dtype(dtype)
-    if dtype.kind in "iu" or dtype == np.float64:
-        return dtype.newbyteorder("=")
-    return raster_dtype(dtype)
-
-
-def stored_dtype(dtype: np.dtype) -> np.dtype:
-    """The sample type :class:`RasterInfo` names: the file's (``uint32`` though read as
-    float32), booleans as uint8."""
-    dtype = np.dtype(dtype)
-    return dtype if dtype.kind in "iuf" else raster_dtype(dtype)
+    return dtype if dtype.kind in "iuf" else sample_dtype(dtype)
 
 
 def _rasterio() -> Any:
@@ -117,8 +106,8 @@ def _rasterio() -> Any:
 
 
 def rasterio_open(path: PathLike, mode: str = "r", **kwargs: Any) -> Any:
-    """``rasterio.open`` without the NotGeoreferencedWarning a plain TIFF (a valid input)
-    gives, hidden under the lock of :func:`fcnseg.utils.quiet.ignoring` (serve's threads)."""
+    """``rasterio.open`` without the NotGeoreferencedWarning of a plain TIFF (a valid input),
+    hidden under :func:`fcnseg.utils.quiet.ignoring`'s lock (serve's threads)."""
     import rasterio
 
     with ignoring(rasterio.errors.NotGeoreferencedWarning):
@@ -131,8 +120,8 @@ GDAL_CACHE_BYTES = 64 << 20
 
 
 def _quiet_gdal(rasterio: Any) -> Any:
-    """A rasterio Env in which GDAL's own messages are not printed (our one line names the
-    problem) and whose block cache is at most :data:`GDAL_CACHE_BYTES`."""
+    """A rasterio Env without GDAL's own messages (ours name the problem), its block cache
+    at most :data:`GDAL_CACHE_BYTES`."""
     logger = logging.getLogger("rasterio._env")
     silent = logging.CRITICAL + 1
     if logger.level != silent:  # once: each setLevel clears the cache of every logger
@@ -145,12 +134,11 @@ def _quiet_gdal(rasterio: Any) -> Any:
 class RasterReader:
     """Windows of one raster file, decoded on demand (use :func:`open_raster`).
 
-    ``read(row, col, height, width)`` returns that window as an h×w×N array (N the selected
-    bands), in :func:`raster_dtype` of the file's samples, or :func:`exact_dtype` where
-    ``exact``; ``info`` describes the whole raster.
+    ``read(row, col, height, width)`` returns that window as an h×w×N array of the selected
+    bands in :func:`sample_dtype` of the file's samples; ``info`` describes the whole raster.
     """
 
-    #: Windows come in :func:`exact_dtype` of the samples (set by ``open_raster(exact=True)``).
+    #: Windows keep integer and float64 samples (``open_raster(exact=True)``).
     exact: bool = False
 
     def __init__(self, info: RasterInfo, band_index: Sequence[int]) -> None:
@@ -158,7 +146,7 @@ class RasterReader:
         self.band_index = tuple(band_index)  # 0-based indices of the bands returned
 
     def sample_type(self, stored: np.dtype) -> np.dtype:
-        return exact_dtype(stored) if self.exact else raster_dtype(stored)
+        return sample_dtype(stored, self.exact)
 
     def _returned(self, a: np.ndarray) -> np.ndarray:
         a = a if a.ndim == 3 else a[..., None]
@@ -182,8 +170,8 @@ class RasterReader:
         return self.read(0, 0, self.info.height, self.info.width)
 
     def block_shape(self) -> tuple[int, int] | None:
-        """Rows and columns of the blocks (tiles, strips) any window over them decodes whole;
-        None for an array in memory or a file not read by blocks."""
+        """Rows and columns of the blocks (tiles, strips) a window decodes whole; None for an
+        array in memory or a file not read by blocks."""
         return None
 
     def close(self) -> None:
@@ -208,8 +196,7 @@ class _RasterioReader(RasterReader):
         from rasterio.windows import Window
 
         window = Window(col, row, width, height)
-        # Bands of one type that is returned as it is are read by GDAL straight into an
-        # H×W×N array (the bands-first array and its transposed copy skipped).
+        # Bands of one type returned as is: GDAL reads straight into an H×W×N array.
         direct = self._one_type is not None and \
             self.sample_type(self._one_type) == self._one_type
         with _quiet_gdal(_rasterio()):
@@ -221,8 +208,7 @@ class _RasterioReader(RasterReader):
         return self._returned(np.moveaxis(a, 0, -1))
 
     def block_shape(self) -> tuple[int, int] | None:
-        # GeoTIFF blocks decode alone, so a window is the same pixels read whole or by its
-        # blocks; other drivers (JPEG 2000, VRT) may draw a window as a whole.
+        # GeoTIFF blocks decode alone; other drivers (JPEG 2000) may draw a window as a whole.
         if self._ds.driver != "GTiff":
             return None
         rows, cols = self._ds.block_shapes[0]
@@ -238,7 +224,7 @@ class _ArrayReader(RasterReader):
     def __init__(self, array: np.ndarray, where: str, bands: Sequence[str] | None) -> None:
         h, w, n = array.shape
         info = RasterInfo(path=where, height=h, width=w, bands=n,
-                          dtype=stored_dtype(array.dtype))
+                          dtype=_stored_dtype(array.dtype))
         super().__init__(info, _select_bands(where, n, None, bands))
         self._array = array  # H×W×N_file
 
@@ -266,8 +252,7 @@ def _paste(out: np.ndarray, row: int, col: int, block: np.ndarray, y0: int, x0: 
 
 
 class _CachedBlocks(RasterReader):
-    """Windows of a reader put together from its blocks, each decoded once while it is held
-    (see :func:`cached_blocks`)."""
+    """Windows put together from a reader's blocks, each decoded once while held."""
 
     def __init__(self, reader: RasterReader, block: tuple[int, int], budget: int) -> None:
         super().__init__(reader.info, reader.band_index)
@@ -308,15 +293,13 @@ class _CachedBlocks(RasterReader):
 def cached_blocks(reader: RasterReader, budget: int = BLOCK_CACHE_BYTES, *,
                   window_rows: int | None = None) -> RasterReader:
     """``reader`` whose windows are put together from the file's blocks, each decoded once and
-    held (up to ``budget`` bytes, the least recently used dropped first): overlapping tiles
-    read in raster order decode each block about once instead of up to four times. The same
-    pixels as ``reader``'s windows.
+    held (up to ``budget`` bytes, least recently used dropped first): overlapping tiles read
+    in raster order decode each block about once instead of up to four times; same pixels.
 
     ``window_rows``: the height of windows read in raster order (predict's tiles); the budget
-    is then at least what one strip of them across the raster needs, so that the blocks the
-    next strip shares are still held however wide the raster. ``reader`` itself where caching
-    gains nothing: a raster in memory, blocks too large to hold several, or taller than the
-    windows."""
+    then holds at least one strip of them across the raster, so the next strip finds its
+    shared blocks. ``reader`` itself where caching gains nothing (an array in memory, blocks
+    too large to hold several, or taller than the windows)."""
     block = reader.block_shape()
     if block is None:
         return reader
@@ -324,10 +307,8 @@ def cached_blocks(reader: RasterReader, budget: int = BLOCK_CACHE_BYTES, *,
     block_bytes = (min(block[0], info.height) * min(block[1], info.width)  # tiles may overhang
                    * len(reader.band_index) * reader.sample_type(info.dtype).itemsize)
     if window_rows is not None and block[0] <= window_rows:
-        # A window spans at most R = ceil(rows / block rows) + 1 block rows. Between a shared
-        # block's last use by one strip and its next by the following strip (both at its block
-        # column c) come at most R × (columns - 1) blocks, plus one column of both strips (2R):
-        # so R × (columns + 1) blocks.
+        # A window spans R = ceil(rows / block rows) + 1 block rows at most; between a shared
+        # block's uses by two strips come at most R × (columns + 1) blocks.
         rows = -(-window_rows // block[0]) + 1
         columns = -(-info.width // block[1]) + 1
         return _CachedBlocks(reader, block, max(budget, rows * columns * block_bytes))
@@ -354,8 +335,8 @@ def _select_bands(where: str, have: int, names: tuple[str, ...] | None,
 
 def _rasterio_reader(rasterio: Any, path: Path, where: str, driver: str,
                      bands: Sequence[str] | None, max_pixels: int | None) -> RasterReader:
-    """A reader through GDAL given the one ``driver`` the file's first bytes name: never let
-    GDAL guess (some of its formats read other files)."""
+    """A reader through GDAL with the ``driver`` the first bytes name: GDAL never guesses
+    (some of its formats read other files)."""
     try:
         with _quiet_gdal(rasterio):  # a plain TIFF is read as pixels, without a warning
             ds = rasterio_open(path, driver=driver)
@@ -377,8 +358,8 @@ def _rasterio_reader(rasterio: Any, path: Path, where: str, driver: str,
 
 
 def _georeferencing(ds: Any) -> dict[str, Any]:
-    """The ``crs``, ``transform`` and ``nodata`` of a raster opened by rasterio: georeferenced
-    when it has a CRS or a non-identity geotransform (which is kept without a CRS)."""
+    """The ``crs``, ``transform`` and ``nodata`` of a rasterio dataset: georeferenced when it
+    has a CRS or a non-identity geotransform (kept without a CRS)."""
     georeferenced = ds.crs is not None or not ds.transform.is_identity
     return {"crs": ds.crs if georeferenced else None,
             "transform": ds.transform if georeferenced else None,
@@ -386,8 +367,7 @@ def _georeferencing(ds: Any) -> dict[str, Any]:
 
 
 def _with_georeferencing(reader: RasterReader, rasterio: Any, path: Path) -> RasterReader:
-    """``reader`` (tifffile's, which reads no GeoTIFF tags) with the CRS, geotransform and
-    nodata GDAL reads from the same header."""
+    """``reader`` (tifffile's, blind to GeoTIFF tags) with GDAL's CRS, geotransform, nodata."""
     try:
         with _quiet_gdal(rasterio), rasterio_open(path, driver="GTiff") as ds:
             found = _georeferencing(ds)
@@ -402,8 +382,7 @@ GDAL_NODATA_TAG = 42113
 
 
 def gdal_nodata(page: Any) -> float | None:
-    """The no-data value in a TIFF page's (tifffile's) GDAL_NODATA tag, as GDAL reads it
-    (None when absent or no number)."""
+    """A tifffile page's GDAL_NODATA value, as GDAL reads it (None: absent or no number)."""
     tag = page.tags.get(GDAL_NODATA_TAG)
     try:
         return None if tag is None else float(str(tag.value).strip().strip("\x00"))
@@ -418,7 +397,7 @@ class _TiffReader(RasterReader):
         p = tif.pages[0]
         extras = tuple(int(e) for e in p.extrasamples)
         info = RasterInfo(path=where, height=int(p.imagelength), width=int(p.imagewidth),
-                          bands=int(p.samplesperpixel), dtype=stored_dtype(p.dtype),
+                          bands=int(p.samplesperpixel), dtype=_stored_dtype(p.dtype),
                           nodata=gdal_nodata(p),
                           alpha=bool(extras) and extras[-1] in ALPHA_EXTRA_SAMPLES)
         super().__init__(info, _select_bands(where, info.bands, None, bands))
@@ -459,8 +438,8 @@ class _TiffReader(RasterReader):
 
 def _tifffile_reader(path: Path, where: str, bands: Sequence[str] | None,
                      max_pixels: int | None) -> RasterReader:
-    """A reader of a TIFF's first image: by tiles or strips when it is one page of H×W×bands,
-    else memory-mapped or decoded whole; its size checked from the header first."""
+    """A reader of a TIFF's first image, its size checked first: by tiles or strips for one
+    page of H×W×bands, else memory-mapped or decoded whole."""
     import tifffile
 
     try:
@@ -492,8 +471,8 @@ def _tifffile_reader(path: Path, where: str, bands: Sequence[str] | None,
 
 
 class TiffLayout(NamedTuple):
-    """A TIFF's first image as its header says, and how many of its pages are full-resolution
-    images (not overviews, masks, or damaged directories without pixels)."""
+    """A TIFF's first image as its header says, and its count of full-resolution images (not
+    overviews, masks, or damaged directories without pixels)."""
 
     shape: tuple[int, ...]
     axes: str
@@ -503,15 +482,14 @@ class TiffLayout(NamedTuple):
 
     @property
     def pages_are_bands(self) -> bool:
-        """A stack of pages, one per band (bands×H×W as ``tifffile.imwrite`` writes it, or a
-        Fiji hyperstack's channels), not one page of H×W×bands (what GDAL reads)."""
+        """Pages, one per band (``tifffile.imwrite``'s bands×H×W, a Fiji hyperstack's
+        channels), not one page of H×W×bands (what GDAL reads)."""
         return len(self.shape) == 3 and self.axes[0] in "QIC" and self.pages > 1 \
             and self.samples == 1
 
     def problem(self) -> str | None:
-        """One line when the file is no one raster that GDAL and tifffile read right: an
-        H×W×B array ``tifffile.imwrite`` stored by default as H pages of W×B pixels (B up to
-        :data:`_MAX_STRAY_BANDS`), or several images of which they would read the first."""
+        """One line when the file is no raster GDAL and tifffile read right: an H×W×B array
+        ``tifffile.imwrite`` stored as H pages of W×B pixels, or several images."""
         h, w, b = self.shape if len(self.shape) == 3 else (0, 0, 0)
         if self.pages_are_bands and self.pages == h and b <= _MAX_STRAY_BANDS and b < min(h, w):
             return (f"holds {h} pages of {w}×{b} pixels, as tifffile.imwrite stores an H×W×{b} "
@@ -531,8 +509,7 @@ _MAX_STRAY_BANDS = 16
 
 def tiff_layout(source: Path | BinaryIO) -> TiffLayout | None:
     """The layout of a TIFF's first image (a path, or a seekable stream read from its start);
-    None for a bad header (the reader reports it). Its ``pages_are_bands`` is how the raster
-    reader tells a file of bands one a page (a Fiji hyperstack's channels)."""
+    None for a bad header (the reader reports it)."""
     import tifffile
 
     try:
@@ -589,8 +566,8 @@ def open_raster(path: PathLike, *, bands: Sequence[str] | None = None,
         max_pixels: refuse rasters with more pixels than this (None: any size; windows are
             read one at a time). PNG/JPEG are decoded whole, so their limit is the image
             reader's default when None.
-        exact: windows in :func:`exact_dtype` of the samples (a ``uint32`` raster as
-            ``uint32``), not in :func:`raster_dtype` (as float32, what a model takes).
+        exact: windows keep integer and float64 samples (a ``uint32`` raster as ``uint32``,
+            not as float32, what a model takes; :func:`sample_dtype`).
 
     Raises:
         ImageError: missing, unreadable or corrupt, or without the bands asked for.
@@ -653,8 +630,8 @@ def _open_raster(path: PathLike, bands: Sequence[str] | None,
 
 
 class _UprightReader(RasterReader):
-    """A raster whose orientation tag turns its pixels, read upright as the image reader reads
-    it: each window is the stored window under it, turned."""
+    """A raster read upright by its orientation tag, as the image reader reads it: each window
+    is the stored window under it, turned."""
 
     def __init__(self, stored: RasterReader, orientation: int) -> None:
         info = stored.info
@@ -682,8 +659,7 @@ class _UprightReader(RasterReader):
 
 def _as_header_says(reader: RasterReader, samples: TiffSamples | None) -> RasterReader:
     """``reader`` with the TIFF header's premultiplied alpha, CMYK and palette in its info,
-    read upright by its orientation tag as the image reader and viewers read it (not a
-    georeferenced raster: its grid is its geotransform)."""
+    read upright by its orientation tag (unless georeferenced: its grid is its geotransform)."""
     if samples is None:
         return reader
     if samples.premultiplied or samples.cmyk or samples.palette is not None:
@@ -704,7 +680,7 @@ def raster_info(path: PathLike) -> RasterInfo:
 def read_raster(path: PathLike, *, bands: Sequence[str] | None = None,
                 max_pixels: int | None = DEFAULT_MAX_PIXELS, exact: bool = False) -> np.ndarray:
     """Read a whole raster as an H×W×N array in uint8, uint16 or float32 (the module doc), or,
-    ``exact``, every value as stored (:func:`exact_dtype`).
+    ``exact``, every value as stored (:func:`sample_dtype`).
 
     Raises:
         ImageError: missing, unreadable, corrupt, without the bands asked for, or (an
@@ -732,13 +708,13 @@ def grid_problem(image: RasterInfo, label: RasterInfo) -> str | None:
 
 
 def nodata_mask(image: np.ndarray, nodata: float | None) -> np.ndarray | None:
-    """H×W bool of the pixels without data: every band equal to ``nodata``, or any band NaN
-    (None when there are none, the common case)."""
+    """H×W bool of the pixels without data: every band ``nodata``, or any band NaN (None when
+    there are none)."""
     missing = None
     value = _as_sample(nodata, image.dtype)
     if value is not None:
         equal = image == value
-        if equal.any():  # else no pixel can be without data: the common case, found at once
+        if equal.any():  # the common case, found at once
             missing = _across_bands(np.logical_and, equal)
     if image.dtype.kind == "f":
         nan = np.isnan(image)
@@ -772,9 +748,8 @@ def _across_bands(combine: np.ufunc, flags: np.ndarray) -> np.ndarray:
 def fill_nodata(image: np.ndarray, missing: np.ndarray | None,
                 values: Sequence[float]) -> np.ndarray:
     """``image`` (H×W×N, or B×H×W×N with a B×H×W ``missing``) with its pixels without data set
-    to ``values``, one per band: the band means a model takes to zero, so that raw zeros do
-    not leak into their neighbours' predictions. A float32 copy where any pixel is missing,
-    else ``image`` itself. Training and prediction both fill this way."""
+    to ``values``, one per band (the band means, zero to the model, so raw zeros do not leak
+    into neighbours' predictions): a float32 copy, or ``image`` where none is missing."""
     if missing is None:
         return image
     out = image.astype(np.float32)
@@ -784,11 +759,9 @@ def fill_nodata(image: np.ndarray, missing: np.ndarray | None,
 
 def display_rgb(image: np.ndarray, bands: Sequence[str] | None = None,
                 rgb: Sequence[str] | None = None) -> np.ndarray:
-    """An H×W×N raster as an H×W×3 uint8 picture. An 8-bit RGB or RGBA raster is already a
-    picture: its ``rgb`` bands (names among ``bands``; else its first three) are shown as they
-    are, so grey stays grey. Other data (16-bit, float, multi-band) shows its ``rgb`` bands
-    each stretched from its 2nd to its 98th percentile (the usual remote-sensing default), or,
-    without them, the first band so stretched in grey."""
+    """An H×W×N raster as an H×W×3 uint8 picture. 8-bit RGB(A) shows its ``rgb`` bands (names
+    among ``bands``; else its first three) as they are. Other data shows its ``rgb`` bands,
+    else the first band in grey, each stretched from its 2nd to its 98th percentile."""
     image = image if image.ndim == 3 else image[..., None]
     named = rgb is not None and bands is not None
     if named:
@@ -810,8 +783,8 @@ def display_rgb(image: np.ndarray, bands: Sequence[str] | None = None,
 
 
 def _stretched(band: np.ndarray) -> np.ndarray:
-    """One band from its 2nd to its 98th percentile to 0-255 (NaN as the 2nd) as uint8,
-    computed in place, one plane at a time, to keep the memory a few bytes a pixel."""
+    """One band from its 2nd to its 98th percentile to 0-255 (NaN as the 2nd) as uint8, in
+    place to keep the memory a few bytes a pixel."""
     plane = band.astype(np.float32)
     finite = plane[np.isfinite(plane)] if band.dtype.kind == "f" else plane
     low, high = np.percentile(finite, (2, 98)) if finite.size else (0.0, 0.0)

@@ -1,12 +1,11 @@
 """Per-band statistics of a multi-band dataset's images (``fcnseg check-data``).
 
-For each declared band: mean and standard deviation (exact, over every pixel with data, the
-values read as stored and summed about the first image's mean) and the 2nd and 98th
-percentiles: exact from a histogram when every image is uint8 or uint16, else from a seeded
-sample of :data:`SAMPLE_PIXELS` pixels. Pixels without data are left out and counted; bands
-that never vary and images of mixed sample types (values on other scales) are reported; the
-sample types found are recorded with the model. The statistics are cached in a JSON file
-named by a fingerprint of the images and the band declaration.
+For each declared band: mean and standard deviation (exact over every pixel with data, values
+as stored, summed about the first image's mean), and the 2nd and 98th percentiles, exact from a
+histogram for uint8/uint16 images, else from a seeded sample of :data:`SAMPLE_PIXELS` pixels.
+Pixels without data are left out and counted; constant bands and mixed sample types are
+reported; the sample types are recorded with the model. The statistics are cached in a JSON
+file named by a fingerprint of the images and the band declaration.
 """
 
 from __future__ import annotations
@@ -47,7 +46,7 @@ class BandStats:
     problems: list[tuple[str, str]] = field(default_factory=list)
     #: ``{sample type: [images, first image path]}`` of the readable images (``"uint16"``).
     sample_types: dict[str, list[Any]] = field(default_factory=dict)
-    #: Each band's smallest and largest value with data (empty in older caches).
+    #: Each band's smallest and largest value with data.
     low: list[float] = field(default_factory=list)
     high: list[float] = field(default_factory=list)
 
@@ -109,8 +108,7 @@ class _Accumulator:
         offset = self.sum / n
         std = np.sqrt(np.maximum(self.sq / n - offset**2, 0.0))
         mean = offset + (self.shift if self.shift is not None else 0.0)
-        # A band of one value has a variance of 0 exactly, its sums' rounding about the shift
-        # aside (a few float64 epsilons of the mean; a band varying by 1 in 2**32 stays).
+        # A constant band's variance is 0 but for rounding (a few epsilons of the mean).
         std[std < 1e-12 * np.maximum(1.0, np.abs(mean))] = 0.0
         return mean, std
 
@@ -125,8 +123,7 @@ class _Accumulator:
         return np.nanpercentile(np.concatenate(self.samples), q, axis=0).astype(np.float64)
 
     def stats(self, bands: list[str], images: int) -> BandStats:
-        """The statistics of the pixels added (``images`` images), without problems or
-        sample types (the caller's)."""
+        """The statistics of the pixels added, without problems or sample types."""
         mean, std = self.mean_std()
         return BandStats(bands=bands, mean=mean.tolist(), std=std.tolist(),
                          p2=self.percentiles(2).tolist(), p98=self.percentiles(98).tolist(),
@@ -175,8 +172,8 @@ def band_statistics(dataset: Any, *, cache_dir: str | os.PathLike[str] | None = 
 
 def image_statistics(pieces: Iterable[np.ndarray], bands: list[str], count: int,
                      nodata: float | None = None) -> BandStats:
-    """The statistics of one image read in ``count`` pieces (H×W×N arrays: strips of rows),
-    as :func:`band_statistics` takes them over a dataset's images (``fcnseg info``)."""
+    """The statistics of one image read in ``count`` pieces (H×W×N strips of rows), as
+    :func:`band_statistics` takes them over a dataset (``fcnseg info``)."""
     acc = _Accumulator(len(bands), count)
     for k, piece in enumerate(pieces):
         acc.add(piece, nodata, seed=k)
@@ -185,14 +182,11 @@ def image_statistics(pieces: Iterable[np.ndarray], bands: list[str], count: int,
 
 def format_band_table(stats: BandStats) -> list[str]:
     """The statistics as printed by ``fcnseg check-data``: one line per band, then warnings."""
-    ranges = len(stats.low) == len(stats.bands)  # not in statistics cached before
-    lines = [f"{'band':<12}" + (f" {'min':>12} {'max':>12}" if ranges else "")
-             + f" {'mean':>12} {'std':>12} {'p2':>12} {'p98':>12}"]
+    columns = (stats.low, stats.high, stats.mean, stats.std, stats.p2, stats.p98)
+    lines = [f"{'band':<12}" + "".join(f" {h:>12}" for h in ("min", "max", "mean", "std", "p2",
+                                                              "p98"))]
     for k, b in enumerate(stats.bands):
-        lines.append(f"{b:<12}" + (f" {stats.low[k]:>12.6g} {stats.high[k]:>12.6g}"
-                                   if ranges else "")
-                     + f" {stats.mean[k]:>12.6g} {stats.std[k]:>12.6g} "
-                     f"{stats.p2[k]:>12.6g} {stats.p98[k]:>12.6g}")
+        lines.append(f"{b:<12}" + "".join(f" {column[k]:>12.6g}" for column in columns))
     for b in stats.constant_bands:
         lines.append(f"warning: band {b!r} has no variance (every pixel is "
                      f"{stats.mean[stats.bands.index(b)]:.6g}): it carries nothing to learn")
@@ -208,8 +202,8 @@ def format_band_table(stats: BandStats) -> list[str]:
 
 
 def mixed_sample_types(stats: BandStats) -> str | None:
-    """One line when the images are of several sample types (8-bit beside 16-bit, say),
-    naming an image of each (one mean and std per band cannot standardise them alike)."""
+    """One line naming an image of each sample type when there are several (8-bit beside
+    16-bit): one mean and std per band cannot standardise them alike."""
     if len(stats.sample_types) < 2:
         return None
     kinds = sorted(stats.sample_types.items(), key=lambda kv: -kv[1][0])

@@ -1,12 +1,11 @@
 """Decode once: a dataset's decoded samples (before any random augmentation) kept in memory.
 
-``data.cache`` decides: ``ram`` keeps them, ``none`` decodes every sample at every use,
-``auto`` keeps them when they fit in a quarter of the memory available now (for every training
-process of this machine together). :func:`cache_decoded` decodes every sample once, in threads,
-into one NumPy buffer that forked loader workers share; ``load`` copies a sample out of it and
-the augmentation runs on that copy, so every sample and random draw is an uncached run's.
-Labels are kept as uint8 where they fit (int32 otherwise), handed out as int64. A sample that
-cannot be read keeps its error, raised when it is used, as without the cache.
+``data.cache``: ``ram`` keeps them, ``none`` decodes at every use, ``auto`` keeps them when
+they fit in a quarter of the memory available now (for all training processes here).
+:func:`cache_decoded` decodes every sample once, in threads, into one NumPy buffer forked
+loader workers share; ``load`` copies a sample out for augmentation, so samples and draws are
+an uncached run's. Labels are kept as uint8 where they fit (else int32), handed out as int64.
+A sample that cannot be read keeps its error, raised when used, as without the cache.
 """
 
 from __future__ import annotations
@@ -47,13 +46,12 @@ def available_memory() -> int:
 
 
 class DecodedSamples:
-    """The decoded samples of a dataset kept in memory; calling it with an index returns that
-    sample as ``load`` does (fresh arrays each call), or raises the error reading it raised.
+    """The decoded samples of a dataset kept in memory; called with an index, that sample as
+    ``load`` gives it (fresh arrays), or the error reading it raised.
 
-    ``eager``: decode every sample now, in ``threads`` threads, into one buffer (what loader
-    worker processes forked later share); otherwise each sample is kept when first decoded
-    (for loading in the training process itself: nothing is decoded that a run does not
-    use, and nothing twice)."""
+    ``eager``: decode every sample now, in ``threads`` threads, into one buffer (shared by
+    loader workers forked later); else each sample is kept when first decoded (loading in the
+    training process: nothing decoded that a run does not use, nor twice)."""
 
     def __init__(self, load: Callable[[int], Any], count: int, *, eager: bool = True,
                  threads: int = 1) -> None:
@@ -91,8 +89,7 @@ class DecodedSamples:
             decoded[index] = None  # free the sample once copied
 
     def decode_rest(self) -> None:
-        """Decode (and keep) every sample not decoded yet, recording the errors, as an eager
-        cache did at once."""
+        """Decode and keep every sample not decoded yet, recording the errors."""
         for index in range(self.count):
             if index not in self.kept and index not in self.errors:
                 self._decode(index)
@@ -117,9 +114,8 @@ class DecodedSamples:
 
 
 def cached_problems(dataset: Any, *, decode_rest: bool = True) -> list[str] | None:
-    """The problems (``"file: what is wrong"``) of every sample of a dataset whose samples the
-    cache keeps, decoding (and keeping) those not decoded yet; ``decode_rest=False``: only
-    those decoded so far. None when the dataset is not cached."""
+    """The problems (``"file: what is wrong"``) of a cached dataset's samples, decoding those
+    not decoded yet unless not ``decode_rest``; None when the dataset is not cached."""
     store = getattr(dataset, "load", None)
     if not isinstance(store, DecodedSamples):
         return None
@@ -166,7 +162,7 @@ class CachePlan:
 
 def _estimated_bytes(dataset: Any) -> int:
     """The decoded size of ``dataset``: sample 0's bytes per pixel times every image's pixels
-    (by their headers), or times the number of samples without files."""
+    (by the headers), or its bytes times the samples without files."""
     count = len(dataset)
     if count == 0:
         return 0
@@ -189,12 +185,10 @@ def _estimated_bytes(dataset: Any) -> int:
 def cache_decoded(setting: str, datasets: Sequence[Any], *, processes: int = 1,
                   threads: int = 1, available: int | None = None,
                   eager: bool = True) -> CachePlan:
-    """Have each dataset's ``load`` (None entries skipped) decode each sample once and keep it
-    in memory, per ``setting`` (``auto``, ``ram`` or ``none``): all of them now with ``eager``
-    (before loader workers start, so that they share them), else each when first used.
-
-    ``processes``: training processes on this machine, each holding its own copy (``auto``
-    counts them all). Returns what was decided, said in one line."""
+    """Have each dataset's ``load`` (None entries skipped) decode each sample once and keep it,
+    per ``setting`` (``auto``, ``ram`` or ``none``): all now with ``eager`` (before loader
+    workers start, to share them), else each when first used. ``processes``: training
+    processes here, each holding its own copy. Returns the decision, said in one line."""
     sets = [d for d in datasets if d is not None]
     if setting == "none" or not sets:
         return CachePlan(False, "data cache: off (data.cache=none): samples are decoded at "

@@ -68,16 +68,10 @@ _LEFT_OUT_IDS = (0, 2, 3)
 
 
 def train_id_evidence(raw: np.ndarray) -> str | None:
-    """For a labelIds mask whose values look like train ids, why (what its values are and how
-    they read as label ids); None for any other mask.
-
-    A train-id mask read as label ids has no value above 18 and is mostly void (road,
-    building, sky are label ids of void); a street scene's labelIds mask has sky, vegetation
-    or cars, and little void; one with no class at all (the test split's) is no train-id mask.
-    With 255 a mask is one when most of its labelled pixels are void as label ids; without
-    (a crop above the ego vehicle), when label ids 0, 2, 3 (road, building, wall as train
-    ids; what the annotation leaves out as label ids, never that much, even in a tunnel)
-    make up over a third of its pixels."""
+    """Why a labelIds mask's values look like train ids (None when they do not): no value
+    above 18, some class, and with 255 mostly void as label ids (a street scene has sky,
+    vegetation or cars), else (a crop above the ego vehicle) over a third of label ids 0, 2,
+    3 (road, building, wall as train ids; never that much left out by the annotation)."""
     if raw.size == 0:
         return None
     high = int(raw.max())
@@ -115,22 +109,14 @@ class Cityscapes(FileSegmentationDataset):
     """Cityscapes fine annotations: images with their 19 evaluation classes.
 
     Reads ``ROOT/leftImg8bit/SPLIT/<city>/*_leftImg8bit.png`` and maps the label ids of
-    ``ROOT/gtFine/SPLIT/<city>/*_gtFine_labelIds.png`` to train ids, ``label id → train id``:
-
-        7 → 0 road, 8 → 1 sidewalk, 11 → 2 building, 12 → 3 wall, 13 → 4 fence, 17 → 5 pole,
-        19 → 6 traffic light, 20 → 7 traffic sign, 21 → 8 vegetation, 22 → 9 terrain,
-        23 → 10 sky, 24 → 11 person, 25 → 12 rider, 26 → 13 car, 27 → 14 truck, 28 → 15 bus,
-        31 → 16 train, 32 → 17 motorcycle, 33 → 18 bicycle.
-
-    Every other label id (void, the classes not evaluated, and 255, the license plate's -1 in
-    8 bits) becomes 255, ignored. Values 34-254 are no label id: a
-    :class:`~fcnseg.data.errors.DataError` naming the file, as is a labelIds file whose values
-    look like train ids (:func:`train_id_evidence`: a ``*_gtFine_labelTrainIds.png`` saved
-    under the labelIds name would train every class shifted). With ``labels="train_ids"`` the
-    masks are ``*_gtFine_labelTrainIds.png`` (as createTrainIdLabelImgs.py writes them): train
-    ids 0-18, 255 ignored, any other value a DataError. ``root``: the folder holding
-    ``leftImg8bit/`` and ``gtFine/`` (or its parent); ``split``: ``train``, ``val`` or
-    ``test`` (test labels are all void).
+    ``ROOT/gtFine/SPLIT/<city>/*_gtFine_labelIds.png`` to train ids (class k is label id
+    :data:`CITYSCAPES_LABEL_IDS` [k]); every other label id (void, classes not evaluated, 255
+    the license plate's -1) becomes 255, ignored. Values 34-254, or values that look like
+    train ids (:func:`train_id_evidence`: every class would train shifted), are a
+    :class:`~fcnseg.data.errors.DataError` naming the file. ``labels="train_ids"`` reads
+    ``*_gtFine_labelTrainIds.png`` (createTrainIdLabelImgs.py's): 0-18, 255 ignored.
+    ``root``: the folder holding ``leftImg8bit/`` and ``gtFine/`` (or its parent); ``split``:
+    ``train``, ``val`` or ``test`` (test labels are all void).
     """
 
     classes = CITYSCAPES_CLASSES
@@ -154,9 +140,8 @@ class Cityscapes(FileSegmentationDataset):
 
     @property  # type: ignore[override]
     def labels_withheld(self) -> str | None:
-        """The test split's labels are withheld by the benchmark: every mask is all void. A
-        test split whose first mask holds a class (a folder in the Cityscapes layout with
-        labelled test images of its own) is scored as any other."""
+        """The test split's labels are withheld (all void), unless its first mask holds a class
+        (a folder in the Cityscapes layout with labelled test images of its own)."""
         if self.split != "test" or (len(self) and self._labelled(0)):
             return None
         return ("Cityscapes test labels are withheld (all void): nothing to score; score the "
@@ -164,8 +149,7 @@ class Cityscapes(FileSegmentationDataset):
                 "cityscapes-dataset.com")
 
     def _labelled(self, index: int) -> bool:
-        """Whether mask ``index`` holds a class; True too for a mask that cannot be read, so
-        that scoring it names its problem."""
+        """Whether mask ``index`` holds a class (True where unreadable: scoring names why)."""
         if not self.label_path(index).is_file():
             return False
         try:

@@ -560,11 +560,7 @@ def open_upright(source: ImageSource, *, name: str | None = None,
     :class:`ImageError` (or its ImageTooLargeError) naming the source."""
     where = _source_name(source, name)
     with _opened(source, where, max_pixels) as img:
-        turned = _turned_grey_tiff(img, source, where)
-        if turned is not None:
-            return Image.fromarray(turned)
-        _decoded(img.load, where)
-        upright = _upright(img)
+        upright = _decoded_upright(img, source, where)
         # A copy keeps the decoded pixels once the file (and so ``img``) is closed.
         return img.copy() if upright is img else upright
 
@@ -600,31 +596,25 @@ def load_image(source: ImageSource, *, name: str | None = None,
             rgb = integers_to_rgb(pixels, samples.alpha, premultiplied=samples.premultiplied,
                                   cmyk=samples.cmyk)
             return np.ascontiguousarray(upright_array(rgb, exif_orientation(img)))
-        turned = _turned_grey_tiff(img, source, where)
-        if turned is not None:
-            return pil_to_rgb(Image.fromarray(turned), where)
-        _decoded(img.load, where)
-        return pil_to_rgb(_upright(img), where)
+        return pil_to_rgb(_decoded_upright(img, source, where), where)
 
 
-#: Pillow modes of one band whose TIFFs :func:`_turned_grey_tiff` reads by tifffile.
+#: Pillow modes of one band whose turned TIFFs :func:`_decoded_upright` reads by tifffile.
 _GREY_MODES = ("L", "I;16", "I;16B", "I;16L", "I", "F")
 
 
-def _turned_grey_tiff(img: Image.Image, source: Any, where: str) -> np.ndarray | None:
-    """A one-band TIFF whose orientation swaps rows and columns, upright by tifffile (Pillow
-    scrambles an uncompressed one); None for others."""
-    if img.format != "TIFF" or img.mode not in _GREY_MODES:
-        return None
-    orientation = exif_orientation(img)
-    if orientation < 5:
-        return None
-    pixels = _decoded(lambda: _first_tiff_page(source), where)
-    if pixels.ndim == 3 and pixels.shape[2] == 1:
-        pixels = pixels[..., 0]
-    if pixels.ndim != 2:
-        return None
-    return np.ascontiguousarray(upright_array(pixels, orientation))
+def _decoded_upright(img: Image.Image, source: Any, where: str) -> Image.Image:
+    """``img`` decoded and upright; a one-band TIFF whose orientation swaps rows and columns
+    through tifffile (Pillow scrambles an uncompressed one)."""
+    if img.format == "TIFF" and img.mode in _GREY_MODES and \
+            (orientation := exif_orientation(img)) >= 5:
+        pixels = _decoded(lambda: _first_tiff_page(source), where)
+        if pixels.ndim == 3 and pixels.shape[2] == 1:
+            pixels = pixels[..., 0]
+        if pixels.ndim == 2:
+            return Image.fromarray(np.ascontiguousarray(upright_array(pixels, orientation)))
+    _decoded(img.load, where)
+    return _upright(img)
 
 
 def _integer_grey_tiff(source: Any, where: str, max_pixels: int | None) -> np.ndarray | None:

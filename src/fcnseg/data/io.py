@@ -1,8 +1,6 @@
 """Reading images and label maps, turning every kind of bad file into a :class:`DataError`.
 
-Images are read by :func:`fcnseg.data.images.load_image`, the reader that ``predict`` and
-``serve`` use too (upright by EXIF orientation, transparency composited on white); masks are
-decoded and turned upright by the same code.
+Images and masks are read by :mod:`fcnseg.data.images`, as ``predict`` and ``serve`` read them.
 """
 
 from __future__ import annotations
@@ -39,9 +37,8 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class MaskAdvice:
-    """What a bad mask's message tells the user to do, in the terms of the dataset's kind:
-    ``rgb`` for an RGB mask where class indices are expected, ``values`` for values outside
-    the classes (other than the ignore value)."""
+    """What a bad mask's message advises, in the dataset's terms: ``rgb`` for an RGB mask where
+    class indices are expected, ``values`` for values outside the classes."""
 
     rgb: str
     values: str
@@ -76,8 +73,8 @@ _MI_COMPRESSED = 15
 
 
 def mat_decoded_bytes(path: Path, limit: int) -> int:
-    """How many bytes the compressed variables of a MATLAB v5 ``.mat`` file decode to, counted
-    in constant memory up to past ``limit``; 0 for no v5 ``.mat`` (loadmat says what is wrong)."""
+    """The bytes a MATLAB v5 ``.mat`` file's compressed variables decode to, counted in constant
+    memory up to past ``limit``; 0 for no v5 ``.mat`` (loadmat says what is wrong)."""
     total = 0
     with open(path, "rb") as f:
         head = f.read(128)
@@ -100,9 +97,9 @@ def mat_decoded_bytes(path: Path, limit: int) -> int:
 
 
 def load_mat(path: Path, **options: bool) -> dict:
-    """A MATLAB ``.mat`` mask file's variables (:func:`scipy.io.loadmat` ``options``), or a
-    DataError naming the file; compressed variables decoding to more than a float64 mask of
-    :data:`MAX_PIXELS` pixels are refused first."""
+    """A ``.mat`` mask file's variables (:func:`scipy.io.loadmat` ``options``), or a DataError
+    naming it; refused first where they decode to more than a float64 mask of
+    :data:`MAX_PIXELS`."""
     from scipy.io import loadmat  # lazy: scipy is the optional 'data' extra
 
     if not path.is_file():
@@ -136,15 +133,14 @@ def read_mat_label(path: PathLike, field: str) -> np.ndarray:
 
 def check_mat_pixels(path: Path, what: str, value: np.ndarray) -> None:
     """A DataError naming ``path`` when the H×W mask ``value`` (``what`` of a ``.mat`` file)
-    has more than :data:`MAX_PIXELS` pixels, before it is widened to 8 bytes a pixel."""
+    has more than :data:`MAX_PIXELS` pixels (before it is widened)."""
     if MAX_PIXELS is not None and value.size > MAX_PIXELS:
         raise DataError(path, f"refusing mask: {what} of {value.shape[1]}×{value.shape[0]} = "
                               f"{value.size} pixels is more than the limit of {MAX_PIXELS} "
                               f"({RAISE_LIMIT})")
 
 
-#: What a bad mask's message advises for an RGB mask and for values outside the classes,
-#: unless the dataset says better (:attr:`fcnseg.data.base.FileSegmentationDataset.mask_advice`).
+#: What a bad mask's message advises unless the dataset says better.
 MASK_ADVICE = MaskAdvice(rgb="save masks as index or palette PNGs", values="fix the masks")
 
 
@@ -160,13 +156,11 @@ def read_label(path: PathLike, *, num_classes: int | None = None, ignore_index: 
                advice: MaskAdvice = MASK_ADVICE, remap_other: int | None = None) -> np.ndarray:
     """Read a label map as an H×W int64 array of class indices.
 
-    Palette ("P") PNGs give their indices (never converted to RGB); greyscale and 16-bit masks
-    their values. RGB masks need ``colors`` (a K×3 array, class k has colour ``colors[k]``;
-    ``color_ignore`` marks void); any other colour is an error naming the first few found.
-    ``remap`` then replaces raw values (e.g. ``{255: 1}``), ``remap_other`` (when given) every
-    value ``remap`` does not list but ``ignore_index``, and with ``num_classes`` every value
-    must be in ``[0, num_classes)`` or equal ``ignore_index``. ``advice`` says what to do about
-    an RGB mask without ``colors`` and about values outside the classes.
+    Palette PNGs give their indices, grey and 16-bit masks their values; RGB masks need
+    ``colors`` (K×3: class k is ``colors[k]``; ``color_ignore`` marks void), any other colour
+    is an error naming a few. ``remap`` then replaces raw values (``{255: 1}``),
+    ``remap_other`` every value it does not list but ``ignore_index``; with ``num_classes``
+    every value must be a class or ``ignore_index``. ``advice`` says what to do otherwise.
     """
     path = Path(path)
     with _open(path, "mask") as img:
@@ -209,9 +203,8 @@ def _rgb_to_index(path: Path, rgb: np.ndarray, colors: np.ndarray,
 
 def remap_values(label: np.ndarray, remap: Mapping[int, int] | None,
                  other: int | None = None, void: int | None = None) -> np.ndarray:
-    """Replace raw mask values by others, e.g. ``{255: 1}`` for 0/255 binary masks; with
-    ``other``, every value ``remap`` does not list becomes ``other``, but for ``void`` (the
-    ignore value: void pixels stay void unless ``remap`` lists it)."""
+    """Replace raw mask values (``{255: 1}`` for 0/255 masks); with ``other``, every value
+    ``remap`` does not list becomes ``other``, but ``void`` (unless listed)."""
     if not remap and other is None:
         return label
     if other is None:
@@ -226,11 +219,9 @@ def remap_values(label: np.ndarray, remap: Mapping[int, int] | None,
 
 
 def passed_through(raw: np.ndarray, remap: Mapping[int, int], num_classes: int) -> set[int]:
-    """The raw mask values that ``remap`` does not list and that stay as class indices
-    (``[0, num_classes)``), where that looks unmeant: the table maps a class index to
-    something else (so raw values are no class indices, as Cityscapes' ids), or it maps
-    other values onto the class a value keeps. A table such as ``{255: 1}`` for 0/255 masks
-    lets 0 stay class 0 unremarked."""
+    """The raw mask values ``remap`` does not list that stay class indices where that looks
+    unmeant: the table maps a class index elsewhere (raw values are no class indices, as
+    Cityscapes' ids) or other values onto that class (``{255: 1}`` passes 0 unremarked)."""
     kept = set(range(num_classes)) - set(remap)
     renames_classes = any(0 <= k < num_classes and v != k for k, v in remap.items())
     suspect = kept if renames_classes else kept & set(remap.values())
@@ -242,33 +233,27 @@ def passed_through(raw: np.ndarray, remap: Mapping[int, int], num_classes: int) 
 
 def void_first(path: PathLike, stored: np.ndarray, num_classes: int, ignore_index: int,
                *, advice: str = MASK_ADVICE.values) -> np.ndarray:
-    """Labels stored as 0 for void and k + 1 for class k: checked (``advice`` says what to do
-    about other values), then as class indices with void ``ignore_index``."""
-    bad = (stored < 0) | (stored > num_classes)
-    if bad.any():
-        raise DataError(path, f"label values outside [0, {num_classes + 1}) (0 void, "
-                              f"1-{num_classes} the classes): {_values(stored, bad)}. "
-                              f"{_sentence(advice)}")
+    """Labels stored as 0 for void and k + 1 for class k, checked, as class indices with void
+    ``ignore_index``."""
+    _refuse_values(path, stored, (stored < 0) | (stored > num_classes),
+                   f"label values outside [0, {num_classes + 1}) (0 void, 1-{num_classes} the "
+                   f"classes)", advice)
     return np.where(stored == 0, ignore_index, stored - 1)
 
 
-def _sentence(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
-def _values(label: np.ndarray, bad: np.ndarray) -> str:
-    """The first few distinct values of ``label`` where ``bad``, and how many pixels."""
-    values = np.unique(label[bad])
-    shown = ", ".join(str(int(v)) for v in values[:8]) + (" ..." if len(values) > 8 else "")
-    return f"{shown} ({int(bad.sum())} pixels)"
+def _refuse_values(path: PathLike, label: np.ndarray, bad: np.ndarray, outside: str,
+                   advice: str) -> None:
+    """A DataError naming the first few distinct ``bad`` values, their pixels and ``advice``."""
+    if bad.any():
+        values = np.unique(label[bad])
+        shown = ", ".join(str(int(v)) for v in values[:8]) + (" ..." if len(values) > 8 else "")
+        raise DataError(path, f"{outside}: {shown} ({int(bad.sum())} pixels). "
+                              f"{advice[:1].upper() + advice[1:]}")
 
 
 def check_label_values(path: PathLike, label: np.ndarray, num_classes: int, ignore_index: int,
                        *, prefix: str = "", advice: str = MASK_ADVICE.values) -> None:
-    """Raise :class:`DataError` if a value is outside ``[0, num_classes)`` and not the ignore;
-    the message ends with ``advice``."""
-    bad = ((label < 0) | (label >= num_classes)) & (label != ignore_index)
-    if bad.any():
-        raise DataError(path, f"{prefix}label values outside [0, {num_classes}) other than the "
-                              f"ignore value {ignore_index}: {_values(label, bad)}. "
-                              f"{_sentence(advice)}")
+    """A :class:`DataError` ending with ``advice`` for values neither class nor ignore."""
+    _refuse_values(path, label, ((label < 0) | (label >= num_classes)) & (label != ignore_index),
+                   f"{prefix}label values outside [0, {num_classes}) other than the ignore value "
+                   f"{ignore_index}", advice)

@@ -1,12 +1,10 @@
 """Joint image/mask transforms: each is a callable ``(image, label) -> (image, label)``.
 
-Images are H×W×3 uint8 RGB arrays and labels H×W integer arrays until the final
-:class:`ToTensor` (3×H×W raw pixels, int64 H×W): transforms do geometry and photometry only,
-the model normalises. Masks are only resampled by nearest neighbour: no transform invents a
-class value. Several inputs (``{modality: array}``) or label maps (``{head: array}``) travel
-as dicts: a geometric transform draws once per sample and changes every one alike; colour
-jitter touches only the colour input. Random draws come from torch's RNG (or a
-``generator``), so ``torch.manual_seed`` and the DataLoader's seeding make them reproducible.
+Images are H×W×3 uint8 arrays and labels H×W integer arrays until :class:`ToTensor` (3×H×W
+raw pixels, int64 H×W): the model normalises. Masks are resampled by nearest neighbour only
+(no invented class). Several inputs (``{modality: array}``) or label maps (``{head: array}``)
+travel as dicts, changed alike by one draw; colour jitter touches the colour input only.
+Draws come from torch's RNG (or a ``generator``), so ``torch.manual_seed`` reproduces them.
 """
 
 from __future__ import annotations
@@ -53,7 +51,7 @@ def _pad(array: np.ndarray, height: int, width: int, value: Any) -> np.ndarray:
 
 class JointTransform:
     """The base of the transforms: :meth:`apply` changes a sample's inputs and label maps
-    together, as dicts (a plain array as ``{None: array}``, given back plain)."""
+    together as dicts (a plain array as ``{None: array}``)."""
 
     def __call__(self, image: Any, label: Any) -> tuple[Any, Any]:
         images, images_keyed = keyed(image)
@@ -66,8 +64,8 @@ class JointTransform:
 
 
 def resize_input(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Bilinear resize of one input: H×W×3 uint8 through PIL's RGB path (a read-only view of
-    its pixels: :class:`ToTensor` copies it), anything else channel by channel in float32."""
+    """Bilinear resize of one input: H×W×3 uint8 through PIL's RGB path (a read-only view),
+    anything else channel by channel in float32."""
     if image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
         return np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR))
     planes = image[..., None] if image.ndim == 2 else image
@@ -127,9 +125,9 @@ class RandomScale(JointTransform):
 
 
 class RandomCrop(JointTransform):
-    """Crop a random ``size`` window; pad first (bottom/right) when the sample is smaller: the
-    image with ``fill`` (a grey level or an RGB triple; by modality for dict inputs, 0 for one
-    it does not name, ``"color"`` for a plain image), labels with ``ignore_index``."""
+    """Crop a random ``size`` window, padding a smaller sample bottom/right first: images with
+    ``fill`` (a grey level or RGB triple; by modality for dicts, else 0; ``"color"``'s for a
+    plain image), labels with ``ignore_index``."""
 
     def __init__(self, size: int | tuple[int, int], ignore_index: int = 255,
                  fill: float | Sequence[float] | Mapping[str, float | Sequence[float]] = 0,
@@ -219,9 +217,8 @@ class ColorJitter(JointTransform):
 
 
 class ToTensor(JointTransform):
-    """Convert to tensors of the same values: an H×W×C image → C×H×W (uint8 stays uint8), an
-    H×W input (depth) → 1×H×W, a label → int64 H×W; dicts become dicts of tensors. An image
-    is a view of its pixels (batching copies it once), copied only where read-only."""
+    """Tensors of the same values: an H×W×C image → C×H×W (uint8 stays), an H×W input → 1×H×W,
+    a label → int64 H×W; dicts of them too. Images are views, copied only where read-only."""
 
     @staticmethod
     def _input(image: np.ndarray) -> torch.Tensor:
@@ -243,9 +240,9 @@ def build_train_transform(*, crop_size: int | tuple[int, int] | None = None,
                           fill: Mapping[str, float | Sequence[float]] | None = None) -> Compose:
     """The training pipeline: [scale] → [crop] → [flip] → [jitter] → to tensors.
 
-    Crops pad each input with ``fill`` (by modality; default
-    :func:`fcnseg.data.modalities.pad_values`; pass the dataset's ``pad_values``) and the
-    label with ``ignore_index``. ``jitter=True`` is 0.3 for each property; a float sets all.
+    Crops pad inputs with ``fill`` (by modality; pass the dataset's ``pad_values``; default
+    :func:`fcnseg.data.modalities.pad_values`), labels with ``ignore_index``. ``jitter=True``
+    is 0.3 for each property; a float sets all.
     """
     steps: list[Any] = []
     if scale_range is not None:

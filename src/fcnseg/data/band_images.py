@@ -1,6 +1,5 @@
-"""Datasets of multi-band images (``bands`` declared): the per-band statistics a model on them
-is standardised by, the values crops pad with, and the filling of pixels without data. Shared
-by the folder dataset and annotations read directly as a dataset."""
+"""Datasets of multi-band images (``bands`` declared): the band statistics a model on them is
+standardised by, the values crops pad with, and the filling of pixels without data."""
 
 from __future__ import annotations
 
@@ -23,9 +22,8 @@ if TYPE_CHECKING:
 
 
 def bands_declaration(dataset: Any, names: Sequence[str]) -> tuple[str, str]:
-    """Where ``dataset`` declares ``names`` as its bands and how, for messages: the dataset's
-    own ``bands_declaration`` (a folder's ``dataset.yaml``, an export's spec field), else its
-    root's ``dataset.yaml``."""
+    """Where ``dataset`` declares ``names`` as its bands and how, for messages: its own
+    ``bands_declaration``, else its root's ``dataset.yaml``."""
     own = getattr(dataset, "bands_declaration", None)
     if own is not None:
         return own(names)
@@ -35,11 +33,10 @@ def bands_declaration(dataset: Any, names: Sequence[str]) -> tuple[str, str]:
 
 def fit_to_model(dataset: Any, convention: str | Mapping[str, Any] | InputConvention,
                  where: str, checkpoint: str, *, own: bool) -> None:
-    """Check, before any image is read, that ``dataset`` can be scored by a model of
-    ``convention`` (``checkpoint`` its name): the same number of bands (one line saying how to
-    declare the model's where the dataset declares none), and an image in its split. With
-    ``own`` (a dataset built for the model), a dataset of bands pads and fills with the model's
-    band means, so that its own statistics are never taken."""
+    """Check, before any image is read, that a model of ``convention`` (``checkpoint``) can
+    score ``dataset``: the same bands (one line saying how to declare them) and an image in
+    its split. ``own`` (a dataset built for the model): pad and fill with the model's band
+    means, never taking the dataset's statistics."""
     refuse_other_bands(convention, getattr(dataset, "bands", None), where, checkpoint,
                        getattr(dataset, "bands_declaration", None))
     refuse_empty_split(dataset, where)
@@ -50,8 +47,8 @@ def fit_to_model(dataset: Any, convention: str | Mapping[str, Any] | InputConven
 
 class BandImages:
     """A dataset mix-in for images read as H×W×N arrays of their declared ``bands`` (None:
-    colour images, and every method here is the plain dataset's). The dataset gives ``root``,
-    ``image_path(index)`` and ``__len__``; :meth:`set_bands` sets the bands."""
+    colour images, as the plain dataset). The dataset gives ``root``, ``image_path(index)`` and
+    ``__len__``; :meth:`set_bands` sets the bands."""
 
     bands: tuple[str, ...] | None = None
     rgb_bands: tuple[str, ...] | None = None
@@ -59,8 +56,8 @@ class BandImages:
 
     def set_bands(self, bands: Sequence[str] | None, rgb: Sequence[str] | None,
                   nodata: float | None, where: str) -> None:
-        """The bands, the three shown as RGB and the image value of pixels without data; a
-        ValueError naming ``where`` when ``rgb`` is not three of the bands."""
+        """The bands, the three shown as RGB and the value of pixels without data (a ValueError
+        naming ``where`` when ``rgb`` is not three of the bands)."""
         self.bands = tuple(bands) if bands is not None else None
         self.rgb_bands = tuple(rgb) if rgb is not None else None
         self.nodata = nodata
@@ -75,22 +72,22 @@ class BandImages:
                                  f"{list(self.rgb_bands)}")
 
     def fill_missing(self, image: Any) -> Any:
-        """Pixels without data take each band's mean (:func:`~fcnseg.data.rasters.fill_nodata`),
-        after the data cache, which so holds the file's own bit depth."""
+        """Pixels without data take each band's mean, after the data cache (which so holds the
+        file's bit depth)."""
         missing = None if self.bands is None else nodata_mask(image, self.nodata)
         return image if missing is None else fill_nodata(image, missing, self.pad_values["color"])
 
     @property
     def pad_values(self) -> dict[str, float | tuple[float, ...]]:
-        """Raw values crops and batches pad with: for multi-band images each band's mean (what
-        the model normalises to zero), else the colour mean pixel."""
+        """Raw values crops and batches pad with: each band's mean (zero to the model), else the
+        colour mean pixel."""
         if self.bands is None:
             return super().pad_values  # type: ignore[misc]
         return {"color": self.band_convention().mean_pixel()}
 
     def band_convention(self) -> InputConvention:
-        """The input convention of a model on this dataset's bands: each band standardised by
-        its mean and std over the readable images (:meth:`band_statistics`)."""
+        """The input convention of a model on these bands: each standardised by its mean and std
+        over the readable images."""
         if self.bands is None:
             raise ValueError(f"{self.root}: the dataset declares no 'bands'")  # type: ignore
         if self._band_convention is None:
@@ -106,14 +103,12 @@ class BandImages:
         return self._band_convention
 
     def use_band_convention(self, convention: InputConvention) -> None:
-        """Pad and fill with ``convention``'s band means (a trained model's: what it normalises
-        to zero) instead of this dataset's, whose statistics are then never taken: a model
-        scored on the dataset needs none of them."""
+        """Pad and fill with ``convention``'s band means (a trained model's) instead of this
+        dataset's, whose statistics are then never taken."""
         self._band_convention = convention
 
     def band_statistics(self) -> BandStats:
-        """The per-band statistics of the readable images
-        (:func:`fcnseg.data.band_stats.band_statistics`, cached on disk and here)."""
+        """The band statistics of the readable images (cached on disk and here)."""
         if self.bands is None:
             raise ValueError(f"{self.root}: the dataset declares no 'bands'")  # type: ignore
         if self._band_stats is None:

@@ -23,16 +23,15 @@ Transform = Callable[[Any, Any], tuple[Any, Any]]
 class SegmentationDataset(Dataset):
     """Base class: ``dataset[i]`` is ``(image, label)`` or ``transform(image, label)``.
 
-    Without a transform the image is an H×W×3 uint8 RGB array and the label an H×W int64 array
-    of class indices, ``ignore_index`` marking pixels that count in neither loss nor metrics.
-    Subclasses set ``classes``, ``palette``, ``ignore_index`` (and ``ids``, file stems, for
-    :meth:`name`) and implement :meth:`load` and ``__len__``. Several inputs are a dict keyed
-    by modality, several label maps one keyed by head (named with their classes in ``heads``).
+    Untransformed, an H×W×3 uint8 RGB array and an H×W int64 array of class indices
+    (``ignore_index``: in neither loss nor metrics). Subclasses set ``classes``, ``palette``,
+    ``ignore_index`` (``ids``, file stems, for :meth:`name`) and implement :meth:`load` and
+    ``__len__``. Several inputs are a dict keyed by modality, several label maps one keyed by
+    head (their classes in ``heads``).
     """
 
     classes: tuple[str, ...] = ()
-    #: The class declared to be background (dataset.yaml ``background:``), None when none is
-    #: declared (then a class named background, void or unlabeled is, case ignored).
+    #: The class declared to be background (dataset.yaml ``background:``); None: by its name.
     background_class: str | None = None
     ignore_index: int = 255
     ids: Sequence[str] = ()
@@ -45,14 +44,14 @@ class SegmentationDataset(Dataset):
     excluded_ids: tuple[str, ...] = ()
     #: The reference's colour normalisation for this dataset, where it has its own.
     input_convention: InputConvention | None = None
-    #: Why this split's labels cannot be scored (a benchmark's withheld test labels, published
-    #: all void), said in one line by what would score them; None when they can.
+    #: Why this split's labels cannot be scored (a benchmark's withheld test labels), one line;
+    #: None when they can.
     labels_withheld: str | None = None
 
     @property
     def pad_values(self) -> dict[str, float | tuple[float, ...]]:
-        """Raw values each input is padded with by crops and batches, by modality (colour:
-        the dataset's mean pixel); see :func:`fcnseg.data.modalities.pad_values`."""
+        """Raw values crops and batches pad each input with, by modality
+        (:func:`fcnseg.data.modalities.pad_values`)."""
         return pad_values(self.input_convention)
 
     def __init__(self, transform: Transform | None = None) -> None:
@@ -66,9 +65,8 @@ class SegmentationDataset(Dataset):
 
     @property
     def palette(self) -> np.ndarray:
-        """A 256×3 uint8 palette: one colour per class, the VOC void colour at the ignore value;
-        unless a dataset sets its own, the VOC colours for the VOC classes, well-separated ones
-        (:func:`~fcnseg.data.palette.distinct_palette`) for any others."""
+        """A 256×3 uint8 palette, the VOC void colour at the ignore value; unless set, that of
+        :func:`~fcnseg.data.palette.dataset_palette`."""
         if self._palette is None:
             return dataset_palette(self.classes, self.ignore_index, self.background_class)
         return self._palette
@@ -86,18 +84,17 @@ class SegmentationDataset(Dataset):
         return str(self.ids[index]) if self.ids else f"{index:06d}"
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """Read sample ``index`` as (H×W×3 uint8 RGB image, H×W int64 label), untransformed:
-        what the data cache keeps (see :meth:`sample` for what the model takes)."""
+        """Sample ``index`` as (H×W×3 uint8 RGB image, H×W int64 label), untransformed: what
+        the data cache keeps."""
         raise NotImplementedError
 
     def fill_missing(self, image: Any) -> Any:
-        """``image`` as :meth:`load` read it, made what the model takes (datasets with pixels
-        without data fill them here, after the cache, which so keeps the file's bit depth)."""
+        """``image`` as :meth:`load` read it, made what the model takes (pixels without data
+        filled here, after the cache, which so keeps the file's bit depth)."""
         return image
 
     def sample(self, index: int) -> tuple[Any, Any]:
-        """Sample ``index`` untransformed, as the model takes it: :meth:`load`, then
-        :meth:`fill_missing`."""
+        """Sample ``index`` untransformed: :meth:`load`, then :meth:`fill_missing`."""
         image, label = self.load(index)
         return self.fill_missing(image), label
 
@@ -117,17 +114,16 @@ class SegmentationDataset(Dataset):
 
 
 def refuse_withheld_labels(dataset: Any, where: str) -> None:
-    """A ValueError (``"<where>: <why>"``, one line) when ``dataset``'s split has labels
-    withheld (:attr:`SegmentationDataset.labels_withheld`): nothing there can be scored."""
+    """A ValueError (``"<where>: <why>"``) when ``dataset``'s split has labels withheld
+    (:attr:`SegmentationDataset.labels_withheld`)."""
     why = getattr(dataset, "labels_withheld", None)
     if why:
         raise ValueError(f"{where}: {why}")
 
 
 def refuse_empty_split(dataset: Any, where: str) -> None:
-    """A ValueError (one line) when ``dataset``'s split holds no image: its name, ``where`` it
-    is, and how to choose another split (the dataset's ``split_rule`` says how its own are
-    chosen, where it has one)."""
+    """A ValueError when ``dataset``'s split holds no image: its name, ``where``, and how to
+    choose another (with the dataset's ``split_rule``, where it has one)."""
     if len(dataset) > 0:
         return
     split = getattr(dataset, "split", None)
@@ -140,10 +136,9 @@ def refuse_empty_split(dataset: Any, where: str) -> None:
 
 
 class FileSegmentationDataset(SegmentationDataset):
-    """A dataset of image files and mask files: sample ``i``'s are ``image_dir /
-    f"{ids[i]}{image_suffix}"`` and ``label_dir / f"{ids[i]}{label_suffix}"`` (or what
-    :meth:`image_path` and :meth:`label_path` say). :meth:`load` reads both, checks the label
-    values and that both have one size, raising :class:`DataError` naming the file otherwise.
+    """A dataset of image and mask files, ``image_dir / f"{ids[i]}{image_suffix}"`` and
+    ``label_dir / f"{ids[i]}{label_suffix}"`` (or :meth:`image_path`, :meth:`label_path`).
+    :meth:`load` reads both and checks the label values and sizes (a :class:`DataError`).
     """
 
     #: The dataset's folder and split, as ``repr`` shows them (set by the subclass).
@@ -163,8 +158,8 @@ class FileSegmentationDataset(SegmentationDataset):
         return self.label_dir / f"{self.ids[index]}{self.label_suffix}"
 
     def ids_of_images(self, folder: Path, pattern: str = "*") -> list[str]:
-        """The ids of a split that is a folder of images (Cityscapes, ADE20K): the paths under
-        ``image_dir`` of ``folder/<pattern><image_suffix>`` without the suffix, sorted."""
+        """The ids of a split that is a folder of images (Cityscapes, ADE20K): the sorted paths
+        under ``image_dir`` of ``folder/<pattern><image_suffix>`` without the suffix."""
         if not folder.is_dir():
             raise FileNotFoundError(f"split {self.split!r}: {folder} not found")
         cut = len(self.image_suffix)
@@ -184,27 +179,21 @@ class FileSegmentationDataset(SegmentationDataset):
         image = read_image(image_path)
         label = self.read_label(index)
         if image.shape[:2] != label.shape:
+            (ih, iw), orientation = image.shape[:2], file_orientation(image_path)
+            # Only orientations 5-8 swap width and height.
+            why = "" if orientation < 5 else (
+                f" upright: its EXIF orientation tag ({orientation}) turns the stored {ih}×{iw} "
+                f"pixels by 90°. Images are read upright, as viewers show them: draw the mask on "
+                f"the upright image, or remove the tag from the image")
             check_same_size(self.label_path(index), "mask", label.shape, "image", image_path,
-                            image.shape, _rotation_hint(image_path, image.shape))
+                            image.shape, why)
         return image, label
 
 
 def check_same_size(path: Path, what: str, shape: tuple[int, ...], other_kind: str,
                     other_path: Path, other_shape: tuple[int, ...], why: str = "") -> None:
-    """Raise :class:`DataError` at ``path`` when its H×W ``shape`` differs from ``other_shape``
-    (``"<what> is W×H but its <other_kind> <other file> is W×H (W×H)<why>"``)."""
+    """A :class:`DataError` at ``path`` when its H×W ``shape`` is not ``other_shape``."""
     (h, w), (oh, ow) = shape[:2], other_shape[:2]
     if (h, w) != (oh, ow):
         raise DataError(path, f"{what} is {w}×{h} but its {other_kind} {other_path.name} is "
                               f"{ow}×{oh} (W×H){why}")
-
-
-def _rotation_hint(image_path: Path, image_shape: tuple[int, ...]) -> str:
-    """The EXIF rotation that explains a mask not fitting its image, if there is one."""
-    ih, iw = image_shape[:2]
-    orientation = file_orientation(image_path)
-    if orientation < 5:  # only 5-8 swap width and height
-        return ""
-    return (f" upright: its EXIF orientation tag ({orientation}) turns the stored {ih}×{iw} "
-            f"pixels by 90°. Images are read upright, as viewers show them: draw the mask on "
-            f"the upright image, or remove the tag from the image")

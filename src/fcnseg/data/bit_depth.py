@@ -1,11 +1,9 @@
 """A warning for 16-bit images read as 8-bit RGB that fill only a small part of their range.
 
-Without ``bands`` declared (in ``dataset.yaml``, or in the spec of an export read directly),
-16-bit values are divided by 257: a 12-bit camera's images (up to 4,095) become 0-16 of 255,
-nearly black. Declaring the band keeps the values.
-:func:`narrow_range_warning` looks at a few images only, so ``check-data`` and ``train`` can
-afford it at start; :func:`dim_sixteen_bit_warning` looks at an image a colour model is about
-to segment (``fcnseg predict``), by the 8-bit values already read.
+Without ``bands`` declared, 16-bit values are divided by 257: a 12-bit camera's images (up to
+4,095) become 0-16 of 255, nearly black; declaring the band keeps the values.
+:func:`narrow_range_warning` looks at a few images (``check-data`` and ``train`` at start);
+:func:`dim_sixteen_bit_warning` at the 8-bit values of an image ``predict`` segments.
 """
 
 from __future__ import annotations
@@ -27,8 +25,7 @@ from fcnseg.data.images import (
 )
 from fcnseg.data.rasters import open_raster
 
-#: 16-bit images whose brightest value, read as 8 bits, stays below this (a quarter of 0-255)
-#: are warned about.
+#: 16-bit images whose brightest value, read as 8 bits, is below this are warned about.
 NARROW_BELOW = 64
 #: The band names the warning suggests, by the images' band count.
 BAND_NAMES = {1: ["intensity"], 3: ["red", "green", "blue"]}
@@ -64,8 +61,8 @@ def _named(paths: list[Path], root: Path) -> str:
 
 def narrow_range_warning(dataset: Any, limit: int = 8) -> str | None:
     """One line when a file dataset read as 8-bit RGB has 16-bit images that, divided by 257,
-    stay below :data:`NARROW_BELOW`: the files, the range and the ``dataset.yaml`` line that
-    keeps their depth. Looks at up to ``limit`` images; None when fine or for other datasets."""
+    stay below :data:`NARROW_BELOW`: the files, the range and the declaration that keeps their
+    depth. Looks at up to ``limit`` images; None when fine or for other datasets."""
     if getattr(dataset, "bands", None) is not None or not hasattr(dataset, "image_path") \
             or len(dataset) == 0:
         return None
@@ -76,7 +73,7 @@ def narrow_range_warning(dataset: Any, limit: int = 8) -> str | None:
     low = min(r[0] for r in found.values())
     high = max(r[1] for r in found.values())
     top = round(high / SIXTEEN_TO_EIGHT_BITS)
-    if not _nearly_black(top):
+    if top >= NARROW_BELOW:
         return None
     root = Path(getattr(dataset, "root", "."))
     root = root.parent if root.is_file() else root  # an export's annotation file
@@ -89,11 +86,6 @@ def narrow_range_warning(dataset: Any, limit: int = 8) -> str | None:
             f"declare the band{'s' if bands > 1 else ''} in {where} to keep their depth: {how}")
 
 
-def _nearly_black(top: int) -> bool:
-    """Whether 16-bit images whose brightest value reads as ``top`` of 0-255 are warned about."""
-    return top < NARROW_BELOW
-
-
 def _span(low: int, top: int) -> str:
     return f"span {low}-{top} of 0-255, nearly black"
 
@@ -103,8 +95,7 @@ _PNG_BANDS = {0: 1, 4: 1, 2: 3, 6: 3}
 
 
 def sixteen_bit_bands(path: Path) -> int | None:
-    """The bands (alpha aside) of a PNG or TIFF of 16-bit samples, from its header alone;
-    None for any other file."""
+    """The bands (alpha aside) of a 16-bit PNG or TIFF by its header; None for others."""
     head = file_head(Path(path), 26)
     if (ihdr := png_depth_and_colour_type(head)) is not None:
         return _PNG_BANDS.get(ihdr[1]) if ihdr[0] == 16 else None
@@ -115,14 +106,13 @@ def sixteen_bit_bands(path: Path) -> int | None:
 
 
 def dim_sixteen_bit_warning(path: Path, rgb: np.ndarray) -> str | None:
-    """One line when ``rgb``, the 8-bit RGB a colour model takes, read from the 16-bit image
-    at ``path``, is nearly black (the rule of :func:`narrow_range_warning`): the file, the
-    range the model sees and the fix; None otherwise. Costs one maximum over the pixels read,
-    and a look at the file's header for an image that dark only."""
+    """One line when ``rgb``, the 8-bit RGB a colour model takes from the 16-bit image at
+    ``path``, is nearly black (:func:`narrow_range_warning`'s rule): the file, the range and
+    the fix; None otherwise. Costs one maximum, and a header read for dark images only."""
     if rgb.dtype != np.uint8 or rgb.size == 0:
         return None
     top = int(rgb.max())  # round(highest / 257): the rounding keeps the order
-    if not _nearly_black(top) or (bands := sixteen_bit_bands(path)) is None:
+    if top >= NARROW_BELOW or (bands := sixteen_bit_bands(path)) is None:
         return None
     names = _band_names(bands)
     return (f"{path}: 16-bit values read as 8-bit RGB (value / 257) by this colour model "
@@ -132,9 +122,8 @@ def dim_sixteen_bit_warning(path: Path, rgb: np.ndarray) -> str | None:
 
 
 def deep_one_band_types(paths: Sequence[Path]) -> list[str] | None:
-    """The sample types (``uint16``, ...) of ``paths`` when every one is an image of one band
-    of integers deeper than 8 bits (which a dataset without ``bands`` reads as 8-bit RGB);
-    None when any is not (or is unreadable), or there are none."""
+    """The sample types (``uint16``, ...) of ``paths`` when every one is one band of integers
+    deeper than 8 bits (read as 8-bit RGB without ``bands``); else None."""
     types = set()
     for path in paths:
         try:

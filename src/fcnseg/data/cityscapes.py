@@ -109,14 +109,20 @@ class Cityscapes(FileSegmentationDataset):
     """Cityscapes fine annotations: images with their 19 evaluation classes.
 
     Reads ``ROOT/leftImg8bit/SPLIT/<city>/*_leftImg8bit.png`` and maps the label ids of
-    ``ROOT/gtFine/SPLIT/<city>/*_gtFine_labelIds.png`` to train ids (class k is label id
-    :data:`CITYSCAPES_LABEL_IDS` [k]); every other label id (void, classes not evaluated, 255
-    the license plate's -1) becomes 255, ignored. Values 34-254, or values that look like
-    train ids (:func:`train_id_evidence`: every class would train shifted), are a
-    :class:`~fcnseg.data.errors.DataError` naming the file. ``labels="train_ids"`` reads
-    ``*_gtFine_labelTrainIds.png`` (createTrainIdLabelImgs.py's): 0-18, 255 ignored.
-    ``root``: the folder holding ``leftImg8bit/`` and ``gtFine/`` (or its parent); ``split``:
-    ``train``, ``val`` or ``test`` (test labels are all void).
+    ``ROOT/gtFine/SPLIT/<city>/*_gtFine_labelIds.png`` to train ids, ``label id → train id``:
+
+        7 → 0 road, 8 → 1 sidewalk, 11 → 2 building, 12 → 3 wall, 13 → 4 fence, 17 → 5 pole,
+        19 → 6 traffic light, 20 → 7 traffic sign, 21 → 8 vegetation, 22 → 9 terrain,
+        23 → 10 sky, 24 → 11 person, 25 → 12 rider, 26 → 13 car, 27 → 14 truck, 28 → 15 bus,
+        31 → 16 train, 32 → 17 motorcycle, 33 → 18 bicycle.
+
+    Every other label id (void, classes not evaluated, 255 the license plate's -1) becomes
+    255, ignored. Values 34-254, or values that look like train ids (:func:`train_id_evidence`:
+    every class would train shifted), are a :class:`~fcnseg.data.errors.DataError` naming the
+    file. ``labels="train_ids"`` reads ``*_gtFine_labelTrainIds.png``
+    (createTrainIdLabelImgs.py's): 0-18, 255 ignored. ``root``: the folder holding
+    ``leftImg8bit/`` and ``gtFine/`` (or its parent); ``split``: ``train``, ``val`` or
+    ``test`` (test labels are all void).
     """
 
     classes = CITYSCAPES_CLASSES

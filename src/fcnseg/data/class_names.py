@@ -1,8 +1,5 @@
-"""Class names that differ only in case or surrounding spaces: one class spelled two ways.
-
-``fcnseg import`` refuses them (a second tool's ``nucleus`` beside the ``Nucleus`` already
-there) and ``fcnseg check-data`` reports a ``dataset.yaml`` that holds them, by the one rule of
-:func:`spelling_groups`.
+"""Class names that differ only in case or surrounding spaces: one class spelled two ways,
+refused by ``fcnseg import`` and reported by ``fcnseg check-data`` (:func:`spelling_groups`).
 """
 
 from __future__ import annotations
@@ -13,9 +10,8 @@ from pathlib import Path
 
 
 def spelling_groups(named: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
-    """The names that differ only in case or surrounding spaces, group by group (groups of
-    two or more only), each name with where it was first found (``named``: (name, where)
-    pairs, in order)."""
+    """The groups (of two or more) of names differing only in case or surrounding spaces,
+    each name with where it was first found (``named``: (name, where) pairs)."""
     groups: dict[str, dict[str, str]] = {}
     for name, where in named:
         groups.setdefault(name.strip().casefold(), {}).setdefault(name, where)

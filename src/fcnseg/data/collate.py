@@ -23,13 +23,12 @@ def collate_segmentation(batch: Sequence[tuple[Any, Any]], ignore_index: int = 2
                          channels_last: bool = False) -> tuple[Any, Any]:
     """Stack (image, label) pairs of possibly different sizes into one batch.
 
-    Images (3×H×W tensors of raw pixels) are padded bottom/right with ``fill`` (by modality;
-    default :func:`fcnseg.data.modalities.pad_values`, pass the dataset's ``pad_values``) and
-    labels (H×W) with ``ignore_index`` to the largest height and width in the batch, giving
-    (N×3×H×W float32, N×H×W int64); use ``functools.partial`` of it as a ``collate_fn``.
-    ``channels_last=True`` lays the image batches out channels-last (one straight copy of each
-    sample rather than a second, transposing one). Dicts are batched key by key; every sample
-    must have the same keys, and all of one sample's inputs and label maps the same H×W.
+    Images (3×H×W raw pixels) are padded bottom/right with ``fill`` (by modality; pass the
+    dataset's ``pad_values``) and labels (H×W) with ``ignore_index`` to the batch's largest
+    size: (N×3×H×W float32, N×H×W int64). ``channels_last=True`` lays images out channels-last
+    (one copy of each sample, not two). Dicts are batched key by key: every sample with the
+    same keys, and one H×W for a sample's inputs and label maps. A ``collate_fn`` by
+    ``functools.partial``.
     """
     if not batch:
         raise ValueError("cannot collate an empty batch")
@@ -61,8 +60,8 @@ def collate_segmentation(batch: Sequence[tuple[Any, Any]], ignore_index: int = 2
 
 
 def _check_samples(samples: Sequence[tuple[tuple[dict, bool], tuple[dict, bool]]]) -> None:
-    """Every sample has sample 0's input and label keys, C×H×W inputs and H×W labels of one
-    size; a ValueError naming the first that does not."""
+    """A ValueError naming the first sample without sample 0's keys, or with inputs and labels
+    other than C×H×W and H×W of one size."""
     (first_images, images_are_dict), (first_labels, labels_are_dict) = samples[0]
     for i, ((images, im_dict), (labels, lb_dict)) in enumerate(samples):
         if (im_dict, lb_dict) != (images_are_dict, labels_are_dict) or \
@@ -83,8 +82,8 @@ def _check_samples(samples: Sequence[tuple[tuple[dict, bool], tuple[dict, bool]]
 
 def _batch(shape: tuple[int, int, int, int], value: float | Sequence[float] | None,
            layout: torch.memory_format) -> torch.Tensor:
-    """An N×C×H×W float32 batch in memory format ``layout``, filled with ``value`` (one
-    number, or one per channel), or left unfilled for None (every value is written later)."""
+    """An N×C×H×W float32 batch in ``layout`` filled with ``value`` (one, or one per channel;
+    None: unfilled)."""
     out = torch.empty(shape, dtype=torch.float32, memory_format=layout)
     if value is not None:
         v = torch.as_tensor(value, dtype=torch.float32).reshape(-1)

@@ -51,8 +51,7 @@ ARCHIVES: dict[str, Archive] = {
 
 def _find_or_fetch(key: str, root: PathLike, find: Callable[[Path], Path],
                    archive_dir: PathLike | None, progress: bool, keep_archive: bool) -> Path:
-    """``find(root)``, after fetching and extracting ``ARCHIVES[key]`` under ``root`` when it
-    finds nothing there yet."""
+    """``find(root)``, fetching and extracting ``ARCHIVES[key]`` there first if needed."""
     root = Path(root).expanduser()
     try:
         return find(root)
@@ -86,9 +85,8 @@ def download_voc(root: PathLike, year: str = "2012", *, archive_dir: PathLike | 
 
 def download_pascal_context(root: PathLike, *, archive_dir: PathLike | None = None,
                             keep_archive: bool = True, progress: bool = True) -> Path:
-    """Make PASCAL-Context available under ``root`` (VOC2010 in ``VOCdevkit/VOC2010``, the
-    annotations and ``59_labels.txt`` in ``pascal-context``, as :class:`PascalContext` reads
-    them); return ``root``."""
+    """Make PASCAL-Context available under ``root`` as :class:`PascalContext` reads it
+    (``VOCdevkit/VOC2010``, ``pascal-context``); return ``root``."""
     root = Path(root).expanduser()
     _find_or_fetch("voc2010", root, find_voc2010_dir, archive_dir, progress, keep_archive)
     context = root / "pascal-context"
@@ -120,8 +118,7 @@ def download_nyud(root: PathLike, *, archive_dir: PathLike | None = None,
 
 def download_siftflow(root: PathLike, *, archive_dir: PathLike | None = None,
                       keep_archive: bool = True, progress: bool = True) -> Path:
-    """Make SIFT Flow available under ``root``; return its folder (Images/, SemanticLabels/,
-    GeoLabels/). The split lists ``trainval.txt`` and ``test.txt`` are not in the archive: they
-    come with the FCN reference release and go in the returned folder."""
+    """Make SIFT Flow available under ``root``; return its folder. The split lists
+    (``trainval.txt``, ``test.txt``) come with the FCN reference release: put them there."""
     return _find_or_fetch("siftflow", root, find_siftflow_dir, archive_dir, progress,
                           keep_archive)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 #: What a user can do about a bad sample; every :class:`DataError` ends with it by default.
-#: Said for the command line and for Python alike.
 BAD_SAMPLE_HINT = ("run 'fcnseg check-data' to list every bad sample, or skip them: "
                    "data.skip_bad: true in a recipe, fcnseg.data.SkipBad(dataset) in Python")
 
@@ -15,8 +14,7 @@ _FINAL_LINE = re.compile(r"^[\w.]*DataError: (.*)$", re.MULTILINE)
 
 class DataError(ValueError):
     """A sample on disk is bad: ``str(error)`` is one line of its ``path``, ``problem`` and
-    ``hint`` (what to do about it). Built from a DataLoader worker's formatted traceback (one
-    argument), it keeps only the original one-line message, so a caller can print it as is."""
+    ``hint``. From a DataLoader worker's traceback (one argument) it keeps the original line."""
 
     def __init__(self, path: object, problem: str | None = None,
                  hint: str | None = BAD_SAMPLE_HINT) -> None:

@@ -14,8 +14,7 @@ _said: set[str] = set()
 
 
 def say_once(message: str) -> None:
-    """Log ``message`` as a warning the first time this process says it (a dataset built for
-    training and again for validation says a thing about its folder once)."""
+    """Log ``message`` as a warning the first time this process says it."""
     if message not in _said:
         _said.add(message)
         log.warning(message)
@@ -23,9 +22,8 @@ def say_once(message: str) -> None:
 
 def find_dataset_dir(root: PathLike, places: Sequence[str], looks_right: Callable[[Path], bool],
                      *, what: str, looked_for: str, advice: str) -> Path:
-    """The first of ``root / place`` (``"."`` is ``root`` itself) that ``looks_right`` (which
-    may raise to say why a folder is not usable); else a FileNotFoundError naming ``what``,
-    ``looked_for``, every place, and ``advice`` verbatim."""
+    """The first ``root / place`` (``"."``: ``root``) that ``looks_right`` (which may raise);
+    else a FileNotFoundError naming ``what``, ``looked_for``, every place, and ``advice``."""
     root = Path(root).expanduser()
     candidates = [root / place for place in places]
     for c in candidates:
@@ -48,9 +46,8 @@ def read_utf8(path: Path, what: str) -> str:
 
 
 def read_split_list(path: PathLike, *, first_word: bool = False) -> list[str]:
-    """Read a split list (UTF-8): one image name a line (a name may hold spaces: ``IMG
-    0001``), without the spaces around it; blank lines skipped. ``first_word`` keeps only each
-    line's first word (the benchmarks' ids; VOC's per-class lists add a column)."""
+    """A UTF-8 split list: one image name a line (spaces inside kept), blank lines skipped;
+    ``first_word`` keeps each line's first word (the benchmarks' ids)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"split list {path} not found")

@@ -1,10 +1,8 @@
 """Input modalities other than colour (NYUDv2's HHA and depth), as datasets return them.
 
-A dataset with several inputs returns them as a dict keyed by modality name, raw as stored:
-colour and HHA H×W×3 uint8, depth H×W in millimetres (0 where unknown). The model normalises
-each; here are the raw values it maps to zero (what crops and batches pad with) and
-:func:`modality_problem`, the check that a file read as depth or HHA holds what the model was
-trained on.
+Several inputs come as a dict keyed by modality, raw as stored: colour and HHA H×W×3 uint8,
+depth H×W in millimetres (0 where unknown). Here are the raw values the model maps to zero
+(what crops and batches pad with) and :func:`modality_problem`, the check of a file's values.
 """
 
 from __future__ import annotations
@@ -28,17 +26,14 @@ MODALITY_FILL: dict[str, float | tuple[float, ...]] = {"hha": HHA_MEAN,
 
 def pad_values(convention: InputConvention | None = None
                ) -> dict[str, float | tuple[float, ...]]:
-    """What each modality is padded with: for colour the mean pixel of ``convention`` (a
-    dataset's own, else the ImageNet mean of the reference's VGG16), for the others
-    :data:`MODALITY_FILL`."""
+    """What each modality is padded with: colour the mean pixel of ``convention`` (default the
+    reference VGG16's ImageNet mean), the others :data:`MODALITY_FILL`."""
     return {COLOR: (convention or CAFFE_BGR).mean_pixel(), **MODALITY_FILL}
 
 
-#: Depth whose largest known value is below this is not in millimetres: NYUDv2's Kinect sees
-#: 0.5-10 m, so a depth map in millimetres reaches hundreds at least, one in metres about 10.
+#: Depth below this at its largest is in metres, not millimetres (NYUDv2's Kinect sees 0.5-10 m).
 METRES_BELOW = 100.0
-#: Depth whose largest known value is at least :data:`METRES_BELOW` and at most this is in
-#: centimetres: NYUDv2's farthest, 10 m, is 1000 cm; in millimetres the scene would be 1 m deep.
+#: Depth from :data:`METRES_BELOW` up to this at its largest is in centimetres (10 m = 1000 cm).
 CENTIMETRES_UP_TO = 1000.0
 #: What the NYUDv2 inputs other than colour are, for the messages about them.
 DEPTH_UNIT = "NYUDv2 depth is millimetres"
@@ -54,9 +49,8 @@ def _span(values: np.ndarray) -> str:
 
 
 def depth_problem(depth: np.ndarray) -> str | None:
-    """What is wrong with a depth map as read, in one line, or None when it can be millimetres:
-    one channel, more than 8 bits, finite, not negative, reaching beyond
-    :data:`CENTIMETRES_UP_TO` (below :data:`METRES_BELOW` it looks like metres)."""
+    """What is wrong with a depth map, in one line, or None when it can be millimetres: one
+    channel, over 8 bits, finite, not negative, reaching beyond :data:`CENTIMETRES_UP_TO`."""
     if depth.ndim != 2:
         return (f"depth image has shape {depth.shape}: expected one channel (a 16-bit grey PNG "
                 f"of millimetres)")
@@ -82,8 +76,7 @@ def depth_problem(depth: np.ndarray) -> str | None:
 
 
 def hha_problem(hha: np.ndarray) -> str | None:
-    """What is wrong with an HHA image as read, in one line, or None: HHA is stored as 3
-    channels of 8 bits."""
+    """What is wrong with an HHA image (3 channels of 8 bits), in one line, or None."""
     if hha.ndim != 3 or hha.shape[2] != 3:
         return f"HHA image has shape {hha.shape}: expected {HHA_CHANNELS}"
     if hha.dtype != np.uint8:
@@ -93,18 +86,15 @@ def hha_problem(hha: np.ndarray) -> str | None:
 
 
 def modality_problem(modality: str, values: np.ndarray) -> str | None:
-    """What is wrong with one input of a NYUDv2 sample as read from its file (depth in
-    millimetres, HHA as 8-bit), in one line; None when it is fine or has no rule (colour)."""
-    if modality == "depth":
-        return depth_problem(values)
-    if modality == "hha":
-        return hha_problem(values)
-    return None
+    """What is wrong with one input of a NYUDv2 sample as read (depth in millimetres, HHA as
+    8-bit), in one line; None when fine or without a rule (colour)."""
+    rule = {"depth": depth_problem, "hha": hha_problem}.get(modality)
+    return None if rule is None else rule(values)
 
 
 def spec_for_inputs(spec: Mapping[str, Any], input_names: Sequence[str]) -> dict[str, Any]:
-    """A :func:`~fcnseg.data.build_dataset` spec that reads the inputs a model takes: a NYUDv2
-    spec that names no ``modalities`` gets the model's ``input_names``."""
+    """A dataset spec that reads the inputs a model takes: a NYUDv2 spec without
+    ``modalities`` gets the model's ``input_names``."""
     spec = dict(spec)
     if spec.get("name") == "nyud" and spec.get("modalities") is None:
         spec["modalities"] = list(input_names)
@@ -112,8 +102,8 @@ def spec_for_inputs(spec: Mapping[str, Any], input_names: Sequence[str]) -> dict
 
 
 def missing_inputs_problem(given: Sequence[str], input_names: Sequence[str]) -> str | None:
-    """One line when a dataset's ``given`` modalities lack one the model takes, saying how to
-    ask for them; None when none is missing."""
+    """One line when the ``given`` modalities lack one the model takes, saying how to ask for
+    them; None otherwise."""
     if all(m in given for m in input_names):
         return None
     names = list(input_names)

@@ -51,9 +51,8 @@ def find_nyud_dir(root: PathLike) -> Path:
 
 
 def read_modality(path: PathLike, modality: str) -> np.ndarray:
-    """The HHA (H×W×3 uint8) or depth (H×W float32, millimetres) file at ``path``, its values
-    as stored and checked (:func:`~fcnseg.data.modalities.modality_problem`): a DataError
-    naming the file otherwise."""
+    """The HHA (H×W×3 uint8) or depth (H×W float32, millimetres) file at ``path`` as stored,
+    checked (:func:`~fcnseg.data.modalities.modality_problem`; a DataError)."""
     values = read_raw(path, f"{modality} image")
     problem = modality_problem(modality, values)
     if problem:

@@ -51,9 +51,8 @@ DISTINCT_COLOURS: tuple[tuple[int, int, int], ...] = (
 
 
 def background_indices(class_names: Sequence[str], declared: str | None = None) -> list[int]:
-    """The classes that are background: the one ``declared`` (dataset.yaml ``background:``),
-    else those named background, void or unlabeled (:data:`BACKGROUND_NAMES`, any case).
-    Never a class for its position: class 0 of a street set may well be the sky."""
+    """The background classes: the one ``declared`` (dataset.yaml ``background:``), else those
+    named so (:data:`BACKGROUND_NAMES`); never by position (class 0 may be the sky)."""
     names = [str(n) for n in class_names]
     if declared is not None and str(declared) in names:
         return [names.index(str(declared))]
@@ -62,9 +61,9 @@ def background_indices(class_names: Sequence[str], declared: str | None = None) 
 
 def distinct_palette(class_names: Sequence[str], ignore_index: int | None = VOC_IGNORE_INDEX,
                      background: str | None = None) -> np.ndarray:
-    """A 256×3 palette for classes that come without colours: background classes (see
-    :func:`background_indices`) black, the others :data:`DISTINCT_COLOURS` in turn (then hues a
-    golden angle apart), the VOC void colour at ``ignore_index``."""
+    """A 256×3 palette for classes without colours: background black, the others
+    :data:`DISTINCT_COLOURS` in turn (then hues a golden angle apart), VOC void at
+    ``ignore_index``."""
     pal = palette_for(len(class_names), ignore_index)
     back = set(background_indices(class_names, background))
     colours = _distinct_colours()
@@ -75,8 +74,8 @@ def distinct_palette(class_names: Sequence[str], ignore_index: int | None = VOC_
 
 def dataset_palette(class_names: Sequence[str], ignore_index: int | None = VOC_IGNORE_INDEX,
                     background: str | None = None) -> np.ndarray:
-    """The 256×3 palette fcnseg draws a dataset's classes with, whether its model was trained
-    here or converted: the VOC colours for the VOC classes, else :func:`distinct_palette`."""
+    """The 256×3 palette of a dataset's classes (trained or converted model alike): VOC's for
+    the VOC classes, else :func:`distinct_palette`."""
     if tuple(class_names) == VOC_CLASSES:
         return palette_for(len(class_names), ignore_index)
     return distinct_palette(class_names, ignore_index, background)

@@ -43,9 +43,8 @@ _FULL_NAME = {"diningtable": "table", "bedcloth": "bedclothes", "clothes": "clot
 
 
 def read_label_names(path: PathLike) -> dict[int, str]:
-    """Read a PASCAL-Context label file (``<id>: <name>`` per line) as ``{id: name}``, names
-    without their spaces, as the reference compares them (``"potted plant"`` is
-    ``"pottedplant"``); a malformed line is a ValueError naming the file and line."""
+    """A PASCAL-Context label file (``<id>: <name>`` lines) as ``{id: name}``, names without
+    spaces as the reference compares them; a ValueError names a malformed line."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"PASCAL-Context label file {path} not found")

@@ -1,12 +1,11 @@
 """Training and evaluation on rasters too large to load: windows read from the files.
 
 :class:`RasterWindows` turns a folder dataset of large rasters (bands declared) into samples of
-``window``×``window`` pixels read by window, so a 50,000² GeoTIFF never sits in memory:
-``sampling="random"`` (training) gives ``windows`` samples, each in a raster chosen in
-proportion to its area, at a position seeded by ``seed`` and the sample's index;
-``sampling="grid"`` (evaluation) every window of a grid covering each raster, the last of each
-row and column moved back inside, so every pixel is scored. Each window is checked as the
-folder dataset checks whole files, and its pixels without data are handled alike.
+``window``×``window`` pixels read by window (a 50,000² GeoTIFF never sits in memory):
+``sampling="random"`` (training) gives ``windows`` samples in rasters chosen by area, at
+positions seeded by ``seed`` and the index; ``sampling="grid"`` (evaluation) a grid covering
+each raster, its last row and column moved back inside. Windows are checked, and their pixels
+without data handled, as the folder dataset does whole files.
 """
 
 from __future__ import annotations
@@ -81,8 +80,7 @@ class RasterWindows(SegmentationDataset):
         return self.rasters.band_convention()
 
     def use_band_convention(self, convention: InputConvention) -> None:
-        """Pad and fill with ``convention``'s band means
-        (:meth:`FolderSegmentation.use_band_convention`)."""
+        """Pad and fill with ``convention``'s band means (the rasters')."""
         self.rasters.use_band_convention(convention)
 
     def band_statistics(self) -> BandStats:

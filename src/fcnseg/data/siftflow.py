@@ -44,15 +44,13 @@ SIFTFLOW_EXCLUDED_IDS: tuple[str, ...] = ("highway_bost181", "street_urb506")
 _SUBDIR = "spatial_envelope_256x256_static_8outdoorcategories"
 _FOLDERS = {"image": "Images", "semantic": "SemanticLabels", "geometric": "GeoLabels"}
 
-#: The names the SIFT Flow folder goes by: the archive's (what download_siftflow writes and the
-#: recipes default to) and the FCN reference release's.
+#: The names the SIFT Flow folder goes by: the archive's and the FCN reference release's.
 SIFTFLOW_FOLDER_NAMES: tuple[str, ...] = ("SiftFlowDataset", "sift-flow")
 
 
 def find_siftflow_dir(root: PathLike) -> Path:
-    """Locate the SIFT Flow folder (Images/, SemanticLabels/, GeoLabels/) given it or its
-    parent, or beside it under its other name (:data:`SIFTFLOW_FOLDER_NAMES`:
-    ``data/SiftFlowDataset`` finds ``data/sift-flow``, and the other way round)."""
+    """Locate the SIFT Flow folder (Images/, SemanticLabels/, GeoLabels/) given it, its parent,
+    or its name beside the other (:data:`SIFTFLOW_FOLDER_NAMES`)."""
     root = Path(root).expanduser()
     base, places = root, [".", *SIFTFLOW_FOLDER_NAMES]
     if root.name in SIFTFLOW_FOLDER_NAMES and not root.exists():

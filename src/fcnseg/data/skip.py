@@ -25,11 +25,11 @@ def _wrapped(name: str, *default: Any) -> property:
 class SkipBad(SegmentationDataset):
     """Wrap a dataset so that a bad sample is replaced by the next good one, with a warning.
 
-    When ``dataset[i]`` raises :class:`DataError`, a warning naming the file and problem is
-    logged and samples ``i + 1, i + 2, ...`` (wrapping around) are tried in turn, up to
-    ``max_tries``. Each bad sample is warned about once per run and not read again: the record
-    lives in shared memory, shared by DataLoader workers and later epochs. What the dataset is
-    (classes, palette, ignore value, ids) is the wrapped dataset's.
+    When ``dataset[i]`` raises :class:`DataError`, a warning names the file and problem and
+    samples ``i + 1, i + 2, ...`` (wrapping around) are tried, up to ``max_tries``. Each bad
+    sample is warned about once per run and not read again (a record in shared memory, for
+    loader workers and later epochs). Classes, palette, ignore value and ids are the wrapped
+    dataset's.
     """
 
     classes = _wrapped("classes")

@@ -25,8 +25,8 @@ SEG11VALID_SIZE = 736
 def seg11valid_ids(voc_root: PathLike, sbd_root: PathLike,
                    cache_dir: PathLike | None = None) -> list[str]:
     """The ids of VOC2011 segmentation val images not in SBD train, in VOC's order, cached in
-    ``cache_dir`` (default ``<fcnseg cache>/splits``; a folder that cannot be written only
-    costs a recount). The roots are as :func:`find_voc_dir` and :func:`find_sbd_dir` take."""
+    ``cache_dir`` (default ``<fcnseg cache>/splits``); roots as :func:`find_voc_dir` and
+    :func:`find_sbd_dir` take them."""
     voc_val = find_voc_dir(voc_root, "2011") / "ImageSets" / "Segmentation" / "val.txt"
     sbd_train = find_sbd_dir(sbd_root) / "train.txt"
     digest = hashlib.sha256()

@@ -40,12 +40,11 @@ def _looks_like_voc(folder: Path) -> bool:
 class VOCSegmentation(FileSegmentationDataset):
     """PASCAL VOC semantic segmentation: 21 classes, 255 = void.
 
-    Labels are the indices of the palette PNGs in ``SegmentationClass``, never RGB colours.
-    ``root``: the folder holding ``VOCdevkit``, ``VOCdevkit`` itself, or ``VOC<year>`` (any
-    year of this layout); ``split``: a list in ``ImageSets/Segmentation``, or ``ids`` instead
-    (seg11valid). A folder without ``ImageSets`` (labelme's VOC-style export) uses every
-    image that has a mask, for any split, saying so once; its ``class_names.txt`` names the
-    classes.
+    Labels are the indices of ``SegmentationClass``'s palette PNGs. ``root``: the folder
+    holding ``VOCdevkit``, ``VOCdevkit`` or ``VOC<year>``; ``split``: a list in
+    ``ImageSets/Segmentation``, or ``ids`` (seg11valid). A folder without ``ImageSets``
+    (labelme's VOC export) uses every image with a mask, saying so once, and the classes of
+    its ``class_names.txt``.
     """
 
     classes = VOC_CLASSES

@@ -26,12 +26,10 @@ _ANNOTATION_OPTIONS = {"split", "labels", "overlap", "line_width", "images", "va
                        "empty_as_background", "crowd_as_ignore", "rename", "bands", "rgb",
                        "nodata"}
 
-#: Folder dataset fields a spec (``--set data.train.images=JPEGImages``) may give beside
-#: dataset.yaml's: where the images and masks are and how their names end.
+#: Folder dataset fields a spec may give beside dataset.yaml's (where the files are).
 _FOLDER_LAYOUT = ("images", "masks", "image_suffix", "mask_suffix")
 
-#: The split scored when a dataset spec names none: the one training validates on (``data.val``),
-#: and what ``fcnseg evaluate``, ``fcnseg calibrate`` and their Python functions default to.
+#: The split scored when a dataset spec names none (``evaluate``'s, ``calibrate``'s default).
 EVAL_SPLIT = "val"
 
 
@@ -47,22 +45,14 @@ def _field(spec: dict[str, Any], key: str, default: Any = None) -> Any:
 def build_dataset(
     spec: dict[str, Any], split: str | None = None, transform: Transform | None = None
 ) -> SegmentationDataset:
-    """Create a dataset from ``spec``; ``split`` overrides ``spec["split"]``.
-
-    Examples of ``spec``::
+    """Create a dataset from ``spec``; ``split`` overrides ``spec["split"]``. Examples::
 
         {"name": "synthetic", "num_images": 200, "size": 96, "seed": 0}
         {"name": "voc", "root": "data/VOCdevkit", "year": "2012", "split": "train"}
-        {"name": "sbd", "root": "data/benchmark_RELEASE", "split": "train"}
         {"name": "seg11valid", "voc_root": "data", "sbd_root": "data/benchmark_RELEASE"}
         {"name": "folder", "root": "data/mine", "split": "val"}
-        {"name": "pascal_context", "root": "data/pascal", "split": "val"}
         {"name": "nyud", "root": "data/nyud", "split": "test", "modalities": ["color", "hha"]}
-        {"name": "siftflow", "root": "data/SiftFlowDataset", "split": "test"}
-        {"name": "cityscapes", "root": "data/cityscapes", "split": "val"}
         {"name": "cityscapes", "root": "data/cityscapes", "labels": "train_ids"}
-        {"name": "ade20k", "root": "data/ADEChallengeData2016", "split": "val"}
-        {"name": "labelme", "root": "data/labelme", "split": "train", "labels": "labels.txt"}
         {"name": "coco", "root": "data/coco/annotations/instances_val2017.json"}
         {"name": "raster_windows", "root": "data/scenes", "window": 512, "windows": 2000}
 
@@ -186,8 +176,8 @@ _DATASETS: dict[str, _Dataset] = {
 DATASET_NAMES: dict[str, tuple[str, ...]] = {name: d.required for name, d in _DATASETS.items()}
 
 
-#: Dataset fields that may name a file or folder, taken from the current folder when relative
-#: (``labels`` only where it names a file: Cityscapes' ``labels: train_ids`` is a word).
+#: Dataset fields that may name a file or folder (relative: to the current folder; ``labels``
+#: only where it names a file, not Cityscapes' ``train_ids``).
 PATH_FIELDS = ("root", "voc_root", "sbd_root", "config", "cache_dir", "labels")
 
 

@@ -1,10 +1,8 @@
 """Pixel counts per class over a training set, and the class-balancing weights made from them.
 
 The counts come from one parallel pass of check-data's reader (:func:`scan_dataset`) over the
-untransformed masks, the ignore value excluded. A file dataset's counts are cached in a JSON
-file named by a fingerprint of its masks (:func:`dataset_fingerprint`), so that editing, adding
-or removing one mask recounts; a cache file that cannot be trusted is named in a warning and
-counted again. Generated data (synthetic) is counted at every start.
+untransformed masks, ignore value excluded, cached for file datasets in a JSON file named by a
+fingerprint of the masks (any change recounts; an untrustworthy cache is named in a warning).
 
 Weights (``loss.class_weights``), with ``f_c`` the share of class c among labelled pixels:
 ``median_frequency`` is ``median(f) / f_c`` (the median over the classes that occur),
@@ -41,7 +39,7 @@ class ClassBalanceWarning(UserWarning):
 
 def dataset_fingerprint(dataset: Any) -> str | None:
     """A hex digest of the dataset's masks (paths, sizes, mtimes), classes and ignore value;
-    None for a dataset without mask files (generated data), which is not cached."""
+    None without mask files (generated data, not cached)."""
     if not hasattr(dataset, "label_path"):
         return None
     return files_fingerprint(
@@ -51,10 +49,9 @@ def dataset_fingerprint(dataset: Any) -> str | None:
 
 def class_pixel_counts(dataset: Any, *, cache_dir: str | os.PathLike[str] | None = None,
                        workers: int = 0) -> np.ndarray:
-    """Labelled pixels per class over ``dataset`` (untransformed; the ignore value excluded),
-    read with ``workers`` loader processes, or taken from ``cache_dir`` (default
-    ``$FCNSEG_HOME/class_frequencies``) when the dataset's fingerprint matches. ValueError
-    naming the first problem when a sample cannot be read."""
+    """Labelled pixels per class over ``dataset`` (untransformed), read with ``workers``
+    loader processes or from ``cache_dir`` (default ``$FCNSEG_HOME/class_frequencies``); a
+    ValueError names the first sample that cannot be read."""
     fingerprint = dataset_fingerprint(dataset)
     cache_file = None
     if fingerprint is not None:

@@ -224,20 +224,10 @@ def split_list_files(root: Path, split_lists: Mapping[str, str]) -> dict[str, Pa
 class FolderSegmentation(BandImages, FileSegmentationDataset):
     """Images and masks from ``root/images`` and ``root/masks``, matched by file stem.
 
-    Settings come from ``root/dataset.yaml`` (or ``config``); keyword arguments override them.
-
-    Args:
-        root: the dataset folder.
-        split: name of a split list (``root/<split>.txt``, ``root/splits/<split>.txt`` or
-            ``splits:`` in the YAML); None uses every image in ``images/``.
-        transform: optional joint transform.
-        config: path of the YAML file (default ``root/dataset.yaml``; optional if ``classes``
-            is given).
-        classes, ignore_index, remap, colors, ignore_color, palette, images, masks,
-            image_suffix, mask_suffix, background: as in ``dataset.yaml``.
-
-    Without any split list (no ``<split>.txt``, ``splits/`` or ``splits:``), every image with
-    a mask is used, for any split, and that is said once.
+    Settings come from ``root/dataset.yaml`` (or ``config``, optional with ``classes``);
+    keyword arguments (the fields of ``dataset.yaml``) override them. ``split``: a split list
+    (``root/<split>.txt``, ``root/splits/<split>.txt`` or ``splits:``); None: every image.
+    Without any split list, every image with a mask is used for any split (said once).
     """
 
     mask_advice = MaskAdvice(
@@ -261,27 +251,12 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
                      "colors": colors, "ignore_color": ignore_color, "palette": palette,
                      "images": images, "masks": masks, "image_suffix": image_suffix,
                      "mask_suffix": mask_suffix, "background": background}
-        cfg, where = self._settings(config, overrides)
-        self._set_folders(cfg)
-        self._set_classes(cfg, where)
-        self.set_bands(cfg.get("bands"), cfg.get("rgb"), cfg.get("nodata"), where)
-        self.split = split
-        #: The split list files 'splits' in dataset.yaml names.
-        self.split_lists: Mapping[str, str] = cfg.get("splits", {})
-        self.ids = self._split_ids(split, where)
-
-    def _settings(self, config: PathLike | None,
-                  overrides: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
-        """The checked ``dataset.yaml`` fields, the keyword arguments over them, and its name."""
-        cfg_path = Path(config) if config is not None else self.root / "dataset.yaml"
-        if config is not None and not cfg_path.is_file():
-            raise FileNotFoundError(f"dataset config {cfg_path} not found")
-        cfg = load_folder_config(cfg_path) if cfg_path.is_file() else {}
-        self.config_path = cfg_path
+        self.config_path = Path(config) if config is not None else self.root / "dataset.yaml"
+        if config is not None and not self.config_path.is_file():
+            raise FileNotFoundError(f"dataset config {self.config_path} not found")
+        cfg = load_folder_config(self.config_path) if self.config_path.is_file() else {}
         cfg.update(check_folder_fields(overrides, f"{type(self).__name__} argument"))
-        return cfg, str(cfg_path)
-
-    def _set_folders(self, cfg: Mapping[str, Any]) -> None:
+        where = str(self.config_path)
         self.image_dir = self.root / cfg.get("images", "images")
         self.mask_dir = self.root / cfg.get("masks", "masks")
         for d, key in ((self.image_dir, "images"), (self.mask_dir, "masks")):
@@ -292,6 +267,12 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
                                         f"dataset.yaml, e.g. images: JPEGImages, masks: "
                                         f"SegmentationClass)")
         self.image_suffix, self.mask_suffix = cfg.get("image_suffix"), cfg.get("mask_suffix")
+        self._set_classes(cfg, where)
+        self.set_bands(cfg.get("bands"), cfg.get("rgb"), cfg.get("nodata"), where)
+        self.split = split
+        #: The split list files 'splits' in dataset.yaml names.
+        self.split_lists: Mapping[str, str] = cfg.get("splits", {})
+        self.ids = self._split_ids(split, where)
 
     def _set_classes(self, cfg: Mapping[str, Any], where: str) -> None:
         if "classes" not in cfg:

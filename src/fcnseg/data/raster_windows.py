@@ -31,15 +31,8 @@ SAMPLINGS = ("random", "grid")
 
 
 class RasterWindows(SegmentationDataset):
-    """Windows of a folder dataset's large rasters (module doc).
-
-    Args:
-        rasters: the folder dataset of whole rasters (its ``bands`` declared).
-        window: window side in pixels (cut to a raster smaller than it).
-        sampling: ``"random"`` or ``"grid"``.
-        windows: how many random windows make the dataset (``"random"`` only).
-        seed: the seed of the random positions.
-        transform: optional joint transform of each window and its label.
+    """Windows of ``window`` pixels a side (cut to smaller rasters) of ``rasters``, a folder
+    dataset with ``bands``: ``windows`` random ones or a grid, by ``sampling`` (module doc).
     """
 
     def __init__(self, rasters: FolderSegmentation, window: int = 512, *,

@@ -46,12 +46,10 @@ def _colour(rng: np.random.Generator, hue: float) -> np.ndarray:
 class SyntheticSegmentation(SegmentationDataset):
     """Procedurally generated segmentation scenes: the built-in dataset that needs no download.
 
-    Classes: background, disc, rectangle, triangle, bar (thin, long), ring (thin outline) and
-    blob (small ellipses in clusters), each with a hue family and a texture, 3-7 objects per
-    scene over a low-saturation noise background. ``num_images`` of ``size`` (``S`` or
-    ``(H, W)``; objects scale with it); sample ``i`` depends only on ``(seed, i)``: use
-    different seeds for train and val. ``ignore_border`` draws a void band that many pixels
-    wide on object boundaries, like VOC's (0: none).
+    Background, disc, rectangle, triangle, bar, ring and blob (clustered ellipses), each with a
+    hue family and a texture, 3-7 objects over low-saturation noise. ``num_images`` of
+    ``size`` (``S`` or ``(H, W)``); sample ``i`` depends only on ``(seed, i)`` (use other seeds
+    for val). ``ignore_border``: a void band that wide on object boundaries, like VOC's.
     """
 
     classes = SYNTHETIC_CLASSES

@@ -39,7 +39,7 @@ class InputConvention:
     def __post_init__(self) -> None:
         if self.channel_order not in ("RGB", "BGR"):
             raise ValueError(f"channel_order must be 'RGB' or 'BGR', got {self.channel_order!r}")
-        count = 3 if self.bands is None else len(self.bands)
+        count = self.channels
         if count < 1 or len(self.mean) != count or len(self.std) != count:
             raise ValueError(f"mean and std must have {count} entries (one per input channel)")
         if self.bands is not None and self.channel_order != "RGB":

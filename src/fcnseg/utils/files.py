@@ -93,21 +93,21 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def _is_dead_writers(entry: os.DirEntry, now: float) -> bool:
-    match = _TEMPORARY.fullmatch(entry.name)
-    if match is None or not entry.is_file(follow_symlinks=False):
-        return False
-    age = now - entry.stat(follow_symlinks=False).st_mtime
-    if match["pid"] is None:
-        return age > _UNNAMED_STALE_AFTER_S
-    return age > STALE_AFTER_S and not _process_alive(int(match["pid"]))
-
-
 def remove_dead_writers_temporaries(folder: PathLike) -> list[Path]:
     """Delete the temporaries of :func:`atomic_write` in ``folder`` whose writer is gone (the
     rule is in the module doc); safe while other processes write there. Returns what went."""
     now = time.time()
-    return _remove_where(folder, lambda entry: _is_dead_writers(entry, now))
+
+    def dead_writers(entry: os.DirEntry) -> bool:
+        match = _TEMPORARY.fullmatch(entry.name)
+        if match is None or not entry.is_file(follow_symlinks=False):
+            return False
+        age = now - entry.stat(follow_symlinks=False).st_mtime
+        if match["pid"] is None:
+            return age > _UNNAMED_STALE_AFTER_S
+        return age > STALE_AFTER_S and not _process_alive(int(match["pid"]))
+
+    return _remove_where(folder, dead_writers)
 
 
 def _remove_where(folder: PathLike, remove: Callable[[os.DirEntry], bool]) -> list[Path]:

@@ -36,12 +36,6 @@ def _band_names(bands: int) -> list[str]:
     return BAND_NAMES.get(bands, [f"b{k + 1}" for k in range(bands)])
 
 
-def _sampled_paths(dataset: Any, limit: int) -> list[Path]:
-    n = len(dataset)
-    picks = sorted({i * n // limit for i in range(limit)}) if n > limit else range(n)
-    return [Path(dataset.image_path(i)) for i in picks]
-
-
 def _sixteen_bit_range(path: Path) -> tuple[int, int, int] | None:
     """``(lowest, highest, bands)`` of a 16-bit image file; None for any other (or unreadable)."""
     try:
@@ -54,11 +48,6 @@ def _sixteen_bit_range(path: Path) -> tuple[int, int, int] | None:
     return int(values.min()), int(values.max()), int(values.shape[-1])
 
 
-def _named(paths: list[Path], root: Path) -> str:
-    names = [str(p.relative_to(root)) if p.is_relative_to(root) else str(p) for p in paths]
-    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-
-
 def narrow_range_warning(dataset: Any, limit: int = 8) -> str | None:
     """One line when a file dataset read as 8-bit RGB has 16-bit images that, divided by 257,
     stay below :data:`NARROW_BELOW`: the files, the range and the declaration that keeps their
@@ -66,7 +55,9 @@ def narrow_range_warning(dataset: Any, limit: int = 8) -> str | None:
     if getattr(dataset, "bands", None) is not None or not hasattr(dataset, "image_path") \
             or len(dataset) == 0:
         return None
-    looked = _sampled_paths(dataset, limit)
+    n = len(dataset)
+    picks = sorted({i * n // limit for i in range(limit)}) if n > limit else range(n)
+    looked = [Path(dataset.image_path(i)) for i in picks]
     found = {p: r for p in looked if (r := _sixteen_bit_range(p)) is not None}
     if not found:
         return None
@@ -78,9 +69,10 @@ def narrow_range_warning(dataset: Any, limit: int = 8) -> str | None:
     root = Path(getattr(dataset, "root", "."))
     root = root.parent if root.is_file() else root  # an export's annotation file
     bands = max(r[2] for r in found.values())
-    names = _band_names(bands)
-    where, how = bands_declaration(dataset, names)
-    return (f"{_named(list(found), root)} ({len(found)} of the {len(looked)} images looked at): "
+    where, how = bands_declaration(dataset, _band_names(bands))
+    named = [str(p.relative_to(root)) if p.is_relative_to(root) else str(p) for p in found]
+    shown = ", ".join(named[:3]) + (f" and {len(named) - 3} more" if len(named) > 3 else "")
+    return (f"{shown} ({len(found)} of the {len(looked)} images looked at): "
             f"16-bit values {low:,}-{high:,} of 0-65,535, read as 8-bit RGB (value / 257) "
             f"they {_span(round(low / SIXTEEN_TO_EIGHT_BITS), top)}; "
             f"declare the band{'s' if bands > 1 else ''} in {where} to keep their depth: {how}")

@@ -58,13 +58,6 @@ def build_dataset(
 
     Raises ValueError naming the field when the name is unknown or a required field is missing.
     """
-    name = _checked_name(spec)
-    split = split if split is not None else spec.get("split")
-    return _DATASETS[name].opener(spec, split, transform)
-
-
-def _checked_name(spec: dict[str, Any]) -> str:
-    """``spec``'s dataset name, after checking that it is known and that its fields are."""
     expect_mapping(spec, "dataset")
     name = spec.get("name")
     if name not in DATASET_NAMES:
@@ -78,7 +71,8 @@ def _checked_name(spec: dict[str, Any]) -> str:
     if unknown:
         raise ValueError(f"dataset.{unknown[0]}: unknown field for dataset {name!r}; "
                          f"allowed: {', '.join(sorted(known))}")
-    return name
+    split = split if split is not None else spec.get("split")
+    return _DATASETS[name].opener(spec, split, transform)
 
 
 # One opener per dataset name: (spec, split, transform) -> dataset.
@@ -100,12 +94,6 @@ def _nyud(spec: dict[str, Any], split: str | None,
                          f"{modalities!r}")
     return NYUDv2(spec["root"], split=split or "train", modalities=tuple(modalities),
                   transform=transform)
-
-
-def _cityscapes(spec: dict[str, Any], split: str | None,
-                transform: Transform | None) -> SegmentationDataset:
-    labels = checked_labels(_field(spec, "labels", "label_ids"), "dataset.labels")
-    return Cityscapes(spec["root"], split=split or "train", transform=transform, labels=labels)
 
 
 def _annotations(spec: dict[str, Any], split: str | None,
@@ -161,7 +149,11 @@ _DATASETS: dict[str, _Dataset] = {
     "siftflow": _Dataset(("root",), {"split"}, lambda spec, split, transform: SIFTFlow(
         spec["root"], split=split or "trainval", transform=transform)),
     # labels: label_ids (*_gtFine_labelIds.png) or train_ids (*_gtFine_labelTrainIds.png).
-    "cityscapes": _Dataset(("root",), {"split", "labels"}, _cityscapes),
+    "cityscapes": _Dataset(("root",), {"split", "labels"},
+                           lambda spec, split, transform: Cityscapes(
+                               spec["root"], split=split or "train", transform=transform,
+                               labels=checked_labels(_field(spec, "labels", "label_ids"),
+                                                     "dataset.labels"))),
     "ade20k": _Dataset(("root",), {"split"}, lambda spec, split, transform: ADE20K(
         spec["root"], split=split or "train", transform=transform)),
     # Windows of large rasters (a folder dataset declaring its bands), read by window.

@@ -50,18 +50,6 @@ def find_nyud_dir(root: PathLike) -> Path:
         advice=" (fcnseg.data.download_nyud fetches it)")
 
 
-def read_modality(path: PathLike, modality: str) -> np.ndarray:
-    """The HHA (H×W×3 uint8) or depth (H×W float32, millimetres) file at ``path`` as stored,
-    checked (:func:`~fcnseg.data.modalities.modality_problem`; a DataError)."""
-    values = read_raw(path, f"{modality} image")
-    problem = modality_problem(modality, values)
-    if problem:
-        raise DataError(path, problem)
-    if modality == "depth":
-        return values.astype(np.float32)
-    return values if values.flags.writeable else values.copy()  # transforms write in place
-
-
 class NYUDv2(FileSegmentationDataset):
     """NYUDv2, 40 classes, 255 = void, from ``root`` (the NYUDv2 folder or the one holding
     ``nyud``); ``split`` "train", "val" or "test"; ``modalities`` the inputs of each sample, in
@@ -96,11 +84,18 @@ class NYUDv2(FileSegmentationDataset):
         return self.dir / "segmentation" / f"img_{self.ids[index]}.mat"
 
     def read_input(self, index: int, modality: str) -> np.ndarray:
-        """One input, untransformed: H×W×3 uint8 (color, hha) or H×W float32 depth."""
+        """One input, untransformed: H×W×3 uint8 (color, hha) or H×W float32 depth (HHA and
+        depth as stored, checked by :func:`~fcnseg.data.modalities.modality_problem`)."""
         path = self.input_path(index, modality)
         if modality == "color":
             return read_image(path)
-        return read_modality(path, modality)
+        values = read_raw(path, f"{modality} image")
+        problem = modality_problem(modality, values)
+        if problem:
+            raise DataError(path, problem)
+        if modality == "depth":
+            return values.astype(np.float32)
+        return values if values.flags.writeable else values.copy()  # transforms write in place
 
     def read_label(self, index: int) -> np.ndarray:
         path = self.label_path(index)

@@ -1,14 +1,7 @@
-"""FCN models: trunks, the skip head, builders, fast paths, and weight loading.
-
-- :mod:`~fcnseg.models.trunk`: the trunk protocol (features by stride, coordinate maps).
-- :mod:`~fcnseg.models.vgg`, :mod:`~fcnseg.models.resnet`: the VGG16 and ResNet trunks.
-- :mod:`~fcnseg.models.head`: the FCN-32s/16s/8s skip head and its aligned upsampling.
-- :mod:`~fcnseg.models.fcn`: :class:`FCN`, a trunk with its head(s) and identity.
-- :mod:`~fcnseg.models.multitask`: SIFT Flow's two heads, NYUDv2's early and late fusion.
-- :mod:`~fcnseg.models.torchvision_fcn`: torchvision's FCN-ResNet (a different head).
-- :mod:`~fcnseg.models.backbone`, :mod:`~fcnseg.models.factories`: your own backbone.
-- :mod:`~fcnseg.models.builders`: ``build_model(name, ...)`` and the builder functions.
-- :mod:`~fcnseg.models.fastpath`: :func:`optimize`, the fast paths as a transform.
+"""FCN models: trunks (:mod:`~fcnseg.models.trunk`, ``vgg``, ``resnet``, ...), the skip head
+(:mod:`~fcnseg.models.head`), :class:`FCN`, the reference's multi-task nets
+(:mod:`~fcnseg.models.multitask`), your own backbone (:mod:`~fcnseg.models.backbone`), the
+builders (:mod:`~fcnseg.models.builders`), the fast paths (:func:`optimize`) and weight loading.
 """
 
 from fcnseg.models.alexnet import (
@@ -20,20 +13,7 @@ from fcnseg.models.backbone import fcn_from_backbone, fcn_from_factory
 from fcnseg.models.builders import (
     ARCHITECTURES,
     MODEL_BUILDERS,
-    NOT_RECORDED,
-    AlexNetOptions,
-    Architecture,
-    GoogLeNetOptions,
-    LateFusionOptions,
-    ModelOptions,
-    NYUDOptions,
-    ResNetOptions,
-    SiftFlowOptions,
-    TorchvisionFCNOptions,
-    VGGOptions,
     build_model,
-    builder_parameters,
-    check_build_kwargs,
     fcn8s,
     fcn8s_atonce,
     fcn8s_googlenet,
@@ -82,12 +62,12 @@ from fcnseg.models.torchvision_fcn import TorchvisionFCN, load_torchvision_fcn_w
 from fcnseg.models.trunk import BackboneError
 from fcnseg.models.upsample import bilinear_kernel, bilinear_upsampling
 from fcnseg.models.vgg import GEOMETRIES, VGG16Trunk
-from fcnseg.models.vgg16_bn import load_vgg16_bn_weights
 from fcnseg.models.weights import (
     WeightsError,
     init_from,
     load_backbone_weights,
     load_fcn_weights,
+    load_vgg16_bn_weights,
     read_state_dict,
     widen_conv1,
 )

@@ -49,8 +49,12 @@ from fcnseg.models.preprocess import COLOR, BareInput, Preprocess
 from fcnseg.models.resnet import ResNetBackbone, load_resnet_weights
 from fcnseg.models.torchvision_fcn import TorchvisionFCN, load_torchvision_fcn_weights
 from fcnseg.models.vgg import VGG16Trunk
-from fcnseg.models.vgg16_bn import load_vgg16_bn_weights
-from fcnseg.models.weights import ConventionUnknown, WeightsError, load_backbone_weights
+from fcnseg.models.weights import (
+    ConventionUnknown,
+    WeightsError,
+    load_backbone_weights,
+    load_vgg16_bn_weights,
+)
 from fcnseg.utils.typing import PathLike
 from fcnseg.weightfiles.published import PRETRAINED
 

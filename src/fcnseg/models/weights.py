@@ -217,6 +217,17 @@ def load_backbone_weights(model: nn.Module, path: PathLike, *,
     return copy_imagenet_trunk(model, path, sd, vgg16_torchvision_keys(), "VGG16", conv)
 
 
+def load_vgg16_bn_weights(model: nn.Module, path: PathLike, *,
+                          convention: InputConvention | str = TORCHVISION_RGB) -> nn.Module:
+    """Copy torchvision ``vgg16_bn`` ImageNet weights into an FCN built with ``batch_norm=True``,
+    as :func:`load_backbone_weights` does, each BatchNorm to ``bn{b}_{i}``."""
+    path = Path(path)
+    if not getattr(model, "batch_norm", False):
+        raise WeightsError(f"{path}: vgg16_bn weights need a model built with batch_norm=True")
+    return copy_imagenet_trunk(model, path, read_state_dict(path),
+                               vgg16_torchvision_keys(batch_norm=True), "vgg16_bn", convention)
+
+
 def copy_imagenet_trunk(model: nn.Module, path: Path, sd: dict[str, torch.Tensor],
                         mapping: Mapping[str, str], what: str, convention: InputConvention | str,
                         *, record: bool = True) -> nn.Module:

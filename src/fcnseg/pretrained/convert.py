@@ -1,10 +1,8 @@
 """Convert a reference ``.caffemodel`` into an fcnseg model or an ImageNet VGG16 state dict.
 
-The table in :mod:`fcnseg.weightfiles.reference` says which Caffe layer fills which fcnseg module;
-this module checks the file against it (every layer present, none left over, every shape
-fitting) and moves the blobs into the model without copying them again: the model is built on
-the ``meta`` device and the converted tensors are assigned as its parameters.
-"""
+The file is checked against the table of :mod:`fcnseg.weightfiles.reference` (every layer
+present, none left over, every shape fitting) and its blobs are assigned, without another copy,
+as the parameters of a model built on the ``meta`` device."""
 
 from __future__ import annotations
 
@@ -33,8 +31,7 @@ from fcnseg.weightfiles.reference import (
     ReferenceModel,
 )
 
-#: ``--arch`` values for a Caffe FCN that is not a published reference model (the user's own,
-#: any class count): the layer names of the reference nets, no class names.
+#: ``--arch`` values for a Caffe FCN of the reference's layer names but any class count.
 GENERIC_ARCHS: dict[str, ReferenceModel] = {
     "vgg16": VGG16_IMAGENET,
     **{arch: ReferenceModel(arch, arch, VGG16_TRUNK + HEADS[head], None, None)
@@ -46,8 +43,8 @@ GENERIC_ARCHS: dict[str, ReferenceModel] = {
 
 @dataclass
 class ConvertedModel:
-    """A converted ``.caffemodel``: the fcnseg model (or, for the ImageNet VGG16, a state dict in
-    torchvision's layout) with its input convention and, for a reference model, its classes."""
+    """A converted ``.caffemodel``: the fcnseg model (or, for the ImageNet VGG16, only a state
+    dict in torchvision's layout), its input convention and classes."""
 
     source: Path
     reference: ReferenceModel
@@ -62,9 +59,8 @@ class ConvertedModel:
         return self.model is None
 
     def save(self, out: PathLike) -> Path:
-        """Write the result: a self-describing checkpoint (``.pt``/``.pth``) or a
-        ``.safetensors`` file with the same description in its metadata; for the ImageNet
-        VGG16, its state dict (torchvision's layout, for ``model.backbone_weights``)."""
+        """Write a self-describing checkpoint (``.pt``/``.pth``, or ``.safetensors`` with the
+        description in its metadata); for the ImageNet VGG16, its state dict."""
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         if self.model is None:
@@ -94,8 +90,7 @@ def _output_channels(layers: dict[str, CaffeLayer], ref: ReferenceModel) -> int 
 
 def recognise(net: CaffeNet) -> ReferenceModel:
     """The reference model (or generic fcnseg arch) a ``.caffemodel`` holds, from its layer
-    names and shapes; ties between reference models are broken by the file name, else by the
-    fixed layers present (the at-once FCN-8s's Scale layers)."""
+    names and shapes; ties are broken by the file name, else by the fixed layers present."""
     layers = net.with_blobs()
     present = set(layers)
     refs = [r for r in REFERENCE_MODELS.values() if _fits_structure(r, present)]
@@ -104,8 +99,7 @@ def recognise(net: CaffeNet) -> ReferenceModel:
     if len(matching) > 1:
         stem = net.path.name.removesuffix(".caffemodel")
         named = [r for r in matching if r.name == stem]
-        # Otherwise the fixed layers decide: the at-once FCN-8s carries its Scale layers
-        # (scale_pool4, scale_pool3); a file without them is the plain net.
+        # Else the at-once FCN-8s carries its Scale layers; a file without them is the plain net.
         with_fixed = [r for r in matching if r.fixed and set(r.fixed) <= present]
         by_layers = with_fixed or [r for r in matching if not r.fixed]
         matching = named or by_layers or matching
@@ -124,15 +118,10 @@ def recognise(net: CaffeNet) -> ReferenceModel:
 
 
 def describe_caffemodel(path: PathLike) -> dict[str, Any]:
-    """What a ``.caffemodel`` holds, read without its weights (its layers and blob shapes
-    only, so a 500 MB file costs little memory): ``layer_format``, ``layers_with_weights``
-    and, when :func:`recognise` tells the model, ``reference`` (a reference model's name, else
+    """What a ``.caffemodel`` holds, read without its weights: ``layer_format``,
+    ``layers_with_weights`` and, when :func:`recognise` tells the model, ``reference`` (or
     None), ``arch``, ``dataset``, ``num_classes``, ``class_names``, ``published``; else
-    ``problem``, why it cannot tell (the line ``fcnseg convert`` would say).
-
-    Raises:
-        CaffeModelError: not a ``.caffemodel``, or a truncated one.
-    """
+    ``problem``, the line ``fcnseg convert`` would say. CaffeModelError for a damaged file."""
     net = _read(path, weights=False)
     record: dict[str, Any] = {"layer_format": net.layer_format,
                               "layers_with_weights": len(net.with_blobs())}
@@ -164,8 +153,7 @@ def _resolve_arch(arch: str) -> ReferenceModel:
 
 
 def _check_blob_shapes(net: CaffeNet) -> None:
-    """Every blob of a layer with weights has at least one axis and values: the model is
-    recognised from these shapes, and a blob without values is no weight of any model."""
+    """Every blob of a layer with weights has at least one axis and values."""
     for name, lay in net.with_blobs().items():
         for i, blob in enumerate(lay.blobs):
             if not blob.shape or 0 in blob.shape:
@@ -176,8 +164,7 @@ def _check_blob_shapes(net: CaffeNet) -> None:
 
 
 def _finite(net: CaffeNet, name: str, index: int, data: np.ndarray) -> np.ndarray:
-    """``data`` (blob ``index`` of layer ``name``), refused if it holds NaN or infinity:
-    such weights give no meaningful prediction, and fcnseg refuses them when loading."""
+    """``data`` (blob ``index`` of layer ``name``), refused if it holds NaN or infinity."""
     flat = data.reshape(-1)
     step = 1 << 22  # a few MB of flags at a time, not a copy of a 400 MB blob's size
     for start in range(0, flat.size, step):
@@ -280,8 +267,7 @@ def _vgg16_state_dict(net: CaffeNet, ref: ReferenceModel) -> dict[str, torch.Ten
 
 def _build_kwargs(net: CaffeNet, ref: ReferenceModel, layers: dict[str, CaffeLayer]
                   ) -> dict[str, Any]:
-    # The first stream's first convolution and fc6 (suffixed in a late-fusion net) give the
-    # trunk's size.
+    # The first stream's first convolution and fc6 give the trunk's size.
     alexnet = ref.arch == "fcn_alexnet"
     first, full = ("conv1", 96) if alexnet else ("conv1_1", 64)
     caffe_name = {ref.rename.get(n, n): n for n in ref.layers}
@@ -340,20 +326,13 @@ def _fcn(net: CaffeNet, ref: ReferenceModel) -> nn.Module:
     return model.eval()
 
 
-def _palette(ref: ReferenceModel) -> np.ndarray:
-    """A reference model's palette: its dataset's, as a model trained on it gets (VOC's for
-    a model of no known classes)."""
-    return dataset_palette(ref.classes) if ref.classes is not None else voc_palette()
-
-
 def convert_caffemodel(path: PathLike | CaffeNet, arch: str | None = None) -> ConvertedModel:
-    """Read a ``.caffemodel`` and convert it.
+    """Read a ``.caffemodel`` and convert it: FCNs into fcnseg models (width and class count
+    from the blobs), the ImageNet VGG16 into a state dict in torchvision's layout.
 
     ``arch`` is a reference model name (``fcn8s-heavy-pascal``) or a generic fcnseg arch
-    (``fcn8s``, ``vgg16``, ...); by default the model is recognised from its layers and shapes.
-    FCNs become fcnseg models (class names and palette recorded for reference models; the
-    trunk's width and the class count come from the blobs); the ImageNet VGG16 becomes a
-    state dict in torchvision's layout. Errors name the file and the layer.
+    (``fcn8s``, ``vgg16``, ...); by default recognised from the layers. Errors name the file
+    and the layer.
     """
     net = path if isinstance(path, CaffeNet) else _read(path)
     _check_blob_shapes(net)
@@ -361,7 +340,9 @@ def convert_caffemodel(path: PathLike | CaffeNet, arch: str | None = None) -> Co
     if ref.arch == "vgg16":
         return ConvertedModel(net.path, ref, ref.convention, _vgg16_state_dict(net, ref))
     model = _fcn(net, ref)
-    n = model.num_classes
-    names = list(ref.classes) if ref.classes is not None else [f"class_{i}" for i in range(n)]
+    if ref.classes is None:  # VOC's palette for a model of no known classes
+        names, palette = [f"class_{i}" for i in range(model.num_classes)], voc_palette()
+    else:
+        names, palette = list(ref.classes), dataset_palette(ref.classes)
     return ConvertedModel(net.path, ref, ref.convention, dict(model.state_dict()), model,
-                          class_names=names, palette=_palette(ref).tolist())
+                          class_names=names, palette=palette.tolist())

@@ -1,14 +1,9 @@
 """Published weights from their official sources first, verified, converted once and cached.
 
-Each :class:`PublishedWeights` (:mod:`fcnseg.weightfiles.published`) lists its sources in the
-order they are tried: the official host first, then the PyTorch port's copies as a fallback.
-torchvision's file names carry the start of their SHA-256, which is checked.
-
-Where no checksum is published (the ``.caffemodel`` files), a download is accepted only if its
-structure is right (it parses, and every expected layer is there with the expected shape), and
-its SHA-256 is then recorded in ``manifest.json`` in the cache: every later read is checked
-against it. A ``.caffemodel`` is converted on first use and the converted file is cached, so the
-cache works offline, including for a file put there by hand.
+Sources are tried in order (the official host, then the PyTorch port's copies); checksums are
+checked where published. A ``.caffemodel`` is accepted only if its structure is right, then its
+SHA-256 is recorded in ``manifest.json`` and checked on every later read. It is converted on
+first use and the result cached, so the cache works offline, even for a file put there by hand.
 """
 
 from __future__ import annotations
@@ -70,8 +65,8 @@ def _record(directory: Path, path: Path, **info: Any) -> None:
 
 
 def _check_recorded(directory: Path, path: Path, notes: list[str]) -> bool:
-    """True when ``path`` is recorded and still has its SHA-256. A recorded file that changed
-    is set aside (``<name>.corrupt``) and said in ``notes``."""
+    """True when ``path`` is recorded and still has its SHA-256; a changed one is set aside
+    (``<name>.corrupt``) and said in ``notes``."""
     entry = _read_manifest(directory).get(path.name)
     if "sha256" not in fields_of(entry):
         return False
@@ -99,7 +94,13 @@ def _convert(w: PublishedWeights, raw: Path, source: Source, out: Path) -> None:
     """Convert a downloaded file into ``out``; raises ValueError when its structure is wrong."""
     expected = _expected_kwargs(w)
     if source.format == "caffemodel" and w.backbone_arch == "fcn_alexnet":
-        _convert_caffe_alexnet(raw, expected, out)
+        sd = read_alexnet_caffemodel(raw)  # checked by loading into a probe, then saved
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # loading into meta tensors: shapes only
+            copy_convolutionalized(_probe(expected, "fcn_alexnet"), raw, sd, CAFFE_ALEXNET_KEYS,
+                                   "Caffe AlexNet")
+        with atomic_write(out) as f:
+            torch.save(sd, f)
         return
     if source.format == "caffemodel":
         # Lazy: reading a .caffemodel needs protobuf, an optional extra (fcnseg[caffe]).
@@ -127,18 +128,6 @@ def _convert(w: PublishedWeights, raw: Path, source: Source, out: Path) -> None:
     with warnings.catch_warnings():  # loading into meta tensors is a no-op, as intended here
         warnings.simplefilter("ignore", UserWarning)
         load_backbone_weights(_probe(expected), raw, convention=w.convention)
-
-
-def _convert_caffe_alexnet(raw: Path, expected: Mapping[str, Any], out: Path) -> None:
-    """Caffe's ImageNet AlexNet → a state dict (``conv1.weight`` …), checked by loading it into
-    an FCN-AlexNet of the expected size on the meta device."""
-    sd = read_alexnet_caffemodel(raw)
-    with torch.device("meta"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # loading into meta tensors: shapes only
-        copy_convolutionalized(_probe(expected, "fcn_alexnet"), raw, sd, CAFFE_ALEXNET_KEYS,
-                               "Caffe AlexNet")
-    with atomic_write(out) as f:
-        torch.save(sd, f)
 
 
 def _probe(expected: Mapping[str, Any], arch: str = "fcn32s") -> nn.Module:
@@ -174,8 +163,8 @@ def _answer(e: BaseException, url: str = "") -> str:
 
 
 def _obtain(source: Source, directory: Path, progress: bool, notes: list[str]) -> Path:
-    """The source's file in the cache, downloaded if needed and verified (checksum, or
-    structure for the caller to check plus the manifest for a file seen before)."""
+    """The source's file in the cache, downloaded if needed and verified (by checksum, or by
+    the manifest for a file seen before; the caller checks the structure of a new one)."""
     final = directory / source.filename
     if source.checksum:
         return download(source.url, filename=source.filename, md5=source.md5,
@@ -190,9 +179,8 @@ def _obtain(source: Source, directory: Path, progress: bool, notes: list[str]) -
 
 
 def backbone_weights_file(spec: PathLike) -> Path:
-    """The file that ``backbone_weights`` names: a published name (:data:`PRETRAINED`, as a
-    recipe's ``model.backbone_weights`` takes it) through :func:`fetch_pretrained` (downloaded
-    once, then from the cache), else the path as given."""
+    """The file ``backbone_weights`` names: a published name through :func:`fetch_pretrained`,
+    else the path as given."""
     if isinstance(spec, str) and spec in PRETRAINED:
         return fetch_pretrained(spec)
     return Path(spec)
@@ -200,14 +188,10 @@ def backbone_weights_file(spec: PathLike) -> Path:
 
 def fetch_pretrained(name: str, directory: PathLike | None = None, progress: bool = True
                      ) -> Path:
-    """The local path of published weights ``name`` (see :data:`PRETRAINED`), downloading from
-    its sources in order and converting a ``.caffemodel`` on first use.
-
-    A cached file (downloaded before, or put there by hand under the file name the error
-    message gives) is used without any network access. Raises :class:`FetchError` listing every
-    URL tried and what it answered, where a file downloaded by hand goes, and how to pass a
-    path instead.
-    """
+    """The local path of published weights ``name`` (:data:`PRETRAINED`), downloaded from its
+    sources in order and converted on first use; a cached file is used offline. Raises
+    :class:`FetchError` listing every URL tried and its answer, where a file downloaded by hand
+    goes, and how to pass a path instead."""
     try:
         w = PRETRAINED[name]
     except KeyError:

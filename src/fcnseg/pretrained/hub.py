@@ -1,10 +1,8 @@
 """Pretrained-model folders and the Hugging Face Hub: writing, uploading, building back.
 
-A pretrained folder holds ``config.json`` (arch, build kwargs, classes, palette, input
-convention, metrics) and ``model.safetensors``: no pickle, readable by any safetensors tool, and
-what :func:`push_to_hub` uploads. Reading one (and every other form a user may pass as a
-checkpoint) is :func:`~fcnseg.weightfiles.resolve.resolve_checkpoint`, named here too.
-"""
+A pretrained folder holds ``config.json`` (arch, build kwargs, classes, palette, convention,
+metrics) and ``model.safetensors`` (no pickle);
+:func:`~fcnseg.weightfiles.resolve.resolve_checkpoint` reads it."""
 
 from __future__ import annotations
 
@@ -42,13 +40,9 @@ def save_pretrained(model_or_checkpoint: nn.Module | PathLike | Mapping[str, Any
                     folder: PathLike, *, class_names: Sequence[str] | None = None,
                     palette: Any = None, ignore_index: int = 255,
                     metrics: Mapping[str, Any] | None = None) -> Path:
-    """Write ``folder/config.json`` and ``folder/model.safetensors``.
-
-    ``model_or_checkpoint`` is a model built by fcnseg (then ``class_names`` are needed; the
-    palette defaults to :func:`save_checkpoint`'s, well-separated colours with background
-    classes black) or a checkpoint (file or loaded dict), whose classes,
-    palette and metrics are used.
-    """
+    """Write ``folder/config.json`` and ``folder/model.safetensors`` of a model built by fcnseg
+    (``class_names`` needed; the palette defaults to :func:`save_checkpoint`'s) or of a
+    checkpoint (file or loaded dict), whose classes, palette and metrics are used."""
     if isinstance(model_or_checkpoint, nn.Module):
         model = getattr(model_or_checkpoint, "module", model_or_checkpoint)
         if class_names is None:
@@ -95,10 +89,9 @@ def from_pretrained(spec: PathLike, *, revision: str | None = None,
 def push_to_hub(model_or_checkpoint: nn.Module | PathLike | Mapping[str, Any], repo_id: str, *,
                 private: bool | None = None, token: str | None = None,
                 commit_message: str = "Upload fcnseg model", **pretrained: Any) -> str:
-    """Save the model as a pretrained folder and upload it to ``repo_id`` (created if needed).
-    ``pretrained`` are :func:`save_pretrained`'s options (``class_names``, ``palette``,
-    ``ignore_index``, ``metrics``). Returns the commit URL. Needs ``huggingface_hub`` and a
-    token (``hf auth login``)."""
+    """Save the model as a pretrained folder (``pretrained``: :func:`save_pretrained`'s options)
+    and upload it to ``repo_id`` (created if needed); returns the commit URL. Needs
+    ``huggingface_hub`` and a token (``hf auth login``)."""
     from huggingface_hub import HfApi  # optional extra (fcnseg[hub])
 
     api = HfApi(token=token)

@@ -125,8 +125,7 @@ def _write(path: Path, report: dict[str, Any]) -> None:
 
 
 def _say_stopped(out: Path, report: dict[str, Any] | None, signum: int) -> int:
-    """One line on what a stopped run kept; the exit status of a process ended by ``signum``
-    (as ``fcnseg train`` does)."""
+    """Say what a stopped run kept; exit as a process ended by ``signum`` (as train does)."""
     if report is None:
         print(f"fcnseg bench: stopped by signal {signum} before any section finished; "
               f"nothing written to {out}", file=sys.stderr, flush=True)
@@ -145,8 +144,7 @@ class _Stopped(Exception):
 
 @contextlib.contextmanager
 def _stop_on_signal() -> Iterator[None]:
-    """SIGINT/SIGTERM end the measurement at once (a section can run for minutes), raising
-    :class:`_Stopped`; the previous handlers come back on exit."""
+    """SIGINT/SIGTERM raise :class:`_Stopped` at once: a section can run for minutes."""
     def handle(signum: int, frame: Any) -> None:
         for sig in STOP_SIGNALS:  # a second signal while the report is written waits
             signal.signal(sig, signal.SIG_IGN)

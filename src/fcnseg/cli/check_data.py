@@ -110,8 +110,7 @@ def _open(args: argparse.Namespace):  # -> (dataset to scan, {split: count}, des
 
 
 def _data(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``--data KEY=VALUE`` fields of the dataset's spec; a ``split`` among them is one
-    more ``--split``."""
+    """The ``--data`` fields of the spec; a ``split`` among them is one more ``--split``."""
     data = options.data_fields(args)[1]
     if data.get("split") is not None:
         args.split = [*(args.split or []), str(data["split"])]
@@ -190,9 +189,7 @@ def _print_counts(counts, ignore_index: int) -> None:  # a ScanReport or HeadCou
 
 
 def _problems(args: argparse.Namespace, dataset, report) -> list[str]:
-    """The lines of the dataset's problems: two spellings of a class in a folder's
-    dataset.yaml, one per label a labels file lacks (instead of one per sample using it), then
-    those of the other bad samples."""
+    """Class spelling clashes, one line per label a labels file lacks, then bad samples."""
     lines = []
     if args.dataset == "folder":
         config = Path(args.config) if args.config else Path(args.root) / "dataset.yaml"
@@ -231,20 +228,17 @@ def run(args: argparse.Namespace) -> int:
     if getattr(dataset, "bands", None):
         stats = band_statistics(dataset)
         print(f"\nbands: {', '.join(stats.bands)} ({stats.pixels} pixels with data)")
-        for line in format_band_table(stats):
-            print(line)
+        print("\n".join(format_band_table(stats)))
 
-    narrow = narrow_range_warning(dataset)
-    if narrow is not None:
-        print(f"warning: {narrow}")
-    large = large_images_warning(sample_image_sizes(dataset, limit=len(dataset)),
-                                 images="images checked")
-    if large is not None:
-        print(f"warning: {large}")
-    if report.unlisted_values:
-        print(f"warning: {dataset.remap_warning(report.unlisted_values)}")
-    for path in getattr(dataset, "unmatched_masks", lambda: [])():
-        print(f"warning: {path}: mask without an image (not used)")
+    warning_lines = [narrow_range_warning(dataset),
+                     large_images_warning(sample_image_sizes(dataset, limit=len(dataset)),
+                                          images="images checked"),
+                     dataset.remap_warning(report.unlisted_values)
+                     if report.unlisted_values else None,
+                     *(f"{path}: mask without an image (not used)"
+                       for path in getattr(dataset, "unmatched_masks", lambda: [])())]
+    for warning in filter(None, warning_lines):
+        print(f"warning: {warning}")
     problems = _problems(args, dataset, report)
     if problems:
         print(f"\n{len(problems)} problem(s):")

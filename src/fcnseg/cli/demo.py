@@ -54,8 +54,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else [])
     config = load_config(args.recipe, overrides, out=str(out))
     start = time.perf_counter()
-    # Resuming makes the demo restartable: an interrupted run continues, a finished one is
-    # only re-evaluated.
+    # Restartable: an interrupted run continues, a finished one is only re-evaluated.
     result = train(config, resume=True)
     if result.status == "interrupted":  # as `fcnseg train` exits; early stopping is a finish
         return 128 + int(result.signal or signal.SIGTERM)
@@ -155,8 +154,7 @@ def save_predictions(checkpoint: Path, val_spec: dict, folder: Path, count: int,
 
 
 def _band_picture(dataset, image: np.ndarray) -> np.ndarray:
-    """A multi-band sample drawn as its dataset's ``rgb`` bands stretched 2/98 (else its
-    first band in grey)."""
+    """A multi-band sample as its dataset's ``rgb`` bands (else its first band) stretched."""
     described = getattr(dataset, "rasters", dataset)  # windows of rasters: the rasters' bands
     return display_rgb(image, getattr(described, "bands", None),
                        getattr(described, "rgb_bands", None))
@@ -170,8 +168,7 @@ def _band_labels(segmenter: Segmenter, image: np.ndarray) -> np.ndarray:
 
 
 def _save_scene_pictures(segmenter, pred, folder: Path, name: str) -> list[Path]:
-    """An outlined overlay with its legend and the heatmap of the scene's largest object class,
-    enlarged as the strips are."""
+    """An overlay and the heatmap of the scene's largest object class, enlarged as strips."""
     names, palette = segmenter.class_names, segmenter.palette
     background = background_classes(names, segmenter.background_class)
     image, label = enlarge(pred.image), enlarge(pred.label)

@@ -24,10 +24,9 @@ from fcnseg.cli.info_files import (
     looks_like_torch_file,
 )
 from fcnseg.cli.info_outputs import (
-    OUTPUT_KINDS,
+    OUTPUT_SUMMARIES,
     output_document_record,
     output_file_record,
-    output_file_summary,
 )
 from fcnseg.conventions import bands_count, input_text, normalisation_text
 from fcnseg.engine.budget import format_duration, parse_duration
@@ -90,8 +89,7 @@ def record(path: str) -> dict[str, Any]:
         # The length a time budget chose (train.time_budget); None without one.
         "planned_iterations": fields_of(ckpt.get("state")).get("planned_iterations"),
         "metrics": ckpt.get("metrics") or {}, "recipe": ckpt.get("recipe") or {},
-        # The temperature ``fcnseg calibrate`` stored (None: uncalibrated), and the format
-        # and quantization of an exported model fcnseg runs.
+        # ``fcnseg calibrate``'s temperature (None: uncalibrated); an export's format and int8
         "temperature": ckpt.get("temperature"), "artifact": ckpt.get("artifact"),
     }
 
@@ -149,8 +147,7 @@ def _caffemodel_summary(rec: dict[str, Any]) -> list[str]:
 
 
 def _document_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
-    """An evaluation's ``report.json``, a run's ``metrics.jsonl`` or ``recipe.yaml``, or a
-    labelling tool's JSON annotations; None for other text files."""
+    """The record of a JSON/YAML document fcnseg or a labelling tool writes; None for others."""
     suffix = file.suffix.lower()
     try:
         text = file.read_text(encoding="utf-8")
@@ -311,8 +308,7 @@ def _length_text(train: dict[str, Any], planned: int | None) -> list[str]:
 
 
 def _recipe_text(recipe: dict[str, Any], planned: int | None = None) -> str | None:
-    """The training recipe in a line (``planned``: the length a time budget chose); None when
-    the checkpoint records none (a converted model)."""
+    """The recipe in a line; None when there is none (a converted model)."""
     data, train = fields_of(recipe.get("data")), fields_of(recipe.get("train"))
     source = fields_of(data.get("train"))
     parts = []
@@ -337,8 +333,7 @@ def _recipe_text(recipe: dict[str, Any], planned: int | None = None) -> str | No
 
 
 def _metrics_text(metrics: dict[str, Any]) -> str:
-    """Measured scores (stored as fractions) and published ones (stored in percent), all in
-    percent."""
+    """Measured scores (stored as fractions) and published ones (in percent), in percent."""
     def number(value: Any) -> bool:
         return isinstance(value, (int, float)) and not math.isnan(value)
 
@@ -468,8 +463,8 @@ def other_summary(rec: dict[str, Any]) -> str:
     kind = rec["kind"]
     if kind in DATA_KINDS:
         lines = data_file_summary(rec)
-    elif kind in OUTPUT_KINDS:
-        lines = output_file_summary(rec)
+    elif kind in OUTPUT_SUMMARIES:
+        lines = OUTPUT_SUMMARIES[kind](rec)
     elif kind in ("training_log", "evaluation_report", "recipe"):
         lines = _run_file_summary(rec)
     elif kind == "caffemodel":

@@ -74,8 +74,7 @@ def data_file_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _counted_values(pieces: Iterable[np.ndarray], total: int) -> dict[str, Any]:
-    """``{"values", "shares"}`` of ``pieces`` (``total`` pixels); ``{"more_values_than": N}``
-    as soon as more than :data:`MAX_LISTED_VALUES` distinct values are seen (read no further)."""
+    """``{"values", "shares"}``, or ``{"more_values_than": N}`` as soon as that is known."""
     counts: Counter[int] = Counter()
     for piece in pieces:
         values, found = _piece_counts(piece)
@@ -88,8 +87,7 @@ def _counted_values(pieces: Iterable[np.ndarray], total: int) -> dict[str, Any]:
 
 
 def _piece_counts(piece: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct values of ``piece`` and how many times each occurs: by counting for 8- and
-    16-bit samples (many times faster than sorting a strip of millions of pixels)."""
+    """Distinct values and counts: 8/16-bit ones by bincount, many times faster than sorting."""
     if piece.dtype in (np.uint8, np.uint16):
         flat = piece.reshape(-1)  # counted by chunks: bincount copies them as int64
         found = np.zeros(1 << (8 * piece.dtype.itemsize), np.int64)
@@ -102,8 +100,7 @@ def _piece_counts(piece: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _raster_strips(reader: Any) -> tuple[Iterator[np.ndarray], int]:
-    """A raster's strips of about :data:`_VALUES_ROWS_PIXELS` pixels, whole block rows (each
-    block decoded once: GDAL's cache is bounded), read as they are drawn, and how many."""
+    """Lazy strips of whole block rows (each block decoded once: GDAL's cache is bounded)."""
     h, w = reader.info.height, reader.info.width
     block_rows = (reader.block_shape() or (1, 1))[0]
     rows = max(1, _VALUES_ROWS_PIXELS // max(w, 1))
@@ -112,9 +109,7 @@ def _raster_strips(reader: Any) -> tuple[Iterator[np.ndarray], int]:
 
 
 def _is_intensity(rec: dict[str, Any], dtype: np.dtype) -> bool:
-    """Whether a one-band image holds intensities (a microscope's, a DEM's) rather than class
-    indices: of a type no label map has (floats, signed integers), or of more distinct values
-    than one image's classes could be (:data:`MAX_LABEL_VALUES`)."""
+    """Intensities (a microscope's, a DEM's), not classes: floats, signed or too many values."""
     return dtype.kind in "fi" or "more_values_than" in rec \
         or len(rec.get("values", ())) > MAX_LABEL_VALUES
 
@@ -166,16 +161,14 @@ def _raster_record(file: Path) -> dict[str, Any]:
 
 
 def _geotransform(transform: Any) -> list[float] | None:
-    """A raster's geotransform as rasterio's six coefficients (pixel width, row rotation, west;
-    column rotation, pixel height, north); None without one (or the identity: pixel units)."""
+    """Rasterio's six coefficients; None without one (or the identity: pixel units)."""
     if transform is None or transform.is_identity:
         return None
     return [float(v) for v in tuple(transform)[:6]]
 
 
 def _georef_text(rec: dict[str, Any]) -> str:
-    """The ``georef:`` line of a raster: what it has of a CRS and a geotransform. A raster with
-    either is georeferenced (``fcnseg predict`` segments it by tiles onto its grid)."""
+    """What a raster has of a CRS and a geotransform (either makes predict tile it)."""
     transform, crs = rec.get("transform"), rec.get("crs")
     if transform is None and crs is None:
         return "none (no CRS, no geotransform)"
@@ -225,8 +218,7 @@ def annotation_record(doc: Any, base: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _label_studio_labels(results: list[dict[str, Any]]) -> Counter:
-    """The label names of Label Studio results: each value's ``polygonlabels``,
-    ``rectanglelabels``, ``brushlabels``, ``keypointlabels``, ... list."""
+    """The names in each result value's ``polygonlabels``, ``brushlabels``, ... lists."""
     counts: Counter = Counter()
     for result in results:
         for key, names in fields_of(result.get("value")).items():

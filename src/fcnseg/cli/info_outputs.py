@@ -16,9 +16,6 @@ from fcnseg.data.rasters import raster_info
 from fcnseg.inference.files import MANIFEST_NAME, written_by
 from fcnseg.utils.validate import fields_of
 
-#: The kinds of :func:`output_file_record`'s records.
-OUTPUT_KINDS = ("arrays", "raster_resume", "dataset_config", "bench_report",
-                "output_manifest", "tensorboard_events")
 # Class names are read from an .npz only when they are at most this many bytes.
 _MAX_NAMES_BYTES = 1 << 20
 
@@ -51,8 +48,7 @@ def output_document_record(file: Path, doc: dict[str, Any],
 
 
 def _npz_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
-    """Each array's shape and dtype, read from its header alone (nothing is unpickled), and
-    the class names when the file records them."""
+    """Shapes and dtypes from the headers alone (nothing unpickled), and any class names."""
     arrays: dict[str, dict[str, Any]] = {}
     classes = None
     try:
@@ -108,8 +104,7 @@ def _dataset_record(file: Path, doc: dict[str, Any], base: dict[str, Any]) -> di
 
 
 def _bench_record(doc: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
-    """The machine, the fastest inference per model (in Caffe geometry where the report has
-    it), the rows of each section and the targets met."""
+    """The machine, the fastest inference per model (Caffe geometry first), rows, targets."""
     rows = [fields_of(r) for r in doc.get("inference") or []]
     if any(r.get("geometry") == "caffe" for r in rows):
         rows = [r for r in rows if r.get("geometry") == "caffe"]
@@ -143,11 +138,6 @@ def _manifest_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
             "outputs": len(writers),
             "first": [p.relative_to(file.parent).as_posix() for p in list(writers)[:3]],
             "recorded": len(recorded), "jobs": len(set(recorded))}
-
-
-def output_file_summary(rec: dict[str, Any]) -> list[str]:
-    """The summary lines (after ``file:``) of an :func:`output_file_record` record."""
-    return _SUMMARIES[rec["kind"]](rec)
 
 
 def _arrays_summary(rec: dict[str, Any]) -> list[str]:
@@ -216,8 +206,7 @@ def _manifest_summary(rec: dict[str, Any]) -> list[str]:
 
 
 def _holds_summaries(file: Path) -> bool:
-    """Whether an event file holds any summary (a scalar, an image ...), rather than only the
-    bookkeeping events a writer opens and closes with (file version, session start)."""
+    """Whether it holds a summary, not only a writer's bookkeeping (version, session start)."""
     with file.open("rb") as f:
         while len(header := f.read(12)) == 12:  # uint64 length, uint32 its checksum
             length = int.from_bytes(header[:8], "little")
@@ -272,6 +261,8 @@ def _tensorboard_summary(rec: dict[str, Any]) -> list[str]:
             f"view:        tensorboard --logdir {rec['logdir']}  (pip install tensorboard)"]
 
 
-_SUMMARIES = {"arrays": _arrays_summary, "raster_resume": _resume_summary,
-              "dataset_config": _dataset_summary, "bench_report": _bench_summary,
-              "output_manifest": _manifest_summary, "tensorboard_events": _tensorboard_summary}
+#: The summary lines (after ``file:``) of each kind of record this module makes.
+OUTPUT_SUMMARIES = {"arrays": _arrays_summary, "raster_resume": _resume_summary,
+                    "dataset_config": _dataset_summary, "bench_report": _bench_summary,
+                    "output_manifest": _manifest_summary,
+                    "tensorboard_events": _tensorboard_summary}

@@ -172,8 +172,7 @@ def _precision(text: str) -> str:
 
 
 def _older_precision(text: str) -> str:
-    """A value of the older ``--amp`` (none, bf16, fp16) as a precision, read as recipes read
-    it (:func:`fcnseg.engine.config.upgrade_recipe`)."""
+    """An older ``--amp`` value as a precision, read as recipes read it."""
     try:
         return upgrade_recipe({"amp": text.strip().lower()})["precision"]
     except ConfigError as e:

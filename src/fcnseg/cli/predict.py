@@ -205,8 +205,7 @@ def run(args: argparse.Namespace) -> int:
     if not inputs:
         raise FileNotFoundError("nothing to segment: " + "; ".join(
             f"{spec}: {problem}" for spec, problem in problems))
-    # An exported model answering labels only says so in its file's description: refused
-    # before any output.
+    # An export answering labels only says so in its description: refused before any output.
     wanted = _probability_options(args)
     if wanted and artifact_kind(args.checkpoint) is not None \
             and labels_only(read_artifact(args.checkpoint)):
@@ -225,8 +224,8 @@ def run(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace, ranks: DistInfo, out_dir: Path,
              collected: tuple[list[tuple[Path, str]], list[tuple[str, str]]],
              window: tuple[SlidingWindow | None, TTA | None]) -> int:
-    """Segment this process's share of the inputs (``collected``: the inputs and the specs
-    that gave none; ``window``: the sliding window and TTA); the exit status."""
+    """Segment this process's share (``collected``: inputs, failed specs; ``window``: sliding
+    window, TTA); the exit status."""
     (inputs, problems), (sliding, tta) = collected, window
     if ranks.distributed and (args.format or args.rank):
         raise ValueError("--format and --rank gather every image into one file: run them in "
@@ -332,8 +331,7 @@ class _ModelIds:
     earlier: Callable[[], str]
 
     def matching(self, recorded: str | None) -> str:
-        """The earlier identity where ``recorded`` is that (the record goes on under it), else
-        the current one."""
+        """The earlier identity where it is the one recorded, else the current one."""
         if recorded is None or recorded == self.current:
             return self.current
         return recorded if recorded == self.earlier() else self.current
@@ -363,8 +361,7 @@ class _Tally:
 
 @dataclass
 class _Work:
-    """What this process segments, and the number of inputs it answers for. ``share``:
-    ``(rank, world size)`` when the processes share each raster's tile rows."""
+    """What this process segments; ``share``: (rank, world size) sharing each raster's rows."""
 
     images: list[tuple[Path, str]]
     rasters: list[tuple[Path, str]]
@@ -418,8 +415,7 @@ def _prepare(args: argparse.Namespace, seg: Segmenter, images: list[tuple[Path, 
 
 
 def _picture_style(args: argparse.Namespace, seg: Segmenter) -> PictureStyle:
-    """How overlays and heatmaps look; the background stays untinted unless
-    --blend-background."""
+    """How overlays and heatmaps look; the background untinted unless --blend-background."""
     unblended = () if args.blend_background else tuple(
         background_classes(seg.class_names, seg.background_class))
     return PictureStyle(
@@ -468,8 +464,7 @@ def _left_to_do(images: list[tuple[Path, str]], expected: Callable[..., OutputFi
 
 def _segment_rasters(args: argparse.Namespace, seg: Segmenter, work: _Work, out_dir: Path,
                      uncertainty: bool, ids: _ModelIds, ranks: DistInfo, tally: _Tally) -> None:
-    """Each raster by tiles into ``NAME.tif``, recorded as the model's: one that an earlier
-    version began or finished for this model goes on under its record."""
+    """Each raster by tiles into ``NAME.tif``, going on under an earlier version's record."""
     tiles = TileSettings(tile=args.tile, overlap=args.overlap, batch_size=args.batch_size,
                          probs=args.probs, uncertainty=uncertainty)
     for path, name in work.rasters:
@@ -505,8 +500,7 @@ def _raster_preview(seg: Segmenter, path: Path, out: Path, args: argparse.Namesp
 
 def _segment_images(args: argparse.Namespace, seg: Segmenter, work: _Work,
                     where: tuple[Path, OutputOptions], tally: _Tally, ranks: DistInfo) -> None:
-    """Each image (with its other modalities) into its outputs (``where``: the folder and
-    what to write), behind a progress bar that names the process under torchrun."""
+    """Each image (with its other modalities) into its outputs, behind a progress bar."""
     out_dir, outputs = where
     desc = (f"predict (process {ranks.rank + 1} of {ranks.world_size})" if ranks.distributed
             else "predict")
@@ -556,8 +550,7 @@ def precision_text(seg: Segmenter, asked: str | None) -> str:
 
 def _finish(tally: _Tally, given: int, out_dir: Path, ranks: DistInfo,
             precision: str) -> int:
-    """The summary line over every process, and the exit status (1 when any input failed);
-    under torchrun, also the one closing progress line of all processes' images."""
+    """The summary line over every process (and under torchrun its closing progress line)."""
     shares = all_gather_objects((tally.written, tally.failed, tally.skipped, given,
                                  tally.images, tally.images_failed, tally.seconds), ranks)
     written, failed, skipped, total, images, images_failed = (
@@ -578,8 +571,7 @@ def _finish(tally: _Tally, given: int, out_dir: Path, ranks: DistInfo,
 
 def _predict_raster(seg: Segmenter, path: Path, out: Path, tiles: TileSettings, model_id: str,
                     args: argparse.Namespace, work: _Work, ranks: DistInfo) -> str | None:
-    """Segment one raster by tiles into ``out``, or this process's share of its tile rows
-    (rank 0 then joins the shares); a problem as one line (None when written)."""
+    """One raster, or this process's share of its rows (rank 0 joins them); a problem line."""
     share = work.share
     job = RasterJob(model_id=model_id, model_name=str(args.checkpoint), palette=seg.palette)
     if share is None or output_complete(out, path, seg.class_names, tiles, model_id):

@@ -245,8 +245,7 @@ def _split_text(spec: dict[str, Any]) -> str:
 
 
 def _validation(args: argparse.Namespace, seg: Segmenter) -> Any:
-    """The ``--val`` pairs (:func:`validation_pairs`; None without ``--val``), their set and
-    split said in one line: a folder dataset is scored on its ``val`` split."""
+    """The ``--val`` pairs (None without it); a folder dataset is scored on its val split."""
     if not args.val:
         return None
     val = parse_data(args.val, recipe_val=seg.validation_data, split="val")
@@ -268,8 +267,7 @@ def run(args: argparse.Namespace) -> int:
     path = options.checkpoint_or_path(
         args, "quantize", "fcnseg quantize CHECKPOINT --calib DATA --out MODEL")
     start = time.perf_counter()
-    # The output and the calibration set are checked before the model is loaded or anything
-    # exported.
+    # The output and the calibration set are checked before the model is loaded.
     check_writable(args.out)
     images = calibration_images(parse_data(args.calib), args.calib_images, args.calib_size)
     seg = Segmenter.from_checkpoint(path, device="cpu")

@@ -123,21 +123,6 @@ def save_checkpoint(path: PathLike, model: nn.Module,
     return write_checkpoint(path, checkpoint_payload(model, contents, **fields))
 
 
-def _contents(fields: Mapping[str, Any]) -> CheckpointContents:
-    """The :class:`CheckpointContents` of :func:`save_checkpoint`'s keyword fields; a missing
-    ``class_names`` or an unknown field is a TypeError naming it as the caller wrote it."""
-    known = [f.name for f in dataclasses.fields(CheckpointContents)]
-    unknown = [k for k in fields if k not in known]
-    if unknown:
-        raise TypeError(f"save_checkpoint: unknown field {unknown[0]!r}; the fields are "
-                        f"{', '.join(known)}")
-    if "class_names" not in fields:
-        raise TypeError("save_checkpoint: class_names is required: the names of the model's "
-                        "classes, in output order (save_checkpoint(path, model, "
-                        "class_names=[...]))")
-    return CheckpointContents(**fields)
-
-
 def write_checkpoint(path: PathLike, payload: Mapping[str, Any]) -> Path:
     """Write what :func:`checkpoint_payload` made, atomically (temporary file, fsync, rename:
     a failure leaves the previous file intact)."""
@@ -151,8 +136,17 @@ def checkpoint_payload(model: nn.Module, contents: CheckpointContents | None = N
                        **fields: Any) -> dict[str, Any]:
     """What :func:`save_checkpoint` writes, as a dict (see it for the arguments). Tensors of
     a CPU model are the model's own: copy them to write the payload while training goes on."""
+    known = [f.name for f in dataclasses.fields(CheckpointContents)]
+    unknown = [k for k in fields if k not in known]
+    if unknown:  # named as the caller wrote it
+        raise TypeError(f"save_checkpoint: unknown field {unknown[0]!r}; the fields are "
+                        f"{', '.join(known)}")
     if contents is None:
-        contents = _contents(fields)
+        if "class_names" not in fields:
+            raise TypeError("save_checkpoint: class_names is required: the names of the "
+                            "model's classes, in output order (save_checkpoint(path, model, "
+                            "class_names=[...]))")
+        contents = CheckpointContents(**fields)
     elif fields:
         contents = dataclasses.replace(contents, **fields)
     model_to_save = getattr(model, "module", model)  # unwrap DDP / DataParallel
@@ -201,17 +195,11 @@ def palette_rows(palette: Any, count: int, error: type[Exception]) -> list[list[
         if len(values) != 3 or not all(
                 isinstance(v, numbers.Real) and float(v).is_integer() and 0 <= v <= 255
                 for v in values):
-            raise error(f"palette: colour {i} is {_shown(rgb)}: expected [r, g, b] integers "
-                        f"in 0-255")
+            shown = (f"[{', '.join(str(v.item() if hasattr(v, 'item') else v) for v in values)}]"
+                     if values else repr(rgb)[:60])
+            raise error(f"palette: colour {i} is {shown}: expected [r, g, b] integers in 0-255")
         rows.append([int(v) for v in values])
     return rows
-
-
-def _shown(rgb: Any) -> str:
-    """A palette entry as the message shows it: ``[300, 0, 0]``."""
-    if isinstance(rgb, Iterable) and not isinstance(rgb, str):
-        return "[" + ", ".join(str(v.item() if hasattr(v, "item") else v) for v in rgb) + "]"
-    return repr(rgb)[:60]
 
 
 def _head_classes(model: nn.Module, names: list[str],
@@ -381,13 +369,6 @@ def _check_metadata(path: Path | str, ckpt: Mapping[str, Any], in_config: bool =
             raise bad("classes.heads", "the first head's class names differ from classes.names")
 
 
-def _check_finite(where: Any, state_dict: Mapping[str, torch.Tensor]) -> None:
-    for key, t in state_dict.items():
-        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            raise CheckpointError(f"{where}: tensor {key} holds NaN or infinite values; these "
-                                  f"weights cannot give meaningful predictions")
-
-
 def _size_fields(kwargs: Mapping[str, Any], expected: Mapping[str, torch.Tensor],
                  found: Mapping[str, torch.Tensor]) -> str:
     """The build_kwargs fields that a shape mismatch points at."""
@@ -463,7 +444,11 @@ def build_model_from_checkpoint(ckpt: PathLike | Mapping[str, Any], *, load_weig
     state_dict = ckpt["model_state_dict"]
     try:
         if load_weights:
-            _check_finite(weights_where, state_dict)
+            for key, t in state_dict.items():
+                if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                    raise CheckpointError(f"{weights_where}: tensor {key} holds NaN or infinite "
+                                          f"values; these weights cannot give meaningful "
+                                          f"predictions")
             _check_sizes(where, arch, recorded, state_dict, extra, fields)
         model = build_model(arch, **recorded, preprocess=preprocess, **extra)
     except BackboneError as e:
@@ -499,12 +484,14 @@ def write_model_safetensors(path: Path, model: nn.Module, metadata: dict[str, st
 def save_safetensors_checkpoint(
     path: PathLike, model: nn.Module, *, class_names: Sequence[str], palette: Any,
     ignore_index: int = 255, metrics: Mapping[str, Any] | None = None,
-    source: Mapping[str, Any] | None = None,
+    source: Mapping[str, Any] | None = None, **extra: Any,
 ) -> Path:
-    """One ``.safetensors`` file whose metadata holds the ``config.json`` description, so that
-    ``--checkpoint FILE.safetensors`` works like a checkpoint."""
-    config = pretrained_config(model, class_names, palette, ignore_index, metrics, source)
-    write_model_safetensors(Path(path), model, {METADATA_KEY: json.dumps(config)})
+    """One ``.safetensors`` file whose metadata holds the ``config.json`` description (with the
+    ``extra`` fields: a calibrated temperature), so that ``--checkpoint FILE.safetensors`` works
+    like a checkpoint."""
+    config = pretrained_config(model, class_names, palette, ignore_index, metrics, source,
+                               **extra)
+    write_model_safetensors(Path(path), model, {METADATA_KEY: json.dumps(config, default=str)})
     return Path(path)
 
 
@@ -530,11 +517,9 @@ def save_checkpoint_safetensors(path: PathLike, checkpoint: PathLike | Mapping[s
     writes them: its weights, and in the metadata its description, classes, metrics and any
     temperature and calibration (``fcnseg calibrate``). Written whole or not at all."""
     ckpt = as_checkpoint(checkpoint)
-    model = build_model_from_checkpoint(ckpt)
     classes = ckpt["classes"]
-    calibrated = {k: ckpt[k] for k in ("temperature", "calibration") if k in ckpt}
-    config = pretrained_config(model, classes["names"], classes["palette"],
-                               int(classes["ignore_index"]), ckpt.get("metrics"),
-                               _converted_from(ckpt), **calibrated)
-    write_model_safetensors(Path(path), model, {METADATA_KEY: json.dumps(config, default=str)})
-    return Path(path)
+    return save_safetensors_checkpoint(
+        path, build_model_from_checkpoint(ckpt), class_names=classes["names"],
+        palette=classes["palette"], ignore_index=int(classes["ignore_index"]),
+        metrics=ckpt.get("metrics"), source=_converted_from(ckpt),
+        **{k: ckpt[k] for k in ("temperature", "calibration") if k in ckpt})

@@ -1,9 +1,5 @@
-"""A folder dataset of synthetic scenes on disk: stand-in "own data" for trying a recipe.
-
-:func:`write_synthetic_folder` writes the built-in synthetic scenes in the layout of
-:class:`fcnseg.data.FolderSegmentation` (``images/*.jpg``, ``masks/*.png``, ``dataset.yaml``,
-``train.txt``, ``val.txt``), so that the folder recipes, ``check-data`` and the timings in the
-docs can be tried end to end without downloading anything.
+"""A folder dataset of synthetic scenes on disk (:class:`fcnseg.data.FolderSegmentation`'s
+layout): stand-in "own data" for trying the folder recipes without downloading anything.
 """
 
 from __future__ import annotations
@@ -19,12 +15,9 @@ from fcnseg.utils.typing import PathLike
 
 def write_synthetic_folder(root: PathLike, train: int = 240, val: int = 60,
                            size: int | tuple[int, int] = 320, seed: int = 0) -> Path:
-    """Write ``train + val`` synthetic scenes (JPEG images, PNG masks) as a folder dataset in
-    ``root`` (which must not hold ``images/`` or ``masks/`` yet) and return it as a Path.
-
-    ``train`` and ``val`` scenes are listed in ``train.txt`` and ``val.txt`` (disjoint); ``size``
-    is ``S`` or ``(H, W)``; scene ``i`` depends only on ``(seed, i)``.
-    """
+    """Write ``train + val`` synthetic scenes (JPEG images, PNG masks, listed in ``train.txt``
+    and ``val.txt``) as a folder dataset in ``root``, which must not hold ``images/`` or
+    ``masks/`` yet; ``size`` is ``S`` or ``(H, W)``; scene ``i`` depends only on ``(seed, i)``."""
     if train < 1 or val < 0:
         raise ValueError(f"write_synthetic_folder: need train >= 1 and val >= 0, got {train}, "
                          f"{val}")

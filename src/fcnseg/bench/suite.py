@@ -1,9 +1,6 @@
-"""The ``fcnseg bench`` suite: inference, training, evaluation pipeline and fast-path options.
-
-Every comparison (Caffe vs same geometry, plain vs each fast path) is timed interleaved in one
-run, so ratios hold on a machine shared with other work even when absolute times drift. Results
-come back as one JSON-ready dict; :func:`format_report` turns it into the printed tables.
-"""
+"""The ``fcnseg bench`` suite: inference, training, evaluation pipeline and fast-path options,
+each comparison timed interleaved in one run; one JSON-ready dict, printed by
+:func:`format_report`."""
 
 from __future__ import annotations
 
@@ -410,7 +407,12 @@ def bench_options(cfg: BenchConfig, device: str, log: Log) -> dict[str, Any]:
     """FCN-8s at ``option_size``, batch 1: each fast path against the plain path (plain
     modules, NCHW, float32, no_grad), with its max |Δlogit| and argmax agreement against the
     plain path of its geometry. Weights: random trunk, scorers from :func:`fit_scorers`."""
-    models, x = _fitted_pair(cfg, device)
+    # Trained-like, peaked logits: scorers fitted on two synthetic scenes, a third as input.
+    models = _pair_of_models(cfg, "fcn8s", device, optimized=False)
+    fit_scorers(models["same"].cpu(), *synthetic_batch(2, cfg.option_size, cfg.seed))
+    models["same"].to(device)
+    models["caffe"].load_state_dict(models["same"].state_dict())
+    x = synthetic_batch(1, cfg.option_size, cfg.seed + 1)[0].to(device)
     variants, compile_note = _option_variants(cfg, device, models, x)
     timed: dict[str, Callable[[], object]] = {k: fn for k, (fn, _) in variants.items()}
     mm_dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -431,20 +433,7 @@ def bench_options(cfg: BenchConfig, device: str, log: Log) -> dict[str, Any]:
             "torch_compile": compile_note or "not measured (pass --compile)"}
 
 
-def _fitted_pair(cfg: BenchConfig, device: str) -> tuple[dict[str, nn.Module], torch.Tensor]:
-    """Plain FCN-8s in both geometries with trained-like, peaked logits (scorers fitted on two
-    synthetic scenes), and a third, held-out scene as input (argmax agreement is meaningless
-    on random scorers)."""
-    models = _pair_of_models(cfg, "fcn8s", device, optimized=False)
-    images, labels = synthetic_batch(2, cfg.option_size, cfg.seed)
-    fit_scorers(models["same"].cpu(), images, labels)
-    models["same"].to(device)
-    models["caffe"].load_state_dict(models["same"].state_dict())
-    return models, synthetic_batch(1, cfg.option_size, cfg.seed + 1)[0].to(device)
-
-
-#: ``{variant: (call, dtype)}`` of the fast-path comparison.
-Variants = dict[str, tuple[Callable[[], Any], str]]
+Variants = dict[str, tuple[Callable[[], Any], str]]  # {variant: (call, dtype)}
 
 
 def _option_variants(cfg: BenchConfig, device: str, models: dict[str, nn.Module],

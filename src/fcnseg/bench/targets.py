@@ -1,13 +1,10 @@
-"""Speed and accuracy targets as one machine-readable line each.
-
-Every benchmark script under ``benchmarks/`` ends by printing one line per target it measures::
+"""Speed and accuracy targets as one machine-readable line each, which every benchmark script
+prints and ``make bench`` gathers into one table::
 
     TARGET <name> measured=<float> goal=<float> ok=<true|false>
 
-``name`` has no spaces; ``ok`` is decided by the benchmark (whether higher or lower is better
-is its business), so a reader never needs to know the direction. Further ``key=value`` fields
-may follow ``ok`` and are kept. ``benchmarks/run_all.py`` (``make bench``) reads them back and
-gathers them into one table.
+``ok`` is the benchmark's decision (a reader need not know the direction); further
+``key=value`` fields may follow it.
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
 """Timing, FLOP counting, peak throughput and memory: the measuring tools of ``fcnseg bench``.
-
-Variants are always timed interleaved (A, B, A, B, …) after a warm-up, so that a machine shared
-with other work slows every variant alike and their ratios stay meaningful.
-"""
+Variants are timed interleaved (A, B, A, B, …), so that other work slows every one alike."""
 
 from __future__ import annotations
 
@@ -65,14 +62,10 @@ def synchronize(device: torch.device | str) -> None:
 def time_interleaved(variants: Mapping[str, Callable[[], object]], *, warmup: int = 1,
                      repeats: int = 5, device: torch.device | str = "cpu", clock: str = "wall",
                      progress: Callable[[int, int], None] | None = None) -> dict[str, Timing]:
-    """Time each callable ``repeats`` times, round-robin, after ``warmup`` rounds.
-
-    Returns one :class:`Timing` per variant name. Round-robin order means slow phases of a busy
-    machine hit all variants, so ratios of medians are fair even when absolute times drift.
-    ``clock="cpu"`` measures this process's CPU time instead of wall time: with one torch
-    thread it counts only the work done, however many other processes share the cores (with
-    more threads it also counts their spin-waiting, so use it with ``torch.set_num_threads(1)``).
-    ``progress(done, total)`` is called after each round (warm-up rounds included).
+    """Time each callable ``repeats`` times, round-robin, after ``warmup`` rounds: one
+    :class:`Timing` per variant name. ``clock="cpu"`` measures this process's CPU time, which
+    with one torch thread counts only the work done however loaded the cores (more threads add
+    their spin-waiting). ``progress(done, total)`` is called after each round, warm-ups too.
     """
     if repeats < 1 or warmup < 0:
         raise ValueError(f"repeats must be >= 1 and warmup >= 0, got {repeats}, {warmup}")
@@ -109,11 +102,8 @@ def round_logger(log: Callable[[str], None], what: str, every: int = 1
 
 
 def count_flops(model: nn.Module, *inputs: torch.Tensor, backward: bool = False) -> int:
-    """FLOPs of one call of ``model`` (and its backward) counted by torch's FlopCounterMode.
-
-    A multiply-add counts as 2 FLOPs; element-wise work (ReLU, pooling, additions) counts 0,
-    as in the usual GFLOP figures for convolutional networks.
-    """
+    """FLOPs of one call of ``model`` (and its backward) counted by torch's FlopCounterMode: a
+    multiply-add 2, element-wise work 0, as in the usual GFLOP figures."""
     counter = FlopCounterMode(display=False)
     with counter:
         if backward:
@@ -127,14 +117,9 @@ def count_flops(model: nn.Module, *inputs: torch.Tensor, backward: bool = False)
 
 def matmul_variants(dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu", *,
                     size: int = 4096, seed: int = 0) -> dict[str, Callable[[], torch.Tensor]]:
-    """A ``size``³ matrix product through each GEMM library PyTorch reaches on ``device``.
-
-    ``"torch.mm"`` always; on a CPU with oneDNN also ``"oneDNN"`` (its matmul called directly,
-    as the fast layers of :func:`fcnseg.models.optimize` do). torch.mm multiplies float32 with
-    MKL's sgemm, which on AMD CPUs reaches about half of what oneDNN (and oneDNN's
-    convolutions) reach, so a peak taken from torch.mm alone would be no peak at all. Each call
-    does ``2·size³`` FLOPs.
-    """
+    """A ``size``³ matrix product (``2·size³`` FLOPs) through each GEMM library on ``device``:
+    ``"torch.mm"``, and on a CPU with oneDNN ``"oneDNN"`` as :func:`fcnseg.models.optimize`'s
+    layers call it (MKL's float32 sgemm reaches about half of it on AMD CPUs)."""
     g = torch.Generator(device="cpu").manual_seed(seed)
     a = torch.randn(size, size, generator=g).to(device=device, dtype=dtype)
     b = torch.randn(size, size, generator=g).to(device=device, dtype=dtype)
@@ -186,12 +171,8 @@ def _cpu_ticks() -> tuple[int, int] | None:
 
 
 class OtherLoad:
-    """Measures how busy the machine was with *other* processes during a ``with`` block.
-
-    ``fraction`` is the share of all cores' time that went to processes other than this one
-    (0 = we had the machine to ourselves; on 2 cores, 0.5 = one core's worth of other work).
-    Timings taken while it is well above 0 are slowed unevenly; see docs/performance.md.
-    """
+    """How busy the machine was with *other* processes during a ``with`` block: ``fraction`` of
+    all cores' time (on 2 cores, 0.5 = one core's worth of other work)."""
 
     fraction: float | None = None
 

@@ -11,12 +11,9 @@ from fcnseg.serve.errors import RequestError
 
 
 class Admission:
-    """At most ``max_concurrency`` requests running and ``max_queue`` more admitted.
-
-    ``limiter`` caps the worker threads that decode and segment; ``admitted`` counts the
-    requests holding a place (waiting for a thread, or running), changed only on the event
-    loop, so that :meth:`try_admit`'s check and increment cannot interleave with another's.
-    """
+    """At most ``max_concurrency`` requests running (``limiter`` caps the worker threads) and
+    ``max_queue`` more admitted. ``admitted`` changes only on the event loop, so that
+    :meth:`try_admit`'s check and increment cannot interleave with another's."""
 
     def __init__(self, max_concurrency: int, max_queue: int) -> None:
         self.limiter = anyio.CapacityLimiter(max_concurrency)
@@ -24,19 +21,11 @@ class Admission:
         self.max_queue = max_queue
         self.admitted = 0
 
-    @property
-    def running(self) -> int:
-        """Requests holding a worker thread."""
-        return int(self.limiter.borrowed_tokens)
-
-    @property
-    def waiting(self) -> int:
-        """Admitted requests not (yet, or no longer) holding a worker thread."""
-        return self.admitted - self.running
-
     def load(self) -> dict[str, int]:
-        """How busy the service is, as ``GET /healthz`` reports it."""
-        return {"running": self.running, "waiting": self.waiting,
+        """How busy the service is, as ``GET /healthz`` reports it (``waiting``: admitted,
+        not holding a worker thread)."""
+        running = int(self.limiter.borrowed_tokens)
+        return {"running": running, "waiting": self.admitted - running,
                 "max_concurrency": self.max_concurrency, "max_queue": self.max_queue}
 
     def busy_detail(self) -> str:

@@ -1,9 +1,5 @@
-"""Requests to a multi-band model: one raster upload (a TIFF of the model's bands, or any
-format the raster reader takes), its header checked, read, and segmented as
-:meth:`~fcnseg.inference.Segmenter.predict` segments a raster file for ``fcnseg predict``
-(pixels without data labelled 255, one larger than a tile segmented by blended tiles). It is
-answered like a colour image, the overlay drawn by :func:`fcnseg.data.rasters.display_rgb` as
-for ``fcnseg predict``. A colour model keeps the image API of :mod:`fcnseg.serve.segment`.
+"""Requests to a multi-band model: one raster upload, its header checked, segmented as
+``fcnseg predict`` segments a raster file and answered like a colour image.
 """
 
 from __future__ import annotations

@@ -17,14 +17,9 @@ log = logging.getLogger("fcnseg.serve")
 class ReadBodyFirst:
     """ASGI middleware: read each HTTP request's body whole before passing the request on.
 
-    - A declared ``Content-Length`` over ``max_bytes`` is answered 413 at once, unread.
-    - A body that grows past ``max_bytes`` while it streams in is answered 413 then.
-    - A body not complete within ``timeout_s`` seconds of the request's headers is answered 408
-      and its connection closed.
-    - A client that hangs up during its upload is logged in one line; no answer is sent.
-
-    After a 413 the connection stays open and the server drops the rest of the body as it
-    arrives, so a client that sends its whole body before reading still reads the 413.
+    Over ``max_bytes`` (declared, or once streamed): 413, the connection left open so that a
+    client sending its whole body first still reads it. Not complete within ``timeout_s``: 408
+    and the connection closed. A client hanging up mid-upload is logged in one line.
     """
 
     def __init__(self, app: ASGIApp, *, max_bytes: int, timeout_s: float) -> None:

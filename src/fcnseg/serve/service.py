@@ -97,7 +97,10 @@ class SegmentationService:
                                self.batcher.predict)
             await anyio.to_thread.run_sync(probe)
             answer = await anyio.to_thread.run_sync(work, limiter=self.admission.limiter)
-        return _response(answer)
+        if isinstance(answer, bytes):  # the label map PNG
+            return Response(answer, media_type="image/png",
+                            headers={"Content-Disposition": 'inline; filename="label.png"'})
+        return JSONResponse(answer)
 
 
 def _batching_decision(segmenter: Segmenter, limits: ServiceLimits,
@@ -115,10 +118,3 @@ def _batching_decision(segmenter: Segmenter, limits: ServiceLimits,
         return BatchingDecision(False, "off: one request is segmented at a time")
     return decide_batching(segmenter, max_pixels=limits.max_pixels)
 
-
-def _response(answer: bytes | dict[str, Any]) -> Response:
-    """The label map PNG, or the JSON payload."""
-    if isinstance(answer, bytes):
-        return Response(answer, media_type="image/png",
-                        headers={"Content-Disposition": 'inline; filename="label.png"'})
-    return JSONResponse(answer)

@@ -101,15 +101,6 @@ def read_torchscript_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     return dict(expect_mapping(meta, f"{path}: {name}", "a JSON object", error=ArtifactError))
 
 
-def _check_required(path: Path, kind: str, meta: Mapping[str, Any]) -> None:
-    missing = [k for k in REQUIRED_DESCRIPTION if k not in meta]
-    if missing:
-        raise ArtifactError(f"{path}: the {kind} model's metadata lacks {missing}; export it "
-                            f"with fcnseg export (or fcnseg quantize), or from Python with a "
-                            f"description holding them (Segmenter(...).describe()), which "
-                            f"record them")
-
-
 def read_artifact(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The checkpoint-shaped description of an exported model, no weights: ``model``,
     ``classes``, ``metrics``, ``recipe`` (``data.val`` recorded at export) and ``artifact``
@@ -124,7 +115,12 @@ def read_artifact(path: str | os.PathLike[str]) -> dict[str, Any]:
     if problem is not None:  # before torch.jit.load inflates its members
         raise ArtifactError(f"{p}: not an exported model: {problem}")
     meta = read_onnx_metadata(p) if kind == "onnx" else read_torchscript_metadata(p)
-    _check_required(p, kind, meta)
+    missing = [k for k in REQUIRED_DESCRIPTION if k not in meta]
+    if missing:
+        raise ArtifactError(f"{p}: the {kind} model's metadata lacks {missing}; export it "
+                            f"with fcnseg export (or fcnseg quantize), or from Python with a "
+                            f"description holding them (Segmenter(...).describe()), which "
+                            f"record them")
     names = meta["class_names"]
     if not isinstance(names, list):
         raise ArtifactError(f"{p}: class_names: expected a list of names")

@@ -1,11 +1,6 @@
 """The messages of Caffe's ``caffe.proto`` that a ``.caffemodel`` needs, with Caffe's own field
 numbers, types and ``packed`` options, built with ``descriptor_pb2`` (no ``protoc``, no Caffe).
-
-Only the fields that carry weights and layer identity are declared; every other field of a real
-file (convolution parameters, learning-rate multipliers, ...) is kept by protobuf as an unknown
-field and ignored. ``V1LayerParameter`` is the old ``layers`` format, ``V0LayerParameter`` the
-oldest (nested in a V1 layer); ``BlobProto``'s ``num``/``channels``/``height``/``width`` are the
-legacy 4-D shape.
+Only the fields carrying weights and layer identity are declared; protobuf ignores the others.
 """
 
 from __future__ import annotations

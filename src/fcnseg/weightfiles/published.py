@@ -1,9 +1,5 @@
-"""The published weights fcnseg knows: what each holds and where it is downloaded from.
-
-Each :class:`PublishedWeights` lists its sources in the order they are tried (see
-:mod:`fcnseg.pretrained.fetch`, which downloads, verifies and converts them). The table is plain
-data: :mod:`fcnseg.models` reads it to recognise a published file's input convention by its
-name, without depending on the downloading and converting, which build models.
+"""The published weights fcnseg knows: what each holds and its sources, in the order
+:mod:`fcnseg.pretrained.fetch` tries them. Plain data, so that :mod:`fcnseg.models` can read it.
 """
 
 from __future__ import annotations

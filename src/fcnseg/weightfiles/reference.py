@@ -1,10 +1,6 @@
-"""The reference release's models, one table entry each: what a ``.caffemodel`` holds and which
-fcnseg model it becomes.
-
-Adding a model is adding one :class:`ReferenceModel` to :data:`REFERENCE_MODELS`: its Caffe
-layers with weights (each goes to the fcnseg module of the same name unless ``rename`` says
-otherwise; blob 0 is ``.weight``, blob 1 ``.bias``), the fcnseg builder, the dataset's classes
-and the input convention the weights were trained with.
+"""The reference release's models, one :class:`ReferenceModel` each: what a ``.caffemodel``
+holds and which fcnseg model it becomes (each Caffe layer goes to the module of the same name
+unless ``rename`` says otherwise; blob 0 is ``.weight``, blob 1 ``.bias``).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import os
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -62,14 +62,20 @@ def process_start_time() -> float:
         return time.time()
 
 
-@dataclass
-class BudgetPlan:
-    """The chosen length and the figures it came from."""
+@dataclass(frozen=True)
+class Timings:
+    """Seconds measured for one training step, one evaluation and one checkpoint."""
 
-    iterations: int
     step_s: float
     eval_s: float
     save_s: float
+
+
+@dataclass(frozen=True)
+class BudgetPlan(Timings):
+    """The chosen length and the timings it came from."""
+
+    iterations: int
     elapsed_s: float
     budget_s: float
     evaluations: int
@@ -81,15 +87,6 @@ class BudgetPlan:
                 f"{self.step_s:.3g} s/step measured, evaluation ~{self.eval_s:.1f} s "
                 f"(x{self.evaluations}), checkpoint ~{self.save_s:.1f} s: "
                 f"{self.iterations} iterations{capped}, schedule stretched to them")
-
-
-@dataclass(frozen=True)
-class Timings:
-    """Seconds measured for one training step, one evaluation and one checkpoint."""
-
-    step_s: float
-    eval_s: float
-    save_s: float
 
 
 def choose_iterations(timings: Timings, *, budget_s: float, elapsed_s: float, done: int,
@@ -114,8 +111,8 @@ def choose_iterations(timings: Timings, *, budget_s: float, elapsed_s: float, do
         n = new
     while n > done and (n - done) * step_s + evaluations(n) * eval_s > left:
         n -= 1
-    return BudgetPlan(iterations=n, step_s=step_s, eval_s=eval_s, save_s=save_s,
-                      elapsed_s=elapsed_s, budget_s=budget_s, evaluations=evaluations(n))
+    return BudgetPlan(step_s, eval_s, save_s, iterations=n, elapsed_s=elapsed_s,
+                      budget_s=budget_s, evaluations=evaluations(n))
 
 
 def format_duration(seconds: float) -> str:
@@ -188,7 +185,7 @@ class TimeBudget:
             return None  # too short a stretch to tell the machine's speed from noise: go on
         step_s = window_s / max(1, done - self.check_done)
         self.check_time, self.check_done = now, done
-        fits = choose_iterations(Timings(step_s, plan.eval_s, plan.save_s),
+        fits = choose_iterations(replace(plan, step_s=step_s),
                                  budget_s=self.budget_s, elapsed_s=elapsed, done=done,
                                  eval_every=eval_every, cap=cap, has_val=self.has_val)
         longer = fits.iterations > plan.iterations * (1 + GROW_MARGIN)

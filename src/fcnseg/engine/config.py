@@ -29,13 +29,13 @@ class ConfigError(ValueError):
     """A recipe or override names an unknown field or gives a value of the wrong kind."""
 
 
-def _count(value: Any, least: int) -> bool:
-    """Whether ``value`` is an integer (not YAML's true or false) of at least ``least``."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= least
-
-
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _count(value: Any, least: int) -> bool:
+    """Whether ``value`` is an integer (not YAML's true or false) of at least ``least``."""
+    return _number(value) and isinstance(value, int) and value >= least
 
 
 def _field_value(config: Any, key: str) -> Any:
@@ -94,8 +94,7 @@ class ModelConfig:
     width: float = 1.0
     fc_channels: int = 4096
     dropout: float = 0.5
-    #: ImageNet file to convolutionalize into the trunk, or a name from
-    #: ``fcnseg.models.PRETRAINED`` to download (it must fit the trunk); null = random init.
+    #: ImageNet file for the trunk, or a name from ``fcnseg.models.PRETRAINED``; null = random.
     backbone_weights: str | None = None
     backbone_convention: str | None = None
     #: Input convention when no backbone weights set it ("caffe_bgr" or "torchvision_rgb").
@@ -106,16 +105,14 @@ class ModelConfig:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-#: The fields of :class:`ModelConfig` passed to the builder as keyword arguments of the same
-#: name where it takes them (a ResNet's takes none of ``geometry`` … ``dropout``).
+#: The fields of :class:`ModelConfig` passed to the builder where it takes them.
 _BUILDER_FIELDS = ("geometry", "width", "fc_channels", "dropout", "input_convention",
                    "backbone_weights", "backbone_convention")
 
 
 def model_fields_not_taken(arch: str) -> tuple[str, ...]:
     """The fields of :class:`ModelConfig` that model ``arch``'s builder does not take (a
-    ResNet's: ``geometry``, ``width``, ``fc_channels``, ``dropout``). Raises ValueError for an
-    unknown model."""
+    ResNet's: ``geometry`` … ``dropout``); ValueError for an unknown model."""
     from fcnseg.models.builders import builder_parameters
 
     taken = builder_parameters(arch)
@@ -131,8 +128,7 @@ class DataConfig:
     val: dict[str, Any] | None = None
     #: Images per step on each process.
     batch_size: int = 1
-    #: Side of the square training crops; null = whole images; "auto" = the largest multiple
-    #: of 32 not above the shorter side of most training images, at most ``crop_size_max``.
+    #: Side of the square training crops; null = whole images; "auto": from the images' sizes.
     crop_size: int | str | None = None
     crop_size_max: int | None = None
     scale_range: list[float] | None = None
@@ -144,8 +140,7 @@ class DataConfig:
     val_batch_size: int | str = "auto"
     #: Skip unreadable samples with a warning instead of stopping.
     skip_bad: bool = False
-    #: Keep decoded samples in memory: "ram", "auto" (when they fit a quarter of the memory
-    #: available) or "none".
+    #: Keep decoded samples in memory: "ram", "auto" (when they fit) or "none".
     cache: str = "auto"
 
 
@@ -179,8 +174,7 @@ class OptimConfig:
     weight_decay: float = 5e-4
     nesterov: bool = False
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    #: Biases learn at this multiple of the learning rate (the reference: 2), without weight
-    #: decay unless ``bias_decay``.
+    #: Biases learn at this multiple of the lr, without weight decay unless ``bias_decay``.
     bias_lr_mult: float = 2.0
     bias_decay: bool = False
     #: Clip the gradient norm to this value; null = no clipping.
@@ -191,8 +185,7 @@ class OptimConfig:
 
 @dataclass
 class ScheduleConfig:
-    """Learning-rate schedule over iterations: ``fixed``, ``poly`` or ``cosine``, with an
-    optional linear warm-up from ``warmup_factor × lr``."""
+    """Learning-rate schedule: ``fixed``, ``poly`` or ``cosine``, warm-up from ``warmup_factor``."""
 
     name: str = "fixed"
     power: float = 0.9
@@ -213,18 +206,17 @@ class RunConfig:
     #: Without a terminal: one progress line every this many seconds.
     progress_every: float = 30.0
     tensorboard: bool = True
-    #: Any of "tensorboard", "csv", "mlflow" besides metrics.jsonl; null = TensorBoard when
-    #: ``tensorboard`` is true.
+    #: Any of "tensorboard", "csv", "mlflow"; null = TensorBoard when ``tensorboard`` is true.
     loggers: list[str] | None = None
-    #: Train for as long as fits in this time ("5m", "1h30m", 300 = seconds), counted from
-    #: the start of the process (``iterations`` is then the upper bound); null = no budget.
+    #: Train for as long as fits in this time ("5m", "1h30m", 300 = seconds) from the start of
+    #: the process, at most ``iterations``; null = no budget.
     time_budget: str | float | None = None
     #: Evaluate and save a moving average of the weights with this decay (e.g. 0.999).
     ema: float | None = None
     #: Under torchrun on CUDA GPUs: BatchNorm normalises by the whole global batch.
     sync_batchnorm: bool = False
-    #: ``{patience: 5, min_delta: 0.001}``: stop when the first head's mean IU has not risen
-    #: by more than ``min_delta`` for ``patience`` evaluations in a row. null = never.
+    #: ``{patience: 5, min_delta: 0.001}``: stop after ``patience`` evaluations in a row without
+    #: a rise of mean IU above ``min_delta``; null = never.
     early_stop: dict[str, Any] | None = None
 
 
@@ -239,16 +231,14 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train: RunConfig = field(default_factory=RunConfig)
-    #: Checkpoint or weights file to start from (staged training); for a late-fusion net,
-    #: ``{modality: checkpoint}``.
+    #: Checkpoint or weights file to start from; for a late-fusion net ``{modality: checkpoint}``.
     init: str | dict[str, str] | None = None
     #: Output folder (set by ``--out``).
     out: str | None = None
     seed: int = 0
     #: "cpu", "cuda", "cuda:N" or "auto" (CUDA when available).
     device: str = "auto"
-    #: "fp32", "bf16", "fp16" (autocast; fp16 with a gradient scaler) or "auto" (what the
-    #: hardware runs natively).
+    #: "fp32", "bf16", "fp16" (autocast) or "auto" (what the hardware runs natively).
     precision: str = "fp32"
     #: Channels-last memory format; null = by device.
     channels_last: bool | None = None
@@ -548,18 +538,9 @@ def list_recipes() -> dict[str, str]:
 
 
 def _first_sentence(text: str) -> str:
-    """The first sentence of a recipe file's leading comment."""
-    words: list[str] = []
-    for line in text.splitlines():
-        if not line.startswith("#"):
-            if words:
-                break
-            continue
-        body = line.lstrip("#").strip()
-        if not body and words:
-            break
-        words += body.split()
-    paragraph = " ".join(words)
+    """The first sentence of a recipe file's first comment paragraph."""
+    found = re.search(r"^#+[ \t]*[^#\s].*(?:\n#+[ \t]*[^#\s].*)*", text, re.MULTILINE)
+    paragraph = " ".join(re.sub(r"(?m)^#+", "", found.group(0)).split()) if found else ""
     end = re.search(r"[.!?](?=\s|$)", paragraph)
     return paragraph[: end.end()] if end else paragraph
 
@@ -636,18 +617,13 @@ def resolve_recipe(data: dict[str, Any], where: str = "recipe",
     merged: dict[str, Any] = {}
     for layer in reversed(layers):  # each in today's vocabulary before they meet
         layer = upgrade_recipe(layer)
-        merged = _merge_recipe(_without_fields_not_taken(merged, layer), layer, where)
+        # The model fields and options below that the model this layer chooses does not take
+        # described the model below; those set beside it or above stay, for validate to refuse.
+        arch, model = fields_of(layer.get("model")).get("arch"), fields_of(merged.get("model"))
+        if isinstance(arch, str) and model and (fitted := _fit_model(model, arch)) is not None:
+            merged = {**merged, "model": fitted}
+        merged = _merge_recipe(merged, layer, where)
     return merged
-
-
-def _without_fields_not_taken(merged: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
-    """``merged`` (the recipes below ``layer``) less the model fields and ``options`` that the
-    model ``layer`` chooses does not take (they described the model below); fields set beside
-    it or above stay, for :meth:`TrainConfig.validate` to refuse."""
-    section, model = fields_of(layer.get("model")), fields_of(merged.get("model"))
-    arch = section.get("arch")
-    fitted = _fit_model(model, arch) if isinstance(arch, str) and model else None
-    return merged if fitted is None else {**merged, "model": fitted}
 
 
 def _fit_model(model: Mapping[str, Any], arch: Any,

@@ -97,20 +97,15 @@ class EvalOptions:
         num_classes: number of classes C; ``{head: C}`` for a model with several heads.
         ignore_index: label value left out of the metrics.
         device: where images, labels and the confusion matrix go (the model must be there).
-        precision: "fp32", "bf16" or "fp16" (autocast), or "auto" (what the hardware runs
-            natively).
+        precision: "fp32", "bf16", "fp16" (autocast) or "auto" (what the hardware runs natively).
         predict_fn: ``predict_fn(model, images) -> logits``; default the plain forward pass.
         progress: show a progress bar (on rank 0 only).
-        calibration: also return ``calibration`` statistics of ``softmax(logits /
-            temperature)`` (:class:`fcnseg.metrics.CalibrationBins`).
+        calibration: also return ``calibration`` statistics of ``softmax(logits / temperature)``.
         temperature: divides the logits for the calibration statistics only.
-        coverages: fractions of the most confident pixels whose mean IU ``calibration``
-            reports.
-        exclude_classes: classes left out of the class means (:func:`scores_excluding`);
-            ``{head: classes}`` with several heads.
-        raw_pixels: the loader's images are raw pixels, as fcnseg's datasets give them: a bare
-            network (``preprocess=False``) is scored behind its input convention's
-            preprocessing. False: your loader gives a bare network normalised input.
+        coverages: fractions of the most confident pixels whose mean IU ``calibration`` reports.
+        exclude_classes: classes left out of the class means; ``{head: classes}`` per head.
+        raw_pixels: the loader gives raw pixels (fcnseg's datasets do): a bare network is scored
+            behind its input convention's preprocessing. False: it gives normalised input.
     """
 
     num_classes: int | Mapping[str, int]
@@ -289,14 +284,12 @@ class CheckpointEvalOptions:
         batch_size: images per batch; 1 (default) evaluates each whole image exactly, more pad
             a batch to its largest image (padded pixels are not scored).
         num_workers: DataLoader workers.
-        precision: "auto" (what the hardware runs natively), "fp32", "bf16" or "fp16"; None
-            (default): :func:`training_precision`, so that the scores repeat those training
-            logged. Reported as ``precision`` (an exported model runs in its own).
+        precision: "auto", "fp32", "bf16" or "fp16"; None (default): :func:`training_precision`,
+            so that the scores repeat those training logged. Reported as ``precision``.
         predict_fn: ``predict_fn(model, images) -> logits`` (sliding window, TTA).
         limit: score only the first ``limit`` images.
         progress: show a progress bar.
-        calibration: also report calibration (see :func:`evaluate_model`), of the
-            probabilities with the checkpoint's temperature (``fcnseg calibrate``) applied.
+        calibration: also report calibration, at the checkpoint's temperature.
         coverages: fractions of the most confident pixels to score (with ``calibration``).
     """
 

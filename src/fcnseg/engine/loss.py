@@ -223,12 +223,6 @@ def score_grid(model: nn.Module) -> tuple[int, float]:
     return 32, 0.0
 
 
-def _sampler_seed(seed: int, rank: int) -> int:
-    # Its own stream per process, apart from the model's (dropout) and the data's.
-    return int(np.random.SeedSequence([seed, rank, 0x5A4D]).generate_state(1, np.uint64)[0]
-               & ((1 << 63) - 1))
-
-
 class LossSampler:
     """Drops cells of the score grid from the loss: each cell of each image is kept with
     probability ``rate`` (drawn anew per call), the pixels of dropped ones set to
@@ -241,7 +235,9 @@ class LossSampler:
             raise ValueError(f"loss.sample_rate: must be in (0, 1], got {rate!r}")
         self.rate, self.ignore_index = float(rate), ignore_index
         self.cell, self.offset = int(cell), float(offset)
-        self.generator = torch.Generator().manual_seed(_sampler_seed(seed, rank))
+        # its own stream per process, apart from the model's (dropout) and the data's
+        mixed = np.random.SeedSequence([seed, rank, 0x5A4D]).generate_state(1, np.uint64)[0]
+        self.generator = torch.Generator().manual_seed(int(mixed & ((1 << 63) - 1)))
 
     def _cell_index(self, n: int) -> tuple[torch.Tensor, int]:
         """Each pixel's cell along an axis of length ``n`` (from 0), and the number of cells."""

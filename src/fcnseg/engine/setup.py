@@ -5,6 +5,7 @@ model, optimizer, schedule, gradient scaler and the DDP wrap. Nothing here is re
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import warnings
@@ -204,22 +205,15 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
 
 def _warn_about_data(dataset: Any) -> None:
     """Warn, one line each, of 16-bit images read as dark 8-bit ones and of mask values a
-    remap table leaves as classes."""
-    for found in (narrow_range_warning(dataset), _first_mask_unlisted(dataset)):
-        if found is not None:
-            warnings.warn(found, UserWarning, stacklevel=3)  # one line, from the command line
-
-
-def _first_mask_unlisted(dataset: Any) -> str | None:
-    """The dataset's warning about mask values its remap table leaves as classes, from its
-    first mask (``check-data`` looks at every one); None when fine or for other datasets."""
-    if not hasattr(dataset, "unlisted_values") or len(dataset) == 0:
-        return None
-    try:
-        values = dataset.unlisted_values(0)
-    except (DataError, ImageError, OSError):  # a bad mask is reported where training reads it
-        return None
-    return dataset.remap_warning(values)
+    remap table leaves as classes (in the first mask; ``check-data`` looks at every one)."""
+    found = [narrow_range_warning(dataset)]
+    if hasattr(dataset, "unlisted_values") and len(dataset) > 0:
+        # a bad mask is reported where training reads it
+        with contextlib.suppress(DataError, ImageError, OSError):
+            found.append(dataset.remap_warning(dataset.unlisted_values(0)))
+    for message in found:
+        if message is not None:
+            warnings.warn(message, UserWarning, stacklevel=3)  # one line, from the command line
 
 
 @contextmanager
@@ -332,9 +326,8 @@ def build_training_model(config: TrainConfig, num_classes: int, *, pretrained: b
     dataset's) sizes the first convolution for its bands, to which colour weights widen."""
     m = config.model
     kwargs: dict[str, Any] = {"num_classes": num_classes, **m.options}
-    vgg_fields = {"geometry": m.geometry, "width": m.width, "fc_channels": m.fc_channels,
-                  "dropout": m.dropout}
-    kwargs.update({k: v for k, v in vgg_fields.items() if k in builder_parameters(m.arch)})
+    kwargs.update({k: getattr(m, k) for k in ("geometry", "width", "fc_channels", "dropout")
+                   if k in builder_parameters(m.arch)})
     if convention is not None:
         if not m.arch.startswith(_BAND_ARCH_PREFIXES):
             raise ValueError(f"model.arch: {m.arch} takes 3-band colour images; for multi-band "
@@ -517,19 +510,13 @@ def sample_file_problems(dataset: Any) -> list[str]:
                 problem = (f"{mask}: mask is {mask_size[0]}×{mask_size[1]} but its image "
                            f"{image.name} is {image_size[0]}×{image_size[1]} (W×H)")
         if problem is None and (looks_cut_short(image) or looks_cut_short(mask)):
-            problem = _load_problem(dataset, i)
+            try:
+                dataset.load(i)
+            except (ValueError, OSError) as e:
+                problem = problem_line(e)
         if problem is not None:
             problems.append(problem)
     return problems
-
-
-def _load_problem(dataset: Any, index: int) -> str | None:
-    """What is wrong with sample ``index`` when read in full, or None when it reads."""
-    try:
-        dataset.load(index)
-    except (ValueError, OSError) as e:
-        return problem_line(e)
-    return None
 
 
 def _header_size(path: Path, what: str) -> tuple[tuple[int, int] | None, str | None]:
@@ -602,16 +589,15 @@ def _val_loader(config: TrainConfig, info: DistInfo, val_ds: Dataset | None,
         return None
     shards = ShardedEvalSampler(len(val_ds), info.rank, info.world_size)  # type: ignore[arg-type]
     workers = loader_workers(config.data.num_workers)
-    batching: dict[str, Any] = {"batch_size": config.data.val_batch_size, "sampler": shards}
-    if config.data.val_batch_size == "auto":
-        sizes = sample_sizes(val_ds)
-        batch = 1
+    batch, sizes = config.data.val_batch_size, None
+    if batch == "auto":
+        batch, sizes = 1, sample_sizes(val_ds)
         if sizes:
             batch, message = auto_eval_batch(model, val_ds, sizes, info.device)
             notes.append(message)
-        # each batch of images of one size, in order of first appearance
-        batching = {"batch_sampler": same_size_batches(sizes or [], batch, shards)} \
-            if batch > 1 else {"batch_size": 1, "sampler": shards}
+    # auto: each batch of images of one size, in order of first appearance
+    batching = ({"batch_sampler": same_size_batches(sizes, batch, shards)} if sizes and batch > 1
+                else {"batch_size": batch, "sampler": shards})
     return DataLoader(val_ds, **batching,
                       num_workers=workers, persistent_workers=workers > 0,
                       collate_fn=_collate(val_ds, ignore_index),

@@ -110,7 +110,8 @@ class TrainState:
         if bad:
             setup.checkpoint_writer.finish()  # the message names the checkpoint kept
             raise TrainingDiverged(
-                f"weights became NaN or infinite by iteration {self.iteration} ({_listing(bad)}); "
+                f"weights became NaN or infinite by iteration {self.iteration} "
+                f"({', '.join(bad[:5])}{f' and {len(bad) - 5} more' if len(bad) > 5 else ''}); "
                 f"not saving {path.name}: {kept_checkpoint(setup.last_path)}. Lower optim.lr, "
                 f"use loss.reduction=mean, set optim.grad_clip, or precision=fp32.")
         rngs = all_gather_objects(rng_state(setup.device), setup.info) if with_state else None
@@ -194,16 +195,8 @@ def kept_checkpoint(last_path: Path) -> str:
     """"the last good checkpoint <path> (iteration N) is kept", or that none was written."""
     if not last_path.exists():
         return "no checkpoint was written"
-    return f"the last good checkpoint {last_path} (iteration {_saved_iteration(last_path)}) is kept"
-
-
-def _listing(names: list[str], limit: int = 5) -> str:
-    more = f" and {len(names) - limit} more" if len(names) > limit else ""
-    return ", ".join(names[:limit]) + more
-
-
-def _saved_iteration(path: Path) -> int | str:
     try:
-        return int(torch.load(path, map_location="cpu", weights_only=True)["iteration"])
+        iteration = int(torch.load(last_path, map_location="cpu", weights_only=True)["iteration"])
     except Exception:  # only for a message: an unreadable file says "?"
-        return "?"
+        iteration = "?"
+    return f"the last good checkpoint {last_path} (iteration {iteration}) is kept"

@@ -1,13 +1,9 @@
 """The training loop: recipes in, checkpoints and metrics out, resumable bit for bit.
 
-:func:`train` runs a recipe on one process or under ``torchrun``:
-:func:`~fcnseg.engine.setup.build_setup` builds data, model and optimisation,
-:class:`~fcnseg.engine.state.TrainState` starts or restores the run, and :func:`_loop` steps,
-logs, evaluates and saves. The run folder holds ``recipe.yaml`` (the resolved config),
-``metrics.jsonl`` (one record per log step and per evaluation), ``last.pt`` (all a resume needs),
-``best.pt`` (the highest mean IU) and the records of ``train.loggers`` (TensorBoard by default).
-Inputs keyed by modality (NYUDv2) go to the model as a dict; labels keyed by head (SIFT Flow) sum
-the heads' losses, and ``best.pt`` follows the first head's mean IU (the paper's ranking).
+:func:`train` runs a recipe on one process or under ``torchrun``. The run folder holds
+``recipe.yaml`` (the resolved config), ``metrics.jsonl`` (one record per log step and per
+evaluation), ``last.pt`` (all a resume needs), ``best.pt`` (the highest mean IU; with labels per
+head, SIFT Flow's, the first head's) and the records of ``train.loggers`` (TensorBoard by default).
 """
 
 from __future__ import annotations
@@ -178,7 +174,9 @@ def _train(config: TrainConfig, info: DistInfo, resume: bool, started: float) ->
                   eval_pending=state.eval_pending, classes=setup.class_names,
                   recipe=setup.recipe)
     if info.is_main:  # once the loggers have started: one that refuses leaves the run as it was
-        _write_recipe(run_dir, setup.recipe)
+        # atomically: `--resume` without `--recipe` reads this file back
+        with atomic_write(run_dir / "recipe.yaml", "w") as f:
+            f.write(yaml.safe_dump(setup.recipe, sort_keys=False))
     progress = _Progress(setup, state.iteration, started)
     try:
         with StopRequest(is_process_lost if info.distributed else None) as stop:
@@ -229,13 +227,6 @@ def _checkpoint_to_resume(run_dir: Path, resume: bool,
         raise ValueError(f"out: {run_dir} already holds a run ({last_path.name}); resume it "
                          f"(--resume, or train(..., resume=True)) or choose another out folder")
     return None
-
-
-def _write_recipe(run_dir: Path, recipe: dict[str, Any]) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    # atomically: `--resume` without `--recipe` reads this file back
-    with atomic_write(run_dir / "recipe.yaml", "w") as f:
-        f.write(yaml.safe_dump(recipe, sort_keys=False))
 
 
 def _loop(setup: TrainSetup, state: TrainState, log: _RunLog, progress: _Progress,
@@ -417,13 +408,21 @@ def accumulated_step(setup: TrainSetup, batches: list[tuple[Any, Any]],
     """One optimisation step on the gradients of ``batches`` together, equal to one step on
     their concatenation (``normalizer``: the step's divisor, :func:`_agree`); returns the loss
     over all of them on all processes, a non-finite one with no update made."""
-    config, world = setup.config, setup.info.world_size
+    config, world, device = setup.config, setup.info.world_size, setup.device
     setup.train_model.train()
     setup.optimizer.zero_grad(set_to_none=True)
-    total = torch.zeros((), dtype=torch.float32, device=setup.device)
+    total = torch.zeros((), dtype=torch.float32, device=device)
     for k, (images, labels) in enumerate(batches):
         with _no_sync(setup.train_model, inner=k < len(batches) - 1):
-            loss = _batch_loss(setup, images, labels, normalizer)
+            with autocast(device, setup.precision):
+                logits = setup.train_model(
+                    to_device(images, device, channels_last=setup.channels_last))
+            # dict labels (one map per head) sum the heads' losses
+            loss = segmentation_loss(logits, to_device(labels, device),
+                                     reduction=config.loss.reduction,
+                                     ignore_index=setup.ignore_index, normalizer=normalizer,
+                                     weight=setup.class_weights, name=config.loss.name,
+                                     focal_gamma=config.loss.focal_gamma)
             # DDP averages gradients over processes; scaled, they add up: N processes × batch b
             # equal one process × batch N·b.
             setup.scaler.scale(loss * world if setup.info.distributed else loss).backward()
@@ -448,23 +447,8 @@ def accumulated_step(setup: TrainSetup, batches: list[tuple[Any, Any]],
     return float(total)
 
 
-def _batch_loss(setup: TrainSetup, images: Any, labels: Any,
-                normalizer: float | dict[str, float]) -> torch.Tensor:
-    """The batch's loss; dict labels (one map per head) sum the heads' losses."""
-    config, device = setup.config, setup.device
-    images = to_device(images, device, channels_last=setup.channels_last)
-    labels = to_device(labels, device)
-    with autocast(device, setup.precision):
-        logits = setup.train_model(images)
-    return segmentation_loss(logits, labels, reduction=config.loss.reduction,
-                             ignore_index=setup.ignore_index, normalizer=normalizer,
-                             weight=setup.class_weights, name=config.loss.name,
-                             focal_gamma=config.loss.focal_gamma)
-
-
 def _no_sync(model: nn.Module, *, inner: bool) -> contextlib.AbstractContextManager:
-    """DDP's ``no_sync`` for the inner batches of an accumulation (the last backward
-    all-reduces them all)."""
+    """DDP's ``no_sync`` for the inner batches of an accumulation (the last syncs them all)."""
     ddp = getattr(model, "_orig_mod", model)  # torch.compile wraps the DDP module
     if inner and isinstance(ddp, nn.parallel.DistributedDataParallel):
         return ddp.no_sync()
@@ -533,14 +517,19 @@ def maybe_evaluate(setup: TrainSetup, state: TrainState, log: _RunLog,
     precision = setup.precision  # the validation's, which `fcnseg evaluate` uses too
     log.write({"iteration": state.iteration, "epoch": state.epoch, "split": "val",
                **_scalar_metrics(state.metrics), "precision": precision,
-               "class_iu": _class_iu(state.metrics, setup.class_names)})
+               "class_iu": {str(n): None if v is None else float(v) for n, v in
+                            zip(setup.class_names, state.metrics.get("iu") or [], strict=False)}})
     if viewers := [logger for logger in log.loggers if hasattr(logger, "images")]:
         strips = prediction_previews(setup.eval_model, setup.val_loader.dataset, setup.palette,
                                      device=setup.device)
         for viewer in viewers:
             viewer.images(state.iteration, strips)
     miu = state.metrics.get("mean_iu")
-    _count_stale_evaluation(setup, state, miu)
+    if (stop := setup.config.train.early_stop) is not None and miu is not None:
+        # count the evaluations in a row without progress
+        rose = state.best_mean_iu is None or \
+            float(miu) > state.best_mean_iu + float(stop.get("min_delta", 0.0))
+        state.stale_evals = 0 if rose else state.stale_evals + 1
     heads = other_heads_text(state.metrics)  # SIFT Flow's geometric pixel acc
     progress.write(f"iteration {state.iteration}: mean IU {_pct(miu)}, pixel acc "
                    f"{_pct(state.metrics.get('pixel_acc'))}{'; ' + heads if heads else ''} "
@@ -553,18 +542,6 @@ def maybe_evaluate(setup: TrainSetup, state: TrainState, log: _RunLog,
     return True
 
 
-def _count_stale_evaluation(setup: TrainSetup, state: TrainState, miu: Any) -> None:
-    """With ``train.early_stop``: count the evaluations in a row without progress."""
-    stop = setup.config.train.early_stop
-    if stop is None or miu is None:
-        return
-    min_delta = float(stop.get("min_delta", 0.0))
-    if state.best_mean_iu is None or float(miu) > state.best_mean_iu + min_delta:
-        state.stale_evals = 0
-    else:
-        state.stale_evals += 1
-
-
 def patience_exhausted(setup: TrainSetup, state: TrainState) -> bool:
     """Whether ``train.early_stop`` ends the run: ``patience`` evaluations without progress."""
     stop = setup.config.train.early_stop
@@ -574,19 +551,13 @@ def patience_exhausted(setup: TrainSetup, state: TrainState) -> bool:
 def _saved_metrics(result: dict[str, Any]) -> dict[str, Any]:
     """The scores kept in checkpoints (no confusion matrices); with several heads, the first
     head's also at the top level, whose ``mean_iu`` chooses ``best.pt``."""
+    def kept(scores: dict[str, Any]) -> dict[str, Any]:
+        return {k: json_safe(v) for k, v in scores.items() if k != "confusion"}
+
     if "heads" not in result:
-        return {k: json_safe(v) for k, v in result.items() if k != "confusion"}
-    heads = {h: {k: json_safe(v) for k, v in scores.items() if k != "confusion"}
-             for h, scores in result["heads"].items()}
-    first = next(iter(heads.values()))
-    return {**first, "heads": heads, "num_images": result["num_images"]}
-
-
-def _class_iu(metrics: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
-    """``{class name: IU}`` of the (first head's) evaluation."""
-    ious = metrics.get("iu") or []
-    return {str(n): (None if v is None else float(v))
-            for n, v in zip(names, ious, strict=False)}
+        return kept(result)
+    heads = {h: kept(scores) for h, scores in result["heads"].items()}
+    return {**next(iter(heads.values())), "heads": heads, "num_images": result["num_images"]}
 
 
 def _scalar_metrics(metrics: dict[str, Any]) -> dict[str, Any]:

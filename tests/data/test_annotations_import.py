@@ -308,3 +308,15 @@ def test_a_dataset_yaml_without_bands_over_such_images_is_told_the_line_to_add(
         f"warning: {out / 'dataset.yaml'}: declares no bands, so its 1 image(s) of one channel "
         f"of uint16 samples are read as 8-bit RGB (value / 257); to keep their depth add "
         f"`bands: [intensity]`"]
+
+
+# -- the package's public names ------------------------------------------------------------------
+
+def test_the_import_report_and_the_reader_are_importable_from_the_annotations_package(
+        tmp_path: Path) -> None:
+    from fcnseg.data.annotations import ImportReport, read_annotations
+
+    src = labelme_file(tmp_path / "ls", "a", ["cat"])
+    assert [i.name for i in read_annotations("labelme", src.parent).items] == ["a"]
+    report = import_annotations("labelme", src.parent, tmp_path / "ds")
+    assert isinstance(report, ImportReport) and report.written == ["a"]

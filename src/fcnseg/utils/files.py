@@ -162,7 +162,8 @@ FileSignature = tuple[int, int, int, int, int]
 
 def file_signature(path: PathLike) -> FileSignature | None:
     """What changes whenever a file's content may have (None when it cannot be read): device
-    and inode, size, and modification and status-change times in ns (which cannot be set back)."""
+    and inode, size, and modification and status-change times in ns (any write sets both; the
+    status-change time cannot be set back)."""
     try:
         return _signature(os.stat(path))
     except OSError:

@@ -1,11 +1,9 @@
 """Predictions back into the labelling tool, and which images to label next.
 
-:class:`PreAnnotations` collects, per prediction, its polygons (labelme, COCO or CVAT, see
-:mod:`fcnseg.data.annotations.export`) and its uncertainty: the mean entropy of its (calibrated)
-class probabilities and the share of pixels whose largest probability is below
-:data:`UNCERTAIN_BELOW`. :meth:`PreAnnotations.write` then writes ``ranking.csv`` (most
-uncertain first: the images whose labels would teach the model most) and the polygons of all
-images, or of the ``top`` most uncertain ones.
+:class:`PreAnnotations` collects each prediction's polygons (labelme, COCO or CVAT) and
+uncertainty (:func:`image_uncertainty`), then writes ``ranking.csv`` (most uncertain first: the
+images whose labels would teach the model most) and the polygons of all images, or of the
+``top`` most uncertain ones.
 """
 
 from __future__ import annotations
@@ -40,8 +38,7 @@ RANKING_NAME = "ranking.csv"
 UNCERTAIN_BELOW = 0.5
 #: The single files of the formats that hold every image in one.
 COCO_NAME, CVAT_NAME = "annotations.coco.json", "annotations.xml"
-#: Polygons of fewer pixels are specks: without ``min_area``, one line suggests it when they
-#: are most of the polygons written.
+#: Polygons of fewer pixels are specks (one line suggests ``min_area`` when most are).
 SPECK_AREA = 20
 
 
@@ -79,11 +76,9 @@ class PreAnnotations:
 
     In ``out_dir`` (image paths relative to it), polygons in ``fmt`` (``labelme``, ``coco``,
     ``cvat`` or None) of ``class_names`` but ``ignore_index``, simplified within ``tolerance``
-    pixels, none under ``min_area`` pixels (smaller regions filled into the class around them,
-    :func:`fill_small_regions`; 0: all); with ``rank`` (by uncertainty), for the ``top`` most
-    uncertain images only; CVAT's labels coloured by ``palette`` (class index to RGB). Entries,
-    recorded as writer threads finish, are put back in input ``order`` (names not in it after,
-    as recorded).
+    pixels, none under ``min_area`` pixels (0: all); with ``rank``, for the ``top`` most
+    uncertain images only; CVAT's labels coloured by ``palette``. Entries, recorded as writer
+    threads finish, are put back in input ``order`` (names not in it after, as recorded).
     """
 
     out_dir: Path
@@ -98,8 +93,7 @@ class PreAnnotations:
     order: tuple[str, ...] = ()
     _entries: dict[str, _Entry] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    #: (polygons of fewer than :data:`SPECK_AREA` pixels, polygons) written without
-    #: ``min_area``.
+    #: (polygons under :data:`SPECK_AREA` pixels, polygons) written without ``min_area``.
     specks: list[int] = field(default_factory=lambda: [0, 0])
 
     def add(self, path: Path, name: str, pred: Prediction) -> None:
@@ -162,10 +156,9 @@ class PreAnnotations:
         return entries
 
     def write(self) -> tuple[list[Path], list[str]]:
-        """Write ranking.csv and the polygons (nothing without a prediction recorded); returns
-        the files written and one line per file that was not. A file that ``fcnseg predict``
-        did not write (a labelme JSON someone annotated), or edited since it did, is never
-        replaced (the latter noted in ``kept``)."""
+        """Write ranking.csv and the polygons (nothing without a prediction): the files written
+        and one line per file that was not. A file ``fcnseg predict`` did not write, or edited
+        since it did (noted in ``kept``), is never replaced."""
         entries = self.ranked()
         written: list[Path] = []
         self._problems: list[str] = []

@@ -1,9 +1,6 @@
-"""Uncertainty maps and temperature scaling.
-
-A segmentation model's softmax is usually over-confident. Temperature scaling (Guo et al.,
-2017) divides the logits by one number T > 0, fitted on held-out pixels to minimise the
-negative log-likelihood: probabilities become honest while every label stays the same.
-:func:`calibrate_checkpoint` fits T on a validation split and writes it into a checkpoint
+"""Uncertainty maps and temperature scaling (Guo et al., 2017): the logits divided by one
+T > 0 fitted on held-out pixels to minimise the negative log-likelihood, so that probabilities
+become honest while every label stays. :func:`calibrate_checkpoint` writes T into a checkpoint
 (``checkpoint["temperature"]``), which the :class:`~fcnseg.inference.Segmenter` applies.
 """
 
@@ -47,24 +44,21 @@ DEFAULT_MAX_PIXELS = 1_000_000
 
 
 def entropy(probs: np.ndarray) -> np.ndarray:
-    """Per-pixel entropy ``-Σ_c p_c log p_c`` in nats of C×H×W probabilities: 0 where the model
-    is certain, ``log C`` where every class is equally likely."""
+    """Per-pixel entropy ``-Σ_c p_c log p_c`` in nats of C×H×W probabilities (0 to ``log C``)."""
     p = np.asarray(probs, dtype=np.float64)
     logs = np.log(np.where(p > 0, p, 1.0))  # 0·log 0 = 0
     return (-(p * logs).sum(axis=0)).astype(np.float32)
 
 
 def maxprob_uncertainty(probs: np.ndarray) -> np.ndarray:
-    """Per-pixel ``1 − max_c p_c`` of C×H×W probabilities: 0 where the model is certain,
-    ``1 − 1/C`` where every class is equally likely."""
+    """Per-pixel ``1 − max_c p_c`` of C×H×W probabilities (0 to ``1 − 1/C``)."""
     return (1.0 - np.asarray(probs, dtype=np.float32).max(axis=0)).astype(np.float32)
 
 
 def uncertainty_maps(probs: np.ndarray, kinds: Sequence[str] = UNCERTAINTY_KINDS
                      ) -> dict[str, tuple[np.ndarray, float, str]]:
-    """For each kind in ``kinds``, ``(H×W map, its largest possible value, a title)`` of
-    C×H×W probabilities: ``"entropy"`` in nats (at most log C), ``"maxprob"`` 1 − the largest
-    probability (at most 1 − 1/C)."""
+    """For each of ``kinds`` (:func:`entropy`, :func:`maxprob_uncertainty`), ``(H×W map, its
+    largest possible value, a title)`` of C×H×W probabilities."""
     c = int(np.asarray(probs).shape[0])
     out: dict[str, tuple[np.ndarray, float, str]] = {}
     for kind in kinds:
@@ -103,8 +97,7 @@ def _check_temperature(temperature: float) -> None:
 
 @dataclass(frozen=True)
 class TemperatureFit:
-    """The result of :func:`fit_temperature`: the temperature and the mean negative
-    log-likelihood per pixel before (T = 1) and after."""
+    """:func:`fit_temperature`'s temperature and mean NLL per pixel before (T = 1) and after."""
 
     temperature: float
     nll_before: float
@@ -115,9 +108,8 @@ class TemperatureFit:
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, *,
                     max_iter: int = 100) -> TemperatureFit:
     """The temperature T minimising the mean NLL of ``softmax(logits / T)`` of P×C ``logits``
-    (ignored pixels left out) and P ``labels``: ``log T`` (so T stays positive) optimised by
-    L-BFGS (``max_iter`` iterations) in float64, within ``TEMPERATURE_RANGE`` (on pixels all
-    predicted right the NLL keeps falling as T goes to 0)."""
+    and P ``labels``: ``log T`` optimised by L-BFGS in float64 within ``TEMPERATURE_RANGE`` (on
+    pixels all predicted right the NLL keeps falling as T goes to 0)."""
     if logits.dim() != 2 or labels.shape != logits.shape[:1]:
         raise ValueError(f"fit_temperature needs P×C logits and P labels, got "
                          f"{tuple(logits.shape)} and {tuple(labels.shape)}")
@@ -150,10 +142,9 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, *,
 def collect_logits(runner: InferenceRunner, loader: Any, *, ignore_index: int | None = 255,
                    max_pixels: int = DEFAULT_MAX_PIXELS, seed: int = 0,
                    progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(P×C float32 logits, P int64 labels)`` on the CPU of a random subsample of the scored
-    pixels of the model ``runner`` runs over ``loader``'s ``(images, labels)`` batches: each
-    of the N images contributes at most ``ceil(max_pixels / N)`` of its non-ignored pixels
-    (seeded), so memory stays bounded whatever N."""
+    """``(P×C float32 logits, P int64 labels)`` on the CPU of a seeded random sample of the
+    scored pixels of ``runner`` over ``loader``'s ``(images, labels)``: at most
+    ``ceil(max_pixels / N)`` of each of the N images, so memory stays bounded."""
     per_image = max(1, math.ceil(max_pixels / max(len(loader.dataset), 1)))
     gen = torch.Generator().manual_seed(seed)
     kept: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -191,9 +182,8 @@ def _sample_pixels(logits: torch.Tensor, label: torch.Tensor, ignore_index: int 
 
 def save_with_temperature(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str],
                           temperature: float, info: Mapping[str, Any] | None = None) -> Path:
-    """Write ``checkpoint`` with ``temperature`` (and ``info`` as ``calibration``) to ``out``,
-    in the format its name says (:func:`output_format`), atomically: ``out`` may be
-    ``checkpoint`` itself, and a crash leaves either the old or the new file."""
+    """Write ``checkpoint`` with ``temperature`` (and ``info`` as ``calibration``) to ``out``
+    (which may be ``checkpoint``) atomically, in the format of its name (:func:`output_format`)."""
     _check_temperature(temperature)
     out = Path(out)
     fmt = output_format(out)
@@ -209,14 +199,12 @@ def save_with_temperature(checkpoint: str | os.PathLike[str], out: str | os.Path
     return write_checkpoint(out, ckpt)
 
 
-#: Names of torch checkpoints (``.pth.tar`` is the PyTorch FCN port's); ``.safetensors`` is the
-#: other format written.
+#: Names of torch checkpoints (``.pth.tar`` is the PyTorch FCN port's).
 TORCH_SUFFIXES = (".pt", ".pth", ".tar", ".ckpt", ".bin")
 
 
 def output_format(path: str | os.PathLike[str]) -> str:
-    """``"safetensors"`` or ``"torch"``: the checkpoint format a file name says (another,
-    ``.onnx`` say, is one line naming it)."""
+    """``"safetensors"`` or ``"torch"``, as a file name says (another is one line naming it)."""
     suffix = Path(path).suffix.lower()
     if suffix == ".safetensors":
         return "safetensors"
@@ -227,8 +215,7 @@ def output_format(path: str | os.PathLike[str]) -> str:
 
 
 def refuse_exported(checkpoint: str | os.PathLike[str], kind: str | None = None) -> None:
-    """One line when ``checkpoint`` is an exported model (``kind`` when already known): only
-    the checkpoint it came from can take a temperature."""
+    """One line when ``checkpoint`` is an exported model (of ``kind`` where known)."""
     kind = kind or artifact_kind(checkpoint)
     if kind is not None:
         shown = {"onnx": "ONNX", "torchscript": "TorchScript"}.get(kind, kind)
@@ -239,10 +226,9 @@ def refuse_exported(checkpoint: str | os.PathLike[str], kind: str | None = None)
 
 @dataclass(frozen=True)
 class CalibrateOptions:
-    """How :func:`calibrate_checkpoint` reads the data and runs the model: on ``device`` (in
-    float32), ``batch_size`` images a batch read by ``num_workers`` DataLoader workers, at most
-    ``max_pixels`` pixels kept for the fit (:func:`collect_logits`, chosen by ``seed``) from
-    the first ``limit`` images (None: all), with a progress bar when ``progress``."""
+    """How :func:`calibrate_checkpoint` runs: on ``device`` in float32, ``batch_size`` images a
+    batch read by ``num_workers`` workers, at most ``max_pixels`` pixels kept
+    (:func:`collect_logits`, by ``seed``) of the first ``limit`` images (None: all)."""
 
     device: str | torch.device = "cpu"
     batch_size: int = 1
@@ -255,8 +241,8 @@ class CalibrateOptions:
 
 def _fitting_data(ckpt: Mapping[str, Any], dataset: Mapping[str, Any], checkpoint: str,
                   model: nn.Module) -> tuple[Any, ClassMatch, dict[str, Any]]:
-    """The dataset to fit on, how its classes match the checkpoint's, and its spec (reading the
-    modalities the model takes); refused in one line where they cannot be the checkpoint's."""
+    """The dataset to fit on (of the model's modalities), its :class:`ClassMatch` and its spec;
+    refused in one line where it cannot be the checkpoint's."""
     input_names = tuple(getattr(model, "input_names", ("color",)))
     dataset = spec_for_inputs(dataset, input_names)
     data = build_dataset(dict(dataset), split=eval_split(dict(dataset)),
@@ -275,13 +261,11 @@ def _fitting_data(ckpt: Mapping[str, Any], dataset: Mapping[str, Any], checkpoin
 def calibrate_checkpoint(checkpoint: str | os.PathLike[str], dataset: Mapping[str, Any],
                          out: str | os.PathLike[str], options: CalibrateOptions | None = None,
                          **fields: Any) -> dict[str, Any]:
-    """Fit a temperature on a dataset (a :func:`fcnseg.data.build_dataset` spec; without a
-    ``split``, its val split) from the checkpoint's raw logits, and write the checkpoint with
-    it to ``out``. ``options`` says how; ``fields`` are its fields as keywords, which replace
-    those of ``options``. Returns the fit (``temperature``, ``nll_before``, ``nll_after``,
-    ``pixels``), the expected calibration error of the sampled pixels before and after
-    (``ece_before``, ``ece_after``), ``num_images``, the ``dataset`` spec and the
-    ``written_temperature``: the fitted one, or 1 where it raises that error."""
+    """Fit a temperature on a dataset (a :func:`fcnseg.data.build_dataset` spec, by default its
+    val split) from the checkpoint's raw logits and write the checkpoint with it to ``out``,
+    as ``options`` (or its ``fields`` as keywords) say. Returns the fit (``temperature``,
+    ``nll_before``, ``nll_after``, ``pixels``), ``ece_before``, ``ece_after``, ``num_images``,
+    the ``dataset`` spec and ``written_temperature`` (1 where the fit raises the ECE)."""
     opts = replace(options or CalibrateOptions(), **fields)
     if opts.max_pixels < 1:
         raise ValueError(f"max_pixels must be at least 1, got {opts.max_pixels}")
@@ -315,8 +299,7 @@ def calibrate_checkpoint(checkpoint: str | os.PathLike[str], dataset: Mapping[st
                               "ece_after": ece(fit.temperature), "num_images": len(data),
                               "dataset": {**dataset, "split": eval_split(dict(dataset))},
                               **({"classes_matched_by_name": match.note} if match.note else {})}
-    # One that makes the calibration error worse on the very pixels it was fitted on is not
-    # one to ship.
+    # One that makes the calibration error worse on the pixels it was fitted on is not shipped.
     result["written_temperature"] = (fit.temperature if result["ece_after"]
                                      <= result["ece_before"] else 1.0)
     save_with_temperature(checkpoint, out, result["written_temperature"], result)

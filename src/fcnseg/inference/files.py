@@ -1,12 +1,10 @@
 """The files of ``fcnseg predict``: finding the inputs and writing every output.
 
-For an input named ``NAME`` the writer puts into the output folder ``NAME_label.png`` (class
-indices with the model's palette), ``NAME_overlay.png`` (with a legend),
-``NAME_heatmap_CLASS.png`` (titled, with a colour bar), ``NAME_uncertainty_KIND.png`` and
-``NAME_probs.npz`` when asked. Every file it writes is listed first in the folder's manifest
-(:data:`MANIFEST_NAME`), so that a later run never takes them for inputs; once an input's
-files are written, the manifest records which model and settings wrote them
-(:func:`record_written`, :func:`written_by`).
+For an input ``NAME``: ``NAME_label.png`` (class indices, the model's palette),
+``NAME_overlay.png``, and when asked ``NAME_heatmap_CLASS.png``, ``NAME_uncertainty_KIND.png``
+and ``NAME_probs.npz``. Each file is listed in the folder's manifest (:data:`MANIFEST_NAME`)
+before it is written, so that a later run never takes it for an input, and once written with
+the model and settings that wrote it (:func:`record_written`, :func:`written_by`).
 """
 
 from __future__ import annotations
@@ -46,8 +44,7 @@ from fcnseg.utils.typing import PathLike
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp",
                               ".ppm", ".pgm", ".pbm", ".pnm"})
 
-# One relative path a line, appended before the files are written: a run that is killed
-# mid-way leaves no output the next run would mistake for an input.
+# One relative path a line, appended before the files are written.
 MANIFEST_NAME = ".fcnseg-outputs.txt"
 # After an input's files are written: "<TAB>written<TAB>JOB<TAB>PATH<TAB>PATH...". The empty
 # first field makes earlier fcnseg versions (which skip lines without a path) ignore it.
@@ -109,8 +106,7 @@ def _manifest_lines(folder: Path) -> list[str]:
 
 def written_by(out_dir: PathLike) -> dict[Path, str | None]:
     """Which run wrote each output listed in the manifest of ``out_dir``: the job of its latest
-    :func:`record_written`; None where never recorded, or listed again since (a later run that
-    may have stopped mid-way)."""
+    :func:`record_written`; None where never recorded, or listed again since."""
     writers: dict[Path, str | None] = {}
     for line in _manifest_lines(Path(out_dir)):
         fields = line.split("\t")
@@ -122,8 +118,8 @@ def written_by(out_dir: PathLike) -> dict[Path, str | None]:
 
 
 def outputs_job(model_id: str, palette: np.ndarray, style: PictureStyle) -> str:
-    """What names a run's image outputs in the manifest (``sha256=HEX``): the model and its
-    settings (:func:`fcnseg.inference.rasters.model_identity`), the colours and the style."""
+    """What names a run's image outputs in the manifest (``sha256=HEX``): the model
+    (:func:`fcnseg.inference.rasters.model_identity`), the colours and the style."""
     described = {"model": model_id, "palette": np.asarray(palette).tolist(),
                  "style": asdict(style)}
     return content_digest(json.dumps(described, sort_keys=True, default=str).encode())
@@ -175,8 +171,7 @@ def collect_inputs(specs: Sequence[str], out_dir: PathLike | None = None
     """Expand files, folders and globs into (file, output name) pairs, and (spec, problem)
     pairs for specs that give nothing to segment. Files an earlier run wrote
     (:class:`OwnOutputs`) are never inputs, nor is ``out_dir`` inside a folder given. Output
-    names are the file stem, or the path relative to the folder given (without suffix),
-    made unique (:func:`_unique_names`)."""
+    names are the file stem, or the path relative to the folder given, made unique."""
     out_dir = None if out_dir is None else Path(out_dir)
     own = OwnOutputs()
     found: dict[Path, tuple[Path, str]] = {}  # by resolved path: a file found twice is one input
@@ -186,35 +181,33 @@ def collect_inputs(specs: Sequence[str], out_dir: PathLike | None = None
         if path.is_dir():
             # An output folder below this one is not scanned (the folder itself is).
             skip = out_dir is not None and path.resolve() in out_dir.resolve().parents
-            files = sorted(f for f in path.rglob("*")
-                           if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
-                           and not (skip and out_dir.resolve() in f.resolve().parents)
-                           and f not in own)
-            if not files:
-                problems.append((spec, "folder holds no images"))
-            for f in files:
-                found.setdefault(f.resolve(), (f, f.relative_to(path).with_suffix("").as_posix()))
+            hits = [(f, f.relative_to(path).with_suffix("").as_posix())
+                    for f in sorted(path.rglob("*"))
+                    if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
+                    and not (skip and out_dir.resolve() in f.resolve().parents) and f not in own]
+            empty = "folder holds no images"
+        elif path.is_file() and path in own:
+            problems.append((spec, "written by an earlier fcnseg predict (listed in "
+                                   f"{MANIFEST_NAME}); not segmented again"))
+            continue
         elif path.is_file():
-            if path in own:
-                problems.append((spec, "written by an earlier fcnseg predict (listed in "
-                                       f"{MANIFEST_NAME}); not segmented again"))
-            else:
-                found.setdefault(path.resolve(), (path, path.stem))
+            hits, empty = [(path, path.stem)], ""
         elif glob.has_magic(spec):
             matches = sorted(Path(m) for m in glob.glob(spec, recursive=True))
-            files = [m for m in matches if m.is_file() and m not in own]
-            if not files:
-                problems.append((spec, "pattern matches no files"))
-            for f in files:
-                found.setdefault(f.resolve(), (f, f.stem))
+            hits = [(m, m.stem) for m in matches if m.is_file() and m not in own]
+            empty = "pattern matches no files"
         else:
             problems.append((spec, "no such file or folder"))
+            continue
+        if not hits:
+            problems.append((spec, empty))
+        for f, name in hits:
+            found.setdefault(f.resolve(), (f, name))
     return _unique_names([(f, _utf8_name(name)) for f, name in found.values()]), problems
 
 
 def _utf8_name(name: str) -> str:
-    """An output name that is valid UTF-8: a file name's undecodable bytes (lone surrogates,
-    ``caf\udce9``) become ``%XX`` (``caf%E9``), so that outputs and manifest can be written."""
+    """A name whose undecodable bytes (``caf\udce9``) are ``%XX`` (``caf%E9``): valid UTF-8."""
     return "".join(f"%{ord(c) - 0xDC00:02X}" if "\udc80" <= c <= "\udcff" else c
                    for c in name)
 
@@ -290,11 +283,11 @@ def output_files(out_dir: PathLike, name: str, class_names: Sequence[str],
 class OutputOptions:
     """What :func:`write_prediction` and :func:`write_predictions` write for each prediction:
     heatmaps of ``heatmap_classes`` (or of the classes present, ``heatmaps_present``),
-    ``uncertainty`` maps (``"entropy"``, ``"maxprob"``), ``NAME_probs.npz`` (``probs``), drawn
-    as ``style`` says, never over the ``protected`` resolved paths (the inputs). ``observe``
-    is called with (input path, output name, prediction) after its files are written (in a
-    writer thread; ``observe_needs_probs``: with probabilities); ``job``, the run's
-    :func:`outputs_job`, is recorded in the manifest for each (empty: not recorded)."""
+    ``uncertainty`` maps, ``NAME_probs.npz`` (``probs``), drawn as ``style`` says, never over
+    the ``protected`` resolved paths (the inputs). ``observe(input path, output name,
+    prediction)`` is called in a writer thread after its files are written (with
+    probabilities: ``observe_needs_probs``); ``job`` (:func:`outputs_job`) is recorded for
+    each in the manifest (empty: not recorded)."""
 
     heatmap_classes: tuple[int, ...] = ()
     heatmaps_present: bool = False
@@ -320,8 +313,7 @@ class OutputOptions:
 def write_prediction(out_dir: PathLike, name: str, pred: Prediction, palette: np.ndarray,
                      options: OutputOptions = OutputOptions()) -> OutputFiles:
     """Write the outputs of one prediction (its first head's) into ``out_dir`` as ``options``
-    say and return where they went: :func:`reserve_outputs` then :func:`write_outputs`
-    (``options.observe`` is not called)."""
+    say (:func:`reserve_outputs`, :func:`write_outputs`; no ``observe``): where they went."""
     files = reserve_outputs(out_dir, name, pred, heatmap_classes=options.heatmaps_for(pred),
                             uncertainty=options.uncertainty, probs=options.probs,
                             protected=options.protected)
@@ -336,9 +328,8 @@ def reserve_outputs(out_dir: PathLike, name: str, pred: Prediction, *,
                     probs: bool = False, protected: Collection[Path] = frozenset()
                     ) -> OutputFiles:
     """The first half of :func:`write_prediction`: check that the outputs of ``pred`` may be
-    written (a :class:`FileExistsError` before anything is written where one would replace a
-    ``protected`` path, the inputs; probabilities present when needed), create their folder
-    and list them in the manifest."""
+    written (a :class:`FileExistsError` where one would replace a ``protected`` path, the
+    probabilities present where needed), create their folder and list them in the manifest."""
     heatmap_classes = list(heatmap_classes)
     if (heatmap_classes or uncertainty or probs) and pred.probs is None:
         raise ValueError("heatmaps, uncertainty maps and probabilities need a prediction made "
@@ -354,8 +345,8 @@ def reserve_outputs(out_dir: PathLike, name: str, pred: Prediction, *,
 
 def write_outputs(files: OutputFiles, pred: Prediction, palette: np.ndarray,
                   style: PictureStyle = PictureStyle()) -> None:
-    """The second half of :func:`write_prediction`: draw and write the files that
-    :func:`reserve_outputs` listed. Safe to run in a thread beside others writing other files."""
+    """The second half of :func:`write_prediction`: draw and write the files
+    :func:`reserve_outputs` listed (thread-safe beside others writing other files)."""
     save_label_png(files.label, pred.label, palette)
     save_png(files.overlay, overlay_picture(pred, palette, style))
     uncertainty = list(files.uncertainty)
@@ -383,8 +374,7 @@ def overlay_picture(pred: Prediction, palette: np.ndarray, style: PictureStyle) 
 
 def outputs_complete(source: PathLike, files: OutputFiles) -> bool:
     """Whether every output in ``files`` of the input ``source`` is written: each present (they
-    are written whole, by rename) and the label PNG of the input's upright size (by Pillow,
-    else by the raster reader: a multi-band TIFF)."""
+    are written whole) and the label PNG of the input's upright size."""
     from fcnseg.data.images import upright_size
     from fcnseg.data.rasters import raster_info
 
@@ -406,9 +396,8 @@ def outputs_complete(source: PathLike, files: OutputFiles) -> bool:
 
 @dataclass(frozen=True)
 class FileOutcome:
-    """What became of one input: ``problem`` is None when its outputs were written, else one
-    line naming the file and what went wrong (as ``fcnseg predict`` reports it); ``written``
-    the files written whole for it (every head's)."""
+    """What became of one input: ``problem``, None when its outputs were written, else one line
+    naming the file and what went wrong; ``written``, the files written whole (every head's)."""
 
     path: Path
     name: str
@@ -421,8 +410,7 @@ def write_predictions(predictions: Iterable[tuple[Path, str, Prediction | Except
                       *, workers: int | None = None, pending: int = 8) -> Iterator[FileOutcome]:
     """Write the outputs of each prediction into ``out_dir`` in ``workers`` threads (0: in the
     calling thread), at most ``pending`` waiting; yield one :class:`FileOutcome` per item, in
-    order (an exception, or outputs that cannot be written, reported; the rest still
-    written), each recorded as ``options.job``'s when set (:func:`record_written`)."""
+    order (a failure reported, the rest still written), recorded as ``options.job``'s."""
     jobs = (_write_job(path, name, pred, out_dir, palette, options)
             for path, name, pred in predictions)
     count = workers or default_workers()
@@ -438,9 +426,8 @@ def write_predictions(predictions: Iterable[tuple[Path, str, Prediction | Except
 
 def _write_job(path: Path, name: str, pred: Prediction | Exception, out_dir: Path,
                palette: np.ndarray, options: OutputOptions) -> Callable[[], FileOutcome]:
-    """What a writer thread runs for one item. Each head's files are listed in the manifest
-    here, in input order; an error that stops the listing is reported after the files listed
-    before it are written."""
+    """What a writer thread runs for one item; each head's files are listed in the manifest
+    here, in input order (an error doing so is reported after those listed are written)."""
     if isinstance(pred, ImageError):  # its message names the file
         return lambda: FileOutcome(path, name, f"skipped {pred}")
     if isinstance(pred, Exception):
@@ -455,8 +442,7 @@ def _write_job(path: Path, name: str, pred: Prediction | Exception, out_dir: Pat
                                 uncertainty=options.uncertainty, probs=options.probs,
                                 protected=options.protected)
         todo.append((files, pred, palette, style))
-        # Each further head (SIFT Flow) writes NAME_<head>_label.png, its overlay and, with
-        # --probs, NAME_<head>_probs.npz
+        # Each further head (SIFT Flow): NAME_<head>_label.png, overlay, NAME_<head>_probs.npz
         for head, head_pred in list(pred.heads.items())[1:]:
             files = reserve_outputs(out_dir, f"{name}_{head}", head_pred,
                                     probs=options.probs and head_pred.probs is not None,

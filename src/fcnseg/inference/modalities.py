@@ -1,8 +1,7 @@
-"""The other inputs of a model with several (NYUDv2 RGB-HHA, RGB-D): where each image's
-companion files are, and segmenting files with them. Each other modality's file is the file of
-the same name in its folder (``--input-dir hha=DIR``) or, without one, the first of
-``DIR/NAME_hha.EXT``, ``DIR/NAME.hha.EXT`` and ``DIR/../hha/NAME.EXT`` (NYUDv2's own layout)
-for ``DIR/NAME.EXT``, ``EXT`` the image's extension, then ``.png``; the same for ``depth``.
+"""The other inputs of a model with several (NYUDv2 RGB-HHA, RGB-D): each image's companion
+file of another modality is the file of the same name in its folder (``--input-dir hha=DIR``)
+or, without one, the first of ``DIR/NAME_hha.EXT``, ``DIR/NAME.hha.EXT`` and
+``DIR/../hha/NAME.EXT`` (NYUDv2's layout), ``EXT`` the image's extension, then ``.png``.
 """
 
 from __future__ import annotations
@@ -51,8 +50,8 @@ def find_companion(image: Path, modality: str) -> Path:
 
 
 def is_companion_file(path: Path, modalities: Sequence[str]) -> bool:
-    """Whether ``path`` is itself another image's companion (``NAME_hha.png``, ``NAME.hha.png``,
-    or in a folder named ``hha``), so not an input of its own."""
+    """Whether ``path`` is another image's companion (``NAME_hha.png``, ``NAME.hha.png``, or in a
+    folder named ``hha``), not an input of its own."""
     path = Path(path)
     return any(path.stem.endswith((f"_{m}", f".{m}")) or path.parent.name == m
                for m in modalities)
@@ -73,9 +72,8 @@ def segment_modalities(segmenter: Segmenter, inputs: Sequence[tuple[Path, str]],
                        folders: Mapping[str, Path], *, return_probs: bool = False
                        ) -> Iterator[tuple[Path, str, Prediction | Exception]]:
     """``(file, name, prediction or error)`` for each INPUT of a model with several inputs
-    (:func:`given_modality`): each modality in ``folders`` read from the file of the same name
-    there, each other found by :func:`find_companion`. A file missing or unreadable gives its
-    error in place of the prediction; the other inputs are still segmented."""
+    (:func:`given_modality`), its other files from ``folders`` or :func:`find_companion`; a
+    file missing or unreadable gives its error in place of the prediction."""
     given = given_modality(segmenter.input_names, folders)
     for path, name in inputs:
         try:

@@ -1,8 +1,6 @@
-"""Threads that read ahead of a consumer and hand results back in order, and
-:func:`segment_files`, which reads images ahead of the model that segments them.
-
-Pillow's decoders and zlib release the GIL, so images read (or outputs written) in threads run
-beside the model's forward passes rather than between them.
+"""Threads that work ahead of a consumer and hand results back in order, and
+:func:`segment_files`, which reads images ahead of the model (decoders and zlib release the
+GIL, so reading and writing run beside the forward passes rather than between them).
 """
 
 from __future__ import annotations
@@ -22,22 +20,20 @@ import numpy as np
 from fcnseg.inference.images import ImageError, load_image
 from fcnseg.inference.segmenter import Prediction, Segmenter
 
-#: How much lower the reading and writing threads run than the model's (Linux nice levels): they
-#: get the cores the model leaves idle rather than slowing its parallel regions.
+#: How much lower (Linux nice levels) reading and writing threads run than the model's: they get
+#: the cores it leaves idle.
 BACKGROUND_NICENESS = 10
 
 T = TypeVar("T")
 
 
 def default_workers() -> int:
-    """Threads for reading, and as many for writing: one per two cores, 1 to 4 (more only
-    contend with the model's for the cores and the GIL)."""
+    """Threads for reading, and as many for writing: one per two cores, 1 to 4."""
     return max(1, min(4, (os.cpu_count() or 1) // 2))
 
 
 def _run_in_background() -> None:
-    """Lower the calling thread's priority by :data:`BACKGROUND_NICENESS` (Linux; elsewhere, or
-    where refused, nothing changes)."""
+    """Lower the calling thread's priority by :data:`BACKGROUND_NICENESS` where allowed."""
     with contextlib.suppress(AttributeError, OSError):
         tid = threading.get_native_id()
         os.setpriority(os.PRIO_PROCESS, tid,
@@ -64,8 +60,7 @@ def in_order(jobs: Iterable[Callable[[], T]], pool: ThreadPoolExecutor,
 
 
 def read_or_error(path: Path, max_pixels: int | None) -> np.ndarray | ImageError:
-    """The image at ``path`` (:func:`~fcnseg.data.images.load_image`), or the
-    :class:`ImageError` that names why it cannot be read: one bad file does not stop the rest."""
+    """The image at ``path``, or the :class:`ImageError` naming why it cannot be read."""
     try:
         return load_image(path, max_pixels=max_pixels)
     except ImageError as e:
@@ -91,11 +86,9 @@ def segment_files(segmenter: Segmenter, inputs: Sequence[tuple[Path, str]], *,
                   read_workers: int | None = None
                   ) -> Iterator[tuple[Path, str, Prediction | Exception]]:
     """Read and segment ``inputs`` (file, name) ``batch_size`` at a time; yield ``(file, name,
-    prediction)`` in input order, or ``(file, name, error)`` for a file that cannot be read or
-    segmented (a failing batch is retried image by image to find the one at fault). Files are
-    decoded in ``read_workers`` threads (default :func:`default_workers`) up to two batches
-    ahead; 0 reads each batch just before it runs. A multi-band or HHA model reads each file
-    itself as its batch runs (:func:`~fcnseg.inference.rasters.read_model_bands`)."""
+    prediction or error)`` in input order (a failing batch is retried image by image). Files
+    are decoded in ``read_workers`` threads (default :func:`default_workers`) up to two batches
+    ahead (0: just before each batch); a multi-band or HHA model reads its files itself."""
     loaded: Iterator[tuple[Path, str, Any]]
     if segmenter.input_convention.bands is not None or segmenter.input_names == ("hha",):
         loaded = ((path, name, path) for path, name in inputs)  # read and checked as stored

@@ -1,25 +1,23 @@
 """Rasters of any size with bounded memory: tiles with overlap, blended, written by windows.
 
-:func:`predict_raster` segments a raster too large to hold in memory (a 50,000² GeoTIFF) by
-``tile``-pixel tiles every ``tile - overlap`` pixels, their logits averaged with a smooth
-weight (:func:`blend_profile`: zero at a tile's inner edges, a cosine ramp to one, flat at the
-image's borders), so that no seam shows. Tiles go in raster order: what is final is written at
-once, the sums a tile row leaves for the next go to a temporary file, and the input's blocks
-are each decoded once (:func:`~fcnseg.data.rasters.cached_blocks`): memory is set by the tile,
-the batch, the classes and one strip of tiles. The output is a tiled, deflate-compressed
-GeoTIFF of class indices (CRS and geotransform kept, nodata 255, the palette as colour table,
-class names as tags), with optional ``NAME_probs.tif`` and ``NAME_uncertainty.tif`` (NaN
-without data). ``OUT.partial.json`` records the rows written, so that a run of the same job
-(input, model by content, :func:`model_identity`, settings) goes on from there;
-``OUT.done.json`` makes a later one skip it. Another job predicts the raster again.
+:func:`predict_raster` cuts a raster (a 50,000² GeoTIFF) into overlapping tiles whose logits are
+blended by a smooth weight (:func:`blend_profile`), so that no seam shows. Tiles go in raster
+order; what is final is written at once, the sums a tile row leaves for the next are spilled to
+a temporary file: memory is set by the tile, the batch, the classes and one strip of tiles. The
+output is a tiled GeoTIFF of class indices (CRS and geotransform kept, nodata 255, the palette
+as colour table, class names as tags), with optional ``NAME_probs.tif`` and
+``NAME_uncertainty.tif``. ``OUT.partial.json`` lets a run of the same job (input, model by
+content, :func:`model_identity`, settings) resume; ``OUT.done.json`` makes a later one skip it.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import hashlib
 import io
+import itertools
 import json
 import os
 import tempfile
@@ -60,8 +58,7 @@ from fcnseg.utils.validate import fields_of
 
 #: The label written where the input has no data (the output raster's nodata value).
 NODATA_LABEL = 255
-#: GDAL's block cache while predicting, in bytes: next to none. Output blocks are written
-#: whole, in order; the input's blocks are held by the tile reader itself (cached_blocks).
+#: GDAL's block cache, in bytes: next to none (blocks are written whole, read once).
 _GDAL_CACHE_BYTES = 16
 
 #: ``run(batch) -> logits``: a B×h×w×N raster batch (as read) to B×C×h×w float32 logits.
@@ -78,15 +75,11 @@ def default_overlap(tile: int) -> int:
 
 @dataclass(frozen=True)
 class TileSettings:
-    """How a raster is cut and what is written.
-
-    Tiles of ``tile`` pixels a side (cut to the image) sharing ``overlap`` pixels (less
-    than half the tile; None: :func:`default_overlap`), ``batch_size`` at a time; ``probs``
-    and ``uncertainty`` also write ``NAME_probs.tif`` (float32 per class) and
-    ``NAME_uncertainty.tif`` (entropy); ``block`` is the output GeoTIFF's internal tile size,
-    a multiple of 16 (None: the largest of 512 ... 16 dividing the tile step, so that every
-    block is written once).
-    """
+    """How a raster is cut and what is written: tiles of ``tile`` pixels a side sharing
+    ``overlap`` pixels (less than half the tile; None: :func:`default_overlap`), ``batch_size``
+    at a time; ``probs`` and ``uncertainty`` also write ``NAME_probs.tif`` and
+    ``NAME_uncertainty.tif`` (entropy); ``block``, the output's internal tile size, a multiple
+    of 16 (None: the largest of 512 ... 16 dividing the tile step)."""
 
     tile: int = 512
     overlap: int = None  # type: ignore[assignment]  # None given: a quarter of the tile
@@ -231,10 +224,8 @@ def output_complete(out: PathLike, source: PathLike, classes: Sequence[str],
 
 
 def _forget_other_job(out: Path, settings: TileSettings) -> tuple[bool, tuple[Path, ...]]:
-    """Remove another job's records at ``out`` before it is overwritten (so that a stopped run
-    never finds them), and the extra rasters its record names that this job does not write
-    (they would no longer match the labels). Whether that output was finished, and those
-    removed."""
+    """Remove another job's records at ``out``, and the extra rasters it wrote that this job
+    does not (they would not match the labels): whether it was finished, and those removed."""
     record = _recorded(out)
     for finished in (True, False):
         _record_path(out, finished).unlink(missing_ok=True)
@@ -360,11 +351,8 @@ class _HeldOutputs:
 
 
 def _argmax_classes(sums: np.ndarray) -> np.ndarray:
-    """The class of the largest blended sum at each pixel, as uint8 (the weights are positive:
-    no division needed). One pass per class plane, many times faster than an argmax across the
-    planes of a column slice (the first class wins ties, as argmax). A class is marked by
-    arithmetic, not by a masked store (several times slower): every label so far is below
-    ``c``, so where ``c`` is better the larger of the label and ``c`` is ``c``."""
+    """The class of the largest sum at each pixel (uint8; ties to the first, as argmax). One
+    pass per class plane, marking by arithmetic rather than a masked store: both much faster."""
     best = sums[0].copy()
     labels = np.zeros(best.shape, np.uint8)
     better = np.empty(best.shape, bool)
@@ -445,21 +433,13 @@ class _Carry:
 
 @dataclass(frozen=True)
 class RasterJob:
-    """What a :func:`predict_raster` run reads, how it is recorded and which share it writes.
-
-    Attributes:
-        bands: band names to read (None: all, in file order).
-        model_id: the model and its settings in the record (:func:`model_identity`).
-        model_name: the model as people know it (its checkpoint's path), never compared.
-        progress: called with the number of tiles done after each batch.
-        started: called once before the first tile with the tiles this run predicts, the
-            tiles a run of its share from the start predicts, and the row it resumes from.
-        part: ``(k, n)``: write only the k-th of n shares of the tile rows (under torchrun;
-            :func:`merge_parts` joins them) into a file of the whole grid.
-        nodata: the input value of pixels without data where the file sets none (the
-            model's); None: only the file's.
-        palette: the classes' colours (n×3 uint8), the label raster's colour table.
-    """
+    """What a :func:`predict_raster` run reads, how it is recorded and which share it writes:
+    ``bands`` to read (None: all); ``model_id`` (:func:`model_identity`) and ``model_name``
+    (for people, never compared) in the record; ``progress(tiles done)`` after each batch;
+    ``started(tiles this run, tiles of its share, row resumed from)`` before the first tile;
+    ``part=(k, n)``: only the k-th of n shares of the tile rows (:func:`merge_parts` joins
+    them); ``nodata``: the input value without data where the file sets none; ``palette``:
+    the label raster's colour table (n×3 uint8)."""
 
     bands: Sequence[str] | None = None
     model_id: str = ""
@@ -529,9 +509,8 @@ def _blend_rows(run: TileFn, reader: RasterReader, info: RasterInfo,
                 outputs: _Outputs | _HeldOutputs, settings: TileSettings, rows: range, *,
                 resume_row: int = 0, progress: Callable[[int], None] | None = None,
                 spill: Path | None = None) -> Iterator[int]:
-    """Run and blend the tile rows ``rows`` in order, putting into ``outputs`` what is final
-    from row ``resume_row`` on; yields each tile row's index once it is put. The sums a tile
-    row leaves for the next go to a temporary file in ``spill`` (None: held in memory)."""
+    """Run and blend the tile ``rows``, putting what is final from row ``resume_row`` on into
+    ``outputs`` and yielding each row's index; carried sums spill into ``spill`` (None: memory)."""
     ys, xs, th, tw = tile_grid(info.height, info.width, settings.tile, settings.overlap)
     carry = _Carry(spill)
     # Overlapping tiles share the file's blocks: each is decoded once, not once per tile.
@@ -577,15 +556,13 @@ def segment_tiles(run: TileFn, reader: RasterReader, classes: Sequence[str],
     info = reader.info
     outputs = _HeldOutputs(info, classes, settings.probs)
     ys, _, _, _ = tile_grid(info.height, info.width, settings.tile, settings.overlap)
-    for _ in _blend_rows(run, reader, info, outputs, settings, range(len(ys))):
-        pass
+    collections.deque(_blend_rows(run, reader, info, outputs, settings, range(len(ys))), maxlen=0)
     return outputs.arrays
 
 
 def _first_tile_row(ys: Sequence[int], k0: int, resume_row: int) -> int:
-    """The first tile row to run: the one whose final rows start at ``resume_row``, less one
-    (its sums over the next row are needed again); never before the share's first row less
-    one."""
+    """The tile row before the one whose final rows start at ``resume_row`` (its sums over that
+    row are needed again), never before the share's first row less one."""
     first = max(0, next((k for k, y in enumerate(ys) if y >= resume_row), len(ys)) - 1)
     return max(first, k0 - 1, 0)
 
@@ -609,10 +586,8 @@ def part_path(out: PathLike, k: int) -> Path:
 def merge_parts(source: PathLike, out: PathLike, classes: Sequence[str],
                 settings: TileSettings, n: int, *, model_id: str = "",
                 model_name: str = "", palette: np.ndarray | None = None) -> None:
-    """Join the ``n`` shares written by ``predict_raster(..., part=(k, n))`` into ``out``,
-    window by window (memory set by the window, not the raster), record ``out`` as complete
-    and remove the shares. ``palette``: the label raster's colour table (as
-    :class:`RasterJob`)."""
+    """Join the ``n`` shares written by ``predict_raster(..., part=(k, n))`` into ``out`` window
+    by window, record it as complete and remove the shares (``palette`` as :class:`RasterJob`)."""
     import rasterio
     from rasterio.windows import Window
 
@@ -649,8 +624,8 @@ def _tile_logits(run: TileFn, reader: RasterReader, ys: list[int], xs: list[int]
                  rows: range, th: int, tw: int, batch_size: int,
                  progress: Callable[[int], None] | None
                  ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """``(tile input, C×th×tw logits)`` of every tile of ``rows`` in raster order, run in
-    batches of ``batch_size`` that carry on across tile rows (full batches throughout)."""
+    """``(tile input, C×th×tw logits)`` of every tile of ``rows`` in order, in batches that run
+    on across tile rows."""
     positions = [(ys[k], x) for k in rows for x in xs]
     for b0 in range(0, len(positions), batch_size):
         batch = [reader.read(y, x, th, tw) for y, x in positions[b0:b0 + batch_size]]
@@ -663,8 +638,8 @@ def _tile_logits(run: TileFn, reader: RasterReader, ys: list[int], xs: list[int]
 def _tile_row(tiles: Iterator[tuple[np.ndarray, np.ndarray]], info: RasterInfo,
               outputs: _Outputs | _HeldOutputs, carry: _Carry, ys: list[int], xs: list[int], k: int,
               th: int, tw: int, settings: TileSettings, *, write: bool) -> None:
-    """Blend tile row ``k`` (its tiles taken from ``tiles``) left to right: final pieces
-    written (when ``write``), its sums over the next tile row put in ``carry``."""
+    """Blend tile row ``k`` left to right: final pieces written (when ``write``), its sums over
+    the next tile row put in ``carry``."""
     y0 = ys[k]
     # Rows [y0, final_end) are final after this row; rows [final_end, y0 + th) carry on.
     final_end = ys[k + 1] if k + 1 < len(ys) else info.height
@@ -685,8 +660,7 @@ def _tile_row(tiles: Iterator[tuple[np.ndarray, np.ndarray]], info: RasterInfo,
             if pending is None:
                 pending = np.zeros((logits.shape[0] + weighed, th, tw), np.float32)
             weight = tile_weight(j == 0, j == len(xs) - 1)
-            # pending holds exactly this tile's columns; in place, fused and threaded:
-            # pending += logits × weight.
+            # pending += logits × weight, in place, fused and threaded.
             torch.from_numpy(pending[:logits.shape[0]]).addcmul_(torch.from_numpy(logits),
                                                                  torch.from_numpy(weight))
             if weighed:
@@ -726,11 +700,9 @@ TILING_RULE = (f"a raster file ({', '.join(RASTER_SUFFIXES)}) that is georeferen
 
 
 def needs_tiling(path: PathLike, max_pixels: int | None, tile: int | None = None) -> bool:
-    """Whether ``fcnseg predict`` segments ``path`` by tiles into a label GeoTIFF
-    (:data:`TILING_RULE`; ``tile`` None: a side of any size). Every other file (a photo, a
-    TIFF without georeferencing within ``max_pixels`` of any depth and bands, such as a
-    microscopy image) is segmented as an image, and so is one that cannot be read (the image
-    reader says why in one line)."""
+    """Whether ``fcnseg predict`` segments ``path`` by tiles (:data:`TILING_RULE`; ``tile``
+    None: a side of any size). Every other file (a photo, a plain TIFF within ``max_pixels``
+    such as a microscopy image, one that cannot be read) is segmented as an image."""
     suffix = Path(path).suffix.lower()
     if suffix not in RASTER_SUFFIXES:
         return False
@@ -748,8 +720,7 @@ def needs_tiling(path: PathLike, max_pixels: int | None, tile: int | None = None
 
 
 def is_georeferenced(path: PathLike, info: RasterInfo) -> bool:
-    """Whether a raster lies on a map grid: a CRS or geotransform as rasterio reads it, or a
-    TIFF's GeoTIFF tags (tifffile reads those without rasterio)."""
+    """Whether a raster lies on a map grid: a CRS or geotransform, or a TIFF's GeoTIFF tags."""
     if info.transform is not None or info.crs is not None:
         return True
     if Path(path).suffix.lower() not in TIFF_SUFFIXES:
@@ -768,10 +739,12 @@ def model_bands(segmenter: Any, info: RasterInfo) -> tuple[str, ...] | None:
     return tuple(bands) if all(b.lower() in have for b in bands) else None
 
 
-def _check_model_input(segmenter: Any, info: RasterInfo, found: int) -> None:
-    """A multi-band model's input of ``found`` bands refused in one line naming it unless of
-    the model's band count and depth."""
+def _check_model_input(segmenter: Any, info: RasterInfo, found: int | None = None) -> None:
+    """A multi-band model's input of ``found`` bands (None: those :func:`model_bands` reads of
+    the file) refused in one line naming it unless of the model's band count and depth."""
     bands = segmenter.input_convention.bands
+    if found is None:
+        found = len(bands) if model_bands(segmenter, info) is not None else info.bands
     if found != len(bands):
         raise ImageError(info.path, f"{found} band(s), but the model takes {len(bands)} "
                                     f"({', '.join(bands)}): segment it with a model trained on "
@@ -786,10 +759,9 @@ _RTOL = 1e-6
 
 
 def _beyond_eight_bits(convention: Any) -> str | None:
-    """The band whose recorded mean and std prove the training values went beyond 0-255 (a
-    mean above 255, or a variance above ``mean × (255 - mean)``, the most values in 0-255 can
-    have), in words; None where they may all lie in 0-255. A std of 1 proves nothing: a band
-    without variance (an opaque alpha, an empty band) is recorded so."""
+    """In words, the band whose mean (above 255) or variance (above ``mean × (255 - mean)``)
+    proves the training values went beyond 0-255, or None. A std of 1 (no variance) proves
+    nothing."""
     for band, mean, std in zip(convention.bands, convention.mean, convention.std, strict=True):
         spread = std != 1.0 and std * std > max(mean * (255 - mean), 0.0) * (1 + _RTOL) + _RTOL
         if mean > 255 * (1 + _RTOL) or spread:
@@ -798,11 +770,9 @@ def _beyond_eight_bits(convention: Any) -> str | None:
 
 
 def sample_type_problem(dtype: Any, convention: Any) -> str | None:
-    """Why an input of samples ``dtype`` is refused by a multi-band model of ``convention``,
-    or None: an 8-bit input to a model trained on 16-bit images, or the reverse (its values
-    would be standardised on another scale and segmented wrongly); without recorded types,
-    an 8-bit input where the band statistics prove the training values went beyond 0-255.
-    Floats are not judged: their scale is not in their type."""
+    """Why a multi-band model of ``convention`` refuses samples of ``dtype``, or None: 8-bit
+    input to a model trained on 16-bit images or the reverse; without recorded types, 8-bit
+    input where the band statistics prove training went beyond 0-255. Floats are not judged."""
     have = np.dtype(dtype).name
     if convention.bands is None or have not in _DEPTHS:
         return None
@@ -841,11 +811,10 @@ def picture_bands(bands: Sequence[str]) -> tuple[str, ...] | None:
 
 
 def read_model_bands(segmenter: Any, source: Any) -> tuple[np.ndarray, np.ndarray | None]:
-    """A multi-band model's input as the H×W×N raw band values it takes, and the H×W mask of
-    its pixels without data (None where all have data). ``source``: a raster file (the
-    model's bands by name where the file names them, else all), a :class:`RasterReader` of
-    its bands, or an H×W×N array (H×W for one band). Another band count or integer depth
-    (:func:`sample_type_problem`) is one line naming the file (or ``<array>``)."""
+    """A multi-band model's input as its H×W×N raw band values and the H×W mask of its pixels
+    without data (or None), from a raster file (the model's bands by name where the file names
+    them), a :class:`RasterReader` or an H×W×N array (H×W for one band). Another band count or
+    depth (:func:`sample_type_problem`) is one line naming the file (or ``<array>``)."""
     bands = segmenter.input_convention.bands
     if isinstance(source, np.ndarray):
         if source.ndim == 2 and len(bands) == 1:  # H×W, as tifffile.imread gives one band
@@ -861,23 +830,21 @@ def read_model_bands(segmenter: Any, source: Any) -> tuple[np.ndarray, np.ndarra
     elif isinstance(source, str | os.PathLike):
         with open_raster(source, max_pixels=segmenter.max_pixels) as reader:
             info = reader.info
-            picked = model_bands(segmenter, info)
-            _check_model_input(segmenter, info, len(bands) if picked is not None else info.bands)
+            _check_model_input(segmenter, info)
+        picked = model_bands(segmenter, info)
         with open_raster(source, bands=picked, max_pixels=segmenter.max_pixels) as reader:
             image = reader.read_all()
     else:
         raise ImageError(f"<{type(source).__name__}>",
                          f"a model of the bands {', '.join(bands)} takes a raster file path "
                          f"or an H×W×{len(bands)} array")
-    nodata = info.nodata if info.nodata is not None else segmenter.input_convention.nodata
-    return image, nodata_mask(image, nodata)
+    return image, nodata_mask(image, _nodata(segmenter, info))
 
 
 def read_colour_raster(segmenter: Any, path: PathLike
                        ) -> tuple[np.ndarray, np.ndarray | None] | None:
-    """A raster file that ``fcnseg predict`` tiles (:func:`needs_tiling`) read for a colour
-    model as 8-bit RGB (:func:`colour_pixels`) with the mask of its pixels without data; None
-    for any other file (left to the image reader)."""
+    """A raster file that ``fcnseg predict`` tiles (:func:`needs_tiling`) as a colour model's
+    8-bit RGB (:func:`colour_pixels`) and its mask of pixels without data; None for others."""
     tile = segmenter.tiles.tile if segmenter.tiles is not None else None
     if not needs_tiling(path, segmenter.max_pixels, tile):
         return None
@@ -886,16 +853,19 @@ def read_colour_raster(segmenter: Any, path: PathLike
         if colour_model_problem(info) is not None:
             return None
         image = reader.read_all()
-    nodata = info.nodata if info.nodata is not None else segmenter.input_convention.nodata
-    missing = nodata_mask(image, nodata)
     scale = float_scale(float(np.nanmax(image, initial=0.0))) if info.dtype.kind == "f" else 1.0
-    return colour_pixels(image, info, scale), missing
+    return colour_pixels(image, info, scale), nodata_mask(image, _nodata(segmenter, info))
+
+
+def _nodata(segmenter: Any, info: RasterInfo) -> float | None:
+    """The value of pixels without data: the file's own, else the model's."""
+    return info.nodata if info.nodata is not None else segmenter.input_convention.nodata
 
 
 def colour_pixels(values: np.ndarray, info: RasterInfo, scale: float = 1.0) -> np.ndarray:
-    """Pixels of a raster described by ``info`` (as read) as the 8-bit RGB a colour model
-    takes, by the image reader's rules (floats scaled by ``scale``, the whole file's
-    :func:`raster_float_scale`; a palette TIFF's indices as its colours)."""
+    """Pixels of a raster described by ``info`` (as read) as a colour model's 8-bit RGB, by the
+    image reader's rules (floats scaled by ``scale``, :func:`raster_float_scale`; a palette
+    TIFF's indices as its colours)."""
     if info.dtype.kind == "f":
         return floats_to_rgb(values, scale)
     if info.palette is not None and values.shape[-1] == 1:  # indices: their colours
@@ -930,21 +900,19 @@ def colour_model_problem(info: RasterInfo) -> str | None:
 
 
 def segmenter_tile_fn(segmenter: Any, info: RasterInfo) -> TileFn:
-    """:meth:`Segmenter.logits` on raster tiles: for a colour model made 8-bit RGB as training
-    reads them (:func:`colour_pixels`), for a multi-band model its bands' raw values. Pixels
-    without data go in as the model's mean pixel (:func:`~fcnseg.data.rasters.fill_nodata`,
-    as in training), so that they change no neighbour's label. A raster of other bands is
-    one line naming it."""
+    """:meth:`Segmenter.logits` on raster tiles: 8-bit RGB for a colour model (as training reads
+    them, :func:`colour_pixels`), raw band values for a multi-band one; pixels without data
+    as the model's mean pixel (:func:`~fcnseg.data.rasters.fill_nodata`, as in training). A
+    raster of other bands is one line naming it."""
     bands = segmenter.input_convention.bands
     scale = 1.0
     if bands is not None:
-        _check_model_input(segmenter, info, len(bands) if model_bands(segmenter, info)
-                           is not None else info.bands)
+        _check_model_input(segmenter, info)
     elif (problem := colour_model_problem(info)) is not None:
         raise ImageError(info.path, problem)
     elif info.dtype.kind == "f":  # scaled as the whole file is scaled (a file: not in memory)
         scale = raster_float_scale(info.path)
-    nodata = info.nodata if info.nodata is not None else segmenter.input_convention.nodata
+    nodata = _nodata(segmenter, info)
     neutral = segmenter.input_convention.mean_pixel()
 
     def run(batch: np.ndarray) -> torch.Tensor:
@@ -961,31 +929,29 @@ def segmenter_tile_fn(segmenter: Any, info: RasterInfo) -> TileFn:
 
 def model_identity(segmenter: Any, *, as_loaded: bool = False) -> str:
     """What names a segmenter's predictions in a raster's record: a SHA-256 of the weights it
-    runs (of its file for an export) and of the settings that change its outputs, so that
-    another model never counts another's output as its own. ``as_loaded``: it runs its
-    checkpoint's weights as loaded (``fcnseg predict``): the file is hashed instead (faster,
-    no channels-last copies), while it is the file that was read."""
+    runs (of its file for an export) and of the settings that change its outputs. With
+    ``as_loaded`` (it runs its checkpoint as loaded, ``fcnseg predict``) the file is hashed
+    instead, faster, while it is the file that was read."""
     digest = hashlib.sha256()
-    model = segmenter.model
+    model, path = segmenter.model, segmenter.checkpoint_path
     signature = getattr(segmenter, "checkpoint_signature", None)
     checkpoint = None
-    if as_loaded and not segmenter.runtime and segmenter.checkpoint_path is not None \
-            and signature is not None:
-        checkpoint = digest_if_unchanged(segmenter.checkpoint_path, signature)
+    if as_loaded and not segmenter.runtime and path is not None and signature is not None:
+        checkpoint = digest_if_unchanged(path, signature)
     # An exported model's weights live in its runtime, not in torch tensors: its file then.
     weights = model.state_dict() if isinstance(model, nn.Module) and not segmenter.runtime \
         and checkpoint is None else {}
     if checkpoint is not None:
         digest.update(f"checkpoint:{checkpoint};".encode())
+    elif not weights and path is None:
+        raise ValueError(f"cannot identify the model {type(model).__name__}: it has no "
+                         f"torch weights and was not loaded from a file")
+    elif not weights:
+        digest.update(file_checksum(path, "sha256").encode())
     for name, value in weights.items():
         digest.update(f"{name}:{value.dtype}:{tuple(value.shape)};".encode())
         for piece in _row_major_bytes(value.detach().cpu()):
             digest.update(piece)
-    if not weights and checkpoint is None:
-        if segmenter.checkpoint_path is None:
-            raise ValueError(f"cannot identify the model {type(model).__name__}: it has no "
-                             f"torch weights and was not loaded from a file")
-        digest.update(file_checksum(segmenter.checkpoint_path, "sha256").encode())
     described = {k: v for k, v in segmenter.describe().items()
                  if k not in ("optimizations", "palette", "ignore_color")}
     digest.update(json.dumps(described, sort_keys=True, default=str).encode())
@@ -993,9 +959,8 @@ def model_identity(segmenter: Any, *, as_loaded: bool = False) -> str:
 
 
 def _row_major_bytes(value: torch.Tensor, chunk: int = 1 << 24) -> Iterator[np.ndarray]:
-    """The bytes of ``value`` in row-major order, in pieces of about ``chunk`` bytes: a
-    channels-last weight is copied a few rows at a time rather than whole (a VGG fc6 is
-    400 MB)."""
+    """The bytes of ``value`` in row-major order, about ``chunk`` at a time: a channels-last
+    weight (a VGG fc6 is 400 MB) is copied a few rows at a time."""
     if value.dim() == 0 or value.is_contiguous():
         yield value.reshape(-1).view(torch.uint8).numpy()
         return
@@ -1015,12 +980,11 @@ def write_raster_preview(source: PathLike, label_path: PathLike, out: PathLike,
                          bands: Sequence[str] | None = None,
                          band_names: Sequence[str] | None = None,
                          style: PictureStyle | None = None) -> Path:
-    """``out``: a PNG of the raster at ``source`` with the labels of ``label_path`` over it as
-    ``style`` draws overlays (nodata left as the picture), at most :data:`PREVIEW_SIDE` a
-    side. The picture is :func:`~fcnseg.data.rasters.display_rgb` of the bands named red,
-    green and blue (``bands`` selects them by the file's names; ``band_names`` names those
-    read); the labels of a stretched picture go over its lightness. Read by windows of whole
-    blocks, each once: memory is set by the preview and a window."""
+    """``out``: a PNG of the raster at ``source`` (:func:`~fcnseg.data.rasters.display_rgb` of
+    the bands named red, green and blue; ``bands`` selects them by the file's names,
+    ``band_names`` names those read) with the labels of ``label_path`` over it as ``style``
+    draws overlays (nodata left as the picture), at most :data:`PREVIEW_SIDE` a side. Read by
+    windows of whole blocks: memory is set by the preview and a window."""
     import rasterio
     from PIL import Image
 
@@ -1042,38 +1006,27 @@ def write_raster_preview(source: PathLike, label_path: PathLike, out: PathLike,
 
 def _picture_pixels(path: PathLike, bands: Sequence[str] | None, step: int | None
                     ) -> tuple[np.ndarray, RasterInfo, int]:
-    """Every ``step``-th pixel of the raster at ``path`` (None: the step that makes its
-    longest side at most :data:`PREVIEW_SIDE`), its info and the step. Read by windows of
-    whole blocks (a TIFF's tiles, or its strips) about :data:`_PREVIEW_WINDOW` a side, each
-    block decoded once."""
+    """Every ``step``-th pixel of the raster at ``path`` (None: the step that makes its longest
+    side at most :data:`PREVIEW_SIDE`), its info and the step, read by windows of whole blocks
+    about :data:`_PREVIEW_WINDOW` a side, each window's pixels copied (a view would keep it)."""
     with open_raster(path, bands=bands) as reader:
         info = reader.info
-        step = step or max(1, -(-max(info.height, info.width) // PREVIEW_SIDE))
+        height, width = info.height, info.width
+        step = step or max(1, -(-max(height, width) // PREVIEW_SIDE))
         block_rows, block_cols = reader.block_shape() or (_PREVIEW_WINDOW, _PREVIEW_WINDOW)
-        rows = min(block_rows * max(1, _PREVIEW_WINDOW // block_rows), info.height)
-        cols = min(block_cols * max(1, _PREVIEW_WINDOW // block_cols), info.width)
-        image = _decimated(reader.read, (info.height, info.width), step, (rows, cols))
-    return image, info, step
-
-
-def _decimated(read: Callable[[int, int, int, int], np.ndarray], size: tuple[int, int],
-               step: int, window: tuple[int, int]) -> np.ndarray:
-    """Every ``step``-th pixel of a raster of ``size`` read by ``read(row, col, rows, cols)``,
-    a ``window`` at a time; each window's pixels are copied (a view would keep the window)."""
-    (height, width), (rows, cols) = size, window
-    picture: np.ndarray | None = None
-    for r in range(0, height, rows):
-        r0 = -r % step  # the window's first row on the picture's grid
-        for c in range(0, width, cols):
-            c0 = -c % step
+        rows = min(block_rows * max(1, _PREVIEW_WINDOW // block_rows), height)
+        cols = min(block_cols * max(1, _PREVIEW_WINDOW // block_cols), width)
+        picture: np.ndarray | None = None
+        for r, c in itertools.product(range(0, height, rows), range(0, width, cols)):
+            r0, c0 = -r % step, -c % step  # the window's first pixel on the picture's grid
             h, w = min(rows, height - r), min(cols, width - c)
             if r0 >= h or c0 >= w:
                 continue
-            piece = read(r, c, h, w)[r0::step, c0::step]
+            piece = reader.read(r, c, h, w)[r0::step, c0::step]
             if picture is None:  # the first window, (0, 0): the samples' type
                 picture = np.empty((-(-height // step), -(-width // step), piece.shape[2]),
                                    piece.dtype)
             y, x = (r + r0) // step, (c + c0) // step
             picture[y:y + piece.shape[0], x:x + piece.shape[1]] = piece
     assert picture is not None  # the window at (0, 0) always has pixel (0, 0)
-    return picture
+    return picture, info, step

@@ -1,6 +1,5 @@
-"""One way to run a model for inference, shared by the Segmenter, evaluation, calibration and
-the benchmarks: on its device with its fast paths, in eval and inference mode, under its
-precision's autocast, channels-last where that is faster.
+"""One way to run a model for inference (Segmenter, evaluation, calibration, benchmarks): on
+its device with its fast paths, in inference mode, under autocast, channels-last where faster.
 """
 
 from __future__ import annotations
@@ -21,8 +20,8 @@ from fcnseg.utils.precision import autocast
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` picks CUDA when available; anything else is passed to ``torch.device`` (a
-    CUDA device where CUDA is not available is one line)."""
+    """``"auto"``: CUDA when available; anything else as ``torch.device`` (an unavailable CUDA
+    device is one line)."""
     if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return require_available(torch.device(device))
@@ -36,14 +35,13 @@ class InferenceRunner:
         device: where to run (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"auto"``).
         precision: ``"auto"`` (:func:`fcnseg.utils.hardware.auto_precision`), ``"fp32"``,
             ``"bf16"`` or ``"fp16"`` (autocast); ``"fp32"`` for an export (its own precision).
-        channels_last: run the model and its inputs channels-last; None decides by device and
-            precision (:func:`fcnseg.utils.hardware.default_channels_last`), never for an
-            export nor for a model run as it is.
+        channels_last: run channels-last; None decides by device and precision
+            (:func:`fcnseg.utils.hardware.default_channels_last`), never for an export nor
+            an unprepared model.
         prepare: put the model in its fast inference set-up on the device
             (:func:`fcnseg.models.optimize`); False runs it as it is, where it is.
-        raw_pixels: the inputs are raw pixels (a bare network is run behind its convention's
-            preprocessing, :func:`~fcnseg.models.preprocess.raw_pixel_model`); False: they are
-            normalised already (a model that normalises its input itself is refused).
+        raw_pixels: the inputs are raw pixels (a bare network runs behind its convention's
+            preprocessing); False: normalised already (a model with its own is refused).
     """
 
     def __init__(self, model: nn.Module, *, device: str | torch.device = "cpu",
@@ -91,10 +89,9 @@ class InferenceRunner:
 
     def forward(self, x: Any, predict_fn: PredictFn | None = None,
                 model: nn.Module | None = None) -> Any:
-        """``predict_fn(model, x)`` (default :func:`~fcnseg.inference.sliding.forward_logits`)
-        of a batch (a tensor, or ``{modality: tensor}``) moved to the device, under the
-        precision's autocast, by this runner's model unless ``model`` (e.g. compiled) is
-        given. Call it inside :meth:`session`."""
+        """``predict_fn(model, x)`` (default :func:`~fcnseg.inference.sliding.forward_logits`) of
+        a batch (or ``{modality: tensor}``) on the device under autocast, by this runner's
+        model unless ``model`` (e.g. compiled) is given. Call it inside :meth:`session`."""
         x = to_device(x, self.device, channels_last=self.channels_last)
         with autocast(self.device, self.precision):
             return (predict_fn or forward_logits)(self.model if model is None else model, x)

@@ -51,12 +51,11 @@ from fcnseg.weightfiles.artifacts import labels_only_error
 
 @dataclass
 class Prediction:
-    """The segmentation of one image: ``label``, H×W class indices (uint8 for up to 256
-    classes, else int64), of the H×W×3 uint8 RGB ``image`` as fed to the model (upright), with
-    C×H×W float32 ``probs`` when asked for, and the model's ``class_names``. ``heads``: each
-    head's prediction by name for a model with several (the rest is the first head's).
-    ``stretched_picture``: ``image`` is a multi-band input's bands stretched, not a photo
-    (overlays blend the label colours over its lightness)."""
+    """The segmentation of one image: H×W class indices ``label`` (uint8 up to 256 classes, else
+    int64) of the upright H×W×3 uint8 RGB ``image`` fed to the model, C×H×W float32 ``probs``
+    when asked for, the model's ``class_names``; ``heads``, each head's prediction of a model
+    with several (the rest is the first head's); ``stretched_picture``: ``image`` is a
+    multi-band input's bands stretched (overlays go over its lightness)."""
 
     label: np.ndarray
     image: np.ndarray
@@ -82,26 +81,23 @@ class SegmenterOptions:
     :meth:`Segmenter.from_checkpoint` (given one by one, or as this dataclass).
 
     Attributes:
-        device: where to run (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"auto"``).
-        sliding_window: None (whole image at once), a window size in pixels, a mapping
-            ``{"window": ..., "stride": ...}`` or a :class:`SlidingWindow`.
-        tta: None, a mapping ``{"scales": [...], "flip": bool}`` or a :class:`TTA`.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"``.
+        sliding_window: None (whole image), a window size, ``{"window": ..., "stride": ...}``
+            or a :class:`SlidingWindow`.
+        tta: None, ``{"scales": [...], "flip": bool}`` or a :class:`TTA`.
         max_pixels: images with more pixels are refused before decoding.
         input_convention: the preprocessing put in front of a model without its own
             :class:`~fcnseg.models.preprocess.Preprocess` (one with neither is refused).
         temperature: divides the logits before the softmax (``fcnseg calibrate`` fits it).
-        precision: ``"auto"`` (:func:`fcnseg.utils.hardware.auto_precision`), ``"fp32"``,
-            ``"bf16"`` or ``"fp16"`` (autocast); logits and probabilities are float32.
-        channels_last: run the model channels-last; None decides by device and precision
-            (:func:`fcnseg.utils.hardware.default_channels_last`).
-        compile: compile the model now (:meth:`Segmenter.compile`); if that fails, a
-            :class:`RuntimeWarning` says why and the model runs uncompiled.
-        tile: a multi-band model's inputs larger than this are segmented by blended tiles as
-            ``fcnseg predict --tile`` does (:func:`fcnseg.inference.rasters.segment_tiles`),
-            with the same labels; None: every input whole. (A model with several heads, or
-            over 256 classes, takes its inputs whole.)
-        overlap: pixels shared by neighbouring tiles (``fcnseg predict --overlap``); None: a
-            quarter of the tile (:func:`~fcnseg.inference.rasters.default_overlap`).
+        precision: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast); logits and
+            probabilities are float32.
+        channels_last: run channels-last; None decides by device and precision.
+        compile: compile the model now (:meth:`Segmenter.compile`; a failure is a
+            :class:`RuntimeWarning` and the model runs uncompiled).
+        tile: inputs ``fcnseg predict`` tiles that are larger than this are segmented by
+            blended tiles as it does (:func:`fcnseg.inference.rasters.segment_tiles`); None:
+            every input whole, as are those of a model with several heads or over 256 classes.
+        overlap: pixels shared by neighbouring tiles; None: a quarter of the tile.
     """
 
     device: str | torch.device = "cpu"
@@ -121,18 +117,15 @@ class Segmenter:
     """Segment images with a trained FCN.
 
     Args:
-        model: a segmentation model; its ``input_convention``, ``geometry`` and ``arch``
-            attributes are read where present. It is prepared for inference in place
-            (:func:`fcnseg.models.optimize`; ``model.optimizations`` lists what it did).
-            Parameters and state-dict keys stay the model's and outputs change by float
-            rounding at most, so a model being trained can go on (after ``model.train()``);
-            pass ``copy.deepcopy(model)`` to leave the module untouched.
+        model: a segmentation model (its ``input_convention``, ``geometry`` and ``arch`` read
+            where present), prepared for inference in place (:func:`fcnseg.models.optimize`);
+            parameters and state-dict keys stay, so training can go on after
+            ``model.train()``; pass ``copy.deepcopy(model)`` to leave it untouched.
         class_names: one name per output channel.
         palette: colours for label values (n×3, padded to 256×3).
         ignore_index: the label value meaning "void" in the training data (never predicted).
-        head_classes: ``{head: class names}`` of a model with several heads (``model(x)``
-            returning ``{head: logits}``, e.g. SIFT Flow's); ``class_names`` are then the
-            first head's, missing heads named ``class_i``.
+        head_classes: ``{head: class names}`` of a model with several heads (SIFT Flow's);
+            ``class_names`` are then the first head's, missing heads named ``class_i``.
         background: the class declared as background (a checkpoint's ``classes.background``).
         options: how it runs (:class:`SegmenterOptions`); ``option_fields`` are its fields
             as keywords (``device="cuda"``), which replace those of ``options``.
@@ -145,7 +138,11 @@ class Segmenter:
                  **option_fields: Any) -> None:
         opts = replace(options or SegmenterOptions(), **option_fields)
         model, convention = _with_preprocessing(model, opts.input_convention)
-        _check_arguments(model, class_names, opts.temperature)
+        if len(class_names) != (num_classes := getattr(model, "num_classes", len(class_names))):
+            raise ValueError(f"{len(class_names)} class names for a model with {num_classes} "
+                             f"classes")
+        if not (math.isfinite(opts.temperature) and opts.temperature > 0):
+            raise ValueError(f"temperature must be a positive number, got {opts.temperature}")
         #: How the model runs: device, precision, channels-last, fast paths.
         self.runner = InferenceRunner(model, device=opts.device, precision=opts.precision,
                                       channels_last=opts.channels_last)
@@ -193,9 +190,8 @@ class Segmenter:
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike[str], device: str | torch.device = "cpu",
                         **options: Any) -> Segmenter:
-        """Build a segmenter from a checkpoint: architecture, geometry, input convention,
-        class names, palette and ignore value all come from the file. ``options`` are the
-        remaining keyword arguments of the constructor (``sliding_window``, ``tta``, ...)."""
+        """Build a segmenter from a checkpoint (architecture, geometry, input convention, class
+        names, palette, ignore value); ``options`` as the constructor's (``tta``, ...)."""
         before = file_signature(path)
         ckpt = load_checkpoint(path)
         # The file as read, where it did not change while it was read (see model_identity).
@@ -250,11 +246,10 @@ class Segmenter:
     # -- compilation ---------------------------------------------------------------------------
     def compile(self, size: tuple[int, int] = (256, 256), batch_size: int = 1, *,
                 backend: str = "inductor") -> str | None:
-        """Compile the model with ``torch.compile`` (``backend``; ``"inductor"`` needs a C
-        compiler on CPUs) and run a warm-up forward on a ``batch_size``×3×``size`` batch.
-        Returns None when compiled, else one line saying why not (it then runs uncompiled). A
-        compiled pass that fails later is run again uncompiled, and stays so, with a
-        :class:`RuntimeWarning`. Outputs are unchanged beyond float rounding."""
+        """Compile the model with ``torch.compile`` (``"inductor"`` needs a C compiler on CPUs)
+        and warm it up on a ``batch_size``×3×``size`` batch. Returns None when compiled, else
+        one line saying why not. A compiled pass that fails later runs uncompiled from then
+        on, with a :class:`RuntimeWarning`."""
         if self.compiled is not None:
             return None
         if len(self.input_names) > 1:
@@ -284,9 +279,8 @@ class Segmenter:
         return to_rgb_uint8(image, max_pixels=self.max_pixels)
 
     def preprocess(self, rgb: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
-        """H×W×3 uint8 RGB image(s) (a multi-band model's H×W×N band values) of one size, or
-        an N×H×W×3 batch of them, as the N×C×H×W batch the model takes, on the device (the
-        model normalises it)."""
+        """H×W×3 uint8 RGB image(s) (a multi-band model's H×W×N values) of one size, or an
+        N×H×W×3 batch, as the model's N×C×H×W batch on the device (the model normalises it)."""
         if isinstance(rgb, np.ndarray) and rgb.ndim == 4:  # a batch already: not copied
             batch = rgb if rgb.flags.c_contiguous and rgb.flags.writeable else rgb.copy()
         else:
@@ -294,9 +288,8 @@ class Segmenter:
         return torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2)
 
     def logits(self, x: Any) -> torch.Tensor | dict[str, torch.Tensor]:
-        """N×C×H×W logits of a batch of raw pixels (or ``{modality: pixels}``), with sliding
-        window and TTA as configured, divided by the temperature, in float32 whatever the
-        precision; ``{head: logits}`` for a model with several heads."""
+        """N×C×H×W float32 logits (``{head: logits}`` for several heads) of a batch of raw
+        pixels (or ``{modality: pixels}``), sliding window and TTA applied, over temperature."""
         with self.runner.session():
             out, several = keyed(self._forward(x))
         heads = self.heads if several else out
@@ -305,8 +298,7 @@ class Segmenter:
                         for h in heads}, several)
 
     def _forward(self, x: Any) -> Any:
-        """The model's output for a batch: compiled when :meth:`compile` made it so, unless that
-        fails (then uncompiled from now on)."""
+        """The model's output for a batch, compiled unless that fails (then eager from now on)."""
         if self.compiled is not None:
             try:
                 return self.runner.forward(x, self.predict_fn(), model=self.compiled)
@@ -319,16 +311,13 @@ class Segmenter:
         """Segment one image.
 
         Args:
-            image: a file path, encoded image bytes, a PIL image, an H×W×3 (or H×W, H×W×4)
-                array (uint8 0-255, uint16, or float 0-1), or a 3×H×W tensor (uint8 0-255 or
-                float 0-1; floats above 1 are refused, as ``model(x)``'s float 0-255 is the
-                other convention: pass 0-255 pixels as uint8). For a
-                multi-band model: a raster file of its bands, a
-                :class:`~fcnseg.data.rasters.RasterReader` of them, or an H×W×N array of raw
-                band values (the prediction's ``image`` is then its red, green and blue bands,
-                else the first, stretched 2/98). Such an input, or a raster file ``fcnseg predict``
-                tiles, larger than the tile is segmented by blended tiles as ``fcnseg
-                predict`` does; pixels without data are labelled 255.
+            image: a file path, encoded bytes, a PIL image, an H×W×3 (or H×W, H×W×4) array
+                (uint8, uint16, or float 0-1), or a 3×H×W tensor (uint8 or float 0-1; pass
+                0-255 pixels as uint8). For a multi-band model: a raster file of its bands, a
+                :class:`~fcnseg.data.rasters.RasterReader` or an H×W×N array of raw values
+                (``image`` is then its red, green and blue bands, else the first, stretched
+                2/98). Such an input, or a raster ``fcnseg predict`` tiles, larger than the
+                tile is segmented by blended tiles; pixels without data are labelled 255.
             return_probs: also return the C×H×W softmax probabilities.
         """
         return self.predict_batch([image], return_probs=return_probs)[0]
@@ -336,8 +325,7 @@ class Segmenter:
     def predict_batch(self, images: Iterable[Any], *, return_probs: bool = False,
                       batch_size: int = 4) -> list[Prediction]:
         """Segment several images, those of equal size together, ``batch_size`` at a time: one
-        :class:`Prediction` per input, in input order. A model exported with labels only
-        (:attr:`labels_only`) refuses ``return_probs`` in one line."""
+        :class:`Prediction` per input, in order; :attr:`labels_only` refuses ``return_probs``."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if return_probs and self.labels_only:  # its "probabilities" would be 0s and 1s
@@ -360,16 +348,14 @@ class Segmenter:
         return [_without_data(results[i], inputs[i][1]) for i in range(len(inputs))]
 
     def dim_image_warning(self, path: Path, array: np.ndarray) -> str | None:
-        """One line when this is a colour model and ``array``, the 8-bit RGB it takes of the
-        16-bit image file at ``path``, is nearly black
-        (:func:`~fcnseg.data.bit_depth.dim_sixteen_bit_warning`); None otherwise."""
+        """One line when a colour model's 8-bit RGB ``array`` of the 16-bit image file at
+        ``path`` is nearly black (:func:`~fcnseg.data.bit_depth.dim_sixteen_bit_warning`)."""
         if self.input_convention.bands is not None or self.input_names != ("color",):
             return None
         return dim_sixteen_bit_warning(path, array)
 
     def _warn_if_dim(self, images: list[Any], arrays: list[np.ndarray]) -> None:
-        """A ``UserWarning``, once per Segmenter, with the first :meth:`dim_image_warning` of
-        image files."""
+        """The first :meth:`dim_image_warning` of image files, once per Segmenter."""
         if self.warned_dim_images:
             return
         for image, array in zip(images, arrays, strict=True):
@@ -398,8 +384,7 @@ class Segmenter:
                           class_names=tuple(self.class_names), stretched_picture=stretched)
 
     def _shown(self, array: np.ndarray) -> tuple[np.ndarray, bool]:
-        """An input's picture (a multi-band one's bands drawn) and whether it is stretched
-        (:func:`~fcnseg.data.rasters.display_rgb` stretches all but 8-bit RGB)."""
+        """An input's picture (a multi-band one's bands drawn) and whether it is stretched."""
         bands = self.input_convention.bands
         if bands is None:
             return array, False
@@ -407,9 +392,8 @@ class Segmenter:
         return display_rgb(array, bands, picture_bands(bands)), stretched
 
     def _model_input(self, image: Any) -> tuple[np.ndarray, np.ndarray | None, bool]:
-        """An input as the H×W×C array the model takes (8-bit RGB, or raw band values), the
-        mask of its pixels without data, and whether it is a raster ``fcnseg predict`` tiles
-        (every multi-band input, and :func:`~fcnseg.inference.rasters.read_colour_raster`)."""
+        """An input as the model's H×W×C array, its mask of pixels without data, and whether it
+        is a raster ``fcnseg predict`` tiles (every multi-band input, and read_colour_raster's)."""
         if self.input_convention.bands is not None:
             return *read_model_bands(self, image), True
         if self.input_names == ("hha",):  # HHA as stored, checked as training's data is
@@ -454,11 +438,10 @@ class Segmenter:
 
     def predict_inputs(self, inputs: Mapping[str, Any], *,
                        return_probs: bool = False) -> Prediction:
-        """Segment one sample given as ``{modality: input}``, for a model with several input
-        modalities (NYUDv2 RGB-D, RGB-HHA). ``color`` is anything :meth:`predict` accepts;
-        ``hha`` a file, bytes, PIL image or array of 3 channels of 8 bits; ``depth`` a 16-bit
-        PNG (or float TIFF) of millimetres, or an H×W array of them. Depth in metres or
-        centimetres, an 8-bit depth picture or a grey HHA image is refused in one line. The
+        """Segment one sample ``{modality: input}`` of a model with several inputs (NYUDv2 RGB-D,
+        RGB-HHA): ``color`` as :meth:`predict` takes it; ``hha`` of 3 channels of 8 bits;
+        ``depth`` a 16-bit PNG (or float TIFF) or H×W array of millimetres (metres,
+        centimetres, an 8-bit depth picture or a grey HHA are refused in one line). The
         prediction's ``image`` is the colour input (else the first one, as a picture)."""
         missing = [m for m in self.input_names if m not in inputs]
         if missing:
@@ -492,8 +475,7 @@ class Segmenter:
 
 def _stored_values(modality: str, source: Any, max_pixels: int | None
                    ) -> tuple[str, np.ndarray]:
-    """``(name for messages, values as stored)`` of an HHA or depth input (a tensor C×H×W as
-    H×W×C; a file, bytes or PIL image decoded upright without conversion)."""
+    """``(name for messages, values as stored)`` of an HHA or depth input."""
     if isinstance(source, torch.Tensor):
         source = source.detach().cpu().numpy()
         if source.ndim == 3:
@@ -585,12 +567,3 @@ def _head_names(model: nn.Module, class_names: Sequence[str],
         if len(heads[h]) != c:
             raise ValueError(f"{len(heads[h])} class names for head {h!r} with {c} classes")
     return heads
-
-
-def _check_arguments(model: nn.Module, class_names: Sequence[str], temperature: float) -> None:
-    """A name for each of the model's classes, and a temperature that scales scores."""
-    if len(class_names) != (num_classes := getattr(model, "num_classes", len(class_names))):
-        raise ValueError(f"{len(class_names)} class names for a model with {num_classes} "
-                         f"classes")
-    if not (math.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"temperature must be a positive number, got {temperature}")

@@ -1,7 +1,6 @@
-"""Sliding-window inference and test-time augmentation, as ``predict_fn``-shaped functions:
-a model and an N×3×H×W batch of raw pixels (or ``{modality: N×c×H×W}``, each cut, resized and
-flipped alike) to N×C×H×W logits at the input's size (or ``{head: logits}``, each averaged
-alike), for evaluation as well as for :class:`fcnseg.inference.Segmenter`.
+"""Sliding-window inference and test-time augmentation as ``predict_fn``-shaped functions: a
+model and an N×3×H×W batch of raw pixels (or ``{modality: N×c×H×W}``, treated alike) to
+N×C×H×W logits at the input's size (or ``{head: logits}``), for evaluation and the Segmenter.
 """
 
 from __future__ import annotations
@@ -40,10 +39,8 @@ def _pair(v: int | Sequence[int], what: str) -> tuple[int, int]:
 
 
 def forward_logits(model: nn.Module, x: Batch) -> Logits:
-    """The plain whole-image forward pass (the default ``predict_fn``). A model answering
-    torchvision-style ``{"out": logits, "aux": ...}`` (``fcn_resnet50(output="dict")``) gives
-    its ``"out"``; a model with several heads (``{"semantic": ..., "geometric": ...}``) gives
-    its dict of logits."""
+    """The plain whole-image forward pass (the default ``predict_fn``): a torchvision-style
+    ``{"out": logits, "aux": ...}`` gives its ``"out"``, a model with several heads its dict."""
     out = model(x)
     by_head, _ = keyed(out)
     return by_head.get("out", out)
@@ -52,11 +49,10 @@ def forward_logits(model: nn.Module, x: Batch) -> Logits:
 def sliding_window_logits(model: nn.Module, x: Batch, window: int | Sequence[int],
                           stride: int | Sequence[int] | None = None, *,
                           predict_fn: PredictFn | None = None) -> Logits:
-    """N×C×H×W float32 logits (or ``{head: logits}``) of an N×3×H×W batch (or ``{modality:
-    batch}``, each cut alike) computed window by window by ``predict_fn`` (default:
-    ``model(window)``), each pixel the mean of the windows over it. ``window``: height and
-    width (an int: square), cut to the image; ``stride``: the step between windows (default:
-    two thirds of the window), at most the window, or pixels would be skipped."""
+    """N×C×H×W float32 logits (or ``{head: logits}``) of a batch computed window by window by
+    ``predict_fn`` (default: ``model(window)``), each pixel the mean of the windows over it.
+    ``window``: height and width (an int: square), cut to the image; ``stride``: the step
+    between windows, at most the window (default: two thirds of it)."""
     shape = tuple(first_of(x).shape)
     if len(shape) != 4:
         raise ValueError(f"expected an N×3×H×W batch, got shape {shape}")
@@ -107,10 +103,10 @@ def _resize(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 def tta_logits(model: nn.Module, x: Batch, scales: Sequence[float] = (1.0,), flip: bool = False,
                predict_fn: PredictFn | None = None, *, average: str = "logits") -> Logits:
-    """Test-time augmentation: N×C×H×W float32 logits (or ``{head: logits}``) averaged over
-    the input resized bilinearly by each of ``scales`` (and mirrored, with ``flip``), each
-    run through ``predict_fn`` (default: the whole-image forward) and its logits brought back.
-    ``average="probs"`` averages softmax probabilities and returns their logarithm."""
+    """Test-time augmentation: N×C×H×W float32 logits (or ``{head: logits}``) averaged over the
+    input resized bilinearly by each of ``scales`` (and mirrored, with ``flip``), each run by
+    ``predict_fn`` (default: forward) and brought back. ``average="probs"`` averages softmax
+    probabilities and returns their logarithm."""
     if average not in ("logits", "probs"):
         raise ValueError(f"average must be 'logits' or 'probs', got {average!r}")
     scales = tuple(float(s) for s in scales)
@@ -159,15 +155,10 @@ class SlidingWindow:
     @classmethod
     def coerce(cls, v: Any) -> SlidingWindow | None:
         """None, an int (window), a (window, stride) mapping or an instance."""
-        if v is None or isinstance(v, SlidingWindow):
-            return v
         if isinstance(v, int):
             return cls(window=v)
-        try:
-            return cls(**v)
-        except TypeError:
-            raise ValueError(f"sliding_window must be None, an int or a dict of window and "
-                             f"stride, got {v!r}") from None
+        return _coerce(cls, v, "sliding_window must be None, an int or a dict of window and "
+                               "stride")
 
 
 @dataclass(frozen=True)
@@ -197,10 +188,14 @@ class TTA:
     @classmethod
     def coerce(cls, v: Any) -> TTA | None:
         """None, a mapping of the fields, or an instance."""
-        if v is None or isinstance(v, TTA):
-            return v
-        try:
-            return cls(**v)
-        except TypeError:
-            raise ValueError(f"tta must be None, a TTA or a dict of scales, flip and average, "
-                             f"got {v!r}") from None
+        return _coerce(cls, v, "tta must be None, a TTA or a dict of scales, flip and average")
+
+
+def _coerce(cls: Any, v: Any, expected: str) -> Any:
+    """``v`` as ``cls``: None and instances as they are, a mapping as its fields."""
+    if v is None or isinstance(v, cls):
+        return v
+    try:
+        return cls(**v)
+    except TypeError:
+        raise ValueError(f"{expected}, got {v!r}") from None

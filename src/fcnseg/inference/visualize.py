@@ -1,8 +1,6 @@
-"""Pictures of predictions: colour label maps, overlays, per-class heatmaps and index PNGs.
-
-Heatmaps use 256-entry lookup tables computed here, and the annotated pictures (legends, colour
-bars, titled panels, reliability diagrams) are drawn with Pillow alone: the core install has no
-matplotlib.
+"""Pictures of predictions: colour label maps, overlays, per-class heatmaps and index PNGs,
+and annotated pictures (legends, colour bars, titled panels, reliability diagrams) drawn with
+Pillow alone: the core install has no matplotlib.
 """
 
 from __future__ import annotations
@@ -65,9 +63,9 @@ background_classes = background_indices
 
 
 def class_outlines(label: np.ndarray, exclude: Iterable[int] = ()) -> np.ndarray:
-    """An H×W bool mask of region borders: pixels with a 4-neighbour of another label. Pixels
-    of the ``exclude`` classes are never marked, so an outline against the background lies on
-    the object's side, one pixel thin; where two objects touch, both sides are marked."""
+    """An H×W bool mask of region borders: pixels with a 4-neighbour of another label, except
+    those of the ``exclude`` classes (an outline against the background lies on the object's
+    side, one pixel thin; where two objects touch, both sides are marked)."""
     label = np.asarray(label)
     if label.ndim != 2:
         raise ValueError(f"a label map must be H×W, got shape {label.shape}")
@@ -87,11 +85,10 @@ def class_outlines(label: np.ndarray, exclude: Iterable[int] = ()) -> np.ndarray
 def overlay(image: np.ndarray, label: np.ndarray, palette: np.ndarray, alpha: float = 0.5, *,
             exclude: Iterable[int] = (), outlines: bool = False,
             grey_under: bool = False) -> np.ndarray:
-    """Blend the label colours over an H×W×3 uint8 image: ``(1-alpha)·image + alpha·colour``.
-    Pixels whose label is in ``exclude`` (e.g. :func:`background_classes`) keep the image's
-    colour; with ``outlines``, the other classes' region borders (:func:`class_outlines`) are
-    drawn at full strength; with ``grey_under``, the colours go over the image's lightness
-    (:func:`grey_picture`), so that stretched bands' strong hues do not change them."""
+    """Blend the label colours over an H×W×3 uint8 image (:func:`blend`), but for the
+    ``exclude`` classes (e.g. :func:`background_classes`); ``outlines`` draws the region
+    borders (:func:`class_outlines`) at full strength; ``grey_under`` blends over the image's
+    lightness (:func:`grey_picture`), so that stretched bands' hues do not change the colours."""
     image = np.asarray(image)
     label = np.asarray(label)
     if image.ndim != 3 or image.shape[-1] != 3 or image.shape[:2] != label.shape:
@@ -110,8 +107,7 @@ def overlay(image: np.ndarray, label: np.ndarray, palette: np.ndarray, alpha: fl
 
 
 def grey_picture(image: np.ndarray) -> np.ndarray:
-    """An H×W×3 uint8 image's lightness (ITU-R 601 luma, as Pillow's "L"), in its three
-    channels."""
+    """An H×W×3 uint8 image's lightness (ITU-R 601 luma, as Pillow's "L") in three channels."""
     image = np.asarray(image)
     luma = image[..., 0] * np.float32(0.299)  # a channel at a time: 4 bytes a pixel
     luma += image[..., 1] * np.float32(0.587)
@@ -127,8 +123,7 @@ def blend(image: np.ndarray, picture: np.ndarray, alpha: float) -> np.ndarray:
     image, picture = np.asarray(image), np.asarray(picture)
     if (image.dtype == picture.dtype == np.uint8 and image.shape == picture.shape
             and isinstance(alpha, (int, float, np.number))):
-        # Each pixel's result looked up among the 65536 pairs of values, computed once per
-        # alpha as below: the same numbers, several times faster than the arithmetic.
+        # Looked up among the 65536 pairs, computed once per alpha: the same, several times faster.
         pair = image.astype(np.uint16) << 8
         pair |= picture
         return np.take(_blend_table(alpha), pair)
@@ -152,10 +147,9 @@ def _blend_table(alpha: float) -> np.ndarray:
 
 def heatmap(scores: np.ndarray, colormap: str | np.ndarray = "viridis", *,
             vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
-    """Colour an H×W score map (e.g. one class's probabilities) as an H×W×3 uint8 image:
-    scores map linearly from ``[vmin, vmax]`` (default: the map's own range) onto
-    ``colormap`` (a name from :data:`COLORMAPS` or a 256×3 table), values outside clipped; a
-    constant map gets the colormap's first colour."""
+    """An H×W score map as an H×W×3 uint8 image: ``[vmin, vmax]`` (default: the map's range)
+    mapped linearly onto ``colormap`` (a name from :data:`COLORMAPS` or a 256×3 table), values
+    outside clipped; a constant map gets the colormap's first colour."""
     s = np.asarray(scores, dtype=np.float64)
     if s.ndim != 2:
         raise ValueError(f"heatmap needs an H×W score map, got shape {s.shape}")
@@ -170,9 +164,8 @@ def heatmap(scores: np.ndarray, colormap: str | np.ndarray = "viridis", *,
 
 
 def label_png_bytes(label: np.ndarray, palette: np.ndarray) -> bytes:
-    """An H×W label map as PNG bytes whose pixel values are the class indices: a palette PNG
-    in the model's colours for up to 256 classes (``np.array(Image.open(...))`` gives the
-    labels back exactly), a 16-bit grayscale PNG for more."""
+    """An H×W label map as PNG bytes of the class indices: a palette PNG in the model's colours
+    for up to 256 classes, a 16-bit grayscale PNG for more."""
     label = np.asarray(label)
     if label.ndim != 2:
         raise ValueError(f"a label map must be H×W, got shape {label.shape}")
@@ -231,9 +224,8 @@ def _text_width(font: ImageFont.ImageFont | ImageFont.FreeTypeFont, text: str) -
 
 
 def text_size_for(height: int, width: int | None = None) -> int:
-    """A font size for annotating a picture ``height`` pixels tall (and ``width`` wide): in
-    proportion, so that text reads alike at screen size, never below 12 pixels nor above a
-    twelfth of the width."""
+    """A font size in proportion to a picture ``height`` tall (and ``width`` wide): at least 12
+    pixels, at most a twelfth of the width."""
     size = round(height / 22)
     if width is not None:
         size = min(size, round(width / 12))
@@ -274,9 +266,7 @@ def legend_panel(entries: Sequence[tuple[str, Sequence[int]]], *, height: int,
     holds three rows or more (else one column, taller)."""
     size = font_size or text_size_for(height)
     font = _font(size)
-    row = round(size * 1.6)
-    pad = max(4, size // 2)
-    swatch = size
+    row, pad, swatch = round(size * 1.6), max(4, size // 2), size
     items = list(entries) or [(empty_text, None)]
     rows = (height - 2 * pad) // row
     if rows < 3:
@@ -305,8 +295,8 @@ def legend_panel(entries: Sequence[tuple[str, Sequence[int]]], *, height: int,
 
 def add_legend(picture: np.ndarray, entries: Sequence[tuple[str, Sequence[int]]], *,
                font_size: int | None = None, empty_text: str = "no classes") -> np.ndarray:
-    """``picture`` with a :func:`legend_panel` on its right (a taller legend extends the
-    canvas downwards), scaled with the picture (:func:`text_size_for`) unless ``font_size``."""
+    """``picture`` with a :func:`legend_panel` on its right (a taller one extends the canvas
+    down), in text scaled with the picture (:func:`text_size_for`) unless ``font_size``."""
     picture = np.asarray(picture)
     size = font_size or text_size_for(*picture.shape[:2])
     key = tuple((str(name), None if colour is None else tuple(int(v) for v in colour))
@@ -375,9 +365,9 @@ def colorbar(height: int, colormap: str | np.ndarray = "viridis", *, vmin: float
 
 @dataclass(frozen=True)
 class PictureStyle:
-    """How overlays and heatmaps are drawn: ``unblended``, the classes left as the photo in
-    overlays (the background, usually); ``legend``, a legend beside overlays and a title and
-    colour bar on heatmaps; ``heatmap_over_photo``, heatmaps over the photo at ``alpha``."""
+    """How overlays and heatmaps are drawn: ``unblended``, the classes left as the photo
+    (usually the background); ``legend``, a legend beside overlays, a title and colour bar on
+    heatmaps; ``heatmap_over_photo``, heatmaps over the photo at ``alpha``."""
 
     alpha: float = 0.5
     colormap: str = "viridis"
@@ -392,8 +382,7 @@ def labelled_overlay(image: np.ndarray, label: np.ndarray, palette: np.ndarray,
                      exclude: Iterable[int] | None = None, *,
                      grey_under: bool = False) -> np.ndarray:
     """:func:`overlay` of ``label`` on ``image`` as ``style`` draws it, with a legend of the
-    classes present when ``style.legend``; the ``exclude`` classes (default
-    ``style.unblended``) keep the image's colours and stay out of the legend."""
+    classes present; the ``exclude`` classes (default ``style.unblended``) stay out of both."""
     keep = tuple(style.unblended if exclude is None else exclude)
     picture = overlay(image, label, palette, style.alpha, exclude=keep, outlines=style.outlines,
                       grey_under=grey_under)
@@ -405,9 +394,9 @@ def labelled_overlay(image: np.ndarray, label: np.ndarray, palette: np.ndarray,
 
 @dataclass(frozen=True)
 class HeatmapStyle:
-    """How :func:`heatmap_picture` draws a map: ``colormap`` (see :func:`heatmap`) from
-    ``vmin`` to ``vmax`` (None: the map's own), at ``alpha`` over a photo, with a title and a
-    colour bar (``annotate``) in ``font_size`` text (None: by the picture's height)."""
+    """How :func:`heatmap_picture` draws a map: ``colormap`` from ``vmin`` to ``vmax`` (None: the
+    map's own), at ``alpha`` over a photo, with a title and colour bar (``annotate``) in
+    ``font_size`` text (None: by the picture's height)."""
 
     colormap: str | np.ndarray = "viridis"
     vmin: float | None = 0.0
@@ -420,8 +409,8 @@ class HeatmapStyle:
 def heatmap_picture(scores: np.ndarray, *, title: str | None = None,
                     image: np.ndarray | None = None,
                     style: HeatmapStyle = HeatmapStyle()) -> np.ndarray:
-    """A :func:`heatmap` with a title above and a colour bar beside it, drawn as ``style``
-    says; over ``image`` (H×W×3 uint8) at ``style.alpha`` when given."""
+    """A :func:`heatmap`, over ``image`` (H×W×3 uint8) when given, with a title above and a
+    colour bar beside it, as ``style`` says."""
     s = np.nan_to_num(np.asarray(scores, dtype=np.float64))
     lo = float(s.min()) if style.vmin is None else float(style.vmin)
     hi = float(s.max()) if style.vmax is None else float(style.vmax)
@@ -444,8 +433,7 @@ def heatmap_picture(scores: np.ndarray, *, title: str | None = None,
 
 
 def enlarge(picture: np.ndarray, min_height: int = 256) -> np.ndarray:
-    """``picture`` repeated by the smallest whole factor that makes it ``min_height`` tall or
-    more, so that every pixel stays visible as it is."""
+    """``picture`` repeated by the smallest whole factor that makes it ``min_height`` tall."""
     picture = np.asarray(picture)
     factor = max(1, math.ceil(min_height / max(picture.shape[0], 1)))
     if factor == 1:
@@ -457,8 +445,7 @@ def comparison_strip(image: np.ndarray, truth: np.ndarray, pred: np.ndarray,
                      palette: np.ndarray, class_names: Sequence[str], *,
                      ignore_index: int | None = 255, min_height: int = 256) -> np.ndarray:
     """image | ground truth | prediction, titled, enlarged to ``min_height`` (:func:`enlarge`),
-    with a legend of the classes in either map; the prediction's title gives its pixel
-    accuracy (``ignore_index`` not counted)."""
+    with a legend of the classes in either; the prediction's title gives its pixel accuracy."""
     image, truth, pred = np.asarray(image), np.asarray(truth), np.asarray(pred)
     if not (image.shape[:2] == truth.shape == pred.shape) or image.ndim != 3:
         raise ValueError(f"a comparison strip needs an H×W×3 image and two H×W label maps of "
@@ -507,17 +494,24 @@ _RELIABILITY_KEY = [
 
 
 def reliability_diagram(calibration: Mapping[str, Any], *, title: str | None = None) -> np.ndarray:
-    """A reliability diagram as an RGB array: per confidence bin, the accuracy (bars) against
-    the mean confidence (the gap shaded), the diagonal of perfect calibration, and below it
-    each bin's share of pixels. ``calibration``: what
-    :meth:`fcnseg.metrics.CalibrationBins.compute` returns (``ece``, ``pixels``, ``bins``)."""
+    """A reliability diagram (RGB) of what :meth:`fcnseg.metrics.CalibrationBins.compute`
+    returns: per confidence bin, the accuracy (bars) against the mean confidence (the gap
+    shaded), the diagonal of perfect calibration, and below it each bin's share of pixels."""
     small = _font(_SMALL)
     # The key goes beside the plot, outside the axes: bars may reach any height in any bin.
     kx = _X0 + _SIDE + 16
     key_width = 30 + max(_text_width(small, text) for _, text, _ in _RELIABILITY_KEY)
     img = Image.new("RGB", (kx + key_width + 24, _HIST_TOP + _HIST_H + 48), _PAPER)
     draw = ImageDraw.Draw(img)
-    _draw_reliability_heading(draw, calibration, title)
+    ece, pixels = calibration.get("ece"), int(calibration.get("pixels", 0))
+    draw.text((_X0, 8), title or "reliability diagram", fill=_INK, font=_font(_TEXT_SIZE))
+    ece_text = "n/a" if ece is None or not math.isfinite(ece) else f"{100 * ece:.2f}%"
+    draw.text((_X0, 28), f"expected calibration error {ece_text} over {pixels:,} pixels",
+              fill=_MUTED, font=small)
+    for v in _TICKS:  # the plot's grid with its value labels
+        draw.line([_px(v), _Y0, _px(v), _Y0 + _SIDE], fill=(232, 232, 232))
+        draw.line([_X0, _py(v), _X0 + _SIDE, _py(v)], fill=(232, 232, 232))
+        draw.text((_X0 - 6, _py(v)), f"{v:.1f}", fill=_INK, font=small, anchor="rm")
     bins = list(calibration.get("bins", []))
     _draw_reliability_bins(img, [b for b in bins if b["count"]])
     for i, (colour, text, as_line) in enumerate(_RELIABILITY_KEY):
@@ -531,28 +525,11 @@ def reliability_diagram(calibration: Mapping[str, Any], *, title: str | None = N
     return np.asarray(img)
 
 
-def _draw_reliability_heading(draw: ImageDraw.ImageDraw, calibration: Mapping[str, Any],
-                              title: str | None) -> None:
-    """The title, the calibration error, and the plot's grid with its value labels."""
-    small = _font(_SMALL)
-    ece = calibration.get("ece")
-    pixels = int(calibration.get("pixels", 0))
-    draw.text((_X0, 8), title or "reliability diagram", fill=_INK, font=_font(_TEXT_SIZE))
-    ece_text = "n/a" if ece is None or not math.isfinite(ece) else f"{100 * ece:.2f}%"
-    draw.text((_X0, 28), f"expected calibration error {ece_text} over {pixels:,} pixels",
-              fill=_MUTED, font=small)
-    for v in _TICKS:
-        draw.line([_px(v), _Y0, _px(v), _Y0 + _SIDE], fill=(232, 232, 232))
-        draw.line([_X0, _py(v), _X0 + _SIDE, _py(v)], fill=(232, 232, 232))
-        draw.text((_X0 - 6, _py(v)), f"{v:.1f}", fill=_INK, font=small, anchor="rm")
-
-
 def _draw_reliability_bins(img: Image.Image, filled: Sequence[Mapping[str, Any]]) -> None:
     """The bars, gaps, confidence lines, diagonal, frame and axis label, drawn on ``img``."""
     draw = ImageDraw.Draw(img)
-    # Each bin: the bar up to the lower of accuracy and confidence, the gap (opaque, the key's
-    # colour either way) up to the higher, then the accuracy bar's outline over both, so that
-    # its top stays visible where the model is under-confident and the gap lies inside it.
+    # The bar up to the lower of accuracy and confidence, the gap up to the higher, then the
+    # accuracy bar's outline over both: its top stays visible where the gap lies inside it.
     for b in filled:
         accuracy, confidence = float(b["accuracy"]), float(b["confidence"])
         lo, hi = sorted((accuracy, confidence))
@@ -593,9 +570,8 @@ def _draw_share_histogram(draw: ImageDraw.ImageDraw, bins: Sequence[Mapping[str,
               "confidence (largest class probability)", fill=_INK, font=small, anchor="mt")
 
 
-#: zlib strategy for pictures: run-length matches only. On photos it compresses 3-4 times
-#: faster than Pillow's default (level 6, Z_FILTERED) into files as small; flat drawings
-#: (plain heatmaps) come out about a quarter larger. Lossless either way.
+#: zlib strategy for pictures: run-length matches only, 3-4 times faster than Pillow's default
+#: on photos into files as small (flat drawings about a quarter larger).
 PICTURE_PNG_STRATEGY = zlib.Z_RLE
 
 

@@ -249,14 +249,15 @@ def _predict(args: argparse.Namespace, ranks: DistInfo, out_dir: Path,
     kind = args.uncertainty_kind or ("entropy" if args.uncertainty else None)
     kinds = list(UNCERTAINTY_KINDS) if kind == "both" else [kind] if kind else []
     # The model by its weights and settings, not its path: a retrained model is another one.
-    ids = _ModelIds(model_identity(seg, as_loaded=True) if work.images or work.rasters else "",
-                    cache(partial(model_identity, seg)))
+    # Earlier versions recorded its weights' digest: hashed at most once, when a record needs.
+    ids = (model_identity(seg, as_loaded=True) if work.images or work.rasters else "",
+           cache(partial(model_identity, seg)))
     style = _picture_style(args, seg)
-    job = outputs_job(ids.current, seg.palette, style) if work.images else ""
+    job = outputs_job(ids[0], seg.palette, style) if work.images else ""
     if args.skip_complete:
         expected = partial(output_files, out_dir, class_names=seg.class_names,
                            heatmap_classes=heat_classes, probs=args.probs, uncertainty=kinds)
-        earlier = cache(lambda: outputs_job(ids.earlier(), seg.palette, style))
+        earlier = cache(lambda: outputs_job(ids[1](), seg.palette, style))
         work.images = _left_to_do(work.images, expected, out_dir, (job, earlier), ranks, tally)
     pre = None
     if args.format or args.rank:
@@ -319,22 +320,6 @@ def _check_options(args: argparse.Namespace) -> None:
 
 def _report(message: str) -> None:
     tqdm.write(f"fcnseg predict: {message}", file=sys.stderr)
-
-
-@dataclass(frozen=True)
-class _ModelIds:
-    """The model's identity as recorded now (its checkpoint file's digest) and as earlier
-    versions recorded it (its weights' digest, hashed at most once, only when a record holds
-    neither), so that their outputs are not predicted again."""
-
-    current: str
-    earlier: Callable[[], str]
-
-    def matching(self, recorded: str | None) -> str:
-        """The earlier identity where it is the one recorded, else the current one."""
-        if recorded is None or recorded == self.current:
-            return self.current
-        return recorded if recorded == self.earlier() else self.current
 
 
 @dataclass
@@ -463,13 +448,18 @@ def _left_to_do(images: list[tuple[Path, str]], expected: Callable[..., OutputFi
 
 
 def _segment_rasters(args: argparse.Namespace, seg: Segmenter, work: _Work, out_dir: Path,
-                     uncertainty: bool, ids: _ModelIds, ranks: DistInfo, tally: _Tally) -> None:
+                     uncertainty: bool, ids: tuple[str, Callable[[], str]], ranks: DistInfo,
+                     tally: _Tally) -> None:
     """Each raster by tiles into ``NAME.tif``, going on under an earlier version's record."""
     tiles = TileSettings(tile=args.tile, overlap=args.overlap, batch_size=args.batch_size,
                          probs=args.probs, uncertainty=uncertainty)
+    current, earlier = ids
     for path, name in work.rasters:
         out = out_dir / f"{name}.tif"
-        model_id = ids.matching(recorded_model_id(out))
+        recorded = recorded_model_id(out)
+        # a raster an earlier version began or finished for this model goes on under its id
+        model_id = recorded if recorded not in (None, current) and recorded == earlier() \
+            else current
         # from an earlier run of this same model and settings
         complete = output_complete(out, path, seg.class_names, tiles, model_id)
         problem = _predict_raster(seg, path, out, tiles, model_id, args, work, ranks)

@@ -4,14 +4,13 @@ each comparison timed interleaved in one run; one JSON-ready dict, printed by
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 import platform
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -174,21 +173,6 @@ def _input(cfg: BenchConfig, batch: int, size: tuple[int, int], device: str) -> 
     return torch.randn(batch, 3, *size, generator=g).to(device)
 
 
-@contextlib.contextmanager
-def _peak_memory(device: str, into: dict[str, Any]) -> Iterator[None]:
-    """Record the peak memory of the block: CPU RSS (MiB) and CUDA max allocated (MiB)."""
-    reset = reset_peak_rss()
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    try:
-        yield
-    finally:
-        into["peak_rss_mib"] = round(peak_rss_mb(), 1)
-        into["peak_rss_is_process_peak"] = not reset
-        if device == "cuda":
-            into["cuda_max_allocated_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-
-
 _PEAK = "__mm_peak__"
 
 
@@ -260,11 +244,15 @@ def _per_geometry(cfg: BenchConfig, device: str, arch: str, shape: dict[str, Any
     """One row per geometry: its ``variants[geometry]`` timed interleaved with a float32 mm
     (for the fraction-of-peak column) under the block's peak memory, on ``shape["batch"]``
     images; the last row gets the same/caffe speed-up."""
-    memory: dict[str, Any] = {}
-    with _peak_memory(device, memory):
-        times = time_interleaved({**variants, **_mm_variants(cfg, device, torch.float32)},
-                                 warmup=cfg.warmup, repeats=cfg.repeats, device=device,
-                                 clock=_clock(cfg, device), progress=progress)
+    reset = reset_peak_rss()
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    times = time_interleaved({**variants, **_mm_variants(cfg, device, torch.float32)},
+                             warmup=cfg.warmup, repeats=cfg.repeats, device=device,
+                             clock=_clock(cfg, device), progress=progress)
+    memory = {"peak_rss_mib": round(peak_rss_mb(), 1), "peak_rss_is_process_peak": not reset}
+    if device == "cuda":
+        memory["cuda_max_allocated_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     peak = _peak_from(times, cfg)
     rows = [{"device": device, "model": arch, "geometry": g, **shape,
              **_timing_fields(times[g], shape["batch"], flops[g], peak),
@@ -647,24 +635,17 @@ def repeated_settings(report: dict[str, Any]) -> list[str]:
     """Settings that two tables both time, each with its two medians (one line each)."""
     inference = {(r["device"], r["model"], r["geometry"], tuple(r["size"]), r["batch"]): r
                  for r in report["inference"]}
+    fast = {"+gemm fc6/fc7": "same", "caffe fast": "caffe"}  # their geometry's default path
+    timed = [(o["device"], fast.get(r["variant"]), o["size"], r["median_s"],
+              f"Fast paths ({r['variant']})") for o in report["options"] for r in o["rows"]]
+    timed += [(ev["device"], "same", ev["size"], ev["model_only"]["median_s"],
+               "Evaluation (model_only, plus an argmax)") for ev in report["evaluation"]]
     lines = []
-    for opts in report["options"]:
-        size = tuple(opts["size"])
-        for r in opts["rows"]:
-            geometry = {"+gemm fc6/fc7": "same", "caffe fast": "caffe"}.get(r["variant"])
-            twin = inference.get((opts["device"], "fcn8s", geometry, size, 1))
-            if twin is not None:
-                lines.append(f"[{opts['device']}] fcn8s {geometry} {_size(size)} batch 1: "
-                             f"{twin['median_s']:.3g} s in Inference, {r['median_s']:.3g} s in "
-                             f"Fast paths ({r['variant']})")
-    for ev in report["evaluation"]:
-        size = tuple(ev["size"])
-        twin = inference.get((ev["device"], "fcn8s", "same", size, 1))
+    for device, geometry, size, median, where in timed:
+        twin = inference.get((device, "fcn8s", geometry, tuple(size), 1))
         if twin is not None:
-            lines.append(f"[{ev['device']}] fcn8s same {_size(size)} batch 1: "
-                         f"{twin['median_s']:.3g} s in Inference, "
-                         f"{ev['model_only']['median_s']:.3g} s in Evaluation (model_only, "
-                         f"plus an argmax)")
+            lines.append(f"[{device}] fcn8s {geometry} {_size(size)} batch 1: "
+                         f"{twin['median_s']:.3g} s in Inference, {median:.3g} s in {where}")
     return lines
 
 

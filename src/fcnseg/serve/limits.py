@@ -8,22 +8,10 @@ import resource
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = [
-    "DEFAULT_BODY_TIMEOUT_S",
-    "DEFAULT_HEADER_TIMEOUT_S",
-    "DEFAULT_MAX_CONNECTIONS",
-    "DEFAULT_MAX_CONCURRENCY",
-    "DEFAULT_MAX_PIXELS",
-    "DEFAULT_MAX_QUEUE",
-    "DEFAULT_MAX_UPLOAD_BYTES",
-    "MIN_CONNECTIONS",
-    "PREVIEW_MAX_SIDE",
-    "ConnectionGauge",
-    "ServiceLimits",
-    "connection_cap",
-    "connection_cap_problem",
-    "too_few_connections",
-]
+__all__ = ["DEFAULT_BODY_TIMEOUT_S", "DEFAULT_HEADER_TIMEOUT_S", "DEFAULT_MAX_CONNECTIONS",
+           "DEFAULT_MAX_CONCURRENCY", "DEFAULT_MAX_PIXELS", "DEFAULT_MAX_QUEUE",
+           "DEFAULT_MAX_UPLOAD_BYTES", "MIN_CONNECTIONS", "PREVIEW_MAX_SIDE", "ConnectionGauge",
+           "ServiceLimits", "connection_cap", "connection_cap_problem", "too_few_connections"]
 
 #: Largest request body accepted (32 MiB): a 50-megapixel phone photo as JPEG (10-25 MB).
 DEFAULT_MAX_UPLOAD_BYTES = 32 * 2**20

@@ -31,9 +31,6 @@ _CAFFE_CONVS = (("conv1", 96, 11, 100, 1), ("conv2", 256, 5, 2, 2), ("conv3", 38
 _TORCHVISION_CONVS = (("0", 64, 11, 100, 1), ("3", 192, 5, 2, 1), ("6", 384, 3, 1, 1),
                       ("8", 256, 3, 1, 1), ("10", 256, 3, 1, 1))
 
-#: The reference's upsampling: kernel 63, stride 32.
-UPSCORE_KERNEL, UPSCORE_STRIDE = 63, 32
-
 
 def _pool() -> nn.MaxPool2d:
     return nn.MaxPool2d(3, stride=2, ceil_mode=True)  # Caffe's pools round up
@@ -108,8 +105,7 @@ class AlexNetTrunk(ConvolutionalizedTrunk):
 
 def alexnet_upsampling(channels: int, src: CoordMap, target: CoordMap) -> AlignedUpsampling:
     """The reference's ``upscore``: a frozen bilinear deconvolution, kernel 63, stride 32."""
-    return AlignedUpsampling(bilinear_upsampling(channels, UPSCORE_KERNEL, UPSCORE_STRIDE),
-                             src, target)
+    return AlignedUpsampling(bilinear_upsampling(channels, 63, 32), src, target)
 
 
 def torchvision_alexnet_key_map(model: nn.Module) -> dict[str, str]:

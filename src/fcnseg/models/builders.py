@@ -84,8 +84,7 @@ class ModelOptions:
 
 @dataclass(kw_only=True)
 class _BackboneFile(ModelOptions):
-    """``backbone_weights``: an ImageNet file for the trunk; ``backbone_convention``: its
-    input convention when it cannot be recognised."""
+    """An ImageNet file for the trunk, and its input convention when it cannot be told."""
 
     backbone_weights: PathLike | None = None
     backbone_convention: str | None = None
@@ -290,8 +289,7 @@ def _nyud(row: Architecture, o: NYUDOptions, identity: ModelIdentity) -> FCN:
 
 
 def _load_imagenet(model: FCN, o: NYUDOptions) -> None:
-    """``o.backbone_weights`` (if any) into a VGG16 FCN; Caffe's keep the task's own mean, as
-    the reference fine-tunes them."""
+    """``o.backbone_weights`` into a VGG16 FCN; Caffe's keep the task's mean, as the reference."""
     if o.backbone_weights is None:
         return
     load_backbone_weights(model, o.backbone_weights, convention=o.backbone_convention)
@@ -536,8 +534,7 @@ def check_build_kwargs(name: str, kwargs: Mapping[str, Any]) -> None:
 
 
 def _check_values(name: str, kwargs: Mapping[str, Any]) -> None:
-    """Each of ``kwargs`` of its plain type and of a value the options dataclass accepts; a
-    ValueError starting with the argument's name."""
+    """A ValueError naming the first of ``kwargs`` of another type or a refused value."""
     row = ARCHITECTURES.get(_key(name))
     _plain_values(_hints(row.options if row is not None else get_builder(name)), kwargs)
     if row is not None:

@@ -118,8 +118,7 @@ def int8_kernel_warning(path: str, record: Any, flags: Iterable[str]) -> str | N
 
 
 def _onnx_runner(path: str, threads: int | None, heads: list[str] | None = None) -> Any:
-    """Runs the graph on a tensor or ``{modality: tensor}``; answers a tensor, or ``{head:
-    tensor}`` for the named outputs ``heads``."""
+    """Runs the graph on a tensor or ``{modality: tensor}``; ``{head: tensor}`` for ``heads``."""
     try:
         session = onnx_session(path, threads)
     except ArtifactError:

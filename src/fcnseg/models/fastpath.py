@@ -77,8 +77,7 @@ def _onednn_dtype(layer: nn.Module, x: torch.Tensor) -> torch.dtype | None:
 
 
 class _PreparedWeights:
-    """What a layer derives from its weight and bias, per key, remade whenever the parameters
-    are replaced, changed in place or given new storage; dropped when copied or pickled."""
+    """What a layer derives from its parameters, per key, remade when they change; not pickled."""
 
     _prepared: dict
 
@@ -151,8 +150,7 @@ def conv_gemm(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
 
 
 def _gemm_matrix(weight: torch.Tensor) -> tuple[torch.Tensor | None, bool]:
-    """A convolution weight as an (out, in·kh·kw) matrix without a copy, and whether its
-    columns are channels-last; (None, False) otherwise."""
+    """A weight as an (out, in·kh·kw) matrix without a copy, and whether it is channels-last."""
     if weight.is_contiguous():
         return weight.view(weight.shape[0], -1), False
     if weight.is_contiguous(memory_format=torch.channels_last):
@@ -212,8 +210,7 @@ class PackedConv2d(_PreparedWeights, nn.Conv2d):
 @functools.lru_cache(maxsize=64)
 def _axis_matrix(kernel: int, stride: int, padding: int, in_len: int, start: int,
                  out_len: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """Rows ``start … start+out_len-1`` of the 1-D bilinear transposed convolution as a matrix
-    (zero outside its output)."""
+    """Rows ``start … start+out_len-1`` of the 1-D bilinear deconvolution as a matrix."""
     f = (kernel + 1) // 2
     c = f - 1 if kernel % 2 == 1 else f - 0.5
     taps = 1 - (torch.arange(kernel, dtype=torch.float64) - c).abs() / f
@@ -275,8 +272,7 @@ def _plain(layer: nn.Module) -> nn.Module:
 
 
 def _replace(model: nn.Module, choose) -> dict[str, nn.Module]:  # type: ignore[no-untyped-def]
-    """Replace the layers for which ``choose(parent, name, layer)`` gives another module;
-    returns ``{state-dict name: new layer}``."""
+    """Replace the layers ``choose(parent, name, layer)`` replaces; ``{state-dict name: new}``."""
     key_map = getattr(model, "key_map", None)
     replaced: dict[str, nn.Module] = {}
     for path, parent in list(model.named_modules()):

@@ -120,8 +120,7 @@ class FCN(DescribedModel, nn.Module):
 
 def _reference_names(heads: Mapping[str, SkipHead], trunk_name: str | None,
                      layer_names: Mapping[str, str] | None) -> KeyMap:
-    """The key map of an FCN: its trunk at the top level or under ``trunk_name``, its heads'
-    layers under their names."""
+    """The key map of an FCN: its trunk at the top level or under ``trunk_name``, its heads'."""
     if trunk_name is None:
         pairs = [("trunk.", "")] + [(f"trunk.{old}.", f"{new}.")
                                     for old, new in (layer_names or {}).items()]

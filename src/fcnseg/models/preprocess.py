@@ -152,8 +152,7 @@ class _Preprocessed(nn.Module):
 
 
 class _RawPixels(Preprocess):
-    """A :class:`Preprocess` in front of a bare network (:func:`raw_pixel_model`) that refuses
-    colour input holding a negative value: normalised already."""
+    """A :class:`Preprocess` before a bare network, refusing negative colour values."""
 
     def _normalise(self, name: str, x: torch.Tensor) -> torch.Tensor:
         step = self.steps[name]

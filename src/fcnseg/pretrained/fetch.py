@@ -65,8 +65,7 @@ def _record(directory: Path, path: Path, **info: Any) -> None:
 
 
 def _check_recorded(directory: Path, path: Path, notes: list[str]) -> bool:
-    """True when ``path`` is recorded and still has its SHA-256; a changed one is set aside
-    (``<name>.corrupt``) and said in ``notes``."""
+    """Whether ``path`` still has its recorded SHA-256; a changed one is set aside (noted)."""
     entry = _read_manifest(directory).get(path.name)
     if "sha256" not in fields_of(entry):
         return False

@@ -29,6 +29,7 @@ from fcnseg.data.annotations.export import (
     labelme_document,
     relative_path,
 )
+from fcnseg.inference.calibration import entropy
 from fcnseg.inference.files import OwnOutputs, content_digest, record_outputs
 from fcnseg.inference.segmenter import Prediction
 from fcnseg.utils.files import atomic_write_bytes
@@ -45,9 +46,8 @@ SPECK_AREA = 20
 def image_uncertainty(probs: np.ndarray) -> tuple[float, float]:
     """(mean entropy in nats, share of pixels whose largest probability is below
     :data:`UNCERTAIN_BELOW`) of C×H×W class probabilities."""
-    p = np.asarray(probs, np.float64)
-    entropy = -(p * np.log(np.clip(p, 1e-12, None))).sum(0)
-    return float(entropy.mean()), float((p.max(0) < UNCERTAIN_BELOW).mean())
+    share = (np.asarray(probs).max(0) < UNCERTAIN_BELOW).mean()
+    return float(entropy(probs).mean(dtype=np.float64)), float(share)
 
 
 def _shoelace(points: np.ndarray) -> float:

@@ -1,7 +1,6 @@
-"""A dataset's classes against a model's: the one rule of ``fcnseg evaluate``, ``calibrate``
-and ``quantize --val``. Two labelling tools can number the same classes in another order
-(CVAT keeps its list's order, Label Studio sorts), and scoring by index would compare "cat"
-with "bird". So the same names in another order are matched by name (said in one line), and
+"""A dataset's classes against a model's, for ``fcnseg evaluate``, ``calibrate`` and ``quantize
+--val``: labelling tools number the same classes in other orders (CVAT keeps its list's, Label
+Studio sorts), so the same names in another order are matched by name (said in one line), and
 other names are refused in one line naming both lists.
 """
 
@@ -20,9 +19,9 @@ from fcnseg.utils.keyed import keyed
 
 @dataclass(frozen=True)
 class ClassMatch:
-    """How a dataset's label values become the model's class indices: ``lookup[v]`` is the
-    model's index of the dataset's class ``v`` (None: the same already), ``note`` one line
-    saying the classes were matched by name (None when they were not)."""
+    """How a dataset's label values become the model's class indices: ``lookup[v]``, the model's
+    index of the dataset's class ``v`` (None: the same already); ``note``, one line saying the
+    classes were matched by name, or None."""
 
     lookup: tuple[int, ...] | None = None
     note: str | None = None
@@ -51,9 +50,8 @@ class ClassMatch:
 
 def match_classes(data_classes: Sequence[str], model_classes: Sequence[str], *,
                   dataset: str, model: str) -> ClassMatch:
-    """The :class:`ClassMatch` of a dataset's class names with a model's (module docstring); a
-    dataset without class names is taken as it is. Names that are not the model's are one
-    line (a ValueError) naming both lists."""
+    """The :class:`ClassMatch` of a dataset's class names with a model's (none: taken as it is);
+    names that are not the model's are one line naming both lists."""
     data, names = [str(c) for c in data_classes], [str(c) for c in model_classes]
     if not data or data == names:
         return ClassMatch()
@@ -75,9 +73,8 @@ def _first_few(names: Sequence[str], shown: int = 6) -> str:
 
 
 class RelabeledDataset(Dataset):
-    """A view of a dataset of ``(image, label)`` samples with the labels in the model's indices
-    (:meth:`ClassMatch.relabel`); what the dataset is (its name, ``ignore_index`` ...) is the
-    wrapped one's."""
+    """A dataset of ``(image, label)`` samples with the labels in the model's indices
+    (:meth:`ClassMatch.relabel`)."""
 
     def __init__(self, dataset: Any, match: ClassMatch) -> None:
         self.dataset = dataset

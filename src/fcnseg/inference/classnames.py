@@ -1,8 +1,6 @@
-"""Class names as users type them: ``car`` finds the class ``Car`` when no other class is spelt
-that way ignoring case. One lookup for every command that takes class names (predict's
-``--heatmap``, serve's ``heatmap=``), one reading of class indices, and one parser of class
-lists (:func:`parse_classes`): a class's name wins over an index, so a class named ``"3"`` is
-found by its name."""
+"""Class names as users type them, for every command that takes them (predict's ``--heatmap``,
+serve's ``heatmap=``): ``car`` finds the class ``Car`` when no other is spelt so ignoring case,
+and a class's name wins over an index (a class named ``"3"`` is found by its name)."""
 
 from __future__ import annotations
 
@@ -29,9 +27,8 @@ def class_by_name(token: str, names: Sequence[str]) -> int | None:
 
 
 def find_class(token: str, names: Sequence[str], *, indices: bool = True) -> int | None:
-    """The class ``token`` names: by name first (:func:`class_by_name`), else, when
-    ``indices``, as a class index; None when it is neither. (Only up to 18 ASCII digits make
-    an index: ``int`` refuses ``²`` and numbers of thousands of digits.)"""
+    """The class ``token`` names: by name first (:func:`class_by_name`), else, when ``indices``,
+    as a class index of up to 18 ASCII digits; None when it is neither."""
     index = class_by_name(token, names)
     if index is None and indices and token.isascii() and token.isdigit() and len(token) <= 18:
         index = int(token) if int(token) < len(names) else None
@@ -44,10 +41,9 @@ def shown_token(token: str, limit: int = 40) -> str:
 
 
 def parse_classes(items: str | Iterable[str], class_names: Sequence[str]) -> list[int]:
-    """Class indices for names or indices, each item possibly comma-separated (``"cat,3"``);
-    ``"all"`` means every class (unless a class is named so); names (:func:`find_class`) win
-    over indices. Duplicates are dropped, the order kept; an unknown class is one line (a
-    ValueError) naming the model's classes."""
+    """Class indices for names or indices (:func:`find_class`), each item possibly
+    comma-separated (``"cat,3"``), ``"all"`` every class unless one is named so; duplicates
+    dropped, order kept; an unknown class is one line naming the model's classes."""
     if isinstance(items, str):
         items = [items]
     names = list(class_names)

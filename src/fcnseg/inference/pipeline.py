@@ -1,7 +1,6 @@
-"""``fcnseg predict`` for files at the model's pace: images are read ahead, segmented in batches,
-and their outputs written behind (:func:`fcnseg.inference.files.write_predictions`), in
-threads beside the model's forward passes (decoding and zlib release the GIL). Results come
-back in input order, and the files written are byte for byte those of one file after another.
+"""``fcnseg predict`` for files at the model's pace: images read ahead, segmented in batches
+and their outputs written behind, in threads beside the forward passes; results come back in
+input order, and the files are byte for byte those of one file after another.
 """
 
 from __future__ import annotations
@@ -19,12 +18,10 @@ def predict_files(segmenter: Segmenter, inputs: Sequence[tuple[Path, str]], out_
                   options: OutputOptions = OutputOptions(), *, batch_size: int = 4,
                   workers: int | None = None,
                   warn: Callable[[str], None] | None = None) -> Iterator[FileOutcome]:
-    """Read, segment and write ``inputs`` (file, output name) into ``out_dir``: what
-    ``fcnseg predict`` does for colour images. Reading and writing overlap the model's work
-    (``workers`` threads each; 0 does everything in the calling thread, one file after another).
-    Yields one :class:`FileOutcome` per input, in input order. ``warn`` is given one line, once,
-    when a colour model reads an image as nearly black 8-bit RGB that holds 16-bit values
-    (:meth:`Segmenter.dim_image_warning`)."""
+    """Read, segment and write ``inputs`` (file, output name) into ``out_dir`` as ``fcnseg
+    predict`` does for colour images, reading and writing in ``workers`` threads each (0: all
+    in the calling thread); one :class:`FileOutcome` per input, in order. ``warn`` is told the
+    first :meth:`Segmenter.dim_image_warning`."""
     predictions = segment_files(segmenter, inputs, batch_size=batch_size,
                                 return_probs=options.needs_probs, read_workers=workers)
     if warn is not None:
@@ -35,8 +32,7 @@ def predict_files(segmenter: Segmenter, inputs: Sequence[tuple[Path, str]], out_
 
 def _warning_once_if_dim(predictions: Iterable[tuple[Path, str, Any]], segmenter: Segmenter,
                          warn: Callable[[str], None]) -> Iterator[tuple[Path, str, Any]]:
-    """``predictions`` as they come, the first :meth:`Segmenter.dim_image_warning` told to
-    ``warn``."""
+    """``predictions`` as they come, the first :meth:`Segmenter.dim_image_warning` to ``warn``."""
     warned = False
     for path, name, pred in predictions:
         if not warned and not isinstance(pred, Exception) \

@@ -284,14 +284,14 @@ class _Outputs:
                 self._create(kind, path)
 
     def _profile(self, kind: str) -> dict[str, Any]:
-        count = {"label": 1, "probs": len(self.classes), "uncertainty": 1}[kind]
         block = self.settings.output_block()
         tiled = self.info.width >= block and self.info.height >= block
         # Pixels without data: 255 in the labels, NaN in the float rasters.
         label = kind == "label"
         profile: dict[str, Any] = {
             "driver": "GTiff", "height": self.info.height, "width": self.info.width,
-            "count": count, "dtype": "uint8" if label else "float32",
+            "count": len(self.classes) if kind == "probs" else 1,
+            "dtype": "uint8" if label else "float32",
             "compress": "deflate", "tiled": tiled, "BIGTIFF": "IF_SAFER",
             "crs": self.info.crs, "transform": self.info.transform,
             "nodata": NODATA_LABEL if label else float("nan"),

@@ -114,28 +114,22 @@ def tta_logits(model: nn.Module, x: Batch, scales: Sequence[float] = (1.0,), fli
         raise ValueError(f"scales must be positive numbers, got {scales}")
     run = predict_fn or forward_logits
     size = (int(first_of(x).shape[-2]), int(first_of(x).shape[-1]))
-
-    def back(out: torch.Tensor) -> torch.Tensor:
-        out = _resize(out.float(), size)
-        return out.softmax(1) if average == "probs" else out
-
     total: dict[str | None, torch.Tensor] = {}
-    passes, heads = 0, False
+    heads = False
     for s in scales:
         scaled_size = (max(1, round(size[0] * s)), max(1, round(size[1] * s)))
         xs = _apply(lambda t, sz=scaled_size: _resize(t, sz), x)
         for mirrored in (False, True) if flip else (False,):
             out, heads = keyed(run(model, _apply(lambda t: t.flip(-1), xs) if mirrored else xs))
             for head, t in out.items():
-                t = back(t.flip(-1) if mirrored else t)
+                t = _resize((t.flip(-1) if mirrored else t).float(), size)
+                t = t.softmax(1) if average == "probs" else t
                 total[head] = t if head not in total else total[head] + t
-            passes += 1
-
-    def mean(t: torch.Tensor) -> torch.Tensor:
-        t = t / passes
-        return t.clamp_min(1e-12).log() if average == "probs" else t
-
-    return unkeyed({head: mean(t) for head, t in total.items()}, heads)
+    passes = len(scales) * (2 if flip else 1)
+    mean = {head: t / passes for head, t in total.items()}
+    if average == "probs":
+        mean = {head: t.clamp_min(1e-12).log() for head, t in mean.items()}
+    return unkeyed(mean, heads)
 
 
 @dataclass(frozen=True)

@@ -76,9 +76,7 @@ def run(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(args.checkpoint)
     spec = options.dataset_spec(args, ckpt)
     out = output_folder(args.checkpoint, args.out)
-    precision_from = "--precision" if args.precision else default_precision_text(ckpt)
-    if ckpt.get("artifact"):
-        precision_from = exported_precision_text(ckpt["artifact"], args.precision)
+    precision_from = precision_source(ckpt, args.precision)
     result = evaluate_checkpoint(  # without --precision, at evaluate_checkpoint's default
         ckpt, spec, device=device, batch_size=args.batch_size,
         num_workers=args.num_workers, precision=args.precision,
@@ -142,23 +140,23 @@ def header_method(args: argparse.Namespace, precision_from: str,
     return "; ".join([precision_from, *ways])
 
 
-def default_precision_text(ckpt: dict[str, Any]) -> str:
-    """Where the default precision comes from: the one training validated at where the recipe
-    records it; else fp32, the default."""
+def precision_source(ckpt: dict[str, Any], asked: str | None) -> str:
+    """Where the precision comes from: an exported model's own file (int8 when quantized, else
+    the float graph), whatever ``--precision`` says; else ``--precision``, or the one training
+    validated at where the recipe records it, or fp32, the default."""
+    artifact = ckpt.get("artifact")
+    if artifact:
+        kind = {"onnx": "ONNX", "torchscript": "TorchScript"}.get(artifact.get("kind"), "exported")
+        text = f"the {'int8 ' if artifact.get('quantization') else ''}{kind} model's own"
+        return text + (f"; --precision {asked} does not apply to it" if asked else "")
+    if asked:
+        return "--precision"
     recipe = ckpt.get("recipe") or {}
     if "precision" in recipe or "amp" in recipe:
         return "as training validated"
     if recipe.get("converted_from"):
         return "the default for a converted model, never validated in training"
     return "the default, as the checkpoint records no training precision"
-
-
-def exported_precision_text(artifact: dict[str, Any], asked: str | None) -> str:
-    """Where an exported model's precision comes from: the model file itself (int8 when
-    quantized, else the float graph), whatever ``--precision`` says."""
-    kind = {"onnx": "ONNX", "torchscript": "TorchScript"}.get(artifact.get("kind"), "exported")
-    text = f"the {'int8 ' if artifact.get('quantization') else ''}{kind} model's own"
-    return text + (f"; --precision {asked} does not apply to it" if asked else "")
 
 
 def output_folder(checkpoint: str, out: str | None) -> Path:

@@ -46,10 +46,7 @@ class HelpFormatter(argparse.HelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         default = action.default
-        if ("(default: " in text or default in (None, False, argparse.SUPPRESS)
-                or isinstance(action, (argparse._StoreTrueAction, argparse._HelpAction,
-                                       argparse._VersionAction))
-                or (isinstance(default, (list, tuple)) and not default)):
+        if "(default: " in text or default in (None, False, [], (), argparse.SUPPRESS):
             return text
         shown = ",".join(map(str, default)) if isinstance(default, (list, tuple)) else default
         return f"{text} (default: {str(shown).replace('%', '%%')})"

@@ -1,9 +1,8 @@
-"""A time budget for a run (``train.time_budget: 5m``, ``--budget 5m``), counted from the start of
-the process: after the first step (not counted, often slow) :class:`TimeBudget` times
-:data:`TIMED_STEPS` steps (or a twentieth of the budget), an evaluation on a few validation
-batches and a checkpoint write, and sets the run's length so that the run, its final evaluation
-and its last checkpoint fit, at most ``train.iterations``. The schedule is stretched to that
-length, which ``last.pt`` saves for a resumed run.
+"""A time budget for a run (``train.time_budget: 5m``, ``--budget 5m``) from the start of the
+process: after the first step (often slow) :class:`TimeBudget` times :data:`TIMED_STEPS` steps, an
+evaluation and a checkpoint write, and sets the run's length (at most ``train.iterations``) so
+that the run, its final evaluation and checkpoint fit. The schedule is stretched to that length,
+which ``last.pt`` saves for a resumed run.
 """
 
 from __future__ import annotations
@@ -170,10 +169,8 @@ class TimeBudget:
 
     def _recheck(self, plan: BudgetPlan, done: int, eval_every: int,
                  cap: int) -> BudgetPlan | None:
-        """Every :data:`RECHECK_EVERY` steps, once the steps since the last check span a
-        twentieth of the budget: a shorter plan when they were too slow, a longer one when
-        they fit more than :data:`GROW_MARGIN` more. A stretch that held an evaluation is
-        skipped (it did not time steps alone)."""
+        """Every :data:`RECHECK_EVERY` steps over a twentieth of the budget (none that held an
+        evaluation): a shorter plan when too slow, a longer one if :data:`GROW_MARGIN` more fit."""
         if done % RECHECK_EVERY or done >= plan.iterations:
             return None
         now = time.time()

@@ -1,8 +1,6 @@
-"""Checkpoints written in a background thread while training goes on.
-
-The payload is copied on the training thread first (much quicker than writing it), so the next
-steps may change the weights freely; the write is atomic as always. One write is in flight at a
-time; a failed one is raised by the next save or returned by :meth:`CheckpointWriter.finish`.
+"""Checkpoints written in a background thread while training goes on, from a copy of the
+payload (much quicker than writing it) so that the next steps may change the weights. One write
+is in flight at a time; a failed one is raised by the next save or returned by ``finish``.
 """
 
 from __future__ import annotations

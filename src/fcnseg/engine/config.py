@@ -664,15 +664,16 @@ def load_config(recipe: PathLike | dict[str, Any] | None = None,
 
     Keyword ``fields`` are top-level overrides given from Python (e.g. ``out="runs/x"``).
     """
-    if recipe and isinstance(recipe, (str, os.PathLike)):
-        data, where = load_recipe(recipe), recipe
-    else:
-        data, where = resolve_recipe(dict(recipe or {})), "recipe"
+    given_file = bool(recipe) and isinstance(recipe, (str, os.PathLike))
+    top, read_as, folder = (_read_recipe(recipe) if given_file  # type: ignore[arg-type]
+                            else (dict(recipe or {}), "recipe", None))
+    data, where = resolve_recipe(top, read_as, folder), recipe if given_file else "recipe"
     try:
         config = config_from_dict(data)
-        if not _model_fields_named(overrides, fields):
-            # the recipe's own model: named with its file
-            config._validate_model(_inherited_weights_origin(recipe))
+        named = _model_fields_named(overrides, fields)
+        if not named:  # the recipe's own model: named with its file, or its base
+            inherited = "base" in top and "backbone_weights" not in fields_of(top.get("model"))
+            config._validate_model(f", inherited from its base {top['base']}," if inherited else "")
     except ConfigError as e:
         raise ConfigError(f"{where}: {e}") from None
     arch = config.model.arch
@@ -680,7 +681,6 @@ def load_config(recipe: PathLike | dict[str, Any] | None = None,
     _fill(config, fields, "")
     if config.model.arch != arch:
         # the recipe's fields that the chosen model does not take go back to their defaults
-        named = _model_fields_named(overrides, fields)
         fitted = _fit_model(dataclasses.asdict(config.model), config.model.arch, named)
         if fitted is not None:
             config.model = ModelConfig(**fitted)
@@ -690,16 +690,6 @@ def load_config(recipe: PathLike | dict[str, Any] | None = None,
     if config.name == "custom" and isinstance(recipe, str) and not recipe.endswith(".yaml"):
         config.name = recipe
     return config.validate()
-
-
-def _inherited_weights_origin(recipe: PathLike | dict[str, Any] | None) -> str:
-    """``", inherited from its base NAME,"`` where the recipe's backbone weights come from its
-    base, else ``""``."""
-    top = dict(recipe or {}) if not isinstance(recipe, (str, os.PathLike)) else (
-        _read_recipe(recipe)[0] if recipe else {})
-    if "base" not in top or "backbone_weights" in fields_of(top.get("model")):
-        return ""
-    return f", inherited from its base {top['base']},"
 
 
 def _model_fields_named(overrides: list[str] | tuple[str, ...],

@@ -1,18 +1,12 @@
 """The training loss: per-pixel softmax cross-entropy (or focal, Dice, Lovász-softmax, or a sum
-of them) with an ignore index, summed or averaged, optionally class-weighted, over the pixels
-that loss sampling keeps.
+of them) with an ignore index, summed (the reference) or averaged, optionally class-weighted, over
+the pixels that loss sampling keeps (:class:`LossSampler`: the paper's "patchwise training", §4.3).
 
-- **Summed** (the reference): ``Σ w[y]·CE`` over the valid pixels of the batch.
-- **Averaged**: that sum divided by ``Σ w[y]`` over the same pixels, the weighted mean of
-  ``F.cross_entropy``. With accumulation and data parallelism the divisor is the step's total
-  over every micro-batch and process (:func:`loss_normalizer`), so that the loss and gradient
-  are exactly those of one batch of all of them.
-- **Loss sampling** (the paper's "patchwise training", §4.3): :class:`LossSampler` sets the
-  pixels of dropped cells of the stride-32 score grid to the ignore index.
-- **Other losses** (``loss.name``): ``focal`` is per-pixel like cross-entropy; ``dice`` and
-  ``lovasz`` score the batch's valid pixels as a whole (a class-weighted mean over the classes
-  present) and need the averaged reduction, each micro-batch counting by its share of the
-  step's valid pixels. ``"ce+0.5*lovasz"`` adds scaled terms.
+With accumulation and data parallelism the averaged loss's divisor is the step's total over every
+micro-batch and process (:func:`loss_normalizer`), so that loss and gradient are exactly those of
+one batch of all of them. ``dice`` and ``lovasz`` score the batch's valid pixels as a whole (a
+class-weighted mean over the classes present) and need the averaged reduction, each micro-batch
+counting by its share of the step's valid pixels.
 """
 
 from __future__ import annotations
@@ -61,19 +55,16 @@ def segmentation_loss(logits: torch.Tensor | Mapping[str, torch.Tensor],
                       normalizer: float | torch.Tensor | Mapping[str, Any] | None = None,
                       weight: torch.Tensor | None = None, name: str = "ce",
                       focal_gamma: float = 2.0) -> torch.Tensor:
-    """The loss ``name`` (default: softmax cross-entropy) over the valid pixels, weighted per
-    class by ``weight`` (None: all ones); see the module docstring.
+    """The loss ``name`` (:func:`parse_loss_name`; default softmax cross-entropy) over the valid
+    pixels, weighted per class by ``weight`` (None: all ones).
 
-    ``reduction="sum"`` is the reference FCN loss, whose gradient grows with image size (hence
-    the paper's tiny learning rates); ``"mean"`` divides it by the valid pixels' total class
-    weight, or by ``normalizer`` (the step's, :func:`loss_normalizer`). A batch without valid
-    pixels gives zero, not NaN. ``name`` sums terms (:func:`parse_loss_name`): ``ce``;
-    ``focal``, ``Σ w[y]·(1 - p_y)^γ·CE`` with γ = ``focal_gamma``; ``dice``, the class mean of
-    ``1 - 2|P∩G| / (|P| + |G|)``; ``lovasz``, that of the Lovász extension of the Jaccard loss
-    (Berman et al., 2018).
-
-    Several heads (``logits`` a mapping) sum their losses, each against ``target[head]`` (or
-    the one ``target``); ``normalizer`` may be ``{head: divisor}``.
+    ``reduction="sum"`` is the reference loss, whose gradient grows with image size (hence the
+    paper's tiny learning rates); ``"mean"`` divides it by the valid pixels' total class weight,
+    or by ``normalizer`` (the step's, :func:`loss_normalizer`); a batch without valid pixels gives
+    zero, not NaN. ``focal`` is ``Σ w[y]·(1 - p_y)^γ·CE`` with γ = ``focal_gamma``; ``dice`` the
+    class mean of ``1 - 2|P∩G| / (|P| + |G|)``; ``lovasz`` that of the Lovász extension of the
+    Jaccard loss (Berman et al., 2018). Several heads (``logits`` a mapping) sum their losses,
+    each against ``target[head]`` (or the one ``target``); ``normalizer`` may be per head.
     """
     if reduction not in ("sum", "mean"):
         raise ValueError(f"loss reduction must be 'sum' or 'mean', got {reduction!r}")

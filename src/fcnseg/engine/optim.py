@@ -46,11 +46,9 @@ def build_optimizer(model: nn.Module, config: OptimConfig) -> torch.optim.Optimi
     if config.name == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum,
                                nesterov=config.nesterov)
-    betas = (float(config.betas[0]), float(config.betas[1]))
-    if config.name == "adam":
-        return torch.optim.Adam(groups, lr=config.lr, betas=betas)
-    if config.name == "adamw":
-        return torch.optim.AdamW(groups, lr=config.lr, betas=betas)
+    adam = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}.get(config.name)
+    if adam is not None:
+        return adam(groups, lr=config.lr, betas=(float(config.betas[0]), float(config.betas[1])))
     raise ValueError(f"optim.name: unknown optimizer {config.name!r}; known: sgd, adam, adamw")
 
 

@@ -70,10 +70,12 @@ def preflight_warnings(config: TrainConfig, machine: MachineFacts,
         messages.append(large)
     warmup, total = config.schedule.warmup_iters, config.train.iterations
     if warmup and warmup >= total:
+        fit = max(1, total // 20)  # about 5% of the run
+        suggest = (f"{fit} (about {round(100 * fit / total)}% of the run)" if total >= 2 else
+                   "0 (no warm-up: a run of one iteration has no room for one)")
         messages.append(
             f"schedule.warmup_iters is {warmup}, not fewer than train.iterations ({total}): "
-            f"the learning rate never reaches optim.lr. Set schedule.warmup_iters="
-            f"{_suggested_warmup(total)}")
+            f"the learning rate never reaches optim.lr. Set schedule.warmup_iters={suggest}")
     return messages
 
 
@@ -89,14 +91,6 @@ def large_images_warning(image_sizes: Sequence[tuple[int, int]],
             f"pixels on the long side (the largest {w}×{h}): a training crop shows a tiny part "
             f"of such a photo. Resize them to about 500-1000 pixels on the long side first "
             f"(docs/own-data-cpu.md, \"Large photos\"), or narrow data.scale_range")
-
-
-def _suggested_warmup(total: int) -> str:
-    """A warm-up of about 5% of ``total`` iterations, with its explanation."""
-    if total < 2:
-        return "0 (no warm-up: a run of one iteration has no room for one)"
-    warmup = max(1, total // 20)
-    return f"{warmup} (about {round(100 * warmup / total)}% of the run)"
 
 
 def eta_warning(config: TrainConfig, device_type: str, seconds_per_iteration: float,

@@ -1,9 +1,7 @@
-"""Stopping a run cleanly on SIGINT/SIGTERM, with DataLoader workers running.
-
-The main process turns the signal into a flag that the loop checks between iterations, then
-saves ``last.pt``. `timeout`, Slurm and Kubernetes signal the whole process group, so the
-loader's workers must survive it (else the main process's next fetch fails before it saves);
-a SIGTERM from the main process itself (how DataLoader ends a stuck worker) still ends one.
+"""Stopping a run cleanly on SIGINT/SIGTERM: the main process turns the signal into a flag that
+the loop checks between iterations, then saves ``last.pt``. `timeout`, Slurm and Kubernetes signal
+the whole process group, so the loader's workers must survive it; a SIGTERM from the main process
+itself (how DataLoader ends a stuck worker) still ends one.
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
 """Where a run stands: :class:`TrainState` and the RNG states, saved with the model, optimizer,
-schedule and gradient scaler into ``last.pt`` and restored from it bit for bit.
-
-Exact resumption rests on three things: the data order is a function of ``(seed, epoch)`` and
-the position in the epoch is saved; augmentation draws are seeded per sample; and every
-process's RNG states and loss-sampler generator are saved at each checkpoint, written only
-between optimisation steps.
+schedule and gradient scaler into ``last.pt`` and restored from it bit for bit (the data order
+is a function of ``(seed, epoch)``, augmentation is seeded per sample, and every process's RNG
+states are saved at each checkpoint, written only between optimisation steps).
 """
 
 from __future__ import annotations

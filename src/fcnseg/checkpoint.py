@@ -175,8 +175,7 @@ def checkpoint_payload(model: nn.Module, contents: CheckpointContents | None = N
 
 def _class_table(model: nn.Module, class_names: Sequence[str], palette: Any, ignore_index: int,
                  error: type[Exception]) -> dict[str, Any]:
-    """``{names, palette, ignore_index}``: names as strings and ``[r, g, b]`` ints up to the
-    ignore value, checked against the model's number of classes."""
+    """``{names, palette, ignore_index}``, checked against the model's number of classes."""
     names = [str(n) for n in class_names]
     if len(names) != getattr(model, "num_classes", len(names)):
         raise error(f"{len(names)} class names given for a model with {model.num_classes} "
@@ -386,8 +385,8 @@ def _size_fields(kwargs: Mapping[str, Any], expected: Mapping[str, torch.Tensor]
 def _check_sizes(where: Any, arch: str, kwargs: Mapping[str, Any],
                  state_dict: Mapping[str, torch.Tensor], extra: Mapping[str, Any],
                  fields: str = "model.") -> None:
-    """Build the model on the meta device (no memory) and compare its tensor shapes with the
-    weights, so that absurd sizes in the metadata fail before anything is allocated."""
+    """Compare the weights' shapes with a model built on the meta device, so that absurd
+    sizes in the metadata fail before anything is allocated."""
     try:
         with torch.device("meta"):
             shapes = build_model(arch, **kwargs, **extra).state_dict()
@@ -496,8 +495,7 @@ def save_safetensors_checkpoint(
 
 
 def _converted_from(ckpt: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``source`` recorded in the description of the pretrained files a checkpoint was read
-    from (what ``fcnseg convert`` converted), so that rewriting them keeps it; {} otherwise."""
+    """The ``source`` the pretrained files a checkpoint was read from record, else {}."""
     files = ckpt.get("source") or {}
     config_file, weights = Path(str(files.get("config", ""))), str(files.get("weights", ""))
     try:

@@ -154,8 +154,7 @@ def fit_scorers(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) ->
 
 def _pair_of_models(cfg: BenchConfig, arch: str, device: str, *,
                     optimized: bool = True) -> dict[str, nn.Module]:
-    """One set of weights in both geometries (the same geometry loads the Caffe state dict),
-    in eval mode on ``device``, optimized (:func:`fcnseg.models.optimize`) unless told not."""
+    """One set of weights in both geometries, in eval mode on ``device``, optimized or not."""
     torch.manual_seed(cfg.seed)
     kwargs = {"num_classes": cfg.num_classes, "width": cfg.width, "fc_channels": cfg.fc_channels}
     caffe = trained_looking(build_model(arch, geometry="caffe", **kwargs), cfg.seed)
@@ -197,8 +196,7 @@ def _mm_variants(cfg: BenchConfig, device: str, dtype: torch.dtype,
 
 
 def _peak_from(times: dict[str, Any], cfg: BenchConfig, key: str = _PEAK) -> float:
-    """FLOP/s of the fastest interleaved matrix product (by its median, as for the models);
-    its timings are removed from ``times``."""
+    """FLOP/s of the fastest matrix product by its median (its timings leave ``times``)."""
     mine = [k for k in times if k.startswith(f"{key}|")]
     return max(2 * cfg.peak_size**3 / times.pop(k).median for k in mine)
 
@@ -241,9 +239,8 @@ def machine_info() -> dict[str, Any]:
 def _per_geometry(cfg: BenchConfig, device: str, arch: str, shape: dict[str, Any],
                   variants: dict[str, Callable[[], object]], flops: dict[str, int],
                   progress: Callable[[int, int], None]) -> list[dict[str, Any]]:
-    """One row per geometry: its ``variants[geometry]`` timed interleaved with a float32 mm
-    (for the fraction-of-peak column) under the block's peak memory, on ``shape["batch"]``
-    images; the last row gets the same/caffe speed-up."""
+    """One row per geometry, timed interleaved with a float32 mm (the fraction-of-peak column),
+    with its peak memory; the last row gets the same/caffe speed-up."""
     reset = reset_peak_rss()
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -426,8 +423,7 @@ Variants = dict[str, tuple[Callable[[], Any], str]]  # {variant: (call, dtype)}
 
 def _option_variants(cfg: BenchConfig, device: str, models: dict[str, nn.Module],
                      x: torch.Tensor) -> tuple[Variants, str | None]:
-    """``{variant: (call, dtype)}``, each adding a fast path to the one before, and what
-    ``torch.compile`` did (None unless ``cfg.compile``)."""
+    """The fast-path variants, each adding to the one before, and what torch.compile did."""
     same, caffe = models["same"], models["caffe"]
     same_cl = _fast(same, channels_last=True)
 

@@ -158,8 +158,7 @@ def export_onnx(model: nn.Module, path: PathLike, options: OnnxOptions | None = 
 
 def _write(file: Path, subject: ExportSubject, opts: OnnxOptions,
            description: Mapping[str, Any]) -> RunExport:
-    """Export ``subject`` into ``file`` with its metadata, checked by ``onnx.checker``; answer
-    a function running it in onnxruntime."""
+    """Export ``subject`` into ``file`` with its metadata, checked; answer its runner."""
     onnx = _require_onnx()
     if opts.labels_out and subject.outputs:
         raise ExportError("--labels-out: a model of several heads exports its logits only")

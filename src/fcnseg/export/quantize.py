@@ -175,7 +175,10 @@ def quantize_model(model: nn.Module, out: PathLike, *, description: dict[str, An
     onnx, quantization = _require_engine()
     num_classes = len(description["class_names"])
     reduce_range = _reduce_range(options, log)
-    count = _count_images(calibration)
+    count = sum(1 for _ in calibration())  # every image read once: bad ones fail now
+    if count == 0:
+        raise QuantizeError("the calibration set is empty: give a folder of images or a "
+                            "dataset with at least one image")
     with tempfile.TemporaryDirectory(prefix="fcnseg-quantize-") as tmp:
         tmp_dir = Path(tmp)
         float_path, prepared = _float_onnx(quantization, model, description, tmp_dir, log)
@@ -231,15 +234,6 @@ def _reduce_range(options: QuantizeOptions, log: Callable[[str], None]) -> bool:
     return reduce_range
 
 
-def _count_images(calibration: Callable[[], Iterator[np.ndarray]]) -> int:
-    """Every calibration image read once, so that bad ones fail before the export."""
-    count = sum(1 for _ in calibration())
-    if count == 0:
-        raise QuantizeError("the calibration set is empty: give a folder of images or a "
-                            "dataset with at least one image")
-    return count
-
-
 def _variants(proto: Any, num_classes: int, keep_float: str,
               validated: bool) -> dict[str, list[str]]:
     """``{variant: nodes kept in float}``; ``auto`` makes both only when it can compare them."""
@@ -289,8 +283,7 @@ def _accuracy_gate(result: QuantizeResult, class_names: list[str], options: Quan
 
 def _float_onnx(quantization: Any, model: nn.Module, description: dict[str, Any],
                 tmp_dir: Path, log: Callable[[str], None]) -> tuple[Path, Path]:
-    """The float model as ONNX taking raw pixels (verified), and its copy prepared for
-    quantization (the export itself where preparing fails)."""
+    """The verified raw-pixel float ONNX, and its copy prepared for quantization (or itself)."""
     log("exporting the float model to ONNX (raw pixels in, verified against PyTorch)")
     float_path, prepared = tmp_dir / "float.onnx", tmp_dir / "prepared.onnx"
     try:
@@ -348,8 +341,7 @@ def _choose(comparisons: dict[str, Comparison], names: list[str],
 
 def _quantize_static(quantization: Any, source: Path, target: Path, reader: _Reader,
                      exclude: Sequence[str], cache: Path, reduce_range: bool) -> Path:
-    """ONNX Runtime's static QDQ quantization; calibration ranges are computed once and reused
-    (where this ONNX Runtime has a calibration cache)."""
+    """ONNX Runtime's static QDQ quantization, reusing the calibration ranges where it can."""
     kwargs: dict[str, Any] = {}
     if "calibration_cache_path" in inspect.signature(quantization.quantize_static).parameters:
         kwargs["calibration_cache_path"] = str(cache)

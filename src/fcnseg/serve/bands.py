@@ -37,8 +37,7 @@ def takes_bands(segmenter: Segmenter) -> bool:
 @contextlib.contextmanager
 def _opened(data: bytes, segmenter: Segmenter,
             max_pixels: int) -> Iterator[tuple[RasterReader, Callable[[ImageError], str]]]:
-    """The upload as a raster reader of the model's bands, with what names the upload in its
-    errors: 415 for no image, 413 for too many pixels, 400 for other bands or a corrupt file."""
+    """The upload as a reader of the model's bands, and what names the upload in its errors."""
     if not data.startswith(TIFF_MAGIC):
         probe_image(data, max_pixels)  # other formats: those of the image reader, else 415
     with upload_file(data) as path:

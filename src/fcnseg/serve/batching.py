@@ -204,8 +204,7 @@ class InferenceBatcher:
             jobs.append(job)
 
     def _batches(self, jobs: list[_Job]) -> Iterator[list[_Job]]:
-        """``jobs`` grouped by image size and need for probabilities (in order of arrival),
-        each group cut into passes of at most ``max_batch`` images and ``max_pixels`` pixels."""
+        """``jobs`` by image size and need for probabilities, cut into passes within limits."""
         groups: dict[tuple[Any, ...], list[_Job]] = {}
         for job in jobs:
             if isinstance(job.image, str):  # a raster file: alone

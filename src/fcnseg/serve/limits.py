@@ -13,16 +13,16 @@ __all__ = ["DEFAULT_BODY_TIMEOUT_S", "DEFAULT_HEADER_TIMEOUT_S", "DEFAULT_MAX_CO
            "DEFAULT_MAX_UPLOAD_BYTES", "MIN_CONNECTIONS", "PREVIEW_MAX_SIDE", "ConnectionGauge",
            "ServiceLimits", "connection_cap", "connection_cap_problem", "too_few_connections"]
 
-#: Largest request body accepted (32 MiB): a 50-megapixel phone photo as JPEG (10-25 MB).
+#: Largest request body accepted (a 50-megapixel JPEG is 10-25 MB); larger ones get 413.
 DEFAULT_MAX_UPLOAD_BYTES = 32 * 2**20
-#: Largest image accepted: 24-megapixel cameras (6000×4000) are segmented whole. It bounds a
-#: forward pass's memory (a batch never holds more pixels): about 330 bytes per pixel for FCN-8s
-#: in bf16, so about 8 GB here (docs/serve.md, benchmarks/serve_memory.py).
+#: Largest image (width × height) accepted, else 413: 24-megapixel photos are segmented whole.
+#: It bounds a forward pass's memory (a batch never holds more pixels): about 330 bytes per
+#: pixel for FCN-8s in bf16, so about 8 GB here (docs/serve.md, benchmarks/serve_memory.py).
 DEFAULT_MAX_PIXELS = 24_000_000
 #: Images decoded and segmented at once (one thread runs the model; waiting requests share a
 #: forward pass of up to this many images).
 DEFAULT_MAX_CONCURRENCY = 4
-#: Requests that may wait for a worker before new ones get 503.
+#: Requests admitted beyond those running; beyond that, 503.
 DEFAULT_MAX_QUEUE = 8
 #: Seconds a client has to send a request's whole body (32 MiB at about 3 Mbit/s); then 408.
 DEFAULT_BODY_TIMEOUT_S = 90.0
@@ -40,19 +40,7 @@ PREVIEW_MAX_SIDE = 1024
 
 @dataclass(frozen=True)
 class ServiceLimits:
-    """The bounds one service keeps, checked when made.
-
-    Attributes:
-        max_upload_bytes: largest request body accepted; larger ones get 413.
-        max_pixels: largest image (width × height) accepted; larger ones get 413.
-        max_concurrency: images decoded and segmented at once (worker threads); at most as
-            many share one forward pass.
-        max_queue: requests admitted beyond those running; beyond that, 503.
-        body_timeout_s: seconds a client has to send a request's whole body; then 408.
-        header_timeout_s: seconds a connection has to send a request's complete headers; then
-            408 and the connection is closed.
-        max_connections: connections open at once; one more gets 503 and is closed.
-    """
+    """The bounds one service keeps, checked when made (each field: its ``DEFAULT_`` above)."""
 
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     max_pixels: int = DEFAULT_MAX_PIXELS

@@ -43,8 +43,7 @@ _OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
 def _raw_response(status: str, detail: str, headers: list[tuple[bytes, bytes]]) -> bytes:
-    """A whole HTTP/1.1 error response that closes its connection, written outside any request
-    cycle, with uvicorn's default ``headers`` (date, server)."""
+    """A whole HTTP/1.1 error response that closes its connection, outside any request cycle."""
     body = json.dumps({"detail": detail}, separators=(",", ":")).encode()  # as FastAPI's
     given = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
     return (f"HTTP/1.1 {status}\r\n".encode() + given
@@ -117,8 +116,7 @@ def guarded_protocol(gauge: ConnectionGauge, header_timeout_s: float) -> type[H1
 
 def _close_for_late_headers(protocol: H11Protocol, gauge: ConnectionGauge,
                             header_timeout_s: float) -> None:
-    """Close a connection whose request headers are late (answered 408 unless a response is
-    still being written on it) and log it in one line."""
+    """Close a connection whose request headers are late (408 unless a response is under way)."""
     gauge.header_timeouts += 1
     answered = protocol.cycle is None or protocol.cycle.response_complete
     if answered:

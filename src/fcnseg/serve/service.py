@@ -105,8 +105,7 @@ class SegmentationService:
 
 def _batching_decision(segmenter: Segmenter, limits: ServiceLimits,
                        batching: bool | None) -> BatchingDecision:
-    """Batching as asked, else off where requests never share the batcher, else as
-    :func:`decide_batching` measures it."""
+    """Batching as asked, else off where requests never share the batcher, else measured."""
     if batching is not None:
         return BatchingDecision(batching, f"{'on' if batching else 'off'}: as configured")
     if takes_several_inputs(segmenter):

@@ -168,8 +168,7 @@ def _names(path: Path, meta: Mapping[str, Any], key: str) -> list[str] | None:
 
 def _head_classes(path: Path, meta: Mapping[str, Any],
                   heads: list[str] | None) -> dict[str, list[str]] | None:
-    """``{head: class names}`` of an export with several heads (its ``heads`` metadata, each
-    head ``class_i`` where it names none)."""
+    """``{head: class names}`` of an export with several heads, from its ``heads`` metadata."""
     if not heads:
         return None
     what = "{head: [class names]}"

@@ -297,8 +297,7 @@ _LAYER_FORMATS = {"layer": (LayerParameter, 7, 1, (1, 2)),
 
 
 def _read_layer(s: _Stream, end: int, fmt: str, label: str | _LayerLabel) -> CaffeLayer:
-    """A layer of format ``fmt``; ``label`` takes its name once read (a V0 layer's: the V1
-    layer's label)."""
+    """A layer of format ``fmt``; ``label`` takes its name once read."""
     message, blob_field, name_field, kept = _LAYER_FORMATS[fmt]
     rest = bytearray()
     blobs: list[CaffeBlob] = []

@@ -278,8 +278,7 @@ def checkpoint_files(spec: PathLike) -> list[Path]:
 
 
 def _materialised(sources: Sequence[Path], build: Any) -> Path:
-    """The cached checkpoint ``build()`` makes once per version (path, size, mtime) of
-    ``sources``."""
+    """The cached checkpoint ``build()`` makes once per (path, size, mtime) of ``sources``."""
     h = hashlib.sha256()
     for src in sources:
         real = src.resolve()

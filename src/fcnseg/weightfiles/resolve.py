@@ -85,25 +85,21 @@ def _checkpoint_from(config: Any, state_dict: dict[str, torch.Tensor], spec: str
         ignore_index = int(ignore_index)
     classes = {"names": [str(n) for n in classes["names"]], "palette": classes["palette"],
                "ignore_index": ignore_index}
+    calibrated = {}  # what ``fcnseg calibrate`` stored
+    if "temperature" in config:
+        t = config["temperature"]
+        if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t) \
+                or t <= 0:
+            raise bad(f"temperature: expected a positive number, got {t!r}")
+        calibration = expect_mapping(config.get("calibration") or {}, f"{where}: calibration",
+                                     "a JSON object", error=_refused)
+        calibrated = {"temperature": float(t), "calibration": dict(calibration)}
     return checkpoint_dict(state_dict, model, classes, recipe={"pretrained": spec},
-                           metrics=dict(config.get("metrics") or {}),
-                           **_calibration(config, bad, where))
+                           metrics=dict(config.get("metrics") or {}), **calibrated)
 
 
 def _refused(message: str) -> HubError:
     return HubError(message[:400])  # a config can quote a long value
-
-
-def _calibration(config: Mapping[str, Any], bad: Any, where: str) -> dict[str, Any]:
-    """The temperature (and its fit) that ``fcnseg calibrate`` stored in a config, if any."""
-    if "temperature" not in config:
-        return {}
-    t = config["temperature"]
-    if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t) or t <= 0:
-        raise bad(f"temperature: expected a positive number, got {t!r}")
-    calibration = expect_mapping(config.get("calibration") or {}, f"{where}: calibration",
-                                 "a JSON object", error=_refused)
-    return {"temperature": float(t), "calibration": dict(calibration)}
 
 
 def safetensors_metadata(path: PathLike) -> dict[str, str]:

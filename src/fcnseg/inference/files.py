@@ -96,25 +96,27 @@ def _append_to_manifest(out_dir: PathLike, lines: list[str]) -> None:
         f.writelines(f"{line}\n" for line in lines)
 
 
-def _manifest_lines(folder: Path) -> list[str]:
-    """The lines of ``folder``'s manifest (none when it has none, the usual case, or unreadable)."""
-    try:
-        return (folder / MANIFEST_NAME).read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return []
+def _read_manifest(folder: Path) -> tuple[dict[Path, str | None], dict[Path, str | None]]:
+    """Each path in ``folder``'s manifest (usually none) with its latest digest, and with the
+    job of its latest :func:`record_written` (None where never recorded, or listed since)."""
+    digests: dict[Path, str | None] = {}
+    writers: dict[Path, str | None] = {}
+    with contextlib.suppress(OSError):
+        text = (folder / MANIFEST_NAME).read_text(encoding="utf-8", errors="replace")
+        for name, _, rest in (line.partition("\t") for line in text.splitlines()):
+            fields = rest.split("\t")
+            if name:  # PATH or PATH<TAB>DIGEST: listed, about to be (re)written
+                digests[folder / name] = rest or digests.get(folder / name)
+                writers[folder / name] = None
+            elif len(fields) > 2 and fields[0] == _WRITTEN:
+                writers.update((folder / n, fields[1]) for n in fields[2:] if n)
+    return digests, writers
 
 
 def written_by(out_dir: PathLike) -> dict[Path, str | None]:
     """Which run wrote each output listed in the manifest of ``out_dir``: the job of its latest
     :func:`record_written`; None where never recorded, or listed again since."""
-    writers: dict[Path, str | None] = {}
-    for line in _manifest_lines(Path(out_dir)):
-        fields = line.split("\t")
-        if fields[0]:  # PATH or PATH<TAB>DIGEST: listed, about to be (re)written
-            writers[Path(out_dir) / fields[0]] = None
-        elif len(fields) > 3 and fields[1] == _WRITTEN:
-            writers.update((Path(out_dir) / name, fields[2]) for name in fields[3:] if name)
-    return writers
+    return _read_manifest(Path(out_dir))[1]
 
 
 def outputs_job(model_id: str, palette: np.ndarray, style: PictureStyle) -> str:
@@ -139,12 +141,7 @@ class OwnOutputs:
 
     def _manifest(self, folder: Path) -> dict[Path, str | None]:
         if folder not in self._listed:
-            listed: dict[Path, str | None] = {}
-            for line in _manifest_lines(folder):  # PATH or PATH<TAB>DIGEST; the last digest counts
-                name, _, digest = line.partition("\t")
-                if name:
-                    listed[folder / name] = digest or listed.get(folder / name)
-            self._listed[folder] = listed
+            self._listed[folder] = _read_manifest(folder)[0]
         return self._listed[folder]
 
     def __contains__(self, path: object) -> bool:

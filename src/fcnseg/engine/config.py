@@ -628,9 +628,8 @@ def resolve_recipe(data: dict[str, Any], where: str = "recipe",
 
 def _fit_model(model: Mapping[str, Any], arch: Any,
                keep: Collection[str] = ()) -> dict[str, Any] | None:
-    """``model``'s fields less those model ``arch`` does not take, and its ``options`` less
-    the options ``arch`` does not (a ResNet's base_channels, for a VGG16): they described
-    another model. Those in ``keep`` stay; None for an unknown model (validate names it)."""
+    """``model`` less the fields and options ``arch`` does not take (they described another
+    model), but those in ``keep``; None for an unknown model (validate names it)."""
     try:
         not_taken, own = model_fields_not_taken(arch), _own_options(arch)
     except (ValueError, AttributeError):

@@ -26,13 +26,9 @@ def sample_sizes(dataset: Any) -> list[tuple[int, int]] | None:
     headers); None where they cannot be known so."""
     load = getattr(dataset, "load", None)
     if isinstance(load, DecodedSamples) and load.eager:
-        sizes = []
-        for i in range(len(dataset)):
-            shape = load.shape(i)
-            if shape is None:
-                return None  # a bad sample: the evaluation reports it
-            sizes.append(shape[:2])
-        return sizes  # type: ignore[return-value]
+        shapes = [load.shape(i) for i in range(len(dataset))]
+        # None: a bad sample, which the evaluation reports
+        return None if None in shapes else [shape[:2] for shape in shapes]  # type: ignore
     image_path = getattr(dataset, "image_path", None)
     if callable(image_path):
         try:

@@ -398,10 +398,8 @@ def calibration_skipped(ckpt: Mapping[str, Any]) -> str | None:
 def _eval_data(dataset: Mapping[str, Any] | Dataset, ckpt: Mapping[str, Any],
                limit: int | None, model: nn.Module | None = None,
                ) -> tuple[Any, Any, dict[str, Any], ClassMatch]:
-    """The data to score (transformed, labels in the checkpoint's class indices, cut to
-    ``limit``), the dataset it comes from, its description and how its classes match the
-    checkpoint's (:func:`~fcnseg.inference.class_match.match_classes`). A dataset lacking an
-    input the model takes is refused in one line."""
+    """The data to score (transformed, in the checkpoint's class indices, cut to ``limit``),
+    the dataset it comes from, its description and how its classes match the checkpoint's."""
     input_names = tuple(getattr(model, "input_names", ("color",)))
     transform = build_eval_transform()
     if isinstance(dataset, Mapping):

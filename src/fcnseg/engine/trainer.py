@@ -634,10 +634,8 @@ class _Progress:
 
 class _RunLog:
     """metrics.jsonl (always) and the loggers of ``train.loggers``, written by rank 0 only.
-
-    ``resume_at``: the iteration of the checkpoint a run resumes from (later records are
-    about to be redone and are dropped, and so is the evaluation at ``resume_at`` when the
-    checkpoint awaits it: ``eval_pending``); None for a new run, which starts a new log."""
+    ``resume_at``: the iteration a resumed run continues from (later records, and with
+    ``eval_pending`` its evaluation, are dropped: they are redone); None starts a new log."""
 
     def __init__(self, out: Path, enabled: bool, loggers: Sequence[str], resume_at: int | None,
                  eval_pending: bool = False, *, classes: Sequence[str] = (),

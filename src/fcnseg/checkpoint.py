@@ -368,20 +368,6 @@ def _check_metadata(path: Path | str, ckpt: Mapping[str, Any], in_config: bool =
             raise bad("classes.heads", "the first head's class names differ from classes.names")
 
 
-def _size_fields(kwargs: Mapping[str, Any], expected: Mapping[str, torch.Tensor],
-                 found: Mapping[str, torch.Tensor]) -> str:
-    """The build_kwargs fields that a shape mismatch points at."""
-    num_classes = kwargs.get("num_classes")
-    for key in expected:
-        if key in found and expected[key].shape != found[key].shape \
-                and num_classes in tuple(expected[key].shape) \
-                and num_classes not in tuple(found[key].shape):
-            return f"num_classes={num_classes!r}"
-    sizes = [f"{k}={kwargs[k]!r}" for k in ("width", "fc_channels", "base_channels",
-                                             "factory_kwargs") if k in kwargs]
-    return ", ".join(sizes) or "the architecture"
-
-
 def _check_sizes(where: Any, arch: str, kwargs: Mapping[str, Any],
                  state_dict: Mapping[str, torch.Tensor], extra: Mapping[str, Any],
                  fields: str = "model.") -> None:
@@ -396,12 +382,20 @@ def _check_sizes(where: Any, arch: str, kwargs: Mapping[str, Any],
         return  # the real build below reports its own errors
     mismatched = sorted(k for k in set(shapes) & set(state_dict)
                         if shapes[k].shape != state_dict[k].shape)
-    if mismatched:
-        key = mismatched[0]
-        raise CheckpointError(
-            f"{where}: {fields}build_kwargs ({_size_fields(kwargs, shapes, state_dict)}) do not "
-            f"fit the weights: shape mismatches in {len(mismatched)} tensors, e.g. {key}: file "
-            f"{tuple(state_dict[key].shape)} vs {tuple(shapes[key].shape)} from the metadata")
+    if not mismatched:
+        return
+    num_classes = kwargs.get("num_classes")  # the build_kwargs fields the mismatch points at
+    if any(num_classes in shapes[k].shape and num_classes not in state_dict[k].shape
+           for k in mismatched):
+        pointed = f"num_classes={num_classes!r}"
+    else:
+        sizes = ("width", "fc_channels", "base_channels", "factory_kwargs")
+        pointed = ", ".join(f"{k}={kwargs[k]!r}" for k in sizes if k in kwargs)
+    key = mismatched[0]
+    raise CheckpointError(
+        f"{where}: {fields}build_kwargs ({pointed or 'the architecture'}) do not fit the "
+        f"weights: shape mismatches in {len(mismatched)} tensors, e.g. {key}: file "
+        f"{tuple(state_dict[key].shape)} vs {tuple(shapes[key].shape)} from the metadata")
 
 
 def build_model_from_checkpoint(ckpt: PathLike | Mapping[str, Any], *, load_weights: bool = True,

@@ -155,3 +155,21 @@ def test_check_data_says_nothing_of_sample_types_when_they_agree(tmp_path, capsy
     assert main(["check-data", "--dataset", "folder", "--root", str(root),
                  "--workers", "0"]) == 0
     assert "sample types" not in capsys.readouterr().out
+
+
+def test_check_data_prints_statistics_cached_before_min_and_max_were_recorded(tmp_path, capsys,
+                                                                             monkeypatch):
+    import json
+
+    monkeypatch.setenv("FCNSEG_HOME", str(tmp_path / "home"))
+    root = write_folder(tmp_path / "d", images())
+    band_statistics(FolderSegmentation(root))
+    (cached,) = (tmp_path / "home" / "band_stats").glob("*.json")
+    data = json.loads(cached.read_text())
+    del data["low"], data["high"]  # as an earlier version cached them
+    cached.write_text(json.dumps(data))
+    main(["check-data", "--dataset", "folder", "--root", str(root), "--workers", "0"])
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split() for line in lines if line.startswith("band ")] == [
+        ["band", "mean", "std", "p2", "p98"]]
+    assert any(line.startswith("nir ") for line in lines)

@@ -46,7 +46,7 @@ class BandStats:
     problems: list[tuple[str, str]] = field(default_factory=list)
     #: ``{sample type: [images, first image path]}`` of the readable images (``"uint16"``).
     sample_types: dict[str, list[Any]] = field(default_factory=dict)
-    #: Each band's smallest and largest value with data.
+    #: Each band's smallest and largest value with data (empty in older caches).
     low: list[float] = field(default_factory=list)
     high: list[float] = field(default_factory=list)
 
@@ -182,9 +182,12 @@ def image_statistics(pieces: Iterable[np.ndarray], bands: list[str], count: int,
 
 def format_band_table(stats: BandStats) -> list[str]:
     """The statistics as printed by ``fcnseg check-data``: one line per band, then warnings."""
-    columns = (stats.low, stats.high, stats.mean, stats.std, stats.p2, stats.p98)
-    lines = [f"{'band':<12}" + "".join(f" {h:>12}" for h in ("min", "max", "mean", "std", "p2",
-                                                              "p98"))]
+    named = {"min": stats.low, "max": stats.high, "mean": stats.mean, "std": stats.std,
+             "p2": stats.p2, "p98": stats.p98}
+    if len(stats.low) != len(stats.bands):  # cached by a version without min and max
+        del named["min"], named["max"]
+    columns = tuple(named.values())
+    lines = [f"{'band':<12}" + "".join(f" {h:>12}" for h in named)]
     for k, b in enumerate(stats.bands):
         lines.append(f"{b:<12}" + "".join(f" {column[k]:>12.6g}" for column in columns))
     for b in stats.constant_bands:

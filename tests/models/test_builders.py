@@ -130,3 +130,25 @@ def test_every_published_backbone_names_a_trunk_some_model_takes() -> None:
     assert {w.trunk for w in backbones} <= taken & set(TRUNKS)
     assert all(backbones_fitting(w.trunk) for w in backbones)
     assert backbones_fitting("ResNet-50") == ["resnet50"]
+
+
+#: Names of fcnseg.models.builders that the package has always exported too.
+PACKAGE_NAMES = ("NOT_RECORDED", "ModelOptions", "VGGOptions", "ResNetOptions", "AlexNetOptions",
+                 "GoogLeNetOptions", "NYUDOptions", "LateFusionOptions", "SiftFlowOptions",
+                 "TorchvisionFCNOptions", "Architecture", "check_build_kwargs",
+                 "builder_parameters")
+
+
+@pytest.mark.parametrize("name", PACKAGE_NAMES)
+def test_the_options_and_check_helpers_are_importable_from_the_models_package(name):
+    import fcnseg.models
+    from fcnseg.models import builders
+
+    assert getattr(fcnseg.models, name) is getattr(builders, name)
+
+
+def test_the_vgg16_bn_module_the_docs_named_still_gives_its_weight_loader():
+    from fcnseg.models.vgg16_bn import load_vgg16_bn_weights
+    from fcnseg.models.weights import load_vgg16_bn_weights as loader
+
+    assert load_vgg16_bn_weights is loader

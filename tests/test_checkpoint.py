@@ -102,6 +102,15 @@ def test_garbage_file_is_reported_by_name(tmp_path: Path) -> None:
         load_checkpoint(tmp_path / "missing.pt")
 
 
+def test_a_missing_relative_checkpoint_names_the_absolute_path_looked_for(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint("runs/x/best.pt")
+    assert str(e.value) == (f"runs/x/best.pt: no such checkpoint (looked for "
+                            f"{tmp_path}/runs/x/best.pt)")
+
+
 def test_an_image_given_as_checkpoint_is_named_as_an_image(tmp_path: Path) -> None:
     from PIL import Image
 

@@ -64,6 +64,32 @@ def test_staged_init_copies_the_previous_stage_and_keeps_new_scorers_at_zero(
     assert stage16.input_convention == stage32.input_convention
 
 
+def test_a_missing_init_names_where_it_looked_and_the_recipe_folder_holding_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    recipes, work = tmp_path / "recipes", tmp_path / "work"
+    (recipes / "runs" / "a").mkdir(parents=True)
+    (recipes / "runs" / "a" / "best.pt").write_bytes(b"x")
+    work.mkdir()
+    monkeypatch.chdir(work)
+    recipe = write_recipe(recipes / "stage16.yaml", tiny_recipe(init="runs/a/best.pt"))
+    with pytest.raises(FileNotFoundError) as e:
+        build_training_model(load_config(recipe), 7)
+    assert str(e.value) == (
+        f"init: runs/a/best.pt: no such checkpoint (looked for {work}/runs/a/best.pt); "
+        f"{recipes}/runs/a/best.pt exists, but init is relative to the current folder, not to "
+        f"the recipe file (as base is): --set init={recipes}/runs/a/best.pt")
+
+
+def test_a_missing_init_nowhere_else_names_only_where_it_looked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    recipe = write_recipe(tmp_path / "stage16.yaml", tiny_recipe(init="runs/a/best.pt"))
+    with pytest.raises(FileNotFoundError) as e:
+        build_training_model(load_config(recipe), 7)
+    assert str(e.value) == (f"init: runs/a/best.pt: no such checkpoint (looked for "
+                            f"{tmp_path}/runs/a/best.pt)")
+
+
 def test_training_prints_what_the_staged_init_copied(tmp_path: Path, capsys) -> None:
     stage32 = build_training_model(load_config(tiny_recipe(model={"arch": "fcn32s"})), 7)
     path = save_checkpoint(tmp_path / "best.pt", stage32, class_names=list("abcdefg"))

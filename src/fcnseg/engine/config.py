@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -247,6 +247,9 @@ class TrainConfig:
     threads: int | None = None
     #: What a run of this recipe should reach, as published (shown by ``fcnseg recipes``).
     published: dict[str, Any] | None = None
+    #: The folder of the recipe file read (set by :func:`load_config`; not a recipe field):
+    #: where a missing relative ``init`` is also looked for, to explain that it is not there.
+    recipe_folder: ClassVar[Path | None] = None
 
     def validate(self) -> TrainConfig:
         """Check values whose errors would otherwise surface deep inside training."""
@@ -688,6 +691,7 @@ def load_config(recipe: PathLike | dict[str, Any] | None = None,
                                    "add --set model.backbone_weights=")
     if config.name == "custom" and isinstance(recipe, str) and not recipe.endswith(".yaml"):
         config.name = recipe
+    config.recipe_folder = folder
     return config.validate()
 
 

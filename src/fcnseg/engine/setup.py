@@ -345,13 +345,14 @@ def build_training_model(config: TrainConfig, num_classes: int, *, pretrained: b
     except ConventionUnknown as e:  # its advice names the recipe's field
         raise e.naming("model.backbone_convention") from None
     if config.init and pretrained:
-        _init_from_file(model, config.init)
+        _init_from_file(model, config.init, config.recipe_folder)
     for layer in model.upsampling_layers():
         layer.weight.requires_grad_(m.train_upsampling)
     return model
 
 
-def _init_from_file(model: nn.Module, init: str | Mapping[str, str]) -> None:
+def _init_from_file(model: nn.Module, init: str | Mapping[str, str],
+                    recipe_folder: Path | None = None) -> None:
     """Staged initialisation from a checkpoint (with its input convention) or a state dict;
     ``{modality: checkpoint}`` starts each stream of a late-fusion net from its own."""
     if isinstance(init, Mapping):
@@ -361,7 +362,7 @@ def _init_from_file(model: nn.Module, init: str | Mapping[str, str]) -> None:
                              f"one checkpoint")
         missing = [str(f) for f in init.values() if not Path(f).is_file()]
         if missing:
-            raise FileNotFoundError(f"init: {missing[0]}: no such checkpoint")
+            raise FileNotFoundError(_no_init_file(missing[0], recipe_folder))
         init_late_fusion(model, dict(init))
         return
     try:
@@ -376,8 +377,20 @@ def _init_from_file(model: nn.Module, init: str | Mapping[str, str]) -> None:
         print(report.summary())
         return
     if not Path(init).is_file():
-        raise FileNotFoundError(f"init: {init}: no such checkpoint")
+        raise FileNotFoundError(_no_init_file(init, recipe_folder))
     print(init_from(model, init).summary())
+
+
+def _no_init_file(init: str, recipe_folder: Path | None) -> str:
+    """One line: where a missing ``init`` was looked for, and the recipe's folder when the file
+    is there (``init`` is relative to the current folder, ``base`` to the recipe file)."""
+    looked = Path(init).expanduser().absolute()
+    message = f"init: {init}: no such checkpoint (looked for {looked})"
+    beside = None if recipe_folder is None else (recipe_folder / init).absolute()
+    if beside is not None and beside != looked and beside.is_file():
+        message += (f"; {beside} exists, but init is relative to the current folder, not to "
+                    f"the recipe file (as base is): --set init={beside}")
+    return message
 
 
 def _recipe_dataset(config: TrainConfig, split: str, transform: Any = None) -> Dataset:

@@ -281,6 +281,16 @@ def test_int8_dot_products_are_read_from_the_cpu_flags() -> None:
     assert not int8_dot_products(["avx2", "avx512f", "avx512bw"])  # Skylake-SP: vpmaddubsw
 
 
+def test_the_recorded_comparison_keeps_its_key_order() -> None:
+    from fcnseg.export.quantize import Comparison
+
+    comparison = Comparison(images=3, float_mean_iu=0.5, int8_mean_iu=0.4, float_iu=[0.5],
+                            int8_iu=[0.4], pixel_agreement=0.9)
+    assert list(comparison.to_dict()) == ["images", "float_mean_iu", "int8_mean_iu",
+                                          "mean_iu_drop_points", "float_iu", "int8_iu",
+                                          "pixel_agreement"]
+
+
 @pytest.mark.parametrize("weight, exact", [(64, True), (-64, True), (65, False), (-127, False)])
 def test_pre_vnni_exactness_is_bounded_by_the_largest_int8_weight(weight, exact) -> None:
     from onnx import TensorProto, helper, numpy_helper

@@ -376,3 +376,12 @@ def _accepts(port: int) -> bool:
             return _read_all(s).startswith(b"HTTP/1.1 200")
     except OSError:
         return False
+
+
+def test_healthz_connections_keep_the_documented_key_order() -> None:
+    from fcnseg.serve.limits import ConnectionGauge
+
+    gauge = ConnectionGauge(limit=256, open=1, enforced=True)
+    # docs/serve.md shows {"open": 1, "limit": 256, "refused": 0, "header_timeouts": 0}
+    assert list(gauge.to_dict().items()) == [("open", 1), ("limit", 256), ("refused", 0),
+                                             ("header_timeouts", 0)]

@@ -15,7 +15,7 @@ import json
 import math
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +85,10 @@ class Comparison:
         return 100.0 * (self.float_mean_iu - self.int8_mean_iu)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "mean_iu_drop_points": self.drop_points}
+        return {"images": self.images, "float_mean_iu": self.float_mean_iu,
+                "int8_mean_iu": self.int8_mean_iu, "mean_iu_drop_points": self.drop_points,
+                "float_iu": self.float_iu, "int8_iu": self.int8_iu,
+                "pixel_agreement": self.pixel_agreement}
 
     def format(self, class_names: Sequence[str]) -> str:
         """Mean IU of both, per-class IU and its change, pixel agreement: the printed table."""

@@ -84,8 +84,9 @@ class ConnectionGauge:
     enforced: bool = False
 
     def to_dict(self) -> dict[str, int]:
-        """The counts as ``GET /healthz`` reports them."""
-        return {k: v for k, v in asdict(self).items() if k != "enforced"}
+        """The counts as ``GET /healthz`` reports them (in the order docs/serve.md shows)."""
+        return {"open": self.open, "limit": self.limit, "refused": self.refused,
+                "header_timeouts": self.header_timeouts}
 
 
 def connection_cap(max_connections: int) -> int:

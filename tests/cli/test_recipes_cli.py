@@ -5,8 +5,11 @@ from __future__ import annotations
 import re
 import shlex
 
+import yaml
+
 from fcnseg.cli.main import build_parser, main
 from fcnseg.engine import load_config
+from fcnseg.engine.config import load_recipe
 
 
 def _printed_commands(text: str) -> list[list[str]]:
@@ -64,3 +67,31 @@ def test_show_checks_a_recipe_files_fields_as_train_does(tmp_path, capsys) -> No
     assert captured.out == ""
     err = captured.err.strip()
     assert "\n" not in err and str(recipe) in err and "optim.lr" in err
+
+
+def test_show_names_the_base_chain_in_a_first_comment_line(tmp_path, capsys) -> None:
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("base: voc-fcn8s\nname: mine\n", encoding="utf-8")
+    assert main(["recipes", "--show", str(mine)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == f"# {mine}: base voc-fcn8s <- voc-fcn16s <- voc-fcn32s"
+    assert yaml.safe_load(out) == load_recipe(mine)
+
+
+def test_show_says_a_recipe_without_a_base_has_none(capsys) -> None:
+    assert main(["recipes", "--show", "voc-fcn32s"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "# voc-fcn32s: no base"
+    assert yaml.safe_load(out) == load_recipe("voc-fcn32s")
+
+
+def test_a_recipe_in_the_older_amp_spelling_gets_one_note_naming_precision(tmp_path,
+                                                                          capsys) -> None:
+    old = tmp_path / "old.yaml"
+    old.write_text("base: synthetic-fcn8s\namp: bf16\n", encoding="utf-8")
+    assert main(["recipes", "--show", str(old)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        f"fcnseg recipes: warning: {old}: amp is now spelled precision (amp: bf16 is read as "
+        f"precision: bf16; write that instead)"]
+    assert yaml.safe_load(captured.out)["precision"] == "bf16"

@@ -41,7 +41,9 @@ def test_a_recipe_states_only_what_differs_from_its_base(tmp_path) -> None:
     assert config.optim.lr == 1e-11
     assert config.optim.momentum == base.optim.momentum == 0.99  # merged field by field
     assert config.model == base.model and config.data == base.data
-    assert _differences(config_to_dict(base), config_to_dict(config)) == {"name", "optim.lr"}
+    # published is the base's own score, not inherited
+    assert _differences(config_to_dict(base), config_to_dict(config)) == {
+        "name", "optim.lr", "published"}
 
 
 def test_a_dataset_spec_replaces_the_bases_whole(tmp_path) -> None:
@@ -138,3 +140,15 @@ def test_a_missing_base_file_is_named_as_written_not_as_a_path_object(tmp_path) 
         load_config(mine)
     message = str(e.value)
     assert message == f"{mine}: base: {tmp_path / 'nothere.yaml'}: no such recipe file"
+
+
+def test_a_recipe_does_not_inherit_its_bases_published_score(tmp_path) -> None:
+    mine = _write(tmp_path / "mine.yaml", "base: voc-fcn16s\nname: mine\nmodel: {arch: fcn8s}\n")
+    assert "published" not in load_recipe(mine)
+    assert load_config(mine).published is None
+
+
+def test_each_shipped_recipe_carries_the_published_score_its_own_file_states() -> None:
+    for name in list_recipes():
+        written = yaml.safe_load(recipe_path(name).read_text(encoding="utf-8"))
+        assert load_config(name).published == written.get("published"), name

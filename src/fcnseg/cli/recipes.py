@@ -7,6 +7,7 @@ import argparse
 import yaml
 
 from fcnseg.engine.config import (
+    base_chain,
     config_to_dict,
     list_recipes,
     load_config,
@@ -39,6 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.show is not None:
         load_config(args.show)  # its fields checked as train checks them, naming the recipe
+        bases = " <- ".join(base_chain(args.show))
+        print(f"# {args.show}: " + (f"base {bases}" if bases else "no base"))
         print(yaml.safe_dump(load_recipe(args.show), sort_keys=False), end="")
         return 0
     if args.name is None:

@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import os
 import re
+import warnings
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -596,12 +597,35 @@ def resolve_recipe(data: dict[str, Any], where: str = "recipe",
     ``base: voc-fcn32s`` (a shipped recipe's name or a YAML file's path, relative to
     ``folder``) starts from that recipe, itself resolved. Sections (``model``, ``data`` ...)
     merge field by field; any other value, a section's field's included (a dataset spec),
-    replaces the base's whole; ``null`` sets a field to null. An unknown base or a chain that
-    comes back to a recipe raises one :class:`ConfigError` naming ``where``.
+    replaces the base's whole; ``null`` sets a field to null. ``published`` (the score reported
+    for one recipe) is never inherited: only the recipe's own counts. An unknown base or a
+    chain that comes back to a recipe raises one :class:`ConfigError` naming ``where``.
     """
+    merged: dict[str, Any] = {}
+    layers = _recipe_layers(data, where, folder)
+    for depth, (layer, layer_where) in reversed(list(enumerate(layers))):
+        upgraded = upgrade_recipe(layer)  # each in today's vocabulary before they meet
+        if "amp" in layer:
+            _note_older_amp(layer_where, layer["amp"], upgraded["precision"])
+        layer = upgraded
+        if depth:  # a base's published score describes the base, not the recipe built on it
+            layer = {k: v for k, v in layer.items() if k != "published"}
+        # The model fields and options below that the model this layer chooses does not take
+        # described the model below; those set beside it or above stay, for validate to refuse.
+        arch, model = fields_of(layer.get("model")).get("arch"), fields_of(merged.get("model"))
+        if isinstance(arch, str) and model and (fitted := _fit_model(model, arch)) is not None:
+            merged = {**merged, "model": fitted}
+        merged = _merge_recipe(merged, layer, where)
+    return merged
+
+
+def _recipe_layers(data: dict[str, Any], where: str,
+                   folder: Path | None) -> list[tuple[dict[str, Any], str]]:
+    """The recipe ``data`` and each base it chains to, as written, with how each is named
+    (``where``; ``recipe NAME`` for a shipped one): the recipe first."""
     chain = [where]
     resolved = dict(data)
-    layers = [resolved]
+    layers = [(resolved, where)]
     while "base" in resolved:
         base = resolved.pop("base")
         if not isinstance(base, (str, os.PathLike)) or not str(base):
@@ -616,17 +640,22 @@ def resolve_recipe(data: dict[str, Any], where: str = "recipe",
         if _recipe_key(base_where) in map(_recipe_key, chain[:-1]):
             raise ConfigError(f"{where}: the base chain comes back to a recipe: "
                               f"{' -> '.join(chain)}")
-        layers.append(resolved)
-    merged: dict[str, Any] = {}
-    for layer in reversed(layers):  # each in today's vocabulary before they meet
-        layer = upgrade_recipe(layer)
-        # The model fields and options below that the model this layer chooses does not take
-        # described the model below; those set beside it or above stay, for validate to refuse.
-        arch, model = fields_of(layer.get("model")).get("arch"), fields_of(merged.get("model"))
-        if isinstance(arch, str) and model and (fitted := _fit_model(model, arch)) is not None:
-            merged = {**merged, "model": fitted}
-        merged = _merge_recipe(merged, layer, where)
-    return merged
+        layers.append((resolved, base_where))
+    return layers
+
+
+def base_chain(name_or_path: PathLike) -> list[str]:
+    """The recipes that ``name_or_path`` (a shipped recipe's name or a file) starts from, its
+    base first, then that one's base ...: shipped ones by name, files by path."""
+    layers = _recipe_layers(*_read_recipe(name_or_path))
+    return [where.removeprefix("recipe ") for _, where in layers[1:]]
+
+
+def _note_older_amp(where: str, amp: str, precision: str) -> None:
+    """One warning that the recipe at ``where`` uses the older spelling ``amp`` (once: the
+    warnings registry shows a message from one line once)."""
+    warnings.warn(f"{where}: amp is now spelled precision (amp: {amp} is read as precision: "
+                  f"{precision}; write that instead)", UserWarning, stacklevel=1)
 
 
 def _fit_model(model: Mapping[str, Any], arch: Any,

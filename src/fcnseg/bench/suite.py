@@ -655,8 +655,12 @@ def format_report(report: dict[str, Any], targets: bool = False) -> str:
     parts = [f"torch {m['torch']}, {m['threads']} threads, {m['cpu']} "
              f"({', '.join(m['cpu_flags']) or 'no avx512/amx'}); "
              f"{config['clock']} clock, {config['repeats']} interleaved "
-             f"repeats after {config['warmup']} warm-up",
-             *_peak_header(m, config)]
+             f"repeats after {config['warmup']} warm-up"]
+    peaks, size = m.get("mm_peak_gflop_per_s") or {}, config.get("peak_size", "?")
+    if peaks:  # what the "of mm peak" columns divide by
+        parts.append(f"mm peak GFLOP/s, what \"of mm peak\" divides by (a {size}×{size} torch.mm "
+                     "timed in the same interleaved rounds as each row; median over the rows): "
+                     + ", ".join(f"{k} {v:.3g}" for k, v in peaks.items()))
     parts += _inference_table(report, above) + _training_table(report)
     for ev in report["evaluation"]:
         parts += _evaluation_tables(ev)
@@ -677,20 +681,14 @@ def format_report(report: dict[str, Any], targets: bool = False) -> str:
         parts.append(_table(["target", "value", "goal", "met", "note"],
                             [[t["target"], t["value"], t["goal"], "yes" if t["met"] else "NO",
                               t["note"]] for t in report["targets"]]))
-    parts += _load_lines(m, config)
+    busy = {k: v for k, v in m.get("other_processes_cpu_share", {}).items() if v is not None}
+    if busy:
+        parts.append("\nCPU share used by other processes during each section: "
+                     + ", ".join(f"{k} {v:.0%}" for k, v in busy.items())
+                     + (" (wall-clock ratios unreliable above ~10%)"
+                        if max(busy.values()) > 0.1 and config["clock"] == "wall" else ""))
     parts += [f"not measured: {note}" for note in report["not_measured"]]
     return "\n".join(parts)
-
-
-def _peak_header(machine: dict[str, Any], config: dict[str, Any]) -> list[str]:
-    """The mm peaks the "of mm peak" columns divide by, and what they are."""
-    peaks = machine.get("mm_peak_gflop_per_s") or {}
-    if not peaks:
-        return []
-    size = config.get("peak_size", "?")
-    return [f"mm peak GFLOP/s, what \"of mm peak\" divides by (a {size}×{size} torch.mm timed "
-            "in the same interleaved rounds as each row; median over the rows): "
-            + ", ".join(f"{k} {v:.3g}" for k, v in peaks.items())]
 
 
 def _inference_table(report: dict[str, Any], above: list[bool]) -> list[str]:
@@ -750,14 +748,3 @@ def _options_table(opts: dict[str, Any], above: list[bool]) -> list[str]:
         f"cudnn.benchmark: {opts['cudnn_benchmark']}; "
         f"torch.compile: {opts.get('torch_compile', '-')}"]
 
-
-def _load_lines(machine: dict[str, Any], config: dict[str, Any]) -> list[str]:
-    """The CPU share other processes took during each section, when any was measured."""
-    busy = {k: v for k, v in machine.get("other_processes_cpu_share", {}).items()
-            if v is not None}
-    if not busy:
-        return []
-    return ["\nCPU share used by other processes during each section: "
-            + ", ".join(f"{k} {v:.0%}" for k, v in busy.items())
-            + (" (wall-clock ratios unreliable above ~10%)"
-               if max(busy.values()) > 0.1 and config["clock"] == "wall" else "")]

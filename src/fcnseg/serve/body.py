@@ -31,7 +31,8 @@ class ReadBodyFirst:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _declared_length(scope)
+        declared = next((int(value) for name, value in scope.get("headers") or ()
+                         if name.lower() == b"content-length" and value.strip().isdigit()), None)
         if declared is not None and declared > self.max_bytes:
             await _answer(scope, send, 413, f"upload of {declared} bytes is larger than the "
                                             f"limit of {self.max_bytes} bytes")
@@ -74,13 +75,6 @@ class ReadBodyFirst:
         await _answer(scope, send, 408, f"the upload did not arrive within {self.timeout_s:g} s "
                                         f"({received}{of} bytes received)", close=True)
         return None
-
-
-def _declared_length(scope: Scope) -> int | None:
-    for name, value in scope.get("headers") or ():
-        if name.lower() == b"content-length" and value.strip().isdigit():
-            return int(value)
-    return None
 
 
 def _client(scope: Scope) -> str:

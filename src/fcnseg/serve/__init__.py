@@ -7,24 +7,19 @@ route is in plain modules (``segment``, ``service``, ``admission``, ``body``, ``
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from fcnseg.serve import limits
 from fcnseg.serve.limits import *  # noqa: F403 - the limits, by limits.__all__
 
-# The limits (readable without FastAPI), and the app's names, imported on first use.
-__all__ = limits.__all__ + ["create_app", "encode_label_png", "serve_app"]  # noqa: F405
+# The app's names by module, imported on first use: they need fastapi and uvicorn, an optional
+# extra (fcnseg[serve]), which the limits and the CLI's --help do not.
+_LAZY = {"create_app": "app", "encode_label_png": "app", "serve_app": "server"}
+__all__ = limits.__all__ + list(_LAZY)  # noqa: F405
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("create_app", "encode_label_png"):
-        # Lazy: the app needs fastapi, an optional extra (fcnseg[serve]), which the limits and
-        # the CLI's --help do not.
-        from fcnseg.serve import app
-
-        return getattr(app, name)
-    if name == "serve_app":  # needs uvicorn, the same extra
-        from fcnseg.serve import server
-
-        return server.serve_app
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"fcnseg.serve.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'fcnseg.serve' has no attribute {name!r}")

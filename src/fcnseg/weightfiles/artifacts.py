@@ -130,8 +130,8 @@ def read_artifact(path: str | os.PathLike[str]) -> dict[str, Any]:
     palette = list(meta["palette"]) if isinstance(meta["palette"], list) else meta["palette"]
     if isinstance(palette, list) and isinstance(meta.get("ignore_color"), list) \
             and isinstance(ignore_index, int) and 0 <= ignore_index < 256:
-        palette = palette + [[0, 0, 0]] * max(0, ignore_index - len(palette))
-        palette = palette[:ignore_index] + [meta["ignore_color"]] + palette[ignore_index + 1:]
+        palette += [[0, 0, 0]] * (ignore_index + 1 - len(palette))
+        palette[ignore_index] = meta["ignore_color"]
     return checkpoint_dict(
         {},
         {"arch": meta.get("arch", "exported"),

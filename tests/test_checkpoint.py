@@ -338,3 +338,16 @@ def test_a_checkpoint_of_compressed_members_is_refused_before_it_is_inflated(
         read_weights(bomb)
     assert str(e.value).startswith(f"{bomb}: not a weights file: its members declare")
     assert read_weights(tmp_path / "plain.pt")[0]["w"].shape == (1_000_000,)
+
+
+def test_a_safetensors_checkpoint_refuses_a_metric_json_cannot_hold_as_a_number(
+        tmp_path: Path) -> None:
+    import numpy as np
+
+    from fcnseg.checkpoint import save_safetensors_checkpoint
+
+    pytest.importorskip("safetensors")
+    with pytest.raises(TypeError, match="float32"):  # never stored as the text "0.5"
+        save_safetensors_checkpoint(tmp_path / "m.safetensors", _model(), class_names=NAMES,
+                                    palette=voc_palette(), metrics={"mean_iu": np.float32(0.5)})
+    assert not (tmp_path / "m.safetensors").exists()

@@ -486,7 +486,8 @@ def save_safetensors_checkpoint(
     like a checkpoint."""
     config = pretrained_config(model, class_names, palette, ignore_index, metrics, source,
                                **extra)
-    write_model_safetensors(Path(path), model, {METADATA_KEY: json.dumps(config, default=str)})
+    # A value JSON has no type for (a NumPy float metric) is refused, never stored as text.
+    write_model_safetensors(Path(path), model, {METADATA_KEY: json.dumps(config)})
     return Path(path)
 
 
@@ -511,9 +512,12 @@ def save_checkpoint_safetensors(path: PathLike, checkpoint: PathLike | Mapping[s
     writes them: its weights, and in the metadata its description, classes, metrics and any
     temperature and calibration (``fcnseg calibrate``). Written whole or not at all."""
     ckpt = as_checkpoint(checkpoint)
+    model = build_model_from_checkpoint(ckpt)
     classes = ckpt["classes"]
-    return save_safetensors_checkpoint(
-        path, build_model_from_checkpoint(ckpt), class_names=classes["names"],
-        palette=classes["palette"], ignore_index=int(classes["ignore_index"]),
-        metrics=ckpt.get("metrics"), source=_converted_from(ckpt),
-        **{k: ckpt[k] for k in ("temperature", "calibration") if k in ckpt})
+    config = pretrained_config(model, classes["names"], classes["palette"],
+                               int(classes["ignore_index"]), ckpt.get("metrics"),
+                               _converted_from(ckpt),
+                               **{k: ckpt[k] for k in ("temperature", "calibration") if k in ckpt})
+    # What a checkpoint as loaded holds beyond JSON's types (a path, a tensor) is kept as text.
+    write_model_safetensors(Path(path), model, {METADATA_KEY: json.dumps(config, default=str)})
+    return Path(path)

@@ -136,12 +136,12 @@ def checkpoint_payload(model: nn.Module, contents: CheckpointContents | None = N
                        **fields: Any) -> dict[str, Any]:
     """What :func:`save_checkpoint` writes, as a dict (see it for the arguments). Tensors of
     a CPU model are the model's own: copy them to write the payload while training goes on."""
-    known = [f.name for f in dataclasses.fields(CheckpointContents)]
-    unknown = [k for k in fields if k not in known]
-    if unknown:  # named as the caller wrote it
-        raise TypeError(f"save_checkpoint: unknown field {unknown[0]!r}; the fields are "
-                        f"{', '.join(known)}")
     if contents is None:
+        known = [f.name for f in dataclasses.fields(CheckpointContents)]
+        unknown = [k for k in fields if k not in known]
+        if unknown:  # named as the caller wrote it
+            raise TypeError(f"save_checkpoint: unknown field {unknown[0]!r}; the fields are "
+                            f"{', '.join(known)}")
         if "class_names" not in fields:
             raise TypeError("save_checkpoint: class_names is required: the names of the "
                             "model's classes, in output order (save_checkpoint(path, model, "

@@ -72,6 +72,7 @@ def test_class_names_must_match_the_model(tmp_path: Path) -> None:
     ([[0, 0, 0], [1, 2, 3], [300, 0, 0]], r"colour 2 is \[300, 0, 0\]"),
     ([[0, 0, 0], [1, 2], [3, 3, 3]], r"colour 1 is \[1, 2\]"),
     ([[0, 0, 0], [1.5, 0, 0], [3, 3, 3]], r"colour 1 is \[1.5, 0, 0\]"),
+    ([[0, 0, 0], (), [3, 3, 3]], r"colour 1 is \[\]"),  # an empty colour, as a list
 ])
 def test_a_palette_loading_would_refuse_is_refused_before_writing(tmp_path: Path, palette,
                                                                    shown) -> None:

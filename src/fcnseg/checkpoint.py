@@ -190,12 +190,13 @@ def palette_rows(palette: Any, count: int, error: type[Exception]) -> list[list[
     line, ``palette: colour 2 is [300, 0, 0]: expected [r, g, b] integers in 0-255``."""
     rows = []
     for i, rgb in enumerate(list(palette)[:count]):
-        values = list(rgb) if isinstance(rgb, Iterable) and not isinstance(rgb, str) else []
+        listed = isinstance(rgb, Iterable) and not isinstance(rgb, str)
+        values = list(rgb) if listed else []
         if len(values) != 3 or not all(
                 isinstance(v, numbers.Real) and float(v).is_integer() and 0 <= v <= 255
                 for v in values):
             shown = (f"[{', '.join(str(v.item() if hasattr(v, 'item') else v) for v in values)}]"
-                     if values else repr(rgb)[:60])
+                     if listed else repr(rgb)[:60])
             raise error(f"palette: colour {i} is {shown}: expected [r, g, b] integers in 0-255")
         rows.append([int(v) for v in values])
     return rows

@@ -5,12 +5,12 @@ import json
 import numpy as np
 import pytest
 import torch
-from ondisk import write_folder, write_nyud
+from ondisk import write_folder, write_nyud, write_voc
 from tiny_models import tiny_task_model
 
 from fcnseg.checkpoint import save_checkpoint
 from fcnseg.cli.main import main
-from fcnseg.data import SYNTHETIC_CLASSES, palette_for
+from fcnseg.data import SYNTHETIC_CLASSES, VOC_CLASSES, palette_for
 from fcnseg.data.palette import voc_palette
 from fcnseg.engine.evaluation import evaluate_checkpoint
 from fcnseg.metrics import scores
@@ -106,6 +106,22 @@ def test_the_same_classes_in_another_order_are_matched_by_name(synthetic_checkpo
     assert reports["shuffled"]["confusion"] == reports["same"]["confusion"]
     assert reports["shuffled"]["metrics"] == reports["same"]["metrics"]
     assert "by name" in reports["shuffled"]["dataset"]["classes_matched_by_name"]
+
+
+@pytest.mark.parametrize("year", ["2012", "2011"])
+def test_the_report_names_the_voc_year_and_folder_it_scored(tmp_path, capsys, year):
+    root = tmp_path / "data"
+    write_voc(root, "2012", {"val": ["a"]})
+    write_voc(root, "2011", {"val": ["b"]})
+    ckpt = _checkpoint(tmp_path / "voc.pt", list(VOC_CLASSES))
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--dataset", "voc", "--root", str(root),
+                 "--year", year, "--split", "val", "--out", str(out)]) == 0
+    folder = root / "VOCdevkit" / f"VOC{year}"
+    dataset = json.loads((out / "report.json").read_text())["dataset"]
+    assert (dataset["name"], dataset["year"], dataset["split"], dataset["root"],
+            dataset["folder"]) == ("voc", year, "val", str(root), str(folder))
+    assert f"{ckpt} on voc {year} val at {folder} (1 images" in capsys.readouterr().out
 
 
 def test_dataset_root_is_required_for_voc(synthetic_checkpoint, capsys):

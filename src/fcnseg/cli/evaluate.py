@@ -12,6 +12,7 @@ from fcnseg.checkpoint import load_checkpoint
 from fcnseg.cli import options
 from fcnseg.cli.demo import save_predictions
 from fcnseg.engine.evaluation import (
+    data_summary,
     evaluate_checkpoint,
     format_calibration,
     format_report,
@@ -90,8 +91,7 @@ def run(args: argparse.Namespace) -> int:
                          "sliding_window": args.sliding_window, "stride": args.stride,
                          "tta_scales": scales, "tta_flip": args.tta_flip}
     written = write_report(out, result)
-    split = result["dataset"].get("split")
-    print(f"{args.checkpoint} on {spec['name']}{f' {split}' if split else ''} "
+    print(f"{args.checkpoint} on {data_summary(result['dataset'])} "
           f"({result['num_images']} images, {result['seconds']:.1f} s, precision "
           f"{result['precision']}, {header_method(args, precision_from, scales)})")
     if result["dataset"].get("classes_matched_by_name"):

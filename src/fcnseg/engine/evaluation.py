@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -414,6 +415,7 @@ def _eval_data(dataset: Mapping[str, Any] | Dataset, ckpt: Mapping[str, Any],
         built = False
         if getattr(dataset, "transform", None) is None:
             data = _WithTransform(dataset, transform)
+    described.update(_read_from(source))
     where = described.get("root") or described.get("name", described.get("repr"))
     refuse_withheld_labels(source, f"{where} split {described['split']!r}")
     given = getattr(source, "modalities", None)
@@ -432,6 +434,27 @@ def _eval_data(dataset: Mapping[str, Any] | Dataset, ckpt: Mapping[str, Any],
         data = Subset(data, range(min(int(limit), len(data))))
     described["num_images"] = len(data)
     return data, source, described, match
+
+
+def _read_from(source: Any) -> dict[str, Any]:
+    """Which data a dataset reads: the folder it found (absolute) and its year, where it has
+    one (VOC2011 and VOC2012 may lie under one root)."""
+    read: dict[str, Any] = {}
+    folder = next((getattr(source, a) for a in ("dir", "voc_dir", "root")
+                   if isinstance(getattr(source, a, None), str | os.PathLike)), None)
+    if folder is not None:
+        read["folder"] = str(Path(folder).absolute())
+    if getattr(source, "year", None) is not None:
+        read["year"] = str(source.year)
+    return read
+
+
+def data_summary(described: Mapping[str, Any]) -> str:
+    """``voc 2012 val at /data/VOCdevkit/VOC2012``: what a report's ``dataset`` scored."""
+    words = [str(described.get("name") or described.get("repr"))]
+    words += [str(described[k]) for k in ("year", "split") if described.get(k)]
+    folder = described.get("folder")
+    return " ".join(words) + (f" at {folder}" if folder else "")
 
 
 def _first_head_on_top(result: dict[str, Any],

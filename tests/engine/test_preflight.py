@@ -15,6 +15,7 @@ from fcnseg.engine.preflight import (
     images_reaching,
     preflight_warnings,
     sample_image_sizes,
+    summed_lr_warning,
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -335,3 +336,33 @@ def test_train_warns_at_start_of_mask_values_a_remap_table_leaves_as_classes(tmp
                      f"list mask value 1, so it stays a class index (1 → thing): list it in "
                      f"remap, or say what unlisted values become with 'other: ignore' (or "
                      f"'other: <class index>')"]
+
+
+def test_a_summed_loss_rate_with_the_averaged_loss_is_warned_about_with_the_rate_it_needs() -> None:
+    config = _config(loss={"reduction": "mean"}, optim={"lr": 1e-12},
+                     data={"crop_size": 32, "batch_size": 2, "num_workers": 0})
+    messages = preflight_warnings(config, TWO_CORES)
+    assert len(messages) == 1
+    assert "optim.lr is 1e-12 with loss.reduction mean" in messages[0]
+    assert "optim.lr=2e-09 (optim.lr × the ~2,048 pixels per step)" in messages[0]  # 2 × 32²
+
+
+def test_the_pixels_per_step_of_whole_images_come_from_the_median_image() -> None:
+    config = load_config("voc-fcn16s", ["loss.reduction=mean"])
+    message = summed_lr_warning(config, [(375, 500), (500, 500), (300, 400)])
+    assert message is not None and "optim.lr=1.9e-07" in message  # 1e-12 × 375 × 500
+
+
+@pytest.mark.parametrize("name", ["voc-fcn32s", "voc-fcn8s", "voc-fcn-alexnet",
+                                  "voc-fcn32s-googlenet", "voc-fcn8s-modern", "synthetic-fcn8s"])
+def test_the_shipped_recipes_rates_suit_their_reduction(name: str) -> None:
+    assert summed_lr_warning(load_config(name), [(375, 500)]) is None
+
+
+def test_the_trainer_prints_the_summed_rate_warning_at_start(tmp_path: Path, capsys) -> None:
+    recipe = tiny_recipe(optim={"lr": 1e-12},
+                         train={"iterations": 1, "eval_every": 1, "log_every": 1,
+                                "progress": False, "tensorboard": False})
+    train(recipe, out=str(tmp_path / "run"))
+    warned = [line for line in capsys.readouterr().out.splitlines() if "optim.lr is" in line]
+    assert len(warned) == 1 and "loss.reduction mean" in warned[0]

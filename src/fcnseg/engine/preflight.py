@@ -24,6 +24,10 @@ ETA_LIMIT_S = 24 * 3600.0
 #: Training images longer than this (pixels) are counted in one warning: a crop shows a tiny
 #: part of them.
 LARGE_IMAGE_SIDE = 2048
+#: With ``loss.reduction: mean`` a learning rate under this is in the summed loss's range (the
+#: reference recipes sum over pixels at 1e-10...1e-14; the averaged loss takes 1e-3...1e-2 with
+#: SGD, 1e-4...5e-5 in the shipped averaged recipes): each step then moves no weight.
+MEAN_LR_FLOOR = 1e-8
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,8 @@ def preflight_warnings(config: TrainConfig, machine: MachineFacts,
                 f"teaches nothing. Set data.crop_size={suggest} or less")
     if (large := large_images_warning(image_sizes)) is not None:
         messages.append(large)
+    if (tiny := summed_lr_warning(config, image_sizes)) is not None:
+        messages.append(tiny)
     warmup, total = config.schedule.warmup_iters, config.train.iterations
     if warmup and warmup >= total:
         fit = max(1, total // 20)  # about 5% of the run
@@ -77,6 +83,42 @@ def preflight_warnings(config: TrainConfig, machine: MachineFacts,
             f"schedule.warmup_iters is {warmup}, not fewer than train.iterations ({total}): "
             f"the learning rate never reaches optim.lr. Set schedule.warmup_iters={suggest}")
     return messages
+
+
+def summed_lr_warning(config: TrainConfig,
+                      image_sizes: Sequence[tuple[int, int]] = ()) -> str | None:
+    """A warning when ``optim.lr`` is under :data:`MEAN_LR_FLOOR` with the averaged loss: a
+    rate meant for the loss summed over pixels, whose gradient is larger by the valid pixels per
+    step. It names the rate that makes the same steps: ``optim.lr`` times those pixels (from
+    the crop, else the median image of ``image_sizes``); None otherwise."""
+    lr = config.optim.lr
+    if config.loss.reduction != "mean" or lr >= MEAN_LR_FLOOR:
+        return None
+    pixels = step_pixels(config, image_sizes)
+    same = (f"the same steps take optim.lr={lr * pixels:.2g} (optim.lr × the ~{pixels:,} "
+            f"pixels per step)" if pixels else
+            "the same steps take optim.lr × the valid pixels per step")
+    return (f"optim.lr is {lr:g} with loss.reduction mean: rates this small are for the loss "
+            f"summed over pixels (the reference recipes' 1e-10...1e-14); averaged, the weights "
+            f"will not move. Set loss.reduction=sum, or a larger optim.lr: {same}; from "
+            f"ImageNet weights, 1e-3...1e-2 with SGD (docs/training.md)")
+
+
+def step_pixels(config: TrainConfig, image_sizes: Sequence[tuple[int, int]] = ()) -> int | None:
+    """About how many pixels one optimisation step's loss covers: images per step × pixels of
+    a crop (else of the median image of ``image_sizes``, else of a generated scene's ``size``)
+    × the loss sampling rate; None when unknown."""
+    crop, size = config.data.crop_size, config.data.train.get("size")
+    if isinstance(crop, int) and crop > 0:
+        per_image = crop * crop
+    elif image_sizes:
+        per_image = sorted(h * w for h, w in image_sizes)[len(image_sizes) // 2]
+    elif isinstance(size, int) and size > 0:
+        per_image = size * size
+    else:
+        return None
+    images = config.images_per_batch() * config.optim.accumulate
+    return max(1, round(images * per_image * config.loss.sample_rate))
 
 
 def large_images_warning(image_sizes: Sequence[tuple[int, int]],

@@ -106,7 +106,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                          f"TIFF without georeferencing within --max-pixels, of any bit depth "
                          f"and bands, such as a microscopy image) is segmented as an image: "
                          f"NAME_label.png, overlay, heatmaps, --format; one larger than PIXELS "
-                         f"by blended tiles as well (default: %(default)d)")
+                         f"by blended tiles as well (a colour model's: one of over 4096×4096 "
+                         f"pixels) (default: %(default)d)")
     _add_pictures(p)
     _add_reading(p)
     options.add_device(p)

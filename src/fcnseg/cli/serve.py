@@ -64,7 +64,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                          "declared bands; a GeoTIFF for a colour model) is segmented by tiles "
                          "of PIXELS×PIXELS, blended as fcnseg predict --tile blends them: the "
                          "same labels as its label GeoTIFF (default: %(default)d); photos and "
-                         "TIFFs without georeferencing are segmented whole")
+                         "TIFFs without georeferencing are segmented whole up to 4096×4096 "
+                         "pixels, by these tiles beyond")
     defaults = ServiceLimits()
     for option, field, kind, unit, help_text in _LIMIT_OPTIONS:
         p.add_argument(option, type=kind, default=kind(getattr(defaults, field) / unit),

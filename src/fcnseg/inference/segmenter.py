@@ -48,6 +48,11 @@ from fcnseg.utils.keyed import keyed, unkeyed
 from fcnseg.utils.validate import fields_of
 from fcnseg.weightfiles.artifacts import labels_only_error
 
+#: Colour images of more pixels than this (4096×4096, 16.8 million) are segmented by the blended
+#: tiles of ``tile``: a VGG16 FCN's one pass over a whole photo takes about 200 bytes a pixel
+#: (activations and full-size float logits), 3.4 GB at this size and 16 GB at 81 million.
+WHOLE_IMAGE_MAX_PIXELS = 4096 * 4096
+
 
 @dataclass
 class Prediction:
@@ -94,9 +99,10 @@ class SegmenterOptions:
         channels_last: run channels-last; None decides by device and precision.
         compile: compile the model now (:meth:`Segmenter.compile`; a failure is a
             :class:`RuntimeWarning` and the model runs uncompiled).
-        tile: inputs ``fcnseg predict`` tiles that are larger than this are segmented by
-            blended tiles as it does (:func:`fcnseg.inference.rasters.segment_tiles`); None:
-            every input whole, as are those of a model with several heads or over 256 classes.
+        tile: inputs ``fcnseg predict`` tiles, and colour images of over
+            :data:`WHOLE_IMAGE_MAX_PIXELS`, that are larger than this are segmented by blended
+            tiles as it does (:func:`fcnseg.inference.rasters.segment_tiles`); None: every
+            input whole, as are those of a model with several heads or over 256 classes.
         overlap: pixels shared by neighbouring tiles; None: a quarter of the tile.
     """
 
@@ -316,8 +322,9 @@ class Segmenter:
                 0-255 pixels as uint8). For a multi-band model: a raster file of its bands, a
                 :class:`~fcnseg.data.rasters.RasterReader` or an H×W×N array of raw values
                 (``image`` is then its red, green and blue bands, else the first, stretched
-                2/98). Such an input, or a raster ``fcnseg predict`` tiles, larger than the
-                tile is segmented by blended tiles; pixels without data are labelled 255.
+                2/98). Such an input, a raster ``fcnseg predict`` tiles, or an image of over
+                :data:`WHOLE_IMAGE_MAX_PIXELS`, larger than the tile is segmented by blended
+                tiles (memory bounded by the tile); pixels without data are labelled 255.
             return_probs: also return the C×H×W softmax probabilities.
         """
         return self.predict_batch([image], return_probs=return_probs)[0]
@@ -337,7 +344,7 @@ class Segmenter:
         results: dict[int, Prediction] = {}
         whole = []
         for i, (array, missing, raster) in enumerate(inputs):
-            if raster and self._by_tiles(array):
+            if self._by_tiles(array, raster):
                 results[i] = self._predict_tiles(array, missing, return_probs, batch_size)
             else:
                 whole.append(i)
@@ -365,14 +372,18 @@ class Segmenter:
                 self.warned_dim_images = True
                 return
 
-    def _by_tiles(self, array: np.ndarray) -> bool:
-        """Whether a raster input is segmented by tiles (as ``fcnseg predict`` writes them)."""
-        return (self.tiles is not None and not self.heads and self.num_classes <= 256
-                and max(array.shape[:2]) > self.tiles.tile)
+    def _by_tiles(self, array: np.ndarray, raster: bool) -> bool:
+        """Whether an input is segmented by tiles: a raster (as ``fcnseg predict`` writes
+        them) or a colour image of over :data:`WHOLE_IMAGE_MAX_PIXELS`, larger than the tile."""
+        if self.tiles is None or self.heads or self.num_classes > 256 \
+                or max(array.shape[:2]) <= self.tiles.tile:
+            return False
+        return raster or (self.input_names == ("color",)
+                          and array.shape[0] * array.shape[1] > WHOLE_IMAGE_MAX_PIXELS)
 
     def _predict_tiles(self, array: np.ndarray, missing: np.ndarray | None,
                        return_probs: bool, batch_size: int) -> Prediction:
-        """A raster input segmented by blended tiles, as ``fcnseg predict`` does."""
+        """An input segmented by blended tiles, as ``fcnseg predict`` segments rasters."""
         assert self.tiles is not None
         # Checked as read (8-bit RGB, the model's bands); run on the filled values.
         run = segmenter_tile_fn(self, held_raster(array).info)

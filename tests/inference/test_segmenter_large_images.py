@@ -1,0 +1,94 @@
+"""Images too large for one pass: segmented by the raster path's blended tiles, with the labels
+of whole-image prediction and the outputs of any image."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from floats import assert_close_to_scale, assert_labels_match
+from PIL import Image
+from torch import nn
+
+from fcnseg.cli.main import main
+from fcnseg.data.palette import voc_palette
+from fcnseg.inference import Segmenter
+from fcnseg.inference import segmenter as segmenter_module
+from fcnseg.inference.visualize import read_label_png
+
+TILE, OVERLAP = 48, 16  # blending weight zero within OVERLAP // 4 = 4 pixels of inner edges
+LIMIT = 100 * 100  # WHOLE_IMAGE_MAX_PIXELS made small, so that a 150×170 image is tiled
+
+
+@pytest.fixture()
+def small_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(segmenter_module, "WHOLE_IMAGE_MAX_PIXELS", LIMIT)
+
+
+def local_segmenter(tile: int | None) -> Segmenter:
+    """Two 3×3 convolutions: each output pixel sees 2 pixels each way, less than the 4 pixels
+    of every tile's inner edge that blending leaves out, so tiles see all a pixel depends on."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Tanh(), nn.Conv2d(8, 4, 3, padding=1))
+    return Segmenter(model, class_names=["a", "b", "c", "d"], palette=voc_palette(),
+                     input_convention="torchvision_rgb", precision="fp32", tile=tile,
+                     overlap=OVERLAP)
+
+
+def photo(height: int, width: int) -> np.ndarray:
+    """Smooth colours, so that labels form regions and few pixels are near-ties."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    bands = [np.sin(yy / 11.0 + b) * np.cos(xx / 7.0 - 2 * b) for b in range(3)]
+    return (np.stack(bands, -1) * 120 + 128).astype(np.uint8)
+
+
+def forward_sizes(segmenter: Segmenter) -> list[tuple[int, int]]:
+    """The H×W of every batch the segmenter's model runs, as it runs them."""
+    sizes: list[tuple[int, int]] = []
+    segmenter.model.register_forward_pre_hook(
+        lambda _m, args: sizes.append(tuple(args[0].shape[-2:])))
+    return sizes
+
+
+def test_an_image_over_the_limit_is_run_by_tiles_with_the_whole_images_labels(
+        small_limit: None) -> None:
+    image = photo(150, 170)
+    tiled = local_segmenter(TILE)
+    sizes = forward_sizes(tiled)
+    pred = tiled.predict(image, return_probs=True)
+    assert sizes and all(s == (TILE, TILE) for s in sizes)  # never the whole image at once
+    whole = local_segmenter(None).predict(image, return_probs=True)
+    assert pred.label.dtype == np.uint8 and pred.label.shape == (150, 170)
+    assert_labels_match(pred.label, whole.label, whole.probs)  # equal but for rounding
+    assert_close_to_scale(pred.probs, whole.probs)
+    np.testing.assert_array_equal(pred.image, image)
+
+
+def test_an_image_within_the_limit_is_still_run_whole(small_limit: None) -> None:
+    segmenter = local_segmenter(TILE)
+    sizes = forward_sizes(segmenter)
+    segmenter.predict(photo(90, 110))  # 9,900 pixels: larger than a tile, within the limit
+    assert sizes == [(90, 110)]
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_fcnseg_predict_writes_a_large_photos_usual_outputs_from_tiles(
+        small_limit: None, make_checkpoint: Callable[[str], Path], tmp_path: Path,
+        suffix: str) -> None:
+    path = tmp_path / f"big{suffix}"
+    Image.fromarray(photo(150, 170)).save(path)
+    checkpoint = make_checkpoint("same")
+    out = tmp_path / "out"
+    assert main(["predict", "--checkpoint", str(checkpoint), str(path), "--out", str(out),
+                 "--tile", str(TILE), "--overlap", str(OVERLAP), "--heatmaps", "cat",
+                 "--probs", "--no-progress"]) == 0
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "big_heatmap_cat.png", "big_label.png", "big_overlay.png", "big_probs.npz"]
+    expected = Segmenter.from_checkpoint(checkpoint, tile=TILE, overlap=OVERLAP).predict(path)
+    np.testing.assert_array_equal(read_label_png(out / "big_label.png"), expected.label)
+    whole = Segmenter.from_checkpoint(checkpoint, tile=None).predict(path).label
+    assert (whole != expected.label).any()  # this FCN sees past a tile: tiles differ at seams
+    assert np.load(out / "big_probs.npz")["probs"].shape == (4, 150, 170)

@@ -205,6 +205,7 @@ BENCHMARKS = (
     Benchmark("data_loading.py", ("data_loading_ratio",)),
     Benchmark("raster_predict.py", ("raster_peak_rss_largest_over_smallest",
                                     "raster_tiled_over_model_throughput")),
+    Benchmark("large_photo_memory.py", ("large_photo_tiled_over_whole_peak_rss",)),
     Benchmark("raster_seams.py", ("raster_tiled_vs_whole_max_prob_error",
                                   "raster_seam_jump_over_elsewhere",
                                   "raster_fcn8s_seam_jump_over_elsewhere")),

@@ -473,3 +473,15 @@ def test_a_recipe_root_found_nowhere_is_one_line_naming_it_the_folder_and_the_op
         f"{tmp_path / 'moved'}, the folder relative paths are taken from; pass "
         f"--data root=DIR with the dataset's folder")
     assert "writing to" not in captured.out and not (tmp_path / "moved" / "eval").exists()
+
+
+@pytest.mark.parametrize("flags", [["--amp", "bf16", "--precision", "fp32"],
+                                   ["--precision", "fp32", "--amp", "bf16"]])
+def test_evaluate_refuses_amp_and_precision_that_disagree_in_one_line(tmp_path, capsys, flags):
+    with pytest.raises(SystemExit) as e:
+        main(["evaluate", "--checkpoint", str(tmp_path / "none.pt"), *flags])
+    assert e.value.code == 2
+    *notes, error = capsys.readouterr().err.splitlines()  # --amp first: its note comes first
+    assert error == ("fcnseg evaluate: error: --amp (read as bf16) contradicts --precision fp32 "
+                     "(--amp is the older spelling of --precision; keep only --precision)")
+    assert notes in ([], ["fcnseg evaluate: note: --amp is now spelled --precision"])

@@ -186,3 +186,19 @@ def test_a_recipe_nested_thousands_deep_is_one_line_naming_it(tmp_path) -> None:
     with pytest.raises(ConfigError) as e:
         load_config(path)
     assert str(e.value) == f"{path}: not valid YAML (nested too deeply)"
+
+
+@pytest.mark.parametrize("overrides", [["precision=fp32", "amp=bf16"],
+                                       ["amp=bf16", "precision=fp32"]])
+def test_overrides_setting_amp_and_precision_apart_are_refused_in_one_line(overrides) -> None:
+    with pytest.raises(ConfigError) as e:
+        load_config("synthetic-fcn8s", overrides)
+    assert str(e.value) == ("override 'amp=bf16' contradicts override 'precision=fp32' (amp is "
+                            "the older spelling of precision; keep only precision)")
+
+
+def test_an_amp_override_is_noted_once_as_the_older_spelling_of_precision() -> None:
+    with pytest.warns(UserWarning, match=r"override 'amp=none': amp is now spelled precision "
+                                         r"\(amp: none is read as precision: fp32"):
+        config = load_config("synthetic-fcn8s", ["amp=none", "precision=fp32"])
+    assert config.precision == "fp32"

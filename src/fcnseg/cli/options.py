@@ -69,9 +69,33 @@ class DeprecatedAlias(argparse.Action):
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: Any, option_string: str | None = None) -> None:
+        _one_spelling(parser, namespace, self.dest, f"{option_string}", values, older=True)
         print(f"{parser.prog}: note: {option_string} is now spelled {self.replacement}",
               file=sys.stderr)
         setattr(namespace, self.dest, values)
+
+
+class CurrentSpelling(argparse._StoreAction):
+    """An option that has an older spelling (:class:`DeprecatedAlias`): both given, with
+    different values, is refused in one line rather than the last silently winning."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        _one_spelling(parser, namespace, self.dest, f"{option_string}", values)
+        setattr(namespace, self.dest, values)
+
+
+def _one_spelling(parser: argparse.ArgumentParser, namespace: argparse.Namespace, dest: str,
+                  option: str, value: Any, older: bool = False) -> None:
+    """Remember which spelling (``older``: the DeprecatedAlias) set ``dest``; exit with one
+    error line when the other spelling set it to another value."""
+    given = getattr(namespace, f"_spelled_{dest}", None)
+    if given is not None and given[0] != option and given[1] != value:
+        (old, old_value, _), (new, new_value, _) = sorted([given, (option, value, older)],
+                                                          key=lambda g: not g[2])
+        parser.exit(2, f"{parser.prog}: error: {old} (read as {old_value}) contradicts {new} "
+                       f"{new_value} ({old} is the older spelling of {new}; keep only {new})\n")
+    setattr(namespace, f"_spelled_{dest}", (option, value, older))
 
 
 def add_checkpoint(p: argparse.ArgumentParser, help: str = CHECKPOINT_HELP,
@@ -181,8 +205,8 @@ def add_precision(p: argparse.ArgumentParser | argparse._ArgumentGroup,
                   default: str | None = "auto") -> None:
     """``--precision auto|fp32|bf16|fp16``; with ``amp_alias``, ``--amp`` is kept as a hidden
     older spelling."""
-    p.add_argument("--precision", type=_precision, default=default,
-                   metavar="{auto,fp32,bf16,fp16}", help=help)
+    p.add_argument("--precision", type=_precision, default=default, help=help,
+                   metavar="{auto,fp32,bf16,fp16}", action=CurrentSpelling if amp_alias else None)
     if amp_alias:
         p.add_argument("--amp", type=_older_precision, dest="precision", action=DeprecatedAlias,
                        replacement="--precision")

@@ -479,6 +479,17 @@ def upgrade_recipe(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _one_precision(precision_set: dict[str, tuple[str, Any]], spelling: str, item: str,
+                   precision: Any) -> None:
+    """Refuse overrides that set ``amp`` and ``precision`` to different precisions (as a recipe
+    file stating both is refused)."""
+    precision_set[spelling] = (item, precision)
+    if len({value for _, value in precision_set.values()}) > 1:
+        amp, current = precision_set["amp"][0], precision_set["precision"][0]
+        raise ConfigError(f"override {amp!r} contradicts override {current!r} (amp is the "
+                          f"older spelling of precision; keep only precision)")
+
+
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     """Build a config from plain data; unknown keys raise :class:`ConfigError` naming them."""
     return _fill(TrainConfig(), upgrade_recipe(dict(data or {})), "")
@@ -490,6 +501,7 @@ def apply_overrides(config: TrainConfig, overrides: list[str] | tuple[str, ...])
     Values are parsed as YAML (numbers, booleans, null, lists, mappings). Keys inside a
     dataclass section must exist; keys inside a dataset spec (a free-form mapping) are created.
     """
+    precision_set: dict[str, tuple[str, Any]] = {}  # by spelling: the override and its value
     for item in overrides:
         key, sep, raw = item.partition("=")
         key = key.strip()
@@ -501,7 +513,9 @@ def apply_overrides(config: TrainConfig, overrides: list[str] | tuple[str, ...])
             raise ConfigError(f"override {item!r}: value is not valid YAML "
                               f"({yaml_problem(e)})") from None
         if "." not in key:  # a top-level field, perhaps in the older spelling (amp=bf16)
-            ((key, value),) = upgrade_recipe({key: value}).items()
+            spelling, ((key, value),) = key, upgrade_recipe({key: value}).items()
+            if key == "precision":
+                _one_precision(precision_set, spelling, item, value)
         parts = key.split(".")
         target: Any = config
         for depth, part in enumerate(parts[:-1]):
@@ -513,6 +527,9 @@ def apply_overrides(config: TrainConfig, overrides: list[str] | tuple[str, ...])
             section = expect_mapping(target, ".".join(parts[:-1]), "a section with fields",
                                      error=ConfigError)
             section[last] = value  # type: ignore[index]  # a dict, read from YAML
+    if "amp" in precision_set:
+        item, precision = precision_set["amp"]
+        _note_older_amp(f"override {item!r}", item.partition("=")[2].strip(), precision)
     return config
 
 

@@ -90,6 +90,26 @@ def test_a_missing_init_nowhere_else_names_only_where_it_looked(
                             f"{tmp_path}/runs/a/best.pt)")
 
 
+def test_an_init_of_another_width_names_both_builds_and_the_recipe_fields_in_one_short_line(
+        tmp_path: Path) -> None:
+    wide = {"arch": "fcn32s", "width": 0.125, "fc_channels": 32}
+    stage32 = build_training_model(load_config(tiny_recipe(model=wide)), 7)
+    path = save_checkpoint(tmp_path / "best.pt", stage32, class_names=list("abcdefg"))
+    config = load_config(tiny_recipe(model={"arch": "fcn16s"}), [f"init={path}"])
+    with pytest.raises(WeightsError) as e:
+        build_training_model(config, 7)
+    message = str(e.value)
+    assert "\n" not in message and len(message.replace(str(path), "P")) < 500
+    assert message.startswith(
+        f"init: {path}, fcn32s (width 0.125, fc_channels 32), cannot initialise the model, "
+        f"fcn16s (width 0.0625, fc_channels 16): their trunks differ")
+    assert "(source vs model: conv1_1.weight (8, 3, 3, 3) vs (4, 3, 3, 3), conv1_1.bias (8,) " \
+           "vs (4,), conv1_2.weight (8, 8, 3, 3) vs (4, 4, 3, 3), +27 more)." in message
+    assert message.endswith("Initialise from a checkpoint of the same backbone, width and "
+                            "bands, or set model.width: 0.125, model.fc_channels: 32 in the "
+                            "recipe (the source's).")
+
+
 def test_training_prints_what_the_staged_init_copied(tmp_path: Path, capsys) -> None:
     stage32 = build_training_model(load_config(tiny_recipe(model={"arch": "fcn32s"})), 7)
     path = save_checkpoint(tmp_path / "best.pt", stage32, class_names=list("abcdefg"))

@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from fcnseg.checkpoint import save_checkpoint
 from fcnseg.conventions import CAFFE_BGR, TORCHVISION_RGB
 from fcnseg.models import (
     WeightsError,
@@ -161,6 +162,23 @@ def test_wrong_keys_and_shapes_are_listed(tmp_path: Path) -> None:
     assert "unexpected keys [extra.weight]" in msg and "score_fr.weight" in msg
 
 
+def test_a_checkpoint_of_another_width_is_one_short_line_naming_both_models_and_the_remedy(
+        tmp_path: Path) -> None:
+    narrow = fcn8s(num_classes=4, width=0.0625, fc_channels=8)
+    path = save_checkpoint(tmp_path / "best.pt", narrow, class_names=list("abcd"))
+    with pytest.raises(WeightsError) as err:
+        load_fcn_weights(fcn8s(num_classes=4, width=0.125, fc_channels=16), path)
+    msg = str(err.value)
+    assert "\n" not in msg and len(msg.replace(str(path), "P")) < 450
+    assert msg.startswith(
+        f"{path}: weights do not fit the model, fcn8s (4 classes, width 0.125, fc_channels 16); "
+        f"the file records fcn8s (4 classes, width 0.0625, fc_channels 8): shape mismatches "
+        f"[conv1_1.weight: file (4, 3, 3, 3) vs model (8, 3, 3, 3), conv1_1.bias: file (4,) vs "
+        f"model (8,), conv1_2.weight: file (4, 4, 3, 3) vs model (8, 8, 3, 3)] (+")
+    assert msg.endswith(f"; build the model the file records with "
+                        f"fcnseg.checkpoint.build_model_from_checkpoint('{path}')")
+
+
 class _Payload:
     """Unpickling this would create a file: loading must never execute it."""
 
@@ -266,8 +284,7 @@ def test_staged_init_refuses_a_source_whose_trunk_mostly_has_other_shapes() -> N
     target = fcn16s(num_classes=4, width=0.0625, fc_channels=8)
     before = target.trunk.conv1_2.weight.clone()
     with pytest.raises(WeightsError, match=r"only 3 of the model's 30 trunk tensors.*"
-                                           r"conv1_2.weight \(shape \(8, 8, 3, 3\) in the "
-                                           r"source vs \(4, 4"):
+                                           r"conv1_2.weight \(8, 8, 3, 3\) vs \(4, 4"):
         init_from(target, source)
     assert torch.equal(target.trunk.conv1_2.weight, before)  # nothing was copied
 
@@ -282,7 +299,8 @@ def test_a_source_of_another_width_names_both_models_and_says_the_trunks_differ(
     assert message.startswith(
         "init: runs/wide/best.pt cannot initialise the model, fcn16s (width 0.0625, "
         "fc_channels 8): their trunks differ (in width, bands or architecture), only 0 of the "
-        "model's 30 trunk tensors have the same name and shape in runs/wide/best.pt: ")
+        "model's 30 trunk tensors match by name and shape (source vs model: conv1_1.weight "
+        "(8, 3, 3, 3) vs (4, 3, 3, 3), ")
     with pytest.raises(WeightsError, match=r"^init: the given fcn32s \(width 0.125, "
                                            r"fc_channels 16\) module cannot initialise"):
         init_from(target, source)

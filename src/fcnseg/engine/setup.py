@@ -371,7 +371,8 @@ def _init_from_file(model: nn.Module, init: str | Mapping[str, str],
         ckpt = None  # not a checkpoint: a plain state dict file
     if ckpt is not None:
         convention = get_convention(ckpt["model"]["input_convention"])
-        report = init_from(model, ckpt["model_state_dict"], name=init, convention=convention)
+        report = init_from(model, ckpt["model_state_dict"], name=init, convention=convention,
+                           recorded=ckpt["model"])
         if not report.widened:  # a multi-band model from colour weights keeps its bands
             model.input_convention = convention
         print(report.summary())

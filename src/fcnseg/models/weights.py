@@ -64,6 +64,12 @@ CONVENTION_FIELD = "input_convention"
 def read_weights(path: PathLike) -> tuple[StateDict, str | None]:
     """:func:`read_state_dict` and the name of the input convention the file records, or None."""
     path = Path(path)
+    obj, recorded = _read_file(path)
+    return _unwrap(obj, path), recorded
+
+
+def _read_file(path: Path) -> tuple[Any, str | None]:
+    """What a weights file holds, as read, and the input convention it records (or None)."""
     if not path.is_file():
         raise WeightsError(f"{path}: no such weights file")
     if path.suffix != ".safetensors" and (problem := zip_expansion_problem(path)) is not None:
@@ -86,7 +92,7 @@ def read_weights(path: PathLike) -> tuple[StateDict, str | None]:
             f"{path}: cannot be read as weights ({type(e).__name__}: {first}). The file may be "
             f"truncated or corrupt, or hold Python objects that are not loaded for safety."
         ) from e
-    return _unwrap(obj, path), recorded if isinstance(recorded, str) else None
+    return obj, recorded if isinstance(recorded, str) else None
 
 
 def save_backbone_weights(state_dict: Mapping[str, torch.Tensor], out: PathLike,
@@ -105,28 +111,34 @@ def save_backbone_weights(state_dict: Mapping[str, torch.Tensor], out: PathLike,
 
 
 def load_exactly(path: Path, model: nn.Module, sd: Mapping[str, torch.Tensor],
-                 expected: str = "") -> None:
+                 expected: str = "", recorded: Mapping[str, Any] | None = None) -> None:
     """``model.load_state_dict(sd)``, or a :class:`WeightsError` of :func:`describe_mismatch`
     followed by ``expected``."""
-    problem = describe_mismatch(path, model, sd)
+    problem = describe_mismatch(path, model, sd, recorded)
     if problem:
         raise WeightsError(problem + expected)
     model.load_state_dict(sd)
 
 
-def describe_mismatch(path: Path, model: nn.Module, sd: Mapping[str, torch.Tensor]) -> str | None:
-    """A message naming missing, unexpected and mis-shaped keys, or None if ``sd`` fits."""
+def describe_mismatch(path: Path, model: nn.Module, sd: Mapping[str, torch.Tensor],
+                      recorded: Mapping[str, Any] | None = None) -> str | None:
+    """One line naming the model, the one the file records (``recorded``: a checkpoint's
+    ``model`` section), and the first few missing, unexpected and mis-shaped keys; or None if
+    ``sd`` fits."""
     own = model.state_dict()
     missing = sorted(set(own) - set(sd))
     unexpected = sorted(set(sd) - set(own))
     shapes = [f"{k}: file {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
-              for k in sorted(set(own) & set(sd)) if sd[k].shape != own[k].shape]
-    parts = [f"{what} {_listing(keys)}" for what, keys in (
+              for k in own if k in sd and sd[k].shape != own[k].shape]
+    parts = [f"{what} {_listing(keys, 3)}" for what, keys in (
         ("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes))
         if keys]
     if not parts:
         return None
-    return f"{path}: weights do not fit {type(model).__name__}: " + "; ".join(parts)
+    described = recorded_description(recorded, classes=True)
+    records = f"; the file records {described}" if described else ""
+    return (f"{path}: weights do not fit the model, {model_description(model, classes=True)}"
+            f"{records}: " + "; ".join(parts))
 
 
 def _listing(items: list[str], limit: int = 12) -> str:
@@ -137,9 +149,16 @@ def _listing(items: list[str], limit: int = 12) -> str:
 def load_fcn_weights(model: nn.Module, path: PathLike, *,
                      convention: InputConvention | str | None = None) -> nn.Module:
     """Load a whole-model state dict (ours, or the PyTorch FCN port's) into ``model``, strictly,
-    and set ``convention`` when given (the port's models are Caffe BGR)."""
+    and set ``convention`` when given (the port's models are Caffe BGR). Weights that do not
+    fit are one line naming the model the file records, where it records one."""
     path = Path(path)
-    load_exactly(path, model, read_state_dict(path))
+    obj, _ = _read_file(path)
+    recorded = obj.get("model") if isinstance(obj, Mapping) and "model_state_dict" in obj \
+        else None
+    remedy = (f"; build the model the file records with fcnseg.checkpoint."
+              f"build_model_from_checkpoint({str(path)!r})"
+              if recorded_description(recorded) else "")
+    load_exactly(path, model, _unwrap(obj, path), remedy, recorded)
     if convention is not None:
         model.input_convention = get_convention(convention)
     return model
@@ -465,8 +484,9 @@ def state_dict_of(source: nn.Module | Mapping[str, torch.Tensor] | PathLike, *,
 
 
 def _matched(model: nn.Module, sd: Mapping[str, torch.Tensor],
-             report: InitReport) -> InitReport:
-    """``report`` filled in; refused when less than half of the trunk matched."""
+             report: InitReport, recorded: Mapping[str, Any] | None = None) -> InitReport:
+    """``report`` filled in; refused when less than half of the trunk matched (naming the
+    model the source records, ``recorded``, where it records one)."""
     own = model.state_dict()
     for key, tensor in own.items():
         if key not in sd:
@@ -481,31 +501,82 @@ def _matched(model: nn.Module, sd: Mapping[str, torch.Tensor],
     trunk_copied = [k for k in report.copied if _is_trunk_key(k)]
     # A few coincidental matches (fc7 of equal width on a narrower trunk) are no initialisation.
     if not trunk_copied or 2 * len(trunk_copied) < len(trunk):
-        trunk_why = [f"{k} ({why})" for k, why in report.kept.items() if _is_trunk_key(k)]
+        source = recorded_description(recorded)
+        differ = ", " if source else " (in width, bands or architecture), "
         raise WeightsError(
-            f"init: {report.source} cannot initialise the model, {trunk_description(model)}: "
-            f"their trunks differ (in width, bands or architecture), only "
-            f"{len(trunk_copied)} of the model's {len(trunk)} trunk tensors have the same name "
-            f"and shape in {report.source}: {_listing(trunk_why)}; source keys "
-            f"{_listing(sorted(sd))}. Initialise from a checkpoint of the same backbone, width "
-            f"and bands.")
+            f"init: {report.source}{f', {source},' if source else ''} cannot initialise the "
+            f"model, {trunk_description(model)}: their trunks differ{differ}only "
+            f"{len(trunk_copied)} of the model's {len(trunk)} trunk tensors match by name and "
+            f"shape (source vs model: {_trunk_differences(own, sd)}). "
+            f"Initialise from a checkpoint of the same backbone, width and bands"
+            f"{_as_the_source(model, recorded)}.")
     return report
+
+
+def _trunk_differences(own: Mapping[str, torch.Tensor], sd: Mapping[str, torch.Tensor],
+                       limit: int = 3) -> str:
+    """``conv1_1.weight (8, 3, 3, 3) vs (4, 3, 3, 3), conv1_2.bias missing, +27 more``: the
+    first trunk tensors of the model that the source lacks or holds in another shape."""
+    differ = [f"{k} {tuple(sd[k].shape)} vs {tuple(t.shape)}" if k in sd else f"{k} missing"
+              for k, t in own.items()
+              if _is_trunk_key(k) and (k not in sd or sd[k].shape != t.shape)]
+    more = [f"+{len(differ) - limit} more"] if len(differ) > limit else []
+    return ", ".join(differ[:limit] + more)
+
+
+def _as_the_source(model: nn.Module, recorded: Mapping[str, Any] | None) -> str:
+    """``, or set model.width: 1.0 ... in the recipe (the source's)``: the recipe's size fields
+    in which the build the source records differs from the model's ('' if none)."""
+    theirs = recorded.get("build_kwargs") if isinstance(recorded, Mapping) else None
+    ours = getattr(model, "build_kwargs", None)
+    if not isinstance(theirs, Mapping) or not isinstance(ours, Mapping):
+        return ""
+    fields = {"width": "model.width", "fc_channels": "model.fc_channels",
+              "base_channels": "model.options.base_channels"}
+    differ = [f"{field}: {theirs[k]}" for k, field in fields.items()
+              if k in theirs and theirs[k] != ours.get(k)]
+    return f", or set {', '.join(differ)} in the recipe (the source's)" if differ else ""
+
+
+#: The build arguments that shape a model's trunk, as descriptions name them.
+_SHAPING = ("backbone", "width", "fc_channels", "base_channels")
+
+
+def _description(arch: str, kwargs: Mapping[str, Any], bands: Sequence[str] | None = None,
+                 classes: bool = False) -> str:
+    shaping = [f"{kwargs['num_classes']} classes"] if classes and "num_classes" in kwargs else []
+    shaping += [f"{k} {kwargs[k]}" for k in _SHAPING if k in kwargs]
+    if bands:
+        shaping.append(f"bands {', '.join(bands)}")
+    return arch + (f" ({', '.join(shaping)})" if shaping else "")
+
+
+def model_description(model: nn.Module, classes: bool = False) -> str:
+    """``fcn16s (width 0.0625, fc_channels 8)``: the architecture and what shapes its trunk
+    (with ``classes``, its number of classes first)."""
+    kwargs = getattr(model, "build_kwargs", None) or {}
+    name = getattr(model, "arch", None) or type(model).__name__
+    return _description(name, kwargs, model_bands(model), classes)
 
 
 def trunk_description(model: nn.Module) -> str:
     """``fcn16s (width 0.0625, fc_channels 8)``: the architecture and what shapes its trunk."""
-    kwargs = getattr(model, "build_kwargs", None) or {}
-    shaping = [f"{k} {kwargs[k]}" for k in ("backbone", "width", "fc_channels") if k in kwargs]
-    bands = model_bands(model)
-    if bands:
-        shaping.append(f"bands {', '.join(bands)}")
-    name = getattr(model, "arch", None) or type(model).__name__
-    return name + (f" ({', '.join(shaping)})" if shaping else "")
+    return model_description(model)
+
+
+def recorded_description(recorded: Any, classes: bool = False) -> str | None:
+    """:func:`model_description` of the model a checkpoint's ``model`` section records (None
+    for anything else)."""
+    if not isinstance(recorded, Mapping) or not isinstance(recorded.get("arch"), str) \
+            or not isinstance(recorded.get("build_kwargs"), Mapping):
+        return None
+    return _description(recorded["arch"], recorded["build_kwargs"], classes=classes)
 
 
 def init_from(model: nn.Module, source: nn.Module | Mapping[str, torch.Tensor] | PathLike, *,
               name: str | None = None,
-              convention: InputConvention | str | Mapping[str, Any] | None = None) -> InitReport:
+              convention: InputConvention | str | Mapping[str, Any] | None = None,
+              recorded: Mapping[str, Any] | None = None) -> InitReport:
     """Staged initialisation: copy every tensor of ``source`` (a model, a state dict or a
     file; ``name`` says where it came from) whose name and shape match.
 
@@ -513,6 +584,7 @@ def init_from(model: nn.Module, source: nn.Module | Mapping[str, torch.Tensor] |
     their zero start, so the new model computes what the previous stage did. A module source
     passes on its input convention. A multi-band model started from colour weights gets their
     first convolution widened (:func:`band_conv1`, from ``convention``); other bands are refused.
+    ``recorded``: the source checkpoint's ``model`` section, which a refusal names.
 
     Returns an :class:`InitReport`, logged at INFO; a ``UserWarning`` where trunk layers kept
     their own initialisation. Raises :class:`WeightsError` when less than half of the trunk
@@ -524,7 +596,7 @@ def init_from(model: nn.Module, source: nn.Module | Mapping[str, torch.Tensor] |
     if convention is None and isinstance(source, nn.Module):
         convention = getattr(source, "input_convention", None)
     sd, widened = _widen_colour_source(model, sd, convention, what)
-    report = _matched(model, sd, InitReport(what, widened=widened))
+    report = _matched(model, sd, InitReport(what, widened=widened), recorded)
     bad = first_nonfinite(sd, report.copied)
     if bad is not None:
         raise WeightsError(f"init: {what}: tensor {bad} {NONFINITE}")

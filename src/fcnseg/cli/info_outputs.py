@@ -13,7 +13,8 @@ import numpy as np
 
 from fcnseg.data.folder import split_list_files
 from fcnseg.data.rasters import raster_info
-from fcnseg.inference.files import MANIFEST_NAME, written_by
+from fcnseg.inference.files import written_by
+from fcnseg.utils.predict_manifest import MANIFEST_NAME
 from fcnseg.utils.validate import fields_of
 
 # Class names are read from an .npz only when they are at most this many bytes.

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import hashlib
 import json
 import os
 import re
@@ -39,16 +38,12 @@ from fcnseg.inference.visualize import (
     save_png,
 )
 from fcnseg.utils.files import atomic_write
+from fcnseg.utils.predict_manifest import MANIFEST_NAME, WRITTEN, read_manifest
+from fcnseg.utils.predict_manifest import content_digest as content_digest  # re-exported
 from fcnseg.utils.typing import PathLike
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp",
                               ".ppm", ".pgm", ".pbm", ".pnm"})
-
-# One relative path a line, appended before the files are written.
-MANIFEST_NAME = ".fcnseg-outputs.txt"
-# After an input's files are written: "<TAB>written<TAB>JOB<TAB>PATH<TAB>PATH...". The empty
-# first field makes earlier fcnseg versions (which skip lines without a path) ignore it.
-_WRITTEN = "written"
 
 
 class OutputFolderError(RuntimeError):
@@ -83,7 +78,7 @@ def record_outputs(out_dir: PathLike, paths: Iterable[PathLike],
 def record_written(out_dir: PathLike, job: str, paths: Iterable[PathLike]) -> None:
     """Record in the folder's manifest that ``paths`` (inside ``out_dir``), listed before, are
     now written whole by the run ``job`` (:func:`outputs_job`)."""
-    _append_to_manifest(out_dir, ["\t".join(["", _WRITTEN, job, *_names_in(out_dir, paths)])])
+    _append_to_manifest(out_dir, ["\t".join(["", WRITTEN, job, *_names_in(out_dir, paths)])])
 
 
 def _names_in(out_dir: PathLike, paths: Iterable[PathLike]) -> list[str]:
@@ -96,27 +91,10 @@ def _append_to_manifest(out_dir: PathLike, lines: list[str]) -> None:
         f.writelines(f"{line}\n" for line in lines)
 
 
-def _read_manifest(folder: Path) -> tuple[dict[Path, str | None], dict[Path, str | None]]:
-    """Each path in ``folder``'s manifest (usually none) with its latest digest, and with the
-    job of its latest :func:`record_written` (None where never recorded, or listed since)."""
-    digests: dict[Path, str | None] = {}
-    writers: dict[Path, str | None] = {}
-    with contextlib.suppress(OSError):
-        text = (folder / MANIFEST_NAME).read_text(encoding="utf-8", errors="replace")
-        for name, _, rest in (line.partition("\t") for line in text.splitlines()):
-            fields = rest.split("\t")
-            if name:  # PATH or PATH<TAB>DIGEST: listed, about to be (re)written
-                digests[folder / name] = rest or digests.get(folder / name)
-                writers[folder / name] = None
-            elif len(fields) > 2 and fields[0] == _WRITTEN:
-                writers.update((folder / n, fields[1]) for n in fields[2:] if n)
-    return digests, writers
-
-
 def written_by(out_dir: PathLike) -> dict[Path, str | None]:
     """Which run wrote each output listed in the manifest of ``out_dir``: the job of its latest
     :func:`record_written`; None where never recorded, or listed again since."""
-    return _read_manifest(Path(out_dir))[1]
+    return read_manifest(Path(out_dir))[1]
 
 
 def outputs_job(model_id: str, palette: np.ndarray, style: PictureStyle) -> str:
@@ -125,11 +103,6 @@ def outputs_job(model_id: str, palette: np.ndarray, style: PictureStyle) -> str:
     described = {"model": model_id, "palette": np.asarray(palette).tolist(),
                  "style": asdict(style)}
     return content_digest(json.dumps(described, sort_keys=True, default=str).encode())
-
-
-def content_digest(data: bytes) -> str:
-    """How the manifest records a file's content: ``sha256=HEX``."""
-    return "sha256=" + hashlib.sha256(data).hexdigest()
 
 
 class OwnOutputs:
@@ -141,7 +114,7 @@ class OwnOutputs:
 
     def _manifest(self, folder: Path) -> dict[Path, str | None]:
         if folder not in self._listed:
-            self._listed[folder] = _read_manifest(folder)[0]
+            self._listed[folder] = read_manifest(folder)[0]
         return self._listed[folder]
 
     def __contains__(self, path: object) -> bool:

@@ -5,17 +5,16 @@ now is not reviewed; saving it, or importing the tool's own export, makes it a l
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
 from fcnseg.data.annotations.shapes import Annotations, printable
+from fcnseg.utils.predict_manifest import MANIFEST_NAME, content_digest, read_manifest
 
-#: The list of files ``fcnseg predict`` wrote into a folder (no images to annotate); the name
-#: is that of :data:`fcnseg.inference.files.MANIFEST_NAME`.
-PREDICT_MANIFEST = ".fcnseg-outputs.txt"
+#: The list of files ``fcnseg predict`` wrote into a folder (no images to annotate).
+PREDICT_MANIFEST = MANIFEST_NAME
 
 #: How each format's files are named in the line that leaves them out, and become labels.
 _ACCEPT = {
@@ -29,18 +28,7 @@ _ACCEPT = {
 def predict_outputs(folder: Path) -> dict[Path, str | None]:
     """The files (resolved) fcnseg predict listed in ``folder``'s manifest, with their last
     content digest (None where it recorded none)."""
-    try:
-        text = (folder / PREDICT_MANIFEST).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return {}
-    # "path[\tdigest]" a line; lines starting with a tab name no file.
-    listed: dict[Path, str | None] = {}
-    for line in text.splitlines():
-        name, _, digest = line.partition("\t")
-        if name:
-            path = (folder / name).resolve()
-            listed[path] = digest or listed.get(path)
-    return listed
+    return read_manifest(folder, key=Path.resolve)[0]
 
 
 def unreviewed_files(files: Iterable[Path]) -> set[Path]:
@@ -55,7 +43,7 @@ def unreviewed_files(files: Iterable[Path]) -> set[Path]:
             data = file.read_bytes()
         except OSError:
             continue
-        if "sha256=" + hashlib.sha256(data).hexdigest() == digest:
+        if content_digest(data) == digest:
             found.add(file)
     return found
 

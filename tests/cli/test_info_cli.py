@@ -261,6 +261,16 @@ def test_a_predicted_label_png_is_described_not_called_corrupt(tmp_path, capsys)
     assert "2: 0 (75.0%), 3 (25.0%)" in out
 
 
+@pytest.mark.parametrize("after_magic", [b"\n", b"\r\n", b"\t"])
+def test_a_netpbm_image_is_described_whatever_whitespace_follows_its_magic(
+        after_magic, tmp_path, capsys) -> None:
+    path = tmp_path / "mask.pgm"  # as written on Windows (CR LF) or by hand (a tab)
+    path.write_bytes(b"P5" + after_magic + b"3 2\n255\n" + bytes([0, 0, 1, 0, 1, 1]))
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "PPM image, 3×2" in out and "2: 0 (50.0%), 1 (50.0%)" in out
+
+
 def test_a_csv_table_is_described_by_its_rows(tmp_path, capsys) -> None:
     (tmp_path / "ranking.csv").write_text("rank,name,mean_entropy\n1,img05,1.1\n2,img07,1.0\n")
     assert main(["info", str(tmp_path / "ranking.csv")]) == 0

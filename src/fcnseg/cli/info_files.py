@@ -28,6 +28,8 @@ DESCRIBED = ("checkpoints, exported models, weights, Caffe .caffemodel files, ru
              "predict's output list and TensorBoard event files")
 
 _RASTER_MAGIC = tuple(magic for magic, _, _ in RASTER_FORMATS)
+# Netpbm's P1-P6, whatever whitespace follows (a CR, a tab: the image reader takes them all).
+_NETPBM_MAGIC = tuple(b"P%d" % k for k in range(1, 7))
 #: Most distinct values listed (more than any label map's classes: ADE20K's full set has
 #: 3,688); a raster of more (a DEM, a 16-bit photo) is said to have more, read no further.
 MAX_LISTED_VALUES = 4096
@@ -62,7 +64,8 @@ def data_file_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
     head = _head(file)
     if head.startswith(_RASTER_MAGIC):
         return {**base, **_raster_record(file)}
-    image_format = signature_format(head) or ("BMP" if head.startswith(b"BM") else None)
+    image_format = signature_format(head) or ("BMP" if head.startswith(b"BM") else
+                                              "PPM" if head.startswith(_NETPBM_MAGIC) else None)
     if image_format is not None:
         return {**base, **_image_record(file, image_format)}
     suffix = file.suffix.lower()

@@ -11,6 +11,7 @@ training ``state`` for resume. Writes are atomic: a crash leaves the previous fi
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import numbers
 from collections.abc import Iterable, Mapping, Sequence
@@ -30,8 +31,8 @@ from fcnseg.models.identity import ModelIdentity
 from fcnseg.models.preprocess import Preprocess
 from fcnseg.models.trunk import BackboneError
 from fcnseg.models.weights import load_exactly
-from fcnseg.utils.file_kinds import what_file_is, zip_expansion_problem
 from fcnseg.utils.files import atomic_write
+from fcnseg.utils.safe_load import safe_load
 from fcnseg.utils.typing import PathLike
 from fcnseg.utils.validate import expect_mapping, fields_of
 from fcnseg.weightfiles.artifacts import ArtifactError, artifact_kind, read_artifact
@@ -262,17 +263,10 @@ def load_checkpoint(path: PathLike) -> dict[str, Any]:
         _check_metadata(path, ckpt)
         ckpt["path"] = str(path)
         return ckpt
-    if (problem := zip_expansion_problem(path)) is not None:
-        raise NotACheckpoint(f"{path}: not a checkpoint: {problem}", readable=False)
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        kind = what_file_is(path)
-        if kind is not None:  # a file of another kind, not a damaged checkpoint
-            raise NotACheckpoint(f"{path} is {kind}, not a checkpoint", readable=False) from None
-        raise NotACheckpoint(f"{path}: cannot be read as a checkpoint ({type(e).__name__}); the "
-                             f"file may be truncated or corrupt, or hold objects that are not "
-                             f"loaded for safety", readable=False) from e
+    ckpt = safe_load(path, functools.partial(NotACheckpoint, readable=False), "a checkpoint",
+                     lambda e: f"{path}: cannot be read as a checkpoint ({type(e).__name__}); "
+                               f"the file may be truncated or corrupt, or hold objects that are "
+                               f"not loaded for safety")
     if "model_state_dict" not in fields_of(ckpt):
         raise NotACheckpoint(f"{path}: not a checkpoint (no 'model_state_dict')", readable=True)
     if ckpt.get("format") != FORMAT:

@@ -20,8 +20,8 @@ from torch import nn
 
 from fcnseg.conventions import CAFFE_BGR, TORCHVISION_RGB, InputConvention, get_convention
 from fcnseg.models.vgg import VGG16_BLOCKS
-from fcnseg.utils.file_kinds import what_file_is, zip_expansion_problem
 from fcnseg.utils.files import atomic_write
+from fcnseg.utils.safe_load import safe_load
 from fcnseg.utils.typing import PathLike
 from fcnseg.utils.validate import expect_mapping
 from fcnseg.weightfiles.published import PRETRAINED
@@ -72,26 +72,19 @@ def _read_file(path: Path) -> tuple[Any, str | None]:
     """What a weights file holds, as read, and the input convention it records (or None)."""
     if not path.is_file():
         raise WeightsError(f"{path}: no such weights file")
-    if path.suffix != ".safetensors" and (problem := zip_expansion_problem(path)) is not None:
-        raise WeightsError(f"{path}: not a weights file: {problem}")
-    try:
-        if path.suffix == ".safetensors":
-            obj, metadata = read_safetensors(path)
-            recorded = metadata.get(CONVENTION_FIELD)
-        else:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-            recorded = getattr(obj, CONVENTION_FIELD, None)
-    except ImportError:
-        raise
-    except Exception as e:  # truncated, corrupt, or holding objects that are not plain data
-        kind = what_file_is(path)
-        if kind is not None:  # a file of another kind, not damaged weights
-            raise WeightsError(f"{path} is {kind}, not a weights file") from None
+
+    def damaged(e: Exception) -> str:
         first = (str(e).strip().splitlines() or [""])[0][:300]
-        raise WeightsError(
-            f"{path}: cannot be read as weights ({type(e).__name__}: {first}). The file may be "
-            f"truncated or corrupt, or hold Python objects that are not loaded for safety."
-        ) from e
+        return (f"{path}: cannot be read as weights ({type(e).__name__}: {first}). The file may "
+                f"be truncated or corrupt, or hold Python objects that are not loaded for safety.")
+
+    if path.suffix == ".safetensors":
+        obj, metadata = safe_load(path, WeightsError, "a weights file", damaged,
+                                  read=read_safetensors)
+        recorded = metadata.get(CONVENTION_FIELD)
+    else:
+        obj = safe_load(path, WeightsError, "a weights file", damaged)
+        recorded = getattr(obj, CONVENTION_FIELD, None)
     return obj, recorded if isinstance(recorded, str) else None
 
 

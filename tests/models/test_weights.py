@@ -306,6 +306,17 @@ def test_a_source_of_another_width_names_both_models_and_says_the_trunks_differ(
         init_from(target, source)
 
 
+def test_an_init_from_a_checkpoint_file_of_another_width_names_the_build_it_records(
+        tmp_path: Path) -> None:
+    wide = fcn32s(num_classes=4, width=0.125, fc_channels=16)
+    path = save_checkpoint(tmp_path / "best.pt", wide, class_names=list("abcd"))
+    with pytest.raises(WeightsError, match=rf"^init: {path}, fcn32s \(width 0.125, fc_channels "
+                                           rf"16\), cannot initialise the model, fcn16s \(width "
+                                           rf"0.0625, fc_channels 8\).* or set model.width: "
+                                           rf"0.125, model.fc_channels: 16 in the recipe"):
+        init_from(fcn16s(num_classes=4, width=0.0625, fc_channels=8), path)
+
+
 def test_a_staged_init_as_expected_writes_nothing_to_the_terminal(capfd, caplog) -> None:
     stage32 = fcn32s(num_classes=4, width=0.0625, fc_channels=8)
     stage16 = fcn16s(num_classes=4, width=0.0625, fc_channels=8)

@@ -139,6 +139,14 @@ def _listing(items: list[str], limit: int = 12) -> str:
     return "[" + ", ".join(items[:limit]) + "]" + more
 
 
+def _recorded(obj: Any) -> Mapping[str, Any] | None:
+    """The ``model`` section of a checkpoint as read (what it was built as), or None."""
+    if isinstance(obj, Mapping) and "model_state_dict" in obj \
+            and isinstance(obj.get("model"), Mapping):
+        return obj["model"]
+    return None
+
+
 def load_fcn_weights(model: nn.Module, path: PathLike, *,
                      convention: InputConvention | str | None = None) -> nn.Module:
     """Load a whole-model state dict (ours, or the PyTorch FCN port's) into ``model``, strictly,
@@ -146,8 +154,7 @@ def load_fcn_weights(model: nn.Module, path: PathLike, *,
     fit are one line naming the model the file records, where it records one."""
     path = Path(path)
     obj, _ = _read_file(path)
-    recorded = obj.get("model") if isinstance(obj, Mapping) and "model_state_dict" in obj \
-        else None
+    recorded = _recorded(obj)
     remedy = (f"; build the model the file records with fcnseg.checkpoint."
               f"build_model_from_checkpoint({str(path)!r})"
               if recorded_description(recorded) else "")
@@ -583,7 +590,11 @@ def init_from(model: nn.Module, source: nn.Module | Mapping[str, torch.Tensor] |
     their own initialisation. Raises :class:`WeightsError` when less than half of the trunk
     matched: such an "initialisation" would silently train from scratch.
     """
-    sd, kind = state_dict_of(source)
+    if isinstance(source, nn.Module | Mapping):
+        sd, kind = state_dict_of(source)
+    else:  # a file: an fcnseg checkpoint records the model its weights are of
+        obj, _ = _read_file(Path(source))
+        sd, kind, recorded = _unwrap(obj, Path(source)), "file", recorded or _recorded(obj)
     what = name or {"module": f"the given {trunk_description(source)} module",
                     "state dict": "a state dict"}.get(kind, str(source))
     if convention is None and isinstance(source, nn.Module):

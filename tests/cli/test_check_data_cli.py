@@ -224,3 +224,29 @@ def test_remap_with_other_entry_is_not_warned_about(tmp_path, capsys) -> None:
                  "--num-workers", "0"]) == 0
     out = capsys.readouterr().out
     assert "warning" not in out and "no problems found" in out
+
+
+def test_each_mask_is_opened_once_when_a_remap_table_is_set(tmp_path, capsys, monkeypatch) -> None:
+    # The labels and the values the table leaves unlisted come from one read of each mask.
+    import shutil
+    from collections import Counter
+
+    from PIL import Image
+
+    _cityscapes_ids_folder(tmp_path, {7: 1, 8: 2, 26: 3, 24: 4, 23: 0, 1: 255})
+    for stem in ("b", "c"):
+        shutil.copy(tmp_path / "images" / "a.png", tmp_path / "images" / f"{stem}.png")
+        shutil.copy(tmp_path / "masks" / "a.png", tmp_path / "masks" / f"{stem}.png")
+    opened: Counter[str] = Counter()
+    pil_open = Image.open
+
+    def counting_open(fp, *args, **kwargs):
+        opened[str(fp)] += 1
+        return pil_open(fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", counting_open)
+    assert main(["check-data", "--dataset", "folder", "--root", str(tmp_path),
+                 "--num-workers", "0"]) == 0
+    assert "remap does not list mask values 3, 5" in capsys.readouterr().out
+    masks = {str(tmp_path / "masks" / f"{stem}.png") for stem in "abc"}
+    assert {m: opened[m] for m in masks} == dict.fromkeys(masks, 1)

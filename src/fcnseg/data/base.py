@@ -175,9 +175,14 @@ class FileSegmentationDataset(SegmentationDataset):
         return f"{type(self).__name__}({self.dir}, split={self.split!r}, {len(self)} images)"
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.load_reading(index, self.read_label)
+
+    def load_reading(self, index: int, read_label: Callable[[int], np.ndarray]
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`load`, its label read by ``read_label(index)`` (after the image)."""
         image_path = self.image_path(index)
         image = read_image(image_path)
-        label = self.read_label(index)
+        label = read_label(index)
         if image.shape[:2] != label.shape:
             (ih, iw), orientation = image.shape[:2], file_orientation(image_path)
             # Only orientations 5-8 swap width and height.

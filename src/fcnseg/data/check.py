@@ -75,7 +75,7 @@ class _Scan(Dataset):
         i = self.indices[k]
         ds = self.dataset
         try:
-            _, label = ds.load(i)
+            _, label, unlisted = _load_noting_unlisted(ds, i)
         except DataError as e:
             return Problem(i, ds.name(i), e.path, e.problem)
         except Exception as e:  # any other failure to read is still a problem with this sample
@@ -86,8 +86,15 @@ class _Scan(Dataset):
             n = len(classes.get(head, ds.classes))
             valid = lb != ds.ignore_index
             counts[head] = np.bincount(lb[valid].ravel(), minlength=n)[:n], int((~valid).sum())
-        unlisted = getattr(ds, "unlisted_values", None)
-        return counts, set() if unlisted is None else unlisted(i)
+        return counts, unlisted
+
+
+def _load_noting_unlisted(ds: SegmentationDataset, index: int
+                          ) -> tuple[Any, Any, set[int]]:
+    """Sample ``index`` and the mask values its remap table passes through unlisted, the mask
+    read once (:meth:`fcnseg.data.folder.FolderSegmentation.load_noting_unlisted`)."""
+    load = getattr(ds, "load_noting_unlisted", None)
+    return (*ds.load(index), set()) if load is None else load(index)
 
 
 def _head_classes(ds: SegmentationDataset) -> Mapping[str | None, tuple[str, ...]]:

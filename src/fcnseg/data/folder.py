@@ -33,7 +33,7 @@ from fcnseg.data.band_images import BandImages
 from fcnseg.data.base import FileSegmentationDataset, Transform, check_same_size
 from fcnseg.data.errors import DataError
 from fcnseg.data.images import IMAGE_FORMATS, ImageError
-from fcnseg.data.io import MaskAdvice, read_label
+from fcnseg.data.io import MaskAdvice, read_label, read_label_and_values
 from fcnseg.data.layout import read_split_list, read_utf8, say_once
 from fcnseg.data.palette import distinct_palette
 from fcnseg.data.rasters import grid_problem, nodata_mask, open_raster, raster_info
@@ -387,20 +387,40 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
         return self._masks.get(stem, self.mask_dir / f"{stem}{self.mask_suffix or '.png'}")
 
     def read_label(self, index: int) -> np.ndarray:
-        return read_label(self.label_path(index), num_classes=self.num_classes,
-                          ignore_index=self.ignore_index, remap=self.remap, colors=self.colors,
-                          color_ignore=self.ignore_color, advice=self.mask_advice,
-                          remap_other=self.remap_other)
+        return self._label_and_values(index)[0]
+
+    def _label_and_values(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        return read_label_and_values(
+            self.label_path(index), num_classes=self.num_classes, ignore_index=self.ignore_index,
+            remap=self.remap, colors=self.colors, color_ignore=self.ignore_color,
+            advice=self.mask_advice, remap_other=self.remap_other)
+
+    def _warns_unlisted(self) -> bool:
+        return bool(self.remap) and self.remap_other is None
 
     def unlisted_values(self, index: int) -> set[int]:
         """The values of mask ``index`` that pass through :attr:`remap` unlisted as class
         indices where that looks unmeant (:func:`fcnseg.data.io.passed_through`)."""
-        if not self.remap or self.remap_other is not None:
+        if not self._warns_unlisted():
             return set()
         raw = read_label(self.label_path(index), ignore_index=self.ignore_index,
                          colors=self.colors, color_ignore=self.ignore_color,
                          advice=self.mask_advice)
         return io.passed_through(raw, self.remap, self.num_classes)
+
+    def load_noting_unlisted(self, index: int) -> tuple[np.ndarray, np.ndarray, set[int]]:
+        """:meth:`load` and :meth:`unlisted_values` of sample ``index``, its mask read once."""
+        if not self._warns_unlisted():
+            return (*self.load(index), set())
+        unlisted: set[int] = set()
+
+        def read(i: int) -> np.ndarray:
+            label, raw = self._label_and_values(i)
+            unlisted.update(io.passed_through(raw, self.remap, self.num_classes))
+            return label
+
+        image, label = self.load_reading(index, read)
+        return image, label, unlisted
 
     def remap_warning(self, values: Iterable[int]) -> str | None:
         """One line naming the mask ``values`` of :meth:`unlisted_values` and the fix (None:
@@ -416,19 +436,20 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
                 f"{stay} ({shown}): list {'each' if len(found) > 1 else 'it'} in remap, or say "
                 f"what unlisted values become with 'other: ignore' (or 'other: <class index>')")
 
-    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """The image and label of sample ``index``; with ``bands``, an H×W×N image and its label
-        on one pixel grid, pixels without data ``ignore_index`` (:meth:`fill_missing` fills
-        the image)."""
+    def load_reading(self, index: int, read_label: Callable[[int], np.ndarray]
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """The image and label (``read_label(index)``) of sample ``index``; with ``bands``, an
+        H×W×N image and its label on one pixel grid, pixels without data ``ignore_index``
+        (:meth:`fill_missing` fills the image)."""
         if self.bands is None:
-            return super().load(index)
+            return super().load_reading(index, read_label)
         image_path, label_path = self.image_path(index), self.label_path(index)
         if not image_path.is_file():
             raise DataError(image_path, "missing image (no such file)")
         try:
             with open_raster(image_path, bands=self.bands, max_pixels=io.MAX_PIXELS) as r:
                 image, info = r.read_all(), r.info
-            label = self.read_label(index)
+            label = read_label(index)
             check_same_size(label_path, "label raster", label.shape, "image", image_path,
                             image.shape)
             georeferenced = info.transform is not None and \

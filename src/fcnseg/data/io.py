@@ -11,7 +11,7 @@ import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -150,11 +150,19 @@ def benchmark_advice(masks: str) -> MaskAdvice:
     return MaskAdvice(rgb=text, values=text)
 
 
-def read_label(path: PathLike, *, num_classes: int | None = None, ignore_index: int = 255,
-               remap: Mapping[int, int] | None = None, colors: np.ndarray | None = None,
-               color_ignore: tuple[int, int, int] | None = None,
-               advice: MaskAdvice = MASK_ADVICE, remap_other: int | None = None) -> np.ndarray:
-    """Read a label map as an H×W int64 array of class indices.
+def read_label(path: PathLike, **options: Any) -> np.ndarray:
+    """Read a label map as an H×W int64 array of class indices: the label of
+    :func:`read_label_and_values`, which says what ``options`` are."""
+    return read_label_and_values(path, **options)[0]
+
+
+def read_label_and_values(
+        path: PathLike, *, num_classes: int | None = None, ignore_index: int = 255,
+        remap: Mapping[int, int] | None = None, colors: np.ndarray | None = None,
+        color_ignore: tuple[int, int, int] | None = None, advice: MaskAdvice = MASK_ADVICE,
+        remap_other: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Read a label map as an H×W int64 array of class indices, and the mask's values before
+    ``remap`` (what :func:`passed_through` inspects) from the same read of the file.
 
     Palette PNGs give their indices, grey and 16-bit masks their values; RGB masks need
     ``colors`` (K×3: class k is ``colors[k]``; ``color_ignore`` marks void), any other colour
@@ -175,12 +183,12 @@ def read_label(path: PathLike, *, num_classes: int | None = None, ignore_index: 
         else:
             raise DataError(path, f"mask has unsupported mode {mode}: expected an index or "
                                   f"palette PNG")
-    label = remap_values(label, remap, remap_other, void=ignore_index)
+    raw, label = label, remap_values(label, remap, remap_other, void=ignore_index)
     if num_classes is not None:
         depth = "16-bit mask: " if mode.startswith("I") else ""
         check_label_values(path, label, num_classes, ignore_index, prefix=depth,
                            advice=advice.values)
-    return label
+    return label, raw
 
 
 def _rgb_to_index(path: Path, rgb: np.ndarray, colors: np.ndarray,

@@ -64,20 +64,3 @@ def test_a_failed_background_write_stops_the_run_with_its_error(
     with pytest.raises(OSError, match="disk full"):
         train(load_config(tiny_recipe(train={"iterations": 4, "checkpoint_every": 2})),
               out=tmp_path / "run")
-
-
-def test_last_pt_is_written_once_per_iteration_with_the_evaluation_it_waited_for(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    written = []
-    write = checkpoint_writer.write_checkpoint
-
-    def recording(path, payload):  # type: ignore[no-untyped-def]
-        written.append((Path(path).name, payload["iteration"],
-                        payload["state"].get("eval_pending"), "mean_iu" in payload["metrics"]))
-        return write(path, payload)
-
-    monkeypatch.setattr(checkpoint_writer, "write_checkpoint", recording)
-    train(load_config(tiny_recipe(train={"iterations": 4, "eval_every": 2,
-                                         "checkpoint_every": 2})), out=tmp_path / "run")
-    last = [w for w in written if w[0] == "last.pt"]
-    assert last == [("last.pt", 2, False, True), ("last.pt", 4, False, True)]

@@ -88,12 +88,10 @@ def test_a_validation_sample_failing_during_evaluation_saves_last_pt_and_names_t
 
 
 class _Killed(BaseException):
-    """Stands in for an interrupt no handler expects (a second Ctrl-C): only ``except
-    BaseException`` and ``finally`` blocks run after it. (A real SIGKILL runs nothing: the
-    run resumes from the previous ``last.pt``.)"""
+    """Stands in for a SIGKILL: nothing after it runs."""
 
 
-def test_a_run_interrupted_during_an_evaluation_does_it_first_when_resumed(
+def test_a_run_killed_during_an_evaluation_does_it_first_when_resumed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from fcnseg.engine import trainer

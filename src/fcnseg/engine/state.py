@@ -99,14 +99,6 @@ class TrainState:
         ``background``: write a copy in a thread while training goes on. Raises
         :class:`TrainingDiverged` for NaN or infinite weights (the last good checkpoint kept).
         """
-        payload = self.payload(setup, path, with_state=with_state)
-        if payload is not None:
-            setup.checkpoint_writer.write(path, payload, background=background)
-
-    def payload(self, setup: TrainSetup, path: Path, *,
-                with_state: bool = True) -> dict[str, Any] | None:
-        """The checkpoint :meth:`save` writes to ``path``, not written (every process calls it;
-        None but on rank 0). It holds the live tensors: write it before they change."""
         # An overflowing step can leave NaN/inf weights behind a finite loss; every process
         # holds the same weights, so all stop here together.
         bad = non_finite_parameters(setup.model)
@@ -123,7 +115,7 @@ class TrainState:
         sampling = (all_gather_objects(setup.loss_sampler.state_dict(), setup.info)
                     if with_state else None)
         if not setup.info.is_main:
-            return None
+            return
         # best.pt too records the length a time budget chose (what `fcnseg info` shows)
         saved: dict[str, Any] = ({} if self.planned_iterations is None else
                                  {"planned_iterations": self.planned_iterations})
@@ -147,12 +139,13 @@ class TrainState:
                 saved["ema"] = setup.ema.state_dict()
                 saved["train_weights"] = {k: v.detach().cpu().clone()
                                           for k, v in setup.model.state_dict().items()}
-        return checkpoint_payload(
+        payload = checkpoint_payload(
             setup.eval_model, class_names=setup.class_names, palette=setup.palette,
             ignore_index=setup.ignore_index, recipe=setup.recipe,
             head_classes=setup.head_classes, background=setup.background_class,
             trained_in=setup.trained_in, iteration=self.iteration, epoch=self.epoch,
             metrics=self.metrics, state=saved)
+        setup.checkpoint_writer.write(path, payload, background=background)
 
 
 def seed_everything(seed: int) -> None:

@@ -494,29 +494,22 @@ def log_step(setup: TrainSetup, state: TrainState, log: _RunLog, progress: _Prog
 def maybe_evaluate(setup: TrainSetup, state: TrainState, log: _RunLog,
                    progress: _Progress) -> bool:
     """Every ``train.eval_every`` iterations (and at the last), score the validation set,
-    log it and save ``best.pt`` on a new best mean IU; returns whether it evaluated (the
-    caller then saves ``last.pt``, once, with the scores).
+    log it and save ``best.pt`` on a new best mean IU; returns whether it evaluated.
 
-    ``last.pt`` of this iteration, marked as awaiting this evaluation, is made first and kept
-    in memory: written if the evaluation fails (a sample that cannot be read, an error, an
-    interrupt), so that this costs no training: a resumed run evaluates first. (Evaluation
-    changes neither the weights nor any RNG, so the state made before it is the one after.)"""
+    ``last.pt`` is saved first, marked as awaiting this evaluation, so that a sample that
+    cannot be read (or a kill) costs no training: a resumed run evaluates first. (Evaluation
+    draws from no RNG, so the state saved before it is also the one after it.)"""
     due = state.eval_pending or _due(setup, state, setup.config.train.eval_every)
     if setup.val_loader is None or not due:
         return False
     state.eval_pending = True
-    pending = state.payload(setup, setup.last_path)
+    state.save(setup, setup.last_path, background=True)  # written while evaluating
     share_main_buffers(setup.eval_model, setup.info)  # score what the checkpoints hold
-    try:
-        result, problem = _unless_bad_sample(lambda: evaluate_model(
-            setup.eval_model, setup.val_loader, num_classes=setup.eval_num_classes,
-            ignore_index=setup.ignore_index, device=setup.device, precision=setup.precision,
-            exclude_classes=setup.eval_exclude_classes), {})
-    except BaseException:
-        _write_pending(setup, pending)
-        raise
+    result, problem = _unless_bad_sample(lambda: evaluate_model(
+        setup.eval_model, setup.val_loader, num_classes=setup.eval_num_classes,
+        ignore_index=setup.ignore_index, device=setup.device, precision=setup.precision,
+        exclude_classes=setup.eval_exclude_classes), {})
     if problem is not None:
-        _write_pending(setup, pending)
         raise bad_sample(problem, f"The evaluation at iteration {state.iteration} stopped",
                          f"saved {setup.last_path}; {CONTINUE_RUN}")
     state.eval_pending = False
@@ -547,12 +540,6 @@ def maybe_evaluate(setup: TrainSetup, state: TrainState, log: _RunLog,
                             for h, scores in (state.metrics.get("heads") or {}).items()}
         state.save(setup, setup.best_path, with_state=False, background=True)
     return True
-
-
-def _write_pending(setup: TrainSetup, pending: dict[str, Any] | None) -> None:
-    """Write the ``last.pt`` an evaluation that failed was awaited in (rank 0 holds it)."""
-    if pending is not None:
-        setup.checkpoint_writer.write(setup.last_path, pending, background=False)
 
 
 def patience_exhausted(setup: TrainSetup, state: TrainState) -> bool:

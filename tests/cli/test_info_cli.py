@@ -785,3 +785,19 @@ def test_a_tiled_label_rasters_values_are_counted_by_strips_of_whole_block_rows(
     assert main(["info", "--json", str(path)]) == 0
     assert json.loads(capsys.readouterr().out)["shares"] == [0.5, 0.5]
     assert windows == [(0, 512), (512, 512), (1024, 76)]  # each block row read once
+
+
+def test_a_checkpoint_whose_unpickling_imports_a_missing_module_is_one_line(
+        checkpoint, capsys, monkeypatch) -> None:
+    from fcnseg.utils import safe_load
+
+    def importing(*_args, **_kwargs):
+        raise ModuleNotFoundError("No module named 'evil'")
+
+    monkeypatch.setattr(safe_load.torch, "load", importing)
+    path, _ = checkpoint
+    assert main(["info", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"fcnseg info: error: {path}: cannot be read as a checkpoint "
+                   f"(ModuleNotFoundError); the file may be truncated or corrupt, or hold "
+                   f"objects that are not loaded for safety")

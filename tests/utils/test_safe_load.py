@@ -67,3 +67,17 @@ def test_a_given_reader_skips_the_zip_guard_and_a_missing_library_passes_through
     with pytest.raises(ImportError):
         _load(path, read=missing)
     assert _load(path, read=lambda p: p.read_bytes()) == b"anything"
+
+
+def test_an_import_error_of_torch_load_is_the_files_and_gets_the_callers_message(
+        tmp_path, monkeypatch):
+    path = tmp_path / "w.pt"
+    torch.save({"w": torch.ones(2)}, path)
+
+    def importing(*_args, **_kwargs):  # as unpickling a global of a module not installed
+        raise ModuleNotFoundError("No module named 'evil'")
+
+    monkeypatch.setattr(safe_load_module.torch, "load", importing)
+    with pytest.raises(CallersError) as e:
+        _load(path)
+    assert str(e.value) == "damaged (ModuleNotFoundError)"

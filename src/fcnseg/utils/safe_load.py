@@ -25,16 +25,18 @@ def safe_load(path: Path, error: Callable[[str], Exception], what: str,
     Failures raise ``error(message)``: ``"PATH: not WHAT: why"`` for such a zip, ``"PATH is
     KIND, not WHAT"`` for a file of another kind (an image, JSON, ...), else ``damaged(e)``
     for the exception ``e`` the read raised (truncated, corrupt, or holding objects that are
-    not loaded for safety). An ImportError (a missing optional library) passes through."""
+    not loaded for safety). An ImportError of a given ``read`` (a missing optional library)
+    passes through; torch.load's says what the file holds, so it is a damaged file's."""
+    optional_library = read is not None
     if read is None:
         if (problem := zip_expansion_problem(path)) is not None:
             raise error(f"{path}: not {what}: {problem}")
         read = _torch_load
     try:
         return read(path)
-    except ImportError:
-        raise
     except Exception as e:
+        if isinstance(e, ImportError) and optional_library:
+            raise
         kind = what_file_is(path)
         if kind is not None:  # a file of another kind, not a damaged one
             raise error(f"{path} is {kind}, not {what}") from None

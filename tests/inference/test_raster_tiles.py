@@ -1040,3 +1040,16 @@ def test_tiles_of_a_wide_raster_decode_each_block_once(tmp_path):
         decoded = record_reads(reader)
         segment_tiles(run, reader, CLASSES, TileSettings(tile=256, overlap=64, batch_size=8))
     assert len(decoded) == len(set(decoded)) == -(-h // 64) * -(-w // 64)
+
+
+@pytest.mark.parametrize("size", [4000, 6000, 5473, 2049])
+def test_aligned_tiles_start_on_the_stride_and_cover_the_axis_with_the_overlap(size: int) -> None:
+    starts, _, side, _ = tile_grid(size, size, 2048, 512, align=32)
+    assert all(s % 32 == 0 for s in starts)
+    assert starts[0] == 0 and starts[-1] + side == size and 2048 - 32 < side <= 2048
+    assert all(b - a <= side - 512 for a, b in zip(starts, starts[1:], strict=False))  # overlap
+
+
+def test_unaligned_tiles_are_cut_as_rasters_always_were() -> None:
+    assert tile_grid(4000, 6000, 512, 128) == tile_grid(4000, 6000, 512, 128, align=1)
+    assert tile_grid(4000, 6000, 512, 128)[0][-1] == 4000 - 512  # the last one ends at the border

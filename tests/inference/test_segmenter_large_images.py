@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from floats import assert_close_to_scale, assert_labels_match
 from PIL import Image
 from torch import nn
@@ -17,7 +18,9 @@ from fcnseg.cli.main import main
 from fcnseg.data.palette import voc_palette
 from fcnseg.inference import Segmenter
 from fcnseg.inference import segmenter as segmenter_module
+from fcnseg.inference.rasters import TileSettings, held_raster, segment_tiles, segmenter_tile_fn
 from fcnseg.inference.visualize import read_label_png
+from fcnseg.models.geometry import CoordMap
 
 TILE, OVERLAP = 48, 16  # blending weight zero within OVERLAP // 4 = 4 pixels of inner edges
 LIMIT = 100 * 100  # WHOLE_IMAGE_MAX_PIXELS made small, so that a 150×170 image is tiled
@@ -92,3 +95,65 @@ def test_fcnseg_predict_writes_a_large_photos_usual_outputs_from_tiles(
     whole = Segmenter.from_checkpoint(checkpoint, tile=None).predict(path).label
     assert (whole != expected.label).any()  # this FCN sees past a tile: tiles differ at seams
     assert np.load(out / "big_probs.npz")["probs"].shape == (4, 150, 170)
+
+
+class CoarseCells(nn.Module):
+    """Scores constant over 32×32 cells counted from the input's corner (mean of a 1×1
+    convolution over each cell, the last ones cut by the border), as an FCN's coarsest scores
+    are laid out: a window gives the whole input's scores only where it starts on that grid."""
+
+    coord_maps = {32: CoordMap(32.0, 15.5)}
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(1)
+        self.score = nn.Conv2d(3, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        cells = F.avg_pool2d(self.score(x), 32, ceil_mode=True)
+        return F.interpolate(cells, scale_factor=32.0, mode="nearest")[..., :x.shape[-2],
+                                                                        :x.shape[-1]]
+
+
+def coarse_segmenter(**options: object) -> Segmenter:
+    return Segmenter(CoarseCells(), class_names=["a", "b", "c", "d"], palette=voc_palette(),
+                     input_convention="torchvision_rgb", precision="fp32", **options)
+
+
+def test_a_large_photos_default_tiles_start_on_the_output_stride_and_give_one_pass_labels(
+        small_limit: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tiles of 320 sharing 128 pixels: blending leaves out 32 pixels of each inner edge, the
+    # reach of a 32-pixel cell.
+    monkeypatch.setattr(segmenter_module, "PHOTO_TILE", 320)
+    monkeypatch.setattr(segmenter_module, "PHOTO_OVERLAP", 128)
+    image = photo(400, 900)
+    tiled = coarse_segmenter()
+    assert tiled.output_stride == 32 and tiled.tiles.tile == 512  # rasters as before
+    sizes = forward_sizes(tiled)
+    pred = tiled.predict(image, return_probs=True)
+    assert sizes and all(s == (304, 292) for s in sizes)  # cut so that the last one aligns
+    whole = coarse_segmenter(tile=None).predict(image, return_probs=True)
+    assert_labels_match(pred.label, whole.label, whole.probs)
+    assert_close_to_scale(pred.probs, whole.probs)
+
+
+def test_tiles_off_the_output_stride_change_a_coarse_models_labels() -> None:
+    # What the test above guards against: the same tiles, cut as rasters are (unaligned).
+    image = photo(400, 900)
+    seg = coarse_segmenter()
+    run = segmenter_tile_fn(seg, held_raster(image).info)
+    settings = TileSettings(320, 128)
+    unaligned = segment_tiles(run, held_raster(image), seg.class_names, settings)["label"]
+    aligned = segment_tiles(run, held_raster(image), seg.class_names, settings, align=32)
+    whole = coarse_segmenter(tile=None).predict(image).label
+    assert (unaligned != whole).mean() > 0.01
+    assert (aligned["label"] == whole).mean() > 0.999
+
+
+def test_a_given_tile_is_obeyed_for_photos_and_rasters_alike() -> None:
+    seg = coarse_segmenter(tile=300, overlap=40)
+    assert (seg.tiles.tile, seg.tiles.overlap) == (300, 40)
+    assert (seg.photo_tiles.tile, seg.photo_tiles.overlap) == (300, 40)
+    default = coarse_segmenter()
+    assert (default.photo_tiles.tile, default.photo_tiles.overlap) == (2048, 512)
+    assert (default.tiles.tile, default.tiles.overlap) == (512, 128)

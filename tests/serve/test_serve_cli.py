@@ -143,14 +143,18 @@ def test_serve_start_line_reports_the_batching_decision(checkpoint_path: Path, c
 
 
 def test_serve_takes_predicts_tile_and_overlap_options_with_their_defaults():
-    def tiles(command: str, *given: str) -> tuple[int, int | None]:
+    from fcnseg.cli.options import segmenter_tiles, tiles_from_args
+
+    def tiles(command: str, *given: str) -> tuple[tuple[int, int], dict]:
         args = build_parser().parse_args([command, "--checkpoint", "m.pt", *given, "--out", "o"]
                                          if command == "predict" else
                                          [command, "--checkpoint", "m.pt", *given])
-        return args.tile, args.overlap
+        return tiles_from_args(args), segmenter_tiles(args)
 
-    assert tiles("serve") == tiles("predict") == (512, None)
-    assert tiles("serve", "--tile", "64", "--overlap", "8") == (64, 8)
+    # Rasters by tiles of 512 sharing 128; large photos by the segmenter's own (2048, aligned).
+    assert tiles("serve") == tiles("predict") == ((512, 128), {"tile": "auto", "overlap": None})
+    assert tiles("serve", "--tile", "64", "--overlap", "8") == ((64, 8),
+                                                                {"tile": 64, "overlap": 8})
 
 
 def test_serve_refuses_an_overlap_of_half_the_tile_in_one_line(checkpoint_path: Path, capsys):

@@ -252,22 +252,31 @@ def add_window_and_tta(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> 
 def add_tiles(p: argparse.ArgumentParser | argparse._ArgumentGroup, tile_help: str) -> None:
     """``--tile`` and ``--overlap`` of ``fcnseg predict`` and ``fcnseg serve`` (read them with
     :func:`tiles_from_args`); ``tile_help`` says what the command cuts into tiles."""
-    p.add_argument("--tile", type=positive_int, default=TileSettings.tile, metavar="PIXELS",
+    p.add_argument("--tile", type=positive_int, default=None, metavar="PIXELS",
                    help=tile_help)
     p.add_argument("--overlap", type=non_negative_int, default=None, metavar="PIXELS",
                    help="pixels shared by neighbouring tiles, blended smoothly; less than "
-                        "half the tile (default: a quarter of --tile, 128 for 512)")
+                        "half the tile (default: a quarter of --tile, 128 for 512; 512 for "
+                        "a large photo's tiles of 2048 without --tile)")
 
 
 def tiles_from_args(args: argparse.Namespace) -> tuple[int, int]:
-    """``(tile, overlap)`` of ``--tile`` and ``--overlap`` (the overlap a quarter of the tile
-    where none is given); what ``TileSettings`` refuses is a ValueError naming the options."""
-    overlap = default_overlap(args.tile) if args.overlap is None else args.overlap
-    if args.tile < 16:
-        raise ValueError(f"--tile must be at least 16 pixels, got {args.tile}")
-    if not 2 * overlap < args.tile:
-        raise ValueError(f"--overlap must be less than half of --tile ({args.tile}), got {overlap}")
-    return args.tile, overlap
+    """``(tile, overlap)`` of rasters by ``--tile`` and ``--overlap`` (512 without a tile, the
+    overlap a quarter of the tile where none is given); what ``TileSettings`` refuses is a
+    ValueError naming the options."""
+    tile = TileSettings.tile if args.tile is None else args.tile
+    overlap = default_overlap(tile) if args.overlap is None else args.overlap
+    if tile < 16:
+        raise ValueError(f"--tile must be at least 16 pixels, got {tile}")
+    if not 2 * overlap < tile:
+        raise ValueError(f"--overlap must be less than half of --tile ({tile}), got {overlap}")
+    return tile, overlap
+
+
+def segmenter_tiles(args: argparse.Namespace) -> dict[str, int | str | None]:
+    """``tile`` and ``overlap`` of ``Segmenter`` as ``--tile`` and ``--overlap`` give them:
+    ``"auto"`` without ``--tile`` (large photos by 2048-pixel tiles, rasters by 512)."""
+    return {"tile": "auto" if args.tile is None else args.tile, "overlap": args.overlap}
 
 
 def add_threads(p: argparse.ArgumentParser | argparse._ArgumentGroup, help: str,

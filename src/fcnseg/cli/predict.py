@@ -107,7 +107,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                          f"and bands, such as a microscopy image) is segmented as an image: "
                          f"NAME_label.png, overlay, heatmaps, --format; one larger than PIXELS "
                          f"by blended tiles as well (a colour model's: one of over 4096×4096 "
-                         f"pixels) (default: %(default)d)")
+                         f"pixels, by tiles of 2048 starting on the model's output stride "
+                         f"without --tile) (default: 512)")
     _add_pictures(p)
     _add_reading(p)
     options.add_device(p)
@@ -199,6 +200,7 @@ def _add_reading(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    args.segmenter_tiles = options.segmenter_tiles(args)  # as given: photos' tiles follow
     args.tile, args.overlap = options.tiles_from_args(args)  # the overlap follows the tile
     _check_options(args)
     sliding, tta = options.sliding_window_from_args(args), options.tta_from_args(args)
@@ -234,8 +236,8 @@ def _predict(args: argparse.Namespace, ranks: DistInfo, out_dir: Path,
     limits = {} if args.max_pixels is None else {"max_pixels": args.max_pixels}
     seg = Segmenter.from_checkpoint(args.checkpoint,
                                     device=ranks.device if ranks.distributed else args.device,
-                                    sliding_window=sliding, tta=tta, tile=args.tile,
-                                    overlap=args.overlap, precision=args.precision, **limits)
+                                    sliding_window=sliding, tta=tta,
+                                    **args.segmenter_tiles, precision=args.precision, **limits)
     if seg.labels_only and (wanted := _probability_options(args)):
         raise ValueError(labels_only_error(args.checkpoint, " and ".join(wanted)))
     work = _plan(args, seg, inputs, problems, ranks)

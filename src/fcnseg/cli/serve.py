@@ -63,9 +63,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     options.add_tiles(p, "a raster upload taller or wider than PIXELS (any upload to a model of "
                          "declared bands; a GeoTIFF for a colour model) is segmented by tiles "
                          "of PIXELS×PIXELS, blended as fcnseg predict --tile blends them: the "
-                         "same labels as its label GeoTIFF (default: %(default)d); photos and "
+                         "same labels as its label GeoTIFF (default: 512); photos and "
                          "TIFFs without georeferencing are segmented whole up to 4096×4096 "
-                         "pixels, by these tiles beyond")
+                         "pixels, by these tiles beyond (without --tile: by tiles of 2048 "
+                         "starting on the model's output stride, the labels of one pass)")
     defaults = ServiceLimits()
     for option, field, kind, unit, help_text in _LIMIT_OPTIONS:
         p.add_argument(option, type=kind, default=kind(getattr(defaults, field) / unit),
@@ -142,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
                            f"pip install 'fcnseg[serve]'") from None
 
     check_limit_options(args)
-    tile, overlap = options.tiles_from_args(args)
+    options.tiles_from_args(args)  # refused in one line before the model is loaded
     resolve_device(args.device)  # a GPU that is not there: predict's one line, before loading
     # Bind first: a busy port is reported before the model is loaded, never after "serving".
     sock = bind_listening_socket(args.host, args.port)
@@ -150,8 +151,8 @@ def run(args: argparse.Namespace) -> int:
         threads = args.threads or max(1, os.cpu_count() or 1)
         torch.set_num_threads(threads)  # ONNX Runtime sessions take torch's count (onnx_session)
         segmenter = Segmenter.from_checkpoint(args.checkpoint, device=args.device,
-                                              precision=args.precision, tile=tile,
-                                              overlap=overlap)
+                                              precision=args.precision,
+                                              **options.segmenter_tiles(args))
         if args.compile:  # compiled and warmed up before the service says it is ready
             failure = segmenter.compile()
             if failure is not None:

@@ -126,12 +126,26 @@ class RasterOutcome:
     removed: tuple[Path, ...] = ()
 
 
-def tile_grid(height: int, width: int, tile: int, overlap: int) -> tuple[list[int], list[int],
-                                                                          int, int]:
-    """Tile starts down and across and the tile height and width (cut to the image)."""
-    th, tw = min(tile, height), min(tile, width)
-    stride = tile - overlap
-    return window_starts(height, th, stride), window_starts(width, tw, stride), th, tw
+def tile_grid(height: int, width: int, tile: int, overlap: int,
+              align: int = 1) -> tuple[list[int], list[int], int, int]:
+    """Tile starts down and across and the tile height and width (cut to the image). With
+    ``align`` > 1 (a model's output stride) every start is a multiple of it, so that each tile's
+    coarse scores lie where a whole-image pass puts them: a side shrinks by less than ``align``
+    so that the last tile, ending at the border, starts on it, and neighbours share at least
+    ``overlap`` pixels (unaligned where the tile is too small for that)."""
+    starts_y, th = _aligned_starts(height, tile, overlap, align)
+    starts_x, tw = _aligned_starts(width, tile, overlap, align)
+    return starts_y, starts_x, th, tw
+
+
+def _aligned_starts(size: int, tile: int, overlap: int, align: int) -> tuple[list[int], int]:
+    """One axis of :func:`tile_grid`: the starts and the tile's side."""
+    side = min(tile, size)
+    if align <= 1 or side == size or tile - overlap < 2 * align:
+        return window_starts(size, side, tile - overlap), side
+    side = size - -(-(size - tile) // align) * align  # size - side: a multiple of align
+    stride = (side - overlap) // align * align
+    return window_starts(size, side, stride), side
 
 
 def blend_profile(size: int, overlap: int, at_start_border: bool,
@@ -508,10 +522,11 @@ def predict_raster(
 def _blend_rows(run: TileFn, reader: RasterReader, info: RasterInfo,
                 outputs: _Outputs | _HeldOutputs, settings: TileSettings, rows: range, *,
                 resume_row: int = 0, progress: Callable[[int], None] | None = None,
-                spill: Path | None = None) -> Iterator[int]:
-    """Run and blend the tile ``rows``, putting what is final from row ``resume_row`` on into
-    ``outputs`` and yielding each row's index; carried sums spill into ``spill`` (None: memory)."""
-    ys, xs, th, tw = tile_grid(info.height, info.width, settings.tile, settings.overlap)
+                spill: Path | None = None, align: int = 1) -> Iterator[int]:
+    """Run and blend the tile ``rows`` (of :func:`tile_grid` with ``align``), putting what is
+    final from row ``resume_row`` on into ``outputs`` and yielding each row's index; carried
+    sums spill into ``spill`` (None: memory)."""
+    ys, xs, th, tw = tile_grid(info.height, info.width, settings.tile, settings.overlap, align)
     carry = _Carry(spill)
     # Overlapping tiles share the file's blocks: each is decoded once, not once per tile.
     tiles = _tile_logits(run, cached_blocks(reader, window_rows=th), ys, xs, rows, th, tw,
@@ -548,15 +563,18 @@ def held_raster(image: np.ndarray, where: str = "<array>",
 
 
 def segment_tiles(run: TileFn, reader: RasterReader, classes: Sequence[str],
-                  settings: TileSettings = TileSettings()) -> dict[str, np.ndarray]:
+                  settings: TileSettings = TileSettings(), *, align: int = 1
+                  ) -> dict[str, np.ndarray]:
     """Segment ``reader``'s raster by the tiles and blending of :func:`predict_raster`, into
-    memory, with the same labels pixel for pixel. Returns ``{"label": H×W uint8}`` (pixels
+    memory, with the same labels pixel for pixel (``align``: tiles start on multiples of it, as
+    :func:`tile_grid` says; 1, as rasters are cut). Returns ``{"label": H×W uint8}`` (pixels
     without data :data:`NODATA_LABEL`), with ``"probs"`` (C×H×W float32) when
     ``settings.probs``."""
     info = reader.info
     outputs = _HeldOutputs(info, classes, settings.probs)
-    ys, _, _, _ = tile_grid(info.height, info.width, settings.tile, settings.overlap)
-    collections.deque(_blend_rows(run, reader, info, outputs, settings, range(len(ys))), maxlen=0)
+    ys, _, _, _ = tile_grid(info.height, info.width, settings.tile, settings.overlap, align)
+    collections.deque(_blend_rows(run, reader, info, outputs, settings, range(len(ys)),
+                                  align=align), maxlen=0)
     return outputs.arrays
 
 

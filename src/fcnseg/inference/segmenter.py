@@ -41,6 +41,7 @@ from fcnseg.inference.runner import InferenceRunner
 from fcnseg.inference.runner import resolve_device as resolve_device  # re-exported
 from fcnseg.inference.sliding import TTA, PredictFn, SlidingWindow, forward_logits
 from fcnseg.inference.visualize import normalize_palette
+from fcnseg.models.geometry import output_stride
 from fcnseg.models.preprocess import Preprocess, with_preprocess
 from fcnseg.utils.batches import same_size_batches
 from fcnseg.utils.files import FileSignature, file_signature
@@ -48,10 +49,18 @@ from fcnseg.utils.keyed import keyed, unkeyed
 from fcnseg.utils.validate import fields_of
 from fcnseg.weightfiles.artifacts import labels_only_error
 
-#: Colour images of more pixels than this (4096×4096, 16.8 million) are segmented by the blended
-#: tiles of ``tile``: a VGG16 FCN's one pass over a whole photo takes about 200 bytes a pixel
-#: (activations and full-size float logits), 3.4 GB at this size and 16 GB at 81 million.
+#: Colour images of more pixels than this (4096×4096, 16.8 million) are segmented by blended
+#: tiles (:data:`PHOTO_TILE` unless a ``tile`` is given): a VGG16 FCN's one pass over a whole
+#: photo takes about 200 bytes a pixel (activations and full-size float logits), 3.4 GB at this
+#: size and 16 GB at 81 million.
 WHOLE_IMAGE_MAX_PIXELS = 4096 * 4096
+#: The tile and overlap of such photos when no ``tile`` is given: tiles start on the model's
+#: output stride (:func:`fcnseg.models.geometry.output_stride`) and reach 512 pixels past what
+#: they keep, so that they give a whole-image pass's labels; one tile, about 0.8 GB for a VGG16
+#: FCN, runs at a time. Rasters keep :class:`TileSettings`' 512 and 128.
+PHOTO_TILE, PHOTO_OVERLAP = 2048, 512
+#: ``tile="auto"``: rasters by :class:`TileSettings`' tiles, large photos by :data:`PHOTO_TILE`.
+AUTO_TILE = "auto"
 
 
 @dataclass
@@ -101,9 +110,12 @@ class SegmenterOptions:
             :class:`RuntimeWarning` and the model runs uncompiled).
         tile: inputs ``fcnseg predict`` tiles, and colour images of over
             :data:`WHOLE_IMAGE_MAX_PIXELS`, that are larger than this are segmented by blended
-            tiles as it does (:func:`fcnseg.inference.rasters.segment_tiles`); None: every
-            input whole, as are those of a model with several heads or over 256 classes.
-        overlap: pixels shared by neighbouring tiles; None: a quarter of the tile.
+            tiles as it does (:func:`fcnseg.inference.rasters.segment_tiles`); such photos'
+            tiles start on the model's output stride. ``"auto"``: rasters by tiles of 512,
+            photos by tiles of :data:`PHOTO_TILE`. None: every input whole, as are those of
+            a model with several heads or over 256 classes.
+        overlap: pixels shared by neighbouring tiles; None: a quarter of the tile (photos'
+            :data:`PHOTO_OVERLAP` with ``tile="auto"``).
     """
 
     device: str | torch.device = "cpu"
@@ -115,7 +127,7 @@ class SegmenterOptions:
     precision: str = "auto"
     channels_last: bool | None = None
     compile: bool = False
-    tile: int | None = 512
+    tile: int | str | None = AUTO_TILE
     overlap: int | None = None
 
 
@@ -166,8 +178,11 @@ class Segmenter:
         self.input_convention: InputConvention = get_convention(convention)
         self.geometry: str | None = getattr(model, "geometry", None)
         self.arch: str = str(getattr(model, "arch", type(model).__name__))
-        #: How inputs larger than a tile are cut and blended (None: every input whole).
-        self.tiles = None if opts.tile is None else TileSettings(opts.tile, opts.overlap)
+        #: How rasters larger than a tile are cut and blended (None: every input whole), and
+        #: colour photos of over :data:`WHOLE_IMAGE_MAX_PIXELS` (their tiles start on multiples
+        #: of :attr:`output_stride`).
+        self.tiles, self.photo_tiles = _tile_settings(opts.tile, opts.overlap)
+        self.output_stride = output_stride(model)
         self.sliding_window = SlidingWindow.coerce(opts.sliding_window)
         self.tta = TTA.coerce(opts.tta)
         #: ``{head: class names}`` of a model with several heads; empty for one head.
@@ -345,7 +360,8 @@ class Segmenter:
         whole = []
         for i, (array, missing, raster) in enumerate(inputs):
             if self._by_tiles(array, raster):
-                results[i] = self._predict_tiles(array, missing, return_probs, batch_size)
+                results[i] = self._predict_tiles(array, missing, return_probs, batch_size,
+                                                 raster)
             else:
                 whole.append(i)
         for chunk in same_size_batches([inputs[i][0].shape[:2] for i in whole], batch_size):
@@ -375,21 +391,26 @@ class Segmenter:
     def _by_tiles(self, array: np.ndarray, raster: bool) -> bool:
         """Whether an input is segmented by tiles: a raster (as ``fcnseg predict`` writes
         them) or a colour image of over :data:`WHOLE_IMAGE_MAX_PIXELS`, larger than the tile."""
-        if self.tiles is None or self.heads or self.num_classes > 256 \
-                or max(array.shape[:2]) <= self.tiles.tile:
+        tiles = self.tiles if raster else self.photo_tiles
+        if tiles is None or self.heads or self.num_classes > 256 \
+                or max(array.shape[:2]) <= tiles.tile:
             return False
         return raster or (self.input_names == ("color",)
                           and array.shape[0] * array.shape[1] > WHOLE_IMAGE_MAX_PIXELS)
 
     def _predict_tiles(self, array: np.ndarray, missing: np.ndarray | None,
-                       return_probs: bool, batch_size: int) -> Prediction:
-        """An input segmented by blended tiles, as ``fcnseg predict`` segments rasters."""
-        assert self.tiles is not None
+                       return_probs: bool, batch_size: int, raster: bool) -> Prediction:
+        """An input segmented by blended tiles, as ``fcnseg predict`` segments rasters; a
+        photo's tiles start on the output stride, as few at a time as keep memory bounded."""
+        tiles = self.tiles if raster else self.photo_tiles
+        assert tiles is not None
         # Checked as read (8-bit RGB, the model's bands); run on the filled values.
         run = segmenter_tile_fn(self, held_raster(array).info)
-        settings = replace(self.tiles, batch_size=batch_size, probs=return_probs)
+        if not raster:  # no more pixels at once than one PHOTO_TILE
+            batch_size = max(1, min(batch_size, PHOTO_TILE ** 2 // tiles.tile ** 2))
+        settings = replace(tiles, batch_size=batch_size, probs=return_probs)
         out = segment_tiles(run, held_raster(self._neutral(array, missing)), self.class_names,
-                            settings)
+                            settings, align=1 if raster else self.output_stride)
         picture, stretched = self._shown(array)
         return Prediction(label=out["label"], image=picture, probs=out.get("probs"),
                           class_names=tuple(self.class_names), stretched_picture=stretched)
@@ -482,6 +503,22 @@ class Segmenter:
         return (f"Segmenter(arch={self.arch!r}{geometry}, classes={self.num_classes}, "
                 f"device={str(self.device)!r}, precision={self.runner.reported_precision!r}"
                 f"{runtime})")
+
+
+def _tile_settings(tile: int | str | None, overlap: int | None
+                   ) -> tuple[TileSettings | None, TileSettings | None]:
+    """The tiles of rasters and of large photos of :class:`SegmenterOptions`' ``tile`` and
+    ``overlap`` (one tile for both where a tile is given)."""
+    if tile is None:
+        return None, None
+    if tile != AUTO_TILE:
+        if isinstance(tile, str):
+            raise ValueError(f"tile must be a number of pixels, {AUTO_TILE!r} or None, got "
+                             f"{tile!r}")
+        settings = TileSettings(tile, overlap)
+        return settings, settings
+    return (TileSettings(overlap=overlap),
+            TileSettings(PHOTO_TILE, PHOTO_OVERLAP if overlap is None else overlap))
 
 
 def _stored_values(modality: str, source: Any, max_pixels: int | None

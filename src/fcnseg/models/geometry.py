@@ -103,3 +103,18 @@ def _params(layer: nn.Module) -> tuple:
         d = _pair(getattr(layer, "dilation", 1))
         return k, s, p, d
     return None, 1, 0, 1
+
+
+def output_stride(model: nn.Module, default: int = 32) -> int:
+    """The spacing, in input pixels, of a model's coarsest scores: the largest scale of its
+    ``coord_maps`` (of the network behind a preprocessing wrapper's ``network`` too); ``default``
+    (32, the FCNs' coarsest stride, a multiple of every finer one) where it declares none. Input
+    windows that start on multiples of it see the score grid of a pass over the whole input."""
+    for m in (model, getattr(model, "network", None)):
+        maps_of = getattr(m, "coord_maps", None)
+        maps = maps_of() if callable(maps_of) else maps_of
+        if maps:
+            found = maps.values() if isinstance(maps, dict) else maps
+            scales = [c.scale if isinstance(c, CoordMap) else c[0] for c in found]
+            return max(1, int(round(max(scales))))
+    return default

@@ -366,3 +366,11 @@ def test_the_trainer_prints_the_summed_rate_warning_at_start(tmp_path: Path, cap
     train(recipe, out=str(tmp_path / "run"))
     warned = [line for line in capsys.readouterr().out.splitlines() if "optim.lr is" in line]
     assert len(warned) == 1 and "loss.reduction mean" in warned[0]
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+def test_no_summed_rate_is_suggested_for_adam_whose_steps_do_not_scale_with_the_loss(
+        optimizer: str) -> None:
+    config = _config(loss={"reduction": "mean"}, optim={"name": optimizer, "lr": 1e-9},
+                     data={"crop_size": 32, "batch_size": 2, "num_workers": 0})
+    assert summed_lr_warning(config) is None

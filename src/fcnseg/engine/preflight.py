@@ -90,9 +90,10 @@ def summed_lr_warning(config: TrainConfig,
     """A warning when ``optim.lr`` is under :data:`MEAN_LR_FLOOR` with the averaged loss: a
     rate meant for the loss summed over pixels, whose gradient is larger by the valid pixels per
     step. It names the rate that makes the same steps: ``optim.lr`` times those pixels (from
-    the crop, else the median image of ``image_sizes``); None otherwise."""
+    the crop, else the median image of ``image_sizes``); None otherwise, and for Adam and
+    AdamW, whose steps do not grow with the gradient (the reduction leaves them as they are)."""
     lr = config.optim.lr
-    if config.loss.reduction != "mean" or lr >= MEAN_LR_FLOOR:
+    if config.loss.reduction != "mean" or lr >= MEAN_LR_FLOOR or config.optim.name != "sgd":
         return None
     pixels = step_pixels(config, image_sizes)
     same = (f"the same steps take optim.lr={lr * pixels:.2g} (optim.lr × the ~{pixels:,} "

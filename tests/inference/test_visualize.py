@@ -344,3 +344,39 @@ def test_text_of_a_tall_narrow_picture_is_bounded_by_its_width() -> None:
 
     assert text_size_for(480) == 22 and text_size_for(3000, 4000) == 136
     assert text_size_for(8000, 1000) == 83 and text_size_for(100, 50) == 12
+
+
+_NAMES = ("Pétale rose", "Straße", "Ωmega")
+
+
+def _legend_text(name: str) -> np.ndarray:
+    return add_legend(np.zeros((120, 40, 3), np.uint8), [(name, (255, 0, 0))], font_size=20)
+
+
+def test_legend_draws_accented_and_greek_names_with_their_own_glyphs() -> None:
+    from fcnseg.inference import visualize
+
+    font, drawn = visualize.fitted_text(_NAMES, 20)
+    assert drawn == _NAMES
+    missing = visualize._glyph(font, "\U000f0000")
+    for ch in "éßΩ":
+        assert font.getmask(ch).getbbox() is not None
+        assert visualize._glyph(font, ch) != missing, ch
+    # Drawn as the font draws them: the name differs in the picture where one letter differs.
+    for name in _NAMES:
+        boxed = name.replace(name[1] if name != "Ωmega" else "Ω", "\U000f0000")
+        assert not np.array_equal(_legend_text(name), _legend_text(boxed)), name
+
+
+def test_a_name_no_font_has_drops_its_accents_and_marks_other_characters(monkeypatch) -> None:
+    from fcnseg.inference import visualize
+
+    monkeypatch.setattr(visualize, "_font_files", lambda: ())  # Pillow's bundled font only
+    visualize._fonts.cache_clear()
+    visualize.fitted_text.cache_clear()
+    try:
+        _, drawn = visualize.fitted_text(("Pétale rose", "日本"), 20)
+        assert drawn == ("Petale rose", "??")
+    finally:
+        visualize._fonts.cache_clear()
+        visualize.fitted_text.cache_clear()

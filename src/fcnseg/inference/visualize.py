@@ -6,9 +6,12 @@ Pillow alone: the core install has no matplotlib.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import io
+import logging
 import math
 import os
+import unicodedata
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +24,8 @@ from fcnseg.data.palette import BACKGROUND_NAMES as BACKGROUND_NAMES  # re-expor
 from fcnseg.data.palette import background_indices
 from fcnseg.data.palette import colorize as colorize  # re-exported
 from fcnseg.utils.files import atomic_write_bytes
+
+_log = logging.getLogger(__name__)
 
 # Anchor colours of matplotlib's viridis at 0, 1/4, 1/2, 3/4 and 1 (its published key colours);
 # the table interpolates linearly between them, close enough for a picture.
@@ -212,15 +217,96 @@ _CONFIDENCE = (180, 40, 30)  # mean-confidence marks,
 _GAP = (244, 185, 175)  # and the gap between them, drawn as in the key
 
 
-@functools.lru_cache(maxsize=16)
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+Font = ImageFont.ImageFont | ImageFont.FreeTypeFont
+
+# Fonts tried in turn for each text, the first that has a glyph for every character used:
+# FCNSEG_FONT (a .ttf/.otf file), then DejaVu Sans or Arial from the system's font folders or
+# matplotlib's, then Pillow's bundled font (ASCII only).
+_FONT_NAMES = ("DejaVuSans.ttf", "Arial Unicode.ttf", "arial.ttf")
+_UNDRAWABLE = "?"  # what stands for a character no font has
+
+
+@functools.lru_cache(maxsize=1)
+def _font_files() -> tuple[str, ...]:
+    """The font files found, resolved once (Pillow searches the system's folders by name)."""
+    names = [os.environ.get("FCNSEG_FONT", ""), *_FONT_NAMES]
+    spec = importlib.util.find_spec("matplotlib")  # located, not imported
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        names.append(os.path.join(folder, "mpl-data", "fonts", "ttf", "DejaVuSans.ttf"))
+    found: list[str] = []
+    for name in filter(None, names):
+        try:
+            path = str(ImageFont.truetype(name, 12).path)
+        except OSError:
+            if name == names[0]:
+                _log.warning("FCNSEG_FONT=%s: not a font file Pillow can read", name)
+            continue
+        if path not in found:
+            found.append(path)
+    return tuple(found)
+
+
+@functools.lru_cache(maxsize=32)
+def _fonts(size: int) -> tuple[Font, ...]:
+    fonts: list[Font] = [ImageFont.truetype(path, size) for path in _font_files()]
     try:  # Pillow's bundled font: no font files needed
-        return ImageFont.load_default(size=size)
+        fonts.append(ImageFont.load_default(size=size))
     except TypeError:  # Pillow < 10.1 has only its small fixed bitmap font
-        return ImageFont.load_default()
+        fonts.append(ImageFont.load_default())
+    return tuple(fonts)
 
 
-def _text_width(font: ImageFont.ImageFont | ImageFont.FreeTypeFont, text: str) -> int:
+def _font(size: int) -> Font:
+    """The first font, for texts of ASCII digits and words."""
+    return _fonts(size)[0]
+
+
+@functools.lru_cache(maxsize=16)
+def _missing_glyph(font: Font) -> tuple[tuple[int, int], bytes]:
+    return _glyph(font, "\U000f0000")  # a private-use character no font draws
+
+
+def _glyph(font: Font, char: str) -> tuple[tuple[int, int], bytes]:
+    mask = font.getmask(char)
+    return mask.size, bytes(mask)
+
+
+def _has_glyphs(font: Font, text: str) -> bool:
+    """Whether ``font`` draws every character of ``text`` (not as its missing-glyph box)."""
+    try:
+        missing = _missing_glyph(font)
+        return all(ch.isspace() or _glyph(font, ch) != missing for ch in set(text))
+    except (UnicodeError, OSError, ValueError):  # the bitmap font takes Latin-1 only
+        return False
+
+
+@functools.lru_cache(maxsize=256)
+def fitted_text(texts: tuple[str, ...], size: int) -> tuple[Font, tuple[str, ...]]:
+    """A font of ``size`` pixels that draws every one of ``texts``, and the texts to draw.
+    Where no font found has some character, the first font draws the texts with accents
+    dropped from the letters it lacks (é → e) and "?" for the other missing characters, and
+    a warning names them: never its missing-glyph box."""
+    fonts = _fonts(size)
+    for font in fonts:
+        if all(_has_glyphs(font, t) for t in texts):
+            return font, texts
+    font = fonts[0]
+    drawn = tuple("".join(_stand_in(font, ch) for ch in t) for t in texts)
+    _log.warning("no font found draws every character of %s; drawn as %s (set FCNSEG_FONT to "
+                 "a font file that has them)", ", ".join(map(repr, texts)),
+                 ", ".join(map(repr, drawn)))
+    return font, drawn
+
+
+def _stand_in(font: Font, char: str) -> str:
+    if _has_glyphs(font, char):
+        return char
+    plain = "".join(c for c in unicodedata.normalize("NFKD", char)
+                    if not unicodedata.combining(c))
+    return plain if plain and plain != char and _has_glyphs(font, plain) else _UNDRAWABLE
+
+
+def _text_width(font: Font, text: str) -> int:
     return int(math.ceil(font.getbbox(text)[2]))
 
 
@@ -266,9 +352,10 @@ def legend_panel(entries: Sequence[tuple[str, Sequence[int]]], *, height: int,
     """A white panel of colour swatches and names, in columns that fit ``height`` when it
     holds three rows or more (else one column, taller)."""
     size = font_size or text_size_for(height)
-    font = _font(size)
     row, pad, swatch = round(size * 1.6), max(4, size // 2), size
     items = list(entries) or [(empty_text, None)]
+    font, names = fitted_text(tuple(str(n) for n, _ in items), size)
+    items = [(n, c) for n, (_, c) in zip(names, items, strict=True)]
     rows = (height - 2 * pad) // row
     if rows < 3:
         rows = len(items)
@@ -318,7 +405,7 @@ def _legend_panel_once(entries: tuple[tuple[str, tuple[int, ...] | None], ...], 
 
 def _with_title(body: np.ndarray, text: str, size: int) -> np.ndarray:
     """``body`` under a row holding ``text``; the canvas widens if the text is wider."""
-    font = _font(size)
+    font, (text,) = fitted_text((text,), size)
     row = round(size * 1.7)
     title = Image.new("RGB", (max(body.shape[1], _text_width(font, text) + 4), row), _PAPER)
     ImageDraw.Draw(title).text((2, row / 2), text, fill=_INK, font=font, anchor="lm")
@@ -505,7 +592,8 @@ def reliability_diagram(calibration: Mapping[str, Any], *, title: str | None = N
     img = Image.new("RGB", (kx + key_width + 24, _HIST_TOP + _HIST_H + 48), _PAPER)
     draw = ImageDraw.Draw(img)
     ece, pixels = calibration.get("ece"), int(calibration.get("pixels", 0))
-    draw.text((_X0, 8), title or "reliability diagram", fill=_INK, font=_font(_TEXT_SIZE))
+    title_font, (title,) = fitted_text((title or "reliability diagram",), _TEXT_SIZE)
+    draw.text((_X0, 8), title, fill=_INK, font=title_font)
     ece_text = "n/a" if ece is None or not math.isfinite(ece) else f"{100 * ece:.2f}%"
     draw.text((_X0, 28), f"expected calibration error {ece_text} over {pixels:,} pixels",
               fill=_MUTED, font=small)

@@ -531,6 +531,8 @@ def _as_the_source(model: nn.Module, recorded: Mapping[str, Any] | None) -> str:
     ours = getattr(model, "build_kwargs", None)
     if not isinstance(theirs, Mapping) or not isinstance(ours, Mapping):
         return ""
+    theirs = _as_built(recorded.get("arch"), theirs)  # type: ignore[union-attr]
+    ours = _as_built(getattr(model, "arch", None), ours)
     fields = {"width": "model.width", "fc_channels": "model.fc_channels",
               "base_channels": "model.options.base_channels"}
     differ = [f"{field}: {theirs[k]}" for k, field in fields.items()
@@ -540,6 +542,15 @@ def _as_the_source(model: nn.Module, recorded: Mapping[str, Any] | None) -> str:
 
 #: The build arguments that shape a model's trunk, as descriptions name them.
 _SHAPING = ("backbone", "width", "fc_channels", "base_channels")
+
+
+def _as_built(arch: Any, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with the trunk-shaping arguments they leave out at the builder's defaults (as
+    :func:`build_model_from_checkpoint` builds a checkpoint that records no width)."""
+    from fcnseg.models.builders import builder_defaults  # the builders import this module
+
+    defaults = builder_defaults(arch) if isinstance(arch, str) else {}
+    return {**{k: defaults[k] for k in _SHAPING if defaults.get(k) is not None}, **kwargs}
 
 
 def _description(arch: str, kwargs: Mapping[str, Any], bands: Sequence[str] | None = None,
@@ -570,7 +581,8 @@ def recorded_description(recorded: Any, classes: bool = False) -> str | None:
     if not isinstance(recorded, Mapping) or not isinstance(recorded.get("arch"), str) \
             or not isinstance(recorded.get("build_kwargs"), Mapping):
         return None
-    return _description(recorded["arch"], recorded["build_kwargs"], classes=classes)
+    return _description(recorded["arch"], _as_built(recorded["arch"], recorded["build_kwargs"]),
+                        classes=classes)
 
 
 def init_from(model: nn.Module, source: nn.Module | Mapping[str, torch.Tensor] | PathLike, *,

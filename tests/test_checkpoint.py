@@ -112,6 +112,17 @@ def test_a_missing_relative_checkpoint_names_the_absolute_path_looked_for(
                             f"{tmp_path}/runs/x/best.pt)")
 
 
+def test_a_missing_checkpoint_under_a_tilde_names_the_path_opened_not_the_home_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    torch.save({"x": torch.zeros(1)}, tmp_path / "home" / "best.pt")  # not what was opened
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint("~/best.pt")
+    assert str(e.value) == f"~/best.pt: no such checkpoint (looked for {tmp_path}/~/best.pt)"
+
+
 def test_an_image_given_as_checkpoint_is_named_as_an_image(tmp_path: Path) -> None:
     from PIL import Image
 

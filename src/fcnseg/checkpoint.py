@@ -252,7 +252,7 @@ def load_checkpoint(path: PathLike) -> dict[str, Any]:
     source = checkpoint_source(path)
     path = resolve_checkpoint(path)
     if not path.is_file():
-        looked = path.expanduser().absolute()
+        looked = path.absolute()  # as opened: a ~ is not expanded
         raise CheckpointError(f"{path}: no such checkpoint"
                               + (f" (looked for {looked})" if str(looked) != str(path) else ""))
     if artifact_kind(path) is not None:  # an ONNX or TorchScript export: its metadata

@@ -90,6 +90,18 @@ def test_a_missing_init_nowhere_else_names_only_where_it_looked(
                             f"{tmp_path}/runs/a/best.pt)")
 
 
+def test_a_missing_init_under_a_tilde_names_the_path_opened_not_the_home_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "best.pt").write_bytes(b"")  # there, but not what init opened
+    recipe = write_recipe(tmp_path / "stage16.yaml", tiny_recipe(init="~/best.pt"))
+    with pytest.raises(FileNotFoundError) as e:
+        build_training_model(load_config(recipe), 7)
+    assert str(e.value) == f"init: ~/best.pt: no such checkpoint (looked for {tmp_path}/~/best.pt)"
+
+
 def test_an_init_of_another_width_names_both_builds_and_the_recipe_fields_in_one_short_line(
         tmp_path: Path) -> None:
     wide = {"arch": "fcn32s", "width": 0.125, "fc_channels": 32}

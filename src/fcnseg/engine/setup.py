@@ -385,7 +385,7 @@ def _init_from_file(model: nn.Module, init: str | Mapping[str, str],
 def _no_init_file(init: str, recipe_folder: Path | None) -> str:
     """One line: where a missing ``init`` was looked for, and the recipe's folder when the file
     is there (``init`` is relative to the current folder, ``base`` to the recipe file)."""
-    looked = Path(init).expanduser().absolute()
+    looked = Path(init).absolute()  # as opened: a ~ is not expanded
     message = f"init: {init}: no such checkpoint (looked for {looked})"
     beside = None if recipe_folder is None else (recipe_folder / init).absolute()
     if beside is not None and beside != looked and beside.is_file():

@@ -1,4 +1,5 @@
-"""``fcnseg predict --format`` (polygons to correct in labelme, COCO tools or CVAT) and
+"""``fcnseg predict --format`` (polygons to correct in labelme, COCO tools, CVAT or Label
+Studio) and
 ``--rank uncertainty`` / ``--top K`` (which images to label next)."""
 
 from __future__ import annotations
@@ -6,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ from PIL import Image
 
 from fcnseg.cli.main import main
 from fcnseg.data.annotations import LabelSet, import_annotations, rasterise
+from fcnseg.data.annotations.importer import ImportOptions
 from fcnseg.data.annotations.labelme import read_labelme_file
 from fcnseg.inference import Prediction, Segmenter
 from fcnseg.inference.annotate import PreAnnotations, image_uncertainty
@@ -260,10 +263,13 @@ def polygons_written(out, fmt: str) -> int:
         return len(json.loads((out / "p.json").read_text())["shapes"])
     if fmt == "coco":
         return len(json.loads((out / "annotations.coco.json").read_text())["annotations"])
+    if fmt == "labelstudio":
+        tasks = json.loads((out / "tasks.labelstudio.json").read_text())
+        return len(tasks[0]["predictions"][0]["result"])
     return (out / "annotations.xml").read_text().count("<polygon ")
 
 
-@pytest.mark.parametrize("fmt", ["labelme", "coco", "cvat"])
+@pytest.mark.parametrize("fmt", ["labelme", "coco", "cvat", "labelstudio"])
 def test_min_area_fills_specks_in_every_format(fmt, tmp_path) -> None:
     counts = []
     for min_area in (0, 20):
@@ -276,7 +282,7 @@ def test_min_area_fills_specks_in_every_format(fmt, tmp_path) -> None:
     assert counts == [34, 1]
 
 
-@pytest.mark.parametrize("fmt", ["labelme", "coco", "cvat"])
+@pytest.mark.parametrize("fmt", ["labelme", "coco", "cvat", "labelstudio"])
 def test_specks_written_without_min_area_are_counted_in_one_line(fmt, tmp_path) -> None:
     pre = PreAnnotations(tmp_path, fmt, class_names=("background", "a", "b"))
     pre.add(tmp_path / "p.png", "p", Prediction(speckled_label(), np.zeros((40, 60, 3))))
@@ -316,3 +322,144 @@ def test_no_annotation_file_when_every_input_is_a_raster_segmented_by_tiles(
     assert "annotation file" not in captured.out
     [line] = [x for x in captured.err.splitlines() if "apply to images" in x]
     assert "no annotation or ranking file is written" in line
+
+
+MODEL_CLASSES = ["_background_", "cat", "dog", "potted plant"]
+
+
+def _labelstudio_tasks(checkpoint: Path, photos: Path, out: Path, *extra: str) -> list[dict]:
+    assert predict(checkpoint, photos, out, "--format", "labelstudio", *extra) == 0
+    return json.loads((out / "tasks.labelstudio.json").read_text())
+
+
+def _assert_imported_as_predicted(report, imported: Path, out: Path) -> None:
+    """Each imported mask is the predicted label map, up to rasterising its polygons."""
+    assert not report.errors and sorted(report.written) == ["p0", "p1", "p2"]
+    for stem in report.written:
+        mask = np.asarray(Image.open(imported / "masks" / f"{stem}.png"))
+        predicted = read_label_png(out / f"{stem}_label.png")
+        remapped = np.array([report.classes.index(n) for n in MODEL_CLASSES])[predicted]
+        assert min(iou_per_class(remapped, mask)) >= 0.99
+
+
+def test_labelstudio_tasks_hold_percent_polygons_of_the_upright_image(
+        make_checkpoint, photos, tmp_path) -> None:
+    out = tmp_path / "out"
+    tasks = _labelstudio_tasks(make_checkpoint(), photos, out)
+    assert [(out / t["data"]["image"]).resolve() for t in tasks] == \
+        [(photos / f"p{k}.png").resolve() for k in range(3)]
+    for task in tasks:
+        (prediction,) = task["predictions"]
+        assert prediction["model_version"].startswith("fcnseg ")
+        assert 0 < prediction["score"] <= 1  # the mean top class probability
+        assert prediction["result"]
+        for r in prediction["result"]:
+            assert (r["type"], r["from_name"], r["to_name"]) == ("polygonlabels", "label", "image")
+            assert (r["original_width"], r["original_height"], r["image_rotation"]) == (64, 48, 0)
+            points = np.asarray(r["value"]["points"])
+            assert points.shape[1] == 2 and len(points) >= 3
+            assert points.min() >= 0 and points.max() <= 100
+            assert r["value"]["polygonlabels"][0] in MODEL_CLASSES
+
+
+def test_labelstudio_config_names_the_results_and_carries_the_checkpoint_colours(
+        make_checkpoint, photos, tmp_path) -> None:
+    out = tmp_path / "out"
+    _labelstudio_tasks(make_checkpoint(), photos, out)
+    view = ET.fromstring((out / "labelstudio-config.xml").read_text())
+    assert view.tag == "View" and view.find("Image").attrib == {"name": "image",
+                                                                "value": "$image"}
+    polygons = view.find("PolygonLabels")
+    assert (polygons.get("name"), polygons.get("toName")) == ("label", "image")
+    palette = Segmenter.from_checkpoint(make_checkpoint()).palette[:4].tolist()
+    assert [(lab.get("value"), lab.get("background")) for lab in polygons] == \
+        [(n, f"#{r:02x}{g:02x}{b:02x}")
+         for n, (r, g, b) in zip(MODEL_CLASSES, palette, strict=True)]
+
+
+def test_labelstudio_export_of_the_accepted_predictions_imports_to_the_predictions(
+        make_checkpoint, photos, tmp_path) -> None:
+    out = tmp_path / "out"
+    tasks = _labelstudio_tasks(make_checkpoint(), photos, out)
+    # Label Studio's JSON export once each prediction was accepted as the task's annotation
+    export = [{"id": k + 1, "data": t["data"], "predictions": t["predictions"],
+               "annotations": [{"id": k + 1, "result": t["predictions"][0]["result"]}]}
+              for k, t in enumerate(tasks)]
+    (out / "project-1-export.json").write_text(json.dumps(export))
+    report = import_annotations("labelstudio", out / "project-1-export.json",
+                                tmp_path / "imported")
+    _assert_imported_as_predicted(report, tmp_path / "imported", out)
+
+
+def test_labelstudio_predictions_nobody_accepted_are_no_labels_in_an_export(
+        make_checkpoint, photos, tmp_path) -> None:
+    out = tmp_path / "out"
+    tasks = _labelstudio_tasks(make_checkpoint(), photos, out)
+    export = [{**t, "annotations": []} for t in tasks]
+    (out / "project-1-export.json").write_text(json.dumps(export))
+    report = import_annotations("labelstudio", out / "project-1-export.json",
+                                tmp_path / "imported")
+    assert report.written == []
+    assert sorted(p.name for p in report.unannotated) == ["p0.png", "p1.png", "p2.png"]
+
+
+def test_labelstudio_tasks_nobody_reviewed_are_left_out_of_an_import(
+        make_checkpoint, photos, tmp_path) -> None:
+    out = tmp_path / "out"
+    _labelstudio_tasks(make_checkpoint(), photos, out)
+    report = import_annotations("labelstudio", out / "tasks.labelstudio.json",
+                                tmp_path / "imported")
+    assert report.written == [] and not report.errors
+    assert sorted(p.name for p in report.unreviewed) == ["p0.png", "p1.png", "p2.png"]
+    assert any("Label Studio tasks file(s) fcnseg predict wrote and nobody saved since left "
+               "out as not reviewed" in w for w in report.warnings)
+
+
+def test_labelstudio_tasks_saved_since_import_their_predictions(
+        make_checkpoint, photos, tmp_path) -> None:
+    out = tmp_path / "out"
+    tasks = _labelstudio_tasks(make_checkpoint(), photos, out)
+    (out / "tasks.labelstudio.json").write_text(json.dumps(tasks, indent=2))  # saved: reviewed
+    report = import_annotations("labelstudio", out / "tasks.labelstudio.json",
+                                tmp_path / "imported")
+    _assert_imported_as_predicted(report, tmp_path / "imported", out)
+
+
+def test_labelstudio_image_url_names_the_pictures_as_the_project_reaches_them(
+        make_checkpoint, photos, tmp_path) -> None:
+    (photos / "p1.png").rename(photos / "p 1.png")
+    out = tmp_path / "out"
+    tasks = _labelstudio_tasks(make_checkpoint(), photos, out,
+                               "--image-url", "/data/local-files/?d=photos/")
+    assert sorted(t["data"]["image"] for t in tasks) == [
+        "/data/local-files/?d=photos/p%201.png", "/data/local-files/?d=photos/p0.png",
+        "/data/local-files/?d=photos/p2.png"]
+    (out / "tasks.labelstudio.json").write_text(json.dumps(tasks))  # reviewed
+    report = import_annotations("labelstudio", out / "tasks.labelstudio.json",
+                                tmp_path / "imported", ImportOptions(images=photos))
+    assert not report.errors and sorted(report.written) == ["p 1", "p0", "p2"]
+
+
+def test_image_url_needs_format_labelstudio(make_checkpoint, photos, tmp_path, capsys) -> None:
+    assert predict(make_checkpoint(), photos, tmp_path / "out", "--format", "coco",
+                   "--image-url", "http://host/photos/") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--image-url" in err[0] and "--format labelstudio" in err[0]
+
+
+def test_labelstudio_polygons_drawn_in_order_give_the_label_map_back_exactly(tmp_path) -> None:
+    label = speckled_label()
+    label[0:3, 0:60] = 255  # ignored: left out
+    label[15:25, 20:40] = 0  # a background hole inside class 1, with a region of 2 inside
+    label[18:22, 25:30] = 2
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(tmp_path / "p.png")
+    out = tmp_path / "out"
+    pre = PreAnnotations(out, "labelstudio", tolerance=0.0, class_names=("background", "a", "b"))
+    pre.add(tmp_path / "p.png", "p", Prediction(label, np.zeros((40, 60, 3), np.uint8)))
+    pre.write()
+    tasks = out / "tasks.labelstudio.json"
+    tasks.write_text(tasks.read_text() + "\n")  # saved since: reviewed
+    report = import_annotations("labelstudio", tasks, tmp_path / "imported")
+    assert report.written == ["p"] and report.classes == ["_background_", "a", "b"]
+    mask = np.asarray(Image.open(tmp_path / "imported" / "masks" / "p.png"))
+    assert np.array_equal(mask[3:], label[3:]) and (mask[:3] == 0).all()

@@ -139,9 +139,18 @@ def _add_annotations(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=EXPORT_FORMATS, default=None,
                    help="also write the predictions as polygons to correct in a labelling tool: "
                         "labelme (NAME.json, its imagePath leading to the image: open with "
-                        "`labelme IMAGES --output OUT`), coco (annotations.coco.json) or cvat "
-                        "(annotations.xml, CVAT for images 1.1); a background class is "
-                        "labelme's _background_, and `fcnseg import` reads them back")
+                        "`labelme IMAGES --output OUT`), coco (annotations.coco.json), cvat "
+                        "(annotations.xml, CVAT for images 1.1) or labelstudio "
+                        "(tasks.labelstudio.json, tasks with predictions to import into a "
+                        "project whose labeling config is labelstudio-config.xml); a "
+                        "background class is labelme's _background_, and `fcnseg import` "
+                        "reads them back")
+    p.add_argument("--image-url", default=None, metavar="PREFIX",
+                   help="with --format labelstudio: each task's image is PREFIX followed by the "
+                        "picture's file name, as the Label Studio project reaches its pictures "
+                        "(local storage: /data/local-files/?d=FOLDER/, FOLDER relative to its "
+                        "document root; or http://host/photos/); default: the picture's path "
+                        "relative to --out")
     p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE, metavar="PIXELS",
                    help="with --format: how far simplified outlines may stray from the "
                         "predicted regions (0: every corner)")
@@ -267,12 +276,14 @@ def _predict(args: argparse.Namespace, ranks: DistInfo, out_dir: Path,
         pre = PreAnnotations(out_dir, args.format, rank=args.rank is not None, top=args.top,
                              tolerance=args.tolerance, min_area=args.min_area,
                              class_names=tuple(seg.class_names), palette=seg.palette,
-                             order=tuple(name for _, name in work.images))
+                             order=tuple(name for _, name in work.images),
+                             image_url=args.image_url, model_version=f"fcnseg {args.checkpoint}")
     outputs = OutputOptions(
         heatmap_classes=tuple(heat_classes), heatmaps_present=args.heatmaps_present,
         uncertainty=tuple(kinds), probs=args.probs, style=style, protected=work.protected,
         observe=pre.add if pre is not None else None,
-        observe_needs_probs=args.rank is not None, job=job)
+        observe_needs_probs=args.rank is not None or (
+            args.format == "labelstudio" and not seg.labels_only), job=job)
     _note_raster_options(args, work, ranks)
     _segment_rasters(args, seg, work, out_dir, bool(kinds), ids, ranks, tally)
     _segment_images(args, seg, work, (out_dir, outputs), tally, ranks)
@@ -315,6 +326,9 @@ def _check_options(args: argparse.Namespace) -> None:
     if args.top is not None and (args.rank is None or args.format is None):
         raise ValueError("--top K picks the K most uncertain images to export: it needs "
                          "--rank uncertainty and --format")
+    if args.image_url is not None and args.format != "labelstudio":
+        raise ValueError("--image-url names the pictures of Label Studio tasks: it needs "
+                         "--format labelstudio")
     if args.tolerance < 0:
         raise ValueError(f"--tolerance must be 0 or more pixels, got {args.tolerance}")
     if args.min_area > 1 and importlib.util.find_spec("scipy") is None:

@@ -1,6 +1,7 @@
 """Predictions back into the labelling tool, and which images to label next.
 
-:class:`PreAnnotations` collects each prediction's polygons (labelme, COCO or CVAT) and
+:class:`PreAnnotations` collects each prediction's polygons (labelme, COCO, CVAT or Label
+Studio) and
 uncertainty (:func:`image_uncertainty`), then writes ``ranking.csv`` (most uncertain first: the
 images whose labels would teach the model most) and the polygons of all images, or of the
 ``top`` most uncertain ones.
@@ -15,6 +16,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 
@@ -27,6 +29,8 @@ from fcnseg.data.annotations.export import (
     cvat_image_element,
     implicit_background,
     labelme_document,
+    labelstudio_config,
+    labelstudio_results,
     relative_path,
 )
 from fcnseg.inference.calibration import entropy
@@ -39,6 +43,8 @@ RANKING_NAME = "ranking.csv"
 UNCERTAIN_BELOW = 0.5
 #: The single files of the formats that hold every image in one.
 COCO_NAME, CVAT_NAME = "annotations.coco.json", "annotations.xml"
+#: Label Studio's tasks with their predictions, and the labeling config they need.
+LABELSTUDIO_NAME, LABELSTUDIO_CONFIG_NAME = "tasks.labelstudio.json", "labelstudio-config.xml"
 #: Polygons of fewer pixels are specks (one line suggests ``min_area`` when most are).
 SPECK_AREA = 20
 
@@ -75,10 +81,13 @@ class PreAnnotations:
     """Polygons and uncertainty of each prediction, gathered while ``fcnseg predict`` runs.
 
     In ``out_dir`` (image paths relative to it), polygons in ``fmt`` (``labelme``, ``coco``,
-    ``cvat`` or None) of ``class_names`` but ``ignore_index``, simplified within ``tolerance``
-    pixels, none under ``min_area`` pixels (0: all); with ``rank``, for the ``top`` most
-    uncertain images only; CVAT's labels coloured by ``palette``. Entries, recorded as writer
-    threads finish, are put back in input ``order`` (names not in it after, as recorded).
+    ``cvat``, ``labelstudio`` or None) of ``class_names`` but ``ignore_index``, simplified
+    within ``tolerance`` pixels, none under ``min_area`` pixels (0: all); with ``rank``, for
+    the ``top`` most uncertain images only; CVAT's and Label Studio's labels coloured by
+    ``palette``. Label Studio tasks name their picture ``image_url`` followed by its file name
+    (None: by its path relative to ``out_dir``), their predictions by ``model_version``.
+    Entries, recorded as writer threads finish, are put back in input ``order`` (names not in
+    it after, as recorded).
     """
 
     out_dir: Path
@@ -91,6 +100,8 @@ class PreAnnotations:
     palette: np.ndarray | None = None
     ignore_index: int | None = 255
     order: tuple[str, ...] = ()
+    image_url: str | None = None
+    model_version: str = "fcnseg"
     _entries: dict[str, _Entry] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     #: (polygons under :data:`SPECK_AREA` pixels, polygons) written without ``min_area``.
@@ -105,6 +116,8 @@ class PreAnnotations:
             entry.mean_entropy, entry.uncertain_share = image_uncertainty(pred.probs)
         if self.fmt is not None:
             entry.document = self._document(path, pred.label)
+            if self.fmt == "labelstudio" and pred.probs is not None:  # the mean top probability
+                entry.document += (float(np.asarray(pred.probs).max(0).mean(dtype=np.float64)),)
         areas = self._polygon_pixels(entry.document) if self.min_area == 0 else []
         with self._lock:
             self.specks[0] += sum(a < SPECK_AREA for a in areas)
@@ -124,6 +137,8 @@ class PreAnnotations:
         if self.fmt == "coco":
             return label.shape[:2], coco_annotations(
                 label, 0, 1, background=implicit_background(names), **outlines)
+        if self.fmt == "labelstudio":
+            return (labelstudio_results(label, names, **outlines),)
         raise ValueError(f"--format: unknown {self.fmt!r}; known: {', '.join(EXPORT_FORMATS)}")
 
     def _polygon_pixels(self, document: Any) -> list[float]:
@@ -133,6 +148,10 @@ class PreAnnotations:
         if self.fmt == "cvat":  # corner polygons: their area is their pixels
             return [_shoelace(np.array([p.split(",") for p in el.get("points").split(";")],
                                        float)) for el in document.iter("polygon")]
+        if self.fmt == "labelstudio":  # corner polygons, in percent of the image's size
+            return [_shoelace(np.asarray(r["value"]["points"], float)
+                              * [r["original_width"] / 100, r["original_height"] / 100])
+                    for r in document[0]]
         if self.fmt == "labelme":  # through pixel centres: the pixels inside and on it
             return [_lattice_pixels(np.asarray(s["points"], float)) for s in document["shapes"]]
         return []
@@ -179,6 +198,10 @@ class PreAnnotations:
             written.append(self._save(CVAT_NAME, document))
         elif self.fmt == "coco":
             written.append(self._save(COCO_NAME, self._coco_bytes(chosen)))
+        elif self.fmt == "labelstudio":
+            written.append(self._save(LABELSTUDIO_NAME, self._labelstudio_bytes(chosen)))
+            written.append(self._save(LABELSTUDIO_CONFIG_NAME, labelstudio_config(
+                self.class_names, self.palette).encode("utf-8")))
         return [p for p in written if p is not None], self._problems
 
     def _unique_stems(self, entries: list[_Entry]) -> list[_Entry]:
@@ -238,3 +261,16 @@ class PreAnnotations:
         return json.dumps(doc, ensure_ascii=False).encode("utf-8")
 
 
+
+    def _labelstudio_bytes(self, entries: list[_Entry]) -> bytes:
+        """Label Studio tasks, one per picture, each with the model's prediction."""
+        tasks = []
+        for e in entries:
+            image = (relative_path(e.path, self.out_dir) if self.image_url is None
+                     else self.image_url + quote(e.path.name))
+            prediction: dict[str, Any] = {"model_version": self.model_version,
+                                          "result": e.document[0]}
+            if len(e.document) > 1:
+                prediction["score"] = round(e.document[1], 6)
+            tasks.append({"data": {"image": image}, "predictions": [prediction]})
+        return json.dumps(tasks, indent=1, ensure_ascii=False).encode("utf-8")

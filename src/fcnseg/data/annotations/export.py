@@ -1,10 +1,11 @@
-"""Label maps written back as polygons that labelme, CVAT and COCO tools open for correction.
+"""Label maps written back as polygons that labelme, CVAT, Label Studio and COCO tools open
+for correction.
 
 Each region of each class becomes one polygon (its outline, simplified within ``tolerance``
-pixels). labelme and CVAT polygons have no holes: regions are listed largest first, a region's
-holes filled by the smaller regions drawn over it (later on top; CVAT's ``z_order`` rising),
-background regions inside others included (as ``_background_`` when class 0 is named like
-background). COCO annotations are unordered: a region with holes is written as RLE.
+pixels). labelme, CVAT and Label Studio polygons have no holes: regions are listed largest
+first, a region's holes filled by the smaller regions drawn over it (later on top; CVAT's
+``z_order`` rising), background regions inside others included (as ``_background_`` when class
+0 is named like background). COCO annotations are unordered: a region with holes is written as RLE.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from fcnseg.data.palette import background_indices
 #: How far (pixels) a simplified outline may stray from the pixels' own; round trips through
 #: labelme keep IoU ≥ 0.99 per class on regions a few pixels wide.
 DEFAULT_TOLERANCE = 1.0
-EXPORT_FORMATS = ("labelme", "coco", "cvat")
+EXPORT_FORMATS = ("labelme", "coco", "cvat", "labelstudio")
 
 
 def fill_small_regions(label: np.ndarray, min_area: int,
@@ -300,3 +301,42 @@ def coco_document(images: Sequence[dict[str, Any]], annotations: Sequence[dict[s
 def relative_path(target: Path, start: Path) -> str:
     """``target`` relative to the folder ``start`` (as labelme and COCO store image paths)."""
     return Path(os.path.relpath(Path(target).resolve(), Path(start).resolve())).as_posix()
+
+
+#: The names a Label Studio labeling config gives its image and its polygon labels.
+LABELSTUDIO_IMAGE, LABELSTUDIO_LABELS = "image", "label"
+
+
+def labelstudio_results(label: np.ndarray, class_names: Sequence[str], *,
+                        tolerance: float = DEFAULT_TOLERANCE, ignore_index: int | None = 255,
+                        min_area: int = 0) -> list[dict[str, Any]]:
+    """The ``polygonlabels`` results of one label map as Label Studio imports them (points on
+    pixel corners in percent of the upright image's width and height), drawn in order as
+    CVAT's (:func:`layered_regions`: later on top); ``min_area`` as :func:`labelme_document`."""
+    label = np.asarray(label)
+    height, width = label.shape
+    polygons = _polygons(label, class_names, tolerance, ignore_index, "cvat", min_area)
+    scale = np.array([100.0 / width, 100.0 / height])
+    return [{"id": f"r{k}", "type": "polygonlabels", "from_name": LABELSTUDIO_LABELS,
+             "to_name": LABELSTUDIO_IMAGE, "original_width": int(width),
+             "original_height": int(height), "image_rotation": 0,
+             "value": {"points": (np.asarray(pts, float) * scale).round(6).tolist(),
+                       "closed": True, "polygonlabels": [labelme_label(class_names, c)]}}
+            for k, (c, pts) in enumerate(polygons)]
+
+
+def labelstudio_config(class_names: Sequence[str],
+                       colours: Sequence[Sequence[int]] | None = None) -> str:
+    """A Label Studio labeling config for :func:`labelstudio_results`: the image and one
+    polygon label per class (a background class 0 as ``_background_``), each in its colour of
+    the palette ``colours``."""
+    view = ET.Element("View")
+    ET.SubElement(view, "Image", name=LABELSTUDIO_IMAGE, value=f"${LABELSTUDIO_IMAGE}")
+    labels = ET.SubElement(view, "PolygonLabels", name=LABELSTUDIO_LABELS,
+                           toName=LABELSTUDIO_IMAGE)
+    for k in range(len(class_names)):
+        lab = ET.SubElement(labels, "Label", value=labelme_label(class_names, k))
+        if colours is not None and k < len(colours):
+            lab.set("background", "#" + bytes(int(v) for v in colours[k][:3]).hex())
+    ET.indent(view)
+    return ET.tostring(view, encoding="unicode") + "\n"

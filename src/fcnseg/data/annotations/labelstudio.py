@@ -5,7 +5,11 @@ Read from each task's first annotation not cancelled: ``polygonlabels`` (points 
 ``brushlabels`` (run-length coded RGBA, alpha marking the stroke) and ``keypointlabels``
 (counted, not drawn). Pictures are found by file name (also without the upload prefix
 ``1a2b3c4d-``) under ``images`` (default: beside the JSON file, in ``images/`` or ``upload/``
-there, or at the task's path in the media folder).
+there, or at the task's path in the media folder, or at a relative path from the JSON file).
+Predictions (``predictions``) are the model's guess, not labels: they are read only from the
+tasks file ``fcnseg predict --format labelstudio`` wrote, for tasks without annotations, where
+:func:`~fcnseg.data.annotations.reviewed.left_out_unreviewed` leaves them out until someone
+saves the file.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import numpy as np
 
+from fcnseg.data.annotations.reviewed import predict_outputs
 from fcnseg.data.annotations.shapes import AnnotatedImage, Annotations, Shape, load_json, printable
 from fcnseg.utils.validate import expect_mapping, fields_of
 
@@ -155,6 +160,7 @@ def read_labelstudio(src: Path, images: Path | None = None) -> Annotations:
                else [src.parent, src.parent / "images", src.parent / "upload"])
     items, problems = [], []
     searched = list(folders)
+    own = src.resolve() in predict_outputs(src.parent.resolve())
     for t, task in enumerate(tasks):
         task = fields_of(task)
         url = _image_url(task)
@@ -166,6 +172,9 @@ def read_labelstudio(src: Path, images: Path | None = None) -> Annotations:
         plain = _UPLOAD_PREFIX.sub("", name)
         candidates = [folder / c for c in (name, plain) for folder in folders]
         media = _media_path(url) if images is None else None
+        if images is None and media is None and not urlparse(url).scheme and \
+                not Path(url).is_absolute():
+            candidates.append(src.parent / url)  # as fcnseg predict names them
         if media is not None:
             candidates.append(src.parent / media)
             if src.parent / media.parent not in searched:
@@ -175,6 +184,8 @@ def read_labelstudio(src: Path, images: Path | None = None) -> Annotations:
                               where=f"task {task.get('id', t)}", image_name=name)
         annotations = [a for a in map(fields_of, task.get("annotations") or [])
                        if a and not a.get("was_cancelled")]
+        if not task.get("annotations") and own:  # fcnseg predict's tasks: its prediction
+            annotations = [p for p in map(fields_of, task.get("predictions") or []) if p][:1]
         # A submitted annotation without results is "nothing here"; a task nobody annotated,
         # or skipped (cancelled), is left to annotate.
         item.labelled = bool(annotations)

@@ -22,6 +22,10 @@ _ACCEPT = {
     "cvat": ("CVAT XML", "upload it to the CVAT task as pre-annotations, correct them there and "
                          "import the task's export ('CVAT for images 1.1')"),
     "coco": ("COCO JSON", "correct them in the annotation tool and import its COCO export"),
+    "labelstudio": ("Label Studio tasks", "import it into the Label Studio project (labeling "
+                                          "config: labelstudio-config.xml beside it), correct "
+                                          "the predictions there and import the project's JSON "
+                                          "export"),
 }
 
 

@@ -801,3 +801,10 @@ def test_a_checkpoint_whose_unpickling_imports_a_missing_module_is_one_line(
     assert err == (f"fcnseg info: error: {path}: cannot be read as a checkpoint "
                    f"(ModuleNotFoundError); the file may be truncated or corrupt, or hold "
                    f"objects that are not loaded for safety")
+
+
+def test_a_csv_table_whose_first_column_is_named_like_a_netpbm_magic_is_a_table(
+        tmp_path, capsys) -> None:
+    (tmp_path / "plots.csv").write_text("P1,P2,label\n0.2,0.8,1\n")
+    assert main(["info", str(tmp_path / "plots.csv")]) == 0
+    assert "CSV table, 1 rows; columns: P1, P2, label" in capsys.readouterr().out

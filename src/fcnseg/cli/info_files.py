@@ -30,6 +30,8 @@ DESCRIBED = ("checkpoints, exported models, weights, Caffe .caffemodel files, ru
 _RASTER_MAGIC = tuple(magic for magic, _, _ in RASTER_FORMATS)
 # Netpbm's P1-P6, whatever whitespace follows (a CR, a tab: the image reader takes them all).
 _NETPBM_MAGIC = tuple(b"P%d" % k for k in range(1, 7))
+# The whitespace that ends a Netpbm magic number (any other byte: a text that starts with P1).
+_NETPBM_WHITESPACE = b" \t\n\v\f\r"
 #: Most distinct values listed (more than any label map's classes: ADE20K's full set has
 #: 3,688); a raster of more (a DEM, a 16-bit photo) is said to have more, read no further.
 MAX_LISTED_VALUES = 4096
@@ -57,6 +59,12 @@ def _head(path: Path, size: int = 16) -> bytes:
         return b""
 
 
+def _is_netpbm(head: bytes) -> bool:
+    """Whether ``head`` starts as a Netpbm image: P1-P6, then whitespace (a CSV table whose
+    first column is P1 is none)."""
+    return head.startswith(_NETPBM_MAGIC) and head[2:3] != b"" and head[2] in _NETPBM_WHITESPACE
+
+
 def data_file_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
     """The ``info`` record (``base`` and more) of a data file (kind ``label_map``, ``image``,
     ``raster``, ``table`` or ``annotations``); None when it is none of them. A file that
@@ -65,7 +73,7 @@ def data_file_record(file: Path, base: dict[str, Any]) -> dict[str, Any] | None:
     if head.startswith(_RASTER_MAGIC):
         return {**base, **_raster_record(file)}
     image_format = signature_format(head) or ("BMP" if head.startswith(b"BM") else
-                                              "PPM" if head.startswith(_NETPBM_MAGIC) else None)
+                                              "PPM" if _is_netpbm(head) else None)
     if image_format is not None:
         return {**base, **_image_record(file, image_format)}
     suffix = file.suffix.lower()

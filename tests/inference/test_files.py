@@ -174,3 +174,19 @@ def test_the_run_record_changes_with_the_model_the_palette_and_the_pictures(segm
     assert len({base, outputs_job("sha256=other", palette, PictureStyle()),
                 outputs_job("sha256=model", other_palette, PictureStyle()),
                 outputs_job("sha256=model", palette, PictureStyle(alpha=0.3))}) == 4
+
+
+def test_full_size_pictures_keep_the_run_record_of_earlier_versions(segmenter) -> None:
+    """--skip-complete finds the outputs of a run before --picture-max-side complete."""
+    import json
+    from dataclasses import asdict
+
+    from fcnseg.inference.files import content_digest
+
+    palette = segmenter.palette
+    style = asdict(PictureStyle())
+    del style["max_side"]
+    earlier = content_digest(json.dumps({"model": "sha256=model", "palette": palette.tolist(),
+                                         "style": style}, sort_keys=True, default=str).encode())
+    assert outputs_job("sha256=model", palette, PictureStyle()) == earlier
+    assert outputs_job("sha256=model", palette, PictureStyle(max_side=512)) != earlier

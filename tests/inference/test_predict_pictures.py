@@ -126,3 +126,27 @@ def test_uncertainty_before_the_inputs_writes_the_entropy_map_only(
     assert rc == 0
     assert sorted(p.name for p in (tmp_path / "out").glob("*uncertainty*")) == \
         ["x_uncertainty_entropy.png"]
+
+
+def test_picture_max_side_shrinks_the_pictures_not_the_label_png(make_checkpoint, smooth_image,
+                                                                  tmp_path) -> None:
+    Image.fromarray(smooth_image).save(tmp_path / "x.png")  # 64×48
+    rc = _predict(make_checkpoint, tmp_path / "x.png", tmp_path / "out", "--no-legend",
+                  "--heatmaps", "cat", "--uncertainty", "--picture-max-side", "32")
+    assert rc == 0
+    out = tmp_path / "out"
+    for picture in ("x_overlay.png", "x_heatmap_cat.png", "x_uncertainty_entropy.png"):
+        with Image.open(out / picture) as img:
+            assert img.size == (32, 24), picture
+    with Image.open(out / "x_label.png") as img:
+        assert img.size == (64, 48)
+
+
+def test_picture_max_side_too_small_is_refused_in_one_line(make_checkpoint, smooth_image,
+                                                           tmp_path, capsys) -> None:
+    Image.fromarray(smooth_image).save(tmp_path / "x.png")
+    rc = _predict(make_checkpoint, tmp_path / "x.png", tmp_path / "out", "--picture-max-side", "0")
+    assert rc != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--picture-max-side" in err[0]
+    assert not (tmp_path / "out" / "x_label.png").exists()

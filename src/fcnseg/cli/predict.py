@@ -186,6 +186,10 @@ def _add_pictures(p: argparse.ArgumentParser) -> None:
     p.add_argument("--heatmap-over-photo", action="store_true",
                    help="draw heatmaps over the photo (at --alpha) instead of on their own")
     p.add_argument("--colormap", default="viridis", choices=COLORMAPS, help="heatmap colours")
+    p.add_argument("--picture-max-side", type=int, default=None, metavar="PIXELS",
+                   help="draw overlays, heatmaps and uncertainty pictures at most PIXELS on the "
+                        "photo's longer side (default: the photo's size); label PNGs and "
+                        "probabilities keep the photo's size")
 
 
 def _add_reading(p: argparse.ArgumentParser) -> None:
@@ -323,6 +327,9 @@ def _check_options(args: argparse.Namespace) -> None:
                          f"`{EXAMPLE}`")
     if not 0.0 <= args.alpha <= 1.0:
         raise ValueError(f"--alpha must be in [0, 1], got {args.alpha}")
+    if args.picture_max_side is not None and args.picture_max_side < 16:
+        raise ValueError(f"--picture-max-side must be 16 pixels or more, got "
+                         f"{args.picture_max_side}")
     if args.top is not None and (args.rank is None or args.format is None):
         raise ValueError("--top K picks the K most uncertain images to export: it needs "
                          "--rank uncertainty and --format")
@@ -422,7 +429,8 @@ def _picture_style(args: argparse.Namespace, seg: Segmenter) -> PictureStyle:
         background_classes(seg.class_names, seg.background_class))
     return PictureStyle(
         alpha=args.alpha, colormap=args.colormap, legend=args.legend, outlines=args.outlines,
-        unblended=unblended, heatmap_over_photo=args.heatmap_over_photo)
+        unblended=unblended, heatmap_over_photo=args.heatmap_over_photo,
+        max_side=args.picture_max_side)
 
 
 def _left_to_do(images: list[tuple[Path, str]], expected: Callable[..., OutputFiles],

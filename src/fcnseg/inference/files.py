@@ -16,7 +16,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +34,10 @@ from fcnseg.inference.visualize import (
     PictureStyle,
     heatmap_picture,
     labelled_overlay,
+    picture_size,
     save_label_png,
     save_png,
+    shrunk,
 )
 from fcnseg.utils.files import atomic_write
 from fcnseg.utils.predict_manifest import MANIFEST_NAME, WRITTEN, read_manifest
@@ -100,8 +102,10 @@ def written_by(out_dir: PathLike) -> dict[Path, str | None]:
 def outputs_job(model_id: str, palette: np.ndarray, style: PictureStyle) -> str:
     """What names a run's image outputs in the manifest (``sha256=HEX``): the model
     (:func:`fcnseg.inference.rasters.model_identity`), the colours and the style."""
-    described = {"model": model_id, "palette": np.asarray(palette).tolist(),
-                 "style": asdict(style)}
+    drawn = asdict(style)
+    if drawn["max_side"] is None:  # as runs before the option named the full-size pictures
+        del drawn["max_side"]
+    described = {"model": model_id, "palette": np.asarray(palette).tolist(), "style": drawn}
     return content_digest(json.dumps(described, sort_keys=True, default=str).encode())
 
 
@@ -318,17 +322,20 @@ def write_outputs(files: OutputFiles, pred: Prediction, palette: np.ndarray,
     """The second half of :func:`write_prediction`: draw and write the files
     :func:`reserve_outputs` listed (thread-safe beside others writing other files)."""
     save_label_png(files.label, pred.label, palette)
-    save_png(files.overlay, overlay_picture(pred, palette, style))
+    size = picture_size(*pred.label.shape[:2], style.max_side)
+    photo = shrunk(pred.image, size)
+    save_png(files.overlay, overlay_picture(
+        replace(pred, image=photo, label=shrunk(pred.label, size, nearest=True)), palette, style))
     uncertainty = list(files.uncertainty)
     doubt = uncertainty_maps(pred.probs, uncertainty) if uncertainty else {}
     maps = [(path, pred.probs[c], 1.0, f"P({pred.class_names[c]})")
             for c, path in files.heatmaps.items()]
     maps += [(path, *doubt[kind]) for kind, path in files.uncertainty.items()]
-    photo = pred.image if style.heatmap_over_photo else None
     for path, values, top, title in maps:
         look = HeatmapStyle(colormap=style.colormap, vmin=0.0, vmax=top, alpha=style.alpha,
                             annotate=style.legend)
-        save_png(path, heatmap_picture(values, title=title, image=photo, style=look))
+        save_png(path, heatmap_picture(shrunk(values, size), title=title, style=look,
+                                       image=photo if style.heatmap_over_photo else None))
     if files.probs is not None:
         raw = {_NPZ_NAMES[k]: values for k, (values, _, _) in doubt.items()}
         with atomic_write(files.probs) as f:
@@ -404,7 +411,8 @@ def _write_job(path: Path, name: str, pred: Prediction | Exception, out_dir: Pat
         return lambda: FileOutcome(path, name, f"skipped {path}: prediction failed "
                                                f"({type(pred).__name__}: {pred})")
     style = options.style
-    plain = PictureStyle(alpha=style.alpha, legend=style.legend, outlines=style.outlines)
+    plain = PictureStyle(alpha=style.alpha, legend=style.legend, outlines=style.outlines,
+                         max_side=style.max_side)
     todo: list[tuple[OutputFiles, Prediction, np.ndarray, PictureStyle]] = []
     stopped: Exception | None = None
     try:

@@ -49,7 +49,7 @@ from fcnseg.data.rasters import (
     rasterio_open,
 )
 from fcnseg.inference.sliding import window_starts
-from fcnseg.inference.visualize import PictureStyle, labelled_overlay
+from fcnseg.inference.visualize import PictureStyle, labelled_overlay, picture_size, shrunk
 from fcnseg.utils.download import file_checksum
 from fcnseg.utils.files import atomic_write, digest_if_unchanged
 from fcnseg.utils.keyed import first_of
@@ -1001,7 +1001,8 @@ def write_raster_preview(source: PathLike, label_path: PathLike, out: PathLike,
     """``out``: a PNG of the raster at ``source`` (:func:`~fcnseg.data.rasters.display_rgb` of
     the bands named red, green and blue; ``bands`` selects them by the file's names,
     ``band_names`` names those read) with the labels of ``label_path`` over it as ``style``
-    draws overlays (nodata left as the picture), at most :data:`PREVIEW_SIDE` a side. Read by
+    draws overlays (nodata left as the picture), at most :data:`PREVIEW_SIDE` (or
+    ``style.max_side``) a side. Read by
     windows of whole blocks: memory is set by the preview and a window."""
     import rasterio
     from PIL import Image
@@ -1014,6 +1015,8 @@ def write_raster_preview(source: PathLike, label_path: PathLike, out: PathLike,
     names = list(band_names or bands or info.band_names or [])
     picture = display_rgb(image, names or None, picture_bands(names))
     stretched = not (image.dtype == np.uint8 and image.shape[-1] in (3, 4))
+    size = picture_size(*label.shape[:2], style.max_side)
+    picture, label = shrunk(picture, size), shrunk(label, size, nearest=True)
     picture = labelled_overlay(picture, label, palette, class_names, style,
                                exclude=[*style.unblended, NODATA_LABEL], grey_under=stretched)
     path = Path(out)

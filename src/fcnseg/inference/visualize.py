@@ -455,7 +455,9 @@ def colorbar(height: int, colormap: str | np.ndarray = "viridis", *, vmin: float
 class PictureStyle:
     """How overlays and heatmaps are drawn: ``unblended``, the classes left as the photo
     (usually the background); ``legend``, a legend beside overlays, a title and colour bar on
-    heatmaps; ``heatmap_over_photo``, heatmaps over the photo at ``alpha``."""
+    heatmaps; ``heatmap_over_photo``, heatmaps over the photo at ``alpha``; ``max_side``,
+    the pictures drawn at most that many pixels on the photo's longer side (None: the photo's
+    size; the label PNGs, the data, keep it always)."""
 
     alpha: float = 0.5
     colormap: str = "viridis"
@@ -463,6 +465,32 @@ class PictureStyle:
     outlines: bool = False
     unblended: tuple[int, ...] = ()
     heatmap_over_photo: bool = False
+    max_side: int | None = None
+
+
+def picture_size(height: int, width: int, max_side: int | None) -> tuple[int, int]:
+    """(height, width) of a picture of a ``height``×``width`` image drawn at most ``max_side``
+    pixels on its longer side (None: as large as the image; never enlarged)."""
+    if max_side is None or max(height, width) <= max_side:
+        return height, width
+    scale = max_side / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def shrunk(values: np.ndarray, size: tuple[int, int], *, nearest: bool = False) -> np.ndarray:
+    """``values`` (H×W×3 uint8, or H×W labels or floats) resized to ``size`` (height, width):
+    antialiased, or the ``nearest`` value for labels; as they are when of that size."""
+    values = np.asarray(values)
+    if values.shape[:2] == tuple(size):
+        return values
+    if nearest:  # labels: uint8, else int32 for Pillow (no model has 2**31 classes)
+        small = Image.fromarray(values if values.dtype == np.uint8 else values.astype(np.int32))
+        resized = small.resize(size[::-1], Image.NEAREST)
+        return np.asarray(resized).astype(values.dtype)
+    if values.ndim == 2:
+        plane = Image.fromarray(np.ascontiguousarray(values, dtype=np.float32))
+        return np.asarray(plane.resize(size[::-1], Image.BILINEAR))
+    return np.asarray(Image.fromarray(values).resize(size[::-1], Image.LANCZOS))
 
 
 def labelled_overlay(image: np.ndarray, label: np.ndarray, palette: np.ndarray,

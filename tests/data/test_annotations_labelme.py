@@ -403,3 +403,20 @@ def test_an_image_left_out_as_not_reviewed_is_reported_once(src: Path, tmp_path:
         in said
     assert set((out / "unannotated.txt").read_text().splitlines()) == {
         str(photos / "b.png"), str(src / "a.png")}
+
+
+def test_an_annotation_of_a_rotated_photos_stored_size_names_its_exif_orientation(
+        src: Path, tmp_path: Path) -> None:
+    write_labelme(src, "a", [shape("cat", [[0, 0], [9, 9]], "rectangle")], size=(40, 60),
+                  image=False)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # a portrait photo stored sideways: 60×40 stored, 40×60 upright (W×H)
+    Image.fromarray(np.full((40, 60, 3), 90, np.uint8)).save(src / "a.png", exif=exif.tobytes())
+    report = import_annotations("labelme", src, tmp_path / "out")
+    assert report.written == []
+    (line,) = report.errors
+    assert line.startswith(f"{src / 'a.json'}: the annotation is for a 60×40 image, but the "
+                           f"image is 40×60 (W×H) upright: its EXIF orientation tag (6) turns "
+                           f"the stored 60×40 pixels upright")
+    assert "the annotation has the stored (sideways) size" in line
+    assert "set the annotation's image size to 40×60" in line and "\n" not in line

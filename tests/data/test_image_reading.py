@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, features
 
 from fcnseg.cli.main import main
 from fcnseg.data import DataError, FolderSegmentation
@@ -325,3 +325,37 @@ def test_a_16_bit_colour_png_this_pillow_cannot_read_whole_is_one_line(tmp_path,
         images.read_samples(png)
     assert str(e.value) == (f"{png}: a PNG of 16 bits per colour sample, which this Pillow "
                             f"does not decode at full depth: save it as a 16-bit TIFF")
+
+
+#: The first bytes of an iPhone photo (its ftyp box: brand heic, compatible mif1 and heic).
+HEIC_HEAD = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic"
+avif_needed = pytest.mark.skipif(not features.check("avif"), reason="this Pillow reads no AVIF")
+
+
+@avif_needed
+def test_an_avif_photo_reads_upright_in_training_and_prediction(tmp_path):
+    stored = _oriented(10, 16)
+    mask = np.zeros((16, 10), np.uint8)  # drawn on the upright photo
+    _folder(tmp_path, Image.fromarray(stored), "a.avif", mask, exif=_exif(6), quality=100)
+    path = tmp_path / "images" / "a.avif"
+
+    training, label = FolderSegmentation(tmp_path)[0]
+    assert training.shape == (16, 10, 3) and label.shape == (16, 10)
+    np.testing.assert_array_equal(training, load_image(path))
+    np.testing.assert_array_equal(training, load_image(path.read_bytes()))
+    # Lossy: the corners' colours, turned as the orientation says (top-left red to top-right).
+    assert np.abs(training[2, -2].astype(int) - (220, 30, 30)).max() < 40
+
+
+def test_a_heic_photo_is_refused_in_one_line_saying_heic_and_how_to_convert(tmp_path):
+    from fcnseg.data.io import read_image
+
+    path = tmp_path / "IMG_0071.heic"
+    path.write_bytes(HEIC_HEAD + bytes(range(256)))
+    with pytest.raises(ValueError) as e:
+        load_image(path)
+    message = str(e.value)
+    assert message.startswith(str(path)) and "\n" not in message
+    assert "HEIC" in message and "convert it to JPEG" in message and "Most Compatible" in message
+    with pytest.raises(DataError, match=r"IMG_0071\.heic: unreadable image: a HEIC/HEIF photo"):
+        read_image(path)

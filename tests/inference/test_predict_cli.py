@@ -303,3 +303,25 @@ def test_the_speed_line_counts_only_the_images_written(make_checkpoint, images, 
     speed = [line for line in capsys.readouterr().err.splitlines() if " images/s)" in line]
     assert len(speed) == 1 and speed[0].startswith("predict: 3 images in "), speed
 
+
+
+def test_a_folder_names_each_photo_it_cannot_segment_and_counts_it(
+        make_checkpoint, smooth_image, tmp_path, capsys) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(smooth_image).save(photos / "IMG_0042.jpg")
+    (photos / "IMG_0071.heic").write_bytes(
+        b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(200))
+    (photos / "poster.psd").write_bytes(b"8BPS" + bytes(100))
+    (photos / "notes.txt").write_text("not a picture, not an input\n")
+    rc = main(["predict", "--checkpoint", str(make_checkpoint("same")), str(photos),
+               "--out", str(tmp_path / "out"), "--no-progress", "--precision", "fp32"])
+    captured = capsys.readouterr()
+    lines = (captured.out + captured.err).splitlines()
+    assert rc == 1, "inputs that were not segmented make the exit status non-zero"
+    heic = [x for x in lines if "IMG_0071.heic" in x]
+    assert len(heic) == 1 and "HEIC" in heic[0] and "convert it to JPEG" in heic[0]
+    psd = [x for x in lines if "poster.psd" in x]
+    assert len(psd) == 1 and "Photoshop" in psd[0]
+    assert not any("notes.txt" in x for x in lines)
+    assert any("wrote outputs for 1 of 3 input(s)" in x and "2 failed" in x for x in lines)

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image
+from PIL import Image, features
 
 from fcnseg.inference import Segmenter
 from fcnseg.serve import create_app
@@ -450,3 +450,18 @@ def test_a_labels_only_exports_heatmap_refusal_names_no_server_path(labels_only_
     detail = r.json()["detail"]
     assert "m.labels.onnx" in detail and "--labels-out" in detail
     assert os.path.dirname(labels_only_segmenter.checkpoint_path) not in detail
+
+
+def test_a_heic_upload_is_415_saying_heic_and_how_to_convert(client):
+    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(range(256))
+    r = client.post("/v1/segment", files={"image": ("IMG_0071.heic", heic, "image/heic")})
+    assert r.status_code == 415
+    detail = r.json()["detail"]
+    assert "HEIC" in detail and "convert it to JPEG" in detail
+
+
+@pytest.mark.skipif(not features.check("avif"), reason="this Pillow reads no AVIF")
+def test_an_avif_upload_is_segmented(client, make_image):
+    _, avif = make_image(32, 32, fmt="AVIF")
+    r = client.post("/v1/segment", files={"image": ("a.avif", avif, "image/avif")})
+    assert r.status_code == 200, r.text

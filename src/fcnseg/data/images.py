@@ -13,7 +13,8 @@ so that the same file gives the same pixels everywhere:
   float32: others are refused in one line (:func:`colour_bands_problem`).
 - **Size.** Pixel counts above a limit are refused before decoding (decompression bombs).
 - **Formats.** Only :data:`IMAGE_FORMATS` are read, whatever the file's name: Pillow never
-  tries its other plugins (EPS runs Ghostscript); anything else is refused in one line.
+  tries its other plugins (EPS runs Ghostscript); anything else is refused in one line
+  (a HEIC photo says so, and how to convert it).
 
 :func:`load_image` is the reader; :func:`open_upright` gives the decoded, upright PIL image
 (masks), :func:`read_samples` the values as stored (HHA, depth, a raster's bands).
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, features
 
 from fcnseg.utils.quiet import ignoring
 from fcnseg.utils.typing import PathLike
@@ -39,9 +40,13 @@ from fcnseg.utils.typing import PathLike
 #: Default pixel limit: Pillow's own decompression-bomb threshold (about 89 million pixels).
 DEFAULT_MAX_PIXELS: int = int(Image.MAX_IMAGE_PIXELS or 89_478_485)
 
+#: Whether this Pillow decodes AVIF (recent Pillow wheels, built with libavif).
+AVIF_READ: bool = bool(features.check("avif"))
+
 #: The image formats read: the only Pillow plugins tried ("JPEG" includes MPO, "GIF" its first
-#: frame, "PPM" covers PBM and PGM).
-IMAGE_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "BMP", "TIFF", "WEBP", "GIF", "PPM")
+#: frame, "PPM" covers PBM and PGM; "AVIF" where this Pillow decodes it).
+IMAGE_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "BMP", "TIFF", "WEBP", "GIF", "PPM",
+                                  *(("AVIF",) if AVIF_READ else ()))
 
 #: ``(magic, GDAL driver, name)``: what the raster reader hands to GDAL by the first bytes
 #: (never another driver: VRT files would read other files).
@@ -74,11 +79,41 @@ _ACCEPTED_SIGNATURES: tuple[tuple[bytes, str], ...] = (
 )
 
 
+#: The ISO base media file ``ftyp`` brands of AVIF and of HEIC/HEIF (the iPhone's default
+#: photo format); ``mif1``/``msf1`` are either, told apart by the compatible brands after them.
+_AVIF_BRANDS = (b"avif", b"avis")
+_HEIC_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs")
+_HEIF_BRANDS = (b"mif1", b"msf1", b"mif2")
+
+#: What to do with a HEIC photo: fcnseg reads no HEIC (Pillow needs a plugin for it, whose
+#: wheels bundle GPL code).
+HEIC_ADVICE = ("convert it to JPEG (on the iPhone: Settings > Camera > Formats > Most "
+               "Compatible, for later photos; on a computer e.g. heif-convert from libheif, "
+               "macOS Preview's Export or sips -s format jpeg)")
+
+
+def ftyp_format(head: bytes) -> str | None:
+    """``"AVIF"`` or ``"HEIC"`` for data whose ISO ``ftyp`` box (in ``head``, its first 32 or
+    more bytes) names that format's brand, else None."""
+    if head[4:8] != b"ftyp":
+        return None
+    size = int.from_bytes(head[:4], "big")
+    major, compatible = head[8:12], head[16:max(16, min(size, len(head)))]
+    brands = [major, *(compatible[k:k + 4] for k in range(0, len(compatible) - 3, 4))]
+    if any(b in _AVIF_BRANDS for b in brands):
+        return "AVIF"
+    if any(b in _HEIC_BRANDS for b in brands) or major in _HEIF_BRANDS:
+        return "HEIC"
+    return None
+
+
 def signature_format(head: bytes) -> str | None:
     """The accepted image format whose signature ``head`` starts with (``"PNG"`` ...), else
     None (BMP's two-letter signature is too weak to tell)."""
     if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
         return "WEBP"
+    if AVIF_READ and ftyp_format(head) == "AVIF":
+        return "AVIF"
     return next((name for magic, name in _ACCEPTED_SIGNATURES if head.startswith(magic)), None)
 
 
@@ -434,6 +469,12 @@ def image_format_problem(head: bytes) -> str:
         return "an empty file (0 bytes): nothing to read"
     kind = next((what for magic, what in _KNOWN_OTHERS if head.startswith(magic)), None)
     accepted = ", ".join(IMAGE_FORMATS)
+    photo = ftyp_format(head)
+    if photo == "HEIC":
+        return f"a HEIC/HEIF photo (the iPhone's default format), which is not read: {HEIC_ADVICE}"
+    if photo == "AVIF" and not AVIF_READ:
+        return ("an AVIF image, which this installation's Pillow does not decode: install a "
+                "Pillow with AVIF support (pip install -U pillow), or convert it to JPEG")
     if kind is not None:
         return f"{kind}, not an image format that is read (accepted: {accepted})"
     return f"not an image in an accepted format ({accepted})"
@@ -467,7 +508,7 @@ def _opened(source: ImageSource, where: str, max_pixels: int | None) -> Any:
     except (ImageTooLargeError, MemoryError):
         raise
     except Image.UnidentifiedImageError:
-        raise ImageError(where, image_format_problem(file_head(stream))) from None
+        raise ImageError(where, image_format_problem(file_head(stream, 64))) from None
     except Exception as e:  # noqa: BLE001 - a corrupt header fails in format-specific ways
         raise ImageError(where, f"cannot be opened, corrupt header "
                                 f"({type(e).__name__}: {e})") from None

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from fcnseg.data.images import IMAGE_FORMATS
 from fcnseg.data.palette import distinct_palette
 from fcnseg.inference.calibration import uncertainty_maps
 from fcnseg.inference.classnames import parse_classes as parse_classes  # re-exported
@@ -44,8 +45,18 @@ from fcnseg.utils.predict_manifest import MANIFEST_NAME, WRITTEN, read_manifest
 from fcnseg.utils.predict_manifest import content_digest as content_digest  # re-exported
 from fcnseg.utils.typing import PathLike
 
+#: The files of a folder given as INPUT that are segmented: the formats read, and photos
+#: (HEIC) and rasters (JPEG 2000) that get one line saying why they are not, where not.
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp",
-                              ".ppm", ".pgm", ".pbm", ".pnm"})
+                              ".ppm", ".pgm", ".pbm", ".pnm", ".avif", ".heic", ".heif", ".hif",
+                              ".jp2", ".j2k"})
+
+#: Picture files of a folder that are never read (some would be misread: camera raw files
+#: start as TIFFs): each named in one line, never skipped unsaid; other files are not inputs.
+UNREAD_PICTURES = {".jxl": "JPEG XL", ".psd": "Photoshop", ".svg": "SVG drawing",
+                   ".eps": "EPS", ".ico": "icon", ".tga": "Targa",
+                   **dict.fromkeys((".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf",
+                                    ".rw2", ".raw"), "camera raw")}
 
 
 class OutputFolderError(RuntimeError):
@@ -155,10 +166,13 @@ def collect_inputs(specs: Sequence[str], out_dir: PathLike | None = None
         if path.is_dir():
             # An output folder below this one is not scanned (the folder itself is).
             skip = out_dir is not None and path.resolve() in out_dir.resolve().parents
-            hits = [(f, f.relative_to(path).with_suffix("").as_posix())
-                    for f in sorted(path.rglob("*"))
-                    if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
-                    and not (skip and out_dir.resolve() in f.resolve().parents) and f not in own]
+            files = [f for f in sorted(path.rglob("*"))
+                     if f.is_file() and not (skip and out_dir.resolve() in f.resolve().parents)
+                     and f not in own]
+            hits = [(f, f.relative_to(path).with_suffix("").as_posix()) for f in files
+                    if f.suffix.lower() in IMAGE_EXTENSIONS]
+            problems += [(str(f), _unread_problem(f)) for f in files
+                         if f.suffix.lower() in UNREAD_PICTURES]
             empty = "folder holds no images"
         elif path.is_file() and path in own:
             problems.append((spec, "written by an earlier fcnseg predict (listed in "
@@ -178,6 +192,12 @@ def collect_inputs(specs: Sequence[str], out_dir: PathLike | None = None
         for f, name in hits:
             found.setdefault(f.resolve(), (f, name))
     return _unique_names([(f, _utf8_name(name)) for f, name in found.values()]), problems
+
+
+def _unread_problem(path: Path) -> str:
+    kind = UNREAD_PICTURES[path.suffix.lower()]
+    return (f"not segmented: {kind} files ({path.suffix}) are not read (accepted: "
+            f"{', '.join(IMAGE_FORMATS)}); convert it to PNG or JPEG")
 
 
 def _utf8_name(name: str) -> str:

@@ -25,7 +25,9 @@ from fcnseg.data.images import (
     TIFF_MAGIC,
     bomb_size,
     check_pixels,
+    ftyp_format,
     header_upright_size,
+    image_format_problem,
     integer_grey_tiff,
     signature_format,
     tiff_bands_problem,
@@ -176,9 +178,11 @@ def probe_image(data: bytes, max_pixels: int) -> tuple[int, int]:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
         grey = integer_grey_tiff(stream) if data.startswith(TIFF_MAGIC) else None
         if grey is None:  # else one the image reader reads by tifffile (big-endian uint32)
-            if (kind := signature_format(data[:16])) is not None:
+            if (kind := signature_format(data[:64])) is not None:
                 raise RequestError(400, f"upload: cannot be opened, a {kind} signature but "
                                         f"truncated or corrupt data") from None
+            if ftyp_format(data[:64]) is not None:  # HEIC, or AVIF this Pillow cannot read
+                raise RequestError(415, f"upload: {image_format_problem(data[:64])}") from None
             raise RequestError(415, f"upload is not an image in an accepted format "
                                     f"({', '.join(IMAGE_FORMATS)})") from None
         width, height = grey.width, grey.height

@@ -50,6 +50,7 @@ from fcnseg.data.images import (
     ImageError,
     check_pixels,
     file_head,
+    file_orientation,
     open_upright,
     tiff_bands_problem,
     tiff_samples,
@@ -160,8 +161,25 @@ def resolve_image(item: AnnotatedImage) -> tuple[bytes | Path, tuple[int, int]] 
     if item.size is not None and tuple(item.size) != size:
         source = f"{source}: {item.where}" if item.where else source
         return (f"{source}: the annotation is for a {item.size[1]}×{item.size[0]} image, but "
-                f"the image is {size[1]}×{size[0]} (W×H)")
+                f"the image is {size[1]}×{size[0]} (W×H){_turned_hint(picture, item.size, size)}")
     return picture, size
+
+
+def _turned_hint(picture: bytes | Path, annotated: tuple[int, int],
+                 upright: tuple[int, int]) -> str:
+    """Where an annotation has the stored size of a photo its EXIF orientation turns (5 to 8),
+    what that means and what to do; else nothing."""
+    if tuple(annotated) != upright[::-1]:
+        return ""
+    orientation = file_orientation(picture if isinstance(picture, Path) else io.BytesIO(picture))
+    if orientation not in (5, 6, 7, 8):
+        return ""
+    h, w = upright
+    return (f" upright: its EXIF orientation tag ({orientation}) turns the stored {h}×{w} "
+            f"pixels upright, and the annotation has the stored (sideways) size, not the "
+            f"upright one: if the tool showed the photo upright, set the annotation's image "
+            f"size to {w}×{h}; if the shapes were drawn on the sideways picture, remove the "
+            f"tag so that it is read as stored (e.g. exiftool -Orientation= FILE)")
 
 
 def _shown(picture: bytes | Path) -> str:

@@ -463,3 +463,30 @@ def test_labelstudio_polygons_drawn_in_order_give_the_label_map_back_exactly(tmp
     assert report.written == ["p"] and report.classes == ["_background_", "a", "b"]
     mask = np.asarray(Image.open(tmp_path / "imported" / "masks" / "p.png"))
     assert np.array_equal(mask[3:], label[3:]) and (mask[:3] == 0).all()
+
+
+def test_labelstudio_tasks_name_uploaded_pictures_as_the_project_export_does(
+        make_checkpoint, photos, tmp_path, capsys) -> None:
+    export = tmp_path / "project-3-export.json"
+    export.write_text(json.dumps([
+        {"id": 7, "data": {"image": "/data/upload/3/0a1b2c3d-p0.png"}, "annotations": []},
+        {"id": 8, "data": {"image": "/data/upload/3/4e5f6a7b-p2.png"}, "annotations": []}]))
+    out = tmp_path / "out"
+    tasks = _labelstudio_tasks(make_checkpoint(), photos, out, "--image-urls-from", str(export),
+                               "--image-url", "/data/local-files/?d=photos/")
+    assert sorted(t["data"]["image"] for t in tasks) == [
+        "/data/local-files/?d=photos/p1.png", "/data/upload/3/0a1b2c3d-p0.png",
+        "/data/upload/3/4e5f6a7b-p2.png"]
+    err = capsys.readouterr().err
+    assert "1 picture(s) not in the Label Studio export of --image-urls-from (the first: " \
+           "p1.png)" in err
+
+
+def test_image_urls_from_a_missing_export_is_one_line_before_anything_is_written(
+        make_checkpoint, photos, tmp_path, capsys) -> None:
+    out = tmp_path / "out"
+    assert predict(make_checkpoint(), photos, out, "--format", "labelstudio",
+                   "--image-urls-from", str(tmp_path / "nope.json")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nope.json: no such file (Label Studio JSON export)" in err[0]
+    assert not out.exists()

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from fcnseg.cli import options
 from fcnseg.cli.progress import Progress, closing_text
 from fcnseg.data.annotations.export import DEFAULT_TOLERANCE
+from fcnseg.data.annotations.labelstudio import picture_urls
 from fcnseg.data.images import DEFAULT_MAX_PIXELS, ImageError, upright_size
 from fcnseg.data.rasters import open_raster
 from fcnseg.engine.distributed import (
@@ -151,6 +152,11 @@ def _add_annotations(p: argparse.ArgumentParser) -> None:
                         "(local storage: /data/local-files/?d=FOLDER/, FOLDER relative to its "
                         "document root; or http://host/photos/); default: the picture's path "
                         "relative to --out")
+    p.add_argument("--image-urls-from", type=Path, default=None, metavar="EXPORT",
+                   help="with --format labelstudio: name each picture as this Label Studio "
+                        "JSON export names the picture of its file name, upload prefix aside "
+                        "(/data/upload/3/1a2b3c4d-IMG_0042.jpg for IMG_0042.jpg); pictures "
+                        "it lacks as --image-url says")
     p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE, metavar="PIXELS",
                    help="with --format: how far simplified outlines may stray from the "
                         "predicted regions (0: every corner)")
@@ -216,6 +222,7 @@ def run(args: argparse.Namespace) -> int:
     args.segmenter_tiles = options.segmenter_tiles(args)  # as given: photos' tiles follow
     args.tile, args.overlap = options.tiles_from_args(args)  # the overlap follows the tile
     _check_options(args)
+    args.image_urls = picture_urls(args.image_urls_from) if args.image_urls_from else {}
     sliding, tta = options.sliding_window_from_args(args), options.tta_from_args(args)
     inputs, problems = collect_inputs(args.inputs, Path(args.out))
     if not inputs:
@@ -281,7 +288,8 @@ def _predict(args: argparse.Namespace, ranks: DistInfo, out_dir: Path,
                              tolerance=args.tolerance, min_area=args.min_area,
                              class_names=tuple(seg.class_names), palette=seg.palette,
                              order=tuple(name for _, name in work.images),
-                             image_url=args.image_url, model_version=f"fcnseg {args.checkpoint}")
+                             image_url=args.image_url, image_urls=args.image_urls,
+                             model_version=f"fcnseg {args.checkpoint}")
     outputs = OutputOptions(
         heatmap_classes=tuple(heat_classes), heatmaps_present=args.heatmaps_present,
         uncertainty=tuple(kinds), probs=args.probs, style=style, protected=work.protected,
@@ -333,9 +341,11 @@ def _check_options(args: argparse.Namespace) -> None:
     if args.top is not None and (args.rank is None or args.format is None):
         raise ValueError("--top K picks the K most uncertain images to export: it needs "
                          "--rank uncertainty and --format")
-    if args.image_url is not None and args.format != "labelstudio":
-        raise ValueError("--image-url names the pictures of Label Studio tasks: it needs "
-                         "--format labelstudio")
+    for name, value in (("--image-url", args.image_url),
+                        ("--image-urls-from", args.image_urls_from)):
+        if value is not None and args.format != "labelstudio":
+            raise ValueError(f"{name} names the pictures of Label Studio tasks: it needs "
+                             f"--format labelstudio")
     if args.tolerance < 0:
         raise ValueError(f"--tolerance must be 0 or more pixels, got {args.tolerance}")
     if args.min_area > 1 and importlib.util.find_spec("scipy") is None:
@@ -542,7 +552,7 @@ def _segment_images(args: argparse.Namespace, seg: Segmenter, work: _Work,
 def _write_annotations(pre: PreAnnotations, out_dir: Path, tally: _Tally) -> None:
     """The polygons (``--format``) and the ranking (``--rank``) of every image at once."""
     extra, refused = pre.write()
-    for line in [*pre.kept, *refused, *filter(None, [pre.speck_line()])]:
+    for line in [*pre.kept, *pre.notes, *refused, *filter(None, [pre.speck_line()])]:
         _report(line)
     tally.failed += len(refused)
     if extra:

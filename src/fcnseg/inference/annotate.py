@@ -84,8 +84,9 @@ class PreAnnotations:
     ``cvat``, ``labelstudio`` or None) of ``class_names`` but ``ignore_index``, simplified
     within ``tolerance`` pixels, none under ``min_area`` pixels (0: all); with ``rank``, for
     the ``top`` most uncertain images only; CVAT's and Label Studio's labels coloured by
-    ``palette``. Label Studio tasks name their picture ``image_url`` followed by its file name
-    (None: by its path relative to ``out_dir``), their predictions by ``model_version``.
+    ``palette``. Label Studio tasks name their picture as ``image_urls`` names its file name,
+    else ``image_url`` followed by its file name (None: by its path relative to ``out_dir``),
+    their predictions by ``model_version``.
     Entries, recorded as writer threads finish, are put back in input ``order`` (names not in
     it after, as recorded).
     """
@@ -101,6 +102,7 @@ class PreAnnotations:
     ignore_index: int | None = 255
     order: tuple[str, ...] = ()
     image_url: str | None = None
+    image_urls: dict[str, str] = field(default_factory=dict)
     model_version: str = "fcnseg"
     _entries: dict[str, _Entry] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -182,6 +184,7 @@ class PreAnnotations:
         written: list[Path] = []
         self._problems: list[str] = []
         self.kept: list[str] = []
+        self.notes: list[str] = []
         if not entries:  # no image segmented: an empty file would read as "nothing found"
             return written, self._problems
         if self.rank:
@@ -264,13 +267,22 @@ class PreAnnotations:
 
     def _labelstudio_bytes(self, entries: list[_Entry]) -> bytes:
         """Label Studio tasks, one per picture, each with the model's prediction."""
-        tasks = []
+        tasks, unlisted = [], []
         for e in entries:
-            image = (relative_path(e.path, self.out_dir) if self.image_url is None
-                     else self.image_url + quote(e.path.name))
+            image = self.image_urls.get(e.path.name)
+            if image is None:
+                unlisted += [e.path.name] if self.image_urls else []
+                image = (relative_path(e.path, self.out_dir) if self.image_url is None
+                         else self.image_url + quote(e.path.name))
             prediction: dict[str, Any] = {"model_version": self.model_version,
                                           "result": e.document[0]}
             if len(e.document) > 1:
                 prediction["score"] = round(e.document[1], 6)
             tasks.append({"data": {"image": image}, "predictions": [prediction]})
+        if unlisted:
+            how = "by their path from here" if self.image_url is None else \
+                f"as {self.image_url}NAME"
+            self.notes.append(f"{len(unlisted)} picture(s) not in the Label Studio export of "
+                              f"--image-urls-from (the first: {unlisted[0]}): their tasks name "
+                              f"them {how}")
         return json.dumps(tasks, indent=1, ensure_ascii=False).encode("utf-8")

@@ -146,6 +146,27 @@ def _result_shape(result: Mapping[str, Any], where: str) -> Shape | None:
     return None
 
 
+def picture_urls(src: Path) -> dict[str, str]:
+    """The picture of each task of the Label Studio JSON export ``src`` as its ``data`` names
+    it (``/data/upload/3/1a2b3c4d-IMG_0042.jpg``), by the picture's file name without the
+    upload prefix (``IMG_0042.jpg``; the first task of each name)."""
+    src = Path(src)
+    try:
+        tasks = load_json(src, "Label Studio JSON export")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{printable(src)}: no such file (Label Studio JSON export)"
+                                ) from None
+    if not isinstance(tasks, list):
+        raise ValueError(f"{printable(src)}: not a Label Studio JSON export (a list of tasks)")
+    urls: dict[str, str] = {}
+    for task in map(fields_of, tasks):
+        data, url = fields_of(task.get("data")), _image_url(task)
+        value = data.get("image")
+        if url is not None and isinstance(value, str):
+            urls.setdefault(_UPLOAD_PREFIX.sub("", Path(url).name), value)
+    return urls
+
+
 def read_labelstudio(src: Path, images: Path | None = None) -> Annotations:
     """A Label Studio JSON export (module docstring)."""
     src = Path(src)

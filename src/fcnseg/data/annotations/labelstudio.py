@@ -156,8 +156,9 @@ def picture_urls(src: Path) -> dict[str, str]:
     except FileNotFoundError:
         raise FileNotFoundError(f"{printable(src)}: no such file (Label Studio JSON export)"
                                 ) from None
-    if not isinstance(tasks, list):
-        raise ValueError(f"{printable(src)}: not a Label Studio JSON export (a list of tasks)")
+    if not isinstance(tasks, list):  # the export of a single task is that task
+        tasks = [expect_mapping(tasks, printable(src),
+                                "a Label Studio JSON export (a list of tasks)")]
     urls: dict[str, str] = {}
     for task in map(fields_of, tasks):
         data, url = fields_of(task.get("data")), _image_url(task)

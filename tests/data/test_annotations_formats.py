@@ -636,3 +636,19 @@ def test_a_coco_ring_of_two_points_beside_real_rings_is_left_out(tmp_path: Path)
     assert report.written == ["a"] and report.errors == []
     expected = mask_api.decode(mask_api.merge(mask_api.frPyObjects([ring], 30, 40)))
     assert np.array_equal(read_mask(tmp_path / "out", "a") == 1, expected.astype(bool))
+
+
+def test_check_data_says_once_that_the_pictures_are_missing_from_one_folder(
+        tmp_path: Path, capsys) -> None:
+    box = [[5, 5, 20, 5, 20, 20, 5, 20]]
+    path = coco_file(tmp_path, [{"id": k, "image_id": k, "category_id": 3, "iscrowd": 0,
+                                 "segmentation": box} for k in (1, 2, 3)],
+                     images=("a.jpg", "b.jpg", "c.jpg"))
+    (tmp_path / "coco" / "images").rename(tmp_path / "photos")  # the photos live elsewhere
+    assert main(["check-data", "--dataset", "coco", "--root", str(path), "--num-workers",
+                 "0"]) == 1
+    lines = [x for x in capsys.readouterr().out.splitlines() if "missing" in x]
+    assert len(lines) == 1, lines
+    assert "3 image files missing from" in lines[0] and "--data images=DIR" in lines[0]
+    assert main(["check-data", "--dataset", "coco", "--root", str(path), "--num-workers", "0",
+                 "--data", f"images={tmp_path / 'photos'}"]) == 0

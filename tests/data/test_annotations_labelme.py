@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, features
 
 from fcnseg.cli.main import main
 from fcnseg.data import build_dataset
@@ -420,3 +420,17 @@ def test_an_annotation_of_a_rotated_photos_stored_size_names_its_exif_orientatio
                            f"the stored 60×40 pixels upright")
     assert "the annotation has the stored (sideways) size" in line
     assert "set the annotation's image size to 40×60" in line and "\n" not in line
+
+
+@pytest.mark.skipif(not features.check("avif"), reason="this Pillow reads no AVIF")
+def test_an_avif_photo_is_imported_and_read_by_the_folder_dataset(src: Path,
+                                                                    tmp_path: Path) -> None:
+    path = write_labelme(src, "a", [shape("cat", [[0, 0], [9, 9]], "rectangle")], image=False)
+    doc = json.loads(path.read_text())
+    path.write_text(json.dumps({**doc, "imagePath": "a.avif"}))
+    Image.fromarray(np.full((40, 60, 3), 90, np.uint8)).save(src / "a.avif")
+    report = import_annotations("labelme", src, tmp_path / "out")
+    assert report.written == ["a"] and report.errors == []
+    image, label = FolderSegmentation(tmp_path / "out")[0]
+    assert image.shape == (40, 60, 3) and label.shape == (40, 60)
+    assert label[5, 5] == 1 and label[30, 50] == 0

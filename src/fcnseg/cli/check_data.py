@@ -9,10 +9,11 @@ from typing import Any
 from fcnseg.cli import options
 from fcnseg.data import VOCSegmentation
 from fcnseg.data.ade20k import find_ade20k_dir
+from fcnseg.data.annotations.importer import MISSING
 from fcnseg.data.band_stats import band_statistics, format_band_table
 from fcnseg.data.bit_depth import narrow_range_warning
 from fcnseg.data.build import build_dataset
-from fcnseg.data.check import scan_dataset
+from fcnseg.data.check import Problem, scan_dataset
 from fcnseg.data.cityscapes import checked_labels, find_cityscapes_dir
 from fcnseg.data.class_names import class_spelling_problem
 from fcnseg.data.nyud import NYUD_MODALITIES, find_nyud_dir
@@ -196,8 +197,33 @@ def _problems(args: argparse.Namespace, dataset, report) -> list[str]:
         clash = class_spelling_problem(dataset.classes, config)
         lines += [clash] if clash else []
     refused, label_lines = getattr(dataset, "refused_labels", lambda: ({}, []))()
-    return [*lines, *label_lines,
-            *(str(p) for p in report.problems if p.name not in refused)]
+    samples = [p for p in report.problems if p.name not in refused]
+    return [*lines, *label_lines, *_missing_pictures_grouped(samples)]
+
+
+def _missing_pictures_grouped(problems: list[Problem]) -> list[str]:
+    """One line per problem, but pictures missing from one folder are one line for them all,
+    naming the option that says where they are (an export whose photos are elsewhere)."""
+    marker = f"{MISSING} "
+
+    def missing(p: Problem) -> Path | None:
+        return Path(p.problem[len(marker):]) if p.problem.startswith(marker) else None
+
+    by_folder: dict[Path, list[Problem]] = {}
+    for p in problems:
+        if (picture := missing(p)) is not None:
+            by_folder.setdefault(picture.parent, []).append(p)
+    lines = []
+    for p in problems:
+        picture = missing(p)
+        group = by_folder[picture.parent] if picture is not None else [p]
+        if len(group) < 2:
+            lines.append(str(p))
+        elif group[0] is p:
+            lines.append(f"{p.path}: {len(group)} image files missing from {picture.parent} "
+                         f"(the first: {picture.name}); if the pictures are in another folder, "
+                         f"name it with --data images=DIR (fcnseg import: --images DIR)")
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:

@@ -320,3 +320,56 @@ def test_the_import_report_and_the_reader_are_importable_from_the_annotations_pa
     assert [i.name for i in read_annotations("labelme", src.parent).items] == ["a"]
     report = import_annotations("labelme", src.parent, tmp_path / "ds")
     assert isinstance(report, ImportReport) and report.written == ["a"]
+
+
+def _label_studio_task(k: int, image: str, labelled: bool) -> dict:
+    result = [{"type": "polygonlabels", "original_width": 40, "original_height": 30,
+               "value": {"points": [[0, 0], [50, 0], [50, 50]], "polygonlabels": ["cat"]}}]
+    return {"id": k, "data": {"image": f"/data/upload/1/{image}"},
+            "annotations": [{"result": result}] if labelled else []}
+
+
+def _label_studio_project(folder: Path, unannotated: str, labelled: str = "a.jpg") -> Path:
+    """An export of a task with a polygon on ``labelled`` and one nobody annotated."""
+    folder.mkdir(parents=True, exist_ok=True)
+    export = folder / "export.json"
+    export.write_text(json.dumps([_label_studio_task(1, labelled, True),
+                                  _label_studio_task(2, unannotated, False)]))
+    return export
+
+
+def test_a_picture_left_to_annotate_that_is_not_found_is_not_listed(tmp_path: Path) -> None:
+    export = _label_studio_project(tmp_path / "ls", "gone.jpg")
+    Image.new("RGB", (40, 30)).save(tmp_path / "ls" / "a.jpg")
+    report = import_annotations("labelstudio", export, tmp_path / "out")
+    assert report.written == ["a"] and report.unannotated == []
+    assert not (tmp_path / "out" / "unannotated.txt").exists()
+    assert report.warnings[0] == (f"{tmp_path / 'ls' / 'gone.jpg'}: no annotations, and no "
+                                  f"such picture (not listed in unannotated.txt)")
+
+
+def test_a_photo_found_again_in_another_folder_is_listed_once(tmp_path: Path) -> None:
+    """Label Studio's media layout holds a copy of each upload, named with a prefix."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(photos / "a.jpg")
+    Image.new("RGB", (40, 30), (10, 200, 10)).save(photos / "b.jpg")
+    out = tmp_path / "out"
+    first = _label_studio_project(tmp_path / "ls", "b.jpg")
+    import_annotations("labelstudio", first, out, ImportOptions(images=photos))
+    media = tmp_path / "media"
+    (media / "upload" / "1").mkdir(parents=True)
+    for name in ("a.jpg", "b.jpg"):
+        (media / "upload" / "1" / f"0a1b2c3d-{name}").write_bytes((photos / name).read_bytes())
+    again = _label_studio_project(media, "0a1b2c3d-b.jpg", "0a1b2c3d-a.jpg")
+    assert import_annotations("labelstudio", again, out).written == ["a"]
+    assert (out / "unannotated.txt").read_text() == f"{photos / 'b.jpg'}\n"
+    # Another picture of that name (same size, other bytes) is listed too.
+    other = tmp_path / "other"
+    other.mkdir()
+    data = bytearray((photos / "b.jpg").read_bytes())
+    data[-3] ^= 0xFF
+    (other / "b.jpg").write_bytes(bytes(data))
+    third = _label_studio_project(tmp_path / "ls3", "b.jpg")
+    import_annotations("labelstudio", third, out, ImportOptions(images=other))
+    assert (out / "unannotated.txt").read_text() == f"{photos / 'b.jpg'}\n{other / 'b.jpg'}\n"

@@ -4,6 +4,7 @@ read."""
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import difflib
 import io
@@ -24,7 +25,7 @@ from fcnseg.data import io as mask_io
 from fcnseg.data.annotations.coco import read_coco
 from fcnseg.data.annotations.cvat import read_cvat_mask, read_cvat_xml
 from fcnseg.data.annotations.labelme import read_labelme
-from fcnseg.data.annotations.labelstudio import read_labelstudio
+from fcnseg.data.annotations.labelstudio import read_labelstudio, without_upload_prefix
 from fcnseg.data.annotations.reviewed import left_out_unreviewed
 from fcnseg.data.annotations.shapes import (
     BACKGROUND_LABEL,
@@ -57,6 +58,7 @@ from fcnseg.data.images import (
 )
 from fcnseg.data.palette import palette_for
 from fcnseg.data.rasters import raster_info, tiff_layout
+from fcnseg.utils.files import FileSignature, digest_if_unchanged, file_signature
 
 #: The readers of ``fcnseg import``'s formats, each given the source and the images folder.
 _READERS: dict[str, Callable[[Path, Path | None], Annotations]] = {
@@ -267,14 +269,14 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
     # An earlier import into ``out``: its classes keep their indices.
     earlier = load_folder_config(out / "dataset.yaml") if (out / "dataset.yaml").is_file() else {}
     labels = _labels_for_import(found, options, earlier, say, Path(src), out)
-    result = ImportReport(unannotated=list(found.unannotated),
-                          unreviewed=list(found.unreviewed))
+    result, absent = _new_report(found)
 
     def warn(line: str) -> None:
         result.warnings.append(line)
         say(f"warning: {line}")
 
-    for line in [*found.problems, *_unlisted_labels(found, labels, options, earlier)]:
+    for line in [*found.problems, *_unlisted_labels(found, labels, options, earlier),
+                 *absent]:
         warn(line)
     created = [d for d in (out, out / "images", out / "masks") if not d.exists()]
     (out / "images").mkdir(parents=True, exist_ok=True)
@@ -595,20 +597,95 @@ def _moved_line(out: Path, split: dict[str, str], val_fraction: float) -> str | 
             f"again on these lists before validating on them")
 
 
+def _new_report(found: Annotations) -> tuple[ImportReport, list[str]]:
+    """The report of an import of ``found``, listing the pictures left to annotate that exist;
+    and the line on those not found, if any."""
+    todo, absent = _left_to_annotate(found.unannotated)
+    listed = {_resolved(p) for p in todo}
+    return ImportReport(unannotated=todo, unreviewed=[
+        p for p in found.unreviewed if _resolved(p) in listed]), _absent_lines(absent)
+
+
+def _left_to_annotate(unannotated: list[Path]) -> tuple[list[Path], list[Path]]:
+    """The pictures without annotations that exist, each path once, and those not found."""
+    present: dict[Path, Path] = {}
+    absent = []
+    for path in unannotated:
+        if path.is_file():
+            present.setdefault(_resolved(path), path)
+        else:
+            absent.append(path)
+    return list(present.values()), absent
+
+
+def _absent_lines(absent: list[Path]) -> list[str]:
+    if not absent:
+        return []
+    if len(absent) == 1:
+        return [f"{printable(absent[0])}: no annotations, and no such picture (not listed in "
+                f"unannotated.txt)"]
+    return [f"{len(absent)} pictures without annotations not found (the first: "
+            f"{printable(absent[0])}): not listed in unannotated.txt"]
+
+
 def _write_unannotated(out: Path, unannotated_now: list[Path], imported: list[Path]) -> None:
-    """Writes unannotated.txt: the images still to annotate, earlier ones kept."""
+    """Writes unannotated.txt: the images still to annotate, earlier ones kept, each existing
+    picture once (:func:`_pictures_once`)."""
     unannotated = out / "unannotated.txt"
-    done = {_resolved(p) for p in imported}
     listed = (unannotated.read_text(encoding="utf-8", errors="replace")
               if unannotated.is_file() else "")
-    earlier = [line for line in listed.splitlines() if line and _resolved(Path(line)) not in done]
+    earlier = [_listed_path(line) for line in listed.splitlines() if line]
     # Absolute: `fcnseg predict $(cat unannotated.txt)` works from any folder.
-    lines = list(dict.fromkeys([*earlier, *(printable(os.path.abspath(p))
-                                            for p in unannotated_now)]))
+    now = [Path(os.path.abspath(p)) for p in unannotated_now]
+    lines = [printable(p) for p in _pictures_once([*earlier, *now], imported)]
     if lines:
         unannotated.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
     elif unannotated.exists():
         unannotated.unlink()
+
+
+def _listed_path(line: str) -> Path:
+    """A path as :func:`printable` wrote it (a name that is not UTF-8 as its bytes)."""
+    if line.startswith(("b'", 'b"')):
+        with contextlib.suppress(ValueError, SyntaxError):
+            raw = ast.literal_eval(line)
+            if isinstance(raw, bytes):
+                return Path(os.fsdecode(raw))
+    return Path(line)
+
+
+def _pictures_once(paths: list[Path], imported: list[Path]) -> list[Path]:
+    """``paths`` that lead to a file, less the ``imported`` ones, each picture once, as first
+    listed: a file of the same name (Label Studio's upload prefix aside) and the same bytes
+    under another path (a photo a re-import found in Label Studio's media folder) is the same
+    picture."""
+    done = {_resolved(p) for p in imported}
+    files: dict[Path, tuple[Path, FileSignature]] = {}
+    for path in paths:
+        key = _resolved(path)
+        if key not in done and key not in files and (sig := file_signature(path)) is not None:
+            files[key] = (path, sig)
+    groups = Counter(_same_if(path, sig) for path, sig in files.values())
+    done_files = [(p, sig) for p in imported
+                  if (sig := file_signature(p)) and _same_if(p, sig) in groups]
+    groups.update(_same_if(p, sig) for p, sig in done_files)
+    seen = {(_same_if(p, sig), digest_if_unchanged(p, sig)) for p, sig in done_files}
+    seen = {key for key in seen if key[1] is not None}
+    kept = []
+    for path, sig in files.values():
+        if groups[_same_if(path, sig)] > 1:  # only files that may be one picture are read
+            content = (_same_if(path, sig), digest_if_unchanged(path, sig))
+            if content in seen:
+                continue
+            if content[1] is not None:
+                seen.add(content)
+        kept.append(path)
+    return kept
+
+
+def _same_if(path: Path, sig: FileSignature) -> tuple[str, int]:
+    """What two files that are one picture share: the name and the size."""
+    return without_upload_prefix(path.name), sig[2]
 
 
 def _resolved(path: Path) -> Path:

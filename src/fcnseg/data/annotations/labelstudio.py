@@ -31,6 +31,11 @@ from fcnseg.utils.validate import expect_mapping, fields_of
 _UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")
 
 
+def without_upload_prefix(name: str) -> str:
+    """A file name without the ``<8 hex digits>-`` prefix Label Studio gives uploads."""
+    return _UPLOAD_PREFIX.sub("", name)
+
+
 class _Bits:
     """Reads Label Studio's brush code: big-endian bit fields."""
 

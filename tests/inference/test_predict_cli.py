@@ -318,10 +318,29 @@ def test_a_folder_names_each_photo_it_cannot_segment_and_counts_it(
                "--out", str(tmp_path / "out"), "--no-progress", "--precision", "fp32"])
     captured = capsys.readouterr()
     lines = (captured.out + captured.err).splitlines()
-    assert rc == 1, "inputs that were not segmented make the exit status non-zero"
+    assert rc == 1, "a photo that was not segmented makes the exit status non-zero"
     heic = [x for x in lines if "IMG_0071.heic" in x]
     assert len(heic) == 1 and "HEIC" in heic[0] and "convert it to JPEG" in heic[0]
     psd = [x for x in lines if "poster.psd" in x]
-    assert len(psd) == 1 and "Photoshop" in psd[0]
+    assert len(psd) == 1 and "Photoshop" in psd[0] and "predict: note: " in psd[0]
     assert not any("notes.txt" in x for x in lines)
-    assert any("wrote outputs for 1 of 3 input(s)" in x and "2 failed" in x for x in lines)
+    assert any("wrote outputs for 1 of 2 input(s)" in x and "1 failed" in x for x in lines)
+
+
+def test_a_cameras_raw_files_beside_its_jpegs_are_one_note_not_failures(
+        make_checkpoint, smooth_image, tmp_path, capsys) -> None:
+    shoot = tmp_path / "shoot"
+    shoot.mkdir()
+    for i in range(3):
+        Image.fromarray(smooth_image).save(shoot / f"IMG_{i:04d}.JPG")
+        # raw files begin as TIFFs do: never read, so never misread
+        (shoot / f"IMG_{i:04d}.CR2").write_bytes(b"II*\x00" + bytes(100))
+    rc = main(["predict", "--checkpoint", str(make_checkpoint("same")), str(shoot),
+               "--out", str(tmp_path / "out"), "--no-progress", "--precision", "fp32"])
+    captured = capsys.readouterr()
+    lines = (captured.out + captured.err).splitlines()
+    assert rc == 0
+    raw = [x for x in lines if ".CR2" in x]
+    assert len(raw) == 1 and "predict: note: " in raw[0] and "3 files" in raw[0]
+    assert "camera raw" in raw[0] and "IMG_0000.CR2" in raw[0]
+    assert any("wrote outputs for 3 of 3 input(s)" in x for x in lines)

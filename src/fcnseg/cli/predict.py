@@ -224,10 +224,13 @@ def run(args: argparse.Namespace) -> int:
     _check_options(args)
     args.image_urls = picture_urls(args.image_urls_from) if args.image_urls_from else {}
     sliding, tta = options.sliding_window_from_args(args), options.tta_from_args(args)
-    inputs, problems = collect_inputs(args.inputs, Path(args.out))
+    skipped: list[str] = []  # pictures never read: said, not counted as failed
+    inputs, problems = collect_inputs(args.inputs, Path(args.out), notes=skipped)
     if not inputs:
         raise FileNotFoundError("nothing to segment: " + "; ".join(
-            f"{spec}: {problem}" for spec, problem in problems))
+            [f"{spec}: {problem}" for spec, problem in problems] + skipped))
+    for line in skipped:
+        _report(f"note: {line}")
     # An export answering labels only says so in its description: refused before any output.
     wanted = _probability_options(args)
     if wanted and artifact_kind(args.checkpoint) is not None \

@@ -151,12 +151,15 @@ class OwnOutputs:
         return False
 
 
-def collect_inputs(specs: Sequence[str], out_dir: PathLike | None = None
+def collect_inputs(specs: Sequence[str], out_dir: PathLike | None = None,
+                   notes: list[str] | None = None
                    ) -> tuple[list[tuple[Path, str]], list[tuple[str, str]]]:
     """Expand files, folders and globs into (file, output name) pairs, and (spec, problem)
     pairs for specs that give nothing to segment. Files an earlier run wrote
     (:class:`OwnOutputs`) are never inputs, nor is ``out_dir`` inside a folder given. Output
-    names are the file stem, or the path relative to the folder given, made unique."""
+    names are the file stem, or the path relative to the folder given, made unique. Pictures
+    of a folder that are never read (camera raw files beside their JPEGs, ``.psd``, ...) are
+    one line per folder and kind: in ``notes`` where given, else among the problems."""
     out_dir = None if out_dir is None else Path(out_dir)
     own = OwnOutputs()
     found: dict[Path, tuple[Path, str]] = {}  # by resolved path: a file found twice is one input
@@ -171,8 +174,11 @@ def collect_inputs(specs: Sequence[str], out_dir: PathLike | None = None
                      and f not in own]
             hits = [(f, f.relative_to(path).with_suffix("").as_posix()) for f in files
                     if f.suffix.lower() in IMAGE_EXTENSIONS]
-            problems += [(str(f), _unread_problem(f)) for f in files
-                         if f.suffix.lower() in UNREAD_PICTURES]
+            unread = _unread_pictures(path, files)
+            if notes is None:
+                problems += unread
+            else:
+                notes += [f"{spec}: {text}" for spec, text in unread]
             empty = "folder holds no images"
         elif path.is_file() and path in own:
             problems.append((spec, "written by an earlier fcnseg predict (listed in "
@@ -194,10 +200,22 @@ def collect_inputs(specs: Sequence[str], out_dir: PathLike | None = None
     return _unique_names([(f, _utf8_name(name)) for f, name in found.values()]), problems
 
 
-def _unread_problem(path: Path) -> str:
-    kind = UNREAD_PICTURES[path.suffix.lower()]
-    return (f"not segmented: {kind} files ({path.suffix}) are not read (accepted: "
-            f"{', '.join(IMAGE_FORMATS)}); convert it to PNG or JPEG")
+def _unread_pictures(folder: Path, files: list[Path]) -> list[tuple[str, str]]:
+    """(folder, line) for each kind of picture in ``files`` that is never read: a shoot's
+    hundreds of raw files are one line, not hundreds."""
+    by_kind: dict[str, list[Path]] = {}
+    for f in files:
+        if f.suffix.lower() in UNREAD_PICTURES:
+            by_kind.setdefault(UNREAD_PICTURES[f.suffix.lower()], []).append(f)
+    lines = []
+    for kind, found in by_kind.items():
+        suffixes = ", ".join(sorted({f.suffix for f in found}))
+        count = "1 file" if len(found) == 1 else f"{len(found)} files"
+        lines.append((str(folder), f"{count} not segmented, {kind} ({suffixes}; the first: "
+                                   f"{found[0].relative_to(folder)}): not read (accepted: "
+                                   f"{', '.join(IMAGE_FORMATS)}); convert to PNG or JPEG "
+                                   f"what is to be segmented"))
+    return lines
 
 
 def _utf8_name(name: str) -> str:

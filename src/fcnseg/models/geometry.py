@@ -114,7 +114,7 @@ def output_stride(model: nn.Module, default: int = 32) -> int:
         maps_of = getattr(m, "coord_maps", None)
         maps = maps_of() if callable(maps_of) else maps_of
         if maps:
-            found = maps.values() if isinstance(maps, dict) else maps
+            found = maps.values() if hasattr(maps, "values") else maps  # a dict or a list
             scales = [c.scale if isinstance(c, CoordMap) else c[0] for c in found]
             return max(1, int(round(max(scales))))
     return default

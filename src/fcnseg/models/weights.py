@@ -7,6 +7,7 @@ Every error names the file and, for mismatches, the offending keys and shapes.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import warnings
 from collections import OrderedDict
@@ -23,7 +24,7 @@ from fcnseg.models.vgg import VGG16_BLOCKS
 from fcnseg.utils.files import atomic_write
 from fcnseg.utils.safe_load import safe_load
 from fcnseg.utils.typing import PathLike
-from fcnseg.utils.validate import expect_mapping
+from fcnseg.utils.validate import expect_mapping, fields_of
 from fcnseg.weightfiles.published import PRETRAINED
 from fcnseg.weightfiles.resolve import read_safetensors, write_safetensors
 
@@ -141,10 +142,8 @@ def _listing(items: list[str], limit: int = 12) -> str:
 
 def _recorded(obj: Any) -> Mapping[str, Any] | None:
     """The ``model`` section of a checkpoint as read (what it was built as), or None."""
-    if isinstance(obj, Mapping) and "model_state_dict" in obj \
-            and isinstance(obj.get("model"), Mapping):
-        return obj["model"]
-    return None
+    model = fields_of(fields_of(obj).get("model"))
+    return model if model and "model_state_dict" in fields_of(obj) else None
 
 
 def load_fcn_weights(model: nn.Module, path: PathLike, *,
@@ -527,11 +526,11 @@ def _trunk_differences(own: Mapping[str, torch.Tensor], sd: Mapping[str, torch.T
 def _as_the_source(model: nn.Module, recorded: Mapping[str, Any] | None) -> str:
     """``, or set model.width: 1.0 ... in the recipe (the source's)``: the recipe's size fields
     in which the build the source records differs from the model's ('' if none)."""
-    theirs = recorded.get("build_kwargs") if isinstance(recorded, Mapping) else None
-    ours = getattr(model, "build_kwargs", None)
-    if not isinstance(theirs, Mapping) or not isinstance(ours, Mapping):
+    theirs = fields_of(fields_of(recorded).get("build_kwargs"))
+    ours = fields_of(getattr(model, "build_kwargs", None))
+    if not theirs or not ours:
         return ""
-    theirs = _as_built(recorded.get("arch"), theirs)  # type: ignore[union-attr]
+    theirs = _as_built(fields_of(recorded).get("arch"), theirs)
     ours = _as_built(getattr(model, "arch", None), ours)
     fields = {"width": "model.width", "fc_channels": "model.fc_channels",
               "base_channels": "model.options.base_channels"}
@@ -578,11 +577,11 @@ def trunk_description(model: nn.Module) -> str:
 def recorded_description(recorded: Any, classes: bool = False) -> str | None:
     """:func:`model_description` of the model a checkpoint's ``model`` section records (None
     for anything else)."""
-    if not isinstance(recorded, Mapping) or not isinstance(recorded.get("arch"), str) \
-            or not isinstance(recorded.get("build_kwargs"), Mapping):
+    section = fields_of(recorded)
+    arch, kwargs = section.get("arch"), fields_of(section.get("build_kwargs"))
+    if not isinstance(arch, str) or not kwargs:
         return None
-    return _description(recorded["arch"], _as_built(recorded["arch"], recorded["build_kwargs"]),
-                        classes=classes)
+    return _description(arch, _as_built(arch, kwargs), classes=classes)
 
 
 def init_from(model: nn.Module, source: nn.Module | Mapping[str, torch.Tensor] | PathLike, *,
@@ -602,11 +601,11 @@ def init_from(model: nn.Module, source: nn.Module | Mapping[str, torch.Tensor] |
     their own initialisation. Raises :class:`WeightsError` when less than half of the trunk
     matched: such an "initialisation" would silently train from scratch.
     """
-    if isinstance(source, nn.Module | Mapping):
-        sd, kind = state_dict_of(source)
-    else:  # a file: an fcnseg checkpoint records the model its weights are of
+    if isinstance(source, str | os.PathLike):  # a file: a checkpoint records its model
         obj, _ = _read_file(Path(source))
         sd, kind, recorded = _unwrap(obj, Path(source)), "file", recorded or _recorded(obj)
+    else:
+        sd, kind = state_dict_of(source)
     what = name or {"module": f"the given {trunk_description(source)} module",
                     "state dict": "a state dict"}.get(kind, str(source))
     if convention is None and isinstance(source, nn.Module):

@@ -56,8 +56,9 @@ from fcnseg.weightfiles.artifacts import labels_only_error
 WHOLE_IMAGE_MAX_PIXELS = 4096 * 4096
 #: The tile and overlap of such photos when no ``tile`` is given: tiles start on the model's
 #: output stride (:func:`fcnseg.models.geometry.output_stride`) and reach 512 pixels past what
-#: they keep, so that they give a whole-image pass's labels; one tile, about 0.8 GB for a VGG16
-#: FCN, runs at a time. Rasters keep :class:`TileSettings`' 512 and 128.
+#: they keep, so that they give a whole-image pass's labels (all of a 24 MP photo's in fp32 for
+#: a trained FCN-8s; docs/inference.md); one tile, 4.2 million pixels, runs at a time.
+#: Rasters keep :class:`TileSettings`' 512 and 128.
 PHOTO_TILE, PHOTO_OVERLAP = 2048, 512
 #: ``tile="auto"``: rasters by :class:`TileSettings`' tiles, large photos by :data:`PHOTO_TILE`.
 AUTO_TILE = "auto"

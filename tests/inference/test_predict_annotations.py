@@ -403,6 +403,18 @@ def test_labelstudio_predictions_nobody_accepted_are_no_labels_in_an_export(
     assert sorted(p.name for p in report.unannotated) == ["p0.png", "p1.png", "p2.png"]
 
 
+def test_labelstudio_export_saved_over_the_tasks_file_takes_no_prediction_as_a_label(
+        make_checkpoint, photos, tmp_path) -> None:
+    out = tmp_path / "out"
+    tasks = _labelstudio_tasks(make_checkpoint(), photos, out)
+    export = [{"id": k + 1, **t, "annotations": []} for k, t in enumerate(tasks)]
+    (out / "tasks.labelstudio.json").write_text(json.dumps(export))  # the export, same name
+    report = import_annotations("labelstudio", out / "tasks.labelstudio.json",
+                                tmp_path / "imported")
+    assert report.written == []
+    assert sorted(p.name for p in report.unannotated) == ["p0.png", "p1.png", "p2.png"]
+
+
 def test_labelstudio_tasks_nobody_reviewed_are_left_out_of_an_import(
         make_checkpoint, photos, tmp_path) -> None:
     out = tmp_path / "out"

@@ -7,7 +7,8 @@ Read from each task's first annotation not cancelled: ``polygonlabels`` (points 
 ``1a2b3c4d-``) under ``images`` (default: beside the JSON file, in ``images/`` or ``upload/``
 there, or at the task's path in the media folder, or at a relative path from the JSON file).
 Predictions (``predictions``) are the model's guess, not labels: they are read only from the
-tasks file ``fcnseg predict --format labelstudio`` wrote, for tasks without annotations, where
+tasks file ``fcnseg predict --format labelstudio`` wrote, for its tasks (which have no
+``annotations`` field, as every task of a Label Studio export has), where
 :func:`~fcnseg.data.annotations.reviewed.left_out_unreviewed` leaves them out until someone
 saves the file.
 """
@@ -211,7 +212,9 @@ def read_labelstudio(src: Path, images: Path | None = None) -> Annotations:
                               where=f"task {task.get('id', t)}", image_name=name)
         annotations = [a for a in map(fields_of, task.get("annotations") or [])
                        if a and not a.get("was_cancelled")]
-        if not task.get("annotations") and own:  # fcnseg predict's tasks: its prediction
+        # fcnseg predict's tasks carry no "annotations"; a Label Studio export always does
+        # (empty where nobody annotated), even one saved over predict's file: no labels there.
+        if own and "annotations" not in task:  # fcnseg predict's tasks: its prediction
             annotations = [p for p in map(fields_of, task.get("predictions") or []) if p][:1]
         # A submitted annotation without results is "nothing here"; a task nobody annotated,
         # or skipped (cancelled), is left to annotate.

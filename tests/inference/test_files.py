@@ -52,6 +52,20 @@ def test_files_listed_in_a_manifest_above_them_are_not_inputs(tmp_path) -> None:
     assert problems == [(str(tmp_path / "sub" / "*.png"), "pattern matches no files")]
 
 
+def test_a_folders_other_files_are_not_looked_up_among_earlier_outputs(tmp_path,
+                                                                       monkeypatch) -> None:
+    Image.new("RGB", (4, 4)).save(tmp_path / "a.png")
+    for name in ("a.json", "notes.txt", "shot.CR2"):
+        (tmp_path / name).write_bytes(b"x")
+    looked_up: list[str] = []
+    contains = OwnOutputs.__contains__
+    monkeypatch.setattr(OwnOutputs, "__contains__",
+                        lambda self, path: looked_up.append(path.name) or contains(self, path))
+    inputs, _ = collect_inputs([str(tmp_path)], tmp_path / "preds", notes=[])
+    assert [p.name for p, _ in inputs] == ["a.png"]
+    assert sorted(looked_up) == ["a.png", "shot.CR2"]  # the pictures, read or named
+
+
 def test_output_files_are_named_after_the_input_and_the_classes(tmp_path) -> None:
     files = output_files(tmp_path, "sub/x", CLASSES, heatmap_classes=[3], probs=True)
     assert [p.relative_to(tmp_path).as_posix() for p in files.all()] == [

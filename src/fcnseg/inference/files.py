@@ -57,6 +57,8 @@ UNREAD_PICTURES = {".jxl": "JPEG XL", ".psd": "Photoshop", ".svg": "SVG drawing"
                    ".eps": "EPS", ".ico": "icon", ".tga": "Targa",
                    **dict.fromkeys((".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf",
                                     ".rw2", ".raw"), "camera raw")}
+#: The files of a folder that are inputs or named as never read.
+_FOLDER_PICTURES = IMAGE_EXTENSIONS | frozenset(UNREAD_PICTURES)
 
 
 class OutputFolderError(RuntimeError):
@@ -169,8 +171,9 @@ def collect_inputs(specs: Sequence[str], out_dir: PathLike | None = None,
         if path.is_dir():
             # An output folder below this one is not scanned (the folder itself is).
             skip = out_dir is not None and path.resolve() in out_dir.resolve().parents
-            files = [f for f in sorted(path.rglob("*"))
-                     if f.is_file() and not (skip and out_dir.resolve() in f.resolve().parents)
+            # Pictures by name first: the folder's other files are never resolved nor looked up.
+            files = [f for f in sorted(path.rglob("*")) if f.suffix.lower() in _FOLDER_PICTURES
+                     and f.is_file() and not (skip and out_dir.resolve() in f.resolve().parents)
                      and f not in own]
             hits = [(f, f.relative_to(path).with_suffix("").as_posix()) for f in files
                     if f.suffix.lower() in IMAGE_EXTENSIONS]

@@ -351,7 +351,7 @@ def test_labelstudio_tasks_hold_percent_polygons_of_the_upright_image(
     for task in tasks:
         (prediction,) = task["predictions"]
         assert prediction["model_version"].startswith("fcnseg ")
-        assert 0 < prediction["score"] <= 1  # the mean top class probability
+        assert "score" not in prediction  # no probabilities computed for it alone
         assert prediction["result"]
         for r in prediction["result"]:
             assert (r["type"], r["from_name"], r["to_name"]) == ("polygonlabels", "label", "image")
@@ -360,6 +360,15 @@ def test_labelstudio_tasks_hold_percent_polygons_of_the_upright_image(
             assert points.shape[1] == 2 and len(points) >= 3
             assert points.min() >= 0 and points.max() <= 100
             assert r["value"]["polygonlabels"][0] in MODEL_CLASSES
+
+
+def test_labelstudio_predictions_score_the_mean_top_probability_where_computed(
+        make_checkpoint, photos, tmp_path) -> None:
+    tasks = _labelstudio_tasks(make_checkpoint(), photos, tmp_path / "out",
+                               "--rank", "uncertainty")
+    for task in tasks:
+        (prediction,) = task["predictions"]
+        assert 0 < prediction["score"] <= 1  # the mean top class probability
 
 
 def test_labelstudio_config_names_the_results_and_carries_the_checkpoint_colours(

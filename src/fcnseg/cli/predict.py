@@ -297,8 +297,9 @@ def _predict(args: argparse.Namespace, ranks: DistInfo, out_dir: Path,
         heatmap_classes=tuple(heat_classes), heatmaps_present=args.heatmaps_present,
         uncertainty=tuple(kinds), probs=args.probs, style=style, protected=work.protected,
         observe=pre.add if pre is not None else None,
-        observe_needs_probs=args.rank is not None or (
-            args.format == "labelstudio" and not seg.labels_only), job=job)
+        # Label Studio's score is given where probabilities are computed anyway: asking for
+        # them for it alone would hold C×H×W floats of every photo (GBs for a large one).
+        observe_needs_probs=args.rank is not None, job=job)
     _note_raster_options(args, work, ranks)
     _segment_rasters(args, seg, work, out_dir, bool(kinds), ids, ranks, tally)
     _segment_images(args, seg, work, (out_dir, outputs), tally, ranks)

@@ -652,3 +652,28 @@ def test_check_data_says_once_that_the_pictures_are_missing_from_one_folder(
     assert "3 image files missing from" in lines[0] and "--data images=DIR" in lines[0]
     assert main(["check-data", "--dataset", "coco", "--root", str(path), "--num-workers", "0",
                  "--data", f"images={tmp_path / 'photos'}"]) == 0
+
+
+def test_label_studio_pictures_uploaded_under_a_cleaned_name_are_found(tmp_path: Path) -> None:
+    # Label Studio stores an upload of "my photo (1).png" as "0a1b2c3d-my_photo_1.png".
+    export = label_studio_export(tmp_path / "ls", stems=("my_photo_1",))
+    picture(tmp_path / "photos" / "my photo (1).png")
+    report = import_annotations("labelstudio", export, tmp_path / "out",
+                                ImportOptions(images=tmp_path / "photos"))
+    assert report.written == ["my_photo_1"] and report.errors == []
+    assert (tmp_path / "out" / "images" / "my_photo_1.png").is_file()
+
+
+def test_label_studio_picture_annotated_in_one_task_is_not_left_to_annotate_by_another(
+        tmp_path: Path, capsys) -> None:
+    # The task of an upload stays beside the task of its imported predictions.
+    export = label_studio_export(tmp_path / "ls", stems=("p0", "p1"))
+    tasks = json.loads(export.read_text())
+    tasks += [{"id": 9, "data": {"image": "/data/upload/1/0a1b2c3d-p0.png"}, "annotations": []}]
+    export.write_text(json.dumps(tasks))
+    for stem in ("p0", "p1"):
+        picture(tmp_path / "ls" / "images" / f"{stem}.png")
+    assert main(["import", "labelstudio", str(export), "--out", str(tmp_path / "out")]) == 0
+    assert "no annotations" not in capsys.readouterr().out
+    assert not (tmp_path / "out" / "unannotated.txt").exists()
+    assert sorted(p.stem for p in (tmp_path / "out" / "masks").glob("*.png")) == ["p0", "p1"]

@@ -503,6 +503,22 @@ def test_labelstudio_tasks_name_uploaded_pictures_as_the_project_export_does(
            "p1.png)" in err
 
 
+def test_labelstudio_tasks_name_a_picture_uploaded_under_its_cleaned_name(
+        make_checkpoint, photos, tmp_path, capsys) -> None:
+    # Label Studio stores an upload of "p 1 (b).png" as "0a1b2c3d-p_1_b.png".
+    (photos / "p1.png").rename(photos / "p 1 (b).png")
+    export = tmp_path / "project-3-export.json"
+    export.write_text(json.dumps([
+        {"id": 7, "data": {"image": "/data/upload/3/0a1b2c3d-p_1_b.png"}, "annotations": []}]))
+    tasks = _labelstudio_tasks(make_checkpoint(), photos, tmp_path / "out",
+                               "--image-urls-from", str(export),
+                               "--image-url", "/data/local-files/?d=photos/")
+    assert sorted(t["data"]["image"] for t in tasks) == [
+        "/data/local-files/?d=photos/p0.png", "/data/local-files/?d=photos/p2.png",
+        "/data/upload/3/0a1b2c3d-p_1_b.png"]
+    assert "(the first: p0.png)" in capsys.readouterr().err
+
+
 def test_image_urls_from_a_missing_export_is_one_line_before_anything_is_written(
         make_checkpoint, photos, tmp_path, capsys) -> None:
     out = tmp_path / "out"

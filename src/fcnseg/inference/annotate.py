@@ -33,6 +33,7 @@ from fcnseg.data.annotations.export import (
     labelstudio_results,
     relative_path,
 )
+from fcnseg.data.annotations.labelstudio import upload_name
 from fcnseg.inference.calibration import entropy
 from fcnseg.inference.files import OwnOutputs, content_digest, record_outputs
 from fcnseg.inference.segmenter import Prediction
@@ -269,7 +270,9 @@ class PreAnnotations:
         """Label Studio tasks, one per picture, each with the model's prediction."""
         tasks, unlisted = [], []
         for e in entries:
-            image = self.image_urls.get(e.path.name)
+            # An upload's name in Label Studio is cleaned (spaces to "_"; upload_name).
+            image = self.image_urls.get(e.path.name) or \
+                self.image_urls.get(upload_name(e.path.name))
             if image is None:
                 unlisted += [e.path.name] if self.image_urls else []
                 image = (relative_path(e.path, self.out_dir) if self.image_url is None

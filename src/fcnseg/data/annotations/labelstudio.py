@@ -37,6 +37,33 @@ def without_upload_prefix(name: str) -> str:
     return _UPLOAD_PREFIX.sub("", name)
 
 
+def upload_name(name: str) -> str:
+    """The file name Label Studio stores an upload of ``name`` under, its prefix aside: as
+    Django's storage cleans it, spaces become ``_`` and characters other than letters,
+    digits, ``-``, ``_`` and ``.`` are dropped (``My photo (1).jpg``: ``My_photo_1.jpg``)."""
+    return re.sub(r"[^-\w.]", "", name.strip().replace(" ", "_"))
+
+
+class _UploadNames:
+    """The pictures of folders by the names Label Studio gives their uploads, listed once a
+    folder: an upload of ``my photo.jpg`` is ``1a2b3c4d-my_photo.jpg`` in an export."""
+
+    def __init__(self) -> None:
+        self.listed: dict[Path, dict[str, Path]] = {}
+
+    def find(self, folders: list[Path], name: str) -> Path | None:
+        for folder in folders:
+            if folder not in self.listed:
+                files = sorted(folder.iterdir()) if folder.is_dir() else []
+                names: dict[str, Path] = {}
+                for f in files:
+                    names.setdefault(upload_name(f.name), f)
+                self.listed[folder] = names
+            if (found := self.listed[folder].get(name)) is not None and found.is_file():
+                return found
+        return None
+
+
 class _Bits:
     """Reads Label Studio's brush code: big-endian bit fields."""
 
@@ -189,6 +216,7 @@ def read_labelstudio(src: Path, images: Path | None = None) -> Annotations:
     items, problems = [], []
     searched = list(folders)
     own = src.resolve() in predict_outputs(src.parent.resolve())
+    uploads = _UploadNames()
     for t, task in enumerate(tasks):
         task = fields_of(task)
         url = _image_url(task)
@@ -207,7 +235,8 @@ def read_labelstudio(src: Path, images: Path | None = None) -> Annotations:
             candidates.append(src.parent / media)
             if src.parent / media.parent not in searched:
                 searched.append(src.parent / media.parent)  # named where pictures are missing
-        path = next((c for c in candidates if c.is_file()), folders[0] / plain)
+        path = next((c for c in candidates if c.is_file()), None) or \
+            uploads.find(folders, plain) or folders[0] / plain
         item = AnnotatedImage(name=Path(plain).stem, source=src, image_path=path,
                               where=f"task {task.get('id', t)}", image_name=name)
         annotations = [a for a in map(fields_of, task.get("annotations") or [])

@@ -147,10 +147,15 @@ class Annotations:
 
     @classmethod
     def sorted_out(cls, items: Iterable[AnnotatedImage], **extra: Any) -> Annotations:
-        """The images labelled or with shapes or problems, the others as unannotated."""
+        """The images labelled or with shapes or problems, the others as unannotated (less the
+        pictures of the first)."""
         items = list(items)
         used = [i for i in items if i.labelled or i.shapes or i.error or i.problems]
-        empty = [i for i in items if not (i.labelled or i.shapes or i.error or i.problems)]
+        # A picture labelled in one entry is not left to annotate by another (Label Studio's
+        # task of an upload beside the task of its predictions).
+        taken = {i.image_path for i in used} - {None}
+        empty = [i for i in items if not (i.labelled or i.shapes or i.error or i.problems)
+                 and i.image_path not in taken]
         return cls(used, [i.image_path for i in empty],
                    listed_empty=[i for i in empty if i.listed], **extra)
 

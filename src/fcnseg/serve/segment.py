@@ -179,8 +179,8 @@ def probe_image(data: bytes, max_pixels: int) -> tuple[int, int]:
         grey = integer_grey_tiff(stream) if data.startswith(TIFF_MAGIC) else None
         if grey is None:  # else one the image reader reads by tifffile (big-endian uint32)
             if (kind := signature_format(data[:64])) is not None:
-                raise RequestError(400, f"upload: cannot be opened, a {kind} signature but "
-                                        f"truncated or corrupt data") from None
+                raise RequestError(400, f"upload: cannot be opened, the signature of "
+                                        f"{kind} but truncated or corrupt data") from None
             if ftyp_format(data[:64]) is not None:  # HEIC, or AVIF this Pillow cannot read
                 raise RequestError(415, f"upload: {image_format_problem(data[:64])}") from None
             raise RequestError(415, f"upload is not an image in an accepted format "

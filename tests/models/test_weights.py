@@ -333,15 +333,3 @@ def test_an_init_that_leaves_trunk_layers_alone_warns() -> None:
     source.pop("conv1_1.weight")
     with pytest.warns(UserWarning, match=r"conv1_1.weight \(not in the source\)"):
         init_from(fcn16s(num_classes=4, width=0.0625, fc_channels=8), source)
-
-
-def test_a_source_checkpoint_that_records_no_width_is_named_and_matched_at_full_width() -> None:
-    source = fcn16s(num_classes=4, fc_channels=8)  # width 1.0, which older checkpoints left out
-    kwargs = {k: v for k, v in source.build_kwargs.items() if k != "width"}
-    with pytest.raises(WeightsError) as err:
-        init_from(fcn16s(num_classes=4, width=0.0625, fc_channels=16), source.state_dict(),
-                  name="old.pt", recorded={"arch": "fcn16s", "build_kwargs": kwargs})
-    message = str(err.value)
-    assert message.startswith("init: old.pt, fcn16s (width 1.0, fc_channels 8), cannot ")
-    assert message.endswith("or set model.width: 1.0, model.fc_channels: 8 in the recipe "
-                            "(the source's).")

@@ -530,8 +530,6 @@ def _as_the_source(model: nn.Module, recorded: Mapping[str, Any] | None) -> str:
     ours = fields_of(getattr(model, "build_kwargs", None))
     if not theirs or not ours:
         return ""
-    theirs = _as_built(fields_of(recorded).get("arch"), theirs)
-    ours = _as_built(getattr(model, "arch", None), ours)
     fields = {"width": "model.width", "fc_channels": "model.fc_channels",
               "base_channels": "model.options.base_channels"}
     differ = [f"{field}: {theirs[k]}" for k, field in fields.items()
@@ -541,15 +539,6 @@ def _as_the_source(model: nn.Module, recorded: Mapping[str, Any] | None) -> str:
 
 #: The build arguments that shape a model's trunk, as descriptions name them.
 _SHAPING = ("backbone", "width", "fc_channels", "base_channels")
-
-
-def _as_built(arch: Any, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """``kwargs`` with the trunk-shaping arguments they leave out at the builder's defaults (as
-    :func:`build_model_from_checkpoint` builds a checkpoint that records no width)."""
-    from fcnseg.models.builders import builder_defaults  # the builders import this module
-
-    defaults = builder_defaults(arch) if isinstance(arch, str) else {}
-    return {**{k: defaults[k] for k in _SHAPING if defaults.get(k) is not None}, **kwargs}
 
 
 def _description(arch: str, kwargs: Mapping[str, Any], bands: Sequence[str] | None = None,
@@ -581,7 +570,7 @@ def recorded_description(recorded: Any, classes: bool = False) -> str | None:
     arch, kwargs = section.get("arch"), fields_of(section.get("build_kwargs"))
     if not isinstance(arch, str) or not kwargs:
         return None
-    return _description(arch, _as_built(arch, kwargs), classes=classes)
+    return _description(arch, kwargs, classes=classes)
 
 
 def init_from(model: nn.Module, source: nn.Module | Mapping[str, torch.Tensor] | PathLike, *,

@@ -223,7 +223,7 @@ def test_an_image_only_listed_without_shapes_is_left_to_annotate(fmt, tmp_path: 
     src = write_one_empty(fmt, tmp_path / "src")
     out = tmp_path / "out"
     assert main(["import", fmt, str(src), "--out", str(out),
-                 "--images", str(tmp_path / "src" / "images")]) == 0
+                 "--images", str(tmp_path / "src" / "images")]) == 1  # no image imported
     said = capsys.readouterr().out
     assert not (out / "masks" / "empty.png").exists()
     assert (out / "unannotated.txt").read_text() == f"{tmp_path / 'src' / 'images' / 'empty.png'}\n"

@@ -4,6 +4,7 @@ reviewed; the tool's export after review (another file, or the same path rewritt
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from fcnseg.cli.main import main
 from fcnseg.data import build_dataset
 from fcnseg.inference.files import content_digest, record_outputs
 from tests.data.test_annotations_every_format import write_source
+from tests.data.test_annotations_formats import picture
 
 # The file each format's source is, as fcnseg predict would have written it.
 FILES = {"cvat": "annotations.xml", "coco": "coco.json"}
@@ -40,7 +42,7 @@ def test_a_prediction_nobody_edited_is_left_out_as_not_reviewed(fmt, tmp_path: P
                                                                 capsys) -> None:
     src = predicted(fmt, tmp_path / "preds")
     out = tmp_path / "out"
-    assert main(import_args(src, fmt, out)) == 0
+    assert main(import_args(src, fmt, out)) == 1  # no image imported: a script stops here
     said = capsys.readouterr().out
     kind = {"cvat": "CVAT XML", "coco": "COCO JSON"}[fmt]
     first = f" (the first: {tmp_path / 'preds' / FILES[fmt]})" if src.is_dir() else ""
@@ -79,3 +81,70 @@ def test_a_prediction_read_directly_as_a_dataset_has_no_sample(tmp_path: Path) -
     direct = build_dataset({"name": "cvat", "root": str(src),
                             "images": str(src / "images")})
     assert len(direct) == 0
+
+
+def predicted_tasks(folder: Path, stems=("p0", "p1", "p2"), **task) -> list[dict]:
+    """Label Studio tasks as fcnseg predict writes them (predictions, no ``annotations``),
+    with ``task``'s fields added, and their pictures in ``folder / "images"``."""
+    for stem in stems:
+        picture(folder / "images" / f"{stem}.png")
+    result = [{"type": "polygonlabels", "original_width": 40, "original_height": 30,
+               "value": {"points": [[0, 0], [50, 0], [50, 50]], "polygonlabels": ["cat"]}}]
+    return [{"data": {"image": f"images/{stem}.png"},
+             "predictions": [{"model_version": "fcn", "result": result}], **task}
+            for stem in stems]
+
+
+def label_studio_import(tasks: list[dict], src: Path, out: Path) -> int:
+    src.write_text(json.dumps(tasks))
+    return main(["import", "labelstudio", str(src), "--out", str(out)])
+
+
+def test_label_studio_tasks_with_predictions_only_are_one_line_saying_what_to_do(
+        tmp_path: Path, capsys) -> None:
+    # predict's tasks file, edited and saved under another name: predictions are no labels
+    src, out = tmp_path / "edited_tasks.json", tmp_path / "out"
+    assert label_studio_import(predicted_tasks(tmp_path), src, out) == 1
+    said = capsys.readouterr().out
+    assert "no annotations" not in said
+    [line] = [ln for ln in said.splitlines() if "warning" in ln]
+    assert line.startswith(f"fcnseg import: warning: {src}: 3 task(s) with predictions only "
+                           f"(pre-annotations are not labels; the first: p0.png): accept or "
+                           f"correct them in Label Studio and import its export, or edit ")
+    assert said.splitlines()[-1] == (f"imported no image, so no dataset was written to {out}; "
+                                     f"3 with predictions only (listed in "
+                                     f"{out / 'unannotated.txt'})")
+    assert sorted((out / "unannotated.txt").read_text().splitlines()) == [
+        str(tmp_path / "images" / f"p{k}.png") for k in range(3)]
+
+
+def test_a_label_studio_export_task_with_predictions_only_names_its_picture(
+        tmp_path: Path, capsys) -> None:
+    tasks = predicted_tasks(tmp_path, stems=("p0",), annotations=[])
+    assert label_studio_import(tasks, tmp_path / "export.json", tmp_path / "out") == 1
+    said = capsys.readouterr().out
+    assert (f"fcnseg import: warning: {tmp_path / 'export.json'}: p0.png: predictions only "
+            f"(pre-annotations are not labels): accept or correct them in Label Studio and "
+            f"import its export") in said
+    assert "no annotations" not in said
+
+
+def test_an_import_with_some_images_written_exits_0(tmp_path: Path, capsys) -> None:
+    tasks = predicted_tasks(tmp_path, stems=("p0", "p1"), annotations=[])
+    tasks[0]["annotations"] = [{"result": tasks[0]["predictions"][0]["result"]}]  # accepted
+    assert label_studio_import(tasks, tmp_path / "export.json", tmp_path / "out") == 0
+    said = capsys.readouterr().out.splitlines()
+    assert said[-1].startswith("imported 1 image(s)") and "1 with predictions only" in said[-1]
+
+
+def test_an_import_of_tasks_nobody_annotated_exits_1_keeping_the_list(tmp_path: Path,
+                                                                       capsys) -> None:
+    tasks = [{"data": {"image": f"images/p{k}.png"}, "annotations": []} for k in range(2)]
+    for k in range(2):
+        picture(tmp_path / "images" / f"p{k}.png")
+    out = tmp_path / "out"
+    assert label_studio_import(tasks, tmp_path / "export.json", out) == 1
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"imported no image, so no dataset was written to {out}; 2 without annotations "
+        f"(listed in {out / 'unannotated.txt'})")
+    assert len((out / "unannotated.txt").read_text().splitlines()) == 2

@@ -8,6 +8,7 @@ from pathlib import Path
 from fcnseg.data.annotations import (
     FORMATS,
     ImportOptions,
+    ImportReport,
     RasterOptions,
     import_annotations,
 )
@@ -91,19 +92,27 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--add-unknown-labels needs --labels")
     report = import_annotations(args.format, Path(args.src), Path(args.out), options,
                                 report=lambda line: print(f"fcnseg import: {line}"))
-    unreviewed = len(report.unreviewed)
-    without = len(report.unannotated) - unreviewed
-    left = ((f"; {len(report.errors)} not imported" if report.errors else "")
-            + (f"; {without} without annotations" if without else "")
-            + (f"; {unreviewed} not reviewed" if unreviewed else ""))
+    left = _left_counts(report)
     if report.written:
         print(f"imported {len(report.written)} image(s) into {args.out} "
               f"({len(report.classes)} classes: {', '.join(report.classes)}){left}")
-    else:
-        print(f"imported no image, so no dataset was written to {args.out}{left}"
-              + (f" (listed in {Path(args.out) / 'unannotated.txt'})"
-                 if report.unannotated else ""))
-    return 1 if report.errors else 0
+        return 1 if report.errors else 0
+    # Nothing to train on: a script that goes on would train on no image.
+    print(f"imported no image, so no dataset was written to {args.out}"
+          + (left or f"; {args.src} holds no image")
+          + (f" (listed in {Path(args.out) / 'unannotated.txt'})"
+             if report.unannotated else ""))
+    return 1
+
+
+def _left_counts(report: ImportReport) -> str:
+    """The images not imported, counted by why (``; 3 not imported; ...``)."""
+    unreviewed, predicted = len(report.unreviewed), len(report.predicted_only)
+    without = len(report.unannotated) - unreviewed - predicted
+    return ((f"; {len(report.errors)} not imported" if report.errors else "")
+            + (f"; {without} without annotations" if without else "")
+            + (f"; {predicted} with predictions only" if predicted else "")
+            + (f"; {unreviewed} not reviewed" if unreviewed else ""))
 
 
 def _renames(pairs: list[tuple[str, str]]) -> dict[str, str]:

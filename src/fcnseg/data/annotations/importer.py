@@ -110,6 +110,8 @@ class ImportReport:
     unannotated: list[Path] = field(default_factory=list)
     # Those of unannotated whose annotation is a prediction nobody reviewed.
     unreviewed: list[Path] = field(default_factory=list)
+    # Those of unannotated whose Label Studio tasks hold predictions and no annotation.
+    predicted_only: list[Path] = field(default_factory=list)
     classes: list[str] = field(default_factory=list)
     background: list[str] = field(default_factory=list)  # written all background, no shape
     missing: list[AnnotatedImage] = field(default_factory=list)  # picture not found (errors too)
@@ -395,7 +397,8 @@ def _say_counts(result: ImportReport, found: Annotations, options: ImportOptions
     for line in _ignore_lines(result, options):
         say(line)
     # Said in one line already, with the reason: a video's thousands of empty frames too.
-    counted = {*result.unreviewed, *(i.image_path for i in found.listed_empty)}
+    counted = {*result.unreviewed, *result.predicted_only,
+               *(i.image_path for i in found.listed_empty)}
     for path in result.unannotated:
         if path not in counted:
             say(f"warning: {printable(path)}: no annotations (not imported; listed in "
@@ -602,8 +605,10 @@ def _new_report(found: Annotations) -> tuple[ImportReport, list[str]]:
     and the line on those not found, if any."""
     todo, absent = _left_to_annotate(found.unannotated)
     listed = {_resolved(p) for p in todo}
-    return ImportReport(unannotated=todo, unreviewed=[
-        p for p in found.unreviewed if _resolved(p) in listed]), _absent_lines(absent)
+    return ImportReport(
+        unannotated=todo, unreviewed=[p for p in found.unreviewed if _resolved(p) in listed],
+        predicted_only=[p for p in found.predicted_only if _resolved(p) in listed],
+    ), _absent_lines(absent)
 
 
 def _left_to_annotate(unannotated: list[Path]) -> tuple[list[Path], list[Path]]:

@@ -10,7 +10,9 @@ Predictions (``predictions``) are the model's guess, not labels: they are read o
 tasks file ``fcnseg predict --format labelstudio`` wrote, for its tasks (which have no
 ``annotations`` field, as every task of a Label Studio export has), where
 :func:`~fcnseg.data.annotations.reviewed.left_out_unreviewed` leaves them out until someone
-saves the file.
+saves the file. Tasks of another file holding predictions and no annotation (predict's
+tasks file saved under another name, an export nobody annotated) are left to annotate, in
+one line for the file that says what to do.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -201,6 +204,66 @@ def picture_urls(src: Path) -> dict[str, str]:
     return urls
 
 
+def _task_picture(src: Path, url: str, folders: list[Path], searched: list[Path],
+                  uploads: _UploadNames, images: Path | None) -> Path:
+    """The picture the task names by ``url``: by its file name (also without the upload
+    prefix), else at its media path; a folder looked in is added to ``searched``."""
+    name = Path(url).name or url
+    plain = _UPLOAD_PREFIX.sub("", name)
+    candidates = [folder / c for c in (name, plain) for folder in folders]
+    media = _media_path(url) if images is None else None
+    if images is None and media is None and not urlparse(url).scheme and \
+            not Path(url).is_absolute():
+        candidates.append(src.parent / url)  # as fcnseg predict names them
+    if media is not None:
+        candidates.append(src.parent / media)
+        if src.parent / media.parent not in searched:
+            searched.append(src.parent / media.parent)  # named where pictures are missing
+    return next((c for c in candidates if c.is_file()), None) or \
+        uploads.find(folders, plain) or folders[0] / plain
+
+
+def _add_shapes(item: AnnotatedImage, results: list, source: str, task_name: object) -> None:
+    """The shapes of an annotation's ``results`` into ``item``, those refused as its
+    problems."""
+    for k, result in enumerate(results):
+        kind, value, label = _kind_and_label(result)
+        described = f" ({kind} {label!r})" if value else ""
+        where = f"task {task_name} result {k}{described}"
+        try:
+            shape = _result_shape(fields_of(result), where)
+        except (ValueError, TypeError, KeyError) as e:
+            item.refuse_shape(f"{source}: {where}: {e}")
+            continue
+        if shape is not None:
+            item.shapes.append(shape)
+            item.size = item.size or (result["original_height"], result["original_width"])
+
+
+#: What to do with tasks holding the model's predictions and no annotation.
+_PREDICTIONS_ONLY = ("accept or correct them in Label Studio and import its export, or edit "
+                     "the tasks file fcnseg predict wrote in place (its predictions are read "
+                     "from that file, once saved)")
+
+
+def _with_predictions_only(found: Annotations, source: str,
+                           predicted: list[AnnotatedImage]) -> Annotations:
+    """``found`` with the pictures left to annotate whose tasks hold predictions only as
+    ``predicted_only``, and one problem saying so and what to do."""
+    left = {p.resolve(): p for p in found.unannotated if p is not None}
+    pictures = list({p.resolve(): p for i in predicted
+                     if (p := i.image_path) is not None and p.resolve() in left}.values())
+    if not pictures:
+        return found
+    first = next(i.image_name for i in predicted if i.image_path in pictures)
+    line = (f"{source}: {first}: predictions only (pre-annotations are not labels): "
+            if len(pictures) == 1 else
+            f"{source}: {len(pictures)} task(s) with predictions only (pre-annotations are "
+            f"not labels; the first: {first}): ")
+    return replace(found, predicted_only=pictures,
+                   problems=[*found.problems, line + _PREDICTIONS_ONLY])
+
+
 def read_labelstudio(src: Path, images: Path | None = None) -> Annotations:
     """A Label Studio JSON export (module docstring)."""
     src = Path(src)
@@ -213,7 +276,7 @@ def read_labelstudio(src: Path, images: Path | None = None) -> Annotations:
         tasks = [expect_mapping(tasks, source, "a Label Studio JSON export (a list of tasks)")]
     folders = ([images] if images is not None
                else [src.parent, src.parent / "images", src.parent / "upload"])
-    items, problems = [], []
+    items, problems, predicted = [], [], []
     searched = list(folders)
     own = src.resolve() in predict_outputs(src.parent.resolve())
     uploads = _UploadNames()
@@ -223,43 +286,25 @@ def read_labelstudio(src: Path, images: Path | None = None) -> Annotations:
         if url is None:
             problems.append(f"{source}: task {t}: no image in 'data' (skipped)")
             continue
-        # By its file name (also without the upload prefix), else at its media path.
+        path = _task_picture(src, url, folders, searched, uploads, images)
         name = Path(url).name or url
-        plain = _UPLOAD_PREFIX.sub("", name)
-        candidates = [folder / c for c in (name, plain) for folder in folders]
-        media = _media_path(url) if images is None else None
-        if images is None and media is None and not urlparse(url).scheme and \
-                not Path(url).is_absolute():
-            candidates.append(src.parent / url)  # as fcnseg predict names them
-        if media is not None:
-            candidates.append(src.parent / media)
-            if src.parent / media.parent not in searched:
-                searched.append(src.parent / media.parent)  # named where pictures are missing
-        path = next((c for c in candidates if c.is_file()), None) or \
-            uploads.find(folders, plain) or folders[0] / plain
-        item = AnnotatedImage(name=Path(plain).stem, source=src, image_path=path,
-                              where=f"task {task.get('id', t)}", image_name=name)
+        item = AnnotatedImage(name=Path(_UPLOAD_PREFIX.sub("", name)).stem, source=src,
+                              image_path=path, where=f"task {task.get('id', t)}",
+                              image_name=name)
         annotations = [a for a in map(fields_of, task.get("annotations") or [])
                        if a and not a.get("was_cancelled")]
+        predictions = [p for p in map(fields_of, task.get("predictions") or []) if p]
         # fcnseg predict's tasks carry no "annotations"; a Label Studio export always does
         # (empty where nobody annotated), even one saved over predict's file: no labels there.
         if own and "annotations" not in task:  # fcnseg predict's tasks: its prediction
-            annotations = [p for p in map(fields_of, task.get("predictions") or []) if p][:1]
+            annotations = predictions[:1]
+        elif predictions and not annotations:
+            predicted.append(item)
         # A submitted annotation without results is "nothing here"; a task nobody annotated,
         # or skipped (cancelled), is left to annotate.
         item.labelled = bool(annotations)
-        results = annotations[0].get("result") or [] if annotations else []
-        for k, result in enumerate(results):
-            kind, value, label = _kind_and_label(result)
-            described = f" ({kind} {label!r})" if value else ""
-            where = f"task {task.get('id', t)} result {k}{described}"
-            try:
-                shape = _result_shape(fields_of(result), where)
-            except (ValueError, TypeError, KeyError) as e:
-                item.refuse_shape(f"{source}: {where}: {e}")
-                continue
-            if shape is not None:
-                item.shapes.append(shape)
-                item.size = item.size or (result["original_height"], result["original_width"])
+        _add_shapes(item, annotations[0].get("result") or [] if annotations else [], source,
+                    task.get("id", t))
         items.append(item)
-    return Annotations.sorted_out(items, problems=problems, image_folders=searched)
+    found = Annotations.sorted_out(items, problems=problems, image_folders=searched)
+    return _with_predictions_only(found, source, predicted)

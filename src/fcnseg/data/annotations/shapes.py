@@ -134,7 +134,8 @@ class Annotations:
     """What a reader found. ``classes``: the label names in the tool's own order (COCO
     categories, CVAT's label list), which the classes follow without a labels file (empty:
     sorted); ``unreviewed``: the pictures of ``unannotated`` whose annotation is a prediction
-    nobody reviewed (one line of ``problems`` says so)."""
+    nobody reviewed; ``predicted_only``: those whose Label Studio tasks hold predictions and no
+    annotation (one line of ``problems`` says so, for each)."""
 
     items: list[AnnotatedImage]
     unannotated: list[Path] = field(default_factory=list)  # not marked labelled: not imported
@@ -144,6 +145,7 @@ class Annotations:
     colours: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # the tool's (CVAT)
     listed_empty: list[AnnotatedImage] = field(default_factory=list)  # no shape or mark
     unreviewed: list[Path] = field(default_factory=list)
+    predicted_only: list[Path] = field(default_factory=list)
 
     @classmethod
     def sorted_out(cls, items: Iterable[AnnotatedImage], **extra: Any) -> Annotations:

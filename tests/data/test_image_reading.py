@@ -389,3 +389,41 @@ def test_a_heic_photo_is_refused_in_one_line_saying_heic_and_how_to_convert(tmp_
     assert "HEIC" in message and "convert it to JPEG" in message and "Most Compatible" in message
     with pytest.raises(DataError, match=r"IMG_0071\.heic: unreadable image: a HEIC/HEIF photo"):
         read_image(path)
+
+
+def _dng(path, preview: bool = False) -> None:
+    """A TIFF with the DNGVersion tag: 16-bit sensor values, or (as most DNGs begin) an 8-bit
+    RGB preview as its first image."""
+    import tifffile
+
+    pixels = (np.zeros((8, 12, 3), np.uint8) if preview
+              else np.arange(96, dtype=np.uint16).reshape(8, 12) * 600)
+    tifffile.imwrite(path, pixels, extratags=[(50706, "B", 4, (1, 4, 0, 0), True)])
+
+
+@pytest.mark.parametrize("preview", [False, True])
+def test_a_dng_is_refused_as_camera_raw_by_its_tag_whatever_its_name(tmp_path, preview):
+    from fcnseg.data.io import read_image
+    from fcnseg.data.rasters import open_raster
+
+    path = tmp_path / "DJI_0001.tif"
+    _dng(path, preview)
+    for read in (load_image, open_raster, lambda p: load_image(p.read_bytes(), name=str(p))):
+        with pytest.raises(ValueError) as e:
+            read(path)
+        message = str(e.value)
+        assert message.startswith(f"{path}: a camera raw file (DNG)") and "\n" not in message
+        assert "export it as JPEG or TIFF from the raw converter" in message
+    with pytest.raises(DataError, match=r"DJI_0001\.tif: unreadable image: a camera raw file"):
+        read_image(path)
+
+
+def test_a_raw_suffix_or_a_cr2_header_is_refused_as_camera_raw(tmp_path):
+    named = tmp_path / "IMG_0001.NEF"
+    Image.fromarray(_oriented()).save(named, format="TIFF")  # a Nikon raw is a TIFF inside
+    cr2 = tmp_path / "IMG_0002.tif"
+    cr2.write_bytes(b"II*\x00\x10\x00\x00\x00CR\x02\x00" + bytes(100))
+    for path, kind in ((named, "NEF"), (cr2, "CR2")):
+        with pytest.raises(ValueError) as e:
+            load_image(path)
+        assert str(e.value).startswith(f"{path}: a camera raw file ({kind}), which fcnseg")

@@ -344,3 +344,20 @@ def test_a_cameras_raw_files_beside_its_jpegs_are_one_note_not_failures(
     assert len(raw) == 1 and "predict: note: " in raw[0] and "3 files" in raw[0]
     assert "camera raw" in raw[0] and "IMG_0000.CR2" in raw[0]
     assert any("wrote outputs for 3 of 3 input(s)" in x for x in lines)
+
+
+def test_a_dng_given_by_name_is_refused_in_one_line_not_segmented(
+        make_checkpoint, tmp_path, capsys) -> None:
+    import tifffile
+
+    dng = tmp_path / "DJI_0000.DNG"
+    tifffile.imwrite(dng, np.full((24, 32), 3000, np.uint16),
+                     extratags=[(50706, "B", 4, (1, 4, 0, 0), True)])
+    rc = main(["predict", "--checkpoint", str(make_checkpoint("same")), str(dng),
+               "--out", str(tmp_path / "out"), "--no-progress", "--precision", "fp32"])
+    captured = capsys.readouterr()
+    lines = [x for x in (captured.out + captured.err).splitlines() if "DJI_0000.DNG" in x]
+    assert rc == 1
+    assert len(lines) == 1 and "a camera raw file (DNG)" in lines[0]
+    assert "from the raw converter" in lines[0]
+    assert not any((tmp_path / "out").glob("DJI_0000*"))

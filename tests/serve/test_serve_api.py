@@ -465,3 +465,16 @@ def test_an_avif_upload_is_segmented(client, make_image):
     _, avif = make_image(32, 32, fmt="AVIF")
     r = client.post("/v1/segment", files={"image": ("a.avif", avif, "image/avif")})
     assert r.status_code == 200, r.text
+
+
+def test_a_dng_upload_is_415_saying_camera_raw_and_what_to_do(client, tmp_path):
+    import tifffile
+
+    path = tmp_path / "real_like.tif"  # what makes it raw is its DNGVersion tag, not its name
+    tifffile.imwrite(path, np.zeros((8, 12), np.uint16),
+                     extratags=[(50706, "B", 4, (1, 4, 0, 0), True)])
+    r = client.post("/v1/segment", files={"image": ("x.tif", path.read_bytes(), "image/tiff")})
+    assert r.status_code == 415
+    detail = r.json()["detail"]
+    assert detail.startswith("upload: a camera raw file (DNG)")
+    assert "export it as JPEG or TIFF from the raw converter" in detail

@@ -79,6 +79,40 @@ _ACCEPTED_SIGNATURES: tuple[tuple[bytes, str], ...] = (
 )
 
 
+#: File suffixes of camera raw formats, never read as pictures: several are TIFFs inside, whose
+#: first image is sensor data (or a small preview) that would be segmented as a photo.
+CAMERA_RAW_SUFFIXES = frozenset({".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf",
+                                 ".rw2", ".raw"})
+#: The TIFF tag only a DNG carries (DNGVersion), whatever the file's name.
+DNG_VERSION_TAG = 50706
+#: What to do with a camera raw file.
+CAMERA_RAW_ADVICE = ("export it as JPEG or TIFF from the raw converter (Lightroom, darktable, "
+                     "RawTherapee, ...), or use the JPEG the camera saved beside it")
+
+
+def camera_raw_kind(source: Any) -> str | None:
+    """``"DNG"``, ``"CR2"`` (by content) or the suffix (``"NEF"``) of a camera raw file, a path
+    or a seekable stream; None for any other file."""
+    if isinstance(source, Path) and source.suffix.lower() in CAMERA_RAW_SUFFIXES:
+        return source.suffix[1:].upper()
+    head = file_head(source, 10)
+    if head[:4] not in TIFF_MAGIC:
+        return None
+    if head[8:10] == b"CR":  # Canon's CR2: a TIFF with its own marker after the header
+        return "CR2"
+    with contextlib.suppress(Exception), _tiff_file(source) as tif:
+        return "DNG" if DNG_VERSION_TAG in tif.pages[0].tags else None
+    return None
+
+
+def camera_raw_problem(source: Any) -> str | None:
+    """The line refusing a camera raw file (:func:`camera_raw_kind`), else None."""
+    kind = camera_raw_kind(source)
+    if kind is None:
+        return None
+    return f"a camera raw file ({kind}), which fcnseg does not read: {CAMERA_RAW_ADVICE}"
+
+
 #: The ISO base media file ``ftyp`` brands of AVIF and of HEIC/HEIF (the iPhone's default
 #: photo format); ``mif1``/``msf1`` are either, told apart by the compatible brands after them.
 _AVIF_BRANDS = (b"avif", b"avis")
@@ -500,6 +534,8 @@ def _opened(source: ImageSource, where: str, max_pixels: int | None) -> Any:
     stream = _stream(source)
     if isinstance(stream, Path) and not stream.is_file():
         raise ImageError(where, "no such file" if not stream.exists() else "not a file")
+    if problem := camera_raw_problem(stream):
+        raise ImageError(where, problem)
     if file_head(stream, 4) in TIFF_MAGIC and (problem := tiff_bands_problem(stream)):
         raise ImageError(where, problem)  # as fcnseg predict refuses the file
     # Pillow refuses twice its limit outright: raised to a larger max_pixels, never lowered.
@@ -667,6 +703,8 @@ def _integer_grey_tiff(source: Any, where: str, max_pixels: int | None) -> np.nd
     source = _stream(source)
     if file_head(source, 4) not in TIFF_MAGIC:
         return None
+    if problem := camera_raw_problem(source):
+        raise ImageError(where, problem)
     samples = integer_grey_tiff(source)
     if samples is None:
         return None

@@ -32,6 +32,7 @@ from fcnseg.data.images import (
     ImageError,
     ImageTooLargeError,
     TiffSamples,
+    camera_raw_problem,
     check_pixels,
     file_head,
     full_resolution,
@@ -601,6 +602,8 @@ def _open_raster(path: PathLike, bands: Sequence[str] | None,
     where = str(path)
     if not p.is_file():
         raise ImageError(where, "no such file" if not p.exists() else "not a file")
+    if problem := camera_raw_problem(p):
+        raise ImageError(where, problem)
     head = file_head(p)
     driver, name = next(((d, n) for magic, d, n in RASTER_FORMATS if head.startswith(magic)),
                         (None, None))

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fcnseg.data.images import IMAGE_FORMATS
+from fcnseg.data.images import CAMERA_RAW_SUFFIXES, IMAGE_FORMATS
 from fcnseg.data.palette import distinct_palette
 from fcnseg.inference.calibration import uncertainty_maps
 from fcnseg.inference.classnames import parse_classes as parse_classes  # re-exported
@@ -55,8 +55,7 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", "
 #: start as TIFFs): each named in one line, never skipped unsaid; other files are not inputs.
 UNREAD_PICTURES = {".jxl": "JPEG XL", ".psd": "Photoshop", ".svg": "SVG drawing",
                    ".eps": "EPS", ".ico": "icon", ".tga": "Targa",
-                   **dict.fromkeys((".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf",
-                                    ".rw2", ".raw"), "camera raw")}
+                   **dict.fromkeys(CAMERA_RAW_SUFFIXES, "camera raw")}
 #: The files of a folder that are inputs or named as never read.
 _FOLDER_PICTURES = IMAGE_EXTENSIONS | frozenset(UNREAD_PICTURES)
 

@@ -25,6 +25,7 @@ from fcnseg.serve.segment import (
     inference_errors,
     preview_size,
     probe_image,
+    refuse_camera_raw,
     upload_file,
 )
 
@@ -38,6 +39,7 @@ def takes_bands(segmenter: Segmenter) -> bool:
 def _opened(data: bytes, segmenter: Segmenter,
             max_pixels: int) -> Iterator[tuple[RasterReader, Callable[[ImageError], str]]]:
     """The upload as a reader of the model's bands, and what names the upload in its errors."""
+    refuse_camera_raw(data)  # a DNG is a TIFF inside: 415 before the raster reader's 400
     if not data.startswith(TIFF_MAGIC):
         probe_image(data, max_pixels)  # other formats: those of the image reader, else 415
     with upload_file(data) as path:

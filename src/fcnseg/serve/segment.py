@@ -24,6 +24,7 @@ from fcnseg.data.images import (
     IMAGE_FORMATS,
     TIFF_MAGIC,
     bomb_size,
+    camera_raw_problem,
     check_pixels,
     ftyp_format,
     header_upright_size,
@@ -162,6 +163,7 @@ def probe_image(data: bytes, max_pixels: int) -> tuple[int, int]:
     """Upright width and height from the image header, no pixel decoded: 415 for no accepted
     image, 413 over ``max_pixels``, 400 for a TIFF of bands a colour model does not take."""
     stream = io.BytesIO(data)
+    refuse_camera_raw(data)
     if data.startswith(TIFF_MAGIC) and (problem := tiff_bands_problem(stream)):
         raise RequestError(400, f"upload: {problem}")
     # Formats outside the allow-list of every image reader are refused unread: some Pillow
@@ -189,6 +191,12 @@ def probe_image(data: bytes, max_pixels: int) -> tuple[int, int]:
     if width * height > max_pixels:
         raise RequestError(413, f"image of {over_the_limit(width, height, max_pixels)}")
     return width, height
+
+
+def refuse_camera_raw(data: bytes) -> None:
+    """A 415 for a camera raw upload (a DNG or CR2 is a TIFF inside), before any reader."""
+    if problem := camera_raw_problem(io.BytesIO(data)):
+        raise RequestError(415, f"upload: {problem}")
 
 
 def over_the_limit(width: int, height: int, limit: int) -> str:

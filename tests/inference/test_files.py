@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -204,3 +206,13 @@ def test_full_size_pictures_keep_the_run_record_of_earlier_versions(segmenter) -
                                          "style": style}, sort_keys=True, default=str).encode())
     assert outputs_job("sha256=model", palette, PictureStyle()) == earlier
     assert outputs_job("sha256=model", palette, PictureStyle(max_side=512)) != earlier
+
+
+def test_input_folders_are_the_folders_given_and_the_folder_part_of_patterns(tmp_path) -> None:
+    from fcnseg.inference.files import input_folders
+
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "one.png").write_bytes(b"")
+    specs = [str(tmp_path / "photos"), str(tmp_path / "drone" / "*" / "*.JPG"),
+             str(tmp_path / "one.png"), "*.png"]
+    assert input_folders(specs) == (tmp_path / "photos", tmp_path / "drone", Path("."))

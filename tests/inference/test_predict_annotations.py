@@ -537,3 +537,70 @@ def test_image_urls_from_a_folder_is_one_line_before_anything_is_written(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "photos: a folder, not a Label Studio JSON export" in err[0]
     assert not out.exists()
+
+
+@pytest.fixture
+def flights(photos):
+    """One folder per flight, the camera's numbering starting again in each."""
+    for k, flight in enumerate(("day1", "day2")):
+        (photos / flight).mkdir()
+        (photos / f"p{k}.png").rename(photos / flight / "DJI_0001.png")
+    return photos
+
+
+def test_labelstudio_gives_same_named_pictures_of_subfolders_a_task_each(
+        make_checkpoint, flights, tmp_path, capsys) -> None:
+    out = tmp_path / "out"
+    tasks = _labelstudio_tasks(make_checkpoint(), flights, out,
+                               "--image-url", "/data/local-files/?d=my%20photos/")
+    assert sorted(t["data"]["image"] for t in tasks) == [
+        "/data/local-files/?d=my%20photos/day1/DJI_0001.png",
+        "/data/local-files/?d=my%20photos/day2/DJI_0001.png",
+        "/data/local-files/?d=my%20photos/p2.png"]
+    assert "has the name" not in capsys.readouterr().err
+
+
+def test_labelstudio_default_urls_of_same_named_pictures_lead_to_each(
+        make_checkpoint, flights, tmp_path) -> None:
+    out = tmp_path / "out"
+    tasks = _labelstudio_tasks(make_checkpoint(), flights, out)
+    assert sorted((out / t["data"]["image"]).resolve() for t in tasks) == sorted(
+        p.resolve() for p in flights.rglob("*.png"))
+
+
+def test_image_urls_from_matches_same_named_pictures_by_their_folders(
+        make_checkpoint, flights, tmp_path, capsys) -> None:
+    export = tmp_path / "project-3-export.json"
+    export.write_text(json.dumps([
+        {"id": 7, "data": {"image": f"/data/local-files/?d=drone/{d}/DJI_0001.png"}}
+        for d in ("day2", "day1")]))
+    tasks = _labelstudio_tasks(make_checkpoint(), flights, tmp_path / "out",
+                               "--image-urls-from", str(export))
+    images = {t["data"]["image"] for t in tasks}
+    assert {"/data/local-files/?d=drone/day1/DJI_0001.png",
+            "/data/local-files/?d=drone/day2/DJI_0001.png"} <= images
+    assert "several" not in capsys.readouterr().err
+
+
+def test_image_urls_from_says_in_one_line_which_name_is_ambiguous(
+        make_checkpoint, flights, tmp_path, capsys) -> None:
+    export = tmp_path / "project-3-export.json"
+    export.write_text(json.dumps([  # two uploads of one name: which is which is unknown
+        {"id": 7, "data": {"image": "/data/upload/3/0a1b2c3d-DJI_0001.png"}},
+        {"id": 8, "data": {"image": "/data/upload/3/4e5f6a7b-DJI_0001.png"}}]))
+    tasks = _labelstudio_tasks(make_checkpoint(), flights, tmp_path / "out",
+                               "--image-urls-from", str(export),
+                               "--image-url", "/data/local-files/?d=photos/")
+    assert sorted(t["data"]["image"] for t in tasks) == [
+        "/data/local-files/?d=photos/day1/DJI_0001.png",
+        "/data/local-files/?d=photos/day2/DJI_0001.png", "/data/local-files/?d=photos/p2.png"]
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if "several" in ln]
+    assert len(lines) == 1 and "2 picture(s)" in lines[0] and "day1/DJI_0001.png" in lines[0]
+
+
+def test_closing_line_counts_an_annotation_left_out_apart_from_failed_inputs(
+        make_checkpoint, flights, tmp_path, capsys) -> None:
+    assert predict(make_checkpoint(), flights, tmp_path / "out", "--format", "labelme") == 1
+    closing = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "wrote outputs for 3 of 3 input(s)" in closing and "failed" not in closing
+    assert "1 problem writing annotations" in closing

@@ -40,6 +40,7 @@ from fcnseg.inference.files import (
     OutputFiles,
     PictureStyle,
     collect_inputs,
+    input_folders,
     output_files,
     outputs_complete,
     outputs_job,
@@ -148,15 +149,17 @@ def _add_annotations(p: argparse.ArgumentParser) -> None:
                         "reads them back")
     p.add_argument("--image-url", default=None, metavar="PREFIX",
                    help="with --format labelstudio: each task's image is PREFIX followed by the "
-                        "picture's file name, as the Label Studio project reaches its pictures "
-                        "(local storage: /data/local-files/?d=FOLDER/, FOLDER relative to its "
-                        "document root; or http://host/photos/); default: the picture's path "
-                        "relative to --out")
+                        "picture's path below the folder given as INPUT (day1/DJI_0001.JPG; "
+                        "its file name for a file given by name), PREFIX naming that folder as "
+                        "the Label Studio project reaches it (local storage: "
+                        "/data/local-files/?d=FOLDER/, FOLDER relative to its document root; "
+                        "or http://host/photos/); default: the picture's path relative to --out")
     p.add_argument("--image-urls-from", type=Path, default=None, metavar="EXPORT",
                    help="with --format labelstudio: name each picture as this Label Studio "
                         "JSON export names the picture of its file name, upload prefix aside "
-                        "(/data/upload/3/1a2b3c4d-IMG_0042.jpg for IMG_0042.jpg); pictures "
-                        "it lacks as --image-url says")
+                        "(/data/upload/3/1a2b3c4d-IMG_0042.jpg for IMG_0042.jpg), of several "
+                        "the one in the folders most like its own; pictures it lacks, or has "
+                        "several of as alike, as --image-url says")
     p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE, metavar="PIXELS",
                    help="with --format: how far simplified outlines may stray from the "
                         "predicted regions (0: every corner)")
@@ -292,6 +295,7 @@ def _predict(args: argparse.Namespace, ranks: DistInfo, out_dir: Path,
                              class_names=tuple(seg.class_names), palette=seg.palette,
                              order=tuple(name for _, name in work.images),
                              image_url=args.image_url, image_urls=args.image_urls,
+                             image_folders=input_folders(args.inputs),
                              model_version=f"fcnseg {args.checkpoint}")
     outputs = OutputOptions(
         heatmap_classes=tuple(heat_classes), heatmaps_present=args.heatmaps_present,
@@ -364,7 +368,8 @@ def _report(message: str) -> None:
 class _Tally:
     """Outputs written, inputs failed (each reported as it fails) and skipped as complete;
     the images predicted, failed and their seconds, and whether a speed line is due (progress
-    to a log), for the closing line of a sharded run."""
+    to a log), for the closing line of a sharded run; annotation files or images' annotations
+    not written (said as found), apart from the inputs, whose own outputs are written."""
 
     written: int = 0
     failed: int = 0
@@ -372,6 +377,7 @@ class _Tally:
     images: int = 0
     images_failed: int = 0
     seconds: float = 0.0
+    annotation_problems: int = 0
     speed_line: bool = False
 
     def count(self, problem: str | None) -> None:
@@ -558,7 +564,7 @@ def _write_annotations(pre: PreAnnotations, out_dir: Path, tally: _Tally) -> Non
     extra, refused = pre.write()
     for line in [*pre.kept, *pre.notes, *refused, *filter(None, [pre.speck_line()])]:
         _report(line)
-    tally.failed += len(refused)
+    tally.annotation_problems += len(refused)  # the inputs' own outputs are written
     if extra:
         shown = ", ".join(p.name for p in extra[:3]) + (" ..." if len(extra) > 3 else "")
         print(f"wrote {len(extra)} annotation file(s) to {out_dir}: {shown}")
@@ -581,11 +587,12 @@ def _finish(tally: _Tally, given: int, out_dir: Path, ranks: DistInfo,
             precision: str) -> int:
     """The summary line over every process (and under torchrun its closing progress line)."""
     shares = all_gather_objects((tally.written, tally.failed, tally.skipped, given,
-                                 tally.images, tally.images_failed, tally.seconds), ranks)
-    written, failed, skipped, total, images, images_failed = (
-        int(c) for c in np.sum(shares, axis=0)[:6])
+                                 tally.images, tally.images_failed, tally.annotation_problems,
+                                 tally.seconds), ranks)
+    written, failed, skipped, total, images, images_failed, annotating = (
+        int(c) for c in np.sum(shares, axis=0)[:7])
     if ranks.distributed and ranks.is_main and tally.speed_line and images + images_failed:
-        seconds = max(share[6] for share in shares)  # the processes ran side by side
+        seconds = max(share[7] for share in shares)  # the processes ran side by side
         print(f"predict ({ranks.world_size} processes): "
               f"{closing_text(images, images_failed, seconds, 'image')}",
               file=sys.stderr, flush=True)
@@ -594,8 +601,10 @@ def _finish(tally: _Tally, given: int, out_dir: Path, ranks: DistInfo,
               + (f" ({ranks.world_size} processes)" if ranks.distributed else "")
               + f", precision {precision}"
               + (f"; {skipped} complete already, skipped" if skipped else "")
-              + (f"; {failed} failed" if failed else ""))
-    return 1 if failed else 0
+              + (f"; {failed} failed" if failed else "")
+              + (f"; {annotating} problem{'s' * (annotating > 1)} writing annotations"
+                 if annotating else ""))
+    return 1 if failed or annotating else 0
 
 
 def _predict_raster(seg: Segmenter, path: Path, out: Path, tiles: TileSettings, model_id: str,

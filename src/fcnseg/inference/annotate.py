@@ -13,8 +13,9 @@ import csv
 import io
 import json
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
@@ -33,7 +34,7 @@ from fcnseg.data.annotations.export import (
     labelstudio_results,
     relative_path,
 )
-from fcnseg.data.annotations.labelstudio import upload_name
+from fcnseg.data.annotations.labelstudio import upload_name, without_upload_prefix
 from fcnseg.inference.calibration import entropy
 from fcnseg.inference.files import OwnOutputs, content_digest, record_outputs
 from fcnseg.inference.segmenter import Prediction
@@ -68,6 +69,47 @@ def _lattice_pixels(points: np.ndarray) -> float:
     return _shoelace(points) + float(np.gcd(step[:, 0], step[:, 1]).sum()) / 2 + 1
 
 
+def _common_tail(a: tuple[str, ...], b: tuple[str, ...]) -> int:
+    """How many last parts ``a`` and ``b`` have in common."""
+    k = 0
+    while k < min(len(a), len(b)) and a[-1 - k] == b[-1 - k]:
+        k += 1
+    return k
+
+
+def exported_pictures(paths: list[Path], urls: Mapping[str, str]
+                      ) -> tuple[dict[Path, str], set[Path]]:
+    """Which picture of a Label Studio export (``urls``: its task's ``data`` by the picture's
+    path) each of ``paths`` is, and the paths that more than one could be. Of the export's
+    pictures of its file name (or of the name Label Studio cleans an upload's to, prefix
+    aside), a path takes the one whose folders end as most of its own do, unless another
+    matches as well; a picture another path matches better is not its own."""
+    by_name: dict[str, list[str]] = {}
+    for named in urls:
+        if (parts := PurePosixPath(named).parts):
+            by_name.setdefault(without_upload_prefix(parts[-1]), []).append(named)
+    ambiguous: set[Path] = set()
+    claims: dict[str, list[tuple[int, Path]]] = {}
+    for path in paths:
+        found = by_name.get(path.name) or by_name.get(upload_name(path.name)) or []
+        depths = {n: _common_tail(path.absolute().parts[:-1], PurePosixPath(n).parts[:-1])
+                  for n in found}
+        best = [n for n, d in depths.items() if d == max(depths.values())]
+        if len(best) > 1:
+            ambiguous.add(path)
+        elif best:
+            claims.setdefault(best[0], []).append((depths[best[0]], path))
+    chosen: dict[Path, str] = {}
+    for named, claimants in claims.items():
+        top = max(d for d, _ in claimants)
+        winners = [p for d, p in claimants if d == top]
+        if len(winners) == 1:
+            chosen[winners[0]] = urls[named]
+        else:
+            ambiguous.update(winners)
+    return chosen, ambiguous
+
+
 @dataclass
 class _Entry:
     path: Path
@@ -85,9 +127,10 @@ class PreAnnotations:
     ``cvat``, ``labelstudio`` or None) of ``class_names`` but ``ignore_index``, simplified
     within ``tolerance`` pixels, none under ``min_area`` pixels (0: all); with ``rank``, for
     the ``top`` most uncertain images only; CVAT's and Label Studio's labels coloured by
-    ``palette``. Label Studio tasks name their picture as ``image_urls`` names its file name,
-    else ``image_url`` followed by its file name (None: by its path relative to ``out_dir``),
-    their predictions by ``model_version``.
+    ``palette``. Label Studio tasks name their picture as ``image_urls`` (a Label Studio
+    export's, by :func:`exported_pictures`) does, else ``image_url`` followed by its path below
+    the first of ``image_folders`` (the folders given as input) holding it, or by its file
+    name (None: by its path relative to ``out_dir``); their predictions by ``model_version``.
     Entries, recorded as writer threads finish, are put back in input ``order`` (names not in
     it after, as recorded).
     """
@@ -104,6 +147,7 @@ class PreAnnotations:
     order: tuple[str, ...] = ()
     image_url: str | None = None
     image_urls: dict[str, str] = field(default_factory=dict)
+    image_folders: tuple[Path, ...] = ()
     model_version: str = "fcnseg"
     _entries: dict[str, _Entry] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -191,7 +235,7 @@ class PreAnnotations:
         if self.rank:
             written.append(self._write_ranking(entries))
         chosen = entries[: self.top] if self.rank and self.top is not None else entries
-        if self.fmt is not None:
+        if self.fmt not in (None, "labelstudio"):  # tasks name pictures by path, not stem
             chosen = self._unique_stems(chosen)
         if self.fmt == "labelme":
             written += [self._save(f"{e.path.stem}.json", json.dumps(
@@ -264,28 +308,36 @@ class PreAnnotations:
                             background=implicit_background(self.class_names))
         return json.dumps(doc, ensure_ascii=False).encode("utf-8")
 
-
-
     def _labelstudio_bytes(self, entries: list[_Entry]) -> bytes:
         """Label Studio tasks, one per picture, each with the model's prediction."""
-        tasks, unlisted = [], []
+        tasks, unlisted, ambiguous = [], [], []
+        exported, tied = exported_pictures([e.path for e in entries], self.image_urls)
         for e in entries:
-            # An upload's name in Label Studio is cleaned (spaces to "_"; upload_name).
-            image = self.image_urls.get(e.path.name) or \
-                self.image_urls.get(upload_name(e.path.name))
+            below = self._below_input(e.path)
+            image = exported.get(e.path)
             if image is None:
-                unlisted += [e.path.name] if self.image_urls else []
+                if self.image_urls:
+                    (ambiguous if e.path in tied else unlisted).append(below)
                 image = (relative_path(e.path, self.out_dir) if self.image_url is None
-                         else self.image_url + quote(e.path.name))
+                         else self.image_url + quote(below))
             prediction: dict[str, Any] = {"model_version": self.model_version,
                                           "result": e.document[0]}
             if len(e.document) > 1:
                 prediction["score"] = round(e.document[1], 6)
             tasks.append({"data": {"image": image}, "predictions": [prediction]})
+        how = "by their path from here" if self.image_url is None else \
+            f"as {self.image_url}PATH, PATH below the folder given"
+        export = "the Label Studio export of --image-urls-from"
+        if ambiguous:
+            self.notes.append(f"{len(ambiguous)} picture(s) match several pictures of {export} "
+                              f"as well, by name and folders (the first: {ambiguous[0]}): "
+                              f"their tasks name them {how}")
         if unlisted:
-            how = "by their path from here" if self.image_url is None else \
-                f"as {self.image_url}NAME"
-            self.notes.append(f"{len(unlisted)} picture(s) not in the Label Studio export of "
-                              f"--image-urls-from (the first: {unlisted[0]}): their tasks name "
-                              f"them {how}")
+            self.notes.append(f"{len(unlisted)} picture(s) not in {export} (the first: "
+                              f"{unlisted[0]}): their tasks name them {how}")
         return json.dumps(tasks, indent=1, ensure_ascii=False).encode("utf-8")
+
+    def _below_input(self, path: Path) -> str:
+        """``path`` below the first of ``image_folders`` holding it, else its file name."""
+        folder = next((f for f in self.image_folders if path.is_relative_to(f)), None)
+        return path.name if folder is None else path.relative_to(folder).as_posix()

@@ -202,6 +202,20 @@ def collect_inputs(specs: Sequence[str], out_dir: PathLike | None = None,
     return _unique_names([(f, _utf8_name(name)) for f, name in found.values()]), problems
 
 
+def input_folders(specs: Sequence[str]) -> tuple[Path, ...]:
+    """The folders that INPUT ``specs`` name: each folder given, and the folder part of each
+    glob pattern (``photos`` of ``photos/*/*.jpg``); the pictures found are below them."""
+    folders = []
+    for spec in specs:
+        if Path(spec).is_dir():
+            folders.append(Path(spec))
+        elif glob.has_magic(spec):
+            parts = Path(spec).parts
+            fixed = next(k for k, part in enumerate(parts) if glob.has_magic(part))
+            folders.append(Path(*parts[:fixed]))
+    return tuple(folders)
+
+
 def _unread_pictures(folder: Path, files: list[Path]) -> list[tuple[str, str]]:
     """(folder, line) for each kind of picture in ``files`` that is never read: a shoot's
     hundreds of raw files are one line, not hundreds."""

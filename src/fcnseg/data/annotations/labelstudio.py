@@ -184,8 +184,8 @@ def _result_shape(result: Mapping[str, Any], where: str) -> Shape | None:
 
 def picture_urls(src: Path) -> dict[str, str]:
     """The picture of each task of the Label Studio JSON export ``src`` as its ``data`` names
-    it (``/data/upload/3/1a2b3c4d-IMG_0042.jpg``), by the picture's file name without the
-    upload prefix (``IMG_0042.jpg``; the first task of each name)."""
+    it (``/data/upload/3/1a2b3c4d-IMG_0042.jpg``), by the picture's path (a local-files URL:
+    the path it names, ``photos/day1/IMG_0042.jpg``; the first task of each picture)."""
     src = Path(src)
     try:
         tasks = load_json(src, "Label Studio JSON export")
@@ -200,7 +200,7 @@ def picture_urls(src: Path) -> dict[str, str]:
         data, url = fields_of(task.get("data")), _image_url(task)
         value = data.get("image")
         if url is not None and isinstance(value, str):
-            urls.setdefault(_UPLOAD_PREFIX.sub("", Path(url).name), value)
+            urls.setdefault(url, value)
     return urls
 
 

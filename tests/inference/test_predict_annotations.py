@@ -604,3 +604,21 @@ def test_closing_line_counts_an_annotation_left_out_apart_from_failed_inputs(
     closing = capsys.readouterr().out.strip().splitlines()[-1]
     assert "wrote outputs for 3 of 3 input(s)" in closing and "failed" not in closing
     assert "1 problem writing annotations" in closing
+
+
+def test_an_exported_picture_is_only_the_one_whose_folders_match_it_best(tmp_path) -> None:
+    from fcnseg.inference.annotate import exported_pictures
+
+    day1, day2 = tmp_path / "day1" / "DJI_0001.png", tmp_path / "day2" / "DJI_0001.png"
+    chosen, ambiguous = exported_pictures(
+        [day1, day2], {"drone/day1/DJI_0001.png": "/data/local-files/?d=drone/day1/DJI_0001.png"})
+    assert chosen == {day1: "/data/local-files/?d=drone/day1/DJI_0001.png"} and not ambiguous
+
+
+def test_labelstudio_image_url_of_a_pattern_follows_its_folder_part(
+        make_checkpoint, flights, tmp_path) -> None:
+    tasks = _labelstudio_tasks(make_checkpoint(), flights / "*" / "*.png", tmp_path / "out",
+                               "--image-url", "/data/local-files/?d=photos/")
+    assert sorted(t["data"]["image"] for t in tasks) == [
+        "/data/local-files/?d=photos/day1/DJI_0001.png",
+        "/data/local-files/?d=photos/day2/DJI_0001.png"]

@@ -156,3 +156,18 @@ def test_a_header_over_pillows_own_limit_is_refused_at_the_callers_limit():
     with pytest.raises(ImageTooLargeError, match="60000×60000 = 3600000000 pixels is more "
                                                  "than the limit of 4194304"):
         load_image(bytes(data), max_pixels=4194304)
+
+
+
+def test_an_image_over_the_segmenters_limit_names_how_to_raise_it(tmp_path) -> None:
+    from fcnseg.inference import to_rgb_uint8
+
+    path = tmp_path / "mosaic.png"
+    Image.new("RGB", (100, 80)).save(path)
+    for image in (path, np.zeros((80, 100, 3), np.uint8)):
+        with pytest.raises(ImageTooLargeError) as e:
+            to_rgb_uint8(image, max_pixels=7999)  # what Segmenter.predict reads by
+        message = str(e.value)
+        assert "100×80 = 8000 pixels is more than the limit of 7999" in message
+        assert "fcnseg predict --max-pixels PIXELS, or the Segmenter's max_pixels" in message
+        assert "\n" not in message and "bomb?" not in message

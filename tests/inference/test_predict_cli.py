@@ -361,3 +361,18 @@ def test_a_dng_given_by_name_is_refused_in_one_line_not_segmented(
     assert len(lines) == 1 and "a camera raw file (DNG)" in lines[0]
     assert "from the raw converter" in lines[0]
     assert not any((tmp_path / "out").glob("DJI_0000*"))
+
+
+def test_a_picture_over_max_pixels_is_one_line_naming_the_option(
+        make_checkpoint, smooth_image, tmp_path, capsys) -> None:
+    photo = tmp_path / "mosaic.jpg"
+    Image.fromarray(smooth_image).save(photo)
+    h, w = smooth_image.shape[:2]
+    rc = main(["predict", "--checkpoint", str(make_checkpoint("same")), str(photo),
+               "--out", str(tmp_path / "out"), "--no-progress", "--precision", "fp32",
+               "--max-pixels", str(h * w - 1)])
+    captured = capsys.readouterr()
+    lines = [x for x in (captured.out + captured.err).splitlines() if "mosaic.jpg" in x]
+    assert rc == 1
+    assert len(lines) == 1 and f"{w}×{h} = {h * w} pixels is more than the limit" in lines[0]
+    assert "fcnseg predict --max-pixels PIXELS" in lines[0] and "bomb?" not in lines[0]

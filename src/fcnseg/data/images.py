@@ -186,6 +186,24 @@ class ImageTooLargeError(ImageError):
     height: int | None = None
     limit: int | None = None
 
+    def raised_by(self, how: str) -> ImageTooLargeError:
+        """This refusal saying ``how`` raises the limit (a caller's option: ``fcnseg predict
+        --max-pixels``), where its size is known; else itself."""
+        if self.width is None or self.height is None or self.limit is None:
+            return self
+        return too_large_error(self.source, self.width, self.height, self.limit,
+                               f" against decompression bombs ({how})")
+
+
+def too_large_error(where: str, width: int, height: int, limit: int,
+                    ending: str) -> ImageTooLargeError:
+    """The :class:`ImageTooLargeError` of a ``width``×``height`` image over ``limit`` pixels,
+    its message ended by ``ending``."""
+    error = ImageTooLargeError(where, f"{width}×{height} = {width * height} pixels is more "
+                                      f"than the limit of {limit}{ending}")
+    error.width, error.height, error.limit = width, height, limit
+    return error
+
 
 def _stream(source: Any) -> Any:
     """A path as a Path, encoded bytes as a stream, a stream (or PIL image) as it is."""
@@ -400,11 +418,8 @@ def check_pixels(where: str, width: int, height: int, max_pixels: int | None,
     """Raise :class:`ImageTooLargeError` naming ``where`` when an image of ``width``×``height``
     has more than ``max_pixels`` pixels (None: no limit); ``advice`` ends the message."""
     if max_pixels is not None and width * height > max_pixels:
-        error = ImageTooLargeError(where, f"{width}×{height} = {width * height} pixels is more "
-                                          f"than the limit of {max_pixels} (a decompression "
-                                          f"bomb?{advice})")
-        error.width, error.height, error.limit = width, height, max_pixels
-        raise error
+        raise too_large_error(where, width, height, max_pixels,
+                              f" (a decompression bomb?{advice})")
 
 
 def exif_orientation(img: Image.Image) -> int:

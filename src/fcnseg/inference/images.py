@@ -5,7 +5,9 @@ by the same transparency rule.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -18,6 +20,7 @@ from fcnseg.data.images import (
     ImageTooLargeError,
     composite_rgba_array,
     load_image,
+    too_large_error,
 )
 
 
@@ -41,7 +44,22 @@ def to_rgb_uint8(image: Any, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> 
         raise ImageError("<input>", f"unsupported input type {type(image).__name__} (give a "
                                     f"path, bytes, a file object, a PIL image, an array or a "
                                     f"tensor){several}")
-    return load_image(image, max_pixels=max_pixels)
+    with predict_limit():
+        return load_image(image, max_pixels=max_pixels)
+
+
+#: How a refusal for size says to raise the limit, in fcnseg predict's and the Segmenter's terms.
+RAISE_MAX_PIXELS = "fcnseg predict --max-pixels PIXELS, or the Segmenter's max_pixels, raises it"
+
+
+@contextlib.contextmanager
+def predict_limit() -> Iterator[None]:
+    """An image over the pixel limit refused naming how to raise it (:data:`RAISE_MAX_PIXELS`),
+    not only as a possible decompression bomb."""
+    try:
+        yield
+    except ImageTooLargeError as e:
+        raise e.raised_by(RAISE_MAX_PIXELS) from None
 
 
 #: What :func:`load_image` reads, besides file objects (anything with ``read``).
@@ -59,8 +77,8 @@ def _array_to_rgb(a: np.ndarray, where: str, max_pixels: int | None) -> np.ndarr
     if a.shape[0] < 1 or a.shape[1] < 1:
         raise ImageError(where, f"empty image of shape {a.shape}")
     if max_pixels is not None and a.shape[0] * a.shape[1] > max_pixels:
-        raise ImageTooLargeError(where, f"{a.shape[1]}×{a.shape[0]} pixels is more than the "
-                                        f"limit of {max_pixels}")
+        raise too_large_error(where, a.shape[1], a.shape[0], max_pixels,
+                              "").raised_by(RAISE_MAX_PIXELS)
     full = _FULL_SCALE.get(a.dtype, 1.0)
     if np.issubdtype(a.dtype, np.floating):
         lo, hi = float(np.nanmin(a)), float(np.nanmax(a))

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from fcnseg.inference.images import ImageError, load_image
+from fcnseg.inference.images import ImageError, load_image, predict_limit
 from fcnseg.inference.segmenter import Prediction, Segmenter
 
 #: How much lower (Linux nice levels) reading and writing threads run than the model's: they get
@@ -62,7 +62,8 @@ def in_order(jobs: Iterable[Callable[[], T]], pool: ThreadPoolExecutor,
 def read_or_error(path: Path, max_pixels: int | None) -> np.ndarray | ImageError:
     """The image at ``path``, or the :class:`ImageError` naming why it cannot be read."""
     try:
-        return load_image(path, max_pixels=max_pixels)
+        with predict_limit():
+            return load_image(path, max_pixels=max_pixels)
     except ImageError as e:
         return e
 

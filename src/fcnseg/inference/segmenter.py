@@ -26,7 +26,7 @@ from fcnseg.data.images import read_samples
 from fcnseg.data.modalities import modality_problem
 from fcnseg.data.rasters import display_rgb, fill_nodata
 from fcnseg.dataset_paths import training_folders
-from fcnseg.inference.images import DEFAULT_MAX_PIXELS, to_rgb_uint8
+from fcnseg.inference.images import DEFAULT_MAX_PIXELS, predict_limit, to_rgb_uint8
 from fcnseg.inference.rasters import (
     NODATA_LABEL,
     TileSettings,
@@ -532,7 +532,8 @@ def _stored_values(modality: str, source: Any, max_pixels: int | None
     if isinstance(source, np.ndarray):
         return f"<{modality} array>", source
     where = str(source) if isinstance(source, str | os.PathLike) else f"<{modality} input>"
-    return where, read_samples(source, name=where, max_pixels=max_pixels)
+    with predict_limit():
+        return where, read_samples(source, name=where, max_pixels=max_pixels)
 
 
 def _without_data(pred: Prediction, missing: np.ndarray | None) -> Prediction:

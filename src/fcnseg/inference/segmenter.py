@@ -334,8 +334,9 @@ class Segmenter:
 
         Args:
             image: a file path, encoded bytes, a PIL image, an H×W×3 (or H×W, H×W×4) array
-                (uint8, uint16, or float 0-1), or a 3×H×W tensor (uint8 or float 0-1; pass
-                0-255 pixels as uint8). For a multi-band model: a raster file of its bands, a
+                (uint8, uint16, or float 0-1), or a 3×H×W tensor (uint8 or float 0-1; floats
+                above 1 are refused, as ``model(x)``'s float 0-255 is the other convention:
+                pass 0-255 pixels as uint8). For a multi-band model: a raster file of its bands, a
                 :class:`~fcnseg.data.rasters.RasterReader` or an H×W×N array of raw values
                 (``image`` is then its red, green and blue bands, else the first, stretched
                 2/98). Such an input, a raster ``fcnseg predict`` tiles, or an image of over

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import struct
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -95,14 +96,41 @@ def camera_raw_kind(source: Any) -> str | None:
     or a seekable stream; None for any other file."""
     if isinstance(source, Path) and source.suffix.lower() in CAMERA_RAW_SUFFIXES:
         return source.suffix[1:].upper()
-    head = file_head(source, 10)
+    head = file_head(source, 16)
     if head[:4] not in TIFF_MAGIC:
         return None
     if head[8:10] == b"CR":  # Canon's CR2: a TIFF with its own marker after the header
         return "CR2"
-    with contextlib.suppress(Exception), _tiff_file(source) as tif:
-        return "DNG" if DNG_VERSION_TAG in tif.pages[0].tags else None
-    return None
+    return "DNG" if DNG_VERSION_TAG in _first_ifd_tags(source, head) else None
+
+
+def _first_ifd_tags(source: Any, head: bytes) -> set[int]:
+    """The tag numbers of a TIFF's first IFD, read from its entries alone (no tag value, no
+    TIFF library: every TIFF read asks); empty where they cannot be read."""
+    order = "<" if head[:2] == b"II" else ">"
+    big = struct.unpack(order + "H", head[2:4])[0] == 43  # BigTIFF
+    offset = struct.unpack(order + ("Q" if big else "I"), head[8:16] if big else head[4:8])[0]
+    count_size, entry_size = (8, 20) if big else (2, 12)
+    with contextlib.suppress(Exception):
+        count_bytes = _bytes_at(source, offset, count_size)
+        count = struct.unpack(order + ("Q" if big else "H"), count_bytes)[0]
+        entries = _bytes_at(source, offset + count_size, min(count, 4096) * entry_size)
+        return {struct.unpack_from(order + "H", entries, i)[0]
+                for i in range(0, len(entries) - entry_size + 1, entry_size)}
+    return set()
+
+
+def _bytes_at(source: Any, offset: int, size: int) -> bytes:
+    """``size`` bytes at ``offset`` of a file path or seekable stream (left at its start)."""
+    if isinstance(source, str | os.PathLike):
+        with open(source, "rb") as f:
+            f.seek(offset)
+            return f.read(size)
+    try:
+        source.seek(offset)
+        return bytes(source.read(size))
+    finally:
+        source.seek(0)
 
 
 def camera_raw_problem(source: Any) -> str | None:

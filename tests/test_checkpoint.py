@@ -112,6 +112,12 @@ def test_a_missing_relative_checkpoint_names_the_absolute_path_looked_for(
                             f"{tmp_path}/runs/x/best.pt)")
 
 
+def test_a_missing_absolute_checkpoint_is_named_once(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(tmp_path / "best.pt")
+    assert str(e.value) == f"{tmp_path}/best.pt: no such checkpoint"
+
+
 def test_a_missing_checkpoint_under_a_tilde_names_the_path_opened_not_the_home_one(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)

@@ -243,6 +243,14 @@ _PORT_ARCHS = {"FCN32s": "fcn32s", "FCN16s": "fcn16s", "FCN8s": "fcn8s",
                "FCN8sAtOnce": "fcn8s_atonce"}
 
 
+def no_such_checkpoint(path: PathLike, field: str = "") -> str:
+    """One line for a missing checkpoint: the recipe ``field`` naming it, ``path`` as given, and
+    the absolute path looked for (a ~ is not expanded) when it differs or a field is named."""
+    looked = Path(path).absolute()
+    where = f" (looked for {looked})" if field or str(looked) != str(path) else ""
+    return f"{field + ': ' if field else ''}{path}: no such checkpoint{where}"
+
+
 def load_checkpoint(path: PathLike) -> dict[str, Any]:
     """Read a checkpoint safely and check its fields. Also accepts the PyTorch FCN port's
     ``.pth.tar`` (as Caffe-geometry VOC models), pretrained folders, fcnseg ``.safetensors``
@@ -252,9 +260,7 @@ def load_checkpoint(path: PathLike) -> dict[str, Any]:
     source = checkpoint_source(path)
     path = resolve_checkpoint(path)
     if not path.is_file():
-        looked = path.absolute()  # as opened: a ~ is not expanded
-        raise CheckpointError(f"{path}: no such checkpoint"
-                              + (f" (looked for {looked})" if str(looked) != str(path) else ""))
+        raise CheckpointError(no_such_checkpoint(path))
     if artifact_kind(path) is not None:  # an ONNX or TorchScript export: its metadata
         try:
             ckpt = read_artifact(path)

@@ -90,6 +90,16 @@ def test_a_missing_init_nowhere_else_names_only_where_it_looked(
                             f"{tmp_path}/runs/a/best.pt)")
 
 
+def test_a_missing_absolute_init_names_the_field_and_where_it_looked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    recipe = write_recipe(tmp_path / "stage16.yaml", tiny_recipe(init=f"{tmp_path}/best.pt"))
+    with pytest.raises(FileNotFoundError) as e:
+        build_training_model(load_config(recipe), 7)
+    assert str(e.value) == (f"init: {tmp_path}/best.pt: no such checkpoint (looked for "
+                            f"{tmp_path}/best.pt)")
+
+
 def test_a_missing_init_under_a_tilde_names_the_path_opened_not_the_home_one(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)

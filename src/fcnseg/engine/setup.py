@@ -23,7 +23,7 @@ from PIL import UnidentifiedImageError
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from fcnseg.checkpoint import CheckpointError, load_checkpoint
+from fcnseg.checkpoint import CheckpointError, load_checkpoint, no_such_checkpoint
 from fcnseg.conventions import InputConvention, get_convention
 from fcnseg.data import SkipBad, build_dataset, collate_segmentation
 from fcnseg.data.base import refuse_withheld_labels
@@ -385,10 +385,9 @@ def _init_from_file(model: nn.Module, init: str | Mapping[str, str],
 def _no_init_file(init: str, recipe_folder: Path | None) -> str:
     """One line: where a missing ``init`` was looked for, and the recipe's folder when the file
     is there (``init`` is relative to the current folder, ``base`` to the recipe file)."""
-    looked = Path(init).absolute()  # as opened: a ~ is not expanded
-    message = f"init: {init}: no such checkpoint (looked for {looked})"
+    message = no_such_checkpoint(init, "init")
     beside = None if recipe_folder is None else (recipe_folder / init).absolute()
-    if beside is not None and beside != looked and beside.is_file():
+    if beside is not None and beside != Path(init).absolute() and beside.is_file():
         message += (f"; {beside} exists, but init is relative to the current folder, not to "
                     f"the recipe file (as base is): --set init={beside}")
     return message

@@ -677,3 +677,50 @@ def test_label_studio_picture_annotated_in_one_task_is_not_left_to_annotate_by_a
     assert "no annotations" not in capsys.readouterr().out
     assert not (tmp_path / "out" / "unannotated.txt").exists()
     assert sorted(p.stem for p in (tmp_path / "out" / "masks").glob("*.png")) == ["p0", "p1"]
+
+
+def label_studio_sites(tmp_path: Path, urls: list[str]) -> Path:
+    """An export of one task per URL, each a polygon of its own label (cat, dog, ...)."""
+    names = ["cat", "dog", "cow", "owl"]
+    tasks = [{"id": k, "data": {"image": url}, "annotations": [{"result": [{
+        "type": "polygonlabels", "original_width": 40, "original_height": 30,
+        "value": {"points": [[0, 0], [50, 0], [50, 50]], "polygonlabels": [names[k]]}}]}]}
+        for k, url in enumerate(urls)]
+    (tmp_path / "export.json").write_text(json.dumps(tasks))
+    return tmp_path / "export.json"
+
+
+def test_label_studio_pictures_of_one_name_in_different_folders_import_apart(
+        tmp_path: Path, capsys) -> None:
+    # The document root's folders (data/) come before the folder named with --images.
+    export = label_studio_sites(tmp_path, [
+        "/data/local-files/?d=data/photos/site_a/IMG_0001.jpg",
+        "/data/local-files/?d=data/photos/site_b/IMG_0001.jpg",
+        "/data/local-files/?d=data/photos/site_a/IMG_0002.jpg"])
+    for sub in ("site_a/IMG_0001", "site_b/IMG_0001", "site_a/IMG_0002"):
+        picture(tmp_path / "photos" / f"{sub}.jpg")
+    out = tmp_path / "out"
+    assert main(["import", "labelstudio", str(export), "--out", str(out), "--images",
+                 str(tmp_path / "photos"), "--val-fraction", "0"]) == 0
+    assert sorted(p.name for p in (out / "images").iterdir()) == [
+        "IMG_0002.jpg", "site_a__IMG_0001.jpg", "site_b__IMG_0001.jpg"]
+    classes = yaml.safe_load((out / "dataset.yaml").read_text())["classes"]
+    assert read_mask(out, "site_a__IMG_0001")[2, 15] == classes.index("cat")
+    assert read_mask(out, "site_b__IMG_0001")[2, 15] == classes.index("dog")
+    capsys.readouterr()
+    assert main(["check-data", "--dataset", "folder", "--root", str(out), "--num-workers",
+                 "0"]) == 0
+    assert main(["check-data", "--dataset", "labelstudio", "--root", str(export),
+                 "--num-workers", "0", "--data", f"images={tmp_path / 'photos'}"]) == 0
+
+
+def test_label_studio_picture_name_of_several_is_not_matched_by_name_alone(
+        tmp_path: Path) -> None:
+    export = label_studio_sites(tmp_path, ["http://host/site_a/IMG_0001.jpg",
+                                           "s3://bucket/site_b/IMG_0001.jpg"])
+    picture(tmp_path / "photos" / "IMG_0001.jpg")  # which of the two it is, nobody knows
+    picture(tmp_path / "photos" / "site_b" / "IMG_0001.jpg")
+    report = import_annotations("labelstudio", export, tmp_path / "out",
+                                ImportOptions(images=tmp_path / "photos"))
+    assert report.written == ["site_b__IMG_0001"]
+    assert [i.image_name for i in report.missing] == ["site_a/IMG_0001.jpg"]

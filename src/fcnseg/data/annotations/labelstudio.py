@@ -3,9 +3,12 @@
 Read from each task's first annotation not cancelled: ``polygonlabels`` (points in percent),
 ``rectanglelabels`` (in percent, turned ``rotation`` degrees about the top-left corner),
 ``brushlabels`` (run-length coded RGBA, alpha marking the stroke) and ``keypointlabels``
-(counted, not drawn). Pictures are found by file name (also without the upload prefix
-``1a2b3c4d-``) under ``images`` (default: beside the JSON file, in ``images/`` or ``upload/``
-there, or at the task's path in the media folder, or at a relative path from the JSON file).
+(counted, not drawn). Pictures are found by the longest end of their path that no other
+picture's shares (``site_a/IMG_0001.jpg`` of ``?d=data/site_a/IMG_0001.jpg``), else by file
+name (also without the upload prefix ``1a2b3c4d-``) where no other picture has that name,
+under ``images`` (default: beside the JSON file, in ``images/`` or ``upload/`` there, or at
+the task's path in the media folder, or at a relative path from the JSON file); pictures of
+one name are named by the shortest end that tells them apart (``site_a__IMG_0001``).
 Predictions (``predictions``) are the model's guess, not labels: they are read only from the
 tasks file ``fcnseg predict --format labelstudio`` wrote, for its tasks (which have no
 ``annotations`` field, as every task of a Label Studio export has), where
@@ -19,17 +22,25 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from functools import partial
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 import numpy as np
 
 from fcnseg.data.annotations.reviewed import predict_outputs
-from fcnseg.data.annotations.shapes import AnnotatedImage, Annotations, Shape, load_json, printable
+from fcnseg.data.annotations.shapes import (
+    AnnotatedImage,
+    Annotations,
+    Shape,
+    load_json,
+    printable,
+    sample_name,
+)
 from fcnseg.utils.validate import expect_mapping, fields_of
 
 _UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")
@@ -138,6 +149,38 @@ def _image_url(task: dict) -> str | None:
     return unquote(url.path or value)
 
 
+def _path_parts(url: str) -> tuple[str, ...]:
+    """The folders and file name of a task's picture path, below any root or ``..``."""
+    parts = PurePosixPath(url).parts
+    start = max((k + 1 for k, p in enumerate(parts) if p in ("/", "..")), default=0)
+    return tuple(p for p in parts[start:] if p != ".")
+
+
+class _PathEnds:
+    """The ends of the pictures' paths in an export (``site_a/IMG_0001.jpg``,
+    ``IMG_0001.jpg``), each picture's once: an end no other picture shares tells it apart."""
+
+    def __init__(self, urls: Iterable[str]) -> None:
+        paths = {_path_parts(url) for url in urls}
+        self.count = Counter(p[k:] for p in paths for k in range(len(p)))
+        self.stems = Counter(Path(without_upload_prefix(p[-1])).stem for p in paths if p)
+
+    def name_shared(self, url: str) -> bool:
+        """Whether another picture has the name of ``url``'s, upload prefix aside."""
+        parts = _path_parts(url)
+        return bool(parts) and self.stems[Path(without_upload_prefix(parts[-1])).stem] > 1
+
+    def unique(self, url: str) -> list[tuple[str, ...]]:
+        """The ends of ``url``'s path no other picture shares, longest first."""
+        parts = _path_parts(url)
+        return [parts[k:] for k in range(len(parts)) if self.count[parts[k:]] == 1]
+
+    def apart(self, url: str) -> str:
+        """Where another picture has ``url``'s name, the shortest end of its path that tells
+        it apart (``site_a/IMG_0001.jpg``); else, or where none does, ''."""
+        return "/".join((self.unique(url) or [()])[-1]) if self.name_shared(url) else ""
+
+
 def _media_path(url: str) -> Path | None:
     """url's path in Label Studio's media folder; None for a URL outside it."""
     media = Path(url.removeprefix("/data/"))
@@ -205,12 +248,18 @@ def picture_urls(src: Path) -> dict[str, str]:
 
 
 def _task_picture(src: Path, url: str, folders: list[Path], searched: list[Path],
-                  uploads: _UploadNames, images: Path | None) -> Path:
-    """The picture the task names by ``url``: by its file name (also without the upload
-    prefix), else at its media path; a folder looked in is added to ``searched``."""
+                  found: tuple[_UploadNames, _PathEnds], images: Path | None) -> Path:
+    """The picture the task names by ``url``: at the longest end of its path under a folder
+    that no other picture's path ends with, by its file name (also without the upload prefix)
+    only where no other picture has that name, else at its media path; a folder looked in is
+    added to ``searched``."""
+    uploads, ends = found
     name = Path(url).name or url
     plain = _UPLOAD_PREFIX.sub("", name)
-    candidates = [folder / c for c in (name, plain) for folder in folders]
+    by_name = not ends.name_shared(url)
+    candidates = [folder.joinpath(*end) for end in ends.unique(url) if len(end) > 1
+                  for folder in folders]
+    candidates += [folder / c for c in (name, plain) for folder in folders if by_name]
     media = _media_path(url) if images is None else None
     if images is None and media is None and not urlparse(url).scheme and \
             not Path(url).is_absolute():
@@ -219,8 +268,10 @@ def _task_picture(src: Path, url: str, folders: list[Path], searched: list[Path]
         candidates.append(src.parent / media)
         if src.parent / media.parent not in searched:
             searched.append(src.parent / media.parent)  # named where pictures are missing
-    return next((c for c in candidates if c.is_file()), None) or \
-        uploads.find(folders, plain) or folders[0] / plain
+    picture = next((c for c in candidates if c.is_file()), None)
+    if not by_name:  # else expected where the end that tells it apart says
+        return picture or folders[0] / (ends.apart(url) or "/".join(_path_parts(url)))
+    return picture or uploads.find(folders, plain) or folders[0] / plain
 
 
 def _add_shapes(item: AnnotatedImage, results: list, source: str, task_name: object) -> None:
@@ -279,18 +330,21 @@ def read_labelstudio(src: Path, images: Path | None = None) -> Annotations:
     items, problems, predicted = [], [], []
     searched = list(folders)
     own = src.resolve() in predict_outputs(src.parent.resolve())
-    uploads = _UploadNames()
+    tasks = list(map(fields_of, tasks))
+    ends = _PathEnds(u for u in map(_image_url, tasks) if u is not None)
+    found = (_UploadNames(), ends)
     for t, task in enumerate(tasks):
-        task = fields_of(task)
         url = _image_url(task)
         if url is None:
             problems.append(f"{source}: task {t}: no image in 'data' (skipped)")
             continue
-        path = _task_picture(src, url, folders, searched, uploads, images)
+        path = _task_picture(src, url, folders, searched, found, images)
         name = Path(url).name or url
-        item = AnnotatedImage(name=Path(_UPLOAD_PREFIX.sub("", name)).stem, source=src,
+        told = ends.apart(url)  # pictures of one name: by the end of path that tells apart
+        item = AnnotatedImage(name=sample_name(told) if told else
+                              Path(_UPLOAD_PREFIX.sub("", name)).stem, source=src,
                               image_path=path, where=f"task {task.get('id', t)}",
-                              image_name=name)
+                              image_name=told or name)
         annotations = [a for a in map(fields_of, task.get("annotations") or [])
                        if a and not a.get("was_cancelled")]
         predictions = [p for p in map(fields_of, task.get("predictions") or []) if p]

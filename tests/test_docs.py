@@ -477,3 +477,19 @@ def test_random_images_in_the_docs_are_raw_pixels() -> None:
             for k, text in enumerate(code.splitlines()):
                 if "torch.rand(" in text:
                     assert "* 255" in text, f"{path.name}:{line + k}: {text.strip()}"
+
+
+def test_the_readme_layout_names_every_part_of_the_package_and_only_parts_that_exist() -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    layout = text[text.index("Layout: `src/fcnseg/`"):text.index("Data moves one way")]
+    named = set(re.findall(r"`([\w/]+?\.py|\w+/)`", layout))
+    named |= {n.split("/")[0] + "/" for n in named if n.endswith(".py") and "/" in n}
+    package = ROOT / "src" / "fcnseg"
+    parts = {p.name + "/" for p in package.iterdir() if p.is_dir() and p.name != "__pycache__"}
+    parts |= {p.name for p in package.glob("*.py") if p.name not in ("__init__.py", "__main__.py")}
+    assert parts <= named, f"not said where they live: {sorted(parts - named)}"
+    files = {str(p.relative_to(package)) for p in package.rglob("*.py")}
+    for name in named - {"src/fcnseg/", "cli/", "tests/"}:
+        suffix = name.rstrip("/")
+        assert any(f == suffix or f.endswith("/" + suffix) or f.startswith(suffix + "/")
+                   for f in files | {p.name + "/" for p in package.iterdir()}), name

@@ -79,3 +79,30 @@ def test_the_import_graph_reads_imports_inside_functions_too() -> None:
 def test_no_module_imports_one_that_imports_it_back() -> None:
     cycle = _cycle(_import_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+#: What each part of the package must not import, by the layering README.md describes: data
+#: moves one way (file → dataset → model → loss/metrics → checkpoint), weight files sit below
+#: the models, published weights and the Hub above them, the command line on top of all.
+ABOVE = {
+    "fcnseg.data": ("models", "engine", "inference", "export", "serve", "pretrained",
+                    "checkpoint", "weightfiles", "bench", "cli"),
+    "fcnseg.weightfiles": ("models", "checkpoint", "pretrained", "engine", "inference",
+                           "export", "serve", "bench", "cli"),
+    "fcnseg.models": ("data", "checkpoint", "pretrained", "engine", "inference", "export",
+                      "serve", "bench", "cli"),
+    "fcnseg.checkpoint": ("pretrained", "engine", "inference", "export", "serve", "bench", "cli"),
+    "fcnseg.pretrained": ("engine", "inference", "export", "serve", "bench", "cli"),
+    "fcnseg.inference": ("engine", "export", "serve", "bench", "cli"),
+    "fcnseg.engine": ("export", "serve", "bench", "cli"),
+}
+
+
+def test_no_part_of_the_package_imports_one_above_it() -> None:
+    graph = _import_graph()
+    upward = [f"{module} -> {dep}" for module, deps in sorted(graph.items())
+              for part, above in ABOVE.items()
+              if module == part or module.startswith(part + ".")
+              for dep in sorted(deps)
+              if any(dep == f"fcnseg.{a}" or dep.startswith(f"fcnseg.{a}.") for a in above)]
+    assert not upward, "\n".join(upward)

@@ -106,6 +106,15 @@ def test_upload_that_stalls_is_408_and_its_connection_closed(segmenter):
     assert "4 of 100000 bytes" in exchange.detail
 
 
+def test_a_stalled_uploads_408_carries_the_request_id(segmenter):
+    exchange = Exchange([b"\x89PNG"], then="stall", content_length=100_000)
+    exchange.scope["headers"].append((b"x-request-id", b"slow-9"))
+    _run(exchange, create_app(segmenter, body_timeout_s=0.2))
+    body = b"".join(m.get("body", b"") for m in exchange.sent if m["type"] == "http.response.body")
+    assert exchange.status == 408 and exchange.headers["x-request-id"] == "slow-9"
+    assert json.loads(body)["request_id"] == "slow-9"
+
+
 def test_stalled_upload_holds_no_place_in_the_queue(segmenter, make_image):
     """With room for one request, a stalled upload must not make a complete one wait or 503."""
     app = create_app(segmenter, max_concurrency=1, max_queue=0)

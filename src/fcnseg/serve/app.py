@@ -1,11 +1,13 @@
 """The web service: a :class:`~fcnseg.inference.Segmenter` behind FastAPI.
 
 Endpoints: ``POST /v1/segment`` (an image, or one file per modality, in; a palette PNG or JSON
-out), ``GET /v1/model``, ``GET /healthz`` (and ``HEAD``), ``/openapi.json`` and a page at ``/``.
+out), ``GET /v1/model``, ``GET /healthz`` (and ``HEAD``), ``GET /metrics`` (Prometheus),
+``/openapi.json`` and a page at ``/``.
 The routes only wire HTTP to :class:`~fcnseg.serve.service.SegmentationService`, which stays
 bounded whatever it is sent: bodies within ``max_upload_bytes`` (413) and ``body_timeout_s``
 (408); image headers read before decoding (413, 415, 400); admission or 503 at once; one model
-thread; every error ``{"detail": "<one line>"}``.
+thread; every error ``{"detail": "<one line>", "request_id": ...}``; every answer with its
+``X-Request-ID`` (:mod:`fcnseg.serve.metrics`).
 """
 
 from __future__ import annotations
@@ -20,15 +22,18 @@ from typing import Annotated, Any, Literal
 import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.exceptions import HTTPException
 
 from fcnseg import __version__
 from fcnseg.inference import Segmenter
 from fcnseg.inference.visualize import label_png_bytes as encode_label_png
 from fcnseg.serve.body import ReadBodyFirst
-from fcnseg.serve.errors import validation_error_response
+from fcnseg.serve.errors import http_error_response, validation_error_response
 from fcnseg.serve.limits import ServiceLimits
+from fcnseg.serve.metrics import RequestTelemetry, ServiceMetrics
 from fcnseg.serve.segment import SegmentOptions, heatmap_options
 from fcnseg.serve.service import SegmentationService
 
@@ -74,6 +79,13 @@ async def favicon() -> Response:
 async def healthz(service: Service) -> dict[str, Any]:
     """Liveness, and how busy the service is."""
     return service.health()
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+async def metrics(request: Request) -> Response:
+    """Requests, latency, images and pixels segmented, refusals and the model, in Prometheus'
+    text format."""
+    return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/v1/model")
@@ -143,8 +155,13 @@ def create_app(segmenter: Segmenter, limits: ServiceLimits | None = None, /, *,
                   summary="Semantic segmentation with a Fully Convolutional Network",
                   lifespan=_lifespan, docs_url=None, redoc_url=None)
     app.state.service = SegmentationService(segmenter, limits, batching)
+    app.state.metrics = ServiceMetrics(segmenter)
     app.add_middleware(ReadBodyFirst, max_bytes=limits.max_upload_bytes,
                        timeout_s=limits.body_timeout_s)
+    # Outermost: the id and the counts cover ReadBodyFirst's 413 and 408 too.
+    app.add_middleware(RequestTelemetry, metrics=app.state.metrics,
+                       paths={route.path for route in router.routes})
+    app.add_exception_handler(HTTPException, http_error_response)
     app.add_exception_handler(RequestValidationError, validation_error_response)
     app.include_router(router)
     app.mount("/static", StaticFiles(packages=[("fcnseg.serve", "static")]), name="static")

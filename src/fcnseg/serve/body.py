@@ -8,8 +8,9 @@ from __future__ import annotations
 import logging
 
 import anyio
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from fcnseg.serve.errors import error_response
 
 log = logging.getLogger("fcnseg.serve")
 
@@ -89,8 +90,7 @@ def _target(scope: Scope) -> str:
 async def _answer(scope: Scope, send: Send, status: int, detail: str, *,
                   close: bool = False) -> None:
     headers = {"Connection": "close"} if close else None
-    await JSONResponse({"detail": detail}, status_code=status, headers=headers)(
-        scope, _no_receive, send)
+    await error_response(scope, status, detail, headers)(scope, _no_receive, send)
 
 
 async def _no_receive() -> Message:  # a response never reads the request

@@ -1,4 +1,5 @@
-"""Errors of the web service, all answered in one shape: ``{"detail": "<what is wrong>"}``."""
+"""Errors of the web service, all answered in one shape: ``{"detail": "<what is wrong>",
+"request_id": "<the request's id>"}``."""
 
 from __future__ import annotations
 
@@ -9,11 +10,26 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.types import Scope
 
 
 class RequestError(HTTPException):
     """A request the service refuses: an HTTP status, a one-line reason for the client (and
-    headers), answered ``{"detail": ...}`` as FastAPI answers every HTTPException."""
+    headers), answered by :func:`http_error_response`."""
+
+
+def error_response(scope: Scope, status: int, detail: str,
+                   headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """An error answer: its one-line ``detail`` and the request's id
+    (:class:`~fcnseg.serve.metrics.RequestTelemetry` sets it)."""
+    body = {"detail": detail, "request_id": scope.get("state", {}).get("request_id")}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def http_error_response(request: Request, exc: Exception) -> JSONResponse:
+    """Every HTTPException (RequestError, Starlette's 404 and 405) as :func:`error_response`."""
+    assert isinstance(exc, HTTPException)
+    return error_response(request.scope, exc.status_code, exc.detail, exc.headers)
 
 
 def validation_detail(errors: Sequence[Mapping[str, Any]]) -> str:
@@ -37,4 +53,4 @@ async def validation_error_response(request: Request, exc: Exception) -> JSONRes
     """422 with a flat ``detail`` string, as every other error (FastAPI's default nests a
     list of objects)."""
     assert isinstance(exc, RequestValidationError)
-    return JSONResponse({"detail": validation_detail(exc.errors())}, status_code=422)
+    return error_response(request.scope, 422, validation_detail(exc.errors()))

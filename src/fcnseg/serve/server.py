@@ -8,8 +8,9 @@ The app bounds a request once its headers are in; this module bounds the connect
 - **Connection cap.** One connection over ``max_connections`` (lowered to fit the open-file
   limit) is answered 503 and closed. ``GET /healthz`` reports the counts
   (:class:`ConnectionGauge`); under another server, which applies neither guard, ``null``.
-- **Logs.** One access line per request with status and milliseconds (``fcnseg.serve.access``,
-  in place of uvicorn's); each refusal and header timeout in one line naming the client.
+- **Logs.** One access line per request with its id, image size, path (never the query
+  string), status and milliseconds (``fcnseg.serve.access``, in place of uvicorn's); each
+  refusal and header timeout in one line naming the client.
 - **Accept errors.** Out of file descriptors, asyncio reports every failed ``accept()`` with a
   traceback; they are logged as one line at most every :data:`ACCEPT_ERROR_LOG_INTERVAL_S` s.
 """
@@ -146,7 +147,8 @@ def _peer(address: tuple[str, int] | None) -> str:
 
 class _AccessLine:
     """The access line of one request, written once its response is complete (status, ms from
-    headers to last byte), or with status ``-`` if the client hangs up first."""
+    headers to last byte), or with status ``-`` if the client hangs up first; the request id
+    and image size are those the app put in the request's ``state``."""
 
     def __init__(self, cycle: RequestResponseCycle) -> None:
         self.cycle, self.started, self.status, self.written = cycle, time.perf_counter(), 0, False
@@ -165,8 +167,12 @@ class _AccessLine:
         if self.written:
             return
         self.written, scope = True, self.cycle.scope
-        access_log.info('%s - "%s %s HTTP/%s" %s %.1f ms%s', get_client_addr(scope),
-                        scope["method"], get_path_with_query_string(scope),
+        state = scope.get("state", {})  # the request id and image size, set by the app
+        size = state.get("image_size")
+        access_log.info('request_id=%s %s%s - "%s %s HTTP/%s" %s %.1f ms%s',
+                        state.get("request_id", "-"), f"image={size[0]}x{size[1]} " if size else "",
+                        get_client_addr(scope), scope["method"],
+                        get_path_with_query_string({**scope, "query_string": b""}),  # no secrets
                         scope["http_version"], status, (time.perf_counter() - self.started) * 1e3,
                         note)
 

@@ -95,7 +95,7 @@ class SegmentationService:
                 probe = partial(probe_image, data, max_pixels)
                 work = partial(segment_upload, seg, data, options, max_pixels,
                                self.batcher.predict)
-            await anyio.to_thread.run_sync(probe)
+            request.state.image_size = await anyio.to_thread.run_sync(probe)  # (w, h)
             answer = await anyio.to_thread.run_sync(work, limiter=self.admission.limiter)
         if isinstance(answer, bytes):  # the label map PNG
             return Response(answer, media_type="image/png",

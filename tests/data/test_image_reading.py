@@ -10,7 +10,7 @@ from PIL import Image, features
 
 from fcnseg.cli.main import main
 from fcnseg.data import DataError, FolderSegmentation
-from fcnseg.data.images import ALPHA_BACKGROUND, ImageTooLargeError
+from fcnseg.data.images import ALPHA_BACKGROUND, ImageError, ImageTooLargeError
 from fcnseg.inference import load_image, to_rgb_uint8
 
 
@@ -427,3 +427,43 @@ def test_a_raw_suffix_or_a_cr2_header_is_refused_as_camera_raw(tmp_path):
         with pytest.raises(ValueError) as e:
             load_image(path)
         assert str(e.value).startswith(f"{path}: a camera raw file ({kind}), which fcnseg")
+
+
+@pytest.mark.parametrize("kind", ["16-bit RGBA", "uint16 grey", "turned grey", "stack"])
+@pytest.mark.parametrize("as_bytes", [False, True], ids=["path", "bytes"])
+def test_each_tiff_read_parses_its_header_once(tmp_path, monkeypatch, kind, as_bytes):
+    # Its bands, samples, stack and pixels all come from one tifffile parse of the header.
+    import tifffile
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "x.tif"
+    if kind == "16-bit RGBA":
+        a = rng.integers(0, 65536, (6, 8, 4), np.uint16)
+        a[..., 3] = 65535  # opaque: the colour divided by 257
+        tifffile.imwrite(path, a, photometric="rgb", extrasamples=[2])
+        expected = np.round(a[..., :3] / 257).astype(np.uint8)
+    elif kind == "uint16 grey":
+        a = rng.integers(0, 65536, (6, 8), np.uint16)
+        tifffile.imwrite(path, a, photometric="minisblack")
+        expected = np.repeat(np.round(a / 257).astype(np.uint8)[..., None], 3, axis=-1)
+    elif kind == "turned grey":  # orientation 6: turned 90° clockwise to be shown
+        a = rng.integers(0, 256, (6, 8), np.uint8)
+        tifffile.imwrite(path, a, photometric="minisblack", extratags=[(274, 3, 1, 6, True)])
+        expected = np.repeat(np.rot90(a, -1)[..., None], 3, axis=-1)
+    else:
+        tifffile.imwrite(path, rng.integers(0, 256, (3, 6, 8, 3), np.uint8), photometric="rgb")
+        expected = None
+    parse, parses = tifffile.TiffFile.__init__, []
+
+    def counted(self, *args, **kwargs):
+        parses.append(args)
+        parse(self, *args, **kwargs)
+
+    monkeypatch.setattr(tifffile.TiffFile, "__init__", counted)
+    source = path.read_bytes() if as_bytes else path
+    if expected is None:
+        with pytest.raises(ImageError, match="holds 3 images"):
+            load_image(source)
+    else:
+        np.testing.assert_array_equal(load_image(source), expected)
+    assert len(parses) == 1

@@ -700,3 +700,34 @@ def test_raster_reads_run_under_a_bounded_gdal_cache_or_the_callers(tmp_path):
             reader.read(32, 0, 32, 48)
     assert seen == [GDAL_CACHE_BYTES, 16]
     assert GDAL_CACHE_BYTES <= 64 << 20
+
+
+def _count_tiff_parses(monkeypatch) -> list[int]:
+    parses = [0]
+    parse = tifffile.TiffFile.__init__
+
+    def counted(self, *args, **kwargs):
+        parses[0] += 1
+        parse(self, *args, **kwargs)
+
+    monkeypatch.setattr(tifffile.TiffFile, "__init__", counted)
+    return parses
+
+
+@pytest.mark.parametrize("layout", ["one page", "bands as pages", "cmyk"])
+def test_each_raster_open_parses_the_tiff_header_once(tmp_path, monkeypatch, tiff_reader,
+                                                      layout):
+    # Layout, samples (alpha, CMYK, orientation) and tifffile's own reader share one parse.
+    a = uint16_scene(h=12, w=14, n=4)
+    path = tmp_path / "x.tif"
+    if layout == "one page":
+        write_geotiff(path, a)
+    elif layout == "bands as pages":
+        tifffile.imwrite(path, np.moveaxis(a, -1, 0), photometric="minisblack")
+    else:
+        tifffile.imwrite(path, a, photometric="separated")
+    parses = _count_tiff_parses(monkeypatch)
+    with open_raster(path, exact=True) as r:
+        pixels = r.read_all()
+    np.testing.assert_array_equal(pixels, a)
+    assert parses[0] == 1

@@ -288,31 +288,41 @@ _STACK_AXES = {"T": "time points", "Z": "z-slices", "C": "channels", "Q": "image
                "L": "exposures", "P": "positions", "A": "angles", "M": "mosaic tiles"}
 
 
-@contextlib.contextmanager
-def _tiff_file(source: Any) -> Iterator[Any]:
-    """tifffile's TiffFile of a path or a seekable stream, read from its start and left there."""
+def parse_tiff(source: Any) -> Any:
+    """tifffile's TiffFile of a path or a seekable stream (read from its start), or the error
+    tifffile raised on its header: the one parse of a TIFF's header that each read makes, whose
+    every question (samples, layout, pages, pixels) it answers. The caller closes a TiffFile."""
     import tifffile
 
-    stream = not isinstance(source, str | os.PathLike)
-    if stream:
-        source.seek(0)
     try:
-        with tifffile.TiffFile(source) as tif:
-            yield tif
-    finally:
-        if stream:
+        if not isinstance(source, str | os.PathLike):
             source.seek(0)
+        return tifffile.TiffFile(source)
+    except Exception as e:  # noqa: BLE001 - a bad header is for the decoder to report
+        return e
 
 
-def tiff_stack(source: Any) -> tuple[str, tuple[int, ...]] | None:
-    """The axes and shape of a TIFF's first series (``("CYX", (2, 512, 512))``), or None for
-    a header tifffile cannot read."""
+@contextlib.contextmanager
+def tiff_header(source: Any) -> Iterator[Any]:
+    """:func:`parse_tiff` of ``source``, closed on leaving (a stream is left at its start)."""
+    tif = parse_tiff(source)
     try:
-        with _tiff_file(source) as tif:
-            series = tif.series[0]
-            return str(series.axes), tuple(int(n) for n in series.shape)
-    except Exception:  # noqa: BLE001 - a bad header is for the decoder to report
-        return None
+        yield tif
+    finally:
+        if not isinstance(tif, Exception):
+            tif.close()
+        if not isinstance(source, str | os.PathLike):
+            with contextlib.suppress(Exception):
+                source.seek(0)
+
+
+def _stack_of(tif: Any) -> tuple[str, tuple[int, ...]] | None:
+    """The axes and shape of a parsed TIFF's first series (``("CYX", (2, 512, 512))``), or
+    None for a header tifffile cannot read."""
+    with contextlib.suppress(Exception):  # a bad header is for the decoder to report
+        series = tif.series[0]
+        return str(series.axes), tuple(int(n) for n in series.shape)
+    return None
 
 
 def _tiff_images(img: Image.Image) -> int:
@@ -387,33 +397,41 @@ class TiffSamples:
     height: int = 0
     geotiff: bool = False
 
+    def bands_problem(self) -> str | None:
+        """:func:`colour_bands_problem` of these samples."""
+        return colour_bands_problem(self.bands, self.dtype, self.alpha, self.cmyk)
+
 
 def tiff_samples(source: Any) -> TiffSamples | None:
     """The :class:`TiffSamples` of a TIFF (a path or a seekable stream); None for a header
     tifffile cannot read (the decoder says what is wrong)."""
-    try:
-        with _tiff_file(source) as tif:
-            page = tif.pages[0]
-            extras = tuple(int(e) for e in page.extrasamples)
-            alpha = bool(extras) and extras[-1] in ALPHA_EXTRA_SAMPLES
-            if page.dtype is None:
-                return None
-            palette = None
-            if int(page.photometric) == _PALETTE and page.colormap is not None:
-                # 3 × N 16-bit values as N×3 8-bit RGB, their high bytes, as Pillow reads them
-                table = np.asarray(page.colormap, dtype=np.uint16).reshape(3, -1)
-                palette = np.ascontiguousarray((table >> 8).T, dtype=np.uint8)
-            tag, orientation = page.tags.get(EXIF_ORIENTATION_TAG), 1
-            with contextlib.suppress(TypeError, ValueError):
-                orientation = int(tag.value) if tag is not None else 1
-            return TiffSamples(int(page.samplesperpixel), np.dtype(page.dtype), alpha,
-                               alpha and extras[-1] == 1,  # associated alpha: premultiplied
-                               int(page.photometric) == _SEPARATED, palette,
-                               orientation if orientation in _UPRIGHT else 1,
-                               int(page.imagewidth), int(page.imagelength),
-                               any(t in page.tags for t in _GEOTIFF_TAGS))
-    except Exception:  # noqa: BLE001 - a bad header is for the decoder to report
-        return None
+    with tiff_header(source) as tif:
+        return samples_of(tif)
+
+
+def samples_of(tif: Any) -> TiffSamples | None:
+    """:func:`tiff_samples` of a header :func:`parse_tiff` parsed."""
+    with contextlib.suppress(Exception):  # a bad header is for the decoder to report
+        page = tif.pages[0]
+        extras = tuple(int(e) for e in page.extrasamples)
+        alpha = bool(extras) and extras[-1] in ALPHA_EXTRA_SAMPLES
+        if page.dtype is None:
+            return None
+        palette = None
+        if int(page.photometric) == _PALETTE and page.colormap is not None:
+            # 3 × N 16-bit values as N×3 8-bit RGB, their high bytes, as Pillow reads them
+            table = np.asarray(page.colormap, dtype=np.uint16).reshape(3, -1)
+            palette = np.ascontiguousarray((table >> 8).T, dtype=np.uint8)
+        tag, orientation = page.tags.get(EXIF_ORIENTATION_TAG), 1
+        with contextlib.suppress(TypeError, ValueError):
+            orientation = int(tag.value) if tag is not None else 1
+        return TiffSamples(int(page.samplesperpixel), np.dtype(page.dtype), alpha,
+                           alpha and extras[-1] == 1,  # associated alpha: premultiplied
+                           int(page.photometric) == _SEPARATED, palette,
+                           orientation if orientation in _UPRIGHT else 1,
+                           int(page.imagewidth), int(page.imagelength),
+                           any(t in page.tags for t in _GEOTIFF_TAGS))
+    return None
 
 
 #: GeoTIFF's tags (ModelPixelScale, ModelTiepoint, ModelTransformation, GeoKeyDirectory).
@@ -438,7 +456,7 @@ def tiff_bands_problem(source: Any) -> str | None:
     """:func:`colour_bands_problem` for a TIFF's first image from its header (None: no header
     tifffile reads)."""
     s = tiff_samples(source)
-    return None if s is None else colour_bands_problem(s.bands, s.dtype, s.alpha, s.cmyk)
+    return None if s is None else s.bands_problem()
 
 
 def check_pixels(where: str, width: int, height: int, max_pixels: int | None,
@@ -572,15 +590,29 @@ def file_head(stream: Any, size: int = 16) -> bytes:
 
 
 @contextlib.contextmanager
-def _opened(source: ImageSource, where: str, max_pixels: int | None) -> Any:
-    """Open and check ``source``, its pixels left to the caller; failures are ImageErrors."""
+def _checked(source: ImageSource, where: str) -> Iterator[tuple[Any, Any, TiffSamples | None]]:
+    """``source`` as a Path or stream, refused in one line when missing, a camera raw file or a
+    TIFF of bands no colour model takes (as fcnseg predict refuses it); with a TIFF's header,
+    parsed once (:func:`parse_tiff`), and its samples (both None for other files)."""
     stream = _stream(source)
     if isinstance(stream, Path) and not stream.is_file():
         raise ImageError(where, "no such file" if not stream.exists() else "not a file")
     if problem := camera_raw_problem(stream):
         raise ImageError(where, problem)
-    if file_head(stream, 4) in TIFF_MAGIC and (problem := tiff_bands_problem(stream)):
-        raise ImageError(where, problem)  # as fcnseg predict refuses the file
+    if file_head(stream, 2) not in (b"II", b"MM"):  # Pillow reads TIFFs of either magic order
+        yield stream, None, None
+        return
+    with tiff_header(stream) as tif:
+        samples = samples_of(tif)
+        if samples is not None and (problem := samples.bands_problem()):
+            raise ImageError(where, problem)
+        yield stream, tif, samples
+
+
+@contextlib.contextmanager
+def _opened(stream: Any, where: str, max_pixels: int | None, tif: Any) -> Any:
+    """A :func:`_checked` source opened by Pillow, its pixels left to the caller; failures are
+    ImageErrors (a TIFF's stack named by its header ``tif``)."""
     # Pillow refuses twice its limit outright: raised to a larger max_pixels, never lowered.
     if Image.MAX_IMAGE_PIXELS is not None and max_pixels is not None \
             and max_pixels > Image.MAX_IMAGE_PIXELS:
@@ -597,7 +629,7 @@ def _opened(source: ImageSource, where: str, max_pixels: int | None) -> Any:
     with img:
         check_pixels(where, *header_upright_size(img), max_pixels)  # sized as it is shown
         if img.format == "TIFF" and (images := _tiff_images(img)) > 1:
-            raise ImageError(where, multi_image_problem(images, *(tiff_stack(stream) or ())))
+            raise ImageError(where, multi_image_problem(images, *(_stack_of(tif) or ())))
         yield img
 
 
@@ -672,7 +704,8 @@ def read_samples(source: ImageSource, *, name: str | None = None,
     if not sixteen_bit_colour_png(source):
         return np.asarray(open_upright(source, name=name, max_pixels=max_pixels))
     where = _source_name(source, name)
-    with _opened(source, where, max_pixels) as img:
+    with _checked(source, where) as (stream, tif, _), \
+            _opened(stream, where, max_pixels, tif) as img:
         samples = _png_samples(img, source, where, max_pixels)
         return np.ascontiguousarray(upright_array(samples, exif_orientation(img)))
 
@@ -682,8 +715,9 @@ def open_upright(source: ImageSource, *, name: str | None = None,
     """Decode an image file (or bytes, a stream), upright and detached from the file. Raises
     :class:`ImageError` (or its ImageTooLargeError) naming the source."""
     where = _source_name(source, name)
-    with _opened(source, where, max_pixels) as img:
-        upright = _decoded_upright(img, source, where)
+    with _checked(source, where) as (stream, tif, _), \
+            _opened(stream, where, max_pixels, tif) as img:
+        upright = _decoded_upright(img, tif, where)
         # A copy keeps the decoded pixels once the file (and so ``img``) is closed.
         return img.copy() if upright is img else upright
 
@@ -706,32 +740,31 @@ def load_image(source: ImageSource, *, name: str | None = None,
     if isinstance(source, Image.Image):
         check_pixels(where, *source.size, max_pixels)
         return pil_to_rgb(_upright(source), where)
-    grey = _integer_grey_tiff(source, where, max_pixels)
-    if grey is not None:
-        return grey
     if sixteen_bit_colour_png(source):  # divided by 257, as a 16-bit TIFF's samples
         samples = read_samples(source, name=where, max_pixels=max_pixels)
         return integers_to_rgb(samples, alpha=samples.shape[-1] == 4)
-    with _opened(source, where, max_pixels) as img:
-        samples = _samples_of_tiff(img, source)
-        if samples is not None:  # read as fcnseg predict's raster tiles read the file
-            pixels = _decoded(lambda: _first_tiff_page(source), where)  # Pillow decodes none
-            rgb = integers_to_rgb(pixels, samples.alpha, premultiplied=samples.premultiplied,
-                                  cmyk=samples.cmyk)
-            return np.ascontiguousarray(upright_array(rgb, exif_orientation(img)))
-        return pil_to_rgb(_decoded_upright(img, source, where), where)
+    with _checked(source, where) as (stream, tif, samples):
+        if samples is not None and samples.bands == 1 and _grey_only(samples.dtype):
+            return _integer_grey_tiff(tif, samples, where, max_pixels)
+        with _opened(stream, where, max_pixels, tif) as img:
+            if _read_by_tifffile(img, samples):  # as fcnseg predict's raster tiles read it
+                pixels = _decoded(lambda: _first_tiff_page(tif), where)  # Pillow decodes none
+                rgb = integers_to_rgb(pixels, samples.alpha, premultiplied=samples.premultiplied,
+                                      cmyk=samples.cmyk)
+                return np.ascontiguousarray(upright_array(rgb, exif_orientation(img)))
+            return pil_to_rgb(_decoded_upright(img, tif, where), where)
 
 
 #: Pillow modes of one band whose turned TIFFs :func:`_decoded_upright` reads by tifffile.
 _GREY_MODES = ("L", "I;16", "I;16B", "I;16L", "I", "F")
 
 
-def _decoded_upright(img: Image.Image, source: Any, where: str) -> Image.Image:
+def _decoded_upright(img: Image.Image, tif: Any, where: str) -> Image.Image:
     """``img`` decoded and upright; a one-band TIFF whose orientation swaps rows and columns
-    through tifffile (Pillow scrambles an uncompressed one)."""
+    through tifffile, from its header ``tif`` (Pillow scrambles an uncompressed one)."""
     if img.format == "TIFF" and img.mode in _GREY_MODES and \
             (orientation := exif_orientation(img)) >= 5:
-        pixels = _decoded(lambda: _first_tiff_page(source), where)
+        pixels = _decoded(lambda: _first_tiff_page(tif), where)
         if pixels.ndim == 3 and pixels.shape[2] == 1:
             pixels = pixels[..., 0]
         if pixels.ndim == 2:
@@ -740,23 +773,15 @@ def _decoded_upright(img: Image.Image, source: Any, where: str) -> Image.Image:
     return _upright(img)
 
 
-def _integer_grey_tiff(source: Any, where: str, max_pixels: int | None) -> np.ndarray | None:
-    """A TIFF of one band of 16- or 32-bit integers read by tifffile, as predict's tiles
-    (Pillow reads uint32 as signed, or not at all); None for others."""
-    source = _stream(source)
-    if file_head(source, 4) not in TIFF_MAGIC:
-        return None
-    if problem := camera_raw_problem(source):
-        raise ImageError(where, problem)
-    samples = integer_grey_tiff(source)
-    if samples is None:
-        return None
+def _integer_grey_tiff(tif: Any, samples: TiffSamples, where: str,
+                       max_pixels: int | None) -> np.ndarray:
+    """A TIFF of one band of 16- or 32-bit integers (its header ``tif``) read by tifffile, as
+    predict's tiles (Pillow reads uint32 as signed, or not at all)."""
     check_pixels(where, samples.width, samples.height, max_pixels)
 
     def decode() -> tuple[np.ndarray, int]:
-        with _tiff_file(source) as tif:
-            images = sum(full_resolution(int(p.subfiletype)) for p in tif.pages)
-            return tif.pages[0].asarray(), images
+        images = sum(full_resolution(int(p.subfiletype)) for p in tif.pages)
+        return tif.pages[0].asarray(), images
 
     pixels, images = _decoded(decode, where)
     if images > 1:
@@ -774,28 +799,29 @@ def integer_grey_tiff(source: Any) -> TiffSamples | None:
     return samples
 
 
-def _samples_of_tiff(img: Image.Image, source: Any) -> TiffSamples | None:
-    """The samples of a TIFF read by tifffile, as predict's tiles: colour wider than 8 bits,
-    alpha, CMYK; None for others (Pillow's)."""
+def _read_by_tifffile(img: Image.Image, samples: TiffSamples | None) -> bool:
+    """Whether a TIFF of these ``samples`` is read by tifffile, as predict's tiles: colour wider
+    than 8 bits, alpha, CMYK (else Pillow reads it)."""
     if img.format != "TIFF" or img.mode not in ("RGB", "RGBA", "RGBa", "LA", "La", "CMYK"):
-        return None
+        return False
     # Colour samples wider than 8 bits, of which Pillow keeps the high byte.
     bits = img.tag_v2.get(258, (8,))  # BitsPerSample
     wide = img.mode in ("RGB", "RGBA") and max(bits if isinstance(bits, tuple) else (bits,)) > 8
     if img.mode == "RGB" and not wide:
-        return None  # 8-bit RGB: Pillow's pixels are the file's
-    samples = tiff_samples(_stream(source))
+        return False  # 8-bit RGB: Pillow's pixels are the file's
     if samples is None or samples.dtype.kind not in "ui":
-        return None
-    return samples if samples.alpha or samples.cmyk or wide else None
+        return False
+    return samples.alpha or samples.cmyk or wide
 
 
-def _first_tiff_page(source: Any) -> np.ndarray:
-    """The samples of a TIFF's first page as H×W×S integers, decoded by tifffile."""
-    with _tiff_file(_stream(source)) as tif:
-        page = tif.pages[0]
-        pixels = page.asarray()
-        separate = int(page.planarconfig) == 2  # PLANARCONFIG_SEPARATE: S×H×W
+def _first_tiff_page(tif: Any) -> np.ndarray:
+    """The samples of a parsed TIFF's first page as H×W×S integers, decoded by tifffile (its
+    header's error raised again where tifffile refused it)."""
+    if isinstance(tif, Exception):
+        raise tif
+    page = tif.pages[0]
+    pixels = page.asarray()
+    separate = int(page.planarconfig) == 2  # PLANARCONFIG_SEPARATE: S×H×W
     return np.moveaxis(pixels, 0, -1) if separate else pixels
 
 

@@ -15,13 +15,14 @@ raster must have as many bands as are named. Every problem is one-line
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -39,10 +40,11 @@ from fcnseg.data.images import (
     multi_image_problem,
     open_upright,
     orientation_flips,
+    parse_tiff,
     pil_to_rgb,
     read_samples,
+    samples_of,
     sixteen_bit_colour_png,
-    tiff_samples,
     upright_array,
 )
 from fcnseg.utils.quiet import ignoring
@@ -437,37 +439,28 @@ class _TiffReader(RasterReader):
         self._tif.close()
 
 
-def _tifffile_reader(path: Path, where: str, bands: Sequence[str] | None,
+def _tifffile_reader(tif: Any, path: Path, where: str, bands: Sequence[str] | None,
                      max_pixels: int | None) -> RasterReader:
-    """A reader of a TIFF's first image, its size checked first: by tiles or strips for one
-    page of H×W×bands, else memory-mapped or decoded whole."""
-    import tifffile
-
-    try:
-        tif = tifffile.TiffFile(path)
-    except Exception as e:  # noqa: BLE001 - tifffile raises many kinds on a bad header
+    """A reader of a TIFF's first image from its header ``tif`` (:func:`parse_tiff`'s), its
+    size checked first: by tiles or strips for one page of H×W×bands (reading through
+    ``tif``), else memory-mapped or decoded whole."""
+    if isinstance(tif, Exception):  # tifffile raises many kinds on a bad header
         raise ImageError(where, f"cannot be opened as a TIFF, corrupt header "
-                                f"({type(e).__name__}: {e})") from None
-    try:
-        if not tif.series:  # a header whose directories lead to no image
-            raise ImageError(where, "cannot be opened as a TIFF, corrupt header (no image in it)")
-        series = tif.series[0]
-        shape, axes = series.shape, series.axes
-        page = tif.pages[0]
-        if len(shape) not in (2, 3) or (len(shape) == 3 and axes[0] not in "SCQI"
-                                        and axes[-1] not in "SCQI"):
-            raise ImageError(where, f"a TIFF of axes {axes} and shape {shape}: expected one "
-                                    f"image of H×W, H×W×bands or bands×H×W")
-        check_pixels(where, int(page.imagewidth), int(page.imagelength), max_pixels, _BY_WINDOWS)
-        if len(tif.pages) == 1 or len(shape) == 2:
-            return _TiffReader(tif, where, bands)
-    except BaseException:
-        tif.close()
-        raise
-    nodata = gdal_nodata(page)
-    tif.close()
-    reader = _ArrayReader(_tifffile_array(path, where, axes), where, bands)  # bands as pages
-    reader.info = replace(reader.info, nodata=nodata)
+                                f"({type(tif).__name__}: {tif})")
+    if not tif.series:  # a header whose directories lead to no image
+        raise ImageError(where, "cannot be opened as a TIFF, corrupt header (no image in it)")
+    series = tif.series[0]
+    shape, axes = series.shape, series.axes
+    page = tif.pages[0]
+    if len(shape) not in (2, 3) or (len(shape) == 3 and axes[0] not in "SCQI"
+                                    and axes[-1] not in "SCQI"):
+        raise ImageError(where, f"a TIFF of axes {axes} and shape {shape}: expected one "
+                                f"image of H×W, H×W×bands or bands×H×W")
+    check_pixels(where, int(page.imagewidth), int(page.imagelength), max_pixels, _BY_WINDOWS)
+    if len(tif.pages) == 1 or len(shape) == 2:
+        return _TiffReader(tif, where, bands)
+    reader = _ArrayReader(_tifffile_array(tif, path, where, axes), where, bands)  # bands: pages
+    reader.info = replace(reader.info, nodata=gdal_nodata(page))
     return reader
 
 
@@ -508,33 +501,30 @@ class TiffLayout(NamedTuple):
 _MAX_STRAY_BANDS = 16
 
 
-def tiff_layout(source: Path | BinaryIO) -> TiffLayout | None:
-    """The layout of a TIFF's first image (a path, or a seekable stream read from its start);
-    None for a bad header (the reader reports it)."""
-    import tifffile
-
-    try:
-        if not isinstance(source, Path):
-            source.seek(0)
-        with tifffile.TiffFile(source) as tif:
-            series = tif.series[0]
-            images = sum(full_resolution(int(p.subfiletype)) and bool(np.prod(p.shape or (0,)))
-                         for p in tif.pages)
-            return TiffLayout(tuple(series.shape), series.axes, len(tif.pages),
-                              int(tif.pages[0].samplesperpixel), images)
-    except Exception:  # noqa: BLE001 - a bad header is for the reader to report
-        return None
+def layout_of(tif: Any) -> TiffLayout | None:
+    """The layout of a TIFF's first image from its header (parsed by
+    :func:`~fcnseg.data.images.parse_tiff`); None for a bad one (the reader reports it)."""
+    with contextlib.suppress(Exception):  # a bad header is for the reader to report
+        series = tif.series[0]
+        images = sum(full_resolution(int(p.subfiletype)) and bool(np.prod(p.shape or (0,)))
+                     for p in tif.pages)
+        return TiffLayout(tuple(series.shape), series.axes, len(tif.pages),
+                          int(tif.pages[0].samplesperpixel), images)
+    return None
 
 
-def _tifffile_array(path: Path, where: str, axes: str) -> np.ndarray:
-    """A TIFF whose bands are pages as H×W×N: memory-mapped where it can be, else decoded."""
-    import tifffile
-
+def _tifffile_array(tif: Any, path: Path, where: str, axes: str) -> np.ndarray:
+    """A TIFF whose bands are pages as H×W×N: memory-mapped where it can be (as
+    ``tifffile.memmap`` maps it, from the header ``tif``), else decoded."""
+    series = tif.series[0]
     try:
         try:
-            a = tifffile.memmap(path, mode="r")
+            if series.dataoffset is None:
+                raise ValueError("not memory-mappable")
+            a = np.memmap(path, np.dtype(tif.byteorder + series.dtype.char), "r",
+                          series.dataoffset, series.shape, "C")
         except ValueError:  # compressed or not contiguous: decode it (every page: a band)
-            a = tifffile.imread(path)
+            a = tif.asarray()
     except MemoryError:
         raise
     except Exception as e:  # noqa: BLE001 - tifffile's codecs raise many kinds
@@ -607,29 +597,42 @@ def _open_raster(path: PathLike, bands: Sequence[str] | None,
     head = file_head(p)
     driver, name = next(((d, n) for magic, d, n in RASTER_FORMATS if head.startswith(magic)),
                         (None, None))
-    layout = tiff_layout(p) if driver == "GTiff" else None
-    if layout is not None and (problem := layout.problem()) is not None:
-        raise ImageError(where, problem)
-    samples = tiff_samples(p) if driver == "GTiff" else None
-    cmyk = samples is not None and samples.cmyk
+    if driver == "GTiff":
+        return _tiff_raster(p, where, bands, max_pixels)
     rasterio = _rasterio()
-    # GDAL would read the first page alone of a TIFF whose pages are its bands, and would
-    # make CMYK inks RGB by its own rounding (tifffile reads them as stored).
-    if rasterio is not None and driver is not None and not cmyk and not (
-            layout is not None and layout.pages_are_bands):
-        return _as_header_says(_rasterio_reader(rasterio, p, where, driver, bands, max_pixels),
-                               samples)
-    if driver is not None and driver != "GTiff":
+    if rasterio is not None and driver is not None:
+        return _rasterio_reader(rasterio, p, where, driver, bands, max_pixels)
+    if driver is not None:
         raise ImageError(where, f"a {name} file: reading it needs rasterio "
                                 f"(pip install 'fcnseg[geo]')")
-    if driver == "GTiff":
-        reader = _tifffile_reader(p, where, bands, max_pixels)
-        if rasterio is not None:
-            reader = _with_georeferencing(reader, rasterio, p)
-        return _as_header_says(reader, samples)
     # The formats of the one allow-list, decoded whole: the image reader checks the size.
     limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
     return _ArrayReader(_pillow_array(p, where, limit), where, bands)
+
+
+def _tiff_raster(p: Path, where: str, bands: Sequence[str] | None,
+                 max_pixels: int | None) -> RasterReader:
+    """A TIFF's reader, its header parsed once for its layout, samples and tifffile's reader.
+    GDAL reads it where installed, but for pages that are bands (GDAL would read the first
+    alone) and CMYK inks (GDAL makes them RGB by its own rounding; tifffile keeps them)."""
+    with contextlib.ExitStack() as owned:
+        tif = parse_tiff(p)
+        if not isinstance(tif, Exception):
+            owned.callback(tif.close)
+        layout, samples = layout_of(tif), samples_of(tif)
+        if layout is not None and (problem := layout.problem()) is not None:
+            raise ImageError(where, problem)
+        rasterio = _rasterio()
+        if rasterio is not None and not (samples is not None and samples.cmyk) and not (
+                layout is not None and layout.pages_are_bands):
+            reader = _rasterio_reader(rasterio, p, where, "GTiff", bands, max_pixels)
+            return _as_header_says(reader, samples)
+        reader = _tifffile_reader(tif, p, where, bands, max_pixels)
+        if isinstance(reader, _TiffReader):
+            owned.pop_all()  # its windows are read through ``tif``: closed with the reader
+        if rasterio is not None:
+            reader = _with_georeferencing(reader, rasterio, p)
+        return _as_header_says(reader, samples)
 
 
 class _UprightReader(RasterReader):

@@ -53,11 +53,11 @@ from fcnseg.data.images import (
     file_head,
     file_orientation,
     open_upright,
-    tiff_bands_problem,
-    tiff_samples,
+    samples_of,
+    tiff_header,
 )
 from fcnseg.data.palette import palette_for
-from fcnseg.data.rasters import raster_info, tiff_layout
+from fcnseg.data.rasters import layout_of, raster_info
 from fcnseg.utils.files import FileSignature, digest_if_unchanged, file_signature
 
 #: The readers of ``fcnseg import``'s formats, each given the source and the images folder.
@@ -200,10 +200,12 @@ def band_raster(picture: bytes | Path) -> bool:
     with _stream(picture) as f:
         if file_head(f, 4) not in TIFF_MAGIC:
             return False
-        if tiff_bands_problem(f) is not None:
-            return True
-        layout = tiff_layout(picture if isinstance(picture, Path) else f)
-        return layout is not None and layout.pages_are_bands
+        with tiff_header(f) as tif:
+            samples = samples_of(tif)
+            if samples is not None and samples.bands_problem() is not None:
+                return True
+            layout = layout_of(tif)
+            return layout is not None and layout.pages_are_bands
 
 
 def picture_size(picture: bytes | Path) -> tuple[int, int]:
@@ -221,8 +223,8 @@ def picture_size(picture: bytes | Path) -> tuple[int, int]:
         info = raster_info(picture)
         height, width, turned = info.height, info.width, False
     else:
-        with _stream(picture) as f:
-            header, layout = tiff_samples(f), tiff_layout(f)
+        with _stream(picture) as f, tiff_header(f) as tif:
+            header, layout = samples_of(tif), layout_of(tif)
         if header is None:
             raise ImageError(_shown(picture), "unreadable TIFF header")
         if layout is not None and (problem := layout.problem()) is not None:

@@ -10,6 +10,7 @@ from fcnseg.utils.hardware import (
     auto_precision,
     default_channels_last,
     parse_cpuinfo,
+    resolve_device,
     resolve_precision,
 )
 
@@ -77,3 +78,22 @@ def test_channels_last_by_device_and_precision() -> None:
     assert default_channels_last("cuda:1", "fp16")
     assert not default_channels_last("cuda", "fp32")
     assert not default_channels_last("mps", "bf16")
+
+
+@pytest.mark.parametrize(("available", "local_rank", "expected"), [
+    (True, None, "cuda"), (True, 2, "cuda:2"), (False, None, "cpu"), (False, 2, "cpu")])
+def test_auto_is_this_process_gpu_when_there_is_one(monkeypatch, available, local_rank,
+                                                    expected) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: available)
+    assert resolve_device("auto", local_rank) == torch.device(expected)
+    assert resolve_device(torch.device("cpu"), local_rank) == torch.device("cpu")
+
+
+def test_a_gpu_without_cuda_is_one_line_naming_the_gpu_of_the_process(monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for device, local_rank, name in (("cuda", None, "cuda:0"), ("cuda", 3, "cuda:3"),
+                                     ("cuda:1", 3, "cuda:1")):
+        with pytest.raises(ValueError) as e:
+            resolve_device(device, local_rank)
+        assert str(e.value) == (f"device: {name!r} requested but CUDA is not available; "
+                                f"use device=cpu")

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from fcnseg.utils.hardware import require_available
+from fcnseg.utils.hardware import resolve_device
 
 
 @dataclass(frozen=True)
@@ -40,21 +40,12 @@ class DistInfo:
         return self.rank == 0
 
 
-def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; ``cuda`` → this process's GPU."""
-    if spec == "auto":
-        spec = "cuda" if torch.cuda.is_available() else "cpu"
-    if spec == "cuda":
-        spec = f"cuda:{local_rank}"
-    return require_available(torch.device(spec))
-
-
 def setup_distributed(device: str = "auto") -> DistInfo:
     """Join the process group described by torchrun's environment, if any."""
     joined = dist.is_available() and dist.is_initialized()
     world = dist.get_world_size() if joined else int(os.environ.get("WORLD_SIZE", "1"))
     if not joined and world <= 1:
-        return DistInfo(0, 1, 0, resolve_device(device), owns_group=False)
+        return DistInfo(0, 1, 0, resolve_device(device, 0), owns_group=False)
     rank = dist.get_rank() if joined else int(os.environ["RANK"])
     local = int(os.environ.get("LOCAL_RANK", rank))
     dev = resolve_device(device, local)

@@ -15,16 +15,8 @@ from fcnseg.inference.sliding import PredictFn, forward_logits
 from fcnseg.models.fastpath import optimize
 from fcnseg.models.preprocess import Preprocess, raw_pixel_model
 from fcnseg.utils.batches import to_device
-from fcnseg.utils.hardware import default_channels_last, require_available, resolve_precision
+from fcnseg.utils.hardware import default_channels_last, resolve_device, resolve_precision
 from fcnseg.utils.precision import autocast
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"``: CUDA when available; anything else as ``torch.device`` (an unavailable CUDA
-    device is one line)."""
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return require_available(torch.device(device))
 
 
 class InferenceRunner:

@@ -65,6 +65,16 @@ def cpu_info() -> CpuInfo:
                        flags=frozenset())
 
 
+def resolve_device(device: str | torch.device, local_rank: int | None = None) -> torch.device:
+    """``"auto"``: CUDA when available, else CPU; ``"cuda"`` with a ``local_rank``: that
+    process's GPU; anything else as ``torch.device`` (an unavailable CUDA device is one line)."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and local_rank is not None:
+        device = f"cuda:{local_rank}"
+    return require_available(torch.device(device))
+
+
 def require_available(device: torch.device) -> torch.device:
     """``device`` itself, or a one-line ValueError when it is a GPU this torch cannot reach."""
     if device.type == "cuda" and not torch.cuda.is_available():

@@ -18,6 +18,7 @@ from fcnseg.utils.files import (
     atomic_write,
     atomic_write_bytes,
     free_space,
+    proc_value,
     remove_dead_writers_temporaries,
     remove_stale_temporaries,
 )
@@ -140,3 +141,12 @@ def test_atomic_path_renames_a_whole_file_or_leaves_nothing(tmp_path: Path) -> N
         raise RuntimeError("writer failed")
     assert target.read_bytes() == b"new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w.safetensors"]
+
+
+def test_proc_value_is_the_first_word_after_its_key_and_none_without_it(tmp_path) -> None:
+    status = tmp_path / "status"
+    status.write_text("Name:\tpython\nUmask:\t0022\nVmHWM:\t  123456 kB\n")
+    assert proc_value(str(status), "VmHWM") == "123456"
+    assert proc_value(str(status), "Umask") == "0022"
+    assert proc_value(str(status), "MemAvailable") is None
+    assert proc_value(str(tmp_path / "absent"), "VmHWM") is None

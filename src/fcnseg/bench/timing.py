@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from fcnseg.utils.files import proc_value
+
 
 @dataclass(frozen=True)
 class Timing:
@@ -136,13 +138,8 @@ def matmul_variants(dtype: torch.dtype = torch.float32, device: torch.device | s
 
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far (MiB), from /proc/self/status (VmHWM)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
+    if (peak := proc_value("/proc/self/status", "VmHWM")) is not None:
+        return int(peak) / 1024
     import resource  # POSIX only, and only needed where /proc is missing
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -22,6 +22,7 @@ import numpy as np
 
 from fcnseg.data.errors import problem_line
 from fcnseg.data.images import upright_size
+from fcnseg.utils.files import proc_value
 from fcnseg.utils.keyed import keyed
 
 CACHE_SETTINGS = ("auto", "ram", "none")
@@ -32,13 +33,8 @@ _Stored = list[tuple[str, Any, np.ndarray]]
 
 def available_memory() -> int:
     """Bytes of memory available to new allocations now (``MemAvailable``), or 0 if unknown."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
+    if (available := proc_value("/proc/meminfo", "MemAvailable")) is not None:
+        return int(available) * 1024
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):

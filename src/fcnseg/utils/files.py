@@ -204,15 +204,18 @@ def fsync_dir(path: PathLike) -> None:
             os.close(fd)
 
 
+def proc_value(path: str, key: str) -> str | None:
+    """The first word after ``key:`` in a Linux /proc file of ``Key: value`` lines
+    (``/proc/self/status``, ``/proc/meminfo``); None without /proc or the key."""
+    with contextlib.suppress(OSError), open(path, encoding="ascii", errors="replace") as f:
+        return next((line.split()[1] for line in f if line.startswith(f"{key}:")), None)
+    return None
+
+
 def _umask() -> int:
     """The process umask, read without setting it (which would affect other threads' files)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except OSError:
-        pass
+    if (umask := proc_value("/proc/self/status", "Umask")) is not None:
+        return int(umask, 8)
     mask = os.umask(0o077)  # no /proc: set a strict mask for the instant it takes to read it
     os.umask(mask)
     return mask

@@ -1,5 +1,5 @@
-"""Segmentation metrics from one confusion matrix over a whole dataset (rows ground truth,
-columns predictions), with the FCN reference's semantics:
+"""Segmentation metrics come from one confusion matrix over a whole dataset.
+Rows are ground truth, columns predictions; the FCN reference's semantics hold:
 
 - pixel accuracy ``Σ diag / Σ all``;
 - mean accuracy: the mean of ``diag / rowsum``, a class without ground-truth pixels (NaN) left

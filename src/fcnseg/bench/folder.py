@@ -1,6 +1,5 @@
-"""A folder dataset of synthetic scenes on disk (:class:`fcnseg.data.FolderSegmentation`'s
-layout): stand-in "own data" for trying the folder recipes without downloading anything.
-"""
+"""Synthetic scenes on disk stand in for "own data" when trying the folder recipes.
+They form a folder dataset (:class:`fcnseg.data.FolderSegmentation`'s layout): no download."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The ``fcnseg bench`` suite: inference, training, evaluation pipeline and fast-path options,
-each comparison timed interleaved in one run; one JSON-ready dict, printed by
+"""The ``fcnseg bench`` suite times inference, training, evaluation and fast-path options.
+Each comparison is timed interleaved in one run, into one JSON-ready dict printed by
 :func:`format_report`."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Speed and accuracy targets as one machine-readable line each, which every benchmark script
-prints and ``make bench`` gathers into one table::
+"""Speed and accuracy targets are each one machine-readable line.
+Every benchmark script prints them; ``make bench`` gathers them into one table::
 
     TARGET <name> measured=<float> goal=<float> ok=<true|false>
 

@@ -1,5 +1,5 @@
-"""``fcnseg demo``: the embedded default. Train FCN-8s on the built-in synthetic scenes,
-evaluate it on their validation split, write the report and a few predictions."""
+"""``fcnseg demo`` trains FCN-8s on the built-in synthetic scenes (the embedded default).
+It evaluates it on their validation split and writes the report and a few predictions."""
 
 from __future__ import annotations
 

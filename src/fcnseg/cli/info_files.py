@@ -1,6 +1,6 @@
-"""``fcnseg info`` on the data files fcnseg reads and writes: label maps and images (PNG,
-JPEG ...), rasters (TIFF, GeoTIFF, JPEG 2000), CSV tables (``ranking.csv``) and annotation
-files (labelme, COCO, Label Studio JSON; CVAT XML)."""
+"""``fcnseg info`` describes the data files fcnseg reads and writes:
+label maps and images (PNG, JPEG ...), rasters (TIFF, GeoTIFF, JPEG 2000), CSV tables
+(``ranking.csv``) and annotation files (labelme, COCO, Label Studio JSON; CVAT XML)."""
 
 from __future__ import annotations
 

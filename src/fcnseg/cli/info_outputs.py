@@ -1,7 +1,7 @@
-"""``fcnseg info`` on the other files fcnseg writes: ``predict --probs`` arrays (``.npz``), a
-raster prediction's records (``OUT.partial.json`` while it runs, ``OUT.done.json`` once
-finished), ``fcnseg import``'s ``dataset.yaml``,
-``fcnseg bench --out``'s report, predict's output manifest and TensorBoard event files."""
+"""``fcnseg info`` describes the other files fcnseg writes:
+``predict --probs`` arrays (``.npz``), raster prediction records (``OUT.partial.json``
+while running, ``OUT.done.json`` once finished), ``fcnseg import``'s ``dataset.yaml``, the
+report of ``fcnseg bench --out``, predict's output manifest and TensorBoard event files."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""``fcnseg quantize``: a checkpoint to an int8 ONNX model, calibrated on the user's images and
-gated on accuracy against the float model."""
+"""``fcnseg quantize`` makes an int8 ONNX model of a checkpoint.
+Calibration uses the user's images; accuracy is gated against the float model."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Datasets of multi-band images (``bands`` declared): the band statistics a model on them is
-standardised by, the values crops pad with, and the filling of pixels without data."""
+"""This module serves datasets of multi-band images (``bands`` declared).
+It gives the band statistics models are standardised by, crop padding and no-data filling."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""Class names that differ only in case or surrounding spaces: one class spelled two ways,
-refused by ``fcnseg import`` and reported by ``fcnseg check-data`` (:func:`spelling_groups`).
-"""
+"""Class names that differ only in case or surrounding spaces are one class spelled two ways.
+``fcnseg import`` refuses them and ``fcnseg check-data`` reports them (:func:`spelling_groups`)."""
 
 from __future__ import annotations
 

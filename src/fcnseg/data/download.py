@@ -1,7 +1,6 @@
-"""Download and extract the datasets: PASCAL VOC 2012 / 2011, SBD, PASCAL-Context (with VOC2010),
-NYUDv2 and SIFT Flow (:func:`fcnseg.utils.download.download`: cache, resume, and a checksum
-where one is published). A dataset already extracted is found without any network access.
-"""
+"""Download and extract the paper's datasets, or find them already extracted, offline.
+PASCAL VOC 2012 / 2011, SBD, PASCAL-Context (with VOC2010), NYUDv2 and SIFT Flow come through
+:func:`fcnseg.utils.download.download` (cache, resume, and a checksum where one is published)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The one image reader: training, ``check-data``, ``predict`` and ``serve`` all read through it,
-so that the same file gives the same pixels everywhere:
+"""This is the one image reader, so that the same file gives the same pixels everywhere.
+Training, ``check-data``, ``predict`` and ``serve`` all read through it:
 
 - **Orientation.** The EXIF orientation tag turns the image upright, as viewers and annotation
   tools show it; masks too, which must have the upright image's size.

@@ -1,5 +1,5 @@
-"""Where a dataset's files are: finding its folder under what the user passed, and reading its
-split lists (one image name a line), with errors that name the places looked in and the file."""
+"""This module finds a dataset's folder under what the user passed and reads its split lists.
+A split list has one image name a line; errors name the places looked in and the file."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""SIFT Flow (Liu et al. 2009; labels of Tighe & Lazebnik 2010): 256×256 outdoor scenes, each
-with two label maps, semantic (33 classes) and geometric (sky, horizontal, vertical).
+"""SIFT Flow (Liu et al. 2009; labels of Tighe & Lazebnik 2010) has 256×256 outdoor scenes.
+Each has two label maps, semantic (33 classes) and geometric (sky, horizontal, vertical).
 
 On disk (the dataset's archive plus the FCN reference's split lists)::
 

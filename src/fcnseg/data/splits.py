@@ -1,6 +1,5 @@
-"""The FCN paper's evaluation split, seg11valid: the 736 VOC2011 segmentation val images not in
-SBD train, derived from the user's copies of both and cached by a hash of the two lists.
-"""
+"""The FCN paper's evaluation split, seg11valid, is VOC2011 val less SBD train (736 images).
+It is derived from the user's copies of both and cached by a hash of the two lists."""
 
 from __future__ import annotations
 

@@ -1,9 +1,8 @@
-"""A time budget for a run (``train.time_budget: 5m``, ``--budget 5m``) from the start of the
-process: after the first step (often slow) :class:`TimeBudget` times :data:`TIMED_STEPS` steps, an
-evaluation and a checkpoint write, and sets the run's length (at most ``train.iterations``) so
-that the run, its final evaluation and checkpoint fit. The schedule is stretched to that length,
-which ``last.pt`` saves for a resumed run.
-"""
+"""A run can be given a time budget (``train.time_budget: 5m``, ``--budget 5m``).
+It counts from the start of the process: after the first step (often slow) :class:`TimeBudget`
+times :data:`TIMED_STEPS` steps, an evaluation and a checkpoint write, and sets the run's length
+(at most ``train.iterations``) so that the run, its final evaluation and checkpoint fit. The
+schedule is stretched to that length, which ``last.pt`` saves for a resumed run."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
-"""Checkpoints written in a background thread while training goes on, from a copy of the
-payload (much quicker than writing it) so that the next steps may change the weights. One write
-is in flight at a time; a failed one is raised by the next save or returned by ``finish``.
-"""
+"""Checkpoints are written in a background thread while training goes on.
+A copy of the payload (much quicker than writing it) lets the next steps change the weights.
+One write is in flight at a time; the next save raises a failed one, ``finish`` returns it."""
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
-"""torch.distributed set-up for ``torchrun`` (NCCL on GPUs, gloo on CPUs); a process started
-without torchrun's environment (or with ``WORLD_SIZE=1``) trains alone. A run joins the group with
-:func:`setup_distributed` and leaves it with :func:`teardown_distributed` on every path out, so
-that the group (and gloo's threads) is gone before the interpreter exits.
-"""
+"""This module sets up torch.distributed for ``torchrun`` (NCCL on GPUs, gloo on CPUs).
+A process started without torchrun's environment (or with ``WORLD_SIZE=1``) trains alone. A run
+joins the group with :func:`setup_distributed` and leaves it with :func:`teardown_distributed` on
+every path out, so that the group (and gloo's threads) is gone before the interpreter exits."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""An exponential moving average of the model's weights (``train.ema``), evaluated and saved as
-the model while the optimizer keeps training the raw weights."""
+"""An exponential moving average of the weights (``train.ema``) is evaluated and saved.
+It stands for the model while the optimizer keeps training the raw weights."""
 
 from __future__ import annotations
 

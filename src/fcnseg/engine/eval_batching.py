@@ -1,6 +1,5 @@
-"""Validation batches during training as large as memory allows (``data.val_batch_size: auto``),
-each of images of one size, so that no image is padded and scores equal whole-image ones.
-"""
+"""Validation batches in training are as large as memory allows (``data.val_batch_size: auto``).
+Each holds images of one size, so that no image is padded and scores equal whole-image ones."""
 
 from __future__ import annotations
 

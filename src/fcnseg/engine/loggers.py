@@ -1,7 +1,6 @@
-"""Where a run's records go besides ``metrics.jsonl`` (``train.loggers``): ``tensorboard``
-(scalars, per-class IU and the validation previews made here), ``csv`` (``metrics.csv``, one
-row per record) and ``mlflow`` (the optional extra ``fcnseg[mlflow]``).
-"""
+"""A run's records can go elsewhere besides ``metrics.jsonl`` (``train.loggers``):
+``tensorboard`` (scalars, per-class IU and the validation previews made here), ``csv``
+(``metrics.csv``, one row per record) and ``mlflow`` (the optional extra ``fcnseg[mlflow]``)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The training loss: per-pixel softmax cross-entropy (or focal, Dice, Lovász-softmax, or a sum
-of them) with an ignore index, summed (the reference) or averaged, optionally class-weighted, over
+"""The loss is per-pixel softmax cross-entropy, or focal, Dice, Lovász-softmax, or a sum of them.
+It has an ignore index and is summed (the reference) or averaged, optionally class-weighted, over
 the pixels that loss sampling keeps (:class:`LossSampler`: the paper's "patchwise training", §4.3).
 
 With accumulation and data parallelism the averaged loss's divisor is the step's total over every

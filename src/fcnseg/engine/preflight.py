@@ -1,8 +1,7 @@
-"""Start-up warnings: settings that would make a run slow or wasteful, each with its fix (none
-stops a run). :func:`preflight_warnings` is a pure function of the config, the training images'
-sizes and the machine; :func:`startup_warnings` gathers those facts; :func:`eta_warning` judges
-the speed of the first logged iterations.
-"""
+"""Start-up warnings name settings that would make a run slow or wasteful, each with its fix.
+None stops a run. :func:`preflight_warnings` is a pure function of the config, the training
+images' sizes and the machine; :func:`startup_warnings` gathers those facts; :func:`eta_warning`
+judges the speed of the first logged iterations."""
 
 from __future__ import annotations
 

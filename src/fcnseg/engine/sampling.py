@@ -1,8 +1,7 @@
-"""Data order that can be resumed exactly, on one process or many: each epoch's order is a
-permutation drawn from ``(seed, epoch)`` alone, of which process ``rank`` takes every
-``world_size``-th index (like ``DistributedSampler``); resuming inside an epoch skips the batches
-already used. Augmentation draws are seeded per sample from ``(seed, epoch, index)``.
-"""
+"""The data order here can be resumed exactly, on one process or many.
+Each epoch's order is a permutation drawn from ``(seed, epoch)`` alone, of which process ``rank``
+takes every ``world_size``-th index (like ``DistributedSampler``); resuming inside an epoch skips
+the batches already used. Augmentation draws are seeded per sample from ``(seed, epoch, index)``."""
 
 from __future__ import annotations
 

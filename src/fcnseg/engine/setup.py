@@ -1,7 +1,6 @@
-"""Everything a run trains with, built once from the recipe into a :class:`TrainSetup`: data,
-model, optimizer, schedule, gradient scaler and the DDP wrap. Nothing here is resumed:
-:class:`~fcnseg.engine.state.TrainState` restores a checkpoint into it.
-"""
+"""Everything a run trains with is built once from the recipe into a :class:`TrainSetup`.
+That is data, model, optimizer, schedule, gradient scaler and the DDP wrap. Nothing here is
+resumed: :class:`~fcnseg.engine.state.TrainState` restores a checkpoint into it."""
 
 from __future__ import annotations
 

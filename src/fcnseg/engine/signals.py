@@ -1,8 +1,7 @@
-"""Stopping a run cleanly on SIGINT/SIGTERM: the main process turns the signal into a flag that
-the loop checks between iterations, then saves ``last.pt``. `timeout`, Slurm and Kubernetes signal
-the whole process group, so the loader's workers must survive it; a SIGTERM from the main process
-itself (how DataLoader ends a stuck worker) still ends one.
-"""
+"""A run stops cleanly on SIGINT/SIGTERM and saves ``last.pt``.
+The main process turns the signal into a flag that the loop checks between iterations. `timeout`,
+Slurm and Kubernetes signal the whole process group, so the loader's workers must survive it; a
+SIGTERM from the main process itself (how DataLoader ends a stuck worker) still ends one."""
 
 from __future__ import annotations
 

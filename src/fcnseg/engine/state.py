@@ -1,8 +1,7 @@
-"""Where a run stands: :class:`TrainState` and the RNG states, saved with the model, optimizer,
-schedule and gradient scaler into ``last.pt`` and restored from it bit for bit (the data order
-is a function of ``(seed, epoch)``, augmentation is seeded per sample, and every process's RNG
-states are saved at each checkpoint, written only between optimisation steps).
-"""
+"""A run's state is saved into ``last.pt`` and restored from it bit for bit.
+:class:`TrainState` and the RNG states are saved with the model, optimizer, schedule and scaler
+(the data order is a function of ``(seed, epoch)``, augmentation is seeded per sample, and every
+process's RNG states are saved at each checkpoint, written only between optimisation steps)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Post-training static int8 quantization with ONNX Runtime, calibrated on the user's images,
-with an accuracy gate against the float model.
+"""Trained models are quantized to static int8 with ONNX Runtime.
+Calibration uses the user's images, with an accuracy gate against the float model.
 
 The float model is exported to ONNX taking raw pixels (verified), activation ranges calibrated
 (min/max), weights quantized per output channel (int8, symmetric) and activations per tensor

@@ -1,6 +1,6 @@
-"""Exported models run as PyTorch models: the names of :mod:`fcnseg.weightfiles.artifacts`
-(the files and their metadata) and :mod:`fcnseg.models.exported` (the module that runs one),
-kept here for code written against this module."""
+"""Exported models run as PyTorch models; the names for it are kept here for older code.
+They are :mod:`fcnseg.weightfiles.artifacts`'s (the files and their metadata) and
+:mod:`fcnseg.models.exported`'s (the module that runs one)."""
 
 from fcnseg.models.exported import ArtifactModel, artifact_model
 from fcnseg.weightfiles.artifacts import (

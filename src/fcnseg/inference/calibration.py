@@ -1,8 +1,7 @@
-"""Uncertainty maps and temperature scaling (Guo et al., 2017): the logits divided by one
-T > 0 fitted on held-out pixels to minimise the negative log-likelihood, so that probabilities
-become honest while every label stays. :func:`calibrate_checkpoint` writes T into a checkpoint
-(``checkpoint["temperature"]``), which the :class:`~fcnseg.inference.Segmenter` applies.
-"""
+"""Uncertainty maps and temperature scaling (Guo et al., 2017) make probabilities honest.
+The logits are divided by one T > 0 fitted on held-out pixels to minimise the negative
+log-likelihood; every label stays. :func:`calibrate_checkpoint` writes T into a checkpoint
+(``checkpoint["temperature"]``), which the :class:`~fcnseg.inference.Segmenter` applies."""
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
-"""A dataset's classes against a model's, for ``fcnseg evaluate``, ``calibrate`` and ``quantize
---val``: labelling tools number the same classes in other orders (CVAT keeps its list's, Label
-Studio sorts), so the same names in another order are matched by name (said in one line), and
-other names are refused in one line naming both lists.
-"""
+"""Dataset classes are matched to model classes (``evaluate``, ``calibrate``, ``quantize --val``).
+Labelling tools number the same classes in other orders (CVAT keeps its list's, Label Studio
+sorts), so the same names in another order are matched by name (said in one line), and other
+names are refused in one line naming both lists."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Class names as users type them, for every command that takes them (predict's ``--heatmap``,
-serve's ``heatmap=``): ``car`` finds the class ``Car`` when no other is spelt so ignoring case,
-and a class's name wins over an index (a class named ``"3"`` is found by its name)."""
+"""Class names are found as users type them (predict's ``--heatmap``, serve's ``heatmap=``).
+``car`` finds the class ``Car`` when no other is spelt so ignoring case, and a class's name wins
+over an index (a class named ``"3"`` is found by its name)."""
 
 from __future__ import annotations
 

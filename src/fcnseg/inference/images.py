@@ -1,7 +1,6 @@
-"""Any image a user may hand to inference as an H×W×3 uint8 RGB array: files, bytes, streams
-and PIL images by training's reader (:func:`fcnseg.data.images.load_image`), arrays and tensors
-by the same transparency rule.
-"""
+"""Any image a user may hand to inference becomes an H×W×3 uint8 RGB array here:
+files, bytes, streams and PIL images by training's reader
+(:func:`fcnseg.data.images.load_image`), arrays and tensors by the same transparency rule."""
 
 from __future__ import annotations
 

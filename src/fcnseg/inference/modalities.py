@@ -1,8 +1,7 @@
-"""The other inputs of a model with several (NYUDv2 RGB-HHA, RGB-D): each image's companion
-file of another modality is the file of the same name in its folder (``--input-dir hha=DIR``)
-or, without one, the first of ``DIR/NAME_hha.EXT``, ``DIR/NAME.hha.EXT`` and
-``DIR/../hha/NAME.EXT`` (NYUDv2's layout), ``EXT`` the image's extension, then ``.png``.
-"""
+"""This module finds the other inputs of a model with several (NYUDv2 RGB-HHA, RGB-D).
+Each image's companion file of another modality is the file of the same name in its folder
+(``--input-dir hha=DIR``) or, without one, the first of ``DIR/NAME_hha.EXT``, ``DIR/NAME.hha.EXT``
+and ``DIR/../hha/NAME.EXT`` (NYUDv2's layout), ``EXT`` the image's extension, then ``.png``."""
 
 from __future__ import annotations
 

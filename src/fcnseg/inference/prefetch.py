@@ -1,7 +1,6 @@
-"""Threads that work ahead of a consumer and hand results back in order, and
-:func:`segment_files`, which reads images ahead of the model (decoders and zlib release the
-GIL, so reading and writing run beside the forward passes rather than between them).
-"""
+"""Threads here work ahead of a consumer and hand results back in order.
+:func:`segment_files` reads images ahead of the model (decoders and zlib release the GIL, so
+reading and writing run beside the forward passes rather than between them)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""One way to run a model for inference (Segmenter, evaluation, calibration, benchmarks): on
-its device with its fast paths, in inference mode, under autocast, channels-last where faster.
-"""
+"""This is the one way Segmenter, evaluation, calibration and benchmarks run a model.
+It runs on its device, fast paths on, in inference mode, under autocast, channels-last if faster."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
-"""Sliding-window inference and test-time augmentation as ``predict_fn``-shaped functions: a
-model and an N×3×H×W batch of raw pixels (or ``{modality: N×c×H×W}``, treated alike) to
-N×C×H×W logits at the input's size (or ``{head: logits}``), for evaluation and the Segmenter.
-"""
+"""Sliding-window inference and test-time augmentation are ``predict_fn``-shaped functions.
+They take a model and an N×3×H×W batch of raw pixels (or ``{modality: N×c×H×W}``, alike) to
+N×C×H×W logits at the input's size (or ``{head: logits}``), for evaluation and the Segmenter."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
-"""Pictures of predictions: colour label maps, overlays, per-class heatmaps and index PNGs,
-and annotated pictures (legends, colour bars, titled panels, reliability diagrams) drawn with
-Pillow alone: the core install has no matplotlib.
-"""
+"""Pictures of predictions are drawn with Pillow alone (the core install has no matplotlib):
+colour label maps, overlays, per-class heatmaps and index PNGs, and annotated pictures
+(legends, colour bars, titled panels, reliability diagrams)."""
 
 from __future__ import annotations
 

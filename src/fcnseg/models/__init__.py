@@ -1,8 +1,7 @@
-"""FCN models: trunks (:mod:`~fcnseg.models.trunk`, ``vgg``, ``resnet``, ...), the skip head
-(:mod:`~fcnseg.models.head`), :class:`FCN`, the reference's multi-task nets
-(:mod:`~fcnseg.models.multitask`), your own backbone (:mod:`~fcnseg.models.backbone`), the
-builders (:mod:`~fcnseg.models.builders`), the fast paths (:func:`optimize`) and weight loading.
-"""
+"""FCN models are built here from trunks, the skip head and the reference's multi-task nets.
+See :mod:`~fcnseg.models.trunk` (``vgg``, ``resnet``, ...), :mod:`~fcnseg.models.head`,
+:class:`FCN`, :mod:`~fcnseg.models.multitask`, your own backbone (:mod:`~fcnseg.models.backbone`),
+the builders (:mod:`~fcnseg.models.builders`), fast paths (:func:`optimize`) and weight loading."""
 
 from fcnseg.models.alexnet import (
     AlexNetTrunk,

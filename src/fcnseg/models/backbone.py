@@ -1,5 +1,5 @@
-"""Bring your own backbone: FCN-32s/16s/8s heads on any module that follows the trunk protocol
-(:mod:`fcnseg.models.trunk`). Checkpoints record the backbone's factory
+"""Bring your own backbone: FCN-32s/16s/8s heads fit modules of the trunk protocol.
+That is :mod:`fcnseg.models.trunk`'s; checkpoints record the backbone's factory
 (:mod:`fcnseg.models.factories`) and its arguments."""
 
 from __future__ import annotations

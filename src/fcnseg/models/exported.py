@@ -1,5 +1,5 @@
-"""A model held in an exported file (ONNX, int8 ONNX, TorchScript), run by the file's own
-runtime behind a PyTorch module's interface.
+"""A model in an exported file (ONNX, int8 ONNX, TorchScript) runs by the file's own runtime.
+It is behind a PyTorch module's interface.
 
 :func:`artifact_model` turns a description from :func:`fcnseg.weightfiles.artifacts.read_artifact`
 into an ``nn.Module`` that answers like the model it came from, so every command takes it by

@@ -1,7 +1,7 @@
-"""FCN-GoogLeNet: the paper's Table 1 net on an Inception v1 trunk with torchvision's
-``googlenet`` names, up to ``inception5b`` (its 3×3 where the paper's third branch has 5×5;
-``aux1``, ``aux2`` and ``fc`` dropped, as in the paper). The head scores inception3b, 4e and 5b
-(strides 8, 16, 32) with :func:`~fcnseg.models.head.edge_upsampling`."""
+"""FCN-GoogLeNet is the paper's Table 1 net on an Inception v1 trunk.
+The trunk has torchvision's ``googlenet`` names, up to ``inception5b`` (its 3×3 where the paper's
+third branch has 5×5; ``aux1``, ``aux2`` and ``fc`` dropped, as in the paper). The head scores
+inception3b, 4e and 5b (strides 8, 16, 32) with :func:`~fcnseg.models.head.edge_upsampling`."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The reference's state-dict names, kept by a key map applied when saving and loading: the
-submodules are ordinary (``model.trunk.fc6``), the keys the Caffe reference's (``fc6.weight``),
+"""A key map applied when saving and loading keeps the reference's state-dict names.
+The submodules are ordinary (``model.trunk.fc6``), the keys the reference's (``fc6.weight``),
 so earlier checkpoints and converted ``.caffemodel`` files load unchanged, wrapped or not."""
 
 from __future__ import annotations

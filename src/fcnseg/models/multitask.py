@@ -1,6 +1,6 @@
-"""The reference's other nets: two heads on one trunk (SIFT Flow, :func:`siftflow_fcn`) and
-several input modalities (NYUDv2), fused early (RGB-D, :func:`early_fusion_fcn`) or late
-(RGB-HHA, :class:`LateFusionFCN`), each with the reference's layer names."""
+"""The reference's other nets, each with its layer names, are built here:
+two heads on one trunk (SIFT Flow, :func:`siftflow_fcn`) and several input modalities (NYUDv2),
+fused early (RGB-D, :func:`early_fusion_fcn`) or late (RGB-HHA, :class:`LateFusionFCN`)."""
 
 from __future__ import annotations
 

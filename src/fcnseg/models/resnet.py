@@ -1,5 +1,5 @@
-"""ResNet-18/34/50/101 in plain torch with torchvision's names, so its ImageNet files load
-unchanged (:func:`load_resnet_weights`); :class:`ResNetBackbone` follows the trunk protocol."""
+"""ResNets (18/34/50/101) in plain torch keep torchvision's names: its ImageNet files load as is.
+:func:`load_resnet_weights` loads them; :class:`ResNetBackbone` follows the trunk protocol."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""torchvision's FCN variant (``fcn_resnet50`` / ``fcn_resnet101``) with its state-dict keys, so
-its published checkpoints load unchanged (:func:`load_torchvision_fcn_weights`)."""
+"""torchvision's FCN variant (``fcn_resnet50`` / ``fcn_resnet101``) keeps its state-dict keys here.
+So its published checkpoints load unchanged (:func:`load_torchvision_fcn_weights`)."""
 
 from __future__ import annotations
 

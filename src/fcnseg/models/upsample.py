@@ -1,5 +1,5 @@
-"""Bilinear deconvolutions, as the FCN reference initialises its upsampling layers: a plain
-``nn.ConvTranspose2d`` that can also compute a window of its output, as the heads need."""
+"""Upsampling layers are bilinear deconvolutions, as the FCN reference initialises them.
+Each is a plain ``nn.ConvTranspose2d`` that can also compute a window of its output (for heads)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Pretrained models: :mod:`~fcnseg.pretrained.convert` (a ``.caffemodel`` to an fcnseg model),
-:mod:`~fcnseg.pretrained.fetch` (published weights, converted and cached) and
-:mod:`~fcnseg.pretrained.hub` (pretrained folders, the Hub, ``from_pretrained``).
+"""Pretrained models come from :mod:`~fcnseg.pretrained.convert`, ``fetch`` and ``hub``.
+``convert`` turns a ``.caffemodel`` into an fcnseg model, ``fetch`` converts and caches published
+weights, and ``hub`` reads pretrained folders and the Hub (``from_pretrained``).
 
 The tables and readers models and checkpoints need live below them in :mod:`fcnseg.weightfiles`,
 which the earlier names ``fcnseg.pretrained.reference``, ``.published``, ``.resolve``,

@@ -1,6 +1,5 @@
-"""Requests to a multi-band model: one raster upload, its header checked, segmented as
-``fcnseg predict`` segments a raster file and answered like a colour image.
-"""
+"""A multi-band model's requests carry one raster upload, its header checked first:
+segmented as ``fcnseg predict`` segments a raster file, answered like a colour image."""
 
 from __future__ import annotations
 

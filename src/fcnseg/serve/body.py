@@ -1,7 +1,6 @@
-"""Reading request bodies whole, within a size and a time limit, before the app sees them: a
-request takes a place in the queue only once its body is here, so a client that stalls holds a
-socket, never a place another request could use.
-"""
+"""Request bodies are read whole, within a size and a time limit, before the app sees them.
+A request takes a place in the queue only once its body is here, so a client that stalls holds a
+socket, never a place another request could use."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Errors of the web service, all answered in one shape: ``{"detail": "<what is wrong>",
-"request_id": "<the request's id>"}``."""
+"""The web service answers all its errors in one shape.
+That is ``{"detail": "<what is wrong>", "request_id": "<the request's id>"}``."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""Requests to a model with several inputs (NYUDv2 RGB-HHA, RGB-D): one uploaded file per
-modality, in multipart fields named by it (``color``, ``hha``, ``depth``), segmented together.
-"""
+"""A request to a model with several inputs (NYUDv2 RGB-HHA, RGB-D) uploads one file per input.
+Fields are named by modality (``color``, ``hha``, ``depth``); the files are segmented together."""
 
 from __future__ import annotations
 

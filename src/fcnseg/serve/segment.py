@@ -1,5 +1,5 @@
-"""The work of ``POST /v1/segment`` as plain functions: the upload's bytes, its header checked,
-then decoded, segmented and encoded into the answer."""
+"""The work of ``POST /v1/segment`` is done here by plain functions.
+An upload's header is checked, then it is decoded, segmented and encoded into the answer."""
 
 from __future__ import annotations
 

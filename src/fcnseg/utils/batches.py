@@ -1,5 +1,5 @@
-"""Batches: a tensor, or ``{modality: N×c×H×W}`` inputs and ``{head: N×H×W}`` labels (read
-through :mod:`fcnseg.utils.keyed`)."""
+"""A batch is a tensor, or ``{modality: N×c×H×W}`` inputs and ``{head: N×H×W}`` labels.
+Both are read through :mod:`fcnseg.utils.keyed`."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""What a file is, told from its first bytes: for messages that name a file given in the
-wrong place ("p0.png is an image (PNG), not a checkpoint") instead of calling it corrupt."""
+"""A file's kind is told from its first bytes, for messages about a file in the wrong place.
+They say "p0.png is an image (PNG), not a checkpoint" instead of calling it corrupt."""
 
 from __future__ import annotations
 

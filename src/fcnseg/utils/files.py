@@ -1,6 +1,6 @@
-"""Atomic file writes: a crash at any moment leaves either the old file or the new one; running
-out of space raises :class:`DiskFullError`, one line naming the file, the free space and what
-was kept.
+"""File writes here are atomic: a crash at any moment leaves either the old file or the new one.
+Running out of space raises :class:`DiskFullError`, one line naming the file, the free space and
+what was kept.
 
 A process killed mid-write leaves its temporary beside the target (``.best.pt.<pid>_<random>
 .tmp``). Each process's first atomic write into a folder removes those whose writer is gone:

@@ -1,8 +1,7 @@
-"""What the hardware computes natively, and so the precision ``"auto"`` means
-(:func:`auto_precision`): ``"bf16"`` on a CPU with AVX512-BF16 or AMX-BF16 and on a CUDA GPU
-of compute capability 8.0 or newer, ``"fp16"`` on an older GPU, else ``"fp32"`` (emulated
-bfloat16 is slower than float32).
-"""
+"""Precision ``"auto"`` is what the hardware computes natively (:func:`auto_precision`).
+That is ``"bf16"`` on a CPU with AVX512-BF16 or AMX-BF16 and on a CUDA GPU of compute capability
+8.0 or newer, ``"fp16"`` on an older GPU, else ``"fp32"`` (emulated bfloat16 is slower than
+float32)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""A sample's inputs (by modality), label maps and a model's scores (by head) are handled as
-dicts; a single array or tensor is the dict ``{None: value}``, converted here and nowhere else."""
+"""A sample's inputs (by modality), label maps and a model's scores (by head) are handled as dicts.
+A single array or tensor is the dict ``{None: value}``, converted here and nowhere else."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Arithmetic precision by name (:data:`fcnseg.utils.hardware.PRECISIONS`) for training,
-evaluation and inference: ``"fp32"``, ``"bf16"``, ``"fp16"`` (autocast), or ``"auto"``, what the
-hardware runs natively (:func:`fcnseg.utils.hardware.auto_precision`)."""
+"""Arithmetic precision is named alike in training, evaluation and inference.
+The names (:data:`fcnseg.utils.hardware.PRECISIONS`) are ``"fp32"``, ``"bf16"``, ``"fp16"``
+(autocast) and ``"auto"``: the native one (:func:`fcnseg.utils.hardware.auto_precision`)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""The list of files ``fcnseg predict`` wrote into a folder (``.fcnseg-outputs.txt``): its name,
-its line format and its parser, for the writer (:mod:`fcnseg.inference.files`) and the readers
-below it (annotation import, ``fcnseg info``).
+"""This module defines the list of files ``fcnseg predict`` wrote into a folder.
+Its name (``.fcnseg-outputs.txt``), line format and parser serve the writer
+(:mod:`fcnseg.inference.files`) and the readers below it (annotation import, ``fcnseg info``).
 
 One line per event: ``PATH`` or ``PATH<TAB>DIGEST`` when a file is listed, before it is (re)
 written; ``<TAB>written<TAB>JOB<TAB>PATH<TAB>PATH...`` once a run wrote those files whole. The

@@ -1,5 +1,5 @@
-"""Reading an untrusted ``torch.save`` file (a checkpoint, weights): never running its code,
-never allocating what a crafted zip declares, and failing with one line in the caller's error."""
+"""An untrusted ``torch.save`` file (a checkpoint, weights) is read here without running its code.
+Nothing a crafted zip declares is allocated, and failures are one line in the caller's error."""
 
 from __future__ import annotations
 

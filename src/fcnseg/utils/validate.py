@@ -1,6 +1,6 @@
-"""Parsed JSON and YAML checked where it is read: a value that should be a mapping (a recipe, a
-``dataset.yaml``, a checkpoint's section) is one, or the reader gets one line naming the file
-or field, what was expected and what it found."""
+"""Parsed JSON and YAML are checked where they are read.
+A value that should be a mapping (a recipe, a ``dataset.yaml``, a checkpoint's section) is one,
+or the reader gets one line naming the file or field, what was expected and what it found."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Where the windows of a tiled pass over an image start: shared by sliding-window inference,
-tiled raster prediction and the windows of a raster training set."""
+"""This module says where the windows of a tiled pass over an image start.
+Sliding-window inference, tiled raster prediction and raster training sets share it."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
-"""Exported models (ONNX, int8 ONNX, TorchScript) as files: what kind a file is, its metadata
-as a checkpoint-shaped description (:func:`read_artifact`), and ONNX Runtime sessions. Nothing
-here runs the graph or any code in the file.
-"""
+"""Exported models (ONNX, int8 ONNX, TorchScript) are handled as files:
+what kind a file is, its metadata as a checkpoint-shaped description (:func:`read_artifact`),
+and ONNX Runtime sessions. Nothing here runs the graph or any code in the file."""
 
 from __future__ import annotations
 

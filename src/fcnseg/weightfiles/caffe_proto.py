@@ -1,7 +1,6 @@
-"""The messages of Caffe's ``caffe.proto`` that a ``.caffemodel`` needs, with Caffe's own field
-numbers, types and ``packed`` options, built with ``descriptor_pb2`` (no ``protoc``, no Caffe).
-Only the fields carrying weights and layer identity are declared; protobuf ignores the others.
-"""
+"""This module declares the messages of Caffe's ``caffe.proto`` that a ``.caffemodel`` needs.
+Caffe's field numbers, types and ``packed`` options are kept, built with ``descriptor_pb2`` (no
+``protoc``, no Caffe); only fields of weights and layer identity are declared (others ignored)."""
 
 from __future__ import annotations
 

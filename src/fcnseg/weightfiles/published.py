@@ -1,6 +1,5 @@
-"""The published weights fcnseg knows: what each holds and its sources, in the order
-:mod:`fcnseg.pretrained.fetch` tries them. Plain data, so that :mod:`fcnseg.models` can read it.
-"""
+"""This module lists the published weights fcnseg knows, plain data :mod:`fcnseg.models` reads.
+It says what each holds and its sources, in the order :mod:`fcnseg.pretrained.fetch` tries them."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
-"""The reference release's models, one :class:`ReferenceModel` each: what a ``.caffemodel``
-holds and which fcnseg model it becomes (each Caffe layer goes to the module of the same name
-unless ``rename`` says otherwise; blob 0 is ``.weight``, blob 1 ``.bias``).
-"""
+"""Each reference release model is one :class:`ReferenceModel` here.
+It says what a ``.caffemodel`` holds and which fcnseg model it becomes: each Caffe layer goes to
+the module of its name unless ``rename`` says otherwise; blob 0 is ``.weight``, blob 1 ``.bias``."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Annotations from labelling tools: labelme, COCO, CVAT and Label Studio, read into label maps
-(:mod:`.shapes` draws them), imported as folder datasets (:mod:`.importer`), read directly as
-datasets (:mod:`.dataset`), and predictions written back as polygons (:mod:`.export`)."""
+"""Annotations from labelme, COCO, CVAT and Label Studio become label maps here.
+:mod:`.shapes` draws them, :mod:`.importer` imports them as folder datasets, :mod:`.dataset`
+reads them directly as datasets, and :mod:`.export` writes predictions back as polygons."""
 
 from fcnseg.data.annotations.importer import (
     FORMATS,

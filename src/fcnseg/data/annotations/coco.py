@@ -1,5 +1,5 @@
-"""COCO JSON: instances and stuff (polygons and RLE, decoded by ``pycocotools``, the
-``annotations`` extra), and panoptic (PNG segment maps).
+"""COCO JSON is read here: instances and stuff, and panoptic (PNG segment maps).
+``pycocotools`` (the ``annotations`` extra) decodes polygons and RLE.
 
 Category ids become classes in id order after ``_background_`` (0); ``iscrowd`` regions are
 shapes marked ``crowd``. Pictures are found by ``file_name`` under ``images`` or, by default,

@@ -1,5 +1,5 @@
-"""Annotations of a labelling tool read directly as a dataset, without importing them first
-(``data.train: {name: labelme, root: ...}``): each sample's shapes are drawn when it is read."""
+"""A labelling tool's annotations can be read directly as a dataset, without importing them.
+Set ``data.train: {name: labelme, root: ...}``; each sample's shapes are drawn when it is read."""
 
 from __future__ import annotations
 

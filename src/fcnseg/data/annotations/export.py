@@ -1,5 +1,4 @@
-"""Label maps written back as polygons that labelme, CVAT, Label Studio and COCO tools open
-for correction.
+"""Label maps go back as polygons for correction in labelme, CVAT, Label Studio or COCO tools.
 
 Each region of each class becomes one polygon (its outline, simplified within ``tolerance``
 pixels). labelme, CVAT and Label Studio polygons have no holes: regions are listed largest

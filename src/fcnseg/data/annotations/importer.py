@@ -1,6 +1,6 @@
-"""``fcnseg import``: annotations of a tool into a folder dataset (``images/``, ``masks/``,
-``dataset.yaml``, ``train.txt`` and ``val.txt``) that ``fcnseg train`` and ``check-data``
-read."""
+"""``fcnseg import`` makes a folder dataset of a labelling tool's annotations:
+``images/``, ``masks/``, ``dataset.yaml``, ``train.txt`` and ``val.txt``, which ``fcnseg train``
+and ``check-data`` read."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
-"""labelme's JSON files (one per image), read without labelme: ``shapes`` of ``shape_type``
-polygon, rectangle, circle, line, linestrip, point (counted, not drawn) and mask (a PNG of the
-shape's box); the picture from ``imagePath`` (relative to the JSON file), else ``imageData``.
-"""
+"""labelme's JSON files (one per image) are read here without labelme.
+``shape_type`` may be polygon, rectangle, circle, line, linestrip, point (counted, not drawn) or
+mask (a PNG of its box); the picture is ``imagePath`` (relative to the JSON), else ``imageData``."""
 
 from __future__ import annotations
 

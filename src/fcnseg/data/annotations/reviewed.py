@@ -1,6 +1,6 @@
-"""Pre-annotations ``fcnseg predict`` wrote that nobody saved since: the model's guess, not
-labels. A file listed in its folder's ``.fcnseg-outputs.txt`` with the digest of its content
-now is not reviewed; saving it, or importing the tool's own export, makes it a label."""
+"""Pre-annotations nobody saved since ``fcnseg predict`` wrote them are guesses, not labels.
+A file listed in its folder's ``.fcnseg-outputs.txt`` with the digest of its content now is not
+reviewed; saving it, or importing the tool's own export, makes it a label."""
 
 from __future__ import annotations
 

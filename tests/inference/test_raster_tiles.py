@@ -1053,3 +1053,38 @@ def test_aligned_tiles_start_on_the_stride_and_cover_the_axis_with_the_overlap(s
 def test_unaligned_tiles_are_cut_as_rasters_always_were() -> None:
     assert tile_grid(4000, 6000, 512, 128) == tile_grid(4000, 6000, 512, 128, align=1)
     assert tile_grid(4000, 6000, 512, 128)[0][-1] == 4000 - 512  # the last one ends at the border
+
+
+@pytest.mark.parametrize(("given", "raster", "photo"), [
+    ((), (512, 128), (2048, 512)),
+    (("--tile", "32"), (32, 8), (32, 8)),
+    (("--tile", "32", "--overlap", "4"), (32, 4), (32, 4)),
+    (("--overlap", "64"), (512, 64), (2048, 64)),
+])
+def test_one_tile_setting_tiles_both_the_rasters_and_the_large_photos_of_a_run(
+        given, raster, photo, make_checkpoint, smooth_image, tmp_path, monkeypatch):
+    # --tile and --overlap are read once; rasters' tiles and large photos' follow from them.
+    import fcnseg.cli.predict as predict_cli
+    from fcnseg.cli.main import main
+    from fcnseg.inference import Segmenter
+
+    write_tif(tmp_path / "scene.tif", smooth_image)
+    seen = {}
+    real_raster, real_segmenter = predict_cli.predict_raster, Segmenter.from_checkpoint
+
+    def raster_tiles(tile_fn, path, out, class_names, tiles, job):
+        seen["raster"] = tiles
+        return real_raster(tile_fn, path, out, class_names, tiles, job)
+
+    def segmenter(*args, **kwargs):
+        seen["segmenter"] = real_segmenter(*args, **kwargs)
+        return seen["segmenter"]
+
+    monkeypatch.setattr(predict_cli, "predict_raster", raster_tiles)
+    monkeypatch.setattr(Segmenter, "from_checkpoint", segmenter)
+    assert main(["predict", "--checkpoint", str(make_checkpoint()), str(tmp_path / "scene.tif"),
+                 "--out", str(tmp_path / "out"), "--no-progress", "--batch-size", "2",
+                 *given]) == 0
+    assert seen["raster"] == TileSettings(*raster, batch_size=2)
+    photo_tiles = seen["segmenter"].photo_tiles
+    assert (photo_tiles.tile, photo_tiles.overlap) == photo

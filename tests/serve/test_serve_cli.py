@@ -17,6 +17,7 @@ import pytest
 
 from fcnseg.cli.main import build_parser, main
 from fcnseg.cli.serve import limits_from_args
+from fcnseg.inference import Segmenter
 from fcnseg.serve.limits import ServiceLimits
 
 
@@ -142,19 +143,23 @@ def test_serve_start_line_reports_the_batching_decision(checkpoint_path: Path, c
     assert apps[0].state.service.batcher.max_batch == (4 if decision.enabled else 1)
 
 
-def test_serve_takes_predicts_tile_and_overlap_options_with_their_defaults():
-    from fcnseg.cli.options import segmenter_tiles, tiles_from_args
+def test_serve_takes_predicts_tile_and_overlap_options_with_their_defaults(checkpoint_path):
+    from fcnseg.cli.options import tiles_from_args
 
-    def tiles(command: str, *given: str) -> tuple[tuple[int, int], dict]:
+    def tiles(command: str, *given: str) -> tuple[dict, tuple[int, int], tuple[int, int]]:
         args = build_parser().parse_args([command, "--checkpoint", "m.pt", *given, "--out", "o"]
                                          if command == "predict" else
                                          [command, "--checkpoint", "m.pt", *given])
-        return tiles_from_args(args), segmenter_tiles(args)
+        setting = tiles_from_args(args)
+        seg = Segmenter.from_checkpoint(checkpoint_path, **setting)
+        return (setting, (seg.tiles.tile, seg.tiles.overlap),
+                (seg.photo_tiles.tile, seg.photo_tiles.overlap))
 
     # Rasters by tiles of 512 sharing 128; large photos by the segmenter's own (2048, aligned).
-    assert tiles("serve") == tiles("predict") == ((512, 128), {"tile": "auto", "overlap": None})
-    assert tiles("serve", "--tile", "64", "--overlap", "8") == ((64, 8),
-                                                                {"tile": 64, "overlap": 8})
+    assert tiles("serve") == tiles("predict") == ({"tile": "auto", "overlap": None},
+                                                   (512, 128), (2048, 512))
+    assert tiles("serve", "--tile", "64", "--overlap", "8") == ({"tile": 64, "overlap": 8},
+                                                                (64, 8), (64, 8))
 
 
 def test_serve_refuses_an_overlap_of_half_the_tile_in_one_line(checkpoint_path: Path, capsys):

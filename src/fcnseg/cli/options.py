@@ -260,22 +260,17 @@ def add_tiles(p: argparse.ArgumentParser | argparse._ArgumentGroup, tile_help: s
                         "a large photo's tiles of 2048 without --tile)")
 
 
-def tiles_from_args(args: argparse.Namespace) -> tuple[int, int]:
-    """``(tile, overlap)`` of rasters by ``--tile`` and ``--overlap`` (512 without a tile, the
-    overlap a quarter of the tile where none is given); what ``TileSettings`` refuses is a
-    ValueError naming the options."""
+def tiles_from_args(args: argparse.Namespace) -> dict[str, int | str | None]:
+    """The run's one tile setting by ``--tile`` and ``--overlap``: ``tile`` and ``overlap`` of
+    ``Segmenter``, which derives from it the tiles of rasters (512 without a tile, the overlap
+    a quarter of the tile where none is given) and of large photos (``"auto"``: 2048 sharing
+    512); what ``TileSettings`` refuses is a ValueError naming the options."""
     tile = TileSettings.tile if args.tile is None else args.tile
     overlap = default_overlap(tile) if args.overlap is None else args.overlap
     if tile < 16:
         raise ValueError(f"--tile must be at least 16 pixels, got {tile}")
     if not 2 * overlap < tile:
         raise ValueError(f"--overlap must be less than half of --tile ({tile}), got {overlap}")
-    return tile, overlap
-
-
-def segmenter_tiles(args: argparse.Namespace) -> dict[str, int | str | None]:
-    """``tile`` and ``overlap`` of ``Segmenter`` as ``--tile`` and ``--overlap`` give them:
-    ``"auto"`` without ``--tile`` (large photos by 2048-pixel tiles, rasters by 512)."""
     return {"tile": "auto" if args.tile is None else args.tile, "overlap": args.overlap}
 
 

@@ -222,8 +222,7 @@ def _add_reading(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    args.segmenter_tiles = options.segmenter_tiles(args)  # as given: photos' tiles follow
-    args.tile, args.overlap = options.tiles_from_args(args)  # the overlap follows the tile
+    args.segmenter_tiles = options.tiles_from_args(args)  # the one tile setting of the run
     _check_options(args)
     args.image_urls = picture_urls(args.image_urls_from) if args.image_urls_from else {}
     sliding, tta = options.sliding_window_from_args(args), options.tta_from_args(args)
@@ -406,7 +405,7 @@ def _plan(args: argparse.Namespace, seg: Segmenter, inputs: list[tuple[Path, str
     """Sort the inputs into images and rasters; this process's share of them."""
     # One rule for every model (TILING_RULE); a multi-band model reads the bands of both.
     rasters = [(p, n) for p, n in inputs
-               if needs_tiling(p, args.max_pixels or DEFAULT_MAX_PIXELS, args.tile)]
+               if needs_tiling(p, args.max_pixels or DEFAULT_MAX_PIXELS, seg.tiles.tile)]
     inputs = [item for item in inputs if item not in rasters]
     input_dirs, input_modality = _input_dirs(args.input_dir, seg.input_names, inputs)
     if input_dirs is not None:
@@ -496,8 +495,8 @@ def _segment_rasters(args: argparse.Namespace, seg: Segmenter, work: _Work, out_
                      uncertainty: bool, ids: tuple[str, Callable[[], str]], ranks: DistInfo,
                      tally: _Tally) -> None:
     """Each raster by tiles into ``NAME.tif``, going on under an earlier version's record."""
-    tiles = TileSettings(tile=args.tile, overlap=args.overlap, batch_size=args.batch_size,
-                         probs=args.probs, uncertainty=uncertainty)
+    tiles = replace(seg.tiles, batch_size=args.batch_size, probs=args.probs,
+                    uncertainty=uncertainty)
     current, earlier = ids
     for path, name in work.rasters:
         out = out_dir / f"{name}.tif"

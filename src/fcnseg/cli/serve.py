@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
                            f"pip install 'fcnseg[serve]'") from None
 
     check_limit_options(args)
-    options.tiles_from_args(args)  # refused in one line before the model is loaded
+    tiles = options.tiles_from_args(args)  # refused in one line before the model is loaded
     resolve_device(args.device)  # a GPU that is not there: predict's one line, before loading
     # Bind first: a busy port is reported before the model is loaded, never after "serving".
     sock = bind_listening_socket(args.host, args.port)
@@ -151,8 +151,7 @@ def run(args: argparse.Namespace) -> int:
         threads = args.threads or max(1, os.cpu_count() or 1)
         torch.set_num_threads(threads)  # ONNX Runtime sessions take torch's count (onnx_session)
         segmenter = Segmenter.from_checkpoint(args.checkpoint, device=args.device,
-                                              precision=args.precision,
-                                              **options.segmenter_tiles(args))
+                                              precision=args.precision, **tiles)
         if args.compile:  # compiled and warmed up before the service says it is ready
             failure = segmenter.compile()
             if failure is not None:

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from floats import assert_close_to_scale
 from torch import nn
 
 from fcnseg.checkpoint import build_model_from_checkpoint, describe_model, save_checkpoint
@@ -145,3 +146,18 @@ def test_with_preprocess_leaves_the_bare_network_bare() -> None:
         assert torch.equal(full(raw), model(raw))
     assert isinstance(bare.preprocess, BareInput)
     assert full.trunk is bare.trunk  # the same layers and weights
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("arch", ["fcn8s", "nyud_fcn32s_color_d"])
+def test_a_model_cast_to_another_float_type_takes_raw_pixels_in_that_type(arch, dtype) -> None:
+    # model.double(), model.half(), model.to(torch.bfloat16): the normalised input follows.
+    model = build_model(arch, num_classes=3, **TINY).eval()
+    color, depth = _raw(1, 3, 40, 36), _raw(1, 1, 40, 36, seed=1).float() * 40
+    x = color if arch == "fcn8s" else {"color": color, "depth": depth}
+    with torch.no_grad():
+        expected = model(x).double()
+        out = model.to(dtype)(x)
+    assert out.dtype == dtype
+    if dtype == torch.float64:
+        assert_close_to_scale(out, expected)

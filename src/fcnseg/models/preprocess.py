@@ -25,7 +25,8 @@ COLOR = "color"
 
 class ChannelNormalize(nn.Module):
     """An :class:`~fcnseg.conventions.InputConvention` as a module: N×C×H×W raw values →
-    reordered, times ``scale``, minus ``mean``, divided by ``std``, in float32."""
+    reordered, times ``scale``, minus ``mean``, divided by ``std``, computed in float32 (or
+    wider) and given in the buffers' type, which follows the model's (``model.half()``)."""
 
     def __init__(self, convention: InputConvention | str | Mapping[str, Any]) -> None:
         super().__init__()
@@ -36,10 +37,11 @@ class ChannelNormalize(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = self.convention
-        out = x.float()
+        dtype = torch.promote_types(self.mean.dtype, torch.float32)
+        out = x.to(dtype)
         if c.channel_order == "BGR":
             out = out.flip(-3)
-        return (out * c.scale - self.mean.float()) / self.std.float()
+        return _as(self.mean, (out * c.scale - self.mean.to(dtype)) / self.std.to(dtype))
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "channels", **self.convention.to_dict()}
@@ -55,17 +57,24 @@ class LogDepth(nn.Module):
     def __init__(self, mean: float = LOG_DEPTH_MEAN) -> None:
         super().__init__()
         self.log_mean = float(mean)
+        self.register_buffer("mean", torch.tensor(self.log_mean), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        d = x.float()
+        d = x.to(torch.promote_types(self.mean.dtype, torch.float32))
         valid = d > 0
-        return torch.where(valid, torch.log(torch.where(valid, d, 1.0)) - self.log_mean, 0.0)
+        return _as(self.mean, torch.where(valid, torch.log(torch.where(valid, d, 1.0))
+                                          - self.log_mean, 0.0))
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "log_depth", "mean": self.log_mean}
 
     def extra_repr(self) -> str:
         return f"mean={self.log_mean}"
+
+
+def _as(like: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``x`` in ``like``'s dtype: a model cast to half, bfloat16 or double gets its own."""
+    return x if x.dtype == like.dtype else x.to(like.dtype)
 
 
 def _step_for(name: str, convention: InputConvention) -> nn.Module:
@@ -105,7 +114,7 @@ class Preprocess(nn.Module):
         """Normalise the image input by ``convention`` from now on."""
         step = ChannelNormalize(convention)
         ref = next(iter(self.buffers()), None)
-        self.steps[self.image_input] = step if ref is None else step.to(ref.device)
+        self.steps[self.image_input] = step if ref is None else step.to(ref.device, ref.dtype)
 
     def describe(self) -> dict[str, dict[str, Any]]:
         """The JSON-able settings, by input name (what checkpoints record)."""
@@ -175,7 +184,8 @@ def _twin_with(network: nn.Module, preprocess: Preprocess) -> nn.Module:
     twin._parameters = dict(network._parameters)  # type: ignore[assignment]
     twin._buffers = dict(network._buffers)  # type: ignore[assignment]
     ref = next(itertools.chain(network.parameters(), network.buffers()), None)
-    twin.preprocess = preprocess if ref is None else preprocess.to(ref.device)
+    twin.preprocess = preprocess if ref is None else preprocess.to(
+        ref.device, ref.dtype if ref.is_floating_point() else None)
     return twin
 
 

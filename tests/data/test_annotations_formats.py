@@ -724,3 +724,37 @@ def test_label_studio_picture_name_of_several_is_not_matched_by_name_alone(
                                 ImportOptions(images=tmp_path / "photos"))
     assert report.written == ["site_b__IMG_0001"]
     assert [i.image_name for i in report.missing] == ["site_a/IMG_0001.jpg"]
+
+
+# -- Class identity across imports ---------------------------------------------------------------
+
+def cvat_mask_export(tmp_path: Path, labelmap: str) -> Path:
+    src = tmp_path / "cvat_mask"
+    (src / "SegmentationClass").mkdir(parents=True)
+    (src / "labelmap.txt").write_text(labelmap)
+    colours = np.zeros((30, 40, 3), np.uint8)
+    colours[:10] = (250, 50, 83)
+    Image.fromarray(colours).save(src / "SegmentationClass" / "m.png")
+    picture(src / "JPEGImages" / "m.jpg")
+    return src
+
+
+def test_background_of_any_spelling_is_class_0_across_imports(tmp_path: Path) -> None:
+    out, said = tmp_path / "out", []
+    import_annotations("cvat", cvat_source(tmp_path, CVAT_XML), out)  # class 0 _background_
+    src = cvat_mask_export(tmp_path, "background:0,0,0::\ncar:250,50,83::\n")
+    report = import_annotations("cvat-mask", src, out, report=said.append)
+    assert report.classes == ["_background_", "road", "car"]
+    mask = read_mask(out, "m")
+    assert (mask[:10] == 2).all() and (mask[10:] == 0).all()
+    assert [line for line in said if "'background'" in line] == [
+        f"{src}: label 'background' imported as class 0 '_background_' of "
+        f"{out / 'dataset.yaml'}: a label named like background is class 0, whatever its "
+        f"spelling"]
+
+
+def test_background_label_amid_a_cvat_task_label_list_is_class_0(tmp_path: Path) -> None:
+    xml = CVAT_XML.replace("<labels>", "<labels><label><name>road2</name></label>"
+                           "<label><name>Background</name></label>")
+    report = import_annotations("cvat", cvat_source(tmp_path, xml), tmp_path / "out")
+    assert report.classes == ["_background_", "road2", "road", "car"]

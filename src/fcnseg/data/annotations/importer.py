@@ -56,7 +56,7 @@ from fcnseg.data.images import (
     samples_of,
     tiff_header,
 )
-from fcnseg.data.palette import palette_for
+from fcnseg.data.palette import background_indices, palette_for
 from fcnseg.data.rasters import layout_of, raster_info
 from fcnseg.utils.files import FileSignature, digest_if_unchanged, file_signature
 
@@ -134,15 +134,17 @@ def label_set_for(found: Annotations, options: ImportOptions,
         return labels
     # Points mark no region: a label only points use is no class.
     labels = {s.label for item in found.items for s in item.shapes if s.kind != "point"}
-    if existing:
-        names = [*existing, *found.classes, *sorted(labels - set(found.classes))]
-    else:
+    names = [*found.classes, *sorted(labels - set(found.classes))]
+    if not existing:  # class 0: the tool's first class if named like background
         first = [c for c in found.classes if c not in (BACKGROUND_LABEL, IGNORE_LABEL)]
-        if BACKGROUND_LABEL in found.classes or not first or first[0].lower() not in (
-                "background", "bg", "void"):
-            first = [BACKGROUND_LABEL, *first]
-        names = [*first, *sorted(labels - {IGNORE_LABEL, BACKGROUND_LABEL, *first})]
-    return LabelSet([IGNORE_LABEL, *names], ignore_index=options.ignore_index)
+        existing = [first[0] if first and background_indices(first[:1]) == [0]
+                    and BACKGROUND_LABEL not in found.classes else BACKGROUND_LABEL]
+    # Listed, the dataset's classes keep their indices; the others added: background, however
+    # spelled, is class 0 (LabelSet.add).
+    out = LabelSet([IGNORE_LABEL, *existing], ignore_index=options.ignore_index)
+    for name in names:
+        out.add(name)
+    return out
 
 
 #: How a picture that is not where its annotation says is reported.
@@ -419,6 +421,10 @@ def _labels_for_import(found: Annotations, options: ImportOptions, earlier: dict
     clash = spelling_clash(found, options, labels, src, (existing or [], out / "dataset.yaml"))
     if clash:
         raise ValueError(clash)
+    of = f" of {printable(out / 'dataset.yaml')}" if existing else ""
+    for name in [n for n, k in labels.ids.items() if k == 0 and n != labels.classes[0]]:
+        say(f"{printable(src)}: label {name!r} imported as class 0 {labels.classes[0]!r}{of}: "
+            f"a label named like background is class 0, whatever its spelling")
     if options.labels is None and not found.classes and not existing:
         # labelme and Label Studio files name no class list: the classes are those used.
         found_labels = len(labels.classes) - (labels.classes[:1] == [BACKGROUND_LABEL])
@@ -469,7 +475,7 @@ def refused_labels(items: Iterable[AnnotatedImage], labels: LabelSet, options: I
     images: dict[str, set[str]] = {}
     errors: dict[str, str] = {}
     for item in items:
-        unknown = [s for s in item.shapes if s.kind != "point" and s.label not in labels.ids
+        unknown = [s for s in item.shapes if s.kind != "point" and labels.index(s.label) is None
                    and not (s.crowd and options.raster.crowd_as_ignore)]
         for shape in unknown:
             shapes[shape.label] += 1

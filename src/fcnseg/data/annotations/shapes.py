@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from fcnseg.data.errors import DataError
+from fcnseg.data.palette import background_indices
 
 #: labelme's labels.txt names: ``__ignore__`` is the ignore value, ``_background_`` class 0.
 IGNORE_LABEL = "__ignore__"
@@ -194,7 +195,10 @@ class Annotations:
 class LabelSet:
     """Label names to class indices, from a labels file (labelme's labels.txt: ``__ignore__``
     the ignore value, the others 0, 1, ... in order) or grown from the labels found; ``fixed``
-    refuses labels that are not listed."""
+    refuses labels that are not listed. Background is one class whatever its spelling: when
+    class 0 is named like background (:func:`fcnseg.data.palette.background_indices`), a
+    label named like background that is not listed (CVAT's ``background``, labelme's
+    ``_background_``) is class 0."""
 
     def __init__(self, names: Sequence[str] = (), *, fixed: bool = False,
                  ignore_index: int = 255) -> None:
@@ -203,7 +207,7 @@ class LabelSet:
         self.classes: list[str] = []
         self.ids: dict[str, int] = {}
         for name in names:
-            self.add(name)
+            self.add(name, listed=True)
 
     @classmethod
     def from_file(cls, path: Path, *, ignore_index: int = 255, fixed: bool = True) -> LabelSet:
@@ -222,18 +226,29 @@ class LabelSet:
             seen.add(n)
         return cls(names, fixed=fixed, ignore_index=ignore_index)
 
-    def add(self, name: str) -> int:
-        """The class of ``name``, a new one after the others when it is not listed yet."""
+    def add(self, name: str, listed: bool = False) -> int:
+        """The class of ``name``, a new one after the others when it is not known yet (but a
+        background spelling, unless ``listed``: class 0 when that is background)."""
         if name == IGNORE_LABEL:
             self.ids[name] = self.ignore_index
         elif name not in self.ids:
-            self.ids[name] = len(self.classes)
-            self.classes.append(name)
+            if not listed and self.background_alias(name):
+                self.ids[name] = 0
+            else:
+                self.ids[name] = len(self.classes)
+                self.classes.append(name)
         return self.ids[name]
+
+    def background_alias(self, name: str) -> bool:
+        """Whether ``name`` is another spelling of a background class 0."""
+        return (name not in self.classes and background_indices([name]) == [0]
+                and background_indices(self.classes[:1]) == [0])
 
     def index(self, name: str) -> int | None:
         """The class of ``name``; None when ``fixed`` and it is not listed."""
-        return self.ids.get(name) if self.fixed else self.add(name)
+        if self.fixed:
+            return 0 if self.background_alias(name) else self.ids.get(name)
+        return self.add(name)
 
 
 @dataclass(frozen=True)

@@ -758,3 +758,14 @@ def test_background_label_amid_a_cvat_task_label_list_is_class_0(tmp_path: Path)
                            "<label><name>Background</name></label>")
     report = import_annotations("cvat", cvat_source(tmp_path, xml), tmp_path / "out")
     assert report.classes == ["_background_", "road2", "road", "car"]
+
+
+def test_cvat_mask_labelmap_of_two_labels_of_one_colour_is_refused_in_one_line(
+        tmp_path: Path) -> None:
+    src = cvat_mask_export(tmp_path, "background:0,0,0::\ncar:250,50,83::\n"
+                                     "lane:250,50,83::\n")
+    with pytest.raises(ValueError) as err:
+        import_annotations("cvat-mask", src, tmp_path / "out")
+    assert str(err.value) == (f"{src / 'labelmap.txt'}: labels 'car' and 'lane' share the "
+                              f"colour 250,50,83: the masks cannot tell them apart")
+    assert not (tmp_path / "out").exists()

@@ -59,6 +59,9 @@ def read_labelmap(path: Path) -> list[tuple[str, tuple[int, int, int]]]:
             rgb = ()
         if not name or len(rgb) != 3 or not all(0 <= c <= 255 for c in rgb):
             raise ValueError(f"{path}: line {n}: expected label:r,g,b::, got {line!r}")
+        if (twin := next((n for n, c in out if c == rgb), None)) is not None:
+            raise ValueError(f"{path}: labels {twin!r} and {name!r} share the colour "
+                             f"{','.join(map(str, rgb))}: the masks cannot tell them apart")
         out.append((name, rgb))
     if not out:
         raise ValueError(f"{path}: no labels")

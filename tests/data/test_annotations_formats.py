@@ -769,3 +769,17 @@ def test_cvat_mask_labelmap_of_two_labels_of_one_colour_is_refused_in_one_line(
     assert str(err.value) == (f"{src / 'labelmap.txt'}: labels 'car' and 'lane' share the "
                               f"colour 250,50,83: the masks cannot tell them apart")
     assert not (tmp_path / "out").exists()
+
+
+def test_coco_categories_of_one_name_are_one_class_said_in_one_line(tmp_path: Path) -> None:
+    path = coco_file(tmp_path, [{"id": 1, "image_id": 1, "category_id": 33, "iscrowd": 0,
+                                 "segmentation": [[0, 0, 9, 0, 9, 9, 0, 9]]}])
+    doc = json.loads(path.read_text())
+    doc["categories"].append({"id": 33, "name": "car", "supercategory": "vehicle"})
+    path.write_text(json.dumps(doc))
+    said: list[str] = []
+    report = import_annotations("coco", path, tmp_path / "out", report=said.append)
+    assert report.classes == ["_background_", "car", "dog"]
+    assert read_mask(tmp_path / "out", "a")[5, 5] == 1
+    assert f"warning: {path}: categories 3 and 33 are both named 'car': imported as one " \
+           f"class 'car'" in said

@@ -131,10 +131,7 @@ def _category_names(data: dict, source: str) -> dict[int, str]:
         if type(fields_of(cat).get("id")) is not int:  # bool is no id
             raise ValueError(f"{source}: a category without an integer 'id': {cat!r}")
     for cat in sorted(categories, key=lambda c: c["id"]):
-        name = str(cat.get("name") or cat["id"])
-        if name in names.values():  # two categories of one name: keep them apart
-            name = f"{name}_{cat['id']}"
-        names[cat["id"]] = name
+        names[cat["id"]] = str(cat.get("name") or cat["id"])  # one name, one class
     if not names:
         raise ValueError(f"{source}: no 'categories' (not a COCO annotation file?)")
     return names
@@ -180,9 +177,14 @@ def read_coco(src: Path, images: Path | None = None, *,
         if item.size is None:
             item.error = f"{source}: image {file_name!r}: no positive 'height' and 'width'"
         items[img["id"]] = item
-    problems = _add_regions(data, src, items, categories, panoptic_dir)
-    return Annotations.sorted_out(items.values(), classes=list(categories.values()),
-                                  problems=problems)
+    by_name: dict[str, list[int]] = {}
+    for cat_id, name in categories.items():
+        by_name.setdefault(name, []).append(cat_id)
+    problems = [f"{source}: categories {' and '.join(map(str, ids))} are "
+                f"{'both' if len(ids) == 2 else 'all'} named {name!r}: imported as one class "
+                f"{name!r}" for name, ids in by_name.items() if len(ids) > 1]
+    problems += _add_regions(data, src, items, categories, panoptic_dir)
+    return Annotations.sorted_out(items.values(), classes=list(by_name), problems=problems)
 
 
 @functools.lru_cache(maxsize=2)  # the segments of one image are drawn one after another

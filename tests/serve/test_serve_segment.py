@@ -191,6 +191,24 @@ def test_a_big_endian_32_bit_grey_tiff_upload_is_segmented_as_the_image_reader_r
                                   segmenter.predict(load_image(data)).label)
 
 
+def test_probing_a_tiff_upload_parses_its_header_once(monkeypatch):
+    # Its bands are checked and, where Pillow cannot open it (big-endian uint32), its size read
+    # from the one tifffile parse.
+    import tifffile
+
+    stream = io.BytesIO()
+    tifffile.imwrite(stream, np.zeros((40, 56), ">u4"))
+    parse, parses = tifffile.TiffFile.__init__, []
+
+    def counted(self, *args, **kwargs):
+        parses.append(args)
+        parse(self, *args, **kwargs)
+
+    monkeypatch.setattr(tifffile.TiffFile, "__init__", counted)
+    assert probe_image(stream.getvalue(), max_pixels=96 * 96) == (56, 40)
+    assert len(parses) == 1
+
+
 def _tiled_16_bit_upload(segmenter, monkeypatch, tmp_path):
     """A 16-bit RGB GeoTIFF upload larger than the segmenter's (small) tile, its bytes and
     path."""

@@ -401,6 +401,12 @@ class TiffSamples:
         """:func:`colour_bands_problem` of these samples."""
         return colour_bands_problem(self.bands, self.dtype, self.alpha, self.cmyk)
 
+    @property
+    def integer_grey(self) -> bool:
+        """One band of 16- or 32-bit integers: read by tifffile (Pillow reads uint32 as signed,
+        or not at all)."""
+        return self.bands == 1 and _grey_only(self.dtype)
+
 
 def tiff_samples(source: Any) -> TiffSamples | None:
     """The :class:`TiffSamples` of a TIFF (a path or a seekable stream); None for a header
@@ -450,13 +456,6 @@ def orientation_flips(orientation: int) -> tuple[bool, bool, bool]:
     """Whether an ``orientation`` (1 to 8) reverses the stored rows, the stored columns, and
     swaps rows and columns."""
     return orientation in (3, 4, 6, 7), orientation in (2, 3, 7, 8), orientation >= 5
-
-
-def tiff_bands_problem(source: Any) -> str | None:
-    """:func:`colour_bands_problem` for a TIFF's first image from its header (None: no header
-    tifffile reads)."""
-    s = tiff_samples(source)
-    return None if s is None else s.bands_problem()
 
 
 def check_pixels(where: str, width: int, height: int, max_pixels: int | None,
@@ -744,7 +743,7 @@ def load_image(source: ImageSource, *, name: str | None = None,
         samples = read_samples(source, name=where, max_pixels=max_pixels)
         return integers_to_rgb(samples, alpha=samples.shape[-1] == 4)
     with _checked(source, where) as (stream, tif, samples):
-        if samples is not None and samples.bands == 1 and _grey_only(samples.dtype):
+        if samples is not None and samples.integer_grey:
             return _integer_grey_tiff(tif, samples, where, max_pixels)
         with _opened(stream, where, max_pixels, tif) as img:
             if _read_by_tifffile(img, samples):  # as fcnseg predict's raster tiles read it
@@ -788,15 +787,6 @@ def _integer_grey_tiff(tif: Any, samples: TiffSamples, where: str,
         raise ImageError(where, multi_image_problem(images))
     rgb = integers_to_rgb(pixels.reshape(samples.height, samples.width))
     return np.ascontiguousarray(upright_array(rgb, samples.orientation))
-
-
-def integer_grey_tiff(source: Any) -> TiffSamples | None:
-    """The samples of a TIFF of one band of 16- or 32-bit integers (read by tifffile, not
-    Pillow); None for others."""
-    samples = tiff_samples(source)
-    if samples is None or samples.bands != 1 or not _grey_only(samples.dtype):
-        return None
-    return samples
 
 
 def _read_by_tifffile(img: Image.Image, samples: TiffSamples | None) -> bool:

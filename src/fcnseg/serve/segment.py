@@ -29,9 +29,8 @@ from fcnseg.data.images import (
     ftyp_format,
     header_upright_size,
     image_format_problem,
-    integer_grey_tiff,
     signature_format,
-    tiff_bands_problem,
+    tiff_samples,
 )
 from fcnseg.data.palette import distinct_palette
 from fcnseg.data.rasters import raster_info
@@ -164,7 +163,8 @@ def probe_image(data: bytes, max_pixels: int) -> tuple[int, int]:
     image, 413 over ``max_pixels``, 400 for a TIFF of bands a colour model does not take."""
     stream = io.BytesIO(data)
     refuse_camera_raw(data)
-    if data.startswith(TIFF_MAGIC) and (problem := tiff_bands_problem(stream)):
+    samples = tiff_samples(stream) if data.startswith(TIFF_MAGIC) else None  # one header parse
+    if samples is not None and (problem := samples.bands_problem()):
         raise RequestError(400, f"upload: {problem}")
     # Formats outside the allow-list of every image reader are refused unread: some Pillow
     # plugins hand the data to outside programs (EPS to Ghostscript).
@@ -178,7 +178,7 @@ def probe_image(data: bytes, max_pixels: int) -> tuple[int, int]:
             raise RequestError(413, f"image refused as a decompression bomb ({e})") from None
         width, height = size
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
-        grey = integer_grey_tiff(stream) if data.startswith(TIFF_MAGIC) else None
+        grey = samples if samples is not None and samples.integer_grey else None
         if grey is None:  # else one the image reader reads by tifffile (big-endian uint32)
             if (kind := signature_format(data[:64])) is not None:
                 raise RequestError(400, f"upload: cannot be opened, the signature of "

@@ -90,6 +90,14 @@ def test_segmenter_options_come_as_a_dataclass_or_as_keywords() -> None:
                   windows=3)
 
 
+@pytest.mark.parametrize("temperature", [0.0, -1.0, float("nan"), float("inf")])
+def test_a_segmenter_refuses_a_temperature_as_calibration_does(temperature) -> None:
+    with pytest.raises(ValueError) as e:
+        Segmenter(nn.Conv2d(3, 2, 1), class_names=["a", "b"], palette=voc_palette(),
+                  input_convention="torchvision_rgb", temperature=temperature)
+    assert str(e.value) == f"temperature must be a positive number, got {temperature}"
+
+
 def test_evaluate_model_takes_its_options_as_a_dataclass_or_as_keywords() -> None:
     class Echo(nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -78,7 +78,7 @@ class TemperatureScaled(nn.Module):
 
     def __init__(self, model: nn.Module, temperature: float) -> None:
         super().__init__()
-        _check_temperature(temperature)
+        check_temperature(temperature)
         self.model = model
         self.temperature = float(temperature)
         for name in ("input_convention", "geometry", "arch", "num_classes"):
@@ -89,7 +89,8 @@ class TemperatureScaled(nn.Module):
         return forward_logits(self.model, x) / self.temperature
 
 
-def _check_temperature(temperature: float) -> None:
+def check_temperature(temperature: float) -> None:
+    """A ValueError unless ``temperature`` is a positive finite number (a model's T)."""
     if not (math.isfinite(temperature) and temperature > 0):
         raise ValueError(f"temperature must be a positive number, got {temperature}")
 
@@ -183,7 +184,7 @@ def save_with_temperature(checkpoint: str | os.PathLike[str], out: str | os.Path
                           temperature: float, info: Mapping[str, Any] | None = None) -> Path:
     """Write ``checkpoint`` with ``temperature`` (and ``info`` as ``calibration``) to ``out``
     (which may be ``checkpoint``) atomically, in the format of its name (:func:`output_format`)."""
-    _check_temperature(temperature)
+    check_temperature(temperature)
     out = Path(out)
     fmt = output_format(out)
     ckpt = load_checkpoint(checkpoint)

@@ -7,7 +7,6 @@ returns a :class:`Prediction` at the image's own size.
 
 from __future__ import annotations
 
-import math
 import os
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -26,6 +25,7 @@ from fcnseg.data.images import read_samples
 from fcnseg.data.modalities import modality_problem
 from fcnseg.data.rasters import display_rgb, fill_nodata
 from fcnseg.dataset_paths import training_folders
+from fcnseg.inference.calibration import check_temperature
 from fcnseg.inference.images import DEFAULT_MAX_PIXELS, predict_limit, to_rgb_uint8
 from fcnseg.inference.rasters import (
     NODATA_LABEL,
@@ -160,8 +160,7 @@ class Segmenter:
         if len(class_names) != (num_classes := getattr(model, "num_classes", len(class_names))):
             raise ValueError(f"{len(class_names)} class names for a model with {num_classes} "
                              f"classes")
-        if not (math.isfinite(opts.temperature) and opts.temperature > 0):
-            raise ValueError(f"temperature must be a positive number, got {opts.temperature}")
+        check_temperature(opts.temperature)
         #: How the model runs: device, precision, channels-last, fast paths.
         self.runner = InferenceRunner(model, device=opts.device, precision=opts.precision,
                                       channels_last=opts.channels_last)

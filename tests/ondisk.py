@@ -45,7 +45,8 @@ _ADAM7 = ((0, 0, 8, 8), (0, 4, 8, 8), (4, 0, 8, 4), (0, 2, 4, 4), (2, 0, 4, 2), 
 
 
 def save_png_16(path: Path, samples: np.ndarray, interlaced: bool = False) -> Path:
-    """Write H×W×3 (RGB) or H×W×4 (RGBA) 16-bit samples as a PNG of 16 bits per sample (which
+    """Write H×W×2 (grey and alpha), H×W×3 (RGB) or H×W×4 (RGBA) 16-bit samples as a PNG of
+    16 bits per sample (which
     Pillow cannot write), optionally Adam7-interlaced."""
     import struct
     import zlib
@@ -59,7 +60,7 @@ def save_png_16(path: Path, samples: np.ndarray, interlaced: bool = False) -> Pa
     passes = _ADAM7 if interlaced else ((0, 0, 1, 1),)
     raw = b"".join(b"\x00" + row.tobytes() for y, x, dy, dx in passes
                    for row in big[y::dy, x::dx] if row.size)
-    header = struct.pack(">IIBBBBB", w, h, 16, {3: 2, 4: 6}[n], 0, 0, int(interlaced))
+    header = struct.pack(">IIBBBBB", w, h, 16, {2: 4, 3: 2, 4: 6}[n], 0, 0, int(interlaced))
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
                      + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
     return path

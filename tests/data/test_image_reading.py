@@ -291,17 +291,19 @@ def test_a_png_of_16_bit_rgb_is_read_as_a_16_bit_rgb_tiff(tmp_path, interlaced) 
     np.testing.assert_array_equal(load_image(png), ((rgb.astype(np.uint32) + 128) // 257))
 
 
-def test_a_png_of_16_bit_rgba_is_composited_at_16_bits(tmp_path) -> None:
+@pytest.mark.parametrize("bands", [2, 4])  # grey and alpha (Pillow: 8-bit), RGBA
+def test_a_png_of_16_bit_samples_with_alpha_is_composited_at_16_bits(tmp_path, bands) -> None:
     from ondisk import save_png_16
 
     from fcnseg.data.images import integers_to_rgb
 
-    rgba = _samples_16(4)
-    png = save_png_16(tmp_path / "rgba16.png", rgba)
-    np.testing.assert_array_equal(load_image(png), integers_to_rgb(rgba, alpha=True))
+    samples = _samples_16(bands)
+    png = save_png_16(tmp_path / "alpha16.png", samples)
+    np.testing.assert_array_equal(load_image(png), integers_to_rgb(samples, alpha=True))
 
 
-@pytest.mark.parametrize(("bands", "interlaced"), [(3, False), (3, True), (4, False)])
+@pytest.mark.parametrize(("bands", "interlaced"),
+                         [(2, False), (2, True), (3, False), (3, True), (4, False)])
 def test_read_samples_gives_a_16_bit_colour_pngs_samples(tmp_path, bands, interlaced) -> None:
     from ondisk import save_png_16
 

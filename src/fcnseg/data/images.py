@@ -643,9 +643,9 @@ def _decoded(decode: Callable[[], Any], where: str) -> Any:
                                 f"({type(e).__name__}: {e})") from None
 
 
-#: The first bytes of every PNG, and its IHDR colour types of RGB and RGBA samples.
+#: The first bytes of every PNG, and its IHDR colour types of grey and alpha, RGB and RGBA.
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-_PNG_COLOUR_TYPES = (2, 6)
+_PNG_COLOUR_TYPES = (2, 4, 6)
 #: Pillow's raw mode for 16-bit colour PNGs (high bytes) and the one keeping the low bytes.
 _PNG_LOW_BYTES = {"RGB;16B": "RGB;16L", "RGBA;16B": "RGBA;16L"}
 
@@ -658,8 +658,8 @@ def png_depth_and_colour_type(head: bytes) -> tuple[int, int] | None:
 
 
 def sixteen_bit_colour_png(source: Any) -> bool:
-    """Whether ``source`` is a PNG of 16-bit RGB(A) samples, whose high bytes alone Pillow
-    decodes (:func:`read_samples` reads them whole)."""
+    """Whether ``source`` is a PNG of 16-bit grey and alpha or RGB(A) samples, whose high
+    bytes alone Pillow decodes (:func:`read_samples` reads them whole)."""
     if isinstance(source, Image.Image):
         return False
     if isinstance(source, bytes | bytearray | memoryview):
@@ -673,8 +673,13 @@ def sixteen_bit_colour_png(source: Any) -> bool:
 def _png_samples(img: Image.Image, source: Any, where: str, max_pixels: int | None
                  ) -> np.ndarray:
     """The uint16 samples of an opened 16-bit colour PNG: Pillow's decoder run twice, for
-    the high bytes, then the low bytes."""
+    the high bytes, then the low bytes; grey and alpha in one run, as raw bytes."""
     tile = img.tile[0] if len(img.tile) == 1 else None
+    if tile is not None and tile[3] == "LA;16B" and img.mode == "RGBA":
+        # No low-byte reading of these: each pixel's 4 bytes as 8-bit RGBA are its 2 samples.
+        img.tile = [_with_rawmode(tile, "RGBA")]
+        _decoded(img.load, where)
+        return np.asarray(img).view(">u2").astype(np.uint16)
     low_mode = _PNG_LOW_BYTES.get(tile[3]) if tile is not None else None
     if tile is None or low_mode is None or img.mode not in ("RGB", "RGBA"):
         raise ImageError(where, "a PNG of 16 bits per colour sample, which this Pillow does not "
@@ -687,13 +692,17 @@ def _png_samples(img: Image.Image, source: Any, where: str, max_pixels: int | No
     high_byte = 1 if sys.byteorder == "little" else 0  # of each native uint16
     halves[..., high_byte] = np.asarray(img)
     with _open_header(_stream(source), where, max_pixels) as low_img:
-        low_img.tile = [tile._replace(args=low_mode) if hasattr(tile, "_replace")
-                        else (tile[0], tile[1], tile[2], low_mode)]
+        low_img.tile = [_with_rawmode(tile, low_mode)]
         _decoded(low_img.load, where)
         if low_img.size != img.size or low_img.mode != img.mode:
             raise ImageError(where, "cannot be decoded: its two reads disagree")
         halves[..., 1 - high_byte] = np.asarray(low_img)
     return samples
+
+
+def _with_rawmode(tile: Any, rawmode: str) -> Any:
+    return (tile._replace(args=rawmode) if hasattr(tile, "_replace")
+            else (tile[0], tile[1], tile[2], rawmode))
 
 
 def read_samples(source: ImageSource, *, name: str | None = None,
@@ -741,7 +750,7 @@ def load_image(source: ImageSource, *, name: str | None = None,
         return pil_to_rgb(_upright(source), where)
     if sixteen_bit_colour_png(source):  # divided by 257, as a 16-bit TIFF's samples
         samples = read_samples(source, name=where, max_pixels=max_pixels)
-        return integers_to_rgb(samples, alpha=samples.shape[-1] == 4)
+        return integers_to_rgb(samples, alpha=samples.shape[-1] in (2, 4))
     with _checked(source, where) as (stream, tif, samples):
         if samples is not None and samples.integer_grey:
             return _integer_grey_tiff(tif, samples, where, max_pixels)

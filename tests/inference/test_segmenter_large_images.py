@@ -157,3 +157,31 @@ def test_a_given_tile_is_obeyed_for_photos_and_rasters_alike() -> None:
     default = coarse_segmenter()
     assert (default.photo_tiles.tile, default.photo_tiles.overlap) == (2048, 512)
     assert (default.tiles.tile, default.tiles.overlap) == (512, 128)
+
+
+def test_a_large_photo_asked_for_some_classes_keeps_only_their_probabilities(
+        small_limit: None) -> None:
+    image = photo(150, 170)
+    full = local_segmenter(TILE).predict(image, return_probs=True)
+    some = local_segmenter(TILE).predict(image, return_probs=(2, 0))
+    assert some.probs is not None and some.probs.shape == (2, 150, 170)  # not C×H×W
+    np.testing.assert_array_equal(some.class_probs(2), full.probs[2])
+    np.testing.assert_array_equal(some.class_probs(0), full.probs[0])
+    np.testing.assert_array_equal(some.label, full.label)
+
+
+def test_predict_asks_for_the_heatmaps_classes_alone_and_writes_the_same_heatmap(
+        small_limit: None, make_checkpoint: Callable[[str], Path], tmp_path: Path) -> None:
+    from fcnseg.inference.files import OutputOptions
+
+    assert OutputOptions(heatmap_classes=(1,)).probs_wanted == (1,)
+    assert OutputOptions(heatmap_classes=(1,), probs=True).probs_wanted is True
+    path = tmp_path / "big.png"
+    Image.fromarray(photo(150, 170)).save(path)
+    checkpoint = make_checkpoint("same")
+    for out, more in (("alone", []), ("with_probs", ["--probs"])):
+        assert main(["predict", "--checkpoint", str(checkpoint), str(path), "--out",
+                     str(tmp_path / out), "--tile", str(TILE), "--overlap", str(OVERLAP),
+                     "--heatmaps", "cat", *more, "--no-progress"]) == 0
+    assert (tmp_path / "alone" / "big_heatmap_cat.png").read_bytes() == \
+        (tmp_path / "with_probs" / "big_heatmap_cat.png").read_bytes()

@@ -337,6 +337,13 @@ class OutputOptions:
         return bool(self.probs or self.heatmap_classes or self.heatmaps_present
                     or self.uncertainty or self.observe_needs_probs)
 
+    @property
+    def probs_wanted(self) -> bool | tuple[int, ...]:
+        """``return_probs`` for the predictions: the heatmaps' classes where nothing else
+        (nor ``observe``) reads probabilities, else :attr:`needs_probs`."""
+        alone = not (self.probs or self.heatmaps_present or self.uncertainty or self.observe)
+        return self.heatmap_classes if alone and self.heatmap_classes else self.needs_probs
+
 
 def write_prediction(out_dir: PathLike, name: str, pred: Prediction, palette: np.ndarray,
                      options: OutputOptions = OutputOptions()) -> OutputFiles:
@@ -382,7 +389,7 @@ def write_outputs(files: OutputFiles, pred: Prediction, palette: np.ndarray,
         replace(pred, image=photo, label=shrunk(pred.label, size, nearest=True)), palette, style))
     uncertainty = list(files.uncertainty)
     doubt = uncertainty_maps(pred.probs, uncertainty) if uncertainty else {}
-    maps = [(path, pred.probs[c], 1.0, f"P({pred.class_names[c]})")
+    maps = [(path, pred.class_probs(c), 1.0, f"P({pred.class_names[c]})")
             for c, path in files.heatmaps.items()]
     maps += [(path, *doubt[kind]) for kind, path in files.uncertainty.items()]
     for path, values, top, title in maps:
@@ -393,7 +400,7 @@ def write_outputs(files: OutputFiles, pred: Prediction, palette: np.ndarray,
     if files.probs is not None:
         raw = {_NPZ_NAMES[k]: values for k, (values, _, _) in doubt.items()}
         with atomic_write(files.probs) as f:
-            np.savez_compressed(f, probs=pred.probs.astype(np.float32), label=pred.label,
+            np.savez_compressed(f, probs=np.asarray(pred.probs, np.float32), label=pred.label,
                                 class_names=np.array(pred.class_names), **raw)
 
 

@@ -23,7 +23,7 @@ def predict_files(segmenter: Segmenter, inputs: Sequence[tuple[Path, str]], out_
     in the calling thread); one :class:`FileOutcome` per input, in order. ``warn`` is told the
     first :meth:`Segmenter.dim_image_warning`."""
     predictions = segment_files(segmenter, inputs, batch_size=batch_size,
-                                return_probs=options.needs_probs, read_workers=workers)
+                                return_probs=options.probs_wanted, read_workers=workers)
     if warn is not None:
         predictions = _warning_once_if_dim(predictions, segmenter, warn)
     yield from write_predictions(predictions, out_dir, segmenter.palette, options,

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from fcnseg.inference.images import ImageError, load_image, predict_limit
-from fcnseg.inference.segmenter import Prediction, Segmenter
+from fcnseg.inference.segmenter import Prediction, ProbsWanted, Segmenter
 
 #: How much lower (Linux nice levels) reading and writing threads run than the model's: they get
 #: the cores it leaves idle.
@@ -82,7 +82,7 @@ def read_ahead(
 
 
 def segment_files(segmenter: Segmenter, inputs: Sequence[tuple[Path, str]], *,
-                  batch_size: int = 4, return_probs: bool = False,
+                  batch_size: int = 4, return_probs: ProbsWanted = False,
                   read_workers: int | None = None
                   ) -> Iterator[tuple[Path, str, Prediction | Exception]]:
     """Read and segment ``inputs`` (file, name) ``batch_size`` at a time; yield ``(file, name,
@@ -104,7 +104,7 @@ def segment_files(segmenter: Segmenter, inputs: Sequence[tuple[Path, str]], *,
 
 def _segment_chunk(
     segmenter: Segmenter, chunk: list[tuple[Path, str, Any]], batch_size: int,
-    return_probs: bool,
+    return_probs: ProbsWanted,
 ) -> list[tuple[Path, str, Prediction | Exception]]:
     """One chunk of read inputs segmented together (same-size images stacked)."""
     images = [image for _, _, image in chunk if not isinstance(image, ImageError)]
@@ -118,7 +118,7 @@ def _segment_chunk(
 
 
 def _predict_or_error(segmenter: Segmenter, image: Any,
-                      return_probs: bool) -> Prediction | Exception:
+                      return_probs: ProbsWanted) -> Prediction | Exception:
     try:
         return segmenter.predict(image, return_probs=return_probs)
     except Exception as e:  # noqa: BLE001 - reported for this file alone

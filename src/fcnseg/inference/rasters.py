@@ -349,17 +349,21 @@ class _Outputs:
 class _HeldOutputs:
     """The labels (and probabilities) of :func:`segment_tiles`, held in memory."""
 
-    def __init__(self, info: RasterInfo, classes: Sequence[str], probs: bool) -> None:
+    def __init__(self, info: RasterInfo, classes: Sequence[str], probs: bool,
+                 planes: Sequence[int] | None) -> None:
         self.arrays = {"label": np.zeros((info.height, info.width), np.uint8)}
+        self.planes = None if planes is None else list(planes)
         if probs:
-            self.arrays["probs"] = np.zeros((len(classes), info.height, info.width),
-                                            np.float32)
+            count = len(classes) if self.planes is None else len(self.planes)
+            self.arrays["probs"] = np.zeros((count, info.height, info.width), np.float32)
         self.kinds = frozenset(self.arrays)
 
     @contextlib.contextmanager
     def band(self) -> Iterator[PutPiece]:
         def put(kind: str, row: int, col: int, piece: np.ndarray) -> None:
             h, w = piece.shape[-2:]
+            if kind == "probs" and self.planes is not None:
+                piece = piece[self.planes]
             self.arrays[kind][..., row:row + h, col:col + w] = piece
         yield put
 
@@ -387,10 +391,10 @@ def _write(put: PutPiece, kinds: frozenset[str], row: int, col: int, sums: np.nd
     if missing is not None:
         labels[missing] = NODATA_LABEL
     put("label", row, col, labels)
-    if weights is not None:
-        logits = sums / weights
-        z = logits - logits.max(axis=0, keepdims=True)
-        probs = np.exp(z)
+    if weights is not None:  # the softmax in one C×h×w array, in place: a photo's are large
+        probs = sums / weights
+        probs -= probs.max(axis=0, keepdims=True)
+        np.exp(probs, out=probs)
         probs /= probs.sum(axis=0, keepdims=True)
         if "uncertainty" in kinds:
             entropy = -(probs * np.log(np.clip(probs, 1e-30, None))).sum(axis=0)
@@ -400,7 +404,7 @@ def _write(put: PutPiece, kinds: frozenset[str], row: int, col: int, sums: np.nd
         if "probs" in kinds:
             if missing is not None:
                 probs[:, missing] = np.nan
-            put("probs", row, col, probs.astype(np.float32))
+            put("probs", row, col, probs)
 
 
 # -- the sweep ------------------------------------------------------------------------------
@@ -563,15 +567,15 @@ def held_raster(image: np.ndarray, where: str = "<array>",
 
 
 def segment_tiles(run: TileFn, reader: RasterReader, classes: Sequence[str],
-                  settings: TileSettings = TileSettings(), *, align: int = 1
-                  ) -> dict[str, np.ndarray]:
+                  settings: TileSettings = TileSettings(), *, align: int = 1,
+                  planes: Sequence[int] | None = None) -> dict[str, np.ndarray]:
     """Segment ``reader``'s raster by the tiles and blending of :func:`predict_raster`, into
     memory, with the same labels pixel for pixel (``align``: tiles start on multiples of it, as
     :func:`tile_grid` says; 1, as rasters are cut). Returns ``{"label": H×W uint8}`` (pixels
-    without data :data:`NODATA_LABEL`), with ``"probs"`` (C×H×W float32) when
-    ``settings.probs``."""
+    without data :data:`NODATA_LABEL`), with ``"probs"`` (C×H×W float32; only the ``planes``
+    of those classes, in that order, where given) when ``settings.probs``."""
     info = reader.info
-    outputs = _HeldOutputs(info, classes, settings.probs)
+    outputs = _HeldOutputs(info, classes, settings.probs, planes)
     ys, _, _, _ = tile_grid(info.height, info.width, settings.tile, settings.overlap, align)
     collections.deque(_blend_rows(run, reader, info, outputs, settings, range(len(ys)),
                                   align=align), maxlen=0)

@@ -64,11 +64,16 @@ PHOTO_TILE, PHOTO_OVERLAP = 2048, 512
 AUTO_TILE = "auto"
 
 
+#: ``return_probs``: none, every class's, or those of these class indices at least.
+ProbsWanted = bool | tuple[int, ...]
+
+
 @dataclass
 class Prediction:
     """The segmentation of one image: H×W class indices ``label`` (uint8 up to 256 classes, else
     int64) of the upright H×W×3 uint8 RGB ``image`` fed to the model, C×H×W float32 ``probs``
-    when asked for, the model's ``class_names``; ``heads``, each head's prediction of a model
+    when asked for (the planes of ``probs_of`` alone where those classes were asked for: see
+    :meth:`class_probs`), the model's ``class_names``; ``heads``, each head's prediction of a model
     with several (the rest is the first head's); ``stretched_picture``: ``image`` is a
     multi-band input's bands stretched (overlays go over its lightness)."""
 
@@ -78,6 +83,11 @@ class Prediction:
     class_names: tuple[str, ...] = field(default=())
     heads: dict[str, Prediction] = field(default_factory=dict)
     stretched_picture: bool = False
+    probs_of: tuple[int, ...] | None = None
+
+    def class_probs(self, c: int) -> np.ndarray:
+        """The H×W probabilities of class ``c``."""
+        return self.probs[c if self.probs_of is None else self.probs_of.index(c)]
 
     def class_pixel_counts(self) -> dict[str, int]:
         """Pixels predicted for each class, by class name (every class, zero included)."""
@@ -328,7 +338,7 @@ class Segmenter:
                 warnings.warn(_compile_failure(e), RuntimeWarning, stacklevel=3)
         return self.runner.forward(x, self.predict_fn())
 
-    def predict(self, image: Any, *, return_probs: bool = False) -> Prediction:
+    def predict(self, image: Any, *, return_probs: ProbsWanted = False) -> Prediction:
         """Segment one image.
 
         Args:
@@ -341,11 +351,13 @@ class Segmenter:
                 2/98). Such an input, a raster ``fcnseg predict`` tiles, or an image of over
                 :data:`WHOLE_IMAGE_MAX_PIXELS`, larger than the tile is segmented by blended
                 tiles (memory bounded by the tile); pixels without data are labelled 255.
-            return_probs: also return the C×H×W softmax probabilities.
+            return_probs: also return the C×H×W softmax probabilities; a tuple of class
+                indices: at least those classes' (an image segmented by tiles keeps only
+                their planes, :attr:`Prediction.probs_of`: a photo's C×H×W floats are GBs).
         """
         return self.predict_batch([image], return_probs=return_probs)[0]
 
-    def predict_batch(self, images: Iterable[Any], *, return_probs: bool = False,
+    def predict_batch(self, images: Iterable[Any], *, return_probs: ProbsWanted = False,
                       batch_size: int = 4) -> list[Prediction]:
         """Segment several images, those of equal size together, ``batch_size`` at a time: one
         :class:`Prediction` per input, in order; :attr:`labels_only` refuses ``return_probs``."""
@@ -367,7 +379,8 @@ class Segmenter:
                 whole.append(i)
         for chunk in same_size_batches([inputs[i][0].shape[:2] for i in whole], batch_size):
             indices = [whole[j] for j in chunk]
-            preds = self._predict_same_size([inputs[i][:2] for i in indices], return_probs)
+            preds = self._predict_same_size([inputs[i][:2] for i in indices],
+                                            bool(return_probs))
             results.update(zip(indices, preds, strict=True))
         return [_without_data(results[i], inputs[i][1]) for i in range(len(inputs))]
 
@@ -400,7 +413,7 @@ class Segmenter:
                           and array.shape[0] * array.shape[1] > WHOLE_IMAGE_MAX_PIXELS)
 
     def _predict_tiles(self, array: np.ndarray, missing: np.ndarray | None,
-                       return_probs: bool, batch_size: int, raster: bool) -> Prediction:
+                       return_probs: ProbsWanted, batch_size: int, raster: bool) -> Prediction:
         """An input segmented by blended tiles, as ``fcnseg predict`` segments rasters; a
         photo's tiles start on the output stride, as few at a time as keep memory bounded."""
         tiles = self.tiles if raster else self.photo_tiles
@@ -409,12 +422,14 @@ class Segmenter:
         run = segmenter_tile_fn(self, held_raster(array).info)
         if not raster:  # no more pixels at once than one PHOTO_TILE
             batch_size = max(1, min(batch_size, PHOTO_TILE ** 2 // tiles.tile ** 2))
-        settings = replace(tiles, batch_size=batch_size, probs=return_probs)
+        settings = replace(tiles, batch_size=batch_size, probs=bool(return_probs))
+        planes = return_probs if isinstance(return_probs, tuple) else None
         out = segment_tiles(run, held_raster(self._neutral(array, missing)), self.class_names,
-                            settings, align=1 if raster else self.output_stride)
+                            settings, align=1 if raster else self.output_stride, planes=planes)
         picture, stretched = self._shown(array)
         return Prediction(label=out["label"], image=picture, probs=out.get("probs"),
-                          class_names=tuple(self.class_names), stretched_picture=stretched)
+                          class_names=tuple(self.class_names), stretched_picture=stretched,
+                          probs_of=planes)
 
     def _shown(self, array: np.ndarray) -> tuple[np.ndarray, bool]:
         """An input's picture (a multi-band one's bands drawn) and whether it is stretched."""

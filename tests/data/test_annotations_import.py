@@ -4,6 +4,8 @@ COCO crowd regions, and the fields of dataset.yaml kept when importing more."""
 from __future__ import annotations
 
 import json
+import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ from PIL import Image
 from fcnseg.cli.main import main
 from fcnseg.data import build_dataset
 from fcnseg.data.annotations import ImportOptions, RasterOptions, import_annotations
+from tests.data.test_annotations_every_format import write_source
 
 # pycocotools 2.0 on NumPy 2 warns when it decodes (its __array__ lacks the copy keyword).
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -373,3 +376,57 @@ def test_a_photo_found_again_in_another_folder_is_listed_once(tmp_path: Path) ->
     third = _label_studio_project(tmp_path / "ls3", "b.jpg")
     import_annotations("labelstudio", third, out, ImportOptions(images=other))
     assert (out / "unannotated.txt").read_text() == f"{photos / 'b.jpg'}\n{other / 'b.jpg'}\n"
+
+
+# -- Exports downloaded as a zip archive ----------------------------------------------------------
+
+def zipped(folder: Path, extra: dict[str, bytes] | None = None) -> Path:
+    """``folder``'s files in ``folder``.zip, at its root as CVAT's "Export task dataset" puts
+    them, plus ``extra`` members (name: bytes)."""
+    archive = folder.with_suffix(".zip")
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                z.write(path, path.relative_to(folder).as_posix())
+        for name, data in (extra or {}).items():
+            z.writestr(name, data)
+    shutil.rmtree(folder)
+    return archive
+
+
+@pytest.mark.parametrize("fmt", ["cvat", "cvat-mask"])
+def test_an_export_zip_is_unpacked_beside_it_and_imported(fmt, tmp_path: Path) -> None:
+    write_source(fmt, tmp_path / "direct")
+    import_annotations(fmt, tmp_path / "direct", tmp_path / "want")
+    archive = zipped(write_source(fmt, tmp_path / "task"))
+    said: list[str] = []
+    report = import_annotations(fmt, archive, tmp_path / "out", report=said.append)
+    assert report.written == ["i0", "i1", "i2"] and not report.errors
+    for k in range(3):
+        assert (read_mask(tmp_path / "out", f"i{k}") == read_mask(tmp_path / "want", f"i{k}")
+                ).all()
+    assert f"warning: {archive}: unpacked into {tmp_path / 'task'}" in said
+    again: list[str] = []
+    import_annotations(fmt, archive, tmp_path / "out", report=again.append)
+    assert f"warning: {archive}: read from {tmp_path / 'task'}, unpacked before (remove it " \
+           f"to unpack the archive again)" in again
+
+
+def test_an_export_zip_whose_member_leaves_its_folder_is_refused_in_one_line(
+        tmp_path: Path) -> None:
+    archive = zipped(write_source("cvat", tmp_path / "deep" / "task"),
+                     {"../../escape.txt": b"out"})
+    with pytest.raises(ValueError) as err:
+        import_annotations("cvat", archive, tmp_path / "out")
+    assert str(err.value) == f"{archive}: refusing unsafe member path '../../escape.txt'"
+    assert not (tmp_path / "escape.txt").exists() and not (tmp_path / "deep" / "task").exists()
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_export_zip_that_unpacks_to_far_more_than_its_size_is_refused_in_one_line(
+        tmp_path: Path) -> None:
+    archive = zipped(write_source("cvat", tmp_path / "task"), {"images/big.png": bytes(10**7)})
+    with pytest.raises(ValueError, match=r"more than 100 times what it holds \(a decompression "
+                                         r"bomb\?\)"):
+        import_annotations("cvat", archive, tmp_path / "out")
+    assert not (tmp_path / "task").exists()

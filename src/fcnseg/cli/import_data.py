@@ -20,9 +20,11 @@ HELP = ("Import annotations (labelme, COCO, CVAT, Label Studio) as a folder data
 FORMAT_HELP = {
     "labelme": "a folder of labelme JSON files (searched recursively) or one file",
     "coco": "a COCO instances, stuff or panoptic JSON file",
-    "cvat-mask": "a CVAT 'Segmentation mask 1.1' export folder (labelmap.txt, SegmentationClass/)",
+    "cvat-mask": "a CVAT 'Segmentation mask 1.1' export folder (labelmap.txt, SegmentationClass/) "
+                 "or its zip",
     "cvat": "a CVAT 'CVAT for images 1.1' or 'CVAT for video 1.1' annotations.xml (or its "
-            "folder; a video's frames as images/frame_000000.png, ...)",
+            "folder, or its zip, unpacked beside it; a video's frames as "
+            "images/frame_000000.png, ...)",
     "labelstudio": "a Label Studio JSON export",
 }
 

@@ -11,6 +11,7 @@ import io
 import os
 import shlex
 import shutil
+import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -58,6 +59,8 @@ from fcnseg.data.images import (
 )
 from fcnseg.data.palette import background_indices, palette_for
 from fcnseg.data.rasters import layout_of, raster_info
+from fcnseg.utils.download import DownloadError, extract_archive
+from fcnseg.utils.file_kinds import zip_expansion_problem
 from fcnseg.utils.files import FileSignature, digest_if_unchanged, file_signature
 
 #: The readers of ``fcnseg import``'s formats, each given the source and the images folder.
@@ -79,8 +82,36 @@ def read_annotations(fmt: str, src: Path, images: Path | None = None, *,
     ``empty_as_background``, :meth:`Annotations.with_empty_as_background`."""
     if fmt not in _READERS:
         raise ValueError(f"format: unknown {fmt!r}; known: {', '.join(FORMATS)}")
-    found = left_out_unreviewed(_READERS[fmt](Path(src), images), fmt, Path(src))
+    src, line = unpacked(Path(src))
+    found = left_out_unreviewed(_READERS[fmt](src, images), fmt, src)
+    found.problems[:0] = [line] if line else []
     return found.with_empty_as_background() if empty_as_background else found
+
+
+#: How many times its size a zip archive of an export may unpack to: pictures do not deflate,
+#: an XML or JSON file some 10 times; far more is a decompression bomb.
+ARCHIVE_EXPANSION = 100
+
+
+def unpacked(src: Path) -> tuple[Path, str | None]:
+    """A zip archive (what CVAT's "Export task dataset" downloads) as the folder beside it
+    that holds its members, unpacked now (as ``unzip`` would: member paths leaving it, links
+    and a decompression bomb refused in one line) or before, and a line saying which; any
+    other ``src`` as it is."""
+    if not (src.is_file() and zipfile.is_zipfile(src)):
+        return src, None
+    folder = src.with_suffix("") if src.suffix else src.with_name(f"{src.name}_unpacked")
+    if folder.exists():
+        return folder, (f"{printable(src)}: read from {printable(folder)}, unpacked before "
+                        f"(remove it to unpack the archive again)")
+    if (problem := zip_expansion_problem(src, ARCHIVE_EXPANSION)) is not None:
+        raise ValueError(f"{printable(src)}: {problem}")
+    try:
+        extract_archive(src, folder)
+    except (DownloadError, OSError) as e:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise ValueError(str(e)) from None
+    return folder, f"{printable(src)}: unpacked into {printable(folder)}"
 
 
 @dataclass(frozen=True)

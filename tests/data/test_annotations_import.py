@@ -430,3 +430,36 @@ def test_an_export_zip_that_unpacks_to_far_more_than_its_size_is_refused_in_one_
                                          r"bomb\?\)"):
         import_annotations("cvat", archive, tmp_path / "out")
     assert not (tmp_path / "task").exists()
+
+
+# -- Importing into a folder imported into before -------------------------------------------------
+
+def test_masks_an_import_replaces_are_counted_in_one_line(tmp_path: Path) -> None:
+    labelme_file(tmp_path / "src", "a", ["car"])
+    labelme_file(tmp_path / "src", "b", ["car"])
+    import_annotations("labelme", tmp_path / "src", tmp_path / "out")
+    said: list[str] = []
+    import_annotations("labelme", tmp_path / "src", tmp_path / "out", report=said.append)
+    assert f"warning: 2 image(s) imported replaced the mask of that name in " \
+           f"{tmp_path / 'out' / 'masks'} (the first: a)" in said
+
+
+def test_an_image_not_imported_again_has_its_earlier_mask_moved_aside(tmp_path: Path) -> None:
+    labelme_file(tmp_path / "src", "a", ["car"])
+    broken = labelme_file(tmp_path / "src", "b", ["car"])
+    out = tmp_path / "out"
+    import_annotations("labelme", tmp_path / "src", out)
+    earlier = (out / "masks" / "b.png").read_bytes()
+    doc = json.loads(broken.read_text())
+    doc["shapes"][0].update(shape_type="polygon", points=[[0, 0], [5, 5]])
+    broken.write_text(json.dumps(doc))
+    said: list[str] = []
+    report = import_annotations("labelme", tmp_path / "src", out, report=said.append)
+    assert report.written == ["a"] and len(report.errors) == 1
+    assert not (out / "masks" / "b.png").exists()
+    assert (out / "stale_masks" / "b.png").read_bytes() == earlier
+    listed = (out / "train.txt").read_text() + (out / "val.txt").read_text()
+    assert listed.split() == ["a"]
+    assert f"warning: 1 image(s) not imported had a mask from an earlier import, moved to " \
+           f"{out / 'stale_masks'} so that training does not use it (the first: b): fix the " \
+           f"annotations and import again, or move a mask back to masks/ to train on it" in said

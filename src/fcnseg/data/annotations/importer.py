@@ -150,6 +150,8 @@ class ImportReport:
     ignored: dict[str, int] = field(default_factory=dict)  # pixels, by why (rasterise)
     crowd: Counter[str] = field(default_factory=Counter)  # iscrowd regions written, by class
     points: dict[str, list[str]] = field(default_factory=dict)  # point shapes, by image name
+    replaced: list[str] = field(default_factory=list)  # written over an earlier import's mask
+    stale: list[str] = field(default_factory=list)  # not imported, an earlier mask set aside
 
 
 def label_set_for(found: Annotations, options: ImportOptions,
@@ -287,10 +289,11 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
                        report: Callable[[str], None] | None = None) -> ImportReport:
     """Read ``src`` (format ``fmt``) and write the folder dataset ``out``.
 
-    Importing into an earlier import adds (or replaces, by name) images and masks; its classes
-    keep their indices and dataset.yaml its other fields. Class names that differ only in case
-    or surrounding spaces are refused (ValueError, nothing written; ``options.rename`` merges
-    them). An image that cannot be imported is left out with one line in ``errors``, a shape
+    Importing into an earlier import adds (or replaces, by name, counted in a line) images and
+    masks; the mask of an image not imported now moves to ``stale_masks/`` (a line); its
+    classes keep their indices and dataset.yaml its other fields. Class names that differ only
+    in case or surrounding spaces are refused (ValueError, nothing written; ``options.rename``
+    merges them). An image that cannot be imported is left out with one line in ``errors``, a shape
     outside its image skipped with one in ``warnings``; ``report`` receives the lines. When no
     image is imported nothing is written. Band rasters (4-band uint16 GeoTIFFs) are copied as
     they are, and a new dataset.yaml declares their bands."""
@@ -338,6 +341,7 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
             out.mkdir(parents=True, exist_ok=True)
             _write_unannotated(out, result.unannotated, [])
         return result
+    _set_aside_stale(out, result, warn)
     _write_lists(out, found, options, result, (say, warn))
     _write_config(out, labels, palette, say)
     return result
@@ -362,6 +366,8 @@ def _import_items(found: Annotations, drawn: tuple[LabelSet, np.ndarray, dict[st
             problem = "; ".join(lines) if label is None else ""
         if problem:
             result.errors.append(problem)
+            if item.name not in seen and (out / "masks" / f"{item.name}.png").is_file():
+                result.stale.append(item.name)
             if not item.error and f": {MISSING} " in problem and item.name not in refused:
                 result.missing.append(item)
             elif item.name not in refused:
@@ -378,6 +384,8 @@ def _import_items(found: Annotations, drawn: tuple[LabelSet, np.ndarray, dict[st
         for old in (out / "images").glob(f"{item.name}.*"):
             old.unlink()
         _write_image(picture, out / "images", item.name)
+        if (out / "masks" / f"{item.name}.png").is_file():
+            result.replaced.append(item.name)
         mask = Image.fromarray(label, mode="P")
         mask.putpalette(palette.reshape(-1).tolist())
         mask.save(out / "masks" / f"{item.name}.png")
@@ -386,6 +394,25 @@ def _import_items(found: Annotations, drawn: tuple[LabelSet, np.ndarray, dict[st
         if not any(s.kind != "point" for s in item.shapes):
             result.background.append(item.name)
     return failed
+
+
+def _set_aside_stale(out: Path, result: ImportReport, warn: Callable[[str], None]) -> None:
+    """Moves the masks earlier imports wrote of images not imported now to ``stale_masks/``
+    (their annotations changed since: training must not use the old labels); counts those
+    replaced and those moved in a line each."""
+    masks = out / "masks"
+    if result.replaced:
+        warn(f"{len(result.replaced)} image(s) imported replaced the mask of that name in "
+             f"{printable(masks)} (the first: {result.replaced[0]})")
+    stale = list(dict.fromkeys(n for n in result.stale if n not in result.written))
+    if stale:
+        (out / "stale_masks").mkdir(exist_ok=True)
+        for name in stale:
+            os.replace(masks / f"{name}.png", out / "stale_masks" / f"{name}.png")
+        warn(f"{len(stale)} image(s) not imported had a mask from an earlier import, moved to "
+             f"{printable(out / 'stale_masks')} so that training does not use it (the first: "
+             f"{stale[0]}): fix the annotations and import again, or move a mask back to "
+             f"masks/ to train on it")
 
 
 def _grouped_errors(failed: list[tuple[AnnotatedImage, str]]) -> list[str]:

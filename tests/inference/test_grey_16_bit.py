@@ -307,3 +307,24 @@ def test_a_tiff_with_geotiff_tags_is_a_raster_for_every_reader(tmp_path, raster_
     path = tmp_path / "scene.tif"
     tifffile.imwrite(path, grey_16_bit(24, 24), extratags=GEOTIFF_TAGS)
     assert needs_tiling(path, None, tile=512)  # of one tile too
+
+
+def test_telling_a_tiff_is_tiled_parses_its_header_once(tmp_path, raster_reader, monkeypatch):
+    # Its GeoTIFF tags come with the raster's header, not from a parse of their own.
+    from geotags import GEOTIFF_TAGS
+
+    from fcnseg.inference.rasters import needs_tiling
+
+    path, plain = tmp_path / "scene.tif", tmp_path / "plain.tif"
+    tifffile.imwrite(path, grey_16_bit(24, 24), extratags=GEOTIFF_TAGS)
+    tifffile.imwrite(plain, grey_16_bit(24, 24))
+    parse, parses = tifffile.TiffFile.__init__, []
+
+    def counted(self, *args, **kwargs):
+        parses.append(args)
+        parse(self, *args, **kwargs)
+
+    monkeypatch.setattr(tifffile.TiffFile, "__init__", counted)
+    assert needs_tiling(path, None, tile=512)
+    assert not needs_tiling(plain, None, tile=512)
+    assert len(parses) == 2

@@ -61,7 +61,8 @@ class RasterInfo:
     ``dtype`` is the file's sample type (booleans as uint8); ``crs`` and ``transform``
     rasterio's (None without georeferencing); ``band_names``, ``nodata`` None when absent;
     ``alpha``: the last band is transparency, ``premultiplied`` (associated); ``cmyk``: CMYK
-    inks, read as stored; ``palette``: a palette TIFF's N×3 colour map (the band: indices).
+    inks, read as stored; ``palette``: a palette TIFF's N×3 colour map (the band: indices);
+    ``geotiff``: a TIFF whose GeoTIFF tags put it on a map grid (even without a CRS).
     """
 
     path: str
@@ -77,6 +78,7 @@ class RasterInfo:
     premultiplied: bool = False
     cmyk: bool = False
     palette: np.ndarray | None = field(default=None, compare=False, repr=False)
+    geotiff: bool = field(default=False, repr=False)
 
     @property
     def pixels(self) -> int:
@@ -668,10 +670,10 @@ def _as_header_says(reader: RasterReader, samples: TiffSamples | None) -> Raster
     read upright by its orientation tag (unless georeferenced: its grid is its geotransform)."""
     if samples is None:
         return reader
-    if samples.premultiplied or samples.cmyk or samples.palette is not None:
+    if samples.premultiplied or samples.cmyk or samples.palette is not None or samples.geotiff:
         reader.info = replace(reader.info, alpha=reader.info.alpha and not samples.cmyk,
                               premultiplied=samples.premultiplied, cmyk=samples.cmyk,
-                              palette=samples.palette)
+                              palette=samples.palette, geotiff=samples.geotiff)
     if samples.orientation == 1 or samples.geotiff or reader.info.transform is not None:
         return reader
     return _UprightReader(reader, samples.orientation)

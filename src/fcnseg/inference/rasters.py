@@ -36,7 +36,6 @@ from fcnseg.data.images import (
     float_scale,
     floats_to_rgb,
     integers_to_rgb,
-    tiff_samples,
 )
 from fcnseg.data.rasters import (
     RasterInfo,
@@ -743,12 +742,8 @@ def needs_tiling(path: PathLike, max_pixels: int | None, tile: int | None = None
 
 def is_georeferenced(path: PathLike, info: RasterInfo) -> bool:
     """Whether a raster lies on a map grid: a CRS or geotransform, or a TIFF's GeoTIFF tags."""
-    if info.transform is not None or info.crs is not None:
-        return True
-    if Path(path).suffix.lower() not in TIFF_SUFFIXES:
-        return False
-    samples = tiff_samples(path)
-    return samples is not None and samples.geotiff
+    return info.transform is not None or info.crs is not None or (
+        info.geotiff and Path(path).suffix.lower() in TIFF_SUFFIXES)
 
 
 def model_bands(segmenter: Any, info: RasterInfo) -> tuple[str, ...] | None:

@@ -13,8 +13,9 @@ from fcnseg.conventions import (
     get_convention,
     refuse_other_bands,
 )
-from fcnseg.data.base import refuse_empty_split
+from fcnseg.data.base import refuse_empty_split, refuse_withheld_labels
 from fcnseg.data.errors import DataError
+from fcnseg.data.modalities import missing_inputs_problem
 from fcnseg.data.rasters import fill_nodata, nodata_mask
 
 if TYPE_CHECKING:
@@ -32,11 +33,17 @@ def bands_declaration(dataset: Any, names: Sequence[str]) -> tuple[str, str]:
 
 
 def fit_to_model(dataset: Any, convention: str | Mapping[str, Any] | InputConvention,
-                 where: str, checkpoint: str, *, own: bool) -> None:
-    """Check, before any image is read, that a model of ``convention`` (``checkpoint``) can
-    score ``dataset``: the same bands (one line saying how to declare them) and an image in
-    its split. ``own`` (a dataset built for the model): pad and fill with the model's band
-    means, never taking the dataset's statistics."""
+                 where: str, checkpoint: str, *, own: bool, split: str | None,
+                 input_names: Sequence[str]) -> None:
+    """Check, before any image is read, that a model of ``convention`` (``checkpoint``, taking
+    ``input_names``) can score ``dataset``'s ``split``: labels not withheld, every input there,
+    the same bands (one line saying how to declare them) and an image in the split. ``own`` (a
+    dataset built for the model): pad and fill with the model's band means, never taking the
+    dataset's statistics."""
+    refuse_withheld_labels(dataset, f"{where} split {split!r}")
+    given = getattr(dataset, "modalities", None)
+    if given is not None and (problem := missing_inputs_problem(given, input_names)):
+        raise ValueError(f"{where}: {problem}")
     refuse_other_bands(convention, getattr(dataset, "bands", None), where, checkpoint,
                        getattr(dataset, "bands_declaration", None))
     refuse_empty_split(dataset, where)

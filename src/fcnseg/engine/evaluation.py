@@ -25,10 +25,9 @@ from tqdm.auto import tqdm
 
 from fcnseg.checkpoint import as_checkpoint, build_model_from_checkpoint
 from fcnseg.data.band_images import fit_to_model
-from fcnseg.data.base import refuse_withheld_labels
 from fcnseg.data.build import build_dataset, eval_split
 from fcnseg.data.collate import collate_segmentation
-from fcnseg.data.modalities import missing_inputs_problem, spec_for_inputs
+from fcnseg.data.modalities import spec_for_inputs
 from fcnseg.data.transforms import build_eval_transform
 from fcnseg.engine.config import upgrade_recipe
 from fcnseg.inference.class_match import ClassMatch, RelabeledDataset, match_classes
@@ -417,12 +416,9 @@ def _eval_data(dataset: Mapping[str, Any] | Dataset, ckpt: Mapping[str, Any],
             data = _WithTransform(dataset, transform)
     described.update(_read_from(source))
     where = described.get("root") or described.get("name", described.get("repr"))
-    refuse_withheld_labels(source, f"{where} split {described['split']!r}")
-    given = getattr(source, "modalities", None)
-    if given is not None and (problem := missing_inputs_problem(given, input_names)):
-        raise ValueError(f"{where}: {problem}")
     fit_to_model(source, ckpt["model"]["input_convention"], str(where),
-                 str(ckpt.get("path", "<checkpoint>")), own=built)
+                 str(ckpt.get("path", "<checkpoint>")), own=built, split=described["split"],
+                 input_names=input_names)
     data_classes = [str(c) for c in getattr(source, "classes", ())]
     described["classes"] = data_classes or None
     match = match_classes(data_classes, ckpt["classes"]["names"], dataset=str(where),

@@ -22,10 +22,9 @@ from tqdm.auto import tqdm
 
 from fcnseg.checkpoint import build_model_from_checkpoint, load_checkpoint, write_checkpoint
 from fcnseg.data.band_images import fit_to_model
-from fcnseg.data.base import refuse_withheld_labels
 from fcnseg.data.build import build_dataset, eval_split
 from fcnseg.data.collate import collate_segmentation
-from fcnseg.data.modalities import missing_inputs_problem, spec_for_inputs
+from fcnseg.data.modalities import spec_for_inputs
 from fcnseg.data.transforms import build_eval_transform
 from fcnseg.inference.class_match import ClassMatch, RelabeledDataset, match_classes
 from fcnseg.inference.runner import InferenceRunner
@@ -248,11 +247,8 @@ def _fitting_data(ckpt: Mapping[str, Any], dataset: Mapping[str, Any], checkpoin
     data = build_dataset(dict(dataset), split=eval_split(dict(dataset)),
                          transform=build_eval_transform())
     where = str(dataset.get("root") or dataset.get("name"))
-    refuse_withheld_labels(data, f"{where} split {eval_split(dict(dataset))!r}")
-    given = getattr(data, "modalities", None)
-    if given is not None and (problem := missing_inputs_problem(given, input_names)):
-        raise ValueError(f"{where}: {problem}")
-    fit_to_model(data, ckpt["model"]["input_convention"], where, checkpoint, own=True)
+    fit_to_model(data, ckpt["model"]["input_convention"], where, checkpoint, own=True,
+                 split=eval_split(dict(dataset)), input_names=input_names)
     match = match_classes(list(getattr(data, "classes", ()) or ()), ckpt["classes"]["names"],
                           dataset=where, model=checkpoint)
     return data, match, dataset

@@ -243,8 +243,10 @@ def test_malformed_build_kwargs_name_the_file_and_field(tmp_path: Path, edit, me
     (_set("classes", "names", "abc"), r"classes\.names: expected a list"),
     (_set("build_kwargs", "num_classes", "3"), r"model\.build_kwargs\.num_classes: expected"),
     (_set("model", "input_convention", "sepia"), r"model\.input_convention: unknown"),
+    (_set("classes", "coco_categories", {"a": {"id": "3"}}),
+     r"classes\.coco_categories: expected class names mapped to"),
 ], ids=["palette-strings", "palette-range", "ignore-str", "ignore-float", "name-count",
-        "names-str", "num-classes-str", "convention"])
+        "names-str", "num-classes-str", "convention", "coco-id-str"])
 def test_malformed_class_metadata_names_the_file_and_field(tmp_path: Path, edit,
                                                            message) -> None:
     path = _tampered(tmp_path, "bad.pt", edit)

@@ -14,7 +14,7 @@ import dataclasses
 import functools
 import json
 import numbers
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,6 +101,7 @@ class CheckpointContents:
     head_classes: Mapping[str, Sequence[str]] | None = None
     background: str | None = None
     trained_in: str | None = None
+    coco_categories: Mapping[str, Mapping[str, Any]] | None = None
 
 
 def save_checkpoint(path: PathLike, model: nn.Module,
@@ -114,7 +115,9 @@ def save_checkpoint(path: PathLike, model: nn.Module,
     class names}`` of a multi-head model, ``class_names`` being its first head's; other heads
     default to ``class_0`` ...); ``background`` (the class pictures leave as the photo);
     ``trained_in`` (the absolute folder where the recipe's relative dataset paths are looked
-    for after the current one, :mod:`fcnseg.dataset_paths`).
+    for after the current one, :mod:`fcnseg.dataset_paths`); ``coco_categories`` (``{class:
+    {id, supercategory}}``: the COCO categories the classes were imported from, which
+    ``predict --format coco`` writes back).
 
     Raises:
         TypeError: ``class_names`` missing or a field unknown (one line naming it).
@@ -166,6 +169,8 @@ def checkpoint_payload(model: nn.Module, contents: CheckpointContents | None = N
         if str(background) not in names:
             raise CheckpointError(f"background {background!r} is none of the classes {names}")
         classes["background"] = str(background)
+    if coco := {n: dict(c) for n, c in (contents.coco_categories or {}).items() if n in names}:
+        classes["coco_categories"] = coco
     return checkpoint_dict(
         {k: v.detach().cpu() for k, v in model_to_save.state_dict().items()},
         describe_model(model_to_save), classes, recipe=dict(contents.recipe or {}),
@@ -359,6 +364,19 @@ def _check_metadata(path: Path | str, ckpt: Mapping[str, Any], in_config: bool =
     background = classes.get("background")
     if background is not None and (not isinstance(background, str) or background not in names):
         raise bad("classes.background", f"expected one of the class names, got {background!r}")
+    _check_class_extras(classes, names, bad, refused)
+
+
+def _check_class_extras(classes: Mapping[str, Any], names: Sequence[str],
+                        bad: Callable[[str, str], CheckpointError],
+                        refused: Callable[[str], CheckpointError]) -> None:
+    """The optional fields of a checkpoint's ``classes``: ``coco_categories`` and ``heads``."""
+    coco = classes.get("coco_categories")
+    if coco is not None and not all(
+            isinstance(n, str) and _is_int(fields_of(c).get("id")) for n, c in
+            expect_mapping(coco, "classes.coco_categories", error=refused).items()):
+        raise bad("classes.coco_categories", "expected class names mapped to {id: integer, "
+                                             "supercategory: text}")
     heads = classes.get("heads")
     if heads is not None:
         expected = "a mapping of head names to class-name lists"

@@ -783,3 +783,15 @@ def test_coco_categories_of_one_name_are_one_class_said_in_one_line(tmp_path: Pa
     assert read_mask(tmp_path / "out", "a")[5, 5] == 1
     assert f"warning: {path}: categories 3 and 33 are both named 'car': imported as one " \
            f"class 'car'" in said
+
+
+def test_coco_import_records_each_class_category_id_and_supercategory(tmp_path: Path) -> None:
+    path = coco_file(tmp_path, [{"id": 1, "image_id": 1, "category_id": 18, "iscrowd": 0,
+                                 "segmentation": [[0, 0, 9, 0, 9, 9, 0, 9]]}])
+    import_annotations("coco", path, tmp_path / "out")
+    config = yaml.safe_load((tmp_path / "out" / "dataset.yaml").read_text())
+    assert config["classes"] == ["_background_", "car", "dog"]
+    assert config["coco_categories"] == {"car": {"id": 3, "supercategory": "vehicle"},
+                                         "dog": {"id": 18, "supercategory": "animal"}}
+    assert build_dataset({"name": "folder", "root": str(tmp_path / "out")}).coco_categories == \
+        config["coco_categories"]

@@ -64,3 +64,17 @@ def test_a_failed_background_write_stops_the_run_with_its_error(
     with pytest.raises(OSError, match="disk full"):
         train(load_config(tiny_recipe(train={"iterations": 4, "checkpoint_every": 2})),
               out=tmp_path / "run")
+
+
+def test_checkpoints_carry_the_coco_categories_of_the_dataset_classes(tmp_path: Path) -> None:
+    from _train_helpers import write_folder_dataset
+
+    spec = write_folder_dataset(tmp_path / "data")
+    (tmp_path / "data" / "dataset.yaml").write_text(
+        "classes: [bg, thing]\ncoco_categories: {thing: {id: 7, supercategory: stuff}}\n")
+    data = {**tiny_recipe()["data"], "train": spec, "val": {**spec, "split": "val"}}
+    config = load_config(tiny_recipe(data=data), out=str(tmp_path / "run"))
+    setup = build_setup(config, setup_distributed("cpu"), None)
+    TrainState.start(setup).save(setup, tmp_path / "last.pt")
+    assert load_checkpoint(tmp_path / "last.pt")["classes"]["coco_categories"] == {
+        "thing": {"id": 7, "supercategory": "stuff"}}

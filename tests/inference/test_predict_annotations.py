@@ -622,3 +622,27 @@ def test_labelstudio_image_url_of_a_pattern_follows_its_folder_part(
     assert sorted(t["data"]["image"] for t in tasks) == [
         "/data/local-files/?d=photos/day1/DJI_0001.png",
         "/data/local-files/?d=photos/day2/DJI_0001.png"]
+
+
+def test_coco_predictions_carry_the_category_ids_the_classes_were_imported_with(
+        make_checkpoint, photos, tmp_path) -> None:
+    import torch
+
+    ckpt = torch.load(make_checkpoint(), weights_only=True)
+    ckpt["classes"]["coco_categories"] = {"cat": {"id": 17, "supercategory": "animal"},
+                                          "dog": {"id": 90, "supercategory": "animal"}}
+    torch.save(ckpt, tmp_path / "coco.pt")
+    written = _predicted_file("coco", tmp_path / "coco.pt", photos, tmp_path / "out")
+    doc = json.loads(written.read_text())
+    assert doc["categories"] == [{"id": 17, "name": "cat", "supercategory": "animal"},
+                                 {"id": 90, "name": "dog", "supercategory": "animal"},
+                                 {"id": 91, "name": "potted plant", "supercategory": ""}]
+    assert {a["category_id"] for a in doc["annotations"]} <= {17, 90, 91}
+    assert len({a["category_id"] for a in doc["annotations"]}) > 1
+
+
+def test_coco_predictions_of_a_model_without_coco_categories_number_the_classes(
+        make_checkpoint, photos, tmp_path) -> None:
+    written = _predicted_file("coco", make_checkpoint(), photos, tmp_path / "out")
+    assert [(c["id"], c["name"]) for c in json.loads(written.read_text())["categories"]] == [
+        (1, "cat"), (2, "dog"), (3, "potted plant")]

@@ -287,15 +287,7 @@ def _predict(args: argparse.Namespace, ranks: DistInfo, out_dir: Path,
                            heatmap_classes=heat_classes, probs=args.probs, uncertainty=kinds)
         earlier = cache(lambda: outputs_job(ids[1](), seg.palette, style))
         work.images = _left_to_do(work.images, expected, out_dir, (job, earlier), ranks, tally)
-    pre = None
-    if args.format or args.rank:
-        pre = PreAnnotations(out_dir, args.format, rank=args.rank is not None, top=args.top,
-                             tolerance=args.tolerance, min_area=args.min_area,
-                             class_names=tuple(seg.class_names), palette=seg.palette,
-                             order=tuple(name for _, name in work.images),
-                             image_url=args.image_url, image_urls=args.image_urls,
-                             image_folders=input_folders(args.inputs),
-                             model_version=f"fcnseg {args.checkpoint}")
+    pre = _pre_annotations(args, seg, out_dir, work) if args.format or args.rank else None
     outputs = OutputOptions(
         heatmap_classes=tuple(heat_classes), heatmaps_present=args.heatmaps_present,
         uncertainty=tuple(kinds), probs=args.probs, style=style, protected=work.protected,
@@ -309,6 +301,19 @@ def _predict(args: argparse.Namespace, ranks: DistInfo, out_dir: Path,
     if pre is not None:
         _write_annotations(pre, out_dir, tally)
     return _finish(tally, work.given, out_dir, ranks, precision_text(seg, args.precision))
+
+
+def _pre_annotations(args: argparse.Namespace, seg: Segmenter, out_dir: Path,
+                     work: _Work) -> PreAnnotations:
+    """What gathers the polygons of --format and the uncertainty of --rank."""
+    return PreAnnotations(out_dir, args.format, rank=args.rank is not None, top=args.top,
+                          tolerance=args.tolerance, min_area=args.min_area,
+                          class_names=tuple(seg.class_names), palette=seg.palette,
+                          coco_categories=seg.coco_categories,
+                          order=tuple(name for _, name in work.images),
+                          image_url=args.image_url, image_urls=args.image_urls,
+                          image_folders=input_folders(args.inputs),
+                          model_version=f"fcnseg {args.checkpoint}")
 
 
 def _note_raster_options(args: argparse.Namespace, work: _Work, ranks: DistInfo) -> None:

@@ -38,7 +38,7 @@ from fcnseg.data.layout import read_split_list, read_utf8, say_once
 from fcnseg.data.palette import distinct_palette
 from fcnseg.data.rasters import grid_problem, nodata_mask, open_raster, raster_info
 from fcnseg.utils.typing import PathLike
-from fcnseg.utils.validate import expect_mapping
+from fcnseg.utils.validate import expect_mapping, fields_of
 from fcnseg.utils.yaml_errors import yaml_problem
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".avif")
@@ -176,6 +176,16 @@ def _band_names(value: Any, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _coco_categories(value: Any, where: str) -> dict[str, dict[str, Any]]:
+    value = _mapping(value, where, of="class names to COCO categories",
+                     entries="class names mapped to {id: integer, supercategory: text}",
+                     example="e.g. {car: {id: 3, supercategory: vehicle}}",
+                     key_ok=lambda k: isinstance(k, str),
+                     value_ok=lambda v: _is_int(fields_of(v).get("id")))
+    return {k: {"id": int(v["id"]), "supercategory": str(v.get("supercategory") or "")}
+            for k, v in value.items()}
+
+
 _sub_folder = _check(
     lambda v: isinstance(v, str) and bool(v.strip()) and not Path(v).is_absolute()
     and ".." not in Path(v).parts,
@@ -201,6 +211,7 @@ _FIELDS: dict[str, Callable[[Any, str], Any]] = {
     "mask_suffix": _suffix,
     "background": _check(lambda v: isinstance(v, str) or _is_int(v), str,
                          "expected the name of the class that is background, got {}"),
+    "coco_categories": _coco_categories,
 }
 
 
@@ -284,6 +295,8 @@ class FolderSegmentation(BandImages, FileSegmentationDataset):
                 raise ValueError(f"{where}: background: {cfg['background']!r} is none of the "
                                  f"classes {list(self.classes)}")
             self.background_class: str | None = cfg["background"]
+        #: ``{class: {id, supercategory}}``: the COCO categories the classes were imported from.
+        self.coco_categories: dict[str, dict[str, Any]] = cfg.get("coco_categories", {})
         self.ignore_index = cfg.get("ignore_index", 255)
         table = {k: self.ignore_index if v == IGNORE_VALUE else v
                  for k, v in cfg.get("remap", {}).items()}

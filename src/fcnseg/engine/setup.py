@@ -109,6 +109,8 @@ class TrainSetup:
     checkpoint_writer: CheckpointWriter = field(default_factory=CheckpointWriter)
     #: The class the dataset declares as background (dataset.yaml ``background:``), or None.
     background_class: str | None = None
+    #: ``{class: {id, supercategory}}`` of COCO categories (dataset.yaml ``coco_categories``).
+    coco_categories: dict[str, Any] | None = None
     #: The folder training runs in, which checkpoints record (see :mod:`fcnseg.dataset_paths`).
     trained_in: str | None = None
 
@@ -199,6 +201,7 @@ def build_setup(config: TrainConfig, info: DistInfo, resume_ckpt: Mapping[str, A
         channels_last=channels_last, precision=precision, head_classes=head_classes,
         eval_exclude_classes=getattr(plain, "eval_exclude_classes", ()), ema=ema,
         notes=notes, background_class=getattr(plain, "background_class", None),
+        coco_categories=getattr(plain, "coco_categories", None),
         trained_in=str(trained_in))
 
 

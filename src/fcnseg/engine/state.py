@@ -142,6 +142,7 @@ class TrainState:
             setup.eval_model, class_names=setup.class_names, palette=setup.palette,
             ignore_index=setup.ignore_index, recipe=setup.recipe,
             head_classes=setup.head_classes, background=setup.background_class,
+            coco_categories=setup.coco_categories,
             trained_in=setup.trained_in, iteration=self.iteration, epoch=self.epoch,
             metrics=self.metrics, state=saved)
         setup.checkpoint_writer.write(path, payload, background=background)

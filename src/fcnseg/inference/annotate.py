@@ -131,6 +131,7 @@ class PreAnnotations:
     export's, by :func:`exported_pictures`) does, else ``image_url`` followed by its path below
     the first of ``image_folders`` (the folders given as input) holding it, or by its file
     name (None: by its path relative to ``out_dir``); their predictions by ``model_version``.
+    COCO categories take the ids ``coco_categories`` records (:func:`coco_document`).
     Entries, recorded as writer threads finish, are put back in input ``order`` (names not in
     it after, as recorded).
     """
@@ -149,6 +150,7 @@ class PreAnnotations:
     image_urls: dict[str, str] = field(default_factory=dict)
     image_folders: tuple[Path, ...] = ()
     model_version: str = "fcnseg"
+    coco_categories: Mapping[str, Any] = field(default_factory=dict)
     _entries: dict[str, _Entry] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     #: (polygons under :data:`SPECK_AREA` pixels, polygons) written without ``min_area``.
@@ -305,7 +307,8 @@ class PreAnnotations:
             for ann in anns:
                 annotations.append({**ann, "id": len(annotations) + 1, "image_id": image_id})
         doc = coco_document(images, annotations, self.class_names,
-                            background=implicit_background(self.class_names))
+                            background=implicit_background(self.class_names),
+                            sources=self.coco_categories)
         return json.dumps(doc, ensure_ascii=False).encode("utf-8")
 
     def _labelstudio_bytes(self, entries: list[_Entry]) -> bytes:

@@ -184,6 +184,7 @@ class Segmenter:
         self.palette = normalize_palette(palette)
         #: The class declared as background (the checkpoint's ``classes.background``), if any.
         self.background_class: str | None = background
+        self.coco_categories: dict[str, Any] = {}  # classes.coco_categories: {class: {id, ...}}
         self.ignore_index = int(ignore_index)
         self.input_convention: InputConvention = get_convention(convention)
         self.geometry: str | None = getattr(model, "geometry", None)
@@ -244,6 +245,7 @@ class Segmenter:
         seg.validation_data = dict(fields_of(data.get("val"))) or None
         seg.recipe_folders = training_folders(ckpt)
         seg.checkpoint_metrics = dict(fields_of(ckpt.get("metrics")))
+        seg.coco_categories = dict(fields_of(classes.get("coco_categories")))
         return seg
 
     @property

@@ -184,7 +184,12 @@ def read_coco(src: Path, images: Path | None = None, *,
                 f"{'both' if len(ids) == 2 else 'all'} named {name!r}: imported as one class "
                 f"{name!r}" for name, ids in by_name.items() if len(ids) > 1]
     problems += _add_regions(data, src, items, categories, panoptic_dir)
-    return Annotations.sorted_out(items.values(), classes=list(by_name), problems=problems)
+    supercategory = {c.get("id"): str(c.get("supercategory") or "")
+                     for c in map(fields_of, data["categories"])}
+    return Annotations.sorted_out(items.values(), classes=list(by_name), problems=problems,
+                                  coco_categories={name: {"id": ids[0], "supercategory":
+                                                          supercategory[ids[0]]}
+                                                   for name, ids in by_name.items()})
 
 
 @functools.lru_cache(maxsize=2)  # the segments of one image are drawn one after another

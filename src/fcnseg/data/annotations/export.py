@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -290,11 +290,23 @@ def coco_annotations(label: np.ndarray, image_id: int, first_id: int, *,
 
 
 def coco_document(images: Sequence[dict[str, Any]], annotations: Sequence[dict[str, Any]],
-                  class_names: Sequence[str], background: int | None = 0) -> dict[str, Any]:
-    """A COCO instances document; categories are the classes other than ``background``."""
-    categories = [{"id": k, "name": str(n), "supercategory": ""}
+                  class_names: Sequence[str], background: int | None = 0,
+                  sources: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """A COCO instances document (``annotations``' category ids: class indices); categories
+    are the classes other than ``background``, with the ``id`` and ``supercategory`` of their
+    COCO category in ``sources`` (by class name), the others numbered on after the largest
+    such id; without ``sources``, a class's id is its index."""
+    sources = sources or {}
+    ids, free = {}, max((int(c["id"]) for c in sources.values()), default=0)
+    for k, name in enumerate(class_names):
+        free += bool(sources) and name not in sources and k != background
+        ids[k] = int(sources[name]["id"]) if name in sources else free if sources else k
+    categories = [{"id": ids[k], "name": str(n),
+                   "supercategory": str(sources.get(n, {}).get("supercategory", ""))}
                   for k, n in enumerate(class_names) if k != background]
-    return {"images": list(images), "annotations": list(annotations), "categories": categories}
+    return {"images": list(images),
+            "annotations": [{**a, "category_id": ids[a["category_id"]]} for a in annotations],
+            "categories": categories}
 
 
 def relative_path(target: Path, start: Path) -> str:

@@ -343,7 +343,7 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
         return result
     _set_aside_stale(out, result, warn)
     _write_lists(out, found, options, result, (say, warn))
-    _write_config(out, labels, palette, say)
+    _write_config(out, labels, palette, say, found.coco_categories)
     return result
 
 
@@ -767,12 +767,13 @@ def _resolved(path: Path) -> Path:
 
 
 #: The fields of dataset.yaml an import writes; it keeps the others as they are.
-_IMPORT_FIELDS = ("classes", "ignore_index", "palette", "background")
+_IMPORT_FIELDS = ("classes", "ignore_index", "palette", "background", "coco_categories")
 
 
 def _write_config(out: Path, labels: LabelSet, palette: np.ndarray,
-                  say: Callable[[str], None]) -> None:
-    """Writes dataset.yaml, keeping the other fields of the one there."""
+                  say: Callable[[str], None], coco: Mapping[str, Any]) -> None:
+    """Writes dataset.yaml, keeping the other fields of the one there; ``coco``: the COCO
+    categories of classes, added to those the file records (which keep theirs)."""
     path = out / "dataset.yaml"
     earlier: dict[str, Any] = {}
     if path.is_file():  # read and checked before importing
@@ -782,6 +783,8 @@ def _write_config(out: Path, labels: LabelSet, palette: np.ndarray,
                    "palette": palette[:len(labels.classes)].tolist()})
     if labels.classes and labels.classes[0] == BACKGROUND_LABEL:
         config.setdefault("background", BACKGROUND_LABEL)  # overlays leave it unblended
+    if coco := {n: c for n, c in coco.items() if n in labels.classes}:
+        config["coco_categories"] = {**coco, **earlier.get("coco_categories", {})}
     _declare_bands(out, config, not path.is_file(), say)
     changed = [f"{key} {earlier[key]!r} -> {config[key]!r}" for key in ("ignore_index",)
                if earlier.get(key) is not None and earlier[key] != config[key]]

@@ -147,6 +147,8 @@ class Annotations:
     listed_empty: list[AnnotatedImage] = field(default_factory=list)  # no shape or mark
     unreviewed: list[Path] = field(default_factory=list)
     predicted_only: list[Path] = field(default_factory=list)
+    #: COCO's ``{id, supercategory}`` of each class, by name (a class of several: the first).
+    coco_categories: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def sorted_out(cls, items: Iterable[AnnotatedImage], **extra: Any) -> Annotations:
@@ -178,12 +180,16 @@ class Annotations:
         for item in [*self.items, *self.listed_empty]:
             for shape in item.shapes:
                 shape.label = new_name(shape.label)
-        colours: dict[str, tuple[int, int, int]] = {}
-        for name, colour in self.colours.items():
-            colours.setdefault(new_name(name), colour)
+        def by_new_name(table: Mapping[str, Any]) -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            for name, value in table.items():
+                out.setdefault(new_name(name), value)
+            return out
+
         classes = list(dict.fromkeys(new_name(c) for c in self.classes))
         unused = [old for old in rename if old.strip() not in used]
-        return replace(self, classes=classes, colours=colours), unused
+        return replace(self, classes=classes, colours=by_new_name(self.colours),
+                       coco_categories=by_new_name(self.coco_categories)), unused
 
     def with_empty_as_background(self) -> Annotations:
         """These annotations with listed_empty among items, all background."""

@@ -86,8 +86,8 @@ def test_coco_unknown_category_and_missing_image_are_one_line_each(tmp_path: Pat
     (tmp_path / "coco" / "images" / "b.jpg").unlink()
     report = import_annotations("coco", path, tmp_path / "out")
     assert report.errors == [
-        f"{path}: annotation 7 (category 99): category_id not in 'categories': the shape "
-        f"cannot be drawn; image not imported (fix or delete the shape)",
+        f"{path}: image 'a.jpg' annotation 7 (category 99): category_id not in 'categories': "
+        f"the shape cannot be drawn; image not imported (fix or delete the shape)",
         f"{path}: missing image file {tmp_path / 'coco/images/b.jpg'}"]
 
 
@@ -236,12 +236,12 @@ def test_coco_malformed_segmentation_and_label_not_listed(tmp_path: Path) -> Non
     labels.write_text("__ignore__\n_background_\ncar\n")
     report = import_annotations("coco", path, tmp_path / "out", ImportOptions(labels=labels))
     assert report.written == []
-    assert report.errors[0].startswith(f"{path}: annotation 5 (category 3): 'segmentation' "
-                                       f"polygons")
+    assert report.errors[0].startswith(f"{path}: image 'a.jpg' annotation 5 (category 3): "
+                                       f"'segmentation' polygons")
     assert "image not imported" in report.errors[0]
-    assert report.errors[1:] == [f"{path}: annotation 6 (category 18): label 'dog' is not in the "
-                             f"label list (add it to the labels file, or import without "
-                             f"--labels)"]
+    assert report.errors[1:] == [f"{path}: image 'b.jpg' annotation 6 (category 18): label "
+                             f"'dog' is not in the label list (add it to the labels file, or "
+                             f"import without --labels)"]
 
 
 def test_non_utf8_annotation_file_names_are_shown_as_bytes(tmp_path: Path) -> None:
@@ -322,8 +322,8 @@ def test_coco_region_outside_the_image_is_one_line(tmp_path: Path) -> None:
         {"id": 5, "image_id": 1, "category_id": 3, "segmentation": [[0, 0, 9, 0, 9, 9]]}])
     report = import_annotations("coco", path, tmp_path / "out")
     assert report.written == ["a"]
-    assert (f"{path}: annotation 4 (category 3): covers no pixel of the 40×30 image (skipped)"
-            in report.warnings)
+    assert (f"{path}: image 'a.jpg' annotation 4 (category 3): covers no pixel of the 40×30 "
+            f"image (skipped)" in report.warnings)
 
 
 def test_cvat_mask_missing_image_and_label_not_listed(tmp_path: Path) -> None:
@@ -581,8 +581,9 @@ def test_coco_compressed_rle_whose_runs_stop_short_of_the_image_is_one_line(
                                  "segmentation": {"size": [30, 40], "counts": short.decode()}}])
     report = import_annotations("coco", path, tmp_path / "out")
     assert report.errors == [
-        f"{path}: annotation 4 (category 3): RLE counts add up to 50 pixels, not the image's "
-        f"30×40: the shape cannot be drawn; image not imported (fix or delete the shape)"]
+        f"{path}: image 'a.jpg' annotation 4 (category 3): RLE counts add up to 50 pixels, not "
+        f"the image's 30×40: the shape cannot be drawn; image not imported (fix or delete the "
+        f"shape)"]
 
 
 def test_coco_compressed_rle_counts_decode_as_pycocotools_encodes_them() -> None:
@@ -610,8 +611,8 @@ def test_coco_polygons_pycocotools_cannot_draw_in_bounded_memory_are_one_line(
                                  "segmentation": [polygon]}])
     report = import_annotations("coco", path, tmp_path / "out")
     assert report.errors == [
-        f"{path}: annotation 5 (category 3): 'segmentation' {problem}: the shape cannot be "
-        f"drawn; image not imported (fix or delete the shape)"]
+        f"{path}: image 'a.jpg' annotation 5 (category 3): 'segmentation' {problem}: the shape "
+        f"cannot be drawn; image not imported (fix or delete the shape)"]
 
 
 def test_label_studio_pictures_of_local_file_storage_are_found_by_their_file_name(

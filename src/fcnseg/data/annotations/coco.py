@@ -85,6 +85,8 @@ def decode_coco_segmentation(segmentation: Any, height: int, width: int) -> np.n
     except ImportError:
         raise RuntimeError("reading COCO polygons and RLE needs pycocotools: "
                            "pip install 'fcnseg[annotations]'") from None
+    if segmentation in ([], {}, None, ""):  # a detection-only annotation: its bbox
+        raise ValueError("empty 'segmentation' (a box only?)")
     if isinstance(segmentation, list):
         polygons = [p for p in segmentation if isinstance(p, list)]
         # A ring of one or two points encloses nothing (COCO 2017 holds a few beside real
@@ -159,24 +161,34 @@ def read_coco(src: Path, images: Path | None = None, *,
     # A picture not found is named in the images folder, if there is one (where it was expected).
     expected = next((f for f in folders[1:] if f.is_dir()), folders[0])
     items: dict[Any, AnnotatedImage] = {}
+    index: dict[Any, int] = {}  # images[k] of each id
+    twins: dict[Any, str] = {}  # ids of two images: why neither is imported
     for k, img in enumerate(data["images"]):
         img = fields_of(img)
         if "id" not in img or not isinstance(img.get("file_name"), str):
             raise ValueError(f"{source}: images[{k}] needs an 'id' and a 'file_name'")
         file_name = img["file_name"]
-        # fcnseg predict writes the plain name, and in 'path' where the picture lies.
+        if img["id"] in items:
+            twins[img["id"]] = (
+                f"{source}: images[{k}] ('{file_name}') has the id {img['id']!r} of "
+                f"images[{index[img['id']]}] ('{items[img['id']].image_name}'): annotations "
+                f"cannot tell them apart; neither imported (give each image its own id)")
+            continue
+        # fcnseg predict writes the plain name, and in 'path' where the picture lies;
+        # Windows tools separate folders with backslashes.
         written = img.get("path") if images is None else None
-        path = find_picture([f / file_name for f in folders], src.parent / written
-                            if isinstance(written, str) else expected / file_name)
+        path = find_picture([f / n for f in folders for n in (file_name, _posix(file_name))],
+                            src.parent / written if isinstance(written, str)
+                            else expected / _posix(file_name))
         # Tools export every image of a project, annotated or not: one without annotations
         # is all background only when the import asks for that.
         item = AnnotatedImage(name=sample_name(file_name), source=src, image_path=path,
                               size=positive_size(img.get("height"), img.get("width")),
-                              listed=True, where=f"image {file_name!r}",
+                              listed=True, where=f"image '{file_name}'",
                               image_name=file_name)
         if item.size is None:
-            item.error = f"{source}: image {file_name!r}: no positive 'height' and 'width'"
-        items[img["id"]] = item
+            item.error = f"{source}: image '{file_name}': no positive 'height' and 'width'"
+        items[img["id"]], index[img["id"]] = item, k
     by_name: dict[str, list[int]] = {}
     for cat_id, name in categories.items():
         by_name.setdefault(name, []).append(cat_id)
@@ -184,12 +196,19 @@ def read_coco(src: Path, images: Path | None = None, *,
                 f"{'both' if len(ids) == 2 else 'all'} named {name!r}: imported as one class "
                 f"{name!r}" for name, ids in by_name.items() if len(ids) > 1]
     problems += _add_regions(data, src, items, categories, panoptic_dir)
+    for image_id, line in twins.items():
+        items[image_id].error = line
     supercategory = {c.get("id"): str(c.get("supercategory") or "")
                      for c in map(fields_of, data["categories"])}
     return Annotations.sorted_out(items.values(), classes=list(by_name), problems=problems,
                                   coco_categories={name: {"id": ids[0], "supercategory":
                                                           supercategory[ids[0]]}
                                                    for name, ids in by_name.items()})
+
+
+def _posix(file_name: str) -> str:
+    """A ``file_name`` a Windows tool wrote (``site_a\\0003.jpg``) with ``/`` separators."""
+    return file_name.replace("\\", "/")
 
 
 @functools.lru_cache(maxsize=2)  # the segments of one image are drawn one after another
@@ -225,7 +244,7 @@ def _add_regions(data: dict, src: Path, items: dict[Any, AnnotatedImage],
         png = folder / str(ann.get("file_name"))
         for region in (ann.get("segments_info") or []) if panoptic else [ann]:
             name = f"segment {region.get('id')}" if panoptic else f"annotation {ann.get('id', k)}"
-            where = f"{name} (category {region.get('category_id')!r})"
+            where = f"{item.where} {name} (category {region.get('category_id')!r})"
             if region.get("category_id") not in categories:
                 item.refuse_shape(f"{source}: {where}: category_id not in 'categories'")
                 continue

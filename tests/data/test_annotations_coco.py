@@ -1,0 +1,66 @@
+"""COCO files as merge scripts and other tools write them: duplicate image ids, detection-only
+annotations, Windows paths; each problem one line naming the image."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fcnseg.data.annotations import import_annotations
+from tests.data.test_annotations_formats import coco_file, read_mask
+
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+pytest.importorskip("pycocotools.mask")
+
+SQUARE = [[0, 0, 9, 0, 9, 9, 0, 9]]
+
+
+def test_two_images_of_one_id_are_one_line_naming_both_and_left_out(tmp_path: Path) -> None:
+    path = coco_file(tmp_path, [{"id": 1, "image_id": 1, "category_id": 3,
+                                 "segmentation": SQUARE}], images=("a.jpg", "b.jpg", "c.jpg"))
+    doc = json.loads(path.read_text())
+    doc["images"].append({"id": 1, "file_name": "b.jpg", "height": 30, "width": 40})
+    doc["annotations"].append({"id": 2, "image_id": 2, "category_id": 3, "segmentation": SQUARE})
+    path.write_text(json.dumps(doc))
+    said: list[str] = []
+    report = import_annotations("coco", path, tmp_path / "out", report=said.append)
+    assert report.written == ["b"]
+    assert report.errors == [f"{path}: images[3] ('b.jpg') has the id 1 of images[0] ('a.jpg'): "
+                             f"annotations cannot tell them apart; neither imported (give each "
+                             f"image its own id)"]
+
+
+def test_an_empty_segmentation_is_said_so_naming_its_image(tmp_path: Path) -> None:
+    path = coco_file(tmp_path, [
+        {"id": 13, "image_id": 2, "category_id": 3, "segmentation": [], "bbox": [0, 0, 5, 5]},
+        {"id": 14, "image_id": 1, "category_id": 3, "segmentation": SQUARE}],
+        images=("a.jpg", "site_a/0004.jpg"))
+    report = import_annotations("coco", path, tmp_path / "out")
+    assert report.written == ["a"]
+    assert report.errors == [f"{path}: image 'site_a/0004.jpg' annotation 13 (category 3): "
+                             f"empty 'segmentation' (a box only?): the shape cannot be drawn; "
+                             f"image not imported (fix or delete the shape)"]
+
+
+def test_a_windows_file_name_finds_its_picture(tmp_path: Path) -> None:
+    path = coco_file(tmp_path, [{"id": 1, "image_id": 1, "category_id": 3,
+                                 "segmentation": SQUARE}], images=("site_a/a.jpg",))
+    doc = json.loads(path.read_text())
+    doc["images"][0]["file_name"] = "site_a\\a.jpg"
+    path.write_text(json.dumps(doc))
+    report = import_annotations("coco", path, tmp_path / "out")
+    assert report.written == ["site_a__a"] and read_mask(tmp_path / "out", "site_a__a")[5, 5] == 1
+
+
+def test_a_picture_not_found_is_named_as_the_file_gives_it_unescaped(tmp_path: Path) -> None:
+    path = coco_file(tmp_path, [{"id": 1, "image_id": 1, "category_id": 3,
+                                 "segmentation": SQUARE}], images=("a.jpg",))
+    doc = json.loads(path.read_text())
+    doc["images"][0]["file_name"] = "site_b\\a.jpg"
+    path.write_text(json.dumps(doc))
+    said: list[str] = []
+    import_annotations("coco", path, tmp_path / "out", report=said.append)
+    assert any(line.startswith("error: 1 picture(s) not found, the first 'site_b\\a.jpg' of ")
+               for line in said)

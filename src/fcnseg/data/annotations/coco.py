@@ -139,21 +139,11 @@ def _category_names(data: dict, source: str) -> dict[int, str]:
     return names
 
 
-def read_coco(src: Path, images: Path | None = None, *,
-              panoptic_dir: Path | None = None) -> Annotations:
-    """The images of a COCO instances, stuff or panoptic JSON file with their regions, the
-    images with no region, and the category names in id order (the classes after 0)."""
-    src = Path(src)
+def _image_items(listed: list, src: Path, images: Path | None
+                 ) -> tuple[dict[Any, AnnotatedImage], dict[Any, str]]:
+    """The images of a COCO file by id, their pictures looked for under ``images`` or in
+    COCO's folders; and the ids two images share, with the line leaving both out."""
     source = printable(src)
-    if not src.is_file():
-        raise FileNotFoundError(f"{source}: no such file (a COCO JSON file is expected)")
-    data = load_json(src, "COCO JSON file")
-    if not isinstance(fields_of(data).get("images"), list):
-        raise ValueError(f"{source}: not a COCO JSON file (no 'images' list)")
-    for key in ("annotations", "categories"):
-        if data.get(key) is not None and not isinstance(data[key], list):
-            raise ValueError(f"{source}: '{key}' must be a list, not {type(data[key]).__name__}")
-    categories = _category_names(data, source)
     split = src.stem.rsplit("_", 1)[-1]  # instances_val2017 -> val2017
     folders = [images] if images is not None else [
         src.parent, src.parent / "images", src.parent.parent / split,
@@ -163,7 +153,7 @@ def read_coco(src: Path, images: Path | None = None, *,
     items: dict[Any, AnnotatedImage] = {}
     index: dict[Any, int] = {}  # images[k] of each id
     twins: dict[Any, str] = {}  # ids of two images: why neither is imported
-    for k, img in enumerate(data["images"]):
+    for k, img in enumerate(listed):
         img = fields_of(img)
         if "id" not in img or not isinstance(img.get("file_name"), str):
             raise ValueError(f"{source}: images[{k}] needs an 'id' and a 'file_name'")
@@ -189,6 +179,25 @@ def read_coco(src: Path, images: Path | None = None, *,
         if item.size is None:
             item.error = f"{source}: image '{file_name}': no positive 'height' and 'width'"
         items[img["id"]], index[img["id"]] = item, k
+    return items, twins
+
+
+def read_coco(src: Path, images: Path | None = None, *,
+              panoptic_dir: Path | None = None) -> Annotations:
+    """The images of a COCO instances, stuff or panoptic JSON file with their regions, the
+    images with no region, and the category names in id order (the classes after 0)."""
+    src = Path(src)
+    source = printable(src)
+    if not src.is_file():
+        raise FileNotFoundError(f"{source}: no such file (a COCO JSON file is expected)")
+    data = load_json(src, "COCO JSON file")
+    if not isinstance(fields_of(data).get("images"), list):
+        raise ValueError(f"{source}: not a COCO JSON file (no 'images' list)")
+    for key in ("annotations", "categories"):
+        if data.get(key) is not None and not isinstance(data[key], list):
+            raise ValueError(f"{source}: '{key}' must be a list, not {type(data[key]).__name__}")
+    categories = _category_names(data, source)
+    items, twins = _image_items(data["images"], src, images)
     by_name: dict[str, list[int]] = {}
     for cat_id, name in categories.items():
         by_name.setdefault(name, []).append(cat_id)

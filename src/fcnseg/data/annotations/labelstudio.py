@@ -151,9 +151,8 @@ def _image_url(task: dict) -> str | None:
 
 def _path_parts(url: str) -> tuple[str, ...]:
     """The folders and file name of a task's picture path, below any root or ``..``."""
-    parts = PurePosixPath(url).parts
-    start = max((k + 1 for k, p in enumerate(parts) if p in ("/", "..")), default=0)
-    return tuple(p for p in parts[start:] if p != ".")
+    parts = PurePosixPath(url).parts  # without "." parts
+    return parts[max((k + 1 for k, p in enumerate(parts) if p in ("/", "..")), default=0):]
 
 
 class _PathEnds:

@@ -250,3 +250,13 @@ def test_each_mask_is_opened_once_when_a_remap_table_is_set(tmp_path, capsys, mo
     assert "remap does not list mask values 3, 5" in capsys.readouterr().out
     masks = {str(tmp_path / "masks" / f"{stem}.png") for stem in "abc"}
     assert {m: opened[m] for m in masks} == dict.fromkeys(masks, 1)
+
+
+def test_the_cvat_mask_format_is_taken_in_either_spelling(tmp_path, capsys) -> None:
+    from tests.data.test_annotations_every_format import write_source
+
+    root = write_source("cvat-mask", tmp_path / "export")
+    for spelling in ("cvat_mask", "cvat-mask"):
+        assert main(["check-data", "--dataset", spelling, "--root", str(root),
+                     "--num-workers", "0"]) == 0
+    assert "no problems found" in capsys.readouterr().out

@@ -463,3 +463,10 @@ def test_an_image_not_imported_again_has_its_earlier_mask_moved_aside(tmp_path: 
     assert f"warning: 1 image(s) not imported had a mask from an earlier import, moved to " \
            f"{out / 'stale_masks'} so that training does not use it (the first: b): fix the " \
            f"annotations and import again, or move a mask back to masks/ to train on it" in said
+
+
+def test_the_import_takes_the_cvat_mask_format_in_either_spelling(tmp_path: Path) -> None:
+    root = write_source("cvat-mask", tmp_path / "export")
+    for spelling in ("cvat-mask", "cvat_mask"):
+        assert main(["import", spelling, str(root), "--out", str(tmp_path / spelling)]) == 0
+        assert read_mask(tmp_path / spelling, "i1").max() == 2

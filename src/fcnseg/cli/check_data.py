@@ -31,6 +31,7 @@ HELP = "Scan a dataset: images per split, pixels per class, and every bad file (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, choices=options.DATASETS,
+                   type=options.dataset_name,
                    help="kind of dataset")
     p.add_argument("--root", help="dataset folder (voc, sbd, folder, pascal_context, nyud, "
                                   "siftflow, cityscapes, ade20k, labelme, cvat_mask), or "

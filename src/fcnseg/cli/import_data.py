@@ -30,7 +30,8 @@ FORMAT_HELP = {
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("format", choices=FORMATS, metavar="FORMAT",
+    p.add_argument("format", choices=FORMATS, metavar="FORMAT",  # cvat_mask as check-data
+                   type=lambda text: text.replace("_", "-"),
                    help="; ".join(f"{k}: {v}" for k, v in FORMAT_HELP.items()))
     p.add_argument("src", metavar="SRC", help="the annotations (see FORMAT)")
     p.add_argument("--out", required=True, help="the folder dataset to write")

@@ -31,6 +31,14 @@ CHECKPOINT_HELP = "checkpoint: a .pt or .safetensors file, a pretrained folder, 
 DATASETS = ("synthetic", "voc", "sbd", "seg11valid", "folder", "pascal_context", "nyud",
             "siftflow", "cityscapes", "ade20k", "labelme", "coco", "cvat", "cvat_mask",
             "labelstudio")
+
+
+def dataset_name(text: str) -> str:
+    """A ``--dataset`` as given, ``-`` taken for ``_`` (``cvat-mask`` as fcnseg import spells
+    it: ``cvat_mask``)."""
+    return text.replace("-", "_")
+
+
 #: What a dataset named on the command line starts from, before the options given.
 _DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     "synthetic": {"num_images": 50, "size": 128, "seed": 0},
@@ -343,7 +351,7 @@ def add_dataset(p: argparse.ArgumentParser, split_help: str, limit_help: str) ->
     """The ``dataset`` option group (``--dataset``, ``--root``, ... ``--data KEY=VALUE``) that
     :func:`dataset_spec` reads."""
     d = p.add_argument_group("dataset")
-    d.add_argument("--dataset", choices=DATASETS,
+    d.add_argument("--dataset", choices=DATASETS, type=dataset_name,
                    help="which dataset (default: the validation set named in the checkpoint's "
                         "recipe, as it was scored during training)")
     d.add_argument("--root", help="dataset folder (voc: VOCdevkit, its parent or VOC<year>; "

@@ -646,3 +646,24 @@ def test_coco_predictions_of_a_model_without_coco_categories_number_the_classes(
     written = _predicted_file("coco", make_checkpoint(), photos, tmp_path / "out")
     assert [(c["id"], c["name"]) for c in json.loads(written.read_text())["categories"]] == [
         (1, "cat"), (2, "dog"), (3, "potted plant")]
+
+
+def test_coco_names_pictures_of_subfolders_by_their_path_below_the_input_and_imports_them(
+        make_checkpoint, flights, tmp_path, capsys) -> None:
+    written = _predicted_file("coco", make_checkpoint(), flights, tmp_path / "out")
+    assert sorted(i["file_name"] for i in json.loads(written.read_text())["images"]) == [
+        "day1/DJI_0001.png", "day2/DJI_0001.png", "p2.png"]
+    assert "has the name" not in capsys.readouterr().err
+    report = import_annotations("coco", exported(written), tmp_path / "imported")
+    assert sorted(report.written) == ["day1__DJI_0001", "day2__DJI_0001", "p2"]
+
+
+def test_coco_names_pictures_given_one_by_one_below_the_folder_they_share(
+        make_checkpoint, flights, tmp_path) -> None:
+    out = tmp_path / "out"
+    pictures = [str(p) for p in sorted(flights.rglob("DJI_0001.png"))]
+    assert main(["predict", "--checkpoint", str(make_checkpoint()), *pictures, "--out",
+                 str(out), "--no-progress", "--io-workers", "0", "--format", "coco"]) == 0
+    doc = json.loads((out / "annotations.coco.json").read_text())
+    assert sorted(i["file_name"] for i in doc["images"]) == [
+        "day1/DJI_0001.png", "day2/DJI_0001.png"]

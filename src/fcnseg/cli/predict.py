@@ -150,8 +150,8 @@ def _add_annotations(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-url", default=None, metavar="PREFIX",
                    help="with --format labelstudio: each task's image is PREFIX followed by the "
                         "picture's path below the folder given as INPUT (day1/DJI_0001.JPG; "
-                        "its file name for a file given by name), PREFIX naming that folder as "
-                        "the Label Studio project reaches it (local storage: "
+                        "for pictures given by name, below the folder they share), PREFIX "
+                        "naming that folder as the Label Studio project reaches it (local storage: "
                         "/data/local-files/?d=FOLDER/, FOLDER relative to its document root; "
                         "or http://host/photos/); default: the picture's path relative to --out")
     p.add_argument("--image-urls-from", type=Path, default=None, metavar="EXPORT",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -237,7 +238,8 @@ class PreAnnotations:
         if self.rank:
             written.append(self._write_ranking(entries))
         chosen = entries[: self.top] if self.rank and self.top is not None else entries
-        if self.fmt not in (None, "labelstudio"):  # tasks name pictures by path, not stem
+        self._shared = Path(os.path.commonpath([e.path.absolute().parent for e in entries]))
+        if self.fmt in ("labelme", "cvat"):  # COCO and Label Studio name pictures by path
             chosen = self._unique_stems(chosen)
         if self.fmt == "labelme":
             written += [self._save(f"{e.path.stem}.json", json.dumps(
@@ -300,8 +302,9 @@ class PreAnnotations:
         images, annotations = [], []
         for image_id, e in enumerate(entries, start=1):
             (height, width), anns = e.document
-            # file_name: as tools match it; path: the picture relative to this file.
-            images.append({"id": image_id, "file_name": e.path.name,
+            # file_name: its path below the input folder, as a COCO export's below its images
+            # folder; path: the picture relative to this file.
+            images.append({"id": image_id, "file_name": self._below_input(e.path),
                            "path": relative_path(e.path, self.out_dir),
                            "height": int(height), "width": int(width)})
             for ann in anns:
@@ -341,6 +344,9 @@ class PreAnnotations:
         return json.dumps(tasks, indent=1, ensure_ascii=False).encode("utf-8")
 
     def _below_input(self, path: Path) -> str:
-        """``path`` below the first of ``image_folders`` holding it, else its file name."""
+        """``path`` below the first of ``image_folders`` holding it, else below the folder all
+        the pictures written share (their file name, where they are in one folder)."""
         folder = next((f for f in self.image_folders if path.is_relative_to(f)), None)
-        return path.name if folder is None else path.relative_to(folder).as_posix()
+        if folder is None:
+            return path.absolute().relative_to(self._shared).as_posix()
+        return path.relative_to(folder).as_posix()

@@ -64,3 +64,17 @@ def test_a_picture_not_found_is_named_as_the_file_gives_it_unescaped(tmp_path: P
     import_annotations("coco", path, tmp_path / "out", report=said.append)
     assert any(line.startswith("error: 1 picture(s) not found, the first 'site_b\\a.jpg' of ")
                for line in said)
+
+
+def test_polygons_partly_outside_are_counted_in_one_line_as_every_reader_counts_them(
+        tmp_path: Path) -> None:
+    path = coco_file(tmp_path, [
+        {"id": 9, "image_id": 1, "category_id": 3, "segmentation": [[30, 20, 50, 20, 50, 40]]},
+        {"id": 10, "image_id": 1, "category_id": 3, "segmentation": [[50, 40, 60, 40, 60, 50]]}])
+    said: list[str] = []
+    report = import_annotations("coco", path, tmp_path / "out", report=said.append)
+    assert report.written == ["a"] and read_mask(tmp_path / "out", "a")[25, 39] == 1
+    assert f"1 shape(s) partly outside their image were clipped to it (the first: {path}: " \
+           f"image 'a.jpg' annotation 9 (category 3))" in said
+    assert f"warning: {path}: image 'a.jpg' annotation 10 (category 3): outside the 40×30 " \
+           f"image (skipped)" in said

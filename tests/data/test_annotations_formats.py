@@ -322,7 +322,7 @@ def test_coco_region_outside_the_image_is_one_line(tmp_path: Path) -> None:
         {"id": 5, "image_id": 1, "category_id": 3, "segmentation": [[0, 0, 9, 0, 9, 9]]}])
     report = import_annotations("coco", path, tmp_path / "out")
     assert report.written == ["a"]
-    assert (f"{path}: image 'a.jpg' annotation 4 (category 3): covers no pixel of the 40×30 "
+    assert (f"{path}: image 'a.jpg' annotation 4 (category 3): outside the 40×30 "
             f"image (skipped)" in report.warnings)
 
 

@@ -215,6 +215,14 @@ def read_coco(src: Path, images: Path | None = None, *,
                                                    for name, ids in by_name.items()})
 
 
+def _vertices(annotation: dict) -> list[tuple[float, float]]:
+    """The (x, y) vertices of a polygon annotation (none of RLE): whether it reaches outside
+    its image is counted as the other readers' shapes are."""
+    rings = annotation.get("segmentation")
+    return [(x, y) for ring in (rings if isinstance(rings, list) else []) if isinstance(ring, list)
+            for x, y in zip(ring[0::2], ring[1::2], strict=False)]
+
+
 def _posix(file_name: str) -> str:
     """A ``file_name`` a Windows tool wrote (``site_a\\0003.jpg``) with ``/`` separators."""
     return file_name.replace("\\", "/")
@@ -265,5 +273,6 @@ def _add_regions(data: dict, src: Path, items: dict[Any, AnnotatedImage],
                       if panoptic else
                       functools.partial(decode_coco_segmentation, ann.get("segmentation")))
             item.shapes.append(Shape(categories[region["category_id"]], "mask", where=where,
-                                     decode=decode, crowd=crowd))
+                                     decode=decode, crowd=crowd,
+                                     points=[] if panoptic else _vertices(ann)))
     return problems

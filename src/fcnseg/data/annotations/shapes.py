@@ -381,8 +381,8 @@ def shape_pixels(shape: Shape, height: int, width: int, line_width: float = 10.0
 def _outside(shape: Shape, height: int, width: int, wholly: bool = True) -> bool:
     """Whether a shape given by points lies wholly outside the H×W image (or, not
     ``wholly``, reaches beyond it without being wholly outside)."""
-    if shape.kind in ("mask", "box_mask"):
-        return False
+    if shape.kind == "box_mask" or shape.kind == "mask" and not shape.points:
+        return False  # (the points of a mask: the polygon it was drawn from)
     pts = _points_of(shape)
     if not len(pts):
         return wholly

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from fcnseg.cli.main import main
 from fcnseg.data.annotations import import_annotations
 from tests.data.test_annotations_formats import coco_file, read_mask
 
@@ -41,7 +42,7 @@ def test_an_empty_segmentation_is_said_so_naming_its_image(tmp_path: Path) -> No
     assert report.written == ["a"]
     assert report.errors == [f"{path}: image 'site_a/0004.jpg' annotation 13 (category 3): "
                              f"empty 'segmentation' (a box only?): the shape cannot be drawn; "
-                             f"image not imported (fix or delete the shape)"]
+                             f"image left out (fix or delete the shape)"]
 
 
 def test_a_windows_file_name_finds_its_picture(tmp_path: Path) -> None:
@@ -78,3 +79,16 @@ def test_polygons_partly_outside_are_counted_in_one_line_as_every_reader_counts_
            f"image 'a.jpg' annotation 9 (category 3))" in said
     assert f"warning: {path}: image 'a.jpg' annotation 10 (category 3): outside the 40×30 " \
            f"image (skipped)" in said
+
+
+def test_check_data_names_the_image_of_a_shape_it_cannot_draw_without_importing(
+        tmp_path: Path, capsys) -> None:
+    path = coco_file(tmp_path, [
+        {"id": 13, "image_id": 1, "category_id": 3, "segmentation": []},
+        {"id": 14, "image_id": 2, "category_id": 3, "segmentation": SQUARE}],
+        images=("a.jpg", "b.jpg"))
+    main(["check-data", "--dataset", "coco", "--root", str(path), "--num-workers", "0"])
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert "image 'a.jpg' annotation 13 (category 3): empty 'segmentation'" in text
+    assert "not imported" not in text

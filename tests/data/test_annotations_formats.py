@@ -87,7 +87,7 @@ def test_coco_unknown_category_and_missing_image_are_one_line_each(tmp_path: Pat
     report = import_annotations("coco", path, tmp_path / "out")
     assert report.errors == [
         f"{path}: image 'a.jpg' annotation 7 (category 99): category_id not in 'categories': "
-        f"the shape cannot be drawn; image not imported (fix or delete the shape)",
+        f"the shape cannot be drawn; image left out (fix or delete the shape)",
         f"{path}: missing image file {tmp_path / 'coco/images/b.jpg'}"]
 
 
@@ -238,7 +238,7 @@ def test_coco_malformed_segmentation_and_label_not_listed(tmp_path: Path) -> Non
     assert report.written == []
     assert report.errors[0].startswith(f"{path}: image 'a.jpg' annotation 5 (category 3): "
                                        f"'segmentation' polygons")
-    assert "image not imported" in report.errors[0]
+    assert "image left out" in report.errors[0]
     assert report.errors[1:] == [f"{path}: image 'b.jpg' annotation 6 (category 18): label "
                              f"'dog' is not in the label list (add it to the labels file, or "
                              f"import without --labels)"]
@@ -413,7 +413,7 @@ def test_an_image_with_a_shape_that_cannot_be_drawn_is_left_out_in_one_line(
                                 if fmt != "labelme" else ImportOptions())
     assert report.written == ["b"]
     [line] = report.errors
-    assert "\n" not in line and "image not imported" in line
+    assert "\n" not in line and "image left out" in line
     assert line.startswith(str(src / "a.json") if fmt == "labelme" else str(path))
     assert not (tmp_path / "out" / "masks" / "a.png").exists()
 
@@ -582,7 +582,7 @@ def test_coco_compressed_rle_whose_runs_stop_short_of_the_image_is_one_line(
     report = import_annotations("coco", path, tmp_path / "out")
     assert report.errors == [
         f"{path}: image 'a.jpg' annotation 4 (category 3): RLE counts add up to 50 pixels, not "
-        f"the image's 30×40: the shape cannot be drawn; image not imported (fix or delete the "
+        f"the image's 30×40: the shape cannot be drawn; image left out (fix or delete the "
         f"shape)"]
 
 
@@ -612,7 +612,7 @@ def test_coco_polygons_pycocotools_cannot_draw_in_bounded_memory_are_one_line(
     report = import_annotations("coco", path, tmp_path / "out")
     assert report.errors == [
         f"{path}: image 'a.jpg' annotation 5 (category 3): 'segmentation' {problem}: the shape "
-        f"cannot be drawn; image not imported (fix or delete the shape)"]
+        f"cannot be drawn; image left out (fix or delete the shape)"]
 
 
 def test_label_studio_pictures_of_local_file_storage_are_found_by_their_file_name(

@@ -186,7 +186,7 @@ def test_a_malformed_shape_leaves_its_image_out_in_one_line(src: Path, tmp_path:
     assert report.written == []
     [line] = report.errors
     assert line.startswith(f"{src / 'a.json'}: shape 0 (polygon 'cat')")
-    assert "image not imported" in line
+    assert "image left out" in line
 
 
 def test_images_without_annotations_are_warned_about_and_listed(src: Path,

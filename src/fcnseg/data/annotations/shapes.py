@@ -126,7 +126,8 @@ class AnnotatedImage:
         """A shape that cannot be drawn: the image is left out, error names the first."""
         self.broken.append(line)
         more = f" (and {len(self.broken) - 1} more shape(s))" if len(self.broken) > 1 else ""
-        self.error = (f"{self.broken[0]}: the shape cannot be drawn{more}; image not imported "
+        # (check-data reads the annotations too: "left out", imported or scanned)
+        self.error = (f"{self.broken[0]}: the shape cannot be drawn{more}; image left out "
                       f"(fix or delete the shape)")
 
 
@@ -432,8 +433,8 @@ def rasterise(item: AnnotatedImage, labels: LabelSet, height: int, width: int,
             errors.append(f"{source}: {shape.where}: {e.path}: {e.problem}")
             continue
         except ValueError as e:  # the shape itself is malformed: its pixels are unknown
-            errors.append(f"{source}: {shape.where}: {e}: the shape cannot be drawn; image not "
-                          f"imported (fix or delete the shape)")
+            errors.append(f"{source}: {shape.where}: {e}: the shape cannot be drawn; image "
+                          f"left out (fix or delete the shape)")
             continue
         if not pixels.any():
             why = "outside the" if _outside(shape, height, width) else "covers no pixel of the"

@@ -260,3 +260,14 @@ def test_the_cvat_mask_format_is_taken_in_either_spelling(tmp_path, capsys) -> N
         assert main(["check-data", "--dataset", spelling, "--root", str(root),
                      "--num-workers", "0"]) == 0
     assert "no problems found" in capsys.readouterr().out
+
+
+def test_a_cvat_label_missing_from_the_task_label_list_is_one_warning(tmp_path, capsys) -> None:
+    from tests.data.test_annotations_formats import CVAT_XML, cvat_source
+
+    xml = CVAT_XML.replace('<label><name>road</name><color>#aa00ff</color><type>polygon</type>'
+                           '</label>', "")
+    src = cvat_source(tmp_path, xml)
+    main(["check-data", "--dataset", "cvat", "--root", str(src), "--num-workers", "0"])
+    assert (f"warning: {src / 'annotations.xml'}: image 'a.jpg' box 1 ('road'): label 'road' "
+            f"is not in the export's label list: imported as class 2") in capsys.readouterr().out

@@ -257,7 +257,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nbands: {', '.join(stats.bands)} ({stats.pixels} pixels with data)")
         print("\n".join(format_band_table(stats)))
 
-    warning_lines = [narrow_range_warning(dataset),
+    warning_lines = [*getattr(dataset, "warnings", ()), narrow_range_warning(dataset),
                      large_images_warning(sample_image_sizes(dataset, limit=len(dataset)),
                                           images="images checked"),
                      dataset.remap_warning(report.unlisted_values)

@@ -18,6 +18,7 @@ from fcnseg.data.annotations.importer import (
     refused_labels,
     resolve_image,
     spelling_clash,
+    unlisted_labels,
 )
 from fcnseg.data.annotations.shapes import AnnotatedImage, RasterOptions, printable, rasterise
 from fcnseg.data.annotations.val_split import split_names
@@ -74,6 +75,8 @@ class AnnotationDataset(BandImages, SegmentationDataset):
         if clash:
             raise ValueError(clash)
         self.classes = tuple(self.labels.classes)
+        # What fcnseg import warns of reading them (check-data says it too).
+        self.warnings = [*found.problems, *unlisted_labels(found, self.labels, self.options, {})]
         self.ignore_index = self.labels.ignore_index
         # as fcnseg import splits them: a video's frames all on one side
         splits = split_names((i.name for i in found.items), val_fraction).of

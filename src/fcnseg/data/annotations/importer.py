@@ -315,7 +315,7 @@ def import_annotations(fmt: str, src: Path, out: Path, options: ImportOptions = 
         result.warnings.append(line)
         say(f"warning: {line}")
 
-    for line in [*found.problems, *_unlisted_labels(found, labels, options, earlier),
+    for line in [*found.problems, *unlisted_labels(found, labels, options, earlier),
                  *absent]:
         warn(line)
     created = [d for d in (out, out / "images", out / "masks") if not d.exists()]
@@ -581,7 +581,7 @@ def _ignore_lines(result: ImportReport, options: ImportOptions) -> list[str]:
     return lines
 
 
-def _unlisted_labels(found: Annotations, labels: LabelSet, options: ImportOptions,
+def unlisted_labels(found: Annotations, labels: LabelSet, options: ImportOptions,
                      earlier: dict[str, Any]) -> list[str]:
     """One warning per label that shapes use but the export's label list lacks."""
     if options.labels is not None or not found.classes:

@@ -117,7 +117,7 @@ def test_cvat_round_trip_is_exact(tmp_path: Path) -> None:
     for n, m in labels.items():
         Image.fromarray(m).save(tmp_path / f"{n}.png")
     found = read_cvat_xml(tmp_path)
-    assert found.classes == ["_background_", "a", "b", "c"]
+    assert found.classes == ["a", "b", "c"]
     for item in found.items:
         back, _ = rasterise(item, LabelSet(LABELS), *labels[item.name].shape)
         assert min(iou_per_class(labels[item.name], back).values()) >= 0.99
@@ -131,8 +131,8 @@ def test_cvat_labels_carry_their_palette_colours_as_cvat_writes_them(tmp_path: P
     (tmp_path / "annotations.xml").write_bytes(xml)
     Image.fromarray(scene(0)).save(tmp_path / "s0.png")
     found = read_cvat_xml(tmp_path)
-    assert found.classes == ["_background_", "a", "b", "c"]
-    assert [found.colours[c] for c in found.classes] == palette
+    assert found.classes == ["a", "b", "c"]
+    assert [found.colours[c] for c in found.classes] == palette[1:]
 
 
 def cvat_ids(names: list[str]) -> list[int]:
@@ -228,3 +228,22 @@ def test_min_area_leaves_out_the_outline_patches_of_fewer_pixels() -> None:
     exact = labelme_document(label, CLASSES, "a.png")["shapes"]
     assert len(exact) > 1  # the pixels simplification left out come back as patches
     assert len(labelme_document(label, CLASSES, "a.png", min_area=20)["shapes"]) == 1
+
+
+def test_cvat_file_holds_no_background_label_or_shape_and_regions_around_it_are_masks(
+        tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    labels = {f"s{k}": scene(k) for k in range(6)}
+    images = [cvat_image_element(m, CLASSES, f"{n}.png", k)
+              for k, (n, m) in enumerate(labels.items())]
+    root = ET.fromstring(cvat_document(images, CLASSES))
+    assert [el.findtext("name") for el in root.iter("label")] == ["a", "b", "c"]
+    shapes = [el for image in root.iter("image") for el in image]
+    assert {el.get("label") for el in shapes} == {"a", "b", "c"}
+    assert {el.tag for el in shapes} == {"polygon", "mask"}  # a ring's hole: a mask
+    (tmp_path / "annotations.xml").write_bytes(ET.tostring(root))
+    for item in read_cvat_xml(tmp_path).items:
+        back, _ = rasterise(item, LabelSet(LABELS), *labels[item.name].shape)
+        background = labels[item.name] == 0
+        assert (back[background] == 0).mean() >= 0.99

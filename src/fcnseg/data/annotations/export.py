@@ -4,7 +4,9 @@ Each region of each class becomes one polygon (its outline, simplified within ``
 pixels). labelme, CVAT and Label Studio polygons have no holes: regions are listed largest
 first, a region's holes filled by the smaller regions drawn over it (later on top; CVAT's
 ``z_order`` rising), background regions inside others included (as ``_background_`` when class
-0 is named like background). COCO annotations are unordered: a region with holes is written as RLE.
+0 is named like background), but in CVAT, whose tasks have no background label: there a region
+around background pixels is a mask. COCO annotations are unordered: a region with holes is
+written as RLE.
 """
 
 from __future__ import annotations
@@ -157,16 +159,25 @@ def _outline(ring: np.ndarray, tolerance: float, tool: str) -> Any:
 
 
 def _polygons(label: np.ndarray, class_names: Sequence[str], tolerance: float,
-              ignore_index: int | None, tool: str, min_area: int = 0) -> list[tuple[int, Any]]:
-    """(class, points) of each polygon for tool, in drawing order, gaps patched exactly."""
+              ignore_index: int | None, tool: str, min_area: int = 0,
+              masks: bool = False) -> list[tuple[int, Any]]:
+    """(class, points) of each polygon for tool, in drawing order, gaps patched exactly; with
+    ``masks``, no background polygon: a region around background pixels is (class, (top,
+    left, its pixels in its box)) instead."""
     label = fill_small_regions(label, min_area, ignore_index)
     background = implicit_background(class_names)
-    polygons = [(c, _outline(ring, tolerance, tool)) for c, ring in
-                layered_regions(label, background=background, ignore_index=ignore_index)]
+    polygons: list[tuple[int, Any]] = []
+    for c, ring in layered_regions(label, background=background, ignore_index=ignore_index):
+        where, box = _ring_box(ring, *label.shape)
+        if not masks or background is None or not (box & (label[where] == background)).any():
+            polygons.append((c, _outline(ring, tolerance, tool)))
+        elif c != background:
+            polygons.append((c, (where[0].start, where[1].start, box & (label[where] == c))))
     empty = -1 if background is None else background
     drawn = np.full(label.shape, empty, np.int64)
     for c, pts in polygons:
-        y0, x0, box = shape_box(_polygon_shape(pts, tool), *drawn.shape)
+        y0, x0, box = pts if isinstance(pts, tuple) else shape_box(_polygon_shape(pts, tool),
+                                                                    *drawn.shape)
         drawn[y0:y0 + box.shape[0], x0:x0 + box.shape[1]][box] = c
     # Where two simplified outlines part, pixels a region holds are left out: exact patches.
     gaps = (drawn == empty) & (label != empty) & (label != ignore_index)
@@ -196,17 +207,26 @@ def cvat_image_element(label: np.ndarray, class_names: Sequence[str], name: str,
                        min_area: int = 0) -> ET.Element:
     """One ``<image>`` of "CVAT for images 1.1", a polygon per region, ``z_order`` rising, for
     the task's image ``name``; ``path`` (which CVAT does not read) where the picture lies
-    relative to the XML file; ``min_area`` as :func:`labelme_document`."""
+    relative to the XML file; ``min_area`` as :func:`labelme_document`. A background class 0
+    is no shape (a CVAT task has no such label): a region around background pixels (a ring)
+    is a ``<mask>`` of its pixels."""
     label = np.asarray(label)
     height, width = label.shape
     image = ET.Element("image", id=str(image_id), name=name, width=str(width), height=str(height))
     if path is not None:
         image.set("path", path)
-    polygons = _polygons(label, class_names, tolerance, ignore_index, "cvat", min_area)
+    polygons = _polygons(label, class_names, tolerance, ignore_index, "cvat", min_area, True)
     for z, (c, pts) in enumerate(polygons):
-        ET.SubElement(image, "polygon", label=labelme_label(class_names, c), source="auto",
-                      occluded="0", z_order=str(z),
-                      points=";".join(f"{x:g},{y:g}" for x, y in pts))
+        shape = {"label": labelme_label(class_names, c), "source": "auto", "occluded": "0"}
+        if isinstance(pts, tuple):  # CVAT's mask: runs in its box, row by row, unset first
+            ys, xs = np.nonzero(pts[2])
+            box = pts[2][ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+            ET.SubElement(image, "mask", shape, rle=", ".join(map(str, _coco_rle(box.T)[
+                "counts"])), left=str(pts[1] + xs.min()), top=str(pts[0] + ys.min()),
+                width=str(box.shape[1]), height=str(box.shape[0]), z_order=str(z))
+        else:
+            ET.SubElement(image, "polygon", shape, z_order=str(z),
+                          points=";".join(f"{x:g},{y:g}" for x, y in pts))
     return image
 
 
@@ -227,8 +247,8 @@ def cvat_document(images: Sequence[ET.Element], class_names: Sequence[str], *,
                   colours: Sequence[Sequence[int]] | None = None) -> bytes:
     """A "CVAT for images 1.1" annotations.xml holding ``images`` (ids by
     :func:`cvat_image_ids`), each label with its colour of the palette ``colours`` as CVAT
-    writes it (``#rrggbb``), which ``fcnseg import cvat`` gives the masks again; a background
-    class 0 as ``_background_``."""
+    writes it (``#rrggbb``), which ``fcnseg import cvat`` gives the masks again; but a
+    background class 0, which CVAT tasks do not have (``fcnseg import`` makes it class 0)."""
     for image, image_id in zip(images, cvat_image_ids([i.get("name", "") for i in images]),
                                strict=True):
         image.set("id", str(image_id))
@@ -237,6 +257,8 @@ def cvat_document(images: Sequence[ET.Element], class_names: Sequence[str], *,
     meta = ET.SubElement(ET.SubElement(root, "meta"), "task")
     labels = ET.SubElement(meta, "labels")
     for k in range(len(class_names)):
+        if k == implicit_background(class_names):
+            continue
         lab = ET.SubElement(labels, "label")
         ET.SubElement(lab, "name").text = labelme_label(class_names, k)
         if colours is not None and k < len(colours):

@@ -431,6 +431,19 @@ def test_a_raw_suffix_or_a_cr2_header_is_refused_as_camera_raw(tmp_path):
         assert str(e.value).startswith(f"{path}: a camera raw file ({kind}), which fcnseg")
 
 
+@pytest.mark.parametrize("head", [b"II*\x00\x08\x00", b"II+\x00\x08\x00\x00\x00\x00\x00"],
+                         ids=["classic", "BigTIFF"])
+def test_a_tiff_cut_before_its_first_offset_is_one_line_naming_the_file(tmp_path, head):
+    from fcnseg.data.rasters import open_raster
+
+    path = tmp_path / "cut.tif"
+    path.write_bytes(head)
+    for read in (load_image, open_raster, lambda p: load_image(p.read_bytes(), name=str(p))):
+        with pytest.raises(ImageError) as e:
+            read(path)
+        assert str(e.value).startswith(f"{path}: ") and "\n" not in str(e.value)
+
+
 @pytest.mark.parametrize("kind", ["16-bit RGBA", "uint16 grey", "turned grey", "stack"])
 @pytest.mark.parametrize("as_bytes", [False, True], ids=["path", "bytes"])
 def test_each_tiff_read_parses_its_header_once(tmp_path, monkeypatch, kind, as_bytes):

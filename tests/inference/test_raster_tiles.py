@@ -386,6 +386,8 @@ def test_the_preview_holds_a_strip_of_the_raster_not_the_whole_raster(tmp_path, 
                                                                       blocks):
     import tracemalloc
 
+    import tifffile  # noqa: F401 - imported before tracing: the peak is the preview's alone
+
     import fcnseg.inference.rasters as rasters
     from fcnseg.data.palette import voc_palette
     from fcnseg.inference.files import PictureStyle

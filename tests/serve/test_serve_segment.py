@@ -57,6 +57,14 @@ def test_probe_image_reads_the_size_and_refuses_too_many_pixels(make_image):
     assert refused.value.status_code == 413
 
 
+@pytest.mark.parametrize("head", [b"II*\x00\x08\x00", b"II+\x00\x08\x00\x00\x00\x00\x00"],
+                         ids=["classic", "BigTIFF"])
+def test_a_tiff_upload_cut_before_its_first_offset_is_refused_not_a_server_error(head):
+    with pytest.raises(RequestError) as refused:
+        probe_image(head, max_pixels=600)
+    assert refused.value.status_code in (400, 415)
+
+
 def _png_header_of(width: int, height: int) -> bytes:
     """A one-pixel PNG whose header states ``width``×``height`` (only the header is read)."""
     buf = io.BytesIO()

@@ -109,9 +109,9 @@ def _first_ifd_tags(source: Any, head: bytes) -> set[int]:
     TIFF library: every TIFF read asks); empty where they cannot be read."""
     order = "<" if head[:2] == b"II" else ">"
     big = struct.unpack(order + "H", head[2:4])[0] == 43  # BigTIFF
-    offset = struct.unpack(order + ("Q" if big else "I"), head[8:16] if big else head[4:8])[0]
     count_size, entry_size = (8, 20) if big else (2, 12)
-    with contextlib.suppress(Exception):
+    with contextlib.suppress(Exception):  # a header cut before its first offset too
+        offset = struct.unpack(order + ("Q" if big else "I"), head[8:16] if big else head[4:8])[0]
         count_bytes = _bytes_at(source, offset, count_size)
         count = struct.unpack(order + ("Q" if big else "H"), count_bytes)[0]
         entries = _bytes_at(source, offset + count_size, min(count, 4096) * entry_size)

@@ -204,11 +204,23 @@ def input_text(convention: str | Mapping[str, Any] | InputConvention, *, raw_pix
     c = get_convention(convention)
     shape = f"N×{c.channels}×H×W {dtype}"
     if not raw_pixels:
-        return f"{shape} normalised by the caller: {normalisation_text(c)}"
+        return (f"{shape} normalised by the caller: {normalisation_text(c)}"
+                f"{nodata_text(c.nodata, None)}")
     if c.bands is None:
         return (f"{shape} RGB pixel values 0-255 (normalisation inside {inside}, per "
                 f"{c.name}: do not normalise them)")
-    nodata = f"; nodata {c.nodata:g}" if c.nodata is not None else ""
     return (f"{shape} raw values of the bands {', '.join(c.bands)}, in that order "
             f"(normalisation inside {inside}, each band minus its mean, over its std: do not "
-            f"normalise them){nodata}")
+            f"normalise them){nodata_text(c.nodata, inside)}")
+
+
+def nodata_text(nodata: float | None, inside: str | None) -> str:
+    """What becomes of pixels without data (``inside``: what takes them for the band means;
+    None: the caller normalises, so sets them to 0), or "" without a ``nodata``."""
+    if nodata is None:
+        return ""
+    if inside is None:
+        return (f"; nodata {nodata:g}: set pixels whose every band is {nodata:g}, or any band "
+                f"NaN, to 0 after normalising")
+    return (f"; nodata {nodata:g}: pixels whose every band is {nodata:g}, or any band NaN, are "
+            f"taken for the band means inside {inside} (do not fill them)")

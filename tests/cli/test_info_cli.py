@@ -375,6 +375,39 @@ def test_a_bare_multi_band_export_states_each_bands_mean_and_std(tmp_path, capsy
         "250)")
 
 
+def _nodata_band_checkpoint(tmp_path):
+    from fcnseg.conventions import band_convention
+    from fcnseg.models import build_model
+
+    convention = band_convention(["red", "nir"], [8000.0, 7000.0], [300.0, 250.0], nodata=0)
+    model = build_model("fcn8s", num_classes=3, input_convention=convention, width=0.0625,
+                        fc_channels=16, geometry="same")
+    return save_checkpoint(tmp_path / "bands.pt", model, class_names=CLASSES)
+
+
+def test_info_says_a_band_model_takes_its_nodata_pixels_for_the_band_means(tmp_path,
+                                                                          capsys) -> None:
+    assert main(["info", str(_nodata_band_checkpoint(tmp_path))]) == 0
+    lines = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines())
+    assert lines["input"].endswith(
+        "; nodata 0: pixels whose every band is 0, or any band NaN, are taken for the band "
+        "means inside the model (do not fill them)")
+
+
+@pytest.mark.parametrize(("input_kind", "said"), [
+    ("pixels", "are taken for the band means inside the graph (do not fill them)"),
+    ("normalized", "; nodata 0: set pixels whose every band is 0, or any band NaN, to 0 after "
+                   "normalising")])
+def test_info_says_what_becomes_of_an_exports_nodata_pixels(tmp_path, capsys, input_kind,
+                                                            said) -> None:
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "bands.onnx"
+    assert main(["export", "--checkpoint", str(_nodata_band_checkpoint(tmp_path)), "--format",
+                 "onnx", "--out", str(out), "--height", "32", "--width", "32", "--input",
+                 input_kind]) == 0
+    assert _input_line(out, capsys).endswith(said)
+
+
 def test_a_one_band_model_is_one_band_not_one_bands(tmp_path, capsys) -> None:
     from fcnseg.conventions import band_convention
     from fcnseg.models import build_model

@@ -161,3 +161,42 @@ def test_a_model_cast_to_another_float_type_takes_raw_pixels_in_that_type(arch, 
     assert out.dtype == dtype
     if dtype == torch.float64:
         assert_close_to_scale(out, expected)
+
+
+def _band_tile(seed: int = 0) -> torch.Tensor:
+    """A 1×4×40×36 uint16 tile of raw band values whose left columns have no data (0)."""
+    g = torch.Generator().manual_seed(seed)
+    tile = torch.randint(500, 3000, (1, 4, 40, 36), generator=g).to(torch.uint16)
+    tile[..., :9] = 0
+    return tile
+
+
+def test_a_band_model_takes_its_nodata_pixels_for_the_band_means() -> None:
+    from tiny_models import tiny_band_model
+    model = tiny_band_model(["b1", "b2", "b3", "b4"], [900.0, 1400.0, 1700.0, 2100.0],
+                            [300.0, 400.0, 450.0, 500.0], nodata=0).eval()
+    raw = _band_tile()
+    filled = raw.float()
+    filled[..., :9] = torch.tensor(model.input_convention.mean_pixel()).view(1, -1, 1, 1)
+    with torch.no_grad():
+        assert torch.equal(model(raw), model(filled))
+        assert torch.equal(model.preprocess(raw)[..., :9], torch.zeros(1, 4, 40, 9))
+
+
+def test_a_band_model_takes_nan_pixels_for_the_band_means() -> None:
+    from tiny_models import tiny_band_model
+    model = tiny_band_model(["b1", "b2"], [900.0, 1400.0], [300.0, 400.0]).eval()
+    raw = _band_tile()[:, :2].float()
+    raw[:, 1, :, :9] = float("nan")  # one band unknown: the pixel has no data
+    with torch.no_grad():
+        out = model.preprocess(raw)
+    assert torch.equal(out[..., :9], torch.zeros(1, 2, 40, 9))
+    assert not out.isnan().any()
+
+
+def test_a_band_model_without_nodata_keeps_zeros_as_values() -> None:
+    from tiny_models import tiny_band_model
+    model = tiny_band_model(["b1", "b2"], [900.0, 1400.0], [300.0, 400.0]).eval()
+    with torch.no_grad():
+        out = model.preprocess(_band_tile()[:, :2])
+    assert torch.equal(out[:, :, 0, 0], torch.tensor([[-3.0, -3.5]]))

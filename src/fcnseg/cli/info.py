@@ -28,7 +28,7 @@ from fcnseg.cli.info_outputs import (
     output_document_record,
     output_file_record,
 )
-from fcnseg.conventions import bands_count, input_text, normalisation_text
+from fcnseg.conventions import bands_count, input_text, nodata_text, normalisation_text
 from fcnseg.engine.budget import format_duration, parse_duration
 from fcnseg.export.onnx_export import read_onnx_metadata
 from fcnseg.metrics import other_heads_text
@@ -217,7 +217,9 @@ def _run_file_summary(rec: dict[str, Any]) -> list[str]:
 def _convention_text(convention: dict[str, Any]) -> str:
     text = convention.get("name") or "not recorded"
     if convention.get("bands"):  # raw band values, standardised band by band
-        return _bands_text(convention, "raw values, each band minus its mean, over its std")
+        nodata = convention.get("nodata")
+        return _bands_text(convention, "raw values, each band minus its mean, over its std",
+                           f"; nodata {nodata:g}" if nodata is not None else "")
     if convention.get("channel_order"):
         scale = "0-1" if convention.get("scale") not in (1, 1.0) else "0-255"
         text += f" ({convention['channel_order']} {scale}, minus the mean"
@@ -245,18 +247,32 @@ def input_line(model: dict[str, Any], artifact: dict[str, Any] | None) -> str:
             return _bands_text(convention, f"raw values, {shape}, each band minus its mean, "
                                f"over its std inside {where} (do not normalise them)" if raw
                                else f"{shape} normalised by the caller: "
-                               f"{normalisation_text(convention)}")
+                               f"{normalisation_text(convention)}",
+                               _nodata_note(convention, artifact, where if raw else None))
         return input_text(convention, raw_pixels=raw, inside=where)
     except (ValueError, TypeError):  # a convention recorded incompletely: as recorded
         return _convention_text(convention)
 
 
-def _bands_text(convention: dict[str, Any], takes: str) -> str:
-    """A multi-band model's bands, what it ``takes`` of them, its nodata and sample types."""
+def _nodata_note(convention: dict[str, Any], artifact: dict[str, Any] | None,
+                 inside: str | None) -> str:
+    """What becomes of a multi-band input's pixels without data: taken for the band means
+    ``inside`` the model or graph (None: the caller normalises), or, in a graph exported
+    before graphs did that (its recorded input says nothing of it), filled by the caller."""
+    nodata = convention.get("nodata")
+    if nodata is not None and inside and artifact and "band means" not in str(
+            artifact.get("input", "")):
+        return (f"; nodata {nodata:g}: fill pixels whose every band is {nodata:g} with the "
+                f"band means first")
+    return nodata_text(nodata, inside)
+
+
+def _bands_text(convention: dict[str, Any], takes: str, nodata_note: str) -> str:
+    """A multi-band model's bands, what it ``takes`` of them, its ``nodata_note`` and sample
+    types."""
     bands = list(convention["bands"])
-    nodata, types = convention.get("nodata"), convention.get("sample_types")
-    return (f"{bands_count(len(bands))} ({', '.join(bands)}): {takes}"
-            + (f"; nodata {nodata:g}" if nodata is not None else "")
+    types = convention.get("sample_types")
+    return (f"{bands_count(len(bands))} ({', '.join(bands)}): {takes}{nodata_note}"
             + (f"; trained on {', '.join(types)} images" if types else ""))
 
 

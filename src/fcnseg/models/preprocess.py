@@ -26,7 +26,9 @@ COLOR = "color"
 class ChannelNormalize(nn.Module):
     """An :class:`~fcnseg.conventions.InputConvention` as a module: N×C×H×W raw values →
     reordered, times ``scale``, minus ``mean``, divided by ``std``, computed in float32 (or
-    wider) and given in the buffers' type, which follows the model's (``model.half()``)."""
+    wider) and given in the buffers' type, which follows the model's (``model.half()``). A
+    multi-band model's pixels without data (every band its ``nodata``, or any band NaN) give
+    0, the band means, as training fills them: a raw tile goes in as the file holds it."""
 
     def __init__(self, convention: InputConvention | str | Mapping[str, Any]) -> None:
         super().__init__()
@@ -41,7 +43,10 @@ class ChannelNormalize(nn.Module):
         out = x.to(dtype)
         if c.channel_order == "BGR":
             out = out.flip(-3)
-        return _as(self.mean, (out * c.scale - self.mean.to(dtype)) / self.std.to(dtype))
+        normal = (out * c.scale - self.mean.to(dtype)) / self.std.to(dtype)
+        if c.bands is not None:
+            normal = torch.where(_without_data(out, c.nodata), 0.0, normal)
+        return _as(self.mean, normal)
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "channels", **self.convention.to_dict()}
@@ -70,6 +75,13 @@ class LogDepth(nn.Module):
 
     def extra_repr(self) -> str:
         return f"mean={self.log_mean}"
+
+
+def _without_data(values: torch.Tensor, nodata: float | None) -> torch.Tensor:
+    """N×1×H×W: the pixels whose every band is ``nodata`` or any band NaN
+    (:func:`~fcnseg.data.rasters.nodata_mask`'s rule)."""
+    missing = values.isnan().any(dim=1, keepdim=True)
+    return missing if nodata is None else missing | (values == nodata).all(dim=1, keepdim=True)
 
 
 def _as(like: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -145,6 +145,7 @@ def read_artifact(path: str | os.PathLike[str]) -> dict[str, Any]:
             "kind": kind,
             "input_pixels": meta.get("input_pixels", "normalized"),
             "outputs": meta.get("outputs", "logits"),
+            "input": meta.get("input"),  # what the graph takes, in words, as exported
             "quantization": meta.get("quantization"),
             "fcnseg_version": meta.get("fcnseg_version"),
             "input_names": inputs,

@@ -113,3 +113,20 @@ def test_the_summary_says_how_many_classes_the_confident_mean_iu_averages() -> N
     assert "mean IU 100.00 over 2 of 3 classes, pixel acc 100.00" in half_line
     full_line = next(line for line in text.splitlines() if "most confident 100%" in line)
     assert "over" not in full_line
+
+
+def test_a_row_that_took_more_than_asked_is_labelled_by_what_it_took() -> None:
+    # Half the pixels sure, half at confidence 0.45: the level of 0.42-0.5 is taken whole, so
+    # asking for 90% takes them all, and the row says it scores all of them.
+    from fcnseg.engine.evaluation import format_calibration
+
+    labels = torch.zeros((1, 20), dtype=torch.long)
+    probs = torch.full((1, 5, 20), 0.0025)
+    probs[0, 0, :10] = 0.99
+    probs[0, :, 10:] = torch.tensor([0.45, 0.2, 0.15, 0.1, 0.1]).view(5, 1)
+    bins = CalibrationBins(5)
+    bins.update(labels, probs)
+    text = format_calibration({"temperature": 1.0, **bins.compute(coverages=(0.5, 0.9))})
+    rows = [line for line in text.splitlines() if "most confident" in line]
+    assert rows[0].startswith("  most confident 50% of pixels (took 50.00%")
+    assert rows[1].startswith("  most confident 100.00% of pixels (90% asked")

@@ -532,9 +532,13 @@ def format_calibration(calibration: Mapping[str, Any]) -> str:
                      f"about the same confidence; their scores are those of all pixels")
         coverage = []
     for c in coverage:
-        lines.append(f"  most confident {100 * c['fraction']:.0f}% of pixels "
-                     f"(took {pct(c['pixels_fraction'])}%, "
-                     f"{confidence(c['max_doubt'])}): mean IU {pct(c['mean_iu'])}"
+        asked, took = 100 * c["fraction"], 100 * c["pixels_fraction"]
+        # Confidence levels are taken whole: a row far from its fraction is named by its own.
+        which = (f"{took:.2f}% of pixels ({asked:.0f}% asked, whole confidence levels"
+                 if abs(took - asked) >= 1 else
+                 f"{asked:.0f}% of pixels (took {pct(c['pixels_fraction'])}%")
+        lines.append(f"  most confident {which}, {confidence(c['max_doubt'])}): "
+                     f"mean IU {pct(c['mean_iu'])}"
                      f"{_classes_note(c, calibration)}, pixel acc {pct(c['pixel_acc'])}")
     return "\n".join(lines)
 

@@ -796,3 +796,43 @@ def test_coco_import_records_each_class_category_id_and_supercategory(tmp_path: 
                                          "dog": {"id": 18, "supercategory": "animal"}}
     assert build_dataset({"name": "folder", "root": str(tmp_path / "out")}).coco_categories == \
         config["coco_categories"]
+
+
+def test_label_studio_pictures_of_one_stem_are_named_apart_from_every_other_picture(
+        tmp_path: Path) -> None:
+    # IMG.jpg and IMG.png tell the files apart, not their names; site_a__IMG_0001 exists.
+    export = label_studio_sites(tmp_path, ["/data/local-files/?d=a/IMG.jpg",
+                                           "/data/local-files/?d=b/IMG.png",
+                                           "/data/local-files/?d=site_a/IMG_0001.jpg",
+                                           "/data/local-files/?d=site_b/IMG_0001.jpg"])
+    tasks = json.loads(export.read_text())
+    tasks.append({**tasks[0], "id": 4, "data": {
+        "image": "/data/local-files/?d=other/site_a__IMG_0001.jpg"}})
+    export.write_text(json.dumps(tasks))
+    for sub in ("a/IMG.jpg", "b/IMG.png", "site_a/IMG_0001.jpg", "site_b/IMG_0001.jpg",
+                "other/site_a__IMG_0001.jpg"):
+        picture(tmp_path / "photos" / sub)
+    report = import_annotations("labelstudio", export, tmp_path / "out",
+                                ImportOptions(images=tmp_path / "photos"))
+    assert sorted(report.written) == ["IMG_0001", "a__IMG", "b__IMG", "site_a__IMG_0001",
+                                      "site_b__IMG_0001"]
+
+
+def test_label_studio_uploads_of_one_name_are_found_by_their_upload_names(
+        tmp_path: Path) -> None:
+    export = label_studio_sites(tmp_path, ["/data/upload/3/1a2b3c4d-IMG.jpg",
+                                           "/data/upload/3/5e6f7a8b-IMG.jpg"])
+    for name in ("1a2b3c4d-IMG.jpg", "5e6f7a8b-IMG.jpg"):
+        picture(tmp_path / "images" / name)
+    report = import_annotations("labelstudio", export, tmp_path / "out")
+    assert sorted(report.written) == ["1a2b3c4d-IMG", "5e6f7a8b-IMG"]
+
+
+def test_label_studio_picture_whose_whole_path_ends_another_is_found_there(
+        tmp_path: Path) -> None:
+    export = label_studio_sites(tmp_path, ["/data/local-files/?d=IMG.jpg",
+                                           "/data/local-files/?d=a/IMG.jpg"])
+    picture(tmp_path / "images" / "IMG.jpg")
+    picture(tmp_path / "images" / "a" / "IMG.jpg")
+    report = import_annotations("labelstudio", export, tmp_path / "out")
+    assert sorted(report.written) == ["IMG", "a__IMG"]

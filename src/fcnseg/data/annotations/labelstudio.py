@@ -157,11 +157,14 @@ def _path_parts(url: str) -> tuple[str, ...]:
 
 class _PathEnds:
     """The ends of the pictures' paths in an export (``site_a/IMG_0001.jpg``,
-    ``IMG_0001.jpg``), each picture's once: an end no other picture shares tells it apart."""
+    ``IMG_0001.jpg``), each picture's once: an end no other picture shares tells it apart,
+    an end whose sample name no other end has names it apart."""
 
     def __init__(self, urls: Iterable[str]) -> None:
         paths = {_path_parts(url) for url in urls}
         self.count = Counter(p[k:] for p in paths for k in range(len(p)))
+        # a/IMG.jpg and b/IMG.png, site_a/IMG_0001.jpg and site_a__IMG_0001.jpg: one name each
+        self.named = Counter(n for p in paths for n in _end_names(p))
         self.stems = Counter(Path(without_upload_prefix(p[-1])).stem for p in paths if p)
 
     def name_shared(self, url: str) -> bool:
@@ -170,14 +173,24 @@ class _PathEnds:
         return bool(parts) and self.stems[Path(without_upload_prefix(parts[-1])).stem] > 1
 
     def unique(self, url: str) -> list[tuple[str, ...]]:
-        """The ends of ``url``'s path no other picture shares, longest first."""
+        """``url``'s whole path and the ends of it no other picture shares, longest first."""
         parts = _path_parts(url)
-        return [parts[k:] for k in range(len(parts)) if self.count[parts[k:]] == 1]
+        return [parts[k:] for k in range(len(parts)) if k == 0 or self.count[parts[k:]] == 1]
 
     def apart(self, url: str) -> str:
-        """Where another picture has ``url``'s name, the shortest end of its path that tells
-        it apart (``site_a/IMG_0001.jpg``); else, or where none does, ''."""
-        return "/".join((self.unique(url) or [()])[-1]) if self.name_shared(url) else ""
+        """Where another picture has ``url``'s name, the shortest end of its path whose name
+        no other end has (``site_a/IMG_0001.jpg``); else, or where none does, ''."""
+        if not self.name_shared(url):
+            return ""
+        parts = _path_parts(url)
+        told = [parts[k:] for k, name in enumerate(_end_names(parts)) if self.named[name] == 1]
+        return "/".join(told[-1]) if told else ""
+
+
+def _end_names(parts: tuple[str, ...]) -> list[str]:
+    """The sample names of a path's ends, longest first (``a__b``, ``b`` of ``a/b.jpg``)."""
+    stemmed = [*parts[:-1], Path(parts[-1]).stem] if parts else []
+    return ["__".join(stemmed[k:]) for k in range(len(stemmed))]
 
 
 def _media_path(url: str) -> Path | None:
@@ -256,8 +269,7 @@ def _task_picture(src: Path, url: str, folders: list[Path], searched: list[Path]
     name = Path(url).name or url
     plain = _UPLOAD_PREFIX.sub("", name)
     by_name = not ends.name_shared(url)
-    candidates = [folder.joinpath(*end) for end in ends.unique(url) if len(end) > 1
-                  for folder in folders]
+    candidates = [folder.joinpath(*end) for end in ends.unique(url) for folder in folders]
     candidates += [folder / c for c in (name, plain) for folder in folders if by_name]
     media = _media_path(url) if images is None else None
     if images is None and media is None and not urlparse(url).scheme and \

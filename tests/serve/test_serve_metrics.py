@@ -55,8 +55,8 @@ def test_a_segmented_image_echoes_the_clients_request_id(client, make_image):
     ({"params": {"format": "gif"}, "content": b"x", "headers": {"Content-Type": "image/png"}},
      422)])
 def test_an_error_carries_the_request_id_in_its_header_and_body(client, send, status):
-    headers = {**send.pop("headers"), "X-Request-ID": "req-7"}
-    r = client.post("/v1/segment", headers=headers, **send)
+    request = {**send, "headers": {**send["headers"], "X-Request-ID": "req-7"}}
+    r = client.post("/v1/segment", **request)
     assert r.status_code == status
     assert r.headers["x-request-id"] == "req-7"
     assert r.json()["request_id"] == "req-7" and isinstance(r.json()["detail"], str)

@@ -836,3 +836,19 @@ def test_label_studio_picture_whose_whole_path_ends_another_is_found_there(
     picture(tmp_path / "images" / "a" / "IMG.jpg")
     report = import_annotations("labelstudio", export, tmp_path / "out")
     assert sorted(report.written) == ["IMG", "a__IMG"]
+
+
+def test_classes_no_shape_of_the_import_draws_are_named_in_one_line(tmp_path: Path) -> None:
+    xml = CVAT_XML.replace("<labels>", "<labels><label><name>keypoint</name></label>"
+                           "<label><name>bicycle</name></label>").replace(
+        '<image id="1" name="b.jpg" width="40" height="30">',
+        '<image id="1" name="b.jpg" width="40" height="30"><points label="keypoint" '
+        'source="manual" occluded="0" points="3,4" z_order="0"/>')
+    src, said = cvat_source(tmp_path, xml), []
+    report = import_annotations("cvat", src, tmp_path / "out", report=said.append)
+    assert report.classes == ["_background_", "keypoint", "bicycle", "road", "car"]
+    assert [line for line in said if "bicycle" in line] == [
+        f"{src}: 2 class(es) that no shape of the import draws: 'keypoint' (points only), "
+        f"'bicycle': a model trained on them learns outputs that never occur (evaluation leaves "
+        f"them out); to leave them out, import with --labels LABELS.txt listing the classes to "
+        f"keep"]

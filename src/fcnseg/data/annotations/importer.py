@@ -483,6 +483,7 @@ def _labels_for_import(found: Annotations, options: ImportOptions, earlier: dict
     for name in [n for n, k in labels.ids.items() if k == 0 and n != labels.classes[0]]:
         say(f"{printable(src)}: label {name!r} imported as class 0 {labels.classes[0]!r}{of}: "
             f"a label named like background is class 0, whatever its spelling")
+    _say_empty_classes(found, labels, len(existing or [BACKGROUND_LABEL]), options, say, src)
     if options.labels is None and not found.classes and not existing:
         # labelme and Label Studio files name no class list: the classes are those used.
         found_labels = len(labels.classes) - (labels.classes[:1] == [BACKGROUND_LABEL])
@@ -494,6 +495,20 @@ def _labels_for_import(found: Annotations, options: ImportOptions, earlier: dict
                          f"masks hold at most {min(options.ignore_index, 256)} classes below the "
                          f"ignore value {options.ignore_index}")
     return labels
+
+
+def _say_empty_classes(found: Annotations, labels: LabelSet, first: int, options: ImportOptions,
+                       say: Callable[[str], None], src: Path) -> None:
+    """One line naming the new classes (from the ``first`` on) no region shape draws."""
+    drawn = {s.label for item in found.items for s in item.shapes if s.kind != "point"}
+    points = {s.label for item in found.items for s in item.shapes if s.kind == "point"}
+    empty = [f"{n!r}" + " (points only)" * (n in points)
+             for n in labels.classes[first:] if n not in drawn]
+    if empty and options.labels is None:
+        say(f"{printable(src)}: {len(empty)} class(es) that no shape of the import draws: "
+            f"{', '.join(empty)}: a model trained on them learns outputs that never occur "
+            f"(evaluation leaves them out); to leave them out, import with --labels "
+            f"LABELS.txt listing the classes to keep")
 
 
 def spelling_clash(found: Annotations, options: ImportOptions, labels: LabelSet, src: Path,

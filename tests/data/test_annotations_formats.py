@@ -796,6 +796,23 @@ def test_coco_import_records_each_class_category_id_and_supercategory(tmp_path: 
                                          "dog": {"id": 18, "supercategory": "animal"}}
     assert build_dataset({"name": "folder", "root": str(tmp_path / "out")}).coco_categories == \
         config["coco_categories"]
+    assert build_dataset({"name": "coco", "root": str(path)}).coco_categories == \
+        config["coco_categories"]
+
+
+def test_coco_category_id_of_a_class_recorded_before_is_kept_with_one_line(
+        tmp_path: Path) -> None:
+    path = coco_file(tmp_path, [{"id": 1, "image_id": 1, "category_id": 18, "iscrowd": 0,
+                                 "segmentation": [[0, 0, 9, 0, 9, 9, 0, 9]]}])
+    import_annotations("coco", path, tmp_path / "out")
+    path.write_text(path.read_text().replace('"id": 18', '"id": 19').replace(
+        '"category_id": 18', '"category_id": 19'))
+    said: list[str] = []
+    import_annotations("coco", path, tmp_path / "out", report=said.append)
+    config = yaml.safe_load((tmp_path / "out" / "dataset.yaml").read_text())
+    assert config["coco_categories"]["dog"] == {"id": 18, "supercategory": "animal"}
+    assert f"warning: {tmp_path / 'out' / 'dataset.yaml'}: classes keep the COCO category ids " \
+           f"recorded first, which predictions write: 'dog' 18 (here 19)" in said
 
 
 def test_label_studio_pictures_of_one_stem_are_named_apart_from_every_other_picture(

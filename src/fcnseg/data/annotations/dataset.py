@@ -75,6 +75,7 @@ class AnnotationDataset(BandImages, SegmentationDataset):
         if clash:
             raise ValueError(clash)
         self.classes = tuple(self.labels.classes)
+        self.coco_categories = {n: c for n, c in found.coco_categories.items() if n in self.classes}
         # What fcnseg import warns of reading them (check-data says it too).
         self.warnings = [*found.problems, *unlisted_labels(found, self.labels, self.options, {})]
         self.ignore_index = self.labels.ignore_index

@@ -798,8 +798,7 @@ def _write_config(out: Path, labels: LabelSet, palette: np.ndarray,
                    "palette": palette[:len(labels.classes)].tolist()})
     if labels.classes and labels.classes[0] == BACKGROUND_LABEL:
         config.setdefault("background", BACKGROUND_LABEL)  # overlays leave it unblended
-    if coco := {n: c for n, c in coco.items() if n in labels.classes}:
-        config["coco_categories"] = {**coco, **earlier.get("coco_categories", {})}
+    config.update(_coco_categories(coco, labels, earlier, say, path))
     _declare_bands(out, config, not path.is_file(), say)
     changed = [f"{key} {earlier[key]!r} -> {config[key]!r}" for key in ("ignore_index",)
                if earlier.get(key) is not None and earlier[key] != config[key]]
@@ -809,6 +808,19 @@ def _write_config(out: Path, labels: LabelSet, palette: np.ndarray,
             f"before hold the earlier value)" + (f"; kept {', '.join(kept)}" if kept else ""))
     path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True,
                                    default_flow_style=None), encoding="utf-8")
+
+
+def _coco_categories(coco: Mapping[str, Any], labels: LabelSet, earlier: Mapping[str, Any],
+                     say: Callable[[str], None], path: Path) -> dict[str, Any]:
+    """dataset.yaml's ``coco_categories``: those recorded, then the new classes' (``coco``);
+    one warning when the export gives a recorded class another id."""
+    recorded = dict(earlier.get("coco_categories", {}))
+    coco = {n: c for n, c in coco.items() if n in labels.classes}
+    if moved := [f"{n!r} {recorded[n]['id']} (here {c['id']})" for n, c in coco.items()
+                 if n in recorded and recorded[n]["id"] != c["id"]]:
+        say(f"warning: {printable(path)}: classes keep the COCO category ids recorded first, "
+            f"which predictions write: {', '.join(moved)}")
+    return {"coco_categories": {**coco, **recorded}} if coco or recorded else {}
 
 
 #: How messages speak of images a new dataset.yaml declares the bands of: how they read

@@ -151,6 +151,29 @@ def bands_checkpoint(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     tifffile.imwrite(cwd / "scene6.tif", scene, photometric="minisblack", planarconfig="contig")
 
 
+def bands_folder(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """tiles/: a 6-band uint16 folder dataset (nodata 0) of 4 tiles, 3 in train.txt; a small
+    ``fcn8s_resnet18`` (``base_channels=8``) for the block's build."""
+    import tifffile
+
+    root = cwd / "tiles"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    (root / "dataset.yaml").write_text(
+        "classes: [water, vegetation, soil, built, cloud]\n"
+        "bands: [blue, green, red, nir, swir1, swir2]\nnodata: 0\n")
+    rng = np.random.default_rng(0)
+    for n in range(4):
+        tile = rng.integers(200, 4000, (64, 64, 6), dtype=np.uint16)
+        tile[:, :5] = 0
+        tifffile.imwrite(root / "images" / f"t{n}.tif", tile, photometric="minisblack",
+                         planarconfig="contig")
+        Image.fromarray(rng.integers(0, 5, (64, 64), dtype=np.uint8)).save(
+            root / "masks" / f"t{n}.png")
+    (root / "train.txt").write_text("t0\nt1\nt2\n")
+    tiny_builder(monkeypatch, "fcn8s_resnet18", {"base_channels": 8})
+
+
 def demo_checkpoint(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """runs/demo/best.pt: a tiny (untrained) model of the synthetic shapes."""
     classes = SyntheticSegmentation(1, 32)
@@ -374,6 +397,7 @@ STAND_INS: dict[str, Callable[[Path, pytest.MonkeyPatch], None]] = {
     "checkpoint": checkpoint,
     "demo-checkpoint": demo_checkpoint,
     "bands-checkpoint": bands_checkpoint,
+    "bands-folder": bands_folder,
     "resnet-weights": resnet_weights,
     "vgg16-weights": vgg16_weights,
     "onnx": onnx_file,

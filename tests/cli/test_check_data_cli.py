@@ -271,3 +271,31 @@ def test_a_cvat_label_missing_from_the_task_label_list_is_one_warning(tmp_path, 
     main(["check-data", "--dataset", "cvat", "--root", str(src), "--num-workers", "0"])
     assert (f"warning: {src / 'annotations.xml'}: image 'a.jpg' box 1 ('road'): label 'road' "
             f"is not in the export's label list: imported as class 2") in capsys.readouterr().out
+
+
+def test_band_statistics_are_the_training_splits_that_training_normalises_by(tmp_path,
+                                                                          capsys) -> None:
+    import numpy as np
+    import tifffile
+    from PIL import Image
+
+    from fcnseg.data import FolderSegmentation
+
+    root = tmp_path / "tiles"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    (root / "dataset.yaml").write_text("classes: [a, b]\nbands: [red, nir]\nnodata: 0\n")
+    for n, level in enumerate((1000, 1200, 5000)):  # the third, bright, in val alone
+        tifffile.imwrite(root / "images" / f"t{n}.tif", np.full((8, 8, 2), level, np.uint16),
+                         photometric="minisblack", planarconfig="contig")
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / "masks" / f"t{n}.png")
+    (root / "train.txt").write_text("t0\nt1\n")
+    (root / "val.txt").write_text("t2\n")
+    assert main(["check-data", "--dataset", "folder", "--root", str(root),
+                 "--num-workers", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "over the train split (2 images): what training normalises by" in out
+    mean = FolderSegmentation(root, split="train").band_convention().mean[0]
+    assert mean == 1100.0
+    [red] = [line.split() for line in out.splitlines() if line.startswith("red ")]
+    assert float(red[3]) == mean  # band, min, max, mean, ...

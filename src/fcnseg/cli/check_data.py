@@ -168,8 +168,10 @@ def _open_folder(args: argparse.Namespace, data: dict[str, Any]):  # a folder da
     spec = {"name": "folder", "root": args.root, "config": args.config, **data}
     base = build_dataset(spec)
     splits = args.split or base.split_names()
-    parts = {s: build_dataset(spec, split=s).ids for s in splits}
+    built = {s: build_dataset(spec, split=s) for s in splits}
+    parts = {s: d.ids for s, d in built.items()}
     counts = {"all images": len(base.ids), **{s: len(v) for s, v in parts.items()}}
+    base.training_split = built.get("train")  # whose band statistics training normalises by
     if args.split:
         base.ids = _union(list(parts.values()))
     else:
@@ -227,6 +229,17 @@ def _missing_pictures_grouped(problems: list[Problem]) -> list[str]:
     return lines
 
 
+def _band_lines(dataset) -> list[str]:  # a dataset of bands
+    """The band statistics: the train split's, which training normalises by, where checked."""
+    train = getattr(dataset, "training_split", None)
+    which = (f"over the train split ({len(train)} images): what training normalises by"
+             if train is not None and len(train) else
+             f"over the {len(dataset)} images checked; training normalises by its own split's")
+    stats = band_statistics(train if train is not None and len(train) else dataset)
+    return [f"\nbands: {', '.join(stats.bands)} ({stats.pixels} pixels with data, {which})",
+            *format_band_table(stats)]
+
+
 def run(args: argparse.Namespace) -> int:
     dataset, split_counts, description = _open(args)
     if len(dataset) == 0:  # an empty scan is no success
@@ -253,9 +266,7 @@ def run(args: argparse.Namespace) -> int:
         _print_counts(counts, dataset.ignore_index)
 
     if getattr(dataset, "bands", None):
-        stats = band_statistics(dataset)
-        print(f"\nbands: {', '.join(stats.bands)} ({stats.pixels} pixels with data)")
-        print("\n".join(format_band_table(stats)))
+        print("\n".join(_band_lines(dataset)))
 
     warning_lines = [*getattr(dataset, "warnings", ()), narrow_range_warning(dataset),
                      large_images_warning(sample_image_sizes(dataset, limit=len(dataset)),

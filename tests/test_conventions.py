@@ -89,3 +89,13 @@ def test_a_dataset_that_cannot_declare_bands_is_told_which_can() -> None:
                                          r"in a dataset that takes them \(a folder dataset's "
                                          r"dataset.yaml"):
         refuse_other_bands(model, None, "voc", "m.pt")
+
+
+def test_a_band_conventions_repr_names_its_bands_not_an_rgb_order() -> None:
+    from fcnseg.conventions import band_convention
+
+    text = repr(band_convention(["blue", "nir"], [900.0, 2000.0], [200.0, 600.0], nodata=0))
+    assert "RGB" not in text and "channel_order" not in text
+    assert text.startswith("InputConvention(name='bands', scale=1.0, mean=(900.0, 2000.0)")
+    assert "bands=('blue', 'nir'), nodata=0.0" in text
+    assert "channel_order='BGR'" in repr(get_convention("caffe_bgr"))

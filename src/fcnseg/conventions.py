@@ -9,7 +9,7 @@ convention travels with the model (``model.input_convention``) and its checkpoin
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 
@@ -21,7 +21,9 @@ class InputConvention:
     """
 
     name: str
-    channel_order: str  # "RGB" or "BGR": the order the network's first layer expects
+    #: "RGB" or "BGR": the order the network's first layer expects. A multi-band convention
+    #: keeps its ``bands``' order ("RGB" by rule, left out of its repr).
+    channel_order: str
     scale: float  # multiplies 0-255 pixel values before the mean is subtracted
     mean: tuple[float, ...]
     std: tuple[float, ...]
@@ -47,6 +49,10 @@ class InputConvention:
                              "must be 'RGB'")
         if any(s <= 0 for s in self.std):
             raise ValueError(f"std entries must be positive, got {self.std}")
+
+    def __repr__(self) -> str:
+        shown = [f for f in fields(self) if self.bands is None or f.name != "channel_order"]
+        return f"InputConvention({', '.join(f'{f.name}={getattr(self, f.name)!r}' for f in shown)})"
 
     @property
     def channels(self) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -841,3 +842,24 @@ def test_a_csv_table_whose_first_column_is_named_like_a_netpbm_magic_is_a_table(
     (tmp_path / "plots.csv").write_text("P1,P2,label\n0.2,0.8,1\n")
     assert main(["info", str(tmp_path / "plots.csv")]) == 0
     assert "CSV table, 1 rows; columns: P1, P2, label" in capsys.readouterr().out
+
+
+def test_the_json_of_an_onnx_export_says_what_the_file_is_without_training_fields(
+        checkpoint, tmp_path, capsys) -> None:
+    pytest.importorskip("onnxruntime")
+    path = tmp_path / "model.onnx"
+    assert main(["export", "--checkpoint", str(checkpoint[0]), "--format", "onnx",
+                 "--out", str(path), "--height", "32", "--width", "32"]) == 0
+    capsys.readouterr()
+    assert main(["info", "--json", str(checkpoint[0])]) == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert main(["info", "--json", str(path)]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["kind"] == "onnx" and rec["precision"] == "fp32"
+    onnx = pytest.importorskip("onnx")
+    weights = sum(math.prod(t.dims) for t in onnx.load(str(path)).graph.initializer)
+    assert rec["parameters"] == weights  # the graph's weights (buffers folded or dropped)
+    assert 0.95 * trained["parameters"] < weights <= trained["parameters"]
+    assert not {"iteration", "epoch", "planned_iterations"} & set(rec)
+    assert main(["info", str(path)]) == 0
+    assert f"{weights / 1e6:.2f} M parameters" in capsys.readouterr().out

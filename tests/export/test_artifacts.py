@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -162,3 +163,38 @@ def test_an_onnx_export_keeps_its_checkpoints_metrics(recipe_checkpoint, tmp_pat
     capsys.readouterr()
     assert main(["info", str(out)]) == 0
     assert "mean IU 43.21" in capsys.readouterr().out
+
+
+def _tampered(path: Path, out: Path) -> Path:
+    """``path`` with its largest weight overwritten, its metadata kept as written."""
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load(str(path))
+    largest = max(proto.graph.initializer, key=lambda t: int(np.prod(t.dims)))
+    weights = numpy_helper.to_array(largest).copy()
+    weights.flat[::7] = -weights.flat[::7]
+    largest.CopyFrom(numpy_helper.from_array(weights, largest.name))
+    onnx.save(proto, str(out))
+    return out
+
+
+def test_an_onnx_export_whose_weights_changed_says_so_once_on_load_and_in_info(
+        export_checkpoint, tmp_path, capsys) -> None:
+    written = tmp_path / "model.onnx"
+    assert main(["export", "--checkpoint", str(export_checkpoint("same")), "--format", "onnx",
+                 "--out", str(written), "--height", "32", "--width", "32"]) == 0
+    tampered = _tampered(written, tmp_path / "tampered.onnx")
+    for path, changed in ((written, False), (tampered, True)):
+        with pytest.warns() if changed else warnings.catch_warnings() as caught:
+            if not changed:
+                warnings.simplefilter("error")
+            Segmenter.from_checkpoint(path)
+        if changed:
+            lines = [str(w.message) for w in caught if "changed since" in str(w.message)]
+            assert len(lines) == 1 and "\n" not in lines[0] and str(path) in lines[0]
+            assert "accuracy figures recorded in it no longer apply" in lines[0]
+        capsys.readouterr()
+        assert main(["info", str(path)]) == 0
+        assert ("changed:     the file changed since fcnseg wrote it" in capsys.readouterr().out
+                ) is changed

@@ -102,3 +102,29 @@ def test_deploy_example_gives_the_labels_of_fcnseg_predict(tiny_checkpoint, tmp_
     assert labels.shape == expected.shape == ((61, 45) if name.endswith(".jpg") else (45, 61))
     assert np.count_nonzero(labels != expected) == 0
     assert len(np.unique(expected)) > 1  # labels that vary, so a wrong reading would show
+
+
+def _cpu_flags(flags: str) -> str:
+    """Code making the example read a /proc/cpuinfo of these flags."""
+    return f"""
+import builtins, io, os
+_open, _exists = builtins.open, os.path.exists
+builtins.open = lambda f, *a, **k: (io.StringIO("flags\\t: {flags}\\n") if f == "/proc/cpuinfo"
+                                    else _open(f, *a, **k))
+os.path.exists = lambda f: f == "/proc/cpuinfo" or _exists(f)
+"""
+
+
+def test_the_example_warns_when_a_full_range_int8_file_runs_on_a_cpu_without_vnni(
+        tiny_checkpoint, tmp_path) -> None:
+    ckpt = tiny_checkpoint(["background", "thing"], "same")
+    assert main(["quantize", str(ckpt), "--calib", "synthetic:num_images=2,size=48",
+                 "--out", str(tmp_path / "model.int8.onnx"), "--labels-out",
+                 "--no-reduce-range"]) == 0
+    Image.fromarray(np.zeros((20, 30, 3), dtype=np.uint8)).save(tmp_path / "photo.jpg")
+    for flags, warns in (("fpu sse4_2 avx2", True), ("fpu avx2 avx512_vnni", False)):
+        done = subprocess.run([sys.executable, "-c", NO_FCNSEG + _cpu_flags(flags) + _example()],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert ("warning: no VNNI on this CPU" in done.stdout) is warns
+        assert ("--reduce-range" in done.stdout) is warns

@@ -542,3 +542,38 @@ def test_a_description_without_what_fcnseg_loads_by_is_refused_before_quantizing
                                             r"'input_convention'\]"):
         quantize_model(model, out, description={}, calibration=lambda: iter(()))
     assert not out.exists()
+
+
+@pytest.mark.parametrize("mixed_iu, chosen, verb", [(0.5015, "none", "lowers by 0.15"),
+                                                     (0.5200, "sensitive", "raises by 1.70")])
+def test_the_keep_float_choice_says_what_was_compared_the_threshold_and_the_decision(
+        mixed_iu, chosen, verb) -> None:
+    from fcnseg.export.quantize import Comparison, _choose
+
+    def scored(int8_iu: float) -> Comparison:
+        return Comparison(3, 0.5, int8_iu, [], [], 1.0)
+
+    said: list[str] = []
+    got = _choose({"none": scored(0.503), "sensitive": scored(mixed_iu)}, ["none", "sensitive"],
+                  said.append)
+    assert got == chosen and len(said) == 1
+    action, _, amount = verb.partition(" by ")
+    assert f"{action} mean IU on --val by {amount} points against all-int8" in said[0]
+    assert "a gain of at least 0.1 points" in said[0]
+    assert said[0].endswith("all layers int8" if chosen == "none" else "layers in float")
+
+
+@pytest.mark.parametrize("reduce_range, says", [
+    ("--no-reduce-range", "full-range weights: exact only on CPUs with int8 dot products"),
+    ("--reduce-range", "7-bit weights (--reduce-range): exact on any x86 CPU")])
+def test_info_says_in_one_line_on_which_cpus_an_int8_model_is_exact(
+        synthetic_checkpoint, tmp_path, capsys, reduce_range, says) -> None:
+    out = tmp_path / "m.onnx"
+    assert main(["quantize", str(synthetic_checkpoint), "--calib", CALIB, "--out", str(out),
+                 reduce_range]) == 0
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    lines = [s for s in capsys.readouterr().out.splitlines() if s.startswith("int8 CPUs:")]
+    assert len(lines) == 1 and says in lines[0]
+    if reduce_range == "--no-reduce-range":
+        assert "requantize" in lines[0] or "--reduce-range for older CPUs" in lines[0]

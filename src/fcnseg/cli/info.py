@@ -33,9 +33,10 @@ from fcnseg.engine.budget import format_duration, parse_duration
 from fcnseg.export.onnx_export import read_onnx_metadata
 from fcnseg.metrics import other_heads_text
 from fcnseg.models.builders import NOT_RECORDED, builder_defaults
+from fcnseg.models.exported import int8_dot_products
 from fcnseg.models.weights import WeightsError, read_weights, vgg16_torchvision_keys
 from fcnseg.utils.validate import fields_of
-from fcnseg.weightfiles.artifacts import RAW_PIXELS
+from fcnseg.weightfiles.artifacts import RAW_PIXELS, graph_changed_text
 from fcnseg.weightfiles.resolve import checkpoint_files
 
 NAME = "info"
@@ -78,17 +79,21 @@ def record(path: str) -> dict[str, Any]:
         raise
     names = list(ckpt["classes"]["names"])
     state = ckpt.get("model_state_dict") or {}
-    return {
-        "kind": "checkpoint", "path": str(path),
-        # A pretrained folder or hf:// is the size of its files, not of the cached copy.
-        "file_bytes": sum(os.path.getsize(f) for f in checkpoint_files(path)),
-        "parameters": sum(int(t.numel()) for t in state.values() if hasattr(t, "numel")),
-        "model": ckpt.get("model"),
-        "classes": {**ckpt["classes"], "palette": list(ckpt["classes"]["palette"])[: len(names)]},
+    artifact = fields_of(ckpt.get("artifact"))  # an export: no training state, its own weights
+    training = {} if artifact else {
         "iteration": ckpt.get("iteration"), "epoch": ckpt.get("epoch"),
         # The length a time budget chose (train.time_budget); None without one.
-        "planned_iterations": fields_of(ckpt.get("state")).get("planned_iterations"),
-        "metrics": ckpt.get("metrics") or {}, "recipe": ckpt.get("recipe") or {},
+        "planned_iterations": fields_of(ckpt.get("state")).get("planned_iterations")}
+    return {
+        "kind": artifact.get("kind", "checkpoint"), "path": str(path),
+        **({"precision": "int8" if artifact.get("quantization") else "fp32"} if artifact else {}),
+        # A pretrained folder or hf:// is the size of its files, not of the cached copy.
+        "file_bytes": sum(os.path.getsize(f) for f in checkpoint_files(path)),
+        "parameters": artifact.get("parameters") if artifact else
+        sum(int(t.numel()) for t in state.values() if hasattr(t, "numel")),
+        "model": ckpt.get("model"),
+        "classes": {**ckpt["classes"], "palette": list(ckpt["classes"]["palette"])[: len(names)]},
+        **training, "metrics": ckpt.get("metrics") or {}, "recipe": ckpt.get("recipe") or {},
         # ``fcnseg calibrate``'s temperature (None: uncalibrated); an export's format and int8
         "temperature": ckpt.get("temperature"), "artifact": ckpt.get("artifact"),
     }
@@ -374,7 +379,7 @@ def _metrics_text(metrics: dict[str, Any]) -> str:
 
 def summary(rec: dict[str, Any]) -> str:
     """A few lines a person reads: what the model is, what it predicts, how well, how big."""
-    if rec.get("kind") not in (None, "checkpoint"):
+    if rec.get("kind") not in (None, "checkpoint") and not rec.get("artifact"):
         return other_summary(rec)
     model = rec.get("model") or {}
     convention = model.get("input_convention") or {}
@@ -401,10 +406,13 @@ def summary(rec: dict[str, Any]) -> str:
                      f"(divides the logits before the softmax)")
     if artifact.get("quantization"):
         lines.append(f"int8:        {quantization_text(artifact['quantization'])}")
+        lines.append(f"int8 CPUs:   {int8_cpus_text(artifact['quantization'])}")
+    if artifact.get("changed"):
+        lines.append(f"changed:     {graph_changed_text('the file').removeprefix('the file: ')}")
     if artifact.get("temperature") not in (None, 1, 1.0):
         lines.append(f"calibrated:  temperature {artifact['temperature']:.4g} "
                      f"(applied inside the graph)")
-    if not artifact:
+    if isinstance(rec.get("parameters"), int):
         size = f"{rec['parameters'] / 1e6:.2f} M parameters, {size}"
     return "\n".join([*lines, f"size:        {size}"])
 
@@ -472,6 +480,17 @@ def quantization_text(quant: dict[str, Any]) -> str:
     else:
         parts.append("accuracy not measured")
     return "; ".join(parts)
+
+
+def int8_cpus_text(quant: dict[str, Any]) -> str:
+    """On which CPUs an int8 model computes what its gate measured, and this CPU, in a line."""
+    here = "this CPU has them" if int8_dot_products() else "this CPU has none"
+    if quant.get("exact_without_vnni", quant.get("reduce_range")):
+        return "7-bit weights (--reduce-range): exact on any x86 CPU, with or without VNNI"
+    cpu = fields_of(quant.get("measured_on")).get("cpu") or "a CPU with them"
+    return (f"full-range weights: exact only on CPUs with int8 dot products (AVX512-VNNI, "
+            f"AVX-VNNI, AMX-INT8; measured on {cpu}; {here}); quantize with --reduce-range "
+            f"for older CPUs")
 
 
 def other_summary(rec: dict[str, Any]) -> str:

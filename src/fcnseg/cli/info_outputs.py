@@ -16,6 +16,7 @@ from fcnseg.data.rasters import raster_info
 from fcnseg.inference.files import written_by
 from fcnseg.utils.predict_manifest import MANIFEST_NAME
 from fcnseg.utils.validate import fields_of
+from fcnseg.weightfiles.artifacts import read_varint
 
 # Class names are read from an .npz only when they are at most this many bytes.
 _MAX_NAMES_BYTES = 1 << 20
@@ -228,30 +229,20 @@ def _has_field(message: bytes, number: int) -> bool:
     at = 0
     try:
         while at < len(message):
-            key, at = _varint(message, at)
+            key, at = read_varint(message, at)
             if key >> 3 == number:
                 return True
             wire = key & 7
             if wire == 0:
-                _, at = _varint(message, at)
+                _, at = read_varint(message, at)
             elif wire == 2:
-                size, at = _varint(message, at)
+                size, at = read_varint(message, at)
                 at += size
             else:
                 at += {1: 8, 5: 4}[wire]
     except (IndexError, KeyError):
         return False  # not an event as TensorBoard writes them
     return False
-
-
-def _varint(data: bytes, at: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[at]
-        value |= (byte & 0x7F) << shift
-        at, shift = at + 1, shift + 7
-        if byte < 0x80:
-            return value, at
 
 
 def _tensorboard_summary(rec: dict[str, Any]) -> list[str]:

@@ -37,7 +37,12 @@ from fcnseg.export.common import (
 )
 from fcnseg.utils.files import atomic_path
 from fcnseg.utils.typing import PathLike
-from fcnseg.weightfiles.artifacts import onnx_session, read_onnx_metadata  # noqa: F401
+from fcnseg.weightfiles.artifacts import (  # noqa: F401
+    GRAPH_DIGEST,
+    graph_digest,
+    onnx_session,
+    read_onnx_metadata,
+)
 
 EXPORTERS = ("legacy", "dynamo")
 INPUT_NAME = "input"
@@ -204,9 +209,11 @@ class _GraphIO(nn.Module):
 
 
 def set_metadata(proto: Any, metadata: Mapping[str, str]) -> None:
-    """Replace an ONNX model's ``metadata_props`` with ``metadata``; fcnseg is its producer."""
+    """Replace an ONNX model's ``metadata_props`` with ``metadata`` and the digest of its graph
+    as it is now (checked when the file is read); fcnseg is its producer."""
     del proto.metadata_props[:]
-    for key, value in metadata.items():
+    digest = {GRAPH_DIGEST: json.dumps(graph_digest(proto.graph))}
+    for key, value in {**metadata, **digest}.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     proto.producer_name = "fcnseg"

@@ -20,7 +20,13 @@ from fcnseg.models.preprocess import Preprocess
 from fcnseg.utils.hardware import INT8_DOT_FLAGS, cpu_info
 from fcnseg.utils.keyed import first_of, keyed, unkeyed
 from fcnseg.utils.validate import fields_of
-from fcnseg.weightfiles.artifacts import RAW_PIXELS, ArtifactError, labels_only, onnx_session
+from fcnseg.weightfiles.artifacts import (
+    RAW_PIXELS,
+    ArtifactError,
+    graph_changed_text,
+    labels_only,
+    onnx_session,
+)
 
 #: The logit of the class a labels-only graph answers (0 for the others): its softmax is exactly
 #: 1 and 0 in float32, so heatmaps and calibration say "certain", not softmax([1, 0, 0]) = 0.58.
@@ -76,8 +82,8 @@ def artifact_model(ckpt: Mapping[str, Any], *, threads: int | None = None) -> Ar
     art = ckpt["artifact"]
     path = str(ckpt["path"])
     quantized = bool(art.get("quantization"))
-    if quantized:
-        warning = int8_kernel_warning(path, art["quantization"], cpu_info().flags)
+    for warning in (graph_changed_text(path) if art.get("changed") else None,
+                    int8_kernel_warning(path, art.get("quantization"), cpu_info().flags)):
         if warning:
             warnings.warn(warning, RuntimeWarning, stacklevel=2)
     onnx = art["kind"] == "onnx"

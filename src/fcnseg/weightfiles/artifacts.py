@@ -4,7 +4,9 @@ and ONNX Runtime sessions. Nothing here runs the graph or any code in the file."
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import zipfile
 from collections.abc import Mapping
@@ -25,6 +27,8 @@ REQUIRED_DESCRIPTION = ("class_names", "palette", "input_convention")
 TORCHSCRIPT_METADATA = "fcnseg.json"
 #: Largest metadata we read from an artifact (class names, palettes and figures are far less).
 MAX_METADATA_BYTES = 16 << 20
+#: Metadata key of the SHA-256 of the graph (nodes and weights) as fcnseg wrote it.
+GRAPH_DIGEST = "graph_sha256"
 
 
 class ArtifactError(ValueError):
@@ -53,16 +57,61 @@ def artifact_kind(path: str | os.PathLike[str]) -> str | None:
     return None
 
 
+def graph_digest(graph: Any) -> str:
+    """The SHA-256 of an ONNX graph as serialized: its nodes and weights, not the metadata."""
+    return hashlib.sha256(graph.SerializeToString()).hexdigest()
+
+
+def _file_graph_digest(raw: bytes) -> str | None:
+    """:func:`graph_digest` of an ONNX file's bytes, hashing its graph (ModelProto field 7) where
+    it lies rather than serializing it again (5 times slower); None for bytes it cannot walk."""
+    digest, view, at = hashlib.sha256(), memoryview(raw), 0
+    try:
+        while at < len(raw):
+            key, at = read_varint(raw, at)
+            wire = key & 7
+            if wire == 0:
+                _, at = read_varint(raw, at)
+                continue
+            if wire not in (1, 2, 5):
+                return None
+            size, at = read_varint(raw, at) if wire == 2 else (8 if wire == 1 else 4, at)
+            if key >> 3 == 7:
+                digest.update(view[at:at + size])
+            at += size
+    except IndexError:
+        return None
+    return digest.hexdigest()
+
+
+def read_varint(data: bytes, at: int) -> tuple[int, int]:
+    """The protobuf varint at ``data[at:]`` and the offset after it (IndexError at the end)."""
+    value = shift = 0
+    while True:
+        byte = data[at]
+        value |= (byte & 0x7F) << shift
+        at, shift = at + 1, shift + 7
+        if byte < 0x80:
+            return value, at
+
+
 def read_onnx_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The metadata of an ONNX file (what ``fcnseg export`` records), JSON values decoded; the
     graph's external data is not read."""
+    return read_onnx(path)[0]
+
+
+def read_onnx(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """:func:`read_onnx_metadata`, and the graph's ``parameters`` (its initializers' values)
+    and ``changed``: whether it differs from the :data:`GRAPH_DIGEST` recorded (None: none)."""
     try:
         import onnx
     except ImportError:
         raise ArtifactError(f"{path}: an ONNX model needs onnx and onnxruntime; install them "
                             f"with: pip install 'fcnseg[onnx]'") from None
     try:
-        proto = onnx.load(str(path), load_external_data=False)
+        raw = Path(path).read_bytes()
+        proto = onnx.load_model_from_string(raw)
     except Exception as e:  # noqa: BLE001 - any parse failure is a bad file
         raise ArtifactError(f"{path}: cannot be read as an ONNX model ({type(e).__name__})") \
             from None
@@ -76,7 +125,16 @@ def read_onnx_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
             raise ArtifactError(f"{path}: metadata {entry.key[:40]!r} is no value fcnseg "
                                 f"export writes (nested too deeply or too long a number)"
                                 ) from None
-    return meta
+    recorded = meta.get(GRAPH_DIGEST)
+    return meta, {"parameters": sum(math.prod(t.dims) for t in proto.graph.initializer),
+                  "changed": None if recorded is None else recorded != _file_graph_digest(raw)}
+
+
+def graph_changed_text(path: str | os.PathLike[str]) -> str:
+    """The one line saying an export's graph is not the one fcnseg wrote and measured."""
+    return (f"{path}: the file changed since fcnseg wrote it (its weights or graph differ from "
+            f"the {GRAPH_DIGEST} in its metadata), so the accuracy figures recorded in it no "
+            f"longer apply")
 
 
 def read_torchscript_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -113,7 +171,7 @@ def read_artifact(path: str | os.PathLike[str]) -> dict[str, Any]:
     problem = zip_expansion_problem(p, TORCHSCRIPT_EXPANSION) if kind == "torchscript" else None
     if problem is not None:  # before torch.jit.load inflates its members
         raise ArtifactError(f"{p}: not an exported model: {problem}")
-    meta = read_onnx_metadata(p) if kind == "onnx" else read_torchscript_metadata(p)
+    meta, graph = read_onnx(p) if kind == "onnx" else (read_torchscript_metadata(p), {})
     missing = [k for k in REQUIRED_DESCRIPTION if k not in meta]
     if missing:
         raise ArtifactError(f"{p}: the {kind} model's metadata lacks {missing}; export it "
@@ -152,6 +210,7 @@ def read_artifact(path: str | os.PathLike[str]) -> dict[str, Any]:
             "output_names": heads,
             # Applied inside the graph: not the top-level key, which would divide again.
             "temperature": meta.get("temperature", 1.0),
+            **graph,  # an ONNX graph's parameters and whether it changed since written
         },
     )
 

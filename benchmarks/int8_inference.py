@@ -34,6 +34,12 @@ their recipe, so a re-run with the same recipe skips training (``--retrain`` ign
     python benchmarks/int8_inference.py              # ~25 minutes on 2 busy cores (~8 training)
     python benchmarks/int8_inference.py --quick      # shorter training, fewer repeats
     python benchmarks/int8_inference.py --skip-accuracy
+    python benchmarks/int8_inference.py --time best.pt model.int8.onnx --size 1280x720 640x480
+
+``--time FILE ...`` times your own files instead: each as ``fcnseg predict --checkpoint FILE``
+runs it (a ``.pt`` in the default precision, bf16 on CPUs with native bf16; an ONNX or int8 ONNX
+file by ONNX Runtime), at each ``--size`` (N or WxH), round-robin in one run, each against the
+first (median of per-round ratios).
 
 TARGET lines: ``int8_speedup_over_bf16`` (≥ 1.4), ``int8_demo_mean_iu_drop`` and
 ``int8_thin_mean_iu_drop`` (≤ 0.5 points), ``int8_demo_pixel_agreement`` and
@@ -141,7 +147,44 @@ def model_rate_line(flops: float, seconds: dict[str, float], references: dict[st
     return line
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    """A ``--size``: N (N×N) or WxH such as 1280x720, as (height, width)."""
+    w, _, h = text.lower().partition("x")
+    try:
+        width, height = int(w), int(h or w)
+    except ValueError:
+        width = height = 0
+    if width < 1 or height < 1:
+        raise argparse.ArgumentTypeError(f"expected N or WxH (such as 1280x720), got {text!r}")
+    return height, width
+
+
+def scene(height: int, width: int) -> np.ndarray:
+    """A generated scene of ``height``×``width`` RGB pixels to time models on."""
+    return SyntheticSegmentation(1, max(height, width), seed=9).load(0)[0][:height, :width]
+
+
+def bench_files(args: argparse.Namespace) -> None:
+    """``--time``: ``Segmenter.predict`` of each given file, at each ``--size``."""
+    models = {str(f): Segmenter.from_checkpoint(f, device="cpu") for f in args.time}
+    for height, width in args.size:
+        image = scene(height, width)
+        with OtherLoad() as load:
+            times = time_interleaved({name: (lambda seg=seg, image=image: seg.predict(image))
+                                      for name, seg in models.items()},
+                                     warmup=1, repeats=args.repeats)
+        first = times[str(args.time[0])]
+        print(f"\n{width}x{height}, {torch.get_num_threads()} threads, {args.repeats} "
+              f"interleaved rounds after 1 warm-up; {cpu_info().model}")
+        for name, t in times.items():
+            print(f"{name:<50} {models[name].describe()['precision']:<5}{t.median:>9.3f} s "
+                  f"(spread {t.spread:.0%}) {t.paired_speedup(first):.2f}× the first's speed")
+        if load.summary():
+            print(load.summary())
+
+
 def bench_speed(args: argparse.Namespace) -> None:
+    height, width = args.size[0]
     torch.manual_seed(0)
     plain = trained_looking(fcn8s(geometry="same")).eval()
     classes = [f"class_{i}" for i in range(21)]
@@ -161,9 +204,9 @@ def bench_speed(args: argparse.Namespace) -> None:
     int8 = Segmenter.from_checkpoint(work / "none.int8.onnx")
     mixed = Segmenter.from_checkpoint(work / "sensitive.int8.onnx")
     session = onnx_session(str(work / "none.int8.onnx"))
-    image = SyntheticSegmentation(1, args.size, seed=9).load(0)[0]
+    image = scene(height, width)
     pixels = np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
-    x = torch.randn(1, 3, args.size, args.size).contiguous(memory_format=torch.channels_last)
+    x = torch.randn(1, 3, height, width).contiguous(memory_format=torch.channels_last)
     fast = bf16.model
 
     def bf16_forward() -> torch.Tensor:
@@ -189,7 +232,7 @@ def bench_speed(args: argparse.Namespace) -> None:
     peaks = product_references(times, ops)
     info = cpu_info()
     vnni = sorted({"avx512_vnni", "avx_vnni", "amx_int8"} & set(info.flags))
-    print(f"\nFCN-8s same geometry, 1×3×{args.size}×{args.size}, {torch.get_num_threads()} "
+    print(f"\nFCN-8s same geometry, 1×3×{height}×{width}, {torch.get_num_threads()} "
           f"threads, {args.repeats} interleaved rounds after 1 warm-up; {flops / 1e9:.1f} GFLOP "
           f"per forward; {info.model}; int8 dot-product flags: {', '.join(vnni) or 'none'}")
     print(f"{'variant':<40}{'median s':>10}{'spread':>8}{'G(FL)OP/s':>11}{'× ref':>7}")
@@ -364,7 +407,11 @@ def bench_accuracy(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--size", type=int, default=500)
+    p.add_argument("--size", type=parse_size, nargs="+", default=[(500, 500)],
+                   metavar="N|WxH", help="image sizes (the speed section: the first)")
+    p.add_argument("--time", nargs="+", metavar="FILE",
+                   help="time these model files (.pt, .onnx, int8 .onnx) at each --size, "
+                        "instead of the sections below")
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--peak-size", type=int, default=2048)
     p.add_argument("--calib-images", type=int, default=100,
@@ -393,6 +440,9 @@ def main(argv: list[str] | None = None) -> int:
         args.thin_iterations = 300
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.time:
+        bench_files(args)
+        return 0
     if not args.skip_speed:
         bench_speed(args)
     if not args.skip_accuracy:

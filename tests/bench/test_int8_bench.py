@@ -71,3 +71,31 @@ def test_a_model_faster_than_the_reference_is_not_said_to_beat_a_peak(bench) -> 
     assert "0.66× the fastest int8 2048³ matrix product" in line
     assert "1.31× the fastest bf16 2048³ matrix product" in line
     assert "%" not in line and "not the hardware's peak" in line
+
+
+def test_sizes_are_n_or_width_x_height(bench) -> None:
+    import argparse
+
+    assert bench.parse_size("1280x720") == (720, 1280) and bench.parse_size("96") == (96, 96)
+    with pytest.raises(argparse.ArgumentTypeError, match="WxH"):
+        bench.parse_size("720p")
+
+
+def test_time_times_the_given_files_at_each_size_against_the_first(bench, tiny_checkpoint,
+                                                                   tmp_path, capsys) -> None:
+    from fcnseg.cli.main import main
+
+    ckpt = tiny_checkpoint(["background", "thing"], "same")
+    onnx_file = tmp_path / "model.onnx"
+    assert main(["export", "--checkpoint", str(ckpt), "--format", "onnx", "--out",
+                 str(onnx_file), "--height", "32", "--width", "32"]) == 0
+    capsys.readouterr()
+    assert bench.main(["--time", str(ckpt), str(onnx_file), "--size", "40x24", "33",
+                       "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "quantized" not in out  # no model of its own
+    for size in ("40x24", "33x33"):
+        block = out.split(f"\n{size}, ")[1].split("\n\n")[0].splitlines()
+        rows = [line for line in block if line.startswith((str(ckpt), str(onnx_file)))]
+        assert len(rows) == 2 and "1.00× the first's speed" in rows[0]
+        assert " fp32 " in rows[1] or " fp32" in rows[1]

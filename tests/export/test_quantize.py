@@ -577,3 +577,19 @@ def test_info_says_in_one_line_on_which_cpus_an_int8_model_is_exact(
     assert len(lines) == 1 and says in lines[0]
     if reduce_range == "--no-reduce-range":
         assert "requantize" in lines[0] or "--reduce-range for older CPUs" in lines[0]
+
+
+def test_a_flat_calibration_image_and_a_small_set_each_get_one_note(synthetic_checkpoint,
+                                                                     tmp_path, capsys) -> None:
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    image, _ = SyntheticSegmentation(num_images=1, size=40, seed=3).load(0)
+    Image.fromarray(image).save(calib / "a.png")
+    Image.fromarray(np.full((40, 40, 3), 128, np.uint8)).save(calib / "flat.png")
+    assert main(["quantize", str(synthetic_checkpoint), "--calib", str(calib),
+                 "--out", str(tmp_path / "m.onnx")]) == 0  # notes, not a refusal
+    notes = [s for s in capsys.readouterr().out.splitlines() if s.startswith("note:")]
+    flat = [s for s in notes if "flat calibration image" in s]
+    assert len(flat) == 1 and str(calib / "flat.png") in flat[0] and "[128, 128, 128]" in flat[0]
+    few = [s for s in notes if "calibrating on 2 images" in s]
+    assert len(few) == 1 and "a few hundred" in few[0]

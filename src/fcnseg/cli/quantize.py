@@ -190,11 +190,19 @@ def calibration_images(source: dict[str, Any] | Path, limit: int, longest: int
             return item, str(item)  # read by the raster reader, as the model's bands
         return read_image(item, "calibration image"), str(item)  # grey, 16-bit ...
 
+    flat: set[str] = set()  # noted once, however often the set is read
+
     def images(seg: Segmenter | None = None) -> Iterator[np.ndarray]:
         for item in chosen:
             with _quantize_advice(hint):
                 image, where = load(item, seg)
-            yield _scaled(_model_input(image, where, seg), longest)
+            pixels = _model_input(image, where, seg)
+            if where not in flat and (pixels == pixels[:1, :1]).all():
+                flat.add(where)
+                print(f"note: {where}: a flat calibration image (every pixel "
+                      f"{pixels[0, 0].tolist()}), which widens no activation range; a photo "
+                      f"like those the model will see calibrates it")
+            yield _scaled(pixels, longest)
 
     return images
 

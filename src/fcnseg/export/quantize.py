@@ -39,6 +39,9 @@ KEEP_FLOAT = ("auto", "none", "sensitive")
 EXPORT_ATOL = 1e-2
 #: Mean IU points by which keeping the sensitive layers in float must win to be chosen.
 MEASURABLE_GAIN = 0.1
+#: Calibration images below which a note says so: min/max ranges are advised from "a few
+#: hundred" pictures (TensorFlow Lite's representative dataset; the default takes 200).
+FEW_CALIBRATION_IMAGES = 100
 
 
 class QuantizeError(RuntimeError):
@@ -182,6 +185,10 @@ def quantize_model(model: nn.Module, out: PathLike, *, description: dict[str, An
     if count == 0:
         raise QuantizeError("the calibration set is empty: give a folder of images or a "
                             "dataset with at least one image")
+    if count < FEW_CALIBRATION_IMAGES:
+        log(f"note: calibrating on {count} images; min/max activation ranges want a few "
+            f"hundred pictures like those the model will see ({FEW_CALIBRATION_IMAGES} at "
+            f"least): give more, and measure the cost with a validation set (--val)")
     with tempfile.TemporaryDirectory(prefix="fcnseg-quantize-") as tmp:
         tmp_dir = Path(tmp)
         float_path, prepared = _float_onnx(quantization, model, description, tmp_dir, log)

@@ -593,3 +593,22 @@ def test_a_flat_calibration_image_and_a_small_set_each_get_one_note(synthetic_ch
     assert len(flat) == 1 and str(calib / "flat.png") in flat[0] and "[128, 128, 128]" in flat[0]
     few = [s for s in notes if "calibrating on 2 images" in s]
     assert len(few) == 1 and "a few hundred" in few[0]
+
+
+def test_a_corrupt_calibration_image_is_refused_before_the_float_export(
+        synthetic_checkpoint, tmp_path, capsys, monkeypatch) -> None:
+    def no_export(*args, **kwargs):
+        raise AssertionError("the float model was exported before the calibration set was read")
+
+    monkeypatch.setattr("fcnseg.export.quantize.export_onnx", no_export)
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    image, _ = SyntheticSegmentation(num_images=1, size=40, seed=3).load(0)
+    Image.fromarray(image).save(calib / "a.jpg")
+    Image.fromarray(image).save(calib / "b.jpg")
+    (calib / "b.jpg").write_bytes((calib / "b.jpg").read_bytes()[:400])  # header kept
+    assert main(["quantize", str(synthetic_checkpoint), "--calib", str(calib),
+                 "--out", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"{calib / 'b.jpg'}: unreadable calibration image" in err
+    assert not (tmp_path / "m.onnx").exists()

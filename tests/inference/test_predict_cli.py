@@ -376,3 +376,20 @@ def test_a_picture_over_max_pixels_is_one_line_naming_the_option(
     assert rc == 1
     assert len(lines) == 1 and f"{w}×{h} = {h * w} pixels is more than the limit" in lines[0]
     assert "fcnseg predict --max-pixels PIXELS" in lines[0] and "bomb?" not in lines[0]
+
+
+def test_a_precision_asked_of_an_exported_model_is_said_not_to_apply(make_checkpoint,
+                                                                     smooth_image, tmp_path,
+                                                                     capsys) -> None:
+    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+    model = tmp_path / "model.onnx"
+    assert main(["export", "--checkpoint", str(make_checkpoint("same")), "--format", "onnx",
+                 "--out", str(model), "--height", "32", "--width", "32"]) == 0
+    Image.fromarray(smooth_image).save(tmp_path / "x.png")
+    for asked, note in (([], False), (["--precision", "bf16"], True)):
+        capsys.readouterr()
+        assert main(["predict", "--checkpoint", str(model), str(tmp_path / "x.png"), "--out",
+                     str(tmp_path / "out"), "--no-progress", *asked]) == 0
+        summary = capsys.readouterr().out.strip().splitlines()[-1]
+        assert ", precision fp32 (onnxruntime)" in summary
+        assert ("; --precision bf16 does not apply to it" in summary) is note

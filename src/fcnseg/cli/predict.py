@@ -578,8 +578,9 @@ def precision_text(seg: Segmenter, asked: str | None) -> str:
     """The precision the model ran at, as the summary line says it: an export's own (and its
     runtime), or what ``--precision`` asked, or what ``auto`` chose on this device (bf16 on
     CPUs with native bf16, whose results differ from float32 ones by bf16's rounding)."""
-    if seg.runtime:
-        return f"{seg.runner.reported_precision} ({seg.runtime})"
+    if seg.runtime:  # as evaluate says it of an option the file's own precision overrides
+        return f"{seg.runner.reported_precision} ({seg.runtime})" + (
+            f"; --precision {asked} does not apply to it" if asked not in (None, "auto") else "")
     if asked not in (None, "auto"):
         return seg.precision
     device = "CPU" if seg.device.type == "cpu" else "GPU"

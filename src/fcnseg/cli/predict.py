@@ -145,8 +145,8 @@ def _add_annotations(p: argparse.ArgumentParser) -> None:
                         "(annotations.xml, CVAT for images 1.1) or labelstudio "
                         "(tasks.labelstudio.json, tasks with predictions to import into a "
                         "project whose labeling config is labelstudio-config.xml); a "
-                        "background class is labelme's _background_, and `fcnseg import` "
-                        "reads them back")
+                        "background class is labelme's _background_ (in CVAT no label: "
+                        "regions around it are masks), and `fcnseg import` reads them back")
     p.add_argument("--image-url", default=None, metavar="PREFIX",
                    help="with --format labelstudio: each task's image is PREFIX followed by the "
                         "picture's path below the folder given as INPUT (day1/DJI_0001.JPG; "

@@ -37,6 +37,7 @@ def test_auto_follows_the_cpus_bf16_instructions(make_checkpoint, monkeypatch, f
     seg = Segmenter.from_checkpoint(make_checkpoint("same"), precision="auto")
     assert seg.precision == expected
     assert seg.describe()["precision"] == expected
+    assert f"precision={expected!r}" in repr(seg)
 
 
 def test_unknown_precision_is_refused(make_checkpoint) -> None:

@@ -432,6 +432,61 @@ def test_an_export_zip_that_unpacks_to_far_more_than_its_size_is_refused_in_one_
     assert not (tmp_path / "task").exists()
 
 
+
+def test_an_export_zip_that_fails_to_unpack_leaves_no_folder_read_later(tmp_path: Path) -> None:
+    archive = zipped(write_source("cvat", tmp_path / "task"))
+    data = bytearray(archive.read_bytes())
+    start = 30 + len("annotations.xml")  # its local header, then its deflated bytes
+    data[start + 5:start + 40] = bytes(b ^ 0x55 for b in data[start + 5:start + 40])
+    archive.write_bytes(bytes(data))
+    for _ in range(2):  # the second time alike: no half-unpacked folder read as unpacked
+        with pytest.raises(ValueError, match=f"^{archive} could not be extracted: "):
+            import_annotations("cvat", archive, tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["task.zip"]
+
+
+def test_an_interrupted_unpacking_leaves_no_folder_read_later(tmp_path: Path,
+                                                              monkeypatch) -> None:
+    from fcnseg.data.annotations import importer
+
+    def interrupted(archive: Path, into: Path) -> None:
+        (into / "images").mkdir(parents=True)
+        raise KeyboardInterrupt
+
+    archive = zipped(write_source("cvat", tmp_path / "task"))
+    monkeypatch.setattr(importer, "extract_archive", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        import_annotations("cvat", archive, tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["task.zip"]
+
+
+def test_an_export_zip_beside_which_nothing_can_be_written_is_one_line_naming_it(
+        tmp_path: Path, monkeypatch) -> None:
+    from fcnseg.data.annotations import importer
+
+    def read_only(archive: Path, into: Path) -> None:
+        raise PermissionError(13, "Permission denied", str(into))
+
+    archive = zipped(write_source("cvat", tmp_path / "task"))
+    monkeypatch.setattr(importer, "extract_archive", read_only)
+    with pytest.raises(ValueError) as err:
+        import_annotations("cvat", archive, tmp_path / "out")
+    assert str(err.value) == (f"{archive}: cannot unpack it into {tmp_path / 'task'} (Permission "
+                              f"denied): unpack it where files can be written and give that "
+                              f"folder")
+
+
+@pytest.mark.parametrize("fmt", ["coco", "labelstudio"])
+def test_a_zip_given_for_a_json_format_is_one_line_and_nothing_is_unpacked(
+        fmt, tmp_path: Path) -> None:
+    write_source(fmt, tmp_path / "task")
+    archive = zipped(tmp_path / "task")
+    with pytest.raises(ValueError) as err:
+        import_annotations(fmt, archive, tmp_path / "out")
+    assert str(err.value) == (f"{archive}: a zip archive, not a JSON file: unpack it and give "
+                              f"the JSON file it holds")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["task.zip"]
+
 # -- Importing into a folder imported into before -------------------------------------------------
 
 def test_masks_an_import_replaces_are_counted_in_one_line(tmp_path: Path) -> None:

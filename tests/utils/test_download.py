@@ -103,6 +103,20 @@ def test_truncated_archive_is_a_clear_error(tmp_path):
         extract_archive(archive, tmp_path / "out")
 
 
+
+def test_a_zip_whose_compressed_data_is_corrupt_is_a_clear_error(tmp_path):
+    import zipfile
+
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a.txt", "".join(f"line {k}\n" for k in range(500)))
+    data = bytearray(archive.read_bytes())
+    start = 30 + len("a.txt")  # the local header, then the member's deflated bytes
+    data[start + 5:start + 40] = bytes(b ^ 0x55 for b in data[start + 5:start + 40])
+    archive.write_bytes(bytes(data))
+    with pytest.raises(DownloadError, match="could not be extracted"):
+        extract_archive(archive, tmp_path / "out")
+
 def _tar(path, members):
     """A tar archive of ``(name, "file" | "dir")`` members, in this order."""
     import io

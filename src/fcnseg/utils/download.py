@@ -18,6 +18,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -184,7 +185,7 @@ def extract_archive(archive: PathLike, into: PathLike) -> Path:
         else:
             raise DownloadError(f"{archive} is not a tar or zip archive (corrupt or truncated?)")
         _merge(tmp, into)
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError) as e:
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as e:
         raise DownloadError(f"{archive} could not be extracted: {e}") from e
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

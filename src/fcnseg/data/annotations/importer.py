@@ -82,7 +82,7 @@ def read_annotations(fmt: str, src: Path, images: Path | None = None, *,
     ``empty_as_background``, :meth:`Annotations.with_empty_as_background`."""
     if fmt not in _READERS:
         raise ValueError(f"format: unknown {fmt!r}; known: {', '.join(FORMATS)}")
-    src, line = unpacked(Path(src))
+    src, line = unpacked(Path(src), fmt)
     found = left_out_unreviewed(_READERS[fmt](src, images), fmt, src)
     found.problems[:0] = [line] if line else []
     return found.with_empty_as_background() if empty_as_background else found
@@ -91,26 +91,40 @@ def read_annotations(fmt: str, src: Path, images: Path | None = None, *,
 #: How many times its size a zip archive of an export may unpack to: pictures do not deflate,
 #: an XML or JSON file some 10 times; far more is a decompression bomb.
 ARCHIVE_EXPANSION = 100
+#: The formats read from a folder, and so from a zip archive unpacked into one.
+FOLDER_FORMATS = ("labelme", "cvat-mask", "cvat")
 
 
-def unpacked(src: Path) -> tuple[Path, str | None]:
+def unpacked(src: Path, fmt: str = "cvat") -> tuple[Path, str | None]:
     """A zip archive (what CVAT's "Export task dataset" downloads) as the folder beside it
     that holds its members, unpacked now (as ``unzip`` would: member paths leaving it, links
     and a decompression bomb refused in one line) or before, and a line saying which; any
-    other ``src`` as it is."""
+    other ``src`` as it is. The folder appears whole or not at all (an unpacking that fails
+    or is interrupted leaves nothing read later as unpacked). A format read from one file
+    (COCO, Label Studio) takes no archive: one line, nothing written."""
     if not (src.is_file() and zipfile.is_zipfile(src)):
         return src, None
+    if fmt not in FOLDER_FORMATS:
+        raise ValueError(f"{printable(src)}: a zip archive, not a JSON file: unpack it and "
+                         f"give the JSON file it holds")
     folder = src.with_suffix("") if src.suffix else src.with_name(f"{src.name}_unpacked")
     if folder.exists():
         return folder, (f"{printable(src)}: read from {printable(folder)}, unpacked before "
                         f"(remove it to unpack the archive again)")
     if (problem := zip_expansion_problem(src, ARCHIVE_EXPANSION)) is not None:
         raise ValueError(f"{printable(src)}: {problem}")
+    partial = folder.with_name(f".{folder.name}.unpacking-{os.getpid()}")
     try:
-        extract_archive(src, folder)
-    except (DownloadError, OSError) as e:
-        shutil.rmtree(folder, ignore_errors=True)
+        extract_archive(src, partial)
+        partial.rename(folder)
+    except DownloadError as e:
         raise ValueError(str(e)) from None
+    except OSError as e:
+        raise ValueError(f"{printable(src)}: cannot unpack it into {printable(folder)} "
+                         f"({e.strerror or e}): unpack it where files can be written and give "
+                         f"that folder") from None
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
     return folder, f"{printable(src)}: unpacked into {printable(folder)}"
 
 

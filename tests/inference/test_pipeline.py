@@ -13,6 +13,9 @@ from PIL import Image
 from fcnseg.inference.files import MANIFEST_NAME, PictureStyle, collect_inputs
 from fcnseg.inference.pipeline import (
     OutputOptions,
+    Plan,
+    Tally,
+    plan_inputs,
     predict_files,
     segment_files,
     write_predictions,
@@ -123,3 +126,31 @@ def test_a_failing_batch_is_retried_image_by_image_and_only_the_culprit_reported
     assert failed == {"p3.png": "RuntimeError", "p3b.png": "ImageError"}
     assert all(r.label.shape == r.image.shape[:2] for _, _, r in results
                if not isinstance(r, Exception))
+
+
+def test_plan_inputs_sorts_out_the_rasters_and_shares_the_inputs_among_processes(
+        segmenter, smooth_image, tmp_path):
+    import tifffile
+
+    photos = []
+    for k in range(3):
+        Image.fromarray(smooth_image).save(tmp_path / f"p{k}.png")  # 48×64: within 4000 pixels
+        photos.append((tmp_path / f"p{k}.png", f"p{k}"))
+    raster = (tmp_path / "big.tif", "big")  # a TIFF over --max-pixels is a raster
+    tifffile.imwrite(raster[0], np.zeros((64, 80, 3), np.uint8), photometric="rgb")
+    inputs = [*photos, raster]
+    alone = plan_inputs(segmenter, inputs, max_pixels=4000, input_dirs=(), rank=0, world_size=1,
+                        gather=lambda obj: [obj])
+    assert (alone.images, alone.rasters, alone.share) == (photos, [raster], None)
+    second = plan_inputs(segmenter, inputs, max_pixels=4000, input_dirs=(), rank=1,
+                         world_size=2, gather=lambda obj: [obj, obj])
+    # every other image; fewer rasters than processes: each process takes a share of its rows
+    assert (second.images, second.rasters, second.share) == (photos[1::2], [raster], (1, 2))
+    assert second.protected == frozenset(path.resolve() for path, _ in inputs)
+
+
+def test_a_tally_gathered_sums_the_counts_of_every_process():
+    others = Tally(written=2, failed=1)
+    plan = Plan([], [], None, frozenset(), None, rank=0, world_size=2,
+                gather=lambda own: [own, others])
+    assert Tally(written=1, skipped=3).gathered(plan) == Tally(written=3, failed=1, skipped=3)

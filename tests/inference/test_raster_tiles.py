@@ -867,43 +867,43 @@ def test_predict_says_which_stale_rasters_it_removed(tiny_checkpoint, class_name
 
 def test_ctrl_c_says_how_many_rows_are_kept_and_that_the_same_command_continues(
         tiny_checkpoint, class_names, smooth_image, tmp_path, capsys, monkeypatch):
-    import fcnseg.cli.predict as predict_cli
+    import fcnseg.inference.rasters as rasters_module
     from fcnseg.cli.main import main
 
     write_tif(tmp_path / "scene.tif", np.concatenate([smooth_image, smooth_image]))  # 96 rows
     args = ["predict", "--checkpoint", str(tiny_checkpoint(class_names)),
             str(tmp_path / "scene.tif"), "--out", str(tmp_path / "out"), "--no-progress",
             "--tile", "32", "--overlap", "8", "--batch-size", "1"]
-    real = predict_cli.segmenter_tile_fn
+    real = rasters_module.segmenter_tile_fn
 
     def stopped_in_the_second_tile_row(seg, info):
         return stopped_at_call(4, real(seg, info))  # three tiles across: the second row's first
 
-    monkeypatch.setattr(predict_cli, "segmenter_tile_fn", stopped_in_the_second_tile_row)
+    monkeypatch.setattr(rasters_module, "segmenter_tile_fn", stopped_in_the_second_tile_row)
     assert main(args) == 130
     err = capsys.readouterr().err.splitlines()
     scene_out = tmp_path / "out" / "scene.tif"
     assert err == [f"fcnseg predict: {scene_out}: stopped with 24 of 96 rows written, which "
                    f"are kept; run the same command again to continue from there",
                    "interrupted"]
-    monkeypatch.setattr(predict_cli, "segmenter_tile_fn", real)
+    monkeypatch.setattr(rasters_module, "segmenter_tile_fn", real)
     assert main(args) == 0
     assert f"fcnseg predict: {scene_out}: resuming at row 24 (" in capsys.readouterr().err
 
 
 def test_a_resumed_run_says_so_first_and_counts_its_progress_over_the_tiles_left(
         tiny_checkpoint, class_names, smooth_image, tmp_path, capsys, monkeypatch):
-    import fcnseg.cli.predict as predict_cli
     import fcnseg.cli.progress as progress
+    import fcnseg.inference.rasters as rasters_module
     from fcnseg.cli.main import main
 
     write_tif(tmp_path / "scene.tif", np.concatenate([smooth_image, smooth_image]))  # 96 rows
     args = ["predict", "--checkpoint", str(tiny_checkpoint(class_names)),
             str(tmp_path / "scene.tif"), "--out", str(tmp_path / "out"),
             "--tile", "32", "--overlap", "8", "--batch-size", "1"]
-    real = predict_cli.segmenter_tile_fn
+    real = rasters_module.segmenter_tile_fn
     with monkeypatch.context() as m:  # stopped in the third of four tile rows of three
-        m.setattr(predict_cli, "segmenter_tile_fn",
+        m.setattr(rasters_module, "segmenter_tile_fn",
                   lambda seg, info: stopped_at_call(7, real(seg, info)))
         assert main(args) == 130
     capsys.readouterr()
@@ -981,6 +981,7 @@ def test_a_raster_an_earlier_version_half_wrote_with_the_same_model_resumes(
         tiny_checkpoint, class_names, smooth_image, tmp_path, capsys, monkeypatch):
     """Earlier versions recorded the model by its weights' digest, not its file's."""
     import fcnseg.cli.predict as predict_cli
+    import fcnseg.inference.rasters as rasters_module
     from fcnseg.cli.main import main
     from fcnseg.inference.rasters import model_identity
 
@@ -988,13 +989,13 @@ def test_a_raster_an_earlier_version_half_wrote_with_the_same_model_resumes(
     args = ["predict", "--checkpoint", str(tiny_checkpoint(class_names)),
             str(tmp_path / "scene.tif"), "--out", str(tmp_path / "out"), "--no-progress",
             "--tile", "32", "--overlap", "8", "--batch-size", "1", "--skip-complete"]
-    real = predict_cli.segmenter_tile_fn
+    real = rasters_module.segmenter_tile_fn
 
     def stopped_in_the_second_tile_row(seg, info):
         return stopped_at_call(4, real(seg, info))  # three tiles across: the second row's first
 
     with monkeypatch.context() as m:
-        m.setattr(predict_cli, "segmenter_tile_fn", stopped_in_the_second_tile_row)
+        m.setattr(rasters_module, "segmenter_tile_fn", stopped_in_the_second_tile_row)
         m.setattr(predict_cli, "model_identity", lambda seg, as_loaded=False: model_identity(seg))
         assert main(args) == 130
     capsys.readouterr()
@@ -1066,13 +1067,13 @@ def test_unaligned_tiles_are_cut_as_rasters_always_were() -> None:
 def test_one_tile_setting_tiles_both_the_rasters_and_the_large_photos_of_a_run(
         given, raster, photo, make_checkpoint, smooth_image, tmp_path, monkeypatch):
     # --tile and --overlap are read once; rasters' tiles and large photos' follow from them.
-    import fcnseg.cli.predict as predict_cli
+    import fcnseg.inference.rasters as rasters_module
     from fcnseg.cli.main import main
     from fcnseg.inference import Segmenter
 
     write_tif(tmp_path / "scene.tif", smooth_image)
     seen = {}
-    real_raster, real_segmenter = predict_cli.predict_raster, Segmenter.from_checkpoint
+    real_raster, real_segmenter = rasters_module.predict_raster, Segmenter.from_checkpoint
 
     def raster_tiles(tile_fn, path, out, class_names, tiles, job):
         seen["raster"] = tiles
@@ -1082,7 +1083,7 @@ def test_one_tile_setting_tiles_both_the_rasters_and_the_large_photos_of_a_run(
         seen["segmenter"] = real_segmenter(*args, **kwargs)
         return seen["segmenter"]
 
-    monkeypatch.setattr(predict_cli, "predict_raster", raster_tiles)
+    monkeypatch.setattr(rasters_module, "predict_raster", raster_tiles)
     monkeypatch.setattr(Segmenter, "from_checkpoint", segmenter)
     assert main(["predict", "--checkpoint", str(make_checkpoint()), str(tmp_path / "scene.tif"),
                  "--out", str(tmp_path / "out"), "--no-progress", "--batch-size", "2",

@@ -1,71 +1,53 @@
-"""``fcnseg predict``: segment files, folders, globs and rasters into label PNGs, overlays,
-heatmaps, uncertainty maps and probabilities (the work is :mod:`fcnseg.inference`'s); exit
+"""The ``fcnseg predict`` command segments image files, folders, globs and rasters.
+Its options become calls of :mod:`fcnseg.inference.pipeline`, which writes every output; exit
 status 1 when any input failed (after all the others are written), 2 for bad options."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.util
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import cache, partial
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 from tqdm import tqdm
 
 from fcnseg.cli import options
 from fcnseg.cli.progress import Progress, closing_text
 from fcnseg.data.annotations.export import DEFAULT_TOLERANCE
 from fcnseg.data.annotations.labelstudio import picture_urls
-from fcnseg.data.images import DEFAULT_MAX_PIXELS, ImageError, upright_size
-from fcnseg.data.rasters import open_raster
 from fcnseg.engine.distributed import (
     DistInfo,
     all_gather_objects,
     setup_distributed,
     teardown_distributed,
 )
-from fcnseg.inference import TTA, Segmenter, SlidingWindow
-from fcnseg.inference.annotate import (
-    EXPORT_FORMATS,
-    RANKING_NAME,
-    UNCERTAIN_BELOW,
-    PreAnnotations,
-)
+from fcnseg.inference import Segmenter
+from fcnseg.inference.annotate import EXPORT_FORMATS, RANKING_NAME, UNCERTAIN_BELOW, PreAnnotations
 from fcnseg.inference.calibration import UNCERTAINTY_KINDS
 from fcnseg.inference.files import (
-    OutputFiles,
+    OutputOptions,
     PictureStyle,
     collect_inputs,
     input_folders,
     output_files,
-    outputs_complete,
     outputs_job,
     parse_classes,
     prepare_output_folder,
-    written_by,
 )
-from fcnseg.inference.modalities import given_modality, is_companion_file, segment_modalities
-from fcnseg.inference.pipeline import OutputOptions, predict_files, write_predictions
-from fcnseg.inference.rasters import (
-    TILING_RULE,
-    RasterJob,
-    TileSettings,
-    merge_parts,
-    model_bands,
-    model_identity,
-    needs_tiling,
-    output_complete,
-    part_path,
-    predict_raster,
-    recorded_model_id,
-    rows_written,
-    segmenter_tile_fn,
-    write_raster_preview,
+from fcnseg.inference.pipeline import (
+    Plan,
+    RasterRun,
+    Tally,
+    first_size,
+    left_to_do,
+    plan_inputs,
+    predict_files,
+    segment_rasters,
 )
+from fcnseg.inference.rasters import TILING_RULE, model_identity
 from fcnseg.inference.visualize import COLORMAPS, background_classes
 from fcnseg.weightfiles.artifacts import (
     artifact_kind,
@@ -222,10 +204,11 @@ def _add_reading(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    args.segmenter_tiles = options.tiles_from_args(args)  # the one tile setting of the run
+    tiles = options.tiles_from_args(args)  # the one tile setting: rasters' and photos' tiles
     _check_options(args)
     args.image_urls = picture_urls(args.image_urls_from) if args.image_urls_from else {}
-    sliding, tta = options.sliding_window_from_args(args), options.tta_from_args(args)
+    running = {"sliding_window": options.sliding_window_from_args(args),
+               "tta": options.tta_from_args(args), **tiles}
     skipped: list[str] = []  # pictures never read: said, not counted as failed
     inputs, problems = collect_inputs(args.inputs, Path(args.out), notes=skipped)
     if not inputs:
@@ -242,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
     ranks = setup_distributed(args.device)  # torchrun: this process's share of the inputs
     finished = False
     try:
-        status = _predict(args, ranks, out_dir, (inputs, problems), (sliding, tta))
+        status = _predict(args, ranks, out_dir, (inputs, problems), running)
         finished = True
         return status
     finally:
@@ -251,82 +234,96 @@ def run(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace, ranks: DistInfo, out_dir: Path,
              collected: tuple[list[tuple[Path, str]], list[tuple[str, str]]],
-             window: tuple[SlidingWindow | None, TTA | None]) -> int:
-    """Segment this process's share (``collected``: inputs, failed specs; ``window``: sliding
-    window, TTA); the exit status."""
-    (inputs, problems), (sliding, tta) = collected, window
+             running: dict[str, Any]) -> int:
+    """Segment this process's share (``collected``: inputs, failed specs; ``running``: the
+    Segmenter's window, TTA and tiles); the exit status."""
+    inputs, problems = collected
     if ranks.distributed and (args.format or args.rank):
         raise ValueError("--format and --rank gather every image into one file: run them in "
                          "one process, not under torchrun")
     limits = {} if args.max_pixels is None else {"max_pixels": args.max_pixels}
     seg = Segmenter.from_checkpoint(args.checkpoint,
                                     device=ranks.device if ranks.distributed else args.device,
-                                    sliding_window=sliding, tta=tta,
-                                    **args.segmenter_tiles, precision=args.precision, **limits)
+                                    **running, precision=args.precision, **limits)
     if seg.labels_only and (wanted := _probability_options(args)):
         raise ValueError(labels_only_error(args.checkpoint, " and ".join(wanted)))
-    work = _plan(args, seg, inputs, problems, ranks)
-    _prepare(args, seg, work.images)
+    plan = plan_inputs(seg, inputs, max_pixels=args.max_pixels, input_dirs=args.input_dir,
+                       rank=ranks.rank, world_size=ranks.world_size,
+                       gather=partial(all_gather_objects, info=ranks))
+    if args.compile and plan.images:
+        failure = seg.compile(first_size(plan.images),
+                              batch_size=min(args.batch_size, len(plan.images)))
+        if failure is not None:
+            print(f"fcnseg predict: warning: {failure}", file=sys.stderr)
+    if seg.trained_on == "synthetic":
+        print(SYNTHETIC_NOTE.format(checkpoint=args.checkpoint), file=sys.stderr)
     try:
         heat_classes = parse_classes(args.heatmaps or [], seg.class_names)
     except ValueError as e:
         raise ValueError(f"--heatmaps: {e}") from None
-    tally = _Tally()
-    for spec, problem in work.problems:
-        tally.count(f"{spec}: {problem}")
+    tally = Tally()
+    for spec, problem in problems if plan.is_main else []:  # reported once
+        tally.count(f"{spec}: {problem}", _report)
+    return _write(args, seg, plan, (out_dir, heat_classes), tally)
+
+
+def _write(args: argparse.Namespace, seg: Segmenter, plan: Plan,
+           where: tuple[Path, list[int]], tally: Tally) -> int:
+    """Every output of the ``plan`` (``where``: folder, heatmaps' classes); the exit status."""
+    out_dir, heat_classes = where
     kind = args.uncertainty_kind or ("entropy" if args.uncertainty else None)
     kinds = list(UNCERTAINTY_KINDS) if kind == "both" else [kind] if kind else []
     # The model by its weights and settings, not its path: a retrained model is another one.
     # Earlier versions recorded its weights' digest: hashed at most once, when a record needs.
-    ids = (model_identity(seg, as_loaded=True) if work.images or work.rasters else "",
+    ids = (model_identity(seg, as_loaded=True) if plan.images or plan.rasters else "",
            cache(partial(model_identity, seg)))
     style = _picture_style(args, seg)
-    job = outputs_job(ids[0], seg.palette, style) if work.images else ""
+    job = outputs_job(ids[0], seg.palette, style) if plan.images else ""
     if args.skip_complete:
         expected = partial(output_files, out_dir, class_names=seg.class_names,
                            heatmap_classes=heat_classes, probs=args.probs, uncertainty=kinds)
         earlier = cache(lambda: outputs_job(ids[1](), seg.palette, style))
-        work.images = _left_to_do(work.images, expected, out_dir, (job, earlier), ranks, tally)
-    pre = _pre_annotations(args, seg, out_dir, work) if args.format or args.rank else None
+        plan.images, tally.skipped = left_to_do(plan, expected, out_dir, (job, earlier),
+                                                _report)
+    pre = None
+    if args.format or args.rank:
+        pre = PreAnnotations(out_dir, args.format, rank=args.rank is not None, top=args.top,
+                             tolerance=args.tolerance, min_area=args.min_area,
+                             class_names=tuple(seg.class_names), palette=seg.palette,
+                             coco_categories=seg.coco_categories,
+                             order=tuple(name for _, name in plan.images),
+                             image_url=args.image_url, image_urls=args.image_urls,
+                             image_folders=input_folders(args.inputs),
+                             model_version=f"fcnseg {args.checkpoint}")
     outputs = OutputOptions(
         heatmap_classes=tuple(heat_classes), heatmaps_present=args.heatmaps_present,
-        uncertainty=tuple(kinds), probs=args.probs, style=style, protected=work.protected,
+        uncertainty=tuple(kinds), probs=args.probs, style=style, protected=plan.protected,
         observe=pre.add if pre is not None else None,
         # Label Studio's score is given where probabilities are computed anyway: asking for
         # them for it alone would hold C×H×W floats of every photo (GBs for a large one).
         observe_needs_probs=args.rank is not None, job=job)
-    _note_raster_options(args, work, ranks)
-    _segment_rasters(args, seg, work, out_dir, bool(kinds), ids, ranks, tally)
-    _segment_images(args, seg, work, (out_dir, outputs), tally, ranks)
+    _note_raster_options(args, plan)
+    tiles = replace(seg.tiles, batch_size=args.batch_size, probs=args.probs,
+                    uncertainty=bool(kinds))
+    bar = partial(Progress, unit="tile", off=args.no_progress)
+    segment_rasters(seg, plan, out_dir, RasterRun(tiles, ids, style, _report, bar), tally)
+    _segment_images(args, seg, plan, (out_dir, outputs), tally)
     if pre is not None:
         _write_annotations(pre, out_dir, tally)
-    return _finish(tally, work.given, out_dir, ranks, precision_text(seg, args.precision))
+    return _finish(tally, out_dir, plan, precision_text(seg, args.precision))
 
 
-def _pre_annotations(args: argparse.Namespace, seg: Segmenter, out_dir: Path,
-                     work: _Work) -> PreAnnotations:
-    """What gathers the polygons of --format and the uncertainty of --rank."""
-    return PreAnnotations(out_dir, args.format, rank=args.rank is not None, top=args.top,
-                          tolerance=args.tolerance, min_area=args.min_area,
-                          class_names=tuple(seg.class_names), palette=seg.palette,
-                          coco_categories=seg.coco_categories,
-                          order=tuple(name for _, name in work.images),
-                          image_url=args.image_url, image_urls=args.image_urls,
-                          image_folders=input_folders(args.inputs),
-                          model_version=f"fcnseg {args.checkpoint}")
-
-
-def _note_raster_options(args: argparse.Namespace, work: _Work, ranks: DistInfo) -> None:
+def _note_raster_options(args: argparse.Namespace, plan: Plan) -> None:
     """One line when options that only images take were given with rasters."""
     given = [name for name, value in (("--heatmaps", args.heatmaps),
                                       ("--heatmaps-present", args.heatmaps_present),
                                       ("--format", args.format), ("--rank", args.rank))
              if value]
-    if given and work.rasters and ranks.is_main:
-        none = "" if work.images or not (args.format or args.rank) else \
+    if given and plan.rasters and plan.is_main:
+        none = "" if plan.images or not (args.format or args.rank) else \
             "; with no image to segment, no annotation or ranking file is written"
-        _report(f"{' and '.join(given)} apply to images, not to the {len(work.rasters)} "
-                f"raster(s) segmented by tiles (e.g. {work.rasters[0][0]}), as is {TILING_RULE}: "
+        _report(f"{' and '.join(given)} apply to images, not to the {len(plan.rasters)} "
+                f"raster(s) segmented by tiles (e.g. {plan.rasters[0][0]}), as is {TILING_RULE}: "
                 f"those get NAME.tif and NAME_overlay.png; their class probabilities come as "
                 f"NAME_probs.tif with --probs (and NAME_uncertainty.tif with --uncertainty)"
                 f"{none}")
@@ -368,85 +365,6 @@ def _report(message: str) -> None:
     tqdm.write(f"fcnseg predict: {message}", file=sys.stderr)
 
 
-@dataclass
-class _Tally:
-    """Outputs written, inputs failed (each reported as it fails) and skipped as complete;
-    the images predicted, failed and their seconds, and whether a speed line is due (progress
-    to a log), for the closing line of a sharded run; annotation files or images' annotations
-    not written (said as found), apart from the inputs, whose own outputs are written."""
-
-    written: int = 0
-    failed: int = 0
-    skipped: int = 0
-    images: int = 0
-    images_failed: int = 0
-    seconds: float = 0.0
-    annotation_problems: int = 0
-    speed_line: bool = False
-
-    def count(self, problem: str | None) -> None:
-        if problem is None:
-            self.written += 1
-        else:
-            _report(problem)
-            self.failed += 1
-
-
-@dataclass
-class _Work:
-    """What this process segments; ``share``: (rank, world size) sharing each raster's rows."""
-
-    images: list[tuple[Path, str]]
-    rasters: list[tuple[Path, str]]
-    problems: list[tuple[str, str]]
-    input_dirs: dict[str, Path] | None
-    protected: frozenset[Path]
-    share: tuple[int, int] | None
-    given: int
-
-
-def _plan(args: argparse.Namespace, seg: Segmenter, inputs: list[tuple[Path, str]],
-          problems: list[tuple[str, str]], ranks: DistInfo) -> _Work:
-    """Sort the inputs into images and rasters; this process's share of them."""
-    # One rule for every model (TILING_RULE); a multi-band model reads the bands of both.
-    rasters = [(p, n) for p, n in inputs
-               if needs_tiling(p, args.max_pixels or DEFAULT_MAX_PIXELS, seg.tiles.tile)]
-    inputs = [item for item in inputs if item not in rasters]
-    input_dirs, input_modality = _input_dirs(args.input_dir, seg.input_names, inputs)
-    if input_dirs is not None:
-        # a folder given as INPUT holds the companions (x_hha.png, hha/x.png) of its images
-        beside = [m for m in seg.input_names if m != input_modality and m not in input_dirs]
-        if beside:
-            inputs = [(path, name) for path, name in inputs
-                      if not is_companion_file(path, beside)]
-        if not inputs:
-            raise FileNotFoundError(f"nothing to segment: every INPUT is another image's "
-                                    f"{'/'.join(seg.input_names)} companion file")
-    # An output must never replace an input (--out is the input folder, which holds a
-    # ground-truth "x_label.png" next to "x.png"): such an input is refused, not overwritten.
-    protected = frozenset(path.resolve() for path, _ in [*inputs, *rasters])
-    # Fewer rasters than processes: every process takes a share of each raster's tile rows.
-    share = (ranks.rank, ranks.world_size) \
-        if ranks.distributed and 0 < len(rasters) < ranks.world_size else None
-    if ranks.distributed:
-        inputs = inputs[ranks.rank::ranks.world_size]
-        rasters = rasters if share else rasters[ranks.rank::ranks.world_size]
-    given = len(inputs) + (len(problems) + len(rasters) if ranks.is_main
-                           else 0 if share else len(rasters))
-    return _Work(inputs, rasters, problems if ranks.is_main else [],  # reported once
-                 input_dirs, protected, share, given)
-
-
-def _prepare(args: argparse.Namespace, seg: Segmenter, images: list[tuple[Path, str]]) -> None:
-    """``--compile``, and a note when the model knows synthetic shapes only."""
-    if args.compile and images:
-        failure = seg.compile(_first_size(images), batch_size=min(args.batch_size, len(images)))
-        if failure is not None:
-            print(f"fcnseg predict: warning: {failure}", file=sys.stderr)
-    if seg.trained_on == "synthetic":
-        print(SYNTHETIC_NOTE.format(checkpoint=args.checkpoint), file=sys.stderr)
-
-
 def _picture_style(args: argparse.Namespace, seg: Segmenter) -> PictureStyle:
     """How overlays and heatmaps look; the background untinted unless --blend-background."""
     unblended = () if args.blend_background else tuple(
@@ -457,113 +375,31 @@ def _picture_style(args: argparse.Namespace, seg: Segmenter) -> PictureStyle:
         max_side=args.picture_max_side)
 
 
-def _left_to_do(images: list[tuple[Path, str]], expected: Callable[..., OutputFiles],
-                out_dir: Path, jobs_now: tuple[str, Callable[[], str]], ranks: DistInfo,
-                tally: _Tally) -> list[tuple[Path, str]]:
-    """``--skip-complete``: the images whose outputs are not all written by this same job
-    (model and settings, as the manifest records), the others counted as skipped; one line
-    for those predicted again as another job's or no recorded job's. ``jobs_now``: this job,
-    and the same job as earlier versions named it (computed only when needed)."""
-    job, earlier = jobs_now
-    writers = written_by(out_dir)
-    todo, other, unrecorded = [], 0, 0
-    for path, name in images:
-        files = expected(name=name)
-        if not outputs_complete(path, files):
-            todo.append((path, name))
-            continue
-        jobs = {writers.get(p) for p in files.all()}
-        if jobs == {job} or (None not in jobs and jobs <= {job, earlier()}):
-            tally.skipped += 1
-            continue
-        todo.append((path, name))
-        if jobs - {job, None}:  # (not the earlier name of this job: that was skipped)
-            other += 1
-        else:
-            unrecorded += 1
-    other, unrecorded = (int(c) for c in
-                         np.sum(all_gather_objects((other, unrecorded), ranks), axis=0))
-    reasons = []
-    if other:
-        reasons.append(f"the outputs of {other} image(s) were written by another model or "
-                       f"with other settings")
-    if unrecorded:
-        reasons.append(f"{'those' if other else 'the outputs'} of {unrecorded} image(s) have "
-                       f"no record of the model that wrote them (an older fcnseg, or a run "
-                       f"stopped while writing them)")
-    if reasons and ranks.is_main:
-        _report(f"{out_dir}: {' and '.join(reasons)}; predicted again")
-    return todo
-
-
-def _segment_rasters(args: argparse.Namespace, seg: Segmenter, work: _Work, out_dir: Path,
-                     uncertainty: bool, ids: tuple[str, Callable[[], str]], ranks: DistInfo,
-                     tally: _Tally) -> None:
-    """Each raster by tiles into ``NAME.tif``, going on under an earlier version's record."""
-    tiles = replace(seg.tiles, batch_size=args.batch_size, probs=args.probs,
-                    uncertainty=uncertainty)
-    current, earlier = ids
-    for path, name in work.rasters:
-        out = out_dir / f"{name}.tif"
-        recorded = recorded_model_id(out)
-        # a raster an earlier version began or finished for this model goes on under its id
-        model_id = recorded if recorded not in (None, current) and recorded == earlier() \
-            else current
-        # from an earlier run of this same model and settings
-        complete = output_complete(out, path, seg.class_names, tiles, model_id)
-        problem = _predict_raster(seg, path, out, tiles, model_id, args, work, ranks)
-        if work.share is None or ranks.is_main:  # rank 0 counts the raster it merged
-            if problem is None:
-                problem = _raster_preview(seg, path, out, args)
-            if problem is None and complete:
-                tally.skipped += 1
-            else:
-                tally.count(problem)
-
-
-def _raster_preview(seg: Segmenter, path: Path, out: Path, args: argparse.Namespace) -> str | None:
-    """``NAME_overlay.png`` beside a label raster (a problem as one line)."""
-    preview = out.with_name(f"{out.stem}_overlay.png")
-    if preview.is_file() and preview.stat().st_mtime >= out.stat().st_mtime:
-        return None  # written with this label raster
-    try:
-        with open_raster(path) as reader:
-            bands = model_bands(seg, reader.info)
-        write_raster_preview(path, out, preview, seg.palette, seg.class_names, bands=bands,
-                             band_names=seg.input_convention.bands,
-                             style=_picture_style(args, seg))
-    except ImageError as e:
-        return str(e)
-    return None
-
-
-def _segment_images(args: argparse.Namespace, seg: Segmenter, work: _Work,
-                    where: tuple[Path, OutputOptions], tally: _Tally, ranks: DistInfo) -> None:
+def _segment_images(args: argparse.Namespace, seg: Segmenter, plan: Plan,
+                    where: tuple[Path, OutputOptions], tally: Tally) -> None:
     """Each image (with its other modalities) into its outputs, behind a progress bar."""
     out_dir, outputs = where
-    desc = (f"predict (process {ranks.rank + 1} of {ranks.world_size})" if ranks.distributed
-            else "predict")
-    with Progress(len(work.images), unit="image", desc=desc, off=args.no_progress,
-                  closing_line=not ranks.distributed) as bar:
-        if not work.images:
-            outcomes = iter(())
-        elif work.input_dirs is None:
-            outcomes = predict_files(seg, work.images, out_dir, outputs,
-                                     batch_size=args.batch_size, workers=args.io_workers,
-                                     warn=lambda line: _report(f"warning: {line}"))
-        else:
-            predictions = segment_modalities(seg, work.images, work.input_dirs,
-                                             return_probs=outputs.needs_probs)
-            outcomes = write_predictions(predictions, out_dir, seg.palette, outputs,
-                                         workers=args.io_workers)
+    desc = (f"predict (process {plan.rank + 1} of {plan.world_size})"
+            if plan.world_size > 1 else "predict")
+    with Progress(len(plan.images), unit="image", desc=desc, off=args.no_progress,
+                  closing_line=plan.world_size == 1) as bar:
+        outcomes = predict_files(seg, plan.images, out_dir, outputs, batch_size=args.batch_size,
+                                 workers=args.io_workers, input_dirs=plan.input_dirs,
+                                 warn=lambda line: _report(f"warning: {line}")
+                                 ) if plan.images else ()
         for outcome in outcomes:
             bar.update(1, failed=outcome.problem is not None)
-            tally.count(outcome.problem)
-    tally.images, tally.images_failed = bar.done - bar.failed, bar.failed
-    tally.seconds, tally.speed_line = bar.elapsed(), bar.in_log
+            tally.count(outcome.problem, _report)
+    if plan.world_size > 1:  # one closing line for every process
+        shares = plan.gather((bar.done - bar.failed, bar.failed, bar.elapsed()))
+        images, failed = sum(s[0] for s in shares), sum(s[1] for s in shares)
+        if plan.is_main and bar.in_log and images + failed:
+            seconds = max(s[2] for s in shares)  # the processes ran side by side
+            print(f"predict ({plan.world_size} processes): "
+                  f"{closing_text(images, failed, seconds, 'image')}", file=sys.stderr, flush=True)
 
 
-def _write_annotations(pre: PreAnnotations, out_dir: Path, tally: _Tally) -> None:
+def _write_annotations(pre: PreAnnotations, out_dir: Path, tally: Tally) -> None:
     """The polygons (``--format``) and the ranking (``--rank``) of every image at once."""
     extra, refused = pre.write()
     for line in [*pre.kept, *pre.notes, *refused, *filter(None, [pre.speck_line()])]:
@@ -588,142 +424,17 @@ def precision_text(seg: Segmenter, asked: str | None) -> str:
             + ("; --precision fp32 for float32" if seg.precision != "fp32" else ""))
 
 
-def _finish(tally: _Tally, given: int, out_dir: Path, ranks: DistInfo,
-            precision: str) -> int:
-    """The summary line over every process (and under torchrun its closing progress line)."""
-    shares = all_gather_objects((tally.written, tally.failed, tally.skipped, given,
-                                 tally.images, tally.images_failed, tally.annotation_problems,
-                                 tally.seconds), ranks)
-    written, failed, skipped, total, images, images_failed, annotating = (
-        int(c) for c in np.sum(shares, axis=0)[:7])
-    if ranks.distributed and ranks.is_main and tally.speed_line and images + images_failed:
-        seconds = max(share[7] for share in shares)  # the processes ran side by side
-        print(f"predict ({ranks.world_size} processes): "
-              f"{closing_text(images, images_failed, seconds, 'image')}",
-              file=sys.stderr, flush=True)
-    if ranks.is_main:
-        print(f"wrote outputs for {written} of {total} input(s) to {out_dir}"
-              + (f" ({ranks.world_size} processes)" if ranks.distributed else "")
+def _finish(tally: Tally, out_dir: Path, plan: Plan, precision: str) -> int:
+    """The summary line over every process."""
+    total = tally.gathered(plan)
+    annotating = total.annotation_problems
+    if plan.is_main:
+        given = total.written + total.failed + total.skipped  # each input is one of them
+        print(f"wrote outputs for {total.written} of {given} input(s) to {out_dir}"
+              + (f" ({plan.world_size} processes)" if plan.world_size > 1 else "")
               + f", precision {precision}"
-              + (f"; {skipped} complete already, skipped" if skipped else "")
-              + (f"; {failed} failed" if failed else "")
+              + (f"; {total.skipped} complete already, skipped" if total.skipped else "")
+              + (f"; {total.failed} failed" if total.failed else "")
               + (f"; {annotating} problem{'s' * (annotating > 1)} writing annotations"
                  if annotating else ""))
-    return 1 if failed or annotating else 0
-
-
-def _predict_raster(seg: Segmenter, path: Path, out: Path, tiles: TileSettings, model_id: str,
-                    args: argparse.Namespace, work: _Work, ranks: DistInfo) -> str | None:
-    """One raster, or this process's share of its rows (rank 0 joins them); a problem line."""
-    share = work.share
-    job = RasterJob(model_id=model_id, model_name=str(args.checkpoint), palette=seg.palette)
-    if share is None or output_complete(out, path, seg.class_names, tiles, model_id):
-        return _predict_raster_part(seg, path, out, tiles, job, args, work.protected)
-    problem = _predict_raster_part(seg, path, part_path(out, share[0]), tiles,
-                                   replace(job, part=share), args, work.protected)
-    problems = [p for p in all_gather_objects(problem, ranks) if p is not None]
-    if problems:
-        return problems[0]
-    if ranks.is_main:
-        merge_parts(path, out, seg.class_names, tiles, share[1], model_id=model_id,
-                    model_name=str(args.checkpoint), palette=seg.palette)
-    all_gather_objects(None, ranks)  # the others wait for the merged output
-    return None
-
-
-def _predict_raster_part(seg: Segmenter, path: Path, out: Path, tiles: TileSettings,
-                         job: RasterJob, args: argparse.Namespace,
-                         protected: frozenset[Path]) -> str | None:
-    if out.resolve() in protected:
-        return f"{path}: its output {out} would replace an input; not segmented"
-    if importlib.util.find_spec("rasterio") is None:  # label GeoTIFFs are written with it
-        return (f"{path}: segmenting a raster by tiles into a GeoTIFF needs rasterio "
-                f"(pip install 'fcnseg[geo]')")
-    bars: list[Progress] = []  # the tiles' bar, begun when predict_raster says how many
-
-    def start(count: int, total: int, resumed_from_row: int) -> None:
-        if resumed_from_row:
-            _report(f"{out}: resuming at row {resumed_from_row:,} ({count:,} of {total:,} "
-                    f"tiles left)")
-        bars.append(stack.enter_context(
-            Progress(count, unit="tile", desc=f"predict {path.name}", off=args.no_progress)))
-
-    def advance(count: int) -> None:
-        if bars:
-            bars[0].update(count)
-
-    try:
-        with open_raster(path) as reader:
-            info = reader.info
-        job = replace(job, bands=model_bands(seg, info), progress=advance, started=start,
-                      nodata=seg.input_convention.nodata)
-        with contextlib.ExitStack() as stack:
-            try:
-                outcome = predict_raster(segmenter_tile_fn(seg, info), path, out,
-                                         seg.class_names, tiles, job)
-            except KeyboardInterrupt:
-                rows = rows_written(out)
-                _report(f"{out}: stopped before its first rows were written; run the same "
-                        f"command again" if rows <= 0 else f"{out}: stopped with {rows:,} of "
-                        f"{info.height:,} rows written, which are kept; run the same command "
-                        f"again to continue from there")
-                raise
-    except ImageError as e:
-        return str(e)
-    if outcome.skipped:
-        _report(f"{out} is complete already; skipped")
-    elif outcome.replaced:
-        _report(f"{out}: written by another model or with other settings; predicted again")
-    if outcome.removed:
-        _report(f"{out}: removed the earlier run's {' and '.join(p.name for p in outcome.removed)} "
-                f"(not written with these settings)")
-    return None
-
-
-def _first_size(inputs: list[tuple[Path, str]]) -> tuple[int, int]:
-    """(height, width) of the first readable input: compiled models warm up at that size."""
-    for path, _ in inputs[:8]:
-        try:
-            width, height = upright_size(path)
-            return height, width
-        except (OSError, ValueError):
-            continue
-    return 256, 256
-
-
-def _input_dirs(items: list[str], input_names: tuple[str, ...],
-                inputs: list[tuple[Path, str]]) -> tuple[dict[str, Path] | None, str]:
-    """``{modality: folder}`` from ``--input-dir`` (None for a model that takes colour images
-    alone and no ``--input-dir``) and the modality of the INPUTs. A folder that is another's
-    or the INPUTs' own is refused: every image would silently be its own other input."""
-    dirs: dict[str, Path] = {}
-    for item in items:
-        modality, sep, folder = item.partition("=")
-        if not sep or not modality or not folder:
-            raise ValueError(f"--input-dir: expected MODALITY=DIR, got {item!r}")
-        if modality not in input_names:
-            raise ValueError(f"--input-dir: the model takes the inputs {list(input_names)}, not "
-                             f"{modality!r}")
-        if not Path(folder).is_dir():
-            raise FileNotFoundError(f"--input-dir {item}: {folder} is not a folder")
-        dirs[modality] = Path(folder)
-    if not dirs and input_names == ("color",):
-        return None, "color"
-    try:
-        given = given_modality(input_names, dirs)
-    except ValueError as e:
-        raise ValueError(f"--input-dir: {e}") from None
-    owner: dict[Path, str] = {}
-    for modality, folder in dirs.items():
-        real = folder.resolve()
-        if real in owner:
-            raise ValueError(f"--input-dir {modality}={folder}: the same folder as --input-dir "
-                             f"{owner[real]}={dirs[owner[real]]}; each input needs its own")
-        owner[real] = modality
-    for path, _ in inputs:
-        modality = owner.get(path.parent.resolve())
-        if modality is not None:
-            raise ValueError(f"--input-dir {modality}={dirs[modality]}: the same folder as the "
-                             f"{given} images given ({path.name} is in it), so each image would be "
-                             f"its own {modality} input; give the folder of the {modality} images")
-    return dirs, given
+    return 1 if total.failed or annotating else 0

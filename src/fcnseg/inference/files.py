@@ -10,6 +10,7 @@ the model and settings that wrote it (:func:`record_written`, :func:`written_by`
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import json
 import os
@@ -22,8 +23,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fcnseg.data.images import CAMERA_RAW_SUFFIXES, IMAGE_FORMATS
+from fcnseg.data.images import CAMERA_RAW_SUFFIXES, IMAGE_FORMATS, upright_size
 from fcnseg.data.palette import distinct_palette
+from fcnseg.data.rasters import raster_info
 from fcnseg.inference.calibration import uncertainty_maps
 from fcnseg.inference.classnames import parse_classes as parse_classes  # re-exported
 from fcnseg.inference.images import ImageError
@@ -126,12 +128,8 @@ class OwnOutputs:
     folder or of a folder above it."""
 
     def __init__(self) -> None:
-        self._listed: dict[Path, dict[Path, str | None]] = {}
-
-    def _manifest(self, folder: Path) -> dict[Path, str | None]:
-        if folder not in self._listed:
-            self._listed[folder] = read_manifest(folder)[0]
-        return self._listed[folder]
+        self._manifest: Callable[[Path], dict[Path, str | None]] = functools.cache(
+            lambda folder: read_manifest(folder)[0])  # each folder's, read once
 
     def __contains__(self, path: object) -> bool:
         if not isinstance(path, (str, os.PathLike)):
@@ -413,9 +411,6 @@ def overlay_picture(pred: Prediction, palette: np.ndarray, style: PictureStyle) 
 def outputs_complete(source: PathLike, files: OutputFiles) -> bool:
     """Whether every output in ``files`` of the input ``source`` is written: each present (they
     are written whole) and the label PNG of the input's upright size."""
-    from fcnseg.data.images import upright_size
-    from fcnseg.data.rasters import raster_info
-
     if not all(Path(p).is_file() for p in files.all()):
         return False
     try:

@@ -1,31 +1,214 @@
-"""``fcnseg predict`` for files at the model's pace: images read ahead, segmented in batches
-and their outputs written behind, in threads beside the forward passes; results come back in
-input order, and the files are byte for byte those of one file after another.
-"""
+"""The work of ``fcnseg predict``, from its inputs to the files it writes.
+Inputs are planned (:func:`plan_inputs`, :func:`left_to_do`); images read ahead, segmented in
+batches and written behind in threads, byte for byte as one file after another
+(:func:`predict_files`); rasters by tiles into label GeoTIFFs (:func:`segment_rasters`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import contextlib
+import importlib.util
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import astuple, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from fcnseg.inference.files import FileOutcome, OutputOptions, write_predictions
+from fcnseg.data.images import DEFAULT_MAX_PIXELS, ImageError, upright_size
+from fcnseg.data.rasters import open_raster
+from fcnseg.inference import rasters
+from fcnseg.inference.files import (
+    FileOutcome,
+    OutputFiles,
+    OutputOptions,
+    outputs_complete,
+    write_predictions,
+    written_by,
+)
+from fcnseg.inference.modalities import given_modality, is_companion_file, segment_modalities
 from fcnseg.inference.prefetch import segment_files as segment_files  # re-exported
 from fcnseg.inference.segmenter import Segmenter
+from fcnseg.inference.visualize import PictureStyle
+
+#: ``report(line)``: where a run's one-line messages go.
+Report = Callable[[str], None]
+#: ``gather(obj)``: every process's ``obj`` of a run under torchrun, in rank order.
+Gather = Callable[[Any], list[Any]]
+Inputs = list[tuple[Path, str]]
+
+
+@dataclass
+class Plan:
+    """What process ``rank`` of a run's ``world_size`` segments: ``images`` and ``rasters`` (file,
+    output name), its other modalities' folders (None: colour alone), the inputs no output
+    replaces, its ``share`` of each raster's tile rows where shared; ``gather`` among them."""
+
+    images: Inputs
+    rasters: Inputs
+    input_dirs: dict[str, Path] | None
+    protected: frozenset[Path]
+    share: tuple[int, int] | None
+    rank: int
+    world_size: int
+    gather: Gather
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def plan_inputs(seg: Segmenter, inputs: Inputs, *, max_pixels: int | None,
+                input_dirs: Sequence[str], rank: int, world_size: int, gather: Gather) -> Plan:
+    """Process ``rank``'s share of ``inputs``: images, and rasters by ``seg``'s raster tiles
+    (``TILING_RULE``, one rule for every model); ``input_dirs``: ``--input-dir``'s items."""
+    tiled = [(p, n) for p, n in inputs
+             if rasters.needs_tiling(p, max_pixels or DEFAULT_MAX_PIXELS, seg.tiles.tile)]
+    images = [item for item in inputs if item not in tiled]
+    folders, given_as = _modality_folders(input_dirs, seg.input_names, images)
+    if folders is not None:
+        # a folder given as INPUT holds the companions (x_hha.png, hha/x.png) of its images
+        beside = [m for m in seg.input_names if m != given_as and m not in folders]
+        if beside:
+            images = [(path, name) for path, name in images
+                      if not is_companion_file(path, beside)]
+        if not images:
+            raise FileNotFoundError(f"nothing to segment: every INPUT is another image's "
+                                    f"{'/'.join(seg.input_names)} companion file")
+    # An output must never replace an input (--out is the input folder, which holds a
+    # ground-truth "x_label.png" next to "x.png"): such an input is refused, not overwritten.
+    protected = frozenset(path.resolve() for path, _ in [*images, *tiled])
+    # Fewer rasters than processes: every process takes a share of each raster's tile rows.
+    share = (rank, world_size) if 0 < len(tiled) < world_size else None
+    if world_size > 1:
+        images = images[rank::world_size]
+        tiled = tiled if share else tiled[rank::world_size]
+    return Plan(images, tiled, folders, protected, share, rank, world_size, gather)
+
+
+def _modality_folders(items: Sequence[str], input_names: tuple[str, ...], inputs: Inputs
+                      ) -> tuple[dict[str, Path] | None, str]:
+    """``{modality: folder}`` (None: colour alone) and the INPUTs' modality; a shared folder
+    is refused: each image would silently be its own other input."""
+    dirs: dict[str, Path] = {}
+    for item in items:
+        modality, sep, folder = item.partition("=")
+        if not sep or not modality or not folder:
+            raise ValueError(f"--input-dir: expected MODALITY=DIR, got {item!r}")
+        if modality not in input_names:
+            raise ValueError(f"--input-dir: the model takes the inputs {list(input_names)}, not "
+                             f"{modality!r}")
+        if not Path(folder).is_dir():
+            raise FileNotFoundError(f"--input-dir {item}: {folder} is not a folder")
+        dirs[modality] = Path(folder)
+    if not dirs and input_names == ("color",):
+        return None, "color"
+    try:
+        given = given_modality(input_names, dirs)
+    except ValueError as e:
+        raise ValueError(f"--input-dir: {e}") from None
+    owner: dict[Path, str] = {}
+    for modality, folder in dirs.items():
+        real = folder.resolve()
+        if real in owner:
+            raise ValueError(f"--input-dir {modality}={folder}: the same folder as --input-dir "
+                             f"{owner[real]}={dirs[owner[real]]}; each input needs its own")
+        owner[real] = modality
+    for path, _ in inputs:
+        modality = owner.get(path.parent.resolve())
+        if modality is not None:
+            raise ValueError(f"--input-dir {modality}={dirs[modality]}: the same folder as the "
+                             f"{given} images given ({path.name} is in it), so each image would be "
+                             f"its own {modality} input; give the folder of the {modality} images")
+    return dirs, given
+
+
+def first_size(inputs: Inputs) -> tuple[int, int]:
+    """(height, width) of the first readable input: compiled models warm up at that size."""
+    for path, _ in inputs[:8]:
+        try:
+            return upright_size(path)[::-1]  # (height, width)
+        except (OSError, ValueError):
+            continue
+    return 256, 256
+
+
+@dataclass
+class Tally:
+    """What a run did to its inputs: written, failed (each said as it fails) or skipped as
+    complete; and the annotations not written (the inputs' own outputs are)."""
+
+    written: int = 0
+    failed: int = 0
+    skipped: int = 0
+    annotation_problems: int = 0
+
+    def count(self, problem: str | None, report: Report, *, complete: bool = False) -> None:
+        """One input's outcome: written (or complete already: skipped), or ``problem`` said."""
+        if problem is not None:
+            report(problem)
+            self.failed += 1
+        elif complete:
+            self.skipped += 1
+        else:
+            self.written += 1
+
+    def gathered(self, plan: Plan) -> Tally:
+        """Every process's counts summed."""
+        shares = [astuple(share) for share in plan.gather(self)]
+        return Tally(*map(sum, zip(*shares, strict=True)))
+
+
+def left_to_do(plan: Plan, expected: Callable[..., OutputFiles], out_dir: Path,
+               jobs_now: tuple[str, Callable[[], str]], report: Report) -> tuple[Inputs, int]:
+    """``--skip-complete``: the images whose outputs this job (``jobs_now``: its name, and as
+    earlier versions named it) has not all written, and how many are skipped; one line says
+    why the others are predicted again."""
+    job, earlier = jobs_now
+    writers = written_by(out_dir)
+    todo, skipped, other, unrecorded = [], 0, 0, 0
+    for path, name in plan.images:
+        files = expected(name=name)
+        if not outputs_complete(path, files):
+            todo.append((path, name))
+            continue
+        jobs = {writers.get(p) for p in files.all()}
+        if jobs == {job} or (None not in jobs and jobs <= {job, earlier()}):
+            skipped += 1
+            continue
+        todo.append((path, name))
+        if jobs - {job, None}:  # (not the earlier name of this job: that was skipped)
+            other += 1
+        else:
+            unrecorded += 1
+    other, unrecorded = map(sum, zip(*plan.gather((other, unrecorded)), strict=True))
+    reasons = []
+    if other:
+        reasons.append(f"the outputs of {other} image(s) were written by another model or "
+                       f"with other settings")
+    if unrecorded:
+        reasons.append(f"{'those' if other else 'the outputs'} of {unrecorded} image(s) have "
+                       f"no record of the model that wrote them (an older fcnseg, or a run "
+                       f"stopped while writing them)")
+    if reasons and plan.is_main:
+        report(f"{out_dir}: {' and '.join(reasons)}; predicted again")
+    return todo, skipped
 
 
 def predict_files(segmenter: Segmenter, inputs: Sequence[tuple[Path, str]], out_dir: Path,
                   options: OutputOptions = OutputOptions(), *, batch_size: int = 4,
-                  workers: int | None = None,
-                  warn: Callable[[str], None] | None = None) -> Iterator[FileOutcome]:
+                  workers: int | None = None, warn: Callable[[str], None] | None = None,
+                  input_dirs: Mapping[str, Path] | None = None) -> Iterator[FileOutcome]:
     """Read, segment and write ``inputs`` (file, output name) into ``out_dir`` as ``fcnseg
-    predict`` does for colour images, reading and writing in ``workers`` threads each (0: all
-    in the calling thread); one :class:`FileOutcome` per input, in order. ``warn`` is told the
-    first :meth:`Segmenter.dim_image_warning`."""
-    predictions = segment_files(segmenter, inputs, batch_size=batch_size,
-                                return_probs=options.probs_wanted, read_workers=workers)
-    if warn is not None:
-        predictions = _warning_once_if_dim(predictions, segmenter, warn)
+    predict`` does, reading and writing in ``workers`` threads each (0: all in the calling
+    thread); one :class:`FileOutcome` per input, in order. ``warn`` is told the first
+    :meth:`Segmenter.dim_image_warning`; ``input_dirs``: :func:`segment_modalities`' folders."""
+    if input_dirs is not None:
+        predictions = segment_modalities(segmenter, inputs, input_dirs,
+                                         return_probs=options.needs_probs)
+    else:
+        predictions = segment_files(segmenter, inputs, batch_size=batch_size,
+                                    return_probs=options.probs_wanted, read_workers=workers)
+        if warn is not None:
+            predictions = _warning_once_if_dim(predictions, segmenter, warn)
     yield from write_predictions(predictions, out_dir, segmenter.palette, options,
                                  workers=workers, pending=2 * batch_size)
 
@@ -40,3 +223,108 @@ def _warning_once_if_dim(predictions: Iterable[tuple[Path, str, Any]], segmenter
             warn(line)
             warned = True
         yield path, name, pred
+
+
+@dataclass(frozen=True)
+class RasterRun:
+    """How :func:`segment_rasters` writes: by ``tiles``, the model by ``model_ids`` (now, and
+    as earlier versions named it); lines to ``report``, a bar ``progress(tiles, desc=...)``."""
+
+    tiles: rasters.TileSettings
+    model_ids: tuple[str, Callable[[], str]]
+    style: PictureStyle
+    report: Report
+    progress: Callable[..., AbstractContextManager[Any]]
+
+
+def segment_rasters(seg: Segmenter, plan: Plan, out_dir: Path, run: RasterRun,
+                    tally: Tally) -> None:
+    """Each raster of ``plan`` by tiles into ``NAME.tif`` and ``NAME_overlay.png``, resumed."""
+    current, earlier = run.model_ids
+    for path, name in plan.rasters:
+        out = out_dir / f"{name}.tif"
+        recorded = rasters.recorded_model_id(out)
+        # a raster an earlier version began or finished for this model goes on under its id
+        model_id = recorded if recorded not in (None, current) and recorded == earlier() \
+            else current
+        job = rasters.RasterJob(model_id=model_id, model_name=seg.checkpoint_path or "",
+                                palette=seg.palette)
+        # from an earlier run of this same model and settings
+        complete = rasters.output_complete(out, path, seg.class_names, run.tiles, model_id)
+        if plan.share is None or complete:
+            problem = _segment_raster(seg, (path, out), job, run, plan.protected)
+        else:  # this process's share of its tile rows, which rank 0 joins
+            problem = _segment_raster(seg, (path, rasters.part_path(out, plan.share[0])),
+                                      replace(job, part=plan.share), run, plan.protected)
+            problem = next((p for p in plan.gather(problem) if p is not None), None)
+            if problem is None and plan.is_main:
+                rasters.merge_parts(path, out, seg.class_names, run.tiles, plan.share[1],
+                                    model_id=model_id, model_name=job.model_name,
+                                    palette=seg.palette)
+            plan.gather(None)  # the others wait for the merged output
+        if plan.share is None or plan.is_main:  # rank 0 counts the raster it merged
+            if problem is None:
+                problem = _raster_preview(seg, path, out, run.style)
+            tally.count(problem, run.report, complete=complete)
+
+
+def _segment_raster(seg: Segmenter, files: tuple[Path, Path], job: rasters.RasterJob,
+                    run: RasterRun, protected: frozenset[Path]) -> str | None:
+    """A raster (or a share of its rows, ``job.part``) by tiles into ``out``; a problem line."""
+    path, out = files
+    if out.resolve() in protected:
+        return f"{path}: its output {out} would replace an input; not segmented"
+    if importlib.util.find_spec("rasterio") is None:  # label GeoTIFFs are written with it
+        return (f"{path}: segmenting a raster by tiles into a GeoTIFF needs rasterio "
+                f"(pip install 'fcnseg[geo]')")
+    bars: list[Any] = []  # the tiles' bar, begun when predict_raster says how many
+
+    def start(count: int, total: int, resumed_from_row: int) -> None:
+        if resumed_from_row:
+            run.report(f"{out}: resuming at row {resumed_from_row:,} ({count:,} of {total:,} "
+                       f"tiles left)")
+        bars.append(stack.enter_context(run.progress(count, desc=f"predict {path.name}")))
+
+    try:
+        with open_raster(path) as reader:
+            info = reader.info
+        job = replace(job, bands=rasters.model_bands(seg, info), started=start,
+                      progress=lambda count: bars[0].update(count),  # after start
+                      nodata=seg.input_convention.nodata)
+        with contextlib.ExitStack() as stack:
+            try:
+                outcome = rasters.predict_raster(rasters.segmenter_tile_fn(seg, info), path,
+                                                 out, seg.class_names, run.tiles, job)
+            except KeyboardInterrupt:
+                rows = rasters.rows_written(out)
+                run.report(f"{out}: stopped before its first rows were written; run the same "
+                           f"command again" if rows <= 0 else f"{out}: stopped with {rows:,} of "
+                           f"{info.height:,} rows written, which are kept; run the same "
+                           f"command again to continue from there")
+                raise
+    except ImageError as e:
+        return str(e)
+    if outcome.skipped:
+        run.report(f"{out} is complete already; skipped")
+    elif outcome.replaced:
+        run.report(f"{out}: written by another model or with other settings; predicted again")
+    if outcome.removed:
+        run.report(f"{out}: removed the earlier run's "
+                   f"{' and '.join(p.name for p in outcome.removed)} (not written with these "
+                   f"settings)")
+    return None
+
+
+def _raster_preview(seg: Segmenter, path: Path, out: Path, style: PictureStyle) -> str | None:
+    """``NAME_overlay.png`` beside a label raster (a problem as one line)."""
+    preview = out.with_name(f"{out.stem}_overlay.png")
+    if preview.is_file() and preview.stat().st_mtime >= out.stat().st_mtime:
+        return None  # written with this label raster
+    try:
+        with open_raster(path) as reader:
+            bands = rasters.model_bands(seg, reader.info)
+        rasters.write_raster_preview(path, out, preview, seg.palette, seg.class_names, bands=bands,
+                             band_names=seg.input_convention.bands, style=style)
+    except ImageError as e:
+        return str(e)
+    return None

@@ -487,6 +487,34 @@ def test_a_zip_given_for_a_json_format_is_one_line_and_nothing_is_unpacked(
                               f"the JSON file it holds")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["task.zip"]
 
+
+def test_a_folder_unpacked_from_another_export_zip_of_that_name_is_refused(
+        tmp_path: Path) -> None:
+    archive = zipped(write_source("cvat", tmp_path / "task"))
+    import_annotations("cvat", archive, tmp_path / "out")
+    (tmp_path / "new").mkdir()
+    newer = zipped(write_source("cvat", tmp_path / "new" / "task", stem="j"))
+    shutil.move(newer, archive)  # the export downloaded again, over the first
+    with pytest.raises(ValueError) as err:
+        import_annotations("cvat", archive, tmp_path / "out2")
+    assert str(err.value) == (f"{archive}: {tmp_path / 'task'} beside it holds another "
+                              f"'annotations.xml' than the archive (unpacked from another "
+                              f"archive, or changed since): remove it to unpack the archive "
+                              f"again, or give the folder to read it")
+    assert not (tmp_path / "out2").exists()
+
+
+def test_an_export_zipped_with_its_folder_is_read_below_that_folder(tmp_path: Path) -> None:
+    write_source("cvat", tmp_path / "direct")
+    import_annotations("cvat", tmp_path / "direct", tmp_path / "want")
+    write_source("cvat", tmp_path / "zipped" / "my task")
+    archive = zipped(tmp_path / "zipped")  # members 'my task/annotations.xml', ...
+    report = import_annotations("cvat", archive, tmp_path / "out")
+    assert report.written == ["i0", "i1", "i2"] and not report.errors
+    for k in range(3):
+        assert (read_mask(tmp_path / "out", f"i{k}") == read_mask(tmp_path / "want", f"i{k}")
+                ).all()
+
 # -- Importing into a folder imported into before -------------------------------------------------
 
 def test_masks_an_import_replaces_are_counted_in_one_line(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import os
 import shlex
 import shutil
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -97,20 +98,34 @@ FOLDER_FORMATS = ("labelme", "cvat-mask", "cvat")
 
 def unpacked(src: Path, fmt: str = "cvat") -> tuple[Path, str | None]:
     """A zip archive (what CVAT's "Export task dataset" downloads) as the folder beside it
-    that holds its members, unpacked now (as ``unzip`` would: member paths leaving it, links
-    and a decompression bomb refused in one line) or before, and a line saying which; any
-    other ``src`` as it is. The folder appears whole or not at all (an unpacking that fails
-    or is interrupted leaves nothing read later as unpacked). A format read from one file
-    (COCO, Label Studio) takes no archive: one line, nothing written."""
+    that holds its members (below their one top folder, when they share one), unpacked now (as
+    ``unzip`` would: member paths leaving it, links and a decompression bomb refused in one
+    line) or before (its files the archive's, else refused in one line), and a line saying
+    which; any other ``src`` as it is. The folder appears whole or not at all (an unpacking
+    that fails or is interrupted leaves nothing read later as unpacked). A format read from
+    one file (COCO, Label Studio) takes no archive: one line, nothing written."""
     if not (src.is_file() and zipfile.is_zipfile(src)):
         return src, None
     if fmt not in FOLDER_FORMATS:
         raise ValueError(f"{printable(src)}: a zip archive, not a JSON file: unpack it and "
                          f"give the JSON file it holds")
     folder = src.with_suffix("") if src.suffix else src.with_name(f"{src.name}_unpacked")
-    if folder.exists():
-        return folder, (f"{printable(src)}: read from {printable(folder)}, unpacked before "
-                        f"(remove it to unpack the archive again)")
+    if not folder.exists():
+        _unpack(src, folder)
+        line = f"{printable(src)}: unpacked into {printable(folder)}"
+    elif (other := _member_differing(src, folder)) is not None:
+        raise ValueError(f"{printable(src)}: {printable(folder)} beside it holds another "
+                         f"{other!r} than the archive (unpacked from another archive, or "
+                         f"changed since): remove it to unpack the archive again, or give "
+                         f"the folder to read it")
+    else:
+        line = (f"{printable(src)}: read from {printable(folder)}, unpacked before "
+                f"(remove it to unpack the archive again)")
+    return folder / _top_folder(src), line
+
+
+def _unpack(src: Path, folder: Path) -> None:
+    """Unpacks the zip archive ``src`` into ``folder``, which appears once whole."""
     if (problem := zip_expansion_problem(src, ARCHIVE_EXPANSION)) is not None:
         raise ValueError(f"{printable(src)}: {problem}")
     partial = folder.with_name(f".{folder.name}.unpacking-{os.getpid()}")
@@ -125,7 +140,37 @@ def unpacked(src: Path, fmt: str = "cvat") -> tuple[Path, str | None]:
                          f"that folder") from None
     finally:
         shutil.rmtree(partial, ignore_errors=True)
-    return folder, f"{printable(src)}: unpacked into {printable(folder)}"
+
+
+def _member_differing(src: Path, folder: Path) -> str | None:
+    """The first file of the zip archive ``src`` that ``folder`` lacks or holds other bytes
+    of (by size, then CRC-32), or None."""
+    with zipfile.ZipFile(src) as z:
+        for info in z.infolist():
+            if info.is_dir():
+                continue
+            path = folder / info.filename
+            try:
+                if path.stat().st_size != info.file_size:
+                    return info.filename
+                crc = 0
+                with path.open("rb") as f:
+                    while chunk := f.read(1 << 20):
+                        crc = zlib.crc32(chunk, crc)
+            except OSError:
+                return info.filename
+            if crc != info.CRC:
+                return info.filename
+    return None
+
+
+def _top_folder(src: Path) -> str:
+    """The one folder a zip archive's members all lie in (a folder zipped whole, macOS's
+    ``__MACOSX/`` aside), else ''."""
+    with zipfile.ZipFile(src) as z:
+        names = [n for n in z.namelist() if not n.startswith("__MACOSX/")]
+    tops = {n.split("/", 1)[0] for n in names}
+    return tops.pop() if len(tops) == 1 and all("/" in n for n in names) else ""
 
 
 @dataclass(frozen=True)

@@ -299,3 +299,10 @@ def test_band_statistics_are_the_training_splits_that_training_normalises_by(tmp
     assert mean == 1100.0
     [red] = [line.split() for line in out.splitlines() if line.startswith("red ")]
     assert float(red[3]) == mean  # band, min, max, mean, ...
+
+
+def test_an_unknown_dataset_is_named_as_it_was_typed(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["check-data", "--dataset", "cvat-masks", "--root", "x"])
+    assert "argument --dataset: invalid choice: 'cvat-masks' (choose from 'synthetic', " \
+        in capsys.readouterr().err

@@ -553,3 +553,10 @@ def test_the_import_takes_the_cvat_mask_format_in_either_spelling(tmp_path: Path
     for spelling in ("cvat-mask", "cvat_mask"):
         assert main(["import", spelling, str(root), "--out", str(tmp_path / spelling)]) == 0
         assert read_mask(tmp_path / spelling, "i1").max() == 2
+
+
+def test_an_unknown_import_format_is_named_as_it_was_typed(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["import", "coco_json", "x", "--out", str(tmp_path / "out")])
+    assert "argument FORMAT: invalid choice: 'coco_json' (choose from 'labelme', 'coco', " \
+           "'cvat-mask', 'cvat', 'labelstudio')" in capsys.readouterr().err

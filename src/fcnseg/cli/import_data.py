@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from fcnseg.cli.options import spelled_either_way
 from fcnseg.data.annotations import (
     FORMATS,
     ImportOptions,
@@ -31,7 +32,7 @@ FORMAT_HELP = {
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("format", choices=FORMATS, metavar="FORMAT",  # cvat_mask as check-data
-                   type=lambda text: text.replace("_", "-"),
+                   type=spelled_either_way(FORMATS, "-"),
                    help="; ".join(f"{k}: {v}" for k, v in FORMAT_HELP.items()))
     p.add_argument("src", metavar="SRC", help="the annotations (see FORMAT)")
     p.add_argument("--out", required=True, help="the folder dataset to write")

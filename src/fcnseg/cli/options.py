@@ -33,10 +33,22 @@ DATASETS = ("synthetic", "voc", "sbd", "seg11valid", "folder", "pascal_context",
             "labelstudio")
 
 
-def dataset_name(text: str) -> str:
-    """A ``--dataset`` as given, ``-`` taken for ``_`` (``cvat-mask`` as fcnseg import spells
-    it: ``cvat_mask``)."""
-    return text.replace("-", "_")
+def spelled_either_way(choices: Sequence[str], joiner: str) -> Any:
+    """An argparse ``type`` taking ``-`` and ``_`` alike and giving the spelling of
+    ``choices`` (joined by ``joiner``); an unknown value is argparse's invalid-choice line
+    quoting it as given."""
+    def choice(text: str) -> str:
+        name = text.replace("-", joiner).replace("_", joiner)
+        if name not in choices:
+            raise argparse.ArgumentTypeError(
+                f"invalid choice: {text!r} (choose from {', '.join(map(repr, choices))})")
+        return name
+    return choice
+
+
+#: A ``--dataset`` as given, ``-`` taken for ``_`` (``cvat-mask`` as fcnseg import spells it:
+#: ``cvat_mask``).
+dataset_name = spelled_either_way(DATASETS, "_")
 
 
 #: What a dataset named on the command line starts from, before the options given.

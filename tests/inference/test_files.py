@@ -193,7 +193,8 @@ def test_the_run_record_changes_with_the_model_the_palette_and_the_pictures(segm
 
 
 def test_full_size_pictures_keep_the_run_record_of_earlier_versions(segmenter) -> None:
-    """--skip-complete finds the outputs of a run before --picture-max-side complete."""
+    """--skip-complete finds the outputs of a run before --picture-max-side and --no-overlay
+    complete."""
     import json
     from dataclasses import asdict
 
@@ -201,11 +202,12 @@ def test_full_size_pictures_keep_the_run_record_of_earlier_versions(segmenter) -
 
     palette = segmenter.palette
     style = asdict(PictureStyle())
-    del style["max_side"]
+    del style["max_side"], style["overlay"]
     earlier = content_digest(json.dumps({"model": "sha256=model", "palette": palette.tolist(),
                                          "style": style}, sort_keys=True, default=str).encode())
     assert outputs_job("sha256=model", palette, PictureStyle()) == earlier
     assert outputs_job("sha256=model", palette, PictureStyle(max_side=512)) != earlier
+    assert outputs_job("sha256=model", palette, PictureStyle(overlay=False)) != earlier
 
 
 def test_input_folders_are_the_folders_given_and_the_folder_part_of_patterns(tmp_path) -> None:

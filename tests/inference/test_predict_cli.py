@@ -393,3 +393,19 @@ def test_a_precision_asked_of_an_exported_model_is_said_not_to_apply(make_checkp
         summary = capsys.readouterr().out.strip().splitlines()[-1]
         assert ", precision fp32 (onnxruntime)" in summary
         assert ("; --precision bf16 does not apply to it" in summary) is note
+
+
+def test_no_overlay_writes_the_label_pngs_alone_and_they_count_as_complete(
+        make_checkpoint, smooth_image, tmp_path, capsys) -> None:
+    Image.fromarray(smooth_image).save(tmp_path / "x.png")
+    out = tmp_path / "out"
+    for extra in ([], ["--skip-complete"]):
+        assert main(["predict", "--checkpoint", str(make_checkpoint("same")),
+                     str(tmp_path / "x.png"), "--out", str(out), "--no-progress",
+                     "--no-overlay", *extra]) == 0
+    assert sorted(p.name for p in out.glob("*.png")) == ["x_label.png"]
+    assert "1 complete already, skipped" in capsys.readouterr().out.strip().splitlines()[-1]
+    assert main(["predict", "--checkpoint", str(make_checkpoint("same")),
+                 str(tmp_path / "x.png"), "--out", str(out), "--no-progress",
+                 "--skip-complete"]) == 0  # overlays asked now: predicted again
+    assert (out / "x_overlay.png").is_file()

@@ -170,6 +170,8 @@ def _add_pictures(p: argparse.ArgumentParser) -> None:
                         "colour bar on each heatmap (--no-legend: pictures at the image's size)")
     p.add_argument("--outlines", action="store_true",
                    help="outline each class's regions in the overlay")
+    p.add_argument("--overlay", action=argparse.BooleanOptionalAction, default=True,
+                   help="write NAME_overlay.png beside each label PNG (--no-overlay: labels only)")
     p.add_argument("--blend-background", action="store_true",
                    help="tint background pixels too (by default the background class, the "
                         "one dataset.yaml declares with background: or else one named "
@@ -281,7 +283,8 @@ def _write(args: argparse.Namespace, seg: Segmenter, plan: Plan,
     job = outputs_job(ids[0], seg.palette, style) if plan.images else ""
     if args.skip_complete:
         expected = partial(output_files, out_dir, class_names=seg.class_names,
-                           heatmap_classes=heat_classes, probs=args.probs, uncertainty=kinds)
+                           heatmap_classes=heat_classes, probs=args.probs, uncertainty=kinds,
+                           overlay=args.overlay)
         earlier = cache(lambda: outputs_job(ids[1](), seg.palette, style))
         plan.images, tally.skipped = left_to_do(plan, expected, out_dir, (job, earlier),
                                                 _report)
@@ -372,7 +375,7 @@ def _picture_style(args: argparse.Namespace, seg: Segmenter) -> PictureStyle:
     return PictureStyle(
         alpha=args.alpha, colormap=args.colormap, legend=args.legend, outlines=args.outlines,
         unblended=unblended, heatmap_over_photo=args.heatmap_over_photo,
-        max_side=args.picture_max_side)
+        max_side=args.picture_max_side, overlay=args.overlay)
 
 
 def _segment_images(args: argparse.Namespace, seg: Segmenter, plan: Plan,

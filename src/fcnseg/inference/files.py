@@ -116,9 +116,9 @@ def written_by(out_dir: PathLike) -> dict[Path, str | None]:
 def outputs_job(model_id: str, palette: np.ndarray, style: PictureStyle) -> str:
     """What names a run's image outputs in the manifest (``sha256=HEX``): the model
     (:func:`fcnseg.inference.rasters.model_identity`), the colours and the style."""
-    drawn = asdict(style)
-    if drawn["max_side"] is None:  # as runs before the option named the full-size pictures
-        del drawn["max_side"]
+    # Without the defaults of later options: as runs before them named the same outputs.
+    drawn = {k: v for k, v in asdict(style).items()
+             if (k, v) not in (("max_side", None), ("overlay", True))}
     described = {"model": model_id, "palette": np.asarray(palette).tolist(), "style": drawn}
     return content_digest(json.dumps(described, sort_keys=True, default=str).encode())
 
@@ -273,15 +273,15 @@ class OutputFiles:
     """The files written for one input (``probs`` is None unless asked for)."""
 
     label: Path
-    overlay: Path
+    overlay: Path | None  # None: labels only (--no-overlay)
     heatmaps: dict[int, Path] = field(default_factory=dict)
     uncertainty: dict[str, Path] = field(default_factory=dict)
     probs: Path | None = None
 
     def all(self) -> list[Path]:
         """Every file, in the order they are written."""
-        return [self.label, self.overlay, *self.heatmaps.values(), *self.uncertainty.values(),
-                *([self.probs] if self.probs is not None else [])]
+        return [p for p in (self.label, self.overlay, *self.heatmaps.values(),
+                            *self.uncertainty.values(), self.probs) if p is not None]
 
 
 #: Names of the raw uncertainty maps in ``NAME_probs.npz``.
@@ -290,7 +290,7 @@ _NPZ_NAMES = {"entropy": "entropy", "maxprob": "maxprob_uncertainty"}
 
 def output_files(out_dir: PathLike, name: str, class_names: Sequence[str],
                  heatmap_classes: Iterable[int] = (), probs: bool = False,
-                 uncertainty: Iterable[str] = ()) -> OutputFiles:
+                 uncertainty: Iterable[str] = (), overlay: bool = True) -> OutputFiles:
     """Where the outputs of the input called ``name`` go (``name`` may hold subfolders), heatmaps
     by class name (``potted plant`` → ``NAME_heatmap_potted_plant.png``)."""
     stem = Path(out_dir) / name
@@ -298,7 +298,7 @@ def output_files(out_dir: PathLike, name: str, class_names: Sequence[str],
              for c in heatmap_classes}
     return OutputFiles(
         label=Path(f"{stem}_label.png"),
-        overlay=Path(f"{stem}_overlay.png"),
+        overlay=Path(f"{stem}_overlay.png") if overlay else None,
         heatmaps={c: Path(f"{stem}_heatmap_{part}.png") for c, part in parts.items()},
         uncertainty={k: Path(f"{stem}_uncertainty_{k}.png") for k in uncertainty},
         probs=Path(f"{stem}_probs.npz") if probs else None,
@@ -349,7 +349,7 @@ def write_prediction(out_dir: PathLike, name: str, pred: Prediction, palette: np
     say (:func:`reserve_outputs`, :func:`write_outputs`; no ``observe``): where they went."""
     files = reserve_outputs(out_dir, name, pred, heatmap_classes=options.heatmaps_for(pred),
                             uncertainty=options.uncertainty, probs=options.probs,
-                            protected=options.protected)
+                            protected=options.protected, overlay=options.style.overlay)
     write_outputs(files, pred, palette, options.style)
     if options.job:
         record_written(out_dir, options.job, files.all())
@@ -358,8 +358,8 @@ def write_prediction(out_dir: PathLike, name: str, pred: Prediction, palette: np
 
 def reserve_outputs(out_dir: PathLike, name: str, pred: Prediction, *,
                     heatmap_classes: Iterable[int] = (), uncertainty: Sequence[str] = (),
-                    probs: bool = False, protected: Collection[Path] = frozenset()
-                    ) -> OutputFiles:
+                    probs: bool = False, protected: Collection[Path] = frozenset(),
+                    overlay: bool = True) -> OutputFiles:
     """The first half of :func:`write_prediction`: check that the outputs of ``pred`` may be
     written (a :class:`FileExistsError` where one would replace a ``protected`` path, the
     probabilities present where needed), create their folder and list them in the manifest."""
@@ -367,7 +367,8 @@ def reserve_outputs(out_dir: PathLike, name: str, pred: Prediction, *,
     if (heatmap_classes or uncertainty or probs) and pred.probs is None:
         raise ValueError("heatmaps, uncertainty maps and probabilities need a prediction made "
                          "with return_probs=True")
-    files = output_files(out_dir, name, pred.class_names, heatmap_classes, probs, uncertainty)
+    files = output_files(out_dir, name, pred.class_names, heatmap_classes, probs, uncertainty,
+                         overlay)
     clash = [path for path in files.all() if path.resolve() in protected]
     if clash:
         raise FileExistsError(f"its output would overwrite the input {clash[0]}")
@@ -383,8 +384,9 @@ def write_outputs(files: OutputFiles, pred: Prediction, palette: np.ndarray,
     save_label_png(files.label, pred.label, palette)
     size = picture_size(*pred.label.shape[:2], style.max_side)
     photo = shrunk(pred.image, size)
-    save_png(files.overlay, overlay_picture(
-        replace(pred, image=photo, label=shrunk(pred.label, size, nearest=True)), palette, style))
+    if files.overlay is not None:
+        save_png(files.overlay, overlay_picture(replace(
+            pred, image=photo, label=shrunk(pred.label, size, nearest=True)), palette, style))
     uncertainty = list(files.uncertainty)
     doubt = uncertainty_maps(pred.probs, uncertainty) if uncertainty else {}
     maps = [(path, pred.class_probs(c), 1.0, f"P({pred.class_names[c]})")
@@ -474,13 +476,13 @@ def _write_job(path: Path, name: str, pred: Prediction | Exception, out_dir: Pat
     try:
         files = reserve_outputs(out_dir, name, pred, heatmap_classes=options.heatmaps_for(pred),
                                 uncertainty=options.uncertainty, probs=options.probs,
-                                protected=options.protected)
+                                protected=options.protected, overlay=options.style.overlay)
         todo.append((files, pred, palette, style))
         # Each further head (SIFT Flow): NAME_<head>_label.png, overlay, NAME_<head>_probs.npz
         for head, head_pred in list(pred.heads.items())[1:]:
             files = reserve_outputs(out_dir, f"{name}_{head}", head_pred,
                                     probs=options.probs and head_pred.probs is not None,
-                                    protected=options.protected)
+                                    protected=options.protected, overlay=style.overlay)
             todo.append((files, head_pred, distinct_palette(head_pred.class_names), plain))
     except (OSError, ValueError) as e:
         stopped = e

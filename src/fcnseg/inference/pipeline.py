@@ -263,7 +263,7 @@ def segment_rasters(seg: Segmenter, plan: Plan, out_dir: Path, run: RasterRun,
                                     palette=seg.palette)
             plan.gather(None)  # the others wait for the merged output
         if plan.share is None or plan.is_main:  # rank 0 counts the raster it merged
-            if problem is None:
+            if problem is None and run.style.overlay:
                 problem = _raster_preview(seg, path, out, run.style)
             tally.count(problem, run.report, complete=complete)
 

@@ -456,7 +456,7 @@ class PictureStyle:
     (usually the background); ``legend``, a legend beside overlays, a title and colour bar on
     heatmaps; ``heatmap_over_photo``, heatmaps over the photo at ``alpha``; ``max_side``,
     the pictures drawn at most that many pixels on the photo's longer side (None: the photo's
-    size; the label PNGs, the data, keep it always)."""
+    size; the label PNGs, the data, keep it always); ``overlay``: False writes none."""
 
     alpha: float = 0.5
     colormap: str = "viridis"
@@ -465,6 +465,7 @@ class PictureStyle:
     unblended: tuple[int, ...] = ()
     heatmap_over_photo: bool = False
     max_side: int | None = None
+    overlay: bool = True
 
 
 def picture_size(height: int, width: int, max_side: int | None) -> tuple[int, int]:

@@ -185,3 +185,13 @@ def test_predict_asks_for_the_heatmaps_classes_alone_and_writes_the_same_heatmap
                      "--heatmaps", "cat", *more, "--no-progress"]) == 0
     assert (tmp_path / "alone" / "big_heatmap_cat.png").read_bytes() == \
         (tmp_path / "with_probs" / "big_heatmap_cat.png").read_bytes()
+
+
+@pytest.mark.parametrize("limit", [None, LIMIT])  # whole, by tiles
+def test_probabilities_asked_for_a_class_the_model_lacks_are_refused_in_one_line(
+        monkeypatch: pytest.MonkeyPatch, limit: int | None) -> None:
+    if limit is not None:
+        monkeypatch.setattr(segmenter_module, "WHOLE_IMAGE_MAX_PIXELS", limit)
+    with pytest.raises(ValueError, match=r"return_probs: class index 4 is not one of the "
+                                         r"model's 4 classes \(0-3\)"):
+        local_segmenter(TILE).predict(photo(150, 170), return_probs=(1, 4))

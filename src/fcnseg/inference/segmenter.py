@@ -368,6 +368,10 @@ class Segmenter:
         if return_probs and self.labels_only:  # its "probabilities" would be 0s and 1s
             raise ValueError(labels_only_error(self.checkpoint_path or "the model",
                                                "return_probs=True"))
+        if isinstance(return_probs, tuple) and \
+                (bad := [c for c in return_probs if not 0 <= c < len(self.class_names)]):
+            raise ValueError(f"return_probs: class index {bad[0]} is not one of the model's "
+                             f"{len(self.class_names)} classes (0-{len(self.class_names) - 1})")
         images = list(images)
         inputs = [self._model_input(im) for im in images]
         self._warn_if_dim(images, [array for array, _, _ in inputs])

@@ -761,6 +761,20 @@ def test_background_label_amid_a_cvat_task_label_list_is_class_0(tmp_path: Path)
     assert report.classes == ["_background_", "road2", "road", "car"]
 
 
+def test_a_background_spelling_a_labels_file_lacks_is_said_when_drawn_as_class_0(
+        tmp_path: Path) -> None:
+    # Refused before background spellings were merged: now class 0, and said so.
+    (tmp_path / "labels.txt").write_text("__ignore__\n_background_\nroad\ncar\n")
+    xml = CVAT_XML.replace('label="road"', 'label="unlabeled"')
+    said: list[str] = []
+    import_annotations("cvat", cvat_source(tmp_path, xml), tmp_path / "out",
+                       ImportOptions(labels=tmp_path / "labels.txt"), report=said.append)
+    assert (read_mask(tmp_path / "out", "a")[20:] == 0).all()
+    assert [line for line in said if "'unlabeled'" in line] == [
+        f"{tmp_path / 'cvat'}: label 'unlabeled' imported as class 0 '_background_': a label "
+        f"named like background is class 0, whatever its spelling"]
+
+
 def test_cvat_mask_labelmap_of_two_labels_of_one_colour_is_refused_in_one_line(
         tmp_path: Path) -> None:
     src = cvat_mask_export(tmp_path, "background:0,0,0::\ncar:250,50,83::\n"

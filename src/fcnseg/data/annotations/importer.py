@@ -539,7 +539,11 @@ def _labels_for_import(found: Annotations, options: ImportOptions, earlier: dict
     if clash:
         raise ValueError(clash)
     of = f" of {printable(out / 'dataset.yaml')}" if existing else ""
-    for name in [n for n, k in labels.ids.items() if k == 0 and n != labels.classes[0]]:
+    # Those the labels grew by (labels.ids) or, with --labels, those drawn that it lacks.
+    used = [*labels.ids, *sorted({s.label for item in found.items for s in item.shapes
+                                  if s.kind != "point"})]
+    for name in [n for n in dict.fromkeys(used) if n != labels.classes[0]
+                 and (labels.ids.get(n) == 0 or labels.background_alias(n))]:
         say(f"{printable(src)}: label {name!r} imported as class 0 {labels.classes[0]!r}{of}: "
             f"a label named like background is class 0, whatever its spelling")
     _say_empty_classes(found, labels, len(existing or [BACKGROUND_LABEL]), options, say, src)

@@ -883,3 +883,20 @@ def test_classes_no_shape_of_the_import_draws_are_named_in_one_line(tmp_path: Pa
         f"'bicycle': a model trained on them learns outputs that never occur (evaluation leaves "
         f"them out); to leave them out, import with --labels LABELS.txt listing the classes to "
         f"keep"]
+
+
+def test_label_studio_reimport_naming_pictures_apart_sets_their_earlier_mask_aside(
+        tmp_path: Path) -> None:
+    urls = ["/data/local-files/?d=site_a/IMG_0001.jpg", "/data/local-files/?d=site_b/IMG_0001.jpg"]
+    for sub in ("site_a", "site_b"):
+        picture(tmp_path / "photos" / sub / "IMG_0001.jpg")
+    options, out = ImportOptions(images=tmp_path / "photos", val_fraction=0), tmp_path / "out"
+    earlier = import_annotations("labelstudio", label_studio_sites(tmp_path, urls[:1]), out,
+                                 options)
+    assert earlier.written == ["IMG_0001"]  # its name was its own then
+    report = import_annotations("labelstudio", label_studio_sites(tmp_path, urls), out, options)
+    assert sorted(report.written) == ["site_a__IMG_0001", "site_b__IMG_0001"]
+    assert sorted(p.stem for p in (out / "masks").iterdir()) == sorted(report.written)
+    assert [p.stem for p in (out / "stale_masks").iterdir()] == ["IMG_0001"]
+    assert (out / "train.txt").read_text().split() == sorted(report.written)
+    assert any("tells it apart" in line and "IMG_0001" in line for line in report.warnings)

@@ -211,6 +211,7 @@ class ImportReport:
     points: dict[str, list[str]] = field(default_factory=dict)  # point shapes, by image name
     replaced: list[str] = field(default_factory=list)  # written over an earlier import's mask
     stale: list[str] = field(default_factory=list)  # not imported, an earlier mask set aside
+    renamed: list[str] = field(default_factory=list)  # earlier names of pictures named apart
 
 
 def label_set_for(found: Annotations, options: ImportOptions,
@@ -449,6 +450,8 @@ def _import_items(found: Annotations, drawn: tuple[LabelSet, np.ndarray, dict[st
         mask.putpalette(palette.reshape(-1).tolist())
         mask.save(out / "masks" / f"{item.name}.png")
         result.written.append(item.name)
+        if item.former_name and (out / "masks" / f"{item.former_name}.png").is_file():
+            result.renamed.append(item.former_name)
         result.crowd.update(s.label for s in item.shapes if s.crowd)
         if not any(s.kind != "point" for s in item.shapes):
             result.background.append(item.name)
@@ -463,7 +466,17 @@ def _set_aside_stale(out: Path, result: ImportReport, warn: Callable[[str], None
     if result.replaced:
         warn(f"{len(result.replaced)} image(s) imported replaced the mask of that name in "
              f"{printable(masks)} (the first: {result.replaced[0]})")
-    stale = list(dict.fromkeys(n for n in result.stale if n not in result.written))
+    renamed = list(dict.fromkeys(n for n in result.renamed if n not in result.written))
+    if renamed:
+        (out / "stale_masks").mkdir(exist_ok=True)
+        for name in renamed:
+            os.replace(masks / f"{name}.png", out / "stale_masks" / f"{name}.png")
+        warn(f"{len(renamed)} mask(s) of an earlier import named a picture now imported under "
+             f"the name that tells it apart from another of its name (the first: "
+             f"{renamed[0]}), moved to {printable(out / 'stale_masks')} so that training does "
+             f"not use that picture twice")
+    stale = list(dict.fromkeys(n for n in result.stale
+                               if n not in result.written and n not in renamed))
     if stale:
         (out / "stale_masks").mkdir(exist_ok=True)
         for name in stale:

@@ -352,10 +352,10 @@ def read_labelstudio(src: Path, images: Path | None = None) -> Annotations:
         path = _task_picture(src, url, folders, searched, found, images)
         name = Path(url).name or url
         told = ends.apart(url)  # pictures of one name: by the end of path that tells apart
-        item = AnnotatedImage(name=sample_name(told) if told else
-                              Path(_UPLOAD_PREFIX.sub("", name)).stem, source=src,
+        own_name = Path(_UPLOAD_PREFIX.sub("", name)).stem
+        item = AnnotatedImage(name=sample_name(told) if told else own_name, source=src,
                               image_path=path, where=f"task {task.get('id', t)}",
-                              image_name=told or name)
+                              image_name=told or name, former_name=own_name if told else "")
         annotations = [a for a in map(fields_of, task.get("annotations") or [])
                        if a and not a.get("was_cancelled")]
         predictions = [p for p in map(fields_of, task.get("predictions") or []) if p]

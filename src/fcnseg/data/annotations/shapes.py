@@ -121,6 +121,9 @@ class AnnotatedImage:
     where: str = ""  # how messages name it in a file of several (``image 'a.jpg'``)
     image_name: str = ""  # the picture's name as the annotation file gives it
     broken: list[str] = field(default_factory=list)  # shapes that cannot be drawn
+    # The name an earlier import gave its picture, where it is now named apart from another
+    # picture of its name (IMG_0001 of site_a__IMG_0001): that mask is set aside.
+    former_name: str = ""
 
     def refuse_shape(self, line: str) -> None:
         """A shape that cannot be drawn: the image is left out, error names the first."""

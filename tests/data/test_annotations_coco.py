@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fcnseg.cli.main import main
-from fcnseg.data.annotations import import_annotations
+from fcnseg.data.annotations import ImportOptions, import_annotations
 from tests.data.test_annotations_formats import coco_file, read_mask
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -32,6 +32,29 @@ def test_two_images_of_one_id_are_one_line_naming_both_and_left_out(tmp_path: Pa
                              f"annotations cannot tell them apart; neither imported (give each "
                              f"image its own id)"]
 
+
+
+def test_one_image_listed_twice_alike_is_imported_once(tmp_path: Path) -> None:
+    path = coco_file(tmp_path, [{"id": 1, "image_id": 1, "category_id": 3,
+                                 "segmentation": SQUARE}], images=("a.jpg", "b.jpg"))
+    doc = json.loads(path.read_text())
+    doc["images"].append(dict(doc["images"][0]))  # merged files both listing it
+    path.write_text(json.dumps(doc))
+    report = import_annotations("coco", path, tmp_path / "out")
+    assert report.written == ["a"] and not report.errors
+    assert read_mask(tmp_path / "out", "a")[5, 5] == 1
+
+
+def test_a_file_name_with_a_line_break_is_named_on_one_line(tmp_path: Path) -> None:
+    path = coco_file(tmp_path, [], images=("a.jpg",))
+    doc = json.loads(path.read_text())
+    doc["images"].append({"id": 1, "file_name": "b\nerror: c.jpg", "height": 30, "width": 40})
+    path.write_text(json.dumps(doc))
+    report = import_annotations("coco", path, tmp_path / "out", ImportOptions(
+        empty_as_background=True))
+    assert report.errors == [f"{path}: images[1] ('b\\nerror: c.jpg') has the id 1 of "
+                             f"images[0] ('a.jpg'): annotations cannot tell them apart; neither "
+                             f"imported (give each image its own id)"]
 
 def test_an_empty_segmentation_is_said_so_naming_its_image(tmp_path: Path) -> None:
     path = coco_file(tmp_path, [

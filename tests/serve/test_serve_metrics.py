@@ -165,3 +165,15 @@ def test_two_apps_in_one_process_count_separately(segmenter):
         second.get("/healthz")
         assert _requests(_samples(first), "/healthz", "200") == 2
         assert _requests(_samples(second), "/healthz", "200") == 1
+
+
+def test_the_services_own_files_and_schema_are_counted_under_their_routes(client):
+    """The page's files (the /static mount) and /openapi.json are the service's, not
+    ``unmatched``; a missing static file is a 404 of /static."""
+    for path in ("/static/app.js", "/static/style.css", "/static/missing.js", "/openapi.json"):
+        client.get(path)
+    samples = _samples(client)
+    assert _requests(samples, "/static", "200") == 2
+    assert _requests(samples, "/static", "404") == 1
+    assert _requests(samples, "/openapi.json", "200") == 1
+    assert not any(dict(labels).get("route") == "unmatched" for _, labels in samples)

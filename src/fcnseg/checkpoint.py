@@ -489,6 +489,14 @@ def pretrained_config(model: nn.Module, class_names: Sequence[str], palette: Any
             **extra}
 
 
+def coco_categories_of(classes: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    """``{"coco_categories": ...}`` of a checkpoint's ``classes`` for those of ``names``
+    (what a pretrained config carries on, for ``predict --format coco``), else {}."""
+    coco = {n: dict(c) for n, c in fields_of(classes.get("coco_categories")).items()
+            if n in names}
+    return {"coco_categories": coco} if coco else {}
+
+
 def write_model_safetensors(path: Path, model: nn.Module, metadata: dict[str, str]) -> None:
     """The model's state dict as a ``.safetensors`` file, written whole or not at all."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -537,6 +545,7 @@ def save_checkpoint_safetensors(path: PathLike, checkpoint: PathLike | Mapping[s
                                int(classes["ignore_index"]), ckpt.get("metrics"),
                                _converted_from(ckpt),
                                **{k: ckpt[k] for k in ("temperature", "calibration") if k in ckpt})
+    config["classes"].update(coco_categories_of(classes, config["classes"]["names"]))
     # What a checkpoint as loaded holds beyond JSON's types (a path, a tensor) is kept as text.
     write_model_safetensors(Path(path), model, {METADATA_KEY: json.dumps(config, default=str)})
     return Path(path)

@@ -200,6 +200,17 @@ def test_a_training_run_folder_points_to_its_checkpoint(tmp_path: Path) -> None:
         load_checkpoint(run)
 
 
+def test_pretrained_folders_and_safetensors_keep_the_coco_categories(tmp_path: Path) -> None:
+    from fcnseg.checkpoint import save_checkpoint_safetensors
+
+    coco = {"car": {"id": 3, "supercategory": "vehicle"}}
+    ckpt = save_checkpoint(tmp_path / "m.pt", _model(3), class_names=["_background_", "car", "dog"],
+                           coco_categories=coco)
+    for converted in (save_pretrained(ckpt, tmp_path / "folder"),
+                      save_checkpoint_safetensors(tmp_path / "m.safetensors", ckpt)):
+        assert load_checkpoint(converted)["classes"]["coco_categories"] == coco
+
+
 def _spoilt_config(tmp_path: Path, spoil) -> Path:
     """A pretrained folder whose config.json ``spoil`` (config -> config) has rewritten."""
     folder = save_pretrained(_model(3), tmp_path / "spoilt", class_names=["a", "b", "c"])
@@ -217,6 +228,9 @@ def _spoilt_config(tmp_path: Path, spoil) -> Path:
      "classes.names: 1 names for a model with build_kwargs.num_classes=3"),
     (lambda c: {**c, "classes": {**c["classes"], "ignore_index": "x"}},
      "classes.ignore_index: expected an integer label value, got 'x'"),
+    (lambda c: {**c, "classes": {**c["classes"], "coco_categories": {"b": {"id": "3"}}}},
+     "classes.coco_categories: expected class names mapped to {id: integer, supercategory: "
+     "text}"),
 ])
 def test_a_config_json_that_lies_is_one_line_naming_it_and_the_field(
     tmp_path: Path, capsys: pytest.CaptureFixture, spoil, problem: str

@@ -20,6 +20,7 @@ from torch import nn
 from fcnseg.checkpoint import (
     as_checkpoint,
     build_model_from_checkpoint,
+    coco_categories_of,
     load_checkpoint,
     pretrained_config,
     write_model_safetensors,
@@ -59,6 +60,8 @@ def save_pretrained(model_or_checkpoint: nn.Module | PathLike | Mapping[str, Any
         ignore = int(classes["ignore_index"])
         metrics = metrics if metrics is not None else ckpt.get("metrics")
     config = pretrained_config(model, names, pal, ignore, metrics, None)
+    if not isinstance(model_or_checkpoint, nn.Module):
+        config["classes"].update(coco_categories_of(classes, names))
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     write_model_safetensors(folder / WEIGHTS_NAME, model, {"format": "pt"})

@@ -115,3 +115,13 @@ def test_check_data_names_the_image_of_a_shape_it_cannot_draw_without_importing(
     text = out.out + out.err
     assert "image 'a.jpg' annotation 13 (category 3): empty 'segmentation'" in text
     assert "not imported" not in text
+
+
+@pytest.mark.parametrize("value", [None, "a"])
+def test_a_polygon_holding_something_else_than_numbers_is_one_line(value, tmp_path: Path) -> None:
+    path = coco_file(tmp_path, [{"id": 5, "image_id": 1, "category_id": 3,
+                                 "segmentation": [[0, 0, value, 0, 9, 9, 0, 9]]}])
+    report = import_annotations("coco", path, tmp_path / "out")
+    assert report.errors == [f"{path}: image 'a.jpg' annotation 5 (category 3): 'segmentation' "
+                             f"polygons must be lists of at least 3 x, y pairs: the shape cannot "
+                             f"be drawn; image left out (fix or delete the shape)"]

@@ -23,6 +23,7 @@ from fcnseg.data.annotations.shapes import (
     load_json,
     positive_size,
     printable,
+    quoted,
     sample_name,
 )
 from fcnseg.data.errors import DataError
@@ -91,10 +92,10 @@ def decode_coco_segmentation(segmentation: Any, height: int, width: int) -> np.n
         polygons = [p for p in segmentation if isinstance(p, list)]
         # A ring of one or two points encloses nothing (COCO 2017 holds a few beside real
         # rings): it is left out, and the annotation refused only where no ring is left.
-        rings = [[float(v) for v in p] for p in polygons if len(p) >= 6]
+        numbers = all(isinstance(v, int | float) for p in polygons for v in p)
+        rings = [[float(v) for v in p] for p in polygons if len(p) >= 6] if numbers else []
         if (len(polygons) != len(segmentation) or not rings
-                or any(len(p) % 2 for p in polygons)
-                or not all(isinstance(v, int | float) for p in polygons for v in p)):
+                or any(len(p) % 2 for p in polygons)):
             raise ValueError("'segmentation' polygons must be lists of at least 3 x, y pairs")
         _check_polygon_lengths(rings, height, width)
         rle = mask_api.merge(mask_api.frPyObjects(rings, height, width))
@@ -158,11 +159,15 @@ def _image_items(listed: list, src: Path, images: Path | None
         if "id" not in img or not isinstance(img.get("file_name"), str):
             raise ValueError(f"{source}: images[{k}] needs an 'id' and a 'file_name'")
         file_name = img["file_name"]
+        size = positive_size(img.get("height"), img.get("width"))
         if img["id"] in items:
-            twins[img["id"]] = (
-                f"{source}: images[{k}] ('{file_name}') has the id {img['id']!r} of "
-                f"images[{index[img['id']]}] ('{items[img['id']].image_name}'): annotations "
-                f"cannot tell them apart; neither imported (give each image its own id)")
+            first = items[img["id"]]
+            if (first.image_name, first.size) != (file_name, size):  # else one image twice
+                twins[img["id"]] = (
+                    f"{source}: images[{k}] ({quoted(file_name)}) has the id {img['id']!r} "
+                    f"of images[{index[img['id']]}] ({quoted(str(first.image_name))}): "
+                    f"annotations cannot tell them apart; neither imported (give each image "
+                    f"its own id)")
             continue
         # fcnseg predict writes the plain name, and in 'path' where the picture lies;
         # Windows tools separate folders with backslashes.
@@ -173,11 +178,10 @@ def _image_items(listed: list, src: Path, images: Path | None
         # Tools export every image of a project, annotated or not: one without annotations
         # is all background only when the import asks for that.
         item = AnnotatedImage(name=sample_name(file_name), source=src, image_path=path,
-                              size=positive_size(img.get("height"), img.get("width")),
-                              listed=True, where=f"image '{file_name}'",
+                              size=size, listed=True, where=f"image {quoted(file_name)}",
                               image_name=file_name)
         if item.size is None:
-            item.error = f"{source}: image '{file_name}': no positive 'height' and 'width'"
+            item.error = f"{source}: image {quoted(file_name)}: no positive 'height' and 'width'"
         items[img["id"]], index[img["id"]] = item, k
     return items, twins
 

@@ -41,6 +41,7 @@ from fcnseg.data.annotations.shapes import (
     RasterOptions,
     partly_outside,
     printable,
+    quoted,
     rasterise,
 )
 from fcnseg.data.annotations.val_split import split_names, video_of, video_split_line
@@ -513,7 +514,7 @@ def _say_counts(result: ImportReport, found: Annotations, options: ImportOptions
             first.image_path.parent if first.image_path is not None else first.source.parent)
         hint = ("; if they are in another folder, name it with --images DIR"
                 if options.images is None else "")
-        say(f"error: {len(result.missing)} picture(s) not found, the first '{shown}' of "
+        say(f"error: {len(result.missing)} picture(s) not found, the first {quoted(shown)} of "
             f"{printable(first.source)}, looked for in {places}{hint}")
     if result.clipped:
         say(f"{len(result.clipped)} shape(s) partly outside their image were clipped to it "

@@ -43,6 +43,12 @@ def printable(path: Path | str) -> str:
     return text
 
 
+
+def quoted(name: str) -> str:
+    """``name`` in quotes as written (a Windows path's backslashes single), escaped as Python
+    writes strings where it holds a line break or another control character (one line)."""
+    return f"'{name}'" if name.isprintable() else repr(name)
+
 def sample_name(file_name: str) -> str:
     """The name an image of an annotation file gets in an imported dataset: its path without
     the suffix, folders joined by ``__`` (``train/a.jpg`` -> ``train__a``); a path that leaves
